@@ -1,0 +1,147 @@
+-- wardcrf database schema: the one definition of every table.
+--
+-- The file is a sequence of named migrations. Each starts with a line
+-- "-- migration: NAME" and is applied once, in file order, inside one
+-- transaction, and recorded in schema_migrations. Never edit a migration that
+-- has shipped; append a new one.
+
+-- migration: 0001-foundation
+CREATE TABLE schema_migrations (
+    name TEXT PRIMARY KEY,
+    applied_at TEXT NOT NULL
+);
+
+-- Site identity. Exactly one row. Written once at init.
+CREATE TABLE site (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('ward', 'hub')),
+    zone TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+-- The event log: the source record. Append-only (see triggers below).
+-- `line` holds the canonical JSON line exactly as it travels in bundles; the
+-- other columns are copies of fields inside it, kept for indexing and checked
+-- against the line by `audit verify`.
+CREATE TABLE events (
+    pos INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    device TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    hlc TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    user TEXT,
+    type TEXT NOT NULL,
+    subject TEXT,
+    amends TEXT,
+    line TEXT NOT NULL,
+    UNIQUE (device, seq)
+);
+CREATE INDEX events_subject ON events (subject);
+CREATE INDEX events_amends ON events (amends) WHERE amends IS NOT NULL;
+CREATE INDEX events_type ON events (type);
+
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only: corrections are amendments');
+END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only: nothing is deleted');
+END;
+
+-- The head of each device's chain, updated in the same transaction as every
+-- append. Lets `audit verify` notice a log truncated at its tail.
+CREATE TABLE chain_heads (
+    device TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    hlc TEXT NOT NULL
+);
+
+-- Device keys (sync signing and age identities), inside the encrypted DB.
+CREATE TABLE device_keys (
+    device TEXT PRIMARY KEY,
+    sign_secret TEXT NOT NULL,
+    sign_public TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    age_identity TEXT NOT NULL,
+    age_recipient TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+-- Projection: users. Derived from user.* events.
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    full_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    locked INTEGER NOT NULL DEFAULT 0,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    language TEXT NOT NULL DEFAULT 'en',
+    created_event TEXT NOT NULL,
+    updated_event TEXT NOT NULL
+);
+
+-- Projection: e-signatures. `signed_hash` is the hash of what was signed.
+CREATE TABLE signatures (
+    event_id TEXT PRIMARY KEY,
+    target_event TEXT NOT NULL,
+    subject TEXT,
+    signed_hash TEXT NOT NULL,
+    meaning TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    full_name TEXT NOT NULL,
+    signed_at TEXT NOT NULL
+);
+CREATE INDEX signatures_target ON signatures (target_event);
+CREATE INDEX signatures_subject ON signatures (subject);
+
+-- Projection: amendments, old -> new per field, with reason.
+CREATE TABLE amendments (
+    event_id TEXT NOT NULL,
+    target_event TEXT NOT NULL,
+    field TEXT NOT NULL,
+    old_value TEXT,
+    new_value TEXT,
+    reason TEXT NOT NULL,
+    user_id TEXT,
+    ts TEXT NOT NULL,
+    PRIMARY KEY (event_id, field)
+);
+CREATE INDEX amendments_target ON amendments (target_event);
+
+-- Projection: current value of every record (form submission), after
+-- amendments. `data` is the JSON of current field values.
+CREATE TABLE records (
+    event_id TEXT PRIMARY KEY,
+    form TEXT NOT NULL,
+    subject TEXT,
+    data TEXT NOT NULL,
+    field_hlc TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT,
+    last_event TEXT NOT NULL,
+    last_hlc TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX records_form ON records (form, subject);
+CREATE INDEX records_subject ON records (subject);
+
+-- Projection: protocol versions loaded on this site (the TOML travels in
+-- the protocol.loaded event, so every version stays part of the record).
+CREATE TABLE protocols (
+    protocol_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    source TEXT NOT NULL,
+    loaded_event TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (protocol_id, version)
+);

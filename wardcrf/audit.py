@@ -1,0 +1,151 @@
+"""Audit: verify the record's integrity and read the audit trail.
+
+`verify` runs every registered integrity check (the event chains here;
+photo evidence and other stored hashes register their own checks) and
+returns every problem found, each naming where it is. `trail` renders the
+log as people read it: who, when, what, old -> new, why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import eventlog
+from .site import Session
+from .store import Store
+
+
+@dataclass
+class CheckResult:
+    name: str
+    checked: int
+    problems: list[str] = field(default_factory=list)
+
+
+Check = Callable[[Store], CheckResult]
+_CHECKS: list[tuple[str, Check]] = []
+
+
+def register_check(name: str) -> Callable[[Check], Check]:
+    """Add an integrity check to `audit verify` (photos, logger files, bundles...)."""
+
+    def add(fn: Check) -> Check:
+        if all(n != name for n, _ in _CHECKS):
+            _CHECKS.append((name, fn))
+        return fn
+
+    return add
+
+
+@register_check("event chains")
+def _chains(store: Store) -> CheckResult:
+    n, problems = eventlog.verify_chains(store)
+    return CheckResult("event chains", n, [str(p) for p in problems])
+
+
+@dataclass
+class VerifyReport:
+    results: list[CheckResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(not r.problems for r in self.results)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{r.name}: {p}" for r in self.results for p in r.problems]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checks": [{"name": r.name, "checked": r.checked, "problems": r.problems} for r in self.results],
+        }
+
+
+def verify_store(store: Store) -> VerifyReport:
+    from .projections import load_all
+
+    load_all()  # modules register their checks on import
+    return VerifyReport([fn(store) for _, fn in _CHECKS])
+
+
+def verify(session: Session) -> VerifyReport:
+    session.require("audit.verify", what="verify the audit trail")
+    return verify_store(session.store)
+
+
+@dataclass
+class TrailEntry:
+    event_id: str
+    device: str
+    seq: int
+    ts: str
+    local_time: str
+    user: str | None
+    role: str | None
+    type: str
+    subject: str | None
+    summary: str
+    changes: list[dict[str, Any]]
+    reason: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _summary(e: eventlog.Event) -> tuple[str, list[dict[str, Any]]]:
+    b = e.body
+    if e.type == "record.amended":
+        changes = [
+            {"field": f, "old": c.get("old"), "new": c.get("new")} for f, c in sorted(b["changes"].items())
+        ]
+        return f"amended {b.get('form')} record {e.amends}", changes
+    if e.type == "record.submitted":
+        data = b.get("data") or {}
+        shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in list(data.items())[:6])
+        more = " …" if len(data) > 6 else ""
+        return f"{b.get('form')}: {shown}{more}", []
+    if e.type == "signature.applied":
+        return f"signed {b['target']} as {b['meaning']} ({b['full_name']})", []
+    keys = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in list(b.items())[:5])
+    return keys, []
+
+
+def trail(
+    session: Session, *, subject: str | None = None, user: str | None = None,
+    type_prefix: str | None = None, since: str | None = None, until: str | None = None,
+    limit: int | None = None,
+) -> Iterator[TrailEntry]:
+    session.require("audit.read", what="read the audit trail")
+    where, params = [], []
+    if subject:
+        where.append("(subject = ? OR subject LIKE ?)")
+        params += [subject, subject + "/%"]
+    if user:
+        where.append("user = ?")
+        params.append(user)
+    if type_prefix:
+        where.append("type LIKE ?")
+        params.append(type_prefix + "%")
+    if since:
+        where.append("ts >= ?")
+        params.append(since)
+    if until:
+        where.append("ts < ?")
+        params.append(until)
+    sql = "SELECT line FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+    # With a limit, the most recent N events (by position), shown oldest first.
+    sql += f" ORDER BY pos DESC LIMIT {int(limit)}" if limit else " ORDER BY pos"
+    lines = [r[0] for r in session.store.execute(sql, params)]
+    events = [eventlog.Event.from_line(line) for line in lines]
+    events.sort(key=lambda e: (e.hlc, e.device, e.seq))
+    for e in events:
+        summary, changes = _summary(e)
+        yield TrailEntry(
+            event_id=e.id, device=e.device, seq=e.seq, ts=e.ts,
+            local_time=e.local_time.isoformat(timespec="seconds"), user=e.user, role=e.role,
+            type=e.type, subject=e.subject, summary=summary, changes=changes, reason=e.reason,
+        )

@@ -1,0 +1,196 @@
+"""Backups a ward can trust: consistent, encrypted, verified, restorable.
+
+A backup is one uncompressed tar file holding ``wardcrf.db`` (a consistent
+copy made with SQLite's online backup API while the app may be running,
+still encrypted under the same key) and ``keyslots.json`` (so any user's
+password, or the recovery key, opens it on a new laptop). After writing, the
+copy is opened, integrity-checked and its chains verified before it gets its
+final name; a pulled USB stick never leaves a half backup named as whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlcipher3
+
+from . import eventlog
+from .clock import iso_utc, now_utc
+from .errors import AuthError, Refused, StoreError, UsageError, VerificationFailed
+from .keyslots import FILENAME as SLOTS_FILENAME
+from .keyslots import KeySlots
+from .site import Session, Site
+from .store import DB_FILENAME, Store, translate_error
+
+SUFFIX = ".wardbackup"
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    sha256: str
+    events: int
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _verify_copy(db_file: Path, key: bytes) -> int:
+    store = Store(db_file, key, readonly=False)
+    try:
+        result = store.integrity_check()
+        if result != "ok":
+            raise VerificationFailed(f"backup copy failed integrity check: {result}")
+        n, problems = eventlog.verify_chains(store)
+        if problems:
+            raise VerificationFailed(f"backup copy failed audit verify: {problems[0]}")
+        return n
+    finally:
+        store.close()
+
+
+def backup(session: Session, to_dir: Path) -> BackupResult:
+    session.require("db.backup", what="make backups")
+    to_dir = Path(to_dir)
+    if not to_dir.is_dir():
+        raise UsageError(f"backup folder {to_dir} does not exist (plug in the stick or create it)")
+    stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
+    name = f"{session.ctx.site}-{session.ctx.device}-{stamp}{SUFFIX}"
+    final = to_dir / name
+    if final.exists():
+        raise Refused(f"{final} already exists; wait a second and retry")
+    try:
+        with tempfile.TemporaryDirectory(dir=to_dir, prefix=".wardcrf-backup-") as tmp:
+            tmp_path = Path(tmp)
+            copy = tmp_path / DB_FILENAME
+            target = sqlcipher3.connect(str(copy), isolation_level=None)
+            try:
+                target.execute(f"PRAGMA key = \"x'{session.key.hex()}'\"")
+                session.store.conn.backup(target)
+                target.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                target.close()
+            events = _verify_copy(copy, session.key)
+            slots_copy = tmp_path / SLOTS_FILENAME
+            shutil.copyfile(session.site.slots.path, slots_copy)
+            partial = to_dir / (name + ".partial")
+            with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+                tar.add(copy, arcname=DB_FILENAME)
+                tar.add(slots_copy, arcname=SLOTS_FILENAME)
+            with open(partial, "rb") as fh:
+                os.fsync(fh.fileno())
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            os.replace(partial, final)
+            _fsync_dir(to_dir)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            (to_dir / (name + ".partial")).unlink()
+        raise translate_error(exc, final) from None
+    session.append(
+        type="db.backup_made", subject=f"site:{session.ctx.site}",
+        body={"file": name, "sha256": digest, "events": events},
+    )
+    return BackupResult(final, digest, events)
+
+
+def _read_backup(path: Path, into: Path) -> None:
+    try:
+        with tarfile.open(path, "r:") as tar:
+            names = tar.getnames()
+            if sorted(names) != sorted([DB_FILENAME, SLOTS_FILENAME]):
+                raise UsageError(f"{path} is not a wardcrf backup (members: {', '.join(names) or 'none'})")
+            for member in tar.getmembers():
+                if not member.isfile():
+                    raise UsageError(f"{path} is not a wardcrf backup ({member.name} is not a regular file)")
+                src = tar.extractfile(member)
+                assert src is not None
+                with open(into / member.name, "wb") as out:
+                    shutil.copyfileobj(src, out)
+    except (tarfile.TarError, EOFError) as exc:
+        raise UsageError(f"{path} is not a readable wardcrf backup: {exc}") from None
+    except FileNotFoundError:
+        raise UsageError(f"backup file {path} does not exist") from None
+
+
+@dataclass
+class RestoreResult:
+    data_dir: Path
+    events: int
+    replaced: Path | None
+    site: str
+    device: str
+
+
+def restore(
+    backup_file: Path, data_dir: Path, *, username: str | None = None, password: str | None = None,
+    recovery_key: str | None = None,
+) -> RestoreResult:
+    """Put a backup in place. Needs a user's password or the recovery key.
+
+    An existing site in `data_dir` is moved aside (never deleted) into
+    ``data_dir/replaced-<time>/`` so nothing is lost.
+    """
+    backup_file, data_dir = Path(backup_file), Path(data_dir)
+    with tempfile.TemporaryDirectory(prefix=".wardcrf-restore-", dir=data_dir.parent if data_dir.parent.exists() else None) as tmp:
+        tmp_path = Path(tmp)
+        _read_backup(backup_file, tmp_path)
+        slots = KeySlots.load(tmp_path)
+        if recovery_key:
+            key = slots.unwrap_with_recovery(recovery_key)
+        elif username and password is not None:
+            maybe = slots.unwrap_with_password(username, password)
+            if maybe is None:
+                raise AuthError(f"wrong user name or password for the backup in {backup_file.name}")
+            key = maybe
+        else:
+            raise UsageError("restore needs WARDCRF_USER and WARDCRF_PASSWORD, or --recovery-key")
+        try:
+            events = _verify_copy(tmp_path / DB_FILENAME, key)
+        except StoreError as exc:
+            raise VerificationFailed(f"backup {backup_file.name} cannot be opened: {exc}") from None
+        replaced = None
+        data_dir.mkdir(parents=True, exist_ok=True)
+        existing = [p for p in (data_dir / DB_FILENAME, data_dir / SLOTS_FILENAME,
+                                data_dir / (DB_FILENAME + "-wal"), data_dir / (DB_FILENAME + "-shm")) if p.exists()]
+        if existing:
+            replaced = data_dir / f"replaced-{now_utc().strftime('%Y%m%dT%H%M%SZ')}"
+            replaced.mkdir()
+            for p in existing:
+                os.replace(p, replaced / p.name)
+        for name in (DB_FILENAME, SLOTS_FILENAME):
+            shutil.copyfile(tmp_path / name, data_dir / (name + ".tmp"))
+            with open(data_dir / (name + ".tmp"), "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(data_dir / (name + ".tmp"), data_dir / name)
+        _fsync_dir(data_dir)
+    site = Site.open(data_dir)
+    store = site.unlock_key(key)
+    try:
+        ctx = eventlog.DeviceContext.load(store)
+        author = eventlog.Author(user=username or "recovery-key", role=None)
+        eventlog.append(
+            store, ctx, author, type="db.restored", subject=f"site:{ctx.site}",
+            body={"file": backup_file.name, "events": events, "at": iso_utc(now_utc()),
+                  "replaced": str(replaced) if replaced else None},
+        )
+    finally:
+        store.close()
+    return RestoreResult(data_dir, events, replaced, ctx.site, ctx.device)
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+

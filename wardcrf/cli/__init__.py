@@ -1,0 +1,86 @@
+"""The `wardcrf` command line: thin commands over the domain services.
+
+Commands parse arguments, open a session and call a service; they never run
+SQL. Every `WardError` becomes one line on stderr and its exit code
+(see `wardcrf.errors`); an unexpected exception is reported as an internal
+error in one line (set WARDCRF_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+import typer
+
+from .. import __version__
+from ..errors import EXIT_REFUSED, WardError
+from . import audit_cmds, db_cmds, site_cmds, user_cmds
+
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="wardcrf",
+    help="Offline electronic case report forms for clinical trials in isolation wards.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wardcrf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Offline electronic case report forms for clinical trials in isolation wards.
+
+    """
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+site_cmds.register(app)
+app.add_typer(user_cmds.app, name="user")
+app.add_typer(db_cmds.app, name="db")
+app.add_typer(audit_cmds.app, name="audit")
+audit_cmds.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app and turn user-facing failures into one line."""
+    try:
+        app(args=argv, prog_name="wardcrf")
+    except WardError as exc:
+        print(f"wardcrf: error: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("wardcrf: interrupted; nothing was saved by the interrupted step", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        if os.environ.get("WARDCRF_DEBUG"):
+            raise
+        if exc.errno == errno.ENOSPC:
+            print("wardcrf: error: disk full; free space and retry (nothing was saved)", file=sys.stderr)
+        else:
+            print(f"wardcrf: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        sys.exit(EXIT_REFUSED)
+    except Exception as exc:  # a bug: still one line, unless debugging
+        if os.environ.get("WARDCRF_DEBUG"):
+            raise
+        print(
+            f"wardcrf: internal error: {type(exc).__name__}: {exc} (set WARDCRF_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERNAL)

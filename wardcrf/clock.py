@@ -1,0 +1,97 @@
+"""Time on a ward laptop: wall clock, zone and a hybrid logical clock.
+
+Ward clocks drift and get reset. Every event records the wall time in UTC,
+the device's offset and zone (so a reader sees the local time the clinician
+saw), and a hybrid logical clock (HLC) value that never runs backwards on a
+device and moves past every clock it has seen from other devices. The HLC
+orders concurrent amendments from two devices; wall time is what people read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+FAR_AHEAD = timedelta(hours=24)
+"""A new event this far past the last one is suspicious (warn, never block)."""
+
+
+def now_utc() -> datetime:
+    """The current UTC time; `WARDCRF_FAKE_NOW` (ISO 8601) pins it for demos and tests."""
+    fake = os.environ.get("WARDCRF_FAKE_NOW")
+    if fake:
+        dt = datetime.fromisoformat(fake)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.astimezone(UTC)
+    return datetime.now(UTC)
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)") from exc
+
+
+def iso_utc(dt: datetime) -> str:
+    """UTC timestamp with milliseconds and a Z, e.g. 2020-03-16T01:00:00.000Z."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {text}")
+    return dt
+
+
+@dataclass(frozen=True, order=True)
+class HLC:
+    """A hybrid logical clock value: physical milliseconds and a counter.
+
+    Encoded as a fixed-width string so that string order equals clock order.
+    """
+
+    millis: int
+    counter: int
+
+    def encode(self) -> str:
+        return f"{self.millis:015d}.{self.counter:05d}"
+
+    @classmethod
+    def decode(cls, text: str) -> HLC:
+        millis, _, counter = text.partition(".")
+        return cls(int(millis), int(counter or 0))
+
+    def tick(self, wall_millis: int) -> HLC:
+        """The next local value: wall time if it moved forward, else counter + 1."""
+        if wall_millis > self.millis:
+            return HLC(wall_millis, 0)
+        return HLC(self.millis, self.counter + 1)
+
+    def merge(self, other: HLC, wall_millis: int) -> HLC:
+        """The value after receiving `other` from another device."""
+        top = max(self.millis, other.millis, wall_millis)
+        if top == self.millis == other.millis:
+            return HLC(top, max(self.counter, other.counter) + 1)
+        if top == self.millis:
+            return HLC(top, self.counter + 1)
+        if top == other.millis:
+            return HLC(top, other.counter + 1)
+        return HLC(top, 0)
+
+
+ZERO = HLC(0, 0)
+
+
+def wall_millis(dt: datetime | None = None) -> int:
+    dt = dt or now_utc()
+    return int(dt.timestamp() * 1000)
+
+
+def monotonic_ms() -> float:
+    return time.monotonic() * 1000

@@ -1,0 +1,26 @@
+"""Administrative database services: rebuild, check, raw key disclosure."""
+
+from __future__ import annotations
+
+from . import projections
+from .projections import Difference
+from .site import Session
+
+
+def check_projections(session: Session) -> tuple[int, list[Difference]]:
+    session.require("audit.verify", what="check projections")
+    return projections.check(session.store)
+
+
+def rebuild_projections(session: Session) -> int:
+    session.require("db.rebuild", what="rebuild projections")
+    n = projections.rebuild(session.store)
+    session.append(type="db.rebuilt", subject=f"site:{session.ctx.site}", body={"events": n})
+    return n
+
+
+def reveal_raw_key(session: Session) -> str:
+    """The raw key in hex. Its disclosure is itself an event (who, when)."""
+    session.require("db.raw_key", what="print the raw database key")
+    session.append(type="db.raw_key_shown", subject=f"site:{session.ctx.site}", body={})
+    return session.key.hex()

@@ -1,0 +1,354 @@
+"""The event log: append, read and verify the hash-chained audit trail.
+
+`append` is the one way a local change enters the database. It builds the
+event's canonical line (see `canonical`), chains it to the device's previous
+event, writes it and runs the projectors for its type, all in one
+transaction: either the event and every projection row it implies are saved,
+or nothing is. `ingest` is the same write for an event that arrived from
+another device (sync); it never invents fields, it checks them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import canonical
+from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, wall_millis, zone
+from .errors import Refused
+from .store import Store
+
+# Every key of an event line besides "prev". Absent optional values are null,
+# so every line has the same keys and readers need no special cases.
+EVENT_KEYS = (
+    "amends", "body", "device", "hlc", "id", "protocol", "reason", "role", "seq",
+    "site", "subject", "ts", "type", "tz", "user", "zone",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the audit trail, exactly as hashed and shipped."""
+
+    id: str
+    device: str
+    seq: int
+    prev: str
+    hash: str
+    hlc: str
+    ts: str
+    tz: str
+    zone: str
+    site: str
+    user: str | None
+    role: str | None
+    type: str
+    subject: str | None
+    body: dict[str, Any]
+    reason: str | None
+    amends: str | None
+    protocol: dict[str, str] | None
+    line: str
+
+    @classmethod
+    def from_line(cls, line: str) -> Event:
+        obj = json.loads(line)
+        if not isinstance(obj, dict):
+            raise ValueError("event line is not a JSON object")
+        missing = [k for k in ("prev", *EVENT_KEYS) if k not in obj]
+        if missing:
+            raise ValueError(f"event line lacks {', '.join(missing)}")
+        extra = sorted(set(obj) - {"prev", *EVENT_KEYS})
+        if extra:
+            raise ValueError(f"event line has unknown keys {', '.join(extra)}")
+        return cls(
+            id=obj["id"], device=obj["device"], seq=obj["seq"], prev=obj["prev"],
+            hash=canonical.line_hash(line), hlc=obj["hlc"], ts=obj["ts"], tz=obj["tz"],
+            zone=obj["zone"], site=obj["site"], user=obj["user"], role=obj["role"],
+            type=obj["type"], subject=obj["subject"], body=obj["body"] or {},
+            reason=obj["reason"], amends=obj["amends"], protocol=obj["protocol"], line=line,
+        )
+
+    @property
+    def local_time(self) -> datetime:
+        """The wall time as the ward saw it, in the device's zone."""
+        return parse_iso(self.ts).astimezone(zone(self.zone))
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who is appending, and under which protocol. Built from a signed-in session."""
+
+    user: str | None
+    role: str | None
+    protocol: dict[str, str] | None = None
+
+
+@dataclass
+class AppendResult:
+    event: Event
+    warnings: list[str] = field(default_factory=list)
+
+
+Projector = Callable[[Store, Event], None]
+_PROJECTORS: dict[str, list[Projector]] = {}
+
+
+def projector(*types: str) -> Callable[[Projector], Projector]:
+    """Register a function that updates projection tables for event types.
+
+    Projectors must be deterministic functions of the store and the event
+    (never the clock, never the environment): `db rebuild` replays the log
+    through them and must produce identical rows.
+    """
+
+    def register(fn: Projector) -> Projector:
+        for t in types:
+            _PROJECTORS.setdefault(t, []).append(fn)
+        return fn
+
+    return register
+
+
+def projectors_for(type_: str) -> list[Projector]:
+    if not _loaded[0]:
+        # Importing the projector modules registers them; do it before the
+        # first event is applied so no event type is ever projected half-way.
+        from .projections import load_all
+
+        _loaded[0] = True
+        load_all()
+    return _PROJECTORS.get(type_, [])
+
+
+_loaded = [False]
+
+
+@dataclass(frozen=True)
+class DeviceContext:
+    site: str
+    device: str
+    zone: str
+
+    @classmethod
+    def load(cls, store: Store) -> DeviceContext:
+        row = store.one("SELECT site, device, zone FROM site WHERE id = 1")
+        if row is None:
+            raise Refused("this database has no site identity (not initialised)")
+        return cls(site=row[0], device=row[1], zone=row[2])
+
+
+def _offset(dt: datetime, zone_name: str) -> str:
+    local = dt.astimezone(zone(zone_name))
+    return local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
+
+
+def append(
+    store: Store,
+    ctx: DeviceContext,
+    author: Author,
+    *,
+    type: str,
+    subject: str | None = None,
+    body: dict[str, Any] | None = None,
+    reason: str | None = None,
+    amends: str | None = None,
+) -> AppendResult:
+    """Append one local event and update its projections, atomically.
+
+    This is the only function that creates events. Raises `Refused` (and
+    saves nothing) when a projector refuses the event.
+    """
+    warnings: list[str] = []
+    with store.transaction():
+        head = store.one("SELECT seq, hash, hlc FROM chain_heads WHERE device = ?", (ctx.device,))
+        seq, prev, own_hlc = (head[0] + 1, head[1], HLC.decode(head[2])) if head else (1, canonical.GENESIS, ZERO)
+        top = store.scalar("SELECT max(hlc) FROM chain_heads")
+        known = HLC.decode(top) if top else ZERO
+        now = now_utc()
+        wall = wall_millis(now)
+        if head and wall < own_hlc.millis - 1000:
+            warnings.append(
+                f"clock warning: this laptop's time {iso_utc(now)} is earlier than its last "
+                "event; check the clock (the event is saved, ordered by its logical clock)"
+            )
+        elif head and own_hlc.millis and wall > own_hlc.millis + FAR_AHEAD.total_seconds() * 1000:
+            warnings.append(
+                f"clock warning: this laptop's time {iso_utc(now)} is more than 24 h after its "
+                "last event; check the clock if that is unexpected"
+            )
+        hlc = max(own_hlc, known).tick(wall)
+        fields: dict[str, Any] = {
+            "amends": amends,
+            "body": body or {},
+            "device": ctx.device,
+            "hlc": hlc.encode(),
+            "id": f"{ctx.device}-{seq}",
+            "protocol": author.protocol,
+            "reason": reason,
+            "role": author.role,
+            "seq": seq,
+            "site": ctx.site,
+            "subject": subject,
+            "ts": iso_utc(now),
+            "type": type,
+            "tz": _offset(now, ctx.zone),
+            "user": author.user,
+            "zone": ctx.zone,
+        }
+        line = canonical.event_line(prev, fields)
+        event = Event.from_line(line)
+        _write(store, event)
+    return AppendResult(event, warnings)
+
+
+def ingest(store: Store, event: Event) -> None:
+    """Write an event that arrived from another device (sync), with projections.
+
+    The caller (sync import) has already verified the chain and signatures;
+    this checks that the line continues the device's chain as held here.
+    """
+    with store.transaction():
+        head = store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (event.device,))
+        want_seq, want_prev = (head[0] + 1, head[1]) if head else (1, canonical.GENESIS)
+        if event.seq != want_seq or event.prev != want_prev:
+            raise Refused(
+                f"event {event.id} does not continue device {event.device}'s chain "
+                f"(expected seq {want_seq})"
+            )
+        _write(store, event)
+
+
+def _write(store: Store, event: Event) -> None:
+    store.execute(
+        "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (event.id, event.device, event.seq, event.prev, event.hash, event.hlc, event.ts,
+         event.user, event.type, event.subject, event.amends, event.line),
+    )
+    store.execute(
+        "INSERT INTO chain_heads (device, seq, hash, hlc) VALUES (?,?,?,?)"
+        " ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+        " hlc = max(chain_heads.hlc, excluded.hlc)",
+        (event.device, event.seq, event.hash, event.hlc),
+    )
+    for fn in projectors_for(event.type):
+        fn(store, event)
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+def get(store: Store, event_id: str) -> Event | None:
+    line = store.scalar("SELECT line FROM events WHERE id = ?", (event_id,))
+    return Event.from_line(line) if line is not None else None
+
+
+def iter_events(store: Store, where: str = "", params: Any = (), order: str = "pos") -> Iterator[Event]:
+    sql = "SELECT line FROM events" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
+    for (line,) in store.execute(sql, params):
+        yield Event.from_line(line)
+
+
+def count(store: Store) -> int:
+    return int(store.scalar("SELECT count(*) FROM events") or 0)
+
+
+def new_device_id() -> str:
+    """8 random Crockford-base32 characters: unique per `init`, easy to read aloud."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+# -- verification --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    device: str
+    seq: int | None
+    what: str
+
+    def __str__(self) -> str:
+        where = f"device {self.device} seq {self.seq}" if self.seq is not None else f"device {self.device}"
+        return f"{where}: {self.what}"
+
+
+_COLUMNS = ("id", "device", "seq", "prev", "hash", "hlc", "ts", "user", "type", "subject", "amends")
+
+
+def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
+    """Check every device chain; returns (events checked, first problem per device).
+
+    Catches rows edited, deleted, inserted or reordered by anyone who went
+    around wardcrf (for example with the raw key and the triggers dropped):
+    each line must hash to its stored hash, link to the previous hash, carry
+    consecutive seqs from 1, agree with its indexed columns, and end where the
+    chain head says it ends.
+    """
+    problems: dict[str, ChainProblem] = {}
+    n = 0
+    cur = store.execute(
+        "SELECT id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line"
+        " FROM events ORDER BY device, seq"
+    )
+    device: str | None = None
+    expect_seq = 1
+    expect_prev = canonical.GENESIS
+    sha = canonical.line_hash
+    last_seq: dict[str, tuple[int, str]] = {}
+    loads = json.loads
+    for row in cur:
+        n += 1
+        dev = row[1]
+        if dev != device:
+            device, expect_seq, expect_prev = dev, 1, canonical.GENESIS
+        if dev in problems:
+            continue
+        seq, line = row[2], row[11]
+        what = None
+        if seq != expect_seq:
+            what = (f"missing event(s) before this one (expected seq {expect_seq})"
+                    if seq > expect_seq else "duplicate or reordered seq")
+        elif sha(line) != row[4]:
+            what = "stored line does not match its hash (edited)"
+        elif row[3] != expect_prev or not line.startswith('{"prev":"' + expect_prev + '"'):
+            what = "chain broken: prev does not match the previous event's hash (inserted, deleted or reordered)"
+        else:
+            try:
+                obj = loads(line)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                what = "stored line is not valid JSON"
+            else:
+                for i, col in enumerate(_COLUMNS):
+                    if col == "hash":
+                        continue
+                    if obj.get(col) != row[i]:
+                        what = f"column {col} differs from the hashed line (edited)"
+                        break
+        if what:
+            problems[dev] = ChainProblem(dev, seq, what)
+            continue
+        expect_seq = seq + 1
+        expect_prev = row[4]
+        last_seq[dev] = (seq, row[4])
+    for dev, seq_, hash_ in store.execute("SELECT device, seq, hash FROM chain_heads"):
+        if dev in problems:
+            continue
+        held = last_seq.get(dev)
+        if held is None:
+            problems[dev] = ChainProblem(dev, None, f"chain head says seq {seq_} but no events are present")
+        elif held != (seq_, hash_):
+            problems[dev] = ChainProblem(
+                dev, held[0], f"log ends at seq {held[0]} but its head says seq {seq_} (events deleted at the end?)"
+            )
+    for dev in last_seq:
+        if dev not in problems and store.one("SELECT 1 FROM chain_heads WHERE device = ?", (dev,)) is None:
+            problems[dev] = ChainProblem(dev, None, "device has events but no chain head")
+    return n, sorted(problems.values(), key=lambda p: (p.device, p.seq or 0))

@@ -1,0 +1,274 @@
+"""Key slots: the database key wrapped once per user, plus a recovery slot.
+
+Like disk-encryption key slots (LUKS), the random 256-bit database key is
+never stored in clear. Each active user has a slot holding the key wrapped
+with AES-256-GCM under a key derived from their password by scrypt (memory
+hard). A recovery slot wraps it under a random recovery key shown once at
+`init`. Changing a password rewrites one slot and never re-encrypts data.
+
+The slots live in ``keyslots.json`` beside the database because they are
+needed *before* the database can be opened. The file holds no secret in
+clear: salts, nonces, KDF parameters and wrapped keys. Each slot's AES-GCM
+associated data binds it to its site, device and slot name, so a slot copied
+under another user's name does not open.
+
+Failed logins cannot be written to the database (a wrong password cannot
+open it), so they are counted here and flushed into the event log as
+``auth.login_failed`` events at the next successful unlock.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from .errors import AuthError, UsageError
+
+FORMAT = "wardcrf-keyslots/1"
+FILENAME = "keyslots.json"
+RECOVERY_SLOT = "recovery"
+
+# scrypt N=2^15, r=8, p=1: 32 MiB and ~0.1 s here; memory-hard so a stolen
+# laptop's slots are expensive to brute-force on GPUs.
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+
+LOCKOUT_AFTER = 5
+MIN_PASSWORD_LENGTH = 10
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def b64e(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64d(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def new_database_key() -> bytes:
+    """256 random bits, used as a raw SQLCipher key."""
+    return secrets.token_bytes(32)
+
+
+def format_recovery_key(raw: bytes) -> str:
+    """Crockford base32 in groups of four: easy to read aloud and type back."""
+    bits = int.from_bytes(raw, "big")
+    nchars = (len(raw) * 8 + 4) // 5
+    chars = []
+    for i in range(nchars):
+        shift = 5 * (nchars - 1 - i)
+        chars.append(_CROCKFORD[(bits >> shift) & 31])
+    text = "".join(chars)
+    return "WRK-" + "-".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def parse_recovery_key(text: str) -> bytes:
+    cleaned = text.strip().upper().replace("-", "").replace(" ", "")
+    if cleaned.startswith("WRK"):
+        cleaned = cleaned[3:]
+    cleaned = cleaned.replace("O", "0").replace("I", "1").replace("L", "1")
+    if len(cleaned) != 52 or any(c not in _CROCKFORD for c in cleaned):
+        raise AuthError("recovery key is malformed: expected WRK- followed by 52 base32 characters")
+    bits = 0
+    for c in cleaned:
+        bits = (bits << 5) | _CROCKFORD.index(c)
+    # 52 chars = 260 bits; the key is the top 256 (4 padding bits are zero).
+    if bits & 0xF:
+        raise AuthError("recovery key is malformed: checksum bits are not zero (typo?)")
+    return (bits >> 4).to_bytes(32, "big")
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UsageError(
+            f"password too short: at least {MIN_PASSWORD_LENGTH} characters are required"
+        )
+
+
+def _kek_from_password(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode("utf-8"))
+
+
+def _kek_from_recovery(raw: bytes, salt: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"wardcrf recovery").derive(raw)
+
+
+@dataclass
+class KeySlots:
+    """The parsed key-slot file of one data directory."""
+
+    path: Path
+    data: dict[str, Any]
+
+    # -- file handling -------------------------------------------------------
+    @classmethod
+    def create(cls, data_dir: Path, *, site: str, device: str) -> KeySlots:
+        path = data_dir / FILENAME
+        return cls(path, {"format": FORMAT, "site": site, "device": device, "slots": {}, "failed": {}})
+
+    @classmethod
+    def load(cls, data_dir: Path) -> KeySlots:
+        path = data_dir / FILENAME
+        if not path.exists():
+            raise UsageError(
+                f"{data_dir} is not a wardcrf data directory (no {FILENAME}); "
+                "run `wardcrf init` or pass the right --data-dir"
+            )
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path} is unreadable or corrupt: {exc}") from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise UsageError(f"{path} is not a wardcrf key-slot file (format {FORMAT} expected)")
+        data.setdefault("failed", {})
+        return cls(path, data)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialize read-modify-write of the file between processes."""
+        lock_path = self.path.with_suffix(".lock")
+        with open(lock_path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                if self.path.exists():
+                    fresh = json.loads(self.path.read_text("utf-8"))
+                    fresh.setdefault("failed", {})
+                    self.data = fresh
+                yield
+                self.save()
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def save(self) -> None:
+        """Atomic replace: temp file, fsync, rename, fsync the directory."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        payload = json.dumps(self.data, indent=2, sort_keys=True).encode("utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    # -- slots -----------------------------------------------------------------
+    @property
+    def site(self) -> str:
+        return str(self.data["site"])
+
+    @property
+    def device(self) -> str:
+        return str(self.data["device"])
+
+    def _aad(self, slot: str) -> bytes:
+        return f"{FORMAT}|{self.site}|{self.device}|{slot}".encode()
+
+    def has_user(self, username: str) -> bool:
+        return f"user:{username}" in self.data["slots"]
+
+    def usernames(self) -> list[str]:
+        return sorted(k[5:] for k in self.data["slots"] if k.startswith("user:"))
+
+    def set_user_slot(self, username: str, password: str, db_key: bytes) -> None:
+        check_password_rules(password)
+        salt = secrets.token_bytes(16)
+        kek = _kek_from_password(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+        nonce = secrets.token_bytes(12)
+        name = f"user:{username}"
+        wrapped = AESGCM(kek).encrypt(nonce, db_key, self._aad(name))
+        self.data["slots"][name] = {
+            "kdf": "scrypt",
+            "n": SCRYPT_N,
+            "r": SCRYPT_R,
+            "p": SCRYPT_P,
+            "salt": b64e(salt),
+            "nonce": b64e(nonce),
+            "wrapped": b64e(wrapped),
+        }
+
+    def remove_user_slot(self, username: str) -> None:
+        self.data["slots"].pop(f"user:{username}", None)
+
+    def set_recovery_slot(self, recovery_raw: bytes, db_key: bytes) -> None:
+        salt = secrets.token_bytes(16)
+        kek = _kek_from_recovery(recovery_raw, salt)
+        nonce = secrets.token_bytes(12)
+        wrapped = AESGCM(kek).encrypt(nonce, db_key, self._aad(RECOVERY_SLOT))
+        self.data["slots"][RECOVERY_SLOT] = {
+            "kdf": "hkdf-sha256",
+            "salt": b64e(salt),
+            "nonce": b64e(nonce),
+            "wrapped": b64e(wrapped),
+        }
+
+    def unwrap_with_password(self, username: str, password: str) -> bytes | None:
+        """The database key, or None when the password is wrong."""
+        name = f"user:{username}"
+        slot = self.data["slots"].get(name)
+        if slot is None:
+            return None
+        kek = _kek_from_password(
+            password, b64d(slot["salt"]), int(slot["n"]), int(slot["r"]), int(slot["p"])
+        )
+        try:
+            return AESGCM(kek).decrypt(b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(name))
+        except InvalidTag:
+            return None
+
+    def unwrap_with_recovery(self, recovery_text: str) -> bytes:
+        raw = parse_recovery_key(recovery_text)
+        slot = self.data["slots"].get(RECOVERY_SLOT)
+        if slot is None:
+            raise AuthError("this data directory has no recovery slot")
+        kek = _kek_from_recovery(raw, b64d(slot["salt"]))
+        try:
+            return AESGCM(kek).decrypt(
+                b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(RECOVERY_SLOT)
+            )
+        except InvalidTag:
+            raise AuthError("recovery key does not open this data directory") from None
+
+    # -- failed logins -----------------------------------------------------------
+    def failed_count(self, username: str) -> int:
+        return int(self.data["failed"].get(username, {}).get("count", 0))
+
+    def record_failure(self, username: str, at: str) -> int:
+        entry = self.data["failed"].setdefault(username, {"count": 0, "pending": []})
+        entry["count"] = int(entry.get("count", 0)) + 1
+        entry.setdefault("pending", []).append(at)
+        return int(entry["count"])
+
+    def clear_failures(self, username: str) -> None:
+        self.data["failed"].pop(username, None)
+
+    def take_pending_failures(self) -> dict[str, list[str]]:
+        """Failed attempts not yet written to the log; marks them written."""
+        out: dict[str, list[str]] = {}
+        for user, entry in self.data["failed"].items():
+            pending = entry.get("pending") or []
+            if pending:
+                out[user] = list(pending)
+                entry["pending"] = []
+        return out

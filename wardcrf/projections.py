@@ -1,0 +1,135 @@
+"""Projections: current-state tables derived from the event log.
+
+Every module that defines projectors is listed in `PROJECTOR_MODULES` and
+every derived table in `PROJECTION_TABLES`. `rebuild` replays the whole log
+(in the order it was written) through the projectors; `check` does the same
+into a scratch in-memory database and compares every table row by row, so a
+projector bug or a hand-edited projection row is found and named.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import eventlog
+from .store import Store
+
+PROJECTOR_MODULES = [
+    "wardcrf.users",
+    "wardcrf.records",
+    "wardcrf.signatures",
+]
+
+PROJECTION_TABLES = [
+    "users",
+    "signatures",
+    "amendments",
+    "records",
+    "protocols",
+]
+
+_loaded = False
+
+
+def load_all() -> None:
+    """Import every projector module so no event type is applied half-way."""
+    global _loaded
+    if _loaded:
+        return
+    for name in PROJECTOR_MODULES:
+        importlib.import_module(name)
+    _loaded = True
+
+
+def existing_tables(store: Store) -> list[str]:
+    present = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return [t for t in PROJECTION_TABLES if t in present]
+
+
+def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None = None) -> int:
+    """Apply events (canonical lines, in log order) to the projections of `store`."""
+    load_all()
+    n = 0
+    for line in lines:
+        event = eventlog.Event.from_line(line)
+        for fn in eventlog.projectors_for(event.type):
+            fn(store, event)
+        n += 1
+        if on_progress and n % 10000 == 0:
+            on_progress(n)
+    return n
+
+
+def rebuild(store: Store, on_progress: Callable[[int], None] | None = None) -> int:
+    """Clear and re-derive every projection table from the log, in one transaction."""
+    load_all()
+    with store.transaction():
+        for table in existing_tables(store):
+            store.execute(f"DELETE FROM [{table}]")
+        lines = (r[0] for r in store.conn.execute("SELECT line FROM events ORDER BY pos"))
+        return replay(store, lines, on_progress)
+
+
+@dataclass(frozen=True)
+class Difference:
+    table: str
+    key: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"table {self.table}, row {self.key}: {self.what}"
+
+
+def _pk(store: Store, table: str) -> list[str]:
+    cols = store.rows(f"PRAGMA table_info([{table}])")
+    pk = [c["name"] for c in sorted(cols, key=lambda c: c["pk"]) if c["pk"]]
+    return pk or [c["name"] for c in cols]
+
+
+def _table_rows(store: Store, table: str, pk: list[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    order = ", ".join(f"[{c}]" for c in pk)
+    return {tuple(r[c] for c in pk): r for r in store.rows(f"SELECT * FROM [{table}] ORDER BY {order}")}
+
+
+def scratch_copy(store: Store) -> Store:
+    """An in-memory database with the same schema, site row and events, projections empty."""
+    scratch = Store.memory()
+    scratch.migrate()
+    with scratch.transaction():
+        for row in store.rows("SELECT * FROM site"):
+            scratch.db["site"].insert(row)
+    return scratch
+
+
+def check(store: Store, on_progress: Callable[[int], None] | None = None) -> tuple[int, list[Difference]]:
+    """Replay into a scratch copy; return (events replayed, differences, first per table)."""
+    scratch = scratch_copy(store)
+    try:
+        with scratch.transaction():
+            cur = store.conn.execute("SELECT line FROM events ORDER BY pos")
+            n = replay(scratch, (r[0] for r in cur), on_progress)
+        diffs: list[Difference] = []
+        for table in existing_tables(store):
+            pk = _pk(store, table)
+            live = _table_rows(store, table, pk)
+            fresh = _table_rows(scratch, table, pk)
+            for key in sorted(set(live) | set(fresh), key=repr):
+                name = "/".join(str(k) for k in key)
+                if key not in fresh:
+                    diffs.append(Difference(table, name, "present in the database but not derivable from the log"))
+                    break
+                if key not in live:
+                    diffs.append(Difference(table, name, "derivable from the log but missing in the database"))
+                    break
+                if live[key] != fresh[key]:
+                    col = next(c for c in fresh[key] if live[key].get(c) != fresh[key][c])
+                    diffs.append(Difference(
+                        table, name, f"column {col} is {live[key].get(col)!r}, the log gives {fresh[key][col]!r}"
+                    ))
+                    break
+        return n, diffs
+    finally:
+        scratch.close()

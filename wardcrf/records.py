@@ -1,0 +1,196 @@
+"""Records (form submissions) and their amendments.
+
+Every form a person fills in (screening, consent, a dose, vitals, a
+handover, ...) is one ``record.submitted`` event whose body carries the form
+name and the field values. Corrections are ``record.amended`` events that
+name the record, carry old and new value per field and a mandatory reason
+(Annex 11 §9); the original stays in the log and in `amendments`.
+
+The generic `records` projection holds each record's current values. Form
+specific projections (doses, vitals, handovers, ...) register a `form_hook`
+that is called with the record's current state after a submission and after
+every amendment, so they never need to know about amendments themselves.
+
+Two devices amending one field concurrently: each field remembers the hybrid
+logical clock of the value it shows, and an amendment only replaces a value
+older than itself. Both amendments stay in the log; `conflicts` lists them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .canonical import dumps
+from .errors import Refused, UsageError
+from .eventlog import Event, get, projector
+from .site import Session
+from .store import Store
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """A record's current values, as the projection holds them."""
+
+    event_id: str
+    form: str
+    subject: str | None
+    data: dict[str, Any]
+    created_at: str
+    created_by: str | None
+    last_event: str
+    version: int
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RecordState:
+        return cls(
+            event_id=row["event_id"], form=row["form"], subject=row["subject"],
+            data=json.loads(row["data"]), created_at=row["created_at"],
+            created_by=row["created_by"], last_event=row["last_event"], version=row["version"],
+        )
+
+
+FormHook = Callable[[Store, RecordState], None]
+_FORM_HOOKS: dict[str, list[FormHook]] = {}
+
+
+def form_hook(*forms: str) -> Callable[[FormHook], FormHook]:
+    """Register a projection for a form; called after submission and each amendment.
+
+    Hooks must be idempotent upserts keyed by the record's event id.
+    """
+
+    def register(fn: FormHook) -> FormHook:
+        for f in forms:
+            _FORM_HOOKS.setdefault(f, []).append(fn)
+        return fn
+
+    return register
+
+
+def load(store: Store, event_id: str) -> RecordState | None:
+    rows = store.rows("SELECT * FROM records WHERE event_id = ?", (event_id,))
+    return RecordState.from_row(rows[0]) if rows else None
+
+
+def for_subject(store: Store, subject: str, form: str | None = None) -> list[RecordState]:
+    sql = "SELECT * FROM records WHERE subject = ?"
+    params: list[Any] = [subject]
+    if form:
+        sql += " AND form = ?"
+        params.append(form)
+    return [RecordState.from_row(r) for r in store.rows(sql + " ORDER BY created_at, event_id", params)]
+
+
+def submit(
+    session: Session, form: str, data: dict[str, Any], *, subject: str | None = None,
+    reason: str | None = None, extra: dict[str, Any] | None = None,
+) -> Event:
+    """Append a validated record. Validation and permission are the caller's job.
+
+    `extra` carries body keys beside the field values (e.g. soft-range
+    overrides with their reasons), kept in the hashed event.
+    """
+    body: dict[str, Any] = {"form": form, "data": data}
+    if extra:
+        body.update(extra)
+    return session.append(type="record.submitted", subject=subject, body=body, reason=reason).event
+
+
+def amend(
+    session: Session, event_id: str, changes: dict[str, Any], reason: str,
+    *, extra: dict[str, Any] | None = None,
+) -> Event:
+    """Correct fields of a record: old and new value per field, with a reason."""
+    if not reason or not reason.strip():
+        raise UsageError("an amendment needs a reason (--reason): what was wrong and why it changes")
+    rec = load(session.store, event_id)
+    if rec is None:
+        if get(session.store, event_id) is not None:
+            raise Refused(f"event {event_id} is not a record that can be amended")
+        raise Refused(f"unknown event {event_id}")
+    delta = {}
+    for field, new in changes.items():
+        old = rec.data.get(field)
+        if dumps(old) != dumps(new):
+            delta[field] = {"old": old, "new": new}
+    if not delta:
+        raise Refused("nothing to amend: every value given equals the current value")
+    body: dict[str, Any] = {"form": rec.form, "changes": delta}
+    if extra:
+        body.update(extra)
+    return session.append(
+        type="record.amended", subject=rec.subject, body=body, reason=reason.strip(), amends=event_id
+    ).event
+
+
+def history(store: Store, event_id: str) -> list[dict[str, Any]]:
+    """Every amendment of a record: field, old -> new, reason, who, when."""
+    return store.rows(
+        "SELECT event_id, field, old_value, new_value, reason, user_id, ts FROM amendments"
+        " WHERE target_event = ? ORDER BY ts, event_id, field",
+        (event_id,),
+    )
+
+
+def conflicts(store: Store) -> list[dict[str, Any]]:
+    """Pairs of amendments of the same field made on different devices, neither seeing the other."""
+    return store.rows(
+        """
+        SELECT a.target_event, a.field, a.event_id AS first_event, b.event_id AS second_event,
+               a.new_value AS first_value, b.new_value AS second_value
+        FROM amendments a JOIN amendments b
+          ON a.target_event = b.target_event AND a.field = b.field AND a.event_id < b.event_id
+        JOIN events ea ON ea.id = a.event_id JOIN events eb ON eb.id = b.event_id
+        WHERE ea.device != eb.device
+          AND a.old_value IS b.old_value
+        ORDER BY a.target_event, a.field
+        """
+    )
+
+
+def _run_hooks(store: Store, event_id: str) -> None:
+    rec = load(store, event_id)
+    if rec is None:
+        return
+    for hook in _FORM_HOOKS.get(rec.form, []):
+        hook(store, rec)
+
+
+@projector("record.submitted")
+def _submitted(store: Store, e: Event) -> None:
+    data = e.body.get("data") or {}
+    store.execute(
+        "INSERT INTO records (event_id, form, subject, data, field_hlc, created_at, created_by,"
+        " last_event, last_hlc, version) VALUES (?,?,?,?,?,?,?,?,?,1)",
+        (e.id, e.body["form"], e.subject, dumps(data), dumps({k: e.hlc for k in data}), e.ts,
+         e.user, e.id, e.hlc),
+    )
+    _run_hooks(store, e.id)
+
+
+@projector("record.amended")
+def _amended(store: Store, e: Event) -> None:
+    row = store.one("SELECT data, field_hlc, last_hlc FROM records WHERE event_id = ?", (e.amends,))
+    if row is None:
+        raise Refused(f"amendment {e.id} names unknown record {e.amends}")
+    data, field_hlc = json.loads(row[0]), json.loads(row[1])
+    for field, change in e.body["changes"].items():
+        store.execute(
+            "INSERT INTO amendments (event_id, target_event, field, old_value, new_value, reason,"
+            " user_id, ts) VALUES (?,?,?,?,?,?,?,?)",
+            (e.id, e.amends, field, dumps(change.get("old")), dumps(change.get("new")),
+             e.reason or "", e.user, e.ts),
+        )
+        # Later (by HLC) wins; an older concurrent amendment stays in the log only.
+        if field_hlc.get(field, "") <= e.hlc:
+            data[field] = change.get("new")
+            field_hlc[field] = e.hlc
+    store.execute(
+        "UPDATE records SET data = ?, field_hlc = ?, last_event = ?, last_hlc = max(last_hlc, ?),"
+        " version = version + 1 WHERE event_id = ?",
+        (dumps(data), dumps(field_hlc), e.id, e.hlc, e.amends),
+    )
+    _run_hooks(store, e.amends)

@@ -1,0 +1,87 @@
+"""Roles and the role x action permission table (Part 11 §11.10(d,g)).
+
+This table is the authority: domain services call `require` before they
+act, so the CLI and the TUI can only *ask*; hiding a button is a courtesy,
+not the control. Auditors read and verify, never write.
+"""
+
+from __future__ import annotations
+
+from .errors import PermissionDenied
+
+ROLES = ("admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor")
+
+ROLE_LABELS = {
+    "admin": "site administrator",
+    "clinician": "ward clinician",
+    "pharmacist": "pharmacist / cold-chain custodian",
+    "investigator": "investigator",
+    "dsmg": "DSMG member",
+    "coordinator": "trial coordinator",
+    "auditor": "auditor / monitor (read-only)",
+}
+
+_ALL = frozenset(ROLES)
+_CLINICAL = frozenset({"clinician", "investigator"})
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    # reading and verifying
+    "record.read": _ALL,
+    "audit.read": _ALL,
+    "audit.verify": _ALL,
+    # administration
+    "user.manage": frozenset({"admin"}),
+    "user.passwd.self": _ALL,
+    "db.raw_key": frozenset({"admin"}),
+    "db.backup": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
+    "db.restore": frozenset({"admin"}),
+    "db.rebuild": frozenset({"admin"}),
+    "protocol.load": frozenset({"admin", "investigator"}),
+    # clinical data capture
+    "participant.screen": _CLINICAL,
+    "consent.record": _CLINICAL,
+    "record.submit": _CLINICAL,
+    "dose.record": _CLINICAL,
+    "record.amend": frozenset({"clinician", "investigator", "pharmacist", "coordinator"}),
+    "record.comment": frozenset({"clinician", "investigator", "pharmacist", "coordinator", "dsmg"}),
+    "signature.sign": frozenset({"clinician", "investigator", "pharmacist", "dsmg", "coordinator", "admin"}),
+    "casebook.signoff": frozenset({"investigator"}),
+    "dsmg.decide": frozenset({"dsmg"}),
+    # photos
+    "photo.import": frozenset({"clinician", "investigator", "pharmacist", "coordinator"}),
+    "photo.export": frozenset({"clinician", "investigator", "pharmacist", "coordinator", "auditor", "admin"}),
+    # cold chain
+    "coldchain.record": frozenset({"pharmacist", "clinician", "investigator"}),
+    "coldchain.disposition": frozenset({"pharmacist", "investigator"}),
+    "coldchain.configure": frozenset({"pharmacist", "admin"}),
+    # sync and hub
+    "sync.export": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
+    "sync.configure": frozenset({"admin", "coordinator"}),
+    "hub.manage": frozenset({"admin", "coordinator"}),
+    "query.raise": frozenset({"coordinator"}),
+    # exports that leave encryption behind
+    "export.data": frozenset({"admin", "coordinator", "investigator", "auditor"}),
+    "export.plaintext": frozenset({"admin", "coordinator"}),
+}
+
+
+def allowed(role: str, action: str) -> bool:
+    return role in PERMISSIONS.get(action, frozenset())
+
+
+def require(role: str, action: str, *, what: str | None = None) -> None:
+    """Raise `PermissionDenied` naming the role and who may do it instead."""
+    if allowed(role, action):
+        return
+    who = sorted(PERMISSIONS.get(action, frozenset()))
+    thing = what or action
+    allowed_text = ", ".join(who) if who else "no role"
+    raise PermissionDenied(f"role {role} may not {thing} (allowed: {allowed_text})")
+
+
+def check_role(role: str) -> str:
+    from .errors import UsageError
+
+    if role not in ROLES:
+        raise UsageError(f"unknown role {role!r} (allowed: {', '.join(ROLES)})")
+    return role

@@ -1,0 +1,264 @@
+"""A site's data directory: create it, unlock it, and work in a session.
+
+    data_dir/
+        wardcrf.db        SQLCipher 4 database (events, projections, keys, photos)
+        keyslots.json     the database key wrapped per user + recovery slot
+
+`init` creates both; `Site.open` reads the slots; `unlock` derives a user's
+key-encryption key, unwraps the database key and returns a `Session` that
+knows who is working and which role they hold. Every service takes a session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import eventlog, roles
+from .clock import iso_utc, now_utc, zone
+from .errors import AuthError, PermissionDenied, StoreError, UsageError
+from .eventlog import AppendResult, Author, DeviceContext
+from .keyslots import LOCKOUT_AFTER, KeySlots, check_password_rules, format_recovery_key, new_database_key
+from .store import Store, db_path
+
+DEFAULT_ZONE = "Asia/Shanghai"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("WARDCRF_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("wardcrf", appauthor=False))
+
+
+def _check_name(kind: str, value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > 40 or not all(c.isalnum() or c in "-_." for c in value):
+        raise UsageError(f"{kind} {value!r} is invalid: use 1-40 letters, digits, '-', '_' or '.'")
+    return value
+
+
+@dataclass
+class InitResult:
+    site: Site
+    recovery_key: str
+    device: str
+
+
+@dataclass
+class Session:
+    """A signed-in user on an unlocked store. Passed to every service."""
+
+    site: Site
+    store: Store
+    ctx: DeviceContext
+    user: str
+    role: str
+    full_name: str
+    key: bytes = field(repr=False, default=b"")
+    warnings: list[str] = field(default_factory=list)
+    protocol: dict[str, str] | None = None
+
+    @property
+    def author(self) -> Author:
+        return Author(user=self.user, role=self.role, protocol=self.protocol)
+
+    def require(self, action: str, *, what: str | None = None) -> None:
+        roles.require(self.role, action, what=what)
+
+    def append(self, **kwargs: Any) -> AppendResult:
+        """Append an event as this session's user (see `eventlog.append`)."""
+        result = eventlog.append(self.store, self.ctx, self.author, **kwargs)
+        self.warnings.extend(result.warnings)
+        return result
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class Site:
+    """A data directory, before or after unlocking."""
+
+    def __init__(self, data_dir: Path, slots: KeySlots) -> None:
+        self.data_dir = data_dir
+        self.slots = slots
+
+    @property
+    def db_path(self) -> Path:
+        return db_path(self.data_dir)
+
+    # -- creating ------------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        data_dir: Path,
+        *,
+        site: str,
+        device_name: str,
+        admin: str,
+        password: str,
+        admin_full_name: str | None = None,
+        zone_name: str = DEFAULT_ZONE,
+        kind: str = "ward",
+    ) -> InitResult:
+        site = _check_name("site", site)
+        device_name = _check_name("device", device_name)
+        admin = _check_name("user name", admin)
+        check_password_rules(password)
+        try:
+            zone(zone_name)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        data_dir = Path(data_dir)
+        if (data_dir / "keyslots.json").exists() or db_path(data_dir).exists():
+            raise UsageError(f"{data_dir} already holds a wardcrf site; refusing to overwrite it")
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create data directory {data_dir}: {exc.strerror}") from None
+        device = eventlog.new_device_id()
+        key = new_database_key()
+        recovery_raw = os.urandom(32)
+        slots = KeySlots.create(data_dir, site=site, device=device)
+        slots.set_user_slot(admin, password, key)
+        slots.set_recovery_slot(recovery_raw, key)
+        store = None
+        try:
+            store = Store(db_path(data_dir), key)
+            store.migrate()
+            with store.transaction():
+                store.execute(
+                    "INSERT INTO site (id, site, device, device_name, kind, zone, created_at)"
+                    " VALUES (1, ?, ?, ?, ?, ?, ?)",
+                    (site, device, device_name, kind, zone_name, iso_utc(now_utc())),
+                )
+                from . import devicekeys, users
+
+                devicekeys.create(store, device)
+                ctx = DeviceContext.load(store)
+                author = Author(user=admin, role="admin")
+                eventlog.append(
+                    store, ctx, author, type="site.initialized", subject=f"site:{site}",
+                    body={"site": site, "device": device, "device_name": device_name,
+                          "kind": kind, "zone": zone_name},
+                )
+                users.record_user_added(store, ctx, author, admin, admin_full_name or admin, "admin")
+            slots.save()
+        except BaseException:
+            if store is not None:
+                store.close()
+            for leftover in (db_path(data_dir), data_dir / "wardcrf.db-wal", data_dir / "wardcrf.db-shm"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            raise
+        store.close()
+        return InitResult(cls(data_dir, slots), format_recovery_key(recovery_raw), device)
+
+    # -- opening -------------------------------------------------------------------
+    @classmethod
+    def open(cls, data_dir: Path) -> Site:
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise UsageError(f"data directory {data_dir} does not exist (run `wardcrf init` or pass --data-dir)")
+        slots = KeySlots.load(data_dir)
+        if not db_path(data_dir).exists():
+            raise UsageError(f"{data_dir} has key slots but no database {db_path(data_dir).name}")
+        return cls(data_dir, slots)
+
+    def unlock(self, username: str, password: str) -> Session:
+        """Authenticate and open the store. Failed attempts count toward lockout."""
+        username = username.strip()
+        with self.slots.locked():
+            if self.slots.failed_count(username) >= LOCKOUT_AFTER:
+                raise AuthError(
+                    f"account {username} is locked after {LOCKOUT_AFTER} failed logins; an admin must unlock it"
+                )
+            key = self.slots.unwrap_with_password(username, password)
+            if key is None:
+                count = self.slots.record_failure(username, iso_utc(now_utc()))
+                left = LOCKOUT_AFTER - count
+                if left <= 0:
+                    raise AuthError(f"wrong user name or password; account {username} is now locked")
+                raise AuthError(f"wrong user name or password ({left} attempt(s) left before lockout)")
+        session = self._session(key, username)
+        with self.slots.locked():
+            self.slots.clear_failures(username)
+        return session
+
+    def unlock_key(self, key: bytes) -> Store:
+        """Open the store with an already-unwrapped key (recovery, restore)."""
+        store = Store(self.db_path, key)
+        store.migrate()
+        return store
+
+    def _session(self, key: bytes, username: str) -> Session:
+        from . import users
+
+        store = self.unlock_key(key)
+        try:
+            ctx = DeviceContext.load(store)
+            user = users.get(store, username)
+            if user is None:
+                raise AuthError("wrong user name or password")
+            if not user["active"]:
+                raise AuthError(f"account {username} is deactivated")
+            if user["locked"]:
+                raise AuthError(
+                    f"account {username} is locked after {LOCKOUT_AFTER} failed logins; an admin must unlock it"
+                )
+            session = Session(self, store, ctx, username, user["role"], user["full_name"], key=key)
+            from .protocol_ref import active_protocol_ref
+
+            session.protocol = active_protocol_ref(store)
+            self._flush_failures(session)
+            return session
+        except BaseException:
+            store.close()
+            raise
+
+    def _flush_failures(self, session: Session) -> None:
+        """Write failed attempts counted while the database was closed into the log."""
+        from . import users
+
+        with self.slots.locked():
+            pending = self.slots.take_pending_failures()
+            if not pending:
+                return
+            with session.store.transaction():
+                for username, times in pending.items():
+                    for at in times:
+                        users.record_login_failed(session, username, at)
+
+    def record_failed_login(self, session: Session, username: str) -> None:
+        """A failed login while the store is already open (TUI switch-user, signing)."""
+        from . import users
+
+        with self.slots.locked():
+            count = self.slots.record_failure(username, iso_utc(now_utc()))
+            self.slots.take_pending_failures()
+        users.record_login_failed(session, username, iso_utc(now_utc()), count=count)
+
+    def verify_password(self, session: Session, username: str, password: str) -> None:
+        """Re-authenticate a user (e-signature, unlock) against an open store."""
+        from . import users
+
+        user = users.get(session.store, username)
+        if user is None or not user["active"]:
+            raise AuthError(f"{username} is not an active user of this site")
+        if user["locked"] or self.slots.failed_count(username) >= LOCKOUT_AFTER:
+            raise AuthError(f"account {username} is locked; an admin must unlock it")
+        if self.slots.unwrap_with_password(username, password) is None:
+            self.record_failed_login(session, username)
+            raise AuthError(f"wrong password for {username}")
+        with self.slots.locked():
+            self.slots.clear_failures(username)
+
+
+def require_active_admin(session: Session) -> None:
+    if session.role != "admin":
+        raise PermissionDenied(f"role {session.role} may not manage users (allowed: admin)")

@@ -1,0 +1,242 @@
+"""The encrypted store: one SQLCipher 4 database per data directory.
+
+Opened with the raw 256-bit key (no passphrase KDF inside SQLCipher: the
+key-slot KDF already did that work), in WAL mode with ``synchronous=FULL``,
+foreign keys on and a busy timeout so a second process waits rather than
+fails. The schema comes from ``schema.sql`` as named migrations, each applied
+once and recorded in ``schema_migrations``.
+
+This is the only module that talks to sqlcipher3 directly; everything else
+uses the `Store` (a thin wrapper over ``sqlite_utils.Database``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import re
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlcipher3
+import sqlite_utils
+
+from .clock import iso_utc, now_utc
+from .errors import StoreError, UsageError
+
+DB_FILENAME = "wardcrf.db"
+BUSY_TIMEOUT_MS = 5000
+
+_MIGRATION_RE = re.compile(r"^-- migration: (\S+)\s*$", re.MULTILINE)
+
+DatabaseError = sqlcipher3.DatabaseError
+IntegrityError = sqlcipher3.IntegrityError
+OperationalError = sqlcipher3.OperationalError
+
+
+def schema_text() -> str:
+    return resources.files("wardcrf").joinpath("schema.sql").read_text("utf-8")
+
+
+def migrations() -> list[tuple[str, str]]:
+    """(name, sql) for every migration in schema.sql, in file order."""
+    text = schema_text()
+    marks = list(_MIGRATION_RE.finditer(text))
+    out = []
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        out.append((m.group(1), text[m.end() : end]))
+    return out
+
+
+def translate_error(exc: BaseException, path: Path | str) -> StoreError:
+    """Turn a driver or OS error into one line a ward user can act on."""
+    msg = str(exc)
+    low = msg.lower()
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "disk is full" in low:
+        return StoreError(f"disk full: could not write {path}; free space and retry (nothing was saved)")
+    if "database is locked" in low or "database is busy" in low:
+        return StoreError(
+            f"database {path} is locked by another wardcrf process; close it or wait and retry"
+        )
+    if "file is not a database" in low or "malformed" in low or "file is encrypted" in low:
+        return StoreError(f"{path} is corrupt or not a wardcrf database")
+    if "readonly" in low or "read-only" in low:
+        return StoreError(f"{path} is read-only: check permissions of the data directory")
+    if "unable to open" in low:
+        return StoreError(f"cannot open {path}: check that the data directory exists and is writable")
+    return StoreError(f"database error on {path}: {msg}")
+
+
+def connect(path: Path, key: bytes, *, readonly: bool = False) -> sqlcipher3.Connection:
+    """Open and unlock a SQLCipher 4 database with a raw key."""
+    if len(key) != 32:
+        raise ValueError("database key must be 32 bytes")
+    try:
+        if readonly:
+            conn = sqlcipher3.connect(
+                f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None, check_same_thread=False,
+            )
+        else:
+            conn = sqlcipher3.connect(
+                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        # Reading the schema is the first operation that decrypts a page: a
+        # wrong key or a non-database file fails here.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except (sqlcipher3.DatabaseError, OSError) as exc:
+        raise translate_error(exc, path) from exc
+    return conn
+
+
+class Store:
+    """An open, unlocked database with transactions that nest (savepoints)."""
+
+    def __init__(self, path: Path, key: bytes, *, readonly: bool = False) -> None:
+        self.path = path
+        self.conn = connect(path, key, readonly=readonly)
+        self.db = sqlite_utils.Database(self.conn)
+        self._depth = 0
+
+    @classmethod
+    def memory(cls) -> Store:
+        """A scratch in-memory database (never touches disk; used by rebuild checks)."""
+        self = cls.__new__(cls)
+        self.path = Path(":memory:")
+        self.conn = sqlcipher3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self.db = sqlite_utils.Database(self.conn)
+        self._depth = 0
+        return self
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    # -- transactions ------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """All writes inside commit together or not at all.
+
+        Nested use becomes a savepoint, so a service that appends several
+        events can call others that append too, and still be atomic.
+        """
+        conn = self.conn
+        depth = self._depth
+        try:
+            if depth == 0:
+                conn.execute("BEGIN IMMEDIATE")
+            else:
+                conn.execute(f"SAVEPOINT sp{depth}")
+        except (sqlcipher3.DatabaseError, OSError) as exc:
+            raise translate_error(exc, self.path) from exc
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            self._depth -= 1
+            with contextlib.suppress(Exception):
+                if depth == 0:
+                    conn.execute("ROLLBACK")
+                else:
+                    conn.execute(f"ROLLBACK TO sp{depth}")
+                    conn.execute(f"RELEASE sp{depth}")
+            raise
+        self._depth -= 1
+        try:
+            if depth == 0:
+                conn.execute("COMMIT")
+            else:
+                conn.execute(f"RELEASE sp{depth}")
+        except (sqlcipher3.DatabaseError, OSError) as exc:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            raise translate_error(exc, self.path) from exc
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    # -- queries -----------------------------------------------------------------
+    def execute(self, sql: str, params: Any = ()) -> sqlcipher3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlcipher3.IntegrityError:
+            raise
+        except (sqlcipher3.DatabaseError, OSError) as exc:
+            raise translate_error(exc, self.path) from exc
+
+    def one(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
+        row = self.execute(sql, params).fetchone()
+        return tuple(row) if row is not None else None
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        cur = self.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    # -- schema ------------------------------------------------------------------
+    def applied_migrations(self) -> list[str]:
+        exists = self.scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+        )
+        if not exists:
+            return []
+        return [r[0] for r in self.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations from schema.sql; returns the names applied."""
+        done = set(self.applied_migrations())
+        applied = []
+        for name, sql in migrations():
+            if name in done:
+                continue
+            with self.transaction():
+                for statement in split_sql(sql):
+                    self.execute(statement)
+                self.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, iso_utc(now_utc())),
+                )
+            applied.append(name)
+        return applied
+
+    def integrity_check(self) -> str:
+        return str(self.scalar("PRAGMA integrity_check"))
+
+    def checkpoint(self) -> None:
+        self.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def split_sql(sql: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    buf: list[str] = []
+    for line in sql.splitlines():
+        if not buf and (not line.strip() or line.strip().startswith("--")):
+            continue
+        buf.append(line)
+        candidate = "\n".join(buf)
+        if sqlcipher3.complete_statement(candidate):
+            statements.append(candidate.strip())
+            buf = []
+    if any(s.strip() and not s.strip().startswith("--") for s in buf):
+        raise UsageError("schema.sql ends with an incomplete statement")
+    return statements
+
+
+def db_path(data_dir: Path) -> Path:
+    return data_dir / DB_FILENAME

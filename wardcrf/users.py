@@ -1,0 +1,199 @@
+"""Users: add, change password, deactivate, lock and unlock (Part 11 §11.300).
+
+User ids are user names, and a name is never reused: a deactivated user's
+row stays, their slot is removed (their password no longer opens the
+database), and `add` refuses the name forever after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import roles
+from .errors import Refused, UsageError
+from .eventlog import Author, DeviceContext, Event, append, projector
+from .keyslots import LOCKOUT_AFTER, check_password_rules
+from .site import Session, _check_name
+from .store import Store
+
+LANGUAGES = ("en", "zh")
+
+
+def get(store: Store, username: str) -> dict[str, Any] | None:
+    rows = store.rows("SELECT * FROM users WHERE id = ?", (username,))
+    return rows[0] if rows else None
+
+
+def list_users(session: Session) -> list[dict[str, Any]]:
+    session.require("record.read", what="list users")
+    return session.store.rows(
+        "SELECT id, username, full_name, role, active, locked, language FROM users ORDER BY username"
+    )
+
+
+def record_user_added(
+    store: Store, ctx: DeviceContext, author: Author, username: str, full_name: str, role: str
+) -> Event:
+    return append(
+        store, ctx, author, type="user.added", subject=f"user:{username}",
+        body={"username": username, "full_name": full_name, "role": role},
+    ).event
+
+
+def add_user(session: Session, username: str, full_name: str, role: str, password: str) -> Event:
+    """Create a user with a role and a key slot for their password."""
+    session.require("user.manage", what="add users")
+    username = _check_name("user name", username)
+    roles.check_role(role)
+    full_name = full_name.strip() or username
+    check_password_rules(password)
+    if get(session.store, username) is not None or session.site.slots.has_user(username):
+        raise Refused(f"user name {username} is already taken (names are never reused, even after deactivation)")
+    with session.store.transaction():
+        event = record_user_added(session.store, session.ctx, session.author, username, full_name, role)
+        # The slot is written inside the transaction: if saving it fails, the
+        # event rolls back and no half-created user remains.
+        with session.site.slots.locked():
+            session.site.slots.set_user_slot(username, password, session.key)
+    return event
+
+
+def change_password(session: Session, username: str, new_password: str) -> Event:
+    """Rewrap one slot under a new password. The data is not re-encrypted."""
+    if username != session.user:
+        session.require("user.manage", what="change another user's password")
+    else:
+        session.require("user.passwd.self", what="change a password")
+    user = get(session.store, username)
+    if user is None or not user["active"]:
+        raise Refused(f"{username} is not an active user")
+    check_password_rules(new_password)
+    with session.store.transaction():
+        event = session.append(
+            type="user.password_changed", subject=f"user:{username}",
+            body={"username": username, "by_admin": username != session.user},
+        ).event
+        with session.site.slots.locked():
+            session.site.slots.set_user_slot(username, new_password, session.key)
+    return event
+
+
+def deactivate(session: Session, username: str, reason: str) -> Event:
+    session.require("user.manage", what="deactivate users")
+    if not reason.strip():
+        raise UsageError("a reason is required to deactivate a user")
+    user = get(session.store, username)
+    if user is None:
+        raise Refused(f"unknown user {username}")
+    if not user["active"]:
+        raise Refused(f"{username} is already deactivated")
+    if username == session.user:
+        raise Refused("you cannot deactivate yourself; ask another admin")
+    if user["role"] == "admin":
+        admins = session.store.scalar("SELECT count(*) FROM users WHERE role='admin' AND active=1")
+        if admins <= 1:
+            raise Refused("cannot deactivate the last active admin")
+    with session.store.transaction():
+        event = session.append(
+            type="user.deactivated", subject=f"user:{username}", body={"username": username},
+            reason=reason.strip(),
+        ).event
+        with session.site.slots.locked():
+            session.site.slots.remove_user_slot(username)
+            session.site.slots.clear_failures(username)
+    return event
+
+
+def unlock(session: Session, username: str, reason: str = "unlocked by admin") -> Event:
+    session.require("user.manage", what="unlock accounts")
+    user = get(session.store, username)
+    if user is None:
+        raise Refused(f"unknown user {username}")
+    with session.store.transaction():
+        event = session.append(
+            type="user.unlocked", subject=f"user:{username}", body={"username": username},
+            reason=reason,
+        ).event
+        with session.site.slots.locked():
+            session.site.slots.clear_failures(username)
+    return event
+
+
+def set_language(session: Session, language: str) -> Event:
+    if language not in LANGUAGES:
+        raise UsageError(f"unknown language {language!r} (allowed: {', '.join(LANGUAGES)})")
+    return session.append(
+        type="user.language_set", subject=f"user:{session.user}",
+        body={"username": session.user, "language": language},
+    ).event
+
+
+def record_login_failed(session: Session, username: str, at: str, *, count: int | None = None) -> None:
+    """Log a failed attempt; lock the account at the fifth in a row."""
+    with session.store.transaction():
+        session.append(
+            type="auth.login_failed", subject=f"user:{username}", body={"username": username, "at": at}
+        )
+        user = get(session.store, username)
+        failures = count if count is not None else session.site.slots.failed_count(username)
+        if user is not None and not user["locked"] and failures >= LOCKOUT_AFTER:
+            session.append(
+                type="user.locked", subject=f"user:{username}",
+                body={"username": username, "failures": failures},
+            )
+
+
+# -- projections ------------------------------------------------------------------------
+
+
+@projector("user.added")
+def _user_added(store: Store, e: Event) -> None:
+    b = e.body
+    store.execute(
+        "INSERT INTO users (id, username, full_name, role, active, locked, failed_logins, language,"
+        " created_event, updated_event) VALUES (?,?,?,?,1,0,0,'en',?,?)",
+        (b["username"], b["username"], b["full_name"], b["role"], e.id, e.id),
+    )
+
+
+@projector("user.deactivated")
+def _user_deactivated(store: Store, e: Event) -> None:
+    store.execute("UPDATE users SET active = 0, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
+
+
+@projector("user.locked")
+def _user_locked(store: Store, e: Event) -> None:
+    store.execute("UPDATE users SET locked = 1, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
+
+
+@projector("user.unlocked")
+def _user_unlocked(store: Store, e: Event) -> None:
+    store.execute(
+        "UPDATE users SET locked = 0, failed_logins = 0, updated_event = ? WHERE id = ?",
+        (e.id, e.body["username"]),
+    )
+
+
+@projector("auth.login_failed")
+def _login_failed(store: Store, e: Event) -> None:
+    store.execute(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (e.body["username"],)
+    )
+
+
+@projector("user.password_changed")
+def _password_changed(store: Store, e: Event) -> None:
+    store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
+
+
+@projector("user.language_set")
+def _language_set(store: Store, e: Event) -> None:
+    store.execute(
+        "UPDATE users SET language = ?, updated_event = ? WHERE id = ?",
+        (e.body["language"], e.id, e.body["username"]),
+    )
+
+
+@projector("user.password_reset")
+def _password_reset(store: Store, e: Event) -> None:
+    store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
