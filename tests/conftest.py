@@ -1,0 +1,100 @@
+"""Shared fixtures: a fresh encrypted site, sessions per role, an in-process CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from wardcrf import users
+from wardcrf.site import Session, Site
+
+PASSWORD = "test-password-1"
+ROLE_USERS = ("clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "site"
+
+
+@pytest.fixture
+def site(data_dir: Path) -> Site:
+    """An initialised site WUH01 with user `admin`, and one user per role named after it."""
+    result = Site.init(data_dir, site="WUH01", device_name="lap1", admin="admin", password=PASSWORD,
+                       admin_full_name="Ada Admin")
+    s = result.site.unlock("admin", PASSWORD)
+    try:
+        for role in ROLE_USERS:
+            users.add_user(s, role, f"{role.title()} User", role, PASSWORD)
+    finally:
+        s.close()
+    result.site.recovery_key = result.recovery_key  # type: ignore[attr-defined]
+    return result.site
+
+
+@pytest.fixture
+def session_for(site: Site) -> Iterator:
+    """`session_for("clinician")` -> an open Session for that user (closed after the test)."""
+    opened: list[Session] = []
+
+    def open_(username: str) -> Session:
+        s = Site.open(site.data_dir).unlock(username, PASSWORD)
+        opened.append(s)
+        return s
+
+    yield open_
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def admin(session_for) -> Session:
+    return session_for("admin")
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def cli(site: Site, monkeypatch: pytest.MonkeyPatch):
+    """Run `wardcrf ARGS` in-process as a user (default admin) against the fixture site."""
+    from wardcrf.cli import main
+
+    def run(*args: str, user: str = "admin", password: str = PASSWORD, env: dict[str, str] | None = None) -> CliResult:
+        values = {"WARDCRF_DATA_DIR": str(site.data_dir), "WARDCRF_USER": user,
+                  "WARDCRF_PASSWORD": password, "COLUMNS": "200"}
+        values.update(env or {})
+        with monkeypatch.context() as m:
+            for k, v in values.items():
+                m.setenv(k, v)
+            out, err = io.StringIO(), io.StringIO()
+            code = 0
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    main(list(args))
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in list(os.environ):
+        if k.startswith("WARDCRF_"):
+            monkeypatch.delenv(k, raising=False)
