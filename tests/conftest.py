@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,19 +24,33 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "site"
 
 
-@pytest.fixture
-def site(data_dir: Path) -> Site:
-    """An initialised site WUH01 with user `admin`, and one user per role named after it."""
+@pytest.fixture(scope="session")
+def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Built once per test run (key derivation is deliberately slow); copied per test."""
+    data_dir = tmp_path_factory.mktemp("template") / "site"
     result = Site.init(data_dir, site="WUH01", device_name="lap1", admin="admin", password=PASSWORD,
                        admin_full_name="Ada Admin")
     s = result.site.unlock("admin", PASSWORD)
     try:
         for role in ROLE_USERS:
             users.add_user(s, role, f"{role.title()} User", role, PASSWORD)
+        s.store.checkpoint()
     finally:
         s.close()
-    result.site.recovery_key = result.recovery_key  # type: ignore[attr-defined]
-    return result.site
+    return data_dir, result.recovery_key
+
+
+@pytest.fixture
+def site(data_dir: Path, _template_site: tuple[Path, str]) -> Site:
+    """An initialised site WUH01 with user `admin`, and one user per role named after it.
+
+    Every test gets its own copy (same key and device id as the template).
+    """
+    template, recovery_key = _template_site
+    shutil.copytree(template, data_dir, ignore=shutil.ignore_patterns("*.lock"))
+    opened = Site.open(data_dir)
+    opened.recovery_key = recovery_key  # type: ignore[attr-defined]
+    return opened
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -69,7 +70,9 @@ def new_database_key() -> bytes:
 
 def format_recovery_key(raw: bytes) -> str:
     """Crockford base32 in groups of four: easy to read aloud and type back."""
-    bits = int.from_bytes(raw, "big")
+    # 256 key bits + 4 check bits (from SHA-256 of the key) = 52 characters.
+    check = hashlib.sha256(raw).digest()[0] & 0xF
+    bits = (int.from_bytes(raw, "big") << 4) | check
     nchars = (len(raw) * 8 + 4) // 5
     chars = []
     for i in range(nchars):
@@ -89,10 +92,11 @@ def parse_recovery_key(text: str) -> bytes:
     bits = 0
     for c in cleaned:
         bits = (bits << 5) | _CROCKFORD.index(c)
-    # 52 chars = 260 bits; the key is the top 256 (4 padding bits are zero).
-    if bits & 0xF:
-        raise AuthError("recovery key is malformed: checksum bits are not zero (typo?)")
-    return (bits >> 4).to_bytes(32, "big")
+    # 52 chars = 260 bits: the key is the top 256, then 4 check bits.
+    raw = (bits >> 4).to_bytes(32, "big")
+    if bits & 0xF != hashlib.sha256(raw).digest()[0] & 0xF:
+        raise AuthError("recovery key is mistyped: its check characters do not match")
+    return raw
 
 
 def check_password_rules(password: str) -> None:
@@ -151,8 +155,12 @@ class KeySlots:
                     fresh = json.loads(self.path.read_text("utf-8"))
                     fresh.setdefault("failed", {})
                     self.data = fresh
-                yield
-                self.save()
+                try:
+                    yield
+                finally:
+                    # Saved even when the caller raises: a failed login is
+                    # counted precisely when the caller refuses access.
+                    self.save()
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
