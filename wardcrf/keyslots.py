@@ -155,12 +155,16 @@ class KeySlots:
                     fresh = json.loads(self.path.read_text("utf-8"))
                     fresh.setdefault("failed", {})
                     self.data = fresh
+                before = json.dumps(self.data, sort_keys=True)
                 try:
                     yield
                 finally:
                     # Saved even when the caller raises: a failed login is
-                    # counted precisely when the caller refuses access.
-                    self.save()
+                    # counted precisely when the caller refuses access. Not
+                    # rewritten when nothing changed (a full disk must not
+                    # stop a user from signing in to free space).
+                    if json.dumps(self.data, sort_keys=True) != before:
+                        self.save()
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -170,10 +174,15 @@ class KeySlots:
         payload = json.dumps(self.data, indent=2, sort_keys=True).encode("utf-8")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, payload)
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
             os.fsync(fd)
-        finally:
+        except OSError:
             os.close(fd)
+            tmp.unlink(missing_ok=True)  # the previous file stays as it was
+            raise
+        os.close(fd)
         os.replace(tmp, self.path)
         dfd = os.open(self.path.parent, os.O_RDONLY)
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import re
 from collections.abc import Iterator
 from importlib import resources
@@ -27,7 +28,8 @@ from .clock import iso_utc, now_utc
 from .errors import StoreError, UsageError
 
 DB_FILENAME = "wardcrf.db"
-BUSY_TIMEOUT_MS = 5000
+# How long a second process waits for a write lock before saying "locked".
+BUSY_TIMEOUT_MS = int(os.environ.get("WARDCRF_BUSY_TIMEOUT_MS", "5000"))
 
 _MIGRATION_RE = re.compile(r"^-- migration: (\S+)\s*$", re.MULTILINE)
 

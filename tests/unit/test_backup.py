@@ -1,0 +1,102 @@
+"""Backups: consistent while in use, encrypted, verified, restorable with a password or the recovery key."""
+
+from __future__ import annotations
+
+import tarfile
+
+import pytest
+
+from wardcrf import backup, eventlog, records
+from wardcrf.errors import AuthError, UsageError, VerificationFailed
+from wardcrf.site import Site
+
+from conftest import PASSWORD
+
+
+def test_backup_while_in_use_and_restore_on_a_new_laptop(tmp_path, site, session_for):
+    clin = session_for("clinician")
+    for i in range(20):
+        records.submit(clin, "vitals", {"temp": 36.5 + i / 10}, subject="participant:WUH01-001")
+    # A second connection is mid-read while the backup runs.
+    reader = session_for("auditor")
+    cur = reader.store.execute("SELECT line FROM events")
+    cur.fetchone()
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    result = backup.backup(clin, stick)
+    assert result.path.name.startswith(f"WUH01-{clin.ctx.device}-") and result.path.suffix == ".wardbackup"
+    assert not list(stick.glob("*.partial"))
+    with tarfile.open(result.path) as tar:
+        assert sorted(tar.getnames()) == ["keyslots.json", "wardcrf.db"]
+        db_bytes = tar.extractfile("wardcrf.db").read()
+    assert b"vitals" not in db_bytes and not db_bytes.startswith(b"SQLite format 3")
+    n_in_backup = result.events
+
+    laptop2 = tmp_path / "laptop2"
+    restored = backup.restore(result.path, laptop2, username="clinician", password=PASSWORD)
+    assert restored.events == n_in_backup and restored.replaced is None
+    s = Site.open(laptop2).unlock("clinician", PASSWORD)
+    assert eventlog.count(s.store) == n_in_backup + 1  # + the db.restored event
+    temps = [r.data["temp"] for r in records.for_subject(s.store, "participant:WUH01-001")]
+    assert len(temps) == 20
+    s.close()
+
+
+def test_restore_with_recovery_key_moves_existing_site_aside(tmp_path, site, admin):
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    result = backup.backup(admin, stick)
+    admin.append(type="test.note", body={"after": "backup"})
+    admin.close()
+    restored = backup.restore(result.path, site.data_dir, recovery_key=site.recovery_key)
+    assert restored.replaced is not None and (restored.replaced / "wardcrf.db").exists()
+    # Nothing lost: the replaced database is intact and still opens.
+    old = Site(restored.replaced, Site.open(site.data_dir).slots)
+    assert old is not None
+    s = Site.open(site.data_dir).unlock("admin", PASSWORD)
+    assert s.store.scalar("SELECT count(*) FROM events WHERE type='test.note'") == 0
+    s.close()
+
+
+def test_restore_refuses_wrong_password_and_non_backups(tmp_path, site, admin):
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    result = backup.backup(admin, stick)
+    with pytest.raises(AuthError, match="wrong user name or password"):
+        backup.restore(result.path, tmp_path / "n1", username="admin", password="nope-nope-nope")
+    junk = tmp_path / "junk.wardbackup"
+    junk.write_bytes(b"not a tar")
+    with pytest.raises(UsageError, match="not a readable wardcrf backup"):
+        backup.restore(junk, tmp_path / "n2", username="admin", password=PASSWORD)
+    with pytest.raises(UsageError, match="does not exist"):
+        backup.restore(tmp_path / "missing.wardbackup", tmp_path / "n3", username="admin", password=PASSWORD)
+    assert not (tmp_path / "n1" / "wardcrf.db").exists()
+
+
+def test_restore_refuses_a_damaged_backup(tmp_path, site, admin):
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    result = backup.backup(admin, stick)
+    raw = bytearray(result.path.read_bytes())
+    # Flip bytes inside the encrypted database member (after the tar header).
+    for i in range(4096, 4200):
+        raw[i] ^= 0xFF
+    result.path.write_bytes(bytes(raw))
+    with pytest.raises((VerificationFailed, UsageError)):
+        backup.restore(result.path, tmp_path / "n4", username="admin", password=PASSWORD)
+    assert not (tmp_path / "n4" / "wardcrf.db").exists()
+
+
+def test_backup_to_missing_folder_is_a_usage_error(tmp_path, admin):
+    with pytest.raises(UsageError, match="does not exist"):
+        backup.backup(admin, tmp_path / "no-stick")
+
+
+def test_backup_cli(cli, tmp_path):
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    r = cli("db", "backup", "--to", str(stick), user="clinician")
+    assert r.code == 0, r.err
+    assert "verified" in r.out
+    r = cli("db", "backup", "--to", str(stick), user="auditor")
+    assert r.code == 1 and "may not make backups" in r.err
