@@ -9,6 +9,7 @@ orders concurrent amendments from two devices; wall time is what people read.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+@functools.lru_cache(maxsize=64)
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -39,7 +41,18 @@ def zone(name: str) -> ZoneInfo:
 
 def iso_utc(dt: datetime) -> str:
     """UTC timestamp with milliseconds and a Z, e.g. 2020-03-16T01:00:00.000Z."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    u = dt.astimezone(UTC)
+    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+            f".{u.microsecond // 1000:03d}Z")
+
+
+def utc_offset(dt: datetime, zone_name: str) -> str:
+    """The zone's offset at `dt` as +HH:MM (what the clinician's wall clock showed)."""
+    off = dt.astimezone(zone(zone_name)).utcoffset()
+    minutes = int(off.total_seconds() // 60) if off is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def parse_iso(text: str) -> datetime:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from . import canonical
-from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, wall_millis, zone
+from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
 from .store import Store
 
@@ -142,11 +142,6 @@ class DeviceContext:
         return cls(site=row[0], device=row[1], zone=row[2])
 
 
-def _offset(dt: datetime, zone_name: str) -> str:
-    local = dt.astimezone(zone(zone_name))
-    return local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
-
-
 def append(
     store: Store,
     ctx: DeviceContext,
@@ -165,9 +160,9 @@ def append(
     """
     warnings: list[str] = []
     with store.transaction():
-        head = store.one("SELECT seq, hash, hlc FROM chain_heads WHERE device = ?", (ctx.device,))
+        head = _head(store, ctx.device)
+        top = _top_hlc(store)
         seq, prev, own_hlc = (head[0] + 1, head[1], HLC.decode(head[2])) if head else (1, canonical.GENESIS, ZERO)
-        top = store.scalar("SELECT max(hlc) FROM chain_heads")
         known = HLC.decode(top) if top else ZERO
         now = now_utc()
         wall = wall_millis(now)
@@ -196,12 +191,17 @@ def append(
             "subject": subject,
             "ts": iso_utc(now),
             "type": type,
-            "tz": _offset(now, ctx.zone),
+            "tz": utc_offset(now, ctx.zone),
             "user": author.user,
             "zone": ctx.zone,
         }
         line = canonical.event_line(prev, fields)
-        event = Event.from_line(line)
+        event = Event(
+            id=fields["id"], device=ctx.device, seq=seq, prev=prev, hash=canonical.line_hash(line),
+            hlc=fields["hlc"], ts=fields["ts"], tz=fields["tz"], zone=ctx.zone, site=ctx.site,
+            user=author.user, role=author.role, type=type, subject=subject, body=fields["body"],
+            reason=reason, amends=amends, protocol=author.protocol, line=line,
+        )
         _write(store, event)
     return AppendResult(event, warnings)
 
@@ -213,7 +213,7 @@ def ingest(store: Store, event: Event) -> None:
     this checks that the line continues the device's chain as held here.
     """
     with store.transaction():
-        head = store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (event.device,))
+        head = _head(store, event.device)
         want_seq, want_prev = (head[0] + 1, head[1]) if head else (1, canonical.GENESIS)
         if event.seq != want_seq or event.prev != want_prev:
             raise Refused(
@@ -223,6 +223,39 @@ def ingest(store: Store, event: Event) -> None:
         _write(store, event)
 
 
+def _head(store: Store, device: str) -> tuple[int, str, str] | None:
+    """(seq, hash, hlc) of a device's last event, including this transaction's appends."""
+    pending = store.pending_heads.get(device)
+    if pending is not None:
+        return pending
+    row = store.one("SELECT seq, hash, hlc FROM chain_heads WHERE device = ?", (device,))
+    return (row[0], row[1], row[2]) if row else None
+
+
+_TOP = "\x00top"  # pseudo-device key caching max(hlc) for the open transaction
+
+
+def _top_hlc(store: Store) -> str | None:
+    cached = store.pending_heads.get(_TOP)
+    if cached is not None:
+        return cached[2]
+    top = store.scalar("SELECT max(hlc) FROM chain_heads")
+    return str(top) if top else None
+
+
+def _flush_heads(store: Store) -> None:
+    """Write the chain heads touched in this transaction, just before it commits."""
+    for device, (seq, hash_, hlc) in store.pending_heads.items():
+        if device == _TOP:
+            continue
+        store.execute(
+            "INSERT INTO chain_heads (device, seq, hash, hlc) VALUES (?,?,?,?)"
+            " ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+            " hlc = max(chain_heads.hlc, excluded.hlc)",
+            (device, seq, hash_, hlc),
+        )
+
+
 def _write(store: Store, event: Event) -> None:
     store.execute(
         "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)"
@@ -230,12 +263,14 @@ def _write(store: Store, event: Event) -> None:
         (event.id, event.device, event.seq, event.prev, event.hash, event.hlc, event.ts,
          event.user, event.type, event.subject, event.amends, event.line),
     )
-    store.execute(
-        "INSERT INTO chain_heads (device, seq, hash, hlc) VALUES (?,?,?,?)"
-        " ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
-        " hlc = max(chain_heads.hlc, excluded.hlc)",
-        (event.device, event.seq, event.hash, event.hlc),
-    )
+    if _flush_heads not in store.before_commit:
+        store.before_commit.append(_flush_heads)
+    store.pending_heads[event.device] = (event.seq, event.hash, event.hlc)
+    top = _top_hlc(store)
+    if top is None or event.hlc > top:
+        store.pending_heads[_TOP] = (0, "", event.hlc)
+    elif _TOP not in store.pending_heads:
+        store.pending_heads[_TOP] = (0, "", top)
     for fn in projectors_for(event.type):
         fn(store, event)
 

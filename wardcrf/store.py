@@ -72,9 +72,13 @@ def translate_error(exc: BaseException, path: Path | str) -> StoreError:
     return StoreError(f"database error on {path}: {msg}")
 
 
-def connect(path: Path, key: bytes, *, readonly: bool = False) -> sqlcipher3.Connection:
-    """Open and unlock a SQLCipher 4 database with a raw key."""
-    if len(key) != 32:
+def connect(path: Path, key: bytes | None, *, readonly: bool = False) -> sqlcipher3.Connection:
+    """Open and unlock a SQLCipher 4 database with a raw key.
+
+    ``key=None`` opens an unencrypted SQLite file: only for the plain copies a
+    coordinator exports on purpose and for benchmark baselines, never a site.
+    """
+    if key is not None and len(key) != 32:
         raise ValueError("database key must be 32 bytes")
     try:
         if readonly:
@@ -87,7 +91,8 @@ def connect(path: Path, key: bytes, *, readonly: bool = False) -> sqlcipher3.Con
                 str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                 check_same_thread=False,
             )
-        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        if key is not None:
+            conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
         # Reading the schema is the first operation that decrypts a page: a
         # wrong key or a non-database file fails here.
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -104,11 +109,20 @@ def connect(path: Path, key: bytes, *, readonly: bool = False) -> sqlcipher3.Con
 class Store:
     """An open, unlocked database with transactions that nest (savepoints)."""
 
-    def __init__(self, path: Path, key: bytes, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, key: bytes | None, *, readonly: bool = False) -> None:
         self.path = path
         self.conn = connect(path, key, readonly=readonly)
         self.db = sqlite_utils.Database(self.conn)
         self._depth = 0
+        self._init_heads()
+
+    def _init_heads(self) -> None:
+        # Chain heads touched in the open transaction, flushed once at commit
+        # (see eventlog): one write per transaction instead of one per event.
+        # A stack of snapshots so a rolled-back savepoint forgets its heads.
+        self.pending_heads: dict[str, tuple[int, str, str]] = {}
+        self._heads_stack: list[dict[str, tuple[int, str, str]]] = []
+        self.before_commit: list[Any] = []
 
     @classmethod
     def memory(cls) -> Store:
@@ -118,6 +132,7 @@ class Store:
         self.conn = sqlcipher3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self.db = sqlite_utils.Database(self.conn)
         self._depth = 0
+        self._init_heads()
         return self
 
     def close(self) -> None:
@@ -142,10 +157,15 @@ class Store:
         except (sqlcipher3.DatabaseError, OSError) as exc:
             raise translate_error(exc, self.path) from exc
         self._depth += 1
+        self._heads_stack.append(dict(self.pending_heads))
         try:
             yield self
+            if depth == 0:
+                for hook in self.before_commit:
+                    hook(self)
         except BaseException:
             self._depth -= 1
+            self.pending_heads = self._heads_stack.pop()
             with contextlib.suppress(Exception):
                 if depth == 0:
                     conn.execute("ROLLBACK")
@@ -154,12 +174,15 @@ class Store:
                     conn.execute(f"RELEASE sp{depth}")
             raise
         self._depth -= 1
+        self._heads_stack.pop()
         try:
             if depth == 0:
                 conn.execute("COMMIT")
+                self.pending_heads = {}
             else:
                 conn.execute(f"RELEASE sp{depth}")
         except (sqlcipher3.DatabaseError, OSError) as exc:
+            self.pending_heads = {}
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
             raise translate_error(exc, self.path) from exc

@@ -1,0 +1,1 @@
+"""Photo evidence: import, validate, hash, store, preview (``wardcrf.photos``)."""

@@ -1,0 +1,1 @@
+"""Sync: signed, encrypted bundles, the coordinator hub and transports (``wardcrf.sync``)."""
