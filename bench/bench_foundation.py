@@ -32,7 +32,9 @@ def _plain_store(path: Path) -> tuple[Store, DeviceContext]:
     store = Store(path, None)
     store.migrate()
     with store.transaction():
-        store.execute("INSERT INTO site VALUES (1, 'BENCH', 'PLAIN001', 'plain', 'ward', 'Asia/Shanghai', '')")
+        store.execute(
+            "INSERT INTO site VALUES (1, 'BENCH', 'PLAIN001', 'plain', 'ward', 'Asia/Shanghai', '')"
+        )
     return store, DeviceContext.load(store)
 
 
@@ -51,7 +53,9 @@ def run(quick: bool = False) -> list[dict]:
     author = Author(user="admin", role="admin")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        init = Site.init(tmp_path / "site", site="BENCH", device_name="bench", admin="admin", password=PASSWORD)
+        init = Site.init(
+            tmp_path / "site", site="BENCH", device_name="bench", admin="admin", password=PASSWORD
+        )
         site = Site.open(init.site.data_dir)
         # -- open + unlock
         unlock = []
@@ -67,8 +71,15 @@ def run(quick: bool = False) -> list[dict]:
             c.execute("SELECT count(*) FROM sqlite_master").fetchone()
             c.close()
             plain_open.append(time.perf_counter() - t)
-        rows.append(dict(name="open + unlock (scrypt + SQLCipher)", value=statistics.median(unlock) * 1000,
-                         unit="ms", baseline=statistics.median(plain_open) * 1000, target="≤ 500 ms"))
+        rows.append(
+            dict(
+                name="open + unlock (scrypt + SQLCipher)",
+                value=statistics.median(unlock) * 1000,
+                unit="ms",
+                baseline=statistics.median(plain_open) * 1000,
+                target="≤ 500 ms",
+            )
+        )
 
         s = site.unlock("admin", PASSWORD)
         ctx = s.ctx
@@ -81,24 +92,42 @@ def run(quick: bool = False) -> list[dict]:
         std = _stdlib(tmp_path / "std.db")
         base_single = []
         for i in range(n_single):
-            line = '{"prev":"%s","i":%d}' % ("0" * 64, i)
+            line = f'{{"prev":"{"0" * 64}","i":{i}}}'
             t = time.perf_counter()
             std.execute("BEGIN")
-            std.execute("INSERT INTO events (id, hash, line) VALUES (?,?,?)",
-                        (f"s-{i}", hashlib.sha256(line.encode()).hexdigest(), line))
+            std.execute(
+                "INSERT INTO events (id, hash, line) VALUES (?,?,?)",
+                (f"s-{i}", hashlib.sha256(line.encode()).hexdigest(), line),
+            )
             std.execute("COMMIT")
             base_single.append(time.perf_counter() - t)
-        rows.append(dict(name="single append + commit, median", value=statistics.median(single) * 1000,
-                         unit="ms", baseline=statistics.median(base_single) * 1000, target=""))
-        rows.append(dict(name="single append + commit, p99", value=_pct(single, 0.99) * 1000, unit="ms",
-                         baseline=_pct(base_single, 0.99) * 1000, target="≤ 10 ms"))
+        rows.append(
+            dict(
+                name="single append + commit, median",
+                value=statistics.median(single) * 1000,
+                unit="ms",
+                baseline=statistics.median(base_single) * 1000,
+                target="",
+            )
+        )
+        rows.append(
+            dict(
+                name="single append + commit, p99",
+                value=_pct(single, 0.99) * 1000,
+                unit="ms",
+                baseline=_pct(base_single, 0.99) * 1000,
+                target="≤ 10 ms",
+            )
+        )
 
         # -- bulk append (one transaction)
         def bulk(store: Store, dctx: DeviceContext) -> float:
             t = time.perf_counter()
             with store.transaction():
                 for i in range(n_bulk):
-                    eventlog.append(store, dctx, author, type="bench.note", subject="site:BENCH", body={"i": i})
+                    eventlog.append(
+                        store, dctx, author, type="bench.note", subject="site:BENCH", body={"i": i}
+                    )
             return n_bulk / (time.perf_counter() - t)
 
         enc_rate = bulk(s.store, ctx)
@@ -107,16 +136,33 @@ def run(quick: bool = False) -> list[dict]:
         t = time.perf_counter()
         std.execute("BEGIN")
         for i in range(n_bulk):
-            line = '{"prev":"%s","bulk":%d}' % ("0" * 64, i)
-            std.execute("INSERT INTO events (id, hash, line) VALUES (?,?,?)",
-                        (f"b-{i}", hashlib.sha256(line.encode()).hexdigest(), line))
+            line = f'{{"prev":"{"0" * 64}","bulk":{i}}}'
+            std.execute(
+                "INSERT INTO events (id, hash, line) VALUES (?,?,?)",
+                (f"b-{i}", hashlib.sha256(line.encode()).hexdigest(), line),
+            )
         std.execute("COMMIT")
         std_rate = n_bulk / (time.perf_counter() - t)
-        rows.append(dict(name="bulk append (wardcrf path, encrypted vs same path unencrypted)",
-                         value=enc_rate, unit="events/s", baseline=plain_rate, target="≥ 20,000/s; ratio ≤ 3",
-                         higher_is_better=True))
-        rows.append(dict(name="bulk append (wardcrf encrypted vs bare stdlib sqlite3 insert)",
-                         value=enc_rate, unit="events/s", baseline=std_rate, target="", higher_is_better=True))
+        rows.append(
+            dict(
+                name="bulk append (wardcrf path, encrypted vs same path unencrypted)",
+                value=enc_rate,
+                unit="events/s",
+                baseline=plain_rate,
+                target="≥ 20,000/s; ratio ≤ 3",
+                higher_is_better=True,
+            )
+        )
+        rows.append(
+            dict(
+                name="bulk append (wardcrf encrypted vs bare stdlib sqlite3 insert)",
+                value=enc_rate,
+                unit="events/s",
+                baseline=std_rate,
+                target="",
+                higher_is_better=True,
+            )
+        )
 
         # -- audit verify
         total = eventlog.count(s.store)
@@ -130,8 +176,16 @@ def run(quick: bool = False) -> list[dict]:
             hashlib.sha256(line.encode()).hexdigest()
             m += 1
         std_verify = m / (time.perf_counter() - t)
-        rows.append(dict(name="audit verify (chains)", value=verify_rate, unit="events/s", baseline=std_verify,
-                         target="≥ 100,000/s", higher_is_better=True))
+        rows.append(
+            dict(
+                name="audit verify (chains)",
+                value=verify_rate,
+                unit="events/s",
+                baseline=std_verify,
+                target="≥ 100,000/s",
+                higher_is_better=True,
+            )
+        )
 
         # -- rebuild
         t = time.perf_counter()
@@ -140,8 +194,16 @@ def run(quick: bool = False) -> list[dict]:
         t = time.perf_counter()
         projections.rebuild(plain)
         plain_rebuild = eventlog.count(plain) / (time.perf_counter() - t)
-        rows.append(dict(name="db rebuild (encrypted vs same path unencrypted)", value=rebuild_rate,
-                         unit="events/s", baseline=plain_rebuild, target="", higher_is_better=True))
+        rows.append(
+            dict(
+                name="db rebuild (encrypted vs same path unencrypted)",
+                value=rebuild_rate,
+                unit="events/s",
+                baseline=plain_rebuild,
+                target="",
+                higher_is_better=True,
+            )
+        )
         s.close()
         plain.close()
         std.close()

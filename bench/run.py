@@ -47,8 +47,13 @@ def main() -> None:
             table.add_column(col, justify="right" if col in ("wardcrf", "baseline", "ratio") else "left")
         for r in rows:
             unit = r.get("unit", "")
-            table.add_row(r["name"], f"{r['value']:,.2f} {unit}", f"{r['baseline']:,.2f} {unit}",
-                          f"{r['ratio']:.2f}", str(r.get("target", "")))
+            table.add_row(
+                r["name"],
+                f"{r['value']:,.2f} {unit}",
+                f"{r['baseline']:,.2f} {unit}",
+                f"{r['ratio']:.2f}",
+                str(r.get("target", "")),
+            )
             all_rows.append({"suite": suite, **r})
         console.print(table)
     if args.json:

@@ -28,8 +28,14 @@ def data_dir(tmp_path: Path) -> Path:
 def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """Built once per test run (key derivation is deliberately slow); copied per test."""
     data_dir = tmp_path_factory.mktemp("template") / "site"
-    result = Site.init(data_dir, site="WUH01", device_name="lap1", admin="admin", password=PASSWORD,
-                       admin_full_name="Ada Admin")
+    result = Site.init(
+        data_dir,
+        site="WUH01",
+        device_name="lap1",
+        admin="admin",
+        password=PASSWORD,
+        admin_full_name="Ada Admin",
+    )
     s = result.site.unlock("admin", PASSWORD)
     try:
         for role in ROLE_USERS:
@@ -89,9 +95,15 @@ def cli(site: Site, monkeypatch: pytest.MonkeyPatch):
     """Run `wardcrf ARGS` in-process as a user (default admin) against the fixture site."""
     from wardcrf.cli import main
 
-    def run(*args: str, user: str = "admin", password: str = PASSWORD, env: dict[str, str] | None = None) -> CliResult:
-        values = {"WARDCRF_DATA_DIR": str(site.data_dir), "WARDCRF_USER": user,
-                  "WARDCRF_PASSWORD": password, "COLUMNS": "200"}
+    def run(
+        *args: str, user: str = "admin", password: str = PASSWORD, env: dict[str, str] | None = None
+    ) -> CliResult:
+        values = {
+            "WARDCRF_DATA_DIR": str(site.data_dir),
+            "WARDCRF_USER": user,
+            "WARDCRF_PASSWORD": password,
+            "COLUMNS": "200",
+        }
         values.update(env or {})
         with monkeypatch.context() as m:
             for k, v in values.items():

@@ -115,8 +115,13 @@ def _summary(e: eventlog.Event) -> tuple[str, list[dict[str, Any]]]:
 
 
 def trail(
-    session: Session, *, subject: str | None = None, user: str | None = None,
-    type_prefix: str | None = None, since: str | None = None, until: str | None = None,
+    session: Session,
+    *,
+    subject: str | None = None,
+    user: str | None = None,
+    type_prefix: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
     limit: int | None = None,
 ) -> Iterator[TrailEntry]:
     session.require("audit.read", what="read the audit trail")
@@ -145,7 +150,16 @@ def trail(
     for e in events:
         summary, changes = _summary(e)
         yield TrailEntry(
-            event_id=e.id, device=e.device, seq=e.seq, ts=e.ts,
-            local_time=e.local_time.isoformat(timespec="seconds"), user=e.user, role=e.role,
-            type=e.type, subject=e.subject, summary=summary, changes=changes, reason=e.reason,
+            event_id=e.id,
+            device=e.device,
+            seq=e.seq,
+            ts=e.ts,
+            local_time=e.local_time.isoformat(timespec="seconds"),
+            user=e.user,
+            role=e.role,
+            type=e.type,
+            subject=e.subject,
+            summary=summary,
+            changes=changes,
+            reason=e.reason,
         )

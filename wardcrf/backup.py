@@ -99,7 +99,8 @@ def backup(session: Session, to_dir: Path) -> BackupResult:
             (to_dir / (name + ".partial")).unlink()
         raise translate_error(exc, final) from None
     session.append(
-        type="db.backup_made", subject=f"site:{session.ctx.site}",
+        type="db.backup_made",
+        subject=f"site:{session.ctx.site}",
         body={"file": name, "sha256": digest, "events": events},
     )
     return BackupResult(final, digest, events)
@@ -134,7 +135,11 @@ class RestoreResult:
 
 
 def restore(
-    backup_file: Path, data_dir: Path, *, username: str | None = None, password: str | None = None,
+    backup_file: Path,
+    data_dir: Path,
+    *,
+    username: str | None = None,
+    password: str | None = None,
     recovery_key: str | None = None,
 ) -> RestoreResult:
     """Put a backup in place. Needs a user's password or the recovery key.
@@ -143,7 +148,9 @@ def restore(
     ``data_dir/replaced-<time>/`` so nothing is lost.
     """
     backup_file, data_dir = Path(backup_file), Path(data_dir)
-    with tempfile.TemporaryDirectory(prefix=".wardcrf-restore-", dir=data_dir.parent if data_dir.parent.exists() else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix=".wardcrf-restore-", dir=data_dir.parent if data_dir.parent.exists() else None
+    ) as tmp:
         tmp_path = Path(tmp)
         _read_backup(backup_file, tmp_path)
         slots = KeySlots.load(tmp_path)
@@ -162,8 +169,16 @@ def restore(
             raise VerificationFailed(f"backup {backup_file.name} cannot be opened: {exc}") from None
         replaced = None
         data_dir.mkdir(parents=True, exist_ok=True)
-        existing = [p for p in (data_dir / DB_FILENAME, data_dir / SLOTS_FILENAME,
-                                data_dir / (DB_FILENAME + "-wal"), data_dir / (DB_FILENAME + "-shm")) if p.exists()]
+        existing = [
+            p
+            for p in (
+                data_dir / DB_FILENAME,
+                data_dir / SLOTS_FILENAME,
+                data_dir / (DB_FILENAME + "-wal"),
+                data_dir / (DB_FILENAME + "-shm"),
+            )
+            if p.exists()
+        ]
         if existing:
             replaced = data_dir / f"replaced-{now_utc().strftime('%Y%m%dT%H%M%SZ')}"
             replaced.mkdir()
@@ -181,9 +196,17 @@ def restore(
         ctx = eventlog.DeviceContext.load(store)
         author = eventlog.Author(user=username or "recovery-key", role=None)
         eventlog.append(
-            store, ctx, author, type="db.restored", subject=f"site:{ctx.site}",
-            body={"file": backup_file.name, "events": events, "at": iso_utc(now_utc()),
-                  "replaced": str(replaced) if replaced else None},
+            store,
+            ctx,
+            author,
+            type="db.restored",
+            subject=f"site:{ctx.site}",
+            body={
+                "file": backup_file.name,
+                "events": events,
+                "at": iso_utc(now_utc()),
+                "replaced": str(replaced) if replaced else None,
+            },
         )
     finally:
         store.close()
@@ -193,4 +216,3 @@ def restore(
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
-

@@ -42,8 +42,10 @@ def zone(name: str) -> ZoneInfo:
 def iso_utc(dt: datetime) -> str:
     """UTC timestamp with milliseconds and a Z, e.g. 2020-03-16T01:00:00.000Z."""
     u = dt.astimezone(UTC)
-    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
-            f".{u.microsecond // 1000:03d}Z")
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond // 1000:03d}Z"
+    )
 
 
 def utc_offset(dt: datetime, zone_name: str) -> str:

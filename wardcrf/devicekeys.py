@@ -52,8 +52,15 @@ def create(store: Store, device: str) -> DeviceKeys:
     store.execute(
         "INSERT INTO device_keys (device, sign_secret, sign_public, key_id, age_identity,"
         " age_recipient, created_at) VALUES (?,?,?,?,?,?,?)",
-        (keys.device, keys.sign_secret, keys.sign_public, keys.key_id, keys.age_identity,
-         keys.age_recipient, iso_utc(now_utc())),
+        (
+            keys.device,
+            keys.sign_secret,
+            keys.sign_public,
+            keys.key_id,
+            keys.age_identity,
+            keys.age_recipient,
+            iso_utc(now_utc()),
+        ),
     )
     return keys
 

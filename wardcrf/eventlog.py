@@ -25,8 +25,22 @@ from .store import Store
 # Every key of an event line besides "prev". Absent optional values are null,
 # so every line has the same keys and readers need no special cases.
 EVENT_KEYS = (
-    "amends", "body", "device", "hlc", "id", "protocol", "reason", "role", "seq",
-    "site", "subject", "ts", "type", "tz", "user", "zone",
+    "amends",
+    "body",
+    "device",
+    "hlc",
+    "id",
+    "protocol",
+    "reason",
+    "role",
+    "seq",
+    "site",
+    "subject",
+    "ts",
+    "type",
+    "tz",
+    "user",
+    "zone",
 )
 
 
@@ -66,11 +80,25 @@ class Event:
         if extra:
             raise ValueError(f"event line has unknown keys {', '.join(extra)}")
         return cls(
-            id=obj["id"], device=obj["device"], seq=obj["seq"], prev=obj["prev"],
-            hash=canonical.line_hash(line), hlc=obj["hlc"], ts=obj["ts"], tz=obj["tz"],
-            zone=obj["zone"], site=obj["site"], user=obj["user"], role=obj["role"],
-            type=obj["type"], subject=obj["subject"], body=obj["body"] or {},
-            reason=obj["reason"], amends=obj["amends"], protocol=obj["protocol"], line=line,
+            id=obj["id"],
+            device=obj["device"],
+            seq=obj["seq"],
+            prev=obj["prev"],
+            hash=canonical.line_hash(line),
+            hlc=obj["hlc"],
+            ts=obj["ts"],
+            tz=obj["tz"],
+            zone=obj["zone"],
+            site=obj["site"],
+            user=obj["user"],
+            role=obj["role"],
+            type=obj["type"],
+            subject=obj["subject"],
+            body=obj["body"] or {},
+            reason=obj["reason"],
+            amends=obj["amends"],
+            protocol=obj["protocol"],
+            line=line,
         )
 
     @property
@@ -162,7 +190,9 @@ def append(
     with store.transaction():
         head = _head(store, ctx.device)
         top = _top_hlc(store)
-        seq, prev, own_hlc = (head[0] + 1, head[1], HLC.decode(head[2])) if head else (1, canonical.GENESIS, ZERO)
+        seq, prev, own_hlc = (
+            (head[0] + 1, head[1], HLC.decode(head[2])) if head else (1, canonical.GENESIS, ZERO)
+        )
         known = HLC.decode(top) if top else ZERO
         now = now_utc()
         wall = wall_millis(now)
@@ -197,10 +227,25 @@ def append(
         }
         line = canonical.event_line(prev, fields)
         event = Event(
-            id=fields["id"], device=ctx.device, seq=seq, prev=prev, hash=canonical.line_hash(line),
-            hlc=fields["hlc"], ts=fields["ts"], tz=fields["tz"], zone=ctx.zone, site=ctx.site,
-            user=author.user, role=author.role, type=type, subject=subject, body=fields["body"],
-            reason=reason, amends=amends, protocol=author.protocol, line=line,
+            id=fields["id"],
+            device=ctx.device,
+            seq=seq,
+            prev=prev,
+            hash=canonical.line_hash(line),
+            hlc=fields["hlc"],
+            ts=fields["ts"],
+            tz=fields["tz"],
+            zone=ctx.zone,
+            site=ctx.site,
+            user=author.user,
+            role=author.role,
+            type=type,
+            subject=subject,
+            body=fields["body"],
+            reason=reason,
+            amends=amends,
+            protocol=author.protocol,
+            line=line,
         )
         _write(store, event)
     return AppendResult(event, warnings)
@@ -217,8 +262,7 @@ def ingest(store: Store, event: Event) -> None:
         want_seq, want_prev = (head[0] + 1, head[1]) if head else (1, canonical.GENESIS)
         if event.seq != want_seq or event.prev != want_prev:
             raise Refused(
-                f"event {event.id} does not continue device {event.device}'s chain "
-                f"(expected seq {want_seq})"
+                f"event {event.id} does not continue device {event.device}'s chain (expected seq {want_seq})"
             )
         _write(store, event)
 
@@ -260,8 +304,20 @@ def _write(store: Store, event: Event) -> None:
     store.execute(
         "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        (event.id, event.device, event.seq, event.prev, event.hash, event.hlc, event.ts,
-         event.user, event.type, event.subject, event.amends, event.line),
+        (
+            event.id,
+            event.device,
+            event.seq,
+            event.prev,
+            event.hash,
+            event.hlc,
+            event.ts,
+            event.user,
+            event.type,
+            event.subject,
+            event.amends,
+            event.line,
+        ),
     )
     if _flush_heads not in store.before_commit:
         store.before_commit.append(_flush_heads)
@@ -347,12 +403,17 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
         seq, line = row[2], row[11]
         what = None
         if seq != expect_seq:
-            what = (f"missing event(s) before this one (expected seq {expect_seq})"
-                    if seq > expect_seq else "duplicate or reordered seq")
+            what = (
+                f"missing event(s) before this one (expected seq {expect_seq})"
+                if seq > expect_seq
+                else "duplicate or reordered seq"
+            )
         elif sha(line) != row[4]:
             what = "stored line does not match its hash (edited)"
         elif row[3] != expect_prev or not line.startswith('{"prev":"' + expect_prev + '"'):
-            what = "chain broken: prev does not match the previous event's hash (inserted, deleted or reordered)"
+            what = (
+                "chain broken: prev does not match the previous event's hash (inserted, deleted or reordered)"
+            )
         else:
             try:
                 obj = loads(line)
@@ -381,7 +442,9 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
             problems[dev] = ChainProblem(dev, None, f"chain head says seq {seq_} but no events are present")
         elif held != (seq_, hash_):
             problems[dev] = ChainProblem(
-                dev, held[0], f"log ends at seq {held[0]} but its head says seq {seq_} (events deleted at the end?)"
+                dev,
+                held[0],
+                f"log ends at seq {held[0]} but its head says seq {seq_} (events deleted at the end?)",
             )
     for dev in last_seq:
         if dev not in problems and store.one("SELECT 1 FROM chain_heads WHERE device = ?", (dev,)) is None:

@@ -27,7 +27,7 @@ def reference(sha256_hex: str) -> str:
 
 
 def digest_of(ref: str) -> str:
-    return ref[len(REF_PREFIX):]
+    return ref[len(REF_PREFIX) :]
 
 
 def resolve_photo(session: Session, raw: str) -> str:

@@ -101,9 +101,7 @@ def parse_recovery_key(text: str) -> bytes:
 
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UsageError(
-            f"password too short: at least {MIN_PASSWORD_LENGTH} characters are required"
-        )
+        raise UsageError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters are required")
 
 
 def _kek_from_password(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -176,7 +174,7 @@ class KeySlots:
         try:
             view = memoryview(payload)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         except OSError:
             os.close(fd)
@@ -246,9 +244,7 @@ class KeySlots:
         slot = self.data["slots"].get(name)
         if slot is None:
             return None
-        kek = _kek_from_password(
-            password, b64d(slot["salt"]), int(slot["n"]), int(slot["r"]), int(slot["p"])
-        )
+        kek = _kek_from_password(password, b64d(slot["salt"]), int(slot["n"]), int(slot["r"]), int(slot["p"]))
         try:
             return AESGCM(kek).decrypt(b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(name))
         except InvalidTag:
@@ -261,9 +257,7 @@ class KeySlots:
             raise AuthError("this data directory has no recovery slot")
         kek = _kek_from_recovery(raw, b64d(slot["salt"]))
         try:
-            return AESGCM(kek).decrypt(
-                b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(RECOVERY_SLOT)
-            )
+            return AESGCM(kek).decrypt(b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(RECOVERY_SLOT))
         except InvalidTag:
             raise AuthError("recovery key does not open this data directory") from None
 

@@ -100,7 +100,9 @@ def scratch_copy(store: Store) -> Store:
     scratch.migrate()
     with scratch.transaction():
         for row in store.rows("SELECT * FROM site"):
-            scratch.db["site"].insert(row)
+            cols = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            scratch.execute(f"INSERT INTO site ({cols}) VALUES ({marks})", tuple(row.values()))
     return scratch
 
 
@@ -119,16 +121,24 @@ def check(store: Store, on_progress: Callable[[int], None] | None = None) -> tup
             for key in sorted(set(live) | set(fresh), key=repr):
                 name = "/".join(str(k) for k in key)
                 if key not in fresh:
-                    diffs.append(Difference(table, name, "present in the database but not derivable from the log"))
+                    diffs.append(
+                        Difference(table, name, "present in the database but not derivable from the log")
+                    )
                     break
                 if key not in live:
-                    diffs.append(Difference(table, name, "derivable from the log but missing in the database"))
+                    diffs.append(
+                        Difference(table, name, "derivable from the log but missing in the database")
+                    )
                     break
                 if live[key] != fresh[key]:
                     col = next(c for c in fresh[key] if live[key].get(c) != fresh[key][c])
-                    diffs.append(Difference(
-                        table, name, f"column {col} is {live[key].get(col)!r}, the log gives {fresh[key][col]!r}"
-                    ))
+                    diffs.append(
+                        Difference(
+                            table,
+                            name,
+                            f"column {col} is {live[key].get(col)!r}, the log gives {fresh[key][col]!r}",
+                        )
+                    )
                     break
         return n, diffs
     finally:

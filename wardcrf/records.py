@@ -46,9 +46,14 @@ class RecordState:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RecordState:
         return cls(
-            event_id=row["event_id"], form=row["form"], subject=row["subject"],
-            data=json.loads(row["data"]), created_at=row["created_at"],
-            created_by=row["created_by"], last_event=row["last_event"], version=row["version"],
+            event_id=row["event_id"],
+            form=row["form"],
+            subject=row["subject"],
+            data=json.loads(row["data"]),
+            created_at=row["created_at"],
+            created_by=row["created_by"],
+            last_event=row["last_event"],
+            version=row["version"],
         )
 
 
@@ -85,8 +90,13 @@ def for_subject(store: Store, subject: str, form: str | None = None) -> list[Rec
 
 
 def submit(
-    session: Session, form: str, data: dict[str, Any], *, subject: str | None = None,
-    reason: str | None = None, extra: dict[str, Any] | None = None,
+    session: Session,
+    form: str,
+    data: dict[str, Any],
+    *,
+    subject: str | None = None,
+    reason: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Event:
     """Append a validated record. Validation and permission are the caller's job.
 
@@ -100,8 +110,12 @@ def submit(
 
 
 def amend(
-    session: Session, event_id: str, changes: dict[str, Any], reason: str,
-    *, extra: dict[str, Any] | None = None,
+    session: Session,
+    event_id: str,
+    changes: dict[str, Any],
+    reason: str,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> Event:
     """Correct fields of a record: old and new value per field, with a reason."""
     if not reason or not reason.strip():
@@ -165,8 +179,17 @@ def _submitted(store: Store, e: Event) -> None:
     store.execute(
         "INSERT INTO records (event_id, form, subject, data, field_hlc, created_at, created_by,"
         " last_event, last_hlc, version) VALUES (?,?,?,?,?,?,?,?,?,1)",
-        (e.id, e.body["form"], e.subject, dumps(data), dumps({k: e.hlc for k in data}), e.ts,
-         e.user, e.id, e.hlc),
+        (
+            e.id,
+            e.body["form"],
+            e.subject,
+            dumps(data),
+            dumps({k: e.hlc for k in data}),
+            e.ts,
+            e.user,
+            e.id,
+            e.hlc,
+        ),
     )
     _run_hooks(store, e.id)
 
@@ -181,8 +204,16 @@ def _amended(store: Store, e: Event) -> None:
         store.execute(
             "INSERT INTO amendments (event_id, target_event, field, old_value, new_value, reason,"
             " user_id, ts) VALUES (?,?,?,?,?,?,?,?)",
-            (e.id, e.amends, field, dumps(change.get("old")), dumps(change.get("new")),
-             e.reason or "", e.user, e.ts),
+            (
+                e.id,
+                e.amends,
+                field,
+                dumps(change.get("old")),
+                dumps(change.get("new")),
+                e.reason or "",
+                e.user,
+                e.ts,
+            ),
         )
         # Later (by HLC) wins; an older concurrent amendment stays in the log only.
         if field_hlc.get(field, "") <= e.hlc:
@@ -193,4 +224,4 @@ def _amended(store: Store, e: Event) -> None:
         " version = version + 1 WHERE event_id = ?",
         (dumps(data), dumps(field_hlc), e.id, e.hlc, e.amends),
     )
-    _run_hooks(store, e.amends)
+    _run_hooks(store, str(e.amends))

@@ -26,14 +26,24 @@ def reset_password_with_recovery_key(site: Site, recovery_key: str, username: st
         ctx = DeviceContext.load(store)
         with store.transaction():
             append(
-                store, ctx, Author(user=None, role=None), type="user.password_reset",
-                subject=f"user:{username}", body={"username": username, "via": "recovery key"},
+                store,
+                ctx,
+                Author(user=None, role=None),
+                type="user.password_reset",
+                subject=f"user:{username}",
+                body={"username": username, "via": "recovery key"},
                 reason="password reset with the site recovery key",
             )
             if user["locked"]:
-                append(store, ctx, Author(user=None, role=None), type="user.unlocked",
-                       subject=f"user:{username}", body={"username": username},
-                       reason="unlocked with the site recovery key")
+                append(
+                    store,
+                    ctx,
+                    Author(user=None, role=None),
+                    type="user.unlocked",
+                    subject=f"user:{username}",
+                    body={"username": username},
+                    reason="unlocked with the site recovery key",
+                )
             with site.slots.locked():
                 site.slots.set_user_slot(username, password, key)
                 site.slots.clear_failures(username)

@@ -71,8 +71,13 @@ class SignatureState:
 
 
 def sign(
-    session: Session, *, target: str, meaning: str, signer: str | None = None,
-    password: str, note: str | None = None,
+    session: Session,
+    *,
+    target: str,
+    meaning: str,
+    signer: str | None = None,
+    password: str,
+    note: str | None = None,
 ) -> Event:
     """Re-authenticate `signer` (default: the session user) and sign `target`.
 
@@ -91,8 +96,11 @@ def sign(
     session.site.verify_password(session, signer, password)
     signed_hash = content_hash(session.store, target)
     body: dict[str, Any] = {
-        "target": target, "signed_hash": signed_hash, "meaning": meaning,
-        "signer": signer, "full_name": user["full_name"],
+        "target": target,
+        "signed_hash": signed_hash,
+        "meaning": meaning,
+        "signer": signer,
+        "full_name": user["full_name"],
     }
     if note:
         body["note"] = note
@@ -127,8 +135,12 @@ def _state(store: Store, row: dict[str, Any]) -> SignatureState:
     except Refused:
         current = ""
     return SignatureState(
-        event_id=row["event_id"], target=row["target_event"], meaning=row["meaning"],
-        user=row["user_id"], full_name=row["full_name"], signed_at=row["signed_at"],
+        event_id=row["event_id"],
+        target=row["target_event"],
+        meaning=row["meaning"],
+        user=row["user_id"],
+        full_name=row["full_name"],
+        signed_at=row["signed_at"],
         valid=current == row["signed_hash"],
     )
 

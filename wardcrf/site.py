@@ -19,7 +19,7 @@ from typing import Any
 
 from . import eventlog, roles
 from .clock import iso_utc, now_utc, zone
-from .errors import AuthError, PermissionDenied, StoreError, UsageError
+from .errors import AuthError, PermissionDenied, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
 from .keyslots import LOCKOUT_AFTER, KeySlots, check_password_rules, format_recovery_key, new_database_key
 from .store import Store, db_path
@@ -143,9 +143,18 @@ class Site:
                 ctx = DeviceContext.load(store)
                 author = Author(user=admin, role="admin")
                 eventlog.append(
-                    store, ctx, author, type="site.initialized", subject=f"site:{site}",
-                    body={"site": site, "device": device, "device_name": device_name,
-                          "kind": kind, "zone": zone_name},
+                    store,
+                    ctx,
+                    author,
+                    type="site.initialized",
+                    subject=f"site:{site}",
+                    body={
+                        "site": site,
+                        "device": device,
+                        "device_name": device_name,
+                        "kind": kind,
+                        "zone": zone_name,
+                    },
                 )
                 users.record_user_added(store, ctx, author, admin, admin_full_name or admin, "admin")
             slots.save()
@@ -164,7 +173,9 @@ class Site:
     def open(cls, data_dir: Path) -> Site:
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
-            raise UsageError(f"data directory {data_dir} does not exist (run `wardcrf init` or pass --data-dir)")
+            raise UsageError(
+                f"data directory {data_dir} does not exist (run `wardcrf init` or pass --data-dir)"
+            )
         slots = KeySlots.load(data_dir)
         if not db_path(data_dir).exists():
             raise UsageError(f"{data_dir} has key slots but no database {db_path(data_dir).name}")
@@ -176,7 +187,8 @@ class Site:
         with self.slots.locked():
             if self.slots.failed_count(username) >= LOCKOUT_AFTER:
                 raise AuthError(
-                    f"account {username} is locked after {LOCKOUT_AFTER} failed logins; an admin must unlock it"
+                    f"account {username} is locked after {LOCKOUT_AFTER} failed logins;"
+                    " an admin must unlock it"
                 )
             key = self.slots.unwrap_with_password(username, password)
             if key is None:
@@ -209,7 +221,8 @@ class Site:
                 raise AuthError(f"account {username} is deactivated")
             if user["locked"]:
                 raise AuthError(
-                    f"account {username} is locked after {LOCKOUT_AFTER} failed logins; an admin must unlock it"
+                    f"account {username} is locked after {LOCKOUT_AFTER} failed logins;"
+                    " an admin must unlock it"
                 )
             session = Session(self, store, ctx, username, user["role"], user["full_name"], key=key)
             from .protocol_ref import active_protocol_ref

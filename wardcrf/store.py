@@ -57,12 +57,10 @@ def translate_error(exc: BaseException, path: Path | str) -> StoreError:
     """Turn a driver or OS error into one line a ward user can act on."""
     msg = str(exc)
     low = msg.lower()
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "disk is full" in low:
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "disk is full" in low:
         return StoreError(f"disk full: could not write {path}; free space and retry (nothing was saved)")
     if "database is locked" in low or "database is busy" in low:
-        return StoreError(
-            f"database {path} is locked by another wardcrf process; close it or wait and retry"
-        )
+        return StoreError(f"database {path} is locked by another wardcrf process; close it or wait and retry")
     if "file is not a database" in low or "malformed" in low or "file is encrypted" in low:
         return StoreError(f"{path} is corrupt or not a wardcrf database")
     if "readonly" in low or "read-only" in low:
@@ -83,12 +81,17 @@ def connect(path: Path, key: bytes | None, *, readonly: bool = False) -> sqlciph
     try:
         if readonly:
             conn = sqlcipher3.connect(
-                f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None, check_same_thread=False,
+                f"file:{path}?mode=ro",
+                uri=True,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
             )
         else:
             conn = sqlcipher3.connect(
-                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                str(path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
                 check_same_thread=False,
             )
         if key is not None:

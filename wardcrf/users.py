@@ -35,7 +35,11 @@ def record_user_added(
     store: Store, ctx: DeviceContext, author: Author, username: str, full_name: str, role: str
 ) -> Event:
     return append(
-        store, ctx, author, type="user.added", subject=f"user:{username}",
+        store,
+        ctx,
+        author,
+        type="user.added",
+        subject=f"user:{username}",
         body={"username": username, "full_name": full_name, "role": role},
     ).event
 
@@ -48,7 +52,9 @@ def add_user(session: Session, username: str, full_name: str, role: str, passwor
     full_name = full_name.strip() or username
     check_password_rules(password)
     if get(session.store, username) is not None or session.site.slots.has_user(username):
-        raise Refused(f"user name {username} is already taken (names are never reused, even after deactivation)")
+        raise Refused(
+            f"user name {username} is already taken (names are never reused, even after deactivation)"
+        )
     with session.store.transaction():
         event = record_user_added(session.store, session.ctx, session.author, username, full_name, role)
         # The slot is written inside the transaction: if saving it fails, the
@@ -70,7 +76,8 @@ def change_password(session: Session, username: str, new_password: str) -> Event
     check_password_rules(new_password)
     with session.store.transaction():
         event = session.append(
-            type="user.password_changed", subject=f"user:{username}",
+            type="user.password_changed",
+            subject=f"user:{username}",
             body={"username": username, "by_admin": username != session.user},
         ).event
         with session.site.slots.locked():
@@ -95,7 +102,9 @@ def deactivate(session: Session, username: str, reason: str) -> Event:
             raise Refused("cannot deactivate the last active admin")
     with session.store.transaction():
         event = session.append(
-            type="user.deactivated", subject=f"user:{username}", body={"username": username},
+            type="user.deactivated",
+            subject=f"user:{username}",
+            body={"username": username},
             reason=reason.strip(),
         ).event
         with session.site.slots.locked():
@@ -111,7 +120,9 @@ def unlock(session: Session, username: str, reason: str = "unlocked by admin") -
         raise Refused(f"unknown user {username}")
     with session.store.transaction():
         event = session.append(
-            type="user.unlocked", subject=f"user:{username}", body={"username": username},
+            type="user.unlocked",
+            subject=f"user:{username}",
+            body={"username": username},
             reason=reason,
         ).event
         with session.site.slots.locked():
@@ -123,7 +134,8 @@ def set_language(session: Session, language: str) -> Event:
     if language not in LANGUAGES:
         raise UsageError(f"unknown language {language!r} (allowed: {', '.join(LANGUAGES)})")
     return session.append(
-        type="user.language_set", subject=f"user:{session.user}",
+        type="user.language_set",
+        subject=f"user:{session.user}",
         body={"username": session.user, "language": language},
     ).event
 
@@ -138,7 +150,8 @@ def record_login_failed(session: Session, username: str, at: str, *, count: int 
         failures = count if count is not None else session.site.slots.failed_count(username)
         if user is not None and not user["locked"] and failures >= LOCKOUT_AFTER:
             session.append(
-                type="user.locked", subject=f"user:{username}",
+                type="user.locked",
+                subject=f"user:{username}",
                 body={"username": username, "failures": failures},
             )
 
@@ -176,9 +189,7 @@ def _user_unlocked(store: Store, e: Event) -> None:
 
 @projector("auth.login_failed")
 def _login_failed(store: Store, e: Event) -> None:
-    store.execute(
-        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (e.body["username"],)
-    )
+    store.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (e.body["username"],))
 
 
 @projector("user.password_changed")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import tarfile
 
 import pytest
+from conftest import PASSWORD
 
 from wardcrf import backup, eventlog, records
 from wardcrf.errors import AuthError, UsageError, VerificationFailed
 from wardcrf.site import Site
-
-from conftest import PASSWORD
 
 
 def test_backup_while_in_use_and_restore_on_a_new_laptop(tmp_path, site, session_for):

@@ -9,19 +9,17 @@ import sys
 from pathlib import Path
 
 import click
-import pytest
 import typer.main
+from conftest import PASSWORD
 
 from wardcrf.cli import app
-
-from conftest import PASSWORD
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
     for name, cmd in group.commands.items():
-        yield prefix + (name,), cmd
+        yield (*prefix, name), cmd
         if isinstance(cmd, click.Group):
-            yield from _all_commands(cmd, prefix + (name,))
+            yield from _all_commands(cmd, (*prefix, name))
 
 
 def test_every_command_and_option_has_help():
@@ -75,24 +73,55 @@ def test_corrupt_database_is_one_line(cli, site):
 
 
 def test_init_refuses_bad_input_and_existing_site(tmp_path, cli, site):
-    r = cli("init", "--site", "WUH 01", "--device", "d", "--admin", "a",
-            "--data-dir", str(tmp_path / "x"))
+    r = cli("init", "--site", "WUH 01", "--device", "d", "--admin", "a", "--data-dir", str(tmp_path / "x"))
     assert r.code == 2 and "site 'WUH 01' is invalid" in r.err
-    r = cli("init", "--site", "S", "--device", "d", "--admin", "a", "--data-dir", str(tmp_path / "y"),
-            env={"WARDCRF_PASSWORD": "short"})
+    r = cli(
+        "init",
+        "--site",
+        "S",
+        "--device",
+        "d",
+        "--admin",
+        "a",
+        "--data-dir",
+        str(tmp_path / "y"),
+        env={"WARDCRF_PASSWORD": "short"},
+    )
     assert r.code == 2 and "at least 10 characters" in r.err
     assert not (tmp_path / "y" / "wardcrf.db").exists()
     r = cli("init", "--site", "S", "--device", "d", "--admin", "a", "--data-dir", str(site.data_dir))
     assert r.code == 2 and "already holds a wardcrf site" in r.err
-    r = cli("init", "--site", "S", "--device", "d", "--admin", "a", "--zone", "Mars/Base",
-            "--data-dir", str(tmp_path / "z"))
+    r = cli(
+        "init",
+        "--site",
+        "S",
+        "--device",
+        "d",
+        "--admin",
+        "a",
+        "--zone",
+        "Mars/Base",
+        "--data-dir",
+        str(tmp_path / "z"),
+    )
     assert r.code == 2 and "unknown time zone" in r.err
 
 
 def test_init_writes_recovery_key_file(tmp_path, cli):
     out = tmp_path / "recovery.txt"
-    r = cli("init", "--site", "S1", "--device", "lap", "--admin", "boss", "--data-dir", str(tmp_path / "s"),
-            "--recovery-key-out", str(out))
+    r = cli(
+        "init",
+        "--site",
+        "S1",
+        "--device",
+        "lap",
+        "--admin",
+        "boss",
+        "--data-dir",
+        str(tmp_path / "s"),
+        "--recovery-key-out",
+        str(out),
+    )
     assert r.code == 0, r.err
     text = out.read_text()
     assert "WRK-" in text and text.split()[-1] in r.out
@@ -100,13 +129,28 @@ def test_init_writes_recovery_key_file(tmp_path, cli):
 
 
 def test_user_commands(cli):
-    r = cli("user", "add", "nurse2", "--role", "clinician", "--full-name", "Nurse Two",
-            env={"WARDCRF_NEW_PASSWORD": "nurse-password"})
+    r = cli(
+        "user",
+        "add",
+        "nurse2",
+        "--role",
+        "clinician",
+        "--full-name",
+        "Nurse Two",
+        env={"WARDCRF_NEW_PASSWORD": "nurse-password"},
+    )
     assert r.code == 0, r.err
     r = cli("user", "add", "nurse3", "--role", "surgeon", env={"WARDCRF_NEW_PASSWORD": "nurse-password"})
     assert r.code == 2 and "unknown role 'surgeon'" in r.err and "allowed: admin" in r.err
-    r = cli("user", "add", "nurse4", "--role", "clinician", user="auditor",
-            env={"WARDCRF_NEW_PASSWORD": "nurse-password"})
+    r = cli(
+        "user",
+        "add",
+        "nurse4",
+        "--role",
+        "clinician",
+        user="auditor",
+        env={"WARDCRF_NEW_PASSWORD": "nurse-password"},
+    )
     assert r.code == 1 and "role auditor may not add users" in r.err
     r = cli("user", "list", "--json")
     names = {u["username"]: u for u in json.loads(r.out)}
@@ -151,8 +195,14 @@ def test_database_locked_by_another_process(cli, site, admin):
     # Another process holds the write lock; we wait (busy timeout) and then say so.
     admin.store.execute("BEGIN IMMEDIATE")
     try:
-        r = cli("user", "add", "x9", "--role", "clinician",
-                env={"WARDCRF_NEW_PASSWORD": "password-123", "WARDCRF_BUSY_TIMEOUT_MS": "200"})
+        r = cli(
+            "user",
+            "add",
+            "x9",
+            "--role",
+            "clinician",
+            env={"WARDCRF_NEW_PASSWORD": "password-123", "WARDCRF_BUSY_TIMEOUT_MS": "200"},
+        )
     finally:
         admin.store.execute("ROLLBACK")
     assert r.code == 1 and "locked by another wardcrf process" in r.err, r.err
@@ -172,11 +222,30 @@ def test_core_is_importable_without_textual():
 def test_entry_point_runs_as_a_process(tmp_path):
     env = dict(os.environ, WARDCRF_PASSWORD=PASSWORD)
     exe = Path(sys.executable).with_name("wardcrf")
-    r = subprocess.run([str(exe), "init", "--site", "P1", "--device", "d1", "--admin", "a1",
-                        "--data-dir", str(tmp_path / "p")], env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            str(exe),
+            "init",
+            "--site",
+            "P1",
+            "--device",
+            "d1",
+            "--admin",
+            "a1",
+            "--data-dir",
+            str(tmp_path / "p"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([str(exe), "audit", "verify"], env=dict(env, WARDCRF_USER="a1", WARDCRF_PASSWORD="bad-password",
-                       WARDCRF_DATA_DIR=str(tmp_path / "p")), capture_output=True, text=True)
+    r = subprocess.run(
+        [str(exe), "audit", "verify"],
+        env=dict(
+            env, WARDCRF_USER="a1", WARDCRF_PASSWORD="bad-password", WARDCRF_DATA_DIR=str(tmp_path / "p")
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
-
-

@@ -9,10 +9,10 @@ import subprocess
 import sys
 import time
 
+from conftest import PASSWORD
+
 from wardcrf import audit
 from wardcrf.site import Site
-
-from conftest import PASSWORD
 
 WRITER = r"""
 import sys
@@ -39,7 +39,9 @@ def test_sigkill_during_appends_loses_nothing_acknowledged(site):
     for _round in range(12):
         proc = subprocess.Popen(
             [sys.executable, "-c", WRITER, str(site.data_dir), PASSWORD, str(_round)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -56,8 +58,9 @@ def test_sigkill_during_appends_loses_nothing_acknowledged(site):
             assert s.store.integrity_check() == "ok"
             report = audit.verify(s)
             assert report.ok, report.problems
-            present = {r[0] for r in s.store.execute(
-                "SELECT seq FROM events WHERE device = ?", (s.ctx.device,))}
+            present = {
+                r[0] for r in s.store.execute("SELECT seq FROM events WHERE device = ?", (s.ctx.device,))
+            }
             missing = acknowledged - present
             assert not missing, f"round {_round}: acknowledged events lost: {sorted(missing)[:5]}"
             # Batches are atomic: a batch is either complete or absent.

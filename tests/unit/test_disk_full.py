@@ -8,12 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD
 
 from wardcrf import audit, eventlog
 from wardcrf.errors import StoreError
 from wardcrf.site import Site
-
-from conftest import PASSWORD
 
 
 @pytest.fixture

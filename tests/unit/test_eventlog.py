@@ -7,13 +7,12 @@ import json
 
 import pytest
 import sqlcipher3
+from conftest import PASSWORD
 
 from wardcrf import audit, canonical, eventlog, projections, records, signatures
 from wardcrf.clock import HLC
 from wardcrf.errors import Refused, UsageError
 from wardcrf.store import db_path
-
-from conftest import PASSWORD
 
 
 def raw_conn(site, key: bytes):
@@ -146,22 +145,30 @@ def test_deleted_tail_is_detected(site, admin):
 def test_inserted_event_is_detected(site, admin):
     row = admin.store.rows("SELECT * FROM events WHERE seq = 2")[0]
     forged = row["line"].replace('"seq":2', '"seq":2')
-    _tamper(site, admin, [
-        "UPDATE events SET seq = seq + 1000 WHERE seq >= 3",
-        "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line) "
-        f"SELECT id || 'x', device, 3, prev, hash || 'x', hlc, ts, user, type, subject, amends, line FROM events WHERE seq = 2",
-    ])
+    _tamper(
+        site,
+        admin,
+        [
+            "UPDATE events SET seq = seq + 1000 WHERE seq >= 3",
+            "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line) "
+            "SELECT id || 'x', device, 3, prev, hash || 'x', hlc, ts, user, type, subject, amends, line FROM events WHERE seq = 2",
+        ],
+    )
     assert forged
     report = _first_problem(site)
     assert not report.ok and "seq 3" in report.problems[0]
 
 
 def test_reordered_events_are_detected(site, admin):
-    _tamper(site, admin, [
-        "UPDATE events SET seq = -1 WHERE seq = 3",
-        "UPDATE events SET seq = 3 WHERE seq = 4",
-        "UPDATE events SET seq = 4 WHERE seq = -1",
-    ])
+    _tamper(
+        site,
+        admin,
+        [
+            "UPDATE events SET seq = -1 WHERE seq = 3",
+            "UPDATE events SET seq = 3 WHERE seq = 4",
+            "UPDATE events SET seq = 4 WHERE seq = -1",
+        ],
+    )
     report = _first_problem(site)
     assert not report.ok and "seq 3" in report.problems[0]
 

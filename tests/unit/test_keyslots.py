@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from conftest import PASSWORD
 
 from wardcrf import users
 from wardcrf.errors import AuthError, Refused, UsageError
 from wardcrf.keyslots import format_recovery_key, parse_recovery_key
 from wardcrf.recovery import reset_password_with_recovery_key
 from wardcrf.site import Site
-
-from conftest import PASSWORD
 
 
 def test_recovery_key_round_trip_and_typo_tolerance():

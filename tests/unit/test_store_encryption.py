@@ -6,13 +6,12 @@ import sqlite3
 
 import pytest
 import sqlcipher3
+from conftest import PASSWORD
 
 from wardcrf import users
 from wardcrf.errors import StoreError
 from wardcrf.site import Site
 from wardcrf.store import Store, db_path
-
-from conftest import PASSWORD
 
 SECRET_MARK = "Zhang-Wei-Sentinel-Name"
 

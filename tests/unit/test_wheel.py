@@ -17,7 +17,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPING = {"wardcrf": "wardcrf", "screens": "wardcrf.screens", "sync": "wardcrf.sync", "photos": "wardcrf.photos"}
+MAPPING = {
+    "wardcrf": "wardcrf",
+    "screens": "wardcrf.screens",
+    "sync": "wardcrf.sync",
+    "photos": "wardcrf.photos",
+}
 
 
 def _source_modules() -> list[str]:
@@ -36,8 +41,11 @@ def _source_modules() -> list[str]:
 @pytest.mark.slow
 def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(dist)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(dist)],
+        check=True,
+        capture_output=True,
+    )
     [wheel] = list(dist.glob("wardcrf-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "wardcrf/schema.sql" in names
@@ -62,8 +70,24 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     exe = venv / "bin" / "wardcrf"
     r = subprocess.run([str(exe), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "init" in r.stdout, r.stderr
-    r = subprocess.run([str(exe), "init", "--site", "W1", "--device", "wheel", "--admin", "admin",
-                        "--data-dir", str(tmp_path / "site")], cwd=tmp_path, env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            str(exe),
+            "init",
+            "--site",
+            "W1",
+            "--device",
+            "wheel",
+            "--admin",
+            "admin",
+            "--data-dir",
+            str(tmp_path / "site"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     env.update(WARDCRF_USER="admin", WARDCRF_DATA_DIR=str(tmp_path / "site"))
     r = subprocess.run([str(exe), "audit", "verify"], cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -41,12 +41,11 @@ def _version(value: bool) -> None:
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Show the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
 ) -> None:
-    """Offline electronic case report forms for clinical trials in isolation wards.
-
-    """
+    """Offline electronic case report forms for clinical trials in isolation wards."""
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
 
@@ -74,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         if exc.errno == errno.ENOSPC:
             print("wardcrf: error: disk full; free space and retry (nothing was saved)", file=sys.stderr)
         else:
-            print(f"wardcrf: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+            print(
+                f"wardcrf: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr
+            )
         sys.exit(EXIT_REFUSED)
     except Exception as exc:  # a bug: still one line, unless debugging
         if os.environ.get("WARDCRF_DEBUG"):

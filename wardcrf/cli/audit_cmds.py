@@ -34,17 +34,25 @@ def verify(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
 def log(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
-    subject: Annotated[str | None, typer.Option("--subject", help="Only events about this subject, e.g. participant:WUH01-001.")] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option("--subject", help="Only events about this subject, e.g. participant:WUH01-001."),
+    ] = None,
     user: Annotated[str | None, typer.Option("--user", help="Only events by this user.")] = None,
-    type_: Annotated[str | None, typer.Option("--type", help="Only event types starting with this, e.g. record.")] = None,
+    type_: Annotated[
+        str | None, typer.Option("--type", help="Only event types starting with this, e.g. record.")
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="From this UTC time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before this UTC time (ISO 8601).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the last N events.")] = None,
 ) -> None:
     """Show the audit trail: who, when, what, old → new, why."""
     with session(data_dir) as s:
-        entries = list(audit.trail(s, subject=subject, user=user, type_prefix=type_, since=since,
-                                   until=until, limit=limit))
+        entries = list(
+            audit.trail(
+                s, subject=subject, user=user, type_prefix=type_, since=since, until=until, limit=limit
+            )
+        )
     if as_json:
         print_json([e.as_json() for e in entries])
         return

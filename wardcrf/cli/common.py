@@ -22,7 +22,8 @@ err_console = Console(stderr=True)
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", "-d",
+        "--data-dir",
+        "-d",
         help="Site data directory (default: $WARDCRF_DATA_DIR, then the platform's user data dir).",
         show_default=False,
     ),

@@ -31,33 +31,45 @@ def backup(
     """Write a verified, encrypted, consistent backup while the app may be running."""
     with session(data_dir) as s:
         result = backups.backup(s, to)
-    console.print(f"Backup written and verified: {result.path} ({result.events} events, sha256 {result.sha256})")
+    console.print(
+        f"Backup written and verified: {result.path} ({result.events} events, sha256 {result.sha256})"
+    )
 
 
 @app.command("restore")
 def restore(
     file: Annotated[Path, typer.Argument(help="A .wardbackup file.")],
     data_dir: DataDirOption = None,
-    recovery: Annotated[bool, typer.Option("--recovery-key", help="Open it with the recovery key instead of a password.")] = False,
+    recovery: Annotated[
+        bool, typer.Option("--recovery-key", help="Open it with the recovery key instead of a password.")
+    ] = False,
 ) -> None:
     """Put a backup in place (a new or repaired laptop). An existing site is moved aside, not deleted."""
     import os
 
     target = resolve_data_dir(data_dir)
     if recovery:
-        result = backups.restore(file, target, recovery_key=ask_password("Recovery key", env="WARDCRF_RECOVERY_KEY"))
+        result = backups.restore(
+            file, target, recovery_key=ask_password("Recovery key", env="WARDCRF_RECOVERY_KEY")
+        )
     else:
         user = os.environ.get("WARDCRF_USER") or typer.prompt("User")
         result = backups.restore(file, target, username=user, password=ask_password())
-    console.print(f"Restored site {result.site} (device {result.device}) into {result.data_dir}: {result.events} events verified.")
+    console.print(
+        f"Restored site {result.site} (device {result.device}) into {result.data_dir}: {result.events} events verified."
+    )
     if result.replaced:
         console.print(f"The previous contents were kept in {result.replaced}.")
-    console.print("If this laptop syncs with a hub, run `wardcrf sync status`: a restored laptop must not reuse a device seq the hub already holds.")
+    console.print(
+        "If this laptop syncs with a hub, run `wardcrf sync status`: a restored laptop must not reuse a device seq the hub already holds."
+    )
 
 
 @app.command("rebuild")
 def rebuild(
-    check: Annotated[bool, typer.Option("--check", help="Only compare: replay into a scratch copy and report differences.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only compare: replay into a scratch copy and report differences.")
+    ] = False,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -83,6 +95,8 @@ def raw_key(data_dir: DataDirOption = None) -> None:
         key = dbadmin.reveal_raw_key(s)
     typer.echo(f"x'{key}'")
     console.print(
-        "Open with: sqlcipher wardcrf.db, then PRAGMA key = \"x'…'\"; — this disclosure is in the audit trail.",
-        style="dim", highlight=False,
+        "Open with: sqlcipher wardcrf.db, then PRAGMA key = \"x'…'\";"
+        " — this disclosure is in the audit trail.",
+        style="dim",
+        highlight=False,
     )

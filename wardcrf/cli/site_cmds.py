@@ -18,7 +18,9 @@ def init(
     device: Annotated[str, typer.Option("--device", help="A name for this laptop, e.g. ward3-laptop1.")],
     admin: Annotated[str, typer.Option("--admin", help="User name of the first administrator.")],
     data_dir: DataDirOption = None,
-    full_name: Annotated[str | None, typer.Option("--full-name", help="The admin's full printed name.")] = None,
+    full_name: Annotated[
+        str | None, typer.Option("--full-name", help="The admin's full printed name.")
+    ] = None,
     zone: Annotated[str, typer.Option("--zone", help="The ward's IANA time zone.")] = DEFAULT_ZONE,
     recovery_key_out: Annotated[
         Path | None,
@@ -31,17 +33,22 @@ def init(
         raise UsageError(f"{recovery_key_out} already exists; refusing to overwrite a recovery key file")
     password = ask_new_password(env="WARDCRF_PASSWORD", who=f"admin {admin}")
     result = Site.init(
-        target, site=site, device_name=device, admin=admin, password=password,
-        admin_full_name=full_name, zone_name=zone,
+        target,
+        site=site,
+        device_name=device,
+        admin=admin,
+        password=password,
+        admin_full_name=full_name,
+        zone_name=zone,
     )
     if recovery_key_out is not None:
         fd = os.open(recovery_key_out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(
-                f"wardcrf recovery key for site {site}, device {result.device}\n{result.recovery_key}\n"
-            )
+            fh.write(f"wardcrf recovery key for site {site}, device {result.device}\n{result.recovery_key}\n")
     console.print(f"Created site [bold]{site}[/] on device {device} (id {result.device}) in {target}")
-    console.print("\n[bold red]Recovery key — shown once. Write it down and store it apart from this laptop:[/]")
+    console.print(
+        "\n[bold red]Recovery key — shown once. Write it down and store it apart from this laptop:[/]"
+    )
     console.print(f"\n    [bold]{result.recovery_key}[/]\n", highlight=False)
     console.print("With it, an admin can regain access if every password is lost (`wardcrf recover`).")
 
