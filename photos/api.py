@@ -156,9 +156,7 @@ def import_photo(session: Session, path: Path, *, limits: PhotoLimits | None = N
     name = path.name
     try:
         if path.is_dir():
-            raise UsageError(
-                f"{path} is a folder: use `wardcrf photo import {path}` to import its photos"
-            )
+            raise UsageError(f"{path} is a folder: use `wardcrf photo import {path}` to import its photos")
         size = path.stat().st_size
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
@@ -172,9 +170,7 @@ def import_photo(session: Session, path: Path, *, limits: PhotoLimits | None = N
     return import_bytes(session, name, data, limits=limits)
 
 
-def import_bytes(
-    session: Session, name: str, data: bytes, *, limits: PhotoLimits | None = None
-) -> PhotoInfo:
+def import_bytes(session: Session, name: str, data: bytes, *, limits: PhotoLimits | None = None) -> PhotoInfo:
     """`import_photo` for bytes already in memory (`name` is only for messages and metadata)."""
     session.require("photo.import", what="import photos")
     limits = limits or PhotoLimits.from_env()
@@ -186,9 +182,7 @@ def import_bytes(
     check = inspect(name, data, limits)
     with store.transaction():
         pstore.put_blob(store, sha, data)
-        pstore.put_preview(
-            store, sha, check.preview.data, check.preview.width, check.preview.height
-        )
+        pstore.put_preview(store, sha, check.preview.data, check.preview.width, check.preview.height)
         if existing is None:
             session.append(
                 type="photo.imported",
@@ -347,8 +341,7 @@ def find(store: Store, token: str) -> str:
         raise Refused(f"unknown photo {token!r}: no stored photo's hash starts with {t}")
     if len(hits) > 1:
         raise Refused(
-            f"photo id {token!r} is ambiguous ({', '.join(h[:16] for h in hits)}...): "
-            "give more digits"
+            f"photo id {token!r} is ambiguous ({', '.join(h[:16] for h in hits)}...): give more digits"
         )
     return hits[0]
 
@@ -400,9 +393,7 @@ def _as_utc(text: str, zone_name: str) -> datetime | None:
     return dt
 
 
-def capture_gap(
-    captured_at: str | None, record_time: datetime | str, zone_name: str
-) -> timedelta | None:
+def capture_gap(captured_at: str | None, record_time: datetime | str, zone_name: str) -> timedelta | None:
     """|EXIF capture time - record time|, or None when the photo has no capture time."""
     if not captured_at:
         return None
@@ -478,9 +469,7 @@ def read_original(store: Store, sha256_hex: str) -> bytes:
     data = pstore.get_blob(store, sha)
     if data is None:
         if get_info(store, sha) is not None:
-            raise VerificationFailed(
-                f"photo sha256:{sha}: recorded as imported but its original is missing"
-            )
+            raise VerificationFailed(f"photo sha256:{sha}: recorded as imported but its original is missing")
         raise Refused(f"unknown photo sha256:{sha}: not in this photo store")
     if pstore.sha256_hex(data) != sha:
         raise VerificationFailed(
@@ -510,9 +499,7 @@ def store_original(
         raise UsageError("store_original needs the photo's sha256 (from its photo.imported event)")
     actual = pstore.sha256_hex(data)
     if actual != want:
-        raise VerificationFailed(
-            f"photo sha256:{want}: received bytes hash to {actual}; not stored"
-        )
+        raise VerificationFailed(f"photo sha256:{want}: received bytes hash to {actual}; not stored")
     if meta and meta.get("size") is not None and int(meta["size"]) != len(data):
         raise VerificationFailed(
             f"photo sha256:{want}: received {len(data)} bytes, its event says {meta['size']}"
@@ -531,9 +518,7 @@ def store_original(
     )
     with store.transaction():
         pstore.put_blob(store, want, data)
-        pstore.put_preview(
-            store, want, check.preview.data, check.preview.width, check.preview.height
-        )
+        pstore.put_preview(store, want, check.preview.data, check.preview.width, check.preview.height)
     return True
 
 
@@ -577,9 +562,7 @@ class ExportResult:
     has_gps: bool
 
 
-def export_original(
-    session: Session, token: str, out: Path, *, overwrite: bool = False
-) -> ExportResult:
+def export_original(session: Session, token: str, out: Path, *, overwrite: bool = False) -> ExportResult:
     """Write the original bytes (hash-checked) to `out`; the file's SHA-256 is its name."""
     session.require("photo.export", what="export photos")
     sha = find(session.store, token)

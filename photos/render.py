@@ -27,9 +27,7 @@ UPPER_HALF = "▀"
 class HalfBlockImage:
     """A rich renderable: `console.print(HalfBlockImage(jpeg_bytes, max_rows=30))`."""
 
-    def __init__(
-        self, data: bytes, *, max_width: int | None = None, max_rows: int | None = None
-    ) -> None:
+    def __init__(self, data: bytes, *, max_width: int | None = None, max_rows: int | None = None) -> None:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:

@@ -44,14 +44,10 @@ def has_blob(store: Store, sha: str) -> bool:
 def put_blob(store: Store, sha: str, data: bytes) -> bool:
     """Store original bytes under their hash (checked here); False if already held."""
     if sha256_hex(data) != sha:
-        raise VerificationFailed(
-            f"photo sha256:{sha}: the bytes given do not hash to that name; not stored"
-        )
+        raise VerificationFailed(f"photo sha256:{sha}: the bytes given do not hash to that name; not stored")
     if has_blob(store, sha):
         return False
-    store.execute(
-        "INSERT INTO photo_blobs (sha256, size, data) VALUES (?,?,?)", (sha, len(data), data)
-    )
+    store.execute("INSERT INTO photo_blobs (sha256, size, data) VALUES (?,?,?)", (sha, len(data), data))
     return True
 
 
@@ -132,9 +128,7 @@ def _last_author(store: Store, rec: RecordState) -> tuple[str | None, str]:
     """
     if rec.last_event == rec.event_id:
         return rec.created_by, rec.created_at
-    row = store.one(
-        "SELECT user_id, ts FROM amendments WHERE event_id = ? LIMIT 1", (rec.last_event,)
-    )
+    row = store.one("SELECT user_id, ts FROM amendments WHERE event_id = ? LIMIT 1", (rec.last_event,))
     if row is None:
         return rec.created_by, rec.created_at
     return row[0], row[1]
@@ -146,8 +140,7 @@ def _bindings(store: Store, rec: RecordState) -> None:
     active = {
         (r[0], r[1])
         for r in store.execute(
-            "SELECT field, sha256 FROM photo_bindings"
-            " WHERE record_event = ? AND unbound_event IS NULL",
+            "SELECT field, sha256 FROM photo_bindings WHERE record_event = ? AND unbound_event IS NULL",
             (rec.event_id,),
         )
     }
@@ -181,26 +174,21 @@ def verify_store(store: Store) -> tuple[int, list[str]]:
     problems: list[str] = []
     checked = 0
     held: set[str] = set()
-    for sha, size, data in store.execute(
-        "SELECT sha256, size, data FROM photo_blobs ORDER BY sha256"
-    ):
+    for sha, size, data in store.execute("SELECT sha256, size, data FROM photo_blobs ORDER BY sha256"):
         checked += 1
         held.add(sha)
         blob = bytes(data)
         if sha256_hex(blob) != sha:
             problems.append(f"photo sha256:{sha}: stored bytes do not match their hash (altered)")
         elif len(blob) != size:
-            problems.append(
-                f"photo sha256:{sha}: stored size {size} differs from the bytes ({len(blob)})"
-            )
+            problems.append(f"photo sha256:{sha}: stored size {size} differs from the bytes ({len(blob)})")
     for (sha,) in store.execute("SELECT sha256 FROM photos ORDER BY sha256"):
         checked += 1
         if sha not in held:
             problems.append(f"photo sha256:{sha}: recorded as imported but its original is missing")
     seen: set[tuple[str, str, str]] = set()
     refs = store.rows(
-        "SELECT record_event, field, sha256 FROM photo_bindings"
-        " ORDER BY record_event, field, sha256"
+        "SELECT record_event, field, sha256 FROM photo_bindings ORDER BY record_event, field, sha256"
     )
     for r in refs:
         key = (r["record_event"], r["field"], r["sha256"])

@@ -80,9 +80,7 @@ class PhotoLimits:
 
     def __post_init__(self) -> None:
         if not 0 < self.max_bytes <= HARD_MAX_BYTES:
-            raise UsageError(
-                f"photo size limit must be between 1 byte and {HARD_MAX_BYTES // MB} MB"
-            )
+            raise UsageError(f"photo size limit must be between 1 byte and {HARD_MAX_BYTES // MB} MB")
         if not 0 < self.max_pixels <= HARD_MAX_PIXELS:
             raise UsageError(
                 "photo pixel limit must be between 1 and "
@@ -132,9 +130,7 @@ class PhotoLimits:
         return PhotoLimits(
             max_bytes=int(max_mb * MB) if max_mb else self.max_bytes,
             max_pixels=int(max_megapixels * 1_000_000) if max_megapixels else self.max_pixels,
-            capture_span=timedelta(hours=capture_span_hours)
-            if capture_span_hours
-            else self.capture_span,
+            capture_span=timedelta(hours=capture_span_hours) if capture_span_hours else self.capture_span,
         )
 
 
@@ -227,8 +223,7 @@ def inspect(name: str, data: bytes, limits: PhotoLimits) -> Inspection:
                 fmt = im.format or sniffed
                 if fmt not in FORMATS:
                     raise Refused(
-                        f"{name}: unsupported format {fmt} (allowed: JPEG, PNG, HEIC); "
-                        "nothing stored"
+                        f"{name}: unsupported format {fmt} (allowed: JPEG, PNG, HEIC); nothing stored"
                     )
                 pixels = width * height
                 if pixels > limits.max_pixels:
@@ -288,9 +283,7 @@ def _refuse_unknown(name: str, data: bytes) -> None:
     except Image.DecompressionBombError:
         other = "oversized image"
     if other:
-        raise Refused(
-            f"{name}: unsupported format {other} (allowed: JPEG, PNG, HEIC); nothing stored"
-        )
+        raise Refused(f"{name}: unsupported format {other} (allowed: JPEG, PNG, HEIC); nothing stored")
     raise Refused(f"{name}: not an image (not JPEG, PNG or HEIC); nothing stored")
 
 

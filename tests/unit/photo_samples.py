@@ -45,9 +45,7 @@ def exif(
     return ex
 
 
-def jpeg_bytes(
-    seed: int = 1, size: tuple[int, int] = (320, 240), ex: Image.Exif | None = None
-) -> bytes:
+def jpeg_bytes(seed: int = 1, size: tuple[int, int] = (320, 240), ex: Image.Exif | None = None) -> bytes:
     out = io.BytesIO()
     kw = {"exif": ex} if ex is not None else {}
     noise(size, seed).save(out, format="JPEG", quality=90, **kw)

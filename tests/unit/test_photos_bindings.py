@@ -83,9 +83,7 @@ def test_binding_leaves_the_tray_and_is_projected(session_for, tmp_path: Path) -
     assert view.bound_event == rec and view.captured_at == "2020-03-16T09:12:00"
 
 
-def test_swapping_a_photo_needs_an_amendment_and_keeps_the_old_one(
-    session_for, tmp_path: Path
-) -> None:
+def test_swapping_a_photo_needs_an_amendment_and_keeps_the_old_one(session_for, tmp_path: Path) -> None:
     s = session_for("clinician")
     a = api.import_photo(s, ps.jpeg(tmp_path / "a.jpg", seed=1))
     b = api.import_photo(s, ps.jpeg(tmp_path / "b.jpg", seed=2))
@@ -93,9 +91,7 @@ def test_swapping_a_photo_needs_an_amendment_and_keeps_the_old_one(
     with pytest.raises(UsageError, match="needs a reason"):
         records.amend(s, rec, {"signed_form": [b.ref]}, reason=" ")
     inv = session_for("investigator")
-    amendment = records.amend(
-        inv, rec, {"signed_form": [b.ref]}, reason="first photo was blurred"
-    ).id
+    amendment = records.amend(inv, rec, {"signed_form": [b.ref]}, reason="first photo was blurred").id
     views = api.record_photos(s, rec)
     assert [(v.sha256, v.current) for v in views] == [(b.sha256, True), (a.sha256, False)]
     old = views[1]

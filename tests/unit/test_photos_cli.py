@@ -63,9 +63,7 @@ def test_export_writes_original_and_refuses_unknown(cli, tmp_path: Path) -> None
     assert r.code == 0, r.err
     assert hashlib.sha256(out.read_bytes()).hexdigest() == sha
     assert "GPS" in r.err  # told, not silently
-    r = cli(
-        "photo", "export", "sha256:" + "0" * 64, "--out", str(tmp_path / "x.jpg"), user="auditor"
-    )
+    r = cli("photo", "export", "sha256:" + "0" * 64, "--out", str(tmp_path / "x.jpg"), user="auditor")
     assert r.code == 1 and r.err.count("\n") == 1 and "unknown photo" in r.err
     r = cli("photo", "export", "not-a-hash", "--out", str(tmp_path / "x.jpg"), user="auditor")
     assert r.code == 2 and "not understood" in r.err
@@ -85,9 +83,7 @@ def test_verify_and_audit_verify_catch_tampering(cli, site, session_for, tmp_pat
     path = ps.jpeg(tmp_path / "consent.jpg")
     s = session_for("clinician")
     info = api.import_photo(s, path)
-    rec = records.submit(
-        s, "consent", {"signed_form": [info.ref]}, subject="participant:WUH01-001"
-    ).id
+    rec = records.submit(s, "consent", {"signed_form": [info.ref]}, subject="participant:WUH01-001").id
     ok = cli("photo", "verify", user="auditor")
     assert ok.code == 0 and "ok photo evidence: 3 checked" in ok.out
     assert cli("audit", "verify", user="auditor").code == 0
@@ -95,9 +91,7 @@ def test_verify_and_audit_verify_catch_tampering(cli, site, session_for, tmp_pat
     conn = sqlcipher3.connect(str(site.db_path), isolation_level=None)
     conn.execute(f"PRAGMA key = \"x'{s.key.hex()}'\"")
     conn.execute("DROP TRIGGER photo_blobs_no_update")
-    conn.execute(
-        "UPDATE photo_blobs SET data = ? WHERE sha256 = ?", (ps.jpeg_bytes(seed=99), info.sha256)
-    )
+    conn.execute("UPDATE photo_blobs SET data = ? WHERE sha256 = ?", (ps.jpeg_bytes(seed=99), info.sha256))
     conn.close()
     r = cli("photo", "verify", "--json", user="auditor")
     assert r.code == 1

@@ -66,9 +66,7 @@ def test_heic_is_accepted_when_the_plugin_is_installed(session_for, tmp_path: Pa
     assert info.format == "HEIF" and info.extension == "heic"
 
 
-def test_heic_without_plugin_is_refused_with_how_to_convert(
-    session_for, tmp_path: Path, monkeypatch
-) -> None:
+def test_heic_without_plugin_is_refused_with_how_to_convert(session_for, tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("pillow_heif")
     from wardcrf.photos import validate
 
@@ -231,9 +229,7 @@ def test_batch_import_survives_a_bad_file(session_for, tmp_path: Path) -> None:
     ps.write(card / "IMG_0004.MOV", b"not a photo")
     ps.write(card / ".hidden.jpg", b"x")
     seen = []
-    report = api.import_many(
-        s, [tmp_path / "DCIM"], on_progress=lambda o, i, n: seen.append((i, n))
-    )
+    report = api.import_many(s, [tmp_path / "DCIM"], on_progress=lambda o, i, n: seen.append((i, n)))
     assert [o.path.name for o in report.imported] == ["IMG_0001.JPG", "IMG_0003.PNG"]
     assert [o.path.name for o in report.failed] == ["IMG_0002.JPG"]
     assert "truncated" in (report.failed[0].error or "")

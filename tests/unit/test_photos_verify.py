@@ -27,9 +27,7 @@ def _tamper(session, sha: str) -> None:
         with pytest.raises(sqlcipher3.DatabaseError, match="never changed"):
             conn.execute("UPDATE photo_blobs SET data = x'00' WHERE sha256 = ?", (sha,))
         conn.execute("DROP TRIGGER photo_blobs_no_update")  # as an attacker would
-        data = bytearray(
-            conn.execute("SELECT data FROM photo_blobs WHERE sha256 = ?", (sha,)).fetchone()[0]
-        )
+        data = bytearray(conn.execute("SELECT data FROM photo_blobs WHERE sha256 = ?", (sha,)).fetchone()[0])
         data[len(data) // 2] ^= 0xFF
         conn.execute("UPDATE photo_blobs SET data = ? WHERE sha256 = ?", (bytes(data), sha))
     finally:
@@ -48,13 +46,9 @@ def test_intact_store_verifies(session_for, tmp_path: Path) -> None:
 def test_tampered_photo_is_caught_everywhere(session_for, tmp_path: Path) -> None:
     s = session_for("clinician")
     info = api.import_photo(s, ps.jpeg(tmp_path / "a.jpg"))
-    rec = records.submit(
-        s, "consent", {"signed_form": [info.ref]}, subject="participant:WUH01-001"
-    ).id
+    rec = records.submit(s, "consent", {"signed_form": [info.ref]}, subject="participant:WUH01-001").id
     _tamper(s, info.sha256)
-    with pytest.raises(
-        VerificationFailed, match=f"photo sha256:{info.sha256}: stored bytes do not match"
-    ):
+    with pytest.raises(VerificationFailed, match=f"photo sha256:{info.sha256}: stored bytes do not match"):
         api.read_original(s.store, info.sha256)
     with pytest.raises(VerificationFailed, match="altered"):
         api.preview(s, info.short_id)
@@ -81,9 +75,7 @@ def test_deleted_original_and_dangling_reference_are_named(session_for, tmp_path
     conn.execute("DELETE FROM photo_blobs")
     conn.close()
     problems = api.verify(s).problems
-    assert (
-        f"photo sha256:{info.sha256}: recorded as imported but its original is missing" in problems
-    )
+    assert f"photo sha256:{info.sha256}: recorded as imported but its original is missing" in problems
     assert (
         f"record {rec} field signed_form: references photo sha256:{'ab' * 32} "
         "which is not in the photo store" in problems

@@ -42,8 +42,7 @@ MaxMpOption = Annotated[
     float | None,
     typer.Option(
         "--max-megapixels",
-        help="Refuse images with more pixels than this "
-        "(default 60, or $WARDCRF_PHOTO_MAX_MEGAPIXELS).",
+        help="Refuse images with more pixels than this (default 60, or $WARDCRF_PHOTO_MAX_MEGAPIXELS).",
         show_default=False,
     ),
 ]
@@ -149,9 +148,7 @@ def list_(
     if as_json:
         print_json([p.as_json() for p in photos])
         return
-    table = Table(
-        "id", "format", "pixels", "size", "taken (EXIF)", "camera", "imported", "by", "bound"
-    )
+    table = Table("id", "format", "pixels", "size", "taken (EXIF)", "camera", "imported", "by", "bound")
     for p in photos:
         table.add_row(
             p.short_id,
@@ -165,9 +162,7 @@ def list_(
             str(p.bound),
         )
     console.print(table)
-    console.print(
-        f"{len(photos)} photo(s)" + (" in the unassigned tray" if tray else ""), highlight=False
-    )
+    console.print(f"{len(photos)} photo(s)" + (" in the unassigned tray" if tray else ""), highlight=False)
 
 
 @app.command("info")
@@ -227,9 +222,7 @@ def show(
             highlight=False,
         )
     renderable = (
-        graphics_renderable(pv.data)
-        if graphics
-        else HalfBlockImage(pv.data, max_width=width, max_rows=rows)
+        graphics_renderable(pv.data) if graphics else HalfBlockImage(pv.data, max_width=width, max_rows=rows)
     )
     console.print(renderable)
 
@@ -239,9 +232,7 @@ def export(
     hash_: HashArg,
     out: Annotated[
         Path,
-        typer.Option(
-            "--out", "-o", help="File (or folder) to write the original to.", show_default=False
-        ),
+        typer.Option("--out", "-o", help="File (or folder) to write the original to.", show_default=False),
     ],
     data_dir: DataDirOption = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
@@ -262,9 +253,7 @@ def export(
             }
         )
         return
-    console.print(
-        f"wrote {result.path} ({result.size} bytes, sha256 {result.sha256})", highlight=False
-    )
+    console.print(f"wrote {result.path} ({result.size} bytes, sha256 {result.sha256})", highlight=False)
     if result.has_gps:
         err_console.print(
             "[yellow]note:[/] this original carries GPS coordinates in its EXIF; it is "
