@@ -46,6 +46,7 @@ __all__ = [
     "capture_warnings",
     "export_original",
     "get_info",
+    "has_original",
     "import_many",
     "import_photo",
     "list_photos",
@@ -476,6 +477,11 @@ def read_original(store: Store, sha256_hex: str) -> bytes:
             f"photo sha256:{sha}: stored bytes do not match their hash (altered); not shown"
         )
     return data
+
+
+def has_original(store: Store, sha256_hex: str) -> bool:
+    """Whether the original bytes of a photo are held here (not checked: see `read_original`)."""
+    return pstore.has_blob(store, sha256_hex.lower().removeprefix("sha256:"))
 
 
 def store_original(

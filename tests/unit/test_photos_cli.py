@@ -122,3 +122,16 @@ def test_verify_and_audit_verify_catch_tampering(cli, site, session_for, tmp_pat
 def test_every_photo_command_has_help(cli, args) -> None:
     r = cli(*args)
     assert r.code == 0 and "Usage" in r.out and len(r.out) > 100
+
+
+def test_photo_modules_load_neither_textual_nor_pillow_at_import() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wardcrf.cli, wardcrf.photos.api, wardcrf.photos.render, wardcrf.projections\n"
+        "wardcrf.projections.load_all()\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'PIL', 'pillow_heif')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -125,3 +125,9 @@ def test_export_writes_original_bytes(session_for, tmp_path: Path) -> None:
     assert folder.path == tmp_path / f"{info.sha256}.jpg"
     with pytest.raises(Exception, match="already exists"):
         api.export_original(s, info.ref, tmp_path / "out.jpg")
+
+
+def test_has_original(session_for, tmp_path: Path) -> None:
+    s = session_for("clinician")
+    info = api.import_photo(s, ps.jpeg(tmp_path / "a.jpg"))
+    assert api.has_original(s.store, info.ref) and not api.has_original(s.store, "ef" * 32)
