@@ -182,8 +182,12 @@ def import_bytes(session: Session, name: str, data: bytes, *, limits: PhotoLimit
         return _dup(existing)
     check = inspect(name, data, limits)
     with store.transaction():
+        # Looked at again under the write lock: another process may have
+        # imported the same bytes while this one was decoding.
+        existing = get_info(store, sha)
         pstore.put_blob(store, sha, data)
-        pstore.put_preview(store, sha, check.preview.data, check.preview.width, check.preview.height)
+        if pstore.get_preview(store, sha) is None:
+            pstore.put_preview(store, sha, check.preview.data, check.preview.width, check.preview.height)
         if existing is None:
             session.append(
                 type="photo.imported",

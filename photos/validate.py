@@ -241,8 +241,8 @@ def inspect(name: str, data: bytes, limits: PhotoLimits) -> Inspection:
         raise Refused(
             f"{name}: not an image, or a {sniffed} file too damaged to read; nothing stored"
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError) as exc:
-        raise Refused(f"{name}: {_damage(exc)} {sniffed} file ({exc}); nothing stored") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, RuntimeError) as exc:
+        raise Refused(f"{name}: {_damage(exc)} {sniffed} file ({_one_line(exc)}); nothing stored") from None
     if sniffed == "PNG":
         _verify_png(name, data)
     return Inspection(
@@ -266,7 +266,14 @@ def _bomb(name: str, width: int, height: int, limits: PhotoLimits) -> Refused:
 
 
 def _damage(exc: BaseException) -> str:
-    return "truncated" if "truncated" in str(exc).lower() else "corrupt"
+    text = str(exc).lower()
+    return "truncated" if "truncated" in text or "end of file" in text else "corrupt"
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    """A decoder's message on one line (libheif's end with newlines), bounded."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _refuse_unknown(name: str, data: bytes) -> None:
@@ -295,7 +302,7 @@ def _verify_png(name: str, data: bytes) -> None:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
             im.verify()
     except Exception as exc:
-        raise Refused(f"{name}: corrupt PNG file ({exc}); nothing stored") from None
+        raise Refused(f"{name}: corrupt PNG file ({_one_line(exc)}); nothing stored") from None
 
 
 # -- EXIF ------------------------------------------------------------------------------

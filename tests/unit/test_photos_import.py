@@ -236,3 +236,18 @@ def test_batch_import_survives_a_bad_file(session_for, tmp_path: Path) -> None:
     assert [p.name for p in report.skipped] == ["IMG_0004.MOV"]
     assert seen == [(1, 3), (2, 3), (3, 3)]
     assert not report.ok and _stored(s) == 2
+
+
+def test_truncated_heic_is_refused_on_one_line(session_for, tmp_path: Path) -> None:
+    pytest.importorskip("pillow_heif")
+    from wardcrf.photos.validate import heif_available
+
+    assert heif_available()
+    path = tmp_path / "IMG_0004.HEIC"
+    ps.noise((320, 240)).save(path, format="HEIF")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    s = session_for("clinician")
+    with pytest.raises(Refused) as exc:
+        api.import_photo(s, path)
+    assert str(exc.value).startswith("IMG_0004.HEIC: truncated HEIF file") and "\n" not in str(exc.value)
+    assert _stored(s) == 0
