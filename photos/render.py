@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rich.console import Console, ConsoleOptions
 from rich.segment import Segment
@@ -56,8 +56,8 @@ class HalfBlockImage:
         assert px is not None
         for y in range(0, im.height, 2):
             for x in range(im.width):
-                top = px[x, y]
-                bottom = px[x, y + 1]
+                top = cast("tuple[int, int, int]", px[x, y])
+                bottom = cast("tuple[int, int, int]", px[x, y + 1])
                 yield Segment(
                     UPPER_HALF,
                     Style(

@@ -24,7 +24,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from wardcrf.errors import Refused, UsageError
 
@@ -276,7 +276,7 @@ def _one_line(exc: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _refuse_unknown(name: str, data: bytes) -> None:
+def _refuse_unknown(name: str, data: bytes) -> NoReturn:
     """Say whether it is some other image format or not an image at all."""
     from PIL import Image, UnidentifiedImageError
 
@@ -361,7 +361,8 @@ def _exif_facts(im: PILImage.Image) -> dict[str, Any]:
     make, model = _text(exif.get(_MAKE)), _text(exif.get(_MODEL))
     if model and make and not model.lower().startswith(make.lower()):
         model = f"{make} {model}"
-    facts["camera"] = (model or make or None) and (model or make)[:120]
+    camera = model or make
+    facts["camera"] = camera[:120] if camera else None
     try:
         facts["has_gps"] = bool(exif.get_ifd(_GPS_IFD))
     except Exception:
