@@ -148,16 +148,21 @@ def list_(
     if as_json:
         print_json([p.as_json() for p in photos])
         return
-    table = Table("id", "format", "pixels", "size", "taken (EXIF)", "camera", "imported", "by", "bound")
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=12)  # what people type: never cut
+    table.add_column("photo", min_width=10)
+    table.add_column("taken (EXIF)", no_wrap=True)
+    table.add_column("camera", min_width=8)
+    table.add_column("imported (UTC)", no_wrap=True)
+    table.add_column("by")
+    table.add_column("bound", justify="right")
     for p in photos:
         table.add_row(
             p.short_id,
-            p.format,
-            f"{p.width}x{p.height}",
-            _mb(p.size),
-            p.captured_at or "—",
+            f"{p.format} {p.width}x{p.height} {_mb(p.size)}",
+            (p.captured_at or "—").replace("T", " "),
             p.camera or "—",
-            p.imported_at[:16],
+            p.imported_at[:16].replace("T", " "),
             p.imported_by or "—",
             str(p.bound),
         )
