@@ -251,3 +251,11 @@ def test_truncated_heic_is_refused_on_one_line(session_for, tmp_path: Path) -> N
         api.import_photo(s, path)
     assert str(exc.value).startswith("IMG_0004.HEIC: truncated HEIF file") and "\n" not in str(exc.value)
     assert _stored(s) == 0
+
+
+def test_preview_follows_exif_orientation(session_for, tmp_path: Path) -> None:
+    ex = ps.exif()
+    ex[0x0112] = 6  # camera held upright: stored landscape, shown portrait
+    info = api.import_photo(session_for("clinician"), ps.jpeg(tmp_path / "r.jpg", size=(320, 240), ex=ex))
+    pv = api.preview(session_for("auditor"), info.short_id)
+    assert (info.width, info.height) == (320, 240) and (pv.width, pv.height) == (240, 320)

@@ -131,3 +131,32 @@ def test_has_original(session_for, tmp_path: Path) -> None:
     s = session_for("clinician")
     info = api.import_photo(s, ps.jpeg(tmp_path / "a.jpg"))
     assert api.has_original(s.store, info.ref) and not api.has_original(s.store, "ef" * 32)
+
+
+def test_photos_travel_inside_the_encrypted_backup(session_for, tmp_path: Path) -> None:
+    import tarfile
+
+    from wardcrf import backup
+    from wardcrf.site import Site
+
+    clin = session_for("clinician")
+    src = ps.jpeg(tmp_path / "consent.jpg", ex=ps.exif())
+    info = api.import_photo(clin, src)
+    records.submit(clin, "consent", {"signed_form": [info.ref]}, subject="participant:WUH01-001")
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    result = backup.backup(clin, stick)
+    with tarfile.open(result.path) as tar:
+        member = tar.extractfile("wardcrf.db")
+        assert member is not None
+        db_bytes = member.read()
+    # encrypted at rest: neither the JPEG's bytes nor its EXIF appear in the file
+    assert src.read_bytes()[:64] not in db_bytes and b"iPhone" not in db_bytes
+    laptop2 = tmp_path / "laptop2"
+    backup.restore(result.path, laptop2, username="clinician", password="test-password-1")
+    s = Site.open(laptop2).unlock("clinician", "test-password-1")
+    try:
+        assert api.read_original(s.store, info.sha256) == src.read_bytes()
+        assert api.verify(s).ok
+    finally:
+        s.close()
