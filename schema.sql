@@ -145,3 +145,66 @@ CREATE TABLE protocols (
     active INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (protocol_id, version)
 );
+
+-- migration: 0004-photos
+-- Photo evidence (issue 4). The original bytes live here, inside the
+-- encrypted database, named by their SHA-256: atomic with the event that
+-- records their import, and covered by every backup. Never updated or
+-- deleted through wardcrf (triggers); `photo verify` and `audit verify`
+-- re-hash every blob, so an edit made around wardcrf is caught.
+CREATE TABLE photo_blobs (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TRIGGER photo_blobs_no_update BEFORE UPDATE ON photo_blobs
+BEGIN
+    SELECT RAISE(ABORT, 'photo originals are never changed: import the new photo and amend the record');
+END;
+CREATE TRIGGER photo_blobs_no_delete BEFORE DELETE ON photo_blobs
+BEGIN
+    SELECT RAISE(ABORT, 'photo originals are never deleted: they are source records');
+END;
+
+-- Derived previews (downscaled JPEG, no EXIF): a display cache, rebuilt from
+-- the original when missing. Never evidence.
+CREATE TABLE photo_previews (
+    sha256 TEXT PRIMARY KEY,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+
+-- Projection: photo metadata from photo.imported events (the first import
+-- of a hash wins; re-imports elsewhere change nothing).
+CREATE TABLE photos (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    captured_at TEXT,
+    camera TEXT,
+    name TEXT,
+    has_gps INTEGER NOT NULL DEFAULT 0,
+    imported_event TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    imported_by TEXT
+);
+
+-- Projection: which record field binds which photo, from which event, and
+-- (after an amendment swapped it) which event unbound it. Rows are never
+-- removed: the history of a record's photos stays visible.
+CREATE TABLE photo_bindings (
+    record_event TEXT NOT NULL,
+    field TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    bound_event TEXT NOT NULL,
+    bound_by TEXT,
+    bound_at TEXT NOT NULL,
+    unbound_event TEXT,
+    unbound_by TEXT,
+    unbound_at TEXT,
+    PRIMARY KEY (record_event, field, sha256, bound_event)
+);
+CREATE INDEX photo_bindings_sha ON photo_bindings (sha256);

@@ -21,6 +21,7 @@ PROJECTOR_MODULES = [
     "wardcrf.users",
     "wardcrf.records",
     "wardcrf.signatures",
+    "wardcrf.photos.store",
 ]
 
 PROJECTION_TABLES = [
@@ -29,6 +30,8 @@ PROJECTION_TABLES = [
     "amendments",
     "records",
     "protocols",
+    "photos",
+    "photo_bindings",
 ]
 
 _loaded = False

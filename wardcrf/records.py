@@ -59,6 +59,7 @@ class RecordState:
 
 FormHook = Callable[[Store, RecordState], None]
 _FORM_HOOKS: dict[str, list[FormHook]] = {}
+_RECORD_HOOKS: list[FormHook] = []
 
 
 def form_hook(*forms: str) -> Callable[[FormHook], FormHook]:
@@ -73,6 +74,19 @@ def form_hook(*forms: str) -> Callable[[FormHook], FormHook]:
         return fn
 
     return register
+
+
+def record_hook(fn: FormHook) -> FormHook:
+    """Register a projection called for *every* form, after submission and each amendment.
+
+    For cross-cutting projections that look at field values whatever the
+    form (photo bindings: any field holding ``sha256:`` references). Same
+    contract as `form_hook`: deterministic, idempotent upserts keyed by the
+    record's event id; runs after the form's own hooks.
+    """
+    if fn not in _RECORD_HOOKS:
+        _RECORD_HOOKS.append(fn)
+    return fn
 
 
 def load(store: Store, event_id: str) -> RecordState | None:
@@ -170,6 +184,8 @@ def _run_hooks(store: Store, event_id: str) -> None:
     if rec is None:
         return
     for hook in _FORM_HOOKS.get(rec.form, []):
+        hook(store, rec)
+    for hook in _RECORD_HOOKS:
         hook(store, rec)
 
 

@@ -16,7 +16,7 @@ import typer
 
 from .. import __version__
 from ..errors import EXIT_REFUSED, WardError
-from . import audit_cmds, db_cmds, site_cmds, user_cmds
+from . import audit_cmds, db_cmds, photo_cmds, site_cmds, user_cmds
 
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
@@ -54,6 +54,7 @@ site_cmds.register(app)
 app.add_typer(user_cmds.app, name="user")
 app.add_typer(db_cmds.app, name="db")
 app.add_typer(audit_cmds.app, name="audit")
+app.add_typer(photo_cmds.app, name="photo")
 audit_cmds.register(app)
 
 

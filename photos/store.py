@@ -1,0 +1,210 @@
+"""The photo store's tables: originals, previews, metadata and bindings.
+
+- ``photo_blobs`` — the original bytes, named by SHA-256, inside the SQLCipher
+  database (encrypted at rest with the database key, atomic with the
+  ``photo.imported`` event, inside every backup). Insert-only: triggers refuse
+  updates and deletes; `verify_store` re-hashes every blob to catch edits made
+  around wardcrf with the raw key.
+- ``photo_previews`` — derived JPEG previews, a display cache.
+- ``photos`` — projection of ``photo.imported`` events (metadata).
+- ``photo_bindings`` — projection of every record field that holds
+  ``sha256:`` references, with who bound each photo and when, and which
+  amendment unbound it. Driven by `records.record_hook`, so it works for any
+  form (consent, handover, ...) without knowing the form.
+
+Projectors here are deterministic and idempotent (`db rebuild --check`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from wardcrf import audit
+from wardcrf.errors import Refused, VerificationFailed
+from wardcrf.eventlog import Event, projector
+from wardcrf.evidence import digest_of, is_reference
+from wardcrf.records import RecordState, record_hook
+from wardcrf.store import Store
+
+HASH_CHUNK = 1 << 20
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- originals -------------------------------------------------------------------------
+
+
+def has_blob(store: Store, sha: str) -> bool:
+    return store.one("SELECT 1 FROM photo_blobs WHERE sha256 = ?", (sha,)) is not None
+
+
+def put_blob(store: Store, sha: str, data: bytes) -> bool:
+    """Store original bytes under their hash (checked here); False if already held."""
+    if sha256_hex(data) != sha:
+        raise VerificationFailed(f"photo sha256:{sha}: the bytes given do not hash to that name; not stored")
+    if has_blob(store, sha):
+        return False
+    store.execute("INSERT INTO photo_blobs (sha256, size, data) VALUES (?,?,?)", (sha, len(data), data))
+    return True
+
+
+def get_blob(store: Store, sha: str) -> bytes | None:
+    row = store.one("SELECT data FROM photo_blobs WHERE sha256 = ?", (sha,))
+    return None if row is None else bytes(row[0])
+
+
+def put_preview(store: Store, sha: str, data: bytes, width: int, height: int) -> None:
+    store.execute(
+        "INSERT INTO photo_previews (sha256, width, height, data) VALUES (?,?,?,?)"
+        " ON CONFLICT(sha256) DO UPDATE SET width = excluded.width, height = excluded.height,"
+        " data = excluded.data",
+        (sha, width, height, data),
+    )
+
+
+def get_preview(store: Store, sha: str) -> tuple[bytes, int, int] | None:
+    row = store.one("SELECT data, width, height FROM photo_previews WHERE sha256 = ?", (sha,))
+    return None if row is None else (bytes(row[0]), int(row[1]), int(row[2]))
+
+
+# -- metadata projection ---------------------------------------------------------------
+
+
+@projector("photo.imported")
+def _imported(store: Store, e: Event) -> None:
+    b = e.body
+    sha = b.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise Refused(f"event {e.id}: photo.imported without a valid sha256")
+    # The first import of a hash (in log order) is the one the store shows; a
+    # second device importing the same photo adds an event, not a new photo.
+    store.execute(
+        "INSERT INTO photos (sha256, size, format, width, height, captured_at, camera, name,"
+        " has_gps, imported_event, imported_at, imported_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(sha256) DO NOTHING",
+        (
+            sha,
+            int(b.get("size") or 0),
+            str(b.get("format") or ""),
+            int(b.get("width") or 0),
+            int(b.get("height") or 0),
+            b.get("captured_at"),
+            b.get("camera"),
+            b.get("name"),
+            1 if b.get("has_gps") else 0,
+            e.id,
+            e.ts,
+            e.user,
+        ),
+    )
+
+
+# -- bindings projection ---------------------------------------------------------------
+
+
+def references_in(data: dict[str, Any]) -> set[tuple[str, str]]:
+    """(field, sha256) for every photo reference in a record's field values.
+
+    A photo field holds a list of ``sha256:<hex>`` strings (a single string
+    is accepted too); other values are not photo fields.
+    """
+    pairs: set[tuple[str, str]] = set()
+    for name, value in data.items():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if is_reference(item):
+                pairs.add((name, digest_of(item)))
+    return pairs
+
+
+def _last_author(store: Store, rec: RecordState) -> tuple[str | None, str]:
+    """Who made the record's latest event and when, from projections only.
+
+    (Projections are replayed into a scratch database without the events
+    table by `db rebuild --check`, so this must not read `events`.)
+    """
+    if rec.last_event == rec.event_id:
+        return rec.created_by, rec.created_at
+    row = store.one("SELECT user_id, ts FROM amendments WHERE event_id = ? LIMIT 1", (rec.last_event,))
+    if row is None:
+        return rec.created_by, rec.created_at
+    return row[0], row[1]
+
+
+@record_hook
+def _bindings(store: Store, rec: RecordState) -> None:
+    current = references_in(rec.data)
+    active = {
+        (r[0], r[1])
+        for r in store.execute(
+            "SELECT field, sha256 FROM photo_bindings WHERE record_event = ? AND unbound_event IS NULL",
+            (rec.event_id,),
+        )
+    }
+    if current == active:
+        return
+    by, at = _last_author(store, rec)
+    for field, sha in sorted(active - current):
+        store.execute(
+            "UPDATE photo_bindings SET unbound_event = ?, unbound_by = ?, unbound_at = ?"
+            " WHERE record_event = ? AND field = ? AND sha256 = ? AND unbound_event IS NULL",
+            (rec.last_event, by, at, rec.event_id, field, sha),
+        )
+    for field, sha in sorted(current - active):
+        store.execute(
+            "INSERT INTO photo_bindings"
+            " (record_event, field, sha256, bound_event, bound_by, bound_at)"
+            " VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            (rec.event_id, field, sha, rec.last_event, by, at),
+        )
+
+
+# -- integrity -------------------------------------------------------------------------
+
+
+def verify_store(store: Store) -> tuple[int, list[str]]:
+    """Re-hash every stored original; check every record reference resolves.
+
+    Returns (items checked, problems), each problem naming the photo and,
+    for references, the record and field.
+    """
+    problems: list[str] = []
+    checked = 0
+    held: set[str] = set()
+    for sha, size, data in store.execute("SELECT sha256, size, data FROM photo_blobs ORDER BY sha256"):
+        checked += 1
+        held.add(sha)
+        blob = bytes(data)
+        if sha256_hex(blob) != sha:
+            problems.append(f"photo sha256:{sha}: stored bytes do not match their hash (altered)")
+        elif len(blob) != size:
+            problems.append(f"photo sha256:{sha}: stored size {size} differs from the bytes ({len(blob)})")
+    for (sha,) in store.execute("SELECT sha256 FROM photos ORDER BY sha256"):
+        checked += 1
+        if sha not in held:
+            problems.append(f"photo sha256:{sha}: recorded as imported but its original is missing")
+    seen: set[tuple[str, str, str]] = set()
+    refs = store.rows(
+        "SELECT record_event, field, sha256 FROM photo_bindings ORDER BY record_event, field, sha256"
+    )
+    for r in refs:
+        key = (r["record_event"], r["field"], r["sha256"])
+        if key in seen:
+            continue
+        seen.add(key)
+        checked += 1
+        if r["sha256"] not in held:
+            problems.append(
+                f"record {r['record_event']} field {r['field']}: references photo "
+                f"sha256:{r['sha256']} which is not in the photo store"
+            )
+    return checked, problems
+
+
+@audit.register_check("photo evidence")
+def _audit_check(store: Store) -> audit.CheckResult:
+    checked, problems = verify_store(store)
+    return audit.CheckResult("photo evidence", checked, problems)
