@@ -1,0 +1,167 @@
+"""Submit and amend any form: the one entry point the CLI, the TUI and scripts share.
+
+`submit` runs, in order: permission for the form, the participant (a consent
+without one allocates a new id), the consent gate (§11.10(f): no participant
+form before valid consent), field validation, the form's rule (cross-field
+and sequencing checks, computed fields), then writes the record and any
+follow-up (the consent's signatures) in one transaction. Every failing field
+is reported at once in a `ValidationFailed`; a sequencing rule is one
+`Refused` line. Nothing is saved unless everything passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from .. import protocol as protocols
+from .. import records
+from ..canonical import dumps
+from ..errors import Refused, UsageError, ValidationFailed
+from ..eventlog import Event, get
+from ..forms import Context, check
+from ..site import Session
+from .base import PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
+from .participants import consent_state, new_participant_id, sign_consent
+
+
+def _resolver(session: Session) -> Any:
+    def resolve(raw: str) -> str:
+        from ..evidence import resolve_photo
+
+        return resolve_photo(session, raw)
+
+    return resolve
+
+
+def submit(
+    session: Session, form: str, raw: Mapping[str, Any], *, participant: str | None = None,
+    reason: str | None = None, confirm: bool = False, password_for: PasswordFor | None = None,
+) -> Event:
+    """Validate and save one form; returns the new record's event.
+
+    `raw` maps field names to typed values or strings as typed. `confirm`
+    with `reason` accepts soft-range values (the reason is stored per
+    field). `password_for(user)` supplies passwords for e-signatures (the
+    consent's doctor and witnesses, the investigator's sign-off).
+    """
+    proto = protocols.active(session.store)
+    definition = proto.form(form)
+    rule = rule_for(form)
+    session.require(rule.action, what=f"submit {form} forms")
+    if form == "signoff":
+        return _signoff(session, proto, raw, participant, password_for)
+    p = None
+    new_pid = None
+    if rule.participant:
+        if form == "consent" and not participant:
+            new_pid = new_participant_id(session.store, session.ctx.site)
+        else:
+            p = require_participant(session.store, participant)
+            if rule.needs_consent:
+                valid, why = consent_state(session.store, p, proto.consent.witnesses)
+                if not valid:
+                    raise Refused(f"{p.id} has no valid consent ({why}): no other form can be saved "
+                                  "before consent is recorded and signed")
+    moment = now()
+    vctx = Context(now=moment, zone=session.ctx.zone, dob=p.dob_date if p else None, user=session.user,
+                   resolve_photo=_resolver(session))
+    checked = check(definition, raw, vctx, confirm=confirm, reason=reason)
+    rctx = RuleContext(session, proto, form, p, moment, problems=checked.problems, password_for=password_for)
+    computed: dict[str, Any] = {}
+    if rule.check and (p is not None or new_pid is not None or not rule.participant):
+        computed = rule.check(rctx, dict(checked.values)) or {}
+    if rctx.problems:
+        raise ValidationFailed(rctx.problems, form=form)
+    values = _ordered(definition, {**checked.values, **computed})
+    subject = f"participant:{p.id if p else new_pid}" if rule.participant else None
+    extra = {"overrides": checked.overrides} if checked.overrides else None
+    with session.store.transaction():
+        event = records.submit(session, form, values, subject=subject, reason=_clean(reason), extra=extra)
+        if form == "consent":
+            sign_consent(rctx, event)
+        if rule.after:
+            rule.after(rctx, event)
+    return event
+
+
+def amend(
+    session: Session, event_id: str, raw: Mapping[str, Any], *, reason: str | None,
+    confirm: bool = False,
+) -> Event:
+    """Correct fields of a record (mandatory reason); computed fields follow.
+
+    The record is read with the protocol version it was captured under; the
+    form's rules run on the corrected whole, so an amendment can never make a
+    record that could not have been submitted.
+    """
+    if not reason or not reason.strip():
+        raise UsageError("an amendment needs a reason (--reason): what was wrong and why it changes")
+    rec = records.load(session.store, event_id)
+    if rec is None:
+        if get(session.store, event_id) is not None:
+            raise Refused(f"event {event_id} is not a record that can be amended")
+        raise Refused(f"unknown event {event_id}")
+    original = get(session.store, event_id)
+    assert original is not None
+    proto = protocols.version(session.store, original.protocol)
+    definition = proto.form(rec.form) if rec.form in proto.forms else None
+    if definition is None:
+        raise Refused(f"record {event_id} is a {rec.form} form, which protocol "
+                      f"{proto.id} {proto.version} does not define")
+    rule = rule_for(rec.form)
+    session.require(rule.amend_action, what=f"amend {rec.form} records")
+    if not raw:
+        raise UsageError("nothing to amend: give field=value for each field to correct")
+    pid = (rec.subject or "").removeprefix("participant:") or None
+    p = get_participant(session.store, pid) if pid else None
+    moment = now()
+    dob = p.dob_date if p else None
+    if rec.form == "screening":
+        dob = None  # the date of birth itself may be what is being corrected
+    vctx = Context(now=moment, zone=session.ctx.zone, dob=dob, user=session.user,
+                   resolve_photo=_resolver(session))
+    checked = check(definition, raw, vctx, confirm=confirm, reason=reason, partial=True)
+    merged = {**rec.data, **checked.values}
+    rctx = RuleContext(session, proto, rec.form, p, moment, problems=checked.problems, amending=event_id)
+    computed: dict[str, Any] = {}
+    if rule.check:
+        computed = rule.check(rctx, dict(merged)) or {}
+    if rctx.problems:
+        raise ValidationFailed(rctx.problems, form=rec.form)
+    changes = dict(checked.values)
+    for k, value in computed.items():
+        if dumps(rec.data.get(k)) != dumps(value):
+            changes[k] = value
+    extra = {"overrides": checked.overrides} if checked.overrides else None
+    return records.amend(session, event_id, changes, reason.strip(), extra=extra)
+
+
+def _signoff(session: Session, proto: Any, raw: Mapping[str, Any], participant: str | None,
+             password_for: PasswordFor | None) -> Event:
+    from .safety import sign_off
+
+    unknown = [k for k in raw if k not in proto.form("signoff").fields]
+    if unknown:
+        raise ValidationFailed({k: "unknown field for signoff" for k in unknown}, form="signoff")
+    if password_for is None:
+        raise Refused("a sign-off is an e-signature: your password is needed")
+    p = require_participant(session.store, participant)
+    note = raw.get("note")
+    return sign_off(session, p.id, password=password_for(session.user), note=str(note) if note else None)
+
+
+def _clean(reason: str | None) -> str | None:
+    return reason.strip() if reason and reason.strip() else None
+
+
+def _ordered(definition: Any, values: dict[str, Any]) -> dict[str, Any]:
+    order = list(definition.fields)
+    return {k: values[k] for k in sorted(values, key=lambda k: order.index(k) if k in order else len(order))}
+
+
+def today_local(session: Session) -> date:
+    from ..clock import zone
+
+    return now().astimezone(zone(session.ctx.zone)).date()
