@@ -96,22 +96,31 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     if not ctx.problems:
         if ctx.password_for is None:
             raise Refused("consent needs the e-signatures of the consenting doctor and both witnesses")
-        passwords = {}
-        for name, _ in signers:
-            pw = ctx.password_for(name)
-            # Checked before anything is written, so a mistyped password costs nothing
-            # but the logged failed attempt.
-            ctx.session.site.verify_password(ctx.session, name, pw)
-            passwords[name] = pw
-        ctx.carry["signers"] = [(n, m, passwords[n]) for n, m in signers]
+        ctx.carry["signers"] = [(n, m, ctx.password_for(n)) for n, m in signers]
     return {}
 
 
 def sign_consent(ctx: RuleContext, event: Event) -> None:
+    """Each signer re-enters their password (§11.200); runs inside the record's transaction.
+
+    A wrong password rolls the whole consent back. The failed attempt was
+    logged inside that transaction, so it is logged again after the
+    rollback (`relog_failed_signature`): the audit trail keeps every failure.
+    """
     from .. import signatures
 
     for name, meaning, pw in ctx.carry.get("signers", []):
+        ctx.carry["signing"] = name
         signatures.sign(ctx.session, target=event.id, meaning=meaning, signer=name, password=pw)
+    ctx.carry.pop("signing", None)
+
+
+def relog_failed_signature(ctx: RuleContext, exc: Exception) -> None:
+    from ..clock import iso_utc, now_utc
+
+    name = ctx.carry.get("signing")
+    if name and str(exc).startswith("wrong password"):
+        users.record_login_failed(ctx.session, name, iso_utc(now_utc()))
 
 
 def consent_state(store: Store, p: Any, witnesses: int = 2) -> tuple[bool, str]:

@@ -18,12 +18,12 @@ from typing import Any
 from .. import protocol as protocols
 from .. import records
 from ..canonical import dumps
-from ..errors import Refused, UsageError, ValidationFailed
+from ..errors import AuthError, Refused, UsageError, ValidationFailed
 from ..eventlog import Event, get
 from ..forms import Context, check
 from ..site import Session
 from .base import PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
-from .participants import consent_state, new_participant_id, sign_consent
+from .participants import consent_state, new_participant_id, relog_failed_signature, sign_consent
 
 
 def _resolver(session: Session) -> Any:
@@ -77,12 +77,16 @@ def submit(
     values = _ordered(definition, {**checked.values, **computed})
     subject = f"participant:{p.id if p else new_pid}" if rule.participant else None
     extra = {"overrides": checked.overrides} if checked.overrides else None
-    with session.store.transaction():
-        event = records.submit(session, form, values, subject=subject, reason=_clean(reason), extra=extra)
-        if form == "consent":
-            sign_consent(rctx, event)
-        if rule.after:
-            rule.after(rctx, event)
+    try:
+        with session.store.transaction():
+            event = records.submit(session, form, values, subject=subject, reason=_clean(reason), extra=extra)
+            if form == "consent":
+                sign_consent(rctx, event)
+            if rule.after:
+                rule.after(rctx, event)
+    except AuthError as exc:
+        relog_failed_signature(rctx, exc)
+        raise
     return event
 
 
