@@ -26,7 +26,7 @@ from ..forms import plain
 from ..records import RecordState, form_hook
 from ..site import Session
 from ..store import Store
-from .base import RuleContext, event_pos, records_of, require_participant, rule
+from .base import RULES, FormRule, RuleContext, event_pos, records_of, require_participant, rule
 
 SERIOUS_CRITERIA = (
     "death", "life_threatening", "hospitalization", "disability", "congenital_anomaly", "medically_important",
@@ -168,6 +168,9 @@ def _ae_hook(store: Store, rec: RecordState) -> None:
 
 
 # -- casebook sign-off -------------------------------------------------------------------------
+
+# Not a record: `service.submit` turns the signoff form into an e-signature.
+RULES["signoff"] = FormRule(action="casebook.signoff", amend_action="casebook.signoff", needs_consent=False)
 
 
 def sign_off(session: Session, participant: str, *, password: str, note: str | None = None) -> Event:
