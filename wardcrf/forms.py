@@ -67,8 +67,13 @@ class Checked:
 
 
 def check(
-    form: Form, raw: Mapping[str, Any], ctx: Context, *, confirm: bool = False,
-    reason: str | None = None, partial: bool = False,
+    form: Form,
+    raw: Mapping[str, Any],
+    ctx: Context,
+    *,
+    confirm: bool = False,
+    reason: str | None = None,
+    partial: bool = False,
 ) -> Checked:
     """Parse and check `raw` against `form`.
 
@@ -194,8 +199,11 @@ def _parse(f: Field, value: Any, ctx: Context) -> Any:
             return value.strip().lower() in _TRUE
         raise _Bad(f"{value!r} is not yes/no (use yes, no, true or false)")
     if t == "choice":
-        items = value if isinstance(value, list | tuple) else (
-            [v for v in value.split(",")] if isinstance(value, str) and f.multiple else [value])
+        items = (
+            value
+            if isinstance(value, list | tuple)
+            else ([v for v in value.split(",")] if isinstance(value, str) and f.multiple else [value])
+        )
         if len(items) > 1 and not f.multiple:
             raise _Bad("only one choice allowed")
         codes = []
@@ -285,7 +293,9 @@ def _datetime(value: Any, ctx: Context) -> datetime:
         elif re.fullmatch(r"\d{1,2}:\d{2}", text):
             hh, mm = text.split(":")
             try:
-                dt = datetime.combine(ctx.today, datetime.min.time(), tz).replace(hour=int(hh), minute=int(mm))
+                dt = datetime.combine(ctx.today, datetime.min.time(), tz).replace(
+                    hour=int(hh), minute=int(mm)
+                )
             except ValueError:
                 raise _Bad(f"{text!r} is not a time of day") from None
         else:
@@ -312,8 +322,10 @@ def _limits(f: Field, value: Any, ctx: Context, *, confirm: bool, reason: str | 
         if f.soft and not f.soft[0] <= value <= f.soft[1]:
             if confirm and reason and reason.strip():
                 return "override"
-            return (f"{shown} is outside the expected range {_range_text(*f.soft, f.unit)}; "
-                    "if it is right, confirm it (--confirm) with a reason (--reason)")
+            return (
+                f"{shown} is outside the expected range {_range_text(*f.soft, f.unit)}; "
+                "if it is right, confirm it (--confirm) with a reason (--reason)"
+            )
     if f.type == "photo" and f.min_items and len(value) < f.min_items:
         return f"at least {f.min_items} photo(s) needed"
     if f.type in ("date", "datetime"):

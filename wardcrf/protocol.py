@@ -44,24 +44,45 @@ SUBJECTS = ("participant",)
 # the rules in `wardcrf.workflow` read them.
 CONTRACT: dict[str, dict[str, str]] = {
     "consent": {
-        "consenter": "choice", "surrogate_name": "text", "surrogate_relationship": "choice",
-        "form_version": "choice", "time": "datetime", "witness_1": "text", "witness_2": "text",
+        "consenter": "choice",
+        "surrogate_name": "text",
+        "surrogate_relationship": "choice",
+        "form_version": "choice",
+        "time": "datetime",
+        "witness_1": "text",
+        "witness_2": "text",
         "photos": "photo",
     },
     "screening": {
-        "date": "date", "dob": "date", "sex": "choice", "pcr_confirmed": "boolean",
-        "severity": "choice", "age": "integer", "eligible": "boolean", "failed_criteria": "choice",
+        "date": "date",
+        "dob": "date",
+        "sex": "choice",
+        "pcr_confirmed": "boolean",
+        "severity": "choice",
+        "age": "integer",
+        "eligible": "boolean",
+        "failed_criteria": "choice",
     },
     "enrollment": {"date": "date"},
     "demographics": {"symptom_onset": "date", "admission": "date"},
     "skin_test": {"time": "datetime", "result": "choice"},
     "dose": {
-        "kit_id": "text", "particles": "number", "volume": "number", "start": "datetime",
-        "end": "datetime", "given_by": "text", "dose_number": "integer",
+        "kit_id": "text",
+        "particles": "number",
+        "volume": "number",
+        "start": "datetime",
+        "end": "datetime",
+        "given_by": "text",
+        "dose_number": "integer",
     },
     "vitals": {
-        "timepoint": "choice", "dose": "integer", "time": "datetime", "temp": "number",
-        "pulse": "integer", "resp": "integer", "oxysat": "integer",
+        "timepoint": "choice",
+        "dose": "integer",
+        "time": "datetime",
+        "temp": "number",
+        "pulse": "integer",
+        "resp": "integer",
+        "oxysat": "integer",
     },
     "post_dose_check": {"dose": "integer", "events": "choice"},
     "labs": {"timepoint": "choice", "date": "date"},
@@ -69,8 +90,14 @@ CONTRACT: dict[str, dict[str, str]] = {
     "oxygen": {"date": "date", "support": "choice"},
     "conmed": {"category": "choice"},
     "ae": {
-        "term": "text", "onset": "date", "grade": "integer", "serious": "boolean",
-        "causality": "choice", "outcome": "choice", "first_known": "date", "report_due": "date",
+        "term": "text",
+        "onset": "date",
+        "grade": "integer",
+        "serious": "boolean",
+        "causality": "choice",
+        "outcome": "choice",
+        "first_known": "date",
+        "report_due": "date",
     },
     "dsmg_decision": {"decision": "choice", "rationale": "text"},
     "dsmg_ae_review": {"ae_event": "text", "relatedness": "choice"},
@@ -159,8 +186,11 @@ class Form:
 
     def as_json(self, lang: str = "en") -> dict[str, Any]:
         return {
-            "name": self.name, "label": tr(self.label, lang), "help": tr(self.help, lang),
-            "subject": self.subject, "fields": [f.as_json(lang) for f in self.fields.values()],
+            "name": self.name,
+            "label": tr(self.label, lang),
+            "help": tr(self.help, lang),
+            "subject": self.subject,
+            "fields": [f.as_json(lang) for f in self.fields.values()],
         }
 
 
@@ -294,8 +324,16 @@ class _Reader:
             return {}
         return data
 
-    def get(self, data: dict[str, Any], key: str, path: tuple[str | int, ...], types: Any,
-            *, required: bool = True, default: Any = None) -> Any:
+    def get(
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: tuple[str | int, ...],
+        types: Any,
+        *,
+        required: bool = True,
+        default: Any = None,
+    ) -> Any:
         value = data.get(key)
         if value is None:
             if required:
@@ -309,7 +347,9 @@ class _Reader:
             return default
         return value
 
-    def text(self, data: dict[str, Any], key: str, path: tuple[str | int, ...], *, required: bool = True) -> Text:
+    def text(
+        self, data: dict[str, Any], key: str, path: tuple[str | int, ...], *, required: bool = True
+    ) -> Text:
         value = data.get(key)
         if value is None:
             if required:
@@ -318,13 +358,18 @@ class _Reader:
         if isinstance(value, str):
             return {"en": value}
         if not isinstance(value, dict):
-            self.err((*path, key), 'must be a string or a table of translations, e.g. { en = "...", zh = "..." }')
+            self.err(
+                (*path, key),
+                'must be a string or a table of translations, e.g. { en = "...", zh = "..." }',
+            )
             return {}
         out: dict[str, str] = {}
         for lang, s in value.items():
             if lang not in self.languages:
-                self.err((*path, key, lang), f"language {lang!r} is not declared in protocol.languages "
-                         f"({', '.join(self.languages)})")
+                self.err(
+                    (*path, key, lang),
+                    f"language {lang!r} is not declared in protocol.languages ({', '.join(self.languages)})",
+                )
             elif not isinstance(s, str) or not s.strip():
                 self.err((*path, key, lang), "translation must be a non-empty string")
             else:
@@ -333,12 +378,17 @@ class _Reader:
             self.err((*path, key), "needs an English text (en = ...)")
         return out
 
-    def range_(self, data: dict[str, Any], key: str, path: tuple[str | int, ...]) -> tuple[float, float] | None:
+    def range_(
+        self, data: dict[str, Any], key: str, path: tuple[str | int, ...]
+    ) -> tuple[float, float] | None:
         value = data.get(key)
         if value is None:
             return None
-        if (not isinstance(value, list) or len(value) != 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        ):
             self.err((*path, key), "must be [min, max] with two numbers")
             return None
         lo, hi = float(value[0]), float(value[1])
@@ -349,8 +399,14 @@ class _Reader:
 
 
 def _type_name(types: Any) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             list: "a list", dict: "a table"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
     seq = types if isinstance(types, tuple) else (types,)
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in seq))
 
@@ -398,16 +454,33 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         for fname, ftype in fields.items():
             f = form.fields.get(fname)
             if f is None:
-                r.err(("forms", form_name, "fields", fname), f"missing: the workflow needs a field of type {ftype} here")
+                r.err(
+                    ("forms", form_name, "fields", fname),
+                    f"missing: the workflow needs a field of type {ftype} here",
+                )
             elif f.type != ftype:
-                r.err(("forms", form_name, "fields", fname, "type"), f"must be {ftype} (the workflow reads it)")
+                r.err(
+                    ("forms", form_name, "fields", fname, "type"),
+                    f"must be {ftype} (the workflow reads it)",
+                )
     if r.problems:
         raise ProtocolFileError(r.problems)
     return Protocol(
-        id=pid, version=version, title=title, languages=tuple(langs), registry=tuple(registry),
-        eligibility=eligibility, consent=consent, schedule=schedule, sentinel_participants=sentinel_n,
-        prespecified_events=prespecified, product=dict(product), forms=forms, source=source,
-        sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(), filename=filename,
+        id=pid,
+        version=version,
+        title=title,
+        languages=tuple(langs),
+        registry=tuple(registry),
+        eligibility=eligibility,
+        consent=consent,
+        schedule=schedule,
+        sentinel_participants=sentinel_n,
+        prespecified_events=prespecified,
+        product=dict(product),
+        forms=forms,
+        source=source,
+        sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        filename=filename,
     )
 
 
@@ -419,8 +492,9 @@ def _eligibility(r: _Reader, data: dict[str, Any]) -> Eligibility:
     if lo is not None and hi is not None and lo > hi:
         r.err((*p, "age_min"), f"minimum age {lo} is above maximum age {hi}")
     sev = r.get(t, "severity", p, list, default=[])
-    return Eligibility(lo, hi, bool(r.get(t, "pcr_required", p, bool, default=True)),
-                       tuple(str(s) for s in sev))
+    return Eligibility(
+        lo, hi, bool(r.get(t, "pcr_required", p, bool, default=True)), tuple(str(s) for s in sev)
+    )
 
 
 def _consent(r: _Reader, data: dict[str, Any]) -> ConsentRules:
@@ -461,12 +535,16 @@ def _schedule(r: _Reader, data: dict[str, Any]) -> Schedule:
     if window is not None and not 0 <= window <= 720:
         r.err((*p, "window_minutes"), "must be between 0 and 720")
     return Schedule(
-        doses=doses, particles_per_dose=float(r.get(t, "particles_per_dose", p, (int, float), default=0)),
+        doses=doses,
+        particles_per_dose=float(r.get(t, "particles_per_dose", p, (int, float), default=0)),
         particles_unit=r.get(t, "particles_unit", p, str, required=False, default="particles"),
-        time=due, zone=zone_name, window_minutes=window,
+        time=due,
+        zone=zone_name,
+        window_minutes=window,
         volume_ml=float(r.get(t, "volume_ml", p, (int, float), default=0)),
         duration_minutes=r.get(t, "duration_minutes", p, int, default=0),
-        device=r.get(t, "device", p, str, default=""), route=r.get(t, "route", p, str, default=""),
+        device=r.get(t, "device", p, str, default=""),
+        route=r.get(t, "route", p, str, default=""),
         diluent=r.get(t, "diluent", p, str, default=""),
         skin_test_required=r.get(t, "skin_test_required", p, bool, default=True),
     )
@@ -496,8 +574,22 @@ def _choices(r: _Reader, value: Any, path: tuple[str | int, ...]) -> tuple[Choic
 
 
 _FIELD_KEYS = {
-    "type", "label", "help", "unit", "required", "hard", "soft", "choices", "multiple", "cdisc",
-    "default", "computed", "pattern", "max_length", "min_items", "allow_future",
+    "type",
+    "label",
+    "help",
+    "unit",
+    "required",
+    "hard",
+    "soft",
+    "choices",
+    "multiple",
+    "cdisc",
+    "default",
+    "computed",
+    "pattern",
+    "max_length",
+    "min_items",
+    "allow_future",
 }
 
 
@@ -511,13 +603,18 @@ def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
         ft = r.table(ft, p)
         subject = r.get(ft, "subject", p, str, required=False, default="participant")
         if subject not in SUBJECTS:
-            r.err((*p, "subject"), f"unknown subject kind {subject!r} (allowed: {', '.join(SUBJECTS)})")
+            r.err(
+                (*p, "subject"),
+                f"unknown subject kind {subject!r} (allowed: {', '.join(SUBJECTS)})",
+            )
         fields: dict[str, Field] = {}
         for fname, spec in r.table(ft.get("fields"), (*p, "fields"), required=False).items():
             f = _field(r, fname, spec, (*p, "fields", fname))
             if f is not None:
                 fields[fname] = f
-        forms[name] = Form(name, r.text(ft, "label", p), r.text(ft, "help", p, required=False), subject, fields)
+        forms[name] = Form(
+            name, r.text(ft, "label", p), r.text(ft, "help", p, required=False), subject, fields
+        )
     return forms
 
 
@@ -537,10 +634,15 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
     hard = r.range_(spec, "hard", p)
     soft = r.range_(spec, "soft", p)
     if (hard or soft) and ftype not in ("number", "integer"):
-        r.err((*p, "hard" if hard else "soft"), f"ranges apply to number and integer fields, not {ftype}")
+        r.err(
+            (*p, "hard" if hard else "soft"),
+            f"ranges apply to number and integer fields, not {ftype}",
+        )
     if hard and soft and (soft[0] < hard[0] or soft[1] > hard[1]):
-        r.err((*p, "soft"), f"soft range {soft[0]:g}..{soft[1]:g} must lie inside the hard range "
-              f"{hard[0]:g}..{hard[1]:g}")
+        r.err(
+            (*p, "soft"),
+            f"soft range {soft[0]:g}..{soft[1]:g} must lie inside the hard range {hard[0]:g}..{hard[1]:g}",
+        )
     choices = _choices(r, spec.get("choices"), (*p, "choices"))
     if ftype == "choice" and not choices:
         if "choices" not in spec:
@@ -559,17 +661,29 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
     default = spec.get("default")
     if default is not None and ftype in ("date", "datetime") and default not in ("today", "now"):
         r.err((*p, "default"), 'date and datetime defaults are "today" or "now"')
-    if default is not None and ftype == "choice" and choices and not any(
-            str(c.code) == str(default) for c in choices):
+    if (
+        default is not None
+        and ftype == "choice"
+        and choices
+        and not any(str(c.code) == str(default) for c in choices)
+    ):
         r.err((*p, "default"), f"default {default!r} is not one of the choice codes")
     return Field(
-        name=name, type=ftype, label=r.text(spec, "label", p), help=r.text(spec, "help", p, required=False),
-        unit=unit, required=bool(r.get(spec, "required", p, bool, required=False, default=False)),
-        hard=hard, soft=soft, choices=choices,
+        name=name,
+        type=ftype,
+        label=r.text(spec, "label", p),
+        help=r.text(spec, "help", p, required=False),
+        unit=unit,
+        required=bool(r.get(spec, "required", p, bool, required=False, default=False)),
+        hard=hard,
+        soft=soft,
+        choices=choices,
         multiple=bool(r.get(spec, "multiple", p, bool, required=False, default=False)),
-        cdisc=r.get(spec, "cdisc", p, str, required=False), default=default,
+        cdisc=r.get(spec, "cdisc", p, str, required=False),
+        default=default,
         computed=bool(r.get(spec, "computed", p, bool, required=False, default=False)),
-        pattern=pattern, max_length=r.get(spec, "max_length", p, int, required=False),
+        pattern=pattern,
+        max_length=r.get(spec, "max_length", p, int, required=False),
         min_items=r.get(spec, "min_items", p, int, required=False, default=0) or 0,
         allow_future=bool(r.get(spec, "allow_future", p, bool, required=False, default=False)),
     )
@@ -622,8 +736,10 @@ def active(store: Store) -> Protocol:
 def version(store: Store, ref: Mapping[str, str] | None) -> Protocol:
     """The protocol version an event was captured under (the active one if unknown)."""
     if ref:
-        row = store.one("SELECT source, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?",
-                        (ref.get("id"), ref.get("version")))
+        row = store.one(
+            "SELECT source, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?",
+            (ref.get("id"), ref.get("version")),
+        )
         if row is not None:
             return parse_cached(row[0], f"{row[1]} (loaded)")
     return active(store)
@@ -648,8 +764,10 @@ def record_loaded(store: Store, ctx: Any, author: Any, protocol: Protocol) -> Ev
     """Append `protocol.loaded` (also used by `Site.init`, before any session exists)."""
     from .eventlog import append
 
-    row = store.one("SELECT sha256 FROM protocols WHERE protocol_id = ? AND version = ?",
-                    (protocol.id, protocol.version))
+    row = store.one(
+        "SELECT sha256 FROM protocols WHERE protocol_id = ? AND version = ?",
+        (protocol.id, protocol.version),
+    )
     if row is not None:
         if row[0] == protocol.sha256:
             raise Refused(f"protocol {protocol.id} version {protocol.version} is already loaded")
@@ -658,9 +776,18 @@ def record_loaded(store: Store, ctx: Any, author: Any, protocol: Protocol) -> Ev
             "content; give the changed file a new version"
         )
     return append(
-        store, ctx, author, type="protocol.loaded", subject=f"protocol:{protocol.id}",
-        body={"protocol_id": protocol.id, "version": protocol.version, "sha256": protocol.sha256,
-              "filename": protocol.filename, "source": protocol.source},
+        store,
+        ctx,
+        author,
+        type="protocol.loaded",
+        subject=f"protocol:{protocol.id}",
+        body={
+            "protocol_id": protocol.id,
+            "version": protocol.version,
+            "sha256": protocol.sha256,
+            "filename": protocol.filename,
+            "source": protocol.source,
+        },
     ).event
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wardcrf import protocol, projections
+from wardcrf import projections, protocol
 from wardcrf.errors import PermissionDenied, Refused
 from wardcrf.protocol import ProtocolFileError
 
@@ -30,17 +30,32 @@ def test_mexcovid_fields_carry_cdisc_names_units_and_translations():
     p = protocol.default_protocol()
     vitals = p.form("vitals").fields
     assert {f.cdisc for f in vitals.values() if f.cdisc and f.cdisc.startswith("VSTESTCD=")} == {
-        "VSTESTCD=TEMP", "VSTESTCD=PULSE", "VSTESTCD=RESP", "VSTESTCD=OXYSAT", "VSTESTCD=SYSBP", "VSTESTCD=DIABP"}
+        "VSTESTCD=TEMP",
+        "VSTESTCD=PULSE",
+        "VSTESTCD=RESP",
+        "VSTESTCD=OXYSAT",
+        "VSTESTCD=SYSBP",
+        "VSTESTCD=DIABP",
+    }
     labs = p.form("labs").fields
     assert {labs[c].cdisc for c in ("wbc", "lym", "crp", "ldh", "il6", "ddimer", "alt", "creat")} == {
-        f"LBTESTCD={c.upper()}" for c in ("wbc", "lym", "crp", "ldh", "il6", "ddimer", "alt", "creat")}
+        f"LBTESTCD={c.upper()}" for c in ("wbc", "lym", "crp", "ldh", "il6", "ddimer", "alt", "creat")
+    }
     assert vitals["temp"].unit == "C" and vitals["temp"].hard == (30, 45)
     assert protocol.tr(vitals["temp"].label, "zh") == "体温"
     assert protocol.tr(vitals["temp"].label, "fr") == "Temperature"
     ae = p.form("ae").fields
-    assert {ae[k].cdisc for k in ("death", "life_threatening", "hospitalization", "disability",
-                                  "congenital_anomaly", "medically_important")} == {
-        "AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE"}
+    assert {
+        ae[k].cdisc
+        for k in (
+            "death",
+            "life_threatening",
+            "hospitalization",
+            "disability",
+            "congenital_anomaly",
+            "medically_important",
+        )
+    } == {"AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE"}
     ct = [k for k in p.form("ct_score").fields if k.startswith(("r_", "l_"))]
     assert len(ct) == 18
     # every label in every form is translated
@@ -64,13 +79,17 @@ def test_errors_name_file_line_key_path_and_problem():
     src = SRC.replace("hard = [30, 45]", "hard = [45, 30]")
     err = _bad(src)
     line = next(i for i, text in enumerate(src.splitlines(), 1) if "hard = [45, 30]" in text)
-    assert err.problems == [f"trial.toml:{line}: forms.vitals.fields.temp.hard: minimum 45 is above maximum 30"]
+    assert err.problems == [
+        f"trial.toml:{line}: forms.vitals.fields.temp.hard: minimum 45 is above maximum 30"
+    ]
 
 
 def test_every_problem_is_reported_at_once():
-    src = (SRC.replace('type = "integer"\nunit = "beats/min"', 'type = "int"\nunit = "beats/min"')
-           .replace("soft = [35.0, 39.5]", "soft = [20, 39.5]")
-           .replace('label = { en = "Skin test", zh = "皮试" }', 'label = { fr = "Test cutané" }'))
+    src = (
+        SRC.replace('type = "integer"\nunit = "beats/min"', 'type = "int"\nunit = "beats/min"')
+        .replace("soft = [35.0, 39.5]", "soft = [20, 39.5]")
+        .replace('label = { en = "Skin test", zh = "皮试" }', 'label = { fr = "Test cutané" }')
+    )
     err = _bad(src)
     text = " | ".join(err.problems)
     assert "forms.vitals.fields.pulse.type: unknown field type 'int'" in text
@@ -80,8 +99,13 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_missing_workflow_field_and_unknown_keys_are_refused():
-    src = SRC.replace('[forms.dose.fields.kit_id]\ntype = "text"', '[forms.dose.fields.kit_code]\ntype = "text"')
-    src = src.replace('[forms.oxygen.fields.flow]\ntype = "number"', '[forms.oxygen.fields.flow]\ntype = "number"\ncolour = "red"')
+    src = SRC.replace(
+        '[forms.dose.fields.kit_id]\ntype = "text"', '[forms.dose.fields.kit_code]\ntype = "text"'
+    )
+    src = src.replace(
+        '[forms.oxygen.fields.flow]\ntype = "number"',
+        '[forms.oxygen.fields.flow]\ntype = "number"\ncolour = "red"',
+    )
     text = " | ".join(_bad(src).problems)
     assert "forms.dose.fields.kit_id: missing: the workflow needs a field of type text here" in text
     assert "forms.oxygen.fields.flow.colour: unknown field key" in text
@@ -112,7 +136,7 @@ def test_new_version_loads_without_rewriting_old_events(admin, session_for):
 
     assert eventlog.get(inv.store, old.id).protocol == {"id": "MEXCOVID", "version": "1.0"}
     assert protocol.version(inv.store, {"id": "MEXCOVID", "version": "1.0"}).version == "1.0"
-    n, diffs = projections.check(inv.store)
+    _n, diffs = projections.check(inv.store)
     assert not diffs
 
 
@@ -135,7 +159,7 @@ def test_protocol_cli_show_and_load(cli, tmp_path):
     assert r.code == 0, r.err
     assert '"MEXCOVID"' in r.out
     bad = tmp_path / "bad.toml"
-    bad.write_text(SRC.replace("doses = 5", "doses = \"five\""), "utf-8")
+    bad.write_text(SRC.replace("doses = 5", 'doses = "five"'), "utf-8")
     r = cli("protocol", "load", str(bad))
     assert r.code == 2 and "bad.toml:" in r.err and "schedule.doses: must be an integer" in r.err
     good = tmp_path / "v3.toml"

@@ -48,7 +48,10 @@ def test_dose_computes_number_day_window_and_cumulative_particles(ward):
     ev = ward.dose(P1, 1, day0() + timedelta(days=1), mm=5)
     d = ev.body["data"]
     assert (d["dose_number"], d["day"], d["window"]) == (1, 1, "on_time")
-    assert d["particles"] == {"value": 2.0e8, "unit": "particles"} and d["volume"] == {"value": 6.0, "unit": "mL"}
+    assert d["particles"] == {"value": 2.0e8, "unit": "particles"} and d["volume"] == {
+        "value": 6.0,
+        "unit": "mL",
+    }
     assert d["due"].endswith("09:00:00+08:00") and d["given_by"] == "clinician"
     ward.dose(P1, 2, day0() + timedelta(days=2))
     assert dosing.cumulative_particles(ward.clin.store, P1) == pytest.approx(4.0e8)
@@ -95,8 +98,10 @@ def test_scanner_input_is_cleaned_and_checked(ward):
         ward.dose(P1, 2, day0() + timedelta(days=2), kit="EXO 7")
 
 
-@pytest.mark.parametrize(("hh", "mm", "window"), [(7, 0, "on_time"), (6, 59, "early"), (11, 0, "on_time"),
-                                                   (11, 1, "late")])
+@pytest.mark.parametrize(
+    ("hh", "mm", "window"),
+    [(7, 0, "on_time"), (6, 59, "early"), (11, 0, "on_time"), (11, 1, "late")],
+)
 def test_dose_window_is_two_hours_either_side_of_0900(ward, hh, mm, window):
     ev = ward.dose(P1, 1, day0() + timedelta(days=1), hh=hh, mm=mm)
     assert ev.body["data"]["window"] == window
@@ -118,12 +123,18 @@ def test_missing_dose_is_flagged_as_a_deviation(ward):
 def test_due_now_upcoming_and_overdue_relative_to_a_given_time(ward):
     pid, d0 = ward.enrolled_participant(days_ago=1)
     due = datetime.combine(d0 + timedelta(days=1), datetime.min.time(), TZ).replace(hour=9)
-    states = {h: status.summary(ward.clin.store, pid, due + timedelta(hours=h))["next_dose"]["state"]
-              for h in (-3, -1, 2, 3)}
+    states = {
+        h: status.summary(ward.clin.store, pid, due + timedelta(hours=h))["next_dose"]["state"]
+        for h in (-3, -1, 2, 3)
+    }
     assert states == {-3: "upcoming", -1: "due now", 2: "due now", 3: "overdue"}
     items = workflow.today(ward.clin, due)["items"]
-    assert {"participant": pid, "what": "dose 1", "due": due.isoformat(timespec="minutes"),
-            "state": "due now"} in items
+    assert {
+        "participant": pid,
+        "what": "dose 1",
+        "due": due.isoformat(timespec="minutes"),
+        "state": "due now",
+    } in items
 
 
 def test_dose_before_enrollment_is_refused(ward):
@@ -134,7 +145,7 @@ def test_dose_before_enrollment_is_refused(ward):
 
 
 def test_dose_on_the_enrollment_day_is_refused(ward):
-    with pytest.raises(ValidationFailed, match="start: .* is not after the enrollment day"):
+    with pytest.raises(ValidationFailed, match=r"start: .* is not after the enrollment day"):
         ward.dose(P1, 1, day0())
 
 
@@ -143,7 +154,7 @@ def test_skin_test_must_precede_dose_1(ward):
     ward.screen(pid)
     d0 = today() - timedelta(days=5)
     ward.enroll(pid, d0)
-    with pytest.raises(Refused, match="no negative skin test recorded .* before this dose"):
+    with pytest.raises(Refused, match=r"no negative skin test recorded .* before this dose"):
         ward.dose(pid, 1, d0 + timedelta(days=1))
     ward.submit("skin_test", participant=pid, time=at(d0 + timedelta(days=1), 10), result="negative")
     with pytest.raises(Refused, match="no negative skin test"):  # read after the dose started
@@ -153,7 +164,7 @@ def test_skin_test_must_precede_dose_1(ward):
 
 def test_positive_skin_test_blocks_dosing(ward):
     ward.skin(P1, day0(), result="positive")
-    with pytest.raises(Refused, match="dosing is blocked: the skin test .* was positive"):
+    with pytest.raises(Refused, match=r"dosing is blocked: the skin test .* was positive"):
         ward.dose(P1, 1, day0() + timedelta(days=1))
 
 
@@ -197,7 +208,7 @@ def test_end_before_start_and_unknown_giver_are_reported_together(ward):
 
 def test_soft_range_dose_needs_confirmation_with_reason(ward):
     day = day0() + timedelta(days=1)
-    with pytest.raises(ValidationFailed, match="volume: 5 mL is outside the expected range 5.5 to 6.5 mL"):
+    with pytest.raises(ValidationFailed, match=r"volume: 5 mL is outside the expected range 5.5 to 6.5 mL"):
         ward.dose(P1, 1, day, volume="5")
     with pytest.raises(ValidationFailed, match="with a reason"):
         ward.dose(P1, 1, day, volume="5", confirm=True)
@@ -229,42 +240,112 @@ def test_temperature_370_is_refused_with_the_allowed_range(ward):
 
 
 def test_soft_range_vitals_need_confirm_and_reason(ward):
-    with pytest.raises(ValidationFailed, match="temp: 39.8 C is outside the expected range 35 to 39.5 C"):
+    with pytest.raises(ValidationFailed, match=r"temp: 39.8 C is outside the expected range 35 to 39.5 C"):
         ward.submit("vitals", participant=P1, temp="39.8", pulse="88", resp="20", oxysat="95")
-    ev = ward.submit("vitals", participant=P1, temp="39.8", pulse="88", resp="20", oxysat="95", confirm=True,
-                     reason="rechecked with a second thermometer")
+    ev = ward.submit(
+        "vitals",
+        participant=P1,
+        temp="39.8",
+        pulse="88",
+        resp="20",
+        oxysat="95",
+        confirm=True,
+        reason="rechecked with a second thermometer",
+    )
     assert ev.body["overrides"] == {"temp": "rechecked with a second thermometer"}
 
 
 def test_post_dose_vitals_cannot_precede_their_dose(ward):
     day = day0() + timedelta(days=1)
     with pytest.raises(ValidationFailed, match="dose: dose 1 has not been recorded"):
-        ward.submit("vitals", participant=P1, timepoint="post_dose", dose="1", time=at(day, 10), temp="37",
-                    pulse="80", resp="18", oxysat="95")
+        ward.submit(
+            "vitals",
+            participant=P1,
+            timepoint="post_dose",
+            dose="1",
+            time=at(day, 10),
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
     ward.dose(P1, 1, day)  # 09:00-09:30
-    with pytest.raises(ValidationFailed, match="time: .* is before dose 1 ended"):
-        ward.submit("vitals", participant=P1, timepoint="post_dose", dose="1", time=at(day, 9, 20), temp="37",
-                    pulse="80", resp="18", oxysat="95")
-    ward.submit("vitals", participant=P1, timepoint="post_dose", dose="1", time=at(day, 9, 45), temp="37",
-                pulse="80", resp="18", oxysat="95")
+    with pytest.raises(ValidationFailed, match=r"time: .* is before dose 1 ended"):
+        ward.submit(
+            "vitals",
+            participant=P1,
+            timepoint="post_dose",
+            dose="1",
+            time=at(day, 9, 20),
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
+    ward.submit(
+        "vitals",
+        participant=P1,
+        timepoint="post_dose",
+        dose="1",
+        time=at(day, 9, 45),
+        temp="37",
+        pulse="80",
+        resp="18",
+        oxysat="95",
+    )
 
 
 def test_pre_dose_vitals_name_the_next_dose_and_precede_it(ward):
     day = day0() + timedelta(days=1)
     with pytest.raises(ValidationFailed, match="dose: required for pre_dose vitals"):
-        ward.submit("vitals", participant=P1, timepoint="pre_dose", time=at(day, 8), temp="37", pulse="80",
-                    resp="18", oxysat="95")
+        ward.submit(
+            "vitals",
+            participant=P1,
+            timepoint="pre_dose",
+            time=at(day, 8),
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
     with pytest.raises(ValidationFailed, match="the next dose for WUH01-001 is dose 1, not 3"):
-        ward.submit("vitals", participant=P1, timepoint="pre_dose", dose="3", time=at(day, 8), temp="37",
-                    pulse="80", resp="18", oxysat="95")
-    ward.submit("vitals", participant=P1, timepoint="pre_dose", dose="1", time=at(day, 8, 40), temp="37",
-                pulse="80", resp="18", oxysat="95")
+        ward.submit(
+            "vitals",
+            participant=P1,
+            timepoint="pre_dose",
+            dose="3",
+            time=at(day, 8),
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
+    ward.submit(
+        "vitals",
+        participant=P1,
+        timepoint="pre_dose",
+        dose="1",
+        time=at(day, 8, 40),
+        temp="37",
+        pulse="80",
+        resp="18",
+        oxysat="95",
+    )
 
 
 def test_every_failing_vitals_field_is_named(ward):
     with pytest.raises(ValidationFailed) as info:
-        ward.submit("vitals", participant=P1, temp="hot", pulse="88.5", oxysat="101", bloodgroup="A",
-                    time=(datetime.now(TZ) + timedelta(days=1)).isoformat(), sysbp="100", diabp="105")
+        ward.submit(
+            "vitals",
+            participant=P1,
+            temp="hot",
+            pulse="88.5",
+            oxysat="101",
+            bloodgroup="A",
+            time=(datetime.now(TZ) + timedelta(days=1)).isoformat(),
+            sysbp="100",
+            diabp="105",
+        )
     p = info.value.problems
     assert p["temp"] == "'hot' is not a number"
     assert p["pulse"] == "88.5 is not a whole number"
@@ -277,8 +358,15 @@ def test_every_failing_vitals_field_is_named(ward):
 
 def test_vitals_before_birth_are_refused(ward):
     with pytest.raises(ValidationFailed, match="time: 1960-01-01 is before the date of birth 1965-05-01"):
-        ward.submit("vitals", participant=P1, time="1960-01-01T10:00", temp="37", pulse="80", resp="18",
-                    oxysat="95")
+        ward.submit(
+            "vitals",
+            participant=P1,
+            time="1960-01-01T10:00",
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
 
 
 def test_post_dose_check_asks_explicitly_and_once_per_dose(ward):

@@ -10,7 +10,6 @@ from wf_support import Ward, _wf_template, at, fake_ref, make_ward, site, stub_p
 from wardcrf import eventlog, projections, signatures, workflow
 from wardcrf.errors import AuthError, PermissionDenied, Refused, ValidationFailed
 
-
 __all__ = ["_wf_template", "site"]  # fixtures used by pytest
 
 
@@ -34,7 +33,10 @@ def test_consent_creates_a_site_prefixed_participant_signed_by_three_doctors(war
     assert p["consent"]["valid"] and p["status"] == "consented"
     sigs = signatures.for_target(ward.clin.store, p["consent"]["event"])
     assert sorted((s.user, s.meaning) for s in sigs) == [
-        ("clinician", "authored"), ("clinician2", "witnessed"), ("investigator", "witnessed")]
+        ("clinician", "authored"),
+        ("clinician2", "witnessed"),
+        ("investigator", "witnessed"),
+    ]
     assert all(s.valid for s in sigs)
     assert ward.consent() == "WUH01-002"
 
@@ -64,7 +66,7 @@ def test_consent_witnesses_must_be_distinct_doctors(ward):
 def test_consent_needs_a_photo_of_the_signed_pages(ward):
     with pytest.raises(ValidationFailed, match="photos: required"):
         ward.consent(photos="")
-    with pytest.raises(ValidationFailed, match="photos: 'page.jpg' is not a stored photo"):
+    with pytest.raises(ValidationFailed, match=r"photos: 'page.jpg' is not a stored photo"):
         ward.consent(photos="page.jpg")
     assert ward.consent(photos=f"{fake_ref('a')},{fake_ref('b')}")
 
@@ -72,10 +74,18 @@ def test_consent_needs_a_photo_of_the_signed_pages(ward):
 def test_wrong_witness_password_saves_nothing(ward):
     before = _count(ward)
     with pytest.raises(AuthError, match="wrong password for clinician2"):
-        workflow.submit(ward.clin, "consent", {
-            "consenter": "participant", "form_version": "1.0", "witness_1": "investigator",
-            "witness_2": "clinician2", "photos": fake_ref()},
-            password_for=lambda u: "wrong-password-x" if u == "clinician2" else "test-password-1")
+        workflow.submit(
+            ward.clin,
+            "consent",
+            {
+                "consenter": "participant",
+                "form_version": "1.0",
+                "witness_1": "investigator",
+                "witness_2": "clinician2",
+                "photos": fake_ref(),
+            },
+            password_for=lambda u: "wrong-password-x" if u == "clinician2" else "test-password-1",
+        )
     assert ward.clin.store.scalar("SELECT count(*) FROM participants") == 0
     # only the failed login attempt is logged
     assert _count(ward) == before + 1
@@ -96,7 +106,7 @@ def test_no_other_form_before_valid_consent(ward):
 
     bare = records.submit(ward.clin, "consent", {"consenter": "participant"}, subject="participant:WUH01-009")
     assert bare
-    with pytest.raises(Refused, match="WUH01-009 has no valid consent .* no other form can be saved"):
+    with pytest.raises(Refused, match=r"WUH01-009 has no valid consent .* no other form can be saved"):
         ward.screen("WUH01-009")
     assert ward.screen(pid)
 
@@ -127,7 +137,7 @@ def test_screen_failure_records_failed_criteria_and_is_never_enrolled(ward):
     assert ev.body["data"]["eligible"] is False
     assert ev.body["data"]["failed_criteria"] == ["age", "pcr", "severity"]
     assert workflow.show(ward.clin, pid)["status"] == "screen failure"
-    with pytest.raises(Refused, match="screen failure .*age, pcr, severity.* never enrolled"):
+    with pytest.raises(Refused, match=r"screen failure .*age, pcr, severity.* never enrolled"):
         ward.enroll(pid, day)
     # the id is never reused
     assert ward.consent() == "WUH01-002"
@@ -137,8 +147,11 @@ def test_screen_failure_records_failed_criteria_and_is_never_enrolled(ward):
 def test_age_limits_are_inclusive_18_to_75(ward, age, eligible):
     pid = ward.consent()
     day = today() - timedelta(days=1)
-    dob = day.replace(year=day.year - age) if not (day.month == 2 and day.day == 29) else day.replace(
-        year=day.year - age, day=28)
+    dob = (
+        day.replace(year=day.year - age)
+        if not (day.month == 2 and day.day == 29)
+        else day.replace(year=day.year - age, day=28)
+    )
     ev = ward.screen(pid, dob=dob.isoformat(), date=day.isoformat())
     assert ev.body["data"]["eligible"] is eligible
 
@@ -172,7 +185,7 @@ def test_enrollment_needs_screening(ward):
 def test_enrollment_cannot_precede_screening_and_is_once(ward):
     pid = ward.consent()
     ward.screen(pid, date=(today() - timedelta(days=3)).isoformat())
-    with pytest.raises(ValidationFailed, match="date: .* is before the screening date"):
+    with pytest.raises(ValidationFailed, match=r"date: .* is before the screening date"):
         ward.enroll(pid, today() - timedelta(days=5))
     ward.enroll(pid, today() - timedelta(days=2))
     with pytest.raises(Refused, match="already enrolled"):
@@ -184,13 +197,22 @@ def test_sentinel_gate_holds_participant_2_until_dsmg_continue(ward):
     p2 = ward.consent()
     ward.screen(p2)
     before = _count(ward)
-    with pytest.raises(Refused, match=f"sentinel rule: {p2} cannot be enrolled until a DSMG member records "
-                                      f"a 'continue' decision on {p1}'s safety data"):
+    with pytest.raises(
+        Refused,
+        match=f"sentinel rule: {p2} cannot be enrolled until a DSMG member records "
+        f"a 'continue' decision on {p1}'s safety data",
+    ):
         ward.enroll(p2, today() - timedelta(days=2))
     assert _count(ward) == before
     # a 'stop' or 'alter' is not a 'continue'
-    ward.submit("dsmg_decision", who=ward.dsmg, participant=p1, decision="alter", rationale="r",
-                change="halve the dose")
+    ward.submit(
+        "dsmg_decision",
+        who=ward.dsmg,
+        participant=p1,
+        decision="alter",
+        rationale="r",
+        change="halve the dose",
+    )
     with pytest.raises(Refused, match="'alter'"):
         ward.enroll(p2, today() - timedelta(days=2))
     ward.continue_(p1)
@@ -211,7 +233,14 @@ def test_alter_requires_the_change_and_a_protocol_amendment(ward):
     with pytest.raises(ValidationFailed, match="change: required for 'alter'"):
         ward.submit("dsmg_decision", who=ward.dsmg, participant=p1, decision="alter", rationale="r")
     ward.submit("dsmg_decision", who=ward.dsmg, participant=p1, decision="continue", rationale="ok")
-    ward.submit("dsmg_decision", who=ward.dsmg, participant=p1, decision="alter", rationale="r", change="4 doses")
+    ward.submit(
+        "dsmg_decision",
+        who=ward.dsmg,
+        participant=p1,
+        decision="alter",
+        rationale="r",
+        change="4 doses",
+    )
     p2 = ward.consent()
     ward.screen(p2)
     with pytest.raises(Refused, match="load the amended protocol"):
@@ -226,7 +255,16 @@ def test_alter_requires_the_change_and_a_protocol_amendment(ward):
 def test_workflow_projections_rebuild_identically(ward):
     p1, day0 = ward.enrolled_participant()
     ward.dose(p1, 1, day0 + timedelta(days=1))
-    ward.submit("vitals", participant=p1, timepoint="post_dose", dose=1, time=at(day0 + timedelta(days=1), 10),
-                temp="37.0", pulse="80", resp="18", oxysat="95")
+    ward.submit(
+        "vitals",
+        participant=p1,
+        timepoint="post_dose",
+        dose=1,
+        time=at(day0 + timedelta(days=1), 10),
+        temp="37.0",
+        pulse="80",
+        resp="18",
+        oxysat="95",
+    )
     n, diffs = projections.check(ward.clin.store)
     assert n > 10 and not diffs

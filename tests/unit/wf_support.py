@@ -61,19 +61,37 @@ class Ward:
         participant = kw.pop("participant", None)
         reason = kw.pop("reason", None)
         confirm = kw.pop("confirm", False)
-        return workflow.submit(who or self.clin, form, kw, participant=participant, reason=reason,
-                               confirm=confirm, password_for=pw)
+        return workflow.submit(
+            who or self.clin,
+            form,
+            kw,
+            participant=participant,
+            reason=reason,
+            confirm=confirm,
+            password_for=pw,
+        )
 
     def consent(self, **kw: Any) -> str:
-        values = {"consenter": "participant", "form_version": "1.0", "witness_1": "investigator",
-                  "witness_2": "clinician2", "photos": fake_ref(), "time": at(today() - timedelta(days=40))}
+        values = {
+            "consenter": "participant",
+            "form_version": "1.0",
+            "witness_1": "investigator",
+            "witness_2": "clinician2",
+            "photos": fake_ref(),
+            "time": at(today() - timedelta(days=40)),
+        }
         values.update(kw)
         event = self.submit("consent", **values)
         return event.subject.removeprefix("participant:")
 
     def screen(self, pid: str, **kw: Any):
-        values = {"date": (today() - timedelta(days=30)).isoformat(), "dob": "1965-05-01", "sex": "M",
-                  "pcr_confirmed": "yes", "severity": "severe"}
+        values = {
+            "date": (today() - timedelta(days=30)).isoformat(),
+            "dob": "1965-05-01",
+            "sex": "M",
+            "pcr_confirmed": "yes",
+            "severity": "severe",
+        }
         values.update(kw)
         return self.submit("screening", participant=pid, **values)
 
@@ -83,15 +101,36 @@ class Ward:
     def skin(self, pid: str, day: date, result: str = "negative"):
         return self.submit("skin_test", participant=pid, time=at(day, 15), result=result)
 
-    def dose(self, pid: str, n: int, day: date, *, hh: int = 9, mm: int = 0, kit: str | None = None, **kw: Any):
-        values = {"kit_id": kit or f"KIT-{pid}-{n}", "lot": "LOT-A1", "particles": "2.0e8", "volume": "6",
-                  "start": at(day, hh, mm), "end": at(day, hh, mm + 30 if mm < 30 else 59)}
+    def dose(
+        self,
+        pid: str,
+        n: int,
+        day: date,
+        *,
+        hh: int = 9,
+        mm: int = 0,
+        kit: str | None = None,
+        **kw: Any,
+    ):
+        values = {
+            "kit_id": kit or f"KIT-{pid}-{n}",
+            "lot": "LOT-A1",
+            "particles": "2.0e8",
+            "volume": "6",
+            "start": at(day, hh, mm),
+            "end": at(day, hh, mm + 30 if mm < 30 else 59),
+        }
         values.update(kw)
         return self.submit("dose", participant=pid, **values)
 
     def continue_(self, pid: str):
-        return self.submit("dsmg_decision", who=self.dsmg, participant=pid, decision="continue",
-                           rationale="no safety concern in the sentinel's data")
+        return self.submit(
+            "dsmg_decision",
+            who=self.dsmg,
+            participant=pid,
+            decision="continue",
+            rationale="no safety concern in the sentinel's data",
+        )
 
     def enrolled_participant(self, days_ago: int = 10) -> tuple[str, date]:
         """Consented, screened, enrolled `days_ago` days ago, skin test negative; returns (id, enrollment day)."""
@@ -169,6 +208,8 @@ def stub_photos(monkeypatch) -> None:
     def resolve(session, raw: str) -> str:
         if evidence.is_reference(raw):
             return raw
+        if raw.startswith("@") and Path(raw[1:]).is_file():
+            return evidence.reference(hashlib.sha256(Path(raw[1:]).read_bytes()).hexdigest())
         raise Refused(f"{raw!r} is not a stored photo")
 
     monkeypatch.setattr(evidence, "resolve_photo", resolve)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,12 +15,16 @@ from ..errors import UsageError
 from ..forms import with_unit
 from .common import DataDirOption, JsonOption, ask_password, console, print_json, session
 
-app = typer.Typer(help="The forms of the active protocol: list them, show their fields.", no_args_is_help=True)
+app = typer.Typer(
+    help="The forms of the active protocol: list them, show their fields.", no_args_is_help=True
+)
 
 FieldArgs = Annotated[
     list[str] | None,
-    typer.Argument(help="field=value pairs, e.g. temp=37.1 pulse=88 (see `wardcrf form show FORM`).",
-                   show_default=False),
+    typer.Argument(
+        help="field=value pairs, e.g. temp=37.1 pulse=88 (see `wardcrf form show FORM`).",
+        show_default=False,
+    ),
 ]
 
 
@@ -55,13 +59,19 @@ def password_for(session_user: str):
 
 
 @app.command("list")
-def list_(data_dir: DataDirOption = None, as_json: JsonOption = False,
-          lang: Annotated[str, typer.Option("--lang", help="Language of labels: en or zh.")] = "en") -> None:
+def list_(
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+    lang: Annotated[str, typer.Option("--lang", help="Language of labels: en or zh.")] = "en",
+) -> None:
     """List the forms of the active protocol."""
     with session(data_dir) as s:
         s.require("record.read", what="read the protocol")
         p = protocol.active(s.store)
-    rows = [{"name": f.name, "label": protocol.tr(f.label, lang), "fields": len(f.fields)} for f in p.forms.values()]
+    rows: list[dict[str, Any]] = [
+        {"name": f.name, "label": protocol.tr(f.label, lang), "fields": len(f.fields)}
+        for f in p.forms.values()
+    ]
     if as_json:
         print_json(rows)
         return
@@ -89,7 +99,9 @@ def show(
     console.print(f"[bold]{form.name}[/] — {data['label']}", highlight=False)
     if data["help"]:
         console.print(data["help"], style="dim", highlight=False)
-    table = Table("field", "type", "unit", "req", "allowed", "expected", "choices / default", "CDISC", "label")
+    table = Table(
+        "field", "type", "unit", "req", "allowed", "expected", "choices / default", "CDISC", "label"
+    )
     for f in data["fields"]:
         rng = f.get("hard_range")
         soft = f.get("soft_range")
@@ -99,26 +111,54 @@ def show(
         if "default" in f:
             choices = (choices + f"; default {f['default']}").lstrip("; ")
         kind = f["type"] + (" (computed)" if f.get("computed") else "")
-        table.add_row(f["name"], kind, f.get("unit", ""), "yes" if f["required"] else "",
-                      f"{rng[0]:g}..{rng[1]:g}" if rng else "", f"{soft[0]:g}..{soft[1]:g}" if soft else "",
-                      choices, f.get("cdisc", ""), f["label"])
+        table.add_row(
+            f["name"],
+            kind,
+            f.get("unit", ""),
+            "yes" if f["required"] else "",
+            f"{rng[0]:g}..{rng[1]:g}" if rng else "",
+            f"{soft[0]:g}..{soft[1]:g}" if soft else "",
+            choices,
+            f.get("cdisc", ""),
+            f["label"],
+        )
     console.print(table)
 
 
 def submit(
     form: Annotated[str, typer.Argument(help="Form name (see `wardcrf form list`).")],
     fields: FieldArgs = None,
-    participant: Annotated[str | None, typer.Option("--participant", "-p", help="Participant id, e.g. WUH01-001 (a consent without it creates a new participant).")] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (needed with --confirm for values outside the expected range).")] = None,
-    confirm: Annotated[bool, typer.Option("--confirm", help="Accept values outside the expected (soft) range; needs --reason.")] = False,
+    participant: Annotated[
+        str | None,
+        typer.Option(
+            "--participant",
+            "-p",
+            help="Participant id, e.g. WUH01-001 (a consent without it creates a new participant).",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why (needed with --confirm for values outside the expected range)."),
+    ] = None,
+    confirm: Annotated[
+        bool,
+        typer.Option("--confirm", help="Accept values outside the expected (soft) range; needs --reason."),
+    ] = False,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Save one form through the domain rules; prints the new event id. Refused: exit 1, nothing saved."""
     raw = parse_pairs(fields)
     with session(data_dir) as s:
-        event = workflow.submit(s, form, raw, participant=participant, reason=reason, confirm=confirm,
-                                password_for=password_for(s.user))
+        event = workflow.submit(
+            s,
+            form,
+            raw,
+            participant=participant,
+            reason=reason,
+            confirm=confirm,
+            password_for=password_for(s.user),
+        )
     pid = (event.subject or "").removeprefix("participant:")
     if as_json:
         print_json({"event": event.id, "participant": pid or None, "form": form})
@@ -132,7 +172,9 @@ def amend(
     event_id: Annotated[str, typer.Argument(help="The record's event id (as printed by submit).")],
     fields: FieldArgs = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why the value changes (required).")] = None,
-    confirm: Annotated[bool, typer.Option("--confirm", help="Accept values outside the expected (soft) range.")] = False,
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="Accept values outside the expected (soft) range.")
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
     """Correct fields of a record with a reason; the old values stay in the audit trail."""
@@ -143,8 +185,10 @@ def amend(
         event = workflow.amend(s, event_id, raw, reason=reason, confirm=confirm)
     typer.echo(event.id)
     for name, change in event.body["changes"].items():
-        typer.echo(f"  {name}: {with_unit(change.get('old'), None)} -> {with_unit(change.get('new'), None)}",
-                   err=True)
+        typer.echo(
+            f"  {name}: {with_unit(change.get('old'), None)} -> {with_unit(change.get('new'), None)}",
+            err=True,
+        )
 
 
 def register(root: typer.Typer) -> None:

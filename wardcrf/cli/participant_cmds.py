@@ -25,15 +25,34 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "status", "sex", "age", "enrolled", "doses", "next dose", "deviations", "open AEs",
-                  "cumulative particles", "sign-off")
+    table = Table(
+        "id",
+        "status",
+        "sex",
+        "age",
+        "enrolled",
+        "doses",
+        "next dose",
+        "deviations",
+        "open AEs",
+        "cumulative particles",
+        "sign-off",
+    )
     for r in rows:
         nd = r["next_dose"]
-        table.add_row(r["id"], r["status"], r["sex"] or "", str(r["age"] or ""), r["enrolled_on"] or "",
-                      f"{r['doses_given']}/{r['doses_planned']}",
-                      f"{nd['dose']} {nd['due'][5:16].replace('T', ' ')} {nd['state']}" if nd else "",
-                      str(r["deviations"] or ""), str(r["open_aes"] or ""), _particles(r["cumulative_particles"]),
-                      r["signoff"])
+        table.add_row(
+            r["id"],
+            r["status"],
+            r["sex"] or "",
+            str(r["age"] or ""),
+            r["enrolled_on"] or "",
+            f"{r['doses_given']}/{r['doses_planned']}",
+            f"{nd['dose']} {nd['due'][5:16].replace('T', ' ')} {nd['state']}" if nd else "",
+            str(r["deviations"] or ""),
+            str(r["open_aes"] or ""),
+            _particles(r["cumulative_particles"]),
+            r["signoff"],
+        )
     console.print(table)
 
 
@@ -54,15 +73,23 @@ def show(
 
 def _print_summary(info: dict[str, Any]) -> None:
     console.print(f"[bold]{info['id']}[/] — {info['status']}", highlight=False)
-    console.print(f"sex {info['sex'] or '?'}, age {info['age'] if info['age'] is not None else '?'}; "
-                  f"consent: {info['consent']['detail']}; enrolled: {info['enrolled_on'] or 'no'}", highlight=False)
+    console.print(
+        f"sex {info['sex'] or '?'}, age {info['age'] if info['age'] is not None else '?'}; "
+        f"consent: {info['consent']['detail']}; enrolled: {info['enrolled_on'] or 'no'}",
+        highlight=False,
+    )
     if info["failed_criteria"]:
         console.print(f"screen failure: {', '.join(info['failed_criteria'])}", highlight=False)
-    console.print(f"doses {info['doses_given']}/{info['doses_planned']}, cumulative particles "
-                  f"{_particles(info['cumulative_particles'])}", highlight=False)
+    console.print(
+        f"doses {info['doses_given']}/{info['doses_planned']}, cumulative particles "
+        f"{_particles(info['cumulative_particles'])}",
+        highlight=False,
+    )
     for d in info["doses"]:
-        console.print(f"  dose {d['dose']} day {d['day']} at {d['start']} ({d['window']}) kit {d['kit_id']}",
-                      highlight=False)
+        console.print(
+            f"  dose {d['dose']} day {d['day']} at {d['start']} ({d['window']}) kit {d['kit_id']}",
+            highlight=False,
+        )
     if info["next_dose"]:
         nd = info["next_dose"]
         console.print(f"next: dose {nd['dose']} due {nd['due']} — {nd['state']}", highlight=False)
@@ -74,8 +101,10 @@ def _print_summary(info: dict[str, Any]) -> None:
     if info["dsmg_hold"]:
         console.print(f"[red]DSMG hold:[/] {info['dsmg_hold']}", highlight=False)
     so = info["signoff"]
-    console.print(f"sign-off: {so['state']}" + (f" — {so['manifestation']}" if "manifestation" in so else ""),
-                  highlight=False)
+    console.print(
+        f"sign-off: {so['state']}" + (f" — {so['manifestation']}" if "manifestation" in so else ""),
+        highlight=False,
+    )
 
 
 def today(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:

@@ -17,4 +17,12 @@ from .dosing import dose_gates, register_dose_gate
 from .service import amend, submit
 from .status import list_participants, show, today
 
-__all__ = ["amend", "dose_gates", "list_participants", "register_dose_gate", "show", "submit", "today"]
+__all__ = [
+    "amend",
+    "dose_gates",
+    "list_participants",
+    "register_dose_gate",
+    "show",
+    "submit",
+    "today",
+]

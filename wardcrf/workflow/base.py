@@ -63,12 +63,19 @@ def get_participant(store: Store, pid: str) -> Participant | None:
         return None
     r = rows[0]
     return Participant(
-        id=r["id"], number=r["number"], consent_event=r["consent_event"], consent_time=r["consent_time"],
-        consent_version=r["consent_version"], screening_event=r["screening_event"],
-        screening_date=r["screening_date"], sex=r["sex"], dob=r["dob"],
+        id=r["id"],
+        number=r["number"],
+        consent_event=r["consent_event"],
+        consent_time=r["consent_time"],
+        consent_version=r["consent_version"],
+        screening_event=r["screening_event"],
+        screening_date=r["screening_date"],
+        sex=r["sex"],
+        dob=r["dob"],
         eligible=None if r["eligible"] is None else bool(r["eligible"]),
         failed_criteria=json.loads(r["failed_criteria"]) if r["failed_criteria"] else [],
-        enrollment_event=r["enrollment_event"], enrolled_on=r["enrolled_on"],
+        enrollment_event=r["enrollment_event"],
+        enrolled_on=r["enrolled_on"],
     )
 
 

@@ -18,12 +18,24 @@ from .base import RuleContext, records_of, rule
 LAB_CODES = ("wbc", "lym", "crp", "ldh", "il6", "ddimer", "alt", "creat")
 
 CT_SEGMENTS = (
-    "r_upper_apical", "r_upper_posterior", "r_upper_anterior",
-    "r_middle_lateral", "r_middle_medial",
-    "r_lower_superior", "r_lower_medial_basal", "r_lower_anterior_basal", "r_lower_lateral_basal",
+    "r_upper_apical",
+    "r_upper_posterior",
+    "r_upper_anterior",
+    "r_middle_lateral",
+    "r_middle_medial",
+    "r_lower_superior",
+    "r_lower_medial_basal",
+    "r_lower_anterior_basal",
+    "r_lower_lateral_basal",
     "r_lower_posterior_basal",
-    "l_upper_apicoposterior", "l_upper_anterior", "l_upper_superior_lingular", "l_upper_inferior_lingular",
-    "l_lower_superior", "l_lower_anteromedial_basal", "l_lower_lateral_basal", "l_lower_posterior_basal",
+    "l_upper_apicoposterior",
+    "l_upper_anterior",
+    "l_upper_superior_lingular",
+    "l_upper_inferior_lingular",
+    "l_lower_superior",
+    "l_lower_anteromedial_basal",
+    "l_lower_lateral_basal",
+    "l_lower_posterior_basal",
 )
 NOT_EVALUABLE = "ne"
 
@@ -61,8 +73,10 @@ def check_oxygen(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     day = v.get("date")
     same = [r for r in records_of(ctx.store, p.id, "oxygen", exclude=ctx.amending) if r.get("date") == day]
     if same:
-        raise Refused(f"oxygen support for {p.id} on {day} is already recorded ({same[0]['_event']}); "
-                      "one record per day: amend it instead")
+        raise Refused(
+            f"oxygen support for {p.id} on {day} is already recorded ({same[0]['_event']}); "
+            "one record per day: amend it instead"
+        )
     if v.get("support") == "room_air" and v.get("flow") is not None:
         ctx.problem("flow", "no oxygen flow on room air")
     return {}

@@ -87,8 +87,9 @@ def skin_test_gate(ctx: RuleContext, pid: str, start: datetime) -> None:
         return
     before = [t for t in tests if t.get("result") == "negative" and ctx.local(t["time"]) <= start]
     if not before:
-        raise Refused(f"no negative skin test recorded for {pid} before this dose; "
-                      "record the skin test before dose 1")
+        raise Refused(
+            f"no negative skin test recorded for {pid} before this dose; record the skin test before dose 1"
+        )
 
 
 # -- dose ---------------------------------------------------------------------------------------
@@ -110,11 +111,16 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     start = ctx.local(v["start"]) if v.get("start") else None
     end = ctx.local(v["end"]) if v.get("end") else None
     if start and end and end < start:
-        ctx.problem("end", f"{end.isoformat(timespec='minutes')} is before the start "
-                    f"{start.isoformat(timespec='minutes')}")
+        ctx.problem(
+            "end",
+            f"{end.isoformat(timespec='minutes')} is before the start {start.isoformat(timespec='minutes')}",
+        )
     enrolled = date.fromisoformat(p.enrolled_on)
     if start and start.date() <= enrolled:
-        ctx.problem("start", f"{start.date()} is not after the enrollment day {enrolled} (dose 1 is on day 1)")
+        ctx.problem(
+            "start",
+            f"{start.date()} is not after the enrollment day {enrolled} (dose 1 is on day 1)",
+        )
     if ctx.problems or start is None:
         return {}
     others = [d for d in doses_of(ctx.store, p.id) if d["event_id"] != ctx.amending]
@@ -128,15 +134,19 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         skin_test_gate(ctx, p.id, start)
     for d in others:
         if ctx.local(d["start"]).date() == start.date():
-            raise Refused(f"{p.id} already had dose {d['dose_number']} on {start.date()} "
-                          f"(record {d['event_id']}); one dose per day")
+            raise Refused(
+                f"{p.id} already had dose {d['dose_number']} on {start.date()} "
+                f"(record {d['event_id']}); one dose per day"
+            )
         if d["dose_number"] < number and ctx.local(d["start"]) > start:
             ctx.problem("start", f"before dose {d['dose_number']} ({d['start']})")
         if d["dose_number"] > number and ctx.local(d["start"]) < start:
             ctx.problem("start", f"after dose {d['dose_number']} ({d['start']})")
-    kit = v.get("kit_id")
-    used = ctx.store.one("SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?",
-                         (kit, ctx.amending or ""))
+    kit = str(v.get("kit_id") or "")
+    used = ctx.store.one(
+        "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?",
+        (kit, ctx.amending or ""),
+    )
     if used:
         ctx.problem("kit_id", f"kit {kit} was already used for {used[0]} dose {used[1]} ({used[2]})")
     if ctx.problems:
@@ -146,8 +156,11 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
             gate(ctx.store, kit, start)
     due = due_time(enrolled, number, sched.time, sched.zone)
     return {
-        "given_by": given_by, "dose_number": number, "day": (start.date() - enrolled).days,
-        "due": due.isoformat(timespec="seconds"), "window": window_of(start, due, sched.window_minutes),
+        "given_by": given_by,
+        "dose_number": number,
+        "day": (start.date() - enrolled).days,
+        "due": due.isoformat(timespec="seconds"),
+        "window": window_of(start, due, sched.window_minutes),
     }
 
 
@@ -157,9 +170,21 @@ def _dose_hook(store: Store, rec: RecordState) -> None:
     store.execute(
         "INSERT OR REPLACE INTO doses (event_id, participant, dose_number, kit_id, lot, particles, volume_ml,"
         " start, end, given_by, day, due, window) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (rec.event_id, (rec.subject or "").removeprefix("participant:"), d.get("dose_number"), d.get("kit_id"),
-         d.get("lot"), plain(d.get("particles")), plain(d.get("volume")), d.get("start"), d.get("end"),
-         d.get("given_by"), d.get("day"), d.get("due"), d.get("window")),
+        (
+            rec.event_id,
+            (rec.subject or "").removeprefix("participant:"),
+            d.get("dose_number"),
+            d.get("kit_id"),
+            d.get("lot"),
+            plain(d.get("particles")),
+            plain(d.get("volume")),
+            d.get("start"),
+            d.get("end"),
+            d.get("given_by"),
+            d.get("day"),
+            d.get("due"),
+            d.get("window"),
+        ),
     )
 
 
@@ -179,22 +204,30 @@ def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         if n is None:
             ctx.problem("dose", f"required for {tp} vitals: which dose (1 to {ctx.protocol.schedule.doses})")
             return {}
-        dose = ctx.store.one("SELECT start, end, event_id FROM doses WHERE participant = ? AND dose_number = ?",
-                             (p.id, n))
+        dose = ctx.store.one(
+            "SELECT start, end, event_id FROM doses WHERE participant = ? AND dose_number = ?",
+            (p.id, n),
+        )
         when = ctx.local(v["time"]) if v.get("time") else None
         if tp == "post_dose":
             if dose is None:
                 ctx.problem("dose", f"dose {n} has not been recorded for {p.id}; post-dose vitals follow it")
             elif when and when < ctx.local(dose[1]):
-                ctx.problem("time", f"{when.isoformat(timespec='minutes')} is before dose {n} ended "
-                            f"({ctx.local(dose[1]).isoformat(timespec='minutes')}); post-dose vitals follow the dose")
+                ctx.problem(
+                    "time",
+                    f"{when.isoformat(timespec='minutes')} is before dose {n} ended "
+                    f"({ctx.local(dose[1]).isoformat(timespec='minutes')}); post-dose vitals follow the dose",
+                )
         else:
             given = int(ctx.store.scalar("SELECT count(*) FROM doses WHERE participant = ?", (p.id,)))
             if dose is None and n != given + 1:
                 ctx.problem("dose", f"the next dose for {p.id} is dose {given + 1}, not {n}")
             elif dose is not None and when and when > ctx.local(dose[0]):
-                ctx.problem("time", f"{when.isoformat(timespec='minutes')} is after dose {n} started "
-                            f"({ctx.local(dose[0]).isoformat(timespec='minutes')}); pre-dose vitals precede it")
+                ctx.problem(
+                    "time",
+                    f"{when.isoformat(timespec='minutes')} is after dose {n} started "
+                    f"({ctx.local(dose[0]).isoformat(timespec='minutes')}); pre-dose vitals precede it",
+                )
     return {}
 
 
@@ -204,9 +237,19 @@ def _vitals_hook(store: Store, rec: RecordState) -> None:
     store.execute(
         "INSERT OR REPLACE INTO vitals (event_id, participant, timepoint, dose, time, temp, pulse, resp, oxysat,"
         " sysbp, diabp) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (rec.event_id, (rec.subject or "").removeprefix("participant:"), d.get("timepoint"), d.get("dose"),
-         d.get("time"), plain(d.get("temp")), plain(d.get("pulse")), plain(d.get("resp")),
-         plain(d.get("oxysat")), plain(d.get("sysbp")), plain(d.get("diabp"))),
+        (
+            rec.event_id,
+            (rec.subject or "").removeprefix("participant:"),
+            d.get("timepoint"),
+            d.get("dose"),
+            d.get("time"),
+            plain(d.get("temp")),
+            plain(d.get("pulse")),
+            plain(d.get("resp")),
+            plain(d.get("oxysat")),
+            plain(d.get("sysbp")),
+            plain(d.get("diabp")),
+        ),
     )
 
 
@@ -226,9 +269,14 @@ def check_post_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
             ctx.problem("dose", f"dose {n} has not been recorded for {p.id}")
         elif v.get("time") and ctx.local(v["time"]) < ctx.local(dose[0]):
             ctx.problem("time", f"before dose {n} ended ({dose[0]})")
-        earlier = [r for r in records_of(ctx.store, p.id, "post_dose_check", exclude=ctx.amending)
-                   if r.get("dose") == n]
+        earlier = [
+            r
+            for r in records_of(ctx.store, p.id, "post_dose_check", exclude=ctx.amending)
+            if r.get("dose") == n
+        ]
         if earlier:
-            raise Refused(f"the post-dose check for dose {n} is already recorded ({earlier[0]['_event']}); "
-                          "amend it instead")
+            raise Refused(
+                f"the post-dose check for dose {n} is already recorded ({earlier[0]['_event']}); "
+                "amend it instead"
+            )
     return {}

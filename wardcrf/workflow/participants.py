@@ -78,11 +78,16 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         if user is None or not user["active"]:
             ctx.problem(key, f"{name} is not an active user of this site")
         elif user["role"] not in rules.doctor_roles:
-            ctx.problem(key, f"{name} is a {user['role']}; witnesses are study doctors "
-                        f"({', '.join(rules.doctor_roles)})")
+            ctx.problem(
+                key,
+                f"{name} is a {user['role']}; witnesses are study doctors ({', '.join(rules.doctor_roles)})",
+            )
         elif name in seen:
-            ctx.problem(key, f"{name} already signs as {seen[name]}; each of the three signatures "
-                        "must be by a different user")
+            ctx.problem(
+                key,
+                f"{name} already signs as {seen[name]}; each of the three signatures "
+                "must be by a different user",
+            )
         else:
             seen[name] = "the first witness" if key == "witness_1" else "the second witness"
             signers.append((name, "witnessed"))
@@ -131,8 +136,10 @@ def consent_state(store: Store, p: Any, witnesses: int = 2) -> tuple[bool, str]:
     authored = {r["user_id"] for r in rows if r["meaning"] == "authored"}
     witnessed = {r["user_id"] for r in rows if r["meaning"] == "witnessed"} - authored
     if not authored or len(witnessed) < witnesses:
-        return False, (f"consent {p.consent_event} lacks signatures (doctor: {len(authored)}, "
-                       f"witnesses: {len(witnessed)} of {witnesses})")
+        return False, (
+            f"consent {p.consent_event} lacks signatures (doctor: {len(authored)}, "
+            f"witnesses: {len(witnessed)} of {witnesses})"
+        )
     return True, "valid"
 
 
@@ -144,7 +151,13 @@ def _consent_hook(store: Store, rec: RecordState) -> None:
         store.execute(
             "INSERT INTO participants (id, number, consent_event, consent_time, consent_version)"
             " VALUES (?,?,?,?,?)",
-            (pid, _number_of(pid), rec.event_id, rec.data.get("time"), rec.data.get("form_version")),
+            (
+                pid,
+                _number_of(pid),
+                rec.event_id,
+                rec.data.get("time"),
+                rec.data.get("form_version"),
+            ),
         )
     elif row[0] in (None, rec.event_id):
         store.execute(
@@ -163,8 +176,10 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     assert p is not None
     earlier = records_of(ctx.store, p.id, "screening", exclude=ctx.amending)
     if earlier:
-        raise Refused(f"{p.id} was already screened (record {earlier[0]['_event']}); "
-                      "correct it with `wardcrf amend`, an id is never screened twice")
+        raise Refused(
+            f"{p.id} was already screened (record {earlier[0]['_event']}); "
+            "correct it with `wardcrf amend`, an id is never screened twice"
+        )
     dob, day = _date(v.get("dob")), _date(v.get("date"))
     if dob and day and dob > day:
         ctx.problem("dob", f"{dob} is after the screening date {day}")
@@ -182,7 +197,11 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         failed.append("pcr")
     if v.get("severity") not in el.severities:
         failed.append("severity")
-    return {"age": {"value": age, "unit": "years"}, "eligible": not failed, "failed_criteria": failed}
+    return {
+        "age": {"value": age, "unit": "years"},
+        "eligible": not failed,
+        "failed_criteria": failed,
+    }
 
 
 @form_hook("screening")
@@ -192,9 +211,15 @@ def _screening_hook(store: Store, rec: RecordState) -> None:
     store.execute(
         "UPDATE participants SET screening_event = ?, screening_date = ?, sex = ?, dob = ?, eligible = ?,"
         " failed_criteria = ? WHERE id = ?",
-        (rec.event_id, d.get("date"), d.get("sex"), d.get("dob"),
-         None if d.get("eligible") is None else int(bool(d.get("eligible"))),
-         json.dumps(d.get("failed_criteria") or []), pid),
+        (
+            rec.event_id,
+            d.get("date"),
+            d.get("sex"),
+            d.get("dob"),
+            None if d.get("eligible") is None else int(bool(d.get("eligible"))),
+            json.dumps(d.get("failed_criteria") or []),
+            pid,
+        ),
     )
 
 
@@ -211,15 +236,20 @@ def check_enrollment(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     if not p.screening_event:
         raise Refused(f"{p.id} has not been screened; record the screening form first")
     if not p.eligible:
-        raise Refused(f"{p.id} is a screen failure (failed: {', '.join(p.failed_criteria)}); "
-                      "a screen failure is never enrolled")
+        raise Refused(
+            f"{p.id} is a screen failure (failed: {', '.join(p.failed_criteria)}); "
+            "a screen failure is never enrolled"
+        )
     day = _date(v.get("date"))
     if day and p.screening_date and day < date.fromisoformat(p.screening_date):
         ctx.problem("date", f"{day} is before the screening date {p.screening_date}")
     el = ctx.protocol.eligibility
     if day and p.dob_date and not el.age_min <= age_on(p.dob_date, day) <= el.age_max:
-        ctx.problem("date", f"on {day} the participant is {age_on(p.dob_date, day)}: outside the "
-                    f"age range {el.age_min} to {el.age_max} (criteria must hold on the enrollment day)")
+        ctx.problem(
+            "date",
+            f"on {day} the participant is {age_on(p.dob_date, day)}: outside the "
+            f"age range {el.age_min} to {el.age_max} (criteria must hold on the enrollment day)",
+        )
     if ctx.amending is None:
         safety.require_no_hold(ctx.store, "enroll participants")
         sentinel_gate(ctx.store, ctx.protocol.sentinel_participants, p.id)
@@ -227,8 +257,12 @@ def check_enrollment(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
 
 
 def enrolled_in_order(store: Store) -> list[str]:
-    return [r[0] for r in store.execute(
-        "SELECT p.id FROM participants p JOIN events e ON e.id = p.enrollment_event ORDER BY e.pos")]
+    return [
+        r[0]
+        for r in store.execute(
+            "SELECT p.id FROM participants p JOIN events e ON e.id = p.enrollment_event ORDER BY e.pos"
+        )
+    ]
 
 
 def sentinel_gate(store: Store, sentinels: int, pid: str) -> None:
@@ -246,16 +280,23 @@ def sentinel_gate(store: Store, sentinels: int, pid: str) -> None:
 
 def sentinel_state(store: Store, sentinels: int) -> dict[str, Any]:
     enrolled = enrolled_in_order(store)
-    waiting = [s for s in enrolled[:sentinels] if not safety.decisions(store, participant=s, decision="continue")]
-    return {"sentinels": enrolled[:sentinels], "waiting_for_dsmg": waiting,
-            "open": len(enrolled) < sentinels or not waiting}
+    waiting = [
+        s for s in enrolled[:sentinels] if not safety.decisions(store, participant=s, decision="continue")
+    ]
+    return {
+        "sentinels": enrolled[:sentinels],
+        "waiting_for_dsmg": waiting,
+        "open": len(enrolled) < sentinels or not waiting,
+    }
 
 
 @form_hook("enrollment")
 def _enrollment_hook(store: Store, rec: RecordState) -> None:
     pid = (rec.subject or "").removeprefix("participant:")
-    store.execute("UPDATE participants SET enrollment_event = ?, enrolled_on = ? WHERE id = ?",
-                  (rec.event_id, rec.data.get("date"), pid))
+    store.execute(
+        "UPDATE participants SET enrollment_event = ?, enrolled_on = ? WHERE id = ?",
+        (rec.event_id, rec.data.get("date"), pid),
+    )
 
 
 # -- demographics ---------------------------------------------------------------------

@@ -29,7 +29,12 @@ from ..store import Store
 from .base import RULES, FormRule, RuleContext, event_pos, records_of, require_participant, rule
 
 SERIOUS_CRITERIA = (
-    "death", "life_threatening", "hospitalization", "disability", "congenital_anomaly", "medically_important",
+    "death",
+    "life_threatening",
+    "hospitalization",
+    "disability",
+    "congenital_anomaly",
+    "medically_important",
 )
 EXPEDITED_DAYS_FATAL = 7
 EXPEDITED_DAYS_OTHER = 15
@@ -38,10 +43,14 @@ EXPEDITED_DAYS_OTHER = 15
 # -- DSMG ---------------------------------------------------------------------------------
 
 
-def decisions(store: Store, *, participant: str | None = None, decision: str | None = None) -> list[dict[str, Any]]:
+def decisions(
+    store: Store, *, participant: str | None = None, decision: str | None = None
+) -> list[dict[str, Any]]:
     """DSMG decisions in log order: event, participant, decision, time, pos."""
-    sql = ("SELECT r.event_id, r.subject, r.data, e.pos FROM records r JOIN events e ON e.id = r.event_id"
-           " WHERE r.form = 'dsmg_decision'")
+    sql = (
+        "SELECT r.event_id, r.subject, r.data, e.pos FROM records r JOIN events e ON e.id = r.event_id"
+        " WHERE r.form = 'dsmg_decision'"
+    )
     params: list[Any] = []
     if participant:
         sql += " AND r.subject = ?"
@@ -51,9 +60,17 @@ def decisions(store: Store, *, participant: str | None = None, decision: str | N
         d = json.loads(data)
         if decision and d.get("decision") != decision:
             continue
-        out.append({"event": event_id, "participant": (subject or "").removeprefix("participant:"),
-                    "decision": d.get("decision"), "time": d.get("time"), "pos": pos,
-                    "rationale": d.get("rationale"), "change": d.get("change")})
+        out.append(
+            {
+                "event": event_id,
+                "participant": (subject or "").removeprefix("participant:"),
+                "decision": d.get("decision"),
+                "time": d.get("time"),
+                "pos": pos,
+                "rationale": d.get("rationale"),
+                "change": d.get("change"),
+            }
+        )
     return out
 
 
@@ -68,14 +85,19 @@ def hold(store: Store) -> str | None:
         return None
     last = all_[-1]
     if last["decision"] == "stop":
-        return (f"the DSMG recorded 'stop' ({last['event']}, about {last['participant']}): "
-                "all dosing and enrollment are halted")
+        return (
+            f"the DSMG recorded 'stop' ({last['event']}, about {last['participant']}): "
+            "all dosing and enrollment are halted"
+        )
     if last["decision"] == "alter":
-        newest = store.scalar(
-            "SELECT max(e.pos) FROM protocols p JOIN events e ON e.id = p.loaded_event") or 0
+        newest = (
+            store.scalar("SELECT max(e.pos) FROM protocols p JOIN events e ON e.id = p.loaded_event") or 0
+        )
         if newest < last["pos"]:
-            return (f"the DSMG recorded 'alter' ({last['event']}): load the amended protocol "
-                    "(a new protocol version) before proceeding")
+            return (
+                f"the DSMG recorded 'alter' ({last['event']}): load the amended protocol "
+                "(a new protocol version) before proceeding"
+            )
     return None
 
 
@@ -108,17 +130,24 @@ def check_ae_review(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
 
 def review_list(store: Store) -> list[dict[str, Any]]:
     """Serious adverse events awaiting the DSMG's relatedness judgement."""
-    reviewed = {json.loads(d).get("ae_event") for (d,) in store.execute(
-        "SELECT data FROM records WHERE form = 'dsmg_ae_review'")}
-    return [r for r in store.rows("SELECT * FROM adverse_events WHERE serious = 1 ORDER BY first_known, event_id")
-            if r["event_id"] not in reviewed]
+    reviewed = {
+        json.loads(d).get("ae_event")
+        for (d,) in store.execute("SELECT data FROM records WHERE form = 'dsmg_ae_review'")
+    }
+    return [
+        r
+        for r in store.rows("SELECT * FROM adverse_events WHERE serious = 1 ORDER BY first_known, event_id")
+        if r["event_id"] not in reviewed
+    ]
 
 
 # -- adverse events -------------------------------------------------------------------------
 
 
 def report_due(first_known: date, fatal_or_life_threatening: bool) -> date:
-    return first_known + timedelta(days=EXPEDITED_DAYS_FATAL if fatal_or_life_threatening else EXPEDITED_DAYS_OTHER)
+    return first_known + timedelta(
+        days=EXPEDITED_DAYS_FATAL if fatal_or_life_threatening else EXPEDITED_DAYS_OTHER
+    )
 
 
 @rule("ae")
@@ -129,7 +158,10 @@ def check_ae(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     serious = v.get("serious")
     flagged = [c for c in SERIOUS_CRITERIA if v.get(c)]
     if serious is True and not flagged:
-        ctx.problem("serious", "a serious event needs at least one criterion: " + ", ".join(SERIOUS_CRITERIA))
+        ctx.problem(
+            "serious",
+            "a serious event needs at least one criterion: " + ", ".join(SERIOUS_CRITERIA),
+        )
     if serious is False and flagged:
         ctx.problem("serious", f"criteria {', '.join(flagged)} make the event serious: set serious=yes")
     grade = plain(v.get("grade"))
@@ -140,14 +172,17 @@ def check_ae(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         ctx.problem("grade", f"an event resulting in death is grade 5, not {grade}")
     if (v.get("outcome") == "fatal") != death and v.get("outcome") is not None:
         ctx.problem("outcome", "outcome 'fatal' goes with death=yes, and only with it")
-    onset, end, known = (date.fromisoformat(v[k]) if v.get(k) else None for k in ("onset", "end", "first_known"))
+    onset, end, known = (
+        date.fromisoformat(v[k]) if v.get(k) else None for k in ("onset", "end", "first_known")
+    )
     if onset and end and end < onset:
         ctx.problem("end", f"{end} is before the onset {onset}")
     if onset and known and known < onset:
         ctx.problem("first_known", f"{known} is before the onset {onset}")
     dose = v.get("dose")
     if dose is not None and not ctx.store.one(
-            "SELECT 1 FROM doses WHERE participant = ? AND dose_number = ?", (p.id, dose)):
+        "SELECT 1 FROM doses WHERE participant = ? AND dose_number = ?", (p.id, dose)
+    ):
         ctx.problem("dose", f"dose {dose} has not been recorded for {p.id}")
     if serious and known:
         fatal = death or bool(v.get("life_threatening"))
@@ -161,9 +196,20 @@ def _ae_hook(store: Store, rec: RecordState) -> None:
     store.execute(
         "INSERT OR REPLACE INTO adverse_events (event_id, participant, term, prespecified, onset, end, grade,"
         " serious, causality, outcome, first_known, report_due) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        (rec.event_id, (rec.subject or "").removeprefix("participant:"), d.get("term"), d.get("prespecified"),
-         d.get("onset"), d.get("end"), plain(d.get("grade")), int(bool(d.get("serious"))), d.get("causality"),
-         d.get("outcome"), d.get("first_known"), d.get("report_due")),
+        (
+            rec.event_id,
+            (rec.subject or "").removeprefix("participant:"),
+            d.get("term"),
+            d.get("prespecified"),
+            d.get("onset"),
+            d.get("end"),
+            plain(d.get("grade")),
+            int(bool(d.get("serious"))),
+            d.get("causality"),
+            d.get("outcome"),
+            d.get("first_known"),
+            d.get("report_due"),
+        ),
     )
 
 
@@ -186,13 +232,20 @@ def signoff_state(store: Store, participant: str) -> dict[str, Any]:
     """'not signed', 'signed' or 'changed since signed', from the latest approval."""
     from .. import signatures
 
-    approvals = [s for s in signatures.for_target(store, f"participant:{participant}") if s.meaning == "approved"]
+    approvals = [
+        s for s in signatures.for_target(store, f"participant:{participant}") if s.meaning == "approved"
+    ]
     if not approvals:
         return {"state": "not signed"}
     last = approvals[-1]
-    return {"state": "signed" if last.valid else "changed since signed", "by": last.user,
-            "full_name": last.full_name, "at": last.signed_at, "event": last.event_id,
-            "manifestation": last.manifestation()}
+    return {
+        "state": "signed" if last.valid else "changed since signed",
+        "by": last.user,
+        "full_name": last.full_name,
+        "at": last.signed_at,
+        "event": last.event_id,
+        "manifestation": last.manifestation(),
+    }
 
 
 def ae_records(store: Store, participant: str) -> list[dict[str, Any]]:

@@ -36,8 +36,14 @@ def _resolver(session: Session) -> Any:
 
 
 def submit(
-    session: Session, form: str, raw: Mapping[str, Any], *, participant: str | None = None,
-    reason: str | None = None, confirm: bool = False, password_for: PasswordFor | None = None,
+    session: Session,
+    form: str,
+    raw: Mapping[str, Any],
+    *,
+    participant: str | None = None,
+    reason: str | None = None,
+    confirm: bool = False,
+    password_for: PasswordFor | None = None,
 ) -> Event:
     """Validate and save one form; returns the new record's event.
 
@@ -62,11 +68,18 @@ def submit(
             if rule.needs_consent:
                 valid, why = consent_state(session.store, p, proto.consent.witnesses)
                 if not valid:
-                    raise Refused(f"{p.id} has no valid consent ({why}): no other form can be saved "
-                                  "before consent is recorded and signed")
+                    raise Refused(
+                        f"{p.id} has no valid consent ({why}): no other form can be saved "
+                        "before consent is recorded and signed"
+                    )
     moment = now()
-    vctx = Context(now=moment, zone=session.ctx.zone, dob=p.dob_date if p else None, user=session.user,
-                   resolve_photo=_resolver(session))
+    vctx = Context(
+        now=moment,
+        zone=session.ctx.zone,
+        dob=p.dob_date if p else None,
+        user=session.user,
+        resolve_photo=_resolver(session),
+    )
     checked = check(definition, raw, vctx, confirm=confirm, reason=reason)
     rctx = RuleContext(session, proto, form, p, moment, problems=checked.problems, password_for=password_for)
     computed: dict[str, Any] = {}
@@ -91,7 +104,11 @@ def submit(
 
 
 def amend(
-    session: Session, event_id: str, raw: Mapping[str, Any], *, reason: str | None,
+    session: Session,
+    event_id: str,
+    raw: Mapping[str, Any],
+    *,
+    reason: str | None,
     confirm: bool = False,
 ) -> Event:
     """Correct fields of a record (mandatory reason); computed fields follow.
@@ -112,8 +129,10 @@ def amend(
     proto = protocols.version(session.store, original.protocol)
     definition = proto.form(rec.form) if rec.form in proto.forms else None
     if definition is None:
-        raise Refused(f"record {event_id} is a {rec.form} form, which protocol "
-                      f"{proto.id} {proto.version} does not define")
+        raise Refused(
+            f"record {event_id} is a {rec.form} form, which protocol "
+            f"{proto.id} {proto.version} does not define"
+        )
     rule = rule_for(rec.form)
     session.require(rule.amend_action, what=f"amend {rec.form} records")
     if not raw:
@@ -124,8 +143,13 @@ def amend(
     dob = p.dob_date if p else None
     if rec.form == "screening":
         dob = None  # the date of birth itself may be what is being corrected
-    vctx = Context(now=moment, zone=session.ctx.zone, dob=dob, user=session.user,
-                   resolve_photo=_resolver(session))
+    vctx = Context(
+        now=moment,
+        zone=session.ctx.zone,
+        dob=dob,
+        user=session.user,
+        resolve_photo=_resolver(session),
+    )
     checked = check(definition, raw, vctx, confirm=confirm, reason=reason, partial=True)
     merged = {**rec.data, **checked.values}
     rctx = RuleContext(session, proto, rec.form, p, moment, problems=checked.problems, amending=event_id)
@@ -142,8 +166,13 @@ def amend(
     return records.amend(session, event_id, changes, reason.strip(), extra=extra)
 
 
-def _signoff(session: Session, proto: Any, raw: Mapping[str, Any], participant: str | None,
-             password_for: PasswordFor | None) -> Event:
+def _signoff(
+    session: Session,
+    proto: Any,
+    raw: Mapping[str, Any],
+    participant: str | None,
+    password_for: PasswordFor | None,
+) -> Event:
     from .safety import sign_off
 
     unknown = [k for k in raw if k not in proto.form("signoff").fields]

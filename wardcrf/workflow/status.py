@@ -50,8 +50,15 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     deviations: list[dict[str, Any]] = []
     for d in doses:
         if d["window"] in ("early", "late"):
-            deviations.append({"kind": f"{d['window']} dose", "dose": d["dose_number"], "due": d["due"],
-                               "given": d["start"], "event": d["event_id"]})
+            deviations.append(
+                {
+                    "kind": f"{d['window']} dose",
+                    "dose": d["dose_number"],
+                    "due": d["due"],
+                    "given": d["start"],
+                    "event": d["event_id"],
+                }
+            )
     next_dose = None
     hold = safety.hold(store)
     if p.enrolled_on and len(doses) < sched.doses:
@@ -68,14 +75,27 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
             state = "due now"
         else:
             state = "overdue"
-        next_dose = {"dose": n, "due": due.isoformat(timespec="minutes"),
-                     "window": [(due - win).isoformat(timespec="minutes"), (due + win).isoformat(timespec="minutes")],
-                     "state": state}
+        next_dose = {
+            "dose": n,
+            "due": due.isoformat(timespec="minutes"),
+            "window": [
+                (due - win).isoformat(timespec="minutes"),
+                (due + win).isoformat(timespec="minutes"),
+            ],
+            "state": state,
+        }
         for m in range(n, sched.doses + 1):
             due_m = dosing.due_time(enrolled, m, sched.time, sched.zone)
             if local_now > due_m + win:
-                deviations.append({"kind": "missing dose", "dose": m, "due": due_m.isoformat(timespec="minutes"),
-                                   "given": None, "event": None})
+                deviations.append(
+                    {
+                        "kind": "missing dose",
+                        "dose": m,
+                        "due": due_m.isoformat(timespec="minutes"),
+                        "given": None,
+                        "event": None,
+                    }
+                )
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
     pending = {r["event_id"] for r in safety.review_list(store)}
     age = None
@@ -85,21 +105,48 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     return {
         "id": p.id,
         "status": status_of(p, consent_ok, len(doses), planned),
-        "sex": p.sex, "age": age,
-        "consent": {"valid": consent_ok, "detail": consent_why, "event": p.consent_event,
-                    "time": p.consent_time, "version": p.consent_version},
-        "eligible": p.eligible, "failed_criteria": p.failed_criteria,
+        "sex": p.sex,
+        "age": age,
+        "consent": {
+            "valid": consent_ok,
+            "detail": consent_why,
+            "event": p.consent_event,
+            "time": p.consent_time,
+            "version": p.consent_version,
+        },
+        "eligible": p.eligible,
+        "failed_criteria": p.failed_criteria,
         "enrolled_on": p.enrolled_on,
-        "doses_given": len(doses), "doses_planned": planned,
-        "doses": [{"dose": d["dose_number"], "start": d["start"], "day": d["day"], "window": d["window"],
-                   "kit_id": d["kit_id"], "particles": d["particles"], "event": d["event_id"]} for d in doses],
+        "doses_given": len(doses),
+        "doses_planned": planned,
+        "doses": [
+            {
+                "dose": d["dose_number"],
+                "start": d["start"],
+                "day": d["day"],
+                "window": d["window"],
+                "kit_id": d["kit_id"],
+                "particles": d["particles"],
+                "event": d["event_id"],
+            }
+            for d in doses
+        ],
         "next_dose": next_dose,
         "cumulative_particles": dosing.cumulative_particles(store, pid),
         "deviations": deviations,
-        "open_aes": [{"event": a["event_id"], "term": a["term"], "grade": a["grade"], "serious": bool(a["serious"]),
-                      "onset": a["onset"], "report_due": a["report_due"],
-                      "dsmg_review_pending": a["event_id"] in pending}
-                     for a in aes if not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")],
+        "open_aes": [
+            {
+                "event": a["event_id"],
+                "term": a["term"],
+                "grade": a["grade"],
+                "serious": bool(a["serious"]),
+                "onset": a["onset"],
+                "report_due": a["report_due"],
+                "dsmg_review_pending": a["event_id"] in pending,
+            }
+            for a in aes
+            if not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")
+        ],
         "adverse_events": len(aes),
         "signoff": safety.signoff_state(store, pid),
         "dsmg_hold": hold,
@@ -113,10 +160,27 @@ def list_participants(session: Session) -> list[dict[str, Any]]:
     out = []
     for pid in ids:
         s = summary(session.store, pid, at)
-        out.append({k: s[k] for k in ("id", "status", "sex", "age", "enrolled_on", "doses_given",
-                                      "doses_planned", "cumulative_particles")}
-                   | {"deviations": len(s["deviations"]), "open_aes": len(s["open_aes"]),
-                      "next_dose": s["next_dose"], "signoff": s["signoff"]["state"]})
+        out.append(
+            {
+                k: s[k]
+                for k in (
+                    "id",
+                    "status",
+                    "sex",
+                    "age",
+                    "enrolled_on",
+                    "doses_given",
+                    "doses_planned",
+                    "cumulative_particles",
+                )
+            }
+            | {
+                "deviations": len(s["deviations"]),
+                "open_aes": len(s["open_aes"]),
+                "next_dose": s["next_dose"],
+                "signoff": s["signoff"]["state"],
+            }
+        )
     return out
 
 
@@ -138,34 +202,88 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     for (pid,) in store.execute("SELECT id FROM participants ORDER BY number").fetchall():
         s = summary(store, pid, at)
         nd = s["next_dose"]
-        if nd and (nd["state"] in ("overdue", "due now", "held")
-                   or datetime.fromisoformat(nd["due"]).date() == local_today):
-            items.append({"participant": pid, "what": f"dose {nd['dose']}", "due": nd["due"], "state": nd["state"]})
-            pre = [v for v in records_of(store, pid, "vitals")
-                   if v.get("timepoint") == "pre_dose" and v.get("dose") == nd["dose"]]
+        if nd and (
+            nd["state"] in ("overdue", "due now", "held")
+            or datetime.fromisoformat(nd["due"]).date() == local_today
+        ):
+            items.append(
+                {
+                    "participant": pid,
+                    "what": f"dose {nd['dose']}",
+                    "due": nd["due"],
+                    "state": nd["state"],
+                }
+            )
+            pre = [
+                v
+                for v in records_of(store, pid, "vitals")
+                if v.get("timepoint") == "pre_dose" and v.get("dose") == nd["dose"]
+            ]
             if not pre and nd["state"] != "held":
-                items.append({"participant": pid, "what": f"pre-dose vitals (dose {nd['dose']})",
-                              "due": nd["due"], "state": nd["state"]})
+                items.append(
+                    {
+                        "participant": pid,
+                        "what": f"pre-dose vitals (dose {nd['dose']})",
+                        "due": nd["due"],
+                        "state": nd["state"],
+                    }
+                )
         for d in s["doses"]:
-            post = store.one("SELECT 1 FROM vitals WHERE participant = ? AND timepoint = 'post_dose' AND dose = ?",
-                             (pid, d["dose"]))
+            post = store.one(
+                "SELECT 1 FROM vitals WHERE participant = ? AND timepoint = 'post_dose' AND dose = ?",
+                (pid, d["dose"]),
+            )
             if not post:
-                items.append({"participant": pid, "what": f"post-dose vitals (dose {d['dose']})",
-                              "due": d["start"], "state": "overdue"})
+                items.append(
+                    {
+                        "participant": pid,
+                        "what": f"post-dose vitals (dose {d['dose']})",
+                        "due": d["start"],
+                        "state": "overdue",
+                    }
+                )
             asked = [c for c in records_of(store, pid, "post_dose_check") if c.get("dose") == d["dose"]]
             if not asked:
-                items.append({"participant": pid, "what": f"post-dose prespecified events (dose {d['dose']})",
-                              "due": d["start"], "state": "overdue"})
+                items.append(
+                    {
+                        "participant": pid,
+                        "what": f"post-dose prespecified events (dose {d['dose']})",
+                        "due": d["start"],
+                        "state": "overdue",
+                    }
+                )
     for ae in safety.review_list(store):
-        items.append({"participant": ae["participant"], "what": f"DSMG relatedness review of SAE {ae['event_id']}",
-                      "due": ae["report_due"], "state": "pending"})
+        items.append(
+            {
+                "participant": ae["participant"],
+                "what": f"DSMG relatedness review of SAE {ae['event_id']}",
+                "due": ae["report_due"],
+                "state": "pending",
+            }
+        )
         if ae["report_due"] and date.fromisoformat(ae["report_due"]) >= local_today - timedelta(days=1):
-            items.append({"participant": ae["participant"], "what": f"expedited report of SAE {ae['event_id']}",
-                          "due": ae["report_due"], "state": "due"})
+            items.append(
+                {
+                    "participant": ae["participant"],
+                    "what": f"expedited report of SAE {ae['event_id']}",
+                    "due": ae["report_due"],
+                    "state": "due",
+                }
+            )
     sentinel = sentinel_state(store, proto.sentinel_participants)
     for s_id in sentinel["waiting_for_dsmg"]:
-        items.append({"participant": s_id, "what": "DSMG decision on sentinel safety data (enrollment gated)",
-                      "due": None, "state": "pending"})
+        items.append(
+            {
+                "participant": s_id,
+                "what": "DSMG decision on sentinel safety data (enrollment gated)",
+                "due": None,
+                "state": "pending",
+            }
+        )
     items.sort(key=lambda i: (rank.get(i["state"], 4), i["due"] or "", i["participant"]))
-    return {"now": at.astimezone(tz).isoformat(timespec="minutes"), "zone": proto.schedule.zone,
-            "dsmg_hold": safety.hold(store), "items": items}
+    return {
+        "now": at.astimezone(tz).isoformat(timespec="minutes"),
+        "zone": proto.schedule.zone,
+        "dsmg_hold": safety.hold(store),
+        "items": items,
+    }
