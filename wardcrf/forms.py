@@ -204,6 +204,13 @@ def _parse(f: Field, value: Any, ctx: Context) -> Any:
             if isinstance(value, list | tuple)
             else ([v for v in value.split(",")] if isinstance(value, str) and f.multiple else [value])
         )
+        if (
+            not f.multiple
+            and isinstance(value, str)
+            and "," in value
+            and all(f.choice(part.strip()) for part in value.split(","))
+        ):
+            items = value.split(",")
         if len(items) > 1 and not f.multiple:
             raise _Bad("only one choice allowed")
         codes = []

@@ -12,6 +12,7 @@ is reported at once in a `ValidationFailed`; a sequencing rule is one
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -35,29 +36,32 @@ def _resolver(session: Session) -> Any:
     return resolve
 
 
-def submit(
+@dataclass
+class Prepared:
+    """A submission checked against the protocol and the rules, ready to write (or to preview)."""
+
+    form: str
+    values: dict[str, Any]
+    computed: dict[str, Any]
+    overrides: dict[str, str]
+    problems: dict[str, str]
+    subject: str | None
+    ctx: RuleContext | None
+
+
+def _prepare(
     session: Session,
     form: str,
     raw: Mapping[str, Any],
-    *,
-    participant: str | None = None,
-    reason: str | None = None,
-    confirm: bool = False,
-    password_for: PasswordFor | None = None,
-) -> Event:
-    """Validate and save one form; returns the new record's event.
-
-    `raw` maps field names to typed values or strings as typed. `confirm`
-    with `reason` accepts soft-range values (the reason is stored per
-    field). `password_for(user)` supplies passwords for e-signatures (the
-    consent's doctor and witnesses, the investigator's sign-off).
-    """
+    participant: str | None,
+    reason: str | None,
+    confirm: bool,
+    password_for: PasswordFor | None,
+) -> Prepared:
     proto = protocols.active(session.store)
     definition = proto.form(form)
     rule = rule_for(form)
     session.require(rule.action, what=f"submit {form} forms")
-    if form == "signoff":
-        return _signoff(session, proto, raw, participant, password_for)
     p = None
     new_pid = None
     if rule.participant:
@@ -85,14 +89,94 @@ def submit(
     computed: dict[str, Any] = {}
     if rule.check and (p is not None or new_pid is not None or not rule.participant):
         computed = rule.check(rctx, dict(checked.values)) or {}
-    if rctx.problems:
-        raise ValidationFailed(rctx.problems, form=form)
-    values = _ordered(definition, {**checked.values, **computed})
-    subject = f"participant:{p.id if p else new_pid}" if rule.participant else None
-    extra = {"overrides": checked.overrides} if checked.overrides else None
+    return Prepared(
+        form=form,
+        values=_ordered(definition, {**checked.values, **computed}),
+        computed=computed,
+        overrides=checked.overrides,
+        problems=rctx.problems,
+        subject=f"participant:{p.id if p else new_pid}" if rule.participant else None,
+        ctx=rctx,
+    )
+
+
+def preview(
+    session: Session,
+    form: str,
+    raw: Mapping[str, Any],
+    *,
+    participant: str | None = None,
+    reason: str | None = None,
+    confirm: bool = False,
+) -> Prepared:
+    """Check a form without saving: typed values, computed fields and every problem.
+
+    For live feedback while a form is being filled in (the TUI). Permission
+    and sequencing refusals still raise `Refused`; field problems are
+    returned in `problems`. Nothing is written and no password is asked.
+    """
+    if form == "signoff":
+        session.require(rule_for(form).action, what="sign off casebooks")
+        return Prepared(form, {}, {}, {}, {}, f"participant:{participant}", None)
+    return _prepare(session, form, raw, participant, reason, confirm, lambda _user: "")
+
+
+def submit(
+    session: Session,
+    form: str,
+    raw: Mapping[str, Any],
+    *,
+    participant: str | None = None,
+    reason: str | None = None,
+    confirm: bool = False,
+    password_for: PasswordFor | None = None,
+) -> Event:
+    """Validate and save one form; returns the new record's event.
+
+    `raw` maps field names to typed values or strings as typed. `confirm`
+    with `reason` accepts soft-range values (the reason is stored per
+    field). `password_for(user)` supplies passwords for e-signatures (the
+    consent's doctor and witnesses, the investigator's sign-off).
+
+    The checks run twice: once before the transaction (where passwords may
+    be prompted for), and again inside it, under the write lock, so a
+    second process cannot slip a conflicting record (a second dose that
+    day) in between the check and the write.
+    """
+    if form == "signoff":
+        proto = protocols.active(session.store)
+        session.require(rule_for(form).action, what=f"submit {form} forms")
+        return _signoff(session, proto, raw, participant, password_for)
+    asked: dict[str, str] = {}
+
+    def remembered(user: str) -> str:
+        if user not in asked:
+            if password_for is None:
+                raise Refused("this form needs e-signatures, and no password was supplied")
+            asked[user] = password_for(user)
+        return asked[user]
+
+    first = _prepare(session, form, raw, participant, reason, confirm, remembered if password_for else None)
+    if first.problems:
+        raise ValidationFailed(first.problems, form=form)
+    rule = rule_for(form)
+    rctx = first.ctx
+    assert rctx is not None
     try:
         with session.store.transaction():
-            event = records.submit(session, form, values, subject=subject, reason=_clean(reason), extra=extra)
+            prep = _prepare(
+                session, form, raw, participant, reason, confirm, remembered if password_for else None
+            )
+            if prep.problems:
+                raise ValidationFailed(prep.problems, form=form)
+            assert prep.ctx is not None
+            rctx = prep.ctx
+            # New records are captured under the protocol version they were checked against.
+            session.protocol = prep.ctx.protocol.ref
+            extra = {"overrides": prep.overrides} if prep.overrides else None
+            event = records.submit(
+                session, form, prep.values, subject=prep.subject, reason=_clean(reason), extra=extra
+            )
             if form == "consent":
                 sign_consent(rctx, event)
             if rule.after:
