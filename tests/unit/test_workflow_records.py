@@ -305,3 +305,20 @@ def test_a_full_participant_rebuilds_identically(ward):
     ward.submit("signoff", who=ward.inv, participant=P1)
     _n, diffs = projections.check(ward.clin.store)
     assert not diffs, diffs
+
+
+def test_preview_checks_without_saving(ward):
+    from wardcrf.workflow import service
+
+    before = eventlog.count(ward.clin.store)
+    scores = dict.fromkeys(clinical.CT_SEGMENTS, "3")
+    prep = service.preview(ward.clin, "ct_score", {"timepoint": "baseline", **scores}, participant=P1)
+    assert prep.computed == {"total": 54, "evaluable_segments": 18}
+    assert prep.problems == {
+        "lesion_form": "required when any segment scores above 0 (ground_glass, consolidation)"
+    }
+    prep = service.preview(ward.clin, "vitals", {"temp": "370"}, participant=P1)
+    assert set(prep.problems) == {"temp", "pulse", "resp", "oxysat"}
+    with pytest.raises(PermissionDenied):
+        service.preview(ward.aud, "vitals", {}, participant=P1)
+    assert eventlog.count(ward.clin.store) == before
