@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from wf_support import stub_photos
 
 from wardcrf.site import Site
 
@@ -17,10 +16,8 @@ def demo_site(tmp_path_factory) -> Path:
     from wardcrf.cli import main
 
     target = tmp_path_factory.mktemp("demo") / "site"
-    with pytest.MonkeyPatch.context() as mp:
-        stub_photos(mp)
-        with pytest.raises(SystemExit) as info:
-            main(["demo", "--data-dir", str(target), "--no-tui"])
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--data-dir", str(target), "--no-tui"])
     assert info.value.code in (0, None)
     return target
 

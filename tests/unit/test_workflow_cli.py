@@ -13,8 +13,7 @@ from wf_support import (
     _wf_sentinel_template,
     _wf_template,
     at,
-    fake_ref,
-    stub_photos,
+    photo_file,
     today,
 )
 
@@ -28,11 +27,6 @@ P1 = "WUH01-001"
 @pytest.fixture
 def site(data_dir: Path, _wf_sentinel_template) -> Site:
     return _copy_site(_wf_sentinel_template[0], data_dir)
-
-
-@pytest.fixture(autouse=True)
-def _photos(monkeypatch):
-    stub_photos(monkeypatch)
 
 
 def n_records(cli) -> int:
@@ -181,7 +175,7 @@ def test_duplicate_dose_submission_is_refused(cli):
     assert n_records(cli) == before
 
 
-def test_consent_on_the_cli_with_witness_passwords(cli):
+def test_consent_on_the_cli_with_witness_passwords(cli, tmp_path):
     base = (
         "submit",
         "consent",
@@ -189,7 +183,7 @@ def test_consent_on_the_cli_with_witness_passwords(cli):
         "form_version=1.0",
         "witness_1=investigator",
         "witness_2=clinician2",
-        f"photos={fake_ref()}",
+        f"photos=@{photo_file(tmp_path, 'signed consent')}",
         "--json",
     )
     r = cli(*base, user="clinician")

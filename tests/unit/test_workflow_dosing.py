@@ -14,7 +14,6 @@ from wf_support import (
     _wf_template,
     at,
     make_ward,
-    stub_photos,
     today,
 )
 
@@ -35,9 +34,8 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, monkeypatch) -> Ward:
-    stub_photos(monkeypatch)
-    return make_ward(session_for)
+def ward(session_for, tmp_path) -> Ward:
+    return make_ward(session_for, tmp_path)
 
 
 def day0() -> datetime:

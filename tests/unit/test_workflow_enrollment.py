@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from wf_support import Ward, _wf_template, at, fake_ref, make_ward, site, stub_photos, today
+from wf_support import Ward, _wf_template, at, make_ward, site, today
 
 from wardcrf import eventlog, projections, signatures, workflow
 from wardcrf.errors import AuthError, PermissionDenied, Refused, ValidationFailed
@@ -14,9 +14,8 @@ __all__ = ["_wf_template", "site"]  # fixtures used by pytest
 
 
 @pytest.fixture
-def ward(session_for, monkeypatch) -> Ward:
-    stub_photos(monkeypatch)
-    return make_ward(session_for)
+def ward(session_for, tmp_path) -> Ward:
+    return make_ward(session_for, tmp_path)
 
 
 def _count(ward: Ward) -> int:
@@ -66,9 +65,9 @@ def test_consent_witnesses_must_be_distinct_doctors(ward):
 def test_consent_needs_a_photo_of_the_signed_pages(ward):
     with pytest.raises(ValidationFailed, match="photos: required"):
         ward.consent(photos="")
-    with pytest.raises(ValidationFailed, match=r"photos: 'page.jpg' is not a stored photo"):
+    with pytest.raises(ValidationFailed, match=r"photos: photo 'page.jpg' not understood"):
         ward.consent(photos="page.jpg")
-    assert ward.consent(photos=f"{fake_ref('a')},{fake_ref('b')}")
+    assert ward.consent(photos=f"{ward.page()},{ward.page()}")
 
 
 def test_wrong_witness_password_saves_nothing(ward):
@@ -82,7 +81,7 @@ def test_wrong_witness_password_saves_nothing(ward):
                 "form_version": "1.0",
                 "witness_1": "investigator",
                 "witness_2": "clinician2",
-                "photos": fake_ref(),
+                "photos": ward.page(),
             },
             password_for=lambda u: "wrong-password-x" if u == "clinician2" else "test-password-1",
         )
@@ -268,3 +267,18 @@ def test_workflow_projections_rebuild_identically(ward):
     )
     n, diffs = projections.check(ward.clin.store)
     assert n > 10 and not diffs
+
+
+def test_consent_photo_is_stored_and_bound_only_when_the_consent_is_saved(ward):
+    from wardcrf.photos import api
+
+    page = ward.page()
+    with pytest.raises(ValidationFailed):
+        ward.consent(photos=page, witness_1="nobody")
+    assert api.list_photos(ward.clin) == []
+    pid = ward.consent(photos=page)
+    consent_event = workflow.show(ward.clin, pid)["consent"]["event"]
+    bound = api.record_photos(ward.clin, consent_event)
+    assert len(bound) == 1 and bound[0].field == "photos" and bound[0].current
+    assert api.list_photos(ward.clin, tray=True) == []
+    assert not api.verify(ward.clin).problems

@@ -13,7 +13,6 @@ from wf_support import (
     _wf_template,
     at,
     make_ward,
-    stub_photos,
     today,
 )
 
@@ -33,9 +32,8 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, monkeypatch) -> Ward:
-    stub_photos(monkeypatch)
-    return make_ward(session_for)
+def ward(session_for, tmp_path) -> Ward:
+    return make_ward(session_for, tmp_path)
 
 
 def d(days_ago: int) -> str:

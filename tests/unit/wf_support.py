@@ -31,8 +31,16 @@ def at(day: date, hh: int = 9, mm: int = 0) -> str:
     return datetime(day.year, day.month, day.day, hh, mm, tzinfo=TZ).isoformat()
 
 
-def fake_ref(text: str = "page") -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+def photo_file(directory: Path, text: str) -> Path:
+    """A small JPEG of a signed page, different for every `text` (Pillow)."""
+    from PIL import Image, ImageDraw
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / (hashlib.sha256(text.encode()).hexdigest()[:12] + ".jpg")
+    img = Image.new("RGB", (320, 240), "white")
+    ImageDraw.Draw(img).text((10, 10), text, fill="black")
+    img.save(path, "JPEG", quality=80)
+    return path
 
 
 def pw(_user: str) -> str:
@@ -42,9 +50,16 @@ def pw(_user: str) -> str:
 class Ward:
     """The ward's people as sessions, opened on first use (each unlock costs a key derivation)."""
 
-    def __init__(self, session_for) -> None:
+    def __init__(self, session_for, tmp: Path) -> None:
         self._open = session_for
         self._sessions: dict[str, Session] = {}
+        self.tmp = tmp
+        self._pages = 0
+
+    def page(self) -> str:
+        """`@path` of a freshly photographed (generated) consent page."""
+        self._pages += 1
+        return "@" + str(photo_file(self.tmp, f"consent page {self._pages}"))
 
     def session(self, user: str) -> Session:
         if user not in self._sessions:
@@ -77,7 +92,7 @@ class Ward:
             "form_version": "1.0",
             "witness_1": "investigator",
             "witness_2": "clinician2",
-            "photos": fake_ref(),
+            "photos": self.page(),
             "time": at(today() - timedelta(days=40)),
         }
         values.update(kw)
@@ -142,8 +157,8 @@ class Ward:
         return pid, day0
 
 
-def make_ward(session_for) -> Ward:
-    return Ward(session_for)
+def make_ward(session_for, tmp: Path) -> Ward:
+    return Ward(session_for, tmp)
 
 
 def _copy_site(src: Path, dst: Path) -> Site:
@@ -170,22 +185,20 @@ def _wf_sentinel_template(_wf_template, tmp_path_factory) -> tuple[Path, str]:
     """Additionally: WUH01-001 enrolled 10 days ago, negative skin test, DSMG 'continue' recorded."""
     base, recovery_key = _wf_template
     site = _copy_site(base, tmp_path_factory.mktemp("wfs") / "site")
-    with pytest.MonkeyPatch.context() as mp:
-        stub_photos(mp)
-        opened: list[Session] = []
+    opened: list[Session] = []
 
-        def open_(user: str) -> Session:
-            opened.append(site.unlock(user, PASSWORD))
-            return opened[-1]
+    def open_(user: str) -> Session:
+        opened.append(site.unlock(user, PASSWORD))
+        return opened[-1]
 
-        try:
-            ward = Ward(open_)
-            pid, _ = ward.enrolled_participant(10)
-            ward.continue_(pid)
-            ward.clin.store.checkpoint()
-        finally:
-            for s in opened:
-                s.close()
+    try:
+        ward = Ward(open_, tmp_path_factory.mktemp("pages"))
+        pid, _ = ward.enrolled_participant(10)
+        ward.continue_(pid)
+        ward.clin.store.checkpoint()
+    finally:
+        for s in opened:
+            s.close()
     return site.data_dir, recovery_key
 
 
@@ -198,18 +211,3 @@ def site(data_dir: Path, _wf_template) -> Site:
 @pytest.fixture
 def sentinel_site(data_dir: Path, _wf_sentinel_template) -> Site:
     return _copy_site(_wf_sentinel_template[0], data_dir)
-
-
-def stub_photos(monkeypatch) -> None:
-    """Accept well-formed sha256 references as photos (photo store tests live with the photo store)."""
-    from wardcrf import evidence
-    from wardcrf.errors import Refused
-
-    def resolve(session, raw: str) -> str:
-        if evidence.is_reference(raw):
-            return raw
-        if raw.startswith("@") and Path(raw[1:]).is_file():
-            return evidence.reference(hashlib.sha256(Path(raw[1:]).read_bytes()).hexdigest())
-        raise Refused(f"{raw!r} is not a stored photo")
-
-    monkeypatch.setattr(evidence, "resolve_photo", resolve)

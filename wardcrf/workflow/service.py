@@ -28,12 +28,40 @@ from .participants import consent_state, new_participant_id, relog_failed_signat
 
 
 def _resolver(session: Session) -> Any:
+    """Resolve photo fields for real: `@path` imports the photo (inside the record's transaction)."""
+
     def resolve(raw: str) -> str:
         from ..evidence import resolve_photo
 
         return resolve_photo(session, raw)
 
     return resolve
+
+
+def _looker(session: Session) -> Any:
+    """Resolve photo fields without storing anything (checks before the write, previews).
+
+    `@path` must be a readable file (its hash is the reference it will get);
+    anything else must name a photo already in the store.
+    """
+
+    def look(raw: str) -> str:
+        import hashlib
+        from pathlib import Path
+
+        from ..evidence import reference
+        from ..photos import api
+
+        raw = raw.strip()
+        if raw.startswith("@"):
+            path = Path(raw[1:]).expanduser()
+            try:
+                return reference(hashlib.sha256(path.read_bytes()).hexdigest())
+            except OSError as exc:
+                raise UsageError(f"cannot read photo {path}: {exc.strerror or exc}") from None
+        return reference(api.find(session.store, raw))
+
+    return look
 
 
 @dataclass
@@ -57,6 +85,8 @@ def _prepare(
     reason: str | None,
     confirm: bool,
     password_for: PasswordFor | None,
+    *,
+    store_photos: bool = False,
 ) -> Prepared:
     proto = protocols.active(session.store)
     definition = proto.form(form)
@@ -82,7 +112,7 @@ def _prepare(
         zone=session.ctx.zone,
         dob=p.dob_date if p else None,
         user=session.user,
-        resolve_photo=_resolver(session),
+        resolve_photo=_resolver(session) if store_photos else _looker(session),
     )
     checked = check(definition, raw, vctx, confirm=confirm, reason=reason)
     rctx = RuleContext(session, proto, form, p, moment, problems=checked.problems, password_for=password_for)
@@ -165,7 +195,14 @@ def submit(
     try:
         with session.store.transaction():
             prep = _prepare(
-                session, form, raw, participant, reason, confirm, remembered if password_for else None
+                session,
+                form,
+                raw,
+                participant,
+                reason,
+                confirm,
+                remembered if password_for else None,
+                store_photos=True,
             )
             if prep.problems:
                 raise ValidationFailed(prep.problems, form=form)
@@ -203,6 +240,13 @@ def amend(
     """
     if not reason or not reason.strip():
         raise UsageError("an amendment needs a reason (--reason): what was wrong and why it changes")
+    with session.store.transaction():
+        # Checked and written under one write lock; a photo imported for the
+        # correction is stored only if the amendment is.
+        return _amend(session, event_id, raw, reason=reason, confirm=confirm)
+
+
+def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: str, confirm: bool) -> Event:
     rec = records.load(session.store, event_id)
     if rec is None:
         if get(session.store, event_id) is not None:
