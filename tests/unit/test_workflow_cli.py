@@ -270,3 +270,12 @@ def test_every_new_command_has_help(cli):
     ):
         r = cli(*args, "--help")
         assert r.code == 0 and "Usage" in r.out, args
+
+
+def test_signoff_on_the_cli(cli):
+    r = cli("submit", "signoff", "--participant", P1, "note=all checked", user="clinician")
+    assert r.code == 1 and "role clinician may not" in r.err
+    r = cli("submit", "signoff", "--participant", P1, user="investigator", env={"WARDCRF_PASSWORD": PASSWORD})
+    assert r.code == 0, r.err
+    r = cli("participant", "show", P1, "--json", user="auditor")
+    assert json.loads(r.out)["signoff"]["state"] == "signed"

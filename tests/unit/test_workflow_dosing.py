@@ -380,5 +380,23 @@ def test_post_dose_check_asks_explicitly_and_once_per_dose(ward):
     with pytest.raises(ValidationFailed, match="events: required"):
         ward.submit("post_dose_check", participant=P1, dose="1", time=at(day, 10))
     ward.submit("post_dose_check", participant=P1, dose="1", events="fever,diarrhoea", time=at(day, 10))
+    items = [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == P1]
+    assert "adverse event form for fever reported after dose 1" in items
+    assert "adverse event form for diarrhoea reported after dose 1" in items
+    ward.submit(
+        "ae",
+        participant=P1,
+        term="Fever",
+        prespecified="fever",
+        dose="1",
+        onset=day.isoformat(),
+        grade="1",
+        serious="no",
+        causality="possible",
+        outcome="recovered",
+        end=day.isoformat(),
+    )
+    items = [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == P1]
+    assert "adverse event form for fever reported after dose 1" not in items
     with pytest.raises(Refused, match="already recorded"):
         ward.submit("post_dose_check", participant=P1, dose="1", events="none", time=at(day, 11))

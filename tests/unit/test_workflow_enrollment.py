@@ -108,6 +108,17 @@ def test_no_other_form_before_valid_consent(ward):
     with pytest.raises(Refused, match=r"WUH01-009 has no valid consent .* no other form can be saved"):
         ward.screen("WUH01-009")
     assert ward.screen(pid)
+    from wardcrf import audit
+
+    assert audit.verify(ward.aud).ok
+    # A record that bypassed the services is found by `audit verify`.
+    records.submit(ward.clin, "vitals", {"temp": 37.0}, subject="participant:WUH01-009")
+    report = audit.verify(ward.aud)
+    assert report.problems == [
+        "consent sequencing: WUH01-009: vitals record "
+        + ward.clin.store.scalar("SELECT max(event_id) FROM records WHERE form = 'vitals'")
+        + " has no signed consent before it"
+    ]
 
 
 def test_unknown_participant_is_refused(ward):
@@ -282,3 +293,17 @@ def test_consent_photo_is_stored_and_bound_only_when_the_consent_is_saved(ward):
     assert len(bound) == 1 and bound[0].field == "photos" and bound[0].current
     assert api.list_photos(ward.clin, tray=True) == []
     assert not api.verify(ward.clin).problems
+
+
+def test_consent_witnesses_cannot_be_amended(ward):
+    pid = ward.consent()
+    event = workflow.show(ward.clin, pid)["consent"]["event"]
+    with pytest.raises(ValidationFailed, match="witness_1: witnesses signed the original consent"):
+        workflow.amend(
+            ward.clin, event, {"witness_1": "clinician2", "witness_2": "investigator"}, reason="swap"
+        )
+    am = workflow.amend(ward.clin, event, {"time": at(today() - timedelta(days=41))}, reason="clock")
+    assert "time" in am.body["changes"]
+    states = {s.status for s in signatures.for_target(ward.clin.store, event)}
+    assert states == {"changed since signed"}
+    assert workflow.show(ward.clin, pid)["consent"]["valid"]

@@ -319,3 +319,53 @@ def check_demographics(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     if onset and adm:
         return {"onset_to_admission": {"value": (adm - onset).days, "unit": "days"}}
     return {}
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+def _register_audit_check() -> None:
+    from .. import audit
+
+    @audit.register_check("consent sequencing")
+    def _consent_first(store: Store) -> audit.CheckResult:
+        """Every participant record was written after a consent signed by three distinct users.
+
+        The services refuse anything else; this finds records that reached the
+        log another way (an edited import, a bug), naming each participant.
+        """
+        problems: list[str] = []
+        checked = 0
+        rows = store.execute(
+            "SELECT r.subject, r.form, r.event_id, e.pos FROM records r JOIN events e ON e.id = r.event_id"
+            " WHERE r.subject LIKE 'participant:%' ORDER BY e.pos"
+        ).fetchall()
+        first_valid: dict[str, int | None] = {}
+        for subject, form, event_id, pos in rows:
+            checked += 1
+            if subject not in first_valid:
+                first_valid[subject] = None
+                for cid, cpos in store.execute(
+                    "SELECT r.event_id, e.pos FROM records r JOIN events e ON e.id = r.event_id"
+                    " WHERE r.subject = ? AND r.form = 'consent' ORDER BY e.pos",
+                    (subject,),
+                ):
+                    signers = {
+                        u
+                        for (u,) in store.execute(
+                            "SELECT user_id FROM signatures WHERE target_event = ?", (cid,)
+                        )
+                    }
+                    if len(signers) >= 3:
+                        first_valid[subject] = cpos
+                        break
+            if form == "consent":
+                continue
+            start = first_valid[subject]
+            if start is None or pos < start:
+                pid = subject.removeprefix("participant:")
+                problems.append(f"{pid}: {form} record {event_id} has no signed consent before it")
+        return audit.CheckResult("consent sequencing", checked, problems)
+
+
+_register_audit_check()

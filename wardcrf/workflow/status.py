@@ -243,6 +243,22 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
                     }
                 )
             asked = [c for c in records_of(store, pid, "post_dose_check") if c.get("dose") == d["dose"]]
+            for check in asked:
+                for code in check.get("events") or []:
+                    if code == "none":
+                        continue
+                    known = store.one(
+                        "SELECT 1 FROM adverse_events WHERE participant = ? AND prespecified = ?", (pid, code)
+                    )
+                    if not known:
+                        items.append(
+                            {
+                                "participant": pid,
+                                "what": f"adverse event form for {code} reported after dose {d['dose']}",
+                                "due": check.get("time"),
+                                "state": "overdue",
+                            }
+                        )
             if not asked:
                 items.append(
                     {
