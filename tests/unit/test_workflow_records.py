@@ -320,3 +320,16 @@ def test_preview_checks_without_saving(ward):
     with pytest.raises(PermissionDenied):
         service.preview(ward.aud, "vitals", {}, participant=P1)
     assert eventlog.count(ward.clin.store) == before
+
+
+def test_lab_and_ct_timepoints_follow_the_doses(ward):
+    with pytest.raises(ValidationFailed, match="timepoint: no dose recorded for WUH01-001"):
+        ward.submit("labs", participant=P1, timepoint="post_treatment", date=d(1), crp="3")
+    ward.dose(P1, 1, today() - timedelta(days=9))
+    with pytest.raises(ValidationFailed, match=r"date: .* is after dose 1"):
+        ward.submit("labs", participant=P1, timepoint="baseline", date=d(2), crp="3")
+    with pytest.raises(ValidationFailed, match=r"date: .* is before the last dose"):
+        scores = dict.fromkeys(clinical.CT_SEGMENTS, "0")
+        ward.submit("ct_score", participant=P1, timepoint="post_treatment", date=d(10), **scores)
+    ward.submit("labs", participant=P1, timepoint="baseline", date=d(10), crp="30")
+    ward.submit("labs", participant=P1, timepoint="post_treatment", date=d(2), crp="3")

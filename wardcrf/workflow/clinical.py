@@ -40,8 +40,27 @@ CT_SEGMENTS = (
 NOT_EVALUABLE = "ne"
 
 
+def check_timepoint(ctx: RuleContext, v: dict[str, Any]) -> None:
+    """Baseline is before dose 1; "after treatment" is after the last dose recorded (and needs one)."""
+    p = ctx.participant
+    day = date.fromisoformat(v["date"]) if v.get("date") else None
+    if p is None or day is None:
+        return
+    first, last = ctx.store.one(
+        "SELECT min(start), max(start) FROM doses WHERE participant = ?", (p.id,)
+    ) or (None, None)
+    if v.get("timepoint") == "baseline" and first and day > ctx.local(first).date():
+        ctx.problem("date", f"{day} is after dose 1 ({ctx.local(first).date()}); baseline precedes treatment")
+    if v.get("timepoint") == "post_treatment":
+        if not last:
+            ctx.problem("timepoint", f"no dose recorded for {p.id}; 'post_treatment' follows the last dose")
+        elif day < ctx.local(last).date():
+            ctx.problem("date", f"{day} is before the last dose ({ctx.local(last).date()})")
+
+
 @rule("labs")
 def check_labs(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    check_timepoint(ctx, v)
     form = ctx.protocol.form("labs")
     values = [k for k, f in form.fields.items() if f.type == "number" and v.get(k) is not None]
     if not values and not ctx.problems:
@@ -58,6 +77,7 @@ def ct_total(v: dict[str, Any]) -> tuple[int, int]:
 
 @rule("ct_score")
 def check_ct(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    check_timepoint(ctx, v)
     if any(v.get(s) is None for s in CT_SEGMENTS):
         return {}
     total, evaluable = ct_total(v)
