@@ -139,10 +139,6 @@ def with_unit(value: Any, unit: str | None) -> str:
     return f"{_fmt(value)} {unit}".strip() if unit and isinstance(value, int | float) else str(value)
 
 
-def parse_datetime(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 # -- internals ------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from ..forms import plain
 from ..records import RecordState, form_hook
 from ..site import Session
 from ..store import Store
-from .base import RULES, FormRule, RuleContext, event_pos, records_of, require_participant, rule
+from .base import RULES, FormRule, RuleContext, require_participant, rule
 
 SERIOUS_CRITERIA = (
     "death",
@@ -246,11 +246,3 @@ def signoff_state(store: Store, participant: str) -> dict[str, Any]:
         "event": last.event_id,
         "manifestation": last.manifestation(),
     }
-
-
-def ae_records(store: Store, participant: str) -> list[dict[str, Any]]:
-    return records_of(store, participant, "ae")
-
-
-def decision_pos(store: Store, event_id: str) -> int:
-    return event_pos(store, event_id)

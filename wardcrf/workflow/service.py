@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from .. import protocol as protocols
@@ -320,9 +319,3 @@ def _clean(reason: str | None) -> str | None:
 def _ordered(definition: Any, values: dict[str, Any]) -> dict[str, Any]:
     order = list(definition.fields)
     return {k: values[k] for k in sorted(values, key=lambda k: order.index(k) if k in order else len(order))}
-
-
-def today_local(session: Session) -> date:
-    from ..clock import zone
-
-    return now().astimezone(zone(session.ctx.zone)).date()
