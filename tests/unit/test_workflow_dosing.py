@@ -400,3 +400,13 @@ def test_post_dose_check_asks_explicitly_and_once_per_dose(ward):
     assert "adverse event form for fever reported after dose 1" not in items
     with pytest.raises(Refused, match="already recorded"):
         ward.submit("post_dose_check", participant=P1, dose="1", events="none", time=at(day, 11))
+
+
+def test_interruptions_need_a_note(ward):
+    day = day0() + timedelta(days=1)
+    with pytest.raises(
+        ValidationFailed, match="interruption_note: required when the inhalation was interrupted"
+    ):
+        ward.dose(P1, 1, day, interruptions="1")
+    ev = ward.dose(P1, 1, day, interruptions="1", interruption_note="coughing fit, paused 2 min")
+    assert ev.body["data"]["interruptions"] == 1

@@ -108,6 +108,8 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     if user is None or not user["active"]:
         ctx.problem("given_by", f"{given_by} is not an active user of this site")
     v["given_by"] = given_by
+    if (v.get("interruptions") or 0) > 0 and not v.get("interruption_note"):
+        ctx.problem("interruption_note", "required when the inhalation was interrupted: what happened")
     start = ctx.local(v["start"]) if v.get("start") else None
     end = ctx.local(v["end"]) if v.get("end") else None
     if start and end and end < start:
