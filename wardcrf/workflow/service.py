@@ -290,6 +290,8 @@ def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: s
         if dumps(rec.data.get(k)) != dumps(value):
             changes[k] = value
     extra = {"overrides": checked.overrides} if checked.overrides else None
+    # The amendment itself is captured under the site's active protocol version.
+    session.protocol = protocols.active(session.store).ref
     return records.amend(session, event_id, changes, reason.strip(), extra=extra)
 
 
