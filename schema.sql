@@ -208,3 +208,73 @@ CREATE TABLE photo_bindings (
     PRIMARY KEY (record_event, field, sha256, bound_event)
 );
 CREATE INDEX photo_bindings_sha ON photo_bindings (sha256);
+
+-- migration: 0010-workflow
+-- Projections of the clinical workflow (wardcrf.workflow), filled by form
+-- hooks from records: re-derived by `db rebuild` like every projection.
+-- Columns are nullable: records written by other means (older protocol
+-- versions, other devices) must always project, never fail.
+CREATE TABLE participants (
+    id TEXT PRIMARY KEY,
+    number INTEGER NOT NULL,
+    consent_event TEXT,
+    consent_time TEXT,
+    consent_version TEXT,
+    screening_event TEXT,
+    screening_date TEXT,
+    sex TEXT,
+    dob TEXT,
+    eligible INTEGER,
+    failed_criteria TEXT,
+    enrollment_event TEXT,
+    enrolled_on TEXT
+);
+
+CREATE TABLE doses (
+    event_id TEXT PRIMARY KEY,
+    participant TEXT NOT NULL,
+    dose_number INTEGER,
+    kit_id TEXT,
+    lot TEXT,
+    particles REAL,
+    volume_ml REAL,
+    start TEXT,
+    end TEXT,
+    given_by TEXT,
+    day INTEGER,
+    due TEXT,
+    window TEXT
+);
+CREATE INDEX doses_participant ON doses (participant, dose_number);
+CREATE INDEX doses_kit ON doses (kit_id);
+
+CREATE TABLE vitals (
+    event_id TEXT PRIMARY KEY,
+    participant TEXT NOT NULL,
+    timepoint TEXT,
+    dose INTEGER,
+    time TEXT,
+    temp REAL,
+    pulse INTEGER,
+    resp INTEGER,
+    oxysat INTEGER,
+    sysbp INTEGER,
+    diabp INTEGER
+);
+CREATE INDEX vitals_participant ON vitals (participant, time);
+
+CREATE TABLE adverse_events (
+    event_id TEXT PRIMARY KEY,
+    participant TEXT NOT NULL,
+    term TEXT,
+    prespecified TEXT,
+    onset TEXT,
+    end TEXT,
+    grade INTEGER,
+    serious INTEGER,
+    causality TEXT,
+    outcome TEXT,
+    first_known TEXT,
+    report_due TEXT
+);
+CREATE INDEX adverse_events_participant ON adverse_events (participant);

@@ -22,6 +22,8 @@ PROJECTOR_MODULES = [
     "wardcrf.records",
     "wardcrf.signatures",
     "wardcrf.photos.store",
+    "wardcrf.protocol",
+    "wardcrf.workflow",
 ]
 
 PROJECTION_TABLES = [
@@ -32,6 +34,10 @@ PROJECTION_TABLES = [
     "protocols",
     "photos",
     "photo_bindings",
+    "participants",
+    "doses",
+    "vitals",
+    "adverse_events",
 ]
 
 _loaded = False

@@ -157,6 +157,11 @@ class Site:
                     },
                 )
                 users.record_user_added(store, ctx, author, admin, admin_full_name or admin, "admin")
+                # Every site starts with the default protocol (MEXCOVID) loaded and
+                # active; `wardcrf protocol load` adds versions later.
+                from . import protocol
+
+                protocol.record_loaded(store, ctx, author, protocol.default_protocol())
             slots.save()
         except BaseException:
             if store is not None:

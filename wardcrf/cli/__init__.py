@@ -16,7 +16,17 @@ import typer
 
 from .. import __version__
 from ..errors import EXIT_REFUSED, WardError
-from . import audit_cmds, db_cmds, photo_cmds, site_cmds, user_cmds
+from . import (
+    audit_cmds,
+    db_cmds,
+    demo_cmds,
+    form_cmds,
+    participant_cmds,
+    photo_cmds,
+    protocol_cmds,
+    site_cmds,
+    user_cmds,
+)
 
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
@@ -56,6 +66,12 @@ app.add_typer(db_cmds.app, name="db")
 app.add_typer(audit_cmds.app, name="audit")
 app.add_typer(photo_cmds.app, name="photo")
 audit_cmds.register(app)
+app.add_typer(protocol_cmds.app, name="protocol")
+app.add_typer(form_cmds.app, name="form")
+form_cmds.register(app)
+app.add_typer(participant_cmds.app, name="participant")
+participant_cmds.register(app)
+demo_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,120 @@
+"""`wardcrf demo`: a seeded site that passes its own integrity checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wardcrf.site import Site
+
+
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory) -> Path:
+    """Seeded once for the module (read-only tests)."""
+    from wardcrf.cli import main
+
+    target = tmp_path_factory.mktemp("demo") / "site"
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--data-dir", str(target), "--no-tui"])
+    assert info.value.code in (0, None)
+    return target
+
+
+def run(target: Path, user: str, *args: str, monkeypatch) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from wardcrf.cli import main
+
+    monkeypatch.setenv("WARDCRF_DATA_DIR", str(target))
+    monkeypatch.setenv("WARDCRF_USER", user)
+    monkeypatch.setenv("WARDCRF_PASSWORD", "demo-password")
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_demo_seeds_a_cohort_that_verifies_and_rebuilds(demo_site, monkeypatch):
+    code, out, err = run(demo_site, "auditor", "audit", "verify", monkeypatch=monkeypatch)
+    assert code == 0, err
+    code, out, err = run(demo_site, "admin", "db", "rebuild", "--check", monkeypatch=monkeypatch)
+    assert code == 0, err
+    code, out, err = run(demo_site, "auditor", "participant", "list", "--json", monkeypatch=monkeypatch)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 7
+    assert sorted(r["sex"] for r in rows) == ["F", "F", "F", "M", "M", "M", "M"]
+    ages = sorted(r["age"] for r in rows)
+    assert ages[0] >= 43 and ages[-1] <= 70 and ages[3] == 57
+    complete = [r for r in rows if r["status"] == "treatment complete"]
+    assert len(complete) == 6 and all(r["cumulative_particles"] == pytest.approx(1.0e9) for r in complete)
+    mid = [r for r in rows if r["status"] == "in treatment"]
+    assert len(mid) == 1 and mid[0]["doses_given"] == 2 and mid[0]["next_dose"]["dose"] == 3
+    code, out, err = run(demo_site, "clinician", "today", "--json", monkeypatch=monkeypatch)
+    items = json.loads(out)["items"]
+    assert any(i["what"] == "dose 3" and i["participant"] == mid[0]["id"] for i in items)
+    assert rows[0]["signoff"] == "signed"
+
+
+def test_demo_records_the_cohort_story(demo_site):
+    s = Site.open(demo_site).unlock("auditor", "demo-password")
+    try:
+        store = s.store
+        oxygen = [
+            (r[0], json.loads(r[1]))
+            for r in store.execute(
+                "SELECT subject, data FROM records WHERE form = 'oxygen' ORDER BY subject, json_extract(data, '$.date')"
+            )
+        ]
+        stepdown_days = {}
+        for subject, data in oxygen:
+            seq = stepdown_days.setdefault(subject, [])
+            seq.append(data["support"])
+        steps = sorted(
+            seq.index("nasal_cannula") + 1
+            for seq in stepdown_days.values()
+            if seq[0] == "hfnc" and "nasal_cannula" in seq
+        )
+        assert steps == [3, 4]
+        aes = store.rows("SELECT * FROM adverse_events")
+        assert len(aes) == 1 and aes[0]["serious"] == 0
+        decisions = store.rows("SELECT data FROM records WHERE form = 'dsmg_decision'")
+        assert len(decisions) == 1 and '"continue"' in decisions[0]["data"]
+        labs = store.rows("SELECT json_extract(data, '$.timepoint') AS tp FROM records WHERE form = 'labs'")
+        assert sorted({r["tp"] for r in labs}) == ["baseline", "post_treatment"]
+        cts = store.rows("SELECT json_extract(data, '$.total') AS total FROM records WHERE form = 'ct_score'")
+        assert len(cts) == 13 and all(0 <= r["total"] <= 72 for r in cts)
+        deviations = store.rows("SELECT * FROM doses WHERE window != 'on_time'")
+        assert len(deviations) == 1
+        users = {r["id"] for r in store.rows("SELECT id FROM users")}
+        assert {
+            "admin",
+            "clinician",
+            "pharmacist",
+            "investigator",
+            "dsmg",
+            "coordinator",
+            "auditor",
+        } <= users
+    finally:
+        s.close()
+
+
+def test_demo_refuses_an_existing_site(demo_site, monkeypatch):
+    code, _out, err = run(
+        demo_site,
+        "admin",
+        "demo",
+        "--data-dir",
+        str(demo_site),
+        "--no-tui",
+        monkeypatch=monkeypatch,
+    )
+    assert code == 2 and "already holds a wardcrf site" in err

@@ -1,0 +1,412 @@
+"""Skin test, daily dosing, dose window and deviations, vitals around doses, dose gates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from wf_support import (
+    TZ,
+    Ward,
+    _copy_site,
+    _wf_sentinel_template,
+    _wf_template,
+    at,
+    make_ward,
+    today,
+)
+
+from wardcrf import eventlog, workflow
+from wardcrf.errors import PermissionDenied, Refused, ValidationFailed
+from wardcrf.site import Site
+from wardcrf.workflow import dosing, status
+
+__all__ = ["_wf_sentinel_template", "_wf_template"]
+
+P1 = "WUH01-001"
+
+
+@pytest.fixture
+def site(data_dir: Path, _wf_sentinel_template) -> Site:
+    """WUH01-001 enrolled 10 days ago with a negative skin test; the sentinel gate is open."""
+    return _copy_site(_wf_sentinel_template[0], data_dir)
+
+
+@pytest.fixture
+def ward(session_for, tmp_path) -> Ward:
+    return make_ward(session_for, tmp_path)
+
+
+def day0() -> datetime:
+    return today() - timedelta(days=10)
+
+
+def test_dose_computes_number_day_window_and_cumulative_particles(ward):
+    ev = ward.dose(P1, 1, day0() + timedelta(days=1), mm=5)
+    d = ev.body["data"]
+    assert (d["dose_number"], d["day"], d["window"]) == (1, 1, "on_time")
+    assert d["particles"] == {"value": 2.0e8, "unit": "particles"} and d["volume"] == {
+        "value": 6.0,
+        "unit": "mL",
+    }
+    assert d["due"].endswith("09:00:00+08:00") and d["given_by"] == "clinician"
+    ward.dose(P1, 2, day0() + timedelta(days=2))
+    assert dosing.cumulative_particles(ward.clin.store, P1) == pytest.approx(4.0e8)
+    info = workflow.show(ward.clin, P1)
+    assert info["doses_given"] == 2 and info["status"] == "in treatment"
+    assert info["cumulative_particles"] == pytest.approx(4.0e8)
+
+
+def test_cumulative_particles_cannot_be_typed(ward):
+    with pytest.raises(ValidationFailed, match="dose_number: computed by wardcrf"):
+        ward.dose(P1, 1, day0() + timedelta(days=1), dose_number="3")
+
+
+def test_a_full_course_is_five_doses_and_a_sixth_is_refused(ward):
+    for n in range(1, 6):
+        ward.dose(P1, n, day0() + timedelta(days=n))
+    info = workflow.show(ward.clin, P1)
+    assert info["status"] == "treatment complete" and info["cumulative_particles"] == pytest.approx(1.0e9)
+    with pytest.raises(Refused, match="has had all 5 doses; dose 6 is refused"):
+        ward.dose(P1, 6, day0() + timedelta(days=6))
+
+
+def test_second_dose_on_the_same_day_and_duplicate_submission_are_refused(ward):
+    day = day0() + timedelta(days=1)
+    ward.dose(P1, 1, day)
+    before = eventlog.count(ward.clin.store)
+    with pytest.raises(Refused, match=r"already had dose 1 on .* one dose per day"):
+        ward.dose(P1, 1, day)  # the same dose submitted twice
+    with pytest.raises(Refused, match="one dose per day"):
+        ward.dose(P1, 2, day, hh=17)
+    assert eventlog.count(ward.clin.store) == before
+
+
+def test_a_kit_is_used_once(ward):
+    ward.dose(P1, 1, day0() + timedelta(days=1), kit="EXO-0001")
+    with pytest.raises(ValidationFailed, match="kit_id: kit EXO-0001 was already used for WUH01-001 dose 1"):
+        ward.dose(P1, 2, day0() + timedelta(days=2), kit="EXO-0001")
+
+
+def test_scanner_input_is_cleaned_and_checked(ward):
+    ev = ward.dose(P1, 1, day0() + timedelta(days=1), kit=" EXO-0042\r\n")
+    assert ev.body["data"]["kit_id"] == "EXO-0042"
+    with pytest.raises(ValidationFailed, match="kit_id: 'EXO 7' is not a valid kit_id"):
+        ward.dose(P1, 2, day0() + timedelta(days=2), kit="EXO 7")
+
+
+@pytest.mark.parametrize(
+    ("hh", "mm", "window"),
+    [(7, 0, "on_time"), (6, 59, "early"), (11, 0, "on_time"), (11, 1, "late")],
+)
+def test_dose_window_is_two_hours_either_side_of_0900(ward, hh, mm, window):
+    ev = ward.dose(P1, 1, day0() + timedelta(days=1), hh=hh, mm=mm)
+    assert ev.body["data"]["window"] == window
+    deviations = workflow.show(ward.clin, P1)["deviations"]
+    kinds = [d["kind"] for d in deviations if d["dose"] == 1]
+    assert kinds == ([] if window == "on_time" else [f"{window} dose"])
+
+
+def test_missing_dose_is_flagged_as_a_deviation(ward):
+    ward.dose(P1, 1, day0() + timedelta(days=1))
+    info = workflow.show(ward.clin, P1)
+    missing = [d["dose"] for d in info["deviations"] if d["kind"] == "missing dose"]
+    assert missing == [2, 3, 4, 5] and info["next_dose"]["state"] == "overdue"
+    # A dose given on a later day than due is late.
+    ev = ward.dose(P1, 2, day0() + timedelta(days=3))
+    assert ev.body["data"]["window"] == "late" and ev.body["data"]["day"] == 3
+
+
+def test_due_now_upcoming_and_overdue_relative_to_a_given_time(ward):
+    pid, d0 = ward.enrolled_participant(days_ago=1)
+    due = datetime.combine(d0 + timedelta(days=1), datetime.min.time(), TZ).replace(hour=9)
+    states = {
+        h: status.summary(ward.clin.store, pid, due + timedelta(hours=h))["next_dose"]["state"]
+        for h in (-3, -1, 2, 3)
+    }
+    assert states == {-3: "upcoming", -1: "due now", 2: "due now", 3: "overdue"}
+    items = workflow.today(ward.clin, due)["items"]
+    assert {
+        "participant": pid,
+        "what": "dose 1",
+        "due": due.isoformat(timespec="minutes"),
+        "state": "due now",
+    } in items
+
+
+def test_dose_before_enrollment_is_refused(ward):
+    pid = ward.consent()
+    ward.screen(pid)
+    with pytest.raises(Refused, match="is not enrolled"):
+        ward.dose(pid, 1, today() - timedelta(days=1))
+
+
+def test_dose_on_the_enrollment_day_is_refused(ward):
+    with pytest.raises(ValidationFailed, match=r"start: .* is not after the enrollment day"):
+        ward.dose(P1, 1, day0())
+
+
+def test_skin_test_must_precede_dose_1(ward):
+    pid = ward.consent()
+    ward.screen(pid)
+    d0 = today() - timedelta(days=5)
+    ward.enroll(pid, d0)
+    with pytest.raises(Refused, match=r"no negative skin test recorded .* before this dose"):
+        ward.dose(pid, 1, d0 + timedelta(days=1))
+    ward.submit("skin_test", participant=pid, time=at(d0 + timedelta(days=1), 10), result="negative")
+    with pytest.raises(Refused, match="no negative skin test"):  # read after the dose started
+        ward.dose(pid, 1, d0 + timedelta(days=1))
+    ward.dose(pid, 1, d0 + timedelta(days=1), hh=11)
+
+
+def test_positive_skin_test_blocks_dosing(ward):
+    ward.skin(P1, day0(), result="positive")
+    with pytest.raises(Refused, match=r"dosing is blocked: the skin test .* was positive"):
+        ward.dose(P1, 1, day0() + timedelta(days=1))
+
+
+def test_dsmg_stop_halts_all_dosing_until_a_later_continue(ward):
+    ward.dose(P1, 1, day0() + timedelta(days=1))
+    ward.submit("dsmg_decision", who=ward.dsmg, participant=P1, decision="stop", rationale="grade 4 event")
+    with pytest.raises(Refused, match="cannot record a dose: the DSMG recorded 'stop'"):
+        ward.dose(P1, 2, day0() + timedelta(days=2))
+    assert workflow.show(ward.clin, P1)["next_dose"]["state"] == "held"
+    ward.continue_(P1)
+    ward.dose(P1, 2, day0() + timedelta(days=2))
+
+
+def test_dose_gates_are_called_and_can_refuse(ward):
+    calls = []
+
+    def custody(store, kit_id, when):
+        calls.append((kit_id, when.hour))
+        if kit_id == "EXO-WARM":
+            raise Refused(f"kit {kit_id} had a temperature excursion; quarantined")
+
+    workflow.register_dose_gate(custody)
+    try:
+        with pytest.raises(Refused, match="temperature excursion"):
+            ward.dose(P1, 1, day0() + timedelta(days=1), kit="EXO-WARM")
+        ward.dose(P1, 1, day0() + timedelta(days=1), kit="EXO-COLD")
+    finally:
+        workflow.dose_gates.remove(custody)
+    # gates are pure checks: called before and again inside the write transaction
+    assert set(calls) == {("EXO-WARM", 9), ("EXO-COLD", 9)}
+
+
+def test_end_before_start_and_unknown_giver_are_reported_together(ward):
+    day = day0() + timedelta(days=1)
+    with pytest.raises(ValidationFailed) as info:
+        ward.dose(P1, 1, day, end=at(day, 8), given_by="ghost", volume="abc", particles="2e12")
+    p = info.value.problems
+    assert set(p) == {"end", "given_by", "volume", "particles"}
+    assert p["volume"] == "'abc' is not a number"
+    assert p["particles"] == "2e+12 particles is outside the allowed range 1e+06 to 1e+10 particles"
+
+
+def test_soft_range_dose_needs_confirmation_with_reason(ward):
+    day = day0() + timedelta(days=1)
+    with pytest.raises(ValidationFailed, match=r"volume: 5 mL is outside the expected range 5.5 to 6.5 mL"):
+        ward.dose(P1, 1, day, volume="5")
+    with pytest.raises(ValidationFailed, match="with a reason"):
+        ward.dose(P1, 1, day, volume="5", confirm=True)
+    ev = ward.dose(P1, 1, day, volume="5", confirm=True, reason="1 ml spilled while filling")
+    assert ev.body["overrides"] == {"volume": "1 ml spilled while filling"}
+
+
+def test_pharmacist_and_auditor_cannot_record_doses(ward, session_for):
+    with pytest.raises(PermissionDenied, match="role auditor may not submit dose forms"):
+        workflow.submit(ward.aud, "dose", {"kit_id": "X"}, participant=P1)
+    with pytest.raises(PermissionDenied):
+        workflow.submit(session_for("pharmacist"), "dose", {"kit_id": "X"}, participant=P1)
+
+
+# -- vitals -------------------------------------------------------------------------------------
+
+
+def test_vitals_with_defaults_is_a_complete_submission(ward):
+    ev = ward.submit("vitals", participant=P1, temp="37.1", pulse="88", resp="20", oxysat="95")
+    d = ev.body["data"]
+    assert d["timepoint"] == "unscheduled" and d["temp"] == {"value": 37.1, "unit": "C"}
+    assert d["pulse"] == {"value": 88, "unit": "beats/min"} and "time" in d
+
+
+def test_temperature_370_is_refused_with_the_allowed_range(ward):
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit("vitals", participant=P1, temp="370", pulse="88", resp="20", oxysat="95")
+    assert str(info.value) == "vitals not saved: temp: 370 C is outside the allowed range 30 to 45 C"
+
+
+def test_soft_range_vitals_need_confirm_and_reason(ward):
+    with pytest.raises(ValidationFailed, match=r"temp: 39.8 C is outside the expected range 35 to 39.5 C"):
+        ward.submit("vitals", participant=P1, temp="39.8", pulse="88", resp="20", oxysat="95")
+    ev = ward.submit(
+        "vitals",
+        participant=P1,
+        temp="39.8",
+        pulse="88",
+        resp="20",
+        oxysat="95",
+        confirm=True,
+        reason="rechecked with a second thermometer",
+    )
+    assert ev.body["overrides"] == {"temp": "rechecked with a second thermometer"}
+
+
+def test_post_dose_vitals_cannot_precede_their_dose(ward):
+    day = day0() + timedelta(days=1)
+    with pytest.raises(ValidationFailed, match="dose: dose 1 has not been recorded"):
+        ward.submit(
+            "vitals",
+            participant=P1,
+            timepoint="post_dose",
+            dose="1",
+            time=at(day, 10),
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
+    ward.dose(P1, 1, day)  # 09:00-09:30
+    with pytest.raises(ValidationFailed, match=r"time: .* is before dose 1 ended"):
+        ward.submit(
+            "vitals",
+            participant=P1,
+            timepoint="post_dose",
+            dose="1",
+            time=at(day, 9, 20),
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
+    ward.submit(
+        "vitals",
+        participant=P1,
+        timepoint="post_dose",
+        dose="1",
+        time=at(day, 9, 45),
+        temp="37",
+        pulse="80",
+        resp="18",
+        oxysat="95",
+    )
+
+
+def test_pre_dose_vitals_name_the_next_dose_and_precede_it(ward):
+    day = day0() + timedelta(days=1)
+    with pytest.raises(ValidationFailed, match="dose: required for pre_dose vitals"):
+        ward.submit(
+            "vitals",
+            participant=P1,
+            timepoint="pre_dose",
+            time=at(day, 8),
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
+    with pytest.raises(ValidationFailed, match="the next dose for WUH01-001 is dose 1, not 3"):
+        ward.submit(
+            "vitals",
+            participant=P1,
+            timepoint="pre_dose",
+            dose="3",
+            time=at(day, 8),
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
+    ward.submit(
+        "vitals",
+        participant=P1,
+        timepoint="pre_dose",
+        dose="1",
+        time=at(day, 8, 40),
+        temp="37",
+        pulse="80",
+        resp="18",
+        oxysat="95",
+    )
+
+
+def test_every_failing_vitals_field_is_named(ward):
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit(
+            "vitals",
+            participant=P1,
+            temp="hot",
+            pulse="88.5",
+            oxysat="101",
+            bloodgroup="A",
+            time=(datetime.now(TZ) + timedelta(days=1)).isoformat(),
+            sysbp="100",
+            diabp="105",
+        )
+    p = info.value.problems
+    assert p["temp"] == "'hot' is not a number"
+    assert p["pulse"] == "88.5 is not a whole number"
+    assert p["resp"] == "required"
+    assert p["oxysat"] == "101 % is outside the allowed range 40 to 100 %"
+    assert p["bloodgroup"].startswith("unknown field for vitals")
+    assert "is in the future" in p["time"]
+    assert p["diabp"] == "105 mmHg is not below the systolic 100 mmHg"
+
+
+def test_vitals_before_birth_are_refused(ward):
+    with pytest.raises(ValidationFailed, match="time: 1960-01-01 is before the date of birth 1965-05-01"):
+        ward.submit(
+            "vitals",
+            participant=P1,
+            time="1960-01-01T10:00",
+            temp="37",
+            pulse="80",
+            resp="18",
+            oxysat="95",
+        )
+
+
+def test_post_dose_check_asks_explicitly_and_once_per_dose(ward):
+    day = day0() + timedelta(days=1)
+    with pytest.raises(ValidationFailed, match="dose: dose 1 has not been recorded"):
+        ward.submit("post_dose_check", participant=P1, dose="1", events="none", time=at(day, 10))
+    ward.dose(P1, 1, day)
+    items = [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == P1]
+    assert "post-dose prespecified events (dose 1)" in items and "post-dose vitals (dose 1)" in items
+    with pytest.raises(ValidationFailed, match="events: 'none' cannot be combined"):
+        ward.submit("post_dose_check", participant=P1, dose="1", events="none,fever", time=at(day, 10))
+    with pytest.raises(ValidationFailed, match="events: required"):
+        ward.submit("post_dose_check", participant=P1, dose="1", time=at(day, 10))
+    ward.submit("post_dose_check", participant=P1, dose="1", events="fever,diarrhoea", time=at(day, 10))
+    items = [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == P1]
+    assert "adverse event form for fever reported after dose 1" in items
+    assert "adverse event form for diarrhoea reported after dose 1" in items
+    ward.submit(
+        "ae",
+        participant=P1,
+        term="Fever",
+        prespecified="fever",
+        dose="1",
+        onset=day.isoformat(),
+        grade="1",
+        serious="no",
+        causality="possible",
+        outcome="recovered",
+        end=day.isoformat(),
+    )
+    items = [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == P1]
+    assert "adverse event form for fever reported after dose 1" not in items
+    with pytest.raises(Refused, match="already recorded"):
+        ward.submit("post_dose_check", participant=P1, dose="1", events="none", time=at(day, 11))
+
+
+def test_interruptions_need_a_note(ward):
+    day = day0() + timedelta(days=1)
+    with pytest.raises(
+        ValidationFailed, match="interruption_note: required when the inhalation was interrupted"
+    ):
+        ward.dose(P1, 1, day, interruptions="1")
+    ev = ward.dose(P1, 1, day, interruptions="1", interruption_note="coughing fit, paused 2 min")
+    assert ev.body["data"]["interruptions"] == 1

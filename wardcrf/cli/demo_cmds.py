@@ -1,0 +1,51 @@
+"""`wardcrf demo`: a complete MEXCOVID demo site, seeded through the ward's own services."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from .common import DataDirOption, console, resolve_data_dir
+
+
+def demo(
+    data_dir: DataDirOption = None,
+    password: Annotated[
+        str, typer.Option("--password", help="Password of every demo user.")
+    ] = "demo-password",
+    no_tui: Annotated[
+        bool, typer.Option("--no-tui", help="Only seed the site; do not open the TUI.")
+    ] = False,
+) -> None:
+    """Seed a demo site: one user per role, 7 participants shaped like the MEXCOVID cohort, a DSMG decision."""
+    from ..workflow import demo as seeding
+
+    target = resolve_data_dir(data_dir)
+    started = time.monotonic()
+    result = seeding.seed(target, password)
+    took = time.monotonic() - started
+    console.print(
+        f"Demo site WUH01 seeded in {target}: {len(result.participants)} participants, "
+        f"{result.events} events ({took:.1f} s).",
+        highlight=False,
+    )
+    console.print(
+        "Users (password " + ("as given" if password != "demo-password" else "demo-password") + "): "
+        "admin, clinician, clinician2, pharmacist, investigator, dsmg, coordinator, auditor.",
+        highlight=False,
+    )
+    console.print(f"Recovery key (demo only): {result.recovery_key}", highlight=False)
+    if no_tui:
+        return
+    # The TUI hooks in here once it exists (wardcrf.screens); until then, say how to look around.
+    console.print(
+        f"\nTry:  WARDCRF_DATA_DIR={target} WARDCRF_USER=clinician WARDCRF_PASSWORD=… wardcrf today\n"
+        "      … wardcrf participant list   ·   wardcrf participant show WUH01-007",
+        highlight=False,
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.command("demo")(demo)

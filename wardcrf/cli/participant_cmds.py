@@ -1,0 +1,130 @@
+"""`wardcrf participant ...` and `wardcrf today`: the ward's view of its participants."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .. import workflow
+from .common import DataDirOption, JsonOption, console, print_json, session
+
+app = typer.Typer(help="Participants: list them, show one in full.", no_args_is_help=True)
+
+
+def _particles(x: float) -> str:
+    return f"{x:.2e}" if x else "0"
+
+
+@app.command("list")
+def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """Every participant with state, doses, deviations, open AEs and sign-off."""
+    with session(data_dir) as s:
+        rows = workflow.list_participants(s)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(
+        "id",
+        "status",
+        "sex",
+        "age",
+        "enrolled",
+        "doses",
+        "next dose",
+        "deviations",
+        "open AEs",
+        "cumulative particles",
+        "sign-off",
+    )
+    for r in rows:
+        nd = r["next_dose"]
+        table.add_row(
+            r["id"],
+            r["status"],
+            r["sex"] or "",
+            str(r["age"] or ""),
+            r["enrolled_on"] or "",
+            f"{r['doses_given']}/{r['doses_planned']}",
+            f"{nd['dose']} {nd['due'][5:16].replace('T', ' ')} {nd['state']}" if nd else "",
+            str(r["deviations"] or ""),
+            str(r["open_aes"] or ""),
+            _particles(r["cumulative_particles"]),
+            r["signoff"],
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    participant: Annotated[str, typer.Argument(help="Participant id, e.g. WUH01-001.")],
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One participant: state, doses given and due, deviations, open AEs, cumulative particles, sign-off."""
+    with session(data_dir) as s:
+        info = workflow.show(s, participant)
+    if as_json:
+        print_json(info)
+        return
+    _print_summary(info)
+
+
+def _print_summary(info: dict[str, Any]) -> None:
+    console.print(f"[bold]{info['id']}[/] — {info['status']}", highlight=False)
+    console.print(
+        f"sex {info['sex'] or '?'}, age {info['age'] if info['age'] is not None else '?'}; "
+        f"consent: {info['consent']['detail']}; enrolled: {info['enrolled_on'] or 'no'}",
+        highlight=False,
+    )
+    if info["failed_criteria"]:
+        console.print(f"screen failure: {', '.join(info['failed_criteria'])}", highlight=False)
+    console.print(
+        f"doses {info['doses_given']}/{info['doses_planned']}, cumulative particles "
+        f"{_particles(info['cumulative_particles'])}",
+        highlight=False,
+    )
+    for d in info["doses"]:
+        console.print(
+            f"  dose {d['dose']} day {d['day']} at {d['start']} ({d['window']}) kit {d['kit_id']}",
+            highlight=False,
+        )
+    if info["next_dose"]:
+        nd = info["next_dose"]
+        console.print(f"next: dose {nd['dose']} due {nd['due']} — {nd['state']}", highlight=False)
+    for dv in info["deviations"]:
+        console.print(f"[yellow]deviation:[/] {dv['kind']} {dv['dose']} (due {dv['due']})", highlight=False)
+    for ae in info["open_aes"]:
+        extra = " SERIOUS" if ae["serious"] else ""
+        console.print(f"open AE {ae['event']}: {ae['term']} grade {ae['grade']}{extra}", highlight=False)
+    if info["dsmg_hold"]:
+        console.print(f"[red]DSMG hold:[/] {info['dsmg_hold']}", highlight=False)
+    so = info["signoff"]
+    console.print(
+        f"sign-off: {so['state']}" + (f" — {so['manifestation']}" if "manifestation" in so else ""),
+        highlight=False,
+    )
+
+
+def today(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """What is due or overdue now on this ward (doses, vitals, post-dose checks, DSMG, SAE reports)."""
+    with session(data_dir) as s:
+        info = workflow.today(s)
+    if as_json:
+        print_json(info)
+        return
+    console.print(f"Now {info['now']} ({info['zone']})", highlight=False)
+    if info["dsmg_hold"]:
+        console.print(f"[red]DSMG hold:[/] {info['dsmg_hold']}", highlight=False)
+    if not info["items"]:
+        console.print("Nothing due.")
+        return
+    table = Table("participant", "what", "due", "state")
+    for i in info["items"]:
+        table.add_row(i["participant"], i["what"], (i["due"] or "")[:16].replace("T", " "), i["state"])
+    console.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("today")(today)

@@ -1,0 +1,104 @@
+"""`wardcrf protocol ...`: load a protocol version, show the active one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .. import protocol
+from .common import DataDirOption, JsonOption, console, print_json, session
+
+app = typer.Typer(
+    help="Load protocol files (the trial as data) and show what is loaded.", no_args_is_help=True
+)
+
+
+@app.command("load")
+def load(
+    file: Annotated[Path, typer.Argument(help="A protocol TOML file (see docs/protocol.md).")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Validate a protocol file and load it as the site's new active version (admin, investigator)."""
+    parsed = protocol.read_file(file)
+    with session(data_dir) as s:
+        event = protocol.load(s, parsed)
+    console.print(
+        f"Loaded {parsed.id} {parsed.version} (sha256 {parsed.sha256[:16]}…) — event {event.id}; "
+        "new records are captured under it.",
+        highlight=False,
+    )
+
+
+@app.command("show")
+def show(
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+    lang: Annotated[str, typer.Option("--lang", help="Language of labels: en or zh.")] = "en",
+) -> None:
+    """Show the active protocol and every version loaded on this site."""
+    with session(data_dir) as s:
+        s.require("record.read", what="read the protocol")
+        p = protocol.active(s.store)
+        versions = protocol.loaded_versions(s.store)
+    info: dict[str, Any] = {
+        "id": p.id,
+        "version": p.version,
+        "title": protocol.tr(p.title, lang),
+        "sha256": p.sha256,
+        "registry": list(p.registry),
+        "languages": list(p.languages),
+        "eligibility": {
+            "age_min": p.eligibility.age_min,
+            "age_max": p.eligibility.age_max,
+            "pcr_required": p.eligibility.pcr_required,
+            "severity": list(p.eligibility.severities),
+        },
+        "schedule": {
+            "doses": p.schedule.doses,
+            "particles_per_dose": p.schedule.particles_per_dose,
+            "time": p.schedule.time.strftime("%H:%M"),
+            "zone": p.schedule.zone,
+            "window_minutes": p.schedule.window_minutes,
+            "volume_ml": p.schedule.volume_ml,
+            "duration_minutes": p.schedule.duration_minutes,
+            "device": p.schedule.device,
+            "route": p.schedule.route,
+            "diluent": p.schedule.diluent,
+            "skin_test_required": p.schedule.skin_test_required,
+        },
+        "sentinel_participants": p.sentinel_participants,
+        "consent": {"witnesses": p.consent.witnesses, "min_photos": p.consent.min_photos},
+        "product": p.product,
+        "forms": list(p.forms),
+        "versions": [{k: v for k, v in r.items()} for r in versions],
+    }
+    if as_json:
+        print_json(info)
+        return
+    console.print(f"[bold]{p.id} {p.version}[/] — {info['title']}", highlight=False)
+    s_ = p.schedule
+    console.print(
+        f"Dose {s_.particles_per_dose:.2g} {s_.particles_unit} × {s_.doses}, daily at "
+        f"{info['schedule']['time']} {s_.zone} ±{s_.window_minutes} min; {s_.volume_ml:g} ml over "
+        f"{s_.duration_minutes} min, {s_.device}, {s_.route}",
+        highlight=False,
+    )
+    console.print(
+        f"Eligibility: age {p.eligibility.age_min}–{p.eligibility.age_max}, PCR confirmed, "
+        f"{' or '.join(p.eligibility.severities)}; sentinel participants: {p.sentinel_participants}"
+    )
+    console.print(f"Forms: {', '.join(p.forms)}")
+    table = Table("protocol", "version", "sha256", "loaded", "event", "active")
+    for r in versions:
+        table.add_row(
+            r["protocol_id"],
+            r["version"],
+            r["sha256"][:16] + "…",
+            r["loaded_at"],
+            r["loaded_event"],
+            "yes" if r["active"] else "",
+        )
+    console.print(table)

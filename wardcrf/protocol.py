@@ -1,0 +1,803 @@
+"""The trial as data: protocol files, their validation and their loading into a site.
+
+A protocol file is TOML (read with the standard library's `tomllib`). It
+describes the trial (eligibility, consent, product, dose schedule, sentinel
+rule, prespecified adverse events) and every form and field a ward fills in:
+type, unit, required, hard range, soft range, choices with codes, CDISC name,
+translated labels. `docs/protocol.md` documents the format.
+
+A file is validated completely when it is read: every problem is reported
+with the file name, the line (where it can be found), the key path and what
+is wrong, so a malformed file never reaches a ward half-understood.
+
+Loading a protocol into a site is an event (``protocol.loaded``) whose body
+carries the TOML source and its SHA-256; the `protocols` projection keeps
+every version ever loaded and marks the newest one active. Events name the
+protocol id and version they were captured under (`Session.protocol`), so a
+new version never rewrites old events, and an old record is always read with
+the definition it was entered under.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import Refused, UsageError
+from .eventlog import Event, projector
+from .store import Store
+
+DEFAULT_PROTOCOL = "mexcovid.toml"
+
+FIELD_TYPES = ("number", "integer", "text", "choice", "date", "datetime", "boolean", "photo")
+SUBJECTS = ("participant",)
+
+# Fields the workflow services rely on, per form, with their type. A protocol
+# may add forms and fields freely; it may not drop or retype these, because
+# the rules in `wardcrf.workflow` read them.
+CONTRACT: dict[str, dict[str, str]] = {
+    "consent": {
+        "consenter": "choice",
+        "surrogate_name": "text",
+        "surrogate_relationship": "choice",
+        "form_version": "choice",
+        "time": "datetime",
+        "witness_1": "text",
+        "witness_2": "text",
+        "photos": "photo",
+    },
+    "screening": {
+        "date": "date",
+        "dob": "date",
+        "sex": "choice",
+        "pcr_confirmed": "boolean",
+        "severity": "choice",
+        "age": "integer",
+        "eligible": "boolean",
+        "failed_criteria": "choice",
+    },
+    "enrollment": {"date": "date"},
+    "demographics": {"symptom_onset": "date", "admission": "date"},
+    "skin_test": {"time": "datetime", "result": "choice"},
+    "dose": {
+        "kit_id": "text",
+        "particles": "number",
+        "volume": "number",
+        "start": "datetime",
+        "end": "datetime",
+        "given_by": "text",
+        "dose_number": "integer",
+    },
+    "vitals": {
+        "timepoint": "choice",
+        "dose": "integer",
+        "time": "datetime",
+        "temp": "number",
+        "pulse": "integer",
+        "resp": "integer",
+        "oxysat": "integer",
+    },
+    "post_dose_check": {"dose": "integer", "events": "choice"},
+    "labs": {"timepoint": "choice", "date": "date"},
+    "ct_score": {"timepoint": "choice", "date": "date", "total": "integer"},
+    "oxygen": {"date": "date", "support": "choice"},
+    "conmed": {"category": "choice"},
+    "ae": {
+        "term": "text",
+        "onset": "date",
+        "grade": "integer",
+        "serious": "boolean",
+        "causality": "choice",
+        "outcome": "choice",
+        "first_known": "date",
+        "report_due": "date",
+    },
+    "dsmg_decision": {"decision": "choice", "rationale": "text"},
+    "dsmg_ae_review": {"ae_event": "text", "relatedness": "choice"},
+    "signoff": {},
+}
+
+Text = Mapping[str, str]
+
+
+def tr(text: Text | None, lang: str = "en") -> str:
+    """A translated string, falling back to English, then to any language given."""
+    if not text:
+        return ""
+    return text.get(lang) or text.get("en") or next(iter(text.values()))
+
+
+@dataclass(frozen=True)
+class Choice:
+    code: str | int
+    label: Text
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a form, as declared in the protocol file."""
+
+    name: str
+    type: str
+    label: Text
+    help: Text = field(default_factory=dict)
+    unit: str | None = None
+    required: bool = False
+    hard: tuple[float, float] | None = None
+    soft: tuple[float, float] | None = None
+    choices: tuple[Choice, ...] = ()
+    multiple: bool = False
+    cdisc: str | None = None
+    default: Any = None
+    computed: bool = False
+    pattern: str | None = None
+    max_length: int | None = None
+    min_items: int = 0
+    allow_future: bool = False
+
+    def choice(self, code: object) -> Choice | None:
+        for c in self.choices:
+            if str(c.code) == str(code):
+                return c
+        return None
+
+    @property
+    def codes(self) -> list[str | int]:
+        return [c.code for c in self.choices]
+
+    def as_json(self, lang: str = "en") -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "label": tr(self.label, lang)}
+        for key in ("unit", "cdisc", "default", "pattern", "max_length"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.help:
+            out["help"] = tr(self.help, lang)
+        out["required"] = self.required
+        if self.computed:
+            out["computed"] = True
+        if self.hard:
+            out["hard_range"] = list(self.hard)
+        if self.soft:
+            out["soft_range"] = list(self.soft)
+        if self.choices:
+            out["choices"] = [{"code": c.code, "label": tr(c.label, lang)} for c in self.choices]
+        if self.multiple:
+            out["multiple"] = True
+        if self.min_items:
+            out["min_items"] = self.min_items
+        return out
+
+
+@dataclass(frozen=True)
+class Form:
+    name: str
+    label: Text
+    help: Text
+    subject: str
+    fields: dict[str, Field]
+
+    def as_json(self, lang: str = "en") -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": tr(self.label, lang),
+            "help": tr(self.help, lang),
+            "subject": self.subject,
+            "fields": [f.as_json(lang) for f in self.fields.values()],
+        }
+
+
+@dataclass(frozen=True)
+class Schedule:
+    doses: int
+    particles_per_dose: float
+    particles_unit: str
+    time: time
+    zone: str
+    window_minutes: int
+    volume_ml: float
+    duration_minutes: int
+    device: str
+    route: str
+    diluent: str
+    skin_test_required: bool
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    age_min: int
+    age_max: int
+    pcr_required: bool
+    severities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConsentRules:
+    witnesses: int
+    min_photos: int
+    doctor_roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A parsed, validated protocol file."""
+
+    id: str
+    version: str
+    title: Text
+    languages: tuple[str, ...]
+    registry: tuple[str, ...]
+    eligibility: Eligibility
+    consent: ConsentRules
+    schedule: Schedule
+    sentinel_participants: int
+    prespecified_events: tuple[Choice, ...]
+    product: dict[str, Any]
+    forms: dict[str, Form]
+    source: str
+    sha256: str
+    filename: str
+
+    @property
+    def ref(self) -> dict[str, str]:
+        return {"id": self.id, "version": self.version}
+
+    def form(self, name: str) -> Form:
+        form = self.forms.get(name)
+        if form is None:
+            raise UsageError(f"unknown form {name!r} (forms: {', '.join(self.forms)})")
+        return form
+
+
+# -- reading and validating --------------------------------------------------------------
+
+
+class ProtocolFileError(UsageError):
+    """A protocol file that cannot be used; `problems` lists every one found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__("invalid protocol file: " + "; ".join(problems[:3]) + more)
+
+
+_HEADER_RE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def _line_of(lines: list[str], path: tuple[str | int, ...]) -> int | None:
+    """Best-effort line number of a key path in TOML source (1-based)."""
+    keys = [str(p) for p in path if not isinstance(p, int)]
+    start, depth = 0, 0
+    for i, line in enumerate(lines):
+        m = _HEADER_RE.match(line)
+        if not m:
+            continue
+        header = [h.strip().strip('"') for h in m.group(1).split(".")]
+        n = len(header)
+        if n > depth and header == keys[:n]:
+            start, depth = i, n
+    rest = keys[depth:]
+    if not rest:
+        return start + 1 if depth else None
+    pos = start
+    for key in rest:
+        pat = re.compile(r"(^|[\s{,])" + re.escape(key) + r"\s*=")
+        for j in range(pos, len(lines)):
+            if pat.search(lines[j]):
+                pos = j
+                break
+        else:
+            return pos + 1 if depth else None
+    return pos + 1
+
+
+class _Reader:
+    """Walks the parsed TOML, collecting every problem with its location."""
+
+    def __init__(self, filename: str, source: str) -> None:
+        self.filename = filename
+        self.lines = source.splitlines()
+        self.problems: list[str] = []
+        self.languages: tuple[str, ...] = ("en",)
+
+    def err(self, path: tuple[str | int, ...], problem: str) -> None:
+        line = _line_of(self.lines, path)
+        where = f"{self.filename}:{line}" if line else self.filename
+        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
+        self.problems.append(f"{where}: {key}: {problem}")
+
+    def table(self, data: Any, path: tuple[str | int, ...], *, required: bool = True) -> dict[str, Any]:
+        if data is None:
+            if required:
+                self.err(path, "missing table")
+            return {}
+        if not isinstance(data, dict):
+            self.err(path, "must be a table")
+            return {}
+        return data
+
+    def get(
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: tuple[str | int, ...],
+        types: Any,
+        *,
+        required: bool = True,
+        default: Any = None,
+    ) -> Any:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.err((*path, key), "missing")
+            return default
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            self.err((*path, key), f"must be {_type_name(types)}, not a boolean")
+            return default
+        if not isinstance(value, types):
+            self.err((*path, key), f"must be {_type_name(types)}, not {type(value).__name__}")
+            return default
+        return value
+
+    def text(
+        self, data: dict[str, Any], key: str, path: tuple[str | int, ...], *, required: bool = True
+    ) -> Text:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.err((*path, key), "missing")
+            return {}
+        if isinstance(value, str):
+            return {"en": value}
+        if not isinstance(value, dict):
+            self.err(
+                (*path, key),
+                'must be a string or a table of translations, e.g. { en = "...", zh = "..." }',
+            )
+            return {}
+        out: dict[str, str] = {}
+        for lang, s in value.items():
+            if lang not in self.languages:
+                self.err(
+                    (*path, key, lang),
+                    f"language {lang!r} is not declared in protocol.languages ({', '.join(self.languages)})",
+                )
+            elif not isinstance(s, str) or not s.strip():
+                self.err((*path, key, lang), "translation must be a non-empty string")
+            else:
+                out[lang] = s
+        if "en" not in value:
+            self.err((*path, key), "needs an English text (en = ...)")
+        return out
+
+    def range_(
+        self, data: dict[str, Any], key: str, path: tuple[str | int, ...]
+    ) -> tuple[float, float] | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        ):
+            self.err((*path, key), "must be [min, max] with two numbers")
+            return None
+        lo, hi = float(value[0]), float(value[1])
+        if lo > hi:
+            self.err((*path, key), f"minimum {value[0]} is above maximum {value[1]}")
+            return None
+        return lo, hi
+
+
+def _type_name(types: Any) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
+    seq = types if isinstance(types, tuple) else (types,)
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in seq))
+
+
+def parse(source: str, filename: str = "<protocol>") -> Protocol:
+    """Parse and validate protocol TOML; raises `ProtocolFileError` naming every problem."""
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolFileError([f"{filename}: not valid TOML: {exc}"]) from None
+    r = _Reader(filename, source)
+    head = r.table(data.get("protocol"), ("protocol",))
+    langs = r.get(head, "languages", ("protocol",), list, default=["en"])
+    if langs and all(isinstance(x, str) for x in langs):
+        r.languages = tuple(langs)
+        if "en" not in langs:
+            r.err(("protocol", "languages"), 'must include "en"')
+    else:
+        r.err(("protocol", "languages"), "must be a list of language codes")
+    pid = r.get(head, "id", ("protocol",), str, default="")
+    if pid and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$", pid):
+        r.err(("protocol", "id"), "use 1-40 letters, digits, '.', '_' or '-'")
+    version = r.get(head, "version", ("protocol",), str, default="")
+    if version and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$", version):
+        r.err(("protocol", "version"), "use 1-20 letters, digits, '.', '_' or '-'")
+    title = r.text(head, "title", ("protocol",))
+    registry = r.get(head, "registry", ("protocol",), list, required=False, default=[])
+    eligibility = _eligibility(r, data)
+    consent = _consent(r, data)
+    schedule = _schedule(r, data)
+    sentinel = r.table(data.get("sentinel"), ("sentinel",))
+    sentinel_n = r.get(sentinel, "participants", ("sentinel",), int, default=1)
+    if sentinel_n is not None and sentinel_n < 0:
+        r.err(("sentinel", "participants"), "must be 0 or more")
+    ae = r.table(data.get("adverse_events"), ("adverse_events",))
+    prespecified = _choices(r, ae.get("prespecified"), ("adverse_events", "prespecified"))
+    product = r.table(data.get("product"), ("product",))
+    forms = _forms(r, data)
+    for form_name, fields in CONTRACT.items():
+        form = forms.get(form_name)
+        if form is None:
+            if "forms" in data and isinstance(data["forms"], dict):
+                r.err(("forms", form_name), "missing: wardcrf's workflow needs this form")
+            continue
+        for fname, ftype in fields.items():
+            f = form.fields.get(fname)
+            if f is None:
+                r.err(
+                    ("forms", form_name, "fields", fname),
+                    f"missing: the workflow needs a field of type {ftype} here",
+                )
+            elif f.type != ftype:
+                r.err(
+                    ("forms", form_name, "fields", fname, "type"),
+                    f"must be {ftype} (the workflow reads it)",
+                )
+    if r.problems:
+        raise ProtocolFileError(r.problems)
+    return Protocol(
+        id=pid,
+        version=version,
+        title=title,
+        languages=tuple(langs),
+        registry=tuple(registry),
+        eligibility=eligibility,
+        consent=consent,
+        schedule=schedule,
+        sentinel_participants=sentinel_n,
+        prespecified_events=prespecified,
+        product=dict(product),
+        forms=forms,
+        source=source,
+        sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        filename=filename,
+    )
+
+
+def _eligibility(r: _Reader, data: dict[str, Any]) -> Eligibility:
+    t = r.table(data.get("eligibility"), ("eligibility",))
+    p = ("eligibility",)
+    lo = r.get(t, "age_min", p, int, default=0)
+    hi = r.get(t, "age_max", p, int, default=200)
+    if lo is not None and hi is not None and lo > hi:
+        r.err((*p, "age_min"), f"minimum age {lo} is above maximum age {hi}")
+    sev = r.get(t, "severity", p, list, default=[])
+    return Eligibility(
+        lo, hi, bool(r.get(t, "pcr_required", p, bool, default=True)), tuple(str(s) for s in sev)
+    )
+
+
+def _consent(r: _Reader, data: dict[str, Any]) -> ConsentRules:
+    t = r.table(data.get("consent"), ("consent",))
+    p = ("consent",)
+    witnesses = r.get(t, "witnesses", p, int, default=2)
+    photos = r.get(t, "min_photos", p, int, default=1)
+    roles_ = r.get(t, "doctor_roles", p, list, default=["clinician", "investigator"])
+    from .roles import ROLES
+
+    for i, role in enumerate(roles_):
+        if role not in ROLES:
+            r.err((*p, "doctor_roles", i), f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+    return ConsentRules(witnesses, photos, tuple(roles_))
+
+
+def _schedule(r: _Reader, data: dict[str, Any]) -> Schedule:
+    t = r.table(data.get("schedule"), ("schedule",))
+    p = ("schedule",)
+    at = r.get(t, "time", p, str, default="09:00")
+    try:
+        hh, mm = at.split(":")
+        due = time(int(hh), int(mm))
+    except ValueError:
+        r.err((*p, "time"), f"{at!r} is not a time of day HH:MM")
+        due = time(9, 0)
+    zone_name = r.get(t, "zone", p, str, default="Asia/Shanghai")
+    from .clock import zone
+
+    try:
+        zone(zone_name)
+    except ValueError as exc:
+        r.err((*p, "zone"), str(exc))
+    doses = r.get(t, "doses", p, int, default=1)
+    if doses is not None and not 1 <= doses <= 365:
+        r.err((*p, "doses"), "must be between 1 and 365")
+    window = r.get(t, "window_minutes", p, int, default=120)
+    if window is not None and not 0 <= window <= 720:
+        r.err((*p, "window_minutes"), "must be between 0 and 720")
+    return Schedule(
+        doses=doses,
+        particles_per_dose=float(r.get(t, "particles_per_dose", p, (int, float), default=0)),
+        particles_unit=r.get(t, "particles_unit", p, str, required=False, default="particles"),
+        time=due,
+        zone=zone_name,
+        window_minutes=window,
+        volume_ml=float(r.get(t, "volume_ml", p, (int, float), default=0)),
+        duration_minutes=r.get(t, "duration_minutes", p, int, default=0),
+        device=r.get(t, "device", p, str, default=""),
+        route=r.get(t, "route", p, str, default=""),
+        diluent=r.get(t, "diluent", p, str, default=""),
+        skin_test_required=r.get(t, "skin_test_required", p, bool, default=True),
+    )
+
+
+def _choices(r: _Reader, value: Any, path: tuple[str | int, ...]) -> tuple[Choice, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        r.err(path, "must be a non-empty list of { code = ..., label = ... }")
+        return ()
+    out: list[Choice] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            r.err((*path, i), "must be a table { code = ..., label = ... }")
+            continue
+        code = item.get("code")
+        if isinstance(code, bool) or not isinstance(code, str | int) or code == "":
+            r.err((*path, i, "code"), "must be a non-empty string or an integer")
+            continue
+        if str(code) in seen:
+            r.err((*path, i, "code"), f"duplicate choice code {code!r}")
+        seen.add(str(code))
+        out.append(Choice(code, r.text(item, "label", (*path, i))))
+    return tuple(out)
+
+
+_FIELD_KEYS = {
+    "type",
+    "label",
+    "help",
+    "unit",
+    "required",
+    "hard",
+    "soft",
+    "choices",
+    "multiple",
+    "cdisc",
+    "default",
+    "computed",
+    "pattern",
+    "max_length",
+    "min_items",
+    "allow_future",
+}
+
+
+def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
+    forms_t = r.table(data.get("forms"), ("forms",))
+    forms: dict[str, Form] = {}
+    for name, ft in forms_t.items():
+        p: tuple[str | int, ...] = ("forms", name)
+        if not _NAME_RE.match(name):
+            r.err(p, "form names are lower-case letters, digits and '_' (max 40)")
+        ft = r.table(ft, p)
+        subject = r.get(ft, "subject", p, str, required=False, default="participant")
+        if subject not in SUBJECTS:
+            r.err(
+                (*p, "subject"),
+                f"unknown subject kind {subject!r} (allowed: {', '.join(SUBJECTS)})",
+            )
+        fields: dict[str, Field] = {}
+        for fname, spec in r.table(ft.get("fields"), (*p, "fields"), required=False).items():
+            f = _field(r, fname, spec, (*p, "fields", fname))
+            if f is not None:
+                fields[fname] = f
+        forms[name] = Form(
+            name, r.text(ft, "label", p), r.text(ft, "help", p, required=False), subject, fields
+        )
+    return forms
+
+
+def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field | None:
+    if not _NAME_RE.match(name):
+        r.err(p, "field names are lower-case letters, digits and '_' (max 40)")
+    spec = r.table(spec, p)
+    if not spec:
+        return None
+    for key in spec:
+        if key not in _FIELD_KEYS:
+            r.err((*p, key), f"unknown field key (allowed: {', '.join(sorted(_FIELD_KEYS))})")
+    ftype = r.get(spec, "type", p, str, default="text")
+    if ftype not in FIELD_TYPES:
+        r.err((*p, "type"), f"unknown field type {ftype!r} (allowed: {', '.join(FIELD_TYPES)})")
+        return None
+    hard = r.range_(spec, "hard", p)
+    soft = r.range_(spec, "soft", p)
+    if (hard or soft) and ftype not in ("number", "integer"):
+        r.err(
+            (*p, "hard" if hard else "soft"),
+            f"ranges apply to number and integer fields, not {ftype}",
+        )
+    if hard and soft and (soft[0] < hard[0] or soft[1] > hard[1]):
+        r.err(
+            (*p, "soft"),
+            f"soft range {soft[0]:g}..{soft[1]:g} must lie inside the hard range {hard[0]:g}..{hard[1]:g}",
+        )
+    choices = _choices(r, spec.get("choices"), (*p, "choices"))
+    if ftype == "choice" and not choices:
+        if "choices" not in spec:
+            r.err((*p, "choices"), "a choice field needs choices = [{ code = ..., label = ... }, ...]")
+    elif choices and ftype != "choice":
+        r.err((*p, "choices"), f"choices apply to choice fields, not {ftype}")
+    unit = r.get(spec, "unit", p, str, required=False)
+    if unit is not None and ftype not in ("number", "integer"):
+        r.err((*p, "unit"), f"units apply to number and integer fields, not {ftype}")
+    pattern = r.get(spec, "pattern", p, str, required=False)
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            r.err((*p, "pattern"), f"not a valid regular expression: {exc}")
+    default = spec.get("default")
+    if default is not None and ftype in ("date", "datetime") and default not in ("today", "now"):
+        r.err((*p, "default"), 'date and datetime defaults are "today" or "now"')
+    if (
+        default is not None
+        and ftype == "choice"
+        and choices
+        and not any(str(c.code) == str(default) for c in choices)
+    ):
+        r.err((*p, "default"), f"default {default!r} is not one of the choice codes")
+    return Field(
+        name=name,
+        type=ftype,
+        label=r.text(spec, "label", p),
+        help=r.text(spec, "help", p, required=False),
+        unit=unit,
+        required=bool(r.get(spec, "required", p, bool, required=False, default=False)),
+        hard=hard,
+        soft=soft,
+        choices=choices,
+        multiple=bool(r.get(spec, "multiple", p, bool, required=False, default=False)),
+        cdisc=r.get(spec, "cdisc", p, str, required=False),
+        default=default,
+        computed=bool(r.get(spec, "computed", p, bool, required=False, default=False)),
+        pattern=pattern,
+        max_length=r.get(spec, "max_length", p, int, required=False),
+        min_items=r.get(spec, "min_items", p, int, required=False, default=0) or 0,
+        allow_future=bool(r.get(spec, "allow_future", p, bool, required=False, default=False)),
+    )
+
+
+_CACHE: dict[str, Protocol] = {}
+
+
+def parse_cached(source: str, filename: str = "<protocol>") -> Protocol:
+    """`parse`, remembered by content hash (a protocol is read on every form)."""
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    hit = _CACHE.get(digest)
+    if hit is None:
+        hit = _CACHE[digest] = parse(source, filename)
+    return hit
+
+
+def read_file(path: Path) -> Protocol:
+    """Read and validate a protocol file from disk."""
+    try:
+        source = Path(path).read_text("utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"protocol file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ProtocolFileError([f"{Path(path).name}: not UTF-8 text"]) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read protocol file {path}: {exc.strerror}") from None
+    return parse(source, Path(path).name)
+
+
+def default_source() -> str:
+    return resources.files("wardcrf.protocols").joinpath(DEFAULT_PROTOCOL).read_text("utf-8")
+
+
+def default_protocol() -> Protocol:
+    return parse_cached(default_source(), DEFAULT_PROTOCOL)
+
+
+# -- in a site ----------------------------------------------------------------------------
+
+
+def active(store: Store) -> Protocol:
+    """The protocol new records are captured under; `Refused` if none is loaded."""
+    row = store.one("SELECT source, protocol_id FROM protocols WHERE active = 1")
+    if row is None:
+        raise Refused("no protocol is loaded on this site (run `wardcrf protocol load FILE`)")
+    return parse_cached(row[0], f"{row[1]} (loaded)")
+
+
+def version(store: Store, ref: Mapping[str, str] | None) -> Protocol:
+    """The protocol version an event was captured under (the active one if unknown)."""
+    if ref:
+        row = store.one(
+            "SELECT source, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?",
+            (ref.get("id"), ref.get("version")),
+        )
+        if row is not None:
+            return parse_cached(row[0], f"{row[1]} (loaded)")
+    return active(store)
+
+
+def loaded_versions(store: Store) -> list[dict[str, Any]]:
+    return store.rows(
+        "SELECT p.protocol_id, p.version, p.sha256, p.loaded_event, p.active, e.ts AS loaded_at"
+        " FROM protocols p JOIN events e ON e.id = p.loaded_event ORDER BY e.pos"
+    )
+
+
+def load(session: Any, protocol: Protocol) -> Event:
+    """Load a protocol version into the site (admin, investigator) and make it active."""
+    session.require("protocol.load", what="load protocol files")
+    event = record_loaded(session.store, session.ctx, session.author, protocol)
+    session.protocol = protocol.ref
+    return event
+
+
+def record_loaded(store: Store, ctx: Any, author: Any, protocol: Protocol) -> Event:
+    """Append `protocol.loaded` (also used by `Site.init`, before any session exists)."""
+    from .eventlog import append
+
+    row = store.one(
+        "SELECT sha256 FROM protocols WHERE protocol_id = ? AND version = ?",
+        (protocol.id, protocol.version),
+    )
+    if row is not None:
+        if row[0] == protocol.sha256:
+            raise Refused(f"protocol {protocol.id} version {protocol.version} is already loaded")
+        raise Refused(
+            f"protocol {protocol.id} version {protocol.version} is already loaded with different "
+            "content; give the changed file a new version"
+        )
+    return append(
+        store,
+        ctx,
+        author,
+        type="protocol.loaded",
+        subject=f"protocol:{protocol.id}",
+        body={
+            "protocol_id": protocol.id,
+            "version": protocol.version,
+            "sha256": protocol.sha256,
+            "filename": protocol.filename,
+            "source": protocol.source,
+        },
+    ).event
+
+
+@projector("protocol.loaded")
+def _loaded(store: Store, e: Event) -> None:
+    b = e.body
+    store.execute("UPDATE protocols SET active = 0 WHERE active = 1")
+    store.execute(
+        "INSERT INTO protocols (protocol_id, version, sha256, source, loaded_event, active)"
+        " VALUES (?,?,?,?,?,1) ON CONFLICT (protocol_id, version) DO UPDATE SET active = 1",
+        # The same version loaded on two laptops of a site arrives twice at a hub: keep the first.
+        (b["protocol_id"], b["version"], b["sha256"], b["source"], e.id),
+    )

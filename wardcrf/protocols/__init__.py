@@ -1,0 +1,1 @@
+"""Protocol files shipped with wardcrf (MEXCOVID is the default)."""

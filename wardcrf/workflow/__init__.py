@@ -1,0 +1,28 @@
+"""The clinical workflow of a trial: forms, their rules, and what is due.
+
+Services (each takes a `Session`; permissions are checked inside):
+
+* `submit(session, form, raw, participant=..., reason=..., confirm=..., password_for=...)`
+* `amend(session, event_id, raw, reason=..., confirm=...)`
+* `status.show / list_participants / today` read models
+* `dose_gates` / `register_dose_gate`: pre-dose checks other features plug in
+
+Importing this package registers every form rule and projection hook.
+"""
+
+from __future__ import annotations
+
+from . import clinical, dosing, participants, safety, status  # noqa: F401  (registers rules and hooks)
+from .dosing import dose_gates, register_dose_gate
+from .service import amend, submit
+from .status import list_participants, show, today
+
+__all__ = [
+    "amend",
+    "dose_gates",
+    "list_participants",
+    "register_dose_gate",
+    "show",
+    "submit",
+    "today",
+]

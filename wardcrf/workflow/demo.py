@@ -1,0 +1,565 @@
+"""A complete demo site, seeded through the same services a ward uses.
+
+Seven participants shaped like the published MEXCOVID cohort (4 male,
+3 female, ages 43-70; symptom onset to admission around 30 days), each
+consented with two witnesses and a photographed consent page, screened,
+enrolled, skin-tested and dosed daily with vitals before and after every
+inhalation and the post-dose question asked. Participant 1 is the sentinel:
+the DSMG records "continue" on its data before participant 2 is enrolled.
+Two participants step down from high-flow to nasal cannula (day 3 and day
+4); one has a non-serious adverse event after an inhalation; one dose is
+late (a deviation to see); the last participant is mid-course, so dose 3 is
+due today. Baseline and follow-up labs and CT scores are recorded for the
+participants who completed treatment; participant 1's casebook is signed off.
+
+Dates are relative to today, so the demo always looks current.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .. import users
+from ..clock import now_utc, zone
+from ..site import DEFAULT_ZONE, Session, Site
+from . import service
+from .clinical import CT_SEGMENTS
+
+DEMO_PASSWORD = "demo-password"
+DEMO_USERS = (
+    ("clinician", "Li Wei", "clinician"),
+    ("clinician2", "Zhang Min", "clinician"),
+    ("pharmacist", "Chen Jing", "pharmacist"),
+    ("investigator", "Wang Fang", "investigator"),
+    ("dsmg", "Liu Yang", "dsmg"),
+    ("coordinator", "Zhao Lei", "coordinator"),
+    ("auditor", "Sun Li", "auditor"),
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One demo participant: who they are and how their stay went."""
+
+    sex: str
+    age: int
+    severity: str
+    enrolled_days_ago: int
+    onset_to_admission: int
+    admission_to_enrollment: int
+    symptoms: tuple[str, ...]
+    comorbidities: tuple[str, ...]
+    oxygen: tuple[str, ...]  # support on days 1..5
+    labs_before: dict[str, Any]
+    labs_after: dict[str, Any]
+    ct_before: int
+    ct_after: int
+    plasma: bool = False
+    steroid: bool = False
+
+
+_NC = ("nasal_cannula",) * 5
+COHORT = (
+    Profile(
+        "M",
+        57,
+        "severe",
+        24,
+        30,
+        23,
+        ("fever", "cough", "dyspnoea"),
+        ("hypertension",),
+        _NC,
+        {
+            "wbc": 6.2,
+            "lym": 1.61,
+            "crp": 12.5,
+            "ldh": 265,
+            "il6": 9.8,
+            "ddimer": 0.9,
+            "alt": 78,
+            "creat": 62,
+        },
+        {
+            "wbc": 5.9,
+            "lym": 1.78,
+            "crp": 4.1,
+            "ldh": 231,
+            "il6": 5.2,
+            "ddimer": 0.6,
+            "alt": 79,
+            "creat": 60,
+        },
+        51,
+        40,
+    ),
+    Profile(
+        "F",
+        43,
+        "severe",
+        17,
+        15,
+        19,
+        ("fever", "cough", "fatigue"),
+        ("none",),
+        ("hfnc", "hfnc", "nasal_cannula", "nasal_cannula", "nasal_cannula"),
+        {
+            "wbc": 7.1,
+            "lym": 1.20,
+            "crp": 35.0,
+            "ldh": 310,
+            "il6": 21.4,
+            "ddimer": 1.8,
+            "alt": 45,
+            "creat": 55,
+        },
+        {
+            "wbc": 6.4,
+            "lym": 1.52,
+            "crp": 8.2,
+            "ldh": 245,
+            "il6": 7.9,
+            "ddimer": 0.9,
+            "alt": 40,
+            "creat": 57,
+        },
+        58,
+        44,
+        steroid=True,
+    ),
+    Profile(
+        "M",
+        70,
+        "critical",
+        16,
+        40,
+        26,
+        ("fever", "dyspnoea", "chest_tightness"),
+        ("diabetes", "copd"),
+        ("hfnc", "hfnc", "hfnc", "nasal_cannula", "nasal_cannula"),
+        {
+            "wbc": 9.8,
+            "lym": 0.85,
+            "crp": 56.0,
+            "ldh": 420,
+            "il6": 48.0,
+            "ddimer": 3.2,
+            "alt": 92,
+            "creat": 98,
+        },
+        {
+            "wbc": 8.1,
+            "lym": 1.10,
+            "crp": 60.5,
+            "ldh": 380,
+            "il6": 30.2,
+            "ddimer": 2.1,
+            "alt": 88,
+            "creat": 95,
+        },
+        62,
+        51,
+        plasma=True,
+    ),
+    Profile(
+        "F",
+        63,
+        "severe",
+        14,
+        28,
+        24,
+        ("cough", "fatigue", "anorexia"),
+        ("hyperthyroidism",),
+        _NC,
+        {
+            "wbc": 5.4,
+            "lym": 1.75,
+            "crp": 9.0,
+            "ldh": 240,
+            "il6": 6.1,
+            "ddimer": 0.5,
+            "alt": 81,
+            "creat": 58,
+        },
+        {
+            "wbc": 5.6,
+            "lym": 1.95,
+            "crp": 3.3,
+            "ldh": 228,
+            "il6": 6.8,
+            "ddimer": 0.4,
+            "alt": 77,
+            "creat": 56,
+        },
+        40,
+        32,
+    ),
+    Profile(
+        "M",
+        68,
+        "severe",
+        12,
+        35,
+        30,
+        ("fever", "cough", "myalgia"),
+        ("hypertension", "diabetes"),
+        _NC,
+        {
+            "wbc": 6.8,
+            "lym": 1.48,
+            "crp": 18.7,
+            "ldh": 290,
+            "il6": 12.3,
+            "ddimer": 1.1,
+            "alt": 66,
+            "creat": 71,
+        },
+        {
+            "wbc": 6.1,
+            "lym": 1.66,
+            "crp": 6.0,
+            "ldh": 250,
+            "il6": 13.5,
+            "ddimer": 0.8,
+            "alt": 70,
+            "creat": 69,
+        },
+        48,
+        38,
+    ),
+    Profile(
+        "F",
+        52,
+        "severe",
+        10,
+        20,
+        21,
+        ("dyspnoea", "fatigue"),
+        ("none",),
+        ("room_air", "room_air", "room_air", "room_air", "room_air"),
+        {
+            "wbc": 4.9,
+            "lym": 1.88,
+            "crp": 7.4,
+            "ldh": 220,
+            "il6": 4.4,
+            "ddimer": 0.4,
+            "alt": 35,
+            "creat": 51,
+        },
+        {
+            "wbc": 5.2,
+            "lym": 2.05,
+            "crp": 2.1,
+            "ldh": 205,
+            "il6": 3.9,
+            "ddimer": 0.3,
+            "alt": 33,
+            "creat": 50,
+        },
+        36,
+        30,
+    ),
+    Profile(
+        "M",
+        45,
+        "critical",
+        3,
+        31,
+        20,
+        ("fever", "cough", "dyspnoea", "diarrhoea"),
+        ("none",),
+        _NC,
+        {
+            "wbc": 8.9,
+            "lym": 1.05,
+            "crp": 42.0,
+            "ldh": 350,
+            "il6": 26.0,
+            "ddimer": 2.4,
+            "alt": 58,
+            "creat": 80,
+        },
+        {},
+        55,
+        0,
+    ),
+)
+
+
+@dataclass
+class DemoResult:
+    data_dir: Path
+    recovery_key: str
+    participants: list[str] = field(default_factory=list)
+    events: int = 0
+
+
+def _at(day: date, hh: int, mm: int = 0) -> str:
+    """Local ward time on `day`; minutes may run past 59 (09:50 + 30 min is fine)."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=zone(DEFAULT_ZONE))
+    return (midnight + timedelta(hours=hh, minutes=mm)).isoformat()
+
+
+def _consent_page(directory: Path, pid_hint: str) -> Path:
+    """A photographed consent page, generated (Pillow) so each consent binds its own image."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (640, 900), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((40, 40), "INFORMED CONSENT - MEXCOVID v1.0", fill="black")
+    draw.text((40, 80), f"Participant {pid_hint}", fill="black")
+    for i, y in enumerate(range(140, 760, 24)):
+        draw.line((40, y, 600 - (i * 7) % 120, y), fill=(90, 90, 90), width=2)
+    draw.text((40, 800), "signed: participant / doctor / witness / witness", fill="black")
+    path = directory / f"consent-{pid_hint}.jpg"
+    img.save(path, "JPEG", quality=85)
+    return path
+
+
+def _ct_segments(total: int, seed: int) -> dict[str, Any]:
+    """Spread a total score over the 18 segments (each 0-4), lower lobes first like COVID-19."""
+    order = sorted(
+        range(len(CT_SEGMENTS)), key=lambda i: ("lower" not in CT_SEGMENTS[i], (i * 7 + seed) % 18)
+    )
+    scores = [0] * len(CT_SEGMENTS)
+    left = total
+    while left > 0:
+        for i in order:
+            if left and scores[i] < 4:
+                scores[i] += 1
+                left -= 1
+    return dict(zip(CT_SEGMENTS, scores, strict=True))
+
+
+def seed(data_dir: Path, password: str = DEMO_PASSWORD, *, site_code: str = "WUH01") -> DemoResult:
+    """Create a demo site in `data_dir` and fill it through the workflow services."""
+    init = Site.init(
+        Path(data_dir),
+        site=site_code,
+        device_name="demo-laptop",
+        admin="admin",
+        password=password,
+        admin_full_name="Site Administrator",
+    )
+    site = init.site
+    result = DemoResult(Path(data_dir), init.recovery_key)
+    admin = site.unlock("admin", password)
+    try:
+        for username, full_name, role in DEMO_USERS:
+            users.add_user(admin, username, full_name, role, password)
+    finally:
+        admin.close()
+    clin = site.unlock("clinician", password)
+    inv = site.unlock("investigator", password)
+    dsmg = site.unlock("dsmg", password)
+    try:
+        with tempfile.TemporaryDirectory(prefix="wardcrf-demo-") as tmp:
+            _seed_cohort(clin, inv, dsmg, password, Path(tmp), result)
+        result.events = int(clin.store.scalar("SELECT count(*) FROM events"))
+    finally:
+        for s in (clin, inv, dsmg):
+            s.close()
+    return result
+
+
+def _seed_cohort(
+    clin: Session, inv: Session, dsmg: Session, password: str, tmp: Path, result: DemoResult
+) -> None:
+    today = now_utc().astimezone(zone(DEFAULT_ZONE)).date()
+
+    def pw(_user: str) -> str:
+        return password
+
+    def submit(form: str, pid: str | None, who: Session = clin, **values: Any) -> Any:
+        return service.submit(who, form, values, participant=pid, password_for=pw)
+
+    kit = 0
+    for n, prof in enumerate(COHORT, start=1):
+        day0 = today - timedelta(days=prof.enrolled_days_ago)
+        page = _consent_page(tmp, f"{n:03d}")
+        consent = submit(
+            "consent",
+            None,
+            consenter="participant",
+            form_version="1.0",
+            time=_at(day0, 8, 30),
+            witness_1="investigator",
+            witness_2="clinician2",
+            photos=f"@{page}",
+        )
+        pid = (consent.subject or "").removeprefix("participant:")
+        result.participants.append(pid)
+        dob = date(day0.year - prof.age, 1 + (n * 5) % 12, 1 + (n * 3) % 27)
+        if (dob.month, dob.day) > (day0.month, day0.day):
+            dob = date(dob.year - 1, dob.month, dob.day)
+        submit(
+            "screening",
+            pid,
+            date=day0.isoformat(),
+            dob=dob.isoformat(),
+            sex=prof.sex,
+            pcr_confirmed=True,
+            pcr_date=(day0 - timedelta(days=prof.admission_to_enrollment)).isoformat(),
+            severity=prof.severity,
+        )
+        admission = day0 - timedelta(days=prof.admission_to_enrollment)
+        submit(
+            "demographics",
+            pid,
+            symptoms=list(prof.symptoms),
+            comorbidities=list(prof.comorbidities),
+            symptom_onset=(admission - timedelta(days=prof.onset_to_admission)).isoformat(),
+            admission=admission.isoformat(),
+        )
+        submit("enrollment", pid, date=day0.isoformat())
+        submit("skin_test", pid, time=_at(day0, 15), result="negative", wheal=3)
+        submit("labs", pid, timepoint="baseline", date=day0.isoformat(), **prof.labs_before)
+        submit(
+            "ct_score",
+            pid,
+            timepoint="baseline",
+            date=day0.isoformat(),
+            lesion_form=["ground_glass", "consolidation"],
+            lesion_shape=["patchy"],
+            **_ct_segments(prof.ct_before, n),
+        )
+        submit(
+            "conmed",
+            pid,
+            category="antiviral",
+            name="umifenovir (arbidol)",
+            start=(admission + timedelta(days=1)).isoformat(),
+        )
+        submit(
+            "conmed",
+            pid,
+            category="antibiotic_antifungal",
+            name="moxifloxacin",
+            start=(admission + timedelta(days=2)).isoformat(),
+            end=(admission + timedelta(days=12)).isoformat(),
+        )
+        if prof.steroid:
+            submit(
+                "conmed",
+                pid,
+                category="corticosteroid",
+                name="methylprednisolone 40 mg/day",
+                start=(day0 - timedelta(days=5)).isoformat(),
+                end=(day0 + timedelta(days=2)).isoformat(),
+            )
+        if prof.plasma:
+            submit(
+                "conmed",
+                pid,
+                category="convalescent_plasma",
+                name="convalescent plasma, one unit",
+                plasma_volume=200,
+                plasma_titre=640,
+                plasma_time=_at(day0 - timedelta(days=3), 14),
+            )
+        for d in range(1, 6):
+            day = day0 + timedelta(days=d)
+            if day >= today:
+                break
+            kit += 1
+            late = n == 5 and d == 4
+            hh, mm = (11, 40) if late else (9, (n * 4 + d) % 15)
+            submit(
+                "vitals",
+                pid,
+                timepoint="pre_dose",
+                dose=d,
+                time=_at(day, hh - 1, 45),
+                temp=36.8 + (n % 3) / 10,
+                pulse=82 + n,
+                resp=20 + n % 4,
+                oxysat=94 + d % 3,
+                sysbp=128,
+                diabp=78,
+            )
+            submit(
+                "dose",
+                pid,
+                kit_id=f"EXO-{kit:04d}",
+                lot="HAMSC-2003-01",
+                particles=2.0e8,
+                volume=6,
+                diluent="normal_saline",
+                device="aerogen_solo",
+                start=_at(day, hh, mm),
+                end=_at(day, hh, mm + 30),
+                interruptions=0,
+            )
+            submit(
+                "vitals",
+                pid,
+                timepoint="post_dose",
+                dose=d,
+                time=_at(day, hh + 1, 15),
+                temp=37.4 if (n == 3 and d == 2) else 36.9,
+                pulse=84 + n,
+                resp=20,
+                oxysat=95 + d % 3,
+            )
+            fever = n == 3 and d == 2
+            submit(
+                "post_dose_check",
+                pid,
+                dose=d,
+                time=_at(day, hh + 1, 20),
+                events=["fever"] if fever else ["none"],
+            )
+            if fever:
+                submit(
+                    "ae",
+                    pid,
+                    term="Low-grade fever after inhalation",
+                    prespecified="fever",
+                    dose=d,
+                    onset=day.isoformat(),
+                    end=(day + timedelta(days=1)).isoformat(),
+                    grade=1,
+                    serious=False,
+                    causality="possible",
+                    action="none",
+                    outcome="recovered",
+                    first_known=day.isoformat(),
+                )
+            support = prof.oxygen[d - 1]
+            flow: dict[str, Any] = {"room_air": {}, "nasal_cannula": {"flow": 3.0}}.get(
+                support, {"flow": 40.0, "fio2": 50}
+            )
+            submit("oxygen", pid, date=day.isoformat(), support=support, **flow)
+        if prof.labs_after:
+            submit(
+                "labs",
+                pid,
+                timepoint="post_treatment",
+                date=(day0 + timedelta(days=6)).isoformat(),
+                **prof.labs_after,
+            )
+            submit(
+                "ct_score",
+                pid,
+                timepoint="post_treatment",
+                date=(day0 + timedelta(days=7)).isoformat(),
+                lesion_form=["ground_glass"],
+                lesion_shape=["patchy"],
+                **_ct_segments(prof.ct_after, n),
+            )
+        if n == 1:
+            submit(
+                "dsmg_decision",
+                pid,
+                who=dsmg,
+                decision="continue",
+                time=_at(day0 + timedelta(days=6), 16),
+                rationale="Sentinel participant completed 5 inhalations without a serious adverse event or "
+                "vital-sign instability; enrollment may continue.",
+            )
+            service.submit(inv, "signoff", {"note": "casebook reviewed"}, participant=pid, password_for=pw)

@@ -1,0 +1,284 @@
+"""Dosing: skin test, the daily inhalation, vitals around it, and the post-dose check.
+
+Schedule (from the protocol's ``[schedule]``): the enrollment day is day 0;
+dose N is due on day N at the scheduled local time (09:00 Asia/Shanghai for
+MEXCOVID) within ± `window_minutes` (default 120). A dose given outside its
+window is stored with ``window = early | late`` (a protocol deviation); a due
+dose whose window has closed without a record is reported as "missing" by
+`status`. The domain refuses: dosing before enrollment, without a negative
+skin test recorded before dose 1, after a positive skin test, under a DSMG
+stop or unresolved alter, a dose beyond the scheduled count, a second dose on
+the same local day, a kit already used, and anything a registered dose gate
+refuses (the cold chain registers one). Cumulative particles are always the
+sum of the recorded doses.
+
+`dose_gates` is the pluggable pre-dose check list: functions
+``(store, kit_id, when) -> None`` that raise `Refused` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from .. import users
+from ..clock import zone
+from ..errors import Refused
+from ..forms import plain
+from ..records import RecordState, form_hook
+from ..store import Store
+from . import safety
+from .base import RuleContext, records_of, rule
+
+DoseGate = Callable[[Store, str, datetime], None]
+dose_gates: list[DoseGate] = []
+
+
+def register_dose_gate(gate: DoseGate) -> DoseGate:
+    """Add a pre-dose check (idempotent, usable as a decorator)."""
+    if gate not in dose_gates:
+        dose_gates.append(gate)
+    return gate
+
+
+def due_time(enrolled_on: date, dose_number: int, at: Any, zone_name: str) -> datetime:
+    """Dose N is due on day N (enrollment day = day 0) at the scheduled local time."""
+    day = enrolled_on + timedelta(days=dose_number)
+    return datetime.combine(day, at, zone(zone_name))
+
+
+def window_of(start: datetime, due: datetime, minutes: int) -> str:
+    if start < due - timedelta(minutes=minutes):
+        return "early"
+    if start > due + timedelta(minutes=minutes):
+        return "late"
+    return "on_time"
+
+
+def doses_of(store: Store, pid: str) -> list[dict[str, Any]]:
+    return store.rows("SELECT * FROM doses WHERE participant = ? ORDER BY dose_number, start", (pid,))
+
+
+def cumulative_particles(store: Store, pid: str) -> float:
+    """Total particles given: the sum of recorded doses, never a typed total."""
+    return float(store.scalar("SELECT coalesce(sum(particles), 0) FROM doses WHERE participant = ?", (pid,)))
+
+
+# -- skin test ------------------------------------------------------------------------------
+
+
+@rule("skin_test", action="dose.record")
+def check_skin_test(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    p = ctx.participant
+    assert p is not None
+    first = ctx.store.one("SELECT start FROM doses WHERE participant = ? AND dose_number = 1", (p.id,))
+    if first and v.get("time") and ctx.local(v["time"]) > ctx.local(first[0]):
+        ctx.problem("time", f"after dose 1 ({first[0]}); the skin test precedes dose 1")
+    return {}
+
+
+def skin_test_gate(ctx: RuleContext, pid: str, start: datetime) -> None:
+    tests = records_of(ctx.store, pid, "skin_test")
+    positive = [t for t in tests if t.get("result") == "positive"]
+    if positive:
+        raise Refused(f"dosing is blocked: the skin test {positive[0]['_event']} was positive")
+    if not ctx.protocol.schedule.skin_test_required:
+        return
+    before = [t for t in tests if t.get("result") == "negative" and ctx.local(t["time"]) <= start]
+    if not before:
+        raise Refused(
+            f"no negative skin test recorded for {pid} before this dose; record the skin test before dose 1"
+        )
+
+
+# -- dose ---------------------------------------------------------------------------------------
+
+
+@rule("dose", action="dose.record")
+def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    """Sequencing, count, one per day, kit not reused, gates; computes number, day and window."""
+    p = ctx.participant
+    assert p is not None
+    sched = ctx.protocol.schedule
+    if not p.enrolled_on:
+        raise Refused(f"{p.id} is not enrolled; a dose needs an enrolled participant")
+    given_by = v.get("given_by") or ctx.session.user
+    user = users.get(ctx.store, given_by)
+    if user is None or not user["active"]:
+        ctx.problem("given_by", f"{given_by} is not an active user of this site")
+    v["given_by"] = given_by
+    if (v.get("interruptions") or 0) > 0 and not v.get("interruption_note"):
+        ctx.problem("interruption_note", "required when the inhalation was interrupted: what happened")
+    start = ctx.local(v["start"]) if v.get("start") else None
+    end = ctx.local(v["end"]) if v.get("end") else None
+    if start and end and end < start:
+        ctx.problem(
+            "end",
+            f"{end.isoformat(timespec='minutes')} is before the start {start.isoformat(timespec='minutes')}",
+        )
+    enrolled = date.fromisoformat(p.enrolled_on)
+    if start and start.date() <= enrolled:
+        ctx.problem(
+            "start",
+            f"{start.date()} is not after the enrollment day {enrolled} (dose 1 is on day 1)",
+        )
+    if ctx.problems or start is None:
+        return {}
+    others = [d for d in doses_of(ctx.store, p.id) if d["event_id"] != ctx.amending]
+    if ctx.amending:
+        number = int(ctx.store.scalar("SELECT dose_number FROM doses WHERE event_id = ?", (ctx.amending,)))
+    else:
+        safety.require_no_hold(ctx.store, "record a dose")
+        if len(others) >= sched.doses:
+            raise Refused(f"{p.id} has had all {sched.doses} doses; dose {len(others) + 1} is refused")
+        number = len(others) + 1
+        skin_test_gate(ctx, p.id, start)
+    for d in others:
+        if ctx.local(d["start"]).date() == start.date():
+            raise Refused(
+                f"{p.id} already had dose {d['dose_number']} on {start.date()} "
+                f"(record {d['event_id']}); one dose per day"
+            )
+        if d["dose_number"] < number and ctx.local(d["start"]) > start:
+            ctx.problem("start", f"before dose {d['dose_number']} ({d['start']})")
+        if d["dose_number"] > number and ctx.local(d["start"]) < start:
+            ctx.problem("start", f"after dose {d['dose_number']} ({d['start']})")
+    kit = str(v.get("kit_id") or "")
+    used = ctx.store.one(
+        "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?",
+        (kit, ctx.amending or ""),
+    )
+    if used:
+        ctx.problem("kit_id", f"kit {kit} was already used for {used[0]} dose {used[1]} ({used[2]})")
+    if ctx.problems:
+        return {}
+    if not ctx.amending:
+        for gate in dose_gates:
+            gate(ctx.store, kit, start)
+    due = due_time(enrolled, number, sched.time, sched.zone)
+    return {
+        "given_by": given_by,
+        "dose_number": number,
+        "day": (start.date() - enrolled).days,
+        "due": due.isoformat(timespec="seconds"),
+        "window": window_of(start, due, sched.window_minutes),
+    }
+
+
+@form_hook("dose")
+def _dose_hook(store: Store, rec: RecordState) -> None:
+    d = rec.data
+    store.execute(
+        "INSERT OR REPLACE INTO doses (event_id, participant, dose_number, kit_id, lot, particles, volume_ml,"
+        " start, end, given_by, day, due, window) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            rec.event_id,
+            (rec.subject or "").removeprefix("participant:"),
+            d.get("dose_number"),
+            d.get("kit_id"),
+            d.get("lot"),
+            plain(d.get("particles")),
+            plain(d.get("volume")),
+            d.get("start"),
+            d.get("end"),
+            d.get("given_by"),
+            d.get("day"),
+            d.get("due"),
+            d.get("window"),
+        ),
+    )
+
+
+# -- vitals -------------------------------------------------------------------------------------
+
+
+@rule("vitals")
+def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    """Pre/post-dose vitals name their dose; post-dose vitals cannot precede the dose's end."""
+    p = ctx.participant
+    assert p is not None
+    tp, n = v.get("timepoint"), v.get("dose")
+    sys_, dia = plain(v.get("sysbp")), plain(v.get("diabp"))
+    if sys_ is not None and dia is not None and dia >= sys_:
+        ctx.problem("diabp", f"{dia} mmHg is not below the systolic {sys_} mmHg")
+    if tp in ("pre_dose", "post_dose"):
+        if n is None:
+            ctx.problem("dose", f"required for {tp} vitals: which dose (1 to {ctx.protocol.schedule.doses})")
+            return {}
+        dose = ctx.store.one(
+            "SELECT start, end, event_id FROM doses WHERE participant = ? AND dose_number = ?",
+            (p.id, n),
+        )
+        when = ctx.local(v["time"]) if v.get("time") else None
+        if tp == "post_dose":
+            if dose is None:
+                ctx.problem("dose", f"dose {n} has not been recorded for {p.id}; post-dose vitals follow it")
+            elif when and when < ctx.local(dose[1]):
+                ctx.problem(
+                    "time",
+                    f"{when.isoformat(timespec='minutes')} is before dose {n} ended "
+                    f"({ctx.local(dose[1]).isoformat(timespec='minutes')}); post-dose vitals follow the dose",
+                )
+        else:
+            given = int(ctx.store.scalar("SELECT count(*) FROM doses WHERE participant = ?", (p.id,)))
+            if dose is None and n != given + 1:
+                ctx.problem("dose", f"the next dose for {p.id} is dose {given + 1}, not {n}")
+            elif dose is not None and when and when > ctx.local(dose[0]):
+                ctx.problem(
+                    "time",
+                    f"{when.isoformat(timespec='minutes')} is after dose {n} started "
+                    f"({ctx.local(dose[0]).isoformat(timespec='minutes')}); pre-dose vitals precede it",
+                )
+    return {}
+
+
+@form_hook("vitals")
+def _vitals_hook(store: Store, rec: RecordState) -> None:
+    d = rec.data
+    store.execute(
+        "INSERT OR REPLACE INTO vitals (event_id, participant, timepoint, dose, time, temp, pulse, resp, oxysat,"
+        " sysbp, diabp) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            rec.event_id,
+            (rec.subject or "").removeprefix("participant:"),
+            d.get("timepoint"),
+            d.get("dose"),
+            d.get("time"),
+            plain(d.get("temp")),
+            plain(d.get("pulse")),
+            plain(d.get("resp")),
+            plain(d.get("oxysat")),
+            plain(d.get("sysbp")),
+            plain(d.get("diabp")),
+        ),
+    )
+
+
+# -- post-dose check of prespecified events -----------------------------------------------------
+
+
+@rule("post_dose_check")
+def check_post_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    p = ctx.participant
+    assert p is not None
+    n, events = v.get("dose"), v.get("events") or []
+    if "none" in events and len(events) > 1:
+        ctx.problem("events", "'none' cannot be combined with events")
+    if n is not None:
+        dose = ctx.store.one("SELECT end FROM doses WHERE participant = ? AND dose_number = ?", (p.id, n))
+        if dose is None:
+            ctx.problem("dose", f"dose {n} has not been recorded for {p.id}")
+        elif v.get("time") and ctx.local(v["time"]) < ctx.local(dose[0]):
+            ctx.problem("time", f"before dose {n} ended ({dose[0]})")
+        earlier = [
+            r
+            for r in records_of(ctx.store, p.id, "post_dose_check", exclude=ctx.amending)
+            if r.get("dose") == n
+        ]
+        if earlier:
+            raise Refused(
+                f"the post-dose check for dose {n} is already recorded ({earlier[0]['_event']}); "
+                "amend it instead"
+            )
+    return {}

@@ -1,0 +1,371 @@
+"""Participants: consent, screening, enrollment, demographics, and the sentinel gate.
+
+The order is the law of the ward (Part 11 §11.10(f) operational sequencing):
+
+1. **Consent** creates the participant (a new site-prefixed id, never reused)
+   and is valid only with the consenting doctor's and two witnessing
+   doctors' e-signatures (three distinct users) and at least one photograph
+   of the signed pages. No other form is accepted for a participant before it.
+2. **Screening** records the facts; wardcrf evaluates the eligibility
+   checklist (age from date of birth at screening, PCR, severity) and stores
+   the result with the failed criteria. A screen failure is never enrolled.
+3. **Enrollment** (the day before dose 1) needs an eligible screening, age
+   still in range on the enrollment day, no DSMG stop or unresolved "alter",
+   and the **sentinel gate**: once the first participant(s) are enrolled, the
+   next one waits for a DSMG "continue" on each sentinel's safety data.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from .. import users
+from ..errors import Refused
+from ..eventlog import Event
+from ..records import RecordState, form_hook
+from ..store import Store
+from . import safety
+from .base import RuleContext, records_of, rule
+
+
+def new_participant_id(store: Store, site: str) -> str:
+    """The next site-prefixed id: one above every id ever allocated on this site (never reused)."""
+    top = store.scalar("SELECT max(number) FROM participants") or 0
+    return f"{site}-{top + 1:03d}"
+
+
+def _number_of(pid: str) -> int:
+    tail = pid.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def age_on(dob: date, day: date) -> int:
+    """Completed years of age on `day`."""
+    return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
+
+
+def _date(v: Any) -> date | None:
+    return date.fromisoformat(v) if isinstance(v, str) else None
+
+
+# -- consent --------------------------------------------------------------------------
+
+
+@rule("consent", action="consent.record", needs_consent=False)
+def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    """Surrogate details when a surrogate signs; three distinct doctors sign."""
+    if v.get("consenter") == "surrogate":
+        for key in ("surrogate_name", "surrogate_relationship"):
+            if not v.get(key):
+                ctx.problem(key, "required when a surrogate consents")
+    elif v.get("consenter") == "participant":
+        for key in ("surrogate_name", "surrogate_relationship"):
+            if v.get(key):
+                ctx.problem(key, "only for a surrogate's consent (consenter=surrogate)")
+    rules = ctx.protocol.consent
+    doctor = ctx.session.user
+    if ctx.amending is None and ctx.session.role not in rules.doctor_roles:
+        raise Refused(f"consent is taken by a study doctor (roles: {', '.join(rules.doctor_roles)})")
+    seen = {doctor: "the consenting doctor"}
+    signers: list[tuple[str, str]] = [(doctor, "authored")]
+    for key in ("witness_1", "witness_2"):
+        name = v.get(key)
+        if not name:
+            continue
+        user = users.get(ctx.store, name)
+        if user is None or not user["active"]:
+            ctx.problem(key, f"{name} is not an active user of this site")
+        elif user["role"] not in rules.doctor_roles:
+            ctx.problem(
+                key,
+                f"{name} is a {user['role']}; witnesses are study doctors ({', '.join(rules.doctor_roles)})",
+            )
+        elif name in seen:
+            ctx.problem(
+                key,
+                f"{name} already signs as {seen[name]}; each of the three signatures "
+                "must be by a different user",
+            )
+        else:
+            seen[name] = "the first witness" if key == "witness_1" else "the second witness"
+            signers.append((name, "witnessed"))
+    if ctx.amending is not None:
+        old = ctx.store.scalar("SELECT data FROM records WHERE event_id = ?", (ctx.amending,))
+        before = json.loads(old) if old else {}
+        for key in ("witness_1", "witness_2"):
+            if v.get(key) != before.get(key):
+                ctx.problem(key, "witnesses signed the original consent; record a new consent instead")
+        return {}
+    if not ctx.problems:
+        if ctx.password_for is None:
+            raise Refused("consent needs the e-signatures of the consenting doctor and both witnesses")
+        ctx.carry["signers"] = [(n, m, ctx.password_for(n)) for n, m in signers]
+    return {}
+
+
+def sign_consent(ctx: RuleContext, event: Event) -> None:
+    """Each signer re-enters their password (§11.200); runs inside the record's transaction.
+
+    A wrong password rolls the whole consent back. The failed attempt was
+    logged inside that transaction, so it is logged again after the
+    rollback (`relog_failed_signature`): the audit trail keeps every failure.
+    """
+    from .. import signatures
+
+    for name, meaning, pw in ctx.carry.get("signers", []):
+        ctx.carry["signing"] = name
+        signatures.sign(ctx.session, target=event.id, meaning=meaning, signer=name, password=pw)
+    ctx.carry.pop("signing", None)
+
+
+def relog_failed_signature(ctx: RuleContext, exc: Exception) -> None:
+    from ..clock import iso_utc, now_utc
+
+    name = ctx.carry.get("signing")
+    if name and str(exc).startswith("wrong password"):
+        users.record_login_failed(ctx.session, name, iso_utc(now_utc()))
+
+
+def consent_state(store: Store, p: Any, witnesses: int = 2) -> tuple[bool, str]:
+    """(valid, why): a consent record signed by its doctor and `witnesses` other users."""
+    if not p.consent_event:
+        return False, "no consent recorded"
+    rows = store.rows("SELECT user_id, meaning FROM signatures WHERE target_event = ?", (p.consent_event,))
+    authored = {r["user_id"] for r in rows if r["meaning"] == "authored"}
+    witnessed = {r["user_id"] for r in rows if r["meaning"] == "witnessed"} - authored
+    if not authored or len(witnessed) < witnesses:
+        return False, (
+            f"consent {p.consent_event} lacks signatures (doctor: {len(authored)}, "
+            f"witnesses: {len(witnessed)} of {witnesses})"
+        )
+    return True, "valid"
+
+
+@form_hook("consent")
+def _consent_hook(store: Store, rec: RecordState) -> None:
+    pid = (rec.subject or "").removeprefix("participant:")
+    row = store.one("SELECT consent_event FROM participants WHERE id = ?", (pid,))
+    if row is None:
+        store.execute(
+            "INSERT INTO participants (id, number, consent_event, consent_time, consent_version)"
+            " VALUES (?,?,?,?,?)",
+            (
+                pid,
+                _number_of(pid),
+                rec.event_id,
+                rec.data.get("time"),
+                rec.data.get("form_version"),
+            ),
+        )
+    elif row[0] in (None, rec.event_id):
+        store.execute(
+            "UPDATE participants SET consent_event = ?, consent_time = ?, consent_version = ? WHERE id = ?",
+            (rec.event_id, rec.data.get("time"), rec.data.get("form_version"), pid),
+        )
+
+
+# -- screening ------------------------------------------------------------------------
+
+
+@rule("screening", action="participant.screen", amend_action="participant.screen")
+def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate the inclusion checklist from the recorded facts."""
+    p = ctx.participant
+    assert p is not None
+    earlier = records_of(ctx.store, p.id, "screening", exclude=ctx.amending)
+    if earlier:
+        raise Refused(
+            f"{p.id} was already screened (record {earlier[0]['_event']}); "
+            "correct it with `wardcrf amend`, an id is never screened twice"
+        )
+    dob, day = _date(v.get("dob")), _date(v.get("date"))
+    if dob and day and dob > day:
+        ctx.problem("dob", f"{dob} is after the screening date {day}")
+        return {}
+    if day and p.consent_time and day < ctx.local(p.consent_time).date():
+        ctx.problem("date", f"{day} is before consent was given ({p.consent_time[:10]})")
+    if dob is None or day is None:
+        return {}
+    el = ctx.protocol.eligibility
+    age = age_on(dob, day)
+    failed = []
+    if not el.age_min <= age <= el.age_max:
+        failed.append("age")
+    if el.pcr_required and v.get("pcr_confirmed") is not True:
+        failed.append("pcr")
+    if v.get("severity") not in el.severities:
+        failed.append("severity")
+    return {
+        "age": {"value": age, "unit": "years"},
+        "eligible": not failed,
+        "failed_criteria": failed,
+    }
+
+
+@form_hook("screening")
+def _screening_hook(store: Store, rec: RecordState) -> None:
+    d = rec.data
+    pid = (rec.subject or "").removeprefix("participant:")
+    store.execute(
+        "UPDATE participants SET screening_event = ?, screening_date = ?, sex = ?, dob = ?, eligible = ?,"
+        " failed_criteria = ? WHERE id = ?",
+        (
+            rec.event_id,
+            d.get("date"),
+            d.get("sex"),
+            d.get("dob"),
+            None if d.get("eligible") is None else int(bool(d.get("eligible"))),
+            json.dumps(d.get("failed_criteria") or []),
+            pid,
+        ),
+    )
+
+
+# -- enrollment -----------------------------------------------------------------------
+
+
+@rule("enrollment", action="participant.screen", amend_action="participant.screen")
+def check_enrollment(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    """Eligible, still in the age range, the sentinel gate open, no DSMG hold."""
+    p = ctx.participant
+    assert p is not None
+    if p.enrollment_event and p.enrollment_event != ctx.amending:
+        raise Refused(f"{p.id} is already enrolled (record {p.enrollment_event})")
+    if not p.screening_event:
+        raise Refused(f"{p.id} has not been screened; record the screening form first")
+    if not p.eligible:
+        raise Refused(
+            f"{p.id} is a screen failure (failed: {', '.join(p.failed_criteria)}); "
+            "a screen failure is never enrolled"
+        )
+    day = _date(v.get("date"))
+    if day and p.screening_date and day < date.fromisoformat(p.screening_date):
+        ctx.problem("date", f"{day} is before the screening date {p.screening_date}")
+    el = ctx.protocol.eligibility
+    if day and p.dob_date and not el.age_min <= age_on(p.dob_date, day) <= el.age_max:
+        ctx.problem(
+            "date",
+            f"on {day} the participant is {age_on(p.dob_date, day)}: outside the "
+            f"age range {el.age_min} to {el.age_max} (criteria must hold on the enrollment day)",
+        )
+    if ctx.amending is None:
+        safety.require_no_hold(ctx.store, "enroll participants")
+        sentinel_gate(ctx.store, ctx.protocol.sentinel_participants, p.id)
+    return {}
+
+
+def enrolled_in_order(store: Store) -> list[str]:
+    return [
+        r[0]
+        for r in store.execute(
+            "SELECT p.id FROM participants p JOIN events e ON e.id = p.enrollment_event ORDER BY e.pos"
+        )
+    ]
+
+
+def sentinel_gate(store: Store, sentinels: int, pid: str) -> None:
+    """Refuse enrolling past the sentinel(s) until the DSMG said "continue" on each."""
+    others = [x for x in enrolled_in_order(store) if x != pid]
+    if len(others) < sentinels:
+        return
+    for s in others[:sentinels]:
+        if not safety.decisions(store, participant=s, decision="continue"):
+            raise Refused(
+                f"sentinel rule: {pid} cannot be enrolled until a DSMG member records a "
+                f"'continue' decision on {s}'s safety data"
+            )
+
+
+def sentinel_state(store: Store, sentinels: int) -> dict[str, Any]:
+    enrolled = enrolled_in_order(store)
+    waiting = [
+        s for s in enrolled[:sentinels] if not safety.decisions(store, participant=s, decision="continue")
+    ]
+    return {
+        "sentinels": enrolled[:sentinels],
+        "waiting_for_dsmg": waiting,
+        "open": len(enrolled) < sentinels or not waiting,
+    }
+
+
+@form_hook("enrollment")
+def _enrollment_hook(store: Store, rec: RecordState) -> None:
+    pid = (rec.subject or "").removeprefix("participant:")
+    store.execute(
+        "UPDATE participants SET enrollment_event = ?, enrolled_on = ? WHERE id = ?",
+        (rec.event_id, rec.data.get("date"), pid),
+    )
+
+
+# -- demographics ---------------------------------------------------------------------
+
+
+@rule("demographics")
+def check_demographics(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    p = ctx.participant
+    assert p is not None
+    earlier = records_of(ctx.store, p.id, "demographics", exclude=ctx.amending)
+    if earlier:
+        raise Refused(f"{p.id} already has demographics (record {earlier[0]['_event']}); amend it instead")
+    onset, adm = _date(v.get("symptom_onset")), _date(v.get("admission"))
+    if onset and adm and onset > adm:
+        ctx.problem("admission", f"{adm} is before the symptom onset {onset}")
+        return {}
+    comorb = v.get("comorbidities") or []
+    if "none" in comorb and len(comorb) > 1:
+        ctx.problem("comorbidities", "'none' cannot be combined with other comorbidities")
+    if onset and adm:
+        return {"onset_to_admission": {"value": (adm - onset).days, "unit": "days"}}
+    return {}
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+def _register_audit_check() -> None:
+    from .. import audit
+
+    @audit.register_check("consent sequencing")
+    def _consent_first(store: Store) -> audit.CheckResult:
+        """Every participant record was written after a consent signed by three distinct users.
+
+        The services refuse anything else; this finds records that reached the
+        log another way (an edited import, a bug), naming each participant.
+        """
+        problems: list[str] = []
+        checked = 0
+        rows = store.execute(
+            "SELECT r.subject, r.form, r.event_id, e.pos FROM records r JOIN events e ON e.id = r.event_id"
+            " WHERE r.subject LIKE 'participant:%' ORDER BY e.pos"
+        ).fetchall()
+        first_valid: dict[str, int | None] = {}
+        for subject, form, event_id, pos in rows:
+            checked += 1
+            if subject not in first_valid:
+                first_valid[subject] = None
+                for cid, cpos in store.execute(
+                    "SELECT r.event_id, e.pos FROM records r JOIN events e ON e.id = r.event_id"
+                    " WHERE r.subject = ? AND r.form = 'consent' ORDER BY e.pos",
+                    (subject,),
+                ):
+                    signers = {
+                        u
+                        for (u,) in store.execute(
+                            "SELECT user_id FROM signatures WHERE target_event = ?", (cid,)
+                        )
+                    }
+                    if len(signers) >= 3:
+                        first_valid[subject] = cpos
+                        break
+            if form == "consent":
+                continue
+            start = first_valid[subject]
+            if start is None or pos < start:
+                pid = subject.removeprefix("participant:")
+                problems.append(f"{pid}: {form} record {event_id} has no signed consent before it")
+        return audit.CheckResult("consent sequencing", checked, problems)
+
+
+_register_audit_check()

@@ -1,0 +1,248 @@
+"""Safety: adverse events, DSMG decisions and reviews, and the casebook sign-off.
+
+* An adverse event carries its CTCAE grade, seriousness with the six ICH E2A
+  criteria, WHO-UMC causality, action and outcome. A serious event gets an
+  expedited-report due date (7 days from first knowledge if fatal or
+  life-threatening, else 15) and stays on the DSMG's review list until a DSMG
+  member records its relatedness.
+* DSMG decisions gate the trial: the latest decision site-wide holds sway.
+  "stop" halts all dosing and enrollment; "alter" holds them until a new
+  protocol version is loaded after it (the amendment); "continue" on a
+  sentinel participant opens the sentinel gate (see `participants`).
+* The investigator signs a casebook off with an e-signature meaning
+  "approved" over everything recorded for the participant; any later change
+  shows it as "changed since signed".
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+from ..errors import Refused
+from ..eventlog import Event
+from ..forms import plain
+from ..records import RecordState, form_hook
+from ..site import Session
+from ..store import Store
+from .base import RULES, FormRule, RuleContext, require_participant, rule
+
+SERIOUS_CRITERIA = (
+    "death",
+    "life_threatening",
+    "hospitalization",
+    "disability",
+    "congenital_anomaly",
+    "medically_important",
+)
+EXPEDITED_DAYS_FATAL = 7
+EXPEDITED_DAYS_OTHER = 15
+
+
+# -- DSMG ---------------------------------------------------------------------------------
+
+
+def decisions(
+    store: Store, *, participant: str | None = None, decision: str | None = None
+) -> list[dict[str, Any]]:
+    """DSMG decisions in log order: event, participant, decision, time, pos."""
+    sql = (
+        "SELECT r.event_id, r.subject, r.data, e.pos FROM records r JOIN events e ON e.id = r.event_id"
+        " WHERE r.form = 'dsmg_decision'"
+    )
+    params: list[Any] = []
+    if participant:
+        sql += " AND r.subject = ?"
+        params.append(f"participant:{participant}")
+    out = []
+    for event_id, subject, data, pos in store.execute(sql + " ORDER BY e.pos", params):
+        d = json.loads(data)
+        if decision and d.get("decision") != decision:
+            continue
+        out.append(
+            {
+                "event": event_id,
+                "participant": (subject or "").removeprefix("participant:"),
+                "decision": d.get("decision"),
+                "time": d.get("time"),
+                "pos": pos,
+                "rationale": d.get("rationale"),
+                "change": d.get("change"),
+            }
+        )
+    return out
+
+
+def hold(store: Store) -> str | None:
+    """Why dosing and enrollment are held by the DSMG now, or None.
+
+    The latest decision governs: a "stop" holds until the DSMG records a later
+    "continue"; an "alter" holds until a protocol version is loaded after it.
+    """
+    all_ = decisions(store)
+    if not all_:
+        return None
+    last = all_[-1]
+    if last["decision"] == "stop":
+        return (
+            f"the DSMG recorded 'stop' ({last['event']}, about {last['participant']}): "
+            "all dosing and enrollment are halted"
+        )
+    if last["decision"] == "alter":
+        newest = (
+            store.scalar("SELECT max(e.pos) FROM protocols p JOIN events e ON e.id = p.loaded_event") or 0
+        )
+        if newest < last["pos"]:
+            return (
+                f"the DSMG recorded 'alter' ({last['event']}): load the amended protocol "
+                "(a new protocol version) before proceeding"
+            )
+    return None
+
+
+def require_no_hold(store: Store, what: str) -> None:
+    why = hold(store)
+    if why:
+        raise Refused(f"cannot {what}: {why}")
+
+
+@rule("dsmg_decision", action="dsmg.decide", amend_action="dsmg.decide")
+def check_dsmg_decision(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    if v.get("decision") == "alter" and not v.get("change"):
+        ctx.problem("change", "required for 'alter': record the change the DSMG asks for")
+    return {}
+
+
+@rule("dsmg_ae_review", action="dsmg.decide", amend_action="dsmg.decide")
+def check_ae_review(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    p = ctx.participant
+    assert p is not None
+    ae = v.get("ae_event")
+    if ae:
+        row = ctx.store.one("SELECT participant, serious FROM adverse_events WHERE event_id = ?", (ae,))
+        if row is None:
+            ctx.problem("ae_event", f"{ae} is not an adverse event record")
+        elif row[0] != p.id:
+            ctx.problem("ae_event", f"{ae} is an adverse event of {row[0]}, not {p.id}")
+    return {}
+
+
+def review_list(store: Store) -> list[dict[str, Any]]:
+    """Serious adverse events awaiting the DSMG's relatedness judgement."""
+    reviewed = {
+        json.loads(d).get("ae_event")
+        for (d,) in store.execute("SELECT data FROM records WHERE form = 'dsmg_ae_review'")
+    }
+    return [
+        r
+        for r in store.rows("SELECT * FROM adverse_events WHERE serious = 1 ORDER BY first_known, event_id")
+        if r["event_id"] not in reviewed
+    ]
+
+
+# -- adverse events -------------------------------------------------------------------------
+
+
+def report_due(first_known: date, fatal_or_life_threatening: bool) -> date:
+    return first_known + timedelta(
+        days=EXPEDITED_DAYS_FATAL if fatal_or_life_threatening else EXPEDITED_DAYS_OTHER
+    )
+
+
+@rule("ae")
+def check_ae(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    """Seriousness agrees with its criteria, grade 5 with death, dates in order."""
+    p = ctx.participant
+    assert p is not None
+    serious = v.get("serious")
+    flagged = [c for c in SERIOUS_CRITERIA if v.get(c)]
+    if serious is True and not flagged:
+        ctx.problem(
+            "serious",
+            "a serious event needs at least one criterion: " + ", ".join(SERIOUS_CRITERIA),
+        )
+    if serious is False and flagged:
+        ctx.problem("serious", f"criteria {', '.join(flagged)} make the event serious: set serious=yes")
+    grade = plain(v.get("grade"))
+    death = bool(v.get("death"))
+    if grade == 5 and not death:
+        ctx.problem("death", "CTCAE grade 5 is death: set death=yes (and outcome=fatal)")
+    if death and grade is not None and grade != 5:
+        ctx.problem("grade", f"an event resulting in death is grade 5, not {grade}")
+    if (v.get("outcome") == "fatal") != death and v.get("outcome") is not None:
+        ctx.problem("outcome", "outcome 'fatal' goes with death=yes, and only with it")
+    onset, end, known = (
+        date.fromisoformat(v[k]) if v.get(k) else None for k in ("onset", "end", "first_known")
+    )
+    if onset and end and end < onset:
+        ctx.problem("end", f"{end} is before the onset {onset}")
+    if onset and known and known < onset:
+        ctx.problem("first_known", f"{known} is before the onset {onset}")
+    dose = v.get("dose")
+    if dose is not None and not ctx.store.one(
+        "SELECT 1 FROM doses WHERE participant = ? AND dose_number = ?", (p.id, dose)
+    ):
+        ctx.problem("dose", f"dose {dose} has not been recorded for {p.id}")
+    if serious and known:
+        fatal = death or bool(v.get("life_threatening"))
+        return {"report_due": report_due(known, fatal).isoformat()}
+    return {"report_due": None} if ctx.amending else {}
+
+
+@form_hook("ae")
+def _ae_hook(store: Store, rec: RecordState) -> None:
+    d = rec.data
+    store.execute(
+        "INSERT OR REPLACE INTO adverse_events (event_id, participant, term, prespecified, onset, end, grade,"
+        " serious, causality, outcome, first_known, report_due) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            rec.event_id,
+            (rec.subject or "").removeprefix("participant:"),
+            d.get("term"),
+            d.get("prespecified"),
+            d.get("onset"),
+            d.get("end"),
+            plain(d.get("grade")),
+            int(bool(d.get("serious"))),
+            d.get("causality"),
+            d.get("outcome"),
+            d.get("first_known"),
+            d.get("report_due"),
+        ),
+    )
+
+
+# -- casebook sign-off -------------------------------------------------------------------------
+
+# Not a record: `service.submit` turns the signoff form into an e-signature.
+RULES["signoff"] = FormRule(action="casebook.signoff", amend_action="casebook.signoff", needs_consent=False)
+
+
+def sign_off(session: Session, participant: str, *, password: str, note: str | None = None) -> Event:
+    """The investigator approves everything recorded for the participant (e-signature)."""
+    from .. import signatures
+
+    session.require("casebook.signoff", what="sign off casebooks")
+    p = require_participant(session.store, participant)
+    return signatures.sign(session, target=p.subject, meaning="approved", password=password, note=note)
+
+
+def signoff_state(store: Store, participant: str) -> dict[str, Any]:
+    """'not signed', 'signed' or 'changed since signed', from the latest approval."""
+    from .. import signatures
+
+    approvals = [
+        s for s in signatures.for_target(store, f"participant:{participant}") if s.meaning == "approved"
+    ]
+    if not approvals:
+        return {"state": "not signed"}
+    last = approvals[-1]
+    return {
+        "state": "signed" if last.valid else "changed since signed",
+        "by": last.user,
+        "full_name": last.full_name,
+        "at": last.signed_at,
+        "event": last.event_id,
+        "manifestation": last.manifestation(),
+    }
