@@ -175,3 +175,104 @@ def build(clin: Session, inv: Session, dsmg: Session, *, site: str = "WUH01", st
                   reason="volume misread from the syringe; 6.5 mL drawn")
     signatures.sign(inv, target=f"participant:{pids[-1]}", meaning="approved", password=PASSWORD)
     return Cohort(pids, kits, first_dose_record, signed_valid, serious, photos)
+
+
+# -- sites for export tests: a ward with the cohort, and a hub fed by two wards -----------
+
+
+ROLES = ("clinician", "investigator", "dsmg", "coordinator", "auditor")
+
+
+@dataclass
+class CohortSite:
+    data_dir: Any
+    cohort: Cohort
+    users: dict[str, str]  # role -> username
+
+
+def make_ward(data_dir: Any, site: str = "WUH01", *, prefix: str = "", n: int | None = None,
+              start: int = 1) -> CohortSite:
+    """A ward with one user per role (named `<prefix><role>`) and the cohort recorded on it."""
+    from wardcrf import users
+    from wardcrf.site import Site
+
+    admin = f"{prefix}admin"
+    result = Site.init(data_dir, site=site, device_name="lap1", admin=admin, password=PASSWORD,
+                       admin_full_name=f"{site} Admin")
+    a = result.site.unlock(admin, PASSWORD)
+    names = {"admin": admin}
+    for role in ROLES:
+        names[role] = f"{prefix}{role}"
+        users.add_user(a, names[role], f"{role.title()} of {site}", role, PASSWORD)
+    a.close()
+    sessions = {r: Site.open(data_dir).unlock(names[r], PASSWORD) for r in ("clinician", "investigator", "dsmg")}
+    try:
+        import wardcrf.workflow  # noqa: F401  (form hooks: participants, doses, ...)
+
+        cohort = _build_as(sessions, site, n, start)
+    finally:
+        for s in sessions.values():
+            s.close()
+    return CohortSite(data_dir, cohort, names)
+
+
+def _build_as(sessions: dict[str, Session], site: str, n: int | None, start: int) -> Cohort:
+    return build(sessions["clinician"], sessions["investigator"], sessions["dsmg"], site=site, n=n, start=start)
+
+
+def make_hub(data_dir: Any, wards: list[Any]) -> Any:
+    """A hub holding every event of the given ward data directories, ingested in chain order.
+
+    Sync's own tests cover bundles, signatures and receipts; this gives the
+    exports what a hub holds after sync: the wards' events, their projections.
+    """
+    from wardcrf import eventlog
+    from wardcrf.site import Site
+
+    Site.init(data_dir, site="HUB", device_name="hub1", admin="hubadmin", password=PASSWORD,
+              admin_full_name="Hub Admin", kind="hub")
+    hub = Site.open(data_dir).unlock("hubadmin", PASSWORD)
+    try:
+        from wardcrf import users
+
+        users.add_user(hub, "hubcoordinator", "Hub Coordinator", "coordinator", PASSWORD)
+        users.add_user(hub, "hubauditor", "Hub Auditor", "auditor", PASSWORD)
+        for ward_dir, username in wards:
+            ward = Site.open(ward_dir).unlock(username, PASSWORD)
+            try:
+                with hub.store.transaction():
+                    for e in eventlog.iter_events(ward.store, order="device, seq"):
+                        eventlog.ingest(hub.store, e)
+            finally:
+                ward.close()
+    finally:
+        hub.close()
+    return data_dir
+
+
+def run_cli(data_dir: Any, *args: str, user: str = "coordinator", stdin_tty: bool = False) -> tuple[int, str, str]:
+    """Run `wardcrf ARGS` in-process against `data_dir` as `user`."""
+    import contextlib
+    import io
+    import os
+
+    from wardcrf.cli import main
+
+    saved = {k: os.environ.get(k) for k in ("WARDCRF_DATA_DIR", "WARDCRF_USER", "WARDCRF_PASSWORD", "COLUMNS")}
+    os.environ.update({"WARDCRF_DATA_DIR": str(data_dir), "WARDCRF_USER": user,
+                       "WARDCRF_PASSWORD": PASSWORD, "COLUMNS": "200"})
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return code, out.getvalue(), err.getvalue()
