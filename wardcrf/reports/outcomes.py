@@ -216,7 +216,9 @@ def compute(ds: Dataset) -> dict[str, Any]:
                                 "post_treatment": [a for _, a in paired[key].values() if a is not None]}),
         }
         if key == "total":
-            entry["wilcoxon"] = wilcoxon(both_b, both_a) if both_b else {"method": "not computed: no pairs"}
+            entry["wilcoxon"] = wilcoxon(both_b, both_a) if both_b else {
+                "n_pairs": 0, "n_nonzero": 0, "statistic": None, "p": None,
+                "method": "not computed: no participant has both values"}
         markers.append(entry)
     vital_tests = {}
     for k, label in VITALS:
