@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import export_support as es  # noqa: E402
+import export_support as es
 
 ODM_NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 
@@ -79,7 +79,9 @@ def test_csv_export_writes_forms_dictionary_audit_trail_and_checksums(ward, tmp_
     assert "syringe" in change["reason"] and change["user"] == "clinician"
     assert change["full_name"] == "Clinician of WUH01"
     sigs = [r for r in trail if r["event_type"] == "signature.applied"]
-    assert len(sigs) == 3 and all(r["new_value"].startswith("Investigator of WUH01 signed sha256:") for r in sigs)
+    assert len(sigs) == 3 and all(
+        r["new_value"].startswith("Investigator of WUH01 signed sha256:") for r in sigs
+    )
     # SHA256SUMS in sha256sum format covers every file written
     sums = (out / "SHA256SUMS").read_text().splitlines()
     assert len(sums) == len(summary["files"])
@@ -114,8 +116,13 @@ def test_odm_export_validates_against_the_official_xsd(ward, tmp_path, odm_schem
     code, stdout, err = es.run_cli(ward.data_dir, "export", "odm", "--out", str(out), "--json")
     assert code == 0, err
     summary = json.loads(stdout)
-    assert summary == {"out": str(out), "subjects": 7, "records": 199, "signatures": 3,
-                       "audit_records": summary["audit_records"]}
+    assert summary == {
+        "out": str(out),
+        "subjects": 7,
+        "records": 199,
+        "signatures": 3,
+        "audit_records": summary["audit_records"],
+    }
     errors = list(odm_schema.iter_errors(str(out)))
     assert errors == []
 
@@ -136,11 +143,15 @@ def test_odm_carries_metadata_audit_records_and_signatures(ward, tmp_path):
     assert {rc.get("SoftHard") for rc in temp.findall("odm:RangeCheck", ODM_NS)} == {"Hard", "Soft"}
     assert mdv.find("odm:ItemDef[@OID='I.ae.term']", ODM_NS).get("SDSVarName") == "AETERM"
     sev = mdv.find("odm:CodeList[@OID='CL.screening.severity']", ODM_NS)
-    langs = {t.get("{http://www.w3.org/XML/1998/namespace}lang")
-             for t in sev.iter("{http://www.cdisc.org/ns/odm/v1.3}TranslatedText")}
+    langs = {
+        t.get("{http://www.w3.org/XML/1998/namespace}lang")
+        for t in sev.iter("{http://www.cdisc.org/ns/odm/v1.3}TranslatedText")
+    }
     assert langs == {"en", "zh"}
     admin = root.find("odm:AdminData", ODM_NS)
-    assert admin.find("odm:User[@OID='USR.investigator']/odm:FullName", ODM_NS).text == "Investigator of WUH01"
+    assert (
+        admin.find("odm:User[@OID='USR.investigator']/odm:FullName", ODM_NS).text == "Investigator of WUH01"
+    )
     assert admin.find("odm:Location[@OID='LOC.WUH01']", ODM_NS) is not None
     assert admin.find("odm:SignatureDef[@OID='SD.approved']/odm:Meaning", ODM_NS).text == "approved"
     # the amended dose: first entry (Insert, 6 mL) then the amendment (Update, 6.5 mL, with its reason)
@@ -174,7 +185,7 @@ def test_sdtm_datasets_have_sdtm_columns_and_controlled_terms(ward, tmp_path):
     from wardcrf.exports.sdtm import DOMAIN_COLUMNS
 
     out = tmp_path / "sdtm"
-    code, stdout, err = es.run_cli(ward.data_dir, "export", "sdtm", "--out", str(out), "--json")
+    code, _stdout, err = es.run_cli(ward.data_dir, "export", "sdtm", "--out", str(out), "--json")
     assert code == 0, err
     for name, cols in DOMAIN_COLUMNS.items():
         with (out / f"{name.lower()}.csv").open(newline="") as fh:
@@ -200,7 +211,13 @@ def test_sdtm_datasets_have_sdtm_columns_and_controlled_terms(ward, tmp_path):
     ae = {r["AETERM"]: r for r in read_csv(out / "ae.csv")}
     pe = ae["Pulmonary embolism"]
     assert (pe["AESER"], pe["AESEV"], pe["AETOXGR"], pe["AESHOSP"], pe["AEREL"], pe["AEOUT"]) == (
-        "Y", "SEVERE", "3", "Y", "UNLIKELY", "RECOVERING/RESOLVING")
+        "Y",
+        "SEVERE",
+        "3",
+        "Y",
+        "UNLIKELY",
+        "RECOVERING/RESOLVING",
+    )
     cough = next(r for t, r in ae.items() if t.startswith("Cough"))
     assert (cough["AESER"], cough["AESEV"], cough["AEDECOD"]) == ("N", "MILD", "COUGH AFTER INHALATION")
     rs = read_csv(out / "rs.csv")

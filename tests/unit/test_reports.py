@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).parent))
-import export_support as es  # noqa: E402
+import export_support as es
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,9 @@ def test_outcomes_before_after_per_participant_with_improved_counts(ward):
         assert [p["before"] for p in m["participants"]] == pytest.approx(before)
         assert m["after"]["median"] == pytest.approx(np.median(after))
         kw = stats.kruskal(before, after)
-        assert m["kruskal"]["H"] == pytest.approx(kw.statistic) and m["kruskal"]["p"] == pytest.approx(kw.pvalue)
+        assert m["kruskal"]["H"] == pytest.approx(kw.statistic) and m["kruskal"]["p"] == pytest.approx(
+            kw.pvalue
+        )
     assert markers["lym"]["improved"] == 7 and markers["crp"]["improved"] == 6
 
 
@@ -143,9 +145,19 @@ def test_safety_reports_deviations_and_short_schedules(fresh_ward):
 
     s = Site.open(fresh_ward.data_dir).unlock("clinician", es.PASSWORD)
     try:
-        records.submit(s, "dose", {"kit_id": "KIT-X", "particles": es.u(2.0e8, "particles"), "dose_number": 1,
-                                   "start": "2020-04-01T12:00:00+08:00", "window": "late",
-                                   "due": "2020-04-01T09:00:00+08:00"}, subject="participant:WUH01-099")
+        records.submit(
+            s,
+            "dose",
+            {
+                "kit_id": "KIT-X",
+                "particles": es.u(2.0e8, "particles"),
+                "dose_number": 1,
+                "start": "2020-04-01T12:00:00+08:00",
+                "window": "late",
+                "due": "2020-04-01T09:00:00+08:00",
+            },
+            subject="participant:WUH01-099",
+        )
     finally:
         s.close()
     code, md, err = es.run_cli(fresh_ward.data_dir, "report", "safety", "--format", "md")
@@ -165,8 +177,9 @@ def pdf_text(path: Path) -> str:
 def test_audit_pdf_of_a_participant_shows_records_changes_signatures_and_photo_hashes(ward, tmp_path):
     out = tmp_path / "casebook.pdf"
     pid = ward.cohort.participants[0]
-    code, stdout, err = es.run_cli(ward.data_dir, "report", "audit", "--out", str(out), "--participant", pid,
-                                   "--json", user="auditor")
+    code, stdout, err = es.run_cli(
+        ward.data_dir, "report", "audit", "--out", str(out), "--participant", pid, "--json", user="auditor"
+    )
     assert code == 0, err
     assert json.loads(stdout)["subjects"] == [f"participant:{pid}"]
     text = pdf_text(out)
@@ -186,7 +199,9 @@ def test_audit_pdf_prints_chinese_text_or_escapes_it_never_crashes(ward, tmp_pat
     pid = ward.cohort.participants[1]  # has an AE term in Chinese
     out = tmp_path / "cjk.pdf"
     if audit_pdf.find_font() and audit_pdf.find_font()[1]:
-        assert es.run_cli(ward.data_dir, "report", "audit", "--out", str(out), "-p", pid, user="auditor")[0] == 0
+        assert (
+            es.run_cli(ward.data_dir, "report", "audit", "--out", str(out), "-p", pid, user="auditor")[0] == 0
+        )
         assert "吸入后咳嗽" in pdf_text(out)
     # no Unicode font at all: escaped, still a PDF with every other character
     monkeypatch.setattr(audit_pdf, "FONT_CANDIDATES", [])
@@ -200,7 +215,9 @@ def test_audit_pdf_prints_chinese_text_or_escapes_it_never_crashes(ward, tmp_pat
 def test_audit_pdf_of_a_kit_lists_the_dose_that_used_it(ward, tmp_path):
     out = tmp_path / "kit.pdf"
     kit = ward.cohort.kits[0]
-    code, _, err = es.run_cli(ward.data_dir, "report", "audit", "--out", str(out), "--kit", kit, user="auditor")
+    code, _, err = es.run_cli(
+        ward.data_dir, "report", "audit", "--out", str(out), "--kit", kit, user="auditor"
+    )
     assert code == 0, err
     text = pdf_text(out)
     assert f"Custody chain of kit {kit}" in text and "Used for participant WUH01-001" in text
@@ -223,7 +240,9 @@ def test_audit_pdf_verifies_photos_through_the_photo_store_when_present(ward, tm
     def read_original(store, sha):
         if sha == good:
             return buf.getvalue()
-        raise VerificationFailed(f"photo sha256:{sha}: stored bytes do not match their hash (altered); not shown")
+        raise VerificationFailed(
+            f"photo sha256:{sha}: stored bytes do not match their hash (altered); not shown"
+        )
 
     fake = types.ModuleType("wardcrf.photos.api")
     fake.read_original = read_original  # type: ignore[attr-defined]
@@ -236,22 +255,44 @@ def test_audit_pdf_verifies_photos_through_the_photo_store_when_present(ward, tm
     bad = evidence.check_photo(None, ward.cohort.photo_refs[1])  # type: ignore[arg-type]
     assert bad.verified is False and bad.status.startswith("FAILED")
     out = tmp_path / "photos.pdf"
-    code, _, err = es.run_cli(ward.data_dir, "report", "audit", "--out", str(out), "-p",
-                              ward.cohort.participants[0], user="auditor")
+    code, _, err = es.run_cli(
+        ward.data_dir, "report", "audit", "--out", str(out), "-p", ward.cohort.participants[0], user="auditor"
+    )
     assert code == 0, err
     assert "verified: the stored original hashes to this SHA-256" in pdf_text(out)
 
 
 def test_audit_pdf_refusals(ward, tmp_path):
-    code, _, err = es.run_cli(ward.data_dir, "report", "audit", "--out", str(tmp_path / "a.pdf"),
-                              "--participant", "WUH01-999", user="auditor")
+    code, _, err = es.run_cli(
+        ward.data_dir,
+        "report",
+        "audit",
+        "--out",
+        str(tmp_path / "a.pdf"),
+        "--participant",
+        "WUH01-999",
+        user="auditor",
+    )
     assert code == 1 and "unknown participant WUH01-999" in err
-    code, _, err = es.run_cli(ward.data_dir, "report", "audit", "--out", str(tmp_path / "a.pdf"),
-                              "--kit", "NOPE", user="auditor")
+    code, _, err = es.run_cli(
+        ward.data_dir, "report", "audit", "--out", str(tmp_path / "a.pdf"), "--kit", "NOPE", user="auditor"
+    )
     assert code == 1 and "unknown kit NOPE" in err
-    code, _, err = es.run_cli(ward.data_dir, "report", "audit", "--out", str(tmp_path / "a.pdf"),
-                              "--participant", "WUH01-001", "--kit", "K", user="auditor")
+    code, _, err = es.run_cli(
+        ward.data_dir,
+        "report",
+        "audit",
+        "--out",
+        str(tmp_path / "a.pdf"),
+        "--participant",
+        "WUH01-001",
+        "--kit",
+        "K",
+        user="auditor",
+    )
     assert code == 2 and "not both" in err
-    code, _, err = es.run_cli(ward.data_dir, "report", "audit", "--out", str(tmp_path / "a.txt"), user="auditor")
+    code, _, err = es.run_cli(
+        ward.data_dir, "report", "audit", "--out", str(tmp_path / "a.txt"), user="auditor"
+    )
     assert code == 2 and ".pdf" in err
     assert not list(tmp_path.iterdir())

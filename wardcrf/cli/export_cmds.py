@@ -48,8 +48,14 @@ def progress_bar(quiet: bool) -> Iterator[Any]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=False) as p:
+    with Progress(
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as p:
         yield _RichProgress(p)
 
 
@@ -68,7 +74,9 @@ def _done(result: Any, as_json: bool, what: str) -> None:
 
 
 @app.command("csv")
-def csv_(out: OutDir, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False) -> None:
+def csv_(
+    out: OutDir, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False
+) -> None:
     """One CSV per form (long format), a data dictionary, the audit trail and SHA256SUMS."""
     from ..exports.csv_export import export_csv
     from ..exports.dataset import Dataset
@@ -79,7 +87,9 @@ def csv_(out: OutDir, data_dir: DataDirOption = None, as_json: JsonOption = Fals
 
 
 @app.command("odm")
-def odm(out: OutFile, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False) -> None:
+def odm(
+    out: OutFile, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False
+) -> None:
     """CDISC ODM 1.3.2 XML: metadata from the protocol, data with audit records and signatures."""
     from ..exports.dataset import Dataset
     from ..exports.odm import export_odm
@@ -90,7 +100,9 @@ def odm(out: OutFile, data_dir: DataDirOption = None, as_json: JsonOption = Fals
 
 
 @app.command("sdtm")
-def sdtm(out: OutDir, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False) -> None:
+def sdtm(
+    out: OutDir, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False
+) -> None:
     """SDTM-shaped CSV datasets DM, DS, EX, VS, LB, AE and RS (CT score)."""
     from ..exports.dataset import Dataset
     from ..exports.sdtm import export_sdtm
@@ -122,5 +134,8 @@ def sqlite(
             result = export_sqlite(s, out, confirmed=confirmed, progress=p)
     _done(result, as_json, "unencrypted SQLite copy written")
     if not as_json:
-        err_console.print("[yellow]warning:[/] this file is not encrypted: keep it on an encrypted disk "
-                          "and delete it when the analysis is done", highlight=False)
+        err_console.print(
+            "[yellow]warning:[/] this file is not encrypted: keep it on an encrypted disk "
+            "and delete it when the analysis is done",
+            highlight=False,
+        )

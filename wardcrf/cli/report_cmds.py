@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,10 +10,12 @@ import typer
 
 from .common import DataDirOption, console, print_json, session
 
-app = typer.Typer(help="Reports from recorded data: outcomes, safety, audit copy (PDF).", no_args_is_help=True)
+app = typer.Typer(
+    help="Reports from recorded data: outcomes, safety, audit copy (PDF).", no_args_is_help=True
+)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     html = "html"
     json = "json"
     md = "md"
@@ -83,11 +85,19 @@ def audit_pdf(
     from ..reports import audit_pdf as rep
 
     with session(data_dir) as s:
-        result = rep.build(Dataset.for_session(s), out, printed_by=f"{s.full_name} ({s.user})",
-                           participant=participant, kit=kit)
+        result = rep.build(
+            Dataset.for_session(s),
+            out,
+            printed_by=f"{s.full_name} ({s.user})",
+            participant=participant,
+            kit=kit,
+        )
     if as_json:
         print_json(result.as_json())
         return
     console.print(f"[green]audit copy written[/] → {result.path}", highlight=False)
-    console.print(f"  {len(result.subjects)} subject(s), {result.records} records, {result.signatures} "
-                  f"signature(s), {result.photos} photo(s)", highlight=False)
+    console.print(
+        f"  {len(result.subjects)} subject(s), {result.records} records, {result.signatures} "
+        f"signature(s), {result.photos} photo(s)",
+        highlight=False,
+    )

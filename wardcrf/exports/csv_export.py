@@ -30,17 +30,57 @@ from .dataset import Dataset, participant_of, unit_of, value_text
 from .progress import NullProgress, Progress
 
 RECORD_COLUMNS = [
-    "record_id", "participant", "subject", "entered_site", "entered_device", "entered_at", "entered_by",
-    "last_changed_at", "last_changed_by", "versions", "protocol_id", "protocol_version",
+    "record_id",
+    "participant",
+    "subject",
+    "entered_site",
+    "entered_device",
+    "entered_at",
+    "entered_by",
+    "last_changed_at",
+    "last_changed_by",
+    "versions",
+    "protocol_id",
+    "protocol_version",
 ]
 DICTIONARY_COLUMNS = [
-    "protocol_id", "protocol_version", "form", "form_label", "field", "label", "label_zh", "type",
-    "unit", "required", "computed", "hard_min", "hard_max", "soft_min", "soft_max", "choices",
-    "multiple", "cdisc",
+    "protocol_id",
+    "protocol_version",
+    "form",
+    "form_label",
+    "field",
+    "label",
+    "label_zh",
+    "type",
+    "unit",
+    "required",
+    "computed",
+    "hard_min",
+    "hard_max",
+    "soft_min",
+    "soft_max",
+    "choices",
+    "multiple",
+    "cdisc",
 ]
 AUDIT_COLUMNS = [
-    "event_id", "when_utc", "when_local", "user", "full_name", "role", "site", "device", "event_type",
-    "subject", "participant", "record", "form", "field", "old_value", "new_value", "reason",
+    "event_id",
+    "when_utc",
+    "when_local",
+    "user",
+    "full_name",
+    "role",
+    "site",
+    "device",
+    "event_type",
+    "subject",
+    "participant",
+    "record",
+    "form",
+    "field",
+    "old_value",
+    "new_value",
+    "reason",
     "event_hash",
 ]
 _LONG = 200  # body values longer than this are summarised by their hash in the audit trail
@@ -93,9 +133,18 @@ def export_csv(ds: Dataset, out: Path, progress: Progress | None = None) -> CsvE
             w.writerow(header)
             for rec in ds.records(form):
                 row = [
-                    rec.event_id, rec.participant or "", rec.subject or "", rec.site, rec.device,
-                    rec.created_at, rec.created_by or "", rec.last_changed_at, rec.last_changed_by or "",
-                    rec.version, rec.protocol_id or "", rec.protocol_version or "",
+                    rec.event_id,
+                    rec.participant or "",
+                    rec.subject or "",
+                    rec.site,
+                    rec.device,
+                    rec.created_at,
+                    rec.created_by or "",
+                    rec.last_changed_at,
+                    rec.last_changed_by or "",
+                    rec.version,
+                    rec.protocol_id or "",
+                    rec.protocol_version or "",
                 ]
                 for fd in fields:
                     v = rec.data.get(fd.name)
@@ -141,12 +190,28 @@ def write_dictionary(ds: Dataset, path: Path) -> int:
             for form in proto.forms.values():
                 for fd in form.fields.values():
                     choices = "; ".join(f"{c.code}={tr(c.label)}" for c in fd.choices)
-                    w.writerow([
-                        proto.id, proto.version, form.name, tr(form.label), fd.name, tr(fd.label),
-                        fd.label.get("zh", ""), fd.type, fd.unit or "", _yn(fd.required), _yn(fd.computed),
-                        _num(fd.hard, 0), _num(fd.hard, 1), _num(fd.soft, 0), _num(fd.soft, 1), choices,
-                        _yn(fd.multiple), fd.cdisc or "",
-                    ])
+                    w.writerow(
+                        [
+                            proto.id,
+                            proto.version,
+                            form.name,
+                            tr(form.label),
+                            fd.name,
+                            tr(fd.label),
+                            fd.label.get("zh", ""),
+                            fd.type,
+                            fd.unit or "",
+                            _yn(fd.required),
+                            _yn(fd.computed),
+                            _num(fd.hard, 0),
+                            _num(fd.hard, 1),
+                            _num(fd.soft, 0),
+                            _num(fd.soft, 1),
+                            choices,
+                            _yn(fd.multiple),
+                            fd.cdisc or "",
+                        ]
+                    )
                     n += 1
     return n
 
@@ -173,31 +238,62 @@ def audit_rows(ds: Dataset, where: str = "", params: Any = ()) -> Any:
     for e in eventlog.iter_events(ds.store, where, params):
         local = parse_iso(e.ts).astimezone(zone(e.zone)).isoformat(timespec="seconds")
         base = {
-            "event_id": e.id, "when_utc": e.ts, "when_local": local, "user": e.user or "",
-            "full_name": ds.full_name(e.user), "role": e.role or "", "site": e.site, "device": e.device,
-            "event_type": e.type, "subject": e.subject or "", "participant": participant_of(e.subject) or "",
-            "record": "", "form": "", "field": "", "old_value": "", "new_value": "",
-            "reason": e.reason or "", "event_hash": e.hash,
+            "event_id": e.id,
+            "when_utc": e.ts,
+            "when_local": local,
+            "user": e.user or "",
+            "full_name": ds.full_name(e.user),
+            "role": e.role or "",
+            "site": e.site,
+            "device": e.device,
+            "event_type": e.type,
+            "subject": e.subject or "",
+            "participant": participant_of(e.subject) or "",
+            "record": "",
+            "form": "",
+            "field": "",
+            "old_value": "",
+            "new_value": "",
+            "reason": e.reason or "",
+            "event_hash": e.hash,
         }
         if e.type == "record.submitted":
             data = e.body.get("data") or {}
             if not data:
                 yield {**base, "record": e.id, "form": e.body.get("form", "")}
             for name, v in data.items():
-                yield {**base, "record": e.id, "form": e.body.get("form", ""), "field": name,
-                       "new_value": _cell(v)}
+                yield {
+                    **base,
+                    "record": e.id,
+                    "form": e.body.get("form", ""),
+                    "field": name,
+                    "new_value": _cell(v),
+                }
         elif e.type == "record.amended":
             for name, ch in (e.body.get("changes") or {}).items():
-                yield {**base, "record": e.amends or "", "form": e.body.get("form", ""), "field": name,
-                       "old_value": _cell(ch.get("old")), "new_value": _cell(ch.get("new"))}
+                yield {
+                    **base,
+                    "record": e.amends or "",
+                    "form": e.body.get("form", ""),
+                    "field": name,
+                    "old_value": _cell(ch.get("old")),
+                    "new_value": _cell(ch.get("new")),
+                }
         elif e.type == "signature.applied":
             b = e.body
-            yield {**base, "record": b.get("target", ""), "field": f"signature ({b.get('meaning', '')})",
-                   "new_value": f"{b.get('full_name', '')} signed sha256:{b.get('signed_hash', '')}"}
+            yield {
+                **base,
+                "record": b.get("target", ""),
+                "field": f"signature ({b.get('meaning', '')})",
+                "new_value": f"{b.get('full_name', '')} signed sha256:{b.get('signed_hash', '')}",
+            }
         else:
             body = _short(e.body)
-            yield {**base, "record": e.amends or "",
-                   "new_value": json.dumps(body, ensure_ascii=False, sort_keys=True) if body else ""}
+            yield {
+                **base,
+                "record": e.amends or "",
+                "new_value": json.dumps(body, ensure_ascii=False, sort_keys=True) if body else "",
+            }
 
 
 def _cell(v: Any) -> str:

@@ -226,7 +226,10 @@ class Dataset:
         return [s[len(PARTICIPANT_PREFIX) :] for (s,) in rows]
 
     def participant_exists(self, pid: str) -> bool:
-        return self.store.one("SELECT 1 FROM events WHERE subject = ? LIMIT 1", (PARTICIPANT_PREFIX + pid,)) is not None
+        return (
+            self.store.one("SELECT 1 FROM events WHERE subject = ? LIMIT 1", (PARTICIPANT_PREFIX + pid,))
+            is not None
+        )
 
     # -- history and signatures --------------------------------------------------------
 
@@ -238,8 +241,16 @@ class Dataset:
             params = (event_id,)
         rows = self.store.rows(sql + " ORDER BY ts, event_id, field", params)
         return [
-            Amendment(r["event_id"], r["target_event"], r["field"], _loads(r["old_value"]),
-                      _loads(r["new_value"]), r["reason"], r["user_id"], r["ts"])
+            Amendment(
+                r["event_id"],
+                r["target_event"],
+                r["field"],
+                _loads(r["old_value"]),
+                _loads(r["new_value"]),
+                r["reason"],
+                r["user_id"],
+                r["ts"],
+            )
             for r in rows
         ]
 
@@ -248,16 +259,20 @@ class Dataset:
         groups: dict[str, list[Amendment]] = {}
         for a in self.amendments(event_id):
             groups.setdefault(a.event_id, []).append(a)
-        order = {eid: pos for eid, pos in self.store.execute(
-            "SELECT id, pos FROM events WHERE amends = ?", (event_id,))}
+        order = {
+            eid: pos
+            for eid, pos in self.store.execute("SELECT id, pos FROM events WHERE amends = ?", (event_id,))
+        }
         return [groups[k] for k in sorted(groups, key=lambda k: order.get(k, 0))]
 
     def signatures(self, *, target: str | None = None, subject: str | None = None) -> list[Signature]:
         """Signatures with their current validity (content hash recomputed now)."""
         from .. import signatures as sigs
 
-        sql = ("SELECT s.*, json_extract(e.line, '$.site') AS site FROM signatures s"
-               " JOIN events e ON e.id = s.event_id")
+        sql = (
+            "SELECT s.*, json_extract(e.line, '$.site') AS site FROM signatures s"
+            " JOIN events e ON e.id = s.event_id"
+        )
         params: tuple[Any, ...] = ()
         if target:
             sql += " WHERE s.target_event = ?"
@@ -274,9 +289,19 @@ class Dataset:
                     hashes[t] = sigs.content_hash(self.store, t)
                 except Refused:
                     hashes[t] = ""
-            out.append(Signature(r["event_id"], t, r["subject"], r["meaning"], r["user_id"],
-                                 r["full_name"], r["signed_at"], r["site"] or "",
-                                 hashes[t] == r["signed_hash"]))
+            out.append(
+                Signature(
+                    r["event_id"],
+                    t,
+                    r["subject"],
+                    r["meaning"],
+                    r["user_id"],
+                    r["full_name"],
+                    r["signed_at"],
+                    r["site"] or "",
+                    hashes[t] == r["signed_hash"],
+                )
+            )
         return out
 
     @cached_property

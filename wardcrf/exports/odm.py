@@ -43,10 +43,19 @@ from .progress import NullProgress, Progress
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 STUDY_EVENT = "SE.CASEBOOK"
-_DATATYPES = {"number": "float", "integer": "integer", "text": "text", "date": "date",
-              "datetime": "datetime", "boolean": "boolean", "photo": "text"}
-_LEGAL = ("This electronic signature is the legally binding equivalent of the signer's handwritten "
-          "signature (21 CFR Part 11).")
+_DATATYPES = {
+    "number": "float",
+    "integer": "integer",
+    "text": "text",
+    "date": "date",
+    "datetime": "datetime",
+    "boolean": "boolean",
+    "photo": "text",
+}
+_LEGAL = (
+    "This electronic signature is the legally binding equivalent of the signer's handwritten "
+    "signature (21 CFR Part 11)."
+)
 _SAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,7}$")
 _RECORD_TYPES = ("record.submitted", "record.amended", "signature.applied")
 
@@ -68,7 +77,9 @@ def unit_oid(unit: str) -> str:
     return f"MU.{_slug(unit.replace('%', 'pct').replace('/', '_per_').replace('^', ''))}"
 
 
-def _sub(parent: ET.Element, tag: str, attrs: dict[str, Any] | None = None, text: str | None = None) -> ET.Element:
+def _sub(
+    parent: ET.Element, tag: str, attrs: dict[str, Any] | None = None, text: str | None = None
+) -> ET.Element:
     el = ET.SubElement(parent, tag, {k: str(v) for k, v in (attrs or {}).items() if v is not None})
     if text is not None:
         el.text = text
@@ -104,36 +115,60 @@ class OdmExport:
     audit_records: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"out": str(self.path), "subjects": self.subjects, "records": self.records,
-                "signatures": self.signatures, "audit_records": self.audit_records}
+        return {
+            "out": str(self.path),
+            "subjects": self.subjects,
+            "records": self.records,
+            "signatures": self.signatures,
+            "audit_records": self.audit_records,
+        }
 
 
 def metadata_version(proto: Protocol, forms_used: Iterable[str]) -> ET.Element:
     """MetaDataVersion for one protocol version: participant forms, items, code lists."""
-    mdv = ET.Element("MetaDataVersion", {"OID": mdv_oid(proto), "Name": f"{proto.id} version {proto.version}",
-                                         "Description": tr(proto.title)})
+    mdv = ET.Element(
+        "MetaDataVersion",
+        {
+            "OID": mdv_oid(proto),
+            "Name": f"{proto.id} version {proto.version}",
+            "Description": tr(proto.title),
+        },
+    )
     used = set(forms_used)
     forms = [f for f in proto.forms.values() if f.fields and (f.subject == "participant" or f.name in used)]
     prot = _sub(mdv, "Protocol")
     _sub(prot, "StudyEventRef", {"StudyEventOID": STUDY_EVENT, "OrderNumber": 1, "Mandatory": "Yes"})
-    sed = _sub(mdv, "StudyEventDef", {"OID": STUDY_EVENT, "Name": "Casebook", "Repeating": "No",
-                                      "Type": "Common"})
+    sed = _sub(
+        mdv, "StudyEventDef", {"OID": STUDY_EVENT, "Name": "Casebook", "Repeating": "No", "Type": "Common"}
+    )
     for i, form in enumerate(forms, 1):
         _sub(sed, "FormRef", {"FormOID": f"F.{_slug(form.name)}", "OrderNumber": i, "Mandatory": "No"})
     for form in forms:
-        fdef = _sub(mdv, "FormDef", {"OID": f"F.{_slug(form.name)}", "Name": tr(form.label),
-                                     "Repeating": "Yes"})
+        fdef = _sub(
+            mdv, "FormDef", {"OID": f"F.{_slug(form.name)}", "Name": tr(form.label), "Repeating": "Yes"}
+        )
         _sub(fdef, "ItemGroupRef", {"ItemGroupOID": f"IG.{_slug(form.name)}", "Mandatory": "Yes"})
     for form in forms:
-        ig = _sub(mdv, "ItemGroupDef", {"OID": f"IG.{_slug(form.name)}", "Name": form.name,
-                                        "Repeating": "No"})
+        ig = _sub(
+            mdv, "ItemGroupDef", {"OID": f"IG.{_slug(form.name)}", "Name": form.name, "Repeating": "No"}
+        )
         for i, fd in enumerate(form.fields.values(), 1):
-            _sub(ig, "ItemRef", {"ItemOID": item_oid(form.name, fd.name), "OrderNumber": i,
-                                 "Mandatory": "Yes" if fd.required else "No"})
+            _sub(
+                ig,
+                "ItemRef",
+                {
+                    "ItemOID": item_oid(form.name, fd.name),
+                    "OrderNumber": i,
+                    "Mandatory": "Yes" if fd.required else "No",
+                },
+            )
     for form in forms:
         for fd in form.fields.values():
-            attrs: dict[str, Any] = {"OID": item_oid(form.name, fd.name), "Name": fd.name,
-                                     "DataType": _datatype(fd)}
+            attrs: dict[str, Any] = {
+                "OID": item_oid(form.name, fd.name),
+                "Name": fd.name,
+                "DataType": _datatype(fd),
+            }
             if attrs["DataType"] == "text":
                 attrs["Length"] = fd.max_length or (200 if fd.type in ("text", "choice") else 2000)
             if fd.cdisc and _SAS.match(fd.cdisc):
@@ -158,16 +193,31 @@ def metadata_version(proto: Protocol, forms_used: Iterable[str]) -> ET.Element:
         for fd in form.fields.values():
             if not fd.choices or fd.multiple:
                 continue
-            cl = _sub(mdv, "CodeList", {"OID": f"CL.{_slug(form.name)}.{_slug(fd.name)}",
-                                        "Name": f"{form.name}.{fd.name}", "DataType": _choice_type(fd)})
+            cl = _sub(
+                mdv,
+                "CodeList",
+                {
+                    "OID": f"CL.{_slug(form.name)}.{_slug(fd.name)}",
+                    "Name": f"{form.name}.{fd.name}",
+                    "DataType": _choice_type(fd),
+                },
+            )
             for c in fd.choices:
                 cli = _sub(cl, "CodeListItem", {"CodedValue": c.code})
                 _translated(cli, "Decode", dict(c.label))
     return mdv
 
 
-def _audit(parent: ET.Element, user: str | None, site: str, ts: str, *, reason: str | None = None,
-           source: str | None = None, id_: str | None = None) -> ET.Element:
+def _audit(
+    parent: ET.Element,
+    user: str | None,
+    site: str,
+    ts: str,
+    *,
+    reason: str | None = None,
+    source: str | None = None,
+    id_: str | None = None,
+) -> ET.Element:
     ar = _sub(parent, "AuditRecord", {"ID": id_} if id_ else None)
     _sub(ar, "UserRef", {"UserOID": f"USR.{_slug(user or 'system')}"})
     _sub(ar, "LocationRef", {"LocationOID": f"LOC.{_slug(site)}"})
@@ -211,15 +261,21 @@ def form_data(ds: Dataset, rec: Record, sigs: list[Signature]) -> ET.Element:
     proto = ds.protocol_for(rec)
     fdef = proto.forms.get(rec.form)
     fields = dict(fdef.fields) if fdef else {}
-    fd = ET.Element("FormData", {"FormOID": f"F.{_slug(rec.form)}", "FormRepeatKey": rec.event_id,
-                                 "TransactionType": "Insert"})
+    fd = ET.Element(
+        "FormData",
+        {"FormOID": f"F.{_slug(rec.form)}", "FormRepeatKey": rec.event_id, "TransactionType": "Insert"},
+    )
     _audit(fd, rec.created_by, rec.site, rec.created_at, source=rec.event_id)
     if sigs:
         _signature(fd, sigs[0])
     for i, s in enumerate(sigs, 1):
         if not s.valid:
-            _annotation(fd, i, f"e-signature {s.event_id} by {s.full_name} ({s.meaning}, {s.signed_at}): "
-                               "changed since signed")
+            _annotation(
+                fd,
+                i,
+                f"e-signature {s.event_id} by {s.full_name} ({s.meaning}, {s.signed_at}): "
+                "changed since signed",
+            )
     original = rec.data
     groups = ds.amendment_events(rec.event_id) if rec.amended else []
     if groups:
@@ -233,13 +289,21 @@ def form_data(ds: Dataset, rec: Record, sigs: list[Signature]) -> ET.Element:
     for group in groups:
         ev = eventlog.get(ds.store, group[0].event_id)
         ig = _sub(fd, "ItemGroupData", {"ItemGroupOID": f"IG.{_slug(rec.form)}", "TransactionType": "Update"})
-        _audit(ig, group[0].user, ev.site if ev else rec.site, group[0].ts, reason=group[0].reason,
-               source=group[0].event_id)
+        _audit(
+            ig,
+            group[0].user,
+            ev.site if ev else rec.site,
+            group[0].ts,
+            reason=group[0].reason,
+            source=group[0].event_id,
+        )
         for a in group:
             if a.field in fields:
                 _item_data(ig, rec.form, fields, a.field, a.new)
     for s in sigs[1:]:
-        ig = _sub(fd, "ItemGroupData", {"ItemGroupOID": f"IG.{_slug(rec.form)}", "TransactionType": "Context"})
+        ig = _sub(
+            fd, "ItemGroupData", {"ItemGroupOID": f"IG.{_slug(rec.form)}", "TransactionType": "Context"}
+        )
         _signature(ig, s)
     return fd
 
@@ -286,9 +350,15 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
         gv = _sub(study, "GlobalVariables")
         _sub(gv, "StudyName", text=proto.id)
         _sub(gv, "StudyDescription", text=tr(proto.title))
-        _sub(gv, "ProtocolName", text=f"{proto.id} ({', '.join(proto.registry)})" if proto.registry else proto.id)
+        _sub(
+            gv,
+            "ProtocolName",
+            text=f"{proto.id} ({', '.join(proto.registry)})" if proto.registry else proto.id,
+        )
         bd = _sub(study, "BasicDefinitions")
-        units = sorted({fd.unit for p in versions for f in p.forms.values() for fd in f.fields.values() if fd.unit})
+        units = sorted(
+            {fd.unit for p in versions for f in p.forms.values() for fd in f.fields.values() if fd.unit}
+        )
         for unit in units:
             mu = _sub(bd, "MeasurementUnit", {"OID": unit_oid(unit), "Name": unit})
             _translated(mu, "Symbol", {"en": unit})
@@ -301,11 +371,16 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
         for key in version_keys:
             if not forms_used.get(key) and key != active_key:
                 continue
-            fh.write(f'  <ClinicalData StudyOID="{_attr(_slug(proto.id))}" '
-                     f'MetaDataVersionOID="{_attr(mdv_oid(key))}">\n')
+            fh.write(
+                f'  <ClinicalData StudyOID="{_attr(_slug(proto.id))}" '
+                f'MetaDataVersionOID="{_attr(mdv_oid(key))}">\n'
+            )
             for pid in ds.participants():
-                recs = [r for r in ds.records(participant=pid)
-                        if _version_key(r.protocol_id, r.protocol_version, forms_used, proto) == key]
+                recs = [
+                    r
+                    for r in ds.records(participant=pid)
+                    if _version_key(r.protocol_id, r.protocol_version, forms_used, proto) == key
+                ]
                 subject_sigs = by_target.get(f"participant:{pid}", []) if key == active_key else []
                 if not recs and not subject_sigs:
                     continue
@@ -315,10 +390,16 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
                     _signature(sd, subject_sigs[0])
                     for i, s in enumerate(subject_sigs, 1):
                         if not s.valid:
-                            _annotation(sd, i, f"casebook e-signature {s.event_id} by {s.full_name} "
-                                               f"({s.meaning}, {s.signed_at}): changed since signed")
+                            _annotation(
+                                sd,
+                                i,
+                                f"casebook e-signature {s.event_id} by {s.full_name} "
+                                f"({s.meaning}, {s.signed_at}): changed since signed",
+                            )
                 if recs:
-                    sed = _sub(sd, "StudyEventData", {"StudyEventOID": STUDY_EVENT, "TransactionType": "Upsert"})
+                    sed = _sub(
+                        sd, "StudyEventData", {"StudyEventOID": STUDY_EVENT, "TransactionType": "Upsert"}
+                    )
                     for rec in recs:
                         sed.append(form_data(ds, rec, by_target.get(rec.event_id, [])))
                         n_records += 1
@@ -338,8 +419,9 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
     return OdmExport(out, n_subjects, n_records, len(all_sigs), n_audit)
 
 
-def _version_key(pid: str | None, ver: str | None, known: dict[tuple[str, str], Any],
-                 active: Protocol) -> tuple[str, str]:
+def _version_key(
+    pid: str | None, ver: str | None, known: dict[tuple[str, str], Any], active: Protocol
+) -> tuple[str, str]:
     """The loaded version a record was captured under; the active one when it names none we hold."""
     key = (pid or "", ver or "")
     return key if key in known else (active.id, active.version)
@@ -364,25 +446,39 @@ def _admin_data(ds: Dataset, proto: Protocol, versions: list[Protocol]) -> str:
     for (u,) in ds.store.execute("SELECT DISTINCT user FROM events WHERE user IS NOT NULL"):
         people.setdefault(u, {"username": u, "full_name": u})
     people.setdefault("system", {"username": "system", "full_name": "wardcrf (no signed-in user)"})
-    sites = sorted({s for (s,) in ds.store.execute("SELECT DISTINCT json_extract(line,'$.site') FROM events")
-                    if s} | {ds.site_row["site"]})
+    sites = sorted(
+        {s for (s,) in ds.store.execute("SELECT DISTINCT json_extract(line,'$.site') FROM events") if s}
+        | {ds.site_row["site"]}
+    )
     for name in sorted(people):
         u = people[name]
         user = _sub(admin, "User", {"OID": f"USR.{_slug(name)}"})
         _sub(user, "LoginName", text=name)
         _sub(user, "DisplayName", text=u.get("full_name") or name)
         _sub(user, "FullName", text=u.get("full_name") or name)
-    loaded = {(r["protocol_id"], r["version"]): r["loaded_at"][:10] for r in ds.store.rows(
-        "SELECT p.protocol_id, p.version, e.ts AS loaded_at FROM protocols p JOIN events e ON e.id = p.loaded_event")}
+    loaded = {
+        (r["protocol_id"], r["version"]): r["loaded_at"][:10]
+        for r in ds.store.rows(
+            "SELECT p.protocol_id, p.version, e.ts AS loaded_at FROM protocols p JOIN events e ON e.id = p.loaded_event"
+        )
+    }
     for s in sites:
         loc = _sub(admin, "Location", {"OID": f"LOC.{_slug(s)}", "Name": s, "LocationType": "Site"})
         for p in versions:
-            _sub(loc, "MetaDataVersionRef", {"StudyOID": _slug(proto.id), "MetaDataVersionOID": mdv_oid(p),
-                                             "EffectiveDate": loaded.get((p.id, p.version), "1970-01-01")})
+            _sub(
+                loc,
+                "MetaDataVersionRef",
+                {
+                    "StudyOID": _slug(proto.id),
+                    "MetaDataVersionOID": mdv_oid(p),
+                    "EffectiveDate": loaded.get((p.id, p.version), "1970-01-01"),
+                },
+            )
     from ..signatures import MEANINGS
 
-    meanings = list(MEANINGS) + sorted({m for (m,) in ds.store.execute("SELECT DISTINCT meaning FROM signatures")}
-                                       - set(MEANINGS))
+    meanings = list(MEANINGS) + sorted(
+        {m for (m,) in ds.store.execute("SELECT DISTINCT meaning FROM signatures")} - set(MEANINGS)
+    )
     for m in meanings:
         sd = _sub(admin, "SignatureDef", {"OID": f"SD.{_slug(m)}", "Methodology": "Electronic"})
         _sub(sd, "Meaning", text=m)

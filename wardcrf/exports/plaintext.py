@@ -40,7 +40,9 @@ class PlainExport:
         return {"out": str(self.path), "tables": self.tables, "sha256": self.sha256, "event": self.event_id}
 
 
-def export_sqlite(session: Session, out: Path, *, confirmed: bool, progress: Progress | None = None) -> PlainExport:
+def export_sqlite(
+    session: Session, out: Path, *, confirmed: bool, progress: Progress | None = None
+) -> PlainExport:
     """Write the plain copy and record it; refuses unless `confirmed`."""
     session.require("export.plaintext", what="export an unencrypted copy of the data")
     if not confirmed:
@@ -56,13 +58,20 @@ def export_sqlite(session: Session, out: Path, *, confirmed: bool, progress: Pro
         raise UsageError(f"directory {out.parent} does not exist")
     src = session.store
     tables = [
-        (name, sql) for name, sql in src.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        (name, sql)
+        for name, sql in src.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
         if name not in EXCLUDED_TABLES
     ]
-    extras = [sql for (sql,) in src.execute(
-        "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL"
-        " AND tbl_name NOT IN ({})".format(",".join("?" * len(EXCLUDED_TABLES))), tuple(EXCLUDED_TABLES))]
+    extras = [
+        sql
+        for (sql,) in src.execute(
+            "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL"
+            " AND tbl_name NOT IN ({})".format(",".join("?" * len(EXCLUDED_TABLES))),
+            tuple(EXCLUDED_TABLES),
+        )
+    ]
     counts: dict[str, int] = {}
     progress.start("tables", len(tables))
     tmp = out.with_name(out.name + ".part")
@@ -91,9 +100,9 @@ def export_sqlite(session: Session, out: Path, *, confirmed: bool, progress: Pro
     digest = _sha256(tmp)
     try:
         event = session.append(
-            type="export.plaintext", subject=f"site:{session.ctx.site}",
-            body={"file": out.name, "sha256": digest, "tables": counts,
-                  "excluded": sorted(EXCLUDED_TABLES)},
+            type="export.plaintext",
+            subject=f"site:{session.ctx.site}",
+            body={"file": out.name, "sha256": digest, "tables": counts, "excluded": sorted(EXCLUDED_TABLES)},
         ).event
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -26,9 +26,9 @@ from typing import Any
 from .. import audit, eventlog
 from ..clock import iso_utc, now_utc, parse_iso, zone
 from ..errors import Refused, UsageError
-from ..protocol import Field, tr
 from ..exports.dataset import Dataset, Record, Signature, participant_of, value_text
 from ..exports.progress import NullProgress, Progress
+from ..protocol import Field, tr
 from . import evidence
 
 FONT_CANDIDATES: list[tuple[str, bool]] = [
@@ -39,8 +39,22 @@ FONT_CANDIDATES: list[tuple[str, bool]] = [
     ("/usr/share/fonts/truetype/noto/NotoSansSC-Regular.ttf", True),
     ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", False),
 ]
-_REPLACE = {"—": "-", "–": "-", "→": "->", "←": "<-", "…": "...", "≥": ">=", "≤": "<=", "·": "-",
-            "‘": "'", "’": "'", "“": '"', "”": '"', "×": "x", "µ": "u"}
+_REPLACE = {
+    "—": "-",
+    "–": "-",
+    "→": "->",
+    "←": "<-",
+    "…": "...",
+    "≥": ">=",
+    "≤": "<=",
+    "·": "-",
+    "‘": "'",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+    "×": "x",
+    "µ": "u",
+}
 
 
 def find_font() -> tuple[str, bool] | None:
@@ -83,8 +97,14 @@ class AuditPdf:
     font: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"out": str(self.path), "subjects": self.subjects, "records": self.records,
-                "photos": self.photos, "signatures": self.signatures, "font": self.font}
+        return {
+            "out": str(self.path),
+            "subjects": self.subjects,
+            "records": self.records,
+            "photos": self.photos,
+            "signatures": self.signatures,
+            "font": self.font,
+        }
 
 
 def _local(ts: str, zone_name: str) -> str:
@@ -118,8 +138,10 @@ class _Writer:
         self.photos = 0
         self.signatures = 0
         site = ds.site_row
-        self.footer = self.t(f"wardcrf audit copy - {'hub' if ds.is_hub else 'ward'} {site['site']} - "
-                             f"printed {self.printed} by {printed_by}")
+        self.footer = self.t(
+            f"wardcrf audit copy - {'hub' if ds.is_hub else 'ward'} {site['site']} - "
+            f"printed {self.printed} by {printed_by}"
+        )
         pdf = self.pdf
         footer_text = self.footer
         family = self.family
@@ -140,8 +162,14 @@ class _Writer:
         from fpdf.enums import WrapMode, XPos, YPos
 
         self.font(size)
-        self.pdf.multi_cell(0, h, self.t(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                            wrapmode=WrapMode.CHAR if char_wrap else WrapMode.WORD)
+        self.pdf.multi_cell(
+            0,
+            h,
+            self.t(text),
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+            wrapmode=WrapMode.CHAR if char_wrap else WrapMode.WORD,
+        )
 
     def heading(self, text: str, size: float = 13) -> None:
         self.pdf.ln(2)
@@ -159,8 +187,11 @@ class _Writer:
     def signature_line(self, s: Signature) -> None:
         self.signatures += 1
         state = "valid" if s.valid else "CHANGED SINCE SIGNED"
-        self.line(f"E-signature: {s.full_name} ({s.user}) - meaning: {s.meaning} - "
-                  f"{s.signed_at} UTC ({_local(s.signed_at, self.zone)}) - {state} - event {s.event_id}", 8.5)
+        self.line(
+            f"E-signature: {s.full_name} ({s.user}) - meaning: {s.meaning} - "
+            f"{s.signed_at} UTC ({_local(s.signed_at, self.zone)}) - {state} - event {s.event_id}",
+            8.5,
+        )
 
     def record(self, rec: Record, sigs: list[Signature]) -> None:
         ds = self.ds
@@ -169,17 +200,27 @@ class _Writer:
         fields: dict[str, Field] = dict(form.fields) if form else {}
         label = tr(form.label) if form else rec.form
         self.heading(f"{label} - record {rec.event_id}", 11)
-        self.line(f"Entered {rec.created_at} UTC ({_local(rec.created_at, self.zone)}) by "
-                  f"{ds.full_name(rec.created_by)} ({rec.created_by or '-'}) at site {rec.site}, "
-                  f"device {rec.device}; protocol {rec.protocol_id or '?'} {rec.protocol_version or '?'}", 8.5)
+        self.line(
+            f"Entered {rec.created_at} UTC ({_local(rec.created_at, self.zone)}) by "
+            f"{ds.full_name(rec.created_by)} ({rec.created_by or '-'}) at site {rec.site}, "
+            f"device {rec.device}; protocol {rec.protocol_id or '?'} {rec.protocol_version or '?'}",
+            8.5,
+        )
         e = eventlog.get(ds.store, rec.event_id)
         if e is not None:
             self.line(f"Event hash sha256:{e.hash}", 8, char_wrap=True)
-            self.line("Reached this database: " + evidence.arrival(
-                ds.store, e.device, e.seq, this_device=ds.site_row["device"]), 8.5)
+            self.line(
+                "Reached this database: "
+                + evidence.arrival(ds.store, e.device, e.seq, this_device=ds.site_row["device"]),
+                8.5,
+            )
         groups = ds.amendment_events(rec.event_id)
-        self.line("CHANGED SINCE FIRST ENTRY: " + f"{len(groups)} amendment(s), see below" if groups
-                  else "Unchanged since first entry.", 8.5)
+        self.line(
+            "CHANGED SINCE FIRST ENTRY: " + f"{len(groups)} amendment(s), see below"
+            if groups
+            else "Unchanged since first entry.",
+            8.5,
+        )
         rows = []
         names = list(fields) + [k for k in rec.data if k not in fields]
         for name in names:
@@ -191,12 +232,18 @@ class _Writer:
             self.table(rows)
         for group in groups:
             first = group[0]
-            self.line(f"Amended {first.ts} UTC by {ds.full_name(first.user)} ({first.user or '-'}); "
-                      f"reason: {first.reason}", 8.5)
+            self.line(
+                f"Amended {first.ts} UTC by {ds.full_name(first.user)} ({first.user or '-'}); "
+                f"reason: {first.reason}",
+                8.5,
+            )
             for a in group:
                 fd = fields.get(a.field)
-                self.line(f"    {tr(fd.label) if fd else a.field}: {_shown(a.old, fd) or '(blank)'} -> "
-                          f"{_shown(a.new, fd) or '(blank)'}", 8.5)
+                self.line(
+                    f"    {tr(fd.label) if fd else a.field}: {_shown(a.old, fd) or '(blank)'} -> "
+                    f"{_shown(a.new, fd) or '(blank)'}",
+                    8.5,
+                )
         for s in sigs:
             self.signature_line(s)
         for name in names:
@@ -225,8 +272,9 @@ class _Writer:
         from ..exports.csv_export import audit_rows
 
         last = None
-        for r in audit_rows(self.ds, "subject = ? OR amends IN (SELECT id FROM events WHERE subject = ?)",
-                            (subject, subject)):
+        for r in audit_rows(
+            self.ds, "subject = ? OR amends IN (SELECT id FROM events WHERE subject = ?)", (subject, subject)
+        ):
             who = f"{r['when_utc']} {r['full_name'] or r['user'] or '-'} ({r['role'] or '-'})"
             if r["event_type"] == "record.submitted":
                 if r["event_id"] == last:
@@ -234,8 +282,9 @@ class _Writer:
                 last = r["event_id"]
                 self.line(f"{who}: entered {r['form']} record {r['event_id']} (values above)", 8, h=4)
                 continue
-            what = r["event_type"] + (f" {r['form']}.{r['field']}" if r["form"] else
-                                      f" {r['field']}" if r["field"] else "")
+            what = r["event_type"] + (
+                f" {r['form']}.{r['field']}" if r["form"] else f" {r['field']}" if r["field"] else ""
+            )
             change = f"{r['old_value']} -> {r['new_value']}" if r["old_value"] else r["new_value"]
             reason = f"; reason: {r['reason']}" if r["reason"] else ""
             self.line(f"{who}: {what}: {change}{reason}"[:800], 8, h=4)
@@ -256,8 +305,15 @@ def _shown(value: Any, fd: Field | None) -> str:
     return value_text(value)
 
 
-def build(ds: Dataset, out: Path, *, printed_by: str, participant: str | None = None, kit: str | None = None,
-          progress: Progress | None = None) -> AuditPdf:
+def build(
+    ds: Dataset,
+    out: Path,
+    *,
+    printed_by: str,
+    participant: str | None = None,
+    kit: str | None = None,
+    progress: Progress | None = None,
+) -> AuditPdf:
     """Write the audit PDF for one participant, one kit, or (neither) every participant."""
     progress = progress or NullProgress()
     if participant and kit:
@@ -291,9 +347,12 @@ def build(ds: Dataset, out: Path, *, printed_by: str, participant: str | None = 
         subjects.append(subject)
         pdf.add_page()
         w.heading(f"Casebook of participant {pid}", 16)
-        w.line(f"{'Hub' if ds.is_hub else 'Ward'} {ds.site_row['site']} - protocol {ds.active_protocol.id} "
-               f"{ds.active_protocol.version} - printed {w.printed} UTC by {w.printed_by}. Times are UTC "
-               f"with the ward's local time ({w.zone}) in brackets.", 8.5)
+        w.line(
+            f"{'Hub' if ds.is_hub else 'Ward'} {ds.site_row['site']} - protocol {ds.active_protocol.id} "
+            f"{ds.active_protocol.version} - printed {w.printed} UTC by {w.printed_by}. Times are UTC "
+            f"with the ward's local time ({w.zone}) in brackets.",
+            8.5,
+        )
         casebook = by_target.get(subject, [])
         if casebook:
             w.heading("Casebook e-signatures", 11)
@@ -308,8 +367,11 @@ def build(ds: Dataset, out: Path, *, printed_by: str, participant: str | None = 
         subjects.append(kit_subject)
         pdf.add_page()
         w.heading(f"Custody chain of kit {kit}", 16)
-        w.line(f"Every event about {kit_subject} (handovers, storage, disposition) and every dose record "
-               f"that names the kit, from {'hub' if ds.is_hub else 'ward'} {ds.site_row['site']}.", 8.5)
+        w.line(
+            f"Every event about {kit_subject} (handovers, storage, disposition) and every dose record "
+            f"that names the kit, from {'hub' if ds.is_hub else 'ward'} {ds.site_row['site']}.",
+            8.5,
+        )
         for s in by_target.get(kit_subject, []):
             w.signature_line(s)
         for rec in ds.records(subject=kit_subject):
@@ -324,8 +386,11 @@ def build(ds: Dataset, out: Path, *, printed_by: str, participant: str | None = 
     w.heading("Verification at printing time", 13)
     report = audit.verify_store(ds.store)
     for r in report.results:
-        w.line(f"{r.name}: {r.checked} checked - " + ("intact" if not r.problems else
-                                                     f"{len(r.problems)} problem(s)"), 9)
+        w.line(
+            f"{r.name}: {r.checked} checked - "
+            + ("intact" if not r.problems else f"{len(r.problems)} problem(s)"),
+            9,
+        )
         for p in r.problems[:50]:
             w.line(f"    {p}", 8.5)
     w.line(f"Font: {w.font_name}.", 8)

@@ -35,8 +35,9 @@ def check_photo(store: Store, ref: str) -> PhotoCheck:
 
         read_original = api.read_original
     except (ImportError, AttributeError):
-        return PhotoCheck(sha, None, "not checked: this build has no photo store; the hash is the one "
-                                     "recorded in the event")
+        return PhotoCheck(
+            sha, None, "not checked: this build has no photo store; the hash is the one recorded in the event"
+        )
     try:
         data = read_original(store, sha)
     except VerificationFailed as exc:
@@ -69,21 +70,29 @@ def arrival(store: Store, device: str, seq: int, *, this_device: str) -> str:
         if _has_table(store, "sync_outbox"):
             rows = store.rows(
                 "SELECT peer, bundle_seq, manifest_sha, receipted_at FROM sync_outbox"
-                " WHERE first_seq <= ? AND last_seq >= ? ORDER BY bundle_seq", (seq, seq))
+                " WHERE first_seq <= ? AND last_seq >= ? ORDER BY bundle_seq",
+                (seq, seq),
+            )
             if rows:
                 r = rows[0]
                 rec = f", receipted {r['receipted_at']}" if r.get("receipted_at") else ", no receipt yet"
-                return (f"created on this device; sent to {r['peer']} in bundle {r['bundle_seq']} "
-                        f"(manifest sha256:{r['manifest_sha']}){rec}")
+                return (
+                    f"created on this device; sent to {r['peer']} in bundle {r['bundle_seq']} "
+                    f"(manifest sha256:{r['manifest_sha']}){rec}"
+                )
             return "created on this device; not yet in a sync bundle"
         return "created on this device"
     if _has_table(store, "sync_applied"):
-        rows: list[dict[str, Any]] = store.rows(
+        applied: list[dict[str, Any]] = store.rows(
             "SELECT bundle_seq, manifest_sha, file, applied_at FROM sync_applied"
-            " WHERE device = ? AND first_seq <= ? AND last_seq >= ? ORDER BY bundle_seq", (device, seq, seq))
-        if rows:
-            r = rows[0]
-            return (f"arrived from device {device} in bundle {r['bundle_seq']} "
-                    f"(manifest sha256:{r['manifest_sha']}), applied {r['applied_at']}")
+            " WHERE device = ? AND first_seq <= ? AND last_seq >= ? ORDER BY bundle_seq",
+            (device, seq, seq),
+        )
+        if applied:
+            r = applied[0]
+            return (
+                f"arrived from device {device} in bundle {r['bundle_seq']} "
+                f"(manifest sha256:{r['manifest_sha']}), applied {r['applied_at']}"
+            )
         return f"from device {device}; no bundle record on this site"
     return f"from device {device} (this build keeps no sync bundle records)"

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from ..exports.dataset import Dataset, Record, number, value_text
 from ..protocol import tr
 from .render import Doc, Table
-from ..exports.dataset import Dataset, Record, number, value_text
 
 MARKERS: list[tuple[str, str, str, str]] = [
     # key, label, form, direction that counts as improvement
@@ -39,8 +39,12 @@ MARKERS: list[tuple[str, str, str, str]] = [
     ("ddimer", "D-dimer", "labs", "down"),
     ("total", "CT score (0-72)", "ct_score", "down"),
 ]
-VITALS = [("temp", "Temperature"), ("pulse", "Heart rate"), ("resp", "Respiratory rate"),
-          ("oxysat", "Oxygen saturation")]
+VITALS = [
+    ("temp", "Temperature"),
+    ("pulse", "Heart rate"),
+    ("resp", "Respiratory rate"),
+    ("oxysat", "Oxygen saturation"),
+]
 EXACT_MAX_N = 50
 
 
@@ -61,8 +65,13 @@ def wilcoxon(before: list[float], after: list[float]) -> dict[str, Any]:
 
     diffs = [a - b for b, a in zip(before, after, strict=True)]
     nonzero = [d for d in diffs if d != 0]
-    out: dict[str, Any] = {"n_pairs": len(diffs), "n_nonzero": len(nonzero), "statistic": None,
-                           "p": None, "method": ""}
+    out: dict[str, Any] = {
+        "n_pairs": len(diffs),
+        "n_nonzero": len(nonzero),
+        "statistic": None,
+        "p": None,
+        "method": "",
+    }
     if len(nonzero) < 1:
         out["method"] = "not computed: no non-zero differences"
         return out
@@ -72,12 +81,16 @@ def wilcoxon(before: list[float], after: list[float]) -> dict[str, Any]:
     res = stats.wilcoxon(before, after, zero_method="wilcox", alternative="two-sided", method=method)
     out["statistic"] = float(res.statistic)
     out["p"] = float(res.pvalue)
-    why = [] if method == "exact" else (["tied absolute differences"] if ties else []) + (
-        [f"more than {EXACT_MAX_N} non-zero differences"] if len(nonzero) > EXACT_MAX_N else [])
-    out["method"] = (
-        "Wilcoxon signed-rank, two-sided, zero differences dropped; "
-        + ("exact null distribution" if method == "exact"
-           else "normal approximation without continuity correction (" + ", ".join(why) + ")")
+    why = (
+        []
+        if method == "exact"
+        else (["tied absolute differences"] if ties else [])
+        + ([f"more than {EXACT_MAX_N} non-zero differences"] if len(nonzero) > EXACT_MAX_N else [])
+    )
+    out["method"] = "Wilcoxon signed-rank, two-sided, zero differences dropped; " + (
+        "exact null distribution"
+        if method == "exact"
+        else "normal approximation without continuity correction (" + ", ".join(why) + ")"
     )
     out["scipy_method"] = method
     return out
@@ -88,8 +101,12 @@ def kruskal(groups: dict[str, list[float]]) -> dict[str, Any]:
     from scipy import stats
 
     used = {k: v for k, v in groups.items() if v}
-    out: dict[str, Any] = {"groups": {k: len(v) for k, v in used.items()}, "H": None, "p": None,
-                           "method": "Kruskal-Wallis H test (tie-corrected)"}
+    out: dict[str, Any] = {
+        "groups": {k: len(v) for k, v in used.items()},
+        "H": None,
+        "p": None,
+        "method": "Kruskal-Wallis H test (tie-corrected)",
+    }
     if len(used) < 2:
         out["note"] = "not computed: fewer than two groups with values"
         return out
@@ -121,8 +138,12 @@ def _local_date(text: Any) -> date | None:
         return None
 
 
-def _first(recs: list[Record], form: str, timepoint: str | None = None, *, last: bool = False) -> Record | None:
-    found = [r for r in recs if r.form == form and (timepoint is None or r.data.get("timepoint") == timepoint)]
+def _first(
+    recs: list[Record], form: str, timepoint: str | None = None, *, last: bool = False
+) -> Record | None:
+    found = [
+        r for r in recs if r.form == form and (timepoint is None or r.data.get("timepoint") == timepoint)
+    ]
     if not found:
         return None
     return found[-1] if last else found[0]
@@ -190,53 +211,88 @@ def compute(ds: Dataset) -> dict[str, Any]:
     n = len(people)
     sexes = {s: sum(1 for p in people if p.sex == s) for s in sorted({p.sex for p in people if p.sex})}
     demographics = {
-        "n": n, "sex": sexes,
+        "n": n,
+        "sex": sexes,
         "age": describe([p.age for p in people if p.age is not None]),
-        "onset_to_admission_days": describe([p.onset_to_admission for p in people if p.onset_to_admission is not None]),
-        "onset_to_first_dose_days": describe([p.onset_to_first_dose for p in people if p.onset_to_first_dose is not None]),
+        "onset_to_admission_days": describe(
+            [p.onset_to_admission for p in people if p.onset_to_admission is not None]
+        ),
+        "onset_to_first_dose_days": describe(
+            [p.onset_to_first_dose for p in people if p.onset_to_first_dose is not None]
+        ),
     }
     markers = []
     for key, label, form, direction in MARKERS:
         rows = []
-        both_b, both_a = [], []
+        both_b: list[float] = []
+        both_a: list[float] = []
         for pid, (b, a) in paired[key].items():
             change = (a - b) if a is not None and b is not None else None
             improved = None if change is None else (change > 0 if direction == "up" else change < 0)
             rows.append({"participant": pid, "before": b, "after": a, "change": change, "improved": improved})
-            if change is not None:
+            if a is not None and b is not None:
                 both_b.append(b)
                 both_a.append(a)
         k_improved = sum(1 for r in rows if r["improved"])
         entry: dict[str, Any] = {
-            "key": key, "label": label, "form": form, "unit": units.get(key, ""), "improves": direction,
-            "participants": rows, "before": describe(both_b), "after": describe(both_a),
-            "improved": k_improved, "n_paired": len(both_b),
+            "key": key,
+            "label": label,
+            "form": form,
+            "unit": units.get(key, ""),
+            "improves": direction,
+            "participants": rows,
+            "before": describe(both_b),
+            "after": describe(both_a),
+            "improved": k_improved,
+            "n_paired": len(both_b),
             "summary": f"{'up' if direction == 'up' else 'down'} in {k_improved} of {len(both_b)}",
-            "kruskal": kruskal({"baseline": [b for b, _ in paired[key].values() if b is not None],
-                                "post_treatment": [a for _, a in paired[key].values() if a is not None]}),
+            "kruskal": kruskal(
+                {
+                    "baseline": [b for b, _ in paired[key].values() if b is not None],
+                    "post_treatment": [a for _, a in paired[key].values() if a is not None],
+                }
+            ),
         }
         if key == "total":
-            entry["wilcoxon"] = wilcoxon(both_b, both_a) if both_b else {
-                "n_pairs": 0, "n_nonzero": 0, "statistic": None, "p": None,
-                "method": "not computed: no participant has both values"}
+            entry["wilcoxon"] = (
+                wilcoxon(both_b, both_a)
+                if both_b
+                else {
+                    "n_pairs": 0,
+                    "n_nonzero": 0,
+                    "statistic": None,
+                    "p": None,
+                    "method": "not computed: no participant has both values",
+                }
+            )
         markers.append(entry)
     vital_tests = {}
     for k, label in VITALS:
-        groups = {f"day {d}": [s[2 * (d - 1) + 1] for s in vitals[k].values() if s[2 * (d - 1) + 1] is not None]
-                  for d in range(1, doses_n + 1)}
-        vital_tests[k] = {"label": label, "unit": vital_units.get(k, ""), "after_inhalation_by_day": {
-            g: describe(v) for g, v in groups.items()}, "kruskal": kruskal(groups)}
+        groups: dict[str, list[float]] = {}
+        for d in range(1, doses_n + 1):
+            after_dose = (series_k[2 * (d - 1) + 1] for series_k in vitals[k].values())
+            groups[f"day {d}"] = [v for v in after_dose if v is not None]
+        vital_tests[k] = {
+            "label": label,
+            "unit": vital_units.get(k, ""),
+            "after_inhalation_by_day": {g: describe(v) for g, v in groups.items()},
+            "kruskal": kruskal(groups),
+        }
     return {
         "protocol": {"id": proto.id, "version": proto.version, "title": tr(proto.title)},
-        "site": ds.site_row["site"], "source": "hub" if ds.is_hub else "ward",
+        "site": ds.site_row["site"],
+        "source": "hub" if ds.is_hub else "ward",
         "population": "participants with at least one recorded dose",
         "methods": {
             "summary": "median (IQR, 25th-75th percentile, linear interpolation)",
             "paired": "Wilcoxon signed-rank (see wilcoxon.method)",
             "across_time_points": "Kruskal-Wallis H test",
         },
-        "demographics": demographics, "markers": markers, "vitals": vital_tests,
-        "vital_series": {k: v for k, v in vitals.items()}, "doses_per_participant": doses_n,
+        "demographics": demographics,
+        "markers": markers,
+        "vitals": vital_tests,
+        "vital_series": {k: v for k, v in vitals.items()},
+        "doses_per_participant": doses_n,
     }
 
 
@@ -250,62 +306,115 @@ def _miqr(d: dict[str, Any], unit: str = "") -> str:
 def document(data: dict[str, Any]) -> Doc:
     from . import svg
 
-    doc = Doc(f"Outcomes — {data['protocol']['id']} version {data['protocol']['version']}",
-              f"{data['protocol']['title']}. Computed by wardcrf from the records on {data['source']} "
-              f"{data['site']}; population: {data['population']}.")
+    doc = Doc(
+        f"Outcomes — {data['protocol']['id']} version {data['protocol']['version']}",
+        f"{data['protocol']['title']}. Computed by wardcrf from the records on {data['source']} "
+        f"{data['site']}; population: {data['population']}.",
+    )
     s = doc.section("Methods")
     s.text += [
         "Continuous variables: median and interquartile range (25th–75th percentile, linear interpolation).",
         "Per participant before (earliest baseline record) and after (latest post-treatment record); "
         "'improved' means lymphocytes up, every other marker and the CT score down.",
-        "CT score before vs after: " + (next(m for m in data["markers"] if m["key"] == "total")
-                                         .get("wilcoxon", {}).get("method") or "not computed") + ".",
+        "CT score before vs after: "
+        + (
+            next(m for m in data["markers"] if m["key"] == "total").get("wilcoxon", {}).get("method")
+            or "not computed"
+        )
+        + ".",
         "Biomarkers across time points and vital signs across dosing days: Kruskal–Wallis H test.",
     ]
     d = data["demographics"]
     s = doc.section("Participants")
-    s.tables.append(Table(["characteristic", "value"], [
-        ["participants", d["n"]],
-        ["sex", ", ".join(f"{k}: {v}" for k, v in d["sex"].items()) or "—"],
-        ["age, years", _miqr(d["age"])],
-        ["symptom onset to admission, days", _miqr(d["onset_to_admission_days"])],
-        ["symptom onset to first dose, days", _miqr(d["onset_to_first_dose_days"])],
-    ]))
+    s.tables.append(
+        Table(
+            ["characteristic", "value"],
+            [
+                ["participants", d["n"]],
+                ["sex", ", ".join(f"{k}: {v}" for k, v in d["sex"].items()) or "—"],
+                ["age, years", _miqr(d["age"])],
+                ["symptom onset to admission, days", _miqr(d["onset_to_admission_days"])],
+                ["symptom onset to first dose, days", _miqr(d["onset_to_first_dose_days"])],
+            ],
+        )
+    )
     s = doc.section("Before and after treatment")
     summary_rows = []
     for m in data["markers"]:
         kw = m["kruskal"]
-        summary_rows.append([m["label"], m["unit"], _miqr(m["before"]), _miqr(m["after"]),
-                             f"improved in {m['improved']} of {m['n_paired']}",
-                             "—" if kw["p"] is None else f"H={kw['H']:.3f}, p={kw['p']:.4f}"])
-    s.tables.append(Table(["marker", "unit", "before median (IQR)", "after median (IQR)", "participants",
-                           "Kruskal–Wallis"], summary_rows))
+        summary_rows.append(
+            [
+                m["label"],
+                m["unit"],
+                _miqr(m["before"]),
+                _miqr(m["after"]),
+                f"improved in {m['improved']} of {m['n_paired']}",
+                "—" if kw["p"] is None else f"H={kw['H']:.3f}, p={kw['p']:.4f}",
+            ]
+        )
+    s.tables.append(
+        Table(
+            ["marker", "unit", "before median (IQR)", "after median (IQR)", "participants", "Kruskal–Wallis"],
+            summary_rows,
+        )
+    )
     for m in data["markers"]:
-        rows = [[r["participant"], r["before"], r["after"], r["change"],
-                 "—" if r["improved"] is None else "yes" if r["improved"] else "no"] for r in m["participants"]]
-        s.tables.append(Table(["participant", "before", "after", "change", "improved"], rows,
-                              caption=f"{m['label']} ({m['unit'] or 'no unit'}): improved in "
-                                      f"{m['improved']} of {m['n_paired']}"))
+        rows = [
+            [
+                r["participant"],
+                r["before"],
+                r["after"],
+                r["change"],
+                "—" if r["improved"] is None else "yes" if r["improved"] else "no",
+            ]
+            for r in m["participants"]
+        ]
+        s.tables.append(
+            Table(
+                ["participant", "before", "after", "change", "improved"],
+                rows,
+                caption=f"{m['label']} ({m['unit'] or 'no unit'}): improved in "
+                f"{m['improved']} of {m['n_paired']}",
+            )
+        )
     ct = next(m for m in data["markers"] if m["key"] == "total")
     s = doc.section("CT score")
     w = ct.get("wilcoxon") or {}
     if w.get("p") is not None:
-        s.text.append(f"Median {ct['before']['median']:.4g} before and {ct['after']['median']:.4g} after; "
-                      f"Wilcoxon signed-rank W = {w['statistic']:.4g}, p = {w['p']:.4f} "
-                      f"({w['n_nonzero']} non-zero of {w['n_pairs']} pairs; {w['method']}).")
+        s.text.append(
+            f"Median {ct['before']['median']:.4g} before and {ct['after']['median']:.4g} after; "
+            f"Wilcoxon signed-rank W = {w['statistic']:.4g}, p = {w['p']:.4f} "
+            f"({w['n_nonzero']} non-zero of {w['n_pairs']} pairs; {w['method']})."
+        )
     else:
         s.text.append(f"Wilcoxon signed-rank: {w.get('method') or 'not computed'}.")
-    s.svgs.append(svg.before_after("CT score per participant", {
-        r["participant"]: (r["before"], r["after"]) for r in ct["participants"]
-        if r["before"] is not None and r["after"] is not None}, ""))
+    s.svgs.append(
+        svg.before_after(
+            "CT score per participant",
+            {
+                r["participant"]: (r["before"], r["after"])
+                for r in ct["participants"]
+                if r["before"] is not None and r["after"] is not None
+            },
+            "",
+        )
+    )
     s = doc.section("Vital signs over the five dosing days")
     rows = []
-    for k, v in data["vitals"].items():
+    for v in data["vitals"].values():
         kw = v["kruskal"]
-        rows.append([v["label"], v["unit"], ", ".join(f"{g}: {_miqr(x)}" for g, x in v["after_inhalation_by_day"].items()
-                                                      if x["n"]) or "—",
-                     "—" if kw["p"] is None else f"H={kw['H']:.3f}, p={kw['p']:.4f}"])
-    s.tables.append(Table(["vital sign", "unit", "after inhalation, median (IQR) per day", "Kruskal–Wallis"], rows))
+        rows.append(
+            [
+                v["label"],
+                v["unit"],
+                ", ".join(f"{g}: {_miqr(x)}" for g, x in v["after_inhalation_by_day"].items() if x["n"])
+                or "—",
+                "—" if kw["p"] is None else f"H={kw['H']:.3f}, p={kw['p']:.4f}",
+            ]
+        )
+    s.tables.append(
+        Table(["vital sign", "unit", "after inhalation, median (IQR) per day", "Kruskal–Wallis"], rows)
+    )
     n_doses = data["doses_per_participant"]
     labels = [f"{'pre' if i % 2 == 0 else 'post'} {i // 2 + 1}" for i in range(2 * n_doses)]
     for k, v in data["vitals"].items():
@@ -315,5 +424,3 @@ def document(data: dict[str, Any]) -> Doc:
 
 def outcomes(ds: Dataset) -> dict[str, Any]:
     return compute(ds)
-
-

@@ -77,9 +77,13 @@ svg{margin:.5em 1em .5em 0}.sub{color:#555}
 
 def to_html(doc: Doc) -> str:
     e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>{e(doc.title)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>{e(doc.title)}</h1>", f'<p class="sub">{e(doc.subtitle)}</p>']
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(doc.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(doc.title)}</h1>",
+        f'<p class="sub">{e(doc.subtitle)}</p>',
+    ]
     for s in doc.sections:
         out.append(f"<h2>{e(s.title)}</h2>")
         out += [f"<p>{e(t)}</p>" for t in s.text]
