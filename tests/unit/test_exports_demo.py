@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import export_support as es  # noqa: E402
+import export_support as es
 
 
 @pytest.fixture(scope="module")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("demo") / "site"
-    code, out, err = es.run_cli(data_dir, "demo", "--no-tui", "--password", es.PASSWORD, user="admin")
+    code, _out, err = es.run_cli(data_dir, "demo", "--no-tui", "--password", es.PASSWORD, user="admin")
     assert code == 0, err
     return data_dir
 
