@@ -292,3 +292,45 @@ def test_sqlite_copy_never_overwrites(ward, tmp_path):
     out.write_bytes(b"keep me")
     code, _, err = es.run_cli(ward.data_dir, "export", "sqlite", "--out", str(out), "--yes")
     assert code == 2 and "already exists" in err and out.read_bytes() == b"keep me"
+
+
+# -- progress and provenance ---------------------------------------------------------------
+
+
+def test_exports_report_progress_over_every_record(ward, tmp_path):
+    from wardcrf.exports.csv_export import export_csv
+    from wardcrf.exports.dataset import Dataset
+    from wardcrf.exports.progress import CountingProgress
+    from wardcrf.site import Site
+
+    s = Site.open(ward.data_dir).unlock("coordinator", es.PASSWORD)
+    try:
+        progress = CountingProgress()
+        ds = Dataset.for_session(s)
+        export_csv(ds, tmp_path / "csv", progress)
+        n_records, n_events = ds.count_records(), s.store.scalar("SELECT count(*) FROM events")
+    finally:
+        s.close()
+    assert progress.tasks == [("records", n_records), ("audit trail", n_events)]
+    assert progress.done == n_records + n_events
+
+
+def test_arrival_names_the_sync_bundle_an_event_came_in():
+    """The hub's record of applied bundles (sync's `sync_applied` shape) is what the audit PDF cites."""
+    from wardcrf.reports.evidence import arrival
+    from wardcrf.store import Store
+
+    store = Store.memory()
+    assert arrival(store, "WARD1", 3, this_device="HUB1").endswith("keeps no sync bundle records)")
+    store.execute(
+        "CREATE TABLE sync_applied (device TEXT, bundle_seq INTEGER, manifest_sha TEXT, first_seq INTEGER,"
+        " last_seq INTEGER, chain_last TEXT, file TEXT, applied_at TEXT)"
+    )
+    store.execute(
+        "INSERT INTO sync_applied VALUES ('WARD1', 7, 'abc123', 1, 10, 'h', 'b.tar', '2020-03-20T01:00:00Z')"
+    )
+    assert arrival(store, "WARD1", 3, this_device="HUB1") == (
+        "arrived from device WARD1 in bundle 7 (manifest sha256:abc123), applied 2020-03-20T01:00:00Z"
+    )
+    assert "no bundle record" in arrival(store, "WARD1", 11, this_device="HUB1")
+    assert arrival(store, "HUB1", 1, this_device="HUB1") == "created on this device"
