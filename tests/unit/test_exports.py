@@ -334,3 +334,25 @@ def test_arrival_names_the_sync_bundle_an_event_came_in():
     )
     assert "no bundle record" in arrival(store, "WARD1", 11, this_device="HUB1")
     assert arrival(store, "HUB1", 1, this_device="HUB1") == "created on this device"
+
+
+def test_rich_progress_bar_adapter_draws_each_task(ward, tmp_path):
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from wardcrf.cli.export_cmds import _RichProgress
+    from wardcrf.exports.dataset import Dataset
+    from wardcrf.exports.sdtm import export_sdtm
+    from wardcrf.site import Site
+
+    buf = io.StringIO()
+    s = Site.open(ward.data_dir).unlock("coordinator", es.PASSWORD)
+    try:
+        with Progress(console=Console(file=buf, force_terminal=True, width=100)) as p:
+            export_sdtm(Dataset.for_session(s), tmp_path / "sdtm", _RichProgress(p))
+            task = p.tasks[0]
+    finally:
+        s.close()
+    assert task.description == "participants" and task.completed == task.total == 7
