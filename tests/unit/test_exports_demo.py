@@ -83,3 +83,18 @@ def test_audit_pdf_shows_a_tampered_photo_as_failed(demo, tmp_path):
     text = "\n".join(p.extract_text() for p in PdfReader(str(out)).pages)
     assert "FAILED" in text and sha[:16] in text
     assert "problem(s)" in text  # the verification page reports it too
+
+
+def test_plain_copy_of_the_demo_site_leaves_photographs_and_keys_behind(demo, tmp_path):
+    import sqlite3
+
+    out = tmp_path / "analysis.db"
+    code, _, err = es.run_cli(demo, "export", "sqlite", "--out", str(out), "--yes")
+    assert code == 0, err
+    con = sqlite3.connect(out)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert not tables & {"device_keys", "photo_blobs", "photo_previews"}
+        assert con.execute("SELECT count(*) FROM photos").fetchone()[0] == 7  # metadata and hashes stay
+    finally:
+        con.close()

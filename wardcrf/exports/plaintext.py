@@ -9,8 +9,11 @@ SHA-256 of the file, so an auditor can tell which copy is which.
 
 What is copied: the event log and every projection table (the data and its
 audit trail). What is not: the device's private keys (`device_keys`), which
-would let anyone holding the copy sign sync bundles as this laptop. Triggers
-are copied too, so the copy's event log stays append-only.
+would let anyone holding the copy sign sync bundles as this laptop, and the
+photographs themselves (`photo_blobs`, `photo_previews`): signed consent
+pages carry names and signatures, and an analysis needs none of them (the
+photo metadata and every record's SHA-256 references stay). Triggers are
+copied too, so the copy's event log stays append-only.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ..site import Session
 from ..store import Store
 from .progress import NullProgress, Progress
 
-EXCLUDED_TABLES = frozenset({"device_keys"})
+EXCLUDED_TABLES = frozenset({"device_keys", "photo_blobs", "photo_previews"})
 
 
 @dataclass
