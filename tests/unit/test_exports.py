@@ -356,3 +356,51 @@ def test_rich_progress_bar_adapter_draws_each_task(ward, tmp_path):
     finally:
         s.close()
     assert task.description == "participants" and task.completed == task.total == 7
+
+
+def test_records_under_two_protocol_versions_keep_their_own_metadata(ward, tmp_path, odm_schema):
+    import xml.etree.ElementTree as ET
+
+    from wardcrf import protocol, records
+    from wardcrf.site import Site
+
+    source = protocol.default_source().replace('version = "1.0"', 'version = "1.1"', 1)
+    source = source.replace(
+        "[forms.vitals.fields.dose]",
+        '[forms.vitals.fields.position]\ntype = "text"\nlabel = { en = "Position" }\n\n[forms.vitals.fields.dose]',
+        1,
+    )
+    s = Site.open(ward.data_dir).unlock("investigator", es.PASSWORD)
+    try:
+        protocol.load(s, protocol.parse(source, "mexcovid-1.1.toml"))
+        new = records.submit(
+            s,
+            "vitals",
+            {
+                "timepoint": "unscheduled",
+                "time": "2020-03-30T10:00:00+08:00",
+                "temp": es.u(36.9, "C"),
+                "position": "sitting",
+            },
+            subject="participant:WUH01-001",
+        )
+    finally:
+        s.close()
+    out = tmp_path / "two.xml"
+    assert es.run_cli(ward.data_dir, "export", "odm", "--out", str(out))[0] == 0
+    assert list(odm_schema.iter_errors(str(out))) == []
+    root = ET.parse(out).getroot()
+    mdvs = [m.get("OID") for m in root.findall("odm:Study/odm:MetaDataVersion", ODM_NS)]
+    assert mdvs == ["MDV.MEXCOVID.1.0", "MDV.MEXCOVID.1.1"]
+    clinical = {c.get("MetaDataVersionOID"): c for c in root.findall("odm:ClinicalData", ODM_NS)}
+    assert set(clinical) == set(mdvs)
+    assert (
+        clinical["MDV.MEXCOVID.1.1"].find(f".//odm:FormData[@FormRepeatKey='{new.id}']", ODM_NS) is not None
+    )
+    assert clinical["MDV.MEXCOVID.1.0"].find(f".//odm:FormData[@FormRepeatKey='{new.id}']", ODM_NS) is None
+    csv_out = tmp_path / "csv"
+    assert es.run_cli(ward.data_dir, "export", "csv", "--out", str(csv_out))[0] == 0
+    vitals = {r["record_id"]: r for r in read_csv(csv_out / "forms" / "vitals.csv")}
+    assert vitals[new.id]["position"] == "sitting" and vitals[new.id]["protocol_version"] == "1.1"
+    versions = {r["protocol_version"] for r in read_csv(csv_out / "data_dictionary.csv")}
+    assert versions == {"1.0", "1.1"}

@@ -166,6 +166,7 @@ class _Writer:
             0,
             h,
             self.t(text),
+            align="L",
             new_x=XPos.LMARGIN,
             new_y=YPos.NEXT,
             wrapmode=WrapMode.CHAR if char_wrap else WrapMode.WORD,

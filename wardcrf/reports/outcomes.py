@@ -416,7 +416,7 @@ def document(data: dict[str, Any]) -> Doc:
         Table(["vital sign", "unit", "after inhalation, median (IQR) per day", "Kruskal–Wallis"], rows)
     )
     n_doses = data["doses_per_participant"]
-    labels = [f"{'pre' if i % 2 == 0 else 'post'} {i // 2 + 1}" for i in range(2 * n_doses)]
+    labels = [f"{'pre' if i % 2 == 0 else 'post'}{i // 2 + 1}" for i in range(2 * n_doses)]
     for k, v in data["vitals"].items():
         s.svgs.append(svg.lines(v["label"], labels, data["vital_series"][k], v["unit"]))
     return doc

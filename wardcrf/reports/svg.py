@@ -38,7 +38,7 @@ def lines(
     x_labels: list[str],
     series: dict[str, list[float | None]],
     unit: str = "",
-    width: int = 420,
+    width: int = 480,
     height: int = 240,
 ) -> str:
     """One line per series over `x_labels`; gaps where a value is missing."""
