@@ -31,6 +31,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,6 +61,7 @@ _SAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,7}$")
 _RECORD_TYPES = ("record.submitted", "record.amended", "signature.applied")
 
 
+@lru_cache(maxsize=4096)
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
@@ -69,10 +71,12 @@ def mdv_oid(p: Protocol | tuple[str, str]) -> str:
     return f"MDV.{_slug(pid)}.{_slug(ver)}"
 
 
+@lru_cache(maxsize=4096)
 def item_oid(form: str, field: str) -> str:
     return f"I.{_slug(form)}.{_slug(field)}"
 
 
+@lru_cache(maxsize=256)
 def unit_oid(unit: str) -> str:
     return f"MU.{_slug(unit.replace('%', 'pct').replace('/', '_per_').replace('^', ''))}"
 
