@@ -296,3 +296,35 @@ def test_audit_pdf_refusals(ward, tmp_path):
     )
     assert code == 2 and ".pdf" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_audit_pdf_of_a_kit_follows_its_custody_records_in_order(fresh_ward, tmp_path):
+    """Cold-chain records (subject lot:<LOT>) list the kits they moved; the kit's copy includes them."""
+    from wardcrf import records, signatures
+    from wardcrf.site import Site
+
+    kit = fresh_ward.cohort.kits[0]
+    s = Site.open(fresh_ward.data_dir).unlock("coordinator", es.PASSWORD)
+    try:
+        handover = records.submit(
+            s,
+            "cc_handover",
+            {
+                "kits": [kit, "KIT-OTHER"],
+                "from_party": "courier 顺丰",
+                "to_party": "pharmacy",
+                "condition": "frozen, logger in range",
+            },
+            subject="lot:LOT-A1",
+        )
+        signatures.sign(s, target=handover.id, meaning="received", password=es.PASSWORD)
+    finally:
+        s.close()
+    out = tmp_path / "kit.pdf"
+    code, _, err = es.run_cli(
+        fresh_ward.data_dir, "report", "audit", "--out", str(out), "--kit", kit, user="auditor"
+    )
+    assert code == 0, err
+    text = pdf_text(out)
+    assert f"record {handover.id}" in text and "courier" in text and "meaning: received" in text
+    assert text.index(f"record {handover.id}") > text.index("Used for participant WUH01-001")

@@ -217,6 +217,23 @@ class Dataset:
                 version=row["version"],
             )
 
+    def records_naming_kit(self, kit: str) -> list[Record]:
+        """Records that name a kit in a `kit_id` field or a `kits` list, in log order.
+
+        A dose names its kit; cold-chain receipts, handovers, thaws and
+        dispositions (subject ``lot:<LOT>``) list the kits they moved.
+        """
+        ids = {
+            eid
+            for (eid,) in self.store.execute(
+                "SELECT event_id FROM records WHERE json_extract(data, '$.kit_id') = ?"
+                " OR (json_type(data, '$.kits') = 'array' AND EXISTS ("
+                "   SELECT 1 FROM json_each(records.data, '$.kits') WHERE value = ?))",
+                (kit, kit),
+            )
+        }
+        return [r for r in self.records() if r.event_id in ids] if ids else []
+
     def participants(self) -> list[str]:
         """Every participant id with at least one record, in order of first record."""
         rows = self.store.execute(

@@ -329,7 +329,7 @@ def build(
     kit_subject = f"kit:{kit}" if kit else None
     kit_records: list[Record] = []
     if kit:
-        kit_records = [r for r in ds.records("dose") if value_text(r.data.get("kit_id")) == kit]
+        kit_records = [r for r in ds.records_naming_kit(kit) if r.subject != kit_subject]
         has_events = ds.store.one("SELECT 1 FROM events WHERE subject = ? LIMIT 1", (kit_subject,))
         if not kit_records and not has_events:
             raise Refused(f"unknown kit {kit} (no custody events and no dose records name it here)")
@@ -369,17 +369,20 @@ def build(
         pdf.add_page()
         w.heading(f"Custody chain of kit {kit}", 16)
         w.line(
-            f"Every event about {kit_subject} (handovers, storage, disposition) and every dose record "
-            f"that names the kit, from {'hub' if ds.is_hub else 'ward'} {ds.site_row['site']}.",
+            f"Every event about {kit_subject} and every record that names the kit (receipts, handovers, "
+            f"thaws, dispositions, the dose that used it), in the order they were recorded, from "
+            f"{'hub' if ds.is_hub else 'ward'} {ds.site_row['site']}.",
             8.5,
         )
         for s in by_target.get(kit_subject, []):
             w.signature_line(s)
-        for rec in ds.records(subject=kit_subject):
-            w.record(rec, by_target.get(rec.event_id, []))
-            n_records += 1
-        for rec in kit_records:
-            w.line(f"Used for participant {participant_of(rec.subject) or '-'}:", 9)
+        chain = {r.event_id for r in kit_records}
+        for rec in ds.records():  # log order: the custody chain as it happened
+            if rec.subject != kit_subject and rec.event_id not in chain:
+                continue
+            pid = participant_of(rec.subject)
+            if pid:
+                w.line(f"Used for participant {pid}:", 9)
             w.record(rec, by_target.get(rec.event_id, []))
             n_records += 1
         w.trail(kit_subject)
