@@ -380,9 +380,9 @@ def build(
         for rec in ds.records():  # log order: the custody chain as it happened
             if rec.subject != kit_subject and rec.event_id not in chain:
                 continue
-            pid = participant_of(rec.subject)
-            if pid:
-                w.line(f"Used for participant {pid}:", 9)
+            used_by = participant_of(rec.subject)
+            if used_by:
+                w.line(f"Used for participant {used_by}:", 9)
             w.record(rec, by_target.get(rec.event_id, []))
             n_records += 1
         w.trail(kit_subject)
