@@ -20,10 +20,12 @@ from . import (
     audit_cmds,
     db_cmds,
     demo_cmds,
+    export_cmds,
     form_cmds,
     participant_cmds,
     photo_cmds,
     protocol_cmds,
+    report_cmds,
     site_cmds,
     user_cmds,
 )
@@ -72,6 +74,8 @@ form_cmds.register(app)
 app.add_typer(participant_cmds.app, name="participant")
 participant_cmds.register(app)
 demo_cmds.register(app)
+app.add_typer(export_cmds.app, name="export")
+app.add_typer(report_cmds.app, name="report")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,141 @@
+"""`wardcrf export ...`: the trial's data in the formats coordinators' tools read."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import DataDirOption, JsonOption, console, err_console, print_json, session
+
+app = typer.Typer(
+    help="Export the trial's data: CSV, CDISC ODM 1.3.2, SDTM-shaped CSV, a plain SQLite copy.",
+    no_args_is_help=True,
+)
+
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="New (or empty) directory to write into.")]
+OutFile = Annotated[Path, typer.Option("--out", "-o", help="File to write (must not exist yet).")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+class _RichProgress:
+    """Adapter from the domain's progress calls to a rich progress bar (stderr)."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def start(self, task: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[-1].total)
+        self.task = self.progress.add_task(task, total=max(total, 1))
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None and n:
+            self.progress.advance(self.task, n)
+
+
+@contextlib.contextmanager
+def progress_bar(quiet: bool) -> Iterator[Any]:
+    from ..exports.progress import NullProgress
+
+    if quiet or not sys.stderr.isatty():
+        yield NullProgress()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as p:
+        yield _RichProgress(p)
+
+
+def _done(result: Any, as_json: bool, what: str) -> None:
+    if as_json:
+        print_json(result.as_json())
+        return
+    data = result.as_json()
+    console.print(f"[green]{what}[/] → {data['out']}", highlight=False)
+    for key in ("files", "datasets", "tables"):
+        for name, n in (data.get(key) or {}).items():
+            console.print(f"  {name}: {n} rows", highlight=False)
+    for key in ("subjects", "records", "signatures", "audit_records", "sha256", "event"):
+        if key in data:
+            console.print(f"  {key}: {data[key]}", highlight=False)
+
+
+@app.command("csv")
+def csv_(
+    out: OutDir, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False
+) -> None:
+    """One CSV per form (long format), a data dictionary, the audit trail and SHA256SUMS."""
+    from ..exports.csv_export import export_csv
+    from ..exports.dataset import Dataset
+
+    with session(data_dir) as s, progress_bar(quiet or as_json) as p:
+        result = export_csv(Dataset.for_session(s), out, p)
+    _done(result, as_json, "CSV export written")
+
+
+@app.command("odm")
+def odm(
+    out: OutFile, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False
+) -> None:
+    """CDISC ODM 1.3.2 XML: metadata from the protocol, data with audit records and signatures."""
+    from ..exports.dataset import Dataset
+    from ..exports.odm import export_odm
+
+    with session(data_dir) as s, progress_bar(quiet or as_json) as p:
+        result = export_odm(Dataset.for_session(s), out, p)
+    _done(result, as_json, "ODM 1.3.2 written")
+
+
+@app.command("sdtm")
+def sdtm(
+    out: OutDir, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False
+) -> None:
+    """SDTM-shaped CSV datasets DM, DS, EX, VS, LB, AE and RS (CT score)."""
+    from ..exports.dataset import Dataset
+    from ..exports.sdtm import export_sdtm
+
+    with session(data_dir) as s, progress_bar(quiet or as_json) as p:
+        result = export_sdtm(Dataset.for_session(s), out, p)
+    _done(result, as_json, "SDTM datasets written")
+
+
+@app.command("sqlite")
+def sqlite(
+    out: OutFile,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm: the copy is NOT encrypted.")] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """A plain, UNENCRYPTED SQLite copy for analysis tools (asks for confirmation; recorded in the log)."""
+    from ..exports.plaintext import export_sqlite
+
+    with session(data_dir) as s:
+        s.require("export.plaintext", what="export an unencrypted copy of the data")
+        confirmed = yes
+        if not confirmed and sys.stdin.isatty():
+            confirmed = typer.confirm(
+                f"{out} will hold the trial's data WITHOUT encryption. Write it?", default=False
+            )
+        with progress_bar(quiet or as_json) as p:
+            result = export_sqlite(s, out, confirmed=confirmed, progress=p)
+    _done(result, as_json, "unencrypted SQLite copy written")
+    if not as_json:
+        err_console.print(
+            "[yellow]warning:[/] this file is not encrypted: keep it on an encrypted disk "
+            "and delete it when the analysis is done",
+            highlight=False,
+        )

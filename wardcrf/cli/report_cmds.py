@@ -1,0 +1,103 @@
+"""`wardcrf report ...`: outcomes, safety and the auditor's PDF copy, from recorded values."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import DataDirOption, console, print_json, session
+
+app = typer.Typer(
+    help="Reports from recorded data: outcomes, safety, audit copy (PDF).", no_args_is_help=True
+)
+
+
+class Format(StrEnum):
+    html = "html"
+    json = "json"
+    md = "md"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format: html, json or md.")]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write to this file instead of standard output.")
+]
+
+
+def _emit(data: dict[str, Any], doc: Any, fmt: Format, out: Path | None) -> None:
+    from ..reports import render
+
+    if fmt is Format.json:
+        if out is None:
+            print_json(data)
+            return
+        import json
+
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    elif fmt is Format.md:
+        text = render.markdown(doc) + "\n"
+    else:
+        text = render.to_html(doc) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"[green]report written[/] → {out}", highlight=False)
+
+
+@app.command("outcomes")
+def outcomes(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataDirOption = None) -> None:
+    """The paper's analyses: demographics, before/after per participant, Wilcoxon, Kruskal–Wallis."""
+    from ..exports.dataset import Dataset
+    from ..reports import outcomes as rep
+
+    with session(data_dir) as s:
+        data = rep.compute(Dataset.for_session(s))
+    _emit(data, rep.document(data), fmt, out)
+
+
+@app.command("safety")
+def safety(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataDirOption = None) -> None:
+    """Exposure, every AE/SAE with grade, causality, outcome and DSMG assessment, inhalation events by dose."""
+    from ..exports.dataset import Dataset
+    from ..reports import safety as rep
+
+    with session(data_dir) as s:
+        data = rep.compute(Dataset.for_session(s))
+    _emit(data, rep.document(data), fmt, out)
+
+
+@app.command("audit")
+def audit_pdf(
+    out: Annotated[Path, typer.Option("--out", "-o", help="PDF file to write (must not exist yet).")],
+    participant: Annotated[
+        str | None, typer.Option("--participant", "-p", help="One participant's casebook, e.g. WUH01-001.")
+    ] = None,
+    kit: Annotated[str | None, typer.Option("--kit", "-k", help="One kit's custody chain.")] = None,
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
+) -> None:
+    """Human-readable audit copy (PDF): records, audit trail, e-signatures, photo hashes, sync arrival."""
+    from ..exports.dataset import Dataset
+    from ..reports import audit_pdf as rep
+
+    with session(data_dir) as s:
+        result = rep.build(
+            Dataset.for_session(s),
+            out,
+            printed_by=f"{s.full_name} ({s.user})",
+            participant=participant,
+            kit=kit,
+        )
+    if as_json:
+        print_json(result.as_json())
+        return
+    console.print(f"[green]audit copy written[/] → {result.path}", highlight=False)
+    console.print(
+        f"  {len(result.subjects)} subject(s), {result.records} records, {result.signatures} "
+        f"signature(s), {result.photos} photo(s)",
+        highlight=False,
+    )

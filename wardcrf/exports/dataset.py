@@ -1,0 +1,379 @@
+"""The read model every export and report shares: records, their history, who and when.
+
+Built only over the foundation tables (`events`, `records`, `amendments`,
+`signatures`, `users`, `protocols`), which a ward and a hub both hold, so
+the same export runs on either. Records are read in log order (`events.pos`)
+and streamed, so a site with tens of thousands of records never needs them
+all in memory at once.
+
+Each record is read with the protocol version it was captured under (the
+event names it), so an old record keeps its old field definitions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from .. import protocol as protocols
+from ..errors import Refused
+from ..protocol import Field, Form, Protocol
+from ..site import Session
+from ..store import Store
+
+PARTICIPANT_PREFIX = "participant:"
+
+
+def participant_of(subject: str | None) -> str | None:
+    """``participant:P-001`` -> ``P-001``; None for other subjects."""
+    if subject and subject.startswith(PARTICIPANT_PREFIX):
+        return subject[len(PARTICIPANT_PREFIX) :]
+    return None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One form submission with its current values and provenance."""
+
+    event_id: str
+    form: str
+    subject: str | None
+    data: dict[str, Any]
+    created_at: str
+    created_by: str | None
+    site: str
+    device: str
+    protocol_id: str | None
+    protocol_version: str | None
+    last_event: str
+    last_changed_at: str
+    last_changed_by: str | None
+    version: int
+
+    @property
+    def participant(self) -> str | None:
+        return participant_of(self.subject)
+
+    @property
+    def amended(self) -> bool:
+        return self.version > 1
+
+
+@dataclass(frozen=True)
+class Amendment:
+    event_id: str
+    target_event: str
+    field: str
+    old: Any
+    new: Any
+    reason: str
+    user: str | None
+    ts: str
+
+
+@dataclass(frozen=True)
+class Signature:
+    event_id: str
+    target: str
+    subject: str | None
+    meaning: str
+    user: str
+    full_name: str
+    signed_at: str
+    site: str
+    valid: bool
+
+    @property
+    def status(self) -> str:
+        return "valid" if self.valid else "changed since signed"
+
+
+_RECORD_SQL = """
+SELECT r.event_id, r.form, r.subject, r.data, r.created_at, r.created_by, r.last_event,
+       r.version, e.device, json_extract(e.line, '$.site') AS site,
+       json_extract(e.line, '$.protocol.id') AS protocol_id,
+       json_extract(e.line, '$.protocol.version') AS protocol_version,
+       le.ts AS last_ts, le.user AS last_user
+FROM records r
+JOIN events e ON e.id = r.event_id
+LEFT JOIN events le ON le.id = r.last_event
+"""
+
+
+@dataclass
+class Dataset:
+    """What an export reads. Open with `Dataset.for_session` (checks permission)."""
+
+    store: Store
+    action: str = "export.data"
+    _protocol_cache: dict[tuple[str | None, str | None], Protocol] = field(default_factory=dict)
+
+    @classmethod
+    def for_session(cls, session: Session, action: str = "export.data") -> Dataset:
+        session.require(action, what="export or report the trial's data")
+        return cls(session.store, action)
+
+    # -- site and protocol ---------------------------------------------------------------
+
+    @cached_property
+    def site_row(self) -> dict[str, Any]:
+        rows = self.store.rows("SELECT site, device, device_name, kind, zone FROM site WHERE id = 1")
+        if not rows:
+            raise Refused("this database has no site identity (not initialised)")
+        return rows[0]
+
+    @property
+    def is_hub(self) -> bool:
+        return self.site_row["kind"] == "hub"
+
+    @cached_property
+    def active_protocol(self) -> Protocol:
+        return protocols.active(self.store)
+
+    @cached_property
+    def protocol_versions(self) -> list[Protocol]:
+        """Every protocol version loaded, oldest first (an old record keeps its definitions)."""
+        out = []
+        for row in self.store.rows(
+            "SELECT p.source, p.protocol_id FROM protocols p JOIN events e ON e.id = p.loaded_event"
+            " ORDER BY e.pos"
+        ):
+            out.append(protocols.parse_cached(row["source"], f"{row['protocol_id']} (loaded)"))
+        return out or [self.active_protocol]
+
+    def protocol_for(self, record: Record) -> Protocol:
+        key = (record.protocol_id, record.protocol_version)
+        if key not in self._protocol_cache:
+            ref = {"id": key[0], "version": key[1]} if key[0] else None
+            self._protocol_cache[key] = protocols.version(self.store, ref)  # type: ignore[arg-type]
+        return self._protocol_cache[key]
+
+    def form_fields(self, form: str) -> list[Field]:
+        """The union of a form's fields over all loaded versions, newest definitions first."""
+        seen: dict[str, Field] = {}
+        for proto in [self.active_protocol, *reversed(self.protocol_versions)]:
+            f: Form | None = proto.forms.get(form)
+            if f is None:
+                continue
+            for fd in f.fields.values():
+                seen.setdefault(fd.name, fd)
+        return list(seen.values())
+
+    def form_label(self, form: str) -> str:
+        for proto in [self.active_protocol, *reversed(self.protocol_versions)]:
+            f = proto.forms.get(form)
+            if f is not None:
+                return protocols.tr(f.label)
+        return form
+
+    # -- records ----------------------------------------------------------------------
+
+    def forms_present(self) -> list[str]:
+        """Forms with at least one record, in the active protocol's order, then others."""
+        present = {r[0] for r in self.store.execute("SELECT DISTINCT form FROM records")}
+        order = [f for f in self.active_protocol.forms if f in present]
+        return order + sorted(present - set(order))
+
+    def count_records(self, form: str | None = None) -> int:
+        if form:
+            return int(self.store.scalar("SELECT count(*) FROM records WHERE form = ?", (form,)) or 0)
+        return int(self.store.scalar("SELECT count(*) FROM records") or 0)
+
+    def records(
+        self, form: str | None = None, *, subject: str | None = None, participant: str | None = None
+    ) -> Iterator[Record]:
+        """Records in log order, optionally of one form and/or one subject."""
+        where, params = [], []
+        if form:
+            where.append("r.form = ?")
+            params.append(form)
+        if participant:
+            subject = PARTICIPANT_PREFIX + participant
+        if subject:
+            where.append("r.subject = ?")
+            params.append(subject)
+        sql = _RECORD_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.pos"
+        cur = self.store.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        for values in cur:
+            row = dict(zip(names, values, strict=True))
+            yield Record(
+                event_id=row["event_id"],
+                form=row["form"],
+                subject=row["subject"],
+                data=json.loads(row["data"]),
+                created_at=row["created_at"],
+                created_by=row["created_by"],
+                site=row["site"] or "",
+                device=row["device"],
+                protocol_id=row["protocol_id"],
+                protocol_version=row["protocol_version"],
+                last_event=row["last_event"],
+                last_changed_at=row["last_ts"] or row["created_at"],
+                last_changed_by=row["last_user"],
+                version=row["version"],
+            )
+
+    def records_naming_kit(self, kit: str) -> list[Record]:
+        """Records that name a kit in a `kit_id` field or a `kits` list, in log order.
+
+        A dose names its kit; cold-chain receipts, handovers, thaws and
+        dispositions (subject ``lot:<LOT>``) list the kits they moved.
+        """
+        ids = {
+            eid
+            for (eid,) in self.store.execute(
+                "SELECT event_id FROM records WHERE json_extract(data, '$.kit_id') = ?"
+                " OR (json_type(data, '$.kits') = 'array' AND EXISTS ("
+                "   SELECT 1 FROM json_each(records.data, '$.kits') WHERE value = ?))",
+                (kit, kit),
+            )
+        }
+        return [r for r in self.records() if r.event_id in ids] if ids else []
+
+    def participants(self) -> list[str]:
+        """Every participant id with at least one record, in order of first record."""
+        rows = self.store.execute(
+            "SELECT r.subject FROM records r JOIN events e ON e.id = r.event_id"
+            " WHERE r.subject LIKE 'participant:%' GROUP BY r.subject ORDER BY min(e.pos)"
+        )
+        return [s[len(PARTICIPANT_PREFIX) :] for (s,) in rows]
+
+    def participant_exists(self, pid: str) -> bool:
+        return (
+            self.store.one("SELECT 1 FROM events WHERE subject = ? LIMIT 1", (PARTICIPANT_PREFIX + pid,))
+            is not None
+        )
+
+    # -- history and signatures --------------------------------------------------------
+
+    def amendments(self, event_id: str | None = None) -> list[Amendment]:
+        sql = "SELECT * FROM amendments"
+        params: tuple[Any, ...] = ()
+        if event_id:
+            sql += " WHERE target_event = ?"
+            params = (event_id,)
+        rows = self.store.rows(sql + " ORDER BY ts, event_id, field", params)
+        return [
+            Amendment(
+                r["event_id"],
+                r["target_event"],
+                r["field"],
+                _loads(r["old_value"]),
+                _loads(r["new_value"]),
+                r["reason"],
+                r["user_id"],
+                r["ts"],
+            )
+            for r in rows
+        ]
+
+    def amendment_events(self, event_id: str) -> list[list[Amendment]]:
+        """A record's amendments grouped per amendment event, in log order."""
+        groups: dict[str, list[Amendment]] = {}
+        for a in self.amendments(event_id):
+            groups.setdefault(a.event_id, []).append(a)
+        order = {
+            eid: pos
+            for eid, pos in self.store.execute("SELECT id, pos FROM events WHERE amends = ?", (event_id,))
+        }
+        return [groups[k] for k in sorted(groups, key=lambda k: order.get(k, 0))]
+
+    def signatures(self, *, target: str | None = None, subject: str | None = None) -> list[Signature]:
+        """Signatures with their current validity (content hash recomputed now)."""
+        from .. import signatures as sigs
+
+        sql = (
+            "SELECT s.*, json_extract(e.line, '$.site') AS site FROM signatures s"
+            " JOIN events e ON e.id = s.event_id"
+        )
+        params: tuple[Any, ...] = ()
+        if target:
+            sql += " WHERE s.target_event = ?"
+            params = (target,)
+        elif subject:
+            sql += " WHERE s.subject = ? OR s.target_event = ?"
+            params = (subject, subject)
+        out = []
+        hashes: dict[str, str] = {}
+        for r in self.store.rows(sql + " ORDER BY e.pos", params):
+            t = r["target_event"]
+            if t not in hashes:
+                try:
+                    hashes[t] = sigs.content_hash(self.store, t)
+                except Refused:
+                    hashes[t] = ""
+            out.append(
+                Signature(
+                    r["event_id"],
+                    t,
+                    r["subject"],
+                    r["meaning"],
+                    r["user_id"],
+                    r["full_name"],
+                    r["signed_at"],
+                    r["site"] or "",
+                    hashes[t] == r["signed_hash"],
+                )
+            )
+        return out
+
+    @cached_property
+    def users(self) -> dict[str, dict[str, Any]]:
+        return {r["username"]: r for r in self.store.rows("SELECT * FROM users ORDER BY username")}
+
+    def full_name(self, user: str | None) -> str:
+        if not user:
+            return ""
+        u = self.users.get(user)
+        return u["full_name"] if u else user
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def value_text(value: Any) -> str:
+    """A stored value as one CSV/XML cell: the number of a unit value, codes joined by ';'."""
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        # Integral floats print as integers (2e8 -> 200000000) so tools read them as numbers.
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, list):
+        return ";".join(value_text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def unit_of(value: Any, fd: Field | None) -> str:
+    if isinstance(value, dict) and "value" in value:
+        return str(value.get("unit") or "")
+    return (fd.unit or "") if fd else ""
+
+
+def number(value: Any) -> float | None:
+    """The numeric value of a stored field, or None (missing, not evaluable, text)."""
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,122 @@
+"""A plain (unencrypted) SQLite copy of the trial data, for analysis tools.
+
+datasette, pandas and R read SQLite, not SQLCipher. This copy leaves the
+encryption behind, so it is guarded three ways: its own permission
+(``export.plaintext``: admin, coordinator), an explicit confirmation the
+service refuses to run without, and an ``export.plaintext`` event in the
+audit trail naming who made it, where it went, what it holds and the
+SHA-256 of the file, so an auditor can tell which copy is which.
+
+What is copied: the event log and every projection table (the data and its
+audit trail). What is not: the device's private keys (`device_keys`), which
+would let anyone holding the copy sign sync bundles as this laptop, and the
+photographs themselves (`photo_blobs`, `photo_previews`): signed consent
+pages carry names and signatures, and an analysis needs none of them (the
+photo metadata and every record's SHA-256 references stay). Triggers are
+copied too, so the copy's event log stays append-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..site import Session
+from ..store import Store
+from .progress import NullProgress, Progress
+
+EXCLUDED_TABLES = frozenset({"device_keys", "photo_blobs", "photo_previews"})
+
+
+@dataclass
+class PlainExport:
+    path: Path
+    tables: dict[str, int]
+    sha256: str
+    event_id: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"out": str(self.path), "tables": self.tables, "sha256": self.sha256, "event": self.event_id}
+
+
+def export_sqlite(
+    session: Session, out: Path, *, confirmed: bool, progress: Progress | None = None
+) -> PlainExport:
+    """Write the plain copy and record it; refuses unless `confirmed`."""
+    session.require("export.plaintext", what="export an unencrypted copy of the data")
+    if not confirmed:
+        raise UsageError(
+            "an unencrypted copy leaves the database encryption behind: confirm with --yes "
+            "(or answer the prompt) and keep the file on an encrypted disk"
+        )
+    progress = progress or NullProgress()
+    out = Path(out)
+    if out.exists():
+        raise UsageError(f"{out} already exists; choose a new file name (an export never overwrites)")
+    if not out.parent.is_dir():
+        raise UsageError(f"directory {out.parent} does not exist")
+    src = session.store
+    tables = [
+        (name, sql)
+        for name, sql in src.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+        if name not in EXCLUDED_TABLES
+    ]
+    extras = [
+        sql
+        for (sql,) in src.execute(
+            "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL"
+            " AND tbl_name NOT IN ({})".format(",".join("?" * len(EXCLUDED_TABLES))),
+            tuple(EXCLUDED_TABLES),
+        )
+    ]
+    counts: dict[str, int] = {}
+    progress.start("tables", len(tables))
+    tmp = out.with_name(out.name + ".part")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    dst = Store(tmp, None)
+    try:
+        with dst.transaction():
+            for name, sql in tables:
+                dst.execute(sql)
+                cols = [r[1] for r in src.execute(f'PRAGMA table_info("{name}")')]
+                marks = ",".join("?" * len(cols))
+                col_list = ",".join(f'"{c}"' for c in cols)
+                cur = src.execute(f'SELECT {col_list} FROM "{name}"')
+                n = 0
+                while batch := cur.fetchmany(5000):
+                    dst.conn.executemany(f'INSERT INTO "{name}" ({col_list}) VALUES ({marks})', batch)
+                    n += len(batch)
+                counts[name] = n
+                progress.advance(1)
+            for sql in extras:
+                dst.execute(sql)
+        dst.execute("PRAGMA journal_mode = DELETE")
+    finally:
+        dst.close()
+    digest = _sha256(tmp)
+    try:
+        event = session.append(
+            type="export.plaintext",
+            subject=f"site:{session.ctx.site}",
+            body={"file": out.name, "sha256": digest, "tables": counts, "excluded": sorted(EXCLUDED_TABLES)},
+        ).event
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out)
+    return PlainExport(out, counts, digest, event.id)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
