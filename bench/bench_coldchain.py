@@ -1,0 +1,85 @@
+"""Cold-chain benchmark: a year of one-minute readings parsed, checked and summarized.
+
+Target (issue 5): ≤ 10 s for ≈525,600 readings, import + excursion check +
+summary. Baseline, measured in the same run: Python's `csv` module merely
+splitting the same file into rows (the least any parser must do), so the
+ratio says how much our validation, zone handling and analysis cost on top.
+
+Run: python bench/bench_coldchain.py [--quick]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta
+
+from wardcrf.coldchain import analysis, loggers
+
+MINUTES_PER_YEAR = 365 * 24 * 60
+
+
+def year_file(n: int) -> bytes:
+    """Elitech-style log: -20 °C with a daily wobble and one 20-minute excursion a month."""
+    start = datetime(2020, 1, 1)
+    out = ["Elitech RC-4", "Serial No: EL-BENCH", "No.\tTime\tTemperature(°C)"]
+    step = timedelta(minutes=1)
+    for i in range(n):
+        t = -20.0 + ((i % 1440) - 720) / 720.0
+        if i % 43200 < 20:
+            t = -12.5
+        out.append(f"{i + 1}\t{start + i * step:%Y-%m-%d %H:%M:%S}\t{t:.1f}")
+    return ("\r\n".join(out) + "\r\n").encode()
+
+
+def _median(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run(quick: bool) -> list[dict]:
+    n = 60 * 24 * 30 if quick else MINUTES_PER_YEAR
+    raw = year_file(n)
+    repeats = 1 if quick else 3
+
+    def ours() -> None:
+        log = loggers.parse(raw, "Asia/Shanghai")
+        s = analysis.summarize(log.times, log.temps, log.interval, -25.0, -15.0)
+        assert s.readings == n and s.excursions
+
+    def baseline() -> None:
+        rows = list(csv.reader(io.StringIO(raw.decode()), delimiter="\t"))
+        assert len(rows) > n
+
+    ours_s = _median(ours, repeats)
+    base_s = _median(baseline, repeats)
+    return [
+        {
+            "name": f"coldchain import+check+summary ({n} readings)",
+            "value": round(ours_s, 3),
+            "unit": "s",
+            "baseline": round(base_s, 3),
+            "ratio": round(ours_s / base_s, 2),
+            "target": "≤ 10 s",
+        },
+        {
+            "name": "coldchain readings per second",
+            "value": round(n / ours_s),
+            "unit": "readings/s",
+            "baseline": round(n / base_s),
+            "ratio": round(base_s / ours_s, 2),
+            "target": "≥ 52,560/s",
+        },
+    ]
+
+
+if __name__ == "__main__":
+    for row in run("--quick" in sys.argv):
+        print(row)
