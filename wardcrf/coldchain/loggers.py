@@ -224,7 +224,8 @@ def get_zone(name: str) -> ZoneInfo | timezone:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise LoggerFileError(
-            f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai or an offset such as UTC+08:00)"
+            f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai "
+            "or an offset such as UTC+08:00)"
         ) from exc
 
 
@@ -259,7 +260,8 @@ def parse_when(text: str, zone_name: str) -> int:
 
 _FT_DATA = re.compile(r"^\t(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2})\t([^\t]*)(?:\t([^\t]*))?$")
 _ELITECH = re.compile(
-    r"^\s*(\d+)\t\s*(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})\s*\t\s*\"?([-+]?\d+(?:[.,]\d+)?)\"?\s*$"
+    r"^\s*(\d+)\t\s*(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})\s*\t"
+    r"\s*\"?([-+]?\d+(?:[.,]\d+)?)\"?\s*$"
 )
 _ISO_TS = (
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?"
@@ -344,7 +346,8 @@ def _temperature(text: str, line: int, fahrenheit: bool) -> float:
         value = round((value - 32.0) * 5.0 / 9.0, 3)
     if not (PLAUSIBLE_C[0] <= value <= PLAUSIBLE_C[1]):
         raise LoggerFileError(
-            f"temperature {value} °C is outside the plausible range {PLAUSIBLE_C[0]:g} … {PLAUSIBLE_C[1]:g} °C",
+            f"temperature {value} °C is outside the plausible range "
+            f"{PLAUSIBLE_C[0]:g} … {PLAUSIBLE_C[1]:g} °C",
             line,
         )
     return value
@@ -356,7 +359,8 @@ def _append(log: LoggerLog, t: int, temp: float, line: int, last_line: list[int]
         prev = last_line[0]
         what = "repeats" if t == times[-1] else "is earlier than"
         raise LoggerFileError(
-            f"time {iso_z(t)} {what} the previous reading (line {prev}): out of order or duplicated",
+            f"time {iso_z(t)} {what} the previous reading (line {prev}): "
+            "out of order or duplicated",
             line,
         )
     times.append(t)
@@ -422,8 +426,8 @@ def _parse_fridgetag(lines: list[str], unit_zone: str) -> LoggerLog:
         data_at = next(i for i, ln in enumerate(lines) if ln.strip() == "Data:")
     except StopIteration:
         raise LoggerFileError(
-            "Fridge-tag export without a Data: block (a Fridge-tag 2 report holds daily summaries only; "
-            "export a Fridge-tag 2 L or Ultra Low file with readings)"
+            "Fridge-tag export without a Data: block (a Fridge-tag 2 report holds daily "
+            "summaries only; export a Fridge-tag 2 L or Ultra Low file with readings)"
         ) from None
     fahrenheit = False
     for ln in lines[:data_at]:
@@ -443,12 +447,12 @@ def _parse_fridgetag(lines: list[str], unit_zone: str) -> LoggerLog:
         log.unit_converted = "F"
     clock = _Clock(unit_zone)
     last = [0]
-    i = data_at + 1
+    begin = data_at + 1
     n = len(lines)
-    if i < n and lines[i].strip().startswith("yyyy-MM-dd"):
-        i += 1
+    if begin < n and lines[begin].strip().startswith("yyyy-MM-dd"):
+        begin += 1
     match = _FT_DATA.match
-    for i in range(i, n):
+    for i in range(begin, n):
         ln = lines[i]
         if not ln.startswith("\t"):
             if not ln.strip():
@@ -502,7 +506,8 @@ def _parse_elitech(lines: list[str], unit_zone: str) -> LoggerLog:
             if not ln.strip():
                 continue
             raise LoggerFileError(
-                "not 'index<TAB>yyyy-mm-dd hh:mm:ss<TAB>temperature' (a line in the readings that does not parse)",
+                "not 'index<TAB>yyyy-mm-dd hh:mm:ss<TAB>temperature' "
+                "(a line among the readings that does not parse)",
                 i + 1,
             )
         idx = int(m.group(1))
@@ -538,9 +543,9 @@ def _parse_csv(lines: list[str], unit_zone: str) -> LoggerLog:
                 "or separate columns with ';'",
                 i + 1,
             )
-        for s, p in _CSV_PATTERNS.items():
+        for candidate, p in _CSV_PATTERNS.items():
             if p.match(ln):
-                first, pattern, sep = i, p, s
+                first, pattern, sep = i, p, candidate
                 break
         if pattern is not None:
             break
@@ -565,8 +570,8 @@ def _parse_csv(lines: list[str], unit_zone: str) -> LoggerLog:
                 continue
             if sep == "," and _AMBIGUOUS_COMMA.match(ln):
                 raise LoggerFileError(
-                    "a comma is both the separator and the decimal mark (ambiguous): quote the value "
-                    "or separate columns with ';'",
+                    "a comma is both the separator and the decimal mark (ambiguous): "
+                    "quote the value or separate columns with ';'",
                     i + 1,
                 )
             if _DAY_FIRST.match(ln):
@@ -583,7 +588,8 @@ def _parse_csv(lines: list[str], unit_zone: str) -> LoggerLog:
                 log.zone_source = "file"
         elif aware != (off is not None):
             raise LoggerFileError(
-                "timestamps mix stated offsets and local times (ambiguous): state the offset on every line or none",
+                "timestamps mix stated offsets and local times (ambiguous): "
+                "state the offset on every line or none",
                 i + 1,
             )
         y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
