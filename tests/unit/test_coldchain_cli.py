@@ -18,27 +18,84 @@ def freezer(tmp_path, name="frz.txt", start=T0, hours=30, hot_at: int | None = N
     n = hours * 12
     temps = [-20.0] * n
     if hot_at is not None:
-        temps[hot_at:hot_at + 3] = [-14.0, -12.5, -14.5]
+        temps[hot_at : hot_at + 3] = [-14.0, -12.5, -14.5]
     rows = samples.series(start, 5, temps)
-    raw = {"fridgetag": samples.fridgetag, "elitech": samples.elitech,
-           "csv": samples.csv}[fmt](rows)
+    raw = {"fridgetag": samples.fridgetag, "elitech": samples.elitech, "csv": samples.csv}[fmt](rows)
     path = tmp_path / name
     path.write_bytes(raw)
     return path
 
 
 def base(cli, tmp_path):
-    assert cli("coldchain", "add-unit", "FRZ-1", "--name", "freezer", "--location", "ward 3",
-               user="pharmacist").code == 0
-    r = cli("coldchain", "add-lot", "LOT1", "--product", "haMSC-Exos", "--expiry", "2021-03-31",
-            "--release-ref", "QP-1", "--quantity", "2", "-k", "K001", "-k", "K002", user="pharmacist")
+    assert (
+        cli(
+            "coldchain", "add-unit", "FRZ-1", "--name", "freezer", "--location", "ward 3", user="pharmacist"
+        ).code
+        == 0
+    )
+    r = cli(
+        "coldchain",
+        "add-lot",
+        "LOT1",
+        "--product",
+        "haMSC-Exos",
+        "--expiry",
+        "2021-03-31",
+        "--release-ref",
+        "QP-1",
+        "--quantity",
+        "2",
+        "-k",
+        "K001",
+        "-k",
+        "K002",
+        user="pharmacist",
+    )
     assert r.code == 0, r.err
-    r = cli("coldchain", "receive", "--shipper", "SH1", "-k", "K001", "-k", "K002", "--at", "2020-03-15T08:00",
-            "--to", "pharmacy", "--dry-ice", "--intact", "--frozen", "--courier-user", "coordinator",
-            "--logger-serial", "LG-1", user="pharmacist", env=ENV)
+    r = cli(
+        "coldchain",
+        "receive",
+        "--shipper",
+        "SH1",
+        "-k",
+        "K001",
+        "-k",
+        "K002",
+        "--at",
+        "2020-03-15T08:00",
+        "--to",
+        "pharmacy",
+        "--dry-ice",
+        "--intact",
+        "--frozen",
+        "--courier-user",
+        "coordinator",
+        "--logger-serial",
+        "LG-1",
+        user="pharmacist",
+        env=ENV,
+    )
     assert r.code == 0, r.err
-    r = cli("coldchain", "handover", "-k", "K001", "-k", "K002", "--at", "2020-03-15T08:15", "--from", "pharmacy",
-            "--to", "FRZ-1", "--from-user", "pharmacist", "--to-user", "investigator", user="pharmacist", env=ENV)
+    r = cli(
+        "coldchain",
+        "handover",
+        "-k",
+        "K001",
+        "-k",
+        "K002",
+        "--at",
+        "2020-03-15T08:15",
+        "--from",
+        "pharmacy",
+        "--to",
+        "FRZ-1",
+        "--from-user",
+        "pharmacist",
+        "--to-user",
+        "investigator",
+        user="pharmacist",
+        env=ENV,
+    )
     assert r.code == 0, r.err
 
 
@@ -47,12 +104,35 @@ def test_full_cli_flow_custody_status_audit(cli, tmp_path):
     r = cli("coldchain", "import-logger", str(freezer(tmp_path)), "--unit", "FRZ-1", user="pharmacist")
     assert r.code == 0, r.err
     assert "Imported 360 readings" in r.out and "MKT -20.0" in r.out
-    r = cli("coldchain", "handover", "-k", "K001", "--at", "2020-03-16T08:15", "--from", "FRZ-1",
-            "--to", "bedside:P-001", "--from-user", "pharmacist", "--to-user", "clinician", user="pharmacist",
-            env=ENV)
+    r = cli(
+        "coldchain",
+        "handover",
+        "-k",
+        "K001",
+        "--at",
+        "2020-03-16T08:15",
+        "--from",
+        "FRZ-1",
+        "--to",
+        "bedside:P-001",
+        "--from-user",
+        "pharmacist",
+        "--to-user",
+        "clinician",
+        user="pharmacist",
+        env=ENV,
+    )
     assert r.code == 0, r.err
-    r = cli("coldchain", "thaw", "K001", "--start", "2020-03-16T08:20", "--end", "2020-03-16T08:45",
-            user="clinician")
+    r = cli(
+        "coldchain",
+        "thaw",
+        "K001",
+        "--start",
+        "2020-03-16T08:20",
+        "--end",
+        "2020-03-16T08:45",
+        user="clinician",
+    )
     assert r.code == 0, r.err
     r = cli("coldchain", "custody", "K001", "--at", "2020-03-16T09:00", "--json", user="auditor")
     assert r.code == 0, r.err
@@ -76,18 +156,36 @@ def test_full_cli_flow_custody_status_audit(cli, tmp_path):
 
 def test_excursion_cli_and_disposition(cli, tmp_path):
     base(cli, tmp_path)
-    cli("coldchain", "import-logger", str(freezer(tmp_path, hot_at=100)), "--unit", "FRZ-1", user="pharmacist")
+    cli(
+        "coldchain", "import-logger", str(freezer(tmp_path, hot_at=100)), "--unit", "FRZ-1", user="pharmacist"
+    )
     r = cli("coldchain", "excursions", "--json", user="auditor")
     exc = json.loads(r.out)
     assert len(exc) == 1 and exc[0]["duration_min"] == 15 and exc[0]["max_c"] == -12.5
     assert exc[0]["awaiting_disposition"] == ["K001", "K002"]
     r = cli("coldchain", "custody", "K001", user="auditor")
     assert r.code == 1 and "quarantined" in r.err
-    r = cli("coldchain", "disposition", exc[0]["id"], "--decision", "release", "--reason", "within stability",
-            user="clinician")
+    r = cli(
+        "coldchain",
+        "disposition",
+        exc[0]["id"],
+        "--decision",
+        "release",
+        "--reason",
+        "within stability",
+        user="clinician",
+    )
     assert r.code == 1 and "may not" in r.err
-    r = cli("coldchain", "disposition", exc[0]["id"], "--decision", "release", "--reason", "within stability",
-            user="pharmacist")
+    r = cli(
+        "coldchain",
+        "disposition",
+        exc[0]["id"],
+        "--decision",
+        "release",
+        "--reason",
+        "within stability",
+        user="pharmacist",
+    )
     assert r.code == 0, r.err
     assert json.loads(cli("coldchain", "status", "--json").out)["quarantined_kits"] == []
 
@@ -131,7 +229,7 @@ def test_tampered_logger_file_fails_audit(cli, tmp_path, site: Site):
         digest = s.store.scalar("SELECT sha256 FROM cc_evidence")
         assert evidence.read(s.store, digest).startswith(b"Device:")
         s.store.execute("UPDATE cc_evidence SET data = ? WHERE sha256 = ?", (b"forged", digest))
-        n, diffs = projections.check(s.store)
+        _n, diffs = projections.check(s.store)
         assert diffs == []
     finally:
         s.close()
@@ -158,9 +256,24 @@ def test_changed_signature_fails_handover_audit(cli, tmp_path, session_for):
 def test_sign_later_then_sign(cli, tmp_path):
     base(cli, tmp_path)
     cli("coldchain", "import-logger", str(freezer(tmp_path)), "--unit", "FRZ-1", user="pharmacist")
-    r = cli("coldchain", "handover", "-k", "K001", "--at", "2020-03-16T08:15", "--from", "FRZ-1",
-            "--to", "bedside", "--from-user", "pharmacist", "--to-user", "clinician", "--sign-later",
-            user="pharmacist")
+    r = cli(
+        "coldchain",
+        "handover",
+        "-k",
+        "K001",
+        "--at",
+        "2020-03-16T08:15",
+        "--from",
+        "FRZ-1",
+        "--to",
+        "bedside",
+        "--from-user",
+        "pharmacist",
+        "--to-user",
+        "clinician",
+        "--sign-later",
+        user="pharmacist",
+    )
     assert r.code == 0 and "awaiting signature: clinician (received)" in r.out
     ev = r.out.split("event ")[1].split()[0]
     assert cli("audit", "handovers", user="auditor").code == 1
@@ -176,8 +289,24 @@ def test_manual_reading_and_usage_errors(cli, tmp_path):
     assert exc[0]["kind"] == "manual" and exc[0]["awaiting_disposition"] == ["K001", "K002"]
     r = cli("coldchain", "reading", "FRZ-1", "--at", "15/03/2020", "--temp", "-20", user="pharmacist")
     assert r.code == 2 and "invalid time" in r.err
-    r = cli("coldchain", "disposition", exc[0]["id"], "--decision", "keep", "--reason", "x", user="pharmacist")
+    r = cli(
+        "coldchain", "disposition", exc[0]["id"], "--decision", "keep", "--reason", "x", user="pharmacist"
+    )
     assert r.code == 2 and "allowed: release, discard" in r.err
-    r = cli("coldchain", "add-lot", "LOT2", "--product", "p", "--expiry", "2021-01-01", "--release-ref", "r",
-            "--quantity", "1", "-k", "K001", user="pharmacist")
+    r = cli(
+        "coldchain",
+        "add-lot",
+        "LOT2",
+        "--product",
+        "p",
+        "--expiry",
+        "2021-01-01",
+        "--release-ref",
+        "r",
+        "--quantity",
+        "1",
+        "-k",
+        "K001",
+        user="pharmacist",
+    )
     assert r.code == 1 and "already registered in lot LOT1" in r.err

@@ -53,9 +53,7 @@ def freezer_file(
     return path
 
 
-def setup_kits(
-    ph, tmp_path, kits=("K001", "K002"), *, log=True, hot=None, skip=None, expiry="2021-03-31"
-):
+def setup_kits(ph, tmp_path, kits=("K001", "K002"), *, log=True, hot=None, skip=None, expiry="2021-03-31"):
     services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
     services.add_lot(
         ph,
@@ -138,7 +136,7 @@ def test_complete_chain_passes_the_gate(ph, tmp_path):
     sig_states = [s["state"] for s in c.links[0].detail["signatures"]]
     assert sig_states == ["valid", "valid"]
     # The projections are exactly what the log derives.
-    n, diffs = projections.check(ph.store)
+    _n, diffs = projections.check(ph.store)
     assert diffs == []
 
 
@@ -180,13 +178,9 @@ def test_gate_refuses_unregistered_unreceived_and_not_at_bedside(ph, tmp_path):
     with pytest.raises(Refused, match="not registered"):
         custody.check_dose(ph.store, "NOPE", dose_epoch())
     setup_kits(ph, tmp_path)
-    with pytest.raises(
-        Refused, match="is at 'FRZ-1', not at the bedside|is at FRZ-1, not at the bedside"
-    ):
+    with pytest.raises(Refused, match="is at 'FRZ-1', not at the bedside"):
         custody.check_dose(ph.store, "K001", dose_epoch())
-    services.add_lot(
-        ph, "LOT9", product="p", expiry="2021-01-01", release_ref="r", kits=["K900"], quantity=1
-    )
+    services.add_lot(ph, "LOT9", product="p", expiry="2021-01-01", release_ref="r", kits=["K900"], quantity=1)
     with pytest.raises(Refused, match="no shipment receipt"):
         custody.check_dose(ph.store, "K900", dose_epoch())
 
@@ -217,17 +211,13 @@ def test_gate_refuses_logging_gap(ph, tmp_path):
     gap = (datetime(2020, 3, 15, 20, 0), datetime(2020, 3, 15, 21, 0))
     setup_kits(ph, tmp_path, skip=gap)
     to_bedside(ph)
-    with pytest.raises(
-        Refused, match="unmonitored from 2020-03-15T11:55:00Z to 2020-03-15T13:00:00Z"
-    ):
+    with pytest.raises(Refused, match="unmonitored from 2020-03-15T11:55:00Z to 2020-03-15T13:00:00Z"):
         custody.check_dose(ph.store, "K001", dose_epoch())
 
 
 def test_gate_refuses_long_transit(ph, tmp_path):
     services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
-    services.add_lot(
-        ph, "LOT1", product="p", expiry="2021-03-31", release_ref="r", kits=["K001"], quantity=1
-    )
+    services.add_lot(ph, "LOT1", product="p", expiry="2021-03-31", release_ref="r", kits=["K001"], quantity=1)
     services.receive_shipment(
         ph,
         shipper_id="SH1",
@@ -289,11 +279,7 @@ def test_excursion_quarantines_kits_in_the_unit_until_disposition(ph, tmp_path, 
     hot = (datetime(2020, 3, 15, 22, 0), datetime(2020, 3, 15, 22, 20))
     setup_kits(ph, tmp_path, hot=hot)
     exc = ph.store.rows("SELECT * FROM cc_excursions")
-    assert (
-        len(exc) == 1
-        and exc[0]["max_c"] == -13.0
-        and exc[0]["end_t"] - exc[0]["start_t"] == 20 * 60
-    )
+    assert len(exc) == 1 and exc[0]["max_c"] == -13.0 and exc[0]["end_t"] - exc[0]["start_t"] == 20 * 60
     xid = exc[0]["excursion_id"]
     assert sorted(k for k, _ in custody.quarantined_kits(ph.store)) == ["K001", "K002"]
     to_bedside(ph)
@@ -313,9 +299,7 @@ def test_excursion_quarantines_kits_in_the_unit_until_disposition(ph, tmp_path, 
     custody.check_dose(ph.store, "K001", dose_epoch())
     with pytest.raises(Refused, match="already has a disposition"):
         services.record_disposition(ph, xid, decision="release", reason="x", kits=["K001"])
-    services.record_disposition(
-        session_for("investigator"), xid, decision="discard", reason="sponsor advice"
-    )
+    services.record_disposition(session_for("investigator"), xid, decision="discard", reason="sponsor advice")
     assert custody.quarantined_kits(ph.store) == []
     assert custody.is_discarded(ph.store, "K002")
     with pytest.raises(Refused, match="discarded"):
@@ -341,9 +325,7 @@ def test_kit_not_in_unit_during_excursion_is_not_quarantined(ph, tmp_path):
 
 
 def test_failed_arrival_condition_quarantines_the_shipment(ph):
-    services.add_lot(
-        ph, "LOT1", product="p", expiry="2021-03-31", release_ref="r", kits=["K001"], quantity=1
-    )
+    services.add_lot(ph, "LOT1", product="p", expiry="2021-03-31", release_ref="r", kits=["K001"], quantity=1)
     r = services.receive_shipment(
         ph,
         shipper_id="SH1",
@@ -357,9 +339,7 @@ def test_failed_arrival_condition_quarantines_the_shipment(ph):
         logger_serial="LG",
         passwords=SIGNERS,
     )
-    assert r.warnings and custody.quarantined_kits(ph.store) == [
-        ("K001", f"receipt/{r.event.id}/arrival")
-    ]
+    assert r.warnings and custody.quarantined_kits(ph.store) == [("K001", f"receipt/{r.event.id}/arrival")]
 
 
 def test_open_excursion_cannot_be_released(ph, tmp_path):
@@ -389,32 +369,20 @@ def test_lot_refusals(ph):
             ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["A", "B"], quantity=3
         )
     with pytest.raises(ValidationFailed, match="expiry"):
-        services.add_lot(
-            ph, "L", product="p", expiry="31/01/2021", release_ref="r", kits=["A"], quantity=1
-        )
+        services.add_lot(ph, "L", product="p", expiry="31/01/2021", release_ref="r", kits=["A"], quantity=1)
     with pytest.raises(ValidationFailed, match="release_ref: required"):
-        services.add_lot(
-            ph, "L", product="p", expiry="2021-01-01", release_ref="", kits=["A"], quantity=1
-        )
+        services.add_lot(ph, "L", product="p", expiry="2021-01-01", release_ref="", kits=["A"], quantity=1)
     with pytest.raises(UsageError, match="listed twice"):
         services.add_lot(
             ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["A", "a"], quantity=2
         )
     with pytest.raises(UsageError, match="invalid"):
-        services.add_lot(
-            ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["A B"], quantity=1
-        )
-    services.add_lot(
-        ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["A"], quantity=1
-    )
+        services.add_lot(ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["A B"], quantity=1)
+    services.add_lot(ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["A"], quantity=1)
     with pytest.raises(Refused, match="already registered"):
-        services.add_lot(
-            ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["Z"], quantity=1
-        )
+        services.add_lot(ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["Z"], quantity=1)
     with pytest.raises(Refused, match="kit A is already registered in lot L"):
-        services.add_lot(
-            ph, "M", product="p", expiry="2021-01-01", release_ref="r", kits=["A"], quantity=1
-        )
+        services.add_lot(ph, "M", product="p", expiry="2021-01-01", release_ref="r", kits=["A"], quantity=1)
 
 
 def test_unit_refusals(ph, session_for):
@@ -432,9 +400,7 @@ def test_unit_refusals(ph, session_for):
 
 def test_receipt_and_handover_refusals(ph, tmp_path, session_for):
     services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
-    services.add_lot(
-        ph, "LOT1", product="p", expiry="2021-03-31", release_ref="r", kits=["K001"], quantity=1
-    )
+    services.add_lot(ph, "LOT1", product="p", expiry="2021-03-31", release_ref="r", kits=["K001"], quantity=1)
     base = dict(
         shipper_id="SH1",
         kits=["K001"],
@@ -455,9 +421,7 @@ def test_receipt_and_handover_refusals(ph, tmp_path, session_for):
             ph, delivered_by_user="coordinator", **{**base, "received_at": "2100-01-01T00:00"}
         )
     with pytest.raises(UsageError, match="logger serial"):
-        services.receive_shipment(
-            ph, delivered_by_user="coordinator", **{**base, "logger_serial": None}
-        )
+        services.receive_shipment(ph, delivered_by_user="coordinator", **{**base, "logger_serial": None})
     with pytest.raises(PermissionDenied):
         services.receive_shipment(session_for("auditor"), delivered_by_user="coordinator", **base)
     with pytest.raises(Exception, match="wrong password"):
@@ -470,17 +434,11 @@ def test_receipt_and_handover_refusals(ph, tmp_path, session_for):
         services.receive_shipment(ph, delivered_by_user="coordinator", **base)
     ho = dict(kits=["K001"], from_user="pharmacist", to_user="investigator", passwords=SIGNERS)
     with pytest.raises(Refused, match="is at 'pharmacy', not 'FRZ-1'"):
-        services.record_handover(
-            ph, at=iso(STORE), from_location="FRZ-1", to_location="bedside", **ho
-        )
+        services.record_handover(ph, at=iso(STORE), from_location="FRZ-1", to_location="bedside", **ho)
     with pytest.raises(Refused, match="not after its last custody step"):
-        services.record_handover(
-            ph, at=iso(ARRIVE), from_location="pharmacy", to_location="FRZ-1", **ho
-        )
+        services.record_handover(ph, at=iso(ARRIVE), from_location="pharmacy", to_location="FRZ-1", **ho)
     with pytest.raises(Refused, match="unknown storage unit"):
-        services.record_handover(
-            ph, at=iso(STORE), from_location="pharmacy", to_location="unit:FRZ-9", **ho
-        )
+        services.record_handover(ph, at=iso(STORE), from_location="pharmacy", to_location="unit:FRZ-9", **ho)
     with pytest.raises(Refused, match="has no account here: attach a photo"):
         services.record_handover(
             ph,
@@ -504,9 +462,7 @@ def test_receipt_and_handover_refusals(ph, tmp_path, session_for):
             passwords=SIGNERS,
         )
     with pytest.raises(UsageError, match="both"):
-        services.record_handover(
-            ph, at=iso(STORE), from_location="pharmacy", to_location="pharmacy", **ho
-        )
+        services.record_handover(ph, at=iso(STORE), from_location="pharmacy", to_location="pharmacy", **ho)
 
 
 def test_thaw_refusals(ph, tmp_path):

@@ -149,9 +149,7 @@ def test_csv_with_offsets_is_utc_whatever_the_unit_zone():
 
 
 def test_csv_semicolon_with_comma_decimal():
-    log = parse(
-        samples.csv(rows(3, temps=[-20.5, -20.25, -19.75]), sep=";", comma_decimal=True), ZONE
-    )
+    log = parse(samples.csv(rows(3, temps=[-20.5, -20.25, -19.75]), sep=";", comma_decimal=True), ZONE)
     assert list(log.temps) == [-20.5, -20.25, -19.75]
 
 
@@ -198,9 +196,7 @@ def test_dst_ambiguous_local_time_is_refused_but_offset_is_fine():
     assert "ambiguous" in str(err)
     gap = b"2020-03-08T02:30:00,-20\n"
     assert "does not exist" in str(refused(gap, "America/New_York"))
-    ok = parse(
-        b"2020-11-01T01:30:00-04:00,-20\n2020-11-01T01:30:00-05:00,-20\n", "America/New_York"
-    )
+    ok = parse(b"2020-11-01T01:30:00-04:00,-20\n2020-11-01T01:30:00-05:00,-20\n", "America/New_York")
     assert ok.times[1] - ok.times[0] == 3600
 
 

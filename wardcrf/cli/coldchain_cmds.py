@@ -23,13 +23,16 @@ from ..errors import UsageError, VerificationFailed
 from ..site import Session
 from .common import DataDirOption, JsonOption, ask_password, console, print_json, session
 
-app = typer.Typer(help="Cold chain: units, lots and kits, receipts, handovers, logger files, custody.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Cold chain: units, lots and kits, receipts, handovers, logger files, custody.", no_args_is_help=True
+)
 
 KitOption = Annotated[list[str], typer.Option("--kit", "-k", help="Kit id (repeat; scanner input is fine).")]
 PhotoOption = Annotated[
     list[str] | None,
-    typer.Option("--photo", help="Photo of the signed sheet: @path/to/file.jpg, a tray id or sha256:<hex> (repeat)."),
+    typer.Option(
+        "--photo", help="Photo of the signed sheet: @path/to/file.jpg, a tray id or sha256:<hex> (repeat)."
+    ),
 ]
 SignLaterOption = Annotated[
     bool, typer.Option("--sign-later", help="Save now; the other party signs later with `coldchain sign`.")
@@ -59,8 +62,9 @@ def _report(rec: services.Recorded, what: str) -> None:
     for w in rec.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     for p in rec.pending_signatures:
-        console.print(f"[yellow]awaiting signature:[/] {p} — `wardcrf coldchain sign {rec.event.id}`",
-                      highlight=False)
+        console.print(
+            f"[yellow]awaiting signature:[/] {p} — `wardcrf coldchain sign {rec.event.id}`", highlight=False
+        )
 
 
 @app.command("add-unit")
@@ -69,16 +73,29 @@ def add_unit(
     name: Annotated[str, typer.Option("--name", help="What it is, e.g. '-20 °C freezer'.")],
     location: Annotated[str, typer.Option("--location", help="Where it stands.")],
     low: Annotated[float | None, typer.Option("--low", help="Lowest allowed °C (default: protocol).")] = None,
-    high: Annotated[float | None, typer.Option("--high", help="Highest allowed °C (default: protocol).")] = None,
+    high: Annotated[
+        float | None, typer.Option("--high", help="Highest allowed °C (default: protocol).")
+    ] = None,
     target: Annotated[float | None, typer.Option("--target", help="Target °C (default: protocol).")] = None,
-    zone: Annotated[str | None, typer.Option("--zone", help="Zone of its logger's clock (default: site).")] = None,
+    zone: Annotated[
+        str | None, typer.Option("--zone", help="Zone of its logger's clock (default: site).")
+    ] = None,
     interval: Annotated[int, typer.Option("--interval", help="Logging interval in minutes.")] = 5,
     data_dir: DataDirOption = None,
 ) -> None:
     """Register a monitored storage unit with its allowed range."""
     with session(data_dir) as s:
-        event = services.add_unit(s, unit, name=name, location=location, low_c=low, high_c=high,
-                                  target_c=target, zone=zone, interval_minutes=interval)
+        event = services.add_unit(
+            s,
+            unit,
+            name=name,
+            location=location,
+            low_c=low,
+            high_c=high,
+            target_c=target,
+            zone=zone,
+            interval_minutes=interval,
+        )
     console.print(f"Registered unit {unit} — event {event.id}")
 
 
@@ -90,7 +107,9 @@ def add_lot(
     release_ref: Annotated[str, typer.Option("--release-ref", help="Manufacturer's release reference (QP).")],
     quantity: Annotated[int, typer.Option("--quantity", help="Number of kits, checked against the ids.")],
     kit: Annotated[list[str] | None, typer.Option("--kit", "-k", help="Kit id (repeat).")] = None,
-    kits_file: Annotated[Path | None, typer.Option("--kits-file", help="File of scanned kit ids, one a line.")] = None,
+    kits_file: Annotated[
+        Path | None, typer.Option("--kits-file", help="File of scanned kit ids, one a line.")
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Register a lot and its kits."""
@@ -101,8 +120,9 @@ def add_lot(
         except OSError as exc:
             raise UsageError(f"cannot read {kits_file}: {exc.strerror}") from None
     with session(data_dir) as s:
-        event = services.add_lot(s, lot, product=product, expiry=expiry, release_ref=release_ref, kits=ids,
-                                 quantity=quantity)
+        event = services.add_lot(
+            s, lot, product=product, expiry=expiry, release_ref=release_ref, kits=ids, quantity=quantity
+        )
     console.print(f"Registered lot {lot.upper()} with {len(ids)} kit(s) — event {event.id}")
 
 
@@ -112,14 +132,24 @@ def receive(
     kit: KitOption,
     at: Annotated[str, typer.Option("--at", help="Time of receipt, ISO 8601 (site zone if no offset).")],
     to: Annotated[str, typer.Option("--to", help="Where the kits go: a unit id or e.g. 'pharmacy'.")],
-    dry_ice: Annotated[bool, typer.Option("--dry-ice/--no-dry-ice", help="Dry ice still present on arrival.")],
+    dry_ice: Annotated[
+        bool, typer.Option("--dry-ice/--no-dry-ice", help="Dry ice still present on arrival.")
+    ],
     intact: Annotated[bool, typer.Option("--intact/--damaged", help="Container intact on arrival.")],
     frozen: Annotated[bool, typer.Option("--frozen/--not-frozen", help="Product frozen on arrival.")],
-    courier: Annotated[str | None, typer.Option("--courier", help="Courier without an account: 'Name, company'.")] = None,
-    courier_user: Annotated[str | None, typer.Option("--courier-user", help="Courier who has an account here.")] = None,
+    courier: Annotated[
+        str | None, typer.Option("--courier", help="Courier without an account: 'Name, company'.")
+    ] = None,
+    courier_user: Annotated[
+        str | None, typer.Option("--courier-user", help="Courier who has an account here.")
+    ] = None,
     received_by: Annotated[str | None, typer.Option("--received-by", help="Receiver (default: you).")] = None,
-    logger_serial: Annotated[str | None, typer.Option("--logger-serial", help="Shipper's logger serial.")] = None,
-    logger_file: Annotated[Path | None, typer.Option("--logger-file", help="Shipper's logger export (kept as evidence).")] = None,
+    logger_serial: Annotated[
+        str | None, typer.Option("--logger-serial", help="Shipper's logger serial.")
+    ] = None,
+    logger_file: Annotated[
+        Path | None, typer.Option("--logger-file", help="Shipper's logger export (kept as evidence).")
+    ] = None,
     photo: PhotoOption = None,
     condition: Annotated[str | None, typer.Option("--condition", help="Free-text condition note.")] = None,
     sign_later: SignLaterOption = False,
@@ -129,10 +159,22 @@ def receive(
     with session(data_dir) as s:
         pw = _passwords(s, [courier_user, received_by or s.user], sign_later)
         rec = services.receive_shipment(
-            s, shipper_id=shipper, kits=kit, received_at=at, to_location=to, delivered_by_external=courier,
-            delivered_by_user=courier_user, received_by_user=received_by, dry_ice=dry_ice, container_intact=intact,
-            product_frozen=frozen, logger_serial=logger_serial, logger_file=logger_file, photos=photo or [],
-            condition=condition, passwords=pw,
+            s,
+            shipper_id=shipper,
+            kits=kit,
+            received_at=at,
+            to_location=to,
+            delivered_by_external=courier,
+            delivered_by_user=courier_user,
+            received_by_user=received_by,
+            dry_ice=dry_ice,
+            container_intact=intact,
+            product_frozen=frozen,
+            logger_serial=logger_serial,
+            logger_file=logger_file,
+            photos=photo or [],
+            condition=condition,
+            passwords=pw,
         )
     _report(rec, f"receipt of {len(kit)} kit(s)")
 
@@ -141,12 +183,22 @@ def receive(
 def handover(
     kit: KitOption,
     at: Annotated[str, typer.Option("--at", help="Time of the handover, ISO 8601 (site zone if no offset).")],
-    from_location: Annotated[str, typer.Option("--from", help="Where the kits are: unit id, 'pharmacy', ...")],
-    to_location: Annotated[str, typer.Option("--to", help="Where they go: unit id, 'bedside:<participant>', ...")],
-    from_user: Annotated[str | None, typer.Option("--from-user", help="Handing over (has an account).")] = None,
-    from_external: Annotated[str | None, typer.Option("--from-external", help="Handing over, no account: name.")] = None,
+    from_location: Annotated[
+        str, typer.Option("--from", help="Where the kits are: unit id, 'pharmacy', ...")
+    ],
+    to_location: Annotated[
+        str, typer.Option("--to", help="Where they go: unit id, 'bedside:<participant>', ...")
+    ],
+    from_user: Annotated[
+        str | None, typer.Option("--from-user", help="Handing over (has an account).")
+    ] = None,
+    from_external: Annotated[
+        str | None, typer.Option("--from-external", help="Handing over, no account: name.")
+    ] = None,
     to_user: Annotated[str | None, typer.Option("--to-user", help="Receiving (has an account).")] = None,
-    to_external: Annotated[str | None, typer.Option("--to-external", help="Receiving, no account: name.")] = None,
+    to_external: Annotated[
+        str | None, typer.Option("--to-external", help="Receiving, no account: name.")
+    ] = None,
     condition: Annotated[str | None, typer.Option("--condition", help="Condition of the kits.")] = None,
     photo: PhotoOption = None,
     sign_later: SignLaterOption = False,
@@ -156,9 +208,18 @@ def handover(
     with session(data_dir) as s:
         pw = _passwords(s, [from_user, to_user], sign_later)
         rec = services.record_handover(
-            s, kits=kit, at=at, from_location=from_location, to_location=to_location, from_user=from_user,
-            from_external=from_external, to_user=to_user, to_external=to_external, condition=condition,
-            photos=photo or [], passwords=pw,
+            s,
+            kits=kit,
+            at=at,
+            from_location=from_location,
+            to_location=to_location,
+            from_user=from_user,
+            from_external=from_external,
+            to_user=to_user,
+            to_external=to_external,
+            condition=condition,
+            photos=photo or [],
+            passwords=pw,
         )
     _report(rec, f"handover of {len(kit)} kit(s)")
 
@@ -178,7 +239,9 @@ def sign(
 def import_logger(
     file: Annotated[Path, typer.Argument(help="Logger export: CSV, Fridge-tag 2 L .txt or Elitech .txt.")],
     unit: Annotated[str, typer.Option("--unit", help="The storage unit the logger monitors.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, fridgetag or elitech (default: detect).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv, fridgetag or elitech (default: detect).")
+    ] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -192,12 +255,20 @@ def import_logger(
     sm = body["summary"]
     console.print(
         f"Imported {sm['readings']} readings ({result.new_readings} new) from {file.name} "
-        f"[{body['format']}, zone {body['zone']}] into {unit} — event {result.event.id}", highlight=False)
-    console.print(f"  {sm['first']} … {sm['last']}; min {sm['min_c']} °C, max {sm['max_c']} °C, "
-                  f"mean {sm['mean_c']} °C, MKT {sm['mkt_c']} °C; sha256 {body['sha256']}", highlight=False)
+        f"[{body['format']}, zone {body['zone']}] into {unit} — event {result.event.id}",
+        highlight=False,
+    )
+    console.print(
+        f"  {sm['first']} … {sm['last']}; min {sm['min_c']} °C, max {sm['max_c']} °C, "
+        f"mean {sm['mean_c']} °C, MKT {sm['mkt_c']} °C; sha256 {body['sha256']}",
+        highlight=False,
+    )
     for x in body["excursions"]:
-        console.print(f"  [red]excursion[/] {x['start']} … {x['end']} ({x['min_c']} … {x['max_c']} °C)"
-                      + (" still open" if x["open"] else ""), highlight=False)
+        console.print(
+            f"  [red]excursion[/] {x['start']} … {x['end']} ({x['min_c']} … {x['max_c']} °C)"
+            + (" still open" if x["open"] else ""),
+            highlight=False,
+        )
     for g in body["gaps"]:
         console.print(f"  [yellow]unmonitored[/] {g['start']} … {g['end']}", highlight=False)
 
@@ -220,7 +291,9 @@ def thaw(
     kit: Annotated[str, typer.Argument(help="Kit id.")],
     start: Annotated[str, typer.Option("--start", help="Thaw start, ISO 8601.")],
     end: Annotated[str, typer.Option("--end", help="Thaw and reconstitution end, ISO 8601.")],
-    reconstitution: Annotated[str | None, typer.Option("--reconstitution", help="How it was reconstituted.")] = None,
+    reconstitution: Annotated[
+        str | None, typer.Option("--reconstitution", help="How it was reconstituted.")
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Record thawing and reconstitution at the bedside (by you)."""
@@ -234,7 +307,9 @@ def disposition(
     excursion: Annotated[str, typer.Argument(help="Excursion id (see `coldchain excursions`).")],
     decision: Annotated[str, typer.Option("--decision", help="release or discard.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (stability data, sponsor advice, ...).")],
-    kit: Annotated[list[str] | None, typer.Option("--kit", "-k", help="Only these kits (default: all awaiting).")] = None,
+    kit: Annotated[
+        list[str] | None, typer.Option("--kit", "-k", help="Only these kits (default: all awaiting).")
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Release or discard the kits an excursion quarantined (pharmacist or investigator)."""
@@ -246,7 +321,9 @@ def disposition(
 @app.command("custody")
 def custody_cmd(
     kit_or_lot: Annotated[str, typer.Argument(help="A kit id or a lot number.")],
-    at: Annotated[str | None, typer.Option("--at", help="Check as of this time (e.g. a planned dose).")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Check as of this time (e.g. a planned dose).")
+    ] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -265,16 +342,28 @@ def custody_cmd(
                 flag = "" if ln.ok else " [red]✗[/]"
                 if ln.kind == "stay":
                     temps = d.get("temperatures")
-                    t = f", {temps['min_c']} … {temps['max_c']} °C over {temps['readings']} readings" if temps else ""
-                    console.print(f"    stay at {d['location']} {d['start']} … {d['end']}{t}{flag}", highlight=False)
+                    t = (
+                        f", {temps['min_c']} … {temps['max_c']} °C over {temps['readings']} readings"
+                        if temps
+                        else ""
+                    )
+                    console.print(
+                        f"    stay at {d['location']} {d['start']} … {d['end']}{t}{flag}", highlight=False
+                    )
                 elif ln.kind == "thaw":
                     console.print(f"  thaw {d['start']} … {d['end']} — {ln.what}", highlight=False)
                 else:
-                    console.print(f"  {ln.kind} {d['event_id']} {d['at']}: {ln.what} "
-                                  f"({d['from_location']} → {d['to_location']}){flag}", highlight=False)
+                    console.print(
+                        f"  {ln.kind} {d['event_id']} {d['at']}: {ln.what} "
+                        f"({d['from_location']} → {d['to_location']}){flag}",
+                        highlight=False,
+                    )
                     for sg in d["signatures"]:
-                        console.print(f"      signed {sg['meaning']} by {sg['name']} at {sg['signed_at']}: "
-                                      f"{sg['state']}", highlight=False)
+                        console.print(
+                            f"      signed {sg['meaning']} by {sg['name']} at {sg['signed_at']}: "
+                            f"{sg['state']}",
+                            highlight=False,
+                        )
                     for ph in d["photos"]:
                         console.print(f"      photo sha256:{ph['sha256']}: {ph['state']}", highlight=False)
             for p in c.problems:
@@ -295,9 +384,14 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
     table = Table("id", "where", "span (UTC)", "min…max °C", "kits awaiting", "dispositions")
     for x in rows:
         done = ", ".join(f"{k['kit']}: {k['disposition']['decision']}" for k in x["kits"] if k["disposition"])
-        table.add_row(x["id"], x["unit"] or f"receipt {x['receipt']}",
-                      f"{x['start']} … {x['end']} ({x['duration_min']} min){' open' if x['open'] else ''}",
-                      f"{x['min_c']} … {x['max_c']}", ", ".join(x["awaiting_disposition"]) or "—", done or "—")
+        table.add_row(
+            x["id"],
+            x["unit"] or f"receipt {x['receipt']}",
+            f"{x['start']} … {x['end']} ({x['duration_min']} min){' open' if x['open'] else ''}",
+            f"{x['min_c']} … {x['max_c']}",
+            ", ".join(x["awaiting_disposition"]) or "—",
+            done or "—",
+        )
     console.print(table)
 
 
@@ -312,13 +406,18 @@ def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
     table = Table("unit", "range °C", "last reading", "kits inside")
     for u in st["units"]:
         last = u["last_reading"]
-        table.add_row(f"{u['unit']} ({u['name']})", f"{u['range_c'][0]} … {u['range_c'][1]}",
-                      f"{last['temp_c']} °C at {last['at']} ({last['source']})" if last else "none",
-                      ", ".join(u["kits"]) or "—")
+        table.add_row(
+            f"{u['unit']} ({u['name']})",
+            f"{u['range_c'][0]} … {u['range_c'][1]}",
+            f"{last['temp_c']} °C at {last['at']} ({last['source']})" if last else "none",
+            ", ".join(u["kits"]) or "—",
+        )
     console.print(table)
     console.print(f"Range from: {st['range_source']}")
-    console.print(f"Open excursions: {len(st['open_excursions'])}; quarantined kits: "
-                  + (", ".join(q["kit"] for q in st["quarantined_kits"]) or "none"))
+    console.print(
+        f"Open excursions: {len(st['open_excursions'])}; quarantined kits: "
+        + (", ".join(q["kit"] for q in st["quarantined_kits"]) or "none")
+    )
 
 
 def audit_handovers(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
@@ -330,21 +429,30 @@ def audit_handovers(data_dir: DataDirOption = None, as_json: JsonOption = False)
     else:
         for t in report["transfers"]:
             mark = "[green]ok[/]" if t["ok"] else "[red]FAILED[/]"
-            console.print(f"{mark} {t['kind']} {t['event_id']} {t['at']}: {t['from']['party']} → {t['to']['party']} "
-                          f"({t['from']['location']} → {t['to']['location']}) kits {', '.join(t['kits'])}",
-                          highlight=False)
+            console.print(
+                f"{mark} {t['kind']} {t['event_id']} {t['at']}: {t['from']['party']} → {t['to']['party']} "
+                f"({t['from']['location']} → {t['to']['location']}) kits {', '.join(t['kits'])}",
+                highlight=False,
+            )
             for sg in t["signatures"]:
-                console.print(f"    signature {sg['meaning']} by {sg['name']}: {sg['state']}", highlight=False)
+                console.print(
+                    f"    signature {sg['meaning']} by {sg['name']}: {sg['state']}", highlight=False
+                )
             for ph in t["photos"]:
                 console.print(f"    photo sha256:{ph['sha256']}: {ph['state']}", highlight=False)
             if t["logger_file"]:
-                console.print(f"    logger file sha256:{t['logger_file']['sha256']}: {t['logger_file']['state']}",
-                              highlight=False)
+                console.print(
+                    f"    logger file sha256:{t['logger_file']['sha256']}: {t['logger_file']['state']}",
+                    highlight=False,
+                )
             for p in t["problems"]:
                 console.print(f"    [red]{p}[/]", highlight=False)
         for f in report["logger_files"]:
-            console.print(f"{'[green]ok[/]' if f['state'] == 'ok' else '[red]FAILED[/]'} logger file {f['name']} "
-                          f"({f['unit_id']}) sha256:{f['sha256']}: {f['state']}", highlight=False)
+            console.print(
+                f"{'[green]ok[/]' if f['state'] == 'ok' else '[red]FAILED[/]'} logger file {f['name']} "
+                f"({f['unit_id']}) sha256:{f['sha256']}: {f['state']}",
+                highlight=False,
+            )
     if not report["ok"]:
         raise VerificationFailed("audit handovers failed: a signature, photo or logger file does not check")
 

@@ -144,11 +144,7 @@ def gaps(times: Sequence[int], interval: int) -> list[Gap]:
     if interval <= 0:
         return []
     limit = 2 * interval
-    return [
-        Gap(times[i], times[i + 1])
-        for i in range(len(times) - 1)
-        if times[i + 1] - times[i] > limit
-    ]
+    return [Gap(times[i], times[i + 1]) for i in range(len(times) - 1) if times[i + 1] - times[i] > limit]
 
 
 @dataclass(frozen=True)

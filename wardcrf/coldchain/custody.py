@@ -24,6 +24,7 @@ link.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -119,9 +120,7 @@ def excursions_for(store: Store, kit: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     receipt_events = [s["event_id"] for s in steps(store, kit) if s["kind"] == "receipt"]
     for ev in receipt_events:
-        found += store.rows(
-            "SELECT * FROM cc_excursions WHERE receipt_event = ? ORDER BY start_t", (ev,)
-        )
+        found += store.rows("SELECT * FROM cc_excursions WHERE receipt_event = ? ORDER BY start_t", (ev,))
     for st in stays(store, kit):
         if not is_unit(store, st.location):
             continue
@@ -181,7 +180,7 @@ def coverage_problem(store: Store, unit_id: str, start: int, end: int) -> str | 
         return f"{unit_id} unmonitored from {iso_z(start)} to {iso_z(times[0])} (no readings)"
     if end - times[-1] > limit:
         return f"{unit_id} unmonitored from {iso_z(times[-1])} to {iso_z(end)} (import its logger file)"
-    for a, b in zip(times, times[1:], strict=False):
+    for a, b in itertools.pairwise(times):
         if b - a > limit:
             return f"{unit_id} unmonitored from {iso_z(a)} to {iso_z(b)} (logging gap)"
     return None
@@ -275,8 +274,7 @@ def transfer_checks(
             problems.append(f"{label}: signature of {s.user} ({s.meaning}) changed since signed")
     photos = json.loads(t["photos"])
     photo_out = [
-        {"ref": p, "sha256": p.removeprefix("sha256:"), "state": photo_status(store, p)}
-        for p in photos
+        {"ref": p, "sha256": p.removeprefix("sha256:"), "state": photo_status(store, p)} for p in photos
     ]
     for p in photo_out:
         if p["state"] != "ok":
@@ -362,9 +360,7 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
                 f"kit {kit} is quarantined: excursion {x['excursion_id']} ({where}, {x['detail']}) awaits a disposition"
             )
         elif d["decision"] == "discard":
-            problems.append(
-                f"kit {kit} was discarded after excursion {x['excursion_id']} ({d['reason']})"
-            )
+            problems.append(f"kit {kit} was discarded after excursion {x['excursion_id']} ({d['reason']})")
     thaws = store.rows("SELECT * FROM cc_thaws WHERE kit_id = ? ORDER BY start_t", (kit,))
     for th in thaws:
         links.append(
@@ -421,9 +417,7 @@ def dose_problems(store: Store, kit: str, when: Any) -> list[str]:
             (kit, arrived, t),
         )
         if thaw is None:
-            problems.append(
-                f"kit {kit} has no thaw/reconstitution record at the bedside before {iso_z(t)}"
-            )
+            problems.append(f"kit {kit} has no thaw/reconstitution record at the bedside before {iso_z(t)}")
     expiry = store.scalar("SELECT expiry FROM cc_lots WHERE lot = ?", (c.lot,))
     if expiry:
         local_day = datetime.fromtimestamp(t, get_zone(config.site_zone(store))).date()

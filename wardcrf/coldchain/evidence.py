@@ -37,9 +37,7 @@ def read(store: Store, digest: str) -> bytes:
         raise VerificationFailed(f"logger file sha256:{digest} is not stored on this site")
     data = bytes(row[0])
     if sha256_hex(data) != digest:
-        raise VerificationFailed(
-            f"logger file sha256:{digest} was altered: its bytes no longer match"
-        )
+        raise VerificationFailed(f"logger file sha256:{digest} was altered: its bytes no longer match")
     return data
 
 
@@ -60,14 +58,8 @@ def _check(store: Store) -> CheckResult:
     for digest, data in store.execute("SELECT sha256, data FROM cc_evidence ORDER BY sha256"):
         result.checked += 1
         if sha256_hex(bytes(data)) != digest:
-            result.problems.append(
-                f"logger file sha256:{digest} was altered (bytes no longer match)"
-            )
-    for event_id, digest in store.execute(
-        "SELECT event_id, sha256 FROM cc_logger_files ORDER BY event_id"
-    ):
+            result.problems.append(f"logger file sha256:{digest} was altered (bytes no longer match)")
+    for event_id, digest in store.execute("SELECT event_id, sha256 FROM cc_logger_files ORDER BY event_id"):
         if store.one("SELECT 1 FROM cc_evidence WHERE sha256 = ?", (digest,)) is None:
-            result.problems.append(
-                f"event {event_id} imported logger file sha256:{digest}, which is missing"
-            )
+            result.problems.append(f"event {event_id} imported logger file sha256:{digest}, which is missing")
     return result

@@ -107,9 +107,7 @@ def decode(raw: bytes) -> str:
         try:
             return raw.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise LoggerFileError(
-                "starts with a UTF-16 byte-order mark but is not valid UTF-16"
-            ) from exc
+            raise LoggerFileError("starts with a UTF-16 byte-order mark but is not valid UTF-16") from exc
     if b"\x00" in raw[:4096]:
         raise LoggerFileError("binary file (NUL bytes): export the logger's data as text")
     try:
@@ -196,9 +194,7 @@ class _Clock:
         if oa != ob:
             back = a.astimezone(UTC).astimezone(self.tz).replace(tzinfo=None)
             what = (
-                "is ambiguous (clocks set back)"
-                if back == local
-                else "does not exist (clocks set forward)"
+                "is ambiguous (clocks set back)" if back == local else "does not exist (clocks set forward)"
             )
             raise LoggerFileError(
                 f"local time {local:%Y-%m-%d %H:%M:%S} {what} in zone {self.zone_name}; "
@@ -277,10 +273,7 @@ _AMBIGUOUS_COMMA = re.compile(rf"^\s*\"?{_ISO_TS}\"?\s*,\s*[-+]?\d+,\d+\s*,?\s*$
 def _csv_regex(sep: str) -> re.Pattern[str]:
     """timestamp SEP temperature; with ',' a comma decimal must be quoted."""
     s = re.escape(sep)
-    if sep == ",":
-        num = r'"[-+]?\d+(?:[.,]\d+)?"|[-+]?\d+(?:\.\d+)?'
-    else:
-        num = r'"?[-+]?\d+(?:[.,]\d+)?"?'
+    num = r'"[-+]?\d+(?:[.,]\d+)?"|[-+]?\d+(?:\.\d+)?' if sep == "," else r'"?[-+]?\d+(?:[.,]\d+)?"?'
     return re.compile(rf"^\s*\"?{_ISO_TS}\"?\s*{s}\s*({num})\s*{s}?\s*$")
 
 
@@ -359,8 +352,7 @@ def _append(log: LoggerLog, t: int, temp: float, line: int, last_line: list[int]
         prev = last_line[0]
         what = "repeats" if t == times[-1] else "is earlier than"
         raise LoggerFileError(
-            f"time {iso_z(t)} {what} the previous reading (line {prev}): "
-            "out of order or duplicated",
+            f"time {iso_z(t)} {what} the previous reading (line {prev}): out of order or duplicated",
             line,
         )
     times.append(t)
@@ -400,10 +392,7 @@ def _header_meta(log: LoggerLog, header: list[str], unit_zone: str) -> tuple[str
             log.serial = value or log.serial
         elif key in ("interval", "logging interval", "log interval", "record interval"):
             log.interval_s = _interval_seconds(value)
-        elif (
-            key in ("temp unit", "unit", "temperature unit")
-            and value.strip().upper().lstrip("°") == "F"
-        ):
+        elif key in ("temp unit", "unit", "temperature unit") and value.strip().upper().lstrip("°") == "F":
             fahrenheit = True
     return zone_name, fahrenheit
 
@@ -462,14 +451,10 @@ def _parse_fridgetag(lines: list[str], unit_zone: str) -> LoggerLog:
             raise LoggerFileError(f"unexpected line in the Data: block: {ln.strip()[:40]!r}", i + 1)
         m = match(ln)
         if m is None:
-            raise LoggerFileError(
-                "Data: line is not '<TAB>yyyy-MM-dd hh:mm<TAB>temperature[<TAB>x]'", i + 1
-            )
+            raise LoggerFileError("Data: line is not '<TAB>yyyy-MM-dd hh:mm<TAB>temperature[<TAB>x]'", i + 1)
         value, flag = m.group(6).strip(), (m.group(7) or "").strip()
         if flag not in ("", "x"):
-            raise LoggerFileError(
-                f"out-of-limits column holds {flag!r} (expected 'x' or nothing)", i + 1
-            )
+            raise LoggerFileError(f"out-of-limits column holds {flag!r} (expected 'x' or nothing)", i + 1)
         if value in ("--.-", "---.-", "HI", "LO"):
             log.no_value += 1
             continue
@@ -550,9 +535,7 @@ def _parse_csv(lines: list[str], unit_zone: str) -> LoggerLog:
         if pattern is not None:
             break
         if _DAY_FIRST.match(ln):
-            raise LoggerFileError(
-                "dates must be ISO (yyyy-mm-dd); day/month order is ambiguous", i + 1
-            )
+            raise LoggerFileError("dates must be ISO (yyyy-mm-dd); day/month order is ambiguous", i + 1)
     assert pattern is not None
     zone_name, fahrenheit = _header_meta(log, lines[:first], unit_zone)
     log.zone = zone_name
@@ -575,9 +558,7 @@ def _parse_csv(lines: list[str], unit_zone: str) -> LoggerLog:
                     i + 1,
                 )
             if _DAY_FIRST.match(ln):
-                raise LoggerFileError(
-                    "dates must be ISO (yyyy-mm-dd); day/month order is ambiguous", i + 1
-                )
+                raise LoggerFileError("dates must be ISO (yyyy-mm-dd); day/month order is ambiguous", i + 1)
             raise LoggerFileError(
                 f"not 'timestamp{sep}temperature' with an ISO-8601 timestamp and a number", i + 1
             )

@@ -106,9 +106,7 @@ def _transfer(store: Store, rec: RecordState, kind: str) -> None:
         ),
     )
     for kit in d.get("kits") or []:
-        store.execute(
-            "INSERT INTO cc_custody (event_id, kit_id, at) VALUES (?,?,?)", (rec.event_id, kit, at)
-        )
+        store.execute("INSERT INTO cc_custody (event_id, kit_id, at) VALUES (?,?,?)", (rec.event_id, kit, at))
 
 
 @form_hook(FORM_RECEIPT)

@@ -27,16 +27,30 @@ def excursions(session: Session) -> list[dict[str, Any]]:
     out = []
     for x in store.rows("SELECT * FROM cc_excursions ORDER BY start_t, excursion_id"):
         kits = custody.affected_kits(store, x)
-        disp = {r["kit_id"]: r for r in store.rows(
-            "SELECT kit_id, decision, reason, by_user, event_id FROM cc_dispositions WHERE excursion_id = ?",
-            (x["excursion_id"],))}
-        out.append({
-            "id": x["excursion_id"], "kind": x["kind"], "unit": x["unit_id"], "receipt": x["receipt_event"],
-            "start": iso_z(x["start_t"]), "end": iso_z(x["end_t"]), "duration_min": (x["end_t"] - x["start_t"]) // 60,
-            "min_c": x["min_c"], "max_c": x["max_c"], "open": bool(x["is_open"]), "detail": x["detail"],
-            "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
-            "awaiting_disposition": [k for k in kits if k not in disp],
-        })
+        disp = {
+            r["kit_id"]: r
+            for r in store.rows(
+                "SELECT kit_id, decision, reason, by_user, event_id FROM cc_dispositions WHERE excursion_id = ?",
+                (x["excursion_id"],),
+            )
+        }
+        out.append(
+            {
+                "id": x["excursion_id"],
+                "kind": x["kind"],
+                "unit": x["unit_id"],
+                "receipt": x["receipt_event"],
+                "start": iso_z(x["start_t"]),
+                "end": iso_z(x["end_t"]),
+                "duration_min": (x["end_t"] - x["start_t"]) // 60,
+                "min_c": x["min_c"],
+                "max_c": x["max_c"],
+                "open": bool(x["is_open"]),
+                "detail": x["detail"],
+                "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
+                "awaiting_disposition": [k for k in kits if k not in disp],
+            }
+        )
     return out
 
 
@@ -51,14 +65,25 @@ def status(session: Session) -> dict[str, Any]:
             " SELECT at, temp_c, 'manual' FROM cc_manual_readings WHERE unit_id = ? ORDER BY 1 DESC LIMIT 1",
             (u["unit_id"], u["unit_id"]),
         )
-        kits = [r[0] for r in store.execute("SELECT kit_id FROM cc_kits ORDER BY kit_id")
-                if custody.location_at(store, r[0], 2**62) == u["unit_id"]]
-        units.append({
-            "unit": u["unit_id"], "name": u["name"], "location": u["location"],
-            "range_c": [u["low_c"], u["high_c"]], "zone": u["zone"], "interval_min": u["interval_s"] // 60,
-            "last_reading": {"at": iso_z(last[0]), "temp_c": last[1], "source": last[2]} if last else None,
-            "kits": kits,
-        })
+        kits = [
+            r[0]
+            for r in store.execute("SELECT kit_id FROM cc_kits ORDER BY kit_id")
+            if custody.location_at(store, r[0], 2**62) == u["unit_id"]
+        ]
+        units.append(
+            {
+                "unit": u["unit_id"],
+                "name": u["name"],
+                "location": u["location"],
+                "range_c": [u["low_c"], u["high_c"]],
+                "zone": u["zone"],
+                "interval_min": u["interval_s"] // 60,
+                "last_reading": {"at": iso_z(last[0]), "temp_c": last[1], "source": last[2]}
+                if last
+                else None,
+                "kits": kits,
+            }
+        )
     exc = [x for x in excursions(session) if x["awaiting_disposition"] or x["open"]]
     lim = config.limits(store)
     return {
@@ -85,13 +110,22 @@ def handover_audit(session: Session) -> dict[str, Any]:
             if logger_state["state"] != "ok":
                 problems.append(f"receipt {t['event_id']}: logger file is {logger_state['state']}")
         ok = ok and not problems
-        items.append({
-            "event_id": t["event_id"], "kind": t["kind"], "at": iso_z(t["at"]),
-            "from": {"party": t["from_party"], "user": t["from_user"], "location": t["from_location"]},
-            "to": {"party": t["to_party"], "user": t["to_user"], "location": t["to_location"]},
-            "kits": json.loads(t["kits"]), "condition": t["condition"], "signatures": sigs, "photos": photos,
-            "logger_file": logger_state, "ok": not problems, "problems": problems,
-        })
+        items.append(
+            {
+                "event_id": t["event_id"],
+                "kind": t["kind"],
+                "at": iso_z(t["at"]),
+                "from": {"party": t["from_party"], "user": t["from_user"], "location": t["from_location"]},
+                "to": {"party": t["to_party"], "user": t["to_user"], "location": t["to_location"]},
+                "kits": json.loads(t["kits"]),
+                "condition": t["condition"],
+                "signatures": sigs,
+                "photos": photos,
+                "logger_file": logger_state,
+                "ok": not problems,
+                "problems": problems,
+            }
+        )
     files = []
     for f in store.rows("SELECT event_id, sha256, name, unit_id FROM cc_logger_files ORDER BY event_id"):
         state = evidence.status(store, f["sha256"])

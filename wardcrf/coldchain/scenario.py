@@ -128,9 +128,7 @@ def ready_kits(
     # The freezer log covers the whole stay, from before storage to after the last kit left.
     last_out = max(dose_times) - timedelta(minutes=45)
     start_local = (
-        (stored_at - timedelta(minutes=30))
-        .astimezone(zone)
-        .replace(tzinfo=None, second=0, microsecond=0)
+        (stored_at - timedelta(minutes=30)).astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
     )
     end_local = (last_out + timedelta(minutes=30)).astimezone(zone).replace(tzinfo=None)
     n = int((end_local - start_local).total_seconds() // 300) + 1
@@ -143,9 +141,7 @@ def ready_kits(
             if ex_local <= t < ex_local + timedelta(minutes=minutes):
                 temps[i] = -13.5
     log_file = work / f"freezer-{lot}.txt"
-    log_file.write_bytes(
-        samples.fridgetag(samples.series(start_local, 5, temps), serial="130500109088")
-    )
+    log_file.write_bytes(samples.fridgetag(samples.series(start_local, 5, temps), serial="130500109088"))
     services.import_logger(pharmacist, log_file, UNIT)
     for kit, when in sorted(zip(kits, dose_times, strict=True), key=lambda p: p[1]):
         out = when - timedelta(minutes=45)

@@ -50,17 +50,12 @@ def scanned_id(raw: str, what: str = "kit id") -> str:
     """Normalise scanner input: drop control characters (CR, TAB, GS), trim, upper-case."""
     text = "".join(c for c in raw if unicodedata.category(c)[0] != "C").strip().upper()
     if not _ID_RE.match(text):
-        raise UsageError(
-            f"{what} {raw.strip()!r} is invalid: use 1-48 letters, digits, '.', '_', '-' or '/'"
-        )
+        raise UsageError(f"{what} {raw.strip()!r} is invalid: use 1-48 letters, digits, '.', '_', '-' or '/'")
     return text
 
 
 def _when(text: str | int, store: Store, zone: str | None = None) -> int:
-    if isinstance(text, int):
-        t = text
-    else:
-        t = parse_when(text, zone or config.site_zone(store))
+    t = text if isinstance(text, int) else parse_when(text, zone or config.site_zone(store))
     if t > int(now_utc().timestamp()) + config.FUTURE_TOLERANCE_S:
         raise Refused(f"time {iso_z(t)} is in the future: record what has happened")
     return t
@@ -85,9 +80,7 @@ def unit_row(store: Store, unit_id: str) -> dict[str, Any]:
 def _kit_rows(store: Store, kits: list[str]) -> None:
     for kit in kits:
         if store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit,)) is None:
-            raise Refused(
-                f"kit {kit} is not registered (record its lot first: `coldchain add-lot`)"
-            )
+            raise Refused(f"kit {kit} is not registered (record its lot first: `coldchain add-lot`)")
 
 
 def _kits(raw: list[str]) -> list[str]:
@@ -112,18 +105,14 @@ def _photos(session: Session, raws: list[str]) -> list[str]:
             ref = refs.resolve_photo(session, raw)
         except ImportError:  # photo store not installed in this build
             if not refs.is_reference(raw):
-                raise UsageError(
-                    "photos can only be given as sha256 references in this build"
-                ) from None
+                raise UsageError("photos can only be given as sha256 references in this build") from None
             ref = raw
         if ref not in out:
             out.append(ref)
     return out
 
 
-def _party(
-    store: Store, user: str | None, external: str | None, side: str
-) -> tuple[str, str | None]:
+def _party(store: Store, user: str | None, external: str | None, side: str) -> tuple[str, str | None]:
     """(display name, user id or None) for one side of a transfer."""
     if user and external:
         raise UsageError(f"give either --{side}-user or --{side}-external, not both")
@@ -142,9 +131,7 @@ def _party(
 def _location(store: Store, raw: str, field: str) -> str:
     loc = raw.strip()
     if not loc:
-        raise UsageError(
-            f"{field} is required (a storage unit id, 'bedside:<participant>', 'pharmacy', ...)"
-        )
+        raise UsageError(f"{field} is required (a storage unit id, 'bedside:<participant>', 'pharmacy', ...)")
     if loc.lower().startswith("unit:"):
         loc = loc[5:]
         unit_row(store, loc)
@@ -200,9 +187,7 @@ def add_unit(
     low = lim.low_c if low_c is None else low_c
     high = lim.high_c if high_c is None else high_c
     if low >= high:
-        raise UsageError(
-            f"allowed range {low} … {high} °C is empty: the low limit must be below the high"
-        )
+        raise UsageError(f"allowed range {low} … {high} °C is empty: the low limit must be below the high")
     zone = (zone or config.site_zone(session.store)).strip()
     loggers.get_zone(zone)
     if not 1 <= interval_minutes <= 1440:
@@ -244,9 +229,7 @@ def add_lot(
         exp = None
     kit_ids = _kits(kits)
     if quantity != len(kit_ids):
-        problems["quantity"] = (
-            f"{quantity} stated but {len(kit_ids)} kit id(s) scanned; they must agree"
-        )
+        problems["quantity"] = f"{quantity} stated but {len(kit_ids)} kit id(s) scanned; they must agree"
     if problems:
         raise ValidationFailed(problems, form=FORM_LOT)
     store = session.store
@@ -321,9 +304,7 @@ def receive_shipment(
         digest = evidence.put(store, logger_file.name, raw)
         serial = (logger_serial or "").strip() or log.serial
         if logger_serial and log.serial and logger_serial.strip() != log.serial:
-            raise Refused(
-                f"logger serial {logger_serial} differs from the serial in the file ({log.serial})"
-            )
+            raise Refused(f"logger serial {logger_serial} differs from the serial in the file ({log.serial})")
         s = analysis.summarize(log.times, log.temps, log.interval, None, lim.high_c)
         logger = {
             "sha256": digest,
@@ -355,13 +336,9 @@ def receive_shipment(
                 f"transit log shows {len(s.excursions)} excursion(s) above {lim.high_c} °C: kits quarantined"
             )
     elif not (logger_serial or "").strip():
-        raise UsageError(
-            "give the shipper's logger serial (--logger-serial) or its file (--logger-file)"
-        )
+        raise UsageError("give the shipper's logger serial (--logger-serial) or its file (--logger-file)")
     if not (dry_ice and container_intact and product_frozen):
-        warnings.append(
-            "arrival condition failed: the kits are quarantined until a disposition is recorded"
-        )
+        warnings.append("arrival condition failed: the kits are quarantined until a disposition is recorded")
     data = {
         "shipper_id": shipper,
         "kits": kit_ids,
@@ -420,9 +397,7 @@ def record_handover(
     photo_refs = _photos(session, photos or [])
     if (f_user is None or t_user is None) and not photo_refs:
         outsider = from_name if f_user is None else to_name
-        raise Refused(
-            f"{outsider} has no account here: attach a photo of the sheet they signed (--photo)"
-        )
+        raise Refused(f"{outsider} has no account here: attach a photo of the sheet they signed (--photo)")
     for k in kit_ids:
         last = custody.last_step(store, k)
         if last is None:
@@ -437,9 +412,7 @@ def record_handover(
                 f"kit {k} is at {last['to_location']!r}, not {from_loc!r} (last step {last['event_id']})"
             )
         if custody.is_discarded(store, k) and not to_loc.startswith(("disposal", "return")):
-            raise Refused(
-                f"kit {k} was discarded after an excursion; it may only go to disposal or return"
-            )
+            raise Refused(f"kit {k} was discarded after an excursion; it may only go to disposal or return")
     data = {
         "kits": kit_ids,
         "at": iso_z(when),
@@ -471,9 +444,7 @@ def sign_transfer(session: Session, event_id: str, password: str) -> Event:
     elif session.user == t["to_user"]:
         meaning = "received"
     else:
-        raise Refused(
-            f"{session.user} is not a party to {event_id} ({t['from_party']} → {t['to_party']})"
-        )
+        raise Refused(f"{session.user} is not a party to {event_id} ({t['from_party']} → {t['to_party']})")
     for sig in signatures.for_target(session.store, event_id):
         if sig.user == session.user and sig.meaning == meaning and sig.valid:
             raise Refused(f"{session.user} already signed {event_id} as {meaning}")
@@ -503,9 +474,7 @@ class ImportResult:
     summary: dict[str, Any]
 
 
-def import_logger(
-    session: Session, path: Path, unit_id: str, *, fmt: str | None = None
-) -> ImportResult:
+def import_logger(session: Session, path: Path, unit_id: str, *, fmt: str | None = None) -> ImportResult:
     """Import a unit's logger file: all or nothing, stored as evidence, checked for excursions."""
     session.require("coldchain.record", what="import logger files")
     store = session.store
@@ -516,9 +485,7 @@ def import_logger(
         "SELECT event_id FROM cc_logger_files WHERE sha256 = ? AND unit_id = ?", (digest, unit_id)
     )
     if dup:
-        raise Refused(
-            f"this file (sha256:{digest[:12]}…) was already imported for {unit_id} ({dup[0]})"
-        )
+        raise Refused(f"this file (sha256:{digest[:12]}…) was already imported for {unit_id} ({dup[0]})")
     log = loggers.parse(raw, unit["zone"], fmt=fmt)
     interval = log.interval or unit["interval_s"]
     low, high = unit["low_c"], unit["high_c"]
@@ -547,9 +514,7 @@ def import_logger(
             " SELECT ?, t, temp_c, ? FROM temp.cc_incoming",
             (unit_id, digest),
         )
-        new = (
-            store.scalar("SELECT count(*) FROM cc_readings WHERE unit_id = ?", (unit_id,)) - before
-        )
+        new = store.scalar("SELECT count(*) FROM cc_readings WHERE unit_id = ?", (unit_id,)) - before
         store.execute("DELETE FROM temp.cc_incoming")
         # Excursions are found in the unit's merged series, from the last
         # in-range reading before this file, so an excursion that began in an
@@ -626,9 +591,7 @@ def record_reading(session: Session, unit_id: str, *, at: str | int, temp_c: flo
     unit = unit_row(session.store, unit_id)
     when = _when(at, session.store, unit["zone"])
     if not (loggers.PLAUSIBLE_C[0] <= temp_c <= loggers.PLAUSIBLE_C[1]):
-        raise ValidationFailed(
-            {"temp_c": f"{temp_c} °C is not a plausible reading"}, form=FORM_READING
-        )
+        raise ValidationFailed({"temp_c": f"{temp_c} °C is not a plausible reading"}, form=FORM_READING)
     data = {
         "unit_id": unit_id,
         "at": iso_z(when),
@@ -686,9 +649,7 @@ def record_disposition(
     if decision not in ("release", "discard"):
         raise UsageError(f"unknown decision {decision!r} (allowed: release, discard)")
     if not reason or not reason.strip():
-        raise UsageError(
-            "a disposition needs a reason (--reason): why the product is or is not usable"
-        )
+        raise UsageError("a disposition needs a reason (--reason): why the product is or is not usable")
     exc = store.rows("SELECT * FROM cc_excursions WHERE excursion_id = ?", (excursion_id,))
     if not exc:
         raise Refused(f"unknown excursion {excursion_id} (see `wardcrf coldchain excursions`)")
