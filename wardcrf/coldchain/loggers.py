@@ -151,6 +151,16 @@ class _Clock:
         self.tz = get_zone(zone_name)
         self._days: dict[tuple[int, int, int], int] = {}
         self._hour_offset: dict[tuple[int, int, int, int], int | None] = {}
+        # "YYYY-MM-DD HH" -> UTC epoch of that local hour, for hours without an offset change.
+        self.bases: dict[str, int] = {}
+
+    def at(self, key: str, mi: int, s: int, line: int) -> int:
+        """UTC epoch of local `key` ("YYYY-MM-DD HH") plus minutes and seconds (slow path)."""
+        y, mo, d, h = int(key[0:4]), int(key[5:7]), int(key[8:10]), int(key[11:13])
+        t = self.local_to_utc(y, mo, d, h, mi, s, line)
+        if self._hour_offset.get((y, mo, d, h)) is not None:
+            self.bases[key] = t - mi * 60 - s
+        return t
 
     def day(self, y: int, m: int, d: int, line: int) -> int:
         key = (y, m, d)
@@ -254,13 +264,13 @@ def parse_when(text: str, zone_name: str) -> int:
 
 # -- detection ----------------------------------------------------------------------------
 
-_FT_DATA = re.compile(r"^\t(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2})\t([^\t]*)(?:\t([^\t]*))?$")
+_FT_DATA = re.compile(r"^\t(\d{4}-\d{2}-\d{2} \d{2}):(\d{2})\t([^\t]*)(?:\t([^\t]*))?$")
 _ELITECH = re.compile(
-    r"^\s*(\d+)\t\s*(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})\s*\t"
+    r"^\s*(\d+)\t\s*(\d{4}-\d{2}-\d{2} \d{2}):(\d{2}):(\d{2})\s*\t"
     r"\s*\"?([-+]?\d+(?:[.,]\d+)?)\"?\s*$"
 )
 _ISO_TS = (
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?"
+    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?"
     r"\s*(Z|[+-]\d{2}:?\d{2})?"
 )
 _DAY_FIRST = re.compile(r"^\s*\"?\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
@@ -344,6 +354,16 @@ def _temperature(text: str, line: int, fahrenheit: bool) -> float:
             line,
         )
     return value
+
+
+_LOW_C, _HIGH_C = PLAUSIBLE_C
+
+
+def _out_of_order(t: int, prev: int, line: int, prev_line: int) -> LoggerFileError:
+    what = "repeats" if t == prev else "is earlier than"
+    return LoggerFileError(
+        f"time {iso_z(t)} {what} the previous reading (line {prev_line}): out of order or duplicated", line
+    )
 
 
 def _append(log: LoggerLog, t: int, temp: float, line: int, last_line: list[int]) -> None:
@@ -435,7 +455,9 @@ def _parse_fridgetag(lines: list[str], unit_zone: str) -> LoggerLog:
     if fahrenheit:
         log.unit_converted = "F"
     clock = _Clock(unit_zone)
-    last = [0]
+    bases = clock.bases
+    times_append, temps_append = log.times.append, log.temps.append
+    prev_t, prev_line = -(2**62), 0
     begin = data_at + 1
     n = len(lines)
     if begin < n and lines[begin].strip().startswith("yyyy-MM-dd"):
@@ -452,22 +474,30 @@ def _parse_fridgetag(lines: list[str], unit_zone: str) -> LoggerLog:
         m = match(ln)
         if m is None:
             raise LoggerFileError("Data: line is not '<TAB>yyyy-MM-dd hh:mm<TAB>temperature[<TAB>x]'", i + 1)
-        value, flag = m.group(6).strip(), (m.group(7) or "").strip()
-        if flag not in ("", "x"):
-            raise LoggerFileError(f"out-of-limits column holds {flag!r} (expected 'x' or nothing)", i + 1)
+        key, mi_s, value, flag = m.groups()
+        if flag:
+            flag = flag.strip()
+            if flag not in ("", "x"):
+                raise LoggerFileError(f"out-of-limits column holds {flag!r} (expected 'x' or nothing)", i + 1)
+        value = value.strip()
         if value in ("--.-", "---.-", "HI", "LO"):
             log.no_value += 1
             continue
-        t = clock.local_to_utc(
-            int(m.group(1)),
-            int(m.group(2)),
-            int(m.group(3)),
-            int(m.group(4)),
-            int(m.group(5)),
-            0,
-            i + 1,
-        )
-        _append(log, t, _temperature(value, i + 1, fahrenheit), i + 1, last)
+        mi = int(mi_s)
+        base = bases.get(key)
+        t = clock.at(key, mi, 0, i + 1) if base is None or mi > 59 else base + mi * 60
+        try:
+            v = float(value)
+        except ValueError:
+            v = _temperature(value, i + 1, fahrenheit)
+        else:
+            if fahrenheit or not (_LOW_C <= v <= _HIGH_C):
+                v = _temperature(value, i + 1, fahrenheit)
+        if t <= prev_t:
+            raise _out_of_order(t, prev_t, i + 1, prev_line)
+        times_append(t)
+        temps_append(v)
+        prev_t, prev_line = t, i + 1
         if flag:
             log.device_flagged += 1
     return log
@@ -482,7 +512,9 @@ def _parse_elitech(lines: list[str], unit_zone: str) -> LoggerLog:
     if fahrenheit:
         log.unit_converted = "F"
     clock = _Clock(zone_name)
-    last = [0]
+    bases = clock.bases
+    times_append, temps_append = log.times.append, log.temps.append
+    prev_t, prev_line = -(2**62), 0
     prev_index: int | None = None
     for i in range(first, len(lines)):
         ln = lines[i]
@@ -495,22 +527,28 @@ def _parse_elitech(lines: list[str], unit_zone: str) -> LoggerLog:
                 "(a line among the readings that does not parse)",
                 i + 1,
             )
-        idx = int(m.group(1))
+        idx_s, key, mi_s, s_s, value = m.groups()
+        idx = int(idx_s)
         if prev_index is not None and idx != prev_index + 1:
             raise LoggerFileError(
                 f"index {idx} does not follow {prev_index}: readings missing or reordered", i + 1
             )
         prev_index = idx
-        t = clock.local_to_utc(
-            int(m.group(2)),
-            int(m.group(3)),
-            int(m.group(4)),
-            int(m.group(5)),
-            int(m.group(6)),
-            int(m.group(7)),
-            i + 1,
-        )
-        _append(log, t, _temperature(m.group(8), i + 1, fahrenheit), i + 1, last)
+        mi, sec = int(mi_s), int(s_s)
+        base = bases.get(key)
+        t = clock.at(key, mi, sec, i + 1) if base is None or mi > 59 or sec > 59 else base + mi * 60 + sec
+        try:
+            v = float(value)
+        except ValueError:
+            v = _temperature(value, i + 1, fahrenheit)
+        else:
+            if fahrenheit or not (_LOW_C <= v <= _HIGH_C):
+                v = _temperature(value, i + 1, fahrenheit)
+        if t <= prev_t:
+            raise _out_of_order(t, prev_t, i + 1, prev_line)
+        times_append(t)
+        temps_append(v)
+        prev_t, prev_line = t, i + 1
     return log
 
 
@@ -542,6 +580,7 @@ def _parse_csv(lines: list[str], unit_zone: str) -> LoggerLog:
     if fahrenheit:
         log.unit_converted = "F"
     clock = _Clock(zone_name)
+    bases = clock.bases
     last = [0]
     aware: bool | None = None
     match = pattern.match
@@ -562,7 +601,7 @@ def _parse_csv(lines: list[str], unit_zone: str) -> LoggerLog:
             raise LoggerFileError(
                 f"not 'timestamp{sep}temperature' with an ISO-8601 timestamp and a number", i + 1
             )
-        off = m.group(7)
+        date_s, h_s, mi_s, s_s, off, value = m.groups()
         if aware is None:
             aware = off is not None
             if aware:
@@ -573,10 +612,12 @@ def _parse_csv(lines: list[str], unit_zone: str) -> LoggerLog:
                 "state the offset on every line or none",
                 i + 1,
             )
-        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        h, mi, s = int(m.group(4)), int(m.group(5)), int(m.group(6) or 0)
+        y, mo, d = int(date_s[0:4]), int(date_s[5:7]), int(date_s[8:10])
+        h, mi, s = int(h_s), int(mi_s), int(s_s or 0)
         if off is None:
-            t = clock.local_to_utc(y, mo, d, h, mi, s, i + 1)
+            key = date_s + " " + h_s
+            base = bases.get(key)
+            t = clock.at(key, mi, s, i + 1) if base is None or mi > 59 or s > 59 else base + mi * 60 + s
         else:
             if h > 23 or mi > 59 or s > 59:
                 raise LoggerFileError(f"invalid time {h:02d}:{mi:02d}:{s:02d}", i + 1)
@@ -585,8 +626,7 @@ def _parse_csv(lines: list[str], unit_zone: str) -> LoggerLog:
                 o = off.replace(":", "")
                 secs = (1 if o[0] == "+" else -1) * (int(o[1:3]) * 3600 + int(o[3:5]) * 60)
             t = clock.day(y, mo, d, i + 1) * 86400 + h * 3600 + mi * 60 + s - secs
-        value = m.group(8).strip('"')
-        _append(log, t, _temperature(value, i + 1, fahrenheit), i + 1, last)
+        _append(log, t, _temperature(value.strip('"'), i + 1, fahrenheit), i + 1, last)
     if aware:
         log.zone = "UTC"
     return log
