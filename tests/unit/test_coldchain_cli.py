@@ -310,3 +310,30 @@ def test_manual_reading_and_usage_errors(cli, tmp_path):
         user="pharmacist",
     )
     assert r.code == 1 and "already registered in lot LOT1" in r.err
+
+
+def test_rebuild_reproduces_cold_chain_projections(cli, tmp_path):
+    base(cli, tmp_path)
+    cli("coldchain", "import-logger", str(freezer(tmp_path, hot_at=50)), "--unit", "FRZ-1", user="pharmacist")
+    cli("coldchain", "reading", "FRZ-1", "--at", "2020-03-15T12:00", "--temp", "-21", user="pharmacist")
+    exc = json.loads(cli("coldchain", "excursions", "--json").out)
+    cli(
+        "coldchain",
+        "disposition",
+        exc[0]["id"],
+        "--decision",
+        "discard",
+        "--reason",
+        "too warm",
+        "-k",
+        "K002",
+        user="investigator",
+    )
+    before = cli("coldchain", "custody", "LOT1", "--json").out
+    r = cli("db", "rebuild", "--check")
+    assert r.code == 0, r.err
+    assert cli("db", "rebuild").code == 0
+    assert cli("coldchain", "custody", "LOT1", "--json").out == before
+    assert json.loads(cli("coldchain", "status", "--json").out)["quarantined_kits"] == [
+        {"kit": "K001", "excursion": exc[0]["id"]}
+    ]
