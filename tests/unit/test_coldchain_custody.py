@@ -489,3 +489,15 @@ def test_reading_refusals(ph):
     services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
     with pytest.raises(ValidationFailed, match="plausible"):
         services.record_reading(ph, "FRZ-1", at="2020-03-15T08:00", temp_c=-300)
+
+
+def test_gate_accepts_datetime_iso_and_scanner_input(ph, tmp_path):
+    from zoneinfo import ZoneInfo
+
+    setup_kits(ph, tmp_path)
+    to_bedside(ph)
+    custody.check_dose(ph.store, " k001\r", DOSE.replace(tzinfo=ZoneInfo("Asia/Shanghai")))
+    custody.check_dose(ph.store, "K001", DOSE)  # naive: the site's zone
+    custody.check_dose(ph.store, "K001", "2020-03-16T01:00:00Z")
+    with pytest.raises(Refused, match="no thaw"):  # before the thaw ended
+        custody.check_dose(ph.store, "K001", "2020-03-16T08:40:00+08:00")

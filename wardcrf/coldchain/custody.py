@@ -34,7 +34,7 @@ from .. import signatures
 from ..errors import Refused
 from ..store import Store
 from . import config
-from .loggers import get_zone, iso_z
+from .loggers import get_zone, iso_z, parse_when
 
 DOSE_FORM = "dose"
 
@@ -380,14 +380,15 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
     return Chain(kit, lot_row[0], links, problems)
 
 
-def _epoch(when: Any) -> int:
+def _epoch(store: Store, when: Any) -> int:
+    """A dose time as UTC epoch seconds; a time without a zone is read in the site's zone."""
     if isinstance(when, int | float):
         return int(when)
     if isinstance(when, datetime):
         if when.tzinfo is None:
-            raise Refused("dose time without a zone")
+            when = when.replace(tzinfo=get_zone(config.site_zone(store)))
         return int(when.timestamp())
-    return int(datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp())
+    return parse_when(str(when), config.site_zone(store))
 
 
 def used_by(store: Store, kit: str) -> str | None:
@@ -400,7 +401,7 @@ def used_by(store: Store, kit: str) -> str | None:
 
 def dose_problems(store: Store, kit: str, when: Any) -> list[str]:
     """Every reason `kit` cannot be used for a dose at `when`, first the most basic."""
-    t = _epoch(when)
+    t = _epoch(store, when)
     c = chain(store, kit, t)
     if c.lot is None:
         return c.problems
@@ -431,7 +432,8 @@ def dose_problems(store: Store, kit: str, when: Any) -> list[str]:
 
 def check_dose(store: Store, kit_id: str, when: Any) -> None:
     """The pre-dose custody gate: returns, or raises `Refused` naming the broken link."""
-    problems = dose_problems(store, kit_id.strip().upper(), when)
+    kit = "".join(c for c in kit_id if c.isprintable()).strip().upper()
+    problems = dose_problems(store, kit, when)
     if problems:
         more = (
             f" (and {len(problems) - 1} more: `wardcrf coldchain custody {kit_id}`)"
