@@ -343,7 +343,7 @@ def custody_cmd(
                 if ln.kind == "stay":
                     temps = d.get("temperatures")
                     t = (
-                        f", {temps['min_c']} … {temps['max_c']} °C over {temps['readings']} readings"
+                        f", {temps['min_c']} … {temps['max_c']} °C, MKT {temps['mkt_c']} °C over {temps['readings']} readings"
                         if temps
                         else ""
                     )

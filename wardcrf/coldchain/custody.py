@@ -33,7 +33,7 @@ from typing import Any
 from .. import signatures
 from ..errors import Refused
 from ..store import Store
-from . import config
+from . import analysis, config
 from .loggers import get_zone, iso_z, parse_when
 
 DOSE_FORM = "dose"
@@ -187,13 +187,22 @@ def coverage_problem(store: Store, unit_id: str, start: int, end: int) -> str | 
 
 
 def temperatures(store: Store, unit_id: str, start: int, end: int) -> dict[str, Any] | None:
-    row = store.one(
-        "SELECT count(*), min(temp_c), max(temp_c) FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ?",
+    """Logger readings of a unit over a stay: count, min, max and time-weighted MKT."""
+    rows = store.execute(
+        "SELECT t, temp_c FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ? ORDER BY t",
         (unit_id, start, end),
-    )
-    if not row or not row[0]:
+    ).fetchall()
+    if not rows:
         return None
-    return {"readings": row[0], "min_c": row[1], "max_c": row[2]}
+    times = [r[0] for r in rows]
+    temps = [r[1] for r in rows]
+    interval = int(store.scalar("SELECT interval_s FROM cc_units WHERE unit_id = ?", (unit_id,)) or 0)
+    return {
+        "readings": len(rows),
+        "min_c": min(temps),
+        "max_c": max(temps),
+        "mkt_c": round(analysis.mkt_series(times, temps, interval), 2),
+    }
 
 
 def photo_status(store: Store, ref: str) -> str:
