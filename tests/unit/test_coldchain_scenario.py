@@ -51,7 +51,7 @@ def test_tampered_photo_breaks_chain_and_audit(session_for, tmp_path):
     ph.store.execute(
         "UPDATE photo_blobs SET data = ? WHERE sha256 = ?", (b"forged", ref.removeprefix("sha256:"))
     )
-    with pytest.raises(Refused, match="photo sha256:.* is altered"):
+    with pytest.raises(Refused, match=r"photo sha256:.* is altered"):
         custody.check_dose(ph.store, "KIT-1", DOSES[0])
     assert not reports.handover_audit(session_for("auditor"))["ok"]
 
