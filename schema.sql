@@ -292,6 +292,14 @@ CREATE TABLE cc_evidence (
     data BLOB NOT NULL,
     stored_at TEXT NOT NULL
 );
+CREATE TRIGGER cc_evidence_no_update BEFORE UPDATE ON cc_evidence
+BEGIN
+    SELECT RAISE(ABORT, 'logger files are evidence and never change: import the corrected file');
+END;
+CREATE TRIGGER cc_evidence_no_delete BEFORE DELETE ON cc_evidence
+BEGIN
+    SELECT RAISE(ABORT, 'logger files are evidence and are never deleted');
+END;
 
 CREATE TABLE cc_readings (
     unit_id TEXT NOT NULL,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
+
 from wardcrf import projections
 from wardcrf.coldchain import evidence, samples
 from wardcrf.site import Site
@@ -228,6 +230,9 @@ def test_tampered_logger_file_fails_audit(cli, tmp_path, site: Site):
     try:
         digest = s.store.scalar("SELECT sha256 FROM cc_evidence")
         assert evidence.read(s.store, digest).startswith(b"Device:")
+        with pytest.raises(Exception, match="never change"):
+            s.store.execute("UPDATE cc_evidence SET data = ? WHERE sha256 = ?", (b"forged", digest))
+        s.store.execute("DROP TRIGGER cc_evidence_no_update")  # an attacker with the raw key
         s.store.execute("UPDATE cc_evidence SET data = ? WHERE sha256 = ?", (b"forged", digest))
         _n, diffs = projections.check(s.store)
         assert diffs == []

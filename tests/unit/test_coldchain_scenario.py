@@ -48,6 +48,7 @@ def test_tampered_photo_breaks_chain_and_audit(session_for, tmp_path):
     ref = json.loads(ph.store.scalar("SELECT photos FROM cc_transfers WHERE event_id = ?", (ready.receipt,)))[
         0
     ]
+    ph.store.execute("DROP TRIGGER photo_blobs_no_update")  # an attacker with the raw key
     ph.store.execute(
         "UPDATE photo_blobs SET data = ? WHERE sha256 = ?", (b"forged", ref.removeprefix("sha256:"))
     )

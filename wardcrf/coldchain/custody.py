@@ -309,6 +309,8 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
     links: list[Link] = []
     problems: list[str] = []
     rows = [s for s in steps(store, kit) if when is None or s["at"] <= when]
+    # Once thawing starts the cold chain ends: later stays (bedside -> disposal) are not checked.
+    thawed = store.scalar("SELECT min(start_t) FROM cc_thaws WHERE kit_id = ?", (kit,))
     if not rows or rows[0]["kind"] != "receipt":
         problems.append(f"kit {kit} has no shipment receipt")
     prev_to: str | None = None
@@ -338,7 +340,9 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
         problems += probs
         prev_to = t["to_location"]
         end = rows[i + 1]["at"] if i + 1 < len(rows) else when
-        if end is None:
+        if thawed is not None and (end is None or end > thawed):
+            end = thawed
+        if end is None or end < t["at"]:
             continue
         loc = t["to_location"]
         stay_probs: list[str] = []
@@ -428,6 +432,11 @@ def dose_problems(store: Store, kit: str, when: Any) -> list[str]:
         )
         if thaw is None:
             problems.append(f"kit {kit} has no thaw/reconstitution record at the bedside before {iso_z(t)}")
+        allowed = config.limits(store).bedside_s
+        if t - arrived > allowed:
+            problems.append(
+                f"kit {kit} reached the bedside {(t - arrived) // 60} min before the dose (allowed {allowed // 60} min)"
+            )
     expiry = store.scalar("SELECT expiry FROM cc_lots WHERE lot = ?", (c.lot,))
     if expiry:
         local_day = datetime.fromtimestamp(t, get_zone(config.site_zone(store))).date()
