@@ -342,3 +342,73 @@ def test_rebuild_reproduces_cold_chain_projections(cli, tmp_path):
     assert json.loads(cli("coldchain", "status", "--json").out)["quarantined_kits"] == [
         {"kit": "K001", "excursion": exc[0]["id"]}
     ]
+
+
+def test_receive_from_external_courier_with_photo_and_transit_log(cli, tmp_path):
+    from wardcrf.coldchain import scenario
+
+    cli(
+        "coldchain",
+        "add-lot",
+        "LOT1",
+        "--product",
+        "p",
+        "--expiry",
+        "2021-03-31",
+        "--release-ref",
+        "QP",
+        "--quantity",
+        "1",
+        "-k",
+        "K001",
+        user="pharmacist",
+    )
+    sheet = scenario.sheet_photo(tmp_path, "delivery")
+    transit = tmp_path / "transit.txt"
+    warm = [-70.0] * 10 + [-12.0, -11.0] + [-70.0] * 5
+    transit.write_bytes(
+        samples.fridgetag(samples.series(T0 - timedelta(hours=3), 10, warm), serial="100800001215")
+    )
+    args = [
+        "coldchain",
+        "receive",
+        "--shipper",
+        "SH1",
+        "-k",
+        "K001",
+        "--at",
+        "2020-03-15T08:00",
+        "--to",
+        "pharmacy",
+        "--dry-ice",
+        "--intact",
+        "--frozen",
+        "--courier",
+        "Li Wei, SF Cold Chain",
+    ]
+    r = cli(*args, user="pharmacist")
+    assert r.code == 1 and "attach a photo of the delivery sheet" in r.err
+    r = cli(
+        *args,
+        "--logger-file",
+        str(transit),
+        "--logger-serial",
+        "999",
+        "--photo",
+        f"@{sheet}",
+        user="pharmacist",
+    )
+    assert r.code == 1 and "differs from the serial in the file (100800001215)" in r.err
+    r = cli(*args, "--logger-file", str(transit), "--photo", f"@{sheet}", user="pharmacist")
+    assert r.code == 0, r.err
+    assert "transit log shows 1 excursion(s) above -15.0 °C" in r.out
+    exc = json.loads(cli("coldchain", "excursions", "--json").out)
+    assert (
+        exc[0]["kind"] == "transit"
+        and exc[0]["max_c"] == -11.0
+        and exc[0]["awaiting_disposition"] == ["K001"]
+    )
+    report = json.loads(cli("audit", "handovers", "--json", user="auditor").out)
+    t = report["transfers"][0]
+    assert report["ok"] and t["photos"][0]["state"] == "ok" and t["logger_file"]["state"] == "ok"
+    assert t["from"] == {"party": "Li Wei, SF Cold Chain", "user": None, "location": "shipper:SH1"}
