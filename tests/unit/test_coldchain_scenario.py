@@ -91,3 +91,14 @@ def test_short_freezer_excursion_quarantines_until_released(session_for, tmp_pat
         ph, xid, decision="release", reason="15 min at -13.5 °C: within stability data"
     )
     custody.check_dose(ph.store, "KIT-1", DOSES[0])
+
+
+def test_ready_kit_per_dose_shares_the_freezer_log(session_for, tmp_path):
+    ph = session_for("pharmacist")
+    for i, when in enumerate(DOSES):
+        scenario.ready_kit(ph, SIGNERS, f"KIT-P1-{i + 1}", when, workdir=tmp_path)
+    for i, when in enumerate(DOSES):
+        custody.check_dose(ph.store, f"KIT-P1-{i + 1}", when)
+    assert ph.store.scalar("SELECT count(*) FROM cc_logger_files") == 2
+    with pytest.raises(ValueError, match="already has a custody record"):
+        scenario.ready_kit(ph, SIGNERS, "KIT-P1-1", DOSES[0], workdir=tmp_path)

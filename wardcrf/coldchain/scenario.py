@@ -19,7 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..site import Session
-from . import config, samples, services
+from . import config, evidence, samples, services
 
 UNIT = "FRZ-1"
 
@@ -132,7 +132,9 @@ def ready_kits(
     )
     end_local = (last_out + timedelta(minutes=30)).astimezone(zone).replace(tzinfo=None)
     n = int((end_local - start_local).total_seconds() // 300) + 1
-    temps = [-20.0 + ((i % 12) - 6) * 0.15 for i in range(n)]
+    # A function of the wall time, so logs of overlapping stays agree reading for reading.
+    stamps = [start_local + timedelta(minutes=5 * i) for i in range(n)]
+    temps = [-20.0 + (((t.hour * 60 + t.minute) // 5) % 12 - 6) * 0.15 for t in stamps]
     if excursion:
         ex_start, minutes = excursion
         ex_local = ex_start.astimezone(zone).replace(tzinfo=None)
@@ -140,9 +142,9 @@ def ready_kits(
             t = start_local + timedelta(minutes=5 * i)
             if ex_local <= t < ex_local + timedelta(minutes=minutes):
                 temps[i] = -13.5
-    log_file = work / f"freezer-{lot}.txt"
+    log_file = work / f"freezer-{lot}-{stamps[0]:%Y%m%d%H%M}.txt"
     log_file.write_bytes(samples.fridgetag(samples.series(start_local, 5, temps), serial="130500109088"))
-    services.import_logger(pharmacist, log_file, UNIT)
+    _import_once(pharmacist, log_file)
     for kit, when in sorted(zip(kits, dose_times, strict=True), key=lambda p: p[1]):
         out = when - timedelta(minutes=45)
         h = services.record_handover(
@@ -165,3 +167,37 @@ def ready_kits(
             reconstitution="diluted with normal saline to 6 ml",
         )
     return ReadyKits(lot, list(kits), receipt.event.id, handovers)
+
+
+def _import_once(session: Session, path: Path) -> None:
+    """Import a freezer log unless this very file was already imported."""
+    digest = evidence.sha256_hex(path.read_bytes())
+    if session.store.one("SELECT 1 FROM cc_logger_files WHERE sha256 = ? AND unit_id = ?", (digest, UNIT)):
+        return
+    services.import_logger(session, path, UNIT)
+
+
+def ready_kit(
+    pharmacist: Session,
+    passwords: dict[str, str],
+    kit: str,
+    when: datetime,
+    *,
+    clinician: str = "clinician",
+    workdir: Path | None = None,
+    bedside: Session | None = None,
+) -> ReadyKits:
+    """One kit with complete custody for a dose at `when` (its own lot ``LOT-<kit>``), if not done yet."""
+    kit = services.scanned_id(kit)
+    if pharmacist.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit,)):
+        raise ValueError(f"kit {kit} already has a custody record")
+    return ready_kits(
+        pharmacist,
+        passwords,
+        lot=f"LOT-{kit}",
+        kits=[kit],
+        dose_times=[when],
+        clinician=clinician,
+        workdir=workdir,
+        bedside=bedside,
+    )
