@@ -102,3 +102,11 @@ def test_ready_kit_per_dose_shares_the_freezer_log(session_for, tmp_path):
     assert ph.store.scalar("SELECT count(*) FROM cc_logger_files") == 2
     with pytest.raises(ValueError, match="already has a custody record"):
         scenario.ready_kit(ph, SIGNERS, "KIT-P1-1", DOSES[0], workdir=tmp_path)
+
+
+def test_ready_kit_out_of_chronological_order(session_for, tmp_path):
+    ph = session_for("pharmacist")
+    scenario.ready_kit(ph, SIGNERS, "KIT-B", DOSES[1], workdir=tmp_path)
+    scenario.ready_kit(ph, SIGNERS, "KIT-A", DOSES[0] - timedelta(days=3), workdir=tmp_path)
+    custody.check_dose(ph.store, "KIT-A", DOSES[0] - timedelta(days=3))
+    custody.check_dose(ph.store, "KIT-B", DOSES[1])

@@ -1,16 +1,21 @@
 """A complete, realistic custody chain in a few calls (demo and test fixtures).
 
-`ready_kits` does what the ward does for a shipment: register the freezer
-(if needed) and the lot, receive the shipment from an external courier
-(photo of the signed delivery sheet, transit logger file), hand the kits
-from the pharmacist into the freezer, import the freezer's logger file
-covering their stay, hand each kit to the bedside before its dose and
-record its thaw. Every step is signed by each party with an account.
-Nothing here bypasses a service: it is the same path a person takes.
+The ward's routine, step by step, each through the ordinary services (every
+step signed by each party with an account; nothing bypassed):
+
+- `receive_and_store`: register the freezer (once) and the lot, receive the
+  shipment from an external courier (photo of the signed delivery sheet,
+  the shipper's transit logger file), hand the kits into the freezer;
+- `download_freezer_log`: import the freezer logger's readings up to a time
+  (as the pharmacist does each morning), optionally with a short excursion;
+- `to_bedside`: download the log, hand one kit to the bedside before its
+  dose and record its thaw;
+- `ready_kits` / `ready_kit`: all of the above for given dose times.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +27,8 @@ from ..site import Session
 from . import config, evidence, samples, services
 
 UNIT = "FRZ-1"
+STEP_MIN = 5
+COURIER = "Li Wei, SF Cold Chain courier"
 
 
 def sheet_photo(directory: Path, label: str) -> Path:
@@ -32,9 +39,202 @@ def sheet_photo(directory: Path, label: str) -> Path:
     draw = ImageDraw.Draw(img)
     draw.text((20, 20), f"Signed handover sheet\n{label}", fill="black")
     draw.rectangle((20, 380, 300, 440), outline="black")
-    path = directory / f"sheet-{abs(hash(label)) % 10**8}.jpg"
+    path = directory / f"sheet-{hashlib.sha256(label.encode()).hexdigest()[:10]}.jpg"
     img.save(path, "JPEG", quality=85)
     return path
+
+
+def _workdir(workdir: Path | None) -> Path:
+    return workdir or Path(tempfile.mkdtemp(prefix="wardcrf-scenario-"))
+
+
+def _zone(session: Session) -> ZoneInfo:
+    return ZoneInfo(config.site_zone(session.store))
+
+
+def freezer_temp(t: datetime) -> float:
+    """A -20 °C freezer's wobble, a function of wall time so overlapping downloads agree."""
+    return -20.0 + (((t.hour * 60 + t.minute) // STEP_MIN) % 12 - 6) * 0.15
+
+
+@dataclass
+class Received:
+    lot: str
+    kits: list[str]
+    receipt: str
+    stored: str
+    stored_at: datetime
+
+
+def receive_and_store(
+    pharmacist: Session,
+    passwords: dict[str, str],
+    *,
+    lot: str,
+    kits: Sequence[str],
+    received_at: datetime,
+    expiry: str = "2021-03-31",
+    workdir: Path | None = None,
+    custodian: str = "investigator",
+) -> Received:
+    """Register the lot, receive it from the courier and put it in the freezer (15 min later)."""
+    work = _workdir(workdir)
+    zone = _zone(pharmacist)
+    if pharmacist.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (UNIT,)) is None:
+        services.add_unit(
+            pharmacist, UNIT, name="-20 °C freezer, isolation unit", location="ward 3 clean room"
+        )
+    services.add_lot(
+        pharmacist,
+        lot,
+        product="haMSC-Exos 2.0e8 particles",
+        expiry=expiry,
+        release_ref=f"QP-REL-{lot}",
+        kits=list(kits),
+        quantity=len(kits),
+    )
+    depart = (
+        (received_at - timedelta(hours=20)).astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
+    )
+    transit = samples.series(depart, 10, [-72.0 + (i % 5) * 0.4 for i in range(120)])
+    transit_file = work / f"transit-{lot}.txt"
+    transit_file.write_bytes(
+        samples.fridgetag(transit, serial="100800001215", interval_min=10, low=-90, high=-15)
+    )
+    photo = sheet_photo(work, f"delivery {lot}")
+    receipt = services.receive_shipment(
+        pharmacist,
+        shipper_id=f"SH-{lot}",
+        kits=list(kits),
+        received_at=received_at.isoformat(),
+        to_location="pharmacy",
+        delivered_by_external=COURIER,
+        dry_ice=True,
+        container_intact=True,
+        product_frozen=True,
+        logger_file=transit_file,
+        photos=[f"@{photo}"],
+        condition="dry ice present, seals intact",
+        passwords=passwords,
+    )
+    stored_at = received_at + timedelta(minutes=15)
+    stored = services.record_handover(
+        pharmacist,
+        kits=list(kits),
+        at=stored_at.isoformat(),
+        from_location="pharmacy",
+        to_location=UNIT,
+        from_user=pharmacist.user,
+        to_user=custodian,
+        passwords=passwords,
+        condition="frozen, labels intact",
+    )
+    return Received(
+        services.scanned_id(lot, "lot"),
+        [services.scanned_id(k) for k in kits],
+        receipt.event.id,
+        stored.event.id,
+        stored_at,
+    )
+
+
+def download_freezer_log(
+    pharmacist: Session,
+    until: datetime,
+    *,
+    since: datetime | None = None,
+    workdir: Path | None = None,
+    excursion: tuple[datetime, int] | None = None,
+) -> str | None:
+    """Import the freezer's readings up to `until`, from the last download (and from `since`
+    when that is earlier than anything imported, as a separate file).
+
+    `excursion`: (start, minutes) during which the log reads -13.5 °C. Returns
+    the last import event id, or None when there was nothing new.
+    """
+    zone = _zone(pharmacist)
+    row = pharmacist.store.one("SELECT min(t), max(t) FROM cc_readings WHERE unit_id = ?", (UNIT,))
+    first, last = row if row else (None, None)
+    end = until.astimezone(zone).replace(tzinfo=None)
+    event = None
+    if since is not None and (first is None or since.timestamp() < first):
+        start = since.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
+        start -= timedelta(minutes=start.minute % STEP_MIN)
+        upto = end if first is None else datetime.fromtimestamp(first, zone).replace(tzinfo=None)
+        event = _import_span(pharmacist, start, upto, workdir, excursion)
+    if last is not None:
+        event = (
+            _import_span(
+                pharmacist, datetime.fromtimestamp(last, zone).replace(tzinfo=None), end, workdir, excursion
+            )
+            or event
+        )
+    elif since is None:
+        raise ValueError("first download: say since when the log runs")
+    return event
+
+
+def _import_span(
+    pharmacist: Session,
+    start: datetime,
+    end: datetime,
+    workdir: Path | None,
+    excursion: tuple[datetime, int] | None,
+) -> str | None:
+    zone = _zone(pharmacist)
+    stamps = []
+    t = start
+    while t <= end:
+        stamps.append(t)
+        t += timedelta(minutes=STEP_MIN)
+    if len(stamps) < 2:
+        return None
+    temps = [freezer_temp(s) for s in stamps]
+    if excursion:
+        hot_from = excursion[0].astimezone(zone).replace(tzinfo=None)
+        hot_to = hot_from + timedelta(minutes=excursion[1])
+        temps = [-13.5 if hot_from <= s < hot_to else v for s, v in zip(stamps, temps, strict=True)]
+    path = _workdir(workdir) / f"FRZ-1-{stamps[0]:%Y%m%d%H%M}-{stamps[-1]:%Y%m%d%H%M}.txt"
+    path.write_bytes(samples.fridgetag(samples.series(stamps[0], STEP_MIN, temps), serial="130500109088"))
+    digest = evidence.sha256_hex(path.read_bytes())
+    if pharmacist.store.one("SELECT 1 FROM cc_logger_files WHERE sha256 = ?", (digest,)):
+        return None
+    return services.import_logger(pharmacist, path, UNIT).event.id
+
+
+def to_bedside(
+    pharmacist: Session,
+    passwords: dict[str, str],
+    kit: str,
+    when: datetime,
+    *,
+    clinician: str = "clinician",
+    bedside: Session | None = None,
+    workdir: Path | None = None,
+    since: datetime | None = None,
+) -> str:
+    """45 min before the dose: download the log, hand the kit to the bedside, thaw it (-40 … -15 min)."""
+    out = when - timedelta(minutes=45)
+    download_freezer_log(pharmacist, out, since=since, workdir=workdir)
+    h = services.record_handover(
+        pharmacist,
+        kits=[kit],
+        at=out.isoformat(),
+        from_location=UNIT,
+        to_location="bedside",
+        from_user=pharmacist.user,
+        to_user=clinician,
+        passwords=passwords,
+        condition="frozen",
+    )
+    services.record_thaw(
+        bedside or pharmacist,
+        kit,
+        start=(out + timedelta(minutes=5)).isoformat(),
+        end=(out + timedelta(minutes=30)).isoformat(),
+        reconstitution="diluted with normal saline to 6 ml",
+    )
+    return h.event.id
 
 
 @dataclass
@@ -59,122 +259,42 @@ def ready_kits(
     excursion: tuple[datetime, int] | None = None,
     bedside: Session | None = None,
 ) -> ReadyKits:
-    """Make `kits` dosable at `dose_times` (aware datetimes, one per kit, in order).
+    """Make `kits` dosable at `dose_times` (aware datetimes, one per kit).
 
-    `excursion`: (local start, minutes) of a short excursion in the freezer
-    log, for demonstrations of quarantine and disposition. `bedside`: the
-    session of whoever thaws at the bedside (default: the pharmacist's).
-    `passwords` holds the password of each signer (pharmacist,
-    investigator, `clinician`).
+    `excursion`: (start, minutes) of a short excursion in the freezer log.
+    `bedside`: the session of whoever thaws (default: the pharmacist's).
+    `passwords` holds each signer's password (pharmacist, investigator, `clinician`).
     """
     if len(kits) != len(dose_times):
         raise ValueError("one dose time per kit")
-    zone = ZoneInfo(config.site_zone(pharmacist.store))
-    work = workdir or Path(tempfile.mkdtemp(prefix="wardcrf-scenario-"))
-    store = pharmacist.store
-    if store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (UNIT,)) is None:
-        services.add_unit(
-            pharmacist, UNIT, name="-20 °C freezer, isolation unit", location="ward 3 clean room"
-        )
-    first_dose = min(dose_times)
-    arrive = received_at or (first_dose - timedelta(days=1, hours=1))
-    services.add_lot(
-        pharmacist,
-        lot,
-        product="haMSC-Exos 2.0e8 particles",
-        expiry=expiry,
-        release_ref=f"QP-REL-{lot}",
-        kits=list(kits),
-        quantity=len(kits),
+    work = _workdir(workdir)
+    arrive = received_at or (min(dose_times) - timedelta(days=1, hours=1))
+    got = receive_and_store(
+        pharmacist, passwords, lot=lot, kits=kits, received_at=arrive, expiry=expiry, workdir=work
     )
-    transit = samples.series(
-        (arrive - timedelta(hours=20)).astimezone(zone).replace(tzinfo=None),
-        10,
-        [-72.0 + (i % 5) * 0.4 for i in range(120)],
-    )
-    transit_file = work / f"transit-{lot}.txt"
-    transit_file.write_bytes(
-        samples.fridgetag(transit, serial="100800001215", interval_min=10, low=-90, high=-15)
-    )
-    delivery_photo = sheet_photo(work, f"delivery {lot}")
-    receipt = services.receive_shipment(
-        pharmacist,
-        shipper_id=f"SH-{lot}",
-        kits=list(kits),
-        received_at=arrive.isoformat(),
-        to_location="pharmacy",
-        delivered_by_external="Li Wei, SF Cold Chain courier",
-        dry_ice=True,
-        container_intact=True,
-        product_frozen=True,
-        logger_file=transit_file,
-        photos=[f"@{delivery_photo}"],
-        condition="dry ice present, seals intact",
-        passwords=passwords,
-    )
-    stored_at = arrive + timedelta(minutes=15)
-    into = services.record_handover(
-        pharmacist,
-        kits=list(kits),
-        at=stored_at.isoformat(),
-        from_location="pharmacy",
-        to_location=UNIT,
-        from_user=pharmacist.user,
-        to_user="investigator",
-        passwords=passwords,
-        condition="frozen, labels intact",
-    )
-    handovers = [into.event.id]
-    # The freezer log covers the whole stay, from before storage to after the last kit left.
-    last_out = max(dose_times) - timedelta(minutes=45)
-    start_local = (
-        (stored_at - timedelta(minutes=30)).astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
-    )
-    end_local = (last_out + timedelta(minutes=30)).astimezone(zone).replace(tzinfo=None)
-    n = int((end_local - start_local).total_seconds() // 300) + 1
-    # A function of the wall time, so logs of overlapping stays agree reading for reading.
-    stamps = [start_local + timedelta(minutes=5 * i) for i in range(n)]
-    temps = [-20.0 + (((t.hour * 60 + t.minute) // 5) % 12 - 6) * 0.15 for t in stamps]
+    handovers = [got.stored]
     if excursion:
-        ex_start, minutes = excursion
-        ex_local = ex_start.astimezone(zone).replace(tzinfo=None)
-        for i in range(n):
-            t = start_local + timedelta(minutes=5 * i)
-            if ex_local <= t < ex_local + timedelta(minutes=minutes):
-                temps[i] = -13.5
-    log_file = work / f"freezer-{lot}-{stamps[0]:%Y%m%d%H%M}.txt"
-    log_file.write_bytes(samples.fridgetag(samples.series(start_local, 5, temps), serial="130500109088"))
-    _import_once(pharmacist, log_file)
-    for kit, when in sorted(zip(kits, dose_times, strict=True), key=lambda p: p[1]):
-        out = when - timedelta(minutes=45)
-        h = services.record_handover(
+        download_freezer_log(
             pharmacist,
-            kits=[kit],
-            at=out.isoformat(),
-            from_location=UNIT,
-            to_location="bedside",
-            from_user=pharmacist.user,
-            to_user=clinician,
-            passwords=passwords,
-            condition="frozen",
+            excursion[0] + timedelta(minutes=excursion[1] + 30),
+            since=got.stored_at - timedelta(minutes=30),
+            workdir=work,
+            excursion=excursion,
         )
-        handovers.append(h.event.id)
-        services.record_thaw(
-            bedside or pharmacist,
-            kit,
-            start=(out + timedelta(minutes=5)).isoformat(),
-            end=(out + timedelta(minutes=30)).isoformat(),
-            reconstitution="diluted with normal saline to 6 ml",
+    for kit, when in sorted(zip(got.kits, dose_times, strict=True), key=lambda p: p[1]):
+        handovers.append(
+            to_bedside(
+                pharmacist,
+                passwords,
+                kit,
+                when,
+                clinician=clinician,
+                bedside=bedside,
+                workdir=work,
+                since=got.stored_at - timedelta(minutes=30),
+            )
         )
-    return ReadyKits(lot, list(kits), receipt.event.id, handovers)
-
-
-def _import_once(session: Session, path: Path) -> None:
-    """Import a freezer log unless this very file was already imported."""
-    digest = evidence.sha256_hex(path.read_bytes())
-    if session.store.one("SELECT 1 FROM cc_logger_files WHERE sha256 = ? AND unit_id = ?", (digest, UNIT)):
-        return
-    services.import_logger(session, path, UNIT)
+    return ReadyKits(got.lot, got.kits, got.receipt, handovers)
 
 
 def ready_kit(
@@ -187,7 +307,7 @@ def ready_kit(
     workdir: Path | None = None,
     bedside: Session | None = None,
 ) -> ReadyKits:
-    """One kit with complete custody for a dose at `when` (its own lot ``LOT-<kit>``), if not done yet."""
+    """One kit with complete custody for a dose at `when` (its own lot ``LOT-<kit>``)."""
     kit = services.scanned_id(kit)
     if pharmacist.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit,)):
         raise ValueError(f"kit {kit} already has a custody record")
