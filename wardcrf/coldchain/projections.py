@@ -14,7 +14,7 @@ from ..canonical import dumps
 from ..eventlog import Event, projector
 from ..records import RecordState, form_hook
 from ..store import Store
-from . import evidence  # noqa: F401  (registers the audit check)
+from . import evidence, gate  # noqa: F401  (register the audit check and the dose gate)
 from .services import (
     EVENT_LOGGER,
     FORM_DISPOSITION,
