@@ -128,6 +128,7 @@ def receive_and_store(
         to_user=custodian,
         passwords=passwords,
         condition="frozen, labels intact",
+        photos=[f"@{sheet_photo(work, f'handover {lot} pharmacy to {UNIT}')}"],
     )
     return Received(
         services.scanned_id(lot, "lot"),
@@ -226,6 +227,7 @@ def to_bedside(
         to_user=clinician,
         passwords=passwords,
         condition="frozen",
+        photos=[f"@{sheet_photo(_workdir(workdir), f'handover {kit} {UNIT} to bedside')}"],
     )
     services.record_thaw(
         bedside or pharmacist,
