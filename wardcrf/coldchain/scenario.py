@@ -73,7 +73,7 @@ def receive_and_store(
     lot: str,
     kits: Sequence[str],
     received_at: datetime,
-    expiry: str = "2021-03-31",
+    expiry: str | None = None,
     workdir: Path | None = None,
     custodian: str = "investigator",
 ) -> Received:
@@ -84,6 +84,7 @@ def receive_and_store(
         services.add_unit(
             pharmacist, UNIT, name="-20 °C freezer, isolation unit", location="ward 3 clean room"
         )
+    expiry = expiry or (received_at + timedelta(days=730)).date().isoformat()  # shelf life: two years
     services.add_lot(
         pharmacist,
         lot,
@@ -256,7 +257,7 @@ def ready_kits(
     dose_times: Sequence[datetime],
     clinician: str = "clinician",
     received_at: datetime | None = None,
-    expiry: str = "2021-03-31",
+    expiry: str | None = None,
     workdir: Path | None = None,
     excursion: tuple[datetime, int] | None = None,
     bedside: Session | None = None,
