@@ -195,6 +195,23 @@ class Ward:
         return pid, day0
 
 
+def ready_kit_on(site: Site, kit: str, start: str, tmp: Path) -> None:
+    """Complete cold chain for `kit` before a dose at `start`, on a site the CLI tests drive."""
+    opened: list[Session] = []
+
+    def open_(user: str) -> Session:
+        opened.append(Site.open(site.data_dir).unlock(user, PASSWORD))
+        return opened[-1]
+
+    try:
+        ward = Ward(open_, tmp)
+        ward.freezer()
+        ward.custody(kit, start)
+    finally:
+        for s in opened:
+            s.close()
+
+
 def make_ward(session_for, tmp: Path) -> Ward:
     return Ward(session_for, tmp)
 
