@@ -383,7 +383,8 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
         return
     table = Table("id", "where", "span (UTC)", "min…max °C", "kits awaiting", "dispositions")
     for x in rows:
-        done = ", ".join(f"{k['kit']}: {k['disposition']['decision']}" for k in x["kits"] if k["disposition"])
+        decided = [k["disposition"]["decision"] for k in x["kits"] if k["disposition"]]
+        done = ", ".join(f"{decided.count(d)} {d}d" for d in ("release", "discard") if d in decided)
         table.add_row(
             x["id"],
             x["unit"] or f"receipt {x['receipt']}",

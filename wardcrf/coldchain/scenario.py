@@ -28,7 +28,7 @@ from . import config, evidence, samples, services
 
 UNIT = "FRZ-1"
 STEP_MIN = 5
-COURIER = "Li Wei, SF Cold Chain courier"
+COURIER = "Zhou Ming, SF Cold Chain courier"
 
 
 def sheet_photo(directory: Path, label: str) -> Path:
