@@ -278,3 +278,145 @@ CREATE TABLE adverse_events (
     report_due TEXT
 );
 CREATE INDEX adverse_events_participant ON adverse_events (participant);
+-- migration: 0011-coldchain
+-- Cold chain. Projections (cc_* except cc_evidence and cc_readings) are
+-- derived from events by wardcrf.coldchain.projections. cc_evidence holds
+-- the original logger files (source records: kept byte for byte, hashed, checked
+-- by `audit verify`); cc_readings is an index of the readings in those files,
+-- written with the import event in one transaction and re-derivable from
+-- cc_evidence, so it is not a projection of the event log.
+CREATE TABLE cc_evidence (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    stored_at TEXT NOT NULL
+);
+CREATE TRIGGER cc_evidence_no_update BEFORE UPDATE ON cc_evidence
+BEGIN
+    SELECT RAISE(ABORT, 'logger files are evidence and never change: import the corrected file');
+END;
+CREATE TRIGGER cc_evidence_no_delete BEFORE DELETE ON cc_evidence
+BEGIN
+    SELECT RAISE(ABORT, 'logger files are evidence and are never deleted');
+END;
+
+CREATE TABLE cc_readings (
+    unit_id TEXT NOT NULL,
+    t INTEGER NOT NULL,
+    temp_c REAL NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (unit_id, t)
+) WITHOUT ROWID;
+
+CREATE TABLE cc_units (
+    unit_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    location TEXT NOT NULL,
+    low_c REAL NOT NULL,
+    high_c REAL NOT NULL,
+    target_c REAL,
+    zone TEXT NOT NULL,
+    interval_s INTEGER NOT NULL,
+    event_id TEXT NOT NULL
+);
+
+CREATE TABLE cc_lots (
+    lot TEXT PRIMARY KEY,
+    product TEXT NOT NULL,
+    expiry TEXT NOT NULL,
+    release_ref TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    event_id TEXT NOT NULL
+);
+
+CREATE TABLE cc_kits (
+    kit_id TEXT PRIMARY KEY,
+    lot TEXT NOT NULL,
+    event_id TEXT NOT NULL
+);
+CREATE INDEX cc_kits_lot ON cc_kits (lot);
+
+-- Receipts and handovers: one row per custody step (a receipt is the first).
+CREATE TABLE cc_transfers (
+    event_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('receipt', 'handover')),
+    at INTEGER NOT NULL,
+    from_party TEXT NOT NULL,
+    from_user TEXT,
+    to_party TEXT NOT NULL,
+    to_user TEXT,
+    from_location TEXT NOT NULL,
+    to_location TEXT NOT NULL,
+    condition TEXT,
+    photos TEXT NOT NULL,
+    kits TEXT NOT NULL,
+    details TEXT NOT NULL
+);
+
+CREATE TABLE cc_custody (
+    event_id TEXT NOT NULL,
+    kit_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (event_id, kit_id)
+);
+CREATE INDEX cc_custody_kit ON cc_custody (kit_id, at);
+
+CREATE TABLE cc_logger_files (
+    event_id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    name TEXT NOT NULL,
+    unit_id TEXT,
+    format TEXT NOT NULL,
+    serial TEXT,
+    first_t INTEGER NOT NULL,
+    last_t INTEGER NOT NULL,
+    readings INTEGER NOT NULL,
+    summary TEXT NOT NULL
+);
+
+CREATE TABLE cc_manual_readings (
+    event_id TEXT PRIMARY KEY,
+    unit_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    temp_c REAL NOT NULL,
+    by_user TEXT
+);
+
+-- Excursions: out-of-range spans in a unit (logger or manual reading), or a
+-- receipt whose arrival condition or transit log failed (scope 'receipt').
+CREATE TABLE cc_excursions (
+    excursion_id TEXT PRIMARY KEY,
+    scope TEXT NOT NULL CHECK (scope IN ('unit', 'receipt')),
+    kind TEXT NOT NULL,
+    unit_id TEXT,
+    receipt_event TEXT,
+    start_t INTEGER NOT NULL,
+    end_t INTEGER NOT NULL,
+    min_c REAL,
+    max_c REAL,
+    is_open INTEGER NOT NULL DEFAULT 0,
+    source_event TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX cc_excursions_unit ON cc_excursions (unit_id, start_t);
+
+CREATE TABLE cc_dispositions (
+    excursion_id TEXT NOT NULL,
+    kit_id TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('release', 'discard')),
+    reason TEXT NOT NULL,
+    by_user TEXT,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (excursion_id, kit_id)
+);
+
+CREATE TABLE cc_thaws (
+    event_id TEXT PRIMARY KEY,
+    kit_id TEXT NOT NULL,
+    start_t INTEGER NOT NULL,
+    end_t INTEGER NOT NULL,
+    by_user TEXT,
+    reconstitution TEXT
+);
+CREATE INDEX cc_thaws_kit ON cc_thaws (kit_id);

@@ -24,6 +24,7 @@ PROJECTOR_MODULES = [
     "wardcrf.photos.store",
     "wardcrf.protocol",
     "wardcrf.workflow",
+    "wardcrf.coldchain.projections",
 ]
 
 PROJECTION_TABLES = [
@@ -38,6 +39,16 @@ PROJECTION_TABLES = [
     "doses",
     "vitals",
     "adverse_events",
+    "cc_units",
+    "cc_lots",
+    "cc_kits",
+    "cc_transfers",
+    "cc_custody",
+    "cc_logger_files",
+    "cc_manual_readings",
+    "cc_excursions",
+    "cc_dispositions",
+    "cc_thaws",
 ]
 
 _loaded = False

@@ -118,3 +118,32 @@ def test_demo_refuses_an_existing_site(demo_site, monkeypatch):
         monkeypatch=monkeypatch,
     )
     assert code == 2 and "already holds a wardcrf site" in err
+
+
+def test_demo_cold_chain_is_complete_for_every_dosed_kit(demo_site, monkeypatch):
+    code, out, err = run(demo_site, "auditor", "audit", "handovers", "--json", monkeypatch=monkeypatch)
+    assert code == 0, err
+    report = json.loads(out)
+    kinds = [t["kind"] for t in report["transfers"]]
+    assert kinds.count("receipt") == 1 and kinds.count("handover") >= 2
+    assert all(t["photos"] and all(p["state"] == "ok" for p in t["photos"]) for t in report["transfers"])
+    receipt = report["transfers"][0]
+    assert receipt["from"]["user"] is None and receipt["logger_file"]["state"] == "ok"
+    code, out, err = run(demo_site, "auditor", "coldchain", "excursions", "--json", monkeypatch=monkeypatch)
+    excursions = json.loads(out)
+    assert len(excursions) == 1 and excursions[0]["duration_min"] == 15
+    assert excursions[0]["awaiting_disposition"] == []
+    assert all(k["disposition"]["decision"] == "release" for k in excursions[0]["kits"])
+    s = Site.open(demo_site).unlock("auditor", "demo-password")
+    try:
+        dosed = [r[0] for r in s.store.execute("SELECT kit_id FROM doses ORDER BY kit_id")]
+    finally:
+        s.close()
+    code, out, err = run(
+        demo_site, "auditor", "coldchain", "custody", "HAMSC-2003-01", "--json", monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    chains = {c["kit"]: c for c in json.loads(out)}
+    assert dosed and all(chains[k]["complete"] for k in dosed)
+    code, out, err = run(demo_site, "auditor", "coldchain", "status", "--json", monkeypatch=monkeypatch)
+    assert json.loads(out)["range_source"].startswith("protocol MEXCOVID")

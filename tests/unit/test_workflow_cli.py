@@ -14,6 +14,7 @@ from wf_support import (
     _wf_template,
     at,
     photo_file,
+    ready_kit_on,
     today,
 )
 
@@ -154,8 +155,9 @@ def test_bad_input_unknown_participant_wrong_type_future_date_and_role(cli):
     assert r.code == 1 and "role clinician may not submit dsmg_decision forms" in r.err
 
 
-def test_duplicate_dose_submission_is_refused(cli):
+def test_duplicate_dose_submission_is_refused(cli, site, tmp_path):
     day = today() - timedelta(days=9)
+    ready_kit_on(site, "EXO-0001", at(day), tmp_path)
     args = (
         "submit",
         "dose",
@@ -219,8 +221,31 @@ def test_amend_on_the_cli(cli):
     assert r.code == 1 and "nothing to amend" in r.err
 
 
-def test_participant_list_show_and_today(cli):
+def test_dose_without_cold_chain_is_refused_by_the_custody_gate(cli, site, tmp_path):
     day = today() - timedelta(days=9)
+    args = (
+        "submit",
+        "dose",
+        "--participant",
+        P1,
+        "lot=L1",
+        "particles=2e8",
+        "volume=6",
+        f"start={at(day)}",
+        f"end={at(day, 9, 30)}",
+    )
+    r = cli(*args, "kit_id=EXO-0009", user="clinician")
+    assert r.code == 1 and "custody gate: kit EXO-0009 is not registered in any lot" in r.err
+    ready_kit_on(site, "EXO-0009", at(day, 6), tmp_path)  # thawed three hours before
+    r = cli(*args, "kit_id=EXO-0009", user="clinician")
+    assert r.code == 1 and "reached the bedside 225 min before the dose (allowed 120 min)" in r.err
+    rows = json.loads(cli("participant", "list", "--json", user="auditor").out)
+    assert rows[0]["doses_given"] == 0
+
+
+def test_participant_list_show_and_today(cli, site, tmp_path):
+    day = today() - timedelta(days=9)
+    ready_kit_on(site, "EXO-0001", at(day, 11, 30), tmp_path)
     cli(
         "submit",
         "dose",

@@ -136,7 +136,45 @@ class Ward:
             "end": at(day, hh, mm + 30 if mm < 30 else 59),
         }
         values.update(kw)
-        return self.submit("dose", participant=pid, **values)
+        # One transaction: a refused dose leaves no trace of its kit's preparation either.
+        self.freezer()
+        with self.clin.store.transaction():
+            self.custody(str(values.get("kit_id") or ""), str(values["start"]))
+            return self.submit("dose", participant=pid, **values)
+
+    def freezer(self) -> None:
+        """The monitored freezer kits are stored in (registered once, by the pharmacist)."""
+        from wardcrf.coldchain import scenario, services
+
+        if self.clin.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (scenario.UNIT,)) is None:
+            services.add_unit(self.session("pharmacist"), scenario.UNIT, name="freezer", location="ward")
+
+    def custody(self, kit: str, start: str) -> None:
+        """Give a kit a complete cold chain up to the bedside before its dose (the custody gate).
+
+        A kit already known keeps its record (reuse is the workflow's refusal to test); an id
+        the scanner rules reject is left for the dose form to refuse.
+        """
+        from wardcrf.coldchain import scenario, services
+        from wardcrf.errors import UsageError
+
+        try:
+            kit_id = services.scanned_id(kit)
+        except UsageError:
+            return
+        clin = self.clin
+        if clin.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit_id,)):
+            return
+        signers = {u: PASSWORD for u in ("clinician", "clinician2", "investigator")}
+        scenario.ready_kit(
+            clin,
+            signers,
+            kit_id,
+            datetime.fromisoformat(start),
+            clinician="clinician2",
+            workdir=self.tmp,
+            bedside=clin,
+        )
 
     def continue_(self, pid: str):
         return self.submit(
@@ -155,6 +193,23 @@ class Ward:
         self.enroll(pid, day0)
         self.skin(pid, day0)
         return pid, day0
+
+
+def ready_kit_on(site: Site, kit: str, start: str, tmp: Path) -> None:
+    """Complete cold chain for `kit` before a dose at `start`, on a site the CLI tests drive."""
+    opened: list[Session] = []
+
+    def open_(user: str) -> Session:
+        opened.append(Site.open(site.data_dir).unlock(user, PASSWORD))
+        return opened[-1]
+
+    try:
+        ward = Ward(open_, tmp)
+        ward.freezer()
+        ward.custody(kit, start)
+    finally:
+        for s in opened:
+            s.close()
 
 
 def make_ward(session_for, tmp: Path) -> Ward:

@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import EXIT_REFUSED, WardError
 from . import (
     audit_cmds,
+    coldchain_cmds,
     db_cmds,
     demo_cmds,
     export_cmds,
@@ -76,6 +77,7 @@ participant_cmds.register(app)
 demo_cmds.register(app)
 app.add_typer(export_cmds.app, name="export")
 app.add_typer(report_cmds.app, name="report")
+coldchain_cmds.register(app, audit_cmds.app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,15 @@ late (a deviation to see); the last participant is mid-course, so dose 3 is
 due today. Baseline and follow-up labs and CT scores are recorded for the
 participants who completed treatment; participant 1's casebook is signed off.
 
+Cold chain (wardcrf.coldchain.scenario): one shipment of every kit arrives
+two days before the first dose from an external courier (photo of the
+signed delivery sheet, the shipper's logger file), goes into the -20 °C
+freezer (signed by both, photographed), the freezer's logger shows one
+15-minute excursion the night after, which the pharmacist releases with a
+reason; before each dose the pharmacist downloads the freezer log, hands the
+kit to the bedside (signed, photographed) and the clinician thaws it, so
+every dosed kit passes the custody gate.
+
 Dates are relative to today, so the demo always looks current.
 """
 
@@ -357,20 +366,85 @@ def seed(data_dir: Path, password: str = DEMO_PASSWORD, *, site_code: str = "WUH
     clin = site.unlock("clinician", password)
     inv = site.unlock("investigator", password)
     dsmg = site.unlock("dsmg", password)
+    ph = site.unlock("pharmacist", password)
     try:
         with tempfile.TemporaryDirectory(prefix="wardcrf-demo-") as tmp:
-            _seed_cohort(clin, inv, dsmg, password, Path(tmp), result)
+            cold = _ColdChain(ph, clin, password, Path(tmp))
+            _seed_cohort(clin, inv, dsmg, password, Path(tmp), result, cold)
         result.events = int(clin.store.scalar("SELECT count(*) FROM events"))
     finally:
-        for s in (clin, inv, dsmg):
+        for s in (clin, inv, dsmg, ph):
             s.close()
     return result
 
 
+LOT = "HAMSC-2003-01"
+
+
+class _ColdChain:
+    """The demo's shipment, freezer log with one short excursion, and bedside handovers."""
+
+    def __init__(self, ph: Session, clin: Session, password: str, tmp: Path) -> None:
+        self.ph, self.clin, self.tmp = ph, clin, tmp
+        self.passwords = {u: password for u in ("pharmacist", "investigator", "clinician")}
+        self.stored_at: datetime | None = None
+
+    def receive(self, first_dose_day: date, kits: list[str]) -> None:
+        from ..coldchain import reports, scenario, services
+
+        arrive = datetime.fromisoformat(_at(first_dose_day - timedelta(days=2), 10))
+        got = scenario.receive_and_store(
+            self.ph, self.passwords, lot=LOT, kits=kits, received_at=arrive, workdir=self.tmp
+        )
+        self.stored_at = got.stored_at
+        hot = datetime.fromisoformat(_at(first_dose_day - timedelta(days=1), 2, 10))
+        scenario.download_freezer_log(
+            self.ph,
+            hot + timedelta(hours=2),
+            since=got.stored_at - timedelta(minutes=30),
+            workdir=self.tmp,
+            excursion=(hot, 15),
+        )
+        for x in reports.excursions(self.ph):
+            services.record_disposition(
+                self.ph,
+                x["id"],
+                decision="release",
+                reason="15 min up to -13.5 °C in a closed freezer (door alarm); within the sponsor's "
+                "stability data for short excursions above -15 °C; QP informed by phone",
+            )
+
+    def to_bedside(self, kit: str, dose_start: str) -> None:
+        from ..coldchain import scenario
+
+        scenario.to_bedside(
+            self.ph,
+            self.passwords,
+            kit,
+            datetime.fromisoformat(dose_start),
+            bedside=self.clin,
+            workdir=self.tmp,
+        )
+
+
 def _seed_cohort(
-    clin: Session, inv: Session, dsmg: Session, password: str, tmp: Path, result: DemoResult
+    clin: Session,
+    inv: Session,
+    dsmg: Session,
+    password: str,
+    tmp: Path,
+    result: DemoResult,
+    cold: _ColdChain | None = None,
 ) -> None:
     today = now_utc().astimezone(zone(DEFAULT_ZONE)).date()
+    if cold is not None:
+        dose_days = [
+            today - timedelta(days=p.enrolled_days_ago) + timedelta(days=d)
+            for p in COHORT
+            for d in range(1, 6)
+            if today - timedelta(days=p.enrolled_days_ago) + timedelta(days=d) < today
+        ]
+        cold.receive(min(dose_days), [f"EXO-{k:04d}" for k in range(1, len(dose_days) + 1)])
 
     def pw(_user: str) -> str:
         return password
@@ -482,6 +556,8 @@ def _seed_cohort(
                 sysbp=128,
                 diabp=78,
             )
+            if cold is not None:
+                cold.to_bedside(f"EXO-{kit:04d}", _at(day, hh, mm))
             submit(
                 "dose",
                 pid,

@@ -154,6 +154,9 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     if ctx.problems:
         return {}
     if not ctx.amending:
+        from ..projections import load_all
+
+        load_all()  # features register their gates when their modules load (e.g. the cold chain)
         for gate in dose_gates:
             gate(ctx.store, kit, start)
     due = due_time(enrolled, number, sched.time, sched.zone)

@@ -1,0 +1,461 @@
+"""One kit's chain of custody, and the pre-dose custody gate.
+
+A kit's chain is its receipt followed by its handovers, ordered by time.
+Between two steps the kit *stays* at the location the earlier step took it
+to. The chain is unbroken when:
+
+- the kit is registered in a lot and was received from a shipper;
+- every step is signed by each party who has an account here ("handed
+  over" / "received"), each signature still valid (not changed since
+  signed); a party without an account is named and the photographed sheet
+  they signed is attached, and every photo's stored bytes match its hash;
+- each step starts where the previous one ended;
+- every stay in a storage unit is covered by its logger (or manual
+  readings) with no step longer than twice the unit's logging interval, and
+  every stay elsewhere is within the transit allowance (bedside: the
+  bedside allowance) — see `config`.
+
+For a dose, additionally: the kit is at the bedside, was thawed there
+before the dose, is not quarantined (an excursion in a unit while it was
+there, or a failed receipt, without a disposition) nor discarded, not
+expired and not already used. `check_dose` refuses naming the first broken
+link.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from .. import signatures
+from ..errors import Refused
+from ..store import Store
+from . import analysis, config
+from .loggers import get_zone, iso_z, parse_when
+
+DOSE_FORM = "dose"
+
+
+# -- queries --------------------------------------------------------------------------
+
+
+def steps(store: Store, kit: str) -> list[dict[str, Any]]:
+    return store.rows(
+        "SELECT t.* FROM cc_custody c JOIN cc_transfers t USING (event_id) WHERE c.kit_id = ?"
+        " ORDER BY t.at, t.event_id",
+        (kit,),
+    )
+
+
+def last_step(store: Store, kit: str) -> dict[str, Any] | None:
+    rows = steps(store, kit)
+    return rows[-1] if rows else None
+
+
+def location_at(store: Store, kit: str, t: int) -> str | None:
+    where = None
+    for s in steps(store, kit):
+        if s["at"] <= t:
+            where = s["to_location"]
+    return where
+
+
+def is_unit(store: Store, location: str) -> bool:
+    return store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (location,)) is not None
+
+
+@dataclass
+class Stay:
+    location: str
+    start: int
+    end: int | None  # None: still there
+    after: str  # the step that brought the kit here
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "location": self.location,
+            "start": iso_z(self.start),
+            "end": iso_z(self.end) if self.end is not None else None,
+            "after": self.after,
+        }
+
+
+def stays(store: Store, kit: str, until: int | None = None) -> list[Stay]:
+    out: list[Stay] = []
+    rows = [s for s in steps(store, kit) if until is None or s["at"] <= until]
+    for i, s in enumerate(rows):
+        end = rows[i + 1]["at"] if i + 1 < len(rows) else until
+        out.append(Stay(s["to_location"], s["at"], end, s["event_id"]))
+    return out
+
+
+def affected_kits(store: Store, exc: dict[str, Any]) -> list[str]:
+    """Kits an excursion quarantines: those in the unit during its span, or the receipt's kits."""
+    if exc["scope"] == "receipt":
+        row = store.one("SELECT kits FROM cc_transfers WHERE event_id = ?", (exc["receipt_event"],))
+        return list(json.loads(row[0])) if row else []
+    kits = []
+    candidates = [
+        r[0]
+        for r in store.execute(
+            "SELECT DISTINCT c.kit_id FROM cc_custody c JOIN cc_transfers t USING (event_id)"
+            " WHERE t.to_location = ? OR t.from_location = ? ORDER BY c.kit_id",
+            (exc["unit_id"], exc["unit_id"]),
+        )
+    ]
+    for kit in candidates:
+        for st in stays(store, kit):
+            end = st.end if st.end is not None else float("inf")
+            if st.location == exc["unit_id"] and st.start <= exc["end_t"] and end >= exc["start_t"]:
+                kits.append(kit)
+                break
+    return kits
+
+
+def excursions_for(store: Store, kit: str) -> list[dict[str, Any]]:
+    """Every excursion that touched this kit, each with its disposition (or None)."""
+    found: list[dict[str, Any]] = []
+    receipt_events = [s["event_id"] for s in steps(store, kit) if s["kind"] == "receipt"]
+    for ev in receipt_events:
+        found += store.rows("SELECT * FROM cc_excursions WHERE receipt_event = ? ORDER BY start_t", (ev,))
+    for st in stays(store, kit):
+        if not is_unit(store, st.location):
+            continue
+        end = st.end if st.end is not None else 2**62
+        found += store.rows(
+            "SELECT * FROM cc_excursions WHERE unit_id = ? AND start_t <= ? AND end_t >= ? ORDER BY start_t",
+            (st.location, end, st.start),
+        )
+    seen: set[str] = set()
+    out = []
+    for x in found:
+        if x["excursion_id"] in seen:
+            continue
+        seen.add(x["excursion_id"])
+        disp = store.rows(
+            "SELECT decision, reason, by_user, event_id FROM cc_dispositions WHERE excursion_id = ? AND kit_id = ?",
+            (x["excursion_id"], kit),
+        )
+        x["disposition"] = disp[0] if disp else None
+        out.append(x)
+    return out
+
+
+def is_discarded(store: Store, kit: str) -> bool:
+    return (
+        store.one("SELECT 1 FROM cc_dispositions WHERE kit_id = ? AND decision = 'discard'", (kit,))
+        is not None
+    )
+
+
+def quarantined_kits(store: Store) -> list[tuple[str, str]]:
+    """(kit, excursion id) for every kit awaiting a disposition."""
+    out = []
+    for (kit,) in store.execute("SELECT kit_id FROM cc_kits ORDER BY kit_id").fetchall():
+        for x in excursions_for(store, kit):
+            if x["disposition"] is None:
+                out.append((kit, x["excursion_id"]))
+    return out
+
+
+def coverage_problem(store: Store, unit_id: str, start: int, end: int) -> str | None:
+    """None when readings cover [start, end] with no step over twice the interval; else the gap."""
+    unit = store.rows("SELECT interval_s FROM cc_units WHERE unit_id = ?", (unit_id,))
+    if not unit:
+        return f"{unit_id} is not a registered storage unit"
+    limit = 2 * unit[0]["interval_s"]
+    params = (unit_id, start - limit, end + limit)
+    rows = store.execute(
+        "SELECT t FROM (SELECT t FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ?"
+        " UNION SELECT at FROM cc_manual_readings WHERE unit_id = ? AND at BETWEEN ? AND ?) ORDER BY t",
+        params + params,
+    ).fetchall()
+    times = [r[0] for r in rows]
+    if not times:
+        return f"no temperature readings for {unit_id} from {iso_z(start)} to {iso_z(end)} (import its logger file)"
+    if times[0] - start > limit:
+        return f"{unit_id} unmonitored from {iso_z(start)} to {iso_z(times[0])} (no readings)"
+    if end - times[-1] > limit:
+        return f"{unit_id} unmonitored from {iso_z(times[-1])} to {iso_z(end)} (import its logger file)"
+    for a, b in itertools.pairwise(times):
+        if b - a > limit:
+            return f"{unit_id} unmonitored from {iso_z(a)} to {iso_z(b)} (logging gap)"
+    return None
+
+
+def temperatures(store: Store, unit_id: str, start: int, end: int) -> dict[str, Any] | None:
+    """Logger readings of a unit over a stay: count, min, max and time-weighted MKT."""
+    rows = store.execute(
+        "SELECT t, temp_c FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ? ORDER BY t",
+        (unit_id, start, end),
+    ).fetchall()
+    if not rows:
+        return None
+    times = [r[0] for r in rows]
+    temps = [r[1] for r in rows]
+    interval = int(store.scalar("SELECT interval_s FROM cc_units WHERE unit_id = ?", (unit_id,)) or 0)
+    return {
+        "readings": len(rows),
+        "min_c": min(temps),
+        "max_c": max(temps),
+        "mkt_c": round(analysis.mkt_series(times, temps, interval), 2),
+    }
+
+
+def photo_status(store: Store, ref: str) -> str:
+    """'ok', or why the stored photo cannot be trusted."""
+    try:
+        from ..photos import api
+    except ImportError:
+        return "unavailable (no photo store in this build)"
+    try:
+        api.read_original(store, ref)
+    except Exception as exc:  # Refused / VerificationFailed name the photo
+        msg = str(exc)
+        return "missing" if "unknown photo" in msg or "missing" in msg else "altered"
+    return "ok"
+
+
+# -- the chain --------------------------------------------------------------------------
+
+
+@dataclass
+class Link:
+    kind: str  # receipt, handover, stay, thaw
+    what: str
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "what": self.what,
+            "ok": self.ok,
+            "problems": self.problems,
+            **self.detail,
+        }
+
+
+@dataclass
+class Chain:
+    kit: str
+    lot: str | None
+    links: list[Link]
+    problems: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kit": self.kit,
+            "lot": self.lot,
+            "complete": self.complete,
+            "problems": self.problems,
+            "links": [ln.as_dict() for ln in self.links],
+        }
+
+
+def transfer_checks(
+    store: Store, t: dict[str, Any]
+) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(problems, signature states, photo states) for one receipt or handover."""
+    label = f"{t['kind']} {t['event_id']}"
+    problems: list[str] = []
+    sigs = signatures.for_target(store, t["event_id"])
+    sig_out = [
+        {
+            "user": s.user,
+            "name": s.full_name,
+            "meaning": s.meaning,
+            "signed_at": s.signed_at,
+            "state": s.status,
+        }
+        for s in sigs
+    ]
+    for s in sigs:
+        if not s.valid:
+            problems.append(f"{label}: signature of {s.user} ({s.meaning}) changed since signed")
+    photos = json.loads(t["photos"])
+    photo_out = [
+        {"ref": p, "sha256": p.removeprefix("sha256:"), "state": photo_status(store, p)} for p in photos
+    ]
+    for p in photo_out:
+        if p["state"] != "ok":
+            problems.append(f"{label}: photo {p['ref'][:19]}… is {p['state']}")
+    for user, party, meaning in (
+        (t["from_user"], t["from_party"], "handed over"),
+        (t["to_user"], t["to_party"], "received"),
+    ):
+        if user:
+            if not any(s.user == user and s.meaning == meaning for s in sigs):
+                problems.append(f"{label}: not signed by {user} ({meaning})")
+        elif not photos:
+            problems.append(f"{label}: external party {party} without a photo of the signed sheet")
+    return problems, sig_out, photo_out
+
+
+def chain(store: Store, kit: str, when: int | None = None) -> Chain:
+    """The kit's custody up to `when` (a dose time) or now, with every problem found."""
+    lot_row = store.one("SELECT lot FROM cc_kits WHERE kit_id = ?", (kit,))
+    if lot_row is None:
+        return Chain(kit, None, [], [f"kit {kit} is not registered in any lot"])
+    lim = config.limits(store)
+    links: list[Link] = []
+    problems: list[str] = []
+    rows = [s for s in steps(store, kit) if when is None or s["at"] <= when]
+    # Once thawing starts the cold chain ends: later stays (bedside -> disposal) are not checked.
+    thawed = store.scalar("SELECT min(start_t) FROM cc_thaws WHERE kit_id = ?", (kit,))
+    if not rows or rows[0]["kind"] != "receipt":
+        problems.append(f"kit {kit} has no shipment receipt")
+    prev_to: str | None = None
+    for i, t in enumerate(rows):
+        probs, sigs, photos = transfer_checks(store, t)
+        if prev_to is not None and t["from_location"] != prev_to:
+            probs.append(
+                f"{t['kind']} {t['event_id']} takes the kit from {t['from_location']!r} but it was at {prev_to!r}"
+            )
+        links.append(
+            Link(
+                t["kind"],
+                f"{t['from_party']} → {t['to_party']}",
+                not probs,
+                probs,
+                {
+                    "event_id": t["event_id"],
+                    "at": iso_z(t["at"]),
+                    "from_location": t["from_location"],
+                    "to_location": t["to_location"],
+                    "condition": t["condition"],
+                    "signatures": sigs,
+                    "photos": photos,
+                },
+            )
+        )
+        problems += probs
+        prev_to = t["to_location"]
+        end = rows[i + 1]["at"] if i + 1 < len(rows) else when
+        if thawed is not None and (end is None or end > thawed):
+            end = thawed
+        if end is None or end < t["at"]:
+            continue
+        loc = t["to_location"]
+        stay_probs: list[str] = []
+        detail: dict[str, Any] = {"location": loc, "start": iso_z(t["at"]), "end": iso_z(end)}
+        if is_unit(store, loc):
+            gap = coverage_problem(store, loc, t["at"], end)
+            if gap:
+                stay_probs.append(f"stay in {loc} not monitored: {gap}")
+            temps = temperatures(store, loc, t["at"], end)
+            if temps:
+                detail["temperatures"] = temps
+        else:
+            allowed = lim.bedside_s if config.is_bedside(loc) else lim.transit_s
+            if end - t["at"] > allowed:
+                stay_probs.append(
+                    f"{(end - t['at']) // 60} min at {loc!r} outside a monitored unit "
+                    f"(allowed {allowed // 60} min)"
+                )
+        links.append(Link("stay", loc, not stay_probs, stay_probs, detail))
+        problems += stay_probs
+    for x in excursions_for(store, kit):
+        if when is not None and x["start_t"] > when:
+            continue
+        d = x["disposition"]
+        where = x["unit_id"] or f"receipt {x['receipt_event']}"
+        if d is None:
+            problems.append(
+                f"kit {kit} is quarantined: excursion {x['excursion_id']} ({where}, {x['detail']}) awaits a disposition"
+            )
+        elif d["decision"] == "discard":
+            problems.append(f"kit {kit} was discarded after excursion {x['excursion_id']} ({d['reason']})")
+    thaws = store.rows("SELECT * FROM cc_thaws WHERE kit_id = ? ORDER BY start_t", (kit,))
+    for th in thaws:
+        links.append(
+            Link(
+                "thaw",
+                f"thawed by {th['by_user']}",
+                True,
+                [],
+                {
+                    "event_id": th["event_id"],
+                    "start": iso_z(th["start_t"]),
+                    "end": iso_z(th["end_t"]),
+                    "reconstitution": th["reconstitution"],
+                },
+            )
+        )
+    return Chain(kit, lot_row[0], links, problems)
+
+
+def _epoch(store: Store, when: Any) -> int:
+    """A dose time as UTC epoch seconds; a time without a zone is read in the site's zone."""
+    if isinstance(when, int | float):
+        return int(when)
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=get_zone(config.site_zone(store)))
+        return int(when.timestamp())
+    return parse_when(str(when), config.site_zone(store))
+
+
+def used_by(store: Store, kit: str) -> str | None:
+    row = store.one(
+        "SELECT event_id FROM records WHERE form = ? AND json_extract(data, '$.kit_id') = ? LIMIT 1",
+        (DOSE_FORM, kit),
+    )
+    return row[0] if row else None
+
+
+def dose_problems(store: Store, kit: str, when: Any) -> list[str]:
+    """Every reason `kit` cannot be used for a dose at `when`, first the most basic."""
+    t = _epoch(store, when)
+    c = chain(store, kit, t)
+    if c.lot is None:
+        return c.problems
+    problems = list(c.problems)
+    where = location_at(store, kit, t)
+    if where is None or not config.is_bedside(where):
+        msg = f"kit {kit} is at {where!r}, not at the bedside (record the handover)"
+        if where is not None:
+            problems.insert(0, msg)
+    else:
+        arrived = max(s["at"] for s in steps(store, kit) if s["at"] <= t)
+        thaw = store.one(
+            "SELECT event_id FROM cc_thaws WHERE kit_id = ? AND start_t >= ? AND end_t <= ?",
+            (kit, arrived, t),
+        )
+        if thaw is None:
+            problems.append(f"kit {kit} has no thaw/reconstitution record at the bedside before {iso_z(t)}")
+        allowed = config.limits(store).bedside_s
+        if t - arrived > allowed:
+            problems.append(
+                f"kit {kit} reached the bedside {(t - arrived) // 60} min before the dose (allowed {allowed // 60} min)"
+            )
+    expiry = store.scalar("SELECT expiry FROM cc_lots WHERE lot = ?", (c.lot,))
+    if expiry:
+        local_day = datetime.fromtimestamp(t, get_zone(config.site_zone(store))).date()
+        if local_day > date.fromisoformat(expiry):
+            problems.append(f"kit {kit} expired on {expiry} (lot {c.lot})")
+    used = used_by(store, kit)
+    if used:
+        problems.append(f"kit {kit} was already used (dose record {used})")
+    return problems
+
+
+def check_dose(store: Store, kit_id: str, when: Any) -> None:
+    """The pre-dose custody gate: returns, or raises `Refused` naming the broken link."""
+    kit = "".join(c for c in kit_id if c.isprintable()).strip().upper()
+    problems = dose_problems(store, kit, when)
+    if problems:
+        more = (
+            f" (and {len(problems) - 1} more: `wardcrf coldchain custody {kit_id}`)"
+            if len(problems) > 1
+            else ""
+        )
+        raise Refused(f"custody gate: {problems[0]}{more}")

@@ -1,0 +1,65 @@
+"""Logger files kept as evidence: stored byte for byte inside the encrypted database.
+
+A logger export is source data (ICH E6(R3)): wardcrf keeps the original
+file, addressed by its SHA-256, and every read re-hashes the bytes. `audit
+verify` re-hashes every stored file and checks that each import event's
+hash names a stored file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..audit import CheckResult, register_check
+from ..clock import iso_utc, now_utc
+from ..errors import VerificationFailed
+from ..store import Store
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def put(store: Store, name: str, data: bytes) -> str:
+    """Store a file (idempotent by content) and return its SHA-256."""
+    digest = sha256_hex(data)
+    store.execute(
+        "INSERT OR IGNORE INTO cc_evidence (sha256, name, size, data, stored_at) VALUES (?,?,?,?,?)",
+        (digest, name, len(data), data, iso_utc(now_utc())),
+    )
+    return digest
+
+
+def read(store: Store, digest: str) -> bytes:
+    """The stored bytes, refused when they no longer hash to their address."""
+    row = store.one("SELECT data FROM cc_evidence WHERE sha256 = ?", (digest,))
+    if row is None:
+        raise VerificationFailed(f"logger file sha256:{digest} is not stored on this site")
+    data = bytes(row[0])
+    if sha256_hex(data) != digest:
+        raise VerificationFailed(f"logger file sha256:{digest} was altered: its bytes no longer match")
+    return data
+
+
+def status(store: Store, digest: str) -> str:
+    """'ok', 'missing' or 'altered' for one stored file."""
+    row = store.one("SELECT data FROM cc_evidence WHERE sha256 = ?", (digest,))
+    if row is None:
+        return "missing"
+    return "ok" if sha256_hex(bytes(row[0])) == digest else "altered"
+
+
+@register_check("cold-chain logger files")
+def _check(store: Store) -> CheckResult:
+    present = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    result = CheckResult("cold-chain logger files", 0)
+    if "cc_evidence" not in present:
+        return result
+    for digest, data in store.execute("SELECT sha256, data FROM cc_evidence ORDER BY sha256"):
+        result.checked += 1
+        if sha256_hex(bytes(data)) != digest:
+            result.problems.append(f"logger file sha256:{digest} was altered (bytes no longer match)")
+    for event_id, digest in store.execute("SELECT event_id, sha256 FROM cc_logger_files ORDER BY event_id"):
+        if store.one("SELECT 1 FROM cc_evidence WHERE sha256 = ?", (digest,)) is None:
+            result.problems.append(f"event {event_id} imported logger file sha256:{digest}, which is missing")
+    return result

@@ -1,0 +1,268 @@
+"""Cold-chain projections: form hooks and the logger-import projector.
+
+Every hook is keyed by the record's event id and rewrites that record's rows
+(delete, then insert), so re-running it after an amendment, or replaying the
+whole log in `db rebuild`, gives the same rows. No clock, no file access.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from ..canonical import dumps
+from ..eventlog import Event, projector
+from ..records import RecordState, form_hook
+from ..store import Store
+from . import evidence, gate  # noqa: F401  (register the audit check and the dose gate)
+from .services import (
+    EVENT_LOGGER,
+    FORM_DISPOSITION,
+    FORM_HANDOVER,
+    FORM_LOT,
+    FORM_READING,
+    FORM_RECEIPT,
+    FORM_THAW,
+    FORM_UNIT,
+)
+
+
+def epoch(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+
+
+@form_hook(FORM_UNIT)
+def _unit(store: Store, rec: RecordState) -> None:
+    d = rec.data
+    store.execute("DELETE FROM cc_units WHERE event_id = ?", (rec.event_id,))
+    store.execute(
+        "INSERT OR REPLACE INTO cc_units (unit_id, name, location, low_c, high_c, target_c, zone, interval_s,"
+        " event_id) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            d["unit_id"],
+            d["name"],
+            d["location"],
+            d["low_c"],
+            d["high_c"],
+            d.get("target_c"),
+            d["zone"],
+            d["interval_s"],
+            rec.event_id,
+        ),
+    )
+
+
+@form_hook(FORM_LOT)
+def _lot(store: Store, rec: RecordState) -> None:
+    d = rec.data
+    store.execute("DELETE FROM cc_lots WHERE event_id = ?", (rec.event_id,))
+    store.execute("DELETE FROM cc_kits WHERE event_id = ?", (rec.event_id,))
+    store.execute(
+        "INSERT OR REPLACE INTO cc_lots (lot, product, expiry, release_ref, quantity, event_id)"
+        " VALUES (?,?,?,?,?,?)",
+        (d["lot"], d["product"], d["expiry"], d["release_ref"], d["quantity"], rec.event_id),
+    )
+    for kit in d.get("kits") or []:
+        store.execute(
+            "INSERT OR REPLACE INTO cc_kits (kit_id, lot, event_id) VALUES (?,?,?)",
+            (kit, d["lot"], rec.event_id),
+        )
+
+
+def _transfer(store: Store, rec: RecordState, kind: str) -> None:
+    d = rec.data
+    at = epoch(d["at"])
+    details = {
+        k: d.get(k)
+        for k in (
+            "shipper_id",
+            "dry_ice_present",
+            "container_intact",
+            "product_frozen",
+            "logger_serial",
+            "logger",
+        )
+        if k in d
+    }
+    store.execute("DELETE FROM cc_transfers WHERE event_id = ?", (rec.event_id,))
+    store.execute("DELETE FROM cc_custody WHERE event_id = ?", (rec.event_id,))
+    store.execute(
+        "INSERT INTO cc_transfers (event_id, kind, at, from_party, from_user, to_party, to_user, from_location,"
+        " to_location, condition, photos, kits, details) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            rec.event_id,
+            kind,
+            at,
+            d["from_party"],
+            d.get("from_user"),
+            d["to_party"],
+            d.get("to_user"),
+            d["from_location"],
+            d["to_location"],
+            d.get("condition") or "",
+            dumps(d.get("photos") or []),
+            dumps(d.get("kits") or []),
+            dumps(details),
+        ),
+    )
+    for kit in d.get("kits") or []:
+        store.execute("INSERT INTO cc_custody (event_id, kit_id, at) VALUES (?,?,?)", (rec.event_id, kit, at))
+
+
+@form_hook(FORM_RECEIPT)
+def _receipt(store: Store, rec: RecordState) -> None:
+    _transfer(store, rec, "receipt")
+    d = rec.data
+    store.execute("DELETE FROM cc_excursions WHERE source_event = ?", (rec.event_id,))
+    failed = [
+        name
+        for key, name in (
+            ("dry_ice_present", "no dry ice"),
+            ("container_intact", "container damaged"),
+            ("product_frozen", "product not frozen"),
+        )
+        if not d.get(key)
+    ]
+    at = epoch(d["at"])
+    if failed:
+        store.execute(
+            "INSERT INTO cc_excursions (excursion_id, scope, kind, receipt_event, start_t, end_t, is_open,"
+            " source_event, detail) VALUES (?,?,?,?,?,?,0,?,?)",
+            (
+                f"receipt/{rec.event_id}/arrival",
+                "receipt",
+                "arrival",
+                rec.event_id,
+                at,
+                at,
+                rec.event_id,
+                "; ".join(failed),
+            ),
+        )
+    logger = d.get("logger") or {}
+    for i, e in enumerate(logger.get("excursions") or []):
+        store.execute(
+            "INSERT INTO cc_excursions (excursion_id, scope, kind, receipt_event, start_t, end_t, min_c, max_c,"
+            " is_open, source_event, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                f"receipt/{rec.event_id}/transit-{i + 1}",
+                "receipt",
+                "transit",
+                rec.event_id,
+                epoch(e["start"]),
+                epoch(e["end"]),
+                e["min_c"],
+                e["max_c"],
+                int(bool(e.get("open"))),
+                rec.event_id,
+                f"transit log above {logger.get('high_c')} °C",
+            ),
+        )
+
+
+@form_hook(FORM_HANDOVER)
+def _handover(store: Store, rec: RecordState) -> None:
+    _transfer(store, rec, "handover")
+
+
+@form_hook(FORM_READING)
+def _reading(store: Store, rec: RecordState) -> None:
+    d = rec.data
+    at = epoch(d["at"])
+    store.execute("DELETE FROM cc_manual_readings WHERE event_id = ?", (rec.event_id,))
+    store.execute("DELETE FROM cc_excursions WHERE source_event = ?", (rec.event_id,))
+    store.execute(
+        "INSERT INTO cc_manual_readings (event_id, unit_id, at, temp_c, by_user) VALUES (?,?,?,?,?)",
+        (rec.event_id, d["unit_id"], at, d["temp_c"], rec.created_by),
+    )
+    if not (d["low_c"] <= d["temp_c"] <= d["high_c"]):
+        store.execute(
+            "INSERT OR REPLACE INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
+            " max_c, is_open, source_event, detail) VALUES (?,?,?,?,?,?,?,?,0,?,?)",
+            (
+                f"{d['unit_id']}/{d['at']}/manual",
+                "unit",
+                "manual",
+                d["unit_id"],
+                at,
+                at,
+                d["temp_c"],
+                d["temp_c"],
+                rec.event_id,
+                f"manual reading outside {d['low_c']} … {d['high_c']} °C",
+            ),
+        )
+
+
+@form_hook(FORM_THAW)
+def _thaw(store: Store, rec: RecordState) -> None:
+    d = rec.data
+    store.execute(
+        "INSERT OR REPLACE INTO cc_thaws (event_id, kit_id, start_t, end_t, by_user, reconstitution)"
+        " VALUES (?,?,?,?,?,?)",
+        (
+            rec.event_id,
+            d["kit_id"],
+            epoch(d["start"]),
+            epoch(d["end"]),
+            d.get("by"),
+            d.get("reconstitution"),
+        ),
+    )
+
+
+@form_hook(FORM_DISPOSITION)
+def _disposition(store: Store, rec: RecordState) -> None:
+    d = rec.data
+    store.execute("DELETE FROM cc_dispositions WHERE event_id = ?", (rec.event_id,))
+    for kit in d.get("kits") or []:
+        store.execute(
+            "INSERT OR REPLACE INTO cc_dispositions (excursion_id, kit_id, decision, reason, by_user, event_id)"
+            " VALUES (?,?,?,?,?,?)",
+            (d["excursion_id"], kit, d["decision"], d["reason"], rec.created_by, rec.event_id),
+        )
+
+
+@projector(EVENT_LOGGER)
+def _logger_imported(store: Store, e: Event) -> None:
+    b = e.body
+    s = b["summary"]
+    store.execute(
+        "INSERT OR REPLACE INTO cc_logger_files (event_id, sha256, name, unit_id, format, serial, first_t, last_t,"
+        " readings, summary) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            e.id,
+            b["sha256"],
+            b["name"],
+            b["unit_id"],
+            b["format"],
+            b.get("serial"),
+            epoch(s["first"]),
+            epoch(s["last"]),
+            s["readings"],
+            json.dumps(s, sort_keys=True),
+        ),
+    )
+    for x in b.get("excursions") or []:
+        xid = f"{b['unit_id']}/{x['start']}"
+        # A later file may extend an excursion that an earlier one saw open.
+        store.execute(
+            "INSERT INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c, max_c, is_open,"
+            " source_event, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(excursion_id) DO UPDATE SET end_t = max(end_t, excluded.end_t),"
+            " min_c = min(min_c, excluded.min_c), max_c = max(max_c, excluded.max_c),"
+            " is_open = excluded.is_open, source_event = excluded.source_event",
+            (
+                xid,
+                "unit",
+                "logger",
+                b["unit_id"],
+                epoch(x["start"]),
+                epoch(x["end"]),
+                x["min_c"],
+                x["max_c"],
+                int(bool(x.get("open"))),
+                e.id,
+                f"logger outside {b['low_c']} … {b['high_c']} °C",
+            ),
+        )

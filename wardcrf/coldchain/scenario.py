@@ -1,0 +1,326 @@
+"""A complete, realistic custody chain in a few calls (demo and test fixtures).
+
+The ward's routine, step by step, each through the ordinary services (every
+step signed by each party with an account; nothing bypassed):
+
+- `receive_and_store`: register the freezer (once) and the lot, receive the
+  shipment from an external courier (photo of the signed delivery sheet,
+  the shipper's transit logger file), hand the kits into the freezer;
+- `download_freezer_log`: import the freezer logger's readings up to a time
+  (as the pharmacist does each morning), optionally with a short excursion;
+- `to_bedside`: download the log, hand one kit to the bedside before its
+  dose and record its thaw;
+- `ready_kits` / `ready_kit`: all of the above for given dose times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from ..site import Session
+from . import config, evidence, samples, services
+
+UNIT = "FRZ-1"
+STEP_MIN = 5
+COURIER = "Zhou Ming, SF Cold Chain courier"
+
+
+def sheet_photo(directory: Path, label: str) -> Path:
+    """A JPEG standing in for the photographed, signed paper sheet."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (640, 480), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((20, 20), f"Signed handover sheet\n{label}", fill="black")
+    draw.rectangle((20, 380, 300, 440), outline="black")
+    path = directory / f"sheet-{hashlib.sha256(label.encode()).hexdigest()[:10]}.jpg"
+    img.save(path, "JPEG", quality=85)
+    return path
+
+
+def _workdir(workdir: Path | None) -> Path:
+    return workdir or Path(tempfile.mkdtemp(prefix="wardcrf-scenario-"))
+
+
+def _zone(session: Session) -> ZoneInfo:
+    return ZoneInfo(config.site_zone(session.store))
+
+
+def freezer_temp(t: datetime) -> float:
+    """A -20 °C freezer's wobble, a function of wall time so overlapping downloads agree."""
+    return -20.0 + (((t.hour * 60 + t.minute) // STEP_MIN) % 12 - 6) * 0.15
+
+
+@dataclass
+class Received:
+    lot: str
+    kits: list[str]
+    receipt: str
+    stored: str
+    stored_at: datetime
+
+
+def receive_and_store(
+    pharmacist: Session,
+    passwords: dict[str, str],
+    *,
+    lot: str,
+    kits: Sequence[str],
+    received_at: datetime,
+    expiry: str | None = None,
+    workdir: Path | None = None,
+    custodian: str = "investigator",
+) -> Received:
+    """Register the lot, receive it from the courier and put it in the freezer (15 min later)."""
+    work = _workdir(workdir)
+    zone = _zone(pharmacist)
+    if pharmacist.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (UNIT,)) is None:
+        services.add_unit(
+            pharmacist, UNIT, name="-20 °C freezer, isolation unit", location="ward 3 clean room"
+        )
+    expiry = expiry or (received_at + timedelta(days=730)).date().isoformat()  # shelf life: two years
+    services.add_lot(
+        pharmacist,
+        lot,
+        product="haMSC-Exos 2.0e8 particles",
+        expiry=expiry,
+        release_ref=f"QP-REL-{lot}",
+        kits=list(kits),
+        quantity=len(kits),
+    )
+    depart = (
+        (received_at - timedelta(hours=20)).astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
+    )
+    transit = samples.series(depart, 10, [-72.0 + (i % 5) * 0.4 for i in range(120)])
+    transit_file = work / f"transit-{lot}.txt"
+    transit_file.write_bytes(
+        samples.fridgetag(transit, serial="100800001215", interval_min=10, low=-90, high=-15)
+    )
+    photo = sheet_photo(work, f"delivery {lot}")
+    receipt = services.receive_shipment(
+        pharmacist,
+        shipper_id=f"SH-{lot}",
+        kits=list(kits),
+        received_at=received_at.isoformat(),
+        to_location="pharmacy",
+        delivered_by_external=COURIER,
+        dry_ice=True,
+        container_intact=True,
+        product_frozen=True,
+        logger_file=transit_file,
+        photos=[f"@{photo}"],
+        condition="dry ice present, seals intact",
+        passwords=passwords,
+    )
+    stored_at = received_at + timedelta(minutes=15)
+    stored = services.record_handover(
+        pharmacist,
+        kits=list(kits),
+        at=stored_at.isoformat(),
+        from_location="pharmacy",
+        to_location=UNIT,
+        from_user=pharmacist.user,
+        to_user=custodian,
+        passwords=passwords,
+        condition="frozen, labels intact",
+        photos=[f"@{sheet_photo(work, f'handover {lot} pharmacy to {UNIT}')}"],
+    )
+    return Received(
+        services.scanned_id(lot, "lot"),
+        [services.scanned_id(k) for k in kits],
+        receipt.event.id,
+        stored.event.id,
+        stored_at,
+    )
+
+
+def download_freezer_log(
+    pharmacist: Session,
+    until: datetime,
+    *,
+    since: datetime | None = None,
+    workdir: Path | None = None,
+    excursion: tuple[datetime, int] | None = None,
+) -> str | None:
+    """Import the freezer's readings up to `until`, from the last download (and from `since`
+    when that is earlier than anything imported, as a separate file).
+
+    `excursion`: (start, minutes) during which the log reads -13.5 °C. Returns
+    the last import event id, or None when there was nothing new.
+    """
+    zone = _zone(pharmacist)
+    row = pharmacist.store.one("SELECT min(t), max(t) FROM cc_readings WHERE unit_id = ?", (UNIT,))
+    first, last = row if row else (None, None)
+    end = until.astimezone(zone).replace(tzinfo=None)
+    event = None
+    if since is not None and (first is None or since.timestamp() < first):
+        start = since.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
+        start -= timedelta(minutes=start.minute % STEP_MIN)
+        upto = end if first is None else datetime.fromtimestamp(first, zone).replace(tzinfo=None)
+        event = _import_span(pharmacist, start, upto, workdir, excursion)
+    if last is not None:
+        event = (
+            _import_span(
+                pharmacist, datetime.fromtimestamp(last, zone).replace(tzinfo=None), end, workdir, excursion
+            )
+            or event
+        )
+    elif since is None:
+        raise ValueError("first download: say since when the log runs")
+    return event
+
+
+def _import_span(
+    pharmacist: Session,
+    start: datetime,
+    end: datetime,
+    workdir: Path | None,
+    excursion: tuple[datetime, int] | None,
+) -> str | None:
+    zone = _zone(pharmacist)
+    stamps = []
+    t = start
+    while t <= end:
+        stamps.append(t)
+        t += timedelta(minutes=STEP_MIN)
+    if len(stamps) < 2:
+        return None
+    temps = [freezer_temp(s) for s in stamps]
+    if excursion:
+        hot_from = excursion[0].astimezone(zone).replace(tzinfo=None)
+        hot_to = hot_from + timedelta(minutes=excursion[1])
+        temps = [-13.5 if hot_from <= s < hot_to else v for s, v in zip(stamps, temps, strict=True)]
+    path = _workdir(workdir) / f"FRZ-1-{stamps[0]:%Y%m%d%H%M}-{stamps[-1]:%Y%m%d%H%M}.txt"
+    path.write_bytes(samples.fridgetag(samples.series(stamps[0], STEP_MIN, temps), serial="130500109088"))
+    digest = evidence.sha256_hex(path.read_bytes())
+    if pharmacist.store.one("SELECT 1 FROM cc_logger_files WHERE sha256 = ?", (digest,)):
+        return None
+    return services.import_logger(pharmacist, path, UNIT).event.id
+
+
+def to_bedside(
+    pharmacist: Session,
+    passwords: dict[str, str],
+    kit: str,
+    when: datetime,
+    *,
+    clinician: str = "clinician",
+    bedside: Session | None = None,
+    workdir: Path | None = None,
+    since: datetime | None = None,
+) -> str:
+    """45 min before the dose: download the log, hand the kit to the bedside, thaw it (-40 … -15 min)."""
+    out = when - timedelta(minutes=45)
+    download_freezer_log(pharmacist, out, since=since, workdir=workdir)
+    h = services.record_handover(
+        pharmacist,
+        kits=[kit],
+        at=out.isoformat(),
+        from_location=UNIT,
+        to_location="bedside",
+        from_user=pharmacist.user,
+        to_user=clinician,
+        passwords=passwords,
+        condition="frozen",
+        photos=[f"@{sheet_photo(_workdir(workdir), f'handover {kit} {UNIT} to bedside')}"],
+    )
+    services.record_thaw(
+        bedside or pharmacist,
+        kit,
+        start=(out + timedelta(minutes=5)).isoformat(),
+        end=(out + timedelta(minutes=30)).isoformat(),
+        reconstitution="diluted with normal saline to 6 ml",
+    )
+    return h.event.id
+
+
+@dataclass
+class ReadyKits:
+    lot: str
+    kits: list[str]
+    receipt: str
+    handovers: list[str]
+
+
+def ready_kits(
+    pharmacist: Session,
+    passwords: dict[str, str],
+    *,
+    lot: str,
+    kits: Sequence[str],
+    dose_times: Sequence[datetime],
+    clinician: str = "clinician",
+    received_at: datetime | None = None,
+    expiry: str | None = None,
+    workdir: Path | None = None,
+    excursion: tuple[datetime, int] | None = None,
+    bedside: Session | None = None,
+) -> ReadyKits:
+    """Make `kits` dosable at `dose_times` (aware datetimes, one per kit).
+
+    `excursion`: (start, minutes) of a short excursion in the freezer log.
+    `bedside`: the session of whoever thaws (default: the pharmacist's).
+    `passwords` holds each signer's password (pharmacist, investigator, `clinician`).
+    """
+    if len(kits) != len(dose_times):
+        raise ValueError("one dose time per kit")
+    work = _workdir(workdir)
+    arrive = received_at or (min(dose_times) - timedelta(days=1, hours=1))
+    got = receive_and_store(
+        pharmacist, passwords, lot=lot, kits=kits, received_at=arrive, expiry=expiry, workdir=work
+    )
+    handovers = [got.stored]
+    if excursion:
+        download_freezer_log(
+            pharmacist,
+            excursion[0] + timedelta(minutes=excursion[1] + 30),
+            since=got.stored_at - timedelta(minutes=30),
+            workdir=work,
+            excursion=excursion,
+        )
+    for kit, when in sorted(zip(got.kits, dose_times, strict=True), key=lambda p: p[1]):
+        handovers.append(
+            to_bedside(
+                pharmacist,
+                passwords,
+                kit,
+                when,
+                clinician=clinician,
+                bedside=bedside,
+                workdir=work,
+                since=got.stored_at - timedelta(minutes=30),
+            )
+        )
+    return ReadyKits(got.lot, got.kits, got.receipt, handovers)
+
+
+def ready_kit(
+    pharmacist: Session,
+    passwords: dict[str, str],
+    kit: str,
+    when: datetime,
+    *,
+    clinician: str = "clinician",
+    workdir: Path | None = None,
+    bedside: Session | None = None,
+) -> ReadyKits:
+    """One kit with complete custody for a dose at `when` (its own lot ``LOT-<kit>``)."""
+    kit = services.scanned_id(kit)
+    if pharmacist.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit,)):
+        raise ValueError(f"kit {kit} already has a custody record")
+    return ready_kits(
+        pharmacist,
+        passwords,
+        lot=f"LOT-{kit}",
+        kits=[kit],
+        dose_times=[when],
+        clinician=clinician,
+        workdir=workdir,
+        bedside=bedside,
+    )

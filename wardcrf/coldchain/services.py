@@ -1,0 +1,682 @@
+"""Cold-chain services: every change is a form record or an event, checked first.
+
+Records (amendable with a reason, signable, shown in the audit trail):
+``coldchain.unit``, ``coldchain.lot``, ``coldchain.receipt``,
+``coldchain.handover``, ``coldchain.reading``, ``coldchain.thaw`` and
+``coldchain.disposition``. A logger import is one ``coldchain.logger_imported``
+event carrying the file's SHA-256, what was found (excursions, gaps, MKT)
+and the range it was checked against; the file itself is evidence.
+
+Times typed by people are ISO 8601; without an offset they are read in the
+site's zone (a unit's zone for its readings). Records hold UTC.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from .. import records, signatures, users
+from ..clock import now_utc
+from ..errors import Refused, UsageError, ValidationFailed
+from ..eventlog import Event
+from ..site import Session
+from ..store import Store
+from . import analysis, config, custody, evidence, loggers
+from .loggers import iso_z, parse_when
+
+FORM_UNIT = "coldchain.unit"
+FORM_LOT = "coldchain.lot"
+FORM_RECEIPT = "coldchain.receipt"
+FORM_HANDOVER = "coldchain.handover"
+FORM_READING = "coldchain.reading"
+FORM_THAW = "coldchain.thaw"
+FORM_DISPOSITION = "coldchain.disposition"
+EVENT_LOGGER = "coldchain.logger_imported"
+
+_ID_RE = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{0,47}$")
+_UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+
+
+# -- small checks -------------------------------------------------------------------------
+
+
+def scanned_id(raw: str, what: str = "kit id") -> str:
+    """Normalise scanner input: drop control characters (CR, TAB, GS), trim, upper-case."""
+    text = "".join(c for c in raw if unicodedata.category(c)[0] != "C").strip().upper()
+    if not _ID_RE.match(text):
+        raise UsageError(f"{what} {raw.strip()!r} is invalid: use 1-48 letters, digits, '.', '_', '-' or '/'")
+    return text
+
+
+def _when(text: str | int, store: Store, zone: str | None = None) -> int:
+    t = text if isinstance(text, int) else parse_when(text, zone or config.site_zone(store))
+    if t > int(now_utc().timestamp()) + config.FUTURE_TOLERANCE_S:
+        raise Refused(f"time {iso_z(t)} is in the future: record what has happened")
+    return t
+
+
+def _text(value: str | None, field: str, problems: dict[str, str], *, required: bool = True) -> str:
+    v = (value or "").strip()
+    if required and not v:
+        problems[field] = "required"
+    return v
+
+
+def unit_row(store: Store, unit_id: str) -> dict[str, Any]:
+    rows = store.rows("SELECT * FROM cc_units WHERE unit_id = ?", (unit_id,))
+    if not rows:
+        known = [r[0] for r in store.execute("SELECT unit_id FROM cc_units ORDER BY unit_id")]
+        listing = ", ".join(known) if known else "none registered: `coldchain add-unit`"
+        raise Refused(f"unknown storage unit {unit_id!r} (units: {listing})")
+    return rows[0]
+
+
+def _kit_rows(store: Store, kits: list[str]) -> None:
+    for kit in kits:
+        if store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit,)) is None:
+            raise Refused(f"kit {kit} is not registered (record its lot first: `coldchain add-lot`)")
+
+
+def _kits(raw: list[str]) -> list[str]:
+    if not raw:
+        raise UsageError("name at least one kit (--kit, repeatable; scanner input is fine)")
+    kits = [scanned_id(k) for k in raw]
+    seen: set[str] = set()
+    for k in kits:
+        if k in seen:
+            raise UsageError(f"kit {k} is listed twice")
+        seen.add(k)
+    return kits
+
+
+def _photos(session: Session, raws: list[str]) -> list[str]:
+    """Resolve `@path`, tray ids or references to stored photo references."""
+    from .. import evidence as refs
+
+    out: list[str] = []
+    for raw in raws:
+        try:
+            ref = refs.resolve_photo(session, raw)
+        except ImportError:  # photo store not installed in this build
+            if not refs.is_reference(raw):
+                raise UsageError("photos can only be given as sha256 references in this build") from None
+            ref = raw
+        if ref not in out:
+            out.append(ref)
+    return out
+
+
+def _party(store: Store, user: str | None, external: str | None, side: str) -> tuple[str, str | None]:
+    """(display name, user id or None) for one side of a transfer."""
+    if user and external:
+        raise UsageError(f"give either --{side}-user or --{side}-external, not both")
+    if user:
+        row = users.get(store, user)
+        if row is None or not row["active"]:
+            raise Refused(f"{side} party {user} is not an active user of this site")
+        return f"{row['full_name']} ({user})", user
+    if external and external.strip():
+        return external.strip(), None
+    raise UsageError(
+        f"name the {side} party: --{side}-user NAME (in the system) or --{side}-external 'Name, organisation'"
+    )
+
+
+def _location(store: Store, raw: str, field: str) -> str:
+    loc = raw.strip()
+    if not loc:
+        raise UsageError(f"{field} is required (a storage unit id, 'bedside:<participant>', 'pharmacy', ...)")
+    if loc.lower().startswith("unit:"):
+        loc = loc[5:]
+        unit_row(store, loc)
+    return loc
+
+
+def _sign_parties(
+    session: Session, event: Event, parties: list[tuple[str | None, str]], passwords: dict[str, str]
+) -> list[str]:
+    """Sign `event` for every in-system party whose password was given; return who is still to sign."""
+    pending = []
+    for user, meaning in parties:
+        if user is None:
+            continue
+        pw = passwords.get(user)
+        if pw is None:
+            pending.append(f"{user} ({meaning})")
+            continue
+        signatures.sign(session, target=event.id, meaning=meaning, signer=user, password=pw)
+    return pending
+
+
+@dataclass
+class Recorded:
+    event: Event
+    pending_signatures: list[str]
+    warnings: list[str]
+
+
+# -- units, lots, kits ----------------------------------------------------------------------
+
+
+def add_unit(
+    session: Session,
+    unit_id: str,
+    *,
+    name: str,
+    location: str,
+    low_c: float | None = None,
+    high_c: float | None = None,
+    target_c: float | None = None,
+    zone: str | None = None,
+    interval_minutes: int = config.DEFAULT_INTERVAL_MINUTES,
+) -> Event:
+    """Register a monitored storage unit; its range defaults to the protocol's."""
+    session.require("coldchain.configure", what="register storage units")
+    unit_id = unit_id.strip()
+    if not _UNIT_RE.match(unit_id) or unit_id.lower().startswith(config.BEDSIDE):
+        raise UsageError(f"unit id {unit_id!r} is invalid: 1-40 letters, digits, '.', '_', '-'")
+    if session.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (unit_id,)):
+        raise Refused(f"storage unit {unit_id} is already registered")
+    lim = config.limits(session.store)
+    low = lim.low_c if low_c is None else low_c
+    high = lim.high_c if high_c is None else high_c
+    if low >= high:
+        raise UsageError(f"allowed range {low} … {high} °C is empty: the low limit must be below the high")
+    zone = (zone or config.site_zone(session.store)).strip()
+    loggers.get_zone(zone)
+    if not 1 <= interval_minutes <= 1440:
+        raise UsageError("logging interval must be 1 to 1440 minutes")
+    data = {
+        "unit_id": unit_id,
+        "name": name.strip() or unit_id,
+        "location": location.strip() or "—",
+        "low_c": low,
+        "high_c": high,
+        "target_c": lim.target_c if target_c is None else target_c,
+        "zone": zone,
+        "interval_s": interval_minutes * 60,
+        "range_source": lim.source if low_c is None else "unit",
+    }
+    return records.submit(session, FORM_UNIT, data, subject=f"unit:{unit_id}")
+
+
+def add_lot(
+    session: Session,
+    lot: str,
+    *,
+    product: str,
+    expiry: str,
+    release_ref: str,
+    kits: list[str],
+    quantity: int,
+) -> Event:
+    """Register a lot and its kits (ids as scanned). `quantity` must equal the kits scanned."""
+    session.require("coldchain.record", what="record lots and kits")
+    lot = scanned_id(lot, "lot")
+    problems: dict[str, str] = {}
+    product = _text(product, "product", problems)
+    release_ref = _text(release_ref, "release_ref", problems)
+    try:
+        exp = date.fromisoformat(expiry.strip())
+    except ValueError:
+        problems["expiry"] = f"{expiry!r} is not a date (yyyy-mm-dd)"
+        exp = None
+    kit_ids = _kits(kits)
+    if quantity != len(kit_ids):
+        problems["quantity"] = f"{quantity} stated but {len(kit_ids)} kit id(s) scanned; they must agree"
+    if problems:
+        raise ValidationFailed(problems, form=FORM_LOT)
+    store = session.store
+    if store.one("SELECT 1 FROM cc_lots WHERE lot = ?", (lot,)):
+        raise Refused(f"lot {lot} is already registered")
+    for k in kit_ids:
+        row = store.one("SELECT lot FROM cc_kits WHERE kit_id = ?", (k,))
+        if row:
+            raise Refused(f"kit {k} is already registered in lot {row[0]}")
+    data = {
+        "lot": lot,
+        "product": product,
+        "expiry": exp.isoformat() if exp else "",
+        "release_ref": release_ref,
+        "quantity": quantity,
+        "kits": kit_ids,
+    }
+    return records.submit(session, FORM_LOT, data, subject=f"lot:{lot}")
+
+
+# -- receipt and handovers ------------------------------------------------------------------
+
+
+def receive_shipment(
+    session: Session,
+    *,
+    shipper_id: str,
+    kits: list[str],
+    received_at: str | int,
+    to_location: str,
+    delivered_by_external: str | None = None,
+    delivered_by_user: str | None = None,
+    received_by_user: str | None = None,
+    dry_ice: bool,
+    container_intact: bool,
+    product_frozen: bool,
+    logger_serial: str | None = None,
+    logger_file: Path | None = None,
+    photos: list[str] | None = None,
+    condition: str | None = None,
+    passwords: dict[str, str] | None = None,
+) -> Recorded:
+    """Receive a shipment: the first custody step of each kit in it."""
+    session.require("coldchain.record", what="record shipment receipts")
+    store = session.store
+    shipper = scanned_id(shipper_id, "shipper id")
+    kit_ids = _kits(kits)
+    _kit_rows(store, kit_ids)
+    for k in kit_ids:
+        row = store.one(
+            "SELECT c.event_id FROM cc_custody c JOIN cc_transfers t USING (event_id)"
+            " WHERE c.kit_id = ? AND t.kind = 'receipt'",
+            (k,),
+        )
+        if row:
+            raise Refused(f"kit {k} was already received (receipt {row[0]})")
+    at = _when(received_at, store)
+    to_loc = _location(store, to_location, "--to")
+    from_name, from_user = _party(store, delivered_by_user, delivered_by_external, "from")
+    to_name, to_user = _party(store, received_by_user or session.user, None, "to")
+    photo_refs = _photos(session, photos or [])
+    if from_user is None and not photo_refs:
+        raise Refused(
+            f"the courier {from_name} has no account here: attach a photo of the delivery sheet they signed (--photo)"
+        )
+    lim = config.limits(store)
+    logger: dict[str, Any] | None = None
+    warnings: list[str] = []
+    if logger_file is not None:
+        raw = _read(logger_file)
+        log = loggers.parse(raw, config.site_zone(store))
+        digest = evidence.put(store, logger_file.name, raw)
+        serial = (logger_serial or "").strip() or log.serial
+        if logger_serial and log.serial and logger_serial.strip() != log.serial:
+            raise Refused(f"logger serial {logger_serial} differs from the serial in the file ({log.serial})")
+        s = analysis.summarize(log.times, log.temps, log.interval, None, lim.high_c)
+        logger = {
+            "sha256": digest,
+            "name": logger_file.name,
+            "serial": serial,
+            "format": log.format,
+            "zone": log.zone,
+            "first": iso_z(s.first),
+            "last": iso_z(s.last),
+            "readings": s.readings,
+            "min_c": s.minimum,
+            "max_c": s.maximum,
+            "mkt_c": round(s.mkt, 3),
+            "high_c": lim.high_c,
+            "excursions": [
+                {
+                    "start": iso_z(e.start),
+                    "end": iso_z(e.end),
+                    "min_c": e.minimum,
+                    "max_c": e.maximum,
+                    "open": e.open,
+                }
+                for e in s.excursions
+            ],
+            "gaps": [{"start": iso_z(g.start), "end": iso_z(g.end)} for g in s.gaps],
+        }
+        if s.excursions:
+            warnings.append(
+                f"transit log shows {len(s.excursions)} excursion(s) above {lim.high_c} °C: kits quarantined"
+            )
+    elif not (logger_serial or "").strip():
+        raise UsageError("give the shipper's logger serial (--logger-serial) or its file (--logger-file)")
+    if not (dry_ice and container_intact and product_frozen):
+        warnings.append("arrival condition failed: the kits are quarantined until a disposition is recorded")
+    data = {
+        "shipper_id": shipper,
+        "kits": kit_ids,
+        "at": iso_z(at),
+        "from_party": from_name,
+        "from_user": from_user,
+        "to_party": to_name,
+        "to_user": to_user,
+        "from_location": f"shipper:{shipper}",
+        "to_location": to_loc,
+        "dry_ice_present": dry_ice,
+        "container_intact": container_intact,
+        "product_frozen": product_frozen,
+        "logger_serial": logger["serial"] if logger else (logger_serial or "").strip(),
+        "logger": logger,
+        "photos": photo_refs,
+        "condition": (condition or "").strip(),
+    }
+    with store.transaction():
+        event = records.submit(session, FORM_RECEIPT, data, subject=_subject(store, kit_ids))
+        pending = _sign_parties(
+            session, event, [(from_user, "handed over"), (to_user, "received")], passwords or {}
+        )
+    return Recorded(event, pending, warnings)
+
+
+def record_handover(
+    session: Session,
+    *,
+    kits: list[str],
+    at: str | int,
+    from_location: str,
+    to_location: str,
+    from_user: str | None = None,
+    from_external: str | None = None,
+    to_user: str | None = None,
+    to_external: str | None = None,
+    condition: str | None = None,
+    photos: list[str] | None = None,
+    passwords: dict[str, str] | None = None,
+) -> Recorded:
+    """Any custody change: pharmacy -> unit, unit -> bedside, bedside -> disposal, ..."""
+    session.require("coldchain.record", what="record handovers")
+    store = session.store
+    kit_ids = _kits(kits)
+    _kit_rows(store, kit_ids)
+    when = _when(at, store)
+    from_loc = _location(store, from_location, "--from")
+    to_loc = _location(store, to_location, "--to")
+    if from_loc == to_loc:
+        raise UsageError(f"from and to location are both {from_loc!r}: a handover moves kits")
+    from_name, f_user = _party(store, from_user, from_external, "from")
+    to_name, t_user = _party(store, to_user, to_external, "to")
+    if f_user is None and t_user is None:
+        raise Refused("at least one party to a handover must be a user of this site who signs it")
+    photo_refs = _photos(session, photos or [])
+    if (f_user is None or t_user is None) and not photo_refs:
+        outsider = from_name if f_user is None else to_name
+        raise Refused(f"{outsider} has no account here: attach a photo of the sheet they signed (--photo)")
+    for k in kit_ids:
+        last = custody.last_step(store, k)
+        if last is None:
+            raise Refused(f"kit {k} has no shipment receipt: receive it before handing it over")
+        if when <= last["at"]:
+            raise Refused(
+                f"kit {k}: handover at {iso_z(when)} is not after its last custody step "
+                f"({last['event_id']} at {iso_z(last['at'])})"
+            )
+        if last["to_location"] != from_loc:
+            raise Refused(
+                f"kit {k} is at {last['to_location']!r}, not {from_loc!r} (last step {last['event_id']})"
+            )
+        if custody.is_discarded(store, k) and not to_loc.startswith(("disposal", "return")):
+            raise Refused(f"kit {k} was discarded after an excursion; it may only go to disposal or return")
+    data = {
+        "kits": kit_ids,
+        "at": iso_z(when),
+        "from_party": from_name,
+        "from_user": f_user,
+        "to_party": to_name,
+        "to_user": t_user,
+        "from_location": from_loc,
+        "to_location": to_loc,
+        "condition": (condition or "").strip(),
+        "photos": photo_refs,
+    }
+    with store.transaction():
+        event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids))
+        pending = _sign_parties(
+            session, event, [(f_user, "handed over"), (t_user, "received")], passwords or {}
+        )
+    return Recorded(event, pending, [])
+
+
+def sign_transfer(session: Session, event_id: str, password: str) -> Event:
+    """The session user signs a receipt or handover as the party they are in it."""
+    row = session.store.rows("SELECT * FROM cc_transfers WHERE event_id = ?", (event_id,))
+    if not row:
+        raise Refused(f"{event_id} is not a receipt or handover")
+    t = row[0]
+    if session.user == t["from_user"]:
+        meaning = "handed over"
+    elif session.user == t["to_user"]:
+        meaning = "received"
+    else:
+        raise Refused(f"{session.user} is not a party to {event_id} ({t['from_party']} → {t['to_party']})")
+    for sig in signatures.for_target(session.store, event_id):
+        if sig.user == session.user and sig.meaning == meaning and sig.valid:
+            raise Refused(f"{session.user} already signed {event_id} as {meaning}")
+    return signatures.sign(session, target=event_id, meaning=meaning, password=password)
+
+
+def _subject(store: Store, kits: list[str]) -> str:
+    row = store.one("SELECT lot FROM cc_kits WHERE kit_id = ?", (kits[0],))
+    return f"lot:{row[0]}" if row else f"kit:{kits[0]}"
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+# -- temperatures ------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    event: Event
+    readings: int
+    new_readings: int
+    summary: dict[str, Any]
+
+
+def import_logger(session: Session, path: Path, unit_id: str, *, fmt: str | None = None) -> ImportResult:
+    """Import a unit's logger file: all or nothing, stored as evidence, checked for excursions."""
+    session.require("coldchain.record", what="import logger files")
+    store = session.store
+    unit = unit_row(store, unit_id)
+    raw = _read(path)
+    digest = evidence.sha256_hex(raw)
+    dup = store.one(
+        "SELECT event_id FROM cc_logger_files WHERE sha256 = ? AND unit_id = ?", (digest, unit_id)
+    )
+    if dup:
+        raise Refused(f"this file (sha256:{digest[:12]}…) was already imported for {unit_id} ({dup[0]})")
+    log = loggers.parse(raw, unit["zone"], fmt=fmt)
+    interval = log.interval or unit["interval_s"]
+    low, high = unit["low_c"], unit["high_c"]
+    with store.transaction():
+        evidence.put(store, path.name, raw)
+        store.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS cc_incoming (t INTEGER PRIMARY KEY, temp_c REAL) WITHOUT ROWID"
+        )
+        store.execute("DELETE FROM temp.cc_incoming")
+        store.conn.executemany(
+            "INSERT INTO temp.cc_incoming VALUES (?,?)", zip(log.times, log.temps, strict=True)
+        )
+        clash = store.one(
+            "SELECT i.t, i.temp_c, r.temp_c, r.sha256 FROM temp.cc_incoming i JOIN cc_readings r"
+            " ON r.unit_id = ? AND r.t = i.t WHERE r.temp_c != i.temp_c LIMIT 1",
+            (unit_id,),
+        )
+        if clash:
+            raise Refused(
+                f"reading at {iso_z(clash[0])} is {clash[1]} °C here but {clash[2]} °C in the file already "
+                f"imported for {unit_id} (sha256:{clash[3][:12]}…): the files disagree, nothing imported"
+            )
+        before = store.scalar("SELECT count(*) FROM cc_readings WHERE unit_id = ?", (unit_id,))
+        store.execute(
+            "INSERT OR IGNORE INTO cc_readings (unit_id, t, temp_c, sha256)"
+            " SELECT ?, t, temp_c, ? FROM temp.cc_incoming",
+            (unit_id, digest),
+        )
+        new = store.scalar("SELECT count(*) FROM cc_readings WHERE unit_id = ?", (unit_id,)) - before
+        store.execute("DELETE FROM temp.cc_incoming")
+        # Excursions are found in the unit's merged series, from the last
+        # in-range reading before this file, so an excursion that began in an
+        # earlier file keeps its start (and its id).
+        first, last = log.times[0], log.times[-1]
+        since = store.scalar(
+            "SELECT max(t) FROM cc_readings WHERE unit_id = ? AND t < ? AND temp_c BETWEEN ? AND ?",
+            (unit_id, first, low, high),
+        )
+        lo_t = since if since is not None else first
+        nxt = store.scalar(
+            "SELECT min(t) FROM cc_readings WHERE unit_id = ? AND t > ? AND temp_c BETWEEN ? AND ?",
+            (unit_id, last, low, high),
+        )
+        hi_t = nxt if nxt is not None else last
+        times: Sequence[int]
+        temps: Sequence[float]
+        if lo_t == first and hi_t == last:
+            times, temps = log.times, log.temps
+        else:
+            rows = store.execute(
+                "SELECT t, temp_c FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ? ORDER BY t",
+                (unit_id, lo_t, hi_t),
+            ).fetchall()
+            times = [r[0] for r in rows]
+            temps = [r[1] for r in rows]
+        s = analysis.summarize(log.times, log.temps, interval, low, high)
+        merged_exc = analysis.excursions(times, temps, low, high)
+        merged_gaps = analysis.gaps(times, interval)
+        summary = {
+            "readings": s.readings,
+            "first": iso_z(s.first),
+            "last": iso_z(s.last),
+            "interval_s": interval,
+            "min_c": s.minimum,
+            "max_c": s.maximum,
+            "mean_c": round(s.mean, 3),
+            "mkt_c": round(s.mkt, 3),
+        }
+        body = {
+            "unit_id": unit_id,
+            "sha256": digest,
+            "name": path.name,
+            "format": log.format,
+            "serial": log.serial,
+            "zone": log.zone,
+            "zone_source": log.zone_source,
+            "low_c": low,
+            "high_c": high,
+            "no_value": log.no_value,
+            "device_flagged": log.device_flagged,
+            "converted_from": log.unit_converted,
+            "summary": summary,
+            "excursions": [
+                {
+                    "start": iso_z(e.start),
+                    "end": iso_z(e.end),
+                    "min_c": e.minimum,
+                    "max_c": e.maximum,
+                    "readings": e.readings,
+                    "open": e.open,
+                }
+                for e in merged_exc
+            ],
+            "gaps": [{"start": iso_z(g.start), "end": iso_z(g.end)} for g in merged_gaps],
+        }
+        event = session.append(type=EVENT_LOGGER, subject=f"unit:{unit_id}", body=body).event
+    return ImportResult(event, s.readings, int(new), body)
+
+
+def record_reading(session: Session, unit_id: str, *, at: str | int, temp_c: float) -> Event:
+    """A manual reading (spot check); one outside the range is an excursion."""
+    session.require("coldchain.record", what="record temperature readings")
+    unit = unit_row(session.store, unit_id)
+    when = _when(at, session.store, unit["zone"])
+    if not (loggers.PLAUSIBLE_C[0] <= temp_c <= loggers.PLAUSIBLE_C[1]):
+        raise ValidationFailed({"temp_c": f"{temp_c} °C is not a plausible reading"}, form=FORM_READING)
+    data = {
+        "unit_id": unit_id,
+        "at": iso_z(when),
+        "temp_c": temp_c,
+        "low_c": unit["low_c"],
+        "high_c": unit["high_c"],
+    }
+    return records.submit(session, FORM_READING, data, subject=f"unit:{unit_id}")
+
+
+def record_thaw(
+    session: Session,
+    kit_id: str,
+    *,
+    start: str | int,
+    end: str | int,
+    reconstitution: str | None = None,
+) -> Event:
+    """Thaw and reconstitution at the bedside: start, end, by the session user."""
+    session.require("coldchain.record", what="record thawing")
+    store = session.store
+    kit = scanned_id(kit_id)
+    _kit_rows(store, [kit])
+    t0, t1 = _when(start, store), _when(end, store)
+    if t1 <= t0:
+        raise UsageError("thaw end must be after its start")
+    where = custody.location_at(store, kit, t0)
+    if where is None or not config.is_bedside(where):
+        raise Refused(
+            f"kit {kit} is at {where or 'no recorded location'} at {iso_z(t0)}: thaw happens at the bedside"
+        )
+    if store.one("SELECT event_id FROM cc_thaws WHERE kit_id = ?", (kit,)):
+        raise Refused(f"kit {kit} was already thawed; a thawed kit is never refrozen")
+    data = {
+        "kit_id": kit,
+        "start": iso_z(t0),
+        "end": iso_z(t1),
+        "by": session.user,
+        "reconstitution": (reconstitution or "").strip(),
+    }
+    return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]))
+
+
+def record_disposition(
+    session: Session,
+    excursion_id: str,
+    *,
+    decision: str,
+    reason: str,
+    kits: list[str] | None = None,
+) -> Event:
+    """Release (with a reason) or discard the kits an excursion quarantined."""
+    session.require("coldchain.disposition", what="record excursion dispositions")
+    store = session.store
+    if decision not in ("release", "discard"):
+        raise UsageError(f"unknown decision {decision!r} (allowed: release, discard)")
+    if not reason or not reason.strip():
+        raise UsageError("a disposition needs a reason (--reason): why the product is or is not usable")
+    exc = store.rows("SELECT * FROM cc_excursions WHERE excursion_id = ?", (excursion_id,))
+    if not exc:
+        raise Refused(f"unknown excursion {excursion_id} (see `wardcrf coldchain excursions`)")
+    if exc[0]["is_open"] and decision == "release":
+        raise Refused(
+            f"excursion {excursion_id} is still open (out of range at the last reading): release refused"
+        )
+    affected = custody.affected_kits(store, exc[0])
+    open_kits = [
+        k
+        for k in affected
+        if not store.one(
+            "SELECT 1 FROM cc_dispositions WHERE excursion_id = ? AND kit_id = ?", (excursion_id, k)
+        )
+    ]
+    chosen = _kits(kits) if kits else open_kits
+    if not chosen:
+        raise Refused(f"excursion {excursion_id} has no kit awaiting a disposition")
+    for k in chosen:
+        if k not in affected:
+            raise Refused(f"kit {k} was not affected by excursion {excursion_id}")
+        if k not in open_kits:
+            raise Refused(f"kit {k} already has a disposition for excursion {excursion_id}")
+    data = {
+        "excursion_id": excursion_id,
+        "kits": chosen,
+        "decision": decision,
+        "reason": reason.strip(),
+    }
+    return records.submit(session, FORM_DISPOSITION, data, subject=_subject(store, chosen))
