@@ -159,28 +159,45 @@ def record_login_failed(session: Session, username: str, at: str, *, count: int 
 # -- projections ------------------------------------------------------------------------
 
 
+def _foreign(store: Store, e: Event) -> bool:
+    """Accounts are per site: a hub merging wards' logs (or a ward reading the
+    hub's chain) keeps their user events in the log but not in its own users."""
+    return e.site != store.scalar("SELECT site FROM site WHERE id = 1")
+
+
 @projector("user.added")
 def _user_added(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     b = e.body
     store.execute(
         "INSERT INTO users (id, username, full_name, role, active, locked, failed_logins, language,"
-        " created_event, updated_event) VALUES (?,?,?,?,1,0,0,'en',?,?)",
+        " created_event, updated_event) VALUES (?,?,?,?,1,0,0,'en',?,?)"
+        # Two laptops of one site each create their first admin; merged logs
+        # keep the account first added (log order), the other stays in the log.
+        " ON CONFLICT DO NOTHING",
         (b["username"], b["username"], b["full_name"], b["role"], e.id, e.id),
     )
 
 
 @projector("user.deactivated")
 def _user_deactivated(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET active = 0, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
 @projector("user.locked")
 def _user_locked(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET locked = 1, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
 @projector("user.unlocked")
 def _user_unlocked(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute(
         "UPDATE users SET locked = 0, failed_logins = 0, updated_event = ? WHERE id = ?",
         (e.id, e.body["username"]),
@@ -189,16 +206,22 @@ def _user_unlocked(store: Store, e: Event) -> None:
 
 @projector("auth.login_failed")
 def _login_failed(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (e.body["username"],))
 
 
 @projector("user.password_changed")
 def _password_changed(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
 @projector("user.language_set")
 def _language_set(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute(
         "UPDATE users SET language = ?, updated_event = ? WHERE id = ?",
         (e.body["language"], e.id, e.body["username"]),
@@ -207,4 +230,6 @@ def _language_set(store: Store, e: Event) -> None:
 
 @projector("user.password_reset")
 def _password_reset(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
