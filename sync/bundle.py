@@ -69,8 +69,10 @@ def photo_refs(lines: list[str]) -> list[str]:
 
 def trusted_comment(m: dict[str, Any], manifest_sha: str) -> str:
     ev = m["events"]
-    return (f"{FORMAT} site={m['site']} device={m['device']} seq={m['bundle_seq']} "
-            f"events={ev['first']}-{ev['last']} last={m['chain_last']} manifest={manifest_sha}")
+    return (
+        f"{FORMAT} site={m['site']} device={m['device']} seq={m['bundle_seq']} "
+        f"events={ev['first']}-{ev['last']} last={m['chain_last']} manifest={manifest_sha}"
+    )
 
 
 # -- writing -----------------------------------------------------------------------
@@ -102,8 +104,7 @@ class Contents:
             "key_id": self.key_id,
             "bundle_seq": self.bundle_seq,
             "prev_manifest": self.prev_manifest,
-            "events": {"first": first["seq"], "last": json.loads(last_line)["seq"],
-                       "count": len(self.lines)},
+            "events": {"first": first["seq"], "last": json.loads(last_line)["seq"], "count": len(self.lines)},
             "chain_first_prev": first["prev"],
             "chain_last": canonical.line_hash(last_line),
             "protocol": self.protocol,
@@ -126,7 +127,9 @@ def _member(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def build_tar(manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str) -> bytes:
+def build_tar(
+    manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
+) -> bytes:
     """The plaintext archive (deterministic for equal inputs)."""
     from wardcrf.clock import parse_iso
 
@@ -156,8 +159,9 @@ def encrypt(plain: bytes, recipients: list[str]) -> bytes:
     return bytes(pyrage.encrypt(plain, parsed))
 
 
-def seal(manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]],
-         sign_secret: str) -> tuple[str, bytes, bytes]:
+def seal(
+    manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
+) -> tuple[str, bytes, bytes]:
     """(file name, ciphertext, outer signature) of the bundle a manifest describes."""
     m = json.loads(manifest)
     cipher = encrypt(build_tar(manifest, lines, photos, sign_secret), list(m["recipients"]))
@@ -212,7 +216,9 @@ def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
     except Exception as exc:
         text = str(exc).lower()
         if "no matching keys" in text or "no identity matched" in text:
-            raise Refused(f"{what}: cannot decrypt: this age identity is not a recipient of the bundle") from None
+            raise Refused(
+                f"{what}: cannot decrypt: this age identity is not a recipient of the bundle"
+            ) from None
         raise Refused(f"{what}: cannot decrypt (truncated, damaged or not an age file)") from None
 
 
@@ -221,8 +227,8 @@ def read_archive(plain: bytes, what: str) -> dict[str, bytes]:
     if not plain:
         raise Refused(f"{what}: archive is empty")
     try:
-        tar = tarfile.open(fileobj=io.BytesIO(plain), mode="r:")
-        infos = tar.getmembers()
+        with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as tar:
+            infos = tar.getmembers()
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise Refused(f"{what}: archive is truncated or not a tar file ({exc})") from None
     members: dict[str, bytes] = {}
@@ -243,9 +249,7 @@ def read_archive(plain: bytes, what: str) -> dict[str, bytes]:
         if name in members:
             raise Refused(f"{what}: member {name!r} appears twice")
         if info.size < 0 or info.offset_data + info.size > len(plain):
-            raise Refused(
-                f"{what}: member {name!r} declares {info.size} bytes, more than the archive holds"
-            )
+            raise Refused(f"{what}: member {name!r} declares {info.size} bytes, more than the archive holds")
         members[name] = plain[info.offset_data : info.offset_data + info.size]
     return members
 
@@ -326,7 +330,9 @@ def verify(
         if need not in members:
             raise Refused(f"{what}: archive lacks {need}")
     report.append(f"archive: {len(members)} regular members, names whitelisted")
-    inner = signing.verify(signer.sign_public, members[SUMS], members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)")
+    inner = signing.verify(
+        signer.sign_public, members[SUMS], members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)"
+    )
     sums = _parse_sums(members[SUMS], what)
     for name in members:
         if name not in (SUMS, SUMS_SIG) and name not in sums:
@@ -344,8 +350,18 @@ def verify(
         raise Refused(f"{what}: manifest.json is not JSON") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise Refused(f"{what}: manifest format is not {FORMAT}")
-    for key in ("site", "device", "key_id", "bundle_seq", "prev_manifest", "events", "chain_first_prev",
-                "chain_last", "created", "recipients"):
+    for key in (
+        "site",
+        "device",
+        "key_id",
+        "bundle_seq",
+        "prev_manifest",
+        "events",
+        "chain_first_prev",
+        "chain_last",
+        "created",
+        "recipients",
+    ):
         if key not in m:
             raise Refused(f"{what}: manifest lacks {key}")
     if m["device"] != signer.device or m["key_id"] != signer.key_id:
@@ -365,7 +381,9 @@ def verify(
         raise Refused(f"{what}: events.jsonl does not end with a newline (truncated?)")
     lines = text[:-1].split("\n")
     check_chain(lines, m, what)
-    report.append(f"events: {len(lines)} lines, seq {m['events']['first']}-{m['events']['last']}, chain intact")
+    report.append(
+        f"events: {len(lines)} lines, seq {m['events']['first']}-{m['events']['last']}, chain intact"
+    )
     photos: dict[str, tuple[str, bytes]] = {}
     for name, data in members.items():
         pm = _PHOTO_RE.match(name)

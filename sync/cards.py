@@ -48,15 +48,29 @@ class Card:
         return f"{kid} / {age[:4]} {age[4:]}"
 
     def text(self) -> str:
-        values = (self.kind, self.site, self.device, self.name, self.key_id, self.sign_public,
-                  self.age_recipient)
+        values = (
+            self.kind,
+            self.site,
+            self.device,
+            self.name,
+            self.key_id,
+            self.sign_public,
+            self.age_recipient,
+        )
         body = "".join(f"{k}: {v}\n" for k, v in zip(_FIELDS, values, strict=True))
         return f"{FORMAT}\n{body}fingerprint: {self.fingerprint}\n"
 
     def as_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "site": self.site, "device": self.device, "name": self.name,
-                "key_id": self.key_id, "sign_public": self.sign_public,
-                "age_recipient": self.age_recipient, "fingerprint": self.fingerprint}
+        return {
+            "kind": self.kind,
+            "site": self.site,
+            "device": self.device,
+            "name": self.name,
+            "key_id": self.key_id,
+            "sign_public": self.sign_public,
+            "age_recipient": self.age_recipient,
+            "fingerprint": self.fingerprint,
+        }
 
     def qr(self) -> str:
         """The card as a terminal QR code (text), for a phone to read at registration."""
@@ -82,8 +96,15 @@ class Card:
         missing = [f for f in _FIELDS if not values.get(f)]
         if missing:
             raise UsageError(f"{source} lacks {', '.join(missing)}")
-        card = cls(values["kind"], values["site"], values["device"], values["name"],
-                   values["minisign-key-id"], values["minisign-public-key"], values["age-recipient"])
+        card = cls(
+            values["kind"],
+            values["site"],
+            values["device"],
+            values["name"],
+            values["minisign-key-id"],
+            values["minisign-public-key"],
+            values["age-recipient"],
+        )
         if card.kind not in ("ward", "hub"):
             raise UsageError(f"{source}: kind must be ward or hub, not {card.kind!r}")
         try:
@@ -91,7 +112,9 @@ class Card:
         except Exception:
             raise UsageError(f"{source}: minisign-public-key is not a minisign public key") from None
         if real_id != card.key_id:
-            raise UsageError(f"{source}: minisign-key-id {card.key_id} does not match the public key ({real_id})")
+            raise UsageError(
+                f"{source}: minisign-key-id {card.key_id} does not match the public key ({real_id})"
+            )
         if not re.fullmatch(r"age1[0-9a-z]{58}", card.age_recipient):
             raise UsageError(f"{source}: age-recipient must be an age X25519 recipient (age1...)")
         if "fingerprint" in values and values["fingerprint"] != card.fingerprint:

@@ -91,8 +91,14 @@ def last_applied(store: Store, device: str) -> tuple[int, str]:
 
 
 def accept(
-    store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path,
-    *, on_fork: ForkHook | None = None, reverify: Reverify | None = None,
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    *,
+    on_fork: ForkHook | None = None,
+    reverify: Reverify | None = None,
 ) -> Outcome:
     """Decide and apply one verified bundle; then release held bundles it unblocks."""
     outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork)
@@ -103,8 +109,15 @@ def accept(
     return outcome
 
 
-def _fork(store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path, detail: str,
-          on_fork: ForkHook | None) -> Outcome:
+def _fork(
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    detail: str,
+    on_fork: ForkHook | None,
+) -> Outcome:
     seen = store.one(
         "SELECT id FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
         (v.device, v.bundle_seq, v.manifest_sha),
@@ -119,47 +132,90 @@ def _fork(store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path,
             )
             if on_fork is not None:
                 on_fork(store, v, detail)
-    return Outcome("fork", v.device, v.bundle_seq,
-                   f"FORK: device {v.device} bundle {v.bundle_seq} {detail}; refused, both versions "
-                   "kept for the coordinator and the device is flagged")
+    return Outcome(
+        "fork",
+        v.device,
+        v.bundle_seq,
+        f"FORK: device {v.device} bundle {v.bundle_seq} {detail}; refused, both versions "
+        "kept for the coordinator and the device is flagged",
+    )
 
 
-def _accept_one(store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path,
-                on_fork: ForkHook | None) -> Outcome:
+def _accept_one(
+    store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path, on_fork: ForkHook | None
+) -> Outcome:
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     row = store.one("SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?", (dev, bseq))
     if row is not None:
         if row[0] == v.manifest_sha:
             return Outcome("already", dev, bseq, f"bundle {bseq} of device {dev} already applied (no change)")
-        return _fork(store, v, cipher, sig, files_dir,
-                     "reuses a bundle seq already applied with different content", on_fork)
+        return _fork(
+            store,
+            v,
+            cipher,
+            sig,
+            files_dir,
+            "reuses a bundle seq already applied with different content",
+            on_fork,
+        )
     last_seq, last_sha = last_applied(store, dev)
     head = store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (dev,))
     head_seq, head_hash = (head[0], head[1]) if head else (0, canonical.GENESIS)
     first = m["events"]["first"]
     if first <= head_seq:
-        held = store.scalar("SELECT hash FROM events WHERE device = ? AND seq = ?", (dev, m["events"]["last"]))
+        held = store.scalar(
+            "SELECT hash FROM events WHERE device = ? AND seq = ?", (dev, m["events"]["last"])
+        )
         if held == m["chain_last"]:
             # Same events (the chain hash proves it) under a bundle this copy never applied.
-            raise Refused(f"bundle {bseq} of device {dev}: events {first}-{m['events']['last']} are already "
-                          "held here under another bundle; nothing applied")
-        return _fork(store, v, cipher, sig, files_dir,
-                     f"reuses event seq {first}-{m['events']['last']} with different content", on_fork)
+            raise Refused(
+                f"bundle {bseq} of device {dev}: events {first}-{m['events']['last']} are already "
+                "held here under another bundle; nothing applied"
+            )
+        return _fork(
+            store,
+            v,
+            cipher,
+            sig,
+            files_dir,
+            f"reuses event seq {first}-{m['events']['last']} with different content",
+            on_fork,
+        )
     if bseq > last_seq + 1:
         path = _keep(files_dir, "held", v, cipher, sig)
         with store.transaction():
             store.execute(
                 "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
                 " VALUES (?,?,?,'gap',?,?,?) ON CONFLICT DO NOTHING",
-                (dev, bseq, v.manifest_sha, str(path), f"waiting for bundle {last_seq + 1}", iso_utc(now_utc())),
+                (
+                    dev,
+                    bseq,
+                    v.manifest_sha,
+                    str(path),
+                    f"waiting for bundle {last_seq + 1}",
+                    iso_utc(now_utc()),
+                ),
             )
-        return Outcome("held", dev, bseq,
-                       f"bundle {bseq} of device {dev} held: bundle {last_seq + 1} has not arrived yet (gap)")
+        return Outcome(
+            "held",
+            dev,
+            bseq,
+            f"bundle {bseq} of device {dev} held: bundle {last_seq + 1} has not arrived yet (gap)",
+        )
     if bseq < last_seq + 1:
-        raise Refused(f"bundle {bseq} of device {dev} is older than the last applied ({last_seq}) and unknown here")
+        raise Refused(
+            f"bundle {bseq} of device {dev} is older than the last applied ({last_seq}) and unknown here"
+        )
     if m["prev_manifest"] != last_sha:
-        return _fork(store, v, cipher, sig, files_dir,
-                     "does not follow the bundle applied before it (previous manifest differs)", on_fork)
+        return _fork(
+            store,
+            v,
+            cipher,
+            sig,
+            files_dir,
+            "does not follow the bundle applied before it (previous manifest differs)",
+            on_fork,
+        )
     if first != head_seq + 1 or m["chain_first_prev"] != head_hash:
         raise Refused(
             f"bundle {bseq} of device {dev}: broken chain (starts at event {first} after "
@@ -175,16 +231,29 @@ def _accept_one(store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir:
         store.execute(
             "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
             " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
-            (dev, bseq, v.manifest_sha, first, m["events"]["last"], m["chain_last"], str(path),
-             iso_utc(now_utc())),
+            (
+                dev,
+                bseq,
+                v.manifest_sha,
+                first,
+                m["events"]["last"],
+                m["chain_last"],
+                str(path),
+                iso_utc(now_utc()),
+            ),
         )
-    return Outcome("applied", dev, bseq,
-                   f"bundle {bseq} of device {dev} applied: events {first}-{m['events']['last']}",
-                   events=len(v.lines))
+    return Outcome(
+        "applied",
+        dev,
+        bseq,
+        f"bundle {bseq} of device {dev} applied: events {first}-{m['events']['last']}",
+        events=len(v.lines),
+    )
 
 
-def _release_held(store: Store, device: str, files_dir: Path, reverify: Reverify,
-                  on_fork: ForkHook | None) -> list[int]:
+def _release_held(
+    store: Store, device: str, files_dir: Path, reverify: Reverify, on_fork: ForkHook | None
+) -> list[int]:
     released: list[int] = []
     for _ in range(100000):  # bounded: one pass per held bundle at most
         nxt = last_applied(store, device)[0] + 1
@@ -203,12 +272,16 @@ def _release_held(store: Store, device: str, files_dir: Path, reverify: Reverify
             out = _accept_one(store, v, cipher, sig, files_dir, on_fork)
         except (OSError, Refused) as exc:
             with store.transaction():
-                store.execute("UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",
-                              (iso_utc(now_utc()), f"refused when released: {exc}", row[0]))
+                store.execute(
+                    "UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",
+                    (iso_utc(now_utc()), f"refused when released: {exc}", row[0]),
+                )
             break
         with store.transaction():
-            store.execute("UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",
-                          (iso_utc(now_utc()), f"released: {out.status}", row[0]))
+            store.execute(
+                "UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",
+                (iso_utc(now_utc()), f"released: {out.status}", row[0]),
+            )
         if out.status != "applied":
             break
         released.append(nxt)

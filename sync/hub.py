@@ -24,10 +24,26 @@ from . import bundle, engine, outbox, receipts, registry
 LOCK = threading.RLock()
 
 
-def init(data_dir: Path, *, admin: str, password: str, site: str = "HUB", name: str = "hub",
-         full_name: str | None = None, zone_name: str = DEFAULT_ZONE) -> InitResult:
-    return Site.init(data_dir, site=site, device_name=name, admin=admin, password=password,
-                     admin_full_name=full_name, zone_name=zone_name, kind="hub")
+def init(
+    data_dir: Path,
+    *,
+    admin: str,
+    password: str,
+    site: str = "HUB",
+    name: str = "hub",
+    full_name: str | None = None,
+    zone_name: str = DEFAULT_ZONE,
+) -> InitResult:
+    return Site.init(
+        data_dir,
+        site=site,
+        device_name=name,
+        admin=admin,
+        password=password,
+        admin_full_name=full_name,
+        zone_name=zone_name,
+        kind="hub",
+    )
 
 
 def require_hub(session: Session) -> None:
@@ -70,12 +86,23 @@ def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bund
         v = verify(store, cipher, sig, what)
 
         def on_fork(st: Store, fv: bundle.Verified, detail: str) -> None:
-            applied = st.scalar("SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?",
-                                (fv.device, fv.bundle_seq))
-            session.append(type="sync.fork_detected", subject=f"device:{fv.device}", body={
-                "device": fv.device, "site": fv.manifest["site"], "bundle_seq": fv.bundle_seq,
-                "held_manifest": fv.manifest_sha, "applied_manifest": applied,
-                "events": fv.manifest["events"], "detail": detail})
+            applied = st.scalar(
+                "SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?",
+                (fv.device, fv.bundle_seq),
+            )
+            session.append(
+                type="sync.fork_detected",
+                subject=f"device:{fv.device}",
+                body={
+                    "device": fv.device,
+                    "site": fv.manifest["site"],
+                    "bundle_seq": fv.bundle_seq,
+                    "held_manifest": fv.manifest_sha,
+                    "applied_manifest": applied,
+                    "events": fv.manifest["events"],
+                    "detail": detail,
+                },
+            )
 
         def reverify(c: bytes, s: bytes) -> bundle.Verified:
             return verify(store, c, s, "held bundle")
@@ -93,7 +120,9 @@ def read_pair(path: Path) -> tuple[bytes, bytes]:
     """A bundle file and its `.minisig` beside it."""
     path = Path(path)
     if not path.name.endswith(".tar.age"):
-        raise UsageError(f"{path.name} is not a bundle (expected a .tar.age file with its .minisig beside it)")
+        raise UsageError(
+            f"{path.name} is not a bundle (expected a .tar.age file with its .minisig beside it)"
+        )
     sig_path = path.with_name(path.name + ".minisig")
     try:
         cipher = path.read_bytes()
@@ -124,8 +153,11 @@ def outbound(session: Session, ward_device: str, *, after: int | None = None) ->
             from wardcrf.clock import iso_utc, now_utc
 
             with store.transaction():
-                store.execute("UPDATE sync_outbox SET receipted_at = ? WHERE peer = ? AND bundle_seq <= ?"
-                              " AND receipted_at IS NULL", (iso_utc(now_utc()), ward_device, after))
+                store.execute(
+                    "UPDATE sync_outbox SET receipted_at = ? WHERE peer = ? AND bundle_seq <= ?"
+                    " AND receipted_at IS NULL",
+                    (iso_utc(now_utc()), ward_device, after),
+                )
         outbox.plan(store, ward_device, [dev["age_recipient"]])
         return outbox.pending(store, ward_device)
 
@@ -153,14 +185,28 @@ def status(session: Session) -> dict[str, Any]:
     devs = []
     for d in registry.devices(store):
         head = store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (d["device"],))
-        last = store.one("SELECT bundle_seq, applied_at FROM sync_applied WHERE device = ?"
-                         " ORDER BY bundle_seq DESC LIMIT 1", (d["device"],))
-        devs.append({"device": d["device"], "site": d["site"], "name": d["name"], "status": d["status"],
-                     "flag": d["flag_reason"], "events": head[0] if head else 0,
-                     "last_bundle": last[0] if last else 0, "last_bundle_at": last[1] if last else None,
-                     "last_receipt_seq": head[0] if head else 0})
-    held = store.rows("SELECT device, bundle_seq, reason, detail, received_at FROM sync_held"
-                      " WHERE resolved_at IS NULL ORDER BY device, bundle_seq")
+        last = store.one(
+            "SELECT bundle_seq, applied_at FROM sync_applied WHERE device = ?"
+            " ORDER BY bundle_seq DESC LIMIT 1",
+            (d["device"],),
+        )
+        devs.append(
+            {
+                "device": d["device"],
+                "site": d["site"],
+                "name": d["name"],
+                "status": d["status"],
+                "flag": d["flag_reason"],
+                "events": head[0] if head else 0,
+                "last_bundle": last[0] if last else 0,
+                "last_bundle_at": last[1] if last else None,
+                "last_receipt_seq": head[0] if head else 0,
+            }
+        )
+    held = store.rows(
+        "SELECT device, bundle_seq, reason, detail, received_at FROM sync_held"
+        " WHERE resolved_at IS NULL ORDER BY device, bundle_seq"
+    )
     return {
         "devices": devs,
         "gaps_held": [h for h in held if h["reason"] == "gap"],

@@ -42,8 +42,15 @@ def _created() -> str:
     return now_utc().isoformat(timespec="milliseconds")
 
 
-def plan(store: Store, peer: str, recipients: list[str], *, limit: int = DEFAULT_LIMIT,
-         protocol: dict[str, str] | None = None, kind: str = "events") -> list[dict[str, Any]]:
+def plan(
+    store: Store,
+    peer: str,
+    recipients: list[str],
+    *,
+    limit: int = DEFAULT_LIMIT,
+    protocol: dict[str, str] | None = None,
+    kind: str = "events",
+) -> list[dict[str, Any]]:
     """Cut new events of this device into outbox bundles for `peer`; returns the new rows."""
     site, device = store.one("SELECT site, device FROM site WHERE id = 1") or ("", "")
     keys = devicekeys.load(store, device)
@@ -52,7 +59,8 @@ def plan(store: Store, peer: str, recipients: list[str], *, limit: int = DEFAULT
     with store.transaction():
         row = store.one(
             "SELECT bundle_seq, last_seq, manifest_sha FROM sync_outbox WHERE peer = ?"
-            " ORDER BY bundle_seq DESC LIMIT 1", (peer,),
+            " ORDER BY bundle_seq DESC LIMIT 1",
+            (peer,),
         )
         bseq, after, prev_sha = (row[0], row[1], row[2]) if row else (0, 0, "")
         cuts: list[Cut] = []
@@ -87,11 +95,20 @@ def plan(store: Store, peer: str, recipients: list[str], *, limit: int = DEFAULT
         rows = []
         for c in cuts:
             m = {
-                "format": bundle.FORMAT, "kind": kind, "site": site, "device": device,
-                "key_id": keys.key_id, "bundle_seq": c.bundle_seq, "prev_manifest": prev_sha,
+                "format": bundle.FORMAT,
+                "kind": kind,
+                "site": site,
+                "device": device,
+                "key_id": keys.key_id,
+                "bundle_seq": c.bundle_seq,
+                "prev_manifest": prev_sha,
                 "events": {"first": c.first, "last": c.last, "count": c.last - c.first + 1},
-                "chain_first_prev": c.prev, "chain_last": c.chain_last, "protocol": protocol,
-                "created": created, "recipients": sorted(set(recipients)), "photos": sorted(c.photos),
+                "chain_first_prev": c.prev,
+                "chain_last": c.chain_last,
+                "protocol": protocol,
+                "created": created,
+                "recipients": sorted(set(recipients)),
+                "photos": sorted(c.photos),
                 "to": peer,
             }
             manifest = dumps(m) + "\n"
@@ -101,8 +118,9 @@ def plan(store: Store, peer: str, recipients: list[str], *, limit: int = DEFAULT
                 " manifest_sha, size, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 (peer, c.bundle_seq, c.first, c.last, c.chain_last, manifest, prev_sha, c.size, created),
             )
-            rows.append({"bundle_seq": c.bundle_seq, "first_seq": c.first, "last_seq": c.last,
-                         "manifest": manifest})
+            rows.append(
+                {"bundle_seq": c.bundle_seq, "first_seq": c.first, "last_seq": c.last, "manifest": manifest}
+            )
     return rows
 
 
@@ -121,10 +139,13 @@ def materialize(store: Store, row: dict[str, Any]) -> tuple[str, bytes, bytes]:
         raise Refused(f"device {device} has no signing keys")
     manifest = row["manifest"].encode("utf-8")
     m = json.loads(manifest)
-    lines = [r[0] for r in store.execute(
-        "SELECT line FROM events WHERE device = ? AND seq BETWEEN ? AND ? ORDER BY seq",
-        (device, row["first_seq"], row["last_seq"]),
-    )]
+    lines = [
+        r[0]
+        for r in store.execute(
+            "SELECT line FROM events WHERE device = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (device, row["first_seq"], row["last_seq"]),
+        )
+    ]
     if len(lines) != row["last_seq"] - row["first_seq"] + 1:
         raise Refused(f"events {row['first_seq']}-{row['last_seq']} of this device are not all present")
     photos = {d: photostore.load_original(store, d) for d in m["photos"]}

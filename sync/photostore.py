@@ -6,11 +6,13 @@ Photos travel as their original bytes named by SHA-256; the photo store
 
 from __future__ import annotations
 
+from typing import Any
+
 from wardcrf.errors import Refused
 from wardcrf.store import Store
 
 
-def _api():  # type: ignore[no-untyped-def]
+def _api() -> Any:
     try:
         from wardcrf.photos import api
     except ImportError:

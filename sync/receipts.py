@@ -40,19 +40,33 @@ def make(store: Store, device: str) -> tuple[str, bytes, bytes]:
     devices: dict[str, Any] = {}
     for dev, seq, hash_ in store.execute(
         "SELECT h.device, h.seq, h.hash FROM chain_heads h JOIN sync_devices d ON d.device = h.device"
-        " WHERE d.site = ? ORDER BY h.device", (site,),
+        " WHERE d.site = ? ORDER BY h.device",
+        (site,),
     ):
-        last = store.one("SELECT bundle_seq, manifest_sha FROM sync_applied WHERE device = ?"
-                         " ORDER BY bundle_seq DESC LIMIT 1", (dev,))
-        devices[dev] = {"seq": seq, "hash": hash_, "bundle_seq": last[0] if last else 0,
-                        "manifest": last[1] if last else ""}
+        last = store.one(
+            "SELECT bundle_seq, manifest_sha FROM sync_applied WHERE device = ?"
+            " ORDER BY bundle_seq DESC LIMIT 1",
+            (dev,),
+        )
+        devices[dev] = {
+            "seq": seq,
+            "hash": hash_,
+            "bundle_seq": last[0] if last else 0,
+            "manifest": last[1] if last else "",
+        }
     held = store.rows(
         "SELECT bundle_seq, reason, manifest_sha AS manifest, detail FROM sync_held"
-        " WHERE device = ? AND resolved_at IS NULL ORDER BY bundle_seq", (device,),
+        " WHERE device = ? AND resolved_at IS NULL ORDER BY bundle_seq",
+        (device,),
     )
     body = {
-        "format": FORMAT, "hub": hub_dev, "hub_site": hub_site, "site": site, "device": device,
-        "created": now_utc().isoformat(timespec="milliseconds"), "status": status,
+        "format": FORMAT,
+        "hub": hub_dev,
+        "hub_site": hub_site,
+        "site": site,
+        "device": device,
+        "created": now_utc().isoformat(timespec="milliseconds"),
+        "status": status,
         "devices": devices,
         "held": [h for h in held if h["reason"] == "gap"],
         "forks": [h for h in held if h["reason"] == "fork"],
@@ -88,7 +102,9 @@ def record(store: Store, body: dict[str, Any]) -> str:
     seq, hash_ = int(mine["seq"]), str(mine["hash"])
     notes: list[str] = []
     with store.transaction():
-        own = store.scalar("SELECT hash FROM events WHERE device = ? AND seq = ?", (device, seq)) if seq else ""
+        own = (
+            store.scalar("SELECT hash FROM events WHERE device = ? AND seq = ?", (device, seq)) if seq else ""
+        )
         if seq and own != hash_:
             notes.append(f"the hub holds a different event {seq} for this device (fork)")
         elif seq:
@@ -101,13 +117,16 @@ def record(store: Store, body: dict[str, Any]) -> str:
             (body["hub"], device, seq, hash_, dumps(body), iso_utc(now_utc())),
         )
         if body.get("forks"):
-            notes.append(f"the hub holds {len(body['forks'])} forked bundle(s) from this device: "
-                         "a coordinator must resolve them")
+            notes.append(
+                f"the hub holds {len(body['forks'])} forked bundle(s) from this device: "
+                "a coordinator must resolve them"
+            )
         if body.get("status") == "flagged":
             notes.append("the hub has flagged this device")
         store.execute(
             "INSERT INTO sync_state (key, value) VALUES ('hub_notices', ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (json.dumps(notes),),
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (json.dumps(notes),),
         )
     summary = f"receipt: the hub holds events 1-{seq} of this device"
     return summary + ("; " + "; ".join(notes) if notes else "")

@@ -71,8 +71,9 @@ def retire_device(session: Session, device_id: str, reason: str) -> Event:
     session.require("hub.manage", what="retire devices")
     if device(session.store, device_id) is None:
         raise Refused(f"unknown device {device_id}")
-    return session.append(type="hub.device_retired", subject=f"device:{device_id}",
-                          body={"device": device_id}, reason=reason).event
+    return session.append(
+        type="hub.device_retired", subject=f"device:{device_id}", body={"device": device_id}, reason=reason
+    ).event
 
 
 def device(store: Store, device_id: str) -> dict[str, Any] | None:
@@ -107,8 +108,18 @@ def _registered(store: Store, e: Event) -> None:
         "INSERT INTO sync_devices (device, site, name, kind, sign_public, key_id, age_recipient, status,"
         " replaces, registered_event, updated_event) VALUES (?,?,?,?,?,?,?,'active',?,?,?)"
         " ON CONFLICT(device) DO NOTHING",
-        (b["device"], b["site"], b["name"], b["kind"], b["sign_public"], b["key_id"], b["age_recipient"],
-         b.get("replaces"), e.id, e.id),
+        (
+            b["device"],
+            b["site"],
+            b["name"],
+            b["kind"],
+            b["sign_public"],
+            b["key_id"],
+            b["age_recipient"],
+            b.get("replaces"),
+            e.id,
+            e.id,
+        ),
     )
     if b.get("replaces"):
         store.execute(
@@ -166,8 +177,11 @@ def add_recipient(session: Session, recipient: str, label: str) -> Event:
         raise UsageError("recipient must be an age X25519 recipient (age1..., from age-keygen -y)")
     if session.store.one("SELECT 1 FROM sync_recipients WHERE age_recipient = ?", (recipient,)):
         raise Refused(f"{recipient} is already a recipient")
-    return session.append(type="sync.recipient_added", subject=f"site:{session.ctx.site}",
-                          body={"age_recipient": recipient, "label": label or "auditor"}).event
+    return session.append(
+        type="sync.recipient_added",
+        subject=f"site:{session.ctx.site}",
+        body={"age_recipient": recipient, "label": label or "auditor"},
+    ).event
 
 
 def recipients(store: Store) -> list[dict[str, Any]]:
@@ -185,8 +199,16 @@ def _hub_set(store: Store, e: Event) -> None:
         " site=excluded.site, name=excluded.name, sign_public=excluded.sign_public,"
         " key_id=excluded.key_id, age_recipient=excluded.age_recipient, url=excluded.url,"
         " set_event=excluded.set_event",
-        (b["device"], b["site"], b["name"], b["sign_public"], b["key_id"], b["age_recipient"],
-         b.get("url"), e.id),
+        (
+            b["device"],
+            b["site"],
+            b["name"],
+            b["sign_public"],
+            b["key_id"],
+            b["age_recipient"],
+            b.get("url"),
+            e.id,
+        ),
     )
 
 
@@ -211,8 +233,11 @@ def raise_query(session: Session, site: str, target_event: str, field: str, ques
         raise UsageError("a query needs a question (--question)")
     if session.store.one("SELECT 1 FROM events WHERE id = ?", (target_event,)) is None:
         raise Refused(f"unknown record {target_event} (the hub has not received it)")
-    return session.append(type="query.raised", subject=f"site:{site}", body={
-        "site": site, "target_event": target_event, "field": field, "question": question.strip()}).event
+    return session.append(
+        type="query.raised",
+        subject=f"site:{site}",
+        body={"site": site, "target_event": target_event, "field": field, "question": question.strip()},
+    ).event
 
 
 def answer_query(session: Session, query_id: str, answer: str, *, amendment: str | None = None) -> Event:
@@ -225,8 +250,11 @@ def answer_query(session: Session, query_id: str, answer: str, *, amendment: str
         raise Refused(f"query {query_id} is closed")
     if not answer.strip():
         raise UsageError("an answer needs text (--answer)")
-    return session.append(type="query.answered", subject=f"site:{q[0]['site']}", body={
-        "query": query_id, "answer": answer.strip(), "amendment": amendment}).event
+    return session.append(
+        type="query.answered",
+        subject=f"site:{q[0]['site']}",
+        body={"query": query_id, "answer": answer.strip(), "amendment": amendment},
+    ).event
 
 
 def close_query(session: Session, query_id: str, note: str) -> Event:
@@ -251,8 +279,11 @@ def send_decision(session: Session, site: str, decision: str, detail: str) -> Ev
     session.require("dsmg.decide", what="send DSMG decisions")
     if not decision.strip():
         raise UsageError("a decision needs a short title (--decision)")
-    return session.append(type="dsmg.decision", subject=f"site:{site}",
-                          body={"site": site, "decision": decision.strip(), "detail": detail}).event
+    return session.append(
+        type="dsmg.decision",
+        subject=f"site:{site}",
+        body={"site": site, "decision": decision.strip(), "detail": detail},
+    ).event
 
 
 def _concerns_here(store: Store, site: str) -> bool:
@@ -284,8 +315,10 @@ def _query_answered(store: Store, e: Event) -> None:
 
 @projector("query.closed")
 def _query_closed(store: Store, e: Event) -> None:
-    store.execute("UPDATE sync_queries SET status = 'closed', closed_event = ? WHERE query_id = ?",
-                  (e.id, e.body["query"]))
+    store.execute(
+        "UPDATE sync_queries SET status = 'closed', closed_event = ? WHERE query_id = ?",
+        (e.id, e.body["query"]),
+    )
 
 
 @projector("dsmg.decision")

@@ -57,8 +57,11 @@ def app(session: Session) -> Any:
         body: dict[str, Any] = {"status": res.outcome.status, "message": res.outcome.message}
         if res.receipt:
             rname, data, rsig = res.receipt
-            body["receipt"] = {"name": rname, "data": base64.b64encode(data).decode(),
-                               "sig": base64.b64encode(rsig).decode()}
+            body["receipt"] = {
+                "name": rname,
+                "data": base64.b64encode(data).decode(),
+                "sig": base64.b64encode(rsig).decode(),
+            }
         return (200 if res.ok else 409), body
 
     async def push(request: Request) -> JSONResponse:
@@ -90,13 +93,17 @@ def app(session: Session) -> Any:
 
     def _outbox(dev: str, after: int) -> list[dict[str, Any]]:
         rows = hub.outbound(session, dev, after=after)
-        return [{"bundle_seq": r["bundle_seq"], "first_seq": r["first_seq"], "last_seq": r["last_seq"]}
-                for r in rows]
+        return [
+            {"bundle_seq": r["bundle_seq"], "first_seq": r["first_seq"], "last_seq": r["last_seq"]}
+            for r in rows
+        ]
 
     async def list_outbox(request: Request) -> JSONResponse:
         try:
             after = int(request.query_params.get("after", "0"))
-            return JSONResponse({"bundles": await run_in_threadpool(_outbox, request.path_params["device"], after)})
+            return JSONResponse(
+                {"bundles": await run_in_threadpool(_outbox, request.path_params["device"], after)}
+            )
         except (WardError, ValueError) as exc:
             return err(404, str(exc))
 
@@ -110,21 +117,29 @@ def app(session: Session) -> Any:
     async def fetch(request: Request) -> Response:
         try:
             name, cipher, sig = await run_in_threadpool(
-                _fetch, request.path_params["device"], int(request.path_params["seq"]))
+                _fetch, request.path_params["device"], int(request.path_params["seq"])
+            )
         except (WardError, ValueError) as exc:
             return err(404, str(exc))
-        return Response(cipher, media_type="application/octet-stream",
-                        headers={SIG_HEADER: base64.b64encode(sig).decode(),
-                                 "Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(
+            cipher,
+            media_type="application/octet-stream",
+            headers={
+                SIG_HEADER: base64.b64encode(sig).decode(),
+                "Content-Disposition": f'attachment; filename="{name}"',
+            },
+        )
 
-    return Starlette(routes=[
-        Route("/v1/ping", ping),
-        Route("/v1/devices/{device}/state", state),
-        Route("/v1/bundles/{name}", push, methods=["POST"]),
-        Route("/v1/devices/{device}/receipt", receipt),
-        Route("/v1/devices/{device}/outbox", list_outbox),
-        Route("/v1/devices/{device}/outbox/{seq:int}", fetch),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/ping", ping),
+            Route("/v1/devices/{device}/state", state),
+            Route("/v1/bundles/{name}", push, methods=["POST"]),
+            Route("/v1/devices/{device}/receipt", receipt),
+            Route("/v1/devices/{device}/outbox", list_outbox),
+            Route("/v1/devices/{device}/outbox/{seq:int}", fetch),
+        ]
+    )
 
 
 def serve(session: Session, host: str, port: int) -> None:

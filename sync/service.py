@@ -19,7 +19,7 @@ from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused, WardError
 from wardcrf.site import Session
 
-from . import outbox, registry, ward
+from . import outbox, ward
 from .transport import Client, Offline
 
 
@@ -79,8 +79,16 @@ class SyncState:
 class SyncService:
     """Probe the hub with backoff; push and pull whenever it answers."""
 
-    def __init__(self, session: Session, client: Client, *, min_delay: float = 5.0, max_delay: float = 300.0,
-                 interval: float = 60.0, on_event: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        client: Client,
+        *,
+        min_delay: float = 5.0,
+        max_delay: float = 300.0,
+        interval: float = 60.0,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
         self.session = session
         self.client = client
         self.min_delay, self.max_delay, self.interval = min_delay, max_delay, interval
@@ -90,8 +98,11 @@ class SyncService:
 
     def _set(self, state: str, detail: str = "") -> None:
         self.state = SyncState(state, iso_utc(now_utc()), detail)
-        ward.set_state(self.session.store, "probe", json.dumps(
-            {"state": state, "at": self.state.at, "detail": detail, "url": self.client.url}))
+        ward.set_state(
+            self.session.store,
+            "probe",
+            json.dumps({"state": state, "at": self.state.at, "detail": detail, "url": self.client.url}),
+        )
 
     def run_once(self) -> bool:
         """One probe; if the hub answers, push then pull. True when synced."""

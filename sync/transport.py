@@ -23,8 +23,15 @@ class Offline(WardError):
 
 
 class Client:
-    def __init__(self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0,
-                 attempts: int = 3, backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        attempts: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise Refused(f"hub URL {url!r} must start with http:// or https://")
         self.url = url.rstrip("/")
@@ -43,8 +50,9 @@ class Client:
                 with httpx.Client(timeout=timeout) as http:
                     resp = http.request(method, self.url + path, **kw)
                 if resp.status_code >= 500:
-                    raise httpx.HTTPStatusError(f"hub error {resp.status_code}", request=resp.request,
-                                                response=resp)
+                    raise httpx.HTTPStatusError(
+                        f"hub error {resp.status_code}", request=resp.request, response=resp
+                    )
                 return resp
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 last = exc
@@ -71,8 +79,10 @@ class Client:
         return self._json(self._request("GET", f"/v1/devices/{device}/state"))
 
     def push(self, name: str, cipher: bytes, sig: bytes) -> dict[str, Any]:
-        headers = {SIG_HEADER: base64.b64encode(sig).decode("ascii"),
-                   "Content-Type": "application/octet-stream"}
+        headers = {
+            SIG_HEADER: base64.b64encode(sig).decode("ascii"),
+            "Content-Type": "application/octet-stream",
+        }
         return self._json(self._request("POST", f"/v1/bundles/{name}", content=cipher, headers=headers))
 
     def receipt(self, device: str) -> tuple[bytes, bytes]:
@@ -80,8 +90,11 @@ class Client:
         return base64.b64decode(d["data"]), base64.b64decode(d["sig"])
 
     def outbox(self, device: str, after: int) -> list[dict[str, Any]]:
-        return list(self._json(self._request("GET", f"/v1/devices/{device}/outbox", params={"after": after}))
-                    ["bundles"])
+        return list(
+            self._json(self._request("GET", f"/v1/devices/{device}/outbox", params={"after": after}))[
+                "bundles"
+            ]
+        )
 
     def fetch(self, device: str, bundle_seq: int) -> tuple[bytes, bytes]:
         resp = self._request("GET", f"/v1/devices/{device}/outbox/{bundle_seq}")

@@ -44,7 +44,9 @@ def prepare(session: Session, *, limit: int = outbox.DEFAULT_LIMIT) -> list[dict
     if limit < 64 * 1024:
         raise UsageError("bundle size limit must be at least 64 KiB")
     hub = registry.require_hub(session.store)
-    outbox.plan(session.store, hub["device"], recipients(session.store), limit=limit, protocol=session.protocol)
+    outbox.plan(
+        session.store, hub["device"], recipients(session.store), limit=limit, protocol=session.protocol
+    )
     return outbox.pending(session.store, hub["device"])
 
 
@@ -74,8 +76,11 @@ def _now() -> str:
 
 
 def set_state(store: Store, key: str, value: str) -> None:
-    store.execute("INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
-                  " value = excluded.value", (key, value))
+    store.execute(
+        "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
+        " value = excluded.value",
+        (key, value),
+    )
 
 
 def get_state(store: Store, key: str) -> str | None:
@@ -155,13 +160,20 @@ def status(session: Session) -> dict[str, Any]:
     hub = registry.hub(store)
     me = session.ctx.device
     head = store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (me,)) or 0
-    rec = store.one("SELECT seq, received_at FROM sync_receipts WHERE device = ? ORDER BY id DESC LIMIT 1", (me,))
+    rec = store.one(
+        "SELECT seq, received_at FROM sync_receipts WHERE device = ? ORDER BY id DESC LIMIT 1", (me,)
+    )
     receipted = rec[0] if rec else 0
     pending_events = head - receipted
     pending_photos = 0
     if pending_events:
-        lines = [r[0] for r in store.execute(
-            "SELECT line FROM events WHERE device = ? AND seq > ? AND line LIKE '%sha256%'", (me, receipted))]
+        lines = [
+            r[0]
+            for r in store.execute(
+                "SELECT line FROM events WHERE device = ? AND seq > ? AND line LIKE '%sha256%'",
+                (me, receipted),
+            )
+        ]
         pending_photos = len(bundle.photo_refs(lines))
     last_export = get_state(store, "last_export")
     probe = get_state(store, "probe")

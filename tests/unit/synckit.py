@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wardcrf import users
-from wardcrf.site import Session, Site
 from wardcrf.sync import hub, registry
 from wardcrf.sync.cards import Card
+
+from wardcrf import users
+from wardcrf.site import Session, Site
 
 PASSWORD = "test-password-1"
 
@@ -85,9 +86,20 @@ class HubServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": PASSWORD}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from wardcrf.cli import main; main()", "hub", "serve",
-             "--data-dir", str(hub_dir), "--port", str(self.port)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-c",
+                "from wardcrf.cli import main; main()",
+                "hub",
+                "serve",
+                "--data-dir",
+                str(hub_dir),
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         self.wait_ready()
 

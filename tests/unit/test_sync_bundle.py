@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import shutil
 import subprocess
@@ -10,12 +11,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from wardcrf.sync import bundle, signing
+from wardcrf.sync.bundle import Signer
 
 from wardcrf import canonical, devicekeys
 from wardcrf.canonical import dumps
 from wardcrf.errors import Refused
-from wardcrf.sync import bundle, signing
-from wardcrf.sync.bundle import Signer
 
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"fake-but-hashed-png-bytes"
 
@@ -26,10 +27,24 @@ def _chain(device: str, n: int, *, photo: str | None = None) -> list[str]:
         body = {"text": f"e{seq}"}
         if photo and seq == n:
             body = {"form": "consent", "data": {"photo": [f"sha256:{photo}"]}}
-        fields = {"amends": None, "body": body, "device": device, "hlc": f"{seq:015d}.00000",
-                  "id": f"{device}-{seq}", "protocol": None, "reason": None, "role": "admin", "seq": seq,
-                  "site": "WUH01", "subject": "site:WUH01", "ts": "2026-01-01T00:00:00.000Z",
-                  "type": "note.added", "tz": "+08:00", "user": "admin", "zone": "Asia/Shanghai"}
+        fields = {
+            "amends": None,
+            "body": body,
+            "device": device,
+            "hlc": f"{seq:015d}.00000",
+            "id": f"{device}-{seq}",
+            "protocol": None,
+            "reason": None,
+            "role": "admin",
+            "seq": seq,
+            "site": "WUH01",
+            "subject": "site:WUH01",
+            "ts": "2026-01-01T00:00:00.000Z",
+            "type": "note.added",
+            "tz": "+08:00",
+            "user": "admin",
+            "zone": "Asia/Shanghai",
+        }
         line = canonical.event_line(prev, fields)
         lines.append(line)
         prev = canonical.line_hash(line)
@@ -42,27 +57,50 @@ def kit():
     hub = devicekeys.generate("HUB00001")
     digest = bundle.sha256(PNG)
     lines = _chain("DEV00001", 4, photo=digest)
-    m = {"format": bundle.FORMAT, "kind": "events", "site": "WUH01", "device": "DEV00001",
-         "key_id": keys.key_id, "bundle_seq": 1, "prev_manifest": "",
-         "events": {"first": 1, "last": 4, "count": 4}, "chain_first_prev": canonical.GENESIS,
-         "chain_last": canonical.line_hash(lines[-1]), "protocol": None,
-         "created": "2026-01-01T00:00:00.000+00:00", "recipients": [hub.age_recipient],
-         "photos": [digest], "to": "HUB00001"}
+    m = {
+        "format": bundle.FORMAT,
+        "kind": "events",
+        "site": "WUH01",
+        "device": "DEV00001",
+        "key_id": keys.key_id,
+        "bundle_seq": 1,
+        "prev_manifest": "",
+        "events": {"first": 1, "last": 4, "count": 4},
+        "chain_first_prev": canonical.GENESIS,
+        "chain_last": canonical.line_hash(lines[-1]),
+        "protocol": None,
+        "created": "2026-01-01T00:00:00.000+00:00",
+        "recipients": [hub.age_recipient],
+        "photos": [digest],
+        "to": "HUB00001",
+    }
     manifest = (dumps(m) + "\n").encode()
     photos = {digest: ("png", PNG)}
     name, cipher, sig = bundle.seal(manifest, lines, photos, keys.sign_secret)
     signer = Signer("DEV00001", "WUH01", keys.sign_public, keys.key_id)
-    return {"keys": keys, "hub": hub, "lines": lines, "manifest": manifest, "photos": photos,
-            "name": name, "cipher": cipher, "sig": sig, "signer": signer}
+    return {
+        "keys": keys,
+        "hub": hub,
+        "lines": lines,
+        "manifest": manifest,
+        "photos": photos,
+        "name": name,
+        "cipher": cipher,
+        "sig": sig,
+        "signer": signer,
+    }
 
 
 def _verify(kit, cipher=None, sig=None, identity=None):
     def lookup(key_id):
         return kit["signer"] if key_id == kit["signer"].key_id else None
 
-    return bundle.verify(cipher if cipher is not None else kit["cipher"],
-                         sig if sig is not None else kit["sig"], lookup,
-                         [identity or kit["hub"].age_identity])
+    return bundle.verify(
+        cipher if cipher is not None else kit["cipher"],
+        sig if sig is not None else kit["sig"],
+        lookup,
+        [identity or kit["hub"].age_identity],
+    )
 
 
 def _reseal(kit, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> tuple[bytes, bytes]:
@@ -72,15 +110,16 @@ def _reseal(kit, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> tuple[b
         for info, data in members:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     cipher = bundle.encrypt(buf.getvalue(), [kit["hub"].age_recipient])
-    sig = signing.sign(kit["keys"].sign_secret, cipher,
-                       f"wardbundle/1 file=x manifest={bundle.sha256(kit['manifest'])}")
+    sig = signing.sign(
+        kit["keys"].sign_secret, cipher, f"wardbundle/1 file=x manifest={bundle.sha256(kit['manifest'])}"
+    )
     return cipher, sig
 
 
 def _good_members(kit) -> list[tuple[tarfile.TarInfo, bytes | None]]:
     plain = bundle.decrypt(kit["cipher"], [kit["hub"].age_identity], "t")
-    tar = tarfile.open(fileobj=io.BytesIO(plain))
-    return [(i, tar.extractfile(i).read()) for i in tar.getmembers()]
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        return [(i, tar.extractfile(i).read()) for i in tar.getmembers()]
 
 
 def _info(name: str, data: bytes = b"", type_=tarfile.REGTYPE, **kw) -> tuple[tarfile.TarInfo, bytes | None]:
@@ -152,8 +191,9 @@ def test_tampered_ciphertext_refused(kit) -> None:
         _verify(kit, cipher=bytes(c))
 
 
-@pytest.mark.parametrize("member", ["manifest.json", "events.jsonl", "photos", "SHA256SUMS",
-                                    "SHA256SUMS.minisig"])
+@pytest.mark.parametrize(
+    "member", ["manifest.json", "events.jsonl", "photos", "SHA256SUMS", "SHA256SUMS.minisig"]
+)
 def test_tampering_each_member_refused(kit, member: str) -> None:
     members = _good_members(kit)
     out = []
@@ -165,19 +205,24 @@ def test_tampering_each_member_refused(kit, member: str) -> None:
     cipher, sig = _reseal(kit, out)
     with pytest.raises(Refused) as exc:
         _verify(kit, cipher=cipher, sig=sig)
-    assert any(w in str(exc.value) for w in ("does not match", "bad signature", "not a minisign", "malformed",
-                                             "trusted comment"))
+    assert any(
+        w in str(exc.value)
+        for w in ("does not match", "bad signature", "not a minisign", "malformed", "trusted comment")
+    )
 
 
-@pytest.mark.parametrize(("extra", "reason"), [
-    (_info("../evil.json", b"x"), "'..'"),
-    (_info("/etc/evil", b"x"), "absolute path"),
-    (_info("photos/link.png", type_=tarfile.SYMTYPE, linkname="/etc/passwd"), "link"),
-    (_info("hard", type_=tarfile.LNKTYPE, linkname="manifest.json"), "link"),
-    (_info("dev", type_=tarfile.CHRTYPE, devmajor=1, devminor=3), "device"),
-    (_info("photos", type_=tarfile.DIRTYPE), "not a regular file"),
-    (_info("notes.txt", b"hello"), "not an allowed bundle member"),
-])
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (_info("../evil.json", b"x"), "'..'"),
+        (_info("/etc/evil", b"x"), "absolute path"),
+        (_info("photos/link.png", type_=tarfile.SYMTYPE, linkname="/etc/passwd"), "link"),
+        (_info("hard", type_=tarfile.LNKTYPE, linkname="manifest.json"), "link"),
+        (_info("dev", type_=tarfile.CHRTYPE, devmajor=1, devminor=3), "device"),
+        (_info("photos", type_=tarfile.DIRTYPE), "not a regular file"),
+        (_info("notes.txt", b"hello"), "not an allowed bundle member"),
+    ],
+)
 def test_unsafe_archive_members_refused(kit, extra, reason: str) -> None:
     cipher, sig = _reseal(kit, [*_good_members(kit), extra])
     with pytest.raises(Refused, match=reason):
@@ -208,7 +253,7 @@ def test_member_declaring_more_bytes_than_archive_refused(kit) -> None:
     raw = raw[: last + 512 + 300]  # the archive ends early
     cipher = bundle.encrypt(raw, [kit["hub"].age_recipient])
     sig = signing.sign(kit["keys"].sign_secret, cipher, "x")
-    with pytest.raises(Refused, match="more than the archive holds|truncated"):
+    with pytest.raises(Refused, match=r"more than the archive holds|truncated"):
         _verify(kit, cipher=cipher, sig=sig)
 
 
@@ -233,7 +278,9 @@ def test_missing_photo_refused(kit) -> None:
 TOOLS = [t for t in ("age", "minisign", "sha256sum", "tar") if shutil.which(t) is None]
 
 
-@pytest.mark.skipif(bool(TOOLS), reason=f"Debian tools absent: {', '.join(TOOLS)} (apt-get install age minisign)")
+@pytest.mark.skipif(
+    bool(TOOLS), reason=f"Debian tools absent: {', '.join(TOOLS)} (apt-get install age minisign)"
+)
 def test_debian_tools_verify_a_wardcrf_bundle(kit, tmp_path: Path) -> None:
     """The auditor's walk-through (docs/sync.md) with age, minisign -H, sha256sum and tar alone."""
     b = tmp_path / kit["name"]
@@ -252,8 +299,13 @@ def test_debian_tools_verify_a_wardcrf_bundle(kit, tmp_path: Path) -> None:
     out = tmp_path / "x"
     out.mkdir()
     run("tar", "-xf", "../bundle.tar", cwd=out)
-    assert sorted(p.name for p in out.iterdir()) == ["SHA256SUMS", "SHA256SUMS.minisig", "events.jsonl",
-                                                     "manifest.json", "photos"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "SHA256SUMS",
+        "SHA256SUMS.minisig",
+        "events.jsonl",
+        "manifest.json",
+        "photos",
+    ]
     listing = run("tar", "-tvf", "bundle.tar")
     assert all(line.startswith("-") for line in listing.splitlines())
     trusted = run("minisign", "-Vm", "SHA256SUMS", "-x", "SHA256SUMS.minisig", "-P", pub, "-H", cwd=out)
@@ -263,7 +315,7 @@ def test_debian_tools_verify_a_wardcrf_bundle(kit, tmp_path: Path) -> None:
     run("sha256sum", "-c", "--strict", "SHA256SUMS", cwd=out)
     # The chain: each line's prev is the SHA-256 of the line before.
     lines = (out / "events.jsonl").read_bytes().split(b"\n")[:-1]
-    for a, b_ in zip(lines, lines[1:], strict=False):
+    for a, b_ in itertools.pairwise(lines):
         assert b_.startswith(b'{"prev":"' + bundle.sha256(a).encode() + b'",')
     # A tampered member fails sha256sum -c, and a legacy check without -H is not what we sign.
     (out / "events.jsonl").write_bytes(b"x" + (out / "events.jsonl").read_bytes())

@@ -18,8 +18,9 @@ from synckit import PASSWORD, add_notes, connect, make_hub, make_ward, open_
 from wardcrf.cli import main
 
 
-def run(*args: str, user: str = "admin", data_dir: Path | None = None,
-        monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+def run(
+    *args: str, user: str = "admin", data_dir: Path | None = None, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
     env = {"WARDCRF_USER": user, "WARDCRF_PASSWORD": PASSWORD, "COLUMNS": "200"}
     if data_dir is not None:
         env["WARDCRF_DATA_DIR"] = str(data_dir)
@@ -40,22 +41,43 @@ def test_usb_flow_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     import pyrage
 
     hub_dir = tmp_path / "hub"
-    code, out, err = run("hub", "init", "--data-dir", str(hub_dir), "--admin", "admin", monkeypatch=monkeypatch)
+    code, out, err = run(
+        "hub", "init", "--data-dir", str(hub_dir), "--admin", "admin", monkeypatch=monkeypatch
+    )
     assert code == 0, err
     w = make_ward(tmp_path)
     wrun = lambda *a, **k: run(*a, data_dir=w.data_dir, monkeypatch=monkeypatch, **k)  # noqa: E731
     code, card, _ = wrun("device", "card", "--out", str(tmp_path / "ward.card"), "--qr")
     assert code == 0 and "fingerprint:" in card and "minisign-public-key:" in card
     assert "█" in card or "▀" in card  # the terminal QR code
-    code, out, err = run("hub", "register-device", str(tmp_path / "ward.card"), "--data-dir", str(hub_dir),
-                         monkeypatch=monkeypatch)
+    code, out, err = run(
+        "hub",
+        "register-device",
+        str(tmp_path / "ward.card"),
+        "--data-dir",
+        str(hub_dir),
+        monkeypatch=monkeypatch,
+    )
     assert code == 0, err
     # Registering the same card twice is refused with a reason.
-    code, out, err = run("hub", "register-device", str(tmp_path / "ward.card"), "--data-dir", str(hub_dir),
-                         monkeypatch=monkeypatch)
+    code, out, err = run(
+        "hub",
+        "register-device",
+        str(tmp_path / "ward.card"),
+        "--data-dir",
+        str(hub_dir),
+        monkeypatch=monkeypatch,
+    )
     assert code == 1 and "already registered" in err
-    code, out, err = run("hub", "card", "--data-dir", str(hub_dir), "--out", str(tmp_path / "hub.card"),
-                         monkeypatch=monkeypatch)
+    code, out, err = run(
+        "hub",
+        "card",
+        "--data-dir",
+        str(hub_dir),
+        "--out",
+        str(tmp_path / "hub.card"),
+        monkeypatch=monkeypatch,
+    )
     assert code == 0 and "kind: hub" in out
     assert wrun("sync", "set-hub", str(tmp_path / "hub.card"))[0] == 0
     auditor = pyrage.x25519.Identity.generate()
@@ -71,19 +93,45 @@ def test_usb_flow_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     bundles = sorted(usb.glob("*.tar.age"))
     assert len(bundles) == 1
     # The auditor verifies with the device card and their own identity, without any database.
-    code, out, err = run("audit", "verify-bundle", str(bundles[0]), "--device-card", str(tmp_path / "ward.card"),
-                         "--identity", str(tmp_path / "auditor.key"), monkeypatch=monkeypatch)
+    code, out, err = run(
+        "audit",
+        "verify-bundle",
+        str(bundles[0]),
+        "--device-card",
+        str(tmp_path / "ward.card"),
+        "--identity",
+        str(tmp_path / "auditor.key"),
+        monkeypatch=monkeypatch,
+    )
     assert code == 0 and "VERIFIED" in out, err
     stranger = pyrage.x25519.Identity.generate()
     (tmp_path / "stranger.key").write_text(f"{stranger}\n")
-    code, out, err = run("audit", "verify-bundle", str(bundles[0]), "--device-card", str(tmp_path / "ward.card"),
-                         "--identity", str(tmp_path / "stranger.key"), monkeypatch=monkeypatch)
+    code, out, err = run(
+        "audit",
+        "verify-bundle",
+        str(bundles[0]),
+        "--device-card",
+        str(tmp_path / "ward.card"),
+        "--identity",
+        str(tmp_path / "stranger.key"),
+        monkeypatch=monkeypatch,
+    )
     assert code == 1 and "not a recipient" in err and "Traceback" not in err
     # Hub import, receipt back on the stick, ward applies it.
-    code, out, err = run("hub", "import", str(bundles[0]), "--data-dir", str(hub_dir), "--receipts-to", str(usb),
-                         monkeypatch=monkeypatch)
+    code, out, err = run(
+        "hub",
+        "import",
+        str(bundles[0]),
+        "--data-dir",
+        str(hub_dir),
+        "--receipts-to",
+        str(usb),
+        monkeypatch=monkeypatch,
+    )
     assert code == 0 and "applied" in out, err
-    code, out, err = run("hub", "import", str(bundles[0]), "--data-dir", str(hub_dir), monkeypatch=monkeypatch)
+    code, out, err = run(
+        "hub", "import", str(bundles[0]), "--data-dir", str(hub_dir), monkeypatch=monkeypatch
+    )
     assert code == 0 and "already applied" in out
     receipt = next(usb.glob("*-receipt.json"))
     code, out, err = wrun("sync", "import", str(receipt))
@@ -95,34 +143,63 @@ def test_usb_flow_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     hs = json.loads(out)
     assert hs["devices"][0]["last_bundle"] == 1 and hs["forks"] == [] and hs["gaps_held"] == []
     # Hub -> ward over the stick: a DSMG decision.
-    code, out, err = run("user", "add", "dsmg", "--full-name", "Dee", "--role", "dsmg", data_dir=hub_dir,
-                         monkeypatch=monkeypatch, user="admin") if False else (0, "", "")
+    code, out, err = (
+        run(
+            "user",
+            "add",
+            "dsmg",
+            "--full-name",
+            "Dee",
+            "--role",
+            "dsmg",
+            data_dir=hub_dir,
+            monkeypatch=monkeypatch,
+            user="admin",
+        )
+        if False
+        else (0, "", "")
+    )
     hub_out = tmp_path / "hub-usb"
     hub_out.mkdir()
-    code, out, err = run("hub", "export", "--device", st["device"], "--to", str(hub_out), "--data-dir",
-                         str(hub_dir), monkeypatch=monkeypatch)
+    code, out, err = run(
+        "hub",
+        "export",
+        "--device",
+        st["device"],
+        "--to",
+        str(hub_out),
+        "--data-dir",
+        str(hub_dir),
+        monkeypatch=monkeypatch,
+    )
     assert code == 0, err
-    code, out, err = wrun("sync", "import", *map(str, sorted(hub_out.glob("*.tar.age"))),
-                          *map(str, hub_out.glob("*.json")))
+    code, out, err = wrun(
+        "sync", "import", *map(str, sorted(hub_out.glob("*.tar.age"))), *map(str, hub_out.glob("*.json"))
+    )
     assert code == 0 and "applied" in out, err
 
 
 def test_bad_inputs_are_one_line_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     w = make_ward(tmp_path)
     (tmp_path / "bad.card").write_text("hello\n")
-    code, _, err = run("sync", "set-hub", str(tmp_path / "bad.card"), data_dir=w.data_dir, monkeypatch=monkeypatch)
+    code, _, err = run(
+        "sync", "set-hub", str(tmp_path / "bad.card"), data_dir=w.data_dir, monkeypatch=monkeypatch
+    )
     assert code == 2 and "not a wardcrf device card" in err
     code, _, err = run("sync", "export", "--to", str(tmp_path), data_dir=w.data_dir, monkeypatch=monkeypatch)
     assert code == 2 and "no hub configured" in err
     (tmp_path / "x.tar.age").write_bytes(b"")
-    code, _, err = run("sync", "import", str(tmp_path / "x.tar.age"), data_dir=w.data_dir, monkeypatch=monkeypatch)
+    code, _, err = run(
+        "sync", "import", str(tmp_path / "x.tar.age"), data_dir=w.data_dir, monkeypatch=monkeypatch
+    )
     assert code == 1 and "signature file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_conflicting_amendments_listed_at_hub(tmp_path: Path) -> None:
-    from wardcrf import records
     from wardcrf.sync import hub, registry, service, ward  # noqa: F401
     from wardcrf.sync.transport import Client  # noqa: F401
+
+    from wardcrf import records
 
     h = make_hub(tmp_path)
     w1 = make_ward(tmp_path, "lap1")
@@ -147,8 +224,12 @@ def test_conflicting_amendments_listed_at_hub(tmp_path: Path) -> None:
         hs.close()
     s2 = open_(w2)
     try:
-        for line in [r[0] for r in open_(w1).store.execute(
-                "SELECT line FROM events WHERE device = ? ORDER BY seq", (rec.device,))]:
+        for line in [
+            r[0]
+            for r in open_(w1).store.execute(
+                "SELECT line FROM events WHERE device = ? ORDER BY seq", (rec.device,)
+            )
+        ]:
             eventlog.ingest(s2.store, eventlog.Event.from_line(line))
     finally:
         s2.close()
@@ -180,12 +261,27 @@ def test_hub_killed_mid_import_is_all_or_nothing(tmp_path: Path) -> None:
 
     f = export(w, tmp_path / "usb")[0]
     s = open_(w)
-    device, head = s.ctx.device, s.store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (s.ctx.device,))
+    device, head = (
+        s.ctx.device,
+        s.store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (s.ctx.device,)),
+    )
     s.close()
     env = {**os.environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": PASSWORD}
-    proc = subprocess.Popen([sys.executable, "-c", "from wardcrf.cli import main; main()", "hub", "import",
-                             str(f), "--data-dir", str(h.data_dir)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from wardcrf.cli import main; main()",
+            "hub",
+            "import",
+            str(f),
+            "--data-dir",
+            str(h.data_dir),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     applied_dir = h.data_dir / "sync" / "applied"
     for _ in range(600):  # bounded: up to 60 s for the import to reach its transaction
         if proc.poll() is not None or list(applied_dir.glob("*.tar.age")):
@@ -196,7 +292,7 @@ def test_hub_killed_mid_import_is_all_or_nothing(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     held = hub_events(h, device)
-    print('after SIGKILL the hub holds', held, 'of', head, 'rc', proc.returncode)
+    print("after SIGKILL the hub holds", held, "of", head, "rc", proc.returncode)
     assert held in (0, head)  # fully applied or not at all
     hs = open_(h)
     try:

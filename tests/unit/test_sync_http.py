@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from synckit import HubServer, add_notes, connect, free_port, make_hub, make_ward, open_
-
 from wardcrf.sync import hub, registry, service, ward
 from wardcrf.sync.transport import Client, Offline
 
@@ -88,8 +87,14 @@ def test_watch_syncs_when_the_hub_comes_up(tmp_path: Path) -> None:
     add_notes(w, 2)
     s = open_(w)
     events: list[str] = []
-    svc = service.SyncService(s, Client(f"http://127.0.0.1:{port}", attempts=1, connect_timeout=1),
-                              min_delay=0.05, max_delay=0.2, interval=0.05, on_event=events.append)
+    svc = service.SyncService(
+        s,
+        Client(f"http://127.0.0.1:{port}", attempts=1, connect_timeout=1),
+        min_delay=0.05,
+        max_delay=0.2,
+        interval=0.05,
+        on_event=events.append,
+    )
     try:
         assert svc.run_once() is False and svc.state.state == "offline"
         server = HubServer.__new__(HubServer)
@@ -99,10 +104,21 @@ def test_watch_syncs_when_the_hub_comes_up(tmp_path: Path) -> None:
 
         server.port, server.url = port, f"http://127.0.0.1:{port}"
         server.proc = subprocess.Popen(
-            [sys.executable, "-c", "from wardcrf.cli import main; main()", "hub", "serve", "--data-dir",
-             str(h.data_dir), "--port", str(port)],
+            [
+                sys.executable,
+                "-c",
+                "from wardcrf.cli import main; main()",
+                "hub",
+                "serve",
+                "--data-dir",
+                str(h.data_dir),
+                "--port",
+                str(port),
+            ],
             env={**os.environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": "test-password-1"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             t = threading.Thread(target=svc.run, kwargs={"max_rounds": 200})
             t.start()

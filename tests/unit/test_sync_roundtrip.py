@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from synckit import add_notes, connect, make_hub, make_ward, open_
+from wardcrf.sync import hub, ward
 
 from wardcrf.errors import Refused
-from wardcrf.sync import hub, ward
 
 
 @pytest.fixture
@@ -112,7 +112,9 @@ def test_gap_is_held_until_it_fills(pair, tmp_path: Path) -> None:
     s = open_(h)
     try:
         assert hub.status(s)["gaps_held"] == []
-        assert s.store.scalar("SELECT max(seq) FROM events WHERE device = ?", (device,)) == 9  # 2 init + set-hub + 6
+        assert (
+            s.store.scalar("SELECT max(seq) FROM events WHERE device = ?", (device,)) == 9
+        )  # 2 init + set-hub + 6
     finally:
         s.close()
 

@@ -7,20 +7,36 @@ crypto and HTTP libraries stay off the start-up path).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import Refused, UsageError, VerificationFailed
-from .common import DataDirOption, JsonOption, ask_new_password, console, print_json, resolve_data_dir, session
+from ..site import Session
+from .common import (
+    DataDirOption,
+    JsonOption,
+    ask_new_password,
+    console,
+    print_json,
+    resolve_data_dir,
+    session,
+)
 
-device_app = typer.Typer(help="This laptop's identity: keys and the card a hub registers.", no_args_is_help=True)
-sync_app = typer.Typer(help="Send this ward's data to the hub and receive what waits for it.", no_args_is_help=True)
-hub_app = typer.Typer(help="The coordinator hub: register devices, import bundles, serve wards.",
-                      no_args_is_help=True)
+device_app = typer.Typer(
+    help="This laptop's identity: keys and the card a hub registers.", no_args_is_help=True
+)
+sync_app = typer.Typer(
+    help="Send this ward's data to the hub and receive what waits for it.", no_args_is_help=True
+)
+hub_app = typer.Typer(
+    help="The coordinator hub: register devices, import bundles, serve wards.", no_args_is_help=True
+)
 
 HubDirOption = Annotated[Path, typer.Option("--data-dir", "-d", help="The hub's data directory.")]
-UrlArg = Annotated[str | None, typer.Argument(help="Hub URL, e.g. https://hub.example.org (default: set-hub --url).")]
+UrlArg = Annotated[
+    str | None, typer.Argument(help="Hub URL, e.g. https://hub.example.org (default: set-hub --url).")
+]
 
 
 # -- device -------------------------------------------------------------------------
@@ -30,7 +46,9 @@ UrlArg = Annotated[str | None, typer.Argument(help="Hub URL, e.g. https://hub.ex
 def device_card(
     data_dir: DataDirOption = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the card to this file.")] = None,
-    qr: Annotated[bool, typer.Option("--qr/--no-qr", help="Show the card as a QR code in the terminal.")] = False,
+    qr: Annotated[
+        bool, typer.Option("--qr/--no-qr", help="Show the card as a QR code in the terminal.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Print this device's public keys and fingerprints (the card to register at the hub)."""
@@ -94,7 +112,9 @@ def export(
     with session(data_dir) as s:
         res = ward.export(s, to, limit=int(limit_mb * 1024 * 1024))
     if as_json:
-        print_json({"files": [str(f) for f in res.files], "new_bundles": res.new_bundles, "events": res.events})
+        print_json(
+            {"files": [str(f) for f in res.files], "new_bundles": res.new_bundles, "events": res.events}
+        )
         return
     if not res.files:
         console.print("Nothing to export: the hub has receipted every event.")
@@ -104,7 +124,9 @@ def export(
 
 @sync_app.command("import")
 def sync_import(
-    files: Annotated[list[Path], typer.Argument(help="Hub bundles (.tar.age) or receipts (.json), each with .minisig.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Hub bundles (.tar.age) or receipts (.json), each with .minisig.")
+    ],
     data_dir: DataDirOption = None,
 ) -> None:
     """Apply hub bundles (DSMG decisions, queries, user changes) and receipts."""
@@ -125,25 +147,35 @@ def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(st)
         return
-    console.print(f"device {st['device']}, hub {st['hub'] or '(none: run sync set-hub)'} {st['hub_url'] or ''}",
-                  highlight=False)
-    console.print(f"events pending: {st['events_pending']}, photos pending: {st['photos_pending']}, "
-                  f"bundles awaiting receipt: {st['bundles_unreceipted']}")
-    console.print(f"last export: {st['last_export'] or 'never'}; last receipt: {st['last_receipt'] or 'never'}",
-                  highlight=False)
+    console.print(
+        f"device {st['device']}, hub {st['hub'] or '(none: run sync set-hub)'} {st['hub_url'] or ''}",
+        highlight=False,
+    )
+    console.print(
+        f"events pending: {st['events_pending']}, photos pending: {st['photos_pending']}, "
+        f"bundles awaiting receipt: {st['bundles_unreceipted']}"
+    )
+    console.print(
+        f"last export: {st['last_export'] or 'never'}; last receipt: {st['last_receipt'] or 'never'}",
+        highlight=False,
+    )
     console.print(f"hub: {st['hub_reachability'] or 'not probed yet'}", highlight=False)
     for n in st["hub_notices"]:
         console.print(f"[bold red]HUB NOTICE:[/] {n}", highlight=False)
     for q in st["open_queries"]:
-        console.print(f"query {q['query_id']} ({q['status']}): {q['target_event']} {q['field']}: {q['question']}",
-                      highlight=False)
+        console.print(
+            f"query {q['query_id']} ({q['status']}): {q['target_event']} {q['field']}: {q['question']}",
+            highlight=False,
+        )
 
 
 @sync_app.command("answer-query")
 def answer_query(
     query_id: Annotated[str, typer.Argument(help="The query id (sync status lists open queries).")],
     answer: Annotated[str, typer.Option("--answer", help="The answer (a comment).")],
-    amendment: Annotated[str | None, typer.Option("--amendment", help="Event id of the amendment that fixed the field.")] = None,
+    amendment: Annotated[
+        str | None, typer.Option("--amendment", help="Event id of the amendment that fixed the field.")
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Answer a data query from the hub by a comment (after amending the field if needed)."""
@@ -151,10 +183,16 @@ def answer_query(
 
     with session(data_dir) as s:
         registry.answer_query(s, query_id, answer, amendment=amendment)
-    console.print(f"Query {query_id} answered; the answer goes to the hub with the next sync.", highlight=False)
+    console.print(
+        f"Query {query_id} answered; the answer goes to the hub with the next sync.", highlight=False
+    )
 
 
-def _client(s, url: str | None):  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
+    from ..sync.transport import Client
+
+
+def _client(s: Session, url: str | None) -> Client:
     from ..sync import registry, transport
 
     hub = registry.require_hub(s.store)
@@ -190,7 +228,9 @@ def pull(url: UrlArg = None, data_dir: DataDirOption = None) -> None:
 def watch(
     url: UrlArg = None,
     data_dir: DataDirOption = None,
-    rounds: Annotated[int, typer.Option("--rounds", help="Stop after N rounds (0: run until interrupted).")] = 0,
+    rounds: Annotated[
+        int, typer.Option("--rounds", help="Stop after N rounds (0: run until interrupted).")
+    ] = 0,
 ) -> None:
     """Probe the hub with backoff; push and pull whenever it answers (headless laptops)."""
     from ..sync import service
@@ -234,7 +274,9 @@ def hub_card(
 def register_device(
     card_file: Annotated[Path, typer.Argument(help="The ward device's card (`wardcrf device card`).")],
     data_dir: HubDirOption,
-    replaces: Annotated[str | None, typer.Option("--replaces", help="Device id this laptop replaces (retired).")] = None,
+    replaces: Annotated[
+        str | None, typer.Option("--replaces", help="Device id this laptop replaces (retired).")
+    ] = None,
 ) -> None:
     """Trust a ward device's signing key; confirm its fingerprint with the ward first."""
     from ..sync import registry
@@ -243,15 +285,21 @@ def register_device(
     card = Card.read(card_file)
     with session(data_dir) as s:
         registry.register_device(s, card, replaces=replaces)
-    console.print(f"Registered {card.device} ({card.name}, site {card.site}); fingerprint {card.fingerprint}",
-                  highlight=False)
+    console.print(
+        f"Registered {card.device} ({card.name}, site {card.site}); fingerprint {card.fingerprint}",
+        highlight=False,
+    )
 
 
 @hub_app.command("import")
 def hub_import(
-    files: Annotated[list[Path], typer.Argument(help="Bundles (.tar.age, each with its .minisig beside it).")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Bundles (.tar.age, each with its .minisig beside it).")
+    ],
     data_dir: HubDirOption,
-    receipts_to: Annotated[Path | None, typer.Option("--receipts-to", help="Write signed receipts here.")] = None,
+    receipts_to: Annotated[
+        Path | None, typer.Option("--receipts-to", help="Write signed receipts here.")
+    ] = None,
 ) -> None:
     """Verify and apply ward bundles: all or nothing, idempotent; forks held and flagged."""
     from ..sync import engine, hub
@@ -294,7 +342,9 @@ def hub_export(
 @hub_app.command("serve")
 def serve(
     data_dir: HubDirOption,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (TLS: put a reverse proxy in front).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (TLS: put a reverse proxy in front).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8765,
 ) -> None:
     """Serve wards over HTTP (push, pull, receipts). TLS is left to a reverse proxy (docs/sync.md)."""
@@ -316,12 +366,17 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         return
     for d in st["devices"]:
         flag = f" [bold red]{d['status'].upper()}: {d['flag']}[/]" if d["status"] != "active" else ""
-        console.print(f"{d['site']} {d['device']} ({d['name']}): events 1-{d['events']}, last bundle "
-                      f"{d['last_bundle']} at {d['last_bundle_at'] or '—'}{flag}", highlight=False)
+        console.print(
+            f"{d['site']} {d['device']} ({d['name']}): events 1-{d['events']}, last bundle "
+            f"{d['last_bundle']} at {d['last_bundle_at'] or '—'}{flag}",
+            highlight=False,
+        )
     for g in st["gaps_held"]:
         console.print(f"held (gap): {g['device']} bundle {g['bundle_seq']}: {g['detail']}", highlight=False)
     for f in st["forks"]:
-        console.print(f"[bold red]FORK[/] {f['device']} bundle {f['bundle_seq']}: {f['detail']}", highlight=False)
+        console.print(
+            f"[bold red]FORK[/] {f['device']} bundle {f['bundle_seq']}: {f['detail']}", highlight=False
+        )
     console.print(f"conflicts: {st['conflicts']}; open queries: {st['open_queries']}")
 
 
@@ -338,8 +393,11 @@ def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     if not rows:
         console.print("No conflicting amendments.")
     for r in rows:
-        console.print(f"{r['target_event']} {r['field']}: {r['first_event']} → {r['first_value']} vs "
-                      f"{r['second_event']} → {r['second_value']}", highlight=False)
+        console.print(
+            f"{r['target_event']} {r['field']}: {r['first_event']} → {r['first_value']} vs "
+            f"{r['second_event']} → {r['second_value']}",
+            highlight=False,
+        )
 
 
 @hub_app.command("raise-query")
@@ -403,8 +461,11 @@ def verify_bundle(
 
     card = Card.read(device_card)
     try:
-        ids = [ln.strip() for ln in identity.read_text("utf-8").splitlines()
-               if ln.strip().startswith("AGE-SECRET-KEY-")]
+        ids = [
+            ln.strip()
+            for ln in identity.read_text("utf-8").splitlines()
+            if ln.strip().startswith("AGE-SECRET-KEY-")
+        ]
     except OSError as exc:
         raise UsageError(f"cannot read {identity}: {exc.strerror}") from None
     if not ids:
@@ -416,12 +477,17 @@ def verify_bundle(
     except Refused as exc:
         raise VerificationFailed(f"bundle verification failed: {exc}") from None
     if as_json:
-        print_json({"ok": True, "manifest": v.manifest, "manifest_sha256": v.manifest_sha, "report": v.report})
+        print_json(
+            {"ok": True, "manifest": v.manifest, "manifest_sha256": v.manifest_sha, "report": v.report}
+        )
         return
     for line in v.report:
         console.print(f"[green]ok[/] {line}", highlight=False)
-    console.print(f"[green]VERIFIED[/] {file.name}: site {v.manifest['site']}, device {v.device}, bundle "
-                  f"{v.bundle_seq}, manifest sha256 {v.manifest_sha}", highlight=False)
+    console.print(
+        f"[green]VERIFIED[/] {file.name}: site {v.manifest['site']}, device {v.device}, bundle "
+        f"{v.bundle_seq}, manifest sha256 {v.manifest_sha}",
+        highlight=False,
+    )
 
 
 def register(root: typer.Typer, audit_app: typer.Typer) -> None:
