@@ -309,20 +309,25 @@ def verify(
     lookup: Callable[[str], Signer | None],
     identities: list[str],
     what: str = "bundle",
+    *,
+    relay: Callable[[str], Signer | None] | None = None,
 ) -> Verified:
     """Every check of BUNDLE-FORMAT.md "Rules on import"; raises `Refused` on the first failure.
 
     `lookup(key_id)` returns the registered signer for a minisign key id, or
     None: keys come from the importer's registry, never from the bundle.
+    `relay`, when given, names who may sign the outer layer instead of the
+    device: the hub re-encrypting a device's original archive for a
+    replacement laptop. The inner signature must still be the device's own.
     """
     if not cipher:
         raise Refused(f"{what}: file is empty")
     outer = signing.parse(outer_sig, f"{what} (.minisig)")
-    signer = lookup(outer.key_id)
-    if signer is None:
+    outer_signer = (relay or lookup)(outer.key_id)
+    if outer_signer is None:
         raise Refused(f"{what}: signed by unregistered key {outer.key_id}; register the device card first")
-    signing.verify(signer.sign_public, cipher, outer_sig, f"{what} (.minisig)")
-    report = [f"outer signature: good, key {signer.key_id} (device {signer.device})"]
+    signing.verify(outer_signer.sign_public, cipher, outer_sig, f"{what} (.minisig)")
+    report = [f"outer signature: good, key {outer_signer.key_id} (device {outer_signer.device})"]
     plain = decrypt(cipher, identities, what)
     report.append("decrypted with the given age identity")
     members = read_archive(plain, what)
@@ -330,6 +335,13 @@ def verify(
         if need not in members:
             raise Refused(f"{what}: archive lacks {need}")
     report.append(f"archive: {len(members)} regular members, names whitelisted")
+    signer = outer_signer
+    if relay is not None:
+        inner_id = signing.parse(members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)").key_id
+        found = lookup(inner_id)
+        if found is None:
+            raise Refused(f"{what}: archive signed by unregistered key {inner_id}")
+        signer = found
     inner = signing.verify(
         signer.sign_public, members[SUMS], members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)"
     )

@@ -162,10 +162,17 @@ def outbound(session: Session, ward_device: str, *, after: int | None = None) ->
         return outbox.pending(store, ward_device)
 
 
-def outbound_files(session: Session, ward_device: str, to_dir: Path) -> list[Path]:
-    """Write every pending hub bundle for a ward to a directory (USB)."""
+def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore: bool = False) -> list[Path]:
+    """Write every pending hub bundle for a ward to a directory (USB); with `restore`,
+    also the site's original bundles for a replacement laptop (in `restore/`)."""
     session.require("hub.manage", what="export hub bundles")
     out: list[Path] = []
+    if restore:
+        for item in restore_list(session, ward_device):
+            name, cipher, sig = restore_bundle(session, ward_device, item["device"], item["bundle_seq"])
+            engine.atomic_write(Path(to_dir) / "restore" / (name + ".minisig"), sig)
+            engine.atomic_write(Path(to_dir) / "restore" / name, cipher)
+            out.append(Path(to_dir) / "restore" / name)
     for row in outbound(session, ward_device):
         name, cipher, sig = outbox.materialize(session.store, row)
         engine.atomic_write(Path(to_dir) / (name + ".minisig"), sig)
@@ -219,3 +226,53 @@ def status(session: Session) -> dict[str, Any]:
 def conflicts(session: Session) -> list[dict[str, Any]]:
     session.require("audit.read", what="list conflicts")
     return records.conflicts(session.store)
+
+
+# -- replacement laptop ---------------------------------------------------------------
+
+
+def restore_list(session: Session, new_device: str) -> list[dict[str, Any]]:
+    """Original bundles of the new device's site, in apply order, for a replacement laptop."""
+    require_hub(session)
+    store = session.store
+    with LOCK:
+        dev = registry.device(store, new_device)
+        if dev is None or dev["status"] != "active":
+            raise Refused(f"device {new_device} is not an active registered device")
+        return store.rows(
+            "SELECT a.device, a.bundle_seq, a.file FROM sync_applied a"
+            " JOIN sync_devices d ON d.device = a.device"
+            " WHERE d.site = ? AND a.device != ? ORDER BY a.device, a.bundle_seq",
+            (dev["site"], new_device),
+        )
+
+
+def restore_bundle(
+    session: Session, new_device: str, device: str, bundle_seq: int
+) -> tuple[str, bytes, bytes]:
+    """A device's original archive, re-encrypted to the new laptop and signed by the hub.
+
+    The archive (manifest, events, photos, SHA256SUMS and the device's own
+    signature over it) is unchanged, so the new laptop checks origin against
+    the device key it learns from the hub's registry events.
+    """
+    store = session.store
+    with LOCK:
+        dev = registry.device(store, new_device)
+        row = store.one(
+            "SELECT a.file FROM sync_applied a JOIN sync_devices d ON d.device = a.device"
+            " WHERE a.device = ? AND a.bundle_seq = ? AND d.site = ?",
+            (device, bundle_seq, dev["site"] if dev else ""),
+        )
+        if dev is None or row is None or not row[0]:
+            raise Refused(f"no bundle {bundle_seq} of device {device} for {new_device}")
+        path = Path(row[0])
+        plain = bundle.decrypt(path.read_bytes(), [_identity(store)], path.name)
+        manifest = bundle.read_archive(plain, path.name)[bundle.MANIFEST]
+        keys = devicekeys.load(store, registry.own_site(store)[1])
+        assert keys is not None
+        cipher = bundle.encrypt(plain, [dev["age_recipient"]])
+        comment = f"{bundle.FORMAT} file={path.name} relay={keys.device} manifest={bundle.sha256(manifest)}"
+        from . import signing
+
+        return path.name, cipher, signing.sign(keys.sign_secret, cipher, comment)

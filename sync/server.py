@@ -130,8 +130,37 @@ def app(session: Session) -> Any:
             },
         )
 
+    def _restore_list(dev: str) -> list[dict[str, Any]]:
+        return [
+            {"device": r["device"], "bundle_seq": r["bundle_seq"]} for r in hub.restore_list(session, dev)
+        ]
+
+    async def restore_list(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(
+                {"bundles": await run_in_threadpool(_restore_list, request.path_params["device"])}
+            )
+        except WardError as exc:
+            return err(404, str(exc))
+
+    async def restore_fetch(request: Request) -> Response:
+        p = request.path_params
+        try:
+            _name, cipher, sig = await run_in_threadpool(
+                hub.restore_bundle, session, p["device"], p["source"], int(p["seq"])
+            )
+        except (WardError, ValueError) as exc:
+            return err(404, str(exc))
+        return Response(
+            cipher,
+            media_type="application/octet-stream",
+            headers={SIG_HEADER: base64.b64encode(sig).decode()},
+        )
+
     return Starlette(
         routes=[
+            Route("/v1/devices/{device}/restore", restore_list),
+            Route("/v1/devices/{device}/restore/{source}/{seq:int}", restore_fetch),
             Route("/v1/ping", ping),
             Route("/v1/devices/{device}/state", state),
             Route("/v1/bundles/{name}", push, methods=["POST"]),

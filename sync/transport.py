@@ -102,3 +102,13 @@ class Client:
             self._json(resp)
             raise Refused(f"hub did not return bundle {bundle_seq}")
         return resp.content, base64.b64decode(resp.headers[SIG_HEADER])
+
+    def restore_list(self, device: str) -> list[dict[str, Any]]:
+        return list(self._json(self._request("GET", f"/v1/devices/{device}/restore"))["bundles"])
+
+    def restore_fetch(self, device: str, source: str, bundle_seq: int) -> tuple[bytes, bytes]:
+        resp = self._request("GET", f"/v1/devices/{device}/restore/{source}/{bundle_seq}")
+        if resp.status_code != 200:
+            self._json(resp)
+            raise Refused(f"hub did not return bundle {bundle_seq} of {source}")
+        return resp.content, base64.b64decode(resp.headers[SIG_HEADER])

@@ -191,3 +191,29 @@ def status(session: Session) -> dict[str, Any]:
         "hub_notices": json.loads(get_state(store, "hub_notices") or "[]"),
         "open_queries": [q for q in registry.queries(store) if q["status"] != "closed"],
     }
+
+
+def apply_restored(
+    session: Session, cipher: bytes, sig: bytes, what: str = "restored bundle"
+) -> engine.Outcome:
+    """A device's original bundle relayed by the hub (replacement laptop): hub outer
+    signature, device inner signature checked against the registry from the hub's chain."""
+    session.require("sync.configure", what="restore site data from the hub")
+    require_ward(session)
+    store = session.store
+    keys = devicekeys.load(store, session.ctx.device)
+    assert keys is not None
+
+    def device_lookup(key_id: str) -> Signer | None:
+        row = store.one(
+            "SELECT device, site, sign_public, key_id FROM sync_devices WHERE key_id = ?", (key_id,)
+        )
+        return Signer(*row) if row else None
+
+    def verify(c: bytes, s: bytes) -> bundle.Verified:
+        return bundle.verify(c, s, device_lookup, [keys.age_identity], what, relay=hub_signer(store))
+
+    v = verify(cipher, sig)
+    if v.manifest["site"] != session.ctx.site:
+        raise Refused(f"{what} belongs to site {v.manifest['site']}, this laptop is {session.ctx.site}")
+    return engine.accept(store, v, cipher, sig, session.site.data_dir / "sync", reverify=verify)

@@ -240,6 +240,57 @@ def watch(
         svc.run(max_rounds=rounds or None)
 
 
+@sync_app.command("restore")
+def restore(
+    data_dir: Annotated[Path, typer.Option("--data-dir", "-d", help="The new laptop's data directory.")],
+    hub_card: Annotated[Path | None, typer.Option("--hub-card", help="Step 1: the hub's card.")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Step 1: the site being restored.")] = None,
+    device_name: Annotated[
+        str | None, typer.Option("--device-name", help="Step 1: a name for this laptop.")
+    ] = None,
+    admin: Annotated[str | None, typer.Option("--admin", help="Step 1: this laptop's administrator.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="The hub URL (step 2 over HTTP).")] = None,
+    from_dir: Annotated[
+        Path | None, typer.Option("--from", help="Step 2 from a directory written by `hub export --restore`.")
+    ] = None,
+) -> None:
+    """Replacement laptop: step 1 makes new keys and prints the card to register at the hub with
+    --replaces OLD; step 2 brings the site's events and photos back, verified."""
+    from ..sync import registry
+    from ..sync import restore as restore_mod
+    from ..sync.cards import Card
+    from ..sync.transport import Client
+
+    target = resolve_data_dir(data_dir)
+    if not (target / "keyslots.json").exists():
+        if not (hub_card and site and device_name and admin):
+            raise UsageError("step 1 needs --hub-card, --site, --device-name and --admin")
+        password = ask_new_password(env="WARDCRF_PASSWORD", who=f"admin {admin}")
+        res, card = restore_mod.provision(
+            target,
+            site=site,
+            device_name=device_name,
+            admin=admin,
+            password=password,
+            hub_card=Card.read(hub_card),
+            url=url,
+        )
+        (target / "device.card").write_text(card.text(), "utf-8")
+        typer.echo(card.text(), nl=False)
+        console.print(f"\nRecovery key (shown once): [bold]{res.recovery_key}[/]", highlight=False)
+        console.print(
+            f"Card written to {target / 'device.card'}. At the hub: wardcrf hub register-device "
+            "CARD --replaces OLD_DEVICE; then run this command again with --url or --from.",
+            highlight=False,
+        )
+        return
+    with session(target) as s:
+        hub = registry.require_hub(s.store)
+        client = Client(url or hub["url"]) if (url or hub["url"]) and from_dir is None else None
+        for line in restore_mod.complete(s, client=client, from_dir=from_dir):
+            console.print(line, highlight=False)
+
+
 # -- hub ----------------------------------------------------------------------------
 
 
@@ -330,12 +381,15 @@ def hub_export(
     device: Annotated[str, typer.Option("--device", help="The ward device the bundles are for.")],
     to: Annotated[Path, typer.Option("--to", help="Directory (e.g. a USB stick).")],
     data_dir: HubDirOption,
+    restore: Annotated[
+        bool, typer.Option("--restore", help="Also the site's bundles for a replacement laptop.")
+    ] = False,
 ) -> None:
     """Write the hub bundles and the latest receipt waiting for one ward (USB delivery)."""
     from ..sync import hub
 
     with session(data_dir) as s:
-        for f in hub.outbound_files(s, device, to):
+        for f in hub.outbound_files(s, device, to, restore=restore):
             console.print(f"wrote {f}", highlight=False)
 
 
