@@ -27,6 +27,7 @@ from typing import Any
 
 from wardcrf import canonical
 from wardcrf.errors import Refused
+from wardcrf.eventlog import EVENT_KEYS, Event
 
 from . import signing
 
@@ -116,47 +117,122 @@ class Contents:
         return (canonical.dumps(m) + "\n").encode("utf-8")
 
 
-def _member(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
+def _header(name: str, size: int, mtime: int) -> bytes:
     info = tarfile.TarInfo(name)
-    info.size = len(data)
+    info.size = size
     info.mode = 0o644
     info.mtime = mtime
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
     info.type = tarfile.REGTYPE
-    tar.addfile(info, io.BytesIO(data))
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+def tar_parts(
+    manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
+) -> list[bytes]:
+    """The plaintext archive as consecutive pieces (headers, data, padding).
+
+    Byte-identical to what `tarfile` writes in ustar format, but built as a
+    list so that large photos are never copied into one buffer: the pieces
+    stream straight into age. Photo digests are the photo store's names for
+    bytes it hash-checked on read, so they are not hashed a second time here.
+    """
+    from wardcrf.clock import parse_iso
+
+    m = json.loads(manifest)
+    events = ("\n".join(lines) + "\n").encode("utf-8")
+    members: list[tuple[str, bytes]] = [(MANIFEST, manifest), (EVENTS, events)]
+    digests = {MANIFEST: sha256(manifest), EVENTS: sha256(events)}
+    for digest in sorted(photos):
+        ext, data = photos[digest]
+        members.append((f"photos/{digest}.{ext}", data))
+        digests[f"photos/{digest}.{ext}"] = digest
+    sums = "".join(f"{digests[name]}  {name}\n" for name, _ in sorted(members)).encode("ascii")
+    sums_sig = signing.sign(sign_secret, sums, trusted_comment(m, digests[MANIFEST]))
+    mtime = int(parse_iso(m["created"]).timestamp())
+    parts: list[bytes] = []
+    total = 0
+    for name, data in [*members, (SUMS, sums), (SUMS_SIG, sums_sig)]:
+        pad = -len(data) % tarfile.BLOCKSIZE
+        parts += [_header(name, len(data), mtime), data, bytes(pad)]
+        total += tarfile.BLOCKSIZE + len(data) + pad
+    total += 2 * tarfile.BLOCKSIZE  # end-of-archive marker, as tar writes it
+    parts.append(bytes(2 * tarfile.BLOCKSIZE + (-total % tarfile.RECORDSIZE)))
+    return [p for p in parts if p]
 
 
 def build_tar(
     manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
 ) -> bytes:
     """The plaintext archive (deterministic for equal inputs)."""
-    from wardcrf.clock import parse_iso
+    return b"".join(tar_parts(manifest, lines, photos, sign_secret))
 
-    m = json.loads(manifest)
-    events = ("\n".join(lines) + "\n").encode("utf-8")
-    members: list[tuple[str, bytes]] = [(MANIFEST, manifest), (EVENTS, events)]
-    for digest in sorted(photos):
-        ext, data = photos[digest]
-        members.append((f"photos/{digest}.{ext}", data))
-    sums = "".join(f"{sha256(data)}  {name}\n" for name, data in sorted(members)).encode("ascii")
-    sums_sig = signing.sign(sign_secret, sums, trusted_comment(m, sha256(manifest)))
-    mtime = int(parse_iso(m["created"]).timestamp())
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in [*members, (SUMS, sums), (SUMS_SIG, sums_sig)]:
-            _member(tar, name, data, mtime)
-    return buf.getvalue()
+
+class _PartsReader(io.RawIOBase):
+    """A file-like view of consecutive byte strings, read without joining them."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self._parts = parts
+        self._i = 0
+        self._off = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n, want = 0, len(buf)
+        while n < want and self._i < len(self._parts):
+            part = self._parts[self._i]
+            take = min(want - n, len(part) - self._off)
+            buf[n : n + take] = memoryview(part)[self._off : self._off + take]
+            n += take
+            self._off += take
+            if self._off == len(part):
+                self._i += 1
+                self._off = 0
+        return n
+
+
+class _HashingSink(io.RawIOBase):
+    """Collects age output and its BLAKE2b-512 digest (minisign's prehash) in one pass."""
+
+    def __init__(self) -> None:
+        self.hasher = hashlib.blake2b()
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.hasher.update(chunk)
+        self.chunks.append(chunk)
+        return len(chunk)
+
+
+def _recipients(recipients: list[str]) -> list[Any]:
+    import pyrage
+
+    try:
+        return [pyrage.x25519.Recipient.from_str(r) for r in recipients]
+    except Exception:
+        raise Refused("a bundle recipient is not a valid age recipient (age1...)") from None
 
 
 def encrypt(plain: bytes, recipients: list[str]) -> bytes:
     import pyrage
 
-    try:
-        parsed = [pyrage.x25519.Recipient.from_str(r) for r in recipients]
-    except Exception:
-        raise Refused("a bundle recipient is not a valid age recipient (age1...)") from None
-    return bytes(pyrage.encrypt(plain, parsed))
+    return bytes(pyrage.encrypt(plain, _recipients(recipients)))
+
+
+def encrypt_parts(parts: list[bytes], recipients: list[str]) -> tuple[bytes, bytes]:
+    """(age ciphertext, its BLAKE2b-512 digest) of the concatenated parts."""
+    import pyrage
+
+    sink = _HashingSink()
+    pyrage.encrypt_io(io.BufferedReader(_PartsReader(parts), 1 << 20), sink, _recipients(recipients))
+    return b"".join(sink.chunks), sink.hasher.digest()
 
 
 def seal(
@@ -164,9 +240,10 @@ def seal(
 ) -> tuple[str, bytes, bytes]:
     """(file name, ciphertext, outer signature) of the bundle a manifest describes."""
     m = json.loads(manifest)
-    cipher = encrypt(build_tar(manifest, lines, photos, sign_secret), list(m["recipients"]))
+    parts = tar_parts(manifest, lines, photos, sign_secret)
+    cipher, digest = encrypt_parts(parts, list(m["recipients"]))
     name = bundle_name(m["site"], m["device"], m["bundle_seq"])
-    outer = signing.sign(sign_secret, cipher, f"{FORMAT} file={name} manifest={sha256(manifest)}")
+    outer = signing.sign_digest(sign_secret, digest, f"{FORMAT} file={name} manifest={sha256(manifest)}")
     return name, cipher, outer
 
 
@@ -194,6 +271,7 @@ class Verified:
     photos: dict[str, tuple[str, bytes]]
     signer: Signer
     report: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
     @property
     def device(self) -> str:
@@ -272,8 +350,14 @@ def _parse_sums(sums: bytes, what: str) -> dict[str, str]:
     return out
 
 
-def check_chain(lines: list[str], m: dict[str, Any], what: str) -> None:
-    """Each line canonical, of the manifest's device and site, seqs consecutive, hashes linked."""
+_EVENT_KEYS = frozenset(("prev", *EVENT_KEYS))
+
+
+def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
+    """Each line canonical, of the manifest's device and site, seqs consecutive, hashes linked.
+
+    Returns the parsed events (each line is parsed once, here).
+    """
     ev = m.get("events") or {}
     if not lines:
         raise Refused(f"{what}: events.jsonl holds no events")
@@ -283,24 +367,60 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> None:
     seq = ev.get("first")
     if not isinstance(prev, str) or not _HEX64.match(prev) or not isinstance(seq, int):
         raise Refused(f"{what}: manifest chain_first_prev or event range is malformed")
+    device, site = m["device"], m["site"]
+    events: list[Event] = []
+    loads, event_line, line_hash = json.loads, canonical.event_line, canonical.line_hash
     for n, line in enumerate(lines, 1):
         if not line.startswith('{"prev":"' + prev + '",'):
             raise Refused(f"{what}: chain broken at line {n}: prev is not the previous event's hash")
-        if not canonical.is_canonical(line):
+        try:
+            obj = loads(line)
+            fields = dict(obj)
+            del fields["prev"]
+            canon = event_line(prev, fields) == line
+        except (ValueError, TypeError, KeyError):
+            canon = False
+        if not canon:
             raise Refused(f"{what}: event line {n} is not canonical JSON")
-        obj = json.loads(line)
-        if obj.get("seq") != seq:
-            raise Refused(f"{what}: event line {n} has seq {obj.get('seq')}, expected {seq}")
-        if obj.get("device") != m["device"] or obj.get("site") != m["site"]:
+        if obj.keys() != _EVENT_KEYS:
+            raise Refused(f"{what}: event line {n} has missing or unknown keys")
+        if obj["seq"] != seq:
+            raise Refused(f"{what}: event line {n} has seq {obj['seq']}, expected {seq}")
+        if obj["device"] != device or obj["site"] != site:
             raise Refused(f"{what}: event line {n} belongs to another device or site")
-        if obj.get("id") != f"{m['device']}-{seq}":
-            raise Refused(f"{what}: event line {n} has id {obj.get('id')!r}, expected {m['device']}-{seq}")
-        prev = canonical.line_hash(line)
+        if obj["id"] != f"{device}-{seq}":
+            raise Refused(f"{what}: event line {n} has id {obj['id']!r}, expected {device}-{seq}")
+        h = line_hash(line)
+        events.append(
+            Event(
+                id=obj["id"],
+                device=device,
+                seq=seq,
+                prev=prev,
+                hash=h,
+                hlc=obj["hlc"],
+                ts=obj["ts"],
+                tz=obj["tz"],
+                zone=obj["zone"],
+                site=site,
+                user=obj["user"],
+                role=obj["role"],
+                type=obj["type"],
+                subject=obj["subject"],
+                body=obj["body"] or {},
+                reason=obj["reason"],
+                amends=obj["amends"],
+                protocol=obj["protocol"],
+                line=line,
+            )
+        )
+        prev = h
         seq += 1
     if seq - 1 != ev.get("last"):
         raise Refused(f"{what}: manifest says events end at {ev.get('last')}, events.jsonl ends at {seq - 1}")
     if prev != m.get("chain_last"):
         raise Refused(f"{what}: chain_last in the manifest is not the hash of the last event")
+    return events
 
 
 def verify(
@@ -392,7 +512,7 @@ def verify(
     if not text.endswith("\n"):
         raise Refused(f"{what}: events.jsonl does not end with a newline (truncated?)")
     lines = text[:-1].split("\n")
-    check_chain(lines, m, what)
+    events = check_chain(lines, m, what)
     report.append(
         f"events: {len(lines)} lines, seq {m['events']['first']}-{m['events']['last']}, chain intact"
     )
@@ -414,4 +534,4 @@ def verify(
         raise Refused(f"{what}: photo {extra[0]} is not referenced by any event in the bundle")
     if photos:
         report.append(f"photos: {len(photos)} originals, each named by its SHA-256")
-    return Verified(m, manifest_bytes, manifest_sha, lines, photos, signer, report)
+    return Verified(m, manifest_bytes, manifest_sha, lines, photos, signer, report, events)

@@ -226,8 +226,7 @@ def _accept_one(
         for digest, (ext, data) in sorted(v.photos.items()):
             if not photostore.has_original(store, digest):
                 photostore.save_original(store, digest, ext, data)
-        for line in v.lines:
-            eventlog.ingest(store, eventlog.Event.from_line(line))
+        eventlog.ingest_many(store, v.events or [eventlog.Event.from_line(line) for line in v.lines])
         store.execute(
             "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
             " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",

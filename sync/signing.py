@@ -34,6 +34,33 @@ def sign(secret_b64: str, data: bytes, trusted_comment: str) -> bytes:
     return bytes(sig) + b"\n"
 
 
+def sign_digest(secret_b64: str, blake2b_digest: bytes, trusted_comment: str) -> bytes:
+    """`sign` for data whose BLAKE2b-512 digest was computed while it was produced.
+
+    Exactly what minisign's prehashed signing does after hashing (Ed25519 over
+    the digest, then over signature + trusted comment), so a bundle is hashed
+    once as it is encrypted instead of read again.
+    """
+    import minisign
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from minisign.algo import SignatureAlgorithm
+
+    if len(blake2b_digest) != 64:
+        raise ValueError("a minisign prehash is a 64-byte BLAKE2b-512 digest")
+    sk = minisign.SecretKey.from_base64(secret_b64)
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(sk._keynum_sk.secret_key))
+    signature = key.sign(blake2b_digest)
+    sig = minisign.Signature(
+        _untrusted_comment=UNTRUSTED,
+        _signature_algorithm=SignatureAlgorithm.PREHASHED_ED_DSA,
+        _key_id=bytes(sk._keynum_sk.key_id),
+        _signature=signature,
+        _trusted_comment=trusted_comment,
+        _global_signature=key.sign(signature + trusted_comment.encode()),
+    )
+    return bytes(sig) + b"\n"
+
+
 def parse(sig_bytes: bytes, what: str) -> ParsedSignature:
     """Read a .minisig file; refuse anything that is not a prehashed signature."""
     import minisign

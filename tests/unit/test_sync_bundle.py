@@ -321,3 +321,25 @@ def test_debian_tools_verify_a_wardcrf_bundle(kit, tmp_path: Path) -> None:
     (out / "events.jsonl").write_bytes(b"x" + (out / "events.jsonl").read_bytes())
     r = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, timeout=60)
     assert r.returncode != 0
+
+
+def test_streamed_signature_equals_minisign_prehashed_signature(kit) -> None:
+    import hashlib
+
+    data = kit["cipher"]
+    a = signing.sign(kit["keys"].sign_secret, data, "tc")
+    b = signing.sign_digest(kit["keys"].sign_secret, hashlib.blake2b(data).digest(), "tc")
+    assert a == b
+
+
+def test_archive_is_what_tarfile_writes(kit) -> None:
+    plain = bundle.build_tar(kit["manifest"], kit["lines"], kit["photos"], kit["keys"].sign_secret)
+    buf = io.BytesIO()
+    with (
+        tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as out,
+        tarfile.open(fileobj=io.BytesIO(plain)) as src,
+    ):
+        for info in src.getmembers():
+            out.addfile(info, src.extractfile(info))
+    assert buf.getvalue() == plain
+    assert len(plain) % tarfile.RECORDSIZE == 0
