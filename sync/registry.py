@@ -331,3 +331,36 @@ def _decision(store: Store, e: Event) -> None:
         " ON CONFLICT(event_id) DO NOTHING",
         (e.id, b["site"], b["decision"], json.dumps(b.get("detail", ""), ensure_ascii=False), e.user, e.ts),
     )
+
+
+# -- user changes sent from the hub ----------------------------------------------------
+
+USER_ACTIONS = ("deactivate", "lock", "unlock")
+
+
+def send_user_change(session: Session, site: str, username: str, action: str, reason: str) -> Event:
+    """Hub: deactivate, lock or unlock a ward account (e.g. staff who left); applied at the
+    ward when the hub bundle arrives. New accounts need a password, so they are made on the ward."""
+    session.require("user.manage", what="send user changes to sites")
+    if action not in USER_ACTIONS:
+        raise UsageError(f"unknown user change {action!r} (allowed: {', '.join(USER_ACTIONS)})")
+    if not reason.strip():
+        raise UsageError("a user change needs a reason (--reason)")
+    return session.append(
+        type="hub.user_change",
+        subject=f"user:{username}",
+        body={"site": site, "username": username, "action": action},
+        reason=reason.strip(),
+    ).event
+
+
+@projector("hub.user_change")
+def _user_change(store: Store, e: Event) -> None:
+    own, _, kind = own_site(store)
+    b = e.body
+    if kind != "ward" or b["site"] != own:
+        return
+    column = {"deactivate": "active = 0", "lock": "locked = 1", "unlock": "locked = 0, failed_logins = 0"}
+    store.execute(
+        f"UPDATE users SET {column[b['action']]}, updated_event = ? WHERE id = ?", (e.id, b["username"])
+    )

@@ -180,3 +180,64 @@ def _card_text(site) -> str:
     from synckit import card_of
 
     return card_of(site).text()
+
+
+def test_hub_bundle_brings_decision_and_user_change_to_the_ward(pair, tmp_path: Path) -> None:
+    from wardcrf.sync import registry
+
+    from wardcrf import users
+    from wardcrf.site import Site
+
+    w, h = pair
+    s = open_(w)
+    users.add_user(s, "nurse1", "Nurse One", "clinician", "test-password-1")
+    device = s.ctx.device
+    s.close()
+    hs = open_(h, "dsmg")
+    registry.send_decision(hs, "WUH01", "continue enrolment", "no safety signal at interim 1")
+    registry.send_decision(hs, "OTHER", "pause", "not for this site")
+    hs.close()
+    hs = open_(h)
+    registry.send_user_change(hs, "WUH01", "nurse1", "deactivate", "left the ward team")
+    with pytest.raises(Exception, match="unknown user change"):
+        registry.send_user_change(hs, "WUH01", "nurse1", "promote", "x")
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    hub.outbound_files(hs, device, stick)
+    hs.close()
+    s = open_(w)
+    try:
+        for f in sorted(stick.glob("*.tar.age")):
+            assert "applied" in ward.import_file(s, f)
+        decisions = s.store.rows("SELECT site, decision FROM sync_decisions")
+        assert decisions == [{"site": "WUH01", "decision": "continue enrolment"}]
+        assert users.get(s.store, "nurse1")["active"] == 0
+        # A replayed hub bundle changes nothing and says so.
+        f = sorted(stick.glob("*.tar.age"))[0]
+        assert "already applied" in ward.import_file(s, f)
+    finally:
+        s.close()
+    with pytest.raises(Exception, match="deactivated"):
+        Site.open(w.data_dir).unlock("nurse1", "test-password-1")
+
+
+def test_hub_bundle_for_another_laptop_is_refused(pair, tmp_path: Path) -> None:
+    from synckit import connect as connect_
+
+    w, h = pair
+    other = make_ward(tmp_path, "lap2")
+    connect_(other, h)
+    so = open_(other)
+    other_device = so.ctx.device
+    so.close()
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    hs = open_(h)
+    hub.outbound_files(hs, other_device, stick)
+    hs.close()
+    s = open_(w)
+    try:
+        with pytest.raises(Refused, match="not a recipient|addressed to"):
+            ward.import_file(s, sorted(stick.glob("*.tar.age"))[0])
+    finally:
+        s.close()

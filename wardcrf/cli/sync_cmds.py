@@ -499,6 +499,22 @@ def decide(
     console.print(f"Decision {e.id} for {site} recorded.", highlight=False)
 
 
+@hub_app.command("user-change")
+def user_change(
+    data_dir: HubDirOption,
+    site: Annotated[str, typer.Option("--site", help="The site whose account changes.")],
+    user: Annotated[str, typer.Option("--user", help="The ward user name.")],
+    action: Annotated[str, typer.Option("--action", help="deactivate, lock or unlock.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
+) -> None:
+    """Deactivate, lock or unlock a ward account; applied when the ward imports the next hub bundle."""
+    from ..sync import registry
+
+    with session(data_dir) as s:
+        e = registry.send_user_change(s, site, user, action, reason)
+    console.print(f"User change {e.id} ({action} {user} at {site}) recorded.", highlight=False)
+
+
 # -- audit verify-bundle ------------------------------------------------------------
 
 
