@@ -237,7 +237,7 @@ def test_hub_bundle_for_another_laptop_is_refused(pair, tmp_path: Path) -> None:
     hs.close()
     s = open_(w)
     try:
-        with pytest.raises(Refused, match="not a recipient|addressed to"):
+        with pytest.raises(Refused, match=r"not a recipient|addressed to"):
             ward.import_file(s, sorted(stick.glob("*.tar.age"))[0])
     finally:
         s.close()
