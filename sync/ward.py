@@ -217,3 +217,17 @@ def apply_restored(
     if v.manifest["site"] != session.ctx.site:
         raise Refused(f"{what} belongs to site {v.manifest['site']}, this laptop is {session.ctx.site}")
     return engine.accept(store, v, cipher, sig, session.site.data_dir / "sync", reverify=verify)
+
+
+def sync_label(store: Store) -> str:
+    """What the dashboard shows: 'no hub', 'offline', 'syncing' or 'synced <time>'.
+
+    Read from the state the `SyncService` (TUI worker or `sync watch`) last wrote.
+    """
+    if registry.hub(store) is None:
+        return "no hub"
+    probe = get_state(store, "probe")
+    if not probe:
+        return "not synced yet"
+    p = json.loads(probe)
+    return f"synced {p['at']}" if p["state"] == "synced" else str(p["state"])

@@ -131,6 +131,7 @@ def test_watch_syncs_when_the_hub_comes_up(tmp_path: Path) -> None:
             assert svc.state.state == "synced", events
             assert ward.status(s)["events_pending"] == 0
             assert ward.status(s)["hub_reachability"]["state"] == "synced"
+            assert ward.sync_label(s.store).startswith("synced ")
         finally:
             server.stop()
     finally:
