@@ -300,7 +300,7 @@ def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
         raise Refused(f"{what}: cannot decrypt (truncated, damaged or not an age file)") from None
 
 
-def read_archive(plain: bytes, what: str) -> dict[str, bytes]:
+def read_archive(plain: bytes, what: str) -> dict[str, Any]:
     """The members of a bundle archive, refusing anything unsafe before reading data."""
     if not plain:
         raise Refused(f"{what}: archive is empty")
@@ -309,7 +309,8 @@ def read_archive(plain: bytes, what: str) -> dict[str, bytes]:
             infos = tar.getmembers()
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise Refused(f"{what}: archive is truncated or not a tar file ({exc})") from None
-    members: dict[str, bytes] = {}
+    members: dict[str, Any] = {}
+    view = memoryview(plain)
     for info in infos:
         name = info.name
         if name.startswith("/"):
@@ -328,7 +329,13 @@ def read_archive(plain: bytes, what: str) -> dict[str, bytes]:
             raise Refused(f"{what}: member {name!r} appears twice")
         if info.size < 0 or info.offset_data + info.size > len(plain):
             raise Refused(f"{what}: member {name!r} declares {info.size} bytes, more than the archive holds")
-        members[name] = plain[info.offset_data : info.offset_data + info.size]
+        start = info.offset_data
+        # Photos stay views into the decrypted archive (no copy of the big bytes).
+        members[name] = (
+            view[start : start + info.size]
+            if name.startswith("photos/")
+            else plain[start : start + info.size]
+        )
     return members
 
 
@@ -520,7 +527,7 @@ def verify(
     for name, data in members.items():
         pm = _PHOTO_RE.match(name)
         if pm:
-            if sha256(data) != pm.group(1):
+            if sums[name] != pm.group(1):  # the bytes were hashed against SHA256SUMS above
                 raise Refused(f"{what}: {name} is not named by the SHA-256 of its bytes")
             photos[pm.group(1)] = (pm.group(2), data)
     refs = set(photo_refs(lines))

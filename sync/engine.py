@@ -225,7 +225,7 @@ def _accept_one(
     with store.transaction():
         for digest, (ext, data) in sorted(v.photos.items()):
             if not photostore.has_original(store, digest):
-                photostore.save_original(store, digest, ext, data)
+                photostore.save_original(store, digest, ext, bytes(data))
         eventlog.ingest_many(store, v.events or [eventlog.Event.from_line(line) for line in v.lines])
         store.execute(
             "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"

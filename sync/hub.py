@@ -84,8 +84,8 @@ def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bund
     store = session.store
     with LOCK:
         # A hub's indexes outgrow SQLite's default 2 MB page cache after a few
-        # hundred thousand events; 64 MB keeps large imports off the disk.
-        store.execute("PRAGMA cache_size = -65536")
+        # hundred thousand events; 256 MB keeps large imports off the disk.
+        store.execute("PRAGMA cache_size = -262144")
         v = verify(store, cipher, sig, what)
 
         def on_fork(st: Store, fv: bundle.Verified, detail: str) -> None:
