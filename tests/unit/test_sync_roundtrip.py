@@ -241,3 +241,61 @@ def test_hub_bundle_for_another_laptop_is_refused(pair, tmp_path: Path) -> None:
             ward.import_file(s, sorted(stick.glob("*.tar.age"))[0])
     finally:
         s.close()
+
+
+def test_out_of_order_bundles_apply_in_order(pair, tmp_path: Path) -> None:
+    w, h = pair
+    files = []
+    for i in range(3):
+        add_notes(w, 2, text=f"batch {i}")
+        files.append(export(w, tmp_path / f"u{i}")[-1])
+        s = open_(w)
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")  # as if receipted by USB
+        s.close()
+    s = open_(w)
+    device = s.ctx.device
+    head = s.store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (device,))
+    s.close()
+    assert [hub_import(h, f).outcome.status for f in reversed(files)] == ["held", "held", "applied"]
+    assert hub_events(h, device) == head
+
+
+def test_refused_bundle_applies_nothing(pair, tmp_path: Path) -> None:
+    w, h = pair
+    add_notes(w, 3)
+    f = export(w, tmp_path / "usb")[0]
+    data = bytearray(f.read_bytes())
+    data[-10] ^= 0xFF
+    f.write_bytes(bytes(data))
+    s = open_(w)
+    device = s.ctx.device
+    s.close()
+    with pytest.raises(Refused, match="bad signature"):
+        hub_import(h, f)
+    hs = open_(h)
+    try:
+        assert hs.store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
+        assert hs.store.scalar("SELECT count(*) FROM sync_applied") == 0
+        assert hs.store.scalar("SELECT count(*) FROM sync_held") == 0
+    finally:
+        hs.close()
+
+
+def test_ward_cannot_import_as_hub_and_hub_cannot_export(pair, tmp_path: Path) -> None:
+    from wardcrf.errors import UsageError
+
+    w, h = pair
+    add_notes(w, 1)
+    f = export(w, tmp_path / "usb")[0]
+    s = open_(w)
+    try:
+        with pytest.raises(UsageError, match="not a hub"):
+            hub.import_file(s, f)
+    finally:
+        s.close()
+    hs = open_(h)
+    try:
+        with pytest.raises(UsageError):
+            ward.export(hs, tmp_path)
+    finally:
+        hs.close()
