@@ -299,3 +299,41 @@ def test_ward_cannot_import_as_hub_and_hub_cannot_export(pair, tmp_path: Path) -
             ward.export(hs, tmp_path)
     finally:
         hs.close()
+
+
+def test_rebuild_check_reproduces_sync_projections_on_hub_and_ward(pair, tmp_path: Path) -> None:
+    from wardcrf import projections
+    from wardcrf.sync import registry
+
+    w, h = pair
+    add_notes(w, 2)
+    assert hub_import(h, export(w, tmp_path / "usb")[0]).outcome.status == "applied"
+    hs = open_(h, "coordinator")
+    s = open_(w)
+    registry.raise_query(hs, "WUH01", f"{s.ctx.device}-1", "site", "check?")
+    s.close()
+    hs.close()
+    for site in (h, w):
+        s = open_(site)
+        try:
+            n, diffs = projections.check(s.store)
+            assert n > 0 and diffs == [], diffs
+        finally:
+            s.close()
+
+
+def test_event_line_with_nan_is_refused(pair) -> None:
+    from wardcrf.sync import bundle as b
+
+    line = '{"prev":"' + "0" * 64 + '","x":NaN}'
+    with pytest.raises(Refused, match="not canonical"):
+        b.check_chain(
+            [line],
+            {
+                "events": {"count": 1, "first": 1, "last": 1},
+                "chain_first_prev": "0" * 64,
+                "device": "D",
+                "site": "S",
+            },
+            "t",
+        )
