@@ -302,8 +302,9 @@ def test_ward_cannot_import_as_hub_and_hub_cannot_export(pair, tmp_path: Path) -
 
 
 def test_rebuild_check_reproduces_sync_projections_on_hub_and_ward(pair, tmp_path: Path) -> None:
-    from wardcrf import projections
     from wardcrf.sync import registry
+
+    from wardcrf import projections
 
     w, h = pair
     add_notes(w, 2)
