@@ -179,7 +179,9 @@ def conflicts(store: Store) -> list[dict[str, Any]]:
     )
 
 
-def _run_hooks(store: Store, event_id: str) -> None:
+def _run_hooks(store: Store, event_id: str, form: str | None = None) -> None:
+    if form is not None and form not in _FORM_HOOKS:
+        return  # no projection for this form: skip reading the record back (hub imports)
     rec = load(store, event_id)
     if rec is None:
         return
@@ -207,7 +209,7 @@ def _submitted(store: Store, e: Event) -> None:
             e.hlc,
         ),
     )
-    _run_hooks(store, e.id)
+    _run_hooks(store, e.id, e.body["form"])
 
 
 @projector("record.amended")
@@ -240,4 +242,4 @@ def _amended(store: Store, e: Event) -> None:
         " version = version + 1 WHERE event_id = ?",
         (dumps(data), dumps(field_hlc), e.id, e.hlc, e.amends),
     )
-    _run_hooks(store, str(e.amends))
+    _run_hooks(store, str(e.amends), e.body.get("form"))
