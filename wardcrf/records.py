@@ -179,9 +179,7 @@ def conflicts(store: Store) -> list[dict[str, Any]]:
     )
 
 
-def _run_hooks(store: Store, event_id: str, form: str | None = None) -> None:
-    if form is not None and form not in _FORM_HOOKS:
-        return  # no projection for this form: skip reading the record back (hub imports)
+def _run_hooks(store: Store, event_id: str) -> None:
     rec = load(store, event_id)
     if rec is None:
         return
@@ -209,7 +207,7 @@ def _submitted(store: Store, e: Event) -> None:
             e.hlc,
         ),
     )
-    _run_hooks(store, e.id, e.body["form"])
+    _run_hooks(store, e.id)
 
 
 @projector("record.amended")
@@ -242,4 +240,4 @@ def _amended(store: Store, e: Event) -> None:
         " version = version + 1 WHERE event_id = ?",
         (dumps(data), dumps(field_hlc), e.id, e.hlc, e.amends),
     )
-    _run_hooks(store, str(e.amends), e.body.get("form"))
+    _run_hooks(store, str(e.amends))
