@@ -43,11 +43,15 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
         for i in range(2):
             info = api.import_bytes(c, f"consent{i}.png", _png(i))
             shas.append(info.sha256)
-        rec = records.submit(c, "consent", {"photo": [reference(s) for s in shas]}, subject="participant:WUH01-001")
+        rec = records.submit(
+            c, "consent", {"photo": [reference(s) for s in shas]}, subject="participant:WUH01-001"
+        )
     finally:
         c.close()
     files = export(w, tmp_path / "usb")
-    v = hub.verify(open_(h).store, files[0].read_bytes(), files[0].with_name(files[0].name + ".minisig").read_bytes())
+    v = hub.verify(
+        open_(h).store, files[0].read_bytes(), files[0].with_name(files[0].name + ".minisig").read_bytes()
+    )
     assert sorted(v.photos) == sorted(shas)
     assert hub_import(h, files[0]).outcome.status == "applied"
     hs = open_(h)
@@ -57,8 +61,14 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
     finally:
         hs.close()
     # The laptop dies; its replacement gets events and photos back, verified.
-    res, card = restore.provision(tmp_path / "new", site="WUH01", device_name="lap1b", admin="admin",
-                                  password=PASSWORD, hub_card=card_of(h))
+    res, card = restore.provision(
+        tmp_path / "new",
+        site="WUH01",
+        device_name="lap1b",
+        admin="admin",
+        password=PASSWORD,
+        hub_card=card_of(h),
+    )
     hs = open_(h)
     registry.register_device(hs, card, replaces=old_device)
     stick = tmp_path / "stick"
