@@ -105,6 +105,9 @@ class Card:
             values["minisign-public-key"],
             values["age-recipient"],
         )
+        for label, value in (("site", card.site), ("device", card.device), ("name", card.name)):
+            if len(value) > 40 or not all(c.isalnum() or c in "-_." for c in value):
+                raise UsageError(f"{source}: {label} {value!r} must be 1-40 letters, digits, '-', '_' or '.'")
         if card.kind not in ("ward", "hub"):
             raise UsageError(f"{source}: kind must be ward or hub, not {card.kind!r}")
         try:

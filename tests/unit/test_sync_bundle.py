@@ -343,3 +343,20 @@ def test_archive_is_what_tarfile_writes(kit) -> None:
             out.addfile(info, src.extractfile(info))
     assert buf.getvalue() == plain
     assert len(plain) % tarfile.RECORDSIZE == 0
+
+
+def test_card_parse_accepts_its_own_text_and_refuses_edits() -> None:
+    from wardcrf.sync.cards import Card
+
+    from wardcrf.errors import UsageError
+
+    keys = devicekeys.generate("DEV00001")
+    card = Card("ward", "WUH01", "DEV00001", "lap1", keys.key_id, keys.sign_public, keys.age_recipient)
+    assert Card.parse(card.text()) == card
+    with pytest.raises(UsageError, match="does not match"):
+        Card.parse(card.text().replace(keys.key_id, "0000000000000000"))
+    with pytest.raises(UsageError, match="fingerprint"):
+        other = devicekeys.generate("X")
+        Card.parse(card.text().replace(keys.age_recipient, other.age_recipient))
+    with pytest.raises(UsageError, match="site"):
+        Card.parse(card.text().replace("site: WUH01", "site: ../etc"))
