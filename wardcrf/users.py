@@ -160,23 +160,23 @@ def record_login_failed(session: Session, username: str, at: str, *, count: int 
 
 
 def _foreign(store: Store, e: Event) -> bool:
-    """Accounts are per site: a hub merging wards' logs (or a ward reading the
-    hub's chain) keeps their user events in the log but not in its own users."""
+    """Accounts are per site. A hub merging wards' logs (or a ward reading the
+    hub's chain) lists other sites' people by name, but their account events
+    (locks, failed logins, deactivations) never touch this site's accounts."""
     return e.site != store.scalar("SELECT site FROM site WHERE id = 1")
 
 
 @projector("user.added")
 def _user_added(store: Store, e: Event) -> None:
-    if _foreign(store, e):
-        return
     b = e.body
+    # Another site's user is a directory entry here (full name and role for
+    # reports), never an account (inactive; it has no key slot anyway). Two
+    # laptops of one site each create their first admin: merged logs keep
+    # whichever name was added first (log order); the other stays in the log.
     store.execute(
         "INSERT INTO users (id, username, full_name, role, active, locked, failed_logins, language,"
-        " created_event, updated_event) VALUES (?,?,?,?,1,0,0,'en',?,?)"
-        # Two laptops of one site each create their first admin; merged logs
-        # keep the account first added (log order), the other stays in the log.
-        " ON CONFLICT DO NOTHING",
-        (b["username"], b["username"], b["full_name"], b["role"], e.id, e.id),
+        " created_event, updated_event) VALUES (?,?,?,?,?,0,0,'en',?,?) ON CONFLICT DO NOTHING",
+        (b["username"], b["username"], b["full_name"], b["role"], 0 if _foreign(store, e) else 1, e.id, e.id),
     )
 
 
