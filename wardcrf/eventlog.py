@@ -20,7 +20,7 @@ from typing import Any
 from . import canonical
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
-from .store import Store
+from .store import DatabaseError, IntegrityError, Store, translate_error
 
 # Every key of an event line besides "prev". Absent optional values are null,
 # so every line has the same keys and readers need no special cases.
@@ -291,27 +291,20 @@ def ingest_many(store: Store, events: Iterable[Event]) -> int:
                     f"(expected seq {head[0] + 1})"
                 )
             heads[event.device] = (event.seq, event.hash)
-        store.conn.executemany(
-            "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    e.id,
-                    e.device,
-                    e.seq,
-                    e.prev,
-                    e.hash,
-                    e.hlc,
-                    e.ts,
-                    e.user,
-                    e.type,
-                    e.subject,
-                    e.amends,
-                    e.line,
-                )
-                for e in batch
-            ],
-        )
+        rows = [
+            (e.id, e.device, e.seq, e.prev, e.hash, e.hlc, e.ts, e.user, e.type, e.subject, e.amends, e.line)
+            for e in batch
+        ]
+        try:
+            store.conn.executemany(
+                "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+        except (DatabaseError, OSError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            raise translate_error(exc, store.path) from exc
         for event in batch:
             _write(store, event, insert=False)
     return len(batch)
