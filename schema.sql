@@ -420,3 +420,121 @@ CREATE TABLE cc_thaws (
     reconstitution TEXT
 );
 CREATE INDEX cc_thaws_kit ON cc_thaws (kit_id);
+-- migration: 0060-sync
+-- Projection: devices a hub (or a ward, from the hub's chain) knows, from
+-- hub.device_registered / hub.device_retired / sync.fork_detected events.
+CREATE TABLE sync_devices (
+    device TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sign_public TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    age_recipient TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'flagged', 'retired')),
+    flag_reason TEXT,
+    replaces TEXT,
+    registered_event TEXT NOT NULL,
+    updated_event TEXT NOT NULL
+);
+CREATE INDEX sync_devices_key ON sync_devices (key_id);
+
+-- Projection: the hub this site trusts (sync.hub_set) and extra age
+-- recipients such as auditors (sync.recipient_added).
+CREATE TABLE sync_hub (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    device TEXT NOT NULL,
+    site TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sign_public TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    age_recipient TEXT NOT NULL,
+    url TEXT,
+    set_event TEXT NOT NULL
+);
+CREATE TABLE sync_recipients (
+    age_recipient TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    added_event TEXT NOT NULL
+);
+
+-- Projection: data queries (hub asks about a field; ward answers; hub closes).
+CREATE TABLE sync_queries (
+    query_id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    target_event TEXT NOT NULL,
+    field TEXT NOT NULL,
+    question TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'answered', 'closed')),
+    raised_by TEXT,
+    answer_event TEXT,
+    answer TEXT,
+    closed_event TEXT
+);
+CREATE INDEX sync_queries_site ON sync_queries (site, status);
+
+-- Projection: DSMG decisions sent from the hub to sites.
+CREATE TABLE sync_decisions (
+    event_id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    decided_by TEXT,
+    ts TEXT NOT NULL
+);
+
+-- Transport state of this copy (not projections: they describe what this
+-- database sent and received, not the record; `db rebuild` leaves them).
+-- Bundles this device built for a peer (ward -> hub, or hub -> one ward).
+CREATE TABLE sync_outbox (
+    peer TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    chain_last TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    manifest_sha TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    receipted_at TEXT,
+    PRIMARY KEY (peer, bundle_seq)
+);
+-- Bundles applied here, per signing device: replay and fork detection.
+CREATE TABLE sync_applied (
+    device TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL,
+    manifest_sha TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    chain_last TEXT NOT NULL,
+    file TEXT,
+    applied_at TEXT NOT NULL,
+    PRIMARY KEY (device, bundle_seq)
+);
+-- Bundles held: out of order (gap) until the gap fills, or forks for a coordinator.
+CREATE TABLE sync_held (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL,
+    manifest_sha TEXT NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('gap', 'fork')),
+    file TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    resolved_at TEXT,
+    UNIQUE (device, bundle_seq, manifest_sha)
+);
+-- Receipts received from the hub, and what the hub told this ward.
+CREATE TABLE sync_receipts (
+    id INTEGER PRIMARY KEY,
+    hub TEXT NOT NULL,
+    device TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    body TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE sync_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -25,6 +25,7 @@ PROJECTOR_MODULES = [
     "wardcrf.protocol",
     "wardcrf.workflow",
     "wardcrf.coldchain.projections",
+    "wardcrf.sync.registry",
 ]
 
 PROJECTION_TABLES = [
@@ -49,6 +50,11 @@ PROJECTION_TABLES = [
     "cc_excursions",
     "cc_dispositions",
     "cc_thaws",
+    "sync_devices",
+    "sync_hub",
+    "sync_recipients",
+    "sync_queries",
+    "sync_decisions",
 ]
 
 _loaded = False

@@ -159,28 +159,45 @@ def record_login_failed(session: Session, username: str, at: str, *, count: int 
 # -- projections ------------------------------------------------------------------------
 
 
+def _foreign(store: Store, e: Event) -> bool:
+    """Accounts are per site. A hub merging wards' logs (or a ward reading the
+    hub's chain) lists other sites' people by name, but their account events
+    (locks, failed logins, deactivations) never touch this site's accounts."""
+    return e.site != store.scalar("SELECT site FROM site WHERE id = 1")
+
+
 @projector("user.added")
 def _user_added(store: Store, e: Event) -> None:
     b = e.body
+    # Another site's user is a directory entry here (full name and role for
+    # reports), never an account (inactive; it has no key slot anyway). Two
+    # laptops of one site each create their first admin: merged logs keep
+    # whichever name was added first (log order); the other stays in the log.
     store.execute(
         "INSERT INTO users (id, username, full_name, role, active, locked, failed_logins, language,"
-        " created_event, updated_event) VALUES (?,?,?,?,1,0,0,'en',?,?)",
-        (b["username"], b["username"], b["full_name"], b["role"], e.id, e.id),
+        " created_event, updated_event) VALUES (?,?,?,?,?,0,0,'en',?,?) ON CONFLICT DO NOTHING",
+        (b["username"], b["username"], b["full_name"], b["role"], 0 if _foreign(store, e) else 1, e.id, e.id),
     )
 
 
 @projector("user.deactivated")
 def _user_deactivated(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET active = 0, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
 @projector("user.locked")
 def _user_locked(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET locked = 1, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
 @projector("user.unlocked")
 def _user_unlocked(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute(
         "UPDATE users SET locked = 0, failed_logins = 0, updated_event = ? WHERE id = ?",
         (e.id, e.body["username"]),
@@ -189,16 +206,22 @@ def _user_unlocked(store: Store, e: Event) -> None:
 
 @projector("auth.login_failed")
 def _login_failed(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (e.body["username"],))
 
 
 @projector("user.password_changed")
 def _password_changed(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
 @projector("user.language_set")
 def _language_set(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute(
         "UPDATE users SET language = ?, updated_event = ? WHERE id = ?",
         (e.body["language"], e.id, e.body["username"]),
@@ -207,4 +230,6 @@ def _language_set(store: Store, e: Event) -> None:
 
 @projector("user.password_reset")
 def _password_reset(store: Store, e: Event) -> None:
+    if _foreign(store, e):
+        return
     store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))

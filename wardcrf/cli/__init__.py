@@ -28,6 +28,7 @@ from . import (
     protocol_cmds,
     report_cmds,
     site_cmds,
+    sync_cmds,
     user_cmds,
 )
 
@@ -78,6 +79,7 @@ demo_cmds.register(app)
 app.add_typer(export_cmds.app, name="export")
 app.add_typer(report_cmds.app, name="report")
 coldchain_cmds.register(app, audit_cmds.app)
+sync_cmds.register(app, audit_cmds.app)
 
 
 def main(argv: list[str] | None = None) -> None:

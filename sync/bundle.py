@@ -1,0 +1,555 @@
+"""Write and verify bundles in format wardbundle/1 (../shared/BUNDLE-FORMAT.md).
+
+This module is pure: bytes in, bytes out, no database. `write` builds the
+tar (manifest, events.jsonl, photos, SHA256SUMS and its signature), encrypts
+it with age to the recipients and signs the ciphertext. `verify` runs every
+check an importer must run before anything is applied, in the order that
+keeps an attacker's bytes away from the parsers longest: outer signature
+(with a key from the importer's registry), decryption, archive safety,
+inner signature, checksums, manifest, then the event chain. Anything wrong
+raises `Refused` with one line saying what.
+
+The archive is deterministic (fixed order, owner, mode and mtime) so that a
+bundle rebuilt from the database has the same manifest, SHA256SUMS and
+inner signature as the first time; only the age layer differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wardcrf import canonical
+from wardcrf.errors import Refused
+from wardcrf.eventlog import EVENT_KEYS, Event
+
+from . import signing
+
+FORMAT = "wardbundle/1"
+MANIFEST = "manifest.json"
+EVENTS = "events.jsonl"
+SUMS = "SHA256SUMS"
+SUMS_SIG = "SHA256SUMS.minisig"
+_PHOTO_RE = re.compile(r"^photos/([0-9a-f]{64})\.(jpg|png)$")
+_REF_RE = re.compile(r"sha256:([0-9a-f]{64})")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def bundle_name(site: str, device: str, bundle_seq: int) -> str:
+    return f"{site}-{device}-{bundle_seq:06d}.tar.age"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def photo_refs(lines: list[str]) -> list[str]:
+    """SHA-256 digests of the photos these event lines reference or carry, in first-seen order.
+
+    A record or amendment references a photo as ``"sha256:<hex>"``; a
+    ``photo.imported`` event carries one as its body's ``sha256``. The writer
+    ships exactly these, and an importer requires exactly these.
+    """
+    seen: dict[str, None] = {}
+    for line in lines:
+        if "sha256:" in line:
+            for m in _REF_RE.finditer(line):
+                seen.setdefault(m.group(1), None)
+        if '"type":"photo.imported"' in line:
+            digest = (json.loads(line).get("body") or {}).get("sha256")
+            if isinstance(digest, str) and _HEX64.match(digest):
+                seen.setdefault(digest, None)
+    return list(seen)
+
+
+def trusted_comment(m: dict[str, Any], manifest_sha: str) -> str:
+    ev = m["events"]
+    return (
+        f"{FORMAT} site={m['site']} device={m['device']} seq={m['bundle_seq']} "
+        f"events={ev['first']}-{ev['last']} last={m['chain_last']} manifest={manifest_sha}"
+    )
+
+
+# -- writing -----------------------------------------------------------------------
+
+
+@dataclass
+class Contents:
+    """What goes into one bundle, before encryption."""
+
+    site: str
+    device: str
+    key_id: str
+    bundle_seq: int
+    prev_manifest: str
+    lines: list[str]
+    photos: dict[str, tuple[str, bytes]]  # sha256 -> (extension, original bytes)
+    protocol: dict[str, str] | None
+    created: str
+    recipients: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def manifest(self) -> bytes:
+        first = json.loads(self.lines[0])
+        last_line = self.lines[-1]
+        m: dict[str, Any] = {
+            "format": FORMAT,
+            "site": self.site,
+            "device": self.device,
+            "key_id": self.key_id,
+            "bundle_seq": self.bundle_seq,
+            "prev_manifest": self.prev_manifest,
+            "events": {"first": first["seq"], "last": json.loads(last_line)["seq"], "count": len(self.lines)},
+            "chain_first_prev": first["prev"],
+            "chain_last": canonical.line_hash(last_line),
+            "protocol": self.protocol,
+            "created": self.created,
+            "recipients": sorted(self.recipients),
+            "photos": sorted(self.photos),
+        }
+        m.update(self.extra)
+        return (canonical.dumps(m) + "\n").encode("utf-8")
+
+
+def _header(name: str, size: int, mtime: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.type = tarfile.REGTYPE
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+def tar_parts(
+    manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
+) -> list[bytes]:
+    """The plaintext archive as consecutive pieces (headers, data, padding).
+
+    Byte-identical to what `tarfile` writes in ustar format, but built as a
+    list so that large photos are never copied into one buffer: the pieces
+    stream straight into age. Photo digests are the photo store's names for
+    bytes it hash-checked on read, so they are not hashed a second time here.
+    """
+    from wardcrf.clock import parse_iso
+
+    m = json.loads(manifest)
+    events = ("\n".join(lines) + "\n").encode("utf-8")
+    members: list[tuple[str, bytes]] = [(MANIFEST, manifest), (EVENTS, events)]
+    digests = {MANIFEST: sha256(manifest), EVENTS: sha256(events)}
+    for digest in sorted(photos):
+        ext, data = photos[digest]
+        members.append((f"photos/{digest}.{ext}", data))
+        digests[f"photos/{digest}.{ext}"] = digest
+    sums = "".join(f"{digests[name]}  {name}\n" for name, _ in sorted(members)).encode("ascii")
+    sums_sig = signing.sign(sign_secret, sums, trusted_comment(m, digests[MANIFEST]))
+    mtime = int(parse_iso(m["created"]).timestamp())
+    parts: list[bytes] = []
+    total = 0
+    for name, data in [*members, (SUMS, sums), (SUMS_SIG, sums_sig)]:
+        pad = -len(data) % tarfile.BLOCKSIZE
+        parts += [_header(name, len(data), mtime), data, bytes(pad)]
+        total += tarfile.BLOCKSIZE + len(data) + pad
+    total += 2 * tarfile.BLOCKSIZE  # end-of-archive marker, as tar writes it
+    parts.append(bytes(2 * tarfile.BLOCKSIZE + (-total % tarfile.RECORDSIZE)))
+    return [p for p in parts if p]
+
+
+def build_tar(
+    manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
+) -> bytes:
+    """The plaintext archive (deterministic for equal inputs)."""
+    return b"".join(tar_parts(manifest, lines, photos, sign_secret))
+
+
+class _PartsReader(io.RawIOBase):
+    """A file-like view of consecutive byte strings, read without joining them."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self._parts = parts
+        self._i = 0
+        self._off = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n, want = 0, len(buf)
+        while n < want and self._i < len(self._parts):
+            part = self._parts[self._i]
+            take = min(want - n, len(part) - self._off)
+            buf[n : n + take] = memoryview(part)[self._off : self._off + take]
+            n += take
+            self._off += take
+            if self._off == len(part):
+                self._i += 1
+                self._off = 0
+        return n
+
+
+class _HashingSink(io.RawIOBase):
+    """Collects age output and its BLAKE2b-512 digest (minisign's prehash) in one pass."""
+
+    def __init__(self) -> None:
+        self.hasher = hashlib.blake2b()
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.hasher.update(chunk)
+        self.chunks.append(chunk)
+        return len(chunk)
+
+
+def _recipients(recipients: list[str]) -> list[Any]:
+    import pyrage
+
+    try:
+        return [pyrage.x25519.Recipient.from_str(r) for r in recipients]
+    except Exception:
+        raise Refused("a bundle recipient is not a valid age recipient (age1...)") from None
+
+
+def encrypt(plain: bytes, recipients: list[str]) -> bytes:
+    import pyrage
+
+    return bytes(pyrage.encrypt(plain, _recipients(recipients)))
+
+
+def encrypt_parts(parts: list[bytes], recipients: list[str]) -> tuple[bytes, bytes]:
+    """(age ciphertext, its BLAKE2b-512 digest) of the concatenated parts."""
+    import pyrage
+
+    sink = _HashingSink()
+    pyrage.encrypt_io(io.BufferedReader(_PartsReader(parts), 1 << 20), sink, _recipients(recipients))
+    return b"".join(sink.chunks), sink.hasher.digest()
+
+
+def seal(
+    manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
+) -> tuple[str, bytes, bytes]:
+    """(file name, ciphertext, outer signature) of the bundle a manifest describes."""
+    m = json.loads(manifest)
+    parts = tar_parts(manifest, lines, photos, sign_secret)
+    cipher, digest = encrypt_parts(parts, list(m["recipients"]))
+    name = bundle_name(m["site"], m["device"], m["bundle_seq"])
+    outer = signing.sign_digest(sign_secret, digest, f"{FORMAT} file={name} manifest={sha256(manifest)}")
+    return name, cipher, outer
+
+
+# -- verifying ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A registered signer, as the importer's own registry knows it."""
+
+    device: str
+    site: str
+    sign_public: str
+    key_id: str
+
+
+@dataclass
+class Verified:
+    """A bundle that passed every check; nothing has been applied yet."""
+
+    manifest: dict[str, Any]
+    manifest_bytes: bytes
+    manifest_sha: str
+    lines: list[str]
+    photos: dict[str, tuple[str, bytes]]
+    signer: Signer
+    report: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def device(self) -> str:
+        return str(self.manifest["device"])
+
+    @property
+    def bundle_seq(self) -> int:
+        return int(self.manifest["bundle_seq"])
+
+
+def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
+    import pyrage
+
+    try:
+        ids = [pyrage.x25519.Identity.from_str(i) for i in identities]
+    except Exception:
+        raise Refused(f"{what}: the age identity is not valid (AGE-SECRET-KEY-1...)") from None
+    try:
+        return bytes(pyrage.decrypt(cipher, ids))
+    except Exception as exc:
+        text = str(exc).lower()
+        if "no matching keys" in text or "no identity matched" in text:
+            raise Refused(
+                f"{what}: cannot decrypt: this age identity is not a recipient of the bundle"
+            ) from None
+        raise Refused(f"{what}: cannot decrypt (truncated, damaged or not an age file)") from None
+
+
+def read_archive(plain: bytes, what: str) -> dict[str, Any]:
+    """The members of a bundle archive, refusing anything unsafe before reading data."""
+    if not plain:
+        raise Refused(f"{what}: archive is empty")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as tar:
+            infos = tar.getmembers()
+    except (tarfile.TarError, EOFError, ValueError) as exc:
+        raise Refused(f"{what}: archive is truncated or not a tar file ({exc})") from None
+    members: dict[str, Any] = {}
+    view = memoryview(plain)
+    for info in infos:
+        name = info.name
+        if name.startswith("/"):
+            raise Refused(f"{what}: member {name!r} has an absolute path")
+        if ".." in name.split("/"):
+            raise Refused(f"{what}: member {name!r} climbs out with '..'")
+        if info.issym() or info.islnk():
+            raise Refused(f"{what}: member {name!r} is a link; only regular files are allowed")
+        if info.ischr() or info.isblk() or info.isfifo():
+            raise Refused(f"{what}: member {name!r} is a device or fifo; only regular files are allowed")
+        if not info.isreg():
+            raise Refused(f"{what}: member {name!r} is not a regular file")
+        if name not in (MANIFEST, EVENTS, SUMS, SUMS_SIG) and not _PHOTO_RE.match(name):
+            raise Refused(f"{what}: member {name!r} is not an allowed bundle member")
+        if name in members:
+            raise Refused(f"{what}: member {name!r} appears twice")
+        if info.size < 0 or info.offset_data + info.size > len(plain):
+            raise Refused(f"{what}: member {name!r} declares {info.size} bytes, more than the archive holds")
+        start = info.offset_data
+        # Photos stay views into the decrypted archive (no copy of the big bytes).
+        members[name] = (
+            view[start : start + info.size]
+            if name.startswith("photos/")
+            else plain[start : start + info.size]
+        )
+    return members
+
+
+def _parse_sums(sums: bytes, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        text = sums.decode("ascii")
+    except UnicodeDecodeError:
+        raise Refused(f"{what}: SHA256SUMS is not ASCII") from None
+    if not text.endswith("\n"):
+        raise Refused(f"{what}: SHA256SUMS is truncated")
+    for ln in text.splitlines():
+        m = re.fullmatch(r"([0-9a-f]{64})  (\S+)", ln)
+        if not m:
+            raise Refused(f"{what}: SHA256SUMS line {ln!r} is malformed")
+        if m.group(2) in out:
+            raise Refused(f"{what}: SHA256SUMS lists {m.group(2)} twice")
+        out[m.group(2)] = m.group(1)
+    return out
+
+
+_EVENT_KEYS = frozenset(("prev", *EVENT_KEYS))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid in an event")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
+    """Each line canonical, of the manifest's device and site, seqs consecutive, hashes linked.
+
+    Returns the parsed events (each line is parsed once, here).
+    """
+    ev = m.get("events") or {}
+    if not lines:
+        raise Refused(f"{what}: events.jsonl holds no events")
+    if ev.get("count") != len(lines):
+        raise Refused(f"{what}: manifest says {ev.get('count')} events, events.jsonl has {len(lines)}")
+    prev = m.get("chain_first_prev")
+    seq = ev.get("first")
+    if not isinstance(prev, str) or not _HEX64.match(prev) or not isinstance(seq, int):
+        raise Refused(f"{what}: manifest chain_first_prev or event range is malformed")
+    device, site = m["device"], m["site"]
+    events: list[Event] = []
+    loads, encode, line_hash = _DECODER.decode, _ENCODER.encode, canonical.line_hash
+    for n, line in enumerate(lines, 1):
+        head = '{"prev":"' + prev + '",'
+        if not line.startswith(head):
+            raise Refused(f"{what}: chain broken at line {n}: prev is not the previous event's hash")
+        try:
+            obj = loads(line)
+            fields = dict(obj)
+            del fields["prev"]
+            # The canonical spelling (`canonical.event_line`), with NaN and
+            # Infinity already refused by the decoder.
+            canon = line == head + encode(fields)[1:]
+        except (ValueError, TypeError, KeyError):
+            canon = False
+        if not canon:
+            raise Refused(f"{what}: event line {n} is not canonical JSON")
+        if obj.keys() != _EVENT_KEYS:
+            raise Refused(f"{what}: event line {n} has missing or unknown keys")
+        if obj["seq"] != seq:
+            raise Refused(f"{what}: event line {n} has seq {obj['seq']}, expected {seq}")
+        if obj["device"] != device or obj["site"] != site:
+            raise Refused(f"{what}: event line {n} belongs to another device or site")
+        if obj["id"] != f"{device}-{seq}":
+            raise Refused(f"{what}: event line {n} has id {obj['id']!r}, expected {device}-{seq}")
+        h = line_hash(line)
+        events.append(
+            Event(
+                id=obj["id"],
+                device=device,
+                seq=seq,
+                prev=prev,
+                hash=h,
+                hlc=obj["hlc"],
+                ts=obj["ts"],
+                tz=obj["tz"],
+                zone=obj["zone"],
+                site=site,
+                user=obj["user"],
+                role=obj["role"],
+                type=obj["type"],
+                subject=obj["subject"],
+                body=obj["body"] or {},
+                reason=obj["reason"],
+                amends=obj["amends"],
+                protocol=obj["protocol"],
+                line=line,
+            )
+        )
+        prev = h
+        seq += 1
+    if seq - 1 != ev.get("last"):
+        raise Refused(f"{what}: manifest says events end at {ev.get('last')}, events.jsonl ends at {seq - 1}")
+    if prev != m.get("chain_last"):
+        raise Refused(f"{what}: chain_last in the manifest is not the hash of the last event")
+    return events
+
+
+def verify(
+    cipher: bytes,
+    outer_sig: bytes,
+    lookup: Callable[[str], Signer | None],
+    identities: list[str],
+    what: str = "bundle",
+    *,
+    relay: Callable[[str], Signer | None] | None = None,
+) -> Verified:
+    """Every check of BUNDLE-FORMAT.md "Rules on import"; raises `Refused` on the first failure.
+
+    `lookup(key_id)` returns the registered signer for a minisign key id, or
+    None: keys come from the importer's registry, never from the bundle.
+    `relay`, when given, names who may sign the outer layer instead of the
+    device: the hub re-encrypting a device's original archive for a
+    replacement laptop. The inner signature must still be the device's own.
+    """
+    if not cipher:
+        raise Refused(f"{what}: file is empty")
+    outer = signing.parse(outer_sig, f"{what} (.minisig)")
+    outer_signer = (relay or lookup)(outer.key_id)
+    if outer_signer is None:
+        raise Refused(f"{what}: signed by unregistered key {outer.key_id}; register the device card first")
+    signing.verify(outer_signer.sign_public, cipher, outer_sig, f"{what} (.minisig)")
+    report = [f"outer signature: good, key {outer_signer.key_id} (device {outer_signer.device})"]
+    plain = decrypt(cipher, identities, what)
+    report.append("decrypted with the given age identity")
+    members = read_archive(plain, what)
+    for need in (MANIFEST, EVENTS, SUMS, SUMS_SIG):
+        if need not in members:
+            raise Refused(f"{what}: archive lacks {need}")
+    report.append(f"archive: {len(members)} regular members, names whitelisted")
+    signer = outer_signer
+    if relay is not None:
+        inner_id = signing.parse(members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)").key_id
+        found = lookup(inner_id)
+        if found is None:
+            raise Refused(f"{what}: archive signed by unregistered key {inner_id}")
+        signer = found
+    inner = signing.verify(
+        signer.sign_public, members[SUMS], members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)"
+    )
+    sums = _parse_sums(members[SUMS], what)
+    for name in members:
+        if name not in (SUMS, SUMS_SIG) and name not in sums:
+            raise Refused(f"{what}: member {name} is not listed in SHA256SUMS")
+    for name, digest in sums.items():
+        if name not in members:
+            raise Refused(f"{what}: SHA256SUMS lists {name}, which the archive lacks")
+        if sha256(members[name]) != digest:
+            raise Refused(f"{what}: {name} does not match its SHA-256 in SHA256SUMS (changed)")
+    report.append(f"SHA256SUMS: signature good, {len(sums)} members match")
+    manifest_bytes = members[MANIFEST]
+    try:
+        m = json.loads(manifest_bytes)
+    except ValueError:
+        raise Refused(f"{what}: manifest.json is not JSON") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise Refused(f"{what}: manifest format is not {FORMAT}")
+    for key in (
+        "site",
+        "device",
+        "key_id",
+        "bundle_seq",
+        "prev_manifest",
+        "events",
+        "chain_first_prev",
+        "chain_last",
+        "created",
+        "recipients",
+    ):
+        if key not in m:
+            raise Refused(f"{what}: manifest lacks {key}")
+    if m["device"] != signer.device or m["key_id"] != signer.key_id:
+        raise Refused(f"{what}: manifest names device {m['device']} but was signed by {signer.device}")
+    if signer.site and m["site"] != signer.site:
+        raise Refused(f"{what}: manifest names site {m['site']}, the device is registered for {signer.site}")
+    manifest_sha = sha256(manifest_bytes)
+    if inner.trusted_comment != trusted_comment(m, manifest_sha):
+        raise Refused(f"{what}: the signed trusted comment does not match the manifest")
+    if not outer.trusted_comment.endswith(f"manifest={manifest_sha}"):
+        raise Refused(f"{what}: the outer signature was made for another manifest")
+    try:
+        text = members[EVENTS].decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused(f"{what}: events.jsonl is not UTF-8") from None
+    if not text.endswith("\n"):
+        raise Refused(f"{what}: events.jsonl does not end with a newline (truncated?)")
+    lines = text[:-1].split("\n")
+    events = check_chain(lines, m, what)
+    report.append(
+        f"events: {len(lines)} lines, seq {m['events']['first']}-{m['events']['last']}, chain intact"
+    )
+    photos: dict[str, tuple[str, bytes]] = {}
+    for name, data in members.items():
+        pm = _PHOTO_RE.match(name)
+        if pm:
+            if sums[name] != pm.group(1):  # the bytes were hashed against SHA256SUMS above
+                raise Refused(f"{what}: {name} is not named by the SHA-256 of its bytes")
+            photos[pm.group(1)] = (pm.group(2), data)
+    refs = set(photo_refs(lines))
+    if sorted(photos) != sorted(m.get("photos") or []):
+        raise Refused(f"{what}: photo members differ from the manifest's photo list")
+    missing = sorted(refs - set(photos))
+    if missing:
+        raise Refused(f"{what}: events reference photo {missing[0]}, which the bundle lacks")
+    extra = sorted(set(photos) - refs)
+    if extra:
+        raise Refused(f"{what}: photo {extra[0]} is not referenced by any event in the bundle")
+    if photos:
+        report.append(f"photos: {len(photos)} originals, each named by its SHA-256")
+    return Verified(m, manifest_bytes, manifest_sha, lines, photos, signer, report, events)

@@ -1,0 +1,287 @@
+"""Apply verified bundles: replay, gap, fork and chain rules, all or nothing.
+
+Both ends use this: the hub for ward bundles, a ward for hub bundles. The
+`sync_applied` ledger holds, per signing device, every bundle applied and
+its manifest hash; with `chain_heads` it decides what a verified bundle is:
+
+- the next bundle, continuing the device's chain -> applied in one
+  transaction (photos, events through `eventlog.ingest`, ledger row);
+- a bundle seq already applied with the same manifest hash -> a replay,
+  nothing changes ("already applied");
+- the same bundle seq (or event seqs already held) with different content
+  -> a fork: never dropped, the file is kept beside the applied version and
+  the caller is told (the hub records an event and flags the device);
+- a bundle seq beyond the next -> held until the gap fills, then applied in
+  order automatically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wardcrf import canonical, eventlog
+from wardcrf.clock import iso_utc, now_utc
+from wardcrf.errors import Refused
+from wardcrf.store import Store
+
+from . import photostore
+from .bundle import Verified, bundle_name
+
+
+@dataclass
+class Outcome:
+    status: str  # applied | already | held | fork
+    device: str
+    bundle_seq: int
+    message: str
+    events: int = 0
+    released: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("applied", "already", "held")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temp name, fsync, rename: a reader never sees half a file under `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _keep(files_dir: Path, kind: str, v: Verified, cipher: bytes, sig: bytes) -> Path:
+    name = bundle_name(v.manifest["site"], v.device, v.bundle_seq)
+    if kind != "applied":
+        name = f"{name[: -len('.tar.age')]}.{v.manifest_sha[:12]}.tar.age"
+    path = files_dir / kind / name
+    atomic_write(path.with_name(path.name + ".minisig"), sig)
+    atomic_write(path, cipher)
+    return path
+
+
+ForkHook = Callable[[Store, Verified, str], None]
+Reverify = Callable[[bytes, bytes], Verified]
+
+
+def last_applied(store: Store, device: str) -> tuple[int, str]:
+    row = store.one(
+        "SELECT bundle_seq, manifest_sha FROM sync_applied WHERE device = ? ORDER BY bundle_seq DESC LIMIT 1",
+        (device,),
+    )
+    return (row[0], row[1]) if row else (0, "")
+
+
+def accept(
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    *,
+    on_fork: ForkHook | None = None,
+    reverify: Reverify | None = None,
+) -> Outcome:
+    """Decide and apply one verified bundle; then release held bundles it unblocks."""
+    outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork)
+    if outcome.status == "applied" and reverify is not None:
+        outcome.released = _release_held(store, v.device, files_dir, reverify, on_fork)
+        if outcome.released:
+            outcome.message += f"; then applied held bundle(s) {', '.join(map(str, outcome.released))}"
+    return outcome
+
+
+def _fork(
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    detail: str,
+    on_fork: ForkHook | None,
+) -> Outcome:
+    seen = store.one(
+        "SELECT id FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
+        (v.device, v.bundle_seq, v.manifest_sha),
+    )
+    if seen is None:
+        path = _keep(files_dir, "held", v, cipher, sig)
+        with store.transaction():
+            store.execute(
+                "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
+                " VALUES (?,?,?,'fork',?,?,?)",
+                (v.device, v.bundle_seq, v.manifest_sha, str(path), detail, iso_utc(now_utc())),
+            )
+            if on_fork is not None:
+                on_fork(store, v, detail)
+    return Outcome(
+        "fork",
+        v.device,
+        v.bundle_seq,
+        f"FORK: device {v.device} bundle {v.bundle_seq} {detail}; refused, both versions "
+        "kept for the coordinator and the device is flagged",
+    )
+
+
+def _accept_one(
+    store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path, on_fork: ForkHook | None
+) -> Outcome:
+    dev, bseq, m = v.device, v.bundle_seq, v.manifest
+    row = store.one("SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?", (dev, bseq))
+    if row is not None:
+        if row[0] == v.manifest_sha:
+            return Outcome("already", dev, bseq, f"bundle {bseq} of device {dev} already applied (no change)")
+        return _fork(
+            store,
+            v,
+            cipher,
+            sig,
+            files_dir,
+            "reuses a bundle seq already applied with different content",
+            on_fork,
+        )
+    last_seq, last_sha = last_applied(store, dev)
+    head = store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (dev,))
+    head_seq, head_hash = (head[0], head[1]) if head else (0, canonical.GENESIS)
+    first = m["events"]["first"]
+    if first <= head_seq:
+        held = store.scalar(
+            "SELECT hash FROM events WHERE device = ? AND seq = ?", (dev, m["events"]["last"])
+        )
+        if held == m["chain_last"]:
+            # Same events (the chain hash proves it) under a bundle this copy never applied.
+            raise Refused(
+                f"bundle {bseq} of device {dev}: events {first}-{m['events']['last']} are already "
+                "held here under another bundle; nothing applied"
+            )
+        return _fork(
+            store,
+            v,
+            cipher,
+            sig,
+            files_dir,
+            f"reuses event seq {first}-{m['events']['last']} with different content",
+            on_fork,
+        )
+    if bseq > last_seq + 1:
+        path = _keep(files_dir, "held", v, cipher, sig)
+        with store.transaction():
+            store.execute(
+                "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
+                " VALUES (?,?,?,'gap',?,?,?) ON CONFLICT DO NOTHING",
+                (
+                    dev,
+                    bseq,
+                    v.manifest_sha,
+                    str(path),
+                    f"waiting for bundle {last_seq + 1}",
+                    iso_utc(now_utc()),
+                ),
+            )
+        return Outcome(
+            "held",
+            dev,
+            bseq,
+            f"bundle {bseq} of device {dev} held: bundle {last_seq + 1} has not arrived yet (gap)",
+        )
+    if bseq < last_seq + 1:
+        raise Refused(
+            f"bundle {bseq} of device {dev} is older than the last applied ({last_seq}) and unknown here"
+        )
+    if m["prev_manifest"] != last_sha:
+        return _fork(
+            store,
+            v,
+            cipher,
+            sig,
+            files_dir,
+            "does not follow the bundle applied before it (previous manifest differs)",
+            on_fork,
+        )
+    if first != head_seq + 1 or m["chain_first_prev"] != head_hash:
+        raise Refused(
+            f"bundle {bseq} of device {dev}: broken chain (starts at event {first} after "
+            f"{m['chain_first_prev'][:12]}…, this copy holds up to {head_seq} ending {head_hash[:12]}…)"
+        )
+    path = _keep(files_dir, "applied", v, cipher, sig)
+    with store.transaction():
+        for digest, (ext, data) in sorted(v.photos.items()):
+            if not photostore.has_original(store, digest):
+                photostore.save_original(store, digest, ext, bytes(data))
+        eventlog.ingest_many(store, v.events or [eventlog.Event.from_line(line) for line in v.lines])
+        store.execute(
+            "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
+            " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                dev,
+                bseq,
+                v.manifest_sha,
+                first,
+                m["events"]["last"],
+                m["chain_last"],
+                str(path),
+                iso_utc(now_utc()),
+            ),
+        )
+    return Outcome(
+        "applied",
+        dev,
+        bseq,
+        f"bundle {bseq} of device {dev} applied: events {first}-{m['events']['last']}",
+        events=len(v.lines),
+    )
+
+
+def _release_held(
+    store: Store, device: str, files_dir: Path, reverify: Reverify, on_fork: ForkHook | None
+) -> list[int]:
+    released: list[int] = []
+    for _ in range(100000):  # bounded: one pass per held bundle at most
+        nxt = last_applied(store, device)[0] + 1
+        row = store.one(
+            "SELECT id, file FROM sync_held WHERE device = ? AND bundle_seq = ? AND reason = 'gap'"
+            " AND resolved_at IS NULL ORDER BY id LIMIT 1",
+            (device, nxt),
+        )
+        if row is None:
+            break
+        path = Path(row[1])
+        try:
+            cipher = path.read_bytes()
+            sig = path.with_name(path.name + ".minisig").read_bytes()
+            v = reverify(cipher, sig)
+            out = _accept_one(store, v, cipher, sig, files_dir, on_fork)
+        except (OSError, Refused) as exc:
+            with store.transaction():
+                store.execute(
+                    "UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",
+                    (iso_utc(now_utc()), f"refused when released: {exc}", row[0]),
+                )
+            break
+        with store.transaction():
+            store.execute(
+                "UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",
+                (iso_utc(now_utc()), f"released: {out.status}", row[0]),
+            )
+        if out.status != "applied":
+            break
+        released.append(nxt)
+    return released

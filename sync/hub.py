@@ -1,0 +1,281 @@
+"""The coordinator hub: import ward bundles, answer with receipts, send bundles back.
+
+A hub is a wardcrf site of kind 'hub' with its own encrypted database and
+key pair. Ward events are merged into its projections through
+`eventlog.ingest` (the same projectors as on the ward), so the hub sees
+every site's records, amendments and conflicts. Imports are serialised by a
+process-wide lock (one SQLCipher connection per hub process).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wardcrf import devicekeys, records
+from wardcrf.errors import Refused, UsageError
+from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
+from wardcrf.store import Store
+
+from . import bundle, engine, outbox, receipts, registry
+
+LOCK = threading.RLock()
+
+
+def init(
+    data_dir: Path,
+    *,
+    admin: str,
+    password: str,
+    site: str = "HUB",
+    name: str = "hub",
+    full_name: str | None = None,
+    zone_name: str = DEFAULT_ZONE,
+) -> InitResult:
+    return Site.init(
+        data_dir,
+        site=site,
+        device_name=name,
+        admin=admin,
+        password=password,
+        admin_full_name=full_name,
+        zone_name=zone_name,
+        kind="hub",
+    )
+
+
+def require_hub(session: Session) -> None:
+    if registry.own_site(session.store)[2] != "hub":
+        raise UsageError(f"{session.site.data_dir} is a ward, not a hub (create one with wardcrf hub init)")
+
+
+def files_dir(session: Session) -> Path:
+    return session.site.data_dir / "sync"
+
+
+def _identity(store: Store) -> str:
+    dev = registry.own_site(store)[1]
+    keys = devicekeys.load(store, dev)
+    if keys is None:
+        raise Refused("this hub has no keys")
+    return keys.age_identity
+
+
+def verify(store: Store, cipher: bytes, sig: bytes, what: str = "bundle") -> bundle.Verified:
+    return bundle.verify(cipher, sig, registry.hub_lookup(store), [_identity(store)], what)
+
+
+@dataclass
+class ImportResult:
+    outcome: engine.Outcome
+    receipt: tuple[str, bytes, bytes] | None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+
+def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bundle") -> ImportResult:
+    """Verify and apply one ward bundle (see `engine`); returns the outcome and a signed receipt."""
+    session.require("hub.manage", what="import bundles")
+    require_hub(session)
+    store = session.store
+    with LOCK:
+        # A hub's indexes outgrow SQLite's default 2 MB page cache after a few
+        # hundred thousand events; 256 MB keeps large imports off the disk.
+        store.execute("PRAGMA cache_size = -262144")
+        v = verify(store, cipher, sig, what)
+
+        def on_fork(st: Store, fv: bundle.Verified, detail: str) -> None:
+            applied = st.scalar(
+                "SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?",
+                (fv.device, fv.bundle_seq),
+            )
+            session.append(
+                type="sync.fork_detected",
+                subject=f"device:{fv.device}",
+                body={
+                    "device": fv.device,
+                    "site": fv.manifest["site"],
+                    "bundle_seq": fv.bundle_seq,
+                    "held_manifest": fv.manifest_sha,
+                    "applied_manifest": applied,
+                    "events": fv.manifest["events"],
+                    "detail": detail,
+                },
+            )
+
+        def reverify(c: bytes, s: bytes) -> bundle.Verified:
+            return verify(store, c, s, "held bundle")
+
+        outcome = engine.accept(store, v, cipher, sig, files_dir(session), on_fork=on_fork, reverify=reverify)
+        return ImportResult(outcome, receipts.make(store, v.device))
+
+
+def import_file(session: Session, path: Path) -> ImportResult:
+    cipher, sig = read_pair(path)
+    return import_bundle(session, cipher, sig, path.name)
+
+
+def read_pair(path: Path) -> tuple[bytes, bytes]:
+    """A bundle file and its `.minisig` beside it."""
+    path = Path(path)
+    if not path.name.endswith(".tar.age"):
+        raise UsageError(
+            f"{path.name} is not a bundle (expected a .tar.age file with its .minisig beside it)"
+        )
+    sig_path = path.with_name(path.name + ".minisig")
+    try:
+        cipher = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        sig = sig_path.read_bytes()
+    except OSError:
+        raise Refused(f"{path.name}: signature file {sig_path.name} is missing") from None
+    return cipher, sig
+
+
+def outbound(session: Session, ward_device: str, *, after: int | None = None) -> list[dict[str, Any]]:
+    """Hub -> ward: cut new hub events into bundles for one ward; returns its pending bundles.
+
+    `after` is the last hub bundle the ward has applied (sent by `sync pull`):
+    bundles up to it count as delivered and are not rebuilt again.
+    """
+    require_hub(session)
+    store = session.store
+    with LOCK:
+        dev = registry.device(store, ward_device)
+        if dev is None:
+            raise Refused(f"unknown device {ward_device}; register its card first")
+        if dev["status"] == "retired":
+            raise Refused(f"device {ward_device} is retired")
+        if after is not None:
+            from wardcrf.clock import iso_utc, now_utc
+
+            with store.transaction():
+                store.execute(
+                    "UPDATE sync_outbox SET receipted_at = ? WHERE peer = ? AND bundle_seq <= ?"
+                    " AND receipted_at IS NULL",
+                    (iso_utc(now_utc()), ward_device, after),
+                )
+        outbox.plan(store, ward_device, [dev["age_recipient"]])
+        return outbox.pending(store, ward_device)
+
+
+def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore: bool = False) -> list[Path]:
+    """Write every pending hub bundle for a ward to a directory (USB); with `restore`,
+    also the site's original bundles for a replacement laptop (in `restore/`)."""
+    session.require("hub.manage", what="export hub bundles")
+    out: list[Path] = []
+    if restore:
+        for item in restore_list(session, ward_device):
+            name, cipher, sig = restore_bundle(session, ward_device, item["device"], item["bundle_seq"])
+            engine.atomic_write(Path(to_dir) / "restore" / (name + ".minisig"), sig)
+            engine.atomic_write(Path(to_dir) / "restore" / name, cipher)
+            out.append(Path(to_dir) / "restore" / name)
+    for row in outbound(session, ward_device):
+        name, cipher, sig = outbox.materialize(session.store, row)
+        engine.atomic_write(Path(to_dir) / (name + ".minisig"), sig)
+        engine.atomic_write(Path(to_dir) / name, cipher)
+        out.append(Path(to_dir) / name)
+    name, data, rsig = receipts.make(session.store, ward_device)
+    engine.atomic_write(Path(to_dir) / (name + ".minisig"), rsig)
+    engine.atomic_write(Path(to_dir) / name, data)
+    out.append(Path(to_dir) / name)
+    return out
+
+
+def status(session: Session) -> dict[str, Any]:
+    session.require("audit.read", what="read hub status")
+    require_hub(session)
+    store = session.store
+    devs = []
+    for d in registry.devices(store):
+        head = store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (d["device"],))
+        last = store.one(
+            "SELECT bundle_seq, applied_at FROM sync_applied WHERE device = ?"
+            " ORDER BY bundle_seq DESC LIMIT 1",
+            (d["device"],),
+        )
+        devs.append(
+            {
+                "device": d["device"],
+                "site": d["site"],
+                "name": d["name"],
+                "status": d["status"],
+                "flag": d["flag_reason"],
+                "events": head[0] if head else 0,
+                "last_bundle": last[0] if last else 0,
+                "last_bundle_at": last[1] if last else None,
+                "last_receipt_seq": head[0] if head else 0,
+            }
+        )
+    held = store.rows(
+        "SELECT device, bundle_seq, reason, detail, received_at FROM sync_held"
+        " WHERE resolved_at IS NULL ORDER BY device, bundle_seq"
+    )
+    return {
+        "devices": devs,
+        "gaps_held": [h for h in held if h["reason"] == "gap"],
+        "forks": [h for h in held if h["reason"] == "fork"],
+        "conflicts": len(records.conflicts(store)),
+        "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
+    }
+
+
+def conflicts(session: Session) -> list[dict[str, Any]]:
+    session.require("audit.read", what="list conflicts")
+    return records.conflicts(session.store)
+
+
+# -- replacement laptop ---------------------------------------------------------------
+
+
+def restore_list(session: Session, new_device: str) -> list[dict[str, Any]]:
+    """Original bundles of the new device's site, in apply order, for a replacement laptop."""
+    require_hub(session)
+    store = session.store
+    with LOCK:
+        dev = registry.device(store, new_device)
+        if dev is None or dev["status"] != "active":
+            raise Refused(f"device {new_device} is not an active registered device")
+        return store.rows(
+            "SELECT a.device, a.bundle_seq, a.file FROM sync_applied a"
+            " JOIN sync_devices d ON d.device = a.device"
+            " WHERE d.site = ? AND a.device != ? ORDER BY a.device, a.bundle_seq",
+            (dev["site"], new_device),
+        )
+
+
+def restore_bundle(
+    session: Session, new_device: str, device: str, bundle_seq: int
+) -> tuple[str, bytes, bytes]:
+    """A device's original archive, re-encrypted to the new laptop and signed by the hub.
+
+    The archive (manifest, events, photos, SHA256SUMS and the device's own
+    signature over it) is unchanged, so the new laptop checks origin against
+    the device key it learns from the hub's registry events.
+    """
+    store = session.store
+    with LOCK:
+        dev = registry.device(store, new_device)
+        row = store.one(
+            "SELECT a.file FROM sync_applied a JOIN sync_devices d ON d.device = a.device"
+            " WHERE a.device = ? AND a.bundle_seq = ? AND d.site = ?",
+            (device, bundle_seq, dev["site"] if dev else ""),
+        )
+        if dev is None or row is None or not row[0]:
+            raise Refused(f"no bundle {bundle_seq} of device {device} for {new_device}")
+        path = Path(row[0])
+        plain = bundle.decrypt(path.read_bytes(), [_identity(store)], path.name)
+        manifest = bundle.read_archive(plain, path.name)[bundle.MANIFEST]
+        keys = devicekeys.load(store, registry.own_site(store)[1])
+        assert keys is not None
+        cipher = bundle.encrypt(plain, [dev["age_recipient"]])
+        comment = f"{bundle.FORMAT} file={path.name} relay={keys.device} manifest={bundle.sha256(manifest)}"
+        from . import signing
+
+        return path.name, cipher, signing.sign(keys.sign_secret, cipher, comment)

@@ -1,0 +1,53 @@
+"""The bridge to the photo store: originals out of it for bundles, into it from bundles.
+
+Photos travel as their original bytes named by SHA-256; the photo store
+(`wardcrf.photos.api`) keeps them encrypted and hash-checks every read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wardcrf.errors import Refused
+from wardcrf.store import Store
+
+
+def _api() -> Any:
+    try:
+        from wardcrf.photos import api
+    except ImportError:
+        return None
+    return api
+
+
+def load_original(store: Store, digest: str) -> tuple[str, bytes]:
+    """(extension, original bytes) of a stored photo, hash-checked by the photo store."""
+    api = _api()
+    if api is None or not hasattr(api, "read_original"):
+        raise Refused(f"photo {digest} is referenced but this build has no photo store")
+    data = api.read_original(store, digest)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png", data
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpg", data
+    raise Refused(f"photo {digest} is neither JPEG nor PNG; bundles carry only those")
+
+
+def has_original(store: Store, digest: str) -> bool:
+    api = _api()
+    if api is None:
+        return False
+    try:
+        api.read_original(store, digest)
+    except Exception:
+        return False
+    return True
+
+
+def save_original(store: Store, digest: str, ext: str, data: bytes) -> None:
+    """Store an original that arrived in a verified bundle (idempotent)."""
+    api = _api()
+    fn = getattr(api, "store_original", None) if api is not None else None
+    if fn is None:
+        raise Refused(f"bundle carries photo {digest} but this build has no photo store")
+    fn(store, data, sha256=digest)

@@ -1,0 +1,132 @@
+"""Receipts: the hub's signed statement of what it holds for a device.
+
+    {"format":"wardreceipt/1", "hub":..., "site":..., "device":..., "created":...,
+     "devices": {"<device>": {"seq":N, "hash":"<chain hash>", "bundle_seq":B, "manifest":"<sha>"}},
+     "held": [...], "forks": [...], "status": "active|flagged|retired"}
+
+Signed (prehashed minisign) by the hub key; the trusted comment binds the
+device, seq, chain hash and the SHA-256 of the JSON. A ward marks its outbox
+bundles receipted only when the hash at that seq is its own: a hub holding a
+different chain is a fork the ward must hear about.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wardcrf import devicekeys
+from wardcrf.canonical import dumps
+from wardcrf.clock import iso_utc, now_utc
+from wardcrf.errors import Refused
+from wardcrf.store import Store
+
+from . import bundle, signing
+
+FORMAT = "wardreceipt/1"
+
+
+def receipt_name(site: str, device: str) -> str:
+    return f"{site}-{device}-receipt.json"
+
+
+def make(store: Store, device: str) -> tuple[str, bytes, bytes]:
+    """Hub: (file name, JSON bytes, .minisig bytes) of the receipt for one ward device."""
+    hub_site, hub_dev = store.one("SELECT site, device FROM site WHERE id = 1") or ("", "")
+    reg = store.one("SELECT site, status FROM sync_devices WHERE device = ?", (device,))
+    if reg is None:
+        raise Refused(f"unknown device {device}")
+    site, status = reg
+    devices: dict[str, Any] = {}
+    for dev, seq, hash_ in store.execute(
+        "SELECT h.device, h.seq, h.hash FROM chain_heads h JOIN sync_devices d ON d.device = h.device"
+        " WHERE d.site = ? ORDER BY h.device",
+        (site,),
+    ):
+        last = store.one(
+            "SELECT bundle_seq, manifest_sha FROM sync_applied WHERE device = ?"
+            " ORDER BY bundle_seq DESC LIMIT 1",
+            (dev,),
+        )
+        devices[dev] = {
+            "seq": seq,
+            "hash": hash_,
+            "bundle_seq": last[0] if last else 0,
+            "manifest": last[1] if last else "",
+        }
+    held = store.rows(
+        "SELECT bundle_seq, reason, manifest_sha AS manifest, detail FROM sync_held"
+        " WHERE device = ? AND resolved_at IS NULL ORDER BY bundle_seq",
+        (device,),
+    )
+    body = {
+        "format": FORMAT,
+        "hub": hub_dev,
+        "hub_site": hub_site,
+        "site": site,
+        "device": device,
+        "created": now_utc().isoformat(timespec="milliseconds"),
+        "status": status,
+        "devices": devices,
+        "held": [h for h in held if h["reason"] == "gap"],
+        "forks": [h for h in held if h["reason"] == "fork"],
+    }
+    data = (dumps(body) + "\n").encode("utf-8")
+    mine = devices.get(device, {"seq": 0, "hash": ""})
+    keys = devicekeys.load(store, hub_dev)
+    assert keys is not None
+    comment = f"{FORMAT} device={device} seq={mine['seq']} hash={mine['hash']} sha={bundle.sha256(data)}"
+    return receipt_name(site, device), data, signing.sign(keys.sign_secret, data, comment)
+
+
+def verify(hub_public: str, data: bytes, sig: bytes) -> dict[str, Any]:
+    """Ward: check the hub's signature and binding; returns the receipt body."""
+    parsed = signing.verify(hub_public, data, sig, "receipt")
+    try:
+        body = json.loads(data)
+    except ValueError:
+        raise Refused("receipt is not JSON") from None
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        raise Refused(f"receipt format is not {FORMAT}")
+    if not parsed.trusted_comment.endswith(f"sha={bundle.sha256(data)}"):
+        raise Refused("receipt signature was made for other content")
+    return body
+
+
+def record(store: Store, body: dict[str, Any]) -> str:
+    """Ward: apply a verified receipt to the outbox; returns a one-line summary."""
+    device = store.scalar("SELECT device FROM site WHERE id = 1")
+    if body.get("device") != device:
+        raise Refused(f"receipt is for device {body.get('device')}, this laptop is {device}")
+    mine = (body.get("devices") or {}).get(device) or {"seq": 0, "hash": ""}
+    seq, hash_ = int(mine["seq"]), str(mine["hash"])
+    notes: list[str] = []
+    with store.transaction():
+        own = (
+            store.scalar("SELECT hash FROM events WHERE device = ? AND seq = ?", (device, seq)) if seq else ""
+        )
+        if seq and own != hash_:
+            notes.append(f"the hub holds a different event {seq} for this device (fork)")
+        elif seq:
+            store.execute(
+                "UPDATE sync_outbox SET receipted_at = ? WHERE peer = ? AND last_seq <= ? AND receipted_at IS NULL",
+                (iso_utc(now_utc()), body["hub"], seq),
+            )
+        store.execute(
+            "INSERT INTO sync_receipts (hub, device, seq, hash, body, received_at) VALUES (?,?,?,?,?,?)",
+            (body["hub"], device, seq, hash_, dumps(body), iso_utc(now_utc())),
+        )
+        if body.get("forks"):
+            notes.append(
+                f"the hub holds {len(body['forks'])} forked bundle(s) from this device: "
+                "a coordinator must resolve them"
+            )
+        if body.get("status") == "flagged":
+            notes.append("the hub has flagged this device")
+        store.execute(
+            "INSERT INTO sync_state (key, value) VALUES ('hub_notices', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (json.dumps(notes),),
+        )
+    summary = f"receipt: the hub holds events 1-{seq} of this device"
+    return summary + ("; " + "; ".join(notes) if notes else "")

@@ -1,0 +1,85 @@
+"""A replacement laptop provisioned from the hub (`wardcrf sync restore`).
+
+Two steps, because the hub must know the new laptop's keys before it can
+encrypt anything to it:
+
+1. `provision`: a new data directory with a new device id and new keys for
+   the existing site, trusting the hub's card; prints the new card. The
+   coordinator registers it with `hub register-device CARD --replaces OLD`,
+   which retires the old device (its bundles are refused from then on).
+2. `complete`: the hub's chain first (it carries the device registry), then
+   every original bundle of the site's devices, re-encrypted to the new
+   laptop by the hub but still signed inside by the device that made it, so
+   events and photos come back verified end to end.
+
+A laptop that dies in the ward loses only what it never exported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wardcrf.errors import Refused
+from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
+
+from . import registry, ward
+from .cards import Card
+from .hub import read_pair
+from .transport import Client
+
+
+def provision(
+    data_dir: Path,
+    *,
+    site: str,
+    device_name: str,
+    admin: str,
+    password: str,
+    hub_card: Card,
+    url: str | None = None,
+    zone_name: str = DEFAULT_ZONE,
+) -> tuple[InitResult, Card]:
+    res = Site.init(
+        data_dir, site=site, device_name=device_name, admin=admin, password=password, zone_name=zone_name
+    )
+    s = res.site.unlock(admin, password)
+    try:
+        registry.set_hub(s, hub_card, url)
+        return res, registry.own_card(s.store)
+    finally:
+        s.close()
+
+
+def complete(session: Session, *, client: Client | None = None, from_dir: Path | None = None) -> list[str]:
+    """Bring the site's events and photos from the hub (HTTP) or from a directory (USB)."""
+    from . import service
+
+    lines: list[str] = []
+    if client is not None:
+        lines += service.pull(session, client)
+        items = client.restore_list(session.ctx.device)
+        if not items:
+            raise Refused(
+                "the hub holds no bundles of this site for this laptop (is it registered with --replaces?)"
+            )
+        for item in items:
+            cipher, sig = client.restore_fetch(session.ctx.device, item["device"], int(item["bundle_seq"]))
+            lines.append(_apply(session, cipher, sig, f"{item['device']} bundle {item['bundle_seq']}"))
+        return lines
+    if from_dir is None:
+        raise Refused("restore needs a hub URL or a directory written by `hub export --restore`")
+    for f in sorted(Path(from_dir).glob("*.json")):
+        lines.append(ward.import_file(session, f))
+    for f in sorted(Path(from_dir).glob("*.tar.age")):
+        lines.append(ward.import_file(session, f))
+    for f in sorted((Path(from_dir) / "restore").glob("*.tar.age")):
+        cipher, sig = read_pair(f)
+        lines.append(_apply(session, cipher, sig, f.name))
+    return lines
+
+
+def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> str:
+    out = ward.apply_restored(session, cipher, sig, what)
+    if not out.ok:
+        raise Refused(out.message)
+    return out.message

@@ -1,0 +1,177 @@
+"""`wardcrf hub serve`: the hub over HTTP (Starlette on uvicorn).
+
+Plain HTTP on the address given (127.0.0.1 by default); TLS termination is
+left to a reverse proxy in front (docs/sync.md). Bundles are signed and
+encrypted end to end, so the transport adds confidentiality of metadata
+only. One hub session serves every request; the hub lock serialises
+database access, so concurrent pushes are applied one at a time, each
+exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from wardcrf.errors import Refused, WardError
+from wardcrf.site import Session
+
+from . import engine, hub, outbox, receipts, registry
+from .transport import SIG_HEADER
+
+MAX_BODY = 512 * 1024 * 1024
+
+
+def app(session: Session) -> Any:
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    hub.require_hub(session)
+    store = session.store
+    site, device, _ = registry.own_site(store)
+
+    def err(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def ping(request: Request) -> JSONResponse:
+        return JSONResponse({"hub": device, "site": site, "format": "wardbundle/1"})
+
+    def _state(dev: str) -> dict[str, Any]:
+        with hub.LOCK:
+            if registry.device(store, dev) is None:
+                raise Refused(f"unknown device {dev}")
+            seq, sha = engine.last_applied(store, dev)
+            return {"device": dev, "bundle_seq": seq, "manifest": sha}
+
+    async def state(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(await run_in_threadpool(_state, request.path_params["device"]))
+        except WardError as exc:
+            return err(404, str(exc))
+
+    def _push(name: str, cipher: bytes, sig: bytes) -> tuple[int, dict[str, Any]]:
+        res = hub.import_bundle(session, cipher, sig, name)
+        body: dict[str, Any] = {"status": res.outcome.status, "message": res.outcome.message}
+        if res.receipt:
+            rname, data, rsig = res.receipt
+            body["receipt"] = {
+                "name": rname,
+                "data": base64.b64encode(data).decode(),
+                "sig": base64.b64encode(rsig).decode(),
+            }
+        return (200 if res.ok else 409), body
+
+    async def push(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        sig_b64 = request.headers.get(SIG_HEADER)
+        if not sig_b64:
+            return err(400, f"missing {SIG_HEADER} header (the bundle's .minisig, base64)")
+        length = int(request.headers.get("content-length") or 0)
+        if length > MAX_BODY:
+            return err(413, "bundle larger than the hub accepts")
+        cipher = await request.body()
+        try:
+            sig = base64.b64decode(sig_b64, validate=True)
+            status, body = await run_in_threadpool(_push, name, cipher, sig)
+        except (WardError, ValueError) as exc:
+            return err(422, str(exc))
+        return JSONResponse(body, status_code=status)
+
+    def _receipt(dev: str) -> dict[str, str]:
+        with hub.LOCK:
+            _, data, sig = receipts.make(store, dev)
+        return {"data": base64.b64encode(data).decode(), "sig": base64.b64encode(sig).decode()}
+
+    async def receipt(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(await run_in_threadpool(_receipt, request.path_params["device"]))
+        except WardError as exc:
+            return err(404, str(exc))
+
+    def _outbox(dev: str, after: int) -> list[dict[str, Any]]:
+        rows = hub.outbound(session, dev, after=after)
+        return [
+            {"bundle_seq": r["bundle_seq"], "first_seq": r["first_seq"], "last_seq": r["last_seq"]}
+            for r in rows
+        ]
+
+    async def list_outbox(request: Request) -> JSONResponse:
+        try:
+            after = int(request.query_params.get("after", "0"))
+            return JSONResponse(
+                {"bundles": await run_in_threadpool(_outbox, request.path_params["device"], after)}
+            )
+        except (WardError, ValueError) as exc:
+            return err(404, str(exc))
+
+    def _fetch(dev: str, seq: int) -> tuple[str, bytes, bytes]:
+        with hub.LOCK:
+            rows = store.rows("SELECT * FROM sync_outbox WHERE peer = ? AND bundle_seq = ?", (dev, seq))
+            if not rows:
+                raise Refused(f"no hub bundle {seq} for device {dev}")
+            return outbox.materialize(store, rows[0])
+
+    async def fetch(request: Request) -> Response:
+        try:
+            name, cipher, sig = await run_in_threadpool(
+                _fetch, request.path_params["device"], int(request.path_params["seq"])
+            )
+        except (WardError, ValueError) as exc:
+            return err(404, str(exc))
+        return Response(
+            cipher,
+            media_type="application/octet-stream",
+            headers={
+                SIG_HEADER: base64.b64encode(sig).decode(),
+                "Content-Disposition": f'attachment; filename="{name}"',
+            },
+        )
+
+    def _restore_list(dev: str) -> list[dict[str, Any]]:
+        return [
+            {"device": r["device"], "bundle_seq": r["bundle_seq"]} for r in hub.restore_list(session, dev)
+        ]
+
+    async def restore_list(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(
+                {"bundles": await run_in_threadpool(_restore_list, request.path_params["device"])}
+            )
+        except WardError as exc:
+            return err(404, str(exc))
+
+    async def restore_fetch(request: Request) -> Response:
+        p = request.path_params
+        try:
+            _name, cipher, sig = await run_in_threadpool(
+                hub.restore_bundle, session, p["device"], p["source"], int(p["seq"])
+            )
+        except (WardError, ValueError) as exc:
+            return err(404, str(exc))
+        return Response(
+            cipher,
+            media_type="application/octet-stream",
+            headers={SIG_HEADER: base64.b64encode(sig).decode()},
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/devices/{device}/restore", restore_list),
+            Route("/v1/devices/{device}/restore/{source}/{seq:int}", restore_fetch),
+            Route("/v1/ping", ping),
+            Route("/v1/devices/{device}/state", state),
+            Route("/v1/bundles/{name}", push, methods=["POST"]),
+            Route("/v1/devices/{device}/receipt", receipt),
+            Route("/v1/devices/{device}/outbox", list_outbox),
+            Route("/v1/devices/{device}/outbox/{seq:int}", fetch),
+        ]
+    )
+
+
+def serve(session: Session, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app(session), host=host, port=port, log_level="warning", timeout_keep_alive=5)

@@ -1,0 +1,233 @@
+"""Ward side of sync: export bundles, apply the hub's receipts and bundles, status.
+
+Nothing is ever discarded here: a bundle stays in the outbox (rebuildable
+from the database) until the hub's signed receipt covers its last event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wardcrf import devicekeys
+from wardcrf.errors import Refused, UsageError
+from wardcrf.site import Session
+from wardcrf.store import Store
+
+from . import bundle, engine, outbox, receipts, registry
+from .bundle import Signer
+
+
+@dataclass
+class ExportResult:
+    files: list[Path] = field(default_factory=list)
+    new_bundles: int = 0
+    events: int = 0
+
+
+def require_ward(session: Session) -> None:
+    if registry.own_site(session.store)[2] != "ward":
+        raise UsageError("this command runs on a ward laptop's data directory, not on a hub")
+
+
+def recipients(store: Store) -> list[str]:
+    hub = registry.require_hub(store)
+    return [hub["age_recipient"], *(r["age_recipient"] for r in registry.recipients(store))]
+
+
+def prepare(session: Session, *, limit: int = outbox.DEFAULT_LIMIT) -> list[dict[str, Any]]:
+    """Cut new events into bundles; returns every bundle not yet receipted."""
+    session.require("sync.export", what="export sync bundles")
+    require_ward(session)
+    if limit < 64 * 1024:
+        raise UsageError("bundle size limit must be at least 64 KiB")
+    hub = registry.require_hub(session.store)
+    outbox.plan(
+        session.store, hub["device"], recipients(session.store), limit=limit, protocol=session.protocol
+    )
+    return outbox.pending(session.store, hub["device"])
+
+
+def export(session: Session, to_dir: Path, *, limit: int = outbox.DEFAULT_LIMIT) -> ExportResult:
+    """Write all unreceipted bundles to `to_dir` (e.g. a USB stick), each file atomically."""
+    to_dir = Path(to_dir)
+    if not to_dir.is_dir():
+        raise UsageError(f"{to_dir} is not a directory (mount the USB stick or create the folder)")
+    before = session.store.scalar("SELECT count(*) FROM sync_outbox")
+    rows = prepare(session, limit=limit)
+    result = ExportResult(new_bundles=int(session.store.scalar("SELECT count(*) FROM sync_outbox") - before))
+    for row in rows:
+        name, cipher, sig = outbox.materialize(session.store, row)
+        # Signature first, bundle last: a final-named .tar.age always has its .minisig.
+        engine.atomic_write(to_dir / (name + ".minisig"), sig)
+        engine.atomic_write(to_dir / name, cipher)
+        result.files.append(to_dir / name)
+        result.events += row["last_seq"] - row["first_seq"] + 1
+    set_state(session.store, "last_export", json.dumps({"at": _now(), "files": len(result.files)}))
+    return result
+
+
+def _now() -> str:
+    from wardcrf.clock import iso_utc, now_utc
+
+    return iso_utc(now_utc())
+
+
+def set_state(store: Store, key: str, value: str) -> None:
+    store.execute(
+        "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
+        " value = excluded.value",
+        (key, value),
+    )
+
+
+def get_state(store: Store, key: str) -> str | None:
+    v = store.scalar("SELECT value FROM sync_state WHERE key = ?", (key,))
+    return None if v is None else str(v)
+
+
+def hub_signer(store: Store) -> Any:
+    hub = registry.require_hub(store)
+
+    def lookup(key_id: str) -> Signer | None:
+        if key_id != hub["key_id"]:
+            return None
+        return Signer(hub["device"], hub["site"], hub["sign_public"], hub["key_id"])
+
+    return lookup
+
+
+def apply_receipt(session: Session, data: bytes, sig: bytes) -> str:
+    session.require("sync.export", what="apply hub receipts")
+    require_ward(session)
+    hub = registry.require_hub(session.store)
+    body = receipts.verify(hub["sign_public"], data, sig)
+    if body.get("hub") != hub["device"]:
+        raise Refused(f"receipt is from hub {body.get('hub')}, this site trusts {hub['device']}")
+    return receipts.record(session.store, body)
+
+
+def apply_hub_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "hub bundle") -> engine.Outcome:
+    """Verify a hub -> ward bundle with the hub's registered key and apply it."""
+    session.require("sync.export", what="import hub bundles")
+    require_ward(session)
+    store = session.store
+    keys = devicekeys.load(store, session.ctx.device)
+    assert keys is not None
+
+    def verify(c: bytes, s: bytes) -> bundle.Verified:
+        return bundle.verify(c, s, hub_signer(store), [keys.age_identity], what)
+
+    v = verify(cipher, sig)
+    if v.manifest.get("to") not in (None, session.ctx.device):
+        raise Refused(f"{what} is addressed to device {v.manifest.get('to')}, not this laptop")
+    out = engine.accept(store, v, cipher, sig, session.site.data_dir / "sync", reverify=verify)
+    set_state(store, "last_hub_bundle", json.dumps({"at": _now(), "bundle_seq": v.bundle_seq}))
+    return out
+
+
+def import_file(session: Session, path: Path) -> str:
+    """`sync import FILE`: a hub bundle (.tar.age) or a receipt (.json), each with its .minisig."""
+    path = Path(path)
+    if path.name.endswith(".json"):
+        try:
+            data = path.read_bytes()
+            sig = path.with_name(path.name + ".minisig").read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+        return apply_receipt(session, data, sig)
+    from .hub import read_pair
+
+    cipher, sig = read_pair(path)
+    out = apply_hub_bundle(session, cipher, sig, path.name)
+    if not out.ok:
+        raise Refused(out.message)
+    return out.message
+
+
+def last_hub_bundle(store: Store) -> int:
+    hub = registry.hub(store)
+    if hub is None:
+        return 0
+    return engine.last_applied(store, hub["device"])[0]
+
+
+def status(session: Session) -> dict[str, Any]:
+    session.require("record.read", what="read sync status")
+    store = session.store
+    hub = registry.hub(store)
+    me = session.ctx.device
+    head = store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (me,)) or 0
+    rec = store.one(
+        "SELECT seq, received_at FROM sync_receipts WHERE device = ? ORDER BY id DESC LIMIT 1", (me,)
+    )
+    receipted = rec[0] if rec else 0
+    pending_events = head - receipted
+    pending_photos = 0
+    if pending_events:
+        lines = [
+            r[0]
+            for r in store.execute(
+                "SELECT line FROM events WHERE device = ? AND seq > ? AND line LIKE '%sha256%'",
+                (me, receipted),
+            )
+        ]
+        pending_photos = len(bundle.photo_refs(lines))
+    last_export = get_state(store, "last_export")
+    probe = get_state(store, "probe")
+    return {
+        "device": me,
+        "hub": hub["device"] if hub else None,
+        "hub_url": hub["url"] if hub else None,
+        "last_export": json.loads(last_export) if last_export else None,
+        "last_receipt": {"seq": rec[0], "at": rec[1]} if rec else None,
+        "events_pending": pending_events,
+        "photos_pending": pending_photos,
+        "bundles_unreceipted": len(outbox.pending(store, hub["device"])) if hub else 0,
+        "hub_bundles_applied": last_hub_bundle(store),
+        "hub_reachability": json.loads(probe) if probe else None,
+        "hub_notices": json.loads(get_state(store, "hub_notices") or "[]"),
+        "open_queries": [q for q in registry.queries(store) if q["status"] != "closed"],
+    }
+
+
+def apply_restored(
+    session: Session, cipher: bytes, sig: bytes, what: str = "restored bundle"
+) -> engine.Outcome:
+    """A device's original bundle relayed by the hub (replacement laptop): hub outer
+    signature, device inner signature checked against the registry from the hub's chain."""
+    session.require("sync.configure", what="restore site data from the hub")
+    require_ward(session)
+    store = session.store
+    keys = devicekeys.load(store, session.ctx.device)
+    assert keys is not None
+
+    def device_lookup(key_id: str) -> Signer | None:
+        row = store.one(
+            "SELECT device, site, sign_public, key_id FROM sync_devices WHERE key_id = ?", (key_id,)
+        )
+        return Signer(*row) if row else None
+
+    def verify(c: bytes, s: bytes) -> bundle.Verified:
+        return bundle.verify(c, s, device_lookup, [keys.age_identity], what, relay=hub_signer(store))
+
+    v = verify(cipher, sig)
+    if v.manifest["site"] != session.ctx.site:
+        raise Refused(f"{what} belongs to site {v.manifest['site']}, this laptop is {session.ctx.site}")
+    return engine.accept(store, v, cipher, sig, session.site.data_dir / "sync", reverify=verify)
+
+
+def sync_label(store: Store) -> str:
+    """What the dashboard shows: 'no hub', 'offline', 'syncing' or 'synced <time>'.
+
+    Read from the state the `SyncService` (TUI worker or `sync watch`) last wrote.
+    """
+    if registry.hub(store) is None:
+        return "no hub"
+    probe = get_state(store, "probe")
+    if not probe:
+        return "not synced yet"
+    p = json.loads(probe)
+    return f"synced {p['at']}" if p["state"] == "synced" else str(p["state"])

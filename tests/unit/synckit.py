@@ -1,0 +1,127 @@
+"""Helpers for the sync tests: wards and hubs on real files, wired together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wardcrf.sync import hub, registry
+from wardcrf.sync.cards import Card
+
+from wardcrf import users
+from wardcrf.site import Session, Site
+
+PASSWORD = "test-password-1"
+
+
+def make_ward(root: Path, name: str = "lap1", site: str = "WUH01") -> Site:
+    res = Site.init(root / name, site=site, device_name=name, admin="admin", password=PASSWORD)
+    return res.site
+
+
+def make_hub(root: Path) -> Site:
+    res = hub.init(root / "hub", admin="admin", password=PASSWORD)
+    s = res.site.unlock("admin", PASSWORD)
+    try:
+        users.add_user(s, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
+        users.add_user(s, "dsmg", "Dee Smg", "dsmg", PASSWORD)
+    finally:
+        s.close()
+    return res.site
+
+
+def open_(site: Site, user: str = "admin") -> Session:
+    return Site.open(site.data_dir).unlock(user, PASSWORD)
+
+
+def card_of(site: Site) -> Card:
+    s = open_(site)
+    try:
+        return registry.own_card(s.store)
+    finally:
+        s.close()
+
+
+def connect(ward: Site, hub_site: Site, url: str | None = None) -> None:
+    """Register the ward's card at the hub and make the ward trust the hub."""
+    wcard, hcard = card_of(ward), card_of(hub_site)
+    h = open_(hub_site)
+    try:
+        registry.register_device(h, wcard)
+    finally:
+        h.close()
+    w = open_(ward)
+    try:
+        registry.set_hub(w, hcard, url)
+    finally:
+        w.close()
+
+
+def add_notes(site: Site, n: int, text: str = "note") -> None:
+    s = open_(site)
+    try:
+        with s.store.transaction():
+            for i in range(n):
+                s.append(type="note.added", subject="site:WUH01", body={"text": f"{text} {i}"})
+    finally:
+        s.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class HubServer:
+    """`wardcrf hub serve` in a subprocess on loopback; stops by itself when the test ends."""
+
+    def __init__(self, hub_dir: Path) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": PASSWORD}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from wardcrf.cli import main; main()",
+                "hub",
+                "serve",
+                "--data-dir",
+                str(hub_dir),
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        import time
+
+        import httpx
+
+        for _ in range(200):  # bounded: 20 s
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub serve exited: {self.proc.stderr.read().decode()}")  # type: ignore[union-attr]
+            try:
+                httpx.get(self.url + "/v1/ping", timeout=0.5)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("hub serve did not answer within 20 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(timeout=10)

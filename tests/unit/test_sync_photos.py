@@ -1,0 +1,85 @@
+"""Photos travel with the events that reference them: ward -> hub -> replacement laptop."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from synckit import PASSWORD, card_of, connect, make_hub, make_ward, open_
+from test_sync_roundtrip import export, hub_import
+
+from wardcrf import records, users
+from wardcrf.evidence import reference
+from wardcrf.site import Site
+
+api = pytest.importorskip("wardcrf.photos.api", reason="photo store (wardcrf.photos.api) not in this build")
+if not hasattr(api, "read_original") or not hasattr(api, "store_original"):
+    pytest.skip("photo store lacks read_original/store_original", allow_module_level=True)
+
+
+def _png(seed: int) -> bytes:
+    from PIL import Image
+
+    img = Image.new("RGB", (64, 48), (seed * 40 % 256, 120, 200))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
+    from wardcrf.sync import bundle, hub, registry, restore
+
+    h = make_hub(tmp_path)
+    w = make_ward(tmp_path)
+    connect(w, h)
+    a = open_(w)
+    users.add_user(a, "clinician", "Cli Nician", "clinician", PASSWORD)
+    old_device = a.ctx.device
+    a.close()
+    c = open_(w, "clinician")
+    shas = []
+    try:
+        for i in range(2):
+            info = api.import_bytes(c, f"consent{i}.png", _png(i))
+            shas.append(info.sha256)
+        rec = records.submit(
+            c, "consent", {"photo": [reference(s) for s in shas]}, subject="participant:WUH01-001"
+        )
+    finally:
+        c.close()
+    files = export(w, tmp_path / "usb")
+    v = hub.verify(
+        open_(h).store, files[0].read_bytes(), files[0].with_name(files[0].name + ".minisig").read_bytes()
+    )
+    assert sorted(v.photos) == sorted(shas)
+    assert hub_import(h, files[0]).outcome.status == "applied"
+    hs = open_(h)
+    try:
+        for s in shas:
+            assert bundle.sha256(api.read_original(hs.store, s)) == s
+    finally:
+        hs.close()
+    # The laptop dies; its replacement gets events and photos back, verified.
+    res, card = restore.provision(
+        tmp_path / "new",
+        site="WUH01",
+        device_name="lap1b",
+        admin="admin",
+        password=PASSWORD,
+        hub_card=card_of(h),
+    )
+    hs = open_(h)
+    registry.register_device(hs, card, replaces=old_device)
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    hub.outbound_files(hs, card.device, stick, restore=True)
+    hs.close()
+    s = Site.open(res.site.data_dir).unlock("admin", PASSWORD)
+    try:
+        restore.complete(s, from_dir=stick)
+        assert records.load(s.store, rec.id).data["photo"] == [reference(x) for x in shas]
+        for x in shas:
+            assert bundle.sha256(api.read_original(s.store, x)) == x
+    finally:
+        s.close()
