@@ -94,7 +94,15 @@ def _print_summary(info: dict[str, Any]) -> None:
         nd = info["next_dose"]
         console.print(f"next: dose {nd['dose']} due {nd['due']} — {nd['state']}", highlight=False)
     for dv in info["deviations"]:
-        console.print(f"[yellow]deviation:[/] {dv['kind']} {dv['dose']} (due {dv['due']})", highlight=False)
+        if "dose" in dv:
+            console.print(
+                f"[yellow]deviation:[/] {dv['kind']} {dv['dose']} (due {dv['due']})", highlight=False
+            )
+        else:
+            failed = ", ".join(dv.get("failed") or [])
+            console.print(
+                f"[yellow]deviation:[/] {dv['kind']} (failed: {failed}; {dv['event']})", highlight=False
+            )
     for ae in info["open_aes"]:
         extra = " SERIOUS" if ae["serious"] else ""
         console.print(f"open AE {ae['event']}: {ae['term']} grade {ae['grade']}{extra}", highlight=False)

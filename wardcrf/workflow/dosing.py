@@ -103,6 +103,12 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     sched = ctx.protocol.schedule
     if not p.enrolled_on:
         raise Refused(f"{p.id} is not enrolled; a dose needs an enrolled participant")
+    if p.eligible is False and not ctx.amending:
+        raise Refused(
+            f"{p.id} no longer meets the eligibility criteria (failed: {', '.join(p.failed_criteria)}) "
+            f"since the screening {p.screening_event} was corrected; no further dose is given. "
+            "If the correction is wrong, amend the screening; otherwise the investigator records the deviation"
+        )
     given_by = v.get("given_by") or ctx.session.user
     user = users.get(ctx.store, given_by)
     if user is None or not user["active"]:

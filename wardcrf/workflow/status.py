@@ -26,7 +26,8 @@ def status_of(p: Participant, consent_ok: bool, doses_given: int, planned: int) 
     if not p.screening_event:
         return "consented"
     if not p.eligible:
-        return "screen failure"
+        # an amended screening can make an enrolled participant ineligible: say so, never hide it
+        return "enrolled, no longer eligible" if p.enrollment_event else "screen failure"
     if not p.enrollment_event:
         return "eligible, not enrolled"
     if doses_given == 0:
@@ -59,6 +60,14 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
                     "event": d["event_id"],
                 }
             )
+    if p.enrollment_event and p.eligible is False:
+        deviations.append(
+            {
+                "kind": "ineligible after enrollment",
+                "failed": p.failed_criteria,
+                "event": p.screening_event,
+            }
+        )
     next_dose = None
     hold = safety.hold(store)
     if p.enrolled_on and len(doses) < sched.doses:
@@ -67,7 +76,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
         due = dosing.due_time(enrolled, n, sched.time, sched.zone)
         win = timedelta(minutes=sched.window_minutes)
         local_now = at.astimezone(tz)
-        if hold:
+        if hold or p.eligible is False:
             state = "held"
         elif local_now < due - win:
             state = "upcoming"
