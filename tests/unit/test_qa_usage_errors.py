@@ -27,5 +27,5 @@ def test_help_and_version_still_exit_0(cli):
     assert cli("--version").code == 0
     r = cli("user", "--help")
     assert r.code == 0 and "deactivate" in r.out
-    r = cli("user")  # no_args_is_help
-    assert "deactivate" in r.output
+    r = cli("user")  # no_args_is_help: the help, and no empty error line
+    assert "deactivate" in r.out and "error" not in r.err

@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=argv, prog_name="wardcrf", standalone_mode=False)
     except typer.TyperException as exc:  # bad arguments: typer's click raises these
         message = " ".join(exc.format_message().split())
+        if not message:  # a group called without a command: its help is already printed
+            sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)
         where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         print(f"wardcrf: error: {message}{where}", file=sys.stderr)
