@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from .. import workflow
 from .common import DataDirOption, JsonOption, console, print_json, session
@@ -26,7 +26,8 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
         print_json(rows)
         return
     table = Table(
-        "id",
+        # a participant id must never be cut to "WUH…" on a narrow ward terminal
+        Column("id", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=2)),
         "status",
         "sex",
         "age",
@@ -128,7 +129,8 @@ def today(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     if not info["items"]:
         console.print("Nothing due.")
         return
-    table = Table("participant", "what", "due", "state")
+    width = max((len(i["participant"] or "") for i in info["items"]), default=11)
+    table = Table(Column("participant", no_wrap=True, min_width=width), "what", "due", "state")
     for i in info["items"]:
         table.add_row(i["participant"], i["what"], (i["due"] or "")[:16].replace("T", " "), i["state"])
     console.print(table)
