@@ -93,17 +93,15 @@ def _print_summary(info: dict[str, Any]) -> None:
         )
     if info["next_dose"]:
         nd = info["next_dose"]
-        console.print(f"next: dose {nd['dose']} due {nd['due']} — {nd['state']}", highlight=False)
+        why = f" ({nd['hold']})" if nd.get("hold") else ""
+        console.print(f"next: dose {nd['dose']} due {nd['due']} — {nd['state']}{why}", highlight=False)
     for dv in info["deviations"]:
         if "dose" in dv:
             console.print(
                 f"[yellow]deviation:[/] {dv['kind']} {dv['dose']} (due {dv['due']})", highlight=False
             )
         else:
-            failed = ", ".join(dv.get("failed") or [])
-            console.print(
-                f"[yellow]deviation:[/] {dv['kind']} (failed: {failed}; {dv['event']})", highlight=False
-            )
+            console.print(f"[yellow]deviation:[/] {dv['kind']} ({dv['detail']})", highlight=False)
     for ae in info["open_aes"]:
         extra = " SERIOUS" if ae["serious"] else ""
         console.print(f"open AE {ae['event']}: {ae['term']} grade {ae['grade']}{extra}", highlight=False)
@@ -132,7 +130,8 @@ def today(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     width = max((len(i["participant"] or "") for i in info["items"]), default=11)
     table = Table(Column("participant", no_wrap=True, min_width=width), "what", "due", "state")
     for i in info["items"]:
-        table.add_row(i["participant"], i["what"], (i["due"] or "")[:16].replace("T", " "), i["state"])
+        state = f"{i['state']}: {i['hold']}" if i.get("hold") else i["state"]
+        table.add_row(i["participant"], i["what"], (i["due"] or "")[:16].replace("T", " "), state)
     console.print(table)
 
 
