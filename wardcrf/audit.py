@@ -96,6 +96,13 @@ class TrailEntry:
         return self.__dict__.copy()
 
 
+def _shown(v: Any) -> str:
+    """A stored value as a reader of the trail says it: `37.1 C`, not `{"unit": "C", "value": 37.1}`."""
+    if isinstance(v, dict) and set(v) == {"value", "unit"}:
+        return f"{json.dumps(v['value'], ensure_ascii=False)} {v['unit']}"
+    return json.dumps(v, ensure_ascii=False)
+
+
 def _summary(e: eventlog.Event) -> tuple[str, list[dict[str, Any]]]:
     b = e.body
     if e.type == "record.amended":
@@ -105,7 +112,7 @@ def _summary(e: eventlog.Event) -> tuple[str, list[dict[str, Any]]]:
         return f"amended {b.get('form')} record {e.amends}", changes
     if e.type == "record.submitted":
         data = b.get("data") or {}
-        shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in list(data.items())[:6])
+        shown = ", ".join(f"{k}={_shown(v)}" for k, v in list(data.items())[:6])
         more = " …" if len(data) > 6 else ""
         return f"{b.get('form')}: {shown}{more}", []
     if e.type == "signature.applied":
