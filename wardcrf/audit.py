@@ -9,9 +9,9 @@ log as people read it: who, when, what, old -> new, why.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from . import eventlog
