@@ -80,7 +80,7 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         elif user["role"] not in rules.doctor_roles:
             ctx.problem(
                 key,
-                f"{name} is a {user['role']}; witnesses are study doctors ({', '.join(rules.doctor_roles)})",
+                f"{name} has the role {user['role']}; witnesses are study doctors ({', '.join(rules.doctor_roles)})",
             )
         elif name in seen:
             ctx.problem(
