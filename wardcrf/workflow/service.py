@@ -246,11 +246,7 @@ def amend(
 
 
 def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: str, confirm: bool) -> Event:
-    rec = records.load(session.store, event_id)
-    if rec is None:
-        if get(session.store, event_id) is not None:
-            raise Refused(f"event {event_id} is not a record that can be amended")
-        raise Refused(f"unknown event {event_id}")
+    rec = records.load_for_amendment(session.store, event_id)
     original = get(session.store, event_id)
     assert original is not None
     proto = protocols.version(session.store, original.protocol)
