@@ -58,7 +58,16 @@ class Participant:
 
 
 def get_participant(store: Store, pid: str) -> Participant | None:
-    rows = store.rows("SELECT * FROM participants WHERE id = ?", (pid,))
+    """The participant with this id, also as typed in a hurry (" wuh01-001"); callers use `p.id` after.
+
+    Ids are allocated as SITE-NNN; the site code is matched as stored first,
+    then in upper case, so a lower-case or padded id finds the same person and
+    never a different one.
+    """
+    typed = pid.strip()
+    rows = store.rows("SELECT * FROM participants WHERE id = ?", (typed,))
+    if not rows and typed != typed.upper():
+        rows = store.rows("SELECT * FROM participants WHERE id = ?", (typed.upper(),))
     if not rows:
         return None
     r = rows[0]

@@ -42,6 +42,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     p = get_participant(store, pid)
     if p is None:
         raise Refused(f"unknown participant {pid} (see `wardcrf participant list`)")
+    pid = p.id  # as stored, whatever case or padding was typed
     proto = protocols.active(store)
     sched = proto.schedule
     at = at or now()
