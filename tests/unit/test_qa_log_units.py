@@ -28,4 +28,3 @@ def test_log_since_that_is_not_a_time_is_refused_not_an_empty_trail(cli):
     assert r.code == 2
     assert "--since 'yesterday' is not a UTC date or time" in r.err
     assert r.out == ""
-
