@@ -109,6 +109,8 @@ class RuleContext:
     problems: dict[str, str] = field(default_factory=dict)
     amending: str | None = None  # the record's event id when this is an amendment
     password_for: PasswordFor | None = None
+    # The person confirmed, with a reason, something a rule asks to be confirmed (--confirm --reason).
+    confirmed: bool = False
     # Set by the rule for its `after` step (e.g. who signs a consent).
     carry: dict[str, Any] = field(default_factory=dict)
 

@@ -114,7 +114,16 @@ def _prepare(
         resolve_photo=_resolver(session) if store_photos else _looker(session),
     )
     checked = check(definition, raw, vctx, confirm=confirm, reason=reason)
-    rctx = RuleContext(session, proto, form, p, moment, problems=checked.problems, password_for=password_for)
+    rctx = RuleContext(
+        session,
+        proto,
+        form,
+        p,
+        moment,
+        problems=checked.problems,
+        password_for=password_for,
+        confirmed=confirm and _clean(reason) is not None,
+    )
     computed: dict[str, Any] = {}
     if rule.check and (p is not None or new_pid is not None or not rule.participant):
         computed = rule.check(rctx, dict(checked.values)) or {}
