@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from . import eventlog
+from .errors import UsageError
 from .site import Session
 from .store import Store
 
@@ -96,6 +98,13 @@ class TrailEntry:
         return self.__dict__.copy()
 
 
+def shown_value(v: Any) -> str:
+    """A stored value as a reader of the trail says it: `37.1 C`, not `{"unit": "C", "value": 37.1}`."""
+    if isinstance(v, dict) and set(v) == {"value", "unit"}:
+        return f"{json.dumps(v['value'], ensure_ascii=False)} {v['unit']}"
+    return json.dumps(v, ensure_ascii=False)
+
+
 def _summary(e: eventlog.Event) -> tuple[str, list[dict[str, Any]]]:
     b = e.body
     if e.type == "record.amended":
@@ -105,13 +114,37 @@ def _summary(e: eventlog.Event) -> tuple[str, list[dict[str, Any]]]:
         return f"amended {b.get('form')} record {e.amends}", changes
     if e.type == "record.submitted":
         data = b.get("data") or {}
-        shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in list(data.items())[:6])
+        shown = ", ".join(f"{k}={shown_value(v)}" for k, v in list(data.items())[:6])
         more = " …" if len(data) > 6 else ""
         return f"{b.get('form')}: {shown}{more}", []
     if e.type == "signature.applied":
         return f"signed {b['target']} as {b['meaning']} ({b['full_name']})", []
     keys = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in list(b.items())[:5])
     return keys, []
+
+
+def _utc_bound(option: str, value: str | None) -> str | None:
+    """A --since/--until bound as the stored UTC form; anything else is refused, never matched as text.
+
+    (Compared as text, "yesterday" is later than every timestamp: the trail
+    would come back empty and an auditor could believe nothing happened.)
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{option} {value!r} is not a UTC date or time (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], e.g. 2026-11-25)"
+        ) from None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return (
+        when.isoformat(timespec="milliseconds") + "Z"
+        if "T" in text or " " in text
+        else when.date().isoformat()
+    )
 
 
 def trail(
@@ -125,6 +158,7 @@ def trail(
     limit: int | None = None,
 ) -> Iterator[TrailEntry]:
     session.require("audit.read", what="read the audit trail")
+    since, until = _utc_bound("--since", since), _utc_bound("--until", until)
     where, params = [], []
     if subject:
         where.append("(subject = ? OR subject LIKE ?)")

@@ -107,6 +107,12 @@ def backup(session: Session, to_dir: Path) -> BackupResult:
 
 
 def _read_backup(path: Path, into: Path) -> None:
+    if path.is_dir():
+        # the admin on a new laptop often names the USB stick's folder, not the file in it
+        found = sorted(p.name for p in path.glob("*.wardbackup"))
+        if found:
+            raise UsageError(f"{path} is a folder; name the backup file in it: {', '.join(found)}")
+        raise UsageError(f"{path} is a folder with no .wardbackup file; name a backup file")
     try:
         with tarfile.open(path, "r:") as tar:
             names = tar.getnames()

@@ -249,15 +249,28 @@ def _number(value: Any) -> float:
     if isinstance(value, int | float):
         x = float(value)
     elif isinstance(value, str):
+        text = value.strip()
+        if "_" in text:  # float() reads "3_7" as 37: a typo, never a number someone meant
+            raise _Bad(f"{text!r} is not a number")
         try:
-            x = float(value.strip())
+            x = float(text)
         except ValueError:
-            raise _Bad(f"{value.strip()!r} is not a number") from None
+            raise _Bad(_not_a_number(text)) from None
     else:
         raise _Bad(f"{value!r} is not a number")
     if math.isnan(x) or math.isinf(x):
         raise _Bad(f"{value!r} is not a finite number")
     return x
+
+
+def _not_a_number(text: str) -> str:
+    """Say what was typed wrong in the ways tired people type numbers: 37,5 and 37.5C."""
+    if re.fullmatch(r"[+-]?\d+,\d+", text):
+        return f"{text!r} is not a number: use a dot for decimals ({text.replace(',', '.')})"
+    m = re.fullmatch(r"([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*([^\d\s.,]\S*)", text, re.IGNORECASE)
+    if m:
+        return f"{text!r} is not a number: type the number only ({m.group(1)}); the unit is set by the form"
+    return f"{text!r} is not a number"
 
 
 def _integer(value: Any) -> int:

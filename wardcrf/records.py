@@ -94,6 +94,21 @@ def load(store: Store, event_id: str) -> RecordState | None:
     return RecordState.from_row(rows[0]) if rows else None
 
 
+def load_for_amendment(store: Store, event_id: str) -> RecordState:
+    """The record an amendment corrects, or a refusal that says which event to name instead."""
+    rec = load(store, event_id)
+    if rec is not None:
+        return rec
+    event = get(store, event_id)
+    if event is None:
+        raise Refused(f"unknown event {event_id} (see `wardcrf log`)")
+    if event.type == "record.amended" and event.amends:
+        raise Refused(
+            f"event {event_id} is an amendment of {event.amends}; amend the original record {event.amends}"
+        )
+    raise Refused(f"event {event_id} is a {event.type} event, not a form record; only records can be amended")
+
+
 def for_subject(store: Store, subject: str, form: str | None = None) -> list[RecordState]:
     sql = "SELECT * FROM records WHERE subject = ?"
     params: list[Any] = [subject]
@@ -134,11 +149,7 @@ def amend(
     """Correct fields of a record: old and new value per field, with a reason."""
     if not reason or not reason.strip():
         raise UsageError("an amendment needs a reason (--reason): what was wrong and why it changes")
-    rec = load(session.store, event_id)
-    if rec is None:
-        if get(session.store, event_id) is not None:
-            raise Refused(f"event {event_id} is not a record that can be amended")
-        raise Refused(f"unknown event {event_id}")
+    rec = load_for_amendment(session.store, event_id)
     delta = {}
     for field, new in changes.items():
         old = rec.data.get(field)

@@ -177,6 +177,11 @@ class Site:
     @classmethod
     def open(cls, data_dir: Path) -> Site:
         data_dir = Path(data_dir)
+        if data_dir.exists() and not data_dir.is_dir():
+            raise UsageError(
+                f"{data_dir} is a file, not a data directory; pass the folder that holds wardcrf.db"
+                " (--data-dir or WARDCRF_DATA_DIR)"
+            )
         if not data_dir.is_dir():
             raise UsageError(
                 f"data directory {data_dir} does not exist (run `wardcrf init` or pass --data-dir)"

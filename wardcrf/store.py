@@ -16,16 +16,40 @@ import contextlib
 import errno
 import os
 import re
+import sys
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import sqlcipher3
-import sqlite_utils
 
 from .clock import iso_utc, now_utc
 from .errors import StoreError, UsageError
+
+
+def _import_sqlite_utils() -> Any:
+    """sqlite_utils without numpy and pandas.
+
+    sqlite_utils imports numpy and pandas at import time when they are
+    installed (the report extras install numpy), only to map their scalar
+    types; wardcrf never stores numpy values. Importing numpy costs ~0.1-0.2 s
+    on every command and on the TUI's start-up, so it is hidden while
+    sqlite_utils loads and left importable for the reports afterwards.
+    """
+    hidden = [name for name in ("numpy", "pandas") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` raise ImportError
+    try:
+        import sqlite_utils as module
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+    return module
+
+
+sqlite_utils = _import_sqlite_utils()
+
 
 DB_FILENAME = "wardcrf.db"
 # How long a second process waits for a write lock before saying "locked".

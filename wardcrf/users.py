@@ -44,17 +44,27 @@ def record_user_added(
     ).event
 
 
-def add_user(session: Session, username: str, full_name: str, role: str, password: str) -> Event:
-    """Create a user with a role and a key slot for their password."""
+def check_new_user(session: Session, username: str, role: str) -> str:
+    """Everything about a new user except the password; returns the clean name.
+
+    Called before a password is asked for, so nobody types a password twice
+    only to learn that the role is misspelt or they may not add users.
+    """
     session.require("user.manage", what="add users")
     username = _check_name("user name", username)
     roles.check_role(role)
-    full_name = full_name.strip() or username
-    check_password_rules(password)
     if get(session.store, username) is not None or session.site.slots.has_user(username):
         raise Refused(
             f"user name {username} is already taken (names are never reused, even after deactivation)"
         )
+    return username
+
+
+def add_user(session: Session, username: str, full_name: str, role: str, password: str) -> Event:
+    """Create a user with a role and a key slot for their password."""
+    username = check_new_user(session, username, role)
+    full_name = full_name.strip() or username
+    check_password_rules(password)
     with session.store.transaction():
         event = record_user_added(session.store, session.ctx, session.author, username, full_name, role)
         # The slot is written inside the transaction: if saving it fails, the
@@ -64,8 +74,8 @@ def add_user(session: Session, username: str, full_name: str, role: str, passwor
     return event
 
 
-def change_password(session: Session, username: str, new_password: str) -> Event:
-    """Rewrap one slot under a new password. The data is not re-encrypted."""
+def check_password_change(session: Session, username: str) -> None:
+    """May this session change `username`'s password? (Asked before the new password is typed.)"""
     if username != session.user:
         session.require("user.manage", what="change another user's password")
     else:
@@ -73,6 +83,11 @@ def change_password(session: Session, username: str, new_password: str) -> Event
     user = get(session.store, username)
     if user is None or not user["active"]:
         raise Refused(f"{username} is not an active user")
+
+
+def change_password(session: Session, username: str, new_password: str) -> Event:
+    """Rewrap one slot under a new password. The data is not re-encrypted."""
+    check_password_change(session, username)
     check_password_rules(new_password)
     with session.store.transaction():
         event = session.append(

@@ -85,7 +85,19 @@ sync_cmds.register(app, audit_cmds.app)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn user-facing failures into one line."""
     try:
-        app(args=argv, prog_name="wardcrf")
+        # Not click's standalone mode: its usage errors are a multi-line panel; ours are one line.
+        code = app(args=argv, prog_name="wardcrf", standalone_mode=False)
+    except typer.TyperException as exc:  # bad arguments: typer's click raises these
+        message = " ".join(exc.format_message().split())
+        if not message:  # a group called without a command: its help is already printed
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"wardcrf: error: {message}{where}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # Ctrl-C or Ctrl-D at a prompt
+        print("wardcrf: interrupted; nothing was saved by the interrupted step", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except WardError as exc:
         print(f"wardcrf: error: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -110,3 +122,6 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_INTERNAL)
+    sys.exit(
+        code if isinstance(code, int) else 0
+    )  # as click's standalone mode did: callers expect SystemExit

@@ -58,7 +58,9 @@ def log(
         return
     table = Table("when (local)", "who", "what", "change", "why", show_lines=False)
     for e in entries:
-        change = "\n".join(f"{c['field']}: {c['old']!r} → {c['new']!r}" for c in e.changes)
+        change = "\n".join(
+            f"{c['field']}: {audit.shown_value(c['old'])} → {audit.shown_value(c['new'])}" for c in e.changes
+        )
         who = f"{e.user or '—'} ({e.role})" if e.role else (e.user or "—")
         table.add_row(e.local_time, who, f"{e.type} {e.subject or ''}\n{e.summary}", change, e.reason or "")
     console.print(table)

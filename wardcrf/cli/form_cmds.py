@@ -109,7 +109,10 @@ def show(
         if f.get("multiple"):
             choices += " (several, comma-separated)"
         if "default" in f:
-            choices = (choices + f"; default {f['default']}").lstrip("; ")
+            default = f["default"]
+            if isinstance(default, bool):  # typed as yes/no, so shown as yes/no
+                default = "yes" if default else "no"
+            choices = (choices + f"; default {default}").lstrip("; ")
         kind = f["type"] + (" (computed)" if f.get("computed") else "")
         table.add_row(
             f["name"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from .. import workflow
 from .common import DataDirOption, JsonOption, console, print_json, session
@@ -26,7 +26,8 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
         print_json(rows)
         return
     table = Table(
-        "id",
+        # a participant id must never be cut to "WUH…" on a narrow ward terminal
+        Column("id", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=2)),
         "status",
         "sex",
         "age",
@@ -92,9 +93,15 @@ def _print_summary(info: dict[str, Any]) -> None:
         )
     if info["next_dose"]:
         nd = info["next_dose"]
-        console.print(f"next: dose {nd['dose']} due {nd['due']} — {nd['state']}", highlight=False)
+        why = f" ({nd['hold']})" if nd.get("hold") else ""
+        console.print(f"next: dose {nd['dose']} due {nd['due']} — {nd['state']}{why}", highlight=False)
     for dv in info["deviations"]:
-        console.print(f"[yellow]deviation:[/] {dv['kind']} {dv['dose']} (due {dv['due']})", highlight=False)
+        if "dose" in dv:
+            console.print(
+                f"[yellow]deviation:[/] {dv['kind']} {dv['dose']} (due {dv['due']})", highlight=False
+            )
+        else:
+            console.print(f"[yellow]deviation:[/] {dv['kind']} ({dv['detail']})", highlight=False)
     for ae in info["open_aes"]:
         extra = " SERIOUS" if ae["serious"] else ""
         console.print(f"open AE {ae['event']}: {ae['term']} grade {ae['grade']}{extra}", highlight=False)
@@ -120,9 +127,11 @@ def today(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     if not info["items"]:
         console.print("Nothing due.")
         return
-    table = Table("participant", "what", "due", "state")
+    width = max((len(i["participant"] or "") for i in info["items"]), default=11)
+    table = Table(Column("participant", no_wrap=True, min_width=width), "what", "due", "state")
     for i in info["items"]:
-        table.add_row(i["participant"], i["what"], (i["due"] or "")[:16].replace("T", " "), i["state"])
+        state = f"{i['state']}: {i['hold']}" if i.get("hold") else i["state"]
+        table.add_row(i["participant"], i["what"], (i["due"] or "")[:16].replace("T", " "), state)
     console.print(table)
 
 

@@ -23,6 +23,7 @@ def add(
 ) -> None:
     """Add a user with a role (admin only). Password from WARDCRF_NEW_PASSWORD or prompt."""
     with session(data_dir) as s:
+        users.check_new_user(s, name, role)
         password = ask_new_password(who=f"user {name}")
         event = users.add_user(s, name, full_name or name, role, password)
         console.print(f"Added {name} ({role}) — event {event.id}")
@@ -51,6 +52,7 @@ def passwd(
     """Change a password. Rewraps one key slot; the data is not re-encrypted."""
     with session(data_dir) as s:
         target = name or s.user
+        users.check_password_change(s, target)
         password = ask_new_password(who=f"user {target}")
         users.change_password(s, target, password)
         console.print(f"Password of {target} changed.")

@@ -58,7 +58,16 @@ class Participant:
 
 
 def get_participant(store: Store, pid: str) -> Participant | None:
-    rows = store.rows("SELECT * FROM participants WHERE id = ?", (pid,))
+    """The participant with this id, also as typed in a hurry (" wuh01-001"); callers use `p.id` after.
+
+    Ids are allocated as SITE-NNN; the site code is matched as stored first,
+    then in upper case, so a lower-case or padded id finds the same person and
+    never a different one.
+    """
+    typed = pid.strip()
+    rows = store.rows("SELECT * FROM participants WHERE id = ?", (typed,))
+    if not rows and typed != typed.upper():
+        rows = store.rows("SELECT * FROM participants WHERE id = ?", (typed.upper(),))
     if not rows:
         return None
     r = rows[0]
@@ -100,6 +109,8 @@ class RuleContext:
     problems: dict[str, str] = field(default_factory=dict)
     amending: str | None = None  # the record's event id when this is an amendment
     password_for: PasswordFor | None = None
+    # The person confirmed, with a reason, something a rule asks to be confirmed (--confirm --reason).
+    confirmed: bool = False
     # Set by the rule for its `after` step (e.g. who signs a consent).
     carry: dict[str, Any] = field(default_factory=dict)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .. import users
+from .. import roles, users
 from ..clock import zone
 from ..errors import Refused
 from ..forms import plain
@@ -103,10 +103,20 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     sched = ctx.protocol.schedule
     if not p.enrolled_on:
         raise Refused(f"{p.id} is not enrolled; a dose needs an enrolled participant")
+    if p.eligible is False and not ctx.amending:
+        raise Refused(
+            f"{p.id} no longer meets the eligibility criteria (failed: {', '.join(p.failed_criteria)}) "
+            f"since the screening {p.screening_event} was corrected; no further dose is given. "
+            "If the correction is wrong, amend the screening; otherwise the investigator records the deviation"
+        )
     given_by = v.get("given_by") or ctx.session.user
     user = users.get(ctx.store, given_by)
     if user is None or not user["active"]:
         ctx.problem("given_by", f"{given_by} is not an active user of this site")
+    elif not roles.allowed(user["role"], "dose.record"):
+        # the person named as giving the inhalation must be someone who may give it
+        allowed = ", ".join(r for r in roles.ROLES if roles.allowed(r, "dose.record"))
+        ctx.problem("given_by", f"{given_by} has the role {user['role']}; doses are given by: {allowed}")
     v["given_by"] = given_by
     if (v.get("interruptions") or 0) > 0 and not v.get("interruption_note"):
         ctx.problem("interruption_note", "required when the inhalation was interrupted: what happened")

@@ -18,7 +18,7 @@ The order is the law of the ward (Part 11 §11.10(f) operational sequencing):
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from .. import users
@@ -80,7 +80,7 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         elif user["role"] not in rules.doctor_roles:
             ctx.problem(
                 key,
-                f"{name} is a {user['role']}; witnesses are study doctors ({', '.join(rules.doctor_roles)})",
+                f"{name} has the role {user['role']}; witnesses are study doctors ({', '.join(rules.doctor_roles)})",
             )
         elif name in seen:
             ctx.problem(
@@ -97,12 +97,45 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         for key in ("witness_1", "witness_2"):
             if v.get(key) != before.get(key):
                 ctx.problem(key, "witnesses signed the original consent; record a new consent instead")
+        if v.get("time"):
+            _consent_still_first(ctx, ctx.local(v["time"]))
         return {}
     if not ctx.problems:
         if ctx.password_for is None:
             raise Refused("consent needs the e-signatures of the consenting doctor and both witnesses")
         ctx.carry["signers"] = [(n, m, ctx.password_for(n)) for n, m in signers]
     return {}
+
+
+def _consent_still_first(ctx: RuleContext, new_time: datetime) -> None:
+    """A corrected consent time may not follow a trial procedure already recorded (§11.10(f)).
+
+    The participant's earliest consent after the correction is compared with
+    the screening and enrollment dates and every skin test and dose time.
+    """
+    p = ctx.participant
+    assert p is not None
+    others = [ctx.local(c["time"]) for c in records_of(ctx.store, p.id, "consent", exclude=ctx.amending)]
+    first = min([new_time, *others])
+    procedures: list[tuple[datetime | date, str]] = []
+    if p.screening_date:
+        procedures.append((date.fromisoformat(p.screening_date), "the screening"))
+    if p.enrolled_on:
+        procedures.append((date.fromisoformat(p.enrolled_on), "the enrollment"))
+    for form, key, label in (("skin_test", "time", "the skin test"), ("dose", "start", "dose")):
+        for r in records_of(ctx.store, p.id, form):
+            if r.get(key):
+                procedures.append((ctx.local(r[key]), f"{label} {r['_event']}"))
+    for when, what in procedures:
+        late = first.date() > when if not isinstance(when, datetime) else first > when
+        if late:
+            shown = when.isoformat(timespec="minutes") if isinstance(when, datetime) else when.isoformat()
+            ctx.problem(
+                "time",
+                f"{first.isoformat(timespec='minutes')} is after {what} ({shown}); "
+                "consent precedes every trial procedure",
+            )
+            return
 
 
 def sign_consent(ctx: RuleContext, event: Event) -> None:

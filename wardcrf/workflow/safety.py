@@ -184,6 +184,18 @@ def check_ae(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         "SELECT 1 FROM doses WHERE participant = ? AND dose_number = ?", (p.id, dose)
     ):
         ctx.problem("dose", f"dose {dose} has not been recorded for {p.id}")
+    if ctx.amending is None and onset and v.get("term") and not ctx.confirmed:
+        # the same event submitted twice (Enter pressed twice in gloves) would be reported twice
+        same = ctx.store.one(
+            "SELECT event_id FROM adverse_events WHERE participant = ? AND onset = ? AND lower(trim(term)) = ?",
+            (p.id, onset.isoformat(), str(v["term"]).strip().lower()),
+        )
+        if same:
+            ctx.problem(
+                "term",
+                f"{p.id} already has an adverse event '{v['term']}' with onset {onset} ({same[0]}); "
+                "if this is a separate event, confirm it (--confirm) with a reason (--reason)",
+            )
     if serious and known:
         fatal = death or bool(v.get("life_threatening"))
         return {"report_due": report_due(known, fatal).isoformat()}

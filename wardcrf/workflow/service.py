@@ -114,7 +114,16 @@ def _prepare(
         resolve_photo=_resolver(session) if store_photos else _looker(session),
     )
     checked = check(definition, raw, vctx, confirm=confirm, reason=reason)
-    rctx = RuleContext(session, proto, form, p, moment, problems=checked.problems, password_for=password_for)
+    rctx = RuleContext(
+        session,
+        proto,
+        form,
+        p,
+        moment,
+        problems=checked.problems,
+        password_for=password_for,
+        confirmed=confirm and _clean(reason) is not None,
+    )
     computed: dict[str, Any] = {}
     if rule.check and (p is not None or new_pid is not None or not rule.participant):
         computed = rule.check(rctx, dict(checked.values)) or {}
@@ -246,11 +255,7 @@ def amend(
 
 
 def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: str, confirm: bool) -> Event:
-    rec = records.load(session.store, event_id)
-    if rec is None:
-        if get(session.store, event_id) is not None:
-            raise Refused(f"event {event_id} is not a record that can be amended")
-        raise Refused(f"unknown event {event_id}")
+    rec = records.load_for_amendment(session.store, event_id)
     original = get(session.store, event_id)
     assert original is not None
     proto = protocols.version(session.store, original.protocol)

@@ -26,7 +26,8 @@ def status_of(p: Participant, consent_ok: bool, doses_given: int, planned: int) 
     if not p.screening_event:
         return "consented"
     if not p.eligible:
-        return "screen failure"
+        # an amended screening can make an enrolled participant ineligible: say so, never hide it
+        return "enrolled, no longer eligible" if p.enrollment_event else "screen failure"
     if not p.enrollment_event:
         return "eligible, not enrolled"
     if doses_given == 0:
@@ -41,6 +42,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     p = get_participant(store, pid)
     if p is None:
         raise Refused(f"unknown participant {pid} (see `wardcrf participant list`)")
+    pid = p.id  # as stored, whatever case or padding was typed
     proto = protocols.active(store)
     sched = proto.schedule
     at = at or now()
@@ -59,15 +61,36 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
                     "event": d["event_id"],
                 }
             )
+    # Why the next dose cannot be given now: the same rules `dosing.check_dose` refuses by.
+    holds: list[str] = []
+    if p.enrollment_event and p.eligible is False:
+        deviations.append(
+            {
+                "kind": "ineligible after enrollment",
+                "failed": p.failed_criteria,
+                "detail": f"failed: {', '.join(p.failed_criteria)}; {p.screening_event}",
+                "event": p.screening_event,
+            }
+        )
+        holds.append(f"no longer eligible: {', '.join(p.failed_criteria)}")
+    positive = [t["_event"] for t in records_of(store, pid, "skin_test") if t.get("result") == "positive"]
+    if positive:
+        holds.append(f"positive skin test {positive[0]}")
+        if doses:
+            deviations.append(
+                {"kind": "dosed after a positive skin test", "detail": positive[0], "event": positive[0]}
+            )
     next_dose = None
     hold = safety.hold(store)
+    if hold:
+        holds.insert(0, "DSMG hold")
     if p.enrolled_on and len(doses) < sched.doses:
         enrolled = date.fromisoformat(p.enrolled_on)
         n = len(doses) + 1
         due = dosing.due_time(enrolled, n, sched.time, sched.zone)
         win = timedelta(minutes=sched.window_minutes)
         local_now = at.astimezone(tz)
-        if hold:
+        if holds:
             state = "held"
         elif local_now < due - win:
             state = "upcoming"
@@ -84,6 +107,8 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
             ],
             "state": state,
         }
+        if holds:
+            next_dose["hold"] = "; ".join(holds)
         for m in range(n, sched.doses + 1):
             due_m = dosing.due_time(enrolled, m, sched.time, sched.zone)
             if local_now > due_m + win:
@@ -212,6 +237,7 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
                     "what": f"dose {nd['dose']}",
                     "due": nd["due"],
                     "state": nd["state"],
+                    **({"hold": nd["hold"]} if nd.get("hold") else {}),
                 }
             )
             pre = [
