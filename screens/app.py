@@ -8,6 +8,7 @@ call domain services through it and never touch the database themselves.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -66,6 +67,7 @@ class WardApp(App[None]):
         self.initial_user = user
         self.locked = False
         self._idle: Timer | None = None
+        self._last_input = time.monotonic()
         self._start_language = language
         self._high_contrast = high_contrast
         i18n.set_language(language or "en")
@@ -106,13 +108,22 @@ class WardApp(App[None]):
 
     # -- idle lock -------------------------------------------------------------------
     def _start_idle_timer(self) -> None:
-        if self._idle is not None:
-            self._idle.stop()
-        self._idle = self.set_timer(self.lock_after, self.action_lock)
+        # A repeating check against the time of the last input, rather than
+        # a one-shot timer reset on each key: `Timer.reset` only restarts at
+        # the end of the running interval, which could let the screen stay
+        # open up to twice the configured time.
+        self._last_input = time.monotonic()
+        if self._idle is None:
+            self._idle = self.set_interval(min(1.0, self.lock_after / 4), self._check_idle)
+
+    def _check_idle(self) -> None:
+        if self.ward is not None and not self.locked:
+            if time.monotonic() - self._last_input >= self.lock_after:
+                self.action_lock()
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key | events.MouseDown) and self._idle is not None:
-            self._idle.reset()
+        if isinstance(event, events.Key | events.MouseDown):
+            self._last_input = time.monotonic()
         await super().on_event(event)
 
     def action_lock(self) -> None:
@@ -122,8 +133,6 @@ class WardApp(App[None]):
         from .lock import LockScreen
 
         self.locked = True
-        if self._idle is not None:
-            self._idle.stop()
         self.push_screen(LockScreen(self.ward, self.ward.local_now()), self._unlocked)
 
     def _unlocked(self, ward: Ward | None) -> None:
