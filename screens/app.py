@@ -117,9 +117,9 @@ class WardApp(App[None]):
             self._idle = self.set_interval(min(1.0, self.lock_after / 4), self._check_idle)
 
     def _check_idle(self) -> None:
-        if self.ward is not None and not self.locked:
-            if time.monotonic() - self._last_input >= self.lock_after:
-                self.action_lock()
+        idle = time.monotonic() - self._last_input
+        if self.ward is not None and not self.locked and idle >= self.lock_after:
+            self.action_lock()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
@@ -228,9 +228,7 @@ class WardApp(App[None]):
                 t("palette.language_help"),
                 lambda lang=lang: self.switch_language(lang),
             )
-        yield SystemCommand(
-            t("palette.contrast"), t("palette.contrast_help"), self.action_toggle_contrast
-        )
+        yield SystemCommand(t("palette.contrast"), t("palette.contrast_help"), self.action_toggle_contrast)
         yield SystemCommand(t("palette.quit"), t("palette.quit_help"), self.exit)
 
     def on_unmount(self) -> None:

@@ -58,11 +58,7 @@ def trail_filters(values: dict[str, str], zone_name: str) -> dict[str, str | Non
         "until": None,
     }
     if until:
-        day_after = (
-            (date.fromisoformat(until) + timedelta(days=1)).isoformat()
-            if _is_date(until)
-            else until
-        )
+        day_after = (date.fromisoformat(until) + timedelta(days=1)).isoformat() if _is_date(until) else until
         out["until"] = _local_day_start(day_after, zone_name)
     if out["since"] and out["until"] and out["since"] >= out["until"]:
         raise FilterError(t("audit.bad_range"))
@@ -184,9 +180,7 @@ class AuditScreen(Screen[None]):
         try:
             entries = self.ward.call(lambda s: list(audit.trail(s, limit=TRAIL_LIMIT, **args)))
         except Exception as exc:
-            self.app.call_from_thread(
-                self.query_one("#filter-message", Static).update, message_of(exc)
-            )
+            self.app.call_from_thread(self.query_one("#filter-message", Static).update, message_of(exc))
             return
         self.app.call_from_thread(self._fill, entries)
 

@@ -55,9 +55,7 @@ class DashboardScreen(Screen[None]):
                 )
             with Vertical(id="attention"):
                 yield Static(t("dashboard.recent"), classes="section-title")
-                table: DataTable[str] = DataTable(
-                    id="recent", cursor_type="row", zebra_stripes=True
-                )
+                table: DataTable[str] = DataTable(id="recent", cursor_type="row", zebra_stripes=True)
                 table.add_columns(t("col.time"), t("col.who"), t("col.what"))
                 yield table
                 yield Static("", id="dash-message", classes="muted")
@@ -95,9 +93,7 @@ class DashboardScreen(Screen[None]):
         table = self.query_one("#recent", DataTable)
         table.clear()
         for e in reversed(entries):
-            table.add_row(
-                e.local_time[5:16].replace("T", " "), e.user or "—", f"{e.type} {e.subject or ''}"
-            )
+            table.add_row(e.local_time[5:16].replace("T", " "), e.user or "—", f"{e.type} {e.subject or ''}")
 
     def _show_message(self, text: str) -> None:
         self.query_one("#dash-message", Static).update(text)

@@ -34,9 +34,7 @@ class Place:
         return screen_cls(ward)
 
 
-PLACES: tuple[Place, ...] = (
-    Place("audit", "a", "place.audit", "audit.read", "audit_screen:AuditScreen"),
-)
+PLACES: tuple[Place, ...] = (Place("audit", "a", "place.audit", "audit.read", "audit_screen:AuditScreen"),)
 
 
 def by_name(name: str) -> Place:

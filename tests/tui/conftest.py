@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from wardcrf.screens import i18n
@@ -39,3 +41,29 @@ def app_for(site: Site, ward_for):
         return make_app(site.data_dir, ward=ward, **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The shared template site, but built under the fixed clock (stable snapshots)."""
+    from wardcrf import users
+
+    data_dir = tmp_path_factory.mktemp("tui-template") / "site"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
+        result = Site.init(
+            data_dir,
+            site="WUH01",
+            device_name="lap1",
+            admin="admin",
+            password=PASSWORD,
+            admin_full_name="Ada Admin",
+        )
+        s = result.site.unlock("admin", PASSWORD)
+        try:
+            for role in ("clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor"):
+                users.add_user(s, role, f"{role.title()} User", role, PASSWORD)
+            s.store.checkpoint()
+        finally:
+            s.close()
+    return data_dir, result.recovery_key

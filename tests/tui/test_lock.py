@@ -54,9 +54,7 @@ async def test_wrong_password_at_lock_refused_and_logged(app_for, session_for):
         await pilot.press(*"not-my-password", "enter")
         await settle(pilot)
         assert isinstance(app.screen, LockScreen)
-        assert "wrong password for clinician" in str(
-            app.screen.query_one("#lock-message", Static).content
-        )
+        assert "wrong password for clinician" in str(app.screen.query_one("#lock-message", Static).content)
     failed = list(audit.trail(session_for("admin"), type_prefix="auth.login_failed"))
     assert [e.subject for e in failed] == ["user:clinician"]
 

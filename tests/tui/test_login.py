@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tui_helpers import settle, sign_in
 from textual.widgets import Input, Static
+from tui_helpers import settle, sign_in
 
 from wardcrf import audit
 from wardcrf.screens.dashboard import DashboardScreen
@@ -20,9 +20,7 @@ async def test_sign_in_opens_dashboard(app_for):
         assert isinstance(app.screen, LoginScreen)
         await sign_in(pilot, "clinician")
         assert isinstance(app.screen, DashboardScreen)
-        assert (
-            app.ward is not None and app.ward.user == "clinician" and app.ward.role == "clinician"
-        )
+        assert app.ward is not None and app.ward.user == "clinician" and app.ward.role == "clinician"
 
 
 async def test_wrong_password_refused_with_attempts_left(app_for):

@@ -48,8 +48,7 @@ def tui(
         float | None,
         typer.Option(
             "--lock-after",
-            help="Seconds without input before the screen locks "
-            "(default: $WARDCRF_LOCK_AFTER, then 300).",
+            help="Seconds without input before the screen locks (default: $WARDCRF_LOCK_AFTER, then 300).",
             show_default=False,
         ),
     ] = None,
