@@ -171,7 +171,7 @@ class WardApp(App[None]):
         i18n.set_language(language)
         if self.ward is not None and not self.locked:
             self._save_language(self.ward, language)
-        self._relabel()
+        self.call_later(self._relabel)
 
     @work(thread=True, group="settings")
     def _save_language(self, ward: Ward, language: str) -> None:
@@ -184,13 +184,17 @@ class WardApp(App[None]):
 
             self.call_from_thread(self.notify, message_of(exc), severity="warning")
 
-    def _relabel(self) -> None:
-        for screen in self.screen_stack:
+    async def _relabel(self) -> None:
+        """Redraw every screen in the new language (typed values are kept)."""
+        for screen in list(self.screen_stack):
             remember = getattr(screen, "remember", None)
             if remember is not None:
                 remember()
             if screen.is_mounted:
-                screen.recompose()
+                await screen.recompose()
+                relabelled = getattr(screen, "relabelled", None)
+                if relabelled is not None:
+                    relabelled()
         self.screen.refresh_bindings()
 
     def action_toggle_contrast(self) -> None:

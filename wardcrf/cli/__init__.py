@@ -38,7 +38,8 @@ EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="wardcrf",
-    help="Offline electronic case report forms for clinical trials in isolation wards.",
+    help="Offline electronic case report forms for clinical trials in isolation wards. "
+    "With no command, opens the ward app (the TUI) in a terminal.",
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     no_args_is_help=False,
