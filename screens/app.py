@@ -126,6 +126,11 @@ class WardApp(App[None]):
             self._last_input = time.monotonic()
         await super().on_event(event)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "lock":
+            return self.ward is not None and not self.locked
+        return True
+
     def action_lock(self) -> None:
         """Lock the screen now (also what the idle timer does)."""
         if self.ward is None or self.locked:
@@ -134,9 +139,11 @@ class WardApp(App[None]):
 
         self.locked = True
         self.push_screen(LockScreen(self.ward, self.ward.local_now()), self._unlocked)
+        self.refresh_bindings()
 
     def _unlocked(self, ward: Ward | None) -> None:
         self.locked = False
+        self.refresh_bindings()
         if ward is None:
             self.exit()
             return

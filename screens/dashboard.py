@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -50,7 +51,7 @@ class DashboardScreen(Screen[None]):
             with Vertical(id="menu"):
                 yield Static(t("dashboard.places"), classes="section-title")
                 yield OptionList(
-                    *[Option(f"[{p.key}] {t(p.label)}", id=p.name) for p in offered(self.ward)],
+                    *[Option(Text(f"[{p.key}] {t(p.label)}"), id=p.name) for p in offered(self.ward)],
                     id="places",
                 )
             with Vertical(id="attention"):
