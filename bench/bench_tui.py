@@ -126,7 +126,6 @@ def _child_dashboard_baseline(db: str) -> None:
 
 # -- set-up -----------------------------------------------------------------------------
 def _make_site(root: Path, participants: int) -> Path:
-    from wardcrf import records
     from wardcrf.site import Site
 
     data_dir = root / "site"
