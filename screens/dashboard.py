@@ -7,7 +7,8 @@ worker so a big site never freezes the first frame after sign-in).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import date
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -37,6 +38,7 @@ class DashboardScreen(Screen[None]):
     AUTO_FOCUS = "#places"
     BINDINGS: ClassVar[list[BindingType]] = [
         *[Binding(p.key, f"open('{p.name}')", p.label) for p in PLACES],
+        Binding("n", "new_participant", "key.new_participant"),
         Binding("f2", "app.next_language", "key.language"),
         Binding("r", "reload", "key.reload"),
     ]
@@ -55,6 +57,12 @@ class DashboardScreen(Screen[None]):
                     id="places",
                 )
             with Vertical(id="attention"):
+                yield Static(t("dashboard.participants"), classes="section-title")
+                ptable: DataTable[str] = DataTable(id="participants", cursor_type="row", zebra_stripes=True)
+                ptable.add_columns(
+                    t("col.participant"), t("col.status"), t("col.day"), t("col.next"), t("col.aes")
+                )
+                yield ptable
                 yield Static(t("dashboard.recent"), classes="section-title")
                 table: DataTable[str] = DataTable(id="recent", cursor_type="row", zebra_stripes=True)
                 table.add_columns(t("col.time"), t("col.who"), t("col.what"))
@@ -64,11 +72,55 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.load_recent()
+        self.load_participants()
+
+    def on_screen_resume(self) -> None:
+        self.load_recent()
+        self.load_participants()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open" and parameters:
             return self.ward.can(by_name(str(parameters[0])).permission)
+        if action == "new_participant":
+            return self.ward.can("consent.record")
         return True
+
+    def action_new_participant(self) -> None:
+        """A new participant starts with their consent (the service allocates the id)."""
+        from .form_screen import FormScreen
+
+        self.app.push_screen(FormScreen(self.ward, "consent"))
+
+    @on(DataTable.RowSelected, "#participants")
+    def _participant_chosen(self, event: DataTable.RowSelected) -> None:
+        from .participant import ParticipantScreen
+
+        if event.row_key.value:
+            self.app.push_screen(ParticipantScreen(self.ward, event.row_key.value))
+
+    @work(thread=True, exclusive=True, group="dashboard-participants")
+    def load_participants(self) -> None:
+        from wardcrf import workflow
+
+        try:
+            rows = self.ward.call(workflow.list_participants)
+        except Exception as exc:
+            self.app.call_from_thread(self._show_message, message_of(exc))
+            return
+        self.app.call_from_thread(self._fill_participants, rows)
+
+    def _fill_participants(self, rows: list[dict[str, Any]]) -> None:
+        table = self.query_one("#participants", DataTable)
+        table.clear()
+        today = self.ward.local_now().date()
+        for r in rows:
+            day = ""
+            if r.get("enrolled_on"):
+                n = (today - date.fromisoformat(r["enrolled_on"])).days + 1
+                day = f"{n}/{r['doses_planned']}" if n <= r["doses_planned"] else f"{n}"
+            nd = r.get("next_dose")
+            nxt = f"{nd['dose']} {nd['due'][11:16]} {nd['state']}" if nd else ""
+            table.add_row(r["id"], r["status"], day, nxt, str(r["open_aes"] or ""), key=r["id"])
 
     def action_open(self, name: str) -> None:
         self.app.open_place(name)  # type: ignore[attr-defined]
