@@ -63,6 +63,8 @@ def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
         try:
             for role in ("clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor"):
                 users.add_user(s, role, f"{role.title()} User", role, PASSWORD)
+            # Consent needs a third doctor as the second witness.
+            users.add_user(s, "clinician2", "Second Doctor", "clinician", PASSWORD)
             s.store.checkpoint()
         finally:
             s.close()
