@@ -23,7 +23,7 @@ from wardcrf import audit
 
 from .errors import message_of
 from .footer import WardFooter
-from .i18n import t
+from .i18n import domain_word, t
 from .places import PLACES, by_name, offered
 from .status import StatusBar
 from .ward import Ward
@@ -115,12 +115,18 @@ class DashboardScreen(Screen[None]):
         today = self.ward.local_now().date()
         for r in rows:
             day = ""
-            if r.get("enrolled_on"):
+            if r.get("enrolled_on") and r["doses_given"] < r["doses_planned"]:
                 n = (today - date.fromisoformat(r["enrolled_on"])).days + 1
-                day = f"{n}/{r['doses_planned']}" if n <= r["doses_planned"] else f"{n}"
+                day = f"{n}/{r['doses_planned']}"
             nd = r.get("next_dose")
-            nxt = f"{nd['dose']} {nd['due'][11:16]} {nd['state']}" if nd else ""
-            table.add_row(r["id"], r["status"], day, nxt, str(r["open_aes"] or ""), key=r["id"])
+            nxt = (
+                f"#{nd['dose']} {nd['due'][5:16].replace('T', ' ')} {domain_word('state', nd['state'])}"
+                if nd
+                else ""
+            )
+            table.add_row(
+                r["id"], domain_word("status", r["status"]), day, nxt, str(r["open_aes"] or ""), key=r["id"]
+            )
 
     def action_open(self, name: str) -> None:
         self.app.open_place(name)  # type: ignore[attr-defined]

@@ -65,6 +65,19 @@ def t(message_id: str, **values: Any) -> str:
     return text.format(**values) if values else text
 
 
+def t_or(message_id: str, default: str) -> str:
+    """The message if the catalogue has it, else `default` (domain words we may not translate yet)."""
+    entry = catalogue().get(message_id)
+    if entry is None:
+        return default
+    return entry.get(_current) or entry["en"]
+
+
+def domain_word(kind: str, word: str) -> str:
+    """A status or state the services return in English, translated when catalogued."""
+    return t_or(f"{kind}.{word.replace(' ', '_').replace(',', '')}", word)
+
+
 def pad(text: str, cells: int) -> str:
     """Pad to a width in terminal cells (a CJK character takes two)."""
     return text + " " * max(0, cells - cell_len(text))

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from wardcrf import audit, signatures
+from wardcrf.clock import parse_iso, zone
 
 from .errors import message_of
 from .footer import WardFooter
@@ -92,14 +93,19 @@ class ParticipantScreen(Screen[None]):
         self.entries = entries
         nd = summary.get("next_dose")
         next_text = (
-            t("participant.next_dose", n=nd["dose"], due=nd["due"][5:16].replace("T", " "), state=nd["state"])
+            t(
+                "participant.next_dose",
+                n=nd["dose"],
+                due=nd["due"][5:16].replace("T", " "),
+                state=domain_word("state", nd["state"]),
+            )
             if nd
             else t("participant.no_next_dose")
         )
         lines = [
             t(
                 "participant.header",
-                status=summary["status"],
+                status=domain_word("status", summary["status"]),
                 given=summary["doses_given"],
                 planned=summary["doses_planned"],
                 aes=len(summary["open_aes"]),
@@ -129,6 +135,10 @@ class ParticipantScreen(Screen[None]):
         if not sigs:
             sig_lines.append("  " + t("participant.no_signatures"))
         self.query_one("#p-signatures", Static).update("\n".join(sig_lines))
+
+    def _local(self, ts: str) -> str:
+        """A stored UTC time as the ward's local time, to the minute."""
+        return parse_iso(ts).astimezone(zone(self.ward.session.ctx.zone)).strftime("%Y-%m-%d %H:%M")
 
     @on(DataTable.RowHighlighted, "#timeline")
     def _row(self, event: DataTable.RowHighlighted) -> None:
