@@ -24,7 +24,7 @@ from wardcrf.clock import parse_iso, zone
 
 from .errors import message_of
 from .footer import WardFooter
-from .i18n import t
+from .i18n import domain_word, t
 from .status import StatusBar
 from .ward import Ward
 
