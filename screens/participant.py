@@ -10,6 +10,7 @@ signed" mark when the signed content was amended afterwards.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -27,6 +28,22 @@ from .footer import WardFooter
 from .i18n import domain_word, t
 from .status import StatusBar
 from .ward import Ward
+
+_SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
+
+
+def _what(e: audit.TrailEntry) -> str:
+    """One timeline line: the form and its values, or who signed and why."""
+    if e.type == "record.submitted":
+        return e.summary
+    if e.type == "record.amended":
+        changed = ", ".join(f"{c['field']}: {c['old']!r} → {c['new']!r}" for c in e.changes)
+        return f"{t('participant.amended')} {changed}"
+    m = _SIGNED.match(e.summary) if e.type == "signature.applied" else None
+    if m:
+        meaning = t("meaning." + m["meaning"].replace(" ", "_"))
+        return f"{t('participant.signature')} {meaning} — {m['name']}"
+    return f"{e.type}: {e.summary}"
 
 
 class ParticipantScreen(Screen[None]):
@@ -123,7 +140,7 @@ class ParticipantScreen(Screen[None]):
         table = self.query_one("#timeline", DataTable)
         table.clear()
         for i, e in enumerate(entries):
-            what = e.summary if e.type == "record.submitted" else f"{e.type}: {e.summary}"
+            what = _what(e)
             table.add_row(e.local_time[5:16].replace("T", " "), e.user or "—", what[:200], key=str(i))
         sig_lines = [t("participant.signatures")]
         for s in sigs:

@@ -35,11 +35,11 @@ async def test_idle_lock_keeps_work_and_same_user_returns(app_for):
 
 
 async def test_typing_postpones_the_idle_lock(app_for):
-    app = app_for("clinician", lock_after=1.0)
+    app = app_for("clinician", lock_after=2.0)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        for _ in range(4):
-            await pilot.pause(0.4)
+        for _ in range(5):
+            await pilot.pause(0.5)
             await pilot.press("down")
         assert isinstance(app.screen, DashboardScreen)
 

@@ -82,3 +82,41 @@ def test_signature_dialog(snap_compare, app_for, size):
 def test_dashboard_high_contrast(snap_compare, app_for):
     app = app_for("clinician", high_contrast=True)
     assert snap_compare(app, terminal_size=(80, 24), run_before=_settled)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_participant(snap_compare, app_for, site, tmp_path, size, language):
+    from tui_helpers import enroll
+
+    from wardcrf.screens.participant import ParticipantScreen
+
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician", language=language)
+
+    async def open_participant(pilot):
+        await settle(pilot)
+        pilot.app.push_screen(ParticipantScreen(pilot.app.ward, pid))
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=open_participant)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_vitals_form_with_refusal(snap_compare, app_for, site, tmp_path, size, language):
+    from tui_helpers import enroll
+
+    from wardcrf.screens.form_screen import FormScreen
+
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician", language=language)
+
+    async def open_form(pilot):
+        await settle(pilot)
+        pilot.app.push_screen(FormScreen(pilot.app.ward, "vitals", pid))
+        await settle(pilot)
+        await pilot.press("tab", "tab", *"08:30", "tab", *"50")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=open_form)

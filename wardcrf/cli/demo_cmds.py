@@ -39,6 +39,12 @@ def demo(
     console.print(f"Recovery key (demo only): {result.recovery_key}", highlight=False)
     if no_tui:
         return
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # No terminal to draw on (a script, a pipe): say how to open it later.
+        console.print(f"Open the ward app in a terminal with:  wardcrf tui -d {target}", highlight=False)
+        return
     from .tui_cmds import open_tui
 
     console.print("Opening the ward app: sign in as clinician (or any user above).", highlight=False)
