@@ -89,7 +89,15 @@ class DashboardScreen(Screen[None]):
         """A new participant starts with their consent (the service allocates the id)."""
         from .form_screen import FormScreen
 
-        self.app.push_screen(FormScreen(self.ward, "consent"))
+        def consented(event: Any) -> None:
+            # Straight on to the new participant: screening comes next.
+            subject = getattr(event, "subject", None) or ""
+            if subject.startswith("participant:"):
+                from .participant import ParticipantScreen
+
+                self.app.push_screen(ParticipantScreen(self.ward, subject.removeprefix("participant:")))
+
+        self.app.push_screen(FormScreen(self.ward, "consent"), consented)
 
     @on(DataTable.RowSelected, "#participants")
     def _participant_chosen(self, event: DataTable.RowSelected) -> None:

@@ -140,7 +140,10 @@ async def test_consent_in_the_tui_with_witness_signatures(app_for, tmp_path, ses
             await pilot.press(*PASSWORD, "enter")
             await settle(pilot)
         assert signers == ["clinician", "investigator", "clinician2"]
-        assert not isinstance(app.screen, FormScreen)
+        assert isinstance(app.screen, ParticipantScreen)
+        assert app.screen.participant == "WUH01-001"
+        await pilot.press("escape")
+        await settle(pilot)
         table = app.screen.query_one("#participants", DataTable)
         assert table.row_count == 1
     sigs = records.for_subject(session_for("auditor").store, "participant:WUH01-001", "consent")
