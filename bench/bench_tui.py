@@ -89,13 +89,16 @@ def _child_dashboard(data_dir: str) -> None:
     async def auto(pilot) -> None:
         await pilot.pause()
         await pilot.press(*PASSWORD, "enter")
+        shown = None
         while True:
             screen = pilot.app.screen
-            if isinstance(screen, DashboardScreen) and screen.query_one("#recent", DataTable).row_count:
+            if isinstance(screen, DashboardScreen) and shown is None:
+                shown = time.perf_counter()
+            if isinstance(screen, DashboardScreen) and screen.query_one("#participants", DataTable).row_count:
                 break
             await pilot.pause(0.002)
         done = time.perf_counter()
-        print(json.dumps({"seconds": done - arrived[0]}))
+        print(json.dumps({"seconds": done - arrived[0], "shown": shown - arrived[0]}))
         pilot.app.exit()
 
     app.run(headless=True, auto_pilot=auto, size=(120, 40))
@@ -126,31 +129,59 @@ def _child_dashboard_baseline(db: str) -> None:
 
 # -- set-up -----------------------------------------------------------------------------
 def _make_site(root: Path, participants: int) -> Path:
+    """A site with `participants` consented, screened and enrolled participants.
+
+    Written as plain records (the form hooks build the participant
+    projection), not through the consent service: its three e-signatures
+    each cost a key derivation, which would make set-up take minutes. The
+    dashboard reads the same projection either way.
+    """
+    from wardcrf import records
     from wardcrf.site import Site
 
     data_dir = root / "site"
     init = Site.init(data_dir, site="BENCH", device_name="bench", admin="admin", password=PASSWORD)
     s = init.site.unlock("admin", PASSWORD)
     try:
-        try:
-            from wardcrf import demo  # type: ignore[attr-defined]
-
-            demo.populate(s, participants=participants)  # the workflow's demo, when present
-        except (ImportError, AttributeError):
-            with s.store.transaction():
-                for i in range(1, participants + 1):
-                    s.append(
-                        type="bench.participant",
-                        subject=f"participant:BENCH-{i:04d}",
-                        body={"n": i, "day": 1 + i % 5},
-                    )
+        with s.store.transaction():
+            for i in range(1, participants + 1):
+                subject = f"participant:BENCH-{i:03d}"
+                records.submit(
+                    s,
+                    "consent",
+                    {
+                        "consenter": "participant",
+                        "form_version": "1.0",
+                        "time": "2020-03-01T08:00:00+08:00",
+                        "witness_1": "a",
+                        "witness_2": "b",
+                        "photos": [],
+                    },
+                    subject=subject,
+                )
+                records.submit(
+                    s,
+                    "screening",
+                    {
+                        "date": "2020-03-02",
+                        "dob": "1960-01-01",
+                        "sex": "F",
+                        "pcr_confirmed": True,
+                        "severity": "severe",
+                        "age": 60,
+                        "eligible": True,
+                        "failed_criteria": [],
+                    },
+                    subject=subject,
+                )
+                records.submit(s, "enrollment", {"date": f"2020-03-{10 + i % 5:02d}"}, subject=subject)
         s.store.checkpoint()
     finally:
         s.close()
     return data_dir
 
 
-def _median_child(args: list[str], runs: int) -> float:
+def _median_child(args: list[str], runs: int, key: str = "seconds") -> float:
     values = []
     for _ in range(runs):
         out = subprocess.run(
@@ -161,7 +192,7 @@ def _median_child(args: list[str], runs: int) -> float:
             env={**os.environ, "TEXTUAL_ANIMATIONS": "none"},
         )
         line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
-        values.append(json.loads(line)["seconds"])
+        values.append(json.loads(line)[key])
     return statistics.median(values)
 
 
@@ -236,13 +267,14 @@ def run(quick: bool = False) -> list[dict]:
         start = _median_child(["startup", str(data_dir)], runs)
         start_base = _median_child(["startup-baseline"], runs)
         rows.append(_row("start-up to login screen (in-process)", start, start_base, TARGETS["start"]))
+        shown = _median_child(["dashboard", str(data_dir)], runs, key="shown")
         dash = _median_child(["dashboard", str(data_dir)], runs)
         dash_base = _median_child(["dashboard-baseline", str(plain)], runs)
+        target = TARGETS["dashboard"]
         rows.append(
-            _row(
-                f"dashboard after unlock, {PARTICIPANTS} participants", dash, dash_base, TARGETS["dashboard"]
-            )
+            _row(f"dashboard on screen after unlock ({PARTICIPANTS} participants)", shown, dash_base, target)
         )
+        rows.append(_row(f"dashboard filled ({PARTICIPANTS} participants listed)", dash, dash_base, target))
         save, save_base = _form_save(data_dir, 30 if quick else 100)
         rows.append(_row("form save (Ward.call → records.submit)", save * 1000, save_base * 1000, 50, "ms"))
         wall = []

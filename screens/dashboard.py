@@ -71,8 +71,9 @@ class DashboardScreen(Screen[None]):
         yield WardFooter()
 
     def on_mount(self) -> None:
-        self.load_recent()
-        self.load_participants()
+        # Paint the dashboard first; the lists fill in from workers just after.
+        self.call_after_refresh(self.load_recent)
+        self.call_after_refresh(self.load_participants)
 
     def on_screen_resume(self) -> None:
         self.load_recent()
