@@ -192,6 +192,11 @@ class FormScreen(Screen[Any]):
         self.remember()
         return {k: v for k, v in self.values.items() if v not in (None, "", [])}
 
+    @on(Input.Submitted, ".field-input")
+    def _next_field(self) -> None:
+        """Enter moves on, like Tab: barcode scanners end each code with Enter."""
+        self.focus_next()
+
     # -- inline checks ---------------------------------------------------------------
     @on(Input.Changed, ".field-input")
     @on(Select.Changed, ".field-input")

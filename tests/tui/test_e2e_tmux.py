@@ -66,9 +66,10 @@ class Terminal:
         self._tmux("send-keys", "-t", "w", "-l", text)
 
     def keys(self, *keys: str) -> None:
+        # A person glances at the screen between keys that move the focus.
         for k in keys:
             self._tmux("send-keys", "-t", "w", k)
-            time.sleep(0.15)
+            time.sleep(0.3)
 
     def choose(self, nth: int) -> None:
         """Open the focused drop-down and pick its nth option."""
@@ -156,8 +157,8 @@ def test_enrol_and_dose_a_participant_in_the_tui(tmp_path: Path) -> None:
 
         # Dose 1: the kit id arrives from the scanner as one burst of keys.
         new_record("dose", "Kit")
-        term.scan("KIT-E2E-0001")
-        term.keys("Tab")
+        term.scan("KIT-E2E-0001\r")  # scanners end the code with Enter: on to the next field
+        term.wait_for("KIT-E2E-0001")
         term.type("LOT-A1")
         term.keys("Tab")
         term.type("2.0e8")
