@@ -71,7 +71,6 @@ def _child_startup_baseline() -> None:
 
 def _child_dashboard(data_dir: str) -> None:
     from textual.widgets import DataTable
-
     from wardcrf.screens import app as app_mod
     from wardcrf.screens.app import make_app
     from wardcrf.screens.dashboard import DashboardScreen
@@ -208,8 +207,9 @@ def _row(name: str, value: float, baseline: float, target: float | None, unit: s
 
 
 def _form_save(data_dir: Path, n: int) -> tuple[float, float]:
-    from wardcrf import records
     from wardcrf.screens.ward import Ward
+
+    from wardcrf import records
     from wardcrf.site import Site
 
     site = Site.open(data_dir)

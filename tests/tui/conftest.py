@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from wardcrf.screens import i18n
 from wardcrf.screens.app import WardApp, make_app
 from wardcrf.screens.ward import Ward
+
 from wardcrf.site import Site
 
 FAKE_NOW = "2020-03-16T01:00:00Z"  # 09:00 in Asia/Shanghai

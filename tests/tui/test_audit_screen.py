@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Static
 from tui_helpers import settle
+from wardcrf.screens.audit_screen import FilterError, trail_filters
 
 from wardcrf import users
-from wardcrf.screens.audit_screen import FilterError, trail_filters
 
 
 def _verify(app) -> str:

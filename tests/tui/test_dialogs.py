@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textual.widgets import Input, Static
 from tui_helpers import settle
-
-from wardcrf import audit, signatures
 from wardcrf.screens.dashboard import DashboardScreen
 from wardcrf.screens.reason_dialog import ReasonDialog
 from wardcrf.screens.sign_dialog import SignatureDialog
+
+from wardcrf import audit, signatures
 
 
 def _user_added_event(session, user: str) -> str:

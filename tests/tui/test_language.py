@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from textual.widgets import OptionList, Static
 from tui_helpers import settle, sign_in
-
-from wardcrf import users
 from wardcrf.screens import i18n
 from wardcrf.screens.dashboard import DashboardScreen
+
+from wardcrf import users
 
 
 async def test_switch_language_at_runtime_is_saved_for_user(app_for, session_for):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textual.widgets import Input, Static
 from tui_helpers import settle
-
-from wardcrf import audit
 from wardcrf.screens.audit_screen import AuditScreen
 from wardcrf.screens.dashboard import DashboardScreen
 from wardcrf.screens.lock import LockScreen
+
+from wardcrf import audit
 
 
 async def _open_audit_with_filter(pilot) -> None:

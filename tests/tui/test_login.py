@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from textual.widgets import Input, Static
 from tui_helpers import settle, sign_in
-
-from wardcrf import audit
 from wardcrf.screens.dashboard import DashboardScreen
 from wardcrf.screens.login import LoginScreen
+
+from wardcrf import audit
 
 
 def _message(app) -> str:

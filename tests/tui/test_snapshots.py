@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 from tui_helpers import settle
-
 from wardcrf.screens.sign_dialog import SignatureDialog
 
 SIZES = [(80, 24), (120, 40)]
@@ -88,7 +87,6 @@ def test_dashboard_high_contrast(snap_compare, app_for):
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_participant(snap_compare, app_for, site, tmp_path, size, language):
     from tui_helpers import enroll
-
     from wardcrf.screens.participant import ParticipantScreen
 
     pid = enroll(site, tmp_path)
@@ -106,7 +104,6 @@ def test_participant(snap_compare, app_for, site, tmp_path, size, language):
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_vitals_form_with_refusal(snap_compare, app_for, site, tmp_path, size, language):
     from tui_helpers import enroll
-
     from wardcrf.screens.form_screen import FormScreen
 
     pid = enroll(site, tmp_path)

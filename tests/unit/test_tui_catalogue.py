@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
-
 from wardcrf.screens import i18n
 
 SCREENS = Path(__file__).resolve().parents[2] / "screens"
