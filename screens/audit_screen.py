@@ -145,7 +145,9 @@ class AuditScreen(Screen[None]):
             self.app.call_from_thread(self._show_verify, [message_of(exc)])
             return
         lines = []
-        for r in report.results:
+        # A stable order (the chains first, then by name): registration order
+        # depends on which feature module happened to be imported first.
+        for r in sorted(report.results, key=lambda r: (r.name != "event chains", r.name)):
             mark = t("audit.ok") if not r.problems else t("audit.failed")
             lines.append(f"{mark} {r.name}: {t('audit.checked', n=r.checked)}")
             lines.extend(f"    {p}" for p in r.problems)
