@@ -79,10 +79,33 @@ class Terminal:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
 
 
+def _kit_at_bedside(data: Path, tmp_path: Path) -> None:
+    """The pharmacy's part, through the cold-chain services: one kit received,
+    stored and handed to the bedside before the dose, so the custody gate passes."""
+    code = f"""
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from wardcrf.site import Site
+from wardcrf.coldchain import scenario
+site = Site.open(Path({str(data)!r}))
+ph, clin = site.unlock("pharmacist", {PASSWORD!r}), site.unlock("clinician", {PASSWORD!r})
+pw = {{u: {PASSWORD!r} for u in ("pharmacist", "investigator", "clinician")}}
+tmp = Path({str(tmp_path)!r})
+got = scenario.receive_and_store(ph, pw, lot="E2E-LOT-1", kits=["KIT-E2E-0001"],
+    received_at=datetime.fromisoformat("2020-03-15T10:00:00+08:00"), workdir=tmp)
+scenario.to_bedside(ph, pw, "KIT-E2E-0001", datetime.fromisoformat("2020-03-16T08:20:00+08:00"),
+    bedside=clin, workdir=tmp, since=got.stored_at)
+"""
+    env = {**os.environ, "WARDCRF_FAKE_NOW": FAKE_NOW}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+
+
 def test_enrol_and_dose_a_participant_in_the_tui(tmp_path: Path) -> None:
     data = tmp_path / "site"
     env = {**os.environ, "WARDCRF_FAKE_NOW": FAKE_NOW}
     subprocess.run([WARDCRF, "demo", "-d", str(data), "--no-tui"], env=env, check=True, capture_output=True)
+    _kit_at_bedside(data, tmp_path)
     photo = page_photo(tmp_path / "page.jpg")
     term = Terminal(
         f"wardcrf-e2e-{os.getpid()}",
@@ -159,7 +182,7 @@ def test_enrol_and_dose_a_participant_in_the_tui(tmp_path: Path) -> None:
         new_record("dose", "Kit")
         term.scan("KIT-E2E-0001\r")  # scanners end the code with Enter: on to the next field
         term.wait_for("KIT-E2E-0001")
-        term.type("LOT-A1")
+        term.type("E2E-LOT-1")
         term.keys("Tab")
         term.type("2.0e8")
         term.keys("Tab")
