@@ -1,1 +1,5 @@
-"""Ward TUI screens (installed as ``wardcrf.screens``). Imported only when the app opens."""
+"""wardcrf's terminal screens (Textual). Imported only when the TUI starts.
+
+`wardcrf.screens.app.make_app` builds the app; the core (`wardcrf`) never
+imports this package.
+"""

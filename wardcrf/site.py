@@ -201,12 +201,16 @@ class Site:
                     " an admin must unlock it"
                 )
             key = self.slots.unwrap_with_password(username, password)
+            count = 0
             if key is None:
                 count = self.slots.record_failure(username, iso_utc(now_utc()))
-                left = LOCKOUT_AFTER - count
-                if left <= 0:
-                    raise AuthError(f"wrong user name or password; account {username} is now locked")
-                raise AuthError(f"wrong user name or password ({left} attempt(s) left before lockout)")
+        # Raised after the `locked()` block so the failure count is saved
+        # (the block only writes the file when it ends without an exception).
+        if key is None:
+            left = LOCKOUT_AFTER - count
+            if left <= 0:
+                raise AuthError(f"wrong user name or password; account {username} is now locked")
+            raise AuthError(f"wrong user name or password ({left} attempt(s) left before lockout)")
         session = self._session(key, username)
         with self.slots.locked():
             self.slots.clear_failures(username)

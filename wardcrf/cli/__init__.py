@@ -29,6 +29,7 @@ from . import (
     report_cmds,
     site_cmds,
     sync_cmds,
+    tui_cmds,
     user_cmds,
 )
 
@@ -37,7 +38,8 @@ EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="wardcrf",
-    help="Offline electronic case report forms for clinical trials in isolation wards.",
+    help="Offline electronic case report forms for clinical trials in isolation wards. "
+    "With no command, opens the ward app (the TUI) in a terminal.",
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     no_args_is_help=False,
@@ -59,9 +61,17 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
-    """Offline electronic case report forms for clinical trials in isolation wards."""
+    """Offline electronic case report forms for clinical trials in isolation wards.
+
+    With no command, opens the ward app (the TUI) on the data directory
+    ($WARDCRF_DATA_DIR, then the platform's user data dir).
+    """
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            # Not a terminal (a pipe, a script): there is no screen to draw on.
+            typer.echo(ctx.get_help())
+            return
+        tui_cmds.open_tui()
 
 
 site_cmds.register(app)
@@ -80,6 +90,7 @@ app.add_typer(export_cmds.app, name="export")
 app.add_typer(report_cmds.app, name="report")
 coldchain_cmds.register(app, audit_cmds.app)
 sync_cmds.register(app, audit_cmds.app)
+tui_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,12 +39,16 @@ def demo(
     console.print(f"Recovery key (demo only): {result.recovery_key}", highlight=False)
     if no_tui:
         return
-    # The TUI hooks in here once it exists (wardcrf.screens); until then, say how to look around.
-    console.print(
-        f"\nTry:  WARDCRF_DATA_DIR={target} WARDCRF_USER=clinician WARDCRF_PASSWORD=… wardcrf today\n"
-        "      … wardcrf participant list   ·   wardcrf participant show WUH01-007",
-        highlight=False,
-    )
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # No terminal to draw on (a script, a pipe): say how to open it later.
+        console.print(f"Open the ward app in a terminal with:  wardcrf tui -d {target}", highlight=False)
+        return
+    from .tui_cmds import open_tui
+
+    console.print("Opening the ward app: sign in as clinician (or any user above).", highlight=False)
+    open_tui(target, user="clinician")
 
 
 def register(root: typer.Typer) -> None:

@@ -1,0 +1,277 @@
+"""The ward app: sign-in, idle lock, language, theme, and the screen stack.
+
+`make_app` is the one factory used by the CLI, the Pilot tests and the
+snapshot tests. The app holds one `Ward` (the signed-in session); screens
+call domain services through it and never touch the database themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import events, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.timer import Timer
+
+from wardcrf.site import Site
+
+from . import i18n
+from .i18n import t
+from .theme import DEFAULT_THEME, HIGH_CONTRAST, HIGH_CONTRAST_THEME
+from .ward import Ward
+
+DEFAULT_LOCK_AFTER = 300.0
+"""Seconds without a key press or click before the screen locks (5 minutes)."""
+
+
+def lock_after_from_env() -> float:
+    raw = os.environ.get("WARDCRF_LOCK_AFTER")
+    if not raw:
+        return DEFAULT_LOCK_AFTER
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_LOCK_AFTER
+    return value if value > 0 else DEFAULT_LOCK_AFTER
+
+
+class WardApp(App[None]):
+    """wardcrf's terminal app. Build it with `make_app`."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "wardcrf"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+l", "lock", "key.lock", priority=True),
+    ]
+
+    def __init__(
+        self,
+        site: Site,
+        *,
+        lock_after: float = DEFAULT_LOCK_AFTER,
+        language: str | None = None,
+        high_contrast: bool = False,
+        ward: Ward | None = None,
+        user: str = "",
+    ) -> None:
+        super().__init__()
+        self.site = site
+        self.lock_after = lock_after
+        self.ward: Ward | None = ward
+        self.initial_user = user
+        self.locked = False
+        self._idle: Timer | None = None
+        self._last_input = time.monotonic()
+        self._start_language = language
+        self._high_contrast = high_contrast
+        i18n.set_language(language or "en")
+
+    # -- start -----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.register_theme(HIGH_CONTRAST)
+        self.theme = HIGH_CONTRAST_THEME if self._high_contrast else DEFAULT_THEME
+        if self.ward is not None:
+            self._signed_in(self.ward)
+        else:
+            from .login import LoginScreen
+
+            self.push_screen(LoginScreen(self.site, user=self.initial_user), self._signed_in)
+
+    def _signed_in(self, ward: Ward | None) -> None:
+        if ward is None:
+            self.exit()
+            return
+        self.ward = ward
+        self._apply_user_language()
+        from .dashboard import DashboardScreen
+
+        self.push_screen(DashboardScreen(ward))
+        self._start_idle_timer()
+
+    def _apply_user_language(self) -> None:
+        """The signed-in user's saved language wins over the start-up default."""
+        if self.ward is None or self._start_language:
+            return
+        from wardcrf import users
+
+        ward = self.ward
+        row = ward.call(lambda s: users.get(s.store, s.user))
+        lang = (row or {}).get("language") or "en"
+        if lang in i18n.LANGUAGES:
+            i18n.set_language(lang)
+
+    # -- idle lock -------------------------------------------------------------------
+    def _start_idle_timer(self) -> None:
+        # A repeating check against the time of the last input, rather than
+        # a one-shot timer reset on each key: `Timer.reset` only restarts at
+        # the end of the running interval, which could let the screen stay
+        # open up to twice the configured time.
+        self._last_input = time.monotonic()
+        if self._idle is None:
+            self._idle = self.set_interval(min(1.0, self.lock_after / 4), self._check_idle)
+
+    def _check_idle(self) -> None:
+        idle = time.monotonic() - self._last_input
+        if self.ward is not None and not self.locked and idle >= self.lock_after:
+            self.action_lock()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown):
+            self._last_input = time.monotonic()
+        await super().on_event(event)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "lock":
+            return self.ward is not None and not self.locked
+        return True
+
+    def action_lock(self) -> None:
+        """Lock the screen now (also what the idle timer does)."""
+        if self.ward is None or self.locked:
+            return
+        from .lock import LockScreen
+
+        self.locked = True
+        self.push_screen(LockScreen(self.ward, self.ward.local_now()), self._unlocked)
+        self.refresh_bindings()
+
+    def _unlocked(self, ward: Ward | None) -> None:
+        self.locked = False
+        self.refresh_bindings()
+        if ward is None:
+            self.exit()
+            return
+        previous = self.ward
+        if previous is not None and ward is not previous:
+            self.ward = ward
+            self._start_language = None
+            self._apply_user_language()
+            self._restart_for_new_user(previous)
+        self._start_idle_timer()
+
+    @work(exclusive=True, group="switch-user")
+    async def _restart_for_new_user(self, previous: Ward) -> None:
+        """A different person unlocked: drop the previous user's screens."""
+        from .dashboard import DashboardScreen
+
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        assert self.ward is not None
+        await self.push_screen(DashboardScreen(self.ward))
+        previous.close()
+        self.notify(t("lock.switched", user=self.ward.user, previous=previous.user))
+
+    # -- language and theme ----------------------------------------------------------
+    def action_next_language(self) -> None:
+        """Cycle the UI language (English ↔ 中文) and remember it for the user."""
+        languages = i18n.LANGUAGES
+        nxt = languages[(languages.index(i18n.language()) + 1) % len(languages)]
+        self.switch_language(nxt)
+
+    def switch_language(self, language: str) -> None:
+        i18n.set_language(language)
+        if self.ward is not None and not self.locked:
+            self._save_language(self.ward, language)
+        self.call_later(self._relabel)
+
+    @work(thread=True, group="settings")
+    def _save_language(self, ward: Ward, language: str) -> None:
+        from wardcrf import users
+
+        try:
+            ward.call(users.set_language, language)
+        except Exception as exc:  # the switch still applies for this session
+            from .errors import message_of
+
+            self.call_from_thread(self.notify, message_of(exc), severity="warning")
+
+    async def _relabel(self) -> None:
+        """Redraw every screen in the new language (typed values are kept)."""
+        for screen in list(self.screen_stack):
+            remember = getattr(screen, "remember", None)
+            if remember is not None:
+                remember()
+            if screen.is_mounted:
+                await screen.recompose()
+                relabelled = getattr(screen, "relabelled", None)
+                if relabelled is not None:
+                    relabelled()
+        self.screen.refresh_bindings()
+
+    def action_toggle_contrast(self) -> None:
+        """Switch between the default and the high-contrast theme."""
+        self.theme = DEFAULT_THEME if self.theme == HIGH_CONTRAST_THEME else HIGH_CONTRAST_THEME
+
+    # -- places ----------------------------------------------------------------------
+    def open_place(self, name: str) -> None:
+        """Open a screen by name if the signed-in role may use it."""
+        from .places import by_name
+
+        if self.ward is None:
+            return
+        place = by_name(name)
+        if not self.ward.can(place.permission):
+            self.notify(t("refused.role", role=self.ward.role), severity="error")
+            return
+        self.push_screen(place.open(self.ward))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette: every action of the signed-in user, translated."""
+        if self.ward is not None and not self.locked:
+            from .places import offered
+
+            for place in offered(self.ward):
+                yield SystemCommand(
+                    t(place.label),
+                    t("palette.open", place=t(place.label)),
+                    lambda name=place.name: self.open_place(name),
+                )
+            yield SystemCommand(t("palette.lock"), t("palette.lock_help"), self.action_lock)
+        for lang in i18n.LANGUAGES:
+            yield SystemCommand(
+                t("palette.language", language=i18n.LANGUAGE_NAMES[lang]),
+                t("palette.language_help"),
+                lambda lang=lang: self.switch_language(lang),
+            )
+        yield SystemCommand(t("palette.contrast"), t("palette.contrast_help"), self.action_toggle_contrast)
+        yield SystemCommand(t("palette.quit"), t("palette.quit_help"), self.exit)
+
+    def on_unmount(self) -> None:
+        if self.ward is not None:
+            self.ward.close()
+
+
+def make_app(
+    data_dir: Path | str,
+    *,
+    lock_after: float | None = None,
+    language: str | None = None,
+    high_contrast: bool = False,
+    ward: Ward | None = None,
+    user: str = "",
+) -> WardApp:
+    """Build the app for a site directory (raises `UsageError` if it is not one)."""
+    site = ward.site if ward is not None else Site.open(Path(data_dir))
+    if language is not None and language not in i18n.LANGUAGES:
+        from wardcrf.errors import UsageError
+
+        raise UsageError(f"unknown language {language!r} (allowed: {', '.join(i18n.LANGUAGES)})")
+    return WardApp(
+        site,
+        lock_after=lock_after if lock_after is not None else lock_after_from_env(),
+        language=language,
+        high_contrast=high_contrast,
+        ward=ward,
+        user=user,
+    )
+
+
+def run_app(data_dir: Path, **kwargs: object) -> None:
+    """Run the app in this terminal (the `wardcrf` command with no arguments)."""
+    make_app(data_dir, **kwargs).run()  # type: ignore[arg-type]

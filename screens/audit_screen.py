@@ -1,0 +1,226 @@
+"""Audit (read-only): integrity checks and the audit trail, filtered.
+
+`audit verify` runs every registered check (event chains, photo hashes,
+logger files...) in a worker and shows each with its count and problems.
+The trail is filtered by participant, user and a local date range; the
+selected row shows its changes (old → new), its reason and its event id.
+Nothing on this screen writes, so auditors can use all of it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import ClassVar
+
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Input, Label, Static
+
+from wardcrf import audit
+from wardcrf.clock import iso_utc, zone
+
+from .errors import message_of
+from .footer import WardFooter
+from .i18n import t
+from .status import StatusBar
+from .ward import Ward
+
+TRAIL_LIMIT = 1000
+
+
+class FilterError(ValueError):
+    """A filter the user typed cannot be used (shown beside the filters)."""
+
+
+def _local_day_start(text: str, zone_name: str) -> str:
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise FilterError(t("audit.bad_date", value=text.strip())) from None
+    return iso_utc(datetime.combine(day, time(0), tzinfo=zone(zone_name)))
+
+
+def trail_filters(values: dict[str, str], zone_name: str) -> dict[str, str | None]:
+    """Turn the filter fields into `audit.trail` arguments (dates are local days)."""
+    participant = values.get("participant", "").strip()
+    user = values.get("user", "").strip()
+    since = values.get("since", "").strip()
+    until = values.get("until", "").strip()
+    out: dict[str, str | None] = {
+        "subject": (participant if ":" in participant else f"participant:{participant}")
+        if participant
+        else None,
+        "user": user or None,
+        "since": _local_day_start(since, zone_name) if since else None,
+        "until": None,
+    }
+    if until:
+        day_after = (date.fromisoformat(until) + timedelta(days=1)).isoformat() if _is_date(until) else until
+        out["until"] = _local_day_start(day_after, zone_name)
+    if out["since"] and out["until"] and out["since"] >= out["until"]:
+        raise FilterError(t("audit.bad_range"))
+    return out
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+class AuditScreen(Screen[None]):
+    """Integrity verification and the filtered audit trail."""
+
+    CSS_PATH = "audit_screen.tcss"
+    AUTO_FOCUS = "#f-participant"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("f5", "verify", "key.verify"),
+        Binding("ctrl+r", "clear_filters", "key.clear"),
+        Binding("f2", "app.next_language", "key.language"),
+    ]
+
+    def __init__(self, ward: Ward) -> None:
+        super().__init__()
+        self.ward = ward
+        self.filters: dict[str, str] = {}
+        self.entries: list[audit.TrailEntry] = []
+        self.verify_lines: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.ward, t("place.audit"))
+        with Vertical(id="audit"):
+            yield Static(t("audit.verify_title"), classes="section-title")
+            yield Static("\n".join(self.verify_lines) or t("audit.verifying"), id="verify")
+            with Horizontal(id="filters"):
+                for name, hint in (
+                    ("participant", "P-001"),
+                    ("user", ""),
+                    ("since", "YYYY-MM-DD"),
+                    ("until", "YYYY-MM-DD"),
+                ):
+                    yield Label(t(f"audit.f_{name}"))
+                    yield Input(
+                        value=self.filters.get(name, ""),
+                        placeholder=hint,
+                        id=f"f-{name}",
+                        classes="filter",
+                    )
+            yield Static("", id="filter-message", classes="refusal")
+            table: DataTable[str] = DataTable(id="trail", cursor_type="row", zebra_stripes=True)
+            table.add_columns(t("col.time"), t("col.who"), t("col.what"), t("col.why"))
+            yield table
+            yield Static("", id="detail")
+        yield WardFooter()
+
+    def remember(self) -> None:
+        """Keep typed filters across a language switch (the screen recomposes)."""
+        if self.is_mounted:
+            self.filters = {i.id[2:]: i.value for i in self.query(".filter").results(Input) if i.id}
+
+    def on_mount(self) -> None:
+        self.action_verify()
+        self.apply_filters()
+
+    def on_screen_resume(self) -> None:
+        if self.entries:
+            self._fill(self.entries)
+
+    # -- verify ----------------------------------------------------------------------
+    def action_verify(self) -> None:
+        """Re-run every integrity check."""
+        self.query_one("#verify", Static).update(t("audit.verifying"))
+        self.run_verify()
+
+    @work(thread=True, exclusive=True, group="audit-verify")
+    def run_verify(self) -> None:
+        try:
+            report = self.ward.call(audit.verify)
+        except Exception as exc:
+            self.app.call_from_thread(self._show_verify, [message_of(exc)])
+            return
+        lines = []
+        # A stable order (the chains first, then by name): registration order
+        # depends on which feature module happened to be imported first.
+        for r in sorted(report.results, key=lambda r: (r.name != "event chains", r.name)):
+            mark = t("audit.ok") if not r.problems else t("audit.failed")
+            lines.append(f"{mark} {r.name}: {t('audit.checked', n=r.checked)}")
+            lines.extend(f"    {p}" for p in r.problems)
+        self.app.call_from_thread(self._show_verify, lines)
+
+    def _show_verify(self, lines: list[str]) -> None:
+        self.verify_lines = lines
+        self.query_one("#verify", Static).update("\n".join(lines))
+
+    # -- trail -----------------------------------------------------------------------
+    @on(Input.Submitted, ".filter")
+    def _filter_submitted(self) -> None:
+        self.apply_filters()
+
+    def action_clear_filters(self) -> None:
+        for field in self.query(".filter").results(Input):
+            field.value = ""
+        self.apply_filters()
+
+    def apply_filters(self) -> None:
+        self.remember()
+        try:
+            args = trail_filters(self.filters, self.ward.session.ctx.zone)
+        except FilterError as exc:
+            self.query_one("#filter-message", Static).update(str(exc))
+            return
+        self.query_one("#filter-message", Static).update("")
+        self.load_trail(args)
+
+    @work(thread=True, exclusive=True, group="audit-trail")
+    def load_trail(self, args: dict[str, str | None]) -> None:
+        try:
+            entries = self.ward.call(lambda s: list(audit.trail(s, limit=TRAIL_LIMIT, **args)))
+        except Exception as exc:
+            self.app.call_from_thread(self.query_one("#filter-message", Static).update, message_of(exc))
+            return
+        self.app.call_from_thread(self._fill, entries)
+
+    def _fill(self, entries: list[audit.TrailEntry]) -> None:
+        self.entries = entries
+        table = self.query_one("#trail", DataTable)
+        table.clear()
+        for i, e in enumerate(entries):
+            who = e.user or "—"
+            table.add_row(
+                e.local_time[:16].replace("T", " "),
+                who,
+                f"{e.type} {e.subject or ''}",
+                e.reason or "",
+                key=str(i),
+            )
+        note = t("audit.count", n=len(entries))
+        if len(entries) >= TRAIL_LIMIT:
+            note += " " + t("audit.limited", n=TRAIL_LIMIT)
+        self.query_one("#detail", Static).update(note)
+
+    @on(DataTable.RowHighlighted, "#trail")
+    def _row(self, event: DataTable.RowHighlighted) -> None:
+        # Details follow the cursor only while the table is in use; before
+        # that the line shows how many events matched.
+        if event.row_key.value is not None and event.data_table.has_focus:
+            self._show_detail(int(event.row_key.value))
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        table = self.query_one("#trail", DataTable)
+        if event.widget is table and self.entries and table.cursor_row < len(self.entries):
+            self._show_detail(table.cursor_row)
+
+    def _show_detail(self, index: int) -> None:
+        e = self.entries[index]
+        lines = [e.summary]
+        lines += [f"{c['field']}: {c['old']!r} → {c['new']!r}" for c in e.changes]
+        if e.reason:
+            lines.append(t("audit.reason", reason=e.reason))
+        lines.append(f"{e.event_id} · {e.role or ''}")
+        self.query_one("#detail", Static).update("\n".join(lines))

@@ -1,0 +1,65 @@
+"""Choose which form to fill in for a participant (only those the role may submit)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from wardcrf import protocol as protocols
+
+from .footer import WardFooter
+from .i18n import language, t
+from .ward import Ward
+
+
+def forms_for(ward: Ward, *, participant: bool = True) -> list[tuple[str, str]]:
+    """(form name, translated label) of the participant forms this role may submit."""
+    from wardcrf.workflow.base import rule_for
+
+    proto = ward.call(lambda s: protocols.active(s.store))
+    out = []
+    for name, form in proto.forms.items():
+        rule = rule_for(name)
+        if rule.participant != participant or name == "consent":
+            continue
+        if ward.can(rule.action):
+            out.append((name, protocols.tr(form.label, language())))
+    return out
+
+
+class FormPicker(ModalScreen[str | None]):
+    """Dismissed with a form name, or None (Esc)."""
+
+    CSS_PATH = "dialogs.tcss"
+    AUTO_FOCUS = "#forms"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
+
+    def __init__(self, ward: Ward, participant: str) -> None:
+        super().__init__()
+        self.ward = ward
+        self.participant = participant
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(t("picker.title", participant=self.participant), classes="dialog-title")
+            choices = forms_for(self.ward)
+            if choices:
+                yield OptionList(*[Option(Text(label), id=name) for name, label in choices], id="forms")
+            else:
+                yield Static(t("picker.none", role=t("role." + self.ward.role)), classes="refusal")
+        yield WardFooter()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(OptionList.OptionSelected, "#forms")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)

@@ -1,0 +1,107 @@
+"""Sign in: user name and password, unlocked in a thread worker.
+
+The key-slot KDF (scrypt) takes a noticeable fraction of a second; it runs
+in a worker so the screen keeps drawing. Wrong passwords count toward the
+lockout the foundation defines (`Site.unlock`), and the message says how
+many attempts are left.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Center, Grid, Vertical
+from textual.screen import Screen
+from textual.widgets import Input, Label, LoadingIndicator, Static
+
+from wardcrf.site import Site
+
+from .errors import message_of
+from .footer import WardFooter
+from .i18n import label_width, pad, t
+from .ward import Ward
+
+
+class LoginScreen(Screen[Ward]):
+    """The first screen: dismissed with a `Ward` once a user has signed in."""
+
+    CSS_PATH = "login.tcss"
+    AUTO_FOCUS = "#user"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "app.next_language", "key.language"),
+        Binding("ctrl+q", "app.quit", "key.quit"),
+    ]
+
+    def __init__(self, site: Site, *, user: str = "") -> None:
+        super().__init__()
+        self.site = site
+        self.initial_user = user
+
+    def compose(self) -> ComposeResult:
+        labels = [t("login.user"), t("login.password")]
+        width = label_width(labels)
+        with Center(), Vertical(id="login-box"):
+            yield Static(t("app.name"), id="app-name")
+            yield Static(t("login.site", site=self.site.slots.site), id="site-line")
+            yield Static(t("login.title"), id="login-title")
+            with Grid(id="login-grid"):
+                yield Label(pad(labels[0], width))
+                yield Input(value=self.initial_user, id="user", placeholder=t("login.user_hint"))
+                yield Label(pad(labels[1], width))
+                yield Input(password=True, id="password", placeholder=t("login.password_hint"))
+            yield LoadingIndicator(id="busy")
+            yield Static("", id="login-message")
+            yield Static(t("login.help"), id="login-help")
+        yield WardFooter()
+
+    def on_mount(self) -> None:
+        self.query_one("#busy").display = False
+        if self.initial_user:
+            self.query_one("#password", Input).focus()
+
+    @on(Input.Submitted, "#user")
+    def _user_entered(self) -> None:
+        self.query_one("#password", Input).focus()
+
+    @on(Input.Submitted, "#password")
+    def _password_entered(self) -> None:
+        user = self.query_one("#user", Input).value.strip()
+        password = self.query_one("#password", Input).value
+        if not user:
+            self.show_message(t("login.need_user"))
+            self.query_one("#user", Input).focus()
+            return
+        if not password:
+            self.show_message(t("login.need_password"))
+            return
+        self.set_busy(True)
+        self.unlock(user, password)
+
+    def set_busy(self, busy: bool) -> None:
+        self.query_one("#busy").display = busy
+        for field in self.query(Input):
+            field.disabled = busy
+        if busy:
+            self.show_message(t("login.unlocking"))
+
+    def show_message(self, text: str) -> None:
+        self.query_one("#login-message", Static).update(text)
+
+    @work(thread=True, exclusive=True, group="auth")
+    def unlock(self, user: str, password: str) -> None:
+        try:
+            session = self.site.unlock(user, password)
+        except Exception as exc:  # every failure becomes one line on the screen
+            self.app.call_from_thread(self._failed, message_of(exc))
+            return
+        self.app.call_from_thread(self.dismiss, Ward(self.site, session))
+
+    def _failed(self, message: str) -> None:
+        self.set_busy(False)
+        self.show_message(message)
+        password = self.query_one("#password", Input)
+        password.value = ""
+        password.focus()

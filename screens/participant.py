@@ -1,0 +1,186 @@
+"""One participant: where they are in the trial, and everything recorded.
+
+The header says the status, treatment day, doses given, the next dose (and
+whether it is due, overdue or held) and open adverse events. The timeline
+is the participant's audit trail (every record, amendment and signature in
+order); the selected entry shows its values or its changes old → new with
+the reason. Signatures are listed with their meaning and a "changed since
+signed" mark when the signed content was amended afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Static
+
+from wardcrf import audit, signatures
+from wardcrf.clock import parse_iso, zone
+
+from .errors import message_of
+from .footer import WardFooter
+from .i18n import domain_word, t
+from .status import StatusBar
+from .ward import Ward
+
+_SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
+
+
+def _what(e: audit.TrailEntry) -> str:
+    """One timeline line: the form and its values, or who signed and why."""
+    if e.type == "record.submitted":
+        return e.summary
+    if e.type == "record.amended":
+        changed = ", ".join(f"{c['field']}: {c['old']!r} → {c['new']!r}" for c in e.changes)
+        return f"{t('participant.amended')} {changed}"
+    m = _SIGNED.match(e.summary) if e.type == "signature.applied" else None
+    if m:
+        meaning = t("meaning." + m["meaning"].replace(" ", "_"))
+        return f"{t('participant.signature')} {meaning} — {m['name']}"
+    return f"{e.type}: {e.summary}"
+
+
+class ParticipantScreen(Screen[None]):
+    """Status, timeline and signatures of one participant."""
+
+    CSS_PATH = "participant.tcss"
+    AUTO_FOCUS = "#timeline"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new_record", "key.new_record"),
+        Binding("d", "form('dose')", "key.dose"),
+        Binding("v", "form('vitals')", "key.vitals"),
+        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("f2", "app.next_language", "key.language"),
+    ]
+
+    def __init__(self, ward: Ward, participant: str) -> None:
+        super().__init__()
+        self.ward = ward
+        self.participant = participant
+        self.entries: list[audit.TrailEntry] = []
+        self.summary: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.ward, self.participant)
+        with Vertical(id="participant"):
+            yield Static(t("participant.loading"), id="p-summary")
+            table: DataTable[str] = DataTable(id="timeline", cursor_type="row", zebra_stripes=True)
+            table.add_columns(t("col.time"), t("col.who"), t("col.what"))
+            yield table
+            yield Static("", id="p-detail")
+            yield Static("", id="p-signatures")
+        yield WardFooter()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("new_record", "form"):
+            return self.ward.can("record.submit")
+        return True
+
+    @work(thread=True, exclusive=True, group="participant")
+    def load(self) -> None:
+        from wardcrf import workflow
+
+        pid = self.participant
+        subject = f"participant:{pid}"
+        try:
+            summary = self.ward.call(workflow.show, pid)
+            entries = self.ward.call(lambda s: list(audit.trail(s, subject=subject)))
+            sigs = self.ward.call(lambda s: signatures.for_subject(s.store, subject))
+        except Exception as exc:
+            self.app.call_from_thread(self.query_one("#p-summary", Static).update, message_of(exc))
+            return
+        self.app.call_from_thread(self._fill, summary, entries, sigs)
+
+    def _fill(
+        self, summary: dict[str, Any], entries: list[audit.TrailEntry], sigs: list[signatures.SignatureState]
+    ) -> None:
+        self.summary = summary
+        self.entries = entries
+        nd = summary.get("next_dose")
+        next_text = (
+            t(
+                "participant.next_dose",
+                n=nd["dose"],
+                due=nd["due"][5:16].replace("T", " "),
+                state=domain_word("state", nd["state"]),
+            )
+            if nd
+            else t("participant.no_next_dose")
+        )
+        lines = [
+            t(
+                "participant.header",
+                status=domain_word("status", summary["status"]),
+                given=summary["doses_given"],
+                planned=summary["doses_planned"],
+                aes=len(summary["open_aes"]),
+            ),
+            next_text,
+        ]
+        if summary.get("deviations"):
+            lines.append(
+                t(
+                    "participant.deviations",
+                    items="; ".join(f"{d['kind']} {d['dose']}" for d in summary["deviations"]),
+                )
+            )
+        self.query_one("#p-summary", Static).update("\n".join(lines))
+        table = self.query_one("#timeline", DataTable)
+        table.clear()
+        for i, e in enumerate(entries):
+            what = _what(e)
+            table.add_row(e.local_time[5:16].replace("T", " "), e.user or "—", what[:200], key=str(i))
+        sig_lines = [t("participant.signatures")]
+        for s in sigs:
+            mark = "" if s.valid else " ⚠ " + t("participant.changed_since_signed")
+            sig_lines.append(
+                f"  {s.full_name} ({s.user}) — {t('meaning.' + s.meaning.replace(' ', '_'))}"
+                f" — {s.signed_at[:16].replace('T', ' ')}{mark}"
+            )
+        if not sigs:
+            sig_lines.append("  " + t("participant.no_signatures"))
+        self.query_one("#p-signatures", Static).update("\n".join(sig_lines))
+
+    def _local(self, ts: str) -> str:
+        """A stored UTC time as the ward's local time, to the minute."""
+        return parse_iso(ts).astimezone(zone(self.ward.session.ctx.zone)).strftime("%Y-%m-%d %H:%M")
+
+    @on(DataTable.RowHighlighted, "#timeline")
+    def _row(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is None:
+            return
+        e = self.entries[int(event.row_key.value)]
+        lines = [f"{e.type} · {e.user or ''} ({e.role or ''}) · {e.local_time[:16].replace('T', ' ')}"]
+        if e.changes:
+            lines += [f"  {c['field']}: {c['old']!r} → {c['new']!r}" for c in e.changes]
+        else:
+            lines.append("  " + e.summary)
+        if e.reason:
+            lines.append("  " + t("audit.reason", reason=e.reason))
+        self.query_one("#p-detail", Static).update("\n".join(lines))
+
+    def action_new_record(self) -> None:
+        from .form_picker import FormPicker
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.action_form(name)
+
+        self.app.push_screen(FormPicker(self.ward, self.participant), chosen)
+
+    def action_form(self, name: str) -> None:
+        from .form_screen import FormScreen
+
+        self.app.push_screen(FormScreen(self.ward, name, self.participant))

@@ -1,0 +1,71 @@
+"""Fixtures for the TUI tests: a fixed clock, the app factory, sign-in helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from wardcrf.screens import i18n
+from wardcrf.screens.app import WardApp, make_app
+from wardcrf.screens.ward import Ward
+
+from wardcrf.site import Site
+
+FAKE_NOW = "2020-03-16T01:00:00Z"  # 09:00 in Asia/Shanghai
+PASSWORD = "test-password-1"
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same timestamps every run, so snapshots are stable."""
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
+    i18n.set_language("en")
+
+
+@pytest.fixture
+def ward_for(site: Site, session_for):
+    """`ward_for("auditor")` -> a signed-in Ward, as the app holds after login."""
+
+    def make(user: str) -> Ward:
+        return Ward(site, session_for(user))
+
+    return make
+
+
+@pytest.fixture
+def app_for(site: Site, ward_for):
+    """`app_for("clinician", language="zh")` -> an app already signed in."""
+
+    def make(user: str | None = None, **kwargs) -> WardApp:
+        ward = ward_for(user) if user else None
+        return make_app(site.data_dir, ward=ward, **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The shared template site, but built under the fixed clock (stable snapshots)."""
+    from wardcrf import users
+
+    data_dir = tmp_path_factory.mktemp("tui-template") / "site"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
+        result = Site.init(
+            data_dir,
+            site="WUH01",
+            device_name="lap1",
+            admin="admin",
+            password=PASSWORD,
+            admin_full_name="Ada Admin",
+        )
+        s = result.site.unlock("admin", PASSWORD)
+        try:
+            for role in ("clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor"):
+                users.add_user(s, role, f"{role.title()} User", role, PASSWORD)
+            # Consent needs a third doctor as the second witness.
+            users.add_user(s, "clinician2", "Second Doctor", "clinician", PASSWORD)
+            s.store.checkpoint()
+        finally:
+            s.close()
+    return data_dir, result.recovery_key

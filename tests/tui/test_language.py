@@ -1,0 +1,59 @@
+"""UI language: per-user setting, runtime switch, the palette lists actions."""
+
+from __future__ import annotations
+
+from textual.widgets import OptionList, Static
+from tui_helpers import settle, sign_in
+from wardcrf.screens import i18n
+from wardcrf.screens.dashboard import DashboardScreen
+
+from wardcrf import users
+
+
+async def test_switch_language_at_runtime_is_saved_for_user(app_for, session_for):
+    app = app_for("clinician")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("f2")
+        await settle(pilot)
+        assert i18n.language() == "zh"
+        places = app.screen.query_one("#places", OptionList)
+        assert str(places.get_option_at_index(0).prompt) == "[a] 稽查轨迹"
+    row = users.get(session_for("admin").store, "clinician")
+    assert row is not None and row["language"] == "zh"
+
+
+async def test_saved_language_applies_at_sign_in(app_for, session_for):
+    users.set_language(session_for("clinician"), "zh")
+    app = app_for()
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert i18n.language() == "en"  # before sign-in: the start-up default
+        await sign_in(pilot, "clinician")
+        assert isinstance(app.screen, DashboardScreen)
+        assert i18n.language() == "zh"
+        titles = [str(w.content) for w in app.screen.query(".section-title").results(Static)]
+        assert titles == ["前往", "受试者（回车打开）", "最近活动"]
+
+
+async def test_palette_lists_actions_and_switches_language(app_for):
+    app = app_for("auditor")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Audit trail" in titles and "Lock screen" in titles and "Language: 中文" in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Language: 中文")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert i18n.language() == "zh"
+
+
+async def test_high_contrast_toggle(app_for):
+    app = app_for("auditor")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.theme == "textual-dark"
+        app.action_toggle_contrast()
+        assert app.theme == "ward-high-contrast"

@@ -1,0 +1,89 @@
+"""Idle lock: the work stays behind the lock; switch user starts afresh."""
+
+from __future__ import annotations
+
+from textual.widgets import Input, Static
+from tui_helpers import settle
+from wardcrf.screens.audit_screen import AuditScreen
+from wardcrf.screens.dashboard import DashboardScreen
+from wardcrf.screens.lock import LockScreen
+
+from wardcrf import audit
+
+
+async def _open_audit_with_filter(pilot) -> None:
+    await pilot.press("a")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, AuditScreen)
+    await pilot.press(*"half-typed")
+
+
+async def test_idle_lock_keeps_work_and_same_user_returns(app_for):
+    app = app_for("clinician", lock_after=1.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await _open_audit_with_filter(pilot)
+        await pilot.pause(1.5)  # no input: the idle timer fires
+        assert isinstance(app.screen, LockScreen), "idle timer did not lock"
+        assert "Locked by Clinician User (clinician, ward clinician)" in str(
+            app.screen.query_one("#locked-by", Static).content
+        )
+        await pilot.press(*"test-password-1", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, AuditScreen)
+        assert app.screen.query_one("#f-participant", Input).value == "half-typed"
+
+
+async def test_typing_postpones_the_idle_lock(app_for):
+    app = app_for("clinician", lock_after=2.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for _ in range(5):
+            await pilot.pause(0.5)
+            await pilot.press("down")
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_wrong_password_at_lock_refused_and_logged(app_for, session_for):
+    app = app_for("clinician")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+l")
+        await settle(pilot)
+        assert isinstance(app.screen, LockScreen)
+        await pilot.press(*"not-my-password", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, LockScreen)
+        assert "wrong password for clinician" in str(app.screen.query_one("#lock-message", Static).content)
+    failed = list(audit.trail(session_for("admin"), type_prefix="auth.login_failed"))
+    assert [e.subject for e in failed] == ["user:clinician"]
+
+
+async def test_switch_user_discards_previous_screens(app_for):
+    app = app_for("clinician")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await _open_audit_with_filter(pilot)
+        await pilot.press("ctrl+l")
+        await settle(pilot)
+        await pilot.press("f3")
+        assert "clinician's unsaved entries will be discarded" in str(
+            app.screen.query_one("#lock-message", Static).content
+        )
+        await pilot.press(*"auditor", "enter", *"test-password-1", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert app.ward is not None and app.ward.user == "auditor"
+        assert [type(s).__name__ for s in app.screen_stack[1:]] == ["DashboardScreen"]
+
+
+async def test_switch_user_with_wrong_password_keeps_lock(app_for):
+    app = app_for("clinician")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+l", "f3")
+        await pilot.press(*"auditor", "enter", *"wrong-password-9", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, LockScreen)
+        assert app.ward is not None and app.ward.user == "clinician"
+        assert "4 attempt(s) left" in str(app.screen.query_one("#lock-message", Static).content)

@@ -1,0 +1,73 @@
+"""`wardcrf` with no command (and `wardcrf tui`): open the ward app.
+
+Textual is imported inside `open_tui`, never at module level, so
+`import wardcrf.cli` stays quick and the core never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UsageError
+from .common import DataDirOption, resolve_data_dir
+
+LANGUAGES = ("en", "zh")
+
+
+def open_tui(
+    data_dir: Path | None = None,
+    *,
+    lock_after: float | None = None,
+    language: str | None = None,
+    high_contrast: bool = False,
+    user: str | None = None,
+) -> None:
+    """Run the TUI on a site directory (also used by `wardcrf demo`)."""
+    if language is not None and language not in LANGUAGES:
+        raise UsageError(f"unknown language {language!r} (allowed: {', '.join(LANGUAGES)})")
+    if lock_after is not None and lock_after <= 0:
+        raise UsageError("--lock-after must be a positive number of seconds")
+    from ..screens.app import run_app
+
+    run_app(
+        resolve_data_dir(data_dir),
+        lock_after=lock_after,
+        language=language,
+        high_contrast=high_contrast,
+        user=user or os.environ.get("WARDCRF_USER", ""),
+    )
+
+
+def tui(
+    data_dir: DataDirOption = None,
+    lock_after: Annotated[
+        float | None,
+        typer.Option(
+            "--lock-after",
+            help="Seconds without input before the screen locks (default: $WARDCRF_LOCK_AFTER, then 300).",
+            show_default=False,
+        ),
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            "-l",
+            help="Interface language: en or zh (default: the user's saved setting).",
+            show_default=False,
+        ),
+    ] = None,
+    high_contrast: Annotated[
+        bool, typer.Option("--high-contrast", help="Start with the high-contrast theme.")
+    ] = False,
+) -> None:
+    """Open the ward app (the same as `wardcrf` with no command)."""
+    open_tui(data_dir, lock_after=lock_after, language=language, high_contrast=high_contrast)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("tui")(tui)
