@@ -60,6 +60,13 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
     try:
         for s in shas:
             assert bundle.sha256(api.read_original(hs.store, s)) == s
+        # The hub does not render previews on import; the first view does, and keeps it.
+        assert hs.store.scalar("SELECT count(*) FROM photo_previews") == 0
+        first = api.preview(hs, shas[0])
+        assert first.width == 64 and first.data[:3] == b"\xff\xd8\xff"
+        assert hs.store.scalar("SELECT count(*) FROM photo_previews") == 1
+        assert api.preview(hs, shas[0]) == first
+        assert api.verify(hs).ok
     finally:
         hs.close()
     # The laptop dies; its replacement gets events and photos back, verified.
