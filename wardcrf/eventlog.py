@@ -267,26 +267,6 @@ def ingest(store: Store, event: Event) -> None:
         _write(store, event)
 
 
-_BULK_EVENTS = 1000
-_BULK_CACHE_KIB = 256 * 1024
-
-
-def _bulk_cache(store: Store) -> None:
-    """Give this connection a page cache big enough for a bulk import's index pages.
-
-    Every event inserts into the unique indexes on ``id`` and ``hash``; the
-    hash is random, so each insert lands on a random leaf page. With
-    SQLite's default 2 MiB cache a hub holding a million events reads (and
-    SQLCipher decrypts) a page from disk for nearly every insert. A larger
-    cache keeps those index pages decrypted in memory across bundles. Only a
-    connection that ingests a large run pays the memory (a hub, a restore),
-    not a ward laptop at the bedside; pages are allocated as used, so this
-    is a ceiling, not an allocation.
-    """
-    if store.conn.execute("PRAGMA cache_size").fetchone()[0] != -_BULK_CACHE_KIB:
-        store.conn.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
-
-
 def ingest_many(store: Store, events: Iterable[Event]) -> int:
     """`ingest` for a run of events (a verified sync bundle), in one transaction.
 
@@ -298,8 +278,6 @@ def ingest_many(store: Store, events: Iterable[Event]) -> int:
     backlog of a million events. Returns the number written.
     """
     batch = list(events)
-    if len(batch) >= _BULK_EVENTS:
-        _bulk_cache(store)
     with store.transaction():
         heads: dict[str, tuple[int, str]] = {}
         for event in batch:
