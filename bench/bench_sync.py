@@ -239,7 +239,7 @@ def bench_import_vs_sha256sum(root: Path, quick: bool) -> list[dict[str, Any]]:
         if not ours_times:
             return rows
         ours = statistics.median(ours_times)
-        what = "import+verify (photo store validates and previews each photo)"
+        what = "import+verify (photo store checks each photo's structure; previews on first view)"
         rows.append(
             {
                 "name": f"hub {what}, photo-heavy bundle ({mb:.0f} MB) vs sha256sum",

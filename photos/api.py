@@ -33,7 +33,7 @@ from wardcrf.site import Session
 from wardcrf.store import Store
 
 from . import store as pstore
-from .validate import FORMATS, PhotoLimits, Preview, check_size, inspect, make_preview
+from .validate import FORMATS, PhotoLimits, Preview, check_size, check_structure, inspect, make_preview
 
 __all__ = [
     "ImportOutcome",
@@ -504,8 +504,12 @@ def store_original(
     `meta` is the body of its ``photo.imported`` event (the event itself is
     ingested by sync through the event log, which projects the metadata).
     The bytes must hash to ``meta["sha256"]`` (or `sha256`) and match its
-    size, else `VerificationFailed`; they are validated as an image like a
-    local import (`Refused` otherwise). Runs in the caller's transaction.
+    size, else `VerificationFailed`. They come authenticated (hash plus the
+    sending device's signature, and that device validated them fully on
+    import), so here they get only a structural check (`check_structure`:
+    format, pixel limit, header, truncation; `Refused` otherwise) and no
+    preview: decoding every photo made hub imports slow, and the preview is
+    derived on first view (`preview`). Runs in the caller's transaction.
     """
     want = (sha256 or (meta or {}).get("sha256") or "").lower().removeprefix("sha256:")
     if not want:
@@ -520,7 +524,7 @@ def store_original(
     if pstore.has_blob(store, want):
         return False
     limits = limits or PhotoLimits.from_env()
-    check = inspect(
+    check_structure(
         f"photo sha256:{want}",
         data,
         PhotoLimits(
@@ -531,7 +535,6 @@ def store_original(
     )
     with store.transaction():
         pstore.put_blob(store, want, data)
-        pstore.put_preview(store, want, check.preview.data, check.preview.width, check.preview.height)
     return True
 
 
@@ -557,6 +560,10 @@ def preview(session: Session, token: str) -> Preview:
     """The display preview of a stored photo, after verifying the original's hash.
 
     A photo whose original fails its hash is never shown (`VerificationFailed`).
+    Photos that arrived by sync have no preview yet (the hub does not decode
+    them on import): the first view derives it, with the full validation of a
+    local import, and keeps it in the preview cache (a derived display cache,
+    not a record: no event).
     """
     session.require("record.read", what="view photos")
     sha = find(session.store, token)
@@ -564,7 +571,13 @@ def preview(session: Session, token: str) -> Preview:
     cached = pstore.get_preview(session.store, sha)
     if cached is not None:
         return Preview(*cached)
-    return make_preview(f"photo sha256:{sha}", original)
+    made = make_preview(f"photo sha256:{sha}", original)
+    try:
+        with session.store.transaction():
+            pstore.put_preview(session.store, sha, made.data, made.width, made.height)
+    except WardError:
+        pass  # a read-only or busy store still shows the preview, it is only not cached
+    return made
 
 
 @dataclass

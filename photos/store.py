@@ -137,6 +137,10 @@ def _last_author(store: Store, rec: RecordState) -> tuple[str | None, str]:
 @record_hook
 def _bindings(store: Store, rec: RecordState) -> None:
     current = references_in(rec.data)
+    if not current and rec.version == 1:
+        # A record just submitted has no bindings yet (they are keyed by its
+        # own event id and only this hook makes them): nothing to unbind.
+        return
     active = {
         (r[0], r[1])
         for r in store.execute(

@@ -257,6 +257,97 @@ def inspect(name: str, data: bytes, limits: PhotoLimits) -> Inspection:
     )
 
 
+@dataclass(frozen=True)
+class Structure:
+    """What a header-level look at an image found (no pixels decoded)."""
+
+    format: str
+    width: int
+    height: int
+
+
+def check_structure(name: str, data: bytes, limits: PhotoLimits) -> Structure:
+    """A cheap look at bytes whose origin is already authenticated: format, size, pixels, whole file.
+
+    For photos arriving in a sync bundle: their bytes are named by their
+    SHA-256 and signed by the registered device that validated them fully
+    (`inspect`) on import, so the hub does not decode them again. This still
+    refuses what the store must never hold: an unsupported format, more
+    pixels than the limit (the bomb guard), a header Pillow cannot parse, a
+    JPEG without its end-of-image marker (truncated), a PNG whose chunk CRCs
+    fail. Pixels are decoded only when someone first looks at the photo
+    (`make_preview`), which then runs the full `inspect`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    check_size(name, len(data), limits)
+    sniffed = sniff(data[:32])
+    if sniffed == "HEIF" and not heif_available():
+        raise Refused(f"{name}: HEIC/HEIF photo not supported here: {HEIC_HELP}; nothing stored")
+    if sniffed is None:
+        _refuse_unknown(name, data)
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[sniffed]) as im:
+                width, height = im.size
+                fmt = im.format or sniffed
+    except Image.DecompressionBombError:
+        raise Refused(
+            f"{name}: too many pixels to decode safely (decompression bomb guard; "
+            f"limit {limits.max_pixels / 1e6:.3g} megapixels); nothing stored"
+        ) from None
+    except UnidentifiedImageError:
+        raise Refused(
+            f"{name}: not an image, or a {sniffed} file too damaged to read; nothing stored"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, RuntimeError) as exc:
+        raise Refused(f"{name}: {_damage(exc)} {sniffed} file ({_one_line(exc)}); nothing stored") from None
+    if fmt not in FORMATS:
+        raise Refused(f"{name}: unsupported format {fmt} (allowed: JPEG, PNG, HEIC); nothing stored")
+    if width * height > limits.max_pixels:
+        raise _bomb(name, width, height, limits)
+    if width < 1 or height < 1:
+        raise Refused(f"{name}: {width}x{height} is not a picture; nothing stored")
+    if fmt == "JPEG" and not _jpeg_complete(data):
+        raise Refused(
+            f"{name}: truncated JPEG file (no end-of-image marker after the image data); nothing stored"
+        )
+    if fmt == "PNG":
+        _verify_png(name, data)
+    return Structure(fmt, width, height)
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """Whether the end-of-image marker follows the main image's scan data.
+
+    Walks the marker segments (by their lengths, so an embedded EXIF
+    thumbnail's markers are skipped) to the first start-of-scan, then looks
+    for FF D9 after it: entropy-coded data never contains FF D9 (an FF there
+    is always followed by 00 or a restart marker), so the first one found is
+    the real end. Bytes after it (phone makers' trailers) are allowed.
+    """
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return False
+        if marker == 0xDA:
+            return data.find(b"\xff\xd9", pos + 2 + length) != -1
+        pos += 2 + length
+    return False
+
+
 def _bomb(name: str, width: int, height: int, limits: PhotoLimits) -> Refused:
     return Refused(
         f"{name}: {width}x{height} is {width * height / 1e6:.3g} megapixels, "

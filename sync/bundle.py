@@ -36,7 +36,13 @@ MANIFEST = "manifest.json"
 EVENTS = "events.jsonl"
 SUMS = "SHA256SUMS"
 SUMS_SIG = "SHA256SUMS.minisig"
-_PHOTO_RE = re.compile(r"^photos/([0-9a-f]{64})\.(jpg|png)$")
+_PHOTO_RE = re.compile(r"^photos/([0-9a-f]{64})\.(jpg|png|heic)$")
+# Logger files (cold-chain evidence) travel like photos: flat names, one
+# directory level, a short lowercase extension kept only so an auditor sees
+# what the file is; the name before it is the SHA-256 of the bytes.
+_EVIDENCE_RE = re.compile(r"^evidence/([0-9a-f]{64})\.([a-z0-9]{1,8})$")
+_EVIDENCE_EVENT = '"type":"coldchain.logger_imported"'
+_RECEIPT_FORM = '"form":"coldchain.receipt"'
 _REF_RE = re.compile(r"sha256:([0-9a-f]{64})")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -68,6 +74,33 @@ def photo_refs(lines: list[str]) -> list[str]:
     return list(seen)
 
 
+def evidence_refs(lines: list[str]) -> dict[str, str]:
+    """Logger files these event lines reference: SHA-256 -> the file's original name, first-seen order.
+
+    A cold-chain logger import (`coldchain.logger_imported`) names its file
+    in the body (``sha256``, ``name``); a shipment receipt record carries the
+    transit logger's file under ``data.logger``. The files themselves are
+    evidence kept by the importing site (``cc_evidence``), so a bundle ships
+    them beside the events that cite them and an importer requires them.
+    """
+    seen: dict[str, str] = {}
+    for line in lines:
+        if _EVIDENCE_EVENT not in line and _RECEIPT_FORM not in line:
+            continue
+        body = json.loads(line).get("body") or {}
+        found = body if _EVIDENCE_EVENT in line else ((body.get("data") or {}).get("logger") or {})
+        digest, name = found.get("sha256"), found.get("name")
+        if isinstance(digest, str) and _HEX64.match(digest) and isinstance(name, str):
+            seen.setdefault(digest, name)
+    return seen
+
+
+def evidence_ext(name: str) -> str:
+    """The member extension for a logger file: its own, when short and plain, else ``bin``."""
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return ext if re.fullmatch(r"[a-z0-9]{1,8}", ext) else "bin"
+
+
 def trusted_comment(m: dict[str, Any], manifest_sha: str) -> str:
     ev = m["events"]
     return (
@@ -94,6 +127,7 @@ class Contents:
     created: str
     recipients: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # sha256 -> (ext, bytes)
 
     def manifest(self) -> bytes:
         first = json.loads(self.lines[0])
@@ -113,6 +147,8 @@ class Contents:
             "recipients": sorted(self.recipients),
             "photos": sorted(self.photos),
         }
+        if self.evidence:
+            m["evidence"] = sorted(self.evidence)
         m.update(self.extra)
         return (canonical.dumps(m) + "\n").encode("utf-8")
 
@@ -129,7 +165,11 @@ def _header(name: str, size: int, mtime: int) -> bytes:
 
 
 def tar_parts(
-    manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
+    manifest: bytes,
+    lines: list[str],
+    photos: dict[str, tuple[str, bytes]],
+    sign_secret: str,
+    evidence: dict[str, tuple[str, bytes]] | None = None,
 ) -> list[bytes]:
     """The plaintext archive as consecutive pieces (headers, data, padding).
 
@@ -148,6 +188,10 @@ def tar_parts(
         ext, data = photos[digest]
         members.append((f"photos/{digest}.{ext}", data))
         digests[f"photos/{digest}.{ext}"] = digest
+    for digest in sorted(evidence or {}):
+        ext, data = (evidence or {})[digest]
+        members.append((f"evidence/{digest}.{ext}", data))
+        digests[f"evidence/{digest}.{ext}"] = digest
     sums = "".join(f"{digests[name]}  {name}\n" for name, _ in sorted(members)).encode("ascii")
     sums_sig = signing.sign(sign_secret, sums, trusted_comment(m, digests[MANIFEST]))
     mtime = int(parse_iso(m["created"]).timestamp())
@@ -163,10 +207,14 @@ def tar_parts(
 
 
 def build_tar(
-    manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
+    manifest: bytes,
+    lines: list[str],
+    photos: dict[str, tuple[str, bytes]],
+    sign_secret: str,
+    evidence: dict[str, tuple[str, bytes]] | None = None,
 ) -> bytes:
     """The plaintext archive (deterministic for equal inputs)."""
-    return b"".join(tar_parts(manifest, lines, photos, sign_secret))
+    return b"".join(tar_parts(manifest, lines, photos, sign_secret, evidence))
 
 
 class _PartsReader(io.RawIOBase):
@@ -236,11 +284,15 @@ def encrypt_parts(parts: list[bytes], recipients: list[str]) -> tuple[bytes, byt
 
 
 def seal(
-    manifest: bytes, lines: list[str], photos: dict[str, tuple[str, bytes]], sign_secret: str
+    manifest: bytes,
+    lines: list[str],
+    photos: dict[str, tuple[str, bytes]],
+    sign_secret: str,
+    evidence: dict[str, tuple[str, bytes]] | None = None,
 ) -> tuple[str, bytes, bytes]:
     """(file name, ciphertext, outer signature) of the bundle a manifest describes."""
     m = json.loads(manifest)
-    parts = tar_parts(manifest, lines, photos, sign_secret)
+    parts = tar_parts(manifest, lines, photos, sign_secret, evidence)
     cipher, digest = encrypt_parts(parts, list(m["recipients"]))
     name = bundle_name(m["site"], m["device"], m["bundle_seq"])
     outer = signing.sign_digest(sign_secret, digest, f"{FORMAT} file={name} manifest={sha256(manifest)}")
@@ -272,6 +324,8 @@ class Verified:
     signer: Signer
     report: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    # Logger files: sha256 -> (original file name, bytes), hash-checked.
+    evidence: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
     @property
     def device(self) -> str:
@@ -323,7 +377,9 @@ def read_archive(plain: bytes, what: str) -> dict[str, Any]:
             raise Refused(f"{what}: member {name!r} is a device or fifo; only regular files are allowed")
         if not info.isreg():
             raise Refused(f"{what}: member {name!r} is not a regular file")
-        if name not in (MANIFEST, EVENTS, SUMS, SUMS_SIG) and not _PHOTO_RE.match(name):
+        if name not in (MANIFEST, EVENTS, SUMS, SUMS_SIG) and not (
+            _PHOTO_RE.match(name) or _EVIDENCE_RE.match(name)
+        ):
             raise Refused(f"{what}: member {name!r} is not an allowed bundle member")
         if name in members:
             raise Refused(f"{what}: member {name!r} appears twice")
@@ -333,7 +389,7 @@ def read_archive(plain: bytes, what: str) -> dict[str, Any]:
         # Photos stay views into the decrypted archive (no copy of the big bytes).
         members[name] = (
             view[start : start + info.size]
-            if name.startswith("photos/")
+            if name.startswith(("photos/", "evidence/"))
             else plain[start : start + info.size]
         )
     return members
@@ -552,4 +608,33 @@ def verify(
         raise Refused(f"{what}: photo {extra[0]} is not referenced by any event in the bundle")
     if photos:
         report.append(f"photos: {len(photos)} originals, each named by its SHA-256")
-    return Verified(m, manifest_bytes, manifest_sha, lines, photos, signer, report, events)
+    evidence = _check_evidence(members, sums, lines, m, what)
+    if evidence:
+        report.append(f"logger files: {len(evidence)}, each named by its SHA-256")
+    return Verified(m, manifest_bytes, manifest_sha, lines, photos, signer, report, events, evidence)
+
+
+def _check_evidence(
+    members: dict[str, Any], sums: dict[str, str], lines: list[str], m: dict[str, Any], what: str
+) -> dict[str, tuple[str, bytes]]:
+    """Logger-file members: named by their SHA-256, exactly those the manifest lists and the events cite."""
+    carried: dict[str, Any] = {}
+    for name, data in members.items():
+        em = _EVIDENCE_RE.match(name)
+        if em:
+            if sums[name] != em.group(1):  # the bytes were hashed against SHA256SUMS already
+                raise Refused(f"{what}: {name} is not named by the SHA-256 of its bytes")
+            if em.group(1) in carried:
+                raise Refused(f"{what}: logger file {em.group(1)} is carried twice")
+            carried[em.group(1)] = data
+    listed = m.get("evidence") or []
+    if not isinstance(listed, list) or sorted(carried) != sorted(listed):
+        raise Refused(f"{what}: logger-file members differ from the manifest's evidence list")
+    refs = evidence_refs(lines)
+    missing = sorted(set(refs) - set(carried))
+    if missing:
+        raise Refused(f"{what}: events cite logger file {missing[0]}, which the bundle lacks")
+    extra = sorted(set(carried) - set(refs))
+    if extra:
+        raise Refused(f"{what}: logger file {extra[0]} is not cited by any event in the bundle")
+    return {d: (refs[d], carried[d]) for d in refs}

@@ -5,7 +5,8 @@ Both ends use this: the hub for ward bundles, a ward for hub bundles. The
 its manifest hash; with `chain_heads` it decides what a verified bundle is:
 
 - the next bundle, continuing the device's chain -> applied in one
-  transaction (photos, events through `eventlog.ingest`, ledger row);
+  transaction (photos, logger files, events through `eventlog.ingest`,
+  ledger row);
 - a bundle seq already applied with the same manifest hash -> a replay,
   nothing changes ("already applied");
 - the same bundle seq (or event seqs already held) with different content
@@ -28,7 +29,7 @@ from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
 from wardcrf.store import Store
 
-from . import photostore
+from . import evidencestore, photostore
 from .bundle import Verified, bundle_name
 
 
@@ -226,6 +227,8 @@ def _accept_one(
         for digest, (ext, data) in sorted(v.photos.items()):
             if not photostore.has_original(store, digest):
                 photostore.save_original(store, digest, ext, bytes(data))
+        for digest, (name, data) in sorted(v.evidence.items()):
+            evidencestore.save(store, digest, name, data)
         eventlog.ingest_many(store, v.events or [eventlog.Event.from_line(line) for line in v.lines])
         store.execute(
             "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"

@@ -21,7 +21,7 @@ from wardcrf.clock import now_utc
 from wardcrf.errors import Refused
 from wardcrf.store import Store
 
-from . import bundle, photostore
+from . import bundle, evidencestore, photostore
 
 DEFAULT_LIMIT = 100 * 1024 * 1024
 _TAR_OVERHEAD = 512 * 8 + 10240
@@ -36,6 +36,7 @@ class Cut:
     chain_last: str
     photos: list[str]
     size: int
+    evidence: list[str]
 
 
 def _created() -> str:
@@ -66,29 +67,39 @@ def plan(
         cuts: list[Cut] = []
         cur: Cut | None = None
         photo_sizes: dict[str, int] = {}
+        evidence_sizes: dict[str, int] = {}
         cursor = store.execute(
             "SELECT seq, prev, hash, line FROM events WHERE device = ? AND seq > ? ORDER BY seq",
             (device, after),
         )
         for seq, prev, hash_, line in cursor:
             refs = bundle.photo_refs([line]) if "sha256" in line else []
+            logs = bundle.evidence_refs([line]) if "coldchain" in line else {}
             add = len(line) + 1
             for digest in refs:
                 if digest not in photo_sizes:
                     photo_sizes[digest] = len(photostore.load_original(store, digest)[1])
+            for digest, name in logs.items():
+                if digest not in evidence_sizes:
+                    evidence_sizes[digest] = len(evidencestore.load(store, digest, name)[1])
             if cur is not None:
                 add += sum(photo_sizes[d] + 512 for d in refs if d not in cur.photos)
+                add += sum(evidence_sizes[d] + 512 for d in logs if d not in cur.evidence)
                 if cur.size + add > limit:
                     cuts.append(cur)
                     cur = None
             if cur is None:
                 bseq += 1
-                cur = Cut(bseq, seq, seq, prev, hash_, [], _TAR_OVERHEAD)
+                cur = Cut(bseq, seq, seq, prev, hash_, [], _TAR_OVERHEAD, [])
                 add = len(line) + 1 + sum(photo_sizes[d] + 512 for d in refs)
+                add += sum(evidence_sizes[d] + 512 for d in logs)
             cur.last, cur.chain_last, cur.size = seq, hash_, cur.size + add
             for d in refs:
                 if d not in cur.photos:
                     cur.photos.append(d)
+            for d in logs:
+                if d not in cur.evidence:
+                    cur.evidence.append(d)
         if cur is not None:
             cuts.append(cur)
         created = _created()
@@ -111,6 +122,8 @@ def plan(
                 "photos": sorted(c.photos),
                 "to": peer,
             }
+            if c.evidence:  # only when present, so bundles without logger files keep their old bytes
+                m["evidence"] = sorted(c.evidence)
             manifest = dumps(m) + "\n"
             prev_sha = bundle.sha256(manifest.encode("utf-8"))
             store.execute(
@@ -149,4 +162,6 @@ def materialize(store: Store, row: dict[str, Any]) -> tuple[str, bytes, bytes]:
     if len(lines) != row["last_seq"] - row["first_seq"] + 1:
         raise Refused(f"events {row['first_seq']}-{row['last_seq']} of this device are not all present")
     photos = {d: photostore.load_original(store, d) for d in m["photos"]}
-    return bundle.seal(manifest, lines, photos, keys.sign_secret)
+    names = bundle.evidence_refs(lines)
+    evidence = {d: evidencestore.load(store, d, names.get(d, "")) for d in m.get("evidence") or []}
+    return bundle.seal(manifest, lines, photos, keys.sign_secret, evidence)

@@ -25,12 +25,15 @@ def load_original(store: Store, digest: str) -> tuple[str, bytes]:
     api = _api()
     if api is None or not hasattr(api, "read_original"):
         raise Refused(f"photo {digest} is referenced but this build has no photo store")
+    from wardcrf.photos.validate import FORMATS, sniff
+
     data = api.read_original(store, digest)
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "png", data
-    if data[:3] == b"\xff\xd8\xff":
-        return "jpg", data
-    raise Refused(f"photo {digest} is neither JPEG nor PNG; bundles carry only those")
+    fmt = sniff(bytes(data[:32]))
+    if fmt is None or fmt not in FORMATS:
+        raise Refused(f"photo {digest} is not JPEG, PNG or HEIC; bundles carry only those")
+    # The member extension follows the bytes, as the photo store names them
+    # (`api.bundle_member`): jpg, png or heic, the names the importer whitelists.
+    return FORMATS[fmt], data
 
 
 def has_original(store: Store, digest: str) -> bool:

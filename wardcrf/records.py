@@ -190,8 +190,13 @@ def conflicts(store: Store) -> list[dict[str, Any]]:
     )
 
 
-def _run_hooks(store: Store, event_id: str) -> None:
-    rec = load(store, event_id)
+def _run_hooks(store: Store, event_id: str, rec: RecordState | None = None) -> None:
+    """Run the form's hooks and the record hooks on the record's current state.
+
+    `rec`, when the caller has just written the row, is that state (saves
+    re-reading and re-parsing the row for every submission a hub ingests).
+    """
+    rec = rec if rec is not None else load(store, event_id)
     if rec is None:
         return
     for hook in _FORM_HOOKS.get(rec.form, []):
@@ -203,6 +208,7 @@ def _run_hooks(store: Store, event_id: str) -> None:
 @projector("record.submitted")
 def _submitted(store: Store, e: Event) -> None:
     data = e.body.get("data") or {}
+    data_json = dumps(data)
     store.execute(
         "INSERT INTO records (event_id, form, subject, data, field_hlc, created_at, created_by,"
         " last_event, last_hlc, version) VALUES (?,?,?,?,?,?,?,?,?,1)",
@@ -210,7 +216,7 @@ def _submitted(store: Store, e: Event) -> None:
             e.id,
             e.body["form"],
             e.subject,
-            dumps(data),
+            data_json,
             dumps({k: e.hlc for k in data}),
             e.ts,
             e.user,
@@ -218,7 +224,19 @@ def _submitted(store: Store, e: Event) -> None:
             e.hlc,
         ),
     )
-    _run_hooks(store, e.id)
+    # The state just written, exactly as `load` would read it back (the data
+    # parsed from the stored JSON, so hooks never share the event's dicts).
+    rec = RecordState(
+        event_id=e.id,
+        form=e.body["form"],
+        subject=e.subject,
+        data=json.loads(data_json),
+        created_at=e.ts,
+        created_by=e.user,
+        last_event=e.id,
+        version=1,
+    )
+    _run_hooks(store, e.id, rec)
 
 
 @projector("record.amended")

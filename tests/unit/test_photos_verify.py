@@ -160,3 +160,42 @@ def test_photos_travel_inside_the_encrypted_backup(session_for, tmp_path: Path) 
         assert api.verify(s).ok
     finally:
         s.close()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_store_original_renders_no_preview(session_for) -> None:
+    """Bundle imports keep the original only; the preview is derived on first view."""
+    s = session_for("admin")
+    data = ps.jpeg_bytes(seed=8)
+    assert api.store_original(s.store, data, {"sha256": _sha(data)}) is True
+    assert s.store.scalar("SELECT count(*) FROM photo_previews") == 0
+
+
+def test_store_original_structural_check_refuses_bad_images(session_for, tmp_path: Path) -> None:
+    s = session_for("admin")
+    jpeg = ps.jpeg_bytes(seed=9)
+    cut = jpeg[: len(jpeg) * 2 // 3]
+    with pytest.raises(Refused, match="truncated JPEG"):
+        api.store_original(s.store, cut, {"sha256": _sha(cut)})
+    bomb = ps.bomb_png(tmp_path / "bomb.png").read_bytes()
+    with pytest.raises(Refused, match="decompression bomb"):
+        api.store_original(s.store, bomb, {"sha256": _sha(bomb)})
+    png = bytearray(ps.png_bytes(seed=3))
+    png[40] ^= 0xFF  # inside IDAT: its CRC no longer matches
+    bad = bytes(png)
+    with pytest.raises(Refused, match="PNG"):
+        api.store_original(s.store, bad, {"sha256": _sha(bad)})
+    gif = ps.other_format(tmp_path / "x.gif", "GIF").read_bytes()
+    with pytest.raises(Refused, match="unsupported format GIF"):
+        api.store_original(s.store, gif, {"sha256": _sha(gif)})
+    assert s.store.scalar("SELECT count(*) FROM photo_blobs") == 0
+
+
+def test_store_original_accepts_a_jpeg_with_a_maker_trailer(session_for) -> None:
+    """Phones append data after the end-of-image marker; that is not truncation."""
+    s = session_for("admin")
+    data = ps.jpeg_bytes(seed=10) + b"SEFH\x00\x01trailer\xff\xda\x00\x08junk"
+    assert api.store_original(s.store, data, {"sha256": _sha(data)}) is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from synckit import PASSWORD, card_of, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
 
 from wardcrf import records, users
+from wardcrf.errors import Refused
 from wardcrf.evidence import reference
 from wardcrf.site import Site
 
@@ -58,6 +60,13 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
     try:
         for s in shas:
             assert bundle.sha256(api.read_original(hs.store, s)) == s
+        # The hub does not render previews on import; the first view does, and keeps it.
+        assert hs.store.scalar("SELECT count(*) FROM photo_previews") == 0
+        first = api.preview(hs, shas[0])
+        assert first.width == 64 and first.data[:3] == b"\xff\xd8\xff"
+        assert hs.store.scalar("SELECT count(*) FROM photo_previews") == 1
+        assert api.preview(hs, shas[0]) == first
+        assert api.verify(hs).ok
     finally:
         hs.close()
     # The laptop dies; its replacement gets events and photos back, verified.
@@ -83,3 +92,58 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
             assert bundle.sha256(api.read_original(s.store, x)) == x
     finally:
         s.close()
+
+
+def test_heic_photo_round_trips_ward_to_hub(tmp_path: Path) -> None:
+    """HEIC originals travel as photos/<sha256>.heic (an explicit addition to the bundle format)."""
+    pytest.importorskip("pillow_heif")
+    from PIL import Image
+    from wardcrf.photos.validate import heif_available
+    from wardcrf.sync import bundle, hub
+
+    assert heif_available()
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(buf, format="HEIF")
+    heic = buf.getvalue()
+    h = make_hub(tmp_path)
+    w = make_ward(tmp_path)
+    connect(w, h)
+    a = open_(w)
+    users.add_user(a, "clinician", "Cli Nician", "clinician", PASSWORD)
+    a.close()
+    c = open_(w, "clinician")
+    try:
+        info = api.import_bytes(c, "IMG_0001.HEIC", heic)
+        assert api.bundle_member(c.store, info.sha256) == f"photos/{info.sha256}.heic"
+        records.submit(c, "consent", {"photo": [info.ref]}, subject="participant:WUH01-001")
+    finally:
+        c.close()
+    files = export(w, tmp_path / "usb")
+    hs = open_(h)
+    try:
+        cipher, sig = files[0].read_bytes(), files[0].with_name(files[0].name + ".minisig").read_bytes()
+        v = hub.verify(hs.store, cipher, sig)
+        assert v.photos[info.sha256][0] == "heic"
+    finally:
+        hs.close()
+    assert hub_import(h, files[0]).outcome.status == "applied"
+    hs = open_(h)
+    try:
+        assert bundle.sha256(api.read_original(hs.store, info.sha256)) == info.sha256
+        assert api.get_info(hs.store, info.sha256).format == "HEIF"  # type: ignore[union-attr]
+        assert api.verify(hs).ok
+    finally:
+        hs.close()
+
+
+def test_photo_of_another_format_is_not_a_bundle_member(tmp_path: Path) -> None:
+    from wardcrf.sync import bundle
+
+    for name in (f"photos/{'a' * 64}.gif", f"photos/{'a' * 64}.HEIC", f"photos/{'a' * 64}.heif"):
+        tar = io.BytesIO()
+        with tarfile.open(fileobj=tar, mode="w", format=tarfile.USTAR_FORMAT) as t:
+            ti = tarfile.TarInfo(name)
+            ti.size = 1
+            t.addfile(ti, io.BytesIO(b"x"))
+        with pytest.raises(Refused, match="not an allowed bundle member"):
+            bundle.read_archive(tar.getvalue(), "bundle")
