@@ -73,7 +73,7 @@ def test_demo_ward_to_hub_then_exports_and_audit_copy(tmp_path: Path) -> None:
 
     code, _, err = run("export", "csv", "--out", str(tmp_path / "csv"), "--data-dir", str(hub_dir), env=hubenv)
     assert code == 0, err
-    vitals = list(csv.DictReader((tmp_path / "csv" / "vitals.csv").open(encoding="utf-8")))
+    vitals = list(csv.DictReader((tmp_path / "csv" / "forms" / "vitals.csv").open(encoding="utf-8-sig")))
     assert {r["participant"] for r in vitals} >= {f"WUH01-00{i}" for i in range(1, 8)}
 
     pdf = tmp_path / "WUH01-001.pdf"
