@@ -47,16 +47,24 @@ def test_demo_ward_to_hub_then_exports_and_audit_copy(tmp_path: Path) -> None:
     ward_dir, hub_dir, stick = tmp_path / "ward", tmp_path / "hub", tmp_path / "usb"
     stick.mkdir()
     demo.seed(ward_dir)
-    ward = {"WARDCRF_DATA_DIR": str(ward_dir), "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": demo.DEMO_PASSWORD}
+    ward = {
+        "WARDCRF_DATA_DIR": str(ward_dir),
+        "WARDCRF_USER": "admin",
+        "WARDCRF_PASSWORD": demo.DEMO_PASSWORD,
+    }
     hubenv = {"WARDCRF_DATA_DIR": str(hub_dir), "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": HUB_PASSWORD}
 
     code, _, err = run("hub", "init", "--data-dir", str(hub_dir), "--admin", "admin", env=hubenv)
     assert code == 0, err
     code, _, err = run("device", "card", "--out", str(tmp_path / "ward.card"), "--no-qr", env=ward)
     assert code == 0, err
-    code, _, err = run("hub", "register-device", str(tmp_path / "ward.card"), "--data-dir", str(hub_dir), env=hubenv)
+    code, _, err = run(
+        "hub", "register-device", str(tmp_path / "ward.card"), "--data-dir", str(hub_dir), env=hubenv
+    )
     assert code == 0, err
-    code, _, err = run("hub", "card", "--data-dir", str(hub_dir), "--out", str(tmp_path / "hub.card"), "--no-qr", env=hubenv)
+    code, _, err = run(
+        "hub", "card", "--data-dir", str(hub_dir), "--out", str(tmp_path / "hub.card"), "--no-qr", env=hubenv
+    )
     assert code == 0, err
     code, _, err = run("sync", "set-hub", str(tmp_path / "hub.card"), env=ward)
     assert code == 0, err
@@ -71,14 +79,25 @@ def test_demo_ward_to_hub_then_exports_and_audit_copy(tmp_path: Path) -> None:
     code, out, err = run("audit", "verify", "--data-dir", str(hub_dir), env=hubenv)
     assert code == 0, out + err
 
-    code, _, err = run("export", "csv", "--out", str(tmp_path / "csv"), "--data-dir", str(hub_dir), env=hubenv)
+    code, _, err = run(
+        "export", "csv", "--out", str(tmp_path / "csv"), "--data-dir", str(hub_dir), env=hubenv
+    )
     assert code == 0, err
     vitals = list(csv.DictReader((tmp_path / "csv" / "forms" / "vitals.csv").open(encoding="utf-8-sig")))
     assert {r["participant"] for r in vitals} >= {f"WUH01-00{i}" for i in range(1, 8)}
 
     pdf = tmp_path / "WUH01-001.pdf"
-    code, _, err = run("report", "audit", "--participant", "WUH01-001", "--out", str(pdf),
-                       "--data-dir", str(hub_dir), env=hubenv)
+    code, _, err = run(
+        "report",
+        "audit",
+        "--participant",
+        "WUH01-001",
+        "--out",
+        str(pdf),
+        "--data-dir",
+        str(hub_dir),
+        env=hubenv,
+    )
     assert code == 0, err
     text = "\n".join(page.extract_text() or "" for page in PdfReader(str(pdf)).pages)
     assert "arrived from device" in " ".join(text.split())
