@@ -12,7 +12,7 @@ page states the event-chain verification result at printing time.
 Text: Chinese (and any non-Latin) text needs a Unicode font. wardcrf uses
 `WARDCRF_PDF_FONT` or the first CJK font found among the usual Debian paths
 (fonts-wqy-microhei, fonts-noto-cjk). Without one, characters the PDF's
-built-in font cannot show are printed as <U+XXXX> escapes: the PDF never
+built-in font cannot show are printed as <U+hex code point> escapes: the PDF never
 fails and never silently drops a character.
 """
 
@@ -132,7 +132,7 @@ class _Writer:
         else:
             self.family = "helvetica"
             self.t = _Text(False, False)
-            self.font_name = "built-in Helvetica (non-Latin-1 text escaped as <U+XXXX>)"
+            self.font_name = "built-in Helvetica (non-Latin-1 text escaped as <U+hex code point>)"
         self.printed = iso_utc(now_utc())
         self.printed_by = printed_by
         self.photos = 0
