@@ -201,16 +201,22 @@ def check_size(name: str, size: int, limits: PhotoLimits) -> None:
         )
 
 
-def inspect(name: str, data: bytes, limits: PhotoLimits) -> Inspection:
-    """Validate `data` fully and derive its preview; raise `Refused` naming `name`."""
-    from PIL import Image, UnidentifiedImageError
-
+def _precheck(name: str, data: bytes, limits: PhotoLimits) -> str:
+    """Size limit and a supported format by magic bytes, before Pillow sees anything."""
     check_size(name, len(data), limits)
     sniffed = sniff(data[:32])
     if sniffed == "HEIF" and not heif_available():
         raise Refused(f"{name}: HEIC/HEIF photo not supported here: {HEIC_HELP}; nothing stored")
     if sniffed is None:
         _refuse_unknown(name, data)
+    return sniffed
+
+
+def inspect(name: str, data: bytes, limits: PhotoLimits) -> Inspection:
+    """Validate `data` fully and derive its preview; raise `Refused` naming `name`."""
+    from PIL import Image, UnidentifiedImageError
+
+    sniffed = _precheck(name, data, limits)
     # Pillow's decompression-bomb guard stays on whatever a caller did to it,
     # tied to our limit: Pillow refuses at twice the limit while opening;
     # between 1x and 2x our own check below refuses with the image's size.
@@ -280,12 +286,7 @@ def check_structure(name: str, data: bytes, limits: PhotoLimits) -> Structure:
     """
     from PIL import Image, UnidentifiedImageError
 
-    check_size(name, len(data), limits)
-    sniffed = sniff(data[:32])
-    if sniffed == "HEIF" and not heif_available():
-        raise Refused(f"{name}: HEIC/HEIF photo not supported here: {HEIC_HELP}; nothing stored")
-    if sniffed is None:
-        _refuse_unknown(name, data)
+    sniffed = _precheck(name, data, limits)
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
         with warnings.catch_warnings():
