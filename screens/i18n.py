@@ -29,8 +29,19 @@ _current = "en"
 
 @cache
 def catalogue() -> dict[str, dict[str, str]]:
-    """Message id -> {language: text}, from messages.toml (flattened ids)."""
-    text = resources.files("wardcrf.screens").joinpath("messages.toml").read_text("utf-8")
+    """Message id -> {language: text}, from messages.toml and messages/*.toml.
+
+    Each screen family keeps its strings in its own file under `messages/`
+    (`messages/coldchain.toml`...), so a translator reviews one workflow at a
+    time; an id defined twice is a mistake and raises at start-up.
+    """
+    root = resources.files("wardcrf.screens")
+    texts = [root.joinpath("messages.toml").read_text("utf-8")]
+    extra = root.joinpath("messages")
+    if extra.is_dir():
+        for item in sorted(extra.iterdir(), key=lambda x: x.name):
+            if item.name.endswith(".toml"):
+                texts.append(item.read_text("utf-8"))
     out: dict[str, dict[str, str]] = {}
 
     def walk(prefix: str, node: dict[str, Any]) -> None:
@@ -41,7 +52,12 @@ def catalogue() -> dict[str, dict[str, str]]:
             if isinstance(value, dict):
                 walk(f"{prefix}.{key}" if prefix else key, value)
 
-    walk("", tomllib.loads(text))
+    for text in texts:
+        before = dict(out)
+        walk("", tomllib.loads(text))
+        clash = sorted(k for k in before if k in out and before[k] is not out[k])
+        if clash:
+            raise ValueError(f"message id defined twice: {clash[0]}")
     return out
 
 
