@@ -54,3 +54,27 @@ def test_pad_counts_cells_for_cjk():
     assert i18n.pad("用户名", 8) == "用户名  "
     assert cell_len(i18n.pad("用户名", 8)) == cell_len(i18n.pad("User", 8)) == 8
     assert i18n.label_width(["密码", "User"]) == 4
+
+
+def test_feature_catalogues_are_loaded_and_may_not_redefine_ids(tmp_path, monkeypatch):
+    """Files under screens/messages/ add ids; defining an existing id again is refused."""
+    import shutil
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(SCREENS, pkg, ignore=shutil.ignore_patterns("__pycache__", "*.py", "*.tcss"))
+    (pkg / "messages").mkdir(exist_ok=True)
+    (pkg / "messages" / "zz_extra.toml").write_text(
+        '[extra]\nhello = { en = "Hello", zh = "你好" }\n', "utf-8"
+    )
+    monkeypatch.setattr(i18n.resources, "files", lambda _pkg: pkg)
+    i18n.catalogue.cache_clear()
+    try:
+        assert i18n.catalogue()["extra.hello"] == {"en": "Hello", "zh": "你好"}
+        (pkg / "messages" / "zz_extra.toml").write_text(
+            '[login]\ntitle = { en = "Again", zh = "再次" }\n', "utf-8"
+        )
+        i18n.catalogue.cache_clear()
+        with pytest.raises(ValueError, match=r"message id defined twice: login\.title"):
+            i18n.catalogue()
+    finally:
+        i18n.catalogue.cache_clear()
