@@ -32,11 +32,11 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 import secrets
 from collections.abc import Iterator
-import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

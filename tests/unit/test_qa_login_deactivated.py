@@ -47,8 +47,10 @@ def test_deactivated_user_with_a_wrong_password_reads_like_an_unknown_name(site,
     with pytest.raises(AuthError) as unknown:
         opened.unlock("nobody-here", "not-the-password-1")
     assert "deactivated" not in wrong.value.message
-    assert wrong.value.message == unknown.value.message == (
-        "wrong user name or password (4 attempt(s) left before lockout)"
+    assert (
+        wrong.value.message
+        == unknown.value.message
+        == ("wrong user name or password (4 attempt(s) left before lockout)")
     )
 
 

@@ -44,7 +44,8 @@ def log(
     ] = None,
     user: Annotated[str | None, typer.Option("--user", help="Only events by this user.")] = None,
     type_: Annotated[
-        str | None, typer.Option("--type", help="Only event types starting with this literal text, e.g. record.")
+        str | None,
+        typer.Option("--type", help="Only event types starting with this literal text, e.g. record."),
     ] = None,
     since: Annotated[str | None, typer.Option("--since", help="From this UTC time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before this UTC time (ISO 8601).")] = None,
