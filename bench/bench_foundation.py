@@ -120,32 +120,48 @@ def run(quick: bool = False) -> list[dict]:
             )
         )
 
-        # -- bulk append (one transaction)
-        def bulk(store: Store, dctx: DeviceContext) -> float:
-            t = time.perf_counter()
+        # -- bulk append (one transaction per batch); the median of several batches,
+        # interleaved with the baselines so a noisy neighbour hits both alike
+        cpu_rates: dict[str, list[float]] = {"enc": [], "plain": []}
+
+        def bulk(store: Store, dctx: DeviceContext, n: int) -> float:
+            t, c = time.perf_counter(), time.process_time()
             with store.transaction():
-                for i in range(n_bulk):
+                for i in range(n):
                     eventlog.append(
                         store, dctx, author, type="bench.note", subject="site:BENCH", body={"i": i}
                     )
-            return n_bulk / (time.perf_counter() - t)
-
-        enc_rate = bulk(s.store, ctx)
-        plain, pctx = _plain_store(tmp_path / "plain.db")
-        plain_rate = bulk(plain, pctx)
-        t = time.perf_counter()
-        std.execute("BEGIN")
-        for i in range(n_bulk):
-            line = f'{{"prev":"{"0" * 64}","bulk":{i}}}'
-            std.execute(
-                "INSERT INTO events (id, hash, line) VALUES (?,?,?)",
-                (f"b-{i}", hashlib.sha256(line.encode()).hexdigest(), line),
+            cpu_rates["plain" if store.path.name == "plain.db" else "enc"].append(
+                n / max(time.process_time() - c, 1e-9)
             )
-        std.execute("COMMIT")
-        std_rate = n_bulk / (time.perf_counter() - t)
+            return n / (time.perf_counter() - t)
+
+        def std_bulk(batch: int, n: int) -> float:
+            t = time.perf_counter()
+            std.execute("BEGIN")
+            for i in range(n):
+                line = f'{{"prev":"{"0" * 64}","bulk":{batch},"i":{i}}}'
+                std.execute(
+                    "INSERT INTO events (id, hash, line) VALUES (?,?,?)",
+                    (f"b-{batch}-{i}", hashlib.sha256(line.encode()).hexdigest(), line),
+                )
+            std.execute("COMMIT")
+            return n / (time.perf_counter() - t)
+
+        plain, pctx = _plain_store(tmp_path / "plain.db")
+        batches = 3 if quick else 5
+        per_batch = n_bulk // batches
+        enc_rates, plain_rates, std_rates = [], [], []
+        for b in range(batches):
+            enc_rates.append(bulk(s.store, ctx, per_batch))
+            plain_rates.append(bulk(plain, pctx, per_batch))
+            std_rates.append(std_bulk(b, per_batch))
+        enc_rate = statistics.median(enc_rates)
+        plain_rate = statistics.median(plain_rates)
+        std_rate = statistics.median(std_rates)
         rows.append(
             dict(
-                name="bulk append (wardcrf path, encrypted vs same path unencrypted)",
+                name=f"bulk append, median of {batches} x {per_batch:,} (encrypted vs same path unencrypted)",
                 value=enc_rate,
                 unit="events/s",
                 baseline=plain_rate,
@@ -155,7 +171,18 @@ def run(quick: bool = False) -> list[dict]:
         )
         rows.append(
             dict(
-                name="bulk append (wardcrf encrypted vs bare stdlib sqlite3 insert)",
+                # This process's CPU time: the same loop, unmoved by other processes on a busy machine.
+                name=f"bulk append, CPU time, median of {batches} x {per_batch:,} (encrypted vs unencrypted)",
+                value=statistics.median(cpu_rates["enc"]),
+                unit="events/s",
+                baseline=statistics.median(cpu_rates["plain"]),
+                target="≥ 20,000/s",
+                higher_is_better=True,
+            )
+        )
+        rows.append(
+            dict(
+                name=f"bulk append, median of {batches} x {per_batch:,} (encrypted vs bare stdlib insert)",
                 value=enc_rate,
                 unit="events/s",
                 baseline=std_rate,

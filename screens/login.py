@@ -3,7 +3,9 @@
 The key-slot KDF (scrypt) takes a noticeable fraction of a second; it runs
 in a worker so the screen keeps drawing. Wrong passwords count toward the
 lockout the foundation defines (`Site.unlock`), and the message says how
-many attempts are left.
+many attempts are left. A deactivated user is told so only after typing
+the right password; any other failure reads as "wrong user name or
+password" (the domain words it; this screen shows it as it is).
 """
 
 from __future__ import annotations

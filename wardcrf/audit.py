@@ -93,8 +93,21 @@ class TrailEntry:
     summary: str
     changes: list[dict[str, Any]]
     reason: str | None
+    body: dict[str, Any] = field(default_factory=dict)
+    site: str = ""
+    amends: str | None = None
+    protocol: dict[str, str] | None = None
+    hash: str = ""
+    hlc: str = ""
 
     def as_json(self) -> dict[str, Any]:
+        """Everything the event says: the summary for people plus the full body.
+
+        The `summary` is abbreviated for the table; `body` is the event's body
+        exactly as hashed (every value with its unit, overrides and their
+        reasons, photo and signature references), so a script or an auditor
+        reading `log --json` never sees less than the log holds.
+        """
         return self.__dict__.copy()
 
 
@@ -160,15 +173,20 @@ def trail(
     session.require("audit.read", what="read the audit trail")
     since, until = _utc_bound("--since", since), _utc_bound("--until", until)
     where, params = [], []
+    # Exact text comparisons, never LIKE: in LIKE `_` and `%` are wildcards and
+    # ASCII letters match either case, so `participant:WUH01_001` would also
+    # return `participant:WUH01-001`'s events and an auditor would read a
+    # stranger's trail as this subject's. `substr(...) = ?` is a literal prefix.
     if subject:
-        where.append("(subject = ? OR subject LIKE ?)")
-        params += [subject, subject + "/%"]
+        nested = subject + "/"
+        where.append("(subject = ? OR substr(subject, 1, ?) = ?)")
+        params += [subject, len(nested), nested]
     if user:
         where.append("user = ?")
         params.append(user)
     if type_prefix:
-        where.append("type LIKE ?")
-        params.append(type_prefix + "%")
+        where.append("substr(type, 1, ?) = ?")
+        params += [len(type_prefix), type_prefix]
     if since:
         where.append("ts >= ?")
         params.append(since)
@@ -196,4 +214,10 @@ def trail(
             summary=summary,
             changes=changes,
             reason=e.reason,
+            body=e.body,
+            site=e.site,
+            amends=e.amends,
+            protocol=e.protocol,
+            hash=e.hash,
+            hlc=e.hlc,
         )

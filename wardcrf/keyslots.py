@@ -15,6 +15,15 @@ under another user's name does not open.
 Failed logins cannot be written to the database (a wrong password cannot
 open it), so they are counted here and flushed into the event log as
 ``auth.login_failed`` events at the next successful unlock.
+
+Deactivating a user *retires* their slot: the wrapped key is deleted (their
+password no longer opens anything) and what remains is a password check
+(`retire_user_slot`). It lets the login say "your account is deactivated;
+ask an admin" to someone who typed that user's *correct* password, and
+"wrong user name or password" to everyone else, so a stranger at a shared
+ward laptop learns nothing about which names exist. Attempts by a
+deactivated user are kept here too and written to the log as
+``auth.login_refused`` events at the next unlock (Part 11 §11.300(d)).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -33,6 +43,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -42,6 +53,7 @@ from .errors import AuthError, UsageError
 FORMAT = "wardcrf-keyslots/1"
 FILENAME = "keyslots.json"
 RECOVERY_SLOT = "recovery"
+RETIRED_PREFIX = "retired:"
 
 # scrypt N=2^15, r=8, p=1: 32 MiB and ~0.1 s here; memory-hard so a stolen
 # laptop's slots are expensive to brute-force on GPUs.
@@ -106,6 +118,36 @@ def check_password_rules(password: str) -> None:
 
 def _kek_from_password(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode("utf-8"))
+
+
+# A salt for the key derivation done for a user name that has no slot at all, so
+# that "no such user" takes as long as "wrong password" (no timing oracle for
+# which names exist). Its result is never used.
+_ABSENT_SALT = hashlib.sha256(b"wardcrf: no slot for this name").digest()[:16]
+
+
+def _gcm_keystream(kek: bytes, nonce: bytes, length: int) -> bytes:
+    """The AES-GCM keystream that encrypted a slot's key (NIST SP 800-38D).
+
+    With a 96-bit nonce GCM encrypts plaintext block i (from 1) with
+    AES(kek, nonce || i+1): counter 1 is reserved for the tag. Plain AES-CTR
+    from counter 2 reproduces it; `test_keyslots` checks this against a slot
+    that AESGCM wrote.
+    """
+    ctr = Cipher(algorithms.AES(kek), modes.CTR(nonce + (2).to_bytes(4, "big"))).encryptor()
+    return ctr.update(bytes(length)) + ctr.finalize()
+
+
+def _retired_check(aad: bytes, keystream: bytes) -> bytes:
+    return hashlib.sha256(b"wardcrf retired slot|" + aad + b"|" + keystream).digest()
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """What a user name and password open: the database key, or a retired account, or nothing."""
+
+    key: bytes | None = None
+    retired: bool = False
 
 
 def _kek_from_recovery(raw: bytes, salt: bytes) -> bytes:
@@ -226,6 +268,61 @@ class KeySlots:
     def remove_user_slot(self, username: str) -> None:
         self.data["slots"].pop(f"user:{username}", None)
 
+    def retire_user_slot(self, username: str, db_key: bytes) -> bool:
+        """Replace a user's slot by a check of their password that opens nothing.
+
+        The slot's wrapped key is `db_key XOR keystream(kek)`; whoever holds the
+        database key (the admin deactivating the user) can recover that
+        keystream without knowing the password, and keeps only a hash of it.
+        At login the keystream is derived again from the typed password
+        (scrypt, as costly as a normal login) and compared: equal means the
+        right password of a deactivated user. The database key is not
+        derivable from what stays (the wrapped key is gone), and the hash
+        gives an offline guesser nothing the old slot did not. Returns False
+        when the user had no slot (nothing to retire).
+        """
+        name = f"user:{username}"
+        slot = self.data["slots"].pop(name, None)
+        if slot is None:
+            return False
+        wrapped = b64d(slot["wrapped"])[: len(db_key)]
+        keystream = bytes(a ^ b for a, b in zip(wrapped, db_key, strict=True))
+        self.data["slots"][RETIRED_PREFIX + username] = {
+            "kdf": slot["kdf"],
+            "n": slot["n"],
+            "r": slot["r"],
+            "p": slot["p"],
+            "salt": slot["salt"],
+            "nonce": slot["nonce"],
+            "check": b64e(_retired_check(self._aad(name), keystream)),
+        }
+        return True
+
+    def is_retired(self, username: str) -> bool:
+        return RETIRED_PREFIX + username in self.data["slots"]
+
+    def check_password(self, username: str, password: str) -> PasswordCheck:
+        """One key derivation whatever the name: a live slot, a retired one, or none at all.
+
+        The same work in every case, so neither the answer nor the time it
+        takes tells a stranger whether a name exists.
+        """
+        live = self.data["slots"].get(f"user:{username}")
+        if live is not None:
+            return PasswordCheck(key=self.unwrap_with_password(username, password))
+        retired = self.data["slots"].get(RETIRED_PREFIX + username)
+        if retired is None:
+            _kek_from_password(password, _ABSENT_SALT, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+            return PasswordCheck()
+        kek = _kek_from_password(
+            password, b64d(retired["salt"]), int(retired["n"]), int(retired["r"]), int(retired["p"])
+        )
+        keystream = _gcm_keystream(kek, b64d(retired["nonce"]), 32)
+        expected = b64d(retired["check"])
+        return PasswordCheck(
+            retired=hmac.compare_digest(_retired_check(self._aad(f"user:{username}"), keystream), expected)
+        )
+
     def set_recovery_slot(self, recovery_raw: bytes, db_key: bytes) -> None:
         salt = secrets.token_bytes(16)
         kek = _kek_from_recovery(recovery_raw, salt)
@@ -273,6 +370,17 @@ class KeySlots:
 
     def clear_failures(self, username: str) -> None:
         self.data["failed"].pop(username, None)
+
+    def record_refused(self, username: str, at: str, why: str) -> None:
+        """A right password for an account that may not sign in (deactivated): not a failure, but logged."""
+        self.data.setdefault("refused", []).append({"username": username, "at": at, "why": why})
+
+    def take_pending_refusals(self) -> list[dict[str, str]]:
+        """Refused sign-ins not yet written to the log; marks them written."""
+        out = list(self.data.get("refused") or [])
+        if out:
+            self.data["refused"] = []
+        return out
 
     def take_pending_failures(self) -> dict[str, list[str]]:
         """Failed attempts not yet written to the log; marks them written."""

@@ -192,7 +192,13 @@ class Site:
         return cls(data_dir, slots)
 
     def unlock(self, username: str, password: str) -> Session:
-        """Authenticate and open the store. Failed attempts count toward lockout."""
+        """Authenticate and open the store. Failed attempts count toward lockout.
+
+        A wrong password and an unknown name get the same answer (a stranger at
+        a shared ward laptop learns no user names). Only the *right* password
+        of a deactivated user, which proves who is typing, is told that the
+        account is deactivated; that attempt is logged, not counted as a failure.
+        """
         username = username.strip()
         with self.slots.locked():
             if self.slots.failed_count(username) >= LOCKOUT_AFTER:
@@ -200,12 +206,17 @@ class Site:
                     f"account {username} is locked after {LOCKOUT_AFTER} failed logins;"
                     " an admin must unlock it"
                 )
-            key = self.slots.unwrap_with_password(username, password)
+            check = self.slots.check_password(username, password)
+            key = check.key
             count = 0
-            if key is None:
+            if check.retired:
+                self.slots.record_refused(username, iso_utc(now_utc()), "deactivated")
+            elif key is None:
                 count = self.slots.record_failure(username, iso_utc(now_utc()))
         # Raised after the `locked()` block so the failure count is saved
         # (the block only writes the file when it ends without an exception).
+        if check.retired:
+            raise AuthError(deactivated_message(username))
         if key is None:
             left = LOCKOUT_AFTER - count
             if left <= 0:
@@ -232,7 +243,12 @@ class Site:
             if user is None:
                 raise AuthError("wrong user name or password")
             if not user["active"]:
-                raise AuthError(f"account {username} is deactivated")
+                # Deactivated while this laptop was offline (a hub user change): the
+                # slot still opened. Retire it now so the password opens nothing more.
+                with self.slots.locked():
+                    self.slots.retire_user_slot(username, key)
+                    self.slots.record_refused(username, iso_utc(now_utc()), "deactivated")
+                raise AuthError(deactivated_message(username))
             if user["locked"]:
                 raise AuthError(
                     f"account {username} is locked after {LOCKOUT_AFTER} failed logins;"
@@ -249,17 +265,31 @@ class Site:
             raise
 
     def _flush_failures(self, session: Session) -> None:
-        """Write failed attempts counted while the database was closed into the log."""
+        """Write failed and refused attempts counted while the database was closed into the log.
+
+        Also retires the slots of users deactivated meanwhile (by a hub user
+        change applied on this laptop): the first session with the key does it.
+        """
         from . import users
 
         with self.slots.locked():
             pending = self.slots.take_pending_failures()
-            if not pending:
+            refused = self.slots.take_pending_refusals()
+            stale = [
+                name
+                for name in self.slots.usernames()
+                if (row := users.get(session.store, name)) is not None and not row["active"]
+            ]
+            for name in stale:
+                self.slots.retire_user_slot(name, session.key)
+            if not pending and not refused:
                 return
             with session.store.transaction():
                 for username, times in pending.items():
                     for at in times:
                         users.record_login_failed(session, username, at)
+                for attempt in refused:
+                    users.record_login_refused(session, attempt["username"], attempt["at"], attempt["why"])
 
     def record_failed_login(self, session: Session, username: str) -> None:
         """A failed login while the store is already open (TUI switch-user, signing)."""
@@ -284,6 +314,11 @@ class Site:
             raise AuthError(f"wrong password for {username}")
         with self.slots.locked():
             self.slots.clear_failures(username)
+
+
+def deactivated_message(username: str) -> str:
+    """Said only to someone who typed the account's right password (see `Site.unlock`)."""
+    return f"account {username} is deactivated; ask an admin (your password is right, but this account may no longer sign in)"
 
 
 def require_active_admin(session: Session) -> None:

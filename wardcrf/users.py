@@ -1,8 +1,9 @@
 """Users: add, change password, deactivate, lock and unlock (Part 11 §11.300).
 
 User ids are user names, and a name is never reused: a deactivated user's
-row stays, their slot is removed (their password no longer opens the
-database), and `add` refuses the name forever after.
+row stays, their slot is retired (their password no longer opens the
+database; it only lets the login tell them they are deactivated, see
+`keyslots`), and `add` refuses the name forever after.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def deactivate(session: Session, username: str, reason: str) -> Event:
             reason=reason.strip(),
         ).event
         with session.site.slots.locked():
-            session.site.slots.remove_user_slot(username)
+            session.site.slots.retire_user_slot(username, session.key)
             session.site.slots.clear_failures(username)
     return event
 
@@ -169,6 +170,15 @@ def record_login_failed(session: Session, username: str, at: str, *, count: int 
                 subject=f"user:{username}",
                 body={"username": username, "failures": failures},
             )
+
+
+def record_login_refused(session: Session, username: str, at: str, why: str) -> None:
+    """Log a sign-in with the right password to an account that may not sign in (deactivated)."""
+    session.append(
+        type="auth.login_refused",
+        subject=f"user:{username}",
+        body={"username": username, "at": at, "why": why},
+    )
 
 
 # -- projections ------------------------------------------------------------------------

@@ -9,6 +9,10 @@ import pytest
 
 from wardcrf.site import Site
 
+# 10:00 on the ward: the mid-course participant's dose 3 is due now. Pinned so the
+# module reads the same story every run (test_qa_demo_time_of_day covers other hours).
+FAKE_NOW = "2026-03-16T02:00:00Z"
+
 
 @pytest.fixture(scope="module")
 def demo_site(tmp_path_factory) -> Path:
@@ -16,7 +20,8 @@ def demo_site(tmp_path_factory) -> Path:
     from wardcrf.cli import main
 
     target = tmp_path_factory.mktemp("demo") / "site"
-    with pytest.raises(SystemExit) as info:
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(SystemExit) as info:
+        mp.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
         main(["demo", "--data-dir", str(target), "--no-tui"])
     assert info.value.code in (0, None)
     return target
@@ -31,6 +36,7 @@ def run(target: Path, user: str, *args: str, monkeypatch) -> tuple[int, str, str
     monkeypatch.setenv("WARDCRF_DATA_DIR", str(target))
     monkeypatch.setenv("WARDCRF_USER", user)
     monkeypatch.setenv("WARDCRF_PASSWORD", "demo-password")
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -59,7 +65,9 @@ def test_demo_seeds_a_cohort_that_verifies_and_rebuilds(demo_site, monkeypatch):
     assert len(mid) == 1 and mid[0]["doses_given"] == 2 and mid[0]["next_dose"]["dose"] == 3
     code, out, err = run(demo_site, "clinician", "today", "--json", monkeypatch=monkeypatch)
     items = json.loads(out)["items"]
-    assert any(i["what"] == "dose 3" and i["participant"] == mid[0]["id"] for i in items)
+    assert any(
+        i["what"] == "dose 3" and i["participant"] == mid[0]["id"] and i["state"] == "due now" for i in items
+    )
     assert rows[0]["signoff"] == "signed"
 
 

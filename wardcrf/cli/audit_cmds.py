@@ -36,17 +36,26 @@ def log(
     as_json: JsonOption = False,
     subject: Annotated[
         str | None,
-        typer.Option("--subject", help="Only events about this subject, e.g. participant:WUH01-001."),
+        typer.Option(
+            "--subject",
+            help="Only events about exactly this subject (and its sub-subjects SUBJECT/...),"
+            " e.g. participant:WUH01-001; no wildcards: '_' and '%' match only themselves.",
+        ),
     ] = None,
     user: Annotated[str | None, typer.Option("--user", help="Only events by this user.")] = None,
     type_: Annotated[
-        str | None, typer.Option("--type", help="Only event types starting with this, e.g. record.")
+        str | None,
+        typer.Option("--type", help="Only event types starting with this literal text, e.g. record."),
     ] = None,
     since: Annotated[str | None, typer.Option("--since", help="From this UTC time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before this UTC time (ISO 8601).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the last N events.")] = None,
 ) -> None:
-    """Show the audit trail: who, when, what, old → new, why."""
+    """Show the audit trail: who, when, what, old → new, why.
+
+    The table abbreviates each event; --json gives every event in full (its whole body: all values with
+    units, override reasons, photo and signature references) beside the same summary.
+    """
     with session(data_dir) as s:
         entries = list(
             audit.trail(

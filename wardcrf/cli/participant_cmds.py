@@ -63,7 +63,7 @@ def show(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One participant: state, doses given and due, deviations, open AEs, cumulative particles, sign-off."""
+    """One participant: state, doses given and due, deviations, open AEs, AE forms expected, particles, sign-off."""
     with session(data_dir) as s:
         info = workflow.show(s, participant)
     if as_json:
@@ -105,6 +105,8 @@ def _print_summary(info: dict[str, Any]) -> None:
     for ae in info["open_aes"]:
         extra = " SERIOUS" if ae["serious"] else ""
         console.print(f"open AE {ae['event']}: {ae['term']} grade {ae['grade']}{extra}", highlight=False)
+    for missing in info["ae_expected"]:
+        console.print(f"[yellow]open item:[/] {missing['detail']}", highlight=False)
     if info["dsmg_hold"]:
         console.print(f"[red]DSMG hold:[/] {info['dsmg_hold']}", highlight=False)
     so = info["signoff"]

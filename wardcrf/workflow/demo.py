@@ -8,9 +8,10 @@ inhalation and the post-dose question asked. Participant 1 is the sentinel:
 the DSMG records "continue" on its data before participant 2 is enrolled.
 Two participants step down from high-flow to nasal cannula (day 3 and day
 4); one has a non-serious adverse event after an inhalation; one dose is
-late (a deviation to see); the last participant is mid-course, so dose 3 is
-due today. Baseline and follow-up labs and CT scores are recorded for the
-participants who completed treatment; participant 1's casebook is signed off.
+late (a deviation to see); the last participant is mid-course: two doses
+given and dose 3 next, never overdue (see `_enrolled_days_ago`). Baseline
+and follow-up labs and CT scores are recorded for the participants who
+completed treatment; participant 1's casebook is signed off.
 
 Cold chain (wardcrf.coldchain.scenario): one shipment of every kit arrives
 two days before the first dose from an external courier (photo of the
@@ -21,7 +22,8 @@ reason; before each dose the pharmacist downloads the freezer log, hands the
 kit to the bedside (signed, photographed) and the clinician thaws it, so
 every dosed kit passes the custody gate.
 
-Dates are relative to today, so the demo always looks current.
+Dates are relative to the moment of seeding, so the demo always looks
+current and tells the same story at any hour of the day.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .. import protocol as protocols
 from .. import users
 from ..clock import now_utc, zone
 from ..site import DEFAULT_ZONE, Session, Site
@@ -57,7 +60,7 @@ class Profile:
     sex: str
     age: int
     severity: str
-    enrolled_days_ago: int
+    enrolled_days_ago: int | None  # None: mid-course, placed by the seeding time (`_enrolled_days_ago`)
     onset_to_admission: int
     admission_to_enrollment: int
     symptoms: tuple[str, ...]
@@ -69,6 +72,7 @@ class Profile:
     ct_after: int
     plasma: bool = False
     steroid: bool = False
+    doses_given: int = 5
 
 
 _NC = ("nasal_cannula",) * 5
@@ -277,7 +281,7 @@ COHORT = (
         "M",
         45,
         "critical",
-        3,
+        None,
         31,
         20,
         ("fever", "cough", "dyspnoea", "diarrhoea"),
@@ -296,8 +300,32 @@ COHORT = (
         {},
         55,
         0,
+        doses_given=2,
     ),
 )
+
+# The mid-course participant's next dose moves to tomorrow when less than this
+# is left of today's window: the demo is opened some minutes after seeding.
+MID_COURSE_MARGIN = timedelta(minutes=30)
+
+
+def _enrolled_days_ago(prof: Profile, now_local: datetime, schedule: protocols.Schedule) -> int:
+    """How many days before the seeding day a participant was enrolled (study day 0).
+
+    A participant who finished has a fixed history well in the past. The
+    mid-course one has had `doses_given` doses and the next is due at the
+    protocol's time (09:00 Asia/Shanghai, +/- 2 h), so which *day* it falls
+    on decides what the ward sees. Seeded while today's window still has
+    `MID_COURSE_MARGIN` to run, the next dose is today's (upcoming before
+    07:00, due now until 11:00); seeded later, this morning's dose is
+    already given (on time) and the next is due tomorrow. Either way the
+    demo never shows an overdue or missing dose it does not narrate.
+    """
+    if prof.enrolled_days_ago is not None:
+        return prof.enrolled_days_ago
+    due_today = datetime.combine(now_local.date(), schedule.time, zone(schedule.zone))
+    closes = due_today + timedelta(minutes=schedule.window_minutes) - MID_COURSE_MARGIN
+    return prof.doses_given + 1 if now_local < closes else prof.doses_given
 
 
 @dataclass
@@ -436,13 +464,15 @@ def _seed_cohort(
     result: DemoResult,
     cold: _ColdChain | None = None,
 ) -> None:
-    today = now_utc().astimezone(zone(DEFAULT_ZONE)).date()
+    now_local = now_utc().astimezone(zone(DEFAULT_ZONE))
+    today = now_local.date()
+    schedule = protocols.active(clin.store).schedule
+    day0s = [today - timedelta(days=_enrolled_days_ago(p, now_local, schedule)) for p in COHORT]
     if cold is not None:
         dose_days = [
-            today - timedelta(days=p.enrolled_days_ago) + timedelta(days=d)
-            for p in COHORT
-            for d in range(1, 6)
-            if today - timedelta(days=p.enrolled_days_ago) + timedelta(days=d) < today
+            day0 + timedelta(days=d)
+            for p, day0 in zip(COHORT, day0s, strict=True)
+            for d in range(1, p.doses_given + 1)
         ]
         cold.receive(min(dose_days), [f"EXO-{k:04d}" for k in range(1, len(dose_days) + 1)])
 
@@ -453,8 +483,7 @@ def _seed_cohort(
         return service.submit(who, form, values, participant=pid, password_for=pw)
 
     kit = 0
-    for n, prof in enumerate(COHORT, start=1):
-        day0 = today - timedelta(days=prof.enrolled_days_ago)
+    for n, (prof, day0) in enumerate(zip(COHORT, day0s, strict=True), start=1):
         page = _consent_page(tmp, f"{n:03d}")
         consent = submit(
             "consent",
@@ -536,10 +565,8 @@ def _seed_cohort(
                 plasma_titre=640,
                 plasma_time=_at(day0 - timedelta(days=3), 14),
             )
-        for d in range(1, 6):
+        for d in range(1, prof.doses_given + 1):
             day = day0 + timedelta(days=d)
-            if day >= today:
-                break
             kit += 1
             late = n == 5 and d == 4
             hh, mm = (11, 40) if late else (9, (n * 4 + d) % 15)

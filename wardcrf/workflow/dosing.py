@@ -208,7 +208,15 @@ def _dose_hook(store: Store, rec: RecordState) -> None:
 
 @rule("vitals")
 def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    """Pre/post-dose vitals name their dose; post-dose vitals cannot precede the dose's end."""
+    """Pre/post-dose vitals name their dose; post-dose vitals cannot precede the dose's end.
+
+    Each dose has one pre-dose and one post-dose vitals record (the protocol's
+    "before and after each inhalation"): a second one for the same dose is
+    refused with the first one's event id, because a wrong value is corrected
+    by amending that record (with a reason, kept in the audit trail) and a
+    repeat measurement is an unscheduled one. Two records for one timepoint
+    would leave the dose's safety data ambiguous in reports and exports.
+    """
     p = ctx.participant
     assert p is not None
     tp, n = v.get("timepoint"), v.get("dose")
@@ -219,6 +227,17 @@ def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         if n is None:
             ctx.problem("dose", f"required for {tp} vitals: which dose (1 to {ctx.protocol.schedule.doses})")
             return {}
+        earlier = ctx.store.one(
+            "SELECT event_id FROM vitals WHERE participant = ? AND timepoint = ? AND dose = ? AND event_id != ?",
+            (p.id, tp, n, ctx.amending or ""),
+        )
+        if earlier:
+            what = "pre-dose" if tp == "pre_dose" else "post-dose"
+            raise Refused(
+                f"{what} vitals for dose {n} of {p.id} are already recorded ({earlier[0]}); "
+                f"amend that record with a reason (wardcrf amend {earlier[0]} --reason ...), "
+                "or record a repeat measurement as timepoint=unscheduled"
+            )
         dose = ctx.store.one(
             "SELECT start, end, event_id FROM doses WHERE participant = ? AND dose_number = ?",
             (p.id, n),

@@ -9,6 +9,9 @@
   "stop" halts all dosing and enrollment; "alter" holds them until a new
   protocol version is loaded after it (the amendment); "continue" on a
   sentinel participant opens the sentinel gate (see `participants`).
+* A prespecified event named in a post-dose check expects an AE form
+  (`expected_aes`): an open item until recorded, and the casebook cannot be
+  signed off before.
 * The investigator signs a casebook off with an e-signature meaning
   "approved" over everything recorded for the participant; any later change
   shows it as "changed since signed".
@@ -26,7 +29,7 @@ from ..forms import plain
 from ..records import RecordState, form_hook
 from ..site import Session
 from ..store import Store
-from .base import RULES, FormRule, RuleContext, require_participant, rule
+from .base import RULES, FormRule, RuleContext, records_of, require_participant, rule
 
 SERIOUS_CRITERIA = (
     "death",
@@ -225,6 +228,56 @@ def _ae_hook(store: Store, rec: RecordState) -> None:
     )
 
 
+# -- prespecified events reported after a dose ----------------------------------------------
+
+
+def expected_aes(store: Store, pid: str) -> list[dict[str, Any]]:
+    """Prespecified events reported in a post-dose check that have no adverse event form yet.
+
+    The post-dose check asks "which prespecified inhalation-associated events
+    occurred?"; each one named is a safety outcome of the trial and is recorded
+    as an AE (grade, seriousness, causality, outcome) -- the protocol's form
+    help says so. The check itself is always saved (the answer is data); what
+    is missing is shown as an open item (`participant show`, `today`) and the
+    casebook cannot be signed off until it is recorded.
+
+    A report is covered by an AE of the same `prespecified` code that either
+    names the same dose or was ongoing on the day of the check (onset on or
+    before it, no end or an end on or after it): a fever that began after
+    dose 2 and is still going when dose 3's check says "fever" is one event,
+    not two. Computed from the records at the time of asking, so an amended
+    check or AE is reflected at once.
+    """
+    aes = [a for a in records_of(store, pid, "ae") if a.get("prespecified") not in (None, "no")]
+    out: list[dict[str, Any]] = []
+    for check in records_of(store, pid, "post_dose_check"):
+        dose = check.get("dose")
+        day = str(check.get("time") or "")[:10]  # the ward's local date, as stored with its offset
+        for code in check.get("events") or []:
+            if code == "none" or any(_covers(ae, code, dose, day) for ae in aes):
+                continue
+            out.append(
+                {
+                    "event": code,
+                    "dose": dose,
+                    "check": check["_event"],
+                    "time": check.get("time"),
+                    "detail": f"AE form expected: {code} reported after dose {dose} ({check['_event']}); "
+                    f"record an adverse event with prespecified={code} dose={dose}",
+                }
+            )
+    return out
+
+
+def _covers(ae: dict[str, Any], code: str, dose: Any, day: str) -> bool:
+    if ae.get("prespecified") != code:
+        return False
+    if dose is not None and ae.get("dose") == dose:
+        return True
+    onset, end = ae.get("onset"), ae.get("end")
+    return bool(day and onset and onset <= day and (not end or end >= day))
+
+
 # -- casebook sign-off -------------------------------------------------------------------------
 
 # Not a record: `service.submit` turns the signoff form into an e-signature.
@@ -237,6 +290,13 @@ def sign_off(session: Session, participant: str, *, password: str, note: str | N
 
     session.require("casebook.signoff", what="sign off casebooks")
     p = require_participant(session.store, participant)
+    missing = expected_aes(session.store, p.id)
+    if missing:
+        what = ", ".join(f"{m['event']} after dose {m['dose']} ({m['check']})" for m in missing)
+        raise Refused(
+            f"cannot sign off {p.id}: adverse event form(s) expected for prespecified events reported "
+            f"in post-dose checks: {what}; record them (form ae, prespecified=..., dose=...) first"
+        )
     return signatures.sign(session, target=p.subject, meaning="approved", password=password, note=note)
 
 

@@ -173,6 +173,8 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
             if not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")
         ],
         "adverse_events": len(aes),
+        # prespecified events reported after a dose without their AE form (an open item; blocks sign-off)
+        "ae_expected": safety.expected_aes(store, pid),
         "signoff": safety.signoff_state(store, pid),
         "dsmg_hold": hold,
     }
@@ -202,6 +204,7 @@ def list_participants(session: Session) -> list[dict[str, Any]]:
             | {
                 "deviations": len(s["deviations"]),
                 "open_aes": len(s["open_aes"]),
+                "ae_expected": len(s["ae_expected"]),
                 "next_dose": s["next_dose"],
                 "signoff": s["signoff"]["state"],
             }
@@ -269,22 +272,6 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
                     }
                 )
             asked = [c for c in records_of(store, pid, "post_dose_check") if c.get("dose") == d["dose"]]
-            for check in asked:
-                for code in check.get("events") or []:
-                    if code == "none":
-                        continue
-                    known = store.one(
-                        "SELECT 1 FROM adverse_events WHERE participant = ? AND prespecified = ?", (pid, code)
-                    )
-                    if not known:
-                        items.append(
-                            {
-                                "participant": pid,
-                                "what": f"adverse event form for {code} reported after dose {d['dose']}",
-                                "due": check.get("time"),
-                                "state": "overdue",
-                            }
-                        )
             if not asked:
                 items.append(
                     {
@@ -294,6 +281,15 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
                         "state": "overdue",
                     }
                 )
+        for missing in s["ae_expected"]:
+            items.append(
+                {
+                    "participant": pid,
+                    "what": f"adverse event form for {missing['event']} reported after dose {missing['dose']}",
+                    "due": missing["time"],
+                    "state": "overdue",
+                }
+            )
     for ae in safety.review_list(store):
         items.append(
             {
