@@ -304,6 +304,7 @@ class _HashingSink(io.RawIOBase):
         return self.hasher.digest()
 
     def abandon(self) -> None:
+        """Stop the worker after a failed encryption (the digest is not wanted)."""
         self._pending = []
         self._queue.put(None)
         self._worker.join()
