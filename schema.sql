@@ -538,3 +538,46 @@ CREATE TABLE sync_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- migration: 0070-events-hash-not-unique
+-- The events table again, without the UNIQUE constraint on `hash` (SQLite
+-- cannot drop a constraint's index, so the table is rebuilt; rows, `pos`,
+-- indexes and the append-only triggers are kept as they were).
+-- Why: event hashes are random keys, so their unique index took inserts at
+-- random pages: a hub importing a 10,000-event bundle dirtied thousands of
+-- pages of it, which SQLCipher encrypted, wrote to the WAL and checkpointed
+-- again (a third of the time of a 100-device import). Nothing looks events
+-- up by hash, and uniqueness still holds: a line carries its device, seq
+-- and id, which are UNIQUE, and its hash is the SHA-256 of that line, which
+-- `audit verify` recomputes for every event (two events with one hash would
+-- be a SHA-256 collision). Chains are still checked link by link.
+CREATE TABLE events_rebuilt (
+    pos INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    device TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    hlc TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    user TEXT,
+    type TEXT NOT NULL,
+    subject TEXT,
+    amends TEXT,
+    line TEXT NOT NULL,
+    UNIQUE (device, seq)
+);
+INSERT INTO events_rebuilt (pos, id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)
+    SELECT pos, id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line FROM events ORDER BY pos;
+DROP TABLE events;
+ALTER TABLE events_rebuilt RENAME TO events;
+CREATE INDEX events_subject ON events (subject);
+CREATE INDEX events_amends ON events (amends) WHERE amends IS NOT NULL;
+CREATE INDEX events_type ON events (type);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only: corrections are amendments');
+END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only: nothing is deleted');
+END;

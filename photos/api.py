@@ -498,6 +498,7 @@ def store_original(
     *,
     sha256: str | None = None,
     limits: PhotoLimits | None = None,
+    hashed: bool = False,
 ) -> bool:
     """Store a photo that arrived from elsewhere (a sync bundle); True if newly stored.
 
@@ -510,11 +511,16 @@ def store_original(
     format, pixel limit, header, truncation; `Refused` otherwise) and no
     preview: decoding every photo made hub imports slow, and the preview is
     derived on first view (`preview`). Runs in the caller's transaction.
+
+    `hashed=True` is for a caller that has itself just hashed these bytes
+    and found `sha256` (sync's bundle verification checks every member
+    against the signed SHA256SUMS): the bytes are then not hashed again
+    here. Reads still re-hash every time (`read_original`).
     """
     want = (sha256 or (meta or {}).get("sha256") or "").lower().removeprefix("sha256:")
     if not want:
         raise UsageError("store_original needs the photo's sha256 (from its photo.imported event)")
-    actual = pstore.sha256_hex(data)
+    actual = want if hashed else pstore.sha256_hex(data)
     if actual != want:
         raise VerificationFailed(f"photo sha256:{want}: received bytes hash to {actual}; not stored")
     if meta and meta.get("size") is not None and int(meta["size"]) != len(data):
@@ -534,7 +540,7 @@ def store_original(
         ),
     )
     with store.transaction():
-        pstore.put_blob(store, want, data)
+        pstore.put_blob(store, want, data, hashed=True)  # hashed above, or by the caller
     return True
 
 

@@ -41,9 +41,14 @@ def has_blob(store: Store, sha: str) -> bool:
     return store.one("SELECT 1 FROM photo_blobs WHERE sha256 = ?", (sha,)) is not None
 
 
-def put_blob(store: Store, sha: str, data: bytes) -> bool:
-    """Store original bytes under their hash (checked here); False if already held."""
-    if sha256_hex(data) != sha:
+def put_blob(store: Store, sha: str, data: bytes, *, hashed: bool = False) -> bool:
+    """Store original bytes under their hash (checked here); False if already held.
+
+    `hashed=True` when the caller has just computed `sha` from these very
+    bytes itself (`api.store_original` does, or sync's bundle verification):
+    hashing megabytes a second time in the same call chain proves nothing new.
+    """
+    if not hashed and sha256_hex(data) != sha:
         raise VerificationFailed(f"photo sha256:{sha}: the bytes given do not hash to that name; not stored")
     if has_blob(store, sha):
         return False

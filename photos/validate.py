@@ -344,7 +344,10 @@ def _jpeg_complete(data: bytes) -> bool:
         if length < 2:
             return False
         if marker == 0xDA:
-            return data.find(b"\xff\xd9", pos + 2 + length) != -1
+            # Any FF D9 after the scan header will do, so look from the end:
+            # a whole JPEG ends with it (or with a short trailer), where a
+            # forward search crawled through megabytes of FF 00 stuffing.
+            return data.rfind(b"\xff\xd9", pos + 2 + length) != -1
         pos += 2 + length
     return False
 

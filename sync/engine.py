@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wardcrf import canonical, eventlog
+from wardcrf import eventlog
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
 from wardcrf.store import Store
@@ -61,19 +62,109 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
 
-def _keep(files_dir: Path, kind: str, v: Verified, cipher: bytes, sig: bytes) -> Path:
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _sweep_incoming(incoming: Path) -> None:
+    """Remove spool files left by an importer that was killed (its pid no longer runs)."""
+    for f in incoming.iterdir():
+        pid = f.name.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                f.unlink()
+
+
+class Spool:
+    """A received bundle written to temp files while it is being verified.
+
+    The hub keeps every bundle it applies or holds (`applied/`, `held/`).
+    Writing and fsyncing a 100 MB bundle is I/O that needs no verdict, so a
+    thread does it while the importer checks signatures and hashes (which
+    release the GIL too): on two cores the copy costs no wall time. `place`
+    moves the finished files under their final name (rename, as
+    `atomic_write` does, so a reader never sees half a file); `discard`
+    removes them when the bundle is refused, replayed or crashes out.
+    """
+
+    def __init__(self, files_dir: Path, cipher: bytes, sig: bytes) -> None:
+        self._dir = files_dir / ".incoming"
+        self._cipher = self._dir / f"{os.getpid()}-{threading.get_ident()}-{id(self):x}.tar.age"
+        self._sig = self._cipher.with_name(self._cipher.name + ".minisig")
+        self._failed: BaseException | None = None
+        self._done = False
+        self._thread = threading.Thread(
+            target=self._write, args=(cipher, sig), name="bundle-spool", daemon=True
+        )
+        self._thread.start()
+
+    def _write(self, cipher: bytes, sig: bytes) -> None:
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            _sweep_incoming(self._dir)
+            for path, data in ((self._sig, sig), (self._cipher, cipher)):
+                with open(path, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except BaseException as exc:  # raised again by place(); never lost
+            self._failed = exc
+
+    def place(self, path: Path) -> None:
+        """Move the spooled bundle and its signature to `path` (and `path`.minisig)."""
+        self._thread.join()
+        if self._done:
+            raise RuntimeError("a spooled bundle is placed once")
+        if self._failed is not None:
+            self.discard()
+            raise self._failed
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._sig, path.with_name(path.name + ".minisig"))
+        os.replace(self._cipher, path)
+        self._done = True
+        _fsync_dir(path.parent)
+
+    def discard(self) -> None:
+        self._thread.join()
+        if not self._done:
+            for p in (self._cipher, self._sig):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            self._done = True
+
+    @property
+    def placed(self) -> bool:
+        return self._done
+
+
+def _keep(
+    files_dir: Path, kind: str, v: Verified, cipher: bytes, sig: bytes, spool: Spool | None = None
+) -> Path:
     name = bundle_name(v.manifest["site"], v.device, v.bundle_seq)
     if kind != "applied":
         name = f"{name[: -len('.tar.age')]}.{v.manifest_sha[:12]}.tar.age"
     path = files_dir / kind / name
+    if spool is not None and not spool.placed:
+        spool.place(path)
+        return path
     atomic_write(path.with_name(path.name + ".minisig"), sig)
     atomic_write(path, cipher)
     return path
@@ -100,9 +191,14 @@ def accept(
     *,
     on_fork: ForkHook | None = None,
     reverify: Reverify | None = None,
+    spool: Spool | None = None,
 ) -> Outcome:
-    """Decide and apply one verified bundle; then release held bundles it unblocks."""
-    outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork)
+    """Decide and apply one verified bundle; then release held bundles it unblocks.
+
+    `spool`, when given, holds the bundle's bytes already written to disk
+    (`Spool`): kept files are moved into place instead of written again.
+    """
+    outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool)
     if outcome.status == "applied" and reverify is not None:
         outcome.released = _release_held(store, v.device, files_dir, reverify, on_fork)
         if outcome.released:
@@ -118,13 +214,14 @@ def _fork(
     files_dir: Path,
     detail: str,
     on_fork: ForkHook | None,
+    spool: Spool | None = None,
 ) -> Outcome:
     seen = store.one(
         "SELECT id FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
         (v.device, v.bundle_seq, v.manifest_sha),
     )
     if seen is None:
-        path = _keep(files_dir, "held", v, cipher, sig)
+        path = _keep(files_dir, "held", v, cipher, sig, spool)
         with store.transaction():
             store.execute(
                 "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
@@ -143,7 +240,13 @@ def _fork(
 
 
 def _accept_one(
-    store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path, on_fork: ForkHook | None
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    on_fork: ForkHook | None,
+    spool: Spool | None = None,
 ) -> Outcome:
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     row = store.one("SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?", (dev, bseq))
@@ -158,10 +261,10 @@ def _accept_one(
             files_dir,
             "reuses a bundle seq already applied with different content",
             on_fork,
+            spool,
         )
     last_seq, last_sha = last_applied(store, dev)
-    head = store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (dev,))
-    head_seq, head_hash = (head[0], head[1]) if head else (0, canonical.GENESIS)
+    head_seq, head_hash = eventlog.head(store, dev)  # this transaction's appends included
     first = m["events"]["first"]
     if first <= head_seq:
         held = store.scalar(
@@ -181,9 +284,10 @@ def _accept_one(
             files_dir,
             f"reuses event seq {first}-{m['events']['last']} with different content",
             on_fork,
+            spool,
         )
     if bseq > last_seq + 1:
-        path = _keep(files_dir, "held", v, cipher, sig)
+        path = _keep(files_dir, "held", v, cipher, sig, spool)
         with store.transaction():
             store.execute(
                 "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
@@ -216,17 +320,19 @@ def _accept_one(
             files_dir,
             "does not follow the bundle applied before it (previous manifest differs)",
             on_fork,
+            spool,
         )
     if first != head_seq + 1 or m["chain_first_prev"] != head_hash:
         raise Refused(
             f"bundle {bseq} of device {dev}: broken chain (starts at event {first} after "
             f"{m['chain_first_prev'][:12]}…, this copy holds up to {head_seq} ending {head_hash[:12]}…)"
         )
-    path = _keep(files_dir, "applied", v, cipher, sig)
+    path = _keep(files_dir, "applied", v, cipher, sig, spool)
     with store.transaction():
         for digest, (ext, data) in sorted(v.photos.items()):
-            if not photostore.has_original(store, digest):
-                photostore.save_original(store, digest, ext, bytes(data))
+            # The photo store skips a photo it holds already (by its name);
+            # reading a held one back to re-hash it here would decide nothing.
+            photostore.save_original(store, digest, ext, bytes(data))
         for digest, (name, data) in sorted(v.evidence.items()):
             evidencestore.save(store, digest, name, data)
         eventlog.ingest_many(store, v.events or [eventlog.Event.from_line(line) for line in v.lines])

@@ -10,6 +10,7 @@ process-wide lock (one SQLCipher connection per hub process).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,23 @@ def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bund
     require_hub(session)
     store = session.store
     with LOCK:
-        # A hub's indexes outgrow SQLite's default 2 MB page cache after a few
-        # hundred thousand events; 256 MB keeps large imports off the disk.
-        store.execute("PRAGMA cache_size = -262144")
+        _import_pragmas(store)
+        outcome = _apply(session, cipher, sig, what)
+        return ImportResult(outcome, receipts.make(store, outcome.device))
+
+
+def _import_pragmas(store: Store) -> None:
+    # A hub's indexes outgrow SQLite's default 2 MB page cache after a few
+    # hundred thousand events; 256 MB keeps large imports off the disk.
+    store.execute("PRAGMA cache_size = -262144")
+
+
+def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Outcome:
+    """Verify one bundle and apply it (its own transaction, or a savepoint of the caller's)."""
+    store = session.store
+    # The bundle goes to disk (kept if applied or held) while it is verified.
+    spool = engine.Spool(files_dir(session), cipher, sig) if cipher else None
+    try:
         v = verify(store, cipher, sig, what)
 
         def on_fork(st: Store, fv: bundle.Verified, detail: str) -> None:
@@ -110,8 +125,85 @@ def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bund
         def reverify(c: bytes, s: bytes) -> bundle.Verified:
             return verify(store, c, s, "held bundle")
 
-        outcome = engine.accept(store, v, cipher, sig, files_dir(session), on_fork=on_fork, reverify=reverify)
-        return ImportResult(outcome, receipts.make(store, v.device))
+        return engine.accept(
+            store, v, cipher, sig, files_dir(session), on_fork=on_fork, reverify=reverify, spool=spool
+        )
+    finally:
+        if spool is not None:
+            spool.discard()
+
+
+@dataclass
+class FileImport:
+    """What became of one file of a multi-file import: a result, or the refusal."""
+
+    path: Path
+    result: ImportResult | None = None
+    refused: str | None = None
+
+
+# A multi-file import commits at least this often (seconds), so a long batch
+# neither holds the write lock for minutes nor loses much to a crash.
+GROUP_COMMIT_SECONDS = 5.0
+
+
+def import_files(
+    session: Session,
+    paths: list[Path],
+    *,
+    group_seconds: float = GROUP_COMMIT_SECONDS,
+    on_done: Callable[[FileImport], None] | None = None,
+) -> list[FileImport]:
+    """Verify and apply several bundle files in name order (`wardcrf hub import FILE...`).
+
+    Each bundle is still all or nothing: it is applied in a savepoint, and a
+    refused one rolls back to it alone. What changes is the commit: bundles
+    are committed in groups (one COMMIT every `group_seconds` at most) rather
+    than one by one, because a commit writes every page the bundle touched
+    to the WAL, fsyncs it and checkpoints it, and consecutive bundles touch
+    many of the same pages (indexes, projections). A crash loses the open
+    group only, which re-importing the same files completes. Receipts are
+    signed after the group commits: a receipt never names what is not durable.
+    `on_done` is called for each file once its group has committed (progress).
+    """
+    import time
+
+    session.require("hub.manage", what="import bundles")
+    require_hub(session)
+    names = sorted(paths, key=lambda p: Path(p).name)
+    for path in names:
+        if not Path(path).name.endswith(".tar.age"):
+            raise UsageError(
+                f"{Path(path).name} is not a bundle (expected a .tar.age file with its .minisig beside it)"
+            )
+    store = session.store
+    out: list[FileImport] = []
+    with LOCK:
+        _import_pragmas(store)
+        i = 0
+        while i < len(names):
+            group: list[FileImport] = []
+            with store.transaction():
+                started = time.monotonic()
+                while i < len(names) and (not group or time.monotonic() - started < group_seconds):
+                    path = Path(names[i])
+                    i += 1
+                    item = FileImport(path)
+                    group.append(item)
+                    try:
+                        cipher, sig = read_pair(path)
+                        with store.transaction():  # a savepoint: this bundle, all or nothing
+                            outcome = _apply(session, cipher, sig, path.name)
+                        item.result = ImportResult(outcome, None)
+                    except (Refused, UsageError) as exc:
+                        item.refused = str(exc)
+            for item in group:
+                if item.result is not None:
+                    item.result.receipt = receipts.make(store, item.result.outcome.device)
+                if on_done is not None:
+                    on_done(item)
+            out += group
+    return out
 
 
 def import_file(session: Session, path: Path) -> ImportResult:

@@ -48,9 +48,14 @@ def has_original(store: Store, digest: str) -> bool:
 
 
 def save_original(store: Store, digest: str, ext: str, data: bytes) -> None:
-    """Store an original that arrived in a verified bundle (idempotent)."""
+    """Store an original that arrived in a verified bundle (idempotent: a photo held already is kept).
+
+    `bundle.verify` hashed these bytes against the signed SHA256SUMS and the
+    member's name moments ago, so the photo store is told not to hash them
+    again (it still checks their structure; every later read re-hashes them).
+    """
     api = _api()
     fn = getattr(api, "store_original", None) if api is not None else None
     if fn is None:
         raise Refused(f"bundle carries photo {digest} but this build has no photo store")
-    fn(store, data, sha256=digest)
+    fn(store, data, sha256=digest, hashed=True)

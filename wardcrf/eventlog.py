@@ -322,6 +322,17 @@ def ingest_many(store: Store, events: Iterable[Event]) -> int:
     return len(batch)
 
 
+def head(store: Store, device: str) -> tuple[int, str]:
+    """(seq, hash) of a device's last event, including the open transaction's; (0, GENESIS) if none.
+
+    Chain heads are written to `chain_heads` once, when the outermost
+    transaction commits; a caller deciding inside a longer transaction (a
+    hub applying several bundles under one commit) must ask here.
+    """
+    h = _head(store, device)
+    return (h[0], h[1]) if h else (0, canonical.GENESIS)
+
+
 def _head(store: Store, device: str) -> tuple[int, str, str] | None:
     """(seq, hash, hlc) of a device's last event, including this transaction's appends."""
     pending = store.pending_heads.get(device)

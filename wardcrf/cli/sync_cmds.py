@@ -356,22 +356,24 @@ def hub_import(
     from ..sync import engine, hub
 
     failed: list[str] = []
+
+    def report(item: hub.FileImport) -> None:
+        f, res = item.path, item.result
+        if res is None:
+            console.print(f"[red]refused[/] {f.name}: {item.refused}", highlight=False)
+            failed.append(f"{f.name}: {item.refused}")
+            return
+        mark = "[green]ok[/]" if res.ok else "[bold red]FORK[/]"
+        console.print(f"{mark} {f.name}: {res.outcome.message}", highlight=False)
+        if not res.ok:
+            failed.append(res.outcome.message)
+        if receipts_to is not None and res.receipt is not None:
+            name, data, sig = res.receipt
+            engine.atomic_write(receipts_to / (name + ".minisig"), sig)
+            engine.atomic_write(receipts_to / name, data)
+
     with session(data_dir) as s:
-        for f in sorted(files, key=lambda p: p.name):
-            try:
-                res = hub.import_file(s, f)
-            except Refused as exc:
-                console.print(f"[red]refused[/] {f.name}: {exc}", highlight=False)
-                failed.append(f"{f.name}: {exc}")
-                continue
-            mark = "[green]ok[/]" if res.ok else "[bold red]FORK[/]"
-            console.print(f"{mark} {f.name}: {res.outcome.message}", highlight=False)
-            if not res.ok:
-                failed.append(res.outcome.message)
-            if receipts_to is not None and res.receipt is not None:
-                name, data, sig = res.receipt
-                engine.atomic_write(receipts_to / (name + ".minisig"), sig)
-                engine.atomic_write(receipts_to / name, data)
+        hub.import_files(s, files, on_done=report)
     if failed:
         raise Refused(f"{len(failed)} of {len(files)} bundle(s) not applied; first: {failed[0]}")
 
