@@ -44,7 +44,7 @@ def test_generated_site_with_every_state_lists_the_same(ward, site, session_for)
     ward.screen(failed, severity="mild")  # screen failure
     eligible = ward.consent()
     ward.screen(eligible)  # eligible, not enrolled
-    sentinel, day0 = ward.enrolled_participant(days_ago=6)
+    sentinel, _ = ward.enrolled_participant(days_ago=6)
     ward.continue_(sentinel)
     dosed, d0 = ward.enrolled_participant(days_ago=3)
     ward.dose(dosed, 1, d0 + timedelta(days=1))  # no post-dose vitals: owed

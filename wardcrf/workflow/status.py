@@ -460,3 +460,77 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
         "dsmg_hold": safety.hold(store),
         "items": items,
     }
+
+
+def safety_overview(session: Session, at: datetime | None = None) -> dict[str, Any]:
+    """Adverse events the ward must act on: every open AE, and every SAE still owing something.
+
+    An SAE stays listed after it ends while the DSMG has not judged its
+    relatedness; `days_left` counts local days to its expedited-report due
+    date (negative: overdue). Serious events come first, soonest due first.
+    """
+    session.require("record.read", what="read adverse events")
+    store = session.store
+    proto = protocols.active(store)
+    local_today = (at or now()).astimezone(zone(proto.schedule.zone)).date()
+    pending = {r["event_id"] for r in safety.review_list(store)}
+    events = []
+    for a in store.rows("SELECT * FROM adverse_events ORDER BY onset, event_id"):
+        is_open = _open_ae(a)
+        if not is_open and a["event_id"] not in pending:
+            continue
+        due = a["report_due"]
+        events.append(
+            {
+                "event": a["event_id"],
+                "participant": a["participant"],
+                "term": a["term"],
+                "grade": a["grade"],
+                "serious": bool(a["serious"]),
+                "onset": a["onset"],
+                "open": is_open,
+                "report_due": due,
+                "days_left": (date.fromisoformat(due) - local_today).days if due else None,
+                "dsmg_review_pending": a["event_id"] in pending,
+            }
+        )
+    events.sort(key=lambda e: (not e["serious"], e["report_due"] or "9999", e["onset"] or "", e["event"]))
+    return {
+        "today": local_today.isoformat(),
+        "events": events,
+        "open_aes": sum(1 for e in events if e["open"]),
+        "saes": sum(1 for e in events if e["serious"]),
+        "reviews_pending": len(pending),
+    }
+
+
+def dsmg_gate(session: Session) -> dict[str, Any]:
+    """Where the DSMG's gates stand: a hold (stop / alter), the sentinel gate, SAEs awaiting review.
+
+    `state` is one word for the dashboard: "stop" or "alter" (dosing and
+    enrollment held), "sentinel" (enrollment waits for a DSMG 'continue' on
+    a sentinel), otherwise "open".
+    """
+    session.require("record.read", what="read DSMG decisions")
+    store = session.store
+    proto = protocols.active(store)
+    decided = safety.decisions(store)
+    last = decided[-1] if decided else None
+    held = safety.hold(store)
+    sentinel = sentinel_state(store, proto.sentinel_participants)
+    if held and last is not None:
+        state = str(last["decision"])
+    elif not sentinel["open"]:
+        state = "sentinel"
+    else:
+        state = "open"
+    return {
+        "state": state,
+        "hold": held,
+        "last_decision": (
+            {k: last[k] for k in ("event", "participant", "decision", "time")} if last is not None else None
+        ),
+        "sentinels": sentinel["sentinels"],
+        "waiting_for_dsmg": sentinel["waiting_for_dsmg"],
+        "reviews_pending": len(safety.review_list(store)),
+    }
