@@ -50,6 +50,9 @@ from .tables import WardTable
 from .ward import Ward
 
 RECENT = 12
+FIRST_ROWS = 60
+"""Participants listed at once (more than a 120x40 screen shows); the rest follow in batches."""
+BATCH_ROWS = 250
 REFRESH_SECONDS = 60.0
 WIDE = (110, 32)
 """Smallest terminal (columns, rows) that shows every panel at once."""
@@ -147,6 +150,8 @@ class DashboardScreen(Screen[None]):
         super().__init__()
         self.ward = ward
         self.current = "participants"
+        self._others_pending = False
+        self._fill_round = 0  # a newer fill of the participants stops an older one's batches
 
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -192,9 +197,12 @@ class DashboardScreen(Screen[None]):
 
     def _tabs_text(self) -> Text:
         out = Text()
-        for p in PANELS:
-            label = f" {p.key} {t(p.title)} "
-            out.append(label, style="reverse bold" if p.name == self.current else "")
+        for i, p in enumerate(PANELS):
+            if i:
+                out.append(" ")
+            out.append(
+                f"{p.key} {t(f'dash.tab_{p.name}')}", style="reverse bold" if p.name == self.current else ""
+            )
         return out
 
     # -- panels and keys ---------------------------------------------------------------
@@ -227,7 +235,14 @@ class DashboardScreen(Screen[None]):
         self.reload_all()
 
     def reload_all(self) -> None:
+        """Participants first (the panel people look at); the others once it is on screen."""
+        self._others_pending = True
         self.load_participants()
+
+    def _load_others(self) -> None:
+        if not self._others_pending:
+            return
+        self._others_pending = False
         self.load_safety()
         self.load_freezer()
         self.load_sync()
@@ -277,6 +292,7 @@ class DashboardScreen(Screen[None]):
             result = self.ward.call(fn)
         except Exception as exc:
             self.app.call_from_thread(self._show_message, message_of(exc))
+            self.app.call_from_thread(self._load_others)
             return
         if get_current_worker().is_cancelled:
             return  # a newer load of this panel replaced this one: it fills the panel
@@ -337,36 +353,57 @@ class DashboardScreen(Screen[None]):
         return when.astimezone(zone(self.ward.session.ctx.zone)).strftime("%m-%d %H:%M")
 
     def _fill_participants(self, rows: list[dict[str, Any]]) -> None:
-        table = self._table("participants")
+        """List the participants: the first screenful at once, the rest in batches.
+
+        On a site with 1,000 participants, measuring and drawing every row
+        before showing any would keep the ward waiting; the first rows are on
+        screen at once, later ones follow between frames (a newer fill
+        abandons the batches of an older one).
+        """
+        self._table("participants")  # cleared
+        self._fill_round += 1
         now = self.ward.local_now()
+        attention = sum(
+            1
+            for r in rows
+            if r.get("post_dose_vitals_due")
+            or (r.get("next_dose") and r["next_dose"]["state"] in ("due now", "overdue"))
+        )
+        self._title("participants", t("dash.participants_summary", n=len(rows), attention=attention))
+        self._add_participants(self._fill_round, rows, 0, FIRST_ROWS, now)
+        self._load_others()
+
+    def _add_participants(
+        self, round_: int, rows: list[dict[str, Any]], start: int, count: int, now: datetime
+    ) -> None:
+        if round_ != self._fill_round or not self.is_mounted:
+            return
+        table = self.query_one("#participants", DataTable)
         today = now.date()
-        attention = 0
-        for r in rows:
+        for r in rows[start : start + count]:
             day = ""
             if r.get("enrolled_on") and r["doses_given"] < r["doses_planned"]:
                 # Enrollment is day 0; dose N is due on day N.
                 n = (today - date.fromisoformat(r["enrolled_on"])).days
                 day = f"{n}/{r['doses_planned']}"
             nd = r.get("next_dose")
-            nxt = next_dose_text(nd, now) if nd else Text("")
             owed = r.get("post_dose_vitals_due") or []
-            vitals = (
+            # Text cells, not str: a str cell is parsed as console markup, which
+            # is much of the cost of listing 1,000 participants (and an id is not markup).
+            table.add_row(
+                Text(r["id"]),
+                next_dose_text(nd, now) if nd else Text(""),
                 Text(t("dash.vitals_owed", doses=" ".join(f"#{n}" for n in owed)), style="bold yellow")
                 if owed
-                else Text("")
-            )
-            if owed or (nd and nd["state"] in ("due now", "overdue")):
-                attention += 1
-            table.add_row(
-                r["id"],
-                nxt,
-                vitals,
-                str(r["open_aes"] or ""),
-                day,
-                domain_word("status", r["status"]),
+                else Text(""),
+                Text(str(r["open_aes"] or "")),
+                Text(day),
+                Text(domain_word("status", r["status"])),
                 key=r["id"],
             )
-        self._title("participants", t("dash.participants_summary", n=len(rows), attention=attention))
+        nxt = start + count
+        if nxt < len(rows):
+            self.call_after_refresh(self._add_participants, round_, rows, nxt, BATCH_ROWS, now)
 
     def _fill_safety(self, view: dict[str, Any]) -> None:
         table = self._table("safety")
