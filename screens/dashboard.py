@@ -182,7 +182,7 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._fit(self.app.size.width, self.app.size.height)
-        self.set_interval(REFRESH_SECONDS, self.reload_all)
+        self.set_interval(REFRESH_SECONDS, self._refresh_if_shown)
 
     def on_resize(self, event: Resize) -> None:
         self._fit(event.size.width, event.size.height)
@@ -190,10 +190,6 @@ class DashboardScreen(Screen[None]):
     def _fit(self, width: int, height: int) -> None:
         """Side by side when there is room, else one panel at a time."""
         self.set_class(width < WIDE[0] or height < WIDE[1], "-compact")
-
-    @property
-    def compact(self) -> bool:
-        return self.has_class("-compact")
 
     def _tabs_text(self) -> Text:
         out = Text()
@@ -228,6 +224,11 @@ class DashboardScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         # Also sent when the screen is first shown: paint first, then fill.
         self.call_after_refresh(self.reload_all)
+
+    def _refresh_if_shown(self) -> None:
+        """Each minute: times left move on, other users record things (not behind a lock)."""
+        if self.is_current:
+            self.reload_all()
 
     def relabelled(self) -> None:
         """After a language switch (the screen was recomposed): fill the panels again."""
