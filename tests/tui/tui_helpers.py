@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from textual.widgets import DataTable
+from textual.worker import WorkerCancelled
 
 PASSWORD = "test-password-1"
 
@@ -24,8 +27,10 @@ async def settle(pilot) -> None:
     for _ in range(3):
         await pilot.pause()
         busy = [w for w in pilot.app.workers if w.group not in INTERACTIVE and not w.is_finished]
-        if busy:
-            await pilot.app.workers.wait_for_complete(busy)
+        for worker in busy:
+            # A worker whose screen closed meanwhile (a dialog dismissed) is cancelled: done too.
+            with contextlib.suppress(WorkerCancelled):
+                await worker.wait()
     for _ in range(100):
         await pilot.pause()
         if not any(_measuring(table) for table in pilot.app.screen.query(DataTable)):
