@@ -5,9 +5,15 @@ median of several runs, beside a same-run baseline:
 
 - start-up: `wardcrf`'s app to a drawn login screen vs. a minimal Textual app
   (one Static) started the same way — the cost of our imports and layout.
-- dashboard: from the unlocked session arriving to the dashboard drawn with
-  its data, on a site with 1,000 participants, vs. a minimal Textual app
-  filling a DataTable with 1,000 rows read with stdlib sqlite3.
+- dashboard: from the unlocked session arriving (after the key derivation)
+  to the first participants drawn on the dashboard, on a site with 1,000
+  participants (the target, ≤ 0.5 s), and to all 1,000 listed (the table
+  fills in batches after the first screenful; the other panels load after
+  the participants). Baseline: a minimal Textual app, from process start,
+  filling a DataTable with 1,000 rows read with stdlib sqlite3. The login
+  screen loads the dashboard's modules while the password is typed (here
+  typed by the pilot in a few milliseconds, so part of that work overlaps
+  the key derivation, as it would on the ward).
 - form save: one record saved through the screens' service path (`Ward.call`
   → domain service → encrypted store), vs. a stdlib sqlite3 insert of the
   same JSON with synchronous=FULL.
@@ -72,11 +78,13 @@ def _child_startup_baseline() -> None:
 def _child_dashboard(data_dir: str) -> None:
     from textual.widgets import DataTable
     from wardcrf.screens import app as app_mod
+    from wardcrf.screens import dashboard as dash_mod
     from wardcrf.screens.app import make_app
     from wardcrf.screens.dashboard import DashboardScreen
 
     app = make_app(data_dir, user="admin")
     arrived: list[float] = []
+    on_screen: list[float] = []
     original = app_mod.WardApp._signed_in
 
     def timed(self, ward):  # the unlocked session arrives here
@@ -84,20 +92,29 @@ def _child_dashboard(data_dir: str) -> None:
         return original(self, ward)
 
     app_mod.WardApp._signed_in = timed  # type: ignore[method-assign]
+    add_rows = dash_mod.DashboardScreen._add_participants
+
+    def first_rows(self, *args):  # the first participants drawn: after the next refresh
+        add_rows(self, *args)
+        if not on_screen:
+            self.call_after_refresh(lambda: on_screen.append(time.perf_counter()))
+
+    dash_mod.DashboardScreen._add_participants = first_rows  # type: ignore[method-assign]
 
     async def auto(pilot) -> None:
         await pilot.pause()
         await pilot.press(*PASSWORD, "enter")
-        shown = None
         while True:
             screen = pilot.app.screen
-            if isinstance(screen, DashboardScreen) and shown is None:
-                shown = time.perf_counter()
-            if isinstance(screen, DashboardScreen) and screen.query_one("#participants", DataTable).row_count:
+            if (
+                isinstance(screen, DashboardScreen)
+                and screen.query_one("#participants", DataTable).row_count == PARTICIPANTS
+            ):
                 break
             await pilot.pause(0.002)
         done = time.perf_counter()
-        print(json.dumps({"seconds": done - arrived[0], "shown": shown - arrived[0]}))
+        first = on_screen[0] if on_screen else done  # drawn at the latest when all are listed
+        print(json.dumps({"seconds": first - arrived[0], "all": done - arrived[0]}))
         pilot.app.exit()
 
     app.run(headless=True, auto_pilot=auto, size=(120, 40))
@@ -195,6 +212,23 @@ def _median_child(args: list[str], runs: int, key: str = "seconds") -> float:
     return statistics.median(values)
 
 
+def _median_children(args: list[str], runs: int, keys: tuple[str, ...]) -> tuple[float, ...]:
+    """Like `_median_child`, for several figures printed by the same runs."""
+    values: dict[str, list[float]] = {k: [] for k in keys}
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, str(HERE), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "TEXTUAL_ANIMATIONS": "none"},
+        )
+        line = json.loads([x for x in out.stdout.splitlines() if x.startswith("{")][-1])
+        for k in keys:
+            values[k].append(line[k])
+    return tuple(statistics.median(values[k]) for k in keys)
+
+
 def _row(name: str, value: float, baseline: float, target: float | None, unit: str = "s") -> dict:
     return {
         "name": name,
@@ -267,14 +301,18 @@ def run(quick: bool = False) -> list[dict]:
         start = _median_child(["startup", str(data_dir)], runs)
         start_base = _median_child(["startup-baseline"], runs)
         rows.append(_row("start-up to login screen (in-process)", start, start_base, TARGETS["start"]))
-        shown = _median_child(["dashboard", str(data_dir)], runs, key="shown")
-        dash = _median_child(["dashboard", str(data_dir)], runs)
+        dash, dash_all = _median_children(["dashboard", str(data_dir)], runs, ("seconds", "all"))
         dash_base = _median_child(["dashboard-baseline", str(plain)], runs)
         target = TARGETS["dashboard"]
         rows.append(
-            _row(f"dashboard on screen after unlock ({PARTICIPANTS} participants)", shown, dash_base, target)
+            _row(
+                f"dashboard with participants on screen after unlock ({PARTICIPANTS} participants)",
+                dash,
+                dash_base,
+                target,
+            )
         )
-        rows.append(_row(f"dashboard filled ({PARTICIPANTS} participants listed)", dash, dash_base, target))
+        rows.append(_row(f"dashboard, all {PARTICIPANTS} participants listed", dash_all, dash_base, None))
         save, save_base = _form_save(data_dir, 30 if quick else 100)
         rows.append(_row("form save (Ward.call → records.submit)", save * 1000, save_base * 1000, 50, "ms"))
         wall = []

@@ -26,6 +26,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import t
 from .status import StatusBar
+from .tables import WardTable
 from .ward import Ward
 
 TRAIL_LIMIT = 1000
@@ -112,7 +113,7 @@ class AuditScreen(Screen[None]):
                         classes="filter",
                     )
             yield Static("", id="filter-message", classes="refusal")
-            table: DataTable[str] = DataTable(id="trail", cursor_type="row", zebra_stripes=True)
+            table = WardTable(id="trail", cursor_type="row", zebra_stripes=True)
             table.add_columns(t("col.time"), t("col.who"), t("col.what"), t("col.why"))
             yield table
             yield Static("", id="detail")

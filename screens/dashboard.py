@@ -1,44 +1,147 @@
-"""The ward dashboard (home): where everything starts, one key per action.
+"""The ward dashboard (home): what needs attention now, one key per action.
 
-Left: the places this role may go, each with its key. Right: what needs
-attention, from the domain services (each panel is filled by a thread
-worker so a big site never freezes the first frame after sign-in).
+Left: the places this role may go, each with its key. Right: six panels,
+each filled by ONE domain call in its own thread worker, so a big site never
+freezes the first frame after sign-in:
+
+1. participants — day N of 5, next dose with its state and time left,
+   post-dose vitals still owed (`workflow.list_participants`);
+2. safety — open AEs and SAE report due dates (`workflow.safety_overview`);
+3. freezer — each unit's last reading and unresolved excursions
+   (`coldchain.reports.freezers`);
+4. sync — pending events, last export and receipt, hub state
+   (`sync.ward.status`);
+5. DSMG gate — hold (stop / alter), sentinel gate, SAEs awaiting review
+   (`workflow.dsmg_gate`);
+6. recent activity (`audit.trail`).
+
+At 120x40 and up the panels sit side by side; on a smaller terminal (80x24)
+one panel shows at a time, chosen with its number or cycled with `[` / `]`.
+Times shown relative to now (time left, days left) come from the ward's
+clock when the panel was filled; the panels refresh every minute.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Horizontal, Vertical
+from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
-from wardcrf import audit
+from wardcrf.clock import zone
 
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, t
 from .places import PLACES, by_name, offered
 from .status import StatusBar
+from .tables import WardTable
 from .ward import Ward
 
 RECENT = 12
+FIRST_ROWS = 60
+"""Participants listed at once (more than a 120x40 screen shows); the rest follow in batches."""
+BATCH_ROWS = 250
+REFRESH_SECONDS = 60.0
+WIDE = (110, 32)
+"""Smallest terminal (columns, rows) that shows every panel at once."""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One box of the dashboard: its key, title message id and table columns."""
+
+    name: str
+    key: str
+    title: str  # message id
+    columns: tuple[str, ...]  # message ids
+
+
+PANELS: tuple[Panel, ...] = (
+    # Most urgent columns first: on a small terminal the last ones scroll off to the right.
+    Panel(
+        "participants",
+        "1",
+        "dash.participants",
+        ("col.participant", "col.next", "dash.col_vitals", "col.aes", "col.day", "col.status"),
+    ),
+    Panel("safety", "2", "dash.safety", ("col.participant", "dash.col_report", "dash.col_event")),
+    Panel("freezer", "3", "dash.freezer", ("dash.col_unit", "dash.col_reading", "dash.col_excursion")),
+    Panel("sync", "4", "dash.sync", ("dash.col_item", "dash.col_value")),
+    Panel("gate", "5", "dash.gate", ("dash.col_item", "dash.col_value")),
+    Panel("recent", "6", "dash.recent", ("col.time", "col.who", "col.what")),
+)
+PANEL_NAMES = tuple(p.name for p in PANELS)
+
+
+def span(minutes: int) -> str:
+    """A duration as a nurse reads it: 45m, 3h 05m, 2d 4h."""
+    minutes = abs(minutes)
+    if minutes < 60:
+        return f"{minutes}m"
+    if minutes < 24 * 60:
+        return f"{minutes // 60}h {minutes % 60:02d}m"
+    return f"{minutes // (24 * 60)}d {minutes % (24 * 60) // 60}h"
+
+
+def next_dose_text(nd: dict[str, Any], now: datetime) -> Text:
+    """'#2 in 3h 05m' / '#2 due now, 25m left' / '#2 overdue 1d 2h' / '#2 held'.
+
+    The due time itself is on the participant's screen; here, what a nurse
+    acts on: how long until, or how long since, the dose window closes.
+    """
+    due = datetime.fromisoformat(nd["due"])
+    state = nd["state"]
+    if state == "upcoming":
+        tail, style = t("dash.due_in", span=span(int((due - now).total_seconds() // 60))), ""
+    elif state == "due now":
+        end = datetime.fromisoformat(nd["window"][1])
+        left = span(int((end - now).total_seconds() // 60))
+        tail, style = t("dash.due_now_left", span=left), "bold yellow"
+    elif state == "overdue":
+        end = datetime.fromisoformat(nd["window"][1])
+        tail, style = t("dash.overdue_by", span=span(int((now - end).total_seconds() // 60))), "bold red"
+    else:
+        tail, style = domain_word("state", state), "magenta"
+    return Text(f"#{nd['dose']} ") + Text(tail, style=style)
+
+
+def report_text(e: dict[str, Any]) -> Text:
+    """An SAE's expedited-report due date and the days left (or overdue)."""
+    if not e["report_due"]:
+        return Text("—")
+    left = e["days_left"]
+    if left < 0:
+        tail, style = t("dash.days_overdue", n=-left), "bold red"
+    elif left == 0:
+        tail, style = t("dash.due_today"), "bold yellow"
+    else:
+        tail, style = t("dash.days_left", n=left), "yellow" if left <= 3 else ""
+    return Text(f"{e['report_due'][5:]} ") + Text(tail, style=style)
 
 
 class DashboardScreen(Screen[None]):
-    """Home: places for this role and recent activity on the site."""
+    """Home: places for this role and the ward's state, panel by panel."""
 
     CSS_PATH = "dashboard.tcss"
     AUTO_FOCUS = "#places"
     BINDINGS: ClassVar[list[BindingType]] = [
         *[Binding(p.key, f"open('{p.name}')", p.label) for p in PLACES],
         Binding("n", "new_participant", "key.new_participant"),
+        *[Binding(p.key, f"panel('{p.name}')", p.title, show=False) for p in PANELS],
+        Binding("right_square_bracket", "cycle(1)", "dash.key_next_panel", key_display="]"),
+        Binding("left_square_bracket", "cycle(-1)", "dash.key_previous_panel", key_display="[", show=False),
         Binding("f2", "app.next_language", "key.language"),
         Binding("r", "reload", "key.reload"),
     ]
@@ -46,7 +149,11 @@ class DashboardScreen(Screen[None]):
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
+        self.current = "participants"
+        self._others_pending = False
+        self._fill_round = 0  # a newer fill of the participants stops an older one's batches
 
+    # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, t("dashboard.title"))
         with Horizontal(id="dash"):
@@ -56,28 +163,56 @@ class DashboardScreen(Screen[None]):
                     *[Option(Text(f"[{p.key}] {t(p.label)}"), id=p.name) for p in offered(self.ward)],
                     id="places",
                 )
-            with Vertical(id="attention"):
-                yield Static(t("dashboard.participants"), classes="section-title")
-                ptable: DataTable[str] = DataTable(id="participants", cursor_type="row", zebra_stripes=True)
-                ptable.add_columns(
-                    t("col.participant"), t("col.status"), t("col.day"), t("col.next"), t("col.aes")
-                )
-                yield ptable
-                yield Static(t("dashboard.recent"), classes="section-title")
-                table: DataTable[str] = DataTable(id="recent", cursor_type="row", zebra_stripes=True)
-                table.add_columns(t("col.time"), t("col.who"), t("col.what"))
-                yield table
+            with Vertical(id="board"):
+                yield Static(self._tabs_text(), id="panel-tabs")
+                with Container(id="panels"):
+                    for p in PANELS:
+                        classes = "panel -current" if p.name == self.current else "panel"
+                        with Vertical(id=f"p-{p.name}", classes=classes):
+                            yield Static(
+                                f"[{p.key}] {t(p.title)}", id=f"title-{p.name}", classes="panel-title"
+                            )
+                            table = WardTable(
+                                id=p.name, cursor_type="row", zebra_stripes=True, classes="panel-table"
+                            )
+                            table.add_columns(*[t(c) for c in p.columns])
+                            yield table
                 yield Static("", id="dash-message", classes="muted")
         yield WardFooter()
 
     def on_mount(self) -> None:
-        # Paint the dashboard first; the lists fill in from workers just after.
-        self.call_after_refresh(self.load_recent)
-        self.call_after_refresh(self.load_participants)
+        self._fit(self.app.size.width, self.app.size.height)
+        self.set_interval(REFRESH_SECONDS, self._refresh_if_shown)
 
-    def on_screen_resume(self) -> None:
-        self.load_recent()
-        self.load_participants()
+    def on_resize(self, event: Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        """Side by side when there is room, else one panel at a time."""
+        self.set_class(width < WIDE[0] or height < WIDE[1], "-compact")
+
+    def _tabs_text(self) -> Text:
+        out = Text()
+        for i, p in enumerate(PANELS):
+            if i:
+                out.append(" ")
+            out.append(
+                f"{p.key} {t(f'dash.tab_{p.name}')}", style="reverse bold" if p.name == self.current else ""
+            )
+        return out
+
+    # -- panels and keys ---------------------------------------------------------------
+    def action_panel(self, name: str) -> None:
+        """Show (on a small terminal) and focus one panel."""
+        self.current = name
+        for p in PANELS:
+            self.query_one(f"#p-{p.name}").set_class(p.name == name, "-current")
+        self.query_one("#panel-tabs", Static).update(self._tabs_text())
+        self.query_one(f"#{name}", DataTable).focus()
+
+    def action_cycle(self, step: int) -> None:
+        i = PANEL_NAMES.index(self.current)
+        self.action_panel(PANEL_NAMES[(i + step) % len(PANEL_NAMES)])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open" and parameters:
@@ -85,6 +220,41 @@ class DashboardScreen(Screen[None]):
         if action == "new_participant":
             return self.ward.can("consent.record")
         return True
+
+    def on_screen_resume(self) -> None:
+        # Also sent when the screen is first shown: paint first, then fill.
+        self.call_after_refresh(self.reload_all)
+
+    def _refresh_if_shown(self) -> None:
+        """Each minute: times left move on, other users record things (not behind a lock)."""
+        if self.is_current:
+            self.reload_all()
+
+    def relabelled(self) -> None:
+        """After a language switch (the screen was recomposed): fill the panels again."""
+        self._fit(self.app.size.width, self.app.size.height)
+        self.reload_all()
+
+    def reload_all(self) -> None:
+        """Participants first (the panel people look at); the others once it is on screen."""
+        self._others_pending = True
+        self.load_participants()
+
+    def _load_others(self) -> None:
+        if not self._others_pending:
+            return
+        self._others_pending = False
+        self.load_safety()
+        self.load_freezer()
+        self.load_sync()
+        self.load_gate()
+        self.load_recent()
+
+    def action_reload(self) -> None:
+        self.reload_all()
+
+    def action_open(self, name: str) -> None:
+        self.app.open_place(name)  # type: ignore[attr-defined]
 
     def action_new_participant(self) -> None:
         """A new participant starts with their consent (the service allocates the id)."""
@@ -94,72 +264,263 @@ class DashboardScreen(Screen[None]):
             # Straight on to the new participant: screening comes next.
             subject = getattr(event, "subject", None) or ""
             if subject.startswith("participant:"):
-                from .participant import ParticipantScreen
-
-                self.app.push_screen(ParticipantScreen(self.ward, subject.removeprefix("participant:")))
+                self._open_participant(subject.removeprefix("participant:"))
 
         self.app.push_screen(FormScreen(self.ward, "consent"), consented)
 
-    @on(DataTable.RowSelected, "#participants")
-    def _participant_chosen(self, event: DataTable.RowSelected) -> None:
+    def _open_participant(self, pid: str) -> None:
         from .participant import ParticipantScreen
 
-        if event.row_key.value:
-            self.app.push_screen(ParticipantScreen(self.ward, event.row_key.value))
-
-    @work(thread=True, exclusive=True, group="dashboard-participants")
-    def load_participants(self) -> None:
-        from wardcrf import workflow
-
-        try:
-            rows = self.ward.call(workflow.list_participants)
-        except Exception as exc:
-            self.app.call_from_thread(self._show_message, message_of(exc))
-            return
-        self.app.call_from_thread(self._fill_participants, rows)
-
-    def _fill_participants(self, rows: list[dict[str, Any]]) -> None:
-        table = self.query_one("#participants", DataTable)
-        table.clear()
-        today = self.ward.local_now().date()
-        for r in rows:
-            day = ""
-            if r.get("enrolled_on") and r["doses_given"] < r["doses_planned"]:
-                n = (today - date.fromisoformat(r["enrolled_on"])).days + 1
-                day = f"{n}/{r['doses_planned']}"
-            nd = r.get("next_dose")
-            nxt = (
-                f"#{nd['dose']} {nd['due'][5:16].replace('T', ' ')} {domain_word('state', nd['state'])}"
-                if nd
-                else ""
-            )
-            table.add_row(
-                r["id"], domain_word("status", r["status"]), day, nxt, str(r["open_aes"] or ""), key=r["id"]
-            )
-
-    def action_open(self, name: str) -> None:
-        self.app.open_place(name)  # type: ignore[attr-defined]
-
-    def action_reload(self) -> None:
-        self.load_recent()
+        self.app.push_screen(ParticipantScreen(self.ward, pid))
 
     @on(OptionList.OptionSelected, "#places")
     def _place_chosen(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
             self.action_open(event.option.id)
 
-    @work(thread=True, exclusive=True, group="dashboard")
-    def load_recent(self) -> None:
+    @on(DataTable.RowSelected, "#participants")
+    @on(DataTable.RowSelected, "#safety")
+    def _participant_chosen(self, event: DataTable.RowSelected) -> None:
+        key = event.row_key.value or ""
+        pid = key.split("/", 1)[0]
+        if pid:
+            self._open_participant(pid)
+
+    # -- loading -----------------------------------------------------------------------
+    def _load(self, fn: Callable[..., Any], fill: Callable[[Any], None]) -> None:
+        """Run one domain call (in the calling worker thread) and fill its panel on the UI thread."""
         try:
-            entries = self.ward.call(lambda s: list(audit.trail(s, limit=RECENT)))
+            result = self.ward.call(fn)
         except Exception as exc:
             self.app.call_from_thread(self._show_message, message_of(exc))
+            self.app.call_from_thread(self._load_others)
             return
-        self.app.call_from_thread(self._fill_recent, entries)
+        if get_current_worker().is_cancelled:
+            return  # a newer load of this panel replaced this one: it fills the panel
+        self.app.call_from_thread(fill, result)
 
-    def _fill_recent(self, entries: list[audit.TrailEntry]) -> None:
-        table = self.query_one("#recent", DataTable)
+    @work(thread=True, exclusive=True, group="dash-participants")
+    def load_participants(self) -> None:
+        from wardcrf import workflow
+
+        self._load(workflow.list_participants, self._fill_participants)
+
+    @work(thread=True, exclusive=True, group="dash-safety")
+    def load_safety(self) -> None:
+        from wardcrf import workflow
+
+        self._load(workflow.safety_overview, self._fill_safety)
+
+    @work(thread=True, exclusive=True, group="dash-freezer")
+    def load_freezer(self) -> None:
+        from wardcrf.coldchain import reports
+
+        self._load(reports.freezers, self._fill_freezer)
+
+    @work(thread=True, exclusive=True, group="dash-sync")
+    def load_sync(self) -> None:
+        from wardcrf.sync import ward as sync_ward
+
+        self._load(sync_ward.status, self._fill_sync)
+
+    @work(thread=True, exclusive=True, group="dash-gate")
+    def load_gate(self) -> None:
+        from wardcrf import workflow
+
+        self._load(workflow.dsmg_gate, self._fill_gate)
+
+    @work(thread=True, exclusive=True, group="dash-recent")
+    def load_recent(self) -> None:
+        from wardcrf import audit
+
+        self._load(lambda s: list(audit.trail(s, limit=RECENT)), self._fill_recent)
+
+    # -- filling (UI thread) -----------------------------------------------------------
+    def _table(self, name: str) -> DataTable[Any]:
+        table = self.query_one(f"#{name}", DataTable)
         table.clear()
+        return table
+
+    def _title(self, name: str, summary: str) -> None:
+        panel = next(p for p in PANELS if p.name == name)
+        text = f"[{panel.key}] {t(panel.title)}"
+        self.query_one(f"#title-{name}", Static).update(f"{text} · {summary}" if summary else text)
+
+    def _local(self, iso: str | None) -> str:
+        """A stored UTC/offset time as the ward's local 'MM-DD HH:MM'."""
+        if not iso:
+            return "—"
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        return when.astimezone(zone(self.ward.session.ctx.zone)).strftime("%m-%d %H:%M")
+
+    def _fill_participants(self, rows: list[dict[str, Any]]) -> None:
+        """List the participants: the first screenful at once, the rest in batches.
+
+        On a site with 1,000 participants, measuring and drawing every row
+        before showing any would keep the ward waiting; the first rows are on
+        screen at once, later ones follow between frames (a newer fill
+        abandons the batches of an older one).
+        """
+        self._table("participants")  # cleared
+        self._fill_round += 1
+        now = self.ward.local_now()
+        attention = sum(
+            1
+            for r in rows
+            if r.get("post_dose_vitals_due")
+            or (r.get("next_dose") and r["next_dose"]["state"] in ("due now", "overdue"))
+        )
+        self._title("participants", t("dash.participants_summary", n=len(rows), attention=attention))
+        self._add_participants(self._fill_round, rows, 0, FIRST_ROWS, now)
+        self._load_others()
+
+    def _add_participants(
+        self, round_: int, rows: list[dict[str, Any]], start: int, count: int, now: datetime
+    ) -> None:
+        if round_ != self._fill_round or not self.is_mounted:
+            return
+        table = self.query_one("#participants", DataTable)
+        today = now.date()
+        for r in rows[start : start + count]:
+            day = ""
+            if r.get("enrolled_on") and r["doses_given"] < r["doses_planned"]:
+                # Enrollment is day 0; dose N is due on day N.
+                n = (today - date.fromisoformat(r["enrolled_on"])).days
+                day = f"{n}/{r['doses_planned']}"
+            nd = r.get("next_dose")
+            owed = r.get("post_dose_vitals_due") or []
+            # Text cells, not str: a str cell is parsed as console markup, which
+            # is much of the cost of listing 1,000 participants (and an id is not markup).
+            table.add_row(
+                Text(r["id"]),
+                next_dose_text(nd, now) if nd else Text(""),
+                Text(t("dash.vitals_owed", doses=" ".join(f"#{n}" for n in owed)), style="bold yellow")
+                if owed
+                else Text(""),
+                Text(str(r["open_aes"] or "")),
+                Text(day),
+                Text(domain_word("status", r["status"])),
+                key=r["id"],
+            )
+        nxt = start + count
+        if nxt < len(rows):
+            self.call_after_refresh(self._add_participants, round_, rows, nxt, BATCH_ROWS, now)
+
+    def _fill_safety(self, view: dict[str, Any]) -> None:
+        table = self._table("safety")
+        for e in view["events"]:
+            what = Text(f"{e['term']} G{e['grade']}" if e["grade"] is not None else str(e["term"]))
+            if e["serious"]:
+                what = Text(t("dash.sae") + " ", style="bold red") + what
+            if not e["open"]:
+                what.append(" " + t("dash.ended"), style="dim")
+            table.add_row(e["participant"], report_text(e), what, key=f"{e['participant']}/{e['event']}")
+        if not view["events"]:
+            table.add_row("—", "", t("dash.no_open_aes"))
+        self._title(
+            "safety",
+            t(
+                "dash.safety_summary",
+                open=view["open_aes"],
+                saes=view["saes"],
+                reviews=view["reviews_pending"],
+            ),
+        )
+
+    def _fill_freezer(self, view: dict[str, Any]) -> None:
+        table = self._table("freezer")
+        unresolved = 0
+        for u in view["units"]:
+            last = u["last_reading"]
+            if last:
+                reading = Text(f"{last['temp_c']:.1f} °C ", style="" if last["in_range"] else "bold red")
+                reading.append(self._local(last["at"]), style="dim")
+            else:
+                reading = Text(t("dash.no_reading"), style="yellow")
+            table.add_row(u["unit"], reading, self._excursions_text(u["open_excursions"]), key=u["unit"])
+            unresolved += len(u["open_excursions"])
+        for x in view["receipt_excursions"]:
+            table.add_row(t("dash.receipt"), "", self._excursions_text([x]), key=x["id"])
+            unresolved += 1
+        if not view["units"] and not view["receipt_excursions"]:
+            table.add_row("—", t("dash.no_units"), "")
+        self._title("freezer", t("dash.freezer_summary", units=len(view["units"]), open=unresolved))
+
+    def _excursions_text(self, xs: list[dict[str, Any]]) -> Text:
+        if not xs:
+            return Text(t("dash.no_excursion"), style="green")
+        x = xs[-1]
+        if x["open"]:
+            text = t("dash.excursion_open", since=self._local(x["start"]))
+        else:
+            text = t("dash.excursion_awaiting", n=len(x["awaiting_disposition"]))
+        more = f" (+{len(xs) - 1})" if len(xs) > 1 else ""
+        return Text(text + more, style="bold red")
+
+    def _fill_sync(self, info: dict[str, Any]) -> None:
+        table = self._table("sync")
+        export = info.get("last_export")
+        receipt = info.get("last_receipt")
+        pending = info["events_pending"]
+        rows: list[tuple[str, Text]] = [
+            (t("dash.sync_state"), Text(self._sync_state(info["state"]))),
+            (
+                t("dash.sync_pending"),
+                Text(
+                    t("dash.sync_pending_value", events=pending, photos=info["photos_pending"]),
+                    style="yellow" if pending else "green",
+                ),
+            ),
+            (
+                t("dash.sync_last_export"),
+                Text(t("dash.sync_export_value", at=self._local(export["at"]), files=export["files"]))
+                if export
+                else Text(t("dash.never"), style="dim"),
+            ),
+            (
+                t("dash.sync_last_receipt"),
+                Text(t("dash.sync_receipt_value", at=self._local(receipt["at"]), seq=receipt["seq"]))
+                if receipt
+                else Text(t("dash.never"), style="dim"),
+            ),
+            (t("dash.sync_queries"), Text(str(len(info.get("open_queries") or [])))),
+        ]
+        for i, (label, value) in enumerate(rows):
+            table.add_row(label, value, key=f"sync-{i}")
+        self._title("sync", self._sync_state(info["state"]))
+
+    def _sync_state(self, state: str) -> str:
+        if state.startswith("synced "):
+            return t("dash.synced_at", at=self._local(state.removeprefix("synced ")))
+        return domain_word("dash_sync", state)
+
+    def _fill_gate(self, gate: dict[str, Any]) -> None:
+        table = self._table("gate")
+        state = gate["state"]
+        style = {"open": "green", "sentinel": "yellow"}.get(state, "bold red")
+        rows: list[tuple[str, Text]] = [(t("dash.gate_state"), Text(t(f"dash.gate_{state}"), style=style))]
+        if gate["waiting_for_dsmg"]:
+            rows.append((t("dash.gate_waiting"), Text(", ".join(gate["waiting_for_dsmg"]), style="yellow")))
+        last = gate["last_decision"]
+        if last:
+            rows.append(
+                (
+                    t("dash.gate_last"),
+                    Text(f"{domain_word('dash_decision', last['decision'])} · {last['participant']}"),
+                )
+            )
+        rows.append(
+            (
+                t("dash.gate_reviews"),
+                Text(str(gate["reviews_pending"]), style="yellow" if gate["reviews_pending"] else ""),
+            )
+        )
+        for i, (label, value) in enumerate(rows):
+            table.add_row(label, value, key=f"gate-{i}")
+        self._title("gate", t(f"dash.gate_{state}"))
+
+    def _fill_recent(self, entries: list[Any]) -> None:
+        table = self._table("recent")
         for e in reversed(entries):
             table.add_row(e.local_time[5:16].replace("T", " "), e.user or "—", f"{e.type} {e.subject or ''}")
 

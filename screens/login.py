@@ -26,6 +26,15 @@ from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .ward import Ward
 
+WARM_UP = (
+    "wardcrf.workflow",
+    "wardcrf.coldchain.reports",
+    "wardcrf.sync.ward",
+    "wardcrf.audit",
+    "wardcrf.screens.dashboard",
+)
+"""What the dashboard's panels need, loaded while the password is typed (see `warm_up`)."""
+
 
 class LoginScreen(Screen[Ward]):
     """The first screen: dismissed with a `Ward` once a user has signed in."""
@@ -41,6 +50,7 @@ class LoginScreen(Screen[Ward]):
         super().__init__()
         self.site = site
         self.initial_user = user
+        self._warming = False
 
     def compose(self) -> ComposeResult:
         labels = [t("login.user"), t("login.password")]
@@ -63,6 +73,26 @@ class LoginScreen(Screen[Ward]):
         self.query_one("#busy").display = False
         if self.initial_user:
             self.query_one("#password", Input).focus()
+
+    @on(Input.Changed, "#password")
+    def _typing_password(self) -> None:
+        if not self._warming:
+            self._warming = True
+            self.warm_up()
+
+    @work(thread=True, group="warm-up")
+    def warm_up(self) -> None:
+        """Load the dashboard's code while the person types their password.
+
+        The dashboard's domain services (workflow, cold chain, sync) are not
+        needed for the login screen, so they are not imported at start-up;
+        typing a password takes seconds, which is time enough to load them
+        so the dashboard fills sooner after the unlock.
+        """
+        import importlib
+
+        for module in WARM_UP:
+            importlib.import_module(module)
 
     @on(Input.Submitted, "#user")
     def _user_entered(self) -> None:

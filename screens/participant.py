@@ -27,6 +27,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, t
 from .status import StatusBar
+from .tables import WardTable
 from .ward import Ward
 
 _SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
@@ -70,7 +71,7 @@ class ParticipantScreen(Screen[None]):
         yield StatusBar(self.ward, self.participant)
         with Vertical(id="participant"):
             yield Static(t("participant.loading"), id="p-summary")
-            table: DataTable[str] = DataTable(id="timeline", cursor_type="row", zebra_stripes=True)
+            table = WardTable(id="timeline", cursor_type="row", zebra_stripes=True)
             table.add_columns(t("col.time"), t("col.who"), t("col.what"))
             yield table
             yield Static("", id="p-detail")

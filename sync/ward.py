@@ -188,6 +188,7 @@ def status(session: Session) -> dict[str, Any]:
         "bundles_unreceipted": len(outbox.pending(store, hub["device"])) if hub else 0,
         "hub_bundles_applied": last_hub_bundle(store),
         "hub_reachability": json.loads(probe) if probe else None,
+        "state": sync_label(store),
         "hub_notices": json.loads(get_state(store, "hub_notices") or "[]"),
         "open_queries": [q for q in registry.queries(store) if q["status"] != "closed"],
     }

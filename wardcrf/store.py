@@ -7,13 +7,15 @@ fails. The schema comes from ``schema.sql`` as named migrations, each applied
 once and recorded in ``schema_migrations``.
 
 This is the only module that talks to sqlcipher3 directly; everything else
-uses the `Store` (a thin wrapper over ``sqlite_utils.Database``).
+uses the `Store` (SQL through its helpers; ``Store.db`` offers
+``sqlite_utils.Database`` where a table API helps).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import sys
@@ -36,6 +38,10 @@ def _import_sqlite_utils() -> Any:
     types; wardcrf never stores numpy values. Importing numpy costs ~0.1-0.2 s
     on every command and on the TUI's start-up, so it is hidden while
     sqlite_utils loads and left importable for the reports afterwards.
+
+    Imported on first use of `Store.db` only: sqlite_utils brings click,
+    dateutil and pluggy (~0.1 s), and nothing on the start-up path of the
+    ward app or of a CLI command needs it.
     """
     hidden = [name for name in ("numpy", "pandas") if name not in sys.modules]
     for name in hidden:
@@ -46,9 +52,6 @@ def _import_sqlite_utils() -> Any:
         for name in hidden:
             del sys.modules[name]
     return module
-
-
-sqlite_utils = _import_sqlite_utils()
 
 
 DB_FILENAME = "wardcrf.db"
@@ -139,7 +142,6 @@ class Store:
     def __init__(self, path: Path, key: bytes | None, *, readonly: bool = False) -> None:
         self.path = path
         self.conn = connect(path, key, readonly=readonly)
-        self.db = sqlite_utils.Database(self.conn)
         self._depth = 0
         self._init_heads()
 
@@ -157,10 +159,14 @@ class Store:
         self = cls.__new__(cls)
         self.path = Path(":memory:")
         self.conn = sqlcipher3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        self.db = sqlite_utils.Database(self.conn)
         self._depth = 0
         self._init_heads()
         return self
+
+    @functools.cached_property
+    def db(self) -> Any:
+        """The connection as a ``sqlite_utils.Database`` (imported on first use)."""
+        return _import_sqlite_utils().Database(self.conn)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

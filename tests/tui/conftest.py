@@ -22,6 +22,18 @@ def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     i18n.set_language("en")
 
 
+@pytest.fixture(autouse=True)
+def _steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The text cursor stays on instead of blinking every 0.5 s.
+
+    A blinking cursor makes a picture depend on how long the machine took
+    between the last key and the snapshot (a flake under load).
+    """
+    from textual.widgets import Input
+
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+
+
 @pytest.fixture
 def ward_for(site: Site, session_for):
     """`ward_for("auditor")` -> a signed-in Ward, as the app holds after login."""

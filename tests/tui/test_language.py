@@ -32,7 +32,16 @@ async def test_saved_language_applies_at_sign_in(app_for, session_for):
         assert isinstance(app.screen, DashboardScreen)
         assert i18n.language() == "zh"
         titles = [str(w.content) for w in app.screen.query(".section-title").results(Static)]
-        assert titles == ["前往", "受试者（回车打开）", "最近活动"]
+        assert titles == ["前往"]
+        panels = [str(w.content).split(" · ")[0] for w in app.screen.query(".panel-title").results(Static)]
+        assert panels == [
+            "[1] 受试者",
+            "[2] 安全性",
+            "[3] 冷冻柜",
+            "[4] 同步",
+            "[5] DSMG 门控",
+            "[6] 最近活动",
+        ]
 
 
 async def test_palette_lists_actions_and_switches_language(app_for):

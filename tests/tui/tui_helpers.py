@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
+from textual.widgets import DataTable
+from textual.worker import WorkerCancelled
+
 PASSWORD = "test-password-1"
 
 
@@ -10,13 +15,32 @@ INTERACTIVE = {"form-save"}
 
 
 async def settle(pilot) -> None:
-    """Let background work finish and the screen redraw."""
+    """Let background work finish and the screen redraw, completely.
+
+    Two things finish after a worker does, and a snapshot taken before them
+    differs from one taken after (the flake of 1 run in 5 on a busy
+    machine): the callback the worker hands to the UI thread, and each
+    `DataTable`'s measurement of its columns, which Textual defers to the
+    table's next idle moment (until then a column is as wide as its header).
+    So: wait for the workers, then for every table to have measured.
+    """
     for _ in range(3):
         await pilot.pause()
         busy = [w for w in pilot.app.workers if w.group not in INTERACTIVE and not w.is_finished]
-        if busy:
-            await pilot.app.workers.wait_for_complete(busy)
+        for worker in busy:
+            # A worker whose screen closed meanwhile (a dialog dismissed) is cancelled: done too.
+            with contextlib.suppress(WorkerCancelled):
+                await worker.wait()
+    for _ in range(100):
+        await pilot.pause()
+        if not any(_measuring(table) for table in pilot.app.screen.query(DataTable)):
+            break
     await pilot.pause()
+
+
+def _measuring(table: DataTable) -> bool:
+    """Whether the table still has rows or cells to measure (done on its next idle)."""
+    return bool(table._require_update_dimensions or table._updated_cells or table._new_rows)
 
 
 async def sign_in(pilot, user: str, password: str = PASSWORD) -> None:

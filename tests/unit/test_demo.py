@@ -155,3 +155,23 @@ def test_demo_cold_chain_is_complete_for_every_dosed_kit(demo_site, monkeypatch)
     assert dosed and all(chains[k]["complete"] for k in dosed)
     code, out, err = run(demo_site, "auditor", "coldchain", "status", "--json", monkeypatch=monkeypatch)
     assert json.loads(out)["range_source"].startswith("protocol MEXCOVID")
+
+
+def test_demo_ward_list_equals_per_participant_summaries(demo_site):
+    """The set-based ward list (`status.list_rows`) agrees with `summary` on every demo participant."""
+    from datetime import UTC, datetime, timedelta
+
+    from wardcrf.workflow import demo, status
+
+    s = Site.open(demo_site).unlock("auditor", demo.DEMO_PASSWORD)
+    try:
+        ids = [r[0] for r in s.store.execute("SELECT id FROM participants ORDER BY number")]
+        for at in (
+            datetime.now(UTC),
+            datetime(2020, 3, 16, 1, 0, tzinfo=UTC),
+            datetime.now(UTC) - timedelta(days=400),
+        ):
+            reference = [status.list_row(status.summary(s.store, pid, at)) for pid in ids]
+            assert status.list_rows(s.store, at) == reference
+    finally:
+        s.close()

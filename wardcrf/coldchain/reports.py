@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ..site import Session
+from ..store import Store
 from . import config, custody, evidence
 from .loggers import iso_z
 
@@ -24,34 +25,101 @@ def custody_of(session: Session, kit_or_lot: str, *, when: int | None = None) ->
 def excursions(session: Session) -> list[dict[str, Any]]:
     session.require("record.read", what="read excursions")
     store = session.store
-    out = []
-    for x in store.rows("SELECT * FROM cc_excursions ORDER BY start_t, excursion_id"):
-        kits = custody.affected_kits(store, x)
-        disp = {
-            r["kit_id"]: r
-            for r in store.rows(
-                "SELECT kit_id, decision, reason, by_user, event_id FROM cc_dispositions WHERE excursion_id = ?",
-                (x["excursion_id"],),
-            )
-        }
-        out.append(
+    return [
+        excursion_view(store, x)
+        for x in store.rows("SELECT * FROM cc_excursions ORDER BY start_t, excursion_id")
+    ]
+
+
+def excursion_view(store: Store, x: dict[str, Any]) -> dict[str, Any]:
+    """One `cc_excursions` row with its affected kits and their dispositions."""
+    kits = custody.affected_kits(store, x)
+    disp = {
+        r["kit_id"]: r
+        for r in store.rows(
+            "SELECT kit_id, decision, reason, by_user, event_id FROM cc_dispositions WHERE excursion_id = ?",
+            (x["excursion_id"],),
+        )
+    }
+    return {
+        "id": x["excursion_id"],
+        "kind": x["kind"],
+        "unit": x["unit_id"],
+        "receipt": x["receipt_event"],
+        "start": iso_z(x["start_t"]),
+        "end": iso_z(x["end_t"]),
+        "duration_min": (x["end_t"] - x["start_t"]) // 60,
+        "min_c": x["min_c"],
+        "max_c": x["max_c"],
+        "open": bool(x["is_open"]),
+        "detail": x["detail"],
+        "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
+        "awaiting_disposition": [k for k in kits if k not in disp],
+    }
+
+
+def unit_status(store: Store) -> list[dict[str, Any]]:
+    """Each storage unit with its last reading and its unresolved excursions (pure read).
+
+    "Unresolved" is what the pharmacist still has to act on, as in `status`:
+    an excursion still open (the last reading is out of range) or one whose
+    affected kits await a disposition. Receipt excursions belong to no unit
+    and are not listed here (see `status`). What the dashboard's freezer
+    panel and the cold-chain screens show.
+    """
+    units = []
+    for u in store.rows("SELECT * FROM cc_units ORDER BY unit_id"):
+        unit_id = u["unit_id"]
+        last = store.one(
+            "SELECT t, temp_c, 'logger' FROM cc_readings WHERE unit_id = ? UNION ALL"
+            " SELECT at, temp_c, 'manual' FROM cc_manual_readings WHERE unit_id = ? ORDER BY 1 DESC LIMIT 1",
+            (unit_id, unit_id),
+        )
+        unresolved = []
+        for x in store.rows(
+            "SELECT * FROM cc_excursions WHERE scope = 'unit' AND unit_id = ? ORDER BY start_t, excursion_id",
+            (unit_id,),
+        ):
+            view = excursion_view(store, x)
+            if view["open"] or view["awaiting_disposition"]:
+                unresolved.append(view)
+        reading = None
+        if last:
+            reading = {
+                "at": iso_z(last[0]),
+                "temp_c": last[1],
+                "source": last[2],
+                "in_range": u["low_c"] <= last[1] <= u["high_c"],
+            }
+        units.append(
             {
-                "id": x["excursion_id"],
-                "kind": x["kind"],
-                "unit": x["unit_id"],
-                "receipt": x["receipt_event"],
-                "start": iso_z(x["start_t"]),
-                "end": iso_z(x["end_t"]),
-                "duration_min": (x["end_t"] - x["start_t"]) // 60,
-                "min_c": x["min_c"],
-                "max_c": x["max_c"],
-                "open": bool(x["is_open"]),
-                "detail": x["detail"],
-                "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
-                "awaiting_disposition": [k for k in kits if k not in disp],
+                "unit": unit_id,
+                "name": u["name"],
+                "location": u["location"],
+                "range_c": [u["low_c"], u["high_c"]],
+                "interval_min": u["interval_s"] // 60,
+                "last_reading": reading,
+                "open_excursions": unresolved,
             }
         )
-    return out
+    return units
+
+
+def freezers(session: Session) -> dict[str, Any]:
+    """The dashboard's freezer panel: `unit_status`, and receipt excursions still unresolved."""
+    session.require("record.read", what="read cold-chain status")
+    store = session.store
+    receipts = [
+        v
+        for v in (
+            excursion_view(store, x)
+            for x in store.rows(
+                "SELECT * FROM cc_excursions WHERE scope = 'receipt' ORDER BY start_t, excursion_id"
+            )
+        )
+        if v["open"] or v["awaiting_disposition"]
+    ]
+    return {"units": unit_status(store), "receipt_excursions": receipts}
 
 
 def status(session: Session) -> dict[str, Any]:

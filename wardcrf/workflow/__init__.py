@@ -4,7 +4,7 @@ Services (each takes a `Session`; permissions are checked inside):
 
 * `submit(session, form, raw, participant=..., reason=..., confirm=..., password_for=...)`
 * `amend(session, event_id, raw, reason=..., confirm=...)`
-* `status.show / list_participants / today` read models
+* `status.show / list_participants / today / safety_overview / dsmg_gate` read models
 * `dose_gates` / `register_dose_gate`: pre-dose checks other features plug in
 
 Importing this package registers every form rule and projection hook.
@@ -15,13 +15,15 @@ from __future__ import annotations
 from . import clinical, dosing, participants, safety, status  # noqa: F401  (registers rules and hooks)
 from .dosing import dose_gates, register_dose_gate
 from .service import amend, submit
-from .status import list_participants, show, today
+from .status import dsmg_gate, list_participants, safety_overview, show, today
 
 __all__ = [
     "amend",
     "dose_gates",
+    "dsmg_gate",
     "list_participants",
     "register_dose_gate",
+    "safety_overview",
     "show",
     "submit",
     "today",

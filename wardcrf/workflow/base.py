@@ -70,7 +70,11 @@ def get_participant(store: Store, pid: str) -> Participant | None:
         rows = store.rows("SELECT * FROM participants WHERE id = ?", (typed.upper(),))
     if not rows:
         return None
-    r = rows[0]
+    return participant_from_row(rows[0])
+
+
+def participant_from_row(r: dict[str, Any]) -> Participant:
+    """A `participants` projection row as a `Participant`."""
     return Participant(
         id=r["id"],
         number=r["number"],

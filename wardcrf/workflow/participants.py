@@ -165,15 +165,29 @@ def consent_state(store: Store, p: Any, witnesses: int = 2) -> tuple[bool, str]:
     """(valid, why): a consent record signed by its doctor and `witnesses` other users."""
     if not p.consent_event:
         return False, "no consent recorded"
-    rows = store.rows("SELECT user_id, meaning FROM signatures WHERE target_event = ?", (p.consent_event,))
-    authored = {r["user_id"] for r in rows if r["meaning"] == "authored"}
-    witnessed = {r["user_id"] for r in rows if r["meaning"] == "witnessed"} - authored
+    rows = store.execute(
+        "SELECT user_id, meaning FROM signatures WHERE target_event = ?", (p.consent_event,)
+    ).fetchall()
+    authored, witnessed = _consent_signers(rows)
     if not authored or len(witnessed) < witnesses:
         return False, (
             f"consent {p.consent_event} lacks signatures (doctor: {len(authored)}, "
             f"witnesses: {len(witnessed)} of {witnesses})"
         )
     return True, "valid"
+
+
+def _consent_signers(rows: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
+    """(doctors who authored, other users who witnessed) among (user, meaning) signatures."""
+    authored = {u for u, m in rows if m == "authored"}
+    witnessed = {u for u, m in rows if m == "witnessed"} - authored
+    return authored, witnessed
+
+
+def signed_consent(rows: list[tuple[str, str]], witnesses: int = 2) -> bool:
+    """Whether a consent's (user, meaning) signatures make it valid (see `consent_state`)."""
+    authored, witnessed = _consent_signers(rows)
+    return bool(authored) and len(witnessed) >= witnesses
 
 
 @form_hook("consent")

@@ -7,6 +7,8 @@ records as they are now, amendments included.
 
 from __future__ import annotations
 
+import json
+from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -16,8 +18,8 @@ from ..errors import Refused
 from ..site import Session
 from ..store import Store
 from . import dosing, safety
-from .base import Participant, get_participant, now, records_of
-from .participants import age_on, consent_state, sentinel_state
+from .base import Participant, get_participant, now, participant_from_row, records_of
+from .participants import age_on, consent_state, sentinel_state, signed_consent
 
 
 def status_of(p: Participant, consent_ok: bool, doses_given: int, planned: int) -> str:
@@ -37,6 +39,76 @@ def status_of(p: Participant, consent_ok: bool, doses_given: int, planned: int) 
     return "treatment complete"
 
 
+def dose_schedule(
+    p: Participant, doses_given: int, holds: list[str], sched: Any, at: datetime
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The next dose (number, due time, window, state) and the doses already missed.
+
+    Shared by `summary` (one participant) and `list_participants` (the whole
+    ward at once), so both say the same thing about the same records.
+    """
+    if not p.enrolled_on or doses_given >= sched.doses:
+        return None, []
+    enrolled = date.fromisoformat(p.enrolled_on)
+    n = doses_given + 1
+    due = dosing.due_time(enrolled, n, sched.time, sched.zone)
+    win = timedelta(minutes=sched.window_minutes)
+    local_now = at.astimezone(zone(sched.zone))
+    if holds:
+        state = "held"
+    elif local_now < due - win:
+        state = "upcoming"
+    elif local_now <= due + win:
+        state = "due now"
+    else:
+        state = "overdue"
+    next_dose: dict[str, Any] = {
+        "dose": n,
+        "due": due.isoformat(timespec="minutes"),
+        "window": [
+            (due - win).isoformat(timespec="minutes"),
+            (due + win).isoformat(timespec="minutes"),
+        ],
+        "state": state,
+    }
+    if holds:
+        next_dose["hold"] = "; ".join(holds)
+    missing = []
+    for m in range(n, sched.doses + 1):
+        due_m = dosing.due_time(enrolled, m, sched.time, sched.zone)
+        if local_now > due_m + win:
+            missing.append(
+                {
+                    "kind": "missing dose",
+                    "dose": m,
+                    "due": due_m.isoformat(timespec="minutes"),
+                    "given": None,
+                    "event": None,
+                }
+            )
+    return next_dose, missing
+
+
+def post_dose_vitals_due(doses_given: list[int], taken: set[int]) -> list[int]:
+    """Doses given whose post-dose vitals are not recorded yet (the ward owes them)."""
+    return sorted({n for n in doses_given if n is not None and n not in taken})
+
+
+def _post_dose_vitals_taken(store: Store, pid: str) -> set[int]:
+    return {
+        r[0]
+        for r in store.execute(
+            "SELECT dose FROM vitals WHERE participant = ? AND timepoint = 'post_dose' AND dose IS NOT NULL",
+            (pid,),
+        )
+    }
+
+
+def _open_ae(a: dict[str, Any]) -> bool:
+    """Still open: no end date and no final outcome."""
+    return not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")
+
+
 def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any]:
     """Everything a ward needs to know about one participant now."""
     p = get_participant(store, pid)
@@ -46,7 +118,6 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     proto = protocols.active(store)
     sched = proto.schedule
     at = at or now()
-    tz = zone(sched.zone)
     consent_ok, consent_why = consent_state(store, p, proto.consent.witnesses)
     doses = dosing.doses_of(store, pid)
     deviations: list[dict[str, Any]] = []
@@ -80,47 +151,11 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
             deviations.append(
                 {"kind": "dosed after a positive skin test", "detail": positive[0], "event": positive[0]}
             )
-    next_dose = None
     hold = safety.hold(store)
     if hold:
         holds.insert(0, "DSMG hold")
-    if p.enrolled_on and len(doses) < sched.doses:
-        enrolled = date.fromisoformat(p.enrolled_on)
-        n = len(doses) + 1
-        due = dosing.due_time(enrolled, n, sched.time, sched.zone)
-        win = timedelta(minutes=sched.window_minutes)
-        local_now = at.astimezone(tz)
-        if holds:
-            state = "held"
-        elif local_now < due - win:
-            state = "upcoming"
-        elif local_now <= due + win:
-            state = "due now"
-        else:
-            state = "overdue"
-        next_dose = {
-            "dose": n,
-            "due": due.isoformat(timespec="minutes"),
-            "window": [
-                (due - win).isoformat(timespec="minutes"),
-                (due + win).isoformat(timespec="minutes"),
-            ],
-            "state": state,
-        }
-        if holds:
-            next_dose["hold"] = "; ".join(holds)
-        for m in range(n, sched.doses + 1):
-            due_m = dosing.due_time(enrolled, m, sched.time, sched.zone)
-            if local_now > due_m + win:
-                deviations.append(
-                    {
-                        "kind": "missing dose",
-                        "dose": m,
-                        "due": due_m.isoformat(timespec="minutes"),
-                        "given": None,
-                        "event": None,
-                    }
-                )
+    next_dose, missing = dose_schedule(p, len(doses), holds, sched, at)
+    deviations.extend(missing)
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
     pending = {r["event_id"] for r in safety.review_list(store)}
     age = None
@@ -157,6 +192,9 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
             for d in doses
         ],
         "next_dose": next_dose,
+        "post_dose_vitals_due": post_dose_vitals_due(
+            [d["dose_number"] for d in doses], _post_dose_vitals_taken(store, pid)
+        ),
         "cumulative_particles": dosing.cumulative_particles(store, pid),
         "deviations": deviations,
         "open_aes": [
@@ -170,7 +208,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
                 "dsmg_review_pending": a["event_id"] in pending,
             }
             for a in aes
-            if not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")
+            if _open_ae(a)
         ],
         "adverse_events": len(aes),
         # prespecified events reported after a dose without their AE form (an open item; blocks sign-off)
@@ -180,33 +218,130 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     }
 
 
+LIST_KEYS = (
+    "id",
+    "status",
+    "sex",
+    "age",
+    "enrolled_on",
+    "doses_given",
+    "doses_planned",
+    "cumulative_particles",
+    "next_dose",
+    "post_dose_vitals_due",
+)
+
+
+def list_row(s: dict[str, Any]) -> dict[str, Any]:
+    """One participant's line of the ward list, from their `summary`."""
+    return {k: s[k] for k in LIST_KEYS} | {
+        "deviations": len(s["deviations"]),
+        "open_aes": len(s["open_aes"]),
+        "ae_expected": len(s["ae_expected"]),
+        "signoff": s["signoff"]["state"],
+    }
+
+
 def list_participants(session: Session) -> list[dict[str, Any]]:
+    """Every participant's line of the ward list (see `list_rows`)."""
     session.require("record.read", what="read participants")
-    ids = [r[0] for r in session.store.execute("SELECT id FROM participants ORDER BY number")]
-    at = now()
+    return list_rows(session.store, now())
+
+
+def list_rows(store: Store, at: datetime) -> list[dict[str, Any]]:
+    """`list_row(summary(store, pid, at))` for every participant, in a handful of queries.
+
+    The dashboard lists the whole ward after every sign-in; asking `summary`
+    per participant costs about ten queries each (seconds on a big site).
+    This reads each projection once and applies the same rules (`status_of`,
+    `consent_state`, `dose_schedule`, `post_dose_vitals_due`, `_open_ae`);
+    a test compares the two on the demo site and a generated one.
+    """
+    proto = protocols.active(store)
+    sched = proto.schedule
+    people = [participant_from_row(r) for r in store.rows("SELECT * FROM participants ORDER BY number")]
+    if not people:
+        return []
+    consent_signers: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for target, user, meaning in store.execute(
+        "SELECT target_event, user_id, meaning FROM signatures"
+        " WHERE target_event IN (SELECT consent_event FROM participants)"
+    ):
+        consent_signers[target].append((user, meaning))
+    doses: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in store.rows("SELECT participant, dose_number, window FROM doses ORDER BY dose_number, start"):
+        doses[r["participant"]].append(r)
+    particles = dict(
+        store.execute("SELECT participant, coalesce(sum(particles), 0) FROM doses GROUP BY participant")
+    )
+    post_taken: dict[str, set[int]] = defaultdict(set)
+    for pid, n in store.execute(
+        "SELECT participant, dose FROM vitals WHERE timepoint = 'post_dose' AND dose IS NOT NULL"
+    ):
+        post_taken[pid].add(n)
+    first_positive: dict[str, str] = {}
+    for subject, event_id, data in store.execute(
+        "SELECT r.subject, r.event_id, r.data FROM records r JOIN events e ON e.id = r.event_id"
+        " WHERE r.form = 'skin_test' ORDER BY e.pos"
+    ):
+        pid = (subject or "").removeprefix("participant:")
+        if pid not in first_positive and json.loads(data).get("result") == "positive":
+            first_positive[pid] = event_id
+    open_aes: Counter[str] = Counter(
+        a["participant"]
+        for a in store.rows("SELECT participant, end, outcome FROM adverse_events")
+        if _open_ae(a)
+    )
+    approved = {
+        t.removeprefix("participant:")
+        for (t,) in store.execute(
+            "SELECT DISTINCT target_event FROM signatures WHERE meaning = 'approved'"
+            " AND target_event LIKE 'participant:%'"
+        )
+    }
+    checked = {
+        (subject or "").removeprefix("participant:")
+        for (subject,) in store.execute("SELECT DISTINCT subject FROM records WHERE form = 'post_dose_check'")
+    }
+    dsmg_hold = safety.hold(store)
     out = []
-    for pid in ids:
-        s = summary(session.store, pid, at)
+    for p in people:
+        consent_ok = signed_consent(consent_signers.get(p.consent_event or "", []), proto.consent.witnesses)
+        given = doses[p.id]
+        deviations = sum(1 for d in given if d["window"] in ("early", "late"))
+        holds: list[str] = []
+        if p.enrollment_event and p.eligible is False:
+            deviations += 1
+            holds.append(f"no longer eligible: {', '.join(p.failed_criteria)}")
+        if p.id in first_positive:
+            holds.append(f"positive skin test {first_positive[p.id]}")
+            if given:
+                deviations += 1
+        if dsmg_hold:
+            holds.insert(0, "DSMG hold")
+        next_dose, missing = dose_schedule(p, len(given), holds, sched, at)
+        age = None
+        if p.dob_date and p.screening_date:
+            age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
         out.append(
             {
-                k: s[k]
-                for k in (
-                    "id",
-                    "status",
-                    "sex",
-                    "age",
-                    "enrolled_on",
-                    "doses_given",
-                    "doses_planned",
-                    "cumulative_particles",
-                )
-            }
-            | {
-                "deviations": len(s["deviations"]),
-                "open_aes": len(s["open_aes"]),
-                "ae_expected": len(s["ae_expected"]),
-                "next_dose": s["next_dose"],
-                "signoff": s["signoff"]["state"],
+                "id": p.id,
+                "status": status_of(p, consent_ok, len(given), sched.doses),
+                "sex": p.sex,
+                "age": age,
+                "enrolled_on": p.enrolled_on,
+                "doses_given": len(given),
+                "doses_planned": sched.doses,
+                "cumulative_particles": float(particles.get(p.id, 0)),
+                "next_dose": next_dose,
+                "post_dose_vitals_due": post_dose_vitals_due(
+                    [d["dose_number"] for d in given], post_taken[p.id]
+                ),
+                "deviations": deviations + len(missing),
+                "open_aes": open_aes[p.id],
+                # only participants with a post-dose check can owe an AE form for a prespecified event
+                "ae_expected": len(safety.expected_aes(store, p.id)) if p.id in checked else 0,
+                "signoff": safety.signoff_state(store, p.id)["state"] if p.id in approved else "not signed",
             }
         )
     return out
@@ -324,4 +459,78 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
         "zone": proto.schedule.zone,
         "dsmg_hold": safety.hold(store),
         "items": items,
+    }
+
+
+def safety_overview(session: Session, at: datetime | None = None) -> dict[str, Any]:
+    """Adverse events the ward must act on: every open AE, and every SAE still owing something.
+
+    An SAE stays listed after it ends while the DSMG has not judged its
+    relatedness; `days_left` counts local days to its expedited-report due
+    date (negative: overdue). Serious events come first, soonest due first.
+    """
+    session.require("record.read", what="read adverse events")
+    store = session.store
+    proto = protocols.active(store)
+    local_today = (at or now()).astimezone(zone(proto.schedule.zone)).date()
+    pending = {r["event_id"] for r in safety.review_list(store)}
+    events = []
+    for a in store.rows("SELECT * FROM adverse_events ORDER BY onset, event_id"):
+        is_open = _open_ae(a)
+        if not is_open and a["event_id"] not in pending:
+            continue
+        due = a["report_due"]
+        events.append(
+            {
+                "event": a["event_id"],
+                "participant": a["participant"],
+                "term": a["term"],
+                "grade": a["grade"],
+                "serious": bool(a["serious"]),
+                "onset": a["onset"],
+                "open": is_open,
+                "report_due": due,
+                "days_left": (date.fromisoformat(due) - local_today).days if due else None,
+                "dsmg_review_pending": a["event_id"] in pending,
+            }
+        )
+    events.sort(key=lambda e: (not e["serious"], e["report_due"] or "9999", e["onset"] or "", e["event"]))
+    return {
+        "today": local_today.isoformat(),
+        "events": events,
+        "open_aes": sum(1 for e in events if e["open"]),
+        "saes": sum(1 for e in events if e["serious"]),
+        "reviews_pending": len(pending),
+    }
+
+
+def dsmg_gate(session: Session) -> dict[str, Any]:
+    """Where the DSMG's gates stand: a hold (stop / alter), the sentinel gate, SAEs awaiting review.
+
+    `state` is one word for the dashboard: "stop" or "alter" (dosing and
+    enrollment held), "sentinel" (enrollment waits for a DSMG 'continue' on
+    a sentinel), otherwise "open".
+    """
+    session.require("record.read", what="read DSMG decisions")
+    store = session.store
+    proto = protocols.active(store)
+    decided = safety.decisions(store)
+    last = decided[-1] if decided else None
+    held = safety.hold(store)
+    sentinel = sentinel_state(store, proto.sentinel_participants)
+    if held and last is not None:
+        state = str(last["decision"])
+    elif not sentinel["open"]:
+        state = "sentinel"
+    else:
+        state = "open"
+    return {
+        "state": state,
+        "hold": held,
+        "last_decision": (
+            {k: last[k] for k in ("event", "participant", "decision", "time")} if last is not None else None
+        ),
+        "sentinels": sentinel["sentinels"],
+        "waiting_for_dsmg": sentinel["waiting_for_dsmg"],
+        "reviews_pending": len(safety.review_list(store)),
     }
