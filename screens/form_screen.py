@@ -97,24 +97,36 @@ class FormScreen(Screen[Any]):
         title = protocols.tr(self.form.label, lang)
         who = f" · {self.participant}" if self.participant else ""
         yield StatusBar(self.ward, f"{title}{who}")
-        labels = {f.name: protocols.tr(f.label, lang) + (" *" if f.required else "") for f in self._fields()}
-        width = min(MAX_LABEL, label_width(list(labels.values())))
         with VerticalScroll(id="form"):
             help_text = protocols.tr(self.form.help, lang)
             if help_text:
                 yield Static(help_text, classes="muted")
-            for f in self._fields():
-                with Horizontal(classes="field-row", id=f"row-{f.name}"):
-                    yield Label(pad(labels[f.name], width), classes="field-label")
-                    yield self._widget(f, lang)
-                    yield Label(f.unit or "", classes="field-unit")
-                yield Static(
-                    self.problems.get(f.name, ""),
-                    id=f"problem-{f.name}",
-                    classes="field-problem" + (" -shown" if f.name in self.problems else ""),
-                )
+            yield from self._field_rows(self._fields(), lang)
         yield Static(t("form.required_note"), id="form-message", classes="muted")
         yield WardFooter()
+
+    def _label(self, f: protocols.Field, lang: str) -> str:
+        return protocols.tr(f.label, lang) + (" *" if f.required else "")
+
+    def _field_rows(self, fields: list[protocols.Field], lang: str) -> ComposeResult:
+        """Label, input, unit and the problem line of each field, labels lined up."""
+        labels = {f.name: self._label(f, lang) for f in fields}
+        width = min(MAX_LABEL, label_width(list(labels.values())))
+        for f in fields:
+            with Horizontal(classes="field-row", id=f"row-{f.name}"):
+                yield Label(pad(labels[f.name], width), classes="field-label")
+                yield self._widget(f, lang)
+                yield Label(f.unit or "", classes="field-unit")
+            yield from self._below_field(f)
+            yield Static(
+                self.problems.get(f.name, ""),
+                id=f"problem-{f.name}",
+                classes="field-problem" + (" -shown" if f.name in self.problems else ""),
+            )
+
+    def _below_field(self, f: protocols.Field) -> ComposeResult:
+        """Extra lines under a field (photo fields list their photos)."""
+        yield from ()
 
     def _widget(self, f: protocols.Field, lang: str) -> Any:
         wid = f"field-{f.name}"
