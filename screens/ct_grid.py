@@ -142,7 +142,7 @@ def segment_title(label: str, lobe: str) -> str:
 class CTGridScreen(FormScreen):
     """Enter one CT score for `participant` on the 18-segment grid."""
 
-    CSS_PATH = ["form_screen.tcss", "ct_grid.tcss"]
+    CSS_PATH = ["form_screen.tcss", "ct_grid.tcss"]  # type: ignore[assignment]  # noqa: RUF012
     AUTO_FOCUS = "#field-r_upper_apical"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "key.save", priority=True),
