@@ -119,6 +119,7 @@ class PhotoScreen(ModalScreen[None]):
         status = self.query_one("#photo-status", Static)
         status.update(text)
         status.set_class(True, "refusal")
+        status.set_class(False, "muted")
 
     def action_dismiss_screen(self) -> None:
         self.dismiss(None)
