@@ -14,7 +14,7 @@ from wardcrf.screens.photo_view import PhotoImage, PhotoScreen
 from wardcrf import eventlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_photos_verify import _tamper  # noqa: E402  (the photo unit tests' own tampering)
+from test_photos_verify import _tamper
 
 
 def _page(path: Path, text: str) -> Path:
@@ -117,7 +117,7 @@ async def test_panel_lists_intact_and_tampered_photo_as_mismatch(app_for, site, 
 
 
 async def test_entry_without_photos_says_so_and_nothing_is_written(app_for, site, tmp_path, session_for):
-    pid, shas = consent_with_two_pages(site, tmp_path)
+    pid, _ = consent_with_two_pages(site, tmp_path)
     before = eventlog.count(session_for("admin").store)
     app = app_for("auditor")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -129,13 +129,17 @@ async def test_entry_without_photos_says_so_and_nothing_is_written(app_for, site
         trail.move_cursor(row=other)
         await settle(pilot)
         assert _photo_rows(screen) == []
-        assert str(screen.query_one("#photo-detail", Static).content) == "The selected entry references no photo."
+        assert (
+            str(screen.query_one("#photo-detail", Static).content)
+            == "The selected entry references no photo."
+        )
     assert eventlog.count(session_for("admin").store) == before  # the auditor's reading wrote nothing
 
 
 def test_event_photos_for_an_imported_photo_and_unknown_event(session_for, tmp_path):
     """The domain side of the panel: a photo.imported entry lists that photo; a bad id is refused."""
     import pytest
+
     from wardcrf.errors import Refused
 
     s = session_for("clinician")
