@@ -263,10 +263,7 @@ class AuditScreen(Screen[None]):
         if result is None:
             return head
         mark = t("audit.ok") if result.ok else t("audit.failed")
-        line = t("photo.verify_line", mark=mark, n=result.checked)
-        if result.problems:
-            line += f" ({len(result.problems)}: {result.problems[0]})"
-        return f"{head}\n{line}"
+        return f"{head} · " + t("photo.verify_line", mark=mark, n=result.checked, p=len(result.problems))
 
     def _show_photo_title(self) -> None:
         self.query_one("#photos-title", Static).update(self._photos_title())
@@ -299,7 +296,7 @@ class AuditScreen(Screen[None]):
         if event.row_key.value is None or not self.photos:
             return
         p = self.photos[int(event.row_key.value)]
-        self.query_one("#photo-detail", Static).update(p.problem or f"sha256:{p.sha256}")
+        self.query_one("#photo-detail", Static).update(t("photo.photo_line", sha=p.sha256))
 
     @on(DataTable.RowSelected, "#photos")
     def _photo_enter(self, event: DataTable.RowSelected) -> None:

@@ -163,6 +163,7 @@ class CTGridScreen(FormScreen):
         who = f" · {self.participant}" if self.participant else ""
         yield StatusBar(self.ward, f"{title}{who}")
         yield Static(self._totals_text(), id="ct-total")
+        yield Static("", id="ct-problems", classes="field-problem refusal")
         others = self._others()
         before = [f for f in others if f.type != "choice" or not f.multiple]
         after = [f for f in others if f not in before]
@@ -172,7 +173,6 @@ class CTGridScreen(FormScreen):
             with Horizontal(id="ct-grid"):
                 for lung in ("right", "left"):
                     yield from self._lung(lung, lang)
-            yield Static("", id="ct-problems", classes="field-problem refusal")
             yield from self._field_rows(after, lang)
         yield Static(t("form.required_note"), id="form-message", classes="muted")
         yield WardFooter()

@@ -91,7 +91,7 @@ async def test_panel_lists_intact_and_tampered_photo_as_mismatch(app_for, site, 
         assert by_hash[f"{shas[1][:16]}…"] == "MISMATCH"
         # photo verify beside audit verify: one problem, naming the photo
         title = str(screen.query_one("#photos-title", Static).content)
-        assert f"FAILED photo verify: 6 checked (1: photo sha256:{shas[1]}: stored bytes" in title
+        assert title.endswith("photo verify FAILED: 6 checked, problems: 1")
         # Enter on the trail entry moves to its photos; Enter on the intact one shows it
         await pilot.press("enter")
         photos = screen.query_one("#photos", DataTable)
@@ -107,7 +107,7 @@ async def test_panel_lists_intact_and_tampered_photo_as_mismatch(app_for, site, 
         # the tampered one is never drawn: the domain's refusal is shown instead
         photos.move_cursor(row=1 - intact_row)
         await settle(pilot)
-        assert "do not match their hash" in str(screen.query_one("#photo-detail", Static).content)
+        assert str(screen.query_one("#photo-detail", Static).content) == f"sha256:{shas[1]} · Enter: view"
         await pilot.press("enter")
         await settle(pilot)
         shown = app.screen
@@ -123,7 +123,9 @@ async def test_entry_without_photos_says_so_and_nothing_is_written(app_for, site
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_consent_entry(pilot, pid)
         assert all(r[3] == "intact" for r in _photo_rows(screen))
-        assert "ok photo verify" in str(screen.query_one("#photos-title", Static).content)
+        assert "photo verify ok: 6 checked, problems: 0" in str(
+            screen.query_one("#photos-title", Static).content
+        )
         trail = screen.query_one("#trail", DataTable)
         other = next(i for i, e in enumerate(screen.entries) if e.type == "signature.applied")
         trail.move_cursor(row=other)
