@@ -138,6 +138,16 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
     def on_mount(self) -> None:
         self.load_tray()
 
+    def relabelled(self) -> None:
+        """After a language switch (the screen recomposed): the same list, mode and photo."""
+        mode, current = self.mode, self.current
+        self.mode = "tray"
+        self._fill_tray(self.files)
+        if mode == "browse":
+            self.action_switch()
+        if current is not None:
+            self._highlight(current)
+
     # -- where photos come from ------------------------------------------------------
     def _where(self) -> str:
         if self.mode == "tray":
@@ -193,8 +203,12 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
             table.add_row(f.name, human_size(f.size), when, self._mark(f), key=str(i))
         if not files:
             self._say(t("photo.tray_empty", folder=str(self.tray)), False)
-        elif self.mode == "tray":
-            self._highlight(files[table.cursor_row].path)
+            return
+        # Stay on the photo in view (a reload or a language switch refills the list).
+        row = next((i for i, f in enumerate(files) if f.path == self.current), 0)
+        table.move_cursor(row=row)
+        if self.mode == "tray":
+            self._highlight(files[row].path)
 
     @on(DataTable.RowHighlighted, "#tray")
     def _tray_row(self, event: DataTable.RowHighlighted) -> None:

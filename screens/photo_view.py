@@ -99,6 +99,10 @@ class PhotoScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.load()
 
+    def relabelled(self) -> None:
+        """After a language switch (the screen recomposed): check and draw it again."""
+        self.load()
+
     @work(thread=True, exclusive=True, group="photo-view")
     def load(self) -> None:
         from wardcrf.photos import api

@@ -208,3 +208,42 @@ def test_split_photo_items_keeps_commas_inside_paths() -> None:
         sha,
     ]
     assert split_photo_items("  ") == []
+
+
+async def test_language_switch_keeps_the_picker_and_the_form(app_for, site):
+    tray = fill_tray(site)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 30)) as pilot:
+        form, picker = await _open_consent_picker(pilot)
+        await pilot.press("down", "a")
+        await settle(pilot)
+        app.switch_language("zh")
+        await settle(pilot)
+        assert app.screen is picker
+        assert picker.query_one("#tray", DataTable).row_count == 3
+        assert str(_check_line(app).content).startswith("page2.jpg · JPEG 320×240")
+        assert "已选（1）：page2.jpg" in str(picker.query_one("#picker-chosen", Static).content)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is form
+        assert form.query_one("#field-photos", Input).value == ""  # Esc adds nothing
+        form.query_one("#field-photos", Input).value = f"@{tray / 'page1.jpg'}"
+        app.switch_language("en")
+        await settle(pilot)
+        assert form.query_one("#field-photos", Input).value == f"@{tray / 'page1.jpg'}"
+        assert str(form.query_one("#photos-photos", Static).content) == f"1. @{tray / 'page1.jpg'}"
+
+
+def test_screens_load_no_pillow_until_a_photo_is_shown() -> None:
+    """The new screens keep Pillow off the start-up path (imported only to check or draw)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import wardcrf.screens.app, wardcrf.screens.ct_grid, wardcrf.screens.photo_picker\n"
+        "import wardcrf.screens.audit_screen, wardcrf.screens.photo_view, wardcrf.screens.form_screen\n"
+        "print(sorted(m for m in sys.modules if m == 'PIL' or m.startswith('PIL.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
