@@ -39,7 +39,9 @@ def test_ct_grid(snap_compare, app_for, site, tmp_path, size, language):
 
 
 @pytest.mark.parametrize(
-    ("size", "language"), [((80, 24), "en"), ((120, 40), "en"), ((80, 24), "zh")], ids=str
+    ("size", "language"),
+    [((80, 24), "en"), ((120, 40), "en"), ((80, 24), "zh")],
+    ids=["en-80x24", "en-120x40", "zh-80x24"],
 )
 def test_photo_picker_preview(snap_compare, app_for, site, tmp_path, monkeypatch, size, language):
     monkeypatch.chdir(tmp_path)
