@@ -33,25 +33,39 @@ from wardcrf.site import Session
 from wardcrf.store import Store
 
 from . import store as pstore
-from .validate import FORMATS, PhotoLimits, Preview, check_size, check_structure, inspect, make_preview
+from .validate import (
+    FORMATS,
+    Inspection,
+    PhotoLimits,
+    Preview,
+    check_size,
+    check_structure,
+    inspect,
+    make_preview,
+)
 
 __all__ = [
     "ImportOutcome",
     "ImportReport",
+    "PhotoCheck",
     "PhotoInfo",
     "PhotoLimits",
     "RecordPhoto",
+    "TrayFile",
     "VerifyResult",
     "bundle_member",
     "capture_warnings",
+    "event_photos",
     "expand_paths",
     "export_original",
     "find",
     "get_info",
     "has_original",
+    "hash_status",
     "import_bytes",
     "import_many",
     "import_photo",
+    "inspect_file",
     "list_photos",
     "preview",
     "read_original",
@@ -59,6 +73,8 @@ __all__ = [
     "referenced_photos",
     "resolve_reference",
     "store_original",
+    "tray_files",
+    "tray_folder",
     "verify",
 ]
 
@@ -157,6 +173,11 @@ def import_photo(session: Session, path: Path, *, limits: PhotoLimits | None = N
     session.require("photo.import", what="import photos")
     limits = limits or PhotoLimits.from_env()
     path = Path(path)
+    return import_bytes(session, path.name, _read_photo_file(path, limits), limits=limits)
+
+
+def _read_photo_file(path: Path, limits: PhotoLimits) -> bytes:
+    """A photo file's bytes, refusing folders, unreadable files and files over the size limit."""
     name = path.name
     try:
         if path.is_dir():
@@ -168,10 +189,84 @@ def import_photo(session: Session, path: Path, *, limits: PhotoLimits | None = N
         raise UsageError(f"{path}: cannot read it (permission denied)") from None
     check_size(name, size, limits)  # before reading 2 GB into memory
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    return import_bytes(session, name, data, limits=limits)
+
+
+def inspect_file(path: Path, *, limits: PhotoLimits | None = None) -> Inspection:
+    """Check a photo file exactly as an import would, and store nothing.
+
+    For a picker that shows the photo (the inspection carries its preview)
+    and refuses a bad file with the import's own one-line message before
+    the record is saved; the import itself still happens with the record.
+    """
+    limits = limits or PhotoLimits.from_env()
+    path = Path(path)
+    return inspect(path.name, _read_photo_file(path, limits), limits)
+
+
+# -- the tray folder -------------------------------------------------------------------
+
+TRAY_ENV = "WARDCRF_PHOTO_TRAY"
+
+
+def tray_folder(data_dir: Path) -> Path:
+    """Where the camera or phone drops photos for the ward app to pick from.
+
+    ``$WARDCRF_PHOTO_TRAY`` when set, else ``<data_dir>/tray``. Files there
+    are only offered; nothing is imported until a record using one is saved.
+    """
+    configured = os.environ.get(TRAY_ENV, "").strip()
+    return Path(configured).expanduser() if configured else Path(data_dir) / "tray"
+
+
+@dataclass(frozen=True)
+class TrayFile:
+    """One image file waiting in the tray folder."""
+
+    path: Path
+    size: int
+    modified: float
+    """The file's modification time (seconds since the epoch)."""
+    stored: bool
+    """The same bytes are already in the photo store (imported before)."""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def tray_files(session: Session, folder: Path, *, limits: PhotoLimits | None = None) -> list[TrayFile]:
+    """The photo files in `folder` (not its sub-folders), newest first.
+
+    Hidden files and names without a photo ending are left out. Files within
+    the size limit are hashed to say whether they were imported already
+    (a photo bound to another record is worth a second look).
+    """
+    session.require("record.read", what="list photos")
+    limits = limits or PhotoLimits.from_env()
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    out = []
+    for entry in os.scandir(folder):
+        if entry.name.startswith(".") or Path(entry.name).suffix.lower() not in PHOTO_EXTENSIONS:
+            continue
+        try:
+            if not entry.is_file():
+                continue
+            st = entry.stat()
+            stored = False
+            if st.st_size <= limits.max_bytes:
+                with open(entry.path, "rb") as fh:
+                    sha = pstore.sha256_hex(fh.read())
+                stored = pstore.has_blob(session.store, sha)
+        except OSError:
+            continue  # vanished or unreadable while listing: not offered
+        out.append(TrayFile(Path(entry.path), st.st_size, st.st_mtime, stored))
+    out.sort(key=lambda f: (-f.modified, f.name))
+    return out
 
 
 def import_bytes(session: Session, name: str, data: bytes, *, limits: PhotoLimits | None = None) -> PhotoInfo:
@@ -749,6 +844,104 @@ def record_photos(
                 hash_ok=problem is None,
                 problem=problem,
                 capture_warning=warn,
+            )
+        )
+    return out
+
+
+# -- hash status of any event's photos (the audit screen's photo panel) ------------------
+
+INTACT, MISSING, MISMATCH = "intact", "MISSING", "MISMATCH"
+
+
+def hash_status(store: Store, sha256_hex: str) -> tuple[str, str | None]:
+    """(``intact`` | ``MISSING`` | ``MISMATCH``, the problem in one line) — re-hashed now."""
+    sha = sha256_hex.lower().removeprefix("sha256:")
+    data = pstore.get_blob(store, sha)
+    if data is None:
+        return MISSING, f"photo sha256:{sha}: its original is not in this store"
+    if pstore.sha256_hex(data) != sha:
+        return MISMATCH, f"photo sha256:{sha}: stored bytes do not match their hash (altered)"
+    return INTACT, None
+
+
+@dataclass(frozen=True)
+class PhotoCheck:
+    """One photo an event references, with its hash checked at the time of reading."""
+
+    sha256: str
+    field: str | None
+    """The record field that binds it (None for a photo.imported event or a non-record event)."""
+    current: bool
+    """Still bound now (False: replaced by a later amendment)."""
+    size: int | None
+    format: str | None
+    width: int | None
+    height: int | None
+    name: str | None
+    status: str
+    problem: str | None
+
+    @property
+    def ref(self) -> str:
+        return reference(self.sha256)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == INTACT
+
+
+def _refs_in(value: Any) -> set[str]:
+    """Every ``sha256:`` reference anywhere in an event body (records, cold-chain sheets...)."""
+    if isinstance(value, dict):
+        return set().union(*(_refs_in(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_refs_in(v) for v in value)) if value else set()
+    return {digest_of(value)} if is_reference(value) else set()
+
+
+def event_photos(session: Session, event_id: str) -> list[PhotoCheck]:
+    """The photos an audit-trail entry concerns, each re-hashed now.
+
+    A record's submission or amendment: every photo bound to that record,
+    now or formerly (current first); a ``photo.imported`` event: that photo;
+    any other event: the references in its body (cold-chain receipts and
+    handovers carry photographed sheets). Reads only.
+    """
+    session.require("record.read", what="view photos")
+    from wardcrf import eventlog
+
+    store = session.store
+    event = eventlog.get(store, event_id)
+    if event is None:
+        raise Refused(f"unknown event {event_id}")
+    record = event.id if event.type == "record.submitted" else event.amends
+    bound: list[tuple[str, str | None, bool]] = []
+    if record and store.one("SELECT 1 FROM records WHERE event_id = ?", (record,)):
+        rows = store.rows(
+            "SELECT field, sha256, unbound_event FROM photo_bindings WHERE record_event = ?"
+            " ORDER BY unbound_event IS NOT NULL, field, bound_at, sha256",
+            (record,),
+        )
+        bound = [(r["sha256"], r["field"], r["unbound_event"] is None) for r in rows]
+    else:
+        bound = [(sha, None, True) for sha in sorted(_refs_in(event.body) | referenced_photos(event))]
+    out = []
+    for sha, field_name, current in bound:
+        info = get_info(store, sha)
+        status, problem = hash_status(store, sha)
+        out.append(
+            PhotoCheck(
+                sha256=sha,
+                field=field_name,
+                current=current,
+                size=info.size if info else None,
+                format=info.format if info else None,
+                width=info.width if info else None,
+                height=info.height if info else None,
+                name=info.name if info else None,
+                status=status,
+                problem=problem,
             )
         )
     return out

@@ -1,17 +1,24 @@
 """Audit (read-only): integrity checks and the audit trail, filtered.
 
 `audit verify` runs every registered check (event chains, photo hashes,
-logger files...) in a worker and shows each with its count and problems.
+logger files...) in a worker and shows each with its count and problems;
+`photo verify` runs beside it and its result heads the photo panel.
 The trail is filtered by participant, user and a local date range; the
-selected row shows its changes (old → new), its reason and its event id.
-Nothing on this screen writes, so auditors can use all of it.
+selected row shows its changes (old → new), its reason and its event id,
+and the photo panel lists the photos that entry concerns (a record's
+photos, bound now or formerly; an imported photo; a cold-chain sheet) with
+their SHA-256, size and hash status, re-hashed as they are listed: intact,
+MISSING or MISMATCH. Enter on a photo shows it (an altered photo is never
+drawn: the domain refuses it). Nothing on this screen writes, so auditors
+can use all of it.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -25,6 +32,7 @@ from wardcrf.clock import iso_utc, zone
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import t
+from .photo_view import human_size
 from .status import StatusBar
 from .tables import WardTable
 from .ward import Ward
@@ -92,6 +100,10 @@ class AuditScreen(Screen[None]):
         self.filters: dict[str, str] = {}
         self.entries: list[audit.TrailEntry] = []
         self.verify_lines: list[str] = []
+        self.photo_verify: Any = None
+        """The last `photo verify` result (photos.api.VerifyResult)."""
+        self.photos: list[Any] = []
+        self.photos_for: str | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, t("place.audit"))
@@ -117,6 +129,13 @@ class AuditScreen(Screen[None]):
             table.add_columns(t("col.time"), t("col.who"), t("col.what"), t("col.why"))
             yield table
             yield Static("", id="detail")
+            yield Static(self._photos_title(), id="photos-title", classes="section-title")
+            photos: DataTable[Any] = DataTable(id="photos", cursor_type="row")
+            photos.add_columns(
+                t("photo.col_field"), t("photo.col_hash"), t("photo.col_size"), t("photo.col_status")
+            )
+            yield photos
+            yield Static(t("photo.panel_pick"), id="photo-detail", classes="muted")
         yield WardFooter()
 
     def remember(self) -> None:
@@ -132,6 +151,11 @@ class AuditScreen(Screen[None]):
         if self.entries:
             self._fill(self.entries)
 
+    def relabelled(self) -> None:
+        """After a language switch: the photo panel again, in the new words."""
+        if self.photos_for is not None:
+            self._fill_photos(self.photos_for, self.photos)
+
     # -- verify ----------------------------------------------------------------------
     def action_verify(self) -> None:
         """Re-run every integrity check."""
@@ -140,11 +164,23 @@ class AuditScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="audit-verify")
     def run_verify(self) -> None:
+        from wardcrf.photos import api
+
         try:
             report = self.ward.call(audit.verify)
+            # `photo verify` is the check audit verify runs as "photo evidence"
+            # (the same function): shown from there rather than hashed twice.
+            same = next((r for r in report.results if r.name == "photo evidence"), None)
+            photos = (
+                api.VerifyResult(same.checked, list(same.problems))
+                if same is not None
+                else self.ward.call(api.verify)
+            )
         except Exception as exc:
             self.app.call_from_thread(self._show_verify, [message_of(exc)])
             return
+        self.photo_verify = photos
+        self.app.call_from_thread(self._show_photo_title)
         lines = []
         # A stable order (the chains first, then by name): registration order
         # depends on which feature module happened to be imported first.
@@ -225,3 +261,63 @@ class AuditScreen(Screen[None]):
             lines.append(t("audit.reason", reason=e.reason))
         lines.append(f"{e.event_id} · {e.role or ''}")
         self.query_one("#detail", Static).update("\n".join(lines))
+        if e.event_id != self.photos_for:
+            self.load_photos(e.event_id)
+
+    # -- photos of the selected entry ------------------------------------------------
+    def _photos_title(self) -> str:
+        head = t("photo.panel_title")
+        result = self.photo_verify
+        if result is None:
+            return head
+        mark = t("audit.ok") if result.ok else t("audit.failed")
+        return f"{head} · " + t("photo.verify_line", mark=mark, n=result.checked, p=len(result.problems))
+
+    def _show_photo_title(self) -> None:
+        self.query_one("#photos-title", Static).update(self._photos_title())
+
+    @work(thread=True, exclusive=True, group="audit-photos")
+    def load_photos(self, event_id: str) -> None:
+        from wardcrf.photos import api
+
+        try:
+            found = self.ward.call(api.event_photos, event_id)
+        except Exception as exc:
+            self.app.call_from_thread(self.query_one("#photo-detail", Static).update, message_of(exc))
+            return
+        self.app.call_from_thread(self._fill_photos, event_id, found)
+
+    def _fill_photos(self, event_id: str, found: list[Any]) -> None:
+        self.photos_for = event_id
+        self.photos = found
+        table = self.query_one("#photos", DataTable)
+        table.clear()
+        for i, p in enumerate(found):
+            status = Text(t(f"photo.status_{p.status}"), style="bold" if p.ok else "bold red")
+            field = (p.field or p.name or "—") + ("" if p.current else " " + t("photo.replaced"))
+            table.add_row(field, f"{p.sha256[:16]}…", human_size(p.size), status, key=str(i))
+        table.set_class(bool(found), "-shown")
+        self.query_one("#photo-detail", Static).update("" if found else t("photo.panel_none"))
+
+    @on(DataTable.RowHighlighted, "#photos")
+    def _photo_row(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is None or not self.photos:
+            return
+        p = self.photos[int(event.row_key.value)]
+        self.query_one("#photo-detail", Static).update(t("photo.photo_line", sha=p.sha256))
+
+    @on(DataTable.RowSelected, "#photos")
+    def _photo_enter(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is None or not self.photos:
+            return
+        from .photo_view import PhotoScreen
+
+        p = self.photos[int(event.row_key.value)]
+        caption = f"{p.field or p.name or ''} · sha256:{p.sha256}".strip(" ·")
+        self.app.push_screen(PhotoScreen(self.ward, p.sha256, caption))
+
+    @on(DataTable.RowSelected, "#trail")
+    def _trail_enter(self) -> None:
+        """Enter on a trail entry with photos: to its photo list."""
+        if self.photos:
+            self.query_one("#photos", DataTable).focus()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -33,6 +33,17 @@ def forms_for(ward: Ward, *, participant: bool = True) -> list[tuple[str, str]]:
         if ward.can(rule.action):
             out.append((name, protocols.tr(form.label, language())))
     return out
+
+
+def screen_for(ward: Ward, form: str, participant: str | None, initial: dict[str, Any] | None = None) -> Any:
+    """The screen that enters `form`: the CT score has its grid, every other form is generated."""
+    if form == "ct_score":
+        from .ct_grid import CTGridScreen
+
+        return CTGridScreen(ward, participant, initial)
+    from .form_screen import FormScreen
+
+    return FormScreen(ward, form, participant, initial)
 
 
 class FormPicker(ModalScreen[str | None]):

@@ -17,6 +17,7 @@ dialog before saving; the service verifies them inside the save.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -53,6 +54,18 @@ SIGNERS: dict[str, Signers] = {
 }
 
 
+_PHOTO_ITEM_START = re.compile(r",\s*(?=@|sha256:|[0-9a-fA-F]{8,64}\s*(?:,|$))")
+
+
+def split_photo_items(text: str) -> list[str]:
+    """A photo field's typed text -> its items (`@path`, tray id, `sha256:...`).
+
+    Items are separated by commas, but only a comma that starts another item
+    splits, so a picked file whose path holds a comma stays whole.
+    """
+    return [x.strip() for x in _PHOTO_ITEM_START.split(text or "") if x.strip()]
+
+
 def _range_hint(f: protocols.Field) -> str:
     if f.hard:
         lo, hi = f.hard
@@ -73,6 +86,7 @@ class FormScreen(Screen[Any]):
         Binding("ctrl+s", "save", "key.save", priority=True),
         Binding("escape", "app.pop_screen", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
+        Binding("f4", "pick_photo", "photo.key_pick"),
     ]
 
     def __init__(
@@ -87,6 +101,8 @@ class FormScreen(Screen[Any]):
         self.values: dict[str, Any] = dict(initial or {})
         self.problems: dict[str, str] = {}
         self.saving = False
+        self.photo_notes: dict[str, str] = {}
+        """What the picker found for each chosen file (`@path` -> "name · JPEG 640×480 · 52 KB")."""
 
     # -- layout ----------------------------------------------------------------------
     def _fields(self) -> list[protocols.Field]:
@@ -97,24 +113,82 @@ class FormScreen(Screen[Any]):
         title = protocols.tr(self.form.label, lang)
         who = f" · {self.participant}" if self.participant else ""
         yield StatusBar(self.ward, f"{title}{who}")
-        labels = {f.name: protocols.tr(f.label, lang) + (" *" if f.required else "") for f in self._fields()}
-        width = min(MAX_LABEL, label_width(list(labels.values())))
         with VerticalScroll(id="form"):
             help_text = protocols.tr(self.form.help, lang)
             if help_text:
                 yield Static(help_text, classes="muted")
-            for f in self._fields():
-                with Horizontal(classes="field-row", id=f"row-{f.name}"):
-                    yield Label(pad(labels[f.name], width), classes="field-label")
-                    yield self._widget(f, lang)
-                    yield Label(f.unit or "", classes="field-unit")
-                yield Static(
-                    self.problems.get(f.name, ""),
-                    id=f"problem-{f.name}",
-                    classes="field-problem" + (" -shown" if f.name in self.problems else ""),
-                )
+            yield from self._field_rows(self._fields(), lang)
         yield Static(t("form.required_note"), id="form-message", classes="muted")
         yield WardFooter()
+
+    def _label(self, f: protocols.Field, lang: str) -> str:
+        return protocols.tr(f.label, lang) + (" *" if f.required else "")
+
+    def _field_rows(self, fields: list[protocols.Field], lang: str) -> ComposeResult:
+        """Label, input, unit and the problem line of each field, labels lined up."""
+        labels = {f.name: self._label(f, lang) for f in fields}
+        width = min(MAX_LABEL, label_width(list(labels.values())))
+        for f in fields:
+            with Horizontal(classes="field-row", id=f"row-{f.name}"):
+                yield Label(pad(labels[f.name], width), classes="field-label")
+                yield self._widget(f, lang)
+                yield Label(f.unit or "", classes="field-unit")
+            yield from self._below_field(f)
+            yield Static(
+                self.problems.get(f.name, ""),
+                id=f"problem-{f.name}",
+                classes="field-problem" + (" -shown" if f.name in self.problems else ""),
+            )
+
+    def _below_field(self, f: protocols.Field) -> ComposeResult:
+        """Extra lines under a field: a photo field lists the photos it holds."""
+        if f.type == "photo":
+            yield Static(self._photo_lines(f.name), id=f"photos-{f.name}", classes="photo-list")
+
+    def _photo_lines(self, name: str) -> str:
+        items = split_photo_items(str(self.values.get(name) or ""))
+        if not items:
+            return t("photo.field_none")
+        return "\n".join(
+            t("photo.field_item", n=i, what=self.photo_notes.get(item, item))
+            for i, item in enumerate(items, 1)
+        )
+
+    def _photo_fields(self) -> list[protocols.Field]:
+        return [f for f in self._fields() if f.type == "photo"]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick_photo":
+            return bool(self._photo_fields())
+        return True
+
+    def action_pick_photo(self) -> None:
+        """F4: choose photos from the tray or a folder for the focused (or first) photo field."""
+        fields = self._photo_fields()
+        if not fields:
+            return
+        focused = (self.focused.id or "").removeprefix("field-") if self.focused else ""
+        f = next((x for x in fields if x.name == focused), fields[0])
+        from .photo_picker import PhotoPicker
+
+        picker = PhotoPicker(self.ward, protocols.tr(f.label, language()))
+
+        def chosen(paths: list[Any] | None) -> None:
+            if not paths:
+                return
+            widget = self.query_one(f"#field-{f.name}", Input)
+            items = split_photo_items(widget.value)
+            for path in paths:
+                item = f"@{path}"
+                done = picker.checked.get(path)
+                if done is not None and done.ok:
+                    self.photo_notes[item] = done.summary
+                if item not in items:
+                    items.append(item)
+            widget.value = ", ".join(items)
+            widget.focus()
+
+        self.app.push_screen(picker, chosen)
 
     def _widget(self, f: protocols.Field, lang: str) -> Any:
         wid = f"field-{f.name}"
@@ -190,7 +264,11 @@ class FormScreen(Screen[Any]):
     def raw_values(self) -> dict[str, Any]:
         """What the service receives: typed values, blanks left out (defaults apply)."""
         self.remember()
-        return {k: v for k, v in self.values.items() if v not in (None, "", [])}
+        out = {k: v for k, v in self.values.items() if v not in (None, "", [])}
+        for f in self._photo_fields():
+            if isinstance(out.get(f.name), str):
+                out[f.name] = split_photo_items(out[f.name])
+        return out
 
     @on(Input.Submitted, ".field-input")
     def _next_field(self) -> None:
@@ -210,6 +288,10 @@ class FormScreen(Screen[Any]):
         value = self._read(f, widget)
         self.values[name] = value
         self._check_one(f, value)
+        if f.type == "photo":
+            shown = self.query(f"#photos-{name}")
+            if shown:
+                shown.first(Static).update(self._photo_lines(name))
 
     def _check_one(self, f: protocols.Field, value: Any) -> None:
         if f.type == "photo" or value in (None, "", []):

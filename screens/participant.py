@@ -182,6 +182,6 @@ class ParticipantScreen(Screen[None]):
         self.app.push_screen(FormPicker(self.ward, self.participant), chosen)
 
     def action_form(self, name: str) -> None:
-        from .form_screen import FormScreen
+        from .form_picker import screen_for
 
-        self.app.push_screen(FormScreen(self.ward, name, self.participant))
+        self.app.push_screen(screen_for(self.ward, name, self.participant))
