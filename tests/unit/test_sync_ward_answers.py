@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from synckit import add_notes, connect, make_hub, make_ward, open_
-from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template, make_ward as wf_ward
 from wardcrf.sync import registry, service, ward
+from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template
+from wf_support import make_ward as wf_ward
 
 from wardcrf import eventlog
 from wardcrf.errors import PermissionDenied, Refused, UsageError
