@@ -327,6 +327,15 @@ def send_decision(session: Session, site: str, decision: str, detail: str) -> Ev
     ).event
 
 
+def decisions_received(store: Store) -> list[dict[str, Any]]:
+    """DSMG decisions the hub sent to this site, newest first (detail as written at the hub)."""
+    out = []
+    for row in store.rows("SELECT * FROM sync_decisions ORDER BY ts DESC, event_id"):
+        row["detail"] = json.loads(row["detail"]) if row["detail"] else ""
+        out.append(row)
+    return out
+
+
 def _concerns_here(store: Store, site: str) -> bool:
     """A hub projects every site's queries; a ward only its own (the hub chain carries all)."""
     own, _, kind = own_site(store)

@@ -5,7 +5,7 @@ from __future__ import annotations
 PASSWORD = "test-password-1"
 
 
-INTERACTIVE = {"form-save"}
+INTERACTIVE = {"form-save", "dsmg-decide", "sync-answer"}
 """Worker groups that wait for a person (a dialog): never waited for here."""
 
 
