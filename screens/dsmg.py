@@ -405,7 +405,7 @@ class DecisionDialog(ModalScreen[Any]):
     refusal or a wrong password keeps every value typed here.
     """
 
-    CSS_PATH = ("dialogs.tcss", "dsmg.tcss")
+    CSS_PATH = ["dialogs.tcss", "dsmg.tcss"]  # noqa: RUF012
     AUTO_FOCUS = "#decision"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "sign", "key.save", priority=True),

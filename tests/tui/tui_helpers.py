@@ -5,8 +5,9 @@ from __future__ import annotations
 PASSWORD = "test-password-1"
 
 
-INTERACTIVE = {"form-save", "dsmg-decide", "sync-answer"}
-"""Worker groups that wait for a person (a dialog): never waited for here."""
+INTERACTIVE = {"form-save", "dsmg-decide", "sync-answer", "background-sync"}
+"""Worker groups that wait for a person (a dialog), or run until the app stops (background
+sync): never waited for here."""
 
 
 async def settle(pilot) -> None:
