@@ -14,7 +14,7 @@ from wardcrf.screens.sync_screen import AnswerDialog, PathDialog, SyncScreen
 from wardcrf.site import Site
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
-from synckit import HubServer, card_of, connect, free_port, make_hub, open_  # noqa: E402
+from synckit import HubServer, card_of, connect, free_port, make_hub, open_
 
 
 def _text(app, selector: str) -> str:
@@ -131,8 +131,9 @@ async def test_roles_without_sync_export_are_not_offered_sync(app_for, site, hub
             await pilot.press("e")
             await settle(pilot)
             assert isinstance(app.screen, SyncScreen)
-            from wardcrf.errors import PermissionDenied
             from wardcrf.sync import ward as sync_ward
+
+            from wardcrf.errors import PermissionDenied
 
             with pytest.raises(PermissionDenied, match=f"role {user} may not export sync bundles"):
                 app.ward.call(sync_ward.export, Path("/tmp"))
