@@ -229,7 +229,11 @@ class DsmgScreen(Screen[None]):
         out.append("\n")
         if p["aes_total"]:
             grades = ", ".join(f"G{g}×{n}" for g, n in p["aes_by_grade"].items())
-            causality = ", ".join(f"{c} {n}" for c, n in p["aes_by_causality"].items())
+            labels = {
+                str(c.code): protocols.tr(c.label, language())
+                for c in self.proto.form("ae").fields["causality"].choices
+            }
+            causality = ", ".join(f"{labels.get(c, c)} {n}" for c, n in p["aes_by_causality"].items())
             out.append(
                 t("dsmg.aes", n=p["aes_total"], grades=grades, serious=p["aes_serious"], causality=causality)
             )
@@ -437,13 +441,12 @@ class DecisionDialog(ModalScreen[Any]):
                         for c in self.form.fields["decision"].choices
                     ],
                     id="decision",
-                    compact=True,
                     prompt=t("form.choose"),
                 )
                 yield Label(pad(labels["rationale"], width))
-                yield Input(id="rationale", compact=True)
+                yield Input(id="rationale")
                 yield Label(pad(labels["change"], width))
-                yield Input(id="change", compact=True)
+                yield Input(id="change")
             yield Static("", id="decision-problems", classes="refusal")
             yield Static(t("dsmg_decision.hint"), classes="muted")
         yield WardFooter()

@@ -30,10 +30,12 @@ class StatusBar(Static):
         self.set_interval(30, self.show)
 
     def show(self) -> None:
-        now = self.ward.local_now().strftime("%Y-%m-%d %H:%M")
+        sync = self.sync_text()
+        # With the sync state shown, the year goes so the line still fits 80 columns.
+        now = self.ward.local_now().strftime("%m-%d %H:%M" if sync else "%Y-%m-%d %H:%M")
         self.update(
             f"{self.ward.session.ctx.site} · {self.title} · {self.ward.full_name}"
-            f" ({t('role.' + self.ward.role)}) · {now}{self.sync_text()}"
+            f" ({t('role.' + self.ward.role)}) · {now}{sync}"
         )
 
     def sync_text(self) -> str:

@@ -160,13 +160,13 @@ class SyncScreen(Screen[None]):
         )
         exp = st["last_export"]
         out.append(
-            t("sync.last_export", time=_time(exp["at"]), files=exp["files"])
-            if exp
-            else t("sync.last_export", time=t("sync.never"), files=0)
+            t("sync.last_export", time=_time(exp["at"]), files=exp["files"]) if exp else t("sync.no_export")
         )
         out.append(" · ")
         rec = st["last_receipt"]
-        out.append(t("sync.last_receipt", seq=rec["seq"], time=_time(rec["at"])) if rec else t("sync.never"))
+        out.append(
+            t("sync.last_receipt", seq=rec["seq"], time=_time(rec["at"])) if rec else t("sync.no_receipt")
+        )
         out.append(" · " + t("sync.hub_bundles", n=st["hub_bundles_applied"]) + "\n")
         bg = getattr(self.app, "background_sync", None)
         state = getattr(self.app, "sync_state", None)
@@ -370,7 +370,7 @@ class PathDialog(ModalScreen[Path | None]):
             )
             with Grid(classes="dialog-grid"):
                 yield Label(pad(label, label_width([label])))
-                yield Input(value=str(self.start or ""), id="path", compact=True)
+                yield Input(value=str(self.start or ""), id="path")
             yield DirectoryTree(self._root(), id="path-tree")
             yield Static(t("sync_path.hint_folder") if folder else t("sync_path.hint_file"), classes="muted")
             yield Static("", id="path-message", classes="refusal")
@@ -438,9 +438,9 @@ class AnswerDialog(ModalScreen[str | None]):
             with Grid(classes="dialog-grid"):
                 if self.amend:
                     yield Label(pad(labels[1], width))
-                    yield Input(id="answer-value", compact=True)
+                    yield Input(id="answer-value")
                 yield Label(pad(labels[0], width))
-                yield Input(id="answer-text", compact=True)
+                yield Input(id="answer-text")
             yield Static(
                 t("sync_answer.hint_amend") if self.amend else t("sync_answer.hint_comment"), classes="muted"
             )

@@ -65,7 +65,7 @@ async def test_export_to_a_folder_lists_the_bundle_files(app_for, site, hub_site
         await _open_sync(pilot)
         status = _text(app, "#sync-status")
         assert "Hub: " in status and "(no URL: USB only)" in status
-        assert "Last export: never" in status and "event(s)" in status
+        assert "Last export: never" in status and "Last receipt: never" in status and "event(s)" in status
         await open_dialog(pilot, "e")
         await _choose_path(pilot, usb)
         message = _text(app, "#sync-message")
