@@ -184,7 +184,9 @@ class SyncScreen(Screen[None]):
                 q["query_id"][-8:],
                 q["target_event"],
                 q["field"],
-                t("sync.status_" + q["status"]) if q["status"] in ("open", "answered") else q["status"],
+                {"open": t("sync.status_open"), "answered": t("sync.status_answered")}.get(
+                    q["status"], q["status"]
+                ),
                 q["question"],
                 key=q["query_id"],
             )
