@@ -22,7 +22,9 @@ from textual.timer import Timer
 from wardcrf.site import Site
 
 from . import i18n
+from .background_sync import BackgroundSync, SyncChanged
 from .i18n import t
+from .status import StatusBar
 from .theme import DEFAULT_THEME, HIGH_CONTRAST, HIGH_CONTRAST_THEME
 from .ward import Ward
 
@@ -71,6 +73,9 @@ class WardApp(App[None]):
         self._start_language = language
         self._high_contrast = high_contrast
         i18n.set_language(language or "en")
+        self.background_sync: BackgroundSync | None = None
+        self.sync_state: SyncChanged | None = None
+        """The background sync's latest state (None: not running, or not yet probed)."""
 
     # -- start -----------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -93,6 +98,7 @@ class WardApp(App[None]):
 
         self.push_screen(DashboardScreen(ward))
         self._start_idle_timer()
+        self._start_background_sync()
 
     def _apply_user_language(self) -> None:
         """The signed-in user's saved language wins over the start-up default."""
@@ -164,8 +170,45 @@ class WardApp(App[None]):
             await self.pop_screen()
         assert self.ward is not None
         await self.push_screen(DashboardScreen(self.ward))
+        self._start_background_sync()
         previous.close()
         self.notify(t("lock.switched", user=self.ward.user, previous=previous.user))
+
+    # -- background sync -------------------------------------------------------------
+    SYNC_TIMING: ClassVar[tuple[float, float, float]] = (5.0, 300.0, 60.0)
+    """First retry delay, longest backoff, and the interval between syncs while online (s)."""
+
+    def _start_background_sync(self) -> None:
+        """Probe the hub with backoff and sync whenever it answers (issue 6), as this user."""
+        from .background_sync import BackgroundSync
+
+        self._stop_background_sync()
+        if self.ward is None:
+            return
+        min_delay, max_delay, interval = self.SYNC_TIMING
+        self.background_sync = BackgroundSync(
+            self, self.ward, min_delay=min_delay, max_delay=max_delay, interval=interval
+        )
+        try:
+            self.background_sync.start()
+        except Exception as exc:  # the app works without sync; say why it is off
+            from .errors import message_of
+
+            self.background_sync.off_reason = message_of(exc)
+
+    def _stop_background_sync(self) -> None:
+        if self.background_sync is not None:
+            self.background_sync.stop()
+        self.sync_state = None
+
+    def on_sync_changed(self, message: SyncChanged) -> None:
+        self.sync_state = message
+        for screen in self.screen_stack:
+            for bar in screen.query(StatusBar):
+                bar.show()
+            refresh = getattr(screen, "sync_state_changed", None)
+            if refresh is not None:
+                refresh()
 
     # -- language and theme ----------------------------------------------------------
     def action_next_language(self) -> None:
@@ -243,6 +286,7 @@ class WardApp(App[None]):
         yield SystemCommand(t("palette.quit"), t("palette.quit_help"), self.exit)
 
     def on_unmount(self) -> None:
+        self._stop_background_sync()
         if self.ward is not None:
             self.ward.close()
 

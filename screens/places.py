@@ -34,7 +34,11 @@ class Place:
         return screen_cls(ward)
 
 
-PLACES: tuple[Place, ...] = (Place("audit", "a", "place.audit", "audit.read", "audit_screen:AuditScreen"),)
+PLACES: tuple[Place, ...] = (
+    Place("audit", "a", "place.audit", "audit.read", "audit_screen:AuditScreen"),
+    Place("dsmg", "d", "place.dsmg", "dsmg.decide", "dsmg:DsmgScreen"),
+    Place("sync", "s", "place.sync", "sync.export", "sync_screen:SyncScreen"),
+)
 
 
 def by_name(name: str) -> Place:

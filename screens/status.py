@@ -30,8 +30,31 @@ class StatusBar(Static):
         self.set_interval(30, self.show)
 
     def show(self) -> None:
-        now = self.ward.local_now().strftime("%Y-%m-%d %H:%M")
+        sync = self.sync_text()
+        # With the sync state shown, the year goes so the line still fits 80 columns.
+        now = self.ward.local_now().strftime("%m-%d %H:%M" if sync else "%Y-%m-%d %H:%M")
         self.update(
             f"{self.ward.session.ctx.site} · {self.title} · {self.ward.full_name}"
-            f" ({t('role.' + self.ward.role)}) · {now}"
+            f" ({t('role.' + self.ward.role)}) · {now}{sync}"
         )
+
+    def sync_text(self) -> str:
+        """' · ⇅ offline / syncing / synced HH:MM' while the app syncs in the background."""
+        state = getattr(self.app, "sync_state", None)
+        if state is None:
+            return ""
+        return " · " + sync_label(state.state, state.at, self.ward)
+
+
+def sync_label(state: str, at: str | None, ward: Ward) -> str:
+    """A background-sync state in the UI language (times in the ward's zone)."""
+    if state == "synced" and at:
+        from datetime import datetime
+
+        from wardcrf.clock import zone
+
+        local = datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(zone(ward.session.ctx.zone))
+        return t("bgsync.synced", time=local.strftime("%H:%M"))
+    if state in ("offline", "syncing", "error"):
+        return t("bgsync." + state)
+    return state

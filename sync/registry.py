@@ -257,6 +257,47 @@ def answer_query(session: Session, query_id: str, answer: str, *, amendment: str
     ).event
 
 
+def query_target(session: Session, query_id: str) -> dict[str, Any]:
+    """The record a query is about and the queried field's current value (to answer it)."""
+    session.require("record.read", what="read data queries")
+    q = session.store.rows("SELECT * FROM sync_queries WHERE query_id = ?", (query_id,))
+    if not q:
+        raise Refused(f"unknown query {query_id}")
+    row = session.store.one(
+        "SELECT form, subject, data FROM records WHERE event_id = ?", (q[0]["target_event"],)
+    )
+    out = dict(q[0])
+    out["form"] = row[0] if row else None
+    out["subject"] = row[1] if row else None
+    out["value"] = json.loads(row[2]).get(q[0]["field"]) if row else None
+    out["amendable"] = row is not None
+    return out
+
+
+def answer_by_amendment(
+    session: Session, query_id: str, answer: str, *, value: Any, reason: str, confirm: bool = False
+) -> tuple[Event, Event]:
+    """Ward: correct the queried field (an amendment with its reason) and answer the query
+    naming that amendment, together or not at all. Returns (amendment, answer)."""
+    from wardcrf import workflow
+
+    q = query_target(session, query_id)
+    if q["status"] == "closed":
+        raise Refused(f"query {query_id} is closed")
+    if not q["amendable"]:
+        raise Refused(
+            f"{q['target_event']} is not a form record on this laptop; answer query {query_id} by a comment"
+        )
+    if not answer.strip():
+        raise UsageError("an answer needs text (--answer)")
+    with session.store.transaction():
+        amended = workflow.amend(
+            session, q["target_event"], {q["field"]: value}, reason=reason, confirm=confirm
+        )
+        answered = answer_query(session, query_id, answer, amendment=amended.id)
+    return amended, answered
+
+
 def close_query(session: Session, query_id: str, note: str) -> Event:
     """Hub: the coordinator accepts the answer."""
     session.require("query.raise", what="close data queries")
@@ -284,6 +325,15 @@ def send_decision(session: Session, site: str, decision: str, detail: str) -> Ev
         subject=f"site:{site}",
         body={"site": site, "decision": decision.strip(), "detail": detail},
     ).event
+
+
+def decisions_received(store: Store) -> list[dict[str, Any]]:
+    """DSMG decisions the hub sent to this site, newest first (detail as written at the hub)."""
+    out = []
+    for row in store.rows("SELECT * FROM sync_decisions ORDER BY ts DESC, event_id"):
+        row["detail"] = json.loads(row["detail"]) if row["detail"] else ""
+        out.append(row)
+    return out
 
 
 def _concerns_here(store: Store, site: str) -> bool:

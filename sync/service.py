@@ -14,13 +14,25 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from wardcrf.clock import iso_utc, now_utc
-from wardcrf.errors import Refused, WardError
+from wardcrf.errors import Refused, UsageError, WardError
 from wardcrf.site import Session
 
 from . import outbox, ward
 from .transport import Client, Offline
+
+
+def hub_client(session: Session, url: str | None = None, **options: Any) -> Client:
+    """A client for `url`, or for the hub URL set with `sync set-hub --url` (CLI and TUI)."""
+    from . import registry
+
+    hub = registry.require_hub(session.store)
+    target = url or hub["url"]
+    if not target:
+        raise UsageError("no hub URL: pass one, or set it with `wardcrf sync set-hub CARD --url URL`")
+    return Client(target, **options)
 
 
 def push(session: Session, client: Client) -> list[str]:

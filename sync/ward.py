@@ -7,6 +7,8 @@ from the database) until the hub's signed receipt covers its last event.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,21 +52,50 @@ def prepare(session: Session, *, limit: int = outbox.DEFAULT_LIMIT) -> list[dict
     return outbox.pending(session.store, hub["device"])
 
 
-def export(session: Session, to_dir: Path, *, limit: int = outbox.DEFAULT_LIMIT) -> ExportResult:
-    """Write all unreceipted bundles to `to_dir` (e.g. a USB stick), each file atomically."""
+Progress = Callable[[int, int, str], None]
+"""progress(done, total, bundle name): called before each bundle is written and once at the end."""
+
+
+def export(
+    session: Session,
+    to_dir: Path,
+    *,
+    limit: int = outbox.DEFAULT_LIMIT,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write all unreceipted bundles to `to_dir` (e.g. a USB stick), each file atomically.
+
+    A folder that cannot be written (read-only stick, no permission, full
+    disk) is refused with one line; bundles already written stay valid (each
+    is whole or absent) and the rest go with the next export.
+    """
     to_dir = Path(to_dir)
     if not to_dir.is_dir():
         raise UsageError(f"{to_dir} is not a directory (mount the USB stick or create the folder)")
+    if not os.access(to_dir, os.W_OK):
+        raise UsageError(
+            f"{to_dir} is not writable (a read-only stick, or no permission): choose another folder"
+        )
     before = session.store.scalar("SELECT count(*) FROM sync_outbox")
     rows = prepare(session, limit=limit)
     result = ExportResult(new_bundles=int(session.store.scalar("SELECT count(*) FROM sync_outbox") - before))
-    for row in rows:
+    for i, row in enumerate(rows):
         name, cipher, sig = outbox.materialize(session.store, row)
-        # Signature first, bundle last: a final-named .tar.age always has its .minisig.
-        engine.atomic_write(to_dir / (name + ".minisig"), sig)
-        engine.atomic_write(to_dir / name, cipher)
+        if progress is not None:
+            progress(i, len(rows), name)
+        try:
+            # Signature first, bundle last: a final-named .tar.age always has its .minisig.
+            engine.atomic_write(to_dir / (name + ".minisig"), sig)
+            engine.atomic_write(to_dir / name, cipher)
+        except OSError as exc:
+            raise Refused(
+                f"cannot write {name} to {to_dir}: {exc.strerror or exc}; "
+                f"{len(result.files)} of {len(rows)} bundle(s) written, the rest stay in the outbox"
+            ) from None
         result.files.append(to_dir / name)
         result.events += row["last_seq"] - row["first_seq"] + 1
+    if progress is not None:
+        progress(len(rows), len(rows), "")
     set_state(session.store, "last_export", json.dumps({"at": _now(), "files": len(result.files)}))
     return result
 

@@ -233,6 +233,17 @@ class Site:
         store.migrate()
         return store
 
+    def reopen(self, session: Session) -> Session:
+        """A second connection for the same signed-in user, without asking the password again.
+
+        For work that runs beside the screens (the TUI's background sync):
+        its own connection keeps long network waits from holding the one the
+        screens use. Same user, same role, same permission checks.
+        """
+        if not session.key:
+            raise AuthError("this session cannot be reopened (no key): sign in again")
+        return self._session(session.key, session.user)
+
     def _session(self, key: bytes, username: str) -> Session:
         from . import users
 

@@ -10,9 +10,10 @@ from textual.worker import WorkerCancelled
 PASSWORD = "test-password-1"
 
 
-INTERACTIVE = {"form-save", "_loader"}
-"""Worker groups never waited for here: those waiting for a person (a dialog), and
-Textual's DirectoryTree loader, which runs as long as the tree is mounted."""
+INTERACTIVE = {"form-save", "_loader", "dsmg-decide", "sync-answer", "background-sync"}
+"""Worker groups never waited for here: those waiting for a person (a dialog), those that
+run until the app stops (background sync), and Textual's DirectoryTree loader, which runs
+as long as the tree is mounted."""
 
 
 async def settle(pilot) -> None:

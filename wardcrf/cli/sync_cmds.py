@@ -193,13 +193,9 @@ if TYPE_CHECKING:
 
 
 def _client(s: Session, url: str | None) -> Client:
-    from ..sync import registry, transport
+    from ..sync import service
 
-    hub = registry.require_hub(s.store)
-    target = url or hub["url"]
-    if not target:
-        raise UsageError("no hub URL: pass one, or set it with `wardcrf sync set-hub CARD --url URL`")
-    return transport.Client(target)
+    return service.hub_client(s, url)
 
 
 @sync_app.command("push")

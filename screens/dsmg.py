@@ -1,0 +1,529 @@
+"""DSMG review: every participant's safety summary, the gate, and the signed decision.
+
+Top: what the DSMG's decisions mean for the ward now (a stop or an alter
+holding dosing and enrollment, the sentinel gate, SAEs awaiting review).
+Middle: one row per participant (doses, AEs, grade ≥ 3, SAEs, vital signs
+outside the expected ranges, the latest decision). Bottom: the selected
+participant's detail, or (`h`) the site-wide decision history including
+decisions sent from the hub.
+
+`d` records a decision (continue / stop / alter, as the protocol's
+`dsmg_decision` form defines them) with its rationale; the member signs it
+in the e-signature dialog and `wardcrf.workflow.dsmg.decide` saves the
+record and the signature together. `e` opens the DSMG review of the
+participant's next serious AE awaiting it (the protocol's generated form).
+Everything is read through `wardcrf.workflow.dsmg.review` in a worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Input, Label, Select, Static
+
+from wardcrf import protocol as protocols
+
+from .errors import message_of
+from .footer import WardFooter
+from .i18n import label_width, language, pad, t
+from .status import StatusBar
+from .ward import Ward
+
+
+def _fmt_number(x: float) -> str:
+    return f"{x:.1e}" if x >= 1e5 else f"{x:g}"
+
+
+def _time(iso: str | None) -> str:
+    return (iso or "")[:16].replace("T", " ")
+
+
+class DsmgScreen(Screen[None]):
+    """The DSMG's review board (offered to roles with `dsmg.decide`)."""
+
+    CSS_PATH = "dsmg.tcss"
+    AUTO_FOCUS = "#dsmg-participants"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "decide", "dsmg.key_decide"),
+        Binding("e", "review_sae", "dsmg.key_review_sae"),
+        Binding("h", "toggle_history", "dsmg.key_history"),
+        Binding("r", "reload", "key.reload"),
+        Binding("f2", "app.next_language", "key.language"),
+        Binding("escape", "app.pop_screen", "key.back"),
+    ]
+
+    def __init__(self, ward: Ward) -> None:
+        super().__init__()
+        self.ward = ward
+        self.board: dict[str, Any] | None = None
+        self.selected: str | None = None
+        self.show_history = False
+        self.proto = ward.call(lambda s: protocols.active(s.store))
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.ward, t("dsmg.title"))
+        with Vertical(id="dsmg"):
+            yield Static("", id="dsmg-gate")
+            yield Static(t("dsmg.participants"), classes="section-title")
+            table: DataTable[Any] = DataTable(id="dsmg-participants", cursor_type="row", zebra_stripes=True)
+            table.add_columns(
+                t("col.participant"),
+                t("dsmg.col_doses"),
+                t("dsmg.col_aes"),
+                t("dsmg.col_g3"),
+                t("dsmg.col_saes"),
+                t("dsmg.col_flags"),
+                t("dsmg.col_decision"),
+            )
+            yield table
+            yield Static(
+                t("dsmg.history") if self.show_history else t("dsmg.detail"),
+                id="dsmg-detail-title",
+                classes="section-title",
+            )
+            with VerticalScroll(id="dsmg-detail-box"):
+                yield Static("", id="dsmg-detail")
+            yield Static("", id="dsmg-message", classes="muted")
+        yield WardFooter()
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.load)
+
+    def relabelled(self) -> None:
+        """After a language switch: refill from what was loaded."""
+        if self.board is not None:
+            self._fill(self.board)
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("decide", "review_sae"):
+            return self.ward.can("dsmg.decide")
+        return True
+
+    # -- loading -------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="dsmg-load")
+    def load(self) -> None:
+        from wardcrf.workflow import dsmg
+
+        today = self.ward.local_now().date()
+        try:
+            board = self.ward.call(dsmg.review, today=today)
+            board["hub_decisions"] = self.ward.call(_hub_decisions)
+        except Exception as exc:
+            self.app.call_from_thread(self._say, message_of(exc), True)
+            return
+        self.app.call_from_thread(self._fill, board)
+
+    def _fill(self, board: dict[str, Any]) -> None:
+        self.board = board
+        self.query_one("#dsmg-gate", Static).update(self._gate_text(board["gate"]))
+        table = self.query_one("#dsmg-participants", DataTable)
+        table.clear()
+        for p in board["participants"]:
+            g3 = sum(n for g, n in p["aes_by_grade"].items() if g.isdigit() and int(g) >= 3)
+            pid = p["participant"] + (" ★" if p["sentinel"] else "")
+            saes = Text(str(p["aes_serious"] or ""))
+            if p["sae_reports_overdue"] or p["saes_awaiting_review"]:
+                saes.stylize("bold red")
+            table.add_row(
+                pid,
+                f"{p['doses_given']}/{p['doses_planned']}",
+                str(p["aes_total"] or ""),
+                str(g3 or ""),
+                saes,
+                str(len(p["vitals_flags"]) or ""),
+                self._choice(p["latest_decision"]) if p["latest_decision"] else "",
+                key=p["participant"],
+            )
+        ids = [p["participant"] for p in board["participants"]]
+        if self.selected in ids:
+            table.move_cursor(row=ids.index(self.selected))
+        elif ids:
+            self.selected = ids[0]
+        self._show_detail()
+
+    def _choice(self, code: str | None) -> str:
+        field = self.proto.form("dsmg_decision").fields["decision"]
+        for c in field.choices:
+            if str(c.code) == code:
+                return protocols.tr(c.label, language()).split(" (")[0].split("（")[0]
+        return code or ""
+
+    def _gate_text(self, gate: dict[str, Any]) -> Text:
+        out = Text()
+        if gate["hold"]:
+            out.append(t("dsmg.gate_hold", why=gate["hold"]), style="bold red")
+        else:
+            out.append(t("dsmg.gate_open"), style="bold green")
+        sentinel = gate["sentinel"]
+        out.append(" · ")
+        if sentinel["waiting_for_dsmg"]:
+            out.append(
+                t("dsmg.sentinel_waiting", ids=", ".join(sentinel["waiting_for_dsmg"])), style="yellow"
+            )
+        else:
+            out.append(t("dsmg.sentinel_open"))
+        out.append("\n")
+        latest = gate["latest"]
+        if latest:
+            out.append(
+                t(
+                    "dsmg.latest",
+                    decision=self._choice(latest["decision"]),
+                    participant=latest["participant"],
+                    time=_time(latest["time"]),
+                )
+            )
+        else:
+            out.append(t("dsmg.no_decisions"))
+        if gate["saes_awaiting_review"]:
+            out.append(" · ")
+            out.append(t("dsmg.awaiting_review", n=gate["saes_awaiting_review"]), style="bold red")
+        return out
+
+    # -- the selected participant ----------------------------------------------------------
+    @on(DataTable.RowHighlighted, "#dsmg-participants")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value:
+            self.selected = str(event.row_key.value)
+            self._show_detail()
+
+    def _participant(self) -> dict[str, Any] | None:
+        if self.board is None or self.selected is None:
+            return None
+        return next((p for p in self.board["participants"] if p["participant"] == self.selected), None)
+
+    def _show_detail(self) -> None:
+        title = self.query_one("#dsmg-detail-title", Static)
+        box = self.query_one("#dsmg-detail", Static)
+        if self.show_history:
+            title.update(t("dsmg.history"))
+            box.update(self._history_text())
+            return
+        title.update(t("dsmg.detail"))
+        p = self._participant()
+        box.update(self._detail_text(p) if p else Text(""))
+
+    def _detail_text(self, p: dict[str, Any]) -> Text:
+        out = Text()
+        head = p["participant"] + (f" · {t('dsmg.sentinel')}" if p["sentinel"] else "")
+        out.append(head, style="bold")
+        out.append(" · ")
+        out.append(
+            t(
+                "dsmg.doses",
+                given=p["doses_given"],
+                planned=p["doses_planned"],
+                particles=_fmt_number(p["cumulative_particles"]),
+                unit=p["particles_unit"] or "",
+            )
+        )
+        out.append("\n")
+        if p["aes_total"]:
+            grades = ", ".join(f"G{g}×{n}" for g, n in p["aes_by_grade"].items())
+            labels = {
+                str(c.code): protocols.tr(c.label, language())
+                for c in self.proto.form("ae").fields["causality"].choices
+            }
+            causality = ", ".join(f"{labels.get(c, c)} {n}" for c, n in p["aes_by_causality"].items())
+            out.append(
+                t("dsmg.aes", n=p["aes_total"], grades=grades, serious=p["aes_serious"], causality=causality)
+            )
+        else:
+            out.append(t("dsmg.aes_none"))
+        out.append("\n")
+        for sae in p["saes"]:
+            out.append(
+                t(
+                    "dsmg.sae",
+                    term=sae["term"] or "?",
+                    onset=sae["onset"] or "?",
+                    grade=sae["grade"] if sae["grade"] is not None else "?",
+                    due=sae["report_due"] or "?",
+                ),
+                style="red" if sae["report_overdue"] else "",
+            )
+            if sae["report_overdue"]:
+                out.append(f" {t('dsmg.overdue')}", style="bold red")
+            out.append(" · ")
+            if sae["awaiting_review"]:
+                out.append(t("dsmg.review_awaiting"), style="bold yellow")
+            else:
+                out.append(t("dsmg.review_done", relatedness=sae["relatedness"]))
+            out.append("\n")
+        flags = p["vitals_flags"]
+        if not flags:
+            out.append(t("dsmg.vitals_none"), style="dim")
+            out.append("\n")
+        vitals = self.proto.form("vitals")
+        for f in flags:
+            sign = protocols.tr(vitals.fields[f["sign"]].label, language())
+            tp = next(
+                (
+                    protocols.tr(c.label, language())
+                    for c in vitals.fields["timepoint"].choices
+                    if str(c.code) == f["timepoint"]
+                ),
+                f["timepoint"] or "",
+            )
+            if f["dose"]:
+                tp = f"{tp} #{f['dose']}"
+            out.append(
+                t(
+                    "dsmg.vitals_flag",
+                    sign=sign,
+                    value=f"{f['value']:g}",
+                    unit=f["unit"] or "",
+                    low=f"{f['low']:g}",
+                    high=f"{f['high']:g}",
+                    timepoint=tp,
+                    time=_time(f["time"]),
+                ),
+                style="yellow",
+            )
+            out.append("\n")
+        if not p["decisions"]:
+            out.append(t("dsmg.decisions_none"), style="dim")
+        for d in reversed(p["decisions"]):
+            self._decision_line(out, d)
+        return out
+
+    def _decision_line(self, out: Text, d: dict[str, Any]) -> None:
+        out.append(
+            t(
+                "dsmg.decision_line",
+                time=_time(d["time"]),
+                decision=self._choice(d["decision"]),
+                rationale=d.get("rationale") or "",
+            ),
+            style="bold red" if d["decision"] == "stop" else "",
+        )
+        if d.get("change"):
+            out.append(" · " + t("dsmg.change", change=d["change"]))
+        sigs = d.get("signatures") or []
+        out.append(" · ")
+        if sigs:
+            out.append(
+                ", ".join(
+                    t(
+                        "dsmg.signed",
+                        name=s["full_name"],
+                        meaning=t("meaning." + s["meaning"].replace(" ", "_")),
+                    )
+                    + ("" if s["valid"] else " ⚠")
+                    for s in sigs
+                ),
+                style="green",
+            )
+        else:
+            out.append(t("dsmg.unsigned"), style="dim")
+        out.append("\n")
+
+    def _history_text(self) -> Text:
+        out = Text()
+        if self.board is None:
+            return out
+        decisions = self.board["gate"]["decisions"]
+        if not decisions and not self.board.get("hub_decisions"):
+            out.append(t("dsmg.no_decisions"), style="dim")
+        by_event = {d["event"]: d for p in self.board["participants"] for d in p["decisions"]}
+        for d in reversed(decisions):
+            out.append(f"{d['participant']} ", style="bold")
+            self._decision_line(out, by_event.get(d["event"], d))
+        for h in self.board.get("hub_decisions", []):
+            out.append(
+                t("dsmg.hub_decision", time=_time(h["ts"]), decision=h["decision"], detail=h["detail"]) + "\n"
+            )
+        return out
+
+    # -- actions -----------------------------------------------------------------------
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_toggle_history(self) -> None:
+        self.show_history = not self.show_history
+        self._show_detail()
+
+    def action_decide(self) -> None:
+        """Record a DSMG decision about the selected participant (signed)."""
+        if self.selected is None:
+            self._say(t("dsmg.no_participant"), True)
+            return
+
+        def done(event: Any) -> None:
+            if event is not None:
+                decision = (event.body.get("data") or {}).get("decision", "")
+                self.app.notify(
+                    t("dsmg.decided", decision=self._choice(decision), participant=self.selected or "")
+                )
+                self.load()
+
+        self.app.push_screen(DecisionDialog(self.ward, self.selected, self.proto), done)
+
+    def action_review_sae(self) -> None:
+        """The DSMG's relatedness review of the selected participant's next SAE awaiting it."""
+        p = self._participant()
+        if p is None:
+            self._say(t("dsmg.no_participant"), True)
+            return
+        waiting = [s for s in p["saes"] if s["awaiting_review"]]
+        if not waiting:
+            self._say(t("dsmg.no_sae_waiting", participant=p["participant"]), True)
+            return
+        from .form_screen import FormScreen
+
+        self.app.push_screen(
+            FormScreen(
+                self.ward, "dsmg_ae_review", p["participant"], initial={"ae_event": waiting[0]["event"]}
+            )
+        )
+
+    def _say(self, text: str, refusal: bool = False) -> None:
+        line = self.query_one("#dsmg-message", Static)
+        line.update(text)
+        line.set_class(refusal, "refusal")
+        line.set_class(not refusal, "muted")
+
+
+def _hub_decisions(session: Any) -> list[dict[str, Any]]:
+    """DSMG decisions the coordinator's hub sent to this site (applied from hub bundles)."""
+    from wardcrf.sync import registry
+
+    if registry.own_site(session.store)[2] != "ward":
+        return []
+    return registry.decisions_received(session.store)
+
+
+class DecisionDialog(ModalScreen[Any]):
+    """Decision, rationale and (for alter) the change; checked, then signed and saved.
+
+    Dismissed with the saved decision's event, or None (cancelled). A
+    refusal or a wrong password keeps every value typed here.
+    """
+
+    CSS_PATH = ["dialogs.tcss", "dsmg.tcss"]  # noqa: RUF012
+    AUTO_FOCUS = "#decision"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "sign", "key.save", priority=True),
+        Binding("escape", "cancel", "key.cancel"),
+    ]
+    FIELDS = ("decision", "rationale", "change")
+
+    def __init__(self, ward: Ward, participant: str, proto: protocols.Protocol) -> None:
+        super().__init__()
+        self.ward = ward
+        self.participant = participant
+        self.form = proto.form("dsmg_decision")
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        lang = language()
+        labels = {
+            n: protocols.tr(self.form.fields[n].label, lang) + (" *" if self.form.fields[n].required else "")
+            for n in self.FIELDS
+        }
+        width = label_width(list(labels.values()))
+        with Vertical(classes="dialog", id="decision-dialog"):
+            yield Static(t("dsmg_decision.title", participant=self.participant), classes="dialog-title")
+            with Grid(classes="dialog-grid"):
+                yield Label(pad(labels["decision"], width))
+                yield Select(
+                    [
+                        (protocols.tr(c.label, lang), str(c.code))
+                        for c in self.form.fields["decision"].choices
+                    ],
+                    id="decision",
+                    prompt=t("form.choose"),
+                )
+                yield Label(pad(labels["rationale"], width))
+                yield Input(id="rationale")
+                yield Label(pad(labels["change"], width))
+                yield Input(id="change")
+            yield Static("", id="decision-problems", classes="refusal")
+            yield Static(t("dsmg_decision.hint"), classes="muted")
+        yield WardFooter()
+
+    def values(self) -> dict[str, Any]:
+        select = self.query_one("#decision", Select)
+        raw: dict[str, Any] = {}
+        if not select.is_blank():
+            raw["decision"] = select.value
+        for name in ("rationale", "change"):
+            text = self.query_one(f"#{name}", Input).value.strip()
+            if text:
+                raw[name] = text
+        return raw
+
+    @on(Input.Submitted)
+    def _next(self, event: Input.Submitted) -> None:
+        if event.input.id == "change":
+            self.action_sign()
+        else:
+            self.focus_next()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_sign(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        self.query_one("#decision-problems", Static).update(t("dsmg_decision.checking"))
+        self.sign_flow(self.values())
+
+    @work(exclusive=True, group="dsmg-decide")
+    async def sign_flow(self, raw: dict[str, Any]) -> None:
+        from wardcrf.workflow import dsmg, service
+
+        from .sign_dialog import SignatureDialog
+
+        try:
+
+            def check() -> Any:
+                try:
+                    self.ward.call(lambda s: s.require("dsmg.decide", what="record DSMG decisions"))
+                    return self.ward.call(service.preview, "dsmg_decision", raw, participant=self.participant)
+                except Exception as exc:
+                    return exc
+
+            checked = await self.run_worker(check, thread=True, group="dsmg-check").wait()
+            problems = self.query_one("#decision-problems", Static)
+            if isinstance(checked, Exception):
+                problems.update(message_of(checked))
+                return
+            if checked.problems:
+                problems.update("\n".join(f"{k}: {v}" for k, v in checked.problems.items()))
+                return
+            problems.update("")
+            choice = next(
+                (
+                    protocols.tr(c.label, language())
+                    for c in self.form.fields["decision"].choices
+                    if str(c.code) == raw.get("decision")
+                ),
+                str(raw.get("decision")),
+            )
+            event = await self.app.push_screen_wait(
+                SignatureDialog(
+                    what=f"{protocols.tr(self.form.label, language())} {self.participant}: {choice}",
+                    meaning=dsmg.DECISION_MEANING,
+                    signer=self.ward.user,
+                    sign=lambda _signer, password: self.ward.call(
+                        dsmg.decide, self.participant, raw, password=password
+                    ),
+                )
+            )
+            if event is None:
+                problems.update(t("dsmg_decision.not_saved"))
+                return
+            self.dismiss(event)
+        finally:
+            self.busy = False

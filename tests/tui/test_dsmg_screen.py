@@ -1,0 +1,185 @@
+"""DSMG review screen: the board, the signed decision, and refusals."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import DataTable, Select, Static
+from tui_helpers import PASSWORD, enroll, settle
+from wardcrf.screens.dsmg import DecisionDialog, DsmgScreen
+from wardcrf.screens.sign_dialog import SignatureDialog
+
+from wardcrf import eventlog, workflow
+from wardcrf.errors import PermissionDenied
+from wardcrf.workflow import dsmg, safety
+
+
+def add_sae(site, pid: str) -> str:
+    """A serious AE (hospitalisation) and flagged vitals, recorded by the ward clinician."""
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        ev = workflow.submit(
+            s,
+            "ae",
+            {
+                "term": "Pneumothorax",
+                "onset": "2020-03-15",
+                "grade": "3",
+                "serious": "yes",
+                "hospitalization": "yes",
+                "causality": "unlikely",
+                "action": "none",
+                "outcome": "recovering",
+                "first_known": "2020-03-15",
+            },
+            participant=pid,
+        )
+        workflow.submit(
+            s,
+            "vitals",
+            {
+                "timepoint": "unscheduled",
+                "time": "2020-03-16T08:30:00+08:00",
+                "temp": "39.8",
+                "pulse": "80",
+                "resp": "18",
+                "oxysat": "96",
+            },
+            participant=pid,
+            reason="rechecked",
+            confirm=True,
+        )
+        return ev.id
+    finally:
+        s.close()
+
+
+def _text(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).content)
+
+
+async def _open_board(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("d")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, DsmgScreen)
+
+
+async def _fill_decision(pilot, decision_steps: int, rationale: str, change: str = "") -> None:
+    """Choose the n-th decision in the drop-down by keyboard, then type the rationale (and change)."""
+    await pilot.press("enter")  # opens the drop-down
+    await pilot.press(*["down"] * decision_steps, "enter")
+    await pilot.press("tab", *rationale)
+    if change:
+        await pilot.press("tab", *change)
+    await pilot.press("ctrl+s")
+    await settle(pilot)
+
+
+async def test_board_shows_gate_participants_and_safety_detail(app_for, site, tmp_path):
+    pid = enroll(site, tmp_path)
+    add_sae(site, pid)
+    app = app_for("dsmg")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_board(pilot)
+        gate = _text(app, "#dsmg-gate")
+        assert "dosing and enrollment open" in gate and f"sentinel {pid} awaits" in gate
+        assert "1 SAE(s) await DSMG review" in gate
+        table = app.screen.query_one("#dsmg-participants", DataTable)
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row == [f"{pid} ★", "0/5", "1", "1", "1", "1", ""]
+        detail = _text(app, "#dsmg-detail")
+        assert "SAE Pneumothorax (onset 2020-03-15, grade 3) report due 2020-03-30" in detail
+        assert "DSMG review: awaiting" in detail
+        assert "Temperature 39.8" in detail and "expected 35–39.5" in detail
+        await pilot.press("h")
+        assert _text(app, "#dsmg-detail") == "no DSMG decision yet"
+
+
+async def test_decision_is_signed_and_a_wrong_password_keeps_everything(app_for, site, tmp_path):
+    pid = enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open_board(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, DecisionDialog)
+        await _fill_decision(pilot, 2, "grade 4 event under review")  # continue, stop
+        assert isinstance(app.screen, SignatureDialog)
+        before = eventlog.count(app.ward.session.store)
+        await pilot.press(*"wrong-password", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, SignatureDialog)
+        assert "wrong password for dsmg" in _text(app, "#sig-message")
+        store = app.ward.session.store
+        assert safety.decisions(store, participant=pid) == []
+        # only the failed attempt was written
+        assert eventlog.count(store) == before + 1
+        await pilot.press("escape")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, DecisionDialog)
+        assert dialog.values() == {"decision": "stop", "rationale": "grade 4 event under review"}
+        assert "Not saved" in _text(app, "#decision-problems")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await pilot.press(*PASSWORD, "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DsmgScreen)
+        [d] = safety.decisions(store, participant=pid)
+        assert d["decision"] == "stop" and d["rationale"] == "grade 4 event under review"
+        gate = _text(app, "#dsmg-gate")
+        assert "HOLD: the DSMG recorded 'stop'" in gate
+        detail = _text(app, "#dsmg-detail")
+        assert "Stop — grade 4 event under review" in detail and "signed by Dsmg User (approved)" in detail
+
+
+async def test_alter_without_its_change_is_refused_before_signing(app_for, site, tmp_path):
+    enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_board(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        await _fill_decision(pilot, 3, "two grade 3 events")  # alter
+        assert isinstance(app.screen, DecisionDialog)
+        assert "change: required for 'alter'" in _text(app, "#decision-problems")
+
+
+async def test_other_roles_are_not_offered_the_board_and_the_domain_refuses(app_for, site, tmp_path):
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        assert not isinstance(app.screen, DsmgScreen)
+        # Reached another way, the board reads but offers no decision...
+        app.push_screen(DsmgScreen(app.ward))
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, DsmgScreen)
+        # ...and the dialog, forced open, shows the domain's refusal; nothing is saved.
+        app.push_screen(DecisionDialog(app.ward, pid, app.screen.proto))
+        await settle(pilot)
+        app.screen.query_one("#decision", Select).value = "continue"
+        await pilot.press("tab", *"fine", "ctrl+s")
+        await settle(pilot)
+        assert "role clinician may not record DSMG decisions" in _text(app, "#decision-problems")
+        with pytest.raises(PermissionDenied):
+            app.ward.call(dsmg.decide, pid, {"decision": "continue", "rationale": "x"}, password=PASSWORD)
+        assert safety.decisions(app.ward.session.store) == []
+
+
+async def test_review_sae_opens_the_generated_review_form_for_that_event(app_for, site, tmp_path):
+    from wardcrf.screens.form_screen import FormScreen
+
+    pid = enroll(site, tmp_path)
+    sae = add_sae(site, pid)
+    app = app_for("dsmg")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open_board(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen) and app.screen.form_name == "dsmg_ae_review"
+        assert app.screen.values["ae_event"] == sae

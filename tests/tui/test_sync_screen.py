@@ -1,0 +1,272 @@
+"""Sync screen and background sync: export to a folder, push/pull against a real `hub serve`
+on loopback, offline messages, importing files, answering the hub's data queries."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Static
+from tui_helpers import PASSWORD, enroll, settle
+from wardcrf.screens.sync_screen import AnswerDialog, PathDialog, SyncScreen
+
+from wardcrf.site import Site
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
+from synckit import HubServer, card_of, connect, free_port, make_hub, open_
+
+
+def _text(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).content)
+
+
+async def _open_sync(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("s")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, SyncScreen)
+
+
+async def open_dialog(pilot, key: str) -> None:
+    """Open a path dialog (its directory tree keeps a loader worker: not waited for)."""
+    await pilot.press(key)
+    for _ in range(3):
+        await pilot.pause()
+
+
+async def _choose_path(pilot, path: Path | str) -> None:
+    assert isinstance(pilot.app.screen, PathDialog)
+    await pilot.press(*str(path), "enter")
+    await settle(pilot)
+
+
+def _set_url(site: Site, url: str | None, hub_site: Site) -> None:
+    from wardcrf.sync import registry
+
+    s = open_(site)
+    try:
+        registry.set_hub(s, card_of(hub_site), url)
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def hub_site(tmp_path: Path) -> Site:
+    return make_hub(tmp_path)
+
+
+async def test_export_to_a_folder_lists_the_bundle_files(app_for, site, hub_site, tmp_path):
+    connect(site, hub_site)
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_sync(pilot)
+        status = _text(app, "#sync-status")
+        assert "Hub: " in status and "(no URL: USB only)" in status
+        assert "Last export: never" in status and "Last receipt: never" in status and "event(s)" in status
+        await open_dialog(pilot, "e")
+        await _choose_path(pilot, usb)
+        message = _text(app, "#sync-message")
+        files = sorted(p.name for p in usb.iterdir())
+        assert len(files) == 2 and files[0].endswith(".tar.age") and files[1].endswith(".minisig")
+        assert message.splitlines()[0].startswith("Wrote 1 bundle(s)")
+        assert files[0] in message
+        assert not app.screen.query_one("#sync-progress").display
+        assert "Last export: 2020-03-16" in _text(app, "#sync-status")
+        # Again: the same unreceipted bundle is written again (the hub has no receipt yet).
+        await open_dialog(pilot, "e")
+        await _choose_path(pilot, "")  # the dialog remembers the last folder
+        assert _text(app, "#sync-message").startswith("Wrote 1 bundle(s)")
+
+
+async def test_export_to_an_unwritable_or_missing_folder_is_refused_in_one_line(app_for, site, hub_site):
+    connect(site, hub_site)
+    app = app_for("clinician")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_sync(pilot)
+        await open_dialog(pilot, "e")
+        await _choose_path(pilot, "/proc")
+        message = _text(app, "#sync-message")
+        assert message.startswith("cannot write ") and " to /proc: " in message and "\n" not in message
+        await open_dialog(pilot, "e")
+        await _choose_path(pilot, "/no/such/stick")
+        assert _text(app, "#sync-message") == (
+            "/no/such/stick is not a directory (mount the USB stick or create the folder)"
+        )
+
+
+async def test_push_without_a_hub_or_url_and_with_an_unreachable_hub_says_so(app_for, site, hub_site):
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open_sync(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert _text(app, "#sync-message").startswith("no hub configured: import the hub's card first")
+        _set_url(site, None, hub_site)
+        await pilot.press("g")
+        await settle(pilot)
+        assert _text(app, "#sync-message").startswith("no hub URL")
+        _set_url(site, f"http://127.0.0.1:{free_port()}", hub_site)
+        await pilot.press("p")
+        await settle(pilot)
+        message = _text(app, "#sync-message")
+        assert "is unreachable" in message and "nothing was lost" in message
+        assert not app.screen.query_one("#sync-progress").display
+
+
+async def test_roles_without_sync_export_are_not_offered_sync(app_for, site, hub_site):
+    connect(site, hub_site)
+    for user in ("auditor", "dsmg"):
+        app = app_for(user)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            await pilot.press("s")
+            await settle(pilot)
+            assert not isinstance(app.screen, SyncScreen)
+            # Reached another way: the panel reads, export is not offered, the domain refuses.
+            app.push_screen(SyncScreen(app.ward))
+            await settle(pilot)
+            await pilot.press("e")
+            await settle(pilot)
+            assert isinstance(app.screen, SyncScreen)
+            from wardcrf.sync import ward as sync_ward
+
+            from wardcrf.errors import PermissionDenied
+
+            with pytest.raises(PermissionDenied, match=f"role {user} may not export sync bundles"):
+                app.ward.call(sync_ward.export, Path("/tmp"))
+
+
+async def test_pull_brings_a_query_that_is_answered_and_pushed_back(app_for, site, hub_site):
+    from wardcrf.sync import registry
+
+    server = HubServer(hub_site.data_dir)
+    try:
+        connect(site, hub_site, server.url)
+        app = app_for("clinician")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _open_sync(pilot)
+            await pilot.press("p")
+            await settle(pilot)
+            # (the background sync may have pushed first: either way the hub receipts every event)
+            assert "receipt: the hub holds events 1-" in _text(app, "#sync-message")
+            device = app.ward.session.ctx.device
+            hs = open_(hub_site, "coordinator")
+            try:
+                q = registry.raise_query(hs, "WUH01", f"{device}-1", "site", "Is the site code right?")
+            finally:
+                hs.close()
+            await pilot.press("g")
+            await settle(pilot)
+            table = app.screen.query_one("#queries", DataTable)
+            assert table.row_count == 1 and str(table.get_row_at(0)[4]) == "Is the site code right?"
+            await pilot.press("a")
+            await settle(pilot)
+            assert isinstance(app.screen, AnswerDialog)
+            await pilot.press("enter")  # empty answer refused on the spot
+            assert _text(app, "#answer-message") == "An answer needs text."
+            await pilot.press(*"Yes, WUH01 is correct", "enter")
+            await settle(pilot)
+            assert isinstance(app.screen, SyncScreen)
+            assert _text(app, "#sync-message").startswith(f"Query {q.id[-8:]} answered")
+            assert str(table.get_row_at(0)[3]) == "answered"
+            await pilot.press("p")
+            await settle(pilot)
+        hs = open_(hub_site, "coordinator")
+        try:
+            [answered] = registry.queries(hs.store, "answered")
+            assert answered["query_id"] == q.id and "WUH01 is correct" in answered["answer"]
+        finally:
+            hs.close()
+    finally:
+        server.stop()
+
+
+async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_for, site, tmp_path):
+    from wardcrf.screens.reason_dialog import ReasonDialog
+    from wardcrf.sync import registry
+
+    pid = enroll(site, tmp_path)
+    admin = site.unlock("admin", PASSWORD)
+    try:
+        target = admin.store.scalar(
+            "SELECT event_id FROM records WHERE form = 'screening' AND subject = ?", (f"participant:{pid}",)
+        )
+        # The query as the hub's bundle projects it on the ward (same projector).
+        admin.append(
+            type="query.raised",
+            subject="site:WUH01",
+            body={"site": "WUH01", "target_event": target, "field": "sex", "question": "Sex per source?"},
+        )
+    finally:
+        admin.close()
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_sync(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, AnswerDialog)
+        assert "Current value: M" in str(app.screen.query_one(".change", Static).content)
+        await pilot.press(*"F", "enter", *"corrected from the source notes", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ReasonDialog)
+        await pilot.press(*"transcription error", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, SyncScreen)
+        assert _text(app, "#sync-message").startswith("Field corrected and query")
+        shown = app.ward.call(registry.query_target, registry.queries(app.ward.session.store)[0]["query_id"])
+        assert shown["value"] == "F" and shown["status"] == "answered"
+
+
+async def test_background_sync_goes_offline_then_syncs_when_the_hub_answers(app_for, site, hub_site):
+    from wardcrf.screens.status import StatusBar
+
+    port = free_port()
+    connect(site, hub_site, f"http://127.0.0.1:{port}")
+    app = app_for("clinician")
+    app.SYNC_TIMING = (0.2, 0.4, 30.0)  # type: ignore[misc]
+    async with app.run_test(size=(140, 30)) as pilot:
+        await settle(pilot)
+        for _ in range(100):  # bounded: the first probe fails at once on a closed port
+            await pilot.pause(0.05)
+            if app.sync_state is not None:
+                break
+        assert app.sync_state is not None and app.sync_state.state == "offline"
+        assert "⇅ offline" in str(app.screen.query_one(StatusBar).content)
+        server = HubServer.__new__(HubServer)
+        try:
+            import subprocess
+
+            server.port, server.url = port, f"http://127.0.0.1:{port}"
+            server.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "from wardcrf.cli import main; main()",
+                    "hub",
+                    "serve",
+                    "--data-dir",
+                    str(hub_site.data_dir),
+                    "--port",
+                    str(port),
+                ],
+                env={**__import__("os").environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": PASSWORD},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            server.wait_ready()
+            for _ in range(300):  # bounded: backoff is at most 0.4 s here
+                await pilot.pause(0.05)
+                if app.sync_state.state == "synced":
+                    break
+            assert app.sync_state.state == "synced", app.sync_state.detail
+            assert "⇅ synced 09:00" in str(app.screen.query_one(StatusBar).content)
+            from wardcrf.sync import ward as sync_ward
+
+            st = app.ward.call(sync_ward.status)
+            assert st["events_pending"] == 0 and st["hub_reachability"]["state"] == "synced"
+        finally:
+            app._stop_background_sync()
+            server.stop()

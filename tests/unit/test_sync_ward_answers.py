@@ -1,0 +1,149 @@
+"""Ward-side sync services the TUI uses: export progress and refusals, the hub client,
+answering a data query by amendment, a second connection for background sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from synckit import add_notes, connect, make_hub, make_ward, open_
+from wardcrf.sync import registry, service, ward
+from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template
+from wf_support import make_ward as wf_ward
+
+from wardcrf import eventlog
+from wardcrf.errors import PermissionDenied, Refused, UsageError
+from wardcrf.site import Site
+
+__all__ = ["_wf_sentinel_template", "_wf_template"]
+
+P1 = "WUH01-001"
+
+
+@pytest.fixture
+def pair(tmp_path: Path):
+    h = make_hub(tmp_path)
+    w = make_ward(tmp_path)
+    connect(w, h)
+    return w, h
+
+
+def test_export_reports_progress_per_bundle(pair, tmp_path: Path) -> None:
+    w, _ = pair
+    add_notes(w, 3)
+    seen: list[tuple[int, int, str]] = []
+    s = open_(w)
+    try:
+        res = ward.export(s, tmp_path, progress=lambda done, total, name: seen.append((done, total, name)))
+    finally:
+        s.close()
+    assert len(res.files) == 1
+    assert seen == [(0, 1, res.files[0].name), (1, 1, "")]
+
+
+def test_export_to_a_folder_that_cannot_be_written_is_refused_in_one_line(pair) -> None:
+    w, _ = pair
+    add_notes(w, 1)
+    s = open_(w)
+    try:
+        # /proc refuses new files even to root: the write itself fails, not a permission bit.
+        with pytest.raises(Refused, match=r"^cannot write .* to /proc: .*0 of 1 bundle\(s\) written"):
+            ward.export(s, Path("/proc"))
+        with pytest.raises(UsageError, match="is not a directory"):
+            ward.export(s, Path("/nonexistent-usb"))
+    finally:
+        s.close()
+
+
+def test_hub_client_uses_the_configured_url_or_says_how_to_set_one(pair) -> None:
+    w, _ = pair
+    s = open_(w)
+    try:
+        with pytest.raises(UsageError, match="no hub URL"):
+            service.hub_client(s)
+        assert service.hub_client(s, "http://127.0.0.1:9/").url == "http://127.0.0.1:9"
+    finally:
+        s.close()
+    lone = make_ward(w.data_dir.parent, "lap2")
+    s = open_(lone)
+    try:
+        with pytest.raises(UsageError, match="no hub configured"):
+            service.hub_client(s)
+    finally:
+        s.close()
+
+
+def test_reopen_gives_a_second_connection_for_the_same_user(pair) -> None:
+    w, _ = pair
+    s = open_(w)
+    try:
+        again = w.reopen(s)
+        try:
+            assert (again.user, again.role) == (s.user, s.role) and again.store is not s.store
+            assert again.store.scalar("SELECT count(*) FROM events") == s.store.scalar(
+                "SELECT count(*) FROM events"
+            )
+        finally:
+            again.close()
+    finally:
+        s.close()
+
+
+# -- answering a data query by amendment --------------------------------------------------
+
+
+@pytest.fixture
+def site(data_dir: Path, _wf_sentinel_template) -> Site:
+    return _copy_site(_wf_sentinel_template[0], data_dir)
+
+
+@pytest.fixture
+def wf(session_for, tmp_path) -> Ward:
+    return wf_ward(session_for, tmp_path)
+
+
+def _query(wf: Ward, target: str, field: str) -> str:
+    """A query as it lands on the ward when the hub's bundle is applied (same projector)."""
+    return wf.admin.append(
+        type="query.raised",
+        subject="site:WUH01",
+        body={"site": "WUH01", "target_event": target, "field": field, "question": "Sex correct?"},
+    ).event.id
+
+
+def _screening(wf: Ward) -> str:
+    return str(
+        wf.clin.store.scalar(
+            "SELECT event_id FROM records WHERE form = 'screening' AND subject = ?", (f"participant:{P1}",)
+        )
+    )
+
+
+def test_answer_by_amendment_corrects_the_field_and_names_the_amendment(wf) -> None:
+    target = _screening(wf)
+    qid = _query(wf, target, "sex")
+    shown = registry.query_target(wf.clin, qid)
+    assert (shown["form"], shown["value"], shown["amendable"]) == ("screening", "M", True)
+    amended, answered = registry.answer_by_amendment(
+        wf.clin, qid, "corrected from the source notes", value="F", reason="transcription error"
+    )
+    assert amended.body["changes"]["sex"] == {"old": "M", "new": "F"}
+    assert answered.body["amendment"] == amended.id
+    [q] = registry.queries(wf.clin.store)
+    assert q["status"] == "answered" and amended.id in q["answer"]
+    assert registry.query_target(wf.clin, qid)["value"] == "F"
+
+
+def test_answer_by_amendment_refused_leaves_nothing(wf) -> None:
+    target = _screening(wf)
+    qid = _query(wf, target, "sex")
+    before = eventlog.count(wf.clin.store)
+    with pytest.raises(UsageError, match="amendment needs a reason"):
+        registry.answer_by_amendment(wf.clin, qid, "fixed", value="F", reason=" ")
+    with pytest.raises(PermissionDenied, match="role auditor may not"):
+        registry.answer_by_amendment(wf.aud, qid, "fixed", value="F", reason="typo")
+    note = _query(wf, qid, "text")  # a query about a non-record event
+    with pytest.raises(Refused, match="is not a form record on this laptop"):
+        registry.answer_by_amendment(wf.clin, note, "fixed", value="x", reason="typo")
+    assert eventlog.count(wf.clin.store) == before + 1  # only the second query
+    assert registry.queries(wf.clin.store, "answered") == []

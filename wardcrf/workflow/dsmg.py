@@ -1,0 +1,214 @@
+"""What a DSMG member reviews, and the signed decision they record.
+
+The DSMG looks at each participant's safety data before it lets the trial go
+on (the sentinel gate) or stops it. `participant_safety` gathers one
+participant's doses, adverse events (by grade, seriousness, causality),
+serious events with their expedited-report due dates and the DSMG's own
+relatedness reviews, vital signs outside the protocol's expected (soft)
+ranges, and the decisions recorded about them. `gate_state` says what the
+decisions mean for the ward now (a stop or an unresolved alter, the sentinel
+gate). Both only read the projections, so they can be asked at any time and
+always reflect the records as amended.
+
+`decide` records a `dsmg_decision` and the member's e-signature over it in
+one transaction: a wrong password saves nothing (the failed attempt is still
+logged), so an unsigned decision never gates the trial.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from .. import protocol as protocols
+from ..errors import AuthError
+from ..eventlog import Event
+from ..site import Session
+from ..store import Store
+from . import dosing, safety
+from .participants import sentinel_state
+
+VITAL_SIGNS = ("temp", "pulse", "resp", "oxysat", "sysbp", "diabp")
+DECISION_MEANING = "approved"
+"""A DSMG member signs their decision as its approver (21 CFR 11.50 meaning)."""
+
+
+def _relatedness(store: Store) -> dict[str, dict[str, Any]]:
+    """AE event id -> the latest DSMG review of it (relatedness, unexpected, record)."""
+    out: dict[str, dict[str, Any]] = {}
+    for event_id, data in store.execute(
+        "SELECT r.event_id, r.data FROM records r JOIN events e ON e.id = r.event_id"
+        " WHERE r.form = 'dsmg_ae_review' ORDER BY e.pos"
+    ):
+        d = json.loads(data)
+        if d.get("ae_event"):
+            out[str(d["ae_event"])] = {
+                "review": event_id,
+                "relatedness": d.get("relatedness"),
+                "unexpected": d.get("unexpected"),
+            }
+    return out
+
+
+def vitals_flags(store: Store, proto: protocols.Protocol, pid: str) -> list[dict[str, Any]]:
+    """Every vital sign recorded outside the protocol's expected (soft) range, oldest first."""
+    fields = proto.form("vitals").fields
+    ranges = {name: fields[name].soft for name in VITAL_SIGNS if name in fields and fields[name].soft}
+    flags = []
+    for row in store.rows("SELECT * FROM vitals WHERE participant = ? ORDER BY time, event_id", (pid,)):
+        for name, soft in ranges.items():
+            value = row.get(name)
+            assert soft is not None
+            if value is not None and not soft[0] <= value <= soft[1]:
+                flags.append(
+                    {
+                        "event": row["event_id"],
+                        "time": row["time"],
+                        "timepoint": row["timepoint"],
+                        "dose": row["dose"],
+                        "sign": name,
+                        "value": value,
+                        "low": soft[0],
+                        "high": soft[1],
+                        "unit": fields[name].unit,
+                    }
+                )
+    return flags
+
+
+def participant_safety(
+    store: Store, proto: protocols.Protocol, pid: str, *, today: date, reviews: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One participant's safety data as the DSMG reviews it (reads projections only).
+
+    `today` (the ward's local day) decides which expedited reports are overdue;
+    `reviews` may be passed when summarising many participants at once.
+    """
+    reviews = _relatedness(store) if reviews is None else reviews
+    doses = dosing.doses_of(store, pid)
+    aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
+    by_grade = Counter(str(a["grade"]) if a["grade"] is not None else "?" for a in aes)
+    by_causality = Counter(a["causality"] or "not assessed" for a in aes)
+    saes = []
+    for a in aes:
+        if not a["serious"]:
+            continue
+        review = reviews.get(a["event_id"])
+        due = a["report_due"]
+        saes.append(
+            {
+                "event": a["event_id"],
+                "term": a["term"],
+                "onset": a["onset"],
+                "grade": a["grade"],
+                "outcome": a["outcome"],
+                "report_due": due,
+                "report_overdue": bool(due) and date.fromisoformat(due) < today,
+                "relatedness": review["relatedness"] if review else None,
+                "unexpected": review["unexpected"] if review else None,
+                "awaiting_review": review is None,
+            }
+        )
+    decisions = safety.decisions(store, participant=pid)
+    for d in decisions:
+        d["signatures"] = decision_signatures(store, d["event"])
+    return {
+        "participant": pid,
+        "doses_given": len(doses),
+        "doses_planned": proto.schedule.doses,
+        "cumulative_particles": sum(float(d["particles"] or 0) for d in doses),
+        "particles_unit": proto.schedule.particles_unit,
+        "aes": [
+            {
+                "event": a["event_id"],
+                "term": a["term"],
+                "onset": a["onset"],
+                "end": a["end"],
+                "grade": a["grade"],
+                "serious": bool(a["serious"]),
+                "causality": a["causality"],
+                "outcome": a["outcome"],
+            }
+            for a in aes
+        ],
+        "aes_total": len(aes),
+        "aes_by_grade": dict(sorted(by_grade.items())),
+        "aes_serious": len(saes),
+        "aes_by_causality": dict(sorted(by_causality.items())),
+        "saes": saes,
+        "sae_reports_overdue": sum(1 for s in saes if s["report_overdue"]),
+        "saes_awaiting_review": sum(1 for s in saes if s["awaiting_review"]),
+        "vitals_flags": vitals_flags(store, proto, pid),
+        "decisions": decisions,
+        "latest_decision": decisions[-1]["decision"] if decisions else None,
+    }
+
+
+def gate_state(store: Store, proto: protocols.Protocol) -> dict[str, Any]:
+    """What the DSMG's decisions mean for the ward now.
+
+    `hold`: why dosing and enrollment are held (a stop, an alter awaiting its
+    protocol version), or None. `sentinel`: the sentinels and those still
+    waiting for a "continue". `latest`: the decision that governs.
+    """
+    all_ = safety.decisions(store)
+    sentinel = sentinel_state(store, proto.sentinel_participants)
+    return {
+        "hold": safety.hold(store),
+        "sentinel": sentinel,
+        "latest": all_[-1] if all_ else None,
+        "decisions": all_,
+        "saes_awaiting_review": len(safety.review_list(store)),
+    }
+
+
+def review(session: Session, *, today: date) -> dict[str, Any]:
+    """The DSMG review board: the gate and every participant's safety summary."""
+    session.require("record.read", what="read safety data")
+    store = session.store
+    proto = protocols.active(store)
+    reviews = _relatedness(store)
+    ids = [r[0] for r in store.execute("SELECT id FROM participants ORDER BY number")]
+    sentinels = set(sentinel_state(store, proto.sentinel_participants)["sentinels"])
+    people = []
+    for pid in ids:
+        s = participant_safety(store, proto, pid, today=today, reviews=reviews)
+        s["sentinel"] = pid in sentinels
+        people.append(s)
+    return {"gate": gate_state(store, proto), "participants": people}
+
+
+def decide(session: Session, participant: str, raw: Mapping[str, Any], *, password: str) -> Event:
+    """Record a DSMG decision about `participant`, signed by the member ("approved").
+
+    `raw` holds the `dsmg_decision` form's fields (decision, rationale,
+    change for an alter, time). Saved with its signature or not at all.
+    """
+    from .. import signatures, users
+    from ..clock import iso_utc, now_utc
+    from .service import submit
+
+    session.require("dsmg.decide", what="record DSMG decisions")
+    try:
+        with session.store.transaction():
+            event = submit(session, "dsmg_decision", raw, participant=participant)
+            signatures.sign(session, target=event.id, meaning=DECISION_MEANING, password=password)
+    except AuthError as exc:
+        # The failure logged inside the rolled-back transaction is logged again.
+        if str(exc).startswith("wrong password"):
+            users.record_login_failed(session, session.user, iso_utc(now_utc()))
+        raise
+    return event
+
+
+def decision_signatures(store: Store, event_id: str) -> list[dict[str, Any]]:
+    """The e-signatures over one decision record (valid, or changed since signed)."""
+    from .. import signatures
+
+    return [
+        {"user": s.user, "full_name": s.full_name, "meaning": s.meaning, "at": s.signed_at, "valid": s.valid}
+        for s in signatures.for_target(store, event_id)
+    ]
