@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wardcrf import canonical, eventlog
+from wardcrf import canonical, eventlog, ingest
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
 from wardcrf.store import Store
@@ -80,6 +80,7 @@ def _keep(files_dir: Path, kind: str, v: Verified, cipher: bytes, sig: bytes) ->
 
 
 ForkHook = Callable[[Store, Verified, str], None]
+HoldHook = Callable[[Store, Verified, ingest.HoldForCoordinator], None]
 Reverify = Callable[[bytes, bytes], Verified]
 
 
@@ -100,11 +101,12 @@ def accept(
     *,
     on_fork: ForkHook | None = None,
     reverify: Reverify | None = None,
+    on_hold: HoldHook | None = None,
 ) -> Outcome:
     """Decide and apply one verified bundle; then release held bundles it unblocks."""
-    outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork)
+    outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, on_hold)
     if outcome.status == "applied" and reverify is not None:
-        outcome.released = _release_held(store, v.device, files_dir, reverify, on_fork)
+        outcome.released = _release_held(store, v.device, files_dir, reverify, on_fork, on_hold)
         if outcome.released:
             outcome.message += f"; then applied held bundle(s) {', '.join(map(str, outcome.released))}"
     return outcome
@@ -142,8 +144,47 @@ def _fork(
     )
 
 
+def _hold(
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    hold: ingest.HoldForCoordinator,
+    on_hold: HoldHook | None,
+) -> Outcome:
+    """A valid bundle an after-ingest hook will not merge: kept in held/, recorded, the caller told."""
+    seen = store.one(
+        "SELECT id FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
+        (v.device, v.bundle_seq, v.manifest_sha),
+    )
+    if seen is None:
+        path = _keep(files_dir, "held", v, cipher, sig)
+        with store.transaction():
+            store.execute(
+                "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (v.device, v.bundle_seq, v.manifest_sha, hold.reason, str(path), hold.detail, iso_utc(now_utc())),
+            )
+            if on_hold is not None:
+                on_hold(store, v, hold)
+    return Outcome(
+        hold.reason,
+        v.device,
+        v.bundle_seq,
+        f"{hold.reason.upper()}: device {v.device} bundle {v.bundle_seq}: {hold.detail}; refused, "
+        "held for the coordinator with both sides kept and the device is flagged",
+    )
+
+
 def _accept_one(
-    store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path, on_fork: ForkHook | None
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    on_fork: ForkHook | None,
+    on_hold: HoldHook | None = None,
 ) -> Outcome:
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     row = store.one("SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?", (dev, bseq))
@@ -223,13 +264,29 @@ def _accept_one(
             f"{m['chain_first_prev'][:12]}…, this copy holds up to {head_seq} ending {head_hash[:12]}…)"
         )
     path = _keep(files_dir, "applied", v, cipher, sig)
+    try:
+        return _apply(store, v, path)
+    except ingest.HoldForCoordinator as hold:
+        # Rolled back whole; the copy under applied/ names nothing in the ledger.
+        for stale in (path.with_name(path.name + ".minisig"), path):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
+
+
+def _apply(store: Store, v: Verified, path: Path) -> Outcome:
+    """Photos, logger files, events, after-ingest hooks and the ledger row: one transaction."""
+    dev, bseq, m = v.device, v.bundle_seq, v.manifest
+    first = m["events"]["first"]
     with store.transaction():
         for digest, (ext, data) in sorted(v.photos.items()):
             if not photostore.has_original(store, digest):
                 photostore.save_original(store, digest, ext, bytes(data))
         for digest, (name, data) in sorted(v.evidence.items()):
             evidencestore.save(store, digest, name, data)
-        eventlog.ingest_many(store, v.events or [eventlog.Event.from_line(line) for line in v.lines])
+        events = v.events or [eventlog.Event.from_line(line) for line in v.lines]
+        eventlog.ingest_many(store, events)
+        ingest.after_ingest(store, events)
         store.execute(
             "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
             " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
@@ -254,7 +311,12 @@ def _accept_one(
 
 
 def _release_held(
-    store: Store, device: str, files_dir: Path, reverify: Reverify, on_fork: ForkHook | None
+    store: Store,
+    device: str,
+    files_dir: Path,
+    reverify: Reverify,
+    on_fork: ForkHook | None,
+    on_hold: HoldHook | None = None,
 ) -> list[int]:
     released: list[int] = []
     for _ in range(100000):  # bounded: one pass per held bundle at most
@@ -271,7 +333,7 @@ def _release_held(
             cipher = path.read_bytes()
             sig = path.with_name(path.name + ".minisig").read_bytes()
             v = reverify(cipher, sig)
-            out = _accept_one(store, v, cipher, sig, files_dir, on_fork)
+            out = _accept_one(store, v, cipher, sig, files_dir, on_fork, on_hold)
         except (OSError, Refused) as exc:
             with store.transaction():
                 store.execute(

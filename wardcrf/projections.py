@@ -2,7 +2,8 @@
 
 Every module that defines projectors is listed in `PROJECTOR_MODULES` and
 every derived table in `PROJECTION_TABLES`. `rebuild` replays the whole log
-(in the order it was written) through the projectors; `check` does the same
+(in the order it was written) through the projectors, then re-derives the
+derived indexes (`derived_index`) from stored evidence; `check` does the same
 into a scratch in-memory database and compares every table row by row, so a
 projector bug or a hand-edited projection row is found and named.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import eventlog
+from .errors import Refused
 from .store import Store
 
 PROJECTOR_MODULES = [
@@ -57,6 +59,24 @@ PROJECTION_TABLES = [
     "sync_decisions",
 ]
 
+# Derived indexes: tables re-derivable from stored evidence rather than from
+# the log alone (cold chain's readings, parsed from the logger files kept in
+# `cc_evidence`). `rebuild` re-derives them after replaying the log; `check`
+# derives them into the scratch copy, reading the evidence from the live store.
+DerivedIndex = Callable[[Store, Store], int]
+DERIVED_INDEXES: dict[str, DerivedIndex] = {}
+
+
+def derived_index(table: str) -> Callable[[DerivedIndex], DerivedIndex]:
+    """Register `fn(target, source)`: clear `table` in target and re-derive it from source's log and evidence."""
+
+    def register(fn: DerivedIndex) -> DerivedIndex:
+        DERIVED_INDEXES[table] = fn
+        return fn
+
+    return register
+
+
 _loaded = False
 
 
@@ -70,9 +90,26 @@ def load_all() -> None:
     _loaded = True
 
 
-def existing_tables(store: Store) -> list[str]:
+def existing_tables(store: Store, *, indexes: bool = False) -> list[str]:
     present = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    return [t for t in PROJECTION_TABLES if t in present]
+    tables = PROJECTION_TABLES + (list(DERIVED_INDEXES) if indexes else [])
+    return [t for t in tables if t in present]
+
+
+def _derive_indexes(target: Store, source: Store, failed: dict[str, str] | None = None) -> None:
+    """Re-derive every derived index; with `failed`, note refusals per table instead of raising."""
+    present = set(existing_tables(target, indexes=True))
+    for table, fn in DERIVED_INDEXES.items():
+        if table not in present:
+            continue
+        if failed is None:
+            fn(target, source)
+            continue
+        try:
+            with target.transaction():
+                fn(target, source)
+        except Refused as exc:
+            failed[table] = str(exc)
 
 
 def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None = None) -> int:
@@ -96,7 +133,9 @@ def rebuild(store: Store, on_progress: Callable[[int], None] | None = None) -> i
         for table in existing_tables(store):
             store.execute(f"DELETE FROM [{table}]")
         lines = (r[0] for r in store.conn.execute("SELECT line FROM events ORDER BY pos"))
-        return replay(store, lines, on_progress)
+        n = replay(store, lines, on_progress)
+        _derive_indexes(store, store)
+        return n
 
 
 @dataclass(frozen=True)
@@ -139,8 +178,12 @@ def check(store: Store, on_progress: Callable[[int], None] | None = None) -> tup
         with scratch.transaction():
             cur = store.conn.execute("SELECT line FROM events ORDER BY pos")
             n = replay(scratch, (r[0] for r in cur), on_progress)
-        diffs: list[Difference] = []
-        for table in existing_tables(store):
+            failed: dict[str, str] = {}
+            _derive_indexes(scratch, store, failed)
+        diffs = [Difference(table, "-", f"cannot be re-derived: {why}") for table, why in failed.items()]
+        for table in existing_tables(store, indexes=True):
+            if table in failed:
+                continue
             pk = _pk(store, table)
             live = _table_rows(store, table, pk)
             fresh = _table_rows(scratch, table, pk)

@@ -352,7 +352,7 @@ def hub_import(
         Path | None, typer.Option("--receipts-to", help="Write signed receipts here.")
     ] = None,
 ) -> None:
-    """Verify and apply ward bundles: all or nothing, idempotent; forks held and flagged."""
+    """Verify and apply ward bundles: all or nothing, idempotent; forks and participant-id clashes held and flagged."""
     from ..sync import engine, hub
 
     failed: list[str] = []
@@ -364,7 +364,7 @@ def hub_import(
                 console.print(f"[red]refused[/] {f.name}: {exc}", highlight=False)
                 failed.append(f"{f.name}: {exc}")
                 continue
-            mark = "[green]ok[/]" if res.ok else "[bold red]FORK[/]"
+            mark = "[green]ok[/]" if res.ok else f"[bold red]{res.outcome.status.upper()}[/]"
             console.print(f"{mark} {f.name}: {res.outcome.message}", highlight=False)
             if not res.ok:
                 failed.append(res.outcome.message)
@@ -431,16 +431,23 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         console.print(
             f"[bold red]FORK[/] {f['device']} bundle {f['bundle_seq']}: {f['detail']}", highlight=False
         )
+    for c in st["clashes"]:
+        console.print(
+            f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
+        )
     console.print(f"conflicts: {st['conflicts']}; open queries: {st['open_queries']}")
 
 
 @hub_app.command("conflicts")
 def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
-    """Concurrent amendments of one field from two devices (the later by HLC is shown)."""
+    """Concurrent amendments of one field from two devices (the later by HLC is shown), then
+    bundles held unmerged because two laptops allocated the same participant id (`hub status
+    --json` lists those under "clashes")."""
     from ..sync import hub
 
     with session(data_dir) as s:
         rows = hub.conflicts(s)
+        clashes = hub.clashes(s)
     if as_json:
         print_json(rows)
         return
@@ -451,6 +458,10 @@ def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
             f"{r['target_event']} {r['field']}: {r['first_event']} → {r['first_value']} vs "
             f"{r['second_event']} → {r['second_value']}",
             highlight=False,
+        )
+    for c in clashes:
+        console.print(
+            f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
         )
 
 
