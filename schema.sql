@@ -559,3 +559,18 @@ INSERT INTO sync_held_v2 (id, device, bundle_seq, manifest_sha, reason, file, de
     SELECT id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at FROM sync_held;
 DROP TABLE sync_held;
 ALTER TABLE sync_held_v2 RENAME TO sync_held;
+
+-- migration: 0062-cc-reading-conflicts
+-- Where logs of several laptops meet (hub, replacement laptop), two logger files
+-- may give one unit different temperatures at the same instant. The readings
+-- index keeps the first (in log order, as a ward does); each disagreeing value
+-- is listed here. Like cc_readings, re-derived from cc_evidence (db rebuild).
+CREATE TABLE cc_reading_conflicts (
+    unit_id TEXT NOT NULL,
+    t INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    temp_c REAL NOT NULL,
+    kept_sha256 TEXT NOT NULL,
+    kept_temp_c REAL NOT NULL,
+    PRIMARY KEY (unit_id, t, sha256)
+) WITHOUT ROWID;

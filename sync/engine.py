@@ -164,7 +164,15 @@ def _hold(
             store.execute(
                 "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
                 " VALUES (?,?,?,?,?,?,?)",
-                (v.device, v.bundle_seq, v.manifest_sha, hold.reason, str(path), hold.detail, iso_utc(now_utc())),
+                (
+                    v.device,
+                    v.bundle_seq,
+                    v.manifest_sha,
+                    hold.reason,
+                    str(path),
+                    hold.detail,
+                    iso_utc(now_utc()),
+                ),
             )
             if on_hold is not None:
                 on_hold(store, v, hold)

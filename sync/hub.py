@@ -240,6 +240,7 @@ def status(session: Session) -> dict[str, Any]:
         "forks": [h for h in held if h["reason"] == "fork"],
         "clashes": [h for h in held if h["reason"] == "clash"],
         "conflicts": len(records.conflicts(store)),
+        "reading_conflicts": len(reading_conflicts(session)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
     }
 
@@ -247,6 +248,14 @@ def status(session: Session) -> dict[str, Any]:
 def conflicts(session: Session) -> list[dict[str, Any]]:
     session.require("audit.read", what="list conflicts")
     return records.conflicts(session.store)
+
+
+def reading_conflicts(session: Session) -> list[dict[str, Any]]:
+    """Logger readings two devices' files disagree on (the first file's value is the one indexed)."""
+    session.require("audit.read", what="list conflicting logger readings")
+    from wardcrf.coldchain import readings
+
+    return readings.conflicts(session.store)
 
 
 def clashes(session: Session) -> list[dict[str, Any]]:

@@ -64,17 +64,21 @@ PROJECTION_TABLES = [
 # `cc_evidence`). `rebuild` re-derives them after replaying the log; `check`
 # derives them into the scratch copy, reading the evidence from the live store.
 DerivedIndex = Callable[[Store, Store], int]
-DERIVED_INDEXES: dict[str, DerivedIndex] = {}
+DERIVED_INDEXES: list[tuple[tuple[str, ...], DerivedIndex]] = []
 
 
-def derived_index(table: str) -> Callable[[DerivedIndex], DerivedIndex]:
-    """Register `fn(target, source)`: clear `table` in target and re-derive it from source's log and evidence."""
+def derived_index(*tables: str) -> Callable[[DerivedIndex], DerivedIndex]:
+    """Register `fn(target, source)`: clear `tables` in target, re-derive them from source's log and evidence."""
 
     def register(fn: DerivedIndex) -> DerivedIndex:
-        DERIVED_INDEXES[table] = fn
+        DERIVED_INDEXES.append((tables, fn))
         return fn
 
     return register
+
+
+def derived_tables() -> list[str]:
+    return [t for tables, _fn in DERIVED_INDEXES for t in tables]
 
 
 _loaded = False
@@ -92,15 +96,15 @@ def load_all() -> None:
 
 def existing_tables(store: Store, *, indexes: bool = False) -> list[str]:
     present = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    tables = PROJECTION_TABLES + (list(DERIVED_INDEXES) if indexes else [])
+    tables = PROJECTION_TABLES + (derived_tables() if indexes else [])
     return [t for t in tables if t in present]
 
 
 def _derive_indexes(target: Store, source: Store, failed: dict[str, str] | None = None) -> None:
     """Re-derive every derived index; with `failed`, note refusals per table instead of raising."""
     present = set(existing_tables(target, indexes=True))
-    for table, fn in DERIVED_INDEXES.items():
-        if table not in present:
+    for tables, fn in DERIVED_INDEXES:
+        if not set(tables) <= present:
             continue
         if failed is None:
             fn(target, source)
@@ -109,7 +113,8 @@ def _derive_indexes(target: Store, source: Store, failed: dict[str, str] | None 
             with target.transaction():
                 fn(target, source)
         except Refused as exc:
-            failed[table] = str(exc)
+            for table in tables:
+                failed[table] = str(exc)
 
 
 def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None = None) -> int:

@@ -100,7 +100,12 @@ def test_replacement_laptop_gets_the_readings_back(synced, tmp_path: Path) -> No
     for f in files:
         hub_import(h, f)
     res, card = restore.provision(
-        tmp_path / "new", site="WUH01", device_name="lap1b", admin="admin", password=PASSWORD, hub_card=card_of(h)
+        tmp_path / "new",
+        site="WUH01",
+        device_name="lap1b",
+        admin="admin",
+        password=PASSWORD,
+        hub_card=card_of(h),
     )
     hs = open_(h)
     try:
@@ -122,7 +127,7 @@ def test_hub_refuses_readings_that_parse_differently_and_applies_nothing(
     synced, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Other time-zone rules at the hub would shift local times: refused whole, never indexed silently."""
-    w, h, digests, files = synced
+    w, h, _digests, files = synced
     real = readings.loggers.parse
 
     def shifted(raw: bytes, zone: str, *, fmt: str | None = None) -> Any:
@@ -132,7 +137,9 @@ def test_hub_refuses_readings_that_parse_differently_and_applies_nothing(
         return log
 
     monkeypatch.setattr(readings.loggers, "parse", shifted)
-    with pytest.raises(Refused, match=r"logger import \S+: the file parsed here gives first .*different time-zone"):
+    with pytest.raises(
+        Refused, match=r"logger import \S+: the file parsed here gives first .*different time-zone"
+    ):
         hub_import(h, files[0])
     hs = open_(h)
     try:
@@ -163,3 +170,53 @@ def test_rebuild_rederives_readings_and_check_finds_an_edited_one(synced) -> Non
         assert projections.check(s.store)[1] == []
     finally:
         s.close()
+
+
+def _laptop_with_file(w: Site, tmp: Path, temps: list[float]) -> str:
+    a = open_(w)
+    users.add_user(a, "pharmacist", "Pha Rmacist", "pharmacist", PASSWORD)
+    a.close()
+    p = open_(w, "pharmacist")
+    try:
+        services.add_unit(p, "FRZ-1", name="freezer", location="ward 3")
+        raw = samples.fridgetag(
+            samples.series(T0, 5, temps), serial=f"13050010908{len(w.data_dir.name)}{w.data_dir.name[-1]}"
+        )
+        return _import(p, tmp, f"{w.data_dir.name}.txt", raw)
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("second", [[-20.0] * 60, [-20.0] * 30 + [-18.0] * 30], ids=["agree", "disagree"])
+def test_two_laptops_files_for_one_unit_meet_at_the_hub(tmp_path: Path, second: list[float], cli) -> None:
+    """Overlapping files from two laptops: agreeing readings are indexed once; disagreeing ones are
+    listed (the first file's value indexed, as a ward would), never silently dropped."""
+    h = make_hub(tmp_path)
+    a, b = make_ward(tmp_path, "lap1"), make_ward(tmp_path, "lap2")
+    for w in (a, b):
+        connect(w, h)
+    da = _laptop_with_file(a, tmp_path, [-20.0] * 60)
+    db = _laptop_with_file(b, tmp_path, second)
+    for w, usb in ((a, "usb-a"), (b, "usb-b")):
+        for f in export(w, tmp_path / usb):
+            assert hub_import(h, f).outcome.status == "applied"
+    hs = open_(h)
+    try:
+        rows = hs.store.rows(ROWS)
+        assert len(rows) == 60 and {r["sha256"] for r in rows} == {da}
+        assert all(r["temp_c"] == -20.0 for r in rows)
+        found = readings.conflicts(hs.store)
+        assert hub.status(hs)["reading_conflicts"] == len(found)
+        assert projections.check(hs.store)[1] == []
+    finally:
+        hs.close()
+    r = cli("hub", "conflicts", "--data-dir", str(h.data_dir), user="admin")
+    assert db != da  # two laptops, two files (different logger serials)
+    if second == [-20.0] * 60:
+        assert found == [] and "logger readings disagree" not in r.out
+        return
+    assert len(found) == 30
+    assert {(c["kept_temp_c"], c["kept_sha256"], c["temp_c"], c["sha256"]) for c in found} == {
+        (-20.0, da, -18.0, db)
+    }
+    assert r.code == 0 and r.out.count("logger readings disagree: unit FRZ-1") == 30

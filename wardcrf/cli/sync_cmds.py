@@ -435,19 +435,25 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         console.print(
             f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
         )
-    console.print(f"conflicts: {st['conflicts']}; open queries: {st['open_queries']}")
+    console.print(
+        f"conflicts: {st['conflicts']}; conflicting logger readings: {st['reading_conflicts']}; "
+        f"open queries: {st['open_queries']}",
+        highlight=False,
+    )
 
 
 @hub_app.command("conflicts")
 def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     """Concurrent amendments of one field from two devices (the later by HLC is shown), then
     bundles held unmerged because two laptops allocated the same participant id (`hub status
-    --json` lists those under "clashes")."""
+    --json` lists those under "clashes"), then logger readings two devices' files disagree on."""
+    from ..coldchain.loggers import iso_z
     from ..sync import hub
 
     with session(data_dir) as s:
         rows = hub.conflicts(s)
         clashes = hub.clashes(s)
+        readings = hub.reading_conflicts(s)
     if as_json:
         print_json(rows)
         return
@@ -462,6 +468,12 @@ def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     for c in clashes:
         console.print(
             f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
+        )
+    for r in readings:
+        console.print(
+            f"logger readings disagree: unit {r['unit_id']} at {iso_z(r['t'])}: {r['kept_temp_c']} °C "
+            f"(sha256:{r['kept_sha256'][:12]}…, indexed) vs {r['temp_c']} °C (sha256:{r['sha256'][:12]}…)",
+            highlight=False,
         )
 
 

@@ -15,8 +15,10 @@ anywhere else the same rows come from parsing the same bytes again:
 Parsing is deterministic given the bytes, the layout and the zone, and the
 event records both (``format``; ``zone``, the zone the ward actually used:
 the unit's, or the one the file states). Rows are inserted in log order with
-the same ``INSERT OR IGNORE`` as the ward, so the first file that supplied a
-reading keeps it, exactly as on the ward. Each re-parse is checked against
+the same rule as the ward, so the first file that supplied a reading keeps
+it, exactly as on the ward; where two laptops' files disagree (which a ward
+refuses at import, but two laptops cannot see each other's files) the other
+value is listed in `cc_reading_conflicts`, never dropped unseen. Each re-parse is checked against
 the summary the ward recorded (count, first, last, min, max): a machine
 whose time-zone rules differ from the ward's would shift local times, and
 that is refused, never indexed silently.
@@ -68,15 +70,38 @@ def _same_as_recorded(event: Event, log: LoggerLog) -> None:
 
 
 def index_event(target: Store, event: Event, source: Store | None = None) -> int:
-    """Index one import's readings into `target` (file read from `source`); returns rows added."""
+    """Index one import's readings into `target` (file read from `source`); returns rows added.
+
+    A reading the unit already has from another file keeps that file's value;
+    a different value is listed in `cc_reading_conflicts` (a ward refuses such
+    a file at import; two laptops' files meet only at the hub or on a restored
+    laptop).
+    """
     log = parse_again(source or target, event)
     b = event.body
-    before = target.conn.total_changes
+    unit, digest = b["unit_id"], b["sha256"]
+    held = {
+        t: (v, sha)
+        for t, v, sha in target.execute(
+            "SELECT t, temp_c, sha256 FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ?",
+            (unit, log.times[0], log.times[-1]),
+        )
+    }
+    fresh: list[tuple[str, int, float, str]] = []
+    disagree: list[tuple[str, int, str, float, str, float]] = []
+    for t, v in zip(log.times, log.temps, strict=True):
+        kept = held.get(t)
+        if kept is None:
+            fresh.append((unit, t, v, digest))
+        elif kept[0] != v and kept[1] != digest:
+            disagree.append((unit, t, digest, v, kept[1], kept[0]))
+    target.conn.executemany("INSERT INTO cc_readings (unit_id, t, temp_c, sha256) VALUES (?,?,?,?)", fresh)
     target.conn.executemany(
-        "INSERT OR IGNORE INTO cc_readings (unit_id, t, temp_c, sha256) VALUES (?,?,?,?)",
-        ((b["unit_id"], t, v, b["sha256"]) for t, v in zip(log.times, log.temps, strict=True)),
+        "INSERT OR IGNORE INTO cc_reading_conflicts (unit_id, t, sha256, temp_c, kept_sha256, kept_temp_c)"
+        " VALUES (?,?,?,?,?,?)",
+        disagree,
     )
-    return int(target.conn.total_changes - before)
+    return len(fresh)
 
 
 @after_ingest_hook
@@ -87,11 +112,20 @@ def reindex_events(store: Store, events: Sequence[Event]) -> None:
             index_event(store, event)
 
 
-@derived_index("cc_readings")
+@derived_index("cc_readings", "cc_reading_conflicts")
 def reindex_all(target: Store, source: Store) -> int:
     """Re-derive `target`'s readings from every logger import in `source`'s log, in log order."""
     target.execute("DELETE FROM cc_readings")
+    target.execute("DELETE FROM cc_reading_conflicts")
     return sum(index_event(target, e, source) for e in _imports(source))
+
+
+def conflicts(store: Store) -> list[dict[str, Any]]:
+    """Readings two logger files disagree on, per unit: (unit, time, kept value and file, other)."""
+    return store.rows(
+        "SELECT unit_id, t, kept_temp_c, kept_sha256, temp_c, sha256 FROM cc_reading_conflicts"
+        " ORDER BY unit_id, t, sha256"
+    )
 
 
 def _imports(store: Store) -> Iterable[Event]:
@@ -100,4 +134,6 @@ def _imports(store: Store) -> Iterable[Event]:
 
 def readings_of(store: Store, digest: str) -> list[dict[str, Any]]:
     """The indexed readings a file supplied (tests and reports compare ward and hub with it)."""
-    return store.rows("SELECT unit_id, t, temp_c FROM cc_readings WHERE sha256 = ? ORDER BY unit_id, t", (digest,))
+    return store.rows(
+        "SELECT unit_id, t, temp_c FROM cc_readings WHERE sha256 = ? ORDER BY unit_id, t", (digest,)
+    )

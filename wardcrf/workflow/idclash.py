@@ -7,7 +7,8 @@ its own; the clash appears only where both logs meet: at the hub, or on a
 replacement laptop restored from it.
 
 A consent that allocated its participant's id carries ``creates_participant:
-true`` in its event body. When such an event arrives from another device and
+true`` in its event body; a re-consent of a participant the laptop holds
+carries ``false``. When such an event arrives from another device and
 the importer already holds a participant of that id created by a *different*
 event, merging would make one casebook out of two people (the second
 screening, doses and adverse events would land on the first person). The
@@ -33,7 +34,9 @@ CREATES = "creates_participant"
 
 
 def _device_of(store: Store, event_id: str) -> str:
-    return str(store.scalar("SELECT device FROM events WHERE id = ?", (event_id,)) or event_id.rsplit("-", 1)[0])
+    return str(
+        store.scalar("SELECT device FROM events WHERE id = ?", (event_id,)) or event_id.rsplit("-", 1)[0]
+    )
 
 
 def _is_replacement(store: Store, device: str) -> bool:

@@ -220,10 +220,11 @@ def submit(
             # New records are captured under the protocol version they were checked against.
             session.protocol = prep.ctx.protocol.ref
             extra: dict[str, Any] = {"overrides": prep.overrides} if prep.overrides else {}
-            if form == "consent" and not participant:
-                # This laptop allocated the id: where logs meet, another laptop's
-                # allocation of the same id is a clash, not a re-consent (idclash).
-                extra[CREATES_PARTICIPANT] = True
+            if form == "consent":
+                # Whether this laptop allocated the id (True) or re-consents a participant
+                # it holds (False): where logs meet, another laptop's allocation of the
+                # same id is a clash, a re-consent is not (idclash).
+                extra[CREATES_PARTICIPANT] = not participant
             event = records.submit(
                 session, form, prep.values, subject=prep.subject, reason=_clean(reason), extra=extra or None
             )
