@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 
 import pytest
-from synckit import PASSWORD, card_of, connect, make_hub, make_ward, open_
+from synckit import PASSWORD, HubServer, card_of, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
-from wardcrf.sync import hub, registry, restore, ward
+from wardcrf.sync import hub, registry, restore, service, ward
+from wardcrf.sync.transport import Client
 from wf_support import Ward
 
 from wardcrf import users
@@ -226,3 +227,22 @@ def test_consents_recorded_before_the_marker(two_laptops, tmp_path: Path) -> Non
         assert idclash.clash_of(hs.store, _consent_event(dev_b, 5, {})) is None
     finally:
         hs.close()
+
+
+def test_clash_over_http_is_a_409_and_the_ward_hears_of_it(two_laptops, tmp_path: Path) -> None:
+    h, a, b = two_laptops
+    _enroll_one(a, tmp_path / "pa")
+    _enroll_one(b, tmp_path / "pb")
+    server = HubServer(h.data_dir)
+    try:
+        for w in (a, b):
+            s = open_(w)
+            try:
+                lines = service.push(s, Client(server.url))
+            finally:
+                s.close()
+        assert any("CLASH: device" in ln for ln in lines)
+        assert any(ln.startswith("HUB NOTICE: the hub holds this bundle unmerged") for ln in lines)
+        assert "unmerged: participant id WUH01-001" in lines[-1]  # the receipt, applied
+    finally:
+        server.stop()
