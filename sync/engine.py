@@ -13,7 +13,10 @@ its manifest hash; with `chain_heads` it decides what a verified bundle is:
   -> a fork: never dropped, the file is kept beside the applied version and
   the caller is told (the hub records an event and flags the device);
 - a bundle seq beyond the next -> held until the gap fills, then applied in
-  order automatically.
+  order automatically;
+- the next bundle, but an after-ingest hook will not merge it (a
+  participant-id clash, `wardcrf.ingest.HoldForCoordinator`) -> rolled back
+  whole and held like a fork (reason from the hook), the caller told.
 """
 
 from __future__ import annotations
@@ -112,6 +115,32 @@ def accept(
     return outcome
 
 
+def _record_held(
+    store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path, reason: str, detail: str
+) -> bool:
+    """Hold a bundle for a coordinator (fork, clash); True when newly held (the caller records it).
+
+    A bundle that waited for a gap and turns out a fork or a clash when
+    released keeps its row, now with the coordinator's reason.
+    """
+    row = store.one(
+        "SELECT id, reason, resolved_at FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
+        (v.device, v.bundle_seq, v.manifest_sha),
+    )
+    if row is None:
+        path = _keep(files_dir, "held", v, cipher, sig)
+        store.execute(
+            "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (v.device, v.bundle_seq, v.manifest_sha, reason, str(path), detail, iso_utc(now_utc())),
+        )
+        return True
+    if row[1] == "gap" and row[2] is None:
+        store.execute("UPDATE sync_held SET reason = ?, detail = ? WHERE id = ?", (reason, detail, row[0]))
+        return True
+    return False
+
+
 def _fork(
     store: Store,
     v: Verified,
@@ -121,20 +150,9 @@ def _fork(
     detail: str,
     on_fork: ForkHook | None,
 ) -> Outcome:
-    seen = store.one(
-        "SELECT id FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
-        (v.device, v.bundle_seq, v.manifest_sha),
-    )
-    if seen is None:
-        path = _keep(files_dir, "held", v, cipher, sig)
-        with store.transaction():
-            store.execute(
-                "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
-                " VALUES (?,?,?,'fork',?,?,?)",
-                (v.device, v.bundle_seq, v.manifest_sha, str(path), detail, iso_utc(now_utc())),
-            )
-            if on_fork is not None:
-                on_fork(store, v, detail)
+    with store.transaction():
+        if _record_held(store, v, cipher, sig, files_dir, "fork", detail) and on_fork is not None:
+            on_fork(store, v, detail)
     return Outcome(
         "fork",
         v.device,
@@ -154,28 +172,9 @@ def _hold(
     on_hold: HoldHook | None,
 ) -> Outcome:
     """A valid bundle an after-ingest hook will not merge: kept in held/, recorded, the caller told."""
-    seen = store.one(
-        "SELECT id FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
-        (v.device, v.bundle_seq, v.manifest_sha),
-    )
-    if seen is None:
-        path = _keep(files_dir, "held", v, cipher, sig)
-        with store.transaction():
-            store.execute(
-                "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (
-                    v.device,
-                    v.bundle_seq,
-                    v.manifest_sha,
-                    hold.reason,
-                    str(path),
-                    hold.detail,
-                    iso_utc(now_utc()),
-                ),
-            )
-            if on_hold is not None:
-                on_hold(store, v, hold)
+    with store.transaction():
+        if _record_held(store, v, cipher, sig, files_dir, hold.reason, hold.detail) and on_hold is not None:
+            on_hold(store, v, hold)
     return Outcome(
         hold.reason,
         v.device,
@@ -349,6 +348,8 @@ def _release_held(
                     (iso_utc(now_utc()), f"refused when released: {exc}", row[0]),
                 )
             break
+        if out.status in ("fork", "clash"):
+            break  # the same row now holds it for the coordinator (_record_held)
         with store.transaction():
             store.execute(
                 "UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from synckit import PASSWORD, HubServer, card_of, connect, make_hub, make_ward, open_
+from synckit import PASSWORD, HubServer, add_notes, card_of, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
 from wardcrf.sync import hub, registry, restore, service, ward
 from wardcrf.sync.transport import Client
@@ -246,3 +246,29 @@ def test_clash_over_http_is_a_409_and_the_ward_hears_of_it(two_laptops, tmp_path
         assert "unmerged: participant id WUH01-001" in lines[-1]  # the receipt, applied
     finally:
         server.stop()
+
+
+def test_a_clash_found_when_a_gap_fills_is_held_and_flagged(two_laptops, tmp_path: Path) -> None:
+    """Bundle 2 (the clashing consent) arrives before bundle 1: held as a gap, then, once bundle 1
+    is applied, held as a clash on the same row, the device flagged; not marked resolved."""
+    h, a, b = two_laptops
+    _enroll_one(a, tmp_path / "pa")
+    (fa,) = export(a, tmp_path / "usb-a")
+    hub_import(h, fa)
+    add_notes(b, 3)
+    (b1,) = export(b, tmp_path / "usb-b1")
+    _enroll_one(b, tmp_path / "pb")
+    b2 = next(f for f in export(b, tmp_path / "usb-b2") if f.name != b1.name)
+    assert hub_import(h, b2).outcome.status == "held"
+    out = hub_import(h, b1).outcome
+    assert out.status == "applied" and out.released == []
+    dev_b = card_of(b).device
+    rows = _hub_rows(h, "SELECT bundle_seq, reason, resolved_at FROM sync_held WHERE device = ?", (dev_b,))
+    assert rows == [{"bundle_seq": 2, "reason": "clash", "resolved_at": None}]
+    hs = open_(h)
+    try:
+        st = hub.status(hs)
+        assert [c["bundle_seq"] for c in st["clashes"]] == [2] and st["gaps_held"] == []
+        assert {d["device"]: d["status"] for d in st["devices"]}[dev_b] == "flagged"
+    finally:
+        hs.close()
