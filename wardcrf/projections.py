@@ -113,8 +113,9 @@ def _derive_indexes(target: Store, source: Store, failed: dict[str, str] | None 
             with target.transaction():
                 fn(target, source)
         except Refused as exc:
-            for table in tables:
-                failed[table] = str(exc)
+            failed[tables[0]] = str(exc)
+            for table in tables[1:]:
+                failed[table] = ""  # same cause, named once
 
 
 def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None = None) -> int:
@@ -185,7 +186,7 @@ def check(store: Store, on_progress: Callable[[int], None] | None = None) -> tup
             n = replay(scratch, (r[0] for r in cur), on_progress)
             failed: dict[str, str] = {}
             _derive_indexes(scratch, store, failed)
-        diffs = [Difference(table, "-", f"cannot be re-derived: {why}") for table, why in failed.items()]
+        diffs = [Difference(table, "-", f"cannot be re-derived: {why}") for table, why in failed.items() if why]
         for table in existing_tables(store, indexes=True):
             if table in failed:
                 continue
