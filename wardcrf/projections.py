@@ -186,7 +186,9 @@ def check(store: Store, on_progress: Callable[[int], None] | None = None) -> tup
             n = replay(scratch, (r[0] for r in cur), on_progress)
             failed: dict[str, str] = {}
             _derive_indexes(scratch, store, failed)
-        diffs = [Difference(table, "-", f"cannot be re-derived: {why}") for table, why in failed.items() if why]
+        diffs = [
+            Difference(table, "-", f"cannot be re-derived: {why}") for table, why in failed.items() if why
+        ]
         for table in existing_tables(store, indexes=True):
             if table in failed:
                 continue
