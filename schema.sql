@@ -538,6 +538,43 @@ CREATE TABLE sync_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+
+-- migration: 0061-sync-held-clash
+-- A bundle can also be held because it would merge two different participants
+-- under one id (reason 'clash', see docs/sync.md). SQLite cannot widen a CHECK
+-- in place, so the table is copied into one that allows the new reason.
+CREATE TABLE sync_held_v2 (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL,
+    manifest_sha TEXT NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('gap', 'fork', 'clash')),
+    file TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    resolved_at TEXT,
+    UNIQUE (device, bundle_seq, manifest_sha)
+);
+INSERT INTO sync_held_v2 (id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at)
+    SELECT id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at FROM sync_held;
+DROP TABLE sync_held;
+ALTER TABLE sync_held_v2 RENAME TO sync_held;
+
+-- migration: 0062-cc-reading-conflicts
+-- Where logs of several laptops meet (hub, replacement laptop), two logger files
+-- may give one unit different temperatures at the same instant. The readings
+-- index keeps the first (in log order, as a ward does); each disagreeing value
+-- is listed here. Like cc_readings, re-derived from cc_evidence (db rebuild).
+CREATE TABLE cc_reading_conflicts (
+    unit_id TEXT NOT NULL,
+    t INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    temp_c REAL NOT NULL,
+    kept_sha256 TEXT NOT NULL,
+    kept_temp_c REAL NOT NULL,
+    PRIMARY KEY (unit_id, t, sha256)
+) WITHOUT ROWID;
+
 -- migration: 0070-events-hash-not-unique
 -- The events table again, without the UNIQUE constraint on `hash` (SQLite
 -- cannot drop a constraint's index, so the table is rebuilt; rows, `pos`,

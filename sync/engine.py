@@ -13,7 +13,10 @@ its manifest hash; with `chain_heads` it decides what a verified bundle is:
   -> a fork: never dropped, the file is kept beside the applied version and
   the caller is told (the hub records an event and flags the device);
 - a bundle seq beyond the next -> held until the gap fills, then applied in
-  order automatically.
+  order automatically;
+- the next bundle, but an after-ingest hook will not merge it (a
+  participant-id clash, `wardcrf.ingest.HoldForCoordinator`) -> rolled back
+  whole and held like a fork (reason from the hook), the caller told.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wardcrf import eventlog
+from wardcrf import canonical, eventlog, ingest
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
 from wardcrf.store import Store
@@ -171,6 +174,7 @@ def _keep(
 
 
 ForkHook = Callable[[Store, Verified, str], None]
+HoldHook = Callable[[Store, Verified, ingest.HoldForCoordinator], None]
 Reverify = Callable[[bytes, bytes], Verified]
 
 
@@ -192,18 +196,52 @@ def accept(
     on_fork: ForkHook | None = None,
     reverify: Reverify | None = None,
     spool: Spool | None = None,
+    on_hold: HoldHook | None = None,
 ) -> Outcome:
     """Decide and apply one verified bundle; then release held bundles it unblocks.
 
     `spool`, when given, holds the bundle's bytes already written to disk
     (`Spool`): kept files are moved into place instead of written again.
     """
-    outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool)
+    outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool, on_hold)
     if outcome.status == "applied" and reverify is not None:
-        outcome.released = _release_held(store, v.device, files_dir, reverify, on_fork)
+        outcome.released = _release_held(store, v.device, files_dir, reverify, on_fork, on_hold)
         if outcome.released:
             outcome.message += f"; then applied held bundle(s) {', '.join(map(str, outcome.released))}"
     return outcome
+
+
+def _record_held(
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    reason: str,
+    detail: str,
+    spool: Spool | None = None,
+) -> bool:
+    """Hold a bundle for a coordinator (fork, clash); True when newly held (the caller records it).
+
+    A bundle that waited for a gap and turns out a fork or a clash when
+    released keeps its row, now with the coordinator's reason.
+    """
+    row = store.one(
+        "SELECT id, reason, resolved_at FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
+        (v.device, v.bundle_seq, v.manifest_sha),
+    )
+    if row is None:
+        path = _keep(files_dir, "held", v, cipher, sig, spool)
+        store.execute(
+            "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (v.device, v.bundle_seq, v.manifest_sha, reason, str(path), detail, iso_utc(now_utc())),
+        )
+        return True
+    if row[1] == "gap" and row[2] is None:
+        store.execute("UPDATE sync_held SET reason = ?, detail = ? WHERE id = ?", (reason, detail, row[0]))
+        return True
+    return False
 
 
 def _fork(
@@ -216,26 +254,37 @@ def _fork(
     on_fork: ForkHook | None,
     spool: Spool | None = None,
 ) -> Outcome:
-    seen = store.one(
-        "SELECT id FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
-        (v.device, v.bundle_seq, v.manifest_sha),
-    )
-    if seen is None:
-        path = _keep(files_dir, "held", v, cipher, sig, spool)
-        with store.transaction():
-            store.execute(
-                "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
-                " VALUES (?,?,?,'fork',?,?,?)",
-                (v.device, v.bundle_seq, v.manifest_sha, str(path), detail, iso_utc(now_utc())),
-            )
-            if on_fork is not None:
-                on_fork(store, v, detail)
+    with store.transaction():
+        if _record_held(store, v, cipher, sig, files_dir, "fork", detail, spool) and on_fork is not None:
+            on_fork(store, v, detail)
     return Outcome(
         "fork",
         v.device,
         v.bundle_seq,
         f"FORK: device {v.device} bundle {v.bundle_seq} {detail}; refused, both versions "
         "kept for the coordinator and the device is flagged",
+    )
+
+
+def _hold(
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    hold: ingest.HoldForCoordinator,
+    on_hold: HoldHook | None,
+) -> Outcome:
+    """A valid bundle an after-ingest hook will not merge: kept in held/, recorded, the caller told."""
+    with store.transaction():
+        if _record_held(store, v, cipher, sig, files_dir, hold.reason, hold.detail) and on_hold is not None:
+            on_hold(store, v, hold)
+    return Outcome(
+        hold.reason,
+        v.device,
+        v.bundle_seq,
+        f"{hold.reason.upper()}: device {v.device} bundle {v.bundle_seq}: {hold.detail}; refused, "
+        "held for the coordinator with both sides kept and the device is flagged",
     )
 
 
@@ -247,6 +296,7 @@ def _accept_one(
     files_dir: Path,
     on_fork: ForkHook | None,
     spool: Spool | None = None,
+    on_hold: HoldHook | None = None,
 ) -> Outcome:
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     row = store.one("SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?", (dev, bseq))
@@ -328,6 +378,20 @@ def _accept_one(
             f"{m['chain_first_prev'][:12]}…, this copy holds up to {head_seq} ending {head_hash[:12]}…)"
         )
     path = _keep(files_dir, "applied", v, cipher, sig, spool)
+    try:
+        return _apply(store, v, path)
+    except ingest.HoldForCoordinator as hold:
+        # Rolled back whole; the copy under applied/ names nothing in the ledger.
+        for stale in (path.with_name(path.name + ".minisig"), path):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
+
+
+def _apply(store: Store, v: Verified, path: Path) -> Outcome:
+    """Photos, logger files, events, after-ingest hooks and the ledger row: one transaction."""
+    dev, bseq, m = v.device, v.bundle_seq, v.manifest
+    first = m["events"]["first"]
     with store.transaction():
         for digest, (ext, data) in sorted(v.photos.items()):
             # The photo store skips a photo it holds already (by its name);
@@ -335,7 +399,9 @@ def _accept_one(
             photostore.save_original(store, digest, ext, bytes(data))
         for digest, (name, data) in sorted(v.evidence.items()):
             evidencestore.save(store, digest, name, data)
-        eventlog.ingest_many(store, v.events or [eventlog.Event.from_line(line) for line in v.lines])
+        events = v.events or [eventlog.Event.from_line(line) for line in v.lines]
+        eventlog.ingest_many(store, events)
+        ingest.after_ingest(store, events)
         store.execute(
             "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
             " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
@@ -360,7 +426,12 @@ def _accept_one(
 
 
 def _release_held(
-    store: Store, device: str, files_dir: Path, reverify: Reverify, on_fork: ForkHook | None
+    store: Store,
+    device: str,
+    files_dir: Path,
+    reverify: Reverify,
+    on_fork: ForkHook | None,
+    on_hold: HoldHook | None = None,
 ) -> list[int]:
     released: list[int] = []
     for _ in range(100000):  # bounded: one pass per held bundle at most
@@ -377,7 +448,7 @@ def _release_held(
             cipher = path.read_bytes()
             sig = path.with_name(path.name + ".minisig").read_bytes()
             v = reverify(cipher, sig)
-            out = _accept_one(store, v, cipher, sig, files_dir, on_fork)
+            out = _accept_one(store, v, cipher, sig, files_dir, on_fork, on_hold=on_hold)
         except (OSError, Refused) as exc:
             with store.transaction():
                 store.execute(
@@ -385,6 +456,8 @@ def _release_held(
                     (iso_utc(now_utc()), f"refused when released: {exc}", row[0]),
                 )
             break
+        if out.status in ("fork", "clash"):
+            break  # the same row now holds it for the coordinator (_record_held)
         with store.transaction():
             store.execute(
                 "UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wardcrf import devicekeys, records
+from wardcrf import devicekeys, ingest, records
 from wardcrf.errors import Refused, UsageError
 from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 from wardcrf.store import Store
@@ -125,8 +125,31 @@ def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Out
         def reverify(c: bytes, s: bytes) -> bundle.Verified:
             return verify(store, c, s, "held bundle")
 
+        def on_hold(st: Store, hv: bundle.Verified, hold: ingest.HoldForCoordinator) -> None:
+            session.append(
+                type="sync.bundle_held",
+                subject=f"device:{hv.device}",
+                body={
+                    **hold.body,
+                    "device": hv.device,
+                    "site": hv.manifest["site"],
+                    "bundle_seq": hv.bundle_seq,
+                    "held_manifest": hv.manifest_sha,
+                    "reason": hold.reason,
+                    "detail": hold.detail,
+                },
+            )
+
         return engine.accept(
-            store, v, cipher, sig, files_dir(session), on_fork=on_fork, reverify=reverify, spool=spool
+            store,
+            v,
+            cipher,
+            sig,
+            files_dir(session),
+            on_fork=on_fork,
+            reverify=reverify,
+            spool=spool,
+            on_hold=on_hold,
         )
     finally:
         if spool is not None:
@@ -313,7 +336,9 @@ def status(session: Session) -> dict[str, Any]:
         "devices": devs,
         "gaps_held": [h for h in held if h["reason"] == "gap"],
         "forks": [h for h in held if h["reason"] == "fork"],
+        "clashes": [h for h in held if h["reason"] == "clash"],
         "conflicts": len(records.conflicts(store)),
+        "reading_conflicts": len(reading_conflicts(session)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
     }
 
@@ -321,6 +346,24 @@ def status(session: Session) -> dict[str, Any]:
 def conflicts(session: Session) -> list[dict[str, Any]]:
     session.require("audit.read", what="list conflicts")
     return records.conflicts(session.store)
+
+
+def reading_conflicts(session: Session) -> list[dict[str, Any]]:
+    """Logger readings two devices' files disagree on (the first file's value is the one indexed)."""
+    session.require("audit.read", what="list conflicting logger readings")
+    from wardcrf.coldchain import readings
+
+    return readings.conflicts(session.store)
+
+
+def clashes(session: Session) -> list[dict[str, Any]]:
+    """Bundles held because they would merge two participants under one id (unresolved)."""
+    session.require("audit.read", what="list participant-id clashes")
+    require_hub(session)
+    return session.store.rows(
+        "SELECT device, bundle_seq, detail, file, received_at FROM sync_held"
+        " WHERE reason = 'clash' AND resolved_at IS NULL ORDER BY device, bundle_seq"
+    )
 
 
 # -- replacement laptop ---------------------------------------------------------------

@@ -3,6 +3,8 @@
     {"format":"wardreceipt/1", "hub":..., "site":..., "device":..., "created":...,
      "devices": {"<device>": {"seq":N, "hash":"<chain hash>", "bundle_seq":B, "manifest":"<sha>"}},
      "held": [...], "forks": [...], "status": "active|flagged|retired"}
+    (+ "clashes": [...] when the hub holds bundles of this device that would merge two
+    participants under one id)
 
 Signed (prehashed minisign) by the hub key; the trusted comment binds the
 device, seq, chain hash and the SHA-256 of the JSON. A ward marks its outbox
@@ -71,6 +73,9 @@ def make(store: Store, device: str) -> tuple[str, bytes, bytes]:
         "held": [h for h in held if h["reason"] == "gap"],
         "forks": [h for h in held if h["reason"] == "fork"],
     }
+    clashes = [h for h in held if h["reason"] == "clash"]
+    if clashes:  # only when there are any, so receipts stay as they were otherwise
+        body["clashes"] = clashes
     data = (dumps(body) + "\n").encode("utf-8")
     mine = devices.get(device, {"seq": 0, "hash": ""})
     keys = devicekeys.load(store, hub_dev)
@@ -121,6 +126,8 @@ def record(store: Store, body: dict[str, Any]) -> str:
                 f"the hub holds {len(body['forks'])} forked bundle(s) from this device: "
                 "a coordinator must resolve them"
             )
+        for c in body.get("clashes") or []:
+            notes.append(f"the hub holds bundle {c['bundle_seq']} from this device unmerged: {c['detail']}")
         if body.get("status") == "flagged":
             notes.append("the hub has flagged this device")
         store.execute(

@@ -136,6 +136,15 @@ def _retired(store: Store, e: Event) -> None:
     )
 
 
+@projector("sync.bundle_held")
+def _held(store: Store, e: Event) -> None:
+    store.execute(
+        "UPDATE sync_devices SET status = 'flagged', flag_reason = ?, updated_event = ?"
+        " WHERE device = ? AND status != 'retired'",
+        (f"{e.body['reason']} at bundle {e.body['bundle_seq']}", e.id, e.body["device"]),
+    )
+
+
 @projector("sync.fork_detected")
 def _fork(store: Store, e: Event) -> None:
     store.execute(

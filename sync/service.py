@@ -51,6 +51,11 @@ def push(session: Session, client: Client) -> list[str]:
         if res.get("status") == "fork":
             lines.append("HUB NOTICE: the hub refused this bundle as a fork; a coordinator must resolve it")
             break
+        if res.get("status") == "clash":
+            lines.append(
+                "HUB NOTICE: the hub holds this bundle unmerged (participant-id clash); a coordinator must resolve it"
+            )
+            break
     data, sig = client.receipt(me)
     lines.append(ward.apply_receipt(session, data, sig))
     if not rows:

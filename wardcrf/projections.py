@@ -2,7 +2,8 @@
 
 Every module that defines projectors is listed in `PROJECTOR_MODULES` and
 every derived table in `PROJECTION_TABLES`. `rebuild` replays the whole log
-(in the order it was written) through the projectors; `check` does the same
+(in the order it was written) through the projectors, then re-derives the
+derived indexes (`derived_index`) from stored evidence; `check` does the same
 into a scratch in-memory database and compares every table row by row, so a
 projector bug or a hand-edited projection row is found and named.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import eventlog
+from .errors import Refused
 from .store import Store
 
 PROJECTOR_MODULES = [
@@ -57,6 +59,28 @@ PROJECTION_TABLES = [
     "sync_decisions",
 ]
 
+# Derived indexes: tables re-derivable from stored evidence rather than from
+# the log alone (cold chain's readings, parsed from the logger files kept in
+# `cc_evidence`). `rebuild` re-derives them after replaying the log; `check`
+# derives them into the scratch copy, reading the evidence from the live store.
+DerivedIndex = Callable[[Store, Store], int]
+DERIVED_INDEXES: list[tuple[tuple[str, ...], DerivedIndex]] = []
+
+
+def derived_index(*tables: str) -> Callable[[DerivedIndex], DerivedIndex]:
+    """Register `fn(target, source)`: clear `tables` in target, re-derive them from source's log and evidence."""
+
+    def register(fn: DerivedIndex) -> DerivedIndex:
+        DERIVED_INDEXES.append((tables, fn))
+        return fn
+
+    return register
+
+
+def derived_tables() -> list[str]:
+    return [t for tables, _fn in DERIVED_INDEXES for t in tables]
+
+
 _loaded = False
 
 
@@ -70,9 +94,28 @@ def load_all() -> None:
     _loaded = True
 
 
-def existing_tables(store: Store) -> list[str]:
+def existing_tables(store: Store, *, indexes: bool = False) -> list[str]:
     present = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    return [t for t in PROJECTION_TABLES if t in present]
+    tables = PROJECTION_TABLES + (derived_tables() if indexes else [])
+    return [t for t in tables if t in present]
+
+
+def _derive_indexes(target: Store, source: Store, failed: dict[str, str] | None = None) -> None:
+    """Re-derive every derived index; with `failed`, note refusals per table instead of raising."""
+    present = set(existing_tables(target, indexes=True))
+    for tables, fn in DERIVED_INDEXES:
+        if not set(tables) <= present:
+            continue
+        if failed is None:
+            fn(target, source)
+            continue
+        try:
+            with target.transaction():
+                fn(target, source)
+        except Refused as exc:
+            failed[tables[0]] = str(exc)
+            for table in tables[1:]:
+                failed[table] = ""  # same cause, named once
 
 
 def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None = None) -> int:
@@ -96,7 +139,9 @@ def rebuild(store: Store, on_progress: Callable[[int], None] | None = None) -> i
         for table in existing_tables(store):
             store.execute(f"DELETE FROM [{table}]")
         lines = (r[0] for r in store.conn.execute("SELECT line FROM events ORDER BY pos"))
-        return replay(store, lines, on_progress)
+        n = replay(store, lines, on_progress)
+        _derive_indexes(store, store)
+        return n
 
 
 @dataclass(frozen=True)
@@ -139,8 +184,14 @@ def check(store: Store, on_progress: Callable[[int], None] | None = None) -> tup
         with scratch.transaction():
             cur = store.conn.execute("SELECT line FROM events ORDER BY pos")
             n = replay(scratch, (r[0] for r in cur), on_progress)
-        diffs: list[Difference] = []
-        for table in existing_tables(store):
+            failed: dict[str, str] = {}
+            _derive_indexes(scratch, store, failed)
+        diffs = [
+            Difference(table, "-", f"cannot be re-derived: {why}") for table, why in failed.items() if why
+        ]
+        for table in existing_tables(store, indexes=True):
+            if table in failed:
+                continue
             pk = _pk(store, table)
             live = _table_rows(store, table, pk)
             fresh = _table_rows(scratch, table, pk)

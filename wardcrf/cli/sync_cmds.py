@@ -348,7 +348,7 @@ def hub_import(
         Path | None, typer.Option("--receipts-to", help="Write signed receipts here.")
     ] = None,
 ) -> None:
-    """Verify and apply ward bundles: all or nothing, idempotent; forks held and flagged."""
+    """Verify and apply ward bundles: all or nothing, idempotent; forks and participant-id clashes held and flagged."""
     from ..sync import engine, hub
 
     failed: list[str] = []
@@ -359,7 +359,7 @@ def hub_import(
             console.print(f"[red]refused[/] {f.name}: {item.refused}", highlight=False)
             failed.append(f"{f.name}: {item.refused}")
             return
-        mark = "[green]ok[/]" if res.ok else "[bold red]FORK[/]"
+        mark = "[green]ok[/]" if res.ok else f"[bold red]{res.outcome.status.upper()}[/]"
         console.print(f"{mark} {f.name}: {res.outcome.message}", highlight=False)
         if not res.ok:
             failed.append(res.outcome.message)
@@ -429,16 +429,29 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         console.print(
             f"[bold red]FORK[/] {f['device']} bundle {f['bundle_seq']}: {f['detail']}", highlight=False
         )
-    console.print(f"conflicts: {st['conflicts']}; open queries: {st['open_queries']}")
+    for c in st["clashes"]:
+        console.print(
+            f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
+        )
+    console.print(
+        f"conflicts: {st['conflicts']}; conflicting logger readings: {st['reading_conflicts']}; "
+        f"open queries: {st['open_queries']}",
+        highlight=False,
+    )
 
 
 @hub_app.command("conflicts")
 def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
-    """Concurrent amendments of one field from two devices (the later by HLC is shown)."""
+    """Concurrent amendments of one field from two devices (the later by HLC is shown), then
+    bundles held unmerged because two laptops allocated the same participant id (`hub status
+    --json` lists those under "clashes"), then logger readings two devices' files disagree on."""
+    from ..coldchain.loggers import iso_z
     from ..sync import hub
 
     with session(data_dir) as s:
         rows = hub.conflicts(s)
+        clashes = hub.clashes(s)
+        readings = hub.reading_conflicts(s)
     if as_json:
         print_json(rows)
         return
@@ -448,6 +461,16 @@ def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         console.print(
             f"{r['target_event']} {r['field']}: {r['first_event']} → {r['first_value']} vs "
             f"{r['second_event']} → {r['second_value']}",
+            highlight=False,
+        )
+    for c in clashes:
+        console.print(
+            f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
+        )
+    for r in readings:
+        console.print(
+            f"logger readings disagree: unit {r['unit_id']} at {iso_z(r['t'])}: {r['kept_temp_c']} °C "
+            f"(sha256:{r['kept_sha256'][:12]}…, indexed) vs {r['temp_c']} °C (sha256:{r['sha256'][:12]}…)",
             highlight=False,
         )
 

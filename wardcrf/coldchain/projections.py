@@ -14,7 +14,7 @@ from ..canonical import dumps
 from ..eventlog import Event, projector
 from ..records import RecordState, form_hook
 from ..store import Store
-from . import evidence, gate  # noqa: F401  (register the audit check and the dose gate)
+from . import evidence, gate, readings  # noqa: F401  (audit check, dose gate, readings index hooks)
 from .services import (
     EVENT_LOGGER,
     FORM_DISPOSITION,

@@ -12,7 +12,7 @@ Importing this package registers every form rule and projection hook.
 
 from __future__ import annotations
 
-from . import clinical, dosing, participants, safety, status  # noqa: F401  (registers rules and hooks)
+from . import clinical, dosing, idclash, participants, safety, status  # noqa: F401  (registers rules and hooks)
 from .dosing import dose_gates, register_dose_gate
 from .service import amend, submit
 from .status import dsmg_gate, list_participants, safety_overview, show, today

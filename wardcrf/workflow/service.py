@@ -23,6 +23,7 @@ from ..eventlog import Event, get
 from ..forms import Context, check
 from ..site import Session
 from .base import PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
+from .idclash import CREATES as CREATES_PARTICIPANT
 from .participants import consent_state, new_participant_id, relog_failed_signature, sign_consent
 
 
@@ -218,9 +219,14 @@ def submit(
             rctx = prep.ctx
             # New records are captured under the protocol version they were checked against.
             session.protocol = prep.ctx.protocol.ref
-            extra = {"overrides": prep.overrides} if prep.overrides else None
+            extra: dict[str, Any] = {"overrides": prep.overrides} if prep.overrides else {}
+            if form == "consent":
+                # Whether this laptop allocated the id (True) or re-consents a participant
+                # it holds (False): where logs meet, another laptop's allocation of the
+                # same id is a clash, a re-consent is not (idclash).
+                extra[CREATES_PARTICIPANT] = not participant
             event = records.submit(
-                session, form, prep.values, subject=prep.subject, reason=_clean(reason), extra=extra
+                session, form, prep.values, subject=prep.subject, reason=_clean(reason), extra=extra or None
             )
             if form == "consent":
                 sign_consent(rctx, event)

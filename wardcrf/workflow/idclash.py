@@ -1,0 +1,86 @@
+"""Participant-id clashes between laptops of one site, caught where their data meets.
+
+Participant ids are ``SITE-NNN``, allocated on the laptop one above every id
+it holds (docs/workflow.md). Two laptops of one site that enroll independently
+can allocate the same number to two different people. Each laptop is right on
+its own; the clash appears only where both logs meet: at the hub, or on a
+replacement laptop restored from it.
+
+A consent that allocated its participant's id carries ``creates_participant:
+true`` in its event body; a re-consent of a participant the laptop holds
+carries ``false``. When such an event arrives from another device and
+the importer already holds a participant of that id created by a *different*
+event, merging would make one casebook out of two people (the second
+screening, doses and adverse events would land on the first person). The
+bundle is therefore held whole for the coordinator (`HoldForCoordinator`,
+reason ``clash``), like a fork: both sides kept, the device flagged, the
+ward told at its next sync (docs/sync.md).
+
+Consents recorded before the marker existed carry no ``creates_participant``.
+For those, a laptop can only know another device's participant when it was
+restored from the hub (`sync restore`, a registered replacement); from any
+other device, a consent naming a participant created elsewhere is a clash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..eventlog import Event
+from ..ingest import HoldForCoordinator, after_ingest_hook
+from ..store import Store
+
+CREATES = "creates_participant"
+
+
+def _device_of(store: Store, event_id: str) -> str:
+    return str(
+        store.scalar("SELECT device FROM events WHERE id = ?", (event_id,)) or event_id.rsplit("-", 1)[0]
+    )
+
+
+def _is_replacement(store: Store, device: str) -> bool:
+    present = store.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_devices'")
+    if present is None:
+        return False
+    return bool(store.scalar("SELECT replaces FROM sync_devices WHERE device = ?", (device,)))
+
+
+def clash_of(store: Store, event: Event) -> dict[str, str] | None:
+    """What `event` clashes with, if it creates a participant another event already created here."""
+    if event.type != "record.submitted" or event.body.get("form") != "consent":
+        return None
+    pid = (event.subject or "").removeprefix("participant:")
+    creator = store.scalar("SELECT consent_event FROM participants WHERE id = ?", (pid,))
+    if creator is None or creator == event.id:
+        return None
+    creator_device = _device_of(store, str(creator))
+    marked = event.body.get(CREATES)
+    if marked is None:  # recorded before the marker: see the module docstring
+        if creator_device == event.device or _is_replacement(store, event.device):
+            return None
+    elif marked is not True:
+        return None
+    return {
+        "participant": pid,
+        "event": event.id,
+        "device": event.device,
+        "created_by_event": str(creator),
+        "created_by_device": creator_device,
+    }
+
+
+@after_ingest_hook
+def hold_participant_clashes(store: Store, events: Sequence[Event]) -> None:
+    """After-ingest hook: refuse to merge two participants allocated the same id."""
+    for event in events:
+        clash = clash_of(store, event)
+        if clash is None:
+            continue
+        raise HoldForCoordinator(
+            "clash",
+            f"participant id {clash['participant']} was allocated by device {clash['device']} "
+            f"(consent {clash['event']}) but device {clash['created_by_device']} already created it "
+            f"(consent {clash['created_by_event']}): two people under one id, not merged",
+            body=clash,
+        )
