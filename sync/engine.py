@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wardcrf import canonical, eventlog, ingest
+from wardcrf import eventlog, ingest
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
 from wardcrf.store import Store
