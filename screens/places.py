@@ -34,7 +34,12 @@ class Place:
         return screen_cls(ward)
 
 
-PLACES: tuple[Place, ...] = (Place("audit", "a", "place.audit", "audit.read", "audit_screen:AuditScreen"),)
+PLACES: tuple[Place, ...] = (
+    Place("audit", "a", "place.audit", "audit.read", "audit_screen:AuditScreen"),
+    # Every role may read the cold chain; recording in it is offered inside
+    # the screen only to roles holding coldchain.record / coldchain.disposition.
+    Place("coldchain", "c", "place.coldchain", "record.read", "coldchain:ColdChainScreen"),
+)
 
 
 def by_name(name: str) -> Place:
