@@ -33,7 +33,6 @@ from .i18n import domain_word, t
 from .status import StatusBar
 from .ward import Ward
 
-
 INDENT = "\u00a0\u00a0"
 """Indentation that survives rendering (leading plain spaces are dropped when a line wraps)."""
 
