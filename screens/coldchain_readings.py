@@ -111,6 +111,7 @@ class ReadingsScreen(Screen[None]):
             self.unit = self.current_unit() or self.unit
 
     def relabelled(self) -> None:
+        self.query_one("#lg-progress").display = False
         self._fill_units()
 
     @work(thread=True, exclusive=True, group="cc-units")

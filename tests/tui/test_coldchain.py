@@ -554,3 +554,23 @@ def test_plotext_is_not_imported_before_the_chart_opens():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_language_switch_keeps_what_was_typed_and_scanned(app_for, site, tmp_path):
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_home(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = pilot.app.screen
+        await scan(pilot, screen.query_one("#cc-kits", EntryList), "K401", "K402")
+        fill(screen, lot="LOT4", dry_ice="no", courier="Zhou Ming, SF")
+        screen.query_one("#cc-lot", Input).focus()
+        await pilot.press("f2")
+        await settle(pilot)
+        assert pilot.app.screen is screen
+        assert screen.query_one("#cc-kits", EntryList).entries == ["K401", "K402"]
+        assert screen.query_one("#cc-lot", Input).value == "LOT4"
+        assert screen.query_one("#cc-dry_ice", Select).value == "no"
+        assert screen.query_one("#cc-courier", Input).value == "Zhou Ming, SF"
+        assert "批号" in str(screen.query_one("#row-lot").query_one(".cc-label", Static).content)
