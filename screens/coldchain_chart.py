@@ -37,7 +37,8 @@ WINDOWS: tuple[tuple[str, int | None], ...] = (
     ("key.cc_7d", 7 * 24 * 3600),
     ("key.cc_all", None),
 )
-TICKS = 4
+TICK_CELLS = 16
+"""Room per x-axis label ('16 08:45' plus space): fewer ticks on a narrow plot, so none collide."""
 
 
 class ChartScreen(Screen[None]):
@@ -77,6 +78,11 @@ class ChartScreen(Screen[None]):
     def relabelled(self) -> None:
         if self.data is not None:
             self._draw(self.data)
+
+    def on_resize(self) -> None:
+        """Ticks depend on the plot's width: draw again at the new size."""
+        if self.data is not None:
+            self.call_after_refresh(self._draw, self.data)
 
     def action_window(self, index: int) -> None:
         """Show 6 hours, a day, a week or everything (keys 1–4)."""
@@ -159,7 +165,8 @@ class ChartScreen(Screen[None]):
         plt.ylim(min(values) - 1, max(values) + 1)
         plt.xlim(0, width)
         fmt = "%d %H:%M" if width <= 48 else "%m-%d"
-        ticks = [width * i / TICKS for i in range(TICKS + 1)]
+        n = max(1, min(4, plot.size.width // TICK_CELLS))
+        ticks = [width * i / n for i in range(n + 1)]
         plt.xticks(ticks, [local_epoch(self.ward, int(start + x * 3600), fmt) for x in ticks])
         plt.ylabel("°C")
         plot.refresh()

@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Label, ProgressBar, Select, Static
 
 from wardcrf.coldchain import reports, services
-from wardcrf.errors import WardError
+from wardcrf.errors import UsageError, WardError
 
 from .coldchain_widgets import PathPicker, local_time, now_text
 from .errors import message_of
@@ -240,7 +240,7 @@ class ReadingsScreen(Screen[None]):
             try:
                 raw = path.read_bytes()
             except OSError as exc:
-                raise services.UsageError(f"cannot read {path}: {exc.strerror}") from None
+                raise UsageError(f"cannot read {path}: {exc.strerror}") from None
             stage(self._stage, 1, t("cc.stage_parse", name=path.name))
             log = loggers.parse(raw, zone)
             stage(self._stage, 2, t("cc.stage_store", fmt=log.format, n=len(log.times), unit=unit))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -126,6 +126,11 @@ class TransferScreen(Screen[Any]):
             classes="cc-input",
             compact=True,
         )
+
+    @on(Input.Submitted, ".cc-input")
+    def _next_field(self) -> None:
+        """Enter moves on, like Tab (a scanner ends each code with Enter)."""
+        self.focus_next()
 
     # -- values ------------------------------------------------------------------------
     def remember(self) -> None:
