@@ -9,8 +9,6 @@ the SVGs before committing.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from cc_helpers import cold_chain_site
 from tui_helpers import settle
@@ -51,8 +49,15 @@ def test_coldchain_custody(snap_compare, app_for, site, tmp_path, size, language
         await settle(pilot)
         await pilot.press(*"K001", "enter")
         await settle(pilot)
-        await _until(pilot, lambda: pilot.app.screen.report is not None)
+        await _until(
+            pilot,
+            lambda: (
+                getattr(pilot.app.screen, "report", None) is not None
+                and not pilot.app.screen.query_one("#cu-kit").value
+            ),
+        )
         await settle(pilot)
+        await pilot.pause(0.2)  # the chain's text is laid out (wrapped) on the next refresh
 
     assert snap_compare(app, terminal_size=size, run_before=custody)
 
@@ -66,7 +71,7 @@ def test_coldchain_excursions(snap_compare, app_for, site, tmp_path, size):
         await _home(pilot)
         await pilot.press("e")
         await settle(pilot)
-        await _until(pilot, lambda: bool(pilot.app.screen.rows))
+        await _until(pilot, lambda: bool(getattr(pilot.app.screen, "rows", None)))
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=excursions)
@@ -81,8 +86,8 @@ def test_coldchain_chart(snap_compare, app_for, site, tmp_path, size):
         await _home(pilot)
         await pilot.press("c")
         await settle(pilot)
-        await _until(pilot, lambda: pilot.app.screen.data is not None)
+        await _until(pilot, lambda: getattr(pilot.app.screen, "data", None) is not None)
         await settle(pilot)
-        await asyncio.sleep(0)
+        await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=chart)
