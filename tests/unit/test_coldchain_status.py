@@ -43,9 +43,10 @@ def test_unit_status_in_range_then_stale(ph, tmp_path):
     assert st["last_reading"]["t"] == last and st["last_reading"]["temp_c"] == -20.0
     assert st["last_reading"]["source"] == "logger"
     assert st["in_range"] is True and st["open_excursions"] == [] and st["unmonitored"] is None
+    assert st["last_reading"]["in_range"] is True and st["range_c"] == [-25.0, -15.0]
     stale = only(reports.unit_status(ph.store, now=last + reports.STALE_AFTER_S + 1))
     assert stale["status"] == "unmonitored"
-    assert stale["unmonitored"]["start"] == st["last_reading"]["at"]
+    assert stale["unmonitored"] == {"start": st["last_reading"]["at"], "end": None}
 
 
 def test_unit_status_without_readings_is_unmonitored(ph, tmp_path):
@@ -68,8 +69,10 @@ def test_unit_status_open_and_awaiting_excursions(ph, tmp_path):
     now = epoch_local(OUT + timedelta(minutes=40))
     st = only(reports.unit_status(ph.store, now=now))
     # closed excursion, kits still quarantined: the unit is in range, the excursion awaits
-    assert st["status"] == "in range" and st["open_excursions"] == []
+    assert st["status"] == "in range"
+    assert [x["id"] for x in st["open_excursions"]] == ["FRZ-1/2020-03-15T14:00:00Z"]
     assert st["awaiting_disposition"] == ["FRZ-1/2020-03-15T14:00:00Z"]
+    assert st["open_excursions"][0]["awaiting_disposition"] == ["K001", "K002"]
     # a file that ends out of range leaves an open excursion
     start = OUT + timedelta(minutes=35)
     services.import_logger(
@@ -84,7 +87,8 @@ def test_unit_status_open_and_awaiting_excursions(ph, tmp_path):
         "FRZ-1",
     )
     st = only(reports.unit_status(ph.store, now=now + 3600))
-    assert st["status"] == "open excursion" and len(st["open_excursions"]) == 1 and st["in_range"] is False
+    assert st["status"] == "open excursion" and st["in_range"] is False
+    assert [x["open"] for x in st["open_excursions"]] == [False, True]
 
 
 def test_manual_reading_out_of_range_is_an_open_excursion_status(ph, tmp_path):
@@ -93,6 +97,13 @@ def test_manual_reading_out_of_range_is_an_open_excursion_status(ph, tmp_path):
     services.record_reading(ph, "FRZ-1", at=iso(at), temp_c=-9.0)
     st = only(reports.unit_status(ph.store, now=epoch_local(at) + 60))
     assert st["status"] == "open excursion" and st["last_reading"]["source"] == "manual"
+    assert st["last_reading"]["in_range"] is False
+    # the manual excursion quarantines the kits in the unit until dispositions
+    (x,) = st["open_excursions"]
+    assert x["kind"] == "manual" and x["awaiting_disposition"] == ["K001", "K002"]
+    for kit in ("K001", "K002"):
+        services.record_disposition(ph, x["id"], decision="release", reason="door ajar 1 min", kits=[kit])
+    assert only(reports.unit_status(ph.store, now=epoch_local(at) + 60))["open_excursions"] == []
 
 
 def test_kit_states(ph, tmp_path, session_for):

@@ -25,34 +25,37 @@ def custody_of(session: Session, kit_or_lot: str, *, when: int | None = None) ->
 def excursions(session: Session) -> list[dict[str, Any]]:
     session.require("record.read", what="read excursions")
     store = session.store
-    out = []
-    for x in store.rows("SELECT * FROM cc_excursions ORDER BY start_t, excursion_id"):
-        kits = custody.affected_kits(store, x)
-        disp = {
-            r["kit_id"]: r
-            for r in store.rows(
-                "SELECT kit_id, decision, reason, by_user, event_id FROM cc_dispositions WHERE excursion_id = ?",
-                (x["excursion_id"],),
-            )
-        }
-        out.append(
-            {
-                "id": x["excursion_id"],
-                "kind": x["kind"],
-                "unit": x["unit_id"],
-                "receipt": x["receipt_event"],
-                "start": iso_z(x["start_t"]),
-                "end": iso_z(x["end_t"]),
-                "duration_min": (x["end_t"] - x["start_t"]) // 60,
-                "min_c": x["min_c"],
-                "max_c": x["max_c"],
-                "open": bool(x["is_open"]),
-                "detail": x["detail"],
-                "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
-                "awaiting_disposition": [k for k in kits if k not in disp],
-            }
+    return [
+        excursion_view(store, x)
+        for x in store.rows("SELECT * FROM cc_excursions ORDER BY start_t, excursion_id")
+    ]
+
+
+def excursion_view(store: Store, x: dict[str, Any]) -> dict[str, Any]:
+    """One `cc_excursions` row with its affected kits and their dispositions."""
+    kits = custody.affected_kits(store, x)
+    disp = {
+        r["kit_id"]: r
+        for r in store.rows(
+            "SELECT kit_id, decision, reason, by_user, event_id FROM cc_dispositions WHERE excursion_id = ?",
+            (x["excursion_id"],),
         )
-    return out
+    }
+    return {
+        "id": x["excursion_id"],
+        "kind": x["kind"],
+        "unit": x["unit_id"],
+        "receipt": x["receipt_event"],
+        "start": iso_z(x["start_t"]),
+        "end": iso_z(x["end_t"]),
+        "duration_min": (x["end_t"] - x["start_t"]) // 60,
+        "min_c": x["min_c"],
+        "max_c": x["max_c"],
+        "open": bool(x["is_open"]),
+        "detail": x["detail"],
+        "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
+        "awaiting_disposition": [k for k in kits if k not in disp],
+    }
 
 
 def status(session: Session) -> dict[str, Any]:
@@ -159,14 +162,22 @@ def _unit_times(store: Store, unit_id: str, since: int) -> list[tuple[int, float
 
 
 def unit_status(store: Store, *, now: int | None = None) -> list[dict[str, Any]]:
-    """Per storage unit: its newest reading, whether it is in range, open excursions, gaps.
+    """Each storage unit: its newest reading, unresolved excursions, gaps, one status word (pure read).
 
-    ``status`` is the one word a custodian reads first, most urgent wins:
-    ``open excursion`` (the newest reading, logger or manual, is outside the
-    range, or an excursion is still open), ``unmonitored`` (no reading at
-    all, none for `STALE_AFTER_S`, or a logging gap in the last day), else
-    ``in range``. ``awaiting_disposition`` lists the unit's excursions with
-    kits still quarantined. `now` defaults to the clock (UTC epoch seconds).
+    - ``last_reading``: time, °C, ``logger`` or ``manual``, ``in_range``;
+    - ``open_excursions``: the unit's excursions still to act on (still open,
+      or with affected kits awaiting a disposition), each as `excursion_view`;
+      ``awaiting_disposition`` lists the ids of those with kits waiting;
+    - ``unmonitored``: the latest span without readings — none for
+      `STALE_AFTER_S` up to `now` (``end`` None), or a logging gap within
+      the last day;
+    - ``status``, most urgent first: ``open excursion`` (newest reading
+      outside the range, or an excursion still open), ``unmonitored`` (no
+      reading at all, or the span above), else ``in range``.
+
+    Receipt excursions belong to no unit and are not listed here (see
+    `status`). `now` defaults to the clock (UTC epoch seconds). The
+    dashboard's freezer panel and the cold-chain screens both show this.
     """
     from ..clock import now_utc
 
@@ -174,65 +185,65 @@ def unit_status(store: Store, *, now: int | None = None) -> list[dict[str, Any]]
     out = []
     for u in store.rows("SELECT * FROM cc_units ORDER BY unit_id"):
         uid = u["unit_id"]
+        low, high = u["low_c"], u["high_c"]
         last = store.one(
             "SELECT t, temp_c, 'logger' FROM cc_readings WHERE unit_id = ? UNION ALL"
             " SELECT at, temp_c, 'manual' FROM cc_manual_readings WHERE unit_id = ? ORDER BY 1 DESC LIMIT 1",
             (uid, uid),
         )
-        low, high = u["low_c"], u["high_c"]
+        unresolved = []
+        still_open = False
+        for x in store.rows(
+            "SELECT * FROM cc_excursions WHERE scope = 'unit' AND unit_id = ? ORDER BY start_t, excursion_id",
+            (uid,),
+        ):
+            view = excursion_view(store, x)
+            still_open = still_open or view["open"]
+            if view["open"] or view["awaiting_disposition"]:
+                unresolved.append(view)
         in_range = None if last is None else bool(low <= last[1] <= high)
-        open_ids = [
-            r[0]
-            for r in store.execute(
-                "SELECT excursion_id FROM cc_excursions WHERE unit_id = ? AND is_open = 1 ORDER BY start_t",
-                (uid,),
-            )
-        ]
-        awaiting = []
-        for x in store.rows("SELECT * FROM cc_excursions WHERE unit_id = ? ORDER BY start_t", (uid,)):
-            kits = custody.affected_kits(store, x)
-            decided = {
-                r[0]
-                for r in store.execute(
-                    "SELECT kit_id FROM cc_dispositions WHERE excursion_id = ?", (x["excursion_id"],)
-                )
-            }
-            if any(k not in decided for k in kits):
-                awaiting.append(x["excursion_id"])
-        gap: dict[str, str] | None = None
+        gap: dict[str, str | None] | None = None
         if last is not None:
             if t_now - last[0] > STALE_AFTER_S:
-                gap = {"start": iso_z(last[0]), "end": iso_z(t_now)}
+                gap = {"start": iso_z(last[0]), "end": None}  # None: up to now
             else:
                 series = _unit_times(store, uid, last[0] - STALE_AFTER_S)
                 found = analysis.gaps([r[0] for r in series], u["interval_s"])
                 if found:
                     gap = {"start": iso_z(found[-1].start), "end": iso_z(found[-1].end)}
         if last is None:
-            status_word = "unmonitored"
-        elif open_ids or not in_range:
-            status_word = "open excursion"
+            word = "unmonitored"
+        elif still_open or not in_range:
+            word = "open excursion"
         elif gap is not None:
-            status_word = "unmonitored"
+            word = "unmonitored"
         else:
-            status_word = "in range"
+            word = "in range"
         out.append(
             {
                 "unit": uid,
                 "name": u["name"],
                 "location": u["location"],
+                "range_c": [low, high],
                 "low_c": low,
                 "high_c": high,
+                "interval_min": u["interval_s"] // 60,
                 "interval_s": u["interval_s"],
                 "zone": u["zone"],
-                "last_reading": {"at": iso_z(last[0]), "t": last[0], "temp_c": last[1], "source": last[2]}
+                "last_reading": {
+                    "at": iso_z(last[0]),
+                    "t": last[0],
+                    "temp_c": last[1],
+                    "source": last[2],
+                    "in_range": in_range,
+                }
                 if last
                 else None,
                 "in_range": in_range,
-                "open_excursions": open_ids,
-                "awaiting_disposition": awaiting,
+                "open_excursions": unresolved,
+                "awaiting_disposition": [v["id"] for v in unresolved if v["awaiting_disposition"]],
                 "unmonitored": gap,
-                "status": status_word,
+                "status": word,
             }
         )
     return out
