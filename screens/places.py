@@ -36,6 +36,9 @@ class Place:
 
 PLACES: tuple[Place, ...] = (
     Place("audit", "a", "place.audit", "audit.read", "audit_screen:AuditScreen"),
+    # Every role may read the cold chain; recording in it is offered inside
+    # the screen only to roles holding coldchain.record / coldchain.disposition.
+    Place("coldchain", "c", "place.coldchain", "record.read", "coldchain:ColdChainScreen"),
     Place("dsmg", "d", "place.dsmg", "dsmg.decide", "dsmg:DsmgScreen"),
     Place("sync", "s", "place.sync", "sync.export", "sync_screen:SyncScreen"),
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..site import Session
 from ..store import Store
-from . import config, custody, evidence
+from . import analysis, config, custody, evidence
 from .loggers import iso_z
 
 
@@ -56,70 +56,6 @@ def excursion_view(store: Store, x: dict[str, Any]) -> dict[str, Any]:
         "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
         "awaiting_disposition": [k for k in kits if k not in disp],
     }
-
-
-def unit_status(store: Store) -> list[dict[str, Any]]:
-    """Each storage unit with its last reading and its unresolved excursions (pure read).
-
-    "Unresolved" is what the pharmacist still has to act on, as in `status`:
-    an excursion still open (the last reading is out of range) or one whose
-    affected kits await a disposition. Receipt excursions belong to no unit
-    and are not listed here (see `status`). What the dashboard's freezer
-    panel and the cold-chain screens show.
-    """
-    units = []
-    for u in store.rows("SELECT * FROM cc_units ORDER BY unit_id"):
-        unit_id = u["unit_id"]
-        last = store.one(
-            "SELECT t, temp_c, 'logger' FROM cc_readings WHERE unit_id = ? UNION ALL"
-            " SELECT at, temp_c, 'manual' FROM cc_manual_readings WHERE unit_id = ? ORDER BY 1 DESC LIMIT 1",
-            (unit_id, unit_id),
-        )
-        unresolved = []
-        for x in store.rows(
-            "SELECT * FROM cc_excursions WHERE scope = 'unit' AND unit_id = ? ORDER BY start_t, excursion_id",
-            (unit_id,),
-        ):
-            view = excursion_view(store, x)
-            if view["open"] or view["awaiting_disposition"]:
-                unresolved.append(view)
-        reading = None
-        if last:
-            reading = {
-                "at": iso_z(last[0]),
-                "temp_c": last[1],
-                "source": last[2],
-                "in_range": u["low_c"] <= last[1] <= u["high_c"],
-            }
-        units.append(
-            {
-                "unit": unit_id,
-                "name": u["name"],
-                "location": u["location"],
-                "range_c": [u["low_c"], u["high_c"]],
-                "interval_min": u["interval_s"] // 60,
-                "last_reading": reading,
-                "open_excursions": unresolved,
-            }
-        )
-    return units
-
-
-def freezers(session: Session) -> dict[str, Any]:
-    """The dashboard's freezer panel: `unit_status`, and receipt excursions still unresolved."""
-    session.require("record.read", what="read cold-chain status")
-    store = session.store
-    receipts = [
-        v
-        for v in (
-            excursion_view(store, x)
-            for x in store.rows(
-                "SELECT * FROM cc_excursions WHERE scope = 'receipt' ORDER BY start_t, excursion_id"
-            )
-        )
-        if v["open"] or v["awaiting_disposition"]
-    ]
-    return {"units": unit_status(store), "receipt_excursions": receipts}
 
 
 def status(session: Session) -> dict[str, Any]:
@@ -200,3 +136,264 @@ def handover_audit(session: Session) -> dict[str, Any]:
         ok = ok and state == "ok"
         files.append({**f, "state": state})
     return {"ok": ok, "transfers": items, "logger_files": files}
+
+
+# -- read models for the ward app (and the dashboard) ------------------------------------
+
+STALE_AFTER_S = 24 * 3600
+"""A unit whose newest reading is older than this is shown as unmonitored.
+
+Freezer loggers record continuously but are downloaded by hand (each
+morning, before a dose), so "no reading for twice the interval" is the
+normal state between downloads; a day without any reading, or a logging gap
+inside the last day, is what a custodian must act on.
+"""
+
+
+def _unit_times(store: Store, unit_id: str, since: int) -> list[tuple[int, float, str]]:
+    return [
+        (int(r[0]), float(r[1]), str(r[2]))
+        for r in store.execute(
+            "SELECT t, temp_c, 'logger' FROM cc_readings WHERE unit_id = ? AND t >= ? UNION ALL"
+            " SELECT at, temp_c, 'manual' FROM cc_manual_readings WHERE unit_id = ? AND at >= ? ORDER BY 1",
+            (unit_id, since, unit_id, since),
+        ).fetchall()
+    ]
+
+
+def unit_status(store: Store, *, now: int | None = None) -> list[dict[str, Any]]:
+    """Each storage unit: its newest reading, unresolved excursions, gaps, one status word (pure read).
+
+    - ``last_reading``: time, °C, ``logger`` or ``manual``, ``in_range``;
+    - ``open_excursions``: the unit's excursions still to act on (still open,
+      or with affected kits awaiting a disposition), each as `excursion_view`;
+      ``awaiting_disposition`` lists the ids of those with kits waiting;
+    - ``unmonitored``: the latest span without readings — none for
+      `STALE_AFTER_S` up to `now` (``end`` None), or a logging gap within
+      the last day;
+    - ``status``, most urgent first: ``open excursion`` (newest reading
+      outside the range, or an excursion still open), ``unmonitored`` (no
+      reading at all, or the span above), else ``in range``.
+
+    Receipt excursions belong to no unit and are not listed here (see
+    `status`). `now` defaults to the clock (UTC epoch seconds). The
+    dashboard's freezer panel and the cold-chain screens both show this.
+    """
+    from ..clock import now_utc
+
+    t_now = int(now_utc().timestamp()) if now is None else now
+    out = []
+    for u in store.rows("SELECT * FROM cc_units ORDER BY unit_id"):
+        uid = u["unit_id"]
+        low, high = u["low_c"], u["high_c"]
+        last = store.one(
+            "SELECT t, temp_c, 'logger' FROM cc_readings WHERE unit_id = ? UNION ALL"
+            " SELECT at, temp_c, 'manual' FROM cc_manual_readings WHERE unit_id = ? ORDER BY 1 DESC LIMIT 1",
+            (uid, uid),
+        )
+        unresolved = []
+        still_open = False
+        for x in store.rows(
+            "SELECT * FROM cc_excursions WHERE scope = 'unit' AND unit_id = ? ORDER BY start_t, excursion_id",
+            (uid,),
+        ):
+            view = excursion_view(store, x)
+            still_open = still_open or view["open"]
+            if view["open"] or view["awaiting_disposition"]:
+                unresolved.append(view)
+        in_range = None if last is None else bool(low <= last[1] <= high)
+        gap: dict[str, str | None] | None = None
+        if last is not None:
+            if t_now - last[0] > STALE_AFTER_S:
+                gap = {"start": iso_z(last[0]), "end": None}  # None: up to now
+            else:
+                series = _unit_times(store, uid, last[0] - STALE_AFTER_S)
+                found = analysis.gaps([r[0] for r in series], u["interval_s"])
+                if found:
+                    gap = {"start": iso_z(found[-1].start), "end": iso_z(found[-1].end)}
+        if last is None:
+            word = "unmonitored"
+        elif still_open or not in_range:
+            word = "open excursion"
+        elif gap is not None:
+            word = "unmonitored"
+        else:
+            word = "in range"
+        out.append(
+            {
+                "unit": uid,
+                "name": u["name"],
+                "location": u["location"],
+                "range_c": [low, high],
+                "low_c": low,
+                "high_c": high,
+                "interval_min": u["interval_s"] // 60,
+                "interval_s": u["interval_s"],
+                "zone": u["zone"],
+                "last_reading": {
+                    "at": iso_z(last[0]),
+                    "t": last[0],
+                    "temp_c": last[1],
+                    "source": last[2],
+                    "in_range": in_range,
+                }
+                if last
+                else None,
+                "in_range": in_range,
+                "open_excursions": unresolved,
+                "awaiting_disposition": [v["id"] for v in unresolved if v["awaiting_disposition"]],
+                "unmonitored": gap,
+                "status": word,
+            }
+        )
+    return out
+
+
+KIT_STATES = ("awaiting receipt", "in stock", "quarantined", "used", "discarded")
+
+
+def kit_states(store: Store) -> list[dict[str, Any]]:
+    """Every registered kit with its state (one of `KIT_STATES`) and where it is now.
+
+    Discarded (a disposition said so) wins over used (a dose record names
+    it), which wins over quarantined (an excursion or failed receipt awaits a
+    disposition); a kit with no receipt yet is awaiting receipt; the rest are
+    in stock, wherever they are (pharmacy, a unit, the bedside).
+    """
+    out = []
+    for kit, lot in store.execute("SELECT kit_id, lot FROM cc_kits ORDER BY kit_id").fetchall():
+        where = custody.location_at(store, kit, 2**62)
+        if custody.is_discarded(store, kit):
+            state = "discarded"
+        elif custody.used_by(store, kit):
+            state = "used"
+        elif any(x["disposition"] is None for x in custody.excursions_for(store, kit)):
+            state = "quarantined"
+        elif where is None:
+            state = "awaiting receipt"
+        else:
+            state = "in stock"
+        out.append({"kit": kit, "lot": lot, "state": state, "location": where})
+    return out
+
+
+def pending_signatures(store: Store) -> list[dict[str, Any]]:
+    """Receipts and handovers still missing a party's valid signature, oldest first.
+
+    A party with an account must sign ("handed over" / "received"); a
+    signature invalidated by a later amendment counts as missing (the party
+    signs again). The party signs with `services.sign_transfer`.
+    """
+    from .. import signatures
+
+    out = []
+    for t in store.rows("SELECT * FROM cc_transfers ORDER BY at, event_id"):
+        sigs = signatures.for_target(store, t["event_id"])
+        for user, party, meaning in (
+            (t["from_user"], t["from_party"], "handed over"),
+            (t["to_user"], t["to_party"], "received"),
+        ):
+            if not user:
+                continue
+            if any(s.user == user and s.meaning == meaning and s.valid for s in sigs):
+                continue
+            changed = any(s.user == user and s.meaning == meaning for s in sigs)
+            out.append(
+                {
+                    "event_id": t["event_id"],
+                    "kind": t["kind"],
+                    "at": iso_z(t["at"]),
+                    "user": user,
+                    "party": party,
+                    "meaning": meaning,
+                    "kits": json.loads(t["kits"]),
+                    "from_location": t["from_location"],
+                    "to_location": t["to_location"],
+                    "state": "changed since signed" if changed else "missing",
+                }
+            )
+    return out
+
+
+def unit_readings(
+    store: Store, unit_id: str, *, since: int | None = None, until: int | None = None
+) -> dict[str, Any]:
+    """A unit's readings in [since, until] (logger and manual), its range and excursions there.
+
+    Without `since`/`until` the window is the whole record. The summary
+    (min/max/mean/MKT over the logger readings) is None when there are none.
+    """
+    from .services import unit_row
+
+    unit = unit_row(store, unit_id)
+    lo_t = -(2**62) if since is None else since
+    hi_t = 2**62 if until is None else until
+    rows = store.execute(
+        "SELECT t, temp_c FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ? ORDER BY t",
+        (unit_id, lo_t, hi_t),
+    ).fetchall()
+    times = [int(r[0]) for r in rows]
+    temps = [float(r[1]) for r in rows]
+    manual = [
+        {"t": int(r[0]), "temp_c": float(r[1])}
+        for r in store.execute(
+            "SELECT at, temp_c FROM cc_manual_readings WHERE unit_id = ? AND at BETWEEN ? AND ? ORDER BY at",
+            (unit_id, lo_t, hi_t),
+        )
+    ]
+    excursions_in = [
+        {
+            "id": x["excursion_id"],
+            "start_t": x["start_t"],
+            "end_t": x["end_t"],
+            "min_c": x["min_c"],
+            "max_c": x["max_c"],
+            "open": bool(x["is_open"]),
+        }
+        for x in store.rows(
+            "SELECT * FROM cc_excursions WHERE unit_id = ? AND start_t <= ? AND end_t >= ? ORDER BY start_t",
+            (unit_id, hi_t, lo_t),
+        )
+    ]
+    summary = None
+    if times:
+        s = analysis.summarize(times, temps, unit["interval_s"], unit["low_c"], unit["high_c"])
+        summary = {
+            "readings": s.readings,
+            "first": iso_z(s.first),
+            "last": iso_z(s.last),
+            "min_c": s.minimum,
+            "max_c": s.maximum,
+            "mean_c": round(s.mean, 2),
+            "mkt_c": round(s.mkt, 2),
+            "gaps": len(s.gaps),
+        }
+    return {
+        "unit": unit_id,
+        "name": unit["name"],
+        "low_c": unit["low_c"],
+        "high_c": unit["high_c"],
+        "zone": unit["zone"],
+        "times": times,
+        "temps": temps,
+        "manual": manual,
+        "excursions": excursions_in,
+        "summary": summary,
+    }
+
+
+def freezers(session: Session) -> dict[str, Any]:
+    """The dashboard's freezer panel: `unit_status`, and receipt excursions still unresolved."""
+    session.require("record.read", what="read cold-chain status")
+    store = session.store
+    receipts = [
+        v
+        for v in (
+            excursion_view(store, x)
+            for x in store.rows(
+                "SELECT * FROM cc_excursions WHERE scope = 'receipt' ORDER BY start_t, excursion_id"
+            )
+        )
+        if v["open"] or v["awaiting_disposition"]
+    ]
+    return {"units": unit_status(store), "receipt_excursions": receipts}

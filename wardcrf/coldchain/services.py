@@ -433,22 +433,88 @@ def record_handover(
     return Recorded(event, pending, [])
 
 
-def sign_transfer(session: Session, event_id: str, password: str) -> Event:
-    """The session user signs a receipt or handover as the party they are in it."""
+def sign_transfer(session: Session, event_id: str, password: str, *, signer: str | None = None) -> Event:
+    """A party signs a receipt or handover as the party they are in it.
+
+    `signer` defaults to the session user; on a shared ward laptop the other
+    party may sign later in their own name with their own password (as a
+    witness does), without the session user signing out.
+    """
+    who = (signer or session.user).strip()
     row = session.store.rows("SELECT * FROM cc_transfers WHERE event_id = ?", (event_id,))
     if not row:
         raise Refused(f"{event_id} is not a receipt or handover")
     t = row[0]
-    if session.user == t["from_user"]:
+    if who == t["from_user"]:
         meaning = "handed over"
-    elif session.user == t["to_user"]:
+    elif who == t["to_user"]:
         meaning = "received"
     else:
-        raise Refused(f"{session.user} is not a party to {event_id} ({t['from_party']} → {t['to_party']})")
+        raise Refused(f"{who} is not a party to {event_id} ({t['from_party']} → {t['to_party']})")
     for sig in signatures.for_target(session.store, event_id):
-        if sig.user == session.user and sig.meaning == meaning and sig.valid:
-            raise Refused(f"{session.user} already signed {event_id} as {meaning}")
-    return signatures.sign(session, target=event_id, meaning=meaning, password=password)
+        if sig.user == who and sig.meaning == meaning and sig.valid:
+            raise Refused(f"{who} already signed {event_id} as {meaning}")
+    return signatures.sign(session, target=event_id, meaning=meaning, signer=who, password=password)
+
+
+def receive_lot(
+    session: Session,
+    *,
+    lot: str,
+    product: str,
+    expiry: str,
+    release_ref: str,
+    quantity: int,
+    kits: list[str],
+    **receipt: Any,
+) -> Recorded:
+    """Register a lot (unless it is already) and receive its kits: all or nothing.
+
+    The pharmacy scans the kits once at the door; the lot's label data and
+    the receipt are saved together, so a refused receipt leaves no
+    half-registered lot behind. For a lot registered earlier, the scanned
+    kits must belong to it and `quantity` must still equal the kits scanned.
+    `receipt` holds `receive_shipment`'s keyword arguments.
+    """
+    session.require("coldchain.record", what="record shipment receipts")
+    store = session.store
+    lot_id = scanned_id(lot, "lot")
+    kit_ids = _kits(kits)
+    with store.transaction():
+        if store.one("SELECT 1 FROM cc_lots WHERE lot = ?", (lot_id,)) is None:
+            add_lot(
+                session,
+                lot_id,
+                product=product,
+                expiry=expiry,
+                release_ref=release_ref,
+                kits=kit_ids,
+                quantity=quantity,
+            )
+        else:
+            if quantity != len(kit_ids):
+                raise ValidationFailed(
+                    {"quantity": f"{quantity} stated but {len(kit_ids)} kit id(s) scanned; they must agree"},
+                    form=FORM_LOT,
+                )
+            for k in kit_ids:
+                row = store.one("SELECT lot FROM cc_kits WHERE kit_id = ?", (k,))
+                if row is None or row[0] != lot_id:
+                    where = f"lot {row[0]}" if row else "no lot"
+                    raise Refused(f"kit {k} is not in lot {lot_id} (registered in {where})")
+        return receive_shipment(session, kits=kit_ids, **receipt)
+
+
+def lot_info(store: Store, lot: str) -> dict[str, Any] | None:
+    """A registered lot with its kits, or None (the receipt screen fills its label data)."""
+    rows = store.rows("SELECT * FROM cc_lots WHERE lot = ?", (lot.strip().upper(),))
+    if not rows:
+        return None
+    kits = [
+        r[0]
+        for r in store.execute("SELECT kit_id FROM cc_kits WHERE lot = ? ORDER BY kit_id", (rows[0]["lot"],))
+    ]
+    return {**{k: rows[0][k] for k in ("lot", "product", "expiry", "release_ref", "quantity")}, "kits": kits}
 
 
 def _subject(store: Store, kits: list[str]) -> str:
