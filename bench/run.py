@@ -21,7 +21,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SUITES = ["foundation", "photos", "workflow", "coldchain", "sync", "tui", "tui_coldchain", "exports", "hub_data"]
+SUITES = [
+    "foundation",
+    "photos",
+    "workflow",
+    "coldchain",
+    "sync",
+    "tui",
+    "tui_coldchain",
+    "exports",
+    "hub_data",
+]
 
 
 def main() -> None:
