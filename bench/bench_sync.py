@@ -98,7 +98,9 @@ def _chain(device: str, site: str, n: int, *, photos: list[str] | None = None) -
             "role": "clinician",
             "seq": seq,
             "site": site,
-            "subject": f"participant:{site}-{seq % 50:03d}",
+            # Each simulated laptop enrols its own participants: two devices
+            # creating one participant id is a clash the hub holds back.
+            "subject": f"participant:{site}-{device}-{seq % 50:03d}",
             "ts": "2026-01-01T00:00:00.000Z",
             "type": typ,
             "tz": "+08:00",
