@@ -20,26 +20,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Input, Label, Select, SelectionList, Static
+from textual.widgets import Static
 
-from wardcrf import forms as validation
 from wardcrf import protocol as protocols
-from wardcrf.clock import now_utc
 from wardcrf.errors import ValidationFailed, WardError
 
 from .errors import message_of
+from .fields import FieldGroup, is_soft
 from .footer import WardFooter
-from .i18n import label_width, language, pad, t
+from .i18n import language, t
 from .status import StatusBar
 from .ward import Ward
-
-SOFT_MARK = "expected range"
-MAX_LABEL = 26
 
 # Who signs a form as it is saved: (user, meaning) from the values typed.
 Signers = Callable[[dict[str, Any], str], list[tuple[str, str]]]
@@ -51,17 +47,6 @@ SIGNERS: dict[str, Signers] = {
     ],
     "signoff": lambda v, me: [(me, "approved")],
 }
-
-
-def _range_hint(f: protocols.Field) -> str:
-    if f.hard:
-        lo, hi = f.hard
-        return f"{validation._fmt(lo)}–{validation._fmt(hi)}"
-    if f.type == "date":
-        return "YYYY-MM-DD"
-    if f.type == "datetime":
-        return "HH:MM / YYYY-MM-DD HH:MM"
-    return ""
 
 
 class FormScreen(Screen[Any]):
@@ -97,147 +82,38 @@ class FormScreen(Screen[Any]):
         title = protocols.tr(self.form.label, lang)
         who = f" · {self.participant}" if self.participant else ""
         yield StatusBar(self.ward, f"{title}{who}")
-        labels = {f.name: protocols.tr(f.label, lang) + (" *" if f.required else "") for f in self._fields()}
-        width = min(MAX_LABEL, label_width(list(labels.values())))
         with VerticalScroll(id="form"):
             help_text = protocols.tr(self.form.help, lang)
             if help_text:
                 yield Static(help_text, classes="muted")
-            for f in self._fields():
-                with Horizontal(classes="field-row", id=f"row-{f.name}"):
-                    yield Label(pad(labels[f.name], width), classes="field-label")
-                    yield self._widget(f, lang)
-                    yield Label(f.unit or "", classes="field-unit")
-                yield Static(
-                    self.problems.get(f.name, ""),
-                    id=f"problem-{f.name}",
-                    classes="field-problem" + (" -shown" if f.name in self.problems else ""),
-                )
+            yield FieldGroup(
+                self.form,
+                zone=self.ward.session.ctx.zone,
+                user=self.ward.user,
+                values=self.values,
+                problems=self.problems,
+                id="form-fields",
+            )
         yield Static(t("form.required_note"), id="form-message", classes="muted")
         yield WardFooter()
 
-    def _widget(self, f: protocols.Field, lang: str) -> Any:
-        wid = f"field-{f.name}"
-        value = self.values.get(f.name)
-        if f.type == "choice" and f.multiple:
-            chosen = {str(v) for v in (value or [])}
-            return SelectionList[str](
-                *[(protocols.tr(c.label, lang), str(c.code), str(c.code) in chosen) for c in f.choices],
-                id=wid,
-                classes="field-input field-multi",
-                compact=True,
-            )
-        if f.type == "choice":
-            options = [(protocols.tr(c.label, lang), str(c.code)) for c in f.choices]
-            current = (
-                str(value)
-                if value is not None and any(str(c.code) == str(value) for c in f.choices)
-                else None
-            )
-            return Select(
-                options,
-                value=current if current is not None else Select.NULL,
-                id=wid,
-                classes="field-input",
-                compact=True,
-                prompt=t("form.choose"),
-            )
-        if f.type == "boolean":
-            current = None if value is None else ("yes" if value in (True, "yes") else "no")
-            return Select(
-                [(t("form.yes"), "yes"), (t("form.no"), "no")],
-                value=current if current is not None else Select.NULL,
-                id=wid,
-                classes="field-input",
-                compact=True,
-                prompt=t("form.choose"),
-            )
-        return Input(
-            value="" if value is None else str(value),
-            placeholder=_range_hint(f),
-            id=wid,
-            classes="field-input",
-            compact=True,
-        )
-
-    def on_mount(self) -> None:
-        for name, problem in self.problems.items():
-            self._mark(name, problem)
+    @property
+    def group(self) -> FieldGroup:
+        return self.query_one("#form-fields", FieldGroup)
 
     # -- values ----------------------------------------------------------------------
     def remember(self) -> None:
         """Collect every widget's value into `self.values` (before a recompose or save)."""
-        if not self.is_mounted:
-            return
-        for f in self._fields():
-            widgets = self.query(f"#field-{f.name}")
-            if not widgets:
-                continue
-            self.values[f.name] = self._read(f, widgets.first())
-
-    def _read(self, f: protocols.Field, widget: Any) -> Any:
-        if isinstance(widget, SelectionList):
-            codes = list(widget.selected)
-            return [c.code for c in f.choices if str(c.code) in codes]
-        if isinstance(widget, Select):
-            if widget.is_blank():
-                return None
-            if f.type == "boolean":
-                return widget.value == "yes"
-            return next((c.code for c in f.choices if str(c.code) == widget.value), widget.value)
-        return widget.value
+        if self.is_mounted:
+            self.group.remember()
 
     def raw_values(self) -> dict[str, Any]:
         """What the service receives: typed values, blanks left out (defaults apply)."""
         self.remember()
         return {k: v for k, v in self.values.items() if v not in (None, "", [])}
 
-    @on(Input.Submitted, ".field-input")
-    def _next_field(self) -> None:
-        """Enter moves on, like Tab: barcode scanners end each code with Enter."""
-        self.focus_next()
-
-    # -- inline checks ---------------------------------------------------------------
-    @on(Input.Changed, ".field-input")
-    @on(Select.Changed, ".field-input")
-    @on(SelectionList.SelectedChanged, ".field-input")
-    def _changed(self, event: Any) -> None:
-        widget = event.control if hasattr(event, "control") else event.selection_list
-        name = (widget.id or "").removeprefix("field-")
-        f = self.form.fields.get(name)
-        if f is None:
-            return
-        value = self._read(f, widget)
-        self.values[name] = value
-        self._check_one(f, value)
-
-    def _check_one(self, f: protocols.Field, value: Any) -> None:
-        if f.type == "photo" or value in (None, "", []):
-            self._mark(f.name, "")
-            return
-        ctx = validation.Context(now=now_utc(), zone=self.ward.session.ctx.zone, user=self.ward.user)
-        checked = validation.check(self.form, {f.name: value}, ctx, partial=True)
-        self._mark(f.name, checked.problems.get(f.name, ""))
-
     def _mark(self, name: str, problem: str) -> None:
-        self.problems[name] = problem
-        if not problem:
-            self.problems.pop(name, None)
-        found = self.query(f"#problem-{name}")
-        if not found:
-            return
-        line = found.first(Static)
-        soft = SOFT_MARK in problem
-        text = problem
-        if soft:
-            text = problem.split(";")[0] + " — " + t("form.soft_reason")
-        line.update(text)
-        line.set_class(bool(problem), "-shown")
-        line.set_class(bool(problem) and not soft, "refusal")
-        line.set_class(soft, "soft")
-        row = self.query(f"#row-{name}")
-        if row:
-            row.first().set_class(bool(problem) and not soft, "-invalid")
+        self.group.mark(name, problem)
 
     # -- saving ----------------------------------------------------------------------
     def action_save(self) -> None:
@@ -274,7 +150,7 @@ class FormScreen(Screen[Any]):
                     passwords[user] = got
             result = await self._submit(raw, passwords, None)
             if isinstance(result, ValidationFailed):
-                soft = {k: v for k, v in result.problems.items() if SOFT_MARK in v}
+                soft = {k: v for k, v in result.problems.items() if is_soft(v)}
                 if soft and len(soft) == len(result.problems):
                     from .reason_dialog import ReasonDialog
 
@@ -329,11 +205,9 @@ class FormScreen(Screen[Any]):
 
     def _show_failure(self, exc: WardError) -> None:
         if isinstance(exc, ValidationFailed):
-            for f in self._fields():
-                self._mark(f.name, exc.problems.get(f.name, ""))
-            first = next((n for n in exc.problems if self.query(f"#field-{n}")), None)
+            first = self.group.show_problems(exc.problems)
             if first:
-                self.query_one(f"#field-{first}").focus()
+                self.group.focus_field(first)
         self._say(message_of(exc), refusal=True)
 
     def _say(self, text: str, *, refusal: bool = False) -> None:
