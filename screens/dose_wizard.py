@@ -49,9 +49,9 @@ from wardcrf.clock import zone
 from wardcrf.errors import WardError
 
 from .errors import message_of
-from .fields import FieldGroup, is_soft
+from .fields import MAX_LABEL, FieldGroup, is_soft
 from .footer import WardFooter
-from .i18n import domain_word, language, t
+from .i18n import domain_word, label_width, language, pad, t
 from .status import StatusBar
 from .ward import Ward
 
@@ -111,6 +111,10 @@ class DoseWizard(Screen[Any]):
         self.kit: Any = None  # the last KitCheck for kit_raw
         self.kit_error: str | None = None
         self.values: dict[str, dict[str, Any]] = {"dose": {}, "pre": {}, "post": {}, "check": {}}
+        # Drop-downs show the protocol's default (diluent, nebulizer): what will be saved is on screen.
+        for name, f in self.proto.form("dose").fields.items():
+            if f.type == "choice" and f.default is not None and not f.computed:
+                self.values["dose"][name] = f.default
         self.problems: dict[str, dict[str, str]] = {g: {} for g in PART_OF_GROUP}
         self.preview: Any = None  # DoseVisit of the last dry run
         self.preview_error: str | None = None
@@ -122,11 +126,28 @@ class DoseWizard(Screen[Any]):
         self._scan_timer: Timer | None = None
 
     # -- layout ----------------------------------------------------------------------
+    def _product_width(self) -> int:
+        """One label column for the scan field and the product fields under it."""
+        f = self.proto.form("dose").fields
+        labels = [t("dose.kit_label") + " *"]
+        labels += [
+            protocols.tr(f[n].label, language()) + (" *" if f[n].required else "") for n in PRODUCT_FIELDS
+        ]
+        return min(MAX_LABEL, label_width(labels))
+
     def _group(
-        self, form: str, names: list[str], values: str, gid: str, prefix: str
+        self,
+        form: str,
+        names: list[str],
+        values: str,
+        gid: str,
+        prefix: str,
+        *,
+        label_cells: int | None = None,
     ) -> FieldGroup:
         return FieldGroup(
             self.proto.form(form),
+            label_cells=label_cells,
             zone=self.ward.session.ctx.zone,
             user=self.ward.user,
             values=self.values[values],
@@ -145,7 +166,7 @@ class DoseWizard(Screen[Any]):
             with VerticalScroll(id="step-0", classes="step"):
                 yield Static(t("dose.scan_help"), classes="muted")
                 with Horizontal(classes="field-row", id="row-kit"):
-                    yield Label(t("dose.kit_label") + " * ", classes="field-label")
+                    yield Label(pad(t("dose.kit_label") + " *", self._product_width()), classes="field-label")
                     yield Input(
                         value=self.kit_raw,
                         placeholder=t("dose.kit_hint"),
@@ -155,7 +176,14 @@ class DoseWizard(Screen[Any]):
                     )
                 yield Static(self._kit_text(), id="kit-status")
                 yield Static(t("dose.product_help"), classes="muted step-note")
-                yield self._group("dose", PRODUCT_FIELDS, "dose", "group-product", "dose-")
+                yield self._group(
+                    "dose",
+                    PRODUCT_FIELDS,
+                    "dose",
+                    "group-product",
+                    "dose-",
+                    label_cells=self._product_width(),
+                )
             with VerticalScroll(id="step-1", classes="step"):
                 yield Static(t("dose.pre_help"), classes="muted")
                 yield self._group("vitals", vitals, "pre", "group-pre", "pre-")
@@ -171,7 +199,9 @@ class DoseWizard(Screen[Any]):
                 yield Static(self._ae_text(), id="ae-note")
             with VerticalScroll(id="step-5", classes="step"):
                 yield Static(self._review_text(), id="review")
-        yield Static(self.message, id="wizard-message", classes="refusal" if self.message_refusal else "muted")
+        yield Static(
+            self.message, id="wizard-message", classes="refusal" if self.message_refusal else "muted"
+        )
         yield WardFooter()
 
     def on_mount(self) -> None:
@@ -185,8 +215,8 @@ class DoseWizard(Screen[Any]):
     def _steps_text(self) -> str:
         names = []
         for i, name in enumerate(STEPS):
-            label = f"{i + 1} {t('dose.step_' + name)}"
-            names.append(f"[reverse] {label} [/]" if i == self.step else label)
+            label = t("dose.tab_" + name)
+            names.append(f"[reverse]{label}[/]" if i == self.step else label)
         head = t("dose.step", n=self.step + 1, total=len(STEPS))
         return f"[b]{head}[/b] · " + " › ".join(names)
 
@@ -232,7 +262,9 @@ class DoseWizard(Screen[Any]):
         events = [e for e in self.values["check"].get("events") or [] if str(e) != "none"]
         if not events:
             return ""
-        return "[b yellow]" + escape(t("dose.ae_expected", events=", ".join(self._event_labels(events)))) + "[/]"
+        return (
+            "[b yellow]" + escape(t("dose.ae_expected", events=", ".join(self._event_labels(events)))) + "[/]"
+        )
 
     def _field_label(self, form: str, name: str) -> str:
         f = self.proto.form(form).fields.get(name)
@@ -255,28 +287,11 @@ class DoseWizard(Screen[Any]):
         return escape(" · ".join(parts))
 
     def _review_text(self) -> str:
+        """Deviations and the verdict first (what must be read before saving), then what is saved."""
         if self.step != len(STEPS) - 1:
             return ""
         nd = self.summary.get("next_dose") or {}
         lines = [f"[b]{escape(t('dose.review_title', n=nd.get('dose', '?'), pid=self.participant))}[/b]"]
-        kit = self.kit.kit if self.kit is not None else self.kit_raw.strip()
-        lines.append(
-            f"{t('dose.review_kit')}: {escape(kit)} · "
-            + self._values_line("dose", self.values["dose"], PRODUCT_FIELDS)
-        )
-        vitals = [n for n in self.proto.form("vitals").fields if n not in FIXED_VITALS]
-        lines.append(f"{t('dose.step_pre')}: " + self._values_line("vitals", self.values["pre"], vitals))
-        lines.append(
-            f"{t('dose.review_inhalation')}: " + self._values_line("dose", self.values["dose"], TIME_FIELDS)
-        )
-        lines.append(f"{t('dose.step_post')}: " + self._values_line("vitals", self.values["post"], vitals))
-        lines.append(
-            f"{t('dose.review_events')}: " + self._values_line("post_dose_check", self.values["check"], ["events"])
-        )
-        soft = self._soft_items()
-        if soft:
-            lines.append("[yellow]" + escape(t("dose.soft_values", items="; ".join(soft))) + "[/]")
-        lines.append("")
         if self.checking_review:
             lines.append(t("dose.review_checking"))
         elif self.preview_error:
@@ -284,12 +299,27 @@ class DoseWizard(Screen[Any]):
         elif self.preview is not None:
             lines += self._deviation_lines(self.preview)
             if self.preview.ae_expected:
-                lines.append(
-                    "[b yellow]"
-                    + escape(t("dose.ae_expected", events=", ".join(self._event_labels(self.preview.ae_expected))))
-                    + "[/]"
-                )
+                events = ", ".join(self._event_labels(self.preview.ae_expected))
+                lines.append("[b yellow]" + escape(t("dose.ae_expected", events=events)) + "[/]")
+        soft = self._soft_items()
+        if soft:
+            lines.append("[yellow]" + escape(t("dose.soft_values", items="; ".join(soft))) + "[/]")
+        if self.preview is not None and not self.checking_review and not self.preview_error:
             lines.append("[b green]" + escape(t("dose.ready")) + "[/]")
+        lines.append("")
+        kit = self.kit.kit if self.kit is not None else self.kit_raw.strip()
+        vitals = [n for n in self.proto.form("vitals").fields if n not in FIXED_VITALS]
+        rows = [
+            (
+                t("dose.review_kit"),
+                escape(kit) + " · " + self._values_line("dose", self.values["dose"], PRODUCT_FIELDS),
+            ),
+            (t("dose.step_pre"), self._values_line("vitals", self.values["pre"], vitals)),
+            (t("dose.review_inhalation"), self._values_line("dose", self.values["dose"], TIME_FIELDS)),
+            (t("dose.step_post"), self._values_line("vitals", self.values["post"], vitals)),
+            (t("dose.review_events"), self._values_line("post_dose_check", self.values["check"], ["events"])),
+        ]
+        lines += [f"[b]{escape(head)}:[/b] {text}" for head, text in rows]
         return "\n".join(lines)
 
     def _deviation_lines(self, visit: Any) -> list[str]:
@@ -586,7 +616,9 @@ class DoseWizard(Screen[Any]):
             self.query_one("#review", Static).update(self._review_text())
 
     def _soft_parts(self) -> set[str]:
-        return {PART_OF_GROUP[g] for g, probs in self.problems.items() if any(is_soft(p) for p in probs.values())}
+        return {
+            PART_OF_GROUP[g] for g, probs in self.problems.items() if any(is_soft(p) for p in probs.values())
+        }
 
     def _mark_refusal(self, exc: WardError, *, go: bool) -> None:
         """Mark the fields a refused part names; with `go`, move to the first such step."""
@@ -636,7 +668,9 @@ class DoseWizard(Screen[Any]):
             if soft:
                 from .reason_dialog import ReasonDialog
 
-                reason = await self.app.push_screen_wait(ReasonDialog(title=t("form.soft_title"), changes=soft))
+                reason = await self.app.push_screen_wait(
+                    ReasonDialog(title=t("form.soft_title"), changes=soft)
+                )
                 if reason is None:
                     self._say(t("form.not_saved_cancelled"))
                     return
@@ -666,7 +700,9 @@ class DoseWizard(Screen[Any]):
 
         def call() -> Any:
             try:
-                return self.ward.call(dose_visit.record_dose_visit, self.participant, reasons=reasons, **parts)
+                return self.ward.call(
+                    dose_visit.record_dose_visit, self.participant, reasons=reasons, **parts
+                )
             except WardError as exc:
                 return exc
 

@@ -82,6 +82,7 @@ class FieldGroup(Vertical):
         problems: dict[str, str] | None = None,
         names: list[str] | None = None,
         prefix: str = "",
+        label_cells: int | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
@@ -91,6 +92,7 @@ class FieldGroup(Vertical):
         self.values = values
         self.problems: dict[str, str] = problems if problems is not None else {}
         self.prefix = prefix
+        self.label_cells = label_cells  # a label column shared with rows outside the group
         wanted = names if names is not None else list(form.fields)
         self.fields = [form.fields[n] for n in wanted if n in form.fields and not form.fields[n].computed]
 
@@ -109,7 +111,7 @@ class FieldGroup(Vertical):
     def compose(self) -> ComposeResult:
         lang = language()
         labels = {f.name: protocols.tr(f.label, lang) + (" *" if f.required else "") for f in self.fields}
-        width = min(MAX_LABEL, label_width(list(labels.values())))
+        width = self.label_cells or min(MAX_LABEL, label_width(list(labels.values())))
         for f in self.fields:
             with Horizontal(classes="field-row", id=f"{self.prefix}row-{f.name}"):
                 yield Label(pad(labels[f.name], width), classes="field-label")

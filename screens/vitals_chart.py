@@ -43,6 +43,10 @@ def _fmt(v: float | None) -> str:
     return f"{v:g}"
 
 
+def _cell(pre: float | None, post: float | None) -> str:
+    return "—" if pre is None and post is None else f"{_fmt(pre)}→{_fmt(post)}"
+
+
 class VitalsChart(Screen[None]):
     """Vitals before/after each dose, as a chart and a table."""
 
@@ -117,7 +121,7 @@ class VitalsChart(Screen[None]):
         for n in range(1, self.series.doses + 1):
             table.add_column(t("chart.dose_col", n=n), key=f"d{n}")
         for i, m in enumerate(self.series.measures):
-            cells = [f"{_fmt(m.pre[k])}→{_fmt(m.post[k])}" for k in range(self.series.doses)]
+            cells = [_cell(m.pre[k], m.post[k]) for k in range(self.series.doses)]
             table.add_row(f"{self._label(m)} ({m.unit})", *cells, key=str(i))
         if self.series.measures:
             table.move_cursor(row=self.current)
@@ -168,7 +172,7 @@ class VitalsChart(Screen[None]):
         if m.soft:
             lo, hi = m.soft
             for y in (lo, hi):
-                plt.plot([0.6, doses + 0.4], [y, y], color="gray", marker="braille", style="dim")
+                plt.hline(y, "gray")
             values += [lo, hi]
         for series, color, mark in ((m.pre, PRE_COLOR, PRE_MARK), (m.post, POST_COLOR, POST_MARK)):
             pts = [(x, v) for x, v in zip(xs, series, strict=True) if v is not None]

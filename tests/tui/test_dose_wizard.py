@@ -62,7 +62,9 @@ async def _choose_events(pilot, *codes: str) -> None:
     await pilot.pause()
 
 
-async def _to_review(pilot, wiz: DoseWizard, *, kit: str = "KIT-A1", events=("none",), post_time=None) -> None:
+async def _to_review(
+    pilot, wiz: DoseWizard, *, kit: str = "KIT-A1", events=("none",), post_time=None
+) -> None:
     await _scan(pilot, kit)
     assert wiz.kit is not None and wiz.kit.ok, _text(pilot.app, "#kit-status")
     await _type(pilot, "dose-field-particles", "2.0e8")
@@ -262,7 +264,11 @@ async def test_soft_range_asks_one_reason_on_save(dose_app, dose_site):
         assert wiz.saved is not None
     s = dose_site.unlock("auditor", PASSWORD)
     try:
-        pre = [r for r in records.for_subject(s.store, f"participant:{P1}", "vitals") if r.data["timepoint"] == "pre_dose"]
+        pre = [
+            r
+            for r in records.for_subject(s.store, f"participant:{P1}", "vitals")
+            if r.data["timepoint"] == "pre_dose"
+        ]
         from wardcrf import eventlog
 
         ev = eventlog.get(s.store, pre[0].event_id)
@@ -376,7 +382,7 @@ async def test_vitals_chart_after_a_dose(dose_app):
 
         table = chart.query_one("#chart-table", DataTable)
         assert table.row_count == 6
-        assert table.get_row_at(0)[1] == "95→97" and table.get_row_at(0)[2] == "—→—"
+        assert table.get_row_at(0)[1] == "95→97" and table.get_row_at(0)[2] == "—"
         await pilot.press("m")
         await settle(pilot)
         assert "Temperature" in _text(app, "#chart-legend")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from wf_support import (
-    TZ,
     PASSWORD,
+    TZ,
     Ward,
     _copy_site,
     _wf_sentinel_template,
@@ -117,7 +117,9 @@ def test_refused_post_dose_vitals_roll_back_the_whole_visit(ward):
 def test_custody_gate_refusal_leaves_no_pre_dose_vitals(ward):
     values = visit_values(day(1), kit="KIT-NOWHERE")
     ward.freezer()
-    with pytest.raises(dose_visit.VisitPartRefused, match="custody gate: kit KIT-NOWHERE is not registered") as info:
+    with pytest.raises(
+        dose_visit.VisitPartRefused, match="custody gate: kit KIT-NOWHERE is not registered"
+    ) as info:
         dose_visit.record_dose_visit(ward.clin, P1, **values)
     assert info.value.part == "dose"
     assert ward.clin.store.scalar("SELECT count(*) FROM vitals") == 0
@@ -129,7 +131,9 @@ def test_soft_range_needs_a_reason_for_its_part(ward):
     with pytest.raises(dose_visit.VisitPartRefused, match="expected range") as info:
         dose_visit.record_dose_visit(ward.clin, P1, **values)
     assert info.value.part == "pre_vitals"
-    visit = dose_visit.record_dose_visit(ward.clin, P1, reasons={"pre_vitals": "anxious, rechecked"}, **values)
+    visit = dose_visit.record_dose_visit(
+        ward.clin, P1, reasons={"pre_vitals": "anxious, rechecked"}, **values
+    )
     pre = eventlog.get(ward.aud.store, visit.events["pre_vitals"])
     assert pre is not None and pre.body["overrides"] == {"pulse": "anxious, rechecked"}
 
@@ -225,10 +229,29 @@ def test_vitals_by_dose_pre_and_post_latest_recheck_wins(ward):
     ready(ward, "KIT-V1", values["dose"]["start"])
     dose_visit.record_dose_visit(ward.clin, P1, **values)
     # a recheck after the dose
-    ward.submit("vitals", participant=P1, timepoint="post_dose", dose=1, time=at(day(1), 10, 30),
-                temp="37.0", pulse="84", resp="18", oxysat="97", sysbp="120", diabp="80")
-    ward.submit("vitals", participant=P1, timepoint="unscheduled", time=at(day(1), 15), temp="38.0",
-                pulse="84", resp="18", oxysat="90")
+    ward.submit(
+        "vitals",
+        participant=P1,
+        timepoint="post_dose",
+        dose=1,
+        time=at(day(1), 10, 30),
+        temp="37.0",
+        pulse="84",
+        resp="18",
+        oxysat="97",
+        sysbp="120",
+        diabp="80",
+    )
+    ward.submit(
+        "vitals",
+        participant=P1,
+        timepoint="unscheduled",
+        time=at(day(1), 15),
+        temp="38.0",
+        pulse="84",
+        resp="18",
+        oxysat="90",
+    )
     series = vitals_series.vitals_by_dose(ward.aud, P1)
     assert series.doses == 5 and series.doses_given == 1
     by = {m.name: m for m in series.measures}

@@ -282,8 +282,5 @@ def _timing(d: dict[str, Any], window_minutes: int) -> dict[str, Any]:
     due = datetime.fromisoformat(d["due"])
     given = datetime.fromisoformat(d["given"])
     win = timedelta(minutes=window_minutes)
-    if given > due:
-        outside = given - (due + win)
-    else:
-        outside = (due - win) - given
+    outside = given - (due + win) if given > due else due - win - given
     return {**d, "window_minutes": window_minutes, "minutes_outside": int(outside.total_seconds() // 60)}

@@ -60,9 +60,7 @@ def vitals_by_dose(session: Session, participant: str) -> VitalsSeries:
         f = form.fields.get(name)
         if f is None:
             continue
-        measures.append(
-            Measure(name, f.label, f.unit or "", f.soft, [None] * planned, [None] * planned)
-        )
+        measures.append(Measure(name, f.label, f.unit or "", f.soft, [None] * planned, [None] * planned))
     rows = session.store.rows(
         "SELECT v.* FROM vitals v JOIN events e ON e.id = v.event_id"
         " WHERE v.participant = ? AND v.timepoint IN ('pre_dose', 'post_dose') AND v.dose IS NOT NULL"
