@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SUITES = ["foundation", "photos", "workflow", "coldchain", "sync", "tui", "exports"]
+SUITES = ["foundation", "photos", "workflow", "coldchain", "sync", "tui", "dose", "exports"]
 
 
 def main() -> None:
