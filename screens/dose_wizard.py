@@ -56,6 +56,22 @@ from .status import StatusBar
 from .ward import Ward
 
 STEPS = ("kit", "pre", "times", "post", "events", "review")
+STEP_TITLES = {
+    "kit": "dose.step_kit",
+    "pre": "dose.step_pre",
+    "times": "dose.step_times",
+    "post": "dose.step_post",
+    "events": "dose.step_events",
+    "review": "dose.step_review",
+}
+STEP_TABS = {
+    "kit": "dose.tab_kit",
+    "pre": "dose.tab_pre",
+    "times": "dose.tab_times",
+    "post": "dose.tab_post",
+    "events": "dose.tab_events",
+    "review": "dose.tab_review",
+}
 SCAN_QUIET_S = 0.25
 """A scanner types a code in a few ms; check once the keys stop (or at once on Enter)."""
 
@@ -215,7 +231,7 @@ class DoseWizard(Screen[Any]):
     def _steps_text(self) -> str:
         names = []
         for i, name in enumerate(STEPS):
-            label = t("dose.tab_" + name)
+            label = t(STEP_TABS[name])
             names.append(f"[reverse]{label}[/]" if i == self.step else label)
         head = t("dose.step", n=self.step + 1, total=len(STEPS))
         return f"[b]{head}[/b] · " + " › ".join(names)
@@ -380,7 +396,7 @@ class DoseWizard(Screen[Any]):
             form = FORM_OF_GROUP[gid]
             for name, problem in problems.items():
                 if is_soft(problem):
-                    step = t("dose.step_" + STEPS[STEP_OF_GROUP[gid]])
+                    step = t(STEP_TITLES[STEPS[STEP_OF_GROUP[gid]]])
                     out.append(f"{step} · {self._field_label(form, name)}: {problem.split(';')[0]}")
         return out
 
