@@ -520,7 +520,8 @@ class DoseWizard(Screen[Any]):
         if STEPS[step] == "times" and not self.values["dose"].get("start"):
             self.query_one("#group-times", FieldGroup).set_value("start", self._now_text())
         self._refresh_texts()
-        self._focus_step()
+        # The step becomes visible on the next refresh; a hidden widget cannot take the focus.
+        self.call_after_refresh(self._focus_step)
         self.refresh_bindings()
         if STEPS[step] == "review":
             self.run_review()
