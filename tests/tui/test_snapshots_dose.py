@@ -26,6 +26,15 @@ async def _wizard(pilot, pid: str) -> None:
     await settle(pilot)
 
 
+async def _steady(pilot) -> None:
+    """No blinking cursor: the picture must not depend on when it is taken."""
+    from textual.widgets import Input
+
+    for widget in pilot.app.screen.query(Input).results(Input):
+        widget.cursor_blink = False
+    await settle(pilot)
+
+
 async def _type(pilot, widget_id: str, text: str) -> None:
     pilot.app.screen.query_one(f"#{widget_id}").focus()
     await pilot.press(*text)
@@ -40,6 +49,7 @@ def test_wizard_kit_scanned(snap_compare, dose_app, size, language):
         await _wizard(pilot, P1)
         await pilot.press(*"KIT-A1", "enter")
         await settle(pilot)
+        await _steady(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=scan)
 
@@ -71,6 +81,7 @@ def test_wizard_review_late_dose(snap_compare, dose_app, size, language):
         pilot.app.screen.query_one("#check-field-events").select("none")
         await pilot.press("ctrl+n")
         await settle(pilot)
+        await _steady(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=review)
 
