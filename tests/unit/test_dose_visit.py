@@ -18,7 +18,7 @@ from wf_support import (
     today,
 )
 
-from wardcrf import eventlog, records
+from wardcrf import eventlog, records, workflow
 from wardcrf.errors import PermissionDenied, Refused
 from wardcrf.site import Site
 from wardcrf.workflow import dose_visit, vitals_series
@@ -224,23 +224,16 @@ def test_unknown_participant_is_refused(ward):
 # -- vitals series --------------------------------------------------------------------------
 
 
-def test_vitals_by_dose_pre_and_post_latest_recheck_wins(ward):
+def test_vitals_by_dose_pre_and_post_with_amendments(ward):
     values = visit_values(day(1))
     ready(ward, "KIT-V1", values["dose"]["start"])
-    dose_visit.record_dose_visit(ward.clin, P1, **values)
-    # a recheck after the dose
-    ward.submit(
-        "vitals",
-        participant=P1,
-        timepoint="post_dose",
-        dose=1,
-        time=at(day(1), 10, 30),
-        temp="37.0",
-        pulse="84",
-        resp="18",
-        oxysat="97",
-        sysbp="120",
-        diabp="80",
+    visit = dose_visit.record_dose_visit(ward.clin, P1, **values)
+    # one record per timepoint: a corrected reading is an amendment, and the series shows it
+    workflow.amend(
+        ward.clin,
+        visit.events["post_vitals"],
+        {"oxysat": "97", "sysbp": "120", "diabp": "80"},
+        reason="misread the oximeter; blood pressure added",
     )
     ward.submit(
         "vitals",
@@ -257,7 +250,7 @@ def test_vitals_by_dose_pre_and_post_latest_recheck_wins(ward):
     by = {m.name: m for m in series.measures}
     assert [m.name for m in series.measures] == ["oxysat", "temp", "pulse", "resp", "sysbp", "diabp"]
     assert by["oxysat"].pre == [94.0, None, None, None, None]
-    assert by["oxysat"].post[0] == 97.0  # the recheck, not 96
+    assert by["oxysat"].post[0] == 97.0  # as amended, not 96
     assert by["sysbp"].pre[0] is None and by["sysbp"].post[0] == 120.0
     assert by["temp"].unit == "C" and by["temp"].measured
 

@@ -2,11 +2,11 @@
 
 For every scheduled dose (1..N) and every vital sign the protocol's vitals
 form measures (SpO2, temperature, heart rate, respiratory rate, blood
-pressure), the value measured before the inhalation and after it. When a
-timepoint was measured more than once (a recheck), the latest measurement
-counts, as on the ward chart; amendments are already applied by the
-`vitals` projection. Unscheduled measurements are not attached to a dose
-and are left out.
+pressure), the value measured before the inhalation and after it. The
+workflow keeps one record per timepoint and dose (a correction is an
+amendment, already applied by the `vitals` projection); should older data
+hold two, the later measurement counts, as on the ward chart. Unscheduled
+measurements are not attached to a dose and are left out.
 """
 
 from __future__ import annotations
