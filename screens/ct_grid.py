@@ -18,6 +18,10 @@ when it computes the saved total.
 
 Saving is the generated form's: `workflow.submit` in a worker, problems
 beside their cells, nothing lost on a refusal, a lock or a language switch.
+The other fields are the generated form's `FieldGroup`s (one above the grid,
+one below), sharing the screen's values and problems; the segment cells are
+the grid's own, so their values are stored as they are typed and their
+problems listed above the grid.
 """
 
 from __future__ import annotations
@@ -169,11 +173,13 @@ class CTGridScreen(FormScreen):
         after = [f for f in others if f not in before]
         with VerticalScroll(id="form"):
             yield Static(t("ct.keys_help"), classes="muted", id="ct-help")
-            yield from self._field_rows(before, lang)
+            if before:
+                yield self._field_group(before, id="ct-before")
             with Horizontal(id="ct-grid"):
                 for lung in ("right", "left"):
                     yield from self._lung(lung, lang)
-            yield from self._field_rows(after, lang)
+            if after:
+                yield self._field_group(after, id="ct-after")
         yield Static(t("form.required_note"), id="form-message", classes="muted")
         yield WardFooter()
 
@@ -215,11 +221,6 @@ class CTGridScreen(FormScreen):
             self.query_one(f"#lung-title-{lung}", Static).update(self._lung_text(lung))
 
     # -- values ----------------------------------------------------------------------
-    def _read(self, f: protocols.Field, widget: Any) -> Any:
-        if isinstance(widget, SegmentCell):
-            return widget.value
-        return super()._read(f, widget)
-
     def _cell(self, segment: str) -> SegmentCell:
         return self.query_one(f"#field-{segment}", SegmentCell)
 
@@ -297,5 +298,8 @@ class CTGridScreen(FormScreen):
         box.set_class(bool(lines), "-shown")
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # the field groups show their own problems; the cells' are listed above the grid
+        for segment in CT_SEGMENTS:
+            if segment in self.problems:
+                self._mark(segment, self.problems[segment])
         self._show_totals()

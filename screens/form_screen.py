@@ -13,34 +13,39 @@ values live in `self.values` and the screen recomposes from them).
 Forms that carry e-signatures (consent: the doctor and both witnesses;
 sign-off: the investigator) ask each signer's password in the signature
 dialog before saving; the service verifies them inside the save.
+
+The field rows are a `FieldGroup` (screens/fields.py), shared with the dose
+wizard. A screen may lay out several groups of one form around widgets of
+its own (the CT grid: fields above and below the segment grid); the values
+and problems dicts are shared between the screen and its groups, and
+`_mark` shows a problem on whichever group holds the field.
+
+Photo fields take `@path`, tray ids or `sha256:` items; F4 opens the photo
+picker (tray or folder, with preview) for the focused (or first) photo
+field, and the photos chosen are listed under it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Input, Label, Select, SelectionList, Static
+from textual.widgets import Input, Static
 
-from wardcrf import forms as validation
 from wardcrf import protocol as protocols
-from wardcrf.clock import now_utc
 from wardcrf.errors import ValidationFailed, WardError
 
 from .errors import message_of
+from .fields import FieldGroup, is_soft, split_photo_items
 from .footer import WardFooter
-from .i18n import label_width, language, pad, t
+from .i18n import language, t
 from .status import StatusBar
 from .ward import Ward
-
-SOFT_MARK = "expected range"
-MAX_LABEL = 26
 
 # Who signs a form as it is saved: (user, meaning) from the values typed.
 Signers = Callable[[dict[str, Any], str], list[tuple[str, str]]]
@@ -52,29 +57,6 @@ SIGNERS: dict[str, Signers] = {
     ],
     "signoff": lambda v, me: [(me, "approved")],
 }
-
-
-_PHOTO_ITEM_START = re.compile(r",\s*(?=@|sha256:|[0-9a-fA-F]{8,64}\s*(?:,|$))")
-
-
-def split_photo_items(text: str) -> list[str]:
-    """A photo field's typed text -> its items (`@path`, tray id, `sha256:...`).
-
-    Items are separated by commas, but only a comma that starts another item
-    splits, so a picked file whose path holds a comma stays whole.
-    """
-    return [x.strip() for x in _PHOTO_ITEM_START.split(text or "") if x.strip()]
-
-
-def _range_hint(f: protocols.Field) -> str:
-    if f.hard:
-        lo, hi = f.hard
-        return f"{validation._fmt(lo)}–{validation._fmt(hi)}"
-    if f.type == "date":
-        return "YYYY-MM-DD"
-    if f.type == "datetime":
-        return "HH:MM / YYYY-MM-DD HH:MM"
-    return ""
 
 
 class FormScreen(Screen[Any]):
@@ -117,43 +99,36 @@ class FormScreen(Screen[Any]):
             help_text = protocols.tr(self.form.help, lang)
             if help_text:
                 yield Static(help_text, classes="muted")
-            yield from self._field_rows(self._fields(), lang)
+            yield self._field_group(None, id="form-fields")
         yield Static(t("form.required_note"), id="form-message", classes="muted")
         yield WardFooter()
 
-    def _label(self, f: protocols.Field, lang: str) -> str:
-        return protocols.tr(f.label, lang) + (" *" if f.required else "")
-
-    def _field_rows(self, fields: list[protocols.Field], lang: str) -> ComposeResult:
-        """Label, input, unit and the problem line of each field, labels lined up."""
-        labels = {f.name: self._label(f, lang) for f in fields}
-        width = min(MAX_LABEL, label_width(list(labels.values())))
-        for f in fields:
-            with Horizontal(classes="field-row", id=f"row-{f.name}"):
-                yield Label(pad(labels[f.name], width), classes="field-label")
-                yield self._widget(f, lang)
-                yield Label(f.unit or "", classes="field-unit")
-            yield from self._below_field(f)
-            yield Static(
-                self.problems.get(f.name, ""),
-                id=f"problem-{f.name}",
-                classes="field-problem" + (" -shown" if f.name in self.problems else ""),
-            )
-
-    def _below_field(self, f: protocols.Field) -> ComposeResult:
-        """Extra lines under a field: a photo field lists the photos it holds."""
-        if f.type == "photo":
-            yield Static(self._photo_lines(f.name), id=f"photos-{f.name}", classes="photo-list")
-
-    def _photo_lines(self, name: str) -> str:
-        items = split_photo_items(str(self.values.get(name) or ""))
-        if not items:
-            return t("photo.field_none")
-        return "\n".join(
-            t("photo.field_item", n=i, what=self.photo_notes.get(item, item))
-            for i, item in enumerate(items, 1)
+    def _field_group(self, fields: list[protocols.Field] | None, *, id: str) -> FieldGroup:
+        """Rows for `fields` (None: all), sharing this screen's values, problems and photo notes."""
+        return FieldGroup(
+            self.form,
+            zone=self.ward.session.ctx.zone,
+            user=self.ward.user,
+            values=self.values,
+            problems=self.problems,
+            names=None if fields is None else [f.name for f in fields],
+            photo_notes=self.photo_notes,
+            id=id,
         )
 
+    @property
+    def group(self) -> FieldGroup:
+        return self.query_one("#form-fields", FieldGroup)
+
+    @property
+    def groups(self) -> list[FieldGroup]:
+        """Every field group on the screen (one for a generated form, more on the CT grid)."""
+        return list(self.query(FieldGroup)) if self.is_mounted else []
+
+    def _group_of(self, name: str) -> FieldGroup | None:
+        return next((g for g in self.groups if g.holds(name)), None)
+
+    # -- photos ----------------------------------------------------------------------
     def _photo_fields(self) -> list[protocols.Field]:
         return [f for f in self._fields() if f.type == "photo"]
 
@@ -185,84 +160,23 @@ class FormScreen(Screen[Any]):
                     self.photo_notes[item] = done.summary
                 if item not in items:
                     items.append(item)
+            # the group's change handler stores the value and relists the photos
             widget.value = ", ".join(items)
             widget.focus()
 
         self.app.push_screen(picker, chosen)
 
-    def _widget(self, f: protocols.Field, lang: str) -> Any:
-        wid = f"field-{f.name}"
-        value = self.values.get(f.name)
-        if f.type == "choice" and f.multiple:
-            chosen = {str(v) for v in (value or [])}
-            return SelectionList[str](
-                *[(protocols.tr(c.label, lang), str(c.code), str(c.code) in chosen) for c in f.choices],
-                id=wid,
-                classes="field-input field-multi",
-                compact=True,
-            )
-        if f.type == "choice":
-            options = [(protocols.tr(c.label, lang), str(c.code)) for c in f.choices]
-            current = (
-                str(value)
-                if value is not None and any(str(c.code) == str(value) for c in f.choices)
-                else None
-            )
-            return Select(
-                options,
-                value=current if current is not None else Select.NULL,
-                id=wid,
-                classes="field-input",
-                compact=True,
-                prompt=t("form.choose"),
-            )
-        if f.type == "boolean":
-            current = None if value is None else ("yes" if value in (True, "yes") else "no")
-            return Select(
-                [(t("form.yes"), "yes"), (t("form.no"), "no")],
-                value=current if current is not None else Select.NULL,
-                id=wid,
-                classes="field-input",
-                compact=True,
-                prompt=t("form.choose"),
-            )
-        return Input(
-            value="" if value is None else str(value),
-            placeholder=_range_hint(f),
-            id=wid,
-            classes="field-input",
-            compact=True,
-        )
-
-    def on_mount(self) -> None:
-        for name, problem in self.problems.items():
-            self._mark(name, problem)
-
     # -- values ----------------------------------------------------------------------
     def remember(self) -> None:
         """Collect every widget's value into `self.values` (before a recompose or save)."""
-        if not self.is_mounted:
-            return
-        for f in self._fields():
-            widgets = self.query(f"#field-{f.name}")
-            if not widgets:
-                continue
-            self.values[f.name] = self._read(f, widgets.first())
-
-    def _read(self, f: protocols.Field, widget: Any) -> Any:
-        if isinstance(widget, SelectionList):
-            codes = list(widget.selected)
-            return [c.code for c in f.choices if str(c.code) in codes]
-        if isinstance(widget, Select):
-            if widget.is_blank():
-                return None
-            if f.type == "boolean":
-                return widget.value == "yes"
-            return next((c.code for c in f.choices if str(c.code) == widget.value), widget.value)
-        return widget.value
+        for group in self.groups:
+            group.remember()
 
     def raw_values(self) -> dict[str, Any]:
-        """What the service receives: typed values, blanks left out (defaults apply)."""
+        """What the service receives: typed values, blanks left out (defaults apply).
+
+        A photo field's text becomes the list of its items.
+        """
         self.remember()
         out = {k: v for k, v in self.values.items() if v not in (None, "", [])}
         for f in self._photo_fields():
@@ -270,56 +184,15 @@ class FormScreen(Screen[Any]):
                 out[f.name] = split_photo_items(out[f.name])
         return out
 
-    @on(Input.Submitted, ".field-input")
-    def _next_field(self) -> None:
-        """Enter moves on, like Tab: barcode scanners end each code with Enter."""
-        self.focus_next()
-
-    # -- inline checks ---------------------------------------------------------------
-    @on(Input.Changed, ".field-input")
-    @on(Select.Changed, ".field-input")
-    @on(SelectionList.SelectedChanged, ".field-input")
-    def _changed(self, event: Any) -> None:
-        widget = event.control if hasattr(event, "control") else event.selection_list
-        name = (widget.id or "").removeprefix("field-")
-        f = self.form.fields.get(name)
-        if f is None:
-            return
-        value = self._read(f, widget)
-        self.values[name] = value
-        self._check_one(f, value)
-        if f.type == "photo":
-            shown = self.query(f"#photos-{name}")
-            if shown:
-                shown.first(Static).update(self._photo_lines(name))
-
-    def _check_one(self, f: protocols.Field, value: Any) -> None:
-        if f.type == "photo" or value in (None, "", []):
-            self._mark(f.name, "")
-            return
-        ctx = validation.Context(now=now_utc(), zone=self.ward.session.ctx.zone, user=self.ward.user)
-        checked = validation.check(self.form, {f.name: value}, ctx, partial=True)
-        self._mark(f.name, checked.problems.get(f.name, ""))
-
     def _mark(self, name: str, problem: str) -> None:
-        self.problems[name] = problem
-        if not problem:
+        """Show `problem` under field `name` (kept in `problems` for a field outside any group)."""
+        group = self._group_of(name)
+        if group is not None:
+            group.mark(name, problem)
+        elif problem:
+            self.problems[name] = problem
+        else:
             self.problems.pop(name, None)
-        found = self.query(f"#problem-{name}")
-        if not found:
-            return
-        line = found.first(Static)
-        soft = SOFT_MARK in problem
-        text = problem
-        if soft:
-            text = problem.split(";")[0] + " — " + t("form.soft_reason")
-        line.update(text)
-        line.set_class(bool(problem), "-shown")
-        line.set_class(bool(problem) and not soft, "refusal")
-        line.set_class(soft, "soft")
-        row = self.query(f"#row-{name}")
-        if row:
-            row.first().set_class(bool(problem) and not soft, "-invalid")
 
     # -- saving ----------------------------------------------------------------------
     def action_save(self) -> None:
@@ -356,7 +229,7 @@ class FormScreen(Screen[Any]):
                     passwords[user] = got
             result = await self._submit(raw, passwords, None)
             if isinstance(result, ValidationFailed):
-                soft = {k: v for k, v in result.problems.items() if SOFT_MARK in v}
+                soft = {k: v for k, v in result.problems.items() if is_soft(v)}
                 if soft and len(soft) == len(result.problems):
                     from .reason_dialog import ReasonDialog
 

@@ -54,8 +54,9 @@ class ParticipantScreen(Screen[None]):
     AUTO_FOCUS = "#timeline"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_record", "key.new_record"),
-        Binding("d", "form('dose')", "key.dose"),
+        Binding("d", "dose_wizard", "dose.key_wizard"),
         Binding("v", "form('vitals')", "key.vitals"),
+        Binding("c", "vitals_chart", "dose.key_chart"),
         Binding("escape", "app.pop_screen", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
@@ -87,6 +88,8 @@ class ParticipantScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("new_record", "form"):
             return self.ward.can("record.submit")
+        if action == "dose_wizard":
+            return self.ward.can("dose.record")
         return True
 
     @work(thread=True, exclusive=True, group="participant")
@@ -180,6 +183,22 @@ class ParticipantScreen(Screen[None]):
                 self.action_form(name)
 
         self.app.push_screen(FormPicker(self.ward, self.participant), chosen)
+
+    def action_dose_wizard(self) -> None:
+        """The guided dose (kit scan to review); the plain dose form stays under `n`."""
+        from .dose_wizard import DoseWizard
+
+        try:
+            wizard = DoseWizard(self.ward, self.participant)
+        except Exception as exc:  # an unknown participant or a refusal to read
+            self.notify(message_of(exc), severity="error")
+            return
+        self.app.push_screen(wizard)
+
+    def action_vitals_chart(self) -> None:
+        from .vitals_chart import VitalsChart
+
+        self.app.push_screen(VitalsChart(self.ward, self.participant))
 
     def action_form(self, name: str) -> None:
         from .form_picker import screen_for

@@ -141,8 +141,10 @@ async def test_nothing_lost_on_lock_and_language_switch(app_for, site, tmp_path)
     pid = enroll(site, tmp_path)
     app = app_for("clinician")
     async with app.run_test(size=(80, 24)) as pilot:
-        await _open_grid(pilot, pid)
+        grid = await _open_grid(pilot, pid)
         await pilot.press(*"40n")
+        grid.query_one("#field-timepoint", Select).value = "baseline"  # a field-group field
+        await pilot.pause()
         await pilot.press("ctrl+l")
         await settle(pilot)
         assert isinstance(app.screen, LockScreen)
@@ -154,6 +156,7 @@ async def test_nothing_lost_on_lock_and_language_switch(app_for, site, tmp_path)
         await settle(pilot)
         assert [_cell(app, s).value for s in CT_SEGMENTS[:3]] == [4, 0, "ne"]
         assert _total(app).startswith("总分 4/72")
+        assert app.screen.query_one("#field-timepoint", Select).value == "baseline"
         lobes = [str(s.content) for s in app.screen.query(".ct-lobe").results(Static)]
         assert lobes == ["右上叶", "右中叶", "右下叶", "左上叶", "左下叶"]
 

@@ -50,6 +50,12 @@ def steps(store: Store, kit: str) -> list[dict[str, Any]]:
     )
 
 
+def lot_of(store: Store, kit: str) -> str | None:
+    """The lot a kit is registered in, or None for an unknown kit."""
+    row = store.one("SELECT lot FROM cc_kits WHERE kit_id = ?", (kit,))
+    return str(row[0]) if row else None
+
+
 def last_step(store: Store, kit: str) -> dict[str, Any] | None:
     rows = steps(store, kit)
     return rows[-1] if rows else None

@@ -1,0 +1,777 @@
+"""The dose at the bedside as one guided flow: kit, vitals, inhalation, vitals, events, review.
+
+Six steps, the indicator always on top, `ctrl+n` / `ctrl+b` between steps,
+Tab between fields:
+
+1. Kit — the scan field takes a barcode scanner (it types like a very fast
+   keyboard, may end with Enter, may add control characters, which the
+   domain strips). The custody check runs at once (`dose_visit.check_kit`:
+   kit known, not quarantined, discarded or used, chain complete, thawed at
+   the bedside, temperatures covered), and says OK or the domain's reason
+   beside the field. The product fields (lot — filled from the kit's lot —,
+   particles, volume, diluent, nebulizer) follow.
+2. Pre-dose vitals, 4. post-dose vitals, 3. start/end of the inhalation and
+   5. the protocol's prespecified inhalation-event checklist are the
+   protocol's own fields (`FieldGroup`, the same rows and inline checks as
+   every generated form). `ctrl+t` stamps the time now; a blank vitals time
+   is stamped when the step is left, so what is saved is what was shown.
+6. Review: the whole visit is run through the rules without saving
+   (`record_dose_visit(dry_run=True)`), and the deviations it creates (an
+   early or late dose, doses still missing) are explained in plain words
+   before `ctrl+s` saves.
+
+Saving calls `dose_visit.record_dose_visit` in a worker: the four records
+(pre-dose vitals, dose, post-dose vitals, post-dose check) in that order in
+ONE transaction, so a refusal of any of them saves none (see that module).
+A refusal is shown as the domain words it, the fields it names are marked
+(the wizard goes to their step) and everything typed stays: values live in
+`self.values`, which the field groups share, so a failed check, the idle
+lock or a language switch (the screen recomposes from them) loses nothing.
+Checked events are followed by an offer to open the AE form for each.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
+from textual.widgets import ContentSwitcher, Input, Label, SelectionList, Static
+
+from wardcrf import protocol as protocols
+from wardcrf.clock import zone
+from wardcrf.errors import WardError
+
+from .errors import message_of
+from .fields import MAX_LABEL, FieldGroup, is_soft
+from .footer import WardFooter
+from .i18n import domain_word, label_width, language, pad, t
+from .status import StatusBar
+from .ward import Ward
+
+STEPS = ("kit", "pre", "times", "post", "events", "review")
+STEP_TITLES = {
+    "kit": "dose.step_kit",
+    "pre": "dose.step_pre",
+    "times": "dose.step_times",
+    "post": "dose.step_post",
+    "events": "dose.step_events",
+    "review": "dose.step_review",
+}
+STEP_TABS = {
+    "kit": "dose.tab_kit",
+    "pre": "dose.tab_pre",
+    "times": "dose.tab_times",
+    "post": "dose.tab_post",
+    "events": "dose.tab_events",
+    "review": "dose.tab_review",
+}
+SCAN_QUIET_S = 0.25
+"""A scanner types a code in a few ms; check once the keys stop (or at once on Enter)."""
+
+PRODUCT_FIELDS = ["lot", "particles", "volume", "diluent", "device"]
+TIME_FIELDS = ["start", "end", "given_by", "interruptions", "interruption_note"]
+FIXED_VITALS = ("timepoint", "dose")  # filled in by the domain for this visit
+PART_OF_GROUP = {
+    "group-product": "dose",
+    "group-pre": "pre_vitals",
+    "group-times": "dose",
+    "group-post": "post_vitals",
+    "group-events": "post_dose_check",
+}
+FORM_OF_GROUP = {
+    "group-product": "dose",
+    "group-pre": "vitals",
+    "group-times": "dose",
+    "group-post": "vitals",
+    "group-events": "post_dose_check",
+}
+STEP_OF_GROUP = {"group-product": 0, "group-pre": 1, "group-times": 2, "group-post": 3, "group-events": 4}
+
+
+def _duration(minutes: int) -> str:
+    h, m = divmod(max(0, minutes), 60)
+    return t("dose.hours_minutes", h=h, m=m) if h else t("dose.minutes", m=m)
+
+
+class DoseWizard(Screen[Any]):
+    """Give one participant their next dose, step by step."""
+
+    CSS_PATH = "dose_wizard.tcss"
+    AUTO_FOCUS = "#kit-scan"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "next_step", "dose.key_next", priority=True),
+        Binding("ctrl+b", "previous_step", "dose.key_previous", priority=True),
+        Binding("ctrl+t", "stamp_now", "dose.key_now", priority=True),
+        Binding("ctrl+s", "save", "dose.key_save", priority=True),
+        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("f2", "app.next_language", "key.language"),
+    ]
+
+    def __init__(self, ward: Ward, participant: str) -> None:
+        super().__init__()
+        from wardcrf import workflow
+
+        self.ward = ward
+        self.participant = participant
+        self.proto = ward.call(lambda s: protocols.active(s.store))
+        self.summary: dict[str, Any] = ward.call(workflow.show, participant)
+        self.step = 0
+        self.kit_raw = ""
+        self.kit: Any = None  # the last KitCheck for kit_raw
+        self.kit_error: str | None = None
+        self.values: dict[str, dict[str, Any]] = {"dose": {}, "pre": {}, "post": {}, "check": {}}
+        # Drop-downs show the protocol's default (diluent, nebulizer): what will be saved is on screen.
+        for name, f in self.proto.form("dose").fields.items():
+            if f.type == "choice" and f.default is not None and not f.computed:
+                self.values["dose"][name] = f.default
+        self.problems: dict[str, dict[str, str]] = {g: {} for g in PART_OF_GROUP}
+        self.preview: Any = None  # DoseVisit of the last dry run
+        self.preview_error: str | None = None
+        self.checking_review = False
+        self.saving = False
+        self.saved: Any = None
+        self.message = ""
+        self.message_refusal = False
+        self._scan_timer: Timer | None = None
+
+    # -- layout ----------------------------------------------------------------------
+    def _product_width(self) -> int:
+        """One label column for the scan field and the product fields under it."""
+        f = self.proto.form("dose").fields
+        labels = [t("dose.kit_label") + " *"]
+        labels += [
+            protocols.tr(f[n].label, language()) + (" *" if f[n].required else "") for n in PRODUCT_FIELDS
+        ]
+        return min(MAX_LABEL, label_width(labels))
+
+    def _group(
+        self,
+        form: str,
+        names: list[str],
+        values: str,
+        gid: str,
+        prefix: str,
+        *,
+        label_cells: int | None = None,
+    ) -> FieldGroup:
+        return FieldGroup(
+            self.proto.form(form),
+            label_cells=label_cells,
+            zone=self.ward.session.ctx.zone,
+            user=self.ward.user,
+            values=self.values[values],
+            problems=self.problems[gid],
+            names=names,
+            prefix=prefix,
+            id=gid,
+        )
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.ward, f"{t('dose.title')} · {self.participant}")
+        yield Static(self._steps_text(), id="wizard-steps")
+        yield Static(self._dose_text(), id="wizard-dose")
+        vitals = [n for n in self.proto.form("vitals").fields if n not in FIXED_VITALS]
+        with ContentSwitcher(initial=f"step-{self.step}", id="wizard-body"):
+            with VerticalScroll(id="step-0", classes="step"):
+                yield Static(t("dose.scan_help"), classes="muted")
+                with Horizontal(classes="field-row", id="row-kit"):
+                    yield Label(pad(t("dose.kit_label") + " *", self._product_width()), classes="field-label")
+                    yield Input(
+                        value=self.kit_raw,
+                        placeholder=t("dose.kit_hint"),
+                        id="kit-scan",
+                        classes="field-input",
+                        compact=True,
+                    )
+                yield Static(self._kit_text(), id="kit-status")
+                yield Static(t("dose.product_help"), classes="muted step-note")
+                yield self._group(
+                    "dose",
+                    PRODUCT_FIELDS,
+                    "dose",
+                    "group-product",
+                    "dose-",
+                    label_cells=self._product_width(),
+                )
+            with VerticalScroll(id="step-1", classes="step"):
+                yield Static(t("dose.pre_help"), classes="muted")
+                yield self._group("vitals", vitals, "pre", "group-pre", "pre-")
+            with VerticalScroll(id="step-2", classes="step"):
+                yield Static(t("dose.times_help"), classes="muted")
+                yield self._group("dose", TIME_FIELDS, "dose", "group-times", "dose-")
+            with VerticalScroll(id="step-3", classes="step"):
+                yield Static(t("dose.post_help"), classes="muted")
+                yield self._group("vitals", vitals, "post", "group-post", "post-")
+            with VerticalScroll(id="step-4", classes="step"):
+                yield Static(t("dose.events_help"), classes="muted")
+                yield self._group("post_dose_check", ["events"], "check", "group-events", "check-")
+                yield Static(self._ae_text(), id="ae-note")
+            with VerticalScroll(id="step-5", classes="step"):
+                yield Static(self._review_text(), id="review")
+        yield Static(
+            self.message, id="wizard-message", classes="refusal" if self.message_refusal else "muted"
+        )
+        yield WardFooter()
+
+    def on_mount(self) -> None:
+        self._focus_step()
+
+    def relabelled(self) -> None:
+        """After a language switch recomposed the screen: back to the same step and field."""
+        self._focus_step()
+
+    # -- texts -----------------------------------------------------------------------
+    def _steps_text(self) -> str:
+        names = []
+        for i, name in enumerate(STEPS):
+            label = t(STEP_TABS[name])
+            names.append(f"[reverse]{label}[/]" if i == self.step else label)
+        head = t("dose.step", n=self.step + 1, total=len(STEPS))
+        return f"[b]{head}[/b] · " + " › ".join(names)
+
+    def _local(self, iso: str, fmt: str = "%m-%d %H:%M") -> str:
+        return datetime.fromisoformat(iso).astimezone(zone(self.ward.session.ctx.zone)).strftime(fmt)
+
+    def _dose_text(self) -> str:
+        nd = self.summary.get("next_dose")
+        if nd is None:
+            return t("dose.no_next_dose", status=domain_word("status", self.summary["status"]))
+        if nd.get("hold"):
+            return "[b red]" + escape(t("dose.held", n=nd["dose"], why=nd["hold"])) + "[/]"
+        return t(
+            "dose.next_dose",
+            n=nd["dose"],
+            planned=self.summary["doses_planned"],
+            due=self._local(nd["due"]),
+            start=self._local(nd["window"][0], "%H:%M"),
+            end=self._local(nd["window"][1], "%H:%M"),
+            state=domain_word("state", nd["state"]),
+        )
+
+    def _kit_text(self) -> str:
+        if self.kit_error:
+            return "[b red]" + escape(self.kit_error) + "[/]"
+        if not self.kit_raw.strip():
+            return t("dose.kit_waiting")
+        if self.kit is None:
+            return t("dose.kit_checking", kit=escape(self.kit_raw.strip()))
+        if self.kit.ok:
+            return "[green]" + escape(t("dose.kit_ok", kit=self.kit.kit, lot=self.kit.lot or "—")) + "[/]"
+        return "[b red]" + escape(t("dose.kit_refused", reason=self.kit.reason)) + "[/]"
+
+    def _event_labels(self, codes: list[Any]) -> list[str]:
+        f = self.proto.form("post_dose_check").fields["events"]
+        out = []
+        for code in codes:
+            c = f.choice(code)
+            out.append(protocols.tr(c.label, language()) if c else str(code))
+        return out
+
+    def _ae_text(self) -> str:
+        events = [e for e in self.values["check"].get("events") or [] if str(e) != "none"]
+        if not events:
+            return ""
+        return (
+            "[b yellow]" + escape(t("dose.ae_expected", events=", ".join(self._event_labels(events)))) + "[/]"
+        )
+
+    def _field_label(self, form: str, name: str) -> str:
+        f = self.proto.form(form).fields.get(name)
+        return protocols.tr(f.label, language()) if f else name
+
+    def _values_line(self, form: str, values: dict[str, Any], names: list[str]) -> str:
+        parts = []
+        for name in names:
+            v = values.get(name)
+            if v in (None, "", []):
+                continue
+            f = self.proto.form(form).fields[name]
+            shown = v
+            if f.type == "choice":
+                codes = v if isinstance(v, list) else [v]
+                shown = ", ".join(
+                    protocols.tr(c.label, language()) if (c := f.choice(x)) else str(x) for x in codes
+                )
+            parts.append(f"{protocols.tr(f.label, language())} {shown}{(' ' + f.unit) if f.unit else ''}")
+        return escape(" · ".join(parts))
+
+    def _review_text(self) -> str:
+        """Deviations and the verdict first (what must be read before saving), then what is saved."""
+        if self.step != len(STEPS) - 1:
+            return ""
+        nd = self.summary.get("next_dose") or {}
+        lines = [f"[b]{escape(t('dose.review_title', n=nd.get('dose', '?'), pid=self.participant))}[/b]"]
+        if self.checking_review:
+            lines.append(t("dose.review_checking"))
+        elif self.preview_error:
+            lines.append("[b red]" + escape(t("dose.not_ready", reason=self.preview_error)) + "[/]")
+        elif self.preview is not None:
+            lines += self._deviation_lines(self.preview)
+            if self.preview.ae_expected:
+                events = ", ".join(self._event_labels(self.preview.ae_expected))
+                lines.append("[b yellow]" + escape(t("dose.ae_expected", events=events)) + "[/]")
+        soft = self._soft_items()
+        if soft:
+            lines.append("[yellow]" + escape(t("dose.soft_values", items="; ".join(soft))) + "[/]")
+        if self.preview is not None and not self.checking_review and not self.preview_error:
+            lines.append("[b green]" + escape(t("dose.ready")) + "[/]")
+        lines.append("")
+        kit = self.kit.kit if self.kit is not None else self.kit_raw.strip()
+        vitals = [n for n in self.proto.form("vitals").fields if n not in FIXED_VITALS]
+        rows = [
+            (
+                t("dose.review_kit"),
+                escape(kit) + " · " + self._values_line("dose", self.values["dose"], PRODUCT_FIELDS),
+            ),
+            (t("dose.step_pre"), self._values_line("vitals", self.values["pre"], vitals)),
+            (t("dose.review_inhalation"), self._values_line("dose", self.values["dose"], TIME_FIELDS)),
+            (t("dose.step_post"), self._values_line("vitals", self.values["post"], vitals)),
+            (t("dose.review_events"), self._values_line("post_dose_check", self.values["check"], ["events"])),
+        ]
+        lines += [f"[b]{escape(head)}:[/b] {text}" for head, text in rows]
+        return "\n".join(lines)
+
+    def _deviation_lines(self, visit: Any) -> list[str]:
+        nd = self.summary.get("next_dose") or {}
+        timing = [d for d in visit.deviations if d.get("kind") in ("early dose", "late dose")]
+        other = [d for d in visit.deviations if d not in timing]
+        lines = []
+        if timing or other:
+            lines.append("[b]" + t("dose.review_deviations") + "[/b]")
+        else:
+            window = nd.get("window") or [visit.due, visit.due]
+            lines.append(
+                "[green]"
+                + escape(
+                    t(
+                        "dose.review_no_deviation",
+                        n=visit.dose_number,
+                        start=self._local(window[0], "%H:%M"),
+                        end=self._local(window[1], "%H:%M"),
+                    )
+                )
+                + "[/]"
+            )
+        fmt = "%Y-%m-%d %H:%M"
+        for d in timing:
+            due = datetime.fromisoformat(d["due"])
+            win = timedelta(minutes=int(d["window_minutes"]))
+            if d["kind"] == "late dose":
+                text = t(
+                    "dose.deviation_late",
+                    n=d["dose"],
+                    due=self._local(d["due"], fmt),
+                    end=self._local((due + win).isoformat(), "%H:%M"),
+                    given=self._local(d["given"], fmt),
+                    late=_duration(int(d["minutes_outside"])),
+                )
+            else:
+                text = t(
+                    "dose.deviation_early",
+                    n=d["dose"],
+                    due=self._local(d["due"], fmt),
+                    start=self._local((due - win).isoformat(), "%H:%M"),
+                    given=self._local(d["given"], fmt),
+                    early=_duration(int(d["minutes_outside"])),
+                )
+            lines.append("[b yellow]⚠ " + escape(text) + "[/]")
+        for d in other:
+            if d.get("kind") == "missing dose":
+                text = t("dose.deviation_missing", n=d["dose"], due=self._local(d["due"], fmt))
+            else:
+                text = t("dose.deviation_other", kind=d.get("kind", ""), detail=d.get("detail", ""))
+            lines.append("[yellow]⚠ " + escape(text) + "[/]")
+        return lines
+
+    def _soft_items(self) -> list[str]:
+        out = []
+        for gid, problems in self.problems.items():
+            form = FORM_OF_GROUP[gid]
+            for name, problem in problems.items():
+                if is_soft(problem):
+                    step = t(STEP_TITLES[STEPS[STEP_OF_GROUP[gid]]])
+                    out.append(f"{step} · {self._field_label(form, name)}: {problem.split(';')[0]}")
+        return out
+
+    def _refresh_texts(self) -> None:
+        self.query_one("#wizard-steps", Static).update(self._steps_text())
+        self.query_one("#kit-status", Static).update(self._kit_text())
+        self.query_one("#ae-note", Static).update(self._ae_text())
+        self.query_one("#review", Static).update(self._review_text())
+
+    def _say(self, text: str, *, refusal: bool = False) -> None:
+        self.message, self.message_refusal = text, refusal
+        line = self.query_one("#wizard-message", Static)
+        line.update(escape(text))
+        line.set_class(refusal, "refusal")
+        line.set_class(not refusal, "muted")
+
+    # -- values ----------------------------------------------------------------------
+    def groups(self) -> list[FieldGroup]:
+        return list(self.query(FieldGroup).results(FieldGroup))
+
+    def remember(self) -> None:
+        """Collect everything typed (before a recompose: language switch)."""
+        if not self.is_mounted:
+            return
+        for g in self.groups():
+            g.remember()
+        self.kit_raw = self.query_one("#kit-scan", Input).value
+
+    def parts(self) -> dict[str, dict[str, Any]]:
+        """The four records' typed values, as `record_dose_visit` takes them."""
+        self.remember()
+
+        def raw(values: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in values.items() if v not in (None, "", [])}
+
+        dose = raw(self.values["dose"])
+        dose["kit_id"] = self.kit.kit if self.kit is not None else self.kit_raw
+        return {
+            "pre_vitals": raw(self.values["pre"]),
+            "dose": dose,
+            "post_vitals": raw(self.values["post"]),
+            "post_dose_check": raw(self.values["check"]),
+        }
+
+    # -- the kit scan ----------------------------------------------------------------
+    @on(Input.Changed, "#kit-scan")
+    def _kit_typed(self, event: Input.Changed) -> None:
+        self.kit_raw = event.value
+        self.kit = None
+        self.kit_error = None
+        self.query_one("#kit-status", Static).update(self._kit_text())
+        if self._scan_timer is not None:
+            self._scan_timer.stop()
+        if event.value.strip():
+            self._scan_timer = self.set_timer(SCAN_QUIET_S, self._check_scanned)
+
+    @on(Input.Submitted, "#kit-scan")
+    def _kit_entered(self) -> None:
+        """Scanners end a code with Enter: check now and move on to the lot."""
+        if self._scan_timer is not None:
+            self._scan_timer.stop()
+        self._check_scanned()
+        self.focus_next()
+
+    def _check_scanned(self) -> None:
+        raw = self.kit_raw
+        if raw.strip() and self.kit is None:
+            self.check_kit(raw)
+
+    @work(thread=True, exclusive=True, group="kit-check")
+    def check_kit(self, raw: str) -> None:
+        from wardcrf.workflow import dose_visit
+
+        start = self.values["dose"].get("start")
+        when = None
+        if start:
+            try:
+                when = self._parse_time(str(start))
+            except ValueError:
+                when = None
+        try:
+            got: Any = self.ward.call(dose_visit.check_kit, self.participant, raw, when)
+            error = None
+        except WardError as exc:
+            got, error = None, message_of(exc)
+        self.app.call_from_thread(self._kit_checked, raw, got, error)
+
+    def _parse_time(self, text: str) -> datetime:
+        from wardcrf import forms
+
+        ctx = forms.Context(now=self.ward.local_now(), zone=self.ward.session.ctx.zone)
+        checked = forms.check(self.proto.form("dose"), {"start": text}, ctx, partial=True)
+        if "start" not in checked.values:
+            raise ValueError(text)
+        return datetime.fromisoformat(checked.values["start"])
+
+    def _kit_checked(self, raw: str, got: Any, error: str | None) -> None:
+        if raw != self.kit_raw or not self.is_mounted:
+            return  # typed on since: a newer check follows
+        self.kit, self.kit_error = got, error
+        if got is not None:
+            self.values["dose"]["kit_id"] = got.kit
+            product = self.query_one("#group-product", FieldGroup)
+            if got.ok and got.lot and not self.values["dose"].get("lot"):
+                product.set_value("lot", got.lot)
+        self.query_one("#kit-status", Static).update(self._kit_text())
+
+    # -- steps -----------------------------------------------------------------------
+    def _focus_step(self) -> None:
+        body = self.query_one(f"#step-{self.step}")
+        for widget in body.query(".field-input"):
+            if widget.focusable:
+                widget.focus()
+                return
+        body.focus()
+
+    def _go(self, step: int) -> None:
+        self.remember()
+        self.step = step
+        self.query_one("#wizard-body", ContentSwitcher).current = f"step-{step}"
+        if STEPS[step] == "times" and not self.values["dose"].get("start"):
+            self.query_one("#group-times", FieldGroup).set_value("start", self._now_text())
+        self._refresh_texts()
+        # The step becomes visible on the next refresh; a hidden widget cannot take the focus.
+        self.call_after_refresh(self._focus_step)
+        self.refresh_bindings()
+        if STEPS[step] == "review":
+            self.run_review()
+
+    def _now_text(self) -> str:
+        return self.ward.local_now().strftime("%Y-%m-%d %H:%M")
+
+    def _step_problems(self) -> dict[str, str]:
+        """Hard problems (not soft ranges) of the current step's fields, marked on screen."""
+        name = STEPS[self.step]
+        if name == "review":
+            return {}
+        gid = {
+            "kit": "group-product",
+            "pre": "group-pre",
+            "times": "group-times",
+            "post": "group-post",
+            "events": "group-events",
+        }[name]
+        group = self.query_one(f"#{gid}", FieldGroup)
+        if name in ("pre", "post") and not group.values.get("time"):
+            group.set_value("time", self._now_text())
+        problems = group.check_all()
+        return {k: v for k, v in problems.items() if not is_soft(v)}
+
+    def action_next_step(self) -> None:
+        """Go on (ctrl+n) once this step's fields pass their checks; nothing typed is lost either way."""
+        if self.saving or self.step >= len(STEPS) - 1:
+            return
+        self.remember()
+        if STEPS[self.step] == "kit":
+            if self.kit is None and not self.kit_error and self.kit_raw.strip():
+                self._say(t("dose.kit_pending"), refusal=True)
+                self._check_scanned()
+                return
+            if self.kit is None or not self.kit.ok:
+                self._say(t("dose.kit_needed"), refusal=True)
+                self.query_one("#kit-scan").focus()
+                return
+        problems = self._step_problems()
+        if problems:
+            self._say(t("dose.fix_first"), refusal=True)
+            return
+        self._say("")
+        self._go(self.step + 1)
+
+    def action_previous_step(self) -> None:
+        """Back one step (ctrl+b), keeping everything."""
+        if self.saving or self.step == 0:
+            return
+        self._say("")
+        self._go(self.step - 1)
+
+    def action_stamp_now(self) -> None:
+        """Put the time now into the focused time field (ctrl+t)."""
+        focused = self.focused
+        for g in self.groups():
+            name = g.name_of(focused.id if focused else None)
+            if name and g.form.fields[name].type == "datetime":
+                g.set_value(name, self._now_text())
+                return
+        self._say(t("dose.not_a_time"), refusal=True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stamp_now":
+            return STEPS[self.step] in ("pre", "times", "post")
+        if action == "next_step":
+            return self.step < len(STEPS) - 1
+        if action == "previous_step":
+            return self.step > 0
+        return True
+
+    @on(SelectionList.SelectedChanged, "#check-field-events")
+    def _events_changed(self) -> None:
+        self.call_after_refresh(lambda: self.query_one("#ae-note", Static).update(self._ae_text()))
+
+    # -- review (dry run) ------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="dose-review")
+    def run_review(self) -> None:
+        from wardcrf.workflow import dose_visit
+
+        self.app.call_from_thread(self._reviewing)
+        parts = self.app.call_from_thread(self.parts)
+        soft_parts = self.app.call_from_thread(self._soft_parts)
+        try:
+            got: Any = self.ward.call(
+                dose_visit.record_dose_visit,
+                self.participant,
+                reasons={p: "(review only: not saved)" for p in soft_parts},
+                dry_run=True,
+                **parts,
+            )
+            error = None
+        except WardError as exc:
+            got, error = None, exc
+        self.app.call_from_thread(self._reviewed, got, error)
+
+    def _reviewing(self) -> None:
+        self.checking_review, self.preview, self.preview_error = True, None, None
+        self.query_one("#review", Static).update(self._review_text())
+
+    def _reviewed(self, got: Any, error: WardError | None) -> None:
+        self.checking_review = False
+        self.preview = got
+        self.preview_error = message_of(error) if error else None
+        if error is not None:
+            self._mark_refusal(error, go=False)
+        if self.is_mounted:
+            self.query_one("#review", Static).update(self._review_text())
+
+    def _soft_parts(self) -> set[str]:
+        return {
+            PART_OF_GROUP[g] for g, probs in self.problems.items() if any(is_soft(p) for p in probs.values())
+        }
+
+    def _mark_refusal(self, exc: WardError, *, go: bool) -> None:
+        """Mark the fields a refused part names; with `go`, move to the first such step."""
+        part = getattr(exc, "part", None)
+        problems: dict[str, str] = getattr(exc, "problems", {}) or {}
+        if part is None or not problems:
+            return
+        first_step = None
+        for gid, gpart in PART_OF_GROUP.items():
+            if gpart != part:
+                continue
+            group = self.query_one(f"#{gid}", FieldGroup)
+            hit = {k: v for k, v in problems.items() if any(f.name == k for f in group.fields)}
+            if not hit:
+                continue
+            for name, why in hit.items():
+                group.mark(name, why)
+            if first_step is None:
+                first_step = STEP_OF_GROUP[gid]
+        if go and first_step is not None:
+            self._go(first_step)
+
+    # -- save ------------------------------------------------------------------------
+    def action_save(self) -> None:
+        """ctrl+s: on the review step, save the visit; before it, go to the review first."""
+        if self.saving or self.saved is not None:
+            return
+        if STEPS[self.step] != "review":
+            while STEPS[self.step] != "review":
+                before = self.step
+                self.action_next_step()
+                if self.step == before:
+                    return  # this step needs correcting first
+            self.refresh_bindings()
+            return
+        if self.checking_review:
+            return
+        self.saving = True
+        self.save_flow()
+
+    @work(exclusive=True, group="form-save")
+    async def save_flow(self) -> None:
+        try:
+            parts = self.parts()
+            reasons: dict[str, str] = {}
+            soft = self._soft_items()
+            if soft:
+                from .reason_dialog import ReasonDialog
+
+                reason = await self.app.push_screen_wait(
+                    ReasonDialog(title=t("form.soft_title"), changes=soft)
+                )
+                if reason is None:
+                    self._say(t("form.not_saved_cancelled"))
+                    return
+                reasons = {p: reason for p in self._soft_parts()}
+            self._say(t("dose.saving"))
+            result = await self._record(parts, reasons)
+            if isinstance(result, WardError):
+                self._say(t("dose.refused", reason=message_of(result)), refusal=True)
+                self.preview, self.preview_error = None, message_of(result)
+                self.query_one("#review", Static).update(self._review_text())
+                self._mark_refusal(result, go=True)
+                return
+            self.saved = result
+            self.app.notify(t("dose.saved", n=result.dose_number, pid=self.participant))
+            if result.ae_expected:
+                labels = self._event_labels(result.ae_expected)
+                open_now = await self.app.push_screen_wait(AeOffer(result.dose_number, labels))
+                if open_now:
+                    self._open_ae_forms(result)
+                    return
+            self.dismiss(result)
+        finally:
+            self.saving = False
+
+    async def _record(self, parts: dict[str, dict[str, Any]], reasons: dict[str, str]) -> Any:
+        from wardcrf.workflow import dose_visit
+
+        def call() -> Any:
+            try:
+                return self.ward.call(
+                    dose_visit.record_dose_visit, self.participant, reasons=reasons, **parts
+                )
+            except WardError as exc:
+                return exc
+
+        worker = self.run_worker(call, thread=True, group="dose-submit")
+        return await worker.wait()
+
+    def _open_ae_forms(self, visit: Any) -> None:
+        """Replace the wizard with one AE form per checked event, one after the other."""
+        from .form_screen import FormScreen
+
+        app = self.app
+        ward, pid = self.ward, self.participant
+        onset = datetime.fromisoformat(visit.end).astimezone(zone(ward.session.ctx.zone)).date().isoformat()
+        queue = list(zip(visit.ae_expected, self._event_labels(visit.ae_expected), strict=True))
+        ae_codes = {str(c.code) for c in self.proto.form("ae").fields["prespecified"].choices}
+
+        def next_form(_result: Any = None) -> None:
+            if not queue:
+                return
+            code, label = queue.pop(0)
+            initial = {"term": label, "dose": str(visit.dose_number), "onset": onset}
+            if code in ae_codes:
+                initial["prespecified"] = code
+            app.push_screen(FormScreen(ward, "ae", pid, initial=initial), next_form)
+
+        self.dismiss(visit)
+        next_form()
+
+
+class AeOffer(ModalScreen[bool]):
+    """After saving: events were checked, so AE forms are expected. Open them now?"""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "dose.key_open", priority=True),
+        Binding("escape", "later", "dose.key_later"),
+    ]
+
+    def __init__(self, dose_number: int, events: list[str]) -> None:
+        super().__init__()
+        self.dose_number = dose_number
+        self.events = events
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(t("dose.ae_offer_title"), classes="dialog-title")
+            yield Static(t("dose.ae_offer", n=self.dose_number, events=", ".join(self.events)))
+            yield Static(t("dose.ae_offer_keys"), classes="muted")
+        yield WardFooter()
+
+    def action_open(self) -> None:
+        self.dismiss(True)
+
+    def action_later(self) -> None:
+        self.dismiss(False)

@@ -1,0 +1,286 @@
+"""A whole dose visit at the bedside: kit check, vitals before, the inhalation, vitals after, events.
+
+The ward records a dose as four form records, in the order the rules need
+them: pre-dose vitals (they name the next dose and must not follow its
+start), the dose (sequencing, window, kit, every registered dose gate such
+as the cold chain's custody check), post-dose vitals (they need the dose
+recorded and must not precede its end), and the post-dose check of the
+prespecified inhalation-associated events.
+
+`record_dose_visit` submits the four through `service.submit` — so every
+permission, field and sequencing rule runs exactly as for a single form —
+inside ONE `store.transaction()`: either all four records exist afterwards
+or none does. Why one transaction rather than four saves: a refusal of the
+post-dose vitals (a time before the dose ended) after the dose was saved
+would leave a dose without its vitals and make the person re-enter half a
+visit; a dose gate refusing after the pre-dose vitals were saved would leave
+vitals for a dose never given. The nested `submit` transactions become
+savepoints of the outer one, and the store restores its pending chain heads
+on rollback, so a refusal anywhere leaves the log exactly as it was.
+
+`record_dose_visit(..., dry_run=True)` runs the same submissions and rolls
+them back: the review step shows what the rules will say (the dose number,
+its window, the deviations recording it creates) before anything is saved.
+
+`check_kit` is the scan step's check: the kit id as a scanner typed it,
+normalised, not already used, and accepted by every dose gate at the moment
+of scanning (the gates run again at the dose's start when it is saved).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .. import protocol as protocols
+from ..errors import Refused, ValidationFailed, WardError
+from ..forms import Context, check
+from ..site import Session
+from . import service, status
+from .base import now, require_participant
+from .dosing import dose_gates
+
+PARTS: tuple[tuple[str, str], ...] = (
+    ("pre_vitals", "vitals"),
+    ("dose", "dose"),
+    ("post_vitals", "vitals"),
+    ("post_dose_check", "post_dose_check"),
+)
+"""The visit's records in the order the rules require: (part, form)."""
+
+PART_WORDS = {
+    "pre_vitals": "pre-dose vitals",
+    "dose": "dose",
+    "post_vitals": "post-dose vitals",
+    "post_dose_check": "post-dose check",
+}
+
+
+class VisitPartRefused(Refused):
+    """One record of the visit was refused; nothing of the visit was saved.
+
+    `part` names which record (`pre_vitals`, `dose`, `post_vitals`,
+    `post_dose_check`) and `problems` its field problems (empty for a
+    sequencing refusal), so a screen can point at the fields to correct.
+    """
+
+    def __init__(self, part: str, cause: WardError) -> None:
+        self.part = part
+        self.cause = cause
+        self.problems: dict[str, str] = dict(getattr(cause, "problems", {}) or {})
+        super().__init__(f"{PART_WORDS[part]}: {cause.message}; nothing of this dose visit was saved")
+        self.exit_code = cause.exit_code
+
+
+@dataclass
+class KitCheck:
+    """The scan step's verdict on one kit: usable now, or the reason it is not."""
+
+    kit: str
+    ok: bool
+    reason: str | None = None
+    lot: str | None = None
+
+
+@dataclass
+class DoseVisit:
+    """What a dose visit records (or, for a dry run, would record)."""
+
+    participant: str
+    dose_number: int
+    due: str
+    window: str
+    window_minutes: int
+    start: str
+    end: str
+    deviations: list[dict[str, Any]]
+    ae_expected: list[str]
+    events: dict[str, str] = field(default_factory=dict)  # part -> event id; empty for a dry run
+    saved: bool = False
+
+
+class _DryRun(Exception):
+    def __init__(self, visit: DoseVisit) -> None:
+        super().__init__("dry run")
+        self.visit = visit
+
+
+def scanned_kit(raw: str) -> str:
+    """Scanner input as a kit id: control characters (CR, LF, TAB, GS) dropped, trimmed, upper case.
+
+    Kits are registered in upper case by the cold chain (`coldchain.services.scanned_id`),
+    and a scanner may add a prefix/suffix control character or a trailing Enter.
+    """
+    return "".join(c for c in raw if unicodedata.category(c)[0] != "C").strip().upper()
+
+
+def check_kit(session: Session, participant: str, raw: str, when: datetime | None = None) -> KitCheck:
+    """Whether the scanned kit can be used for this participant's next dose at `when` (default now).
+
+    Refusals by rule come back as `ok=False` with the reason as the rules word
+    it (unknown kit, quarantined, discarded, already used, custody broken, not
+    thawed, temperatures...); a missing permission raises `PermissionDenied`.
+    """
+    session.require("dose.record", what="record doses")
+    require_participant(session.store, participant)
+    kit = scanned_kit(raw)
+    proto = protocols.active(session.store)
+    moment = now()
+    ctx = Context(now=moment, zone=session.ctx.zone, user=session.user)
+    checked = check(proto.form("dose"), {"kit_id": kit}, ctx, partial=True)
+    if "kit_id" in checked.problems:
+        return KitCheck(kit, False, f"kit id {kit or raw.strip()!r}: {checked.problems['kit_id']}")
+    used = session.store.one(
+        "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ?",
+        (kit,),
+    )
+    if used:
+        return KitCheck(kit, False, f"kit {kit} was already used for {used[0]} dose {used[1]} ({used[2]})")
+    from ..projections import load_all
+
+    load_all()  # features register their dose gates when their modules load (the cold chain)
+    at = when or moment
+    try:
+        for gate in dose_gates:
+            gate(session.store, kit, at)
+    except Refused as exc:
+        return KitCheck(kit, False, exc.message, _lot_of(session, kit))
+    return KitCheck(kit, True, None, _lot_of(session, kit))
+
+
+def _lot_of(session: Session, kit: str) -> str | None:
+    """The kit's lot as the cold chain registered it (None in a build without the cold chain)."""
+    try:
+        from ..coldchain import custody
+    except ImportError:
+        return None
+    return custody.lot_of(session.store, kit)
+
+
+def record_dose_visit(
+    session: Session,
+    participant: str,
+    *,
+    pre_vitals: Mapping[str, Any],
+    dose: Mapping[str, Any],
+    post_vitals: Mapping[str, Any],
+    post_dose_check: Mapping[str, Any],
+    reasons: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+) -> DoseVisit:
+    """Record the next dose with its vitals and post-dose check, atomically (see the module doc).
+
+    The dose number is the participant's next dose; the vitals' `timepoint`
+    and `dose` and the check's `dose` are filled in here (a different value
+    typed for them is refused). `reasons` maps a part to the reason for its
+    soft-range values (the service stores it per field). Raises
+    `VisitPartRefused` naming the part that failed; nothing is saved then.
+    """
+    session.require("dose.record", what="record doses")
+    p = require_participant(session.store, participant)
+    reasons = dict(reasons or {})
+    unknown = sorted(set(reasons) - {part for part, _ in PARTS})
+    if unknown:
+        raise ValueError(f"unknown visit part {unknown[0]}")
+    before = status.summary(session.store, p.id)
+    nd = before.get("next_dose")
+    if nd is None:
+        planned = before["doses_planned"]
+        if before["doses_given"] >= planned:
+            raise Refused(f"{p.id} has had all {planned} doses; there is no next dose to record")
+        raise Refused(f"{p.id} is not enrolled; a dose needs an enrolled participant")
+    number = int(nd["dose"])
+    raws = {
+        "pre_vitals": _fixed(pre_vitals, "pre_vitals", {"timepoint": "pre_dose", "dose": number}),
+        "dose": dict(dose),
+        "post_vitals": _fixed(post_vitals, "post_vitals", {"timepoint": "post_dose", "dose": number}),
+        "post_dose_check": _fixed(post_dose_check, "post_dose_check", {"dose": number}),
+    }
+    events: dict[str, str] = {}
+    dose_data: dict[str, Any] = {}
+    try:
+        with session.store.transaction():
+            for part, form in PARTS:
+                reason = reasons.get(part)
+                try:
+                    ev = service.submit(
+                        session,
+                        form,
+                        raws[part],
+                        participant=p.id,
+                        reason=reason,
+                        confirm=reason is not None,
+                    )
+                except WardError as exc:
+                    raise VisitPartRefused(part, exc) from exc
+                events[part] = ev.id
+                if part == "dose":
+                    dose_data = dict(ev.body["data"])
+            visit = _visit(session, p.id, dose_data, raws["post_dose_check"], before["deviations"])
+            if dry_run:
+                raise _DryRun(visit)
+    except _DryRun as done:
+        return done.visit
+    visit.events = events
+    visit.saved = True
+    return visit
+
+
+def _fixed(raw: Mapping[str, Any], part: str, fixed: dict[str, Any]) -> dict[str, Any]:
+    out = dict(raw)
+    for name, value in fixed.items():
+        typed = out.get(name)
+        if typed not in (None, "") and str(typed) != str(value):
+            raise VisitPartRefused(
+                part,
+                ValidationFailed({name: f"{typed} does not match this visit ({value})"}),
+            )
+        out[name] = value
+    return out
+
+
+def _visit(
+    session: Session,
+    pid: str,
+    dose_data: dict[str, Any],
+    check_raw: Mapping[str, Any],
+    before: list[dict[str, Any]],
+) -> DoseVisit:
+    """The visit as recorded, with the deviations it leaves (computed after the records, in the transaction)."""
+    sched = protocols.active(session.store).schedule
+    after = status.summary(session.store, pid)["deviations"]
+    number = int(dose_data["dose_number"])
+    known = {(d.get("kind"), d.get("dose")) for d in before if d.get("kind") != "missing dose"}
+    deviations = []
+    for d in after:
+        key = (d.get("kind"), d.get("dose"))
+        if d.get("kind") in ("early dose", "late dose") and d.get("dose") == number:
+            deviations.append(_timing(d, sched.window_minutes))
+        elif key not in known:
+            deviations.append(dict(d))
+    events = check_raw.get("events") or []
+    if isinstance(events, str):
+        events = [e.strip() for e in events.split(",") if e.strip()]
+    return DoseVisit(
+        participant=pid,
+        dose_number=number,
+        due=str(dose_data["due"]),
+        window=str(dose_data["window"]),
+        window_minutes=sched.window_minutes,
+        start=str(dose_data["start"]),
+        end=str(dose_data["end"]),
+        deviations=deviations,
+        ae_expected=[str(e) for e in events if str(e) != "none"],
+    )
+
+
+def _timing(d: dict[str, Any], window_minutes: int) -> dict[str, Any]:
+    """An early/late deviation with how far outside the window, in minutes."""
+    due = datetime.fromisoformat(d["due"])
+    given = datetime.fromisoformat(d["given"])
+    win = timedelta(minutes=window_minutes)
+    outside = given - (due + win) if given > due else due - win - given
+    return {**d, "window_minutes": window_minutes, "minutes_outside": int(outside.total_seconds() // 60)}
