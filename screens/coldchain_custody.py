@@ -70,8 +70,8 @@ class CustodyScreen(Screen[None]):
     CSS_PATH = "coldchain_custody.tcss"
     AUTO_FOCUS = "#cu-kit"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+t", "thaw", "key.cc_thaw"),
         Binding("escape", "app.pop_screen", "key.back"),
+        Binding("ctrl+t", "thaw", "key.cc_thaw"),
         Binding("f2", "app.next_language", "key.language"),
     ]
 
