@@ -4,7 +4,8 @@ Storage units show their newest reading and one status word from the
 domain (`reports.unit_status`: in range / open excursion / unmonitored),
 kits are counted by state (`reports.kit_states`), and receipts or handovers
 still missing a party's signature are listed (`reports.pending_signatures`):
-the party signs here with `s`, in their own name and password. Everything
+the party signs here with `s`, in their own name and password. A kit's
+thaw (`t`) and a new storage unit (`u`) are recorded from here too. Everything
 is loaded in a thread worker; every action is a key in the footer, offered
 only to roles the domain would allow (it refuses anyway).
 """
@@ -33,6 +34,8 @@ ACTION_PERMISSION = {
     "receive": "coldchain.record",
     "handover": "coldchain.record",
     "readings": "coldchain.record",
+    "thaw": "coldchain.record",
+    "add_unit": "coldchain.configure",
     "sign": "signature.sign",
 }
 
@@ -48,6 +51,8 @@ class ColdChainScreen(Screen[None]):
         Binding("h", "handover", "key.cc_handover"),
         Binding("s", "sign", "key.cc_sign"),
         Binding("m", "readings", "key.cc_readings"),
+        Binding("t", "thaw", "key.cc_thaw"),
+        Binding("u", "add_unit", "key.cc_add_unit"),
         Binding("e", "excursions", "key.cc_excursions"),
         Binding("k", "custody", "key.cc_custody"),
         Binding("c", "chart", "key.cc_chart"),
@@ -187,6 +192,18 @@ class ColdChainScreen(Screen[None]):
         from .coldchain_readings import ReadingsScreen
 
         self.app.push_screen(ReadingsScreen(self.ward, self.selected_unit()))
+
+    def action_thaw(self) -> None:
+        """Record a kit's thaw and reconstitution at the bedside."""
+        from .coldchain_thaw import ThawScreen
+
+        self.app.push_screen(ThawScreen(self.ward))
+
+    def action_add_unit(self) -> None:
+        """Register a storage unit (pharmacist, admin)."""
+        from .coldchain_unit import UnitScreen
+
+        self.app.push_screen(UnitScreen(self.ward))
 
     def action_excursions(self) -> None:
         """Excursions and their dispositions."""

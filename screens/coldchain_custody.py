@@ -7,7 +7,8 @@ state, each photo with its hash check), each stay between them (where, from
 … to, the temperatures logged there: min … max and MKT), its thaw, and the
 custody problems the domain finds. "Dosable now" is the domain's own
 pre-dose gate (`custody.dose_problems` at the current time), so what this
-screen says is what the dose form will say.
+screen says is what the dose form will say. `ctrl+t` records the shown
+kit's thaw (roles with `coldchain.record`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class CustodyScreen(Screen[None]):
     AUTO_FOCUS = "#cu-kit"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "key.back"),
+        Binding("ctrl+t", "thaw", "key.cc_thaw"),
         Binding("f2", "app.next_language", "key.language"),
     ]
 
@@ -101,6 +103,31 @@ class CustodyScreen(Screen[None]):
         if self.report is not None:
             self._show_report(self.report)
 
+    def shown_kit(self) -> str | None:
+        """The one registered kit on screen (None for none, an unknown kit, or a whole lot)."""
+        if self.report is None or len(self.report) != 1 or self.report[0]["chain"].lot is None:
+            return None
+        return str(self.report[0]["chain"].kit)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "thaw":
+            # offered to the roles that may record it, for one shown kit; the service refuses anyway
+            return self.ward.can("coldchain.record") and self.shown_kit() is not None
+        return True
+
+    def action_thaw(self) -> None:
+        """Record the shown kit's thaw (ctrl+t); its chain is shown again afterwards."""
+        kit = self.shown_kit()
+        if kit is None:
+            return
+        from .coldchain_thaw import ThawScreen
+
+        def done(result: Any) -> None:
+            if result is not None:
+                self.show_kit(kit)
+
+        self.app.push_screen(ThawScreen(self.ward, kit), done)
+
     @on(Input.Submitted, "#cu-kit")
     def _scanned(self, event: Input.Submitted) -> None:
         if event.value.strip():
@@ -123,6 +150,7 @@ class CustodyScreen(Screen[None]):
     def _failed(self, message: str) -> None:
         self.report = None
         self.query_one("#cu-chain", Static).update(Text(message, style="bold red"))
+        self.refresh_bindings()
 
     def _show_report(self, report: list[dict[str, Any]]) -> None:
         self.report = report
@@ -131,6 +159,7 @@ class CustodyScreen(Screen[None]):
             self._render_chain(out, item["chain"], item["dose_problems"], item.get("current"))
         self.query_one("#cu-chain", Static).update(out)
         self.query_one("#cu-kit", Input).value = ""
+        self.refresh_bindings()
 
     def _render_chain(
         self, out: Text, chain: custody.Chain, dose_problems: list[str], item_current: dict[str, Any] | None
