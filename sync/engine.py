@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 from wardcrf import eventlog, ingest
 from wardcrf.clock import iso_utc, now_utc
@@ -35,6 +36,8 @@ from wardcrf.store import Store
 
 from . import evidencestore, photostore
 from .bundle import Verified, bundle_name
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -66,6 +69,33 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_stream(
+    path: Path, produce: Callable[[BinaryIO], T], before_rename: Callable[[T], None] | None = None
+) -> T:
+    """`atomic_write` for data made while it is written: `produce(fh)` fills the temp file.
+
+    `before_rename(result)` runs once the temp file is complete and fsynced,
+    before it takes its final name (an export writes the bundle's signature
+    there, so a final-named bundle always has its .minisig).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            result = produce(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if before_rename is not None:
+            before_rename(result)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+    return result
 
 
 def _fsync_dir(path: Path) -> None:
