@@ -449,6 +449,37 @@ def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
         raise Refused(f"{what}: cannot decrypt (truncated, damaged or not an age file)") from None
 
 
+def _decrypt_while(check: Callable[[], object], cipher: bytes, identities: list[str], what: str) -> bytes:
+    """`decrypt`, on a second core while `check()` (the outer signature) runs here; check first.
+
+    The signature's BLAKE2b prehash releases the GIL for the whole file, and
+    pyrage holds it while it decrypts: started in that order, the two overlap
+    on two cores instead of running one after the other. The outcome is what
+    the sequential order gives: a bad signature is reported before anything
+    about the decryption, and nothing is applied either way.
+    """
+    import threading
+
+    out: list[bytes] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(decrypt(cipher, identities, what))
+        except BaseException as exc:  # re-raised below, after the signature's verdict
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="bundle-decrypt", daemon=True)
+    worker.start()
+    try:
+        check()
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
+    return out[0]
+
+
 def read_archive(plain: bytes, what: str, offsets: dict[str, int] | None = None) -> dict[str, Any]:
     """The members of a bundle archive, refusing anything unsafe before reading data.
 
@@ -621,9 +652,13 @@ def verify(
     outer_signer = (relay or lookup)(outer.key_id)
     if outer_signer is None:
         raise Refused(f"{what}: signed by unregistered key {outer.key_id}; register the device card first")
-    signing.verify(outer_signer.sign_public, cipher, outer_sig, f"{what} (.minisig)")
+    plain = _decrypt_while(
+        lambda: signing.verify(outer_signer.sign_public, cipher, outer_sig, f"{what} (.minisig)"),
+        cipher,
+        identities,
+        what,
+    )
     report = [f"outer signature: good, key {outer_signer.key_id} (device {outer_signer.device})"]
-    plain = decrypt(cipher, identities, what)
     report.append("decrypted with the given age identity")
     offsets: dict[str, int] = {}
     members = read_archive(plain, what, offsets)
