@@ -618,3 +618,28 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN
     SELECT RAISE(ABORT, 'the event log is append-only: nothing is deleted');
 END;
+
+-- migration: 0080-photo-archive
+-- At a hub, a photo's original stays inside the signed, age-encrypted bundle
+-- that brought it (kept under <data_dir>/sync/applied/ as the original
+-- record); this row says where. Copying every photo into the database as
+-- well held the same evidence twice and made each import re-encrypt it page
+-- by page. Reads decrypt the kept bundle and re-hash the bytes, as every read
+-- of evidence does. Insert-only, like photo_blobs; wards keep photo_blobs.
+CREATE TABLE photo_archive (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    bundle TEXT NOT NULL,          -- kept bundle file, relative to <data_dir>/sync
+    member TEXT NOT NULL,          -- photos/<sha256>.<ext>
+    data_offset INTEGER NOT NULL,  -- first byte of the member's data in the decrypted archive
+    device TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL
+);
+CREATE TRIGGER photo_archive_no_update BEFORE UPDATE ON photo_archive
+BEGIN
+    SELECT RAISE(ABORT, 'photo originals are never changed');
+END;
+CREATE TRIGGER photo_archive_no_delete BEFORE DELETE ON photo_archive
+BEGIN
+    SELECT RAISE(ABORT, 'photo originals are never deleted');
+END;

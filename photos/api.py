@@ -32,6 +32,7 @@ from wardcrf.evidence import digest_of, is_reference, reference
 from wardcrf.site import Session
 from wardcrf.store import Store
 
+from . import archive
 from . import store as pstore
 from .validate import (
     FORMATS,
@@ -53,6 +54,7 @@ __all__ = [
     "RecordPhoto",
     "TrayFile",
     "VerifyResult",
+    "archive_original",
     "bundle_member",
     "capture_warnings",
     "event_photos",
@@ -639,6 +641,41 @@ def store_original(
     return True
 
 
+def archive_original(
+    store: Store,
+    data: bytes,
+    *,
+    sha256: str,
+    bundle: str,
+    member: str,
+    offset: int,
+    device: str,
+    bundle_seq: int,
+    limits: PhotoLimits | None = None,
+) -> bool:
+    """Record a photo a hub keeps inside the bundle that brought it; True if newly recorded.
+
+    The same checks as `store_original` (the bytes were hashed against the
+    signed SHA256SUMS by the caller; here their structure), then the photo's
+    place in the kept bundle is noted instead of a second copy of its bytes
+    (`archive`). Runs in the caller's transaction, with the bundle's events.
+    """
+    want = sha256.lower().removeprefix("sha256:")
+    if pstore.has_blob(store, want):
+        return False
+    limits = limits or PhotoLimits.from_env()
+    check_structure(
+        f"photo sha256:{want}",
+        data,
+        PhotoLimits(
+            max_bytes=max(limits.max_bytes, len(data)),
+            max_pixels=limits.max_pixels,
+            capture_span=limits.capture_span,
+        ),
+    )
+    return archive.record(store, want, len(data), bundle, member, offset, device, bundle_seq)
+
+
 def bundle_member(store: Store, sha256_hex: str) -> str:
     """The archive member name of a photo in a sync bundle: ``photos/<sha256>.<ext>``."""
     info = get_info(store, sha256_hex)
@@ -650,7 +687,10 @@ def _sniff_ext(store: Store, sha: str) -> str:
     from .validate import sniff
 
     row = store.one("SELECT substr(data, 1, 32) FROM photo_blobs WHERE sha256 = ?", (sha,))
-    fmt = sniff(bytes(row[0])) if row else None
+    if row is None:
+        loc = archive.locate(store, sha)
+        return loc.extension if loc is not None else "bin"
+    fmt = sniff(bytes(row[0]))
     return FORMATS.get(fmt or "", "bin")
 
 

@@ -5,6 +5,10 @@
   ``photo.imported`` event, inside every backup). Insert-only: triggers refuse
   updates and deletes; `verify_store` re-hashes every blob to catch edits made
   around wardcrf with the raw key.
+- ``photo_archive`` — at a hub, where each original sits inside the signed,
+  encrypted bundle that brought it (`archive`): the hub keeps those bundles
+  as the original record and does not copy their photos a second time.
+  Reads and `verify_store` decrypt the bundle and re-hash the bytes.
 - ``photo_previews`` — derived JPEG previews, a display cache.
 - ``photos`` — projection of ``photo.imported`` events (metadata).
 - ``photo_bindings`` — projection of every record field that holds
@@ -27,6 +31,8 @@ from wardcrf.evidence import digest_of, is_reference
 from wardcrf.records import RecordState, record_hook
 from wardcrf.store import Store
 
+from . import archive
+
 HASH_CHUNK = 1 << 20
 
 
@@ -38,7 +44,14 @@ def sha256_hex(data: bytes) -> str:
 
 
 def has_blob(store: Store, sha: str) -> bool:
-    return store.one("SELECT 1 FROM photo_blobs WHERE sha256 = ?", (sha,)) is not None
+    """Whether the original is held here: in the database, or (hub) in a kept bundle."""
+    return (
+        store.one(
+            "SELECT 1 FROM photo_blobs WHERE sha256 = ? UNION ALL SELECT 1 FROM photo_archive WHERE sha256 = ?",
+            (sha, sha),
+        )
+        is not None
+    )
 
 
 def put_blob(store: Store, sha: str, data: bytes, *, hashed: bool = False) -> bool:
@@ -57,8 +70,16 @@ def put_blob(store: Store, sha: str, data: bytes, *, hashed: bool = False) -> bo
 
 
 def get_blob(store: Store, sha: str) -> bytes | None:
+    """The stored bytes (not hash-checked here: `api.read_original` does), or None if not held.
+
+    A photo a hub keeps in a bundle is read from that bundle now; a bundle
+    that is missing or cannot be decrypted raises `VerificationFailed`.
+    """
     row = store.one("SELECT data FROM photo_blobs WHERE sha256 = ?", (sha,))
-    return None if row is None else bytes(row[0])
+    if row is not None:
+        return bytes(row[0])
+    loc = archive.locate(store, sha)
+    return None if loc is None else archive.read(store, loc)
 
 
 def put_preview(store: Store, sha: str, data: bytes, width: int, height: int) -> None:
@@ -191,6 +212,15 @@ def verify_store(store: Store) -> tuple[int, list[str]]:
             problems.append(f"photo sha256:{sha}: stored bytes do not match their hash (altered)")
         elif len(blob) != size:
             problems.append(f"photo sha256:{sha}: stored size {size} differs from the bytes ({len(blob)})")
+    for loc, got in archive.read_all(store):
+        checked += 1
+        held.add(loc.sha256)
+        if isinstance(got, VerificationFailed):
+            problems.append(str(got))
+        elif sha256_hex(got) != loc.sha256:
+            problems.append(
+                f"photo sha256:{loc.sha256}: the bytes in {loc.bundle} do not match their hash (altered)"
+            )
     for (sha,) in store.execute("SELECT sha256 FROM photos ORDER BY sha256"):
         checked += 1
         if sha not in held:

@@ -23,7 +23,7 @@ import re
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from wardcrf import canonical
 from wardcrf.errors import Refused
@@ -252,14 +252,19 @@ class _HashingSink(io.RawIOBase):
     `age` CLI we are measured against does no hashing at all). Batches rather
     than age's 64 KiB chunks because a thread waiting for the GIL gets it
     back only after the interpreter's switch interval (5 ms).
+
+    Given `out`, the worker also writes each batch there (an export's temp
+    file) instead of keeping it: the ciphertext is never joined into one
+    100 MB buffer, and the file write overlaps the encryption as well.
     """
 
     BATCH = 8 << 20
 
-    def __init__(self) -> None:
+    def __init__(self, out: BinaryIO | None = None) -> None:
         import queue
         import threading
 
+        self._out = out
         self.hasher = hashlib.blake2b()
         self.chunks: list[bytes] = []
         self._pending: list[bytes] = []
@@ -273,6 +278,8 @@ class _HashingSink(io.RawIOBase):
         try:
             while (batch := self._queue.get()) is not None:
                 self.hasher.update(batch)
+                if self._out is not None:
+                    self._out.write(batch)  # releases the GIL too
         except BaseException as exc:  # handed to finish(); the encrypting thread must not hang
             self._failed = exc
 
@@ -290,7 +297,8 @@ class _HashingSink(io.RawIOBase):
     def _flush_batch(self) -> None:
         if self._pending:
             batch = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-            self.chunks.append(batch)  # the batches are the ciphertext's pieces, in order
+            if self._out is None:
+                self.chunks.append(batch)  # the batches are the ciphertext's pieces, in order
             self._queue.put(batch)
             self._pending, self._pending_len = [], 0
 
@@ -327,17 +335,22 @@ def encrypt(plain: bytes, recipients: list[str]) -> bytes:
 
 def encrypt_parts(parts: list[bytes], recipients: list[str]) -> tuple[bytes, bytes]:
     """(age ciphertext, its BLAKE2b-512 digest) of the concatenated parts."""
+    sink = _encrypt_into(parts, recipients, None)
+    return b"".join(sink.chunks), sink.hasher.digest()
+
+
+def _encrypt_into(parts: list[bytes], recipients: list[str], out: BinaryIO | None) -> _HashingSink:
     import pyrage
 
     recips = _recipients(recipients)
-    sink = _HashingSink()
+    sink = _HashingSink(out)
     try:
         pyrage.encrypt_io(io.BufferedReader(_PartsReader(parts), 1 << 20), sink, recips)
     except BaseException:
         sink.abandon()
         raise
-    digest = sink.finish()
-    return b"".join(sink.chunks), digest
+    sink.finish()
+    return sink
 
 
 def seal(
@@ -352,8 +365,31 @@ def seal(
     parts = tar_parts(manifest, lines, photos, sign_secret, evidence)
     cipher, digest = encrypt_parts(parts, list(m["recipients"]))
     name = bundle_name(m["site"], m["device"], m["bundle_seq"])
-    outer = signing.sign_digest(sign_secret, digest, f"{FORMAT} file={name} manifest={sha256(manifest)}")
-    return name, cipher, outer
+    return name, cipher, _outer_signature(sign_secret, digest, name, manifest)
+
+
+def seal_into(
+    out: BinaryIO,
+    manifest: bytes,
+    lines: list[str],
+    photos: dict[str, tuple[str, bytes]],
+    sign_secret: str,
+    evidence: dict[str, tuple[str, bytes]] | None = None,
+) -> tuple[str, bytes]:
+    """`seal`, with the ciphertext written to `out` as it is made; returns (file name, outer signature).
+
+    What an export uses: the bundle streams into its temp file, so a 100 MB
+    bundle is neither held twice in memory nor joined before it is written.
+    """
+    m = json.loads(manifest)
+    parts = tar_parts(manifest, lines, photos, sign_secret, evidence)
+    sink = _encrypt_into(parts, list(m["recipients"]), out)
+    name = bundle_name(m["site"], m["device"], m["bundle_seq"])
+    return name, _outer_signature(sign_secret, sink.hasher.digest(), name, manifest)
+
+
+def _outer_signature(sign_secret: str, digest: bytes, name: str, manifest: bytes) -> bytes:
+    return signing.sign_digest(sign_secret, digest, f"{FORMAT} file={name} manifest={sha256(manifest)}")
 
 
 # -- verifying ---------------------------------------------------------------------
@@ -383,6 +419,8 @@ class Verified:
     events: list[Event] = field(default_factory=list)
     # Logger files: sha256 -> (original file name, bytes), hash-checked.
     evidence: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    # Member name -> offset of its data in the decrypted archive.
+    offsets: dict[str, int] = field(default_factory=dict)
 
     @property
     def device(self) -> str:
@@ -411,8 +449,43 @@ def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
         raise Refused(f"{what}: cannot decrypt (truncated, damaged or not an age file)") from None
 
 
-def read_archive(plain: bytes, what: str) -> dict[str, Any]:
-    """The members of a bundle archive, refusing anything unsafe before reading data."""
+def _decrypt_while(check: Callable[[], object], cipher: bytes, identities: list[str], what: str) -> bytes:
+    """`decrypt`, on a second core while `check()` (the outer signature) runs here; check first.
+
+    The signature's BLAKE2b prehash releases the GIL for the whole file, and
+    pyrage holds it while it decrypts: started in that order, the two overlap
+    on two cores instead of running one after the other. The outcome is what
+    the sequential order gives: a bad signature is reported before anything
+    about the decryption, and nothing is applied either way.
+    """
+    import threading
+
+    out: list[bytes] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(decrypt(cipher, identities, what))
+        except BaseException as exc:  # re-raised below, after the signature's verdict
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="bundle-decrypt", daemon=True)
+    worker.start()
+    try:
+        check()
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
+    return out[0]
+
+
+def read_archive(plain: bytes, what: str, offsets: dict[str, int] | None = None) -> dict[str, Any]:
+    """The members of a bundle archive, refusing anything unsafe before reading data.
+
+    `offsets`, when given, is filled with each member's data offset in
+    `plain` (the hub records where a photo sits in the kept bundle).
+    """
     if not plain:
         raise Refused(f"{what}: archive is empty")
     try:
@@ -443,6 +516,8 @@ def read_archive(plain: bytes, what: str) -> dict[str, Any]:
         if info.size < 0 or info.offset_data + info.size > len(plain):
             raise Refused(f"{what}: member {name!r} declares {info.size} bytes, more than the archive holds")
         start = info.offset_data
+        if offsets is not None:
+            offsets[name] = start
         # Photos stay views into the decrypted archive (no copy of the big bytes).
         members[name] = (
             view[start : start + info.size]
@@ -577,11 +652,16 @@ def verify(
     outer_signer = (relay or lookup)(outer.key_id)
     if outer_signer is None:
         raise Refused(f"{what}: signed by unregistered key {outer.key_id}; register the device card first")
-    signing.verify(outer_signer.sign_public, cipher, outer_sig, f"{what} (.minisig)")
+    plain = _decrypt_while(
+        lambda: signing.verify(outer_signer.sign_public, cipher, outer_sig, f"{what} (.minisig)"),
+        cipher,
+        identities,
+        what,
+    )
     report = [f"outer signature: good, key {outer_signer.key_id} (device {outer_signer.device})"]
-    plain = decrypt(cipher, identities, what)
     report.append("decrypted with the given age identity")
-    members = read_archive(plain, what)
+    offsets: dict[str, int] = {}
+    members = read_archive(plain, what, offsets)
     for need in (MANIFEST, EVENTS, SUMS, SUMS_SIG):
         if need not in members:
             raise Refused(f"{what}: archive lacks {need}")
@@ -668,7 +748,7 @@ def verify(
     evidence = _check_evidence(members, sums, lines, m, what)
     if evidence:
         report.append(f"logger files: {len(evidence)}, each named by its SHA-256")
-    return Verified(m, manifest_bytes, manifest_sha, lines, photos, signer, report, events, evidence)
+    return Verified(m, manifest_bytes, manifest_sha, lines, photos, signer, report, events, evidence, offsets)
 
 
 def _check_evidence(

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 from wardcrf import eventlog, ingest
 from wardcrf.clock import iso_utc, now_utc
@@ -35,6 +36,8 @@ from wardcrf.store import Store
 
 from . import evidencestore, photostore
 from .bundle import Verified, bundle_name
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -66,6 +69,33 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_stream(
+    path: Path, produce: Callable[[BinaryIO], T], before_rename: Callable[[T], None] | None = None
+) -> T:
+    """`atomic_write` for data made while it is written: `produce(fh)` fills the temp file.
+
+    `before_rename(result)` runs once the temp file is complete and fsynced,
+    before it takes its final name (an export writes the bundle's signature
+    there, so a final-named bundle always has its .minisig).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            result = produce(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if before_rename is not None:
+            before_rename(result)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+    return result
 
 
 def _fsync_dir(path: Path) -> None:
@@ -197,15 +227,21 @@ def accept(
     reverify: Reverify | None = None,
     spool: Spool | None = None,
     on_hold: HoldHook | None = None,
+    archive_photos: bool = False,
 ) -> Outcome:
     """Decide and apply one verified bundle; then release held bundles it unblocks.
 
     `spool`, when given, holds the bundle's bytes already written to disk
     (`Spool`): kept files are moved into place instead of written again.
+    `archive_photos` (the hub) leaves photos in the kept bundle and records
+    where they sit (`wardcrf.photos.archive`); a ward stores them in its
+    database, which must stand alone on a laptop.
     """
-    outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool, on_hold)
+    outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool, on_hold, archive_photos)
     if outcome.status == "applied" and reverify is not None:
-        outcome.released = _release_held(store, v.device, files_dir, reverify, on_fork, on_hold)
+        outcome.released = _release_held(
+            store, v.device, files_dir, reverify, on_fork, on_hold, archive_photos
+        )
         if outcome.released:
             outcome.message += f"; then applied held bundle(s) {', '.join(map(str, outcome.released))}"
     return outcome
@@ -297,6 +333,7 @@ def _accept_one(
     on_fork: ForkHook | None,
     spool: Spool | None = None,
     on_hold: HoldHook | None = None,
+    archive_photos: bool = False,
 ) -> Outcome:
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     row = store.one("SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?", (dev, bseq))
@@ -379,7 +416,7 @@ def _accept_one(
         )
     path = _keep(files_dir, "applied", v, cipher, sig, spool)
     try:
-        return _apply(store, v, path)
+        return _apply(store, v, path, archive_photos)
     except ingest.HoldForCoordinator as hold:
         # Rolled back whole; the copy under applied/ names nothing in the ledger.
         for stale in (path.with_name(path.name + ".minisig"), path):
@@ -388,15 +425,29 @@ def _accept_one(
         return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
 
 
-def _apply(store: Store, v: Verified, path: Path) -> Outcome:
+def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False) -> Outcome:
     """Photos, logger files, events, after-ingest hooks and the ledger row: one transaction."""
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     first = m["events"]["first"]
+    kept = f"{path.parent.name}/{path.name}"  # relative to the sync folder
     with store.transaction():
         for digest, (ext, data) in sorted(v.photos.items()):
             # The photo store skips a photo it holds already (by its name);
             # reading a held one back to re-hash it here would decide nothing.
-            photostore.save_original(store, digest, ext, bytes(data))
+            if archive_photos:
+                member = f"photos/{digest}.{ext}"
+                photostore.archive_original(
+                    store,
+                    digest,
+                    bytes(data),
+                    bundle=kept,
+                    member=member,
+                    offset=v.offsets[member],
+                    device=dev,
+                    bundle_seq=bseq,
+                )
+            else:
+                photostore.save_original(store, digest, ext, bytes(data))
         for digest, (name, data) in sorted(v.evidence.items()):
             evidencestore.save(store, digest, name, data)
         events = v.events or [eventlog.Event.from_line(line) for line in v.lines]
@@ -432,6 +483,7 @@ def _release_held(
     reverify: Reverify,
     on_fork: ForkHook | None,
     on_hold: HoldHook | None = None,
+    archive_photos: bool = False,
 ) -> list[int]:
     released: list[int] = []
     for _ in range(100000):  # bounded: one pass per held bundle at most
@@ -448,7 +500,9 @@ def _release_held(
             cipher = path.read_bytes()
             sig = path.with_name(path.name + ".minisig").read_bytes()
             v = reverify(cipher, sig)
-            out = _accept_one(store, v, cipher, sig, files_dir, on_fork, on_hold=on_hold)
+            out = _accept_one(
+                store, v, cipher, sig, files_dir, on_fork, on_hold=on_hold, archive_photos=archive_photos
+            )
         except (OSError, Refused) as exc:
             with store.transaction():
                 store.execute(

@@ -56,6 +56,17 @@ def files_dir(session: Session) -> Path:
     return session.site.data_dir / "sync"
 
 
+def kept_file(session: Session, recorded: str) -> Path:
+    """The kept bundle a ledger row names, also after the hub's folder moved (restored from a backup).
+
+    Rows record the path the file had when it was kept; the file is always
+    looked up by name under this hub's own ``sync/applied`` (or ``held``), so a
+    hub restored into another folder never reads the old folder's copy.
+    """
+    path = Path(recorded)
+    return files_dir(session) / path.parent.name / path.name
+
+
 def _identity(store: Store) -> str:
     dev = registry.own_site(store)[1]
     keys = devicekeys.load(store, dev)
@@ -150,6 +161,7 @@ def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Out
             reverify=reverify,
             spool=spool,
             on_hold=on_hold,
+            archive_photos=True,
         )
     finally:
         if spool is not None:
@@ -404,8 +416,15 @@ def restore_bundle(
         )
         if dev is None or row is None or not row[0]:
             raise Refused(f"no bundle {bundle_seq} of device {device} for {new_device}")
-        path = Path(row[0])
-        plain = bundle.decrypt(path.read_bytes(), [_identity(store)], path.name)
+        path = kept_file(session, row[0])
+        try:
+            cipher = path.read_bytes()
+        except OSError as exc:
+            raise Refused(
+                f"the hub's kept bundle {path.name} cannot be read ({exc.strerror or exc}); "
+                "restore the hub's sync/applied folder from its backup"
+            ) from None
+        plain = bundle.decrypt(cipher, [_identity(store)], path.name)
         manifest = bundle.read_archive(plain, path.name)[bundle.MANIFEST]
         keys = devicekeys.load(store, registry.own_site(store)[1])
         assert keys is not None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from wardcrf import devicekeys
 from wardcrf.canonical import dumps
@@ -146,6 +146,23 @@ def pending(store: Store, peer: str) -> list[dict[str, Any]]:
 
 def materialize(store: Store, row: dict[str, Any]) -> tuple[str, bytes, bytes]:
     """(file name, .tar.age bytes, .minisig bytes) of an outbox bundle, rebuilt from the database."""
+    return bundle.seal(*_sealing_inputs(store, row))
+
+
+def file_name(row: dict[str, Any]) -> str:
+    """The bundle file name of an outbox row (known before the bundle is sealed)."""
+    m = json.loads(row["manifest"])
+    return bundle.bundle_name(m["site"], m["device"], m["bundle_seq"])
+
+
+def materialize_into(store: Store, row: dict[str, Any], out: BinaryIO) -> tuple[str, bytes]:
+    """`materialize`, streaming the .tar.age bytes into `out`; returns (file name, .minisig bytes)."""
+    return bundle.seal_into(out, *_sealing_inputs(store, row))
+
+
+def _sealing_inputs(
+    store: Store, row: dict[str, Any]
+) -> tuple[bytes, list[str], dict[str, tuple[str, bytes]], str, dict[str, tuple[str, bytes]]]:
     device = store.scalar("SELECT device FROM site WHERE id = 1")
     keys = devicekeys.load(store, device)
     if keys is None:
@@ -164,4 +181,4 @@ def materialize(store: Store, row: dict[str, Any]) -> tuple[str, bytes, bytes]:
     photos = {d: photostore.load_original(store, d) for d in m["photos"]}
     names = bundle.evidence_refs(lines)
     evidence = {d: evidencestore.load(store, d, names.get(d, "")) for d in m.get("evidence") or []}
-    return bundle.seal(manifest, lines, photos, keys.sign_secret, evidence)
+    return manifest, lines, photos, keys.sign_secret, evidence

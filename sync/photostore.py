@@ -59,3 +59,36 @@ def save_original(store: Store, digest: str, ext: str, data: bytes) -> None:
     if fn is None:
         raise Refused(f"bundle carries photo {digest} but this build has no photo store")
     fn(store, data, sha256=digest, hashed=True)
+
+
+def archive_original(
+    store: Store,
+    digest: str,
+    data: bytes,
+    *,
+    bundle: str,
+    member: str,
+    offset: int,
+    device: str,
+    bundle_seq: int,
+) -> None:
+    """At the hub: note where a verified photo sits in the kept bundle (no second copy of its bytes).
+
+    `bundle.verify` hashed the bytes against the signed SHA256SUMS; the
+    photo store checks their structure and records the place
+    (`wardcrf.photos.archive`). A photo held already is kept as it is.
+    """
+    api = _api()
+    fn = getattr(api, "archive_original", None) if api is not None else None
+    if fn is None:
+        raise Refused(f"bundle carries photo {digest} but this build has no photo store")
+    fn(
+        store,
+        data,
+        sha256=digest,
+        bundle=bundle,
+        member=member,
+        offset=offset,
+        device=device,
+        bundle_seq=bundle_seq,
+    )

@@ -6,6 +6,7 @@ from the database) until the hub's signed receipt covers its last event.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -80,13 +81,17 @@ def export(
     rows = prepare(session, limit=limit)
     result = ExportResult(new_bundles=int(session.store.scalar("SELECT count(*) FROM sync_outbox") - before))
     for i, row in enumerate(rows):
-        name, cipher, sig = outbox.materialize(session.store, row)
+        name = outbox.file_name(row)
         if progress is not None:
             progress(i, len(rows), name)
         try:
-            # Signature first, bundle last: a final-named .tar.age always has its .minisig.
-            engine.atomic_write(to_dir / (name + ".minisig"), sig)
-            engine.atomic_write(to_dir / name, cipher)
+            # The bundle streams into a temp file; then the signature is written,
+            # and the bundle renamed last: a final-named .tar.age always has its .minisig.
+            engine.atomic_write_stream(
+                to_dir / name,
+                functools.partial(outbox.materialize_into, session.store, row),
+                lambda made: engine.atomic_write(to_dir / (made[0] + ".minisig"), made[1]),
+            )
         except OSError as exc:
             raise Refused(
                 f"cannot write {name} to {to_dir}: {exc.strerror or exc}; "

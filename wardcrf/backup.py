@@ -2,8 +2,10 @@
 
 A backup is one uncompressed tar file holding ``wardcrf.db`` (a consistent
 copy made with SQLite's online backup API while the app may be running,
-still encrypted under the same key) and ``keyslots.json`` (so any user's
-password, or the recovery key, opens it on a new laptop). After writing, the
+still encrypted under the same key), ``keyslots.json`` (so any user's
+password, or the recovery key, opens it on a new laptop) and the bundles the
+site keeps under ``sync/applied/`` and ``sync/held/`` (at a hub, the
+original signed records, which also hold its photos: `photos.archive`). After writing, the
 copy is opened, integrity-checked and its chains verified before it gets its
 final name; a pulled USB stick never leaves a half backup named as whole.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -61,6 +64,38 @@ def _verify_copy(db_file: Path, key: bytes) -> int:
         store.close()
 
 
+_KEPT = re.compile(r"^sync/(applied|held)/[A-Za-z0-9][A-Za-z0-9._-]*\.tar\.age(\.minisig)?$")
+
+
+def _kept_bundles(data_dir: Path) -> list[tuple[str, Path]]:
+    """(member name, file) of every bundle the site keeps; written once, never changed."""
+    out = []
+    for kind in ("applied", "held"):
+        folder = data_dir / "sync" / kind
+        if folder.is_dir():
+            for f in sorted(folder.iterdir()):
+                arcname = f"sync/{kind}/{f.name}"
+                if f.is_file() and _KEPT.match(arcname):
+                    out.append((arcname, f))
+    return out
+
+
+def _check_kept(db_file: Path, key: bytes, kept: list[tuple[str, Path]]) -> None:
+    """Refuse a backup that would lose photos: every bundle the photo archive points to is in it."""
+    names = {arcname for arcname, _ in kept}
+    store = Store(db_file, key, readonly=True)
+    try:
+        needed = [r[0] for r in store.execute("SELECT DISTINCT bundle FROM photo_archive ORDER BY bundle")]
+    finally:
+        store.close()
+    for rel in needed:
+        if f"sync/{rel}" not in names:
+            raise VerificationFailed(
+                f"kept bundle sync/{rel}, which holds photo originals, is missing from this site; "
+                "no backup written (restore that file first)"
+            )
+
+
 def backup(session: Session, to_dir: Path) -> BackupResult:
     session.require("db.backup", what="make backups")
     to_dir = Path(to_dir)
@@ -85,10 +120,14 @@ def backup(session: Session, to_dir: Path) -> BackupResult:
             events = _verify_copy(copy, session.key)
             slots_copy = tmp_path / SLOTS_FILENAME
             shutil.copyfile(session.site.slots.path, slots_copy)
+            kept = _kept_bundles(session.site.data_dir)
+            _check_kept(copy, session.key, kept)
             partial = to_dir / (name + ".partial")
             with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
                 tar.add(copy, arcname=DB_FILENAME)
                 tar.add(slots_copy, arcname=SLOTS_FILENAME)
+                for arcname, path in kept:
+                    tar.add(path, arcname=arcname)
             with open(partial, "rb") as fh:
                 os.fsync(fh.fileno())
                 digest = hashlib.file_digest(fh, "sha256").hexdigest()
@@ -116,13 +155,16 @@ def _read_backup(path: Path, into: Path) -> None:
     try:
         with tarfile.open(path, "r:") as tar:
             names = tar.getnames()
-            if sorted(names) != sorted([DB_FILENAME, SLOTS_FILENAME]):
+            core = sorted(n for n in names if not _KEPT.match(n))
+            if core != sorted([DB_FILENAME, SLOTS_FILENAME]) or len(set(names)) != len(names):
                 raise UsageError(f"{path} is not a wardcrf backup (members: {', '.join(names) or 'none'})")
             for member in tar.getmembers():
                 if not member.isfile():
                     raise UsageError(f"{path} is not a wardcrf backup ({member.name} is not a regular file)")
                 src = tar.extractfile(member)
                 assert src is not None
+                # Names are whitelisted above (no "..", no absolute path).
+                (into / member.name).parent.mkdir(parents=True, exist_ok=True)
                 with open(into / member.name, "wb") as out:
                     shutil.copyfileobj(src, out)
     except (tarfile.TarError, EOFError) as exc:
@@ -185,11 +227,20 @@ def restore(
             )
             if p.exists()
         ]
+        restored_sync = tmp_path / "sync"
+        if restored_sync.is_dir() and (data_dir / "sync").exists():
+            existing.append(data_dir / "sync")  # kept bundles go with the database they belong to
         if existing:
             replaced = data_dir / f"replaced-{now_utc().strftime('%Y%m%dT%H%M%SZ')}"
             replaced.mkdir()
             for p in existing:
                 os.replace(p, replaced / p.name)
+        if restored_sync.is_dir():
+            for f in sorted(restored_sync.rglob("*")):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+            shutil.move(str(restored_sync), str(data_dir / "sync"))
         for name in (DB_FILENAME, SLOTS_FILENAME):
             shutil.copyfile(tmp_path / name, data_dir / (name + ".tmp"))
             with open(data_dir / (name + ".tmp"), "rb") as fh:

@@ -147,3 +147,44 @@ def test_answer_by_amendment_refused_leaves_nothing(wf) -> None:
         registry.answer_by_amendment(wf.clin, note, "fixed", value="x", reason="typo")
     assert eventlog.count(wf.clin.store) == before + 1  # only the second query
     assert registry.queries(wf.clin.store, "answered") == []
+
+
+@pytest.fixture
+def tiny_stick(tmp_path: Path):
+    """A real 64 KiB filesystem: a USB stick too full for the bundle."""
+    import subprocess
+
+    mnt = tmp_path / "stick"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tiny tmpfs here ({r.stderr.decode().strip() or 'not root'})")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_export_to_a_full_stick_leaves_no_bundle_and_keeps_the_outbox(pair, tiny_stick: Path) -> None:
+    from wardcrf.sync import hub
+
+    w, h = pair
+    add_notes(w, 400, text="x" * 300)  # well over 64 KiB of events
+    s = open_(w)
+    try:
+        with pytest.raises(Refused, match=r"^cannot write .*\.tar\.age to .*: .*0 of 1 bundle\(s\) written"):
+            ward.export(s, tiny_stick)
+        # Neither a final-named bundle, nor its signature, nor a temp file is left on the stick.
+        assert sorted(p.name for p in tiny_stick.iterdir()) == []
+        # The bundle stays pending and goes whole with the next export, to a folder with room.
+        room = tiny_stick.parent / "room"
+        room.mkdir()
+        res = ward.export(s, room)
+    finally:
+        s.close()
+    assert [f.name for f in res.files] == [f.name for f in room.glob("*.tar.age")]
+    hs = open_(h)
+    try:
+        f = res.files[0]
+        out = hub.import_bundle(hs, f.read_bytes(), f.with_name(f.name + ".minisig").read_bytes())
+    finally:
+        hs.close()
+    assert out.outcome.status == "applied", out.outcome.message
