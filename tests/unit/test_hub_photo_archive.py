@@ -124,8 +124,9 @@ def test_a_missing_kept_bundle_is_named_and_blocks_a_backup_that_would_lose_phot
 def test_hub_backup_carries_kept_bundles_and_restores_them_elsewhere(hub_with_photos, tmp_path: Path) -> None:
     import tarfile
 
-    from wardcrf.site import Site
     from wardcrf.sync import hub
+
+    from wardcrf.site import Site
 
     h, originals = hub_with_photos
     stick = tmp_path / "stick"
