@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,24 @@ def cli(site: Site, monkeypatch: pytest.MonkeyPatch):
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's CLI output is as wide as ITS `COLUMNS`, whichever test imported the CLI first.
+
+    `wardcrf.cli.common`'s rich consoles are made once, at first import, and keep the
+    width of a `COLUMNS` set at that moment: a test that happened to import the CLI
+    first with `COLUMNS=60` narrowed the output of every later test (an order
+    dependency, seen when tests run in another order or in parallel). Forgetting
+    that width makes them read `COLUMNS` when they print, as they do when imported
+    without it.
+    """
+    common = sys.modules.get("wardcrf.cli.common")
+    if common is not None:
+        for console in (common.console, common.err_console):
+            monkeypatch.setattr(console, "_width", None)
+            monkeypatch.setattr(console, "_height", None)
 
 
 @pytest.fixture(autouse=True)
