@@ -6,17 +6,47 @@ import contextlib
 import io
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from wardcrf import users
+from wardcrf import keyslots, users
 from wardcrf.site import Session, Site
 
 PASSWORD = "test-password-1"
 ROLE_USERS = ("clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor")
+
+REAL_SCRYPT_N = keyslots.SCRYPT_N
+"""The production cost, kept for the tests marked `real_kdf` (they check it)."""
+TEST_SCRYPT_N = 2**10
+"""The cost of key slots made inside this test process (1 MiB instead of 32 MiB).
+
+Every sign-in and every e-signature derives a key: at the real cost that was
+most of the suite's time (the demo alone derives a hundred keys). A slot
+records its own parameters, so what a test creates here unlocks with the
+same code as a real one; only the work factor differs. Production code is
+untouched: this lives in the tests' conftest only, subprocesses a test starts
+(the `wardcrf` CLI, the tmux end-to-end runs) create slots at the real cost,
+and `tests/unit/test_keyslots.py` checks the real parameters under `real_kdf`.
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_kdf_cost() -> Iterator[None]:
+    """Session-wide, so the session's template sites are built with it too (see TEST_SCRYPT_N)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(keyslots, "SCRYPT_N", TEST_SCRYPT_N)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _real_kdf_when_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`@pytest.mark.real_kdf`: this test derives keys at the production cost."""
+    if request.node.get_closest_marker("real_kdf"):
+        monkeypatch.setattr(keyslots, "SCRYPT_N", REAL_SCRYPT_N)
 
 
 @pytest.fixture
@@ -118,6 +148,24 @@ def cli(site: Site, monkeypatch: pytest.MonkeyPatch):
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's CLI output is as wide as ITS `COLUMNS`, whichever test imported the CLI first.
+
+    `wardcrf.cli.common`'s rich consoles are made once, at first import, and keep the
+    width of a `COLUMNS` set at that moment: a test that happened to import the CLI
+    first with `COLUMNS=60` narrowed the output of every later test (an order
+    dependency, seen when tests run in another order or in parallel). Forgetting
+    that width makes them read `COLUMNS` when they print, as they do when imported
+    without it.
+    """
+    common = sys.modules.get("wardcrf.cli.common")
+    if common is not None:
+        for console in (common.console, common.err_console):
+            monkeypatch.setattr(console, "_width", None)
+            monkeypatch.setattr(console, "_height", None)
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_e2e_tmux import FAKE_NOW, PASSWORD, WARDCRF, Terminal, _kit_at_bedside
+from test_e2e_tmux import FAKE_NOW, PASSWORD, WARDCRF, Terminal, _kit_at_bedside, seed_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
 
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None,
 def test_dose_wizard_in_the_real_app(tmp_path: Path) -> None:
     data = tmp_path / "site"
     env = {**os.environ, "WARDCRF_FAKE_NOW": FAKE_NOW}
-    subprocess.run([WARDCRF, "demo", "-d", str(data), "--no-tui"], env=env, check=True, capture_output=True)
+    seed_demo(data)
     _kit_at_bedside(data, tmp_path)
     term = Terminal(
         f"wardcrf-e2e-dose-{os.getpid()}",

@@ -101,10 +101,23 @@ scenario.to_bedside(ph, pw, "KIT-E2E-0001", datetime.fromisoformat("2020-03-16T0
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 
 
+def seed_demo(data: Path) -> None:
+    """The demo site, seeded in this process under the fixed clock (as `wardcrf demo --no-tui` does).
+
+    In-process, its key slots get the tests' lower derivation cost (tests/conftest.py), so the
+    hundred signatures of the seeding take a second, not ten; the app in tmux opens it as any site.
+    """
+    from wardcrf.workflow import demo
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
+        demo.seed(data, PASSWORD)
+
+
 def test_enrol_and_dose_a_participant_in_the_tui(tmp_path: Path) -> None:
     data = tmp_path / "site"
     env = {**os.environ, "WARDCRF_FAKE_NOW": FAKE_NOW}
-    subprocess.run([WARDCRF, "demo", "-d", str(data), "--no-tui"], env=env, check=True, capture_output=True)
+    seed_demo(data)
     _kit_at_bedside(data, tmp_path)
     photo = page_photo(tmp_path / "page.jpg")
     term = Terminal(

@@ -114,3 +114,37 @@ def test_user_can_change_own_password_but_not_others(session_for, site):
     with pytest.raises(PermissionDenied):
         users.change_password(clin, "auditor", "hijacked-pass")
     Site.open(site.data_dir).unlock("clinician", "my-new-password").close()
+
+
+@pytest.mark.real_kdf
+def test_slots_use_the_production_scrypt_cost(tmp_path, monkeypatch):
+    """Memory-hard: scrypt N=2^15, r=8, p=1 (32 MiB) for every password slot, and for the
+    derivation done for a name without a slot (same work: no timing oracle).
+
+    The other tests make slots at a lower cost (tests/conftest.py); this one checks the real one.
+    """
+    from wardcrf import keyslots
+    from wardcrf.keyslots import KeySlots
+
+    assert keyslots.SCRYPT_N == 2**15  # restored to the production value by the `real_kdf` marker
+    assert (keyslots.SCRYPT_R, keyslots.SCRYPT_P) == (8, 1)
+    result = Site.init(tmp_path / "site", site="WUH01", device_name="lap1", admin="admin", password=PASSWORD)
+    s = result.site.unlock("admin", PASSWORD)
+    try:
+        users.add_user(s, "clinician", "Clinician User", "clinician", PASSWORD)
+    finally:
+        s.close()
+    slots = KeySlots.load(tmp_path / "site")
+    for name in ("user:admin", "user:clinician"):
+        slot = slots.data["slots"][name]
+        assert (slot["kdf"], slot["n"], slot["r"], slot["p"]) == ("scrypt", 2**15, 8, 1), name
+    costs = []
+    real = keyslots._kek_from_password
+    monkeypatch.setattr(
+        keyslots, "_kek_from_password", lambda pw, salt, *nrp: costs.append(nrp) or real(pw, salt, *nrp)
+    )
+    assert slots.check_password("clinician", PASSWORD).key is not None
+    assert slots.check_password("clinician", "not-the-password-1").key is None
+    assert slots.check_password("nobody-here", PASSWORD).key is None
+    assert costs == [(2**15, 8, 1)] * 3
+    Site.open(tmp_path / "site").unlock("clinician", PASSWORD).close()
