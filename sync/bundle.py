@@ -463,17 +463,23 @@ def _decrypt_while(check: Callable[[], object], cipher: bytes, identities: list[
     """`decrypt`, on a second core while `check()` (the outer signature) runs here; check first.
 
     The signature's BLAKE2b prehash releases the GIL for the whole file, and
-    pyrage holds it while it decrypts: started in that order, the two overlap
-    on two cores instead of running one after the other. The outcome is what
-    the sequential order gives: a bad signature is reported before anything
-    about the decryption, and nothing is applied either way.
+    pyrage holds it while it decrypts, so the order matters: the worker waits
+    for `go`, which is set just before `check()` reaches the prehash (a few
+    microseconds of parsing, well inside the interpreter's 5 ms switch
+    interval); the worker then takes the GIL the prehash let go of. Started
+    the other way round, pyrage held the GIL first and the two ran one after
+    the other (measured: 0.50 s against 0.33 s for 134 MB). The outcome is
+    what the sequential order gives: a bad signature is reported before
+    anything about the decryption, and nothing is applied either way.
     """
     import threading
 
     out: list[bytes] = []
     failed: list[BaseException] = []
+    go = threading.Event()
 
     def run() -> None:
+        go.wait()
         try:
             out.append(decrypt(cipher, identities, what))
         except BaseException as exc:  # re-raised below, after the signature's verdict
@@ -482,8 +488,10 @@ def _decrypt_while(check: Callable[[], object], cipher: bytes, identities: list[
     worker = threading.Thread(target=run, name="bundle-decrypt", daemon=True)
     worker.start()
     try:
+        go.set()
         check()
     finally:
+        go.set()
         worker.join()
     if failed:
         raise failed[0]

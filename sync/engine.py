@@ -117,6 +117,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _sweep_incoming(incoming: Path) -> None:
     """Remove spool files left by an importer that was killed (its pid no longer runs)."""
     for f in incoming.iterdir():
@@ -130,12 +136,15 @@ class Spool:
     """A received bundle written to temp files while it is being verified.
 
     The hub keeps every bundle it applies or holds (`applied/`, `held/`).
-    Writing and fsyncing a 100 MB bundle is I/O that needs no verdict, so a
-    thread does it while the importer checks signatures and hashes (which
-    release the GIL too): on two cores the copy costs no wall time. `place`
-    moves the finished files under their final name (rename, as
-    `atomic_write` does, so a reader never sees half a file); `discard`
-    removes them when the bundle is refused, replayed or crashes out.
+    Writing and fsyncing a 100 MB bundle is disk-bound work that needs no
+    verdict, so a thread does it while the importer checks signatures and
+    hashes. The thread's write is one system call (no GIL held), and the
+    importer waits until the thread is about to make it: a thread that still
+    needed the GIL was starved for the whole decryption, which pyrage does
+    holding it. `place` moves the finished files under their final name
+    (rename, as `atomic_write` does, so a reader never sees half a file);
+    `discard` removes them when the bundle is refused, replayed or crashes
+    out.
     """
 
     def __init__(self, files_dir: Path, cipher: bytes, sig: bytes) -> None:
@@ -144,22 +153,35 @@ class Spool:
         self._sig = self._cipher.with_name(self._cipher.name + ".minisig")
         self._failed: BaseException | None = None
         self._done = False
-        self._thread = threading.Thread(
-            target=self._write, args=(cipher, sig), name="bundle-spool", daemon=True
-        )
-        self._thread.start()
-
-    def _write(self, cipher: bytes, sig: bytes) -> None:
+        fds: list[int] = []
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
             _sweep_incoming(self._dir)
-            for path, data in ((self._sig, sig), (self._cipher, cipher)):
-                with open(path, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+            for path in (self._cipher, self._sig):
+                fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            _write_all(fds[1], sig)
         except BaseException as exc:  # raised again by place(); never lost
             self._failed = exc
+        writing = threading.Event()
+        self._thread = threading.Thread(
+            target=self._write, args=(fds, cipher, writing), name="bundle-spool", daemon=True
+        )
+        self._thread.start()
+        writing.wait(timeout=1.0)  # only ordering: the write goes on without us either way
+
+    def _write(self, fds: list[int], cipher: bytes, writing: threading.Event) -> None:
+        try:
+            writing.set()
+            if self._failed is None:
+                _write_all(fds[0], cipher)
+                for fd in fds:
+                    os.fsync(fd)
+        except BaseException as exc:  # raised again by place(); never lost
+            self._failed = exc
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def place(self, path: Path) -> None:
         """Move the spooled bundle and its signature to `path` (and `path`.minisig)."""
