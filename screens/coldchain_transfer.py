@@ -13,6 +13,7 @@ lost (values survive a language switch and a lock too).
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,7 +65,11 @@ def photo_entry(raw: str) -> str:
     return text
 
 
-class TransferScreen(Screen[Any]):
+class _AbstractScreenMeta(type(Screen), ABCMeta):  # type: ignore[misc]
+    """Textual's screen metaclass with ABCMeta's check: a transfer screen that forgets a hook fails to build."""
+
+
+class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
     """Base of the receipt and handover screens (subclasses set FIELDS and `submit`)."""
 
     AUTO_FOCUS = "#cc-form Input"
@@ -190,20 +195,21 @@ class TransferScreen(Screen[Any]):
         self.app.push_screen(PathPicker(title=t(field.label)), chosen)
 
     # -- saving ------------------------------------------------------------------------
+    @abstractmethod
     def parties(self) -> list[tuple[str, str]]:
         """(user, meaning) of every in-system party who signs now."""
-        raise NotImplementedError
 
+    @abstractmethod
     def what(self) -> str:
-        raise NotImplementedError
+        """What is being signed, in the e-signature dialog's words."""
 
     def precheck(self) -> str | None:
         """A problem to fix before anyone signs (None: go on to the signatures)."""
         return None
 
+    @abstractmethod
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
         """Call the service (in a worker thread)."""
-        raise NotImplementedError
 
     def action_save(self) -> None:
         """Sign and save (ctrl+s)."""

@@ -574,3 +574,14 @@ async def test_language_switch_keeps_what_was_typed_and_scanned(app_for, site, t
         assert screen.query_one("#cc-dry_ice", Select).value == "no"
         assert screen.query_one("#cc-courier", Input).value == "Zhou Ming, SF"
         assert "批号" in str(screen.query_one("#row-lot").query_one(".cc-label", Static).content)
+
+
+def test_a_transfer_screen_that_forgets_a_signing_hook_fails_to_build() -> None:
+    from wardcrf.screens.coldchain_transfer import TransferScreen
+
+    class Incomplete(TransferScreen):
+        def what(self) -> str:
+            return "nothing"
+
+    with pytest.raises(TypeError, match="abstract methods parties, submit"):
+        Incomplete()

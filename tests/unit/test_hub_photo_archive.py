@@ -108,7 +108,9 @@ def test_a_missing_kept_bundle_is_named_and_blocks_a_backup_that_would_lose_phot
         with pytest.raises(VerificationFailed, match=rf"photo sha256:{sha}: the kept bundle .* is missing"):
             api.read_original(hs.store, sha)
         (tmp_path / "stick").mkdir()
-        with pytest.raises(VerificationFailed, match=r"holds photo originals, is missing .* no backup written"):
+        with pytest.raises(
+            VerificationFailed, match=r"holds photo originals, is missing .* no backup written"
+        ):
             backup.backup(hs, tmp_path / "stick")
         assert list((tmp_path / "stick").iterdir()) == []
     finally:
