@@ -114,6 +114,8 @@ def _slice(plain: bytes, loc: Location) -> bytes:
 
 
 def _decrypted(store: Store, bundle: str) -> bytes:
+    # The two pyrage calls of `sync.bundle.decrypt`, written here because the
+    # photo store sits below sync (sync imports photos, never the reverse).
     import pyrage
 
     path = Path(store.path).parent / "sync" / bundle
