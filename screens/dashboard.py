@@ -33,6 +33,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import DataTable, OptionList, Static
@@ -292,12 +293,25 @@ class DashboardScreen(Screen[None]):
         try:
             result = self.ward.call(fn)
         except Exception as exc:
-            self.app.call_from_thread(self._show_message, message_of(exc))
+            self.app.call_from_thread(self._fill_if_shown, self._show_message, message_of(exc))
             self.app.call_from_thread(self._load_others)
             return
         if get_current_worker().is_cancelled:
             return  # a newer load of this panel replaced this one: it fills the panel
-        self.app.call_from_thread(fill, result)
+        self.app.call_from_thread(self._fill_if_shown, fill, result)
+
+    def _fill_if_shown(self, fill: Callable[[Any], None], result: Any) -> None:
+        """Fill a panel, unless the screen is being rebuilt under this result.
+
+        A language switch recomposes the screen: a load that finishes in
+        between finds its panel gone (found by Pilot under load: the app
+        crashed on `NoMatches`). `relabelled` then loads every panel again, so
+        this late result is simply not needed.
+        """
+        try:
+            fill(result)
+        except NoMatches:
+            return
 
     @work(thread=True, exclusive=True, group="dash-participants")
     def load_participants(self) -> None:

@@ -66,3 +66,19 @@ async def test_high_contrast_toggle(app_for):
         assert app.theme == "textual-dark"
         app.action_toggle_contrast()
         assert app.theme == "ward-high-contrast"
+
+
+async def test_a_panel_result_arriving_while_the_screen_is_rebuilt_is_dropped_not_a_crash(app_for):
+    """Found under load: a language switch recomposed the dashboard while a panel's load ran."""
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        dash = app.screen
+        assert isinstance(dash, DashboardScreen)
+        await dash.query_one("#sync").remove()  # as mid-recompose: the panel is gone
+        dash._fill_if_shown(dash._fill_sync, {"events_pending": 1})
+        await pilot.press("f2")  # the switch reloads every panel on the rebuilt screen
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert app.screen.query_one("#sync") is not None
+    assert app._exception is None
