@@ -237,6 +237,7 @@ class WardApp(App[None]):
     async def _relabel(self) -> None:
         """Redraw every screen in the new language (typed values are kept)."""
         for screen in list(self.screen_stack):
+            await self._let_loads_land(screen)
             remember = getattr(screen, "remember", None)
             if remember is not None:
                 remember()
@@ -246,6 +247,23 @@ class WardApp(App[None]):
                 if relabelled is not None:
                     relabelled()
         self.screen.refresh_bindings()
+
+    async def _let_loads_land(self, screen: Screen[object], timeout: float = 2.0) -> None:
+        """Wait (bounded) for the screen's running workers before it is rebuilt.
+
+        A worker fills its screen through `call_from_thread`; one that landed
+        in the middle of `recompose` found its widgets gone and crashed the
+        app (`NoMatches`, seen on the dashboard under load). Waiting here lets
+        it fill the old widgets; `relabelled` then loads again. A worker that
+        waits for the user (a signature dialog) is left after `timeout`.
+        """
+        import asyncio
+        import contextlib
+
+        running = [w for w in self.workers if w.node is screen and not w.is_finished]
+        if running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.workers.wait_for_complete(running), timeout)
 
     def action_toggle_contrast(self) -> None:
         """Switch between the default and the high-contrast theme."""
