@@ -626,16 +626,7 @@ def store_original(
         )
     if pstore.has_blob(store, want):
         return False
-    limits = limits or PhotoLimits.from_env()
-    check_structure(
-        f"photo sha256:{want}",
-        data,
-        PhotoLimits(
-            max_bytes=max(limits.max_bytes, len(data)),
-            max_pixels=limits.max_pixels,
-            capture_span=limits.capture_span,
-        ),
-    )
+    _check_received(want, data, limits)
     with store.transaction():
         pstore.put_blob(store, want, data, hashed=True)  # hashed above, or by the caller
     return True
@@ -663,9 +654,15 @@ def archive_original(
     want = sha256.lower().removeprefix("sha256:")
     if pstore.has_blob(store, want):
         return False
+    _check_received(want, data, limits)
+    return archive.record(store, want, len(data), bundle, member, offset, device, bundle_seq)
+
+
+def _check_received(sha: str, data: bytes, limits: PhotoLimits | None) -> None:
+    """The structure check for authenticated bytes from a bundle (their size was checked on the ward)."""
     limits = limits or PhotoLimits.from_env()
     check_structure(
-        f"photo sha256:{want}",
+        f"photo sha256:{sha}",
         data,
         PhotoLimits(
             max_bytes=max(limits.max_bytes, len(data)),
@@ -673,7 +670,6 @@ def archive_original(
             capture_span=limits.capture_span,
         ),
     )
-    return archive.record(store, want, len(data), bundle, member, offset, device, bundle_seq)
 
 
 def bundle_member(store: Store, sha256_hex: str) -> str:

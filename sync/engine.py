@@ -210,6 +210,17 @@ class Spool:
         return self._done
 
 
+def kept_path(files_dir: Path, recorded: str) -> Path:
+    """A kept bundle named by a ledger row (`sync_applied.file`, `sync_held.file`), under this site's own folder.
+
+    Rows record the path the file had when it was kept; looking it up by name
+    under `files_dir` means a hub restored into another folder never reads
+    (or misses) the old folder's copy.
+    """
+    path = Path(recorded)
+    return files_dir / path.parent.name / path.name
+
+
 def _keep(
     files_dir: Path, kind: str, v: Verified, cipher: bytes, sig: bytes, spool: Spool | None = None
 ) -> Path:
@@ -517,7 +528,7 @@ def _release_held(
         )
         if row is None:
             break
-        path = Path(row[1])
+        path = kept_path(files_dir, row[1])
         try:
             cipher = path.read_bytes()
             sig = path.with_name(path.name + ".minisig").read_bytes()

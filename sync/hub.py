@@ -57,14 +57,8 @@ def files_dir(session: Session) -> Path:
 
 
 def kept_file(session: Session, recorded: str) -> Path:
-    """The kept bundle a ledger row names, also after the hub's folder moved (restored from a backup).
-
-    Rows record the path the file had when it was kept; the file is always
-    looked up by name under this hub's own ``sync/applied`` (or ``held``), so a
-    hub restored into another folder never reads the old folder's copy.
-    """
-    path = Path(recorded)
-    return files_dir(session) / path.parent.name / path.name
+    """The kept bundle a ledger row names, under this hub's own folder (`engine.kept_path`)."""
+    return engine.kept_path(files_dir(session), recorded)
 
 
 def _identity(store: Store) -> str:

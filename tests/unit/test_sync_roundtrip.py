@@ -337,3 +337,20 @@ def test_event_line_with_nan_is_refused(pair) -> None:
             },
             "t",
         )
+
+
+def test_a_held_bundle_is_released_after_the_hub_moved_to_another_folder(pair, tmp_path: Path) -> None:
+    """Ledger rows keep the path a bundle had when kept; a moved hub finds it under its own folder."""
+    from wardcrf.site import Site
+
+    w, h = pair
+    add_notes(w, 3)
+    f1 = export(w, tmp_path / "u1")[0]
+    add_notes(w, 3)
+    f2 = export(w, tmp_path / "u2")[-1]
+    assert hub_import(h, f2).outcome.status == "held"
+    moved = tmp_path / "hub-moved"
+    shutil.move(str(h.data_dir), str(moved))  # the old folder is gone: only the new copy can serve
+    h2 = Site.open(moved)
+    res = hub_import(h2, f1)
+    assert res.outcome.status == "applied" and res.outcome.released == [2], res.outcome.message
