@@ -194,17 +194,19 @@ def test_audit_pdf_of_a_participant_shows_records_changes_signatures_and_photo_h
 
 
 def test_audit_pdf_prints_chinese_text_or_escapes_it_never_crashes(ward, tmp_path, monkeypatch):
-    from wardcrf.reports import audit_pdf
+    from wardcrf.reports import pdf
 
     pid = ward.cohort.participants[1]  # has an AE term in Chinese
     out = tmp_path / "cjk.pdf"
-    if audit_pdf.find_font() and audit_pdf.find_font()[1]:
+    if pdf.choose_font().cjk:
         assert (
             es.run_cli(ward.data_dir, "report", "audit", "--out", str(out), "-p", pid, user="auditor")[0] == 0
         )
         assert "吸入后咳嗽" in pdf_text(out)
     # no Unicode font at all: escaped, still a PDF with every other character
-    monkeypatch.setattr(audit_pdf, "FONT_CANDIDATES", [])
+    monkeypatch.setattr(pdf, "font_candidates", lambda: [])
+    monkeypatch.setattr(pdf, "LATIN_FALLBACK", "/nonexistent.ttf")
+    pdf._choose.cache_clear()
     out2 = tmp_path / "latin.pdf"
     code, _, err = es.run_cli(ward.data_dir, "report", "audit", "--out", str(out2), "-p", pid, user="auditor")
     assert code == 0, err
