@@ -232,22 +232,19 @@ def test_audit_pdf_verifies_photos_through_the_photo_store_when_present(ward, tm
 
     from PIL import Image
 
-    from wardcrf.errors import VerificationFailed
     from wardcrf.reports import evidence
 
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, "JPEG")
     good = ward.cohort.photo_refs[0].removeprefix("sha256:")
 
-    def read_original(store, sha):
+    def checked_original(store, sha):
         if sha == good:
-            return buf.getvalue()
-        raise VerificationFailed(
-            f"photo sha256:{sha}: stored bytes do not match their hash (altered); not shown"
-        )
+            return "intact", None, buf.getvalue()
+        return "MISMATCH", f"photo sha256:{sha}: stored bytes do not match their hash (altered)", None
 
     fake = types.ModuleType("wardcrf.photos.api")
-    fake.read_original = read_original  # type: ignore[attr-defined]
+    fake.checked_original = checked_original  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "wardcrf.photos.api", fake)
     import wardcrf.photos as photos_pkg
 
@@ -255,7 +252,7 @@ def test_audit_pdf_verifies_photos_through_the_photo_store_when_present(ward, tm
     ok = evidence.check_photo(None, ward.cohort.photo_refs[0])  # type: ignore[arg-type]
     assert ok.verified is True and ok.thumbnail and ok.thumbnail[:2] == b"\xff\xd8"
     bad = evidence.check_photo(None, ward.cohort.photo_refs[1])  # type: ignore[arg-type]
-    assert bad.verified is False and bad.status.startswith("FAILED")
+    assert bad.verified is False and bad.status.startswith("MISMATCH - FAILED") and bad.word == "MISMATCH"
     out = tmp_path / "photos.pdf"
     code, _, err = es.run_cli(
         ward.data_dir, "report", "audit", "--out", str(out), "-p", ward.cohort.participants[0], user="auditor"

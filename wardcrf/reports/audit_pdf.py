@@ -218,31 +218,62 @@ def build(
     printed_by: str,
     participant: str | None = None,
     kit: str | None = None,
+    lot: str | None = None,
+    shipment: str | None = None,
     progress: Progress | None = None,
 ) -> AuditPdf:
-    """Write the audit PDF for one participant, one kit, or (neither) every participant."""
+    """Write the audit copy of one participant, a kit, a lot or a shipment, or (none) every participant.
+
+    A kit, lot or shipment gets its custody record (`coldchain.custody_record`):
+    as PDF, or as JSON with the same content when `out` ends in ``.json``.
+    """
+    from ..coldchain import custody_record
+
     progress = progress or NullProgress()
-    if participant and kit:
-        raise UsageError("give --participant or --kit, not both (neither prints every participant)")
+    chosen = [
+        flag
+        for flag, v in (
+            ("--participant", participant),
+            ("--kit", kit),
+            ("--lot", lot),
+            ("--shipment", shipment),
+        )
+        if v
+    ]
+    if len(chosen) > 1:
+        raise UsageError(
+            f"give one of --participant, --kit, --lot or --shipment, not both {' and '.join(chosen)} "
+            "(none prints every participant)"
+        )
     out = Path(out)
-    if out.suffix.lower() != ".pdf":
-        raise UsageError(f"{out.name}: the audit copy is a PDF; give a file name ending in .pdf")
+    custody = bool(kit or lot or shipment)
+    if out.suffix.lower() not in ((".pdf", ".json") if custody else (".pdf",)):
+        allowed = (
+            "ending in .pdf, or .json for the same custody record as data" if custody else "ending in .pdf"
+        )
+        raise UsageError(f"{out.name}: the audit copy is a PDF; give a file name {allowed}")
     if out.exists():
         raise UsageError(f"{out} already exists; choose a new file name (an audit copy is never overwritten)")
     if participant and not ds.participant_exists(participant):
         raise Refused(f"unknown participant {participant} (no events about participant:{participant} here)")
+    record = (
+        custody_record.build(ds.store, printed_by=printed_by, kit=kit, lot=lot, shipment=shipment)
+        if custody
+        else None
+    )
+    if record is not None and out.suffix.lower() == ".json":
+        return _write_json(out, record)
     kit_subject = f"kit:{kit}" if kit else None
     kit_records: list[Record] = []
     if kit:
-        kit_records = [r for r in ds.records_naming_kit(kit) if r.subject != kit_subject]
-        has_events = ds.store.one("SELECT 1 FROM events WHERE subject = ? LIMIT 1", (kit_subject,))
-        if not kit_records and not has_events:
-            raise Refused(f"unknown kit {kit} (no custody events and no dose records name it here)")
+        kit_records = [
+            r for r in ds.records_naming_kit(record["key"] if record else kit) if r.subject != kit_subject
+        ]
     w = _Writer(ds, printed_by)
     pdf = w.pdf
     subjects: list[str] = []
     n_records = 0
-    pids = [participant] if participant else ([] if kit else ds.participants())
+    pids = [participant] if participant else ([] if custody else ds.participants())
     progress.start("participants", len(pids) or 1)
     all_sigs = ds.signatures()
     by_target: dict[str, list[Signature]] = {}
@@ -269,14 +300,21 @@ def build(
             n_records += 1
         w.trail(subject)
         progress.advance(1)
+    if record is not None:
+        from .custody_pdf import CustodyPages
+
+        subjects.append(f"{record['record']}:{record['key']}")
+        pages = CustodyPages(w.doc)
+        pages.record(record)
+        w.photos += pages.photos
+        w.signatures += pages.signatures
+        n_records += len({e["event_id"] for e in _trails(record) if e["type"] == "record.submitted"})
     if kit and kit_subject:
-        subjects.append(kit_subject)
         pdf.add_page()
-        w.heading(f"Custody chain of kit {kit}", 16)
+        w.heading(f"Custody chain of kit {record['key'] if record else kit}: every record that names it", 14)
         w.line(
-            f"Every event about {kit_subject} and every record that names the kit (receipts, handovers, "
-            f"thaws, dispositions, the dose that used it), in the order they were recorded, from "
-            f"{'hub' if ds.is_hub else 'ward'} {ds.site_row['site']}.",
+            "Each record in full (values, amendments, e-signatures), in the order they were recorded: "
+            "receipts, handovers, thaws, dispositions and the dose that used the kit.",
             8.5,
         )
         for s in by_target.get(kit_subject, []):
@@ -289,8 +327,6 @@ def build(
             if used_by:
                 w.line(f"Used for participant {used_by}:", 9)
             w.record(rec, by_target.get(rec.event_id, []))
-            n_records += 1
-        w.trail(kit_subject)
     pdf.add_page()
     w.heading("Verification at printing time", 13)
     report = audit.verify_store(ds.store)
@@ -305,3 +341,26 @@ def build(
     w.line(f"Font: {w.font_name}.", 8)
     w.doc.save(out)
     return AuditPdf(out, subjects, n_records, w.photos, w.signatures, w.font_name)
+
+
+def _trails(record: dict[str, Any]) -> list[dict[str, Any]]:
+    kits = record.get("kit_records") or [record]
+    return [e for k in kits for e in k["audit_trail"]]
+
+
+def _write_json(out: Path, record: dict[str, Any]) -> AuditPdf:
+    """The custody record as JSON, written atomically (same content as the PDF, without thumbnails)."""
+    from ..coldchain import custody_record
+
+    kits = record.get("kit_records") or [record]
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(custody_record.as_json(record), encoding="utf-8")
+    tmp.replace(out)
+    return AuditPdf(
+        out,
+        [f"{record['record']}:{record['key']}"],
+        len({e["event_id"] for e in _trails(record) if e["type"] == "record.submitted"}),
+        sum(len(k["photos"]) for k in kits),
+        sum(len(p["signatures"]) for k in kits for s in k["steps"] for p in s["parties"]),
+        "",
+    )

@@ -246,14 +246,18 @@ class Document:
         from fpdf.enums import XPos, YPos
 
         self.set_font(size)
+        shown = self.t(text)
+        room = self.pdf.w - self.pdf.l_margin - self.pdf.r_margin
+        w = self.pdf.get_string_width(shown) + 4
         if alert:
             self.pdf.set_fill_color(*ALERT_FILL)
             self.pdf.set_text_color(255, 255, 255)
-            w = self.pdf.get_string_width(self.t(text)) + 4
-            self.pdf.cell(w, 5, self.t(text), fill=True, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         else:
             self.pdf.set_text_color(*CALM_TEXT)
-            self.pdf.cell(0, 5, self.t(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        if w <= room:
+            self.pdf.cell(w, 5, shown, fill=alert, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        else:  # a long state wraps inside its box, never runs off the page
+            self.pdf.multi_cell(0, 4.6, shown, fill=alert, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.pdf.set_text_color(0, 0, 0)
 
     def image(self, data: bytes, w: float = 45) -> None:
