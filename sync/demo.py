@@ -24,6 +24,7 @@ from . import hub, registry, ward
 HUB_USERS = (
     ("coordinator", "Zhao Lei", "coordinator"),
     ("auditor", "Sun Li", "auditor"),
+    ("monitor", "Zhou Qing", "monitor"),
 )
 
 
@@ -43,6 +44,7 @@ def seed_hub(ward_dir: Path, hub_dir: Path, password: str) -> DemoHub:
     hub_s = init.site.unlock("admin", password)
     ward_s = Site.open(Path(ward_dir)).unlock("admin", password)
     try:
+        # Before the ward's bundles: the ward's own accounts arrive with its events (names are never reused).
         for username, full_name, role in HUB_USERS:
             users.add_user(hub_s, username, full_name, role, password)
         registry.register_device(hub_s, registry.own_card(ward_s.store))

@@ -2,14 +2,15 @@
 
 This table is the authority: domain services call `require` before they
 act, so the CLI and the TUI can only *ask*; hiding a button is a courtesy,
-not the control. Auditors read and verify, never write.
+not the control. Auditors read and verify, never write. Monitors read and
+mark source-data verification (`sdv.mark`), never enter or change data.
 """
 
 from __future__ import annotations
 
 from .errors import PermissionDenied
 
-ROLES = ("admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor")
+ROLES = ("admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor", "monitor")
 
 ROLE_LABELS = {
     "admin": "site administrator",
@@ -18,7 +19,8 @@ ROLE_LABELS = {
     "investigator": "investigator",
     "dsmg": "DSMG member",
     "coordinator": "trial coordinator",
-    "auditor": "auditor / monitor (read-only)",
+    "auditor": "auditor (read-only)",
+    "monitor": "clinical monitor (source-data verification)",
 }
 
 _ALL = frozenset(ROLES)
@@ -47,9 +49,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "signature.sign": frozenset({"clinician", "investigator", "pharmacist", "dsmg", "coordinator", "admin"}),
     "casebook.signoff": frozenset({"investigator"}),
     "dsmg.decide": frozenset({"dsmg"}),
+    # source-data verification: the monitor's e-signature "verified" (wardcrf.sdv); never data entry
+    "sdv.mark": frozenset({"monitor"}),
     # photos
     "photo.import": frozenset({"clinician", "investigator", "pharmacist", "coordinator"}),
-    "photo.export": frozenset({"clinician", "investigator", "pharmacist", "coordinator", "auditor", "admin"}),
+    "photo.export": frozenset(
+        {"clinician", "investigator", "pharmacist", "coordinator", "auditor", "monitor", "admin"}
+    ),
     # cold chain
     "coldchain.record": frozenset({"pharmacist", "clinician", "investigator"}),
     "coldchain.disposition": frozenset({"pharmacist", "investigator"}),
@@ -60,7 +66,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "hub.manage": frozenset({"admin", "coordinator"}),
     "query.raise": frozenset({"coordinator"}),
     # exports that leave encryption behind
-    "export.data": frozenset({"admin", "coordinator", "investigator", "auditor"}),
+    "export.data": frozenset({"admin", "coordinator", "investigator", "auditor", "monitor"}),
     "export.plaintext": frozenset({"admin", "coordinator"}),
 }
 

@@ -96,10 +96,13 @@ def test_amended_fields_are_listed_in_form_order_not_alphabetically(fresh_ward, 
     s = Site.open(fresh_ward.data_dir).unlock("clinician", es.PASSWORD)
     try:
         dose = s.store.scalar(
-            "SELECT event_id FROM records WHERE form = 'dose' AND subject = ? LIMIT 1", (f"participant:{pid}",)
+            "SELECT event_id FROM records WHERE form = 'dose' AND subject = ? LIMIT 1",
+            (f"participant:{pid}",),
         )
         # alphabetically interruptions < kit_id; the form asks for the kit first
-        records.amend(s, dose, {"interruptions": 1, "kit_id": "EXO-9999"}, reason="transcribed from the sheet")
+        records.amend(
+            s, dose, {"interruptions": 1, "kit_id": "EXO-9999"}, reason="transcribed from the sheet"
+        )
     finally:
         s.close()
     text = "\n".join(pages(casebook(fresh_ward, pid, tmp_path / "c.pdf")))

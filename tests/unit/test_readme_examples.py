@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import shlex
 import shutil
@@ -60,9 +61,25 @@ def test_coordinator_and_auditor_examples_run_as_written(tmp_path, monkeypatch):
     assert code == 0, out
     assert (tmp_path / "hub-data").is_dir() and (tmp_path / "demo-site").is_dir()
 
+    from wardcrf.site import Site
+
+    hub = Site.open(tmp_path / "hub-data").unlock("admin", "demo-password")
+    try:
+        consent_photo = hub.store.scalar(
+            "SELECT b.sha256 FROM photo_bindings b JOIN records r ON r.event_id = b.record_event"
+            " WHERE r.form = 'consent' AND r.subject = 'participant:WUH01-001'"
+        )
+    finally:
+        hub.close()
     ran = 0
-    for title in ("A coordinator's export (ward or hub)", "An auditor's verification"):
+    blocks = (
+        "A coordinator's export (ward or hub)",
+        "An auditor's verification",
+        "A monitor's source-data verification",
+    )
+    for title in blocks:
         for line in _block(title):
+            line = line.replace("CONSENT_PHOTO_ID", consent_photo[:12])  # the README says where to find it
             if line.startswith("export "):
                 for assignment in shlex.split(line)[1:]:
                     key, value = assignment.split("=", 1)
@@ -79,7 +96,10 @@ def test_coordinator_and_auditor_examples_run_as_written(tmp_path, monkeypatch):
                 digest = out.split()[0]
                 code, log = _wardcrf(["log", "--type", "export.plaintext"], env, monkeypatch)
                 assert digest in log  # "matches the SHA-256 in that event"
-    assert ran >= 12
+    assert ran >= 16
+    code, out = _wardcrf(["report", "sdv", "--json"], env, monkeypatch)
+    totals = json.loads(out)["totals"]
+    assert code == 0 and totals["verified"] == 1 and totals["partly verified"] == 1
 
 
 def test_demo_hub_needs_its_own_new_folder(tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ from . import (
     photo_cmds,
     protocol_cmds,
     report_cmds,
+    sdv_cmds,
     site_cmds,
     sync_cmds,
     tui_cmds,
@@ -91,6 +92,7 @@ app.add_typer(report_cmds.app, name="report")
 coldchain_cmds.register(app, audit_cmds.app)
 sync_cmds.register(app, audit_cmds.app)
 tui_cmds.register(app)
+sdv_cmds.register(app, report_cmds.app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,7 +46,7 @@ def demo(
     )
     console.print(
         "Users (password " + ("as given" if password != "demo-password" else "demo-password") + "): "
-        "admin, clinician, clinician2, pharmacist, investigator, dsmg, coordinator, auditor.",
+        "admin, clinician, clinician2, pharmacist, investigator, dsmg, coordinator, auditor, monitor.",
         highlight=False,
     )
     console.print(f"Recovery key (demo only): {result.recovery_key}", highlight=False)
@@ -56,7 +56,7 @@ def demo(
         made = hub_demo.seed_hub(target, hub_dir, password)
         console.print(
             f"Demo hub HUB in {hub_dir}: {made.bundles} bundle(s), {made.events} events from the ward applied. "
-            "Users: admin, coordinator, auditor (same password).",
+            "Users: admin, coordinator, auditor, monitor (same password).",
             highlight=False,
         )
         console.print(f"Hub recovery key (demo only): {made.recovery_key}", highlight=False)

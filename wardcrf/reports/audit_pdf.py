@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import audit, eventlog
+from .. import audit, eventlog, sdv
 from ..clock import iso_utc, now_utc, parse_iso, zone
 from ..errors import Refused, UsageError
 from ..exports.dataset import Dataset, Record, Signature, participant_of, value_text
@@ -124,6 +124,8 @@ class _Writer:
             self.doc.badge(f"CHANGED SINCE FIRST ENTRY: {len(groups)} amendment(s), see below", alert=True)
         else:
             self.doc.badge("Unchanged since first entry.", alert=False)
+        verification = sdv.record_status(ds.store, rec.event_id)
+        self.doc.badge(verification.summary(), alert=verification.state == sdv.CHANGED)
         rows = []
         names = list(fields) + [k for k in rec.data if k not in fields]
         order = {name: i for i, name in enumerate(names)}
