@@ -121,7 +121,9 @@ class Choice:
 
 
 _TRAILING_PAREN = re.compile(r"\s*[(（]([^()（）]*)[)）]\s*$")
-_ENTRY_HINT = re.compile(r"^\s*(?:user|scan|blank|event id|for |e\.g\.)|default|用户名|扫码|留空|事件编号|时必填|默认", re.I)
+_ENTRY_HINT = re.compile(
+    r"^\s*(?:user|scan|blank|event id|for |e\.g\.)|default|用户名|扫码|留空|事件编号|时必填|默认", re.I
+)
 
 
 @dataclass(frozen=True)

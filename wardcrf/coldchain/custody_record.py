@@ -551,6 +551,9 @@ def _kits(store: Store, ctx: _Context, kits: list[str]) -> dict[str, Any]:
                 "complete": r["complete"],
                 "registered": r["kit"] in known,
                 "photos_not_intact": r["photos_not_intact"],
+                "dose": {"participant": r["dose"]["participant"], "dose_number": r["dose"]["dose_number"]}
+                if r["dose"]
+                else None,
             }
             for r in records
         ],

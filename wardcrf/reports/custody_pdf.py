@@ -69,8 +69,11 @@ class CustodyPages:
         d.heading("Kits", 11)
         for k in rec["kits"]:
             bad = k["state"] in ("chain incomplete", "quarantined", "discarded") or k["photos_not_intact"]
-            text = f"{k['kit']}: {k['state']}" + (
-                f"; photo(s) not intact: {len(k['photos_not_intact'])}" if k["photos_not_intact"] else ""
+            use = k.get("dose")
+            text = (
+                f"{k['kit']}: {k['state']}"
+                + (f" (participant {use['participant']}, dose {use['dose_number']})" if use else "")
+                + (f"; photo(s) not intact: {len(k['photos_not_intact'])}" if k["photos_not_intact"] else "")
             )
             d.badge(text, alert=bool(bad))
         for kr in rec["kit_records"]:
