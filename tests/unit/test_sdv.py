@@ -253,3 +253,23 @@ def test_sdv_travels_in_bundles_and_works_at_the_hub_from_a_monitors_sign_in(tmp
     code, _, err = cli(hub_dir, "admin", "db", "rebuild", "--check", monkeypatch=monkeypatch, password=pw)
     assert code == 0, err  # sdv_marks is a projection of the log, at the hub too
     shutil.rmtree(stick)
+
+
+def test_the_desk_read_model_puts_a_record_beside_its_photographs(ward):
+    """What the audit screen will show (after the screens refactor): values, photos re-hashed, SDV per field."""
+    from wardcrf.reports import desk
+
+    _pid, consent = consent_of(ward)
+    mon = ward.session("monitor")
+    sdv.verify(mon, consent, password=PASSWORD, fields=["form_version"])
+    view = desk.desk(ward.aud, consent)
+    assert view.form == "consent" and view.form_label
+    by_name = {f.name: f for f in view.fields}
+    assert by_name["form_version"].sdv_state == sdv.VERIFIED
+    assert by_name["witness_1"].sdv_state == sdv.UNVERIFIED
+    assert "(user)" not in by_name["witness_1"].label  # printed labels, no entry hints
+    (photo,) = view.photos
+    assert photo.hash_ok and photo.current and photo.field == "photos"
+    assert json.loads(json.dumps(view.as_json(), default=str))["sdv"]["state"] == sdv.PARTLY
+    with pytest.raises(Refused, match="unknown event"):
+        desk.desk(ward.aud, "NOPE-1")

@@ -133,7 +133,7 @@ class _Writer:
             if name not in rec.data:
                 continue
             fd = fields.get(name)
-            rows.append((_label(fd, name), _shown(rec.data[name], fd)))
+            rows.append((printed_label(fd, name), printed_value(rec.data[name], fd)))
         if rows:
             self.table(rows)
         for group in groups:
@@ -146,8 +146,8 @@ class _Writer:
             for a in sorted(group, key=lambda a: order.get(a.field, len(order))):  # form order
                 fd = fields.get(a.field)
                 self.line(
-                    f"    {_label(fd, a.field)}: {_shown(a.old, fd) or '(blank)'} -> "
-                    f"{_shown(a.new, fd) or '(blank)'}",
+                    f"    {printed_label(fd, a.field)}: {printed_value(a.old, fd) or '(blank)'} -> "
+                    f"{printed_value(a.new, fd) or '(blank)'}",
                     8.5,
                 )
         for s in sigs:
@@ -157,7 +157,7 @@ class _Writer:
             if fd is None or fd.type != "photo":
                 continue
             for ref in rec.data.get(name) or []:
-                self.photo(_label(fd, name), str(ref))
+                self.photo(printed_label(fd, name), str(ref))
 
     def photo(self, label: str, ref: str) -> None:
         check = evidence.check_photo(self.ds.store, ref)
@@ -191,11 +191,11 @@ class _Writer:
             self.line(f"{who}: {what}: {change}{reason}"[:800], 8, h=4)
 
 
-def _label(fd: Field | None, name: str) -> str:
+def printed_label(fd: Field | None, name: str) -> str:
     return fd.printed_label() if fd is not None else name
 
 
-def _shown(value: Any, fd: Field | None) -> str:
+def printed_value(value: Any, fd: Field | None) -> str:
     """A value as a reader says it: `37.3 C`; a choice by its label (the code is in the exports)."""
     if isinstance(value, dict) and "value" in value:
         return f"{value_text(value)} {value.get('unit') or ''}".strip()
