@@ -17,7 +17,7 @@ import json
 import sys
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -268,7 +268,9 @@ def test_ts_states_the_trial_from_the_protocol_and_names_sdtmig_and_ct_versions(
         ts[("TPHASE", "1")]["TSVCDREF"] == "CDISC CT" and ts[("TPHASE", "1")]["TSVCDVER"] == cdisc.CT_VERSION
     )
     assert {r["TSVAL"] for (c, _), r in ts.items() if c == "TTYPE"} == {"SAFETY", "EFFICACY"}
-    assert "SENDTC" not in val  # WUH01-001..003 have ended, but the screen failure has no end of study
+    assert (
+        val["SENDTC"] == "2020-03-27"
+    )  # every subject has ended: completed, withdrawn, died, screen failure
 
 
 def test_trial_design_arms_elements_visits_and_criteria(exported):
@@ -455,28 +457,31 @@ def test_ae_terms_stay_uncoded_and_the_export_says_so(exported):
 
 def test_ae_coding_from_a_coding_lookup_fills_the_meddra_hierarchy(site, tmp_path):
     from wardcrf.exports.dataset import Dataset
-    from wardcrf.exports.sdtm import ae as ae_map
-    from wardcrf.exports.sdtm import package
+    from wardcrf.exports.sdtm import check, package
     from wardcrf.site import Site
 
     class Lookup:
-        dictionary_version = "MedDRA 27.1"
+        """A coding store holding one MedDRA coding (the shape wardcrf.coding's index gives)."""
 
-        def ae_term(self, record_event_id: str, term: str) -> ae_map.Coded | None:
-            if term == "Headache":
-                return ae_map.Coded(
-                    "Headache",
-                    10019211,
-                    "Headache",
-                    10019211,
-                    "Headaches NEC",
-                    10019233,
-                    "Headaches",
-                    10019231,
-                    "Nervous system disorders",
-                    10029205,
-                )
-            return None
+        dictionary_versions: ClassVar[dict[str, list[str]]] = {"MedDRA": ["27.1"]}
+
+        def variables(self, record: str, field: str, verbatim: str, prefix: str) -> dict[str, Any] | None:
+            if (field, verbatim, prefix) != ("term", "Headache", "AE"):
+                return None
+            return {
+                "AELLT": "Headache",
+                "AELLTCD": 10019211,
+                "AEDECOD": "Headache",
+                "AEPTCD": 10019211,
+                "AEHLT": "Headaches NEC",
+                "AEHLTCD": 10019233,
+                "AEHLGT": "Headaches",
+                "AEHLGTCD": 10019231,
+                "AEBODSYS": "Nervous system disorders",
+                "AEBDSYCD": 10029205,
+                "AESOC": "Nervous system disorders",
+                "AESOCCD": 10029205,
+            }
 
     s = Site.open(site).unlock("coordinator", es.PASSWORD)
     try:
@@ -491,6 +496,24 @@ def test_ae_coding_from_a_coding_lookup_fills_the_meddra_hierarchy(site, tmp_pat
         10029205,
     )
     assert pkg.uncoded_ae == 5 and pkg.coded_ae == 1
+    pending = [f for f in check.check(pkg) if f.severity == "pending"]
+    assert len(pending) == 5 and str(head["AESEQ"]) not in {
+        f.seq for f in pending if f.usubjid == head["USUBJID"]
+    }
+    assert not {f.rule for f in check.check(pkg) if f.severity == "error"}
+    import xmlschema
+
+    from wardcrf.exports.sdtm import write_package
+
+    s = Site.open(site).unlock("coordinator", es.PASSWORD)
+    try:
+        write_package(Dataset.for_session(s), pkg, tmp_path / "coded")
+    finally:
+        s.close()
+    xsd = importlib.resources.files("odmlib") / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
+    assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(tmp_path / "coded" / "define.xml"))) == []
+    define = (tmp_path / "coded" / "define.xml").read_text()
+    assert 'Dictionary="MedDRA" Version="27.1"' in define and 'CodeListOID="CL.MEDDRA"' in define
 
 
 def test_ae_action_delayed_is_dose_not_changed_with_a_suppae_flag(exported):

@@ -44,7 +44,7 @@ class Package:
     changes: list[Change]
     uncoded_ae: int
     coded_ae: int
-    dictionary_version: str
+    dictionary_versions: dict[str, list[str]]
     created: datetime
     protocol_version: str
     design_source: str
@@ -84,16 +84,11 @@ class SdtmExport:
         }
 
 
-def coding_for(ds: Dataset) -> ae_map.Coding:
-    """The coding store's lookup when one is loaded; otherwise every AE term stays uncoded."""
-    return ae_map.NoCoding()
-
-
 def package(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding | None = None) -> Package:
     """Build every dataset (subject, trial design, SUPP--) and make them fit SAS transport v5."""
     progress = progress or NullProgress()
     proto = ds.active_protocol
-    built = build(ds, progress, coding or coding_for(ds))
+    built = build(ds, progress, coding or ae_map.coding_for(ds.store))
     assert built.design is not None
     created = now_utc()
     rows = dict(built.rows)
@@ -106,7 +101,7 @@ def package(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding
         changes,
         built.uncoded_ae,
         built.coded_ae,
-        built.dictionary_version,
+        built.dictionary_versions,
         created,
         proto.version,
         built.design.source,

@@ -6,13 +6,13 @@ coded, AEDECOD and the hierarchy stay empty and the export says how many
 are uncoded; a prespecified event's label ("Fever") is never written as a
 preferred term (MedDRA's is "Pyrexia"), it marks AEPRESP = Y instead.
 
-`ae_row` takes a `Coding` (anything with `ae_term(record_event_id, term)`),
-so the coding store plugs in without this module knowing how it is kept.
+`ae_row` takes a `Coding` (anything with `variables(record, field, verbatim,
+prefix)`); `coding_for` adapts the coding store's `CodingIndex`, so the
+store plugs in without this module knowing how it is kept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ...protocol import Protocol as TrialProtocol
@@ -49,37 +49,51 @@ AESERIOUS = {
 }
 
 
-@dataclass(frozen=True)
-class Coded:
-    """A MedDRA coding of one verbatim term (names and codes of each level)."""
-
-    decod: str
-    ptcd: int | None = None
-    llt: str = ""
-    lltcd: int | None = None
-    hlt: str = ""
-    hltcd: int | None = None
-    hlgt: str = ""
-    hlgtcd: int | None = None
-    soc: str = ""
-    soccd: int | None = None
-
-
 class Coding(Protocol):
-    """What the AE mapping needs from the coding store."""
+    """What the SDTM export needs from the coding store (`wardcrf.coding`): SDTM variables per coded field.
 
-    dictionary_version: str  # e.g. "MedDRA 27.1"; "" when no dictionary is loaded
+    `variables(record, field, verbatim, prefix)` returns the dictionary-derived
+    variables of a record's field (AEDECOD, AEPTCD, AEBODSYS... for prefix AE;
+    CMDECOD, CMCLAS... for CM) when the field's *current* verbatim is coded,
+    else None (uncoded, or coded for an earlier verbatim and so stale).
+    """
 
-    def ae_term(self, record_event_id: str, term: str) -> Coded | None: ...
+    dictionary_versions: dict[str, list[str]]  # e.g. {"MedDRA": ["27.1"]}
+
+    def variables(self, record: str, field: str, verbatim: str, prefix: str) -> dict[str, Any] | None: ...
 
 
 class NoCoding:
-    """No dictionary loaded: every term stays uncoded (and the export says so)."""
+    """No coding store: every term stays uncoded (and the export says so)."""
 
-    dictionary_version = ""
+    def __init__(self) -> None:
+        self.dictionary_versions: dict[str, list[str]] = {}
 
-    def ae_term(self, record_event_id: str, term: str) -> Coded | None:
+    def variables(self, record: str, field: str, verbatim: str, prefix: str) -> dict[str, Any] | None:
         return None
+
+
+class IndexCoding:
+    """Adapter over the coding store's `CodingIndex` (one lookup, read once per export)."""
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+        self.dictionary_versions = index.versions_in_use()
+
+    def variables(self, record: str, field: str, verbatim: str, prefix: str) -> dict[str, Any] | None:
+        coding = self.index.get(record, field, verbatim=verbatim)
+        return dict(coding.sdtm_variables(prefix)) if coding is not None else None
+
+
+def coding_for(store: Any) -> Coding:
+    """The site's codings when the coding store exists (it lands with `wardcrf coding`), else none."""
+    import importlib
+
+    try:
+        model = importlib.import_module("wardcrf.coding.model")
+    except ImportError:
+        return NoCoding()
+    return IndexCoding(model.CodingIndex.load(store))
 
 
 def yn(value: Any) -> str:
@@ -93,13 +107,17 @@ def ae_row(rec: Record, proto: TrialProtocol, coding: Coding) -> tuple[dict[str,
     d = rec.data
     grade = d.get("grade")
     pre = value_text(d.get("prespecified"))
-    term = value_text(d.get("term"))
-    coded = coding.ae_term(rec.event_id, term)
+    form = proto.forms.get(rec.form)
+    term_field = (
+        next((f.name for f in form.fields.values() if f.cdisc == "AETERM"), "term") if form else "term"
+    )
+    term = value_text(d.get(term_field))
+    coded = coding.variables(rec.event_id, term_field, term, "AE")
     serious = d.get("serious")
     row: dict[str, Any] = {
         "AESPID": rec.event_id,
         "AETERM": term,
-        "AEDECOD": coded.decod if coded else "",
+        "AEDECOD": "",
         "AEPRESP": "Y" if pre and pre != "no" else "",
         "AESEV": AESEV_BY_GRADE.get(int(grade), "") if isinstance(grade, int) else "",
         "AESER": yn(serious),
@@ -110,19 +128,7 @@ def ae_row(rec: Record, proto: TrialProtocol, coding: Coding) -> tuple[dict[str,
         **{col: yn(d.get(name)) if serious else "" for name, col in AESERIOUS.items()},
     }
     if coded:
-        row.update(
-            AELLT=coded.llt,
-            AELLTCD=coded.lltcd,
-            AEPTCD=coded.ptcd,
-            AEHLT=coded.hlt,
-            AEHLTCD=coded.hltcd,
-            AEHLGT=coded.hlgt,
-            AEHLGTCD=coded.hlgtcd,
-            AEBODSYS=coded.soc,
-            AEBDSYCD=coded.soccd,
-            AESOC=coded.soc,
-            AESOCCD=coded.soccd,
-        )
+        row.update(coded)
     supp: dict[str, str] = {}
     if value_text(d.get("action")) == DELAYED:
         supp["AEACNDLY"] = "Y"

@@ -75,10 +75,11 @@ class Built:
     rows: dict[str, list[dict[str, Any]]]
     uncoded_ae: int = 0
     coded_ae: int = 0
-    dictionary_version: str = ""
+    dictionary_versions: dict[str, list[str]] = field(default_factory=dict)
     design: Design | None = None
     notes: list[str] = field(default_factory=list)
-    ongoing: int = 0  # subjects without an end-of-study disposition or death
+    ongoing: int = 0  # subjects without an end-of-study disposition, death or screen failure
+    uncoded_cm: int = 0
 
 
 def cdisc_fields(proto: Protocol, form: str) -> dict[str, list[Field]]:
@@ -188,7 +189,7 @@ def build(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding |
     proto = ds.active_protocol
     design = design_of(proto)
     out = _Rows(proto.id)
-    built = Built(out.rows, dictionary_version=coding.dictionary_version, design=design)
+    built = Built(out.rows, dictionary_versions=coding.dictionary_versions, design=design)
     reviews = _dsmg_reviews(ds)
     pids = ds.participants()
     progress.start("participants", len(pids))
@@ -369,7 +370,8 @@ class _Subject:
         else:
             nrs = "NOT ASSIGNED"
         death = self._death()
-        if not death and not any(self._disp(r, "DSSCAT") == "STUDY PARTICIPATION" for r in self.dispositions):
+        ended = any(self._disp(r, "DSSCAT") == "STUDY PARTICIPATION" for r in self.dispositions)
+        if not death and not ended and nrs != "SCREEN FAILURE":
             self.built.ongoing += 1
         firsts = consent or screening
         site = firsts[0].site if firsts else ""
@@ -701,12 +703,21 @@ class _Subject:
             dose = mapped(rec, names, "CMDOSE")
             start = dtc(mapped(rec, names, "CMSTDTC"))
             end = dtc(mapped(rec, names, "CMENDTC"))
+            trt_field = first_field(names, "CMTRT")
+            verbatim = value_text(rec.data.get(trt_field.name)) if trt_field else ""
+            coded = (
+                self.coding.variables(rec.event_id, trt_field.name, verbatim, "CM")
+                if verbatim and trt_field
+                else None
+            )
+            if verbatim and not coded:
+                self.built.uncoded_cm += 1
             row = self.out.add(
                 "CM",
                 self.u,
                 CMSPID=rec.event_id,
-                CMTRT=value_text(mapped(rec, names, "CMTRT")) or cat_text,
-                CMDECOD="",
+                CMTRT=verbatim or cat_text,
+                **(coded or {"CMDECOD": ""}),
                 CMCAT=cat_text,
                 CMDOSE=number(dose),
                 CMDOSU=_unit(dose, names, "CMDOSE"),

@@ -249,15 +249,14 @@ def write(path: Path, ds: Dataset, pkg: Any, columns: dict[str, list[Var]]) -> N
     mdv.extend(items)
     for cl, values in sorted(codelists.items()):
         _codelist(mdv, cl, values, decodes.get(cl))
-    if pkg.coded_ae:
+    for dictionary, versions in sorted(pkg.dictionary_versions.items()):
         ext = ET.SubElement(
-            mdv, f"{{{ODM}}}CodeList", {"OID": "CL.MEDDRA", "Name": "MedDRA", "DataType": "text"}
+            mdv,
+            f"{{{ODM}}}CodeList",
+            {"OID": f"CL.{dictionary.upper()}", "Name": dictionary, "DataType": "text"},
         )
-        dictionary, _, version = pkg.dictionary_version.partition(" ")
         ET.SubElement(
-            ext,
-            f"{{{ODM}}}ExternalCodeList",
-            {"Dictionary": dictionary or "MedDRA", "Version": version or "?"},
+            ext, f"{{{ODM}}}ExternalCodeList", {"Dictionary": dictionary, "Version": ", ".join(versions)}
         )
     for key in sorted(methods):
         m = ET.SubElement(
@@ -298,8 +297,10 @@ def _item_def(
             test = var.name[:-2]
             decodes.setdefault(cl, {}).update({str(r[var.name]): str(r.get(test, "")) for r in rows})
         ET.SubElement(item, f"{{{ODM}}}CodeListRef", {"CodeListOID": f"CL.{cl}"})
-    elif var.name == "AEDECOD" and pkg.coded_ae:
-        ET.SubElement(item, f"{{{ODM}}}CodeListRef", {"CodeListOID": "CL.MEDDRA"})
+    elif var.name in ("AEDECOD", "CMDECOD"):
+        dictionary = "MedDRA" if var.name == "AEDECOD" else "WHODrug"
+        if dictionary in pkg.dictionary_versions:
+            ET.SubElement(item, f"{{{ODM}}}CodeListRef", {"CodeListOID": f"CL.{dictionary.upper()}"})
     _origin(item, var)
     vl = f"VL.{dataset}.{var.name}"
     if vl in vlm["lists"]:

@@ -345,6 +345,8 @@ _add(
             Var("CMTRT", "Reported Name of Drug, Med, or Therapy", core="Req", form="conmed"),
             Var("CMDECOD", "Standardized Medication Name", origin="Assigned"),
             Var("CMCAT", "Category for Medication", form="conmed"),
+            Var("CMCLAS", "Medication Class", origin="Assigned"),
+            Var("CMCLASCD", "Medication Class Code", origin="Assigned"),
             Var("CMDOSE", "Dose per Administration", "Num", form="conmed"),
             Var("CMDOSU", "Dose Units", form="conmed"),
             Var("EPOCH", "Epoch", codelist="EPOCH", origin="Derived"),
