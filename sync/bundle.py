@@ -413,6 +413,7 @@ class Signer:
     site: str
     sign_public: str
     key_id: str
+    kind: str = "ward"  # what the registry says it is: what its events may be (`wardcrf.authority`)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from wardcrf import eventlog, ingest
+from wardcrf import authority, eventlog, ingest
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
 from wardcrf.store import Store
@@ -270,6 +270,10 @@ def accept(
     where they sit (`wardcrf.photos.archive`); a ward stores them in its
     database, which must stand alone on a laptop.
     """
+    # Who may say what, before anything is decided or kept: a bundle carrying an
+    # event its device may not originate is refused whole (`wardcrf.authority`).
+    name = bundle_name(v.manifest["site"], v.device, v.bundle_seq)
+    authority.check_import(store, _events_of(v), v.signer.kind, name)
     outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool, on_hold, archive_photos)
     if outcome.status == "applied" and reverify is not None:
         outcome.released = _release_held(
@@ -458,6 +462,12 @@ def _accept_one(
         return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
 
 
+def _events_of(v: Verified) -> list[eventlog.Event]:
+    if not v.events:
+        v.events = [eventlog.Event.from_line(line) for line in v.lines]
+    return v.events
+
+
 def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False) -> Outcome:
     """Photos, logger files, events, after-ingest hooks and the ledger row: one transaction."""
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
@@ -483,7 +493,7 @@ def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False) 
                 photostore.save_original(store, digest, ext, bytes(data))
         for digest, (name, data) in sorted(v.evidence.items()):
             evidencestore.save(store, digest, name, data)
-        events = v.events or [eventlog.Event.from_line(line) for line in v.lines]
+        events = _events_of(v)
         eventlog.ingest_many(store, events)
         ingest.after_ingest(store, events)
         store.execute(

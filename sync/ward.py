@@ -130,7 +130,7 @@ def hub_signer(store: Store) -> Any:
     def lookup(key_id: str) -> Signer | None:
         if key_id != hub["key_id"]:
             return None
-        return Signer(hub["device"], hub["site"], hub["sign_public"], hub["key_id"])
+        return Signer(hub["device"], hub["site"], hub["sign_public"], hub["key_id"], "hub")
 
     return lookup
 
@@ -243,7 +243,7 @@ def apply_restored(
 
     def device_lookup(key_id: str) -> Signer | None:
         row = store.one(
-            "SELECT device, site, sign_public, key_id FROM sync_devices WHERE key_id = ?", (key_id,)
+            "SELECT device, site, sign_public, key_id, kind FROM sync_devices WHERE key_id = ?", (key_id,)
         )
         return Signer(*row) if row else None
 

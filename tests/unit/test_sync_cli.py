@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from synckit import PASSWORD, add_notes, connect, make_hub, make_ward, open_
+from synckit import PASSWORD, WARDCRF_MAIN, add_notes, connect, make_hub, make_ward, open_, subprocess_env
 
 from wardcrf.cli import main
 
@@ -266,12 +266,12 @@ def test_hub_killed_mid_import_is_all_or_nothing(tmp_path: Path) -> None:
         s.store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (s.ctx.device,)),
     )
     s.close()
-    env = {**os.environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": PASSWORD}
+    env = subprocess_env()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "from wardcrf.cli import main; main()",
+            WARDCRF_MAIN,
             "hub",
             "import",
             str(f),
