@@ -23,9 +23,12 @@ import re
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from datetime import datetime
+from typing import Annotated, Any, BinaryIO, Literal
 
-from wardcrf import canonical
+import msgspec
+
+from wardcrf import canonical, eventbodies
 from wardcrf.errors import Refused
 from wardcrf.eventlog import EVENT_KEYS, Event
 
@@ -442,6 +445,37 @@ class Verified:
         return int(self.manifest["bundle_seq"])
 
 
+class _Range(msgspec.Struct):
+    first: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    last: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    count: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+
+
+_Hex64 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+_Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+
+
+class Manifest(msgspec.Struct, kw_only=True):
+    """`manifest.json` of wardbundle/1, typed (unknown keys allowed: later additions)."""
+
+    format: Literal["wardbundle/1"]
+    site: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    device: _Id
+    key_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-F]{16}$")]
+    bundle_seq: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    prev_manifest: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?$")]
+    events: _Range
+    chain_first_prev: _Hex64
+    chain_last: _Hex64
+    created: datetime
+    recipients: list[Annotated[str, msgspec.Meta(max_length=200)]]
+    photos: list[_Hex64] = []
+    evidence: list[_Hex64] = []
+    protocol: dict[str, Annotated[str, msgspec.Meta(max_length=200)]] | None = None
+    kind: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    to: _Id | None = None
+
+
 def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
     import pyrage
 
@@ -609,6 +643,9 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
             raise Refused(f"{what}: event line {n} is not canonical JSON")
         if obj.keys() != _EVENT_KEYS:
             raise Refused(f"{what}: event line {n} has missing or unknown keys")
+        problem = eventbodies.check_envelope(obj)
+        if problem:
+            raise Refused(f"{what}: event line {n}: {problem}")
         if obj["seq"] != seq:
             raise Refused(f"{what}: event line {n} has seq {obj['seq']}, expected {seq}")
         if obj["device"] != device or obj["site"] != site:
@@ -646,6 +683,20 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
     if prev != m.get("chain_last"):
         raise Refused(f"{what}: chain_last in the manifest is not the hash of the last event")
     return events
+
+
+def check_manifest(m: dict[str, Any]) -> str | None:
+    """None if a manifest has every key of wardbundle/1 with its type (`Manifest`); else what is wrong."""
+    import msgspec
+
+    try:
+        parsed = msgspec.convert(m, Manifest)
+    except msgspec.ValidationError as exc:
+        return str(exc).replace("`$.", "`").replace("`$`", "the manifest")
+    ev = parsed.events
+    if ev.last < ev.first or ev.count != ev.last - ev.first + 1:
+        return f"event range {ev.first}-{ev.last} does not hold {ev.count} events"
+    return None
 
 
 def verify(
@@ -712,20 +763,9 @@ def verify(
         raise Refused(f"{what}: manifest.json is not JSON") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise Refused(f"{what}: manifest format is not {FORMAT}")
-    for key in (
-        "site",
-        "device",
-        "key_id",
-        "bundle_seq",
-        "prev_manifest",
-        "events",
-        "chain_first_prev",
-        "chain_last",
-        "created",
-        "recipients",
-    ):
-        if key not in m:
-            raise Refused(f"{what}: manifest lacks {key}")
+    problem = check_manifest(m)
+    if problem:
+        raise Refused(f"{what}: manifest.json: {problem}")
     if m["device"] != signer.device or m["key_id"] != signer.key_id:
         raise Refused(f"{what}: manifest names device {m['device']} but was signed by {signer.device}")
     if signer.site and m["site"] != signer.site:

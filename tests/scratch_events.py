@@ -7,7 +7,7 @@ start (`synckit.HubServer` imports this module first).
 
 from __future__ import annotations
 
-from wardcrf import authority
+from wardcrf import authority, eventbodies
 
 SCRATCH = (
     "note.added",
@@ -24,5 +24,6 @@ for _name in SCRATCH:
     authority.declare(
         authority.EventType(
             _name, authority.Origin.SITE, any_role=True, keyless=True, what="a test's scratch event"
-        )
+        ),
+        eventbodies.Empty,
     )

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import roles
 from .errors import Refused
@@ -145,16 +145,20 @@ _TABLE: tuple[EventType, ...] = (
 EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _TABLE}
 
 
-def declare(event_type: EventType) -> EventType:
-    """Add a type to the table (a feature's own events; tests' scratch types).
+def declare(event_type: EventType, body: type[Any]) -> EventType:
+    """Add a type to the table with its body schema (a msgspec struct, `eventbodies`).
 
-    Declaring a name twice with a different row is refused: authority
-    changes by editing the table, never by a later import overriding it.
+    For a feature's own events and tests' scratch types. Declaring a name
+    twice with a different row is refused: authority changes by editing
+    the table, never by a later import overriding it.
     """
+    from . import eventbodies
+
     have = EVENT_TYPES.get(event_type.name)
-    if have is not None and have != event_type:
+    if have is not None and (have != event_type or eventbodies.BODIES.get(event_type.name) is not body):
         raise ValueError(f"event type {event_type.name} is already declared differently")
     EVENT_TYPES[event_type.name] = event_type
+    eventbodies.BODIES[event_type.name] = body
     return event_type
 
 
@@ -194,12 +198,15 @@ def _check_role(t: EventType, role: str | None, prefix: str) -> None:
 
 
 def check_import(store: Store, events: Iterable[Event], kind: str, what: str = "bundle") -> None:
-    """Refuse, naming the first offending event, a run of events its device may not originate.
+    """Refuse, naming the first offending event, a run of events its device may not originate,
+    or whose body does not fit its type's schema (`eventbodies`).
 
     `kind` is the signing device's kind in the importer's registry ('ward' or
     'hub'); the chain check has already tied every event's envelope (device,
     site) to that device. Nothing is written here.
     """
+    from . import eventbodies
+
     sites = _DeviceSites(store)
     for e in events:
         t = EVENT_TYPES.get(e.type)
@@ -216,6 +223,9 @@ def check_import(store: Store, events: Iterable[Event], kind: str, what: str = "
             _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
         except Refused as exc:
             raise Refused(f"{what}: event {e.id}: {exc}; refused, nothing applied") from None
+        problem = eventbodies.check_body(e.type, e.body)
+        if problem:
+            raise Refused(f"{what}: event {e.id} ({e.type}): {problem}; refused, nothing applied")
         if t.origin is not Origin.HUB:
             problem = _about_other_site(e, sites)
             if problem:

@@ -198,6 +198,7 @@ def append(
     Outside a transaction every event still commits on its own.
     """
     authority.check_append(ctx.kind, author.role, type)
+    _check_body(type, body or {})
     warnings: list[str] = []
     fns = projectors_for(type)
     scope = store.transaction() if fns or not store.in_transaction else contextlib.nullcontext()
@@ -264,6 +265,16 @@ def append(
         )
         _write(store, event, projectors=fns)
     return AppendResult(event, warnings)
+
+
+def _check_body(type_: str, body: dict[str, Any]) -> None:
+    """This device's own events fit the schema every importer checks (`eventbodies`):
+    an event the hub would refuse is refused here, while its author can still fix it."""
+    from .eventbodies import check_body
+
+    problem = check_body(type_, body)
+    if problem:
+        raise Refused(f"{type_} not saved: {problem}")
 
 
 def ingest(store: Store, event: Event) -> None:
