@@ -643,3 +643,18 @@ CREATE TRIGGER photo_archive_no_delete BEFORE DELETE ON photo_archive
 BEGIN
     SELECT RAISE(ABORT, 'photo originals are never deleted');
 END;
+
+-- migration: 0090-sync-refusals
+-- Bundles the hub refused from a registered device (bad content behind a
+-- good signature: authority, schema, chain), one row per `sync.bundle_refused`
+-- event, so `hub status` shows what was refused, why and from which device.
+CREATE TABLE sync_refusals (
+    event_id TEXT PRIMARY KEY,
+    device TEXT,
+    site TEXT,
+    bundle_seq INTEGER,
+    file TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX sync_refusals_device ON sync_refusals (device, file);

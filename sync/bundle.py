@@ -71,10 +71,15 @@ def photo_refs(lines: list[str]) -> list[str]:
             for m in _REF_RE.finditer(line):
                 seen.setdefault(m.group(1), None)
         if '"type":"photo.imported"' in line:
-            digest = (json.loads(line).get("body") or {}).get("sha256")
+            digest = _dict(json.loads(line).get("body")).get("sha256")
             if isinstance(digest, str) and _HEX64.match(digest):
                 seen.setdefault(digest, None)
     return list(seen)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` if it is an object, else an empty one (a line's body as a reference search sees it)."""
+    return value if isinstance(value, dict) else {}
 
 
 def evidence_refs(lines: list[str]) -> dict[str, str]:
@@ -90,8 +95,8 @@ def evidence_refs(lines: list[str]) -> dict[str, str]:
     for line in lines:
         if _EVIDENCE_EVENT not in line and _RECEIPT_FORM not in line:
             continue
-        body = json.loads(line).get("body") or {}
-        found = body if _EVIDENCE_EVENT in line else ((body.get("data") or {}).get("logger") or {})
+        body = _dict(json.loads(line).get("body"))
+        found = body if _EVIDENCE_EVENT in line else _dict(_dict(body.get("data")).get("logger"))
         digest, name = found.get("sha256"), found.get("name")
         if isinstance(digest, str) and _HEX64.match(digest) and isinstance(name, str):
             seen.setdefault(digest, name)
@@ -643,9 +648,9 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
             raise Refused(f"{what}: event line {n} is not canonical JSON")
         if obj.keys() != _EVENT_KEYS:
             raise Refused(f"{what}: event line {n} has missing or unknown keys")
-        problem = eventbodies.check_envelope(obj)
+        problem = eventbodies.check_envelope(obj) or eventbodies.check_body(obj["type"], obj["body"] or {})
         if problem:
-            raise Refused(f"{what}: event line {n}: {problem}")
+            raise Refused(f"{what}: event line {n} ({str(obj['type'])[:40]}): {problem}")
         if obj["seq"] != seq:
             raise Refused(f"{what}: event line {n} has seq {obj['seq']}, expected {seq}")
         if obj["device"] != device or obj["site"] != site:
@@ -728,6 +733,32 @@ def verify(
         identities,
         what,
     )
+    try:
+        return _verify_signed(plain, outer, outer_signer, lookup, what, relay is not None)
+    except SignedRefusal:
+        raise
+    except Refused as exc:
+        # Refused behind a good signature: the importer knows which device sent it.
+        raise SignedRefusal(exc.message, outer_signer) from None
+
+
+class SignedRefusal(Refused):
+    """A bundle refused after its outer signature verified: `signer` is who sent it."""
+
+    def __init__(self, message: str, signer: Signer) -> None:
+        super().__init__(message)
+        self.signer = signer
+
+
+def _verify_signed(
+    plain: bytes,
+    outer: signing.ParsedSignature,
+    outer_signer: Signer,
+    lookup: Callable[[str], Signer | None],
+    what: str,
+    relayed: bool,
+) -> Verified:
+    """`verify` once the outer signature is good and the archive decrypted."""
     report = [f"outer signature: good, key {outer_signer.key_id} (device {outer_signer.device})"]
     report.append("decrypted with the given age identity")
     offsets: dict[str, int] = {}
@@ -737,7 +768,7 @@ def verify(
             raise Refused(f"{what}: archive lacks {need}")
     report.append(f"archive: {len(members)} regular members, names whitelisted")
     signer = outer_signer
-    if relay is not None:
+    if relayed:
         inner_id = signing.parse(members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)").key_id
         found = lookup(inner_id)
         if found is None:

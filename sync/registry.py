@@ -150,6 +150,16 @@ def _held(store: Store, e: Event) -> None:
     )
 
 
+@projector("sync.bundle_refused")
+def _refused(store: Store, e: Event) -> None:
+    b = e.body
+    store.execute(
+        "INSERT INTO sync_refusals (event_id, device, site, bundle_seq, file, reason, at) VALUES (?,?,?,?,?,?,?)"
+        " ON CONFLICT(event_id) DO NOTHING",
+        (e.id, b.get("device"), b.get("site"), b.get("bundle_seq"), b["file"], b["reason"], e.ts),
+    )
+
+
 @projector("sync.fork_detected")
 def _fork(store: Store, e: Event) -> None:
     store.execute(

@@ -57,6 +57,7 @@ PROJECTION_TABLES = [
     "sync_recipients",
     "sync_queries",
     "sync_decisions",
+    "sync_refusals",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from

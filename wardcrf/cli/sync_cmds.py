@@ -408,7 +408,9 @@ def serve(
 
 @hub_app.command("status")
 def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
-    """Devices, last bundle and receipt per device, gaps held, forks, conflicts, open queries."""
+    """Devices, last bundle and receipt per device, gaps held, forks, bundles refused, conflicts, open queries."""
+    from rich.markup import escape
+
     from ..sync import hub
 
     with session(data_dir) as s:
@@ -432,6 +434,11 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     for c in st["clashes"]:
         console.print(
             f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
+        )
+    for r in st["refused"]:
+        console.print(
+            f"[bold red]REFUSED[/] {r['device']} {r['file']} at {r['at']}: {escape(r['reason'])}",
+            highlight=False,
         )
     console.print(
         f"conflicts: {st['conflicts']}; conflicting logger readings: {st['reading_conflicts']}; "
