@@ -398,12 +398,17 @@ def serve(
         str, typer.Option("--host", help="Address to listen on (TLS: put a reverse proxy in front).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8765,
+    max_body_mb: Annotated[
+        int, typer.Option("--max-body-mb", help="Largest bundle accepted in one push, MiB (read while it streams).")
+    ] = 512,
 ) -> None:
     """Serve wards over HTTP (push, pull, receipts). TLS is left to a reverse proxy (docs/sync.md)."""
     from ..sync import server
 
+    if not 1 <= max_body_mb <= 64 * 1024:
+        raise UsageError("--max-body-mb must be 1 to 65536")
     with session(data_dir) as s:
-        server.serve(s, host, port)
+        server.serve(s, host, port, max_body=max_body_mb * 1024 * 1024)
 
 
 @hub_app.command("status")
