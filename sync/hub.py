@@ -204,7 +204,8 @@ def record_refusal(session: Session, what: str, exc: Refused) -> None:
     signer, reason = exc.signer, exc.message[:2000]
     store = session.store
     if store.one(
-        "SELECT 1 FROM sync_refusals WHERE device = ? AND file = ? AND reason = ?", (signer.device, what, reason)
+        "SELECT 1 FROM sync_refusals WHERE device = ? AND file = ? AND reason = ?",
+        (signer.device, what, reason),
     ):
         return
     with store.transaction():

@@ -89,7 +89,9 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
         running count passes the limit. Starlette then answers and the server
         closes the connection rather than reading the rest.
         """
-        too_big = f"bundle larger than the hub accepts ({limit // (1024 * 1024)} MiB, hub serve --max-body-mb)"
+        too_big = (
+            f"bundle larger than the hub accepts ({limit // (1024 * 1024)} MiB, hub serve --max-body-mb)"
+        )
 
         def refuse(status: int, message: str) -> JSONResponse:
             # "Connection: close": the server drops the connection after answering

@@ -310,7 +310,10 @@ def markdown_table(leave_out: Iterable[str] = ()) -> str:
     """The authority table as docs/security.md prints it (a test keeps the two equal)."""
     head = "| event type | who may originate it | roles (roles.py actions) | note |\n|---|---|---|---|\n"
     skip = set(leave_out)
-    rows = sorted((t for t in EVENT_TYPES.values() if t.name not in skip), key=lambda t: (list(Origin).index(t.origin), t.name))
+    rows = sorted(
+        (t for t in EVENT_TYPES.values() if t.name not in skip),
+        key=lambda t: (list(Origin).index(t.origin), t.name),
+    )
     return head + "".join(
         f"| `{t.name}` | {ORIGIN_TEXT[t.origin]} | {t.who() or '—'} | {t.what} |\n" for t in rows
     )

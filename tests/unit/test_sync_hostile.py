@@ -105,7 +105,9 @@ def test_a_malformed_bundle_is_refused_alone_and_the_others_are_applied(three, m
     # (Whether a long line wraps when piped is the CLI's rendering, not this test's subject.)
     text = " ".join((out + err).split())
     assert f"refused {files['b'].name}:" in text, text
-    assert "(record.submitted): coldchain.reading data Invalid RFC3339 encoded datetime - at `at`" in text, text
+    assert "(record.submitted): coldchain.reading data Invalid RFC3339 encoded datetime - at `at`" in text, (
+        text
+    )
     # The good bundles on either side of it were applied.
     for key in ("a", "c"):
         assert f"ok {files[key].name}:" in text, text

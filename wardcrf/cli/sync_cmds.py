@@ -399,7 +399,10 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8765,
     max_body_mb: Annotated[
-        int, typer.Option("--max-body-mb", help="Largest bundle accepted in one push, MiB (read while it streams).")
+        int,
+        typer.Option(
+            "--max-body-mb", help="Largest bundle accepted in one push, MiB (read while it streams)."
+        ),
     ] = 512,
 ) -> None:
     """Serve wards over HTTP (push, pull, receipts). TLS is left to a reverse proxy (docs/sync.md)."""
