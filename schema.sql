@@ -658,3 +658,24 @@ CREATE TABLE sync_refusals (
     at TEXT NOT NULL
 );
 CREATE INDEX sync_refusals_device ON sync_refusals (device, file);
+
+-- migration: 0091-sync-held-sequencing
+-- A bundle whose records break the protocol's sequencing (a record with no
+-- consent signed by three people before it) is held too (reason 'sequencing',
+-- docs/sync.md). The CHECK is widened by copying the table, as in 0061.
+CREATE TABLE sync_held_v3 (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL,
+    manifest_sha TEXT NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('gap', 'fork', 'clash', 'sequencing')),
+    file TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    resolved_at TEXT,
+    UNIQUE (device, bundle_seq, manifest_sha)
+);
+INSERT INTO sync_held_v3 (id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at)
+    SELECT id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at FROM sync_held;
+DROP TABLE sync_held;
+ALTER TABLE sync_held_v3 RENAME TO sync_held;

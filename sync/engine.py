@@ -602,8 +602,8 @@ def _release_held(
                     (iso_utc(now_utc()), f"refused when released: {exc}", row[0]),
                 )
             break
-        if out.status in ("fork", "clash"):
-            break  # the same row now holds it for the coordinator (_record_held)
+        if out.status not in ("applied", "already", "held"):
+            break  # fork, clash, sequencing: the same row now holds it for the coordinator (_record_held)
         with store.transaction():
             store.execute(
                 "UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",

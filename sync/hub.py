@@ -403,6 +403,7 @@ def status(session: Session) -> dict[str, Any]:
         "gaps_held": [h for h in held if h["reason"] == "gap"],
         "forks": [h for h in held if h["reason"] == "fork"],
         "clashes": [h for h in held if h["reason"] == "clash"],
+        "held_rules": [h for h in held if h["reason"] not in ("gap", "fork", "clash")],
         "conflicts": len(records.conflicts(store)),
         "reading_conflicts": len(reading_conflicts(session)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),

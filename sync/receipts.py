@@ -4,7 +4,8 @@
      "devices": {"<device>": {"seq":N, "hash":"<chain hash>", "bundle_seq":B, "manifest":"<sha>"}},
      "held": [...], "forks": [...], "status": "active|flagged|retired"}
     (+ "clashes": [...] when the hub holds bundles of this device that would merge two
-    participants under one id)
+    participants under one id; + "held_rules": [...] when it holds bundles whose records
+    break the protocol's sequencing)
 
 Signed (prehashed minisign) by the hub key; the trusted comment binds the
 device, seq, chain hash and the SHA-256 of the JSON. A ward marks its outbox
@@ -76,6 +77,9 @@ def make(store: Store, device: str) -> tuple[str, bytes, bytes]:
     clashes = [h for h in held if h["reason"] == "clash"]
     if clashes:  # only when there are any, so receipts stay as they were otherwise
         body["clashes"] = clashes
+    broken = [h for h in held if h["reason"] not in ("gap", "fork", "clash")]
+    if broken:  # bundles held because their records break the protocol's sequencing
+        body["held_rules"] = broken
     data = (dumps(body) + "\n").encode("utf-8")
     mine = devices.get(device, {"seq": 0, "hash": ""})
     keys = devicekeys.load(store, hub_dev)
@@ -126,7 +130,7 @@ def record(store: Store, body: dict[str, Any]) -> str:
                 f"the hub holds {len(body['forks'])} forked bundle(s) from this device: "
                 "a coordinator must resolve them"
             )
-        for c in body.get("clashes") or []:
+        for c in [*(body.get("clashes") or []), *(body.get("held_rules") or [])]:
             notes.append(f"the hub holds bundle {c['bundle_seq']} from this device unmerged: {c['detail']}")
         if body.get("status") == "flagged":
             notes.append("the hub has flagged this device")

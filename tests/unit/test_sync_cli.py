@@ -205,7 +205,8 @@ def test_conflicting_amendments_listed_at_hub(tmp_path: Path) -> None:
     w1 = make_ward(tmp_path, "lap1")
     connect(w1, h)
     s = open_(w1)
-    rec = records.submit(s, "vitals", {"temp": 37.0}, subject="participant:WUH01-001")
+    # A record that is not a participant's (those need a signed consent first, checked at import).
+    rec = records.submit(s, "qa_vitals", {"temp": 37.0}, subject="site:WUH01")
     s.close()
     # A second laptop of the same site gets the record through the hub, then both amend it.
     w2 = make_ward(tmp_path, "lap2")

@@ -443,6 +443,11 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         console.print(
             f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
         )
+    for c in st["held_rules"]:
+        console.print(
+            f"[bold red]HELD ({c['reason']})[/] {c['device']} bundle {c['bundle_seq']}: {c['detail']}",
+            highlight=False,
+        )
     for r in st["refused"]:
         console.print(
             f"[bold red]REFUSED[/] {r['device']} {r['file']} at {r['at']}: {escape(r['reason'])}",
