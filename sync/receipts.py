@@ -114,8 +114,21 @@ def record(store: Store, body: dict[str, Any]) -> str:
         own = (
             store.scalar("SELECT hash FROM events WHERE device = ? AND seq = ?", (device, seq)) if seq else ""
         )
-        if seq and own != hash_:
-            notes.append(f"the hub holds a different event {seq} for this device (fork)")
+        mine = int(store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (device,)) or 0)
+        if seq > mine:
+            # The hub holds events this database does not: the file was replaced by an
+            # older copy (or restored from an old backup). Not a fork of the hub's
+            # making; the events after `mine` exist only at the hub now.
+            notes.append(
+                f"the hub holds events 1-{seq} of this laptop but this database ends at event {mine}: "
+                f"it is an older copy (events {mine + 1}-{seq} are only at the hub); record nothing more "
+                "here and ask the coordinator (a replacement laptop restored from the hub keeps them all)"
+            )
+        elif seq and own != hash_:
+            notes.append(
+                f"the hub holds a different event {seq} for this device (fork: this laptop's log was "
+                "restored from a copy or cloned); ask the coordinator"
+            )
         elif seq:
             store.execute(
                 "UPDATE sync_outbox SET receipted_at = ? WHERE peer = ? AND last_seq <= ? AND receipted_at IS NULL",

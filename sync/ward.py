@@ -200,7 +200,10 @@ def status(session: Session) -> dict[str, Any]:
         "SELECT seq, received_at FROM sync_receipts WHERE device = ? ORDER BY id DESC LIMIT 1", (me,)
     )
     receipted = rec[0] if rec else 0
-    pending_events = head - receipted
+    # A receipt beyond this database's head means the file is older than what it
+    # sent (copied back): nothing is pending; those events are only at the hub.
+    pending_events = max(0, head - receipted)
+    only_at_hub = max(0, receipted - head)
     pending_photos = 0
     if pending_events:
         lines = [
@@ -220,6 +223,7 @@ def status(session: Session) -> dict[str, Any]:
         "last_export": json.loads(last_export) if last_export else None,
         "last_receipt": {"seq": rec[0], "at": rec[1]} if rec else None,
         "events_pending": pending_events,
+        "events_only_at_hub": only_at_hub,
         "photos_pending": pending_photos,
         "bundles_unreceipted": len(outbox.pending(store, hub["device"])) if hub else 0,
         "hub_bundles_applied": last_hub_bundle(store),
