@@ -50,6 +50,30 @@ _REF_RE = re.compile(r"sha256:([0-9a-f]{64})")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much of a bundle an importer reads before refusing it (docs/sync.md, "Limits").
+
+    Each is far above what wardcrf writes (`sync export` cuts bundles at
+    100 MB) and low enough that one hostile file cannot exhaust the hub.
+    """
+
+    bundle_bytes: int = 512 * 1024 * 1024
+    """A `.tar.age` file or HTTP push body (`hub serve --max-body-mb` has the same default)."""
+    members: int = 100_000
+    """Members of the archive (each photo and logger file is one)."""
+    manifest_bytes: int = 1024 * 1024
+    sums_bytes: int = 16 * 1024 * 1024
+    """SHA256SUMS and its signature."""
+    event_line_bytes: int = 8 * 1024 * 1024
+    """One event line (a protocol file travels inside one)."""
+    events: int = 1_000_000
+    """Event lines in one bundle."""
+
+
+LIMITS = Limits()
+
+
 def bundle_name(site: str, device: str, bundle_seq: int) -> str:
     return f"{site}-{device}-{bundle_seq:06d}.tar.age"
 
@@ -546,9 +570,13 @@ def read_archive(plain: bytes, what: str, offsets: dict[str, int] | None = None)
     """
     if not plain:
         raise Refused(f"{what}: archive is empty")
+    infos: list[tarfile.TarInfo] = []
     try:
         with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as tar:
-            infos = tar.getmembers()
+            while (info := tar.next()) is not None:
+                infos.append(info)
+                if len(infos) > LIMITS.members:
+                    raise Refused(f"{what}: the archive has more than {LIMITS.members} members")
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise Refused(f"{what}: archive is truncated or not a tar file ({exc})") from None
     members: dict[str, Any] = {}
@@ -635,6 +663,8 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
         head = '{"prev":"' + prev + '",'
         if not line.startswith(head):
             raise Refused(f"{what}: chain broken at line {n}: prev is not the previous event's hash")
+        if len(line) > LIMITS.event_line_bytes:
+            raise Refused(f"{what}: event line {n} is larger than {LIMITS.event_line_bytes} bytes")
         try:
             obj = loads(line)
             fields = dict(obj)
@@ -642,6 +672,8 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
             # The canonical spelling (`canonical.event_line`), with NaN and
             # Infinity already refused by the decoder.
             canon = line == head + encode(fields)[1:]
+        except RecursionError:
+            raise Refused(f"{what}: event line {n} is nested too deeply to read") from None
         except (ValueError, TypeError, KeyError):
             canon = False
         if not canon:
@@ -723,6 +755,8 @@ def verify(
     """
     if not cipher:
         raise Refused(f"{what}: file is empty")
+    if len(cipher) > LIMITS.bundle_bytes:
+        raise Refused(f"{what}: the bundle is larger than {LIMITS.bundle_bytes // (1024 * 1024)} MiB")
     outer = signing.parse(outer_sig, f"{what} (.minisig)")
     outer_signer = (relay or lookup)(outer.key_id)
     if outer_signer is None:
@@ -774,6 +808,8 @@ def _verify_signed(
         if found is None:
             raise Refused(f"{what}: archive signed by unregistered key {inner_id}")
         signer = found
+    if len(members[SUMS]) > LIMITS.sums_bytes or len(members[SUMS_SIG]) > LIMITS.sums_bytes:
+        raise Refused(f"{what}: SHA256SUMS or its signature is larger than {LIMITS.sums_bytes} bytes")
     inner = signing.verify(
         signer.sign_public, members[SUMS], members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)"
     )
@@ -788,8 +824,12 @@ def _verify_signed(
             raise Refused(f"{what}: {name} does not match its SHA-256 in SHA256SUMS (changed)")
     report.append(f"SHA256SUMS: signature good, {len(sums)} members match")
     manifest_bytes = members[MANIFEST]
+    if len(manifest_bytes) > LIMITS.manifest_bytes:
+        raise Refused(f"{what}: manifest.json is larger than {LIMITS.manifest_bytes} bytes")
     try:
         m = json.loads(manifest_bytes)
+    except RecursionError:
+        raise Refused(f"{what}: manifest.json is nested too deeply") from None
     except ValueError:
         raise Refused(f"{what}: manifest.json is not JSON") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
@@ -813,6 +853,8 @@ def _verify_signed(
     if not text.endswith("\n"):
         raise Refused(f"{what}: events.jsonl does not end with a newline (truncated?)")
     lines = text[:-1].split("\n")
+    if len(lines) > LIMITS.events:
+        raise Refused(f"{what}: events.jsonl holds more than {LIMITS.events} events")
     events = check_chain(lines, m, what)
     report.append(
         f"events: {len(lines)} lines, seq {m['events']['first']}-{m['events']['last']}, chain intact"

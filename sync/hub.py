@@ -304,14 +304,21 @@ def read_pair(path: Path) -> tuple[bytes, bytes]:
             f"{path.name} is not a bundle (expected a .tar.age file with its .minisig beside it)"
         )
     sig_path = path.with_name(path.name + ".minisig")
+    limit = bundle.LIMITS.bundle_bytes
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if size > limit:  # refused before a byte is read
+        raise Refused(f"{path.name}: the bundle is {size} bytes, larger than {limit // (1024 * 1024)} MiB")
+    try:
+        sig = sig_path.read_bytes() if sig_path.stat().st_size <= 64 * 1024 else b""
+    except OSError:
+        raise Refused(f"{path.name}: signature file {sig_path.name} is missing") from None
     try:
         cipher = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        sig = sig_path.read_bytes()
-    except OSError:
-        raise Refused(f"{path.name}: signature file {sig_path.name} is missing") from None
     return cipher, sig
 
 

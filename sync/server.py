@@ -17,10 +17,11 @@ from wardcrf.errors import Refused, WardError
 from wardcrf.site import Session
 
 from . import engine, hub, outbox, receipts, registry
+from .bundle import LIMITS
 from .transport import SIG_HEADER
 
-MAX_BODY = 512 * 1024 * 1024
-"""Largest bundle `hub serve` reads (`--max-body-mb`, default 512): five default-size bundles."""
+MAX_BODY = LIMITS.bundle_bytes
+"""Largest bundle `hub serve` reads (`--max-body-mb`, default 512 MiB: five default-size bundles)."""
 
 
 def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
