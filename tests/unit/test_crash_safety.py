@@ -14,8 +14,12 @@ from conftest import PASSWORD
 from wardcrf import audit
 from wardcrf.site import Site
 
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 WRITER = r"""
 import sys
+sys.path.insert(0, sys.argv[4])
+import scratch_events  # the tests' scratch event types (wardcrf.authority)
 from wardcrf.site import Site
 s = Site.open(sys.argv[1]).unlock("clinician", sys.argv[2])
 print("ready", flush=True)
@@ -38,7 +42,7 @@ def test_sigkill_during_appends_loses_nothing_acknowledged(site):
     acknowledged: set[int] = set()
     for _round in range(12):
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(site.data_dir), PASSWORD, str(_round)],
+            [sys.executable, "-c", WRITER, str(site.data_dir), PASSWORD, str(_round), TESTS],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
