@@ -682,7 +682,9 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
             raise Refused(f"{what}: event line {n} has missing or unknown keys")
         problem = eventbodies.check_envelope(obj) or eventbodies.check_body(obj["type"], obj["body"] or {})
         if problem:
-            raise Refused(f"{what}: event line {n} ({str(obj['type'])[:40]}): {problem}")
+            t = obj["type"]
+            named = t if t in eventbodies.BODIES else repr(str(t)[:40])  # never raw bytes to a terminal
+            raise Refused(f"{what}: event line {n} ({named}): {problem}")
         if obj["seq"] != seq:
             raise Refused(f"{what}: event line {n} has seq {obj['seq']}, expected {seq}")
         if obj["device"] != device or obj["site"] != site:
