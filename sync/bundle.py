@@ -683,7 +683,9 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
         problem = eventbodies.check_envelope(obj) or eventbodies.check_body(obj["type"], obj["body"] or {})
         if problem:
             t = obj["type"]
-            named = t if t in eventbodies.BODIES else repr(str(t)[:40])  # never raw bytes to a terminal
+            named = (
+                t if isinstance(t, str) and t in eventbodies.BODIES else repr(str(t)[:40])
+            )  # never raw to a terminal
             raise Refused(f"{what}: event line {n} ({named}): {problem}")
         if obj["seq"] != seq:
             raise Refused(f"{what}: event line {n} has seq {obj['seq']}, expected {seq}")
