@@ -58,6 +58,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "sync.export": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "sync.configure": frozenset({"admin", "coordinator"}),
     "hub.manage": frozenset({"admin", "coordinator"}),
+    # Holding the device's signing key (`devicekeys`): exactly the roles that export
+    # bundles or run a hub. Whose key slot carries the key follows this row.
+    "device.sign": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "query.raise": frozenset({"coordinator"}),
     # exports that leave encryption behind
     "export.data": frozenset({"admin", "coordinator", "investigator", "auditor"}),

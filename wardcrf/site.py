@@ -17,11 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, roles
+from . import eventlog, roles, sessionkeys
 from .clock import iso_utc, now_utc, zone
 from .errors import AuthError, PermissionDenied, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
-from .keyslots import LOCKOUT_AFTER, KeySlots, check_password_rules, format_recovery_key, new_database_key
+from .keyslots import (
+    LOCKOUT_AFTER,
+    KeySlots,
+    Opened,
+    check_password_rules,
+    format_recovery_key,
+    new_database_key,
+)
 from .store import Store, db_path
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -50,9 +57,13 @@ class InitResult:
     device: str
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
-    """A signed-in user on an unlocked store. Passed to every service."""
+    """A signed-in user on an unlocked store. Passed to every service.
+
+    It carries no key: what the sign-in unlocked is held beside it
+    (`sessionkeys`) and used only by the services that need it.
+    """
 
     site: Site
     store: Store
@@ -60,7 +71,6 @@ class Session:
     user: str
     role: str
     full_name: str
-    key: bytes = field(repr=False, default=b"")
     warnings: list[str] = field(default_factory=list)
     protocol: dict[str, str] | None = None
 
@@ -78,6 +88,7 @@ class Session:
         return result
 
     def close(self) -> None:
+        sessionkeys.forget(self)
         self.store.close()
 
 
@@ -123,10 +134,13 @@ class Site:
             raise UsageError(f"cannot create data directory {data_dir}: {exc.strerror}") from None
         device = eventlog.new_device_id()
         key = new_database_key()
+        from . import devicekeys
+
+        signing_key = devicekeys.new_signing_key()
         recovery_raw = os.urandom(32)
         slots = KeySlots.create(data_dir, site=site, device=device)
-        slots.set_user_slot(admin, password, key)
-        slots.set_recovery_slot(recovery_raw, key)
+        slots.set_user_slot(admin, password, key, signing_key)  # an admin may sign (device.sign)
+        slots.set_recovery_slot(recovery_raw, key, signing_key)
         store = None
         try:
             store = Store(db_path(data_dir), key)
@@ -137,9 +151,9 @@ class Site:
                     " VALUES (1, ?, ?, ?, ?, ?, ?)",
                     (site, device, device_name, kind, zone_name, iso_utc(now_utc())),
                 )
-                from . import devicekeys, users
+                from . import users
 
-                devicekeys.create(store, device)
+                devicekeys.create(store, device, signing_key)
                 ctx = DeviceContext.load(store)
                 author = Author(user=admin, role="admin")
                 eventlog.append(
@@ -207,22 +221,22 @@ class Site:
                     " an admin must unlock it"
                 )
             check = self.slots.check_password(username, password)
-            key = check.key
+            opened = check.opened
             count = 0
             if check.retired:
                 self.slots.record_refused(username, iso_utc(now_utc()), "deactivated")
-            elif key is None:
+            elif opened is None:
                 count = self.slots.record_failure(username, iso_utc(now_utc()))
         # Raised after the `locked()` block so the failure count is saved
         # (the block only writes the file when it ends without an exception).
         if check.retired:
             raise AuthError(deactivated_message(username))
-        if key is None:
+        if opened is None:
             left = LOCKOUT_AFTER - count
             if left <= 0:
                 raise AuthError(f"wrong user name or password; account {username} is now locked")
             raise AuthError(f"wrong user name or password ({left} attempt(s) left before lockout)")
-        session = self._session(key, username)
+        session = self._session(opened.key, username, opened=opened)
         with self.slots.locked():
             self.slots.clear_failures(username)
         return session
@@ -240,12 +254,14 @@ class Site:
         its own connection keeps long network waits from holding the one the
         screens use. Same user, same role, same permission checks.
         """
-        if not session.key:
-            raise AuthError("this session cannot be reopened (no key): sign in again")
-        return self._session(session.key, session.user)
+        key = sessionkeys.database_key(session)
+        return self._session(key, session.user, signing=sessionkeys.signing_key(session))
 
-    def _session(self, key: bytes, username: str) -> Session:
-        from . import users
+    def _session(
+        self, key: bytes, username: str, *, opened: Opened | None = None, signing: bytes | None = None
+    ) -> Session:
+        """Open the store for `username`; `opened` is what their slot gave (a sign-in), or None (reopen)."""
+        from . import devicekeys, users
 
         store = self.unlock_key(key)
         try:
@@ -265,11 +281,16 @@ class Site:
                     f"account {username} is locked after {LOCKOUT_AFTER} failed logins;"
                     " an admin must unlock it"
                 )
-            session = Session(self, store, ctx, username, user["role"], user["full_name"], key=key)
+            session = Session(self, store, ctx, username, user["role"], user["full_name"])
+            # The signing key only for a role that may sign (a slot of another role never carries it).
+            sessionkeys.hold(
+                session, key, signing if roles.allowed(user["role"], devicekeys.SIGN_ACTION) else None
+            )
             from .protocol_ref import active_protocol_ref
 
             session.protocol = active_protocol_ref(store)
             self._flush_failures(session)
+            devicekeys.settle_signing_key(session, opened)
             return session
         except BaseException:
             store.close()
@@ -292,7 +313,7 @@ class Site:
                 if (row := users.get(session.store, name)) is not None and not row["active"]
             ]
             for name in stale:
-                self.slots.retire_user_slot(name, session.key)
+                self.slots.retire_user_slot(name, sessionkeys.database_key(session))
             if not pending and not refused:
                 return
             with session.store.transaction():

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import sqlcipher3
-from conftest import PASSWORD
+from conftest import PASSWORD, raw_key
 
 from wardcrf import audit, canonical, eventlog, projections, records, signatures
 from wardcrf.clock import HLC
@@ -94,7 +94,7 @@ def test_verify_passes_on_an_intact_log(admin):
 
 
 def _tamper(site, admin, sql_steps):
-    key = admin.key
+    key = raw_key(admin)
     admin.close()
     conn = raw_conn(site, key)
     conn.execute("DROP TRIGGER events_no_update")
