@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from wardcrf import keyslots, sessionkeys, users
+from wardcrf import keyslots, users
 from wardcrf.site import Session, Site
 
 PASSWORD = "test-password-1"
@@ -32,15 +32,6 @@ untouched: this lives in the tests' conftest only, subprocesses a test starts
 (the `wardcrf` CLI, the tmux end-to-end runs) create slots at the real cost,
 and `tests/unit/test_keyslots.py` checks the real parameters under `real_kdf`.
 """
-
-
-def raw_key(session: Session) -> bytes:
-    """The database key a sign-in unlocked: what an insider with a password can get.
-
-    Tests that play the insider (tampering around wardcrf) take it from here;
-    the session object itself never carries it (`wardcrf.sessionkeys`).
-    """
-    return sessionkeys.database_key(session)
 
 
 @pytest.fixture(scope="session", autouse=True)

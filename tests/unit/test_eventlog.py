@@ -7,7 +7,8 @@ import json
 
 import pytest
 import sqlcipher3
-from conftest import PASSWORD, raw_key
+from conftest import PASSWORD
+from insider import raw_key
 
 from wardcrf import audit, canonical, eventlog, projections, records, signatures
 from wardcrf.clock import HLC

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD, raw_key
+from conftest import PASSWORD
+from insider import raw_key
 
 from wardcrf import users
 from wardcrf.errors import AuthError, Refused, UsageError

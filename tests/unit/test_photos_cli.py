@@ -9,7 +9,7 @@ from pathlib import Path
 import photo_samples as ps
 import pytest
 import sqlcipher3
-from conftest import raw_key
+from insider import raw_key
 from wardcrf.photos import api
 
 from wardcrf import records

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PASSWORD, raw_key
+from conftest import PASSWORD
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from insider import raw_key
 
 from wardcrf import audit, keyslots, users
 from wardcrf.errors import AuthError

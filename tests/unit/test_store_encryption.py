@@ -6,7 +6,8 @@ import sqlite3
 
 import pytest
 import sqlcipher3
-from conftest import PASSWORD, raw_key
+from conftest import PASSWORD
+from insider import raw_key
 
 from wardcrf import users
 from wardcrf.errors import StoreError
