@@ -643,3 +643,13 @@ CREATE TRIGGER photo_archive_no_delete BEFORE DELETE ON photo_archive
 BEGIN
     SELECT RAISE(ABORT, 'photo originals are never deleted');
 END;
+
+-- migration: 0090-rollback-guard
+-- A counter bumped by every committed write transaction and mirrored, after the
+-- commit, in wardcrf.counter beside the key slots (wardcrf/rollback.py): an older
+-- copy of this file put in place of a newer one is found at the next sign-in.
+CREATE TABLE rollback_guard (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    counter INTEGER NOT NULL
+);
+INSERT INTO rollback_guard (id, counter) VALUES (1, 0);

@@ -29,6 +29,7 @@ from .clock import iso_utc, now_utc
 from .errors import AuthError, Refused, StoreError, UsageError, VerificationFailed
 from .keyslots import FILENAME as SLOTS_FILENAME
 from .keyslots import KeySlots
+from .rollback import FILENAME as ROLLBACK_COUNTER
 from .site import Session, Site
 from .store import DB_FILENAME, Store, translate_error
 
@@ -225,6 +226,7 @@ def restore(
                 data_dir / SLOTS_FILENAME,
                 data_dir / (DB_FILENAME + "-wal"),
                 data_dir / (DB_FILENAME + "-shm"),
+                data_dir / ROLLBACK_COUNTER,  # it belongs to the database it counted; made anew below
             )
             if p.exists()
         ]

@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "db.raw_key": frozenset({"admin"}),
     "db.backup": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "db.restore": frozenset({"admin"}),
+    "db.accept_rollback": frozenset({"admin"}),
     "db.rebuild": frozenset({"admin"}),
     "protocol.load": frozenset({"admin", "investigator"}),
     # clinical data capture

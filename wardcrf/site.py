@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, roles, sessionkeys
+from . import eventlog, roles, rollback, sessionkeys
 from .clock import iso_utc, now_utc, zone
-from .errors import AuthError, PermissionDenied, UsageError
+from .errors import AuthError, PermissionDenied, Refused, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
 from .keyslots import (
     LOCKOUT_AFTER,
@@ -145,6 +145,7 @@ class Site:
         try:
             store = Store(db_path(data_dir), key)
             store.migrate()
+            rollback.attach(store, rollback.Counter.of(data_dir, key, site, device))
             with store.transaction():
                 store.execute(
                     "INSERT INTO site (id, site, device, device_name, kind, zone, created_at)"
@@ -205,13 +206,17 @@ class Site:
             raise UsageError(f"{data_dir} has key slots but no database {db_path(data_dir).name}")
         return cls(data_dir, slots)
 
-    def unlock(self, username: str, password: str) -> Session:
+    def unlock(self, username: str, password: str, *, accept_rollback: str | None = None) -> Session:
         """Authenticate and open the store. Failed attempts count toward lockout.
 
         A wrong password and an unknown name get the same answer (a stranger at
         a shared ward laptop learns no user names). Only the *right* password
         of a deactivated user, which proves who is typing, is told that the
         account is deactivated; that attempt is logged, not counted as a failure.
+
+        A database older than this laptop's record of it is refused
+        (`rollback.RollbackDetected`) unless an admin signs in with
+        `accept_rollback` set to the reason for keeping it.
         """
         username = username.strip()
         with self.slots.locked():
@@ -236,16 +241,24 @@ class Site:
             if left <= 0:
                 raise AuthError(f"wrong user name or password; account {username} is now locked")
             raise AuthError(f"wrong user name or password ({left} attempt(s) left before lockout)")
-        session = self._session(opened.key, username, opened=opened)
+        session = self._session(opened.key, username, opened=opened, accept_rollback=accept_rollback)
         with self.slots.locked():
             self.slots.clear_failures(username)
         return session
 
     def unlock_key(self, key: bytes) -> Store:
-        """Open the store with an already-unwrapped key (recovery, restore)."""
+        """Open the store with an already-unwrapped key (recovery, restore, and every sign-in)."""
         store = Store(self.db_path, key)
-        store.migrate()
+        try:
+            store.migrate()
+            rollback.attach(store, self._counter(key))
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def _counter(self, key: bytes) -> rollback.Counter:
+        return rollback.Counter.of(self.data_dir, key, self.slots.site, self.slots.device)
 
     def reopen(self, session: Session) -> Session:
         """A second connection for the same signed-in user, without asking the password again.
@@ -258,7 +271,13 @@ class Site:
         return self._session(key, session.user, signing=sessionkeys.signing_key(session))
 
     def _session(
-        self, key: bytes, username: str, *, opened: Opened | None = None, signing: bytes | None = None
+        self,
+        key: bytes,
+        username: str,
+        *,
+        opened: Opened | None = None,
+        signing: bytes | None = None,
+        accept_rollback: str | None = None,
     ) -> Session:
         """Open the store for `username`; `opened` is what their slot gave (a sign-in), or None (reopen)."""
         from . import devicekeys, users
@@ -289,12 +308,48 @@ class Site:
             from .protocol_ref import active_protocol_ref
 
             session.protocol = active_protocol_ref(store)
+            # Before anything is written: a rolled-back database is refused untouched.
+            self._check_rollback(session, key, accept_rollback)
             self._flush_failures(session)
             devicekeys.settle_signing_key(session, opened)
             return session
         except BaseException:
             store.close()
             raise
+
+    def _check_rollback(self, session: Session, key: bytes, accept: str | None) -> None:
+        """Compare the database's write counter with the file beside the key slots (`rollback`)."""
+        counter = self._counter(key)
+        st = rollback.status(session.store, counter)
+        if accept is not None:
+            if not st.rolled_back:
+                raise Refused("there is no rollback to accept: this database is the newest this laptop has seen")
+            session.require("db.accept_rollback", what="accept an older database")
+            if not accept.strip():
+                raise UsageError("accepting an older database needs a reason (--reason)")
+            session.append(
+                type="db.rollback_accepted",
+                subject=f"site:{session.ctx.site}",
+                body={"recorded": st.recorded, "database": st.database},
+                reason=accept.strip(),
+            )
+            counter.write(rollback.database_value(session.store), lower=True)
+        elif st.rolled_back:
+            assert st.recorded is not None
+            raise rollback.RollbackDetected(st.recorded, st.database, self.db_path)
+        elif st.recorded is None and st.database > 0:
+            # Deleted, or not this database's (no slot verifies): made again, and said so.
+            session.append(
+                type="db.rollback_counter_reset",
+                subject=f"site:{session.ctx.site}",
+                body={"database": st.database},
+            )
+            session.warnings.append(
+                f"the rollback counter beside the key slots ({rollback.FILENAME}) was missing or not this"
+                " database's; it is made again now, and a rollback before now cannot be detected"
+            )
+        elif st.recorded is None or st.recorded < st.database:
+            counter.write(st.database)  # first use, or catching up after a crash between commit and file
 
     def _flush_failures(self, session: Session) -> None:
         """Write failed and refused attempts counted while the database was closed into the log.
