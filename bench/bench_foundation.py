@@ -129,7 +129,9 @@ def run(quick: bool = False) -> list[dict]:
             for store, wall, cpu in ((s.store, guarded_wall, guarded_cpu), (bare, bare_wall, bare_cpu)):
                 t, c = time.perf_counter(), time.process_time()
                 with store.transaction():
-                    eventlog.append(store, ctx, author, type="bench.note", subject="site:BENCH", body={"r": i})
+                    eventlog.append(
+                        store, ctx, author, type="bench.note", subject="site:BENCH", body={"r": i}
+                    )
                 wall.append(time.perf_counter() - t)
                 cpu.append(time.process_time() - c)
         bare.close()

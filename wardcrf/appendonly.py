@@ -47,7 +47,8 @@ class Damage:
 
 def damaged(store: Store) -> list[Damage]:
     present = {
-        name: sql or "" for name, sql in store.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        name: sql or ""
+        for name, sql in store.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
     }
     out = []
     for name, sql in expected().items():

@@ -149,7 +149,9 @@ def _require_log_order(store: Store, outcome: str) -> None:
     """Refuse to replay a log whose order (`pos`) disagrees with its chains: it would replay the wrong story."""
     problem = eventlog.order_problem(store)
     if problem is not None:
-        raise VerificationFailed(f"the event log cannot be replayed: {problem}; {outcome} (run `wardcrf audit verify`)")
+        raise VerificationFailed(
+            f"the event log cannot be replayed: {problem}; {outcome} (run `wardcrf audit verify`)"
+        )
 
 
 @dataclass(frozen=True)

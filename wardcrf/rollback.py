@@ -91,7 +91,11 @@ class Counter:
         try:
             obj = json.loads(raw)
             n = obj["n"]
-            ok = obj["format"] == FORMAT and isinstance(n, int) and hmac.compare_digest(obj["mac"], self._mac(n))
+            ok = (
+                obj["format"] == FORMAT
+                and isinstance(n, int)
+                and hmac.compare_digest(obj["mac"], self._mac(n))
+            )
         except (ValueError, KeyError, TypeError):
             return None
         return n if ok else None

@@ -323,7 +323,9 @@ class Site:
         st = rollback.status(session.store, counter)
         if accept is not None:
             if not st.rolled_back:
-                raise Refused("there is no rollback to accept: this database is the newest this laptop has seen")
+                raise Refused(
+                    "there is no rollback to accept: this database is the newest this laptop has seen"
+                )
             session.require("db.accept_rollback", what="accept an older database")
             if not accept.strip():
                 raise UsageError("accepting an older database needs a reason (--reason)")

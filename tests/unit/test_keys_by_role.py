@@ -127,7 +127,9 @@ def test_roles_that_export_get_a_signer_and_it_signs_as_the_device(site, session
 
 
 def test_the_signing_roles_are_the_roles_that_export_or_run_a_hub():
-    assert roles.PERMISSIONS["device.sign"] == roles.PERMISSIONS["sync.export"] | roles.PERMISSIONS["hub.manage"]
+    assert (
+        roles.PERMISSIONS["device.sign"] == roles.PERMISSIONS["sync.export"] | roles.PERMISSIONS["hub.manage"]
+    )
 
 
 def test_a_new_user_of_an_exporting_role_can_sign_and_a_password_change_keeps_it(site, session_for):
@@ -255,9 +257,7 @@ def test_an_existing_site_is_sealed_at_the_first_sign_in_of_an_exporting_role(si
         # The same device identity: same key id, same public key, signatures verify with it.
         assert _public(site) == before
         signing.verify(before["sign_public"], b"data", _sign(signer), "t")
-        assert (
-            nurse.store.scalar("SELECT count(*) FROM events WHERE type = 'device.signing_key_sealed'") == 1
-        )
+        assert nurse.store.scalar("SELECT count(*) FROM events WHERE type = 'device.signing_key_sealed'") == 1
     finally:
         nurse.close()
     # Another exporting user, whose slot had no wrap yet, gets it at their first sign-in.

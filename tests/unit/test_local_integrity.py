@@ -51,6 +51,7 @@ def _verify(site: Site, user: str = "auditor") -> audit.VerifyReport:
 
 # -- pos order -------------------------------------------------------------------------------
 
+
 def _swap_pos(site: Site, admin, a: int, b: int) -> None:
     pa, pb = (admin.store.scalar("SELECT pos FROM events WHERE seq = ?", (s,)) for s in (a, b))
     _insider(
