@@ -679,3 +679,13 @@ INSERT INTO sync_held_v3 (id, device, bundle_seq, manifest_sha, reason, file, de
     SELECT id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at FROM sync_held;
 DROP TABLE sync_held;
 ALTER TABLE sync_held_v3 RENAME TO sync_held;
+
+-- migration: 0090-rollback-guard
+-- A counter bumped by every committed write transaction and mirrored, after the
+-- commit, in wardcrf.counter beside the key slots (wardcrf/rollback.py): an older
+-- copy of this file put in place of a newer one is found at the next sign-in.
+CREATE TABLE rollback_guard (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    counter INTEGER NOT NULL
+);
+INSERT INTO rollback_guard (id, counter) VALUES (1, 0);

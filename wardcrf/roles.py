@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "db.raw_key": frozenset({"admin"}),
     "db.backup": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "db.restore": frozenset({"admin"}),
+    "db.accept_rollback": frozenset({"admin"}),
     "db.rebuild": frozenset({"admin"}),
     "protocol.load": frozenset({"admin", "investigator"}),
     # clinical data capture
@@ -58,6 +59,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "sync.export": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "sync.configure": frozenset({"admin", "coordinator"}),
     "hub.manage": frozenset({"admin", "coordinator"}),
+    # Holding the device's signing key (`devicekeys`): exactly the roles that export
+    # bundles or run a hub. Whose key slot carries the key follows this row.
+    "device.sign": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "query.raise": frozenset({"coordinator"}),
     # exports that leave encryption behind
     "export.data": frozenset({"admin", "coordinator", "investigator", "auditor"}),

@@ -8,6 +8,7 @@ from pathlib import Path
 import photo_samples as ps
 import pytest
 import sqlcipher3
+from insider import raw_key
 from wardcrf.photos import api
 
 from wardcrf import audit, records
@@ -17,7 +18,7 @@ from wardcrf.errors import Refused, VerificationFailed
 def _raw(session) -> sqlcipher3.Connection:
     """What an insider holding the raw database key can do, around wardcrf."""
     conn = sqlcipher3.connect(str(session.site.db_path), isolation_level=None)
-    conn.execute(f"PRAGMA key = \"x'{session.key.hex()}'\"")
+    conn.execute(f"PRAGMA key = \"x'{raw_key(session).hex()}'\"")
     return conn
 
 
