@@ -643,3 +643,15 @@ CREATE TRIGGER photo_archive_no_delete BEFORE DELETE ON photo_archive
 BEGIN
     SELECT RAISE(ABORT, 'photo originals are never deleted');
 END;
+
+-- migration: 0090-id-keys
+-- Kit ids and lot numbers are compared by their key (wardcrf.ids: control
+-- characters dropped, NFKC, trimmed, upper case). The doses projection
+-- stores keys from now on, so "kit already used" (workflow.dosing.kit_use)
+-- finds a dose recorded as `kit-x1` when `KIT-X1` is scanned. Rows projected
+-- before are re-keyed here (their ids passed the old ASCII-only rule, so
+-- upper(trim()) is their key). The event log is never rewritten: it keeps
+-- what was typed, and `db rebuild` derives the same keys.
+UPDATE doses SET kit_id = upper(trim(kit_id)) WHERE kit_id IS NOT NULL;
+UPDATE doses SET lot = upper(trim(lot)) WHERE lot IS NOT NULL;
+
