@@ -689,3 +689,37 @@ CREATE TABLE rollback_guard (
     counter INTEGER NOT NULL
 );
 INSERT INTO rollback_guard (id, counter) VALUES (1, 0);
+
+-- migration: 0090-id-keys
+-- Kit ids and lot numbers are compared by their key (wardcrf.ids: control
+-- characters dropped, NFKC, trimmed, upper case). The doses projection
+-- stores keys from now on, so "kit already used" (workflow.dosing.kit_use)
+-- finds a dose recorded as `kit-x1` when `KIT-X1` is scanned. Rows projected
+-- before are re-keyed here (their ids passed the old ASCII-only rule, so
+-- upper(trim()) is their key). The event log is never rewritten: it keeps
+-- what was typed, and `db rebuild` derives the same keys.
+UPDATE doses SET kit_id = upper(trim(kit_id)) WHERE kit_id IS NOT NULL;
+UPDATE doses SET lot = upper(trim(lot)) WHERE lot IS NOT NULL;
+
+-- migration: 0091-drafts
+-- Drafts (wardcrf.drafts): what one person has typed into a form that is not
+-- saved yet, so nothing typed is lost to Esc, a lock, a crash or a power cut.
+-- Not an event and not a record: never synced, exported or carried by a
+-- backup, untouched by `db rebuild`. One row per user and form context,
+-- replaced at every save (after each field) in one small transaction; deleted
+-- when the form is saved or discarded, or purged by an admin (the purge is a
+-- `draft.purged` event naming the owner and the count, never the content).
+CREATE TABLE drafts (
+    user TEXT NOT NULL,
+    form TEXT NOT NULL,               -- a protocol form, or a screen's form (coldchain.receipt, dose_visit)
+    context TEXT NOT NULL DEFAULT '', -- what the form is about: participant:WUH01-001, an amended record, ...
+    format INTEGER NOT NULL,          -- layout of `fields` (1: JSON object field -> value as typed)
+    fields TEXT NOT NULL,
+    focus TEXT,                       -- the field that had the cursor
+    protocol_id TEXT,                 -- the protocol version the form was opened under
+    protocol_version TEXT,
+    created_at TEXT NOT NULL,         -- first save (UTC)
+    saved_at TEXT NOT NULL,           -- last save (UTC)
+    saves INTEGER NOT NULL,
+    PRIMARY KEY (user, form, context)
+);

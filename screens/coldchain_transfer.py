@@ -25,6 +25,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Input, Label, Select, Static
 
+from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import WardError
 
@@ -49,7 +50,7 @@ class FieldSpec:
 
 
 def kit_id(raw: str) -> str:
-    return services.scanned_id(raw)
+    return ids.normalise(ids.KIT, raw)
 
 
 def photo_entry(raw: str) -> str:

@@ -48,6 +48,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "signature.sign": frozenset({"clinician", "investigator", "pharmacist", "dsmg", "coordinator", "admin"}),
     "casebook.signoff": frozenset({"investigator"}),
     "dsmg.decide": frozenset({"dsmg"}),
+    # drafts of forms not saved yet (wardcrf.drafts): everyone who fills in forms keeps their own
+    "draft.keep": frozenset({"clinician", "pharmacist", "investigator", "dsmg", "coordinator", "admin"}),
+    "draft.manage": frozenset({"admin"}),
     # photos
     "photo.import": frozenset({"clinician", "investigator", "pharmacist", "coordinator"}),
     "photo.export": frozenset({"clinician", "investigator", "pharmacist", "coordinator", "auditor", "admin"}),

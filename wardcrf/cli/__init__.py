@@ -21,6 +21,7 @@ from . import (
     coldchain_cmds,
     db_cmds,
     demo_cmds,
+    draft_cmds,
     export_cmds,
     form_cmds,
     participant_cmds,
@@ -88,6 +89,7 @@ participant_cmds.register(app)
 demo_cmds.register(app)
 app.add_typer(export_cmds.app, name="export")
 app.add_typer(report_cmds.app, name="report")
+app.add_typer(draft_cmds.app, name="draft")
 coldchain_cmds.register(app, audit_cmds.app)
 sync_cmds.register(app, audit_cmds.app)
 tui_cmds.register(app)
