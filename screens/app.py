@@ -26,6 +26,7 @@ from .background_sync import BackgroundSync, SyncChanged
 from .i18n import t
 from .status import StatusBar
 from .theme import DEFAULT_THEME, HIGH_CONTRAST, HIGH_CONTRAST_THEME
+from .typeahead import KeyQueue
 from .ward import Ward
 
 DEFAULT_LOCK_AFTER = 300.0
@@ -76,9 +77,12 @@ class WardApp(App[None]):
         self.background_sync: BackgroundSync | None = None
         self.sync_state: SyncChanged | None = None
         """The background sync's latest state (None: not running, or not yet probed)."""
+        self.keys = KeyQueue(self)
+        """Every key typed, run to its end in order (screens/typeahead.py)."""
 
     # -- start -----------------------------------------------------------------------
     def on_mount(self) -> None:
+        self.screen_change_signal.subscribe(self, lambda _screen: self.keys.screen_changed(), immediate=True)
         self.register_theme(HIGH_CONTRAST)
         self.theme = HIGH_CONTRAST_THEME if self._high_contrast else DEFAULT_THEME
         if self.ward is not None:
@@ -130,6 +134,12 @@ class WardApp(App[None]):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
             self._last_input = time.monotonic()
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            # Type-ahead: each key runs to its end, in order, before the next.
+            if not self.app_focus:
+                self.app_focus = True
+            await self.keys.key(event)
+            return
         await super().on_event(event)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
