@@ -38,12 +38,11 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
-from textual._dispatch_key import dispatch_key as _app_key_methods
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.widget import Widget
-from textual.widgets import Input
+from textual.widgets import Input, SelectionList
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -119,6 +118,20 @@ def focus_now(widget: Widget) -> None:
         screen.set_focus(widget)
     else:
         widget.focus()
+
+
+def hold_keys(node: MessagePump, reason: str) -> None:
+    """Keys typed from now on wait (in order) until `release_keys(node, reason)`."""
+    queue = getattr(node.app, "keys", None)
+    if isinstance(queue, KeyQueue):
+        queue.hold(reason)
+
+
+def release_keys(node: MessagePump, reason: str, *, drop: bool = False) -> None:
+    """Let the keys held for `reason` run (`drop`: throw away those typed ahead of a refusal)."""
+    queue = getattr(node.app, "keys", None)
+    if isinstance(queue, KeyQueue):
+        queue.release(reason, drop=drop)
 
 
 # -- the app's key queue --------------------------------------------------------------
@@ -231,3 +244,20 @@ class WardInput(Input):
             return self
         super().focus(scroll_visible)
         return self
+
+
+class WardSelectionList(SelectionList[Any]):
+    """Textual's SelectionList, for type-ahead: Enter ticks the highlighted choice at once.
+
+    Textual's Enter posts `OptionSelected` to the list itself and ticks on
+    receiving it, after the keys typed behind the Enter (a ctrl+n found the
+    checklist still empty).
+    """
+
+    async def action_select(self) -> None:
+        highlighted = self.highlighted
+        if highlighted is None:
+            return
+        option = self._options[highlighted]
+        if not option.disabled:
+            await deliver_now(self.OptionSelected(self, option, highlighted), self)
