@@ -464,17 +464,22 @@ class DoseWizard(Screen[Any]):
     # -- the kit scan ----------------------------------------------------------------
     @on(Input.Changed, "#kit-scan")
     def _kit_typed(self, event: Input.Changed) -> None:
-        self.kit_raw = event.value
+        # The field as it is now, not as this (possibly late) message saw it: the scan's
+        # Enter has already taken the whole code (`_kit_entered`).
+        value = event.input.value
+        if value == self.kit_raw:
+            return
+        self.kit_raw = value
         self.kit = None
         self.kit_error = None
         self.query_one("#kit-status", Static).update(self._kit_text())
         if self._scan_timer is not None:
             self._scan_timer.stop()
-        if event.value.strip():
+        if value.strip():
             self._scan_timer = self.set_timer(SCAN_QUIET_S, self._check_scanned)
 
     @on(Input.Submitted, "#kit-scan")
-    def _kit_entered(self) -> None:
+    def _kit_entered(self, event: Input.Submitted) -> None:
         """Scanners end a code with Enter: check it now; keys typed meanwhile wait for the answer.
 
         Where the focus goes depends on the answer (accepted: the first field
@@ -485,6 +490,8 @@ class DoseWizard(Screen[Any]):
         """
         if self._scan_timer is not None:
             self._scan_timer.stop()
+        if event.value != self.kit_raw:
+            self.kit_raw, self.kit, self.kit_error = event.value, None, None
         if self.kit is not None or self.kit_error:
             self._focus_after_scan()
             return

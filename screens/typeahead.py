@@ -224,12 +224,34 @@ class WardInput(Input):
       the queues), so a handler that moves on to the next field, or takes a
       scan and clears the field, has done so before the next key is run.
     - `focus()` on a mounted field focuses now.
+    - Entering a field selects its value (typing replaces it) as of the
+      moment the focus came, even when the keys typed next are run before
+      the field hears of its focus (Textual selects on the `Focus` event,
+      which waits in the field's queue: "2021-06-30" became "6-30").
     - `ctrl+x` does not cut: with the whole value selected on entering a
       field, a cut wiped it (issue 14: "Received by" lost). List fields use
       it to drop the last entry; elsewhere it does nothing.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+x", "ignore", show=False)]
+
+    _selected_early = False
+    """A key came before the Focus event: the selection was made then, not again."""
+
+    # Textual runs each class's own `_on_key` / `_on_focus` in turn (subclass
+    # first), so these add to Input's handlers rather than replace them.
+    def _on_key(self, event: events.Key) -> None:
+        if not self.has_focus and not self._selected_early:
+            self._selected_early = True
+            if self.select_on_focus:
+                self.select_all()
+
+    def _on_focus(self, event: events.Focus) -> None:
+        if self._selected_early:
+            self._selected_early = False
+            if self.select_on_focus:  # Input's own handler (next) must not select what was typed
+                self.select_on_focus = False
+                self.call_next(setattr, self, "select_on_focus", True)
 
     async def action_submit(self) -> None:
         result = self.validate(self.value) if "submitted" in self.validate_on else None

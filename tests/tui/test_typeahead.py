@@ -218,3 +218,20 @@ async def test_dose_wizard_values_land_in_their_steps(mode, dose_app, dose_site)
         assert check[0].data["events"] == ["none"]
     finally:
         s.close()
+
+
+async def test_keys_typed_before_a_field_hears_of_its_focus_are_kept(app_for, site, tmp_path):
+    """Entering a field selects its value as of the moment of focus, not when Textual's
+    (queued) Focus event arrives: found in tmux under load, "2021-06-30" became "6-30"."""
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await _vitals_at_temp(pilot, pid)
+        app.screen.query_one("#field-temp", Input).value = "37.0"
+        app.screen.query_one("#field-time", Input).focus()
+        await settle(pilot)
+        # Tab and the first keys of the next value run before the temperature's Focus event...
+        await burst(pilot, "tab", *"36")
+        # ...which the app then handles; the rest of the value follows.
+        await burst(pilot, *".8")
+        assert value(app, "#field-temp") == "36.8"  # the old value was replaced, as on entering it
