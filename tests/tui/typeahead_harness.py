@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input, Static
-
 from wardcrf.screens.app import WardApp
 from wardcrf.screens.coldchain_receipt import ReceiptScreen
 from wardcrf.screens.coldchain_widgets import EntryList
@@ -31,6 +30,7 @@ from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.login import LoginScreen
 from wardcrf.screens.ward import Ward
+
 from wardcrf.site import Site
 from wardcrf.workflow.clinical import CT_SEGMENTS
 
