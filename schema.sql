@@ -722,4 +722,74 @@ CREATE TABLE drafts (
     saved_at TEXT NOT NULL,           -- last save (UTC)
     saves INTEGER NOT NULL,
     PRIMARY KEY (user, form, context)
+
+-- migration: 0180-coding
+-- Medical coding (issue 18). The terms of each dictionary version loaded on
+-- this device (MedDRA LLTs with their primary path; WHODrug drug codes with
+-- their preferred name and ATC classes) are reference data, not projections:
+-- the dictionaries are licensed and large, so their terms never travel in
+-- events or bundles and never leave in a plain copy. The
+-- `coding.dictionary_loaded` event records who loaded which version from
+-- which files (SHA-256 of each); a `coding.coded` event carries every code
+-- and name it assigns, so a site without the dictionary still reads them.
+CREATE TABLE coding_meddra (
+    version TEXT NOT NULL,
+    llt_code INTEGER NOT NULL,
+    llt_name TEXT NOT NULL,
+    llt_current INTEGER NOT NULL,
+    pt_code INTEGER NOT NULL,
+    pt_name TEXT NOT NULL,
+    hlt_code INTEGER NOT NULL,
+    hlt_name TEXT NOT NULL,
+    hlgt_code INTEGER NOT NULL,
+    hlgt_name TEXT NOT NULL,
+    soc_code INTEGER NOT NULL,
+    soc_name TEXT NOT NULL,
+    soc_abbrev TEXT NOT NULL,
+    PRIMARY KEY (version, llt_code)
+) WITHOUT ROWID;
+CREATE INDEX coding_meddra_name ON coding_meddra (version, llt_name COLLATE NOCASE);
+CREATE TABLE coding_whodrug (
+    version TEXT NOT NULL,
+    drug_code TEXT NOT NULL,
+    drug_name TEXT NOT NULL,
+    preferred_code TEXT NOT NULL,
+    preferred_name TEXT NOT NULL,
+    atc TEXT NOT NULL,              -- JSON list of [ATC code, text]
+    PRIMARY KEY (version, drug_code)
+) WITHOUT ROWID;
+CREATE INDEX coding_whodrug_name ON coding_whodrug (version, drug_name COLLATE NOCASE);
+
+-- Projection: dictionary versions loaded, per device (coding.dictionary_loaded).
+CREATE TABLE coding_dictionaries (
+    dictionary TEXT NOT NULL,
+    version TEXT NOT NULL,
+    device TEXT NOT NULL,
+    language TEXT,
+    loaded_event TEXT NOT NULL,
+    loaded_at TEXT NOT NULL,
+    loaded_by TEXT,
+    files TEXT NOT NULL,            -- JSON {file name: {sha256, bytes, encoding}}
+    terms INTEGER NOT NULL,
+    PRIMARY KEY (dictionary, version, device)
+);
+
+-- Projection: the current coding of each coded field (coding.coded). The
+-- newest coding by hybrid logical clock wins, so every device that holds the
+-- same events shows the same coding whatever order they arrived in.
+CREATE TABLE codings (
+    record_event TEXT NOT NULL,
+    field TEXT NOT NULL,
+    coding_event TEXT NOT NULL,
+    subject TEXT,
+    form TEXT NOT NULL,
+    verbatim TEXT NOT NULL,
+    dictionary TEXT NOT NULL,
+    version TEXT NOT NULL,
+    codes TEXT NOT NULL,            -- JSON: every level's code and name
+    coded_by TEXT,
+    coded_at TEXT NOT NULL,
+    hlc TEXT NOT NULL,
+    codings INTEGER NOT NULL,       -- how many coding events this field has had
+    PRIMARY KEY (record_event, field)
 );

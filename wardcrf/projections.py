@@ -28,6 +28,7 @@ PROJECTOR_MODULES = [
     "wardcrf.workflow",
     "wardcrf.coldchain.projections",
     "wardcrf.sync.registry",
+    "wardcrf.coding.projection",
 ]
 
 PROJECTION_TABLES = [
@@ -58,6 +59,8 @@ PROJECTION_TABLES = [
     "sync_queries",
     "sync_decisions",
     "sync_refusals",
+    "coding_dictionaries",
+    "codings",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from

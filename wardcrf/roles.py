@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .errors import PermissionDenied
 
-ROLES = ("admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor")
+ROLES = ("admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor", "coder")
 
 ROLE_LABELS = {
     "admin": "site administrator",
@@ -19,6 +19,7 @@ ROLE_LABELS = {
     "dsmg": "DSMG member",
     "coordinator": "trial coordinator",
     "auditor": "auditor / monitor (read-only)",
+    "coder": "medical coder (MedDRA, WHODrug)",
 }
 
 _ALL = frozenset(ROLES)
@@ -66,6 +67,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # bundles or run a hub. Whose key slot carries the key follows this row.
     "device.sign": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "query.raise": frozenset({"coordinator"}),
+    # medical coding: a coder assigns dictionary codes to verbatim terms; the
+    # dictionary (licensed distribution files) is loaded by a coder or admin
+    "coding.code": frozenset({"coder"}),
+    "coding.dictionary": frozenset({"coder", "admin"}),
     # exports that leave encryption behind
     "export.data": frozenset({"admin", "coordinator", "investigator", "auditor"}),
     "export.plaintext": frozenset({"admin", "coordinator"}),
