@@ -793,3 +793,24 @@ CREATE TABLE codings (
     codings INTEGER NOT NULL,       -- how many coding events this field has had
     PRIMARY KEY (record_event, field)
 );
+
+-- migration: 0220-sdv
+-- Projection of sdv.verified events (wardcrf.sdv): one row per verification a monitor
+-- signed, with the fields it covers, each field value's SHA-256 as verified and the source
+-- photographs compared. Rows are never removed: a field's state is computed from the latest
+-- mark and the amendments after it (by HLC), so the history of verifications stays.
+CREATE TABLE sdv_marks (
+    event_id TEXT PRIMARY KEY,
+    target_event TEXT NOT NULL,
+    subject TEXT,
+    form TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('record', 'fields')),
+    fields TEXT NOT NULL,
+    value_hashes TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    full_name TEXT NOT NULL,
+    at TEXT NOT NULL,
+    hlc TEXT NOT NULL
+);
+CREATE INDEX sdv_marks_target ON sdv_marks (target_event, hlc);

@@ -29,6 +29,7 @@ PROJECTOR_MODULES = [
     "wardcrf.coldchain.projections",
     "wardcrf.sync.registry",
     "wardcrf.coding.projection",
+    "wardcrf.sdv",
 ]
 
 PROJECTION_TABLES = [
@@ -61,6 +62,7 @@ PROJECTION_TABLES = [
     "sync_refusals",
     "coding_dictionaries",
     "codings",
+    "sdv_marks",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from

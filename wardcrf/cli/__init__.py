@@ -29,6 +29,7 @@ from . import (
     photo_cmds,
     protocol_cmds,
     report_cmds,
+    sdv_cmds,
     site_cmds,
     sync_cmds,
     tui_cmds,
@@ -95,6 +96,7 @@ app.add_typer(coding_cmds.app, name="coding")
 coldchain_cmds.register(app, audit_cmds.app)
 sync_cmds.register(app, audit_cmds.app)
 tui_cmds.register(app)
+sdv_cmds.register(app, report_cmds.app)
 
 
 def main(argv: list[str] | None = None) -> None:
