@@ -722,6 +722,7 @@ CREATE TABLE drafts (
     saved_at TEXT NOT NULL,           -- last save (UTC)
     saves INTEGER NOT NULL,
     PRIMARY KEY (user, form, context)
+);
 
 -- migration: 0180-coding
 -- Medical coding (issue 18). The terms of each dictionary version loaded on
