@@ -14,10 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from synckit import connect, make_hub, make_ward, open_
+from synckit import connect, make_hub, open_
 from test_sync_roundtrip import export, hub_import
 from wf_support import (
-    PASSWORD,
     Ward,
     _copy_site,
     _wf_sentinel_template,
