@@ -303,7 +303,8 @@ def test_audit_pdf_of_a_kit_follows_its_custody_records_in_order(fresh_ward, tmp
     from wardcrf.site import Site
 
     kit = fresh_ward.cohort.kits[0]
-    s = Site.open(fresh_ward.data_dir).unlock("coordinator", es.PASSWORD)
+    # A clinician records custody (a coordinator may not originate records: wardcrf.authority).
+    s = Site.open(fresh_ward.data_dir).unlock("clinician", es.PASSWORD)
     try:
         handover = records.submit(
             s,

@@ -27,6 +27,8 @@ def verify(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
             console.print(f"{mark} {r.name}: {r.checked} checked")
             for p in r.problems:
                 console.print(f"    {p}", highlight=False)
+            for n in r.notes:
+                console.print(f"    note: {n}", highlight=False)
     if not report.ok:
         raise VerificationFailed(f"audit verify failed: {report.problems[0]}")
 
