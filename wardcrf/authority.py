@@ -238,7 +238,12 @@ def check_import(store: Store, events: Iterable[Event], kind: str, what: str = "
             _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
         except Refused as exc:
             raise Refused(f"{what}: event {e.id}: {exc}; refused, nothing applied") from None
-        if t.origin is not Origin.HUB:
+        # The hub speaks for every site (it already sends HUB-only events about any of them, and
+        # its monitors verify any site's records, `sdv.verified`); a ward speaks only for its own
+        # site: its events naming another site's participants or records are refused. Checking
+        # the hub's events too stopped every ward from applying the hub's chain (one chain for all
+        # wards) once a hub monitor had verified one record.
+        if t.origin is not Origin.HUB and kind == "ward":
             problem = _about_other_site(e, sites)
             if problem:
                 raise Refused(
@@ -295,6 +300,11 @@ def _signed(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
     return (f"signs record {target}", sites.site_of_event(target)) if isinstance(target, str) else None
 
 
+def _verified(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
+    target = e.body.get("target")
+    return (f"verifies record {target}", sites.site_of_event(target)) if isinstance(target, str) else None
+
+
 def _answered(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
     query = e.body.get("query")
     return (f"answers query {query}", sites.query_site(query)) if isinstance(query, str) else None
@@ -305,6 +315,7 @@ def _answered(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
 _REFERENCES: dict[str, Reference] = {
     "record.amended": _amended,
     "signature.applied": _signed,
+    "sdv.verified": _verified,
     "query.answered": _answered,
 }
 

@@ -233,6 +233,41 @@ def test_ward_amending_another_sites_record_is_refused(trial) -> None:
     assert hub_rows(h, "SELECT count(*) AS n FROM amendments")[0]["n"] == 0
 
 
+def test_ward_verifying_another_sites_record_is_refused(trial) -> None:
+    """A ward's monitor marks only its own site's records; the hub's monitors any site's (test_sdv)."""
+    h, w1, w2, root = trial["hub"], trial["w1"], trial["w2"], trial["root"]
+    from wardcrf.coldchain import services
+
+    s = open_(w2)
+    try:
+        target = services.add_unit(s, "FRZ-8", name="freezer", location="pharmacy").id
+    finally:
+        s.close()
+    for f in export(w2, root / "unit8"):
+        assert hub_import(h, f).outcome.ok
+    append_raw(
+        w1,
+        "sdv.verified",
+        {
+            "target": target,
+            "form": "coldchain.unit",
+            "scope": "record",
+            "fields": ["name"],
+            "values": {"name": "0" * 64},
+            "sources": [],
+            "meaning": "verified",
+            "signer": "forger",
+            "full_name": "Forger",
+        },
+        subject="unit:FRZ-8",
+        role="monitor",
+    )
+    with pytest.raises(Refused, match=r"sdv\.verified\) verifies record"):
+        for f in export(w1, root / "forged-sdv"):
+            hub_import(h, f)
+    assert hub_rows(h, "SELECT count(*) AS n FROM sdv_marks")[0]["n"] == 0
+
+
 def test_ward_record_about_another_sites_participant_is_refused(trial) -> None:
     h, w1, root = trial["hub"], trial["w1"], trial["root"]
     append_raw(
