@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from . import roles
@@ -71,12 +72,7 @@ class EventType:
 
     @property
     def roles(self) -> frozenset[str]:
-        if self.any_role:
-            return frozenset(roles.ROLES)
-        out: set[str] = set()
-        for action in self.actions:
-            out |= roles.PERMISSIONS.get(action, frozenset())
-        return frozenset(out)
+        return _roles_of(self)
 
     def who(self) -> str:
         """The table's 'who' column, as docs and refusals say it."""
@@ -88,6 +84,17 @@ class EventType:
         if self.keyless:
             parts.append("or the site recovery key (no user)")
         return "; ".join(parts)
+
+
+@cache
+def _roles_of(t: EventType) -> frozenset[str]:
+    """The roles an event type's actions allow (cached: a hub checks every event it imports)."""
+    if t.any_role:
+        return frozenset(roles.ROLES)
+    out: set[str] = set()
+    for action in t.actions:
+        out |= roles.PERMISSIONS.get(action, frozenset())
+    return frozenset(out)
 
 
 # Actions that save a form record (`workflow` rules and cold chain's services).
