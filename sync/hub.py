@@ -88,6 +88,7 @@ def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bund
     session.require("hub.manage", what="import bundles")
     require_hub(session)
     store = session.store
+    signer = devicekeys.signer(session)
     with LOCK:
         _import_pragmas(store)
         try:
@@ -96,7 +97,7 @@ def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bund
         except Refused as exc:
             record_refusal(session, what, exc)
             raise
-        return ImportResult(outcome, receipts.make(store, outcome.device))
+        return ImportResult(outcome, receipts.make(store, outcome.device, signer))
 
 
 def _import_pragmas(store: Store) -> None:
@@ -260,6 +261,7 @@ def import_files(
                 f"{Path(path).name} is not a bundle (expected a .tar.age file with its .minisig beside it)"
             )
     store = session.store
+    signer = devicekeys.signer(session)
     out: list[FileImport] = []
     with LOCK:
         _import_pragmas(store)
@@ -284,7 +286,7 @@ def import_files(
                             record_refusal(session, path.name, exc)
             for item in group:
                 if item.result is not None:
-                    item.result.receipt = receipts.make(store, item.result.outcome.device)
+                    item.result.receipt = receipts.make(store, item.result.outcome.device, signer)
                 if on_done is not None:
                     on_done(item)
             out += group
@@ -353,6 +355,7 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
     """Write every pending hub bundle for a ward to a directory (USB); with `restore`,
     also the site's original bundles for a replacement laptop (in `restore/`)."""
     session.require("hub.manage", what="export hub bundles")
+    signer = devicekeys.signer(session)
     out: list[Path] = []
     if restore:
         for item in restore_list(session, ward_device):
@@ -361,11 +364,11 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
             engine.atomic_write(Path(to_dir) / "restore" / name, cipher)
             out.append(Path(to_dir) / "restore" / name)
     for row in outbound(session, ward_device):
-        name, cipher, sig = outbox.materialize(session.store, row)
+        name, cipher, sig = outbox.materialize(session.store, row, signer)
         engine.atomic_write(Path(to_dir) / (name + ".minisig"), sig)
         engine.atomic_write(Path(to_dir) / name, cipher)
         out.append(Path(to_dir) / name)
-    name, data, rsig = receipts.make(session.store, ward_device)
+    name, data, rsig = receipts.make(session.store, ward_device, signer)
     engine.atomic_write(Path(to_dir) / (name + ".minisig"), rsig)
     engine.atomic_write(Path(to_dir) / name, data)
     out.append(Path(to_dir) / name)
@@ -469,6 +472,7 @@ def restore_bundle(
     the device key it learns from the hub's registry events.
     """
     store = session.store
+    signer = devicekeys.signer(session)
     with LOCK:
         dev = registry.device(store, new_device)
         row = store.one(
@@ -488,10 +492,8 @@ def restore_bundle(
             ) from None
         plain = bundle.decrypt(cipher, [_identity(store)], path.name)
         manifest = bundle.read_archive(plain, path.name)[bundle.MANIFEST]
-        keys = devicekeys.load(store, registry.own_site(store)[1])
-        assert keys is not None
         cipher = bundle.encrypt(plain, [dev["age_recipient"]])
-        comment = f"{bundle.FORMAT} file={path.name} relay={keys.device} manifest={bundle.sha256(manifest)}"
+        comment = f"{bundle.FORMAT} file={path.name} relay={signer.device} manifest={bundle.sha256(manifest)}"
         from . import signing
 
-        return path.name, cipher, signing.sign(keys.sign_secret, cipher, comment)
+        return path.name, cipher, signing.sign(signer.minisign_secret, cipher, comment)

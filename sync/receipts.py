@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from wardcrf import devicekeys
 from wardcrf.canonical import dumps
 from wardcrf.clock import iso_utc, now_utc
+from wardcrf.devicekeys import DeviceSigner
 from wardcrf.errors import Refused
 from wardcrf.store import Store
 
@@ -33,8 +33,11 @@ def receipt_name(site: str, device: str) -> str:
     return f"{site}-{device}-receipt.json"
 
 
-def make(store: Store, device: str) -> tuple[str, bytes, bytes]:
-    """Hub: (file name, JSON bytes, .minisig bytes) of the receipt for one ward device."""
+def make(store: Store, device: str, signer: DeviceSigner) -> tuple[str, bytes, bytes]:
+    """Hub: (file name, JSON bytes, .minisig bytes) of the receipt for one ward device.
+
+    `signer` is the hub's `devicekeys.signer(session)` (a role that may sign).
+    """
     hub_site, hub_dev = store.one("SELECT site, device FROM site WHERE id = 1") or ("", "")
     reg = store.one("SELECT site, status FROM sync_devices WHERE device = ?", (device,))
     if reg is None:
@@ -82,10 +85,10 @@ def make(store: Store, device: str) -> tuple[str, bytes, bytes]:
         body["held_rules"] = broken
     data = (dumps(body) + "\n").encode("utf-8")
     mine = devices.get(device, {"seq": 0, "hash": ""})
-    keys = devicekeys.load(store, hub_dev)
-    assert keys is not None
+    if signer.device != hub_dev:
+        raise Refused(f"a signer for device {signer.device} cannot sign hub {hub_dev}'s receipts")
     comment = f"{FORMAT} device={device} seq={mine['seq']} hash={mine['hash']} sha={bundle.sha256(data)}"
-    return receipt_name(site, device), data, signing.sign(keys.sign_secret, data, comment)
+    return receipt_name(site, device), data, signing.sign(signer.minisign_secret, data, comment)
 
 
 def verify(hub_public: str, data: bytes, sig: bytes) -> dict[str, Any]:

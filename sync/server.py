@@ -32,6 +32,9 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
     from starlette.routing import Route
 
     hub.require_hub(session)
+    from wardcrf import devicekeys
+
+    signer = devicekeys.signer(session)  # a role that may sign serves; refused here, at start-up, otherwise
     store = session.store
     site, device, _ = registry.own_site(store)
 
@@ -116,7 +119,7 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
 
     def _receipt(dev: str) -> dict[str, str]:
         with hub.LOCK:
-            _, data, sig = receipts.make(store, dev)
+            _, data, sig = receipts.make(store, dev, signer)
         return {"data": base64.b64encode(data).decode(), "sig": base64.b64encode(sig).decode()}
 
     async def receipt(request: Request) -> JSONResponse:
@@ -146,7 +149,7 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
             rows = store.rows("SELECT * FROM sync_outbox WHERE peer = ? AND bundle_seq = ?", (dev, seq))
             if not rows:
                 raise Refused(f"no hub bundle {seq} for device {dev}")
-            return outbox.materialize(store, rows[0])
+            return outbox.materialize(store, rows[0], signer)
 
     async def fetch(request: Request) -> Response:
         try:

@@ -79,6 +79,7 @@ def export(
         )
     before = session.store.scalar("SELECT count(*) FROM sync_outbox")
     rows = prepare(session, limit=limit)
+    signer = devicekeys.signer(session)
     result = ExportResult(new_bundles=int(session.store.scalar("SELECT count(*) FROM sync_outbox") - before))
     for i, row in enumerate(rows):
         name = outbox.file_name(row)
@@ -89,7 +90,7 @@ def export(
             # and the bundle renamed last: a final-named .tar.age always has its .minisig.
             engine.atomic_write_stream(
                 to_dir / name,
-                functools.partial(outbox.materialize_into, session.store, row),
+                functools.partial(outbox.materialize_into, session.store, row, signer),
                 lambda made: engine.atomic_write(to_dir / (made[0] + ".minisig"), made[1]),
             )
         except OSError as exc:

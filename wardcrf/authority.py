@@ -128,6 +128,21 @@ _TABLE: tuple[EventType, ...] = (
     EventType("db.rebuilt", Origin.SITE, ("db.rebuild",)),
     EventType("db.raw_key_shown", Origin.SITE, ("db.raw_key",)),
     EventType("export.plaintext", Origin.SITE, ("export.plaintext",)),
+    EventType(
+        "db.rollback_accepted", Origin.SITE, ("db.accept_rollback",), what="an older database, with a reason"
+    ),
+    EventType("db.rollback_counter_reset", Origin.SITE, any_role=True, what="the counter file was missing"),
+    EventType("db.triggers_restored", Origin.SITE, ("audit.verify",), what="found by `audit verify`"),
+    EventType(
+        "device.signing_key_sealed", Origin.SITE, ("device.sign",), what="an older site's clear secret"
+    ),
+    EventType("recovery.key_checked", Origin.SITE, keyless=True, what="the recovery key was tried"),
+    EventType("draft.purged", Origin.SITE, ("draft.manage",), what="owner and count, never content"),
+    EventType(
+        "coding.dictionary_loaded", Origin.SITE, ("coding.dictionary",), what="licensed MedDRA/WHODrug files"
+    ),
+    EventType("coding.coded", Origin.SITE, ("coding.code",), what="a verbatim term given its codes"),
+    EventType("sdv.verified", Origin.SITE, ("sdv.mark",), what='a monitor\'s e-signature "verified"'),
     # -- clinical and cold-chain records: a ward laptop of the site --------------------
     EventType("record.submitted", Origin.WARD, _SUBMIT, what="a form record"),
     EventType("record.amended", Origin.WARD, _AMEND, what="a correction of a record of the same site"),

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from . import roles
 from .errors import Refused
 
 # -- building blocks -------------------------------------------------------------------
@@ -39,7 +40,8 @@ Text = Annotated[str, Meta(max_length=20_000)]
 """Free text a person typed (a question, an answer, a reason)."""
 EventId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]{1,64}-[0-9]{1,12}$")]
 Count = Annotated[int, Meta(ge=0, le=2**53)]
-Role = Literal["admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor"]
+Role = Annotated[str, Meta(pattern="^(" + "|".join(roles.ROLES) + ")$")]
+"""One of `roles.ROLES` (the one owner of the role names)."""
 Instant = datetime
 """An RFC 3339 time with its offset, as the code writes them."""
 Number = int | float
@@ -325,6 +327,73 @@ class BundleRefused(_Body):
     bundle_seq: Count | None = None
 
 
+class RollbackAccepted(_Body):
+    recorded: Count | None
+    database: Count
+
+
+class RollbackCounterReset(_Body):
+    database: Count
+
+
+class RestoredTrigger(Struct):
+    name: Name
+    found: Name
+
+
+class TriggersRestored(_Body):
+    triggers: list[RestoredTrigger]
+
+
+class SigningKeySealed(_Body):
+    device: Name
+    key_id: Name
+
+
+class RecoveryKeyChecked(_Body):
+    signing_key_added: bool
+
+
+class DraftsPurged(_Body):
+    owner: Name
+    count: Count
+    forms: dict[Name, Count]
+    older_than_days: Number | None = None
+
+
+class DictionaryLoaded(_Body):
+    dictionary: Name
+    version: Name
+    terms: Count
+    files: dict[Name, dict[str, Any]]
+    language: Name | None = None
+
+
+class Coded(_Body):
+    record: EventId
+    form: Name
+    field: Name
+    verbatim: Text
+    dictionary: Name
+    version: Name
+    codes: dict[Name, Any]
+    subject: Annotated[str, Meta(max_length=300)] | None = None
+    replaces: EventId | None = None
+
+
+class SdvVerified(_Body):
+    target: EventId
+    form: Name
+    scope: Literal["record", "fields"]
+    fields: list[Name]
+    values: dict[Name, Hex64]
+    sources: list[Annotated[str, Meta(max_length=300)]]
+    meaning: Name
+    signer: Name
+    full_name: Annotated[str, Meta(max_length=500)]
+    note: Text | None = None
+
+
 BODIES: dict[str, type[Struct]] = {
     "site.initialized": SiteInitialized,
     "user.added": UserAdded,
@@ -359,6 +428,15 @@ BODIES: dict[str, type[Struct]] = {
     "sync.fork_detected": BundleFlag,
     "sync.bundle_held": BundleHeld,
     "sync.bundle_refused": BundleRefused,
+    "db.rollback_accepted": RollbackAccepted,
+    "db.rollback_counter_reset": RollbackCounterReset,
+    "db.triggers_restored": TriggersRestored,
+    "device.signing_key_sealed": SigningKeySealed,
+    "recovery.key_checked": RecoveryKeyChecked,
+    "draft.purged": DraftsPurged,
+    "coding.dictionary_loaded": DictionaryLoaded,
+    "coding.coded": Coded,
+    "sdv.verified": SdvVerified,
 }
 
 

@@ -461,18 +461,20 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
     Catches rows edited, deleted, inserted or reordered by anyone who went
     around wardcrf (for example with the raw key and the triggers dropped):
     each line must hash to its stored hash, link to the previous hash, carry
-    consecutive seqs from 1, agree with its indexed columns, and end where the
-    chain head says it ends.
+    consecutive seqs from 1, agree with its indexed columns, sit in the log
+    order (`pos`) after its predecessor, and end where the chain head says it
+    ends.
     """
     problems: dict[str, ChainProblem] = {}
     n = 0
     cur = store.execute(
-        "SELECT id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line"
+        "SELECT id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line, pos"
         " FROM events ORDER BY device, seq"
     )
     device: str | None = None
     expect_seq = 1
     expect_prev = canonical.GENESIS
+    last_pos = 0
     sha = canonical.line_hash
     last_seq: dict[str, tuple[int, str]] = {}
     loads = json.loads
@@ -480,12 +482,14 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
         n += 1
         dev = row[1]
         if dev != device:
-            device, expect_seq, expect_prev = dev, 1, canonical.GENESIS
+            device, expect_seq, expect_prev, last_pos = dev, 1, canonical.GENESIS, 0
         if dev in problems:
             continue
         seq, line = row[2], row[11]
         what = None
-        if seq != expect_seq:
+        if row[12] < last_pos:
+            what = _out_of_order(seq)
+        elif seq != expect_seq:
             what = (
                 f"missing event(s) before this one (expected seq {expect_seq})"
                 if seq > expect_seq
@@ -516,6 +520,7 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
             continue
         expect_seq = seq + 1
         expect_prev = row[4]
+        last_pos = row[12]
         last_seq[dev] = (seq, row[4])
     for dev, seq_, hash_ in store.execute("SELECT device, seq, hash FROM chain_heads"):
         if dev in problems:
@@ -533,3 +538,25 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
         if dev not in problems and store.one("SELECT 1 FROM chain_heads WHERE device = ?", (dev,)) is None:
             problems[dev] = ChainProblem(dev, None, "device has events but no chain head")
     return n, sorted(problems.values(), key=lambda p: (p.device, p.seq or 0))
+
+
+def _out_of_order(seq: int) -> str:
+    return (
+        f"stored before seq {seq - 1} in the log order (pos): the order that rebuild, bundles and"
+        " exports follow was changed around wardcrf"
+    )
+
+
+def order_problem(store: Store) -> ChainProblem | None:
+    """The first event stored (by `pos`) before its predecessor in its own chain, if any.
+
+    `pos` is the order everything replays in (`db rebuild`, bundles, exports);
+    within one device it must follow seq. Checked before a replay, which would
+    otherwise rebuild the projections from a reordered log without a word.
+    """
+    row = store.one(
+        "SELECT device, seq FROM (SELECT device, seq, pos,"
+        " lag(pos) OVER (PARTITION BY device ORDER BY seq) AS before FROM events)"
+        " WHERE before > pos ORDER BY device, seq LIMIT 1"
+    )
+    return ChainProblem(row[0], row[1], _out_of_order(row[1])) if row else None

@@ -51,8 +51,7 @@ def genuine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     try:
         registry.add_recipient(s, str(auditor.to_public()), "auditor")
         users.add_user(s, "coord", "Co Ordinator", "coordinator", PASSWORD)
-        keys = devicekeys.load(s.store, s.ctx.device)
-        assert keys is not None
+        secret = devicekeys.signer(s).minisign_secret
     finally:
         s.close()
     c = open_(w, "coord")
@@ -78,7 +77,7 @@ def genuine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "root": root,
         "file": f,
         "members": members,
-        "secret": keys.sign_secret,
+        "secret": secret,
         "recipient": str(auditor.to_public()),
     }
 

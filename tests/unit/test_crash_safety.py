@@ -7,7 +7,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 
 from conftest import PASSWORD
 
@@ -50,7 +49,12 @@ def test_sigkill_during_appends_loses_nothing_acknowledged(site):
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.strip() == "ready", proc.stderr.read() if proc.stderr else ""
-        time.sleep(rng.uniform(0.05, 0.5))
+        # Kill after a random number of acknowledged commits (a condition, not a timer: a
+        # loaded machine writes slower, never fewer), while the writer is in its next append.
+        for _ in range(rng.randint(5, 40)):
+            line = proc.stdout.readline()
+            assert line.endswith("\n"), proc.stderr.read() if proc.stderr else "the writer stopped"
+            acknowledged.update(int(x) for x in line.split())
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
         for line in out.splitlines():

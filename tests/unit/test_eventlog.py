@@ -8,6 +8,7 @@ import json
 import pytest
 import sqlcipher3
 from conftest import PASSWORD
+from insider import raw_key
 
 from wardcrf import audit, canonical, eventlog, projections, records, signatures
 from wardcrf.clock import HLC
@@ -95,7 +96,7 @@ def test_verify_passes_on_an_intact_log(admin):
 
 
 def _tamper(site, admin, sql_steps):
-    key = admin.key
+    key = raw_key(admin)
     admin.close()
     conn = raw_conn(site, key)
     conn.execute("DROP TRIGGER events_no_update")

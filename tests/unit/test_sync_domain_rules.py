@@ -18,7 +18,7 @@ from forge import append_raw
 from synckit import PASSWORD, connect, make_hub, open_
 from wardcrf.sync import hub, ward
 
-from wardcrf import audit
+from wardcrf import audit, devicekeys
 from wardcrf.site import Site
 
 
@@ -78,8 +78,8 @@ def test_records_before_a_signed_consent_are_held_with_the_reason(demo_pair, tmp
         st = hub.status(s)
         assert [x["bundle_seq"] for x in st["held_rules"]] == [res.outcome.bundle_seq]
         assert audit.verify(s).ok, audit.verify(s).problems
-        _name, data, _sig = hub.receipts.make(s.store, s.store.scalar(
-            "SELECT device FROM sync_devices LIMIT 1"))  # fmt: skip
+        device = s.store.scalar("SELECT device FROM sync_devices LIMIT 1")
+        _name, data, _sig = hub.receipts.make(s.store, device, devicekeys.signer(s))
     finally:
         s.close()
     assert b'"held_rules"' in data and b"no signed consent before it" in data

@@ -74,12 +74,11 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Any:
     s = open_(w)
     try:
         files = ward.export(s, root / "usb", limit=64 * 1024).files
-        keys = devicekeys.load(s.store, s.ctx.device)
-        assert keys is not None
+        signer = devicekeys.signer(s)
         rows = {r["bundle_seq"]: r for r in outbox.pending(s.store, registry_hub(s))}
         parts = {}
         for t in TARGETS:
-            manifest, lines, photos, _secret, evidence = outbox._sealing_inputs(s.store, rows[t])
+            manifest, lines, photos, _secret, evidence = outbox._sealing_inputs(s.store, rows[t], signer)
             parts[t] = (json.loads(manifest), lines, photos, evidence)
     finally:
         s.close()
@@ -95,7 +94,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Any:
         shutil.copytree(h.data_dir, copy_dir)
         m, lines, photos, evidence = parts[t]
         targets[t] = Target(Site.open(copy_dir).unlock("admin", PASSWORD), m, lines, photos, evidence)
-    yield Kit(targets, keys.sign_secret, card_of(h).age_recipient)
+    yield Kit(targets, signer.minisign_secret, card_of(h).age_recipient)
     for target in targets.values():
         target.session.close()
 
