@@ -644,7 +644,7 @@ BEGIN
     SELECT RAISE(ABORT, 'photo originals are never deleted');
 END;
 
--- migration: 0092-sync-refusals
+-- migration: 0090-sync-refusals
 -- Bundles the hub refused from a registered device (bad content behind a
 -- good signature: authority, schema, chain), one row per `sync.bundle_refused`
 -- event, so `hub status` shows what was refused, why and from which device.
@@ -659,7 +659,7 @@ CREATE TABLE sync_refusals (
 );
 CREATE INDEX sync_refusals_device ON sync_refusals (device, file);
 
--- migration: 0093-sync-held-sequencing
+-- migration: 0091-sync-held-sequencing
 -- A bundle whose records break the protocol's sequencing (a record with no
 -- consent signed by three people before it) is held too (reason 'sequencing',
 -- docs/sync.md). The CHECK is widened by copying the table, as in 0061.
