@@ -248,6 +248,7 @@ class Protocol:
     source: str
     sha256: str
     filename: str
+    warnings: tuple[Any, ...] = ()  # plausibility.WarningRule: the soft warnings this trial declares
 
     @property
     def ref(self) -> dict[str, str]:
@@ -450,6 +451,9 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
     product = r.table(data.get("product"), ("product",))
     forms = _forms(r, data)
     _one_format_per_id(r, forms)
+    from . import plausibility
+
+    warnings = plausibility.parse_rules(r, data, forms, schedule, dict(product))
     for form_name, fields in CONTRACT.items():
         form = forms.get(form_name)
         if form is None:
@@ -486,6 +490,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         source=source,
         sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
         filename=filename,
+        warnings=warnings,
     )
 
 

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .. import ids, records, signatures, users
+from .. import ids, plausibility, records, signatures, users
 from ..clock import now_utc
 from ..errors import Refused, UsageError, ValidationFailed
 from ..eventlog import Event
@@ -363,8 +363,9 @@ def receive_shipment(
         "photos": photo_refs,
         "condition": (condition or "").strip(),
     }
+    soft = plausibility.noted(FORM_RECEIPT, plausibility.check_record(session, FORM_RECEIPT, data), warnings)
     with store.transaction():
-        event = records.submit(session, FORM_RECEIPT, data, subject=_subject(store, kit_ids))
+        event = records.submit(session, FORM_RECEIPT, data, subject=_subject(store, kit_ids), extra=soft)
         pending = _sign_parties(
             session, event, [(from_user, "handed over"), (to_user, "received")], passwords or {}
         )
@@ -431,12 +432,14 @@ def record_handover(
         "condition": (condition or "").strip(),
         "photos": photo_refs,
     }
+    warnings: list[str] = []
+    soft = plausibility.noted(FORM_HANDOVER, plausibility.check_record(session, FORM_HANDOVER, data), warnings)
     with store.transaction():
-        event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids))
+        event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids), extra=soft)
         pending = _sign_parties(
             session, event, [(f_user, "handed over"), (t_user, "received")], passwords or {}
         )
-    return Recorded(event, pending, [])
+    return Recorded(event, pending, warnings)
 
 
 def sign_transfer(session: Session, event_id: str, password: str, *, signer: str | None = None) -> Event:
@@ -704,7 +707,9 @@ def record_thaw(
         "by": session.user,
         "reconstitution": (reconstitution or "").strip(),
     }
-    return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]))
+    # A thaw is one record; its soft warnings (shorter than the product's minimum) go to the session.
+    soft = plausibility.noted(FORM_THAW, plausibility.check_record(session, FORM_THAW, data), session.warnings)
+    return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]), extra=soft)
 
 
 def record_disposition(
