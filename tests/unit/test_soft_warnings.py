@@ -49,7 +49,14 @@ def codes(event) -> list[str]:
 
 def test_a_short_inhalation_is_saved_with_a_warning_and_a_normal_one_without(ward):
     day = today() - timedelta(days=9)
-    raw = {"kit_id": "EXO-0001", "lot": "L1", "particles": "2e8", "volume": "6", "start": at(day), "end": at(day, 9, 5)}
+    raw = {
+        "kit_id": "EXO-0001",
+        "lot": "L1",
+        "particles": "2e8",
+        "volume": "6",
+        "start": at(day),
+        "end": at(day, 9, 5),
+    }
     ward.freezer()
     ward.custody("EXO-0001", at(day))
     prep = service.preview(ward.clin, "dose", raw, participant=P1)
@@ -100,13 +107,22 @@ def test_a_dose_visit_carries_its_parts_warnings(ward):
         ward.clin,
         pid,
         pre_vitals={"time": at(day, 8, 40), "temp": "36.8", "pulse": "88", "resp": "20", "oxysat": "95"},
-        dose={"kit_id": "EXO-0077", "lot": "L", "particles": "2e8", "volume": "6", "start": at(day), "end": at(day, 9, 3)},
+        dose={
+            "kit_id": "EXO-0077",
+            "lot": "L",
+            "particles": "2e8",
+            "volume": "6",
+            "start": at(day),
+            "end": at(day, 9, 3),
+        },
         post_vitals={"time": at(day, 9, 30), "temp": "36.9", "pulse": "86", "resp": "19", "oxysat": "96"},
         post_dose_check={"events": "none"},
         dry_run=True,
     )
     assert [(w["part"], w["code"]) for w in visit.warnings] == [("dose", "short_inhalation")]
-    assert not visit.saved and not any("inhalation" in w for w in ward.clin.warnings)  # nothing saved, nothing told
+    assert not visit.saved and not any(
+        "inhalation" in w for w in ward.clin.warnings
+    )  # nothing saved, nothing told
 
 
 # -- a thaw shorter than the product's minimum --------------------------------------------------------
@@ -115,14 +131,18 @@ def test_a_dose_visit_carries_its_parts_warnings(ward):
 def test_a_short_thaw_is_told(ph, tmp_path, session_for):
     setup_kits(ph, tmp_path, kits=("K001", "K002"))
     to_bedside(ph, "K001", thaw=False)
-    ev = services.record_thaw(ph, "K001", start=iso(OUT + timedelta(minutes=5)), end=iso(OUT + timedelta(minutes=9)))
+    ev = services.record_thaw(
+        ph, "K001", start=iso(OUT + timedelta(minutes=5)), end=iso(OUT + timedelta(minutes=9))
+    )
     assert codes(ev) == ["short_thaw"]
     assert ph.warnings[-1] == (
         "coldchain.thaw: the thaw took 4 min, shorter than the product's minimum of 10 min: "
         "is the product fully thawed?"
     )
     to_bedside(ph, "K002", out=OUT + timedelta(minutes=1), thaw=False)
-    ok = services.record_thaw(ph, "K002", start=iso(OUT + timedelta(minutes=5)), end=iso(OUT + timedelta(minutes=25)))
+    ok = services.record_thaw(
+        ph, "K002", start=iso(OUT + timedelta(minutes=5)), end=iso(OUT + timedelta(minutes=25))
+    )
     assert codes(ok) == []
 
 
@@ -145,9 +165,11 @@ def test_a_time_a_few_minutes_ahead_is_told_further_ahead_is_refused(ward):
         r"time \d{4}-\d\d-\d\d \d\d:\d\d \+08:00 is [34] min ahead of this laptop's clock: check the time typed \(or the clock\)",
         message,
     ), message
-    now = ward.submit("vitals", participant=P1, temp="37", pulse="80", resp="18", oxysat="97")  # time defaults to now
+    now = ward.submit(
+        "vitals", participant=P1, temp="37", pulse="80", resp="18", oxysat="97"
+    )  # time defaults to now
     assert codes(now) == []
-    with pytest.raises(ValidationFailed, match="time: .* is in the future"):
+    with pytest.raises(ValidationFailed, match=r"time: .* is in the future"):
         later = (now_utc() + timedelta(minutes=20)).isoformat(timespec="seconds")
         ward.submit("vitals", participant=P1, time=later, temp="37", pulse="80", resp="18", oxysat="97")
 
@@ -209,14 +231,26 @@ def test_a_protocol_declares_its_own_warnings_or_none() -> None:
     ("block", "problem"),
     [
         ("warnings = 3", "warnings: must be a list of tables"),
-        ('[[warnings]]\ncode = "x"\nrule = "nope"\nform = "dose"\nreason = "r"', "warnings[0].rule: unknown rule 'nope'"),
-        ('[[warnings]]\ncode = "x"\nrule = "future_time"\nform = "nope"\nreason = "r"', "warnings[0].form: unknown form 'nope'"),
-        ('[[warnings]]\ncode = "X-1"\nrule = "future_time"\nform = "*"\nreason = "r"', "warnings[0].code: warning codes are lower-case"),
+        (
+            '[[warnings]]\ncode = "x"\nrule = "nope"\nform = "dose"\nreason = "r"',
+            "warnings[0].rule: unknown rule 'nope'",
+        ),
+        (
+            '[[warnings]]\ncode = "x"\nrule = "future_time"\nform = "nope"\nreason = "r"',
+            "warnings[0].form: unknown form 'nope'",
+        ),
+        (
+            '[[warnings]]\ncode = "X-1"\nrule = "future_time"\nform = "*"\nreason = "r"',
+            "warnings[0].code: warning codes are lower-case",
+        ),
         (
             '[[warnings]]\ncode = "x"\nrule = "future_time"\nform = "*"\nreason = "at {when}"',
             "warnings[0].reason.en: unknown placeholder {when}",
         ),
-        ('[[warnings]]\ncode = "x"\nrule = "future_time"\nform = "*"\nreason = "at {time"', "unknown placeholder {<unbalanced braces>}"),
+        (
+            '[[warnings]]\ncode = "x"\nrule = "future_time"\nform = "*"\nreason = "at {time"',
+            "unknown placeholder {<unbalanced braces>}",
+        ),
         (
             '[[warnings]]\ncode = "x"\nrule = "duration_below"\nform = "dose"\nfrom = "kit_id"\nto = "end"\nminutes = 5\nreason = "r"',
             "warnings[0].from: 'kit_id' is not a date-time field of dose",
@@ -238,8 +272,14 @@ def test_a_protocol_declares_its_own_warnings_or_none() -> None:
             '[[warnings]]\ncode = "x"\nrule = "duration_below"\nform = "*"\nfrom = "start"\nto = "end"\nminutes = 5\nreason = "r"',
             "warnings[0].form: a duration_below warning names one form",
         ),
-        ('[[warnings]]\ncode = "x"\nrule = "photo_reused"\nform = "*"\nminutes = 5\nreason = "r"', "warnings[0].minutes: applies to duration_below"),
-        ('[[warnings]]\ncode = "x"\nrule = "photo_reused"\nform = "*"\ncolour = "red"\nreason = "r"', "warnings[0].colour: unknown warning key"),
+        (
+            '[[warnings]]\ncode = "x"\nrule = "photo_reused"\nform = "*"\nminutes = 5\nreason = "r"',
+            "warnings[0].minutes: applies to duration_below",
+        ),
+        (
+            '[[warnings]]\ncode = "x"\nrule = "photo_reused"\nform = "*"\ncolour = "red"\nreason = "r"',
+            "warnings[0].colour: unknown warning key",
+        ),
         (
             '[[warnings]]\ncode = "x"\nrule = "photo_reused"\nform = "*"\nreason = "r"\n'
             '[[warnings]]\ncode = "x"\nrule = "future_time"\nform = "*"\nreason = "r"',

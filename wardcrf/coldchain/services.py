@@ -345,6 +345,9 @@ def receive_shipment(
         raise UsageError("give the shipper's logger serial (--logger-serial) or its file (--logger-file)")
     if not (dry_ice and container_intact and product_frozen):
         warnings.append("arrival condition failed: the kits are quarantined until a disposition is recorded")
+    clock = custody.clock_warning(store, kit_ids, to_loc, at, int(now_utc().timestamp()))
+    if clock:
+        warnings.append(clock)
     data = {
         "shipper_id": shipper,
         "kits": kit_ids,
@@ -433,6 +436,9 @@ def record_handover(
         "photos": photo_refs,
     }
     warnings: list[str] = []
+    clock = custody.clock_warning(store, kit_ids, to_loc, when, int(now_utc().timestamp()))
+    if clock:
+        warnings.append(clock)
     soft = plausibility.noted(FORM_HANDOVER, plausibility.check_record(session, FORM_HANDOVER, data), warnings)
     with store.transaction():
         event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids), extra=soft)
@@ -464,6 +470,21 @@ def sign_transfer(session: Session, event_id: str, password: str, *, signer: str
         if sig.user == who and sig.meaning == meaning and sig.valid:
             raise Refused(f"{who} already signed {event_id} as {meaning}")
     return signatures.sign(session, target=event_id, meaning=meaning, signer=who, password=password)
+
+
+def default_receipt_location(store: Store) -> str | None:
+    """Where a receipt's kits go unless the person says otherwise: the site's storage unit, if it has one.
+
+    A shipment is opened and checked at the door, and on most wards goes
+    straight into the one -20 °C freezer. Defaulting to a place outside a
+    monitored unit (``pharmacy``) would start the transit clock on every kit
+    and, if the second step (into the freezer) were forgotten, make them
+    undosable without anyone noticing. With several units, or none, there is
+    no safe guess: the person chooses (None). A receipt anywhere outside a
+    unit is still allowed, and is told the time left (`custody.clock_warning`).
+    """
+    units = [r[0] for r in store.execute("SELECT unit_id FROM cc_units ORDER BY unit_id LIMIT 2")]
+    return units[0] if len(units) == 1 else None
 
 
 def receive_lot(
