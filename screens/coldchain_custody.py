@@ -33,6 +33,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, t
 from .status import StatusBar
+from .typeahead import WardInput
 from .ward import Ward
 
 INDENT = "\u00a0\u00a0"
@@ -87,7 +88,7 @@ class CustodyScreen(Screen[None]):
         yield StatusBar(self.ward, t("cc.custody"))
         with Horizontal(id="cu-scan"):
             yield Label(t("cc.f_scan_kit"), classes="cc-label")
-            yield Input(self.kit, id="cu-kit", compact=True, placeholder=t("cc.h_scan_kit"))
+            yield WardInput(self.kit, id="cu-kit", compact=True, placeholder=t("cc.h_scan_kit"))
         with VerticalScroll(id="cu-body"):
             yield Static(self.message or t("cc.custody_help"), id="cu-chain")
         yield WardFooter()

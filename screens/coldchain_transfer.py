@@ -34,6 +34,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar
+from .typeahead import WardInput
 from .ward import Ward
 
 MAX_LABEL = 24
@@ -125,7 +126,7 @@ class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
                 placeholder=t(f.hint) if f.hint else "",
                 id=wid,
             )
-        return Input(
+        return WardInput(
             value="" if value is None else str(value),
             placeholder=t(f.hint) if f.hint else "",
             id=wid,

@@ -121,6 +121,12 @@ class Choice:
     cdisc: str | None = None  # the CDISC submission value this code maps to (e.g. "COMPLETED")
 
 
+_TRAILING_PAREN = re.compile(r"\s*[(（]([^()（）]*)[)）]\s*$")
+_ENTRY_HINT = re.compile(
+    r"^\s*(?:user|scan|blank|event id|for |e\.g\.)|default|用户名|扫码|留空|事件编号|时必填|默认", re.I
+)
+
+
 @dataclass(frozen=True)
 class Field:
     """One field of a form, as declared in the protocol file."""
@@ -158,6 +164,23 @@ class Field:
     @property
     def codes(self) -> list[str | int]:
         return [c.code for c in self.choices]
+
+    def printed_label(self, lang: str = "en") -> str:
+        """The label as a document prints it: without a trailing entry hint.
+
+        Labels tell the person entering how to enter the value ("Given by
+        (user; default: you)", "Kit id (scan)", "End date (blank if ongoing)");
+        an inspector reading a casebook needs the question, not the
+        instruction. A trailing parenthesis is an entry hint when it starts
+        with user, scan, blank, event id, "for " or "e.g.", or mentions a
+        default (and the same words in Chinese); any other parenthesis
+        ("(per day)", "(WHO-UMC)") is part of the question and stays.
+        """
+        text = tr(self.label, lang)
+        m = _TRAILING_PAREN.search(text)
+        if m and _ENTRY_HINT.search(m.group(1)):
+            return text[: m.start()].rstrip()
+        return text
 
     def as_json(self, lang: str = "en") -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "label": tr(self.label, lang)}

@@ -215,12 +215,8 @@ def photo_status(store: Store, ref: str) -> str:
         from ..photos import api
     except ImportError:
         return "unavailable (no photo store in this build)"
-    try:
-        api.read_original(store, ref)
-    except Exception as exc:  # Refused / VerificationFailed name the photo
-        msg = str(exc)
-        return "missing" if "unknown photo" in msg or "missing" in msg else "altered"
-    return "ok"
+    status, _why = api.hash_status(store, ref)  # the photo store's one re-hash
+    return {api.INTACT: "ok", api.MISSING: "missing"}.get(status, "altered")
 
 
 # -- time left outside a monitored unit ------------------------------------------------------
