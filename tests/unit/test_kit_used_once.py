@@ -204,3 +204,16 @@ def test_exports_give_the_stored_id_whatever_was_typed(ward, tmp_path):
     export_sdtm(ds, tmp_path / "sdtm")
     ex = next((tmp_path / "sdtm").rglob("ex*.csv")).read_text("utf-8")
     assert "LOT-A1" in ex and "lot-a1" not in ex
+
+
+def test_the_custody_record_finds_a_kit_whatever_its_spelling(ward):
+    from wardcrf.coldchain import custody_record
+
+    day = today() - timedelta(days=9)
+    ward.dose(P1, 1, day, kit="kit-r1")
+    record = custody_record.build(
+        ward.aud.store, printed_by="auditor", kit=" ｋｉｔ－Ｒ１\r"
+    )  # full width, a scanner suffix
+    text = json.dumps(record, default=str)
+    assert record["kit"] == "KIT-R1" or "KIT-R1" in text
+    assert "kit-r1" not in text
