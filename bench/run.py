@@ -32,6 +32,7 @@ SUITES = [
     "dose",
     "exports",
     "hub_data",
+    "drafts",
 ]
 
 

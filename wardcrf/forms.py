@@ -194,7 +194,7 @@ def _parse(f: Field, value: Any, ctx: Context) -> Any:
         if f.max_length and len(text) > f.max_length:
             raise _Bad(f"too long ({len(text)} characters; at most {f.max_length})")
         if f.pattern and not re.fullmatch(f.pattern, text):
-            raise _Bad(f"{text!r} is not a valid {f.name} (letters, digits and . _ / -, up to 40)")
+            raise _Bad(f"{text!r} is not a valid {f.name} (the protocol's format is {f.pattern})")
         return text
     if t == "boolean":
         if isinstance(value, bool):

@@ -320,6 +320,7 @@ class Protocol:
     source: str
     sha256: str
     filename: str
+    warnings: tuple[Any, ...] = ()  # plausibility.WarningRule: the soft warnings this trial declares
     trial: Trial = field(default_factory=Trial)
 
     @property
@@ -523,6 +524,9 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
     product = r.table(data.get("product"), ("product",))
     forms = _forms(r, data)
     _one_format_per_id(r, forms)
+    from . import plausibility
+
+    warnings = plausibility.parse_rules(r, data, forms, schedule, dict(product))
     trial = _trial(r, data)
     for form_name, fields in CONTRACT.items():
         form = forms.get(form_name)
@@ -560,6 +564,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         source=source,
         sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
         filename=filename,
+        warnings=warnings,
         trial=trial,
     )
 

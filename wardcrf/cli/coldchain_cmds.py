@@ -422,6 +422,16 @@ def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
         f"Open excursions: {len(st['open_excursions'])}; quarantined kits: "
         + (", ".join(q["kit"] for q in st["quarantined_kits"]) or "none")
     )
+    if st["outside_units"]:
+        clocks = Table("kit", "where", "since (UTC)", "limit", "time left", title="Outside a monitored unit")
+        for c in st["outside_units"]:
+            left = (
+                f"[red]over by {-c['minutes_left']} min: can no longer be dosed[/]"
+                if c["over_limit"]
+                else f"{c['minutes_left']} min (until {c['deadline_local']})"
+            )
+            clocks.add_row(c["kit"], c["location"], c["since"], f"{c['allowed_min']} min", left)
+        console.print(clocks)
 
 
 def audit_handovers(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:

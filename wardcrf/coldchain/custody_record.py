@@ -497,9 +497,7 @@ def build(
     ctx = _Context(store)
     if kit is not None:
         key = ids.key(kit)  # as typed or scanned: one kit whatever the case
-        named = store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (key,)) or store.one(
-            "SELECT 1 FROM records WHERE json_extract(data, '$.kit_id') = ?", (key,)
-        )
+        named = store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (key,)) or custody.used_by(store, key)
         if named is None:
             raise Refused(f"unknown kit {kit} (no custody events and no dose records name it here)")
         return {**_header(ctx, "kit", key, printed_by), **kit_record(store, key, ctx=ctx)}
@@ -519,7 +517,7 @@ def build(
         receipts = store.rows(
             "SELECT event_id, kits, details, at FROM cc_transfers WHERE kind = 'receipt'"
             " AND (event_id = ? OR json_extract(details, '$.shipper_id') = ?) ORDER BY at, event_id",
-            (key, key.upper()),
+            (key, ids.key(key)),
         )
         if not receipts:
             raise Refused(f"unknown shipment {shipment} (give the shipper id or the receipt's event id)")

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .. import ids, records, signatures, users
+from .. import ids, plausibility, records, signatures, users
 from ..clock import now_utc
 from ..errors import Refused, UsageError, ValidationFailed
 from ..eventlog import Event
@@ -351,6 +351,9 @@ def receive_shipment(
         raise UsageError("give the shipper's logger serial (--logger-serial) or its file (--logger-file)")
     if not (dry_ice and container_intact and product_frozen):
         warnings.append("arrival condition failed: the kits are quarantined until a disposition is recorded")
+    clock = custody.clock_warning(store, kit_ids, to_loc, at, int(now_utc().timestamp()))
+    if clock:
+        warnings.append(clock)
     data = {
         "shipper_id": shipper,
         "kits": kit_ids,
@@ -369,8 +372,9 @@ def receive_shipment(
         "photos": photo_refs,
         "condition": (condition or "").strip(),
     }
+    soft = plausibility.noted(FORM_RECEIPT, plausibility.check_record(session, FORM_RECEIPT, data), warnings)
     with store.transaction():
-        event = records.submit(session, FORM_RECEIPT, data, subject=_subject(store, kit_ids))
+        event = records.submit(session, FORM_RECEIPT, data, subject=_subject(store, kit_ids), extra=soft)
         pending = _sign_parties(
             session, event, [(from_user, "handed over"), (to_user, "received")], passwords or {}
         )
@@ -437,12 +441,17 @@ def record_handover(
         "condition": (condition or "").strip(),
         "photos": photo_refs,
     }
+    warnings: list[str] = []
+    clock = custody.clock_warning(store, kit_ids, to_loc, when, int(now_utc().timestamp()))
+    if clock:
+        warnings.append(clock)
+    soft = plausibility.noted(FORM_HANDOVER, plausibility.check_record(session, FORM_HANDOVER, data), warnings)
     with store.transaction():
-        event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids))
+        event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids), extra=soft)
         pending = _sign_parties(
             session, event, [(f_user, "handed over"), (t_user, "received")], passwords or {}
         )
-    return Recorded(event, pending, [])
+    return Recorded(event, pending, warnings)
 
 
 def sign_transfer(session: Session, event_id: str, password: str, *, signer: str | None = None) -> Event:
@@ -467,6 +476,21 @@ def sign_transfer(session: Session, event_id: str, password: str, *, signer: str
         if sig.user == who and sig.meaning == meaning and sig.valid:
             raise Refused(f"{who} already signed {event_id} as {meaning}")
     return signatures.sign(session, target=event_id, meaning=meaning, signer=who, password=password)
+
+
+def default_receipt_location(store: Store) -> str | None:
+    """Where a receipt's kits go unless the person says otherwise: the site's storage unit, if it has one.
+
+    A shipment is opened and checked at the door, and on most wards goes
+    straight into the one -20 °C freezer. Defaulting to a place outside a
+    monitored unit (``pharmacy``) would start the transit clock on every kit
+    and, if the second step (into the freezer) were forgotten, make them
+    undosable without anyone noticing. With several units, or none, there is
+    no safe guess: the person chooses (None). A receipt anywhere outside a
+    unit is still allowed, and is told the time left (`custody.clock_warning`).
+    """
+    units = [r[0] for r in store.execute("SELECT unit_id FROM cc_units ORDER BY unit_id LIMIT 2")]
+    return units[0] if len(units) == 1 else None
 
 
 def receive_lot(
@@ -710,7 +734,9 @@ def record_thaw(
         "by": session.user,
         "reconstitution": (reconstitution or "").strip(),
     }
-    return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]))
+    # A thaw is one record; its soft warnings (shorter than the product's minimum) go to the session.
+    soft = plausibility.noted(FORM_THAW, plausibility.check_record(session, FORM_THAW, data), session.warnings)
+    return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]), extra=soft)
 
 
 def record_disposition(

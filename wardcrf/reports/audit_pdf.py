@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import audit, eventlog, sdv
+from .. import audit, eventlog, ids, sdv
 from ..clock import iso_utc, now_utc, parse_iso, zone
 from ..errors import Refused, UsageError
 from ..exports.dataset import Dataset, Record, Signature, participant_of, value_text
@@ -258,6 +258,7 @@ def build(
         raise UsageError(f"{out} already exists; choose a new file name (an audit copy is never overwritten)")
     if participant and not ds.participant_exists(participant):
         raise Refused(f"unknown participant {participant} (no events about participant:{participant} here)")
+    kit = ids.key(kit) if kit else None  # as typed or scanned: one kit whatever the case
     record = (
         custody_record.build(ds.store, printed_by=printed_by, kit=kit, lot=lot, shipment=shipment)
         if custody

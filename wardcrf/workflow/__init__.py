@@ -6,6 +6,7 @@ Services (each takes a `Session`; permissions are checked inside):
 * `amend(session, event_id, raw, reason=..., confirm=...)`
 * `status.show / list_participants / today / safety_overview / dsmg_gate` read models
 * `dose_gates` / `register_dose_gate`: pre-dose checks other features plug in
+* `register_today_source`: worklist items other features add to `today`
 
 Importing this package registers every form rule and projection hook.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from . import clinical, dosing, idclash, participants, safety, status  # noqa: F401  (registers rules and hooks)
 from .dosing import dose_gates, register_dose_gate
 from .service import amend, submit
-from .status import dsmg_gate, list_participants, safety_overview, show, today
+from .status import dsmg_gate, list_participants, register_today_source, safety_overview, show, today
 
 __all__ = [
     "amend",
@@ -23,6 +24,7 @@ __all__ = [
     "dsmg_gate",
     "list_participants",
     "register_dose_gate",
+    "register_today_source",
     "safety_overview",
     "show",
     "submit",

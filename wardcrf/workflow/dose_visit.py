@@ -99,6 +99,8 @@ class DoseVisit:
     ae_expected: list[str]
     events: dict[str, str] = field(default_factory=dict)  # part -> event id; empty for a dry run
     saved: bool = False
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    """Soft warnings (`wardcrf.plausibility`) of the visit's records: part, code, fields, message."""
 
 
 class _DryRun(Exception):
@@ -187,6 +189,8 @@ def record_dose_visit(
         "post_dose_check": _fixed(post_dose_check, "post_dose_check", {"dose": number}),
     }
     events: dict[str, str] = {}
+    warned: list[dict[str, Any]] = []
+    told = len(session.warnings)
     dose_data: dict[str, Any] = {}
     try:
         with session.store.transaction():
@@ -204,12 +208,15 @@ def record_dose_visit(
                 except WardError as exc:
                     raise VisitPartRefused(part, exc) from exc
                 events[part] = ev.id
+                warned += [{"part": part, **w} for w in ev.body.get("warnings") or []]
                 if part == "dose":
                     dose_data = dict(ev.body["data"])
             visit = _visit(session, p.id, dose_data, raws["post_dose_check"], before["deviations"])
+            visit.warnings = warned
             if dry_run:
                 raise _DryRun(visit)
     except _DryRun as done:
+        del session.warnings[told:]  # nothing was saved: nothing to tell after the session
         return done.visit
     visit.events = events
     visit.saved = True

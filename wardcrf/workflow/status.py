@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -352,6 +353,21 @@ def show(session: Session, pid: str) -> dict[str, Any]:
     return summary(session.store, pid)
 
 
+TodaySource = Callable[[Store, datetime], list[dict[str, Any]]]
+today_sources: list[TodaySource] = []
+
+
+def register_today_source(fn: TodaySource) -> TodaySource:
+    """Add worklist items from a feature (the cold chain's kits on the clock); idempotent.
+
+    `fn(store, at)` returns items shaped like `today`'s: participant (or
+    None), what, due (local ISO time), state (overdue, due now, ...).
+    """
+    if fn not in today_sources:
+        today_sources.append(fn)
+    return fn
+
+
 def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     """What is due or overdue now on this ward, most urgent first."""
     session.require("record.read", what="read the ward's worklist")
@@ -453,7 +469,12 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
                 "state": "pending",
             }
         )
-    items.sort(key=lambda i: (rank.get(i["state"], 4), i["due"] or "", i["participant"]))
+    from ..projections import load_all
+
+    load_all()  # features register their worklist sources when their modules load
+    for source in today_sources:
+        items += source(store, at)
+    items.sort(key=lambda i: (rank.get(i["state"], 4), i["due"] or "", i["participant"] or ""))
     return {
         "now": at.astimezone(tz).isoformat(timespec="minutes"),
         "zone": proto.schedule.zone,
