@@ -3,7 +3,8 @@
 - `EntryList`: a field a barcode scanner types into. A scanner types the
   code as a burst of keys and ends it with Enter, so Enter *adds* the
   entry to the list below and keeps the focus for the next scan; Enter on
-  an empty field moves on, `ctrl+x` drops the last entry. Kit ids are
+  an empty field moves on, `ctrl+z` undoes the last scan (a key the text
+  box does not claim, shown in the footer). Kit ids are
   normalised by the domain's own `scanned_id` (control characters dropped,
   upper-cased), so what the list shows is what the service will store.
 - `PathPicker`: a modal with a `DirectoryTree` and a path field, for a
@@ -75,6 +76,17 @@ def yes_no(value: str) -> bool | None:
 # -- a list typed or scanned one entry at a time ------------------------------------------
 
 
+class ScanInput(WardInput):
+    """The text box of an `EntryList`: ctrl+z undoes the last scan of its list."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+z", "undo_scan", "key.undo_scan")]
+
+    def action_undo_scan(self) -> None:
+        parent = self.parent
+        if isinstance(parent, EntryList):
+            parent.action_undo_scan()
+
+
 class EntryList(Widget):
     """An input that adds each entry (Enter) to a visible list: kit ids, photos."""
 
@@ -98,7 +110,6 @@ class EntryList(Widget):
         padding-left: 1;
     }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+x", "drop_last", "key.cc_drop_last")]
 
     def __init__(
         self,
@@ -114,7 +125,7 @@ class EntryList(Widget):
         self.placeholder = placeholder
 
     def compose(self) -> ComposeResult:
-        yield WardInput(placeholder=self.placeholder, classes="entry-input", compact=True)
+        yield ScanInput(placeholder=self.placeholder, classes="entry-input", compact=True)
         yield Static(self._listing(), classes="entries")
         yield Static("", classes="entry-problem")
 
@@ -156,10 +167,11 @@ class EntryList(Widget):
             self.entries.append(entry)
         self._refresh()
 
-    def action_drop_last(self) -> None:
-        """Remove the last entry (a wrong scan)."""
+    def action_undo_scan(self) -> None:
+        """Remove the last entry (a wrong scan); the text being typed stays."""
         if self.entries:
             self.entries.pop()
+            self._problem("")
             self._refresh()
 
     def _problem(self, text: str) -> None:

@@ -25,10 +25,11 @@ under a field overrides `below_field`.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, SelectionList, Static
 
@@ -73,6 +74,8 @@ def is_soft(problem: str) -> bool:
 
 class FieldGroup(Vertical):
     """Rows for the named fields of one protocol form (default: every enterable field)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+z", "undo_item", "key.undo_item")]
 
     DEFAULT_CSS = """
     FieldGroup { height: auto; }
@@ -341,6 +344,28 @@ class FieldGroup(Vertical):
             if f.name in problems and first is None:
                 first = f.name
         return first
+
+    # -- list fields -----------------------------------------------------------------
+    def _focused_photo_field(self) -> protocols.Field | None:
+        focused = self.screen.focused if self.is_attached else None
+        name = self.name_of(focused.id if focused is not None else None)
+        f = self.form.fields.get(name or "")
+        return f if f is not None and f.type == "photo" else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "undo_item":
+            return self._focused_photo_field() is not None
+        return True
+
+    def action_undo_item(self) -> None:
+        """ctrl+z in a photo field: drop the last photo listed (a wrong pick or scan)."""
+        f = self._focused_photo_field()
+        if f is None:
+            return
+        widget = self.query_one(f"#{self.wid(f.name)}", Input)
+        items = split_photo_items(widget.value)
+        if items:
+            widget.value = ", ".join(items[:-1])
 
     def focus_field(self, name: str) -> None:
         found = self.query(f"#{self.wid(name)}")
