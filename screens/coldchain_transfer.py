@@ -22,7 +22,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Input, Label, Select, Static
 
 from wardcrf.coldchain import services
@@ -34,6 +33,7 @@ from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar
 from .typeahead import WardInput
+from .unsaved import UnsavedWork, without_blanks
 from .ward import Ward
 
 MAX_LABEL = 24
@@ -66,18 +66,18 @@ def photo_entry(raw: str) -> str:
     return text
 
 
-class _AbstractScreenMeta(type(Screen), ABCMeta):  # type: ignore[misc]
+class _AbstractScreenMeta(type(UnsavedWork), ABCMeta):  # type: ignore[misc]
     """Textual's screen metaclass with ABCMeta's check: a transfer screen that forgets a hook fails to build."""
 
 
-class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
+class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
     """Base of the receipt and handover screens (subclasses set FIELDS and `submit`)."""
 
     AUTO_FOCUS = "#cc-form Input"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "key.save", priority=True),
         Binding("f4", "browse", "key.cc_browse"),
-        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("escape", "back", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = ()
@@ -154,6 +154,10 @@ class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
                 self.values[f.name] = None if w.is_blank() else w.value
             elif isinstance(w, Input):
                 self.values[f.name] = w.value
+
+    def typed(self) -> dict[str, Any]:
+        self.remember()
+        return without_blanks(self.values)
 
     def text(self, name: str) -> str:
         return str(self.values.get(name) or "").strip()

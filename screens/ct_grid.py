@@ -153,7 +153,7 @@ class CTGridScreen(FormScreen):
     AUTO_FOCUS = "#field-r_upper_apical"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "key.save", priority=True),
-        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("escape", "back", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
 

@@ -40,7 +40,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Label, SelectionList, Static
 
@@ -54,6 +54,7 @@ from .footer import WardFooter
 from .i18n import domain_word, label_width, language, pad, t
 from .status import StatusBar
 from .typeahead import WardInput, focus_now, hold_keys, release_keys
+from .unsaved import UnsavedWork, without_blanks
 from .ward import Ward
 
 STEPS = ("kit", "pre", "times", "post", "events", "review")
@@ -114,7 +115,7 @@ def _duration(minutes: int) -> str:
     return t("dose.hours_minutes", h=h, m=m) if h else t("dose.minutes", m=m)
 
 
-class DoseWizard(Screen[Any]):
+class DoseWizard(UnsavedWork):
     """Give one participant their next dose, step by step."""
 
     CSS_PATH = "dose_wizard.tcss"
@@ -124,7 +125,7 @@ class DoseWizard(Screen[Any]):
         Binding("ctrl+b", "previous_step", "dose.key_previous", priority=True),
         Binding("ctrl+t", "stamp_now", "dose.key_now", priority=True),
         Binding("ctrl+s", "save", "dose.key_save", priority=True),
-        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("escape", "back", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
 
@@ -444,6 +445,13 @@ class DoseWizard(Screen[Any]):
         for g in self.groups():
             g.remember()
         self.kit_raw = self.query_one("#kit-scan", Input).value
+
+    def typed(self) -> dict[str, Any]:
+        self.remember()
+        out: dict[str, Any] = {"kit": self.kit_raw.strip()}
+        for part, values in self.values.items():
+            out.update({f"{part}.{k}": v for k, v in values.items()})
+        return without_blanks(out)
 
     def parts(self) -> dict[str, dict[str, Any]]:
         """The four records' typed values, as `record_dose_visit` takes them."""

@@ -34,7 +34,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from wardcrf import protocol as protocols
@@ -45,6 +44,7 @@ from .fields import FieldGroup, is_soft, split_photo_items
 from .footer import WardFooter
 from .i18n import language, t
 from .status import StatusBar
+from .unsaved import UnsavedWork, without_blanks
 from .ward import Ward
 
 # Who signs a form as it is saved: (user, meaning) from the values typed.
@@ -59,14 +59,14 @@ SIGNERS: dict[str, Signers] = {
 }
 
 
-class FormScreen(Screen[Any]):
+class FormScreen(UnsavedWork):
     """Enter one record of `form` (for `participant`, or a new one for consent)."""
 
     CSS_PATH = "form_screen.tcss"
     AUTO_FOCUS = ".field-input"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "key.save", priority=True),
-        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("escape", "back", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
         Binding("f4", "pick_photo", "photo.key_pick"),
     ]
@@ -171,6 +171,10 @@ class FormScreen(Screen[Any]):
         """Collect every widget's value into `self.values` (before a recompose or save)."""
         for group in self.groups:
             group.remember()
+
+    def typed(self) -> dict[str, Any]:
+        self.remember()
+        return without_blanks(self.values)
 
     def raw_values(self) -> dict[str, Any]:
         """What the service receives: typed values, blanks left out (defaults apply).
