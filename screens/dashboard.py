@@ -17,6 +17,13 @@ freezes the first frame after sign-in:
 
 At 120x40 and up the panels sit side by side; on a smaller terminal (80x24)
 one panel shows at a time, chosen with its number or cycled with `[` / `]`.
+
+Find the patient at once: typing (or scanning a wristband: a burst ending in
+Enter) a participant id — any key that is not one of the dashboard's own —
+starts a search shown under the panels; Enter opens that participant (the
+whole id in any case, or only its number when one participant has it), Esc
+drops it, `/` starts one explicitly. The participants are listed with what
+needs doing soonest first (`workflow.status.ward_order`).
 Times shown relative to now (time left, days left) come from the ward's
 clock when the panel was filled; the panels refresh every minute.
 """
@@ -29,7 +36,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
@@ -48,6 +55,7 @@ from .i18n import domain_word, t
 from .places import PLACES, by_name, offered
 from .status import StatusBar
 from .tables import WardTable
+from .typeahead import focus_now, hold_keys, release_keys
 from .ward import Ward
 
 RECENT = 12
@@ -153,6 +161,8 @@ class DashboardScreen(Screen[None]):
         self.current = "participants"
         self._others_pending = False
         self._fill_round = 0  # a newer fill of the participants stops an older one's batches
+        self.search: str | None = None
+        """A participant id being typed (None: no search)."""
 
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -209,7 +219,7 @@ class DashboardScreen(Screen[None]):
         for p in PANELS:
             self.query_one(f"#p-{p.name}").set_class(p.name == name, "-current")
         self.query_one("#panel-tabs", Static).update(self._tabs_text())
-        self.query_one(f"#{name}", DataTable).focus()
+        focus_now(self.query_one(f"#{name}", DataTable))
 
     def action_cycle(self, step: int) -> None:
         i = PANEL_NAMES.index(self.current)
@@ -273,6 +283,62 @@ class DashboardScreen(Screen[None]):
         from .participant import ParticipantScreen
 
         self.app.push_screen(ParticipantScreen(self.ward, pid))
+
+    # -- find a participant by typing or scanning the id -------------------------------
+    def on_key(self, event: events.Key) -> None:
+        """Keys the focused list and the dashboard's own keys leave: a participant id."""
+        if self.search is not None:
+            if event.key == "enter":
+                self._find(self.search)
+            elif event.key == "escape":
+                self._search(None)
+            elif event.key == "backspace":
+                self._search(self.search[:-1])
+            elif event.is_printable and event.character:
+                self._search(self.search + event.character)
+            else:
+                return
+            event.stop()
+            return
+        if not (event.is_printable and event.character) or event.key == "space":
+            return
+        if event.character == "/":
+            self._search("")
+        elif event.key in self.active_bindings:
+            return  # a place, a panel, reload...
+        else:
+            self._search(event.character)
+        event.stop()
+
+    def _search(self, text: str | None) -> None:
+        self.search = text
+        self._show_message("" if text is None else t("dash.find", typed=text))
+
+    def _find(self, typed: str) -> None:
+        """Enter: look the id up (keys typed behind it wait: they belong to the participant)."""
+        self._search(None)
+        if not typed.strip():
+            return
+        hold_keys(self, "find")
+        self.find(typed)
+
+    @work(thread=True, exclusive=True, group="dash-find")
+    def find(self, typed: str) -> None:
+        from wardcrf import workflow
+
+        try:
+            pid = self.ward.call(workflow.status.find_participant, typed)
+            problem = None if pid else t("dash.no_such_participant", typed=typed.strip())
+        except Exception as exc:
+            pid, problem = None, message_of(exc)
+        self.app.call_from_thread(self._found, pid, problem)
+
+    def _found(self, pid: str | None, problem: str | None) -> None:
+        if pid is not None:
+            self._open_participant(pid)
+        else:
+            self._show_message(problem or "")
+        release_keys(self, "find", drop=pid is None)
 
     @on(OptionList.OptionSelected, "#places")
     def _place_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -375,8 +441,11 @@ class DashboardScreen(Screen[None]):
         screen at once, later ones follow between frames (a newer fill
         abandons the batches of an older one).
         """
+        from wardcrf.workflow.status import ward_order
+
         self._table("participants")  # cleared
         self._fill_round += 1
+        rows = sorted(rows, key=ward_order)
         now = self.ward.local_now()
         attention = sum(
             1
