@@ -158,6 +158,8 @@ class DoseWizard(UnsavedWork):
         self.message = ""
         self.message_refusal = False
         self._scan_timer: Timer | None = None
+        self.day: Any = None  # the DayCheck of today's rules (None: not answered yet)
+        self.day_error: str | None = None
         self._checks = 0  # each kit check holds the keys typed after it under its own name
         self._next_when_checked = False
         self._move_when_checked = False
@@ -243,6 +245,36 @@ class DoseWizard(UnsavedWork):
 
     def on_mount(self) -> None:
         self._focus_step()
+        # Today's rules first, in the domain's words: keys typed meanwhile wait for the verdict.
+        hold_keys(self, "dose-day")
+        self.check_day()
+
+    @work(thread=True, exclusive=True, group="dose-day")
+    def check_day(self) -> None:
+        from wardcrf.workflow import dose_visit
+
+        try:
+            try:
+                got: Any = self.ward.call(dose_visit.check_day, self.participant)
+                error = None
+            except WardError as exc:
+                got, error = None, message_of(exc)
+            self.app.call_from_thread(self._day_checked, got, error)
+        finally:
+            self.app.call_from_thread(release_keys, self, "dose-day")
+
+    def _day_checked(self, got: Any, error: str | None) -> None:
+        self.day, self.day_error = got, error
+        if self.is_mounted:
+            self.query_one("#wizard-dose", Static).update(self._dose_text())
+
+    def _day_refusal(self) -> str | None:
+        """Why no dose can be given now (None: today's rules allow it, or not known yet)."""
+        if self.day_error:
+            return self.day_error
+        if self.day is not None and not self.day.ok:
+            return str(self.day.reason)
+        return None
 
     def relabelled(self) -> None:
         """After a language switch recomposed the screen: back to the same step and field."""
@@ -261,6 +293,24 @@ class DoseWizard(UnsavedWork):
         return datetime.fromisoformat(iso).astimezone(zone(self.ward.session.ctx.zone)).strftime(fmt)
 
     def _dose_text(self) -> str:
+        text = self._next_dose_text()
+        refusal = self._day_refusal()
+        if refusal:
+            return text + "\n[b red]" + escape(t("dose.day_refused", reason=refusal)) + "[/]"
+        day = self.day
+        if day is None:
+            return text + "\n" + t("dose.day_checking")
+        if STEPS[self.step] == "review":
+            return text  # the review explains the window in full
+        if day.window == "late":
+            late = _duration(day.minutes_outside)
+            return text + "\n[b yellow]" + escape(t("dose.day_late", n=day.dose_number, late=late)) + "[/]"
+        if day.window == "early":
+            early = _duration(day.minutes_outside)
+            return text + "\n[b yellow]" + escape(t("dose.day_early", n=day.dose_number, early=early)) + "[/]"
+        return text
+
+    def _next_dose_text(self) -> str:
         nd = self.summary.get("next_dose")
         if nd is None:
             return t("dose.no_next_dose", status=domain_word("status", self.summary["status"]))
@@ -423,6 +473,7 @@ class DoseWizard(UnsavedWork):
 
     def _refresh_texts(self) -> None:
         self.query_one("#wizard-steps", Static).update(self._steps_text())
+        self.query_one("#wizard-dose", Static).update(self._dose_text())
         self.query_one("#kit-status", Static).update(self._kit_text())
         self.query_one("#ae-note", Static).update(self._ae_text())
         self.query_one("#review", Static).update(self._review_text())
@@ -643,6 +694,10 @@ class DoseWizard(UnsavedWork):
             return
         self.remember()
         if STEPS[self.step] == "kit":
+            refusal = self._day_refusal()
+            if refusal:
+                self._say(t("dose.day_refused", reason=refusal), refusal=True)
+                return
             if self.kit is None and not self.kit_error and self.kit_raw.strip():
                 # Checked now; the keys typed behind ctrl+n wait for the answer and the step.
                 self._say(t("dose.kit_pending"))
