@@ -21,7 +21,7 @@ from textual.timer import Timer
 
 from wardcrf.site import Site
 
-from . import i18n
+from . import i18n, times
 from .background_sync import BackgroundSync, SyncChanged
 from .i18n import t
 from .status import StatusBar
@@ -99,6 +99,7 @@ class WardApp(App[None]):
             self.exit()
             return
         self.ward = ward
+        times.set_zone(ward.session.ctx.zone)
         self._apply_user_language()
         from .dashboard import DashboardScreen
 
@@ -169,6 +170,7 @@ class WardApp(App[None]):
         previous = self.ward
         if previous is not None and ward is not previous:
             self.ward = ward
+            times.set_zone(ward.session.ctx.zone)
             self._start_language = None
             self._apply_user_language()
             self._restart_for_new_user(previous)

@@ -14,6 +14,7 @@ lost (values survive a language switch and a lock too).
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -216,6 +217,11 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
         """Call the service (in a worker thread)."""
 
+    def rehearse(self) -> services.Recorded | None:
+        """Every rule checked before anyone signs (in a worker thread): the service run
+        without signatures and rolled back (`services.preflight`). None: nothing to sign."""
+        return None
+
     def action_save(self) -> None:
         """Sign and save (ctrl+s)."""
         if self.saving:
@@ -234,25 +240,42 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
             parties = self.parties()
             if self.flag("sign_later"):
                 parties = [(u, m) for u, m in parties if u == self.ward.user]
+            if parties:
+                # Check before you sign: a refusal must come before anyone types a password.
+                self._say(t("cc.checking"))
+                checked = await self.run_worker(
+                    self._try(self.rehearse), thread=True, group="cc-preflight"
+                ).wait()
+                if isinstance(checked, WardError):
+                    self._say(message_of(checked), refusal=True)
+                    return
             passwords = await collect_passwords(self, self.ward, self.what(), parties)
             if passwords is None:
                 self._say(t("form.not_saved_cancelled"), refusal=True)
                 return
 
-            def call() -> Any:
-                try:
-                    return self.submit(passwords)
-                except WardError as exc:
-                    return exc
-
             self._say(t("form.saving"))
-            result = await self.run_worker(call, thread=True, group="cc-submit").wait()
+            result = await self.run_worker(
+                self._try(lambda: self.submit(passwords)), thread=True, group="cc-submit"
+            ).wait()
             if isinstance(result, WardError):
                 self._say(message_of(result), refusal=True)
                 return
             self.saved(result)
         finally:
             self.saving = False
+
+    @staticmethod
+    def _try(call: Callable[[], Any]) -> Callable[[], Any]:
+        """`call` for a worker: its result, or the WardError it raised (shown, not a crash)."""
+
+        def run() -> Any:
+            try:
+                return call()
+            except WardError as exc:
+                return exc
+
+        return run
 
     def saved(self, rec: services.Recorded) -> None:
         lines = [t("cc.saved", what=t(self.TITLE_ID), event=rec.event.id)]

@@ -29,6 +29,7 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from wardcrf import protocol as protocols
 
+from . import times
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, language, pad, t
@@ -42,7 +43,8 @@ def _fmt_number(x: float) -> str:
 
 
 def _time(iso: str | None) -> str:
-    return (iso or "")[:16].replace("T", " ")
+    """A time from the domain (UTC) as the ward's local time, zone marked (issue 14)."""
+    return times.local(iso, marked=True) if iso else ""
 
 
 class DsmgScreen(Screen[None]):
