@@ -199,8 +199,14 @@ class DashboardScreen(Screen[None]):
         self._fit(event.size.width, event.size.height)
 
     def _fit(self, width: int, height: int) -> None:
-        """Side by side when there is room, else one panel at a time."""
-        self.set_class(width < WIDE[0] or height < WIDE[1], "-compact")
+        """Side by side when there is room, else one panel at a time (the places in the footer)."""
+        compact = width < WIDE[0] or height < WIDE[1]
+        changed = compact != self.has_class("-compact")
+        self.set_class(compact, "-compact")
+        if compact and (self.focused is None or self.focused.id == "places"):
+            focus_now(self.query_one(f"#{self.current}", DataTable))
+        if changed and self.is_mounted and self._fill_round:
+            self.reload_all()  # the status words follow the width
 
     def _tabs_text(self) -> Text:
         out = Text()
@@ -464,6 +470,8 @@ class DashboardScreen(Screen[None]):
             return
         table = self.query_one("#participants", DataTable)
         today = now.date()
+        # A small terminal gets the catalogue's short status words: whole, never cut mid-word.
+        status_words = "status_short" if self.has_class("-compact") else "status"
         for r in rows[start : start + count]:
             day = ""
             if r.get("enrolled_on") and r["doses_given"] < r["doses_planned"]:
@@ -482,7 +490,7 @@ class DashboardScreen(Screen[None]):
                 else Text(""),
                 Text(str(r["open_aes"] or "")),
                 Text(day),
-                Text(domain_word("status", r["status"])),
+                Text(domain_word(status_words, r["status"])),
                 key=r["id"],
             )
         nxt = start + count
