@@ -33,7 +33,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar
-from .typeahead import WardInput
+from .typeahead import WardInput, WardSelect
 from .unsaved import UnsavedWork, without_blanks
 from .ward import Ward
 
@@ -111,7 +111,7 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
         wid = f"cc-{f.name}"
         value = self.values.get(f.name)
         if f.kind == "yesno":
-            return Select(
+            return WardSelect(
                 [(t("form.yes"), "yes"), (t("form.no"), "no")],
                 value=value if value in ("yes", "no") else Select.NULL,
                 id=wid,

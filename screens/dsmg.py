@@ -34,7 +34,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, language, pad, t
 from .status import StatusBar
-from .typeahead import WardInput
+from .typeahead import WardInput, WardSelect
 from .ward import Ward
 
 
@@ -438,7 +438,7 @@ class DecisionDialog(ModalScreen[Any]):
             yield Static(t("dsmg_decision.title", participant=self.participant), classes="dialog-title")
             with Grid(classes="dialog-grid"):
                 yield Label(pad(labels["decision"], width))
-                yield Select(
+                yield WardSelect(
                     [
                         (protocols.tr(c.label, lang), str(c.code))
                         for c in self.form.fields["decision"].choices

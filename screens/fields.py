@@ -38,7 +38,7 @@ from wardcrf import protocol as protocols
 from wardcrf.clock import now_utc
 
 from .i18n import label_width, language, pad, t
-from .typeahead import WardInput, WardSelectionList, focus_now
+from .typeahead import WardInput, WardSelect, WardSelectionList, focus_now
 
 SOFT_MARK = "expected range"
 MAX_LABEL = 26
@@ -189,7 +189,7 @@ class FieldGroup(Vertical):
                 if value is not None and any(str(c.code) == str(value) for c in f.choices)
                 else None
             )
-            return Select(
+            return WardSelect(
                 options,
                 value=current if current is not None else Select.NULL,
                 id=wid,
@@ -199,7 +199,7 @@ class FieldGroup(Vertical):
             )
         if f.type == "boolean":
             current = None if value is None else ("yes" if value in (True, "yes") else "no")
-            return Select(
+            return WardSelect(
                 [(t("form.yes"), "yes"), (t("form.no"), "no")],
                 value=current if current is not None else Select.NULL,
                 id=wid,
