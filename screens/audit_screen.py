@@ -190,6 +190,7 @@ class AuditScreen(Screen[None]):
             mark = t("audit.ok") if not r.problems else t("audit.failed")
             lines.append(f"{mark} {r.name}: {t('audit.checked', n=r.checked)}")
             lines.extend(f"    {p}" for p in r.problems)
+            lines.extend(f"    {t('audit.note')}: {n}" for n in r.notes)
         self.app.call_from_thread(self._show_verify, lines)
 
     def _show_verify(self, lines: list[str]) -> None:

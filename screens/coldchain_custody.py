@@ -23,8 +23,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
+from wardcrf import ids
 from wardcrf.clock import now_utc
-from wardcrf.coldchain import custody, reports, services
+from wardcrf.coldchain import custody, reports
 from wardcrf.errors import WardError
 
 from .coldchain_widgets import local_epoch, local_time
@@ -41,7 +42,7 @@ INDENT = "\u00a0\u00a0"
 
 def kit_report(session: Any, key: str, now: int) -> list[dict[str, Any]]:
     """Each kit's chain and its dose problems at `now` (a lot number gives every kit of the lot)."""
-    key = services.scanned_id(key, "kit id or lot")
+    key = ids.normalise(ids.KIT, key)
     out = []
     for chain in reports.custody_of(session, key):
         problems = custody.dose_problems(session.store, chain.kit, now) if chain.lot else chain.problems

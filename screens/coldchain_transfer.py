@@ -25,6 +25,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Select, Static
 
+from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import WardError
 
@@ -51,7 +52,7 @@ class FieldSpec:
 
 
 def kit_id(raw: str) -> str:
-    return services.scanned_id(raw)
+    return ids.normalise(ids.KIT, raw)
 
 
 def photo_entry(raw: str) -> str:
