@@ -34,8 +34,8 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar
-from .typeahead import WardInput, WardSelect
-from .unsaved import UnsavedWork, without_blanks
+from .typeahead import WardInput, WardSelect, focus_now
+from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 
 MAX_LABEL = 24
@@ -85,11 +85,15 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = ()
     TITLE_ID = ""
 
-    def __init__(self, ward: Ward, initial: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, ward: Ward, initial: dict[str, Any] | None = None, *, focus: str | None = None
+    ) -> None:
         super().__init__()
         self.ward = ward
         self.values: dict[str, Any] = {**self.defaults(), **(initial or {})}
         self.saving = False
+        self.restore_focus = focus
+        """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
 
     def defaults(self) -> dict[str, Any]:
         return {}
@@ -160,6 +164,29 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
     def typed(self) -> dict[str, Any]:
         self.remember()
         return without_blanks(self.values)
+
+    def draft_key(self) -> tuple[str, str] | None:
+        # "cc.receipt" -> "coldchain.receipt": the draft's form name
+        return "coldchain." + self.TITLE_ID.removeprefix("cc."), ""
+
+    def focused_field(self) -> str | None:
+        focused = self.focused
+        for f in self.FIELDS:
+            found = self.query(f"#cc-{f.name}")
+            if (
+                found
+                and focused is not None
+                and (focused is found.first() or found.first() in focused.ancestors)
+            ):
+                return f.name
+        return None
+
+    def on_mount(self) -> None:
+        if self.restore_focus:
+            found = self.query(f"#cc-{self.restore_focus}")
+            if found:
+                widget = found.first()
+                focus_now(widget.input if isinstance(widget, EntryList) else widget)
 
     def text(self, name: str) -> str:
         return str(self.values.get(name) or "").strip()
@@ -256,8 +283,13 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
                 return
 
             self._say(t("form.saving"))
+            key = self.draft_key() if self.keeps_drafts else None
             result = await self.run_worker(
-                self._try(lambda: self.submit(passwords)), thread=True, group="cc-submit"
+                self._try(
+                    lambda: self.ward.call(lambda s: closing_draft(s, key, lambda: self.submit(passwords)))
+                ),
+                thread=True,
+                group="cc-submit",
             ).wait()
             if isinstance(result, WardError):
                 self._say(message_of(result), refusal=True)

@@ -157,8 +157,15 @@ class CTGridScreen(FormScreen):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
-    def __init__(self, ward: Any, participant: str | None, initial: dict[str, Any] | None = None) -> None:
-        super().__init__(ward, CT_FORM, participant, initial)
+    def __init__(
+        self,
+        ward: Any,
+        participant: str | None,
+        initial: dict[str, Any] | None = None,
+        *,
+        focus: str | None = None,
+    ) -> None:
+        super().__init__(ward, CT_FORM, participant, initial, focus=focus)
 
     # -- layout ----------------------------------------------------------------------
     def _others(self) -> list[protocols.Field]:

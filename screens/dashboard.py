@@ -153,6 +153,7 @@ class DashboardScreen(Screen[None]):
         Binding("left_square_bracket", "cycle(-1)", "dash.key_previous_panel", key_display="[", show=False),
         Binding("f2", "app.next_language", "key.language"),
         Binding("r", "reload", "key.reload"),
+        Binding("u", "drafts", "key.drafts"),
     ]
 
     def __init__(self, ward: Ward) -> None:
@@ -163,6 +164,8 @@ class DashboardScreen(Screen[None]):
         self._fill_round = 0  # a newer fill of the participants stops an older one's batches
         self.search: str | None = None
         """A participant id being typed (None: no search)."""
+        self.drafts = 0
+        """How many unsaved forms the signed-in person has (offered back with `u`)."""
 
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -188,6 +191,7 @@ class DashboardScreen(Screen[None]):
                             )
                             table.add_columns(*[t(c) for c in p.columns])
                             yield table
+                yield Static("", id="dash-drafts", classes="warning")
                 yield Static("", id="dash-message", classes="muted")
         yield WardFooter()
 
@@ -236,6 +240,8 @@ class DashboardScreen(Screen[None]):
             return self.ward.can(by_name(str(parameters[0])).permission)
         if action == "new_participant":
             return self.ward.can("consent.record")
+        if action == "drafts":
+            return self.drafts > 0
         return True
 
     def on_screen_resume(self) -> None:
@@ -256,6 +262,40 @@ class DashboardScreen(Screen[None]):
         """Participants first (the panel people look at); the others once it is on screen."""
         self._others_pending = True
         self.load_participants()
+        if self.ward.can("draft.keep"):
+            self.load_drafts()
+
+    @work(thread=True, exclusive=True, group="dash-drafts")
+    def load_drafts(self) -> None:
+        """The person's unsaved forms: offered back at sign-in (and whenever the dashboard shows)."""
+        from wardcrf import drafts
+
+        from .drafts_screen import form_title
+
+        try:
+            mine = self.ward.call(drafts.mine)
+            latest = (form_title(self.ward, mine[0]), mine[0].saved_at) if mine else None
+        except Exception as exc:
+            self.app.call_from_thread(self._fill_if_shown, self._show_message, message_of(exc))
+            return
+        self.app.call_from_thread(self._fill_if_shown, self._show_drafts, (len(mine), latest))
+
+    def _show_drafts(self, got: tuple[int, tuple[str, str] | None]) -> None:
+        from . import times
+
+        n, latest = got
+        self.drafts = n
+        text = ""
+        if n and latest is not None:
+            text = t("drafts.notice", n=n, form=latest[0], when=times.local(latest[1], "%m-%d %H:%M"))
+        self.query_one("#dash-drafts", Static).update(text)
+        self.refresh_bindings()
+
+    def action_drafts(self) -> None:
+        """u: the person's unsaved forms, to reopen or discard."""
+        from .drafts_screen import DraftsScreen
+
+        self.app.push_screen(DraftsScreen(self.ward))
 
     def _load_others(self) -> None:
         if not self._others_pending:

@@ -54,7 +54,7 @@ from .footer import WardFooter
 from .i18n import domain_word, label_width, language, pad, t
 from .status import StatusBar
 from .typeahead import WardInput, focus_now, hold_keys, release_keys
-from .unsaved import UnsavedWork, without_blanks
+from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 
 STEPS = ("kit", "pre", "times", "post", "events", "review")
@@ -129,7 +129,7 @@ class DoseWizard(UnsavedWork):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
-    def __init__(self, ward: Ward, participant: str) -> None:
+    def __init__(self, ward: Ward, participant: str, *, draft: dict[str, Any] | None = None) -> None:
         super().__init__()
         from wardcrf import workflow
 
@@ -161,8 +161,12 @@ class DoseWizard(UnsavedWork):
         self.day: Any = None  # the DayCheck of today's rules (None: not answered yet)
         self.day_error: str | None = None
         self._checks = 0  # each kit check holds the keys typed after it under its own name
+        self._resume: tuple[int, str | None] | None = None
+        """A draft's step and field, gone back to once its kit is checked again."""
         self._next_when_checked = False
         self._move_when_checked = False
+        if draft:
+            self._restore(draft)
 
     # -- layout ----------------------------------------------------------------------
     def _product_width(self) -> int:
@@ -248,6 +252,8 @@ class DoseWizard(UnsavedWork):
         # Today's rules first, in the domain's words: keys typed meanwhile wait for the verdict.
         hold_keys(self, "dose-day")
         self.check_day()
+        if self._resume is not None and self.kit_raw.strip():
+            self._check_scanned(entered=True)  # a reopened draft: its kit checked again, now
 
     @work(thread=True, exclusive=True, group="dose-day")
     def check_day(self) -> None:
@@ -504,6 +510,32 @@ class DoseWizard(UnsavedWork):
             out.update({f"{part}.{k}": v for k, v in values.items()})
         return without_blanks(out)
 
+    # -- drafts ---------------------------------------------------------------------
+    def draft_key(self) -> tuple[str, str] | None:
+        return "dose_visit", f"participant:{self.participant}"
+
+    def draft_fields(self) -> dict[str, Any]:
+        return {**self.typed(), "wizard.step": self.step}
+
+    def focused_field(self) -> str | None:
+        return self.focused.id if self.focused is not None and self.focused.id else None
+
+    def _restore(self, draft: dict[str, Any]) -> None:
+        """Reopened from a draft: the values back; the step once the kit is checked again."""
+        for name, value in draft.items():
+            part, _, field = name.partition(".")
+            if name == "kit":
+                self.kit_raw = str(value)
+            elif part in self.values and field:
+                self.values[part][field] = value
+        step = draft.get("wizard.step")
+        self._resume = (int(step) if isinstance(step, int) else 0, None)
+
+    def resume_at(self, field: str | None) -> None:
+        """The field the draft's cursor was in (focused when its step is reached)."""
+        if self._resume is not None:
+            self._resume = (self._resume[0], field)
+
     def parts(self) -> dict[str, dict[str, Any]]:
         """The four records' typed values, as `record_dose_visit` takes them."""
         self.remember()
@@ -615,6 +647,17 @@ class DoseWizard(UnsavedWork):
             if got.ok and got.lot and not self.values["dose"].get("lot"):
                 product.set_value("lot", got.lot)
         self.query_one("#kit-status", Static).update(self._kit_text())
+        if self._resume is not None:
+            step, field = self._resume
+            self._resume = None
+            self._move_when_checked = self._next_when_checked = False
+            if got is not None and got.ok and step > 0:
+                self._go(min(step, len(STEPS) - 2))  # the review runs again from its step's ctrl+n
+                found = self.query(f"#{field}") if field else None
+                if found:
+                    focus_now(found.first())
+            self.mark_clean()
+            return
         if self.step == 0 and self._move_when_checked:
             go_on = self._next_when_checked and got is not None and got.ok
             self._move_when_checked = self._next_when_checked = False
@@ -882,10 +925,16 @@ class DoseWizard(UnsavedWork):
     async def _record(self, parts: dict[str, dict[str, Any]], reasons: dict[str, str]) -> Any:
         from wardcrf.workflow import dose_visit
 
+        key = self.draft_key() if self.keeps_drafts else None
+
         def call() -> Any:
             try:
                 return self.ward.call(
-                    dose_visit.record_dose_visit, self.participant, reasons=reasons, **parts
+                    lambda s: closing_draft(
+                        s,
+                        key,
+                        lambda: dose_visit.record_dose_visit(s, self.participant, reasons=reasons, **parts),
+                    )
                 )
             except WardError as exc:
                 return exc

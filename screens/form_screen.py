@@ -44,7 +44,8 @@ from .fields import FieldGroup, is_soft, split_photo_items
 from .footer import WardFooter
 from .i18n import language, t
 from .status import StatusBar
-from .unsaved import UnsavedWork, without_blanks
+from .typeahead import focus_now
+from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 
 # Who signs a form as it is saved: (user, meaning) from the values typed.
@@ -72,10 +73,18 @@ class FormScreen(UnsavedWork):
     ]
 
     def __init__(
-        self, ward: Ward, form: str, participant: str | None = None, initial: dict[str, Any] | None = None
+        self,
+        ward: Ward,
+        form: str,
+        participant: str | None = None,
+        initial: dict[str, Any] | None = None,
+        *,
+        focus: str | None = None,
     ) -> None:
         super().__init__()
         self.ward = ward
+        self.restore_focus = focus
+        """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
         self.form_name = form
         self.participant = participant
         self.proto = ward.call(lambda s: protocols.active(s.store))
@@ -176,6 +185,19 @@ class FormScreen(UnsavedWork):
         self.remember()
         return without_blanks(self.values)
 
+    def draft_key(self) -> tuple[str, str] | None:
+        return self.form_name, f"participant:{self.participant}" if self.participant else ""
+
+    def focused_field(self) -> str | None:
+        fid = self.focused.id if self.focused is not None else None
+        return fid.removeprefix("field-") if fid and fid.startswith("field-") else None
+
+    def on_mount(self) -> None:
+        if self.restore_focus:
+            found = self.query(f"#field-{self.restore_focus}")
+            if found:
+                focus_now(found.first())
+
     def raw_values(self) -> dict[str, Any]:
         """What the service receives: typed values, blanks left out (defaults apply).
 
@@ -268,16 +290,24 @@ class FormScreen(UnsavedWork):
         def password_for(user: str) -> str:
             return passwords.get(user, "")
 
+        key = self.draft_key() if self.keeps_drafts else None
+
         def call() -> Any:
             try:
                 return self.ward.call(
-                    workflow.submit,
-                    self.form_name,
-                    raw,
-                    participant=self.participant,
-                    reason=reason,
-                    confirm=reason is not None,
-                    password_for=password_for,
+                    lambda s: closing_draft(
+                        s,
+                        key,
+                        lambda: workflow.submit(
+                            s,
+                            self.form_name,
+                            raw,
+                            participant=self.participant,
+                            reason=reason,
+                            confirm=reason is not None,
+                            password_for=password_for,
+                        ),
+                    )
                 )
             except WardError as exc:
                 return exc
