@@ -27,7 +27,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from wardcrf import ids
 from wardcrf.coldchain import services
-from wardcrf.errors import WardError
+from wardcrf.errors import Refused, WardError
 
 from .coldchain_widgets import EntryList, PathPicker, collect_passwords
 from .errors import message_of
@@ -53,6 +53,18 @@ class FieldSpec:
 
 def kit_id(raw: str) -> str:
     return ids.normalise(ids.KIT, raw)
+
+
+def kit_scanner(rule: ids.Rule) -> Callable[[str, list[str]], list[str]]:
+    """A kit list's check of one scanner burst under the site's kit id rule (refused: `Refused`)."""
+
+    def scan(raw: str, listed: list[str]) -> list[str]:
+        got = ids.scan(raw, rule, like=listed)
+        if not got.ok:
+            raise Refused(str(got.error))
+        return list(got.ids)
+
+    return scan
 
 
 def photo_entry(raw: str) -> str:
@@ -94,6 +106,8 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
         self.saving = False
         self.restore_focus = focus
         """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
+        self.kit_rule = ward.call(lambda s: ids.rule(s.store, ids.KIT))
+        """The site's kit id rule (the protocol's format, if it declares one): each scan is checked at once."""
 
     def defaults(self) -> dict[str, Any]:
         return {}
@@ -127,6 +141,7 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
         if f.kind in ("kits", "photos"):
             return EntryList(
                 normalise=kit_id if f.kind == "kits" else photo_entry,
+                scan=kit_scanner(self.kit_rule) if f.kind == "kits" else None,
                 entries=value or [],
                 placeholder=t(f.hint) if f.hint else "",
                 id=wid,

@@ -4,7 +4,12 @@
   code as a burst of keys and ends it with Enter, so Enter *adds* the
   entry to the list below and keeps the focus for the next scan; Enter on
   an empty field moves on, `ctrl+z` undoes the last scan (a key the text
-  box does not claim, shown in the footer). Kit ids are
+  box does not claim, shown in the footer). Each scan is checked against
+  the id rule at once (`wardcrf.ids.scan`, with the protocol's format when
+  it declares one): ids a scanner ran together with no gap
+  ("EXO-0101EXO-0102") or an id that breaks the rule are refused in one
+  line, nothing is added, and the scan stays selected so the next one
+  replaces it. Kit ids are
   normalised by the domain's own `scanned_id` (control characters dropped,
   upper-cased), so what the list shows is what the service will store.
 - `PathPicker`: a modal with a `DirectoryTree` and a path field, for a
@@ -115,12 +120,15 @@ class EntryList(Widget):
         self,
         *,
         normalise: Callable[[str], str] | None = None,
+        scan: Callable[[str, list[str]], list[str]] | None = None,
         entries: Iterable[str] = (),
         placeholder: str = "",
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.normalise = normalise or (lambda raw: raw.strip())
+        self.scan = scan or (lambda raw, _listed: [self.normalise(raw)])
+        """raw, the entries listed -> the entries the burst holds (raises WardError to refuse it all)."""
         self.entries: list[str] = list(entries)
         self.placeholder = placeholder
 
@@ -150,15 +158,14 @@ class EntryList(Widget):
             self.screen.focus_next()
             return
         try:
-            entry = self.normalise(raw)
+            scanned = self.scan(raw, list(self.entries))
         except WardError as exc:
             self._problem(message_of(exc))
+            self.input.select_all()  # refused, not added: the next scan replaces it
             return
-        if entry in self.entries:
-            self._problem(t("cc.listed_twice", entry=entry))
-        else:
-            self.entries.append(entry)
-            self._problem("")
+        twice = [e for e in scanned if e in self.entries]
+        self.entries.extend(e for e in scanned if e not in self.entries)
+        self._problem(t("cc.listed_twice", entry=", ".join(twice)) if twice else "")
         self.input.value = ""
         self._refresh()
 

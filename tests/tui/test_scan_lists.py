@@ -98,3 +98,37 @@ async def test_undo_last_photo_in_a_form_photo_field(app_for):
         app.screen.query_one("#field-witness_1", Input).focus()
         await settle(pilot)
         assert "Undo last photo" not in _footer(app)  # only where there is a list
+
+
+# -- finding 10: scanner bursts ---------------------------------------------------------------
+
+
+async def test_scans_run_together_with_no_gap_are_refused_in_one_line_and_not_added(app_for):
+    """Found: "EXO-0101EXO-0102EXO-0103" became one kit, accepted without a format check."""
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "r")
+        kits = screen.query_one("#cc-kits", EntryList)
+        kits.focus()
+        await settle(pilot)
+        await burst(pilot, *"EXO-0101EXO-0102EXO-0103", "enter")
+        assert kits.entries == []
+        said = str(kits.query_one(".entry-problem", Static).content)
+        assert "scanned with no gap" in said and "EXO-0101, EXO-0102, EXO-0103" in said
+        assert "\n" not in said  # one line
+        await burst(pilot, *"EXO-0101", "enter")  # the next scan replaces the refused one
+        assert kits.entries == ["EXO-0101"] and kits.input.value == ""
+        assert str(kits.query_one(".entry-problem", Static).content) == ""
+
+
+async def test_each_scan_is_checked_against_the_id_rule_at_once(app_for):
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "r")
+        kits = screen.query_one("#cc-kits", EntryList)
+        kits.focus()
+        await settle(pilot)
+        await burst(pilot, *"EXO 0102", "enter", *"exo-0102", "enter")
+        assert kits.entries == ["EXO-0102"]  # the blank inside was refused; case does not matter
+        await burst(pilot, *"EXO-0103,EXO-0104", "enter")  # a comma ends an id: both listed
+        assert kits.entries == ["EXO-0102", "EXO-0103", "EXO-0104"]
