@@ -29,6 +29,7 @@ SUITES = [
     "sync",
     "tui",
     "tui_coldchain",
+    "typeahead",
     "dose",
     "exports",
     "hub_data",

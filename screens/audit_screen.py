@@ -124,6 +124,7 @@ class AuditScreen(Screen[None]):
                         placeholder=hint,
                         id=f"f-{name}",
                         classes="filter",
+                        compact=True,  # one line without a frame: at 80x24 a whole id and date show
                     )
             yield Static("", id="filter-message", classes="refusal")
             table = WardTable(id="trail", cursor_type="row", zebra_stripes=True)

@@ -29,7 +29,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, label_width, pad, t
 from .status import StatusBar
-from .typeahead import WardInput
+from .typeahead import WardInput, WardSelect
 from .ward import Ward
 
 DECISIONS = ("release", "discard")
@@ -77,7 +77,7 @@ class ExcursionsScreen(Screen[None]):
                 width = label_width(labels)
                 with Horizontal(classes="cc-row"):
                     yield Label(pad(labels[0], width), classes="cc-label")
-                    yield Select(
+                    yield WardSelect(
                         [(domain_word("cc_decision", d), d) for d in DECISIONS],
                         id="ex-decision",
                         compact=True,

@@ -29,11 +29,12 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from wardcrf import protocol as protocols
 
+from . import times
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, language, pad, t
 from .status import StatusBar
-from .typeahead import WardInput
+from .typeahead import WardInput, WardSelect
 from .ward import Ward
 
 
@@ -42,7 +43,8 @@ def _fmt_number(x: float) -> str:
 
 
 def _time(iso: str | None) -> str:
-    return (iso or "")[:16].replace("T", " ")
+    """A time from the domain (UTC) as the ward's local time, zone marked (issue 14)."""
+    return times.local(iso, marked=True) if iso else ""
 
 
 class DsmgScreen(Screen[None]):
@@ -436,7 +438,7 @@ class DecisionDialog(ModalScreen[Any]):
             yield Static(t("dsmg_decision.title", participant=self.participant), classes="dialog-title")
             with Grid(classes="dialog-grid"):
                 yield Label(pad(labels["decision"], width))
-                yield Select(
+                yield WardSelect(
                     [
                         (protocols.tr(c.label, lang), str(c.code))
                         for c in self.form.fields["decision"].choices

@@ -30,6 +30,7 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar, Static
 
+from . import times
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
@@ -42,7 +43,8 @@ PUSH_OPTIONS: dict[str, Any] = {"attempts": 2, "backoff": 0.5, "connect_timeout"
 
 
 def _time(iso: str | None) -> str:
-    return (iso or "")[:16].replace("T", " ")
+    """A time from the domain (UTC) as the ward's local time, zone marked (issue 14)."""
+    return times.local(iso, marked=True) if iso else ""
 
 
 class SyncScreen(Screen[None]):

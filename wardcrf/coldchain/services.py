@@ -14,7 +14,7 @@ site's zone (a unit's zone for its readings). Records hold UTC.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -171,6 +171,32 @@ class Recorded:
     event: Event
     pending_signatures: list[str]
     warnings: list[str]
+
+
+class _Rehearsed(Exception):
+    def __init__(self, recorded: Recorded) -> None:
+        super().__init__("preflight")
+        self.recorded = recorded
+
+
+def preflight(session: Session, service: Callable[..., Recorded], **arguments: Any) -> Recorded:
+    """Every rule of a custody step, checked before anyone is asked to sign.
+
+    Runs `service` (`receive_lot`, `receive_shipment`, `record_handover`)
+    with `arguments` and no passwords — so nobody signs — inside a
+    transaction that is then rolled back: the same code, the same refusals
+    in the same words (custody ordering, the photo's format, the logger
+    file and serial, the parties...), and nothing kept, not even the photos
+    or the logger file the service stores. Returns what saving would record
+    (its warnings, who would still sign); raises what saving would raise.
+    Only a wrong password is left to the save itself.
+    """
+    arguments["passwords"] = {}
+    try:
+        with session.store.transaction():
+            raise _Rehearsed(service(session, **arguments))
+    except _Rehearsed as done:
+        return done.recorded
 
 
 # -- units, lots, kits ----------------------------------------------------------------------

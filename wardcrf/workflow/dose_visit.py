@@ -31,11 +31,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .. import ids
 from .. import protocol as protocols
+from ..clock import zone
 from ..errors import Refused, ValidationFailed, WardError
 from ..site import Session
 from . import service, status
@@ -82,6 +83,26 @@ class KitCheck:
     ok: bool
     reason: str | None = None
     lot: str | None = None
+
+
+@dataclass
+class DayCheck:
+    """Whether a dose may be given today, decided before anything is typed (the wizard's step 1).
+
+    `ok` False: `reason` is the rule's refusal, as saving would word it
+    (DSMG hold, all doses given, no negative skin test, one dose per day,
+    not enrolled or no longer eligible). `ok` True: the dose's number, due
+    time and the window a dose starting at `start` falls in ("early",
+    "late" — recorded as a deviation — or "on_time").
+    """
+
+    ok: bool
+    reason: str | None = None
+    dose_number: int | None = None
+    due: str | None = None
+    start: str | None = None
+    window: str | None = None
+    minutes_outside: int = 0
 
 
 @dataclass
@@ -138,6 +159,43 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
     except Refused as exc:
         return KitCheck(kit, False, exc.message, _lot_of(session, kit))
     return KitCheck(kit, True, None, _lot_of(session, kit))
+
+
+def check_day(session: Session, participant: str, when: datetime | None = None) -> DayCheck:
+    """The rules of the day for this participant's next dose starting at `when` (default now).
+
+    The same rules the dose record is checked against (`dosing.day_check`),
+    so a refusal here is the refusal a save would give, before a kit is
+    scanned or a vital typed. A missing permission raises `PermissionDenied`.
+    """
+    from .base import RuleContext
+    from .dosing import day_check, due_time, window_of
+
+    session.require("dose.record", what="record doses")
+    p = require_participant(session.store, participant)
+    proto = protocols.active(session.store)
+    start = (when or now()).astimezone(zone(session.ctx.zone))
+    ctx = RuleContext(session, proto, "dose", p, now())
+    try:
+        number = day_check(ctx, start)
+    except Refused as exc:
+        return DayCheck(False, exc.message, start=start.isoformat(timespec="seconds"))
+    sched = proto.schedule
+    due = due_time(date.fromisoformat(str(p.enrolled_on)), number, sched.time, sched.zone)
+    window = window_of(start, due, sched.window_minutes)
+    outside = 0
+    if window != "on_time":
+        edge = due + timedelta(minutes=sched.window_minutes * (1 if window == "late" else -1))
+        outside = int(abs((start - edge).total_seconds()) // 60)
+    return DayCheck(
+        True,
+        None,
+        number,
+        due.isoformat(timespec="seconds"),
+        start.isoformat(timespec="seconds"),
+        window,
+        outside,
+    )
 
 
 def _lot_of(session: Session, kit: str) -> str | None:

@@ -249,6 +249,45 @@ def list_participants(session: Session) -> list[dict[str, Any]]:
     return list_rows(session.store, now())
 
 
+def find_participant(session: Session, typed: str) -> str | None:
+    """The participant a typed or scanned id names, or None.
+
+    The id itself in any case, padded (a wristband scan, a hurried typist),
+    or only its number when exactly one participant has it ("7", "007" ->
+    WUH01-007 on a one-site laptop).
+    """
+    session.require("record.read", what="read participants")
+    found = get_participant(session.store, typed)
+    if found is not None:
+        return found.id
+    text = typed.strip()
+    if text.isdigit():
+        rows = session.store.rows("SELECT id FROM participants WHERE number = ?", (int(text),))
+        if len(rows) == 1:
+            return str(rows[0]["id"])
+    return None
+
+
+URGENCY = {"overdue": 0, "due now": 1, "upcoming": 3, "held": 4}
+"""The ward list's order: what needs doing soonest first (post-dose vitals owed rank 2)."""
+
+
+def ward_order(row: dict[str, Any]) -> tuple[int, float, str]:
+    """Sort key of a ward-list row: overdue (longest first), due now (least time left
+    first), post-dose vitals owed, upcoming (soonest first), held, then the rest."""
+    nd = row.get("next_dose") or {}
+    state = nd.get("state")
+    rank = URGENCY.get(state, 5) if state else 5
+    when = 0.0
+    if state in ("overdue", "due now") and nd.get("window"):
+        when = datetime.fromisoformat(str(nd["window"][1])).timestamp()
+    elif state == "upcoming" and nd.get("due"):
+        when = datetime.fromisoformat(str(nd["due"])).timestamp()
+    if rank > 2 and row.get("post_dose_vitals_due"):
+        rank, when = 2, 0.0
+    return rank, when, str(row.get("id", ""))
+
+
 def list_rows(store: Store, at: datetime) -> list[dict[str, Any]]:
     """`list_row(summary(store, pid, at))` for every participant, in a handful of queries.
 
