@@ -7,7 +7,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 
 from conftest import PASSWORD
 
@@ -46,12 +45,18 @@ def test_sigkill_during_appends_loses_nothing_acknowledged(site):
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.strip() == "ready", proc.stderr.read() if proc.stderr else ""
-        time.sleep(rng.uniform(0.05, 0.5))
+        # Kill after a random number of acknowledged commits (a condition, not a timer:
+        # how many commits a second allows depends on how busy the machine is).
+        seen: list[str] = []
+        want = rng.randint(5, 15)
+        while len(seen) < want and (line := proc.stdout.readline()):
+            seen.append(line.rstrip("\n"))
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
-        for line in out.splitlines():
+        lines = seen + out.splitlines()
+        for line in lines[:-1]:
             # The last line may be torn by the kill; only whole lines were acknowledged.
-            if line.strip() and line.endswith(tuple("0123456789")) and line in out.splitlines()[:-1]:
+            if line.strip() and line.endswith(tuple("0123456789")):
                 acknowledged.update(int(x) for x in line.split())
         s = Site.open(site.data_dir).unlock("auditor", PASSWORD)
         try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import protocol as protocols
-from .. import records
+from .. import records, text
 from ..canonical import dumps
 from ..errors import AuthError, Refused, UsageError, ValidationFailed
 from ..eventlog import Event, get
@@ -254,6 +254,7 @@ def amend(
     """
     if not reason or not reason.strip():
         raise UsageError("an amendment needs a reason (--reason): what was wrong and why it changes")
+    text.check(reason.strip(), field="reason")
     with session.store.transaction():
         # Checked and written under one write lock; a photo imported for the
         # correction is stored only if the amendment is.
