@@ -133,8 +133,11 @@ def may_hold_refused(line: str) -> bool:
     """A quick look at a canonical event line: False means `check_stored` would find nothing.
 
     JSON escapes C0 controls (`\\u001b`, `\\n`), so a line without a backslash
-    and without any raw refused character needs no walk of its body.
+    and without any raw refused character needs no walk of its body. Most
+    lines are ASCII (`isascii` is a flag Python keeps): two byte scans then.
     """
+    if line.isascii():
+        return "\\" in line or "\x7f" in line
     return _SUSPECT.search(line) is not None
 
 
