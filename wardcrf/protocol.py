@@ -600,9 +600,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
     except RecursionError:  # the scan above should have said so; never a crash either way
         raise ProtocolFileError([f"{filename}: nested too deeply to read"]) from None
     r = _Reader(filename, source)
-    _check_values(r, data)
-    if r.problems:
-        raise ProtocolFileError(r.problems)
+    _check_values(r, data)  # its problems join the rest: every problem is named at once
     head = r.table(data.get("protocol"), ("protocol",))
     langs = r.get(head, "languages", ("protocol",), list, default=["en"])
     if langs and all(isinstance(x, str) for x in langs):
