@@ -36,6 +36,7 @@ from .i18n import t
 from .photo_view import human_size
 from .status import StatusBar
 from .tables import WardTable
+from .typeahead import WardInput
 from .ward import Ward
 
 TRAIL_LIMIT = 1000
@@ -119,7 +120,7 @@ class AuditScreen(Screen[None]):
                     ("until", "YYYY-MM-DD"),
                 ):
                     yield Label(t(f"audit.f_{name}"))
-                    yield Input(
+                    yield WardInput(
                         value=self.filters.get(name, ""),
                         placeholder=hint,
                         id=f"f-{name}",

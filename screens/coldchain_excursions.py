@@ -30,6 +30,7 @@ from .footer import WardFooter
 from .i18n import domain_word, label_width, pad, t
 from .status import StatusBar
 from .tables import WardTable
+from .typeahead import WardInput
 from .ward import Ward
 
 DECISIONS = ("release", "discard")
@@ -86,7 +87,7 @@ class ExcursionsScreen(Screen[None]):
                     )
                 with Horizontal(classes="cc-row"):
                     yield Label(pad(labels[1], width), classes="cc-label")
-                    yield Input(
+                    yield WardInput(
                         self.reason,
                         id="ex-reason",
                         compact=True,

@@ -34,6 +34,7 @@ from .footer import WardFooter
 from .i18n import label_width, language, pad, t
 from .status import StatusBar
 from .tables import WardTable
+from .typeahead import WardInput
 from .ward import Ward
 
 
@@ -445,9 +446,9 @@ class DecisionDialog(ModalScreen[Any]):
                     prompt=t("form.choose"),
                 )
                 yield Label(pad(labels["rationale"], width))
-                yield Input(id="rationale")
+                yield WardInput(id="rationale")
                 yield Label(pad(labels["change"], width))
-                yield Input(id="change")
+                yield WardInput(id="change")
             yield Static("", id="decision-problems", classes="refusal")
             yield Static(t("dsmg_decision.hint"), classes="muted")
         yield WardFooter()

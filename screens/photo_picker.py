@@ -38,6 +38,7 @@ from .footer import WardFooter
 from .i18n import t
 from .photo_view import PhotoImage, decode, human_size
 from .tables import WardTable
+from .typeahead import WardInput
 from .ward import Ward
 
 PHOTO_ENDINGS = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif"})
@@ -127,7 +128,7 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
                         t("photo.col_name"), t("photo.col_size"), t("photo.col_time"), ""
                     )[3]
                     yield table
-                    yield Input(
+                    yield WardInput(
                         value=str(self.browse_root), id="browse-path", classes="-hidden", compact=True
                     )
                 with Vertical(id="picker-right"):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wardcrf import devicekeys, ingest, records
-from wardcrf.errors import Refused, UsageError
+from wardcrf.errors import InternalError, Refused, UsageError, WardError
 from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 from wardcrf.store import Store
 
@@ -91,7 +91,12 @@ def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bund
     signer = devicekeys.signer(session)
     with LOCK:
         _import_pragmas(store)
-        outcome = _apply(session, cipher, sig, what)
+        try:
+            with store.transaction():  # this bundle alone, all or nothing
+                outcome = _apply(session, cipher, sig, what)
+        except Refused as exc:
+            record_refusal(session, what, exc)
+            raise
         return ImportResult(outcome, receipts.make(store, outcome.device, signer))
 
 
@@ -102,7 +107,24 @@ def _import_pragmas(store: Store) -> None:
 
 
 def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Outcome:
-    """Verify one bundle and apply it (its own transaction, or a savepoint of the caller's)."""
+    """Verify one bundle and apply it (inside the caller's transaction or savepoint).
+
+    Anything but a refusal that escapes here is an error no check foresaw:
+    it becomes `InternalError`, a refusal of this bundle alone (the caller
+    rolls it back), so one hostile file never stops an import or a server.
+    """
+    try:
+        return _verify_and_accept(session, cipher, sig, what)
+    except WardError:
+        raise  # a refusal, or the hub's own trouble (disk full): not the bundle's fault
+    except Exception as exc:
+        raise InternalError(
+            f"{what}: refused, nothing applied: an unexpected {type(exc).__name__} while checking it "
+            f"({str(exc)[:200]}); a bug the hub's checks should have caught, please report it"
+        ) from exc
+
+
+def _verify_and_accept(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Outcome:
     store = session.store
     # The bundle goes to disk (kept if applied or held) while it is verified.
     spool = engine.Spool(files_dir(session), cipher, sig) if cipher else None
@@ -146,21 +168,53 @@ def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Out
                 },
             )
 
-        return engine.accept(
-            store,
-            v,
-            cipher,
-            sig,
-            files_dir(session),
-            on_fork=on_fork,
-            reverify=reverify,
-            spool=spool,
-            on_hold=on_hold,
-            archive_photos=True,
-        )
+        try:
+            return engine.accept(
+                store,
+                v,
+                cipher,
+                sig,
+                files_dir(session),
+                on_fork=on_fork,
+                reverify=reverify,
+                spool=spool,
+                on_hold=on_hold,
+                archive_photos=True,
+            )
+        except bundle.SignedRefusal:
+            raise
+        except Refused as exc:
+            raise bundle.SignedRefusal(exc.message, v.signer) from None
     finally:
         if spool is not None:
             spool.discard()
+
+
+def record_refusal(session: Session, what: str, exc: Refused) -> None:
+    """Keep the hub's record of a refused bundle: a `sync.bundle_refused` event (what, why, which device).
+
+    Only for a bundle whose outer signature verified with a registered key
+    (`bundle.SignedRefusal`): a device sent it, and the coordinator must see
+    it. Bytes from nobody in particular (an unsigned or unknown-key upload to
+    `hub serve`) are refused with the same line but leave no event, or anyone
+    could grow the hub's append-only log at will. The same refusal of the
+    same file from the same device is recorded once (a ward retrying).
+    """
+    if not isinstance(exc, bundle.SignedRefusal):
+        return
+    signer, reason = exc.signer, exc.message[:2000]
+    store = session.store
+    if store.one(
+        "SELECT 1 FROM sync_refusals WHERE device = ? AND file = ? AND reason = ?",
+        (signer.device, what, reason),
+    ):
+        return
+    with store.transaction():
+        session.append(
+            type="sync.bundle_refused",
+            subject=f"device:{signer.device}",
+            body={"file": what[:1000], "reason": reason, "device": signer.device, "site": signer.site},
+        )
 
 
 @dataclass
@@ -226,8 +280,10 @@ def import_files(
                         with store.transaction():  # a savepoint: this bundle, all or nothing
                             outcome = _apply(session, cipher, sig, path.name)
                         item.result = ImportResult(outcome, None)
-                    except (Refused, UsageError) as exc:
+                    except WardError as exc:
                         item.refused = str(exc)
+                        if isinstance(exc, Refused):
+                            record_refusal(session, path.name, exc)
             for item in group:
                 if item.result is not None:
                     item.result.receipt = receipts.make(store, item.result.outcome.device, signer)
@@ -250,14 +306,21 @@ def read_pair(path: Path) -> tuple[bytes, bytes]:
             f"{path.name} is not a bundle (expected a .tar.age file with its .minisig beside it)"
         )
     sig_path = path.with_name(path.name + ".minisig")
+    limit = bundle.LIMITS.bundle_bytes
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if size > limit:  # refused before a byte is read
+        raise Refused(f"{path.name}: the bundle is {size} bytes, larger than {limit // (1024 * 1024)} MiB")
+    try:
+        sig = sig_path.read_bytes() if sig_path.stat().st_size <= 64 * 1024 else b""
+    except OSError:
+        raise Refused(f"{path.name}: signature file {sig_path.name} is missing") from None
     try:
         cipher = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        sig = sig_path.read_bytes()
-    except OSError:
-        raise Refused(f"{path.name}: signature file {sig_path.name} is missing") from None
     return cipher, sig
 
 
@@ -341,11 +404,16 @@ def status(session: Session) -> dict[str, Any]:
         "SELECT device, bundle_seq, reason, detail, received_at FROM sync_held"
         " WHERE resolved_at IS NULL ORDER BY device, bundle_seq"
     )
+    refused = store.rows(
+        "SELECT device, site, file, reason, at FROM sync_refusals ORDER BY at DESC, event_id DESC LIMIT 20"
+    )
     return {
         "devices": devs,
+        "refused": refused,
         "gaps_held": [h for h in held if h["reason"] == "gap"],
         "forks": [h for h in held if h["reason"] == "fork"],
         "clashes": [h for h in held if h["reason"] == "clash"],
+        "held_rules": [h for h in held if h["reason"] not in ("gap", "fork", "clash")],
         "conflicts": len(records.conflicts(store)),
         "reading_conflicts": len(reading_conflicts(session)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),

@@ -131,7 +131,7 @@ def hub_signer(store: Store) -> Any:
     def lookup(key_id: str) -> Signer | None:
         if key_id != hub["key_id"]:
             return None
-        return Signer(hub["device"], hub["site"], hub["sign_public"], hub["key_id"])
+        return Signer(hub["device"], hub["site"], hub["sign_public"], hub["key_id"], "hub")
 
     return lookup
 
@@ -201,7 +201,10 @@ def status(session: Session) -> dict[str, Any]:
         "SELECT seq, received_at FROM sync_receipts WHERE device = ? ORDER BY id DESC LIMIT 1", (me,)
     )
     receipted = rec[0] if rec else 0
-    pending_events = head - receipted
+    # A receipt beyond this database's head means the file is older than what it
+    # sent (copied back): nothing is pending; those events are only at the hub.
+    pending_events = max(0, head - receipted)
+    only_at_hub = max(0, receipted - head)
     pending_photos = 0
     if pending_events:
         lines = [
@@ -221,6 +224,7 @@ def status(session: Session) -> dict[str, Any]:
         "last_export": json.loads(last_export) if last_export else None,
         "last_receipt": {"seq": rec[0], "at": rec[1]} if rec else None,
         "events_pending": pending_events,
+        "events_only_at_hub": only_at_hub,
         "photos_pending": pending_photos,
         "bundles_unreceipted": len(outbox.pending(store, hub["device"])) if hub else 0,
         "hub_bundles_applied": last_hub_bundle(store),
@@ -244,7 +248,7 @@ def apply_restored(
 
     def device_lookup(key_id: str) -> Signer | None:
         row = store.one(
-            "SELECT device, site, sign_public, key_id FROM sync_devices WHERE key_id = ?", (key_id,)
+            "SELECT device, site, sign_public, key_id, kind FROM sync_devices WHERE key_id = ?", (key_id,)
         )
         return Signer(*row) if row else None
 

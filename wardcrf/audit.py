@@ -183,6 +183,12 @@ def _summary(e: eventlog.Event) -> tuple[str, list[dict[str, Any]]]:
         return f"{b.get('form')}: {shown}{more}", []
     if e.type == "signature.applied":
         return f"signed {b['target']} as {b['meaning']} ({b['full_name']})", []
+    if e.type == "sdv.verified":
+        return (
+            f"source-verified {b['form']} record {b['target']} ({', '.join(b['fields'])}) against "
+            f"{', '.join(b['sources'])} as {b['meaning']} ({b['full_name']})",
+            [],
+        )
     keys = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in list(b.items())[:5])
     return keys, []
 

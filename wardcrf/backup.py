@@ -5,7 +5,9 @@ copy made with SQLite's online backup API while the app may be running,
 still encrypted under the same key), ``keyslots.json`` (so any user's
 password, or the recovery key, opens it on a new laptop) and the bundles the
 site keeps under ``sync/applied/`` and ``sync/held/`` (at a hub, the
-original signed records, which also hold its photos: `photos.archive`). After writing, the
+original signed records, which also hold its photos: `photos.archive`).
+It carries no drafts: unsaved forms belong to the laptop and its users, and
+a restored laptop must not offer yesterday's half-typed forms back. After writing, the
 copy is opened, integrity-checked and its chains verified before it gets its
 final name; a pulled USB stick never leaves a half backup named as whole.
 """
@@ -116,6 +118,10 @@ def backup(session: Session, to_dir: Path) -> BackupResult:
             try:
                 target.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
                 session.store.conn.backup(target)
+                # Drafts never leave the laptop (wardcrf.drafts): the copy carries none,
+                # and their pages are zeroed, not left in the file's free space.
+                target.execute("PRAGMA secure_delete = 1")
+                target.execute("DELETE FROM drafts")
                 target.execute("PRAGMA journal_mode = DELETE")
             finally:
                 target.close()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import canonical, text
+from . import authority, canonical, text
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
 from .store import DatabaseError, IntegrityError, Store, translate_error
@@ -162,13 +162,14 @@ class DeviceContext:
     site: str
     device: str
     zone: str
+    kind: str = "ward"  # 'ward' or 'hub': what this device may originate (`authority`)
 
     @classmethod
     def load(cls, store: Store) -> DeviceContext:
-        row = store.one("SELECT site, device, zone FROM site WHERE id = 1")
+        row = store.one("SELECT site, device, zone, kind FROM site WHERE id = 1")
         if row is None:
             raise Refused("this database has no site identity (not initialised)")
-        return cls(site=row[0], device=row[1], zone=row[2])
+        return cls(site=row[0], device=row[1], zone=row[2], kind=row[3])
 
 
 def append(
@@ -185,7 +186,8 @@ def append(
     """Append one local event and update its projections, atomically.
 
     This is the only function that creates events. Raises `Refused` (and
-    saves nothing) when a projector refuses the event.
+    saves nothing) when this device or the author's role may not originate
+    the type (`authority.check_append`) or a projector refuses the event.
 
     Inside an enclosing transaction each event gets a savepoint, so a
     projector that refuses it undoes its rows and the caller may carry on.
@@ -195,6 +197,8 @@ def append(
     append skips two statements and a snapshot of the chain heads per event.
     Outside a transaction every event still commits on its own.
     """
+    authority.check_append(ctx.kind, author.role, type)
+    _check_body(type, body or {})
     warnings: list[str] = []
     fns = projectors_for(type)
     scope = store.transaction() if fns or not store.in_transaction else contextlib.nullcontext()
@@ -285,6 +289,16 @@ def _checked_line(prev: str, fields: dict[str, Any]) -> str:
                 text.check(fields[key], field=key)
         text.check_stored(fields["body"])
     return line
+
+
+def _check_body(type_: str, body: dict[str, Any]) -> None:
+    """This device's own events fit the schema every importer checks (`eventbodies`):
+    an event the hub would refuse is refused here, while its author can still fix it."""
+    from .eventbodies import check_body
+
+    problem = check_body(type_, body)
+    if problem:
+        raise Refused(f"{type_} not saved: {problem}")
 
 
 def ingest(store: Store, event: Event) -> None:

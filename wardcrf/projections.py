@@ -28,6 +28,8 @@ PROJECTOR_MODULES = [
     "wardcrf.workflow",
     "wardcrf.coldchain.projections",
     "wardcrf.sync.registry",
+    "wardcrf.coding.projection",
+    "wardcrf.sdv",
 ]
 
 PROJECTION_TABLES = [
@@ -57,6 +59,10 @@ PROJECTION_TABLES = [
     "sync_recipients",
     "sync_queries",
     "sync_decisions",
+    "sync_refusals",
+    "coding_dictionaries",
+    "codings",
+    "sdv_marks",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from

@@ -135,6 +135,12 @@ class Choice:
     cdisc: str | None = None  # the CDISC submission value this code maps to (e.g. "COMPLETED")
 
 
+_TRAILING_PAREN = re.compile(r"\s*[(（]([^()（）]*)[)）]\s*$")
+_ENTRY_HINT = re.compile(
+    r"^\s*(?:user|scan|blank|event id|for |e\.g\.)|default|用户名|扫码|留空|事件编号|时必填|默认", re.I
+)
+
+
 @dataclass(frozen=True)
 class Field:
     """One field of a form, as declared in the protocol file."""
@@ -157,6 +163,8 @@ class Field:
     min_items: int = 0
     allow_future: bool = False
     multiline: bool = False  # a text field that may hold tabs and line breaks
+    id_kind: str | None = None  # "kit", "lot": the value is an identifier (wardcrf.ids)
+    example: str | None = None  # an id that follows this field's pattern, quoted in messages
     cdisc_label: str | None = None  # the CDISC test name (--TEST, <= 40 characters)
     cdisc_cat: str | None = None  # the CDISC category (--CAT), e.g. HEMATOLOGY
     # Reference (normal) range: one [low, high] or one per sex code ({"M": (lo, hi), ...}).
@@ -172,12 +180,31 @@ class Field:
     def codes(self) -> list[str | int]:
         return [c.code for c in self.choices]
 
+    def printed_label(self, lang: str = "en") -> str:
+        """The label as a document prints it: without a trailing entry hint.
+
+        Labels tell the person entering how to enter the value ("Given by
+        (user; default: you)", "Kit id (scan)", "End date (blank if ongoing)");
+        an inspector reading a casebook needs the question, not the
+        instruction. A trailing parenthesis is an entry hint when it starts
+        with user, scan, blank, event id, "for " or "e.g.", or mentions a
+        default (and the same words in Chinese); any other parenthesis
+        ("(per day)", "(WHO-UMC)") is part of the question and stays.
+        """
+        text = tr(self.label, lang)
+        m = _TRAILING_PAREN.search(text)
+        if m and _ENTRY_HINT.search(m.group(1)):
+            return text[: m.start()].rstrip()
+        return text
+
     def as_json(self, lang: str = "en") -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "label": tr(self.label, lang)}
-        for key in ("unit", "cdisc", "default", "pattern", "max_length"):
+        for key in ("unit", "cdisc", "default", "pattern", "max_length", "example"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.id_kind:
+            out["id"] = self.id_kind
         if self.help:
             out["help"] = tr(self.help, lang)
         out["required"] = self.required
@@ -628,6 +655,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
     prespecified = _choices(r, ae.get("prespecified"), ("adverse_events", "prespecified"))
     product = r.table(data.get("product"), ("product",))
     forms = _forms(r, data)
+    _one_format_per_id(r, forms)
     trial = _trial(r, data)
     for form_name, fields in CONTRACT.items():
         form = forms.get(form_name)
@@ -798,10 +826,16 @@ _FIELD_KEYS = {
     "min_items",
     "allow_future",
     "multiline",
+    "id",
+    "example",
     "cdisc_label",
     "cdisc_cat",
     "reference_range",
 }
+
+# Contract fields that hold identifiers, whether or not the file says `id = ...`
+# (files written before the key existed must mean the same thing).
+CONTRACT_IDS: dict[tuple[str, str], str] = {("dose", "kit_id"): "kit", ("dose", "lot"): "lot"}
 
 
 def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
@@ -869,8 +903,10 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
             re.compile(pattern)
         except re.error as exc:
             r.err((*p, "pattern"), f"not a valid regular expression: {exc}")
+            pattern = None
     if spec.get("multiline") and ftype != "text":
         r.err((*p, "multiline"), f"multiline applies to text fields, not {ftype}")
+    id_kind, example = _id_field(r, spec, p, ftype, pattern)
     default = spec.get("default")
     if default is not None and ftype in ("date", "datetime") and default not in ("today", "now"):
         r.err((*p, "default"), 'date and datetime defaults are "today" or "now"')
@@ -909,6 +945,8 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
         min_items=r.get(spec, "min_items", p, int, required=False, default=0) or 0,
         allow_future=bool(r.get(spec, "allow_future", p, bool, required=False, default=False)),
         multiline=bool(r.get(spec, "multiline", p, bool, required=False, default=False)),
+        id_kind=id_kind,
+        example=example,
         cdisc_label=_cdisc_text_key(r, spec, "cdisc_label", p, 40),
         cdisc_cat=_cdisc_text_key(r, spec, "cdisc_cat", p, 40),
         reference_range=_reference_range(r, spec, p, ftype),
@@ -1032,6 +1070,60 @@ def _trial(r: _Reader, data: dict[str, Any]) -> Trial:
         stopping_rule=texts["stopping_rule"],
         arms=tuple(arms),
     )
+
+
+def _id_field(
+    r: _Reader, spec: dict[str, Any], p: tuple[str | int, ...], ftype: str, pattern: str | None
+) -> tuple[str | None, str | None]:
+    """(id kind, example) of a field: declared with `id = "kit"`, or implied by `CONTRACT_IDS`.
+
+    An id field's value is normalised and checked by `wardcrf.ids`; its
+    `pattern` narrows that rule for this trial (matched ignoring case against
+    the normalised id) and its `example` must follow both.
+    """
+    from . import ids
+
+    implied = CONTRACT_IDS.get((str(p[1]), str(p[-1]))) if len(p) == 4 and ftype == "text" else None
+    declared = r.get(spec, "id", p, str, required=False)
+    id_kind = declared or implied
+    if declared is not None:
+        if declared not in ids.DECLARABLE:
+            r.err((*p, "id"), f"unknown id kind {declared!r} (allowed: {', '.join(ids.DECLARABLE)})")
+            return None, None
+        if implied and declared != implied:
+            r.err((*p, "id"), f"must be {implied!r}: the workflow reads this field as a {implied} id")
+            return None, None
+        if ftype != "text":
+            r.err((*p, "id"), f"ids are text fields, not {ftype}")
+            return None, None
+    example = r.get(spec, "example", p, str, required=False)
+    if example is not None:
+        if id_kind is None:
+            r.err((*p, "example"), 'an example applies to id fields (id = "kit" or "lot")')
+            return id_kind, None
+        fmt = re.compile(pattern, re.IGNORECASE) if pattern else None
+        try:
+            ids.Rule(ids.kind(id_kind), fmt, None).normalise(example)
+        except ids.InvalidId as exc:
+            r.err((*p, "example"), f"the example does not follow the field's rule: {exc.message}")
+            example = None
+    return id_kind, example
+
+
+def _one_format_per_id(r: _Reader, forms: dict[str, Form]) -> None:
+    """One product, one label format: every field capturing a kind of id narrows it the same way."""
+    seen: dict[str, tuple[str, str | None]] = {}
+    for form in forms.values():
+        for f in form.fields.values():
+            if not f.id_kind:
+                continue
+            where = f"forms.{form.name}.fields.{f.name}"
+            first = seen.setdefault(f.id_kind, (where, f.pattern))
+            if first[1] != f.pattern:
+                r.err(
+                    ("forms", form.name, "fields", f.name, "pattern"),
+                    f"differs from the {f.id_kind} id pattern of {first[0]}: one format per kind of id",
+                )
 
 
 _CACHE: dict[str, Protocol] = {}

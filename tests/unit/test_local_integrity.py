@@ -237,6 +237,7 @@ def test_sigkill_at_any_moment_never_raises_a_false_rollback_alarm(site):
     script = textwrap.dedent(
         f"""
         import sys
+        import scratch_events  # the tests' own event types (note.added), declared for authority
         from wardcrf.site import Site
         s = Site.open(sys.argv[1]).unlock("clinician", {PASSWORD!r})
         print("ready", flush=True)

@@ -13,6 +13,7 @@ import json
 import pytest
 from conftest import PASSWORD
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hub_delivery import deliver
 from insider import raw_key
 
 from wardcrf import audit, keyslots, users
@@ -96,11 +97,14 @@ def test_refused_sign_in_is_logged_and_not_a_lockout_failure(site, admin, sessio
 
 def test_user_deactivated_elsewhere_has_its_slot_retired_at_the_next_sign_in(site, admin):
     """A hub user change marks the account inactive without touching this laptop's slot file."""
-    admin.append(  # as a hub bundle delivers it (sync.registry.send_user_change on the hub)
-        type="hub.user_change",
+    deliver(  # as a hub bundle delivers it (sync.registry.send_user_change on the hub)
+        admin,
+        "hub.user_change",
+        {"site": "WUH01", "username": "coordinator", "action": "deactivate"},
         subject="user:coordinator",
-        body={"site": "WUH01", "username": "coordinator", "action": "deactivate"},
         reason="left the ward team",
+        user="admin",
+        role="admin",
     )
     assert users.get(admin.store, "coordinator")["active"] == 0
     assert KeySlots.load(site.data_dir).has_user("coordinator")

@@ -12,8 +12,12 @@ audit trail). What is not: the device's private keys (`device_keys`), which
 would let anyone holding the copy sign sync bundles as this laptop, and the
 photographs themselves (`photo_blobs`, `photo_previews`): signed consent
 pages carry names and signatures, and an analysis needs none of them (the
-photo metadata and every record's SHA-256 references stay). Triggers are
-copied too, so the copy's event log stays append-only.
+photo metadata and every record's SHA-256 references stay); nor the drafts
+of forms not saved yet (`wardcrf.drafts`: never data, never leave the
+laptop); nor the terms of the licensed coding dictionaries (`coding_meddra`,
+`coding_whodrug`), which the licence keeps with the subscriber (each coding's
+codes and names stay, in `codings`). Triggers are copied too, so the copy's
+event log stays append-only.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from ..site import Session
 from ..store import Store
 from .progress import NullProgress, Progress
 
-EXCLUDED_TABLES = frozenset({"device_keys", "photo_blobs", "photo_previews"})
+EXCLUDED_TABLES = frozenset(
+    {"device_keys", "photo_blobs", "photo_previews", "drafts", "coding_meddra", "coding_whodrug"}
+)
 
 
 @dataclass

@@ -50,6 +50,7 @@ DEMO_USERS = (
     ("dsmg", "Liu Yang", "dsmg"),
     ("coordinator", "Zhao Lei", "coordinator"),
     ("auditor", "Sun Li", "auditor"),
+    ("monitor", "Zhou Qing", "monitor"),
 )
 
 
