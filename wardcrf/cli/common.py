@@ -91,20 +91,33 @@ console = SafeConsole()
 err_console = SafeConsole(stderr=True)
 
 
-def finite_number(value: Any) -> float:
+class FiniteNumber:
     """A command-line number that is a number: nan and inf are refused (exit 2, one line).
 
-    `parser=finite_number` on every float option; a test walks the command tree to hold it.
+    `parser=finite_number` (or `FiniteNumber(minimum=0)`) on every float option:
+    click's own float accepts "nan" and "inf". A test walks the command tree to
+    hold every float option to it. (typer's `min=` does not apply with a parser:
+    `minimum` does.)
     """
-    if isinstance(value, float) and math.isfinite(value):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise typer.BadParameter(f"{text_rule.excerpt(str(value), quoted=True)} is not a number") from None
-    if not math.isfinite(number):
-        raise typer.BadParameter(f"{value!r} is not a finite number (nan and inf are not allowed)")
-    return number
+
+    def __init__(self, minimum: float | None = None) -> None:
+        self.minimum = minimum
+
+    def __call__(self, value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(
+                f"{text_rule.excerpt(str(value), quoted=True)} is not a number"
+            ) from None
+        if not math.isfinite(number):
+            raise typer.BadParameter(f"{value!r} is not a finite number (nan and inf are not allowed)")
+        if self.minimum is not None and number < self.minimum:
+            raise typer.BadParameter(f"{value!r} is below the least allowed, {self.minimum:g}")
+        return number
+
+
+finite_number = FiniteNumber()
 
 
 DataDirOption = Annotated[
