@@ -83,6 +83,7 @@ def run(quick: bool = False) -> list[dict]:
 
         s = site.unlock("admin", PASSWORD)
         ctx = s.ctx
+        checked_line = eventlog._checked_line
         # -- single append with commit
         single = []
         for i in range(n_single):
@@ -126,7 +127,8 @@ def run(quick: bool = False) -> list[dict]:
         bare = Store(site.db_path, sessionkeys.database_key(s))
         guarded_wall, guarded_cpu, bare_wall, bare_cpu = [], [], [], []
         for i in range(n_single):
-            for store, wall, cpu in ((s.store, guarded_wall, guarded_cpu), (bare, bare_wall, bare_cpu)):
+            pair = ((s.store, guarded_wall, guarded_cpu), (bare, bare_wall, bare_cpu))
+            for store, wall, cpu in pair if i % 2 == 0 else pair[::-1]:  # neither always goes first
                 t, c = time.perf_counter(), time.process_time()
                 with store.transaction():
                     eventlog.append(
@@ -151,6 +153,36 @@ def run(quick: bool = False) -> list[dict]:
                 unit="ms",
                 baseline=statistics.median(bare_cpu) * 1000,
                 target="",
+            )
+        )
+
+        # -- what the text floor (eventlog: no control, bidi or zero-width character in any event)
+        # adds to a bulk append: the same batches with the floor and with a plain canonical line,
+        # alternated. Bodies with a newline in them make the floor walk the body, as free text does.
+        floor_on, floor_off = [], []
+        plain_line = eventlog.canonical.event_line
+        for batch in range(4 if quick else 6):
+            pair = ((floor_on, False), (floor_off, True))
+            for rates, swap in pair if batch % 2 == 0 else pair[::-1]:  # neither always goes first
+                if swap:
+                    eventlog._checked_line = plain_line  # type: ignore[assignment]
+                c = time.process_time()
+                with s.store.transaction():
+                    for i in range(2000):
+                        body = {"i": i, "text": "line one\nline two" if i % 10 == 0 else "one line"}
+                        eventlog.append(
+                            s.store, ctx, author, type="bench.note", subject="site:BENCH", body=body
+                        )
+                rates.append(2000 / max(time.process_time() - c, 1e-9))
+                eventlog._checked_line = checked_line  # type: ignore[assignment]
+        rows.append(
+            dict(
+                name="bulk append with the text floor vs without, CPU time, median",
+                value=statistics.median(floor_on),
+                unit="events/s",
+                baseline=statistics.median(floor_off),
+                target="",
+                higher_is_better=True,
             )
         )
 

@@ -28,6 +28,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, t
 from .status import StatusBar
+from .tables import WardTable
 from .ward import Ward
 
 COMPACT_BELOW = 110
@@ -74,13 +75,13 @@ class ColdChainScreen(Screen[None]):
         yield StatusBar(self.ward, t("place.coldchain"))
         with Vertical(id="cc-home"):
             yield Static(t("cc.units"), classes="section-title")
-            units: DataTable[str] = DataTable(id="cc-units", cursor_type="row", zebra_stripes=True)
+            units: DataTable[str] = WardTable(id="cc-units", cursor_type="row", zebra_stripes=True)
             units.add_columns(t("cc.col_unit"), t("cc.col_range"), t("cc.col_last"), t("cc.col_status"))
             yield units
             yield Static(t("cc.kits"), classes="section-title")
             yield Static(t("cc.loading"), id="cc-kits")
             yield Static(t("cc.pending"), classes="section-title")
-            pending: DataTable[str] = DataTable(id="cc-pending", cursor_type="row", zebra_stripes=True)
+            pending: DataTable[str] = WardTable(id="cc-pending", cursor_type="row", zebra_stripes=True)
             pending.add_columns(t("col.time"), t("cc.col_kind"), t("cc.col_party"), t("cc.col_kits"))
             yield pending
             yield Static("", id="cc-message", classes="muted")

@@ -29,6 +29,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, label_width, pad, t
 from .status import StatusBar
+from .tables import WardTable
 from .typeahead import WardInput, WardSelect
 from .ward import Ward
 
@@ -61,7 +62,7 @@ class ExcursionsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, t("cc.excursions"))
         with Vertical(id="cc-excursions"):
-            table: DataTable[str] = DataTable(id="ex-table", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str] = WardTable(id="ex-table", cursor_type="row", zebra_stripes=True)
             table.add_columns(
                 t("cc.col_where"),
                 t("cc.col_start"),

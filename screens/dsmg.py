@@ -34,6 +34,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, language, pad, t
 from .status import StatusBar
+from .tables import WardTable
 from .typeahead import WardInput, WardSelect
 from .ward import Ward
 
@@ -74,7 +75,7 @@ class DsmgScreen(Screen[None]):
         with Vertical(id="dsmg"):
             yield Static("", id="dsmg-gate")
             yield Static(t("dsmg.participants"), classes="section-title")
-            table: DataTable[Any] = DataTable(id="dsmg-participants", cursor_type="row", zebra_stripes=True)
+            table: DataTable[Any] = WardTable(id="dsmg-participants", cursor_type="row", zebra_stripes=True)
             table.add_columns(
                 t("col.participant"),
                 t("dsmg.col_doses"),

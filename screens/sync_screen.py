@@ -35,6 +35,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar, sync_label
+from .tables import WardTable
 from .typeahead import WardInput
 from .ward import Ward
 
@@ -77,7 +78,7 @@ class SyncScreen(Screen[None]):
         with Vertical(id="sync"):
             yield Static("", id="sync-status")
             yield Static(t("sync.queries"), classes="section-title")
-            table: DataTable[Any] = DataTable(id="queries", cursor_type="row", zebra_stripes=True)
+            table: DataTable[Any] = WardTable(id="queries", cursor_type="row", zebra_stripes=True)
             table.add_columns(
                 t("sync.col_query"),
                 t("sync.col_record"),

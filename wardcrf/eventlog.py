@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import authority, canonical
+from . import authority, canonical, text
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
 from .store import DatabaseError, IntegrityError, Store, translate_error
@@ -241,7 +241,7 @@ def append(
             "user": author.user,
             "zone": ctx.zone,
         }
-        line = canonical.event_line(prev, fields)
+        line = _checked_line(prev, fields)
         event = Event(
             id=fields["id"],
             device=ctx.device,
@@ -265,6 +265,30 @@ def append(
         )
         _write(store, event, projectors=fns)
     return AppendResult(event, warnings)
+
+
+def _checked_line(prev: str, fields: dict[str, Any]) -> str:
+    """The canonical line, after the floor every local event stands on (`text.check_stored`).
+
+    No control, bidirectional or zero-width character in any text, whatever
+    service appended it; the reason and subject are one line; no NaN or
+    infinity (JSON has no spelling for them). One regular-expression look at
+    the finished line decides whether the body needs walking at all.
+    """
+    try:
+        line = canonical.event_line(prev, fields)
+    except ValueError as exc:
+        if "JSON compliant" not in str(exc) and "Out of range float" not in str(exc):
+            raise
+        raise Refused(
+            f"{fields['type']}: a number is not finite (NaN or infinity cannot be stored); nothing was saved"
+        ) from None
+    if text.may_hold_refused(line):
+        for key in ("reason", "subject"):
+            if fields[key] is not None:
+                text.check(fields[key], field=key)
+        text.check_stored(fields["body"])
+    return line
 
 
 def _check_body(type_: str, body: dict[str, Any]) -> None:

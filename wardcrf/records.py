@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import text
 from .canonical import dumps
 from .errors import Refused, UsageError
 from .eventlog import Event, get, projector
@@ -169,6 +170,7 @@ def amend(
     """Correct fields of a record: old and new value per field, with a reason."""
     if not reason or not reason.strip():
         raise UsageError("an amendment needs a reason (--reason): what was wrong and why it changes")
+    text.check(reason.strip(), field="reason")
     rec = load_for_amendment(session.store, event_id)
     delta = {}
     for field, new in changes.items():

@@ -28,6 +28,7 @@ OutOption = Annotated[
 
 
 def _emit(data: dict[str, Any], doc: Any, fmt: Format, out: Path | None) -> None:
+    from .. import text as text_rule
     from ..reports import render
 
     if fmt is Format.json:
@@ -42,7 +43,8 @@ def _emit(data: dict[str, Any], doc: Any, fmt: Format, out: Path | None) -> None
     else:
         text = render.to_html(doc) + "\n"
     if out is None:
-        typer.echo(text, nl=False)
+        # On a terminal: what the records hold, spelled out where it could act on the terminal.
+        typer.echo(text_rule.for_terminal(text), nl=False)
     else:
         out.write_text(text, encoding="utf-8")
         console.print(f"[green]report written[/] → {out}", highlight=False)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from .. import ids
+from .. import ids, text
 from ..clock import now_utc, zone
 from ..errors import Refused
 from ..eventlog import Event
@@ -101,7 +101,7 @@ def require_participant(store: Store, pid: str | None) -> Participant:
         raise Refused("this form belongs to a participant: give --participant ID")
     p = get_participant(store, pid)
     if p is None:
-        raise Refused(f"unknown participant {pid} (see `wardcrf participant list`)")
+        raise Refused(f"unknown participant {text.excerpt(pid)} (see `wardcrf participant list`)")
     return p
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import plausibility, records
+from .. import plausibility, records, text
 from .. import protocol as protocols
 from ..canonical import dumps
 from ..errors import AuthError, Refused, UsageError, ValidationFailed
@@ -262,6 +262,7 @@ def amend(
     """
     if not reason or not reason.strip():
         raise UsageError("an amendment needs a reason (--reason): what was wrong and why it changes")
+    text.check(reason.strip(), field="reason")
     with session.store.transaction():
         # Checked and written under one write lock; a photo imported for the
         # correction is stored only if the amendment is.

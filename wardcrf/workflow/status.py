@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from .. import protocol as protocols
+from .. import text
 from ..clock import zone
 from ..errors import Refused
 from ..site import Session
@@ -114,7 +115,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     """Everything a ward needs to know about one participant now."""
     p = get_participant(store, pid)
     if p is None:
-        raise Refused(f"unknown participant {pid} (see `wardcrf participant list`)")
+        raise Refused(f"unknown participant {text.excerpt(pid)} (see `wardcrf participant list`)")
     pid = p.id  # as stored, whatever case or padding was typed
     proto = protocols.active(store)
     sched = proto.schedule
