@@ -32,6 +32,8 @@ from typing import Any
 
 from .errors import Refused, UsageError
 from .eventlog import Event, projector
+from .protocol_analysis import AnalysisPlan
+from .protocol_analysis import parse as parse_analysis
 from .store import Store
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
@@ -244,6 +246,7 @@ class Protocol:
     source: str
     sha256: str
     filename: str
+    analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # [analysis]: the stated methods
 
     @property
     def ref(self) -> dict[str, str]:
@@ -445,6 +448,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
     prespecified = _choices(r, ae.get("prespecified"), ("adverse_events", "prespecified"))
     product = r.table(data.get("product"), ("product",))
     forms = _forms(r, data)
+    analysis = parse_analysis(r, data, forms)
     for form_name, fields in CONTRACT.items():
         form = forms.get(form_name)
         if form is None:
@@ -481,6 +485,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         source=source,
         sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
         filename=filename,
+        analysis=analysis,
     )
 
 
