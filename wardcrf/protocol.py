@@ -32,6 +32,9 @@ from typing import Any
 
 from .errors import Refused, UsageError
 from .eventlog import Event, projector
+from .field_conditions import Condition
+from .field_conditions import check as check_condition
+from .field_conditions import parse as parse_condition
 from .protocol_analysis import AnalysisPlan
 from .protocol_analysis import parse as parse_analysis
 from .store import Store
@@ -143,6 +146,7 @@ class Field:
     max_length: int | None = None
     min_items: int = 0
     allow_future: bool = False
+    applies_when: Condition | None = None  # blank when the condition fails = "not applicable" in exports
 
     def choice(self, code: object) -> Choice | None:
         for c in self.choices:
@@ -175,6 +179,8 @@ class Field:
             out["multiple"] = True
         if self.min_items:
             out["min_items"] = self.min_items
+        if self.applies_when is not None:
+            out["applies_when"] = self.applies_when.describe()
         return out
 
 
@@ -595,6 +601,7 @@ _FIELD_KEYS = {
     "max_length",
     "min_items",
     "allow_future",
+    "applies_when",
 }
 
 
@@ -617,6 +624,9 @@ def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
             f = _field(r, fname, spec, (*p, "fields", fname))
             if f is not None:
                 fields[fname] = f
+        for f in fields.values():
+            if f.applies_when is not None:
+                check_condition(r, f.applies_when, f.name, fields, (*p, "fields", f.name, "applies_when"))
         forms[name] = Form(
             name, r.text(ft, "label", p), r.text(ft, "help", p, required=False), subject, fields
         )
@@ -691,6 +701,9 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
         max_length=r.get(spec, "max_length", p, int, required=False),
         min_items=r.get(spec, "min_items", p, int, required=False, default=0) or 0,
         allow_future=bool(r.get(spec, "allow_future", p, bool, required=False, default=False)),
+        applies_when=parse_condition(r, spec["applies_when"], (*p, "applies_when"))
+        if spec.get("applies_when") is not None
+        else None,
     )
 
 

@@ -406,5 +406,8 @@ def test_records_under_two_protocol_versions_keep_their_own_metadata(ward, tmp_p
     assert es.run_cli(ward.data_dir, "export", "csv", "--out", str(csv_out))[0] == 0
     vitals = {r["record_id"]: r for r in read_csv(csv_out / "forms" / "vitals.csv")}
     assert vitals[new.id]["position"] == "sitting" and vitals[new.id]["protocol_version"] == "1.1"
-    versions = {r["protocol_version"] for r in read_csv(csv_out / "data_dictionary.csv")}
+    versions = {r["protocol_version"] for r in read_csv(csv_out / "data_dictionary.csv") if r["protocol_id"]}
     assert versions == {"1.0", "1.1"}
+    # a record captured under 1.0 was never asked the field 1.1 added
+    old = next(r for r in vitals.values() if r["protocol_version"] == "1.0")
+    assert old["position"] == "" and old["position_missing"] == "NASK" and vitals[new.id]["position_missing"] == ""
