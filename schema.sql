@@ -644,6 +644,86 @@ BEGIN
     SELECT RAISE(ABORT, 'photo originals are never deleted');
 END;
 
+-- migration: 0090-sync-refusals
+-- Bundles the hub refused from a registered device (bad content behind a
+-- good signature: authority, schema, chain), one row per `sync.bundle_refused`
+-- event, so `hub status` shows what was refused, why and from which device.
+CREATE TABLE sync_refusals (
+    event_id TEXT PRIMARY KEY,
+    device TEXT,
+    site TEXT,
+    bundle_seq INTEGER,
+    file TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX sync_refusals_device ON sync_refusals (device, file);
+
+-- migration: 0091-sync-held-sequencing
+-- A bundle whose records break the protocol's sequencing (a record with no
+-- consent signed by three people before it) is held too (reason 'sequencing',
+-- docs/sync.md). The CHECK is widened by copying the table, as in 0061.
+CREATE TABLE sync_held_v3 (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL,
+    manifest_sha TEXT NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('gap', 'fork', 'clash', 'sequencing')),
+    file TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    resolved_at TEXT,
+    UNIQUE (device, bundle_seq, manifest_sha)
+);
+INSERT INTO sync_held_v3 (id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at)
+    SELECT id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at FROM sync_held;
+DROP TABLE sync_held;
+ALTER TABLE sync_held_v3 RENAME TO sync_held;
+
+-- migration: 0090-rollback-guard
+-- A counter bumped by every committed write transaction and mirrored, after the
+-- commit, in wardcrf.counter beside the key slots (wardcrf/rollback.py): an older
+-- copy of this file put in place of a newer one is found at the next sign-in.
+CREATE TABLE rollback_guard (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    counter INTEGER NOT NULL
+);
+INSERT INTO rollback_guard (id, counter) VALUES (1, 0);
+
+-- migration: 0090-id-keys
+-- Kit ids and lot numbers are compared by their key (wardcrf.ids: control
+-- characters dropped, NFKC, trimmed, upper case). The doses projection
+-- stores keys from now on, so "kit already used" (workflow.dosing.kit_use)
+-- finds a dose recorded as `kit-x1` when `KIT-X1` is scanned. Rows projected
+-- before are re-keyed here (their ids passed the old ASCII-only rule, so
+-- upper(trim()) is their key). The event log is never rewritten: it keeps
+-- what was typed, and `db rebuild` derives the same keys.
+UPDATE doses SET kit_id = upper(trim(kit_id)) WHERE kit_id IS NOT NULL;
+UPDATE doses SET lot = upper(trim(lot)) WHERE lot IS NOT NULL;
+
+-- migration: 0091-drafts
+-- Drafts (wardcrf.drafts): what one person has typed into a form that is not
+-- saved yet, so nothing typed is lost to Esc, a lock, a crash or a power cut.
+-- Not an event and not a record: never synced, exported or carried by a
+-- backup, untouched by `db rebuild`. One row per user and form context,
+-- replaced at every save (after each field) in one small transaction; deleted
+-- when the form is saved or discarded, or purged by an admin (the purge is a
+-- `draft.purged` event naming the owner and the count, never the content).
+CREATE TABLE drafts (
+    user TEXT NOT NULL,
+    form TEXT NOT NULL,               -- a protocol form, or a screen's form (coldchain.receipt, dose_visit)
+    context TEXT NOT NULL DEFAULT '', -- what the form is about: participant:WUH01-001, an amended record, ...
+    format INTEGER NOT NULL,          -- layout of `fields` (1: JSON object field -> value as typed)
+    fields TEXT NOT NULL,
+    focus TEXT,                       -- the field that had the cursor
+    protocol_id TEXT,                 -- the protocol version the form was opened under
+    protocol_version TEXT,
+    created_at TEXT NOT NULL,         -- first save (UTC)
+    saved_at TEXT NOT NULL,           -- last save (UTC)
+    saves INTEGER NOT NULL,
+    PRIMARY KEY (user, form, context)
+);
+
 -- migration: 0180-coding
 -- Medical coding (issue 18). The terms of each dictionary version loaded on
 -- this device (MedDRA LLTs with their primary path; WHODrug drug codes with
@@ -714,3 +794,24 @@ CREATE TABLE codings (
     codings INTEGER NOT NULL,       -- how many coding events this field has had
     PRIMARY KEY (record_event, field)
 );
+
+-- migration: 0220-sdv
+-- Projection of sdv.verified events (wardcrf.sdv): one row per verification a monitor
+-- signed, with the fields it covers, each field value's SHA-256 as verified and the source
+-- photographs compared. Rows are never removed: a field's state is computed from the latest
+-- mark and the amendments after it (by HLC), so the history of verifications stays.
+CREATE TABLE sdv_marks (
+    event_id TEXT PRIMARY KEY,
+    target_event TEXT NOT NULL,
+    subject TEXT,
+    form TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('record', 'fields')),
+    fields TEXT NOT NULL,
+    value_hashes TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    full_name TEXT NOT NULL,
+    at TEXT NOT NULL,
+    hlc TEXT NOT NULL
+);
+CREATE INDEX sdv_marks_target ON sdv_marks (target_event, hlc);

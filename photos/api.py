@@ -892,13 +892,28 @@ INTACT, MISSING, MISMATCH = "intact", "MISSING", "MISMATCH"
 
 def hash_status(store: Store, sha256_hex: str) -> tuple[str, str | None]:
     """(``intact`` | ``MISSING`` | ``MISMATCH``, the problem in one line) — re-hashed now."""
+    status, problem, _data = checked_original(store, sha256_hex)
+    return status, problem
+
+
+def checked_original(store: Store, sha256_hex: str) -> tuple[str, str | None, bytes | None]:
+    """`hash_status` plus the bytes when they are intact: one read for a check and a thumbnail.
+
+    Never raises for the evidence itself: a hub's kept bundle that is missing
+    or cannot be decrypted is MISSING or MISMATCH with the reason, so a
+    report can say so and go on to the next photo.
+    """
     sha = sha256_hex.lower().removeprefix("sha256:")
-    data = pstore.get_blob(store, sha)
+    try:
+        data = pstore.get_blob(store, sha)
+    except VerificationFailed as exc:  # a kept bundle missing, altered or unreadable
+        text = str(exc)
+        return (MISSING if "missing" in text else MISMATCH), text, None
     if data is None:
-        return MISSING, f"photo sha256:{sha}: its original is not in this store"
+        return MISSING, f"photo sha256:{sha}: its original is not in this store", None
     if pstore.sha256_hex(data) != sha:
-        return MISMATCH, f"photo sha256:{sha}: stored bytes do not match their hash (altered)"
-    return INTACT, None
+        return MISMATCH, f"photo sha256:{sha}: stored bytes do not match their hash (altered)", None
+    return INTACT, None, data
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +26,7 @@ from .background_sync import BackgroundSync, SyncChanged
 from .i18n import t
 from .status import StatusBar
 from .theme import DEFAULT_THEME, HIGH_CONTRAST, HIGH_CONTRAST_THEME
+from .typeahead import KeyQueue
 from .ward import Ward
 
 DEFAULT_LOCK_AFTER = 300.0
@@ -48,6 +49,8 @@ class WardApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "wardcrf"
+    idle_clock: Callable[[], float] = staticmethod(time.monotonic)
+    """What the idle lock measures time with (tests give it a clock they move themselves)."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+l", "lock", "key.lock", priority=True),
     ]
@@ -69,16 +72,19 @@ class WardApp(App[None]):
         self.initial_user = user
         self.locked = False
         self._idle: Timer | None = None
-        self._last_input = time.monotonic()
+        self._last_input = self.idle_clock()
         self._start_language = language
         self._high_contrast = high_contrast
         i18n.set_language(language or "en")
         self.background_sync: BackgroundSync | None = None
         self.sync_state: SyncChanged | None = None
         """The background sync's latest state (None: not running, or not yet probed)."""
+        self.keys = KeyQueue(self)
+        """Every key typed, run to its end in order (screens/typeahead.py)."""
 
     # -- start -----------------------------------------------------------------------
     def on_mount(self) -> None:
+        self.screen_change_signal.subscribe(self, lambda _screen: self.keys.screen_changed(), immediate=True)
         self.register_theme(HIGH_CONTRAST)
         self.theme = HIGH_CONTRAST_THEME if self._high_contrast else DEFAULT_THEME
         if self.ward is not None:
@@ -118,18 +124,25 @@ class WardApp(App[None]):
         # a one-shot timer reset on each key: `Timer.reset` only restarts at
         # the end of the running interval, which could let the screen stay
         # open up to twice the configured time.
-        self._last_input = time.monotonic()
+        self._last_input = self.idle_clock()
         if self._idle is None:
-            self._idle = self.set_interval(min(1.0, self.lock_after / 4), self._check_idle)
+            self._idle = self.set_interval(min(1.0, self.lock_after / 4), self.check_idle_lock)
 
-    def _check_idle(self) -> None:
-        idle = time.monotonic() - self._last_input
+    def check_idle_lock(self) -> None:
+        """Lock when nothing was typed or clicked for `lock_after` seconds (run every second)."""
+        idle = self.idle_clock() - self._last_input
         if self.ward is not None and not self.locked and idle >= self.lock_after:
             self.action_lock()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
-            self._last_input = time.monotonic()
+            self._last_input = self.idle_clock()
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            # Type-ahead: each key runs to its end, in order, before the next.
+            if not self.app_focus:
+                self.app_focus = True
+            await self.keys.key(event)
+            return
         await super().on_event(event)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

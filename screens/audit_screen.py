@@ -35,6 +35,7 @@ from .i18n import t
 from .photo_view import human_size
 from .status import StatusBar
 from .tables import WardTable
+from .typeahead import WardInput
 from .ward import Ward
 
 TRAIL_LIMIT = 1000
@@ -118,7 +119,7 @@ class AuditScreen(Screen[None]):
                     ("until", "YYYY-MM-DD"),
                 ):
                     yield Label(t(f"audit.f_{name}"))
-                    yield Input(
+                    yield WardInput(
                         value=self.filters.get(name, ""),
                         placeholder=hint,
                         id=f"f-{name}",
@@ -188,6 +189,7 @@ class AuditScreen(Screen[None]):
             mark = t("audit.ok") if not r.problems else t("audit.failed")
             lines.append(f"{mark} {r.name}: {t('audit.checked', n=r.checked)}")
             lines.extend(f"    {p}" for p in r.problems)
+            lines.extend(f"    {t('audit.note')}: {n}" for n in r.notes)
         self.app.call_from_thread(self._show_verify, lines)
 
     def _show_verify(self, lines: list[str]) -> None:

@@ -23,8 +23,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
+from wardcrf import ids
 from wardcrf.clock import now_utc
-from wardcrf.coldchain import custody, reports, services
+from wardcrf.coldchain import custody, reports
 from wardcrf.errors import WardError
 
 from .coldchain_widgets import local_epoch, local_time
@@ -32,6 +33,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, t
 from .status import StatusBar
+from .typeahead import WardInput
 from .ward import Ward
 
 INDENT = "\u00a0\u00a0"
@@ -40,7 +42,7 @@ INDENT = "\u00a0\u00a0"
 
 def kit_report(session: Any, key: str, now: int) -> list[dict[str, Any]]:
     """Each kit's chain and its dose problems at `now` (a lot number gives every kit of the lot)."""
-    key = services.scanned_id(key, "kit id or lot")
+    key = ids.normalise(ids.KIT, key)
     out = []
     for chain in reports.custody_of(session, key):
         problems = custody.dose_problems(session.store, chain.kit, now) if chain.lot else chain.problems
@@ -86,7 +88,7 @@ class CustodyScreen(Screen[None]):
         yield StatusBar(self.ward, t("cc.custody"))
         with Horizontal(id="cu-scan"):
             yield Label(t("cc.f_scan_kit"), classes="cc-label")
-            yield Input(self.kit, id="cu-kit", compact=True, placeholder=t("cc.h_scan_kit"))
+            yield WardInput(self.kit, id="cu-kit", compact=True, placeholder=t("cc.h_scan_kit"))
         with VerticalScroll(id="cu-body"):
             yield Static(self.message or t("cc.custody_help"), id="cu-chain")
         yield WardFooter()

@@ -29,6 +29,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, label_width, pad, t
 from .status import StatusBar
+from .typeahead import WardInput
 from .ward import Ward
 
 DECISIONS = ("release", "discard")
@@ -85,7 +86,7 @@ class ExcursionsScreen(Screen[None]):
                     )
                 with Horizontal(classes="cc-row"):
                     yield Label(pad(labels[1], width), classes="cc-label")
-                    yield Input(
+                    yield WardInput(
                         self.reason,
                         id="ex-reason",
                         compact=True,

@@ -31,6 +31,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar
+from .typeahead import WardInput
 from .ward import Ward
 
 IMPORT_STAGES = 3  # read the file, parse and check it, store it
@@ -69,7 +70,7 @@ class ReadingsScreen(Screen[None]):
             yield Static(t("cc.manual_title"), classes="section-title")
             with Horizontal(classes="cc-row"):
                 yield Label(pad(labels[1], width), classes="cc-label")
-                yield Input(
+                yield WardInput(
                     self.values["at"],
                     id="rd-at",
                     classes="cc-input",
@@ -78,14 +79,14 @@ class ReadingsScreen(Screen[None]):
                 )
             with Horizontal(classes="cc-row"):
                 yield Label(pad(labels[2], width), classes="cc-label")
-                yield Input(
+                yield WardInput(
                     self.values["temp"], id="rd-temp", classes="cc-input", compact=True, placeholder="-20.0"
                 )
             yield Static(t("cc.manual_help"), id="rd-message", classes="muted")
             yield Static(t("cc.logger_title"), classes="section-title")
             with Horizontal(classes="cc-row"):
                 yield Label(pad(labels[3], width), classes="cc-label")
-                yield Input(
+                yield WardInput(
                     self.values["path"],
                     id="lg-path",
                     classes="cc-input",

@@ -25,6 +25,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Input, Label, Select, Static
 
+from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import WardError
 
@@ -33,6 +34,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar
+from .typeahead import WardInput
 from .ward import Ward
 
 MAX_LABEL = 24
@@ -49,7 +51,7 @@ class FieldSpec:
 
 
 def kit_id(raw: str) -> str:
-    return services.scanned_id(raw)
+    return ids.normalise(ids.KIT, raw)
 
 
 def photo_entry(raw: str) -> str:
@@ -124,7 +126,7 @@ class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
                 placeholder=t(f.hint) if f.hint else "",
                 id=wid,
             )
-        return Input(
+        return WardInput(
             value="" if value is None else str(value),
             placeholder=t(f.hint) if f.hint else "",
             id=wid,

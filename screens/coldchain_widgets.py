@@ -35,6 +35,7 @@ from wardcrf.errors import WardError
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import t
+from .typeahead import WardInput
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -113,7 +114,7 @@ class EntryList(Widget):
         self.placeholder = placeholder
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder=self.placeholder, classes="entry-input", compact=True)
+        yield WardInput(placeholder=self.placeholder, classes="entry-input", compact=True)
         yield Static(self._listing(), classes="entries")
         yield Static("", classes="entry-problem")
 
@@ -192,7 +193,7 @@ class PathPicker(ModalScreen[Path | None]):
         with Vertical(classes="dialog", id="picker"):
             yield Static(self.title_text, classes="dialog-title")
             yield DirectoryTree(self.start, id="picker-tree")
-            yield Input(placeholder=t("cc.path_hint"), id="picker-path", compact=True)
+            yield WardInput(placeholder=t("cc.path_hint"), id="picker-path", compact=True)
             yield Static("", id="picker-message", classes="refusal")
         yield WardFooter()
 

@@ -7,8 +7,9 @@ each lobe under its name. Labels come from the protocol file in the current
 language; the lobe name is the part the lobe's segment labels share.
 
 Each cell takes one key: a digit 0-4, `n` for not evaluable, Backspace to
-clear. A valid entry moves on to the next segment (so a reader can type the
-18 scores in a row); arrow keys move between cells (↑ ↓ within a lung,
+clear. A valid entry moves on to the next segment in the key's own handler,
+so a reader can type the 18 scores in a row as fast as they like (the next
+key always reaches the next segment: screens/typeahead.py); arrow keys move between cells (↑ ↓ within a lung,
 ← → across); Tab reaches the other fields (timepoint, scan date, lesion
 form and shape). Anything else is refused on the spot with the form
 validator's own message. The total, the subtotal of each lung, the
@@ -45,6 +46,7 @@ from .footer import WardFooter
 from .form_screen import FormScreen
 from .i18n import label_width, language, pad, t
 from .status import StatusBar
+from .typeahead import deliver_now, focus_now
 
 CT_FORM = "ct_score"
 
@@ -108,7 +110,7 @@ class SegmentCell(Widget, can_focus=True):
             self.set_class(self.value == score, f"-s{score}")
         self.set_class(self.value == NOT_EVALUABLE, "-ne")
 
-    def on_key(self, event: events.Key) -> None:
+    async def on_key(self, event: events.Key) -> None:
         if event.key in ("backspace", "delete"):
             text = ""
         elif event.character and event.is_printable and event.key != "space":
@@ -117,10 +119,11 @@ class SegmentCell(Widget, can_focus=True):
             return
         event.stop()
         event.prevent_default()
-        self.post_message(self.Typed(self, text))
+        # Handled now, not queued: the grid moves the focus before the next score is typed.
+        await deliver_now(self.Typed(self, text), self)
 
-    def action_move(self, direction: str) -> None:
-        self.post_message(self.Move(self, direction))
+    async def action_move(self, direction: str) -> None:
+        await deliver_now(self.Move(self, direction), self)
 
 
 def lobe_title(labels: list[str]) -> str:
@@ -272,7 +275,7 @@ class CTGridScreen(FormScreen):
         elif (direction == "right" and lung == "right") or (direction == "left" and lung == "left"):
             target = other[min(i, len(other) - 1)]
         if target:
-            self._cell(target).focus()
+            focus_now(self._cell(target))
 
     # -- problems ----------------------------------------------------------------------
     def _mark(self, name: str, problem: str) -> None:

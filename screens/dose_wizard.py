@@ -53,6 +53,7 @@ from .fields import MAX_LABEL, FieldGroup, is_soft
 from .footer import WardFooter
 from .i18n import domain_word, label_width, language, pad, t
 from .status import StatusBar
+from .typeahead import WardInput, focus_now, hold_keys, release_keys
 from .ward import Ward
 
 STEPS = ("kit", "pre", "times", "post", "events", "review")
@@ -95,6 +96,19 @@ FORM_OF_GROUP = {
 STEP_OF_GROUP = {"group-product": 0, "group-pre": 1, "group-times": 2, "group-post": 3, "group-events": 4}
 
 
+def protocol_constants(proto: protocols.Protocol) -> dict[str, str]:
+    """The dose fields the protocol fixes (particles per dose, volume), as the fields show them."""
+    out: dict[str, str] = {}
+    schedule = proto.schedule
+    fields = proto.form("dose").fields
+    if schedule.particles_per_dose and "particles" in fields:
+        mantissa, exponent = f"{schedule.particles_per_dose:.1e}".split("e")
+        out["particles"] = f"{mantissa}e{int(exponent)}"
+    if schedule.volume_ml and "volume" in fields:
+        out["volume"] = f"{schedule.volume_ml:g}"
+    return out
+
+
 def _duration(minutes: int) -> str:
     h, m = divmod(max(0, minutes), 60)
     return t("dose.hours_minutes", h=h, m=m) if h else t("dose.minutes", m=m)
@@ -131,6 +145,9 @@ class DoseWizard(Screen[Any]):
         for name, f in self.proto.form("dose").fields.items():
             if f.type == "choice" and f.default is not None and not f.computed:
                 self.values["dose"][name] = f.default
+        # The protocol's dose and volume are constants of the trial: shown filled in, saved as shown.
+        for name, constant in protocol_constants(self.proto).items():
+            self.values["dose"].setdefault(name, constant)
         self.problems: dict[str, dict[str, str]] = {g: {} for g in PART_OF_GROUP}
         self.preview: Any = None  # DoseVisit of the last dry run
         self.preview_error: str | None = None
@@ -140,6 +157,9 @@ class DoseWizard(Screen[Any]):
         self.message = ""
         self.message_refusal = False
         self._scan_timer: Timer | None = None
+        self._checks = 0  # each kit check holds the keys typed after it under its own name
+        self._next_when_checked = False
+        self._move_when_checked = False
 
     # -- layout ----------------------------------------------------------------------
     def _product_width(self) -> int:
@@ -183,7 +203,7 @@ class DoseWizard(Screen[Any]):
                 yield Static(t("dose.scan_help"), classes="muted")
                 with Horizontal(classes="field-row", id="row-kit"):
                     yield Label(pad(t("dose.kit_label") + " *", self._product_width()), classes="field-label")
-                    yield Input(
+                    yield WardInput(
                         value=self.kit_raw,
                         placeholder=t("dose.kit_hint"),
                         id="kit-scan",
@@ -444,30 +464,63 @@ class DoseWizard(Screen[Any]):
     # -- the kit scan ----------------------------------------------------------------
     @on(Input.Changed, "#kit-scan")
     def _kit_typed(self, event: Input.Changed) -> None:
-        self.kit_raw = event.value
+        # The field as it is now, not as this (possibly late) message saw it: the scan's
+        # Enter has already taken the whole code (`_kit_entered`).
+        value = event.input.value
+        if value == self.kit_raw:
+            return
+        self.kit_raw = value
         self.kit = None
         self.kit_error = None
         self.query_one("#kit-status", Static).update(self._kit_text())
         if self._scan_timer is not None:
             self._scan_timer.stop()
-        if event.value.strip():
+        if value.strip():
             self._scan_timer = self.set_timer(SCAN_QUIET_S, self._check_scanned)
 
     @on(Input.Submitted, "#kit-scan")
-    def _kit_entered(self) -> None:
-        """Scanners end a code with Enter: check now and move on to the lot."""
+    def _kit_entered(self, event: Input.Submitted) -> None:
+        """Scanners end a code with Enter: check it now; keys typed meanwhile wait for the answer.
+
+        Where the focus goes depends on the answer (accepted: the first field
+        still to fill, or the scan field when the product is complete;
+        refused: the scan, selected, so the next scan replaces it), so the
+        keys typed behind the Enter wait for it instead of landing in the
+        scan field (screens/typeahead.py).
+        """
         if self._scan_timer is not None:
             self._scan_timer.stop()
-        self._check_scanned()
-        self.focus_next()
+        if event.value != self.kit_raw:
+            self.kit_raw, self.kit, self.kit_error = event.value, None, None
+        if self.kit is not None or self.kit_error:
+            self._focus_after_scan()
+            return
+        self._check_scanned(entered=True)
 
-    def _check_scanned(self) -> None:
+    def _check_scanned(self, *, entered: bool = False) -> None:
+        """Check the scan: after its Enter (or ctrl+n), holding the keys typed behind it.
+
+        The check the scan's quiet time starts (a scanner without Enter)
+        only shows the answer: the focus stays where the person is typing.
+        """
         raw = self.kit_raw
         if raw.strip() and self.kit is None:
-            self.check_kit(raw)
+            self._checks += 1
+            reason = f"kit-check-{self._checks}" if entered else ""
+            self._move_when_checked = entered
+            if reason:
+                hold_keys(self, reason)
+            self.check_kit(raw, reason)
 
     @work(thread=True, exclusive=True, group="kit-check")
-    def check_kit(self, raw: str) -> None:
+    def check_kit(self, raw: str, reason: str = "") -> None:
+        try:
+            self._run_kit_check(raw)
+        finally:
+            if reason:
+                self.app.call_from_thread(release_keys, self, reason)
+
+    def _run_kit_check(self, raw: str) -> None:
         from wardcrf.workflow import dose_visit
 
         start = self.values["dose"].get("start")
@@ -503,15 +556,44 @@ class DoseWizard(Screen[Any]):
             if got.ok and got.lot and not self.values["dose"].get("lot"):
                 product.set_value("lot", got.lot)
         self.query_one("#kit-status", Static).update(self._kit_text())
+        if self.step == 0 and self._move_when_checked:
+            go_on = self._next_when_checked and got is not None and got.ok
+            self._move_when_checked = self._next_when_checked = False
+            if go_on:
+                self.action_next_step()
+            else:
+                self._focus_after_scan()
+
+    def _focus_after_scan(self) -> None:
+        """Accepted: the first product field still empty (else stay, ctrl+n goes on); refused: the scan."""
+        scan = self.query_one("#kit-scan", Input)
+        if self.kit is not None and self.kit.ok:
+            group = self.query_one("#group-product", FieldGroup)
+            group.remember()
+            empty = [f.name for f in group.fields if f.required and group.values.get(f.name) in (None, "")]
+            if empty:
+                group.focus_field(empty[0])
+                return
+        focus_now(scan)
+        scan.select_all()
 
     # -- steps -----------------------------------------------------------------------
     def _focus_step(self) -> None:
+        """The step's first field still to fill (a vitals time is stamped on leaving: skipped)."""
         body = self.query_one(f"#step-{self.step}")
-        for widget in body.query(".field-input"):
-            if widget.focusable:
-                widget.focus()
+        fields = [w for w in body.query(".field-input") if w.focusable]
+        for widget in fields:
+            if widget.id in ("pre-field-time", "post-field-time"):
+                continue
+            if isinstance(widget, SelectionList) and widget.highlighted is None and widget.option_count:
+                widget.highlighted = 0  # Enter (or space) ticks the first choice at once
+            if not isinstance(widget, Input) or not widget.value:
+                focus_now(widget)
                 return
-        body.focus()
+        if fields:
+            focus_now(fields[0])
+        else:
+            focus_now(body)
 
     def _go(self, step: int) -> None:
         self.remember()
@@ -520,8 +602,8 @@ class DoseWizard(Screen[Any]):
         if STEPS[step] == "times" and not self.values["dose"].get("start"):
             self.query_one("#group-times", FieldGroup).set_value("start", self._now_text())
         self._refresh_texts()
-        # The step becomes visible on the next refresh; a hidden widget cannot take the focus.
-        self.call_after_refresh(self._focus_step)
+        # Now, in the key's handler: the keys typed behind ctrl+n belong to the new step.
+        self._focus_step()
         self.refresh_bindings()
         if STEPS[step] == "review":
             self.run_review()
@@ -554,8 +636,10 @@ class DoseWizard(Screen[Any]):
         self.remember()
         if STEPS[self.step] == "kit":
             if self.kit is None and not self.kit_error and self.kit_raw.strip():
-                self._say(t("dose.kit_pending"), refusal=True)
-                self._check_scanned()
+                # Checked now; the keys typed behind ctrl+n wait for the answer and the step.
+                self._say(t("dose.kit_pending"))
+                self._next_when_checked = True
+                self._check_scanned(entered=True)
                 return
             if self.kit is None or not self.kit.ok:
                 self._say(t("dose.kit_needed"), refusal=True)
@@ -564,9 +648,18 @@ class DoseWizard(Screen[Any]):
         problems = self._step_problems()
         if problems:
             self._say(t("dose.fix_first"), refusal=True)
+            self._focus_problem(problems)
             return
         self._say("")
         self._go(self.step + 1)
+
+    def _focus_problem(self, problems: dict[str, str]) -> None:
+        """The first marked field of this step takes the focus (where the correction is typed)."""
+        for group in self.query_one(f"#step-{self.step}").query(FieldGroup):
+            for f in group.fields:
+                if f.name in problems:
+                    group.focus_field(f.name)
+                    return
 
     def action_previous_step(self) -> None:
         """Back one step (ctrl+b), keeping everything."""
@@ -599,8 +692,19 @@ class DoseWizard(Screen[Any]):
         self.call_after_refresh(lambda: self.query_one("#ae-note", Static).update(self._ae_text()))
 
     # -- review (dry run) ------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="dose-review")
     def run_review(self) -> None:
+        """The dry run; keys typed meanwhile (ctrl+s) wait for its verdict."""
+        hold_keys(self, "dose-review")
+        self._review_worker()
+
+    @work(thread=True, exclusive=True, group="dose-review")
+    def _review_worker(self) -> None:
+        try:
+            self._dry_run()
+        finally:
+            self.app.call_from_thread(release_keys, self, "dose-review")
+
+    def _dry_run(self) -> None:
         from wardcrf.workflow import dose_visit
 
         self.app.call_from_thread(self._reviewing)

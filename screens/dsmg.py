@@ -33,6 +33,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, language, pad, t
 from .status import StatusBar
+from .typeahead import WardInput
 from .ward import Ward
 
 
@@ -444,9 +445,9 @@ class DecisionDialog(ModalScreen[Any]):
                     prompt=t("form.choose"),
                 )
                 yield Label(pad(labels["rationale"], width))
-                yield Input(id="rationale")
+                yield WardInput(id="rationale")
                 yield Label(pad(labels["change"], width))
-                yield Input(id="change")
+                yield WardInput(id="change")
             yield Static("", id="decision-problems", classes="refusal")
             yield Static(t("dsmg_decision.hint"), classes="muted")
         yield WardFooter()

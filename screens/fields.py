@@ -37,6 +37,7 @@ from wardcrf import protocol as protocols
 from wardcrf.clock import now_utc
 
 from .i18n import label_width, language, pad, t
+from .typeahead import WardInput, WardSelectionList, focus_now
 
 SOFT_MARK = "expected range"
 MAX_LABEL = 26
@@ -172,7 +173,7 @@ class FieldGroup(Vertical):
         value = self.values.get(f.name)
         if f.type == "choice" and f.multiple:
             chosen = {str(v) for v in (value or [])}
-            return SelectionList[str](
+            return WardSelectionList(
                 *[(protocols.tr(c.label, lang), str(c.code), str(c.code) in chosen) for c in f.choices],
                 id=wid,
                 classes="field-input field-multi",
@@ -203,7 +204,7 @@ class FieldGroup(Vertical):
                 compact=True,
                 prompt=t("form.choose"),
             )
-        return Input(
+        return WardInput(
             value="" if value is None else str(value),
             placeholder=range_hint(f),
             id=wid,
@@ -344,4 +345,4 @@ class FieldGroup(Vertical):
     def focus_field(self, name: str) -> None:
         found = self.query(f"#{self.wid(name)}")
         if found:
-            found.first().focus()
+            focus_now(found.first())

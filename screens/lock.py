@@ -28,6 +28,7 @@ from textual.widgets import Input, Label, LoadingIndicator, Static
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
+from .typeahead import WardInput, hold_keys, release_keys
 from .ward import Ward
 
 
@@ -66,9 +67,9 @@ class LockScreen(ModalScreen[Ward]):
             yield Static(t("lock.kept"), id="lock-kept")
             with Grid(id="lock-grid"):
                 yield Label(pad(labels[0], width))
-                yield Input(value=self.ward.user, id="user", disabled=True)
+                yield WardInput(value=self.ward.user, id="user", disabled=True)
                 yield Label(pad(labels[1], width))
-                yield Input(password=True, id="password")
+                yield WardInput(password=True, id="password")
             yield LoadingIndicator(id="busy")
             yield Static("", id="lock-message")
         yield WardFooter()
@@ -99,6 +100,7 @@ class LockScreen(ModalScreen[Ward]):
         if not password:
             self.show_message(t("login.need_password"))
             return
+        hold_keys(self, "unlock")  # keys typed behind the Enter belong to the screen underneath
         self.set_busy(True)
         self.unlock(user, password)
 
@@ -123,9 +125,14 @@ class LockScreen(ModalScreen[Ward]):
         except Exception as exc:
             self.app.call_from_thread(self._failed, message_of(exc))
             return
-        self.app.call_from_thread(self.dismiss, result)
+        self.app.call_from_thread(self._unlocked, result)
+
+    def _unlocked(self, ward: Ward) -> None:
+        self.dismiss(ward)
+        release_keys(self, "unlock")
 
     def _failed(self, message: str) -> None:
+        release_keys(self, "unlock", drop=True)
         self.set_busy(False)
         self.show_message(message)
         password = self.query_one("#password", Input)

@@ -24,6 +24,7 @@ from wardcrf.site import Site
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
+from .typeahead import WardInput, hold_keys, release_keys
 from .ward import Ward
 
 WARM_UP = (
@@ -61,9 +62,9 @@ class LoginScreen(Screen[Ward]):
             yield Static(t("login.title"), id="login-title")
             with Grid(id="login-grid"):
                 yield Label(pad(labels[0], width))
-                yield Input(value=self.initial_user, id="user", placeholder=t("login.user_hint"))
+                yield WardInput(value=self.initial_user, id="user", placeholder=t("login.user_hint"))
                 yield Label(pad(labels[1], width))
-                yield Input(password=True, id="password", placeholder=t("login.password_hint"))
+                yield WardInput(password=True, id="password", placeholder=t("login.password_hint"))
             yield LoadingIndicator(id="busy")
             yield Static("", id="login-message")
             yield Static(t("login.help"), id="login-help")
@@ -109,6 +110,9 @@ class LoginScreen(Screen[Ward]):
         if not password:
             self.show_message(t("login.need_password"))
             return
+        # Keys typed behind this Enter belong to the screen after the sign-in (or to
+        # nobody, if it is refused): they wait for the answer.
+        hold_keys(self, "sign-in")
         self.set_busy(True)
         self.unlock(user, password)
 
@@ -129,9 +133,14 @@ class LoginScreen(Screen[Ward]):
         except Exception as exc:  # every failure becomes one line on the screen
             self.app.call_from_thread(self._failed, message_of(exc))
             return
-        self.app.call_from_thread(self.dismiss, Ward(self.site, session))
+        self.app.call_from_thread(self._signed_in, Ward(self.site, session))
+
+    def _signed_in(self, ward: Ward) -> None:
+        self.dismiss(ward)
+        release_keys(self, "sign-in")  # they go to the next screen once it is built
 
     def _failed(self, message: str) -> None:
+        release_keys(self, "sign-in", drop=True)  # typed for a screen that will not come
         self.set_busy(False)
         self.show_message(message)
         password = self.query_one("#password", Input)

@@ -37,6 +37,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import t
 from .photo_view import PhotoImage, decode, human_size
+from .typeahead import WardInput
 from .ward import Ward
 
 PHOTO_ENDINGS = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif"})
@@ -126,7 +127,7 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
                         t("photo.col_name"), t("photo.col_size"), t("photo.col_time"), ""
                     )[3]
                     yield table
-                    yield Input(
+                    yield WardInput(
                         value=str(self.browse_root), id="browse-path", classes="-hidden", compact=True
                     )
                 with Vertical(id="picker-right"):

@@ -17,6 +17,7 @@ from textual.widgets import Input, Static
 
 from .footer import WardFooter
 from .i18n import t
+from .typeahead import WardInput
 
 MIN_REASON = 3
 
@@ -39,7 +40,7 @@ class ReasonDialog(ModalScreen[str | None]):
             for line in self.changes:
                 yield Static(line, classes="change")
             yield Static(t("reason.prompt"))
-            yield Input(id="reason", placeholder=t("reason.hint"))
+            yield WardInput(id="reason", placeholder=t("reason.hint"))
             yield Static("", id="reason-message", classes="refusal")
         yield WardFooter()
 

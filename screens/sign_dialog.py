@@ -23,6 +23,7 @@ from textual.widgets import Input, Label, LoadingIndicator, Static
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
+from .typeahead import WardInput
 
 SignFn = Callable[[str, str], Any]
 """sign(signer, password) -> the signature event (raises a WardError to refuse)."""
@@ -57,9 +58,9 @@ class SignatureDialog(ModalScreen[Any]):
             )
             with Grid(classes="dialog-grid"):
                 yield Label(pad(labels[0], width))
-                yield Input(value=self.signer, id="sig-signer", disabled=not self.signer_editable)
+                yield WardInput(value=self.signer, id="sig-signer", disabled=not self.signer_editable)
                 yield Label(pad(labels[1], width))
-                yield Input(password=True, id="sig-password")
+                yield WardInput(password=True, id="sig-password")
             yield Static(t("sign.declaration"), classes="muted")
             yield LoadingIndicator(id="sig-busy")
             yield Static("", id="sig-message", classes="refusal")

@@ -34,6 +34,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar, sync_label
+from .typeahead import WardInput
 from .ward import Ward
 
 PUSH_OPTIONS: dict[str, Any] = {"attempts": 2, "backoff": 0.5, "connect_timeout": 5.0, "timeout": 60.0}
@@ -372,7 +373,7 @@ class PathDialog(ModalScreen[Path | None]):
             )
             with Grid(classes="dialog-grid"):
                 yield Label(pad(label, label_width([label])))
-                yield Input(value=str(self.start or ""), id="path")
+                yield WardInput(value=str(self.start or ""), id="path")
             yield DirectoryTree(self._root(), id="path-tree")
             yield Static(t("sync_path.hint_folder") if folder else t("sync_path.hint_file"), classes="muted")
             yield Static("", id="path-message", classes="refusal")
@@ -440,9 +441,9 @@ class AnswerDialog(ModalScreen[str | None]):
             with Grid(classes="dialog-grid"):
                 if self.amend:
                     yield Label(pad(labels[1], width))
-                    yield Input(id="answer-value")
+                    yield WardInput(id="answer-value")
                 yield Label(pad(labels[0], width))
-                yield Input(id="answer-text")
+                yield WardInput(id="answer-text")
             yield Static(
                 t("sync_answer.hint_amend") if self.amend else t("sync_answer.hint_comment"), classes="muted"
             )

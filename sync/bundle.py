@@ -23,9 +23,12 @@ import re
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from datetime import datetime
+from typing import Annotated, Any, BinaryIO, Literal
 
-from wardcrf import canonical
+import msgspec
+
+from wardcrf import canonical, eventbodies
 from wardcrf.errors import Refused
 from wardcrf.eventlog import EVENT_KEYS, Event
 
@@ -45,6 +48,30 @@ _EVIDENCE_EVENT = '"type":"coldchain.logger_imported"'
 _RECEIPT_FORM = '"form":"coldchain.receipt"'
 _REF_RE = re.compile(r"sha256:([0-9a-f]{64})")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of a bundle an importer reads before refusing it (docs/sync.md, "Limits").
+
+    Each is far above what wardcrf writes (`sync export` cuts bundles at
+    100 MB) and low enough that one hostile file cannot exhaust the hub.
+    """
+
+    bundle_bytes: int = 512 * 1024 * 1024
+    """A `.tar.age` file or HTTP push body (`hub serve --max-body-mb` has the same default)."""
+    members: int = 100_000
+    """Members of the archive (each photo and logger file is one)."""
+    manifest_bytes: int = 1024 * 1024
+    sums_bytes: int = 16 * 1024 * 1024
+    """SHA256SUMS and its signature."""
+    event_line_bytes: int = 8 * 1024 * 1024
+    """One event line (a protocol file travels inside one)."""
+    events: int = 1_000_000
+    """Event lines in one bundle."""
+
+
+LIMITS = Limits()
 
 
 def bundle_name(site: str, device: str, bundle_seq: int) -> str:
@@ -68,10 +95,15 @@ def photo_refs(lines: list[str]) -> list[str]:
             for m in _REF_RE.finditer(line):
                 seen.setdefault(m.group(1), None)
         if '"type":"photo.imported"' in line:
-            digest = (json.loads(line).get("body") or {}).get("sha256")
+            digest = _dict(json.loads(line).get("body")).get("sha256")
             if isinstance(digest, str) and _HEX64.match(digest):
                 seen.setdefault(digest, None)
     return list(seen)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` if it is an object, else an empty one (a line's body as a reference search sees it)."""
+    return value if isinstance(value, dict) else {}
 
 
 def evidence_refs(lines: list[str]) -> dict[str, str]:
@@ -87,8 +119,8 @@ def evidence_refs(lines: list[str]) -> dict[str, str]:
     for line in lines:
         if _EVIDENCE_EVENT not in line and _RECEIPT_FORM not in line:
             continue
-        body = json.loads(line).get("body") or {}
-        found = body if _EVIDENCE_EVENT in line else ((body.get("data") or {}).get("logger") or {})
+        body = _dict(json.loads(line).get("body"))
+        found = body if _EVIDENCE_EVENT in line else _dict(_dict(body.get("data")).get("logger"))
         digest, name = found.get("sha256"), found.get("name")
         if isinstance(digest, str) and _HEX64.match(digest) and isinstance(name, str):
             seen.setdefault(digest, name)
@@ -413,6 +445,7 @@ class Signer:
     site: str
     sign_public: str
     key_id: str
+    kind: str = "ward"  # what the registry says it is: what its events may be (`wardcrf.authority`)
 
 
 @dataclass
@@ -439,6 +472,37 @@ class Verified:
     @property
     def bundle_seq(self) -> int:
         return int(self.manifest["bundle_seq"])
+
+
+class _Range(msgspec.Struct):
+    first: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    last: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    count: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+
+
+_Hex64 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+_Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+
+
+class Manifest(msgspec.Struct, kw_only=True):
+    """`manifest.json` of wardbundle/1, typed (unknown keys allowed: later additions)."""
+
+    format: Literal["wardbundle/1"]
+    site: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    device: _Id
+    key_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-F]{16}$")]
+    bundle_seq: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    prev_manifest: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?$")]
+    events: _Range
+    chain_first_prev: _Hex64
+    chain_last: _Hex64
+    created: datetime
+    recipients: list[Annotated[str, msgspec.Meta(max_length=200)]]
+    photos: list[_Hex64] = []
+    evidence: list[_Hex64] = []
+    protocol: dict[str, Annotated[str, msgspec.Meta(max_length=200)]] | None = None
+    kind: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    to: _Id | None = None
 
 
 def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
@@ -506,9 +570,13 @@ def read_archive(plain: bytes, what: str, offsets: dict[str, int] | None = None)
     """
     if not plain:
         raise Refused(f"{what}: archive is empty")
+    infos: list[tarfile.TarInfo] = []
     try:
         with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as tar:
-            infos = tar.getmembers()
+            while (info := tar.next()) is not None:
+                infos.append(info)
+                if len(infos) > LIMITS.members:
+                    raise Refused(f"{what}: the archive has more than {LIMITS.members} members")
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise Refused(f"{what}: archive is truncated or not a tar file ({exc})") from None
     members: dict[str, Any] = {}
@@ -595,6 +663,8 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
         head = '{"prev":"' + prev + '",'
         if not line.startswith(head):
             raise Refused(f"{what}: chain broken at line {n}: prev is not the previous event's hash")
+        if len(line) > LIMITS.event_line_bytes:
+            raise Refused(f"{what}: event line {n} is larger than {LIMITS.event_line_bytes} bytes")
         try:
             obj = loads(line)
             fields = dict(obj)
@@ -602,12 +672,21 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
             # The canonical spelling (`canonical.event_line`), with NaN and
             # Infinity already refused by the decoder.
             canon = line == head + encode(fields)[1:]
+        except RecursionError:
+            raise Refused(f"{what}: event line {n} is nested too deeply to read") from None
         except (ValueError, TypeError, KeyError):
             canon = False
         if not canon:
             raise Refused(f"{what}: event line {n} is not canonical JSON")
         if obj.keys() != _EVENT_KEYS:
             raise Refused(f"{what}: event line {n} has missing or unknown keys")
+        problem = eventbodies.check_envelope(obj) or eventbodies.check_body(obj["type"], obj["body"] or {})
+        if problem:
+            t = obj["type"]
+            named = (
+                t if isinstance(t, str) and t in eventbodies.BODIES else repr(str(t)[:40])
+            )  # never raw to a terminal
+            raise Refused(f"{what}: event line {n} ({named}): {problem}")
         if obj["seq"] != seq:
             raise Refused(f"{what}: event line {n} has seq {obj['seq']}, expected {seq}")
         if obj["device"] != device or obj["site"] != site:
@@ -647,6 +726,20 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
     return events
 
 
+def check_manifest(m: dict[str, Any]) -> str | None:
+    """None if a manifest has every key of wardbundle/1 with its type (`Manifest`); else what is wrong."""
+    import msgspec
+
+    try:
+        parsed = msgspec.convert(m, Manifest)
+    except msgspec.ValidationError as exc:
+        return str(exc).replace("`$.", "`").replace("`$`", "the manifest")
+    ev = parsed.events
+    if ev.last < ev.first or ev.count != ev.last - ev.first + 1:
+        return f"event range {ev.first}-{ev.last} does not hold {ev.count} events"
+    return None
+
+
 def verify(
     cipher: bytes,
     outer_sig: bytes,
@@ -666,6 +759,8 @@ def verify(
     """
     if not cipher:
         raise Refused(f"{what}: file is empty")
+    if len(cipher) > LIMITS.bundle_bytes:
+        raise Refused(f"{what}: the bundle is larger than {LIMITS.bundle_bytes // (1024 * 1024)} MiB")
     outer = signing.parse(outer_sig, f"{what} (.minisig)")
     outer_signer = (relay or lookup)(outer.key_id)
     if outer_signer is None:
@@ -676,6 +771,32 @@ def verify(
         identities,
         what,
     )
+    try:
+        return _verify_signed(plain, outer, outer_signer, lookup, what, relay is not None)
+    except SignedRefusal:
+        raise
+    except Refused as exc:
+        # Refused behind a good signature: the importer knows which device sent it.
+        raise SignedRefusal(exc.message, outer_signer) from None
+
+
+class SignedRefusal(Refused):
+    """A bundle refused after its outer signature verified: `signer` is who sent it."""
+
+    def __init__(self, message: str, signer: Signer) -> None:
+        super().__init__(message)
+        self.signer = signer
+
+
+def _verify_signed(
+    plain: bytes,
+    outer: signing.ParsedSignature,
+    outer_signer: Signer,
+    lookup: Callable[[str], Signer | None],
+    what: str,
+    relayed: bool,
+) -> Verified:
+    """`verify` once the outer signature is good and the archive decrypted."""
     report = [f"outer signature: good, key {outer_signer.key_id} (device {outer_signer.device})"]
     report.append("decrypted with the given age identity")
     offsets: dict[str, int] = {}
@@ -685,12 +806,14 @@ def verify(
             raise Refused(f"{what}: archive lacks {need}")
     report.append(f"archive: {len(members)} regular members, names whitelisted")
     signer = outer_signer
-    if relay is not None:
+    if relayed:
         inner_id = signing.parse(members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)").key_id
         found = lookup(inner_id)
         if found is None:
             raise Refused(f"{what}: archive signed by unregistered key {inner_id}")
         signer = found
+    if len(members[SUMS]) > LIMITS.sums_bytes or len(members[SUMS_SIG]) > LIMITS.sums_bytes:
+        raise Refused(f"{what}: SHA256SUMS or its signature is larger than {LIMITS.sums_bytes} bytes")
     inner = signing.verify(
         signer.sign_public, members[SUMS], members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)"
     )
@@ -705,26 +828,19 @@ def verify(
             raise Refused(f"{what}: {name} does not match its SHA-256 in SHA256SUMS (changed)")
     report.append(f"SHA256SUMS: signature good, {len(sums)} members match")
     manifest_bytes = members[MANIFEST]
+    if len(manifest_bytes) > LIMITS.manifest_bytes:
+        raise Refused(f"{what}: manifest.json is larger than {LIMITS.manifest_bytes} bytes")
     try:
         m = json.loads(manifest_bytes)
+    except RecursionError:
+        raise Refused(f"{what}: manifest.json is nested too deeply") from None
     except ValueError:
         raise Refused(f"{what}: manifest.json is not JSON") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise Refused(f"{what}: manifest format is not {FORMAT}")
-    for key in (
-        "site",
-        "device",
-        "key_id",
-        "bundle_seq",
-        "prev_manifest",
-        "events",
-        "chain_first_prev",
-        "chain_last",
-        "created",
-        "recipients",
-    ):
-        if key not in m:
-            raise Refused(f"{what}: manifest lacks {key}")
+    problem = check_manifest(m)
+    if problem:
+        raise Refused(f"{what}: manifest.json: {problem}")
     if m["device"] != signer.device or m["key_id"] != signer.key_id:
         raise Refused(f"{what}: manifest names device {m['device']} but was signed by {signer.device}")
     if signer.site and m["site"] != signer.site:
@@ -741,6 +857,8 @@ def verify(
     if not text.endswith("\n"):
         raise Refused(f"{what}: events.jsonl does not end with a newline (truncated?)")
     lines = text[:-1].split("\n")
+    if len(lines) > LIMITS.events:
+        raise Refused(f"{what}: events.jsonl holds more than {LIMITS.events} events")
     events = check_chain(lines, m, what)
     report.append(
         f"events: {len(lines)} lines, seq {m['events']['first']}-{m['events']['last']}, chain intact"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from wardcrf import eventlog, ingest
+from wardcrf import authority, eventlog, ingest
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
 from wardcrf.store import Store
@@ -270,6 +270,10 @@ def accept(
     where they sit (`wardcrf.photos.archive`); a ward stores them in its
     database, which must stand alone on a laptop.
     """
+    # Who may say what, before anything is decided or kept: a bundle carrying an
+    # event its device may not originate is refused whole (`wardcrf.authority`).
+    name = bundle_name(v.manifest["site"], v.device, v.bundle_seq)
+    authority.check_import(store, _events_of(v), v.signer.kind, name)
     outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool, on_hold, archive_photos)
     if outcome.status == "applied" and reverify is not None:
         outcome.released = _release_held(
@@ -373,6 +377,8 @@ def _accept_one(
     if row is not None:
         if row[0] == v.manifest_sha:
             return Outcome("already", dev, bseq, f"bundle {bseq} of device {dev} already applied (no change)")
+        if _holds_same_events(store, v):
+            return _replay(store, v, cipher, sig, files_dir, spool)
         return _fork(
             store,
             v,
@@ -387,15 +393,8 @@ def _accept_one(
     head_seq, head_hash = eventlog.head(store, dev)  # this transaction's appends included
     first = m["events"]["first"]
     if first <= head_seq:
-        held = store.scalar(
-            "SELECT hash FROM events WHERE device = ? AND seq = ?", (dev, m["events"]["last"])
-        )
-        if held == m["chain_last"]:
-            # Same events (the chain hash proves it) under a bundle this copy never applied.
-            raise Refused(
-                f"bundle {bseq} of device {dev}: events {first}-{m['events']['last']} are already "
-                "held here under another bundle; nothing applied"
-            )
+        if _holds_same_events(store, v):
+            return _replay(store, v, cipher, sig, files_dir, spool)
         return _fork(
             store,
             v,
@@ -431,7 +430,8 @@ def _accept_one(
         raise Refused(
             f"bundle {bseq} of device {dev} is older than the last applied ({last_seq}) and unknown here"
         )
-    if m["prev_manifest"] != last_sha:
+    continues = first == head_seq + 1 and m["chain_first_prev"] == head_hash
+    if m["prev_manifest"] != last_sha and not continues:
         return _fork(
             store,
             v,
@@ -442,7 +442,9 @@ def _accept_one(
             on_fork,
             spool,
         )
-    if first != head_seq + 1 or m["chain_first_prev"] != head_hash:
+    # (A previous manifest that differs while the event chain continues is a
+    # re-export of that bundle, recognised by content in `_holds_same_events`.)
+    if not continues:
         raise Refused(
             f"bundle {bseq} of device {dev}: broken chain (starts at event {first} after "
             f"{m['chain_first_prev'][:12]}…, this copy holds up to {head_seq} ending {head_hash[:12]}…)"
@@ -456,6 +458,63 @@ def _accept_one(
             with contextlib.suppress(OSError):
                 stale.unlink()
         return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
+
+
+def _holds_same_events(store: Store, v: Verified) -> bool:
+    """Does this copy hold exactly the bundle's events already (a replay by content)?
+
+    The chain hash of the bundle's last event commits to every event before
+    it, back to the device's first, and the bundle's own lines were checked
+    to chain from `chain_first_prev` to `chain_last`; photos and logger files
+    are exactly those the events cite. So one hash compared says the content
+    is the same, whatever the manifest's `created` or the bundle's cut.
+    """
+    ev = v.manifest["events"]
+    held = store.scalar("SELECT hash FROM events WHERE device = ? AND seq = ?", (v.device, ev["last"]))
+    return held is not None and held == v.manifest["chain_last"]
+
+
+def _replay(
+    store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path, spool: Spool | None
+) -> Outcome:
+    """A re-export of events held here: nothing changes; the ledger learns the bundle seq if it is the next.
+
+    A ward restored from a copy made before an export cuts its bundles again
+    (new `created`, maybe other sizes). Noting the next seq keeps the ledger
+    contiguous, so the ward's following bundle is not held as a gap.
+    """
+    dev, bseq, m = v.device, v.bundle_seq, v.manifest
+    ev = m["events"]
+    if bseq == last_applied(store, dev)[0] + 1:
+        path = _keep(files_dir, "applied", v, cipher, sig, spool)
+        with store.transaction():
+            store.execute(
+                "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
+                " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    dev,
+                    bseq,
+                    v.manifest_sha,
+                    ev["first"],
+                    ev["last"],
+                    m["chain_last"],
+                    str(path),
+                    iso_utc(now_utc()),
+                ),
+            )
+    return Outcome(
+        "already",
+        dev,
+        bseq,
+        f"bundle {bseq} of device {dev} holds the same events {ev['first']}-{ev['last']} this hub "
+        "already holds (a re-export); nothing changes",
+    )
+
+
+def _events_of(v: Verified) -> list[eventlog.Event]:
+    if not v.events:
+        v.events = [eventlog.Event.from_line(line) for line in v.lines]
+    return v.events
 
 
 def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False) -> Outcome:
@@ -483,7 +542,7 @@ def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False) 
                 photostore.save_original(store, digest, ext, bytes(data))
         for digest, (name, data) in sorted(v.evidence.items()):
             evidencestore.save(store, digest, name, data)
-        events = v.events or [eventlog.Event.from_line(line) for line in v.lines]
+        events = _events_of(v)
         eventlog.ingest_many(store, events)
         ingest.after_ingest(store, events)
         store.execute(
@@ -543,8 +602,8 @@ def _release_held(
                     (iso_utc(now_utc()), f"refused when released: {exc}", row[0]),
                 )
             break
-        if out.status in ("fork", "clash"):
-            break  # the same row now holds it for the coordinator (_record_held)
+        if out.status not in ("applied", "already", "held"):
+            break  # fork, clash, sequencing: the same row now holds it for the coordinator (_record_held)
         with store.transaction():
             store.execute(
                 "UPDATE sync_held SET resolved_at = ?, detail = ? WHERE id = ?",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wardcrf import devicekeys, ingest, records
-from wardcrf.errors import Refused, UsageError
+from wardcrf.errors import InternalError, Refused, UsageError, WardError
 from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 from wardcrf.store import Store
 
@@ -88,10 +88,16 @@ def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bund
     session.require("hub.manage", what="import bundles")
     require_hub(session)
     store = session.store
+    signer = devicekeys.signer(session)
     with LOCK:
         _import_pragmas(store)
-        outcome = _apply(session, cipher, sig, what)
-        return ImportResult(outcome, receipts.make(store, outcome.device))
+        try:
+            with store.transaction():  # this bundle alone, all or nothing
+                outcome = _apply(session, cipher, sig, what)
+        except Refused as exc:
+            record_refusal(session, what, exc)
+            raise
+        return ImportResult(outcome, receipts.make(store, outcome.device, signer))
 
 
 def _import_pragmas(store: Store) -> None:
@@ -101,7 +107,24 @@ def _import_pragmas(store: Store) -> None:
 
 
 def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Outcome:
-    """Verify one bundle and apply it (its own transaction, or a savepoint of the caller's)."""
+    """Verify one bundle and apply it (inside the caller's transaction or savepoint).
+
+    Anything but a refusal that escapes here is an error no check foresaw:
+    it becomes `InternalError`, a refusal of this bundle alone (the caller
+    rolls it back), so one hostile file never stops an import or a server.
+    """
+    try:
+        return _verify_and_accept(session, cipher, sig, what)
+    except WardError:
+        raise  # a refusal, or the hub's own trouble (disk full): not the bundle's fault
+    except Exception as exc:
+        raise InternalError(
+            f"{what}: refused, nothing applied: an unexpected {type(exc).__name__} while checking it "
+            f"({str(exc)[:200]}); a bug the hub's checks should have caught, please report it"
+        ) from exc
+
+
+def _verify_and_accept(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Outcome:
     store = session.store
     # The bundle goes to disk (kept if applied or held) while it is verified.
     spool = engine.Spool(files_dir(session), cipher, sig) if cipher else None
@@ -145,21 +168,53 @@ def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Out
                 },
             )
 
-        return engine.accept(
-            store,
-            v,
-            cipher,
-            sig,
-            files_dir(session),
-            on_fork=on_fork,
-            reverify=reverify,
-            spool=spool,
-            on_hold=on_hold,
-            archive_photos=True,
-        )
+        try:
+            return engine.accept(
+                store,
+                v,
+                cipher,
+                sig,
+                files_dir(session),
+                on_fork=on_fork,
+                reverify=reverify,
+                spool=spool,
+                on_hold=on_hold,
+                archive_photos=True,
+            )
+        except bundle.SignedRefusal:
+            raise
+        except Refused as exc:
+            raise bundle.SignedRefusal(exc.message, v.signer) from None
     finally:
         if spool is not None:
             spool.discard()
+
+
+def record_refusal(session: Session, what: str, exc: Refused) -> None:
+    """Keep the hub's record of a refused bundle: a `sync.bundle_refused` event (what, why, which device).
+
+    Only for a bundle whose outer signature verified with a registered key
+    (`bundle.SignedRefusal`): a device sent it, and the coordinator must see
+    it. Bytes from nobody in particular (an unsigned or unknown-key upload to
+    `hub serve`) are refused with the same line but leave no event, or anyone
+    could grow the hub's append-only log at will. The same refusal of the
+    same file from the same device is recorded once (a ward retrying).
+    """
+    if not isinstance(exc, bundle.SignedRefusal):
+        return
+    signer, reason = exc.signer, exc.message[:2000]
+    store = session.store
+    if store.one(
+        "SELECT 1 FROM sync_refusals WHERE device = ? AND file = ? AND reason = ?",
+        (signer.device, what, reason),
+    ):
+        return
+    with store.transaction():
+        session.append(
+            type="sync.bundle_refused",
+            subject=f"device:{signer.device}",
+            body={"file": what[:1000], "reason": reason, "device": signer.device, "site": signer.site},
+        )
 
 
 @dataclass
@@ -206,6 +261,7 @@ def import_files(
                 f"{Path(path).name} is not a bundle (expected a .tar.age file with its .minisig beside it)"
             )
     store = session.store
+    signer = devicekeys.signer(session)
     out: list[FileImport] = []
     with LOCK:
         _import_pragmas(store)
@@ -224,11 +280,13 @@ def import_files(
                         with store.transaction():  # a savepoint: this bundle, all or nothing
                             outcome = _apply(session, cipher, sig, path.name)
                         item.result = ImportResult(outcome, None)
-                    except (Refused, UsageError) as exc:
+                    except WardError as exc:
                         item.refused = str(exc)
+                        if isinstance(exc, Refused):
+                            record_refusal(session, path.name, exc)
             for item in group:
                 if item.result is not None:
-                    item.result.receipt = receipts.make(store, item.result.outcome.device)
+                    item.result.receipt = receipts.make(store, item.result.outcome.device, signer)
                 if on_done is not None:
                     on_done(item)
             out += group
@@ -248,14 +306,21 @@ def read_pair(path: Path) -> tuple[bytes, bytes]:
             f"{path.name} is not a bundle (expected a .tar.age file with its .minisig beside it)"
         )
     sig_path = path.with_name(path.name + ".minisig")
+    limit = bundle.LIMITS.bundle_bytes
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if size > limit:  # refused before a byte is read
+        raise Refused(f"{path.name}: the bundle is {size} bytes, larger than {limit // (1024 * 1024)} MiB")
+    try:
+        sig = sig_path.read_bytes() if sig_path.stat().st_size <= 64 * 1024 else b""
+    except OSError:
+        raise Refused(f"{path.name}: signature file {sig_path.name} is missing") from None
     try:
         cipher = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        sig = sig_path.read_bytes()
-    except OSError:
-        raise Refused(f"{path.name}: signature file {sig_path.name} is missing") from None
     return cipher, sig
 
 
@@ -290,6 +355,7 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
     """Write every pending hub bundle for a ward to a directory (USB); with `restore`,
     also the site's original bundles for a replacement laptop (in `restore/`)."""
     session.require("hub.manage", what="export hub bundles")
+    signer = devicekeys.signer(session)
     out: list[Path] = []
     if restore:
         for item in restore_list(session, ward_device):
@@ -298,11 +364,11 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
             engine.atomic_write(Path(to_dir) / "restore" / name, cipher)
             out.append(Path(to_dir) / "restore" / name)
     for row in outbound(session, ward_device):
-        name, cipher, sig = outbox.materialize(session.store, row)
+        name, cipher, sig = outbox.materialize(session.store, row, signer)
         engine.atomic_write(Path(to_dir) / (name + ".minisig"), sig)
         engine.atomic_write(Path(to_dir) / name, cipher)
         out.append(Path(to_dir) / name)
-    name, data, rsig = receipts.make(session.store, ward_device)
+    name, data, rsig = receipts.make(session.store, ward_device, signer)
     engine.atomic_write(Path(to_dir) / (name + ".minisig"), rsig)
     engine.atomic_write(Path(to_dir) / name, data)
     out.append(Path(to_dir) / name)
@@ -338,11 +404,16 @@ def status(session: Session) -> dict[str, Any]:
         "SELECT device, bundle_seq, reason, detail, received_at FROM sync_held"
         " WHERE resolved_at IS NULL ORDER BY device, bundle_seq"
     )
+    refused = store.rows(
+        "SELECT device, site, file, reason, at FROM sync_refusals ORDER BY at DESC, event_id DESC LIMIT 20"
+    )
     return {
         "devices": devs,
+        "refused": refused,
         "gaps_held": [h for h in held if h["reason"] == "gap"],
         "forks": [h for h in held if h["reason"] == "fork"],
         "clashes": [h for h in held if h["reason"] == "clash"],
+        "held_rules": [h for h in held if h["reason"] not in ("gap", "fork", "clash")],
         "conflicts": len(records.conflicts(store)),
         "reading_conflicts": len(reading_conflicts(session)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
@@ -401,6 +472,7 @@ def restore_bundle(
     the device key it learns from the hub's registry events.
     """
     store = session.store
+    signer = devicekeys.signer(session)
     with LOCK:
         dev = registry.device(store, new_device)
         row = store.one(
@@ -420,10 +492,8 @@ def restore_bundle(
             ) from None
         plain = bundle.decrypt(cipher, [_identity(store)], path.name)
         manifest = bundle.read_archive(plain, path.name)[bundle.MANIFEST]
-        keys = devicekeys.load(store, registry.own_site(store)[1])
-        assert keys is not None
         cipher = bundle.encrypt(plain, [dev["age_recipient"]])
-        comment = f"{bundle.FORMAT} file={path.name} relay={keys.device} manifest={bundle.sha256(manifest)}"
+        comment = f"{bundle.FORMAT} file={path.name} relay={signer.device} manifest={bundle.sha256(manifest)}"
         from . import signing
 
-        return path.name, cipher, signing.sign(keys.sign_secret, cipher, comment)
+        return path.name, cipher, signing.sign(signer.minisign_secret, cipher, comment)

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from wardcrf import devicekeys
 from wardcrf.canonical import dumps
 from wardcrf.clock import now_utc
+from wardcrf.devicekeys import DeviceSigner
 from wardcrf.errors import Refused
 from wardcrf.store import Store
 
@@ -144,9 +145,12 @@ def pending(store: Store, peer: str) -> list[dict[str, Any]]:
     )
 
 
-def materialize(store: Store, row: dict[str, Any]) -> tuple[str, bytes, bytes]:
-    """(file name, .tar.age bytes, .minisig bytes) of an outbox bundle, rebuilt from the database."""
-    return bundle.seal(*_sealing_inputs(store, row))
+def materialize(store: Store, row: dict[str, Any], signer: DeviceSigner) -> tuple[str, bytes, bytes]:
+    """(file name, .tar.age bytes, .minisig bytes) of an outbox bundle, rebuilt from the database.
+
+    `signer` is `devicekeys.signer(session)`: only a role that may sign has one.
+    """
+    return bundle.seal(*_sealing_inputs(store, row, signer))
 
 
 def file_name(row: dict[str, Any]) -> str:
@@ -155,18 +159,19 @@ def file_name(row: dict[str, Any]) -> str:
     return bundle.bundle_name(m["site"], m["device"], m["bundle_seq"])
 
 
-def materialize_into(store: Store, row: dict[str, Any], out: BinaryIO) -> tuple[str, bytes]:
+def materialize_into(
+    store: Store, row: dict[str, Any], signer: DeviceSigner, out: BinaryIO
+) -> tuple[str, bytes]:
     """`materialize`, streaming the .tar.age bytes into `out`; returns (file name, .minisig bytes)."""
-    return bundle.seal_into(out, *_sealing_inputs(store, row))
+    return bundle.seal_into(out, *_sealing_inputs(store, row, signer))
 
 
 def _sealing_inputs(
-    store: Store, row: dict[str, Any]
+    store: Store, row: dict[str, Any], signer: DeviceSigner
 ) -> tuple[bytes, list[str], dict[str, tuple[str, bytes]], str, dict[str, tuple[str, bytes]]]:
     device = store.scalar("SELECT device FROM site WHERE id = 1")
-    keys = devicekeys.load(store, device)
-    if keys is None:
-        raise Refused(f"device {device} has no signing keys")
+    if signer.device != device:
+        raise Refused(f"a signer for device {signer.device} cannot sign device {device}'s bundles")
     manifest = row["manifest"].encode("utf-8")
     m = json.loads(manifest)
     lines = [
@@ -181,4 +186,4 @@ def _sealing_inputs(
     photos = {d: photostore.load_original(store, d) for d in m["photos"]}
     names = bundle.evidence_refs(lines)
     evidence = {d: evidencestore.load(store, d, names.get(d, "")) for d in m.get("evidence") or []}
-    return manifest, lines, photos, keys.sign_secret, evidence
+    return manifest, lines, photos, signer.minisign_secret, evidence

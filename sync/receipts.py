@@ -4,7 +4,8 @@
      "devices": {"<device>": {"seq":N, "hash":"<chain hash>", "bundle_seq":B, "manifest":"<sha>"}},
      "held": [...], "forks": [...], "status": "active|flagged|retired"}
     (+ "clashes": [...] when the hub holds bundles of this device that would merge two
-    participants under one id)
+    participants under one id; + "held_rules": [...] when it holds bundles whose records
+    break the protocol's sequencing)
 
 Signed (prehashed minisign) by the hub key; the trusted comment binds the
 device, seq, chain hash and the SHA-256 of the JSON. A ward marks its outbox
@@ -17,9 +18,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from wardcrf import devicekeys
 from wardcrf.canonical import dumps
 from wardcrf.clock import iso_utc, now_utc
+from wardcrf.devicekeys import DeviceSigner
 from wardcrf.errors import Refused
 from wardcrf.store import Store
 
@@ -32,8 +33,11 @@ def receipt_name(site: str, device: str) -> str:
     return f"{site}-{device}-receipt.json"
 
 
-def make(store: Store, device: str) -> tuple[str, bytes, bytes]:
-    """Hub: (file name, JSON bytes, .minisig bytes) of the receipt for one ward device."""
+def make(store: Store, device: str, signer: DeviceSigner) -> tuple[str, bytes, bytes]:
+    """Hub: (file name, JSON bytes, .minisig bytes) of the receipt for one ward device.
+
+    `signer` is the hub's `devicekeys.signer(session)` (a role that may sign).
+    """
     hub_site, hub_dev = store.one("SELECT site, device FROM site WHERE id = 1") or ("", "")
     reg = store.one("SELECT site, status FROM sync_devices WHERE device = ?", (device,))
     if reg is None:
@@ -76,12 +80,15 @@ def make(store: Store, device: str) -> tuple[str, bytes, bytes]:
     clashes = [h for h in held if h["reason"] == "clash"]
     if clashes:  # only when there are any, so receipts stay as they were otherwise
         body["clashes"] = clashes
+    broken = [h for h in held if h["reason"] not in ("gap", "fork", "clash")]
+    if broken:  # bundles held because their records break the protocol's sequencing
+        body["held_rules"] = broken
     data = (dumps(body) + "\n").encode("utf-8")
     mine = devices.get(device, {"seq": 0, "hash": ""})
-    keys = devicekeys.load(store, hub_dev)
-    assert keys is not None
+    if signer.device != hub_dev:
+        raise Refused(f"a signer for device {signer.device} cannot sign hub {hub_dev}'s receipts")
     comment = f"{FORMAT} device={device} seq={mine['seq']} hash={mine['hash']} sha={bundle.sha256(data)}"
-    return receipt_name(site, device), data, signing.sign(keys.sign_secret, data, comment)
+    return receipt_name(site, device), data, signing.sign(signer.minisign_secret, data, comment)
 
 
 def verify(hub_public: str, data: bytes, sig: bytes) -> dict[str, Any]:
@@ -110,8 +117,21 @@ def record(store: Store, body: dict[str, Any]) -> str:
         own = (
             store.scalar("SELECT hash FROM events WHERE device = ? AND seq = ?", (device, seq)) if seq else ""
         )
-        if seq and own != hash_:
-            notes.append(f"the hub holds a different event {seq} for this device (fork)")
+        mine = int(store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (device,)) or 0)
+        if seq > mine:
+            # The hub holds events this database does not: the file was replaced by an
+            # older copy (or restored from an old backup). Not a fork of the hub's
+            # making; the events after `mine` exist only at the hub now.
+            notes.append(
+                f"the hub holds events 1-{seq} of this laptop but this database ends at event {mine}: "
+                f"it is an older copy (events {mine + 1}-{seq} are only at the hub); record nothing more "
+                "here and ask the coordinator (a replacement laptop restored from the hub keeps them all)"
+            )
+        elif seq and own != hash_:
+            notes.append(
+                f"the hub holds a different event {seq} for this device (fork: this laptop's log was "
+                "restored from a copy or cloned); ask the coordinator"
+            )
         elif seq:
             store.execute(
                 "UPDATE sync_outbox SET receipted_at = ? WHERE peer = ? AND last_seq <= ? AND receipted_at IS NULL",
@@ -126,7 +146,7 @@ def record(store: Store, body: dict[str, Any]) -> str:
                 f"the hub holds {len(body['forks'])} forked bundle(s) from this device: "
                 "a coordinator must resolve them"
             )
-        for c in body.get("clashes") or []:
+        for c in [*(body.get("clashes") or []), *(body.get("held_rules") or [])]:
             notes.append(f"the hub holds bundle {c['bundle_seq']} from this device unmerged: {c['detail']}")
         if body.get("status") == "flagged":
             notes.append("the hub has flagged this device")

@@ -1,5 +1,9 @@
 """Who may sign bundles, who may read them: registry events and their projections.
 
+Which device may originate each of these types (most are the hub's alone)
+is `wardcrf.authority`'s table, checked before any projector here runs; a
+body's `site` is the site a hub event is addressed to, never its author.
+
 Everything here that changes trust is an event, so the audit trail shows who
 registered which device key, which hub a ward trusts and who was added as a
 recipient (who can read the site's data). Projectors are deterministic
@@ -90,13 +94,14 @@ def hub_lookup(store: Store) -> Any:
 
     def lookup(key_id: str) -> Signer | None:
         row = store.one(
-            "SELECT device, site, sign_public, key_id, status FROM sync_devices WHERE key_id = ?", (key_id,)
+            "SELECT device, site, sign_public, key_id, status, kind FROM sync_devices WHERE key_id = ?",
+            (key_id,),
         )
         if row is None:
             return None
         if row[4] == "retired":
             raise Refused(f"device {row[0]} is retired; its bundles are no longer accepted")
-        return Signer(row[0], row[1], row[2], row[3])
+        return Signer(row[0], row[1], row[2], row[3], row[5])
 
     return lookup
 
@@ -142,6 +147,16 @@ def _held(store: Store, e: Event) -> None:
         "UPDATE sync_devices SET status = 'flagged', flag_reason = ?, updated_event = ?"
         " WHERE device = ? AND status != 'retired'",
         (f"{e.body['reason']} at bundle {e.body['bundle_seq']}", e.id, e.body["device"]),
+    )
+
+
+@projector("sync.bundle_refused")
+def _refused(store: Store, e: Event) -> None:
+    b = e.body
+    store.execute(
+        "INSERT INTO sync_refusals (event_id, device, site, bundle_seq, file, reason, at) VALUES (?,?,?,?,?,?,?)"
+        " ON CONFLICT(event_id) DO NOTHING",
+        (e.id, b.get("device"), b.get("site"), b.get("bundle_seq"), b["file"], b["reason"], e.ts),
     )
 
 
@@ -365,10 +380,17 @@ def _query_raised(store: Store, e: Event) -> None:
 
 @projector("query.answered")
 def _query_answered(store: Store, e: Event) -> None:
+    # Only a query raised to the answering device's own site (its envelope),
+    # which import has already required (`wardcrf.authority`).
     store.execute(
         "UPDATE sync_queries SET status = CASE WHEN status = 'closed' THEN 'closed' ELSE 'answered' END,"
-        " answer_event = ?, answer = ? WHERE query_id = ?",
-        (e.id, dumps({"answer": e.body["answer"], "amendment": e.body.get("amendment")}), e.body["query"]),
+        " answer_event = ?, answer = ? WHERE query_id = ? AND site = ?",
+        (
+            e.id,
+            dumps({"answer": e.body["answer"], "amendment": e.body.get("amendment")}),
+            e.body["query"],
+            e.site,
+        ),
     )
 
 

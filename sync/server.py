@@ -17,12 +17,14 @@ from wardcrf.errors import Refused, WardError
 from wardcrf.site import Session
 
 from . import engine, hub, outbox, receipts, registry
+from .bundle import LIMITS
 from .transport import SIG_HEADER
 
-MAX_BODY = 512 * 1024 * 1024
+MAX_BODY = LIMITS.bundle_bytes
+"""Largest bundle `hub serve` reads (`--max-body-mb`, default 512 MiB: five default-size bundles)."""
 
 
-def app(session: Session) -> Any:
+def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -30,6 +32,9 @@ def app(session: Session) -> Any:
     from starlette.routing import Route
 
     hub.require_hub(session)
+    from wardcrf import devicekeys
+
+    signer = devicekeys.signer(session)  # a role that may sign serves; refused here, at start-up, otherwise
     store = session.store
     site, device, _ = registry.own_site(store)
 
@@ -69,10 +74,10 @@ def app(session: Session) -> Any:
         sig_b64 = request.headers.get(SIG_HEADER)
         if not sig_b64:
             return err(400, f"missing {SIG_HEADER} header (the bundle's .minisig, base64)")
-        length = int(request.headers.get("content-length") or 0)
-        if length > MAX_BODY:
-            return err(413, "bundle larger than the hub accepts")
-        cipher = await request.body()
+        body = await _read_body(request, max_body)
+        if isinstance(body, JSONResponse):
+            return body
+        cipher = body
         try:
             sig = base64.b64decode(sig_b64, validate=True)
             status, body = await run_in_threadpool(_push, name, cipher, sig)
@@ -80,9 +85,41 @@ def app(session: Session) -> Any:
             return err(422, str(exc))
         return JSONResponse(body, status_code=status)
 
+    async def _read_body(request: Request, limit: int) -> bytes | JSONResponse:
+        """The body, read while it streams and cut off at `limit` (chunked or not).
+
+        A Content-Length over the limit is refused before a byte is read; a
+        chunked body, or one longer than it said, is refused as soon as the
+        running count passes the limit. Starlette then answers and the server
+        closes the connection rather than reading the rest.
+        """
+        too_big = (
+            f"bundle larger than the hub accepts ({limit // (1024 * 1024)} MiB, hub serve --max-body-mb)"
+        )
+
+        def refuse(status: int, message: str) -> JSONResponse:
+            # "Connection: close": the server drops the connection after answering
+            # instead of reading (and discarding) the rest of the body.
+            return JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"})
+
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return refuse(400, "Content-Length is not a number")
+            if int(declared) > limit:
+                return refuse(413, too_big)
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return refuse(413, too_big)
+            parts.append(chunk)
+        return b"".join(parts)
+
     def _receipt(dev: str) -> dict[str, str]:
         with hub.LOCK:
-            _, data, sig = receipts.make(store, dev)
+            _, data, sig = receipts.make(store, dev, signer)
         return {"data": base64.b64encode(data).decode(), "sig": base64.b64encode(sig).decode()}
 
     async def receipt(request: Request) -> JSONResponse:
@@ -112,7 +149,7 @@ def app(session: Session) -> Any:
             rows = store.rows("SELECT * FROM sync_outbox WHERE peer = ? AND bundle_seq = ?", (dev, seq))
             if not rows:
                 raise Refused(f"no hub bundle {seq} for device {dev}")
-            return outbox.materialize(store, rows[0])
+            return outbox.materialize(store, rows[0], signer)
 
     async def fetch(request: Request) -> Response:
         try:
@@ -171,7 +208,9 @@ def app(session: Session) -> Any:
     )
 
 
-def serve(session: Session, host: str, port: int) -> None:
+def serve(session: Session, host: str, port: int, *, max_body: int = MAX_BODY) -> None:
     import uvicorn
 
-    uvicorn.run(app(session), host=host, port=port, log_level="warning", timeout_keep_alive=5)
+    uvicorn.run(
+        app(session, max_body=max_body), host=host, port=port, log_level="warning", timeout_keep_alive=5
+    )

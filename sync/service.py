@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from wardcrf import devicekeys
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused, UsageError, WardError
 from wardcrf.site import Session
@@ -38,6 +39,7 @@ def hub_client(session: Session, url: str | None = None, **options: Any) -> Clie
 def push(session: Session, client: Client) -> list[str]:
     """Send the bundles the hub lacks (resumable), then apply its receipt."""
     rows = ward.prepare(session)
+    signer = devicekeys.signer(session)
     me = session.ctx.device
     hub_state = client.state(me)
     done = int(hub_state.get("bundle_seq") or 0)
@@ -45,7 +47,7 @@ def push(session: Session, client: Client) -> list[str]:
     for row in rows:
         if row["bundle_seq"] <= done:
             continue  # already at the hub (an earlier, interrupted push got this far)
-        name, cipher, sig = outbox.materialize(session.store, row)
+        name, cipher, sig = outbox.materialize(session.store, row, signer)
         res = client.push(name, cipher, sig)
         lines.append(f"{name}: {res.get('message')}")
         if res.get("status") == "fork":

@@ -79,6 +79,7 @@ def export(
         )
     before = session.store.scalar("SELECT count(*) FROM sync_outbox")
     rows = prepare(session, limit=limit)
+    signer = devicekeys.signer(session)
     result = ExportResult(new_bundles=int(session.store.scalar("SELECT count(*) FROM sync_outbox") - before))
     for i, row in enumerate(rows):
         name = outbox.file_name(row)
@@ -89,7 +90,7 @@ def export(
             # and the bundle renamed last: a final-named .tar.age always has its .minisig.
             engine.atomic_write_stream(
                 to_dir / name,
-                functools.partial(outbox.materialize_into, session.store, row),
+                functools.partial(outbox.materialize_into, session.store, row, signer),
                 lambda made: engine.atomic_write(to_dir / (made[0] + ".minisig"), made[1]),
             )
         except OSError as exc:
@@ -130,7 +131,7 @@ def hub_signer(store: Store) -> Any:
     def lookup(key_id: str) -> Signer | None:
         if key_id != hub["key_id"]:
             return None
-        return Signer(hub["device"], hub["site"], hub["sign_public"], hub["key_id"])
+        return Signer(hub["device"], hub["site"], hub["sign_public"], hub["key_id"], "hub")
 
     return lookup
 
@@ -200,7 +201,10 @@ def status(session: Session) -> dict[str, Any]:
         "SELECT seq, received_at FROM sync_receipts WHERE device = ? ORDER BY id DESC LIMIT 1", (me,)
     )
     receipted = rec[0] if rec else 0
-    pending_events = head - receipted
+    # A receipt beyond this database's head means the file is older than what it
+    # sent (copied back): nothing is pending; those events are only at the hub.
+    pending_events = max(0, head - receipted)
+    only_at_hub = max(0, receipted - head)
     pending_photos = 0
     if pending_events:
         lines = [
@@ -220,6 +224,7 @@ def status(session: Session) -> dict[str, Any]:
         "last_export": json.loads(last_export) if last_export else None,
         "last_receipt": {"seq": rec[0], "at": rec[1]} if rec else None,
         "events_pending": pending_events,
+        "events_only_at_hub": only_at_hub,
         "photos_pending": pending_photos,
         "bundles_unreceipted": len(outbox.pending(store, hub["device"])) if hub else 0,
         "hub_bundles_applied": last_hub_bundle(store),
@@ -243,7 +248,7 @@ def apply_restored(
 
     def device_lookup(key_id: str) -> Signer | None:
         row = store.one(
-            "SELECT device, site, sign_public, key_id FROM sync_devices WHERE key_id = ?", (key_id,)
+            "SELECT device, site, sign_public, key_id, kind FROM sync_devices WHERE key_id = ?", (key_id,)
         )
         return Signer(*row) if row else None
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import scratch_events  # noqa: F401  (the tests' own event types, declared for authority)
 
 from wardcrf import keyslots, users
 from wardcrf.site import Session, Site

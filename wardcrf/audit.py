@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import eventlog
+from . import appendonly, eventlog
 from .errors import UsageError
 from .site import Session
 from .store import Store
@@ -25,6 +25,7 @@ class CheckResult:
     name: str
     checked: int
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth reading, not a failure (e.g. a past repair)
 
 
 Check = Callable[[Store], CheckResult]
@@ -48,6 +49,41 @@ def _chains(store: Store) -> CheckResult:
     return CheckResult("event chains", n, [str(p) for p in problems])
 
 
+TRIGGERS = "append-only triggers"
+
+
+def _triggers(store: Store) -> CheckResult:
+    """Every append-only trigger as schema.sql defines it; earlier repairs are listed as notes."""
+    problems = [f"{d} (`wardcrf audit verify` puts it back)" for d in appendonly.damaged(store)]
+    notes = [
+        f"triggers {', '.join(t['name'] for t in e.body.get('triggers', []))} were found dropped or altered"
+        f" and restored at {e.ts} by {e.user} (event {e.id}): the database was written around wardcrf then;"
+        " the event chains say whether any event changed"
+        for e in eventlog.iter_events(store, "type = ?", ("db.triggers_restored",))
+    ]
+    return CheckResult(TRIGGERS, len(appendonly.expected()), problems, notes)
+
+
+def repair_triggers(session: Session) -> list[str]:
+    """Put back missing or altered append-only triggers, with a `db.triggers_restored` event.
+
+    Any role that may verify does it: restoring a protection is not a change
+    to the record, and the event says who found it and when.
+    """
+    store = session.store
+    with store.transaction():
+        found = appendonly.damaged(store)
+        if not found:
+            return []
+        appendonly.restore(store, found)
+        event = session.append(
+            type="db.triggers_restored",
+            subject=f"site:{session.ctx.site}",
+            body={"triggers": [{"name": d.name, "found": d.found} for d in found]},
+        ).event
+    return [f"{d}: restored now (event {event.id}); the database was written around wardcrf" for d in found]
+
+
 @dataclass
 class VerifyReport:
     results: list[CheckResult]
@@ -63,7 +99,10 @@ class VerifyReport:
     def as_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "checks": [{"name": r.name, "checked": r.checked, "problems": r.problems} for r in self.results],
+            "checks": [
+                {"name": r.name, "checked": r.checked, "problems": r.problems, "notes": r.notes}
+                for r in self.results
+            ],
         }
 
 
@@ -71,12 +110,21 @@ def verify_store(store: Store) -> VerifyReport:
     from .projections import load_all
 
     load_all()  # modules register their checks on import
-    return VerifyReport([fn(store) for _, fn in _CHECKS])
+    # The triggers last: when records were changed around wardcrf, what changed
+    # is the finding to read first; the dropped trigger is how it was done.
+    return VerifyReport([*(fn(store) for _, fn in _CHECKS), _triggers(store)])
 
 
 def verify(session: Session) -> VerifyReport:
+    """Every check on the database as found; then missing or altered triggers are put back (logged)."""
     session.require("audit.verify", what="verify the audit trail")
-    return verify_store(session.store)
+    report = verify_store(session.store)
+    repaired = repair_triggers(session)
+    if repaired:
+        for r in report.results:
+            if r.name == TRIGGERS:
+                r.problems = repaired
+    return report
 
 
 @dataclass
@@ -132,6 +180,12 @@ def _summary(e: eventlog.Event) -> tuple[str, list[dict[str, Any]]]:
         return f"{b.get('form')}: {shown}{more}", []
     if e.type == "signature.applied":
         return f"signed {b['target']} as {b['meaning']} ({b['full_name']})", []
+    if e.type == "sdv.verified":
+        return (
+            f"source-verified {b['form']} record {b['target']} ({', '.join(b['fields'])}) against "
+            f"{', '.join(b['sources'])} as {b['meaning']} ({b['full_name']})",
+            [],
+        )
     keys = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in list(b.items())[:5])
     return keys, []
 

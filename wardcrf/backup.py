@@ -5,7 +5,9 @@ copy made with SQLite's online backup API while the app may be running,
 still encrypted under the same key), ``keyslots.json`` (so any user's
 password, or the recovery key, opens it on a new laptop) and the bundles the
 site keeps under ``sync/applied/`` and ``sync/held/`` (at a hub, the
-original signed records, which also hold its photos: `photos.archive`). After writing, the
+original signed records, which also hold its photos: `photos.archive`).
+It carries no drafts: unsaved forms belong to the laptop and its users, and
+a restored laptop must not offer yesterday's half-typed forms back. After writing, the
 copy is opened, integrity-checked and its chains verified before it gets its
 final name; a pulled USB stick never leaves a half backup named as whole.
 """
@@ -24,11 +26,12 @@ from pathlib import Path
 
 import sqlcipher3
 
-from . import eventlog
+from . import eventlog, sessionkeys
 from .clock import iso_utc, now_utc
 from .errors import AuthError, Refused, StoreError, UsageError, VerificationFailed
 from .keyslots import FILENAME as SLOTS_FILENAME
 from .keyslots import KeySlots
+from .rollback import FILENAME as ROLLBACK_COUNTER
 from .site import Session, Site
 from .store import DB_FILENAME, Store, translate_error
 
@@ -106,22 +109,27 @@ def backup(session: Session, to_dir: Path) -> BackupResult:
     final = to_dir / name
     if final.exists():
         raise Refused(f"{final} already exists; wait a second and retry")
+    key = sessionkeys.database_key(session)
     try:
         with tempfile.TemporaryDirectory(dir=to_dir, prefix=".wardcrf-backup-") as tmp:
             tmp_path = Path(tmp)
             copy = tmp_path / DB_FILENAME
             target = sqlcipher3.connect(str(copy), isolation_level=None)
             try:
-                target.execute(f"PRAGMA key = \"x'{session.key.hex()}'\"")
+                target.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
                 session.store.conn.backup(target)
+                # Drafts never leave the laptop (wardcrf.drafts): the copy carries none,
+                # and their pages are zeroed, not left in the file's free space.
+                target.execute("PRAGMA secure_delete = 1")
+                target.execute("DELETE FROM drafts")
                 target.execute("PRAGMA journal_mode = DELETE")
             finally:
                 target.close()
-            events = _verify_copy(copy, session.key)
+            events = _verify_copy(copy, key)
             slots_copy = tmp_path / SLOTS_FILENAME
             shutil.copyfile(session.site.slots.path, slots_copy)
             kept = _kept_bundles(session.site.data_dir)
-            _check_kept(copy, session.key, kept)
+            _check_kept(copy, key, kept)
             partial = to_dir / (name + ".partial")
             with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
                 tar.add(copy, arcname=DB_FILENAME)
@@ -224,6 +232,7 @@ def restore(
                 data_dir / SLOTS_FILENAME,
                 data_dir / (DB_FILENAME + "-wal"),
                 data_dir / (DB_FILENAME + "-shm"),
+                data_dir / ROLLBACK_COUNTER,  # it belongs to the database it counted; made anew below
             )
             if p.exists()
         ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import projections
+from . import projections, sessionkeys
 from .projections import Difference
 from .site import Session
 
@@ -20,7 +20,7 @@ def rebuild_projections(session: Session) -> int:
 
 
 def reveal_raw_key(session: Session) -> str:
-    """The raw key in hex. Its disclosure is itself an event (who, when)."""
+    """The raw key in hex: the one place it leaves wardcrf. Its disclosure is itself an event (who, when)."""
     session.require("db.raw_key", what="print the raw database key")
     session.append(type="db.raw_key_shown", subject=f"site:{session.ctx.site}", body={})
-    return session.key.hex()
+    return sessionkeys.database_key(session).hex()

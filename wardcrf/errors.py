@@ -53,6 +53,17 @@ class PermissionDenied(Refused):
     """The signed-in user's role may not perform this action."""
 
 
+class InternalError(Refused):
+    """An input met an error nothing checked for: refused alone, as a bug to report.
+
+    The hub applies each bundle in isolation; an unexpected exception while
+    one is checked or applied rolls back that bundle only and is reported
+    with this (one line, the exception named) instead of stopping the import.
+    The schemas and checks are meant to refuse every bad input before that,
+    and the hub's fuzz test fails if this is ever raised.
+    """
+
+
 class VerificationFailed(WardError):
     """An integrity check found a problem (audit verify, photo verify, ...)."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import canonical
+from . import authority, canonical
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
 from .store import DatabaseError, IntegrityError, Store, translate_error
@@ -162,13 +162,14 @@ class DeviceContext:
     site: str
     device: str
     zone: str
+    kind: str = "ward"  # 'ward' or 'hub': what this device may originate (`authority`)
 
     @classmethod
     def load(cls, store: Store) -> DeviceContext:
-        row = store.one("SELECT site, device, zone FROM site WHERE id = 1")
+        row = store.one("SELECT site, device, zone, kind FROM site WHERE id = 1")
         if row is None:
             raise Refused("this database has no site identity (not initialised)")
-        return cls(site=row[0], device=row[1], zone=row[2])
+        return cls(site=row[0], device=row[1], zone=row[2], kind=row[3])
 
 
 def append(
@@ -185,7 +186,8 @@ def append(
     """Append one local event and update its projections, atomically.
 
     This is the only function that creates events. Raises `Refused` (and
-    saves nothing) when a projector refuses the event.
+    saves nothing) when this device or the author's role may not originate
+    the type (`authority.check_append`) or a projector refuses the event.
 
     Inside an enclosing transaction each event gets a savepoint, so a
     projector that refuses it undoes its rows and the caller may carry on.
@@ -195,6 +197,8 @@ def append(
     append skips two statements and a snapshot of the chain heads per event.
     Outside a transaction every event still commits on its own.
     """
+    authority.check_append(ctx.kind, author.role, type)
+    _check_body(type, body or {})
     warnings: list[str] = []
     fns = projectors_for(type)
     scope = store.transaction() if fns or not store.in_transaction else contextlib.nullcontext()
@@ -261,6 +265,16 @@ def append(
         )
         _write(store, event, projectors=fns)
     return AppendResult(event, warnings)
+
+
+def _check_body(type_: str, body: dict[str, Any]) -> None:
+    """This device's own events fit the schema every importer checks (`eventbodies`):
+    an event the hub would refuse is refused here, while its author can still fix it."""
+    from .eventbodies import check_body
+
+    problem = check_body(type_, body)
+    if problem:
+        raise Refused(f"{type_} not saved: {problem}")
 
 
 def ingest(store: Store, event: Event) -> None:
@@ -447,18 +461,20 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
     Catches rows edited, deleted, inserted or reordered by anyone who went
     around wardcrf (for example with the raw key and the triggers dropped):
     each line must hash to its stored hash, link to the previous hash, carry
-    consecutive seqs from 1, agree with its indexed columns, and end where the
-    chain head says it ends.
+    consecutive seqs from 1, agree with its indexed columns, sit in the log
+    order (`pos`) after its predecessor, and end where the chain head says it
+    ends.
     """
     problems: dict[str, ChainProblem] = {}
     n = 0
     cur = store.execute(
-        "SELECT id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line"
+        "SELECT id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line, pos"
         " FROM events ORDER BY device, seq"
     )
     device: str | None = None
     expect_seq = 1
     expect_prev = canonical.GENESIS
+    last_pos = 0
     sha = canonical.line_hash
     last_seq: dict[str, tuple[int, str]] = {}
     loads = json.loads
@@ -466,12 +482,14 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
         n += 1
         dev = row[1]
         if dev != device:
-            device, expect_seq, expect_prev = dev, 1, canonical.GENESIS
+            device, expect_seq, expect_prev, last_pos = dev, 1, canonical.GENESIS, 0
         if dev in problems:
             continue
         seq, line = row[2], row[11]
         what = None
-        if seq != expect_seq:
+        if row[12] < last_pos:
+            what = _out_of_order(seq)
+        elif seq != expect_seq:
             what = (
                 f"missing event(s) before this one (expected seq {expect_seq})"
                 if seq > expect_seq
@@ -502,6 +520,7 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
             continue
         expect_seq = seq + 1
         expect_prev = row[4]
+        last_pos = row[12]
         last_seq[dev] = (seq, row[4])
     for dev, seq_, hash_ in store.execute("SELECT device, seq, hash FROM chain_heads"):
         if dev in problems:
@@ -519,3 +538,25 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
         if dev not in problems and store.one("SELECT 1 FROM chain_heads WHERE device = ?", (dev,)) is None:
             problems[dev] = ChainProblem(dev, None, "device has events but no chain head")
     return n, sorted(problems.values(), key=lambda p: (p.device, p.seq or 0))
+
+
+def _out_of_order(seq: int) -> str:
+    return (
+        f"stored before seq {seq - 1} in the log order (pos): the order that rebuild, bundles and"
+        " exports follow was changed around wardcrf"
+    )
+
+
+def order_problem(store: Store) -> ChainProblem | None:
+    """The first event stored (by `pos`) before its predecessor in its own chain, if any.
+
+    `pos` is the order everything replays in (`db rebuild`, bundles, exports);
+    within one device it must follow seq. Checked before a replay, which would
+    otherwise rebuild the projections from a reordered log without a word.
+    """
+    row = store.one(
+        "SELECT device, seq FROM (SELECT device, seq, pos,"
+        " lag(pos) OVER (PARTITION BY device ORDER BY seq) AS before FROM events)"
+        " WHERE before > pos ORDER BY device, seq LIMIT 1"
+    )
+    return ChainProblem(row[0], row[1], _out_of_order(row[1])) if row else None

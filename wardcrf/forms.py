@@ -11,6 +11,7 @@ Stored representations (JSON in the event body):
     number / integer with a unit   {"value": 37.1, "unit": "C"}
     number / integer without unit  37.1 / 88
     text                           "…" (control characters removed, trimmed)
+    id (text with id = kit/lot)    "KIT-X1" (wardcrf.ids: normalised, upper case)
     choice                         the code (string or integer), never the label;
                                    a list of codes when the field is multiple
     date                           "2020-03-16"
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from . import ids
 from .clock import zone
 from .errors import ValidationFailed
 from .protocol import Field, Form
@@ -181,6 +183,12 @@ def _parse(f: Field, value: Any, ctx: Context) -> Any:
     if t == "text":
         if not isinstance(value, str):
             raise _Bad(f"{value!r} is not text")
+        if f.id_kind:
+            # Kit ids, lot numbers: one rule and one stored form everywhere (wardcrf.ids).
+            try:
+                return ids.field_rule(f).normalise(value)
+            except ids.InvalidId as exc:
+                raise _Bad(exc.message) from None
         # Scanners send tabs and carriage returns: they are never part of a value.
         text = _CONTROL_RE.sub("", value).strip()
         if f.max_length and len(text) > f.max_length:

@@ -24,6 +24,16 @@ ask an admin" to someone who typed that user's *correct* password, and
 ward laptop learns nothing about which names exist. Attempts by a
 deactivated user are kept here too and written to the log as
 ``auth.login_refused`` events at the next unlock (Part 11 §11.300(d)).
+
+A second key travels in the slots: the *signing key*, which seals the
+device's minisign secret inside the database (`devicekeys`). Only the slots
+of users whose role may sign for the device (``device.sign`` in `roles`:
+the roles that export bundles or run a hub) and the recovery slot carry it,
+wrapped under the same password-derived key as the database key. A user of
+another role (an auditor) opens the database but holds nothing that opens
+the signing secret, whatever they run on the laptop. Sites created before
+the signing key existed pass through a *transition* (`set_signing_transition`)
+until every slot that should carry it does.
 """
 
 from __future__ import annotations
@@ -142,12 +152,31 @@ def _retired_check(aad: bytes, keystream: bytes) -> bytes:
     return hashlib.sha256(b"wardcrf retired slot|" + aad + b"|" + keystream).digest()
 
 
-@dataclass(frozen=True)
-class PasswordCheck:
-    """What a user name and password open: the database key, or a retired account, or nothing."""
+@dataclass(frozen=True, repr=False)
+class Opened:
+    """What one slot opened: the database key, and the signing key when the slot carries it.
 
-    key: bytes | None = None
+    `kek` is the slot's key-encryption key, kept only while a sign-in runs so
+    that a signing wrap can be added to the slot without a second key
+    derivation (`add_signing_wrap`). Never printed (no repr).
+    """
+
+    key: bytes
+    signing: bytes | None
+    slot: str
+    kek: bytes
+
+
+@dataclass(frozen=True, repr=False)
+class PasswordCheck:
+    """What a user name and password open: a slot, or a retired account, or nothing."""
+
+    opened: Opened | None = None
     retired: bool = False
+
+    @property
+    def key(self) -> bytes | None:
+        return self.opened.key if self.opened else None
 
 
 def _kek_from_recovery(raw: bytes, salt: bytes) -> bytes:
@@ -248,7 +277,10 @@ class KeySlots:
     def usernames(self) -> list[str]:
         return sorted(k[5:] for k in self.data["slots"] if k.startswith("user:"))
 
-    def set_user_slot(self, username: str, password: str, db_key: bytes) -> None:
+    def set_user_slot(
+        self, username: str, password: str, db_key: bytes, signing_key: bytes | None = None
+    ) -> None:
+        """Wrap the database key (and the signing key, for a role that signs) under a password."""
         check_password_rules(password)
         salt = secrets.token_bytes(16)
         kek = _kek_from_password(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
@@ -264,6 +296,64 @@ class KeySlots:
             "nonce": b64e(nonce),
             "wrapped": b64e(wrapped),
         }
+        if signing_key is not None:
+            self.add_signing_wrap(name, kek, signing_key)
+
+    # -- the signing key ---------------------------------------------------------
+    def add_signing_wrap(self, slot_name: str, kek: bytes, signing_key: bytes) -> None:
+        """Let a slot carry the signing key, under the slot's own key-encryption key."""
+        nonce = secrets.token_bytes(12)
+        wrapped = AESGCM(kek).encrypt(nonce, signing_key, self._aad(slot_name) + b"|signing")
+        self.data["slots"][slot_name]["signing"] = {"nonce": b64e(nonce), "wrapped": b64e(wrapped)}
+
+    def _unwrap_signing(self, slot_name: str, kek: bytes) -> bytes | None:
+        wrap = self.data["slots"][slot_name].get("signing")
+        if not wrap:
+            return None
+        try:
+            return AESGCM(kek).decrypt(
+                b64d(wrap["nonce"]), b64d(wrap["wrapped"]), self._aad(slot_name) + b"|signing"
+            )
+        except InvalidTag:
+            return None
+
+    def carries_signing(self, slot_name: str) -> bool:
+        slot = self.data["slots"].get(slot_name)
+        return bool(slot and slot.get("signing"))
+
+    def _transition_kek(self, db_key: bytes) -> bytes:
+        info = f"wardcrf signing-key transition|{self.site}|{self.device}".encode()
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(db_key)
+
+    def set_signing_transition(self, db_key: bytes, signing_key: bytes) -> None:
+        """The signing key wrapped under the database key, while a site created before it is sealed.
+
+        Whoever holds the database key (every signed-in user) can open it, as
+        they could read the secret in clear before: it only lets the slots that
+        should carry the signing key pick it up at their owners' next sign-in.
+        Dropped as soon as every one of them does (`Site`).
+        """
+        nonce = secrets.token_bytes(12)
+        wrapped = AESGCM(self._transition_kek(db_key)).encrypt(nonce, signing_key, b"transition")
+        self.data["signing_transition"] = {"nonce": b64e(nonce), "wrapped": b64e(wrapped)}
+
+    def signing_from_transition(self, db_key: bytes) -> bytes | None:
+        wrap = self.data.get("signing_transition")
+        if not wrap:
+            return None
+        try:
+            return AESGCM(self._transition_kek(db_key)).decrypt(
+                b64d(wrap["nonce"]), b64d(wrap["wrapped"]), b"transition"
+            )
+        except InvalidTag:
+            return None
+
+    @property
+    def in_signing_transition(self) -> bool:
+        return bool(self.data.get("signing_transition"))
+
+    def drop_signing_transition(self) -> None:
+        self.data.pop("signing_transition", None)
 
     def remove_user_slot(self, username: str) -> None:
         self.data["slots"].pop(f"user:{username}", None)
@@ -309,7 +399,7 @@ class KeySlots:
         """
         live = self.data["slots"].get(f"user:{username}")
         if live is not None:
-            return PasswordCheck(key=self.unwrap_with_password(username, password))
+            return PasswordCheck(opened=self.open_with_password(username, password))
         retired = self.data["slots"].get(RETIRED_PREFIX + username)
         if retired is None:
             _kek_from_password(password, _ABSENT_SALT, SCRYPT_N, SCRYPT_R, SCRYPT_P)
@@ -323,7 +413,7 @@ class KeySlots:
             retired=hmac.compare_digest(_retired_check(self._aad(f"user:{username}"), keystream), expected)
         )
 
-    def set_recovery_slot(self, recovery_raw: bytes, db_key: bytes) -> None:
+    def set_recovery_slot(self, recovery_raw: bytes, db_key: bytes, signing_key: bytes | None = None) -> None:
         salt = secrets.token_bytes(16)
         kek = _kek_from_recovery(recovery_raw, salt)
         nonce = secrets.token_bytes(12)
@@ -334,29 +424,41 @@ class KeySlots:
             "nonce": b64e(nonce),
             "wrapped": b64e(wrapped),
         }
+        if signing_key is not None:
+            self.add_signing_wrap(RECOVERY_SLOT, kek, signing_key)
 
-    def unwrap_with_password(self, username: str, password: str) -> bytes | None:
-        """The database key, or None when the password is wrong."""
+    def open_with_password(self, username: str, password: str) -> Opened | None:
+        """What the user's slot opens, or None when the password is wrong."""
         name = f"user:{username}"
         slot = self.data["slots"].get(name)
         if slot is None:
             return None
         kek = _kek_from_password(password, b64d(slot["salt"]), int(slot["n"]), int(slot["r"]), int(slot["p"]))
         try:
-            return AESGCM(kek).decrypt(b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(name))
+            key = AESGCM(kek).decrypt(b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(name))
         except InvalidTag:
             return None
+        return Opened(key, self._unwrap_signing(name, kek), name, kek)
 
-    def unwrap_with_recovery(self, recovery_text: str) -> bytes:
+    def unwrap_with_password(self, username: str, password: str) -> bytes | None:
+        """The database key, or None when the password is wrong."""
+        opened = self.open_with_password(username, password)
+        return opened.key if opened else None
+
+    def open_recovery(self, recovery_text: str) -> Opened:
         raw = parse_recovery_key(recovery_text)
         slot = self.data["slots"].get(RECOVERY_SLOT)
         if slot is None:
             raise AuthError("this data directory has no recovery slot")
         kek = _kek_from_recovery(raw, b64d(slot["salt"]))
         try:
-            return AESGCM(kek).decrypt(b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(RECOVERY_SLOT))
+            key = AESGCM(kek).decrypt(b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(RECOVERY_SLOT))
         except InvalidTag:
             raise AuthError("recovery key does not open this data directory") from None
+        return Opened(key, self._unwrap_signing(RECOVERY_SLOT, kek), RECOVERY_SLOT, kek)
+
+    def unwrap_with_recovery(self, recovery_text: str) -> bytes:
+        return self.open_recovery(recovery_text).key
 
     # -- failed logins -----------------------------------------------------------
     def failed_count(self, username: str) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import eventlog
-from .errors import Refused
+from .errors import Refused, VerificationFailed
 from .store import Store
 
 PROJECTOR_MODULES = [
@@ -29,6 +29,7 @@ PROJECTOR_MODULES = [
     "wardcrf.coldchain.projections",
     "wardcrf.sync.registry",
     "wardcrf.coding.projection",
+    "wardcrf.sdv",
 ]
 
 PROJECTION_TABLES = [
@@ -58,8 +59,10 @@ PROJECTION_TABLES = [
     "sync_recipients",
     "sync_queries",
     "sync_decisions",
+    "sync_refusals",
     "coding_dictionaries",
     "codings",
+    "sdv_marks",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from
@@ -138,6 +141,7 @@ def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None =
 def rebuild(store: Store, on_progress: Callable[[int], None] | None = None) -> int:
     """Clear and re-derive every projection table from the log, in one transaction."""
     load_all()
+    _require_log_order(store, "nothing was rebuilt")
     with store.transaction():
         for table in existing_tables(store):
             store.execute(f"DELETE FROM [{table}]")
@@ -145,6 +149,15 @@ def rebuild(store: Store, on_progress: Callable[[int], None] | None = None) -> i
         n = replay(store, lines, on_progress)
         _derive_indexes(store, store)
         return n
+
+
+def _require_log_order(store: Store, outcome: str) -> None:
+    """Refuse to replay a log whose order (`pos`) disagrees with its chains: it would replay the wrong story."""
+    problem = eventlog.order_problem(store)
+    if problem is not None:
+        raise VerificationFailed(
+            f"the event log cannot be replayed: {problem}; {outcome} (run `wardcrf audit verify`)"
+        )
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,7 @@ def scratch_copy(store: Store) -> Store:
 
 def check(store: Store, on_progress: Callable[[int], None] | None = None) -> tuple[int, list[Difference]]:
     """Replay into a scratch copy; return (events replayed, differences, first per table)."""
+    _require_log_order(store, "nothing was compared")
     scratch = scratch_copy(store)
     try:
         with scratch.transaction():

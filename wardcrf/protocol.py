@@ -123,6 +123,13 @@ def tr(text: Text | None, lang: str = "en") -> str:
 class Choice:
     code: str | int
     label: Text
+    cdisc: str | None = None  # the CDISC submission value this code maps to (e.g. "COMPLETED")
+
+
+_TRAILING_PAREN = re.compile(r"\s*[(（]([^()（）]*)[)）]\s*$")
+_ENTRY_HINT = re.compile(
+    r"^\s*(?:user|scan|blank|event id|for |e\.g\.)|default|用户名|扫码|留空|事件编号|时必填|默认", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,12 @@ class Field:
     min_items: int = 0
     allow_future: bool = False
     applies_when: Condition | None = None  # blank when the condition fails = "not applicable" in exports
+    id_kind: str | None = None  # "kit", "lot": the value is an identifier (wardcrf.ids)
+    example: str | None = None  # an id that follows this field's pattern, quoted in messages
+    cdisc_label: str | None = None  # the CDISC test name (--TEST, <= 40 characters)
+    cdisc_cat: str | None = None  # the CDISC category (--CAT), e.g. HEMATOLOGY
+    # Reference (normal) range: one [low, high] or one per sex code ({"M": (lo, hi), ...}).
+    reference_range: dict[str, tuple[float, float]] | None = None
 
     def choice(self, code: object) -> Choice | None:
         for c in self.choices:
@@ -158,12 +171,31 @@ class Field:
     def codes(self) -> list[str | int]:
         return [c.code for c in self.choices]
 
+    def printed_label(self, lang: str = "en") -> str:
+        """The label as a document prints it: without a trailing entry hint.
+
+        Labels tell the person entering how to enter the value ("Given by
+        (user; default: you)", "Kit id (scan)", "End date (blank if ongoing)");
+        an inspector reading a casebook needs the question, not the
+        instruction. A trailing parenthesis is an entry hint when it starts
+        with user, scan, blank, event id, "for " or "e.g.", or mentions a
+        default (and the same words in Chinese); any other parenthesis
+        ("(per day)", "(WHO-UMC)") is part of the question and stays.
+        """
+        text = tr(self.label, lang)
+        m = _TRAILING_PAREN.search(text)
+        if m and _ENTRY_HINT.search(m.group(1)):
+            return text[: m.start()].rstrip()
+        return text
+
     def as_json(self, lang: str = "en") -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "label": tr(self.label, lang)}
-        for key in ("unit", "cdisc", "default", "pattern", "max_length"):
+        for key in ("unit", "cdisc", "default", "pattern", "max_length", "example"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.id_kind:
+            out["id"] = self.id_kind
         if self.help:
             out["help"] = tr(self.help, lang)
         out["required"] = self.required
@@ -216,6 +248,7 @@ class Schedule:
     route: str
     diluent: str
     skin_test_required: bool
+    frequency: str = "QD"  # CDISC dosing frequency (EXDOSFRQ)
 
 
 @dataclass(frozen=True)
@@ -231,6 +264,49 @@ class ConsentRules:
     witnesses: int
     min_photos: int
     doctor_roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Arm:
+    code: str  # ARMCD: <= 20 characters
+    label: str  # ARM: <= 200 characters
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Facts about the trial a sponsor's submission states (SDTM TS), from the `[trial]` table.
+
+    Values that are CDISC controlled terms are validated against
+    `wardcrf.cdisc` when the file is read, so a submission never carries a
+    phase or a blinding no reviewer's tool knows.
+    """
+
+    sponsor: str = ""
+    phase: str = ""
+    indication: str = ""
+    indication_type: str = ""
+    trial_types: tuple[str, ...] = ()
+    study_type: str = "INTERVENTIONAL"
+    intervention_type: str = ""
+    intervention_model: str = ""
+    blinding: str = ""
+    control: str = ""
+    randomized: bool | None = None
+    add_on: bool | None = None
+    healthy_volunteers: bool | None = None
+    sex_population: str = ""
+    countries: tuple[str, ...] = ()
+    site_countries: dict[str, str] = field(default_factory=dict)
+    planned_participants: int | None = None
+    primary_objective: str = ""
+    stopping_rule: str = ""
+    arms: tuple[Arm, ...] = ()
+
+    def country_of(self, site: str) -> str:
+        """The ISO 3166-1 alpha-3 country of a site: mapped, else the trial's only country."""
+        if site in self.site_countries:
+            return self.site_countries[site]
+        return self.countries[0] if len(self.countries) == 1 else ""
 
 
 @dataclass(frozen=True)
@@ -253,6 +329,7 @@ class Protocol:
     sha256: str
     filename: str
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # [analysis]: the stated methods
+    trial: Trial = field(default_factory=Trial)
 
     @property
     def ref(self) -> dict[str, str]:
@@ -455,6 +532,8 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
     product = r.table(data.get("product"), ("product",))
     forms = _forms(r, data)
     analysis = parse_analysis(r, data, forms)
+    _one_format_per_id(r, forms)
+    trial = _trial(r, data)
     for form_name, fields in CONTRACT.items():
         form = forms.get(form_name)
         if form is None:
@@ -492,6 +571,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
         filename=filename,
         analysis=analysis,
+        trial=trial,
     )
 
 
@@ -558,7 +638,17 @@ def _schedule(r: _Reader, data: dict[str, Any]) -> Schedule:
         route=r.get(t, "route", p, str, default=""),
         diluent=r.get(t, "diluent", p, str, default=""),
         skin_test_required=r.get(t, "skin_test_required", p, bool, default=True),
+        frequency=_frequency(r, t, p),
     )
+
+
+def _frequency(r: _Reader, t: dict[str, Any], p: tuple[str | int, ...]) -> str:
+    from . import cdisc
+
+    freq = r.get(t, "frequency", p, str, required=False, default="QD")
+    if freq not in cdisc.FREQ:
+        r.err((*p, "frequency"), f"{freq!r} is not a CDISC dosing frequency (allowed: {', '.join(cdisc.FREQ)})")
+    return str(freq)
 
 
 def _choices(r: _Reader, value: Any, path: tuple[str | int, ...]) -> tuple[Choice, ...]:
@@ -580,8 +670,20 @@ def _choices(r: _Reader, value: Any, path: tuple[str | int, ...]) -> tuple[Choic
         if str(code) in seen:
             r.err((*path, i, "code"), f"duplicate choice code {code!r}")
         seen.add(str(code))
-        out.append(Choice(code, r.text(item, "label", (*path, i))))
+        for key in item:
+            if key not in ("code", "label", "cdisc"):
+                r.err((*path, i, key), "unknown choice key (allowed: code, label, cdisc)")
+        cdisc = r.get(item, "cdisc", (*path, i), str, required=False)
+        if cdisc is not None:
+            _check_cdisc_text(r, (*path, i, "cdisc"), cdisc, 200)
+        out.append(Choice(code, r.text(item, "label", (*path, i)), cdisc))
     return tuple(out)
+
+
+def _check_cdisc_text(r: _Reader, path: tuple[str | int, ...], value: str, limit: int) -> None:
+    """SAS transport files carry ASCII only: a CDISC value must be printable ASCII within `limit`."""
+    if not value or len(value) > limit or not all(" " <= ch <= "~" for ch in value):
+        r.err(path, f"must be 1-{limit} printable ASCII characters (SAS transport v5 holds no other)")
 
 
 _FIELD_KEYS = {
@@ -602,7 +704,16 @@ _FIELD_KEYS = {
     "min_items",
     "allow_future",
     "applies_when",
+    "id",
+    "example",
+    "cdisc_label",
+    "cdisc_cat",
+    "reference_range",
 }
+
+# Contract fields that hold identifiers, whether or not the file says `id = ...`
+# (files written before the key existed must mean the same thing).
+CONTRACT_IDS: dict[tuple[str, str], str] = {("dose", "kit_id"): "kit", ("dose", "lot"): "lot"}
 
 
 def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
@@ -673,6 +784,8 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
             re.compile(pattern)
         except re.error as exc:
             r.err((*p, "pattern"), f"not a valid regular expression: {exc}")
+            pattern = None
+    id_kind, example = _id_field(r, spec, p, ftype, pattern)
     default = spec.get("default")
     if default is not None and ftype in ("date", "datetime") and default not in ("today", "now"):
         r.err((*p, "default"), 'date and datetime defaults are "today" or "now"')
@@ -683,6 +796,15 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
         and not any(str(c.code) == str(default) for c in choices)
     ):
         r.err((*p, "default"), f"default {default!r} is not one of the choice codes")
+    cdisc_name = r.get(spec, "cdisc", p, str, required=False)
+    if cdisc_name and cdisc_name.startswith("SUPP"):
+        # A supplemental qualifier: QNAM <= 8 characters and a QLABEL <= 40 (SAS transport v5).
+        if not re.match(r"^SUPP[A-Z]{2}\.[A-Z][A-Z0-9]{0,7}$", cdisc_name):
+            r.err((*p, "cdisc"), "a supplemental qualifier is SUPP<domain>.<QNAM>, QNAM 1-8 letters/digits")
+        en = spec.get("label", {}).get("en") if isinstance(spec.get("label"), dict) else spec.get("label")
+        qlabel = spec.get("cdisc_label") or en
+        if not isinstance(qlabel, str) or len(qlabel) > 40:
+            r.err((*p, "cdisc_label"), "a supplemental qualifier needs a label of at most 40 characters")
     return Field(
         name=name,
         type=ftype,
@@ -694,7 +816,7 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
         soft=soft,
         choices=choices,
         multiple=bool(r.get(spec, "multiple", p, bool, required=False, default=False)),
-        cdisc=r.get(spec, "cdisc", p, str, required=False),
+        cdisc=cdisc_name,
         default=default,
         computed=bool(r.get(spec, "computed", p, bool, required=False, default=False)),
         pattern=pattern,
@@ -704,7 +826,185 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
         applies_when=parse_condition(r, spec["applies_when"], (*p, "applies_when"))
         if spec.get("applies_when") is not None
         else None,
+        id_kind=id_kind,
+        example=example,
+        cdisc_label=_cdisc_text_key(r, spec, "cdisc_label", p, 40),
+        cdisc_cat=_cdisc_text_key(r, spec, "cdisc_cat", p, 40),
+        reference_range=_reference_range(r, spec, p, ftype),
     )
+
+
+def _cdisc_text_key(r: _Reader, spec: dict[str, Any], key: str, p: tuple[str | int, ...], limit: int) -> str | None:
+    value = r.get(spec, key, p, str, required=False)
+    if value is not None:
+        _check_cdisc_text(r, (*p, key), value, limit)
+    return value
+
+
+def _reference_range(
+    r: _Reader, spec: dict[str, Any], p: tuple[str | int, ...], ftype: str
+) -> dict[str, tuple[float, float]] | None:
+    """`reference_range = [lo, hi]` or `{ M = [lo, hi], F = [lo, hi] }` (number fields only)."""
+    value = spec.get("reference_range")
+    if value is None:
+        return None
+    if ftype not in ("number", "integer"):
+        r.err((*p, "reference_range"), f"reference ranges apply to number and integer fields, not {ftype}")
+        return None
+    if isinstance(value, list):
+        rng = r.range_(spec, "reference_range", p)
+        return {"": rng} if rng else None
+    if not isinstance(value, dict) or not value:
+        r.err((*p, "reference_range"), "must be [low, high] or a table per sex, e.g. { M = [..], F = [..] }")
+        return None
+    out: dict[str, tuple[float, float]] = {}
+    for sex in value:
+        rng = r.range_(value, sex, (*p, "reference_range"))
+        if rng:
+            out[str(sex)] = rng
+    return out or None
+
+
+def _trial(r: _Reader, data: dict[str, Any]) -> Trial:
+    """The optional `[trial]` table: what a sponsor's Trial Summary (SDTM TS) states."""
+    from . import cdisc
+
+    t = r.table(data.get("trial"), ("trial",), required=False)
+    if not t:
+        return Trial()
+    p: tuple[str | int, ...] = ("trial",)
+    allowed = {
+        "sponsor": None,
+        "phase": cdisc.TPHASE,
+        "indication": None,
+        "indication_type": cdisc.TINDTP,
+        "study_type": cdisc.STYPE,
+        "intervention_type": cdisc.INTTYPE,
+        "intervention_model": cdisc.INTMODEL,
+        "blinding": cdisc.TBLIND,
+        "control": cdisc.TCNTRL,
+        "sex_population": cdisc.SEXPOP,
+        "primary_objective": None,
+        "stopping_rule": None,
+    }
+    known = {*allowed, "trial_types", "randomized", "add_on", "healthy_volunteers", "countries"}
+    known |= {"site_countries", "planned_participants", "arms"}
+    for key in t:
+        if key not in known:
+            r.err((*p, key), f"unknown trial key (allowed: {', '.join(sorted(known))})")
+    texts: dict[str, str] = {}
+    for key, terms in allowed.items():
+        value = r.get(t, key, p, str, required=key in ("sponsor", "phase", "indication"), default="")
+        if value and terms is not None and value not in terms:
+            r.err((*p, key), f"{value!r} is not a CDISC term here (allowed: {', '.join(terms)})")
+        elif value:
+            _check_cdisc_text(r, (*p, key), value, 200)
+        texts[key] = value or ""
+    types = r.get(t, "trial_types", p, list, required=False, default=[])
+    for i, v in enumerate(types):
+        if v not in cdisc.TTYPE:
+            r.err((*p, "trial_types", i), f"{v!r} is not a CDISC trial type (allowed: {', '.join(cdisc.TTYPE)})")
+    countries = r.get(t, "countries", p, list, required=True, default=[])
+    for i, c in enumerate(countries):
+        if not isinstance(c, str) or not re.match(cdisc.COUNTRY_PATTERN, c):
+            r.err((*p, "countries", i), f"{c!r} is not an ISO 3166-1 alpha-3 code (e.g. CHN)")
+    site_countries = r.table(t.get("site_countries"), (*p, "site_countries"), required=False)
+    for site, c in site_countries.items():
+        if not isinstance(c, str) or c not in countries:
+            r.err((*p, "site_countries", site), f"{c!r} must be one of trial.countries ({', '.join(map(str, countries))})")
+    planned = r.get(t, "planned_participants", p, int, required=False)
+    if planned is not None and planned < 1:
+        r.err((*p, "planned_participants"), "must be 1 or more")
+    arms: list[Arm] = []
+    for i, a in enumerate(r.get(t, "arms", p, list, required=False, default=[])):
+        if not isinstance(a, dict):
+            r.err((*p, "arms", i), "must be a table { code = ..., label = ... }")
+            continue
+        code, label = a.get("code"), a.get("label")
+        if not isinstance(code, str) or not re.match(r"^[A-Z0-9_]{1,20}$", code):
+            r.err((*p, "arms", i, "code"), "ARMCD: 1-20 upper-case letters, digits or '_'")
+        elif not isinstance(label, str):
+            r.err((*p, "arms", i, "label"), "missing (the ARM description)")
+        else:
+            _check_cdisc_text(r, (*p, "arms", i, "label"), label, 200)
+            arms.append(Arm(code, label))
+    flags = {k: r.get(t, k, p, bool, required=False) for k in ("randomized", "add_on", "healthy_volunteers")}
+    return Trial(
+        sponsor=texts["sponsor"],
+        phase=texts["phase"],
+        indication=texts["indication"],
+        indication_type=texts["indication_type"],
+        trial_types=tuple(str(x) for x in types),
+        study_type=texts["study_type"] or "INTERVENTIONAL",
+        intervention_type=texts["intervention_type"],
+        intervention_model=texts["intervention_model"],
+        blinding=texts["blinding"],
+        control=texts["control"],
+        randomized=flags["randomized"],
+        add_on=flags["add_on"],
+        healthy_volunteers=flags["healthy_volunteers"],
+        sex_population=texts["sex_population"],
+        countries=tuple(str(c) for c in countries),
+        site_countries={str(k): str(v) for k, v in site_countries.items()},
+        planned_participants=planned,
+        primary_objective=texts["primary_objective"],
+        stopping_rule=texts["stopping_rule"],
+        arms=tuple(arms),
+    )
+
+
+def _id_field(
+    r: _Reader, spec: dict[str, Any], p: tuple[str | int, ...], ftype: str, pattern: str | None
+) -> tuple[str | None, str | None]:
+    """(id kind, example) of a field: declared with `id = "kit"`, or implied by `CONTRACT_IDS`.
+
+    An id field's value is normalised and checked by `wardcrf.ids`; its
+    `pattern` narrows that rule for this trial (matched ignoring case against
+    the normalised id) and its `example` must follow both.
+    """
+    from . import ids
+
+    implied = CONTRACT_IDS.get((str(p[1]), str(p[-1]))) if len(p) == 4 and ftype == "text" else None
+    declared = r.get(spec, "id", p, str, required=False)
+    id_kind = declared or implied
+    if declared is not None:
+        if declared not in ids.DECLARABLE:
+            r.err((*p, "id"), f"unknown id kind {declared!r} (allowed: {', '.join(ids.DECLARABLE)})")
+            return None, None
+        if implied and declared != implied:
+            r.err((*p, "id"), f"must be {implied!r}: the workflow reads this field as a {implied} id")
+            return None, None
+        if ftype != "text":
+            r.err((*p, "id"), f"ids are text fields, not {ftype}")
+            return None, None
+    example = r.get(spec, "example", p, str, required=False)
+    if example is not None:
+        if id_kind is None:
+            r.err((*p, "example"), 'an example applies to id fields (id = "kit" or "lot")')
+            return id_kind, None
+        fmt = re.compile(pattern, re.IGNORECASE) if pattern else None
+        try:
+            ids.Rule(ids.kind(id_kind), fmt, None).normalise(example)
+        except ids.InvalidId as exc:
+            r.err((*p, "example"), f"the example does not follow the field's rule: {exc.message}")
+            example = None
+    return id_kind, example
+
+
+def _one_format_per_id(r: _Reader, forms: dict[str, Form]) -> None:
+    """One product, one label format: every field capturing a kind of id narrows it the same way."""
+    seen: dict[str, tuple[str, str | None]] = {}
+    for form in forms.values():
+        for f in form.fields.values():
+            if not f.id_kind:
+                continue
+            where = f"forms.{form.name}.fields.{f.name}"
+            first = seen.setdefault(f.id_kind, (where, f.pattern))
+            if first[1] != f.pattern:
+                r.err(
+                    ("forms", form.name, "fields", f.name, "pattern"),
+                    f"differs from the {f.id_kind} id pattern of {first[0]}: one format per kind of id",
+                )
 
 
 _CACHE: dict[str, Protocol] = {}

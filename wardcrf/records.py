@@ -196,9 +196,16 @@ def _run_hooks(store: Store, event_id: str, rec: RecordState | None = None) -> N
     `rec`, when the caller has just written the row, is that state (saves
     re-reading and re-parsing the row for every submission a hub ingests).
     """
-    rec = rec if rec is not None else load(store, event_id)
     if rec is None:
-        return
+        rec = load(store, event_id)
+        if rec is None:
+            return
+        # After an amendment: the hooks index fields by name, and data they cannot
+        # read (a time amended into a list) is refused here, not a crash inside a
+        # hook. A submission's data was checked with its event (`eventbodies`).
+        from .eventbodies import require_form_data
+
+        require_form_data(event_id, rec.form, rec.data)
     for hook in _FORM_HOOKS.get(rec.form, []):
         hook(store, rec)
     for hook in _RECORD_HOOKS:

@@ -2,14 +2,15 @@
 
 This table is the authority: domain services call `require` before they
 act, so the CLI and the TUI can only *ask*; hiding a button is a courtesy,
-not the control. Auditors read and verify, never write.
+not the control. Auditors read and verify, never write. Monitors read and
+mark source-data verification (`sdv.mark`), never enter or change data.
 """
 
 from __future__ import annotations
 
 from .errors import PermissionDenied
 
-ROLES = ("admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor", "coder")
+ROLES = ("admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor", "monitor", "coder")
 
 ROLE_LABELS = {
     "admin": "site administrator",
@@ -18,7 +19,8 @@ ROLE_LABELS = {
     "investigator": "investigator",
     "dsmg": "DSMG member",
     "coordinator": "trial coordinator",
-    "auditor": "auditor / monitor (read-only)",
+    "auditor": "auditor (read-only)",
+    "monitor": "clinical monitor (source-data verification)",
     "coder": "medical coder (MedDRA, WHODrug)",
 }
 
@@ -36,6 +38,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "db.raw_key": frozenset({"admin"}),
     "db.backup": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "db.restore": frozenset({"admin"}),
+    "db.accept_rollback": frozenset({"admin"}),
     "db.rebuild": frozenset({"admin"}),
     "protocol.load": frozenset({"admin", "investigator"}),
     # clinical data capture
@@ -48,9 +51,16 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "signature.sign": frozenset({"clinician", "investigator", "pharmacist", "dsmg", "coordinator", "admin"}),
     "casebook.signoff": frozenset({"investigator"}),
     "dsmg.decide": frozenset({"dsmg"}),
+    # drafts of forms not saved yet (wardcrf.drafts): everyone who fills in forms keeps their own
+    "draft.keep": frozenset({"clinician", "pharmacist", "investigator", "dsmg", "coordinator", "admin"}),
+    "draft.manage": frozenset({"admin"}),
+    # source-data verification: the monitor's e-signature "verified" (wardcrf.sdv); never data entry
+    "sdv.mark": frozenset({"monitor"}),
     # photos
     "photo.import": frozenset({"clinician", "investigator", "pharmacist", "coordinator"}),
-    "photo.export": frozenset({"clinician", "investigator", "pharmacist", "coordinator", "auditor", "admin"}),
+    "photo.export": frozenset(
+        {"clinician", "investigator", "pharmacist", "coordinator", "auditor", "monitor", "admin"}
+    ),
     # cold chain
     "coldchain.record": frozenset({"pharmacist", "clinician", "investigator"}),
     "coldchain.disposition": frozenset({"pharmacist", "investigator"}),
@@ -59,13 +69,16 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "sync.export": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "sync.configure": frozenset({"admin", "coordinator"}),
     "hub.manage": frozenset({"admin", "coordinator"}),
+    # Holding the device's signing key (`devicekeys`): exactly the roles that export
+    # bundles or run a hub. Whose key slot carries the key follows this row.
+    "device.sign": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "query.raise": frozenset({"coordinator"}),
     # medical coding: a coder assigns dictionary codes to verbatim terms; the
     # dictionary (licensed distribution files) is loaded by a coder or admin
     "coding.code": frozenset({"coder"}),
     "coding.dictionary": frozenset({"coder", "admin"}),
     # exports that leave encryption behind
-    "export.data": frozenset({"admin", "coordinator", "investigator", "auditor"}),
+    "export.data": frozenset({"admin", "coordinator", "investigator", "auditor", "monitor"}),
     "export.plaintext": frozenset({"admin", "coordinator"}),
 }
 

@@ -17,11 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, roles
+from . import eventlog, roles, rollback, sessionkeys
 from .clock import iso_utc, now_utc, zone
-from .errors import AuthError, PermissionDenied, UsageError
+from .errors import AuthError, PermissionDenied, Refused, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
-from .keyslots import LOCKOUT_AFTER, KeySlots, check_password_rules, format_recovery_key, new_database_key
+from .keyslots import (
+    LOCKOUT_AFTER,
+    KeySlots,
+    Opened,
+    check_password_rules,
+    format_recovery_key,
+    new_database_key,
+)
 from .store import Store, db_path
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -50,9 +57,13 @@ class InitResult:
     device: str
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
-    """A signed-in user on an unlocked store. Passed to every service."""
+    """A signed-in user on an unlocked store. Passed to every service.
+
+    It carries no key: what the sign-in unlocked is held beside it
+    (`sessionkeys`) and used only by the services that need it.
+    """
 
     site: Site
     store: Store
@@ -60,7 +71,6 @@ class Session:
     user: str
     role: str
     full_name: str
-    key: bytes = field(repr=False, default=b"")
     warnings: list[str] = field(default_factory=list)
     protocol: dict[str, str] | None = None
 
@@ -78,6 +88,7 @@ class Session:
         return result
 
     def close(self) -> None:
+        sessionkeys.forget(self)
         self.store.close()
 
 
@@ -123,23 +134,27 @@ class Site:
             raise UsageError(f"cannot create data directory {data_dir}: {exc.strerror}") from None
         device = eventlog.new_device_id()
         key = new_database_key()
+        from . import devicekeys
+
+        signing_key = devicekeys.new_signing_key()
         recovery_raw = os.urandom(32)
         slots = KeySlots.create(data_dir, site=site, device=device)
-        slots.set_user_slot(admin, password, key)
-        slots.set_recovery_slot(recovery_raw, key)
+        slots.set_user_slot(admin, password, key, signing_key)  # an admin may sign (device.sign)
+        slots.set_recovery_slot(recovery_raw, key, signing_key)
         store = None
         try:
             store = Store(db_path(data_dir), key)
             store.migrate()
+            rollback.attach(store, rollback.Counter.of(data_dir, key, site, device))
             with store.transaction():
                 store.execute(
                     "INSERT INTO site (id, site, device, device_name, kind, zone, created_at)"
                     " VALUES (1, ?, ?, ?, ?, ?, ?)",
                     (site, device, device_name, kind, zone_name, iso_utc(now_utc())),
                 )
-                from . import devicekeys, users
+                from . import users
 
-                devicekeys.create(store, device)
+                devicekeys.create(store, device, signing_key)
                 ctx = DeviceContext.load(store)
                 author = Author(user=admin, role="admin")
                 eventlog.append(
@@ -191,13 +206,17 @@ class Site:
             raise UsageError(f"{data_dir} has key slots but no database {db_path(data_dir).name}")
         return cls(data_dir, slots)
 
-    def unlock(self, username: str, password: str) -> Session:
+    def unlock(self, username: str, password: str, *, accept_rollback: str | None = None) -> Session:
         """Authenticate and open the store. Failed attempts count toward lockout.
 
         A wrong password and an unknown name get the same answer (a stranger at
         a shared ward laptop learns no user names). Only the *right* password
         of a deactivated user, which proves who is typing, is told that the
         account is deactivated; that attempt is logged, not counted as a failure.
+
+        A database older than this laptop's record of it is refused
+        (`rollback.RollbackDetected`) unless an admin signs in with
+        `accept_rollback` set to the reason for keeping it.
         """
         username = username.strip()
         with self.slots.locked():
@@ -207,31 +226,39 @@ class Site:
                     " an admin must unlock it"
                 )
             check = self.slots.check_password(username, password)
-            key = check.key
+            opened = check.opened
             count = 0
             if check.retired:
                 self.slots.record_refused(username, iso_utc(now_utc()), "deactivated")
-            elif key is None:
+            elif opened is None:
                 count = self.slots.record_failure(username, iso_utc(now_utc()))
         # Raised after the `locked()` block so the failure count is saved
         # (the block only writes the file when it ends without an exception).
         if check.retired:
             raise AuthError(deactivated_message(username))
-        if key is None:
+        if opened is None:
             left = LOCKOUT_AFTER - count
             if left <= 0:
                 raise AuthError(f"wrong user name or password; account {username} is now locked")
             raise AuthError(f"wrong user name or password ({left} attempt(s) left before lockout)")
-        session = self._session(key, username)
+        session = self._session(opened.key, username, opened=opened, accept_rollback=accept_rollback)
         with self.slots.locked():
             self.slots.clear_failures(username)
         return session
 
     def unlock_key(self, key: bytes) -> Store:
-        """Open the store with an already-unwrapped key (recovery, restore)."""
+        """Open the store with an already-unwrapped key (recovery, restore, and every sign-in)."""
         store = Store(self.db_path, key)
-        store.migrate()
+        try:
+            store.migrate()
+            rollback.attach(store, self._counter(key))
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def _counter(self, key: bytes) -> rollback.Counter:
+        return rollback.Counter.of(self.data_dir, key, self.slots.site, self.slots.device)
 
     def reopen(self, session: Session) -> Session:
         """A second connection for the same signed-in user, without asking the password again.
@@ -240,12 +267,20 @@ class Site:
         its own connection keeps long network waits from holding the one the
         screens use. Same user, same role, same permission checks.
         """
-        if not session.key:
-            raise AuthError("this session cannot be reopened (no key): sign in again")
-        return self._session(session.key, session.user)
+        key = sessionkeys.database_key(session)
+        return self._session(key, session.user, signing=sessionkeys.signing_key(session))
 
-    def _session(self, key: bytes, username: str) -> Session:
-        from . import users
+    def _session(
+        self,
+        key: bytes,
+        username: str,
+        *,
+        opened: Opened | None = None,
+        signing: bytes | None = None,
+        accept_rollback: str | None = None,
+    ) -> Session:
+        """Open the store for `username`; `opened` is what their slot gave (a sign-in), or None (reopen)."""
+        from . import devicekeys, users
 
         store = self.unlock_key(key)
         try:
@@ -265,15 +300,58 @@ class Site:
                     f"account {username} is locked after {LOCKOUT_AFTER} failed logins;"
                     " an admin must unlock it"
                 )
-            session = Session(self, store, ctx, username, user["role"], user["full_name"], key=key)
+            session = Session(self, store, ctx, username, user["role"], user["full_name"])
+            # The signing key only for a role that may sign (a slot of another role never carries it).
+            sessionkeys.hold(
+                session, key, signing if roles.allowed(user["role"], devicekeys.SIGN_ACTION) else None
+            )
             from .protocol_ref import active_protocol_ref
 
             session.protocol = active_protocol_ref(store)
+            # Before anything is written: a rolled-back database is refused untouched.
+            self._check_rollback(session, key, accept_rollback)
             self._flush_failures(session)
+            devicekeys.settle_signing_key(session, opened)
             return session
         except BaseException:
             store.close()
             raise
+
+    def _check_rollback(self, session: Session, key: bytes, accept: str | None) -> None:
+        """Compare the database's write counter with the file beside the key slots (`rollback`)."""
+        counter = self._counter(key)
+        st = rollback.status(session.store, counter)
+        if accept is not None:
+            if not st.rolled_back:
+                raise Refused(
+                    "there is no rollback to accept: this database is the newest this laptop has seen"
+                )
+            session.require("db.accept_rollback", what="accept an older database")
+            if not accept.strip():
+                raise UsageError("accepting an older database needs a reason (--reason)")
+            session.append(
+                type="db.rollback_accepted",
+                subject=f"site:{session.ctx.site}",
+                body={"recorded": st.recorded, "database": st.database},
+                reason=accept.strip(),
+            )
+            counter.write(rollback.database_value(session.store), lower=True)
+        elif st.rolled_back:
+            assert st.recorded is not None
+            raise rollback.RollbackDetected(st.recorded, st.database, self.db_path)
+        elif st.recorded is None and st.database > 0:
+            # Deleted, or not this database's (no slot verifies): made again, and said so.
+            session.append(
+                type="db.rollback_counter_reset",
+                subject=f"site:{session.ctx.site}",
+                body={"database": st.database},
+            )
+            session.warnings.append(
+                f"the rollback counter beside the key slots ({rollback.FILENAME}) was missing or not this"
+                " database's; it is made again now, and a rollback before now cannot be detected"
+            )
+        elif st.recorded is None or st.recorded < st.database:
+            counter.write(st.database)  # first use, or catching up after a crash between commit and file
 
     def _flush_failures(self, session: Session) -> None:
         """Write failed and refused attempts counted while the database was closed into the log.
@@ -292,7 +370,7 @@ class Site:
                 if (row := users.get(session.store, name)) is not None and not row["active"]
             ]
             for name in stale:
-                self.slots.retire_user_slot(name, session.key)
+                self.slots.retire_user_slot(name, sessionkeys.database_key(session))
             if not pending and not refused:
                 return
             with session.store.transaction():

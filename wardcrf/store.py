@@ -151,7 +151,11 @@ class Store:
         # A stack of snapshots so a rolled-back savepoint forgets its heads.
         self.pending_heads: dict[str, tuple[int, str, str]] = {}
         self._heads_stack: list[dict[str, tuple[int, str, str]]] = []
+        # Hooks of the outermost transaction: just before its COMMIT (inside it),
+        # and just after it succeeded (the rollback counter's file, `rollback`).
         self.before_commit: list[Any] = []
+        self.after_commit: list[Any] = []
+        self.changes_at_begin = 0
 
     @classmethod
     def memory(cls) -> Store:
@@ -185,6 +189,7 @@ class Store:
         try:
             if depth == 0:
                 conn.execute("BEGIN IMMEDIATE")
+                self.changes_at_begin = conn.total_changes
             else:
                 conn.execute(f"SAVEPOINT sp{depth}")
         except (sqlcipher3.DatabaseError, OSError) as exc:
@@ -219,6 +224,9 @@ class Store:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
             raise translate_error(exc, self.path) from exc
+        if depth == 0:
+            for hook in self.after_commit:
+                hook(self)
 
     @property
     def in_transaction(self) -> bool:

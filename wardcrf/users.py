@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import roles
+from . import roles, sessionkeys
 from .errors import Refused, UsageError
 from .eventlog import Author, DeviceContext, Event, append, projector
 from .keyslots import LOCKOUT_AFTER, check_password_rules
@@ -71,8 +71,24 @@ def add_user(session: Session, username: str, full_name: str, role: str, passwor
         # The slot is written inside the transaction: if saving it fails, the
         # event rolls back and no half-created user remains.
         with session.site.slots.locked():
-            session.site.slots.set_user_slot(username, password, session.key)
+            session.site.slots.set_user_slot(
+                username, password, sessionkeys.database_key(session), signing_key_for(session, role)
+            )
     return event
+
+
+def signing_key_for(session: Session, role: str) -> bytes | None:
+    """The signing key to wrap into a slot of `role`: the granting session's, only for a role that signs.
+
+    On a site still being sealed (`devicekeys.settle_signing_key`) an admin
+    may not hold it yet; the transition wrap has it then.
+    """
+    if not roles.allowed(role, "device.sign"):
+        return None
+    key = sessionkeys.signing_key(session)
+    if key is None:
+        key = session.site.slots.signing_from_transition(sessionkeys.database_key(session))
+    return key
 
 
 def check_password_change(session: Session, username: str) -> None:
@@ -96,8 +112,11 @@ def change_password(session: Session, username: str, new_password: str) -> Event
             subject=f"user:{username}",
             body={"username": username, "by_admin": username != session.user},
         ).event
+        role = str((get(session.store, username) or {}).get("role", ""))
         with session.site.slots.locked():
-            session.site.slots.set_user_slot(username, new_password, session.key)
+            session.site.slots.set_user_slot(
+                username, new_password, sessionkeys.database_key(session), signing_key_for(session, role)
+            )
     return event
 
 
@@ -124,7 +143,7 @@ def deactivate(session: Session, username: str, reason: str) -> Event:
             reason=reason.strip(),
         ).event
         with session.site.slots.locked():
-            session.site.slots.retire_user_slot(username, session.key)
+            session.site.slots.retire_user_slot(username, sessionkeys.database_key(session))
             session.site.slots.clear_failures(username)
     return event
 

@@ -310,7 +310,7 @@ async def test_unknown_kit_is_refused_at_the_scan(app_for, site, tmp_path):
         kits = pilot.app.screen.query_one("#cc-kits", EntryList)
         await scan(pilot, kits, "K 1")
         assert kits.entries == []
-        assert "is invalid" in str(kits.query_one(".entry-problem", Static).content)
+        assert "contains a space, which is not allowed" in str(kits.query_one(".entry-problem", Static).content)
 
 
 # -- readings and logger import ----------------------------------------------------------------

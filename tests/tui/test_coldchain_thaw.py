@@ -102,7 +102,7 @@ async def test_thaw_refusals_are_the_domains_and_keep_what_was_typed(app_for, si
         screen = await open_thaw(pilot)
         # not a kit id: refused at the scan, the focus stays for the next scan
         await pilot.press(*"K 1", "enter")
-        await until(pilot, lambda: "is invalid" in text(app, "#cc-form-message"))
+        await until(pilot, lambda: "kit id 'K 1' contains a space" in text(app, "#cc-form-message"))
         assert screen.focused is screen.query_one("#cc-kit", Input)
         # an unknown kit
         fill(screen, kit="K999", start="2020-03-16 08:42", reconstitution="saline")

@@ -98,7 +98,11 @@ async def test_main_path_records_the_whole_visit(dose_app, dose_site):
         status = _text(app, "#kit-status")
         assert "✓ Kit KIT-A1 (lot LOT-A)" in status
         assert app.screen.query_one("#dose-field-lot", Input).value == "LOT-A"  # from the kit
-        assert app.screen.focused is app.screen.query_one("#dose-field-lot")  # Enter moved on
+        # Issue 14 (finding 6): not to the lot the scan filled; the product is complete
+        # (particles and volume are the protocol's, pre-filled), so the scan field keeps it.
+        assert app.screen.query_one("#dose-field-particles", Input).value == "2.0e8"
+        assert app.screen.query_one("#dose-field-volume", Input).value == "6"
+        assert app.screen.focused is app.screen.query_one("#kit-scan")
         await _type(pilot, "dose-field-particles", "2.0e8")
         await _type(pilot, "dose-field-volume", "6")
         await _next(pilot)

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -44,32 +43,23 @@ def test_dose_wizard_in_the_real_app(tmp_path: Path) -> None:
         term.wait_for("Step 1/6")
         term.scan("KIT-E2E-0001\r")
         term.wait_for("custody complete")  # checked at once; the lot is filled from the kit
-        term.keys("Tab")
-        term.type("2.0e8")
-        term.keys("Tab")
-        term.type("6")
+        # Particles and volume are the protocol's, pre-filled; each step's first field to
+        # type in takes the focus at once (issue 14: no pause needed before typing).
         term.keys("C-n")
         term.wait_for("Step 2/6")
-        time.sleep(1)  # a person looks at the new step before typing (its first field takes the focus)
-        term.keys("Tab")  # from the time (stamped when leaving the step) to the temperature
         for value in ("36.8", "88", "20", "95"):
             term.type(value)
             term.keys("Tab")
         term.keys("C-n")
         term.wait_for("Step 3/6")
-        time.sleep(1)  # a person looks at the new step before typing (its first field takes the focus)
-        term.keys("Tab")
-        term.keys("C-t")  # the inhalation ends now
+        term.keys("C-t")  # the inhalation ends now (the focus is on its end)
         term.keys("C-n")
         term.wait_for("Step 4/6")
-        time.sleep(1)  # a person looks at the new step before typing (its first field takes the focus)
-        term.keys("Tab")
         for value in ("36.9", "86", "19", "97"):
             term.type(value)
             term.keys("Tab")
         term.keys("C-n")
         term.wait_for("Step 5/6")
-        time.sleep(1)  # a person looks at the new step before typing (its first field takes the focus)
         term.keys("Enter")  # None (the first event on the list)
         term.keys("C-n")
         term.wait_for("No deviation: dose 3 starts inside its window")

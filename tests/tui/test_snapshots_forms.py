@@ -69,7 +69,7 @@ def test_photo_picker_preview(snap_compare, app_for, site, tmp_path, monkeypatch
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 def test_audit_photo_panel(snap_compare, app_for, site, tmp_path, session_for, size):
     pid, shas = consent_with_two_pages(site, tmp_path)
-    _tamper(session_for("clinician"), shas[1])
+    _tamper(session_for("clinician"), shas[1], cover_tracks=True)
     app = app_for("auditor")
 
     async def open_panel(pilot):

@@ -14,7 +14,7 @@ from wardcrf.screens.sync_screen import AnswerDialog, PathDialog, SyncScreen
 from wardcrf.site import Site
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
-from synckit import HubServer, card_of, connect, free_port, make_hub, open_
+from synckit import HubServer, card_of, connect, free_port, make_hub, open_, serve_process
 
 
 def _text(app, selector: str) -> str:
@@ -185,6 +185,7 @@ async def test_pull_brings_a_query_that_is_answered_and_pushed_back(app_for, sit
 
 
 async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_for, site, tmp_path):
+    from hub_delivery import deliver
     from wardcrf.screens.reason_dialog import ReasonDialog
     from wardcrf.sync import registry
 
@@ -195,10 +196,11 @@ async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_fo
             "SELECT event_id FROM records WHERE form = 'screening' AND subject = ?", (f"participant:{pid}",)
         )
         # The query as the hub's bundle projects it on the ward (same projector).
-        admin.append(
-            type="query.raised",
+        deliver(
+            admin,
+            "query.raised",
+            {"site": "WUH01", "target_event": target, "field": "sex", "question": "Sex per source?"},
             subject="site:WUH01",
-            body={"site": "WUH01", "target_event": target, "field": "sex", "question": "Sex per source?"},
         )
     finally:
         admin.close()
@@ -237,25 +239,8 @@ async def test_background_sync_goes_offline_then_syncs_when_the_hub_answers(app_
         assert "⇅ offline" in str(app.screen.query_one(StatusBar).content)
         server = HubServer.__new__(HubServer)
         try:
-            import subprocess
-
             server.port, server.url = port, f"http://127.0.0.1:{port}"
-            server.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from wardcrf.cli import main; main()",
-                    "hub",
-                    "serve",
-                    "--data-dir",
-                    str(hub_site.data_dir),
-                    "--port",
-                    str(port),
-                ],
-                env={**__import__("os").environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": PASSWORD},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
+            server.proc = serve_process(hub_site.data_dir, port)
             server.wait_ready()
             for _ in range(300):  # bounded: backoff is at most 0.4 s here
                 await pilot.pause(0.05)

@@ -104,3 +104,51 @@ def enroll(site, tmp_path, *, enrolled_on: str = "2020-03-15") -> str:
         return pid
     finally:
         s.close()
+
+
+def key_event(key: str):
+    """A key press as Textual's driver makes it ("a", "tab", "-", "ctrl+n")."""
+    import unicodedata
+
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+    if len(key) == 1 and not key.isalnum():
+        key = _character_to_key(key)
+    original = REPLACED_KEYS.get(key, key)
+    try:
+        char = unicodedata.lookup(_get_unicode_name_from_key(original))
+    except KeyError:
+        char = key if len(key) == 1 else None
+    return events.Key(key, char)
+
+
+async def burst(pilot, *keys: str) -> None:
+    """Every key posted before the app looks at the first, then wait until all have run.
+
+    What a barcode scanner, a fast typist or a busy laptop does: the terminal
+    delivers the keys together. (`pilot.press` waits for the app to be idle
+    between keys, which hides type-ahead faults.)
+    """
+    app = pilot.app
+    for key in keys:
+        event = key_event(key)
+        event.set_sender(app)
+        app.post_message(event)
+    await keys_run(pilot)
+
+
+async def keys_run(pilot) -> None:
+    """Wait until every key typed has run (and what it started has settled)."""
+    import asyncio
+
+    queue = getattr(pilot.app, "keys", None)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 60  # a bound for a broken app, not a timing: the loop waits on the queue
+    while queue is not None and queue.waiting and loop.time() < end:
+        await pilot.pause()
+        if queue.waiting:
+            for worker in [w for w in pilot.app.workers if w.group not in INTERACTIVE and not w.is_finished]:
+                with contextlib.suppress(WorkerCancelled):
+                    await worker.wait()
+    await settle(pilot)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from wardcrf.sync import hub, registry
@@ -61,7 +64,7 @@ def add_notes(site: Site, n: int, text: str = "note") -> None:
     try:
         with s.store.transaction():
             for i in range(n):
-                s.append(type="note.added", subject="site:WUH01", body={"text": f"{text} {i}"})
+                s.append(type="note.added", subject=f"site:{s.ctx.site}", body={"text": f"{text} {i}"})
     finally:
         s.close()
 
@@ -74,33 +77,48 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+WARDCRF_MAIN = "import scratch_events; from wardcrf.cli import main; main()"
+"""`python -c` code for a `wardcrf` subprocess that knows the tests' scratch event types."""
+
+
+def subprocess_env(user: str = "admin") -> dict[str, str]:
+    """The environment for a `WARDCRF_MAIN` subprocess (finds `scratch_events`, signs in)."""
+    tests = str(Path(__file__).resolve().parents[1])
+    return {
+        **os.environ,
+        "WARDCRF_USER": user,
+        "WARDCRF_PASSWORD": PASSWORD,
+        "PYTHONPATH": os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p),
+    }
+
+
+def serve_process(hub_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """`wardcrf hub serve` on loopback in a subprocess, with the tests' scratch event types declared."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            WARDCRF_MAIN,
+            "hub",
+            "serve",
+            "--data-dir",
+            str(hub_dir),
+            "--port",
+            str(port),
+        ],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 class HubServer:
     """`wardcrf hub serve` in a subprocess on loopback; stops by itself when the test ends."""
 
     def __init__(self, hub_dir: Path) -> None:
-        import os
-        import subprocess
-        import sys
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": PASSWORD}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from wardcrf.cli import main; main()",
-                "hub",
-                "serve",
-                "--data-dir",
-                str(hub_dir),
-                "--port",
-                str(self.port),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        self.proc = serve_process(hub_dir, self.port)
         self.wait_ready()
 
     def wait_ready(self) -> None:

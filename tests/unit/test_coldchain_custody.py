@@ -376,7 +376,7 @@ def test_lot_refusals(ph):
         services.add_lot(
             ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["A", "a"], quantity=2
         )
-    with pytest.raises(UsageError, match="invalid"):
+    with pytest.raises(UsageError, match="kit id 'A B' contains a space, which is not allowed"):
         services.add_lot(ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["A B"], quantity=1)
     services.add_lot(ph, "L", product="p", expiry="2021-01-01", release_ref="r", kits=["A"], quantity=1)
     with pytest.raises(Refused, match="already registered"):

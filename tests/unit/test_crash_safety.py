@@ -7,15 +7,18 @@ import random
 import signal
 import subprocess
 import sys
-import time
 
 from conftest import PASSWORD
 
 from wardcrf import audit
 from wardcrf.site import Site
 
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 WRITER = r"""
 import sys
+sys.path.insert(0, sys.argv[4])
+import scratch_events  # the tests' scratch event types (wardcrf.authority)
 from wardcrf.site import Site
 s = Site.open(sys.argv[1]).unlock("clinician", sys.argv[2])
 print("ready", flush=True)
@@ -38,7 +41,7 @@ def test_sigkill_during_appends_loses_nothing_acknowledged(site):
     acknowledged: set[int] = set()
     for _round in range(12):
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(site.data_dir), PASSWORD, str(_round)],
+            [sys.executable, "-c", WRITER, str(site.data_dir), PASSWORD, str(_round), TESTS],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -46,7 +49,12 @@ def test_sigkill_during_appends_loses_nothing_acknowledged(site):
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.strip() == "ready", proc.stderr.read() if proc.stderr else ""
-        time.sleep(rng.uniform(0.05, 0.5))
+        # Kill after a random number of acknowledged commits (a condition, not a timer: a
+        # loaded machine writes slower, never fewer), while the writer is in its next append.
+        for _ in range(rng.randint(5, 40)):
+            line = proc.stdout.readline()
+            assert line.endswith("\n"), proc.stderr.read() if proc.stderr else "the writer stopped"
+            acknowledged.update(int(x) for x in line.split())
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
         for line in out.splitlines():

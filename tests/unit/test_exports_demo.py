@@ -111,3 +111,19 @@ def test_plain_copy_of_the_demo_site_leaves_photographs_and_keys_behind(demo, tm
         )  # metadata and hashes stay
     finally:
         con.close()
+
+
+def test_sdtm_check_is_clean_on_the_demo_site(demo_template, tmp_path):
+    """`wardcrf demo` seeds what a reviewer expects to find: the conformance check has no error."""
+    import csv
+
+    out = tmp_path / "sdtm"
+    code, stdout, err = es.run_cli(
+        demo_template, "export", "sdtm", "--out", str(out), "--check", user="coordinator"
+    )
+    assert code == 0, stdout + err
+    assert "errors: 0;" in stdout and stdout.rstrip().endswith("clean")
+    assert stdout.endswith((out / "conformance.txt").read_text())
+    with (out / "csv" / "ds.csv").open(newline="") as fh:
+        ends = [r for r in csv.DictReader(fh) if r["DSSCAT"] == "STUDY PARTICIPATION"]
+    assert len(ends) == 6 and {r["DSDECOD"] for r in ends} == {"COMPLETED"}  # the seventh is mid-course

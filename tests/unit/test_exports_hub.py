@@ -30,7 +30,7 @@ def test_hub_csv_and_sdtm_hold_both_wards(hub, tmp_path):
     assert {d["participant"][:5] for d in doses} == {"WUH01", "WUH02"}
     code, _, err = es.run_cli(hub, "export", "sdtm", "--out", str(tmp_path / "sdtm"), user="hubcoordinator")
     assert code == 0, err
-    with (tmp_path / "sdtm" / "dm.csv").open() as fh:
+    with (tmp_path / "sdtm" / "csv" / "dm.csv").open() as fh:
         dm = list(csv.DictReader(fh))
     assert sorted(r["SITEID"] for r in dm) == ["WUH01"] * 4 + ["WUH02"] * 3
 

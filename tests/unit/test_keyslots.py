@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import PASSWORD
+from insider import raw_key
 
 from wardcrf import users
 from wardcrf.errors import AuthError, Refused, UsageError
@@ -24,7 +25,7 @@ def test_recovery_key_round_trip_and_typo_tolerance():
 
 def test_keyslot_file_holds_no_secret_in_clear(site, admin):
     text = (site.data_dir / "keyslots.json").read_text()
-    assert admin.key.hex() not in text
+    assert raw_key(admin).hex() not in text
     assert PASSWORD not in text
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import photo_samples as ps
 import pytest
 import sqlcipher3
+from insider import raw_key
 from wardcrf.photos import api
 
 from wardcrf import records
@@ -89,7 +90,7 @@ def test_verify_and_audit_verify_catch_tampering(cli, site, session_for, tmp_pat
     assert cli("audit", "verify", user="auditor").code == 0
     # tamper with the stored original through the raw key, triggers dropped
     conn = sqlcipher3.connect(str(site.db_path), isolation_level=None)
-    conn.execute(f"PRAGMA key = \"x'{s.key.hex()}'\"")
+    conn.execute(f"PRAGMA key = \"x'{raw_key(s).hex()}'\"")
     conn.execute("DROP TRIGGER photo_blobs_no_update")
     conn.execute("UPDATE photo_blobs SET data = ? WHERE sha256 = ?", (ps.jpeg_bytes(seed=99), info.sha256))
     conn.close()

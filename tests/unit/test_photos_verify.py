@@ -8,6 +8,7 @@ from pathlib import Path
 import photo_samples as ps
 import pytest
 import sqlcipher3
+from insider import raw_key
 from wardcrf.photos import api
 
 from wardcrf import audit, records
@@ -17,19 +18,28 @@ from wardcrf.errors import Refused, VerificationFailed
 def _raw(session) -> sqlcipher3.Connection:
     """What an insider holding the raw database key can do, around wardcrf."""
     conn = sqlcipher3.connect(str(session.site.db_path), isolation_level=None)
-    conn.execute(f"PRAGMA key = \"x'{session.key.hex()}'\"")
+    conn.execute(f"PRAGMA key = \"x'{raw_key(session).hex()}'\"")
     return conn
 
 
-def _tamper(session, sha: str) -> None:
+def _tamper(session, sha: str, *, cover_tracks: bool = False) -> None:
+    """Flip a byte of a stored photo as an attacker with the raw key would.
+
+    `cover_tracks` puts the dropped append-only trigger back afterwards, so only the
+    photo's hash gives the change away (what a snapshot of the photo panel should show;
+    `audit verify` restoring a missing trigger is tested on its own).
+    """
     conn = _raw(session)
     try:
         with pytest.raises(sqlcipher3.DatabaseError, match="never changed"):
             conn.execute("UPDATE photo_blobs SET data = x'00' WHERE sha256 = ?", (sha,))
+        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'photo_blobs_no_update'").fetchone()[0]
         conn.execute("DROP TRIGGER photo_blobs_no_update")  # as an attacker would
         data = bytearray(conn.execute("SELECT data FROM photo_blobs WHERE sha256 = ?", (sha,)).fetchone()[0])
         data[len(data) // 2] ^= 0xFF
         conn.execute("UPDATE photo_blobs SET data = ? WHERE sha256 = ?", (bytes(data), sha))
+        if cover_tracks:
+            conn.execute(trigger)
     finally:
         conn.close()
 

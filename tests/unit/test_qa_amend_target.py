@@ -14,17 +14,18 @@ def note(admin):
     return records.submit(admin, "note", {"text": "first"}, subject="site:x")
 
 
-def test_amending_the_original_record_works(admin, note):
-    am = records.amend(admin, note.id, {"text": "second"}, "typo")
+def test_amending_the_original_record_works(session_for, note):
+    am = records.amend(session_for("clinician"), note.id, {"text": "second"}, "typo")
     assert am.amends == note.id
 
 
-def test_amending_an_amendment_names_the_original(admin, note):
-    am = records.amend(admin, note.id, {"text": "second"}, "typo")
+def test_amending_an_amendment_names_the_original(session_for, note):
+    clinician = session_for("clinician")
+    am = records.amend(clinician, note.id, {"text": "second"}, "typo")
     with pytest.raises(
         Refused, match=rf"{am.id} is an amendment of {note.id}; amend the original record {note.id}"
     ):
-        records.amend(admin, am.id, {"text": "third"}, "again")
+        records.amend(clinician, am.id, {"text": "third"}, "again")
 
 
 def test_amending_a_non_record_event_says_only_records_can_be(admin):

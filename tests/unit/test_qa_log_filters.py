@@ -41,9 +41,9 @@ def test_log_json_carries_every_value_unit_and_reason_of_a_record(admin, cli):
     assert table.code == 0 and "sysbp" not in table.out and "tympanic" not in table.out
 
 
-def test_log_json_of_an_amendment_names_the_corrected_event_and_every_change(admin, cli):
+def test_log_json_of_an_amendment_names_the_corrected_event_and_every_change(admin, session_for, cli):
     first = records.submit(admin, "qa_form", {"a": 1, "b": "x"}, subject="participant:QA-002")
-    fix = admin.append(
+    fix = session_for("clinician").append(
         type="record.amended",
         subject="participant:QA-002",
         body={"form": "qa_form", "changes": {"a": {"old": 1, "new": 2}}},

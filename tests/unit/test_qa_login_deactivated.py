@@ -13,6 +13,8 @@ import json
 import pytest
 from conftest import PASSWORD
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hub_delivery import deliver
+from insider import raw_key
 
 from wardcrf import audit, keyslots, users
 from wardcrf.errors import AuthError
@@ -60,7 +62,7 @@ def test_retired_slot_opens_nothing_and_keeps_no_key(site, admin):
     assert not slots.has_user("pharmacist") and slots.is_retired("pharmacist")
     assert slots.unwrap_with_password("pharmacist", PASSWORD) is None
     retired = slots.data["slots"]["retired:pharmacist"]
-    assert "wrapped" not in retired and admin.key.hex() not in json.dumps(slots.data)
+    assert "wrapped" not in retired and raw_key(admin).hex() not in json.dumps(slots.data)
     assert slots.check_password("pharmacist", PASSWORD).retired
     assert slots.check_password("pharmacist", PASSWORD).key is None
     assert not slots.check_password("pharmacist", "not-the-password-1").retired
@@ -95,11 +97,14 @@ def test_refused_sign_in_is_logged_and_not_a_lockout_failure(site, admin, sessio
 
 def test_user_deactivated_elsewhere_has_its_slot_retired_at_the_next_sign_in(site, admin):
     """A hub user change marks the account inactive without touching this laptop's slot file."""
-    admin.append(  # as a hub bundle delivers it (sync.registry.send_user_change on the hub)
-        type="hub.user_change",
+    deliver(  # as a hub bundle delivers it (sync.registry.send_user_change on the hub)
+        admin,
+        "hub.user_change",
+        {"site": "WUH01", "username": "coordinator", "action": "deactivate"},
         subject="user:coordinator",
-        body={"site": "WUH01", "username": "coordinator", "action": "deactivate"},
         reason="left the ward team",
+        user="admin",
+        role="admin",
     )
     assert users.get(admin.store, "coordinator")["active"] == 0
     assert KeySlots.load(site.data_dir).has_user("coordinator")

@@ -211,17 +211,19 @@ def test_audit_pdf_of_a_participant_shows_records_changes_signatures_and_photo_h
 
 
 def test_audit_pdf_prints_chinese_text_or_escapes_it_never_crashes(ward, tmp_path, monkeypatch):
-    from wardcrf.reports import audit_pdf
+    from wardcrf.reports import pdf
 
     pid = ward.cohort.participants[1]  # has an AE term in Chinese
     out = tmp_path / "cjk.pdf"
-    if audit_pdf.find_font() and audit_pdf.find_font()[1]:
+    if pdf.choose_font().cjk:
         assert (
             es.run_cli(ward.data_dir, "report", "audit", "--out", str(out), "-p", pid, user="auditor")[0] == 0
         )
         assert "吸入后咳嗽" in pdf_text(out)
     # no Unicode font at all: escaped, still a PDF with every other character
-    monkeypatch.setattr(audit_pdf, "FONT_CANDIDATES", [])
+    monkeypatch.setattr(pdf, "font_candidates", lambda: [])
+    monkeypatch.setattr(pdf, "LATIN_FALLBACK", "/nonexistent.ttf")
+    pdf._choose.cache_clear()
     out2 = tmp_path / "latin.pdf"
     code, _, err = es.run_cli(ward.data_dir, "report", "audit", "--out", str(out2), "-p", pid, user="auditor")
     assert code == 0, err
@@ -247,22 +249,19 @@ def test_audit_pdf_verifies_photos_through_the_photo_store_when_present(ward, tm
 
     from PIL import Image
 
-    from wardcrf.errors import VerificationFailed
     from wardcrf.reports import evidence
 
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, "JPEG")
     good = ward.cohort.photo_refs[0].removeprefix("sha256:")
 
-    def read_original(store, sha):
+    def checked_original(store, sha):
         if sha == good:
-            return buf.getvalue()
-        raise VerificationFailed(
-            f"photo sha256:{sha}: stored bytes do not match their hash (altered); not shown"
-        )
+            return "intact", None, buf.getvalue()
+        return "MISMATCH", f"photo sha256:{sha}: stored bytes do not match their hash (altered)", None
 
     fake = types.ModuleType("wardcrf.photos.api")
-    fake.read_original = read_original  # type: ignore[attr-defined]
+    fake.checked_original = checked_original  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "wardcrf.photos.api", fake)
     import wardcrf.photos as photos_pkg
 
@@ -270,7 +269,7 @@ def test_audit_pdf_verifies_photos_through_the_photo_store_when_present(ward, tm
     ok = evidence.check_photo(None, ward.cohort.photo_refs[0])  # type: ignore[arg-type]
     assert ok.verified is True and ok.thumbnail and ok.thumbnail[:2] == b"\xff\xd8"
     bad = evidence.check_photo(None, ward.cohort.photo_refs[1])  # type: ignore[arg-type]
-    assert bad.verified is False and bad.status.startswith("FAILED")
+    assert bad.verified is False and bad.status.startswith("MISMATCH - FAILED") and bad.word == "MISMATCH"
     out = tmp_path / "photos.pdf"
     code, _, err = es.run_cli(
         ward.data_dir, "report", "audit", "--out", str(out), "-p", ward.cohort.participants[0], user="auditor"
@@ -321,7 +320,8 @@ def test_audit_pdf_of_a_kit_follows_its_custody_records_in_order(fresh_ward, tmp
     from wardcrf.site import Site
 
     kit = fresh_ward.cohort.kits[0]
-    s = Site.open(fresh_ward.data_dir).unlock("coordinator", es.PASSWORD)
+    # A clinician records custody (a coordinator may not originate records: wardcrf.authority).
+    s = Site.open(fresh_ward.data_dir).unlock("clinician", es.PASSWORD)
     try:
         handover = records.submit(
             s,

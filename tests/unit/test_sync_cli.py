@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from synckit import PASSWORD, add_notes, connect, make_hub, make_ward, open_
+from synckit import PASSWORD, WARDCRF_MAIN, add_notes, connect, make_hub, make_ward, open_, subprocess_env
 
 from wardcrf.cli import main
 
@@ -205,7 +205,8 @@ def test_conflicting_amendments_listed_at_hub(tmp_path: Path) -> None:
     w1 = make_ward(tmp_path, "lap1")
     connect(w1, h)
     s = open_(w1)
-    rec = records.submit(s, "vitals", {"temp": 37.0}, subject="participant:WUH01-001")
+    # A record that is not a participant's (those need a signed consent first, checked at import).
+    rec = records.submit(s, "qa_vitals", {"temp": 37.0}, subject="site:WUH01")
     s.close()
     # A second laptop of the same site gets the record through the hub, then both amend it.
     w2 = make_ward(tmp_path, "lap2")
@@ -266,12 +267,12 @@ def test_hub_killed_mid_import_is_all_or_nothing(tmp_path: Path) -> None:
         s.store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (s.ctx.device,)),
     )
     s.close()
-    env = {**os.environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": PASSWORD}
+    env = subprocess_env()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "from wardcrf.cli import main; main()",
+            WARDCRF_MAIN,
             "hub",
             "import",
             str(f),

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from synckit import HubServer, add_notes, connect, free_port, make_hub, make_ward, open_
+from synckit import HubServer, add_notes, connect, free_port, make_hub, make_ward, open_, serve_process
 from wardcrf.sync import hub, registry, service, ward
 from wardcrf.sync.transport import Client, Offline
 
@@ -98,27 +98,8 @@ def test_watch_syncs_when_the_hub_comes_up(tmp_path: Path) -> None:
     try:
         assert svc.run_once() is False and svc.state.state == "offline"
         server = HubServer.__new__(HubServer)
-        import os
-        import subprocess
-        import sys
-
         server.port, server.url = port, f"http://127.0.0.1:{port}"
-        server.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from wardcrf.cli import main; main()",
-                "hub",
-                "serve",
-                "--data-dir",
-                str(h.data_dir),
-                "--port",
-                str(port),
-            ],
-            env={**os.environ, "WARDCRF_USER": "admin", "WARDCRF_PASSWORD": "test-password-1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        server.proc = serve_process(h.data_dir, port)
         try:
             t = threading.Thread(target=svc.run, kwargs={"max_rounds": 200})
             t.start()

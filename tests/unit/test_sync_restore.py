@@ -20,7 +20,8 @@ def _dead_ward(tmp_path: Path):
     w = make_ward(tmp_path)
     connect(w, h)
     s = open_(w)
-    rec = records.submit(s, "vitals", {"temp": 37.2}, subject="participant:WUH01-001")
+    # A record that is not a participant's (those need a signed consent first, checked at import).
+    rec = records.submit(s, "qa_vitals", {"temp": 37.2}, subject="site:WUH01")
     old_device = s.ctx.device
     s.close()
     add_notes(w, 5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hub_delivery import deliver
 from synckit import add_notes, connect, make_hub, make_ward, open_
 from wardcrf.sync import registry, service, ward
 from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template
@@ -104,11 +105,12 @@ def wf(session_for, tmp_path) -> Ward:
 
 def _query(wf: Ward, target: str, field: str) -> str:
     """A query as it lands on the ward when the hub's bundle is applied (same projector)."""
-    return wf.admin.append(
-        type="query.raised",
+    return deliver(
+        wf.admin,
+        "query.raised",
+        {"site": "WUH01", "target_event": target, "field": field, "question": "Sex correct?"},
         subject="site:WUH01",
-        body={"site": "WUH01", "target_event": target, "field": field, "question": "Sex correct?"},
-    ).event.id
+    ).id
 
 
 def _screening(wf: Ward) -> str:

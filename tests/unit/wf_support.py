@@ -158,11 +158,11 @@ class Ward:
         from wardcrf.coldchain import scenario, services
         from wardcrf.errors import UsageError
 
+        clin = self.clin
         try:
-            kit_id = services.scanned_id(kit)
+            kit_id = services.scanned_id(clin.store, kit)
         except UsageError:
             return
-        clin = self.clin
         if clin.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit_id,)):
             return
         signers = {u: PASSWORD for u in ("clinician", "clinician2", "investigator")}

@@ -22,12 +22,14 @@ from . import (
     coldchain_cmds,
     db_cmds,
     demo_cmds,
+    draft_cmds,
     export_cmds,
     form_cmds,
     participant_cmds,
     photo_cmds,
     protocol_cmds,
     report_cmds,
+    sdv_cmds,
     site_cmds,
     sync_cmds,
     tui_cmds,
@@ -89,10 +91,12 @@ participant_cmds.register(app)
 demo_cmds.register(app)
 app.add_typer(export_cmds.app, name="export")
 app.add_typer(report_cmds.app, name="report")
+app.add_typer(draft_cmds.app, name="draft")
 app.add_typer(coding_cmds.app, name="coding")
 coldchain_cmds.register(app, audit_cmds.app)
 sync_cmds.register(app, audit_cmds.app)
 tui_cmds.register(app)
+sdv_cmds.register(app, report_cmds.app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,8 @@ def verify(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
             console.print(f"{mark} {r.name}: {r.checked} checked")
             for p in r.problems:
                 console.print(f"    {p}", highlight=False)
+            for n in r.notes:
+                console.print(f"    note: {n}", highlight=False)
     if not report.ok:
         raise VerificationFailed(f"audit verify failed: {report.problems[0]}")
 
@@ -65,14 +67,71 @@ def log(
     if as_json:
         print_json([e.as_json() for e in entries])
         return
-    table = Table("when (local)", "who", "what", "change", "why", show_lines=False)
+    if console.width < WIDE_LOG:
+        _print_stacked(entries)
+        return
+    table = Table(show_lines=False)
+    for title in ("when (local)", "who", "what", "change", "why"):
+        # fold, never "…": a hash or a time an auditor compares must be shown whole
+        table.add_column(title, overflow="fold")
     for e in entries:
         change = "\n".join(
             f"{c['field']}: {audit.shown_value(c['old'])} → {audit.shown_value(c['new'])}" for c in e.changes
         )
-        who = f"{e.user or '—'} ({e.role})" if e.role else (e.user or "—")
-        table.add_row(e.local_time, who, f"{e.type} {e.subject or ''}\n{e.summary}", change, e.reason or "")
+        table.add_row(
+            e.local_time, _who(e), f"{e.type} {e.subject or ''}\n{e.summary}", change, e.reason or ""
+        )
     console.print(table)
+
+
+WIDE_LOG = 120
+"""Below this many columns `log` prints one block per event instead of a table.
+
+In a five-column table at 80 columns each cell is ~20 characters wide, so the
+SHA-256 the README tells auditors to compare with `sha256sum` (64 characters)
+and the local time's UTC offset were cut with "…". One block per event gives
+each line the whole width: a hash fits on its own line.
+"""
+
+
+def _who(e: audit.TrailEntry) -> str:
+    return f"{e.user or '—'} ({e.role})" if e.role else (e.user or "—")
+
+
+def _print_stacked(entries: list[audit.TrailEntry]) -> None:
+    from rich.text import Text
+
+    def out(text: str, style: str = "") -> None:
+        console.print(Text(text, style=style, overflow="fold"), highlight=False, soft_wrap=False)
+
+    for e in entries:
+        out(f"{e.local_time}  {_who(e)}", "bold")
+        out(f"  {e.type} {e.subject or ''}".rstrip())
+        # one line per body item: a 64-hex value after its key fits in 80 columns
+        for part in _summary_parts(e.summary):
+            out(f"    {part}")
+        for c in e.changes:
+            out(f"    {c['field']}: {audit.shown_value(c['old'])} → {audit.shown_value(c['new'])}")
+        if e.reason:
+            out(f"    why: {e.reason}")
+        out("")
+
+
+def _summary_parts(summary: str) -> list[str]:
+    """`a=1, b="x, y", c=[1, 2]` as one item per line (commas inside quotes or brackets stay)."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(summary):
+        if ch == '"' and (i == 0 or summary[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and ch in "[{(":
+            depth += 1
+        elif not quoted and ch in "]})":
+            depth -= 1
+        elif not quoted and depth == 0 and summary.startswith(", ", i) and "=" in summary[i + 2 : i + 40]:
+            parts.append(summary[start:i])
+            start = i + 2
+    parts.append(summary[start:])
+    return [p for p in parts if p]
 
 
 def register(root: typer.Typer) -> None:

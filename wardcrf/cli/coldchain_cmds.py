@@ -113,17 +113,20 @@ def add_lot(
     data_dir: DataDirOption = None,
 ) -> None:
     """Register a lot and its kits."""
-    ids = list(kit or [])
+    scanned = list(kit or [])
     if kits_file:
         try:
-            ids += [ln for ln in kits_file.read_text("utf-8").splitlines() if ln.strip()]
+            scanned += [ln for ln in kits_file.read_text("utf-8").splitlines() if ln.strip()]
         except OSError as exc:
             raise UsageError(f"cannot read {kits_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{kits_file} is not UTF-8 text: give a file of kit ids, one a line") from None
     with session(data_dir) as s:
         event = services.add_lot(
-            s, lot, product=product, expiry=expiry, release_ref=release_ref, kits=ids, quantity=quantity
+            s, lot, product=product, expiry=expiry, release_ref=release_ref, kits=scanned, quantity=quantity
         )
-    console.print(f"Registered lot {lot.upper()} with {len(ids)} kit(s) — event {event.id}")
+    data = event.body["data"]
+    console.print(f"Registered lot {data['lot']} with {len(data['kits'])} kit(s) — event {event.id}")
 
 
 @app.command("receive")
@@ -299,7 +302,7 @@ def thaw(
     """Record thawing and reconstitution at the bedside (by you)."""
     with session(data_dir) as s:
         event = services.record_thaw(s, kit, start=start, end=end, reconstitution=reconstitution)
-    console.print(f"Recorded thaw of {kit.upper()} — event {event.id}")
+    console.print(f"Recorded thaw of {event.body['data']['kit_id']} — event {event.id}")
 
 
 @app.command("disposition")

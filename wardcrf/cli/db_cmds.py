@@ -10,6 +10,7 @@ import typer
 from .. import backup as backups
 from .. import dbadmin
 from ..errors import VerificationFailed
+from ..site import Site
 from .common import (
     DataDirOption,
     JsonOption,
@@ -86,6 +87,26 @@ def rebuild(
         else:
             n = dbadmin.rebuild_projections(s)
             console.print(f"Projections rebuilt from {n} events.")
+
+
+@app.command("accept-rollback")
+def accept_rollback(
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why this older database is the one to keep (in the audit trail).")
+    ],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Keep a database older than this laptop's record of it (admin; logged). See docs/security.md."""
+    from .common import ask_username
+
+    site = Site.open(resolve_data_dir(data_dir))
+    s = site.unlock(ask_username(), ask_password(), accept_rollback=reason)
+    s.close()
+    console.print(
+        "Accepted: this database is now the reference on this laptop. Records written after its copy"
+        " was taken are not in it; the hub holds what it received (`wardcrf sync status`).",
+        highlight=False,
+    )
 
 
 @app.command("raw-key")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..errors import UsageError
 from .common import DataDirOption, console, resolve_data_dir
 
 
@@ -18,11 +20,22 @@ def demo(
     no_tui: Annotated[
         bool, typer.Option("--no-tui", help="Only seed the site; do not open the TUI.")
     ] = False,
+    hub_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--hub",
+            help="Also create a coordinator's hub in this new folder, fed by the demo ward's bundles.",
+        ),
+    ] = None,
 ) -> None:
     """Seed a demo site: one user per role, 7 participants shaped like the MEXCOVID cohort, a DSMG decision."""
     from ..workflow import demo as seeding
 
     target = resolve_data_dir(data_dir)
+    if hub_dir is not None and (
+        hub_dir.resolve() == target.resolve() or (hub_dir.exists() and any(hub_dir.iterdir()))
+    ):
+        raise UsageError(f"--hub {hub_dir}: give a new or empty folder, apart from the ward's")
     started = time.monotonic()
     result = seeding.seed(target, password)
     took = time.monotonic() - started
@@ -33,10 +46,20 @@ def demo(
     )
     console.print(
         "Users (password " + ("as given" if password != "demo-password" else "demo-password") + "): "
-        "admin, clinician, clinician2, pharmacist, investigator, dsmg, coordinator, auditor.",
+        "admin, clinician, clinician2, pharmacist, investigator, dsmg, coordinator, auditor, monitor.",
         highlight=False,
     )
     console.print(f"Recovery key (demo only): {result.recovery_key}", highlight=False)
+    if hub_dir is not None:
+        from ..sync import demo as hub_demo
+
+        made = hub_demo.seed_hub(target, hub_dir, password)
+        console.print(
+            f"Demo hub HUB in {hub_dir}: {made.bundles} bundle(s), {made.events} events from the ward applied. "
+            "Users: admin, coordinator, auditor, monitor (same password).",
+            highlight=False,
+        )
+        console.print(f"Hub recovery key (demo only): {made.recovery_key}", highlight=False)
     if no_tui:
         return
     import sys

@@ -13,7 +13,7 @@ import typer
 from .common import DataDirOption, JsonOption, console, err_console, print_json, session
 
 app = typer.Typer(
-    help="Export the trial's data: CSV, CDISC ODM 1.3.2, SDTM-shaped CSV, a plain SQLite copy.",
+    help="Export the trial's data: CSV, CDISC ODM 1.3.2, SDTM (XPT, Dataset-JSON, define.xml), a plain SQLite copy.",
     no_args_is_help=True,
 )
 
@@ -109,15 +109,76 @@ def odm(
 
 @app.command("sdtm")
 def sdtm(
-    out: OutDir, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="New (or empty) directory to write into.")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Run the offline conformance rules and print the report.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
-    """SDTM-shaped CSV datasets DM, DS, EX, VS, LB, AE and RS (CT score)."""
-    from ..exports.dataset import Dataset
-    from ..exports.sdtm import export_sdtm
+    """SDTMIG 3.4 datasets as XPT v5 and Dataset-JSON 1.1 with define.xml; --check runs the conformance rules.
 
-    with session(data_dir) as s, progress_bar(quiet or as_json) as p:
-        result = export_sdtm(Dataset.for_session(s), out, p)
-    _done(result, as_json, "SDTM datasets written")
+    Exit 1 when --check finds an error (pending work such as uncoded AE terms is reported, not an error).
+    """
+    from ..errors import UsageError
+    from ..exports.csv_export import prepare_dir
+    from ..exports.dataset import Dataset
+    from ..exports.sdtm import check as conformance
+    from ..exports.sdtm import package, write_package
+
+    if out is None and not check:
+        raise UsageError("give --out DIR to write the datasets, --check to check them, or both")
+    with session(data_dir) as s:
+        ds = Dataset.for_session(s)
+        if out is not None:
+            prepare_dir(out)  # refuse a used directory before any work
+        with progress_bar(quiet or as_json) as p:
+            pkg = package(ds, p)
+            result = write_package(ds, pkg, out) if out is not None else None
+    if result is not None:
+        _done(result, as_json and not check, "SDTM datasets written")
+        _warn_sdtm(result.uncoded_ae, result.transliterated)
+    if check:
+        findings = conformance.check(pkg)
+        text = conformance.report(findings, pkg)
+        if out is not None:
+            (Path(out) / "conformance.txt").write_text(text, encoding="utf-8")
+        if as_json:
+            print_json(
+                {
+                    "out": str(out) if out else None,
+                    "clean": not any(f.severity == "error" for f in findings),
+                    "findings": [f.__dict__ for f in findings],
+                }
+            )
+        else:
+            sys.stdout.write(text)
+        if result is None:
+            _warn_sdtm(pkg.uncoded_ae, pkg.changes)
+        if any(f.severity == "error" for f in findings):
+            raise typer.Exit(1)
+
+
+def _warn_sdtm(uncoded: int, changes: list[Any]) -> None:
+    """Say on stderr, loudly, what a reviewer must know: uncoded terms and every transliteration."""
+    if uncoded:
+        err_console.print(
+            f"[bold yellow]uncoded: {uncoded}[/] adverse event term(s) have no MedDRA coding: AEDECOD is "
+            "empty for them until a coder codes them (`wardcrf coding`)",
+            highlight=False,
+        )
+    for c in changes[:20]:
+        err_console.print(
+            f"[yellow]{c.rule}:[/] {c.dataset} {c.usubjid} seq {c.seq} {c.variable}: "
+            f"{c.original!r} -> {c.written!r}",
+            highlight=False,
+            markup=True,
+        )
+    if len(changes) > 20:
+        err_console.print(f"... and {len(changes) - 20} more (transliterations.csv)", highlight=False)
 
 
 @app.command("sqlite")

@@ -64,8 +64,11 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One participant: state, doses given and due, deviations, open AEs, AE forms expected, particles, sign-off."""
+    from .. import sdv
+
     with session(data_dir) as s:
         info = workflow.show(s, participant)
+        info["sdv"] = sdv.overview(s, participant=info["id"])["totals"]
     if as_json:
         print_json(info)
         return
@@ -114,6 +117,15 @@ def _print_summary(info: dict[str, Any]) -> None:
         f"sign-off: {so['state']}" + (f" — {so['manifestation']}" if "manifestation" in so else ""),
         highlight=False,
     )
+    v = info.get("sdv")
+    if v:
+        changed = v["changed since verified"]
+        console.print(
+            f"source data: {v['verified']} of {v['records']} records verified, {v['partly verified']} partly"
+            + (f", [bold red]{changed} changed since verified[/]" if changed else "")
+            + " (`wardcrf report sdv -p ID`)",
+            highlight=False,
+        )
 
 
 def today(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:

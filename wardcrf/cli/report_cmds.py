@@ -109,15 +109,31 @@ def safety(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataD
 
 @app.command("audit")
 def audit_pdf(
-    out: Annotated[Path, typer.Option("--out", "-o", help="PDF file to write (must not exist yet).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="PDF file to write (must not exist yet); .json for a custody record as data."
+        ),
+    ],
     participant: Annotated[
         str | None, typer.Option("--participant", "-p", help="One participant's casebook, e.g. WUH01-001.")
     ] = None,
-    kit: Annotated[str | None, typer.Option("--kit", "-k", help="One kit's custody chain.")] = None,
+    kit: Annotated[
+        str | None, typer.Option("--kit", "-k", help="One kit's custody record (receipt to dose).")
+    ] = None,
+    lot: Annotated[
+        str | None, typer.Option("--lot", help="The custody record of every kit of a lot.")
+    ] = None,
+    shipment: Annotated[
+        str | None,
+        typer.Option(
+            "--shipment", help="The custody record of a shipment's kits (shipper id or receipt event)."
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
 ) -> None:
-    """Human-readable audit copy (PDF): records, audit trail, e-signatures, photo hashes, sync arrival."""
+    """Audit copy (PDF): a casebook, or a kit's, lot's or shipment's custody record (also as JSON)."""
     from ..exports.dataset import Dataset
     from ..reports import audit_pdf as rep
 
@@ -128,6 +144,8 @@ def audit_pdf(
             printed_by=f"{s.full_name} ({s.user})",
             participant=participant,
             kit=kit,
+            lot=lot,
+            shipment=shipment,
         )
     if as_json:
         print_json(result.as_json())

@@ -54,16 +54,25 @@ def init(
 
 
 def recover(
-    user: Annotated[str, typer.Option("--user", help="The user whose password is reset.")],
+    user: Annotated[str | None, typer.Option("--user", help="The user whose password is reset.")] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only prove that the recovery key opens this site (logged); no reset."),
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Reset a user's password with the recovery key (WARDCRF_RECOVERY_KEY or prompt)."""
-    from ..recovery import reset_password_with_recovery_key
+    """Reset a user's password with the recovery key (WARDCRF_RECOVERY_KEY or prompt), or --check it."""
+    from ..recovery import check_recovery_key, reset_password_with_recovery_key
     from .common import ask_password
 
+    if check == (user is not None):
+        raise UsageError("give either --user NAME (reset that password) or --check (test the key only)")
     target = resolve_data_dir(data_dir)
     site = Site.open(target)
     key_text = ask_password("Recovery key", env="WARDCRF_RECOVERY_KEY")
+    if user is None:
+        console.print(check_recovery_key(site, key_text), highlight=False)
+        return
     password = ask_new_password(who=f"user {user}")
     reset_password_with_recovery_key(site, key_text, user, password)
     console.print(f"Password of {user} reset with the recovery key; the event is in the audit trail.")

@@ -398,17 +398,27 @@ def serve(
         str, typer.Option("--host", help="Address to listen on (TLS: put a reverse proxy in front).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8765,
+    max_body_mb: Annotated[
+        int,
+        typer.Option(
+            "--max-body-mb", help="Largest bundle accepted in one push, MiB (read while it streams)."
+        ),
+    ] = 512,
 ) -> None:
     """Serve wards over HTTP (push, pull, receipts). TLS is left to a reverse proxy (docs/sync.md)."""
     from ..sync import server
 
+    if not 1 <= max_body_mb <= 64 * 1024:
+        raise UsageError("--max-body-mb must be 1 to 65536")
     with session(data_dir) as s:
-        server.serve(s, host, port)
+        server.serve(s, host, port, max_body=max_body_mb * 1024 * 1024)
 
 
 @hub_app.command("status")
 def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
-    """Devices, last bundle and receipt per device, gaps held, forks, conflicts, open queries."""
+    """Devices, last bundle and receipt per device, gaps held, forks, bundles refused, conflicts, open queries."""
+    from rich.markup import escape
+
     from ..sync import hub
 
     with session(data_dir) as s:
@@ -432,6 +442,16 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     for c in st["clashes"]:
         console.print(
             f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
+        )
+    for c in st["held_rules"]:
+        console.print(
+            f"[bold red]HELD ({c['reason']})[/] {c['device']} bundle {c['bundle_seq']}: {c['detail']}",
+            highlight=False,
+        )
+    for r in st["refused"]:
+        console.print(
+            f"[bold red]REFUSED[/] {r['device']} {r['file']} at {r['at']}: {escape(r['reason'])}",
+            highlight=False,
         )
     console.print(
         f"conflicts: {st['conflicts']}; conflicting logger readings: {st['reading_conflicts']}; "

@@ -30,14 +30,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from .. import signatures
+from .. import ids, signatures
 from ..errors import Refused
 from ..store import Store
 from . import analysis, config
 from .loggers import get_zone, iso_z, parse_when
-
-DOSE_FORM = "dose"
-
 
 # -- queries --------------------------------------------------------------------------
 
@@ -217,12 +214,8 @@ def photo_status(store: Store, ref: str) -> str:
         from ..photos import api
     except ImportError:
         return "unavailable (no photo store in this build)"
-    try:
-        api.read_original(store, ref)
-    except Exception as exc:  # Refused / VerificationFailed name the photo
-        msg = str(exc)
-        return "missing" if "unknown photo" in msg or "missing" in msg else "altered"
-    return "ok"
+    status, _why = api.hash_status(store, ref)  # the photo store's one re-hash
+    return {api.INTACT: "ok", api.MISSING: "missing"}.get(status, "altered")
 
 
 # -- the chain --------------------------------------------------------------------------
@@ -411,11 +404,11 @@ def _epoch(store: Store, when: Any) -> int:
 
 
 def used_by(store: Store, kit: str) -> str | None:
-    row = store.one(
-        "SELECT event_id FROM records WHERE form = ? AND json_extract(data, '$.kit_id') = ? LIMIT 1",
-        (DOSE_FORM, kit),
-    )
-    return row[0] if row else None
+    """The dose record that used the kit (the workflow's `kit_use`, the one answer), or None."""
+    from ..workflow.dosing import kit_use
+
+    use = kit_use(store, kit)
+    return use.event_id if use else None
 
 
 def dose_problems(store: Store, kit: str, when: Any) -> list[str]:
@@ -448,15 +441,17 @@ def dose_problems(store: Store, kit: str, when: Any) -> list[str]:
         local_day = datetime.fromtimestamp(t, get_zone(config.site_zone(store))).date()
         if local_day > date.fromisoformat(expiry):
             problems.append(f"kit {kit} expired on {expiry} (lot {c.lot})")
-    used = used_by(store, kit)
+    from ..workflow.dosing import kit_use
+
+    used = kit_use(store, kit)
     if used:
-        problems.append(f"kit {kit} was already used (dose record {used})")
+        problems.append(str(used))
     return problems
 
 
 def check_dose(store: Store, kit_id: str, when: Any) -> None:
     """The pre-dose custody gate: returns, or raises `Refused` naming the broken link."""
-    kit = "".join(c for c in kit_id if c.isprintable()).strip().upper()
+    kit = ids.key(kit_id)
     problems = dose_problems(store, kit, when)
     if problems:
         more = (

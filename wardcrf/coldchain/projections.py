@@ -3,6 +3,8 @@
 Every hook is keyed by the record's event id and rewrites that record's rows
 (delete, then insert), so re-running it after an amendment, or replaying the
 whole log in `db rebuild`, gives the same rows. No clock, no file access.
+Kit ids and lot numbers are stored as their comparison key (`wardcrf.ids.key`),
+whatever device or version wrote the event.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from .. import ids
 from ..canonical import dumps
 from ..eventlog import Event, projector
 from ..records import RecordState, form_hook
@@ -60,18 +63,19 @@ def _lot(store: Store, rec: RecordState) -> None:
     store.execute(
         "INSERT OR REPLACE INTO cc_lots (lot, product, expiry, release_ref, quantity, event_id)"
         " VALUES (?,?,?,?,?,?)",
-        (d["lot"], d["product"], d["expiry"], d["release_ref"], d["quantity"], rec.event_id),
+        (ids.key(d["lot"]), d["product"], d["expiry"], d["release_ref"], d["quantity"], rec.event_id),
     )
     for kit in d.get("kits") or []:
         store.execute(
             "INSERT OR REPLACE INTO cc_kits (kit_id, lot, event_id) VALUES (?,?,?)",
-            (kit, d["lot"], rec.event_id),
+            (ids.key(kit), ids.key(d["lot"]), rec.event_id),
         )
 
 
 def _transfer(store: Store, rec: RecordState, kind: str) -> None:
     d = rec.data
     at = epoch(d["at"])
+    kits = [ids.key(k) for k in d.get("kits") or []]
     details = {
         k: d.get(k)
         for k in (
@@ -101,11 +105,11 @@ def _transfer(store: Store, rec: RecordState, kind: str) -> None:
             d["to_location"],
             d.get("condition") or "",
             dumps(d.get("photos") or []),
-            dumps(d.get("kits") or []),
+            dumps(kits),
             dumps(details),
         ),
     )
-    for kit in d.get("kits") or []:
+    for kit in kits:
         store.execute("INSERT INTO cc_custody (event_id, kit_id, at) VALUES (?,?,?)", (rec.event_id, kit, at))
 
 
@@ -202,7 +206,7 @@ def _thaw(store: Store, rec: RecordState) -> None:
         " VALUES (?,?,?,?,?,?)",
         (
             rec.event_id,
-            d["kit_id"],
+            ids.key(d["kit_id"]),
             epoch(d["start"]),
             epoch(d["end"]),
             d.get("by"),
@@ -219,7 +223,7 @@ def _disposition(store: Store, rec: RecordState) -> None:
         store.execute(
             "INSERT OR REPLACE INTO cc_dispositions (excursion_id, kit_id, decision, reason, by_user, event_id)"
             " VALUES (?,?,?,?,?,?)",
-            (d["excursion_id"], kit, d["decision"], d["reason"], rec.created_by, rec.event_id),
+            (d["excursion_id"], ids.key(kit), d["decision"], d["reason"], rec.created_by, rec.event_id),
         )
 
 

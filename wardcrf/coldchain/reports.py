@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import ids
 from ..site import Session
 from ..store import Store
 from . import analysis, config, custody, evidence
@@ -14,7 +15,7 @@ from .loggers import iso_z
 def custody_of(session: Session, kit_or_lot: str, *, when: int | None = None) -> list[custody.Chain]:
     """The chain of one kit, or of every kit of a lot."""
     session.require("record.read", what="read custody records")
-    key = kit_or_lot.strip().upper()
+    key = ids.key(kit_or_lot)
     store = session.store
     kits = [r[0] for r in store.execute("SELECT kit_id FROM cc_kits WHERE lot = ? ORDER BY kit_id", (key,))]
     if not kits:

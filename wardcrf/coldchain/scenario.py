@@ -132,8 +132,8 @@ def receive_and_store(
         photos=[f"@{sheet_photo(work, f'handover {lot} pharmacy to {UNIT}')}"],
     )
     return Received(
-        services.scanned_id(lot, "lot"),
-        [services.scanned_id(k) for k in kits],
+        services.scanned_id(pharmacist.store, lot, "lot"),
+        [services.scanned_id(pharmacist.store, k) for k in kits],
         receipt.event.id,
         stored.event.id,
         stored_at,
@@ -311,7 +311,7 @@ def ready_kit(
     bedside: Session | None = None,
 ) -> ReadyKits:
     """One kit with complete custody for a dose at `when` (its own lot ``LOT-<kit>``)."""
-    kit = services.scanned_id(kit)
+    kit = services.scanned_id(pharmacist.store, kit)
     if pharmacist.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit,)):
         raise ValueError(f"kit {kit} already has a custody record")
     return ready_kits(

@@ -14,14 +14,13 @@ site's zone (a unit's zone for its readings). Records hold UTC.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .. import records, signatures, users
+from .. import ids, records, signatures, users
 from ..clock import now_utc
 from ..errors import Refused, UsageError, ValidationFailed
 from ..eventlog import Event
@@ -39,19 +38,19 @@ FORM_THAW = "coldchain.thaw"
 FORM_DISPOSITION = "coldchain.disposition"
 EVENT_LOGGER = "coldchain.logger_imported"
 
-_ID_RE = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{0,47}$")
 _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 
 
 # -- small checks -------------------------------------------------------------------------
 
 
-def scanned_id(raw: str, what: str = "kit id") -> str:
-    """Normalise scanner input: drop control characters (CR, TAB, GS), trim, upper-case."""
-    text = "".join(c for c in raw if unicodedata.category(c)[0] != "C").strip().upper()
-    if not _ID_RE.match(text):
-        raise UsageError(f"{what} {raw.strip()!r} is invalid: use 1-48 letters, digits, '.', '_', '-' or '/'")
-    return text
+def scanned_id(store: Store, raw: str, kind: str = "kit") -> str:
+    """A kit id, lot number or shipper id as scanned -> its canonical form (`wardcrf.ids`).
+
+    Under the active protocol's rule for that kind of id, so a kit
+    registered here is one the dose form accepts.
+    """
+    return ids.rule(store, kind).normalise(raw)
 
 
 def _when(text: str | int, store: Store, zone: str | None = None) -> int:
@@ -83,10 +82,17 @@ def _kit_rows(store: Store, kits: list[str]) -> None:
             raise Refused(f"kit {kit} is not registered (record its lot first: `coldchain add-lot`)")
 
 
-def _kits(raw: list[str]) -> list[str]:
+def _kits(store: Store, raw: list[str]) -> list[str]:
+    """Kit ids as scanned (one per entry, or a burst split at Enter/Tab/commas), each checked at once."""
     if not raw:
         raise UsageError("name at least one kit (--kit, repeatable; scanner input is fine)")
-    kits = [scanned_id(k) for k in raw]
+    rule = ids.rule(store, "kit")
+    kits: list[str] = []
+    for entry in raw:
+        got = ids.scan(entry, rule, like=kits)
+        if not got.ok:
+            raise UsageError(got.error or "")
+        kits += got.ids
     seen: set[str] = set()
     for k in kits:
         if k in seen:
@@ -218,7 +224,7 @@ def add_lot(
 ) -> Event:
     """Register a lot and its kits (ids as scanned). `quantity` must equal the kits scanned."""
     session.require("coldchain.record", what="record lots and kits")
-    lot = scanned_id(lot, "lot")
+    lot = scanned_id(session.store, lot, "lot")
     problems: dict[str, str] = {}
     product = _text(product, "product", problems)
     release_ref = _text(release_ref, "release_ref", problems)
@@ -227,7 +233,7 @@ def add_lot(
     except ValueError:
         problems["expiry"] = f"{expiry!r} is not a date (yyyy-mm-dd)"
         exp = None
-    kit_ids = _kits(kits)
+    kit_ids = _kits(session.store, kits)
     if quantity != len(kit_ids):
         problems["quantity"] = f"{quantity} stated but {len(kit_ids)} kit id(s) scanned; they must agree"
     if problems:
@@ -275,8 +281,8 @@ def receive_shipment(
     """Receive a shipment: the first custody step of each kit in it."""
     session.require("coldchain.record", what="record shipment receipts")
     store = session.store
-    shipper = scanned_id(shipper_id, "shipper id")
-    kit_ids = _kits(kits)
+    shipper = scanned_id(store, shipper_id, "shipper")
+    kit_ids = _kits(store, kits)
     _kit_rows(store, kit_ids)
     for k in kit_ids:
         row = store.one(
@@ -383,7 +389,7 @@ def record_handover(
     """Any custody change: pharmacy -> unit, unit -> bedside, bedside -> disposal, ..."""
     session.require("coldchain.record", what="record handovers")
     store = session.store
-    kit_ids = _kits(kits)
+    kit_ids = _kits(store, kits)
     _kit_rows(store, kit_ids)
     when = _when(at, store)
     from_loc = _location(store, from_location, "--from")
@@ -478,8 +484,8 @@ def receive_lot(
     """
     session.require("coldchain.record", what="record shipment receipts")
     store = session.store
-    lot_id = scanned_id(lot, "lot")
-    kit_ids = _kits(kits)
+    lot_id = scanned_id(store, lot, "lot")
+    kit_ids = _kits(store, kits)
     with store.transaction():
         if store.one("SELECT 1 FROM cc_lots WHERE lot = ?", (lot_id,)) is None:
             add_lot(
@@ -507,7 +513,7 @@ def receive_lot(
 
 def lot_info(store: Store, lot: str) -> dict[str, Any] | None:
     """A registered lot with its kits, or None (the receipt screen fills its label data)."""
-    rows = store.rows("SELECT * FROM cc_lots WHERE lot = ?", (lot.strip().upper(),))
+    rows = store.rows("SELECT * FROM cc_lots WHERE lot = ?", (ids.key(lot),))
     if not rows:
         return None
     kits = [
@@ -679,7 +685,7 @@ def record_thaw(
     """Thaw and reconstitution at the bedside: start, end, by the session user."""
     session.require("coldchain.record", what="record thawing")
     store = session.store
-    kit = scanned_id(kit_id)
+    kit = scanned_id(store, kit_id)
     _kit_rows(store, [kit])
     t0, t1 = _when(start, store), _when(end, store)
     if t1 <= t0:
@@ -731,7 +737,7 @@ def record_disposition(
             "SELECT 1 FROM cc_dispositions WHERE excursion_id = ? AND kit_id = ?", (excursion_id, k)
         )
     ]
-    chosen = _kits(kits) if kits else open_kits
+    chosen = _kits(store, kits) if kits else open_kits
     if not chosen:
         raise Refused(f"excursion {excursion_id} has no kit awaiting a disposition")
     for k in chosen:

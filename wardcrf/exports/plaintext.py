@@ -12,11 +12,12 @@ audit trail). What is not: the device's private keys (`device_keys`), which
 would let anyone holding the copy sign sync bundles as this laptop, and the
 photographs themselves (`photo_blobs`, `photo_previews`): signed consent
 pages carry names and signatures, and an analysis needs none of them (the
-photo metadata and every record's SHA-256 references stay); nor the terms
-of the licensed coding dictionaries (`coding_meddra`, `coding_whodrug`),
-which the licence keeps with the subscriber (each coding's codes and names
-stay, in `codings`). Triggers are copied too, so the copy's event log stays
-append-only.
+photo metadata and every record's SHA-256 references stay); nor the drafts
+of forms not saved yet (`wardcrf.drafts`: never data, never leave the
+laptop); nor the terms of the licensed coding dictionaries (`coding_meddra`,
+`coding_whodrug`), which the licence keeps with the subscriber (each coding's
+codes and names stay, in `codings`). Triggers are copied too, so the copy's
+event log stays append-only.
 
 For analysis, the copy also holds one flat, typed table per form, named
 after the form (``labs``, ``ct_score``, ``coldchain_handover``): the same
@@ -44,7 +45,7 @@ from .dataset import Dataset
 from .progress import NullProgress, Progress
 
 EXCLUDED_TABLES = frozenset(
-    {"device_keys", "photo_blobs", "photo_previews", "coding_meddra", "coding_whodrug"}
+    {"device_keys", "photo_blobs", "photo_previews", "drafts", "coding_meddra", "coding_whodrug"}
 )
 
 

@@ -9,82 +9,26 @@ hashes to it; how each record reached this database (created here or the
 sync bundle it arrived in); then the subject's full audit trail. The last
 page states the event-chain verification result at printing time.
 
-Text: Chinese (and any non-Latin) text needs a Unicode font. wardcrf uses
-`WARDCRF_PDF_FONT` or the first CJK font found among the usual Debian paths
-(fonts-wqy-microhei, fonts-noto-cjk). Without one, characters the PDF's
-built-in font cannot show are printed as <U+hex code point> escapes: the PDF never
-fails and never silently drops a character.
+Layout, font and badges: `wardcrf.reports.pdf` (shared with the kit's custody
+record). Values are printed as a reader says them: choices by their label,
+not their code; field labels without their entry hints ("(user; default:
+you)", see `protocol.Field.printed_label`); amended fields in form order.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import audit, eventlog
+from .. import audit, eventlog, sdv
 from ..clock import iso_utc, now_utc, parse_iso, zone
 from ..errors import Refused, UsageError
 from ..exports.dataset import Dataset, Record, Signature, participant_of, value_text
 from ..exports.progress import NullProgress, Progress
 from ..protocol import Field, tr
 from . import evidence
-
-FONT_CANDIDATES: list[tuple[str, bool]] = [
-    # (path, covers CJK)
-    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", True),
-    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", True),
-    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", True),
-    ("/usr/share/fonts/truetype/noto/NotoSansSC-Regular.ttf", True),
-    ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", False),
-]
-_REPLACE = {
-    "—": "-",
-    "–": "-",
-    "→": "->",
-    "←": "<-",
-    "…": "...",
-    "≥": ">=",
-    "≤": "<=",
-    "·": "-",
-    "‘": "'",
-    "’": "'",
-    "“": '"',
-    "”": '"',
-    "×": "x",
-    "µ": "u",
-}
-
-
-def find_font() -> tuple[str, bool] | None:
-    env = os.environ.get("WARDCRF_PDF_FONT")
-    if env:
-        if not Path(env).is_file():
-            raise UsageError(f"WARDCRF_PDF_FONT={env} is not a font file")
-        return env, True
-    for path, cjk in FONT_CANDIDATES:
-        if Path(path).is_file():
-            return path, cjk
-    return None
-
-
-class _Text:
-    """Makes any string printable in the chosen font, never raising."""
-
-    def __init__(self, unicode_font: bool, cjk: bool) -> None:
-        self.unicode_font = unicode_font
-        self.cjk = cjk
-
-    def __call__(self, text: Any) -> str:
-        s = "" if text is None else str(text)
-        s = "".join(ch for ch in s if ch in "\n\t" or ord(ch) >= 32)
-        if self.unicode_font:
-            if self.cjk:
-                return s
-            return "".join(ch if ord(ch) < 0x2E80 else f"<U+{ord(ch):04X}>" for ch in s)
-        s = "".join(_REPLACE.get(ch, ch) for ch in s)
-        return "".join(ch if ord(ch) < 256 else f"<U+{ord(ch):04X}>" for ch in s)
+from .pdf import Document
 
 
 @dataclass
@@ -116,83 +60,43 @@ def _local(ts: str, zone_name: str) -> str:
 
 class _Writer:
     def __init__(self, ds: Dataset, printed_by: str) -> None:
-        from fpdf import FPDF
-
         self.ds = ds
         self.zone = ds.site_row["zone"]
-        self.pdf = FPDF(format="A4")
-        self.pdf.set_auto_page_break(True, margin=15)
-        self.pdf.set_margins(15, 15, 15)
-        found = find_font()
-        if found:
-            self.pdf.add_font("body", "", found[0])
-            self.family = "body"
-            self.t = _Text(True, found[1])
-            self.font_name = found[0]
-        else:
-            self.family = "helvetica"
-            self.t = _Text(False, False)
-            self.font_name = "built-in Helvetica (non-Latin-1 text escaped as <U+hex code point>)"
         self.printed = iso_utc(now_utc())
         self.printed_by = printed_by
         self.photos = 0
         self.signatures = 0
         site = ds.site_row
-        self.footer = self.t(
+        self.doc = Document(
             f"wardcrf audit copy - {'hub' if ds.is_hub else 'ward'} {site['site']} - "
             f"printed {self.printed} by {printed_by}"
         )
-        pdf = self.pdf
-        footer_text = self.footer
-        family = self.family
-
-        def footer() -> None:
-            pdf.set_y(-12)
-            pdf.set_font(family, size=7)
-            pdf.cell(0, 5, f"{footer_text} - page {pdf.page_no()}", align="C")
-
-        pdf.footer = footer  # type: ignore[method-assign]
-
-    # -- primitives ----------------------------------------------------------------------
-
-    def font(self, size: float) -> None:
-        self.pdf.set_font(self.family, size=size)
+        self.pdf = self.doc.pdf
+        self.t = self.doc.t
+        self.font_name = self.doc.font.statement
 
     def line(self, text: str, size: float = 9, h: float = 4.6, *, char_wrap: bool = False) -> None:
-        from fpdf.enums import WrapMode, XPos, YPos
-
-        self.font(size)
-        self.pdf.multi_cell(
-            0,
-            h,
-            self.t(text),
-            align="L",
-            new_x=XPos.LMARGIN,
-            new_y=YPos.NEXT,
-            wrapmode=WrapMode.CHAR if char_wrap else WrapMode.WORD,
-        )
+        self.doc.line(text, size, h, char_wrap=char_wrap)
 
     def heading(self, text: str, size: float = 13) -> None:
-        self.pdf.ln(2)
-        self.line(text, size, h=size * 0.5)
-        self.pdf.ln(1)
+        self.doc.heading(text, size)
 
     def table(self, rows: list[tuple[str, str]]) -> None:
-        """Label/value rows as wrapped lines (fpdf2's table layout is too slow for whole casebooks)."""
-        for a, b in rows:
-            self.line(f"{a}: {b}", 8.5, h=4.2)
-        self.pdf.ln(1)
+        self.doc.rows(rows)
 
     # -- content ----------------------------------------------------------------------
 
     def signature_line(self, s: Signature) -> None:
         self.signatures += 1
-        state = "valid" if s.valid else "CHANGED SINCE SIGNED"
         self.line(
             f"E-signature: {s.full_name} ({s.user}) - meaning: {s.meaning} - "
-            f"{s.signed_at} UTC ({_local(s.signed_at, self.zone)}) - {state} - event {s.event_id}",
+            f"{s.signed_at} UTC ({_local(s.signed_at, self.zone)}) - event {s.event_id}",
             8.5,
         )
+        if s.valid:
+            self.doc.badge("valid: the signed content is unchanged", alert=False)
+        else:
+            self.doc.badge("CHANGED SINCE SIGNED", alert=True)
 
     def record(self, rec: Record, sigs: list[Signature]) -> None:
         ds = self.ds
@@ -216,19 +120,20 @@ class _Writer:
                 8.5,
             )
         groups = ds.amendment_events(rec.event_id)
-        self.line(
-            "CHANGED SINCE FIRST ENTRY: " + f"{len(groups)} amendment(s), see below"
-            if groups
-            else "Unchanged since first entry.",
-            8.5,
-        )
+        if groups:
+            self.doc.badge(f"CHANGED SINCE FIRST ENTRY: {len(groups)} amendment(s), see below", alert=True)
+        else:
+            self.doc.badge("Unchanged since first entry.", alert=False)
+        verification = sdv.record_status(ds.store, rec.event_id)
+        self.doc.badge(verification.summary(), alert=verification.state == sdv.CHANGED)
         rows = []
         names = list(fields) + [k for k in rec.data if k not in fields]
+        order = {name: i for i, name in enumerate(names)}
         for name in names:
             if name not in rec.data:
                 continue
             fd = fields.get(name)
-            rows.append((tr(fd.label) if fd else name, _shown(rec.data[name], fd)))
+            rows.append((_label(fd, name), _shown(rec.data[name], fd)))
         if rows:
             self.table(rows)
         for group in groups:
@@ -238,10 +143,10 @@ class _Writer:
                 f"reason: {first.reason}",
                 8.5,
             )
-            for a in group:
+            for a in sorted(group, key=lambda a: order.get(a.field, len(order))):  # form order
                 fd = fields.get(a.field)
                 self.line(
-                    f"    {tr(fd.label) if fd else a.field}: {_shown(a.old, fd) or '(blank)'} -> "
+                    f"    {_label(fd, a.field)}: {_shown(a.old, fd) or '(blank)'} -> "
                     f"{_shown(a.new, fd) or '(blank)'}",
                     8.5,
                 )
@@ -252,20 +157,15 @@ class _Writer:
             if fd is None or fd.type != "photo":
                 continue
             for ref in rec.data.get(name) or []:
-                self.photo(tr(fd.label), str(ref))
+                self.photo(_label(fd, name), str(ref))
 
     def photo(self, label: str, ref: str) -> None:
-        import io
-
         check = evidence.check_photo(self.ds.store, ref)
         self.photos += 1
         self.line(f"Photo ({label}): SHA-256 {check.sha256}", 8.5, char_wrap=True)
-        self.line(f"    {check.status}", 8.5)
+        self.doc.badge(check.status, alert=check.verified is False)
         if check.thumbnail:
-            if self.pdf.get_y() > 230:
-                self.pdf.add_page()
-            self.pdf.image(io.BytesIO(check.thumbnail), w=45)
-            self.pdf.ln(1)
+            self.doc.image(check.thumbnail)
 
     def trail(self, subject: str) -> None:
         """One line per event about the subject; amendments one line per changed field."""
@@ -291,15 +191,22 @@ class _Writer:
             self.line(f"{who}: {what}: {change}{reason}"[:800], 8, h=4)
 
 
+def _label(fd: Field | None, name: str) -> str:
+    return fd.printed_label() if fd is not None else name
+
+
 def _shown(value: Any, fd: Field | None) -> str:
+    """A value as a reader says it: `37.3 C`; a choice by its label (the code is in the exports)."""
     if isinstance(value, dict) and "value" in value:
         return f"{value_text(value)} {value.get('unit') or ''}".strip()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if fd is not None and fd.type == "choice" and value is not None:
         codes = value if isinstance(value, list) else [value]
         out = []
         for c in codes:
             ch = fd.choice(c)
-            out.append(f"{c} ({tr(ch.label)})" if ch else str(c))
+            out.append(tr(ch.label) if ch else str(c))
         return ", ".join(out)
     if isinstance(value, list):
         return ", ".join(value_text(v) for v in value)
@@ -313,31 +220,62 @@ def build(
     printed_by: str,
     participant: str | None = None,
     kit: str | None = None,
+    lot: str | None = None,
+    shipment: str | None = None,
     progress: Progress | None = None,
 ) -> AuditPdf:
-    """Write the audit PDF for one participant, one kit, or (neither) every participant."""
+    """Write the audit copy of one participant, a kit, a lot or a shipment, or (none) every participant.
+
+    A kit, lot or shipment gets its custody record (`coldchain.custody_record`):
+    as PDF, or as JSON with the same content when `out` ends in ``.json``.
+    """
+    from ..coldchain import custody_record
+
     progress = progress or NullProgress()
-    if participant and kit:
-        raise UsageError("give --participant or --kit, not both (neither prints every participant)")
+    chosen = [
+        flag
+        for flag, v in (
+            ("--participant", participant),
+            ("--kit", kit),
+            ("--lot", lot),
+            ("--shipment", shipment),
+        )
+        if v
+    ]
+    if len(chosen) > 1:
+        raise UsageError(
+            f"give one of --participant, --kit, --lot or --shipment, not both {' and '.join(chosen)} "
+            "(none prints every participant)"
+        )
     out = Path(out)
-    if out.suffix.lower() != ".pdf":
-        raise UsageError(f"{out.name}: the audit copy is a PDF; give a file name ending in .pdf")
+    custody = bool(kit or lot or shipment)
+    if out.suffix.lower() not in ((".pdf", ".json") if custody else (".pdf",)):
+        allowed = (
+            "ending in .pdf, or .json for the same custody record as data" if custody else "ending in .pdf"
+        )
+        raise UsageError(f"{out.name}: the audit copy is a PDF; give a file name {allowed}")
     if out.exists():
         raise UsageError(f"{out} already exists; choose a new file name (an audit copy is never overwritten)")
     if participant and not ds.participant_exists(participant):
         raise Refused(f"unknown participant {participant} (no events about participant:{participant} here)")
+    record = (
+        custody_record.build(ds.store, printed_by=printed_by, kit=kit, lot=lot, shipment=shipment)
+        if custody
+        else None
+    )
+    if record is not None and out.suffix.lower() == ".json":
+        return _write_json(out, record)
     kit_subject = f"kit:{kit}" if kit else None
     kit_records: list[Record] = []
     if kit:
-        kit_records = [r for r in ds.records_naming_kit(kit) if r.subject != kit_subject]
-        has_events = ds.store.one("SELECT 1 FROM events WHERE subject = ? LIMIT 1", (kit_subject,))
-        if not kit_records and not has_events:
-            raise Refused(f"unknown kit {kit} (no custody events and no dose records name it here)")
+        kit_records = [
+            r for r in ds.records_naming_kit(record["key"] if record else kit) if r.subject != kit_subject
+        ]
     w = _Writer(ds, printed_by)
     pdf = w.pdf
     subjects: list[str] = []
     n_records = 0
-    pids = [participant] if participant else ([] if kit else ds.participants())
+    pids = [participant] if participant else ([] if custody else ds.participants())
     progress.start("participants", len(pids) or 1)
     all_sigs = ds.signatures()
     by_target: dict[str, list[Signature]] = {}
@@ -364,14 +302,21 @@ def build(
             n_records += 1
         w.trail(subject)
         progress.advance(1)
+    if record is not None:
+        from .custody_pdf import CustodyPages
+
+        subjects.append(f"{record['record']}:{record['key']}")
+        pages = CustodyPages(w.doc)
+        pages.record(record)
+        w.photos += pages.photos
+        w.signatures += pages.signatures
+        n_records += len({e["event_id"] for e in _trails(record) if e["type"] == "record.submitted"})
     if kit and kit_subject:
-        subjects.append(kit_subject)
         pdf.add_page()
-        w.heading(f"Custody chain of kit {kit}", 16)
+        w.heading(f"Custody chain of kit {record['key'] if record else kit}: every record that names it", 14)
         w.line(
-            f"Every event about {kit_subject} and every record that names the kit (receipts, handovers, "
-            f"thaws, dispositions, the dose that used it), in the order they were recorded, from "
-            f"{'hub' if ds.is_hub else 'ward'} {ds.site_row['site']}.",
+            "Each record in full (values, amendments, e-signatures), in the order they were recorded: "
+            "receipts, handovers, thaws, dispositions and the dose that used the kit.",
             8.5,
         )
         for s in by_target.get(kit_subject, []):
@@ -384,8 +329,6 @@ def build(
             if used_by:
                 w.line(f"Used for participant {used_by}:", 9)
             w.record(rec, by_target.get(rec.event_id, []))
-            n_records += 1
-        w.trail(kit_subject)
     pdf.add_page()
     w.heading("Verification at printing time", 13)
     report = audit.verify_store(ds.store)
@@ -398,7 +341,28 @@ def build(
         for p in r.problems[:50]:
             w.line(f"    {p}", 8.5)
     w.line(f"Font: {w.font_name}.", 8)
-    tmp = out.with_name(out.name + ".part")
-    pdf.output(str(tmp))
-    tmp.replace(out)
+    w.doc.save(out)
     return AuditPdf(out, subjects, n_records, w.photos, w.signatures, w.font_name)
+
+
+def _trails(record: dict[str, Any]) -> list[dict[str, Any]]:
+    kits = record.get("kit_records") or [record]
+    return [e for k in kits for e in k["audit_trail"]]
+
+
+def _write_json(out: Path, record: dict[str, Any]) -> AuditPdf:
+    """The custody record as JSON, written atomically (same content as the PDF, without thumbnails)."""
+    from ..coldchain import custody_record
+
+    kits = record.get("kit_records") or [record]
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(custody_record.as_json(record), encoding="utf-8")
+    tmp.replace(out)
+    return AuditPdf(
+        out,
+        [f"{record['record']}:{record['key']}"],
+        len({e["event_id"] for e in _trails(record) if e["type"] == "record.submitted"}),
+        sum(len(k["photos"]) for k in kits),
+        sum(len(p["signatures"]) for k in kits for s in k["steps"] for p in s["parties"]),
+        "",
+    )

@@ -13,7 +13,6 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Refused, VerificationFailed
 from ..store import Store
 
 THUMB_PX = 240
@@ -25,26 +24,27 @@ class PhotoCheck:
     verified: bool | None  # True re-hashed ok, False failed, None not checkable here
     status: str
     thumbnail: bytes | None = None  # JPEG
+    word: str = "not checked"  # intact | MISSING | MISMATCH | not checked (the photo store's words)
+    problem: str | None = None  # what is wrong, in one line, when it does not verify
 
 
 def check_photo(store: Store, ref: str) -> PhotoCheck:
-    """Re-hash a referenced photo's stored bytes and make a thumbnail of them."""
+    """Re-hash a referenced photo's stored bytes now and make a thumbnail of them (one read)."""
     sha = ref.lower().removeprefix("sha256:")
     try:
         from ..photos import api  # type: ignore[attr-defined,unused-ignore]
 
-        read_original = api.read_original
+        checked_original = api.checked_original
     except (ImportError, AttributeError):
         return PhotoCheck(
             sha, None, "not checked: this build has no photo store; the hash is the one recorded in the event"
         )
-    try:
-        data = read_original(store, sha)
-    except VerificationFailed as exc:
-        return PhotoCheck(sha, False, f"FAILED: {exc}")
-    except Refused:
-        return PhotoCheck(sha, None, "not held on this site: the hash is the one recorded in the event")
-    return PhotoCheck(sha, True, "verified: the stored original hashes to this SHA-256", _thumbnail(data))
+    word, problem, data = checked_original(store, sha)
+    if data is None:
+        return PhotoCheck(sha, False, f"{word} - FAILED: {problem}", word=word, problem=problem)
+    return PhotoCheck(
+        sha, True, "verified: the stored original hashes to this SHA-256", _thumbnail(data), word=word
+    )
 
 
 def _thumbnail(data: bytes) -> bytes | None:

@@ -556,6 +556,8 @@ def document(data: dict[str, Any]) -> Doc:
                     if r["before"] is not None and r["after"] is not None
                 },
                 e["unit"],
+                x_title="timepoint (baseline / after treatment)",
+                y_title=f"{e['label']} ({e['unit']})" if e["unit"] else e["label"],
             )
         )
     s = doc.section("Vital signs over the dosing days")
@@ -576,7 +578,16 @@ def document(data: dict[str, Any]) -> Doc:
     n_doses = data["doses_per_participant"]
     labels = [f"{'pre' if i % 2 == 0 else 'post'}{i // 2 + 1}" for i in range(2 * n_doses)]
     for k, v in data["vitals"].items():
-        s.svgs.append(svg.lines(v["label"], labels, data["vital_series"][k], v["unit"]))
+        s.svgs.append(
+            svg.lines(
+                v["label"],
+                labels,
+                data["vital_series"][k],
+                v["unit"],
+                x_title="dose (pre / post inhalation)",
+                y_title=f"{v['label']} ({v['unit']})" if v["unit"] else v["label"],
+            )
+        )
     return doc
 
 

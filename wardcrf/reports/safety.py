@@ -4,7 +4,10 @@ Exposure is computed from the administrations recorded (count and sum of
 particles per dose record), never from a typed total: the paper's abstract
 misstates the cumulative dose, the records do not. Deviations are doses
 outside their window (``window`` early/late, computed when the dose was
-recorded), interrupted inhalations, and doses short of the schedule.
+recorded), interrupted inhalations, and doses missed: a dose whose window
+closed with no dose record, as of the moment the report is made (the
+workflow's own rule, `workflow.status`). Doses of a participant still in
+treatment that are not yet due are no deviation.
 """
 
 from __future__ import annotations
@@ -12,9 +15,23 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from ..errors import Refused
 from ..exports.dataset import Dataset, number, value_text
 from ..protocol import tr
 from .render import Doc, Table
+
+
+def _missed_doses(ds: Dataset, pid: str) -> list[dict[str, Any]] | None:
+    """Doses whose window has closed without a dose record, now; None when no enrollment is known here."""
+    from ..workflow import status
+
+    try:
+        info = status.summary(ds.store, pid)
+    except Refused:
+        return None
+    if not info.get("enrolled_on"):
+        return None
+    return [d for d in info["deviations"] if d.get("kind") == "missing dose"]
 
 
 def compute(ds: Dataset) -> dict[str, Any]:
@@ -62,8 +79,15 @@ def compute(ds: Dataset) -> dict[str, Any]:
                         else ""
                     )
                 )
-        if doses and len(doses) < sched.doses:
-            deviations.append(f"{len(doses)} of {sched.doses} scheduled doses recorded")
+        missed = _missed_doses(ds, pid)
+        if missed is not None:
+            deviations += [f"dose {m['dose']} missed (due {m['due']})" for m in missed]
+        elif doses and len(doses) < sched.doses:
+            # No enrollment here to know which doses fell due: say what is known, and why.
+            deviations.append(
+                f"{len(doses)} of {sched.doses} scheduled doses recorded (no enrollment record here "
+                "to tell which were due)"
+            )
         exposure.append(
             {
                 "participant": pid,

@@ -40,16 +40,34 @@ def lines(
     unit: str = "",
     width: int = 480,
     height: int = 240,
+    *,
+    x_title: str = "",
+    y_title: str = "",
 ) -> str:
-    """One line per series over `x_labels`; gaps where a value is missing."""
+    """One line per series over `x_labels`; gaps where a value is missing.
+
+    `x_title` and `y_title` name the axes (with the unit: a plot a reader
+    cannot decode without the report's prose is not evidence of anything).
+    """
     values = [v for s in series.values() for v in s if v is not None]
-    left, right, top, bottom = 48, 110, 28, 36
+    left, right, top, bottom = 60, 110, 28, 44
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'role="img" aria-label="{escape(title)}">',
         f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}'
         f"{' (' + escape(unit) + ')' if unit else ''}</text>",
     ]
+    mid_x, mid_y = (left + width - right) / 2, (top + height - bottom) / 2
+    if x_title:
+        out.append(
+            f'<text class="axis-title" x="{mid_x:.1f}" y="{height - 8}" font-size="10" '
+            f'text-anchor="middle">{escape(x_title)}</text>'
+        )
+    if y_title:
+        out.append(
+            f'<text class="axis-title" x="14" y="{mid_y:.1f}" font-size="10" text-anchor="middle" '
+            f'transform="rotate(-90 14 {mid_y:.1f})">{escape(y_title)}</text>'
+        )
     if not values or not x_labels:
         out.append(f'<text x="{left}" y="{height // 2}" font-size="12">no data recorded</text></svg>')
         return "".join(out)
@@ -104,7 +122,19 @@ def before_after(
     labels: tuple[str, str] = ("before", "after"),
     width: int = 420,
     height: int = 260,
+    *,
+    x_title: str = "timepoint",
+    y_title: str = "",
 ) -> str:
     """A slope chart: one line per participant from its before value to its after value."""
     series = {name: [a, b] for name, (a, b) in pairs.items()}
-    return lines(title, list(labels), series, unit, width, height)  # type: ignore[arg-type]
+    return lines(
+        title,
+        list(labels),
+        series,  # type: ignore[arg-type]
+        unit,
+        width,
+        height,
+        x_title=x_title,
+        y_title=y_title or (f"{title} ({unit})" if unit else title),
+    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from .. import ids
 from ..clock import now_utc, zone
 from ..errors import Refused
 from ..eventlog import Event
@@ -60,14 +61,16 @@ class Participant:
 def get_participant(store: Store, pid: str) -> Participant | None:
     """The participant with this id, also as typed in a hurry (" wuh01-001"); callers use `p.id` after.
 
-    Ids are allocated as SITE-NNN; the site code is matched as stored first,
-    then in upper case, so a lower-case or padded id finds the same person and
-    never a different one.
+    Ids are allocated as SITE-NNN and compared by their key (`wardcrf.ids`:
+    blanks, case and Unicode width do not matter), so a lower-case, padded or
+    full-width id finds the same person and never a different one. The id as
+    stored is tried first (one index look-up); a site whose code was set in
+    lower case is matched by key.
     """
-    typed = pid.strip()
-    rows = store.rows("SELECT * FROM participants WHERE id = ?", (typed,))
-    if not rows and typed != typed.upper():
-        rows = store.rows("SELECT * FROM participants WHERE id = ?", (typed.upper(),))
+    k = ids.key(pid)
+    rows = store.rows("SELECT * FROM participants WHERE id = ?", (k,))
+    if not rows:
+        rows = store.rows("SELECT * FROM participants WHERE upper(id) = ? LIMIT 1", (k,))
     if not rows:
         return None
     return participant_from_row(rows[0])

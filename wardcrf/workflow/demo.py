@@ -50,6 +50,7 @@ DEMO_USERS = (
     ("dsmg", "Liu Yang", "dsmg"),
     ("coordinator", "Zhao Lei", "coordinator"),
     ("auditor", "Sun Li", "auditor"),
+    ("monitor", "Zhou Qing", "monitor"),
 )
 
 
@@ -654,6 +655,14 @@ def _seed_cohort(
                 lesion_form=["ground_glass"],
                 lesion_shape=["patchy"],
                 **_ct_segments(prof.ct_after, n),
+            )
+        if prof.doses_given >= schedule.doses:
+            # End of treatment after the last dose; end of study at discharge (all discharged, per the paper).
+            last = day0 + timedelta(days=prof.doses_given)
+            submit("disposition", pid, stage="end_of_treatment", status="completed", date=last.isoformat())
+            submit(
+                "disposition", pid, stage="end_of_study", status="completed",
+                date=(day0 + timedelta(days=8)).isoformat(), reason="discharged home",
             )
         if n == 1:
             submit(

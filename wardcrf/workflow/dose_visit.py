@@ -29,19 +29,18 @@ of scanning (the gates run again at the dose's start when it is saved).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import ids
 from .. import protocol as protocols
 from ..errors import Refused, ValidationFailed, WardError
-from ..forms import Context, check
 from ..site import Session
 from . import service, status
 from .base import now, require_participant
-from .dosing import dose_gates
+from .dosing import dose_gates, kit_use
 
 PARTS: tuple[tuple[str, str], ...] = (
     ("pre_vitals", "vitals"),
@@ -108,41 +107,29 @@ class _DryRun(Exception):
         self.visit = visit
 
 
-def scanned_kit(raw: str) -> str:
-    """Scanner input as a kit id: control characters (CR, LF, TAB, GS) dropped, trimmed, upper case.
-
-    Kits are registered in upper case by the cold chain (`coldchain.services.scanned_id`),
-    and a scanner may add a prefix/suffix control character or a trailing Enter.
-    """
-    return "".join(c for c in raw if unicodedata.category(c)[0] != "C").strip().upper()
-
-
 def check_kit(session: Session, participant: str, raw: str, when: datetime | None = None) -> KitCheck:
     """Whether the scanned kit can be used for this participant's next dose at `when` (default now).
 
-    Refusals by rule come back as `ok=False` with the reason as the rules word
-    it (unknown kit, quarantined, discarded, already used, custody broken, not
-    thawed, temperatures...); a missing permission raises `PermissionDenied`.
+    The scanner input is normalised by the protocol's kit id rule
+    (`wardcrf.ids`); then "already used" (`dosing.kit_use`) and every
+    registered dose gate. Refusals by rule come back as `ok=False` with the
+    reason as the rules word it (unknown kit, quarantined, discarded, already
+    used, custody broken, not thawed, temperatures...); a missing permission
+    raises `PermissionDenied`.
     """
     session.require("dose.record", what="record doses")
     require_participant(session.store, participant)
-    kit = scanned_kit(raw)
-    proto = protocols.active(session.store)
-    moment = now()
-    ctx = Context(now=moment, zone=session.ctx.zone, user=session.user)
-    checked = check(proto.form("dose"), {"kit_id": kit}, ctx, partial=True)
-    if "kit_id" in checked.problems:
-        return KitCheck(kit, False, f"kit id {kit or raw.strip()!r}: {checked.problems['kit_id']}")
-    used = session.store.one(
-        "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ?",
-        (kit,),
-    )
+    got = ids.rule(session.store, "kit").check(raw)
+    if not got.ok:
+        return KitCheck(got.id, False, got.error)
+    kit = got.id
+    used = kit_use(session.store, kit)
     if used:
-        return KitCheck(kit, False, f"kit {kit} was already used for {used[0]} dose {used[1]} ({used[2]})")
+        return KitCheck(kit, False, str(used))
     from ..projections import load_all
 
     load_all()  # features register their dose gates when their modules load (the cold chain)
-    at = when or moment
+    at = when or now()
     try:
         for gate in dose_gates:
             gate(session.store, kit, at)

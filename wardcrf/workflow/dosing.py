@@ -8,7 +8,8 @@ dose whose window has closed without a record is reported as "missing" by
 `status`. The domain refuses: dosing before enrollment, without a negative
 skin test recorded before dose 1, after a positive skin test, under a DSMG
 stop or unresolved alter, a dose beyond the scheduled count, a second dose on
-the same local day, a kit already used, and anything a registered dose gate
+the same local day, a kit already used (`kit_use`, the one place that
+answers it), and anything a registered dose gate
 refuses (the cold chain registers one). Cumulative particles are always the
 sum of the recorded doses.
 
@@ -19,10 +20,12 @@ sum of the recorded doses.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .. import roles, users
+from .. import audit, ids, roles, users
+from ..audit import CheckResult
 from ..clock import zone
 from ..errors import Refused
 from ..forms import plain
@@ -58,6 +61,58 @@ def window_of(start: datetime, due: datetime, minutes: int) -> str:
 
 def doses_of(store: Store, pid: str) -> list[dict[str, Any]]:
     return store.rows("SELECT * FROM doses WHERE participant = ? ORDER BY dose_number, start", (pid,))
+
+
+@dataclass(frozen=True)
+class KitUse:
+    """A dose record that used a kit: who received it, which dose, which record."""
+
+    kit: str
+    participant: str
+    dose_number: int | None
+    event_id: str
+
+    def __str__(self) -> str:
+        return f"kit {self.kit} was already used for {self.participant} dose {self.dose_number} ({self.event_id})"
+
+
+def kit_use(store: Store, kit: str, *, exclude: str | None = None) -> KitUse | None:
+    """The dose record that used `kit` (as typed, stored or scanned), or None.
+
+    The one answer to "kit already used": the dose rule, the scan step, the
+    custody gate and the cold-chain kit states all ask here. The `doses`
+    projection stores each kit id's comparison key (`wardcrf.ids.key`), so a
+    dose recorded as ``kit-x1`` (before ids were normalised, or on another
+    laptop) and a scan of ``KIT-X1`` are the same kit. `exclude` is the record
+    being amended.
+    """
+    k = ids.key(kit)
+    row = store.one(
+        "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?"
+        " ORDER BY start, event_id LIMIT 1",
+        (k, exclude or ""),
+    )
+    return KitUse(k, row[0], row[1], row[2]) if row else None
+
+
+@audit.register_check("kits used once")
+def _kits_used_once(store: Store) -> CheckResult:
+    """Every kit is given to one participant once.
+
+    The ward refuses a second dose with a used kit; this finds what the ward
+    could not see: two laptops' doses of one kit merged at a hub, or doses
+    recorded before kit ids were normalised (``kit-x1`` and ``KIT-X1``).
+    """
+    dosed = int(store.scalar("SELECT count(DISTINCT kit_id) FROM doses WHERE kit_id IS NOT NULL") or 0)
+    problems = [
+        f"kit {kit} was given {n} times: {uses}"
+        for kit, n, uses in store.execute(
+            "SELECT kit_id, count(*), group_concat(participant || ' dose ' || coalesce(dose_number, '?')"
+            " || ' (' || event_id || ')', '; ') FROM (SELECT * FROM doses ORDER BY start, event_id)"
+            " WHERE kit_id IS NOT NULL GROUP BY kit_id HAVING count(*) > 1 ORDER BY kit_id"
+        )
+    ]
+    return CheckResult("kits used once", dosed, problems)
 
 
 def cumulative_particles(store: Store, pid: str) -> float:
@@ -155,12 +210,9 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         if d["dose_number"] > number and ctx.local(d["start"]) < start:
             ctx.problem("start", f"after dose {d['dose_number']} ({d['start']})")
     kit = str(v.get("kit_id") or "")
-    used = ctx.store.one(
-        "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?",
-        (kit, ctx.amending or ""),
-    )
+    used = kit_use(ctx.store, kit, exclude=ctx.amending)
     if used:
-        ctx.problem("kit_id", f"kit {kit} was already used for {used[0]} dose {used[1]} ({used[2]})")
+        ctx.problem("kit_id", str(used))
     if ctx.problems:
         return {}
     if not ctx.amending:
@@ -189,8 +241,9 @@ def _dose_hook(store: Store, rec: RecordState) -> None:
             rec.event_id,
             (rec.subject or "").removeprefix("participant:"),
             d.get("dose_number"),
-            d.get("kit_id"),
-            d.get("lot"),
+            # Comparison keys: a dose stored as typed before ids were normalised compares equal.
+            ids.key(d.get("kit_id")) if d.get("kit_id") is not None else None,
+            ids.key(d.get("lot")) if d.get("lot") is not None else None,
             plain(d.get("particles")),
             plain(d.get("volume")),
             d.get("start"),

@@ -18,12 +18,14 @@ The order is the law of the ward (Part 11 §11.10(f) operational sequencing):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from .. import users
 from ..errors import Refused
 from ..eventlog import Event
+from ..ingest import HoldForCoordinator, after_ingest_hook
 from ..records import RecordState, form_hook
 from ..store import Store
 from . import safety
@@ -368,7 +370,59 @@ def check_demographics(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-# -- audit ------------------------------------------------------------------------------
+# -- consent first: audit and import -----------------------------------------------------
+
+SEQUENCING = "sequencing"
+"""The hold reason of a bundle whose records break the protocol's sequencing."""
+
+
+def consent_problems(
+    store: Store, subjects: Iterable[str] | None = None
+) -> tuple[int, list[tuple[str, str]]]:
+    """(records checked, [(event id, problem)]): participant records written before a consent
+    signed by three distinct users, in log order, for `subjects` (every participant if None).
+
+    The services refuse anything else; this finds records that reached the
+    log another way (an edited import, a bug). `audit verify` runs it over
+    the whole log; sync import over the participants a bundle touches.
+    """
+    where = "r.subject LIKE 'participant:%'"
+    params: tuple[str, ...] = ()
+    if subjects is not None:
+        wanted = sorted(set(subjects))
+        if not wanted:
+            return 0, []
+        where = f"r.subject IN ({','.join('?' * len(wanted))})"
+        params = tuple(wanted)
+    rows = store.execute(
+        f"SELECT r.subject, r.form, r.event_id, e.pos FROM records r JOIN events e ON e.id = r.event_id"
+        f" WHERE {where} ORDER BY e.pos",
+        params,
+    ).fetchall()
+    problems: list[tuple[str, str]] = []
+    first_valid: dict[str, int | None] = {}
+    for subject, form, event_id, pos in rows:
+        if subject not in first_valid:
+            first_valid[subject] = None
+            for cid, cpos in store.execute(
+                "SELECT r.event_id, e.pos FROM records r JOIN events e ON e.id = r.event_id"
+                " WHERE r.subject = ? AND r.form = 'consent' ORDER BY e.pos",
+                (subject,),
+            ):
+                signers = {
+                    u
+                    for (u,) in store.execute("SELECT user_id FROM signatures WHERE target_event = ?", (cid,))
+                }
+                if len(signers) >= 3:
+                    first_valid[subject] = cpos
+                    break
+        if form == "consent":
+            continue
+        start = first_valid[subject]
+        if start is None or pos < start:
+            pid = subject.removeprefix("participant:")
+            problems.append((event_id, f"{pid}: {form} record {event_id} has no signed consent before it"))
+    return len(rows), problems
 
 
 def _register_audit_check() -> None:
@@ -376,43 +430,39 @@ def _register_audit_check() -> None:
 
     @audit.register_check("consent sequencing")
     def _consent_first(store: Store) -> audit.CheckResult:
-        """Every participant record was written after a consent signed by three distinct users.
-
-        The services refuse anything else; this finds records that reached the
-        log another way (an edited import, a bug), naming each participant.
-        """
-        problems: list[str] = []
-        checked = 0
-        rows = store.execute(
-            "SELECT r.subject, r.form, r.event_id, e.pos FROM records r JOIN events e ON e.id = r.event_id"
-            " WHERE r.subject LIKE 'participant:%' ORDER BY e.pos"
-        ).fetchall()
-        first_valid: dict[str, int | None] = {}
-        for subject, form, event_id, pos in rows:
-            checked += 1
-            if subject not in first_valid:
-                first_valid[subject] = None
-                for cid, cpos in store.execute(
-                    "SELECT r.event_id, e.pos FROM records r JOIN events e ON e.id = r.event_id"
-                    " WHERE r.subject = ? AND r.form = 'consent' ORDER BY e.pos",
-                    (subject,),
-                ):
-                    signers = {
-                        u
-                        for (u,) in store.execute(
-                            "SELECT user_id FROM signatures WHERE target_event = ?", (cid,)
-                        )
-                    }
-                    if len(signers) >= 3:
-                        first_valid[subject] = cpos
-                        break
-            if form == "consent":
-                continue
-            start = first_valid[subject]
-            if start is None or pos < start:
-                pid = subject.removeprefix("participant:")
-                problems.append(f"{pid}: {form} record {event_id} has no signed consent before it")
-        return audit.CheckResult("consent sequencing", checked, problems)
+        """Every participant record was written after a consent signed by three distinct users."""
+        checked, problems = consent_problems(store)
+        return audit.CheckResult("consent sequencing", checked, [p for _, p in problems])
 
 
 _register_audit_check()
+
+
+@after_ingest_hook
+def hold_records_before_consent(store: Store, events: Sequence[Event]) -> None:
+    """After-ingest hook: a bundle whose records break consent-first is held, not merged.
+
+    What `audit verify` would find later (a record with no consent signed by
+    three people before it) is found while the bundle can still be kept
+    apart: the hub holds it for the coordinator with the reason and tells
+    the ward, as for a fork.
+    """
+    subjects = {
+        e.subject
+        for e in events
+        if e.type in ("record.submitted", "record.amended")
+        and e.subject is not None
+        and e.subject.startswith("participant:")
+    }
+    if not subjects:
+        return
+    ours = {e.id for e in events}
+    _checked, problems = consent_problems(store, subjects)
+    found = [p for event_id, p in problems if event_id in ours]
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise HoldForCoordinator(
+            SEQUENCING,
+            f"{found[0]}{more}",
+            {"problems": found[:20]},
+        )

@@ -1,0 +1,237 @@
+"""Type-ahead (issue 14, finding 1): every key lands in the field it was typed for.
+
+Each flow runs twice: with `pilot.press` (the app idles between keys) and as
+a burst (`burst`: every key is posted before the app looks at the first, as
+a terminal delivers a scanner's code, a fast typist, or anything typed while
+a loaded laptop was busy). The burst is what failed: a CT score went to the
+segment before, `94` Tab `128` became "SpO2 94128", and at login the
+password went into the user field.
+"""
+
+from __future__ import annotations
+
+import pytest
+from dose_support import P1, _dose_template, dose_app, dose_site
+from textual.widgets import Input, Static
+from tui_helpers import PASSWORD, burst, enroll, settle
+from wardcrf.screens.coldchain_receipt import ReceiptScreen
+from wardcrf.screens.coldchain_widgets import EntryList
+from wardcrf.screens.dashboard import DashboardScreen
+from wardcrf.screens.dose_wizard import DoseWizard
+from wardcrf.screens.form_screen import FormScreen
+from wardcrf.screens.participant import ParticipantScreen
+
+from wardcrf import records, workflow
+from wardcrf.workflow.clinical import CT_SEGMENTS
+
+__all__ = ["_dose_template", "dose_app", "dose_site"]
+
+MODES = ["press", "burst"]
+
+
+async def send(pilot, mode: str, *keys: str) -> None:
+    if mode == "burst":
+        await burst(pilot, *keys)
+    else:
+        await pilot.press(*keys)
+        await settle(pilot)
+
+
+def value(app, selector: str) -> str:
+    return app.screen.query_one(selector, Input).value
+
+
+# -- the CT grid --------------------------------------------------------------------------
+
+CT_TYPED = "2103n01240" + "33210001"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_ct_scores_land_in_their_segments(mode, app_for, site, tmp_path):
+    from test_ct_grid import _cell, _open_grid
+
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_grid(pilot, pid)
+        await send(pilot, mode, *CT_TYPED)
+        got = [_cell(app, s).value for s in CT_SEGMENTS]
+        want = ["ne" if c == "n" else int(c) for c in CT_TYPED]
+        assert got == want
+        assert str(app.screen.query_one("#ct-total", Static).content).startswith("Total 23/72")
+
+
+# -- a generated form (vitals) ---------------------------------------------------------------
+
+
+async def _vitals_at_temp(pilot, pid: str) -> FormScreen:
+    app = pilot.app
+    await settle(pilot)
+    app.push_screen(ParticipantScreen(app.ward, pid))
+    await settle(pilot)
+    await pilot.press("v")
+    await settle(pilot)
+    form = app.screen
+    assert isinstance(form, FormScreen)
+    form.query_one("#field-temp", Input).focus()
+    await settle(pilot)
+    return form
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("move", ["tab", "enter"])
+async def test_vitals_values_land_in_their_fields(mode, move, app_for, site, tmp_path):
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await _vitals_at_temp(pilot, pid)
+        typed = {"temp": "36.8", "pulse": "88", "resp": "20", "oxysat": "94", "sysbp": "128", "diabp": "80"}
+        keys: list[str] = []
+        for text in typed.values():
+            keys += [*text, move]
+        await send(pilot, mode, *keys)
+        assert {name: value(app, f"#field-{name}") for name in typed} == typed
+
+
+# -- login --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("move", ["tab", "enter"])
+async def test_login_user_and_password_land_in_their_fields(mode, move, app_for):
+    app = app_for()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await send(pilot, mode, *"clinician", move, *PASSWORD, "enter")
+        assert isinstance(app.screen, DashboardScreen), app.screen
+        assert app.ward is not None and app.ward.user == "clinician"
+
+
+# -- a receipt with a scanner burst ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_receipt_fields_and_scanned_kits_land_where_typed(mode, app_for, site):
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ReceiptScreen)
+        assert app.focused is screen.query_one("#cc-lot")
+        await send(
+            pilot,
+            mode,
+            *"LOT9",
+            "tab",
+            *"haMSC-Exos",
+            "tab",
+            *"2021-06-30",
+            "tab",
+            *"QP-9",
+            "tab",
+            *"K301",
+            "enter",  # the scanner ends each code with Enter
+            *"K302",
+            "enter",
+            *"K303",
+            "enter",
+            "enter",  # Enter on the empty scan field moves on
+            *"3",
+            "tab",
+            *"SH-HAMSC-2003-02",
+        )
+        assert screen.query_one("#cc-kits", EntryList).entries == ["K301", "K302", "K303"]
+        got = {
+            n: value(app, f"#cc-{n}")
+            for n in ("lot", "product", "expiry", "release_ref", "quantity", "shipper")
+        }
+        assert got == {
+            "lot": "LOT9",
+            "product": "haMSC-Exos",
+            "expiry": "2021-06-30",
+            "release_ref": "QP-9",
+            "quantity": "3",
+            "shipper": "SH-HAMSC-2003-02",
+        }
+
+
+# -- the dose wizard ------------------------------------------------------------------------
+
+DOSE_KEYS = (
+    *"KIT-A1",
+    "enter",  # the scanner's Enter: the kit is checked, the product is pre-filled
+    "ctrl+n",
+    *"36.8",
+    "tab",
+    *"88",
+    "tab",
+    *"20",
+    "tab",
+    *"95",
+    "ctrl+n",
+    "ctrl+t",  # the inhalation ends now
+    "ctrl+n",
+    *"36.9",
+    "tab",
+    *"86",
+    "tab",
+    *"19",
+    "tab",
+    *"97",
+    "ctrl+n",
+    "enter",  # None: the first event on the checklist
+    "ctrl+n",
+    "ctrl+s",
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_dose_wizard_values_land_in_their_steps(mode, dose_app, dose_site):
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, P1))
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        wiz = app.screen
+        assert isinstance(wiz, DoseWizard)
+        await send(pilot, mode, *DOSE_KEYS)
+        assert wiz.saved is not None, (wiz.message, wiz.step, wiz.problems, wiz.values)
+    s = dose_site.unlock("auditor", PASSWORD)
+    try:
+        dose = workflow.show(s, P1)["doses"][0]
+        assert dose["kit_id"] == "KIT-A1"
+        vitals = {
+            v.data["timepoint"]: {k: v.data[k]["value"] for k in ("temp", "pulse", "resp", "oxysat")}
+            for v in records.for_subject(s.store, f"participant:{P1}", "vitals")
+        }
+        assert vitals == {
+            "pre_dose": {"temp": 36.8, "pulse": 88, "resp": 20, "oxysat": 95},
+            "post_dose": {"temp": 36.9, "pulse": 86, "resp": 19, "oxysat": 97},
+        }
+        check = records.for_subject(s.store, f"participant:{P1}", "post_dose_check")
+        assert check[0].data["events"] == ["none"]
+    finally:
+        s.close()
+
+
+async def test_keys_typed_before_a_field_hears_of_its_focus_are_kept(app_for, site, tmp_path):
+    """Entering a field selects its value as of the moment of focus, not when Textual's
+    (queued) Focus event arrives: found in tmux under load, "2021-06-30" became "6-30"."""
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await _vitals_at_temp(pilot, pid)
+        app.screen.query_one("#field-temp", Input).value = "37.0"
+        app.screen.query_one("#field-time", Input).focus()
+        await settle(pilot)
+        # Tab and the first keys of the next value run before the temperature's Focus event...
+        await burst(pilot, "tab", *"36")
+        # ...which the app then handles; the rest of the value follows.
+        await burst(pilot, *".8")
+        assert value(app, "#field-temp") == "36.8"  # the old value was replaced, as on entering it

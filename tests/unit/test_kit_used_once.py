@@ -1,0 +1,181 @@
+"""Finding 2: one kit, one participant. Ids differing in case or blanks are the same kit, everywhere.
+
+`wardcrf submit dose` stored `kit-x1` as typed while the custody gate upper-cased
+it, so `KIT-X1` was accepted for a second participant. "Kit already used" was
+checked three times against two sources. Now one rule normalises ids
+(`wardcrf.ids`) and one query answers "already used" (`dosing.kit_use`), and
+records stored as typed before still compare equal.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from synckit import connect, make_hub, open_
+from test_sync_roundtrip import export, hub_import
+from wf_support import (
+    Ward,
+    _copy_site,
+    _wf_sentinel_template,
+    _wf_template,
+    at,
+    ready_kit_on,
+    today,
+)
+
+from wardcrf import audit, projections, records
+from wardcrf.site import Site
+from wardcrf.workflow import dose_visit
+from wardcrf.workflow.dosing import kit_use
+
+__all__ = ["_wf_sentinel_template", "_wf_template"]
+
+P1, P2 = "WUH01-001", "WUH01-002"
+
+
+@pytest.fixture
+def site(data_dir: Path, _wf_sentinel_template) -> Site:
+    return _copy_site(_wf_sentinel_template[0], data_dir)
+
+
+@pytest.fixture
+def ward(site: Site, session_for, tmp_path: Path):
+    w = Ward(session_for, tmp_path)
+    pid, _ = w.enrolled_participant(10)
+    assert pid == P2
+    return w
+
+
+def _dose_args(pid: str, kit: str, start: str, end: str) -> tuple[str, ...]:
+    return (
+        "submit",
+        "dose",
+        "--participant",
+        pid,
+        f"kit_id={kit}",
+        "lot=lot-a1",
+        "particles=2e8",
+        "volume=6",
+        f"start={start}",
+        f"end={end}",
+    )
+
+
+def test_cli_dose_of_kit_x1_then_KIT_X1_for_another_participant_is_refused(cli, site, ward, tmp_path):
+    day = today() - timedelta(days=9)  # dose 1 of both participants
+    ready_kit_on(site, "kit-x1", at(day), tmp_path)  # at the bedside 08:15, thawed: dosable until 10:15
+    first = cli(*_dose_args(P1, "kit-x1", at(day), at(day, 9, 25)), user="clinician")
+    assert first.code == 0, first.err
+    stored = records.load(ward.clin.store, first.out.strip())
+    assert stored is not None and stored.data["kit_id"] == "KIT-X1" and stored.data["lot"] == "LOT-A1"
+
+    second = cli(*_dose_args(P2, "KIT-X1 ", at(day, 9, 30), at(day, 9, 55)), user="clinician")
+    assert second.code == 1
+    assert f"kit KIT-X1 was already used for {P1} dose 1 ({first.out.strip()})" in second.err
+    assert second.err.count("\n") == 1  # one line
+    assert ward.clin.store.scalar("SELECT count(*) FROM doses WHERE participant = ?", (P2,)) == 0
+
+    # the scan step of the ward app's dose wizard says the same, for any spelling
+    got = dose_visit.check_kit(ward.clin, P2, "\x1d kit-x1\r")
+    assert not got.ok and got.kit == "KIT-X1" and f"already used for {P1} dose 1" in (got.reason or "")
+    # and the cold chain: the kit's state and its custody report
+    r = cli("coldchain", "custody", " kit-x1 ", "--json", user="auditor")
+    assert json.loads(r.out)[0]["kit"] == "KIT-X1"
+    from wardcrf.coldchain import reports
+
+    states = {k["kit"]: k["state"] for k in reports.kit_states(ward.clin.store)}
+    assert states["KIT-X1"] == "used"
+
+
+def test_a_dose_stored_as_typed_by_an_older_version_still_counts(ward, site):
+    """Existing data: an event holding `kit-x1` is never rewritten, and compares equal."""
+    day = today() - timedelta(days=9)
+    old = records.submit(
+        ward.clin,
+        "dose",
+        {"kit_id": " kit-x1", "lot": "lot-a1", "start": at(day), "end": at(day, 9, 30), "dose_number": 1},
+        subject=f"participant:{P1}",
+    )
+    assert old.body["data"]["kit_id"] == " kit-x1"  # the log keeps what was typed
+    use = kit_use(ward.clin.store, "KIT-X1")
+    assert use is not None and (use.participant, use.event_id) == (P1, old.id)
+    assert kit_use(ward.clin.store, "ｋｉｔ－ｘ１") == use
+    assert kit_use(ward.clin.store, "KIT-X1", exclude=old.id) is None
+    with pytest.raises(Exception, match=f"kit KIT-X1 was already used for {P1} dose 1"):
+        ward.dose(P2, 1, day, hh=9, mm=30, kit="KIT-X1")
+    # the projection holds the key; replaying the log derives the same
+    assert ward.clin.store.scalar("SELECT kit_id FROM doses WHERE event_id = ?", (old.id,)) == "KIT-X1"
+    assert projections.check(ward.admin.store)[1] == []
+
+
+def test_the_migration_rekeys_doses_projected_before_it(ward):
+    store = ward.admin.store
+    store.execute(
+        "INSERT INTO doses (event_id, participant, dose_number, kit_id, lot) VALUES ('EV-OLD', ?, 1, 'kit-x9', ' lot-9')",
+        (P1,),
+    )
+    store.execute("DELETE FROM schema_migrations WHERE name = '0090-id-keys'")
+    assert store.migrate() == ["0090-id-keys"]
+    assert store.rows("SELECT kit_id, lot FROM doses WHERE event_id = 'EV-OLD'") == [
+        {"kit_id": "KIT-X9", "lot": "LOT-9"}
+    ]
+
+
+def test_audit_verify_names_a_kit_given_twice(ward):
+    """What the ward could not refuse before the fix (`kit-x1` then `KIT-X1`) is found by `audit verify`."""
+    day = today() - timedelta(days=9)
+    for pid, kit, hh in ((P1, "kit-x1", 9), (P2, "KIT-X1", 10)):
+        records.submit(
+            ward.clin,
+            "dose",
+            {"kit_id": kit, "start": at(day, hh), "end": at(day, hh, 30), "dose_number": 1},
+            subject=f"participant:{pid}",
+        )
+    report = audit.verify(ward.aud)
+    assert not report.ok
+    assert [p for p in report.problems if p.startswith("kits used once: kit KIT-X1 was given 2 times")]
+
+
+def _legacy_dose(site: Site, pid: str, kit: str, hh: int) -> None:
+    """A dose record as a ward running the old code wrote it: the kit id as typed."""
+    s = open_(site, "admin")
+    day = today() - timedelta(days=2)
+    try:
+        records.submit(
+            s,
+            "dose",
+            {"kit_id": kit, "start": at(day, hh), "end": at(day, hh, 30), "dose_number": 1},
+            subject=f"participant:{pid}",
+        )
+    finally:
+        s.close()
+
+
+def test_at_the_hub_two_spellings_of_one_kit_are_one_kit(site: Site, ward: Ward, tmp_path: Path) -> None:
+    """A ward running the old code stored each kit id as typed; the hub compares them by key.
+
+    Both participants are genuinely consented and enrolled (the hub holds records that
+    come before a signed consent), and the doses are written as the old code wrote them.
+    """
+    h = make_hub(tmp_path)
+    connect(site, h)
+    _legacy_dose(site, P1, "kit-x1 ", 9)
+    _legacy_dose(site, P2, "KIT-X1", 10)
+    for f in export(site, tmp_path / "usb"):
+        assert hub_import(h, f).outcome.status == "applied"
+    s = open_(h)
+    try:
+        rows = s.store.rows("SELECT participant, kit_id FROM doses ORDER BY participant")
+        assert rows == [
+            {"participant": P1, "kit_id": "KIT-X1"},
+            {"participant": P2, "kit_id": "KIT-X1"},
+        ]
+        use = kit_use(s.store, " kit-X1")
+        assert use is not None and use.participant == P1
+        report = audit.verify(s)
+        assert any("kit KIT-X1 was given 2 times" in p for p in report.problems)
+    finally:
+        s.close()

@@ -1,0 +1,104 @@
+"""Replays are recognised by content, not by manifest bytes (issue 15, finding 5).
+
+A ward restored from a copy taken before an export has no record of the
+bundles it sent; exporting again makes manifests that differ only in
+`created` (or a bundle cut at another size). The hub holds exactly those
+events already: that is a replay, answered "already applied", not a fork.
+A bundle that reuses the seqs with other events is still a fork.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from synckit import add_notes, connect, make_hub, make_ward, open_
+from wardcrf.sync import hub, ward
+
+
+@pytest.fixture
+def pair(tmp_path: Path):
+    h = make_hub(tmp_path)
+    w = make_ward(tmp_path)
+    connect(w, h)
+    return w, h
+
+
+def export(w, to: Path, **kw) -> list[Path]:
+    to.mkdir(exist_ok=True)
+    s = open_(w)
+    try:
+        return ward.export(s, to, **kw).files
+    finally:
+        s.close()
+
+
+def hub_import(h, path: Path) -> hub.ImportResult:
+    s = open_(h)
+    try:
+        return hub.import_file(s, path)
+    finally:
+        s.close()
+
+
+def hub_count(h, sql: str) -> int:
+    s = open_(h)
+    try:
+        return int(s.store.scalar(sql))
+    finally:
+        s.close()
+
+
+def restore(w, copy: Path) -> None:
+    shutil.rmtree(w.data_dir)
+    shutil.copytree(copy, w.data_dir)
+
+
+def test_a_re_export_of_the_same_events_is_a_replay_not_a_fork(pair, tmp_path: Path) -> None:
+    w, h = pair
+    add_notes(w, 3)
+    before_export = tmp_path / "copy"
+    shutil.copytree(w.data_dir, before_export)
+    first = export(w, tmp_path / "u1")
+    assert [hub_import(h, f).outcome.status for f in first] == ["applied"]
+    restore(w, before_export)  # the laptop comes back from the copy; the same events, re-exported
+    again = export(w, tmp_path / "u2")
+    assert again[0].name == first[0].name and again[0].read_bytes() != first[0].read_bytes()
+    res = hub_import(h, again[0])
+    assert res.outcome.status == "already", res.outcome.message
+    assert "same events" in res.outcome.message
+    assert hub_count(h, "SELECT count(*) FROM sync_held") == 0
+    assert hub_count(h, "SELECT count(*) FROM events WHERE type = 'sync.fork_detected'") == 0
+    # And the ward carries on: its next bundle follows the one the hub holds.
+    add_notes(w, 2)
+    res = hub_import(h, export(w, tmp_path / "u3")[-1])
+    assert res.outcome.status == "applied", res.outcome.message
+
+
+def test_the_same_events_cut_into_other_bundles_are_a_replay(pair, tmp_path: Path) -> None:
+    w, h = pair
+    add_notes(w, 40, text="x" * 2000)
+    before_export = tmp_path / "copy"
+    shutil.copytree(w.data_dir, before_export)
+    big = export(w, tmp_path / "u1")
+    assert [hub_import(h, f).outcome.status for f in big] == ["applied"]
+    restore(w, before_export)
+    small = export(w, tmp_path / "u2", limit=64 * 1024)
+    assert len(small) > 1
+    outcomes = [hub_import(h, f).outcome for f in small]
+    assert all(o.status == "already" for o in outcomes), [o.message for o in outcomes]
+    assert hub_count(h, "SELECT count(*) FROM sync_held") == 0
+
+
+def test_other_events_under_the_same_seqs_are_still_a_fork(pair, tmp_path: Path) -> None:
+    w, h = pair
+    add_notes(w, 3)
+    before_export = tmp_path / "copy"
+    shutil.copytree(w.data_dir, before_export)
+    first = export(w, tmp_path / "u1")
+    assert hub_import(h, first[0]).outcome.status == "applied"
+    restore(w, before_export)
+    add_notes(w, 1, text="only on the restored copy")
+    res = hub_import(h, export(w, tmp_path / "u2")[0])
+    assert res.outcome.status == "fork", res.outcome.message

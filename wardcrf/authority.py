@@ -1,0 +1,334 @@
+"""Who may originate each event type: the authority table, checked where events enter.
+
+A signed bundle proves which device wrote its events, not that the device
+was entitled to write them. A ward laptop's key holder can put any line into
+the laptop's chain and the export signs it. So every event type declares,
+here, who may originate it:
+
+- `Origin.SITE`: any device (a ward laptop or the hub) acting for its own
+  site, the site in the event's envelope (accounts, protocol loads, backups);
+- `Origin.WARD`: a ward laptop of the envelope's site (clinical records,
+  signatures, photos, answers to the hub's queries);
+- `Origin.HUB`: the coordinator's hub only (device registration and
+  retirement, DSMG decisions and queries sent to sites, user changes, the
+  hub's own flags on devices);
+
+and which roles (through the `roles.py` actions) may have written it. The
+table is data: `docs/security.md` prints it, `test_sync_authority` checks
+that every type the code appends is in it.
+
+Two places enforce it, the only two ways an event enters a log:
+`eventlog.append` (this device, `check_append`) and sync import
+(`sync.engine.accept`, `check_import`), before anything of the bundle is
+applied. Import also checks what a type says about *other* sites: a ward
+event may name only its own site's participants and records, and answer only
+its own site's queries. Projectors take site and device from the event's
+envelope (`Event.site`, `Event.device`), which the chain check ties to the
+signing device, never from the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from . import roles
+from .errors import Refused
+
+if TYPE_CHECKING:
+    from .eventlog import Event
+    from .store import Store
+
+
+class Origin(StrEnum):
+    SITE = "site"
+    WARD = "ward"
+    HUB = "hub"
+
+
+ORIGIN_TEXT = {
+    Origin.SITE: "any device of the site (ward or hub), for its own site",
+    Origin.WARD: "a ward laptop of the site",
+    Origin.HUB: "the coordinator's hub only",
+}
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One row of the authority table."""
+
+    name: str
+    origin: Origin
+    actions: tuple[str, ...] = ()
+    """`roles.py` actions: the event's role must be allowed at least one of them."""
+    any_role: bool = False
+    """Written by the system for whoever is signed in (a failed login, a lockout)."""
+    keyless: bool = False
+    """May carry no role: written with the site recovery key, not by a signed-in user."""
+    what: str = ""
+
+    @property
+    def roles(self) -> frozenset[str]:
+        if self.any_role:
+            return frozenset(roles.ROLES)
+        out: set[str] = set()
+        for action in self.actions:
+            out |= roles.PERMISSIONS.get(action, frozenset())
+        return frozenset(out)
+
+    def who(self) -> str:
+        """The table's 'who' column, as docs and refusals say it."""
+        parts = []
+        if self.any_role:
+            parts.append("any signed-in role")
+        elif self.actions:
+            parts.append(", ".join(sorted(self.roles)) + f" ({', '.join(self.actions)})")
+        if self.keyless:
+            parts.append("or the site recovery key (no user)")
+        return "; ".join(parts)
+
+
+# Actions that save a form record (`workflow` rules and cold chain's services).
+_SUBMIT = (
+    "record.submit",
+    "consent.record",
+    "participant.screen",
+    "dose.record",
+    "dsmg.decide",
+    "coldchain.record",
+    "coldchain.configure",
+    "coldchain.disposition",
+)
+_AMEND = ("record.amend", "participant.screen", "dsmg.decide", "casebook.signoff")
+
+_TABLE: tuple[EventType, ...] = (
+    # -- a site's own accounts, protocol and administration (ward or hub) --------------
+    EventType("site.initialized", Origin.SITE, ("user.manage",), what="a data directory is created"),
+    EventType("user.added", Origin.SITE, ("user.manage",), what="an account of this site"),
+    EventType("user.deactivated", Origin.SITE, ("user.manage",)),
+    EventType("user.unlocked", Origin.SITE, ("user.manage",), keyless=True),
+    EventType("user.password_changed", Origin.SITE, ("user.passwd.self", "user.manage")),
+    EventType("user.password_reset", Origin.SITE, keyless=True, what="with the recovery key"),
+    EventType("user.language_set", Origin.SITE, any_role=True),
+    EventType("user.locked", Origin.SITE, any_role=True, what="five failed sign-ins in a row"),
+    EventType("auth.login_failed", Origin.SITE, any_role=True),
+    EventType("auth.login_refused", Origin.SITE, any_role=True),
+    EventType("protocol.loaded", Origin.SITE, ("protocol.load",)),
+    EventType("db.backup_made", Origin.SITE, ("db.backup",)),
+    EventType("db.restored", Origin.SITE, ("db.restore",), keyless=True),
+    EventType("db.rebuilt", Origin.SITE, ("db.rebuild",)),
+    EventType("db.raw_key_shown", Origin.SITE, ("db.raw_key",)),
+    EventType("export.plaintext", Origin.SITE, ("export.plaintext",)),
+    EventType(
+        "db.rollback_accepted", Origin.SITE, ("db.accept_rollback",), what="an older database, with a reason"
+    ),
+    EventType("db.rollback_counter_reset", Origin.SITE, any_role=True, what="the counter file was missing"),
+    EventType("db.triggers_restored", Origin.SITE, ("audit.verify",), what="found by `audit verify`"),
+    EventType(
+        "device.signing_key_sealed", Origin.SITE, ("device.sign",), what="an older site's clear secret"
+    ),
+    EventType("recovery.key_checked", Origin.SITE, keyless=True, what="the recovery key was tried"),
+    EventType("draft.purged", Origin.SITE, ("draft.manage",), what="owner and count, never content"),
+    EventType(
+        "coding.dictionary_loaded", Origin.SITE, ("coding.dictionary",), what="licensed MedDRA/WHODrug files"
+    ),
+    EventType("coding.coded", Origin.SITE, ("coding.code",), what="a verbatim term given its codes"),
+    EventType("sdv.verified", Origin.SITE, ("sdv.mark",), what='a monitor\'s e-signature "verified"'),
+    # -- clinical and cold-chain records: a ward laptop of the site --------------------
+    EventType("record.submitted", Origin.WARD, _SUBMIT, what="a form record"),
+    EventType("record.amended", Origin.WARD, _AMEND, what="a correction of a record of the same site"),
+    EventType("signature.applied", Origin.WARD, ("signature.sign",), what="of a record of the same site"),
+    EventType("photo.imported", Origin.WARD, ("photo.import",)),
+    EventType("coldchain.logger_imported", Origin.WARD, ("coldchain.record",)),
+    EventType("query.answered", Origin.WARD, ("record.comment",), what="of a query raised to the same site"),
+    EventType("sync.hub_set", Origin.WARD, ("sync.configure",), what="the hub this laptop trusts"),
+    EventType("sync.recipient_added", Origin.WARD, ("sync.configure",), what="who can read the bundles"),
+    # -- the coordinator's hub only ------------------------------------------------------
+    EventType("hub.device_registered", Origin.HUB, ("hub.manage",), what="trust a device's keys"),
+    EventType("hub.device_retired", Origin.HUB, ("hub.manage",)),
+    EventType("hub.user_change", Origin.HUB, ("user.manage",), what="deactivate/lock/unlock a ward account"),
+    EventType("dsmg.decision", Origin.HUB, ("dsmg.decide",), what="sent to a site"),
+    EventType("query.raised", Origin.HUB, ("query.raise",)),
+    EventType("query.closed", Origin.HUB, ("query.raise",)),
+    EventType("sync.fork_detected", Origin.HUB, ("hub.manage",), what="the hub flags a device"),
+    EventType("sync.bundle_held", Origin.HUB, ("hub.manage",), what="the hub flags a device"),
+    EventType("sync.bundle_refused", Origin.HUB, ("hub.manage",), what="the hub's record of a refusal"),
+)
+
+EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _TABLE}
+
+
+def declare(event_type: EventType, body: type[Any]) -> EventType:
+    """Add a type to the table with its body schema (a msgspec struct, `eventbodies`).
+
+    For a feature's own events and tests' scratch types. Declaring a name
+    twice with a different row is refused: authority changes by editing
+    the table, never by a later import overriding it.
+    """
+    from . import eventbodies
+
+    have = EVENT_TYPES.get(event_type.name)
+    if have is not None and (have != event_type or eventbodies.BODIES.get(event_type.name) is not body):
+        raise ValueError(f"event type {event_type.name} is already declared differently")
+    EVENT_TYPES[event_type.name] = event_type
+    eventbodies.BODIES[event_type.name] = body
+    return event_type
+
+
+def get(name: str) -> EventType | None:
+    return EVENT_TYPES.get(name)
+
+
+def _origin_allows(origin: Origin, kind: str) -> bool:
+    return origin is Origin.SITE or origin.value == kind
+
+
+def _who_may(t: EventType) -> str:
+    return ORIGIN_TEXT[t.origin] + (f", {t.who()}" if t.who() else "")
+
+
+def check_append(kind: str, role: str | None, type_: str) -> EventType:
+    """May this device (kind 'ward' or 'hub'), with this role, originate `type_`? Raises `Refused`."""
+    t = EVENT_TYPES.get(type_)
+    if t is None:
+        raise Refused(f"unknown event type {type_!r}: not in the authority table (wardcrf.authority)")
+    if not _origin_allows(t.origin, kind):
+        raise Refused(f"a {kind} may not originate {type_} (allowed: {_who_may(t)})")
+    _check_role(t, role, f"role {role} may not originate {type_}")
+    return t
+
+
+def _check_role(t: EventType, role: str | None, prefix: str) -> None:
+    if role is None:
+        if not t.keyless:
+            raise Refused(f"{prefix.replace('role None', 'an event without a role')} (allowed: {t.who()})")
+        return
+    if role not in t.roles:
+        raise Refused(f"{prefix} (allowed: {t.who() or 'no role'})")
+
+
+# -- import ------------------------------------------------------------------------------
+
+
+def check_import(store: Store, events: Iterable[Event], kind: str, what: str = "bundle") -> None:
+    """Refuse, naming the first offending event, a run of events its device may not originate.
+
+    Each event's envelope and body were checked against their schemas with
+    the chain (`sync.bundle.check_chain`, `eventbodies`).
+
+    `kind` is the signing device's kind in the importer's registry ('ward' or
+    'hub'); the chain check has already tied every event's envelope (device,
+    site) to that device. Nothing is written here.
+    """
+    sites = _DeviceSites(store)
+    for e in events:
+        t = EVENT_TYPES.get(e.type)
+        if t is None:
+            raise Refused(
+                f"{what}: event {e.id} has type {e.type!r}, unknown to this importer; refused, nothing applied"
+            )
+        if not _origin_allows(t.origin, kind):
+            raise Refused(
+                f"{what}: event {e.id} is a {e.type}, which a {kind} device may not originate "
+                f"(allowed: {ORIGIN_TEXT[t.origin]}); refused, nothing applied"
+            )
+        try:
+            _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
+        except Refused as exc:
+            raise Refused(f"{what}: event {e.id}: {exc}; refused, nothing applied") from None
+        if t.origin is not Origin.HUB:
+            problem = _about_other_site(e, sites)
+            if problem:
+                raise Refused(
+                    f"{what}: event {e.id} ({e.type}) {problem}, not of its own site {e.site}; "
+                    "refused, nothing applied"
+                )
+
+
+class _DeviceSites:
+    """device -> site, as the importer's registry knows them (cached for one bundle)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, str | None] = {}
+
+    def site_of_event(self, event_id: str) -> str | None:
+        device = event_id.rsplit("-", 1)[0]
+        if device not in self._cache:
+            row = self.store.one("SELECT site, device FROM site WHERE id = 1")
+            if row is not None and row[1] == device:
+                self._cache[device] = str(row[0])
+            else:
+                self._cache[device] = self.store.scalar(
+                    "SELECT site FROM sync_devices WHERE device = ?", (device,)
+                )
+        return self._cache[device]
+
+    def query_site(self, query_id: str) -> str | None:
+        row = self.store.one("SELECT site FROM sync_queries WHERE query_id = ?", (query_id,))
+        return str(row[0]) if row else None
+
+
+def _subject_site(subject: str | None) -> tuple[str, str] | None:
+    """(what, site) a subject names a site by, if it does."""
+    if not subject:
+        return None
+    kind, _, rest = subject.partition(":")
+    if kind == "participant":
+        return f"is about participant {rest}", rest.rsplit("-", 1)[0] if "-" in rest else ""
+    if kind == "site":
+        return f"is about site {rest}", rest
+    return None
+
+
+Reference = Callable[["Event", _DeviceSites], "tuple[str, str | None] | None"]
+
+
+def _amended(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
+    return (f"corrects record {e.amends}", sites.site_of_event(e.amends)) if e.amends else None
+
+
+def _signed(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
+    target = e.body.get("target")
+    return (f"signs record {target}", sites.site_of_event(target)) if isinstance(target, str) else None
+
+
+def _answered(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
+    query = e.body.get("query")
+    return (f"answers query {query}", sites.query_site(query)) if isinstance(query, str) else None
+
+
+# What a ward event refers to that belongs to a site; an unknown target is the
+# projector's to refuse (it names it), a known one must be of the event's site.
+_REFERENCES: dict[str, Reference] = {
+    "record.amended": _amended,
+    "signature.applied": _signed,
+    "query.answered": _answered,
+}
+
+
+def _about_other_site(e: Event, sites: _DeviceSites) -> str | None:
+    subject = _subject_site(e.subject)
+    if subject is not None and subject[1] != e.site:
+        return subject[0]
+    ref = _REFERENCES.get(e.type)
+    if ref is not None:
+        found = ref(e, sites)
+        if found is not None and found[1] is not None and found[1] != e.site:
+            return f"{found[0]} of site {found[1]}"
+    return None
+
+
+def markdown_table(leave_out: Iterable[str] = ()) -> str:
+    """The authority table as docs/security.md prints it (a test keeps the two equal)."""
+    head = "| event type | who may originate it | roles (roles.py actions) | note |\n|---|---|---|---|\n"
+    skip = set(leave_out)
+    rows = sorted(
+        (t for t in EVENT_TYPES.values() if t.name not in skip),
+        key=lambda t: (list(Origin).index(t.origin), t.name),
+    )
+    return head + "".join(
+        f"| `{t.name}` | {ORIGIN_TEXT[t.origin]} | {t.who() or '—'} | {t.what} |\n" for t in rows
+    )

@@ -1,0 +1,166 @@
+"""SDTM submission package: SDTMIG 3.4 datasets as XPT v5 and Dataset-JSON 1.1, with Define-XML 2.1.
+
+`export_sdtm` writes, into a new directory::
+
+    <domain>.xpt        SAS transport v5, one per dataset (the submission files)
+    <domain>.json       the same dataset as Dataset-JSON 1.1
+    csv/<domain>.csv    the same dataset as CSV (for people and spreadsheets)
+    define.xml          Define-XML 2.1: datasets, variables, codelists, origins
+    transliterations.csv  every value changed to fit SAS transport v5 (conform.py)
+    SHA256SUMS
+
+Modules: `metadata` (what each dataset holds), `design` (arms, epochs,
+visits, the subject timeline), `build` (subject datasets), `ae` (the AE
+mapping and its coding lookup), `trial` (TS, TA, TE, TV, TI), `conform`
+(ASCII and length rules), `files` (XPT, JSON, CSV), `define`, `check`
+(`wardcrf export sdtm --check`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ... import cdisc
+from ...clock import now_utc
+from ..csv_export import prepare_dir, write_checksums
+from ..dataset import Dataset
+from ..progress import NullProgress, Progress
+from . import ae as ae_map
+from .build import build
+from .conform import Change, conform
+from .metadata import ORDER, domain
+from .trial import design_rows, ts_rows
+
+
+@dataclass
+class Package:
+    """The datasets of one export, conformed and ready to write or check."""
+
+    study: str
+    rows: dict[str, list[dict[str, Any]]]
+    changes: list[Change]
+    uncoded_ae: int
+    coded_ae: int
+    dictionary_versions: dict[str, list[str]]
+    created: datetime
+    protocol_version: str
+    design_source: str
+
+    @property
+    def names(self) -> list[str]:
+        """Dataset names with rows, trial design first, each SUPP-- after its parent."""
+        out: list[str] = []
+        for name in ORDER:
+            if self.rows.get(name):
+                out.append(name)
+            if self.rows.get(f"SUPP{name}"):
+                out.append(f"SUPP{name}")
+        return out
+
+
+@dataclass
+class SdtmExport:
+    out_dir: Path
+    rows: dict[str, int] = field(default_factory=dict)
+    uncoded_ae: int = 0
+    transliterated: list[Change] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out_dir),
+            "datasets": self.rows,
+            "standards": {
+                "SDTM": cdisc.SDTM_VERSION,
+                "SDTMIG": cdisc.SDTMIG_VERSION,
+                "CT": f"{cdisc.CT_PACKAGE} {cdisc.CT_VERSION}",
+                "Define-XML": cdisc.DEFINE_VERSION,
+                "Dataset-JSON": cdisc.DATASET_JSON_VERSION,
+            },
+            "uncoded_ae": self.uncoded_ae,
+            "transliterated": len(self.transliterated),
+        }
+
+
+def package(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding | None = None) -> Package:
+    """Build every dataset (subject, trial design, SUPP--) and make them fit SAS transport v5."""
+    progress = progress or NullProgress()
+    proto = ds.active_protocol
+    built = build(ds, progress, coding or ae_map.coding_for(ds.store))
+    assert built.design is not None
+    created = now_utc()
+    rows = dict(built.rows)
+    rows["TS"] = ts_rows(proto, built.design, rows.get("DM", []), created, all_ended=built.ongoing == 0)
+    rows.update(design_rows(proto, built.design))
+    changes = conform(rows, proto.id)
+    return Package(
+        proto.id,
+        rows,
+        changes,
+        built.uncoded_ae,
+        built.coded_ae,
+        built.dictionary_versions,
+        created,
+        proto.version,
+        built.design.source,
+    )
+
+
+def export_sdtm(
+    ds: Dataset, out: Path, progress: Progress | None = None, coding: ae_map.Coding | None = None
+) -> SdtmExport:
+    out = prepare_dir(out)
+    return write_package(ds, package(ds, progress, coding), out)
+
+
+def write_package(ds: Dataset, pkg: Package, out: Path) -> SdtmExport:
+    """Write a built package into `out` (a new or empty directory)."""
+    from . import define, files
+
+    out = prepare_dir(out)
+    result = SdtmExport(out, uncoded_ae=pkg.uncoded_ae, transliterated=pkg.changes)
+    (out / "csv").mkdir()
+    written: list[str] = []
+    columns = {}
+    modified = _last_modified(ds)
+    for name in pkg.names:
+        meta = domain(name)
+        data = pkg.rows[name]
+        cols = files.columns_for(meta, data)
+        columns[name] = cols
+        files.write_xpt(out / f"{name.lower()}.xpt", meta, cols, data)
+        doc = files.dataset_json(
+            meta,
+            cols,
+            data,
+            study=pkg.study,
+            mdv=define.MDV_OID,
+            created=pkg.created,
+            modified=modified,
+            originator=ds.site_row["site"],
+        )
+        files.write_json(out / f"{name.lower()}.json", doc)
+        files.write_csv(out / "csv" / f"{name.lower()}.csv", cols, data)
+        written += [f"{name.lower()}.xpt", f"{name.lower()}.json", f"csv/{name.lower()}.csv"]
+        result.rows[name] = len(data)
+    define.write(out / "define.xml", ds, pkg, columns)
+    _write_changes(out / "transliterations.csv", pkg.changes)
+    write_checksums(out, [*written, "define.xml", "transliterations.csv"])
+    return result
+
+
+def _last_modified(ds: Dataset) -> str:
+    ts = ds.store.scalar("SELECT max(ts) FROM events")
+    return str(ts).replace("Z", "+00:00") if ts else now_utc().isoformat(timespec="seconds")
+
+
+def _write_changes(path: Path, changes: list[Change]) -> None:
+    import csv
+
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["dataset", "usubjid", "seq", "variable", "rule", "original", "written"])
+        for c in changes:
+            w.writerow([c.dataset, c.usubjid, c.seq, c.variable, c.rule, c.original, c.written])

@@ -1,0 +1,824 @@
+"""Subject-level SDTM datasets from the records: DM, DS, EX, VS, LB, RS, AE, CM, MH, HO, SV, SUPP--.
+
+Read protocol-first: a record is mapped through the CDISC names its form's
+fields declare (`cdisc = "EXLOT"`, `"VSTESTCD=TEMP"`, `"SUPPEX.EXDEVICE"`),
+read from the protocol version the record was captured under, so a trial
+that adds a lab test or a collected value with no standard home gets it
+exported without code changes. Every row gets its EPOCH, VISITNUM/VISIT
+(findings and exposure) and study days from one `Timeline` per subject
+(design.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...protocol import Field, Protocol, tr
+from ..dataset import Dataset, Record, number, value_text
+from ..progress import NullProgress, Progress
+from . import ae as ae_map
+from .design import (
+    BASELINE_FORMS,
+    FOLLOW_UP,
+    SCREENING,
+    TIMEPOINT_VISITS,
+    TREATMENT,
+    Design,
+    Timeline,
+    design_of,
+)
+from .metadata import DOMAINS
+
+CONSENT_TERM = "INFORMED CONSENT OBTAINED"
+TPT = {"pre_dose": ("PRE-DOSE", 1), "post_dose": ("POST-DOSE", 2)}
+VS_TESTS = {
+    "TEMP": "Temperature",
+    "PULSE": "Pulse Rate",
+    "RESP": "Respiratory Rate",
+    "OXYSAT": "Oxygen Saturation",
+    "SYSBP": "Systolic Blood Pressure",
+    "DIABP": "Diastolic Blood Pressure",
+    "HR": "Heart Rate",
+    "WEIGHT": "Weight",
+    "HEIGHT": "Height",
+}
+LB_TESTS = {
+    "WBC": "Leukocytes",
+    "LYM": "Lymphocytes",
+    "CRP": "C Reactive Protein",
+    "LDH": "Lactate Dehydrogenase",
+    "IL6": "Interleukin 6",
+    "DDIMER": "D-Dimer",
+    "ALT": "Alanine Aminotransferase",
+    "AST": "Aspartate Aminotransferase",
+    "CREAT": "Creatinine",
+}
+DOSE_FORM = "SUSPENSION"
+# Record date: the first of these fields a form has (documented in docs/exports.md).
+DATE_FIELDS = ("time", "date", "start", "onset")
+
+
+def dtc(value: Any) -> str:
+    """ISO 8601 date/time without the UTC offset (local ward time), as SDTM expects."""
+    text = value_text(value)
+    if "T" in text and len(text) > 19:
+        return text[:19]
+    return text
+
+
+@dataclass
+class Built:
+    """The datasets (rows per domain, SUPP-- included) and what a reviewer must be told."""
+
+    rows: dict[str, list[dict[str, Any]]]
+    uncoded_ae: int = 0
+    coded_ae: int = 0
+    dictionary_versions: dict[str, list[str]] = field(default_factory=dict)
+    design: Design | None = None
+    notes: list[str] = field(default_factory=list)
+    ongoing: int = 0  # subjects without an end-of-study disposition, death or screen failure
+    uncoded_cm: int = 0
+
+
+def cdisc_fields(proto: Protocol, form: str) -> dict[str, list[Field]]:
+    """CDISC name -> the fields of `form` that declare it, in protocol order."""
+    out: dict[str, list[Field]] = defaultdict(list)
+    f = proto.forms.get(form)
+    for fd in f.fields.values() if f else ():
+        if fd.cdisc:
+            out[fd.cdisc].append(fd)
+    return out
+
+
+def first_field(names: dict[str, list[Field]], var: str) -> Field | None:
+    found = names.get(var)
+    return found[0] if found else None
+
+
+def mapped(rec: Record, names: dict[str, list[Field]], var: str) -> Any:
+    """The first non-empty value among the fields mapped to `var`."""
+    for fd in names.get(var, ()):
+        v = rec.data.get(fd.name)
+        if v not in (None, "", []):
+            return v
+    return None
+
+
+def choice_text(fd: Field, value: Any) -> str:
+    """A stored choice as submission text: the choice's CDISC value, else its English label."""
+    codes = value if isinstance(value, list) else [value]
+    out = []
+    for code in codes:
+        c = fd.choice(code)
+        out.append((c.cdisc or tr(c.label)) if c else value_text(code))
+    return "; ".join(out)
+
+
+def qval(fd: Field, value: Any) -> str:
+    if fd.type == "choice":
+        return choice_text(fd, value)
+    if fd.type == "boolean":
+        return ae_map.yn(value)
+    if fd.type == "datetime":
+        return dtc(value)
+    return value_text(value)
+
+
+class _Rows:
+    def __init__(self, study: str) -> None:
+        self.study = study
+        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.seq: dict[tuple[str, str], int] = defaultdict(int)
+
+    def add(self, domain: str, usubjid: str, **values: Any) -> dict[str, Any]:
+        row: dict[str, Any] = {"STUDYID": self.study, "DOMAIN": domain, "USUBJID": usubjid}
+        if f"{domain}SEQ" in DOMAINS[domain].names:
+            self.seq[(domain, usubjid)] += 1
+            row[f"{domain}SEQ"] = self.seq[(domain, usubjid)]
+        row.update(values)
+        self.rows[domain].append(row)
+        return row
+
+    def supp(self, parent: dict[str, Any], qnam: str, label: str, value: str, origin: str = "CRF") -> None:
+        if value in ("", None):
+            return
+        d = parent["DOMAIN"]
+        idvar = f"{d}SEQ" if f"{d}SEQ" in parent else ""
+        self.rows[f"SUPP{d}"].append(
+            {
+                "STUDYID": self.study,
+                "RDOMAIN": d,
+                "USUBJID": parent["USUBJID"],
+                "IDVAR": idvar,
+                "IDVARVAL": str(parent[idvar]) if idvar else "",
+                "QNAM": qnam,
+                "QLABEL": label,
+                "QVAL": value,
+                "QORIG": origin,
+                "QEVAL": "",
+            }
+        )
+
+    def protocol_supp(self, parent: dict[str, Any], rec: Record, proto: Protocol) -> None:
+        """SUPP-- values the protocol routes to the parent's domain (`cdisc = "SUPPEX.QNAM"`)."""
+        prefix = f"SUPP{parent['DOMAIN']}."
+        form = proto.forms.get(rec.form)
+        for fd in form.fields.values() if form else ():
+            if fd.cdisc and fd.cdisc.startswith(prefix):
+                v = rec.data.get(fd.name)
+                if v in (None, "", []):
+                    continue
+                qorig = "Derived" if fd.computed else "CRF"
+                self.supp(parent, fd.cdisc[len(prefix) :], fd.cdisc_label or tr(fd.label), qval(fd, v), qorig)
+
+
+def record_dtc(rec: Record, proto: Protocol) -> str:
+    form = proto.forms.get(rec.form)
+    for name in DATE_FIELDS:
+        fd = form.fields.get(name) if form else None
+        if fd and fd.type in ("date", "datetime") and rec.data.get(name):
+            return dtc(rec.data[name])
+    return ""
+
+
+def build(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding | None = None) -> Built:
+    progress = progress or NullProgress()
+    coding = coding or ae_map.NoCoding()
+    proto = ds.active_protocol
+    design = design_of(proto)
+    out = _Rows(proto.id)
+    built = Built(out.rows, dictionary_versions=coding.dictionary_versions, design=design)
+    reviews = _dsmg_reviews(ds)
+    pids = ds.participants()
+    progress.start("participants", len(pids))
+    for pid in pids:
+        by_form: dict[str, list[Record]] = defaultdict(list)
+        for rec in ds.records(participant=pid):
+            by_form[rec.form].append(rec)
+        _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form).build()
+        progress.advance(1)
+    return built
+
+
+def _dsmg_reviews(ds: Dataset) -> dict[str, Record]:
+    """AE record id -> the DSMG's latest review of it."""
+    out: dict[str, Record] = {}
+    for rec in ds.records("dsmg_ae_review"):
+        target = value_text(rec.data.get("ae_event"))
+        if target:
+            out[target] = rec
+    return out
+
+
+class _Subject:
+    """One participant's rows across every domain (shares the timeline and visit numbering)."""
+
+    def __init__(
+        self,
+        ds: Dataset,
+        proto: Protocol,
+        design: Design,
+        out: _Rows,
+        built: Built,
+        coding: ae_map.Coding,
+        reviews: dict[str, Record],
+        pid: str,
+        by_form: dict[str, list[Record]],
+    ) -> None:
+        self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
+        self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
+        self.u = f"{proto.id}-{pid}"
+        self.doses = sorted(by_form.get("dose", []), key=lambda r: value_text(r.data.get("start")))
+        consent = by_form.get("consent", [])
+        self.dispositions = sorted(
+            by_form.get("disposition", []), key=lambda r: value_text(r.data.get("date"))
+        )
+        eot = any(self._disp(r, "DSSCAT") == "STUDY TREATMENT" for r in self.dispositions)
+        first = dtc(self.doses[0].data.get("start")) if self.doses else ""
+        last = dtc(self.doses[-1].data.get("end") or self.doses[-1].data.get("start")) if self.doses else ""
+        self.t = Timeline(
+            consent=dtc(consent[0].data.get("time")) if consent else "",
+            first_dose=first,
+            last_dose=last,
+            treatment_over=bool(self.doses) and (len(self.doses) >= proto.schedule.doses or eot),
+        )
+        self.visit_info = self._assign_visits()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def proto_of(self, rec: Record) -> Protocol:
+        return self.ds.protocol_for(rec)
+
+    def _disp(self, rec: Record, var: str) -> str:
+        names = cdisc_fields(self.proto_of(rec), rec.form)
+        fd = first_field(names, var)
+        v = rec.data.get(fd.name) if fd else None
+        return choice_text(fd, v) if fd and v is not None and fd.type == "choice" else value_text(v)
+
+    def timing(
+        self, domain: str, dtc_value: str, *, end: str = "", visit: str | None = None
+    ) -> dict[str, Any]:
+        """EPOCH, --DY / --STDY / --ENDY (and VISITNUM/VISIT when the domain has them)."""
+        names = DOMAINS[domain].names
+        out: dict[str, Any] = {}
+        name = self.record_visit.get(visit) if visit else None
+        vinfo = self.visit_info.get(name) if name else None
+        out["EPOCH"] = vinfo[2] if vinfo and vinfo[2] else self.t.epoch(dtc_value)
+        if "VISITNUM" in names and vinfo:
+            out["VISITNUM"], out["VISIT"] = vinfo[0], vinfo[1]
+        if f"{domain}DY" in names:
+            out[f"{domain}DY"] = self.t.day(dtc_value)
+        if f"{domain}STDY" in names:
+            out[f"{domain}STDY"] = self.t.day(dtc_value)
+        if f"{domain}ENDY" in names:
+            out[f"{domain}ENDY"] = self.t.day(end)
+        return out
+
+    # -- visits ----------------------------------------------------------------------------
+
+    def _planned_visit(self, rec: Record) -> str | None:
+        """The planned visit a record belongs to, or None (unscheduled / no visit)."""
+        n_doses = self.proto.schedule.doses
+        if rec.form in BASELINE_FORMS:
+            return "BASELINE"
+        tp = value_text(rec.data.get("timepoint"))
+        if rec.form in ("labs", "ct_score") or tp in TIMEPOINT_VISITS:
+            return TIMEPOINT_VISITS.get(tp)
+        if rec.form == "dose":
+            n = rec.data.get("dose_number")
+            if not isinstance(n, int):
+                n = self.doses.index(rec) + 1 if rec in self.doses else None
+            return f"DOSE {n}" if isinstance(n, int) and 1 <= n <= n_doses else None
+        if rec.form in ("vitals", "post_dose_check"):
+            n = rec.data.get("dose")
+            if isinstance(n, int) and 1 <= n <= n_doses and tp != "unscheduled":
+                return f"DOSE {n}"
+        return None
+
+    def _assign_visits(self) -> dict[str, tuple[float, str, str]]:
+        """Visit name -> (VISITNUM, VISIT, EPOCH) of the visits that happened; fills `record_visit`."""
+        self.record_visit: dict[str, str] = {}
+        dates: dict[str, list[str]] = defaultdict(list)
+        unscheduled: list[tuple[str, Record]] = []
+        visit_forms = {"labs", "ct_score", "vitals", "dose", "post_dose_check", *BASELINE_FORMS}
+        for form, recs in self.by_form.items():
+            if form not in visit_forms:
+                continue
+            for rec in recs:
+                when = record_dtc(rec, self.proto_of(rec))
+                name = self._planned_visit(rec)
+                if name:
+                    self.record_visit[rec.event_id] = name
+                    if when:
+                        dates[name].append(when)
+                elif when:
+                    unscheduled.append((when, rec))
+        info: dict[str, tuple[float, str, str]] = {}
+        for v in self.design.visits:
+            if v.name in dates:
+                info[v.name] = (v.num, v.name, v.epoch)
+        starts = sorted((min(dates[v.name]), v.num) for v in self.design.visits if v.name in dates)
+        counter: dict[float, list[str]] = defaultdict(list)
+        for when, rec in sorted(unscheduled, key=lambda x: x[0]):
+            base = max((num for start, num in starts if start[:10] <= when[:10]), default=1.0)
+            day = when[:10]
+            if day not in counter[base]:
+                counter[base].append(day)
+            num = round(base + 0.01 * (counter[base].index(day) + 1), 2)
+            name = f"UNSCHEDULED {num:.2f}"
+            self.record_visit[rec.event_id] = name
+            info[name] = (num, name, self.t.epoch(when))
+            dates[name].append(when)
+        self.visit_dates = dates
+        return info
+
+    def visit_of(self, rec: Record) -> str | None:
+        return self.record_visit.get(rec.event_id)
+
+    # -- domains ---------------------------------------------------------------------------
+
+    def build(self) -> None:
+        self.dm()
+        self.ds_()
+        self.ex()
+        self.vs()
+        self.lb()
+        self.rs()
+        self.ae()
+        self.cm()
+        self.mh()
+        self.ho()
+        self.sv()
+
+    def dm(self) -> None:
+        consent = self.by_form.get("consent", [])
+        screening = self.by_form.get("screening", [])
+        enrolled = bool(self.by_form.get("enrollment"))
+        scr = screening[-1].data if screening else {}
+        age = number(scr.get("age"))
+        arms = self.design.arms
+        planned = arms[0] if enrolled and len(arms) == 1 else None
+        actual = arms[0] if self.doses and len(arms) == 1 else None
+        if planned and actual:
+            nrs = ""
+        elif not screening or not enrolled:
+            nrs = "SCREEN FAILURE" if screening and scr.get("eligible") is False else "NOT ASSIGNED"
+        elif not self.doses:
+            nrs = "ASSIGNED, NOT TREATED"
+        else:
+            nrs = "NOT ASSIGNED"
+        death = self._death()
+        ended = any(self._disp(r, "DSSCAT") == "STUDY PARTICIPATION" for r in self.dispositions)
+        if not death and not ended and nrs != "SCREEN FAILURE":
+            self.built.ongoing += 1
+        firsts = consent or screening
+        site = firsts[0].site if firsts else ""
+        row = self.out.add(
+            "DM",
+            self.u,
+            SUBJID=self.pid,
+            RFSTDTC=self.t.first_dose,
+            RFENDTC=self.t.last_dose,
+            RFXSTDTC=self.t.first_dose,
+            RFXENDTC=self.t.last_dose,
+            RFICDTC=self.t.consent,
+            RFPENDTC=self._end_of_participation(death),
+            DTHDTC=death,
+            DTHFL="Y" if death or self._fatal_ae() else "",
+            SITEID=site,
+            BRTHDTC=value_text(scr.get("dob")),
+            AGE=int(age) if age is not None else None,
+            AGEU="YEARS" if age is not None else "",
+            SEX=value_text(scr.get("sex")),
+            RACE="",
+            ARMCD=planned[0] if planned else "",
+            ARM=planned[1] if planned else "",
+            ACTARMCD=actual[0] if actual else "",
+            ACTARM=actual[1] if actual else "",
+            ARMNRS=nrs,
+            ACTARMUD="",
+            COUNTRY=self.proto.trial.country_of(site),
+        )
+        for rec in screening[-1:]:
+            self.out.protocol_supp(row, rec, self.proto_of(rec))
+
+    def _death(self) -> str:
+        for rec in self.dispositions:
+            names = cdisc_fields(self.proto_of(rec), rec.form)
+            when = mapped(rec, names, "DTHDTC")
+            if when or self._disp(rec, "DSDECOD") == "DEATH":
+                return dtc(when or mapped(rec, names, "DSSTDTC"))
+        return ""
+
+    def _fatal_ae(self) -> bool:
+        return any(
+            r.data.get("outcome") == "fatal" or (r.data.get("serious") and r.data.get("death"))
+            for r in self.by_form.get("ae", [])
+        )
+
+    def _end_of_participation(self, death: str) -> str:
+        ends = [
+            dtc(mapped(r, cdisc_fields(self.proto_of(r), r.form), "DSSTDTC"))
+            for r in self.dispositions
+            if self._disp(r, "DSSCAT") == "STUDY PARTICIPATION"
+        ]
+        if death:
+            ends.append(death)
+        if ends:
+            return max(e for e in ends if e) if any(ends) else ""
+        # Still participating: the last date anything was recorded about the subject (last contact).
+        dates = [record_dtc(r, self.proto_of(r)) for recs in self.by_form.values() for r in recs]
+        return max((d for d in dates if d), default="")
+
+    def ds_(self) -> None:
+        for rec in self.by_form.get("consent", []):
+            when = dtc(rec.data.get("time"))
+            row = self.out.add(
+                "DS",
+                self.u,
+                DSSPID=rec.event_id,
+                DSTERM=CONSENT_TERM,
+                DSDECOD=CONSENT_TERM,
+                DSCAT="PROTOCOL MILESTONE",
+                DSSCAT="",
+                DSSTDTC=when,
+                EPOCH=SCREENING,
+                DSSTDY=self.t.day(when),
+            )
+            self.out.protocol_supp(row, rec, self.proto_of(rec))
+        for rec in self.by_form.get("screening", [])[-1:]:
+            if rec.data.get("eligible") is False and not self.by_form.get("enrollment"):
+                when = dtc(rec.data.get("date"))
+                failed = rec.data.get("failed_criteria") or []
+                fd = self.proto_of(rec).forms["screening"].fields.get("failed_criteria")
+                why = choice_text(fd, failed) if fd and failed else ""
+                self.out.add(
+                    "DS",
+                    self.u,
+                    DSSPID=rec.event_id,
+                    DSTERM=f"SCREEN FAILURE: {why}"[:200] if why else "SCREEN FAILURE",
+                    DSDECOD="SCREEN FAILURE",
+                    DSCAT="DISPOSITION EVENT",
+                    DSSCAT="STUDY PARTICIPATION",
+                    DSSTDTC=when,
+                    EPOCH=SCREENING,
+                    DSSTDY=self.t.day(when),
+                )
+        for rec in self.dispositions:
+            names = cdisc_fields(self.proto_of(rec), rec.form)
+            when = dtc(mapped(rec, names, "DSSTDTC"))
+            decod = self._disp(rec, "DSDECOD")
+            scat = self._disp(rec, "DSSCAT")
+            reason = value_text(mapped(rec, names, "DSTERM"))
+            if scat == "STUDY TREATMENT":
+                epoch = TREATMENT if self.doses else SCREENING
+            else:
+                epoch = self.t.epoch(when) or SCREENING
+            row = self.out.add(
+                "DS",
+                self.u,
+                DSSPID=rec.event_id,
+                DSTERM=reason if reason and decod != "COMPLETED" else decod,
+                DSDECOD=decod,
+                DSCAT="DISPOSITION EVENT",
+                DSSCAT=scat,
+                DSSTDTC=when,
+                EPOCH=epoch,
+                DSSTDY=self.t.day(when),
+            )
+            self.out.protocol_supp(row, rec, self.proto_of(rec))
+
+    def ex(self) -> None:
+        sched = self.proto.schedule
+        product = str(self.proto.product.get("name") or "study treatment")
+        for rec in self.doses:
+            p = self.proto_of(rec)
+            names = cdisc_fields(p, "dose")
+            dose = mapped(rec, names, "EXDOSE")
+            vamt = mapped(rec, names, "EXVAMT")
+            vehicle_fd = first_field(names, "EXTRTV")
+            vehicle = mapped(rec, names, "EXTRTV")
+            start = dtc(mapped(rec, names, "EXSTDTC"))
+            end = dtc(mapped(rec, names, "EXENDTC"))
+            row = self.out.add(
+                "EX",
+                self.u,
+                EXREFID=value_text(mapped(rec, names, "EXREFID")),
+                EXSPID=rec.event_id,
+                EXTRT=product,
+                EXDOSE=number(dose),
+                EXDOSU=(dose.get("unit") if isinstance(dose, dict) else None) or sched.particles_unit,
+                EXDOSFRM=DOSE_FORM,
+                EXDOSFRQ=p.schedule.frequency,
+                EXROUTE=sched.route,
+                EXLOT=value_text(mapped(rec, names, "EXLOT")),
+                EXTRTV=choice_text(vehicle_fd, vehicle).upper() if vehicle_fd and vehicle else "",
+                EXVAMT=number(vamt),
+                EXVAMTU=(vamt.get("unit") if isinstance(vamt, dict) else "")
+                or ("mL" if vamt is not None else ""),
+                EXSTDTC=start,
+                EXENDTC=end,
+                **self.timing("EX", start, end=end, visit=rec.event_id),
+            )
+            self.out.protocol_supp(row, rec, p)
+
+    def _findings_tests(self, rec: Record, prefix: str) -> list[tuple[Field, str]]:
+        form = self.proto_of(rec).forms.get(rec.form)
+        return [
+            (fd, fd.cdisc.split("=", 1)[1])
+            for fd in (form.fields.values() if form else ())
+            if fd.cdisc and fd.cdisc.startswith(prefix + "=")
+        ]
+
+    def vs(self) -> None:
+        recs = self.by_form.get("vitals", [])
+        dose_start = {
+            rec.data.get("dose_number") or i: dtc(rec.data.get("start"))
+            for i, rec in enumerate(self.doses, 1)
+        }
+        rows: list[dict[str, Any]] = []
+        for rec in recs:
+            d = rec.data
+            tp = value_text(d.get("timepoint"))
+            tpt, tptnum = TPT.get(tp, ("", None))
+            when = dtc(d.get("time"))
+            n = d.get("dose")
+            for fd, code in self._findings_tests(rec, "VSTESTCD"):
+                v = d.get(fd.name)
+                if v is None:
+                    continue
+                unit = (v.get("unit") if isinstance(v, dict) else "") or fd.unit or ""
+                rows.append(
+                    self.out.add(
+                        "VS",
+                        self.u,
+                        VSSPID=rec.event_id,
+                        VSTESTCD=code,
+                        VSTEST=fd.cdisc_label or VS_TESTS.get(code, tr(fd.label)[:40]),
+                        VSCAT="",
+                        VSORRES=value_text(v),
+                        VSORRESU=unit,
+                        VSSTRESC=value_text(v),
+                        VSSTRESN=number(v),
+                        VSSTRESU=unit,
+                        VSDTC=when,
+                        VSTPT=tpt,
+                        VSTPTNUM=tptnum,
+                        VSTPTREF=f"DOSE {n}" if tpt and n else "",
+                        VSRFTDTC=dose_start.get(n, "") if tpt and n else "",
+                        **self.timing("VS", when, visit=rec.event_id),
+                    )
+                )
+        self._lobxfl("VS", rows)
+
+    def _lobxfl(self, domain: str, rows: list[dict[str, Any]]) -> None:
+        """--LOBXFL = Y on each test's last non-missing result before the first dose."""
+        first = self.t.first_dose
+        if not first:
+            return
+        last: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            when = row.get(f"{domain}DTC") or ""
+            before = when < first if len(when) > 10 else when < first[:10] or row.get("VISIT") == "BASELINE"
+            if not when or not before or row.get(f"{domain}STAT"):
+                continue
+            key = row[f"{domain}TESTCD"]
+            if key not in last or when >= last[key][f"{domain}DTC"]:
+                last[key] = row
+        for row in last.values():
+            row[f"{domain}LOBXFL"] = "Y"
+
+    def lb(self) -> None:
+        sex = ""
+        for rec in self.by_form.get("screening", [])[-1:]:
+            sex = value_text(rec.data.get("sex"))
+        rows: list[dict[str, Any]] = []
+        for rec in self.by_form.get("labs", []):
+            when = dtc(rec.data.get("date"))
+            for fd, code in self._findings_tests(rec, "LBTESTCD"):
+                v = rec.data.get(fd.name)
+                if v is None:
+                    continue
+                unit = (v.get("unit") if isinstance(v, dict) else "") or fd.unit or ""
+                lo, hi = _reference(fd, sex)
+                val = number(v)
+                nrind = ""
+                if val is not None and lo is not None and hi is not None:
+                    nrind = "LOW" if val < lo else "HIGH" if val > hi else "NORMAL"
+                rows.append(
+                    self.out.add(
+                        "LB",
+                        self.u,
+                        LBSPID=rec.event_id,
+                        LBTESTCD=code,
+                        LBTEST=fd.cdisc_label or LB_TESTS.get(code, tr(fd.label)[:40]),
+                        LBCAT=fd.cdisc_cat or "",
+                        LBORRES=value_text(v),
+                        LBORRESU=unit,
+                        LBORNRLO=value_text(lo) if lo is not None else "",
+                        LBORNRHI=value_text(hi) if hi is not None else "",
+                        LBSTRESC=value_text(v),
+                        LBSTRESN=val,
+                        LBSTRESU=unit,
+                        LBSTNRLO=lo,
+                        LBSTNRHI=hi,
+                        LBNRIND=nrind,
+                        LBDTC=when,
+                        **self.timing("LB", when, visit=rec.event_id),
+                    )
+                )
+        self._lobxfl("LB", rows)
+
+    def rs(self) -> None:
+        rows: list[dict[str, Any]] = []
+        for rec in self.by_form.get("ct_score", []):
+            p = self.proto_of(rec)
+            names = cdisc_fields(p, rec.form)
+            when = dtc(mapped(rec, names, "RSDTC") or rec.data.get("date"))
+            total_row = None
+            for fd, code in self._findings_tests(rec, "RSTESTCD"):
+                v = rec.data.get(fd.name)
+                if v is None:
+                    continue
+                choice = fd.choice(v) if fd.type == "choice" else None
+                not_done = bool(choice and choice.cdisc == "NOT DONE")
+                row = self.out.add(
+                    "RS",
+                    self.u,
+                    RSSPID=rec.event_id,
+                    RSTESTCD=code,
+                    RSTEST=fd.cdisc_label or tr(fd.label)[:40],
+                    RSCAT=fd.cdisc_cat or "",
+                    RSORRES="" if not_done else value_text(v),
+                    RSORRESU="",
+                    RSSTRESC="" if not_done else value_text(v),
+                    RSSTRESN=None if not_done else number(v),
+                    RSSTRESU="",
+                    RSSTAT="NOT DONE" if not_done else "",
+                    RSREASND=tr(choice.label).upper() if not_done and choice else "",
+                    RSDTC=when,
+                    **self.timing("RS", when, visit=rec.event_id),
+                )
+                rows.append(row)
+                if fd.computed:
+                    total_row = row
+            if total_row is not None:
+                self.out.protocol_supp(total_row, rec, p)
+        self._lobxfl("RS", rows)
+
+    def ae(self) -> None:
+        for rec in self.by_form.get("ae", []):
+            p = self.proto_of(rec)
+            values, supp, coded = ae_map.ae_row(rec, p, self.coding)
+            if coded:
+                self.built.coded_ae += 1
+            else:
+                self.built.uncoded_ae += 1
+            start = dtc(rec.data.get("onset"))
+            end = dtc(rec.data.get("end"))
+            row = self.out.add(
+                "AE", self.u, AESTDTC=start, AEENDTC=end, **values, **self.timing("AE", start, end=end)
+            )
+            for qnam, value in supp.items():
+                self.out.supp(row, qnam, ae_map.SUPP_LABELS[qnam], value)
+            self.out.protocol_supp(row, rec, p)
+            review = self.reviews.get(rec.event_id)
+            if review is not None:
+                rel = value_text(review.data.get("relatedness")).upper()
+                self.out.supp(row, "AERELDSM", ae_map.SUPP_LABELS["AERELDSM"], rel, "Assigned")
+                unexpected = review.data.get("unexpected")
+                self.out.supp(
+                    row, "AEUNXDSM", ae_map.SUPP_LABELS["AEUNXDSM"], ae_map.yn(unexpected), "Assigned"
+                )
+
+    def cm(self) -> None:
+        for rec in self.by_form.get("conmed", []):
+            p = self.proto_of(rec)
+            names = cdisc_fields(p, rec.form)
+            cat_fd = first_field(names, "CMCAT")
+            cat = mapped(rec, names, "CMCAT")
+            cat_text = choice_text(cat_fd, cat).upper() if cat_fd and cat is not None else ""
+            dose = mapped(rec, names, "CMDOSE")
+            start = dtc(mapped(rec, names, "CMSTDTC"))
+            end = dtc(mapped(rec, names, "CMENDTC"))
+            trt_field = first_field(names, "CMTRT")
+            verbatim = value_text(rec.data.get(trt_field.name)) if trt_field else ""
+            coded = (
+                self.coding.variables(rec.event_id, trt_field.name, verbatim, "CM")
+                if verbatim and trt_field
+                else None
+            )
+            if verbatim and not coded:
+                self.built.uncoded_cm += 1
+            row = self.out.add(
+                "CM",
+                self.u,
+                CMSPID=rec.event_id,
+                CMTRT=verbatim or cat_text,
+                **(coded or {"CMDECOD": ""}),
+                CMCAT=cat_text,
+                CMDOSE=number(dose),
+                CMDOSU=_unit(dose, names, "CMDOSE"),
+                CMSTDTC=start,
+                CMENDTC=end,
+                **self.timing("CM", start, end=end),
+            )
+            self.out.protocol_supp(row, rec, p)
+
+    def mh(self) -> None:
+        for rec in self.by_form.get("demographics", []):
+            p = self.proto_of(rec)
+            names = cdisc_fields(p, rec.form)
+            onset = dtc(mapped(rec, names, "MHSTDTC"))
+            if onset and p.trial.indication:
+                self.out.add(
+                    "MH",
+                    self.u,
+                    MHSPID=rec.event_id,
+                    MHTERM=p.trial.indication,
+                    MHCAT="PRIMARY DIAGNOSIS",
+                    MHPRESP="",
+                    MHOCCUR="",
+                    EPOCH=SCREENING,
+                    MHSTDTC=onset,
+                    MHSTDY=self.t.day(onset),
+                )
+            for fd in names.get("MHTERM", []):
+                v = rec.data.get(fd.name)
+                codes = v if isinstance(v, list) else [v] if v not in (None, "") else []
+                for code in codes:
+                    if str(code) == "none":  # "none of these": nothing to record
+                        continue
+                    c = fd.choice(code) if fd.type == "choice" else None
+                    self.out.add(
+                        "MH",
+                        self.u,
+                        MHSPID=rec.event_id,
+                        MHTERM=tr(c.label) if c else value_text(code),
+                        MHCAT=fd.cdisc_cat or "",
+                        MHPRESP="Y" if c else "",
+                        MHOCCUR="Y" if c else "",
+                        EPOCH=SCREENING,
+                        MHSTDTC="",
+                        MHSTDY=None,
+                    )
+
+    def ho(self) -> None:
+        for rec in self.by_form.get("demographics", []):
+            names = cdisc_fields(self.proto_of(rec), rec.form)
+            start = dtc(mapped(rec, names, "HOSTDTC"))
+            if start:
+                self.out.add(
+                    "HO",
+                    self.u,
+                    HOSPID=rec.event_id,
+                    HOTERM="HOSPITAL",
+                    HODECOD="HOSPITAL",
+                    EPOCH="",
+                    HOSTDTC=start,
+                    HOENDTC="",
+                    HOSTDY=self.t.day(start),
+                )
+
+    def sv(self) -> None:
+        planned = {v.name: v for v in self.design.visits}
+        for name in sorted(self.visit_info, key=lambda n: self.visit_info[n][0]):
+            num, vname, epoch = self.visit_info[name]
+            dates = sorted(self.visit_dates[name])
+            start, end = dates[0], dates[-1]
+            self.out.add(
+                "SV",
+                self.u,
+                VISITNUM=num,
+                VISIT=vname,
+                SVPRESP="Y" if vname in planned else "",
+                SVOCCUR="Y" if vname in planned else "",
+                EPOCH=epoch,
+                SVSTDTC=start,
+                SVENDTC=end,
+                SVSTDY=self.t.day(start),
+                SVENDY=self.t.day(end),
+                SVUPDES="" if vname in planned else "Unscheduled assessment",
+            )
+
+
+def _unit(value: Any, names: dict[str, list[Field]], var: str) -> str:
+    """The unit stored with a value, else the unit its field declares ('' when there is no value)."""
+    if value is None:
+        return ""
+    if isinstance(value, dict) and value.get("unit"):
+        return str(value["unit"])
+    f = first_field(names, var)
+    return (f.unit or "") if f else ""
+
+
+def _reference(fd: Field, sex: str) -> tuple[float | None, float | None]:
+    rr = fd.reference_range or {}
+    rng = rr.get(sex) or rr.get("")
+    return (rng[0], rng[1]) if rng else (None, None)
+
+
+# Epoch names re-exported for the trial-design builder and tests.
+__all__ = ["FOLLOW_UP", "SCREENING", "TREATMENT", "Built", "build", "dtc"]

@@ -1,0 +1,148 @@
+"""The trial's design as SDTM sees it: arms, elements, epochs, visits; a subject's timeline.
+
+Where the protocol declares arms (`[trial] arms`), they are used. Today's
+protocol format declares no visits or epochs (the trial-engine issue #17 will
+add them); until it does, the design is derived from the dose schedule by the
+documented default (docs/exports.md, "Trial design"):
+
+* one arm per declared arm, else one arm named after the product;
+* three elements and epochs: SCREENING (consent to the first dose),
+  TREATMENT (the first dose to the end of the day of the last dose) and
+  FOLLOW-UP (after it, to the end of study);
+* visits: 1 BASELINE (the enrollment day, study day -1), 1+n DOSE n for each
+  scheduled dose (study day n), `doses`+2 POST-TREATMENT; a record that
+  belongs to no planned visit is an unscheduled visit numbered after the
+  last planned visit before it (2.01, 2.02...).
+
+A record's visit comes from its form: screening-visit forms are BASELINE,
+a `timepoint` of baseline / post_treatment / other, a dose number, or
+otherwise its date. Its epoch is its visit's epoch, else the epoch its
+date falls in. One function (`design_of`) and one class (`Timeline`) own
+these rules, so every domain, SV, TV and TA agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from ...protocol import Protocol
+
+SCREENING, TREATMENT, FOLLOW_UP = "SCREENING", "TREATMENT", "FOLLOW-UP"
+# Forms filled at the screening / baseline visit (before enrollment ends).
+BASELINE_FORMS = ("consent", "screening", "enrollment", "demographics", "skin_test")
+TIMEPOINT_VISITS = {"baseline": "BASELINE", "post_treatment": "POST-TREATMENT"}
+
+
+@dataclass(frozen=True)
+class Element:
+    code: str
+    name: str
+    epoch: str
+    start_rule: str
+    end_rule: str
+    duration: str = ""
+
+
+@dataclass(frozen=True)
+class Visit:
+    num: float
+    name: str
+    epoch: str
+    day: int | None
+    start_rule: str
+    end_rule: str = ""
+
+
+@dataclass(frozen=True)
+class Design:
+    arms: tuple[tuple[str, str], ...]
+    elements: tuple[Element, ...]
+    visits: tuple[Visit, ...]
+    source: str  # "protocol" when the protocol declared the design, else "default"
+
+    def visit(self, name: str) -> Visit | None:
+        return next((v for v in self.visits if v.name == name), None)
+
+
+def arm_code_from(name: str) -> str:
+    return (re.sub(r"[^A-Z0-9]", "", name.upper()) or "ARM1")[:20]
+
+
+def design_of(proto: Protocol) -> Design:
+    """The trial design: the protocol's arms if declared, the documented default otherwise."""
+    product = str(proto.product.get("name") or "study treatment")
+    arms = tuple((a.code, a.label) for a in proto.trial.arms) or ((arm_code_from(product), product),)
+    n = proto.schedule.doses
+    sched = proto.schedule
+    when = f"{sched.time.strftime('%H:%M')} {sched.zone} +/- {sched.window_minutes} min"
+    elements = (
+        Element("SCRN", "Screening", SCREENING, "Informed consent", "First dose of study treatment"),
+        Element(
+            "TRT",
+            product,
+            TREATMENT,
+            "First dose of study treatment",
+            f"End of the day of the last of {n} doses",
+            f"P{n}D",
+        ),
+        Element("FU", "Follow-up", FOLLOW_UP, "Day after the last dose", "End of study (disposition)"),
+    )
+    visits = [
+        Visit(
+            1,
+            "BASELINE",
+            SCREENING,
+            -1,
+            "Enrollment day, the day before dose 1 (consent, screening, baseline)",
+        )
+    ]
+    for d in range(1, n + 1):
+        visits.append(
+            Visit(1 + d, f"DOSE {d}", TREATMENT, d, f"Dose {d} of {n}, due on study day {d} at {when}")
+        )
+    visits.append(Visit(n + 2, "POST-TREATMENT", FOLLOW_UP, None, "After the last dose: labs and imaging"))
+    return Design(arms, elements, tuple(visits), "protocol" if proto.trial.arms else "default")
+
+
+def study_day(ref: str, dtc: str) -> int | None:
+    """SDTM study day of `dtc` relative to RFSTDTC `ref`: no day 0 (day -1 is the day before day 1)."""
+    if len(ref) < 10 or len(dtc) < 10:
+        return None
+    try:
+        delta = (date.fromisoformat(dtc[:10]) - date.fromisoformat(ref[:10])).days
+    except ValueError:
+        return None
+    return delta + 1 if delta >= 0 else delta
+
+
+@dataclass
+class Timeline:
+    """One subject's reference dates: which epoch and study day an observation falls in."""
+
+    consent: str = ""  # RFICDTC
+    first_dose: str = ""  # RFXSTDTC
+    last_dose: str = ""  # RFXENDTC
+    treatment_over: bool = False  # all doses given, or an end-of-treatment disposition
+    visit_dates: dict[float, list[str]] = field(default_factory=dict)
+
+    def epoch(self, dtc: str) -> str:
+        """The epoch a date/time falls in ('' before consent or when unknown).
+
+        A date without a time on the first dose day counts as TREATMENT (an
+        event that day is treatment-emergent unless its time says otherwise).
+        """
+        if not dtc or (self.consent and dtc[:10] < self.consent[:10]):
+            return ""
+        if not self.first_dose:
+            return SCREENING
+        first = self.first_dose if len(dtc) > 10 else self.first_dose[:10]
+        if dtc < first:
+            return SCREENING
+        if self.treatment_over and self.last_dose and dtc[:10] > self.last_dose[:10]:
+            return FOLLOW_UP
+        return TREATMENT
+
+    def day(self, dtc: str) -> int | None:
+        return study_day(self.first_dose, dtc)
