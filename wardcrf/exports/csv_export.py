@@ -36,7 +36,7 @@ from ..errors import UsageError
 from ..protocol import Field, tr
 from . import missing
 from .dataset import Dataset, participant_of, value_text
-from .flat import RECORD_COLUMNS, FormColumn, asked, cell, form_columns, provenance, undeclared
+from .flat import RECORD_COLUMNS, Asked, FormColumn, cell, form_columns, provenance, undeclared
 from .progress import NullProgress, Progress
 
 __all__ = ["RECORD_COLUMNS", "export_csv", "write_dictionary"]
@@ -239,6 +239,7 @@ def export_csv(ds: Dataset, out: Path, progress: Progress | None = None) -> CsvE
     forms = ds.forms_present()
     progress.start("records", ds.count_records())
     layouts: dict[str, list[FormColumn]] = {}
+    asked = Asked(ds)
     for form in forms:
         cols = form_columns(ds, form)
         # Fields no loaded protocol or catalogue defines (a record from a newer ward version): never dropped.
@@ -249,7 +250,7 @@ def export_csv(ds: Dataset, out: Path, progress: Progress | None = None) -> CsvE
         with fh:
             w.writerow(list(RECORD_COLUMNS) + [c.name for c in cols])
             for rec in ds.records(form):
-                fields_asked = asked(ds, rec)
+                fields_asked = asked(rec)
                 w.writerow(provenance(rec) + [cell(c, rec, fields_asked) for c in cols])
                 n += 1
                 if n % 500 == 0:

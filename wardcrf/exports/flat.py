@@ -15,6 +15,7 @@ then any field no protocol or catalogue defines, exactly as stored.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +62,18 @@ class FormColumn:
 
     @property
     def sql_type(self) -> str:
-        t = self.type
-        if t in ("integer", "boolean"):
-            return "INTEGER"
-        if t == "number":
-            return "REAL"
-        if t == "choice" and self.spec is not None and not self.spec.multiple:
-            codes = self.spec.codes
-            if codes and all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
-                return "INTEGER"
-        return "TEXT"
+        return _SQL_TYPES.get(self.type, "TEXT") if not self._integer_codes else "INTEGER"
+
+    @property
+    def _integer_codes(self) -> bool:
+        """A single choice whose codes are all whole numbers (e.g. a 0-4 score) is an INTEGER column."""
+        if self.kind != "value" or self.spec is None or self.spec.type != "choice" or self.spec.multiple:
+            return False
+        codes = self.spec.codes
+        return bool(codes) and all(isinstance(c, int) and not isinstance(c, bool) for c in codes)
+
+
+_SQL_TYPES = {"integer": "INTEGER", "boolean": "INTEGER", "number": "REAL"}
 
 
 def form_columns(ds: Dataset, form: str) -> list[FormColumn]:
@@ -103,10 +106,22 @@ def undeclared(ds: Dataset, form: str, cols: list[FormColumn]) -> list[FormColum
     return [FormColumn(k, k, "value") for k in extra]
 
 
-def asked(ds: Dataset, rec: Record) -> set[str] | None:
-    """Fields of the record's form in the protocol version it was captured under (None: not a protocol form)."""
-    form = ds.protocol_for(rec).forms.get(rec.form)
-    return set(form.fields) if form is not None else None
+class Asked:
+    """Fields of a record's form in the protocol version it was captured under (None: not a protocol form).
+
+    Remembered per (protocol, version, form): an export asks once per record.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        self._seen: dict[tuple[str | None, str | None, str], frozenset[str] | None] = {}
+
+    def __call__(self, rec: Record) -> frozenset[str] | None:
+        key = (rec.protocol_id, rec.protocol_version, rec.form)
+        if key not in self._seen:
+            form = self.ds.protocol_for(rec).forms.get(rec.form)
+            self._seen[key] = frozenset(form.fields) if form is not None else None
+        return self._seen[key]
 
 
 def provenance(rec: Record) -> list[Any]:
@@ -126,7 +141,7 @@ def provenance(rec: Record) -> list[Any]:
     ]
 
 
-def cell(col: FormColumn, rec: Record, fields_asked: set[str] | None) -> str:
+def cell(col: FormColumn, rec: Record, fields_asked: frozenset[str] | None) -> str:
     """A column's value as CSV text."""
     v = rec.data.get(col.field)
     if col.kind == "value":
@@ -137,25 +152,58 @@ def cell(col: FormColumn, rec: Record, fields_asked: set[str] | None) -> str:
     return missing.code(col.spec, rec.data, fields_asked is None or col.field in fields_asked)
 
 
-def typed(col: FormColumn, rec: Record, fields_asked: set[str] | None) -> Any:
-    """A column's value for a typed SQL table: numbers as numbers, booleans 1/0, blanks NULL."""
-    if col.kind != "value":
-        text = cell(col, rec, fields_asked)
-        return text or None
-    v = rec.data.get(col.field)
-    if isinstance(v, dict) and "value" in v:
-        v = v["value"]
-    if v is None or v == "" or v == []:
-        return None
+def sql_converter(col: FormColumn) -> Callable[[Mapping[str, Any], frozenset[str] | None], Any]:
+    """A function giving the column's value for a typed SQL table from a record's data.
+
+    Built once per column (an export converts every value of every record):
+    numbers as REAL, whole numbers and integer-coded choices as INTEGER,
+    booleans 1/0, lists joined by ';', tables as JSON text, blanks NULL.
+    """
+    name, spec = col.field, col.spec
+    if col.kind == "unit":
+        default_unit = (spec.unit if spec else None) or None
+
+        def unit(data: Mapping[str, Any], _asked: frozenset[str] | None) -> Any:
+            v = data.get(name)
+            if v is None:
+                return None
+            if isinstance(v, dict) and "value" in v:
+                return v.get("unit") or None
+            return default_unit
+
+        return unit
+    if col.kind == "missing":
+        assert spec is not None
+
+        def why(data: Mapping[str, Any], fields_asked: frozenset[str] | None) -> Any:
+            return missing.code(spec, data, fields_asked is None or name in fields_asked) or None
+
+        return why
     sql = col.sql_type
-    if sql == "INTEGER":
-        if isinstance(v, bool):
-            return int(v)
-        n = number(v)
-        return int(n) if n is not None and n.is_integer() else value_text(v)
-    if sql == "REAL":
-        n = number(v)
-        return n if n is not None else value_text(v)
-    if isinstance(v, dict):
-        return json.dumps(v, ensure_ascii=False, sort_keys=True)
-    return value_text(v)
+
+    def value(data: Mapping[str, Any], _asked: frozenset[str] | None) -> Any:
+        v = data.get(name)
+        if v.__class__ is dict and "value" in v:
+            v = v["value"]
+        if v is None or v == "" or v == []:
+            return None
+        cls = v.__class__
+        if sql == "REAL":
+            if cls is float or cls is int:
+                return float(v)
+            n = number(v)
+            return n if n is not None else value_text(v)
+        if sql == "INTEGER":
+            if cls is int:
+                return v
+            if cls is bool:
+                return int(v)
+            n = number(v)
+            return int(n) if n is not None and n.is_integer() else value_text(v)
+        if cls is str:
+            return v
+        if cls is dict:
+            return json.dumps(v, ensure_ascii=False, sort_keys=True)
+        return value_text(v)
+
+    return value

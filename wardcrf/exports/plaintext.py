@@ -143,6 +143,7 @@ def write_form_tables(ds: Dataset, dst: Store, progress: Progress | None = None)
     progress = progress or NullProgress()
     present = {r[0] for r in dst.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     forms = ds.forms_present()
+    asked = flat.Asked(ds)
     progress.start("form tables", len(forms))
     counts: dict[str, int] = {}
     for form in forms:
@@ -159,16 +160,19 @@ def write_form_tables(ds: Dataset, dst: Store, progress: Progress | None = None)
         defs = ['"record_id" TEXT PRIMARY KEY'] + [
             f'"{c}" {"INTEGER" if c == "versions" else "TEXT"}' for c in flat.RECORD_COLUMNS[1:]
         ]
-        defs += [f'"{c.name}" {c.sql_type}' for c in cols]
+        types = [c.sql_type for c in cols]
+        defs += [f'"{c.name}" {t}' for c, t in zip(cols, types, strict=True)]
         dst.execute(f'CREATE TABLE "{name}" ({", ".join(defs)})')
         marks = ",".join("?" * (len(flat.RECORD_COLUMNS) + len(cols)))
         batch: list[list[Any]] = []
         n = 0
+        convert = [flat.sql_converter(c) for c in cols]
         for rec in ds.records(form):
-            asked = flat.asked(ds, rec)
+            fields_asked = asked(rec)
+            data = rec.data
             row = flat.provenance(rec)
             row[1:] = [v if v != "" else None for v in row[1:]]
-            batch.append(row + [flat.typed(c, rec, asked) for c in cols])
+            batch.append(row + [f(data, fields_asked) for f in convert])
             if len(batch) >= 2000:
                 dst.conn.executemany(f'INSERT INTO "{name}" VALUES ({marks})', batch)
                 n += len(batch)
