@@ -34,6 +34,11 @@ from typing import Any
 from . import text as text_rule
 from .errors import Refused, UsageError
 from .eventlog import Event, projector
+from .field_conditions import Condition
+from .field_conditions import check as check_condition
+from .field_conditions import parse as parse_condition
+from .protocol_analysis import AnalysisPlan
+from .protocol_analysis import parse as parse_analysis
 from .store import Store
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
@@ -163,6 +168,7 @@ class Field:
     min_items: int = 0
     allow_future: bool = False
     multiline: bool = False  # a text field that may hold tabs and line breaks
+    applies_when: Condition | None = None  # blank when the condition fails = "not applicable" in exports
     id_kind: str | None = None  # "kit", "lot": the value is an identifier (wardcrf.ids)
     example: str | None = None  # an id that follows this field's pattern, quoted in messages
     cdisc_label: str | None = None  # the CDISC test name (--TEST, <= 40 characters)
@@ -222,6 +228,8 @@ class Field:
             out["min_items"] = self.min_items
         if self.multiline:
             out["multiline"] = True
+        if self.applies_when is not None:
+            out["applies_when"] = self.applies_when.describe()
         return out
 
 
@@ -338,6 +346,7 @@ class Protocol:
     sha256: str
     filename: str
     warnings: tuple[Any, ...] = ()  # plausibility.WarningRule: the soft warnings this trial declares
+    analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # [analysis]: the stated methods
     trial: Trial = field(default_factory=Trial)
 
     @property
@@ -656,6 +665,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
     prespecified = _choices(r, ae.get("prespecified"), ("adverse_events", "prespecified"))
     product = r.table(data.get("product"), ("product",))
     forms = _forms(r, data)
+    analysis = parse_analysis(r, data, forms)
     _one_format_per_id(r, forms)
     from . import plausibility
 
@@ -698,6 +708,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
         filename=filename,
         warnings=warnings,
+        analysis=analysis,
         trial=trial,
     )
 
@@ -831,6 +842,7 @@ _FIELD_KEYS = {
     "min_items",
     "allow_future",
     "multiline",
+    "applies_when",
     "id",
     "example",
     "cdisc_label",
@@ -862,6 +874,9 @@ def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
             f = _field(r, fname, spec, (*p, "fields", fname))
             if f is not None:
                 fields[fname] = f
+        for f in fields.values():
+            if f.applies_when is not None:
+                check_condition(r, f.applies_when, f.name, fields, (*p, "fields", f.name, "applies_when"))
         forms[name] = Form(
             name, r.text(ft, "label", p), r.text(ft, "help", p, required=False), subject, fields
         )
@@ -950,6 +965,9 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
         min_items=r.get(spec, "min_items", p, int, required=False, default=0) or 0,
         allow_future=bool(r.get(spec, "allow_future", p, bool, required=False, default=False)),
         multiline=bool(r.get(spec, "multiline", p, bool, required=False, default=False)),
+        applies_when=parse_condition(r, spec["applies_when"], (*p, "applies_when"))
+        if spec.get("applies_when") is not None
+        else None,
         id_kind=id_kind,
         example=example,
         cdisc_label=_cdisc_text_key(r, spec, "cdisc_label", p, 40),
