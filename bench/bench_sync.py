@@ -17,70 +17,22 @@ hub import of the photo-heavy bundle is read from /proc in a fresh process.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from measure import Pair, Sample, alternate, loadavg, median, once, row
 
-from wardcrf import canonical, devicekeys, eventlog
+from wardcrf import canonical, devicekeys
 from wardcrf.canonical import dumps
 from wardcrf.site import Site
 
 PASSWORD = "bench-password-1"
-
-
-def _median(fn: Any, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def _cpu_median(fn: Any, repeat: int) -> tuple[float, float]:
-    """(median wall s, median CPU s) of `fn`: CPU of this process's threads plus its children.
-
-    The build machine is shared: under load the wall clock measures the
-    neighbours, CPU seconds measure the work (threads that overlap on two
-    cores show as CPU above wall).
-    """
-    import resource
-
-    walls, cpus = [], []
-    for _ in range(repeat):
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        c, t = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t)
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        child = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-        cpus.append(time.process_time() - c + child)
-    return statistics.median(walls), statistics.median(cpus)
-
-
-def _paired(ours: Any, base: Any, repeat: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """((wall, CPU) of `ours`, (wall, CPU) of `base`): medians of runs taken in turn.
-
-    Alternating the two puts both under the same neighbours on a shared
-    machine, so the ratio moves less than the figures themselves.
-    """
-    a: list[tuple[float, float]] = []
-    b: list[tuple[float, float]] = []
-    for _ in range(repeat):
-        a.append(_cpu_median(ours, 1))
-        b.append(_cpu_median(base, 1))
-    return (
-        (statistics.median(x[0] for x in a), statistics.median(x[1] for x in a)),
-        (statistics.median(x[0] for x in b), statistics.median(x[1] for x in b)),
-    )
 
 
 def _jpeg(n: int, seed: int) -> bytes:
@@ -97,21 +49,22 @@ def _jpeg(n: int, seed: int) -> bytes:
 
 
 def _chain(device: str, site: str, n: int, *, photos: list[str] | None = None) -> list[str]:
+    """A device's chain of `n` valid events, as a ward writes them.
+
+    Each simulated laptop enrols its own participants (two devices creating
+    one participant id is a clash the hub holds back): per participant a
+    consent record (carrying the photographed pages, if any) and its three
+    e-signatures (doctor, two witnesses: the hub's consent-first rule holds a
+    bundle without them), then vitals records for the rest of the chain.
+    """
     lines, prev = [], canonical.GENESIS
-    for seq in range(1, n + 1):
-        if seq % 2:
-            body: dict[str, Any] = {
-                "form": "vitals",
-                "data": {"temp": 36.5 + (seq % 20) / 10, "hr": 60 + seq % 40},
-            }
-            typ = "record.submitted"
-        else:
-            body, typ = {"text": f"observation {seq}"}, "note.added"
-        if photos and seq <= len(photos):
-            body, typ = (
-                {"form": "consent", "data": {"photo": [f"sha256:{photos[seq - 1]}"]}},
-                "record.submitted",
-            )
+    people = max(1, min(50, n // 8))
+    pending = [f"sha256:{d}" for d in photos or []]
+    seq = 0
+
+    def add(typ: str, subject: str, body: dict[str, Any], user: str, role: str) -> str:
+        nonlocal prev, seq
+        seq += 1
         fields = {
             "amends": None,
             "body": body,
@@ -120,21 +73,62 @@ def _chain(device: str, site: str, n: int, *, photos: list[str] | None = None) -
             "id": f"{device}-{seq}",
             "protocol": None,
             "reason": None,
-            "role": "clinician",
+            "role": role,
             "seq": seq,
             "site": site,
-            # Each simulated laptop enrols its own participants: two devices
-            # creating one participant id is a clash the hub holds back.
-            "subject": f"participant:{site}-{device}-{seq % 50:03d}",
+            "subject": subject,
             "ts": "2026-01-01T00:00:00.000Z",
             "type": typ,
             "tz": "+08:00",
-            "user": "clinician",
+            "user": user,
             "zone": "Asia/Shanghai",
         }
         line = canonical.event_line(prev, fields)
         lines.append(line)
         prev = canonical.line_hash(line)
+        return prev
+
+    for k in range(people):
+        subject = f"participant:{site}-{device}{k:03d}"
+        take = len(pending) if k == people - 1 else min(len(pending), 1)
+        pages, pending = pending[:take], pending[take:]
+        consent = {
+            "consenter": "participant",
+            "form_version": "1.0",
+            "time": "2026-01-01T08:00:00+08:00",
+            "witness_1": "witness-a",
+            "witness_2": "witness-b",
+            "photos": pages,
+        }
+        h = add("record.submitted", subject, {"form": "consent", "data": consent}, "doctor", "clinician")
+        target, signed = f"{device}-{seq}", hashlib.sha256((h + "\n").encode()).hexdigest()
+        for user, role, meaning in (
+            ("doctor", "clinician", "authored"),
+            ("witness-a", "clinician", "witnessed"),
+            ("witness-b", "investigator", "witnessed"),
+        ):
+            add(
+                "signature.applied",
+                subject,
+                {
+                    "target": target,
+                    "signed_hash": signed,
+                    "meaning": meaning,
+                    "signer": user,
+                    "full_name": user,
+                },
+                user,
+                role,
+            )
+    while seq < n:
+        vitals = {
+            "timepoint": "unscheduled",
+            "time": "2026-01-02T09:00:00+08:00",
+            "temp": {"value": 36.5 + (seq % 20) / 10, "unit": "C"},
+            "pulse": {"value": 60 + seq % 40, "unit": "beats/min"},
+        }
+        subject = f"participant:{site}-{device}{seq % people:03d}"
+        add("record.submitted", subject, {"form": "vitals", "data": vitals}, "doctor", "clinician")
     return lines
 
 
@@ -370,92 +364,103 @@ def _import_rss(root: Path, hs: Any, n_photos: int, size: int, hub_keys: Any, _l
     }
 
 
-def bench_incremental_export(root: Path, quick: bool) -> list[dict[str, Any]]:
-    """Export 10 new events from a site holding many events (earlier ones receipted)."""
-    from wardcrf.sync import registry, ward
+def set_test_hub(admin: Any) -> Any:
+    """Give a ward a hub card (keys made here; no hub runs): what `sync export` needs. Returns the keys."""
+    from wardcrf.sync import registry
     from wardcrf.sync.cards import Card
 
-    n = 50_000 if quick else 1_000_000
-    res = Site.init(root / "big", site="WUH01", device_name="big", admin="admin", password=PASSWORD)
-    s = res.site.unlock("admin", PASSWORD)
+    hub_keys = devicekeys.generate("BIGHUB01")
+    card = Card(
+        "hub", "HUB", hub_keys.device, "hub", hub_keys.key_id, hub_keys.sign_public, hub_keys.age_recipient
+    )
+    registry.set_hub(admin, card)
+    return hub_keys
+
+
+def incremental_pair(admin: Any, clinician: Any, root: Path, hub_keys: Any, reps: int = 5) -> Pair:
+    """`sync export` of 10 new vitals records on a site whose earlier events are all receipted,
+    alternated with stdlib doing the same work on the same 10 lines.
+
+    The backlog is cut into bundles first and marked receipted (set-up). The
+    baseline reads the 10 lines through the (device, seq) index of a plain
+    copy, tars them with a manifest, age-encrypts them to the hub and writes
+    and fsyncs the file.
+    """
+    import io
+    import sqlite3
+    import tarfile
+
+    import pyrage
+    from bench_foundation import plain_copy
+    from generate import participant_records
+    from wardcrf.sync import ward
+
+    from wardcrf import records
+
+    ward.prepare(admin)  # cut the backlog into bundles, then pretend the hub receipted them
+    admin.store.execute("UPDATE sync_outbox SET receipted_at = 'bench' WHERE receipted_at IS NULL")
+    out = root / "usb"
+    out.mkdir(exist_ok=True)
+    admin.store.checkpoint()
+    plain = plain_copy(admin.store, root / "incremental-plain.db")
+    std = sqlite3.connect(plain)
+    recipient = pyrage.x25519.Recipient.from_str(hub_keys.age_recipient)
+    head = int(admin.store.scalar("SELECT max(seq) FROM events WHERE device = ?", (admin.ctx.device,)))
+    vitals = next(d for f, d in participant_records(0) if f == "vitals")
+    vitals = {**vitals, "timepoint": "unscheduled"}
+
+    def ours(rep: int) -> None:
+        with clinician.store.transaction():
+            for i in range(10):
+                records.submit(clinician, "vitals", vitals, subject=f"participant:BENCH-{1 + i:05d}")
+        r = ward.export(admin, out)
+        assert r.events == 10, r
+        admin.store.execute("UPDATE sync_outbox SET receipted_at = 'bench' WHERE receipted_at IS NULL")
+
+    def base(rep: int) -> None:
+        lines = [
+            r[0]
+            for r in std.execute(
+                "SELECT line FROM events WHERE device = ? AND seq > ? ORDER BY seq",
+                (admin.ctx.device, head - 10),
+            )
+        ]
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in (("manifest.json", b"{}"), ("events.jsonl", "\n".join(lines).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        cipher = pyrage.encrypt(buf.getvalue(), [recipient])
+        with open(root / f"base-{rep}.tar.age", "wb") as fh:
+            fh.write(cipher)
+            fh.flush()
+            os.fsync(fh.fileno())
+
     try:
-        hub_keys = devicekeys.generate("BIGHUB01")
-        registry.set_hub(
-            s,
-            Card(
-                "hub",
-                "HUB",
-                hub_keys.device,
-                "hub",
-                hub_keys.key_id,
-                hub_keys.sign_public,
-                hub_keys.age_recipient,
-            ),
-        )
-        t = time.perf_counter()
-        with s.store.transaction():
-            for i in range(n):
-                eventlog.append(
-                    s.store,
-                    s.ctx,
-                    s.author,
-                    type="note.added",
-                    subject="site:WUH01",
-                    body={"text": f"bulk observation {i}", "i": i},
-                )
-        gen = time.perf_counter() - t
-        ward.prepare(s)  # cut the backlog into bundles, then pretend the hub receipted them
-        s.store.execute("UPDATE sync_outbox SET receipted_at = 'bench'")
-        out = root / "usb"
-        out.mkdir()
-        s.store.checkpoint()
-        from bench_foundation import plain_copy
-
-        plain = plain_copy(s.store, root / "plain.db")
-        import sqlite3
-
-        std = sqlite3.connect(plain)
-        import io
-        import tarfile
-
-        import pyrage
-
-        recipient = pyrage.x25519.Recipient.from_str(hub_keys.age_recipient)
-        head = [int(s.store.scalar("SELECT max(seq) FROM events WHERE device = ?", (s.ctx.device,)))]
-
-        def ours(rep: int) -> None:
-            with s.store.transaction():
-                for i in range(10):
-                    s.append(type="note.added", subject="site:WUH01", body={"text": f"new {rep}-{i}"})
-            r = ward.export(s, out)
-            assert r.events == 10, r
-            s.store.execute("UPDATE sync_outbox SET receipted_at = 'bench' WHERE receipted_at IS NULL")
-
-        def base(rep: int) -> None:
-            lines = [
-                r[0]
-                for r in std.execute(
-                    "SELECT line FROM events WHERE device = ? AND seq > ? ORDER BY seq",
-                    (s.ctx.device, head[0] - 10),
-                )
-            ]
-            buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w") as tar:
-                for name, data in (("manifest.json", b"{}"), ("events.jsonl", "\n".join(lines).encode())):
-                    info = tarfile.TarInfo(name)
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-            cipher = pyrage.encrypt(buf.getvalue(), [recipient])
-            with open(root / f"base-{rep}.tar.age", "wb") as fh:
-                fh.write(cipher)
-                fh.flush()
-                os.fsync(fh.fileno())
-
-        pair = alternate(ours, base, 5)
+        return alternate(ours, base, reps)
+    finally:
         std.close()
+
+
+def bench_incremental_export(root: Path, quick: bool) -> list[dict[str, Any]]:
+    """Export 10 new events from a site holding many real events (earlier ones receipted).
+
+    The size sweep (`bench_sweep.py`) measures the same at 10k, 100k and 1M events.
+    """
+    from generate import generate, new_site
+
+    n = 20_000 if quick else 100_000
+    clinician = new_site(root / "big")
+    admin = Site.open(root / "big").unlock("admin", PASSWORD)
+    try:
+        hub_keys = set_test_hub(admin)
+        sample, (_p, written) = once(lambda: generate(clinician, n, batch=500))
+        pair = incremental_pair(admin, clinician, root, hub_keys)
         return [
             row(
-                f"incremental export of 10 new events on {n:,} events (generated in {gen:.0f} s)",
+                f"incremental export of 10 new events on {written:,} events"
+                f" (generated in {sample.wall:.0f} s)",
                 pair,
                 unit="ms",
                 scale=1000,
@@ -464,7 +469,8 @@ def bench_incremental_export(root: Path, quick: bool) -> list[dict[str, Any]]:
             )
         ]
     finally:
-        s.close()
+        admin.close()
+        clinician.close()
 
 
 def bench_hub_many_devices(root: Path, quick: bool) -> list[dict[str, Any]]:

@@ -12,12 +12,13 @@ time, day and window), so the projections hold the same rows.
 
 Speed comes from the transaction size: `batch` participants per commit (one
 fsync per batch instead of per record). One participant is
-`EVENTS_PER_PARTICIPANT` events: consent (with a photograph reference) and
-its three e-signatures (the doctor's, two witnesses'; `signature.applied`
+`EVENTS_PER_PARTICIPANT` events: the photographed consent page (a small real
+JPEG imported through `photos.api.import_bytes`: blob, preview, event), the
+consent referencing it and its three e-signatures (the doctor's, two witnesses'; `signature.applied`
 events with the body `signatures.sign` writes, the password re-entry
 left out: a key derivation each), screening, enrollment, demographics, labs
 and CT score at baseline and after treatment, and five doses each with pre-
-and post-dose vitals. 1,000,000 events are 38,461 participants.
+and post-dose vitals. 1,000,000 events are 37,037 participants.
 
 The newest `in_treatment` participants were enrolled in the last days before
 `today` and have had only some of their doses: the ward list has participants
@@ -31,7 +32,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 RECORDS_PER_PARTICIPANT = 23
-EVENTS_PER_PARTICIPANT = RECORDS_PER_PARTICIPANT + 3  # the consent's three signatures
+EVENTS_PER_PARTICIPANT = RECORDS_PER_PARTICIPANT + 4  # the consent page's photo, the consent's signatures
 WITNESSES = ("investigator", "clinician2")
 ZONE = "+08:00"
 
@@ -40,10 +41,26 @@ def _u(v: float, unit: str) -> dict[str, Any]:
     return {"value": v, "unit": unit}
 
 
+def consent_page(i: int) -> bytes:
+    """A small real JPEG, different for every participant (its photographed consent page)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGB", (32, 24), ((i >> 16) & 255, (i >> 8) & 255, i & 255))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
 def participant_records(
-    i: int, *, enrolled: date | None = None, doses: int = 5
+    i: int, *, enrolled: date | None = None, doses: int = 5, photo: str | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(form, data) of participant number `i`, in the order a ward records them."""
+    """(form, data) of participant number `i`, in the order a ward records them.
+
+    `photo` is the consent page's reference (`sha256:...`); without one, a
+    reference to nothing stored (for baselines that never read photos).
+    """
     if enrolled is None:
         enrolled = date(2020, 3, 1) + timedelta(days=i % 28)
     day = enrolled.isoformat()
@@ -55,7 +72,7 @@ def participant_records(
             "time": f"{day}T10:00:00{ZONE}",
             "witness_1": WITNESSES[0],
             "witness_2": WITNESSES[1],
-            "photos": ["sha256:" + f"{i:064x}"],
+            "photos": [photo or "sha256:" + f"{i:064x}"],
         },
     )
     yield (
@@ -152,6 +169,8 @@ def generate(
     participants written are enrolled within the five days before `today`
     with one dose per day since.
     """
+    from wardcrf.photos import api
+
     import wardcrf.workflow  # noqa: F401  (the workflow's projectors run as on a ward)
     from wardcrf import records, signatures, users
     from wardcrf.eventlog import Author, append
@@ -172,12 +191,16 @@ def generate(
         with session.store.transaction():
             for i in range(first, min(start + n, first + batch)):
                 subject = f"participant:BENCH-{i + 1:05d}"
+                photo = api.import_bytes(session, f"consent-{i + 1}.jpg", consent_page(i)).ref
+                written += 1
                 recent = start + n - i <= in_treatment
                 if recent:
                     ago = (start + n - i) % 5 + 1
-                    gen = participant_records(i, enrolled=today - timedelta(days=ago), doses=ago - 1)
+                    gen = participant_records(
+                        i, enrolled=today - timedelta(days=ago), doses=ago - 1, photo=photo
+                    )
                 else:
-                    gen = participant_records(i)
+                    gen = participant_records(i, photo=photo)
                 for form, data in gen:
                     event = records.submit(session, form, data, subject=subject)
                     written += 1
