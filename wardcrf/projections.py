@@ -28,6 +28,7 @@ PROJECTOR_MODULES = [
     "wardcrf.workflow",
     "wardcrf.coldchain.projections",
     "wardcrf.sync.registry",
+    "wardcrf.sync.pending",
     "wardcrf.coding.projection",
     "wardcrf.sdv",
 ]
@@ -63,6 +64,9 @@ PROJECTION_TABLES = [
     "coding_dictionaries",
     "codings",
     "sdv_marks",
+    "counters",
+    "ward_queue",
+    "photo_first_refs",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from
