@@ -18,8 +18,10 @@ The row is recomputed from the projections (`participants`, `doses`,
 `vitals`, skin-test records) by a form hook after each record that can
 change it, in that record's transaction; a new protocol version recomputes
 every row (its schedule moves the due times). `counters` holds the number of
-participants. Both are projections: `db rebuild` re-derives them, `db rebuild
---check` compares them.
+participants. Both are derived from the projections alone: `db rebuild`
+replays the log without that per-record upkeep and derives every row in one
+pass at the end (`projections.derived_index`), and `db rebuild --check`
+compares them.
 
 At a given time, the order is five index range scans taken in turn
 (`page`): the participants in the first segments are the ward's active ones,
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from .. import projections
 from .. import protocol as protocols
 from ..errors import Refused
 from ..eventlog import Event, projector
@@ -45,7 +48,7 @@ PARTICIPANTS = "participants"
 _FORMS = ("consent", "screening", "enrollment", "dose", "vitals", "skin_test")
 
 _STATE = """
-SELECT p.enrolled_on, p.enrollment_event, p.eligible,
+SELECT p.id, p.enrolled_on, p.enrollment_event, p.eligible,
   (SELECT count(*) FROM doses d WHERE d.participant = p.id),
   (SELECT count(DISTINCT d.dose_number) FROM doses d
     WHERE d.participant = p.id AND d.dose_number IS NOT NULL
@@ -54,7 +57,7 @@ SELECT p.enrolled_on, p.enrollment_event, p.eligible,
   EXISTS (SELECT 1 FROM records r WHERE r.form = 'skin_test' AND r.subject = 'participant:' || p.id
             AND json_extract(r.data, '$.result') = 'positive'),
   EXISTS (SELECT 1 FROM ward_queue q WHERE q.participant = p.id)
-FROM participants p WHERE p.id = ?
+FROM participants p
 """
 
 
@@ -70,25 +73,31 @@ def _schedule(store: Store) -> Any:
         return None  # no protocol yet: no due times (loading one recomputes every row)
 
 
-def refresh(store: Store, pid: str, sched: Any = None) -> None:
-    """Recompute one participant's queue row from the projections (and count a new participant)."""
-    row = store.one(_STATE, (pid,))
-    if row is None:
-        return  # a record about a participant this site does not hold
-    enrolled_on, enrollment_event, eligible, given, owed, positive, known = row
-    sched = sched or _schedule(store)
+def _row(state: tuple[Any, ...], sched: Any) -> tuple[Any, ...]:
+    """(participant, next_dose, next_due, held, vitals_owed) from a `_STATE` row."""
+    pid, enrolled_on, enrollment_event, eligible, given, owed, positive, _known = state
     next_dose = next_due = None
     if enrolled_on and sched is not None and given < sched.doses:
         next_dose = given + 1
         next_due = _utc(dosing.due_time(date.fromisoformat(enrolled_on), next_dose, sched.time, sched.zone))
     held = int(bool(positive) or (bool(enrollment_event) and eligible == 0))
-    store.execute(
-        "INSERT INTO ward_queue (participant, next_dose, next_due, held, vitals_owed) VALUES (?,?,?,?,?)"
-        " ON CONFLICT (participant) DO UPDATE SET next_dose = excluded.next_dose,"
-        " next_due = excluded.next_due, held = excluded.held, vitals_owed = excluded.vitals_owed",
-        (pid, next_dose, next_due, held, owed),
-    )
-    if not known:
+    return pid, next_dose, next_due, held, owed
+
+
+_UPSERT = (
+    "INSERT INTO ward_queue (participant, next_dose, next_due, held, vitals_owed) VALUES (?,?,?,?,?)"
+    " ON CONFLICT (participant) DO UPDATE SET next_dose = excluded.next_dose,"
+    " next_due = excluded.next_due, held = excluded.held, vitals_owed = excluded.vitals_owed"
+)
+
+
+def refresh(store: Store, pid: str, sched: Any = None) -> None:
+    """Recompute one participant's queue row from the projections (and count a new participant)."""
+    state = store.one(_STATE + " WHERE p.id = ?", (pid,))
+    if state is None:
+        return  # a record about a participant this site does not hold
+    store.execute(_UPSERT, _row(state, sched or _schedule(store)))
+    if not state[-1]:
         store.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1)"
             " ON CONFLICT (name) DO UPDATE SET value = value + 1",
@@ -96,9 +105,24 @@ def refresh(store: Store, pid: str, sched: Any = None) -> None:
         )
 
 
+@projections.derived_index("ward_queue", "counters")
+def derive(target: Store, _source: Store) -> int:
+    """Every row and the counter in one pass over the projections (after a replay)."""
+    target.execute("DELETE FROM ward_queue")
+    target.execute("DELETE FROM counters")
+    sched = _schedule(target)
+    rows = [_row(state, sched) for state in target.execute(_STATE).fetchall()]
+    target.conn.executemany(_UPSERT, rows)
+    if rows:
+        target.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (PARTICIPANTS, len(rows)))
+    return len(rows)
+
+
 @form_hook(*_FORMS)
 def _after_record(store: Store, rec: RecordState) -> None:
     """Runs after the form's own hooks (this module is imported after theirs)."""
+    if projections.replaying():
+        return  # `derive` writes every row once the replay is done
     if rec.form == "vitals" and rec.version == 1 and rec.data.get("timepoint") != "post_dose":
         return  # a new pre-dose or unscheduled measurement owes nothing and pays nothing
     if rec.subject and rec.subject.startswith("participant:"):
@@ -108,6 +132,8 @@ def _after_record(store: Store, rec: RecordState) -> None:
 @projector("protocol.loaded")
 def _schedule_changed(store: Store, _e: Event) -> None:
     """A protocol version moves every due time: recompute every row (rare; O(participants))."""
+    if projections.replaying():
+        return
     sched = _schedule(store)
     for (pid,) in store.execute("SELECT id FROM participants").fetchall():
         refresh(store, pid, sched)
