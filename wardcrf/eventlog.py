@@ -45,6 +45,9 @@ EVENT_KEYS = (
 )
 
 
+_LINE_KEYS = frozenset(("prev", *EVENT_KEYS))
+
+
 @dataclass(frozen=True)
 class Event:
     """One entry of the audit trail, exactly as hashed and shipped."""
@@ -74,11 +77,11 @@ class Event:
         obj = json.loads(line)
         if not isinstance(obj, dict):
             raise ValueError("event line is not a JSON object")
-        missing = [k for k in ("prev", *EVENT_KEYS) if k not in obj]
-        if missing:
-            raise ValueError(f"event line lacks {', '.join(missing)}")
-        extra = sorted(set(obj) - {"prev", *EVENT_KEYS})
-        if extra:
+        if len(obj) != len(_LINE_KEYS) or not _LINE_KEYS.issuperset(obj):
+            missing = [k for k in ("prev", *EVENT_KEYS) if k not in obj]
+            if missing:
+                raise ValueError(f"event line lacks {', '.join(missing)}")
+            extra = sorted(set(obj) - _LINE_KEYS)
             raise ValueError(f"event line has unknown keys {', '.join(extra)}")
         return cls(
             id=obj["id"],
