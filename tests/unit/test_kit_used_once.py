@@ -141,7 +141,7 @@ def test_audit_verify_names_a_kit_given_twice(ward):
 
 def _legacy_dose(site: Site, pid: str, kit: str, hh: int) -> None:
     """A dose record as a ward running the old code wrote it: the kit id as typed."""
-    s = open_(site, "admin")
+    s = open_(site, "clinician")
     day = today() - timedelta(days=2)
     try:
         records.submit(

@@ -387,3 +387,19 @@ def test_docs_print_the_authority_table_as_the_code_has_it() -> None:
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
     assert authority.markdown_table(leave_out=SCRATCH) in docs
+
+
+def test_a_record_of_a_form_its_role_may_not_write_is_refused(trial) -> None:
+    """The envelope role is one that writes records, but not this form: a pharmacist's dose."""
+    h, w1, root = trial["hub"], trial["w1"], trial["root"]
+    append_raw(
+        w1,
+        "record.submitted",
+        {"form": "dose", "data": {"dose_number": 1}},
+        subject="participant:WUH01-001",
+        role="pharmacist",
+        user="admin",
+    )
+    with pytest.raises(Refused, match=r"role pharmacist may not submit 'dose' records"):
+        for f in export(w1, root / "forged"):
+            hub_import(h, f)

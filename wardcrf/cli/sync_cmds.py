@@ -349,6 +349,8 @@ def hub_import(
     ] = None,
 ) -> None:
     """Verify and apply ward bundles: all or nothing, idempotent; forks and participant-id clashes held and flagged."""
+    from rich.markup import escape
+
     from ..sync import engine, hub
 
     failed: list[str] = []
@@ -356,8 +358,9 @@ def hub_import(
     def report(item: hub.FileImport) -> None:
         f, res = item.path, item.result
         if res is None:
-            console.print(f"[red]refused[/] {f.name}: {item.refused}", highlight=False)
-            failed.append(f"{f.name}: {item.refused}")
+            why = (item.refused or "").removeprefix(f"{f.name}: ")  # the line names the file once
+            console.print(f"[red]refused[/] {f.name}: {escape(why)}", highlight=False)
+            failed.append(f"{f.name}: {why}")
             return
         mark = "[green]ok[/]" if res.ok else f"[bold red]{res.outcome.status.upper()}[/]"
         console.print(f"{mark} {f.name}: {res.outcome.message}", highlight=False)

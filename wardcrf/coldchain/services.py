@@ -36,6 +36,12 @@ FORM_HANDOVER = "coldchain.handover"
 FORM_READING = "coldchain.reading"
 FORM_THAW = "coldchain.thaw"
 FORM_DISPOSITION = "coldchain.disposition"
+
+# Who may write each cold-chain form (checked again on records from other devices, `authority`).
+records.form_actions(FORM_UNIT, submit="coldchain.configure")
+for _form in (FORM_LOT, FORM_RECEIPT, FORM_HANDOVER, FORM_READING, FORM_THAW):
+    records.form_actions(_form, submit="coldchain.record")
+records.form_actions(FORM_DISPOSITION, submit="coldchain.disposition")
 EVENT_LOGGER = "coldchain.logger_imported"
 
 _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")

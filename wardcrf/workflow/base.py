@@ -21,6 +21,7 @@ from ..clock import now_utc, zone
 from ..errors import Refused
 from ..eventlog import Event
 from ..protocol import Protocol
+from ..records import form_actions
 from ..site import Session
 from ..store import Store
 
@@ -159,7 +160,8 @@ def rule(form: str, **kwargs: Any) -> Callable[[Check], Check]:
     """Register `fn` as the check of `form` with the given `FormRule` settings."""
 
     def register(fn: Check) -> Check:
-        RULES[form] = FormRule(check=fn, **kwargs)
+        RULES[form] = rule_ = FormRule(check=fn, **kwargs)
+        form_actions(form, submit=rule_.action, amend=rule_.amend_action)
         return fn
 
     return register
