@@ -1194,21 +1194,35 @@ def default_protocol() -> Protocol:
 
 def active(store: Store) -> Protocol:
     """The protocol new records are captured under; `Refused` if none is loaded."""
-    row = store.one("SELECT source, protocol_id FROM protocols WHERE active = 1")
+    row = store.one("SELECT sha256, protocol_id FROM protocols WHERE active = 1")
     if row is None:
         raise Refused("no protocol is loaded on this site (run `wardcrf protocol load FILE`)")
-    return parse_cached(row[0], f"{row[1]} (loaded)")
+    return _loaded_protocol(store, "active = 1", (), row[0], row[1])
+
+
+def _loaded_protocol(store: Store, where: str, params: tuple[Any, ...], sha: str, name: str) -> Protocol:
+    """A stored protocol, parsed once per content: its source (tens of KB) is read and hashed
+    only until a parse is remembered under its stored SHA-256 (every form asks for it).
+
+    `parse_cached` remembers a parse under the hash of the source it parsed, so a stored hash
+    that does not name its source (a row edited around wardcrf) never finds a parse here.
+    """
+    hit = _CACHE.get(sha)
+    if hit is not None:
+        return hit
+    source = store.scalar(f"SELECT source FROM protocols WHERE {where}", params)
+    return parse_cached(str(source), f"{name} (loaded)")
 
 
 def version(store: Store, ref: Mapping[str, str] | None) -> Protocol:
     """The protocol version an event was captured under (the active one if unknown)."""
     if ref:
+        key = (ref.get("id"), ref.get("version"))
         row = store.one(
-            "SELECT source, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?",
-            (ref.get("id"), ref.get("version")),
+            "SELECT sha256, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?", key
         )
         if row is not None:
-            return parse_cached(row[0], f"{row[1]} (loaded)")
+            return _loaded_protocol(store, "protocol_id = ? AND version = ?", key, row[0], row[1])
     return active(store)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import text
+from . import projections, text
 from .canonical import dumps
 from .errors import Refused, UsageError
 from .eventlog import Event, get, projector
@@ -254,12 +254,14 @@ def _submitted(store: Store, e: Event) -> None:
         ),
     )
     # The state just written, exactly as `load` would read it back (the data
-    # parsed from the stored JSON, so hooks never share the event's dicts).
+    # parsed from the stored JSON, so hooks never share the caller's dicts; a
+    # replay's events were parsed from their lines a moment ago and are shared
+    # with no one, so their data is not parsed a second time).
     rec = RecordState(
         event_id=e.id,
         form=e.body["form"],
         subject=e.subject,
-        data=json.loads(data_json),
+        data=data if projections.replaying() else json.loads(data_json),
         created_at=e.ts,
         created_by=e.user,
         last_event=e.id,
