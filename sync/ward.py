@@ -143,7 +143,7 @@ def apply_receipt(session: Session, data: bytes, sig: bytes) -> str:
     body = receipts.verify(hub["sign_public"], data, sig)
     if body.get("hub") != hub["device"]:
         raise Refused(f"receipt is from hub {body.get('hub')}, this site trusts {hub['device']}")
-    return receipts.record(session.store, body)
+    return receipts.record(session.store, body, hub)
 
 
 def apply_hub_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "hub bundle") -> engine.Outcome:
