@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from insider import raw_key
 from synckit import add_notes, connect, make_hub, make_ward, open_
+from wardcrf.sync import hub, hublog, ward
 
 from wardcrf import devicekeys
 from wardcrf.errors import Refused
 from wardcrf.store import Store
-from wardcrf.sync import hub, hublog, ward
 from wardcrf.tlog import checkpoint, merkle, note
 
 
@@ -200,7 +200,7 @@ def test_an_auditors_kept_checkpoint_catches_a_rewritten_chain_offline(tmp_path)
         chain = hublog.dumps_chain(hublog.export_chain(hs.store))
     finally:
         hs.close()
-    with pytest.raises(Refused, match="rewritten|no tree of 2"):
+    with pytest.raises(Refused, match=r"rewritten|no tree of 2"):
         hublog.verify_chain(chain, v, since=kept)
 
 

@@ -104,6 +104,16 @@ def test_hostile_notes_are_refused_in_one_line(mangle, why):
     assert "\n" not in str(e.value)
 
 
+def test_a_vkey_whose_base64_holds_a_plus_round_trips():
+    """base64 uses '+': only the first two '+' separate name, id and key (found by a random hub key)."""
+    signer = next(
+        s
+        for s in (_signer("hub.example/x", seed=i) for i in range(1, 256))
+        if "+" in s.verifier.vkey.split("+", 2)[2]
+    )
+    assert note.Verifier.parse(signer.verifier.vkey) == signer.verifier
+
+
 @pytest.mark.parametrize(
     "vkey",
     [

@@ -88,7 +88,7 @@ class Verifier:
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
         """A verifier from its vkey text; refuses anything the spec does not allow."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # the key's base64 may itself hold '+'; the name may not
         if len(parts) != 3:
             raise Refused(f"verifier key {vkey[:60]!r}: expected name+keyid+key")
         name, hex_id, b64 = parts
