@@ -380,3 +380,49 @@ def chain_for_auditor(session: Any) -> tuple[bytes, str]:
 def verify_offline(data: bytes, vkey: str, since: str | None = None) -> list[checkpoint.Checkpoint]:
     """`audit verify-log` without a site: a chain file checked against a vkey (and a kept checkpoint)."""
     return verify_chain(data, note.Verifier.parse(vkey), since)
+
+
+# -- witnesses ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cosigned:
+    """What a witness did: the checkpoint it co-signed (the note with its line added)."""
+
+    checkpoint: checkpoint.Checkpoint
+    note: str
+
+
+def witness(
+    chain: bytes,
+    log: note.Verifier,
+    cosigner: note.Signer,
+    last: str | None,
+    now: int,
+) -> Cosigned:
+    """Co-sign the newest checkpoint of a chain, only if it extends `last` (what this witness co-signed before).
+
+    The chain is verified whole (every signature, every step consistent);
+    `last`, the witness's own state, must be one of the chain's trees with
+    the same root — otherwise the hub showed this witness one history before
+    and another now, and the witness refuses. A witness's stored cosigned
+    checkpoint then proves what the hub held on the day it signed.
+    """
+    if cosigner.sig_type != note.COSIGNATURE_V1:
+        raise Refused("a witness co-signs with a cosignature key (type 0x04)")
+    if last is not None:
+        kept = note.open_note(last, [cosigner.verifier]).text  # our own earlier cosignature
+        signed_before = checkpoint.Checkpoint.parse(kept)
+        if signed_before.origin != log.name:
+            raise Refused(f"witness: its state is for log {signed_before.origin!r}, not {log.name!r}")
+    got = verify_chain(chain, log, last)
+    newest = got[-1]
+    if last is not None and newest.size < signed_before.size:
+        raise Refused(
+            f"witness: the newest checkpoint ({newest.size} bundles) is older than the one already co-signed"
+            f" ({signed_before.size})"
+        )
+    doc = json.loads(chain)
+    signed = str(doc["checkpoints"][-1]["checkpoint"])
+    line = cosigner.signature_line(newest.text(), timestamp=now)
+    return Cosigned(newest, note.add_signature(signed, line))

@@ -295,3 +295,68 @@ def test_hub_log_and_audit_verify_log_through_the_cli(tmp_path, monkeypatch):
         bad.write_bytes(junk)
         code, out, err = run("audit", "verify-log", str(bad), "--key", vkey, monkeypatch=monkeypatch)
         assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (junk[:20], code, err)
+
+
+def test_a_witness_cosigns_only_a_history_that_extends_what_it_signed(tmp_path, monkeypatch):
+    """`audit witness`: co-signs the newest checkpoint; refuses a hub that rewrote its history since."""
+    from test_sync_cli import run
+
+    monkeypatch.setenv("WARDCRF_WITNESS_PASSPHRASE", "a long witness passphrase")
+    h, w = make_hub(tmp_path), make_ward(tmp_path)
+    connect(w, h)
+    key = tmp_path / "w.key"
+    code, out, err = run(
+        "audit", "witness-key", "auditor.example/jane", "--out", str(key), monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    wvkey = out.split("witness verifier key: ")[1].strip()
+    code, _, err = run(
+        "audit", "witness-key", "auditor.example/jane", "--out", str(key), monkeypatch=monkeypatch
+    )
+    assert code == 1 and "never overwritten" in err
+    state, chain = tmp_path / "w.state", tmp_path / "chain.json"
+
+    def cosign() -> tuple[int, str, str]:
+        code, out, err = run(
+            "hub", "log", "--out", str(chain), "-d", str(h.data_dir), monkeypatch=monkeypatch
+        )
+        assert code == 0, err
+        hub_vkey = out.split("verifier key: ")[1].strip()
+        return run(
+            "audit",
+            "witness",
+            str(chain),
+            "--key",
+            hub_vkey,
+            "--witness-key",
+            str(key),
+            "--state",
+            str(state),
+            monkeypatch=monkeypatch,
+        )
+
+    _round(tmp_path, w, h, tag="a")
+    code, out, err = cosign()
+    assert code == 0 and "first checkpoint" in out, err
+    _round(tmp_path, w, h, tag="b")
+    code, out, err = cosign()
+    assert code == 0 and "consistent with the checkpoint co-signed before" in out, err
+    # The state is the hub's checkpoint with the witness's cosignature: both verify.
+    opened = note.open_note(state.read_text(), [_hub_verifier(h), note.Verifier.parse(wvkey)])
+    assert len(opened.verified) == 2 and "auditor.example/jane" in opened.timestamps
+    signed_state = state.read_text()
+    # The hub rewrites its history; the witness refuses and keeps its state.
+    _rewrite_hub_history(h)
+    _round(tmp_path, w, h, tag="c")
+    code, out, err = cosign()
+    assert code == 1 and "rewritten" in err and err.count("\n") == 1, (code, out, err)
+    assert state.read_text() == signed_state
+    # A tampered state file (not this witness's own signature) is refused.
+    state.write_text(signed_state.replace("auditor.example/jane", "auditor.example/jan"))
+    code, out, err = cosign()
+    assert code == 1 and "no signature by a known key" in err, err
+    # A wrong passphrase is an authentication error.
+    monkeypatch.setenv("WARDCRF_WITNESS_PASSPHRASE", "not the passphrase at all")
+    state.write_text(signed_state)
+    code, out, err = cosign()
+    assert code == 2 and "wrong passphrase" in err, err

@@ -78,6 +78,66 @@ def verify_log(
     )
 
 
+@app.command("witness-key")
+def witness_key(
+    name: Annotated[
+        str, typer.Argument(help="The witness's name, e.g. auditor.example.org/jane (no spaces or '+').")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the key file (never overwritten).")],
+) -> None:
+    """Make a witness's cosigning key (Ed25519, passphrase-encrypted); prints its verifier key.
+
+    The passphrase comes from WARDCRF_WITNESS_PASSPHRASE or is asked twice.
+    """
+    from ..tlog import witnesskey
+    from .common import ask_new_password
+
+    signer = witnesskey.create(out, name, ask_new_password("WARDCRF_WITNESS_PASSPHRASE", "witness key"))
+    console.print(f"wrote {out}", highlight=False)
+    console.print(f"witness verifier key: {signer.verifier.vkey}", highlight=False)
+
+
+@app.command("witness")
+def witness(
+    chain: Annotated[Path, typer.Argument(help="The hub's checkpoint chain (`wardcrf hub log`).")],
+    key: Annotated[str, typer.Option("--key", help="The hub's verifier key.")],
+    witness_key: Annotated[Path, typer.Option("--witness-key", help="This witness's key file.")],
+    state: Annotated[
+        Path,
+        typer.Option("--state", help="This witness's last co-signed checkpoint (created at the first run)."),
+    ],
+) -> None:
+    """Co-sign the hub's newest checkpoint, only if it extends the one this witness co-signed last.
+
+    Writes the co-signed checkpoint to --state (the hub may be given a copy);
+    exit 1 naming the break when the hub's history does not extend it.
+    """
+    import time
+
+    from ..sync import engine, hublog
+    from ..tlog import note, witnesskey
+    from .common import ask_password
+
+    data = _read_small(chain, "checkpoint chain", 64 * 1024 * 1024)
+    last = (
+        _read_small(state, "witness state", 64 * 1024).decode("utf-8", "replace") if state.exists() else None
+    )
+    signer = witnesskey.load(
+        witness_key, ask_password("Witness key passphrase", "WARDCRF_WITNESS_PASSPHRASE")
+    )
+    done = hublog.witness(data, note.Verifier.parse(key), signer, last, int(time.time()))
+    engine.atomic_write(state, done.note.encode())
+    console.print(
+        f"[green]co-signed[/] {escape(done.checkpoint.origin)} at {done.checkpoint.size} bundle(s)"
+        + (
+            ", consistent with the checkpoint co-signed before"
+            if last
+            else " (first checkpoint this witness signs)"
+        ),
+        highlight=False,
+    )
+
+
 def _read_small(path: Path, what: str, limit: int) -> bytes:
     try:
         if path.stat().st_size > limit:
