@@ -360,3 +360,29 @@ def test_a_witness_cosigns_only_a_history_that_extends_what_it_signed(tmp_path, 
     state.write_text(signed_state)
     code, out, err = cosign()
     assert code == 2 and "wrong passphrase" in err, err
+
+
+def test_the_hubs_audit_review_lists_held_bundles(tmp_path):
+    """At the hub, the periodic review's "gaps and forks" lists what it holds (issue 21)."""
+    from wardcrf.reports import audit_review
+
+    h, w = make_hub(tmp_path), make_ward(tmp_path)
+    connect(w, h)
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    files = []
+    for tag in ("one", "two"):
+        add_notes(w, 2, text=tag)
+        s = open_(w)
+        try:
+            files.append(ward.export(s, usb).files[-1])
+        finally:
+            s.close()
+    hs = open_(h, "coordinator")
+    try:
+        assert hub.import_file(hs, files[1]).outcome.status == "held"  # bundle 2 before bundle 1: a gap
+        found = audit_review.review(hs, "2000-01-01", "2100-01-01")
+    finally:
+        hs.close()
+    gaps = [f for f in found.findings if f.kind == "gap_fork"]
+    assert gaps and any("held (gap)" in f.what for f in gaps), found.findings
