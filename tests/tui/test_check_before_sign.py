@@ -134,3 +134,35 @@ async def test_signature_times_on_the_participant_screen_are_local(app_for, site
         await settle(pilot)
         shown = str(app.screen.query_one("#p-signatures", Static).content)
         assert "2020-03-16 09:00 UTC+8" in shown and "01:00" not in shown
+
+
+async def test_a_consent_whose_photo_is_not_an_image_is_refused_before_any_signature(app_for, tmp_path):
+    """The consent's three signatures were asked first, then the file was refused (finding 5)."""
+    from textual.widgets import Input, Select
+    from wardcrf.screens.form_screen import FormScreen
+
+    not_a_photo = tmp_path / "consent-page.jpg"
+    not_a_photo.write_text("minutes of a meeting, not a photograph")
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, FormScreen) and form.form_name == "consent"
+        form.query_one("#field-consenter", Select).value = "participant"
+        form.query_one("#field-form_version", Select).value = "1.0"
+        for name, value in (
+            ("time", "2020-03-16 08:00"),
+            ("witness_1", "investigator"),
+            ("witness_2", "clinician2"),
+            ("photos", f"@{not_a_photo}"),
+        ):
+            form.query_one(f"#field-{name}", Input).value = value
+        await settle(pilot)
+        await burst(pilot, "ctrl+s")
+        await settle(pilot)
+        assert not isinstance(app.screen, SignatureDialog), "a password was asked before the check"
+        assert app.screen is form
+        assert "consent-page.jpg" in str(form.query_one("#problem-photos", Static).content)
+        assert form.query_one("#field-witness_2", Input).value == "clinician2"  # nothing typed is lost

@@ -1,6 +1,8 @@
 """`wardcrf coldchain ...` and `wardcrf audit handovers`: the cold chain from the terminal.
 
-Signatures: the signed-in user signs with the password they logged in with
+Check before you sign: every rule of a receipt or handover runs first
+(`services.preflight`, nothing kept), so a refusal never follows the
+passwords. Signatures: the signed-in user signs with the password they logged in with
 (WARDCRF_PASSWORD or a prompt); the other party in the room signs with theirs
 (WARDCRF_PASSWORD_<USER>, e.g. WARDCRF_PASSWORD_CLINICIAN, or a prompt). With
 --sign-later, or when no password can be asked for, the step is saved and the
@@ -12,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -166,9 +168,7 @@ def receive(
 ) -> None:
     """Receive a shipment: arrival condition, logger, delivery sheet photo, both signatures."""
     with session(data_dir) as s:
-        pw = _passwords(s, [courier_user, received_by or s.user], sign_later)
-        rec = services.receive_shipment(
-            s,
+        receipt: dict[str, Any] = dict(
             shipper_id=shipper,
             kits=kit,
             received_at=at,
@@ -183,8 +183,10 @@ def receive(
             logger_file=logger_file,
             photos=photo or [],
             condition=condition,
-            passwords=pw,
         )
+        services.preflight(s, services.receive_shipment, **receipt)  # check before anyone signs
+        pw = _passwords(s, [courier_user, received_by or s.user], sign_later)
+        rec = services.receive_shipment(s, **receipt, passwords=pw)
     _report(rec, f"receipt of {len(kit)} kit(s)")
 
 
@@ -215,9 +217,7 @@ def handover(
 ) -> None:
     """Record a custody change, signed by each party with an account."""
     with session(data_dir) as s:
-        pw = _passwords(s, [from_user, to_user], sign_later)
-        rec = services.record_handover(
-            s,
+        handed: dict[str, Any] = dict(
             kits=kit,
             at=at,
             from_location=from_location,
@@ -228,8 +228,10 @@ def handover(
             to_external=to_external,
             condition=condition,
             photos=photo or [],
-            passwords=pw,
         )
+        services.preflight(s, services.record_handover, **handed)  # check before anyone signs
+        pw = _passwords(s, [from_user, to_user], sign_later)
+        rec = services.record_handover(s, **handed, passwords=pw)
     _report(rec, f"handover of {len(kit)} kit(s)")
 
 

@@ -192,11 +192,14 @@ def preflight(session: Session, service: Callable[..., Recorded], **arguments: A
     Only a wrong password is left to the save itself.
     """
     arguments["passwords"] = {}
+    told = len(session.warnings)
     try:
         with session.store.transaction():
             raise _Rehearsed(service(session, **arguments))
     except _Rehearsed as done:
         return done.recorded
+    finally:
+        del session.warnings[told:]  # nothing was saved: the save tells them, once
 
 
 # -- units, lots, kits ----------------------------------------------------------------------
