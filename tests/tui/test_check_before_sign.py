@@ -8,13 +8,15 @@ and a missing logger serial, whose refusal named a CLI flag on screen
 
 from __future__ import annotations
 
-from cc_helpers import cold_chain_site
+from cc_helpers import PASSWORD, cold_chain_site
 from textual.widgets import Static
 from tui_helpers import burst, settle
 from wardcrf.screens.coldchain_handover import HandoverScreen
 from wardcrf.screens.coldchain_receipt import ReceiptScreen
 from wardcrf.screens.participant import ParticipantScreen
 from wardcrf.screens.sign_dialog import SignatureDialog
+
+from wardcrf.coldchain import services
 
 
 def _said(app) -> str:
@@ -78,6 +80,7 @@ async def test_a_receipt_without_logger_metadata_is_refused_before_any_password_
             release_ref="QP-9",
             quantity="1",
             shipper="SH9",
+            to="pharmacy",
             dry_ice="yes",
             intact="yes",
             frozen="yes",
@@ -166,3 +169,42 @@ async def test_a_consent_whose_photo_is_not_an_image_is_refused_before_any_signa
         assert app.screen is form
         assert "consent-page.jpg" in str(form.query_one("#problem-photos", Static).content)
         assert form.query_one("#field-witness_2", Input).value == "clinician2"  # nothing typed is lost
+
+
+async def test_a_receipt_does_not_default_to_a_place_outside_a_unit(app_for, site):
+    """Finding 7: "To location" was pre-filled with 'pharmacy', a silent 30 min custody clock."""
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "r")
+        assert isinstance(screen, ReceiptScreen)
+        assert screen.query_one("#cc-to").value == ""  # no unit registered: the person names the place
+        screen.query_one("#cc-kits").add("K901")
+        fill(
+            screen,
+            lot="LOT9",
+            product="haMSC-Exos",
+            expiry="2021-06-30",
+            release_ref="QP-9",
+            quantity="1",
+            shipper="SH9",
+            dry_ice="yes",
+            intact="yes",
+            frozen="yes",
+            logger_serial="LG-9",
+            courier_user="coordinator",
+        )
+        await settle(pilot)
+        await burst(pilot, "ctrl+s")
+        said = await _until_said(pilot, screen, "where the kits go")
+        assert not isinstance(app.screen, SignatureDialog)
+        assert "say where the kits go: a place (no storage unit is registered), e.g. 'pharmacy'" in said
+        assert "--" not in said
+    ph = site.unlock("pharmacist", PASSWORD)
+    try:
+        services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
+    finally:
+        ph.close()
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "r")
+        assert screen.query_one("#cc-to").value == "FRZ-1"  # the site's one storage unit

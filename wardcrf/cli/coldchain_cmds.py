@@ -142,12 +142,19 @@ def receive(
     shipper: Annotated[str, typer.Option("--shipper", help="Shipper (dry-ice box) id.")],
     kit: KitOption,
     at: Annotated[str, typer.Option("--at", help="Time of receipt, ISO 8601 (site zone if no offset).")],
-    to: Annotated[str, typer.Option("--to", help="Where the kits go: a unit id or e.g. 'pharmacy'.")],
     dry_ice: Annotated[
         bool, typer.Option("--dry-ice/--no-dry-ice", help="Dry ice still present on arrival.")
     ],
     intact: Annotated[bool, typer.Option("--intact/--damaged", help="Container intact on arrival.")],
     frozen: Annotated[bool, typer.Option("--frozen/--not-frozen", help="Product frozen on arrival.")],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Where the kits go: a unit id, or e.g. 'pharmacy' (a custody clock starts there). "
+            "Default: the site's storage unit when it has exactly one.",
+        ),
+    ] = None,
     courier: Annotated[
         str | None, typer.Option("--courier", help="Courier without an account: 'Name, company'.")
     ] = None,

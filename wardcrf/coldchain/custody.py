@@ -316,7 +316,10 @@ def clock_warning(store: Store, kits: list[str], where: str, since: int, now: in
         when = local_text(store, deadline)
         if deadline < now:
             return f"{n} at {where} since {local_text(store, since)}: the {allowed // 60} min allowed at the bedside before the dose ended at {when}; they can no longer be dosed"
-        return f"{n} at {where}: dose by {when} ({allowed // 60} min at the bedside), or they can no longer be dosed"
+        return (
+            f"{n} at {where}: dose by {when} ({_left(deadline, now)} of the {allowed // 60} min at the bedside), "
+            "or they can no longer be dosed"
+        )
     allowed = lim.transit_s
     deadline = since + allowed
     when = local_text(store, deadline)
@@ -327,8 +330,14 @@ def clock_warning(store: Store, kits: list[str], where: str, since: int, now: in
             f"after {allowed // 60} min outside one they can never be dosed"
         )
     return (
-        f"{head}: move them into a storage unit by {when} ({allowed // 60} min), or they can never be dosed"
+        f"{head}: move them into a storage unit by {when} ({_left(deadline, now)} of {allowed // 60} min), "
+        "or they can never be dosed"
     )
+
+
+def _left(deadline: int, now: int) -> str:
+    """The custody time left, in whole minutes (rounded down: never more than there is)."""
+    return f"{max(0, deadline - now) // 60} min left"
 
 
 def local_text(store: Store, t: int) -> str:
