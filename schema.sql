@@ -930,3 +930,24 @@ CREATE TABLE tlog_seen (
     note TEXT NOT NULL,
     seen_at TEXT NOT NULL
 );
+
+-- migration: 0345-sync-held-kit
+-- A bundle whose dose gives a kit another dose already used (two laptops, or a
+-- version that compared kit ids as typed) is held for the coordinator (reason
+-- 'kit', docs/sync.md; issue 14). The CHECK is widened by copying the table, as in 0091.
+CREATE TABLE sync_held_v4 (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL,
+    manifest_sha TEXT NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('gap', 'fork', 'clash', 'sequencing', 'kit')),
+    file TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    resolved_at TEXT,
+    UNIQUE (device, bundle_seq, manifest_sha)
+);
+INSERT INTO sync_held_v4 (id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at)
+    SELECT id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at FROM sync_held;
+DROP TABLE sync_held;
+ALTER TABLE sync_held_v4 RENAME TO sync_held;

@@ -573,6 +573,15 @@ class DashboardScreen(Screen[None]):
         for x in view["receipt_excursions"]:
             table.add_row(t("dash.receipt"), "", self._excursions_text([x]), key=x["id"])
             unresolved += 1
+        # Kits outside a monitored unit: the custody time left, counted down (issue 14, finding 7).
+        for c in view.get("outside_units", []):
+            if c["over_limit"]:
+                left = Text(t("dash.outside_over"), style="bold red")
+            else:
+                word = "dash.outside_bedside_left" if c["bedside"] else "dash.outside_left"
+                style = "bold yellow" if c["minutes_left"] < 10 else "yellow"
+                left = Text(t(word, by=self._local(c["deadline"]), left=c["minutes_left"]), style=style)
+            table.add_row(c["kit"], c["location"], left, key=f"outside:{c['kit']}")
         if not view["units"] and not view["receipt_excursions"]:
             table.add_row("—", t("dash.no_units"), "")
         self._title("freezer", t("dash.freezer_summary", units=len(view["units"]), open=unresolved))

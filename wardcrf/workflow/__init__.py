@@ -4,6 +4,7 @@ Services (each takes a `Session`; permissions are checked inside):
 
 * `submit(session, form, raw, participant=..., reason=..., confirm=..., password_for=...)`
 * `amend(session, event_id, raw, reason=..., confirm=...)`
+* `preflight(session, form, raw, participant=...)`: every rule of a signed form, before any password
 * `status.show / list_participants / ward_page / today / safety_overview / dsmg_gate` read models
 * `dose_gates` / `register_dose_gate`: pre-dose checks other features plug in
 * `register_today_source`: worklist items other features add to `today`
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from . import clinical, dosing, idclash, participants, safety, status, wardqueue  # noqa: F401  (registers rules and hooks; wardqueue last: its hooks follow theirs)
 from .dosing import dose_gates, register_dose_gate
-from .service import amend, submit
+from .service import amend, preflight, submit
 from .status import (
     dsmg_gate,
     list_participants,
@@ -31,6 +32,7 @@ __all__ = [
     "dose_gates",
     "dsmg_gate",
     "list_participants",
+    "preflight",
     "register_dose_gate",
     "register_today_source",
     "safety_overview",
