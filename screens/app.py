@@ -174,10 +174,10 @@ class WardApp(App[None]):
         """ctrl+q: every form with typed values is kept as a draft first; then, if there was
         one, ask "Quit? y/N" (a slip on ctrl+q ends nothing); else quit at once."""
         from .quit_dialog import QuitDialog
-        from .unsaved import UnsavedWork
+        from .unsaved import holds_typed_work
 
         self.keep_drafts_now()
-        typed = any(isinstance(s, UnsavedWork) and s.is_dirty() for s in self.screen_stack)
+        typed = any(holds_typed_work(s) for s in self.screen_stack)
         if not typed:
             self.exit()
         elif not isinstance(self.screen, QuitDialog):
