@@ -151,3 +151,29 @@ async def test_ctrl_q_with_nothing_typed_quits_at_once(app_for, site, tmp_path):
         await _vitals(pilot, pid)
         await burst(pilot, "ctrl+q")
         assert app.return_code == 0 and not isinstance(app.screen, QuitDialog)
+
+
+async def test_esc_on_a_typed_manual_reading_asks(app_for, session_for):
+    """A temperature typed for a storage unit is data too: Esc asks before it is lost."""
+    from cc_helpers import add_unit_and_lot
+    from wardcrf.screens.coldchain_readings import ReadingsScreen
+
+    add_unit_and_lot(session_for("pharmacist"))
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await burst(pilot, "c", "m")
+        readings = app.screen
+        assert isinstance(readings, ReadingsScreen)
+        await burst(pilot, "escape")  # only the defaults (the unit, the time now): nothing typed
+        assert not isinstance(app.screen, (ReadingsScreen, DiscardDialog))
+        await burst(pilot, "m")
+        readings = app.screen
+        assert isinstance(readings, ReadingsScreen)
+        readings.query_one("#rd-temp", Input).focus()
+        await burst(pilot, *"-19.5", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n")
+        assert app.screen is readings and readings.query_one("#rd-temp", Input).value == "-19.5"
+        await burst(pilot, "escape", "y")
+        assert not isinstance(app.screen, (ReadingsScreen, DiscardDialog))
