@@ -135,7 +135,7 @@ async def test_switch_user_discards_previous_screens(app_for):
         await pilot.press("ctrl+l")
         await settle(pilot)
         await pilot.press("f3")
-        assert "clinician's unsaved entries will be discarded" in str(
+        assert "clinician's typed forms are kept as clinician's drafts" in str(
             app.screen.query_one("#lock-message", Static).content
         )
         await pilot.press(*"auditor", "enter", *"test-password-1", "enter")
