@@ -108,6 +108,11 @@ def check_stored(value: Any, *, where: str = "") -> None:
     several); this is the floor under every path, so no service can store an
     escape sequence by forgetting to. Tab, newline and CR (a file's CRLF line
     ends) pass here. The field named is the innermost key.
+
+    An amendment's `changes` carry each field's `old` value: a copy of what is
+    stored, which may predate this rule. It is not new text, and refusing it
+    would make old hostile text impossible to correct; the `new` value is
+    checked like any other.
     """
     if isinstance(value, str):
         m = _STORED.search(value)
@@ -120,6 +125,13 @@ def check_stored(value: Any, *, where: str = "") -> None:
     elif isinstance(value, Mapping):
         for k, v in value.items():
             check_stored(k, where=where or "field name")
+            if k == "changes" and isinstance(v, Mapping):
+                for name, change in v.items():
+                    check_stored(name, where="field name")
+                    if isinstance(change, Mapping):
+                        change = {ck: cv for ck, cv in change.items() if ck != "old"}
+                    check_stored(change, where=str(name))
+                continue
             check_stored(v, where=str(k))
     elif isinstance(value, list | tuple):
         for v in value:

@@ -333,3 +333,84 @@ def test_records_amend_refuses_hostile_reasons_at_the_core(ward):
     ev = _ae(ward)
     with pytest.raises(Refused, match="U\\+001B"):
         records.amend(ward.clin, ev.id, {"grade": 2}, "typo\x1b[2J")
+
+
+# -- every command that shows stored text, on a site whose old data holds hostile text ----------
+
+HOSTILE_TERM = "Fever\x1b[2J\x1b]8;;http://evil\x07link\u202efed\u200b\r\x08"
+
+
+def _hostile_old_data(ward: Ward, admin, monkeypatch) -> str:
+    """What a site written before the text rule may hold: a user, an AE, an amendment reason,
+    a storage unit. Returns the AE's event id."""
+    from wardcrf.coldchain import services as cc
+
+    monkeypatch.setattr(text, "check", lambda value, **_k: value)
+    monkeypatch.setattr(text, "problem", lambda *_a, **_k: None)
+    monkeypatch.setattr(text, "check_stored", lambda *_a, **_k: None)
+    monkeypatch.setattr(eventlog.text, "may_hold_refused", lambda _line: False)
+    try:
+        users.add_user(admin, "eve", ESC_NAME, "clinician", PASSWORD)
+        ev = _ae(ward, term=HOSTILE_TERM)
+        workflow.amend(ward.clin, ev.id, {"grade": "2"}, reason="typo\x1b[8m hidden")
+        cc.add_unit(ward.session("pharmacist"), "FRZ-9", name="Freezer\x1b[5m", location="ward\u202eB")
+    finally:
+        monkeypatch.undo()
+    return ev.id
+
+
+def _showing_commands(ae_event: str) -> list[tuple[str, ...]]:
+    """Every command that needs no argument, and those that show one participant, record or kit."""
+    import typer
+
+    from wardcrf.cli import app
+
+    def leaves(group, path=()):
+        if hasattr(group, "commands"):
+            for name, sub in sorted(group.commands.items()):
+                yield from leaves(sub, (*path, name))
+        else:
+            yield path, group
+
+    skip = {("tui",), ("demo",), ("sync", "watch"), ("user", "passwd"), ("recover",), ("draft", "purge")}
+    bare = [
+        p
+        for p, cmd in leaves(typer.main.get_command(app))
+        if p not in skip and p[0] != "hub" and not any(x.required for x in cmd.params)
+    ]
+    with_args = [
+        ("participant", "show", P1),
+        ("participant", "show", P1, "--json"),
+        ("log", "--json"),
+        ("log", "--subject", f"participant:{P1}"),
+        ("sdv", "show", ae_event),
+        ("coldchain", "status", "--json"),
+        ("report", "safety", "--json"),
+    ]
+    return [*bare, *with_args]
+
+
+def test_every_command_showing_data_escapes_what_old_data_holds(ward, admin, cli, monkeypatch):
+    """Issue 15, finding 9, for every output path: no raw ESC, C1, bidi or zero-width character
+    reaches the terminal, whatever the command (walked from the command tree) and the role."""
+    ae_event = _hostile_old_data(ward, admin, monkeypatch)
+    shown_somewhere = False
+    for args in _showing_commands(ae_event):
+        for user in ("admin", "investigator"):
+            res = cli(*args, user=user)
+            assert "Traceback" not in res.output and res.code in (0, 1, 2), (args, res.output[-600:])
+            assert _raw_dangerous(res.out + res.err) == [], (args, user, (res.out + res.err)[-600:])
+            shown_somewhere |= "\\x1b[2J" in res.out or "\\u001b[2J" in res.out
+    assert shown_somewhere  # the hostile term was reached, and shown spelled out
+
+
+def test_an_amendment_echoes_old_values_escaped(ward, admin, cli, monkeypatch):
+    """`amend` prints each change's old and new value: an old value may hold what the rule now refuses."""
+    ae_event = _hostile_old_data(ward, admin, monkeypatch)
+    # The old value is a copy of what is stored: it does not stop the correction; a hostile new one does.
+    bad = cli("amend", ae_event, "term=Fever\u202e", "--reason", "the term was garbled", user="clinician")
+    assert bad.code == 1 and "U+202E" in bad.err and bad.out == ""
+    res = cli("amend", ae_event, "term=Fever", "--reason", "the term was garbled", user="clinician")
+    assert res.code == 0, res.output
+    assert _raw_dangerous(res.out + res.err) == [], res.output
+    assert "\\x1b[2J" in res.err
