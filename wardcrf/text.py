@@ -56,6 +56,13 @@ _C0_NAMES = {
 }
 
 
+MAX_ONE_LINE = 2_000
+"""Characters in one-line free text (an AE term, a reason, a name) unless the protocol sets a field's
+`max_length`: a screenful, far above any real entry, far below what would slow every list it is shown in."""
+MAX_SEVERAL_LINES = 20_000
+"""Characters in a field that allows several lines (a narrative): about ten printed pages."""
+
+
 class TextRefused(Refused):
     """Free text holding a character that may not be stored. Exit 1, one line."""
 
@@ -81,6 +88,9 @@ def first_refused(value: str, *, multiline: bool = False, crlf: bool = False) ->
 
 def problem(value: str, *, multiline: bool = False) -> str | None:
     """Why `value` may not be stored as free text, or None when it may."""
+    limit = MAX_SEVERAL_LINES if multiline else MAX_ONE_LINE
+    if len(value) > limit:
+        return f"{len(value):,} characters; at most {limit:,} here"
     m = (_MULTILINE if multiline else _ONE_LINE).search(value)
     if m is None:
         return None

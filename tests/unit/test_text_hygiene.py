@@ -414,3 +414,32 @@ def test_an_amendment_echoes_old_values_escaped(ward, admin, cli, monkeypatch):
     assert res.code == 0, res.output
     assert _raw_dangerous(res.out + res.err) == [], res.output
     assert "\\x1b[2J" in res.err
+
+
+def test_free_text_has_a_default_length_limit(ward, admin):
+    """Issue 15: limits for free text, with a documented default where the protocol sets none
+    (a field's `max_length` is stricter: the AE term's is 200)."""
+    ev = _ae(ward)
+    before = _events(ward.clin)
+    with pytest.raises(Refused) as exc:
+        workflow.amend(ward.clin, ev.id, {"grade": "2"}, reason="R" * (text.MAX_ONE_LINE + 1))
+    assert f"{text.MAX_ONE_LINE + 1:,} characters; at most {text.MAX_ONE_LINE:,}" in str(exc.value)
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 300
+    with pytest.raises(Refused, match="at most 2,000"):
+        users.add_user(admin, "longname", "N" * 5_000_000, "clinician", PASSWORD)
+    with pytest.raises(ValidationFailed, match="at most 200"):
+        _ae(ward, term="F" * 5_000_000)
+    assert _events(ward.clin) == before
+    assert workflow.amend(ward.clin, ev.id, {"grade": "2"}, reason="R" * text.MAX_ONE_LINE)  # at the limit
+    assert text.problem("x\n" * (text.MAX_SEVERAL_LINES // 2), multiline=True) is None
+    assert "at most 20,000" in (text.problem("x" * (text.MAX_SEVERAL_LINES + 1), multiline=True) or "")
+
+
+def test_docs_print_every_limit_with_the_default_the_code_checks():
+    """Issue 15: every limit has a documented default; the table is the code's (wardcrf/limits.py)."""
+    from wardcrf import limits
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    assert limits.markdown_table() in docs
+    names = {r.name for r in limits.rows()}
+    assert {"text.MAX_ONE_LINE", "protocol.MAX_NESTING", "sync.bundle.LIMITS.bundle_bytes"} <= names
