@@ -21,7 +21,7 @@ from rich.table import Table
 
 from ..coldchain import reports, services
 from ..coldchain.loggers import parse_when
-from ..errors import UsageError, VerificationFailed
+from ..errors import Refused, UsageError, VerificationFailed
 from ..site import Session
 from .common import DataDirOption, JsonOption, ask_password, console, finite_number, print_json, session
 
@@ -349,6 +349,9 @@ def custody_cmd(
     with session(data_dir) as s:
         when = parse_when(at, s.ctx.zone) if at else None
         chains = reports.custody_of(s, kit_or_lot, when=when)
+    if len(chains) == 1 and chains[0].lot is None and not chains[0].links:
+        # Nothing of that id here: a refusal (exit 1, one line), not a chain report.
+        raise Refused(f"{chains[0].problems[0]}, and no lot has that number")
     if as_json:
         print_json([c.as_dict() for c in chains])
     else:

@@ -14,7 +14,7 @@ Importing this package registers every form rule and projection hook.
 
 from __future__ import annotations
 
-from . import clinical, dosing, idclash, participants, safety, status, wardqueue  # noqa: F401  (registers rules and hooks; wardqueue last: its hooks follow theirs)
+from . import clinical, dosing, idclash, participants, safety, sequencing, status, wardqueue  # noqa: F401  (registers rules and hooks; wardqueue last: its hooks follow theirs)
 from .dosing import dose_gates, register_dose_gate
 from .service import amend, preflight, submit
 from .status import (
