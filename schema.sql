@@ -854,3 +854,9 @@ CREATE TABLE photo_first_refs (
     PRIMARY KEY (device, sha256)
 );
 CREATE INDEX photo_first_refs_seq ON photo_first_refs (device, seq, ordinal);
+-- migration: 0310-sync-panel-indexes
+-- The sync panel without reading the sync history: the bundles a hub has not
+-- receipted yet are counted through this index (they are the newest few), and
+-- a device's last receipt is one lookup, not a walk back through every receipt.
+CREATE INDEX sync_outbox_unreceipted ON sync_outbox (peer, bundle_seq) WHERE receipted_at IS NULL;
+CREATE INDEX sync_receipts_device ON sync_receipts (device, id);
