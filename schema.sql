@@ -951,3 +951,10 @@ INSERT INTO sync_held_v4 (id, device, bundle_seq, manifest_sha, reason, file, de
     SELECT id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at FROM sync_held;
 DROP TABLE sync_held;
 ALTER TABLE sync_held_v4 RENAME TO sync_held;
+
+-- migration: 0310-sync-panel-indexes
+-- The sync panel without reading the sync history: the bundles a hub has not
+-- receipted yet are counted through this index (they are the newest few), and
+-- a device's last receipt is one lookup, not a walk back through every receipt.
+CREATE INDEX sync_outbox_unreceipted ON sync_outbox (peer, bundle_seq) WHERE receipted_at IS NULL;
+CREATE INDEX sync_receipts_device ON sync_receipts (device, id);

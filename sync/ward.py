@@ -192,6 +192,13 @@ def last_hub_bundle(store: Store) -> int:
 
 
 def status(session: Session) -> dict[str, Any]:
+    """What the sync panel and `sync status` show: pending events and photos, exports, receipts.
+
+    Each figure is a counter or an index lookup (the chain head minus the last
+    receipt, `pending.photos_after`, `outbox.unreceipted`), never a read of the
+    unreceipted events: a laptop a million events behind its hub shows its
+    panel as fast as one ten behind.
+    """
     session.require("record.read", what="read sync status")
     store = session.store
     hub = registry.hub(store)
@@ -219,7 +226,7 @@ def status(session: Session) -> dict[str, Any]:
         "events_pending": pending_events,
         "events_only_at_hub": only_at_hub,
         "photos_pending": pending_photos,
-        "bundles_unreceipted": len(outbox.pending(store, hub["device"])) if hub else 0,
+        "bundles_unreceipted": outbox.unreceipted(store, hub["device"]) if hub else 0,
         "hub_bundles_applied": last_hub_bundle(store),
         "hub_reachability": json.loads(probe) if probe else None,
         "state": sync_label(store),
