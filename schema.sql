@@ -815,3 +815,42 @@ CREATE TABLE sdv_marks (
     hlc TEXT NOT NULL
 );
 CREATE INDEX sdv_marks_target ON sdv_marks (target_event, hlc);
+
+-- migration: 0300-counters
+-- Counters and indexed summaries that keep the first screens' cost flat as a
+-- site grows (issue 19). Projections: maintained in the transaction of the
+-- events that change them, cleared and re-derived by `db rebuild`, compared by
+-- `db rebuild --check`.
+--
+-- counters: named totals (the participants on the site).
+CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+-- ward_queue: one row per participant, what orders the ward list without
+-- reading every participant: the next dose and its due time (UTC, under the
+-- active protocol's schedule; NULL when none is due: not enrolled or done),
+-- a hold of the participant's own (no longer eligible, a positive skin test),
+-- and the doses given whose post-dose vitals are still owed.
+CREATE TABLE ward_queue (
+    participant TEXT PRIMARY KEY,
+    next_dose INTEGER,
+    next_due TEXT,
+    held INTEGER NOT NULL DEFAULT 0,
+    vitals_owed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX ward_queue_due ON ward_queue (held, next_due) WHERE next_due IS NOT NULL;
+CREATE INDEX ward_queue_owed ON ward_queue (participant) WHERE vitals_owed > 0;
+CREATE INDEX ward_queue_rest ON ward_queue (participant) WHERE next_due IS NULL AND vitals_owed = 0;
+CREATE INDEX ward_queue_waiting ON ward_queue (participant) WHERE next_due IS NOT NULL AND vitals_owed = 0;
+-- photo_first_refs: each photo a device's events reference (or carry, in
+-- `photo.imported`), at the first event that does, numbered in that device's
+-- order: the photos its unreceipted events bring to the hub are two lookups.
+CREATE TABLE photo_first_refs (
+    device TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ordinal INTEGER NOT NULL,
+    PRIMARY KEY (device, sha256)
+);
+CREATE INDEX photo_first_refs_seq ON photo_first_refs (device, seq, ordinal);

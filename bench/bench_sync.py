@@ -3,76 +3,36 @@ incremental export on a large site, hub import of many devices.
 
     python bench/bench_sync.py [--quick]
 
-Rows follow bench/run.py: "ratio" is wardcrf's cost over the baseline's cost
-(rate_baseline / rate_wardcrf for throughputs), so ≤ 2.0 means at least half
-the baseline's throughput. Timed figures are medians of several runs where
-the operation is cheap enough to repeat.
+Rows follow bench/run.py: "ratio" is wardcrf's cost over the baseline's cost,
+wall and CPU (CPU includes child processes such as `age` and `sha256sum`).
+Every pair is measured alternately in one loop (`measure.alternate`): the
+export with its fsync vs `age -o` plus an fsync of its output; hub import of a
+photo-heavy bundle vs `sha256sum` of the same file, bundle by bundle; the
+incremental export vs stdlib doing the same work on the same 10 lines (read
+them through the (device, seq) index, tar them with a manifest, age-encrypt
+to the hub, write and fsync the file); the 100-device import vs `sha256sum`
+of the same files, group of bundles by group of bundles. The peak RSS of a
+hub import of the photo-heavy bundle is read from /proc in a fresh process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from wardcrf import canonical, devicekeys, eventlog
+from measure import Pair, Sample, alternate, loadavg, median, once, row
+
+from wardcrf import canonical, devicekeys
 from wardcrf.canonical import dumps
 from wardcrf.site import Site
 
 PASSWORD = "bench-password-1"
-
-
-def _median(fn: Any, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def _cpu_median(fn: Any, repeat: int) -> tuple[float, float]:
-    """(median wall s, median CPU s) of `fn`: CPU of this process's threads plus its children.
-
-    The build machine is shared: under load the wall clock measures the
-    neighbours, CPU seconds measure the work (threads that overlap on two
-    cores show as CPU above wall).
-    """
-    import resource
-
-    walls, cpus = [], []
-    for _ in range(repeat):
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        c, t = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t)
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        child = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-        cpus.append(time.process_time() - c + child)
-    return statistics.median(walls), statistics.median(cpus)
-
-
-def _paired(ours: Any, base: Any, repeat: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """((wall, CPU) of `ours`, (wall, CPU) of `base`): medians of runs taken in turn.
-
-    Alternating the two puts both under the same neighbours on a shared
-    machine, so the ratio moves less than the figures themselves.
-    """
-    a: list[tuple[float, float]] = []
-    b: list[tuple[float, float]] = []
-    for _ in range(repeat):
-        a.append(_cpu_median(ours, 1))
-        b.append(_cpu_median(base, 1))
-    return (
-        (statistics.median(x[0] for x in a), statistics.median(x[1] for x in a)),
-        (statistics.median(x[0] for x in b), statistics.median(x[1] for x in b)),
-    )
 
 
 def _jpeg(n: int, seed: int) -> bytes:
@@ -89,21 +49,22 @@ def _jpeg(n: int, seed: int) -> bytes:
 
 
 def _chain(device: str, site: str, n: int, *, photos: list[str] | None = None) -> list[str]:
+    """A device's chain of `n` valid events, as a ward writes them.
+
+    Each simulated laptop enrols its own participants (two devices creating
+    one participant id is a clash the hub holds back): per participant a
+    consent record (carrying the photographed pages, if any) and its three
+    e-signatures (doctor, two witnesses: the hub's consent-first rule holds a
+    bundle without them), then vitals records for the rest of the chain.
+    """
     lines, prev = [], canonical.GENESIS
-    for seq in range(1, n + 1):
-        if seq % 2:
-            body: dict[str, Any] = {
-                "form": "vitals",
-                "data": {"temp": 36.5 + (seq % 20) / 10, "hr": 60 + seq % 40},
-            }
-            typ = "record.submitted"
-        else:
-            body, typ = {"text": f"observation {seq}"}, "note.added"
-        if photos and seq <= len(photos):
-            body, typ = (
-                {"form": "consent", "data": {"photo": [f"sha256:{photos[seq - 1]}"]}},
-                "record.submitted",
-            )
+    people = max(1, min(50, n // 8))
+    pending = [f"sha256:{d}" for d in photos or []]
+    seq = 0
+
+    def add(typ: str, subject: str, body: dict[str, Any], user: str, role: str) -> str:
+        nonlocal prev, seq
+        seq += 1
         fields = {
             "amends": None,
             "body": body,
@@ -112,21 +73,62 @@ def _chain(device: str, site: str, n: int, *, photos: list[str] | None = None) -
             "id": f"{device}-{seq}",
             "protocol": None,
             "reason": None,
-            "role": "clinician",
+            "role": role,
             "seq": seq,
             "site": site,
-            # Each simulated laptop enrols its own participants: two devices
-            # creating one participant id is a clash the hub holds back.
-            "subject": f"participant:{site}-{device}-{seq % 50:03d}",
+            "subject": subject,
             "ts": "2026-01-01T00:00:00.000Z",
             "type": typ,
             "tz": "+08:00",
-            "user": "clinician",
+            "user": user,
             "zone": "Asia/Shanghai",
         }
         line = canonical.event_line(prev, fields)
         lines.append(line)
         prev = canonical.line_hash(line)
+        return prev
+
+    for k in range(people):
+        subject = f"participant:{site}-{device}{k:03d}"
+        take = len(pending) if k == people - 1 else min(len(pending), 1)
+        pages, pending = pending[:take], pending[take:]
+        consent = {
+            "consenter": "participant",
+            "form_version": "1.0",
+            "time": "2026-01-01T08:00:00+08:00",
+            "witness_1": "witness-a",
+            "witness_2": "witness-b",
+            "photos": pages,
+        }
+        h = add("record.submitted", subject, {"form": "consent", "data": consent}, "doctor", "clinician")
+        target, signed = f"{device}-{seq}", hashlib.sha256((h + "\n").encode()).hexdigest()
+        for user, role, meaning in (
+            ("doctor", "clinician", "authored"),
+            ("witness-a", "clinician", "witnessed"),
+            ("witness-b", "investigator", "witnessed"),
+        ):
+            add(
+                "signature.applied",
+                subject,
+                {
+                    "target": target,
+                    "signed_hash": signed,
+                    "meaning": meaning,
+                    "signer": user,
+                    "full_name": user,
+                },
+                user,
+                role,
+            )
+    while seq < n:
+        vitals = {
+            "timepoint": "unscheduled",
+            "time": "2026-01-02T09:00:00+08:00",
+            "temp": {"value": 36.5 + (seq % 20) / 10, "unit": "C"},
+            "pulse": {"value": 60 + seq % 40, "unit": "beats/min"},
+        }
+        subject = f"participant:{site}-{device}{seq % people:03d}"
+        add("record.submitted", subject, {"form": "vitals", "data": vitals}, "doctor", "clinician")
     return lines
 
 
@@ -192,44 +194,48 @@ def bench_export_vs_age(root: Path, quick: bool) -> list[dict[str, Any]]:
     mb = len(plain) / 1e6
     out = root / "bundle.tar.age"
 
-    def export_once() -> None:
-        # What `sync export` does per bundle, minus the fsync (`age -o` does not
-        # fsync either): tar + age streamed into the file, both signatures.
+    def export_once(_: int) -> None:
+        # What `sync export` does per bundle: tar + age streamed into the file, both
+        # signatures, and the fsync that makes the file durable before it is reported.
         with open(out, "wb") as fh:
             bundle.seal_into(fh, manifest, lines, photos, keys.sign_secret)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     rows = []
     if shutil.which("age"):
         src = root / "plain.tar"
         src.write_bytes(plain)
-        (ours, ours_cpu), (base, base_cpu) = _paired(
-            export_once,
-            lambda: subprocess.run(
-                ["age", "-r", hub.age_recipient, "-o", str(root / "o.age"), str(src)], check=True
-            ),
-            7,
-        )
+
+        def age_once(_: int) -> None:
+            target = root / "o.age"
+            subprocess.run(["age", "-r", hub.age_recipient, "-o", str(target), str(src)], check=True)
+            fd = os.open(target, os.O_RDONLY)  # `age -o` does not fsync: the same durability, counted
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        pair = alternate(export_once, age_once, 7)
         rows.append(
-            {
-                "name": f"export photo-heavy bundle ({mb:.0f} MB) vs age -e"
-                f" (CPU s: ours {ours_cpu:.2f}, age {base_cpu:.2f})",
-                "value": mb / ours,
-                "unit": "MB/s",
-                "baseline": mb / base,
-                "ratio": ours / base,
-                "target": "ratio ≤ 2.0 (≥ 0.5x age)",
-            }
+            row(
+                f"export photo-heavy bundle ({mb:.0f} MB) into its file, fsync'd",
+                pair,
+                unit="s",
+                target="ratio ≤ 2.0",
+                baseline_name="age -r -o on the same tar + fsync of its output",
+            )
         )
     else:
-        ours, _cpu = _cpu_median(export_once, 5)
+        sample, _ = once(lambda: export_once(0))
         rows.append(
             {
                 "name": "export photo-heavy bundle (age CLI absent: no baseline)",
-                "value": mb / ours,
-                "unit": "MB/s",
+                "value": sample.wall,
+                "unit": "s",
                 "baseline": float("nan"),
                 "ratio": float("nan"),
-                "target": "≥ 0.5x age",
+                "target": "ratio ≤ 2.0",
             }
         )
     return rows
@@ -237,19 +243,18 @@ def bench_export_vs_age(root: Path, quick: bool) -> list[dict[str, Any]]:
 
 def bench_import_vs_sha256sum(root: Path, quick: bool) -> list[dict[str, Any]]:
     """Hub import + verify of a photo-heavy bundle vs `sha256sum` over the same bytes."""
-    from wardcrf.sync import bundle, hub, photostore
+    from wardcrf.sync import bundle, hub
 
     n_photos, size = (5, 2_000_000) if quick else (40, 2_500_000)
     _hub_site, hs = _hub(root / "imp")
     try:
         hub_keys = devicekeys.load(hs.store, hs.ctx.device)
         rows = []
-        ours_times: list[float] = []
-        ours_cpu: list[float] = []
-        verify_times: list[float] = []
+        ours: list[Sample] = []
+        verify: list[Sample] = []
+        base: list[Sample] = []
+        load0 = loadavg()
         cipher_len = 0
-        files = []
-        base_runs: list[tuple[float, float]] = []
         for rep in range(5):
             keys = devicekeys.generate(f"IMPDEV{rep:02d}")
             _register(hs, keys, "WUH01")
@@ -264,125 +269,208 @@ def bench_import_vs_sha256sum(root: Path, quick: bool) -> list[dict[str, Any]]:
             cipher_len = len(cipher)
             f = root / f"b{rep}.tar.age"
             f.write_bytes(cipher)
-            files.append(f)
-            t = time.perf_counter()
-            hub.verify(hs.store, cipher, sig)
-            verify_times.append(time.perf_counter() - t)
-            if photostore._api() is not None:
-                c, t = time.process_time(), time.perf_counter()
-                res = hub.import_bundle(hs, cipher, sig)
-                assert res.outcome.status == "applied", res.outcome.message
-                ours_times.append(time.perf_counter() - t)
-                ours_cpu.append(time.process_time() - c)
-            # The baseline in turn with ours (same neighbours on a shared machine).
-            base_runs.append(
-                _cpu_median(
-                    lambda f=f: subprocess.run(["sha256sum", str(f)], check=True, capture_output=True), 1
-                )
-            )
-        base = statistics.median(r[0] for r in base_runs)
-        base_cpu = statistics.median(r[1] for r in base_runs)
+            (root / f"b{rep}.tar.age.minisig").write_bytes(sig)
+            # In turn, on the same file: sha256sum, verify alone, the whole import
+            # (the order flips each round so no one always runs on a warm cache).
+            steps = [
+                ("base", lambda f=f: subprocess.run(["sha256sum", str(f)], check=True, capture_output=True)),
+                ("verify", lambda cipher=cipher, sig=sig: hub.verify(hs.store, cipher, sig)),
+                ("ours", lambda cipher=cipher, sig=sig: hub.import_bundle(hs, cipher, sig)),
+            ]
+            for what, fn in steps if rep % 2 == 0 else [steps[1], steps[0], steps[2]]:
+                sample, res = once(fn)
+                {"base": base, "verify": verify, "ours": ours}[what].append(sample)
+                if what == "ours":
+                    assert res.outcome.status == "applied", res.outcome.message
         mb = cipher_len / 1e6
-        v = statistics.median(verify_times)
+        load = (load0, loadavg())
         rows.append(
-            {
-                "name": f"hub verify only, photo-heavy bundle ({mb:.0f} MB) vs sha256sum",
-                "value": mb / v,
-                "unit": "MB/s",
-                "baseline": mb / base,
-                "ratio": v / base,
-                "target": "ratio ≤ 2.0 (≥ 0.5x sha256sum)",
-            }
+            row(
+                f"hub verify only, photo-heavy bundle ({mb:.0f} MB)",
+                Pair(median(verify), median(base), 5, load),
+                unit="s",
+                target="ratio ≤ 2.0",
+                baseline_name="sha256sum of the same file",
+            )
         )
-        if not ours_times:
-            return rows
-        ours = statistics.median(ours_times)
-        what = "import+verify (photos checked and left in the kept bundle; previews on first view)"
         rows.append(
-            {
-                "name": f"hub {what}, photo-heavy bundle ({mb:.0f} MB) vs sha256sum"
-                f" (CPU s: ours {statistics.median(ours_cpu):.2f}, sha256sum {base_cpu:.2f})",
-                "value": mb / ours,
-                "unit": "MB/s",
-                "baseline": mb / base,
-                "ratio": ours / base,
-                "target": "ratio ≤ 2.0 (≥ 0.5x sha256sum)",
-            }
+            row(
+                f"hub import+verify, photo-heavy bundle ({mb:.0f} MB; photos checked, kept in the bundle)",
+                Pair(median(ours), median(base), 5, load),
+                unit="s",
+                target="ratio ≤ 2.0",
+                baseline_name="sha256sum of the same file",
+            )
         )
+        rows.append(_import_rss(root, hs, n_photos, size, hub_keys, cipher_len))
         return rows
     finally:
         hs.close()
 
 
-def bench_incremental_export(root: Path, quick: bool) -> list[dict[str, Any]]:
-    """Export 10 new events from a site holding many events (earlier ones receipted)."""
-    from wardcrf.sync import registry, ward
+_RSS_SCRIPT = """
+import sys, pathlib
+from wardcrf.site import Site
+from wardcrf.sync import hub
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+s = Site.open(pathlib.Path(sys.argv[1])).unlock("admin", sys.argv[3])
+f = pathlib.Path(sys.argv[2])
+resting = status("VmRSS:")
+open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) starts again from now
+res = hub.import_file(s, f)
+assert res.outcome.status == "applied", res.outcome.message
+print(resting, status("VmHWM:"))
+"""
+
+
+def _import_rss(root: Path, hs: Any, n_photos: int, size: int, hub_keys: Any, _len: int) -> dict[str, Any]:
+    """Peak RSS of `hub import` of one photo-heavy bundle, in a fresh process (the hub closed here meanwhile)."""
+    from wardcrf.sync import bundle
+
+    keys = devicekeys.generate("RSSDEV01")
+    _register(hs, keys, "WUH01")
+    photos = {}
+    for i in range(n_photos):
+        data = _jpeg(size, 1000 + i)
+        photos[bundle.sha256(data)] = ("jpg", data)
+    digests = list(photos)
+    lines = _chain(keys.device, "WUH01", 200, photos=digests)
+    manifest = _manifest(keys, "WUH01", lines, digests, [hub_keys.age_recipient])
+    name, cipher, sig = bundle.seal(manifest, lines, photos, keys.sign_secret)
+    f = root / name
+    f.write_bytes(cipher)
+    (root / (name + ".minisig")).write_bytes(sig)
+    data_dir = str(hs.site.data_dir)
+    hs.store.checkpoint()
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, data_dir, str(f), PASSWORD],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    resting, peak = int(out[-2]), int(out[-1])
+    return {
+        "name": f"peak RSS of a hub import of a photo-heavy bundle ({len(cipher) / 1e6:.0f} MB)",
+        "value": peak / 1e6,
+        "unit": "MB",
+        "baseline": len(cipher) / 1e6,
+        "ratio": peak / len(cipher),
+        "target": "ratio ≤ 1.5 (peak / bundle size)",
+        "baseline_name": f"the bundle's size; RSS before the import {resting / 1e6:.0f} MB",
+    }
+
+
+def set_test_hub(admin: Any) -> Any:
+    """Give a ward a hub card (keys made here; no hub runs): what `sync export` needs. Returns the keys."""
+    from wardcrf.sync import registry
     from wardcrf.sync.cards import Card
 
-    n = 50_000 if quick else 1_000_000
-    res = Site.init(root / "big", site="WUH01", device_name="big", admin="admin", password=PASSWORD)
-    s = res.site.unlock("admin", PASSWORD)
+    hub_keys = devicekeys.generate("BIGHUB01")
+    card = Card(
+        "hub", "HUB", hub_keys.device, "hub", hub_keys.key_id, hub_keys.sign_public, hub_keys.age_recipient
+    )
+    registry.set_hub(admin, card)
+    return hub_keys
+
+
+def incremental_pair(admin: Any, clinician: Any, root: Path, hub_keys: Any, reps: int = 5) -> Pair:
+    """`sync export` of 10 new vitals records on a site whose earlier events are all receipted,
+    alternated with stdlib doing the same work on the same 10 lines.
+
+    The backlog is cut into bundles first and marked receipted (set-up). The
+    baseline reads the 10 lines through the (device, seq) index of a plain
+    copy, tars them with a manifest, age-encrypts them to the hub and writes
+    and fsyncs the file.
+    """
+    import io
+    import sqlite3
+    import tarfile
+
+    import pyrage
+    from bench_foundation import plain_copy
+    from generate import participant_records
+    from wardcrf.sync import ward
+
+    from wardcrf import records
+
+    ward.prepare(admin)  # cut the backlog into bundles, then pretend the hub receipted them
+    admin.store.execute("UPDATE sync_outbox SET receipted_at = 'bench' WHERE receipted_at IS NULL")
+    out = root / "usb"
+    out.mkdir(exist_ok=True)
+    admin.store.checkpoint()
+    plain = plain_copy(admin.store, root / "incremental-plain.db")
+    std = sqlite3.connect(plain)
+    recipient = pyrage.x25519.Recipient.from_str(hub_keys.age_recipient)
+    head = int(admin.store.scalar("SELECT max(seq) FROM events WHERE device = ?", (admin.ctx.device,)))
+    vitals = next(d for f, d in participant_records(0) if f == "vitals")
+    vitals = {**vitals, "timepoint": "unscheduled"}
+
+    def ours(rep: int) -> None:
+        with clinician.store.transaction():
+            for i in range(10):
+                records.submit(clinician, "vitals", vitals, subject=f"participant:BENCH-{1 + i:05d}")
+        r = ward.export(admin, out)
+        assert r.events == 10, r
+        admin.store.execute("UPDATE sync_outbox SET receipted_at = 'bench' WHERE receipted_at IS NULL")
+
+    def base(rep: int) -> None:
+        lines = [
+            r[0]
+            for r in std.execute(
+                "SELECT line FROM events WHERE device = ? AND seq > ? ORDER BY seq",
+                (admin.ctx.device, head - 10),
+            )
+        ]
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in (("manifest.json", b"{}"), ("events.jsonl", "\n".join(lines).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        cipher = pyrage.encrypt(buf.getvalue(), [recipient])
+        with open(root / f"base-{rep}.tar.age", "wb") as fh:
+            fh.write(cipher)
+            fh.flush()
+            os.fsync(fh.fileno())
+
     try:
-        hub_keys = devicekeys.generate("BIGHUB01")
-        registry.set_hub(
-            s,
-            Card(
-                "hub",
-                "HUB",
-                hub_keys.device,
-                "hub",
-                hub_keys.key_id,
-                hub_keys.sign_public,
-                hub_keys.age_recipient,
-            ),
-        )
-        t = time.perf_counter()
-        with s.store.transaction():
-            for i in range(n):
-                eventlog.append(
-                    s.store,
-                    s.ctx,
-                    s.author,
-                    type="note.added",
-                    subject="site:WUH01",
-                    body={"text": f"bulk observation {i}", "i": i},
-                )
-        gen = time.perf_counter() - t
-        ward.prepare(s)  # cut the backlog into bundles, then pretend the hub receipted them
-        s.store.execute("UPDATE sync_outbox SET receipted_at = 'bench'")
-        out = root / "usb"
-        out.mkdir()
-        times = []
-        for rep in range(3):
-            with s.store.transaction():
-                for i in range(10):
-                    s.append(type="note.added", subject="site:WUH01", body={"text": f"new {rep}-{i}"})
-            t = time.perf_counter()
-            r = ward.export(s, out)
-            times.append(time.perf_counter() - t)
-            assert r.events == 10, r
-            s.store.execute("UPDATE sync_outbox SET receipted_at = 'bench' WHERE receipted_at IS NULL")
-        ours = statistics.median(times)
-        # Baseline: reading the same 10 lines by primary-key range with stdlib-speed SQL on the same store.
-        head = s.store.scalar("SELECT max(seq) FROM events WHERE device = ?", (s.ctx.device,))
-        base = _median(
-            lambda: s.store.execute(
-                "SELECT line FROM events WHERE device = ? AND seq > ?", (s.ctx.device, head - 10)
-            ).fetchall(),
-            5,
-        )
+        return alternate(ours, base, reps)
+    finally:
+        std.close()
+
+
+def bench_incremental_export(root: Path, quick: bool) -> list[dict[str, Any]]:
+    """Export 10 new events from a site holding many real events (earlier ones receipted).
+
+    The size sweep (`bench_sweep.py`) measures the same at 10k, 100k and 1M events.
+    """
+    from generate import generate, new_site
+
+    n = 20_000 if quick else 100_000
+    clinician = new_site(root / "big")
+    admin = Site.open(root / "big").unlock("admin", PASSWORD)
+    try:
+        hub_keys = set_test_hub(admin)
+        sample, (_p, written) = once(lambda: generate(clinician, n, batch=500))
+        pair = incremental_pair(admin, clinician, root, hub_keys)
         return [
-            {
-                "name": f"incremental export of 10 events on {n:,} events (generated in {gen:.0f} s)",
-                "value": ours,
-                "unit": "s",
-                "baseline": base,
-                "ratio": ours / base if base else float("nan"),
-                "target": "≤ 1 s",
-            }
+            row(
+                f"incremental export of 10 new events on {written:,} events"
+                f" (generated in {sample.wall:.0f} s)",
+                pair,
+                unit="ms",
+                scale=1000,
+                target="≤ 1 s",
+                baseline_name="stdlib: the 10 lines by index, tar, age-encrypt, write + fsync",
+            )
         ]
     finally:
-        s.close()
+        admin.close()
+        clinician.close()
 
 
 def bench_hub_many_devices(root: Path, quick: bool) -> list[dict[str, Any]]:
@@ -401,7 +489,6 @@ def bench_hub_many_devices(root: Path, quick: bool) -> list[dict[str, Any]]:
     devices = [devicekeys.generate(f"DEV{i:05d}") for i in range(d)]
     chains = [_chain(keys.device, "WUH01", e) for keys in devices]
     rows: list[dict[str, Any]] = []
-    base = float("nan")
     # An older build (a before/after comparison) has no import_files: one by one only.
     modes = ("files", "one by one") if hasattr(hub, "import_files") else ("one by one",)
     for mode in modes:
@@ -419,35 +506,55 @@ def bench_hub_many_devices(root: Path, quick: bool) -> list[dict[str, Any]]:
                 (out / (name + ".minisig")).write_bytes(sig)
                 files.append(out / name)
                 total += len(cipher)
-            if base != base:  # NaN: measure the baseline once, on the first set of files
-                base = _median(
-                    lambda files=files: subprocess.run(
-                        ["sha256sum", *map(str, files)], check=True, capture_output=True
-                    ),
-                    3,
-                )
-            t, cpu = time.perf_counter(), time.process_time()
-            if mode == "files":
-                for item in hub.import_files(hs, files):
-                    assert item.result is not None and item.result.outcome.status == "applied", item.refused
-            else:
-                for f in files:
-                    res = hub.import_file(hs, f)
-                    assert res.outcome.status == "applied", res.outcome.message
-            ours, cpu = time.perf_counter() - t, time.process_time() - cpu
+            # In turn, group of bundles by group of bundles: sha256sum of the group's
+            # files, then their import (the order flips each group).
+            group = max(1, d // 10)
+            ours_s: list[Sample] = []
+            base_s: list[Sample] = []
+            load0 = loadavg()
+            for g, at in enumerate(range(0, d, group)):
+                chunk = files[at : at + group]
+
+                def importing(chunk: list[Path] = chunk, mode: str = mode, hs: Any = hs) -> None:
+                    if mode == "files":
+                        for item in hub.import_files(hs, chunk):
+                            assert item.result is not None and item.result.outcome.status == "applied", (
+                                item.refused
+                            )
+                    else:
+                        for f in chunk:
+                            res = hub.import_file(hs, f)
+                            assert res.outcome.status == "applied", res.outcome.message
+
+                def summing(chunk: list[Path] = chunk) -> None:
+                    subprocess.run(["sha256sum", *map(str, chunk)], check=True, capture_output=True)
+
+                for fn, acc in ((importing, ours_s), (summing, base_s))[:: 1 if g % 2 == 0 else -1]:
+                    sample, _ = once(fn)
+                    acc.append(sample)
             assert hs.store.scalar("SELECT count(*) FROM events") >= d * e
         finally:
             hs.close()
+        total_ours = Sample(sum(x.wall for x in ours_s), sum(x.cpu for x in ours_s))
+        total_base = Sample(sum(x.wall for x in base_s), sum(x.cpu for x in base_s))
         rows.append(
-            {
-                "name": f"hub import {d} devices x {e:,} events ({total / 1e6:.0f} MB), {mode}, once"
-                f" (CPU {cpu:.0f} s)",
-                "value": ours,
-                "unit": "s",
-                "baseline": base,
-                "ratio": ours / base,
-                "target": "≤ 60 s (baseline: sha256sum of the same bundles)",
-            }
+            row(
+                f"hub import {d} devices x {e:,} events ({total / 1e6:.0f} MB), {mode}, total of"
+                f" {len(ours_s)} groups",
+                Pair(total_ours, total_base, len(ours_s), (load0, loadavg())),
+                unit="s",
+                target="≤ 60 s; CPU ratio ≤ 15",
+                baseline_name="sha256sum of the same files, group by group in turn",
+            )
+        )
+        rows.append(
+            row(
+                f"same, per event ({mode})",
+                Pair(total_ours, total_base, len(ours_s), (load0, loadavg())),
+                unit="µs/event",
+                scale=1e6 / (d * e),
+                baseline_name="sha256sum per event of the same files",
+            )
         )
     return rows
 

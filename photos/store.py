@@ -27,7 +27,7 @@ from typing import Any
 from wardcrf import audit
 from wardcrf.errors import Refused, VerificationFailed
 from wardcrf.eventlog import Event, projector
-from wardcrf.evidence import digest_of, is_reference
+from wardcrf.evidence import REF_PREFIX, digest_of, is_reference
 from wardcrf.records import RecordState, record_hook
 from wardcrf.store import Store
 
@@ -139,10 +139,15 @@ def references_in(data: dict[str, Any]) -> set[tuple[str, str]]:
     """
     pairs: set[tuple[str, str]] = set()
     for name, value in data.items():
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            if is_reference(item):
-                pairs.add((name, digest_of(item)))
+        # Most values are numbers, measurements or plain text: tested for the prefix before the
+        # full pattern (every record of a rebuild or an import passes through here).
+        if isinstance(value, str):
+            if value.startswith(REF_PREFIX) and is_reference(value):
+                pairs.add((name, digest_of(value)))
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, str) and item.startswith(REF_PREFIX) and is_reference(item):
+                    pairs.add((name, digest_of(item)))
     return pairs
 
 

@@ -416,7 +416,9 @@ def _text(value: Any) -> str | None:
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
         return None
-    value = value.replace("\x00", "").strip()
+    # EXIF text is machine-written and often NUL-padded; anything unprintable in it
+    # (controls, bidi, zero-width) is dropped: a camera's name never refuses the photo.
+    value = "".join(c for c in value if c.isprintable()).strip()
     return value or None
 
 

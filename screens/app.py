@@ -21,7 +21,7 @@ from textual.timer import Timer
 
 from wardcrf.site import Site
 
-from . import i18n
+from . import i18n, times
 from .background_sync import BackgroundSync, SyncChanged
 from .i18n import t
 from .status import StatusBar
@@ -99,6 +99,7 @@ class WardApp(App[None]):
             self.exit()
             return
         self.ward = ward
+        times.set_zone(ward.session.ctx.zone)
         self._apply_user_language()
         from .dashboard import DashboardScreen
 
@@ -157,8 +158,22 @@ class WardApp(App[None]):
         from .lock import LockScreen
 
         self.locked = True
+        self.keep_drafts_now()  # a crash or power cut while locked loses nothing either
         self.push_screen(LockScreen(self.ward, self.ward.local_now()), self._unlocked)
         self.refresh_bindings()
+
+    def keep_drafts_now(self) -> None:
+        """Keep every form with typed values in the stack as its owner's draft, now (issue 14)."""
+        from .unsaved import UnsavedWork
+
+        for screen in self.screen_stack:
+            if isinstance(screen, UnsavedWork):
+                screen.keep_draft_now()
+
+    async def action_quit(self) -> None:
+        """ctrl+q: quit; every form with typed values is kept as a draft first, never lost."""
+        self.keep_drafts_now()
+        self.exit()
 
     def _unlocked(self, ward: Ward | None) -> None:
         self.locked = False
@@ -169,6 +184,7 @@ class WardApp(App[None]):
         previous = self.ward
         if previous is not None and ward is not previous:
             self.ward = ward
+            times.set_zone(ward.session.ctx.zone)
             self._start_language = None
             self._apply_user_language()
             self._restart_for_new_user(previous)
@@ -176,9 +192,11 @@ class WardApp(App[None]):
 
     @work(exclusive=True, group="switch-user")
     async def _restart_for_new_user(self, previous: Ward) -> None:
-        """A different person unlocked: drop the previous user's screens."""
+        """A different person unlocked: drop the previous user's screens (their typed forms
+        kept as the previous user's drafts, offered back at their next sign-in)."""
         from .dashboard import DashboardScreen
 
+        self.keep_drafts_now()  # each screen keeps its draft through its own (the previous) ward
         while len(self.screen_stack) > 1:
             await self.pop_screen()
         assert self.ward is not None
@@ -314,7 +332,7 @@ class WardApp(App[None]):
                 lambda lang=lang: self.switch_language(lang),
             )
         yield SystemCommand(t("palette.contrast"), t("palette.contrast_help"), self.action_toggle_contrast)
-        yield SystemCommand(t("palette.quit"), t("palette.quit_help"), self.exit)
+        yield SystemCommand(t("palette.quit"), t("palette.quit_help"), self.action_quit)
 
     def on_unmount(self) -> None:
         self._stop_background_sync()

@@ -27,6 +27,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Static
 
 from wardcrf import audit
+from wardcrf import text as text_rule
 from wardcrf.clock import iso_utc, zone
 
 from .errors import message_of
@@ -124,6 +125,7 @@ class AuditScreen(Screen[None]):
                         placeholder=hint,
                         id=f"f-{name}",
                         classes="filter",
+                        compact=True,  # one line without a frame: at 80x24 a whole id and date show
                     )
             yield Static("", id="filter-message", classes="refusal")
             table = WardTable(id="trail", cursor_type="row", zebra_stripes=True)
@@ -131,7 +133,7 @@ class AuditScreen(Screen[None]):
             yield table
             yield Static("", id="detail")
             yield Static(self._photos_title(), id="photos-title", classes="section-title")
-            photos: DataTable[Any] = DataTable(id="photos", cursor_type="row")
+            photos: DataTable[Any] = WardTable(id="photos", cursor_type="row")
             photos.add_columns(
                 t("photo.col_field"), t("photo.col_hash"), t("photo.col_size"), t("photo.col_status")
             )
@@ -194,7 +196,8 @@ class AuditScreen(Screen[None]):
 
     def _show_verify(self, lines: list[str]) -> None:
         self.verify_lines = lines
-        self.query_one("#verify", Static).update("\n".join(lines))
+        # Problems quote stored data: shown as text, never as markup or escape sequences.
+        self.query_one("#verify", Static).update(Text(text_rule.for_terminal("\n".join(lines))))
 
     # -- trail -----------------------------------------------------------------------
     @on(Input.Submitted, ".filter")

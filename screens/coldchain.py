@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -28,7 +28,11 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, t
 from .status import StatusBar
+from .tables import WardTable
 from .ward import Ward
+
+COMPACT_BELOW = 110
+"""Terminal columns under which the units table shows its short form (the status stays whole)."""
 
 ACTION_PERMISSION = {
     "receive": "coldchain.record",
@@ -71,20 +75,27 @@ class ColdChainScreen(Screen[None]):
         yield StatusBar(self.ward, t("place.coldchain"))
         with Vertical(id="cc-home"):
             yield Static(t("cc.units"), classes="section-title")
-            units: DataTable[str] = DataTable(id="cc-units", cursor_type="row", zebra_stripes=True)
+            units: DataTable[str] = WardTable(id="cc-units", cursor_type="row", zebra_stripes=True)
             units.add_columns(t("cc.col_unit"), t("cc.col_range"), t("cc.col_last"), t("cc.col_status"))
             yield units
             yield Static(t("cc.kits"), classes="section-title")
             yield Static(t("cc.loading"), id="cc-kits")
             yield Static(t("cc.pending"), classes="section-title")
-            pending: DataTable[str] = DataTable(id="cc-pending", cursor_type="row", zebra_stripes=True)
+            pending: DataTable[str] = WardTable(id="cc-pending", cursor_type="row", zebra_stripes=True)
             pending.add_columns(t("col.time"), t("cc.col_kind"), t("cc.col_party"), t("cc.col_kits"))
             yield pending
             yield Static("", id="cc-message", classes="muted")
         yield WardFooter()
 
     def on_mount(self) -> None:
+        self.set_class(self.app.size.width < COMPACT_BELOW, "-compact")
         self.call_after_refresh(self.load)
+
+    def on_resize(self, event: events.Resize) -> None:
+        compact = event.size.width < COMPACT_BELOW
+        if compact != self.has_class("-compact"):
+            self.set_class(compact, "-compact")
+            self._fill()
 
     def relabelled(self) -> None:
         self._fill()
@@ -123,19 +134,24 @@ class ColdChainScreen(Screen[None]):
     def _fill(self) -> None:
         table = self.query_one("#cc-units", DataTable)
         table.clear()
+        # Below 110 columns the unit's status must still show (issue 14): the unit's id
+        # without its name, the reading's time without the year, the short count.
+        compact = self.has_class("-compact")
         for u in self.units:
             last = u["last_reading"]
+            when = local_time(self.ward, last["at"])[5:] if compact and last else ""
             last_text = (
-                f"{last['temp_c']:.1f} °C {local_time(self.ward, last['at'])}"
+                f"{last['temp_c']:.1f} °C {when or local_time(self.ward, last['at'])}"
                 + (f" ({domain_word('cc_source', last['source'])})" if last["source"] == "manual" else "")
                 if last
                 else t("cc.no_readings")
             )
             word = domain_word("cc_status", u["status"])
             if u["awaiting_disposition"]:
-                word += " · " + t("cc.awaiting_n", n=len(u["awaiting_disposition"]))
+                awaiting = "cc.awaiting_short" if compact else "cc.awaiting_n"
+                word += " · " + t(awaiting, n=len(u["awaiting_disposition"]))
             table.add_row(
-                f"{u['unit']} {u['name']}",
+                u["unit"] if compact else f"{u['unit']} {u['name']}",
                 f"{u['low_c']:g} … {u['high_c']:g} °C",
                 last_text,
                 word,

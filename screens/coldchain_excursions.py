@@ -29,7 +29,8 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, label_width, pad, t
 from .status import StatusBar
-from .typeahead import WardInput
+from .tables import WardTable
+from .typeahead import WardInput, WardSelect
 from .ward import Ward
 
 DECISIONS = ("release", "discard")
@@ -61,7 +62,7 @@ class ExcursionsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, t("cc.excursions"))
         with Vertical(id="cc-excursions"):
-            table: DataTable[str] = DataTable(id="ex-table", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str] = WardTable(id="ex-table", cursor_type="row", zebra_stripes=True)
             table.add_columns(
                 t("cc.col_where"),
                 t("cc.col_start"),
@@ -77,7 +78,7 @@ class ExcursionsScreen(Screen[None]):
                 width = label_width(labels)
                 with Horizontal(classes="cc-row"):
                     yield Label(pad(labels[0], width), classes="cc-label")
-                    yield Select(
+                    yield WardSelect(
                         [(domain_word("cc_decision", d), d) for d in DECISIONS],
                         id="ex-decision",
                         compact=True,

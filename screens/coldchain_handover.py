@@ -53,8 +53,14 @@ class HandoverScreen(TransferScreen):
         return t("cc.handover_what", kits=", ".join(kits), src=self.text("from"), dst=self.text("to"))
 
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
-        return self.ward.call(
-            services.record_handover,
+        return self.ward.call(services.record_handover, **self.arguments(), passwords=passwords)
+
+    def rehearse(self) -> services.Recorded:
+        return self.ward.call(services.preflight, services.record_handover, **self.arguments())
+
+    def arguments(self) -> dict[str, Any]:
+        """The handover as `services.record_handover` takes it (without the passwords)."""
+        return dict(
             kits=list(self.values.get("kits") or []),
             at=self.text("at"),
             from_location=self.text("from"),
@@ -65,5 +71,4 @@ class HandoverScreen(TransferScreen):
             to_external=self.text("to_external") or None,
             condition=self.text("condition"),
             photos=list(self.values.get("photos") or []),
-            passwords=passwords,
         )

@@ -98,14 +98,20 @@ class ReceiptScreen(TransferScreen):
         return None
 
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
+        return self.ward.call(services.receive_lot, **self.arguments(), passwords=passwords)
+
+    def rehearse(self) -> services.Recorded:
+        return self.ward.call(services.preflight, services.receive_lot, **self.arguments())
+
+    def arguments(self) -> dict[str, Any]:
+        """The receipt as `services.receive_lot` takes it (without the passwords)."""
         quantity_text = self.text("quantity")
         if not quantity_text.isdigit():
             raise UsageError(f"quantity {quantity_text!r} is not a whole number of kits")
         quantity = int(quantity_text)
         flags = {name: self.flag(name) for name in ("dry_ice", "intact", "frozen")}
         logger_file = self.text("logger_file").removeprefix("@")
-        return self.ward.call(
-            services.receive_lot,
+        return dict(
             lot=self.text("lot"),
             product=self.text("product"),
             expiry=self.text("expiry"),
@@ -125,5 +131,4 @@ class ReceiptScreen(TransferScreen):
             logger_file=Path(logger_file).expanduser() if logger_file else None,
             photos=list(self.values.get("photos") or []),
             condition=self.text("condition"),
-            passwords=passwords,
         )

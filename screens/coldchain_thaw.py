@@ -46,8 +46,10 @@ class ThawScreen(TransferScreen):
         FieldSpec("reconstitution", "cc.f_reconstitution", hint="cc.h_reconstitution"),
     )
 
-    def __init__(self, ward: Ward, kit: str = "", initial: dict[str, Any] | None = None) -> None:
-        super().__init__(ward, {**({"kit": kit} if kit else {}), **(initial or {})})
+    def __init__(
+        self, ward: Ward, kit: str = "", initial: dict[str, Any] | None = None, *, focus: str | None = None
+    ) -> None:
+        super().__init__(ward, {**({"kit": kit} if kit else {}), **(initial or {})}, focus=focus)
 
     def defaults(self) -> dict[str, Any]:
         return {"end": now_text(self.ward)}

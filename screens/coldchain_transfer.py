@@ -14,6 +14,7 @@ lost (values survive a language switch and a lock too).
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,19 +23,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Input, Label, Select, Static
 
 from wardcrf import ids
 from wardcrf.coldchain import services
-from wardcrf.errors import WardError
+from wardcrf.errors import Refused, WardError
 
 from .coldchain_widgets import EntryList, PathPicker, collect_passwords
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar
-from .typeahead import WardInput
+from .typeahead import WardInput, WardSelect, focus_now
+from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 
 MAX_LABEL = 24
@@ -54,6 +55,18 @@ def kit_id(raw: str) -> str:
     return ids.normalise(ids.KIT, raw)
 
 
+def kit_scanner(rule: ids.Rule) -> Callable[[str, list[str]], list[str]]:
+    """A kit list's check of one scanner burst under the site's kit id rule (refused: `Refused`)."""
+
+    def scan(raw: str, listed: list[str]) -> list[str]:
+        got = ids.scan(raw, rule, like=listed)
+        if not got.ok:
+            raise Refused(str(got.error))
+        return list(got.ids)
+
+    return scan
+
+
 def photo_entry(raw: str) -> str:
     """A photo as the service takes it: `@path`, a tray id or `sha256:<hex>` (a bare path gets its @)."""
     text = raw.strip()
@@ -67,28 +80,34 @@ def photo_entry(raw: str) -> str:
     return text
 
 
-class _AbstractScreenMeta(type(Screen), ABCMeta):  # type: ignore[misc]
+class _AbstractScreenMeta(type(UnsavedWork), ABCMeta):  # type: ignore[misc]
     """Textual's screen metaclass with ABCMeta's check: a transfer screen that forgets a hook fails to build."""
 
 
-class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
+class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
     """Base of the receipt and handover screens (subclasses set FIELDS and `submit`)."""
 
     AUTO_FOCUS = "#cc-form Input"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "key.save", priority=True),
         Binding("f4", "browse", "key.cc_browse"),
-        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("escape", "back", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = ()
     TITLE_ID = ""
 
-    def __init__(self, ward: Ward, initial: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, ward: Ward, initial: dict[str, Any] | None = None, *, focus: str | None = None
+    ) -> None:
         super().__init__()
         self.ward = ward
         self.values: dict[str, Any] = {**self.defaults(), **(initial or {})}
         self.saving = False
+        self.restore_focus = focus
+        """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
+        self.kit_rule = ward.call(lambda s: ids.rule(s.store, ids.KIT))
+        """The site's kit id rule (the protocol's format, if it declares one): each scan is checked at once."""
 
     def defaults(self) -> dict[str, Any]:
         return {}
@@ -111,7 +130,7 @@ class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
         wid = f"cc-{f.name}"
         value = self.values.get(f.name)
         if f.kind == "yesno":
-            return Select(
+            return WardSelect(
                 [(t("form.yes"), "yes"), (t("form.no"), "no")],
                 value=value if value in ("yes", "no") else Select.NULL,
                 id=wid,
@@ -122,6 +141,7 @@ class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
         if f.kind in ("kits", "photos"):
             return EntryList(
                 normalise=kit_id if f.kind == "kits" else photo_entry,
+                scan=kit_scanner(self.kit_rule) if f.kind == "kits" else None,
                 entries=value or [],
                 placeholder=t(f.hint) if f.hint else "",
                 id=wid,
@@ -155,6 +175,33 @@ class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
                 self.values[f.name] = None if w.is_blank() else w.value
             elif isinstance(w, Input):
                 self.values[f.name] = w.value
+
+    def typed(self) -> dict[str, Any]:
+        self.remember()
+        return without_blanks(self.values)
+
+    def draft_key(self) -> tuple[str, str] | None:
+        # "cc.receipt" -> "coldchain.receipt": the draft's form name
+        return "coldchain." + self.TITLE_ID.removeprefix("cc."), ""
+
+    def focused_field(self) -> str | None:
+        focused = self.focused
+        for f in self.FIELDS:
+            found = self.query(f"#cc-{f.name}")
+            if (
+                found
+                and focused is not None
+                and (focused is found.first() or found.first() in focused.ancestors)
+            ):
+                return f.name
+        return None
+
+    def on_mount(self) -> None:
+        if self.restore_focus:
+            found = self.query(f"#cc-{self.restore_focus}")
+            if found:
+                widget = found.first()
+                focus_now(widget.input if isinstance(widget, EntryList) else widget)
 
     def text(self, name: str) -> str:
         return str(self.values.get(name) or "").strip()
@@ -213,6 +260,11 @@ class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
         """Call the service (in a worker thread)."""
 
+    def rehearse(self) -> services.Recorded | None:
+        """Every rule checked before anyone signs (in a worker thread): the service run
+        without signatures and rolled back (`services.preflight`). None: nothing to sign."""
+        return None
+
     def action_save(self) -> None:
         """Sign and save (ctrl+s)."""
         if self.saving:
@@ -231,25 +283,47 @@ class TransferScreen(Screen[Any], metaclass=_AbstractScreenMeta):
             parties = self.parties()
             if self.flag("sign_later"):
                 parties = [(u, m) for u, m in parties if u == self.ward.user]
+            if parties:
+                # Check before you sign: a refusal must come before anyone types a password.
+                self._say(t("cc.checking"))
+                checked = await self.run_worker(
+                    self._try(self.rehearse), thread=True, group="cc-preflight"
+                ).wait()
+                if isinstance(checked, WardError):
+                    self._say(message_of(checked), refusal=True)
+                    return
             passwords = await collect_passwords(self, self.ward, self.what(), parties)
             if passwords is None:
                 self._say(t("form.not_saved_cancelled"), refusal=True)
                 return
 
-            def call() -> Any:
-                try:
-                    return self.submit(passwords)
-                except WardError as exc:
-                    return exc
-
             self._say(t("form.saving"))
-            result = await self.run_worker(call, thread=True, group="cc-submit").wait()
+            key = self.draft_key() if self.keeps_drafts else None
+            result = await self.run_worker(
+                self._try(
+                    lambda: self.ward.call(lambda s: closing_draft(s, key, lambda: self.submit(passwords)))
+                ),
+                thread=True,
+                group="cc-submit",
+            ).wait()
             if isinstance(result, WardError):
                 self._say(message_of(result), refusal=True)
                 return
             self.saved(result)
         finally:
             self.saving = False
+
+    @staticmethod
+    def _try(call: Callable[[], Any]) -> Callable[[], Any]:
+        """`call` for a worker: its result, or the WardError it raised (shown, not a crash)."""
+
+        def run() -> Any:
+            try:
+                return call()
+            except WardError as exc:
+                return exc
+
+        return run
 
     def saved(self, rec: services.Recorded) -> None:
         lines = [t("cc.saved", what=t(self.TITLE_ID), event=rec.event.id)]

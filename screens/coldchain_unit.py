@@ -48,8 +48,10 @@ class UnitScreen(TransferScreen):
         FieldSpec("interval", "cc.f_interval", hint="cc.h_interval"),
     )
 
-    def __init__(self, ward: Ward, initial: dict[str, Any] | None = None) -> None:
-        super().__init__(ward, initial)
+    def __init__(
+        self, ward: Ward, initial: dict[str, Any] | None = None, *, focus: str | None = None
+    ) -> None:
+        super().__init__(ward, initial, focus=focus)
         self.protocol: dict[str, Any] | None = None
 
     def defaults(self) -> dict[str, Any]:

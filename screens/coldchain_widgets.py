@@ -3,7 +3,13 @@
 - `EntryList`: a field a barcode scanner types into. A scanner types the
   code as a burst of keys and ends it with Enter, so Enter *adds* the
   entry to the list below and keeps the focus for the next scan; Enter on
-  an empty field moves on, `ctrl+x` drops the last entry. Kit ids are
+  an empty field moves on, `ctrl+z` undoes the last scan (a key the text
+  box does not claim, shown in the footer). Each scan is checked against
+  the id rule at once (`wardcrf.ids.scan`, with the protocol's format when
+  it declares one): ids a scanner ran together with no gap
+  ("EXO-0101EXO-0102") or an id that breaks the rule are refused in one
+  line, nothing is added, and the scan stays selected so the next one
+  replaces it. Kit ids are
   normalised by the domain's own `scanned_id` (control characters dropped,
   upper-cased), so what the list shows is what the service will store.
 - `PathPicker`: a modal with a `DirectoryTree` and a path field, for a
@@ -75,6 +81,17 @@ def yes_no(value: str) -> bool | None:
 # -- a list typed or scanned one entry at a time ------------------------------------------
 
 
+class ScanInput(WardInput):
+    """The text box of an `EntryList`: ctrl+z undoes the last scan of its list."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+z", "undo_scan", "key.undo_scan")]
+
+    def action_undo_scan(self) -> None:
+        parent = self.parent
+        if isinstance(parent, EntryList):
+            parent.action_undo_scan()
+
+
 class EntryList(Widget):
     """An input that adds each entry (Enter) to a visible list: kit ids, photos."""
 
@@ -98,23 +115,25 @@ class EntryList(Widget):
         padding-left: 1;
     }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+x", "drop_last", "key.cc_drop_last")]
 
     def __init__(
         self,
         *,
         normalise: Callable[[str], str] | None = None,
+        scan: Callable[[str, list[str]], list[str]] | None = None,
         entries: Iterable[str] = (),
         placeholder: str = "",
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.normalise = normalise or (lambda raw: raw.strip())
+        self.scan = scan or (lambda raw, _listed: [self.normalise(raw)])
+        """raw, the entries listed -> the entries the burst holds (raises WardError to refuse it all)."""
         self.entries: list[str] = list(entries)
         self.placeholder = placeholder
 
     def compose(self) -> ComposeResult:
-        yield WardInput(placeholder=self.placeholder, classes="entry-input", compact=True)
+        yield ScanInput(placeholder=self.placeholder, classes="entry-input", compact=True)
         yield Static(self._listing(), classes="entries")
         yield Static("", classes="entry-problem")
 
@@ -139,15 +158,14 @@ class EntryList(Widget):
             self.screen.focus_next()
             return
         try:
-            entry = self.normalise(raw)
+            scanned = self.scan(raw, list(self.entries))
         except WardError as exc:
             self._problem(message_of(exc))
+            self.input.select_all()  # refused, not added: the next scan replaces it
             return
-        if entry in self.entries:
-            self._problem(t("cc.listed_twice", entry=entry))
-        else:
-            self.entries.append(entry)
-            self._problem("")
+        twice = [e for e in scanned if e in self.entries]
+        self.entries.extend(e for e in scanned if e not in self.entries)
+        self._problem(t("cc.listed_twice", entry=", ".join(twice)) if twice else "")
         self.input.value = ""
         self._refresh()
 
@@ -156,10 +174,11 @@ class EntryList(Widget):
             self.entries.append(entry)
         self._refresh()
 
-    def action_drop_last(self) -> None:
-        """Remove the last entry (a wrong scan)."""
+    def action_undo_scan(self) -> None:
+        """Remove the last entry (a wrong scan); the text being typed stays."""
         if self.entries:
             self.entries.pop()
+            self._problem("")
             self._refresh()
 
     def _problem(self, text: str) -> None:

@@ -153,12 +153,19 @@ class CTGridScreen(FormScreen):
     AUTO_FOCUS = "#field-r_upper_apical"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "key.save", priority=True),
-        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("escape", "back", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
 
-    def __init__(self, ward: Any, participant: str | None, initial: dict[str, Any] | None = None) -> None:
-        super().__init__(ward, CT_FORM, participant, initial)
+    def __init__(
+        self,
+        ward: Any,
+        participant: str | None,
+        initial: dict[str, Any] | None = None,
+        *,
+        focus: str | None = None,
+    ) -> None:
+        super().__init__(ward, CT_FORM, participant, initial, focus=focus)
 
     # -- layout ----------------------------------------------------------------------
     def _others(self) -> list[protocols.Field]:

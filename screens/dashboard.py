@@ -17,6 +17,13 @@ freezes the first frame after sign-in:
 
 At 120x40 and up the panels sit side by side; on a smaller terminal (80x24)
 one panel shows at a time, chosen with its number or cycled with `[` / `]`.
+
+Find the patient at once: typing (or scanning a wristband: a burst ending in
+Enter) a participant id — any key that is not one of the dashboard's own —
+starts a search shown under the panels; Enter opens that participant (the
+whole id in any case, or only its number when one participant has it), Esc
+drops it, `/` starts one explicitly. The participants are listed with what
+needs doing soonest first (`workflow.status.ward_order`).
 Times shown relative to now (time left, days left) come from the ward's
 clock when the panel was filled; the panels refresh every minute.
 """
@@ -29,7 +36,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
@@ -48,6 +55,7 @@ from .i18n import domain_word, t
 from .places import PLACES, by_name, offered
 from .status import StatusBar
 from .tables import WardTable
+from .typeahead import focus_now, hold_keys, release_keys
 from .ward import Ward
 
 RECENT = 12
@@ -145,6 +153,7 @@ class DashboardScreen(Screen[None]):
         Binding("left_square_bracket", "cycle(-1)", "dash.key_previous_panel", key_display="[", show=False),
         Binding("f2", "app.next_language", "key.language"),
         Binding("r", "reload", "key.reload"),
+        Binding("u", "drafts", "key.drafts"),
     ]
 
     def __init__(self, ward: Ward) -> None:
@@ -153,6 +162,10 @@ class DashboardScreen(Screen[None]):
         self.current = "participants"
         self._others_pending = False
         self._fill_round = 0  # a newer fill of the participants stops an older one's batches
+        self.search: str | None = None
+        """A participant id being typed (None: no search)."""
+        self.drafts = 0
+        """How many unsaved forms the signed-in person has (offered back with `u`)."""
 
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -178,6 +191,7 @@ class DashboardScreen(Screen[None]):
                             )
                             table.add_columns(*[t(c) for c in p.columns])
                             yield table
+                yield Static("", id="dash-drafts", classes="warning")
                 yield Static("", id="dash-message", classes="muted")
         yield WardFooter()
 
@@ -189,8 +203,14 @@ class DashboardScreen(Screen[None]):
         self._fit(event.size.width, event.size.height)
 
     def _fit(self, width: int, height: int) -> None:
-        """Side by side when there is room, else one panel at a time."""
-        self.set_class(width < WIDE[0] or height < WIDE[1], "-compact")
+        """Side by side when there is room, else one panel at a time (the places in the footer)."""
+        compact = width < WIDE[0] or height < WIDE[1]
+        changed = compact != self.has_class("-compact")
+        self.set_class(compact, "-compact")
+        if compact and (self.focused is None or self.focused.id == "places"):
+            focus_now(self.query_one(f"#{self.current}", DataTable))
+        if changed and self.is_mounted and self._fill_round:
+            self.reload_all()  # the status words follow the width
 
     def _tabs_text(self) -> Text:
         out = Text()
@@ -209,7 +229,7 @@ class DashboardScreen(Screen[None]):
         for p in PANELS:
             self.query_one(f"#p-{p.name}").set_class(p.name == name, "-current")
         self.query_one("#panel-tabs", Static).update(self._tabs_text())
-        self.query_one(f"#{name}", DataTable).focus()
+        focus_now(self.query_one(f"#{name}", DataTable))
 
     def action_cycle(self, step: int) -> None:
         i = PANEL_NAMES.index(self.current)
@@ -220,6 +240,8 @@ class DashboardScreen(Screen[None]):
             return self.ward.can(by_name(str(parameters[0])).permission)
         if action == "new_participant":
             return self.ward.can("consent.record")
+        if action == "drafts":
+            return self.drafts > 0
         return True
 
     def on_screen_resume(self) -> None:
@@ -240,6 +262,40 @@ class DashboardScreen(Screen[None]):
         """Participants first (the panel people look at); the others once it is on screen."""
         self._others_pending = True
         self.load_participants()
+        if self.ward.can("draft.keep"):
+            self.load_drafts()
+
+    @work(thread=True, exclusive=True, group="dash-drafts")
+    def load_drafts(self) -> None:
+        """The person's unsaved forms: offered back at sign-in (and whenever the dashboard shows)."""
+        from wardcrf import drafts
+
+        from .drafts_screen import form_title
+
+        try:
+            mine = self.ward.call(drafts.mine)
+            latest = (form_title(self.ward, mine[0]), mine[0].saved_at) if mine else None
+        except Exception as exc:
+            self.app.call_from_thread(self._fill_if_shown, self._show_message, message_of(exc))
+            return
+        self.app.call_from_thread(self._fill_if_shown, self._show_drafts, (len(mine), latest))
+
+    def _show_drafts(self, got: tuple[int, tuple[str, str] | None]) -> None:
+        from . import times
+
+        n, latest = got
+        self.drafts = n
+        text = ""
+        if n and latest is not None:
+            text = t("drafts.notice", n=n, form=latest[0], when=times.local(latest[1], "%m-%d %H:%M"))
+        self.query_one("#dash-drafts", Static).update(text)
+        self.refresh_bindings()
+
+    def action_drafts(self) -> None:
+        """u: the person's unsaved forms, to reopen or discard."""
+        from .drafts_screen import DraftsScreen
+
+        self.app.push_screen(DraftsScreen(self.ward))
 
     def _load_others(self) -> None:
         if not self._others_pending:
@@ -273,6 +329,62 @@ class DashboardScreen(Screen[None]):
         from .participant import ParticipantScreen
 
         self.app.push_screen(ParticipantScreen(self.ward, pid))
+
+    # -- find a participant by typing or scanning the id -------------------------------
+    def on_key(self, event: events.Key) -> None:
+        """Keys the focused list and the dashboard's own keys leave: a participant id."""
+        if self.search is not None:
+            if event.key == "enter":
+                self._find(self.search)
+            elif event.key == "escape":
+                self._search(None)
+            elif event.key == "backspace":
+                self._search(self.search[:-1])
+            elif event.is_printable and event.character:
+                self._search(self.search + event.character)
+            else:
+                return
+            event.stop()
+            return
+        if not (event.is_printable and event.character) or event.key == "space":
+            return
+        if event.character == "/":
+            self._search("")
+        elif event.key in self.active_bindings:
+            return  # a place, a panel, reload...
+        else:
+            self._search(event.character)
+        event.stop()
+
+    def _search(self, text: str | None) -> None:
+        self.search = text
+        self._show_message("" if text is None else t("dash.find", typed=text))
+
+    def _find(self, typed: str) -> None:
+        """Enter: look the id up (keys typed behind it wait: they belong to the participant)."""
+        self._search(None)
+        if not typed.strip():
+            return
+        hold_keys(self, "find")
+        self.find(typed)
+
+    @work(thread=True, exclusive=True, group="dash-find")
+    def find(self, typed: str) -> None:
+        from wardcrf import workflow
+
+        try:
+            pid = self.ward.call(workflow.status.find_participant, typed)
+            problem = None if pid else t("dash.no_such_participant", typed=typed.strip())
+        except Exception as exc:
+            pid, problem = None, message_of(exc)
+        self.app.call_from_thread(self._found, pid, problem)
+
+    def _found(self, pid: str | None, problem: str | None) -> None:
+        if pid is not None:
+            self._open_participant(pid)
+        else:
+            self._show_message(problem or "")
+        release_keys(self, "find", drop=pid is None)
 
     @on(OptionList.OptionSelected, "#places")
     def _place_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -375,8 +487,11 @@ class DashboardScreen(Screen[None]):
         screen at once, later ones follow between frames (a newer fill
         abandons the batches of an older one).
         """
+        from wardcrf.workflow.status import ward_order
+
         self._table("participants")  # cleared
         self._fill_round += 1
+        rows = sorted(rows, key=ward_order)
         now = self.ward.local_now()
         attention = sum(
             1
@@ -395,6 +510,8 @@ class DashboardScreen(Screen[None]):
             return
         table = self.query_one("#participants", DataTable)
         today = now.date()
+        # A small terminal gets the catalogue's short status words: whole, never cut mid-word.
+        status_words = "status_short" if self.has_class("-compact") else "status"
         for r in rows[start : start + count]:
             day = ""
             if r.get("enrolled_on") and r["doses_given"] < r["doses_planned"]:
@@ -413,7 +530,7 @@ class DashboardScreen(Screen[None]):
                 else Text(""),
                 Text(str(r["open_aes"] or "")),
                 Text(day),
-                Text(domain_word("status", r["status"])),
+                Text(domain_word(status_words, r["status"])),
                 key=r["id"],
             )
         nxt = start + count

@@ -40,7 +40,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Label, SelectionList, Static
 
@@ -54,6 +54,7 @@ from .footer import WardFooter
 from .i18n import domain_word, label_width, language, pad, t
 from .status import StatusBar
 from .typeahead import WardInput, focus_now, hold_keys, release_keys
+from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 
 STEPS = ("kit", "pre", "times", "post", "events", "review")
@@ -114,7 +115,7 @@ def _duration(minutes: int) -> str:
     return t("dose.hours_minutes", h=h, m=m) if h else t("dose.minutes", m=m)
 
 
-class DoseWizard(Screen[Any]):
+class DoseWizard(UnsavedWork):
     """Give one participant their next dose, step by step."""
 
     CSS_PATH = "dose_wizard.tcss"
@@ -124,11 +125,11 @@ class DoseWizard(Screen[Any]):
         Binding("ctrl+b", "previous_step", "dose.key_previous", priority=True),
         Binding("ctrl+t", "stamp_now", "dose.key_now", priority=True),
         Binding("ctrl+s", "save", "dose.key_save", priority=True),
-        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("escape", "back", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
 
-    def __init__(self, ward: Ward, participant: str) -> None:
+    def __init__(self, ward: Ward, participant: str, *, draft: dict[str, Any] | None = None) -> None:
         super().__init__()
         from wardcrf import workflow
 
@@ -157,9 +158,15 @@ class DoseWizard(Screen[Any]):
         self.message = ""
         self.message_refusal = False
         self._scan_timer: Timer | None = None
+        self.day: Any = None  # the DayCheck of today's rules (None: not answered yet)
+        self.day_error: str | None = None
         self._checks = 0  # each kit check holds the keys typed after it under its own name
+        self._resume: tuple[int, str | None] | None = None
+        """A draft's step and field, gone back to once its kit is checked again."""
         self._next_when_checked = False
         self._move_when_checked = False
+        if draft:
+            self._restore(draft)
 
     # -- layout ----------------------------------------------------------------------
     def _product_width(self) -> int:
@@ -242,6 +249,38 @@ class DoseWizard(Screen[Any]):
 
     def on_mount(self) -> None:
         self._focus_step()
+        # Today's rules first, in the domain's words: keys typed meanwhile wait for the verdict.
+        hold_keys(self, "dose-day")
+        self.check_day()
+        if self._resume is not None and self.kit_raw.strip():
+            self._check_scanned(entered=True)  # a reopened draft: its kit checked again, now
+
+    @work(thread=True, exclusive=True, group="dose-day")
+    def check_day(self) -> None:
+        from wardcrf.workflow import dose_visit
+
+        try:
+            try:
+                got: Any = self.ward.call(dose_visit.check_day, self.participant)
+                error = None
+            except WardError as exc:
+                got, error = None, message_of(exc)
+            self.app.call_from_thread(self._day_checked, got, error)
+        finally:
+            self.app.call_from_thread(release_keys, self, "dose-day")
+
+    def _day_checked(self, got: Any, error: str | None) -> None:
+        self.day, self.day_error = got, error
+        if self.is_mounted:
+            self.query_one("#wizard-dose", Static).update(self._dose_text())
+
+    def _day_refusal(self) -> str | None:
+        """Why no dose can be given now (None: today's rules allow it, or not known yet)."""
+        if self.day_error:
+            return self.day_error
+        if self.day is not None and not self.day.ok:
+            return str(self.day.reason)
+        return None
 
     def relabelled(self) -> None:
         """After a language switch recomposed the screen: back to the same step and field."""
@@ -260,6 +299,24 @@ class DoseWizard(Screen[Any]):
         return datetime.fromisoformat(iso).astimezone(zone(self.ward.session.ctx.zone)).strftime(fmt)
 
     def _dose_text(self) -> str:
+        text = self._next_dose_text()
+        refusal = self._day_refusal()
+        if refusal:
+            return text + "\n[b red]" + escape(t("dose.day_refused", reason=refusal)) + "[/]"
+        day = self.day
+        if day is None:
+            return text + "\n" + t("dose.day_checking")
+        if STEPS[self.step] == "review":
+            return text  # the review explains the window in full
+        if day.window == "late":
+            late = _duration(day.minutes_outside)
+            return text + "\n[b yellow]" + escape(t("dose.day_late", n=day.dose_number, late=late)) + "[/]"
+        if day.window == "early":
+            early = _duration(day.minutes_outside)
+            return text + "\n[b yellow]" + escape(t("dose.day_early", n=day.dose_number, early=early)) + "[/]"
+        return text
+
+    def _next_dose_text(self) -> str:
         nd = self.summary.get("next_dose")
         if nd is None:
             return t("dose.no_next_dose", status=domain_word("status", self.summary["status"]))
@@ -422,6 +479,7 @@ class DoseWizard(Screen[Any]):
 
     def _refresh_texts(self) -> None:
         self.query_one("#wizard-steps", Static).update(self._steps_text())
+        self.query_one("#wizard-dose", Static).update(self._dose_text())
         self.query_one("#kit-status", Static).update(self._kit_text())
         self.query_one("#ae-note", Static).update(self._ae_text())
         self.query_one("#review", Static).update(self._review_text())
@@ -444,6 +502,39 @@ class DoseWizard(Screen[Any]):
         for g in self.groups():
             g.remember()
         self.kit_raw = self.query_one("#kit-scan", Input).value
+
+    def typed(self) -> dict[str, Any]:
+        self.remember()
+        out: dict[str, Any] = {"kit": self.kit_raw.strip()}
+        for part, values in self.values.items():
+            out.update({f"{part}.{k}": v for k, v in values.items()})
+        return without_blanks(out)
+
+    # -- drafts ---------------------------------------------------------------------
+    def draft_key(self) -> tuple[str, str] | None:
+        return "dose_visit", f"participant:{self.participant}"
+
+    def draft_fields(self) -> dict[str, Any]:
+        return {**self.typed(), "wizard.step": self.step}
+
+    def focused_field(self) -> str | None:
+        return self.focused.id if self.focused is not None and self.focused.id else None
+
+    def _restore(self, draft: dict[str, Any]) -> None:
+        """Reopened from a draft: the values back; the step once the kit is checked again."""
+        for name, value in draft.items():
+            part, _, field = name.partition(".")
+            if name == "kit":
+                self.kit_raw = str(value)
+            elif part in self.values and field:
+                self.values[part][field] = value
+        step = draft.get("wizard.step")
+        self._resume = (int(step) if isinstance(step, int) else 0, None)
+
+    def resume_at(self, field: str | None) -> None:
+        """The field the draft's cursor was in (focused when its step is reached)."""
+        if self._resume is not None:
+            self._resume = (self._resume[0], field)
 
     def parts(self) -> dict[str, dict[str, Any]]:
         """The four records' typed values, as `record_dose_visit` takes them."""
@@ -556,6 +647,17 @@ class DoseWizard(Screen[Any]):
             if got.ok and got.lot and not self.values["dose"].get("lot"):
                 product.set_value("lot", got.lot)
         self.query_one("#kit-status", Static).update(self._kit_text())
+        if self._resume is not None:
+            step, field = self._resume
+            self._resume = None
+            self._move_when_checked = self._next_when_checked = False
+            if got is not None and got.ok and step > 0:
+                self._go(min(step, len(STEPS) - 2))  # the review runs again from its step's ctrl+n
+                found = self.query(f"#{field}") if field else None
+                if found:
+                    focus_now(found.first())
+            self.mark_clean()
+            return
         if self.step == 0 and self._move_when_checked:
             go_on = self._next_when_checked and got is not None and got.ok
             self._move_when_checked = self._next_when_checked = False
@@ -635,6 +737,10 @@ class DoseWizard(Screen[Any]):
             return
         self.remember()
         if STEPS[self.step] == "kit":
+            refusal = self._day_refusal()
+            if refusal:
+                self._say(t("dose.day_refused", reason=refusal), refusal=True)
+                return
             if self.kit is None and not self.kit_error and self.kit_raw.strip():
                 # Checked now; the keys typed behind ctrl+n wait for the answer and the step.
                 self._say(t("dose.kit_pending"))
@@ -819,10 +925,16 @@ class DoseWizard(Screen[Any]):
     async def _record(self, parts: dict[str, dict[str, Any]], reasons: dict[str, str]) -> Any:
         from wardcrf.workflow import dose_visit
 
+        key = self.draft_key() if self.keeps_drafts else None
+
         def call() -> Any:
             try:
                 return self.ward.call(
-                    dose_visit.record_dose_visit, self.participant, reasons=reasons, **parts
+                    lambda s: closing_draft(
+                        s,
+                        key,
+                        lambda: dose_visit.record_dose_visit(s, self.participant, reasons=reasons, **parts),
+                    )
                 )
             except WardError as exc:
                 return exc

@@ -29,11 +29,13 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from wardcrf import protocol as protocols
 
+from . import times
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, language, pad, t
 from .status import StatusBar
-from .typeahead import WardInput
+from .tables import WardTable
+from .typeahead import WardInput, WardSelect
 from .ward import Ward
 
 
@@ -42,7 +44,8 @@ def _fmt_number(x: float) -> str:
 
 
 def _time(iso: str | None) -> str:
-    return (iso or "")[:16].replace("T", " ")
+    """A time from the domain (UTC) as the ward's local time, zone marked (issue 14)."""
+    return times.local(iso, marked=True) if iso else ""
 
 
 class DsmgScreen(Screen[None]):
@@ -72,7 +75,7 @@ class DsmgScreen(Screen[None]):
         with Vertical(id="dsmg"):
             yield Static("", id="dsmg-gate")
             yield Static(t("dsmg.participants"), classes="section-title")
-            table: DataTable[Any] = DataTable(id="dsmg-participants", cursor_type="row", zebra_stripes=True)
+            table: DataTable[Any] = WardTable(id="dsmg-participants", cursor_type="row", zebra_stripes=True)
             table.add_columns(
                 t("col.participant"),
                 t("dsmg.col_doses"),
@@ -436,7 +439,7 @@ class DecisionDialog(ModalScreen[Any]):
             yield Static(t("dsmg_decision.title", participant=self.participant), classes="dialog-title")
             with Grid(classes="dialog-grid"):
                 yield Label(pad(labels["decision"], width))
-                yield Select(
+                yield WardSelect(
                     [
                         (protocols.tr(c.label, lang), str(c.code))
                         for c in self.form.fields["decision"].choices

@@ -1,12 +1,32 @@
-"""Turning a failed service call into the one line a person reads."""
+"""Turning a failed service call into the one line a person reads on a screen.
+
+The domain words each refusal once, for every front end. Two things in those
+words belong to the command line, not to a screen (issue 14): the flag to
+pass (`(--logger-serial)`, `(see `wardcrf log`)`), written as an aside in
+brackets, which a screen leaves out; and UTC times, which a screen shows as
+the ward's local time with the zone marked (`times.localised`). The log and
+the CLI keep the words as they are.
+"""
 
 from __future__ import annotations
 
+import re
+
 from wardcrf.errors import WardError
+
+from .times import localised
+
+_CLI_ASIDE = re.compile(r"\s*\((?=[^()]*(?:--[a-z]|`wardcrf |\bwardcrf [a-z]))[^()]*\)")
+"""A bracketed aside naming a command-line flag or command."""
+
+
+def for_screen(text: str) -> str:
+    """The domain's words as a screen shows them (no CLI asides, local times)."""
+    return localised(_CLI_ASIDE.sub("", text))
 
 
 def message_of(exc: BaseException) -> str:
-    """A `WardError`'s own message; anything else names itself as a bug."""
+    """A `WardError`'s own message, as a screen shows it; anything else names itself as a bug."""
     if isinstance(exc, WardError):
-        return exc.message
+        return for_screen(exc.message)
     return f"internal error: {type(exc).__name__}: {exc}"

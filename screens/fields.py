@@ -25,10 +25,11 @@ under a field overrides `below_field`.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, SelectionList, Static
 
@@ -37,7 +38,7 @@ from wardcrf import protocol as protocols
 from wardcrf.clock import now_utc
 
 from .i18n import label_width, language, pad, t
-from .typeahead import WardInput, WardSelectionList, focus_now
+from .typeahead import WardInput, WardSelect, WardSelectionList, focus_now
 
 SOFT_MARK = "expected range"
 MAX_LABEL = 26
@@ -73,6 +74,8 @@ def is_soft(problem: str) -> bool:
 
 class FieldGroup(Vertical):
     """Rows for the named fields of one protocol form (default: every enterable field)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+z", "undo_item", "key.undo_item")]
 
     DEFAULT_CSS = """
     FieldGroup { height: auto; }
@@ -186,7 +189,7 @@ class FieldGroup(Vertical):
                 if value is not None and any(str(c.code) == str(value) for c in f.choices)
                 else None
             )
-            return Select(
+            return WardSelect(
                 options,
                 value=current if current is not None else Select.NULL,
                 id=wid,
@@ -196,7 +199,7 @@ class FieldGroup(Vertical):
             )
         if f.type == "boolean":
             current = None if value is None else ("yes" if value in (True, "yes") else "no")
-            return Select(
+            return WardSelect(
                 [(t("form.yes"), "yes"), (t("form.no"), "no")],
                 value=current if current is not None else Select.NULL,
                 id=wid,
@@ -341,6 +344,28 @@ class FieldGroup(Vertical):
             if f.name in problems and first is None:
                 first = f.name
         return first
+
+    # -- list fields -----------------------------------------------------------------
+    def _focused_photo_field(self) -> protocols.Field | None:
+        focused = self.screen.focused if self.is_attached else None
+        name = self.name_of(focused.id if focused is not None else None)
+        f = self.form.fields.get(name or "")
+        return f if f is not None and f.type == "photo" else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "undo_item":
+            return self._focused_photo_field() is not None
+        return True
+
+    def action_undo_item(self) -> None:
+        """ctrl+z in a photo field: drop the last photo listed (a wrong pick or scan)."""
+        f = self._focused_photo_field()
+        if f is None:
+            return
+        widget = self.query_one(f"#{self.wid(f.name)}", Input)
+        items = split_photo_items(widget.value)
+        if items:
+            widget.value = ", ".join(items[:-1])
 
     def focus_field(self, name: str) -> None:
         found = self.query(f"#{self.wid(name)}")

@@ -35,15 +35,22 @@ def forms_for(ward: Ward, *, participant: bool = True) -> list[tuple[str, str]]:
     return out
 
 
-def screen_for(ward: Ward, form: str, participant: str | None, initial: dict[str, Any] | None = None) -> Any:
+def screen_for(
+    ward: Ward,
+    form: str,
+    participant: str | None,
+    initial: dict[str, Any] | None = None,
+    *,
+    focus: str | None = None,
+) -> Any:
     """The screen that enters `form`: the CT score has its grid, every other form is generated."""
     if form == "ct_score":
         from .ct_grid import CTGridScreen
 
-        return CTGridScreen(ward, participant, initial)
+        return CTGridScreen(ward, participant, initial, focus=focus)
     from .form_screen import FormScreen
 
-    return FormScreen(ward, form, participant, initial)
+    return FormScreen(ward, form, participant, initial, focus=focus)
 
 
 class FormPicker(ModalScreen[str | None]):

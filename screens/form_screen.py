@@ -34,7 +34,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from wardcrf import protocol as protocols
@@ -45,6 +44,8 @@ from .fields import FieldGroup, is_soft, split_photo_items
 from .footer import WardFooter
 from .i18n import language, t
 from .status import StatusBar
+from .typeahead import focus_now
+from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 
 # Who signs a form as it is saved: (user, meaning) from the values typed.
@@ -59,23 +60,31 @@ SIGNERS: dict[str, Signers] = {
 }
 
 
-class FormScreen(Screen[Any]):
+class FormScreen(UnsavedWork):
     """Enter one record of `form` (for `participant`, or a new one for consent)."""
 
     CSS_PATH = "form_screen.tcss"
     AUTO_FOCUS = ".field-input"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "key.save", priority=True),
-        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("escape", "back", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
         Binding("f4", "pick_photo", "photo.key_pick"),
     ]
 
     def __init__(
-        self, ward: Ward, form: str, participant: str | None = None, initial: dict[str, Any] | None = None
+        self,
+        ward: Ward,
+        form: str,
+        participant: str | None = None,
+        initial: dict[str, Any] | None = None,
+        *,
+        focus: str | None = None,
     ) -> None:
         super().__init__()
         self.ward = ward
+        self.restore_focus = focus
+        """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
         self.form_name = form
         self.participant = participant
         self.proto = ward.call(lambda s: protocols.active(s.store))
@@ -172,6 +181,23 @@ class FormScreen(Screen[Any]):
         for group in self.groups:
             group.remember()
 
+    def typed(self) -> dict[str, Any]:
+        self.remember()
+        return without_blanks(self.values)
+
+    def draft_key(self) -> tuple[str, str] | None:
+        return self.form_name, f"participant:{self.participant}" if self.participant else ""
+
+    def focused_field(self) -> str | None:
+        fid = self.focused.id if self.focused is not None else None
+        return fid.removeprefix("field-") if fid and fid.startswith("field-") else None
+
+    def on_mount(self) -> None:
+        if self.restore_focus:
+            found = self.query(f"#field-{self.restore_focus}")
+            if found:
+                focus_now(found.first())
+
     def raw_values(self) -> dict[str, Any]:
         """What the service receives: typed values, blanks left out (defaults apply).
 
@@ -264,16 +290,24 @@ class FormScreen(Screen[Any]):
         def password_for(user: str) -> str:
             return passwords.get(user, "")
 
+        key = self.draft_key() if self.keeps_drafts else None
+
         def call() -> Any:
             try:
                 return self.ward.call(
-                    workflow.submit,
-                    self.form_name,
-                    raw,
-                    participant=self.participant,
-                    reason=reason,
-                    confirm=reason is not None,
-                    password_for=password_for,
+                    lambda s: closing_draft(
+                        s,
+                        key,
+                        lambda: workflow.submit(
+                            s,
+                            self.form_name,
+                            raw,
+                            participant=self.participant,
+                            reason=reason,
+                            confirm=reason is not None,
+                            password_for=password_for,
+                        ),
+                    )
                 )
             except WardError as exc:
                 return exc

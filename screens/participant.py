@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Static
 from wardcrf import audit, signatures
 from wardcrf.clock import parse_iso, zone
 
+from . import times
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import domain_word, t
@@ -151,7 +152,7 @@ class ParticipantScreen(Screen[None]):
             mark = "" if s.valid else " ⚠ " + t("participant.changed_since_signed")
             sig_lines.append(
                 f"  {s.full_name} ({s.user}) — {t('meaning.' + s.meaning.replace(' ', '_'))}"
-                f" — {s.signed_at[:16].replace('T', ' ')}{mark}"
+                f" — {times.local(s.signed_at, marked=True)}{mark}"
             )
         if not sigs:
             sig_lines.append("  " + t("participant.no_signatures"))

@@ -37,6 +37,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import t
 from .photo_view import PhotoImage, decode, human_size
+from .tables import WardTable
 from .typeahead import WardInput
 from .ward import Ward
 
@@ -122,7 +123,7 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
             yield Static(self._where(), id="picker-where", classes="muted")
             with Horizontal(id="picker-body"):
                 with Vertical(id="picker-left"):
-                    table: DataTable[str] = DataTable(id="tray", cursor_type="row", zebra_stripes=True)
+                    table: DataTable[str] = WardTable(id="tray", cursor_type="row", zebra_stripes=True)
                     self._mark_col = table.add_columns(
                         t("photo.col_name"), t("photo.col_size"), t("photo.col_time"), ""
                     )[3]

@@ -30,10 +30,12 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar, Static
 
+from . import times
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar, sync_label
+from .tables import WardTable
 from .typeahead import WardInput
 from .ward import Ward
 
@@ -42,7 +44,8 @@ PUSH_OPTIONS: dict[str, Any] = {"attempts": 2, "backoff": 0.5, "connect_timeout"
 
 
 def _time(iso: str | None) -> str:
-    return (iso or "")[:16].replace("T", " ")
+    """A time from the domain (UTC) as the ward's local time, zone marked (issue 14)."""
+    return times.local(iso, marked=True) if iso else ""
 
 
 class SyncScreen(Screen[None]):
@@ -75,7 +78,7 @@ class SyncScreen(Screen[None]):
         with Vertical(id="sync"):
             yield Static("", id="sync-status")
             yield Static(t("sync.queries"), classes="section-title")
-            table: DataTable[Any] = DataTable(id="queries", cursor_type="row", zebra_stripes=True)
+            table: DataTable[Any] = WardTable(id="queries", cursor_type="row", zebra_stripes=True)
             table.add_columns(
                 t("sync.col_query"),
                 t("sync.col_record"),

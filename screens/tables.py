@@ -15,12 +15,51 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rich.markup import escape
+from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
+
+from wardcrf import text as text_rule
+
+
+def safe_cell(cell: Any) -> Any:
+    """A cell as it may reach the terminal: stored text shown as text.
+
+    A str cell is parsed as markup by the table (a name typed "Dr [acting]"
+    would lose its brackets, "[link=...]" would become a link) and any escape
+    sequence in old data would reach the terminal raw: it stays a str, with
+    control, bidirectional and zero-width characters spelled out
+    (`text.for_terminal`) and its brackets escaped, so it shows as typed. A
+    `Text` built by a screen keeps its styles; a refused character in it
+    becomes U+FFFD, in place.
+    """
+    if isinstance(cell, str):
+        return escape(text_rule.for_terminal(cell))
+    if isinstance(cell, Text) and text_rule.same_width(cell.plain) != cell.plain:
+        cell = cell.copy()
+        cell.plain = text_rule.same_width(cell.plain)
+    return cell
 
 
 class WardTable(DataTable[Any]):
-    """A DataTable whose first paint after new rows uses the measured column widths."""
+    """A DataTable that shows stored text as text, and whose first paint after new rows uses the measured widths.
+
+    Every table of the ward app is one (`safe_cell`): the audit trail, the
+    dashboard, the participant's timeline show what people typed, years of it.
+    """
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> RowKey:
+        return super().add_row(*(safe_cell(c) for c in cells), **kwargs)
+
+    def add_column(self, label: Any, **kwargs: Any) -> ColumnKey:
+        return super().add_column(safe_cell(label), **kwargs)
+
+    def update_cell(self, row_key: Any, column_key: Any, value: Any, **kwargs: Any) -> None:
+        super().update_cell(row_key, column_key, safe_cell(value), **kwargs)
+
+    def update_cell_at(self, coordinate: Any, value: Any, **kwargs: Any) -> None:
+        super().update_cell_at(coordinate, safe_cell(value), **kwargs)
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         super()._update_dimensions(new_rows)

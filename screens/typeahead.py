@@ -38,11 +38,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.widget import Widget
-from textual.widgets import Input, SelectionList
+from textual.widgets import Input, OptionList, Select, SelectionList
+from textual.widgets._select import SelectCurrent, SelectOverlay
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -283,3 +285,49 @@ class WardSelectionList(SelectionList[Any]):
         option = self._options[highlighted]
         if not option.disabled:
             await deliver_now(self.OptionSelected(self, option, highlighted), self)
+
+
+class WardSelectOverlay(SelectOverlay):
+    """The drop-down list of a `WardSelect`: a choice (Enter) or Esc is handled at once."""
+
+    async def action_select(self) -> None:
+        highlighted = self.highlighted
+        if highlighted is None:
+            return
+        option = self._options[highlighted]
+        if not option.disabled:
+            await deliver_now(self.OptionSelected(self, option, highlighted), self)
+
+    async def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        event.prevent_default()  # not SelectOverlay's own handler, which queues the choice
+        await deliver_now(self.UpdateSelection(event.option_index), self)
+
+    async def action_dismiss(self) -> None:
+        await deliver_now(self.Dismiss(), self)
+
+
+class WardSelect(Select[Any]):
+    """Textual's Select, for type-ahead: the list opens, chooses and closes in the key's handler.
+
+    Textual's drop-down takes the focus, reports a choice and gives the focus
+    back through the queues (Enter, Down, Enter typed fast went to the
+    closed drop-down and opened it again, choosing nothing).
+    """
+
+    def compose(self) -> ComposeResult:
+        yield SelectCurrent(self.prompt)
+        yield WardSelectOverlay(type_to_search=self._type_to_search).data_bind(compact=Select.compact)
+
+    def _watch_expanded(self, expanded: bool) -> None:
+        super()._watch_expanded(expanded)
+        if expanded:
+            for overlay in self.query(WardSelectOverlay):
+                focus_now(overlay)
+
+    def focus(self, scroll_visible: bool = True) -> WardSelect:
+        if self.is_mounted:
+            focus_now(self)
+            return self
+        super().focus(scroll_visible)
+        return self

@@ -29,6 +29,7 @@ from .errors import message_of
 from .footer import WardFooter
 from .i18n import language, t
 from .status import StatusBar
+from .tables import WardTable
 from .ward import Ward
 
 PRE_COLOR = "cyan"
@@ -74,7 +75,7 @@ class VitalsChart(Screen[None]):
         with Vertical(id="chart-body"):
             yield Static(t("chart.loading"), id="chart-legend")
             yield PlotextPlot(id="chart")
-            table: DataTable[str] = DataTable(id="chart-table", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str] = WardTable(id="chart-table", cursor_type="row", zebra_stripes=True)
             yield table
         yield WardFooter()
 

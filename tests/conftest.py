@@ -139,6 +139,13 @@ def cli(site: Site, monkeypatch: pytest.MonkeyPatch):
         with monkeypatch.context() as m:
             for k, v in values.items():
                 m.setenv(k, v)
+            # The consoles read COLUMNS when they are made; this fixture may have been the
+            # one to import them (under xdist COLUMNS=80 then): they read it again now.
+            from wardcrf.cli import common
+
+            for console in (common.console, common.err_console):
+                m.setattr(console, "_width", None)
+                m.setattr(console, "_height", None)
             out, err = io.StringIO(), io.StringIO()
             code = 0
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

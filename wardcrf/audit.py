@@ -76,12 +76,15 @@ def repair_triggers(session: Session) -> list[str]:
         if not found:
             return []
         appendonly.restore(store, found)
-        event = session.append(
+        session.append(
             type="db.triggers_restored",
             subject=f"site:{session.ctx.site}",
             body={"triggers": [{"name": d.name, "found": d.found} for d in found]},
-        ).event
-    return [f"{d}: restored now (event {event.id}); the database was written around wardcrf" for d in found]
+        )
+    return [
+        f"{d}: restored now and logged (db.triggers_restored); the database was written around wardcrf"
+        for d in found
+    ]
 
 
 @dataclass

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from . import roles
@@ -71,12 +72,7 @@ class EventType:
 
     @property
     def roles(self) -> frozenset[str]:
-        if self.any_role:
-            return frozenset(roles.ROLES)
-        out: set[str] = set()
-        for action in self.actions:
-            out |= roles.PERMISSIONS.get(action, frozenset())
-        return frozenset(out)
+        return _roles_of(self)
 
     def who(self) -> str:
         """The table's 'who' column, as docs and refusals say it."""
@@ -88,6 +84,17 @@ class EventType:
         if self.keyless:
             parts.append("or the site recovery key (no user)")
         return "; ".join(parts)
+
+
+@cache
+def _roles_of(t: EventType) -> frozenset[str]:
+    """The roles an event type's actions allow (cached: a hub checks every event it imports)."""
+    if t.any_role:
+        return frozenset(roles.ROLES)
+    out: set[str] = set()
+    for action in t.actions:
+        out |= roles.PERMISSIONS.get(action, frozenset())
+    return frozenset(out)
 
 
 # Actions that save a form record (`workflow` rules and cold chain's services).
@@ -222,6 +229,9 @@ def check_import(store: Store, events: Iterable[Event], kind: str, what: str = "
     'hub'); the chain check has already tied every event's envelope (device,
     site) to that device. Nothing is written here.
     """
+    from .projections import load_all
+
+    load_all()  # every module declares its forms' actions when imported
     sites = _DeviceSites(store)
     for e in events:
         t = EVENT_TYPES.get(e.type)
@@ -236,15 +246,43 @@ def check_import(store: Store, events: Iterable[Event], kind: str, what: str = "
             )
         try:
             _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
+            _check_form_role(store, e)
         except Refused as exc:
             raise Refused(f"{what}: event {e.id}: {exc}; refused, nothing applied") from None
-        if t.origin is not Origin.HUB:
+        # The hub speaks for every site (it already sends HUB-only events about any of them, and
+        # its monitors verify any site's records, `sdv.verified`); a ward speaks only for its own
+        # site: its events naming another site's participants or records are refused. Checking
+        # the hub's events too stopped every ward from applying the hub's chain (one chain for all
+        # wards) once a hub monitor had verified one record.
+        if t.origin is not Origin.HUB and kind == "ward":
             problem = _about_other_site(e, sites)
             if problem:
                 raise Refused(
                     f"{what}: event {e.id} ({e.type}) {problem}, not of its own site {e.site}; "
                     "refused, nothing applied"
                 )
+
+
+def _check_form_role(store: Store, e: Event) -> None:
+    """A record's role must be one its form allows (`records.form_actions`), as the services require."""
+    if e.type not in ("record.submitted", "record.amended") or e.role is None:
+        return
+    from . import records
+
+    form = e.body.get("form")
+    if e.type == "record.amended" and e.amends:
+        held = store.scalar("SELECT form FROM records WHERE event_id = ?", (e.amends,))
+        form = held if held is not None else form  # the record's own form, not what the body claims
+    if not isinstance(form, str):
+        return  # the schema refuses it
+    submit, amend = records.actions_for(form)
+    action = submit if e.type == "record.submitted" else amend
+    if not roles.allowed(e.role, action):
+        verb = "submit" if e.type == "record.submitted" else "amend"
+        raise Refused(
+            f"role {e.role} may not {verb} {form[:60]!r} records (allowed: "
+            f"{', '.join(sorted(roles.PERMISSIONS.get(action, frozenset())))} ({action}))"
+        )
 
 
 class _DeviceSites:
@@ -295,6 +333,11 @@ def _signed(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
     return (f"signs record {target}", sites.site_of_event(target)) if isinstance(target, str) else None
 
 
+def _verified(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
+    target = e.body.get("target")
+    return (f"verifies record {target}", sites.site_of_event(target)) if isinstance(target, str) else None
+
+
 def _answered(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
     query = e.body.get("query")
     return (f"answers query {query}", sites.query_site(query)) if isinstance(query, str) else None
@@ -305,6 +348,7 @@ def _answered(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
 _REFERENCES: dict[str, Reference] = {
     "record.amended": _amended,
     "signature.applied": _signed,
+    "sdv.verified": _verified,
     "query.answered": _answered,
 }
 

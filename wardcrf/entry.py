@@ -41,7 +41,9 @@ def open_ward_app(data_dir: str | Path | None = None) -> int:
         target = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
         run_app(target, user=os.environ.get("WARDCRF_USER", ""))
     except WardError as exc:
-        print(f"wardcrf: error: {exc.message}", file=sys.stderr)
+        from wardcrf.text import one_line
+
+        print(f"wardcrf: error: {one_line(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("wardcrf: interrupted; nothing was saved by the interrupted step", file=sys.stderr)

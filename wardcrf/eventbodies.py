@@ -235,7 +235,9 @@ class LoggerImported(_Body):
     unit_id: Name
     sha256: Hex64
     name: Annotated[str, Meta(min_length=1, max_length=1000)]
-    format: Name
+    format: Literal["csv", "fridgetag", "elitech"]
+    zone: Name
+    """The unit's zone the file was parsed in: a hub parses the file again with it."""
     summary: LoggerSummary
     low_c: Number
     high_c: Number
@@ -499,8 +501,8 @@ class UnitData(_Data):
 class LotData(_Data):
     lot: Name
     product: Annotated[str, Meta(max_length=500)]
-    expiry: Scalar
-    release_ref: Scalar
+    expiry: Name
+    release_ref: Annotated[str, Meta(max_length=500)]
     quantity: Count
     kits: list[Name] | None = None
 
@@ -541,7 +543,7 @@ class ThawData(_Data):
 
 class DispositionData(_Data):
     excursion_id: Annotated[str, Meta(max_length=300)]
-    decision: Name
+    decision: Literal["release", "discard"]
     reason: Text
     kits: list[Name] | None = None
 
@@ -556,7 +558,11 @@ FORM_DATA: dict[str, type[Struct]] = {
     "coldchain.thaw": ThawData,
     "coldchain.disposition": DispositionData,
 }
-"""Forms whose projections (`records.form_hook`) read fields by name; other forms' data is any JSON."""
+"""Forms whose projections (`records.form_hook`) read fields by name; other forms' data is any JSON.
+
+Required fields and their types follow the projection tables' NOT NULL and
+CHECK constraints (schema.sql), so a record the schema admits is one the
+hooks can write."""
 
 
 # -- checking ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import authority, canonical
+from . import authority, canonical, text
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
 from .store import DatabaseError, IntegrityError, Store, translate_error
@@ -43,6 +43,9 @@ EVENT_KEYS = (
     "user",
     "zone",
 )
+
+
+_LINE_KEYS = frozenset(("prev", *EVENT_KEYS))
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,11 @@ class Event:
         obj = json.loads(line)
         if not isinstance(obj, dict):
             raise ValueError("event line is not a JSON object")
-        missing = [k for k in ("prev", *EVENT_KEYS) if k not in obj]
-        if missing:
-            raise ValueError(f"event line lacks {', '.join(missing)}")
-        extra = sorted(set(obj) - {"prev", *EVENT_KEYS})
-        if extra:
+        if len(obj) != len(_LINE_KEYS) or not _LINE_KEYS.issuperset(obj):
+            missing = [k for k in ("prev", *EVENT_KEYS) if k not in obj]
+            if missing:
+                raise ValueError(f"event line lacks {', '.join(missing)}")
+            extra = sorted(set(obj) - _LINE_KEYS)
             raise ValueError(f"event line has unknown keys {', '.join(extra)}")
         return cls(
             id=obj["id"],
@@ -125,6 +128,8 @@ class AppendResult:
 
 Projector = Callable[[Store, Event], None]
 _PROJECTORS: dict[str, list[Projector]] = {}
+_EVERY: list[Projector] = []
+_FOR_TYPE: dict[str, list[Projector]] = {}  # type -> its projectors then the every-event ones
 
 
 def projector(*types: str) -> Callable[[Projector], Projector]:
@@ -138,12 +143,36 @@ def projector(*types: str) -> Callable[[Projector], Projector]:
     def register(fn: Projector) -> Projector:
         for t in types:
             _PROJECTORS.setdefault(t, []).append(fn)
+        _FOR_TYPE.clear()
         return fn
 
     return register
 
 
+def every_event_projector(fn: Projector) -> Projector:
+    """Register a projector that sees every event, whatever its type (after the type's own).
+
+    For indexes keyed by what a line contains rather than by its type (the
+    photos a line references: `sync.pending`). It runs on every append, every
+    import and every replay, so it must return at once for lines it ignores,
+    and it must never refuse an event: `append` gives an event a savepoint only
+    for its type's own projectors.
+    """
+    if fn not in _EVERY:
+        _EVERY.append(fn)
+        _FOR_TYPE.clear()
+    return fn
+
+
 def projectors_for(type_: str) -> list[Projector]:
+    """The type's own projectors, then the every-event ones, in registration order."""
+    fns = _FOR_TYPE.get(type_)
+    if fns is None:
+        fns = _FOR_TYPE[type_] = _own_projectors(type_) + _EVERY
+    return fns
+
+
+def _own_projectors(type_: str) -> list[Projector]:
     if not _loaded[0]:
         # Importing the projector modules registers them; do it before the
         # first event is applied so no event type is ever projected half-way.
@@ -191,7 +220,8 @@ def append(
 
     Inside an enclosing transaction each event gets a savepoint, so a
     projector that refuses it undoes its rows and the caller may carry on.
-    An event type without projectors is one INSERT, which SQLite applies
+    An event type without projectors of its own (the every-event indexes
+    never refuse) is one INSERT, which SQLite applies
     whole or not at all, and nothing in memory (the pending chain head)
     changes before that INSERT succeeds: it needs no savepoint, and a bulk
     append skips two statements and a snapshot of the chain heads per event.
@@ -201,7 +231,8 @@ def append(
     _check_body(type, body or {})
     warnings: list[str] = []
     fns = projectors_for(type)
-    scope = store.transaction() if fns or not store.in_transaction else contextlib.nullcontext()
+    own = _own_projectors(type)
+    scope = store.transaction() if own or not store.in_transaction else contextlib.nullcontext()
     with scope:
         head = _head(store, ctx.device)
         top = _top_hlc(store)
@@ -241,7 +272,7 @@ def append(
             "user": author.user,
             "zone": ctx.zone,
         }
-        line = canonical.event_line(prev, fields)
+        line = _checked_line(prev, fields)
         event = Event(
             id=fields["id"],
             device=ctx.device,
@@ -265,6 +296,30 @@ def append(
         )
         _write(store, event, projectors=fns)
     return AppendResult(event, warnings)
+
+
+def _checked_line(prev: str, fields: dict[str, Any]) -> str:
+    """The canonical line, after the floor every local event stands on (`text.check_stored`).
+
+    No control, bidirectional or zero-width character in any text, whatever
+    service appended it; the reason and subject are one line; no NaN or
+    infinity (JSON has no spelling for them). One regular-expression look at
+    the finished line decides whether the body needs walking at all.
+    """
+    try:
+        line = canonical.event_line(prev, fields)
+    except ValueError as exc:
+        if "JSON compliant" not in str(exc) and "Out of range float" not in str(exc):
+            raise
+        raise Refused(
+            f"{fields['type']}: a number is not finite (NaN or infinity cannot be stored); nothing was saved"
+        ) from None
+    if text.may_hold_refused(line):
+        for key in ("reason", "subject"):
+            if fields[key] is not None:
+                text.check(fields[key], field=key)
+        text.check_stored(fields["body"])
+    return line
 
 
 def _check_body(type_: str, body: dict[str, Any]) -> None:

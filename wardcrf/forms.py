@@ -10,7 +10,7 @@ everything in one go and nothing half-valid is ever saved.
 Stored representations (JSON in the event body):
     number / integer with a unit   {"value": 37.1, "unit": "C"}
     number / integer without unit  37.1 / 88
-    text                           "…" (control characters removed, trimmed)
+    text                           "…" (trimmed; control, bidi and zero-width characters refused: `text`)
     id (text with id = kit/lot)    "KIT-X1" (wardcrf.ids: normalised, upper case)
     choice                         the code (string or integer), never the label;
                                    a list of codes when the field is multiple
@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from . import ids
+from . import text as text_rule
 from .clock import zone
 from .errors import ValidationFailed
 from .protocol import Field, Form
@@ -39,7 +40,6 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 _TRUE = {"y", "yes", "true", "1", "是", "on"}
 _FALSE = {"n", "no", "false", "0", "否", "off"}
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -189,12 +189,18 @@ def _parse(f: Field, value: Any, ctx: Context) -> Any:
                 return ids.field_rule(f).normalise(value)
             except ids.InvalidId as exc:
                 raise _Bad(exc.message) from None
-        # Scanners send tabs and carriage returns: they are never part of a value.
-        text = _CONTROL_RE.sub("", value).strip()
+        # A scanner's CR or Tab suffix is trimmed with the surrounding blanks;
+        # inside the value, the text rule refuses what may not be stored.
+        text = value.strip()
+        why = text_rule.problem(text, multiline=f.multiline)
+        if why is not None:
+            raise _Bad(why)
         if f.max_length and len(text) > f.max_length:
             raise _Bad(f"too long ({len(text)} characters; at most {f.max_length})")
         if f.pattern and not re.fullmatch(f.pattern, text):
-            raise _Bad(f"{text!r} is not a valid {f.name} (letters, digits and . _ / -, up to 40)")
+            raise _Bad(
+                f"{text_rule.excerpt(text, quoted=True)} is not a valid {f.name} (the protocol's format is {f.pattern})"
+            )
         return text
     if t == "boolean":
         if isinstance(value, bool):

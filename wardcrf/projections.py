@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ PROJECTOR_MODULES = [
     "wardcrf.workflow",
     "wardcrf.coldchain.projections",
     "wardcrf.sync.registry",
+    "wardcrf.sync.pending",
     "wardcrf.coding.projection",
     "wardcrf.sdv",
 ]
@@ -63,6 +65,7 @@ PROJECTION_TABLES = [
     "coding_dictionaries",
     "codings",
     "sdv_marks",
+    "photo_first_refs",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from
@@ -124,17 +127,35 @@ def _derive_indexes(target: Store, source: Store, failed: dict[str, str] | None 
                 failed[table] = ""  # same cause, named once
 
 
+_REPLAYING: ContextVar[bool] = ContextVar("replaying", default=False)
+
+
+def replaying() -> bool:
+    """True while `replay` applies a whole log (in this thread).
+
+    A summary that a derived index re-derives in one pass after the replay
+    (`derived_index`: the ward queue) skips its per-event upkeep meanwhile:
+    recomputing a participant's row after each of their records, a million
+    times, only to overwrite it.
+    """
+    return _REPLAYING.get()
+
+
 def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None = None) -> int:
     """Apply events (canonical lines, in log order) to the projections of `store`."""
     load_all()
     n = 0
-    for line in lines:
-        event = eventlog.Event.from_line(line)
-        for fn in eventlog.projectors_for(event.type):
-            fn(store, event)
-        n += 1
-        if on_progress and n % 10000 == 0:
-            on_progress(n)
+    token = _REPLAYING.set(True)
+    try:
+        for line in lines:
+            event = eventlog.Event.from_line(line)
+            for fn in eventlog.projectors_for(event.type):
+                fn(store, event)
+            n += 1
+            if on_progress and n % 10000 == 0:
+                on_progress(n)
+    finally:
+        _REPLAYING.reset(token)
     return n
 
 

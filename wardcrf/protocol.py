@@ -21,6 +21,7 @@ the definition it was entered under.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -30,11 +31,29 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import text as text_rule
 from .errors import Refused, UsageError
 from .eventlog import Event, projector
+from .field_conditions import Condition
+from .field_conditions import check as check_condition
+from .field_conditions import parse as parse_condition
+from .protocol_analysis import AnalysisPlan
+from .protocol_analysis import parse as parse_analysis
 from .store import Store
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
+
+# Limits on a protocol file (docs/protocol.md). A protocol comes from outside
+# (a file an admin was sent, a hub's bundle): these keep a hostile or broken one
+# from exhausting the parser or filling every screen and report it is shown on.
+MAX_FILE_BYTES = 1024 * 1024
+"""A whole file (the shipped MEXCOVID protocol is 43 KB)."""
+MAX_NESTING = 16
+"""Arrays and inline tables inside one another (the shipped protocol uses 2)."""
+MAX_LABEL_CHARS = 200
+"""A title or label (each translation): one line, shown in forms, tables and reports."""
+MAX_TEXT_CHARS = 4000
+"""Any other string: help texts, product descriptions, patterns."""
 
 FIELD_TYPES = ("number", "integer", "text", "choice", "date", "datetime", "boolean", "photo")
 SUBJECTS = ("participant",)
@@ -148,6 +167,8 @@ class Field:
     max_length: int | None = None
     min_items: int = 0
     allow_future: bool = False
+    multiline: bool = False  # a text field that may hold tabs and line breaks
+    applies_when: Condition | None = None  # blank when the condition fails = "not applicable" in exports
     id_kind: str | None = None  # "kit", "lot": the value is an identifier (wardcrf.ids)
     example: str | None = None  # an id that follows this field's pattern, quoted in messages
     cdisc_label: str | None = None  # the CDISC test name (--TEST, <= 40 characters)
@@ -205,6 +226,10 @@ class Field:
             out["multiple"] = True
         if self.min_items:
             out["min_items"] = self.min_items
+        if self.multiline:
+            out["multiline"] = True
+        if self.applies_when is not None:
+            out["applies_when"] = self.applies_when.describe()
         return out
 
 
@@ -320,6 +345,8 @@ class Protocol:
     source: str
     sha256: str
     filename: str
+    warnings: tuple[Any, ...] = ()  # plausibility.WarningRule: the soft warnings this trial declares
+    analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # [analysis]: the stated methods
     trial: Trial = field(default_factory=Trial)
 
     @property
@@ -336,8 +363,8 @@ class Protocol:
 # -- reading and validating --------------------------------------------------------------
 
 
-class ProtocolFileError(UsageError):
-    """A protocol file that cannot be used; `problems` lists every one found."""
+class ProtocolFileError(Refused):
+    """A protocol file that cannot be used; `problems` lists every one found. Exit 1 (refused)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -469,6 +496,8 @@ class _Reader:
             self.err((*path, key), "must be [min, max] with two numbers")
             return None
         lo, hi = float(value[0]), float(value[1])
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return None  # named by `_check_values`: numbers must be finite
         if lo > hi:
             self.err((*path, key), f"minimum {value[0]} is above maximum {value[1]}")
             return None
@@ -488,13 +517,127 @@ def _type_name(types: Any) -> str:
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in seq))
 
 
+def _line_at(source: str, index: int) -> int:
+    return source.count("\n", 0, index) + 1
+
+
+def _scan_source(source: str, filename: str) -> list[str]:
+    """What is wrong with the file as text, before the TOML parser sees it.
+
+    Its size, any character no text may hold (a bidirectional override in a
+    comment reorders what a reviewer reads, "Trojan Source"), and arrays or
+    inline tables nested deeper than `MAX_NESTING`: the standard library's
+    parser recurses once per level and a file nested 5,000 deep would end
+    it with a RecursionError. The scan skips strings and comments, so only
+    real brackets count; the line of the first bracket too deep is named.
+    """
+    if len(source) > MAX_FILE_BYTES:
+        return [
+            f"{filename}: the file is larger than {MAX_FILE_BYTES // 1024:,} KiB ({len(source):,} characters)"
+        ]
+    bad = text_rule.first_refused(source, crlf=True)
+    if bad is not None:
+        why = text_rule.char_name(source[bad])
+        return [f"{filename}:{_line_at(source, bad)}: character {why} is not allowed in a protocol file"]
+    depth, i, n = 0, 0, len(source)
+    line_start = True
+    while i < n:
+        c = source[i]
+        if c == "\n":
+            line_start = True
+            i += 1
+            continue
+        if c in " \t\r":
+            i += 1
+            continue
+        if c == "#":
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if c in "\"'":
+            i = _skip_string(source, i)
+            line_start = False
+            continue
+        if c == "[" and depth == 0 and line_start:  # a table header, [a.b] or [[a]]
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if c in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return [
+                    f"{filename}:{_line_at(source, i)}: arrays or inline tables nested more than"
+                    f" {MAX_NESTING} deep (at most {MAX_NESTING})"
+                ]
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        line_start = False
+        i += 1
+    return []
+
+
+def _skip_string(source: str, i: int) -> int:
+    """Index just past the TOML string starting at `i` (basic or literal, one line or multi-line)."""
+    quote = source[i]
+    if source.startswith(quote * 3, i):
+        end = source.find(quote * 3, i + 3)
+        while quote == '"' and end > 0 and _escaped(source, end):
+            end = source.find(quote * 3, end + 1)
+        return len(source) if end < 0 else end + 3
+    j = i + 1
+    while j < len(source) and source[j] not in (quote, "\n"):
+        j += 2 if quote == '"' and source[j] == "\\" else 1
+    return j + 1
+
+
+def _escaped(source: str, index: int) -> bool:
+    """Whether the character at `index` follows an odd number of backslashes."""
+    k = index - 1
+    while k >= 0 and source[k] == "\\":
+        k -= 1
+    return (index - 1 - k) % 2 == 1
+
+
+def _check_values(r: _Reader, data: dict[str, Any]) -> None:
+    """Every number finite and every string within its limits, wherever it sits in the file.
+
+    Iterative (the nesting is already bounded, but a walk should not depend on it).
+    """
+    todo: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            todo.extend(((*path, i), v) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            r.err(path, f"{value} is not allowed: numbers must be finite (no nan or inf)")
+        elif isinstance(value, str):
+            keys = [p for p in path if isinstance(p, str)]
+            label = bool(keys) and (keys[-1] in ("label", "title") or keys[-2:-1] in (["label"], ["title"]))
+            limit = MAX_LABEL_CHARS if label else MAX_TEXT_CHARS
+            kind = "a label or title" if label else "a text"
+            if len(value) > limit:
+                r.err(path, f"{len(value):,} characters; {kind} is at most {limit:,} characters")
+                continue
+            why = text_rule.problem(value, multiline=not label)
+            if why is not None:
+                r.err(path, why)
+
+
 def parse(source: str, filename: str = "<protocol>") -> Protocol:
     """Parse and validate protocol TOML; raises `ProtocolFileError` naming every problem."""
+    problems = _scan_source(source, filename)
+    if problems:
+        raise ProtocolFileError(problems)
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolFileError([f"{filename}: not valid TOML: {exc}"]) from None
+    except RecursionError:  # the scan above should have said so; never a crash either way
+        raise ProtocolFileError([f"{filename}: nested too deeply to read"]) from None
     r = _Reader(filename, source)
+    _check_values(r, data)  # its problems join the rest: every problem is named at once
     head = r.table(data.get("protocol"), ("protocol",))
     langs = r.get(head, "languages", ("protocol",), list, default=["en"])
     if langs and all(isinstance(x, str) for x in langs):
@@ -522,7 +665,11 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
     prespecified = _choices(r, ae.get("prespecified"), ("adverse_events", "prespecified"))
     product = r.table(data.get("product"), ("product",))
     forms = _forms(r, data)
+    analysis = parse_analysis(r, data, forms)
     _one_format_per_id(r, forms)
+    from . import plausibility
+
+    warnings = plausibility.parse_rules(r, data, forms, schedule, dict(product))
     trial = _trial(r, data)
     for form_name, fields in CONTRACT.items():
         form = forms.get(form_name)
@@ -560,6 +707,8 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         source=source,
         sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
         filename=filename,
+        warnings=warnings,
+        analysis=analysis,
         trial=trial,
     )
 
@@ -692,6 +841,8 @@ _FIELD_KEYS = {
     "max_length",
     "min_items",
     "allow_future",
+    "multiline",
+    "applies_when",
     "id",
     "example",
     "cdisc_label",
@@ -723,6 +874,9 @@ def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
             f = _field(r, fname, spec, (*p, "fields", fname))
             if f is not None:
                 fields[fname] = f
+        for f in fields.values():
+            if f.applies_when is not None:
+                check_condition(r, f.applies_when, f.name, fields, (*p, "fields", f.name, "applies_when"))
         forms[name] = Form(
             name, r.text(ft, "label", p), r.text(ft, "help", p, required=False), subject, fields
         )
@@ -770,6 +924,8 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
         except re.error as exc:
             r.err((*p, "pattern"), f"not a valid regular expression: {exc}")
             pattern = None
+    if spec.get("multiline") and ftype != "text":
+        r.err((*p, "multiline"), f"multiline applies to text fields, not {ftype}")
     id_kind, example = _id_field(r, spec, p, ftype, pattern)
     default = spec.get("default")
     if default is not None and ftype in ("date", "datetime") and default not in ("today", "now"):
@@ -808,6 +964,10 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
         max_length=r.get(spec, "max_length", p, int, required=False),
         min_items=r.get(spec, "min_items", p, int, required=False, default=0) or 0,
         allow_future=bool(r.get(spec, "allow_future", p, bool, required=False, default=False)),
+        multiline=bool(r.get(spec, "multiline", p, bool, required=False, default=False)),
+        applies_when=parse_condition(r, spec["applies_when"], (*p, "applies_when"))
+        if spec.get("applies_when") is not None
+        else None,
         id_kind=id_kind,
         example=example,
         cdisc_label=_cdisc_text_key(r, spec, "cdisc_label", p, 40),
@@ -1002,8 +1162,15 @@ def parse_cached(source: str, filename: str = "<protocol>") -> Protocol:
 
 
 def read_file(path: Path) -> Protocol:
-    """Read and validate a protocol file from disk."""
+    """Read and validate a protocol file from disk (at most `MAX_FILE_BYTES`, checked before reading)."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ProtocolFileError(
+                [
+                    f"{Path(path).name}: the file is larger than {MAX_FILE_BYTES // 1024:,} KiB ({size:,} bytes)"
+                ]
+            )
         source = Path(path).read_text("utf-8")
     except FileNotFoundError:
         raise UsageError(f"protocol file {path} does not exist") from None
@@ -1027,21 +1194,35 @@ def default_protocol() -> Protocol:
 
 def active(store: Store) -> Protocol:
     """The protocol new records are captured under; `Refused` if none is loaded."""
-    row = store.one("SELECT source, protocol_id FROM protocols WHERE active = 1")
+    row = store.one("SELECT sha256, protocol_id FROM protocols WHERE active = 1")
     if row is None:
         raise Refused("no protocol is loaded on this site (run `wardcrf protocol load FILE`)")
-    return parse_cached(row[0], f"{row[1]} (loaded)")
+    return _loaded_protocol(store, "active = 1", (), row[0], row[1])
+
+
+def _loaded_protocol(store: Store, where: str, params: tuple[Any, ...], sha: str, name: str) -> Protocol:
+    """A stored protocol, parsed once per content: its source (tens of KB) is read and hashed
+    only until a parse is remembered under its stored SHA-256 (every form asks for it).
+
+    `parse_cached` remembers a parse under the hash of the source it parsed, so a stored hash
+    that does not name its source (a row edited around wardcrf) never finds a parse here.
+    """
+    hit = _CACHE.get(sha)
+    if hit is not None:
+        return hit
+    source = store.scalar(f"SELECT source FROM protocols WHERE {where}", params)
+    return parse_cached(str(source), f"{name} (loaded)")
 
 
 def version(store: Store, ref: Mapping[str, str] | None) -> Protocol:
     """The protocol version an event was captured under (the active one if unknown)."""
     if ref:
+        key = (ref.get("id"), ref.get("version"))
         row = store.one(
-            "SELECT source, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?",
-            (ref.get("id"), ref.get("version")),
+            "SELECT sha256, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?", key
         )
         if row is not None:
-            return parse_cached(row[0], f"{row[1]} (loaded)")
+            return _loaded_protocol(store, "protocol_id = ? AND version = ?", key, row[0], row[1])
     return active(store)
 
 

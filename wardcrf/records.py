@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import projections, text
 from .canonical import dumps
 from .errors import Refused, UsageError
 from .eventlog import Event, get, projector
@@ -74,6 +75,26 @@ def form_hook(*forms: str) -> Callable[[FormHook], FormHook]:
         return fn
 
     return register
+
+
+_FORM_ACTIONS: dict[str, tuple[str, str]] = {}
+DEFAULT_ACTIONS = ("record.submit", "record.amend")
+
+
+def form_actions(form: str, *, submit: str, amend: str = "record.amend") -> None:
+    """Declare which `roles.py` actions may submit and amend records of `form`.
+
+    The services check them before they write (`session.require`); sync
+    import checks them again on records that arrive from another device
+    (`authority.check_import`), where no service ran. A form nobody declared
+    takes `DEFAULT_ACTIONS` (a clinical form of the protocol).
+    """
+    _FORM_ACTIONS[form] = (submit, amend)
+
+
+def actions_for(form: str) -> tuple[str, str]:
+    """(submit action, amend action) of a form."""
+    return _FORM_ACTIONS.get(form, DEFAULT_ACTIONS)
 
 
 def record_hook(fn: FormHook) -> FormHook:
@@ -149,6 +170,7 @@ def amend(
     """Correct fields of a record: old and new value per field, with a reason."""
     if not reason or not reason.strip():
         raise UsageError("an amendment needs a reason (--reason): what was wrong and why it changes")
+    text.check(reason.strip(), field="reason")
     rec = load_for_amendment(session.store, event_id)
     delta = {}
     for field, new in changes.items():
@@ -232,12 +254,14 @@ def _submitted(store: Store, e: Event) -> None:
         ),
     )
     # The state just written, exactly as `load` would read it back (the data
-    # parsed from the stored JSON, so hooks never share the event's dicts).
+    # parsed from the stored JSON, so hooks never share the caller's dicts; a
+    # replay's events were parsed from their lines a moment ago and are shared
+    # with no one, so their data is not parsed a second time).
     rec = RecordState(
         event_id=e.id,
         form=e.body["form"],
         subject=e.subject,
-        data=json.loads(data_json),
+        data=data if projections.replaying() else json.loads(data_json),
         created_at=e.ts,
         created_by=e.user,
         last_event=e.id,

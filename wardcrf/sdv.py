@@ -42,7 +42,7 @@ from .records import RecordState, load_for_amendment
 from .site import Session
 from .store import Store
 
-EVENT = "sdv.verified"
+EVENT_SDV = "sdv.verified"
 MEANING = "verified"
 VERIFIED, CHANGED, PARTLY, UNVERIFIED = "verified", "changed since verified", "partly verified", "unverified"
 
@@ -163,10 +163,10 @@ def verify(
     }
     if note and note.strip():
         body["note"] = note.strip()
-    return session.append(type=EVENT, subject=rec.subject, body=body).event
+    return session.append(type=EVENT_SDV, subject=rec.subject, body=body).event
 
 
-@projector(EVENT)
+@projector(EVENT_SDV)
 def _verified(store: Store, e: Event) -> None:
     b = e.body
     store.execute(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, roles, rollback, sessionkeys
+from . import eventlog, roles, rollback, sessionkeys, text
 from .clock import iso_utc, now_utc, zone
 from .errors import AuthError, PermissionDenied, Refused, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
@@ -46,7 +46,9 @@ def default_data_dir() -> Path:
 def _check_name(kind: str, value: str) -> str:
     value = value.strip()
     if not value or len(value) > 40 or not all(c.isalnum() or c in "-_." for c in value):
-        raise UsageError(f"{kind} {value!r} is invalid: use 1-40 letters, digits, '-', '_' or '.'")
+        raise UsageError(
+            f"{kind} {text.excerpt(value, quoted=True)} is invalid: use 1-40 letters, digits, '-', '_' or '.'"
+        )
     return value
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import roles, sessionkeys
+from . import roles, sessionkeys, text
 from .errors import Refused, UsageError
 from .eventlog import Author, DeviceContext, Event, append, projector
 from .keyslots import LOCKOUT_AFTER, check_password_rules
@@ -64,7 +64,7 @@ def check_new_user(session: Session, username: str, role: str) -> str:
 def add_user(session: Session, username: str, full_name: str, role: str, password: str) -> Event:
     """Create a user with a role and a key slot for their password."""
     username = check_new_user(session, username, role)
-    full_name = full_name.strip() or username
+    full_name = text.check(full_name.strip(), field="full name") or username
     check_password_rules(password)
     with session.store.transaction():
         event = record_user_added(session.store, session.ctx, session.author, username, full_name, role)
@@ -124,6 +124,7 @@ def deactivate(session: Session, username: str, reason: str) -> Event:
     session.require("user.manage", what="deactivate users")
     if not reason.strip():
         raise UsageError("a reason is required to deactivate a user")
+    text.check(reason.strip(), field="reason")
     user = get(session.store, username)
     if user is None:
         raise Refused(f"unknown user {username}")
@@ -150,6 +151,7 @@ def deactivate(session: Session, username: str, reason: str) -> Event:
 
 def unlock(session: Session, username: str, reason: str = "unlocked by admin") -> Event:
     session.require("user.manage", what="unlock accounts")
+    text.check(reason.strip(), field="reason")
     user = get(session.store, username)
     if user is None:
         raise Refused(f"unknown user {username}")

@@ -224,7 +224,7 @@ async def test_receipt_refused_by_the_domain_saves_nothing_and_keeps_the_values(
             courier="Zhou Ming, SF courier",
         )
         await pilot.press("ctrl+s")
-        await sign(pilot)
+        # issue 14: refused before anyone is asked to sign (it used to come after the signature)
         await until(pilot, lambda: "attach a photo" in text(app, "#cc-form-message"))
         assert pilot.app.screen is screen
         assert screen.query_one("#cc-courier", Input).value == "Zhou Ming, SF courier"
@@ -294,9 +294,9 @@ async def test_handover_from_the_wrong_place_is_refused(app_for, site, tmp_path,
         fill(screen, at="2020-03-16 08:50", to="bedside", to_user="clinician")
         screen.query_one("#cc-from", Input).value = "pharmacy"
         await pilot.press("ctrl+s")
-        await sign(pilot)
-        await sign(pilot)  # the clinician, in their own name
+        # issue 14: refused before either party signs (both used to sign first)
         await until(pilot, lambda: "is at 'FRZ-1', not 'pharmacy'" in text(app, "#cc-form-message"))
+        assert not isinstance(pilot.app.screen, SignatureDialog)
     s = session_for("auditor")
     assert custody.last_step(s.store, "K001")["to_location"] == "FRZ-1"
 

@@ -37,6 +37,13 @@ def test_coldchain_home(snap_compare, app_for, site, tmp_path, size):
     assert snap_compare(app, terminal_size=size, run_before=_home)
 
 
+def test_coldchain_home_80x24_zh(snap_compare, app_for, site, tmp_path):
+    """Issue 14: the unit's status shows at 80 columns, in Chinese too."""
+    cold_chain_site(site, tmp_path)
+    app = app_for("pharmacist", language="zh")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_home)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_coldchain_custody(snap_compare, app_for, site, tmp_path, size, language):

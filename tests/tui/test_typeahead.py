@@ -235,3 +235,33 @@ async def test_keys_typed_before_a_field_hears_of_its_focus_are_kept(app_for, si
         # ...which the app then handles; the rest of the value follows.
         await burst(pilot, *".8")
         assert value(app, "#field-temp") == "36.8"  # the old value was replaced, as on entering it
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_drop_downs_choose_where_typed(mode, app_for, site):
+    """Enter opens a drop-down, ↓ moves, Enter chooses, Tab goes on: all typed ahead.
+
+    Before: the drop-down took the focus, reported the choice and gave the
+    focus back through the queues, so keys typed fast went to the closed
+    drop-down (and opened it again), choosing nothing."""
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#cc-dry_ice").focus()
+        await settle(pilot)
+        await send(
+            pilot,
+            mode,
+            *("enter", "down", "enter", "tab"),  # yes (the list opens on its blank line)
+            *("enter", "down", "down", "enter", "tab"),  # no
+            *("enter", "down", "enter", "tab"),  # yes
+            *"-72 C on the display",
+        )
+        got = {n: screen.query_one(f"#cc-{n}").value for n in ("dry_ice", "intact", "frozen")}
+        assert got == {"dry_ice": "yes", "intact": "no", "frozen": "yes"}
+        assert value(app, "#cc-condition") == "-72 C on the display"

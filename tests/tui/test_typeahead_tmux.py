@@ -3,7 +3,7 @@
 The real app's key queue and screens (`typeahead_harness.py`) run in tmux
 while two busy-loop processes keep both cores loaded. Each run of a flow —
 CT grid, vitals form, dose wizard (up to the review), receipt with a
-scanner burst, login — is sent as ONE `tmux send-keys -H` (every byte
+scanner burst and its yes/no drop-downs, login — is sent as ONE `tmux send-keys -H` (every byte
 written to the terminal together, as a scanner or a typist ahead of a slow
 machine delivers them), ending in F12, which makes the harness write what
 every field holds. Every wait is on a condition (a line in the results
@@ -82,6 +82,11 @@ RECEIPT = [
     "3",
     "tab",
     *"SH-HAMSC-2003-02",
+    *("tab", "tab", "tab"),  # over the (pre-filled) time and place to the first drop-down
+    *("enter", "down", "enter", "tab"),  # dry ice: yes (the list opens on its blank line)
+    *("enter", "down", "down", "enter", "tab"),  # container intact: no
+    *("enter", "down", "enter", "tab"),  # frozen: yes
+    *"-72 C",
 ]
 
 FLOWS: dict[str, tuple[list[str], dict]] = {
@@ -107,12 +112,21 @@ FLOWS: dict[str, tuple[list[str], dict]] = {
             "release_ref": "QP-9",
             "quantity": "3",
             "shipper": "SH-HAMSC-2003-02",
+            "condition": "-72 C",
             "kits": ["K301", "K302", "K303"],
+            "choices": {"dry_ice": "yes", "intact": "no", "frozen": "yes"},
         },
     ),
     "login": ([*"clinician", "tab", *PASSWORD, "enter"], {"signed_in": "clinician", "screen": "Home"}),
 }
-BYTES = {"tab": "09", "enter": "0d", "ctrl+n": "0e", "ctrl+t": "14", "f12": "1b 5b 32 34 7e"}
+BYTES = {
+    "tab": "09",
+    "enter": "0d",
+    "down": "1b 5b 42",
+    "ctrl+n": "0e",
+    "ctrl+t": "14",
+    "f12": "1b 5b 32 34 7e",
+}
 
 
 def hex_keys(keys: list[str]) -> list[str]:

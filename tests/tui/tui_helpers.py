@@ -152,3 +152,23 @@ async def keys_run(pilot) -> None:
                 with contextlib.suppress(WorkerCancelled):
                     await worker.wait()
     await settle(pilot)
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as lines of text (from Textual's own screenshot)."""
+    import html
+    import re
+    from collections import defaultdict
+
+    svg = app.export_screenshot()
+    rows: dict[float, list[tuple[float, str]]] = defaultdict(list)
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg):
+        rows[float(m.group(2))].append((float(m.group(1)), html.unescape(m.group(3))))
+    lines = []
+    for y in sorted(rows):
+        line = ""
+        for x, text in sorted(rows[y]):
+            col = round(x / 12.2)
+            line = line.ljust(col) + text
+        lines.append(line.replace("\xa0", " "))
+    return "\n".join(lines)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Input, Static
+from textual.widgets import Input, Select, Static
 from wardcrf.screens.app import WardApp
 from wardcrf.screens.coldchain_receipt import ReceiptScreen
 from wardcrf.screens.coldchain_widgets import EntryList
@@ -36,7 +36,8 @@ from wardcrf.workflow.clinical import CT_SEGMENTS
 
 PARTICIPANT = "WUH01-001"
 VITALS = ("temp", "pulse", "resp", "oxysat", "sysbp", "diabp")
-RECEIPT = ("lot", "product", "expiry", "release_ref", "quantity", "shipper")
+CHOICES = ("dry_ice", "intact", "frozen")
+RECEIPT = ("lot", "product", "expiry", "release_ref", "quantity", "shipper", "condition")
 
 
 class Home(Screen[None]):
@@ -98,6 +99,7 @@ class Harness(WardApp):
         if self.flow == "receipt":
             got: dict[str, Any] = {n: screen.query_one(f"#cc-{n}", Input).value for n in RECEIPT}
             got["kits"] = screen.query_one("#cc-kits", EntryList).entries
+            got["choices"] = {n: str(screen.query_one(f"#cc-{n}", Select).value) for n in CHOICES}
             return got
         if self.flow == "dose":
             assert isinstance(screen, DoseWizard)

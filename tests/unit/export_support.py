@@ -134,19 +134,20 @@ def u(value: float, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": unit}
 
 
-def ct_values(total: int, timepoint: str, day: date) -> dict[str, Any]:
-    """Spread `total` over 18 segments (0-4 each), one segment not evaluable when total < 68."""
+def ct_values(total: int, timepoint: str, day: date, *, not_evaluable: bool = False) -> dict[str, Any]:
+    """Spread `total` over 18 segments (0-4 each); the last segment not evaluable when asked (total < 68)."""
     values: dict[str, Any] = {"timepoint": timepoint, "date": day.isoformat()}
+    ne = not_evaluable and total < 68
     left = total
     for i, seg in enumerate(SEGMENTS):
-        if i == len(SEGMENTS) - 1 and total < 68:
+        if i == len(SEGMENTS) - 1 and ne:
             values[seg] = "ne"
             continue
         take = min(4, left)
         values[seg] = take
         left -= take
     values["total"] = total
-    values["evaluable_segments"] = 17 if total < 68 else 18
+    values["evaluable_segments"] = 17 if ne else 18
     return values
 
 
@@ -298,7 +299,11 @@ def build(
             },
             subject=subj,
         )
-        records.submit(clin, "ct_score", ct_values(c["ct"][1], "post_treatment", after), subject=subj)
+        # The last participant's post-treatment scan has a segment not evaluable.
+        ne = i == len(rows) - 1 and len(rows) == len(COHORT)
+        records.submit(
+            clin, "ct_score", ct_values(c["ct"][1], "post_treatment", after, not_evaluable=ne), subject=subj
+        )
         if i == 1:
             records.submit(
                 clin,

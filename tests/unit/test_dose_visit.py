@@ -258,3 +258,39 @@ def test_vitals_by_dose_pre_and_post_with_amendments(ward):
 def test_vitals_by_dose_refuses_unknown_participant(ward):
     with pytest.raises(Refused, match="unknown participant"):
         vitals_series.vitals_by_dose(ward.aud, "WUH01-999")
+
+
+# -- the day's rules, before anything is typed (issue 14, finding 6) -------------------------
+
+
+def test_day_check_accepts_a_dose_in_its_window(ward):
+    got = dose_visit.check_day(ward.clin, P1, datetime(*day(1).timetuple()[:3], 9, 30, tzinfo=TZ))
+    assert got.ok and got.reason is None
+    assert got.dose_number == 1 and got.window == "on_time" and got.minutes_outside == 0
+
+
+def test_day_check_says_how_late_a_dose_outside_its_window_is(ward):
+    got = dose_visit.check_day(ward.clin, P1, datetime(*day(1).timetuple()[:3], 13, 30, tzinfo=TZ))
+    assert got.ok and got.window == "late" and got.minutes_outside == 150  # window closes 11:00
+
+
+def test_day_check_refuses_a_second_dose_the_same_day_in_the_saves_words(ward):
+    values = visit_values(day(1))
+    ready(ward, "KIT-V1", values["dose"]["start"])
+    dose_visit.record_dose_visit(ward.clin, P1, **values)
+    got = dose_visit.check_day(ward.clin, P1, datetime(*day(1).timetuple()[:3], 18, 0, tzinfo=TZ))
+    assert not got.ok and "one dose per day" in str(got.reason)
+    later = visit_values(day(1), kit="KIT-V2", hh=18)
+    ready(ward, "KIT-V2", later["dose"]["start"])
+    with pytest.raises(Refused, match="one dose per day"):  # the save says the same
+        dose_visit.record_dose_visit(ward.clin, P1, **later)
+
+
+def test_day_check_refuses_dose_1_on_the_enrollment_day(ward):
+    got = dose_visit.check_day(ward.clin, P1, datetime(*day(0).timetuple()[:3], 12, 0, tzinfo=TZ))
+    assert not got.ok and "is not after the enrollment day" in str(got.reason)
+
+
+def test_day_check_needs_the_dose_permission(ward):
+    with pytest.raises(PermissionDenied):
+        dose_visit.check_day(ward.aud, P1)

@@ -81,6 +81,7 @@ def test_auditors_keep_no_drafts_and_only_admins_purge(session_for):
     aud, clin = session_for("auditor"), session_for("clinician")
     with pytest.raises(PermissionDenied, match="role auditor may not keep drafts of forms"):
         drafts.save(aud, "vitals", {"temp": "37"})
+    assert drafts.mine(aud) == [] and drafts.latest(aud) is None  # asked at every sign-in: nothing to offer
     with pytest.raises(PermissionDenied, match="role clinician may not purge drafts"):
         drafts.purge(clin, user="clinician")
 

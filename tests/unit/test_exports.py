@@ -154,23 +154,27 @@ def test_odm_carries_metadata_audit_records_and_signatures(ward, tmp_path):
     )
     assert admin.find("odm:Location[@OID='LOC.WUH01']", ODM_NS) is not None
     assert admin.find("odm:SignatureDef[@OID='SD.approved']/odm:Meaning", ODM_NS).text == "approved"
-    # the amended dose: first entry (Insert, 6 mL) then the amendment (Update, 6.5 mL, with its reason)
-    form = root.find(f".//odm:FormData[@FormRepeatKey='{ward.cohort.signed_record}']", ODM_NS)
-    groups = form.findall("odm:ItemGroupData", ODM_NS)
-    assert [g.get("TransactionType") for g in groups] == ["Insert", "Update"]
-    assert groups[0].find("odm:ItemData[@ItemOID='I.dose.volume']", ODM_NS).get("Value") == "6"
-    assert groups[1].find("odm:ItemData[@ItemOID='I.dose.volume']", ODM_NS).get("Value") == "6.5"
-    assert "syringe" in groups[1].find("odm:AuditRecord/odm:ReasonForChange", ODM_NS).text
-    assert form.find("odm:Signature/odm:SignatureRef", ODM_NS).get("SignatureOID") == "SD.approved"
-    assert "changed since signed" in form.find("odm:Annotation/odm:Comment", ODM_NS).text
-    valid = root.find(f".//odm:FormData[@FormRepeatKey='{ward.cohort.valid_signature_record}']", ODM_NS)
-    assert valid.find("odm:Annotation", ODM_NS) is None
-    subject = root.find(f".//odm:SubjectData[@SubjectKey='{ward.cohort.participants[-1]}']", ODM_NS)
-    assert subject.find("odm:Signature", ODM_NS) is not None  # the casebook sign-off
-    sigs = root.findall("odm:ClinicalData/odm:Signatures/odm:Signature", ODM_NS)
-    assert len(sigs) == 3
+    # the signed, then amended dose: its series of FormData in time order -- entry (Insert, 6 mL),
+    # signature (Context, "changed since signed"), amendment (Update, 6.5 mL, with its reason)
+    forms = root.findall(f".//odm:FormData[@FormRepeatKey='{ward.cohort.signed_record}']", ODM_NS)
+    assert [f.get("TransactionType") for f in forms] == ["Insert", "Context", "Update"]
+    insert, signed, update = forms
+    assert insert.find("odm:ItemGroupData/odm:ItemData[@ItemOID='I.dose.volume']", ODM_NS).get("Value") == "6"
+    assert update.find("odm:ItemGroupData/odm:ItemData[@ItemOID='I.dose.volume']", ODM_NS).get("Value") == "6.5"
+    assert "syringe" in update.find("odm:AuditRecord/odm:ReasonForChange", ODM_NS).text
+    assert signed.find("odm:Signature/odm:SignatureRef", ODM_NS).get("SignatureOID") == "SD.approved"
+    assert "changed since signed" in signed.find("odm:Annotation/odm:Comment", ODM_NS).text
+    valid = root.findall(f".//odm:FormData[@FormRepeatKey='{ward.cohort.valid_signature_record}']", ODM_NS)
+    assert all(f.find("odm:Annotation", ODM_NS) is None for f in valid)
+    subjects = root.findall(f".//odm:SubjectData[@SubjectKey='{ward.cohort.participants[-1]}']", ODM_NS)
+    # the casebook sign-off, after the data it signs
+    assert [sd.get("TransactionType") for sd in subjects] == ["Upsert", "Context"]
+    assert subjects[1].find("odm:Signature", ODM_NS) is not None
+    sigs = root.findall(".//odm:Signature", ODM_NS)
+    assert len(sigs) == 3 and len({s.get("ID") for s in sigs}) == 3
     audits = root.findall("odm:ClinicalData/odm:AuditRecords/odm:AuditRecord", ODM_NS)
-    assert any("user.added" in a.find("odm:ReasonForChange", ODM_NS).text for a in audits)
+    assert any("user.added" in a.find("odm:SourceID", ODM_NS).text for a in audits)
+    assert all(a.find("odm:ReasonForChange", ODM_NS) is None for a in audits if "user.added" in a.find("odm:SourceID", ODM_NS).text)
 
 
 def test_odm_refuses_a_directory_as_output(ward, tmp_path):
@@ -392,5 +396,8 @@ def test_records_under_two_protocol_versions_keep_their_own_metadata(ward, tmp_p
     assert es.run_cli(ward.data_dir, "export", "csv", "--out", str(csv_out))[0] == 0
     vitals = {r["record_id"]: r for r in read_csv(csv_out / "forms" / "vitals.csv")}
     assert vitals[new.id]["position"] == "sitting" and vitals[new.id]["protocol_version"] == "1.1"
-    versions = {r["protocol_version"] for r in read_csv(csv_out / "data_dictionary.csv")}
+    versions = {r["protocol_version"] for r in read_csv(csv_out / "data_dictionary.csv") if r["protocol_id"]}
     assert versions == {"1.0", "1.1"}
+    # a record captured under 1.0 was never asked the field 1.1 added
+    old = next(r for r in vitals.values() if r["protocol_version"] == "1.0")
+    assert old["position"] == "" and old["position_missing"] == "NASK" and vitals[new.id]["position_missing"] == ""

@@ -207,6 +207,17 @@ def test_a_burst_run_together_is_refused_whole_in_one_line() -> None:
     assert not bad.ok and bad.ids == [] and "contains a space" in (bad.error or "")
 
 
+def test_a_loose_protocol_format_still_refuses_ids_run_together() -> None:
+    """A format as loose as the built-in rule (MEXCOVID's kit_id pattern) matches a merged burst
+    too; the shapes are still compared, so the ward app refuses it (issue 14, finding 10)."""
+    loose = ids.Rule(ids.KIT, re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$", re.IGNORECASE))
+    assert "looks like 3 kit ids" in (ids.scan("EXO-0101EXO-0102EXO-0103", loose).error or "")
+    assert "looks like 2 kit ids" in (ids.scan("EXO0101EXO0102", loose, like=["exo0100"]).error or "")
+    assert ids.scan("EXO-0101", loose).ids == ["EXO-0101"]
+    # a strict format: one id is one id, whatever the list holds
+    assert ids.scan("EXO-0101", EXO, like=["EXO-0100"]).ids == ["EXO-0101"]
+
+
 def test_a_burst_that_is_one_id_is_accepted() -> None:
     for one in ("EXO-0101", "AB12AB34", "LOT-2020-03-A", "KIT-A1", "A-1"):
         got = ids.scan(one, KIT)

@@ -141,7 +141,7 @@ def test_audit_verify_names_a_kit_given_twice(ward):
 
 def _legacy_dose(site: Site, pid: str, kit: str, hh: int) -> None:
     """A dose record as a ward running the old code wrote it: the kit id as typed."""
-    s = open_(site, "admin")
+    s = open_(site, "clinician")
     day = today() - timedelta(days=2)
     try:
         records.submit(
@@ -179,3 +179,41 @@ def test_at_the_hub_two_spellings_of_one_kit_are_one_kit(site: Site, ward: Ward,
         assert any("kit KIT-X1 was given 2 times" in p for p in report.problems)
     finally:
         s.close()
+
+
+def test_exports_give_the_stored_id_whatever_was_typed(ward, tmp_path):
+    """A dose stored as typed by an older version is exported with the canonical kit id and lot."""
+    from wardcrf.exports.csv_export import export_csv
+    from wardcrf.exports.dataset import Dataset
+    from wardcrf.exports.sdtm import export_sdtm
+
+    day = today() - timedelta(days=9)
+    old = records.submit(
+        ward.clin,
+        "dose",
+        {"kit_id": " kit-x1", "lot": "lot-a1 ", "start": at(day), "end": at(day, 9, 30), "dose_number": 1},
+        subject=f"participant:{P1}",
+    )
+    ds = Dataset.for_session(ward.inv)
+    [rec] = [r for r in ds.records("dose") if r.event_id == old.id]
+    assert (rec.data["kit_id"], rec.data["lot"]) == ("KIT-X1", "LOT-A1")
+    assert [r.event_id for r in ds.records_naming_kit("Kit-X1 ")] == [old.id]
+    export_csv(ds, tmp_path / "csv")
+    text = "".join(f.read_text("utf-8") for f in (tmp_path / "csv").rglob("*dose*.csv"))
+    assert "KIT-X1" in text and "kit-x1" not in text
+    export_sdtm(ds, tmp_path / "sdtm")
+    ex = next((tmp_path / "sdtm").rglob("ex*.csv")).read_text("utf-8")
+    assert "LOT-A1" in ex and "lot-a1" not in ex
+
+
+def test_the_custody_record_finds_a_kit_whatever_its_spelling(ward):
+    from wardcrf.coldchain import custody_record
+
+    day = today() - timedelta(days=9)
+    ward.dose(P1, 1, day, kit="kit-r1")
+    record = custody_record.build(
+        ward.aud.store, printed_by="auditor", kit=" ｋｉｔ－Ｒ１\r"
+    )  # full width, a scanner suffix
+    text = json.dumps(record, default=str)
+    assert record["kit"] == "KIT-R1" or "KIT-R1" in text
+    assert "kit-r1" not in text

@@ -67,9 +67,10 @@ def test_heic_is_accepted_when_the_plugin_is_installed(session_for, tmp_path: Pa
 
 
 def test_heic_without_plugin_is_refused_with_how_to_convert(session_for, tmp_path: Path, monkeypatch) -> None:
-    pytest.importorskip("pillow_heif")
+    pillow_heif = pytest.importorskip("pillow_heif")
     from wardcrf.photos import validate
 
+    pillow_heif.register_heif_opener()  # to write the sample, whatever ran before this test
     path = tmp_path / "IMG_0003.HEIC"
     ps.noise((64, 48)).save(path, format="HEIF")
     monkeypatch.setattr(validate, "heif_available", lambda: False)

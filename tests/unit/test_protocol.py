@@ -161,7 +161,7 @@ def test_protocol_cli_show_and_load(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(SRC.replace("doses = 5", 'doses = "five"'), "utf-8")
     r = cli("protocol", "load", str(bad))
-    assert r.code == 2 and "bad.toml:" in r.err and "schedule.doses: must be an integer" in r.err
+    assert r.code == 1 and "bad.toml:" in r.err and "schedule.doses: must be an integer" in r.err
     good = tmp_path / "v3.toml"
     good.write_text(SRC.replace('version = "1.0"', 'version = "3.0"', 1), "utf-8")
     r = cli("protocol", "load", str(good))

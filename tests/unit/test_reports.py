@@ -36,17 +36,29 @@ def outcomes_json(ward: es.CohortSite) -> dict:
 # -- outcomes --------------------------------------------------------------------------------
 
 
-def test_outcomes_demographics_match_numpy_percentiles(ward):
+def test_outcomes_demographics_use_the_protocols_quartile_definition(ward):
     data = outcomes_json(ward)
     d = data["demographics"]
     assert d["n"] == 7 and d["sex"] == {"F": 3, "M": 4}
     ages = [c["age"] for c in es.COHORT]
     assert d["age"]["median"] == pytest.approx(np.median(ages))
-    assert [d["age"]["q1"], d["age"]["q3"]] == pytest.approx(list(np.percentile(ages, [25, 75])))
+    # MEXCOVID's protocol: Hyndman-Fan type 6, p(n+1), as GraphPad Prism
+    assert data["methods"]["quartiles"] == "hf6" and "GraphPad Prism" in data["methods"]["summary"]
+    assert [d["age"]["q1"], d["age"]["q3"]] == pytest.approx(
+        list(np.percentile(ages, [25, 75], method="weibull"))
+    )
     adm = [c["adm"] for c in es.COHORT]
     first = [c["dose"] for c in es.COHORT]
     assert d["onset_to_admission_days"]["median"] == pytest.approx(np.median(adm))
-    assert d["onset_to_first_dose_days"]["q3"] == pytest.approx(np.percentile(first, 75))
+    assert d["onset_to_first_dose_days"]["q3"] == pytest.approx(np.percentile(first, 75, method="weibull"))
+    # a sensitivity analysis with R's default (type 7) says so
+    code, out, err = es.run_cli(
+        ward.data_dir, "report", "outcomes", "--format", "json", "--quartiles", "hf7"
+    )
+    assert code == 0, err
+    data7 = json.loads(out)
+    assert data7["demographics"]["age"]["q1"] == pytest.approx(np.percentile(ages, 25))
+    assert "quartiles hf7 (protocol: hf6)" in data7["methods"]["source"]
 
 
 def test_outcomes_before_after_per_participant_with_improved_counts(ward):
@@ -61,6 +73,7 @@ def test_outcomes_before_after_per_participant_with_improved_counts(ward):
         assert m["unit"] == es.LAB_UNITS[key]
         assert [p["before"] for p in m["participants"]] == pytest.approx(before)
         assert m["after"]["median"] == pytest.approx(np.median(after))
+        assert m["values"]["post_treatment"] == {"labelled": 7, "used": 7, "excluded": 0, "not_selected": 0}
         kw = stats.kruskal(before, after)
         assert m["kruskal"]["H"] == pytest.approx(kw.statistic) and m["kruskal"]["p"] == pytest.approx(
             kw.pvalue
@@ -68,27 +81,31 @@ def test_outcomes_before_after_per_participant_with_improved_counts(ward):
     assert markers["lym"]["improved"] == 7 and markers["crp"]["improved"] == 6
 
 
-def test_ct_score_wilcoxon_matches_scipy_and_states_the_method(ward):
+def test_ct_score_wilcoxon_is_exact_with_the_incomplete_scan_excluded_and_counted(ward):
     ct = next(m for m in outcomes_json(ward)["markers"] if m["key"] == "total")
-    before = [c["ct"][0] for c in es.COHORT]
-    after = [c["ct"][1] for c in es.COHORT]
-    assert ct["before"]["median"] == 51 and ct["after"]["median"] == 40
+    # the last participant's post-treatment scan has a segment not evaluable: excluded by the stated rule
+    assert ct["values"]["post_treatment"] == {"labelled": 7, "used": 6, "excluded": 1, "not_selected": 0}
+    (x,) = ct["excluded"]
+    assert x["participant"] == "WUH01-007" and x["reason"] == "incomplete: 17 of 18 evaluable segments"
+    before = [c["ct"][0] for c in es.COHORT[:6]]
+    after = [c["ct"][1] for c in es.COHORT[:6]]
+    assert ct["n_paired"] == 6 and ct["before"]["median"] == pytest.approx(np.median(before))
     w = ct["wilcoxon"]
-    # |differences| tie (14 twice) and one is zero: exact is not valid, so the normal approximation
-    assert w["scipy_method"] == "approx" and "normal approximation" in w["method"]
-    assert "zero differences dropped" in w["method"] and w["n_nonzero"] == 6
-    ref = stats.wilcoxon(before, after, zero_method="wilcox", method="approx")
+    assert w["exact"] is True and "exact conditional distribution" in w["method"]
+    assert "zero differences dropped" in w["method"] and w["n_nonzero"] == 5
+    ref = stats.wilcoxon(before, after, zero_method="wilcox", method=stats.PermutationMethod())
     assert w["statistic"] == pytest.approx(ref.statistic) and w["p"] == pytest.approx(ref.pvalue)
+    assert w["p"] == pytest.approx(2 / 2**5) and w["p_text"] == "p = 0.0625"
 
 
 def test_wilcoxon_is_exact_for_small_samples_without_ties():
-    from wardcrf.reports.outcomes import wilcoxon
+    from wardcrf.reports.stats import signed_rank
 
     before, after = [51, 44, 60, 38, 55, 62], [40, 30, 52, 37, 45, 49]
-    w = wilcoxon(before, after)
-    assert w["scipy_method"] == "exact" and "exact null distribution" in w["method"]
-    assert w["p"] == pytest.approx(stats.wilcoxon(before, after, method="exact").pvalue)
-    assert wilcoxon([1, 2], [1, 2])["p"] is None  # nothing to test: said, not invented
+    w = signed_rank(before, after)
+    assert w.exact and "exact conditional distribution" in w.method
+    assert w.p == pytest.approx(stats.wilcoxon(before, after, method="exact").pvalue)
+    assert signed_rank([1, 2], [1, 2]).p is None  # nothing to test: said, not invented
 
 
 def test_outcomes_html_embeds_svg_plots_and_markdown_states_methods(ward, tmp_path):
@@ -97,7 +114,7 @@ def test_outcomes_html_embeds_svg_plots_and_markdown_states_methods(ward, tmp_pa
     assert code == 0, err
     html = out.read_text()
     assert html.count("<svg") == 5  # CT before/after + four vital signs
-    assert "CT score per participant" in html and "Temperature" in html and "<script" not in html
+    assert "CT score (0-72) per participant" in html and "Temperature" in html and "<script" not in html
     code, md, err = es.run_cli(ward.data_dir, "report", "outcomes", "--format", "md")
     assert code == 0, err
     assert "median and interquartile range" in md and "Kruskal–Wallis" in md

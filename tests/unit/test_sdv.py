@@ -246,6 +246,23 @@ def test_sdv_travels_in_bundles_and_works_at_the_hub_from_a_monitors_sign_in(tmp
         assert {f.name: f for f in st.fields}["severity"].changed_by == [amendment.id]
     finally:
         h_admin.close()
+    # The hub's mark travels back to the ward in the hub's own bundles (its chain), and holds there too.
+    back = tmp_path / "back"
+    back.mkdir()
+    h_admin = Site.open(hub_dir).unlock("admin", pw)
+    try:
+        ward_device = h_admin.store.scalar("SELECT device FROM sync_devices LIMIT 1")
+        sent = hub.outbound_files(h_admin, ward_device, back)
+    finally:
+        h_admin.close()
+    w_admin = Site.open(ward_dir).unlock("admin", pw)
+    try:
+        for f in sorted(sent, key=lambda p: (p.name.endswith(".json"), p.name)):
+            ward.import_file(w_admin, f)
+        assert w_admin.store.one("SELECT 1 FROM sdv_marks WHERE event_id = ?", (at_hub.id,))
+        assert sdv.record_status(w_admin.store, screening).state == sdv.CHANGED  # the ward's own amendment
+    finally:
+        w_admin.close()
     code, out, err = cli(
         hub_dir, "monitor", "report", "sdv", "-p", "WUH01-002", monkeypatch=monkeypatch, password=pw
     )
@@ -253,3 +270,23 @@ def test_sdv_travels_in_bundles_and_works_at_the_hub_from_a_monitors_sign_in(tmp
     code, _, err = cli(hub_dir, "admin", "db", "rebuild", "--check", monkeypatch=monkeypatch, password=pw)
     assert code == 0, err  # sdv_marks is a projection of the log, at the hub too
     shutil.rmtree(stick)
+
+
+def test_the_desk_read_model_puts_a_record_beside_its_photographs(ward):
+    """What the audit screen will show (after the screens refactor): values, photos re-hashed, SDV per field."""
+    from wardcrf.reports import desk
+
+    _pid, consent = consent_of(ward)
+    mon = ward.session("monitor")
+    sdv.verify(mon, consent, password=PASSWORD, fields=["form_version"])
+    view = desk.desk(ward.aud, consent)
+    assert view.form == "consent" and view.form_label
+    by_name = {f.name: f for f in view.fields}
+    assert by_name["form_version"].sdv_state == sdv.VERIFIED
+    assert by_name["witness_1"].sdv_state == sdv.UNVERIFIED
+    assert "(user)" not in by_name["witness_1"].label  # printed labels, no entry hints
+    (photo,) = view.photos
+    assert photo.hash_ok and photo.current and photo.field == "photos"
+    assert json.loads(json.dumps(view.as_json(), default=str))["sdv"]["state"] == sdv.PARTLY
+    with pytest.raises(Refused, match="unknown event"):
+        desk.desk(ward.aud, "NOPE-1")

@@ -233,6 +233,41 @@ def test_ward_amending_another_sites_record_is_refused(trial) -> None:
     assert hub_rows(h, "SELECT count(*) AS n FROM amendments")[0]["n"] == 0
 
 
+def test_ward_verifying_another_sites_record_is_refused(trial) -> None:
+    """A ward's monitor marks only its own site's records; the hub's monitors any site's (test_sdv)."""
+    h, w1, w2, root = trial["hub"], trial["w1"], trial["w2"], trial["root"]
+    from wardcrf.coldchain import services
+
+    s = open_(w2)
+    try:
+        target = services.add_unit(s, "FRZ-8", name="freezer", location="pharmacy").id
+    finally:
+        s.close()
+    for f in export(w2, root / "unit8"):
+        assert hub_import(h, f).outcome.ok
+    append_raw(
+        w1,
+        "sdv.verified",
+        {
+            "target": target,
+            "form": "coldchain.unit",
+            "scope": "record",
+            "fields": ["name"],
+            "values": {"name": "0" * 64},
+            "sources": [],
+            "meaning": "verified",
+            "signer": "forger",
+            "full_name": "Forger",
+        },
+        subject="unit:FRZ-8",
+        role="monitor",
+    )
+    with pytest.raises(Refused, match=r"sdv\.verified\) verifies record"):
+        for f in export(w1, root / "forged-sdv"):
+            hub_import(h, f)
+    assert hub_rows(h, "SELECT count(*) AS n FROM sdv_marks")[0]["n"] == 0
+
+
 def test_ward_record_about_another_sites_participant_is_refused(trial) -> None:
     h, w1, root = trial["hub"], trial["w1"], trial["root"]
     append_raw(
@@ -387,3 +422,19 @@ def test_docs_print_the_authority_table_as_the_code_has_it() -> None:
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
     assert authority.markdown_table(leave_out=SCRATCH) in docs
+
+
+def test_a_record_of_a_form_its_role_may_not_write_is_refused(trial) -> None:
+    """The envelope role is one that writes records, but not this form: a pharmacist's dose."""
+    h, w1, root = trial["hub"], trial["w1"], trial["root"]
+    append_raw(
+        w1,
+        "record.submitted",
+        {"form": "dose", "data": {"dose_number": 1}},
+        subject="participant:WUH01-001",
+        role="pharmacist",
+        user="admin",
+    )
+    with pytest.raises(Refused, match=r"role pharmacist may not submit 'dose' records"):
+        for f in export(w1, root / "forged"):
+            hub_import(h, f)

@@ -205,6 +205,7 @@ def test_conflicting_amendments_listed_at_hub(tmp_path: Path) -> None:
     w1 = make_ward(tmp_path, "lap1")
     connect(w1, h)
     s = open_(w1)
+    s.role = "clinician"  # records are a clinical role's to write (wardcrf.authority)
     # A record that is not a participant's (those need a signed consent first, checked at import).
     rec = records.submit(s, "qa_vitals", {"temp": 37.0}, subject="site:WUH01")
     s.close()

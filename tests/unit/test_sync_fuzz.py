@@ -23,6 +23,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from wardcrf import authority, canonical, devicekeys, errors
 from wardcrf.errors import WardError
 from wardcrf.site import Session, Site
 
-FUZZ_CASES = int(__import__("os").environ.get("WARDCRF_FUZZ_CASES", "2000"))
+FUZZ_CASES = int(os.environ.get("WARDCRF_FUZZ_CASES", "2000"))
 TARGETS = (1, 2, 8)
 
 
@@ -309,7 +310,8 @@ def test_mutated_genuine_bundles_are_refused_or_applied_never_a_crash(kit: Kit) 
     @settings(
         max_examples=FUZZ_CASES,
         deadline=None,
-        derandomize=True,
+        # Reproducible in CI; WARDCRF_FUZZ_EXPLORE=1 draws new cases (run it when schemas change).
+        derandomize=not os.environ.get("WARDCRF_FUZZ_EXPLORE"),
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )

@@ -136,8 +136,8 @@ def test_a_real_server_stops_a_chunked_upload_early(tmp_path: Path) -> None:
                 while sent < total:
                     sock.sendall(chunk)
                     sent += CHUNK
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the server closed the connection: what we want
+            except OSError:
+                pass  # the server closed the connection (or stopped reading): what we want
             sock.settimeout(10)
             reply = b""
             with __import__("contextlib").suppress(OSError):

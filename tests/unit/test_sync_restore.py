@@ -10,7 +10,7 @@ from test_sync_roundtrip import export, hub_import
 from wardcrf.sync import hub, registry, restore
 from wardcrf.sync.transport import Client
 
-from wardcrf import records
+from wardcrf import records, users
 from wardcrf.errors import Refused
 from wardcrf.site import Site
 
@@ -20,9 +20,12 @@ def _dead_ward(tmp_path: Path):
     w = make_ward(tmp_path)
     connect(w, h)
     s = open_(w)
+    users.add_user(s, "clin", "Clin Ician", "clinician", PASSWORD)
+    old_device = s.ctx.device
+    s.close()
+    s = open_(w, "clin")
     # A record that is not a participant's (those need a signed consent first, checked at import).
     rec = records.submit(s, "qa_vitals", {"temp": 37.2}, subject="site:WUH01")
-    old_device = s.ctx.device
     s.close()
     add_notes(w, 5)
     for f in export(w, tmp_path / "usb"):

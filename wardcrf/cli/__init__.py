@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from .. import __version__
+from .. import __version__, text
 from ..errors import EXIT_REFUSED, WardError
 from . import (
     audit_cmds,
@@ -99,6 +99,12 @@ tui_cmds.register(app)
 sdv_cmds.register(app, report_cmds.app)
 
 
+def _say(message: str, prefix: str = "wardcrf: error: ") -> None:
+    """One line on stderr: whatever the message holds (a name typed with a line break or an
+    escape sequence) is spelled out, never wrapped, never a second line."""
+    print(prefix + text.one_line(message), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn user-facing failures into one line."""
     try:
@@ -110,34 +116,29 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)
         where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        print(f"wardcrf: error: {message}{where}", file=sys.stderr)
+        _say(f"{message}{where}")
         sys.exit(exc.exit_code)
     except typer.Abort:  # Ctrl-C or Ctrl-D at a prompt
-        print("wardcrf: interrupted; nothing was saved by the interrupted step", file=sys.stderr)
+        _say("interrupted; nothing was saved by the interrupted step", "wardcrf: ")
         sys.exit(EXIT_INTERRUPTED)
     except WardError as exc:
-        print(f"wardcrf: error: {exc.message}", file=sys.stderr)
+        _say(exc.message)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("wardcrf: interrupted; nothing was saved by the interrupted step", file=sys.stderr)
+        _say("interrupted; nothing was saved by the interrupted step", "wardcrf: ")
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:
         if os.environ.get("WARDCRF_DEBUG"):
             raise
         if exc.errno == errno.ENOSPC:
-            print("wardcrf: error: disk full; free space and retry (nothing was saved)", file=sys.stderr)
+            _say("disk full; free space and retry (nothing was saved)")
         else:
-            print(
-                f"wardcrf: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr
-            )
+            _say(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         sys.exit(EXIT_REFUSED)
     except Exception as exc:  # a bug: still one line, unless debugging
         if os.environ.get("WARDCRF_DEBUG"):
             raise
-        print(
-            f"wardcrf: internal error: {type(exc).__name__}: {exc} (set WARDCRF_DEBUG=1 for details)",
-            file=sys.stderr,
-        )
+        _say(f"{type(exc).__name__}: {exc} (set WARDCRF_DEBUG=1 for details)", "wardcrf: internal error: ")
         sys.exit(EXIT_INTERNAL)
     sys.exit(
         code if isinstance(code, int) else 0

@@ -21,7 +21,7 @@ from ..coldchain import reports, services
 from ..coldchain.loggers import parse_when
 from ..errors import UsageError, VerificationFailed
 from ..site import Session
-from .common import DataDirOption, JsonOption, ask_password, console, print_json, session
+from .common import DataDirOption, JsonOption, ask_password, console, finite_number, print_json, session
 
 app = typer.Typer(
     help="Cold chain: units, lots and kits, receipts, handovers, logger files, custody.", no_args_is_help=True
@@ -72,11 +72,17 @@ def add_unit(
     unit: Annotated[str, typer.Argument(help="Unit id, e.g. FRZ-1.")],
     name: Annotated[str, typer.Option("--name", help="What it is, e.g. '-20 °C freezer'.")],
     location: Annotated[str, typer.Option("--location", help="Where it stands.")],
-    low: Annotated[float | None, typer.Option("--low", help="Lowest allowed °C (default: protocol).")] = None,
-    high: Annotated[
-        float | None, typer.Option("--high", help="Highest allowed °C (default: protocol).")
+    low: Annotated[
+        float | None,
+        typer.Option("--low", parser=finite_number, help="Lowest allowed °C (default: protocol)."),
     ] = None,
-    target: Annotated[float | None, typer.Option("--target", help="Target °C (default: protocol).")] = None,
+    high: Annotated[
+        float | None,
+        typer.Option("--high", parser=finite_number, help="Highest allowed °C (default: protocol)."),
+    ] = None,
+    target: Annotated[
+        float | None, typer.Option("--target", parser=finite_number, help="Target °C (default: protocol).")
+    ] = None,
     zone: Annotated[
         str | None, typer.Option("--zone", help="Zone of its logger's clock (default: site).")
     ] = None,
@@ -280,7 +286,7 @@ def import_logger(
 def reading(
     unit: Annotated[str, typer.Argument(help="Storage unit id.")],
     at: Annotated[str, typer.Option("--at", help="Time read, ISO 8601 (unit zone if no offset).")],
-    temp: Annotated[float, typer.Option("--temp", help="Temperature in °C.")],
+    temp: Annotated[float, typer.Option("--temp", parser=finite_number, help="Temperature in °C.")],
     data_dir: DataDirOption = None,
 ) -> None:
     """Record a manual temperature reading of a unit."""
@@ -422,6 +428,16 @@ def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
         f"Open excursions: {len(st['open_excursions'])}; quarantined kits: "
         + (", ".join(q["kit"] for q in st["quarantined_kits"]) or "none")
     )
+    if st["outside_units"]:
+        clocks = Table("kit", "where", "since (UTC)", "limit", "time left", title="Outside a monitored unit")
+        for c in st["outside_units"]:
+            left = (
+                f"[red]over by {-c['minutes_left']} min: can no longer be dosed[/]"
+                if c["over_limit"]
+                else f"{c['minutes_left']} min (until {c['deadline_local']})"
+            )
+            clocks.add_row(c["kit"], c["location"], c["since"], f"{c['allowed_min']} min", left)
+        console.print(clocks)
 
 
 def audit_handovers(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +15,110 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from .. import text as text_rule
 from ..errors import AuthError, UsageError
 from ..site import Session, Site, default_data_dir
 
-console = Console()
-err_console = Console(stderr=True)
+# The styles the command line's own markup uses. Any other [tag] in what is
+# printed came from data (a name typed as "Dr [acting]", a hostile "[link=...]")
+# and is shown as typed, never read as markup.
+_OWN_STYLES = frozenset({"red", "green", "yellow", "bold", "dim", "bold red", "bold green", "bold yellow"})
+_TAG = re.compile(r"(\\*)\[([a-z#/@][^\[]*?)\]")
+
+
+def markup_safe(value: str) -> str:
+    """`value` with every markup tag that is not one of the CLI's own styles escaped.
+
+    Closing tags are kept only when they close an open style of ours, so data
+    holding "[/]" neither ends our colour early nor stops the command with a
+    markup error.
+    """
+    out: list[str] = []
+    pos = 0
+    open_: list[str] = []
+    for m in _TAG.finditer(value):
+        if len(m.group(1)) % 2:
+            continue  # already escaped
+        tag = m.group(2).strip()
+        if tag.startswith("/"):
+            name = tag[1:].strip()
+            if open_ and name in ("", open_[-1]):
+                open_.pop()
+                continue
+        elif tag in _OWN_STYLES:
+            open_.append(tag)
+            continue
+        bracket = m.start(2) - 1
+        out += [value[pos:bracket], "\\"]
+        pos = bracket
+    out.append(value[pos:])
+    return "".join(out)
+
+
+class SafeConsole(Console):
+    """A rich console that prints stored text as text, on one line when it is not a terminal.
+
+    - Text is shown with control, bidirectional and zero-width characters
+      spelled out (`text.for_terminal`), whatever old data still holds: an
+      audit trail may never rewrite the auditor's terminal.
+    - Markup tags that are not the CLI's own styles are shown as typed.
+    - A line is never wrapped when the output is not a terminal (a pipe, a
+      log file): one message stays one line.
+    """
+
+    def render_str(self, text: str, *args: Any, markup: bool | None = None, **kwargs: Any) -> Any:
+        text = text_rule.for_terminal(text)
+        if self._markup if markup is None else markup:
+            text = markup_safe(text)
+        return super().render_str(text, *args, markup=markup, **kwargs)
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **kwargs: Any) -> None:
+        super().print(
+            *objects, soft_wrap=(not self.is_terminal) if soft_wrap is None else soft_wrap, **kwargs
+        )
+
+    def _render_buffer(self, buffer: Any) -> str:
+        # The last net, for Text objects built from data without render_str:
+        # each refused character becomes U+FFFD (the layout is already done).
+        from rich.segment import Segment
+
+        return super()._render_buffer(
+            s if s.control else Segment(text_rule.same_width(s.text), s.style, s.control) for s in buffer
+        )
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True)
+
+
+class FiniteNumber:
+    """A command-line number that is a number: nan and inf are refused (exit 2, one line).
+
+    `parser=finite_number` (or `FiniteNumber(minimum=0)`) on every float option:
+    click's own float accepts "nan" and "inf". A test walks the command tree to
+    hold every float option to it. (typer's `min=` does not apply with a parser:
+    `minimum` does.)
+    """
+
+    def __init__(self, minimum: float | None = None) -> None:
+        self.minimum = minimum
+
+    def __call__(self, value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(
+                f"{text_rule.excerpt(str(value), quoted=True)} is not a number"
+            ) from None
+        if not math.isfinite(number):
+            raise typer.BadParameter(f"{value!r} is not a finite number (nan and inf are not allowed)")
+        if self.minimum is not None and number < self.minimum:
+            raise typer.BadParameter(f"{value!r} is below the least allowed, {self.minimum:g}")
+        return number
+
+
+finite_number = FiniteNumber()
+
 
 DataDirOption = Annotated[
     Path | None,
@@ -87,4 +188,10 @@ def session(data_dir: Path | None) -> Iterator[Session]:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    """JSON as UTF-8 text, with every character a terminal would act on written as a \\u escape.
+
+    JSON escapes C0 controls itself; DEL, C1, bidirectional and zero-width
+    characters it writes raw, so they are escaped here: the same string once
+    parsed, harmless when printed.
+    """
+    sys.stdout.write(text_rule.json_safe(json.dumps(value, indent=2, ensure_ascii=False, default=str)) + "\n")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from .. import drafts
-from .common import DataDirOption, JsonOption, console, print_json, session
+from .common import DataDirOption, FiniteNumber, JsonOption, console, print_json, session
 
 app = typer.Typer(
     help="Unsaved forms kept on this laptop: list them (never their content) and purge them (admin).",
@@ -44,7 +44,11 @@ def purge(
     everyone: Annotated[bool, typer.Option("--all", help="Purge everyone's drafts.")] = False,
     older_than: Annotated[
         float | None,
-        typer.Option("--older-than", help="Only drafts last saved more than this many days ago.", min=0),
+        typer.Option(
+            "--older-than",
+            parser=FiniteNumber(minimum=0),
+            help="Only drafts last saved more than this many days ago.",
+        ),
     ] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,

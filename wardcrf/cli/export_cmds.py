@@ -60,6 +60,14 @@ def progress_bar(quiet: bool) -> Iterator[Any]:
 
 
 def _done(result: Any, as_json: bool, what: str) -> None:
+    uncoded = getattr(result, "uncoded", 0)
+    if uncoded:
+        # Loud, and on stderr so it survives --json: a statistician must not miss it.
+        err_console.print(
+            f"[bold yellow]uncoded: {uncoded}[/] verbatim term(s) have no valid MedDRA/WHODrug coding "
+            "(see `wardcrf coding queue`)",
+            highlight=False,
+        )
     if as_json:
         print_json(result.as_json())
         return

@@ -145,7 +145,7 @@ def today(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     table = Table(Column("participant", no_wrap=True, min_width=width), "what", "due", "state")
     for i in info["items"]:
         state = f"{i['state']}: {i['hold']}" if i.get("hold") else i["state"]
-        table.add_row(i["participant"], i["what"], (i["due"] or "")[:16].replace("T", " "), state)
+        table.add_row(i["participant"] or "—", i["what"], (i["due"] or "")[:16].replace("T", " "), state)
     console.print(table)
 
 

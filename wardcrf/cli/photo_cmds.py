@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from ..errors import Refused, VerificationFailed
-from .common import DataDirOption, JsonOption, console, err_console, print_json, session
+from .common import DataDirOption, JsonOption, console, err_console, finite_number, print_json, session
 
 if TYPE_CHECKING:
     from wardcrf.photos.validate import PhotoLimits
@@ -34,6 +34,7 @@ MaxMbOption = Annotated[
     float | None,
     typer.Option(
         "--max-mb",
+        parser=finite_number,
         help="Refuse files larger than this many MB (default 40, or $WARDCRF_PHOTO_MAX_MB).",
         show_default=False,
     ),
@@ -42,6 +43,7 @@ MaxMpOption = Annotated[
     float | None,
     typer.Option(
         "--max-megapixels",
+        parser=finite_number,
         help="Refuse images with more pixels than this (default 60, or $WARDCRF_PHOTO_MAX_MEGAPIXELS).",
         show_default=False,
     ),

@@ -28,6 +28,7 @@ OutOption = Annotated[
 
 
 def _emit(data: dict[str, Any], doc: Any, fmt: Format, out: Path | None) -> None:
+    from .. import text as text_rule
     from ..reports import render
 
     if fmt is Format.json:
@@ -42,20 +43,58 @@ def _emit(data: dict[str, Any], doc: Any, fmt: Format, out: Path | None) -> None
     else:
         text = render.to_html(doc) + "\n"
     if out is None:
-        typer.echo(text, nl=False)
+        # On a terminal: what the records hold, spelled out where it could act on the terminal.
+        typer.echo(text_rule.for_terminal(text), nl=False)
     else:
         out.write_text(text, encoding="utf-8")
         console.print(f"[green]report written[/] → {out}", highlight=False)
 
 
+class Quartiles(StrEnum):
+    hf5 = "hf5"
+    hf6 = "hf6"
+    hf7 = "hf7"
+    hf8 = "hf8"
+    hf9 = "hf9"
+
+
+class PairedTest(StrEnum):
+    exact = "wilcoxon-exact"
+    normal = "wilcoxon-normal"
+
+
 @app.command("outcomes")
-def outcomes(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataDirOption = None) -> None:
+def outcomes(
+    fmt: FormatOption = Format.md,
+    out: OutOption = None,
+    quartiles: Annotated[
+        Quartiles | None,
+        typer.Option(
+            "--quartiles",
+            help="Quartile definition (Hyndman–Fan type; hf6 = GraphPad Prism, hf7 = R/numpy). "
+            "Default: the protocol's [analysis] quartiles.",
+        ),
+    ] = None,
+    paired_test: Annotated[
+        PairedTest | None,
+        typer.Option(
+            "--paired-test",
+            help="wilcoxon-exact (exact with ties) or wilcoxon-normal (normal approximation). "
+            "Default: the protocol's [analysis] paired_test.",
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
     """The paper's analyses: demographics, before/after per participant, Wilcoxon, Kruskal–Wallis."""
     from ..exports.dataset import Dataset
     from ..reports import outcomes as rep
 
     with session(data_dir) as s:
-        data = rep.compute(Dataset.for_session(s))
+        data = rep.compute(
+            Dataset.for_session(s),
+            quartiles=quartiles.value if quartiles else None,
+            paired_test=paired_test.value if paired_test else None,
+        )
     _emit(data, rep.document(data), fmt, out)
 
 

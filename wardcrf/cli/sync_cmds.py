@@ -18,6 +18,8 @@ from .common import (
     JsonOption,
     ask_new_password,
     console,
+    err_console,
+    finite_number,
     print_json,
     resolve_data_dir,
     session,
@@ -102,7 +104,9 @@ def add_recipient(
 @sync_app.command("export")
 def export(
     to: Annotated[Path, typer.Option("--to", help="Directory to write bundles to (e.g. a USB stick).")],
-    limit_mb: Annotated[float, typer.Option("--limit-mb", help="Bundle size limit in MB.")] = 100,
+    limit_mb: Annotated[
+        float, typer.Option("--limit-mb", parser=finite_number, help="Bundle size limit in MB.")
+    ] = 100,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -349,18 +353,22 @@ def hub_import(
     ] = None,
 ) -> None:
     """Verify and apply ward bundles: all or nothing, idempotent; forks and participant-id clashes held and flagged."""
+    from rich.markup import escape
+
     from ..sync import engine, hub
 
     failed: list[str] = []
 
     def report(item: hub.FileImport) -> None:
         f, res = item.path, item.result
+        # What was applied goes to stdout; a refused or held bundle is a refusal: stderr, one line each.
         if res is None:
-            console.print(f"[red]refused[/] {f.name}: {item.refused}", highlight=False)
-            failed.append(f"{f.name}: {item.refused}")
+            why = (item.refused or "").removeprefix(f"{f.name}: ")  # the line names the file once
+            err_console.print(f"[red]refused[/] {f.name}: {escape(why)}", highlight=False)
+            failed.append(f"{f.name}: {why}")
             return
         mark = "[green]ok[/]" if res.ok else f"[bold red]{res.outcome.status.upper()}[/]"
-        console.print(f"{mark} {f.name}: {res.outcome.message}", highlight=False)
+        (console if res.ok else err_console).print(f"{mark} {f.name}: {res.outcome.message}", highlight=False)
         if not res.ok:
             failed.append(res.outcome.message)
         if receipts_to is not None and res.receipt is not None:

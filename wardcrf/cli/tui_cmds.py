@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from .common import DataDirOption, resolve_data_dir
+from .common import DataDirOption, finite_number, resolve_data_dir
 
 LANGUAGES = ("en", "zh")
 
@@ -48,6 +48,7 @@ def tui(
         float | None,
         typer.Option(
             "--lock-after",
+            parser=finite_number,
             help="Seconds without input before the screen locks (default: $WARDCRF_LOCK_AFTER, then 300).",
             show_default=False,
         ),

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -216,6 +217,125 @@ def photo_status(store: Store, ref: str) -> str:
         return "unavailable (no photo store in this build)"
     status, _why = api.hash_status(store, ref)  # the photo store's one re-hash
     return {api.INTACT: "ok", api.MISSING: "missing"}.get(status, "altered")
+
+
+# -- time left outside a monitored unit ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A kit outside a monitored unit: since when, the limit, and the custody time left.
+
+    Outside a unit a kit may stay `allowed_s` (the transit allowance, or at
+    the bedside the bedside allowance up to the dose); past its deadline the
+    chain is broken and the kit can never be dosed. `left_s` is negative
+    once the limit has passed.
+    """
+
+    kit: str
+    lot: str | None
+    location: str
+    since: int
+    allowed_s: int
+    left_s: int
+    step: str  # the receipt or handover that brought it there
+
+    @property
+    def deadline(self) -> int:
+        return self.since + self.allowed_s
+
+    @property
+    def bedside(self) -> bool:
+        return config.is_bedside(self.location)
+
+    @property
+    def over(self) -> bool:
+        return self.left_s < 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kit": self.kit,
+            "lot": self.lot,
+            "location": self.location,
+            "since": iso_z(self.since),
+            "deadline": iso_z(self.deadline),
+            "allowed_min": self.allowed_s // 60,
+            "minutes_left": math.floor(self.left_s / 60),
+            "over_limit": self.over,
+            "bedside": self.bedside,
+            "step": self.step,
+        }
+
+
+ENDED = ("disposal", "return")
+"""Where a kit's custody ends: no limit runs there."""
+
+
+def outside_units(store: Store, now: int) -> list[Clock]:
+    """Every kit that the records put outside a monitored unit at `now`, soonest deadline first.
+
+    Kits at disposal or returned, discarded, or already given (`kit_use`)
+    have no clock. One query finds each kit's last step up to `now`.
+    """
+    from ..workflow.dosing import kit_use
+
+    lim = config.limits(store)
+    rows = store.execute(
+        "SELECT kit_id, event_id, at, to_location, lot FROM ("
+        " SELECT c.kit_id, t.event_id, t.at, t.to_location, k.lot, row_number() OVER"
+        " (PARTITION BY c.kit_id ORDER BY t.at DESC, t.event_id DESC) AS n"
+        " FROM cc_custody c JOIN cc_transfers t USING (event_id) LEFT JOIN cc_kits k ON k.kit_id = c.kit_id"
+        " WHERE t.at <= ?) WHERE n = 1 AND to_location NOT IN (SELECT unit_id FROM cc_units)"
+        " ORDER BY at, kit_id",
+        (now,),
+    ).fetchall()
+    out = []
+    for kit, step, at, where, lot in rows:
+        if where.startswith(ENDED) or is_discarded(store, kit) or kit_use(store, kit) is not None:
+            continue
+        allowed = lim.bedside_s if config.is_bedside(where) else lim.transit_s
+        out.append(Clock(kit, lot, where, at, allowed, at + allowed - now, step))
+    out.sort(key=lambda c: (c.deadline, c.kit))
+    return out
+
+
+def clock_warning(store: Store, kits: list[str], where: str, since: int, now: int) -> str | None:
+    """What to tell the person who just put `kits` at `where` (None inside a monitored unit).
+
+    In the cold chain's words: where the records put them, the limit, the
+    local time by which the next step must happen, and what happens after.
+    """
+    if is_unit(store, where) or where.startswith(ENDED):
+        return None
+    lim = config.limits(store)
+    names = ", ".join(kits[:3]) + (f" and {len(kits) - 3} more" if len(kits) > 3 else "")
+    n = f"{len(kits)} kit(s) ({names})"
+    if config.is_bedside(where):
+        allowed = lim.bedside_s
+        deadline = since + allowed
+        when = local_text(store, deadline)
+        if deadline < now:
+            return f"{n} at {where} since {local_text(store, since)}: the {allowed // 60} min allowed at the bedside before the dose ended at {when}; they can no longer be dosed"
+        return f"{n} at {where}: dose by {when} ({allowed // 60} min at the bedside), or they can no longer be dosed"
+    allowed = lim.transit_s
+    deadline = since + allowed
+    when = local_text(store, deadline)
+    head = f"{n} at {where!r}, outside a monitored storage unit, since {local_text(store, since)}"
+    if deadline < now:
+        return (
+            f"{head}: record their move into a storage unit if it happened by {when}; "
+            f"after {allowed // 60} min outside one they can never be dosed"
+        )
+    return (
+        f"{head}: move them into a storage unit by {when} ({allowed // 60} min), or they can never be dosed"
+    )
+
+
+def local_text(store: Store, t: int) -> str:
+    """A time as people on the ward read it: site-local, its offset marked (e.g. 2020-03-15 08:30 +08:00)."""
+    local = datetime.fromtimestamp(t, get_zone(config.site_zone(store)))
+    off = local.strftime("%z")
+    return local.strftime("%Y-%m-%d %H:%M ") + off[:3] + ":" + off[3:]
 
 
 # -- the chain --------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import eventlog
+from .. import eventlog, ids
 from ..clock import iso_utc, now_utc, zone
 from ..errors import Refused
 from ..store import Store
@@ -496,15 +496,13 @@ def build(
     """
     ctx = _Context(store)
     if kit is not None:
-        key = kit.strip().upper()
-        named = store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (key,)) or store.one(
-            "SELECT 1 FROM records WHERE json_extract(data, '$.kit_id') = ?", (key,)
-        )
+        key = ids.key(kit)  # as typed or scanned: one kit whatever the case
+        named = store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (key,)) or custody.used_by(store, key)
         if named is None:
             raise Refused(f"unknown kit {kit} (no custody events and no dose records name it here)")
         return {**_header(ctx, "kit", key, printed_by), **kit_record(store, key, ctx=ctx)}
     if lot is not None:
-        key = lot.strip().upper()
+        key = ids.key(lot)
         row = store.rows(
             "SELECT lot, product, expiry, release_ref, quantity, event_id FROM cc_lots WHERE lot = ?", (key,)
         )
@@ -519,7 +517,7 @@ def build(
         receipts = store.rows(
             "SELECT event_id, kits, details, at FROM cc_transfers WHERE kind = 'receipt'"
             " AND (event_id = ? OR json_extract(details, '$.shipper_id') = ?) ORDER BY at, event_id",
-            (key, key.upper()),
+            (key, ids.key(key)),
         )
         if not receipts:
             raise Refused(f"unknown shipment {shipment} (give the shipper id or the receipt's event id)")

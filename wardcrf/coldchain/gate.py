@@ -1,15 +1,47 @@
-"""Plug the custody check into the workflow's pre-dose gate list.
+"""Plug the cold chain into the workflow: the pre-dose custody gate and the worklist's kits on the clock.
 
 Imported with the cold-chain projections (every session loads them), so a
 dose can never be recorded in a build that has the cold chain without its
-custody check. In a build without the workflow there is nothing to plug into.
+custody check, and `today` lists every kit whose time outside a monitored
+unit is running. In a build without the workflow there is nothing to plug into.
 """
 
 from __future__ import annotations
 
 import importlib
+from datetime import datetime
+from typing import Any
 
+from ..store import Store
+from . import config, custody
 from .custody import check_dose
+from .loggers import get_zone
+
+
+def kits_on_the_clock(store: Store, at: datetime) -> list[dict[str, Any]]:
+    """`today` items: kits outside a monitored unit, one item per place and arrival, with their deadline."""
+    groups: dict[tuple[str, int, int], list[custody.Clock]] = {}
+    for c in custody.outside_units(store, int(at.timestamp())):
+        groups.setdefault((c.location, c.since, c.allowed_s), []).append(c)
+    items = []
+    for (where, since, allowed), clocks in groups.items():
+        kits = ", ".join(c.kit for c in clocks)
+        deadline = custody.local_text(store, since + allowed)
+        over = clocks[0].over
+        if clocks[0].bedside:
+            what = f"dose with kit {kits} at {where} by {deadline} ({allowed // 60} min at the bedside)"
+        else:
+            what = f"move kit(s) {kits} from {where} into a monitored storage unit by {deadline} ({allowed // 60} min)"
+        if over:
+            what += ": limit passed, they can no longer be dosed"
+        pid = where.split(":", 1)[1] if clocks[0].bedside and ":" in where else None
+        due = datetime.fromtimestamp(since + allowed, get_zone(config.site_zone(store))).isoformat(
+            timespec="minutes"
+        )
+        items.append(
+            {"participant": pid, "what": what, "due": due, "state": "overdue" if over else "due now"}
+        )
+    return items
 
 
 def register() -> bool:
@@ -18,6 +50,7 @@ def register() -> bool:
     except ImportError:
         return False
     workflow.register_dose_gate(check_dose)
+    workflow.register_today_source(kits_on_the_clock)
     return True
 
 

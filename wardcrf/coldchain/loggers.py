@@ -35,6 +35,7 @@ intervals parses in about a second.
 
 from __future__ import annotations
 
+import math
 import re
 from array import array
 from collections import Counter
@@ -42,15 +43,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import UsageError
+from ..errors import Refused, UsageError
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 PLAUSIBLE_C = (-100.0, 100.0)
 FORMATS = ("csv", "fridgetag", "elitech")
 
 
-class LoggerFileError(UsageError):
-    """A logger file that cannot be imported; the message names line and reason."""
+class LoggerFileError(Refused):
+    """A logger file that cannot be imported; the message names line and reason. Exit 1 (refused)."""
 
     def __init__(self, reason: str, line: int | None = None) -> None:
         self.line = line
@@ -345,6 +346,8 @@ def _temperature(text: str, line: int, fahrenheit: bool) -> float:
         value = float(text.replace(",", "."))
     except ValueError:
         raise LoggerFileError(f"temperature {text!r} is not a number", line) from None
+    if not math.isfinite(value):
+        raise LoggerFileError(f"temperature {text!r} is not a finite number", line)
     if fahrenheit:
         value = round((value - 32.0) * 5.0 / 9.0, 3)
     if not (PLAUSIBLE_C[0] <= value <= PLAUSIBLE_C[1]):

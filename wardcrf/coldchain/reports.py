@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from .. import ids
+from ..clock import now_utc
 from ..site import Session
 from ..store import Store
 from . import analysis, config, custody, evidence
@@ -96,7 +97,23 @@ def status(session: Session) -> dict[str, Any]:
         "units": units,
         "open_excursions": exc,
         "quarantined_kits": [{"kit": k, "excursion": x} for k, x in custody.quarantined_kits(store)],
+        "outside_units": outside_units(store),
     }
+
+
+def outside_units(store: Store, now: int | None = None) -> list[dict[str, Any]]:
+    """Kits outside a monitored unit with the custody time left before the limit, soonest first.
+
+    For the dashboard's countdown, `coldchain status` and `today`: each
+    `custody.Clock` as a dict (kit, lot, location, since, deadline,
+    allowed_min, minutes_left, over_limit, bedside, step) plus `deadline_local`
+    (site time, zone marked). Over the limit the kit can never be dosed.
+    """
+    t = int(now_utc().timestamp()) if now is None else now
+    return [
+        {**c.as_dict(), "deadline_local": custody.local_text(store, c.deadline)}
+        for c in custody.outside_units(store, t)
+    ]
 
 
 def handover_audit(session: Session) -> dict[str, Any]:
@@ -397,4 +414,4 @@ def freezers(session: Session) -> dict[str, Any]:
         )
         if v["open"] or v["awaiting_disposition"]
     ]
-    return {"units": unit_status(store), "receipt_excursions": receipts}
+    return {"units": unit_status(store), "receipt_excursions": receipts, "outside_units": outside_units(store)}

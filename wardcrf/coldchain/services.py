@@ -14,13 +14,13 @@ site's zone (a unit's zone for its readings). Records hold UTC.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .. import ids, records, signatures, users
+from .. import ids, plausibility, records, signatures, users
 from ..clock import now_utc
 from ..errors import Refused, UsageError, ValidationFailed
 from ..eventlog import Event
@@ -36,6 +36,12 @@ FORM_HANDOVER = "coldchain.handover"
 FORM_READING = "coldchain.reading"
 FORM_THAW = "coldchain.thaw"
 FORM_DISPOSITION = "coldchain.disposition"
+
+# Who may write each cold-chain form (checked again on records from other devices, `authority`).
+records.form_actions(FORM_UNIT, submit="coldchain.configure")
+for _form in (FORM_LOT, FORM_RECEIPT, FORM_HANDOVER, FORM_READING, FORM_THAW):
+    records.form_actions(_form, submit="coldchain.record")
+records.form_actions(FORM_DISPOSITION, submit="coldchain.disposition")
 EVENT_LOGGER = "coldchain.logger_imported"
 
 _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
@@ -165,6 +171,32 @@ class Recorded:
     event: Event
     pending_signatures: list[str]
     warnings: list[str]
+
+
+class _Rehearsed(Exception):
+    def __init__(self, recorded: Recorded) -> None:
+        super().__init__("preflight")
+        self.recorded = recorded
+
+
+def preflight(session: Session, service: Callable[..., Recorded], **arguments: Any) -> Recorded:
+    """Every rule of a custody step, checked before anyone is asked to sign.
+
+    Runs `service` (`receive_lot`, `receive_shipment`, `record_handover`)
+    with `arguments` and no passwords — so nobody signs — inside a
+    transaction that is then rolled back: the same code, the same refusals
+    in the same words (custody ordering, the photo's format, the logger
+    file and serial, the parties...), and nothing kept, not even the photos
+    or the logger file the service stores. Returns what saving would record
+    (its warnings, who would still sign); raises what saving would raise.
+    Only a wrong password is left to the save itself.
+    """
+    arguments["passwords"] = {}
+    try:
+        with session.store.transaction():
+            raise _Rehearsed(service(session, **arguments))
+    except _Rehearsed as done:
+        return done.recorded
 
 
 # -- units, lots, kits ----------------------------------------------------------------------
@@ -345,6 +377,9 @@ def receive_shipment(
         raise UsageError("give the shipper's logger serial (--logger-serial) or its file (--logger-file)")
     if not (dry_ice and container_intact and product_frozen):
         warnings.append("arrival condition failed: the kits are quarantined until a disposition is recorded")
+    clock = custody.clock_warning(store, kit_ids, to_loc, at, int(now_utc().timestamp()))
+    if clock:
+        warnings.append(clock)
     data = {
         "shipper_id": shipper,
         "kits": kit_ids,
@@ -363,8 +398,9 @@ def receive_shipment(
         "photos": photo_refs,
         "condition": (condition or "").strip(),
     }
+    soft = plausibility.noted(FORM_RECEIPT, plausibility.check_record(session, FORM_RECEIPT, data), warnings)
     with store.transaction():
-        event = records.submit(session, FORM_RECEIPT, data, subject=_subject(store, kit_ids))
+        event = records.submit(session, FORM_RECEIPT, data, subject=_subject(store, kit_ids), extra=soft)
         pending = _sign_parties(
             session, event, [(from_user, "handed over"), (to_user, "received")], passwords or {}
         )
@@ -431,12 +467,17 @@ def record_handover(
         "condition": (condition or "").strip(),
         "photos": photo_refs,
     }
+    warnings: list[str] = []
+    clock = custody.clock_warning(store, kit_ids, to_loc, when, int(now_utc().timestamp()))
+    if clock:
+        warnings.append(clock)
+    soft = plausibility.noted(FORM_HANDOVER, plausibility.check_record(session, FORM_HANDOVER, data), warnings)
     with store.transaction():
-        event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids))
+        event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids), extra=soft)
         pending = _sign_parties(
             session, event, [(f_user, "handed over"), (t_user, "received")], passwords or {}
         )
-    return Recorded(event, pending, [])
+    return Recorded(event, pending, warnings)
 
 
 def sign_transfer(session: Session, event_id: str, password: str, *, signer: str | None = None) -> Event:
@@ -461,6 +502,21 @@ def sign_transfer(session: Session, event_id: str, password: str, *, signer: str
         if sig.user == who and sig.meaning == meaning and sig.valid:
             raise Refused(f"{who} already signed {event_id} as {meaning}")
     return signatures.sign(session, target=event_id, meaning=meaning, signer=who, password=password)
+
+
+def default_receipt_location(store: Store) -> str | None:
+    """Where a receipt's kits go unless the person says otherwise: the site's storage unit, if it has one.
+
+    A shipment is opened and checked at the door, and on most wards goes
+    straight into the one -20 °C freezer. Defaulting to a place outside a
+    monitored unit (``pharmacy``) would start the transit clock on every kit
+    and, if the second step (into the freezer) were forgotten, make them
+    undosable without anyone noticing. With several units, or none, there is
+    no safe guess: the person chooses (None). A receipt anywhere outside a
+    unit is still allowed, and is told the time left (`custody.clock_warning`).
+    """
+    units = [r[0] for r in store.execute("SELECT unit_id FROM cc_units ORDER BY unit_id LIMIT 2")]
+    return units[0] if len(units) == 1 else None
 
 
 def receive_lot(
@@ -704,7 +760,9 @@ def record_thaw(
         "by": session.user,
         "reconstitution": (reconstitution or "").strip(),
     }
-    return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]))
+    # A thaw is one record; its soft warnings (shorter than the product's minimum) go to the session.
+    soft = plausibility.noted(FORM_THAW, plausibility.check_record(session, FORM_THAW, data), session.warnings)
+    return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]), extra=soft)
 
 
 def record_disposition(

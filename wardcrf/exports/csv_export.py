@@ -2,15 +2,23 @@
 
 Layout of ``DIR``::
 
-    forms/<form>.csv        one row per record: provenance, then each field
-                            (and `<field>_unit` for fields with a unit)
-    data_dictionary.csv     every field of every loaded protocol version
+    forms/<form>.csv        one row per record: provenance, then each field,
+                            `<field>_unit` for fields with a unit and
+                            `<field>_missing` (why a protocol field is blank)
+    coding.csv              every current MedDRA/WHODrug coding of a verbatim term
+    data_dictionary.csv     every column of every file above, and this one
     audit_trail.csv         every event: who, when, what, old -> new, reason
     SHA256SUMS              `sha256sum -c SHA256SUMS` checks every file
 
 Values are the stored codes and numbers (never translated labels), UTF-8
 with a byte-order mark so spreadsheet programs read Chinese text correctly.
 Times are UTC ISO 8601 as recorded; `*_local` columns give the ward's time.
+A blank value is explained by its `_missing` code (`missing.CODES`:
+not asked, not applicable, not done, unknown), declared in the dictionary.
+Cold-chain records (``coldchain.*``) are described from the cold-chain
+catalogue (`wardcrf.coldchain.dictionary`); a field no loaded protocol or
+catalogue defines (a record from a newer version) is exported and described
+as such, never dropped.
 """
 
 from __future__ import annotations
@@ -25,30 +33,35 @@ from typing import Any
 from .. import eventlog
 from ..clock import parse_iso, zone
 from ..errors import UsageError
-from ..protocol import tr
-from .dataset import Dataset, participant_of, unit_of, value_text
+from ..protocol import Field, tr
+from . import missing
+from .dataset import Dataset, participant_of, value_text
+from .flat import RECORD_COLUMNS, Asked, FormColumn, cell, form_columns, provenance, undeclared
 from .progress import NullProgress, Progress
 
-RECORD_COLUMNS = [
-    "record_id",
-    "participant",
-    "subject",
-    "entered_site",
-    "entered_device",
-    "entered_at",
-    "entered_by",
-    "last_changed_at",
-    "last_changed_by",
-    "versions",
-    "protocol_id",
-    "protocol_version",
-]
+__all__ = ["RECORD_COLUMNS", "export_csv", "write_dictionary"]
+
+RECORD_COLUMN_DOCS = {
+    "record_id": "the event that submitted the record (its permanent id)",
+    "participant": "participant id (blank for records about a kit, lot or storage unit)",
+    "subject": "what the record is about: participant:<id>, lot:<lot>, unit:<id>, ...",
+    "entered_site": "site whose device entered the record",
+    "entered_device": "device id that entered the record",
+    "entered_at": "time of entry, UTC ISO 8601",
+    "entered_by": "user name of who entered it",
+    "last_changed_at": "time of the last amendment (or of entry), UTC",
+    "last_changed_by": "user name of who last changed it",
+    "versions": "1 + the number of amendments",
+    "protocol_id": "protocol the record was captured under",
+    "protocol_version": "protocol version the record was captured under",
+}
 DICTIONARY_COLUMNS = [
+    "file",
+    "column",
+    "form",
+    "field",
     "protocol_id",
     "protocol_version",
-    "form",
-    "form_label",
-    "field",
     "label",
     "label_zh",
     "type",
@@ -62,7 +75,115 @@ DICTIONARY_COLUMNS = [
     "choices",
     "multiple",
     "cdisc",
+    "applies_when",
+    "description",
 ]
+DICTIONARY_DOCS = {
+    "file": "file the column belongs to, relative to the export folder",
+    "column": "column name in that file (blank: the row describes a file that is not a table)",
+    "form": "form of a forms/ file",
+    "field": "field of the form the column holds (or explains: _unit, _missing)",
+    "protocol_id": "protocol defining the field (blank: defined by wardcrf)",
+    "protocol_version": "protocol version defining it (one row per version that defines the field)",
+    "label": "label in English",
+    "label_zh": "label in Simplified Chinese",
+    "type": "number, integer, text, choice, date, datetime, boolean, photo; list (';'-joined), json, code",
+    "unit": "unit of measure",
+    "required": "yes when the form requires a value",
+    "computed": "yes when wardcrf computes the value (never typed)",
+    "hard_min": "values below are refused at entry",
+    "hard_max": "values above are refused at entry",
+    "soft_min": "values below need a confirmation and a reason",
+    "soft_max": "values above need a confirmation and a reason",
+    "choices": "code=label pairs, joined by '; '",
+    "multiple": "yes when several codes may be chosen (joined by ';' in the data)",
+    "cdisc": "CDISC variable or VARIABLE=TESTCODE",
+    "applies_when": "the condition under which the field applies (blank otherwise: 'not applicable')",
+    "description": "what the column holds",
+}
+CODING_COLUMNS = [
+    "record_id",
+    "participant",
+    "form",
+    "field",
+    "verbatim",
+    "dictionary",
+    "version",
+    "term",
+    "llt_code",
+    "llt_name",
+    "pt_code",
+    "pt_name",
+    "hlt_code",
+    "hlt_name",
+    "hlgt_code",
+    "hlgt_name",
+    "soc_code",
+    "soc_name",
+    "drug_code",
+    "drug_name",
+    "preferred_code",
+    "preferred_name",
+    "atc_code",
+    "atc_text",
+    "coded_by",
+    "coded_at",
+    "coding_event",
+]
+CODING_DOCS = {
+    "record_id": "the coded record (forms/<form>.csv record_id)",
+    "participant": "participant id",
+    "form": "form of the coded record",
+    "field": "the coded field",
+    "verbatim": "the verbatim term the coding was made for (the field's current value)",
+    "dictionary": "MedDRA or WHODrug",
+    "version": "dictionary version used",
+    "term": "the standard term: MedDRA preferred term, WHODrug preferred name",
+    "llt_code": "MedDRA lowest level term code",
+    "llt_name": "MedDRA lowest level term",
+    "pt_code": "MedDRA preferred term code",
+    "pt_name": "MedDRA preferred term (SDTM --DECOD)",
+    "hlt_code": "MedDRA high level term code (primary path)",
+    "hlt_name": "MedDRA high level term",
+    "hlgt_code": "MedDRA high level group term code (primary path)",
+    "hlgt_name": "MedDRA high level group term",
+    "soc_code": "MedDRA primary system organ class code",
+    "soc_name": "MedDRA primary system organ class (SDTM --BODSYS)",
+    "drug_code": "WHODrug drug code (record number + seq 1 + seq 2)",
+    "drug_name": "WHODrug drug name coded to",
+    "preferred_code": "WHODrug preferred code (seq 2 = 001)",
+    "preferred_name": "WHODrug preferred name (SDTM CMDECOD)",
+    "atc_code": "ATC class chosen (SDTM CMCLASCD)",
+    "atc_text": "ATC class text (SDTM CMCLAS)",
+    "coded_by": "user name of the coder",
+    "coded_at": "time of coding, UTC",
+    "coding_event": "the coding.coded event",
+}
+AUDIT_DOCS = {
+    "event_id": "event id (device-sequence)",
+    "when_utc": "time of the event, UTC ISO 8601",
+    "when_local": "the same time in the device's time zone",
+    "user": "user name",
+    "full_name": "printed name",
+    "role": "role at the time",
+    "site": "site of the device",
+    "device": "device id",
+    "event_type": "what happened (record.submitted, record.amended, signature.applied, user.added, ...)",
+    "subject": "what it is about",
+    "participant": "participant id when the subject is a participant",
+    "record": "the record concerned",
+    "form": "its form",
+    "field": "the field entered or changed (one row per field); for a signature, its meaning",
+    "old_value": "value before an amendment",
+    "new_value": "value entered (with unit), or the event body (long texts replaced by their SHA-256)",
+    "reason": "the reason given (amendments, overrides)",
+    "event_hash": "SHA-256 of the event line (the hash chain)",
+}
+NON_TABLE_FILES = {
+    "SHA256SUMS": "SHA-256 of every file, in the format `sha256sum -c SHA256SUMS` checks",
+}
+
+
 AUDIT_COLUMNS = [
     "event_id",
     "when_utc",
@@ -90,9 +211,10 @@ _LONG = 200  # body values longer than this are summarised by their hash in the 
 class CsvExport:
     out_dir: Path
     files: dict[str, int] = field(default_factory=dict)  # relative path -> data rows
+    uncoded: int = 0  # verbatim terms without a valid coding (coding.csv lacks them)
 
     def as_json(self) -> dict[str, Any]:
-        return {"out": str(self.out_dir), "files": self.files}
+        return {"out": str(self.out_dir), "files": self.files, "uncoded": self.uncoded}
 
 
 def prepare_dir(out: Path) -> Path:
@@ -116,104 +238,201 @@ def export_csv(ds: Dataset, out: Path, progress: Progress | None = None) -> CsvE
     (out / "forms").mkdir()
     forms = ds.forms_present()
     progress.start("records", ds.count_records())
+    layouts: dict[str, list[FormColumn]] = {}
+    asked = Asked(ds)
     for form in forms:
-        fields = ds.form_fields(form)
-        header = list(RECORD_COLUMNS)
-        for fd in fields:
-            # A field named like a provenance column keeps both, the field's prefixed by the form.
-            name = fd.name if fd.name not in RECORD_COLUMNS else f"{form}.{fd.name}"
-            header.append(name)
-            if fd.unit:
-                header.append(f"{name}_unit")
-        extra: list[str] = []
-        path = out / "forms" / f"{form}.csv"
-        fh, w = _writer(path)
+        cols = form_columns(ds, form)
+        # Fields no loaded protocol or catalogue defines (a record from a newer ward version): never dropped.
+        cols += undeclared(ds, form, cols)
+        layouts[form] = cols
+        fh, w = _writer(out / "forms" / f"{form}.csv")
         n = 0
         with fh:
-            w.writerow(header)
+            w.writerow(list(RECORD_COLUMNS) + [c.name for c in cols])
             for rec in ds.records(form):
-                row = [
-                    rec.event_id,
-                    rec.participant or "",
-                    rec.subject or "",
-                    rec.site,
-                    rec.device,
-                    rec.created_at,
-                    rec.created_by or "",
-                    rec.last_changed_at,
-                    rec.last_changed_by or "",
-                    rec.version,
-                    rec.protocol_id or "",
-                    rec.protocol_version or "",
-                ]
-                for fd in fields:
-                    v = rec.data.get(fd.name)
-                    row.append(value_text(v))
-                    if fd.unit:
-                        row.append(unit_of(v, fd) if v is not None else "")
-                unknown = [k for k in rec.data if k not in {f.name for f in fields}]
-                extra.extend(k for k in unknown if k not in extra)
-                w.writerow(row)
+                fields_asked = asked(rec)
+                w.writerow(provenance(rec) + [cell(c, rec, fields_asked) for c in cols])
                 n += 1
                 if n % 500 == 0:
                     progress.advance(500)
             progress.advance(n % 500)
-        if extra:
-            # Fields no loaded protocol defines (a record from a newer ward version): never dropped.
-            _append_columns(path, extra, ds, form)
         result.files[f"forms/{form}.csv"] = n
-    result.files["data_dictionary.csv"] = write_dictionary(ds, out / "data_dictionary.csv")
+    result.files["coding.csv"] = write_coding(ds, out / "coding.csv")
+    from ..coding import uncoded
+
+    result.uncoded = len(uncoded(ds.store, ds.protocol_versions))
     result.files["audit_trail.csv"] = write_audit_trail(ds, out / "audit_trail.csv", progress)
+    result.files["data_dictionary.csv"] = write_dictionary(ds, out / "data_dictionary.csv", layouts)
     write_checksums(out, list(result.files))
     return result
 
 
-def _append_columns(path: Path, extra: list[str], ds: Dataset, form: str) -> None:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.reader(fh))
-    by_id = {r.event_id: r for r in ds.records(form)}
-    rows[0].extend(extra)
-    for row in rows[1:]:
-        rec = by_id[row[0]]
-        row.extend(value_text(rec.data.get(k)) for k in extra)
-    fh2, w = _writer(path)
-    with fh2:
-        w.writerows(rows)
+def write_coding(ds: Dataset, path: Path) -> int:
+    """coding.csv: every current coding, with each level's code and name."""
+    from ..coding import CodingIndex
 
-
-def write_dictionary(ds: Dataset, path: Path) -> int:
     fh, w = _writer(path)
     n = 0
     with fh:
-        w.writerow(DICTIONARY_COLUMNS)
-        for proto in ds.protocol_versions:
-            for form in proto.forms.values():
-                for fd in form.fields.values():
-                    choices = "; ".join(f"{c.code}={tr(c.label)}" for c in fd.choices)
-                    w.writerow(
-                        [
-                            proto.id,
-                            proto.version,
-                            form.name,
-                            tr(form.label),
-                            fd.name,
-                            tr(fd.label),
-                            fd.label.get("zh", ""),
-                            fd.type,
-                            fd.unit or "",
-                            _yn(fd.required),
-                            _yn(fd.computed),
-                            _num(fd.hard, 0),
-                            _num(fd.hard, 1),
-                            _num(fd.soft, 0),
-                            _num(fd.soft, 1),
-                            choices,
-                            _yn(fd.multiple),
-                            fd.cdisc or "",
-                        ]
-                    )
-                    n += 1
+        w.writerow(CODING_COLUMNS)
+        for c in CodingIndex.load(ds.store).all():
+            values = {
+                "record_id": c.record,
+                "participant": participant_of(c.subject) or "",
+                "form": c.form,
+                "field": c.field,
+                "verbatim": c.verbatim,
+                "dictionary": c.dictionary,
+                "version": c.version,
+                "term": c.term,
+                "coded_by": c.coded_by or "",
+                "coded_at": c.coded_at,
+                "coding_event": c.event_id,
+                **{k: value_text(v) for k, v in c.codes.items()},
+            }
+            w.writerow([values.get(col, "") for col in CODING_COLUMNS])
+            n += 1
     return n
+
+
+def _field_row(
+    file: str, column: str, form: str, proto: Any, fd: Field, description: str, **over: str
+) -> list[str]:
+    choices = "; ".join(f"{c.code}={tr(c.label)}" for c in fd.choices)
+    row = {
+        "file": file,
+        "column": column,
+        "form": form,
+        "field": fd.name,
+        "protocol_id": proto.id if proto else "",
+        "protocol_version": proto.version if proto else "",
+        "label": tr(fd.label),
+        "label_zh": fd.label.get("zh", ""),
+        "type": fd.type,
+        "unit": fd.unit or "",
+        "required": _yn(fd.required),
+        "computed": _yn(fd.computed),
+        "hard_min": _num(fd.hard, 0),
+        "hard_max": _num(fd.hard, 1),
+        "soft_min": _num(fd.soft, 0),
+        "soft_max": _num(fd.soft, 1),
+        "choices": choices,
+        "multiple": _yn(fd.multiple),
+        "cdisc": fd.cdisc or "",
+        "applies_when": fd.applies_when.describe() if fd.applies_when else "",
+        "description": description,
+    }
+    row.update(over)
+    return [row[c] for c in DICTIONARY_COLUMNS]
+
+
+def _plain_row(file: str, column: str, description: str, **values: str) -> list[str]:
+    row = {c: "" for c in DICTIONARY_COLUMNS}
+    row.update(file=file, column=column, description=description, **values)
+    return [row[c] for c in DICTIONARY_COLUMNS]
+
+
+def write_dictionary(ds: Dataset, path: Path, layouts: dict[str, list[FormColumn]] | None = None) -> int:
+    """data_dictionary.csv: one row per column of every file (per protocol version for protocol fields)."""
+    if layouts is None:
+        layouts = {}
+        for f in ds.forms_present():
+            cols = form_columns(ds, f)
+            layouts[f] = cols + undeclared(ds, f, cols)
+    rows: list[list[str]] = []
+    for form, cols in layouts.items():
+        file = f"forms/{form}.csv"
+        for name in RECORD_COLUMNS:
+            rows.append(_plain_row(file, name, RECORD_COLUMN_DOCS[name], form=form, type="text"))
+        for c in cols:
+            if c.spec is not None:
+                defined: list[tuple[Any, Field]] = [
+                    (proto, proto.forms[form].fields[c.field])
+                    for proto in ds.protocol_versions
+                    if form in proto.forms and c.field in proto.forms[form].fields
+                ]
+                for proto, fd in defined or [(None, c.spec)]:
+                    if c.kind == "value":
+                        rows.append(_field_row(file, c.name, form, proto, fd, tr(fd.help) or tr(fd.label)))
+                    elif c.kind == "unit":
+                        rows.append(
+                            _field_row(
+                                file,
+                                c.name,
+                                form,
+                                proto,
+                                fd,
+                                f"unit of {c.field} as recorded",
+                                type="text",
+                                choices="",
+                                hard_min="",
+                                hard_max="",
+                                soft_min="",
+                                soft_max="",
+                            )
+                        )
+                    else:
+                        rows.append(
+                            _field_row(
+                                file,
+                                c.name,
+                                form,
+                                proto,
+                                fd,
+                                f"why {c.field} is blank (blank when it has a value)",
+                                type="code",
+                                unit="",
+                                required="no",
+                                computed="yes",
+                                choices=missing.DECLARATION,
+                                hard_min="",
+                                hard_max="",
+                                soft_min="",
+                                soft_max="",
+                                multiple="no",
+                                cdisc="",
+                            )
+                        )
+            elif c.catalogue is not None:
+                cat = c.catalogue
+                rows.append(
+                    _plain_row(
+                        file,
+                        c.name,
+                        cat.description,
+                        form=form,
+                        field=cat.name,
+                        label=cat.label,
+                        type=cat.type,
+                        unit=cat.unit,
+                        computed="yes",
+                    )
+                )
+            else:
+                rows.append(
+                    _plain_row(
+                        file,
+                        c.name,
+                        "not defined by any protocol version loaded here nor by wardcrf "
+                        "(a record from a newer version): values as stored",
+                        form=form,
+                        field=c.field,
+                        type="undeclared",
+                    )
+                )
+    for col in CODING_COLUMNS:
+        rows.append(_plain_row("coding.csv", col, CODING_DOCS[col], type="text"))
+    for col in AUDIT_COLUMNS:
+        rows.append(_plain_row("audit_trail.csv", col, AUDIT_DOCS[col], type="text"))
+    for col in DICTIONARY_COLUMNS:
+        rows.append(_plain_row("data_dictionary.csv", col, DICTIONARY_DOCS[col], type="text"))
+    for name, text in NON_TABLE_FILES.items():
+        rows.append(_plain_row(name, "", text))
+    fh, w = _writer(path)
+    with fh:
+        w.writerow(DICTIONARY_COLUMNS)
+        w.writerows(rows)
+    return len(rows)
 
 
 def _yn(b: bool) -> str:

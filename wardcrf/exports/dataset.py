@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from .. import ids
 from .. import protocol as protocols
 from ..errors import Refused
 from ..protocol import Field, Form, Protocol
@@ -110,6 +111,7 @@ class Dataset:
     store: Store
     action: str = "export.data"
     _protocol_cache: dict[tuple[str | None, str | None], Protocol] = field(default_factory=dict)
+    _id_field_names: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def for_session(cls, session: Session, action: str = "export.data") -> Dataset:
@@ -204,7 +206,7 @@ class Dataset:
                 event_id=row["event_id"],
                 form=row["form"],
                 subject=row["subject"],
-                data=json.loads(row["data"]),
+                data=self._canonical_ids(row["form"], json.loads(row["data"])),
                 created_at=row["created_at"],
                 created_by=row["created_by"],
                 site=row["site"] or "",
@@ -221,18 +223,35 @@ class Dataset:
         """Records that name a kit in a `kit_id` field or a `kits` list, in log order.
 
         A dose names its kit; cold-chain receipts, handovers, thaws and
-        dispositions (subject ``lot:<LOT>``) list the kits they moved.
+        dispositions (subject ``lot:<LOT>``) list the kits they moved. Kits
+        are compared by their key (`wardcrf.ids`): a dose stored as typed
+        (``kit-x1``) names ``KIT-X1``.
         """
-        ids = {
+        key = ids.key(kit)
+        found = {
             eid
             for (eid,) in self.store.execute(
-                "SELECT event_id FROM records WHERE json_extract(data, '$.kit_id') = ?"
+                "SELECT event_id FROM records WHERE upper(trim(json_extract(data, '$.kit_id'))) = ?"
                 " OR (json_type(data, '$.kits') = 'array' AND EXISTS ("
-                "   SELECT 1 FROM json_each(records.data, '$.kits') WHERE value = ?))",
-                (kit, kit),
+                "   SELECT 1 FROM json_each(records.data, '$.kits') WHERE upper(trim(value)) = ?))",
+                (key, key),
             )
         }
-        return [r for r in self.records() if r.event_id in ids] if ids else []
+        return [r for r in self.records() if r.event_id in found] if found else []
+
+    def _canonical_ids(self, form: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Id fields (kit ids, lot numbers) as their canonical form, whatever version or laptop stored them.
+
+        The export says `KIT-X1` where an older version stored the typed
+        `kit-x1 `, so a sponsor matches doses to the cold chain's kits; the
+        audit trail (amendments, events) keeps what was typed.
+        """
+        names = self._id_field_names.get(form)
+        if names is None:
+            names = self._id_field_names[form] = [f.name for f in self.form_fields(form) if f.id_kind]
+        if not names:
+            return data
+        return {k: ids.key(v) if k in names and isinstance(v, str) else v for k, v in data.items()}
 
     def participants(self) -> list[str]:
         """Every participant id with at least one record, in order of first record."""

@@ -1,28 +1,38 @@
 """CDISC ODM 1.3.2 export: metadata from the protocol, clinical data with its audit trail.
 
-Shape of the file (validated against the official XSD in the tests)::
+Shape of the file (validated against the official XSD, and loaded by
+odmlib's strict loader, in the tests)::
 
     ODM  FileType="Transactional" ODMVersion="1.3.2"
       Study OID=<protocol id>
         GlobalVariables, BasicDefinitions (units)
-        MetaDataVersion per loaded protocol version: one repeating StudyEvent
-          "Casebook" holding every participant form; FormDef / ItemGroupDef
-          (one group per form) / ItemDef (type, unit, hard and soft RangeCheck,
-          CDISC name as SDSVarName or Alias) / CodeList (codes + en/zh decodes)
+        MetaDataVersion per loaded protocol version: one StudyEvent "Casebook"
+          holding every participant form (FormDef Repeating="Yes"); one
+          non-repeating ItemGroupDef per form; ItemDef (type, unit, hard and
+          soft RangeCheck, CDISC name as SDSVarName or Alias); CodeList
       AdminData: User per user, Location per site, SignatureDef per meaning
       ClinicalData per protocol version records were captured under
         SubjectData per participant
-          StudyEventData "Casebook" -> FormData per record (FormRepeatKey =
-            the record's event id), its AuditRecord (creation) and Signature,
-            ItemGroupData "Insert" (values as first entered) then one
-            ItemGroupData "Update" per amendment with AuditRecord incl.
-            ReasonForChange; further signatures as "Context" ItemGroupData
-        AuditRecords: every other event of the log (users, protocol, exports...)
-        Signatures: every e-signature (ID = SIG.<event id>)
+          StudyEventData "Casebook" -> per record (FormRepeatKey = the
+            record's event id) a series of FormData elements in time order:
+            "Insert" (AuditRecord of the entry, ItemGroupData with the values
+            as first entered), one "Update" per amendment (AuditRecord with
+            the ReasonForChange, ItemGroupData with the changed values), one
+            "Context" per e-signature (its Signature, and an Annotation when
+            the record changed after signing)
+        SubjectData "Context" per casebook sign-off, after the data it signs
+        AuditRecords: every other event of the log (users, protocol, exports...),
+          SourceID naming the event and its type (ReasonForChange only for reasons)
+        Signatures: e-signatures on what is not a participant's record (cold-chain
+          custody records); Annotations say what each of them signs and means
+
+ODM 1.3.2 lets a Transactional file carry one entity as a series of elements
+in temporal order ("Clinical Data Element Ordering"): a record's entry, its
+amendments and its signatures are that series, so every FormData holds at most
+one ItemGroupData of a (non-repeating) group and at most one Signature, every
+Signature has an ID and appears exactly once, after the transactions it signs.
 
 Streamed subject by subject, so a large site never sits in memory as a tree.
-A signature whose content changed after signing gets an Annotation saying so
-(ODM has no attribute for it).
 """
 
 from __future__ import annotations
@@ -233,8 +243,13 @@ def _audit(
     return ar
 
 
-def _signature(parent: ET.Element, s: Signature, *, with_id: bool = False) -> ET.Element:
-    el = _sub(parent, "Signature", {"ID": f"SIG.{_slug(s.event_id)}"} if with_id else None)
+def signature_id(s: Signature) -> str:
+    return f"SIG.{_slug(s.event_id)}"
+
+
+def _signature(parent: ET.Element, s: Signature) -> ET.Element:
+    """The Signature element (ID, who, where, meaning via SignatureDef, when): one per e-signature."""
+    el = _sub(parent, "Signature", {"ID": signature_id(s)})
     _sub(el, "UserRef", {"UserOID": f"USR.{_slug(s.user)}"})
     _sub(el, "LocationRef", {"LocationOID": f"LOC.{_slug(s.site)}"})
     _sub(el, "SignatureRef", {"SignatureOID": f"SD.{_slug(s.meaning)}"})
@@ -260,56 +275,59 @@ def _item_data(parent: ET.Element, form: str, fields: dict[str, Field], name: st
         _sub(el, "MeasurementUnitRef", {"MeasurementUnitOID": unit_oid(fd.unit)})
 
 
-def form_data(ds: Dataset, rec: Record, sigs: list[Signature]) -> ET.Element:
-    """One record as FormData: first entry, every amendment, its signatures."""
+def _changed_since_signed(s: Signature, what: str) -> str:
+    return (
+        f"{what} e-signature {s.event_id} by {s.full_name} ({s.meaning}, {s.signed_at}): changed since signed"
+    )
+
+
+def form_data(ds: Dataset, rec: Record, sigs: list[Signature]) -> list[ET.Element]:
+    """One record as its series of FormData: first entry, each amendment and each signature, in time order."""
     proto = ds.protocol_for(rec)
     fdef = proto.forms.get(rec.form)
     fields = dict(fdef.fields) if fdef else {}
-    fd = ET.Element(
-        "FormData",
-        {"FormOID": f"F.{_slug(rec.form)}", "FormRepeatKey": rec.event_id, "TransactionType": "Insert"},
-    )
-    _audit(fd, rec.created_by, rec.site, rec.created_at, source=rec.event_id)
-    if sigs:
-        _signature(fd, sigs[0])
-    for i, s in enumerate(sigs, 1):
-        if not s.valid:
-            _annotation(
-                fd,
-                i,
-                f"e-signature {s.event_id} by {s.full_name} ({s.meaning}, {s.signed_at}): "
-                "changed since signed",
-            )
+    form_oid, ig_oid = f"F.{_slug(rec.form)}", f"IG.{_slug(rec.form)}"
+
+    def element(transaction: str) -> ET.Element:
+        return ET.Element(
+            "FormData", {"FormOID": form_oid, "FormRepeatKey": rec.event_id, "TransactionType": transaction}
+        )
+
+    first = element("Insert")
+    _audit(first, rec.created_by, rec.site, rec.created_at, source=rec.event_id)
     original = rec.data
     groups = ds.amendment_events(rec.event_id) if rec.amended else []
     if groups:
         e = eventlog.get(ds.store, rec.event_id)
         original = (e.body.get("data") or {}) if e else rec.data
-    known = [n for n in fields if n in original] + [n for n in original if n not in fields]
-    ig = _sub(fd, "ItemGroupData", {"ItemGroupOID": f"IG.{_slug(rec.form)}", "TransactionType": "Insert"})
+    known = [n for n in fields if n in original]
+    ig = _sub(first, "ItemGroupData", {"ItemGroupOID": ig_oid, "TransactionType": "Insert"})
     for name in known:
-        if name in fields:
-            _item_data(ig, rec.form, fields, name, original.get(name))
-    for group in groups:
+        _item_data(ig, rec.form, fields, name, original.get(name))
+    later: list[tuple[str, int, ET.Element]] = []
+    for n, group in enumerate(groups):
         ev = eventlog.get(ds.store, group[0].event_id)
-        ig = _sub(fd, "ItemGroupData", {"ItemGroupOID": f"IG.{_slug(rec.form)}", "TransactionType": "Update"})
+        fd = element("Update")
         _audit(
-            ig,
+            fd,
             group[0].user,
             ev.site if ev else rec.site,
             group[0].ts,
             reason=group[0].reason,
             source=group[0].event_id,
         )
+        ig = _sub(fd, "ItemGroupData", {"ItemGroupOID": ig_oid, "TransactionType": "Update"})
         for a in group:
             if a.field in fields:
                 _item_data(ig, rec.form, fields, a.field, a.new)
-    for s in sigs[1:]:
-        ig = _sub(
-            fd, "ItemGroupData", {"ItemGroupOID": f"IG.{_slug(rec.form)}", "TransactionType": "Context"}
-        )
-        _signature(ig, s)
-    return fd
+        later.append((group[0].ts, n, fd))
+    for n, s in enumerate(sigs):
+        fd = element("Context")
+        _signature(fd, s)
+        if not s.valid:
+            _annotation(fd, 1, _changed_since_signed(s, "record"))
+        later.append((s.signed_at, len(groups) + n, fd))
+    return [first] + [fd for _ts, _n, fd in sorted(later, key=lambda x: (x[0], x[1]))]
 
 
 def _write(fh: IO[str], el: ET.Element, indent: int) -> None:
@@ -371,6 +389,11 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
         _write(fh, study, 1)
         fh.write(_admin_data(ds, proto, versions))
         subjects: set[str] = set()
+        inline: set[str] = set()  # signatures written on the element they sign
+        participant_records = {
+            eid
+            for (eid,) in ds.store.execute("SELECT event_id FROM records WHERE subject LIKE 'participant:%'")
+        }
         active_key = (proto.id, proto.version)
         for key in version_keys:
             if not forms_used.get(key) and key != active_key:
@@ -389,33 +412,31 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
                 if not recs and not subject_sigs:
                     continue
                 subjects.add(pid)
-                sd = ET.Element("SubjectData", {"SubjectKey": pid, "TransactionType": "Upsert"})
-                if subject_sigs:
-                    _signature(sd, subject_sigs[0])
-                    for i, s in enumerate(subject_sigs, 1):
-                        if not s.valid:
-                            _annotation(
-                                sd,
-                                i,
-                                f"casebook e-signature {s.event_id} by {s.full_name} "
-                                f"({s.meaning}, {s.signed_at}): changed since signed",
-                            )
                 if recs:
+                    sd = ET.Element("SubjectData", {"SubjectKey": pid, "TransactionType": "Upsert"})
                     sed = _sub(
                         sd, "StudyEventData", {"StudyEventOID": STUDY_EVENT, "TransactionType": "Upsert"}
                     )
                     for rec in recs:
-                        sed.append(form_data(ds, rec, by_target.get(rec.event_id, [])))
+                        sed.extend(form_data(ds, rec, by_target.get(rec.event_id, [])))
+                        inline.update(s.event_id for s in by_target.get(rec.event_id, []))
                         n_records += 1
                     progress.advance(len(recs))
-                _write(fh, sd, 2)
+                    _write(fh, sd, 2)
+                # The casebook sign-off signs everything above it: after the data, one element each.
+                for s in subject_sigs:
+                    sd = ET.Element("SubjectData", {"SubjectKey": pid, "TransactionType": "Context"})
+                    _signature(sd, s)
+                    if not s.valid:
+                        _annotation(sd, 1, _changed_since_signed(s, "casebook"))
+                    inline.add(s.event_id)
+                    _write(fh, sd, 2)
             if key == active_key:
                 n_audit = _write_audit_records(fh, ds)
-                if all_sigs:
-                    sigs_el = ET.Element("Signatures")
-                    for s in all_sigs:
-                        _signature(sigs_el, s, with_id=True)
-                    _write(fh, sigs_el, 2)
+                standalone = [
+                    s for s in all_sigs if s.event_id not in inline and s.target not in participant_records
+                ]
+                _write_standalone_signatures(fh, ds, standalone)
             fh.write("  </ClinicalData>\n")
         n_subjects = len(subjects)
         fh.write("</ODM>\n")
@@ -436,12 +457,49 @@ def _write_audit_records(fh: IO[str], ds: Dataset) -> int:
     el = ET.Element("AuditRecords")
     n = 0
     for e in eventlog.iter_events(ds.store, "type NOT IN (?,?,?)", _RECORD_TYPES):
-        what = e.type + (f" {e.subject}" if e.subject else "") + (f": {e.reason}" if e.reason else "")
-        _audit(el, e.user, e.site, e.ts, reason=what, source=e.id, id_=f"AR.{_slug(e.id)}")
+        # ReasonForChange holds a person's reason, never the event type: the type and
+        # subject name the source event in SourceID.
+        source = f"wardcrf event {e.id}: {e.type}" + (f" ({e.subject})" if e.subject else "")
+        _audit(el, e.user, e.site, e.ts, reason=e.reason, source=source, id_=f"AR.{_slug(e.id)}")
         n += 1
     if n:
         _write(fh, el, 2)
     return n
+
+
+def _signed_thing(ds: Dataset, s: Signature) -> str:
+    """What a signature outside the participants' data signs, in words."""
+    row = ds.store.one("SELECT form, subject FROM records WHERE event_id = ?", (s.target,))
+    if row is not None:
+        return f"{row[0]} record {s.target}" + (f" about {row[1]}" if row[1] else "")
+    if ds.store.one("SELECT 1 FROM events WHERE id = ?", (s.target,)):
+        return f"event {s.target}"
+    return f"everything recorded about {s.target}"
+
+
+def _write_standalone_signatures(fh: IO[str], ds: Dataset, sigs: list[Signature]) -> None:
+    """Signatures on what ODM has no subject for (custody records), each with what it signs and means.
+
+    ODM's Signature element names who, where, when and (through its
+    SignatureDef) the meaning, not the thing signed; an Annotation per
+    signature, ``ANN.<signature ID>``, says what it signs.
+    """
+    if not sigs:
+        return
+    sigs_el = ET.Element("Signatures")
+    anns = ET.Element("Annotations")
+    for i, s in enumerate(sigs, 1):
+        _signature(sigs_el, s)
+        ann = _sub(anns, "Annotation", {"SeqNum": i, "ID": f"ANN.{signature_id(s)}"})
+        state = "valid" if s.valid else "CHANGED SINCE SIGNED"
+        _sub(
+            ann,
+            "Comment",
+            text=f"Signature {signature_id(s)} by {s.full_name} ({s.user}), meaning '{s.meaning}', "
+            f"{s.signed_at}, signs {_signed_thing(ds, s)}: {state}",
+        )
+    _write(fh, sigs_el, 2)
+    _write(fh, anns, 2)
 
 
 def _admin_data(ds: Dataset, proto: Protocol, versions: list[Protocol]) -> str:

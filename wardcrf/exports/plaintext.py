@@ -18,12 +18,21 @@ laptop); nor the terms of the licensed coding dictionaries (`coding_meddra`,
 `coding_whodrug`), which the licence keeps with the subscriber (each coding's
 codes and names stay, in `codings`). Triggers are copied too, so the copy's
 event log stays append-only.
+
+For analysis, the copy also holds one flat, typed table per form, named
+after the form (``labs``, ``ct_score``, ``coldchain_handover``): the same
+columns as the CSV export's form file (`flat`), numbers as REAL or INTEGER,
+booleans 1/0, blanks NULL with the reason in ``<field>_missing``, so
+``SELECT crp FROM labs`` works in datasette, pandas and R. A projection table
+with a form's name (``vitals``) is kept as ``projection_<name>``; a form named
+like a foundation table (``events``) gets ``form_<name>``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +40,8 @@ from typing import Any
 from ..errors import UsageError
 from ..site import Session
 from ..store import Store
+from . import flat
+from .dataset import Dataset
 from .progress import NullProgress, Progress
 
 EXCLUDED_TABLES = frozenset(
@@ -103,6 +114,7 @@ def export_sqlite(
                 progress.advance(1)
             for sql in extras:
                 dst.execute(sql)
+            counts.update(write_form_tables(Dataset(src), dst, progress))
         dst.execute("PRAGMA journal_mode = DELETE")
     finally:
         dst.close()
@@ -118,6 +130,58 @@ def export_sqlite(
         raise
     tmp.replace(out)
     return PlainExport(out, counts, digest, event.id)
+
+
+def form_table_name(form: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", form.lower())
+
+
+def write_form_tables(ds: Dataset, dst: Store, progress: Progress | None = None) -> dict[str, int]:
+    """One typed table per form with records; returns rows per table written (and renames made)."""
+    from ..projections import PROJECTION_TABLES
+
+    progress = progress or NullProgress()
+    present = {r[0] for r in dst.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    forms = ds.forms_present()
+    asked = flat.Asked(ds)
+    progress.start("form tables", len(forms))
+    counts: dict[str, int] = {}
+    for form in forms:
+        name = form_table_name(form)
+        if name in present:
+            if name in PROJECTION_TABLES:
+                dst.execute(f'ALTER TABLE "{name}" RENAME TO "projection_{name}"')
+                present.add(f"projection_{name}")
+                counts[f"projection_{name}"] = counts.pop(name, 0)
+            else:
+                name = f"form_{name}"
+        cols = flat.form_columns(ds, form)
+        cols += flat.undeclared(ds, form, cols)
+        defs = ['"record_id" TEXT PRIMARY KEY'] + [
+            f'"{c}" {"INTEGER" if c == "versions" else "TEXT"}' for c in flat.RECORD_COLUMNS[1:]
+        ]
+        types = [c.sql_type for c in cols]
+        defs += [f'"{c.name}" {t}' for c, t in zip(cols, types, strict=True)]
+        dst.execute(f'CREATE TABLE "{name}" ({", ".join(defs)})')
+        marks = ",".join("?" * (len(flat.RECORD_COLUMNS) + len(cols)))
+        batch: list[list[Any]] = []
+        n = 0
+        convert = [flat.sql_converter(c) for c in cols]
+        for rec in ds.records(form):
+            fields_asked = asked(rec)
+            data = rec.data
+            row = flat.provenance(rec)
+            row[1:] = [v if v != "" else None for v in row[1:]]
+            batch.append(row + [f(data, fields_asked) for f in convert])
+            if len(batch) >= 2000:
+                dst.conn.executemany(f'INSERT INTO "{name}" VALUES ({marks})', batch)
+                n += len(batch)
+                batch = []
+        dst.conn.executemany(f'INSERT INTO "{name}" VALUES ({marks})', batch)
+        counts[name] = n + len(batch)
+        present.add(name)
+        progress.advance(1)
+    return counts
 
 
 def _sha256(path: Path) -> str:

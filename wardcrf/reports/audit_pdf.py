@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import audit, eventlog, sdv
+from .. import audit, eventlog, ids, sdv
 from ..clock import iso_utc, now_utc, parse_iso, zone
 from ..errors import Refused, UsageError
 from ..exports.dataset import Dataset, Record, Signature, participant_of, value_text
@@ -133,7 +133,7 @@ class _Writer:
             if name not in rec.data:
                 continue
             fd = fields.get(name)
-            rows.append((_label(fd, name), _shown(rec.data[name], fd)))
+            rows.append((printed_label(fd, name), printed_value(rec.data[name], fd)))
         if rows:
             self.table(rows)
         for group in groups:
@@ -146,8 +146,8 @@ class _Writer:
             for a in sorted(group, key=lambda a: order.get(a.field, len(order))):  # form order
                 fd = fields.get(a.field)
                 self.line(
-                    f"    {_label(fd, a.field)}: {_shown(a.old, fd) or '(blank)'} -> "
-                    f"{_shown(a.new, fd) or '(blank)'}",
+                    f"    {printed_label(fd, a.field)}: {printed_value(a.old, fd) or '(blank)'} -> "
+                    f"{printed_value(a.new, fd) or '(blank)'}",
                     8.5,
                 )
         for s in sigs:
@@ -157,7 +157,7 @@ class _Writer:
             if fd is None or fd.type != "photo":
                 continue
             for ref in rec.data.get(name) or []:
-                self.photo(_label(fd, name), str(ref))
+                self.photo(printed_label(fd, name), str(ref))
 
     def photo(self, label: str, ref: str) -> None:
         check = evidence.check_photo(self.ds.store, ref)
@@ -191,11 +191,11 @@ class _Writer:
             self.line(f"{who}: {what}: {change}{reason}"[:800], 8, h=4)
 
 
-def _label(fd: Field | None, name: str) -> str:
+def printed_label(fd: Field | None, name: str) -> str:
     return fd.printed_label() if fd is not None else name
 
 
-def _shown(value: Any, fd: Field | None) -> str:
+def printed_value(value: Any, fd: Field | None) -> str:
     """A value as a reader says it: `37.3 C`; a choice by its label (the code is in the exports)."""
     if isinstance(value, dict) and "value" in value:
         return f"{value_text(value)} {value.get('unit') or ''}".strip()
@@ -258,6 +258,7 @@ def build(
         raise UsageError(f"{out} already exists; choose a new file name (an audit copy is never overwritten)")
     if participant and not ds.participant_exists(participant):
         raise Refused(f"unknown participant {participant} (no events about participant:{participant} here)")
+    kit = ids.key(kit) if kit else None  # as typed or scanned: one kit whatever the case
     record = (
         custody_record.build(ds.store, printed_by=printed_by, kit=kit, lot=lot, shipment=shipment)
         if custody

@@ -1,122 +1,47 @@
-"""The paper's analyses, recomputed from what was recorded (never from typed totals).
+"""The paper's analyses, recomputed from what was recorded (never from typed totals or entry order).
 
-Methods (as in the MEXCOVID pilot, stated again in every report):
-* continuous variables: median and interquartile range, 25th and 75th
-  percentiles by linear interpolation (numpy's default, R type 7);
-* before/after per participant for lymphocytes, CRP, IL-6, LDH, ALT,
-  creatinine, D-dimer and the CT score, with "improved in k of n" (a
-  participant counts when both values exist; improved means strictly in the
-  favourable direction: lymphocytes up, the others down);
-* CT score before vs after: Wilcoxon signed-rank, two-sided, zero
-  differences dropped (Wilcoxon's method); the exact null distribution when
-  there are at most 50 non-zero differences and no tied absolute
-  differences, else the normal approximation — the report names which;
-* biomarkers across time points (baseline vs after treatment) and vital
-  signs across the five dosing days: Kruskal–Wallis H test.
+The methods are the protocol's (``[analysis]``, `wardcrf.protocol_analysis`),
+stated again in every report, and can be overridden for a sensitivity
+analysis (`compute(..., quartiles=, paired_test=)`, the report then says so):
 
-"Baseline" is a participant's earliest baseline record of the form, "after"
-their latest post-treatment record.
+* continuous variables: median and interquartile range, quartiles by the
+  protocol's Hyndman–Fan type (`stats.QUARTILE_METHODS`);
+* endpoints before and after treatment, per participant, with "improved in
+  k of n" (a participant counts when both values exist; improved means
+  strictly in the endpoint's favourable direction);
+* which value is "before" and which "after" is decided by the visit windows:
+  a value labelled for the visit, sampled within the window around the
+  participant's first or last dose (by sample date), after the full regimen
+  when the window asks for it; among several, the latest (or earliest)
+  sample date. Values outside the window, before the regimen was complete,
+  without a sample date, or incomplete (not-evaluable parts, by the
+  endpoint's rule) are excluded and listed with the reason; the counts of
+  values used and excluded are shown;
+* paired endpoints: Wilcoxon signed-rank, exact conditional distribution
+  with ties by default (`stats.signed_rank`);
+* endpoints across time points (baseline vs after treatment) and vital
+  signs across the dosing days: Kruskal–Wallis H.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from ..clock import zone
 from ..exports.dataset import Dataset, Record, number, value_text
-from ..protocol import tr
+from ..protocol import Protocol, tr
+from ..protocol_analysis import Endpoint, Window
+from . import stats
 from .render import Doc, Table
 
-MARKERS: list[tuple[str, str, str, str]] = [
-    # key, label, form, direction that counts as improvement
-    ("lym", "Lymphocytes", "labs", "up"),
-    ("crp", "C-reactive protein", "labs", "down"),
-    ("il6", "Interleukin-6", "labs", "down"),
-    ("ldh", "Lactate dehydrogenase", "labs", "down"),
-    ("alt", "Alanine aminotransferase", "labs", "down"),
-    ("creat", "Creatinine", "labs", "down"),
-    ("ddimer", "D-dimer", "labs", "down"),
-    ("total", "CT score (0-72)", "ct_score", "down"),
-]
 VITALS = [
     ("temp", "Temperature"),
     ("pulse", "Heart rate"),
     ("resp", "Respiratory rate"),
     ("oxysat", "Oxygen saturation"),
 ]
-EXACT_MAX_N = 50
-
-
-def describe(values: list[float]) -> dict[str, Any]:
-    """n, median, 25th and 75th percentile (linear interpolation)."""
-    import numpy as np
-
-    if not values:
-        return {"n": 0, "median": None, "q1": None, "q3": None}
-    arr = np.asarray(values, dtype=float)
-    q1, med, q3 = np.percentile(arr, [25, 50, 75])
-    return {"n": len(values), "median": float(med), "q1": float(q1), "q3": float(q3)}
-
-
-def wilcoxon(before: list[float], after: list[float]) -> dict[str, Any]:
-    """Paired two-sided Wilcoxon signed-rank test, exact when valid; names the method used."""
-    from scipy import stats
-
-    diffs = [a - b for b, a in zip(before, after, strict=True)]
-    nonzero = [d for d in diffs if d != 0]
-    out: dict[str, Any] = {
-        "n_pairs": len(diffs),
-        "n_nonzero": len(nonzero),
-        "statistic": None,
-        "p": None,
-        "method": "",
-    }
-    if len(nonzero) < 1:
-        out["method"] = "not computed: no non-zero differences"
-        return out
-    abs_d = [abs(d) for d in nonzero]
-    ties = len(set(abs_d)) != len(abs_d)
-    method = "exact" if len(nonzero) <= EXACT_MAX_N and not ties else "approx"
-    res = stats.wilcoxon(before, after, zero_method="wilcox", alternative="two-sided", method=method)
-    out["statistic"] = float(res.statistic)
-    out["p"] = float(res.pvalue)
-    why = (
-        []
-        if method == "exact"
-        else (["tied absolute differences"] if ties else [])
-        + ([f"more than {EXACT_MAX_N} non-zero differences"] if len(nonzero) > EXACT_MAX_N else [])
-    )
-    out["method"] = "Wilcoxon signed-rank, two-sided, zero differences dropped; " + (
-        "exact null distribution"
-        if method == "exact"
-        else "normal approximation without continuity correction (" + ", ".join(why) + ")"
-    )
-    out["scipy_method"] = method
-    return out
-
-
-def kruskal(groups: dict[str, list[float]]) -> dict[str, Any]:
-    """Kruskal–Wallis H across groups (tie-corrected, as scipy computes it)."""
-    from scipy import stats
-
-    used = {k: v for k, v in groups.items() if v}
-    out: dict[str, Any] = {
-        "groups": {k: len(v) for k, v in used.items()},
-        "H": None,
-        "p": None,
-        "method": "Kruskal-Wallis H test (tie-corrected)",
-    }
-    if len(used) < 2:
-        out["note"] = "not computed: fewer than two groups with values"
-        return out
-    values = [x for v in used.values() for x in v]
-    if len(set(values)) == 1:
-        out["note"] = "not computed: all values identical"
-        return out
-    res = stats.kruskal(*used.values())
-    out["H"], out["p"] = float(res.statistic), float(res.pvalue)
-    return out
 
 
 @dataclass
@@ -126,174 +51,353 @@ class _Participant:
     age: float | None = None
     onset_to_admission: float | None = None
     onset_to_first_dose: float | None = None
+    dose_dates: list[date] = field(default_factory=list)  # local dates of the recorded doses, in time order
 
 
-def _local_date(text: Any) -> date | None:
-    t = value_text(text)
+def _local_date(value: Any, tz: str) -> date | None:
+    """A stored date or datetime as the ward's calendar date (a datetime with an offset is converted)."""
+    t = value_text(value)
     if not t:
         return None
     try:
-        return datetime.fromisoformat(t).date() if "T" in t else date.fromisoformat(t)
+        if "T" in t:
+            dt = datetime.fromisoformat(t)
+            return dt.astimezone(zone(tz)).date() if dt.tzinfo else dt.date()
+        return date.fromisoformat(t)
     except ValueError:
         return None
 
 
-def _first(
-    recs: list[Record], form: str, timepoint: str | None = None, *, last: bool = False
-) -> Record | None:
-    found = [
-        r for r in recs if r.form == form and (timepoint is None or r.data.get("timepoint") == timepoint)
-    ]
-    if not found:
-        return None
-    return found[-1] if last else found[0]
+def _last(recs: list[Record], form: str) -> Record | None:
+    found = [r for r in recs if r.form == form]
+    return found[-1] if found else None
 
 
-def compute(ds: Dataset) -> dict[str, Any]:
+@dataclass
+class _Value:
+    participant: str
+    record: str
+    visit: str
+    sampled: date | None
+    value: float
+    note: str = ""  # e.g. "prorated from 17 of 18 evaluable segments"
+
+
+@dataclass
+class _Selection:
+    """One endpoint's values per visit: the one used per participant, and every exclusion with its reason."""
+
+    used: dict[str, dict[str, _Value]] = field(default_factory=lambda: {"baseline": {}, "post_treatment": {}})
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    not_selected: dict[str, int] = field(default_factory=lambda: {"baseline": 0, "post_treatment": 0})
+    candidates: dict[str, int] = field(default_factory=lambda: {"baseline": 0, "post_treatment": 0})
+
+
+def _exclude(sel: _Selection, v: _Value, reason: str) -> None:
+    sel.excluded.append(
+        {
+            "participant": v.participant,
+            "record": v.record,
+            "visit": v.visit,
+            "date": v.sampled.isoformat() if v.sampled else None,
+            "value": v.value,
+            "reason": reason,
+        }
+    )
+
+
+def _window_check(w: Window, p: _Participant, sampled: date, doses_n: int) -> str | None:
+    """Why a value sampled on `sampled` does not count for window `w`, or None when it does."""
+    given = sum(1 for d in p.dose_dates if d <= sampled)
+    if w.regimen_complete and (len(p.dose_dates) < doses_n or given < doses_n):
+        return f"before the regimen was complete ({given} of {doses_n} doses given by the sample date)"
+    anchor = p.dose_dates[0] if w.relative_to == "first_dose" else p.dose_dates[-1]
+    day = (sampled - anchor).days
+    lo, hi = w.days
+    if not lo <= day <= hi:
+        which = "first" if w.relative_to == "first_dose" else "last"
+        return f"outside the {w.name.replace('_', '-')} window (day {day:+d} from the {which} dose; window {lo:+d} to {hi:+d})"
+    return None
+
+
+def _select(
+    ep: Endpoint,
+    windows: dict[str, Window],
+    people: dict[str, _Participant],
+    recs_by: dict[str, list[Record]],
+    doses_n: int,
+    tz: str,
+) -> _Selection:
+    sel = _Selection()
+    by_label = {w.timepoint: w for w in windows.values()}
+    for pid, p in people.items():
+        valid: dict[str, list[_Value]] = {"baseline": [], "post_treatment": []}
+        for rec in recs_by.get(pid, []):
+            if rec.form != ep.form:
+                continue
+            x = number(rec.data.get(ep.field))
+            w = by_label.get(value_text(rec.data.get(ep.timepoint_field)))
+            if x is None or w is None:
+                continue  # no value, or labelled for no analysed visit (e.g. "other")
+            sel.candidates[w.name] += 1
+            v = _Value(pid, rec.event_id, w.name, _local_date(rec.data.get(ep.date_field), tz), x)
+            if v.sampled is None:
+                _exclude(sel, v, "no sample date")
+                continue
+            why = _window_check(w, p, v.sampled, doses_n)
+            if why:
+                _exclude(sel, v, why)
+                continue
+            if ep.evaluable is not None:
+                ev = ep.evaluable
+                got = number(rec.data.get(ev.field))
+                what = ev.field.replace("_", " ")
+                if got is None or got < ev.of:
+                    shown = "unknown" if got is None else f"{int(got)} of {ev.of}"
+                    if ev.rule == "exclude" or got is None or got <= 0:
+                        _exclude(sel, v, f"incomplete: {shown} {what}")
+                        continue
+                    if ev.rule == "prorate":
+                        if ev.of - got > ev.max_missing:
+                            _exclude(
+                                sel, v, f"incomplete: {shown} {what} (more than {ev.max_missing} missing)"
+                            )
+                            continue
+                        v.value = round(x * ev.of / got, 2)
+                        v.note = f"prorated from {shown} {what} ({x:g} × {ev.of} / {int(got)})"
+                    else:
+                        v.note = f"used as recorded with {shown} {what}"
+            valid[w.name].append(v)
+        for visit, values in valid.items():
+            if not values:
+                continue
+            w = windows[visit]
+            dates = sorted({v.sampled for v in values if v.sampled})
+            chosen_date = dates[-1] if w.pick == "last" else dates[0]
+            same = [v for v in values if v.sampled == chosen_date]
+            if len({v.value for v in same}) > 1:
+                for v in same:
+                    _exclude(sel, v, f"conflicting values sampled the same day ({chosen_date.isoformat()})")
+                sel.not_selected[visit] += len(values) - len(same)
+                continue
+            sel.used[visit][pid] = same[-1]
+            sel.not_selected[visit] += len(values) - 1
+    return sel
+
+
+def _endpoint_unit(ds: Dataset, ep: Endpoint) -> str:
+    for fd in ds.form_fields(ep.form):
+        if fd.name == ep.field:
+            return fd.unit or ""
+    return ""
+
+
+def _methods(proto: Protocol, quartiles: str, paired_test: str, overridden: list[str]) -> dict[str, Any]:
+    plan = proto.analysis
+    out: dict[str, Any] = {
+        "summary": f"median and interquartile range (25th–75th percentile; {stats.QUARTILE_METHODS[quartiles][1]})",
+        "quartiles": quartiles,
+        "paired_test": paired_test,
+        "paired": f"{stats.PAIRED_TESTS[paired_test]}; {stats.ZERO_METHODS[plan.zero_differences]}",
+        "zero_differences": plan.zero_differences,
+        "across_time_points": "Kruskal–Wallis H test (tie-corrected)",
+        "windows": {name: w.describe() for name, w in plan.windows.items()},
+        "incomplete": {
+            f"{ep.form}.{ep.field}": ep.evaluable.describe(tr(ep.label))
+            for ep in plan.endpoints
+            if ep.evaluable
+        },
+        "source": "protocol [analysis]",
+    }
+    if overridden:
+        out["source"] = (
+            "protocol [analysis], with "
+            + ", ".join(overridden)
+            + " chosen for this report (sensitivity analysis)"
+        )
+    return out
+
+
+def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | None = None) -> dict[str, Any]:
     """Every number of the outcomes report, as data (the JSON output)."""
     proto = ds.active_protocol
-    people: list[_Participant] = []
-    paired: dict[str, dict[str, tuple[float | None, float | None]]] = {k: {} for k, *_ in MARKERS}
-    units: dict[str, str] = {}
+    plan = proto.analysis
+    overridden = []
+    if quartiles and quartiles != plan.quartiles:
+        overridden.append(f"quartiles {quartiles} (protocol: {plan.quartiles})")
+    if paired_test and paired_test != plan.paired_test:
+        overridden.append(f"paired test {paired_test} (protocol: {plan.paired_test})")
+    quartiles = quartiles or plan.quartiles
+    paired_test = paired_test or plan.paired_test
+    if quartiles not in stats.QUARTILE_METHODS:
+        raise ValueError(f"unknown quartile method {quartiles!r}")
+    tz = proto.schedule.zone
+    doses_n = proto.schedule.doses
+    people: dict[str, _Participant] = {}
+    recs_by: dict[str, list[Record]] = {}
     vitals: dict[str, dict[str, list[float | None]]] = {k: {} for k, _ in VITALS}
     vital_units: dict[str, str] = {}
-    doses_n = proto.schedule.doses
     for pid in ds.participants():
         recs = list(ds.records(participant=pid))
-        dosed = sorted((r for r in recs if r.form == "dose"), key=lambda r: value_text(r.data.get("start")))
-        if not dosed:
+        dose_dates = sorted(
+            d for d in (_local_date(r.data.get("start"), tz) for r in recs if r.form == "dose") if d
+        )
+        if not dose_dates:
             continue  # the analysis population: participants who received the product
-        p = _Participant(pid)
-        scr = _first(recs, "screening", last=True)
+        p = _Participant(pid, dose_dates=dose_dates)
+        scr = _last(recs, "screening")
         if scr:
             p.sex = value_text(scr.data.get("sex")) or None
             p.age = number(scr.data.get("age"))
-        demo = _first(recs, "demographics", last=True)
+        demo = _last(recs, "demographics")
         if demo:
-            onset = _local_date(demo.data.get("symptom_onset"))
-            adm = _local_date(demo.data.get("admission"))
-            first = _local_date(dosed[0].data.get("start"))
+            onset = _local_date(demo.data.get("symptom_onset"), tz)
+            adm = _local_date(demo.data.get("admission"), tz)
             if onset and adm:
                 p.onset_to_admission = float((adm - onset).days)
-            if onset and first:
-                p.onset_to_first_dose = float((first - onset).days)
-        people.append(p)
-        for key, _label, form, _dir in MARKERS:
-            before = _first(recs, form, "baseline")
-            after = _first(recs, form, "post_treatment", last=True)
-            b = number(before.data.get(key)) if before else None
-            a = number(after.data.get(key)) if after else None
-            for r in (before, after):
-                v = r.data.get(key) if r else None
-                if isinstance(v, dict) and v.get("unit"):
-                    units.setdefault(key, v["unit"])
-            if b is not None or a is not None:
-                paired[key][pid] = (b, a)
-        series: dict[str, list[float | None]] = {k: [None] * (2 * doses_n) for k, _ in VITALS}
-        for r in recs:
-            if r.form != "vitals":
-                continue
-            d = number(r.data.get("dose"))
-            tp = r.data.get("timepoint")
-            if d is None or not 1 <= d <= doses_n or tp not in ("pre_dose", "post_dose"):
-                continue
-            slot = 2 * (int(d) - 1) + (0 if tp == "pre_dose" else 1)
-            for k, _ in VITALS:
-                v = number(r.data.get(k))
-                if v is not None:
-                    series[k][slot] = v
-                    raw = r.data.get(k)
-                    if isinstance(raw, dict) and raw.get("unit"):
-                        vital_units.setdefault(k, raw["unit"])
-        for k, _ in VITALS:
-            if any(v is not None for v in series[k]):
-                vitals[k][pid] = series[k]
-    n = len(people)
-    sexes = {s: sum(1 for p in people if p.sex == s) for s in sorted({p.sex for p in people if p.sex})}
+            if onset:
+                p.onset_to_first_dose = float((dose_dates[0] - onset).days)
+        people[pid] = p
+        recs_by[pid] = recs
+        _collect_vitals(recs, doses_n, pid, vitals, vital_units)
+    plist = list(people.values())
+    sexes = {s: sum(1 for p in plist if p.sex == s) for s in sorted({p.sex for p in plist if p.sex})}
     demographics = {
-        "n": n,
+        "n": len(plist),
         "sex": sexes,
-        "age": describe([p.age for p in people if p.age is not None]),
-        "onset_to_admission_days": describe(
-            [p.onset_to_admission for p in people if p.onset_to_admission is not None]
+        "age": stats.describe([p.age for p in plist if p.age is not None], quartiles),
+        "onset_to_admission_days": stats.describe(
+            [p.onset_to_admission for p in plist if p.onset_to_admission is not None], quartiles
         ),
-        "onset_to_first_dose_days": describe(
-            [p.onset_to_first_dose for p in people if p.onset_to_first_dose is not None]
+        "onset_to_first_dose_days": stats.describe(
+            [p.onset_to_first_dose for p in plist if p.onset_to_first_dose is not None], quartiles
         ),
     }
-    markers = []
-    for key, label, form, direction in MARKERS:
-        rows = []
-        both_b: list[float] = []
-        both_a: list[float] = []
-        for pid, (b, a) in paired[key].items():
-            change = (a - b) if a is not None and b is not None else None
-            improved = None if change is None else (change > 0 if direction == "up" else change < 0)
-            rows.append({"participant": pid, "before": b, "after": a, "change": change, "improved": improved})
-            if a is not None and b is not None:
-                both_b.append(b)
-                both_a.append(a)
-        k_improved = sum(1 for r in rows if r["improved"])
-        entry: dict[str, Any] = {
-            "key": key,
-            "label": label,
-            "form": form,
-            "unit": units.get(key, ""),
-            "improves": direction,
-            "participants": rows,
-            "before": describe(both_b),
-            "after": describe(both_a),
-            "improved": k_improved,
-            "n_paired": len(both_b),
-            "summary": f"{'up' if direction == 'up' else 'down'} in {k_improved} of {len(both_b)}",
-            "kruskal": kruskal(
-                {
-                    "baseline": [b for b, _ in paired[key].values() if b is not None],
-                    "post_treatment": [a for _, a in paired[key].values() if a is not None],
-                }
-            ),
-        }
-        if key == "total":
-            entry["wilcoxon"] = (
-                wilcoxon(both_b, both_a)
-                if both_b
-                else {
-                    "n_pairs": 0,
-                    "n_nonzero": 0,
-                    "statistic": None,
-                    "p": None,
-                    "method": "not computed: no participant has both values",
-                }
-            )
-        markers.append(entry)
+    endpoints = [
+        _endpoint(
+            ds,
+            ep,
+            _select(ep, plan.windows, people, recs_by, doses_n, tz),
+            list(people),
+            quartiles,
+            paired_test,
+            plan.zero_differences,
+        )
+        for ep in plan.endpoints
+    ]
     vital_tests = {}
     for k, label in VITALS:
         groups: dict[str, list[float]] = {}
         for d in range(1, doses_n + 1):
-            after_dose = (series_k[2 * (d - 1) + 1] for series_k in vitals[k].values())
+            after_dose = (series[2 * (d - 1) + 1] for series in vitals[k].values())
             groups[f"day {d}"] = [v for v in after_dose if v is not None]
         vital_tests[k] = {
             "label": label,
             "unit": vital_units.get(k, ""),
-            "after_inhalation_by_day": {g: describe(v) for g, v in groups.items()},
-            "kruskal": kruskal(groups),
+            "after_inhalation_by_day": {g: stats.describe(v, quartiles) for g, v in groups.items()},
+            "kruskal": stats.kruskal(groups),
         }
     return {
         "protocol": {"id": proto.id, "version": proto.version, "title": tr(proto.title)},
         "site": ds.site_row["site"],
         "source": "hub" if ds.is_hub else "ward",
         "population": "participants with at least one recorded dose",
-        "methods": {
-            "summary": "median (IQR, 25th-75th percentile, linear interpolation)",
-            "paired": "Wilcoxon signed-rank (see wilcoxon.method)",
-            "across_time_points": "Kruskal-Wallis H test",
-        },
+        "methods": _methods(proto, quartiles, paired_test, overridden),
         "demographics": demographics,
-        "markers": markers,
+        "markers": endpoints,
         "vitals": vital_tests,
-        "vital_series": {k: v for k, v in vitals.items()},
+        "vital_series": vitals,
         "doses_per_participant": doses_n,
     }
+
+
+def _collect_vitals(
+    recs: list[Record],
+    doses_n: int,
+    pid: str,
+    vitals: dict[str, dict[str, list[float | None]]],
+    units: dict[str, str],
+) -> None:
+    series: dict[str, list[float | None]] = {k: [None] * (2 * doses_n) for k, _ in VITALS}
+    for r in recs:
+        if r.form != "vitals":
+            continue
+        d = number(r.data.get("dose"))
+        tp = r.data.get("timepoint")
+        if d is None or not 1 <= d <= doses_n or tp not in ("pre_dose", "post_dose"):
+            continue
+        slot = 2 * (int(d) - 1) + (0 if tp == "pre_dose" else 1)
+        for k, _ in VITALS:
+            v = number(r.data.get(k))
+            if v is not None:
+                series[k][slot] = v
+                raw = r.data.get(k)
+                if isinstance(raw, dict) and raw.get("unit"):
+                    units.setdefault(k, raw["unit"])
+    for k, _ in VITALS:
+        if any(v is not None for v in series[k]):
+            vitals[k][pid] = series[k]
+
+
+def _endpoint(
+    ds: Dataset, ep: Endpoint, sel: _Selection, order: list[str], quartiles: str, paired_test: str, zeros: str
+) -> dict[str, Any]:
+    base, post = sel.used["baseline"], sel.used["post_treatment"]
+    rows = []
+    both_b: list[float] = []
+    both_a: list[float] = []
+    for pid in (x for x in order if x in base or x in post):
+        b, a = base.get(pid), post.get(pid)
+        change = (a.value - b.value) if a and b else None
+        improved = None if change is None else (change > 0 if ep.improves == "up" else change < 0)
+        rows.append(
+            {
+                "participant": pid,
+                "before": b.value if b else None,
+                "after": a.value if a else None,
+                "change": change,
+                "improved": improved,
+                "before_date": b.sampled.isoformat() if b and b.sampled else None,
+                "after_date": a.sampled.isoformat() if a and a.sampled else None,
+                "before_record": b.record if b else None,
+                "after_record": a.record if a else None,
+                "notes": [x.note for x in (b, a) if x and x.note],
+            }
+        )
+        if a and b:
+            both_b.append(b.value)
+            both_a.append(a.value)
+    k = sum(1 for r in rows if r["improved"])
+    counts = {
+        visit: {
+            "labelled": sel.candidates[visit],
+            "used": len(sel.used[visit]),
+            "excluded": sum(1 for x in sel.excluded if x["visit"] == visit),
+            "not_selected": sel.not_selected[visit],
+        }
+        for visit in ("baseline", "post_treatment")
+    }
+    entry: dict[str, Any] = {
+        "key": ep.field,
+        "form": ep.form,
+        "label": tr(ep.label),
+        "unit": _endpoint_unit(ds, ep),
+        "improves": ep.improves,
+        "participants": rows,
+        "before": stats.describe(both_b, quartiles),
+        "after": stats.describe(both_a, quartiles),
+        "improved": k,
+        "n_paired": len(both_b),
+        "summary": f"{ep.improves} in {k} of {len(both_b)}",
+        "values": counts,
+        "excluded": sel.excluded,
+        "kruskal": stats.kruskal(
+            {"baseline": [v.value for v in base.values()], "post_treatment": [v.value for v in post.values()]}
+        ),
+    }
+    if ep.paired_test:
+        entry["wilcoxon"] = stats.signed_rank(both_b, both_a, test=paired_test, zeros=zeros).as_json()
+    return entry
 
 
 def _miqr(d: dict[str, Any], unit: str = "") -> str:
@@ -301,6 +405,10 @@ def _miqr(d: dict[str, Any], unit: str = "") -> str:
         return "—"
     u = f" {unit}" if unit else ""
     return f"{d['median']:.4g}{u} (IQR {d['q1']:.4g}–{d['q3']:.4g}), n={d['n']}"
+
+
+def _kw_text(kw: dict[str, Any]) -> str:
+    return "—" if kw["p"] is None else f"H={kw['H']:.3f}, {stats.format_p(kw['p'])}"
 
 
 def document(data: dict[str, Any]) -> Doc:
@@ -311,18 +419,18 @@ def document(data: dict[str, Any]) -> Doc:
         f"{data['protocol']['title']}. Computed by wardcrf from the records on {data['source']} "
         f"{data['site']}; population: {data['population']}.",
     )
+    m = data["methods"]
     s = doc.section("Methods")
     s.text += [
-        "Continuous variables: median and interquartile range (25th–75th percentile, linear interpolation).",
-        "Per participant before (earliest baseline record) and after (latest post-treatment record); "
-        "'improved' means lymphocytes up, every other marker and the CT score down.",
-        "CT score before vs after: "
-        + (
-            next(m for m in data["markers"] if m["key"] == "total").get("wilcoxon", {}).get("method")
-            or "not computed"
-        )
-        + ".",
-        "Biomarkers across time points and vital signs across dosing days: Kruskal–Wallis H test.",
+        f"Methods from the {m['source']}.",
+        f"Continuous variables: {m['summary']}.",
+        *(f"Visit window, {t}." for t in m["windows"].values()),
+        *(f"Incomplete measurements, {t}." for t in m["incomplete"].values()),
+        "Per participant before and after; 'improved' means strictly in the endpoint's favourable direction "
+        "(stated per endpoint); a participant counts when both values exist.",
+        f"Paired endpoints before vs after: {m['paired']}; two-sided.",
+        "Endpoints across time points and vital signs across dosing days: Kruskal–Wallis H test (tie-corrected).",
+        "P-values below 0.0001 are given as p < 0.0001.",
     ]
     d = data["demographics"]
     s = doc.section("Participants")
@@ -340,78 +448,128 @@ def document(data: dict[str, Any]) -> Doc:
     )
     s = doc.section("Before and after treatment")
     summary_rows = []
-    for m in data["markers"]:
-        kw = m["kruskal"]
+    for e in data["markers"]:
+        word = "up" if e["improves"] == "up" else "down"
         summary_rows.append(
             [
-                m["label"],
-                m["unit"],
-                _miqr(m["before"]),
-                _miqr(m["after"]),
-                f"improved in {m['improved']} of {m['n_paired']}",
-                "—" if kw["p"] is None else f"H={kw['H']:.3f}, p={kw['p']:.4f}",
+                e["label"],
+                e["unit"],
+                _miqr(e["before"]),
+                _miqr(e["after"]),
+                f"{word} (improved) in {e['improved']} of {e['n_paired']}",
+                _kw_text(e["kruskal"]),
             ]
         )
     s.tables.append(
         Table(
-            ["marker", "unit", "before median (IQR)", "after median (IQR)", "participants", "Kruskal–Wallis"],
+            [
+                "endpoint",
+                "unit",
+                "before median (IQR)",
+                "after median (IQR)",
+                "participants",
+                "Kruskal–Wallis",
+            ],
             summary_rows,
         )
     )
-    for m in data["markers"]:
+    count_rows = []
+    for e in data["markers"]:
+        for visit, c in e["values"].items():
+            count_rows.append(
+                [
+                    e["label"],
+                    visit.replace("_", "-"),
+                    c["labelled"],
+                    c["used"],
+                    c["excluded"],
+                    c["not_selected"],
+                ]
+            )
+    s.tables.append(
+        Table(
+            ["endpoint", "visit", "values labelled", "used", "excluded", "in window, not selected"],
+            count_rows,
+            caption="Values per visit: used (one per participant) and excluded by the stated rules",
+        )
+    )
+    excluded = [
+        [
+            e["label"],
+            x["participant"],
+            x["visit"].replace("_", "-"),
+            x["date"] or "—",
+            x["value"],
+            x["reason"],
+        ]
+        for e in data["markers"]
+        for x in e["excluded"]
+    ]
+    if excluded:
+        s.tables.append(
+            Table(
+                ["endpoint", "participant", "visit", "sample date", "value", "excluded because"],
+                excluded,
+                caption="Excluded values",
+            )
+        )
+    for e in data["markers"]:
         rows = [
             [
                 r["participant"],
                 r["before"],
+                r["before_date"] or "—",
                 r["after"],
+                r["after_date"] or "—",
                 r["change"],
                 "—" if r["improved"] is None else "yes" if r["improved"] else "no",
+                "; ".join(r["notes"]) or "",
             ]
-            for r in m["participants"]
+            for r in e["participants"]
         ]
         s.tables.append(
             Table(
-                ["participant", "before", "after", "change", "improved"],
+                ["participant", "before", "sampled", "after", "sampled", "change", "improved", "note"],
                 rows,
-                caption=f"{m['label']} ({m['unit'] or 'no unit'}): improved in "
-                f"{m['improved']} of {m['n_paired']}",
+                caption=f"{e['label']} ({e['unit'] or 'no unit'}): improved in {e['improved']} of {e['n_paired']}",
             )
         )
-    ct = next(m for m in data["markers"] if m["key"] == "total")
-    s = doc.section("CT score")
-    w = ct.get("wilcoxon") or {}
-    if w.get("p") is not None:
-        s.text.append(
-            f"Median {ct['before']['median']:.4g} before and {ct['after']['median']:.4g} after; "
-            f"Wilcoxon signed-rank W = {w['statistic']:.4g}, p = {w['p']:.4f} "
-            f"({w['n_nonzero']} non-zero of {w['n_pairs']} pairs; {w['method']})."
+    for e in data["markers"]:
+        w = e.get("wilcoxon")
+        if w is None:
+            continue
+        s = doc.section(e["label"])
+        if w.get("p") is not None:
+            s.text.append(
+                f"Median {e['before']['median']:.4g} before and {e['after']['median']:.4g} after; "
+                f"Wilcoxon signed-rank W = {w['statistic']:.4g} (W+ = {w['w_plus']:.4g}, W− = {w['w_minus']:.4g}), "
+                f"{w['p_text']} ({w['n_nonzero']} non-zero of {w['n_pairs']} pairs; {w['method']})."
+            )
+        else:
+            s.text.append(f"{w['method']}.")
+        s.svgs.append(
+            svg.before_after(
+                f"{e['label']} per participant",
+                {
+                    r["participant"]: (r["before"], r["after"])
+                    for r in e["participants"]
+                    if r["before"] is not None and r["after"] is not None
+                },
+                e["unit"],
+                x_title="timepoint (baseline / after treatment)",
+                y_title=f"{e['label']} ({e['unit']})" if e["unit"] else e["label"],
+            )
         )
-    else:
-        s.text.append(f"Wilcoxon signed-rank: {w.get('method') or 'not computed'}.")
-    s.svgs.append(
-        svg.before_after(
-            "CT score per participant",
-            {
-                r["participant"]: (r["before"], r["after"])
-                for r in ct["participants"]
-                if r["before"] is not None and r["after"] is not None
-            },
-            "",
-            x_title="timepoint (baseline / after treatment)",
-            y_title="CT severity score (0-72)",
-        )
-    )
-    s = doc.section("Vital signs over the five dosing days")
+    s = doc.section("Vital signs over the dosing days")
     rows = []
     for v in data["vitals"].values():
-        kw = v["kruskal"]
         rows.append(
             [
                 v["label"],
                 v["unit"],
                 ", ".join(f"{g}: {_miqr(x)}" for g, x in v["after_inhalation_by_day"].items() if x["n"])
                 or "—",
-                "—" if kw["p"] is None else f"H={kw['H']:.3f}, p={kw['p']:.4f}",
+                _kw_text(v["kruskal"]),
             ]
         )
     s.tables.append(

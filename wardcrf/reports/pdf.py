@@ -265,7 +265,12 @@ class Document:
 
         if self.pdf.get_y() > 230:
             self.pdf.add_page()
-        self.pdf.image(io.BytesIO(data), w=w)
+        x, y = self.pdf.get_x(), self.pdf.get_y()
+        info = self.pdf.image(io.BytesIO(data), w=w)
+        # a thin frame: a photographed white page must not melt into the paper
+        self.pdf.set_draw_color(150, 150, 150)
+        self.pdf.rect(x, y, info.rendered_width, info.rendered_height)
+        self.pdf.set_draw_color(0, 0, 0)
         self.pdf.ln(1)
 
     def save(self, out: Path) -> None:

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from .. import ids
+from .. import ids, text
 from ..clock import now_utc, zone
 from ..errors import Refused
 from ..eventlog import Event
 from ..protocol import Protocol
+from ..records import form_actions
 from ..site import Session
 from ..store import Store
 
@@ -100,7 +101,7 @@ def require_participant(store: Store, pid: str | None) -> Participant:
         raise Refused("this form belongs to a participant: give --participant ID")
     p = get_participant(store, pid)
     if p is None:
-        raise Refused(f"unknown participant {pid} (see `wardcrf participant list`)")
+        raise Refused(f"unknown participant {text.excerpt(pid)} (see `wardcrf participant list`)")
     return p
 
 
@@ -159,7 +160,8 @@ def rule(form: str, **kwargs: Any) -> Callable[[Check], Check]:
     """Register `fn` as the check of `form` with the given `FormRule` settings."""
 
     def register(fn: Check) -> Check:
-        RULES[form] = FormRule(check=fn, **kwargs)
+        RULES[form] = rule_ = FormRule(check=fn, **kwargs)
+        form_actions(form, submit=rule_.action, amend=rule_.amend_action)
         return fn
 
     return register

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .. import ids
 from .. import protocol as protocols
+from ..clock import zone
 from ..errors import Refused, ValidationFailed, WardError
 from ..site import Session
 from . import service, status
@@ -85,6 +86,26 @@ class KitCheck:
 
 
 @dataclass
+class DayCheck:
+    """Whether a dose may be given today, decided before anything is typed (the wizard's step 1).
+
+    `ok` False: `reason` is the rule's refusal, as saving would word it
+    (DSMG hold, all doses given, no negative skin test, one dose per day,
+    not enrolled or no longer eligible). `ok` True: the dose's number, due
+    time and the window a dose starting at `start` falls in ("early",
+    "late" — recorded as a deviation — or "on_time").
+    """
+
+    ok: bool
+    reason: str | None = None
+    dose_number: int | None = None
+    due: str | None = None
+    start: str | None = None
+    window: str | None = None
+    minutes_outside: int = 0
+
+
+@dataclass
 class DoseVisit:
     """What a dose visit records (or, for a dry run, would record)."""
 
@@ -99,6 +120,8 @@ class DoseVisit:
     ae_expected: list[str]
     events: dict[str, str] = field(default_factory=dict)  # part -> event id; empty for a dry run
     saved: bool = False
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    """Soft warnings (`wardcrf.plausibility`) of the visit's records: part, code, fields, message."""
 
 
 class _DryRun(Exception):
@@ -136,6 +159,43 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
     except Refused as exc:
         return KitCheck(kit, False, exc.message, _lot_of(session, kit))
     return KitCheck(kit, True, None, _lot_of(session, kit))
+
+
+def check_day(session: Session, participant: str, when: datetime | None = None) -> DayCheck:
+    """The rules of the day for this participant's next dose starting at `when` (default now).
+
+    The same rules the dose record is checked against (`dosing.day_check`),
+    so a refusal here is the refusal a save would give, before a kit is
+    scanned or a vital typed. A missing permission raises `PermissionDenied`.
+    """
+    from .base import RuleContext
+    from .dosing import day_check, due_time, window_of
+
+    session.require("dose.record", what="record doses")
+    p = require_participant(session.store, participant)
+    proto = protocols.active(session.store)
+    start = (when or now()).astimezone(zone(session.ctx.zone))
+    ctx = RuleContext(session, proto, "dose", p, now())
+    try:
+        number = day_check(ctx, start)
+    except Refused as exc:
+        return DayCheck(False, exc.message, start=start.isoformat(timespec="seconds"))
+    sched = proto.schedule
+    due = due_time(date.fromisoformat(str(p.enrolled_on)), number, sched.time, sched.zone)
+    window = window_of(start, due, sched.window_minutes)
+    outside = 0
+    if window != "on_time":
+        edge = due + timedelta(minutes=sched.window_minutes * (1 if window == "late" else -1))
+        outside = int(abs((start - edge).total_seconds()) // 60)
+    return DayCheck(
+        True,
+        None,
+        number,
+        due.isoformat(timespec="seconds"),
+        start.isoformat(timespec="seconds"),
+        window,
+        outside,
+    )
 
 
 def _lot_of(session: Session, kit: str) -> str | None:
@@ -187,6 +247,8 @@ def record_dose_visit(
         "post_dose_check": _fixed(post_dose_check, "post_dose_check", {"dose": number}),
     }
     events: dict[str, str] = {}
+    warned: list[dict[str, Any]] = []
+    told = len(session.warnings)
     dose_data: dict[str, Any] = {}
     try:
         with session.store.transaction():
@@ -204,12 +266,15 @@ def record_dose_visit(
                 except WardError as exc:
                     raise VisitPartRefused(part, exc) from exc
                 events[part] = ev.id
+                warned += [{"part": part, **w} for w in ev.body.get("warnings") or []]
                 if part == "dose":
                     dose_data = dict(ev.body["data"])
             visit = _visit(session, p.id, dose_data, raws["post_dose_check"], before["deviations"])
+            visit.warnings = warned
             if dry_run:
                 raise _DryRun(visit)
     except _DryRun as done:
+        del session.warnings[told:]  # nothing was saved: nothing to tell after the session
         return done.visit
     visit.events = events
     visit.saved = True

@@ -27,12 +27,12 @@ from typing import Any
 from .. import audit, ids, roles, users
 from ..audit import CheckResult
 from ..clock import zone
-from ..errors import Refused
+from ..errors import Refused, ValidationFailed
 from ..forms import plain
 from ..records import RecordState, form_hook
 from ..store import Store
 from . import safety
-from .base import RuleContext, records_of, rule
+from .base import Participant, RuleContext, records_of, rule
 
 DoseGate = Callable[[Store, str, datetime], None]
 dose_gates: list[DoseGate] = []
@@ -150,12 +150,8 @@ def skin_test_gate(ctx: RuleContext, pid: str, start: datetime) -> None:
 # -- dose ---------------------------------------------------------------------------------------
 
 
-@rule("dose", action="dose.record")
-def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    """Sequencing, count, one per day, kit not reused, gates; computes number, day and window."""
-    p = ctx.participant
-    assert p is not None
-    sched = ctx.protocol.schedule
+def _may_be_dosed(ctx: RuleContext, p: Participant) -> None:
+    """Enrolled, and still eligible (refused otherwise)."""
     if not p.enrolled_on:
         raise Refused(f"{p.id} is not enrolled; a dose needs an enrolled participant")
     if p.eligible is False and not ctx.amending:
@@ -164,6 +160,61 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
             f"since the screening {p.screening_event} was corrected; no further dose is given. "
             "If the correction is wrong, amend the screening; otherwise the investigator records the deviation"
         )
+
+
+def _after_enrollment(ctx: RuleContext, start: datetime, enrolled: date) -> None:
+    if start.date() <= enrolled:
+        ctx.problem(
+            "start",
+            f"{start.date()} is not after the enrollment day {enrolled} (dose 1 is on day 1)",
+        )
+
+
+def day_rules(ctx: RuleContext, p: Participant, start: datetime, others: list[dict[str, Any]]) -> int:
+    """The rules of the day a dose starts on; returns its number (raises `Refused`).
+
+    No DSMG hold, doses left, a negative skin test before it, and one dose per
+    day. They depend only on the participant and the start, so the dose
+    wizard checks them when it opens (`dose_visit.check_day`), before anything
+    is typed, with the words the save would use.
+    """
+    if ctx.amending:
+        number = int(ctx.store.scalar("SELECT dose_number FROM doses WHERE event_id = ?", (ctx.amending,)))
+    else:
+        sched = ctx.protocol.schedule
+        safety.require_no_hold(ctx.store, "record a dose")
+        if len(others) >= sched.doses:
+            raise Refused(f"{p.id} has had all {sched.doses} doses; dose {len(others) + 1} is refused")
+        number = len(others) + 1
+        skin_test_gate(ctx, p.id, start)
+    for d in others:
+        if ctx.local(d["start"]).date() == start.date():
+            raise Refused(
+                f"{p.id} already had dose {d['dose_number']} on {start.date()} "
+                f"(record {d['event_id']}); one dose per day"
+            )
+    return number
+
+
+def day_check(ctx: RuleContext, start: datetime) -> int:
+    """Every rule of the dose's day for `ctx.participant` at `start` (raises `Refused`;
+    a problem with the start itself is a `ValidationFailed`); returns the dose number."""
+    p = ctx.participant
+    assert p is not None
+    _may_be_dosed(ctx, p)
+    _after_enrollment(ctx, start, date.fromisoformat(str(p.enrolled_on)))
+    if ctx.problems:
+        raise ValidationFailed(dict(ctx.problems), form="dose")
+    return day_rules(ctx, p, start, doses_of(ctx.store, p.id))
+
+
+@rule("dose", action="dose.record")
+def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    """Sequencing, count, one per day, kit not reused, gates; computes number, day and window."""
+    p = ctx.participant
+    assert p is not None
+    sched = ctx.protocol.schedule
+    _may_be_dosed(ctx, p)
     given_by = v.get("given_by") or ctx.session.user
     user = users.get(ctx.store, given_by)
     if user is None or not user["active"]:
@@ -182,29 +233,14 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
             "end",
             f"{end.isoformat(timespec='minutes')} is before the start {start.isoformat(timespec='minutes')}",
         )
-    enrolled = date.fromisoformat(p.enrolled_on)
-    if start and start.date() <= enrolled:
-        ctx.problem(
-            "start",
-            f"{start.date()} is not after the enrollment day {enrolled} (dose 1 is on day 1)",
-        )
+    enrolled = date.fromisoformat(str(p.enrolled_on))
+    if start:
+        _after_enrollment(ctx, start, enrolled)
     if ctx.problems or start is None:
         return {}
     others = [d for d in doses_of(ctx.store, p.id) if d["event_id"] != ctx.amending]
-    if ctx.amending:
-        number = int(ctx.store.scalar("SELECT dose_number FROM doses WHERE event_id = ?", (ctx.amending,)))
-    else:
-        safety.require_no_hold(ctx.store, "record a dose")
-        if len(others) >= sched.doses:
-            raise Refused(f"{p.id} has had all {sched.doses} doses; dose {len(others) + 1} is refused")
-        number = len(others) + 1
-        skin_test_gate(ctx, p.id, start)
+    number = day_rules(ctx, p, start, others)
     for d in others:
-        if ctx.local(d["start"]).date() == start.date():
-            raise Refused(
-                f"{p.id} already had dose {d['dose_number']} on {start.date()} "
-                f"(record {d['event_id']}); one dose per day"
-            )
         if d["dose_number"] < number and ctx.local(d["start"]) > start:
             ctx.problem("start", f"before dose {d['dose_number']} ({d['start']})")
         if d["dose_number"] > number and ctx.local(d["start"]) < start:

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import Refused
 from ..eventlog import Event
 from ..forms import plain
-from ..records import RecordState, form_hook
+from ..records import RecordState, form_actions, form_hook
 from ..site import Session
 from ..store import Store
 from .base import RULES, FormRule, RuleContext, records_of, require_participant, rule
@@ -282,6 +282,7 @@ def _covers(ae: dict[str, Any], code: str, dose: Any, day: str) -> bool:
 
 # Not a record: `service.submit` turns the signoff form into an e-signature.
 RULES["signoff"] = FormRule(action="casebook.signoff", amend_action="casebook.signoff", needs_consent=False)
+form_actions("signoff", submit="casebook.signoff", amend="casebook.signoff")
 
 
 def sign_off(session: Session, participant: str, *, password: str, note: str | None = None) -> Event:

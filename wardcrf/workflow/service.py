@@ -12,15 +12,16 @@ is reported at once in a `ValidationFailed`; a sequencing rule is one
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .. import plausibility, records, text
 from .. import protocol as protocols
-from .. import records
 from ..canonical import dumps
 from ..errors import AuthError, Refused, UsageError, ValidationFailed
 from ..eventlog import Event, get
 from ..forms import Context, check
+from ..plausibility import SoftWarning
 from ..site import Session
 from .base import PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
 from .idclash import CREATES as CREATES_PARTICIPANT
@@ -75,6 +76,8 @@ class Prepared:
     problems: dict[str, str]
     subject: str | None
     ctx: RuleContext | None
+    warnings: list[SoftWarning] = field(default_factory=list)
+    """Allowed but implausible values (`wardcrf.plausibility`): shown, stored with the record, never refusing."""
 
 
 def _prepare(
@@ -128,14 +131,18 @@ def _prepare(
     computed: dict[str, Any] = {}
     if rule.check and (p is not None or new_pid is not None or not rule.participant):
         computed = rule.check(rctx, dict(checked.values)) or {}
+    values = _ordered(definition, {**checked.values, **computed})
     return Prepared(
         form=form,
-        values=_ordered(definition, {**checked.values, **computed}),
+        values=values,
         computed=computed,
         overrides=checked.overrides,
         problems=rctx.problems,
         subject=f"participant:{p.id if p else new_pid}" if rule.participant else None,
         ctx=rctx,
+        warnings=plausibility.evaluate(
+            session.store, proto, form, values, now=moment, zone_name=session.ctx.zone
+        ),
     )
 
 
@@ -220,6 +227,7 @@ def submit(
             # New records are captured under the protocol version they were checked against.
             session.protocol = prep.ctx.protocol.ref
             extra: dict[str, Any] = {"overrides": prep.overrides} if prep.overrides else {}
+            extra.update(plausibility.noted(form, prep.warnings, session.warnings))
             if form == "consent":
                 # Whether this laptop allocated the id (True) or re-consents a participant
                 # it holds (False): where logs meet, another laptop's allocation of the
@@ -254,6 +262,7 @@ def amend(
     """
     if not reason or not reason.strip():
         raise UsageError("an amendment needs a reason (--reason): what was wrong and why it changes")
+    text.check(reason.strip(), field="reason")
     with session.store.transaction():
         # Checked and written under one write lock; a photo imported for the
         # correction is stored only if the amendment is.
@@ -300,10 +309,22 @@ def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: s
     for k, value in computed.items():
         if dumps(rec.data.get(k)) != dumps(value):
             changes[k] = value
-    extra = {"overrides": checked.overrides} if checked.overrides else None
+    extra: dict[str, Any] = {"overrides": checked.overrides} if checked.overrides else {}
+    warnings = plausibility.evaluate(
+        session.store,
+        proto,
+        rec.form,
+        {**merged, **computed},
+        now=moment,
+        zone_name=session.ctx.zone,
+        record=event_id,
+    )
+    # Only what this correction touches: a warning the original record already carried is not news.
+    touched = [w for w in warnings if set(w.fields) & set(changes)]
+    extra.update(plausibility.noted(rec.form, touched, session.warnings))
     # The amendment itself is captured under the site's active protocol version.
     session.protocol = protocols.active(session.store).ref
-    return records.amend(session, event_id, changes, reason.strip(), extra=extra)
+    return records.amend(session, event_id, changes, reason.strip(), extra=extra or None)
 
 
 def _signoff(

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from .. import protocol as protocols
+from .. import text
 from ..clock import zone
 from ..errors import Refused
 from ..site import Session
@@ -113,7 +115,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     """Everything a ward needs to know about one participant now."""
     p = get_participant(store, pid)
     if p is None:
-        raise Refused(f"unknown participant {pid} (see `wardcrf participant list`)")
+        raise Refused(f"unknown participant {text.excerpt(pid)} (see `wardcrf participant list`)")
     pid = p.id  # as stored, whatever case or padding was typed
     proto = protocols.active(store)
     sched = proto.schedule
@@ -243,65 +245,171 @@ def list_row(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_participants(session: Session) -> list[dict[str, Any]]:
-    """Every participant's line of the ward list (see `list_rows`)."""
+    """Every participant's line of the ward list (see `list_rows`), by participant number."""
     session.require("record.read", what="read participants")
     return list_rows(session.store, now())
 
 
-def list_rows(store: Store, at: datetime) -> list[dict[str, Any]]:
-    """`list_row(summary(store, pid, at))` for every participant, in a handful of queries.
+def find_participant(session: Session, typed: str) -> str | None:
+    """The participant a typed or scanned id names, or None.
 
-    The dashboard lists the whole ward after every sign-in; asking `summary`
+    The id itself in any case, padded (a wristband scan, a hurried typist),
+    or only its number when exactly one participant has it ("7", "007" ->
+    WUH01-007 on a one-site laptop).
+    """
+    session.require("record.read", what="read participants")
+    found = get_participant(session.store, typed)
+    if found is not None:
+        return found.id
+    text = typed.strip()
+    if text.isdigit():
+        rows = session.store.rows("SELECT id FROM participants WHERE number = ?", (int(text),))
+        if len(rows) == 1:
+            return str(rows[0]["id"])
+    return None
+
+
+URGENCY = {"overdue": 0, "due now": 1, "upcoming": 3, "held": 4}
+"""The ward list's order: what needs doing soonest first (post-dose vitals owed rank 2)."""
+
+
+def ward_order(row: dict[str, Any]) -> tuple[int, float, str]:
+    """Sort key of a ward-list row: overdue (longest first), due now (least time left
+    first), post-dose vitals owed, upcoming (soonest first), held, then the rest."""
+    nd = row.get("next_dose") or {}
+    state = nd.get("state")
+    rank = URGENCY.get(state, 5) if state else 5
+    when = 0.0
+    if state in ("overdue", "due now") and nd.get("window"):
+        when = datetime.fromisoformat(str(nd["window"][1])).timestamp()
+    elif state == "upcoming" and nd.get("due"):
+        when = datetime.fromisoformat(str(nd["due"])).timestamp()
+    if rank > 2 and row.get("post_dose_vitals_due"):
+        rank, when = 2, 0.0
+    return rank, when, str(row.get("id", ""))
+
+
+FIRST_SCREEN = 60
+"""Participants on the dashboard's first screen (more than a 120x40 terminal shows)."""
+
+
+def ward_page(
+    session: Session, offset: int = 0, limit: int | None = FIRST_SCREEN, at: datetime | None = None
+) -> dict[str, Any]:
+    """A page of the ward list in ward order, with the totals its title shows.
+
+    What needs doing soonest comes first: overdue (longest first), due now
+    (least time left first), post-dose vitals owed, upcoming (soonest first),
+    held, then everyone else by id. Returns ``{"total", "attention",
+    "offset", "rows"}``: `rows` are `list_row`s (the same as `list_rows`
+    gives) of `limit` participants from `offset` (None: all); `total` is
+    every participant on the site and `attention` those due now, overdue or
+    owing post-dose vitals. The order and totals come from the indexed ward
+    queue (`wardqueue`), so the first screen costs the same on a site of
+    45,000 participants as on one of 500.
+    """
+    session.require("record.read", what="read participants")
+    from . import wardqueue
+
+    store = session.store
+    at = at or now()
+    got = wardqueue.page(store, at, max(0, offset), limit, dsmg_hold=safety.hold(store) is not None)
+    rows = list_rows(store, at, only=got.ids) if got.ids else []
+    return {"total": got.total, "attention": got.attention, "offset": offset, "rows": rows}
+
+
+def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
+    """(" AND column IN (?, ...)", values), or no condition for every value (None)."""
+    if values is None:
+        return "", ()
+    return f" AND {column} IN ({','.join('?' * len(values))})", tuple(values)
+
+
+def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list[dict[str, Any]]:
+    """`list_row(summary(store, pid, at))` for every participant (or those in `only`, in that order),
+    in a handful of queries.
+
+    The dashboard lists the ward after every sign-in; asking `summary`
     per participant costs about ten queries each (seconds on a big site).
     This reads each projection once and applies the same rules (`status_of`,
     `consent_state`, `dose_schedule`, `post_dose_vitals_due`, `_open_ae`);
-    a test compares the two on the demo site and a generated one.
+    a test compares the two on the demo site and a generated one. With
+    `only`, every query reads those participants' rows alone (a page of the
+    ward list: `ward_page`).
     """
     proto = protocols.active(store)
     sched = proto.schedule
-    people = [participant_from_row(r) for r in store.rows("SELECT * FROM participants ORDER BY number")]
+    by_id, ids = _in("id", only)
+    people = [
+        participant_from_row(r)
+        for r in store.rows(f"SELECT * FROM participants WHERE 1 = 1{by_id} ORDER BY number", ids)
+    ]
+    if only is not None:
+        place = {pid: i for i, pid in enumerate(only)}
+        people.sort(key=lambda p: place[p.id])
     if not people:
         return []
+    by_participant, pids = _in("participant", only)
+    subjects = None if only is None else [f"participant:{pid}" for pid in only]
+    by_subject, subs = _in("subject", subjects)
     consent_signers: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for target, user, meaning in store.execute(
         "SELECT target_event, user_id, meaning FROM signatures"
-        " WHERE target_event IN (SELECT consent_event FROM participants)"
+        f" WHERE target_event IN (SELECT consent_event FROM participants WHERE 1 = 1{by_id})",
+        ids,
     ):
         consent_signers[target].append((user, meaning))
     doses: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in store.rows("SELECT participant, dose_number, window FROM doses ORDER BY dose_number, start"):
+    for r in store.rows(
+        f"SELECT participant, dose_number, window FROM doses WHERE 1 = 1{by_participant}"
+        " ORDER BY dose_number, start",
+        pids,
+    ):
         doses[r["participant"]].append(r)
     particles = dict(
-        store.execute("SELECT participant, coalesce(sum(particles), 0) FROM doses GROUP BY participant")
+        store.execute(
+            "SELECT participant, coalesce(sum(particles), 0) FROM doses"
+            f" WHERE 1 = 1{by_participant} GROUP BY participant",
+            pids,
+        )
     )
     post_taken: dict[str, set[int]] = defaultdict(set)
     for pid, n in store.execute(
         "SELECT participant, dose FROM vitals WHERE timepoint = 'post_dose' AND dose IS NOT NULL"
+        + by_participant,
+        pids,
     ):
         post_taken[pid].add(n)
     first_positive: dict[str, str] = {}
     for subject, event_id, data in store.execute(
         "SELECT r.subject, r.event_id, r.data FROM records r JOIN events e ON e.id = r.event_id"
-        " WHERE r.form = 'skin_test' ORDER BY e.pos"
+        f" WHERE r.form = 'skin_test'{by_subject.replace('subject', 'r.subject')} ORDER BY e.pos",
+        subs,
     ):
         pid = (subject or "").removeprefix("participant:")
         if pid not in first_positive and json.loads(data).get("result") == "positive":
             first_positive[pid] = event_id
     open_aes: Counter[str] = Counter(
         a["participant"]
-        for a in store.rows("SELECT participant, end, outcome FROM adverse_events")
+        for a in store.rows(
+            f"SELECT participant, end, outcome FROM adverse_events WHERE 1 = 1{by_participant}", pids
+        )
         if _open_ae(a)
     )
+    by_target, targets = _in("target_event", subjects)
     approved = {
         t.removeprefix("participant:")
         for (t,) in store.execute(
             "SELECT DISTINCT target_event FROM signatures WHERE meaning = 'approved'"
-            " AND target_event LIKE 'participant:%'"
+            f" AND target_event LIKE 'participant:%'{by_target}",
+            targets,
         )
     }
     checked = {
         (subject or "").removeprefix("participant:")
-        for (subject,) in store.execute("SELECT DISTINCT subject FROM records WHERE form = 'post_dose_check'")
+        for (subject,) in store.execute(
+            f"SELECT DISTINCT subject FROM records WHERE form = 'post_dose_check'{by_subject}", subs
+        )
     }
     dsmg_hold = safety.hold(store)
     out = []
@@ -350,6 +458,21 @@ def list_rows(store: Store, at: datetime) -> list[dict[str, Any]]:
 def show(session: Session, pid: str) -> dict[str, Any]:
     session.require("record.read", what="read participants")
     return summary(session.store, pid)
+
+
+TodaySource = Callable[[Store, datetime], list[dict[str, Any]]]
+today_sources: list[TodaySource] = []
+
+
+def register_today_source(fn: TodaySource) -> TodaySource:
+    """Add worklist items from a feature (the cold chain's kits on the clock); idempotent.
+
+    `fn(store, at)` returns items shaped like `today`'s: participant (or
+    None), what, due (local ISO time), state (overdue, due now, ...).
+    """
+    if fn not in today_sources:
+        today_sources.append(fn)
+    return fn
 
 
 def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
@@ -453,7 +576,12 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
                 "state": "pending",
             }
         )
-    items.sort(key=lambda i: (rank.get(i["state"], 4), i["due"] or "", i["participant"]))
+    from ..projections import load_all
+
+    load_all()  # features register their worklist sources when their modules load
+    for source in today_sources:
+        items += source(store, at)
+    items.sort(key=lambda i: (rank.get(i["state"], 4), i["due"] or "", i["participant"] or ""))
     return {
         "now": at.astimezone(tz).isoformat(timespec="minutes"),
         "zone": proto.schedule.zone,

@@ -1,0 +1,177 @@
+"""Your unsaved forms, offered back (issue 14: nothing typed is ever lost).
+
+Each form the signed-in person left unsaved — by Esc without discarding,
+quitting, the lock, a switch of user, a crash — is a draft of theirs
+(`wardcrf.drafts`). The dashboard says how many at sign-in and `u` opens
+this list: when each was last kept, which form, for whom, how many fields.
+Enter reopens one with every value back and the cursor where it was (the
+dose wizard at its step, once the kit is checked again); `x` throws one
+away after a y/N question. Only the person's own drafts are ever listed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Static
+
+from wardcrf import drafts
+from wardcrf import protocol as protocols
+
+from . import times
+from .discard_dialog import DiscardDialog
+from .errors import message_of
+from .footer import WardFooter
+from .i18n import language, t
+from .status import StatusBar
+from .tables import WardTable
+from .ward import Ward
+
+TRANSFER_SCREENS = {
+    "coldchain.receipt": ("coldchain_receipt", "ReceiptScreen", "cc.receipt"),
+    "coldchain.handover": ("coldchain_handover", "HandoverScreen", "cc.handover"),
+    "coldchain.thaw": ("coldchain_thaw", "ThawScreen", "cc.thaw"),
+    "coldchain.unit_add": ("coldchain_unit", "UnitScreen", "cc.unit_add"),
+}
+"""A cold-chain draft's form -> (module, screen class, title message id)."""
+
+
+def participant_of(draft: drafts.Draft) -> str | None:
+    return draft.context.removeprefix("participant:") if draft.context.startswith("participant:") else None
+
+
+def form_title(ward: Ward, draft: drafts.Draft) -> str:
+    """What the person called the form: the protocol's label, or the screen's title."""
+    if draft.form == "dose_visit":
+        return t("dose.title")
+    if draft.form in TRANSFER_SCREENS:
+        return t(TRANSFER_SCREENS[draft.form][2])
+    try:
+        proto = ward.call(lambda s: protocols.active(s.store))
+        return protocols.tr(proto.form(draft.form).label, language())
+    except Exception:  # a form the protocol no longer has: its name is all there is
+        return draft.form
+
+
+def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
+    """The screen of a draft, reopened with its values and the cursor where it was."""
+    pid = participant_of(draft)
+    if draft.form == "dose_visit" and pid:
+        from .dose_wizard import DoseWizard
+
+        wizard = DoseWizard(ward, pid, draft=draft.fields)
+        wizard.resume_at(draft.focus)
+        return wizard
+    if draft.form in TRANSFER_SCREENS:
+        import importlib
+
+        module, name, _title = TRANSFER_SCREENS[draft.form]
+        screen_class = getattr(importlib.import_module(f".{module}", __package__), name)
+        return screen_class(ward, initial=draft.fields, focus=draft.focus)  # type: ignore[no-any-return]
+    from .form_picker import screen_for
+
+    return screen_for(ward, draft.form, pid, dict(draft.fields), focus=draft.focus)  # type: ignore[no-any-return]
+
+
+class DraftsScreen(Screen[None]):
+    """The signed-in person's drafts: Enter reopens one, x discards one (after y/N)."""
+
+    AUTO_FOCUS = "#drafts"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("x", "discard", "drafts.key_discard"),
+        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("f2", "app.next_language", "key.language"),
+    ]
+    DEFAULT_CSS = """
+    DraftsScreen #drafts { height: 1fr; }
+    DraftsScreen #drafts-help { padding: 0 1; }
+    """
+
+    def __init__(self, ward: Ward) -> None:
+        super().__init__()
+        self.ward = ward
+        self.drafts: list[drafts.Draft] = []
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.ward, t("drafts.title"))
+        with Vertical():
+            yield Static(t("drafts.help"), id="drafts-help", classes="muted")
+            table = WardTable(id="drafts", cursor_type="row", zebra_stripes=True)
+            table.add_columns(
+                t("drafts.col_saved"), t("drafts.col_form"), t("drafts.col_for"), t("drafts.col_fields")
+            )
+            yield table
+            yield Static("", id="drafts-message", classes="muted")
+        yield WardFooter()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def relabelled(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="drafts")
+    def load(self) -> None:
+        try:
+            got = self.ward.call(drafts.mine)
+            titles = [form_title(self.ward, d) for d in got]
+        except Exception as exc:
+            self.app.call_from_thread(self._say, message_of(exc))
+            return
+        self.app.call_from_thread(self._fill, got, titles)
+
+    def _fill(self, got: list[drafts.Draft], titles: list[str]) -> None:
+        self.drafts = got
+        table = self.query_one("#drafts", DataTable)
+        table.clear()
+        for i, (d, title) in enumerate(zip(got, titles, strict=True)):
+            table.add_row(
+                times.local(d.saved_at),
+                title,
+                participant_of(d) or "—",
+                str(len(d.fields)),
+                key=str(i),
+            )
+        self._say("" if got else t("drafts.none"))
+
+    def _say(self, text: str) -> None:
+        self.query_one("#drafts-message", Static).update(text)
+
+    def _selected(self) -> drafts.Draft | None:
+        table = self.query_one("#drafts", DataTable)
+        if not self.drafts or table.cursor_row < 0:
+            return None
+        return self.drafts[min(table.cursor_row, len(self.drafts) - 1)]
+
+    @on(DataTable.RowSelected, "#drafts")
+    def _open(self) -> None:
+        draft = self._selected()
+        if draft is None:
+            return
+        try:
+            screen = open_draft(self.ward, draft)
+        except Exception as exc:  # the participant or the form is gone: say why, keep the draft
+            self._say(message_of(exc))
+            return
+        self.app.pop_screen()
+        self.app.push_screen(screen)
+
+    def action_discard(self) -> None:
+        draft = self._selected()
+        if draft is None:
+            return
+
+        def answered(discard: bool | None) -> None:
+            if discard:
+                try:
+                    self.ward.call(drafts.discard, draft.form, context=draft.context)
+                except Exception as exc:
+                    self._say(message_of(exc))
+                self.load()
+
+        self.app.push_screen(DiscardDialog(form_title(self.ward, draft)), answered)

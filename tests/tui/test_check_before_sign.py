@@ -1,0 +1,136 @@
+"""Check before you sign, one time convention (issue 14, findings 5 and 9).
+
+Found: both parties typed their passwords, and only then was the handover
+refused ("not after its last custody step"); the same for a non-image photo
+and a missing logger serial, whose refusal named a CLI flag on screen
+(`--logger-serial`); refusals quoted UTC while the screens show local time.
+"""
+
+from __future__ import annotations
+
+from cc_helpers import cold_chain_site
+from textual.widgets import Static
+from tui_helpers import burst, settle
+from wardcrf.screens.coldchain_handover import HandoverScreen
+from wardcrf.screens.coldchain_receipt import ReceiptScreen
+from wardcrf.screens.participant import ParticipantScreen
+from wardcrf.screens.sign_dialog import SignatureDialog
+
+
+def _said(app) -> str:
+    return str(app.screen.query_one("#cc-form-message", Static).content)
+
+
+async def _until_said(pilot, screen, text: str = "") -> str:
+    for _ in range(200):
+        await pilot.pause()
+        said = str(screen.query_one("#cc-form-message", Static).content)
+        if isinstance(pilot.app.screen, SignatureDialog) or (
+            said and "Checking" not in said and text in said
+        ):
+            break
+    return str(screen.query_one("#cc-form-message", Static).content)
+
+
+def fill(screen, **values) -> None:
+    for name, value in values.items():
+        screen.query_one(f"#cc-{name}").value = value
+
+
+async def _open(pilot, key: str):
+    await settle(pilot)
+    await pilot.press("c")
+    await settle(pilot)
+    await pilot.press(key)
+    await settle(pilot)
+    return pilot.app.screen
+
+
+async def test_a_handover_out_of_order_is_refused_before_any_password(app_for, site, tmp_path):
+    cold_chain_site(site, tmp_path)
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "h")
+        assert isinstance(screen, HandoverScreen)
+        screen.query_one("#cc-kits").add("K001")
+        # K001 went into FRZ-1 on 2020-03-15 at 08:15 (local): a handover before that is out of order
+        fill(screen, at="2020-03-15 08:00", **{"from": "FRZ-1", "to": "bedside:P-001"}, to_user="clinician")
+        await settle(pilot)
+        await burst(pilot, "ctrl+s")
+        said = await _until_said(pilot, screen, "custody step")
+        assert not isinstance(app.screen, SignatureDialog), "a password was asked before the check"
+        assert "is not after its last custody step" in said
+        assert "2020-03-15 08:00 UTC+8" in said and "08:15 UTC+8" in said  # local, zone marked
+        assert "T00:" not in said and "Z " not in said  # no UTC
+
+
+async def test_a_receipt_without_logger_metadata_is_refused_before_any_password_without_cli_flags(app_for):
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "r")
+        assert isinstance(screen, ReceiptScreen)
+        screen.query_one("#cc-kits").add("K901")
+        fill(
+            screen,
+            lot="LOT9",
+            product="haMSC-Exos",
+            expiry="2021-06-30",
+            release_ref="QP-9",
+            quantity="1",
+            shipper="SH9",
+            dry_ice="yes",
+            intact="yes",
+            frozen="yes",
+            courier_user="coordinator",
+        )
+        await settle(pilot)
+        await burst(pilot, "ctrl+s")
+        said = await _until_said(pilot, screen, "logger")
+        assert not isinstance(app.screen, SignatureDialog)
+        assert "give the shipper's logger serial or its file" in said
+        assert "--" not in said
+
+
+async def test_a_photo_that_is_not_an_image_is_refused_before_any_password(app_for, site, tmp_path):
+    cold_chain_site(site, tmp_path)
+    sheet = tmp_path / "sheet.jpg"
+    sheet.write_text("not a picture")
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "h")
+        screen.query_one("#cc-kits").add("K001")
+        screen.query_one("#cc-photos").add(f"@{sheet}")
+        fill(
+            screen, at="2020-03-16 08:40", **{"from": "FRZ-1", "to": "bedside:P-001"}, to_external="Porter Li"
+        )
+        await settle(pilot)
+        await burst(pilot, "ctrl+s")
+        said = await _until_said(pilot, screen, "sheet.jpg")
+        assert not isinstance(app.screen, SignatureDialog)
+        assert "sheet.jpg" in said
+
+
+async def test_a_handover_that_passes_the_checks_goes_on_to_the_signatures(app_for, site, tmp_path):
+    cold_chain_site(site, tmp_path)
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "h")
+        screen.query_one("#cc-kits").add("K001")
+        fill(screen, at="2020-03-16 08:40", **{"from": "FRZ-1", "to": "bedside:P-001"}, to_user="clinician")
+        await settle(pilot)
+        await burst(pilot, "ctrl+s")
+        await _until_said(pilot, screen)
+        assert isinstance(app.screen, SignatureDialog)
+
+
+async def test_signature_times_on_the_participant_screen_are_local(app_for, site, tmp_path):
+    from tui_helpers import enroll
+
+    pid = enroll(site, tmp_path)  # consent signed at 2020-03-16 01:00 UTC = 09:00 on the ward
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        shown = str(app.screen.query_one("#p-signatures", Static).content)
+        assert "2020-03-16 09:00 UTC+8" in shown and "01:00" not in shown

@@ -1,0 +1,114 @@
+"""Work is never thrown away without asking (issue 14, finding 3).
+
+Esc discarded a fully typed receipt and a vitals form, and ctrl+q quit the
+dose wizard mid-visit. Now Esc on a form with anything typed asks
+"Discard what you typed? y/N" (No unless `y`); a form with nothing typed
+closes at once.
+"""
+
+from __future__ import annotations
+
+import pytest
+from dose_support import P1, _dose_template, dose_app, dose_site
+from textual.widgets import Input
+from tui_helpers import burst, enroll, settle
+from wardcrf.screens.coldchain_receipt import ReceiptScreen
+from wardcrf.screens.ct_grid import CTGridScreen
+from wardcrf.screens.discard_dialog import DiscardDialog
+from wardcrf.screens.dose_wizard import DoseWizard
+from wardcrf.screens.form_screen import FormScreen
+from wardcrf.screens.participant import ParticipantScreen
+
+__all__ = ["_dose_template", "dose_app", "dose_site"]
+
+
+async def _vitals(pilot, pid: str) -> FormScreen:
+    await settle(pilot)
+    pilot.app.push_screen(ParticipantScreen(pilot.app.ward, pid))
+    await settle(pilot)
+    await pilot.press("v")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, FormScreen)
+    return pilot.app.screen
+
+
+async def test_esc_on_a_typed_form_asks_and_no_keeps_it(app_for, site, tmp_path):
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        form = await _vitals(pilot, pid)
+        form.query_one("#field-temp", Input).focus()
+        await settle(pilot)
+        await burst(pilot, *"38.2", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n")
+        assert app.screen is form and form.query_one("#field-temp", Input).value == "38.2"
+        await burst(pilot, "escape", "enter")  # Enter: the default, No
+        assert app.screen is form
+        await burst(pilot, "escape", "escape")  # Esc in the question: No too
+        assert app.screen is form
+        await burst(pilot, "escape", "y")
+        assert isinstance(app.screen, ParticipantScreen)
+
+
+async def test_esc_on_an_untouched_form_closes_at_once(app_for, site, tmp_path):
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await _vitals(pilot, pid)
+        await burst(pilot, "escape")
+        assert isinstance(app.screen, ParticipantScreen)
+
+
+async def test_esc_on_a_typed_receipt_asks(app_for):
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        receipt = app.screen
+        assert isinstance(receipt, ReceiptScreen)
+        await burst(pilot, "escape")  # only the defaults (time, place, receiver): nothing typed
+        assert not isinstance(app.screen, (ReceiptScreen, DiscardDialog))
+        await pilot.press("r")
+        await settle(pilot)
+        receipt = app.screen
+        await burst(pilot, *"LOT7", "tab", *"Exo", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n")
+        assert app.screen is receipt and receipt.query_one("#cc-lot", Input).value == "LOT7"
+
+
+async def test_esc_in_the_dose_wizard_after_a_scan_asks(dose_app):
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, P1))
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        wiz = app.screen
+        assert isinstance(wiz, DoseWizard)
+        await burst(pilot, *"KIT-A1", "enter", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n")
+        assert app.screen is wiz and wiz.kit is not None and wiz.kit.ok
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+async def test_esc_on_a_scored_ct_grid_asks(answer, app_for, site, tmp_path):
+    from test_ct_grid import _open_grid
+
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        grid = await _open_grid(pilot, pid)
+        await burst(pilot, "3", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, answer)
+        if answer == "n":
+            assert app.screen is grid and grid.values["r_upper_apical"] == 3
+        else:
+            assert not isinstance(app.screen, CTGridScreen)

@@ -1,0 +1,213 @@
+"""Finding 7: a receipt into an unmonitored place says how long the kits may stay there, and the clock shows.
+
+Kits not moved into a monitored unit within the transit allowance (30 min)
+can never be dosed. Before, a receipt into `pharmacy` said nothing and the
+ward learnt it at the bedside. Now the receipt (and any handover to a place
+outside a unit) says the deadline in local time, `coldchain status`, the
+dashboard's read model and `today` count it down, and the default
+destination of a receipt is the site's storage unit when it has one.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from wardcrf import workflow
+from wardcrf.clock import now_utc
+from wardcrf.coldchain import custody, reports, services
+
+PW = "test-password-1"
+SIGNERS = {u: PW for u in ("pharmacist", "investigator", "clinician", "coordinator")}
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def ph(session_for):
+    p = session_for("pharmacist")
+    services.add_lot(
+        p,
+        "LOT1",
+        product="haMSC-Exos",
+        expiry="2099-01-01",
+        release_ref="QP-1",
+        kits=["K001", "K002"],
+        quantity=2,
+    )
+    return p
+
+
+def receive(ph, at: datetime, to: str = "pharmacy"):
+    return services.receive_shipment(
+        ph,
+        shipper_id="SH1",
+        kits=["K001", "K002"],
+        received_at=at.isoformat(timespec="seconds"),
+        to_location=to,
+        delivered_by_user="coordinator",
+        dry_ice=True,
+        container_intact=True,
+        product_frozen=True,
+        logger_serial="LG-9",
+        passwords=SIGNERS,
+    )
+
+
+def local(t: datetime) -> str:
+    t = t.astimezone(TZ)
+    return t.strftime("%Y-%m-%d %H:%M +08:00")
+
+
+def epoch(t: datetime) -> int:
+    return int(t.timestamp())
+
+
+def test_a_receipt_into_pharmacy_says_by_when_the_kits_must_be_in_a_unit(ph):
+    arrived = (now_utc() - timedelta(minutes=10)).replace(microsecond=0)
+    rec = receive(ph, arrived)
+    assert rec.warnings == [
+        f"2 kit(s) (K001, K002) at 'pharmacy', outside a monitored storage unit, since {local(arrived)}: "
+        f"move them into a storage unit by {local(arrived + timedelta(minutes=30))} (30 min), "
+        "or they can never be dosed"
+    ]
+    clocks = reports.outside_units(ph.store, epoch(arrived + timedelta(minutes=10)))
+    assert [(c["kit"], c["location"], c["minutes_left"], c["over_limit"]) for c in clocks] == [
+        ("K001", "pharmacy", 20, False),
+        ("K002", "pharmacy", 20, False),
+    ]
+    assert clocks[0]["deadline_local"] == local(arrived + timedelta(minutes=30))
+    late = reports.outside_units(ph.store, epoch(arrived + timedelta(minutes=45)))
+    assert [(c["minutes_left"], c["over_limit"]) for c in late] == [(-15, True), (-15, True)]
+    # the dashboard's freezer panel and `coldchain status` carry it
+    assert [c["kit"] for c in reports.freezers(ph)["outside_units"]] == ["K001", "K002"]
+    assert [c["kit"] for c in reports.status(ph)["outside_units"]] == ["K001", "K002"]
+
+
+def test_into_the_freezer_stops_the_clock_and_a_receipt_into_a_unit_starts_none(ph, session_for):
+    services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
+    arrived = (now_utc() - timedelta(minutes=20)).replace(microsecond=0)
+    receive(ph, arrived)
+    moved = services.record_handover(
+        ph,
+        kits=["K001"],
+        at=(arrived + timedelta(minutes=10)).isoformat(),
+        from_location="pharmacy",
+        to_location="FRZ-1",
+        from_user="pharmacist",
+        to_user="investigator",
+        passwords=SIGNERS,
+    )
+    assert moved.warnings == []
+    assert [c["kit"] for c in reports.outside_units(ph.store)] == ["K002"]
+    services.add_lot(ph, "LOT2", product="p", expiry="2099-01-01", release_ref="r", kits=["K003"], quantity=1)
+    direct = services.receive_shipment(
+        ph,
+        shipper_id="SH2",
+        kits=["K003"],
+        received_at=arrived.isoformat(),
+        to_location="FRZ-1",
+        delivered_by_user="coordinator",
+        dry_ice=True,
+        container_intact=True,
+        product_frozen=True,
+        logger_serial="LG-1",
+        passwords=SIGNERS,
+    )
+    assert direct.warnings == []
+
+
+def test_a_receipt_entered_after_the_limit_says_so(ph):
+    arrived = (now_utc() - timedelta(minutes=50)).replace(microsecond=0)
+    rec = receive(ph, arrived)
+    assert rec.warnings[0].endswith(
+        f"record their move into a storage unit if it happened by {local(arrived + timedelta(minutes=30))}; "
+        "after 30 min outside one they can never be dosed"
+    )
+
+
+def test_at_the_bedside_the_clock_runs_to_the_dose(ph):
+    services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
+    arrived = (now_utc() - timedelta(minutes=40)).replace(microsecond=0)
+    receive(ph, arrived, to="FRZ-1")
+    out = arrived + timedelta(minutes=5)
+    h = services.record_handover(
+        ph,
+        kits=["K001"],
+        at=out.isoformat(),
+        from_location="FRZ-1",
+        to_location="bedside:WUH01-001",
+        from_user="pharmacist",
+        to_user="clinician",
+        passwords=SIGNERS,
+    )
+    assert h.warnings == [
+        f"1 kit(s) (K001) at bedside:WUH01-001: dose by {local(out + timedelta(minutes=120))} "
+        "(120 min at the bedside), or they can no longer be dosed"
+    ]
+    clock = reports.outside_units(ph.store, epoch(out + timedelta(minutes=30)))
+    assert [(c["kit"], c["bedside"], c["allowed_min"], c["minutes_left"]) for c in clock] == [
+        ("K001", True, 120, 90)
+    ]
+    # a kit at disposal has no clock
+    services.record_handover(
+        ph,
+        kits=["K001"],
+        at=(out + timedelta(minutes=1)).isoformat(),
+        from_location="bedside:WUH01-001",
+        to_location="disposal",
+        from_user="clinician",
+        to_user="pharmacist",
+        passwords=SIGNERS,
+    )
+    assert reports.outside_units(ph.store) == []
+
+
+def test_today_lists_kits_on_the_clock(ph, session_for):
+    arrived = (now_utc() - timedelta(minutes=10)).replace(microsecond=0)
+    receive(ph, arrived)
+    items = [i for i in workflow.today(session_for("clinician"))["items"] if "kit" in i["what"]]
+    assert items == [
+        {
+            "participant": None,
+            "what": "move kit(s) K001, K002 from pharmacy into a monitored storage unit by "
+            f"{local(arrived + timedelta(minutes=30))} (30 min)",
+            "due": (arrived + timedelta(minutes=30)).astimezone(TZ).isoformat(timespec="minutes"),
+            "state": "due now",
+        }
+    ]
+
+
+def test_a_receipt_defaults_to_the_sites_one_storage_unit(ph):
+    assert services.default_receipt_location(ph.store) is None  # none registered: the person chooses
+    services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
+    assert services.default_receipt_location(ph.store) == "FRZ-1"
+    services.add_unit(ph, "FRZ-2", name="second freezer", location="ward 4")
+    assert services.default_receipt_location(ph.store) is None  # two: no safe guess
+
+
+def test_cli_receive_status_and_today_show_the_countdown(cli, ph):
+    arrived = (now_utc() - timedelta(minutes=5)).replace(microsecond=0)
+    r = cli(
+        "coldchain", "receive", "--shipper", "SH1", "-k", "K001", "-k", "k002 ", "--at", arrived.isoformat(),
+        "--to", "pharmacy", "--dry-ice", "--intact", "--frozen", "--courier-user", "coordinator",
+        "--logger-serial", "LG-9", user="pharmacist",
+        env={"WARDCRF_PASSWORD_COORDINATOR": PW},
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert "move them into a storage unit by" in " ".join(r.out.split())
+    r = cli("coldchain", "status", user="auditor")
+    assert "Outside a monitored unit" in r.out and "K002" in r.out
+    st = json.loads(cli("coldchain", "status", "--json", user="auditor").out)
+    assert [c["kit"] for c in st["outside_units"]] == ["K001", "K002"]
+    assert 24 <= st["outside_units"][0]["minutes_left"] <= 25
+    r = cli("today", user="clinician")
+    assert r.code == 0 and "move kit(s) K001, K002" in " ".join(r.out.split())
+
+
+def test_clock_is_told_in_domain_words_for_an_unknown_place(ph):
+    assert custody.clock_warning(ph.store, ["K001"], "disposal", 0, 0) is None
+    text = custody.clock_warning(ph.store, ["K001"] * 5, "corridor", 0, 0)
+    assert text and "5 kit(s) (K001, K001, K001 and 2 more) at 'corridor'" in text

@@ -1,0 +1,82 @@
+"""The auditor's desk: one record beside its photographs, with its verification state.
+
+A read model for the audit screen (and anything else that shows a record for
+checking against its source): the record's values as a reader says them
+(printed labels, choice labels, units), every photograph bound to it now or
+formerly with its hash re-checked (`photos.api.record_photos`), and its
+source-data verification field by field (`sdv.record`). Plain data, no
+Textual: the screen lays it out side by side at 120 columns or one after the
+other at 80, shows the photograph through an image protocol where the
+terminal has one, or exports a verified copy (`photos.api.export_original`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import protocol, records, sdv
+from ..site import Session
+from .audit_pdf import printed_label, printed_value
+
+
+@dataclass
+class DeskField:
+    name: str
+    label: str
+    value: Any
+    shown: str
+    sdv_state: str
+
+
+@dataclass
+class Desk:
+    event_id: str
+    form: str
+    form_label: str
+    subject: str | None
+    fields: list[DeskField]
+    photos: list[Any]  # photos.api.RecordPhoto
+    verification: sdv.RecordSdv
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "record": self.event_id,
+            "form": self.form,
+            "form_label": self.form_label,
+            "subject": self.subject,
+            "fields": [f.__dict__ for f in self.fields],
+            "photos": [p.as_json() for p in self.photos],
+            "sdv": self.verification.as_json(),
+        }
+
+
+def desk(session: Session, record_id: str) -> Desk:
+    """Everything the audit screen shows about one record (permission: record.read)."""
+    from ..photos import api as photos
+
+    session.require("record.read", what="view records")
+    rec = records.load_for_amendment(session.store, record_id)
+    form = protocol.active(session.store).forms.get(rec.form)
+    fields = dict(form.fields) if form else {}
+    verification = sdv.record_status(session.store, rec.event_id)
+    states = {f.name: f.state for f in verification.fields}
+    names = [n for n in fields if n in rec.data] + [n for n in rec.data if n not in fields]
+    return Desk(
+        rec.event_id,
+        rec.form,
+        protocol.tr(form.label) if form else rec.form,
+        rec.subject,
+        [
+            DeskField(
+                n,
+                printed_label(fields.get(n), n),
+                rec.data[n],
+                printed_value(rec.data[n], fields.get(n)),
+                states.get(n, sdv.UNVERIFIED),
+            )
+            for n in names
+        ],
+        photos.record_photos(session, rec.event_id),
+        verification,
+    )
