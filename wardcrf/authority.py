@@ -131,6 +131,12 @@ _TABLE: tuple[EventType, ...] = (
     EventType(
         "db.rollback_accepted", Origin.SITE, ("db.accept_rollback",), what="an older database, with a reason"
     ),
+    EventType(
+        "device.moved",
+        Origin.SITE,
+        ("device.accept_move",),
+        what="this site's data now on another computer, with a reason",
+    ),
     EventType("db.rollback_counter_reset", Origin.SITE, any_role=True, what="the counter file was missing"),
     EventType("db.triggers_restored", Origin.SITE, ("audit.verify",), what="found by `audit verify`"),
     EventType(
@@ -143,7 +149,9 @@ _TABLE: tuple[EventType, ...] = (
     ),
     EventType("coding.coded", Origin.SITE, ("coding.code",), what="a verbatim term given its codes"),
     EventType("sdv.verified", Origin.SITE, ("sdv.mark",), what='a monitor\'s e-signature "verified"'),
-    EventType("audit.reviewed", Origin.SITE, ("audit.review",), what="a periodic audit-trail review, then signed"),
+    EventType(
+        "audit.reviewed", Origin.SITE, ("audit.review",), what="a periodic audit-trail review, then signed"
+    ),
     # -- clinical and cold-chain records: a ward laptop of the site --------------------
     EventType("record.submitted", Origin.WARD, _SUBMIT, what="a form record"),
     EventType("record.amended", Origin.WARD, _AMEND, what="a correction of a record of the same site"),

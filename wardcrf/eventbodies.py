@@ -332,6 +332,10 @@ class RollbackAccepted(_Body):
     database: Count
 
 
+class DeviceMoved(_Body):
+    computer: Hex64
+
+
 class RollbackCounterReset(_Body):
     database: Count
 
@@ -440,6 +444,7 @@ BODIES: dict[str, type[Struct]] = {
     "sync.bundle_held": BundleHeld,
     "sync.bundle_refused": BundleRefused,
     "db.rollback_accepted": RollbackAccepted,
+    "device.moved": DeviceMoved,
     "db.rollback_counter_reset": RollbackCounterReset,
     "db.triggers_restored": TriggersRestored,
     "device.signing_key_sealed": SigningKeySealed,

@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "db.backup": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "db.restore": frozenset({"admin"}),
     "db.accept_rollback": frozenset({"admin"}),
+    "device.accept_move": frozenset({"admin"}),
     "db.rebuild": frozenset({"admin"}),
     "protocol.load": frozenset({"admin", "investigator"}),
     # clinical data capture

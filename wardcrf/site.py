@@ -208,7 +208,14 @@ class Site:
             raise UsageError(f"{data_dir} has key slots but no database {db_path(data_dir).name}")
         return cls(data_dir, slots)
 
-    def unlock(self, username: str, password: str, *, accept_rollback: str | None = None) -> Session:
+    def unlock(
+        self,
+        username: str,
+        password: str,
+        *,
+        accept_rollback: str | None = None,
+        accept_move: str | None = None,
+    ) -> Session:
         """Authenticate and open the store. Failed attempts count toward lockout.
 
         A wrong password and an unknown name get the same answer (a stranger at
@@ -218,7 +225,9 @@ class Site:
 
         A database older than this laptop's record of it is refused
         (`rollback.RollbackDetected`) unless an admin signs in with
-        `accept_rollback` set to the reason for keeping it.
+        `accept_rollback` set to the reason for keeping it; one last used on
+        another computer (`machine.MachineChanged`) unless an admin signs in
+        with `accept_move` set to the reason.
         """
         username = username.strip()
         with self.slots.locked():
@@ -243,7 +252,9 @@ class Site:
             if left <= 0:
                 raise AuthError(f"wrong user name or password; account {username} is now locked")
             raise AuthError(f"wrong user name or password ({left} attempt(s) left before lockout)")
-        session = self._session(opened.key, username, opened=opened, accept_rollback=accept_rollback)
+        session = self._session(
+            opened.key, username, opened=opened, accept_rollback=accept_rollback, accept_move=accept_move
+        )
         with self.slots.locked():
             self.slots.clear_failures(username)
         return session
@@ -280,6 +291,7 @@ class Site:
         opened: Opened | None = None,
         signing: bytes | None = None,
         accept_rollback: str | None = None,
+        accept_move: str | None = None,
     ) -> Session:
         """Open the store for `username`; `opened` is what their slot gave (a sign-in), or None (reopen)."""
         from . import devicekeys, users
@@ -312,6 +324,7 @@ class Site:
             session.protocol = active_protocol_ref(store)
             # Before anything is written: a rolled-back database is refused untouched.
             self._check_rollback(session, key, accept_rollback)
+            self._check_machine(session, accept_move)
             self._flush_failures(session)
             devicekeys.settle_signing_key(session, opened)
             return session
@@ -354,6 +367,30 @@ class Site:
             )
         elif st.recorded is None or st.recorded < st.database:
             counter.write(st.database)  # first use, or catching up after a crash between commit and file
+
+    def _check_machine(self, session: Session, accept: str | None) -> None:
+        """The computer this database was last used on is this one, or an admin says why (`machine`)."""
+        from . import machine
+
+        here = machine.fingerprint(session.ctx.site, session.ctx.device)
+        before = machine.stored(session.store)
+        if accept is not None:
+            if before is None or before == here:
+                raise Refused("there is no move to accept: this database was last used on this computer")
+            session.require("device.accept_move", what="accept a database moved from another computer")
+            if not accept.strip():
+                raise UsageError("accepting a moved database needs a reason (--reason)")
+            session.append(
+                type="device.moved",
+                subject=f"site:{session.ctx.site}",
+                body={"computer": here},
+                reason=accept.strip(),
+            )
+            machine.remember(session.store, here)
+        elif before is None:
+            machine.remember(session.store, here)  # first sign-in here (or a site made before this check)
+        elif before != here:
+            raise machine.MachineChanged()
 
     def _flush_failures(self, session: Session) -> None:
         """Write failed and refused attempts counted while the database was closed into the log.

@@ -109,6 +109,27 @@ def accept_rollback(
     )
 
 
+@app.command("accept-move")
+def accept_move(
+    reason: Annotated[
+        str,
+        typer.Option("--reason", help="Why this site's data is now on this computer (in the audit trail)."),
+    ],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Keep using this site's data on this computer after it was moved or copied here (admin; logged)."""
+    from .common import ask_username
+
+    site = Site.open(resolve_data_dir(data_dir))
+    s = site.unlock(ask_username(), ask_password(), accept_move=reason)
+    s.close()
+    console.print(
+        "Accepted: this computer now holds this site. If the computer it came from still has a copy,"
+        " stop using it: two laptops with one identity fork the site's records.",
+        highlight=False,
+    )
+
+
 @app.command("raw-key")
 def raw_key(data_dir: DataDirOption = None) -> None:
     """Print the raw SQLCipher key (admin; recorded as an event). Use with any SQLCipher 4 tool."""
