@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -386,3 +387,52 @@ def test_the_hubs_audit_review_lists_held_bundles(tmp_path):
         hs.close()
     gaps = [f for f in found.findings if f.kind == "gap_fork"]
     assert gaps and any("held (gap)" in f.what for f in gaps), found.findings
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "verify-checkpoint.sh"
+
+
+def test_an_auditor_checks_a_checkpoint_with_openssl_alone(tmp_path):
+    """docs/verify-checkpoint.sh: the hub's signed checkpoint verified with standard tools (issue 21)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None or shutil.which("xxd") is None:
+        pytest.skip("openssl and xxd are installed by .ci/run")
+    h, w = make_hub(tmp_path), make_ward(tmp_path)
+    connect(w, h)
+    _round(tmp_path, w, h, tag="a")
+    hs = open_(h)
+    try:
+        signed = hs.store.scalar("SELECT note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1")
+        vkey = hublog.own_verifier(hs.store).vkey
+    finally:
+        hs.close()
+
+    def check(text: str, key: str = vkey) -> subprocess.CompletedProcess[str]:
+        f = tmp_path / "cp.note"
+        f.write_text(text)
+        return subprocess.run(["bash", str(SCRIPT), str(f), key], capture_output=True, text=True, timeout=60)
+
+    ok = check(signed)
+    assert ok.returncode == 0 and ok.stdout.startswith("checkpoint OK: wardcrf.hub/"), (ok.stdout, ok.stderr)
+    lines = signed.split("\n")
+    tampered = "\n".join([lines[0], str(int(lines[1]) + 1), *lines[2:]])
+    other = note.Signer(
+        "x.example/y",
+        __import__("cryptography").hazmat.primitives.asymmetric.ed25519.Ed25519PrivateKey.generate(),
+    )
+    for text, key, why in (
+        (tampered, vkey, "does not verify"),
+        (signed, other.verifier.vkey, "no signature by"),
+        (signed.replace("\n\n", "\n"), vkey, "blank line|not a signature line"),
+        (signed.replace(lines[0], lines[0] + "\x1b[2J", 1), vkey, "control characters"),
+        (signed, vkey.replace("+", "+0", 1), "key id"),
+    ):
+        r = check(text, key)
+        assert r.returncode == 1 and r.stdout.count("\n") == 1 and r.stdout.startswith("REFUSED"), (
+            why,
+            r.stdout,
+            r.stderr,
+        )
+        assert re.search(why, r.stdout), (why, r.stdout)
