@@ -418,10 +418,7 @@ def test_an_auditor_checks_a_checkpoint_with_openssl_alone(tmp_path):
     assert ok.returncode == 0 and ok.stdout.startswith("checkpoint OK: wardcrf.hub/"), (ok.stdout, ok.stderr)
     lines = signed.split("\n")
     tampered = "\n".join([lines[0], str(int(lines[1]) + 1), *lines[2:]])
-    other = note.Signer(
-        "x.example/y",
-        __import__("cryptography").hazmat.primitives.asymmetric.ed25519.Ed25519PrivateKey.generate(),
-    )
+    other = note.Signer("x.example/y", Ed25519PrivateKey.generate())
     for text, key, why in (
         (tampered, vkey, "does not verify"),
         (signed, other.verifier.vkey, "no signature by"),
