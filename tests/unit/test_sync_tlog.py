@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from insider import raw_key
 from synckit import add_notes, connect, make_hub, make_ward, open_
 from wardcrf.sync import hub, hublog, ward
