@@ -339,5 +339,6 @@ FILE_IS_NOT_READ = {
     ("sync", "import"),  # a bundle is named *.tar.age
     ("hub", "import"),  # the data directory is a ward, not a hub
     ("hub", "export"),
+    ("hub", "log"),  # the chain file to write (never over an existing one)
     ("coding", "load"),  # the dictionary 'x' is refused first
 }

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import audit
-from ..errors import UsageError, VerificationFailed
+from ..errors import Refused, UsageError, VerificationFailed
 from .common import DataDirOption, JsonOption, console, print_json, session
 
 app = typer.Typer(help="Verify integrity: event chains, stored hashes, signatures.", no_args_is_help=True)
@@ -92,6 +92,8 @@ def witness_key(
     from ..tlog import witnesskey
     from .common import ask_new_password
 
+    if out.exists():
+        raise Refused(f"{out} exists: a witness key is never overwritten")
     signer = witnesskey.create(out, name, ask_new_password("WARDCRF_WITNESS_PASSPHRASE", "witness key"))
     console.print(f"wrote {out}", highlight=False)
     console.print(f"witness verifier key: {signer.verifier.vkey}", highlight=False)
@@ -118,14 +120,16 @@ def witness(
     from ..tlog import note, witnesskey
     from .common import ask_password
 
+    log = note.Verifier.parse(key)
     data = _read_small(chain, "checkpoint chain", 64 * 1024 * 1024)
     last = (
         _read_small(state, "witness state", 64 * 1024).decode("utf-8", "replace") if state.exists() else None
     )
+    hublog.verify_chain(data, log)  # a chain that does not verify is refused before any passphrase is asked
     signer = witnesskey.load(
         witness_key, ask_password("Witness key passphrase", "WARDCRF_WITNESS_PASSPHRASE")
     )
-    done = hublog.witness(data, note.Verifier.parse(key), signer, last, int(time.time()))
+    done = hublog.witness(data, log, signer, last, int(time.time()))
     engine.atomic_write(state, done.note.encode())
     console.print(
         f"[green]co-signed[/] {escape(done.checkpoint.origin)} at {done.checkpoint.size} bundle(s)"

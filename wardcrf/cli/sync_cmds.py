@@ -406,9 +406,12 @@ def hub_log(
 ) -> None:
     """Write the hub's transparency log: every signed checkpoint, with the consistency proof
     between each, for `wardcrf audit verify-log` (prints the key to verify it with)."""
-    from ..sync import engine, hublog
+    from ..sync import engine, hub, hublog
 
+    if out.exists():
+        raise UsageError(f"--out {out}: exists; the chain is never written over another file")
     with session(data_dir) as s:
+        hub.require_hub(s)
         data, vkey = hublog.chain_for_auditor(s)
     engine.atomic_write(out, data)
     console.print(f"wrote {out}", highlight=False)
