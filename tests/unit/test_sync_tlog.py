@@ -319,6 +319,7 @@ def test_a_witness_cosigns_only_a_history_that_extends_what_it_signed(tmp_path, 
     state, chain = tmp_path / "w.state", tmp_path / "chain.json"
 
     def cosign() -> tuple[int, str, str]:
+        chain.unlink(missing_ok=True)  # `hub log` never writes over a file
         code, out, err = run(
             "hub", "log", "--out", str(chain), "-d", str(h.data_dir), monkeypatch=monkeypatch
         )
