@@ -37,6 +37,7 @@ from wardcrf import forms as validation
 from wardcrf import protocol as protocols
 from wardcrf.clock import now_utc
 
+from .errors import for_screen
 from .i18n import label_width, language, pad, t
 from .typeahead import WardInput, WardSelect, WardSelectionList, focus_now
 
@@ -68,8 +69,16 @@ def range_hint(f: protocols.Field) -> str:
     return ""
 
 
+CONFIRM_MARK = "(--confirm)"
+"""How the domain words any other problem a person may confirm with a reason (an AE
+with the same term and onset as one already recorded): "...; if ..., confirm it
+(--confirm) with a reason (--reason)". A screen asks the reason instead (the
+part after ";" is the command line's and never shown)."""
+
+
 def is_soft(problem: str) -> bool:
-    return SOFT_MARK in problem
+    """A problem the person may confirm with a reason (a soft range, a likely duplicate)."""
+    return SOFT_MARK in problem or CONFIRM_MARK in problem
 
 
 class FieldGroup(Vertical):
@@ -325,9 +334,9 @@ class FieldGroup(Vertical):
             return
         line = found.first(Static)
         soft = is_soft(problem)
-        text = problem
+        text = for_screen(problem)  # local times, no command-line asides
         if soft:
-            text = problem.split(";")[0] + " — " + t("form.soft_reason")
+            text = for_screen(problem.split(";")[0]) + " — " + t("form.soft_reason")
         line.update(text)
         line.set_class(bool(problem), "-shown")
         line.set_class(bool(problem) and not soft, "refusal")

@@ -199,3 +199,47 @@ async def test_auditor_gets_no_form_keys_and_service_refuses(app_for, site, tmp_
         await pilot.press(*"2020-03-16", "ctrl+s")
         await settle(pilot)
         assert "role auditor may not" in _message(app)
+
+
+AE = {
+    "term": "Headache",
+    "onset": "2020-03-15",
+    "grade": "1",
+    "serious": "no",
+    "causality": "unlikely",
+    "action": "none",
+    "outcome": "recovering",
+}
+
+
+async def test_a_second_ae_like_the_first_is_confirmed_with_a_reason_and_no_cli_flags(
+    app_for, site, tmp_path, session_for
+):
+    """The domain asks to confirm an AE with the same term and onset (Enter twice in gloves?).
+
+    On screen that was a hard problem naming `--confirm` and `--reason`, so a
+    genuinely separate event could not be saved from the ward app at all
+    (issue 14, finding 9: no CLI flags in the TUI). Now it is asked like a
+    soft range: one reason, then saved, and no flag is shown.
+    """
+    from tui_helpers import burst
+
+    from wardcrf import workflow
+
+    pid = enroll(site, tmp_path)
+    workflow.submit(session_for("clinician"), "ae", dict(AE), participant=pid)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(FormScreen(app.ward, "ae", pid, dict(AE)))
+        await settle(pilot)
+        await burst(pilot, "ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ReasonDialog), _problem(app, "term")
+        shown = " ".join(str(s.content) for s in app.screen.query(Static))
+        assert "already has an adverse event" in shown and "--" not in shown
+        await burst(pilot, *"second episode, next day", "enter")
+        await settle(pilot)
+        assert not isinstance(app.screen, (ReasonDialog, FormScreen))
+    s = session_for("auditor")
+    assert len(records.for_subject(s.store, f"participant:{pid}", "ae")) == 2
