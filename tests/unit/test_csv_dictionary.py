@@ -85,6 +85,25 @@ def es_provenance() -> list[str]:
     return RECORD_COLUMNS
 
 
+def test_every_form_of_the_protocol_has_its_file_and_dictionary_rows_before_its_first_record(cohort_csv):
+    """A script reading forms/conmed.csv works on a trial that has none yet: a header, no rows."""
+    from importlib.resources import files
+
+    from wardcrf import protocol
+
+    out, _ward, _ = cohort_csv
+    src = (files("wardcrf") / "protocols" / "mexcovid.toml").read_text(encoding="utf-8")
+    for form in protocol.parse(src, "mexcovid.toml").forms:
+        assert (out / "forms" / f"{form}.csv").is_file(), form
+    doc = described(out)
+    for form, field in (("conmed", "plasma_titre"), ("oxygen", "fio2")):  # none recorded in this cohort
+        assert read_csv(out / "forms" / f"{form}.csv") == []
+        cols = header(out / "forms" / f"{form}.csv")
+        assert field in cols and f"{field}_missing" in cols
+        assert all((f"forms/{form}.csv", c) in doc for c in cols)
+        assert doc[(f"forms/{form}.csv", field)]["type"] == "integer"
+
+
 def test_blank_values_carry_a_declared_missing_code(cohort_csv):
     out, _ward, _ = cohort_csv
     doc = described(out)

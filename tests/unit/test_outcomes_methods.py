@@ -69,6 +69,20 @@ def test_exact_signed_rank_equals_enumeration_and_scipys_permutation_method(seed
     assert w.p == pytest.approx(ref.pvalue, abs=1e-12) and w.statistic == pytest.approx(ref.statistic)
 
 
+def test_a_textbook_example_gives_its_published_exact_p():
+    # Hollander & Wolfe (1973, p. 29; R's ?wilcox.test example): Hamilton depression scores of nine
+    # patients at the first (x) and second (y) visit after tranquilliser. Published: V = T+ = 40,
+    # exact one-sided p = 0.01953 (10 of 512 sign assignments), so two-sided 20/512 = 0.0390625.
+    x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
+    y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
+    w = stats.signed_rank(y, x)  # after - before = x - y
+    assert (w.w_plus, w.w_minus, w.statistic, w.n_used) == (40, 5, 5, 9)
+    assert w.p == 20 / 512 and w.exact and not w.ties
+    assert stats.format_p(w.p) == "p = 0.0391"
+    w = stats.signed_rank(x, y)  # the same test the other way round: same p, W+ and W- swapped
+    assert (w.w_plus, w.w_minus, w.p) == (5, 40, 20 / 512)
+
+
 def test_normal_approximation_is_scipys_and_is_named_when_chosen():
     before, after = [51, 44, 60, 38, 55, 62, 48, 50], [40, 30, 52, 38, 45, 49, 33, 50 + 14]
     for zeros in ("wilcox", "pratt"):

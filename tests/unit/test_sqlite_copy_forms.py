@@ -104,3 +104,34 @@ def test_a_form_named_like_a_foundation_table_never_replaces_it(tmp_path):
         assert con.execute("SELECT count(*) FROM events").fetchone()[0] > 10  # the event log, untouched
     finally:
         con.close()
+
+
+def mexcovid_forms() -> list[str]:
+    from importlib.resources import files
+
+    from wardcrf import protocol
+
+    src = (files("wardcrf") / "protocols" / "mexcovid.toml").read_text(encoding="utf-8")
+    return list(protocol.parse(src, "mexcovid.toml").forms)
+
+
+def test_every_form_of_the_protocol_has_its_typed_table_before_its_first_record(copy):
+    """An analysis script written for the trial runs on the first day too: no record, an empty typed table."""
+    con = sqlite3.connect(copy)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert set(mexcovid_forms()) <= tables
+        # this cohort recorded no concomitant medication and no oxygen support
+        assert con.execute("SELECT count(*) FROM conmed").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM oxygen").fetchone() == (0,)
+        cols = {r[1]: r[2] for r in con.execute("PRAGMA table_info(oxygen)")}
+        assert (cols["flow"], cols["fio2"], cols["date"], cols["fio2_missing"]) == (
+            "REAL",
+            "INTEGER",
+            "TEXT",
+            "TEXT",
+        )
+        cols = {r[1]: r[2] for r in con.execute("PRAGMA table_info(conmed)")}
+        assert (cols["plasma_volume"], cols["plasma_titre"], cols["name"]) == ("REAL", "INTEGER", "TEXT")
+    finally:
+        con.close()

@@ -236,7 +236,7 @@ def export_csv(ds: Dataset, out: Path, progress: Progress | None = None) -> CsvE
     out = prepare_dir(out)
     result = CsvExport(out)
     (out / "forms").mkdir()
-    forms = ds.forms_present()
+    forms = ds.forms_exported()
     progress.start("records", ds.count_records())
     layouts: dict[str, list[FormColumn]] = {}
     asked = Asked(ds)
@@ -336,7 +336,7 @@ def write_dictionary(ds: Dataset, path: Path, layouts: dict[str, list[FormColumn
     """data_dictionary.csv: one row per column of every file (per protocol version for protocol fields)."""
     if layouts is None:
         layouts = {}
-        for f in ds.forms_present():
+        for f in ds.forms_exported():
             cols = form_columns(ds, f)
             layouts[f] = cols + undeclared(ds, f, cols)
     rows: list[list[str]] = []

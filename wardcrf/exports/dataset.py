@@ -179,6 +179,16 @@ class Dataset:
         order = [f for f in self.active_protocol.forms if f in present]
         return order + sorted(present - set(order))
 
+    def forms_exported(self) -> list[str]:
+        """Every form a loaded protocol version defines (active protocol's order first), then any other
+        form with records (cold chain, a newer ward's form). Exports write each one, empty when it has no
+        record yet, so an analysis script written for the trial runs on its first day and on every site."""
+        order: dict[str, None] = dict.fromkeys(self.active_protocol.forms)
+        for proto in reversed(self.protocol_versions):
+            order.update(dict.fromkeys(proto.forms))
+        order.update(dict.fromkeys(self.forms_present()))
+        return list(order)
+
     def count_records(self, form: str | None = None) -> int:
         if form:
             return int(self.store.scalar("SELECT count(*) FROM records WHERE form = ?", (form,)) or 0)

@@ -137,12 +137,12 @@ def form_table_name(form: str) -> str:
 
 
 def write_form_tables(ds: Dataset, dst: Store, progress: Progress | None = None) -> dict[str, int]:
-    """One typed table per form with records; returns rows per table written (and renames made)."""
+    """One typed table per form (`Dataset.forms_exported`); returns rows per table written (and renames made)."""
     from ..projections import PROJECTION_TABLES
 
     progress = progress or NullProgress()
     present = {r[0] for r in dst.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    forms = ds.forms_present()
+    forms = ds.forms_exported()
     asked = flat.Asked(ds)
     progress.start("form tables", len(forms))
     counts: dict[str, int] = {}
