@@ -87,9 +87,9 @@ def main() -> None:
 
 def _profile_import(root: Path, events: int, top: int) -> None:
     from bench_sync import _chain, _hub, _manifest, _register
+    from wardcrf.sync import bundle, hub
 
     from wardcrf import devicekeys
-    from wardcrf.sync import bundle, hub
 
     _site, hs = _hub(root / "hub")
     try:
