@@ -7,8 +7,9 @@ plain copy of the same database (`sqlcipher_export`):
 
 - CSV, ODM, SDTM: stdlib `sqlite3` reading every record, parsing its JSON and
   writing one CSV per form with the `csv` module, plus the audit trail: every
-  event line read, parsed and written as a CSV row (what `audit_trail.csv`
-  holds), plus SHA-256 of every file written (what `SHA256SUMS` holds). For
+  event line read, parsed, hashed and written as the rows `audit_trail.csv`
+  holds (one per field of each record, its local time converted), plus
+  SHA-256 of every file written (what `SHA256SUMS` holds). For
   ODM and SDTM this is the floor of getting the same rows out, not of their
   formats.
 - the plain SQLite copy: stdlib `sqlite3`'s backup API on the plain file.
@@ -24,8 +25,10 @@ import json
 import shutil
 import sqlite3
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bench_foundation import plain_copy
 from generate import EVENTS_PER_PARTICIPANT, generate, new_site
@@ -60,23 +63,32 @@ def csv_floor(plain: Path, out: Path) -> int:
         )
         n += 1
     with (out / "audit_trail.csv").open("w", newline="", encoding="utf-8-sig") as fh:
+        # The rows audit_trail.csv holds: one per field of each record (one per event
+        # otherwise), each with the event's cells (its local time among them) around it.
         w = csv.writer(fh)
         for (line,) in con.execute("SELECT line FROM events ORDER BY pos"):
             e = json.loads(line)
-            w.writerow(
-                [
-                    e["id"],
-                    e["ts"],
-                    e["user"],
-                    e["role"],
-                    e["site"],
-                    e["device"],
-                    e["type"],
-                    e["subject"],
-                    e["body"].get("form"),
-                    e["reason"],
-                ]
-            )
+            when = datetime.fromisoformat(e["ts"].replace("Z", "+00:00"))
+            local = when.astimezone(ZoneInfo(e["zone"])).isoformat(timespec="seconds")
+            subject = e["subject"] or ""
+            head = [
+                e["id"],
+                e["ts"],
+                local,
+                e["user"],
+                e["user"],
+                e["role"],
+                e["site"],
+                e["device"],
+                e["type"],
+            ]
+            head += [subject, subject.removeprefix("participant:")]
+            tail = [e["reason"] or "", hashlib.sha256(line.encode()).hexdigest()]
+            body = e["body"] or {}
+            fields = (body.get("data") or {}) if e["type"] == "record.submitted" else {"": body}
+            for name, v in fields.items():
+                text = f"{v['value']} {v.get('unit', '')}" if isinstance(v, dict) and "value" in v else str(v)
+                w.writerow([*head, e["id"], body.get("form", ""), name, "", text, *tail])
     for fh, _ in writers.values():
         fh.close()
     con.close()

@@ -413,7 +413,7 @@ def ingest_many(store: Store, events: Iterable[Event]) -> int:
             if isinstance(exc, IntegrityError):
                 raise
             raise translate_error(exc, store.path) from exc
-        with owned_bodies():
+        with owned_bodies(), store.batched_inserts():
             for event in batch:
                 _write(store, event, insert=False)
     return len(batch)

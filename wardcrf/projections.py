@@ -147,7 +147,7 @@ def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None =
     n = 0
     token = _REPLAYING.set(True)
     try:
-        with eventlog.owned_bodies():
+        with eventlog.owned_bodies(), store.batched_inserts():
             for line in lines:
                 event = eventlog.Event.from_line(line)
                 for fn in eventlog.projectors_for(event.type):

@@ -238,7 +238,7 @@ def _run_hooks(store: Store, event_id: str, rec: RecordState | None = None) -> N
 def _submitted(store: Store, e: Event) -> None:
     data = e.body.get("data") or {}
     data_json = dumps(data)
-    store.execute(
+    store.insert(
         "INSERT INTO records (event_id, form, subject, data, field_hlc, created_at, created_by,"
         " last_event, last_hlc, version) VALUES (?,?,?,?,?,?,?,?,?,1)",
         (

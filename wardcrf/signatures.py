@@ -148,7 +148,7 @@ def _state(store: Store, row: dict[str, Any]) -> SignatureState:
 @projector("signature.applied")
 def _applied(store: Store, e: Event) -> None:
     b = e.body
-    store.execute(
+    store.insert(
         "INSERT INTO signatures (event_id, target_event, subject, signed_hash, meaning, user_id,"
         " full_name, signed_at) VALUES (?,?,?,?,?,?,?,?)",
         (e.id, b["target"], e.subject, b["signed_hash"], b["meaning"], b["signer"], b["full_name"], e.ts),

@@ -156,6 +156,13 @@ class Store:
         self.before_commit: list[Any] = []
         self.after_commit: list[Any] = []
         self.changes_at_begin = 0
+        self._init_batches()
+
+    def _init_batches(self) -> None:
+        # Inserts collected while `batched_inserts` is on: {sql: [params, ...]}, in first-use order.
+        self._deferred: dict[str, list[Any]] = {}
+        self._deferred_rows = 0
+        self._batching = False
 
     @classmethod
     def memory(cls) -> Store:
@@ -186,6 +193,7 @@ class Store:
         """
         conn = self.conn
         depth = self._depth
+        self.flush()  # collected rows belong to the enclosing transaction, not this savepoint
         try:
             if depth == 0:
                 conn.execute("BEGIN IMMEDIATE")
@@ -198,12 +206,14 @@ class Store:
         self._heads_stack.append(dict(self.pending_heads))
         try:
             yield self
+            self.flush()  # rows collected inside (`batched_inserts`) are this savepoint's
             if depth == 0:
                 for hook in self.before_commit:
                     hook(self)
         except BaseException:
             self._depth -= 1
             self.pending_heads = self._heads_stack.pop()
+            self._drop_batches()
             with contextlib.suppress(Exception):
                 if depth == 0:
                     conn.execute("ROLLBACK")
@@ -232,8 +242,70 @@ class Store:
     def in_transaction(self) -> bool:
         return self._depth > 0
 
+    # -- batched inserts (a replay, a synced batch) ---------------------------------
+    @contextlib.contextmanager
+    def batched_inserts(self) -> Iterator[None]:
+        """Run the `insert`s made inside as one `executemany` per statement, in order of first use.
+
+        A replay or a hub import runs the projectors of thousands of events
+        in one transaction; an insert a row at a time (a statement round trip
+        per projection row) was most of their SQL cost. Inside this context,
+        `insert` only collects the row. Nothing can read a row before it is
+        written: every other statement (`execute`, `one`, `scalar`, `rows`),
+        a savepoint's release and the commit write the collected rows first;
+        a rollback drops them with the rest. Collected rows are written grouped
+        by statement, so only inserts a reader could not tell apart are
+        reordered among themselves (rows of different statements); rows of
+        one statement keep their order.
+        """
+        if self._batching:
+            yield
+            return
+        self._batching = True
+        try:
+            yield
+        except BaseException:
+            # Written as they would have been row by row (a caller may go on in this
+            # transaction); a rolled-back savepoint drops them with its other writes.
+            with contextlib.suppress(Exception):
+                self.flush()
+            raise
+        finally:
+            self._batching = False
+        self.flush()
+
+    def insert(self, sql: str, params: Any) -> None:
+        """An INSERT of one row: collected inside `batched_inserts`, else run at once."""
+        if not self._batching:
+            self.execute(sql, params)
+            return
+        self._deferred.setdefault(sql, []).append(params)
+        self._deferred_rows += 1
+        if self._deferred_rows >= 2000:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows `insert` collected (before anything reads, releases or commits)."""
+        if not self._deferred:
+            return
+        batches = self._deferred
+        self._drop_batches()
+        for sql, rows in batches.items():
+            try:
+                self.conn.executemany(sql, rows)
+            except sqlcipher3.IntegrityError:
+                raise
+            except (sqlcipher3.DatabaseError, OSError) as exc:
+                raise translate_error(exc, self.path) from exc
+
+    def _drop_batches(self) -> None:
+        self._deferred = {}
+        self._deferred_rows = 0
+
     # -- queries -----------------------------------------------------------------
     def execute(self, sql: str, params: Any = ()) -> sqlcipher3.Cursor:
+        if self._deferred:
+            self.flush()
         try:
             return self.conn.execute(sql, params)
         except sqlcipher3.IntegrityError:

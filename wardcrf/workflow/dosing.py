@@ -322,7 +322,7 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
 @form_hook("dose")
 def _dose_hook(store: Store, rec: RecordState) -> None:
     d = rec.data
-    store.execute(
+    store.insert(
         "INSERT OR REPLACE INTO doses (event_id, participant, dose_number, kit_id, lot, particles, volume_ml,"
         " start, end, given_by, day, due, window) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
@@ -409,7 +409,7 @@ def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
 @form_hook("vitals")
 def _vitals_hook(store: Store, rec: RecordState) -> None:
     d = rec.data
-    store.execute(
+    store.insert(
         "INSERT OR REPLACE INTO vitals (event_id, participant, timepoint, dose, time, temp, pulse, resp, oxysat,"
         " sysbp, diabp) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (
