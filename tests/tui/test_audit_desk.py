@@ -17,7 +17,7 @@ from tui_helpers import PASSWORD, burst, settle
 from wardcrf.screens import photo_protocol
 from wardcrf.screens.audit_desk import DeskScreen
 from wardcrf.screens.audit_screen import AuditScreen
-from wardcrf.screens.photo_view import ExportDialog, PhotoImage, PhotoScreen, ProtocolPicture
+from wardcrf.screens.photo_view import ExportDialog, PhotoImage, PhotoScreen, ProtocolPicture, human_size
 from wardcrf.screens.sign_dialog import SignatureDialog
 
 from wardcrf import eventlog, records, sdv, users
@@ -365,3 +365,45 @@ def test_a_bad_images_setting_is_refused_in_one_line(value):
 @pytest.mark.parametrize("value", ["auto", "OFF", " kitty ", "sixel", ""])
 def test_good_images_settings_are_accepted(value):
     assert photo_protocol.setting({"WARDCRF_IMAGES": value}) in photo_protocol.CHOICES
+
+
+async def test_a_delivery_sheet_beside_the_cold_chain_receipt_it_supports(
+    app_for, site, tmp_path, session_for
+):
+    """Not only consent: a kit receipt's photographed delivery sheet sits beside the receipt."""
+    from cc_helpers import ARRIVE, SIGNERS, add_unit_and_lot, iso
+    from test_audit_photos import _page
+
+    from wardcrf.coldchain import services
+
+    ph = session_for("pharmacist")
+    add_unit_and_lot(ph)
+    sheet = _page(tmp_path / "sheet.jpg", "delivery sheet SH1")
+    receipt = services.receive_shipment(
+        ph,
+        shipper_id="SH1",
+        kits=["K001"],
+        received_at=iso(ARRIVE),
+        to_location="pharmacy",
+        delivered_by_user="coordinator",
+        dry_ice=True,
+        container_intact=True,
+        product_frozen=True,
+        logger_serial="LG-9",
+        condition="-72 °C on the shipper display",
+        passwords=SIGNERS,
+        photos=[f"@{sheet}"],
+    )
+    sha = hashlib.sha256(sheet.read_bytes()).hexdigest()
+    app = app_for("auditor")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_desk(pilot, receipt.event.id)
+        assert screen.desk is not None and screen.query_one("#desk-body").has_class("-wide")
+        photos = screen.query_one("#desk-photos", DataTable)
+        assert [str(c) for c in photos.get_row_at(0)][1:] == [
+            f"{sha[:16]}…",
+            human_size(sheet.stat().st_size),
+            "intact",
+        ]
+        assert screen.query_one("#desk-image", PhotoImage).image is not None
+        assert "SH1" in {r[3] for r in field_rows(screen)}
