@@ -407,3 +407,24 @@ async def test_a_delivery_sheet_beside_the_cold_chain_receipt_it_supports(
         ]
         assert screen.query_one("#desk-image", PhotoImage).image is not None
         assert "SH1" in {r[3] for r in field_rows(screen)}
+
+
+def test_which_record_a_trail_entry_is_about():
+    from wardcrf.screens.audit_screen import record_of
+
+    from wardcrf.audit import TrailEntry
+
+    def entry(type_: str, **kw) -> TrailEntry:
+        return TrailEntry("EV-9", "DEV", 9, "", "", "u", "r", type_, "participant:P", "", [], None, **kw)
+
+    assert record_of(entry("record.submitted")) == "EV-9"
+    assert record_of(entry("record.amended", amends="EV-1")) == "EV-1"
+    assert record_of(entry("sdv.verified", body={"target": "EV-2"})) == "EV-2"
+    assert record_of(entry("signature.applied", body={"target": "EV-3"})) == "EV-3"
+    assert (
+        record_of(entry("signature.applied", body={"target": "participant:P"})) is None
+    )  # a casebook sign-off
+    assert record_of(entry("user.added", body={"target": "EV-4"})) is None
+    assert (
+        record_of(entry("sdv.verified", body={"target": ["EV-5"]})) is None
+    )  # hostile body: not a record id
