@@ -379,5 +379,11 @@ def make_app(
 
 
 def run_app(data_dir: Path, **kwargs: object) -> None:
-    """Run the app in this terminal (the `wardcrf` command with no arguments)."""
+    """Run the app in this terminal (the `wardcrf` command with no arguments).
+
+    The photo protocol is decided first: textual-image can only query the
+    terminal before the app takes it over (`photo_protocol`)."""
+    from . import photo_protocol
+
+    photo_protocol.prepare()
     make_app(data_dir, **kwargs).run()  # type: ignore[arg-type]

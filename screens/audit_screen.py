@@ -9,8 +9,11 @@ and the photo panel lists the photos that entry concerns (a record's
 photos, bound now or formerly; an imported photo; a cold-chain sheet) with
 their SHA-256, size and hash status, re-hashed as they are listed: intact,
 MISSING or MISMATCH. Enter on a photo shows it (an altered photo is never
-drawn: the domain refuses it). Nothing on this screen writes, so auditors
-can use all of it.
+drawn: the domain refuses it); `e` exports a verified copy to open in an
+image viewer. `d` opens the auditor's desk (`audit_desk`) for the record the
+selected entry is about: the record beside its photographs, where a monitor
+marks source-data verification. Nothing else on this screen writes, so
+auditors can use all of it.
 """
 
 from __future__ import annotations
@@ -76,6 +79,16 @@ def trail_filters(values: dict[str, str], zone_name: str) -> dict[str, str | Non
     return out
 
 
+def record_of(entry: audit.TrailEntry) -> str | None:
+    """The record a trail entry is about (its entry, an amendment of it, a signature or SDV mark on it)."""
+    if entry.type == "record.submitted":
+        return entry.event_id
+    if entry.type == "record.amended":
+        return entry.amends
+    target = entry.body.get("target") if entry.type in ("sdv.verified", "signature.applied") else None
+    return target if isinstance(target, str) and ":" not in target else None
+
+
 def _is_date(text: str) -> bool:
     try:
         date.fromisoformat(text)
@@ -93,6 +106,8 @@ class AuditScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "key.back"),
         Binding("f5", "verify", "key.verify"),
         Binding("ctrl+r", "clear_filters", "key.clear"),
+        Binding("d", "desk", "desk.key_open"),
+        Binding("e", "export_photo", "photo.key_export", show=False),
         Binding("f2", "app.next_language", "key.language"),
     ]
 
@@ -326,3 +341,32 @@ class AuditScreen(Screen[None]):
         """Enter on a trail entry with photos: to its photo list."""
         if self.photos:
             self.query_one("#photos", DataTable).focus()
+
+    # -- to the desk, and a verified copy ------------------------------------------------------
+    def action_desk(self) -> None:
+        """The auditor's desk for the record the highlighted trail entry is about."""
+        from .audit_desk import DeskScreen
+
+        table = self.query_one("#trail", DataTable)
+        record = (
+            record_of(self.entries[table.cursor_row])
+            if self.entries and table.cursor_row < len(self.entries)
+            else None
+        )
+        if record is None:
+            self.query_one("#filter-message", Static).update(t("desk.no_record"))
+            return
+        self.app.push_screen(DeskScreen(self.ward, record))
+
+    def action_export_photo(self) -> None:
+        """A verified copy of the highlighted photo, into a folder the auditor chooses."""
+        from .photo_view import ExportDialog
+
+        table = self.query_one("#photos", DataTable)
+        if not self.photos or table.cursor_row >= len(self.photos):
+            return
+        self.app.push_screen(ExportDialog(self.ward, self.photos[table.cursor_row].sha256), self._exported)
+
+    def _exported(self, line: str | None) -> None:
+        if line:  # a path is shown as text, never as markup
+            self.query_one("#photo-detail", Static).update(Text(line))

@@ -312,6 +312,12 @@ def test_the_odm_export_carries_each_verification_and_changed_since_verified(
     assert code == 0, err
     xsd = importlib.resources.files("odmlib") / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd"
     assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out))) == []
+    from odmlib import loader, odm_loader
+
+    ldr = loader.ODMLoader(odm_loader.XMLODMLoader())
+    ldr.open_odm_document(str(out))
+    odm = ldr.root()  # odmlib's strict loader: every Signature has its ID, elements in order
+    assert odm.validate(collect_errors=True) == [] and odm.verify_order()
 
     q = "{http://www.cdisc.org/ns/odm/v1.3}"
     root = ET.parse(out).getroot()
