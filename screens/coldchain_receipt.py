@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.widgets import Input
 
+from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import UsageError
 
@@ -89,7 +90,7 @@ class ReceiptScreen(TransferScreen):
 
     def what(self) -> str:
         kits = self.values.get("kits") or []
-        return t("cc.receipt_what", shipper=self.text("shipper"), lot=self.text("lot").upper(), n=len(kits))
+        return t("cc.receipt_what", shipper=self.text("shipper"), lot=ids.key(self.text("lot")), n=len(kits))
 
     def precheck(self) -> str | None:
         if not self.text("quantity").isdigit():

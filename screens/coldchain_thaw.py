@@ -20,6 +20,7 @@ from textual import on
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
+from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import WardError
 
@@ -84,7 +85,7 @@ class ThawScreen(TransferScreen):
         return []  # recorded by the signed-in user; no co-signature
 
     def what(self) -> str:
-        return t("cc.thaw_what", kit=self.text("kit").upper())
+        return t("cc.thaw_what", kit=ids.key(self.text("kit")))
 
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
         event = self.ward.call(

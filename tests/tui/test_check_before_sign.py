@@ -39,6 +39,25 @@ def fill(screen, **values) -> None:
         screen.query_one(f"#cc-{name}").value = value
 
 
+def fill_receipt(screen, **extra) -> None:
+    """A receipt of kit K901 of a new lot, complete but for what `extra` adds (no logger, no place)."""
+    screen.query_one("#cc-kits").add("K901")
+    fill(
+        screen,
+        lot="LOT9",
+        product="haMSC-Exos",
+        expiry="2021-06-30",
+        release_ref="QP-9",
+        quantity="1",
+        shipper="SH9",
+        dry_ice="yes",
+        intact="yes",
+        frozen="yes",
+        courier_user="coordinator",
+        **extra,
+    )
+
+
 async def _open(pilot, key: str):
     await settle(pilot)
     await pilot.press("c")
@@ -71,21 +90,7 @@ async def test_a_receipt_without_logger_metadata_is_refused_before_any_password_
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await _open(pilot, "r")
         assert isinstance(screen, ReceiptScreen)
-        screen.query_one("#cc-kits").add("K901")
-        fill(
-            screen,
-            lot="LOT9",
-            product="haMSC-Exos",
-            expiry="2021-06-30",
-            release_ref="QP-9",
-            quantity="1",
-            shipper="SH9",
-            to="pharmacy",
-            dry_ice="yes",
-            intact="yes",
-            frozen="yes",
-            courier_user="coordinator",
-        )
+        fill_receipt(screen, to="pharmacy")
         await settle(pilot)
         await burst(pilot, "ctrl+s")
         said = await _until_said(pilot, screen, "logger")
@@ -178,21 +183,7 @@ async def test_a_receipt_does_not_default_to_a_place_outside_a_unit(app_for, sit
         screen = await _open(pilot, "r")
         assert isinstance(screen, ReceiptScreen)
         assert screen.query_one("#cc-to").value == ""  # no unit registered: the person names the place
-        screen.query_one("#cc-kits").add("K901")
-        fill(
-            screen,
-            lot="LOT9",
-            product="haMSC-Exos",
-            expiry="2021-06-30",
-            release_ref="QP-9",
-            quantity="1",
-            shipper="SH9",
-            dry_ice="yes",
-            intact="yes",
-            frozen="yes",
-            logger_serial="LG-9",
-            courier_user="coordinator",
-        )
+        fill_receipt(screen, logger_serial="LG-9")
         await settle(pilot)
         await burst(pilot, "ctrl+s")
         said = await _until_said(pilot, screen, "where the kits go")

@@ -76,3 +76,47 @@ def test_cli_handover_that_passes_the_checks_asks_and_signs(cli, session_for, as
     assert asked.prompts == ["Your password, to sign", "Password of clinician, to sign"]
     assert "awaiting signature" not in r.out
     assert custody.stays(ph.store, "K001")[-1].location == "bedside:P-001"
+
+
+@pytest.mark.parametrize(
+    ("change", "says", "flags"),
+    [
+        (
+            {"delivered_by_user": None},
+            "name the courier: a user of this site, or an outside name with their organisation",
+            "(--courier-user NAME or --courier 'Name, organisation')",
+        ),
+        (
+            {"delivered_by_external": "Zhou Ming, SF"},
+            "the courier is named twice: a user of this site or an outside name, not both",
+            "(--courier-user or --courier)",
+        ),
+    ],
+)
+def test_a_refusal_names_the_cli_flags_in_brackets_that_the_ward_app_leaves_out(
+    session_for, change, says, flags
+):
+    """Finding 5: "name the from party: --from-user NAME ..." reached the screen, with the wrong flags."""
+    from wardcrf.screens.errors import message_of
+
+    from wardcrf.errors import UsageError
+
+    ph = session_for("pharmacist")
+    services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
+    services.add_lot(
+        ph, "LOT3", product="p", expiry="2021-03-31", release_ref="QP-3", kits=["K301"], quantity=1
+    )
+    receipt = dict(
+        shipper_id="SH3",
+        kits=["K301"],
+        received_at=iso(ARRIVE),
+        delivered_by_user="coordinator",
+        dry_ice=True,
+        container_intact=True,
+        product_frozen=True,
+        logger_serial="LG-3",
+    )
+    with pytest.raises(UsageError) as refused:
+        services.preflight(ph, services.receive_shipment, **{**receipt, **change})
+    assert refused.value.message == f"{says} {flags}"  # the CLI's line
+    assert message_of(refused.value) == says  # the ward app's

@@ -47,9 +47,9 @@ def ph(session_for):
     return p
 
 
-def receive(ph, at: datetime, to: str = "pharmacy"):
-    return services.receive_shipment(
-        ph,
+def receipt_args(at: datetime, to: str | None = "pharmacy") -> dict:
+    """A receipt of K001 and K002 at `at` into `to` (None: the receipt names no place)."""
+    return dict(
         shipper_id="SH1",
         kits=["K001", "K002"],
         received_at=at.isoformat(timespec="seconds"),
@@ -59,8 +59,11 @@ def receive(ph, at: datetime, to: str = "pharmacy"):
         container_intact=True,
         product_frozen=True,
         logger_serial="LG-9",
-        passwords=SIGNERS,
     )
+
+
+def receive(ph, at: datetime, to: str | None = "pharmacy"):
+    return services.receive_shipment(ph, **receipt_args(at, to), passwords=SIGNERS)
 
 
 def local(t: datetime) -> str:
@@ -225,24 +228,9 @@ def test_clock_is_told_in_domain_words_for_an_unknown_place(ph):
     assert text and "5 kit(s) (K001, K001, K001 and 2 more) at 'corridor'" in text
 
 
-def _receipt_naming_no_place(ph, at: datetime):
-    return services.receive_shipment(
-        ph,
-        shipper_id="SH1",
-        kits=["K001", "K002"],
-        received_at=at.isoformat(timespec="seconds"),
-        delivered_by_user="coordinator",
-        dry_ice=True,
-        container_intact=True,
-        product_frozen=True,
-        logger_serial="LG-9",
-        passwords=SIGNERS,
-    )
-
-
 def test_a_receipt_naming_no_place_goes_into_the_sites_one_unit_and_starts_no_clock(ph):
     services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
-    rec = _receipt_naming_no_place(ph, now_utc() - timedelta(minutes=5))
+    rec = receive(ph, now_utc() - timedelta(minutes=5), to=None)
     assert rec.event.body["data"]["to_location"] == "FRZ-1"
     assert rec.warnings == [] and rec.clocks == []
     assert reports.outside_units(ph.store) == []
@@ -255,27 +243,15 @@ def test_a_receipt_naming_no_place_is_refused_when_there_is_no_one_unit(ph, unit
         services.add_unit(ph, u, name="freezer", location="ward 3")
     before = ph.store.scalar("SELECT count(*) FROM events")
     with pytest.raises(UsageError) as refused:
-        services.preflight(ph, services.receive_shipment, **_receipt_args(now_utc() - timedelta(minutes=5)))
+        services.preflight(
+            ph, services.receive_shipment, **receipt_args(now_utc() - timedelta(minutes=5), to="  ")
+        )
     text = refused.value.message
     assert text.startswith("say where the kits go (--to): ")
     assert ("a storage unit (FRZ-1, FRZ-2) or a place outside one" in text) == bool(units)
     assert ("no storage unit is registered" in text) == (not units)
     assert "'pharmacy', where they may stay 30 min before they must be in a monitored unit" in text
     assert ph.store.scalar("SELECT count(*) FROM events") == before
-
-
-def _receipt_args(at: datetime) -> dict:
-    return dict(
-        shipper_id="SH1",
-        kits=["K001", "K002"],
-        received_at=at.isoformat(timespec="seconds"),
-        to_location="  ",
-        delivered_by_user="coordinator",
-        dry_ice=True,
-        container_intact=True,
-        product_frozen=True,
-        logger_serial="LG-9",
-    )
 
 
 def test_cli_receive_without_to_uses_the_one_unit_or_asks_for_the_place(cli, ph):

@@ -124,10 +124,27 @@ def _photos(session: Session, raws: list[str]) -> list[str]:
     return out
 
 
-def _party(store: Store, user: str | None, external: str | None, side: str) -> tuple[str, str | None]:
-    """(display name, user id or None) for one side of a transfer."""
+def _party(
+    store: Store,
+    user: str | None,
+    external: str | None,
+    side: str,
+    *,
+    who: str | None = None,
+    flags: tuple[str, str] | None = None,
+) -> tuple[str, str | None]:
+    """(display name, user id or None) for one side of a transfer.
+
+    `who` names the party in messages (default "the <side> party"); `flags`
+    the CLI options that name it, quoted in brackets so the ward app can
+    leave them out (screens.errors.message_of).
+    """
+    who = who or f"the {side} party"
+    by_user, by_name = flags or (f"--{side}-user", f"--{side}-external")
     if user and external:
-        raise UsageError(f"give either --{side}-user or --{side}-external, not both")
+        raise UsageError(
+            f"{who} is named twice: a user of this site or an outside name, not both ({by_user} or {by_name})"
+        )
     if user:
         row = users.get(store, user)
         if row is None or not row["active"]:
@@ -136,14 +153,20 @@ def _party(store: Store, user: str | None, external: str | None, side: str) -> t
     if external and external.strip():
         return external.strip(), None
     raise UsageError(
-        f"name the {side} party: --{side}-user NAME (in the system) or --{side}-external 'Name, organisation'"
+        f"name {who}: a user of this site, or an outside name with their organisation "
+        f"({by_user} NAME or {by_name} 'Name, organisation')"
     )
 
 
-def _location(store: Store, raw: str, field: str) -> str:
+_PLACES = {"--from": "where the kits are", "--to": "where the kits go"}
+
+
+def _location(store: Store, raw: str, flag: str) -> str:
     loc = raw.strip()
     if not loc:
-        raise UsageError(f"{field} is required (a storage unit id, 'bedside:<participant>', 'pharmacy', ...)")
+        raise UsageError(
+            f"say {_PLACES.get(flag, 'the place')} ({flag}): a storage unit id, 'bedside:<participant>', 'pharmacy', ..."
+        )
     if loc.lower().startswith("unit:"):
         loc = loc[5:]
         unit_row(store, loc)
@@ -342,7 +365,14 @@ def receive_shipment(
             raise Refused(f"kit {k} was already received (receipt {row[0]})")
     at = _when(received_at, store)
     to_loc = receipt_location(store, to_location)
-    from_name, from_user = _party(store, delivered_by_user, delivered_by_external, "from")
+    from_name, from_user = _party(
+        store,
+        delivered_by_user,
+        delivered_by_external,
+        "from",
+        who="the courier",
+        flags=("--courier-user", "--courier"),
+    )
     to_name, to_user = _party(store, received_by_user or session.user, None, "to")
     photo_refs = _photos(session, photos or [])
     if from_user is None and not photo_refs:
@@ -487,7 +517,9 @@ def record_handover(
     clock = custody.clock_warning(store, kit_ids, to_loc, when, int(now_utc().timestamp()))
     if clock:
         warnings.append(clock)
-    soft = plausibility.noted(FORM_HANDOVER, plausibility.check_record(session, FORM_HANDOVER, data), warnings)
+    soft = plausibility.noted(
+        FORM_HANDOVER, plausibility.check_record(session, FORM_HANDOVER, data), warnings
+    )
     with store.transaction():
         event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids), extra=soft)
         pending = _sign_parties(
@@ -799,7 +831,9 @@ def record_thaw(
         "reconstitution": (reconstitution or "").strip(),
     }
     # A thaw is one record; its soft warnings (shorter than the product's minimum) go to the session.
-    soft = plausibility.noted(FORM_THAW, plausibility.check_record(session, FORM_THAW, data), session.warnings)
+    soft = plausibility.noted(
+        FORM_THAW, plausibility.check_record(session, FORM_THAW, data), session.warnings
+    )
     return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]), extra=soft)
 
 
