@@ -412,8 +412,12 @@ class _Reader:
         self.problems: list[str] = []
         self.languages: tuple[str, ...] = ("en",)
 
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        """The line of a key path; format 2's reader (wardcrf.engine.model) counts array elements too."""
+        return _line_of(self.lines, path)
+
     def err(self, path: tuple[str | int, ...], problem: str) -> None:
-        line = _line_of(self.lines, path)
+        line = self.line(path)
         where = f"{self.filename}:{line}" if line else self.filename
         key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
         self.problems.append(f"{where}: {key}: {problem}")
@@ -625,8 +629,14 @@ def _check_values(r: _Reader, data: dict[str, Any]) -> None:
                 r.err(path, why)
 
 
-def parse(source: str, filename: str = "<protocol>") -> Protocol:
-    """Parse and validate protocol TOML; raises `ProtocolFileError` naming every problem."""
+def read_source(source: str, filename: str, reader: type[_Reader] = _Reader) -> tuple[dict[str, Any], _Reader]:
+    """The TOML of a protocol file of any format, bounded and read, and a reader holding its problems so far.
+
+    The limits (size, characters, nesting) are checked before the parser runs
+    and refuse at once; the values' limits (label and text lengths, finite
+    numbers) are collected in the reader, so every problem is named together.
+    Format 2 (`wardcrf.engine.model`) reads through here with its own reader.
+    """
     problems = _scan_source(source, filename)
     if problems:
         raise ProtocolFileError(problems)
@@ -636,8 +646,14 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         raise ProtocolFileError([f"{filename}: not valid TOML: {exc}"]) from None
     except RecursionError:  # the scan above should have said so; never a crash either way
         raise ProtocolFileError([f"{filename}: nested too deeply to read"]) from None
-    r = _Reader(filename, source)
+    r = reader(filename, source)
     _check_values(r, data)  # its problems join the rest: every problem is named at once
+    return data, r
+
+
+def parse(source: str, filename: str = "<protocol>") -> Protocol:
+    """Parse and validate protocol TOML; raises `ProtocolFileError` naming every problem."""
+    data, r = read_source(source, filename)
     head = r.table(data.get("protocol"), ("protocol",))
     langs = r.get(head, "languages", ("protocol",), list, default=["en"])
     if langs and all(isinstance(x, str) for x in langs):
@@ -1163,6 +1179,11 @@ def parse_cached(source: str, filename: str = "<protocol>") -> Protocol:
 
 def read_file(path: Path) -> Protocol:
     """Read and validate a protocol file from disk (at most `MAX_FILE_BYTES`, checked before reading)."""
+    return parse(read_text(path), Path(path).name)
+
+
+def read_text(path: Path) -> str:
+    """A protocol file's text (any format): at most `MAX_FILE_BYTES`, checked before reading; UTF-8."""
     try:
         size = Path(path).stat().st_size
         if size > MAX_FILE_BYTES:
@@ -1178,7 +1199,7 @@ def read_file(path: Path) -> Protocol:
         raise ProtocolFileError([f"{Path(path).name}: not UTF-8 text"]) from None
     except OSError as exc:
         raise UsageError(f"cannot read protocol file {path}: {exc.strerror}") from None
-    return parse(source, Path(path).name)
+    return source
 
 
 def default_source() -> str:

@@ -1,15 +1,15 @@
-"""The expression language of protocol files, format 2, as a reference parser and name checker.
+"""The expression language of protocol files, format 2: tokenizer, parser and name checker.
 
-docs/protocol.md ("Expressions") defines the grammar; this module is its
-executable statement, written with the format and before the engine, so that
-the grammar is known to be unambiguous and every expression the shipped
-format-2 files hold is known to parse and to name only forms, fields, codes,
-anchors and functions that exist. It evaluates nothing. The engine's
-`wardcrf/expressions.py` starts from it (docs/engine.md, section 3); until
-then only `tests/unit/test_protocol_engine_files.py` uses it.
+docs/protocol.md ("Expressions") defines the grammar; this module is its one
+implementation. Written with the format, it proved the grammar unambiguous and
+that every expression the shipped format-2 files hold parses and names only
+forms, fields, codes, anchors and functions that exist; `wardcrf.engine.model`
+uses it to refuse a file whose expression is malformed, with its column.
 
 Nothing here executes text: a regular-expression tokenizer, a
-recursive-descent parser producing tuples, and a checker walking them.
+recursive-descent parser producing tuples, and a checker walking them (no
+`eval`, `exec`, `compile` or `ast`). The interpreter over a participant's
+records is still design (docs/engine.md, section 3).
 """
 
 from __future__ import annotations
@@ -585,7 +585,7 @@ def template_holes(text: str) -> list[str]:
 
 def check_template(text: str, scope: Scope) -> list[str]:
     """Problems of every hole of a template that is not a provided name."""
-    out = []
+    out: list[str] = []
     for hole in template_holes(text):
         if hole in PROVIDED:
             continue
