@@ -123,7 +123,8 @@ def test_an_unknown_key_in_the_second_administration_is_named_at_its_line() -> N
     line = _line_of(src, 'colour = "blue"')
     problems = _refusal(src, "palm007.toml")
     assert any(
-        p.startswith(f"palm007.toml:{line}: regimens[0].administrations[1].colour: unknown key 'colour'") for p in problems
+        p.startswith(f"palm007.toml:{line}: regimens[0].administrations[1].colour: unknown key 'colour'")
+        for p in problems
     ), problems
 
 
@@ -131,7 +132,9 @@ def test_an_arm_naming_an_undeclared_regimen_is_refused_at_its_line() -> None:
     src = _source("palm.toml").replace('regimens = ["remdesivir"]', 'regimens = ["remdesivr"]')
     line = _line_of(src, '"remdesivr"')
     problems = _refusal(src, "palm.toml")
-    assert problems == [f"palm.toml:{line}: arms[1].regimens[0]: regimen 'remdesivr' is not declared (mab114, regneb3, remdesivir, zmapp)"]
+    assert problems == [
+        f"palm.toml:{line}: arms[1].regimens[0]: regimen 'remdesivr' is not declared (mab114, regneb3, remdesivir, zmapp)"
+    ]
 
 
 def test_a_malformed_expression_is_refused_with_its_column() -> None:
@@ -145,21 +148,32 @@ def test_a_malformed_expression_is_refused_with_its_column() -> None:
 
 
 def test_an_expression_naming_a_field_that_does_not_exist_is_refused() -> None:
-    src = _source("palm007.toml").replace("screening.active_lesion == true", "screening.active_lesions == true")
+    src = _source("palm007.toml").replace(
+        "screening.active_lesion == true", "screening.active_lesions == true"
+    )
     line = _line_of(src, "active_lesions")
     problems = _refusal(src, "palm007.toml")
-    assert len(problems) == 1 and problems[0].startswith(f"palm007.toml:{line}: criteria[1].expr: column "), problems
+    assert len(problems) == 1 and problems[0].startswith(f"palm007.toml:{line}: criteria[1].expr: column "), (
+        problems
+    )
     assert "active_lesions" in problems[0]
 
 
 def test_overlapping_weight_bands_are_refused() -> None:
-    src = _source("palm007.toml").replace("{ weight = [13, 25], dose = 200 }", "{ weight = [12, 25], dose = 200 }", 1)
+    src = _source("palm007.toml").replace(
+        "{ weight = [13, 25], dose = 200 }", "{ weight = [12, 25], dose = 200 }", 1
+    )
     problems = _refusal(src, "palm007.toml")
-    assert any("regimens[0].administrations[0].dose.bands: weight bands [6, 13] and [12, 25] overlap" in p for p in problems)
+    assert any(
+        "regimens[0].administrations[0].dose.bands: weight bands [6, 13] and [12, 25] overlap" in p
+        for p in problems
+    )
 
 
 def test_a_gap_between_weight_bands_is_refused() -> None:
-    src = _source("palm007.toml").replace("{ weight = [13, 25], dose = 200 }", "{ weight = [14, 25], dose = 200 }", 1)
+    src = _source("palm007.toml").replace(
+        "{ weight = [13, 25], dose = 200 }", "{ weight = [14, 25], dose = 200 }", 1
+    )
     problems = _refusal(src, "palm007.toml")
     assert any("weight bands [6, 13] and [14, 25] leave a gap" in p for p in problems), problems
 
@@ -174,9 +188,13 @@ def test_a_window_that_closes_before_it_opens_is_refused_at_its_line() -> None:
 
 
 def test_a_record_role_naming_a_missing_field_is_refused() -> None:
-    src = _source("mexcovid.toml").replace('dose = "particles", start = "start"', 'dose = "particle", start = "start"', 1)
+    src = _source("mexcovid.toml").replace(
+        'dose = "particles", start = "start"', 'dose = "particle", start = "start"', 1
+    )
     problems = _refusal(src, "mexcovid.toml")
-    assert any("regimens[0].administrations[0].record.dose: form dose has no field 'particle'" in p for p in problems)
+    assert any(
+        "regimens[0].administrations[0].record.dose: form dose has no field 'particle'" in p for p in problems
+    )
 
 
 def test_a_format_1_file_is_refused_by_the_format_2_reader() -> None:
@@ -236,3 +254,23 @@ def test_a_mutated_file_is_refused_or_read_never_a_crash(at: int, junk: str) -> 
         model.parse(mutated, "palm007.toml")
     except model.ProtocolFileError as exc:
         assert exc.problems and all(p.startswith("palm007.toml") for p in exc.problems)
+
+
+def test_windows_of_consecutive_doses_that_would_overlap_are_refused() -> None:
+    src = _source("palm007.toml")
+    i = src.index('window = ["-2h", "+2h"]')
+    wide = src[:i] + 'window = ["-6h", "+6h"]' + src[i + len('window = ["-2h", "+2h"]') :]
+    line = _line_of(wide, 'window = ["-6h", "+6h"]')
+    assert _refusal(wide, "palm007.toml") == [
+        f"palm007.toml:{line}: regimens[0].administrations[0].window: -6h to +6h is as long as the 12 h between "
+        "two due times: the windows of consecutive administrations would overlap"
+    ]
+
+
+def test_a_minimum_spacing_the_due_times_break_is_refused() -> None:
+    src = _source("palm007.toml").replace('min_spacing = "8h"', 'min_spacing = "13h"')
+    problems = _refusal(src, "palm007.toml")
+    assert any(
+        "regimens[0].administrations[0].schedule.min_spacing: 13h: the due times 08:00, 20:00 are closer" in p
+        for p in problems
+    ), problems

@@ -119,7 +119,12 @@ def _resolved_headers(lines: list[str]) -> Iterator[tuple[int, Path_]]:
 # -- the typed parts the schedule engine runs ------------------------------------------------
 
 _DURATION = re.compile(r"^([+-]?)([0-9]+(?:\.[0-9]+)?)(min|h|d|w)$")
-_UNIT = {"min": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+_UNIT = {
+    "min": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
 
 
 def duration(text: str) -> timedelta:
@@ -262,7 +267,9 @@ class Model:
         for a in self.arms:
             if a.code == arm:
                 return tuple(self.regimens[r] for r in a.regimens)
-        raise Refused(f"arm {arm!r} is not an arm of {self.id} {self.version} ({', '.join(a.code for a in self.arms)})")
+        raise Refused(
+            f"arm {arm!r} is not an arm of {self.id} {self.version} ({', '.join(a.code for a in self.arms)})"
+        )
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -308,7 +315,9 @@ def parse(source: str, filename: str = "<protocol>") -> Model:
     r: _Reader = base  # type: ignore[assignment]
     head = data.get("protocol")
     if isinstance(head, dict) and head.get("format") != 2:
-        r.err(("protocol", "format"), "must be 2 for this reader (a format-1 file is read by wardcrf.protocol)")
+        r.err(
+            ("protocol", "format"), "must be 2 for this reader (a format-1 file is read by wardcrf.protocol)"
+        )
     _schema_problems(r, data)
     if not r.problems:  # references assume the structure is right
         _references(r, data)
@@ -365,7 +374,17 @@ def _codes(items: Any, key: str = "code") -> list[str]:
 def _references(r: _Reader, data: dict[str, Any]) -> None:
     """What refers to what, and the arithmetic the schema cannot state."""
     forms: dict[str, Any] = data.get("forms", {})
-    for table in ("arms", "regimens", "products", "visits", "criteria", "gates", "rules", "deviations", "anchors"):
+    for table in (
+        "arms",
+        "regimens",
+        "products",
+        "visits",
+        "criteria",
+        "gates",
+        "rules",
+        "deviations",
+        "anchors",
+    ):
         seen: set[str] = set()
         key = "name" if table == "anchors" else "code"
         for i, item in enumerate(data.get(table, [])):
@@ -421,13 +440,20 @@ def _window(r: _Reader, path: Path_, window: list[str]) -> None:
 
 
 def _administration(
-    r: _Reader, p: Path_, adm: dict[str, Any], products: set[str], anchors: frozenset[str] | set[str], forms: dict[str, Any]
+    r: _Reader,
+    p: Path_,
+    adm: dict[str, Any],
+    products: set[str],
+    anchors: frozenset[str] | set[str],
+    forms: dict[str, Any],
 ) -> None:
     if adm.get("product") not in products:
         r.err((*p, "product"), f"product {adm.get('product')!r} is not declared ({_list(products)})")
     sched = adm.get("schedule", {})
     if sched.get("anchor") not in anchors:
-        r.err((*p, "schedule", "anchor"), f"anchor {sched.get('anchor')!r} is not declared ({_list(anchors)})")
+        r.err(
+            (*p, "schedule", "anchor"), f"anchor {sched.get('anchor')!r} is not declared ({_list(anchors)})"
+        )
     count = sched.get("count")
     if isinstance(count, list) and (len(count) != 2 or count[0] > count[1]):
         r.err((*p, "schedule", "count"), "a variable course is [min, max] with min <= max")
@@ -435,6 +461,7 @@ def _administration(
         r.err((*p, "schedule", "count"), "a variable course [min, max] needs stop_when")
     if "window" in adm:
         _window(r, (*p, "window"), adm["window"])
+    _spacing(r, p, adm)
     bands = adm.get("dose", {}).get("bands", [])
     ordered = sorted(bands, key=lambda b: b["weight"][0])
     for a, b in itertools.pairwise(ordered):
@@ -452,6 +479,45 @@ def _administration(
     for role, field in record.items():
         if role != "form" and field not in form.get("fields", {}):
             r.err((*p, "record", role), f"form {record['form']} has no field {field!r}")
+
+
+def _spacing(r: _Reader, p: Path_, adm: dict[str, Any]) -> None:
+    """Due times at least `min_spacing` apart, and windows that do not run into the next slot's.
+
+    Measured on the wall clock: the night the clocks change moves a due time
+    by the gap, so the schedule engine's windows stay apart only if they are
+    apart by more than that (the property tests allow an hour).
+    """
+    sched = adm.get("schedule", {})
+    times = sorted(sched.get("times", []))
+    if not times:
+        return
+    if len(set(times)) != len(times):
+        r.err((*p, "schedule", "times"), "a due time is listed twice")
+        return
+    per_day = int(sched.get("per_day", len(times)))
+    used = [int(t[:2]) * 60 + int(t[3:]) for t in times[:per_day]]
+    every = int(duration(sched.get("every", "1d")) / timedelta(minutes=1))
+    gaps = [b - a for a, b in itertools.pairwise(used)] + [every - used[-1] + used[0]]
+    gap = timedelta(minutes=min(gaps))
+    spacing = sched.get("min_spacing")
+    if spacing is not None and duration(spacing) > gap:
+        r.err(
+            (*p, "schedule", "min_spacing"),
+            f"{spacing}: the due times {', '.join(times)} are closer than that",
+        )
+    window = adm.get("window")
+    if window is not None and duration(window[1]) - duration(window[0]) >= gap:
+        r.err(
+            (*p, "window"),
+            f"{window[0]} to {window[1]} is as long as the {_minutes(gap)} between two due times: "
+            "the windows of consecutive administrations would overlap",
+        )
+
+
+def _minutes(d: timedelta) -> str:
+    m = int(d / timedelta(minutes=1))
+    return f"{m // 60} h {m % 60} min" if m % 60 else f"{m // 60} h"
 
 
 def _names(r: _Reader, data: dict[str, Any]) -> None:
@@ -493,7 +559,12 @@ def _dec(value: Any) -> Decimal | None:
 
 def _dose(spec: Mapping[str, Any]) -> Dose:
     bands = tuple(
-        Band(Decimal(str(b["weight"][0])), Decimal(str(b["weight"][1])), _dec(b.get("dose")), _dec(b.get("per_kg")))
+        Band(
+            Decimal(str(b["weight"][0])),
+            Decimal(str(b["weight"][1])),
+            _dec(b.get("dose")),
+            _dec(b.get("per_kg")),
+        )
         for b in spec.get("bands", [])
     )
     return Dose(
@@ -562,7 +633,8 @@ def _build(data: dict[str, Any], source: str) -> Model:
             code=code,
             label=_label(reg.get("label") or twin.get("label") or code),
             administrations=tuple(
-                _administration_model(a, swap.get(a["product"], a["product"])) for a in twin.get("administrations", [])
+                _administration_model(a, swap.get(a["product"], a["product"]))
+                for a in twin.get("administrations", [])
             ),
         )
     cal = data.get("calendar", {})
