@@ -354,7 +354,9 @@ class Scope:
 
     def inner(self, form: str) -> Scope:
         """The scope after `where`: a record of `form`, inside this one."""
-        return Scope(self.forms, self.once_forms, self.anchors, form, self.administration, self.criteria, self)
+        return Scope(
+            self.forms, self.once_forms, self.anchors, form, self.administration, self.criteria, self
+        )
 
     def own_field(self, name: str) -> tuple[str, Mapping[str, Any]] | None:
         scope: Scope | None = self
@@ -455,7 +457,9 @@ class _Checker:
                 if not self.scope.criteria:
                     self.err(node[2], "@assessment is only known in eligibility criteria")
             elif name not in self.scope.anchors:
-                self.err(node[2], f"unknown anchor @{name} (anchors: {', '.join(sorted(self.scope.anchors))})")
+                self.err(
+                    node[2], f"unknown anchor @{name} (anchors: {', '.join(sorted(self.scope.anchors))})"
+                )
         elif kind == "name":
             self.name(node)
         elif kind == "attr":
@@ -492,7 +496,9 @@ class _Checker:
                 if not self.scope.administration:
                     self.err(col, "administration is only known in a gate before a dose")
                 elif attr not in ADMINISTRATION_ATTRS:
-                    self.err(col, f"administration has no .{attr} ({', '.join(sorted(ADMINISTRATION_ATTRS))})")
+                    self.err(
+                        col, f"administration has no .{attr} ({', '.join(sorted(ADMINISTRATION_ATTRS))})"
+                    )
             elif name == "forms":
                 self.err(col, "write forms.FORM.FIELD")
             elif name in self.scope.forms:
@@ -519,7 +525,10 @@ class _Checker:
         elif attr not in self.scope.fields(form):
             self.err(col, f"form {form} has no field {attr!r}")
         elif form not in self.scope.once_forms:
-            self.err(col, f"{form} has several records per participant: use latest({form}.{attr}) or another function")
+            self.err(
+                col,
+                f"{form} has several records per participant: use latest({form}.{attr}) or another function",
+            )
 
     def call(self, node: Node) -> None:
         name, args, col = node[1], node[2], node[3]

@@ -545,11 +545,12 @@ def _once(form: Mapping[str, Any]) -> bool:
     return unique == [] or (isinstance(unique, dict) and unique.get("fields") == [])
 
 
-def _frozen(value: Any) -> Any:
+def freeze(value: Any) -> Any:
+    """Parsed TOML made read-only: tables as mapping proxies, arrays as tuples (the model is shared)."""
     if isinstance(value, dict):
-        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list):
-        return tuple(_frozen(v) for v in value)
+        return tuple(freeze(v) for v in value)
     return value
 
 
@@ -647,7 +648,7 @@ def _build(data: dict[str, Any], source: str) -> Model:
         arms=tuple(Arm(a["code"], tuple(a.get("regimens", []))) for a in data.get("arms", [])),
         regimens=MappingProxyType(regimens),
         products=frozenset(_codes(data.get("products"))),
-        data=_frozen(data),
+        data=freeze(data),
     )
 
 
