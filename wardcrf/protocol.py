@@ -4,7 +4,7 @@ A protocol file is TOML (read with the standard library's `tomllib`). It
 describes the trial (eligibility, consent, product, dose schedule, sentinel
 rule, prespecified adverse events) and every form and field a ward fills in:
 type, unit, required, hard range, soft range, choices with codes, CDISC name,
-translated labels. `docs/protocol.md` documents the format.
+translated labels. `docs/protocol-v1.md` documents the format (format 1; format 2 is `wardcrf.engine`).
 
 A file is validated completely when it is read: every problem is reported
 with the file name, the line (where it can be found), the key path and what
@@ -43,7 +43,7 @@ from .store import Store
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
 
-# Limits on a protocol file (docs/protocol.md). A protocol comes from outside
+# Limits on a protocol file (docs/protocol-v1.md, also applied to format 2). A protocol comes from outside
 # (a file an admin was sent, a hub's bundle): these keep a hostile or broken one
 # from exhausting the parser or filling every screen and report it is shown on.
 MAX_FILE_BYTES = 1024 * 1024
