@@ -274,3 +274,23 @@ def test_a_minimum_spacing_the_due_times_break_is_refused() -> None:
         "regimens[0].administrations[0].schedule.min_spacing: 13h: the due times 08:00, 20:00 are closer" in p
         for p in problems
     ), problems
+
+
+def test_a_computed_field_naming_a_missing_field_is_refused_at_its_line() -> None:
+    src = _source("mexcovid.toml").replace(
+        'compute = "years(dob, date)"', 'compute = "years(birth, date)"', 1
+    )
+    line = _line_of(src, 'compute = "years(birth, date)"')
+    problems = _refusal(src, "mexcovid.toml")
+    assert len(problems) == 1 and problems[0].startswith(
+        f"mexcovid.toml:{line}: forms.screening.fields.age.compute: column 7:"
+    )
+    assert "birth" in problems[0]
+
+
+def test_the_failed_criteria_choices_must_be_the_criteria_codes() -> None:
+    src = _source("palm007.toml").replace('{ code = "midaz", label = "Midazolam" },', "", 1)
+    problems = _refusal(src, "palm007.toml")
+    assert any(
+        "choices: the choices must be the criteria codes: no choice for midaz" in p for p in problems
+    ), problems

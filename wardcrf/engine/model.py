@@ -537,6 +537,49 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
         scope = expressions.Scope(forms, once, anchors, record=on)
         for problem in expressions.check(rule["check"], scope):
             r.err(("rules", i, "check"), problem)
+    for name, form in forms.items():  # a field's expressions read the record being checked
+        scope = expressions.Scope(forms, once, anchors, record=name)
+        for fname, spec in form.get("fields", {}).items():
+            for key in ("compute", "required_when", "applies_when"):
+                value = spec.get(key)
+                text = value.get("when") if isinstance(value, dict) else value
+                if isinstance(text, str):
+                    for problem in expressions.check(text, scope):
+                        r.err(("forms", name, "fields", fname, key), problem)
+    _eligibility(r, data, forms)
+
+
+def _eligibility(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:
+    """The eligibility form's `failed` field names exactly the criteria, so a failed one is stored by code."""
+    elig = data.get("eligibility")
+    if not isinstance(elig, dict):
+        return
+    form = forms.get(str(elig.get("form")))
+    if form is None:
+        r.err(("eligibility", "form"), f"form {elig.get('form')!r} is not declared")
+        return
+    fields = form.get("fields", {})
+    for role in ("date", "eligible", "failed"):
+        if role in elig and elig[role] not in fields:
+            r.err(("eligibility", role), f"form {elig['form']} has no field {elig[role]!r}")
+    failed = fields.get(str(elig.get("failed")), {})
+    codes = [str(c.get("code")) for c in failed.get("choices", [])]
+    criteria = _codes(data.get("criteria"))
+    if failed and sorted(codes) != sorted(criteria):
+        missing = sorted(set(criteria) - set(codes))
+        extra = sorted(set(codes) - set(criteria))
+        what = "; ".join(
+            x
+            for x in (
+                f"no choice for {', '.join(missing)}" if missing else "",
+                f"no criterion {', '.join(extra)}" if extra else "",
+            )
+            if x
+        )
+        r.err(
+            ("forms", elig["form"], "fields", elig["failed"], "choices"),
+            f"the choices must be the criteria codes: {what}",
+        )
 
 
 def _once(form: Mapping[str, Any]) -> bool:
