@@ -450,3 +450,39 @@ def test_bands_are_low_inclusive_high_exclusive() -> None:
     assert dose.prescribe(40) == Decimal(200)
     with pytest.raises(Refused, match=r"\[0, 40\), \[40, 500\)"):
         dose.prescribe(500)
+
+
+def _daily(clock: str, window: tuple[str, str]) -> Administration:
+    return Administration(
+        code="a",
+        product="P",
+        route="ORAL",
+        frequency="QD",
+        dose=Dose(unit="mg", fixed=Decimal(1)),
+        schedule=ScheduleSpec(
+            anchor="enrollment", first_day=1, count_min=3, count_max=3, times=(time.fromisoformat(clock),)
+        ),
+        window=(model.duration(window[0]), model.duration(window[1])),
+        closing=None,
+        late_until="window",
+        numbering="slot",
+        worklist="dose {n}",
+        record={},
+    )
+
+
+def test_a_due_time_the_clocks_skip_falls_later_by_the_gap_and_the_window_keeps_its_length() -> None:
+    ny = ZoneInfo("America/New_York")  # 2026-03-08 02:00 EST becomes 03:00 EDT
+    slots = schedule.expand(_daily("02:30", ("-2h", "+2h")), "r", date(2026, 3, 6), anchor_day=0, zone=ny)
+    skipped = slots[1]
+    assert skipped.date == date(2026, 3, 8)
+    assert skipped.due is not None and skipped.due.astimezone(ny).strftime("%H:%M %Z") == "03:30 EDT"
+    assert skipped.closes - skipped.opens == timedelta(hours=4)
+    assert [s.due.astimezone(ny).strftime("%H:%M") for s in slots] == ["02:30", "03:30", "02:30"]  # type: ignore[union-attr]
+
+
+def test_a_due_time_that_happens_twice_is_the_first() -> None:
+    ny = ZoneInfo("America/New_York")  # 2026-11-01 01:00-02:00 happens twice
+    slots = schedule.expand(_daily("01:30", ("-1h", "+1h")), "r", date(2026, 10, 31), anchor_day=0, zone=ny)
+    assert slots[0].due is not None and slots[0].due.astimezone(ny).strftime("%H:%M %Z") == "01:30 EDT"
+    assert slots[0].closes - slots[0].opens == timedelta(hours=2)
