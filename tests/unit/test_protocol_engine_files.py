@@ -294,3 +294,9 @@ def test_the_failed_criteria_choices_must_be_the_criteria_codes() -> None:
     assert any(
         "choices: the choices must be the criteria codes: no choice for midaz" in p for p in problems
     ), problems
+
+
+def test_a_version_is_read_once_by_its_hash() -> None:
+    src = _source("palm.toml")
+    assert model.parse_cached(src, "palm.toml") is model.parse_cached(src, "other-name.toml")
+    assert model.parse_cached(src + "\n", "palm.toml") is not model.parse_cached(src, "palm.toml")

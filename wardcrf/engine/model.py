@@ -695,7 +695,19 @@ def _build(data: dict[str, Any], source: str) -> Model:
     )
 
 
+_CACHE: dict[str, Model] = {}
+
+
+def parse_cached(source: str, filename: str = "<protocol>") -> Model:
+    """`parse`, remembered by content hash: a version is read once, then every record asks the model."""
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    hit = _CACHE.get(digest)
+    if hit is None:
+        hit = _CACHE[digest] = parse(source, filename)
+    return hit
+
+
 @cache
 def shipped(name: str) -> Model:
     """A format-2 file shipped in `wardcrf/protocols/engine/` (mexcovid.toml, palm.toml, palm007.toml)."""
-    return parse(shipped_source(name), name)
+    return parse_cached(shipped_source(name), name)
