@@ -300,3 +300,57 @@ def test_a_version_is_read_once_by_its_hash() -> None:
     src = _source("palm.toml")
     assert model.parse_cached(src, "palm.toml") is model.parse_cached(src, "other-name.toml")
     assert model.parse_cached(src + "\n", "palm.toml") is not model.parse_cached(src, "palm.toml")
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "where"),
+    [
+        (
+            "mexcovid.toml",
+            "result == 'negative' and time",
+            "result == 'negativ' and time",
+            "gates[6].require",
+        ),
+        (
+            "mexcovid.toml",
+            "match = \"timepoint == 'pre_dose'\"",
+            "match = \"timepoint == 'pre_dos'\"",
+            "dose_assessments[0].match",
+        ),
+        (
+            "palm007.toml",
+            "when = \"timepoint == 'baseline'\"",
+            "when = \"timepoint == 'basline'\"",
+            "visits[0].forms[3].when",
+        ),
+        (
+            "palm007.toml",
+            'when = "screening.weight < 120"',
+            'when = "screening.wieght < 120"',
+            "regimens[0].administrations[0].when",
+        ),
+        (
+            "palm.toml",
+            'when = "screening.ct_np <= 22"',
+            'when = "screening.ct_n <= 22"',
+            "strata[0].levels[0].when",
+        ),
+    ],
+)
+def test_expressions_in_every_context_name_only_what_exists(
+    name: str, old: str, new: str, where: str
+) -> None:
+    src = _source(name)
+    assert src.count(old) >= 1
+    mutated = src.replace(old, new, 1)
+    line = _line_of(mutated, new)
+    problems = _refusal(mutated, name)
+    assert any(p.startswith(f"{name}:{line}: {where}: column ") for p in problems), problems
+
+
+def test_administration_is_only_known_in_a_gate_before_a_dose() -> None:
+    src = _source("palm007.toml").replace(
+        'when = "screening.weight < 120"', 'when = "administration.number < 3"', 1
+    )
+    problems = _refusal(src, "palm007.toml")
+    assert any("administration is only known in a gate before a dose" in p for p in problems), problems

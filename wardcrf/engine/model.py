@@ -524,11 +524,55 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
     """Criteria (participant context) and rules (the record of their form) name what exists."""
     forms: dict[str, Any] = data.get("forms", {})
     once = frozenset(name for name, f in forms.items() if _once(f) or name == "enrollment")
-    anchors = expressions.BUILTIN_ANCHORS | frozenset(_codes(data.get("anchors"), "name")) | {"assessment"}
-    participant = expressions.Scope(forms, once, anchors, criteria=True)
+    anchors = expressions.BUILTIN_ANCHORS | frozenset(_codes(data.get("anchors"), "name"))
+    participant = expressions.Scope(forms, once, anchors)
+
+    def check(path: Path_, text: Any, scope: expressions.Scope) -> None:
+        if isinstance(text, str):
+            for problem in expressions.check(text, scope):
+                r.err(path, problem)
+
+    criteria = expressions.Scope(forms, once, anchors, criteria=True)
     for i, crit in enumerate(data.get("criteria", [])):
-        for problem in expressions.check(crit["expr"], participant):
-            r.err(("criteria", i, "expr"), problem)
+        check(("criteria", i, "expr"), crit["expr"], criteria)
+    for i, gate in enumerate(data.get("gates", [])):
+        scope = expressions.Scope(forms, once, anchors, administration="dose" in gate.get("before", []))
+        for key in ("when", "require", "refuse_if"):
+            check(("gates", i, key), gate.get(key), scope)
+    for i, stratum in enumerate(data.get("strata", [])):
+        for j, level in enumerate(stratum.get("levels", [])):
+            check(("strata", i, "levels", j, "when"), level.get("when"), participant)
+    for i, reg in enumerate(data.get("regimens", [])):
+        for j, adm in enumerate(reg.get("administrations", [])):
+            p: Path_ = ("regimens", i, "administrations", j)
+            check((*p, "when"), adm.get("when"), participant)
+            check((*p, "schedule", "stop_when"), adm.get("schedule", {}).get("stop_when"), participant)
+            check((*p, "dose", "weight"), adm.get("dose", {}).get("weight"), participant)
+    for i, visit in enumerate(data.get("visits", [])):
+        for j, entry in enumerate(visit.get("forms", [])):
+            if isinstance(entry, dict) and entry.get("form") in forms:
+                check(
+                    ("visits", i, "forms", j, "when"),
+                    entry.get("when"),
+                    expressions.Scope(forms, once, anchors, record=entry["form"]),
+                )
+    for i, da in enumerate(data.get("dose_assessments", [])):
+        if da.get("form") in forms:
+            check(
+                ("dose_assessments", i, "match"),
+                da.get("match"),
+                expressions.Scope(forms, once, anchors, record=da["form"]),
+            )
+    for i, dev in enumerate(data.get("deviations", [])):
+        on = dev.get("on")
+        if on is not None and on not in forms:
+            r.err(("deviations", i, "on"), f"form {on!r} is not declared")
+            continue
+        check(
+            ("deviations", i, "when"),
+            dev.get("when"),
+            expressions.Scope(forms, once, anchors, record=on) if on else participant,
+        )
     for i, rule in enumerate(data.get("rules", [])):
         on = rule.get("on")
         if on not in forms:
