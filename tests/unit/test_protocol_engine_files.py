@@ -354,3 +354,39 @@ def test_administration_is_only_known_in_a_gate_before_a_dose() -> None:
     )
     problems = _refusal(src, "palm007.toml")
     assert any("administration is only known in a gate before a dose" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'window = ["-2h", "+2h"]',
+            'window = ["-99999999999w", "+2h"]',
+            "regimens[0].administrations[0].window[0]: '-99999999999w' is longer than 3660 days",
+        ),
+        ('min_spacing = "8h"', 'min_spacing = "1e9h"', "min_spacing: '1e9h' does not have the required form"),
+        ("days = 14, times", 'count = [1, 99999999], stop_when = "true", times', "schedule.count"),
+        ("first_day = 1, days = 14", "first_day = 99999999999, days = 14", "schedule.first_day"),
+        (
+            "first_day = 1, days = 14",
+            'first_day = 1, every = "12h", days = 14',
+            "schedule.every: 12h: days between administration days",
+        ),
+        (
+            "first_day = 1, days = 14",
+            'first_day = 1, every = "3000d", days = 14',
+            "schedule: the course would end on day 42001",
+        ),
+    ],
+)
+def test_schedules_that_would_overflow_or_never_end_are_refused(old: str, new: str, expected: str) -> None:
+    src = _source("palm007.toml")
+    assert old in src
+    problems = _refusal(src.replace(old, new, 1), "palm007.toml")
+    assert any(expected in p for p in problems), problems
+
+
+def test_an_unknown_time_zone_is_refused() -> None:
+    src = _source("mexcovid.toml").replace('zone = "Asia/Shanghai"', 'zone = "../../etc/passwd"', 1)
+    problems = _refusal(src, "mexcovid.toml")
+    assert any("calendar.zone: '../../etc/passwd' is not a time zone" in p for p in problems), problems

@@ -36,6 +36,7 @@ from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
@@ -45,6 +46,7 @@ from wardcrf.errors import Refused
 
 SCHEMA_FILE = "protocol-2.schema.json"
 EXPRESSION_FORMAT = "wardcrf-expression"
+DURATION_FORMAT = "wardcrf-duration"
 SHIPPED = ("mexcovid.toml", "palm.toml", "palm007.toml")
 
 Path_ = tuple[str | int, ...]
@@ -127,12 +129,18 @@ _UNIT = {
 }
 
 
+MAX_DURATION = timedelta(days=3660)  # ten years: longer than any trial's follow-up
+
+
 def duration(text: str) -> timedelta:
-    """`"30min"`, `"+2h"`, `"-2d"`, `"1w"` as a timedelta (the schema has checked the shape)."""
+    """`"30min"`, `"+2h"`, `"-2d"`, `"1w"` as a timedelta, at most ten years either way."""
     m = _DURATION.match(text)
     if not m:
         raise ValueError(f"{text!r} is not a duration (e.g. 30min, +2h, -1d, 1w)")
-    value = _UNIT[m.group(3)] * float(m.group(2))
+    amount = float(m.group(2))
+    if amount * (_UNIT[m.group(3)] / timedelta(days=1)) > MAX_DURATION.days:
+        raise ValueError(f"{text!r} is longer than {MAX_DURATION.days} days")
+    value = _UNIT[m.group(3)] * amount
     return -value if m.group(1) == "-" else value
 
 
@@ -288,14 +296,22 @@ def _expression_format(value: object) -> bool:
     return True
 
 
+def _duration_format(value: object) -> bool:
+    if isinstance(value, str):
+        duration(value)  # ValueError: the cause named in the problem
+    return True
+
+
 _FORMATS = jsonschema.FormatChecker(formats=())
 _FORMATS.checks(EXPRESSION_FORMAT, raises=expressions.ExprError)(_expression_format)
+_FORMATS.checks(DURATION_FORMAT, raises=ValueError)(_duration_format)
 
 
 @cache
 def _validator() -> Any:
     s = json.loads(json.dumps(schema()))
     s["$defs"]["expr"]["format"] = EXPRESSION_FORMAT
+    s["$defs"]["duration"]["format"] = DURATION_FORMAT
     cls = jsonschema.validators.validator_for(s)
     return cls(s, format_checker=_FORMATS)
 
@@ -349,6 +365,8 @@ def _leaf(error: Any) -> Any:
 def _message(error: Any) -> str:
     if error.validator == "format" and isinstance(error.cause, expressions.ExprError):
         return f"expression {error.cause}"
+    if error.validator == "format" and isinstance(error.cause, ValueError):
+        return str(error.cause)
     if error.validator == "additionalProperties":
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
@@ -392,6 +410,15 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
             if code in seen:
                 r.err((table, i, key), f"{code!r} is used twice: codes are unique")
             seen.add(code)
+    zone = data.get("calendar", {}).get("zone")
+    if zone is not None:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            r.err(
+                ("calendar", "zone"),
+                f"{zone!r} is not a time zone of the IANA database (e.g. Africa/Kinshasa)",
+            )
     regimens = set(_codes(data.get("regimens")))
     products = set(_codes(data.get("products")))
     anchors = expressions.BUILTIN_ANCHORS | set(_codes(data.get("anchors"), "name"))
@@ -454,6 +481,17 @@ def _administration(
         r.err(
             (*p, "schedule", "anchor"), f"anchor {sched.get('anchor')!r} is not declared ({_list(anchors)})"
         )
+    every = duration(sched.get("every", "1d"))
+    if every < timedelta(days=1) or every % timedelta(days=1):
+        r.err(
+            (*p, "schedule", "every"),
+            f"{sched['every']}: days between administration days, a whole number (1d, 3d, 1w)",
+        )
+    else:
+        spec = _schedule(sched)
+        last = abs(spec.first_day) + spec.every_days * (-(-spec.count_max // spec.per_day))
+        if last > MAX_DURATION.days:
+            r.err((*p, "schedule"), f"the course would end on day {last}: at most {MAX_DURATION.days} days")
     count = sched.get("count")
     if isinstance(count, list) and (len(count) != 2 or count[0] > count[1]):
         r.err((*p, "schedule", "count"), "a variable course is [min, max] with min <= max")
