@@ -390,3 +390,80 @@ def test_an_unknown_time_zone_is_refused() -> None:
     src = _source("mexcovid.toml").replace('zone = "Asia/Shanghai"', 'zone = "../../etc/passwd"', 1)
     problems = _refusal(src, "mexcovid.toml")
     assert any("calendar.zone: '../../etc/passwd' is not a time zone" in p for p in problems), problems
+
+
+_HOSTILE_VALUES = [
+    '"99999999999w"',
+    '"0.5d"',
+    '"-3d"',
+    "[]",
+    "{}",
+    "0",
+    "-1",
+    "1e308",
+    "99999999999999999999",
+    '"x"',
+    "true",
+    '["09:00", "09:00"]',
+    '["23:59", "00:00"]',
+    "[5, 1]",
+    "[0, 99999999]",
+    '["-99999999999w", "99999999999w"]',
+]
+_SCHEDULE_KEYS = [
+    "every",
+    "count",
+    "times",
+    "min_spacing",
+    "window",
+    "weight",
+    "first_day",
+    "per_day",
+    "days",
+    "closing",
+    "round_to",
+    "max",
+    "per_kg",
+    "fixed",
+    "anchor_day",
+    "zone",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(model.SHIPPED),
+    st.lists(
+        st.tuples(st.sampled_from(_SCHEDULE_KEYS), st.sampled_from(_HOSTILE_VALUES), st.integers(0)),
+        max_size=3,
+    ),
+)
+def test_hostile_values_in_schedules_and_doses_are_refused_or_read_never_a_crash(
+    name: str, edits: list[tuple[str, str, int]]
+) -> None:
+    text = _source(name)
+    for key, value, pick in edits:
+        found = list(re.finditer(r"(?<![a-z_])" + key + r' = ("[^"]*"|\[[^\]\n]*\]|[-0-9.e]+)', text))
+        if found:
+            m = found[pick % len(found)]
+            text = text[: m.start(1)] + value + text[m.end(1) :]
+    try:
+        m2 = model.parse(text, name)
+    except model.ProtocolFileError as exc:
+        assert exc.problems and all(p.startswith(name) for p in exc.problems)
+        return
+    # what loads, the schedule engine can expand
+    from datetime import date
+
+    from wardcrf.engine import schedule
+
+    conditions = {
+        text: True
+        for reg in m2.regimens.values()
+        for adm in reg.administrations
+        for text in (adm.when, adm.schedule.stop_when)
+        if text
+    }
+    anchors = dict.fromkeys(expressions.BUILTIN_ANCHORS, date(2024, 1, 1))
+    for arm in m2.arms:
+        schedule.plan(m2, anchors, arm=arm.code, zone="UTC", conditions=conditions)
