@@ -467,3 +467,29 @@ def test_hostile_values_in_schedules_and_doses_are_refused_or_read_never_a_crash
     anchors = dict.fromkeys(expressions.BUILTIN_ANCHORS, date(2024, 1, 1))
     for arm in m2.arms:
         schedule.plan(m2, anchors, arm=arm.code, zone="UTC", conditions=conditions)
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "where"),
+    [
+        (
+            "mexcovid.toml",
+            "is {years(screening.dob, @assessment)}",
+            "is {years(screening.dobb, @assessment)}",
+            "criteria[0].message",
+        ),
+        (
+            "palm007.toml",
+            'worklist = "dose {n}"',
+            'worklist = "dose {m}"',
+            "regimens[0].administrations[0].worklist",
+        ),
+    ],
+)
+def test_message_holes_name_only_what_exists(name: str, old: str, new: str, where: str) -> None:
+    src = _source(name)
+    assert old in src
+    mutated = src.replace(old, new, 1)
+    line = _line_of(mutated, new)
+    problems = _refusal(mutated, name)
+    assert any(p.startswith(f"{name}:{line}: {where}: {{") for p in problems), problems

@@ -570,13 +570,31 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
             for problem in expressions.check(text, scope):
                 r.err(path, problem)
 
+    def template(path: Path_, text: Any, scope: expressions.Scope) -> None:
+        """A message's `{...}` holes: names the kind provides, or expressions of the same context."""
+        if isinstance(text, str):
+            for problem in expressions.check_template(text, scope):
+                r.err(path, problem)
+
     criteria = expressions.Scope(forms, once, anchors, criteria=True)
     for i, crit in enumerate(data.get("criteria", [])):
         check(("criteria", i, "expr"), crit["expr"], criteria)
+        template(("criteria", i, "message"), crit.get("message"), criteria)
     for i, gate in enumerate(data.get("gates", [])):
         scope = expressions.Scope(forms, once, anchors, administration="dose" in gate.get("before", []))
         for key in ("when", "require", "refuse_if"):
             check(("gates", i, key), gate.get(key), scope)
+        for key in ("message", "hold"):
+            template(("gates", i, key), gate.get(key), scope)
+    for i, rule in enumerate(data.get("rules", [])):
+        if rule.get("on") in forms:
+            scope = expressions.Scope(forms, once, anchors, record=rule["on"])
+            template(("rules", i, "message"), rule.get("message"), scope)
+    for name, form in forms.items():
+        unique = form.get("unique")
+        if isinstance(unique, dict):
+            scope = expressions.Scope(forms, once, anchors, record=name)
+            template(("forms", name, "unique", "message"), unique.get("message"), scope)
     for i, stratum in enumerate(data.get("strata", [])):
         for j, level in enumerate(stratum.get("levels", [])):
             check(("strata", i, "levels", j, "when"), level.get("when"), participant)
@@ -586,6 +604,7 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
             check((*p, "when"), adm.get("when"), participant)
             check((*p, "schedule", "stop_when"), adm.get("schedule", {}).get("stop_when"), participant)
             check((*p, "dose", "weight"), adm.get("dose", {}).get("weight"), participant)
+            template((*p, "worklist"), adm.get("worklist"), participant)
     for i, visit in enumerate(data.get("visits", [])):
         for j, entry in enumerate(visit.get("forms", [])):
             if isinstance(entry, dict) and entry.get("form") in forms:
@@ -596,11 +615,9 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                 )
     for i, da in enumerate(data.get("dose_assessments", [])):
         if da.get("form") in forms:
-            check(
-                ("dose_assessments", i, "match"),
-                da.get("match"),
-                expressions.Scope(forms, once, anchors, record=da["form"]),
-            )
+            scope = expressions.Scope(forms, once, anchors, record=da["form"])
+            check(("dose_assessments", i, "match"), da.get("match"), scope)
+            template(("dose_assessments", i, "duplicate"), da.get("duplicate"), scope)
     for i, dev in enumerate(data.get("deviations", [])):
         on = dev.get("on")
         if on is not None and on not in forms:
