@@ -40,6 +40,7 @@ SUITES = [
     "exports",
     "hub_data",
     "drafts",
+    "engine",
     "sweep",
     "tlog",
 ]

@@ -4,7 +4,7 @@ A protocol file is TOML (read with the standard library's `tomllib`). It
 describes the trial (eligibility, consent, product, dose schedule, sentinel
 rule, prespecified adverse events) and every form and field a ward fills in:
 type, unit, required, hard range, soft range, choices with codes, CDISC name,
-translated labels. `docs/protocol.md` documents the format.
+translated labels. `docs/protocol-v1.md` documents the format (format 1; format 2 is `wardcrf.engine`).
 
 A file is validated completely when it is read: every problem is reported
 with the file name, the line (where it can be found), the key path and what
@@ -45,7 +45,7 @@ from .store import Store
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
 
-# Limits on a protocol file (docs/protocol.md). A protocol comes from outside
+# Limits on a protocol file (docs/protocol-v1.md, also applied to format 2). A protocol comes from outside
 # (a file an admin was sent, a hub's bundle): these keep a hostile or broken one
 # from exhausting the parser or filling every screen and report it is shown on.
 MAX_FILE_BYTES = 1024 * 1024
@@ -415,8 +415,12 @@ class _Reader:
         self.problems: list[str] = []
         self.languages: tuple[str, ...] = ("en",)
 
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        """The line of a key path; format 2's reader (wardcrf.engine.model) counts array elements too."""
+        return _line_of(self.lines, path)
+
     def err(self, path: tuple[str | int, ...], problem: str) -> None:
-        line = _line_of(self.lines, path)
+        line = self.line(path)
         where = f"{self.filename}:{line}" if line else self.filename
         key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
         self.problems.append(f"{where}: {key}: {problem}")
@@ -628,8 +632,14 @@ def _check_values(r: _Reader, data: dict[str, Any]) -> None:
                 r.err(path, why)
 
 
-def parse(source: str, filename: str = "<protocol>") -> Protocol:
-    """Parse and validate protocol TOML; raises `ProtocolFileError` naming every problem."""
+def read_source(source: str, filename: str, reader: type[_Reader] = _Reader) -> tuple[dict[str, Any], _Reader]:
+    """The TOML of a protocol file of any format, bounded and read, and a reader holding its problems so far.
+
+    The limits (size, characters, nesting) are checked before the parser runs
+    and refuse at once; the values' limits (label and text lengths, finite
+    numbers) are collected in the reader, so every problem is named together.
+    Format 2 (`wardcrf.engine.model`) reads through here with its own reader.
+    """
     problems = _scan_source(source, filename)
     if problems:
         raise ProtocolFileError(problems)
@@ -639,8 +649,14 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         raise ProtocolFileError([f"{filename}: not valid TOML: {exc}"]) from None
     except RecursionError:  # the scan above should have said so; never a crash either way
         raise ProtocolFileError([f"{filename}: nested too deeply to read"]) from None
-    r = _Reader(filename, source)
+    r = reader(filename, source)
     _check_values(r, data)  # its problems join the rest: every problem is named at once
+    return data, r
+
+
+def parse(source: str, filename: str = "<protocol>") -> Protocol:
+    """Parse and validate protocol TOML; raises `ProtocolFileError` naming every problem."""
+    data, r = read_source(source, filename)
     head = r.table(data.get("protocol"), ("protocol",))
     langs = r.get(head, "languages", ("protocol",), list, default=["en"])
     if langs and all(isinstance(x, str) for x in langs):
@@ -1168,6 +1184,11 @@ def parse_cached(source: str, filename: str = "<protocol>") -> Protocol:
 
 def read_file(path: Path) -> Protocol:
     """Read and validate a protocol file from disk (at most `MAX_FILE_BYTES`, checked before reading)."""
+    return parse(read_text(path), Path(path).name)
+
+
+def read_text(path: Path) -> str:
+    """A protocol file's text (any format): at most `MAX_FILE_BYTES`, checked before reading; UTF-8."""
     try:
         size = Path(path).stat().st_size
         if size > MAX_FILE_BYTES:
@@ -1183,7 +1204,7 @@ def read_file(path: Path) -> Protocol:
         raise ProtocolFileError([f"{Path(path).name}: not UTF-8 text"]) from None
     except OSError as exc:
         raise UsageError(f"cannot read protocol file {path}: {exc.strerror}") from None
-    return parse(source, Path(path).name)
+    return source
 
 
 def default_source() -> str:

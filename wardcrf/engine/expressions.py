@@ -1,15 +1,15 @@
-"""The expression language of protocol files, format 2, as a reference parser and name checker.
+"""The expression language of protocol files, format 2: tokenizer, parser and name checker.
 
-docs/protocol.md ("Expressions") defines the grammar; this module is its
-executable statement, written with the format and before the engine, so that
-the grammar is known to be unambiguous and every expression the shipped
-format-2 files hold is known to parse and to name only forms, fields, codes,
-anchors and functions that exist. It evaluates nothing. The engine's
-`wardcrf/expressions.py` starts from it (docs/engine.md, section 3); until
-then only `tests/unit/test_protocol_engine_files.py` uses it.
+docs/protocol.md ("Expressions") defines the grammar; this module is its one
+implementation. Written with the format, it proved the grammar unambiguous and
+that every expression the shipped format-2 files hold parses and names only
+forms, fields, codes, anchors and functions that exist; `wardcrf.engine.model`
+uses it to refuse a file whose expression is malformed, with its column.
 
 Nothing here executes text: a regular-expression tokenizer, a
-recursive-descent parser producing tuples, and a checker walking them.
+recursive-descent parser producing tuples, and a checker walking them (no
+`eval`, `exec`, `compile` or `ast`). The interpreter over a participant's
+records is still design (docs/engine.md, section 3).
 """
 
 from __future__ import annotations
@@ -354,7 +354,9 @@ class Scope:
 
     def inner(self, form: str) -> Scope:
         """The scope after `where`: a record of `form`, inside this one."""
-        return Scope(self.forms, self.once_forms, self.anchors, form, self.administration, self.criteria, self)
+        return Scope(
+            self.forms, self.once_forms, self.anchors, form, self.administration, self.criteria, self
+        )
 
     def own_field(self, name: str) -> tuple[str, Mapping[str, Any]] | None:
         scope: Scope | None = self
@@ -455,7 +457,9 @@ class _Checker:
                 if not self.scope.criteria:
                     self.err(node[2], "@assessment is only known in eligibility criteria")
             elif name not in self.scope.anchors:
-                self.err(node[2], f"unknown anchor @{name} (anchors: {', '.join(sorted(self.scope.anchors))})")
+                self.err(
+                    node[2], f"unknown anchor @{name} (anchors: {', '.join(sorted(self.scope.anchors))})"
+                )
         elif kind == "name":
             self.name(node)
         elif kind == "attr":
@@ -492,7 +496,9 @@ class _Checker:
                 if not self.scope.administration:
                     self.err(col, "administration is only known in a gate before a dose")
                 elif attr not in ADMINISTRATION_ATTRS:
-                    self.err(col, f"administration has no .{attr} ({', '.join(sorted(ADMINISTRATION_ATTRS))})")
+                    self.err(
+                        col, f"administration has no .{attr} ({', '.join(sorted(ADMINISTRATION_ATTRS))})"
+                    )
             elif name == "forms":
                 self.err(col, "write forms.FORM.FIELD")
             elif name in self.scope.forms:
@@ -519,7 +525,10 @@ class _Checker:
         elif attr not in self.scope.fields(form):
             self.err(col, f"form {form} has no field {attr!r}")
         elif form not in self.scope.once_forms:
-            self.err(col, f"{form} has several records per participant: use latest({form}.{attr}) or another function")
+            self.err(
+                col,
+                f"{form} has several records per participant: use latest({form}.{attr}) or another function",
+            )
 
     def call(self, node: Node) -> None:
         name, args, col = node[1], node[2], node[3]
@@ -585,7 +594,7 @@ def template_holes(text: str) -> list[str]:
 
 def check_template(text: str, scope: Scope) -> list[str]:
     """Problems of every hole of a template that is not a provided name."""
-    out = []
+    out: list[str] = []
     for hole in template_holes(text):
         if hole in PROVIDED:
             continue

@@ -1,0 +1,812 @@
+"""A format-2 protocol file (docs/protocol.md) read, validated and frozen into one `Model`.
+
+The model is the only thing that reads a format-2 file; everything else asks
+the model. Reading reuses format 1's machinery (`wardcrf.protocol.read_source`:
+the size, character and nesting limits before the TOML parser, finite numbers
+and bounded strings after it, every problem as `FILE:LINE: key.path: problem`),
+then checks, collecting every problem before refusing:
+
+1. the structure against `protocol-2.schema.json` (shipped beside the files,
+   also an editor's completion schema), expressions parsed as a JSON Schema
+   format so a malformed one is named with its key path and column;
+2. cross-references the schema cannot express (arm -> regimen, regimen ->
+   product and form, record roles -> fields, visit -> form, anchors),
+   windows with `before <= after`, dose bands that neither overlap nor leave
+   a gap, unique codes;
+3. the names in criteria and rules against the forms, fields and codes.
+
+What the schedule engine needs is typed (`Regimen`, `Administration`,
+`Dose`, `ScheduleSpec`, `Calendar`); every other table is kept validated and
+frozen in `Model.data` until the part of the engine that runs it is built
+(docs/engine.md says which parts exist).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+
+from wardcrf import protocol as format1
+from wardcrf.engine import expressions
+from wardcrf.errors import Refused
+
+SCHEMA_FILE = "protocol-2.schema.json"
+EXPRESSION_FORMAT = "wardcrf-expression"
+DURATION_FORMAT = "wardcrf-duration"
+SHIPPED = ("mexcovid.toml", "palm.toml", "palm007.toml")
+
+Path_ = tuple[str | int, ...]
+
+
+# A file of either format that cannot be used: every problem, each `FILE:LINE: key.path: problem`.
+ProtocolFileError = format1.ProtocolFileError
+
+
+# -- where a key path is in the file -------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+class _Reader(format1._Reader):
+    """Format 1's reader, locating array elements too (format 2 is mostly arrays of tables).
+
+    Format 1's locator ignores indices: `regimens[2].window` would point at the
+    first `[[regimens]]`. Here every `[[a.b]]` header is resolved to its
+    element's index path as TOML does (a nested array belongs to the latest
+    element of its parent), and the key path's longest header prefix wins.
+    """
+
+    def __init__(self, filename: str, source: str) -> None:
+        super().__init__(filename, source)
+        self._headers = list(_resolved_headers(self.lines))
+
+    def line(self, path: Path_) -> int | None:
+        best, start = -1, -1
+        for index, resolved in self._headers:
+            n = len(resolved)
+            if n > best and tuple(path[:n]) == resolved:
+                best, start = n, index
+        if start < 0:
+            return format1._line_of(self.lines, path)
+        pos = start
+        for key in path[best:]:
+            if isinstance(key, int):
+                continue
+            pat = re.compile(r"(^|[\s{,.])" + re.escape(key) + r"\s*[=.]")
+            for j in range(pos, len(self.lines)):
+                if j > start and _HEADER.match(self.lines[j]):
+                    break
+                if pat.search(self.lines[j]):
+                    pos = j
+                    break
+            else:
+                break
+        return pos + 1
+
+
+def _resolved_headers(lines: list[str]) -> Iterator[tuple[int, Path_]]:
+    counts: dict[Path_, int] = {}
+    for i, text in enumerate(lines):
+        m = _HEADER.match(text)
+        if not m:
+            continue
+        keys = [k.strip().strip('"') for k in m.group(2).split(".")]
+        array = m.group(1) == "[["
+        out: list[str | int] = []
+        for j, key in enumerate(keys):
+            out.append(key)
+            prefix = tuple(out)
+            if j == len(keys) - 1 and array:
+                counts[prefix] = counts.get(prefix, 0) + 1
+                out.append(counts[prefix] - 1)
+            elif prefix in counts:
+                out.append(counts[prefix] - 1)
+        yield i, tuple(out)
+
+
+# -- the typed parts the schedule engine runs ------------------------------------------------
+
+_DURATION = re.compile(r"^([+-]?)([0-9]+(?:\.[0-9]+)?)(min|h|d|w)$")
+_UNIT = {
+    "min": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
+
+
+MAX_DURATION = timedelta(days=3660)  # ten years: longer than any trial's follow-up
+
+
+def duration(text: str) -> timedelta:
+    """`"30min"`, `"+2h"`, `"-2d"`, `"1w"` as a timedelta, at most ten years either way."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration (e.g. 30min, +2h, -1d, 1w)")
+    amount = float(m.group(2))
+    if amount * (_UNIT[m.group(3)] / timedelta(days=1)) > MAX_DURATION.days:
+        raise ValueError(f"{text!r} is longer than {MAX_DURATION.days} days")
+    value = _UNIT[m.group(3)] * amount
+    return -value if m.group(1) == "-" else value
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """How days are counted: the anchor's own date is day `anchor_day`; times are local to `zone`."""
+
+    anchor_day: int = 0
+    zone: str | None = None  # None: the site's zone
+
+
+@dataclass(frozen=True)
+class Band:
+    """Weights in `[low, high)` kilograms get `dose` (fixed) or `per_kg` times the weight."""
+
+    low: Decimal
+    high: Decimal
+    dose: Decimal | None = None
+    per_kg: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Dose:
+    """A regimen's dose: fixed, per kilogram, or by weight band; rounded half up to `round_to`, capped at `max`."""
+
+    unit: str
+    fixed: Decimal | None = None
+    per_kg: Decimal | None = None
+    bands: tuple[Band, ...] = ()
+    weight: str | None = None  # a participant expression giving kilograms (evaluated by the caller)
+    round_to: Decimal | None = None
+    max: Decimal | None = None
+
+    @property
+    def by_weight(self) -> bool:
+        return self.fixed is None
+
+    def prescribe(self, weight_kg: Decimal | float | None = None) -> Decimal:
+        """The prescribed dose for a weight (kg); a `Refused` naming the weight when no rule covers it.
+
+        Decimal arithmetic: 2.5 mg/kg x 33.3 kg is 83.25 mg, never 83.24999.
+        """
+        if self.fixed is not None:
+            return self.fixed
+        if weight_kg is None:
+            raise Refused(f"the dose is by weight ({self.unit}/kg) and no weight is recorded")
+        w = Decimal(str(weight_kg))
+        if not w.is_finite() or w <= 0:
+            raise Refused(f"weight {weight_kg} kg: a weight must be a positive number of kilograms")
+        value: Decimal
+        if self.per_kg is not None:
+            value = self.per_kg * w
+        else:
+            band = next((b for b in self.bands if b.low <= w < b.high), None)
+            if band is None:
+                bands = ", ".join(f"[{b.low}, {b.high})" for b in self.bands)
+                raise Refused(f"weight {w} kg is in none of the dose's weight bands (kg: {bands})")
+            value = band.dose if band.dose is not None else (band.per_kg or Decimal(0)) * w
+        if self.round_to is not None:
+            steps = (value / self.round_to).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+            value = steps * self.round_to
+        if self.max is not None and value > self.max:
+            value = self.max
+        return value.normalize() if value == value.to_integral() else value
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """Where an administration's slots fall: from `anchor`'s day `first_day`, `every` days, `count` in all."""
+
+    anchor: str
+    first_day: int
+    every_days: int = 1
+    count_min: int = 1
+    count_max: int = 1
+    times: tuple[time, ...] = ()  # due times of each day; () = due on the day, any time
+    per_day: int = 1
+    min_spacing: timedelta = timedelta(0)
+    stop_when: str | None = None  # ends a variable course (evaluated by the caller)
+
+
+@dataclass(frozen=True)
+class Administration:
+    code: str
+    product: str
+    route: str
+    frequency: str
+    dose: Dose
+    schedule: ScheduleSpec
+    window: tuple[timedelta, timedelta]
+    closing: timedelta | None  # None: a quarter of the window
+    late_until: str  # window | next | course_end
+    numbering: str  # slot | given
+    worklist: str
+    record: Mapping[str, str]
+    when: str | None = None
+
+
+@dataclass(frozen=True)
+class Regimen:
+    code: str
+    label: str
+    administrations: tuple[Administration, ...]
+
+
+@dataclass(frozen=True)
+class Arm:
+    code: str
+    regimens: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One format-2 protocol version, validated and immutable."""
+
+    id: str
+    version: str
+    sha256: str
+    source: str
+    calendar: Calendar
+    arms: tuple[Arm, ...]
+    regimens: Mapping[str, Regimen]
+    products: frozenset[str]
+    data: Mapping[str, Any]  # the whole file, frozen (mappings read-only, lists as tuples)
+
+    def regimens_of(self, arm: str | None = None) -> tuple[Regimen, ...]:
+        """The regimens of an arm (None: a single-arm trial's only arm)."""
+        if arm is None:
+            if len(self.arms) != 1:
+                raise Refused(f"the protocol has {len(self.arms)} arms: name the participant's arm")
+            arm = self.arms[0].code
+        for a in self.arms:
+            if a.code == arm:
+                return tuple(self.regimens[r] for r in a.regimens)
+        raise Refused(
+            f"arm {arm!r} is not an arm of {self.id} {self.version} ({', '.join(a.code for a in self.arms)})"
+        )
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+@cache
+def schema() -> Mapping[str, Any]:
+    text = resources.files("wardcrf.protocols").joinpath("engine", SCHEMA_FILE).read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _expression_format(value: object) -> bool:
+    if isinstance(value, str):
+        expressions.parse(value)  # ExprError: the cause named in the problem
+    return True
+
+
+def _duration_format(value: object) -> bool:
+    if isinstance(value, str):
+        duration(value)  # ValueError: the cause named in the problem
+    return True
+
+
+_FORMATS = jsonschema.FormatChecker(formats=())
+_FORMATS.checks(EXPRESSION_FORMAT, raises=expressions.ExprError)(_expression_format)
+_FORMATS.checks(DURATION_FORMAT, raises=ValueError)(_duration_format)
+
+
+@cache
+def _validator() -> Any:
+    s = json.loads(json.dumps(schema()))
+    s["$defs"]["expr"]["format"] = EXPRESSION_FORMAT
+    s["$defs"]["duration"]["format"] = DURATION_FORMAT
+    cls = jsonschema.validators.validator_for(s)
+    return cls(s, format_checker=_FORMATS)
+
+
+def shipped_source(name: str) -> str:
+    return resources.files("wardcrf.protocols").joinpath("engine", name).read_text("utf-8")
+
+
+def read_file(path: Path) -> Model:
+    """Read and validate a format-2 file (size checked before reading, as format 1)."""
+    return parse(format1.read_text(path), Path(path).name)
+
+
+def parse(source: str, filename: str = "<protocol>") -> Model:
+    """Validate a format-2 file and build its model; `ProtocolFileError` names every problem."""
+    data, base = format1.read_source(source, filename, _Reader)
+    r: _Reader = base  # type: ignore[assignment]
+    head = data.get("protocol")
+    if isinstance(head, dict) and head.get("format") != 2:
+        r.err(
+            ("protocol", "format"), "must be 2 for this reader (a format-1 file is read by wardcrf.protocol)"
+        )
+    _schema_problems(r, data)
+    if not r.problems:  # references assume the structure is right
+        _references(r, data)
+    if r.problems:
+        raise ProtocolFileError(r.problems)
+    return _build(data, source)
+
+
+def _schema_problems(r: _Reader, data: dict[str, Any]) -> None:
+    for error in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        leaf = _leaf(error)
+        path = tuple(leaf.absolute_path)
+        if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
+            extra = sorted(set(leaf.instance) - set(leaf.schema.get("properties", {})))
+            path = (*path, extra[0]) if len(extra) == 1 else path  # the line of the unknown key itself
+        r.err(path, _message(leaf))
+
+
+def _leaf(error: Any) -> Any:
+    """The most telling error of a `oneOf`/`anyOf`: a malformed expression before "matches none"."""
+    if not error.context:
+        return error
+    for sub in error.context:
+        if sub.validator == "format":
+            return sub
+    return jsonschema.exceptions.best_match(error.context)
+
+
+def _message(error: Any) -> str:
+    if error.validator == "format" and isinstance(error.cause, expressions.ExprError):
+        return f"expression {error.cause}"
+    if error.validator == "format" and isinstance(error.cause, ValueError):
+        return str(error.cause)
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"unknown key {', '.join(map(repr, extra))} (allowed: {allowed})"
+    if error.validator == "enum":
+        return f"{_short(error.instance)} is not allowed (allowed: {', '.join(map(repr, error.validator_value))})"
+    if error.validator == "pattern":
+        return f"{_short(error.instance)} does not have the required form ({error.validator_value})"
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    return f"{_short(error.instance)}: {error.message.split(' is ', 1)[-1] if ' is ' in error.message else error.message}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _codes(items: Any, key: str = "code") -> list[str]:
+    return [str(x.get(key)) for x in items or [] if isinstance(x, dict)]
+
+
+def _references(r: _Reader, data: dict[str, Any]) -> None:
+    """What refers to what, and the arithmetic the schema cannot state."""
+    forms: dict[str, Any] = data.get("forms", {})
+    for table in (
+        "arms",
+        "regimens",
+        "products",
+        "visits",
+        "criteria",
+        "gates",
+        "rules",
+        "deviations",
+        "anchors",
+    ):
+        seen: set[str] = set()
+        key = "name" if table == "anchors" else "code"
+        for i, item in enumerate(data.get(table, [])):
+            code = item.get(key)
+            if code in seen:
+                r.err((table, i, key), f"{code!r} is used twice: codes are unique")
+            seen.add(code)
+    zone = data.get("calendar", {}).get("zone")
+    if zone is not None:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            r.err(
+                ("calendar", "zone"),
+                f"{zone!r} is not a time zone of the IANA database (e.g. Africa/Kinshasa)",
+            )
+    regimens = set(_codes(data.get("regimens")))
+    products = set(_codes(data.get("products")))
+    anchors = expressions.BUILTIN_ANCHORS | set(_codes(data.get("anchors"), "name"))
+    for i, arm in enumerate(data.get("arms", [])):
+        for j, code in enumerate(arm.get("regimens", [])):
+            if code not in regimens:
+                r.err(("arms", i, "regimens", j), f"regimen {code!r} is not declared ({_list(regimens)})")
+    for i, reg in enumerate(data.get("regimens", [])):
+        p: Path_ = ("regimens", i)
+        if "same_as" in reg and reg["same_as"] not in regimens:
+            r.err((*p, "same_as"), f"regimen {reg['same_as']!r} is not declared ({_list(regimens)})")
+        for key, product in (reg.get("products") or {}).items():
+            if product not in products:
+                r.err((*p, "products", key), f"product {product!r} is not declared ({_list(products)})")
+        for j, adm in enumerate(reg.get("administrations", [])):
+            _administration(r, (*p, "administrations", j), adm, products, anchors, forms)
+    for i, visit in enumerate(data.get("visits", [])):
+        if "anchor" in visit and visit["anchor"] not in anchors:
+            r.err(("visits", i, "anchor"), f"anchor {visit['anchor']!r} is not declared ({_list(anchors)})")
+        if "window" in visit:
+            _window(r, ("visits", i, "window"), visit["window"])
+        for j, form in enumerate(visit.get("forms", [])):
+            name = form.get("form") if isinstance(form, dict) else form
+            if name not in forms:
+                r.err(("visits", i, "forms", j), f"form {name!r} is not declared")
+    for i, da in enumerate(data.get("dose_assessments", [])):
+        if da.get("form") not in forms:
+            r.err(("dose_assessments", i, "form"), f"form {da.get('form')!r} is not declared")
+    for i, anchor in enumerate(data.get("anchors", [])):
+        form = forms.get(anchor.get("form"), {})
+        if not form:
+            r.err(("anchors", i, "form"), f"form {anchor.get('form')!r} is not declared")
+        elif anchor.get("field") not in form.get("fields", {}):
+            r.err(("anchors", i, "field"), f"form {anchor['form']} has no field {anchor.get('field')!r}")
+    _names(r, data)
+
+
+def _list(names: set[str] | frozenset[str]) -> str:
+    return ", ".join(sorted(names)) or "none"
+
+
+def _window(r: _Reader, path: Path_, window: list[str]) -> None:
+    before, after = duration(window[0]), duration(window[1])
+    if before > after:
+        r.err(path, f"the window opens ({window[0]}) after it closes ({window[1]})")
+
+
+def _administration(
+    r: _Reader,
+    p: Path_,
+    adm: dict[str, Any],
+    products: set[str],
+    anchors: frozenset[str] | set[str],
+    forms: dict[str, Any],
+) -> None:
+    if adm.get("product") not in products:
+        r.err((*p, "product"), f"product {adm.get('product')!r} is not declared ({_list(products)})")
+    sched = adm.get("schedule", {})
+    if sched.get("anchor") not in anchors:
+        r.err(
+            (*p, "schedule", "anchor"), f"anchor {sched.get('anchor')!r} is not declared ({_list(anchors)})"
+        )
+    every = duration(sched.get("every", "1d"))
+    if every < timedelta(days=1) or every % timedelta(days=1):
+        r.err(
+            (*p, "schedule", "every"),
+            f"{sched['every']}: days between administration days, a whole number (1d, 3d, 1w)",
+        )
+    else:
+        spec = _schedule(sched)
+        last = abs(spec.first_day) + spec.every_days * (-(-spec.count_max // spec.per_day))
+        if last > MAX_DURATION.days:
+            r.err((*p, "schedule"), f"the course would end on day {last}: at most {MAX_DURATION.days} days")
+    count = sched.get("count")
+    if isinstance(count, list) and (len(count) != 2 or count[0] > count[1]):
+        r.err((*p, "schedule", "count"), "a variable course is [min, max] with min <= max")
+    if isinstance(count, list) and "stop_when" not in sched:
+        r.err((*p, "schedule", "count"), "a variable course [min, max] needs stop_when")
+    if "window" in adm:
+        _window(r, (*p, "window"), adm["window"])
+    _spacing(r, p, adm)
+    bands = adm.get("dose", {}).get("bands", [])
+    ordered = sorted(bands, key=lambda b: b["weight"][0])
+    for a, b in itertools.pairwise(ordered):
+        if a["weight"][1] != b["weight"][0]:
+            what = "overlap" if a["weight"][1] > b["weight"][0] else "leave a gap"
+            r.err((*p, "dose", "bands"), f"weight bands {a['weight']} and {b['weight']} {what}")
+    for band in bands:
+        if band["weight"][0] >= band["weight"][1]:
+            r.err((*p, "dose", "bands"), f"weight band {band['weight']}: [low, high) with low < high")
+    record = adm.get("record", {})
+    form = forms.get(record.get("form"))
+    if form is None:
+        r.err((*p, "record", "form"), f"form {record.get('form')!r} is not declared")
+        return
+    for role, field in record.items():
+        if role != "form" and field not in form.get("fields", {}):
+            r.err((*p, "record", role), f"form {record['form']} has no field {field!r}")
+
+
+def _spacing(r: _Reader, p: Path_, adm: dict[str, Any]) -> None:
+    """Due times at least `min_spacing` apart, and windows that do not run into the next slot's.
+
+    Measured on the wall clock: the night the clocks change moves a due time
+    by the gap, so the schedule engine's windows stay apart only if they are
+    apart by more than that (the property tests allow an hour).
+    """
+    sched = adm.get("schedule", {})
+    times = sorted(sched.get("times", []))
+    if not times:
+        return
+    if len(set(times)) != len(times):
+        r.err((*p, "schedule", "times"), "a due time is listed twice")
+        return
+    per_day = int(sched.get("per_day", len(times)))
+    used = [int(t[:2]) * 60 + int(t[3:]) for t in times[:per_day]]
+    every = int(duration(sched.get("every", "1d")) / timedelta(minutes=1))
+    gaps = [b - a for a, b in itertools.pairwise(used)] + [every - used[-1] + used[0]]
+    gap = timedelta(minutes=min(gaps))
+    spacing = sched.get("min_spacing")
+    if spacing is not None and duration(spacing) > gap:
+        r.err(
+            (*p, "schedule", "min_spacing"),
+            f"{spacing}: the due times {', '.join(times)} are closer than that",
+        )
+    window = adm.get("window")
+    if window is not None and duration(window[1]) - duration(window[0]) >= gap:
+        r.err(
+            (*p, "window"),
+            f"{window[0]} to {window[1]} is as long as the {_minutes(gap)} between two due times: "
+            "the windows of consecutive administrations would overlap",
+        )
+
+
+def _minutes(d: timedelta) -> str:
+    m = int(d / timedelta(minutes=1))
+    return f"{m // 60} h {m % 60} min" if m % 60 else f"{m // 60} h"
+
+
+def _names(r: _Reader, data: dict[str, Any]) -> None:
+    """Criteria (participant context) and rules (the record of their form) name what exists."""
+    forms: dict[str, Any] = data.get("forms", {})
+    once = frozenset(name for name, f in forms.items() if _once(f) or name == "enrollment")
+    anchors = expressions.BUILTIN_ANCHORS | frozenset(_codes(data.get("anchors"), "name"))
+    participant = expressions.Scope(forms, once, anchors)
+
+    def check(path: Path_, text: Any, scope: expressions.Scope) -> None:
+        if isinstance(text, str):
+            for problem in expressions.check(text, scope):
+                r.err(path, problem)
+
+    def template(path: Path_, text: Any, scope: expressions.Scope) -> None:
+        """A message's `{...}` holes: names the kind provides, or expressions of the same context."""
+        if isinstance(text, str):
+            for problem in expressions.check_template(text, scope):
+                r.err(path, problem)
+
+    criteria = expressions.Scope(forms, once, anchors, criteria=True)
+    for i, crit in enumerate(data.get("criteria", [])):
+        check(("criteria", i, "expr"), crit["expr"], criteria)
+        template(("criteria", i, "message"), crit.get("message"), criteria)
+    for i, gate in enumerate(data.get("gates", [])):
+        scope = expressions.Scope(forms, once, anchors, administration="dose" in gate.get("before", []))
+        for key in ("when", "require", "refuse_if"):
+            check(("gates", i, key), gate.get(key), scope)
+        for key in ("message", "hold"):
+            template(("gates", i, key), gate.get(key), scope)
+    for i, rule in enumerate(data.get("rules", [])):
+        if rule.get("on") in forms:
+            scope = expressions.Scope(forms, once, anchors, record=rule["on"])
+            template(("rules", i, "message"), rule.get("message"), scope)
+    for name, form in forms.items():
+        unique = form.get("unique")
+        if isinstance(unique, dict):
+            scope = expressions.Scope(forms, once, anchors, record=name)
+            template(("forms", name, "unique", "message"), unique.get("message"), scope)
+    for i, stratum in enumerate(data.get("strata", [])):
+        for j, level in enumerate(stratum.get("levels", [])):
+            check(("strata", i, "levels", j, "when"), level.get("when"), participant)
+    for i, reg in enumerate(data.get("regimens", [])):
+        for j, adm in enumerate(reg.get("administrations", [])):
+            p: Path_ = ("regimens", i, "administrations", j)
+            check((*p, "when"), adm.get("when"), participant)
+            check((*p, "schedule", "stop_when"), adm.get("schedule", {}).get("stop_when"), participant)
+            check((*p, "dose", "weight"), adm.get("dose", {}).get("weight"), participant)
+            template((*p, "worklist"), adm.get("worklist"), participant)
+    for i, visit in enumerate(data.get("visits", [])):
+        for j, entry in enumerate(visit.get("forms", [])):
+            if isinstance(entry, dict) and entry.get("form") in forms:
+                check(
+                    ("visits", i, "forms", j, "when"),
+                    entry.get("when"),
+                    expressions.Scope(forms, once, anchors, record=entry["form"]),
+                )
+    for i, da in enumerate(data.get("dose_assessments", [])):
+        if da.get("form") in forms:
+            scope = expressions.Scope(forms, once, anchors, record=da["form"])
+            check(("dose_assessments", i, "match"), da.get("match"), scope)
+            template(("dose_assessments", i, "duplicate"), da.get("duplicate"), scope)
+    for i, dev in enumerate(data.get("deviations", [])):
+        on = dev.get("on")
+        if on is not None and on not in forms:
+            r.err(("deviations", i, "on"), f"form {on!r} is not declared")
+            continue
+        check(
+            ("deviations", i, "when"),
+            dev.get("when"),
+            expressions.Scope(forms, once, anchors, record=on) if on else participant,
+        )
+    for i, rule in enumerate(data.get("rules", [])):
+        on = rule.get("on")
+        if on not in forms:
+            r.err(("rules", i, "on"), f"form {on!r} is not declared")
+            continue
+        scope = expressions.Scope(forms, once, anchors, record=on)
+        for problem in expressions.check(rule["check"], scope):
+            r.err(("rules", i, "check"), problem)
+    for name, form in forms.items():  # a field's expressions read the record being checked
+        scope = expressions.Scope(forms, once, anchors, record=name)
+        for fname, spec in form.get("fields", {}).items():
+            for key in ("compute", "required_when", "applies_when"):
+                value = spec.get(key)
+                text = value.get("when") if isinstance(value, dict) else value
+                if isinstance(text, str):
+                    for problem in expressions.check(text, scope):
+                        r.err(("forms", name, "fields", fname, key), problem)
+    _eligibility(r, data, forms)
+
+
+def _eligibility(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:
+    """The eligibility form's `failed` field names exactly the criteria, so a failed one is stored by code."""
+    elig = data.get("eligibility")
+    if not isinstance(elig, dict):
+        return
+    form = forms.get(str(elig.get("form")))
+    if form is None:
+        r.err(("eligibility", "form"), f"form {elig.get('form')!r} is not declared")
+        return
+    fields = form.get("fields", {})
+    for role in ("date", "eligible", "failed"):
+        if role in elig and elig[role] not in fields:
+            r.err(("eligibility", role), f"form {elig['form']} has no field {elig[role]!r}")
+    failed = fields.get(str(elig.get("failed")), {})
+    codes = [str(c.get("code")) for c in failed.get("choices", [])]
+    criteria = _codes(data.get("criteria"))
+    if failed and sorted(codes) != sorted(criteria):
+        missing = sorted(set(criteria) - set(codes))
+        extra = sorted(set(codes) - set(criteria))
+        what = "; ".join(
+            x
+            for x in (
+                f"no choice for {', '.join(missing)}" if missing else "",
+                f"no criterion {', '.join(extra)}" if extra else "",
+            )
+            if x
+        )
+        r.err(
+            ("forms", elig["form"], "fields", elig["failed"], "choices"),
+            f"the choices must be the criteria codes: {what}",
+        )
+
+
+def _once(form: Mapping[str, Any]) -> bool:
+    """A form recorded at most once per participant: `unique = []` or `unique = { fields = [] }`."""
+    unique = form.get("unique")
+    return unique == [] or (isinstance(unique, dict) and unique.get("fields") == [])
+
+
+def freeze(value: Any) -> Any:
+    """Parsed TOML made read-only: tables as mapping proxies, arrays as tuples (the model is shared)."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _dose(spec: Mapping[str, Any]) -> Dose:
+    bands = tuple(
+        Band(
+            Decimal(str(b["weight"][0])),
+            Decimal(str(b["weight"][1])),
+            _dec(b.get("dose")),
+            _dec(b.get("per_kg")),
+        )
+        for b in spec.get("bands", [])
+    )
+    return Dose(
+        unit=spec["unit"],
+        fixed=_dec(spec.get("fixed")),
+        per_kg=_dec(spec.get("per_kg")),
+        bands=tuple(sorted(bands, key=lambda b: b.low)),
+        weight=spec.get("weight"),
+        round_to=_dec(spec.get("round_to")),
+        max=_dec(spec.get("max")),
+    )
+
+
+def _schedule(spec: Mapping[str, Any]) -> ScheduleSpec:
+    times = tuple(time.fromisoformat(t) for t in spec.get("times", []))
+    per_day = int(spec.get("per_day", len(times) or 1))
+    count = spec.get("count")
+    if count is None:  # `days`: every day of the course, per_day each
+        days = int(spec["days"])
+        count = days * per_day
+    lo, hi = (count[0], count[1]) if isinstance(count, list | tuple) else (count, count)
+    return ScheduleSpec(
+        anchor=spec["anchor"],
+        first_day=int(spec.get("first_day", 0)),
+        every_days=int(duration(spec.get("every", "1d")) / timedelta(days=1)),
+        count_min=int(lo),
+        count_max=int(hi),
+        times=times,
+        per_day=per_day,
+        min_spacing=duration(spec["min_spacing"]) if "min_spacing" in spec else timedelta(0),
+        stop_when=spec.get("stop_when"),
+    )
+
+
+def _administration_model(spec: Mapping[str, Any], product: str) -> Administration:
+    window = spec.get("window", ["0d", "0d"])
+    return Administration(
+        code=spec["code"],
+        product=product,
+        route=spec.get("route", ""),
+        frequency=spec.get("frequency", ""),
+        dose=_dose(spec["dose"]),
+        schedule=_schedule(spec["schedule"]),
+        window=(duration(window[0]), duration(window[1])),
+        closing=duration(spec["closing"]) if "closing" in spec else None,
+        late_until=spec.get("late_until", "window"),
+        numbering=spec.get("numbering", "slot"),
+        worklist=spec.get("worklist", spec["code"]),
+        record=MappingProxyType(dict(spec.get("record", {}))),
+        when=spec.get("when"),
+    )
+
+
+def _label(text: str | Mapping[str, str]) -> str:
+    return text if isinstance(text, str) else format1.tr(dict(text))
+
+
+def _build(data: dict[str, Any], source: str) -> Model:
+    head = data["protocol"]
+    raw = {r["code"]: r for r in data.get("regimens", [])}
+    regimens: dict[str, Regimen] = {}
+    for code, reg in raw.items():
+        twin = raw[reg["same_as"]] if "same_as" in reg else reg
+        swap = reg.get("products", {})
+        regimens[code] = Regimen(
+            code=code,
+            label=_label(reg.get("label") or twin.get("label") or code),
+            administrations=tuple(
+                _administration_model(a, swap.get(a["product"], a["product"]))
+                for a in twin.get("administrations", [])
+            ),
+        )
+    cal = data.get("calendar", {})
+    return Model(
+        id=head["id"],
+        version=head["version"],
+        sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        source=source,
+        calendar=Calendar(anchor_day=int(cal.get("anchor_day", 0)), zone=cal.get("zone")),
+        arms=tuple(Arm(a["code"], tuple(a.get("regimens", []))) for a in data.get("arms", [])),
+        regimens=MappingProxyType(regimens),
+        products=frozenset(_codes(data.get("products"))),
+        data=freeze(data),
+    )
+
+
+_CACHE: dict[str, Model] = {}
+
+
+def parse_cached(source: str, filename: str = "<protocol>") -> Model:
+    """`parse`, remembered by content hash: a version is read once, then every record asks the model."""
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    hit = _CACHE.get(digest)
+    if hit is None:
+        hit = _CACHE[digest] = parse(source, filename)
+    return hit
+
+
+@cache
+def shipped(name: str) -> Model:
+    """A format-2 file shipped in `wardcrf/protocols/engine/` (mexcovid.toml, palm.toml, palm007.toml)."""
+    return parse_cached(shipped_source(name), name)

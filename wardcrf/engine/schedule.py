@@ -1,0 +1,336 @@
+"""What is due now, per participant: a regimen's slots and their states (docs/engine.md, section 2).
+
+Pure: the caller gives the model, the participant's arm and anchors, the
+administrations recorded and the moment of asking; nothing here reads the
+store or the clock, so the whole ward is the same function applied per
+participant, and every answer can be tested without a database.
+
+Times are computed in UTC from local wall-clock due times: a window of
+"±2h" is two hours of elapsed time either side even on the night the clocks
+change, and comparisons never depend on which zone a datetime was given in.
+A due time that does not exist locally (the spring-forward gap) falls at the
+same offset as the hour before, i.e. later by the gap (zoneinfo's fold=0);
+one that exists twice (autumn) is the first of the two.
+
+Expressions (`when`, `stop_when`) are evaluated by the caller until the
+interpreter exists: it passes their truth in `conditions`, keyed by the
+expression's text; a condition the caller did not give is a refusal naming
+it, never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from wardcrf.engine.model import Administration, Model, Regimen
+from wardcrf.errors import Refused
+
+_TICK = timedelta(microseconds=1)
+
+# Timing words (docs/protocol.md, "Timing words"): the JSON values the worklist shows.
+UPCOMING = "upcoming"
+DUE_NOW = "due now"
+WINDOW_CLOSING = "window closing"
+OVERDUE = "overdue"
+MISSED = "missed"
+HELD = "held"
+GIVEN = "given"
+NOT_GIVEN = "not given"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One scheduled administration: its number across the regimen, its protocol day and its window (UTC).
+
+    `due` is None for an administration due on a day at any time; `opens` and
+    `closes` bound the window, both inclusive. `required` is False for the
+    conditional administrations of a variable course (`count = [min, max]`).
+    """
+
+    regimen: str
+    administration: str
+    number: int
+    day: int
+    date: date
+    due: datetime | None
+    opens: datetime
+    closes: datetime
+    closing_from: datetime  # "window closing" from here to `closes`
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Given:
+    """An administration record as the schedule sees it: when it started, or that it was not given."""
+
+    start: datetime
+    not_given: bool = False
+    record: str | None = None  # the event id, shown to the ward
+
+
+@dataclass(frozen=True)
+class SlotState:
+    slot: Slot
+    state: str
+    filled_by: Given | None = None
+    timing: str | None = None  # on_time | early | late, for a slot given
+    hold: str | None = None
+
+
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), zone).astimezone(UTC)
+
+
+def _anchor_date(anchors: Mapping[str, date | datetime | None], name: str, zone: ZoneInfo) -> date | None:
+    value = anchors.get(name)
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"anchor {name}: a datetime must carry its zone")
+        return value.astimezone(zone).date()
+    return value
+
+
+def expand(
+    adm: Administration,
+    regimen: str,
+    anchor: date,
+    *,
+    anchor_day: int,
+    zone: ZoneInfo,
+    first_number: int = 1,
+) -> list[Slot]:
+    """Every slot of one administration, from the anchor's date, in due order."""
+    spec = adm.schedule
+    before, after = adm.window
+    per_day = min(spec.per_day, len(spec.times)) if spec.times else spec.per_day
+    slots: list[Slot] = []
+    k = 0
+    while len(slots) < spec.count_max:
+        day = spec.first_day + k * spec.every_days
+        on = anchor + timedelta(days=day - anchor_day)
+        for i in range(per_day):
+            if len(slots) == spec.count_max:
+                break
+            if spec.times:
+                due: datetime | None = datetime.combine(on, spec.times[i], zone).astimezone(UTC)
+                assert due is not None
+                opens, closes = due + before, due + after
+            else:
+                due = None
+                opens = local_midnight(on, zone) + before
+                closes = local_midnight(on + timedelta(days=1), zone) + after - _TICK
+            number = first_number + len(slots)
+            # default: the last quarter of the window as it falls (a day's window is the whole day)
+            closing = adm.closing if adm.closing is not None else (closes - opens) / 4
+            slots.append(
+                Slot(
+                    regimen=regimen,
+                    administration=adm.code,
+                    number=number,
+                    day=day,
+                    date=on,
+                    due=due,
+                    opens=opens,
+                    closes=closes,
+                    closing_from=closes - closing if closing > timedelta(0) else closes + _TICK,
+                    required=len(slots) < spec.count_min,
+                )
+            )
+        k += 1
+    return slots
+
+
+def plan(
+    model: Model,
+    anchors: Mapping[str, date | datetime | None],
+    *,
+    arm: str | None = None,
+    zone: str | None = None,
+    conditions: Mapping[str, bool] | None = None,
+) -> dict[str, list[tuple[Administration, list[Slot]]]]:
+    """The slots of every regimen of the participant's arm, by regimen code.
+
+    `zone` is the site's zone, used when the protocol states none. An
+    administration whose anchor has not happened has no slots yet; one whose
+    `when` is false does not apply. Administrations of a regimen are numbered
+    across it (a loading dose is 1, the maintenance doses 2, 3...).
+    """
+    conditions = conditions or {}
+    name = model.calendar.zone or zone
+    if name is None:
+        raise Refused("the protocol states no zone and no site zone was given")
+    tz = _zone(name)
+    out: dict[str, list[tuple[Administration, list[Slot]]]] = {}
+    for regimen in model.regimens_of(arm):
+        out[regimen.code] = _plan_regimen(regimen, anchors, model.calendar.anchor_day, tz, conditions)
+    return out
+
+
+def _truth(conditions: Mapping[str, bool], expr: str, what: str) -> bool:
+    if expr not in conditions:
+        raise Refused(f"{what}: the value of {expr!r} is needed (give it in conditions)")
+    return bool(conditions[expr])
+
+
+def _plan_regimen(
+    regimen: Regimen,
+    anchors: Mapping[str, date | datetime | None],
+    anchor_day: int,
+    tz: ZoneInfo,
+    conditions: Mapping[str, bool],
+) -> list[tuple[Administration, list[Slot]]]:
+    out: list[tuple[Administration, list[Slot]]] = []
+    number = 1
+    for adm in regimen.administrations:
+        what = f"regimen {regimen.code}, administration {adm.code}"
+        if adm.when is not None and not _truth(conditions, adm.when, what):
+            continue
+        start = _anchor_date(anchors, adm.schedule.anchor, tz)
+        if start is None:
+            out.append((adm, []))
+            continue
+        slots = expand(adm, regimen.code, start, anchor_day=anchor_day, zone=tz, first_number=number)
+        stop = adm.schedule.stop_when
+        if stop is not None and _truth(conditions, stop, what):
+            slots = [s for s in slots if s.required]
+        number += len(slots) if slots else adm.schedule.count_max
+        out.append((adm, slots))
+    return out
+
+
+def states(
+    adm: Administration,
+    slots: Sequence[Slot],
+    records: Sequence[Given],
+    at: datetime,
+    *,
+    holds: Sequence[str] = (),
+    course_ended: datetime | None = None,
+) -> list[SlotState]:
+    """Each slot's state at `at`, given the administration's records (docs/protocol.md, "Timing words").
+
+    `numbering = "given"`: the Nth record (by start) fills slot N, whatever
+    happened before. `"slot"`: a record fills the first unfilled slot whose
+    late limit it does not pass; a record no slot can take is not placed (the
+    recording service refuses it). `holds` (the refusals of the gates before a
+    dose, in declared order) hold the next slot to give. `course_ended` ends
+    `late_until = "course_end"` (the treatment-end anchor); without it a
+    missed administration may still be given, late.
+    """
+    if at.tzinfo is None:
+        raise ValueError("`at` must carry its zone")
+    at = at.astimezone(UTC)
+    ordered = sorted(records, key=lambda g: g.start)
+    filled: dict[int, Given] = {}
+    if adm.numbering == "given":
+        filled = {i: g for i, g in enumerate(ordered[: len(slots)])}
+    else:
+        for g in ordered:
+            for i in range(len(slots)):
+                if i not in filled and g.start <= _late_limit(adm, slots, i, course_ended):
+                    filled[i] = g
+                    break
+    out: list[SlotState] = []
+    held = False
+    for i, slot in enumerate(slots):
+        given = filled.get(i)
+        if given is not None:
+            g = given
+            timing = "early" if g.start < slot.opens else "late" if g.start > slot.closes else "on_time"
+            out.append(
+                SlotState(slot, NOT_GIVEN if g.not_given else GIVEN, g, None if g.not_given else timing)
+            )
+            continue
+        state = _timing_word(adm, slots, i, at, course_ended)
+        if holds and not held and state != MISSED:
+            held = True
+            out.append(SlotState(slot, HELD, hold="; ".join(holds)))
+            continue
+        held = held or state != MISSED
+        out.append(SlotState(slot, state))
+    return out
+
+
+def _late_limit(
+    adm: Administration, slots: Sequence[Slot], i: int, course_ended: datetime | None
+) -> datetime:
+    slot = slots[i]
+    if adm.late_until == "window":
+        return slot.closes
+    if adm.late_until == "next":
+        return slots[i + 1].opens - _TICK if i + 1 < len(slots) else slot.closes
+    return course_ended.astimezone(UTC) if course_ended is not None else datetime.max.replace(tzinfo=UTC)
+
+
+def _timing_word(
+    adm: Administration, slots: Sequence[Slot], i: int, at: datetime, course_ended: datetime | None
+) -> str:
+    slot = slots[i]
+    if at < slot.opens:
+        return UPCOMING
+    if at <= slot.closes:
+        return WINDOW_CLOSING if at >= slot.closing_from else DUE_NOW
+    return OVERDUE if at <= _late_limit(adm, slots, i, course_ended) else MISSED
+
+
+def next_to_give(rows: Sequence[SlotState]) -> SlotState | None:
+    """The slot the ward gives next: the first neither given, not given nor missed."""
+    return next((r for r in rows if r.state not in (GIVEN, NOT_GIVEN, MISSED)), None)
+
+
+def dose_view(
+    rows: Sequence[SlotState], at: datetime, zone: str
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The next dose and the doses past their window, in the JSON shape `workflow.status` shows today.
+
+    `{"dose", "due", "window": [opens, closes], "state", "hold"?}` with local
+    times to the minute, and one `missing dose` item per unfilled slot past
+    its window, so the wiring can replace `status.dose_schedule` without the
+    ward or the tests seeing a difference.
+    """
+    tz = _zone(zone)
+    at = at.astimezone(UTC)
+
+    def local(t: datetime) -> str:
+        return t.astimezone(tz).isoformat(timespec="minutes")
+
+    nxt = next_to_give(rows)
+    view: dict[str, Any] | None = None
+    if nxt is not None:
+        s = nxt.slot
+        view = {
+            "dose": s.number,
+            "due": local(s.due) if s.due else s.date.isoformat(),
+            "window": [local(s.opens), local(s.closes)],
+            "state": nxt.state,
+        }
+        if nxt.hold:
+            view["hold"] = nxt.hold
+    missing = [
+        {
+            "kind": "missing dose",
+            "dose": r.slot.number,
+            "due": local(r.slot.due) if r.slot.due else r.slot.date.isoformat(),
+            "given": None,
+            "event": None,
+        }
+        for r in rows
+        if r.filled_by is None and at > r.slot.closes
+    ]
+    return view, missing
+
+
+def prescribed(adm: Administration, weight_kg: Decimal | float | None) -> Decimal:
+    """The dose to give at this administration (fixed, per kg, or by band; rounded, capped)."""
+    return adm.dose.prescribe(weight_kg)
