@@ -10,7 +10,7 @@ asked and nothing saved, and the CLI's message may name its own flags.
 from __future__ import annotations
 
 import pytest
-from test_check_before_sign import Asked, _counts
+from test_check_before_sign_services import Asked, _counts
 from test_coldchain_custody import ARRIVE, PW, STORE, iso, setup_kits
 
 from wardcrf.cli import coldchain_cmds
