@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import roles
 from .errors import Refused
+from .registration import require_installed
 
 if TYPE_CHECKING:
     from .eventlog import Event
@@ -229,9 +230,7 @@ def check_import(store: Store, events: Iterable[Event], kind: str, what: str = "
     'hub'); the chain check has already tied every event's envelope (device,
     site) to that device. Nothing is written here.
     """
-    from .projections import load_all
-
-    load_all()  # every module declares its forms' actions when imported
+    require_installed()  # the features declare their forms' actions
     sites = _DeviceSites(store)
     for e in events:
         t = EVENT_TYPES.get(e.type)

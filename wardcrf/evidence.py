@@ -11,8 +11,11 @@ item, or a reference) into a reference.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from .site import Session
+if TYPE_CHECKING:
+    from .site import Session
+
 
 REF_PREFIX = "sha256:"
 _REF_RE = re.compile(r"^sha256:[0-9a-f]{64}$")

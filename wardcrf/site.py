@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, roles, rollback, sessionkeys, text
+from . import eventlog, features, roles, rollback, sessionkeys
 from .clock import iso_utc, now_utc, zone
 from .errors import AuthError, PermissionDenied, Refused, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
@@ -29,6 +29,7 @@ from .keyslots import (
     format_recovery_key,
     new_database_key,
 )
+from .names import check_name as _check_name
 from .store import Store, db_path
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -41,15 +42,6 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("wardcrf", appauthor=False))
-
-
-def _check_name(kind: str, value: str) -> str:
-    value = value.strip()
-    if not value or len(value) > 40 or not all(c.isalnum() or c in "-_." for c in value):
-        raise UsageError(
-            f"{kind} {text.excerpt(value, quoted=True)} is invalid: use 1-40 letters, digits, '-', '_' or '.'"
-        )
-    return value
 
 
 @dataclass
@@ -119,6 +111,7 @@ class Site:
         zone_name: str = DEFAULT_ZONE,
         kind: str = "ward",
     ) -> InitResult:
+        features.install()
         site = _check_name("site", site)
         device_name = _check_name("device", device_name)
         admin = _check_name("user name", admin)
@@ -193,6 +186,7 @@ class Site:
     # -- opening -------------------------------------------------------------------
     @classmethod
     def open(cls, data_dir: Path) -> Site:
+        features.install()
         data_dir = Path(data_dir)
         if data_dir.exists() and not data_dir.is_dir():
             raise UsageError(

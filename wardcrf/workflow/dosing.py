@@ -22,17 +22,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import audit, ids, roles, users
+from .. import ids, roles, users
 from ..audit import CheckResult
 from ..clock import zone
 from ..errors import Refused, ValidationFailed
 from ..forms import plain
-from ..records import RecordState, form_hook
+from ..records import RecordState
+from ..registration import require_installed
 from ..store import Store
 from . import safety
 from .base import Participant, RuleContext, records_of, rule
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 DoseGate = Callable[[Store, str, datetime], None]
 dose_gates: list[DoseGate] = []
@@ -95,7 +99,6 @@ def kit_use(store: Store, kit: str, *, exclude: str | None = None) -> KitUse | N
     return KitUse(k, row[0], row[1], row[2]) if row else None
 
 
-@audit.register_check("kits used once")
 def _kits_used_once(store: Store) -> CheckResult:
     """Every kit is given to one participant once.
 
@@ -252,9 +255,7 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     if ctx.problems:
         return {}
     if not ctx.amending:
-        from ..projections import load_all
-
-        load_all()  # features register their gates when their modules load (e.g. the cold chain)
+        require_installed()  # the features' gates (the cold chain's custody)
         for gate in dose_gates:
             gate(ctx.store, kit, start)
     due = due_time(enrolled, number, sched.time, sched.zone)
@@ -267,7 +268,6 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@form_hook("dose")
 def _dose_hook(store: Store, rec: RecordState) -> None:
     d = rec.data
     store.execute(
@@ -354,7 +354,6 @@ def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-@form_hook("vitals")
 def _vitals_hook(store: Store, rec: RecordState) -> None:
     d = rec.data
     store.execute(
@@ -403,3 +402,10 @@ def check_post_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
                 "amend it instead"
             )
     return {}
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.audit_check("kits used once", _kits_used_once)
+    registry.form_hook(_dose_hook, "dose")
+    registry.form_hook(_vitals_hook, "vitals")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import plausibility, records, text
 from .. import protocol as protocols
@@ -22,10 +22,12 @@ from ..errors import AuthError, Refused, UsageError, ValidationFailed
 from ..eventlog import Event, get
 from ..forms import Context, check
 from ..plausibility import SoftWarning
-from ..site import Session
 from .base import PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
 from .idclash import CREATES as CREATES_PARTICIPANT
 from .participants import consent_state, new_participant_id, relog_failed_signature, sign_consent
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 
 def _resolver(session: Session) -> Any:
