@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from . import (
     audit,
+    authority,
     eventlog,
     ingest,
     projections,
@@ -70,7 +71,7 @@ class Registry:
 
     def form_actions(self, form: str, *, submit: str, amend: str = "record.amend") -> None:
         """The `roles.py` actions that may submit and amend records of `form` (checked again on sync import)."""
-        records.form_actions(form, submit=submit, amend=amend)
+        authority.form_actions(form, submit=submit, amend=amend)
 
     def dose_gate(self, fn: dosing.DoseGate) -> None:
         """`fn(store, kit, start)` raises `Refused` when the kit may not be given now."""

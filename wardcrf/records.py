@@ -77,26 +77,6 @@ def add_form_hook(fn: FormHook, *forms: str) -> None:
             hooks.append(fn)
 
 
-_FORM_ACTIONS: dict[str, tuple[str, str]] = {}
-DEFAULT_ACTIONS = ("record.submit", "record.amend")
-
-
-def form_actions(form: str, *, submit: str, amend: str = "record.amend") -> None:
-    """Declare which `roles.py` actions may submit and amend records of `form`.
-
-    The services check them before they write (`session.require`); sync
-    import checks them again on records that arrive from another device
-    (`authority.check_import`), where no service ran. A form nobody declared
-    takes `DEFAULT_ACTIONS` (a clinical form of the protocol).
-    """
-    _FORM_ACTIONS[form] = (submit, amend)
-
-
-def actions_for(form: str) -> tuple[str, str]:
-    """(submit action, amend action) of a form."""
-    return _FORM_ACTIONS.get(form, DEFAULT_ACTIONS)
-
-
 def record_hook(fn: FormHook) -> FormHook:
     """Add a projection called for *every* form, after submission and each amendment.
 

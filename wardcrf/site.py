@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, features, roles, rollback, sessionkeys
+from . import eventlog, roles, rollback, sessionkeys
 from .clock import iso_utc, now_utc, zone
 from .errors import AuthError, PermissionDenied, Refused, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
@@ -42,6 +42,19 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("wardcrf", appauthor=False))
+
+
+def install_features() -> None:
+    """Register every feature (`features.install`) before a store is written or read.
+
+    Called where a database is created (`Site.init`) or unlocked (`Site.unlock_key`,
+    under every sign-in, recovery and the hub). Imported here rather than at the
+    top: the feature modules (workflow, cold chain, sync, photos) are most of the
+    package, and the TUI paints its sign-in screen (`Site.open`) before they load.
+    """
+    from . import features
+
+    features.install()
 
 
 @dataclass
@@ -111,7 +124,7 @@ class Site:
         zone_name: str = DEFAULT_ZONE,
         kind: str = "ward",
     ) -> InitResult:
-        features.install()
+        install_features()
         site = _check_name("site", site)
         device_name = _check_name("device", device_name)
         admin = _check_name("user name", admin)
@@ -186,7 +199,6 @@ class Site:
     # -- opening -------------------------------------------------------------------
     @classmethod
     def open(cls, data_dir: Path) -> Site:
-        features.install()
         data_dir = Path(data_dir)
         if data_dir.exists() and not data_dir.is_dir():
             raise UsageError(
@@ -244,6 +256,7 @@ class Site:
 
     def unlock_key(self, key: bytes) -> Store:
         """Open the store with an already-unwrapped key (recovery, restore, and every sign-in)."""
+        install_features()
         store = Store(self.db_path, key)
         try:
             store.migrate()
