@@ -9,9 +9,9 @@ lists them in the order they run; `install()` calls each once. Nothing
 registers itself when imported: what a reader sees here is what runs, and a
 static import analysis sees the same graph (`lint-imports`, docs/architecture.md).
 
-`Site.open` and `Site.init` call `install()`, so every session, the hub and
-every CLI command work with every feature; code that opens a bare `Store`
-(tests, benchmarks) calls it itself. Registration order is behaviour: a
+`Site.init` and `Site.unlock_key` (under every sign-in, recovery, restore and
+the hub) call `install()`, so every session works with every feature; code
+that opens a bare `Store` (tests, benchmarks) calls it itself. Registration order is behaviour: a
 type's projectors and a form's hooks run in the order registered (the ward
 queue's hooks follow the forms' own), audit checks report in that order.
 
