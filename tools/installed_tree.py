@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -55,32 +56,39 @@ def build(tree: Path = TREE) -> Path:
     return tree
 
 
-def unmap(text: str) -> str:
+def unmap(text: str, tree: Path = TREE) -> str:
     """Paths in the tree back to the source folders (`wardcrf/sync/x.py` -> `sync/x.py`)."""
     mapping = package_dirs()
     for name in sorted(mapping, key=len, reverse=True):
         installed = name.replace(".", "/") + "/"
         source = mapping[name].rstrip("/") + "/"
         if installed != source:
-            text = text.replace(str(TREE) + "/" + installed, source).replace(installed, source)
-    return text.replace(str(TREE) + "/", "")
+            text = text.replace(str(tree) + "/" + installed, source).replace(installed, source)
+    return text.replace(str(tree) + "/", "")
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("mypy", "lint-imports"):
         print("usage: installed_tree.py mypy|lint-imports [args...]", file=sys.stderr)
         return 2
-    tree = build()
     tool = str(Path(sys.executable).parent / argv[0])
     args = [tool, *argv[1:]]
     if argv[0] == "mypy":
+        # One fixed tree, so mypy's cache (keyed by path) is reused between runs.
+        tree = build()
         args += ["--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(ROOT / ".mypy_cache" / "installed")]
-    else:
-        args += ["--no-cache", str(ROOT / "pyproject.toml")]
+        return _run(args, tree)
+    # lint-imports is quick: a tree of its own, so a test and a developer's run never share one.
+    (ROOT / "build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "build", prefix="installed-") as tmp:
+        return _run([*args, "--no-cache", str(ROOT / "pyproject.toml")], build(Path(tmp) / "tree"))
+
+
+def _run(args: list[str], tree: Path) -> int:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(args, cwd=tree, env=env, capture_output=True, text=True)
-    sys.stdout.write(unmap(done.stdout))
-    sys.stderr.write(unmap(done.stderr))
+    sys.stdout.write(unmap(done.stdout, tree))
+    sys.stderr.write(unmap(done.stderr, tree))
     return done.returncode
 
 
