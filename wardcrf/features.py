@@ -28,6 +28,7 @@ from . import (
     audit,
     authority,
     eventlog,
+    evidence,
     ingest,
     projections,
     protocol,
@@ -40,7 +41,7 @@ from . import (
 )
 from .coding import projection as coding
 from .coldchain import feature as coldchain
-from .photos import store as photo_store
+from .photos import feature as photos
 from .sync import feature as sync
 from .workflow import dosing, status
 
@@ -81,6 +82,10 @@ class Registry:
         """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""
         status.register_today_source(fn)
 
+    def photo_resolver(self, fn: evidence.PhotoResolver) -> None:
+        """`fn(session, raw)` turns `@path`, a tray id or a reference into a stored photo's reference."""
+        evidence.set_photo_resolver(fn)
+
     def after_ingest(self, fn: ingest.AfterIngest) -> None:
         """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored."""
         ingest.after_ingest_hook(fn)
@@ -105,7 +110,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("users", users.register),
     Feature("records", records.register),
     Feature("signatures", signatures.register),
-    Feature("photos", photo_store.register),
+    Feature("photos", photos.register),
     Feature("protocols", protocol.register),
     Feature("workflow", workflow.register),
     Feature("cold chain", coldchain.register),

@@ -20,6 +20,7 @@ from .. import protocol as protocols
 from ..canonical import dumps
 from ..errors import AuthError, Refused, UsageError, ValidationFailed
 from ..eventlog import Event, get
+from ..evidence import resolve_photo
 from ..forms import Context, check
 from ..plausibility import SoftWarning
 from .base import PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
@@ -34,8 +35,6 @@ def _resolver(session: Session) -> Any:
     """Resolve photo fields for real: `@path` imports the photo (inside the record's transaction)."""
 
     def resolve(raw: str) -> str:
-        from ..evidence import resolve_photo
-
         return resolve_photo(session, raw)
 
     return resolve
