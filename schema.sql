@@ -854,3 +854,107 @@ CREATE TABLE photo_first_refs (
     PRIMARY KEY (device, sha256)
 );
 CREATE INDEX photo_first_refs_seq ON photo_first_refs (device, seq, ordinal);
+
+-- migration: 0400-tlog
+-- The hub's transparency log (issue 21, sync/hublog.py): every bundle the hub
+-- applies or holds is a leaf of one append-only RFC 9162 Merkle tree, and the
+-- hub signs a C2SP checkpoint of the tree after every import. Not projections:
+-- the log *is* the order things arrived in, so `db rebuild` never touches it,
+-- and like the event log nothing in it is updated or deleted.
+--
+-- tlog_leaves: one per bundle outcome, in arrival order (idx from 0); `leaf`
+-- is the RFC 9162 leaf hash (hex) of the leaf's canonical text.
+CREATE TABLE tlog_leaves (
+    idx INTEGER PRIMARY KEY,
+    leaf TEXT NOT NULL,
+    device TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL,
+    manifest_sha TEXT NOT NULL,
+    status TEXT NOT NULL,
+    logged_at TEXT NOT NULL
+);
+CREATE INDEX tlog_leaves_device ON tlog_leaves (device, idx);
+-- tlog_nodes: the root of every perfect subtree (2**level leaves from
+-- idx * 2**level), so any proof is O(log^2 n) lookups, never a pass over leaves.
+CREATE TABLE tlog_nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+-- tlog_checkpoints: every checkpoint the hub signed (the signed note as text).
+CREATE TABLE tlog_checkpoints (
+    size INTEGER PRIMARY KEY,
+    root TEXT NOT NULL,
+    note TEXT NOT NULL,
+    signed_at TEXT NOT NULL
+);
+-- tlog_sent: which checkpoint each receipt carried to a device, so the next
+-- receipt can prove consistency from the one the ward holds.
+CREATE TABLE tlog_sent (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sent_at TEXT NOT NULL
+);
+CREATE INDEX tlog_sent_device ON tlog_sent (device, id);
+CREATE TRIGGER tlog_leaves_no_update BEFORE UPDATE ON tlog_leaves
+BEGIN
+    SELECT RAISE(ABORT, 'the transparency log is append-only');
+END;
+CREATE TRIGGER tlog_leaves_no_delete BEFORE DELETE ON tlog_leaves
+BEGIN
+    SELECT RAISE(ABORT, 'the transparency log is append-only');
+END;
+CREATE TRIGGER tlog_nodes_no_update BEFORE UPDATE ON tlog_nodes
+BEGIN
+    SELECT RAISE(ABORT, 'the transparency log is append-only');
+END;
+CREATE TRIGGER tlog_nodes_no_delete BEFORE DELETE ON tlog_nodes
+BEGIN
+    SELECT RAISE(ABORT, 'the transparency log is append-only');
+END;
+CREATE TRIGGER tlog_checkpoints_no_update BEFORE UPDATE ON tlog_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'the transparency log is append-only');
+END;
+CREATE TRIGGER tlog_checkpoints_no_delete BEFORE DELETE ON tlog_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'the transparency log is append-only');
+END;
+-- The ward's side: the last hub checkpoint it verified (size, root, note).
+CREATE TABLE tlog_seen (
+    hub TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    root TEXT NOT NULL,
+    note TEXT NOT NULL,
+    seen_at TEXT NOT NULL
+);
+
+-- migration: 0345-sync-held-kit
+-- A bundle whose dose gives a kit another dose already used (two laptops, or a
+-- version that compared kit ids as typed) is held for the coordinator (reason
+-- 'kit', docs/sync.md; issue 14). The CHECK is widened by copying the table, as in 0091.
+CREATE TABLE sync_held_v4 (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    bundle_seq INTEGER NOT NULL,
+    manifest_sha TEXT NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('gap', 'fork', 'clash', 'sequencing', 'kit')),
+    file TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    resolved_at TEXT,
+    UNIQUE (device, bundle_seq, manifest_sha)
+);
+INSERT INTO sync_held_v4 (id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at)
+    SELECT id, device, bundle_seq, manifest_sha, reason, file, detail, received_at, resolved_at FROM sync_held;
+DROP TABLE sync_held;
+ALTER TABLE sync_held_v4 RENAME TO sync_held;
+
+-- migration: 0310-sync-panel-indexes
+-- The sync panel without reading the sync history: the bundles a hub has not
+-- receipted yet are counted through this index (they are the newest few), and
+-- a device's last receipt is one lookup, not a walk back through every receipt.
+CREATE INDEX sync_outbox_unreceipted ON sync_outbox (peer, bundle_seq) WHERE receipted_at IS NULL;
+CREATE INDEX sync_receipts_device ON sync_receipts (device, id);

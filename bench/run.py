@@ -41,6 +41,7 @@ SUITES = [
     "hub_data",
     "drafts",
     "sweep",
+    "tlog",
 ]
 
 

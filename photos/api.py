@@ -16,6 +16,7 @@ Stable entry points (other packages rely on these names):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -208,6 +209,20 @@ def inspect_file(path: Path, *, limits: PhotoLimits | None = None) -> Inspection
     limits = limits or PhotoLimits.from_env()
     path = Path(path)
     return inspect(path.name, _read_photo_file(path, limits), limits)
+
+
+def checked_reference(path: Path, *, limits: PhotoLimits | None = None) -> str:
+    """The reference an import of `path` would give, the file checked exactly as that import would.
+
+    Stores nothing. For checks made before anyone signs (`workflow.service.preview`,
+    `preflight`): a file that is not a whole, supported image is refused here,
+    with the import's own one-line message, rather than after the signatures.
+    """
+    limits = limits or PhotoLimits.from_env()
+    path = Path(path)
+    data = _read_photo_file(path, limits)
+    inspect(path.name, data, limits)
+    return reference(hashlib.sha256(data).hexdigest())
 
 
 # -- the tray folder -------------------------------------------------------------------

@@ -171,9 +171,22 @@ class WardApp(App[None]):
                 screen.keep_draft_now()
 
     async def action_quit(self) -> None:
-        """ctrl+q: quit; every form with typed values is kept as a draft first, never lost."""
+        """ctrl+q: every form with typed values is kept as a draft first; then, if there was
+        one, ask "Quit? y/N" (a slip on ctrl+q ends nothing); else quit at once."""
+        from .quit_dialog import QuitDialog
+        from .unsaved import holds_typed_work
+
         self.keep_drafts_now()
-        self.exit()
+        typed = any(holds_typed_work(s) for s in self.screen_stack)
+        if not typed:
+            self.exit()
+        elif not isinstance(self.screen, QuitDialog):
+            self.push_screen(QuitDialog(), self._quit_answered)
+
+    def _quit_answered(self, quit_now: bool | None) -> None:
+        if quit_now:
+            self.keep_drafts_now()  # anything typed since (nothing can be; cheap and certain)
+            self.exit()
 
     def _unlocked(self, ward: Ward | None) -> None:
         self.locked = False

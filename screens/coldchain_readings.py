@@ -20,7 +20,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Input, Label, ProgressBar, Select, Static
 
 from wardcrf.coldchain import reports, services
@@ -32,13 +31,19 @@ from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar
 from .typeahead import WardInput
+from .unsaved import UnsavedWork, without_blanks
 from .ward import Ward
 
 IMPORT_STAGES = 3  # read the file, parse and check it, store it
 
 
-class ReadingsScreen(Screen[None]):
-    """Manual readings and logger-file import for one storage unit."""
+class ReadingsScreen(UnsavedWork):
+    """Manual readings and logger-file import for one storage unit.
+
+    A typed temperature (or a changed reading time) is data: Esc and ctrl+q
+    ask before it is lost (`UnsavedWork`; no draft is kept: one reading is
+    retyped in seconds, and a stale draft of "now" would mislead).
+    """
 
     CSS_PATH = "coldchain_readings.tcss"
     AUTO_FOCUS = "#rd-temp"
@@ -46,7 +51,7 @@ class ReadingsScreen(Screen[None]):
         Binding("ctrl+s", "save_reading", "key.cc_save_reading", priority=True),
         Binding("f4", "browse", "key.cc_browse"),
         Binding("ctrl+o", "import_file", "key.cc_import"),
-        Binding("escape", "app.pop_screen", "key.back"),
+        Binding("escape", "back", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
 
@@ -101,6 +106,12 @@ class ReadingsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#lg-progress").display = False
         self.load_units()
+
+    def typed(self) -> dict[str, Any]:
+        """The manual reading as typed (the logger file's path is not data: left out)."""
+        return without_blanks(
+            {"at": self.query_one("#rd-at", Input).value, "temp": self.query_one("#rd-temp", Input).value}
+        )
 
     def remember(self) -> None:
         if self.is_mounted:
@@ -187,6 +198,7 @@ class ReadingsScreen(Screen[None]):
 
     def _reading_saved(self, unit: str, temp: float, event_id: str) -> None:
         self.query_one("#rd-temp", Input).value = ""
+        self.mark_clean()  # saved: nothing typed is left to lose
         self._say(t("cc.reading_saved", temp=f"{temp:g}", unit=unit, event=event_id))
 
     # -- logger import -----------------------------------------------------------------

@@ -54,9 +54,12 @@ class ReceiptScreen(TransferScreen):
     )
 
     def defaults(self) -> dict[str, Any]:
+        # The site's one storage unit, else blank: the person names the place (never a silent
+        # "pharmacy", which starts a custody clock nobody knows about; issue 14, finding 7).
+        default_to = self.ward.call(lambda s: services.default_receipt_location(s.store))
         return {
             "at": now_text(self.ward),
-            "to": "pharmacy",
+            "to": default_to or "",
             "received_by": self.ward.user,
             "sign_later": "no",
         }

@@ -5,7 +5,9 @@ each filled by ONE domain call in its own thread worker, so a big site never
 freezes the first frame after sign-in:
 
 1. participants — day N of 5, next dose with its state and time left,
-   post-dose vitals still owed (`workflow.list_participants`);
+   post-dose vitals still owed: the first screenful of the ward list from its
+   indexed queue (`workflow.ward_page`), the next page fetched as the cursor
+   nears the end of what is listed;
 2. safety — open AEs and SAE report due dates (`workflow.safety_overview`);
 3. freezer — each unit's last reading and unresolved excursions
    (`coldchain.reports.freezers`);
@@ -22,8 +24,10 @@ Find the patient at once: typing (or scanning a wristband: a burst ending in
 Enter) a participant id — any key that is not one of the dashboard's own —
 starts a search shown under the panels; Enter opens that participant (the
 whole id in any case, or only its number when one participant has it), Esc
-drops it, `/` starts one explicitly. The participants are listed with what
-needs doing soonest first (`workflow.status.ward_order`).
+drops it, `/` starts one explicitly, so a participant far down a large
+site's list is one id away. The participants are listed with what needs
+doing soonest first (`workflow.status.ward_page`): on a site of 45,000 the
+first screen costs what it costs on one of 500.
 Times shown relative to now (time left, days left) come from the ward's
 clock when the panel was filled; the panels refresh every minute.
 """
@@ -59,9 +63,10 @@ from .typeahead import focus_now, hold_keys, release_keys
 from .ward import Ward
 
 RECENT = 12
-FIRST_ROWS = 60
-"""Participants listed at once (more than a 120x40 screen shows); the rest follow in batches."""
-BATCH_ROWS = 250
+PAGE_ROWS = 250
+"""Participants fetched at a time once the cursor nears the end of those listed."""
+NEAR_END = 10
+"""Rows from the end of the listed ones at which the next page is fetched."""
 REFRESH_SECONDS = 60.0
 WIDE = (110, 32)
 """Smallest terminal (columns, rows) that shows every panel at once."""
@@ -161,7 +166,15 @@ class DashboardScreen(Screen[None]):
         self.ward = ward
         self.current = "participants"
         self._others_pending = False
-        self._fill_round = 0  # a newer fill of the participants stops an older one's batches
+        self._fill_round = 0  # a newer fill of the participants drops an older one's later pages
+        self._listed: set[str] = set()
+        """Participants in the table (a page fetched after the queue moved may repeat one)."""
+        self._total = 0
+        """Participants on the site (the ward list's total)."""
+        self._fill_at: datetime | None = None
+        """The time the listed order was taken at (later pages continue that order)."""
+        self._fetching = False
+        """A later page is being fetched."""
         self.search: str | None = None
         """A participant id being typed (None: no search)."""
         self.drafts = 0
@@ -428,8 +441,20 @@ class DashboardScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="dash-participants")
     def load_participants(self) -> None:
         from wardcrf import workflow
+        from wardcrf.workflow.base import now
 
-        self._load(workflow.list_participants, self._fill_participants)
+        at = now()
+        self._load(lambda s: (at, workflow.ward_page(s, at=at)), self._fill_participants)
+
+    @work(thread=True, exclusive=True, group="dash-more")
+    def load_more(self, round_: int, offset: int, at: datetime) -> None:
+        """The next page of the ward list, in the order of the fill it continues (the same time)."""
+        from wardcrf import workflow
+
+        def next_page(session: Any) -> dict[str, Any]:
+            return workflow.ward_page(session, offset=offset, limit=PAGE_ROWS, at=at)
+
+        self._load(next_page, lambda page: self._more_participants(round_, page))
 
     @work(thread=True, exclusive=True, group="dash-safety")
     def load_safety(self) -> None:
@@ -479,40 +504,57 @@ class DashboardScreen(Screen[None]):
         when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
         return when.astimezone(zone(self.ward.session.ctx.zone)).strftime("%m-%d %H:%M")
 
-    def _fill_participants(self, rows: list[dict[str, Any]]) -> None:
-        """List the participants: the first screenful at once, the rest in batches.
+    def _fill_participants(self, got: tuple[datetime, dict[str, Any]]) -> None:
+        """The first screenful of the ward list and its totals (`workflow.ward_page`).
 
-        On a site with 1,000 participants, measuring and drawing every row
-        before showing any would keep the ward waiting; the first rows are on
-        screen at once, later ones follow between frames (a newer fill
-        abandons the batches of an older one).
+        The title counts every participant and those needing attention (from
+        the queue's counters); the table holds the first page, and the next
+        pages follow as the cursor nears the end (`_near_end`). Finding a
+        participant by id does not depend on what is listed.
         """
-        from wardcrf.workflow.status import ward_order
-
+        self._fill_at, page = got
         self._table("participants")  # cleared
         self._fill_round += 1
-        rows = sorted(rows, key=ward_order)
+        self._listed = set()
+        self._fetching = False
+        self._total = page["total"]
         now = self.ward.local_now()
-        attention = sum(
-            1
-            for r in rows
-            if r.get("post_dose_vitals_due")
-            or (r.get("next_dose") and r["next_dose"]["state"] in ("due now", "overdue"))
+        self._title(
+            "participants", t("dash.participants_summary", n=page["total"], attention=page["attention"])
         )
-        self._title("participants", t("dash.participants_summary", n=len(rows), attention=attention))
-        self._add_participants(self._fill_round, rows, 0, FIRST_ROWS, now)
+        self._add_participants(page["rows"], now)
         self._load_others()
 
-    def _add_participants(
-        self, round_: int, rows: list[dict[str, Any]], start: int, count: int, now: datetime
-    ) -> None:
+    def _more_participants(self, round_: int, page: dict[str, Any]) -> None:
+        """A later page: added below the listed rows (unless a newer fill replaced the list)."""
         if round_ != self._fill_round or not self.is_mounted:
             return
+        self._fetching = False
+        self._add_participants(page["rows"], self.ward.local_now())
+        if not page["rows"]:
+            self._total = len(self._listed)  # the site shrank under us (a restore): stop asking
+
+    @on(DataTable.RowHighlighted, "#participants")
+    def _near_end(self, event: DataTable.RowHighlighted) -> None:
+        """Fetch the next page when the cursor comes within `NEAR_END` rows of the last listed."""
+        table = event.data_table
+        listed = table.row_count
+        if self._fetching or self._fill_at is None or listed >= self._total:
+            return
+        if event.cursor_row < listed - NEAR_END:
+            return
+        self._fetching = True
+        self.load_more(self._fill_round, listed, self._fill_at)
+
+    def _add_participants(self, rows: list[dict[str, Any]], now: datetime) -> None:
         table = self.query_one("#participants", DataTable)
         today = now.date()
         # A small terminal gets the catalogue's short status words: whole, never cut mid-word.
         status_words = "status_short" if self.has_class("-compact") else "status"
-        for r in rows[start : start + count]:
+        for r in rows:
+            if r["id"] in self._listed:
+                continue  # the queue moved between two pages: listed once, where it was first
+            self._listed.add(r["id"])
             day = ""
             if r.get("enrolled_on") and r["doses_given"] < r["doses_planned"]:
                 # Enrollment is day 0; dose N is due on day N.
@@ -533,9 +575,6 @@ class DashboardScreen(Screen[None]):
                 Text(domain_word(status_words, r["status"])),
                 key=r["id"],
             )
-        nxt = start + count
-        if nxt < len(rows):
-            self.call_after_refresh(self._add_participants, round_, rows, nxt, BATCH_ROWS, now)
 
     def _fill_safety(self, view: dict[str, Any]) -> None:
         table = self._table("safety")
@@ -573,6 +612,15 @@ class DashboardScreen(Screen[None]):
         for x in view["receipt_excursions"]:
             table.add_row(t("dash.receipt"), "", self._excursions_text([x]), key=x["id"])
             unresolved += 1
+        # Kits outside a monitored unit: the custody time left, counted down (issue 14, finding 7).
+        for c in view.get("outside_units", []):
+            if c["over_limit"]:
+                left = Text(t("dash.outside_over"), style="bold red")
+            else:
+                word = "dash.outside_bedside_left" if c["bedside"] else "dash.outside_left"
+                style = "bold yellow" if c["minutes_left"] < 10 else "yellow"
+                left = Text(t(word, by=self._local(c["deadline"]), left=c["minutes_left"]), style=style)
+            table.add_row(c["kit"], c["location"], left, key=f"outside:{c['kit']}")
         if not view["units"] and not view["receipt_excursions"]:
             table.add_row("—", t("dash.no_units"), "")
         self._title("freezer", t("dash.freezer_summary", units=len(view["units"]), open=unresolved))

@@ -21,6 +21,8 @@ from .i18n import t
 class DiscardDialog(ModalScreen[bool]):
     """Dismissed with True only for `y` (discard); anything else keeps the form."""
 
+    TITLE_KEY: ClassVar[str] = "discard.title"
+    QUESTION_KEY: ClassVar[str] = "discard.question"
     CSS_PATH = "dialogs.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "discard.key_yes"),
@@ -35,10 +37,10 @@ class DiscardDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(t("discard.title"), classes="dialog-title")
+            yield Static(t(self.TITLE_KEY), classes="dialog-title")
             if self.what:
                 yield Static(self.what)
-            yield Static(t("discard.question"), id="discard-question")
+            yield Static(t(self.QUESTION_KEY), id="discard-question")
         yield WardFooter()
 
     def action_answer(self, discard: bool) -> None:

@@ -473,8 +473,18 @@ class DecisionDialog(ModalScreen[Any]):
         else:
             self.focus_next()
 
+    def is_dirty(self) -> bool:
+        """Anything typed or chosen (Esc and ctrl+q then ask before it is lost)."""
+        return bool(self.values())
+
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        """Esc: close at once when nothing is typed; else ask (y discards, anything else keeps)."""
+        if not self.is_dirty():
+            self.dismiss(None)
+            return
+        from .discard_dialog import DiscardDialog
+
+        self.app.push_screen(DiscardDialog(), lambda discard: self.dismiss(None) if discard else None)
 
     def action_sign(self) -> None:
         if self.busy:

@@ -235,6 +235,15 @@ class FormScreen(UnsavedWork):
             passwords: dict[str, str] = {}
             signers = SIGNERS.get(self.form_name)
             if signers:
+                # Check before you sign: every rule runs before anyone is asked for a password.
+                checked = await self._preflight(raw)
+                if isinstance(checked, WardError) and not (
+                    isinstance(checked, ValidationFailed)
+                    and checked.problems
+                    and all(is_soft(v) for v in checked.problems.values())
+                ):
+                    self._show_failure(checked)
+                    return
                 from .sign_dialog import SignatureDialog
 
                 for user, meaning in signers(raw, self.ward.user):
@@ -282,6 +291,19 @@ class FormScreen(UnsavedWork):
             self.dismiss(result)
         finally:
             self.saving = False
+
+    async def _preflight(self, raw: dict[str, Any]) -> Any:
+        """`workflow.preflight` in a thread: the checked submission, or the WardError a save would raise."""
+        from wardcrf import workflow
+
+        def call() -> Any:
+            try:
+                return self.ward.call(workflow.preflight, self.form_name, raw, participant=self.participant)
+            except WardError as exc:
+                return exc
+
+        self._say(t("form.checking"))
+        return await self.run_worker(call, thread=True, group="form-preflight").wait()
 
     async def _submit(self, raw: dict[str, Any], passwords: dict[str, str], reason: str | None) -> Any:
         """Run the service in a thread; returns the event or the WardError it raised."""

@@ -54,6 +54,17 @@ def closing_draft(session: Any, key: tuple[str, str] | None, save: Callable[[], 
     return result
 
 
+def holds_typed_work(screen: Screen[Any]) -> bool:
+    """Whether a screen holds typed values that quitting would end.
+
+    A form screen (`UnsavedWork`) says so through `is_dirty`; a dialog with
+    typed values and no draft of its own (the DSMG decision) may offer the
+    same method, and is asked about too.
+    """
+    is_dirty = getattr(screen, "is_dirty", None)
+    return bool(callable(is_dirty) and is_dirty())
+
+
 class UnsavedWork(Screen[Any]):
     """A screen with typed values: kept as a draft, and Esc asks before discarding them."""
 

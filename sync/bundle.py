@@ -29,6 +29,7 @@ from typing import Annotated, Any, BinaryIO, Literal
 import msgspec
 
 from wardcrf import canonical, eventbodies
+from wardcrf import text as text_rule
 from wardcrf.errors import Refused
 from wardcrf.eventlog import EVENT_KEYS, Event
 
@@ -687,6 +688,16 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
                 t if isinstance(t, str) and t in eventbodies.BODIES else repr(str(t)[:40])
             )  # never raw to a terminal
             raise Refused(f"{what}: event line {n} ({named}): {problem}")
+        if text_rule.may_hold_refused(line):
+            # The floor every local append stands on (`eventlog._checked_line`): an event
+            # holding a control, bidi or zero-width character was written around wardcrf.
+            try:
+                for key in ("reason", "subject"):
+                    if obj[key] is not None:
+                        text_rule.check(obj[key], field=key)
+                text_rule.check_stored(obj)
+            except text_rule.TextRefused as exc:
+                raise Refused(f"{what}: event line {n} ({obj['type']}): {exc}") from None
         if obj["seq"] != seq:
             raise Refused(f"{what}: event line {n} has seq {obj['seq']}, expected {seq}")
         if obj["device"] != device or obj["site"] != site:

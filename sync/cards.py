@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wardcrf.devicekeys import minisign_key_id
-from wardcrf.errors import UsageError
+from wardcrf.errors import Refused, UsageError
+from wardcrf.text import excerpt
 
 FORMAT = "wardcrf-card/1"
 _FIELDS = ("kind", "site", "device", "name", "minisign-key-id", "minisign-public-key", "age-recipient")
@@ -86,16 +87,16 @@ class Card:
     def parse(cls, text: str, source: str = "card") -> Card:
         lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
         if not lines or lines[0] != FORMAT:
-            raise UsageError(f"{source} is not a wardcrf device card (first line must be {FORMAT})")
+            raise Refused(f"{source} is not a wardcrf device card (first line must be {FORMAT})")
         values: dict[str, str] = {}
         for ln in lines[1:]:
             key, sep, value = ln.partition(":")
             if not sep:
-                raise UsageError(f"{source}: line {ln!r} is not 'key: value'")
+                raise Refused(f"{source}: line {excerpt(ln, quoted=True)} is not 'key: value'")
             values[key.strip()] = value.strip()
         missing = [f for f in _FIELDS if not values.get(f)]
         if missing:
-            raise UsageError(f"{source} lacks {', '.join(missing)}")
+            raise Refused(f"{source} lacks {', '.join(missing)}")
         card = cls(
             values["kind"],
             values["site"],
@@ -107,21 +108,23 @@ class Card:
         )
         for label, value in (("site", card.site), ("device", card.device), ("name", card.name)):
             if len(value) > 40 or not all(c.isalnum() or c in "-_." for c in value):
-                raise UsageError(f"{source}: {label} {value!r} must be 1-40 letters, digits, '-', '_' or '.'")
+                raise Refused(
+                    f"{source}: {label} {excerpt(value, quoted=True)} must be 1-40 letters, digits, '-', '_' or '.'"
+                )
         if card.kind not in ("ward", "hub"):
-            raise UsageError(f"{source}: kind must be ward or hub, not {card.kind!r}")
+            raise Refused(f"{source}: kind must be ward or hub, not {card.kind!r}")
         try:
             real_id = minisign_key_id(card.sign_public)
         except Exception:
-            raise UsageError(f"{source}: minisign-public-key is not a minisign public key") from None
+            raise Refused(f"{source}: minisign-public-key is not a minisign public key") from None
         if real_id != card.key_id:
-            raise UsageError(
+            raise Refused(
                 f"{source}: minisign-key-id {card.key_id} does not match the public key ({real_id})"
             )
         if not re.fullmatch(r"age1[0-9a-z]{58}", card.age_recipient):
-            raise UsageError(f"{source}: age-recipient must be an age X25519 recipient (age1...)")
+            raise Refused(f"{source}: age-recipient must be an age X25519 recipient (age1...)")
         if "fingerprint" in values and values["fingerprint"] != card.fingerprint:
-            raise UsageError(f"{source}: fingerprint line does not match the keys (card edited?)")
+            raise Refused(f"{source}: fingerprint line does not match the keys (card edited?)")
         return card
 
     @classmethod
@@ -131,5 +134,5 @@ class Card:
         except OSError as exc:
             raise UsageError(f"cannot read card {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
-            raise UsageError(f"{path} is not a text device card") from None
+            raise Refused(f"{path} is not a text device card") from None
         return cls.parse(text, str(path))

@@ -379,6 +379,8 @@ def _accept_one(
             return Outcome("already", dev, bseq, f"bundle {bseq} of device {dev} already applied (no change)")
         if _holds_same_events(store, v):
             return _replay(store, v, cipher, sig, files_dir, spool)
+        if bseq == last_applied(store, dev)[0] and _continues_past_head(store, v):
+            return _apply_new_tail(store, v, cipher, sig, files_dir, spool, on_hold, archive_photos)
         return _fork(
             store,
             v,
@@ -395,6 +397,8 @@ def _accept_one(
     if first <= head_seq:
         if _holds_same_events(store, v):
             return _replay(store, v, cipher, sig, files_dir, spool)
+        if bseq == last_seq + 1 and _continues_past_head(store, v):
+            return _apply_new_tail(store, v, cipher, sig, files_dir, spool, on_hold, archive_photos)
         return _fork(
             store,
             v,
@@ -474,6 +478,58 @@ def _holds_same_events(store: Store, v: Verified) -> bool:
     return held is not None and held == v.manifest["chain_last"]
 
 
+def _continues_past_head(store: Store, v: Verified) -> bool:
+    """Does the bundle hold this copy's last event of the device, unchanged, and events after it?
+
+    A ward restored from a copy taken before an export, which then recorded
+    more, cuts bundles that straddle: events the hub holds, then new ones.
+    The bundle's event at the hub's head seq having the hub's hash means
+    every event up to it is the same (each hash commits to all before it).
+    """
+    head_seq, head_hash = eventlog.head(store, v.device)
+    ev = v.manifest["events"]
+    if not ev["first"] <= head_seq < ev["last"]:
+        return False
+    at_head = _events_of(v)[head_seq - ev["first"]]
+    return at_head.seq == head_seq and at_head.hash == head_hash
+
+
+def _apply_new_tail(
+    store: Store,
+    v: Verified,
+    cipher: bytes,
+    sig: bytes,
+    files_dir: Path,
+    spool: Spool | None,
+    on_hold: HoldHook | None,
+    archive_photos: bool,
+) -> Outcome:
+    """A straddling bundle: its held part is a replay, the events after the hub's head are applied.
+
+    The same checks as any bundle (authority, bodies, the domain's sequencing)
+    run on the new events; the ledger row of this bundle seq then describes
+    this cut (the earlier cut of the same seq is answered by content).
+    """
+    head_seq = eventlog.head(store, v.device)[0]
+    path = _keep(files_dir, "applied", v, cipher, sig, spool)
+    try:
+        out = _apply(store, v, path, archive_photos, after=head_seq)
+    except ingest.HoldForCoordinator as hold:
+        for stale in (path.with_name(path.name + ".minisig"), path):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
+    ev = v.manifest["events"]
+    return Outcome(
+        "applied",
+        v.device,
+        v.bundle_seq,
+        f"bundle {v.bundle_seq} of device {v.device}: events {ev['first']}-{head_seq} already held"
+        f" (a re-export), events {head_seq + 1}-{ev['last']} applied",
+        events=out.events,
+    )
+
+
 def _replay(
     store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path, spool: Spool | None
 ) -> Outcome:
@@ -517,8 +573,15 @@ def _events_of(v: Verified) -> list[eventlog.Event]:
     return v.events
 
 
-def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False) -> Outcome:
-    """Photos, logger files, events, after-ingest hooks and the ledger row: one transaction."""
+def _apply(
+    store: Store, v: Verified, path: Path, archive_photos: bool = False, *, after: int = 0
+) -> Outcome:
+    """Photos, logger files, events, after-ingest hooks and the ledger row: one transaction.
+
+    `after`: the events up to this seq are held here already (a straddling
+    re-export, `_apply_new_tail`); only the later ones are written, and the
+    ledger row of the bundle seq is replaced by this cut's.
+    """
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     first = m["events"]["first"]
     kept = f"{path.parent.name}/{path.name}"  # relative to the sync folder
@@ -542,11 +605,11 @@ def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False) 
                 photostore.save_original(store, digest, ext, bytes(data))
         for digest, (name, data) in sorted(v.evidence.items()):
             evidencestore.save(store, digest, name, data)
-        events = _events_of(v)
+        events = [e for e in _events_of(v) if e.seq > after] if after else _events_of(v)
         eventlog.ingest_many(store, events)
         ingest.after_ingest(store, events)
         store.execute(
-            "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
+            "INSERT OR REPLACE INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
             " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
             (
                 dev,
@@ -564,7 +627,7 @@ def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False) 
         dev,
         bseq,
         f"bundle {bseq} of device {dev} applied: events {first}-{m['events']['last']}",
-        events=len(v.lines),
+        events=len(events),
     )
 
 

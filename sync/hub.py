@@ -20,7 +20,7 @@ from wardcrf.errors import InternalError, Refused, UsageError, WardError
 from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 from wardcrf.store import Store
 
-from . import bundle, engine, outbox, receipts, registry
+from . import bundle, engine, hublog, outbox, receipts, registry
 
 LOCK = threading.RLock()
 
@@ -97,6 +97,7 @@ def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bund
         except Refused as exc:
             record_refusal(session, what, exc)
             raise
+        hublog.sign_checkpoint(store, signer)
         return ImportResult(outcome, receipts.make(store, outcome.device, signer))
 
 
@@ -114,7 +115,10 @@ def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Out
     rolls it back), so one hostile file never stops an import or a server.
     """
     try:
-        return _verify_and_accept(session, cipher, sig, what)
+        outcome = _verify_and_accept(session, cipher, sig, what)
+        # In the same savepoint: a bundle is applied or held together with its leaf, or neither.
+        hublog.log_bundle(session.store, outcome.device, outcome.bundle_seq, outcome.status)
+        return outcome
     except WardError:
         raise  # a refusal, or the hub's own trouble (disk full): not the bundle's fault
     except Exception as exc:
@@ -284,6 +288,7 @@ def import_files(
                         item.refused = str(exc)
                         if isinstance(exc, Refused):
                             record_refusal(session, path.name, exc)
+            hublog.sign_checkpoint(store, signer)  # the group is durable: sign the tree it grew
             for item in group:
                 if item.result is not None:
                     item.result.receipt = receipts.make(store, item.result.outcome.device, signer)

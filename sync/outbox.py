@@ -145,6 +145,13 @@ def pending(store: Store, peer: str) -> list[dict[str, Any]]:
     )
 
 
+def unreceipted(store: Store, peer: str) -> int:
+    """How many outbox bundles for `peer` await a receipt (`pending`'s length, from its index alone)."""
+    return int(
+        store.scalar("SELECT count(*) FROM sync_outbox WHERE peer = ? AND receipted_at IS NULL", (peer,)) or 0
+    )
+
+
 def materialize(store: Store, row: dict[str, Any], signer: DeviceSigner) -> tuple[str, bytes, bytes]:
     """(file name, .tar.age bytes, .minisig bytes) of an outbox bundle, rebuilt from the database.
 

@@ -5,7 +5,8 @@
      "held": [...], "forks": [...], "status": "active|flagged|retired"}
     (+ "clashes": [...] when the hub holds bundles of this device that would merge two
     participants under one id; + "held_rules": [...] when it holds bundles whose records
-    break the protocol's sequencing)
+    break the protocol's sequencing; + "tlog": the hub's signed checkpoint, inclusion
+    proofs of this device's bundles and consistency proofs, see `hublog`)
 
 Signed (prehashed minisign) by the hub key; the trusted comment binds the
 device, seq, chain hash and the SHA-256 of the JSON. A ward marks its outbox
@@ -24,7 +25,7 @@ from wardcrf.devicekeys import DeviceSigner
 from wardcrf.errors import Refused
 from wardcrf.store import Store
 
-from . import bundle, signing
+from . import bundle, hublog, signing
 
 FORMAT = "wardreceipt/1"
 
@@ -83,6 +84,9 @@ def make(store: Store, device: str, signer: DeviceSigner) -> tuple[str, bytes, b
     broken = [h for h in held if h["reason"] not in ("gap", "fork", "clash")]
     if broken:  # bundles held because their records break the protocol's sequencing
         body["held_rules"] = broken
+    log = hublog.receipt_part(store, device)
+    if log is not None:  # the hub's signed checkpoint, this device's inclusion and consistency proofs
+        body["tlog"] = log
     data = (dumps(body) + "\n").encode("utf-8")
     mine = devices.get(device, {"seq": 0, "hash": ""})
     if signer.device != hub_dev:
@@ -105,14 +109,28 @@ def verify(hub_public: str, data: bytes, sig: bytes) -> dict[str, Any]:
     return body
 
 
-def record(store: Store, body: dict[str, Any]) -> str:
-    """Ward: apply a verified receipt to the outbox; returns a one-line summary."""
+def record(store: Store, body: dict[str, Any], hub: dict[str, Any] | None = None) -> str:
+    """Ward: apply a verified receipt to the outbox; returns a one-line summary.
+
+    `hub` is the registered hub (device, site, sign_public): with it, the
+    receipt's transparency-log part is checked against the checkpoint this
+    laptop holds (`hublog.check_receipt`), and what is wrong joins the notices.
+    """
     device = store.scalar("SELECT device FROM site WHERE id = 1")
     if body.get("device") != device:
         raise Refused(f"receipt is for device {body.get('device')}, this laptop is {device}")
     mine = (body.get("devices") or {}).get(device) or {"seq": 0, "hash": ""}
     seq, hash_ = int(mine["seq"]), str(mine["hash"])
     notes: list[str] = []
+    if hub is not None and "tlog" in body:
+        seen = hublog.check_receipt(
+            store,
+            str(hub["device"]),
+            hublog.origin_of(str(hub["site"]), str(hub["device"])),
+            str(hub["sign_public"]),
+            body["tlog"],
+        )
+        notes += seen.problems
     with store.transaction():
         own = (
             store.scalar("SELECT hash FROM events WHERE device = ? AND seq = ?", (device, seq)) if seq else ""

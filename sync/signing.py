@@ -10,6 +10,7 @@ only prehashed signatures (../shared/BUNDLE-FORMAT.md, "Rules on import").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from wardcrf.devicekeys import minisign_key_id
 from wardcrf.errors import Refused
@@ -59,6 +60,29 @@ def sign_digest(secret_b64: str, blake2b_digest: bytes, trusted_comment: str) ->
         _global_signature=key.sign(signature + trusted_comment.encode()),
     )
     return bytes(sig) + b"\n"
+
+
+def ed25519_private(secret_b64: str) -> Any:
+    """The Ed25519 key inside a minisign secret key (to sign C2SP notes with the same identity)."""
+    import minisign
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    sk = minisign.SecretKey.from_base64(secret_b64)
+    return ed25519.Ed25519PrivateKey.from_private_bytes(bytes(sk._keynum_sk.secret_key))
+
+
+def ed25519_public(public_b64: str) -> bytes:
+    """The raw 32-byte Ed25519 key of a minisign public key ("Ed" || key id || key, base64)."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(public_b64.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused("hub public key: not base64") from None
+    if len(raw) != 42 or raw[:2] != b"Ed":
+        raise Refused("hub public key: not a minisign Ed25519 public key")
+    return raw[10:]
 
 
 def parse(sig_bytes: bytes, what: str) -> ParsedSignature:

@@ -145,7 +145,7 @@ def apply_receipt(session: Session, data: bytes, sig: bytes) -> str:
     body = receipts.verify(hub["sign_public"], data, sig)
     if body.get("hub") != hub["device"]:
         raise Refused(f"receipt is from hub {body.get('hub')}, this site trusts {hub['device']}")
-    return receipts.record(session.store, body)
+    return receipts.record(session.store, body, hub)
 
 
 def apply_hub_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "hub bundle") -> engine.Outcome:
@@ -194,6 +194,13 @@ def last_hub_bundle(store: Store) -> int:
 
 
 def status(session: Session) -> dict[str, Any]:
+    """What the sync panel and `sync status` show: pending events and photos, exports, receipts.
+
+    Each figure is a counter or an index lookup (the chain head minus the last
+    receipt, `pending.photos_after`, `outbox.unreceipted`), never a read of the
+    unreceipted events: a laptop a million events behind its hub shows its
+    panel as fast as one ten behind.
+    """
     session.require("record.read", what="read sync status")
     store = session.store
     hub = registry.hub(store)
@@ -221,7 +228,7 @@ def status(session: Session) -> dict[str, Any]:
         "events_pending": pending_events,
         "events_only_at_hub": only_at_hub,
         "photos_pending": pending_photos,
-        "bundles_unreceipted": len(outbox.pending(store, hub["device"])) if hub else 0,
+        "bundles_unreceipted": outbox.unreceipted(store, hub["device"]) if hub else 0,
         "hub_bundles_applied": last_hub_bundle(store),
         "hub_reachability": json.loads(probe) if probe else None,
         "state": sync_label(store),

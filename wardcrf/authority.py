@@ -144,6 +144,7 @@ _TABLE: tuple[EventType, ...] = (
     ),
     EventType("coding.coded", Origin.SITE, ("coding.code",), what="a verbatim term given its codes"),
     EventType("sdv.verified", Origin.SITE, ("sdv.mark",), what='a monitor\'s e-signature "verified"'),
+    EventType("audit.reviewed", Origin.SITE, ("audit.review",), what="a periodic audit-trail review, then signed"),
     # -- clinical and cold-chain records: a ward laptop of the site --------------------
     EventType("record.submitted", Origin.WARD, _SUBMIT, what="a form record"),
     EventType("record.amended", Origin.WARD, _AMEND, what="a correction of a record of the same site"),

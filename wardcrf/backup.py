@@ -165,10 +165,10 @@ def _read_backup(path: Path, into: Path) -> None:
             names = tar.getnames()
             core = sorted(n for n in names if not _KEPT.match(n))
             if core != sorted([DB_FILENAME, SLOTS_FILENAME]) or len(set(names)) != len(names):
-                raise UsageError(f"{path} is not a wardcrf backup (members: {', '.join(names) or 'none'})")
+                raise Refused(f"{path} is not a wardcrf backup (members: {', '.join(names) or 'none'})")
             for member in tar.getmembers():
                 if not member.isfile():
-                    raise UsageError(f"{path} is not a wardcrf backup ({member.name} is not a regular file)")
+                    raise Refused(f"{path} is not a wardcrf backup ({member.name} is not a regular file)")
                 src = tar.extractfile(member)
                 assert src is not None
                 # Names are whitelisted above (no "..", no absolute path).
@@ -176,7 +176,7 @@ def _read_backup(path: Path, into: Path) -> None:
                 with open(into / member.name, "wb") as out:
                     shutil.copyfileobj(src, out)
     except (tarfile.TarError, EOFError) as exc:
-        raise UsageError(f"{path} is not a readable wardcrf backup: {exc}") from None
+        raise Refused(f"{path} is not a readable wardcrf backup: {exc}") from None
     except FileNotFoundError:
         raise UsageError(f"backup file {path} does not exist") from None
 

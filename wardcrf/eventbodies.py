@@ -381,6 +381,17 @@ class Coded(_Body):
     replaces: EventId | None = None
 
 
+class AuditReviewed(_Body):
+    since: Annotated[str, Meta(max_length=40)]
+    until: Annotated[str, Meta(max_length=40)]
+    counts: dict[Name, Count]
+    findings_sha256: Hex64
+    meaning: Literal["reviewed"]
+    signer: Name
+    full_name: Annotated[str, Meta(max_length=500)]
+    note: Text | None = None
+
+
 class SdvVerified(_Body):
     target: EventId
     form: Name
@@ -437,6 +448,7 @@ BODIES: dict[str, type[Struct]] = {
     "coding.dictionary_loaded": DictionaryLoaded,
     "coding.coded": Coded,
     "sdv.verified": SdvVerified,
+    "audit.reviewed": AuditReviewed,
 }
 
 

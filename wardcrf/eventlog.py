@@ -14,6 +14,7 @@ import contextlib
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -337,6 +338,32 @@ def ingest(store: Store, event: Event) -> None:
         _write(store, event)
 
 
+_BODIES_OWNED: ContextVar[bool] = ContextVar("bodies_owned", default=False)
+
+
+def bodies_owned() -> bool:
+    """True while the events being projected were parsed from their lines for this write alone.
+
+    A replay's events and a synced batch's (`ingest_many`) were parsed from
+    their canonical lines a moment ago and are shared with no caller, so a
+    projector may keep their bodies as they are (the records projector then
+    does not parse back the JSON it just wrote: a hub importing a million
+    records parses each line once). An event built by a caller (`append`)
+    is not owned: its body is the caller's dict.
+    """
+    return _BODIES_OWNED.get()
+
+
+@contextlib.contextmanager
+def owned_bodies() -> Iterator[None]:
+    """Mark the events projected inside as parsed for this write alone (`bodies_owned`)."""
+    token = _BODIES_OWNED.set(True)
+    try:
+        yield
+    finally:
+        _BODIES_OWNED.reset(token)
+
+
 def ingest_many(store: Store, events: Iterable[Event]) -> int:
     """`ingest` for a run of events (a verified sync bundle), in one transaction.
 
@@ -375,8 +402,9 @@ def ingest_many(store: Store, events: Iterable[Event]) -> int:
             if isinstance(exc, IntegrityError):
                 raise
             raise translate_error(exc, store.path) from exc
-        for event in batch:
-            _write(store, event, insert=False)
+        with owned_bodies():
+            for event in batch:
+                _write(store, event, insert=False)
     return len(batch)
 
 

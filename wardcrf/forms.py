@@ -192,11 +192,11 @@ def _parse(f: Field, value: Any, ctx: Context) -> Any:
         # A scanner's CR or Tab suffix is trimmed with the surrounding blanks;
         # inside the value, the text rule refuses what may not be stored.
         text = value.strip()
+        if f.max_length and len(text) > f.max_length:  # the protocol's limit first: it is the field's
+            raise _Bad(f"too long ({len(text):,} characters; at most {f.max_length:,})")
         why = text_rule.problem(text, multiline=f.multiline)
         if why is not None:
             raise _Bad(why)
-        if f.max_length and len(text) > f.max_length:
-            raise _Bad(f"too long ({len(text)} characters; at most {f.max_length})")
         if f.pattern and not re.fullmatch(f.pattern, text):
             raise _Bad(
                 f"{text_rule.excerpt(text, quoted=True)} is not a valid {f.name} (the protocol's format is {f.pattern})"

@@ -118,13 +118,14 @@ def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None =
     n = 0
     token = _REPLAYING.set(True)
     try:
-        for line in lines:
-            event = eventlog.Event.from_line(line)
-            for fn in eventlog.projectors_for(event.type):
-                fn(store, event)
-            n += 1
-            if on_progress and n % 10000 == 0:
-                on_progress(n)
+        with eventlog.owned_bodies():
+            for line in lines:
+                event = eventlog.Event.from_line(line)
+                for fn in eventlog.projectors_for(event.type):
+                    fn(store, event)
+                n += 1
+                if on_progress and n % 10000 == 0:
+                    on_progress(n)
     finally:
         _REPLAYING.reset(token)
     return n

@@ -39,6 +39,8 @@ from .field_conditions import check as check_condition
 from .field_conditions import parse as parse_condition
 from .protocol_analysis import AnalysisPlan
 from .protocol_analysis import parse as parse_analysis
+from .protocol_review import ReviewPlan
+from .protocol_review import parse as parse_review
 from .store import Store
 
 if TYPE_CHECKING:
@@ -350,6 +352,7 @@ class Protocol:
     filename: str
     warnings: tuple[Any, ...] = ()  # plausibility.WarningRule: the soft warnings this trial declares
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # [analysis]: the stated methods
+    review: ReviewPlan = field(default_factory=ReviewPlan)  # [audit_review]: what the trail review flags
     trial: Trial = field(default_factory=Trial)
 
     @property
@@ -669,6 +672,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
     product = r.table(data.get("product"), ("product",))
     forms = _forms(r, data)
     analysis = parse_analysis(r, data, forms)
+    review = parse_review(r, data, forms)
     _one_format_per_id(r, forms)
     from . import plausibility
 
@@ -712,6 +716,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         filename=filename,
         warnings=warnings,
         analysis=analysis,
+        review=review,
         trial=trial,
     )
 

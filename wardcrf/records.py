@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import projections, text
+from . import text
 from .canonical import dumps
 from .errors import Refused, UsageError
-from .eventlog import Event, get
+from .eventlog import Event, bodies_owned, get
 from .store import Store
 
 if TYPE_CHECKING:
@@ -234,13 +234,13 @@ def _submitted(store: Store, e: Event) -> None:
     )
     # The state just written, exactly as `load` would read it back (the data
     # parsed from the stored JSON, so hooks never share the caller's dicts; a
-    # replay's events were parsed from their lines a moment ago and are shared
-    # with no one, so their data is not parsed a second time).
+    # replay's or a synced batch's events were parsed from their lines a moment
+    # ago and are shared with no one (`bodies_owned`): not parsed a second time).
     rec = RecordState(
         event_id=e.id,
         form=e.body["form"],
         subject=e.subject,
-        data=data if projections.replaying() else json.loads(data_json),
+        data=data if bodies_owned() else json.loads(data_json),
         created_at=e.ts,
         created_by=e.user,
         last_event=e.id,

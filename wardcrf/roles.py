@@ -32,6 +32,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "record.read": _ALL,
     "audit.read": _ALL,
     "audit.verify": _ALL,
+    # the periodic audit-trail review (wardcrf.reports.audit_review): those who review, not those who enter
+    "audit.review": frozenset({"monitor", "auditor", "investigator", "coordinator"}),
     # administration
     "user.manage": frozenset({"admin"}),
     "user.passwd.self": _ALL,

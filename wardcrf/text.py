@@ -56,6 +56,13 @@ _C0_NAMES = {
 }
 
 
+MAX_ONE_LINE = 2_000
+"""Characters in one-line free text (an AE term, a reason, a name) unless the protocol sets a field's
+`max_length`: a screenful, far above any real entry, far below what would slow every list it is shown in."""
+MAX_SEVERAL_LINES = 20_000
+"""Characters in a field that allows several lines (a narrative): about ten printed pages."""
+
+
 class TextRefused(Refused):
     """Free text holding a character that may not be stored. Exit 1, one line."""
 
@@ -81,6 +88,9 @@ def first_refused(value: str, *, multiline: bool = False, crlf: bool = False) ->
 
 def problem(value: str, *, multiline: bool = False) -> str | None:
     """Why `value` may not be stored as free text, or None when it may."""
+    limit = MAX_SEVERAL_LINES if multiline else MAX_ONE_LINE
+    if len(value) > limit:
+        return f"{len(value):,} characters; at most {limit:,} here"
     m = (_MULTILINE if multiline else _ONE_LINE).search(value)
     if m is None:
         return None
@@ -108,6 +118,11 @@ def check_stored(value: Any, *, where: str = "") -> None:
     several); this is the floor under every path, so no service can store an
     escape sequence by forgetting to. Tab, newline and CR (a file's CRLF line
     ends) pass here. The field named is the innermost key.
+
+    An amendment's `changes` carry each field's `old` value: a copy of what is
+    stored, which may predate this rule. It is not new text, and refusing it
+    would make old hostile text impossible to correct; the `new` value is
+    checked like any other.
     """
     if isinstance(value, str):
         m = _STORED.search(value)
@@ -120,6 +135,13 @@ def check_stored(value: Any, *, where: str = "") -> None:
     elif isinstance(value, Mapping):
         for k, v in value.items():
             check_stored(k, where=where or "field name")
+            if k == "changes" and isinstance(v, Mapping):
+                for name, change in v.items():
+                    check_stored(name, where="field name")
+                    if isinstance(change, Mapping):
+                        change = {ck: cv for ck, cv in change.items() if ck != "old"}
+                    check_stored(change, where=str(name))
+                continue
             check_stored(v, where=str(k))
     elif isinstance(value, list | tuple):
         for v in value:

@@ -8,13 +8,15 @@ and a missing logger serial, whose refusal named a CLI flag on screen
 
 from __future__ import annotations
 
-from cc_helpers import cold_chain_site
+from cc_helpers import PASSWORD, cold_chain_site
 from textual.widgets import Static
 from tui_helpers import burst, settle
 from wardcrf.screens.coldchain_handover import HandoverScreen
 from wardcrf.screens.coldchain_receipt import ReceiptScreen
 from wardcrf.screens.participant import ParticipantScreen
 from wardcrf.screens.sign_dialog import SignatureDialog
+
+from wardcrf.coldchain import services
 
 
 def _said(app) -> str:
@@ -78,6 +80,7 @@ async def test_a_receipt_without_logger_metadata_is_refused_before_any_password_
             release_ref="QP-9",
             quantity="1",
             shipper="SH9",
+            to="pharmacy",
             dry_ice="yes",
             intact="yes",
             frozen="yes",
@@ -134,3 +137,74 @@ async def test_signature_times_on_the_participant_screen_are_local(app_for, site
         await settle(pilot)
         shown = str(app.screen.query_one("#p-signatures", Static).content)
         assert "2020-03-16 09:00 UTC+8" in shown and "01:00" not in shown
+
+
+async def test_a_consent_whose_photo_is_not_an_image_is_refused_before_any_signature(app_for, tmp_path):
+    """The consent's three signatures were asked first, then the file was refused (finding 5)."""
+    from textual.widgets import Input, Select
+    from wardcrf.screens.form_screen import FormScreen
+
+    not_a_photo = tmp_path / "consent-page.jpg"
+    not_a_photo.write_text("minutes of a meeting, not a photograph")
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, FormScreen) and form.form_name == "consent"
+        form.query_one("#field-consenter", Select).value = "participant"
+        form.query_one("#field-form_version", Select).value = "1.0"
+        for name, value in (
+            ("time", "2020-03-16 08:00"),
+            ("witness_1", "investigator"),
+            ("witness_2", "clinician2"),
+            ("photos", f"@{not_a_photo}"),
+        ):
+            form.query_one(f"#field-{name}", Input).value = value
+        await settle(pilot)
+        await burst(pilot, "ctrl+s")
+        await settle(pilot)
+        assert not isinstance(app.screen, SignatureDialog), "a password was asked before the check"
+        assert app.screen is form
+        assert "consent-page.jpg" in str(form.query_one("#problem-photos", Static).content)
+        assert form.query_one("#field-witness_2", Input).value == "clinician2"  # nothing typed is lost
+
+
+async def test_a_receipt_does_not_default_to_a_place_outside_a_unit(app_for, site):
+    """Finding 7: "To location" was pre-filled with 'pharmacy', a silent 30 min custody clock."""
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "r")
+        assert isinstance(screen, ReceiptScreen)
+        assert screen.query_one("#cc-to").value == ""  # no unit registered: the person names the place
+        screen.query_one("#cc-kits").add("K901")
+        fill(
+            screen,
+            lot="LOT9",
+            product="haMSC-Exos",
+            expiry="2021-06-30",
+            release_ref="QP-9",
+            quantity="1",
+            shipper="SH9",
+            dry_ice="yes",
+            intact="yes",
+            frozen="yes",
+            logger_serial="LG-9",
+            courier_user="coordinator",
+        )
+        await settle(pilot)
+        await burst(pilot, "ctrl+s")
+        said = await _until_said(pilot, screen, "where the kits go")
+        assert not isinstance(app.screen, SignatureDialog)
+        assert "say where the kits go: a place (no storage unit is registered), e.g. 'pharmacy'" in said
+        assert "--" not in said
+    ph = site.unlock("pharmacist", PASSWORD)
+    try:
+        services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
+    finally:
+        ph.close()
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "r")
+        assert screen.query_one("#cc-to").value == "FRZ-1"  # the site's one storage unit

@@ -217,6 +217,7 @@ async def test_receipt_refused_by_the_domain_saves_nothing_and_keeps_the_values(
             quantity="1",
             shipper="SH3",
             at="2020-03-16 08:30",
+            to="pharmacy",  # no unit registered: the receipt names its place (issue 14, finding 7)
             dry_ice="yes",
             intact="yes",
             frozen="yes",

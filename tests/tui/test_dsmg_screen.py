@@ -183,3 +183,31 @@ async def test_review_sae_opens_the_generated_review_form_for_that_event(app_for
         await settle(pilot)
         assert isinstance(app.screen, FormScreen) and app.screen.form_name == "dsmg_ae_review"
         assert app.screen.values["ae_event"] == sae
+
+
+async def test_esc_and_ctrl_q_on_a_typed_decision_ask_before_anything_is_lost(app_for, site, tmp_path):
+    """Issue 14, finding 3: a typed rationale is not thrown away by one slip on Esc or ctrl+q."""
+    from tui_helpers import burst
+    from wardcrf.screens.discard_dialog import DiscardDialog
+    from wardcrf.screens.quit_dialog import QuitDialog
+
+    enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open_board(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, DecisionDialog)
+        await burst(pilot, "tab", *"two grade 3 events", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n")
+        assert app.screen is dialog and dialog.values() == {"rationale": "two grade 3 events"}
+        await burst(pilot, "ctrl+q")
+        assert isinstance(app.screen, QuitDialog)
+        await burst(pilot, "n")
+        assert app.screen is dialog and app.return_code is None
+        await burst(pilot, "escape", "y")
+        assert isinstance(app.screen, DsmgScreen)
+        await burst(pilot, "d", "escape")  # nothing typed: closes at once
+        assert isinstance(app.screen, DsmgScreen)

@@ -3,7 +3,8 @@
 Esc discarded a fully typed receipt and a vitals form, and ctrl+q quit the
 dose wizard mid-visit. Now Esc on a form with anything typed asks
 "Discard what you typed? y/N" (No unless `y`); a form with nothing typed
-closes at once.
+closes at once. ctrl+q with a typed form keeps it as a draft at once, then
+asks "Quit? y/N" (No unless `y`): a slip on ctrl+q ends nothing.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import pytest
 from dose_support import P1, _dose_template, dose_app, dose_site
 from textual.widgets import Input
-from tui_helpers import burst, enroll, settle
+from tui_helpers import PASSWORD, burst, enroll, settle
 from wardcrf.screens.coldchain_receipt import ReceiptScreen
 from wardcrf.screens.ct_grid import CTGridScreen
 from wardcrf.screens.discard_dialog import DiscardDialog
 from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.participant import ParticipantScreen
+from wardcrf.screens.quit_dialog import QuitDialog
+
+from wardcrf import drafts
 
 __all__ = ["_dose_template", "dose_app", "dose_site"]
 
@@ -112,3 +116,64 @@ async def test_esc_on_a_scored_ct_grid_asks(answer, app_for, site, tmp_path):
             assert app.screen is grid and grid.values["r_upper_apical"] == 3
         else:
             assert not isinstance(app.screen, CTGridScreen)
+
+
+async def test_ctrl_q_in_a_typed_dose_wizard_keeps_the_draft_and_asks(dose_app, dose_site):
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, P1))
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        wiz = app.screen
+        assert isinstance(wiz, DoseWizard)
+        await burst(pilot, *"KIT-A1", "enter", "ctrl+q")
+        assert isinstance(app.screen, QuitDialog)
+        s = dose_site.unlock("clinician", PASSWORD)  # kept before the question is even answered
+        try:
+            kept = drafts.get(s, "dose_visit", context=f"participant:{P1}")
+        finally:
+            s.close()
+        assert kept is not None and kept.fields["kit"] == "KIT-A1"
+        await burst(pilot, "n")
+        assert app.screen is wiz and app.return_code is None
+        await burst(pilot, "ctrl+q", "enter")  # Enter: the default, No
+        assert app.screen is wiz and app.return_code is None
+        await burst(pilot, "ctrl+q", "y")
+        assert app.return_code == 0
+
+
+async def test_ctrl_q_with_nothing_typed_quits_at_once(app_for, site, tmp_path):
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await _vitals(pilot, pid)
+        await burst(pilot, "ctrl+q")
+        assert app.return_code == 0 and not isinstance(app.screen, QuitDialog)
+
+
+async def test_esc_on_a_typed_manual_reading_asks(app_for, session_for):
+    """A temperature typed for a storage unit is data too: Esc asks before it is lost."""
+    from cc_helpers import add_unit_and_lot
+    from wardcrf.screens.coldchain_readings import ReadingsScreen
+
+    add_unit_and_lot(session_for("pharmacist"))
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await burst(pilot, "c", "m")
+        readings = app.screen
+        assert isinstance(readings, ReadingsScreen)
+        await burst(pilot, "escape")  # only the defaults (the unit, the time now): nothing typed
+        assert not isinstance(app.screen, (ReadingsScreen, DiscardDialog))
+        await burst(pilot, "m")
+        readings = app.screen
+        assert isinstance(readings, ReadingsScreen)
+        readings.query_one("#rd-temp", Input).focus()
+        await burst(pilot, *"-19.5", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n")
+        assert app.screen is readings and readings.query_one("#rd-temp", Input).value == "-19.5"
+        await burst(pilot, "escape", "y")
+        assert not isinstance(app.screen, (ReadingsScreen, DiscardDialog))

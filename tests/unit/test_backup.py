@@ -8,7 +8,7 @@ import pytest
 from conftest import PASSWORD
 
 from wardcrf import backup, eventlog, records
-from wardcrf.errors import AuthError, UsageError, VerificationFailed
+from wardcrf.errors import AuthError, Refused, UsageError, VerificationFailed
 from wardcrf.site import Site
 
 
@@ -65,7 +65,7 @@ def test_restore_refuses_wrong_password_and_non_backups(tmp_path, site, admin):
         backup.restore(result.path, tmp_path / "n1", username="admin", password="nope-nope-nope")
     junk = tmp_path / "junk.wardbackup"
     junk.write_bytes(b"not a tar")
-    with pytest.raises(UsageError, match="not a readable wardcrf backup"):
+    with pytest.raises(Refused, match="not a readable wardcrf backup"):
         backup.restore(junk, tmp_path / "n2", username="admin", password=PASSWORD)
     with pytest.raises(UsageError, match="does not exist"):
         backup.restore(tmp_path / "missing.wardbackup", tmp_path / "n3", username="admin", password=PASSWORD)

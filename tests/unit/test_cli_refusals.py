@@ -253,3 +253,91 @@ def test_hub_import_refusals_go_to_stderr_one_line_each(tmp_path: Path):
         and lines[0].startswith("refused junk-000001.tar.age:")
         and lines[1].startswith("wardcrf: error:")
     )
+
+
+# -- refusals of values (exit 1), every command --------------------------------------------------
+
+# Long-running commands (a server, a watcher) and terminal UIs: their argument parsing is walked above.
+LONG_RUNNING = {("hub", "serve"), ("sync", "watch"), *TUI}
+WALKED = [(p, c) for p, c in COMMANDS if p not in LONG_RUNNING]
+
+
+def _values(cmd: Command, path_value: str, data_dir: str) -> list[str]:
+    """Every required parameter given a value that names nothing real: an id, a record, a file."""
+    args: list[str] = []
+    for p in cmd.params:
+        if not p.required:
+            continue
+        hint = _annotation(p)
+        if p.name == "data_dir":
+            value = data_dir
+        elif hint is Path or typing.get_args(hint) == (Path,):
+            value = path_value
+        elif hint is bool and _is_option(p):
+            args.append(p.opts[0])
+            continue
+        else:
+            args += _dummy(p)
+            continue
+        args += [p.opts[0], value] if _is_option(p) else [value]
+    return args
+
+
+def _refused_or_done(res, args: list[str]) -> None:
+    """Exit 0 (the command did it), or a refusal: exit 1 or 2, one line on stderr, nothing on stdout."""
+    assert "Traceback" not in res.output, (args, res.output[-800:])
+    assert res.code in (0, 1, 2), (args, res.code, res.output[-800:])
+    if res.code:
+        _one_line_refusal(res, res.code, args)
+        assert res.out == "", (args, res.out[-600:])
+
+
+@pytest.mark.parametrize(("path", "cmd"), WALKED, ids=[" ".join(p) for p, _ in WALKED])
+def test_values_that_name_nothing_are_refused_in_one_line(cli, site, tmp_path: Path, path, cmd):
+    """Unknown participant, record, kit, unit, user; a file that does not exist."""
+    args = [*path, *_values(cmd, str(tmp_path / "no-such-file"), str(site.data_dir))]
+    _refused_or_done(cli(*args), args)
+
+
+PATH_TAKING = [
+    (p, c)
+    for p, c in WALKED
+    if any(
+        x.required
+        and x.name != "data_dir"
+        and (_annotation(x) is Path or typing.get_args(_annotation(x)) == (Path,))
+        for x in c.params
+    )
+]
+
+
+@pytest.mark.parametrize(("path", "cmd"), PATH_TAKING, ids=[" ".join(p) for p, _ in PATH_TAKING])
+def test_a_malformed_file_is_refused_in_one_line(cli, site, tmp_path: Path, path, cmd):
+    """Every file a command reads, given bytes that are no such file (a logger file, a card, a
+    bundle, a protocol, a backup): refused with exit 1 (what the file holds is not usage), or
+    usage when the command wants a folder there."""
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\xff garbage \x1b[2J\n" * 50)
+    args = [*path, *_values(cmd, str(junk), str(site.data_dir))]
+    res = cli(*args)
+    _refused_or_done(res, args)
+    assert "\x1b" not in res.output, args
+    if path not in FILE_IS_NOT_READ:
+        assert res.code == 1, (args, res.code, res.err)
+
+
+# Where the junk file is not read as input: an output location (a folder or a new file), a name
+# that must end in .tar.age or .pdf, or another argument refused first as usage.
+FILE_IS_NOT_READ = {
+    ("db", "backup"),  # a folder to write the backup into
+    ("export", "csv"),  # an output folder
+    ("export", "odm"),  # the file to write
+    ("export", "sqlite"),  # asks --yes first
+    ("sync", "export"),  # a folder (the USB stick)
+    ("report", "audit"),  # a .pdf to write
+    ("photo", "export"),  # the photo 'x' is refused first
+    ("sync", "import"),  # a bundle is named *.tar.age
+    ("hub", "import"),  # the data directory is a ward, not a hub
+    ("hub", "export"),
+    ("coding", "load"),  # the dictionary 'x' is refused first
+}

@@ -11,7 +11,7 @@ destination of a receipt is the site's storage unit when it has one.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,10 +19,17 @@ import pytest
 from wardcrf import workflow
 from wardcrf.clock import now_utc
 from wardcrf.coldchain import custody, reports, services
+from wardcrf.errors import UsageError
 
 PW = "test-password-1"
 SIGNERS = {u: PW for u in ("pharmacist", "investigator", "clinician", "coordinator")}
 TZ = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture(autouse=True)
+def _now_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The laptop's clock stands still, so "N min left" is exact however long a loaded machine takes."""
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", datetime.now(UTC).replace(second=0, microsecond=0).isoformat())
 
 
 @pytest.fixture
@@ -70,8 +77,13 @@ def test_a_receipt_into_pharmacy_says_by_when_the_kits_must_be_in_a_unit(ph):
     rec = receive(ph, arrived)
     assert rec.warnings == [
         f"2 kit(s) (K001, K002) at 'pharmacy', outside a monitored storage unit, since {local(arrived)}: "
-        f"move them into a storage unit by {local(arrived + timedelta(minutes=30))} (30 min), "
+        f"move them into a storage unit by {local(arrived + timedelta(minutes=30))} (20 min left of 30 min), "
         "or they can never be dosed"
+    ]
+    # the service returns the clocks it started, as the countdown shows them
+    assert [(c.kit, c.location, c.deadline, c.left_s) for c in rec.clocks] == [
+        ("K001", "pharmacy", epoch(arrived + timedelta(minutes=30)), 20 * 60),
+        ("K002", "pharmacy", epoch(arrived + timedelta(minutes=30)), 20 * 60),
     ]
     clocks = reports.outside_units(ph.store, epoch(arrived + timedelta(minutes=10)))
     assert [(c["kit"], c["location"], c["minutes_left"], c["over_limit"]) for c in clocks] == [
@@ -145,7 +157,7 @@ def test_at_the_bedside_the_clock_runs_to_the_dose(ph):
     )
     assert h.warnings == [
         f"1 kit(s) (K001) at bedside:WUH01-001: dose by {local(out + timedelta(minutes=120))} "
-        "(120 min at the bedside), or they can no longer be dosed"
+        "(85 min left of the 120 min at the bedside), or they can no longer be dosed"
     ]
     clock = reports.outside_units(ph.store, epoch(out + timedelta(minutes=30)))
     assert [(c["kit"], c["bedside"], c["allowed_min"], c["minutes_left"]) for c in clock] == [
@@ -211,3 +223,71 @@ def test_clock_is_told_in_domain_words_for_an_unknown_place(ph):
     assert custody.clock_warning(ph.store, ["K001"], "disposal", 0, 0) is None
     text = custody.clock_warning(ph.store, ["K001"] * 5, "corridor", 0, 0)
     assert text and "5 kit(s) (K001, K001, K001 and 2 more) at 'corridor'" in text
+
+
+def _receipt_naming_no_place(ph, at: datetime):
+    return services.receive_shipment(
+        ph,
+        shipper_id="SH1",
+        kits=["K001", "K002"],
+        received_at=at.isoformat(timespec="seconds"),
+        delivered_by_user="coordinator",
+        dry_ice=True,
+        container_intact=True,
+        product_frozen=True,
+        logger_serial="LG-9",
+        passwords=SIGNERS,
+    )
+
+
+def test_a_receipt_naming_no_place_goes_into_the_sites_one_unit_and_starts_no_clock(ph):
+    services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
+    rec = _receipt_naming_no_place(ph, now_utc() - timedelta(minutes=5))
+    assert rec.event.body["data"]["to_location"] == "FRZ-1"
+    assert rec.warnings == [] and rec.clocks == []
+    assert reports.outside_units(ph.store) == []
+
+
+@pytest.mark.parametrize("units", [(), ("FRZ-1", "FRZ-2")])
+def test_a_receipt_naming_no_place_is_refused_when_there_is_no_one_unit(ph, units):
+    """Before: the ward app filled in 'pharmacy', and the kits silently started a 30 min clock."""
+    for u in units:
+        services.add_unit(ph, u, name="freezer", location="ward 3")
+    before = ph.store.scalar("SELECT count(*) FROM events")
+    with pytest.raises(UsageError) as refused:
+        services.preflight(ph, services.receive_shipment, **_receipt_args(now_utc() - timedelta(minutes=5)))
+    text = refused.value.message
+    assert text.startswith("say where the kits go (--to): ")
+    assert ("a storage unit (FRZ-1, FRZ-2) or a place outside one" in text) == bool(units)
+    assert ("no storage unit is registered" in text) == (not units)
+    assert "'pharmacy', where they may stay 30 min before they must be in a monitored unit" in text
+    assert ph.store.scalar("SELECT count(*) FROM events") == before
+
+
+def _receipt_args(at: datetime) -> dict:
+    return dict(
+        shipper_id="SH1",
+        kits=["K001", "K002"],
+        received_at=at.isoformat(timespec="seconds"),
+        to_location="  ",
+        delivered_by_user="coordinator",
+        dry_ice=True,
+        container_intact=True,
+        product_frozen=True,
+        logger_serial="LG-9",
+    )
+
+
+def test_cli_receive_without_to_uses_the_one_unit_or_asks_for_the_place(cli, ph):
+    args = (
+        "coldchain", "receive", "--shipper", "SH1", "-k", "K001", "--at", now_utc().isoformat(),
+        "--dry-ice", "--intact", "--frozen", "--courier-user", "coordinator", "--logger-serial", "LG-9",
+    )  # fmt: skip
+    env = {"WARDCRF_PASSWORD_COORDINATOR": PW}
+    r = cli(*args, user="pharmacist", env=env)
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert "say where the kits go (--to): a place (no storage unit is registered)" in r.err
+    services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
+    r = cli(*args, user="pharmacist", env=env)
+    assert r.code == 0, r.err
+    assert custody.location_at(ph.store, "K001", int(now_utc().timestamp())) == "FRZ-1"

@@ -10,7 +10,7 @@ from synckit import PASSWORD, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
 
 from wardcrf import audit, backup, records, users
-from wardcrf.errors import VerificationFailed
+from wardcrf.errors import Refused, VerificationFailed
 from wardcrf.evidence import reference
 
 api = pytest.importorskip("wardcrf.photos.api", reason="photo store (wardcrf.photos.api) not in this build")
@@ -162,7 +162,6 @@ def test_hub_backup_carries_kept_bundles_and_restores_them_elsewhere(hub_with_ph
 def test_a_backup_with_an_unexpected_member_is_refused(tmp_path: Path, hub_with_photos) -> None:
     import tarfile
 
-    from wardcrf.errors import UsageError
 
     h, _ = hub_with_photos
     stick = tmp_path / "stick"
@@ -179,6 +178,6 @@ def test_a_backup_with_an_unexpected_member_is_refused(tmp_path: Path, hub_with_
         extra = tarfile.TarInfo("sync/applied/../../evil.tar.age")
         extra.size = 1
         dst.addfile(extra, io.BytesIO(b"x"))
-    with pytest.raises(UsageError, match="is not a wardcrf backup"):
+    with pytest.raises(Refused, match="is not a wardcrf backup"):
         backup.restore(bad, tmp_path / "x", username="admin", password=PASSWORD)
     assert not (tmp_path / "evil.tar.age").exists()

@@ -10,12 +10,13 @@ records stored as typed before still compare equal.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from synckit import connect, make_hub, open_
 from test_sync_roundtrip import export, hub_import
+from wardcrf.sync import hub
 from wf_support import (
     Ward,
     _copy_site,
@@ -154,31 +155,82 @@ def _legacy_dose(site: Site, pid: str, kit: str, hh: int) -> None:
         s.close()
 
 
-def test_at_the_hub_two_spellings_of_one_kit_are_one_kit(site: Site, ward: Ward, tmp_path: Path) -> None:
-    """A ward running the old code stored each kit id as typed; the hub compares them by key.
+def test_at_the_hub_a_second_dose_of_one_kit_is_held_whatever_its_spelling(
+    site: Site, ward: Ward, tmp_path: Path
+) -> None:
+    """Two bundles dose `kit-x1 ` and `KIT-X1` to two participants: the second is held, not merged.
 
-    Both participants are genuinely consented and enrolled (the hub holds records that
-    come before a signed consent), and the doses are written as the old code wrote them.
+    Before, the hub applied both (each laptop's check had passed) and only
+    `audit verify` found the kit given twice. The doses are written as a ward
+    running the old code wrote them (ids as typed); both participants are
+    genuinely consented and enrolled (the hub holds records before a consent).
     """
     h = make_hub(tmp_path)
     connect(site, h)
     _legacy_dose(site, P1, "kit-x1 ", 9)
-    _legacy_dose(site, P2, "KIT-X1", 10)
-    for f in export(site, tmp_path / "usb"):
+    for f in export(site, tmp_path / "usb1"):
         assert hub_import(h, f).outcome.status == "applied"
+    _legacy_dose(site, P2, " KIT-X1 ", 10)
+    *_, second = export(site, tmp_path / "usb2")
+    res = hub_import(h, second)
+    assert res.outcome.status == "kit" and not res.ok
+    assert "gives kit KIT-X1 to WUH01-002; the same kit was given to WUH01-001 dose 1" in res.outcome.message
+    assert "one kit, one dose; not merged" in res.outcome.message
     s = open_(h)
     try:
+        # nothing of the second bundle merged; the first dose is the kit's one use
         rows = s.store.rows("SELECT participant, kit_id FROM doses ORDER BY participant")
-        assert rows == [
-            {"participant": P1, "kit_id": "KIT-X1"},
-            {"participant": P2, "kit_id": "KIT-X1"},
-        ]
+        assert rows == [{"participant": P1, "kit_id": "KIT-X1"}]
         use = kit_use(s.store, " kit-X1")
         assert use is not None and use.participant == P1
-        report = audit.verify(s)
-        assert any("kit KIT-X1 was given 2 times" in p for p in report.problems)
+        # kept and loud: held for the coordinator, in hub status, an event in the hub's log
+        [held] = s.store.rows("SELECT reason, file, resolved_at FROM sync_held")
+        assert held["reason"] == "kit" and held["resolved_at"] is None
+        assert Path(held["file"]).read_bytes() == second.read_bytes()
+        assert [x["reason"] for x in hub.status(s)["held_rules"]] == ["kit"]
+        [ev] = s.store.rows("SELECT line FROM events WHERE type = 'sync.bundle_held'")
+        body = json.loads(ev["line"])["body"]
+        assert (body["kit"], body["participant"], body["used_by_participant"]) == ("KIT-X1", P2, P1)
+        assert not [p for p in audit.verify(s).problems if p.startswith("kits used once")]
     finally:
         s.close()
+    assert hub_import(h, second).outcome.status == "kit"  # the same file again: still held, once
+    s = open_(h)
+    try:
+        assert s.store.scalar("SELECT count(*) FROM sync_held") == 1
+    finally:
+        s.close()
+
+
+def test_one_bundle_dosing_one_kit_twice_is_held_whole(site: Site, ward: Ward, tmp_path: Path) -> None:
+    h = make_hub(tmp_path)
+    connect(site, h)
+    _legacy_dose(site, P1, "kit-x1 ", 9)
+    _legacy_dose(site, P2, "KIT-X1", 10)
+    outcomes = [hub_import(h, f).outcome.status for f in export(site, tmp_path / "usb")]
+    assert "kit" in outcomes
+    s = open_(h)
+    try:
+        assert s.store.scalar("SELECT count(*) FROM doses WHERE kit_id = 'KIT-X1'") <= 1
+    finally:
+        s.close()
+
+
+def test_at_the_hub_an_amendment_giving_a_used_kit_is_held(site: Site, ward: Ward, tmp_path: Path) -> None:
+    h = make_hub(tmp_path)
+    connect(site, h)
+    _legacy_dose(site, P1, "KIT-A1", 9)
+    _legacy_dose(site, P2, "KIT-B1", 10)
+    for f in export(site, tmp_path / "usb1"):
+        assert hub_import(h, f).outcome.status == "applied"
+    s = open_(site, "clinician")
+    try:
+        dose_p2 = s.store.scalar("SELECT event_id FROM doses WHERE participant = ?", (P2,))
+        records.amend(s, dose_p2, {"kit_id": "kit-a1"}, "kit id misread (as an older version allowed)")
+    finally:
+        s.close()
+    *_, amended = export(site, tmp_path / "usb2")
+    assert hub_import(h, amended).outcome.status == "kit"
 
 
 def test_exports_give_the_stored_id_whatever_was_typed(ward, tmp_path):
@@ -217,3 +269,32 @@ def test_the_custody_record_finds_a_kit_whatever_its_spelling(ward):
     text = json.dumps(record, default=str)
     assert record["kit"] == "KIT-R1" or "KIT-R1" in text
     assert "kit-r1" not in text
+
+
+def test_already_used_is_one_query_per_check(ward, site, tmp_path, monkeypatch):
+    """ "Kit already used" was asked by the dose rule, the scan step AND the custody gate: now once."""
+    from wardcrf import ids
+    from wardcrf.workflow import dosing
+
+    day = today() - timedelta(days=9)
+    ready_kit_on(site, "kit-q1", at(day), tmp_path)
+    asked: list[str] = []
+    real = dosing.kit_use
+
+    def counted(store, kit, **kw):
+        asked.append(ids.key(kit))
+        return real(store, kit, **kw)
+
+    monkeypatch.setattr(dosing, "kit_use", counted)
+    monkeypatch.setattr(dose_visit, "kit_use", counted)
+    got = dose_visit.check_kit(ward.clin, P1, "kit-q1", datetime.fromisoformat(at(day)))
+    assert got.ok, got.reason
+    assert asked == ["KIT-Q1"]  # the scan step asked; the custody gate did not ask again
+    asked.clear()
+    ward.dose(P1, 1, day, kit="kit-q1")
+    assert asked and set(asked) == {"KIT-Q1"}
+    per_check = len(asked)
+    asked.clear()
+    dose_visit.check_kit(ward.clin, P2, "KIT-Q1", datetime.fromisoformat(at(day)))
+    assert asked == ["KIT-Q1"]
+    assert per_check == 2  # the dose rule runs twice (before the write lock, then under it), once each

@@ -290,3 +290,51 @@ def test_the_desk_read_model_puts_a_record_beside_its_photographs(ward):
     assert json.loads(json.dumps(view.as_json(), default=str))["sdv"]["state"] == sdv.PARTLY
     with pytest.raises(Refused, match="unknown event"):
         desk.desk(ward.aud, "NOPE-1")
+
+
+def test_the_odm_export_carries_each_verification_and_changed_since_verified(
+    ward, site, monkeypatch, tmp_path
+):
+    """ODM 1.3.2: a mark is a Context FormData of the record it verifies, signed with the meaning
+    "verified"; an amendment after it adds "changed since verified" naming the field. XSD-valid."""
+    import importlib.resources
+    import xml.etree.ElementTree as ET
+
+    import xmlschema
+
+    pid, consent = consent_of(ward)
+    mon = ward.session("monitor")
+    first = sdv.verify(mon, consent, password=PASSWORD, fields=["form_version", "consenter"])
+    amendment = records.amend(ward.clin, consent, {"form_version": "1.1"}, reason="the page says 1.1")
+    second = sdv.verify(mon, consent, password=PASSWORD, fields=["consenter"])
+    out = tmp_path / "trial.xml"
+    code, _, err = cli(site.data_dir, "auditor", "export", "odm", "--out", str(out), monkeypatch=monkeypatch)
+    assert code == 0, err
+    xsd = importlib.resources.files("odmlib") / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd"
+    assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out))) == []
+
+    q = "{http://www.cdisc.org/ns/odm/v1.3}"
+    root = ET.parse(out).getroot()
+    series = [fd for fd in root.iter(f"{q}FormData") if fd.get("FormRepeatKey") == consent]
+    contexts = {
+        fd.find(f"{q}Signature").get("ID"): fd
+        for fd in series
+        if fd.get("TransactionType") == "Context" and fd.find(f"{q}Signature") is not None
+    }
+    marked = contexts[f"SIG.{first.id}"]
+    assert marked.find(f"{q}Signature/{q}SignatureRef").get("SignatureOID") == "SD.verified"
+    assert marked.find(f"{q}Signature/{q}UserRef").get("UserOID") == "USR.monitor"
+    comments = [c.text for c in marked.iter(f"{q}Comment")]
+    assert comments[0].startswith(f"source-data verification {first.id} by Mona Monitor (monitor)")
+    assert f"form_version (amended by {amendment.id})" in comments[1]
+    assert "changed since verified" in comments[1]
+    # the later mark holds: no "changed since verified" on it; and it comes after the amendment
+    later = [c.text for c in contexts[f"SIG.{second.id}"].iter(f"{q}Comment")]
+    assert len(later) == 1 and "consenter verified against sha256:" in later[0]
+    kinds = [fd.get("TransactionType") for fd in series]
+    assert kinds.index("Update") < series.index(contexts[f"SIG.{second.id}"])
+    # the verified meaning is declared once; the mark is not also an AuditRecord
+    defs = [sd.get("OID") for sd in root.iter(f"{q}SignatureDef")]
+    assert defs.count("SD.verified") == 1
+    assert all(first.id not in (ar.get("ID") or "") for ar in root.iter(f"{q}AuditRecord"))
+    assert pid in {sd.get("SubjectKey") for sd in root.iter(f"{q}SubjectData")}

@@ -348,15 +348,13 @@ def test_archive_is_what_tarfile_writes(kit) -> None:
 def test_card_parse_accepts_its_own_text_and_refuses_edits() -> None:
     from wardcrf.sync.cards import Card
 
-    from wardcrf.errors import UsageError
-
     keys = devicekeys.generate("DEV00001")
     card = Card("ward", "WUH01", "DEV00001", "lap1", keys.key_id, keys.sign_public, keys.age_recipient)
     assert Card.parse(card.text()) == card
-    with pytest.raises(UsageError, match="does not match"):
+    with pytest.raises(Refused, match="does not match"):
         Card.parse(card.text().replace(keys.key_id, "0000000000000000"))
-    with pytest.raises(UsageError, match="fingerprint"):
+    with pytest.raises(Refused, match="fingerprint"):
         other = devicekeys.generate("X")
         Card.parse(card.text().replace(keys.age_recipient, other.age_recipient))
-    with pytest.raises(UsageError, match="site"):
+    with pytest.raises(Refused, match="site"):
         Card.parse(card.text().replace("site: WUH01", "site: ../etc"))

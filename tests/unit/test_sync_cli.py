@@ -185,7 +185,7 @@ def test_bad_inputs_are_one_line_refusals(tmp_path: Path, monkeypatch: pytest.Mo
     code, _, err = run(
         "sync", "set-hub", str(tmp_path / "bad.card"), data_dir=w.data_dir, monkeypatch=monkeypatch
     )
-    assert code == 2 and "not a wardcrf device card" in err
+    assert code == 1 and "not a wardcrf device card" in err  # what the file holds: refused, not usage
     code, _, err = run("sync", "export", "--to", str(tmp_path), data_dir=w.data_dir, monkeypatch=monkeypatch)
     assert code == 2 and "no hub configured" in err
     (tmp_path / "x.tar.age").write_bytes(b"")

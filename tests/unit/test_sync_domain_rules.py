@@ -106,3 +106,76 @@ def test_genuine_records_after_their_consent_still_apply(demo_pair, tmp_path: Pa
         assert audit.verify(s).ok, audit.verify(s).problems
     finally:
         s.close()
+
+
+def _consented(w: Site, pid: str) -> None:
+    """A consent signed by three people: what consent-first asks, so only the next rule can hold."""
+    consent = append_raw(w, "record.submitted",
+                         {"form": "consent", "data": {"consenter": "participant"}, "creates_participant": True},
+                         subject=f"participant:{pid}", role="clinician", user="clinician")  # fmt: skip
+    for signer in ("clinician", "clinician2", "clinician3"):
+        append_raw(w, "signature.applied",
+                   {"target": consent, "signed_hash": "0" * 64, "meaning": "witnessed", "signer": signer,
+                    "full_name": signer}, subject=f"participant:{pid}", role="clinician", user=signer)  # fmt: skip
+
+
+def _record(w: Site, pid: str, form: str, data: dict[str, Any]) -> str:
+    return append_raw(w, "record.submitted", {"form": form, "data": data},
+                      subject=f"participant:{pid}", role="clinician", user="clinician")  # fmt: skip
+
+
+def _held_for(h: Site, f: Path, pid: str, words: str) -> None:
+    res = hub_import(h, f)
+    assert res.outcome.status == "sequencing", res.outcome.message
+    assert f"{pid}: " in res.outcome.message and words in res.outcome.message, res.outcome.message
+    s = open_(h)
+    try:
+        assert s.store.scalar("SELECT count(*) FROM participants WHERE id = ?", (pid,)) == 0
+        assert [x["bundle_seq"] for x in hub.status(s)["held_rules"]] == [res.outcome.bundle_seq]
+        assert audit.verify(s).ok, audit.verify(s).problems
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("screening", [None, {"date": "2026-11-01", "eligible": False}])
+def test_an_enrollment_without_an_eligible_screening_before_it_is_held(
+    demo_pair, tmp_path: Path, screening
+) -> None:
+    w, h = demo_pair["ward"], demo_pair["hub"]
+    _consented(w, "WUH01-091")
+    if screening is not None:
+        _record(w, "WUH01-091", "screening", screening)
+    _record(w, "WUH01-091", "enrollment", {"date": "2026-11-02"})
+    words = "has no screening before it" if screening is None else "did not find them eligible"
+    _held_for(h, export(w, tmp_path / "usb")[-1], "WUH01-091", words)
+
+
+def test_a_dose_before_enrollment_is_held(demo_pair, tmp_path: Path) -> None:
+    w, h = demo_pair["ward"], demo_pair["hub"]
+    _consented(w, "WUH01-092")
+    _record(w, "WUH01-092", "screening", {"date": "2026-11-01", "eligible": True})
+    _record(w, "WUH01-092", "dose", {"dose_number": 1})
+    _held_for(h, export(w, tmp_path / "usb")[-1], "WUH01-092", "dose record")
+
+
+def test_a_dose_before_consent_is_held_by_consent_first(demo_pair, tmp_path: Path) -> None:
+    w, h = demo_pair["ward"], demo_pair["hub"]
+    pid = "WUH01-093"
+    _record(w, pid, "dose", {"dose_number": 1})
+    res = hub_import(h, export(w, tmp_path / "usb")[-1])
+    assert res.outcome.status == "sequencing" and "no signed consent before it" in res.outcome.message
+
+
+def test_the_enrollment_rule_runs_in_audit_verify_and_passes_on_genuine_data(demo_pair) -> None:
+    w = demo_pair["ward"]
+    s = open_(w)
+    try:
+        report = audit.verify(s)
+        assert "enrollment sequencing" in {c.name for c in report.results}
+        assert report.ok, report.problems
+        from wardcrf.workflow import sequencing
+
+        checked, problems = sequencing.order_problems(s.store)
+        assert checked > 7 and problems == []
+    finally:
+        s.close()

@@ -180,3 +180,36 @@ def test_http_push_of_a_malformed_bundle_answers_422_with_the_same_line(three) -
         assert r.status_code == 200 and r.json()["status"] == "applied", r.text
     finally:
         server.stop()
+
+
+DANGEROUS = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]"
+
+
+@pytest.mark.parametrize(
+    ("type_", "body"),
+    [
+        ("note\x1b]0;owned\x07\u202e", {"text": "x"}),  # the type the refusal names
+        ("note.added", {"text": "Fever\x1b[2J\u202eevil\u200b"}),  # text the hub's floor refuses
+    ],
+    ids=["hostile-type", "hostile-text"],
+)
+def test_hostile_text_in_a_bundle_is_refused_recorded_and_shown_escaped(tmp_path, monkeypatch, type_, body):
+    """A key holder's bundle carrying raw ESC/OSC and bidi characters: refused in one line with them
+    spelled out, recorded at the hub (the refusal event's own text passes the floor), and `hub
+    status` (table and JSON) prints none of them raw."""
+    import re
+
+    h = make_hub(tmp_path)
+    w = make_ward(tmp_path, "lap1", "WUH01")
+    connect(w, h)
+    append_raw(w, type_, body, subject="site:WUH01", role="admin")
+    (f,) = export(w, tmp_path / "usb")
+    code, out, err = cli("hub", "import", str(f), "--data-dir", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 1 and out == "" and "Traceback" not in err, out + err
+    assert re.findall(DANGEROUS, err) == [], err
+    assert err.startswith(f"refused {f.name}:") and len(err.splitlines()) == 2, err
+    for args in (("hub", "status"), ("hub", "status", "--json")):
+        code, out, err = cli(*args, "--data-dir", str(h.data_dir), monkeypatch=monkeypatch)
+        assert code == 0 and re.findall(DANGEROUS, out + err) == [], out + err
+        assert "REFUSED" in out or '"refused"' in out
+    assert hub_events(h, device_of(w)) == 0

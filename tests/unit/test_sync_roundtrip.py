@@ -120,12 +120,13 @@ def test_gap_is_held_until_it_fills(pair, tmp_path: Path) -> None:
 
 def test_fork_from_restored_backup_is_held_and_flagged(pair, tmp_path: Path) -> None:
     w, h = pair
-    add_notes(w, 2)
     old = tmp_path / "old-copy"
     shutil.copytree(w.data_dir, old)
+    add_notes(w, 2)
     f1 = export(w, tmp_path / "u1")[0]
     assert hub_import(h, f1).outcome.status == "applied"
-    # The laptop is restored from the old copy and records different events.
+    # The laptop is restored from a copy older than the notes and records different events under
+    # their seqs (a copy taken after them, then added to, is a re-export plus new events: applied).
     shutil.rmtree(w.data_dir)
     shutil.copytree(old, w.data_dir)
     add_notes(w, 2, text="after restore")

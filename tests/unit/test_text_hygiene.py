@@ -333,3 +333,113 @@ def test_records_amend_refuses_hostile_reasons_at_the_core(ward):
     ev = _ae(ward)
     with pytest.raises(Refused, match="U\\+001B"):
         records.amend(ward.clin, ev.id, {"grade": 2}, "typo\x1b[2J")
+
+
+# -- every command that shows stored text, on a site whose old data holds hostile text ----------
+
+HOSTILE_TERM = "Fever\x1b[2J\x1b]8;;http://evil\x07link\u202efed\u200b\r\x08"
+
+
+def _hostile_old_data(ward: Ward, admin, monkeypatch) -> str:
+    """What a site written before the text rule may hold: a user, an AE, an amendment reason,
+    a storage unit. Returns the AE's event id."""
+    from wardcrf.coldchain import services as cc
+
+    monkeypatch.setattr(text, "check", lambda value, **_k: value)
+    monkeypatch.setattr(text, "problem", lambda *_a, **_k: None)
+    monkeypatch.setattr(text, "check_stored", lambda *_a, **_k: None)
+    monkeypatch.setattr(eventlog.text, "may_hold_refused", lambda _line: False)
+    try:
+        users.add_user(admin, "eve", ESC_NAME, "clinician", PASSWORD)
+        ev = _ae(ward, term=HOSTILE_TERM)
+        workflow.amend(ward.clin, ev.id, {"grade": "2"}, reason="typo\x1b[8m hidden")
+        cc.add_unit(ward.session("pharmacist"), "FRZ-9", name="Freezer\x1b[5m", location="ward\u202eB")
+    finally:
+        monkeypatch.undo()
+    return ev.id
+
+
+def _showing_commands(ae_event: str) -> list[tuple[str, ...]]:
+    """Every command that needs no argument, and those that show one participant, record or kit."""
+    import typer
+
+    from wardcrf.cli import app
+
+    def leaves(group, path=()):
+        if hasattr(group, "commands"):
+            for name, sub in sorted(group.commands.items()):
+                yield from leaves(sub, (*path, name))
+        else:
+            yield path, group
+
+    skip = {("tui",), ("demo",), ("sync", "watch"), ("user", "passwd"), ("recover",), ("draft", "purge")}
+    bare = [
+        p
+        for p, cmd in leaves(typer.main.get_command(app))
+        if p not in skip and p[0] != "hub" and not any(x.required for x in cmd.params)
+    ]
+    with_args = [
+        ("participant", "show", P1),
+        ("participant", "show", P1, "--json"),
+        ("log", "--json"),
+        ("log", "--subject", f"participant:{P1}"),
+        ("sdv", "show", ae_event),
+        ("coldchain", "status", "--json"),
+        ("report", "safety", "--json"),
+    ]
+    return [*bare, *with_args]
+
+
+def test_every_command_showing_data_escapes_what_old_data_holds(ward, admin, cli, monkeypatch):
+    """Issue 15, finding 9, for every output path: no raw ESC, C1, bidi or zero-width character
+    reaches the terminal, whatever the command (walked from the command tree) and the role."""
+    ae_event = _hostile_old_data(ward, admin, monkeypatch)
+    shown_somewhere = False
+    for args in _showing_commands(ae_event):
+        for user in ("admin", "investigator"):
+            res = cli(*args, user=user)
+            assert "Traceback" not in res.output and res.code in (0, 1, 2), (args, res.output[-600:])
+            assert _raw_dangerous(res.out + res.err) == [], (args, user, (res.out + res.err)[-600:])
+            shown_somewhere |= "\\x1b[2J" in res.out or "\\u001b[2J" in res.out
+    assert shown_somewhere  # the hostile term was reached, and shown spelled out
+
+
+def test_an_amendment_echoes_old_values_escaped(ward, admin, cli, monkeypatch):
+    """`amend` prints each change's old and new value: an old value may hold what the rule now refuses."""
+    ae_event = _hostile_old_data(ward, admin, monkeypatch)
+    # The old value is a copy of what is stored: it does not stop the correction; a hostile new one does.
+    bad = cli("amend", ae_event, "term=Fever\u202e", "--reason", "the term was garbled", user="clinician")
+    assert bad.code == 1 and "U+202E" in bad.err and bad.out == ""
+    res = cli("amend", ae_event, "term=Fever", "--reason", "the term was garbled", user="clinician")
+    assert res.code == 0, res.output
+    assert _raw_dangerous(res.out + res.err) == [], res.output
+    assert "\\x1b[2J" in res.err
+
+
+def test_free_text_has_a_default_length_limit(ward, admin):
+    """Issue 15: limits for free text, with a documented default where the protocol sets none
+    (a field's `max_length` is stricter: the AE term's is 200)."""
+    ev = _ae(ward)
+    before = _events(ward.clin)
+    with pytest.raises(Refused) as exc:
+        workflow.amend(ward.clin, ev.id, {"grade": "2"}, reason="R" * (text.MAX_ONE_LINE + 1))
+    assert f"{text.MAX_ONE_LINE + 1:,} characters; at most {text.MAX_ONE_LINE:,}" in str(exc.value)
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 300
+    with pytest.raises(Refused, match="at most 2,000"):
+        users.add_user(admin, "longname", "N" * 5_000_000, "clinician", PASSWORD)
+    with pytest.raises(ValidationFailed, match="at most 200"):
+        _ae(ward, term="F" * 5_000_000)
+    assert _events(ward.clin) == before
+    assert workflow.amend(ward.clin, ev.id, {"grade": "2"}, reason="R" * text.MAX_ONE_LINE)  # at the limit
+    assert text.problem("x\n" * (text.MAX_SEVERAL_LINES // 2), multiline=True) is None
+    assert "at most 20,000" in (text.problem("x" * (text.MAX_SEVERAL_LINES + 1), multiline=True) or "")
+
+
+def test_docs_print_every_limit_with_the_default_the_code_checks():
+    """Issue 15: every limit has a documented default; the table is the code's (wardcrf/limits.py)."""
+    from wardcrf import limits
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    assert limits.markdown_table() in docs
+    names = {r.name for r in limits.rows()}
+    assert {"text.MAX_ONE_LINE", "protocol.MAX_NESTING", "sync.bundle.LIMITS.bundle_bytes"} <= names

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .. import audit
-from ..errors import VerificationFailed
+from ..errors import UsageError, VerificationFailed
 from .common import DataDirOption, JsonOption, console, print_json, session
 
 app = typer.Typer(help="Verify integrity: event chains, stored hashes, signatures.", no_args_is_help=True)
@@ -31,6 +33,118 @@ def verify(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
                 console.print(f"    note: {n}", highlight=False)
     if not report.ok:
         raise VerificationFailed(f"audit verify failed: {report.problems[0]}")
+
+
+@app.command("verify-log")
+def verify_log(
+    chain: Annotated[Path, typer.Argument(help="A checkpoint chain written by `wardcrf hub log`.")],
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key", help="The hub's verifier key (printed by `wardcrf hub log`); default: this site's hub."
+        ),
+    ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since", help="A checkpoint you kept earlier (a signed note): the chain must agree with it."
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Check a hub's checkpoint chain offline: every signature and every step's consistency proof.
+
+    Exit 0 when the log only ever grew (and agrees with --since), 1 naming the first break.
+    """
+    from ..sync import hublog
+
+    data = _read_small(chain, "checkpoint chain", 64 * 1024 * 1024)
+    kept = _read_small(since, "kept checkpoint", 64 * 1024).decode("utf-8", "replace") if since else None
+    if key is None:
+        with session(data_dir) as s:
+            s.require("audit.verify", what="verify the hub's log")
+            try:
+                v = hublog.hub_verifier(s.store)
+            except UsageError:
+                v = hublog.own_verifier(s.store)
+        got = hublog.verify_chain(data, v, kept)
+    else:
+        got = hublog.verify_offline(data, key, kept)
+    last = got[-1]
+    console.print(
+        f"[green]ok[/] {len(got)} checkpoint(s) of {escape(last.origin)}, each consistent with the one before;"
+        f" the log holds {last.size} bundle(s)" + ("; agrees with the kept checkpoint" if kept else ""),
+        highlight=False,
+    )
+
+
+@app.command("witness-key")
+def witness_key(
+    name: Annotated[
+        str, typer.Argument(help="The witness's name, e.g. auditor.example.org/jane (no spaces or '+').")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the key file (never overwritten).")],
+) -> None:
+    """Make a witness's cosigning key (Ed25519, passphrase-encrypted); prints its verifier key.
+
+    The passphrase comes from WARDCRF_WITNESS_PASSPHRASE or is asked twice.
+    """
+    from ..tlog import witnesskey
+    from .common import ask_new_password
+
+    signer = witnesskey.create(out, name, ask_new_password("WARDCRF_WITNESS_PASSPHRASE", "witness key"))
+    console.print(f"wrote {out}", highlight=False)
+    console.print(f"witness verifier key: {signer.verifier.vkey}", highlight=False)
+
+
+@app.command("witness")
+def witness(
+    chain: Annotated[Path, typer.Argument(help="The hub's checkpoint chain (`wardcrf hub log`).")],
+    key: Annotated[str, typer.Option("--key", help="The hub's verifier key.")],
+    witness_key: Annotated[Path, typer.Option("--witness-key", help="This witness's key file.")],
+    state: Annotated[
+        Path,
+        typer.Option("--state", help="This witness's last co-signed checkpoint (created at the first run)."),
+    ],
+) -> None:
+    """Co-sign the hub's newest checkpoint, only if it extends the one this witness co-signed last.
+
+    Writes the co-signed checkpoint to --state (the hub may be given a copy);
+    exit 1 naming the break when the hub's history does not extend it.
+    """
+    import time
+
+    from ..sync import engine, hublog
+    from ..tlog import note, witnesskey
+    from .common import ask_password
+
+    data = _read_small(chain, "checkpoint chain", 64 * 1024 * 1024)
+    last = (
+        _read_small(state, "witness state", 64 * 1024).decode("utf-8", "replace") if state.exists() else None
+    )
+    signer = witnesskey.load(
+        witness_key, ask_password("Witness key passphrase", "WARDCRF_WITNESS_PASSPHRASE")
+    )
+    done = hublog.witness(data, note.Verifier.parse(key), signer, last, int(time.time()))
+    engine.atomic_write(state, done.note.encode())
+    console.print(
+        f"[green]co-signed[/] {escape(done.checkpoint.origin)} at {done.checkpoint.size} bundle(s)"
+        + (
+            ", consistent with the checkpoint co-signed before"
+            if last
+            else " (first checkpoint this witness signs)"
+        ),
+        highlight=False,
+    )
+
+
+def _read_small(path: Path, what: str, limit: int) -> bytes:
+    try:
+        if path.stat().st_size > limit:
+            raise UsageError(f"{what} {path}: larger than {limit} bytes")
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from None
 
 
 def log(

@@ -1,6 +1,8 @@
 """`wardcrf coldchain ...` and `wardcrf audit handovers`: the cold chain from the terminal.
 
-Signatures: the signed-in user signs with the password they logged in with
+Check before you sign: every rule of a receipt or handover runs first
+(`services.preflight`, nothing kept), so a refusal never follows the
+passwords. Signatures: the signed-in user signs with the password they logged in with
 (WARDCRF_PASSWORD or a prompt); the other party in the room signs with theirs
 (WARDCRF_PASSWORD_<USER>, e.g. WARDCRF_PASSWORD_CLINICIAN, or a prompt). With
 --sign-later, or when no password can be asked for, the step is saved and the
@@ -12,14 +14,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ..coldchain import reports, services
 from ..coldchain.loggers import parse_when
-from ..errors import UsageError, VerificationFailed
+from ..errors import Refused, UsageError, VerificationFailed
 from ..site import Session
 from .common import DataDirOption, JsonOption, ask_password, console, finite_number, print_json, session
 
@@ -140,12 +142,19 @@ def receive(
     shipper: Annotated[str, typer.Option("--shipper", help="Shipper (dry-ice box) id.")],
     kit: KitOption,
     at: Annotated[str, typer.Option("--at", help="Time of receipt, ISO 8601 (site zone if no offset).")],
-    to: Annotated[str, typer.Option("--to", help="Where the kits go: a unit id or e.g. 'pharmacy'.")],
     dry_ice: Annotated[
         bool, typer.Option("--dry-ice/--no-dry-ice", help="Dry ice still present on arrival.")
     ],
     intact: Annotated[bool, typer.Option("--intact/--damaged", help="Container intact on arrival.")],
     frozen: Annotated[bool, typer.Option("--frozen/--not-frozen", help="Product frozen on arrival.")],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Where the kits go: a unit id, or e.g. 'pharmacy' (a custody clock starts there). "
+            "Default: the site's storage unit when it has exactly one.",
+        ),
+    ] = None,
     courier: Annotated[
         str | None, typer.Option("--courier", help="Courier without an account: 'Name, company'.")
     ] = None,
@@ -166,9 +175,7 @@ def receive(
 ) -> None:
     """Receive a shipment: arrival condition, logger, delivery sheet photo, both signatures."""
     with session(data_dir) as s:
-        pw = _passwords(s, [courier_user, received_by or s.user], sign_later)
-        rec = services.receive_shipment(
-            s,
+        receipt: dict[str, Any] = dict(
             shipper_id=shipper,
             kits=kit,
             received_at=at,
@@ -183,8 +190,10 @@ def receive(
             logger_file=logger_file,
             photos=photo or [],
             condition=condition,
-            passwords=pw,
         )
+        services.preflight(s, services.receive_shipment, **receipt)  # check before anyone signs
+        pw = _passwords(s, [courier_user, received_by or s.user], sign_later)
+        rec = services.receive_shipment(s, **receipt, passwords=pw)
     _report(rec, f"receipt of {len(kit)} kit(s)")
 
 
@@ -215,9 +224,7 @@ def handover(
 ) -> None:
     """Record a custody change, signed by each party with an account."""
     with session(data_dir) as s:
-        pw = _passwords(s, [from_user, to_user], sign_later)
-        rec = services.record_handover(
-            s,
+        handed: dict[str, Any] = dict(
             kits=kit,
             at=at,
             from_location=from_location,
@@ -228,8 +235,10 @@ def handover(
             to_external=to_external,
             condition=condition,
             photos=photo or [],
-            passwords=pw,
         )
+        services.preflight(s, services.record_handover, **handed)  # check before anyone signs
+        pw = _passwords(s, [from_user, to_user], sign_later)
+        rec = services.record_handover(s, **handed, passwords=pw)
     _report(rec, f"handover of {len(kit)} kit(s)")
 
 
@@ -340,6 +349,9 @@ def custody_cmd(
     with session(data_dir) as s:
         when = parse_when(at, s.ctx.zone) if at else None
         chains = reports.custody_of(s, kit_or_lot, when=when)
+    if len(chains) == 1 and chains[0].lot is None and not chains[0].links:
+        # Nothing of that id here: a refusal (exit 1, one line), not a chain report.
+        raise Refused(f"{chains[0].problems[0]}, and no lot has that number")
     if as_json:
         print_json([c.as_dict() for c in chains])
     else:

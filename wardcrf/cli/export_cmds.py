@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..text import for_terminal
 from .common import DataDirOption, JsonOption, console, err_console, print_json, session
 
 app = typer.Typer(
@@ -155,7 +156,7 @@ def sdtm(
                 }
             )
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(for_terminal(text))  # findings quote values from the data
         if result is None:
             _warn_sdtm(pkg.uncoded_ae, pkg.changes)
         if any(f.severity == "error" for f in findings):

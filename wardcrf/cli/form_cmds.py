@@ -13,6 +13,7 @@ from rich.table import Table
 from .. import protocol, workflow
 from ..errors import UsageError
 from ..forms import with_unit
+from ..text import for_terminal
 from .common import DataDirOption, JsonOption, ask_password, console, print_json, session
 
 app = typer.Typer(
@@ -188,8 +189,11 @@ def amend(
         event = workflow.amend(s, event_id, raw, reason=reason, confirm=confirm)
     typer.echo(event.id)
     for name, change in event.body["changes"].items():
+        # The old value may predate the text rule: spelled out, never raw on the terminal.
         typer.echo(
-            f"  {name}: {with_unit(change.get('old'), None)} -> {with_unit(change.get('new'), None)}",
+            for_terminal(
+                f"  {name}: {with_unit(change.get('old'), None)} -> {with_unit(change.get('new'), None)}"
+            ),
             err=True,
         )
 

@@ -158,3 +158,60 @@ def audit_pdf(
         f"signature(s), {result.photos} photo(s)",
         highlight=False,
     )
+
+
+@app.command("audit-review")
+def audit_review(
+    since: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC) or an ISO 8601 time.")],
+    until: Annotated[
+        str, typer.Option("--to", help="Last day, inclusive (YYYY-MM-DD, UTC) or an ISO 8601 time.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the review: .pdf for the monitor's file, .json as data."),
+    ] = None,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            "--sign", help='Record the review and sign it (meaning "reviewed"; asks your password again).'
+        ),
+    ] = False,
+    note: Annotated[
+        str | None, typer.Option("--note", help="What the reviewer concluded (with --sign).")
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the review as JSON.")] = False,
+) -> None:
+    """The periodic audit-trail review: unusual hours, late entries, critical changes, amendments,
+    sign-in failures, key disclosures, clocks, gaps and forks, unexpected roles (thresholds: the protocol)."""
+    from ..errors import UsageError
+    from ..reports import audit_review as rev
+    from .common import ask_password
+
+    if out is not None and out.suffix.lower() not in (".pdf", ".json"):
+        raise UsageError(f"--out {out.name}: write a .pdf or a .json file")
+    if out is not None and out.exists():
+        raise UsageError(f"--out {out}: exists; a review is never written over another file")
+    with session(data_dir) as s:
+        done = rev.review(s, since, until)
+        if sign:
+            rev.sign(s, done, password=ask_password("Password to sign the review"), note=note)
+            done.past = rev.past_reviews(s.store)
+    if out is not None:
+        (rev.write_pdf if out.suffix.lower() == ".pdf" else rev.write_json)(done, out)
+    if as_json:
+        print_json(done.as_json())
+        return
+    counts = done.counts()
+    console.print(
+        f"audit-trail review of site {done.site}, {done.since} to {done.until}: {done.checked} events,"
+        f" {len(done.findings)} finding(s)",
+        highlight=False,
+    )
+    for kind, n in counts.items():
+        if n:
+            console.print(f"  {rev.TITLES[kind]}: {n}", highlight=False)
+    if sign:
+        console.print('[green]signed[/] (meaning "reviewed")', highlight=False)
+    if out is not None:
+        console.print(f"[green]written[/] → {out}", highlight=False)

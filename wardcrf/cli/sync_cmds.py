@@ -399,6 +399,22 @@ def hub_export(
             console.print(f"wrote {f}", highlight=False)
 
 
+@hub_app.command("log")
+def hub_log(
+    data_dir: HubDirOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the checkpoint chain (JSON).")],
+) -> None:
+    """Write the hub's transparency log: every signed checkpoint, with the consistency proof
+    between each, for `wardcrf audit verify-log` (prints the key to verify it with)."""
+    from ..sync import engine, hublog
+
+    with session(data_dir) as s:
+        data, vkey = hublog.chain_for_auditor(s)
+    engine.atomic_write(out, data)
+    console.print(f"wrote {out}", highlight=False)
+    console.print(f"verifier key: {vkey}", highlight=False)
+
+
 @hub_app.command("serve")
 def serve(
     data_dir: HubDirOption,

@@ -18,8 +18,11 @@ to. The chain is unbroken when:
 For a dose, additionally: the kit is at the bedside, was thawed there
 before the dose, is not quarantined (an excursion in a unit while it was
 there, or a failed receipt, without a disposition) nor discarded, not
-expired and not already used. `check_dose` refuses naming the first broken
-link.
+expired and not already used. `check_dose` (the pre-dose gate) refuses
+naming the first broken link; "already used" is not among its questions,
+because the dose rule and the scan step ask it themselves, once, of the one
+source (`workflow.dosing.kit_use`) before they run the gates.
+`dose_problems`, for the custody views, lists it too, from the same source.
 """
 
 from __future__ import annotations
@@ -316,7 +319,10 @@ def clock_warning(store: Store, kits: list[str], where: str, since: int, now: in
         when = local_text(store, deadline)
         if deadline < now:
             return f"{n} at {where} since {local_text(store, since)}: the {allowed // 60} min allowed at the bedside before the dose ended at {when}; they can no longer be dosed"
-        return f"{n} at {where}: dose by {when} ({allowed // 60} min at the bedside), or they can no longer be dosed"
+        return (
+            f"{n} at {where}: dose by {when} ({_left(deadline, now)} of the {allowed // 60} min at the bedside), "
+            "or they can no longer be dosed"
+        )
     allowed = lim.transit_s
     deadline = since + allowed
     when = local_text(store, deadline)
@@ -327,8 +333,14 @@ def clock_warning(store: Store, kits: list[str], where: str, since: int, now: in
             f"after {allowed // 60} min outside one they can never be dosed"
         )
     return (
-        f"{head}: move them into a storage unit by {when} ({allowed // 60} min), or they can never be dosed"
+        f"{head}: move them into a storage unit by {when} ({_left(deadline, now)} of {allowed // 60} min), "
+        "or they can never be dosed"
     )
+
+
+def _left(deadline: int, now: int) -> str:
+    """The custody time left, in whole minutes (rounded down: never more than there is)."""
+    return f"{max(0, deadline - now) // 60} min left"
 
 
 def local_text(store: Store, t: int) -> str:
@@ -531,8 +543,11 @@ def used_by(store: Store, kit: str) -> str | None:
     return use.event_id if use else None
 
 
-def dose_problems(store: Store, kit: str, when: Any) -> list[str]:
-    """Every reason `kit` cannot be used for a dose at `when`, first the most basic."""
+def dose_problems(store: Store, kit: str, when: Any, *, used: bool = True) -> list[str]:
+    """Every reason `kit` cannot be used for a dose at `when`, first the most basic.
+
+    `used=False` leaves out "already used" (the gate: its callers asked it already).
+    """
     t = _epoch(store, when)
     c = chain(store, kit, t)
     if c.lot is None:
@@ -561,18 +576,22 @@ def dose_problems(store: Store, kit: str, when: Any) -> list[str]:
         local_day = datetime.fromtimestamp(t, get_zone(config.site_zone(store))).date()
         if local_day > date.fromisoformat(expiry):
             problems.append(f"kit {kit} expired on {expiry} (lot {c.lot})")
-    from ..workflow.dosing import kit_use
-
-    used = kit_use(store, kit)
     if used:
-        problems.append(str(used))
+        from ..workflow.dosing import kit_use
+
+        use = kit_use(store, kit)
+        if use:
+            problems.append(str(use))
     return problems
 
 
 def check_dose(store: Store, kit_id: str, when: Any) -> None:
-    """The pre-dose custody gate: returns, or raises `Refused` naming the broken link."""
+    """The pre-dose custody gate: returns, or raises `Refused` naming the broken link.
+
+    Not "already used": the dose rule and the scan step ask `kit_use` before any gate.
+    """
     kit = ids.key(kit_id)
-    problems = dose_problems(store, kit, when)
+    problems = dose_problems(store, kit, when, used=False)
     if problems:
         more = (
             f" (and {len(problems) - 1} more: `wardcrf coldchain custody {kit_id}`)"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,6 +175,14 @@ class Recorded:
     event: Event
     pending_signatures: list[str]
     warnings: list[str]
+    clocks: list[custody.Clock] = field(default_factory=list)
+    """The step's kits left outside a monitored unit: deadline and custody time left (finding 7)."""
+
+
+def _clocks(store: Store, event: Event, kits: list[str]) -> list[custody.Clock]:
+    """The custody clocks this step started: its kits that it left outside a monitored unit."""
+    now = int(now_utc().timestamp())
+    return [c for c in custody.outside_units(store, now) if c.step == event.id and c.kit in kits]
 
 
 class _Rehearsed(Exception):
@@ -196,11 +204,14 @@ def preflight(session: Session, service: Callable[..., Recorded], **arguments: A
     Only a wrong password is left to the save itself.
     """
     arguments["passwords"] = {}
+    told = len(session.warnings)
     try:
         with session.store.transaction():
             raise _Rehearsed(service(session, **arguments))
     except _Rehearsed as done:
         return done.recorded
+    finally:
+        del session.warnings[told:]  # nothing was saved: the save tells them, once
 
 
 # -- units, lots, kits ----------------------------------------------------------------------
@@ -301,7 +312,7 @@ def receive_shipment(
     shipper_id: str,
     kits: list[str],
     received_at: str | int,
-    to_location: str,
+    to_location: str | None = None,
     delivered_by_external: str | None = None,
     delivered_by_user: str | None = None,
     received_by_user: str | None = None,
@@ -314,7 +325,12 @@ def receive_shipment(
     condition: str | None = None,
     passwords: dict[str, str] | None = None,
 ) -> Recorded:
-    """Receive a shipment: the first custody step of each kit in it."""
+    """Receive a shipment: the first custody step of each kit in it.
+
+    `to_location` None or blank: the site's one storage unit, else refused
+    (`receipt_location`). The returned `clocks` say how long kits received
+    outside a monitored unit may stay there.
+    """
     session.require("coldchain.record", what="record shipment receipts")
     store = session.store
     shipper = scanned_id(store, shipper_id, "shipper")
@@ -329,7 +345,7 @@ def receive_shipment(
         if row:
             raise Refused(f"kit {k} was already received (receipt {row[0]})")
     at = _when(received_at, store)
-    to_loc = _location(store, to_location, "--to")
+    to_loc = receipt_location(store, to_location)
     from_name, from_user = _party(store, delivered_by_user, delivered_by_external, "from")
     to_name, to_user = _party(store, received_by_user or session.user, None, "to")
     photo_refs = _photos(session, photos or [])
@@ -408,7 +424,7 @@ def receive_shipment(
         pending = _sign_parties(
             session, event, [(from_user, "handed over"), (to_user, "received")], passwords or {}
         )
-    return Recorded(event, pending, warnings)
+    return Recorded(event, pending, warnings, _clocks(store, event, kit_ids))
 
 
 def record_handover(
@@ -481,7 +497,7 @@ def record_handover(
         pending = _sign_parties(
             session, event, [(f_user, "handed over"), (t_user, "received")], passwords or {}
         )
-    return Recorded(event, pending, warnings)
+    return Recorded(event, pending, warnings, _clocks(store, event, kit_ids))
 
 
 def sign_transfer(session: Session, event_id: str, password: str, *, signer: str | None = None) -> Event:
@@ -521,6 +537,28 @@ def default_receipt_location(store: Store) -> str | None:
     """
     units = [r[0] for r in store.execute("SELECT unit_id FROM cc_units ORDER BY unit_id LIMIT 2")]
     return units[0] if len(units) == 1 else None
+
+
+def receipt_location(store: Store, raw: str | None) -> str:
+    """Where a receipt puts its kits: as named, or the site's one storage unit; never a silent guess.
+
+    A receipt that names no place goes to `default_receipt_location`; with
+    no unit, or several, it is refused naming the choices, because a guess
+    outside a unit would start a custody clock nobody knows about, and a
+    guess between two freezers would put the records and the kits apart.
+    """
+    if raw is not None and raw.strip():
+        return _location(store, raw, "--to")
+    default = default_receipt_location(store)
+    if default is not None:
+        return default
+    units = [r[0] for r in store.execute("SELECT unit_id FROM cc_units ORDER BY unit_id LIMIT 6")]
+    listing = f"a storage unit ({', '.join(units[:5])}{', ...' if len(units) > 5 else ''})" if units else ""
+    where = f"{listing} or a place outside one" if listing else "a place (no storage unit is registered)"
+    raise UsageError(
+        f"say where the kits go (--to): {where}, e.g. 'pharmacy', where they may stay "
+        f"{config.limits(store).transit_s // 60} min before they must be in a monitored unit"
+    )
 
 
 def receive_lot(

@@ -454,65 +454,67 @@ def _short(value: Any) -> Any:
 
 def audit_rows(ds: Dataset, where: str = "", params: Any = ()) -> Any:
     """The audit trail as rows (dicts with `AUDIT_COLUMNS`), one per changed field or event."""
+    for line in audit_lines(ds, where, params):
+        yield dict(zip(AUDIT_COLUMNS, line, strict=True))
+
+
+def audit_lines(ds: Dataset, where: str = "", params: Any = ()) -> Any:
+    """The audit trail as lists of cells in `AUDIT_COLUMNS` order, one per changed field or event.
+
+    `audit_trail.csv` holds one line per field of every record, most of a
+    whole export's lines: each is the event's cells around the field's five,
+    built as lists (no per-line dict), and an event's local time is converted
+    once per distinct time and zone (a device writes many events a second).
+    """
+    locals_: dict[tuple[str, str], str] = {}
     for e in eventlog.iter_events(ds.store, where, params):
-        local = parse_iso(e.ts).astimezone(zone(e.zone)).isoformat(timespec="seconds")
-        base = {
-            "event_id": e.id,
-            "when_utc": e.ts,
-            "when_local": local,
-            "user": e.user or "",
-            "full_name": ds.full_name(e.user),
-            "role": e.role or "",
-            "site": e.site,
-            "device": e.device,
-            "event_type": e.type,
-            "subject": e.subject or "",
-            "participant": participant_of(e.subject) or "",
-            "record": "",
-            "form": "",
-            "field": "",
-            "old_value": "",
-            "new_value": "",
-            "reason": e.reason or "",
-            "event_hash": e.hash,
-        }
+        local = locals_.get((e.ts, e.zone))
+        if local is None:
+            local = parse_iso(e.ts).astimezone(zone(e.zone)).isoformat(timespec="seconds")
+            if len(locals_) > 10_000:
+                locals_.clear()
+            locals_[(e.ts, e.zone)] = local
+        head = [
+            e.id,
+            e.ts,
+            local,
+            e.user or "",
+            ds.full_name(e.user),
+            e.role or "",
+            e.site,
+            e.device,
+            e.type,
+            e.subject or "",
+            participant_of(e.subject) or "",
+        ]
+        tail = [e.reason or "", e.hash]
+        body = e.body
         if e.type == "record.submitted":
-            data = e.body.get("data") or {}
+            data = body.get("data") or {}
+            form = body.get("form", "")
             if not data:
-                yield {**base, "record": e.id, "form": e.body.get("form", "")}
+                yield [*head, e.id, form, "", "", "", *tail]
             for name, v in data.items():
-                yield {
-                    **base,
-                    "record": e.id,
-                    "form": e.body.get("form", ""),
-                    "field": name,
-                    "new_value": _cell(v),
-                }
+                yield [*head, e.id, form, name, "", _cell(v), *tail]
         elif e.type == "record.amended":
-            for name, ch in (e.body.get("changes") or {}).items():
-                yield {
-                    **base,
-                    "record": e.amends or "",
-                    "form": e.body.get("form", ""),
-                    "field": name,
-                    "old_value": _cell(ch.get("old")),
-                    "new_value": _cell(ch.get("new")),
-                }
+            form = body.get("form", "")
+            for name, ch in (body.get("changes") or {}).items():
+                yield [*head, e.amends or "", form, name, _cell(ch.get("old")), _cell(ch.get("new")), *tail]
         elif e.type == "signature.applied":
-            b = e.body
-            yield {
-                **base,
-                "record": b.get("target", ""),
-                "field": f"signature ({b.get('meaning', '')})",
-                "new_value": f"{b.get('full_name', '')} signed sha256:{b.get('signed_hash', '')}",
-            }
+            signed = f"{body.get('full_name', '')} signed sha256:{body.get('signed_hash', '')}"
+            yield [
+                *head,
+                body.get("target", ""),
+                "",
+                f"signature ({body.get('meaning', '')})",
+                "",
+                signed,
+                *tail,
+            ]
         else:
-            body = _short(e.body)
-            yield {
-                **base,
-                "record": e.amends or "",
-                "new_value": json.dumps(body, ensure_ascii=False, sort_keys=True) if body else "",
-            }
+            short = _short(body)
+            value = json.dumps(short, ensure_ascii=False, sort_keys=True) if short else ""
+            yield [*head, e.amends or "", "", "", "", value, *tail]
 
 
 def _cell(v: Any) -> str:
@@ -531,11 +533,11 @@ def write_audit_trail(ds: Dataset, path: Path, progress: Progress | None = None)
     done = 0
     with fh:
         w.writerow(AUDIT_COLUMNS)
-        for row in audit_rows(ds):
-            w.writerow([row[c] for c in AUDIT_COLUMNS])
+        for line in audit_lines(ds):
+            w.writerow(line)
             n += 1
-            if row["event_id"] != last_event:
-                last_event = row["event_id"]
+            if line[0] != last_event:
+                last_event = line[0]
                 done += 1
                 if done % 1000 == 0:
                     progress.advance(1000)

@@ -19,9 +19,13 @@ odmlib's strict loader, in the tests)::
             as first entered), one "Update" per amendment (AuditRecord with
             the ReasonForChange, ItemGroupData with the changed values), one
             "Context" per e-signature (its Signature, and an Annotation when
-            the record changed after signing)
+            the record changed after signing), one "Context" per source-data
+            verification (its Signature with the meaning "verified", an
+            Annotation naming the fields and photographs compared, and one
+            saying "changed since verified" for fields amended after it)
         SubjectData "Context" per casebook sign-off, after the data it signs
-        AuditRecords: every other event of the log (users, protocol, exports...),
+        AuditRecords: every other event of the log (users, protocol, exports...;
+          an SDV mark on a record ODM has no subject for),
           SourceID naming the event and its type (ReasonForChange only for reasons)
         Signatures: e-signatures on what is not a participant's record (cold-chain
           custody records); Annotations say what each of them signs and means
@@ -45,7 +49,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from .. import __version__, eventlog
+from .. import __version__, eventlog, sdv
 from ..clock import iso_utc, now_utc
 from ..errors import UsageError
 from ..protocol import Field, Protocol, tr
@@ -281,8 +285,42 @@ def _changed_since_signed(s: Signature, what: str) -> str:
     )
 
 
-def form_data(ds: Dataset, rec: Record, sigs: list[Signature]) -> list[ET.Element]:
-    """One record as its series of FormData: first entry, each amendment and each signature, in time order."""
+def _sdv_context(ds: Dataset, fd: ET.Element, mark: sdv.Mark, verification: sdv.RecordSdv) -> None:
+    """A source-data verification as a record's Context: its Signature ("verified"), what it compared,
+    and "changed since verified" naming each field amended after it (the record's current SDV state)."""
+    ev = eventlog.get(ds.store, mark.event_id)
+    el = _sub(fd, "Signature", {"ID": f"SIG.{_slug(mark.event_id)}"})
+    _sub(el, "UserRef", {"UserOID": f"USR.{_slug(mark.user)}"})
+    _sub(el, "LocationRef", {"LocationOID": f"LOC.{_slug(ev.site if ev else ds.site_row['site'])}"})
+    _sub(el, "SignatureRef", {"SignatureOID": f"SD.{_slug(sdv.MEANING)}"})
+    _sub(el, "DateTimeStamp", text=mark.at)
+    _annotation(
+        fd,
+        1,
+        f"source-data verification {mark.event_id} by {mark.full_name} ({mark.user}), meaning "
+        f"'{sdv.MEANING}', {mark.at}: {', '.join(mark.fields)} verified against {', '.join(mark.sources)}",
+    )
+    changed = [
+        f
+        for f in verification.fields
+        if f.state == sdv.CHANGED and f.mark is not None and f.mark.event_id == mark.event_id
+    ]
+    if changed:
+        _annotation(
+            fd,
+            2,
+            f"source-data verification {mark.event_id}: {sdv.CHANGED}: "
+            + "; ".join(
+                f"{f.name} (amended by {', '.join(f.changed_by) or 'a later value'})" for f in changed
+            ),
+        )
+
+
+def form_data(
+    ds: Dataset, rec: Record, sigs: list[Signature], verification: sdv.RecordSdv | None = None
+) -> list[ET.Element]:
+    """One record as its series of FormData: first entry, each amendment, each signature and each
+    source-data verification, in time order."""
     proto = ds.protocol_for(rec)
     fdef = proto.forms.get(rec.form)
     fields = dict(fdef.fields) if fdef else {}
@@ -327,6 +365,11 @@ def form_data(ds: Dataset, rec: Record, sigs: list[Signature]) -> list[ET.Elemen
         if not s.valid:
             _annotation(fd, 1, _changed_since_signed(s, "record"))
         later.append((s.signed_at, len(groups) + n, fd))
+    if verification is not None:
+        for n, mark in enumerate(verification.marks):
+            fd = element("Context")
+            _sdv_context(ds, fd, mark, verification)
+            later.append((mark.at, len(groups) + len(sigs) + n, fd))
     return [first] + [fd for _ts, _n, fd in sorted(later, key=lambda x: (x[0], x[1]))]
 
 
@@ -390,6 +433,8 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
         fh.write(_admin_data(ds, proto, versions))
         subjects: set[str] = set()
         inline: set[str] = set()  # signatures written on the element they sign
+        inline_sdv: set[str] = set()  # SDV marks written on the record they verify
+        verified = {t for (t,) in ds.store.execute("SELECT DISTINCT target_event FROM sdv_marks")}
         participant_records = {
             eid
             for (eid,) in ds.store.execute("SELECT event_id FROM records WHERE subject LIKE 'participant:%'")
@@ -418,7 +463,12 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
                         sd, "StudyEventData", {"StudyEventOID": STUDY_EVENT, "TransactionType": "Upsert"}
                     )
                     for rec in recs:
-                        sed.extend(form_data(ds, rec, by_target.get(rec.event_id, [])))
+                        verification = (
+                            sdv.record_status(ds.store, rec.event_id) if rec.event_id in verified else None
+                        )
+                        if verification is not None:
+                            inline_sdv.update(m.event_id for m in verification.marks)
+                        sed.extend(form_data(ds, rec, by_target.get(rec.event_id, []), verification))
                         inline.update(s.event_id for s in by_target.get(rec.event_id, []))
                         n_records += 1
                     progress.advance(len(recs))
@@ -432,7 +482,7 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
                     inline.add(s.event_id)
                     _write(fh, sd, 2)
             if key == active_key:
-                n_audit = _write_audit_records(fh, ds)
+                n_audit = _write_audit_records(fh, ds, inline_sdv)
                 standalone = [
                     s for s in all_sigs if s.event_id not in inline and s.target not in participant_records
                 ]
@@ -452,11 +502,14 @@ def _version_key(
     return key if key in known else (active.id, active.version)
 
 
-def _write_audit_records(fh: IO[str], ds: Dataset) -> int:
-    """Every event that is not a record or a signature, as an AuditRecord (ID = AR.<event id>)."""
+def _write_audit_records(fh: IO[str], ds: Dataset, inline: set[str]) -> int:
+    """Every event that is not a record, a signature or an SDV mark written on its record,
+    as an AuditRecord (ID = AR.<event id>)."""
     el = ET.Element("AuditRecords")
     n = 0
     for e in eventlog.iter_events(ds.store, "type NOT IN (?,?,?)", _RECORD_TYPES):
+        if e.id in inline:
+            continue
         # ReasonForChange holds a person's reason, never the event type: the type and
         # subject name the source event in SourceID.
         source = f"wardcrf event {e.id}: {e.type}" + (f" ({e.subject})" if e.subject else "")
@@ -538,8 +591,10 @@ def _admin_data(ds: Dataset, proto: Protocol, versions: list[Protocol]) -> str:
             )
     from ..signatures import MEANINGS
 
+    # "verified" is the source-data verification's meaning (wardcrf.sdv), not a signatures-table one.
     meanings = list(MEANINGS) + sorted(
-        {m for (m,) in ds.store.execute("SELECT DISTINCT meaning FROM signatures")} - set(MEANINGS)
+        ({m for (m,) in ds.store.execute("SELECT DISTINCT meaning FROM signatures")} | {sdv.MEANING})
+        - set(MEANINGS)
     )
     for m in meanings:
         sd = _sub(admin, "SignatureDef", {"OID": f"SD.{_slug(m)}", "Methodology": "Electronic"})

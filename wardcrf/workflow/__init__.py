@@ -4,6 +4,7 @@ Services (each takes a `Session`; permissions are checked inside):
 
 * `submit(session, form, raw, participant=..., reason=..., confirm=..., password_for=...)`
 * `amend(session, event_id, raw, reason=..., confirm=...)`
+* `preflight(session, form, raw, participant=...)`: every rule of a signed form, before any password
 * `status.show / list_participants / ward_page / today / safety_overview / dsmg_gate` read models
 * `dose_gates` / `register_dose_gate`: pre-dose checks other features plug in
 * `register_today_source`: worklist items other features add to `today`
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import clinical, dosing, idclash, participants, safety, status, wardqueue  # noqa: F401  (clinical: its rules)
+from . import clinical, dosing, idclash, participants, safety, sequencing, status, wardqueue  # noqa: F401  (clinical: its rules)
 from .base import RULES
 from .dosing import dose_gates, register_dose_gate
-from .service import amend, submit
+from .service import amend, preflight, submit
 from .status import (
     dsmg_gate,
     list_participants,
@@ -38,7 +39,7 @@ def register(registry: Registry) -> None:
     """The workflow's form actions, hooks, checks and after-ingest holds (the ward queue's last: its hooks follow theirs)."""
     for form, rule in RULES.items():
         registry.form_actions(form, submit=rule.action, amend=rule.amend_action)
-    for module in (dosing, idclash, participants, safety, wardqueue):
+    for module in (dosing, idclash, participants, safety, sequencing, wardqueue):
         module.register(registry)
 
 
@@ -47,6 +48,7 @@ __all__ = [
     "dose_gates",
     "dsmg_gate",
     "list_participants",
+    "preflight",
     "register",
     "register_dose_gate",
     "register_today_source",

@@ -19,7 +19,7 @@ sum of the recorded doses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,9 @@ from .. import ids, roles, users
 from ..audit import CheckResult
 from ..clock import zone
 from ..errors import Refused, ValidationFailed
+from ..eventlog import Event
 from ..forms import plain
+from ..ingest import HoldForCoordinator
 from ..records import RecordState
 from ..registration import require_installed
 from ..store import Store
@@ -97,6 +99,55 @@ def kit_use(store: Store, kit: str, *, exclude: str | None = None) -> KitUse | N
         (k, exclude or ""),
     )
     return KitUse(k, row[0], row[1], row[2]) if row else None
+
+
+def _dose_kit(event: Event) -> tuple[str, str] | None:
+    """(kit as recorded, the dose record's id) when `event` records or amends a dose's kit, else None."""
+    if event.body.get("form") != "dose":
+        return None
+    if event.type == "record.submitted":
+        kit = (event.body.get("data") or {}).get("kit_id")
+        return (str(kit), event.id) if kit not in (None, "") else None
+    if event.type == "record.amended" and event.amends:
+        change = (event.body.get("changes") or {}).get("kit_id")
+        kit = change.get("new") if isinstance(change, dict) else None
+        return (str(kit), event.amends) if kit not in (None, "") else None
+    return None
+
+
+def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
+    """After-ingest hook: a dose arriving with a kit another dose already used is not merged.
+
+    Each laptop refuses a used kit (`kit_use`), but two laptops, or one
+    running a version that compared ids as typed (``kit-x1``, ``KIT-X1``),
+    can each dose the same kit. Where their logs meet (the hub) the second
+    is held whole for the coordinator (reason ``kit``), like a participant
+    clash: both kept, the device flagged, the ward told at its next sync.
+    The question is asked of the one source, `kit_use`, after the bundle's
+    events are projected, so a kit used twice inside one bundle is caught too.
+    """
+    for event in events:
+        dosed = _dose_kit(event)
+        if dosed is None:
+            continue
+        kit, record = dosed
+        used = kit_use(store, kit, exclude=record)
+        if used is None:
+            continue
+        pid = (event.subject or "").removeprefix("participant:")
+        raise HoldForCoordinator(
+            "kit",
+            f"dose record {record} from device {event.device} gives kit {used.kit} to {pid}; the same "
+            f"kit was given to {used.participant} dose {used.dose_number} ({used.event_id}): "
+            "one kit, one dose; not merged",
+            body={
+                "kit": used.kit,
+                "participant": pid,
+                "event": event.id,
+                "used_by_participant": used.participant,
+                "used_by_event": used.event_id,
+            },
+        )
 
 
 def _kits_used_once(store: Store) -> CheckResult:
@@ -409,3 +460,4 @@ def register(registry: Registry) -> None:
     registry.audit_check("kits used once", _kits_used_once)
     registry.form_hook(_dose_hook, "dose")
     registry.form_hook(_vitals_hook, "vitals")
+    registry.after_ingest(hold_kit_given_twice)

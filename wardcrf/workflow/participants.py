@@ -18,7 +18,7 @@ The order is the law of the ward (Part 11 §11.10(f) operational sequencing):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -439,6 +439,20 @@ def hold_records_before_consent(store: Store, events: Sequence[Event]) -> None:
     apart: the hub holds it for the coordinator with the reason and tells
     the ward, as for a fork.
     """
+    hold_on_problems(store, events, consent_problems)
+
+
+ProblemsOf = Callable[[Store, Iterable[str]], tuple[int, list[tuple[str, str]]]]
+
+
+def hold_on_problems(store: Store, events: Sequence[Event], problems_of: ProblemsOf) -> None:
+    """Raise `HoldForCoordinator` (sequencing) if `problems_of` finds any of these events out of order.
+
+    `problems_of(store, participant subjects)` runs on the participants the
+    records among `events` touch, after they were ingested; only problems
+    with one of these events hold the bundle (older ones were judged when
+    they came).
+    """
     subjects = {
         e.subject
         for e in events
@@ -449,7 +463,7 @@ def hold_records_before_consent(store: Store, events: Sequence[Event]) -> None:
     if not subjects:
         return
     ours = {e.id for e in events}
-    _checked, problems = consent_problems(store, subjects)
+    _checked, problems = problems_of(store, subjects)
     found = [p for event_id, p in problems if event_id in ours]
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

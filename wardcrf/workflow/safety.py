@@ -28,7 +28,7 @@ from ..eventlog import Event
 from ..forms import plain
 from ..records import RecordState
 from ..store import Store
-from .base import RULES, FormRule, RuleContext, records_of, require_participant, rule
+from .base import RULES, FormRule, Participant, RuleContext, records_of, require_participant, rule
 
 if TYPE_CHECKING:
     from ..features import Registry
@@ -290,6 +290,15 @@ def sign_off(session: Session, participant: str, *, password: str, note: str | N
     """The investigator approves everything recorded for the participant (e-signature)."""
     from .. import signatures
 
+    p = signoff_check(session, participant)
+    return signatures.sign(session, target=p.subject, meaning="approved", password=password, note=note)
+
+
+def signoff_check(session: Session, participant: str | None) -> Participant:
+    """Whether the casebook may be signed off now (raises `Refused`): checked before the password is asked.
+
+    The sign-off itself runs it again (`sign_off`), so the rule has one owner.
+    """
     session.require("casebook.signoff", what="sign off casebooks")
     p = require_participant(session.store, participant)
     missing = expected_aes(session.store, p.id)
@@ -299,7 +308,7 @@ def sign_off(session: Session, participant: str, *, password: str, note: str | N
             f"cannot sign off {p.id}: adverse event form(s) expected for prespecified events reported "
             f"in post-dose checks: {what}; record them (form ae, prespecified=..., dose=...) first"
         )
-    return signatures.sign(session, target=p.subject, meaning="approved", password=password, note=note)
+    return p
 
 
 def signoff_state(store: Store, participant: str) -> dict[str, Any]:

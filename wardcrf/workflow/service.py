@@ -43,12 +43,12 @@ def _resolver(session: Session) -> Any:
 def _looker(session: Session) -> Any:
     """Resolve photo fields without storing anything (checks before the write, previews).
 
-    `@path` must be a readable file (its hash is the reference it will get);
-    anything else must name a photo already in the store.
+    `@path` must be a readable file that the import would accept (its hash is
+    the reference it will get); anything else must name a photo already in
+    the store.
     """
 
     def look(raw: str) -> str:
-        import hashlib
         from pathlib import Path
 
         from ..evidence import reference
@@ -56,11 +56,11 @@ def _looker(session: Session) -> Any:
 
         raw = raw.strip()
         if raw.startswith("@"):
-            path = Path(raw[1:]).expanduser()
-            try:
-                return reference(hashlib.sha256(path.read_bytes()).hexdigest())
-            except OSError as exc:
-                raise UsageError(f"cannot read photo {path}: {exc.strerror or exc}") from None
+            if len(raw) == 1:
+                raise UsageError("photo path missing after '@' (give @path/to/photo.jpg)")
+            # Checked as the import will check it (a whole JPEG/PNG/HEIC within the limits),
+            # so a file that is not a photo is refused before anyone signs.
+            return api.checked_reference(Path(raw[1:]).expanduser())
         return reference(api.find(session.store, raw))
 
     return look
@@ -163,9 +163,38 @@ def preview(
     returned in `problems`. Nothing is written and no password is asked.
     """
     if form == "signoff":
+        from .safety import signoff_check
+
         session.require(rule_for(form).action, what="sign off casebooks")
-        return Prepared(form, {}, {}, {}, {}, f"participant:{participant}", None)
+        p = signoff_check(session, participant)
+        return Prepared(form, {}, {}, {}, {}, f"participant:{p.id}", None)
     return _prepare(session, form, raw, participant, reason, confirm, lambda _user: "")
+
+
+def preflight(
+    session: Session,
+    form: str,
+    raw: Mapping[str, Any],
+    *,
+    participant: str | None = None,
+    reason: str | None = None,
+    confirm: bool = False,
+) -> Prepared:
+    """Check before you sign: every rule `submit` will apply, before anyone is asked for a password.
+
+    For forms that carry e-signatures (the consent's doctor and witnesses,
+    the investigator's sign-off). Raises what `submit` would raise, in its
+    words: `Refused` for a sequencing or permission rule, `ValidationFailed`
+    for field problems (a photo that is not an image, a witness who may not
+    witness; soft-range values without a reason are among them, marked
+    soft, so a screen can ask for the reason after the signatures). Nothing
+    is written, no photo is stored and no password is asked; only a wrong
+    password is left to the save itself. Returns the checked submission.
+    """
+    prep = preview(session, form, raw, participant=participant, reason=reason, confirm=confirm)
+    if prep.problems:
+        raise ValidationFailed(prep.problems, form=form)
+    return prep
 
 
 def submit(

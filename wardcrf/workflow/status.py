@@ -272,26 +272,6 @@ def find_participant(session: Session, typed: str) -> str | None:
     return None
 
 
-URGENCY = {"overdue": 0, "due now": 1, "upcoming": 3, "held": 4}
-"""The ward list's order: what needs doing soonest first (post-dose vitals owed rank 2)."""
-
-
-def ward_order(row: dict[str, Any]) -> tuple[int, float, str]:
-    """Sort key of a ward-list row: overdue (longest first), due now (least time left
-    first), post-dose vitals owed, upcoming (soonest first), held, then the rest."""
-    nd = row.get("next_dose") or {}
-    state = nd.get("state")
-    rank = URGENCY.get(state, 5) if state else 5
-    when = 0.0
-    if state in ("overdue", "due now") and nd.get("window"):
-        when = datetime.fromisoformat(str(nd["window"][1])).timestamp()
-    elif state == "upcoming" and nd.get("due"):
-        when = datetime.fromisoformat(str(nd["due"])).timestamp()
-    if rank > 2 and row.get("post_dose_vitals_due"):
-        rank, when = 2, 0.0
-    return rank, when, str(row.get("id", ""))
-
-
 FIRST_SCREEN = 60
 """Participants on the dashboard's first screen (more than a 120x40 terminal shows)."""
 
