@@ -24,13 +24,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wardcrf.clock import now_utc, parse_iso, zone
 from wardcrf.errors import Refused, UsageError, VerificationFailed, WardError
 from wardcrf.eventlog import Event
 from wardcrf.evidence import digest_of, is_reference, reference
-from wardcrf.site import Session
 from wardcrf.store import Store
 
 from . import archive
@@ -45,6 +44,9 @@ from .validate import (
     inspect,
     make_preview,
 )
+
+if TYPE_CHECKING:
+    from wardcrf.site import Session
 
 __all__ = [
     "ImportOutcome",

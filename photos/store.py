@@ -22,16 +22,19 @@ Projectors here are deterministic and idempotent (`db rebuild --check`).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wardcrf import audit
 from wardcrf.errors import Refused, VerificationFailed
-from wardcrf.eventlog import Event, projector
+from wardcrf.eventlog import Event
 from wardcrf.evidence import REF_PREFIX, digest_of, is_reference
-from wardcrf.records import RecordState, record_hook
+from wardcrf.records import RecordState
 from wardcrf.store import Store
 
 from . import archive
+
+if TYPE_CHECKING:
+    from wardcrf.features import Registry
 
 HASH_CHUNK = 1 << 20
 
@@ -99,7 +102,6 @@ def get_preview(store: Store, sha: str) -> tuple[bytes, int, int] | None:
 # -- metadata projection ---------------------------------------------------------------
 
 
-@projector("photo.imported")
 def _imported(store: Store, e: Event) -> None:
     b = e.body
     sha = b.get("sha256")
@@ -165,7 +167,6 @@ def _last_author(store: Store, rec: RecordState) -> tuple[str | None, str]:
     return row[0], row[1]
 
 
-@record_hook
 def _bindings(store: Store, rec: RecordState) -> None:
     current = references_in(rec.data)
     if not current and rec.version == 1:
@@ -248,7 +249,13 @@ def verify_store(store: Store) -> tuple[int, list[str]]:
     return checked, problems
 
 
-@audit.register_check("photo evidence")
 def _audit_check(store: Store) -> audit.CheckResult:
     checked, problems = verify_store(store)
     return audit.CheckResult("photo evidence", checked, problems)
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.projector(_imported, "photo.imported")
+    registry.record_hook(_bindings)
+    registry.audit_check("photo evidence", _audit_check)

@@ -536,7 +536,7 @@ class DoseWizard(UnsavedWork):
         if self._resume is not None:
             self._resume = (self._resume[0], field)
 
-    def parts(self) -> dict[str, dict[str, Any]]:
+    def parts(self) -> dict[str, Any]:
         """The four records' typed values, as `record_dose_visit` takes them."""
         self.remember()
 
@@ -922,7 +922,7 @@ class DoseWizard(UnsavedWork):
         finally:
             self.saving = False
 
-    async def _record(self, parts: dict[str, dict[str, Any]], reasons: dict[str, str]) -> Any:
+    async def _record(self, parts: dict[str, Any], reasons: dict[str, str]) -> Any:
         from wardcrf.workflow import dose_visit
 
         key = self.draft_key() if self.keeps_drafts else None

@@ -72,10 +72,10 @@ def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
 
         module, name, _title = TRANSFER_SCREENS[draft.form]
         screen_class = getattr(importlib.import_module(f".{module}", __package__), name)
-        return screen_class(ward, initial=draft.fields, focus=draft.focus)  # type: ignore[no-any-return]
+        return screen_class(ward, initial=draft.fields, focus=draft.focus)
     from .form_picker import screen_for
 
-    return screen_for(ward, draft.form, pid, dict(draft.fields), focus=draft.focus)  # type: ignore[no-any-return]
+    return screen_for(ward, draft.form, pid, dict(draft.fields), focus=draft.focus)
 
 
 class DraftsScreen(Screen[None]):

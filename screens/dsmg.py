@@ -484,7 +484,11 @@ class DecisionDialog(ModalScreen[Any]):
             return
         from .discard_dialog import DiscardDialog
 
-        self.app.push_screen(DiscardDialog(), lambda discard: self.dismiss(None) if discard else None)
+        def closed(discard: bool | None) -> None:
+            if discard:
+                self.dismiss(None)
+
+        self.app.push_screen(DiscardDialog(), closed)
 
     def action_sign(self) -> None:
         if self.busy:

@@ -283,7 +283,7 @@ def _included(
         return ["receipt: a malformed bundle entry in its transparency-log part"]
     seq, status = b.get("bundle_seq"), b.get("status")
     mine = store.scalar("SELECT manifest_sha FROM sync_outbox WHERE peer = ? AND bundle_seq = ?", (hub, seq))
-    if mine is None:
+    if mine is None or seq is None:
         return []  # not a bundle this database made (a restored laptop): nothing to compare
     if status not in ("applied", "held"):
         return [f"receipt: bundle {seq} logged with status {str(status)[:20]!r}"]

@@ -18,13 +18,17 @@ and `db rebuild --check` compares it.
 
 from __future__ import annotations
 
-from wardcrf.eventlog import Event, every_event_projector
+from typing import TYPE_CHECKING
+
+from wardcrf.eventlog import Event
 from wardcrf.store import Store
 
 from .bundle import photo_refs
 
+if TYPE_CHECKING:
+    from wardcrf.features import Registry
 
-@every_event_projector
+
 def _index_photo_refs(store: Store, e: Event) -> None:
     line = e.line
     if "sha256:" not in line and e.type != "photo.imported":
@@ -53,3 +57,8 @@ def photos_after(store: Store, device: str, seq: int) -> int:
         (device, seq),
     )
     return int(last) - int(upto or 0)
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.every_event_projector(_index_photo_refs)

@@ -14,16 +14,19 @@ upserts (`db rebuild --check` reproduces `sync_devices`, `sync_hub`,
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wardcrf.canonical import dumps
 from wardcrf.errors import Refused, UsageError
-from wardcrf.eventlog import Event, projector
-from wardcrf.site import Session
+from wardcrf.eventlog import Event
 from wardcrf.store import Store
 
 from .bundle import Signer
 from .cards import Card
+
+if TYPE_CHECKING:
+    from wardcrf.features import Registry
+    from wardcrf.site import Session
 
 
 def own_site(store: Store) -> tuple[str, str, str]:
@@ -106,7 +109,6 @@ def hub_lookup(store: Store) -> Any:
     return lookup
 
 
-@projector("hub.device_registered")
 def _registered(store: Store, e: Event) -> None:
     b = e.body
     store.execute(
@@ -133,7 +135,6 @@ def _registered(store: Store, e: Event) -> None:
         )
 
 
-@projector("hub.device_retired")
 def _retired(store: Store, e: Event) -> None:
     store.execute(
         "UPDATE sync_devices SET status = 'retired', flag_reason = ?, updated_event = ? WHERE device = ?",
@@ -141,7 +142,6 @@ def _retired(store: Store, e: Event) -> None:
     )
 
 
-@projector("sync.bundle_held")
 def _held(store: Store, e: Event) -> None:
     store.execute(
         "UPDATE sync_devices SET status = 'flagged', flag_reason = ?, updated_event = ?"
@@ -150,7 +150,6 @@ def _held(store: Store, e: Event) -> None:
     )
 
 
-@projector("sync.bundle_refused")
 def _refused(store: Store, e: Event) -> None:
     b = e.body
     store.execute(
@@ -160,7 +159,6 @@ def _refused(store: Store, e: Event) -> None:
     )
 
 
-@projector("sync.fork_detected")
 def _fork(store: Store, e: Event) -> None:
     store.execute(
         "UPDATE sync_devices SET status = 'flagged', flag_reason = ?, updated_event = ?"
@@ -212,7 +210,6 @@ def recipients(store: Store) -> list[dict[str, Any]]:
     return store.rows("SELECT * FROM sync_recipients ORDER BY age_recipient")
 
 
-@projector("sync.hub_set")
 def _hub_set(store: Store, e: Event) -> None:
     if e.site != own_site(store)[0]:
         return
@@ -236,7 +233,6 @@ def _hub_set(store: Store, e: Event) -> None:
     )
 
 
-@projector("sync.recipient_added")
 def _recipient(store: Store, e: Event) -> None:
     if e.site != own_site(store)[0]:
         return
@@ -366,7 +362,6 @@ def _concerns_here(store: Store, site: str) -> bool:
     return kind == "hub" or site == own
 
 
-@projector("query.raised")
 def _query_raised(store: Store, e: Event) -> None:
     b = e.body
     if not _concerns_here(store, b["site"]):
@@ -378,7 +373,6 @@ def _query_raised(store: Store, e: Event) -> None:
     )
 
 
-@projector("query.answered")
 def _query_answered(store: Store, e: Event) -> None:
     # Only a query raised to the answering device's own site (its envelope),
     # which import has already required (`wardcrf.authority`).
@@ -394,7 +388,6 @@ def _query_answered(store: Store, e: Event) -> None:
     )
 
 
-@projector("query.closed")
 def _query_closed(store: Store, e: Event) -> None:
     store.execute(
         "UPDATE sync_queries SET status = 'closed', closed_event = ? WHERE query_id = ?",
@@ -402,7 +395,6 @@ def _query_closed(store: Store, e: Event) -> None:
     )
 
 
-@projector("dsmg.decision")
 def _decision(store: Store, e: Event) -> None:
     b = e.body
     if not _concerns_here(store, b["site"]):
@@ -435,7 +427,6 @@ def send_user_change(session: Session, site: str, username: str, action: str, re
     ).event
 
 
-@projector("hub.user_change")
 def _user_change(store: Store, e: Event) -> None:
     own, _, kind = own_site(store)
     b = e.body
@@ -445,3 +436,19 @@ def _user_change(store: Store, e: Event) -> None:
     store.execute(
         f"UPDATE users SET {column[b['action']]}, updated_event = ? WHERE id = ?", (e.id, b["username"])
     )
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.projector(_registered, "hub.device_registered")
+    registry.projector(_retired, "hub.device_retired")
+    registry.projector(_held, "sync.bundle_held")
+    registry.projector(_refused, "sync.bundle_refused")
+    registry.projector(_fork, "sync.fork_detected")
+    registry.projector(_hub_set, "sync.hub_set")
+    registry.projector(_recipient, "sync.recipient_added")
+    registry.projector(_query_raised, "query.raised")
+    registry.projector(_query_answered, "query.answered")
+    registry.projector(_query_closed, "query.closed")
+    registry.projector(_decision, "dsmg.decision")
+    registry.projector(_user_change, "hub.user_change")

@@ -11,14 +11,16 @@ exactly once.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wardcrf.errors import Refused, WardError
-from wardcrf.site import Session
 
 from . import engine, hub, outbox, receipts, registry
 from .bundle import LIMITS
 from .transport import SIG_HEADER
+
+if TYPE_CHECKING:
+    from wardcrf.site import Session
 
 MAX_BODY = LIMITS.bundle_bytes
 """Largest bundle `hub serve` reads (`--max-body-mb`, default 512 MiB: five default-size bundles)."""
@@ -80,10 +82,10 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
         cipher = body
         try:
             sig = base64.b64decode(sig_b64, validate=True)
-            status, body = await run_in_threadpool(_push, name, cipher, sig)
+            status, answer = await run_in_threadpool(_push, name, cipher, sig)
         except (WardError, ValueError) as exc:
             return err(422, str(exc))
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(answer, status_code=status)
 
     async def _read_body(request: Request, limit: int) -> bytes | JSONResponse:
         """The body, read while it streams and cut off at `limit` (chunked or not).

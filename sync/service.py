@@ -14,15 +14,17 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wardcrf import devicekeys
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused, UsageError, WardError
-from wardcrf.site import Session
 
 from . import outbox, ward
 from .transport import Client, Offline
+
+if TYPE_CHECKING:
+    from wardcrf.site import Session
 
 
 def hub_client(session: Session, url: str | None = None, **options: Any) -> Client:

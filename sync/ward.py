@@ -12,15 +12,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wardcrf import devicekeys
 from wardcrf.errors import Refused, UsageError
-from wardcrf.site import Session
 from wardcrf.store import Store
 
 from . import bundle, engine, outbox, pending, receipts, registry
 from .bundle import Signer
+
+if TYPE_CHECKING:
+    from wardcrf.site import Session
 
 
 @dataclass

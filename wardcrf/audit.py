@@ -12,12 +12,16 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import appendonly, eventlog
 from .errors import UsageError
-from .site import Session
+from .registration import require_installed
 from .store import Store
+
+if TYPE_CHECKING:
+    from .features import Registry
+    from .site import Session
 
 
 @dataclass
@@ -43,7 +47,6 @@ def register_check(name: str) -> Callable[[Check], Check]:
     return add
 
 
-@register_check("event chains")
 def _chains(store: Store) -> CheckResult:
     n, problems = eventlog.verify_chains(store)
     return CheckResult("event chains", n, [str(p) for p in problems])
@@ -110,9 +113,7 @@ class VerifyReport:
 
 
 def verify_store(store: Store) -> VerifyReport:
-    from .projections import load_all
-
-    load_all()  # modules register their checks on import
+    require_installed()
     # The triggers last: when records were changed around wardcrf, what changed
     # is the finding to read first; the dropped trigger is how it was done.
     return VerifyReport([*(fn(store) for _, fn in _CHECKS), _triggers(store)])
@@ -278,3 +279,8 @@ def trail(
             hash=e.hash,
             hlc=e.hlc,
         )
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.audit_check("event chains", _chains)

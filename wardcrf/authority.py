@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import roles
 from .errors import Refused
+from .registration import require_installed
 
 if TYPE_CHECKING:
     from .eventlog import Event
@@ -238,9 +239,7 @@ def check_import(store: Store, events: Iterable[Event], kind: str, what: str = "
     'hub'); the chain check has already tied every event's envelope (device,
     site) to that device. Nothing is written here.
     """
-    from .projections import load_all
-
-    load_all()  # every module declares its forms' actions when imported
+    require_installed()  # the features declare their forms' actions
     sites = _DeviceSites(store)
     for e in events:
         t = EVENT_TYPES.get(e.type)
@@ -272,19 +271,37 @@ def check_import(store: Store, events: Iterable[Event], kind: str, what: str = "
                 )
 
 
+_FORM_ACTIONS: dict[str, tuple[str, str]] = {}
+DEFAULT_ACTIONS = ("record.submit", "record.amend")
+
+
+def form_actions(form: str, *, submit: str, amend: str = "record.amend") -> None:
+    """Declare which `roles.py` actions may submit and amend records of `form`.
+
+    The services check them before they write (`session.require`); sync
+    import checks them again on records that arrive from another device
+    (`check_import`), where no service ran. A form nobody declared
+    takes `DEFAULT_ACTIONS` (a clinical form of the protocol).
+    """
+    _FORM_ACTIONS[form] = (submit, amend)
+
+
+def actions_for(form: str) -> tuple[str, str]:
+    """(submit action, amend action) of a form."""
+    return _FORM_ACTIONS.get(form, DEFAULT_ACTIONS)
+
+
 def _check_form_role(store: Store, e: Event) -> None:
-    """A record's role must be one its form allows (`records.form_actions`), as the services require."""
+    """A record's role must be one its form allows (`form_actions`), as the services require."""
     if e.type not in ("record.submitted", "record.amended") or e.role is None:
         return
-    from . import records
-
     form = e.body.get("form")
     if e.type == "record.amended" and e.amends:
         held = store.scalar("SELECT form FROM records WHERE event_id = ?", (e.amends,))
         form = held if held is not None else form  # the record's own form, not what the body claims
     if not isinstance(form, str):
         return  # the schema refuses it
-    submit, amend = records.actions_for(form)
+    submit, amend = actions_for(form)
     action = submit if e.type == "record.submitted" else amend
     if not roles.allowed(e.role, action):
         verb = "submit" if e.type == "record.submitted" else "amend"

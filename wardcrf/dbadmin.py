@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import projections, sessionkeys
 from .projections import Difference
-from .site import Session
+
+if TYPE_CHECKING:
+    from .site import Session
 
 
 def check_projections(session: Session) -> tuple[int, list[Difference]]:

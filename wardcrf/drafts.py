@@ -36,14 +36,16 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import roles
 from .clock import iso_utc, now_utc
 from .errors import Refused, UsageError
 from .eventlog import Event
-from .site import Session
 from .store import Store
+
+if TYPE_CHECKING:
+    from .site import Session
 
 FORMAT = 1
 """Layout of `drafts.fields`: a JSON object, field name -> value as typed."""

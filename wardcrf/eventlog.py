@@ -22,6 +22,7 @@ from typing import Any
 from . import authority, canonical, text
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
+from .registration import require_installed
 from .store import DatabaseError, IntegrityError, Store, translate_error
 
 # Every key of an event line besides "prev". Absent optional values are null,
@@ -133,21 +134,18 @@ _EVERY: list[Projector] = []
 _FOR_TYPE: dict[str, list[Projector]] = {}  # type -> its projectors then the every-event ones
 
 
-def projector(*types: str) -> Callable[[Projector], Projector]:
-    """Register a function that updates projection tables for event types.
+def add_projector(fn: Projector, *types: str) -> None:
+    """Add a function that updates projection tables for event types (features register it: `features`).
 
     Projectors must be deterministic functions of the store and the event
     (never the clock, never the environment): `db rebuild` replays the log
     through them and must produce identical rows.
     """
-
-    def register(fn: Projector) -> Projector:
-        for t in types:
-            _PROJECTORS.setdefault(t, []).append(fn)
-        _FOR_TYPE.clear()
-        return fn
-
-    return register
+    for t in types:
+        fns = _PROJECTORS.setdefault(t, [])
+        if fn not in fns:
+            fns.append(fn)
+    _FOR_TYPE.clear()
 
 
 def every_event_projector(fn: Projector) -> Projector:
@@ -174,17 +172,8 @@ def projectors_for(type_: str) -> list[Projector]:
 
 
 def _own_projectors(type_: str) -> list[Projector]:
-    if not _loaded[0]:
-        # Importing the projector modules registers them; do it before the
-        # first event is applied so no event type is ever projected half-way.
-        from .projections import load_all
-
-        _loaded[0] = True
-        load_all()
+    require_installed()
     return _PROJECTORS.get(type_, [])
-
-
-_loaded = [False]
 
 
 @dataclass(frozen=True)

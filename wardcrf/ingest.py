@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import Refused
 from .eventlog import Event
+from .registration import require_installed
 from .store import Store
 
 AfterIngest = Callable[[Store, Sequence[Event]], None]
@@ -56,8 +57,6 @@ def after_ingest_hook(fn: AfterIngest) -> AfterIngest:
 
 def after_ingest(store: Store, events: Sequence[Event]) -> None:
     """Run every registered hook on the events just ingested (inside their transaction)."""
-    from .projections import load_all
-
-    load_all()  # the domain modules register their hooks when imported
+    require_installed()
     for fn in list(_HOOKS):
         fn(store, events)

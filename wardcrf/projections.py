@@ -1,7 +1,7 @@
 """Projections: current-state tables derived from the event log.
 
-Every module that defines projectors is listed in `PROJECTOR_MODULES` and
-every derived table in `PROJECTION_TABLES`. `rebuild` replays the whole log
+The features register their projectors (`wardcrf.features`); every derived
+table is listed in `PROJECTION_TABLES`. `rebuild` replays the whole log
 (in the order it was written) through the projectors, then re-derives the
 derived indexes (`derived_index`) from stored evidence; `check` does the same
 into a scratch in-memory database and compares every table row by row, so a
@@ -10,7 +10,6 @@ projector bug or a hand-edited projection row is found and named.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -19,20 +18,6 @@ from typing import Any
 from . import eventlog
 from .errors import Refused, VerificationFailed
 from .store import Store
-
-PROJECTOR_MODULES = [
-    "wardcrf.users",
-    "wardcrf.records",
-    "wardcrf.signatures",
-    "wardcrf.photos.store",
-    "wardcrf.protocol",
-    "wardcrf.workflow",
-    "wardcrf.coldchain.projections",
-    "wardcrf.sync.registry",
-    "wardcrf.sync.pending",
-    "wardcrf.coding.projection",
-    "wardcrf.sdv",
-]
 
 PROJECTION_TABLES = [
     "users",
@@ -77,7 +62,7 @@ DERIVED_INDEXES: list[tuple[tuple[str, ...], DerivedIndex]] = []
 
 
 def derived_index(*tables: str) -> Callable[[DerivedIndex], DerivedIndex]:
-    """Register `fn(target, source)`: clear `tables` in target, re-derive them from source's log and evidence."""
+    """Add (`features.Registry.derived_index`) `fn(target, source)`: clear `tables` in target, re-derive them from source's log and evidence."""
 
     def register(fn: DerivedIndex) -> DerivedIndex:
         DERIVED_INDEXES.append((tables, fn))
@@ -88,19 +73,6 @@ def derived_index(*tables: str) -> Callable[[DerivedIndex], DerivedIndex]:
 
 def derived_tables() -> list[str]:
     return [t for tables, _fn in DERIVED_INDEXES for t in tables]
-
-
-_loaded = False
-
-
-def load_all() -> None:
-    """Import every projector module so no event type is applied half-way."""
-    global _loaded
-    if _loaded:
-        return
-    for name in PROJECTOR_MODULES:
-        importlib.import_module(name)
-    _loaded = True
 
 
 def existing_tables(store: Store, *, indexes: bool = False) -> list[str]:
@@ -143,7 +115,6 @@ def replaying() -> bool:
 
 def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None = None) -> int:
     """Apply events (canonical lines, in log order) to the projections of `store`."""
-    load_all()
     n = 0
     token = _REPLAYING.set(True)
     try:
@@ -162,7 +133,6 @@ def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None =
 
 def rebuild(store: Store, on_progress: Callable[[int], None] | None = None) -> int:
     """Clear and re-derive every projection table from the log, in one transaction."""
-    load_all()
     _require_log_order(store, "nothing was rebuilt")
     with store.transaction():
         for table in existing_tables(store):

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from datetime import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import text as text_rule
 from .errors import Refused, UsageError
-from .eventlog import Event, projector
+from .eventlog import Event
 from .field_conditions import Condition
 from .field_conditions import check as check_condition
 from .field_conditions import parse as parse_condition
@@ -42,6 +42,9 @@ from .protocol_analysis import parse as parse_analysis
 from .protocol_review import ReviewPlan
 from .protocol_review import parse as parse_review
 from .store import Store
+
+if TYPE_CHECKING:
+    from .features import Registry
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
 
@@ -1298,7 +1301,6 @@ def record_loaded(store: Store, ctx: Any, author: Any, protocol: Protocol) -> Ev
     ).event
 
 
-@projector("protocol.loaded")
 def _loaded(store: Store, e: Event) -> None:
     b = e.body
     store.execute("UPDATE protocols SET active = 0 WHERE active = 1")
@@ -1308,3 +1310,8 @@ def _loaded(store: Store, e: Event) -> None:
         # The same version loaded on two laptops of a site arrives twice at a hub: keep the first.
         (b["protocol_id"], b["version"], b["sha256"], b["source"], e.id),
     )
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.projector(_loaded, "protocol.loaded")

@@ -21,14 +21,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import text
 from .canonical import dumps
 from .errors import Refused, UsageError
-from .eventlog import Event, bodies_owned, get, projector
-from .site import Session
+from .eventlog import Event, bodies_owned, get
 from .store import Store
+
+if TYPE_CHECKING:
+    from .features import Registry
+    from .site import Session
 
 
 @dataclass(frozen=True)
@@ -63,42 +66,19 @@ _FORM_HOOKS: dict[str, list[FormHook]] = {}
 _RECORD_HOOKS: list[FormHook] = []
 
 
-def form_hook(*forms: str) -> Callable[[FormHook], FormHook]:
-    """Register a projection for a form; called after submission and each amendment.
+def add_form_hook(fn: FormHook, *forms: str) -> None:
+    """Add a projection for forms, called after submission and each amendment (`features`).
 
     Hooks must be idempotent upserts keyed by the record's event id.
     """
-
-    def register(fn: FormHook) -> FormHook:
-        for f in forms:
-            _FORM_HOOKS.setdefault(f, []).append(fn)
-        return fn
-
-    return register
-
-
-_FORM_ACTIONS: dict[str, tuple[str, str]] = {}
-DEFAULT_ACTIONS = ("record.submit", "record.amend")
-
-
-def form_actions(form: str, *, submit: str, amend: str = "record.amend") -> None:
-    """Declare which `roles.py` actions may submit and amend records of `form`.
-
-    The services check them before they write (`session.require`); sync
-    import checks them again on records that arrive from another device
-    (`authority.check_import`), where no service ran. A form nobody declared
-    takes `DEFAULT_ACTIONS` (a clinical form of the protocol).
-    """
-    _FORM_ACTIONS[form] = (submit, amend)
-
-
-def actions_for(form: str) -> tuple[str, str]:
-    """(submit action, amend action) of a form."""
-    return _FORM_ACTIONS.get(form, DEFAULT_ACTIONS)
+    for f in forms:
+        hooks = _FORM_HOOKS.setdefault(f, [])
+        if fn not in hooks:
+            hooks.append(fn)
 
 
 def record_hook(fn: FormHook) -> FormHook:
-    """Register a projection called for *every* form, after submission and each amendment.
+    """Add a projection called for *every* form, after submission and each amendment.
 
     For cross-cutting projections that look at field values whatever the
     form (photo bindings: any field holding ``sha256:`` references). Same
@@ -234,7 +214,6 @@ def _run_hooks(store: Store, event_id: str, rec: RecordState | None = None) -> N
         hook(store, rec)
 
 
-@projector("record.submitted")
 def _submitted(store: Store, e: Event) -> None:
     data = e.body.get("data") or {}
     data_json = dumps(data)
@@ -270,7 +249,6 @@ def _submitted(store: Store, e: Event) -> None:
     _run_hooks(store, e.id, rec)
 
 
-@projector("record.amended")
 def _amended(store: Store, e: Event) -> None:
     row = store.one("SELECT data, field_hlc, last_hlc FROM records WHERE event_id = ?", (e.amends,))
     if row is None:
@@ -301,3 +279,9 @@ def _amended(store: Store, e: Event) -> None:
         (dumps(data), dumps(field_hlc), e.id, e.hlc, e.amends),
     )
     _run_hooks(store, str(e.amends))
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.projector(_submitted, "record.submitted")
+    registry.projector(_amended, "record.amended")

@@ -33,14 +33,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .canonical import dumps
 from .errors import Refused, UsageError
-from .eventlog import Event, projector
+from .eventlog import Event
 from .records import RecordState, load_for_amendment
-from .site import Session
 from .store import Store
+
+if TYPE_CHECKING:
+    from .features import Registry
+    from .site import Session
 
 EVENT_SDV = "sdv.verified"
 MEANING = "verified"
@@ -166,7 +169,6 @@ def verify(
     return session.append(type=EVENT_SDV, subject=rec.subject, body=body).event
 
 
-@projector(EVENT_SDV)
 def _verified(store: Store, e: Event) -> None:
     b = e.body
     store.execute(
@@ -375,3 +377,8 @@ def overview(session: Session, *, participant: str | None = None) -> dict[str, A
         k: sum(g[k] for g in groups.values()) for k in (VERIFIED, PARTLY, CHANGED, UNVERIFIED, "records")
     }
     return {"groups": list(groups.values()), "totals": totals, "records": records}
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.projector(_verified, EVENT_SDV)

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import roles
 from .errors import Refused, UsageError
-from .eventlog import Author, Event, append, projector
-from .site import Session
+from .eventlog import Author, Event, append
 from .store import Store
+
+if TYPE_CHECKING:
+    from .features import Registry
+    from .site import Session
 
 MEANINGS = ("authored", "reviewed", "approved", "witnessed", "handed over", "received")
 
@@ -145,7 +148,6 @@ def _state(store: Store, row: dict[str, Any]) -> SignatureState:
     )
 
 
-@projector("signature.applied")
 def _applied(store: Store, e: Event) -> None:
     b = e.body
     store.insert(
@@ -153,3 +155,8 @@ def _applied(store: Store, e: Event) -> None:
         " full_name, signed_at) VALUES (?,?,?,?,?,?,?,?)",
         (e.id, b["target"], e.subject, b["signed_hash"], b["meaning"], b["signer"], b["full_name"], e.ts),
     )
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.projector(_applied, "signature.applied")

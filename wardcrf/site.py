@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, roles, rollback, sessionkeys, text
+from . import eventlog, roles, rollback, sessionkeys
 from .clock import iso_utc, now_utc, zone
 from .errors import AuthError, PermissionDenied, Refused, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
@@ -29,6 +29,7 @@ from .keyslots import (
     format_recovery_key,
     new_database_key,
 )
+from .names import check_name as _check_name
 from .store import Store, db_path
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -43,13 +44,17 @@ def default_data_dir() -> Path:
     return Path(user_data_dir("wardcrf", appauthor=False))
 
 
-def _check_name(kind: str, value: str) -> str:
-    value = value.strip()
-    if not value or len(value) > 40 or not all(c.isalnum() or c in "-_." for c in value):
-        raise UsageError(
-            f"{kind} {text.excerpt(value, quoted=True)} is invalid: use 1-40 letters, digits, '-', '_' or '.'"
-        )
-    return value
+def install_features() -> None:
+    """Register every feature (`features.install`) before a store is written or read.
+
+    Called where a database is created (`Site.init`) or unlocked (`Site.unlock_key`,
+    under every sign-in, recovery and the hub). Imported here rather than at the
+    top: the feature modules (workflow, cold chain, sync, photos) are most of the
+    package, and the TUI paints its sign-in screen (`Site.open`) before they load.
+    """
+    from . import features
+
+    features.install()
 
 
 @dataclass
@@ -119,6 +124,7 @@ class Site:
         zone_name: str = DEFAULT_ZONE,
         kind: str = "ward",
     ) -> InitResult:
+        install_features()
         site = _check_name("site", site)
         device_name = _check_name("device", device_name)
         admin = _check_name("user name", admin)
@@ -261,6 +267,7 @@ class Site:
 
     def unlock_key(self, key: bytes) -> Store:
         """Open the store with an already-unwrapped key (recovery, restore, and every sign-in)."""
+        install_features()
         store = Store(self.db_path, key)
         try:
             store.migrate()

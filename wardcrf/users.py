@@ -8,14 +8,18 @@ database; it only lets the login tell them they are deactivated, see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import roles, sessionkeys, text
 from .errors import Refused, UsageError
-from .eventlog import Author, DeviceContext, Event, append, projector
+from .eventlog import Author, DeviceContext, Event, append
 from .keyslots import LOCKOUT_AFTER, check_password_rules
-from .site import Session, _check_name
+from .names import check_name as _check_name
 from .store import Store
+
+if TYPE_CHECKING:
+    from .features import Registry
+    from .site import Session
 
 LANGUAGES = ("en", "zh")
 
@@ -212,7 +216,6 @@ def _foreign(store: Store, e: Event) -> bool:
     return e.site != store.scalar("SELECT site FROM site WHERE id = 1")
 
 
-@projector("user.added")
 def _user_added(store: Store, e: Event) -> None:
     b = e.body
     # Another site's user is a directory entry here (full name and role for
@@ -226,21 +229,18 @@ def _user_added(store: Store, e: Event) -> None:
     )
 
 
-@projector("user.deactivated")
 def _user_deactivated(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
     store.execute("UPDATE users SET active = 0, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
-@projector("user.locked")
 def _user_locked(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
     store.execute("UPDATE users SET locked = 1, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
-@projector("user.unlocked")
 def _user_unlocked(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
@@ -250,21 +250,18 @@ def _user_unlocked(store: Store, e: Event) -> None:
     )
 
 
-@projector("auth.login_failed")
 def _login_failed(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
     store.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (e.body["username"],))
 
 
-@projector("user.password_changed")
 def _password_changed(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
     store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
-@projector("user.language_set")
 def _language_set(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
@@ -274,8 +271,19 @@ def _language_set(store: Store, e: Event) -> None:
     )
 
 
-@projector("user.password_reset")
 def _password_reset(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
     store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.projector(_user_added, "user.added")
+    registry.projector(_user_deactivated, "user.deactivated")
+    registry.projector(_user_locked, "user.locked")
+    registry.projector(_user_unlocked, "user.unlocked")
+    registry.projector(_login_failed, "auth.login_failed")
+    registry.projector(_password_changed, "user.password_changed")
+    registry.projector(_language_set, "user.language_set")
+    registry.projector(_password_reset, "user.password_reset")

@@ -211,8 +211,8 @@ def test_database_locked_by_another_process(cli, site, admin):
 def test_core_is_importable_without_textual():
     code = (
         "import sys, wardcrf, wardcrf.cli, wardcrf.site, wardcrf.eventlog, wardcrf.records, "
-        "wardcrf.audit, wardcrf.backup, wardcrf.projections\n"
-        "wardcrf.projections.load_all()\n"
+        "wardcrf.audit, wardcrf.backup, wardcrf.features\n"
+        "wardcrf.features.install()\n"
         "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]\n"
         "assert not bad, bad\n"
     )

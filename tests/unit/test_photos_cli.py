@@ -130,8 +130,8 @@ def test_photo_modules_load_neither_textual_nor_pillow_at_import() -> None:
     import sys
 
     code = (
-        "import sys, wardcrf.cli, wardcrf.photos.api, wardcrf.photos.render, wardcrf.projections\n"
-        "wardcrf.projections.load_all()\n"
+        "import sys, wardcrf.cli, wardcrf.photos.api, wardcrf.photos.render, wardcrf.features\n"
+        "wardcrf.features.install()\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'PIL', 'pillow_heif')]\n"
         "assert not bad, bad\n"
     )

@@ -23,8 +23,8 @@ def test_core_and_cli_import_without_textual():
     code = (
         "import importlib, sys\n"
         f"for m in {CORE!r}: importlib.import_module(m)\n"
-        "from wardcrf.projections import load_all\n"
-        "load_all()\n"
+        "from wardcrf.features import install\n"
+        "install()\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'wardcrf.screens')))\n"
         "print(bad)\n"
     )

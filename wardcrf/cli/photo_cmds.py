@@ -7,7 +7,7 @@ Thin commands over `wardcrf.photos.api` (imported inside each command so
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -187,7 +187,7 @@ def info(hash_: HashArg, data_dir: DataDirOption = None, as_json: JsonOption = F
             problem = None
         except WardError as exc:
             problem = exc.message
-    data = meta.as_json() if meta else {"sha256": sha}
+    data: dict[str, Any] = meta.as_json() if meta else {"sha256": sha}
     data["hash_ok"] = problem is None
     data["problem"] = problem
     if as_json:

@@ -9,14 +9,17 @@ not code refuses the event (and with it the bundle), never a crash.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import roles
 from ..canonical import dumps
 from ..errors import Refused
-from ..eventlog import Event, projector
+from ..eventlog import Event
 from ..store import Store
 from .model import CODE_KEYS, DICTIONARIES
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 EVENT_CODED = "coding.coded"
 EVENT_LOADED = "coding.dictionary_loaded"
@@ -60,7 +63,6 @@ def check_coded(e: Event) -> dict[str, Any]:
     return b
 
 
-@projector(EVENT_CODED)
 def _coded(store: Store, e: Event) -> None:
     b = check_coded(e)
     row = store.one(
@@ -99,7 +101,6 @@ def _coded(store: Store, e: Event) -> None:
     )
 
 
-@projector(EVENT_LOADED)
 def _loaded(store: Store, e: Event) -> None:
     if not roles.allowed(e.role or "", "coding.dictionary"):
         raise Refused(f"event {e.id}: role {e.role} may not load dictionaries")
@@ -132,3 +133,9 @@ def _loaded(store: Store, e: Event) -> None:
             terms,
         ),
     )
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.projector(_coded, EVENT_CODED)
+    registry.projector(_loaded, EVENT_LOADED)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import protocol as protocols
 from ..errors import Refused, UsageError
 from ..eventlog import Event
-from ..site import Session
 from ..store import Store
 from . import meddra, whodrug
 from .files import check_text
@@ -32,6 +31,9 @@ from .model import (
     verbatim_of,
 )
 from .projection import EVENT_CODED, EVENT_LOADED
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 MAX_VERSION = 100
 

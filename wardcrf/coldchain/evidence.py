@@ -9,11 +9,15 @@ hash names a stored file.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from ..audit import CheckResult, register_check
+from ..audit import CheckResult
 from ..clock import iso_utc, now_utc
 from ..errors import VerificationFailed
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 
 def sha256_hex(data: bytes) -> str:
@@ -49,7 +53,6 @@ def status(store: Store, digest: str) -> str:
     return "ok" if sha256_hex(bytes(row[0])) == digest else "altered"
 
 
-@register_check("cold-chain logger files")
 def _check(store: Store) -> CheckResult:
     present = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     result = CheckResult("cold-chain logger files", 0)
@@ -63,3 +66,8 @@ def _check(store: Store) -> CheckResult:
         if store.one("SELECT 1 FROM cc_evidence WHERE sha256 = ?", (digest,)) is None:
             result.problems.append(f"event {event_id} imported logger file sha256:{digest}, which is missing")
     return result
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.audit_check("cold-chain logger files", _check)

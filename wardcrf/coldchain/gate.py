@@ -1,21 +1,22 @@
 """Plug the cold chain into the workflow: the pre-dose custody gate and the worklist's kits on the clock.
 
-Imported with the cold-chain projections (every session loads them), so a
-dose can never be recorded in a build that has the cold chain without its
-custody check, and `today` lists every kit whose time outside a monitored
-unit is running. In a build without the workflow there is nothing to plug into.
+Registered with the cold-chain feature (`coldchain.feature`, every session
+installs it), so a dose can never be recorded without its custody check, and
+`today` lists every kit whose time outside a monitored unit is running.
 """
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store import Store
 from . import config, custody
 from .custody import check_dose
 from .loggers import get_zone
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 
 def kits_on_the_clock(store: Store, at: datetime) -> list[dict[str, Any]]:
@@ -44,14 +45,7 @@ def kits_on_the_clock(store: Store, at: datetime) -> list[dict[str, Any]]:
     return items
 
 
-def register() -> bool:
-    try:
-        workflow = importlib.import_module("wardcrf.workflow")
-    except ImportError:
-        return False
-    workflow.register_dose_gate(check_dose)
-    workflow.register_today_source(kits_on_the_clock)
-    return True
-
-
-REGISTERED = register()
+def register(registry: Registry) -> None:
+    """The custody check before every dose and the kits on the clock in the worklist."""
+    registry.dose_gate(check_dose)
+    registry.today_source(kits_on_the_clock)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .. import ids
 from ..canonical import dumps
-from ..eventlog import Event, projector
-from ..records import RecordState, form_hook
+from ..eventlog import Event
+from ..records import RecordState
 from ..store import Store
-from . import evidence, gate, readings  # noqa: F401  (audit check, dose gate, readings index hooks)
 from .services import (
     EVENT_LOGGER,
     FORM_DISPOSITION,
@@ -29,12 +29,14 @@ from .services import (
     FORM_UNIT,
 )
 
+if TYPE_CHECKING:
+    from ..features import Registry
+
 
 def epoch(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
-@form_hook(FORM_UNIT)
 def _unit(store: Store, rec: RecordState) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_units WHERE event_id = ?", (rec.event_id,))
@@ -55,7 +57,6 @@ def _unit(store: Store, rec: RecordState) -> None:
     )
 
 
-@form_hook(FORM_LOT)
 def _lot(store: Store, rec: RecordState) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_lots WHERE event_id = ?", (rec.event_id,))
@@ -113,7 +114,6 @@ def _transfer(store: Store, rec: RecordState, kind: str) -> None:
         store.execute("INSERT INTO cc_custody (event_id, kit_id, at) VALUES (?,?,?)", (rec.event_id, kit, at))
 
 
-@form_hook(FORM_RECEIPT)
 def _receipt(store: Store, rec: RecordState) -> None:
     _transfer(store, rec, "receipt")
     d = rec.data
@@ -164,12 +164,10 @@ def _receipt(store: Store, rec: RecordState) -> None:
         )
 
 
-@form_hook(FORM_HANDOVER)
 def _handover(store: Store, rec: RecordState) -> None:
     _transfer(store, rec, "handover")
 
 
-@form_hook(FORM_READING)
 def _reading(store: Store, rec: RecordState) -> None:
     d = rec.data
     at = epoch(d["at"])
@@ -198,7 +196,6 @@ def _reading(store: Store, rec: RecordState) -> None:
         )
 
 
-@form_hook(FORM_THAW)
 def _thaw(store: Store, rec: RecordState) -> None:
     d = rec.data
     store.execute(
@@ -215,7 +212,6 @@ def _thaw(store: Store, rec: RecordState) -> None:
     )
 
 
-@form_hook(FORM_DISPOSITION)
 def _disposition(store: Store, rec: RecordState) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_dispositions WHERE event_id = ?", (rec.event_id,))
@@ -227,7 +223,6 @@ def _disposition(store: Store, rec: RecordState) -> None:
         )
 
 
-@projector(EVENT_LOGGER)
 def _logger_imported(store: Store, e: Event) -> None:
     b = e.body
     s = b["summary"]
@@ -270,3 +265,15 @@ def _logger_imported(store: Store, e: Event) -> None:
                 f"logger outside {b['low_c']} … {b['high_c']} °C",
             ),
         )
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.form_hook(_unit, FORM_UNIT)
+    registry.form_hook(_lot, FORM_LOT)
+    registry.form_hook(_receipt, FORM_RECEIPT)
+    registry.form_hook(_handover, FORM_HANDOVER)
+    registry.form_hook(_reading, FORM_READING)
+    registry.form_hook(_thaw, FORM_THAW)
+    registry.form_hook(_disposition, FORM_DISPOSITION)
+    registry.projector(_logger_imported, EVENT_LOGGER)

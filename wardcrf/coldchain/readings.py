@@ -27,15 +27,16 @@ that is refused, never indexed silently.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Refused, VerificationFailed
 from ..eventlog import Event, iter_events
-from ..ingest import after_ingest_hook
-from ..projections import derived_index
 from ..store import Store
 from . import evidence, loggers
 from .loggers import LoggerLog, iso_z
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 EVENT_LOGGER = "coldchain.logger_imported"
 
@@ -104,7 +105,6 @@ def index_event(target: Store, event: Event, source: Store | None = None) -> int
     return len(fresh)
 
 
-@after_ingest_hook
 def reindex_events(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook: index the readings of every logger import a bundle brought."""
     for event in events:
@@ -112,7 +112,6 @@ def reindex_events(store: Store, events: Sequence[Event]) -> None:
             index_event(store, event)
 
 
-@derived_index("cc_readings", "cc_reading_conflicts")
 def reindex_all(target: Store, source: Store) -> int:
     """Re-derive `target`'s readings from every logger import in `source`'s log, in log order."""
     target.execute("DELETE FROM cc_readings")
@@ -137,3 +136,9 @@ def readings_of(store: Store, digest: str) -> list[dict[str, Any]]:
     return store.rows(
         "SELECT unit_id, t, temp_c FROM cc_readings WHERE sha256 = ? ORDER BY unit_id, t", (digest,)
     )
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.after_ingest(reindex_events)
+    registry.derived_index(reindex_all, "cc_readings", "cc_reading_conflicts")

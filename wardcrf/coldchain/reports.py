@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import ids
 from ..clock import now_utc
-from ..site import Session
 from ..store import Store
 from . import analysis, config, custody, evidence
 from .loggers import iso_z
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 
 def custody_of(session: Session, kit_or_lot: str, *, when: int | None = None) -> list[custody.Chain]:

@@ -21,10 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ..site import Session
 from . import config, evidence, samples, services
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 UNIT = "FRZ-1"
 STEP_MIN = 5

@@ -18,16 +18,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import ids, plausibility, records, signatures, users
 from ..clock import now_utc
 from ..errors import Refused, UsageError, ValidationFailed
 from ..eventlog import Event
-from ..site import Session
 from ..store import Store
 from . import analysis, config, custody, evidence, loggers
 from .loggers import iso_z, parse_when
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 FORM_UNIT = "coldchain.unit"
 FORM_LOT = "coldchain.lot"
@@ -37,11 +39,13 @@ FORM_READING = "coldchain.reading"
 FORM_THAW = "coldchain.thaw"
 FORM_DISPOSITION = "coldchain.disposition"
 
-# Who may write each cold-chain form (checked again on records from other devices, `authority`).
-records.form_actions(FORM_UNIT, submit="coldchain.configure")
-for _form in (FORM_LOT, FORM_RECEIPT, FORM_HANDOVER, FORM_READING, FORM_THAW):
-    records.form_actions(_form, submit="coldchain.record")
-records.form_actions(FORM_DISPOSITION, submit="coldchain.disposition")
+# Who may write each cold-chain form (checked again on records from other devices, `authority`);
+# declared by `coldchain.feature.register`.
+FORM_ACTIONS = {
+    FORM_UNIT: "coldchain.configure",
+    **dict.fromkeys((FORM_LOT, FORM_RECEIPT, FORM_HANDOVER, FORM_READING, FORM_THAW), "coldchain.record"),
+    FORM_DISPOSITION: "coldchain.disposition",
+}
 EVENT_LOGGER = "coldchain.logger_imported"
 
 _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")

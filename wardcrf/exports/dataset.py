@@ -16,14 +16,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import ids
 from .. import protocol as protocols
 from ..errors import Refused
 from ..protocol import Field, Form, Protocol
-from ..site import Session
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 PARTICIPANT_PREFIX = "participant:"
 

@@ -35,14 +35,16 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..site import Session
 from ..store import Store
 from . import flat
 from .dataset import Dataset
 from .progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 EXCLUDED_TABLES = frozenset(
     {"device_keys", "photo_blobs", "photo_previews", "drafts", "coding_meddra", "coding_whodrug"}

@@ -13,11 +13,13 @@ terminal has one, or exports a verified copy (`photos.api.export_original`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import protocol, records, sdv
-from ..site import Session
 from .audit_pdf import printed_label, printed_value
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 
 @dataclass

@@ -9,12 +9,16 @@ Services (each takes a `Session`; permissions are checked inside):
 * `dose_gates` / `register_dose_gate`: pre-dose checks other features plug in
 * `register_today_source`: worklist items other features add to `today`
 
-Importing this package registers every form rule and projection hook.
+Importing this package declares every form rule (`base.rule`); `register` plugs the
+workflow's projection hooks, checks and form actions in (`wardcrf.features`).
 """
 
 from __future__ import annotations
 
-from . import clinical, dosing, idclash, participants, safety, sequencing, status, wardqueue  # noqa: F401  (registers rules and hooks; wardqueue last: its hooks follow theirs)
+from typing import TYPE_CHECKING
+
+from . import clinical, dosing, idclash, participants, safety, sequencing, status, wardqueue  # noqa: F401  (clinical: its rules)
+from .base import RULES
 from .dosing import dose_gates, register_dose_gate
 from .service import amend, preflight, submit
 from .status import (
@@ -27,12 +31,25 @@ from .status import (
     ward_page,
 )
 
+if TYPE_CHECKING:
+    from ..features import Registry
+
+
+def register(registry: Registry) -> None:
+    """The workflow's form actions, hooks, checks and after-ingest holds (the ward queue's last: its hooks follow theirs)."""
+    for form, rule in RULES.items():
+        registry.form_actions(form, submit=rule.action, amend=rule.amend_action)
+    for module in (dosing, idclash, participants, safety, sequencing, wardqueue):
+        module.register(registry)
+
+
 __all__ = [
     "amend",
     "dose_gates",
     "dsmg_gate",
     "list_participants",
     "preflight",
+    "register",
     "register_dose_gate",
     "register_today_source",
     "safety_overview",

@@ -14,16 +14,17 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import ids, text
 from ..clock import now_utc, zone
 from ..errors import Refused
 from ..eventlog import Event
 from ..protocol import Protocol
-from ..records import form_actions
-from ..site import Session
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 PasswordFor = Callable[[str], str]
 
@@ -160,8 +161,7 @@ def rule(form: str, **kwargs: Any) -> Callable[[Check], Check]:
     """Register `fn` as the check of `form` with the given `FormRule` settings."""
 
     def register(fn: Check) -> Check:
-        RULES[form] = rule_ = FormRule(check=fn, **kwargs)
-        form_actions(form, submit=rule_.action, amend=rule_.amend_action)
+        RULES[form] = FormRule(check=fn, **kwargs)
         return fn
 
     return register

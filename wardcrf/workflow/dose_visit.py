@@ -32,16 +32,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import ids
 from .. import protocol as protocols
 from ..clock import zone
 from ..errors import Refused, ValidationFailed, WardError
-from ..site import Session
+from ..registration import require_installed
 from . import service, status
 from .base import now, require_participant
 from .dosing import dose_gates, kit_use
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 PARTS: tuple[tuple[str, str], ...] = (
     ("pre_vitals", "vitals"),
@@ -149,9 +152,7 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
     used = kit_use(session.store, kit)
     if used:
         return KitCheck(kit, False, str(used))
-    from ..projections import load_all
-
-    load_all()  # features register their dose gates when their modules load (the cold chain)
+    require_installed()  # the features' dose gates (the cold chain)
     at = when or now()
     try:
         for gate in dose_gates:

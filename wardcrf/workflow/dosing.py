@@ -22,19 +22,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import audit, ids, roles, users
+from .. import ids, roles, users
 from ..audit import CheckResult
 from ..clock import zone
 from ..errors import Refused, ValidationFailed
 from ..eventlog import Event
 from ..forms import plain
-from ..ingest import HoldForCoordinator, after_ingest_hook
-from ..records import RecordState, form_hook
+from ..ingest import HoldForCoordinator
+from ..records import RecordState
+from ..registration import require_installed
 from ..store import Store
 from . import safety
 from .base import Participant, RuleContext, records_of, rule
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 DoseGate = Callable[[Store, str, datetime], None]
 dose_gates: list[DoseGate] = []
@@ -111,7 +115,6 @@ def _dose_kit(event: Event) -> tuple[str, str] | None:
     return None
 
 
-@after_ingest_hook
 def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook: a dose arriving with a kit another dose already used is not merged.
 
@@ -147,7 +150,6 @@ def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
         )
 
 
-@audit.register_check("kits used once")
 def _kits_used_once(store: Store) -> CheckResult:
     """Every kit is given to one participant once.
 
@@ -304,9 +306,7 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     if ctx.problems:
         return {}
     if not ctx.amending:
-        from ..projections import load_all
-
-        load_all()  # features register their gates when their modules load (e.g. the cold chain)
+        require_installed()  # the features' gates (the cold chain's custody)
         for gate in dose_gates:
             gate(ctx.store, kit, start)
     due = due_time(enrolled, number, sched.time, sched.zone)
@@ -319,7 +319,6 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@form_hook("dose")
 def _dose_hook(store: Store, rec: RecordState) -> None:
     d = rec.data
     store.insert(
@@ -406,7 +405,6 @@ def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-@form_hook("vitals")
 def _vitals_hook(store: Store, rec: RecordState) -> None:
     d = rec.data
     store.insert(
@@ -455,3 +453,11 @@ def check_post_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
                 "amend it instead"
             )
     return {}
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.audit_check("kits used once", _kits_used_once)
+    registry.form_hook(_dose_hook, "dose")
+    registry.form_hook(_vitals_hook, "vitals")
+    registry.after_ingest(hold_kit_given_twice)

@@ -21,15 +21,17 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import protocol as protocols
 from ..errors import AuthError
 from ..eventlog import Event
-from ..site import Session
 from ..store import Store
 from . import dosing, safety
 from .participants import sentinel_state
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 VITAL_SIGNS = ("temp", "pulse", "resp", "oxysat", "sysbp", "diabp")
 DECISION_MEANING = "approved"

@@ -25,10 +25,14 @@ other device, a consent naming a participant created elsewhere is a clash.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..eventlog import Event
-from ..ingest import HoldForCoordinator, after_ingest_hook
+from ..ingest import HoldForCoordinator
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 CREATES = "creates_participant"
 
@@ -70,7 +74,6 @@ def clash_of(store: Store, event: Event) -> dict[str, str] | None:
     }
 
 
-@after_ingest_hook
 def hold_participant_clashes(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook: refuse to merge two participants allocated the same id."""
     for event in events:
@@ -84,3 +87,8 @@ def hold_participant_clashes(store: Store, events: Sequence[Event]) -> None:
             f"(consent {clash['created_by_event']}): two people under one id, not merged",
             body=clash,
         )
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.after_ingest(hold_participant_clashes)

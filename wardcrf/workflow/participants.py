@@ -20,16 +20,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import users
+from .. import audit, users
 from ..errors import Refused
 from ..eventlog import Event
-from ..ingest import HoldForCoordinator, after_ingest_hook
-from ..records import RecordState, form_hook
+from ..ingest import HoldForCoordinator
+from ..records import RecordState
 from ..store import Store
 from . import safety
 from .base import RuleContext, records_of, rule
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 
 def new_participant_id(store: Store, site: str) -> str:
@@ -192,7 +195,6 @@ def signed_consent(rows: list[tuple[str, str]], witnesses: int = 2) -> bool:
     return bool(authored) and len(witnessed) >= witnesses
 
 
-@form_hook("consent")
 def _consent_hook(store: Store, rec: RecordState) -> None:
     pid = (rec.subject or "").removeprefix("participant:")
     row = store.one("SELECT consent_event FROM participants WHERE id = ?", (pid,))
@@ -253,7 +255,6 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@form_hook("screening")
 def _screening_hook(store: Store, rec: RecordState) -> None:
     d = rec.data
     pid = (rec.subject or "").removeprefix("participant:")
@@ -339,7 +340,6 @@ def sentinel_state(store: Store, sentinels: int) -> dict[str, Any]:
     }
 
 
-@form_hook("enrollment")
 def _enrollment_hook(store: Store, rec: RecordState) -> None:
     pid = (rec.subject or "").removeprefix("participant:")
     store.execute(
@@ -425,20 +425,12 @@ def consent_problems(
     return len(rows), problems
 
 
-def _register_audit_check() -> None:
-    from .. import audit
-
-    @audit.register_check("consent sequencing")
-    def _consent_first(store: Store) -> audit.CheckResult:
-        """Every participant record was written after a consent signed by three distinct users."""
-        checked, problems = consent_problems(store)
-        return audit.CheckResult("consent sequencing", checked, [p for _, p in problems])
+def _consent_first(store: Store) -> audit.CheckResult:
+    """Every participant record was written after a consent signed by three distinct users."""
+    checked, problems = consent_problems(store)
+    return audit.CheckResult("consent sequencing", checked, [p for _, p in problems])
 
 
-_register_audit_check()
-
-
-@after_ingest_hook
 def hold_records_before_consent(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook: a bundle whose records break consent-first is held, not merged.
 
@@ -480,3 +472,12 @@ def hold_on_problems(store: Store, events: Sequence[Event], problems_of: Problem
             f"{found[0]}{more}",
             {"problems": found[:20]},
         )
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.form_hook(_consent_hook, "consent")
+    registry.form_hook(_screening_hook, "screening")
+    registry.form_hook(_enrollment_hook, "enrollment")
+    registry.audit_check("consent sequencing", _consent_first)
+    registry.after_ingest(hold_records_before_consent)

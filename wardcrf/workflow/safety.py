@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Refused
 from ..eventlog import Event
 from ..forms import plain
-from ..records import RecordState, form_actions, form_hook
-from ..site import Session
+from ..records import RecordState
 from ..store import Store
 from .base import RULES, FormRule, Participant, RuleContext, records_of, require_participant, rule
+
+if TYPE_CHECKING:
+    from ..features import Registry
+    from ..site import Session
 
 SERIOUS_CRITERIA = (
     "death",
@@ -205,7 +208,6 @@ def check_ae(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     return {"report_due": None} if ctx.amending else {}
 
 
-@form_hook("ae")
 def _ae_hook(store: Store, rec: RecordState) -> None:
     d = rec.data
     store.execute(
@@ -282,7 +284,6 @@ def _covers(ae: dict[str, Any], code: str, dose: Any, day: str) -> bool:
 
 # Not a record: `service.submit` turns the signoff form into an e-signature.
 RULES["signoff"] = FormRule(action="casebook.signoff", amend_action="casebook.signoff", needs_consent=False)
-form_actions("signoff", submit="casebook.signoff", amend="casebook.signoff")
 
 
 def sign_off(session: Session, participant: str, *, password: str, note: str | None = None) -> Event:
@@ -328,3 +329,8 @@ def signoff_state(store: Store, participant: str) -> dict[str, Any]:
         "event": last.event_id,
         "manifestation": last.manifestation(),
     }
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.form_hook(_ae_hook, "ae")

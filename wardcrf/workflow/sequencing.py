@@ -18,11 +18,15 @@ handle, not a record out of order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
+from .. import audit
 from ..eventlog import Event
-from ..ingest import after_ingest_hook
 from ..store import Store
 from .participants import hold_on_problems
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 ENROLLMENT, SCREENING = "enrollment", "screening"
 AFTER_ENROLLMENT = ("dose",)
@@ -79,20 +83,18 @@ def order_problems(store: Store, subjects: Iterable[str] | None = None) -> tuple
     return len(rows), problems
 
 
-def _register_audit_check() -> None:
-    from .. import audit
-
-    @audit.register_check("enrollment sequencing")
-    def _enrolled_first(store: Store) -> audit.CheckResult:
-        """Enrollment after an eligible screening; every dose after the enrollment."""
-        checked, problems = order_problems(store)
-        return audit.CheckResult("enrollment sequencing", checked, [p for _, p in problems])
+def _enrolled_first(store: Store) -> audit.CheckResult:
+    """Enrollment after an eligible screening; every dose after the enrollment."""
+    checked, problems = order_problems(store)
+    return audit.CheckResult("enrollment sequencing", checked, [p for _, p in problems])
 
 
-_register_audit_check()
-
-
-@after_ingest_hook
 def hold_records_out_of_order(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook: a bundle enrolling before screening or dosing before enrollment is held."""
     hold_on_problems(store, events, order_problems)
+
+
+def register(registry: Registry) -> None:
+    """The enrollment-sequencing audit check and its hold at sync import."""
+    registry.audit_check("enrollment sequencing", _enrolled_first)
+    registry.after_ingest(hold_records_out_of_order)

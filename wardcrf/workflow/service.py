@@ -13,27 +13,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import plausibility, records, text
 from .. import protocol as protocols
 from ..canonical import dumps
 from ..errors import AuthError, Refused, UsageError, ValidationFailed
 from ..eventlog import Event, get
+from ..evidence import resolve_photo
 from ..forms import Context, check
 from ..plausibility import SoftWarning
-from ..site import Session
 from .base import PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
 from .idclash import CREATES as CREATES_PARTICIPANT
 from .participants import consent_state, new_participant_id, relog_failed_signature, sign_consent
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 
 def _resolver(session: Session) -> Any:
     """Resolve photo fields for real: `@path` imports the photo (inside the record's transaction)."""
 
     def resolve(raw: str) -> str:
-        from ..evidence import resolve_photo
-
         return resolve_photo(session, raw)
 
     return resolve

@@ -11,17 +11,20 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import protocol as protocols
 from .. import text
 from ..clock import zone
 from ..errors import Refused
-from ..site import Session
+from ..registration import require_installed
 from ..store import Store
 from . import dosing, safety
 from .base import Participant, get_participant, now, participant_from_row, records_of
 from .participants import age_on, consent_state, sentinel_state, signed_consent
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 
 def status_of(p: Participant, consent_ok: bool, doses_given: int, planned: int) -> str:
@@ -556,9 +559,7 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
                 "state": "pending",
             }
         )
-    from ..projections import load_all
-
-    load_all()  # features register their worklist sources when their modules load
+    require_installed()  # the features' worklist sources
     for source in today_sources:
         items += source(store, at)
     items.sort(key=lambda i: (rank.get(i["state"], 4), i["due"] or "", i["participant"] or ""))

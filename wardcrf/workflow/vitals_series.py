@@ -12,11 +12,13 @@ measurements are not attached to a dose and are left out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import protocol as protocols
-from ..site import Session
 from .base import require_participant
+
+if TYPE_CHECKING:
+    from ..site import Session
 
 MEASURES = ("oxysat", "temp", "pulse", "resp", "sysbp", "diabp")
 """Columns of the `vitals` projection, in the order a ward reads them."""

@@ -32,15 +32,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import projections
 from .. import protocol as protocols
 from ..errors import Refused
-from ..eventlog import Event, projector
-from ..records import RecordState, form_hook
+from ..eventlog import Event
+from ..records import RecordState
 from ..store import Store
 from . import dosing
+
+if TYPE_CHECKING:
+    from ..features import Registry
 
 PARTICIPANTS = "participants"
 """The `counters` row holding the number of participants on the site."""
@@ -105,7 +108,6 @@ def refresh(store: Store, pid: str, sched: Any = None) -> None:
         )
 
 
-@projections.derived_index("ward_queue", "counters")
 def derive(target: Store, _source: Store) -> int:
     """Every row and the counter in one pass over the projections (after a replay)."""
     target.execute("DELETE FROM ward_queue")
@@ -118,7 +120,6 @@ def derive(target: Store, _source: Store) -> int:
     return len(rows)
 
 
-@form_hook(*_FORMS)
 def _after_record(store: Store, rec: RecordState) -> None:
     """Runs after the form's own hooks (this module is imported after theirs)."""
     if projections.replaying():
@@ -129,7 +130,6 @@ def _after_record(store: Store, rec: RecordState) -> None:
         refresh(store, rec.subject.removeprefix("participant:"))
 
 
-@projector("protocol.loaded")
 def _schedule_changed(store: Store, _e: Event) -> None:
     """A protocol version moves every due time: recompute every row (rare; O(participants))."""
     if projections.replaying():
@@ -221,3 +221,10 @@ def page(store: Store, at: datetime, offset: int, limit: int | None, *, dsmg_hol
         ids.extend(got)
         skip = 0
     return Page(ids, count(store), attention)
+
+
+def register(registry: Registry) -> None:
+    """Plug this module's projections and checks in (`wardcrf.features`)."""
+    registry.derived_index(derive, "ward_queue", "counters")
+    registry.form_hook(_after_record, *_FORMS)
+    registry.projector(_schedule_changed, "protocol.loaded")

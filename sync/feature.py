@@ -1,0 +1,16 @@
+"""Sync as a feature: the device registry's and queries' projectors and the photo-reference index."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import pending
+from . import registry as device_registry
+
+if TYPE_CHECKING:
+    from wardcrf.features import Registry
+
+
+def register(registry: Registry) -> None:
+    device_registry.register(registry)
+    pending.register(registry)

@@ -1,0 +1,134 @@
+"""The features of wardcrf, listed in one place, and the registry they plug into.
+
+The core (event log, records, audit, sync import) runs code that features
+own: projectors that keep each feature's tables, hooks on form records,
+pre-dose gates, worklist sources, work after a sync bundle, integrity checks
+for `audit verify` and derived indexes for `db rebuild`. Each feature module
+has one `register(registry)` function saying what it adds; `FEATURES` below
+lists them in the order they run; `install()` calls each once. Nothing
+registers itself when imported: what a reader sees here is what runs, and a
+static import analysis sees the same graph (`lint-imports`, docs/architecture.md).
+
+`Site.init` and `Site.unlock_key` (under every sign-in, recovery, restore and
+the hub) call `install()`, so every session works with every feature; code
+that opens a bare `Store` (tests, benchmarks) calls it itself. Registration order is behaviour: a
+type's projectors and a form's hooks run in the order registered (the ward
+queue's hooks follow the forms' own), audit checks report in that order.
+
+To add a feature: write its module(s), give one of them a `register(registry)`
+adding what it needs with the methods below, and add it to `FEATURES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import (
+    audit,
+    authority,
+    eventlog,
+    evidence,
+    ingest,
+    projections,
+    protocol,
+    records,
+    registration,
+    sdv,
+    signatures,
+    users,
+    workflow,
+)
+from .coding import projection as coding
+from .coldchain import feature as coldchain
+from .photos import feature as photos
+from .sync import feature as sync
+from .workflow import dosing, status
+
+
+class Registry:
+    """Where a feature plugs in: each method adds to the table its owner reads.
+
+    The tables stay with their owners (`eventlog` runs projectors, `records`
+    form hooks, `audit` checks...); this is the one door features use.
+    Adding the same function twice is a no-op, so `install` is idempotent.
+    """
+
+    def projector(self, fn: eventlog.Projector, *types: str) -> None:
+        """`fn(store, event)` keeps projection tables for `types`: deterministic, no clock (replayed by `db rebuild`)."""
+        eventlog.add_projector(fn, *types)
+
+    def every_event_projector(self, fn: eventlog.Projector) -> None:
+        """`fn(store, event)` sees every event after its type's own projectors (indexes by content)."""
+        eventlog.every_event_projector(fn)
+
+    def form_hook(self, fn: records.FormHook, *forms: str) -> None:
+        """`fn(store, record)` projects a form after its submission and each amendment."""
+        records.add_form_hook(fn, *forms)
+
+    def record_hook(self, fn: records.FormHook) -> None:
+        """`fn(store, record)` sees every form's records, after the form's own hooks."""
+        records.record_hook(fn)
+
+    def form_actions(self, form: str, *, submit: str, amend: str = "record.amend") -> None:
+        """The `roles.py` actions that may submit and amend records of `form` (checked again on sync import)."""
+        authority.form_actions(form, submit=submit, amend=amend)
+
+    def dose_gate(self, fn: dosing.DoseGate) -> None:
+        """`fn(store, kit, start)` raises `Refused` when the kit may not be given now."""
+        dosing.register_dose_gate(fn)
+
+    def today_source(self, fn: status.TodaySource) -> None:
+        """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""
+        status.register_today_source(fn)
+
+    def photo_resolver(self, fn: evidence.PhotoResolver) -> None:
+        """`fn(session, raw)` turns `@path`, a tray id or a reference into a stored photo's reference."""
+        evidence.set_photo_resolver(fn)
+
+    def after_ingest(self, fn: ingest.AfterIngest) -> None:
+        """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored."""
+        ingest.after_ingest_hook(fn)
+
+    def audit_check(self, name: str, fn: audit.Check) -> None:
+        """`fn(store)` is one named integrity check of `audit verify`."""
+        audit.register_check(name)(fn)
+
+    def derived_index(self, fn: projections.DerivedIndex, *tables: str) -> None:
+        """`fn(target, source)` re-derives `tables` from stored evidence (`db rebuild`, `--check`)."""
+        projections.derived_index(*tables)(fn)
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    register: Callable[[Registry], None]
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("audit trail", audit.register),
+    Feature("users", users.register),
+    Feature("records", records.register),
+    Feature("signatures", signatures.register),
+    Feature("photos", photos.register),
+    Feature("protocols", protocol.register),
+    Feature("workflow", workflow.register),
+    Feature("cold chain", coldchain.register),
+    Feature("sync", sync.register),
+    Feature("coding", coding.register),
+    Feature("source data verification", sdv.register),
+)
+
+_installed = False
+
+
+def install() -> None:
+    """Register every feature, once per process (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    registry = Registry()
+    for feature in FEATURES:
+        feature.register(registry)
+    _installed = True
+    registration.mark_installed()
