@@ -342,3 +342,21 @@ async def test_quit_keeps_the_field_being_typed_in_the_decision_draft(app_for, s
         await burst(pilot, "ctrl+q")
     kept = _decision_draft(site, pid)
     assert kept is not None and kept.fields == {"rationale": "two grade"} and kept.focus == "rationale"
+
+
+async def test_a_wrong_password_keeps_the_decision_draft(app_for, site, tmp_path):
+    from tui_helpers import burst
+
+    pid = enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _type_decision(pilot, "two grade 3 events", "halve the dose")
+        await burst(pilot, "ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, SignatureDialog)
+        await burst(pilot, *"wrong-password", "enter")
+        await settle(pilot)
+        assert "wrong password for dsmg" in _text(app, "#sig-message")
+        assert safety.decisions(app.ward.session.store, participant=pid) == []
+        kept = _decision_draft(site, pid)
+        assert kept is not None and kept.fields["rationale"] == "two grade 3 events"
