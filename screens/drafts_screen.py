@@ -73,6 +73,11 @@ def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
         module, name, _title = TRANSFER_SCREENS[draft.form]
         screen_class = getattr(importlib.import_module(f".{module}", __package__), name)
         return screen_class(ward, initial=draft.fields, focus=draft.focus)
+    if draft.form == "dsmg_decision" and pid:
+        from .dsmg import DsmgScreen
+
+        # The board, which opens the decision dialog over itself: Esc goes back to the board.
+        return DsmgScreen(ward, resume=(pid, dict(draft.fields), draft.focus))
     from .form_picker import screen_for
 
     return screen_for(ward, draft.form, pid, dict(draft.fields), focus=draft.focus)

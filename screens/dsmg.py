@@ -35,7 +35,8 @@ from .footer import WardFooter
 from .i18n import label_width, language, pad, t
 from .status import StatusBar
 from .tables import WardTable
-from .typeahead import WardInput, WardSelect
+from .typeahead import WardInput, WardSelect, focus_now
+from .unsaved import UnsavedWork
 from .ward import Ward
 
 
@@ -62,13 +63,15 @@ class DsmgScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "key.back"),
     ]
 
-    def __init__(self, ward: Ward) -> None:
+    def __init__(self, ward: Ward, *, resume: tuple[str, dict[str, Any], str | None] | None = None) -> None:
+        """`resume`: (participant, values, focused field) of a decision draft to reopen at once."""
         super().__init__()
         self.ward = ward
         self.board: dict[str, Any] | None = None
-        self.selected: str | None = None
+        self.selected: str | None = resume[0] if resume else None
         self.show_history = False
         self.proto = ward.call(lambda s: protocols.active(s.store))
+        self.resume = resume
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, t("dsmg.title"))
@@ -98,6 +101,10 @@ class DsmgScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.load)
+        if self.resume is not None:
+            participant, values, focus = self.resume
+            self.resume = None
+            self.call_after_refresh(self._open_decision, participant, values, focus)
 
     def relabelled(self) -> None:
         """After a language switch: refill from what was loaded."""
@@ -361,16 +368,22 @@ class DsmgScreen(Screen[None]):
         if self.selected is None:
             self._say(t("dsmg.no_participant"), True)
             return
+        self._open_decision(self.selected)
+
+    def _open_decision(
+        self, participant: str, initial: dict[str, Any] | None = None, focus: str | None = None
+    ) -> None:
+        """The decision dialog for `participant` (from a draft: its values, the cursor where it was)."""
 
         def done(event: Any) -> None:
             if event is not None:
                 decision = (event.body.get("data") or {}).get("decision", "")
-                self.app.notify(
-                    t("dsmg.decided", decision=self._choice(decision), participant=self.selected or "")
-                )
+                self.app.notify(t("dsmg.decided", decision=self._choice(decision), participant=participant))
                 self.load()
 
-        self.app.push_screen(DecisionDialog(self.ward, self.selected, self.proto), done)
+        self.app.push_screen(
+            DecisionDialog(self.ward, participant, self.proto, initial=initial, focus=focus), done
+        )
 
     def action_review_sae(self) -> None:
         """The DSMG's relatedness review of the selected participant's next SAE awaiting it."""
@@ -406,27 +419,41 @@ def _hub_decisions(session: Any) -> list[dict[str, Any]]:
     return registry.decisions_received(session.store)
 
 
-class DecisionDialog(ModalScreen[Any]):
+class DecisionDialog(UnsavedWork, ModalScreen[Any]):
     """Decision, rationale and (for alter) the change; checked, then signed and saved.
 
     Dismissed with the saved decision's event, or None (cancelled). A
-    refusal or a wrong password keeps every value typed here.
+    refusal or a wrong password keeps every value typed here. What is typed
+    is kept as the member's draft like any form's (`UnsavedWork`, key
+    ``dsmg_decision`` + ``participant:<id>``): a crash while a rationale is
+    being typed loses at most that field; signing ends the draft in the
+    decision's own transaction; Esc + y throws it away.
     """
 
     CSS_PATH = ["dialogs.tcss", "dsmg.tcss"]  # noqa: RUF012
     AUTO_FOCUS = "#decision"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "sign", "key.save", priority=True),
-        Binding("escape", "cancel", "key.cancel"),
+        Binding("escape", "back", "key.cancel"),
     ]
     FIELDS = ("decision", "rationale", "change")
 
-    def __init__(self, ward: Ward, participant: str, proto: protocols.Protocol) -> None:
+    def __init__(
+        self,
+        ward: Ward,
+        participant: str,
+        proto: protocols.Protocol,
+        *,
+        initial: dict[str, Any] | None = None,
+        focus: str | None = None,
+    ) -> None:
         super().__init__()
         self.ward = ward
         self.participant = participant
         self.form = proto.form("dsmg_decision")
         self.busy = False
+        self.initial = {k: str(v) for k, v in (initial or {}).items() if k in self.FIELDS}
+        self.restore_focus = focus if focus in self.FIELDS else None
 
     def compose(self) -> ComposeResult:
         lang = language()
@@ -439,18 +466,18 @@ class DecisionDialog(ModalScreen[Any]):
             yield Static(t("dsmg_decision.title", participant=self.participant), classes="dialog-title")
             with Grid(classes="dialog-grid"):
                 yield Label(pad(labels["decision"], width))
-                yield WardSelect(
-                    [
-                        (protocols.tr(c.label, lang), str(c.code))
-                        for c in self.form.fields["decision"].choices
-                    ],
-                    id="decision",
-                    prompt=t("form.choose"),
-                )
+                choices = [
+                    (protocols.tr(c.label, lang), str(c.code)) for c in self.form.fields["decision"].choices
+                ]
+                chosen = self.initial.get("decision")
+                select = WardSelect(choices, id="decision", prompt=t("form.choose"))
+                if chosen in {code for _label, code in choices}:  # a draft's choice the protocol still has
+                    select.value = chosen
+                yield select
                 yield Label(pad(labels["rationale"], width))
-                yield WardInput(id="rationale")
+                yield WardInput(self.initial.get("rationale", ""), id="rationale")
                 yield Label(pad(labels["change"], width))
-                yield WardInput(id="change")
+                yield WardInput(self.initial.get("change", ""), id="change")
             yield Static("", id="decision-problems", classes="refusal")
             yield Static(t("dsmg_decision.hint"), classes="muted")
         yield WardFooter()
@@ -473,22 +500,29 @@ class DecisionDialog(ModalScreen[Any]):
         else:
             self.focus_next()
 
-    def is_dirty(self) -> bool:
-        """Anything typed or chosen (Esc and ctrl+q then ask before it is lost)."""
-        return bool(self.values())
+    # -- what `UnsavedWork` asks of a form ------------------------------------------------
+    def typed(self) -> dict[str, Any]:
+        return self.values()
 
-    def action_cancel(self) -> None:
-        """Esc: close at once when nothing is typed; else ask (y discards, anything else keeps)."""
-        if not self.is_dirty():
-            self.dismiss(None)
-            return
-        from .discard_dialog import DiscardDialog
+    def draft_key(self) -> tuple[str, str] | None:
+        return "dsmg_decision", f"participant:{self.participant}"
 
-        def closed(discard: bool | None) -> None:
-            if discard:
-                self.dismiss(None)
+    def focused_field(self) -> str | None:
+        focused = self.focused
+        if focused is None:
+            return None
+        for name in self.FIELDS:
+            widget = self.query_one(f"#{name}")
+            if focused is widget or widget in focused.ancestors:
+                return name
+        return None
 
-        self.app.push_screen(DiscardDialog(), closed)
+    def on_mount(self) -> None:
+        if self.restore_focus:
+            focus_now(self.query_one(f"#{self.restore_focus}"))
+
+    def leave(self) -> None:
+        self.dismiss(None)
 
     def action_sign(self) -> None:
         if self.busy:
@@ -503,6 +537,7 @@ class DecisionDialog(ModalScreen[Any]):
 
         from .sign_dialog import SignatureDialog
 
+        draft = self.draft_key() if self.keeps_drafts else None
         try:
 
             def check() -> Any:
@@ -535,7 +570,7 @@ class DecisionDialog(ModalScreen[Any]):
                     meaning=dsmg.DECISION_MEANING,
                     signer=self.ward.user,
                     sign=lambda _signer, password: self.ward.call(
-                        dsmg.decide, self.participant, raw, password=password
+                        dsmg.decide, self.participant, raw, password=password, draft=draft
                     ),
                 )
             )

@@ -57,9 +57,9 @@ def closing_draft(session: Any, key: tuple[str, str] | None, save: Callable[[], 
 def holds_typed_work(screen: Screen[Any]) -> bool:
     """Whether a screen holds typed values that quitting would end.
 
-    A form screen (`UnsavedWork`) says so through `is_dirty`; a dialog with
-    typed values and no draft of its own (the DSMG decision) may offer the
-    same method, and is asked about too.
+    A form screen or dialog (`UnsavedWork`, the DSMG decision included) says
+    so through `is_dirty`; any other screen offering the same method is
+    asked about too.
     """
     is_dirty = getattr(screen, "is_dirty", None)
     return bool(callable(is_dirty) and is_dirty())
@@ -157,11 +157,15 @@ class UnsavedWork(Screen[Any]):
     def action_back(self) -> None:
         """Esc: close at once when nothing is typed; else ask (y discards, anything else keeps)."""
         if not self.is_dirty():
-            self.app.pop_screen()
+            self.leave()
             return
         self.app.push_screen(DiscardDialog(), self._answered)
 
     def _answered(self, discard: bool | None) -> None:
         if discard:
             self.end_draft()
-            self.app.pop_screen()
+            self.leave()
+
+    def leave(self) -> None:
+        """Close the screen, nothing saved (a dialog dismisses itself instead, with no result)."""
+        self.app.pop_screen()

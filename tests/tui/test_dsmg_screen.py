@@ -211,3 +211,152 @@ async def test_esc_and_ctrl_q_on_a_typed_decision_ask_before_anything_is_lost(ap
         assert isinstance(app.screen, DsmgScreen)
         await burst(pilot, "d", "escape")  # nothing typed: closes at once
         assert isinstance(app.screen, DsmgScreen)
+
+
+# -- Issue 14, "nothing typed is ever lost": the decision dialog keeps a draft ------------------
+
+
+def _decision_draft(site, pid: str):
+    from wardcrf import drafts
+
+    s = site.unlock("dsmg", PASSWORD)
+    try:
+        return drafts.get(s, "dsmg_decision", context=f"participant:{pid}")
+    finally:
+        s.close()
+
+
+async def _open_dialog(pilot) -> DecisionDialog:
+    await _open_board(pilot)
+    await pilot.press("d")
+    await settle(pilot)
+    dialog = pilot.app.screen
+    assert isinstance(dialog, DecisionDialog)
+    return dialog
+
+
+async def _sign_decision(pilot) -> None:
+    """ctrl+s on the decision dialog, then the member's password: back at the board."""
+    from tui_helpers import burst
+
+    await burst(pilot, "ctrl+s")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, SignatureDialog)
+    await burst(pilot, *PASSWORD, "enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, DsmgScreen)
+
+
+async def _type_decision(pilot, rationale: str, change: str) -> DecisionDialog:
+    """Open the dialog, choose 'alter', type rationale and change, and leave the change field."""
+    from tui_helpers import burst
+
+    dialog = await _open_dialog(pilot)
+    await pilot.press("enter")  # opens the drop-down
+    await pilot.press("down", "down", "down", "enter")  # continue, stop, alter
+    await burst(pilot, "tab", *rationale, "tab", *change, "shift+tab")
+    await settle(pilot)  # the draft is kept in a thread worker: wait for it
+    return dialog
+
+
+async def test_a_typed_decision_survives_a_crash_and_is_offered_back(app_for, site, tmp_path):
+    from tui_helpers import burst
+    from wardcrf.screens.app import make_app
+    from wardcrf.screens.dashboard import DashboardScreen
+    from wardcrf.screens.drafts_screen import DraftsScreen
+
+    pid = enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _type_decision(pilot, "two grade 3 events", "halve the dose")
+        # A crash now: the draft row is already in the database, no save, no quit.
+        kept = _decision_draft(site, pid)
+        assert kept is not None
+        assert kept.fields == {
+            "decision": "alter",
+            "rationale": "two grade 3 events",
+            "change": "halve the dose",
+        }
+        assert kept.focus == "rationale"
+    again = make_app(site.data_dir)
+    async with again.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await burst(pilot, *"dsmg", "tab", *PASSWORD, "enter")
+        assert isinstance(again.screen, DashboardScreen)
+        assert "unsaved" in str(again.screen.query_one("#dash-drafts", Static).content).lower()
+        await burst(pilot, "u")
+        assert isinstance(again.screen, DraftsScreen)
+        await burst(pilot, "enter")
+        dialog = again.screen
+        assert isinstance(dialog, DecisionDialog) and dialog.participant == pid
+        assert isinstance(again.screen_stack[-2], DsmgScreen)  # Esc goes back to the board
+        assert dialog.values() == {
+            "decision": "alter",
+            "rationale": "two grade 3 events",
+            "change": "halve the dose",
+        }
+        assert again.focused is dialog.query_one("#rationale")  # back where the cursor was
+        await _sign_decision(pilot)  # signing the reopened decision ends the draft
+    assert _decision_draft(site, pid) is None
+
+
+async def test_signing_the_decision_leaves_no_draft(app_for, site, tmp_path):
+    pid = enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _type_decision(pilot, "two grade 3 events", "halve the dose")
+        assert _decision_draft(site, pid) is not None
+        await _sign_decision(pilot)
+        [d] = safety.decisions(app.ward.session.store, participant=pid)
+        assert d["decision"] == "alter" and d["change"] == "halve the dose"
+    assert _decision_draft(site, pid) is None
+
+
+async def test_esc_and_y_on_a_typed_decision_throws_its_draft_away(app_for, site, tmp_path):
+    from tui_helpers import burst
+    from wardcrf.screens.discard_dialog import DiscardDialog
+
+    pid = enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(100, 30)) as pilot:
+        dialog = await _type_decision(pilot, "two grade 3 events", "halve the dose")
+        assert _decision_draft(site, pid) is not None
+        await burst(pilot, "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n")  # kept: the draft too
+        assert app.screen is dialog and _decision_draft(site, pid) is not None
+        await burst(pilot, "escape", "y")
+        assert isinstance(app.screen, DsmgScreen)
+        assert _decision_draft(site, pid) is None
+        assert safety.decisions(app.ward.session.store, participant=pid) == []
+
+
+async def test_quit_keeps_the_field_being_typed_in_the_decision_draft(app_for, site, tmp_path):
+    from tui_helpers import burst
+
+    pid = enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open_dialog(pilot)
+        await burst(pilot, "tab", *"two grade")  # never left the field
+        await burst(pilot, "ctrl+q")
+    kept = _decision_draft(site, pid)
+    assert kept is not None and kept.fields == {"rationale": "two grade"} and kept.focus == "rationale"
+
+
+async def test_a_wrong_password_keeps_the_decision_draft(app_for, site, tmp_path):
+    from tui_helpers import burst
+
+    pid = enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _type_decision(pilot, "two grade 3 events", "halve the dose")
+        await burst(pilot, "ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, SignatureDialog)
+        await burst(pilot, *"wrong-password", "enter")
+        await settle(pilot)
+        assert "wrong password for dsmg" in _text(app, "#sig-message")
+        assert safety.decisions(app.ward.session.store, participant=pid) == []
+        kept = _decision_draft(site, pid)
+        assert kept is not None and kept.fields["rationale"] == "two grade 3 events"

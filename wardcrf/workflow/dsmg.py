@@ -183,13 +183,25 @@ def review(session: Session, *, today: date) -> dict[str, Any]:
     return {"gate": gate_state(store, proto), "participants": people}
 
 
-def decide(session: Session, participant: str, raw: Mapping[str, Any], *, password: str) -> Event:
+def decide(
+    session: Session,
+    participant: str,
+    raw: Mapping[str, Any],
+    *,
+    password: str,
+    draft: tuple[str, str] | None = None,
+) -> Event:
     """Record a DSMG decision about `participant`, signed by the member ("approved").
 
     `raw` holds the `dsmg_decision` form's fields (decision, rationale,
     change for an alter, time). Saved with its signature or not at all.
+    `draft` (form, context): the member's draft of this decision, ended in
+    the same transaction (a saved decision and a leftover draft of it never
+    both exist). It is ended here, not by the caller wrapping this call in
+    a transaction of its own: a wrong password's failure record must be
+    written after this transaction rolls back, outside any other.
     """
-    from .. import signatures, users
+    from .. import drafts, signatures, users
     from ..clock import iso_utc, now_utc
     from .service import submit
 
@@ -198,6 +210,8 @@ def decide(session: Session, participant: str, raw: Mapping[str, Any], *, passwo
         with session.store.transaction():
             event = submit(session, "dsmg_decision", raw, participant=participant)
             signatures.sign(session, target=event.id, meaning=DECISION_MEANING, password=password)
+            if draft is not None:
+                drafts.discard(session, draft[0], context=draft[1])
     except AuthError as exc:
         # The failure logged inside the rolled-back transaction is logged again.
         if str(exc).startswith("wrong password"):
