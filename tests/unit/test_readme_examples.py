@@ -76,6 +76,7 @@ def test_coordinator_and_auditor_examples_run_as_written(tmp_path, monkeypatch):
         "A coordinator's export (ward or hub)",
         "An auditor's verification",
         "A monitor's source-data verification",
+        "A monitor's periodic audit-trail review",
     )
     for title in blocks:
         for line in _block(title):
@@ -96,7 +97,7 @@ def test_coordinator_and_auditor_examples_run_as_written(tmp_path, monkeypatch):
                 digest = out.split()[0]
                 code, log = _wardcrf(["log", "--type", "export.plaintext"], env, monkeypatch)
                 assert digest in log  # "matches the SHA-256 in that event"
-    assert ran >= 16
+    assert ran >= 19
     code, out = _wardcrf(["report", "sdv", "--json"], env, monkeypatch)
     totals = json.loads(out)["totals"]
     assert code == 0 and totals["verified"] == 1 and totals["partly verified"] == 1
