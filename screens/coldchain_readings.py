@@ -26,12 +26,13 @@ from wardcrf.coldchain import reports, services
 from wardcrf.errors import UsageError, WardError
 
 from .coldchain_widgets import PathPicker, local_time, now_text
+from .drafts_screen import READING_FORM
 from .errors import message_of
 from .footer import WardFooter
 from .i18n import label_width, pad, t
 from .status import StatusBar
-from .typeahead import WardInput
-from .unsaved import UnsavedWork, without_blanks
+from .typeahead import WardInput, focus_now
+from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 
 IMPORT_STAGES = 3  # read the file, parse and check it, store it
@@ -40,9 +41,13 @@ IMPORT_STAGES = 3  # read the file, parse and check it, store it
 class ReadingsScreen(UnsavedWork):
     """Manual readings and logger-file import for one storage unit.
 
-    A typed temperature (or a changed reading time) is data: Esc and ctrl+q
-    ask before it is lost (`UnsavedWork`; no draft is kept: one reading is
-    retyped in seconds, and a stale draft of "now" would mislead).
+    A typed temperature (or a changed reading time) is data: it is kept as
+    the pharmacist's draft like any form's (`UnsavedWork`, key
+    ``coldchain.reading`` + ``unit:<id>``), so a crash costs at most the
+    field being typed; the time is kept as shown, which is when the reading
+    was taken, not when the draft is reopened. Esc and ctrl+q ask before it
+    is lost; Esc + y throws the draft away; saving ends it in the reading's
+    own transaction.
     """
 
     CSS_PATH = "coldchain_readings.tcss"
@@ -55,12 +60,25 @@ class ReadingsScreen(UnsavedWork):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
-    def __init__(self, ward: Ward, unit: str | None = None) -> None:
+    MANUAL = ("at", "temp")
+    """The manual reading's fields (what a draft keeps; the logger file's path is not data)."""
+
+    def __init__(
+        self,
+        ward: Ward,
+        unit: str | None = None,
+        *,
+        initial: dict[str, Any] | None = None,
+        focus: str | None = None,
+    ) -> None:
+        """`initial`, `focus`: a draft's values and the field the cursor was in (reopened)."""
         super().__init__()
         self.ward = ward
         self.unit = unit
         self.units: list[dict[str, Any]] = []
-        self.values: dict[str, str] = {"at": now_text(ward), "temp": "", "path": ""}
+        kept = {k: str(v) for k, v in (initial or {}).items() if k in self.MANUAL}
+        self.values: dict[str, str] = {"at": now_text(ward), "temp": "", "path": "", **kept}
+        self.restore_focus = focus if focus in self.MANUAL else None
         self.result_lines: list[str] = []
         self.importing = False
 
@@ -106,12 +124,22 @@ class ReadingsScreen(UnsavedWork):
     def on_mount(self) -> None:
         self.query_one("#lg-progress").display = False
         self.load_units()
+        if self.restore_focus:
+            focus_now(self.query_one(f"#rd-{self.restore_focus}"))
 
+    # -- what `UnsavedWork` asks of a form ------------------------------------------------
     def typed(self) -> dict[str, Any]:
         """The manual reading as typed (the logger file's path is not data: left out)."""
-        return without_blanks(
-            {"at": self.query_one("#rd-at", Input).value, "temp": self.query_one("#rd-temp", Input).value}
-        )
+        return without_blanks({name: self.query_one(f"#rd-{name}", Input).value for name in self.MANUAL})
+
+    def draft_key(self) -> tuple[str, str] | None:
+        unit = self.current_unit() if self.is_mounted else None
+        unit = unit or self.unit
+        return (READING_FORM, f"unit:{unit}") if unit else None
+
+    def focused_field(self) -> str | None:
+        focused = self.focused
+        return next((n for n in self.MANUAL if focused is not None and focused.id == f"rd-{n}"), None)
 
     def remember(self) -> None:
         if self.is_mounted:
@@ -154,6 +182,28 @@ class ReadingsScreen(UnsavedWork):
         if self.unit and any(u["unit"] == self.unit for u in self.units):
             select.value = self.unit
 
+    @on(Select.Changed, "#rd-unit")
+    def _unit_chosen(self) -> None:
+        """The reading is for another unit now: its draft moves with it (one reading, one draft).
+
+        Done here, on the UI thread, before this returns: the old unit's draft
+        is thrown away and the reading kept under the new one, so no ghost
+        reading is offered back for a unit it was never taken in.
+        """
+        old, new = self.unit, self.current_unit()
+        if new is None or new == old:
+            return
+        self.unit = new
+        if old is None or not self.keeps_drafts or not self.is_dirty():
+            return
+        from wardcrf import drafts
+
+        try:
+            self.ward.call(drafts.discard, READING_FORM, context=f"unit:{old}")
+        except WardError as exc:  # the old draft is offered again, never lost: say so
+            self.app.notify(message_of(exc), severity="warning")
+        self.keep_draft_now()
+
     def current_unit(self) -> str | None:
         select = self.query_one("#rd-unit", Select)
         return None if select.is_blank() else str(select.value)
@@ -185,12 +235,18 @@ class ReadingsScreen(UnsavedWork):
         except ValueError:
             self._say(t("cc.bad_temp", value=raw), True)
             return
-        self.save_reading(unit, self.query_one("#rd-at", Input).value.strip(), temp)
+        key = self.draft_key() if self.keeps_drafts else None  # read here, on the UI thread
+        self.save_reading(unit, self.query_one("#rd-at", Input).value.strip(), temp, key)
 
     @work(thread=True, exclusive=True, group="cc-reading")
-    def save_reading(self, unit: str, at: str, temp: float) -> None:
+    def save_reading(self, unit: str, at: str, temp: float, draft: tuple[str, str] | None) -> None:
+        """Save the reading and end its draft (`draft`) in the same transaction."""
         try:
-            event = self.ward.call(services.record_reading, unit, at=at, temp_c=temp)
+            event = self.ward.call(
+                lambda s: closing_draft(
+                    s, draft, lambda: services.record_reading(s, unit, at=at, temp_c=temp)
+                )
+            )
         except WardError as exc:
             self.app.call_from_thread(self._say, message_of(exc), True)
             return

@@ -40,15 +40,25 @@ TRANSFER_SCREENS = {
 }
 """A cold-chain draft's form -> (module, screen class, title message id)."""
 
+READING_FORM = "coldchain.reading"
+"""A manual temperature reading's draft: the reading's form (`services.FORM_READING`), per unit (``unit:<id>``)."""
+
 
 def participant_of(draft: drafts.Draft) -> str | None:
     return draft.context.removeprefix("participant:") if draft.context.startswith("participant:") else None
+
+
+def unit_of(draft: drafts.Draft) -> str | None:
+    """The storage unit a draft is kept for (a manual temperature reading), if any."""
+    return draft.context.removeprefix("unit:") if draft.context.startswith("unit:") else None
 
 
 def form_title(ward: Ward, draft: drafts.Draft) -> str:
     """What the person called the form: the protocol's label, or the screen's title."""
     if draft.form == "dose_visit":
         return t("dose.title")
+    if draft.form == READING_FORM:
+        return t("cc.readings")
     if draft.form in TRANSFER_SCREENS:
         return t(TRANSFER_SCREENS[draft.form][2])
     try:
@@ -73,6 +83,10 @@ def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
         module, name, _title = TRANSFER_SCREENS[draft.form]
         screen_class = getattr(importlib.import_module(f".{module}", __package__), name)
         return screen_class(ward, initial=draft.fields, focus=draft.focus)
+    if draft.form == READING_FORM and unit_of(draft):
+        from .coldchain_readings import ReadingsScreen
+
+        return ReadingsScreen(ward, unit_of(draft), initial=draft.fields, focus=draft.focus)
     if draft.form == "dsmg_decision" and pid:
         from .dsmg import DsmgScreen
 
@@ -138,7 +152,7 @@ class DraftsScreen(Screen[None]):
             table.add_row(
                 times.local(d.saved_at),
                 title,
-                participant_of(d) or "—",
+                participant_of(d) or unit_of(d) or "—",
                 str(len(d.fields)),
                 key=str(i),
             )

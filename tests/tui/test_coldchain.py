@@ -586,3 +586,150 @@ def test_a_transfer_screen_that_forgets_a_signing_hook_fails_to_build() -> None:
 
     with pytest.raises(TypeError, match="abstract methods parties, submit"):
         Incomplete()
+
+
+# -- issue 14, "nothing typed is ever lost": the manual reading keeps a draft -------------------
+
+
+def _reading_draft(site, unit: str = "FRZ-1"):
+    from wardcrf import drafts
+
+    s = site.unlock("pharmacist", PASSWORD)
+    try:
+        return drafts.get(s, "coldchain.reading", context=f"unit:{unit}")
+    finally:
+        s.close()
+
+
+async def _type_reading(pilot, site, at: str, temp: str) -> ReadingsScreen:
+    """Open the readings of FRZ-1, type the time and the temperature, leave the field: kept."""
+    from tui_helpers import burst
+
+    await open_home(pilot)
+    await pilot.press("m")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, ReadingsScreen) and screen.current_unit() == "FRZ-1"
+    screen.query_one("#rd-at", Input).value = at
+    await burst(pilot, *temp, "shift+tab")  # the cursor leaves the temperature for the time
+    await until(pilot, lambda: _reading_draft(site) is not None)  # kept in a worker: wait for it
+    return screen
+
+
+async def test_a_typed_manual_reading_is_kept_and_offered_back_at_the_next_sign_in(
+    app_for, site, tmp_path, session_for
+):
+    from tui_helpers import burst
+    from wardcrf.screens.app import make_app
+    from wardcrf.screens.dashboard import DashboardScreen
+    from wardcrf.screens.drafts_screen import DraftsScreen
+
+    add_unit_and_lot(session_for("pharmacist"))
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _type_reading(pilot, site, "2020-03-16 08:40", "-19.5")
+        # A crash now: the draft row is already in the database, nothing saved, no quit.
+        kept = _reading_draft(site)
+        assert kept is not None
+        assert kept.fields == {"at": "2020-03-16 08:40", "temp": "-19.5"} and kept.focus == "at"
+    assert session_for("auditor").store.scalar("SELECT count(*) FROM cc_manual_readings") == 0
+    again = make_app(site.data_dir)
+    async with again.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await burst(pilot, *"pharmacist", "tab", *PASSWORD, "enter")
+        assert isinstance(again.screen, DashboardScreen)
+        assert "unsaved" in str(again.screen.query_one("#dash-drafts", Static).content).lower()
+        await burst(pilot, "u")
+        assert isinstance(again.screen, DraftsScreen)
+        await settle(pilot)
+        assert again.screen.query_one("#drafts", DataTable).get_row_at(0)[2] == "FRZ-1"
+        await burst(pilot, "enter")
+        await settle(pilot)
+        screen = again.screen
+        assert isinstance(screen, ReadingsScreen) and screen.current_unit() == "FRZ-1"
+        assert screen.query_one("#rd-at", Input).value == "2020-03-16 08:40"
+        assert screen.query_one("#rd-temp", Input).value == "-19.5"
+        assert again.focused is screen.query_one("#rd-at")  # back where the cursor was
+        await burst(pilot, "ctrl+s")  # saving the reopened reading ends its draft
+        await until(pilot, lambda: "Saved -19.5 °C for FRZ-1" in text(again, "#rd-message"))
+    assert _reading_draft(site) is None
+    assert session_for("auditor").store.scalar("SELECT count(*) FROM cc_manual_readings") == 1
+
+
+async def test_saving_the_manual_reading_leaves_no_draft(app_for, site, tmp_path, session_for):
+    from tui_helpers import burst
+
+    add_unit_and_lot(session_for("pharmacist"))
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _type_reading(pilot, site, "2020-03-16 08:40", "-19.5")
+        await burst(pilot, "ctrl+s")
+        await until(pilot, lambda: "Saved -19.5 °C for FRZ-1" in text(app, "#rd-message"))
+        assert _reading_draft(site) is None
+    assert session_for("auditor").store.scalar("SELECT count(*) FROM cc_manual_readings") == 1
+
+
+async def test_a_refused_manual_reading_keeps_its_draft(app_for, site, tmp_path, session_for):
+    from tui_helpers import burst
+
+    add_unit_and_lot(session_for("pharmacist"))
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _type_reading(pilot, site, "2020-03-17 08:00", "-20")  # tomorrow: refused
+        await burst(pilot, "ctrl+s")
+        await until(pilot, lambda: "in the future" in text(app, "#rd-message"))
+        kept = _reading_draft(site)
+        assert kept is not None and kept.fields == {"at": "2020-03-17 08:00", "temp": "-20"}
+    assert session_for("auditor").store.scalar("SELECT count(*) FROM cc_manual_readings") == 0
+
+
+async def test_esc_and_y_on_a_typed_manual_reading_throws_its_draft_away(app_for, site, tmp_path, session_for):
+    from tui_helpers import burst
+    from wardcrf.screens.discard_dialog import DiscardDialog
+
+    add_unit_and_lot(session_for("pharmacist"))
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _type_reading(pilot, site, "2020-03-16 08:40", "-19.5")
+        await burst(pilot, "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n")  # kept: the draft too
+        assert app.screen is screen and _reading_draft(site) is not None
+        await burst(pilot, "escape", "y")
+        assert isinstance(app.screen, ColdChainScreen)
+        assert _reading_draft(site) is None
+    assert session_for("auditor").store.scalar("SELECT count(*) FROM cc_manual_readings") == 0
+
+
+async def test_quit_keeps_the_temperature_being_typed_in_the_reading_draft(app_for, site, tmp_path, session_for):
+    from tui_helpers import burst
+
+    add_unit_and_lot(session_for("pharmacist"))
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_home(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, ReadingsScreen)
+        await burst(pilot, *"-19", "ctrl+q")  # never left the field
+    kept = _reading_draft(site)
+    assert kept is not None and kept.fields["temp"] == "-19" and kept.focus == "temp"
+
+
+async def test_choosing_another_unit_moves_the_reading_draft_with_it(app_for, site, tmp_path, session_for):
+    from tui_helpers import burst
+
+    ph = session_for("pharmacist")
+    add_unit_and_lot(ph)
+    services.add_unit(ph, "FRZ-2", name="spare freezer", location="ward 3")
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _type_reading(pilot, site, "2020-03-16 08:40", "-19.5")
+        screen.query_one("#rd-unit", Select).value = "FRZ-2"
+        await settle(pilot)
+        assert _reading_draft(site) is None  # no ghost reading left for FRZ-1
+        kept = _reading_draft(site, "FRZ-2")
+        assert kept is not None and kept.fields == {"at": "2020-03-16 08:40", "temp": "-19.5"}
+        await burst(pilot, "ctrl+s")
+        await until(pilot, lambda: "Saved -19.5 °C for FRZ-2" in text(app, "#rd-message"))
+        assert _reading_draft(site, "FRZ-2") is None and _reading_draft(site) is None
