@@ -73,8 +73,11 @@ def _kept(site: Site, pid: str):
 
 def test_sigkill_mid_form_loses_no_field(site, tmp_path: Path) -> None:
     pid = enroll(site, tmp_path)
+    # One tmux server per start: `kill-server` returns before the old server has
+    # gone, and a new session on the same socket can reach the dying server
+    # ("server exited unexpectedly").
     socket = f"wardcrf-draft-crash-{os.getpid()}"
-    app = App(socket, site.data_dir)
+    app = App(f"{socket}-first", site.data_dir)
     try:
         app.wait_for("Sign in")
         app.type("clinician")
@@ -100,7 +103,7 @@ def test_sigkill_mid_form_loses_no_field(site, tmp_path: Path) -> None:
     finally:
         app.close()
 
-    again = App(socket, site.data_dir)
+    again = App(f"{socket}-again", site.data_dir)
     try:
         again.wait_for("Sign in")
         again.type("clinician")
