@@ -14,14 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, _copy_site, _wf_sentinel_template, _wf_template, make_ward, photo_file
+from wf_support import PASSWORD, _copy_site, make_ward, photo_file
 
 from wardcrf import workflow
 from wardcrf.cli import form_cmds
 from wardcrf.errors import Refused, ValidationFailed
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 
 class Asked:

@@ -11,14 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import Ward, _copy_site, _wf_template, at, make_ward, today
+from wf_support import Ward, _copy_site, at, make_ward, today
 
 from wardcrf import workflow
 from wardcrf.errors import ValidationFailed
 from wardcrf.site import Site
 from wardcrf.workflow.base import get_participant
-
-__all__ = ["_wf_template"]
 
 
 @pytest.fixture

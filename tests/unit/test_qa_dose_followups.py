@@ -7,13 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template, at, make_ward, today
+from wf_support import Ward, _copy_site, at, make_ward, today
 
 from wardcrf import workflow
 from wardcrf.errors import Refused
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 VITALS = {"temp": "37", "pulse": "80", "resp": "18", "oxysat": "95"}

@@ -6,13 +6,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template, make_ward
+from wf_support import Ward, _copy_site, make_ward
 
 from wardcrf.errors import ValidationFailed
 from wardcrf.site import Site
 from wardcrf.workflow import status
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 

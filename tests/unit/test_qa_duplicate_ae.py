@@ -8,12 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template, make_ward
+from wf_support import Ward, _copy_site, make_ward
 
 from wardcrf.errors import ValidationFailed
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 AE = {

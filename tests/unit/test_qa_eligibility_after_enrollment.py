@@ -11,15 +11,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template, make_ward
+from wf_support import Ward, _copy_site, make_ward
 
 from wardcrf import workflow
 from wardcrf.errors import Refused
 from wardcrf.site import Site
 from wardcrf.workflow import status
 from wardcrf.workflow.base import get_participant
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 

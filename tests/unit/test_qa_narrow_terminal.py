@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wf_support import _copy_site, _wf_sentinel_template, _wf_template
+from wf_support import _copy_site
 
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 
 @pytest.fixture

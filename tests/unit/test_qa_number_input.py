@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from wf_support import _copy_site, _wf_sentinel_template, _wf_template
+from wf_support import _copy_site
 
 from wardcrf import forms
 from wardcrf.forms import _number
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 
 @pytest.fixture

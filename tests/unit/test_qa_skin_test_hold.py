@@ -10,13 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import Ward, _copy_site, _wf_template, make_ward, today
+from wf_support import Ward, _copy_site, make_ward, today
 
 from wardcrf import workflow
 from wardcrf.site import Site
 from wardcrf.workflow import status
-
-__all__ = ["_wf_template"]
 
 
 @pytest.fixture

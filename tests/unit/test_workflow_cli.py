@@ -7,20 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import (
-    PASSWORD,
-    _copy_site,
-    _wf_sentinel_template,
-    _wf_template,
-    at,
-    photo_file,
-    ready_kit_on,
-    today,
-)
+from wf_support import PASSWORD, _copy_site, at, photo_file, ready_kit_on, today
 
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from wf_support import Ward, _wf_template, at, make_ward, site, today
+from wf_support import Ward, at, make_ward, site, today
 
 from wardcrf import eventlog, projections, signatures, workflow
 from wardcrf.errors import AuthError, PermissionDenied, Refused, ValidationFailed
 
-__all__ = ["_wf_template", "site"]  # fixtures used by pytest
+__all__ = ["site"]  # fixtures used by pytest
 
 
 @pytest.fixture
