@@ -31,6 +31,7 @@ audit-trail review (`wardcrf report audit-review`) finds nothing.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -565,9 +566,7 @@ def _seed_cohort(
     for n, (prof, day0) in enumerate(zip(COHORT, day0s, strict=True), start=1):
         page = _consent_page(tmp, f"{n:03d}")
         signed = _when(day0, 8, 30)
-        timeline.at(
-            signed + timedelta(minutes=10), lambda n=n, signed=signed, page=page: consent(n, signed, page)
-        )
+        timeline.at(signed + timedelta(minutes=10), functools.partial(consent, n, signed, page))
         dob = date(day0.year - prof.age, 1 + (n * 5) % 12, 1 + (n * 3) % 27)
         if (dob.month, dob.day) > (day0.month, day0.day):
             dob = date(dob.year - 1, dob.month, dob.day)
