@@ -42,6 +42,7 @@ from . import (
 from .coding import projection as coding
 from .coldchain import feature as coldchain
 from .photos import feature as photos
+from .randomization import feature as randomization
 from .sync import feature as sync
 from .workflow import dosing, status
 
@@ -117,6 +118,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("sync", sync.register),
     Feature("coding", coding.register),
     Feature("source data verification", sdv.register),
+    Feature("randomization", randomization.register),
 )
 
 _installed = False

@@ -124,6 +124,7 @@ class AllocationList:
             "stratify_by": list(d.stratify_by),
             "strata": d.strata(self.site),
             "reveal": d.reveal,
+            "unblinding": d.unblinding,
             "per_stratum": self.per_stratum,
         }
 
