@@ -79,3 +79,23 @@ def trial(site: Site, session_for, tmp_path: Path) -> Trial:
     t = Trial(site, h, Ward(session_for, tmp_path / "pages"), tmp_path)
     t.device = card_of(site).device
     return t
+
+
+def send_ward_bundle(t: Trial) -> None:
+    """Every bundle the ward has not sent yet, imported at the hub (each must apply)."""
+    from wardcrf.sync import hub, ward
+
+    s = open_(t.ward_site)
+    out = t.tmp / f"out{t._stick}"
+    out.mkdir(exist_ok=True)
+    try:
+        files = ward.export(s, out).files
+    finally:
+        s.close()
+    hs = t.hub_session("admin")
+    try:
+        for f in files:
+            if f.name.endswith(".tar.age"):
+                assert hub.import_file(hs, f).ok
+    finally:
+        hs.close()

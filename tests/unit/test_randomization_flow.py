@@ -6,8 +6,7 @@ import collections
 import json
 
 import pytest
-from rand_support import OPEN_FOUR, Trial, _wf_template, blinded_two_to_one, site, trial
-from synckit import open_
+from rand_support import OPEN_FOUR, Trial, _wf_template, blinded_two_to_one, send_ward_bundle, site, trial
 
 from wardcrf import authority
 from wardcrf.errors import PermissionDenied, Refused
@@ -40,25 +39,6 @@ def _hub_list(t: Trial, list_id: str) -> dict:
         hs.close()
 
 
-def _send_ward_bundle(t: Trial) -> None:
-    from wardcrf.sync import hub, ward
-
-    s = open_(t.ward_site)
-    out = t.tmp / f"out{t._stick}"
-    out.mkdir(exist_ok=True)
-    try:
-        files = ward.export(s, out).files
-    finally:
-        s.close()
-    hs = t.hub_session("admin")
-    try:
-        for f in files:
-            if f.name.endswith(".tar.age"):
-                assert hub.import_file(hs, f).ok
-    finally:
-        hs.close()
-
-
 def test_open_four_arm_stratified_list_is_followed_exactly_and_the_hub_agrees(
     trial: Trial, session_for
 ) -> None:
@@ -81,7 +61,7 @@ def test_open_four_arm_stratified_list_is_followed_exactly_and_the_hub_agrees(
         got[a.stratum].append(a.arm)
     for stratum, arms in got.items():
         assert arms == want[stratum][: len(arms)]  # the list, in order, nothing skipped
-    _send_ward_bundle(trial)
+    send_ward_bundle(trial)
     rows = _hub_allocations(trial)
     assert len(rows) == 6
     hs = trial.hub_session()
@@ -117,7 +97,7 @@ def test_blinded_two_to_one_reveals_a_kit_number_only_and_the_arm_stays_sealed(
             text = json.dumps(row, default=str)
             assert "TECOVIRIMAT" not in text and "PLACEBO" not in text, table
     # the hub knows the arm behind the kit
-    _send_ward_bundle(trial)
+    send_ward_bundle(trial)
     assert _hub_allocations(trial)[0]["arm"] == entries[0]["arm"]
 
 
@@ -133,7 +113,7 @@ def test_an_exhausted_stratum_is_refused_naming_it_and_the_hub_is_told(trial: Tr
     with pytest.raises(Refused, match=r"^stratum site=WUH01 is exhausted: .*was not randomized"):
         service.allocate(clin, late)
     assert clin.store.scalar("SELECT COUNT(*) FROM rand_allocations") == 2
-    _send_ward_bundle(trial)
+    send_ward_bundle(trial)
     hs = trial.hub_session()
     try:
         assert hs.store.rows("SELECT stratum, participant FROM rand_exhausted") == [
@@ -242,7 +222,7 @@ def test_emergency_unblinding_reveals_one_arm_signed_and_witnessed_and_the_hub_l
             witness="clinician2",
             witness_password="test-password-1",
         )
-    _send_ward_bundle(trial)
+    send_ward_bundle(trial)
     hs = trial.hub_session()
     try:
         rows = hs.store.rows("SELECT participant, arm, reason, user, witness FROM rand_unblindings")
@@ -315,3 +295,60 @@ def test_an_open_label_participant_has_nothing_to_unblind(trial: Trial, session_
         service.unblind(
             session_for("investigator"), pid, reason="other", detail="x", password="test-password-1"
         )
+
+
+_KILL_ME = """
+import sys, threading
+from wardcrf.site import Session, Site
+
+real = Session.append
+
+def append_then_hang(self, **kw):
+    result = real(self, **kw)
+    if kw.get("type") == "randomization.allocated":
+        print("APPENDED", result.event.body["position"], flush=True)
+        threading.Event().wait()  # inside the open transaction: SIGKILL lands before the commit
+    return result
+
+Session.append = append_then_hang
+from wardcrf.randomization import service
+s = Site.open(sys.argv[1]).unlock("clinician", "test-password-1")
+service.allocate(s, sys.argv[2])
+"""
+
+
+def test_sigkill_mid_allocation_leaves_nothing_and_the_next_allocation_takes_the_same_entry(
+    trial: Trial, session_for
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    made = trial.make(blinded_two_to_one(), per_stratum=6)
+    entries = _hub_list(trial, made.list_id)["document"]["entries"]
+    pid = trial.participant()
+    for s in list(trial.wf._sessions.values()):
+        s.close()
+    trial.wf._sessions.clear()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_ME, str(trial.ward_site.data_dir), pid],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # blocks until the allocation event is written, uncommitted
+        assert line.split() == ["APPENDED", "1"], (
+            line,
+            proc.stderr.read() if proc.poll() is not None else "",
+        )
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    clin = session_for("clinician")
+    assert clin.store.scalar("SELECT COUNT(*) FROM events WHERE type = 'randomization.allocated'") == 0
+    again = service.allocate(clin, pid)
+    assert (again.position, again.kit) == (1, entries[0]["kit"])  # the same entry, not skipped
+    nxt = service.allocate(clin, trial.participant())
+    assert (nxt.position, nxt.kit) == (2, entries[1]["kit"])

@@ -1,0 +1,167 @@
+"""A tampered or forged allocation list is refused; allocations off the list are flagged at the hub."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from forge import append_raw
+from hub_delivery import deliver
+from rand_support import Trial, _wf_template, blinded_two_to_one, send_ward_bundle, site, trial
+from synckit import open_
+
+from wardcrf.errors import Refused
+from wardcrf.randomization import sealing, service
+
+__all__ = ["_wf_template", "site", "trial"]
+
+
+def _list_body(t: Trial) -> dict:
+    """A genuine list body as the hub signed it (made at the hub, not yet delivered)."""
+    hs = t.hub_session()
+    try:
+        made = service.make_list(hs, blinded_two_to_one(), "WUH01", t.device, 3)
+        return json.loads(hs.store.scalar("SELECT line FROM events WHERE id = ?", (made.event.id,)))["body"]
+    finally:
+        hs.close()
+
+
+def _deliver(t: Trial, body: dict) -> None:
+    s = open_(t.ward_site)
+    try:
+        deliver(s, "randomization.list_issued", body, subject="site:WUH01")
+    finally:
+        s.close()
+
+
+def _lists_on_ward(t: Trial) -> int:
+    s = open_(t.ward_site)
+    try:
+        return int(s.store.scalar("SELECT COUNT(*) FROM rand_lists"))
+    finally:
+        s.close()
+
+
+def _changed_entry(body: dict) -> None:
+    body["entries"][0]["sealed"] = body["entries"][1]["sealed"]
+
+
+def _dropped_entry(body: dict) -> None:
+    del body["entries"][0]
+
+
+def _swapped_digest(body: dict) -> None:
+    body["entries"][0]["digest"], body["entries"][1]["digest"] = (
+        body["entries"][1]["digest"],
+        body["entries"][0]["digest"],
+    )
+
+
+def _other_key(body: dict) -> None:
+    import minisign
+
+    pair = minisign.KeyPair.generate()
+    secret = pair.secret_key.to_base64().decode("ascii")
+    body["signature"] = sealing._sign(secret, body)
+
+
+def _no_signature(body: dict) -> None:
+    body["signature"] = "not a signature"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [_changed_entry, _dropped_entry, _swapped_digest, _other_key, _no_signature],
+    ids=["changed-entry", "dropped-entry", "swapped-digest", "other-key", "junk-signature"],
+)
+def test_a_tampered_list_is_refused_and_nothing_of_it_is_kept(trial: Trial, tamper) -> None:
+    body = _list_body(trial)
+    bad = copy.deepcopy(body)
+    tamper(bad)
+    with pytest.raises(Refused, match="randomization list"):
+        _deliver(trial, bad)
+    assert _lists_on_ward(trial) == 0
+    _deliver(trial, body)  # the genuine list, delivered the same way, is accepted
+    assert _lists_on_ward(trial) == 1
+
+
+def test_a_ward_trusting_no_hub_refuses_any_list(trial: Trial) -> None:
+    body = _list_body(trial)
+    s = open_(trial.ward_site)
+    try:
+        s.store.execute("DELETE FROM sync_hub")
+        with pytest.raises(Refused, match="trusts no hub"):
+            deliver(s, "randomization.list_issued", body, subject="site:WUH01")
+    finally:
+        s.close()
+
+
+def test_another_laptops_list_is_not_kept_and_cannot_be_opened(trial: Trial) -> None:
+    body = _list_body(trial)
+    body["device"] = "OTHERLAP"
+    _deliver(trial, body)  # the hub's chain reaches every ward: kept in the log, not as a list here
+    assert _lists_on_ward(trial) == 0
+
+
+def test_a_ward_bundle_carrying_a_list_is_refused_by_the_hub_whole(trial: Trial) -> None:
+    from wardcrf.sync import hub, ward
+
+    body = _list_body(trial)
+    append_raw(trial.ward_site, "randomization.list_issued", body, subject="site:WUH01", role="coordinator")
+    s = open_(trial.ward_site)
+    out = trial.tmp / "forged"
+    out.mkdir()
+    try:
+        files = ward.export(s, out).files
+    finally:
+        s.close()
+    hs = trial.hub_session("admin")
+    try:
+        before = hs.store.scalar("SELECT COUNT(*) FROM events")
+        with pytest.raises(
+            Refused, match=r"randomization\.list_issued, which a ward device may not originate"
+        ):
+            for f in files:
+                if f.name.endswith(".tar.age"):
+                    hub.import_file(hs, f)
+        assert hs.store.scalar("SELECT COUNT(*) FROM events WHERE type != 'sync.bundle_refused'") == before
+    finally:
+        hs.close()
+
+
+def test_allocations_off_the_list_are_flagged_at_the_hub(trial: Trial, session_for) -> None:
+    """Out of order, a changed kit, a repeated entry: held in `rand_flags` for the coordinator."""
+    trial.make(blinded_two_to_one(), per_stratum=6)
+    clin = session_for("clinician")
+    first = service.allocate(clin, trial.participant())
+    genuine = json.loads(clin.store.scalar("SELECT line FROM events WHERE id = ?", (first.event_id,)))["body"]
+    p2, p3 = trial.participant(), trial.participant()
+    # an insider writes allocations straight into the log (no service): entry 3 (skips 2), a repeat
+    append_raw(
+        trial.ward_site,
+        "randomization.allocated",
+        {**genuine, "participant": p2, "position": 3, "kit": "K000000"},
+        subject=f"participant:{p2}",
+        role="clinician",
+    )
+    append_raw(
+        trial.ward_site,
+        "randomization.allocated",
+        {**genuine, "participant": p3},
+        subject=f"participant:{p3}",
+        role="clinician",
+    )
+    send_ward_bundle(trial)
+    hs = trial.hub_session()
+    try:
+        flags = hs.store.rows("SELECT participant, problem FROM rand_flags ORDER BY id")
+    finally:
+        hs.close()
+    by = {}
+    for f in flags:
+        by.setdefault(f["participant"], []).append(f["problem"])
+    assert first.participant not in by
+    assert any("out of order: entry 3 taken when entry 2 was the next" in p for p in by[p2])
+    assert any("the kit shown (K000000) is not the list's" in p for p in by[p2])
+    assert any("repeated" in p for p in by[p3])
