@@ -79,6 +79,10 @@ class Registry:
         """`fn(store, kit, start)` raises `Refused` when the kit may not be given now."""
         dosing.register_dose_gate(fn)
 
+    def allocation_gate(self, fn: dosing.AllocationGate) -> None:
+        """`fn(store, participant, kit)` raises `Refused` when the scanned kit is not the participant's allocated one."""
+        dosing.register_allocation_gate(fn)
+
     def today_source(self, fn: status.TodaySource) -> None:
         """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""
         status.register_today_source(fn)

@@ -352,3 +352,27 @@ def test_sigkill_mid_allocation_leaves_nothing_and_the_next_allocation_takes_the
     assert (again.position, again.kit) == (1, entries[0]["kit"])  # the same entry, not skipped
     nxt = service.allocate(clin, trial.participant())
     assert (nxt.position, nxt.kit) == (2, entries[1]["kit"])
+
+
+def test_the_dose_gate_refuses_a_kit_other_than_the_allocated_one_before_any_signature(
+    trial: Trial, session_for
+) -> None:
+    from datetime import timedelta
+
+    from wardcrf.errors import ValidationFailed
+    from wardcrf.workflow import dose_visit
+
+    trial.make(blinded_two_to_one(), per_stratum=3)
+    pid, day0 = trial.wf.enrolled_participant(10)
+    clin = session_for("clinician")
+    allocated = service.allocate(clin, pid).kit
+    assert allocated is not None
+    wrong = dose_visit.check_kit(clin, pid, "KIT-OTHER-1")
+    assert not wrong.ok and f"is not the kit allocated to {pid}: scan kit {allocated}" in str(wrong.reason)
+    signed = clin.store.scalar("SELECT COUNT(*) FROM signatures")
+    with pytest.raises(ValidationFailed, match=f"kit_id: kit KIT-OTHER-1 is not the kit allocated to {pid}"):
+        trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit="KIT-OTHER-1")
+    assert clin.store.scalar("SELECT COUNT(*) FROM signatures") == signed
+    assert clin.store.scalar("SELECT COUNT(*) FROM doses WHERE participant = ?", (pid,)) == 0
+    trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit=allocated.lower())  # the allocated kit, as scanned
+    assert clin.store.scalar("SELECT COUNT(*) FROM doses WHERE participant = ?", (pid,)) == 1

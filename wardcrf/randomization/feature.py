@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import devicekeys
 from ..errors import Refused
 from . import sealing
+from .gate import check_allocated_kit
 from .service import own_identity
 
 if TYPE_CHECKING:
@@ -226,3 +227,4 @@ def register(registry: Registry) -> None:
     registry.projector(_allocated, "randomization.allocated")
     registry.projector(_exhausted, "randomization.stratum_exhausted")
     registry.projector(_unblinded, "randomization.unblinded")
+    registry.allocation_gate(check_allocated_kit)
