@@ -982,7 +982,7 @@ CREATE TABLE rand_lists (
     issued_at TEXT NOT NULL
 );
 CREATE TABLE rand_entries (
-    list_id TEXT NOT NULL REFERENCES rand_lists (list_id),
+    list_id TEXT NOT NULL,  -- rand_lists.list_id (no FOREIGN KEY: `db rebuild` clears tables in list order)
     stratum TEXT NOT NULL,
     position INTEGER NOT NULL,
     digest TEXT NOT NULL,

@@ -165,3 +165,78 @@ def test_allocations_off_the_list_are_flagged_at_the_hub(trial: Trial, session_f
     assert any("out of order: entry 3 taken when entry 2 was the next" in p for p in by[p2])
     assert any("the kit shown (K000000) is not the list's" in p for p in by[p2])
     assert any("repeated" in p for p in by[p3])
+
+
+def test_db_rebuild_gives_the_same_randomization_rows_on_the_ward_and_at_the_hub(
+    trial: Trial, session_for
+) -> None:
+    from wardcrf import projections
+
+    trial.make(blinded_two_to_one(), per_stratum=3)
+    clin = session_for("clinician")
+    pids = [trial.participant() for _ in range(2)]
+    for pid in pids:
+        service.allocate(clin, pid)
+    service.unblind(
+        session_for("investigator"),
+        pids[0],
+        reason="overdose",
+        detail="suspected overdose",
+        password="test-password-1",
+        witness="clinician2",
+        witness_password="test-password-1",
+    )
+    send_ward_bundle(trial)
+    tables = (
+        "rand_lists",
+        "rand_entries",
+        "rand_allocations",
+        "rand_unblindings",
+        "rand_flags",
+        "rand_exhausted",
+    )
+    for s in (open_(trial.ward_site), trial.hub_session("admin")):
+        try:
+            before = {t: s.store.rows(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+            assert before["rand_allocations"], "something to rebuild"
+            projections.rebuild(s.store)
+            assert {t: s.store.rows(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables} == before
+        finally:
+            s.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda b: b.update(entries=[]), "entries"),
+        (lambda b: b.update(entries="x"), "entries"),
+        (lambda b: b["entries"][0].update(position=0), "position"),
+        (lambda b: b["entries"][0].update(stratum="site=A\x1b[31m"), "stratum"),
+        (lambda b: b["entries"][0].update(sealed="A" * 5000), "sealed"),
+        (lambda b: b["entries"][0].update(digest="zz"), "digest"),
+        (lambda b: b.update(reveal="everything"), "reveal"),
+        (lambda b: b.pop("signature"), "signature"),
+        (lambda b: b.update(format="wardrand/9"), "format"),
+    ],
+    ids=[
+        "no-entries",
+        "entries-not-list",
+        "position-0",
+        "control-chars",
+        "oversized",
+        "bad-digest",
+        "bad-reveal",
+        "unsigned",
+        "unknown-format",
+    ],
+)
+def test_a_malformed_list_body_is_refused_by_its_schema_naming_the_field(
+    trial: Trial, change, problem
+) -> None:
+    from wardcrf import eventbodies
+
+    body = _list_body(trial)
+    assert eventbodies.check_body("randomization.list_issued", body) is None
+    change(body)
+    why = eventbodies.check_body("randomization.list_issued", body)
+    assert why is not None and problem in why, why
