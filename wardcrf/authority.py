@@ -196,6 +196,18 @@ _TABLE: tuple[EventType, ...] = (
         ("randomization.make",),
         what="a sealed, signed allocation list for one ward laptop; its SHA-256",
     ),
+    EventType(
+        "randomization.trial_unblinded",
+        Origin.HUB,
+        ("randomization.export",),
+        what="a blinded trial unblinded at the hub, with a reason",
+    ),
+    EventType(
+        "randomization.exported",
+        Origin.HUB,
+        ("randomization.export",),
+        what="the statistician's unblinded export: file, rows, SHA-256",
+    ),
 )
 
 EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _TABLE}

@@ -487,6 +487,18 @@ class Unblinded(_Body):
     witness: Name | None = None
 
 
+class TrialUnblinded(_Body):
+    protocol: Name
+    reason: Text
+
+
+class UnblindedExport(_Body):
+    protocol: Name
+    file: Annotated[str, Meta(max_length=1000)]
+    rows: Count
+    sha256: Hex64
+
+
 BODIES: dict[str, type[Struct]] = {
     "site.initialized": SiteInitialized,
     "user.added": UserAdded,
@@ -536,6 +548,8 @@ BODIES: dict[str, type[Struct]] = {
     "randomization.allocated": Allocated,
     "randomization.stratum_exhausted": StratumExhausted,
     "randomization.unblinded": Unblinded,
+    "randomization.trial_unblinded": TrialUnblinded,
+    "randomization.exported": UnblindedExport,
 }
 
 

@@ -111,3 +111,47 @@ def test_bad_command_line_input_is_one_line(cli, trial: Trial) -> None:
     assert res.code == 1 and "holds no allocation list" in res.err and res.err.count("\n") == 1
     res = cli("randomize", "\x1b[31mWUH01", user="clinician")
     assert res.code in (1, 2) and res.err.count("\n") == 1 and "Traceback" not in res.err
+
+
+def test_the_unblinded_export_needs_the_trial_unblinded_an_admin_and_the_hub(
+    cli, trial: Trial, tmp_path
+) -> None:
+    import csv
+    import hashlib
+
+    assert _make(cli, trial, "palm007", "2").code == 0
+    trial.deliver()
+    pids = [trial.participant() for _ in range(2)]
+    for pid in pids:
+        assert cli("randomize", pid, user="clinician").code == 0
+    send_ward_bundle(trial)
+    hub_dir = str(trial.hub_site.data_dir)
+    out = tmp_path / "unblinded.csv"
+    export = ("hub", "randomization", "export", "-d", hub_dir, "--protocol-id", "PALM007", "--out", str(out))
+    res = cli(*export, user="admin")
+    assert res.code == 1 and "still blinded" in res.err and not out.exists()
+    res = cli(*export, user="coordinator")
+    assert res.code == 1 and "role coordinator may not" in res.err
+    unblind = ("hub", "randomization", "unblind-trial", "-d", hub_dir, "--protocol-id", "PALM007")
+    assert cli(*unblind, "--reason", "  ", user="admin").code == 1
+    assert cli(*unblind, "--reason", "database locked", user="admin").code == 0
+    res = cli(*export, user="admin")
+    assert res.code == 0, res.err
+    rows = list(csv.DictReader(out.open()))
+    assert sorted(r["participant"] for r in rows) == sorted(pids)
+    assert {r["arm"] for r in rows} <= {"TECOVIRIMAT", "PLACEBO"} and all(
+        r["kit"].startswith("K") for r in rows
+    )
+    hs = trial.hub_session("admin")
+    try:
+        logged = json.loads(hs.store.scalar("SELECT line FROM events WHERE type = 'randomization.exported'"))
+        assert logged["body"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+        assert logged["body"]["rows"] == 2 and logged["user"] == "admin"
+    finally:
+        hs.close()
+    res = cli("report", "randomization", "-d", hub_dir, user="coordinator")
+    assert res.code == 0 and "unblinded at the hub" in res.out
+    assert "TECOVIRIMAT" in res.out  # counts per arm, now that the trial is unblinded
+    # the ward's report never shows a blinded arm
+    res = cli("report", "randomization", user="clinician")
+    assert res.code == 0 and "arms sealed" in res.out and "TECOVIRIMAT" not in res.out

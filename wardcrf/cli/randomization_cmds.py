@@ -63,6 +63,43 @@ def make(
     )
 
 
+HubDir = Annotated[Path, typer.Option("--data-dir", "-d", help="The hub's data directory.")]
+ProtocolId = Annotated[str, typer.Option("--protocol-id", help="The protocol's id, e.g. PALM007.")]
+
+
+@hub_app.command("unblind-trial")
+def unblind_trial(
+    data_dir: HubDir,
+    protocol_id: ProtocolId,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why now, e.g. database locked for the final analysis.")
+    ],
+) -> None:
+    """Unblind a blinded trial at the hub (admin): the unblinded export is possible from then on."""
+    from ..randomization import unblinded
+
+    with session(data_dir) as s:
+        e = unblinded.unblind_trial(s, protocol_id, reason)
+    console.print(f"Trial {protocol_id} unblinded at the hub (event {e.id}).", highlight=False)
+
+
+@hub_app.command("export")
+def export_unblinded(
+    data_dir: HubDir,
+    protocol_id: ProtocolId,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The CSV file to write (participant, arm, ...).")],
+) -> None:
+    """The statistician's unblinded export (admin, at the hub): participants joined to arms; logged."""
+    from ..randomization import unblinded
+
+    with session(data_dir) as s:
+        x = unblinded.export(s, protocol_id, out)
+    console.print(
+        f"Wrote {x.rows} allocations of {protocol_id} to {x.out} (SHA-256 {x.sha256}); logged as event {x.event_id}.",
+        highlight=False,
+    )
+
+
 def _levels(values: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values or []:
@@ -138,7 +175,12 @@ def report(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     if not data["lists"]:
         console.print("No allocation list on this site yet.", highlight=False)
     for lst in data["lists"]:
-        kind = "blinded: arms sealed" if lst["blinded"] else f"open label, ratio {lst['ratio']}"
+        if lst["blinded"]:
+            kind = "blinded: arms sealed"
+        elif lst["reveal"] == "kit":
+            kind = f"blinded, unblinded at the hub, ratio {lst['ratio']}"
+        else:
+            kind = f"open label, ratio {lst['ratio']}"
         console.print(
             f"List {lst['list']} ({lst['protocol']}, {kind}) for {lst['site']} laptop {lst['device']}; "
             f"SHA-256 {lst['list_sha256']}",

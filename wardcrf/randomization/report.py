@@ -22,10 +22,15 @@ if TYPE_CHECKING:
 def summary(session: Session) -> dict[str, Any]:
     """The report's data (the CLI renders it as text or JSON)."""
     session.require("record.read", what="read randomization reports")
+    from .service import own_identity
+    from .unblinded import is_unblinded
+
     store = session.store
+    at_hub = own_identity(store)[2] == "hub"
     out_lists = []
     for lst in store.rows("SELECT * FROM rand_lists ORDER BY issued_at, rowid"):
-        blinded = lst["reveal"] == "kit"
+        # The ward never holds a blinded arm; the hub shows them once the trial is unblinded.
+        blinded = lst["reveal"] == "kit" and not (at_hub and is_unblinded(session, lst["protocol_id"]))
         line = store.scalar("SELECT line FROM events WHERE id = ?", (lst["event_id"],))
         header = json.loads(line)["body"] if line else {}
         ratio = {a["code"]: a["ratio"] for a in header.get("arms", [])}
@@ -50,6 +55,7 @@ def summary(session: Session) -> dict[str, Any]:
                 "device": lst["device"],
                 "protocol": f"{lst['protocol_id']} {lst['protocol_version']}",
                 "blinded": blinded,
+                "reveal": lst["reveal"],
                 "ratio": ":".join(str(w) for w in ratio.values()),
                 "arms": list(ratio),
                 "list_sha256": lst["list_sha256"],
