@@ -99,3 +99,19 @@ def send_ward_bundle(t: Trial) -> None:
                 assert hub.import_file(hs, f).ok
     finally:
         hs.close()
+
+
+PW = "test-password-1"
+
+
+def unblind(session: Session, participant: str, **kw: object) -> service.Unblinding:
+    """An emergency unblinding with a valid reason, text, signature and witness, unless `kw` says otherwise."""
+    args: dict = {
+        "reason": "sae_management",
+        "detail": "Serious adverse event: the treating team needs the arm",
+        "password": PW,
+        "witness": "clinician2",
+        "witness_password": PW,
+    }
+    args.update(kw)
+    return service.unblind(session, participant, **args)

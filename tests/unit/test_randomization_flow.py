@@ -6,7 +6,16 @@ import collections
 import json
 
 import pytest
-from rand_support import OPEN_FOUR, Trial, _wf_template, blinded_two_to_one, send_ward_bundle, site, trial
+from rand_support import (
+    OPEN_FOUR,
+    Trial,
+    _wf_template,
+    blinded_two_to_one,
+    send_ward_bundle,
+    site,
+    trial,
+    unblind,
+)
 
 from wardcrf import authority
 from wardcrf.errors import PermissionDenied, Refused
@@ -185,15 +194,7 @@ def test_emergency_unblinding_reveals_one_arm_signed_and_witnessed_and_the_hub_l
 ) -> None:
     pids, plain = _blinded_pair(trial, session_for)
     inv = session_for("investigator")
-    u = service.unblind(
-        inv,
-        pids[1],
-        reason="sae_management",
-        detail="Anaphylaxis on day 3; the treating team needs the arm",
-        password="test-password-1",
-        witness="clinician2",
-        witness_password="test-password-1",
-    )
+    u = unblind(inv, pids[1])
     assert u.arm == plain["document"]["entries"][1]["arm"]
     store = inv.store
     signed = store.rows(
@@ -213,15 +214,7 @@ def test_emergency_unblinding_reveals_one_arm_signed_and_witnessed_and_the_hub_l
             naming.append(event["id"])
     assert naming == [u.event_id]
     with pytest.raises(Refused, match="already unblinded"):
-        service.unblind(
-            inv,
-            pids[1],
-            reason="other",
-            detail="again",
-            password="test-password-1",
-            witness="clinician2",
-            witness_password="test-password-1",
-        )
+        unblind(inv, pids[1], reason="other", detail="again")
     send_ward_bundle(trial)
     hs = trial.hub_session()
     try:
@@ -258,16 +251,8 @@ def test_unblinding_without_reason_signature_or_witness_is_refused_and_leaves_no
 
     pids, _ = _blinded_pair(trial, session_for)
     inv = session_for("investigator")
-    args = {
-        "reason": "sae_management",
-        "detail": "SAE",
-        "password": "test-password-1",
-        "witness": "clinician2",
-        "witness_password": "test-password-1",
-    }
-    args.update(kw)
     with pytest.raises((Refused, AuthError), match=error):
-        service.unblind(inv, pids[0], **args)
+        unblind(inv, pids[0], **kw)
     assert inv.store.scalar("SELECT COUNT(*) FROM rand_unblindings") == 0
     assert inv.store.scalar("SELECT COUNT(*) FROM events WHERE type = 'randomization.unblinded'") == 0
 
@@ -276,15 +261,7 @@ def test_an_auditor_or_a_clinician_may_not_unblind(trial: Trial, session_for) ->
     pids, _ = _blinded_pair(trial, session_for)
     for role in ("auditor", "clinician", "coordinator"):
         with pytest.raises(PermissionDenied):
-            service.unblind(
-                session_for(role),
-                pids[0],
-                reason="sae_management",
-                detail="x",
-                password="test-password-1",
-                witness="clinician2",
-                witness_password="test-password-1",
-            )
+            unblind(session_for(role), pids[0])
 
 
 def test_an_open_label_participant_has_nothing_to_unblind(trial: Trial, session_for) -> None:
@@ -292,9 +269,7 @@ def test_an_open_label_participant_has_nothing_to_unblind(trial: Trial, session_
     pid = trial.participant()
     service.allocate(session_for("clinician"), pid, {"ct_np": "LOW"})
     with pytest.raises(Refused, match="open label"):
-        service.unblind(
-            session_for("investigator"), pid, reason="other", detail="x", password="test-password-1"
-        )
+        unblind(session_for("investigator"), pid, reason="other")
 
 
 _KILL_ME = """

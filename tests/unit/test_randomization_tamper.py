@@ -8,7 +8,7 @@ import json
 import pytest
 from forge import append_raw
 from hub_delivery import deliver
-from rand_support import Trial, _wf_template, blinded_two_to_one, send_ward_bundle, site, trial
+from rand_support import Trial, _wf_template, blinded_two_to_one, send_ward_bundle, site, trial, unblind
 from synckit import open_
 
 from wardcrf.errors import Refused
@@ -177,15 +177,7 @@ def test_db_rebuild_gives_the_same_randomization_rows_on_the_ward_and_at_the_hub
     pids = [trial.participant() for _ in range(2)]
     for pid in pids:
         service.allocate(clin, pid)
-    service.unblind(
-        session_for("investigator"),
-        pids[0],
-        reason="overdose",
-        detail="suspected overdose",
-        password="test-password-1",
-        witness="clinician2",
-        witness_password="test-password-1",
-    )
+    unblind(session_for("investigator"), pids[0], reason="overdose")
     send_ward_bundle(trial)
     tables = (
         "rand_lists",

@@ -99,21 +99,7 @@ def _allocated(store: Store, e: Event) -> None:
     if known is None and e.device != device:
         return  # another laptop's allocation from a list this one never held
     try:
-        store.execute(
-            "INSERT INTO rand_allocations (participant, list_id, stratum, position, kit, arm, event_id, device, ts)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                b["participant"],
-                b["list"],
-                b["stratum"],
-                b["position"],
-                b.get("kit"),
-                b.get("arm"),
-                e.id,
-                e.device,
-                e.ts,
-            ),
-        )
+        _take(store, e, b.get("arm"))
     except Exception as exc:  # the UNIQUE constraints: the slot or the participant is taken
         if "UNIQUE" not in str(exc):
             raise
@@ -121,6 +107,16 @@ def _allocated(store: Store, e: Event) -> None:
             f"entry {b['position']} of stratum {b['stratum']} (list {b['list']}) or participant "
             f"{b['participant']} is already allocated; nothing allocated twice"
         ) from None
+
+
+def _take(store: Store, e: Event, arm: str | None) -> None:
+    """The allocation's row: the slot and the participant, each UNIQUE (the arm: open label, or the hub's)."""
+    b = e.body
+    store.execute(
+        "INSERT INTO rand_allocations (participant, list_id, stratum, position, kit, arm, event_id, device, ts)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        (b["participant"], b["list"], b["stratum"], b["position"], b.get("kit"), arm, e.id, e.device, e.ts),
+    )
 
 
 @lru_cache(maxsize=16)
@@ -177,21 +173,7 @@ def _check_at_hub(store: Store, e: Event, hub_device: str) -> None:
             (e.id, b["participant"], problem),
         )
     if taken is None:
-        store.execute(
-            "INSERT INTO rand_allocations (participant, list_id, stratum, position, kit, arm, event_id, device, ts)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                b["participant"],
-                b["list"],
-                b["stratum"],
-                b["position"],
-                b.get("kit"),
-                arm,
-                e.id,
-                e.device,
-                e.ts,
-            ),
-        )
+        _take(store, e, arm)
 
 
 def _exhausted(store: Store, e: Event) -> None:
