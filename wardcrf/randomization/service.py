@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from ..site import Session
     from ..store import Store
 
+NO_LIST = (
+    "this laptop holds no allocation list: the hub sends one in its next bundle "
+    "(`wardcrf hub randomization make`, then `wardcrf sync pull` or import the hub's bundle)"
+)
 MAX_ENTRIES = 10_000
 """Entries in one list at most (one event body; a larger trial gets several lists, taken in order)."""
 
@@ -132,10 +136,7 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
         raise Refused(f"unknown participant {pid} at this site")
     lists_here = store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,))
     if not lists_here:
-        raise Refused(
-            "this laptop holds no allocation list: the hub sends one in its next bundle "
-            "(`wardcrf hub randomization make`, then `wardcrf sync pull` or import the hub's bundle)"
-        )
+        raise Refused(NO_LIST)
     stratum = _stratum(lists_here[-1], site, levels or {})
     with store.transaction():
         taken = store.one(
@@ -182,16 +183,47 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
     )
 
 
-def _stratum(lst: dict[str, Any], site: str, levels: dict[str, str]) -> str:
-    """The stratum key of the participant, checked against the strata the list holds."""
-    stratify_by = json.loads(lst["stratify_by"])
-    strata = json.loads(lst["strata"])
+def _factors(lst: dict[str, Any]) -> dict[str, list[str]]:
+    """The list's stratification factors other than `site`, with their levels, in order."""
     declared: dict[str, list[str]] = {}
-    for key in strata:
+    for key in json.loads(lst["strata"]):
         for part in key.split(";"):
             name, _, level = part.partition("=")
             if name and name != SITE and level not in declared.setdefault(name, []):
                 declared[name].append(level)
+    return declared
+
+
+def factors_needed(session: Session) -> dict[str, list[str]]:
+    """What the clinician must give to randomize on this laptop: each factor and its levels (may be empty)."""
+    session.require("randomization.allocate", what="randomize participants")
+    _site, device, _kind = own_identity(session.store)
+    lst = session.store.rows(
+        "SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1", (device,)
+    )
+    if not lst:
+        raise Refused(NO_LIST)
+    return _factors(lst[0])
+
+
+def randomizable(session: Session, participant: str) -> bool:
+    """Whether to offer randomization for this participant here: a list, a role that may, not yet randomized."""
+    from .. import roles
+
+    if not roles.allowed(session.role, "randomization.allocate"):
+        return False
+    store = session.store
+    _site, device, kind = own_identity(store)
+    if kind != "ward" or store.one("SELECT 1 FROM rand_lists WHERE device = ?", (device,)) is None:
+        return False
+    return store.one("SELECT 1 FROM rand_allocations WHERE participant = ?", (ids.key(participant),)) is None
+
+
+def _stratum(lst: dict[str, Any], site: str, levels: dict[str, str]) -> str:
+    """The stratum key of the participant, checked against the strata the list holds."""
+    stratify_by = json.loads(lst["stratify_by"])
+    strata = json.loads(lst["strata"])
+    declared = _factors(lst)
     extra = sorted(set(levels) - set(declared))
     if extra:
         raise Refused(
