@@ -130,41 +130,71 @@ def test_a_ward_bundle_carrying_a_list_is_refused_by_the_hub_whole(trial: Trial)
         hs.close()
 
 
-def test_allocations_off_the_list_are_flagged_at_the_hub(trial: Trial, session_for) -> None:
-    """Out of order, a changed kit, a repeated entry: held in `rand_flags` for the coordinator."""
-    trial.make(blinded_two_to_one(), per_stratum=6)
-    clin = session_for("clinician")
-    first = service.allocate(clin, trial.participant())
-    genuine = json.loads(clin.store.scalar("SELECT line FROM events WHERE id = ?", (first.event_id,)))["body"]
-    p2, p3 = trial.participant(), trial.participant()
-    # an insider writes allocations straight into the log (no service): entry 3 (skips 2), a repeat
-    append_raw(
-        trial.ward_site,
-        "randomization.allocated",
-        {**genuine, "participant": p2, "position": 3, "kit": "K000000"},
-        subject=f"participant:{p2}",
-        role="clinician",
-    )
-    append_raw(
-        trial.ward_site,
-        "randomization.allocated",
-        {**genuine, "participant": p3},
-        subject=f"participant:{p3}",
-        role="clinician",
-    )
-    send_ward_bundle(trial)
-    hs = trial.hub_session()
+def _forged_bundle_at_hub(t: Trial, forged: list[dict]):
+    """Write allocations straight into the ward's log (an insider, no service), export, import at the hub."""
+    from wardcrf.sync import hub, ward
+
+    for body in forged:
+        append_raw(
+            t.ward_site,
+            "randomization.allocated",
+            body,
+            subject=f"participant:{body['participant']}",
+            role="clinician",
+        )
+    s = open_(t.ward_site)
+    out = t.tmp / "forged-allocations"
+    out.mkdir()
     try:
-        flags = hs.store.rows("SELECT participant, problem FROM rand_flags ORDER BY id")
+        files = [f for f in ward.export(s, out).files if f.name.endswith(".tar.age")]
+    finally:
+        s.close()
+    hs = t.hub_session("admin")
+    try:
+        results = [hub.import_file(hs, f) for f in files]
+        held = hs.store.rows("SELECT reason, detail FROM sync_held")
+        allocated = [r["participant"] for r in hs.store.rows("SELECT participant FROM rand_allocations")]
+        return results, held, allocated
     finally:
         hs.close()
-    by = {}
-    for f in flags:
-        by.setdefault(f["participant"], []).append(f["problem"])
-    assert first.participant not in by
-    assert any("out of order: entry 3 taken when entry 2 was the next" in p for p in by[p2])
-    assert any("the kit shown (K000000) is not the list's" in p for p in by[p2])
-    assert any("repeated" in p for p in by[p3])
+
+
+def _first_allocation(t: Trial, session_for) -> tuple[service.Allocation, dict]:
+    """One genuine allocation, already merged at the hub; its event body."""
+    t.make(blinded_two_to_one(), per_stratum=6)
+    clin = session_for("clinician")
+    first = service.allocate(clin, t.participant())
+    genuine = json.loads(clin.store.scalar("SELECT line FROM events WHERE id = ?", (first.event_id,)))["body"]
+    send_ward_bundle(t)
+    return first, genuine
+
+
+def test_an_allocation_out_of_order_with_another_kit_is_held_like_a_fork(trial: Trial, session_for) -> None:
+    first, genuine = _first_allocation(trial, session_for)
+    p2 = trial.participant()
+    results, held, allocated = _forged_bundle_at_hub(
+        trial, [{**genuine, "participant": p2, "position": 3, "kit": "K000000"}]
+    )
+    # the ward's earlier (unreceipted) bundle comes again and changes nothing; the forged one is held
+    assert [r.outcome.status for r in results][-1] == "sequencing"
+    assert {r.outcome.status for r in results[:-1]} <= {"already"}
+    [row] = held
+    assert row["reason"] == "sequencing"
+    assert f"of {p2}" in row["detail"] and "does not follow randomization list" in row["detail"]
+    assert "out of order: entry 3 taken when entry 2 was the next" in row["detail"]
+    assert "the kit shown (K000000) is not the list's for that entry" in row["detail"]
+    assert allocated == [first.participant]  # nothing of the held bundle merged
+
+
+def test_an_entry_allocated_twice_is_held_like_a_fork(trial: Trial, session_for) -> None:
+    first, genuine = _first_allocation(trial, session_for)
+    p3 = trial.participant()
+    results, held, allocated = _forged_bundle_at_hub(trial, [{**genuine, "participant": p3}])
+    # the ward's earlier (unreceipted) bundle comes again and changes nothing; the forged one is held
+    assert [r.outcome.status for r in results][-1] == "sequencing"
+    assert {r.outcome.status for r in results[:-1]} <= {"already"}
+    assert "repeated: the participant or the entry was already allocated" in held[0]["detail"]
+    assert allocated == [first.participant]
 
 
 def test_db_rebuild_gives_the_same_randomization_rows_on_the_ward_and_at_the_hub(

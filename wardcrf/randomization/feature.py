@@ -9,8 +9,9 @@
   stratum and position, and per participant). On the hub the allocation is
   checked against the list it made (opened with the hub's identity): an
   entry not from the list, not the next one of its stratum, a revealed arm or
-  kit that differs, or a second use is flagged (`rand_flags`) for the
-  coordinator, never dropped: the ward's record stays as it was written.
+  kit that differs, or a second use is written to `rand_flags`, and the
+  bundle carrying it is then held whole for the coordinator like a fork
+  (`hold_allocations_off_the_list`): never merged, never dropped.
 - `randomization.stratum_exhausted`, `randomization.unblinded`: kept for
   the reports at the ward and the hub.
 """
@@ -18,11 +19,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .. import devicekeys
 from ..errors import Refused
+from ..ingest import HoldForCoordinator
 from . import sealing
 from .gate import check_allocated_kit
 from .service import own_identity
@@ -203,6 +206,33 @@ def _unblinded(store: Store, e: Event) -> None:
     )
 
 
+def hold_allocations_off_the_list(store: Store, events: Sequence[Event]) -> None:
+    """After-ingest hook at the hub: a bundle carrying an allocation off its list is held whole, like a fork.
+
+    The projector has written what is wrong with each allocation (`rand_flags`);
+    a bundle with any is rolled back and kept for the coordinator with those
+    problems as its detail (reason ``sequencing``: the allocation breaks the
+    list's order or content), the device flagged, the ward told at its next
+    sync. Nothing of it is merged.
+    """
+    if own_identity(store)[2] != "hub":
+        return
+    for e in events:
+        if e.type != "randomization.allocated":
+            continue
+        problems = [
+            str(r[0]) for r in store.execute("SELECT problem FROM rand_flags WHERE event_id = ?", (e.id,))
+        ]
+        if problems:
+            pid = e.body.get("participant")
+            raise HoldForCoordinator(
+                "sequencing",
+                f"allocation {e.id} of {pid} from device {e.device} does not follow randomization list "
+                f"{e.body.get('list')}: {'; '.join(problems)}; held, not merged",
+                body={"event": e.id, "participant": pid, "problems": problems},
+            )
+
+
 def register(registry: Registry) -> None:
     """Plug randomization's projectors in (`wardcrf.features`)."""
     registry.projector(_list_issued, "randomization.list_issued")
@@ -210,3 +240,4 @@ def register(registry: Registry) -> None:
     registry.projector(_exhausted, "randomization.stratum_exhausted")
     registry.projector(_unblinded, "randomization.unblinded")
     registry.allocation_gate(check_allocated_kit)
+    registry.after_ingest(hold_allocations_off_the_list)
