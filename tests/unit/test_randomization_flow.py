@@ -351,3 +351,17 @@ def test_the_dose_gate_refuses_a_kit_other_than_the_allocated_one_before_any_sig
     assert clin.store.scalar("SELECT COUNT(*) FROM doses WHERE participant = ?", (pid,)) == 0
     trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit=allocated.lower())  # the allocated kit, as scanned
     assert clin.store.scalar("SELECT COUNT(*) FROM doses WHERE participant = ?", (pid,)) == 1
+
+
+def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(trial: Trial, session_for) -> None:
+    """Issue 21's review kind "unblindings" finds the event issue 20 records (and nothing before it)."""
+    from wardcrf.reports import audit_review
+
+    pids, _ = _blinded_pair(trial, session_for)
+    monitor = session_for("auditor")
+    before = audit_review.review(monitor, "2000-01-01", "2100-01-01")
+    assert [f for f in before.findings if f.kind == "unblinding"] == []
+    u = unblind(session_for("investigator"), pids[0])
+    after = audit_review.review(monitor, "2000-01-01", "2100-01-01")
+    (found,) = [f for f in after.findings if f.kind == "unblinding"]
+    assert found.events == (u.event_id,) and found.who == "investigator"
