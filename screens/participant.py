@@ -25,11 +25,11 @@ from wardcrf.clock import parse_iso, zone
 
 from . import times
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import domain_word, t
-from .status import StatusBar
-from .tables import WardTable
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
 
 _SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
 
