@@ -221,7 +221,7 @@ class ParticipantScreen(Screen[None]):
         self.app.call_from_thread(self._ask_levels, factors)
 
     def _ask_levels(self, factors: dict[str, list[str]]) -> None:
-        from .randomize_dialog import RandomizeDialog
+        from .dialogs.randomize import RandomizeDialog
 
         def chosen(levels: dict[str, str] | None) -> None:
             if levels is not None:
