@@ -661,12 +661,8 @@ def _seed_cohort(
             last = day0 + timedelta(days=prof.doses_given)
             submit("disposition", pid, stage="end_of_treatment", status="completed", date=last.isoformat())
             submit(
-                "disposition",
-                pid,
-                stage="end_of_study",
-                status="completed",
-                date=(day0 + timedelta(days=8)).isoformat(),
-                reason="discharged home",
+                "disposition", pid, stage="end_of_study", status="completed",
+                date=(day0 + timedelta(days=8)).isoformat(), reason="discharged home",
             )
         if n == 1:
             submit(
