@@ -351,3 +351,17 @@ def test_the_dose_gate_refuses_a_kit_other_than_the_allocated_one_before_any_sig
     assert clin.store.scalar("SELECT COUNT(*) FROM doses WHERE participant = ?", (pid,)) == 0
     trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit=allocated.lower())  # the allocated kit, as scanned
     assert clin.store.scalar("SELECT COUNT(*) FROM doses WHERE participant = ?", (pid,)) == 1
+
+
+def test_make_refuses_an_unknown_laptop_another_sites_laptop_and_an_oversized_list(trial: Trial) -> None:
+    hs = trial.hub_session()
+    try:
+        with pytest.raises(Refused, match="device NOSUCHDEV is not registered at this hub"):
+            service.make_list(hs, OPEN_FOUR, "WUH01", "NOSUCHDEV", 4)
+        with pytest.raises(Refused, match=f"device {trial.device} is not an active ward laptop of site XYZ02"):
+            service.make_list(hs, OPEN_FOUR, "XYZ02", trial.device, 4)
+        with pytest.raises(Refused, match="more than one list holds"):
+            service.make_list(hs, OPEN_FOUR, "WUH01", trial.device, 9_000)
+        assert hs.store.scalar("SELECT COUNT(*) FROM events WHERE type = 'randomization.list_issued'") == 0
+    finally:
+        hs.close()
