@@ -365,3 +365,17 @@ def test_make_refuses_an_unknown_laptop_another_sites_laptop_and_an_oversized_li
         assert hs.store.scalar("SELECT COUNT(*) FROM events WHERE type = 'randomization.list_issued'") == 0
     finally:
         hs.close()
+
+
+def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(trial: Trial, session_for) -> None:
+    """Issue 21's review kind "unblindings" finds the event issue 20 records (and nothing before it)."""
+    from wardcrf.reports import audit_review
+
+    pids, _ = _blinded_pair(trial, session_for)
+    monitor = session_for("auditor")
+    before = audit_review.review(monitor, "2000-01-01", "2100-01-01")
+    assert [f for f in before.findings if f.kind == "unblinding"] == []
+    u = unblind(session_for("investigator"), pids[0])
+    after = audit_review.review(monitor, "2000-01-01", "2100-01-01")
+    (found,) = [f for f in after.findings if f.kind == "unblinding"]
+    assert found.events == (u.event_id,) and found.who == "investigator"
