@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from .errors import PermissionDenied
 
-ROLES = ("admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor", "monitor", "coder")
+ROLES = (
+    "admin",
+    "clinician",
+    "pharmacist",
+    "investigator",
+    "dsmg",
+    "coordinator",
+    "auditor",
+    "monitor",
+    "coder",
+)
 
 ROLE_LABELS = {
     "admin": "site administrator",
