@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 
-from textual.widgets import DataTable
 from textual.worker import WorkerCancelled
 
 PASSWORD = "test-password-1"
@@ -24,7 +23,13 @@ async def settle(pilot) -> None:
     machine): the callback the worker hands to the UI thread, and each
     `DataTable`'s measurement of its columns, which Textual defers to the
     table's next idle moment (until then a column is as wide as its header).
-    So: wait for the workers, then for every table to have measured.
+    Both are messages: the table's change asks for a redraw, which queues a
+    prompt, and a widget goes idle (the table measures) once its queue is
+    empty. So: wait for the workers, then until every widget of the screen
+    has emptied its queue, then for any animation. Public Textual API only
+    (`Pilot.pause`, `App.workers`, `Worker.wait`, `message_queue_size`,
+    `walk_children`, `Pilot.wait_for_scheduled_animations`); every wait is
+    on a condition, none on the clock.
     """
     for _ in range(3):
         await pilot.pause()
@@ -33,16 +38,17 @@ async def settle(pilot) -> None:
             # A worker whose screen closed meanwhile (a dialog dismissed) is cancelled: done too.
             with contextlib.suppress(WorkerCancelled):
                 await worker.wait()
-    for _ in range(100):
+    for _ in range(100):  # a bound for a widget that never stops posting (none does today)
         await pilot.pause()
-        if not any(_measuring(table) for table in pilot.app.screen.query(DataTable)):
+        if _drained(pilot.app):
             break
+    await pilot.wait_for_scheduled_animations()
     await pilot.pause()
 
 
-def _measuring(table: DataTable) -> bool:
-    """Whether the table still has rows or cells to measure (done on its next idle)."""
-    return bool(table._require_update_dimensions or table._updated_cells or table._new_rows)
+def _drained(app) -> bool:
+    """Whether the app and every widget of its screen have no message waiting (each has gone idle)."""
+    return all(node.message_queue_size == 0 for node in (app, *app.screen.walk_children(with_self=True)))
 
 
 async def sign_in(pilot, user: str, password: str = PASSWORD) -> None:
