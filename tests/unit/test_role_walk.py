@@ -37,6 +37,10 @@ NOT_ROLE_GATED = {
     "wardcrf.site.Site.verify_password": "authentication: checks a password, any signed-in user may be asked",
     "wardcrf.users.set_language": "the user's own display language (user.language_set: any role, authority.py)",
     "wardcrf.drafts.mine": "a role without draft.keep has no drafts: an empty list, not a refusal",
+    "wardcrf.randomization.service.randomizable": (
+        "whether to offer the randomize key: False for a role without randomization.allocate, not a refusal "
+        "(factors_needed and allocate, which it guards, are walked)"
+    ),
     "wardcrf.coldchain.services.sign_transfer": (
         "the SIGNER's role is checked (signatures.sign), who may differ from the session user; "
         "needs a real receipt to reach it (tests/tui/test_coldchain.py signs them)"
