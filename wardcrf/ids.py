@@ -60,6 +60,7 @@ from .errors import UsageError
 
 if TYPE_CHECKING:
     from .protocol import Field, Protocol
+    from .site import Session
     from .store import Store
 
 MAX_LENGTH = 40
@@ -260,6 +261,12 @@ def normalise(name: str | Kind, raw: object, rule: Rule | None = None) -> str:
 def check(name: str | Kind, raw: object, rule: Rule | None = None) -> Checked:
     """The verdict on one id as typed (the TUI's scanner fields call this on every burst)."""
     return (rule or builtin(name)).check(raw)
+
+
+def rule_for(session: Session, name: str | Kind) -> Rule:
+    """`rule` under the site's active protocol, for a signed-in user (a scan field checks as it goes)."""
+    session.require("record.read", what="read the id rules")
+    return rule(session.store, name)
 
 
 def rule(source: Store | Protocol | None, name: str | Kind) -> Rule:

@@ -45,6 +45,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .features import Registry
+    from .site import Session
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
 
@@ -1238,6 +1239,12 @@ def active(store: Store) -> Protocol:
     if row is None:
         raise Refused("no protocol is loaded on this site (run `wardcrf protocol load FILE`)")
     return _loaded_protocol(store, "active = 1", (), row[0], row[1])
+
+
+def active_for(session: Session) -> Protocol:
+    """The active protocol, for a signed-in user (the screens build their forms from it)."""
+    session.require("record.read", what="read the protocol")
+    return active(session.store)
 
 
 def _loaded_protocol(store: Store, where: str, params: tuple[Any, ...], sha: str, name: str) -> Protocol:
