@@ -82,9 +82,9 @@ class Registry:
         """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""
         status.register_today_source(fn)
 
-    def photo_resolver(self, fn: evidence.PhotoResolver) -> None:
-        """`fn(session, raw)` turns `@path`, a tray id or a reference into a stored photo's reference."""
-        evidence.set_photo_resolver(fn)
+    def photo_evidence(self, services: evidence.PhotoEvidence) -> None:
+        """The photo store's services the core calls (resolve, look, re-hash, a record's photos)."""
+        evidence.set_photo_evidence(services)
 
     def after_ingest(self, fn: ingest.AfterIngest) -> None:
         """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored."""

@@ -88,11 +88,9 @@ def _sources(session: Session, rec: RecordState, given: list[str] | None) -> lis
                 f"record {rec.event_id} holds no photograph: name the source photograph you compared "
                 "it with (--source sha256:<hex> or a tray id)"
             )
-    from .photos import api
-
     for ref in chosen:
-        status, problem = api.hash_status(store, ref)
-        if status != api.INTACT:
+        status, problem, _data = refs.photos().checked_original(store, ref)
+        if status != refs.INTACT:
             raise Refused(f"source photograph {ref} is {status}: {problem}; nothing verified")
     return chosen
 
