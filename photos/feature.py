@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from wardcrf import carried
 from wardcrf.evidence import PhotoEvidence
 
 from . import audit, originals, references, store
@@ -14,6 +15,9 @@ if TYPE_CHECKING:
 
 def register(registry: Registry) -> None:
     store.register(registry)
+    registry.carried_file(
+        carried.Extractor(carried.PHOTO, carried.type_marker("photo.imported"), references.imported_photo)
+    )
     registry.photo_evidence(
         PhotoEvidence(
             resolve=references.resolve_reference,

@@ -108,3 +108,9 @@ def refs_in(value: Any) -> set[str]:
     if isinstance(value, list):
         return set().union(*(refs_in(v) for v in value)) if value else set()
     return {digest_of(value)} if is_reference(value) else set()
+
+
+def imported_photo(body: dict[str, Any]) -> dict[str, str]:
+    """The photo a ``photo.imported`` event carries (its body's ``sha256``), for a sync bundle to ship."""
+    digest = body.get("sha256")
+    return {digest: ""} if isinstance(digest, str) else {}
