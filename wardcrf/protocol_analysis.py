@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .protocol import Form, Text, _Reader
+    from .protocol import Form
+    from .protocol_file import Text, _Reader
 
 QUARTILES = ("hf5", "hf6", "hf7", "hf8", "hf9")
 PAIRED_TESTS = ("wilcoxon-exact", "wilcoxon-normal")
