@@ -210,9 +210,7 @@ def _rule(
         "default_minutes",
         "reason",
     }
-    for key in spec:
-        if key not in known:
-            r.err((*p, key), f"unknown warning key (allowed: {', '.join(sorted(known))})")
+    r.only_keys(spec, known, p, "warning key")
     code = r.get(spec, "code", p, str, default="")
     if code and not _CODE_RE.fullmatch(code):
         r.err((*p, "code"), "warning codes are lower-case letters, digits and '_' (max 40)")

@@ -766,9 +766,7 @@ def _trial(r: _Reader, data: dict[str, Any]) -> Trial:
     }
     known = {*allowed, "trial_types", "randomized", "add_on", "healthy_volunteers", "countries"}
     known |= {"site_countries", "planned_participants", "arms"}
-    for key in t:
-        if key not in known:
-            r.err((*p, key), f"unknown trial key (allowed: {', '.join(sorted(known))})")
+    r.only_keys(t, known, p, "trial key")
     texts: dict[str, str] = {}
     for key, terms in allowed.items():
         value = r.get(t, key, p, str, required=key in ("sponsor", "phase", "indication"), default="")

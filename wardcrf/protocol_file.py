@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from . import text as text_rule
@@ -90,6 +90,15 @@ class _Reader:
         where = f"{self.filename}:{line}" if line else self.filename
         key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
         self.problems.append(f"{where}: {key}: {problem}")
+
+    def only_keys(
+        self, data: dict[str, Any], known: Collection[str], path: tuple[str | int, ...], noun: str = "key"
+    ) -> None:
+        """Name each key of `data` that is not `known` (a misspelt key must never be silently ignored)."""
+        allowed = ", ".join(sorted(known))
+        for key in data:
+            if key not in known:
+                self.err((*path, key), f"unknown {noun} (allowed: {allowed})")
 
     def table(self, data: Any, path: tuple[str | int, ...], *, required: bool = True) -> dict[str, Any]:
         if data is None:
