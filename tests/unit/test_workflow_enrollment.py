@@ -283,18 +283,20 @@ def test_workflow_projections_rebuild_identically(ward):
 
 
 def test_consent_photo_is_stored_and_bound_only_when_the_consent_is_saved(ward):
-    from wardcrf.photos import api
+    from wardcrf.photos import audit as photo_audit
+    from wardcrf.photos import catalog
+    from wardcrf.photos import verify as photo_verify
 
     page = ward.page()
     with pytest.raises(ValidationFailed):
         ward.consent(photos=page, witness_1="nobody")
-    assert api.list_photos(ward.clin) == []
+    assert catalog.list_photos(ward.clin) == []
     pid = ward.consent(photos=page)
     consent_event = workflow.show(ward.clin, pid)["consent"]["event"]
-    bound = api.record_photos(ward.clin, consent_event)
+    bound = photo_audit.record_photos(ward.clin, consent_event)
     assert len(bound) == 1 and bound[0].field == "photos" and bound[0].current
-    assert api.list_photos(ward.clin, tray=True) == []
-    assert not api.verify(ward.clin).problems
+    assert catalog.list_photos(ward.clin, tray=True) == []
+    assert not photo_verify.verify(ward.clin).problems
 
 
 def test_consent_witnesses_cannot_be_amended(ward):

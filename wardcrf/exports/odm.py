@@ -53,7 +53,7 @@ from .. import __version__, eventlog, sdv
 from ..clock import iso_utc, now_utc
 from ..errors import UsageError
 from ..protocol import Field, Protocol, tr
-from .dataset import Dataset, Record, Signature, value_text
+from .dataset import Dataset, ProvenancedRecord, Signature, value_text
 from .progress import NullProgress, Progress
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
@@ -317,7 +317,7 @@ def _sdv_context(ds: Dataset, fd: ET.Element, mark: sdv.Mark, verification: sdv.
 
 
 def form_data(
-    ds: Dataset, rec: Record, sigs: list[Signature], verification: sdv.RecordSdv | None = None
+    ds: Dataset, rec: ProvenancedRecord, sigs: list[Signature], verification: sdv.RecordSdv | None = None
 ) -> list[ET.Element]:
     """One record as its series of FormData: first entry, each amendment, each signature and each
     source-data verification, in time order."""

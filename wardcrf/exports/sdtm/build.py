@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...protocol import Field, Protocol, tr
-from ..dataset import Dataset, Record, number, value_text
+from ..dataset import Dataset, ProvenancedRecord, number, value_text
 from ..progress import NullProgress, Progress
 from . import ae as ae_map
 from .design import (
@@ -97,7 +97,7 @@ def first_field(names: dict[str, list[Field]], var: str) -> Field | None:
     return found[0] if found else None
 
 
-def mapped(rec: Record, names: dict[str, list[Field]], var: str) -> Any:
+def mapped(rec: ProvenancedRecord, names: dict[str, list[Field]], var: str) -> Any:
     """The first non-empty value among the fields mapped to `var`."""
     for fd in names.get(var, ()):
         v = rec.data.get(fd.name)
@@ -161,7 +161,7 @@ class _Rows:
             }
         )
 
-    def protocol_supp(self, parent: dict[str, Any], rec: Record, proto: Protocol) -> None:
+    def protocol_supp(self, parent: dict[str, Any], rec: ProvenancedRecord, proto: Protocol) -> None:
         """SUPP-- values the protocol routes to the parent's domain (`cdisc = "SUPPEX.QNAM"`)."""
         prefix = f"SUPP{parent['DOMAIN']}."
         form = proto.forms.get(rec.form)
@@ -174,7 +174,7 @@ class _Rows:
                 self.supp(parent, fd.cdisc[len(prefix) :], fd.cdisc_label or tr(fd.label), qval(fd, v), qorig)
 
 
-def record_dtc(rec: Record, proto: Protocol) -> str:
+def record_dtc(rec: ProvenancedRecord, proto: Protocol) -> str:
     form = proto.forms.get(rec.form)
     for name in DATE_FIELDS:
         fd = form.fields.get(name) if form else None
@@ -194,7 +194,7 @@ def build(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding |
     pids = ds.participants()
     progress.start("participants", len(pids))
     for pid in pids:
-        by_form: dict[str, list[Record]] = defaultdict(list)
+        by_form: dict[str, list[ProvenancedRecord]] = defaultdict(list)
         for rec in ds.records(participant=pid):
             by_form[rec.form].append(rec)
         _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form).build()
@@ -202,9 +202,9 @@ def build(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding |
     return built
 
 
-def _dsmg_reviews(ds: Dataset) -> dict[str, Record]:
+def _dsmg_reviews(ds: Dataset) -> dict[str, ProvenancedRecord]:
     """AE record id -> the DSMG's latest review of it."""
-    out: dict[str, Record] = {}
+    out: dict[str, ProvenancedRecord] = {}
     for rec in ds.records("dsmg_ae_review"):
         target = value_text(rec.data.get("ae_event"))
         if target:
@@ -223,9 +223,9 @@ class _Subject:
         out: _Rows,
         built: Built,
         coding: ae_map.Coding,
-        reviews: dict[str, Record],
+        reviews: dict[str, ProvenancedRecord],
         pid: str,
-        by_form: dict[str, list[Record]],
+        by_form: dict[str, list[ProvenancedRecord]],
     ) -> None:
         self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
         self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
@@ -248,10 +248,10 @@ class _Subject:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def proto_of(self, rec: Record) -> Protocol:
+    def proto_of(self, rec: ProvenancedRecord) -> Protocol:
         return self.ds.protocol_for(rec)
 
-    def _disp(self, rec: Record, var: str) -> str:
+    def _disp(self, rec: ProvenancedRecord, var: str) -> str:
         names = cdisc_fields(self.proto_of(rec), rec.form)
         fd = first_field(names, var)
         v = rec.data.get(fd.name) if fd else None
@@ -278,7 +278,7 @@ class _Subject:
 
     # -- visits ----------------------------------------------------------------------------
 
-    def _planned_visit(self, rec: Record) -> str | None:
+    def _planned_visit(self, rec: ProvenancedRecord) -> str | None:
         """The planned visit a record belongs to, or None (unscheduled / no visit)."""
         n_doses = self.proto.schedule.doses
         if rec.form in BASELINE_FORMS:
@@ -301,7 +301,7 @@ class _Subject:
         """Visit name -> (VISITNUM, VISIT, EPOCH) of the visits that happened; fills `record_visit`."""
         self.record_visit: dict[str, str] = {}
         dates: dict[str, list[str]] = defaultdict(list)
-        unscheduled: list[tuple[str, Record]] = []
+        unscheduled: list[tuple[str, ProvenancedRecord]] = []
         visit_forms = {"labs", "ct_score", "vitals", "dose", "post_dose_check", *BASELINE_FORMS}
         for form, recs in self.by_form.items():
             if form not in visit_forms:
@@ -334,7 +334,7 @@ class _Subject:
         self.visit_dates = dates
         return info
 
-    def visit_of(self, rec: Record) -> str | None:
+    def visit_of(self, rec: ProvenancedRecord) -> str | None:
         return self.record_visit.get(rec.event_id)
 
     # -- domains ---------------------------------------------------------------------------
@@ -524,7 +524,7 @@ class _Subject:
             )
             self.out.protocol_supp(row, rec, p)
 
-    def _findings_tests(self, rec: Record, prefix: str) -> list[tuple[Field, str]]:
+    def _findings_tests(self, rec: ProvenancedRecord, prefix: str) -> list[tuple[Field, str]]:
         form = self.proto_of(rec).forms.get(rec.form)
         return [
             (fd, fd.cdisc.split("=", 1)[1])
