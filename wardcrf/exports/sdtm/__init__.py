@@ -25,10 +25,12 @@ from typing import Any
 
 from ... import cdisc
 from ...clock import now_utc
+from ...engine.model import Model
 from ..csv_export import prepare_dir, write_checksums
 from ..dataset import Dataset
 from ..progress import NullProgress, Progress
 from . import ae as ae_map
+from . import engine_design
 from .build import build
 from .conform import Change, conform
 from .metadata import ORDER, domain
@@ -84,16 +86,31 @@ class SdtmExport:
         }
 
 
-def package(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding | None = None) -> Package:
-    """Build every dataset (subject, trial design, SUPP--) and make them fit SAS transport v5."""
+def package(
+    ds: Dataset,
+    progress: Progress | None = None,
+    coding: ae_map.Coding | None = None,
+    model: Model | None = None,
+) -> Package:
+    """Build every dataset (subject, trial design, SUPP--) and make them fit SAS transport v5.
+
+    `model`: the format-2 version of the active protocol (the engine's), when
+    the site has one; TS, TA, TE, TV and TI then come from its declared arms,
+    epochs, visits and criteria (engine_design.py) instead of format 1's
+    derived design.
+    """
     progress = progress or NullProgress()
     proto = ds.active_protocol
     built = build(ds, progress, coding or ae_map.coding_for(ds.store))
     assert built.design is not None
     created = now_utc()
     rows = dict(built.rows)
-    rows["TS"] = ts_rows(proto, built.design, rows.get("DM", []), created, all_ended=built.ongoing == 0)
-    rows.update(design_rows(proto, built.design))
+    dm = rows.get("DM", [])
+    if model is not None:
+        rows.update(engine_design.trial_rows(model, dm, created, all_ended=built.ongoing == 0))
+    else:
+        rows["TS"] = ts_rows(proto, built.design, dm, created, all_ended=built.ongoing == 0)
+        rows.update(design_rows(proto, built.design))
     changes = conform(rows, proto.id)
     return Package(
         proto.id,
@@ -109,10 +126,14 @@ def package(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding
 
 
 def export_sdtm(
-    ds: Dataset, out: Path, progress: Progress | None = None, coding: ae_map.Coding | None = None
+    ds: Dataset,
+    out: Path,
+    progress: Progress | None = None,
+    coding: ae_map.Coding | None = None,
+    model: Model | None = None,
 ) -> SdtmExport:
     out = prepare_dir(out)
-    return write_package(ds, package(ds, progress, coding), out)
+    return write_package(ds, package(ds, progress, coding, model), out)
 
 
 def write_package(ds: Dataset, pkg: Package, out: Path) -> SdtmExport:
