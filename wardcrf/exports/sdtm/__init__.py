@@ -21,20 +21,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import cdisc
 from ...clock import now_utc
-from ...engine.model import Model
 from ..csv_export import prepare_dir, write_checksums
 from ..dataset import Dataset
 from ..progress import NullProgress, Progress
 from . import ae as ae_map
-from . import engine_design
 from .build import build
 from .conform import Change, conform
 from .metadata import ORDER, domain
 from .trial import design_rows, ts_rows
+
+if TYPE_CHECKING:
+    from ...engine.model import Model
 
 
 @dataclass
@@ -107,6 +108,8 @@ def package(
     rows = dict(built.rows)
     dm = rows.get("DM", [])
     if model is not None:
+        from . import engine_design
+
         rows.update(engine_design.trial_rows(model, dm, created, all_ended=built.ongoing == 0))
     else:
         rows["TS"] = ts_rows(proto, built.design, dm, created, all_ended=built.ongoing == 0)

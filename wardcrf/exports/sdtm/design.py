@@ -55,6 +55,7 @@ class Visit:
     start_rule: str
     end_rule: str = ""
     arms: tuple[str, ...] = ()  # the arms that have this visit; () = every arm
+    code: str = ""  # the protocol's visit code (format 2), shared by a repeating visit's rows
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,7 @@ def _visits(model: Model) -> Iterator[Visit]:
                         f"{regimen.label}: administration {i + 1}, due on day {day} after "
                         f"{anchor_text(s.anchor).lower()}",
                         arms=arms,
+                        code=v["code"],
                     )
             continue
         if "repeat" in v:
@@ -212,6 +213,7 @@ def _visits(model: Model) -> Iterator[Visit]:
                 _study_day(model, v["anchor"], day),
                 f"{where}, {window}" if window else where,
                 arms=arms,
+                code=v["code"],
             )
 
 
