@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import export_support as es
 
 DESIGN = ("TS", "TA", "TE", "TV", "TI")
+ENGINE_WARD: dict[str, Path] = {}  # the ward `engine_export` made (module scope)
 NOW = datetime(2026, 12, 6, 12, 0)
 # One randomized subject so TS has its study start date (FDA technical rejection criterion 1734).
 DM = [{"USUBJID": "X-001", "RFICDTC": "2019-01-05", "ARMCD": "ZMAPP", "RFPENDTC": "2019-03-04"}]
@@ -197,6 +198,7 @@ def engine_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     from wardcrf.site import Site
 
     ward = es.make_ward(tmp_path_factory.mktemp("engine") / "site", n=3)
+    ENGINE_WARD["dir"] = ward.data_dir
     s = Site.open(ward.data_dir).unlock("coordinator", es.PASSWORD)
     try:
         ds = Dataset.for_session(s)
@@ -230,3 +232,77 @@ def test_define_xml_of_the_engine_design_validates_against_the_define_21_xsd(eng
     assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out / "define.xml"))) == []
     text = (out / "define.xml").read_text("utf-8")
     assert 'OID="IG.TV"' in text and 'OID="IG.TI"' in text
+
+
+# -- DM arms from the engine's arms and the recorded allocations ---------------------------------
+
+
+def _two_arm_mexcovid() -> Any:
+    from wardcrf.engine import model
+
+    src = model.shipped_source("mexcovid.toml")
+    marker = "# Single arm, open label: no [randomization] table."
+    assert marker in src
+    control = (
+        '[[arms]]\ncode = "CONTROL"\nlabel = "Standard care"\nratio = 1\nregimens = ["exo_inhalation"]\n'
+    )
+    return model.parse(src.replace(marker, control), "two-arm.toml")
+
+
+def test_dm_arms_come_from_the_allocation_and_the_rest_are_not_assigned(engine_export, monkeypatch):
+    from wardcrf.exports.dataset import Dataset
+    import importlib
+
+    from wardcrf.exports.sdtm import package
+    from wardcrf.exports.sdtm.check import check
+
+    build = importlib.import_module("wardcrf.exports.sdtm.build")
+    from wardcrf.site import Site
+
+    monkeypatch.setattr(build, "recorded_allocations", lambda ds: {"WUH01-001": "CONTROL"})
+    s = Site.open(ENGINE_WARD["dir"]).unlock("coordinator", es.PASSWORD)
+    try:
+        two = package(Dataset.for_session(s), model=_two_arm_mexcovid())
+    finally:
+        s.close()
+    dm = {r["SUBJID"]: r for r in two.rows["DM"]}
+    first = dm["WUH01-001"]
+    assert (first["ARMCD"], first["ARM"], first["ACTARMCD"], first["ARMNRS"]) == (
+        "CONTROL",
+        "Standard care",
+        "CONTROL",
+        "",
+    )
+    other = dm["WUH01-002"]  # enrolled and dosed, but two arms and no allocation: no arm is guessed
+    assert (other["ARMCD"], other["ACTARMCD"], other["ARMNRS"]) == ("", "", "NOT ASSIGNED")
+    assert {f.rule for f in check(two) if f.severity == "error" and f.dataset == "DM"} == set()
+    ts = {r["TSPARMCD"]: r["TSVAL"] for r in two.rows["TS"]}
+    assert ts["NARMS"] == "2" and ts["ACTSUB"] == "1"
+
+
+def test_recorded_allocations_read_the_projection_with_open_arms_only():
+    import sqlite3
+    from types import SimpleNamespace
+
+    from wardcrf.exports.sdtm.build import recorded_allocations
+
+    class Store:
+        def __init__(self) -> None:
+            self.db = sqlite3.connect(":memory:")
+            self.db.row_factory = sqlite3.Row
+
+        def scalar(self, sql: str, params: Any = ()) -> Any:
+            row = self.db.execute(sql, params).fetchone()
+            return row[0] if row else None
+
+        def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+            return [dict(r) for r in self.db.execute(sql, params)]
+
+    store = Store()
+    assert recorded_allocations(SimpleNamespace(store=store)) == {}  # no randomization projection: none
+    store.db.execute("CREATE TABLE rand_allocations (participant TEXT, arm TEXT)")
+    store.db.executemany(
+        "INSERT INTO rand_allocations VALUES (?, ?)",
+        [("WUH01-001", "ZMAPP"), ("participant:WUH01-002", "RDV"), ("WUH01-003", None)],  # 003: blinded kit
+    )
+    assert recorded_allocations(SimpleNamespace(store=store)) == {"WUH01-001": "ZMAPP", "WUH01-002": "RDV"}

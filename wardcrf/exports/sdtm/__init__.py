@@ -98,18 +98,24 @@ def package(
     `model`: the format-2 version of the active protocol (the engine's), when
     the site has one; TS, TA, TE, TV and TI then come from its declared arms,
     epochs, visits and criteria (engine_design.py) instead of format 1's
-    derived design.
+    derived design, and DM's arms from its arms and the recorded allocations.
     """
     progress = progress or NullProgress()
     proto = ds.active_protocol
-    built = build(ds, progress, coding or ae_map.coding_for(ds.store))
+    coding = coding or ae_map.coding_for(ds.store)
+    if model is not None:
+        from . import engine_design
+        from .build import recorded_allocations
+
+        arms = engine_design.design_from_model(model).arms
+        built = build(ds, progress, coding, arms, recorded_allocations(ds))
+    else:
+        built = build(ds, progress, coding)
     assert built.design is not None
     created = now_utc()
     rows = dict(built.rows)
     dm = rows.get("DM", [])
     if model is not None:
-        from . import engine_design
-
         rows.update(engine_design.trial_rows(model, dm, created, all_ended=built.ongoing == 0))
     else:
         rows["TS"] = ts_rows(proto, built.design, dm, created, all_ended=built.ongoing == 0)

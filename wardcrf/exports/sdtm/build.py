@@ -12,7 +12,8 @@ exported without code changes. Every row gets its EPOCH, VISITNUM/VISIT
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...protocol import Field, Protocol, tr
@@ -183,11 +184,26 @@ def record_dtc(rec: Record, proto: Protocol) -> str:
     return ""
 
 
-def build(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding | None = None) -> Built:
+def build(
+    ds: Dataset,
+    progress: Progress | None = None,
+    coding: ae_map.Coding | None = None,
+    arms: tuple[tuple[str, str], ...] | None = None,
+    allocations: Mapping[str, str] | None = None,
+) -> Built:
+    """The subject datasets; `arms`: the protocol's (format 2) arms, `allocations`: participant -> ARMCD.
+
+    DM's planned arm is the participant's allocation when one is recorded,
+    else the only arm of a one-arm trial once enrolled; a participant of a
+    trial with several arms and no allocation is NOT ASSIGNED (SDTMIG 3.4
+    ARMNRS). The actual arm is the planned one once a dose is recorded.
+    """
     progress = progress or NullProgress()
     coding = coding or ae_map.NoCoding()
     proto = ds.active_protocol
     design = design_of(proto)
+    if arms is not None:
+        design = replace(design, arms=arms)
     out = _Rows(proto.id)
     built = Built(out.rows, dictionary_versions=coding.dictionary_versions, design=design)
     reviews = _dsmg_reviews(ds)
@@ -197,9 +213,28 @@ def build(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding |
         by_form: dict[str, list[Record]] = defaultdict(list)
         for rec in ds.records(participant=pid):
             by_form[rec.form].append(rec)
-        _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form).build()
+        subject = _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form)
+        subject.allocated = (allocations or {}).get(pid)
+        subject.build()
         progress.advance(1)
     return built
+
+
+def recorded_allocations(ds: Dataset) -> dict[str, str]:
+    """Participant -> ARMCD of every allocation recorded with its arm (issue 20's projection).
+
+    An open-label allocation names its arm; a blinded one names only a kit
+    (its arm stays sealed) and is not an arm here: the participant is
+    reported as allocated to no arm until the arm is known. A database
+    without the randomization projection has no allocation.
+    """
+    exists = ds.store.scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rand_allocations'")
+    if not exists:
+        return {}
+    return {
+        str(r["participant"]).removeprefix("participant:"): str(r["arm"])
+        for r in ds.store.rows("SELECT participant, arm FROM rand_allocations WHERE arm IS NOT NULL")
+    }
 
 
 def _dsmg_reviews(ds: Dataset) -> dict[str, Record]:
@@ -229,6 +264,7 @@ class _Subject:
     ) -> None:
         self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
         self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
+        self.allocated: str | None = None  # ARMCD of the participant's recorded allocation
         self.u = f"{proto.id}-{pid}"
         self.doses = sorted(by_form.get("dose", []), key=lambda r: value_text(r.data.get("start")))
         consent = by_form.get("consent", [])
@@ -359,13 +395,18 @@ class _Subject:
         scr = screening[-1].data if screening else {}
         age = number(scr.get("age"))
         arms = self.design.arms
-        planned = arms[0] if enrolled and len(arms) == 1 else None
-        actual = arms[0] if self.doses and len(arms) == 1 else None
+        labels = dict(arms)
+        planned: tuple[str, str] | None = None
+        if self.allocated in labels:
+            planned = (self.allocated, labels[self.allocated])
+        elif enrolled and len(arms) == 1:
+            planned = arms[0]
+        actual = planned if self.doses else None
         if planned and actual:
             nrs = ""
-        elif not screening or not enrolled:
+        elif not planned and (not screening or not enrolled):
             nrs = "SCREEN FAILURE" if screening and scr.get("eligible") is False else "NOT ASSIGNED"
-        elif not self.doses:
+        elif planned:
             nrs = "ASSIGNED, NOT TREATED"
         else:
             nrs = "NOT ASSIGNED"
