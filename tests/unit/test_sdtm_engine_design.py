@@ -250,9 +250,9 @@ def _two_arm_mexcovid() -> Any:
 
 
 def test_dm_arms_come_from_the_allocation_and_the_rest_are_not_assigned(engine_export, monkeypatch):
-    from wardcrf.exports.dataset import Dataset
     import importlib
 
+    from wardcrf.exports.dataset import Dataset
     from wardcrf.exports.sdtm import package
     from wardcrf.exports.sdtm.check import check
 
@@ -306,3 +306,34 @@ def test_recorded_allocations_read_the_projection_with_open_arms_only():
         [("WUH01-001", "ZMAPP"), ("participant:WUH01-002", "RDV"), ("WUH01-003", None)],  # 003: blinded kit
     )
     assert recorded_allocations(SimpleNamespace(store=store)) == {"WUH01-001": "ZMAPP", "WUH01-002": "RDV"}
+
+
+def test_ex_terms_come_from_each_arms_administrations():
+    from wardcrf.engine import model
+    from wardcrf.exports.sdtm.engine_design import ex_terms
+
+    palm = ex_terms(model.shipped("palm.toml"))
+    assert set(palm) == {
+        ("ZMAPP", "infusion"),
+        ("RDV", "infusion"),
+        ("MAB114", "infusion"),
+        ("REGNEB3", "infusion"),
+    }
+    z = palm[("ZMAPP", "infusion")]
+    assert (z.treatment, z.route, z.frequency, z.unit) == ("ZMapp", "INTRAVENOUS", "Q3D", "mg")
+    # Remdesivir: a loading dose ONCE then QD on the same form: no single frequency, so none is stated.
+    assert palm[("RDV", "infusion")].frequency == ""
+    assert palm[("MAB114", "infusion")].dosage_form == "INJECTION, POWDER, LYOPHILIZED, FOR SOLUTION"
+    palm007 = ex_terms(model.shipped("palm007.toml"))
+    # The blinded placebo twin keeps its own product; BID or TID by weight: no single frequency.
+    assert palm007[("PLACEBO", "treatment")].treatment == "placebo"
+    assert {t.route for t in palm007.values()} == {"ORAL"} and {t.frequency for t in palm007.values()} == {""}
+
+
+def test_ex_of_the_engine_export_states_the_administrations_terms(engine_export):
+    pkg, _ = engine_export
+    ex = pkg.rows["EX"]
+    assert ex and {(r["EXTRT"], r["EXROUTE"], r["EXDOSFRQ"], r["EXDOSFRM"], r["EXDOSU"]) for r in ex} == {
+        ("haMSC-Exos", "RESPIRATORY (INHALATION)", "QD", "SUSPENSION", "particles")
+    }
+    assert all(r["EPOCH"] == "TREATMENT" for r in ex)

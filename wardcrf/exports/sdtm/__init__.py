@@ -108,7 +108,8 @@ def package(
         from .build import recorded_allocations
 
         arms = engine_design.design_from_model(model).arms
-        built = build(ds, progress, coding, arms, recorded_allocations(ds))
+        terms = engine_design.ex_terms(model)
+        built = build(ds, progress, coding, arms, recorded_allocations(ds), terms)
     else:
         built = build(ds, progress, coding)
     assert built.design is not None

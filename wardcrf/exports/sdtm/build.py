@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...protocol import Field, Protocol, tr
 from ..dataset import Dataset, Record, number, value_text
@@ -31,6 +31,9 @@ from .design import (
     design_of,
 )
 from .metadata import DOMAINS
+
+if TYPE_CHECKING:
+    from .engine_design import ExTerms
 
 CONSENT_TERM = "INFORMED CONSENT OBTAINED"
 TPT = {"pre_dose": ("PRE-DOSE", 1), "post_dose": ("POST-DOSE", 2)}
@@ -190,6 +193,7 @@ def build(
     coding: ae_map.Coding | None = None,
     arms: tuple[tuple[str, str], ...] | None = None,
     allocations: Mapping[str, str] | None = None,
+    ex_terms: Mapping[tuple[str, str], ExTerms] | None = None,
 ) -> Built:
     """The subject datasets; `arms`: the protocol's (format 2) arms, `allocations`: participant -> ARMCD.
 
@@ -197,6 +201,8 @@ def build(
     else the only arm of a one-arm trial once enrolled; a participant of a
     trial with several arms and no allocation is NOT ASSIGNED (SDTMIG 3.4
     ARMNRS). The actual arm is the planned one once a dose is recorded.
+    `ex_terms` (format 2): EXTRT, EXROUTE, EXDOSFRQ, EXDOSFRM and the default
+    EXDOSU of the participant's arm's administration recorded on the form.
     """
     progress = progress or NullProgress()
     coding = coding or ae_map.NoCoding()
@@ -215,6 +221,7 @@ def build(
             by_form[rec.form].append(rec)
         subject = _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form)
         subject.allocated = (allocations or {}).get(pid)
+        subject.ex_terms = ex_terms or {}
         subject.build()
         progress.advance(1)
     return built
@@ -265,6 +272,8 @@ class _Subject:
         self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
         self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
         self.allocated: str | None = None  # ARMCD of the participant's recorded allocation
+        self.arm: str | None = None  # the planned ARMCD, once DM has it
+        self.ex_terms: Mapping[tuple[str, str], ExTerms] = {}
         self.u = f"{proto.id}-{pid}"
         self.doses = sorted(by_form.get("dose", []), key=lambda r: value_text(r.data.get("start")))
         consent = by_form.get("consent", [])
@@ -402,6 +411,7 @@ class _Subject:
         elif enrolled and len(arms) == 1:
             planned = arms[0]
         actual = planned if self.doses else None
+        self.arm = planned[0] if planned else None
         if planned and actual:
             nrs = ""
         elif not planned and (not screening or not enrolled):
@@ -536,6 +546,7 @@ class _Subject:
         product = str(self.proto.product.get("name") or "study treatment")
         for rec in self.doses:
             p = self.proto_of(rec)
+            terms = self.ex_terms.get((self.arm or "", rec.form))
             names = cdisc_fields(p, "dose")
             dose = mapped(rec, names, "EXDOSE")
             vamt = mapped(rec, names, "EXVAMT")
@@ -548,12 +559,13 @@ class _Subject:
                 self.u,
                 EXREFID=value_text(mapped(rec, names, "EXREFID")),
                 EXSPID=rec.event_id,
-                EXTRT=product,
+                EXTRT=terms.treatment if terms else product,
                 EXDOSE=number(dose),
-                EXDOSU=(dose.get("unit") if isinstance(dose, dict) else None) or sched.particles_unit,
-                EXDOSFRM=DOSE_FORM,
-                EXDOSFRQ=p.schedule.frequency,
-                EXROUTE=sched.route,
+                EXDOSU=(dose.get("unit") if isinstance(dose, dict) else None)
+                or (terms.unit if terms else sched.particles_unit),
+                EXDOSFRM=(terms.dosage_form if terms else "") or DOSE_FORM,
+                EXDOSFRQ=terms.frequency if terms else p.schedule.frequency,
+                EXROUTE=terms.route if terms else sched.route,
                 EXLOT=value_text(mapped(rec, names, "EXLOT")),
                 EXTRTV=choice_text(vehicle_fd, vehicle).upper() if vehicle_fd and vehicle else "",
                 EXVAMT=number(vamt),

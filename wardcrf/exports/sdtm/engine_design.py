@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -306,3 +307,41 @@ def _endpoint_text(d: Mapping[str, Any], e: Mapping[str, Any]) -> str:
         fd = d.get("forms", {}).get(e["form"], {}).get("fields", {}).get(e["field"], {})
         return f"{label(fd.get('label', e['field']))}: change from baseline after treatment"
     return str(e.get("code", ""))
+
+
+@dataclass(frozen=True)
+class ExTerms:
+    """What EX says of an administration recorded on a form: from the protocol, not from code."""
+
+    treatment: str  # EXTRT: the product's name
+    route: str  # EXROUTE (CDISC term)
+    frequency: str  # EXDOSFRQ (CDISC term); '' when the arm's administrations on the form differ
+    dosage_form: str  # EXDOSFRM
+    unit: str  # EXDOSU when the record's dose carries none
+
+
+def ex_terms(model: Model) -> dict[tuple[str, str], ExTerms]:
+    """(ARMCD, recording form) -> the EX terms of the arm's administrations recorded on that form.
+
+    An arm whose administrations on one form differ in frequency (remdesivir's
+    loading dose ONCE, then QD) gets no EXDOSFRQ rather than a wrong one;
+    route, product and unit come from its first administration on the form.
+    """
+    products = {p["code"]: p for p in model.data.get("products", ())}
+    out: dict[tuple[str, str], ExTerms] = {}
+    for arm in model.arms:
+        by_form: dict[str, list[Administration]] = {}
+        for r in arm.regimens:
+            for adm in model.regimens[r].administrations:
+                by_form.setdefault(adm.record["form"], []).append(adm)
+        for form, adms in by_form.items():
+            first = adms[0]
+            product = products.get(first.product, {})
+            out[(arm.code, form)] = ExTerms(
+                treatment=str(product.get("name", first.product)),
+                route=first.route,
+                frequency=first.frequency if len({a.frequency for a in adms}) == 1 else "",
+                dosage_form=str(product.get("dosage_form", "")),
+                unit=first.dose.unit,
+            )
+    return out
