@@ -337,3 +337,42 @@ def test_ex_of_the_engine_export_states_the_administrations_terms(engine_export)
         ("haMSC-Exos", "RESPIRATORY (INHALATION)", "QD", "SUSPENSION", "particles")
     }
     assert all(r["EPOCH"] == "TREATMENT" for r in ex)
+
+
+def _palm_variant(*edits: tuple[str, str]) -> Any:
+    from wardcrf.engine import model
+
+    src = model.shipped_source("palm.toml")
+    for old, new in edits:
+        assert old in src, old
+        src = src.replace(old, new, 1)
+    return model.parse(src, "variant.toml")
+
+
+def test_long_arm_codes_sharing_a_prefix_get_distinct_8_character_element_codes():
+    from wardcrf.exports.sdtm.engine_design import trial_rows
+
+    m = _palm_variant(
+        ('code = "MAB114"\nlabel = "MAb114', 'code = "TREATMENT_MAB114"\nlabel = "MAb114'),
+        ('code = "REGNEB3"\nlabel = "REGN-EB3 150', 'code = "TREATMENT_REGNEB3"\nlabel = "REGN-EB3 150'),
+    )
+    rows = trial_rows(m, DM, NOW, all_ended=True)
+    codes = [e["ETCD"] for e in rows["TE"]]
+    assert len(set(codes)) == len(codes) and all(len(c) <= 8 for c in codes)
+    assert {"TREATMEN", "TREATME2"} <= set(codes)
+    assert {e for e in _errors(rows) if e[1] in DESIGN} == set()
+
+
+def test_a_repeat_running_into_the_next_visits_number_is_refused_by_name():
+    from wardcrf.errors import Refused
+    from wardcrf.exports.sdtm.engine_design import trial_rows
+
+    m = _palm_variant(('repeat = { every = "1d", count = 14 }', 'repeat = { every = "1d", count = 366 }'))
+    with pytest.raises(Refused, match=r"visits INPT \(DAY 15\) and D28 \(DAY 28\) both have VISITNUM 16"):
+        trial_rows(m, DM, NOW, all_ended=True)
+    # A step of 0.01 keeps 366 daily visits below the next visit's number.
+    m = _palm_variant(
+        ('repeat = { every = "1d", count = 14 }', 'repeat = { every = "1d", count = 366, step = 0.01 }')
+    )
+    tv = [r for r in trial_rows(m, DM, NOW, all_ended=True)["TV"] if r["ARMCD"] == "ZMAPP"]
+    assert len(tv) == 1 + 366 + 2 and tv[2]["VISITNUM"] == 2.01 and tv[-3]["VISITNUM"] == 5.65

@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .stats import z_score
+
 ONE_METHODS = {
     "wilson": "Wilson score interval (no continuity correction)",
     "clopper-pearson": "Clopper-Pearson exact interval (beta distribution)",
@@ -32,12 +34,6 @@ DIFF_METHODS = {
     "newcombe": "Newcombe hybrid score interval (method 10) for the difference of proportions",
     "wald": "Wald interval for the difference of proportions (normal approximation)",
 }
-
-
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(0.5 + level / 2))
 
 
 def _counts(k: int, n: int) -> None:
@@ -50,7 +46,7 @@ def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
     _counts(k, n)
     if n == 0:
         return None
-    z = _z(level)
+    z = z_score(level)
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
@@ -119,7 +115,7 @@ def difference(a: Proportion, b: Proportion, level: float = 0.95, method: str = 
     d = p1 - p2
     out["estimate"] = d
     if method == "wald":
-        half = _z(level) * math.sqrt(p1 * (1 - p1) / a.n + p2 * (1 - p2) / b.n)
+        half = z_score(level) * math.sqrt(p1 * (1 - p1) / a.n + p2 * (1 - p2) / b.n)
         out["lower"], out["upper"] = d - half, d + half
         return out
     l1, u1 = wilson(a.k, a.n, level) or (0.0, 1.0)

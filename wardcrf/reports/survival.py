@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .stats import z_score
+
 CI_METHODS = {
     "log-log": "Greenwood variance, complementary log-log interval",
     "plain": "Greenwood variance, plain (linear) interval clipped to [0, 1]",
@@ -81,12 +83,6 @@ class KaplanMeier:
         }
 
 
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(0.5 + level / 2))
-
-
 def _check(times: Sequence[float], events: Sequence[bool]) -> None:
     if len(times) != len(events):
         raise ValueError(f"{len(times)} times but {len(events)} event flags")
@@ -100,7 +96,7 @@ def kaplan_meier(
 ) -> KaplanMeier:
     """The Kaplan–Meier estimate of one group (`events[i]`: True = event, False = censored at `times[i]`)."""
     _check(times, events)
-    z = _z(level)
+    z = z_score(level)
     at = sorted(set(times))
     n = len(times)
     s, greenwood = 1.0, 0.0

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ...engine.model import Administration, Model, duration
+from ...errors import Refused
 from ...protocol import tr
 from .design import FOLLOW_UP, SCREENING, TREATMENT, Design, Element, Visit
 from .trial import CT, ISO8601, Param, _registry, _trial_params, _ts, design_tables
@@ -63,13 +64,28 @@ def design_from_model(model: Model) -> Design:
     """The SDTM trial design of a format-2 protocol version."""
     arms = tuple((a["code"], label(a["label"])) for a in model.data.get("arms", ()))
     elements, arm_elements = _elements(model)
-    return Design(
-        arms,
-        elements,
-        tuple(_visits(model)),
-        "protocol",
-        arm_elements=arm_elements,
-    )
+    visits = tuple(_visits(model))
+    _distinct_numbers(model, visits)
+    return Design(visits=visits, arms=arms, elements=elements, source="protocol", arm_elements=arm_elements)
+
+
+def _distinct_numbers(model: Model, visits: tuple[Visit, ...]) -> None:
+    """Refuse two planned visits of one arm with the same VISITNUM (a repeat running into the next visit).
+
+    The protocol reader does not check VISITNUMs yet (docs/engine.md); TV's
+    key is (ARMCD, VISITNUM), so a clash would be a broken dataset.
+    """
+    for arm in model.arms:
+        seen: dict[float, Visit] = {}
+        for v in visits:
+            if v.arms and arm.code not in v.arms:
+                continue
+            other = seen.setdefault(v.num, v)
+            if other is not v:
+                raise Refused(
+                    f"{model.id} {model.version}: visits {other.code} ({other.name}) and {v.code} ({v.name}) "
+                    f"both have VISITNUM {v.num}; give the later visit a number after the repeat's last"
+                )
 
 
 def _first_slots(model: Model) -> list[Administration]:
