@@ -376,3 +376,34 @@ def test_a_repeat_running_into_the_next_visits_number_is_refused_by_name():
     )
     tv = [r for r in trial_rows(m, DM, NOW, all_ended=True)["TV"] if r["ARMCD"] == "ZMAPP"]
     assert len(tv) == 1 + 366 + 2 and tv[2]["VISITNUM"] == 2.01 and tv[-3]["VISITNUM"] == 5.65
+
+
+@pytest.mark.parametrize("name", ["palm.toml", "palm007.toml"])
+def test_define_xml_of_a_multi_arm_design_validates_against_the_define_21_xsd(name, tmp_path):
+    from types import SimpleNamespace
+
+    import xmlschema
+
+    from wardcrf.engine import model
+    from wardcrf.exports.sdtm import define, files
+    from wardcrf.exports.sdtm.conform import conform
+    from wardcrf.exports.sdtm.metadata import domain
+
+    m = model.shipped(name)
+    rows = _rows(name)
+    conform(rows, m.id)
+    pkg = _package(rows)
+    pkg.study = m.id
+    # define.write reads the site's name and the protocol's title, version and source: those of this file.
+    site = SimpleNamespace(
+        active_protocol=SimpleNamespace(
+            title=dict(m.data["protocol"]["title"]), version=m.version, source=m.source
+        ),
+        site_row={"site": "KIN01"},
+    )
+    columns = {ds: files.columns_for(domain(ds), rows[ds]) for ds in DESIGN}
+    define.write(tmp_path / "define.xml", site, pkg, columns)
+    xsd = importlib.resources.files("odmlib") / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
+    assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(tmp_path / "define.xml"))) == []
+    text = (tmp_path / "define.xml").read_text("utf-8")
+    assert all(f'OID="IG.{ds}"' in text for ds in DESIGN) and m.id in text
