@@ -280,34 +280,6 @@ def test_dm_arms_come_from_the_allocation_and_the_rest_are_not_assigned(engine_e
     assert ts["NARMS"] == "2" and ts["ACTSUB"] == "1"
 
 
-def test_recorded_allocations_read_the_projection_with_open_arms_only():
-    import sqlite3
-    from types import SimpleNamespace
-
-    from wardcrf.exports.sdtm.build import recorded_allocations
-
-    class Store:
-        def __init__(self) -> None:
-            self.db = sqlite3.connect(":memory:")
-            self.db.row_factory = sqlite3.Row
-
-        def scalar(self, sql: str, params: Any = ()) -> Any:
-            row = self.db.execute(sql, params).fetchone()
-            return row[0] if row else None
-
-        def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-            return [dict(r) for r in self.db.execute(sql, params)]
-
-    store = Store()
-    assert recorded_allocations(SimpleNamespace(store=store)) == {}  # no randomization projection: none
-    store.db.execute("CREATE TABLE rand_allocations (participant TEXT, arm TEXT)")
-    store.db.executemany(
-        "INSERT INTO rand_allocations VALUES (?, ?)",
-        [("WUH01-001", "ZMAPP"), ("participant:WUH01-002", "RDV"), ("WUH01-003", None)],  # 003: blinded kit
-    )
-    assert recorded_allocations(SimpleNamespace(store=store)) == {"WUH01-001": "ZMAPP", "WUH01-002": "RDV"}
-
-
 def test_ex_terms_come_from_each_arms_administrations():
     from wardcrf.engine import model
     from wardcrf.exports.sdtm.engine_design import ex_terms

@@ -228,20 +228,19 @@ def build(
 
 
 def recorded_allocations(ds: Dataset) -> dict[str, str]:
-    """Participant -> ARMCD of every allocation recorded with its arm (issue 20's projection).
+    """Participant -> ARMCD of every allocation whose arm the export may state (issue 20's projection).
 
-    An open-label allocation names its arm; a blinded one names only a kit
-    (its arm stays sealed) and is not an arm here: the participant is
-    reported as allocated to no arm until the arm is known. A database
-    without the randomization projection has no allocation.
+    An open-label list's allocation names its arm. A blinded list's does not
+    on the ward (a kit only), and the hub, which knows it, states it only once
+    the trial is unblinded there (`randomization.trial_unblinded`): before
+    that, the participant is allocated to no arm the export can name.
     """
-    exists = ds.store.scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rand_allocations'")
-    if not exists:
-        return {}
-    return {
-        str(r["participant"]).removeprefix("participant:"): str(r["arm"])
-        for r in ds.store.rows("SELECT participant, arm FROM rand_allocations WHERE arm IS NOT NULL")
-    }
+    rows = ds.store.rows(
+        "SELECT a.participant, a.arm FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
+        " WHERE a.arm IS NOT NULL AND (l.reveal = 'arm' OR EXISTS (SELECT 1 FROM events e"
+        " WHERE e.type = 'randomization.trial_unblinded' AND e.subject = 'protocol:' || l.protocol_id))"
+    )
+    return {str(r["participant"]).removeprefix("participant:"): str(r["arm"]) for r in rows}
 
 
 def _dsmg_reviews(ds: Dataset) -> dict[str, Record]:
