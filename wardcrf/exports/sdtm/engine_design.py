@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ... import cdisc
 from ...engine.model import Administration, Model, duration
 from ...errors import Refused
 from ...protocol import tr
@@ -88,7 +89,8 @@ def _distinct_numbers(model: Model, visits: tuple[Visit, ...]) -> None:
                 )
 
 
-def _first_slots(model: Model) -> list[Administration]:
+def _administrations(model: Model) -> list[Administration]:
+    """Every administration of every regimen (a placebo twin's included)."""
     return [adm for reg in model.regimens.values() for adm in reg.administrations]
 
 
@@ -276,12 +278,10 @@ def trial_rows(
 
 def ts_params(model: Model) -> list[Param]:
     """TS parameters a format-2 file states: `[trial]`, products, routes, frequencies, endpoints."""
-    from ... import cdisc
-
     d = model.data
     t = d.get("trial", {})
     products = {p["code"]: p for p in d.get("products", ())}
-    adms = _first_slots(model)
+    adms = _administrations(model)
     used = list(dict.fromkeys(a.product for a in adms))
     out: list[Param] = [
         ("TITLE", "Trial Title", label(d["protocol"]["title"]), "", ""),
