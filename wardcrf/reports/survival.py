@@ -24,6 +24,8 @@ Methods, as a statistical analysis plan names them:
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,13 +99,11 @@ def kaplan_meier(
     """The Kaplan–Meier estimate of one group (`events[i]`: True = event, False = censored at `times[i]`)."""
     _check(times, events)
     z = z_score(level)
-    at = sorted(set(times))
     n = len(times)
     s, greenwood = 1.0, 0.0
     steps = []
-    for t in at:
-        d = sum(1 for ti, e in zip(times, events, strict=True) if ti == t and e)
-        c = sum(1 for ti, e in zip(times, events, strict=True) if ti == t and not e)
+    # One pass over the sorted times: O(n log n), not a scan of everyone per distinct time.
+    for t, d, c in _tally(times, events):
         if d:
             s *= 1 - d / n
             greenwood = greenwood + d / (n * (n - d)) if n > d else math.inf
@@ -112,6 +112,18 @@ def kaplan_meier(
         steps.append(Step(t, n, d, c, s, se, *bounds))
         n -= d + c
     return KaplanMeier(len(times), sum(1 for e in events if e), tuple(steps), level, ci)
+
+
+def _tally(times: Sequence[float], events: Sequence[bool]) -> list[tuple[float, int, int]]:
+    """(time, events, censorings) at each distinct time, in time order."""
+    out: list[tuple[float, int, int]] = []
+    for t, e in sorted(zip(times, events, strict=True)):
+        if out and out[-1][0] == t:
+            last = out[-1]
+            out[-1] = (t, last[1] + (1 if e else 0), last[2] + (0 if e else 1))
+        else:
+            out.append((t, 1 if e else 0, 0 if e else 1))
+    return out
 
 
 def _plain(s: float, se: float, z: float) -> tuple[float, float]:
@@ -166,12 +178,13 @@ def logrank(groups: Mapping[str, tuple[Sequence[float], Sequence[bool]]]) -> Log
     obs = np.zeros(k)
     exp = np.zeros(k)
     cov = np.zeros((k, k))
-    pooled = sorted({t for g in used for t, e in zip(*groups[g], strict=True) if e})
+    # Per group: sorted times (at risk at t = those with time >= t, by bisection) and events per time.
+    sorted_times = [sorted(groups[g][0]) for g in used]
+    deaths = [Counter(t for t, e in zip(*groups[g], strict=True) if e) for g in used]
+    pooled = sorted(set().union(*deaths)) if deaths else []
     for t in pooled:
-        n_i = np.array([sum(1 for x in groups[g][0] if x >= t) for g in used], dtype=float)
-        d_i = np.array(
-            [sum(1 for x, e in zip(*groups[g], strict=True) if x == t and e) for g in used], dtype=float
-        )
+        n_i = np.array([len(ts) - bisect_left(ts, t) for ts in sorted_times], dtype=float)
+        d_i = np.array([dg.get(t, 0) for dg in deaths], dtype=float)
         n, d = n_i.sum(), d_i.sum()
         obs += d_i
         exp += d * n_i / n
