@@ -69,9 +69,9 @@ def schema_text() -> str:
     return resources.files("wardcrf").joinpath("schema.sql").read_text("utf-8")
 
 
-def migrations() -> list[tuple[str, str]]:
-    """(name, sql) for every migration in schema.sql, in file order."""
-    text = schema_text()
+def migrations(text: str | None = None) -> list[tuple[str, str]]:
+    """(name, sql) for every migration in schema.sql (or in `text`), in file order."""
+    text = schema_text() if text is None else text
     marks = list(_MIGRATION_RE.finditer(text))
     out = []
     for i, m in enumerate(marks):
@@ -312,6 +312,26 @@ class Store:
             raise
         except (sqlcipher3.DatabaseError, OSError) as exc:
             raise translate_error(exc, self.path) from exc
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        """One statement over many rows (after the rows `insert` collected)."""
+        self.flush()
+        try:
+            self.conn.executemany(sql, rows)
+        except sqlcipher3.IntegrityError:
+            raise
+        except (sqlcipher3.DatabaseError, OSError) as exc:
+            raise translate_error(exc, self.path) from exc
+
+    def lock(self, name: str) -> None:
+        """`SqlStore.lock`: nothing to take here, the transaction already holds the write lock.
+
+        A transaction begins with ``BEGIN IMMEDIATE``: the database's one
+        write lock is held from its start to its end, so every writer is
+        already serialised against every other.
+        """
+        if not self.in_transaction:
+            raise RuntimeError(f"lock({name!r}) outside a transaction")
 
     def one(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
         row = self.execute(sql, params).fetchone()
