@@ -100,3 +100,24 @@ CREATE TRIGGER tlog_checkpoints_no_update BEFORE UPDATE OR DELETE ON tlog_checkp
     FOR EACH ROW EXECUTE FUNCTION wardcrf_append_only();
 CREATE TRIGGER tlog_checkpoints_no_truncate BEFORE TRUNCATE ON tlog_checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION wardcrf_append_only();
+
+-- migration: 0002-import-role
+-- The role the hub's importing processes log in through (docs/hub-postgres.md):
+-- it reads and appends the log and the ledger, and never updates or deletes the
+-- log (the triggers above refuse it too, for any role but a superuser who drops
+-- them). Held bundles are resolved (resolved_at) and a fork's resolution
+-- replaces a ledger row, hence UPDATE on sync_held and sync_applied; DELETE on
+-- none. Created NOLOGIN: an operator grants it to a login role of their own.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wardcrf_import') THEN
+        CREATE ROLE wardcrf_import NOLOGIN;
+    END IF;
+END
+$$;
+REVOKE ALL ON site, device_keys, sync_applied, sync_held, tlog_leaves, tlog_nodes, tlog_checkpoints,
+    tlog_sent FROM PUBLIC;
+GRANT SELECT ON site, device_keys TO wardcrf_import;
+GRANT SELECT, INSERT ON tlog_leaves, tlog_nodes, tlog_checkpoints, tlog_sent TO wardcrf_import;
+GRANT SELECT, INSERT, UPDATE ON sync_applied, sync_held TO wardcrf_import;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO wardcrf_import;

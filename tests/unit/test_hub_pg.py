@@ -320,3 +320,34 @@ def test_a_bad_dsn_is_one_line_without_the_password(pg_server):
     assert (
         describe("postgresql://u:s3cret@db.example:5433/hub") == "postgresql database hub on db.example:5433"
     )
+
+
+def test_the_import_role_appends_but_cannot_update_or_delete_the_log(pg_server, signer):
+    """A login role granted wardcrf_import applies bundles; UPDATE, DELETE and TRUNCATE are denied it."""
+    import psycopg
+
+    dsn = pg_server.new_database()
+    ledgerkit.create(Where("postgresql", dsn=dsn), signer).close()
+    login = "worker_" + os.urandom(4).hex()
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {login} LOGIN")
+        admin.execute(f"GRANT wardcrf_import TO {login}")
+    store = PgStore(dsn.replace("user=postgres", f"user={login}"))
+    try:
+        assert ledgerkit.apply_step(store, "lap1", 1, "a" * 64) == "applied"
+        assert ledgerkit.apply_step(store, "lap1", 1, "b" * 64) == "fork"
+        assert hublog.sign_checkpoint(store, signer) is not None
+        for sql in (
+            "UPDATE tlog_leaves SET status = 'held'",
+            "DELETE FROM tlog_nodes",
+            "TRUNCATE tlog_checkpoints",
+            "DELETE FROM sync_applied",
+            "DELETE FROM sync_held",
+            "UPDATE site SET device = 'x'",
+            "DROP TRIGGER tlog_leaves_no_update ON tlog_leaves",
+        ):
+            with pytest.raises(StoreError, match=r"permission denied|must be owner"):
+                store.execute(sql)
+        assert store.scalar("SELECT count(*) FROM tlog_leaves") == 2
+    finally:
+        store.close()
