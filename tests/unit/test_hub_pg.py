@@ -351,3 +351,64 @@ def test_the_import_role_appends_but_cannot_update_or_delete_the_log(pg_server, 
         assert store.scalar("SELECT count(*) FROM tlog_leaves") == 2
     finally:
         store.close()
+
+
+def test_a_hubs_ledger_copies_to_postgresql_with_the_same_history_and_grows_with_it(
+    pg_server, tmp_path, monkeypatch
+):
+    """`hub copy-to-postgres`: the copy's checkpoint chain is the hub's; run again, only what is new."""
+    from synckit import connect, make_hub, make_ward, open_
+    from test_sync_cli import run
+    from test_sync_tlog import _round
+
+    h, w = make_hub(tmp_path), make_ward(tmp_path)
+    connect(w, h)
+    for tag in ("a", "b"):
+        _round(tmp_path, w, h, tag=tag)
+    dsn = pg_server.new_database()
+    monkeypatch.setenv("WARDCRF_HUB_DATABASE", dsn)
+    code, out, err = run("hub", "copy-to-postgres", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    assert "a log of 2 bundle outcomes (2 new)" in out and "2 bundles applied" in out, out
+
+    def chains() -> tuple[dict, dict]:
+        hs = open_(h)
+        pg = PgStore(dsn)
+        try:
+            return hublog.export_chain(hs.store), hublog.export_chain(pg)
+        finally:
+            hs.close()
+            pg.close()
+
+    at_hub, at_pg = chains()
+    assert at_hub == at_pg and len(at_pg["checkpoints"]) == 2
+    _round(tmp_path, w, h, tag="c")
+    code, out, err = run("hub", "copy-to-postgres", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and "a log of 3 bundle outcomes (1 new)" in out, (out, err)
+    at_hub, at_pg = chains()
+    assert at_hub == at_pg
+    hs = open_(h)
+    try:
+        v = hublog.own_verifier(hs.store)
+    finally:
+        hs.close()
+    assert [cp.size for cp in hublog.verify_chain(hublog.dumps_chain(at_pg), v)] == [1, 2, 3]
+    # A copy whose history is not this hub's (rewritten on the server by its owner) is refused whole.
+    pg = PgStore(dsn)
+    try:
+        pg.execute("ALTER TABLE tlog_nodes DISABLE TRIGGER tlog_nodes_no_update")
+        pg.execute("UPDATE tlog_nodes SET hash = ? WHERE level = 0 AND idx = 0", (b"\0" * 32,))
+    finally:
+        pg.close()
+    _round(tmp_path, w, h, tag="d")
+    code, out, err = run("hub", "copy-to-postgres", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 1 and err.count("\n") == 1 and "not this hub's" in err, (code, out, err)
+    pg = PgStore(dsn)
+    try:
+        assert pg.scalar("SELECT count(*) FROM tlog_leaves") == 3  # nothing of the fourth copied
+    finally:
+        pg.close()
+    # A server that is not there: one line, exit 1 or 2, no traceback, no password.
+    monkeypatch.setenv("WARDCRF_HUB_DATABASE", f"host={tmp_path} dbname=x user=postgres password=s3cret")
+    code, out, err = run("hub", "copy-to-postgres", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code in (1, 2) and err.count("\n") == 1 and "s3cret" not in err and "Traceback" not in err, err
