@@ -23,6 +23,7 @@ from typing import Any
 
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import StoreError, UsageError
+from wardcrf.sqlstore import Queries
 from wardcrf.store import migrations
 
 SCHEMA_FILE = "hub_pg.sql"
@@ -82,7 +83,7 @@ def describe(dsn: str) -> str:
     return f"postgresql database {parts.get('dbname') or '(default)'} on {host}{port}"
 
 
-class PgStore:
+class PgStore(Queries):
     """An open connection to a hub ledger on PostgreSQL (`wardcrf.sqlstore.SqlStore`)."""
 
     def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
@@ -153,19 +154,6 @@ class PgStore:
             raise
         except psycopg.Error as exc:
             raise self._error(exc) from None
-
-    def one(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
-        row = self.execute(sql, params).fetchone()
-        return tuple(row) if row is not None else None
-
-    def scalar(self, sql: str, params: Any = ()) -> Any:
-        row = self.execute(sql, params).fetchone()
-        return None if row is None else row[0]
-
-    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        cur = self.execute(sql, params)
-        names = [d.name for d in cur.description or ()]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def _error(self, exc: BaseException) -> StoreError:
         return StoreError(f"{self.name}: {_first_line(exc)}")

@@ -66,3 +66,28 @@ class SqlStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class _Executes(Protocol):
+    def execute(self, sql: str, params: Any = ()) -> Any: ...
+
+
+class Queries:
+    """`one`, `scalar` and `rows` over a store's `execute`: the same on both engines.
+
+    A mixin of both stores, so a row comes back in one shape (a tuple, a
+    value, dicts by column name) whichever engine answered.
+    """
+
+    def one(self: _Executes, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
+        row = self.execute(sql, params).fetchone()
+        return tuple(row) if row is not None else None
+
+    def scalar(self: _Executes, sql: str, params: Any = ()) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def rows(self: _Executes, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        cur = self.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]  # DB-API: a column's name is its first item
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

@@ -28,6 +28,7 @@ import sqlcipher3
 
 from .clock import iso_utc, now_utc
 from .errors import StoreError, UsageError
+from .sqlstore import Queries
 
 
 def _import_sqlite_utils() -> Any:
@@ -136,7 +137,7 @@ def connect(path: Path, key: bytes | None, *, readonly: bool = False) -> sqlciph
     return conn
 
 
-class Store:
+class Store(Queries):
     """An open, unlocked database with transactions that nest (savepoints)."""
 
     def __init__(self, path: Path, key: bytes | None, *, readonly: bool = False) -> None:
@@ -291,12 +292,7 @@ class Store:
         batches = self._deferred
         self._drop_batches()
         for sql, rows in batches.items():
-            try:
-                self.conn.executemany(sql, rows)
-            except sqlcipher3.IntegrityError:
-                raise
-            except (sqlcipher3.DatabaseError, OSError) as exc:
-                raise translate_error(exc, self.path) from exc
+            self._executemany(sql, rows)
 
     def _drop_batches(self) -> None:
         self._deferred = {}
@@ -316,6 +312,9 @@ class Store:
     def executemany(self, sql: str, rows: Any) -> None:
         """One statement over many rows (after the rows `insert` collected)."""
         self.flush()
+        self._executemany(sql, rows)
+
+    def _executemany(self, sql: str, rows: Any) -> None:
         try:
             self.conn.executemany(sql, rows)
         except sqlcipher3.IntegrityError:
@@ -332,19 +331,6 @@ class Store:
         """
         if not self.in_transaction:
             raise RuntimeError(f"lock({name!r}) outside a transaction")
-
-    def one(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
-        row = self.execute(sql, params).fetchone()
-        return tuple(row) if row is not None else None
-
-    def scalar(self, sql: str, params: Any = ()) -> Any:
-        row = self.execute(sql, params).fetchone()
-        return None if row is None else row[0]
-
-    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        cur = self.execute(sql, params)
-        names = [d[0] for d in cur.description or ()]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     # -- schema ------------------------------------------------------------------
     def applied_migrations(self) -> list[str]:
