@@ -44,6 +44,7 @@ SUITES = [
     "sweep",
     "tlog",
     "hub_engines",
+    "randomization",
 ]
 
 
