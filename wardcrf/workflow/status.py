@@ -11,7 +11,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import protocol as protocols
 from .. import text
@@ -223,31 +223,59 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     }
 
 
-LIST_KEYS = (
-    "id",
-    "status",
-    "sex",
-    "age",
-    "enrolled_on",
-    "doses_given",
-    "doses_planned",
-    "cumulative_particles",
-    "next_dose",
-    "post_dose_vitals_due",
-)
+class WardRow(TypedDict):
+    """One participant's line of the ward list (dashboard, ward list, `participant list --json`)."""
+
+    id: str
+    status: str
+    sex: str | None
+    age: int | None
+    enrolled_on: str | None
+    doses_given: int
+    doses_planned: int
+    cumulative_particles: float
+    next_dose: dict[str, Any] | None
+    """The next dose as `dose_schedule` gives it (due time, window, holds), None when none is planned."""
+    post_dose_vitals_due: list[int]
+    """Doses given whose post-dose vitals are owed."""
+    deviations: int
+    open_aes: int
+    ae_expected: int
+    """Prespecified events seen at a post-dose check that still lack their AE form."""
+    signoff: str
+    """The casebook sign-off state (``not signed`` ...)."""
 
 
-def list_row(s: dict[str, Any]) -> dict[str, Any]:
+class WardPage(TypedDict):
+    """A page of the ward list in ward order, with the totals its title shows (`ward_page`)."""
+
+    total: int
+    attention: int
+    offset: int
+    rows: list[WardRow]
+
+
+def list_row(s: dict[str, Any]) -> WardRow:
     """One participant's line of the ward list, from their `summary`."""
-    return {k: s[k] for k in LIST_KEYS} | {
-        "deviations": len(s["deviations"]),
-        "open_aes": len(s["open_aes"]),
-        "ae_expected": len(s["ae_expected"]),
-        "signoff": s["signoff"]["state"],
-    }
+    return WardRow(
+        id=s["id"],
+        status=s["status"],
+        sex=s["sex"],
+        age=s["age"],
+        enrolled_on=s["enrolled_on"],
+        doses_given=s["doses_given"],
+        doses_planned=s["doses_planned"],
+        cumulative_particles=s["cumulative_particles"],
+        next_dose=s["next_dose"],
+        post_dose_vitals_due=s["post_dose_vitals_due"],
+        deviations=len(s["deviations"]),
+        open_aes=len(s["open_aes"]),
+        ae_expected=len(s["ae_expected"]),
+        signoff=s["signoff"]["state"],
+    )
 
 
-def list_participants(session: Session) -> list[dict[str, Any]]:
+def list_participants(session: Session) -> list[WardRow]:
     """Every participant's line of the ward list (see `list_rows`), by participant number."""
     session.require("record.read", what="read participants")
     return list_rows(session.store, now())
@@ -278,7 +306,7 @@ FIRST_SCREEN = 60
 
 def ward_page(
     session: Session, offset: int = 0, limit: int | None = FIRST_SCREEN, at: datetime | None = None
-) -> dict[str, Any]:
+) -> WardPage:
     """A page of the ward list in ward order, with the totals its title shows.
 
     What needs doing soonest comes first: overdue (longest first), due now
@@ -298,7 +326,7 @@ def ward_page(
     at = at or now()
     got = wardqueue.page(store, at, max(0, offset), limit, dsmg_hold=safety.hold(store) is not None)
     rows = list_rows(store, at, only=got.ids) if got.ids else []
-    return {"total": got.total, "attention": got.attention, "offset": offset, "rows": rows}
+    return WardPage(total=got.total, attention=got.attention, offset=offset, rows=rows)
 
 
 def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
@@ -308,7 +336,7 @@ def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
     return f" AND {column} IN ({','.join('?' * len(values))})", tuple(values)
 
 
-def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list[dict[str, Any]]:
+def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list[WardRow]:
     """`list_row(summary(store, pid, at))` for every participant (or those in `only`, in that order),
     in a handful of queries.
 
@@ -395,7 +423,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
         )
     }
     dsmg_hold = safety.hold(store)
-    out = []
+    out: list[WardRow] = []
     for p in people:
         consent_ok = signed_consent(consent_signers.get(p.consent_event or "", []), proto.consent.witnesses)
         given = doses[p.id]
