@@ -599,7 +599,32 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def safety_overview(session: Session, at: datetime | None = None) -> dict[str, Any]:
+class SafetyEvent(TypedDict):
+    """An adverse event the ward must act on (the dashboard's safety panel, `safety_overview`)."""
+
+    event: str
+    participant: str
+    term: str
+    grade: int | None
+    serious: bool
+    onset: str | None
+    open: bool
+    report_due: str | None
+    """The expedited report's due date (serious events), ISO."""
+    days_left: int | None
+    """Local days to `report_due` (negative: overdue)."""
+    dsmg_review_pending: bool
+
+
+class SafetyOverview(TypedDict):
+    today: str
+    events: list[SafetyEvent]
+    open_aes: int
+    saes: int
+    reviews_pending: int
+
+
+def safety_overview(session: Session, at: datetime | None = None) -> SafetyOverview:
     """Adverse events the ward must act on: every open AE, and every SAE still owing something.
 
     An SAE stays listed after it ends while the DSMG has not judged its
@@ -611,34 +636,34 @@ def safety_overview(session: Session, at: datetime | None = None) -> dict[str, A
     proto = protocols.active(store)
     local_today = (at or now()).astimezone(zone(proto.schedule.zone)).date()
     pending = {r["event_id"] for r in safety.review_list(store)}
-    events = []
+    events: list[SafetyEvent] = []
     for a in store.rows("SELECT * FROM adverse_events ORDER BY onset, event_id"):
         is_open = _open_ae(a)
         if not is_open and a["event_id"] not in pending:
             continue
         due = a["report_due"]
         events.append(
-            {
-                "event": a["event_id"],
-                "participant": a["participant"],
-                "term": a["term"],
-                "grade": a["grade"],
-                "serious": bool(a["serious"]),
-                "onset": a["onset"],
-                "open": is_open,
-                "report_due": due,
-                "days_left": (date.fromisoformat(due) - local_today).days if due else None,
-                "dsmg_review_pending": a["event_id"] in pending,
-            }
+            SafetyEvent(
+                event=a["event_id"],
+                participant=a["participant"],
+                term=a["term"],
+                grade=a["grade"],
+                serious=bool(a["serious"]),
+                onset=a["onset"],
+                open=is_open,
+                report_due=due,
+                days_left=(date.fromisoformat(due) - local_today).days if due else None,
+                dsmg_review_pending=a["event_id"] in pending,
+            )
         )
     events.sort(key=lambda e: (not e["serious"], e["report_due"] or "9999", e["onset"] or "", e["event"]))
-    return {
-        "today": local_today.isoformat(),
-        "events": events,
-        "open_aes": sum(1 for e in events if e["open"]),
-        "saes": sum(1 for e in events if e["serious"]),
-        "reviews_pending": len(pending),
-    }
+    return SafetyOverview(
+        today=local_today.isoformat(),
+        events=events,
+        open_aes=sum(1 for e in events if e["open"]),
+        saes=sum(1 for e in events if e["serious"]),
+        reviews_pending=len(pending),
+    )
 
 
 def dsmg_gate(session: Session) -> dict[str, Any]:
