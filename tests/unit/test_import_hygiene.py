@@ -118,4 +118,4 @@ def test_no_module_imports_itself_back_through_others(tmp_path: Path) -> None:
     core = [loop for loop in loops if not all(m.startswith("wardcrf.screens.") for m in loop)]
     assert core == [], f"import loops: {core}"
     screens = [loop for loop in loops if loop not in core]
-    assert screens in ([], [["wardcrf.screens.coldchain_readings", "wardcrf.screens.drafts_screen"]])
+    assert screens in ([], [["wardcrf.screens.coldchain.readings", "wardcrf.screens.drafts_screen"]])
