@@ -666,7 +666,28 @@ def safety_overview(session: Session, at: datetime | None = None) -> SafetyOverv
     )
 
 
-def dsmg_gate(session: Session) -> dict[str, Any]:
+class LastDecision(TypedDict):
+    event: str
+    participant: str
+    decision: str
+    time: str
+
+
+class DsmgGate(TypedDict):
+    """Where the DSMG's gates stand (the dashboard's gate panel, `dsmg_gate`)."""
+
+    state: str
+    """``stop`` / ``alter`` (dosing and enrollment held), ``sentinel``, or ``open``."""
+    hold: str | None
+    """Why dosing and enrollment are held now (`safety.hold`), or None."""
+    last_decision: LastDecision | None
+    sentinels: list[str]
+    waiting_for_dsmg: list[str]
+    """Sentinel participants still waiting for a DSMG 'continue'."""
+    reviews_pending: int
+
+
+def dsmg_gate(session: Session) -> DsmgGate:
     """Where the DSMG's gates stand: a hold (stop / alter), the sentinel gate, SAEs awaiting review.
 
     `state` is one word for the dashboard: "stop" or "alter" (dosing and
@@ -686,13 +707,20 @@ def dsmg_gate(session: Session) -> dict[str, Any]:
         state = "sentinel"
     else:
         state = "open"
-    return {
-        "state": state,
-        "hold": held,
-        "last_decision": (
-            {k: last[k] for k in ("event", "participant", "decision", "time")} if last is not None else None
+    return DsmgGate(
+        state=state,
+        hold=held,
+        last_decision=(
+            LastDecision(
+                event=last["event"],
+                participant=last["participant"],
+                decision=last["decision"],
+                time=last["time"],
+            )
+            if last is not None
+            else None
         ),
-        "sentinels": sentinel["sentinels"],
-        "waiting_for_dsmg": sentinel["waiting_for_dsmg"],
-        "reviews_pending": len(safety.review_list(store)),
-    }
+        sentinels=sentinel["sentinels"],
+        waiting_for_dsmg=sentinel["waiting_for_dsmg"],
+        reviews_pending=len(safety.review_list(store)),
+    )
