@@ -50,6 +50,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .features import Registry
+    from .site import Session
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
 
@@ -948,6 +949,18 @@ def id_rule(store: Store, kind: str | ids.Kind) -> ids.Rule:
     except Refused:  # no protocol loaded on this site: the built-in rule
         proto = None
     return ids.rule(proto, kind)
+
+
+def id_rule_for(session: Session, kind: str | ids.Kind) -> ids.Rule:
+    """`id_rule` for a signed-in user (a scan field checks each id as it goes)."""
+    session.require("record.read", what="read the id rules")
+    return id_rule(session.store, kind)
+
+
+def active_for(session: Session) -> Protocol:
+    """The active protocol, for a signed-in user (the screens build their forms from it)."""
+    session.require("record.read", what="read the protocol")
+    return active(session.store)
 
 
 def _loaded_protocol(store: Store, where: str, params: tuple[Any, ...], sha: str, name: str) -> Protocol:

@@ -108,7 +108,7 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
         self.saving = False
         self.restore_focus = focus
         """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
-        self.kit_rule = ward.call(lambda s: protocol.id_rule(s.store, ids.KIT))
+        self.kit_rule = ward.call(protocol.id_rule_for, ids.KIT)
         """The site's kit id rule (the protocol's format, if it declares one): each scan is checked at once."""
 
     def defaults(self) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import photo_samples as ps
-import pytest
 import sqlcipher3
 from insider import raw_key
 from wardcrf.photos import importing
@@ -105,24 +104,6 @@ def test_verify_and_audit_verify_catch_tampering(cli, site, session_for, tmp_pat
     assert shown.code == 1 and "altered" in shown.err and "▀" not in shown.out
     view = cli("photo", "record", rec, "--json", user="auditor")
     assert view.code == 1 and json.loads(view.out)[0]["hash_ok"] is False
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("photo", "--help"),
-        ("photo", "import", "--help"),
-        ("photo", "list", "--help"),
-        ("photo", "info", "--help"),
-        ("photo", "show", "--help"),
-        ("photo", "export", "--help"),
-        ("photo", "verify", "--help"),
-        ("photo", "record", "--help"),
-    ],
-)
-def test_every_photo_command_has_help(cli, args) -> None:
-    r = cli(*args)
-    assert r.code == 0 and "Usage" in r.out and len(r.out) > 100
 
 
 def test_photo_modules_load_neither_textual_nor_pillow_at_import() -> None:

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pytest
 from conftest import PASSWORD
-from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template, make_ward, today
+from wf_support import Ward, _copy_site, make_ward, today
 
 from wardcrf import eventlog, protocol, protocol_file, records, text, users, workflow
 from wardcrf.coldchain import loggers
 from wardcrf.errors import Refused, ValidationFailed
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 

@@ -23,14 +23,12 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD as SITE_PASSWORD
 from wardcrf.sync import bundle, pending
-from wf_support import Ward, _copy_site, _wf_template, make_ward, today
+from wf_support import Ward, _copy_site, make_ward, today
 
 from wardcrf import projections, records, workflow
 from wardcrf.errors import PermissionDenied
 from wardcrf.site import Site
 from wardcrf.workflow import safety, status, wardqueue
-
-__all__ = ["_wf_template"]
 
 URGENCY = {"overdue": 0, "due now": 1, "upcoming": 3, "held": 4}
 

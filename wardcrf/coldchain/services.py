@@ -656,6 +656,18 @@ def receive_lot(
         return receive_shipment(session, kits=kit_ids, **receipt)
 
 
+def receipt_default(session: Session) -> str | None:
+    """`default_receipt_location` for a signed-in user (the receipt form's default)."""
+    session.require("record.read", what="read storage units")
+    return default_receipt_location(session.store)
+
+
+def registered_lot(session: Session, lot: str) -> dict[str, Any] | None:
+    """`lot_info` for a signed-in user (the receipt form fills the lot's label data)."""
+    session.require("record.read", what="read lots")
+    return lot_info(session.store, lot)
+
+
 def lot_info(store: Store, lot: str) -> dict[str, Any] | None:
     """A registered lot with its kits, or None (the receipt screen fills its label data)."""
     rows = store.rows("SELECT * FROM cc_lots WHERE lot = ?", (ids.key(lot),))
