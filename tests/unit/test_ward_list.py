@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, Ward, _copy_site, make_ward, today
+from wf_support import PASSWORD, Staff, _copy_site, make_ward, today
 
 from wardcrf import records, workflow
 from wardcrf.errors import PermissionDenied
@@ -31,7 +31,7 @@ def site(data_dir: Path, _wf_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD as SITE_PASSWORD
 from wardcrf.sync import bundle, pending
-from wf_support import Ward, _copy_site, make_ward, today
+from wf_support import Staff, _copy_site, make_ward, today
 
 from wardcrf import projections, records, workflow
 from wardcrf.errors import PermissionDenied
@@ -63,11 +63,11 @@ def site(data_dir: Path, _wf_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
-def _every_state(ward: Ward) -> dict[str, str]:
+def _every_state(ward: Staff) -> dict[str, str]:
     clin = ward.clin
     names = {"only_consented": ward.consent()}
     names["failed"] = ward.consent()

@@ -47,7 +47,7 @@ def pw(_user: str) -> str:
     return PASSWORD
 
 
-class Ward:
+class Staff:
     """The ward's people as sessions, opened on first use (each unlock costs a key derivation)."""
 
     def __init__(self, session_for, tmp: Path) -> None:
@@ -204,7 +204,7 @@ def ready_kit_on(site: Site, kit: str, start: str, tmp: Path) -> None:
         return opened[-1]
 
     try:
-        ward = Ward(open_, tmp)
+        ward = Staff(open_, tmp)
         ward.freezer()
         ward.custody(kit, start)
     finally:
@@ -212,8 +212,8 @@ def ready_kit_on(site: Site, kit: str, start: str, tmp: Path) -> None:
             s.close()
 
 
-def make_ward(session_for, tmp: Path) -> Ward:
-    return Ward(session_for, tmp)
+def make_ward(session_for, tmp: Path) -> Staff:
+    return Staff(session_for, tmp)
 
 
 def _copy_site(src: Path, dst: Path) -> Site:
@@ -247,7 +247,7 @@ def _wf_sentinel_template(_wf_template, tmp_path_factory) -> tuple[Path, str]:
         return opened[-1]
 
     try:
-        ward = Ward(open_, tmp_path_factory.mktemp("pages"))
+        ward = Staff(open_, tmp_path_factory.mktemp("pages"))
         pid, _ = ward.enrolled_participant(10)
         ward.continue_(pid)
         ward.clin.store.checkpoint()

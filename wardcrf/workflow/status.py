@@ -11,7 +11,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import protocol as protocols
 from .. import text
@@ -223,31 +223,59 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     }
 
 
-LIST_KEYS = (
-    "id",
-    "status",
-    "sex",
-    "age",
-    "enrolled_on",
-    "doses_given",
-    "doses_planned",
-    "cumulative_particles",
-    "next_dose",
-    "post_dose_vitals_due",
-)
+class WardRow(TypedDict):
+    """One participant's line of the ward list (dashboard, ward list, `participant list --json`)."""
+
+    id: str
+    status: str
+    sex: str | None
+    age: int | None
+    enrolled_on: str | None
+    doses_given: int
+    doses_planned: int
+    cumulative_particles: float
+    next_dose: dict[str, Any] | None
+    """The next dose as `dose_schedule` gives it (due time, window, holds), None when none is planned."""
+    post_dose_vitals_due: list[int]
+    """Doses given whose post-dose vitals are owed."""
+    deviations: int
+    open_aes: int
+    ae_expected: int
+    """Prespecified events seen at a post-dose check that still lack their AE form."""
+    signoff: str
+    """The casebook sign-off state (``not signed`` ...)."""
 
 
-def list_row(s: dict[str, Any]) -> dict[str, Any]:
+class WardPage(TypedDict):
+    """A page of the ward list in ward order, with the totals its title shows (`ward_page`)."""
+
+    total: int
+    attention: int
+    offset: int
+    rows: list[WardRow]
+
+
+def list_row(s: dict[str, Any]) -> WardRow:
     """One participant's line of the ward list, from their `summary`."""
-    return {k: s[k] for k in LIST_KEYS} | {
-        "deviations": len(s["deviations"]),
-        "open_aes": len(s["open_aes"]),
-        "ae_expected": len(s["ae_expected"]),
-        "signoff": s["signoff"]["state"],
-    }
+    return WardRow(
+        id=s["id"],
+        status=s["status"],
+        sex=s["sex"],
+        age=s["age"],
+        enrolled_on=s["enrolled_on"],
+        doses_given=s["doses_given"],
+        doses_planned=s["doses_planned"],
+        cumulative_particles=s["cumulative_particles"],
+        next_dose=s["next_dose"],
+        post_dose_vitals_due=s["post_dose_vitals_due"],
+        deviations=len(s["deviations"]),
+        open_aes=len(s["open_aes"]),
+        ae_expected=len(s["ae_expected"]),
+        signoff=s["signoff"]["state"],
+    )
 
 
-def list_participants(session: Session) -> list[dict[str, Any]]:
+def list_participants(session: Session) -> list[WardRow]:
     """Every participant's line of the ward list (see `list_rows`), by participant number."""
     session.require("record.read", what="read participants")
     return list_rows(session.store, now())
@@ -278,7 +306,7 @@ FIRST_SCREEN = 60
 
 def ward_page(
     session: Session, offset: int = 0, limit: int | None = FIRST_SCREEN, at: datetime | None = None
-) -> dict[str, Any]:
+) -> WardPage:
     """A page of the ward list in ward order, with the totals its title shows.
 
     What needs doing soonest comes first: overdue (longest first), due now
@@ -298,7 +326,7 @@ def ward_page(
     at = at or now()
     got = wardqueue.page(store, at, max(0, offset), limit, dsmg_hold=safety.hold(store) is not None)
     rows = list_rows(store, at, only=got.ids) if got.ids else []
-    return {"total": got.total, "attention": got.attention, "offset": offset, "rows": rows}
+    return WardPage(total=got.total, attention=got.attention, offset=offset, rows=rows)
 
 
 def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
@@ -308,7 +336,7 @@ def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
     return f" AND {column} IN ({','.join('?' * len(values))})", tuple(values)
 
 
-def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list[dict[str, Any]]:
+def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list[WardRow]:
     """`list_row(summary(store, pid, at))` for every participant (or those in `only`, in that order),
     in a handful of queries.
 
@@ -395,7 +423,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
         )
     }
     dsmg_hold = safety.hold(store)
-    out = []
+    out: list[WardRow] = []
     for p in people:
         consent_ok = signed_consent(consent_signers.get(p.consent_event or "", []), proto.consent.witnesses)
         given = doses[p.id]
@@ -571,7 +599,32 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def safety_overview(session: Session, at: datetime | None = None) -> dict[str, Any]:
+class SafetyEvent(TypedDict):
+    """An adverse event the ward must act on (the dashboard's safety panel, `safety_overview`)."""
+
+    event: str
+    participant: str
+    term: str
+    grade: int | None
+    serious: bool
+    onset: str | None
+    open: bool
+    report_due: str | None
+    """The expedited report's due date (serious events), ISO."""
+    days_left: int | None
+    """Local days to `report_due` (negative: overdue)."""
+    dsmg_review_pending: bool
+
+
+class SafetyOverview(TypedDict):
+    today: str
+    events: list[SafetyEvent]
+    open_aes: int
+    saes: int
+    reviews_pending: int
+
+
+def safety_overview(session: Session, at: datetime | None = None) -> SafetyOverview:
     """Adverse events the ward must act on: every open AE, and every SAE still owing something.
 
     An SAE stays listed after it ends while the DSMG has not judged its
@@ -583,37 +636,58 @@ def safety_overview(session: Session, at: datetime | None = None) -> dict[str, A
     proto = protocols.active(store)
     local_today = (at or now()).astimezone(zone(proto.schedule.zone)).date()
     pending = {r["event_id"] for r in safety.review_list(store)}
-    events = []
+    events: list[SafetyEvent] = []
     for a in store.rows("SELECT * FROM adverse_events ORDER BY onset, event_id"):
         is_open = _open_ae(a)
         if not is_open and a["event_id"] not in pending:
             continue
         due = a["report_due"]
         events.append(
-            {
-                "event": a["event_id"],
-                "participant": a["participant"],
-                "term": a["term"],
-                "grade": a["grade"],
-                "serious": bool(a["serious"]),
-                "onset": a["onset"],
-                "open": is_open,
-                "report_due": due,
-                "days_left": (date.fromisoformat(due) - local_today).days if due else None,
-                "dsmg_review_pending": a["event_id"] in pending,
-            }
+            SafetyEvent(
+                event=a["event_id"],
+                participant=a["participant"],
+                term=a["term"],
+                grade=a["grade"],
+                serious=bool(a["serious"]),
+                onset=a["onset"],
+                open=is_open,
+                report_due=due,
+                days_left=(date.fromisoformat(due) - local_today).days if due else None,
+                dsmg_review_pending=a["event_id"] in pending,
+            )
         )
     events.sort(key=lambda e: (not e["serious"], e["report_due"] or "9999", e["onset"] or "", e["event"]))
-    return {
-        "today": local_today.isoformat(),
-        "events": events,
-        "open_aes": sum(1 for e in events if e["open"]),
-        "saes": sum(1 for e in events if e["serious"]),
-        "reviews_pending": len(pending),
-    }
+    return SafetyOverview(
+        today=local_today.isoformat(),
+        events=events,
+        open_aes=sum(1 for e in events if e["open"]),
+        saes=sum(1 for e in events if e["serious"]),
+        reviews_pending=len(pending),
+    )
 
 
-def dsmg_gate(session: Session) -> dict[str, Any]:
+class LastDecision(TypedDict):
+    event: str
+    participant: str
+    decision: str
+    time: str
+
+
+class DsmgGate(TypedDict):
+    """Where the DSMG's gates stand (the dashboard's gate panel, `dsmg_gate`)."""
+
+    state: str
+    """``stop`` / ``alter`` (dosing and enrollment held), ``sentinel``, or ``open``."""
+    hold: str | None
+    """Why dosing and enrollment are held now (`safety.hold`), or None."""
+    last_decision: LastDecision | None
+    sentinels: list[str]
+    waiting_for_dsmg: list[str]
+    """Sentinel participants still waiting for a DSMG 'continue'."""
+    reviews_pending: int
+
+
+def dsmg_gate(session: Session) -> DsmgGate:
     """Where the DSMG's gates stand: a hold (stop / alter), the sentinel gate, SAEs awaiting review.
 
     `state` is one word for the dashboard: "stop" or "alter" (dosing and
@@ -633,13 +707,20 @@ def dsmg_gate(session: Session) -> dict[str, Any]:
         state = "sentinel"
     else:
         state = "open"
-    return {
-        "state": state,
-        "hold": held,
-        "last_decision": (
-            {k: last[k] for k in ("event", "participant", "decision", "time")} if last is not None else None
+    return DsmgGate(
+        state=state,
+        hold=held,
+        last_decision=(
+            LastDecision(
+                event=last["event"],
+                participant=last["participant"],
+                decision=last["decision"],
+                time=last["time"],
+            )
+            if last is not None
+            else None
         ),
-        "sentinels": sentinel["sentinels"],
-        "waiting_for_dsmg": sentinel["waiting_for_dsmg"],
-        "reviews_pending": len(safety.review_list(store)),
-    }
+        sentinels=sentinel["sentinels"],
+        waiting_for_dsmg=sentinel["waiting_for_dsmg"],
+        reviews_pending=len(safety.review_list(store)),
+    )
