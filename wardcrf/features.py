@@ -41,6 +41,7 @@ from . import (
 )
 from .coding import projection as coding
 from .coldchain import feature as coldchain
+from .engine import loading as engine_loading
 from .photos import feature as photos
 from .sync import feature as sync
 from .workflow import dosing, status
@@ -112,6 +113,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("signatures", signatures.register),
     Feature("photos", photos.register),
     Feature("protocols", protocol.register),
+    Feature("format-2 protocols", engine_loading.register),
     Feature("workflow", workflow.register),
     Feature("cold chain", coldchain.register),
     Feature("sync", sync.register),
