@@ -577,8 +577,19 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                 r.err(path, problem)
 
     criteria = expressions.Scope(forms, once, anchors, criteria=True)
+    def parts(path: Path_, node: Any) -> None:  # `all`/`any` lists: every expression in them, nested
+        if isinstance(node, str):
+            check(path, node, criteria)
+            return
+        for kind in ("all", "any"):
+            for j, item in enumerate(node.get(kind, [])):
+                parts((*path, kind, j), item)
+
     for i, crit in enumerate(data.get("criteria", [])):
-        check(("criteria", i, "expr"), crit["expr"], criteria)
+        if "expr" in crit:
+            check(("criteria", i, "expr"), crit["expr"], criteria)
+        else:
+            parts(("criteria", i), crit)
         template(("criteria", i, "message"), crit.get("message"), criteria)
     for i, gate in enumerate(data.get("gates", [])):
         scope = expressions.Scope(forms, once, anchors, administration="dose" in gate.get("before", []))
