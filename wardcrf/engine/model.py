@@ -38,8 +38,6 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jsonschema
-
 from wardcrf import protocol as format1
 from wardcrf.engine import expressions
 from wardcrf.errors import Refused
@@ -302,18 +300,20 @@ def _duration_format(value: object) -> bool:
     return True
 
 
-_FORMATS = jsonschema.FormatChecker(formats=())
-_FORMATS.checks(EXPRESSION_FORMAT, raises=expressions.ExprError)(_expression_format)
-_FORMATS.checks(DURATION_FORMAT, raises=ValueError)(_duration_format)
-
-
 @cache
 def _validator() -> Any:
+    # jsonschema is imported when a format-2 file is first read, not when the ward's schedule
+    # (engine.due -> engine.schedule -> this module) is imported on the TUI's start-up path.
+    import jsonschema
+
+    formats = jsonschema.FormatChecker(formats=())
+    formats.checks(EXPRESSION_FORMAT, raises=expressions.ExprError)(_expression_format)
+    formats.checks(DURATION_FORMAT, raises=ValueError)(_duration_format)
     s = json.loads(json.dumps(schema()))
     s["$defs"]["expr"]["format"] = EXPRESSION_FORMAT
     s["$defs"]["duration"]["format"] = DURATION_FORMAT
     cls = jsonschema.validators.validator_for(s)
-    return cls(s, format_checker=_FORMATS)
+    return cls(s, format_checker=formats)
 
 
 def shipped_source(name: str) -> str:
@@ -359,6 +359,8 @@ def _leaf(error: Any) -> Any:
     for sub in error.context:
         if sub.validator == "format":
             return sub
+    import jsonschema
+
     return jsonschema.exceptions.best_match(error.context)
 
 
