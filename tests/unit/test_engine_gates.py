@@ -206,7 +206,7 @@ def test_on_a_real_site_post_dose_assessments_owed_are_the_wards(ward):
 
 
 def test_on_a_real_site_the_custody_gate_asks_the_cold_chain(ward):
-    pid, day0 = ward.enrolled_participant(days_ago=5)
+    pid, _ = ward.enrolled_participant(days_ago=5)
     store = ward.clin.store
     snap = eligibility.snapshot(store, MEX, pid, now=datetime.now(UTC), zone=TZ)
     facts = site_facts(store, default_protocol(), get_participant(store, pid))
