@@ -31,7 +31,7 @@ def init(
         typer.Option(
             "--protocol",
             help="Start with this protocol file (format 1, or a format-2 re-encoding of the shipped one) "
-            "instead of the shipped MEXCOVID.",
+            "instead of the shipped default.",
         ),
     ] = None,
 ) -> None:

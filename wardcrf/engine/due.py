@@ -9,9 +9,9 @@ participant's schedule from here, and the schedule comes from the protocol
 trial.
 
 A format-1 version is read through `engine.protocol_v1.upgrade` (its one
-regimen as declared data); the upgrade and the format-2 re-encoding of
-MEXCOVID give equal schedules (tests/unit/test_engine_protocol_v1.py), and
-the answers equal the pre-engine MEXCOVID formula kept as the tests' oracle
+regimen as declared data); the upgrade and the format-2 re-encoding of the
+shipped trial give equal schedules (tests/unit/test_engine_protocol_v1.py),
+and the answers equal the pre-engine formula kept as the tests' oracle
 (tests/unit/format1_schedule.py).
 """
 

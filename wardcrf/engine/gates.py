@@ -17,8 +17,8 @@ site — `consent` (signatures), `dsmg_hold` (DSMG decisions), `sentinel`,
 the engine decides *which* gate applies *when* and *in what words*, and each
 owner keeps its own rule.
 
-Dose assessments (`before`/`after` an administration: MEXCOVID's pre- and
-post-dose vitals and the post-dose check) are what an administration owes:
+Dose assessments (`before`/`after` an administration: pre- and post-dose
+vital signs, a post-dose check) are what an administration owes:
 `owed_after` lists the after-assessments not recorded for the doses given.
 """
 

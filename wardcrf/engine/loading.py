@@ -12,7 +12,7 @@ format-2 file that *re-encodes* a format-1 version (its `reencodes` lists that
 version's SHA-256, same id and version) is the same protocol version: loading
 it records `protocol.reencoded` beside that version's `protocol.loaded`, and
 `model_of` hands the engine the format-2 model for it. Every record is still
-captured under the format-1 version, so every MEXCOVID rule and test is
+captured under the format-1 version, so every rule of the ward and its tests are
 unchanged. A format-2 file that re-encodes nothing (PALM, PALM007) cannot run
 the ward yet: `protocol check` accepts it, loading it is refused naming why.
 For a format-1 version without a re-encoding, `model_of` upgrades it
