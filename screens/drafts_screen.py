@@ -30,6 +30,7 @@ from .footer import WardFooter
 from .i18n import language, t
 from .status import StatusBar
 from .tables import WardTable
+from .typeahead import hold_keys, release_keys
 from .ward import Ward
 
 TRANSFER_SCREENS = {
@@ -129,6 +130,8 @@ class DraftsScreen(Screen[None]):
         yield WardFooter()
 
     def on_mount(self) -> None:
+        # `u` then Enter typed as one burst opens the first draft: Enter waits for the list.
+        hold_keys(self, "drafts-load")
         self.load()
 
     def relabelled(self) -> None:
@@ -137,12 +140,15 @@ class DraftsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="drafts")
     def load(self) -> None:
         try:
-            got = self.ward.call(drafts.mine)
-            titles = [form_title(self.ward, d) for d in got]
-        except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc))
-            return
-        self.app.call_from_thread(self._fill, got, titles)
+            try:
+                got = self.ward.call(drafts.mine)
+                titles = [form_title(self.ward, d) for d in got]
+            except Exception as exc:
+                self.app.call_from_thread(self._say, message_of(exc))
+                return
+            self.app.call_from_thread(self._fill, got, titles)
+        finally:  # after the list is filled (or the failure said), never before
+            self.app.call_from_thread(release_keys, self, "drafts-load")
 
     def _fill(self, got: list[drafts.Draft], titles: list[str]) -> None:
         self.drafts = got

@@ -136,6 +136,12 @@ _TABLE: tuple[EventType, ...] = (
         "db.rollback_accepted", Origin.SITE, ("db.accept_rollback",), what="an older database, with a reason"
     ),
     EventType(
+        "db.behind_accepted",
+        Origin.SITE,
+        ("db.accept_rollback",),
+        what="a database behind this laptop's events at the hub or in a newer copy, with a reason",
+    ),
+    EventType(
         "device.moved",
         Origin.SITE,
         ("device.accept_move",),

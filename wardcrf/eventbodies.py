@@ -341,6 +341,12 @@ class RollbackAccepted(_Body):
     database: Count
 
 
+class BehindAccepted(_Body):
+    head: Count
+    newer: Count
+    found: Literal["restore", "receipt"]
+
+
 class DeviceMoved(_Body):
     computer: Hex64
 
@@ -455,6 +461,7 @@ BODIES: dict[str, type[Struct]] = {
     "sync.bundle_refused": BundleRefused,
     "db.rollback_accepted": RollbackAccepted,
     "device.moved": DeviceMoved,
+    "db.behind_accepted": BehindAccepted,
     "db.rollback_counter_reset": RollbackCounterReset,
     "db.triggers_restored": TriggersRestored,
     "device.signing_key_sealed": SigningKeySealed,
