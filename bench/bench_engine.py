@@ -7,7 +7,8 @@
   (enrollment days and doses given varied) with `engine.due.next_and_missing`
   (what `workflow.status` now asks) against the pre-engine
   `status.dose_schedule` formula it replaced (frozen in
-  tests/unit/format1_schedule.py, the tests' oracle) on the same inputs.
+  tests/unit/format1_schedule.py, the tests' oracle) on the same inputs;
+  with the slots `engine.due` remembers per (version, anchors) and without.
 
 Alternated in one loop (bench/measure.py); wall and CPU medians, load named.
 
@@ -51,14 +52,26 @@ def run(quick: bool = False) -> list[dict]:
         for enrolled, n in ward:
             due.next_and_missing(m, {"enrollment": enrolled}, starts[n], [], at)
 
+    def ours_cold(_: int) -> None:
+        due._PLANS.clear()  # a first pass: each of the 12 enrollment days expanded once, then shared
+        ours(0)
+
     def base(_: int) -> None:
         for enrolled, n in ward:
             dose_schedule(SimpleNamespace(enrolled_on=enrolled.isoformat()), n, [], sched, at)
 
     ward_pair = alternate(ours, base, 5 if quick else 15)
+    cold_pair = alternate(ours_cold, base, 5 if quick else 15)
     return [
         row("read MEXCOVID, format 2", reading, unit="ms", scale=1000, baseline_name="format 1 parse"),
         row("next dose, 500 participants", ward_pair, unit="ms", scale=1000, baseline_name="pre-engine dose_schedule"),
+        row(
+            "next dose, 500 participants, remembered slots cleared before each pass",
+            cold_pair,
+            unit="ms",
+            scale=1000,
+            baseline_name="pre-engine dose_schedule",
+        ),
     ]
 
 

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from wardcrf.protocol import Protocol
 
 _MODELS: dict[str, Model] = {}
+_PLANS: dict[tuple[Any, ...], tuple[tuple[Administration, tuple[Slot, ...]], ...]] = {}
+_PLANS_MAX = 20_000
 
 
 def model_for(proto: Protocol) -> Model:
@@ -71,9 +73,27 @@ def _administrations(
     site_zone: str | None,
     facts: Mapping[str, bool] | None = None,
 ) -> list[tuple[Administration, list[Slot]]]:
-    """Every administration of the participant's arm with its slots, regimens in declared order."""
-    plan = schedule.plan(model, anchors, arm=arm, zone=site_zone, conditions=facts)
-    return [pair for regimen in plan.values() for pair in regimen]
+    """Every administration of the participant's arm with its slots, regimens in declared order.
+
+    Remembered per (version, anchors, arm, zone, conditions): the slots are
+    frozen and depend on nothing else, and a ward asks for the same few
+    enrollment days over and over (every list, every `today`). Bounded.
+    """
+    key = (
+        model.sha256,
+        tuple(sorted(anchors.items())),
+        arm,
+        site_zone,
+        tuple(sorted(facts.items())) if facts else (),
+    )
+    hit = _PLANS.get(key)
+    if hit is None:
+        plan = schedule.plan(model, anchors, arm=arm, zone=site_zone, conditions=facts)
+        hit = tuple((adm, tuple(slots)) for regimen in plan.values() for adm, slots in regimen)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = hit
+    return [(adm, list(slots)) for adm, slots in hit]
 
 
 def planned(model: Model, arm: str | None = None) -> int:
