@@ -179,3 +179,28 @@ def test_a_criterion_written_as_all_any_is_name_checked_never_a_crash():
         model.ProtocolFileError, match=r"m.toml:\d+: criteria\[1\]\.all\[1\]\.any\[0\]: .*shoe_size"
     ):
         model.parse(src, "m.toml")
+
+
+def test_format_1_eligibility_is_upgraded_to_criteria_the_ward_assesses_with_the_engine():
+    """The ward's screening (workflow.participants.check_screening) now asks the engine; a format-1
+    [eligibility] table is the criteria it always meant, in the order failures were named."""
+    import dataclasses
+
+    from wardcrf import protocol
+    from wardcrf.engine import protocol_v1
+
+    v1 = protocol.default_protocol()
+    assert [c["code"] for c in protocol_v1.criteria(v1.eligibility)] == ["age", "pcr", "severity"]
+    paediatric = dataclasses.replace(
+        v1, eligibility=protocol.Eligibility(12, 17, False, ("mild",)), sha256="0" * 64
+    )
+    m = protocol_v1.upgrade(paediatric)
+    assert [c["code"] for c in m.data["criteria"]] == ["age", "severity"]
+    now = datetime.now(UTC)
+    child = {"dob": "2008-01-01", "severity": "mild", "pcr_confirmed": False}
+    a = eligibility.of_record(m, child, on=date(2022, 6, 1), now=now, zone=TZ)
+    assert a.eligible and a.failed_codes == []
+    adult = {**child, "dob": "1990-01-01", "severity": "severe"}
+    a = eligibility.of_record(m, adult, on=date(2022, 6, 1), now=now, zone=TZ)
+    assert a.failed_codes == ["age", "severity"]
+    assert "age (Age 12 to 17 years): not met" in a.refusal("X")

@@ -147,6 +147,16 @@ def _label(text: Any) -> str:
     return str(text)
 
 
+def of_record(
+    model: Model, values: Mapping[str, Any], *, on: date, now: datetime, zone: ZoneInfo
+) -> Assessment:
+    """The criteria over an eligibility record being saved (its values as typed), assessed on `on`."""
+    form = str(model.data.get("eligibility", {}).get("form", ""))
+    fields = model.data.get("forms", {}).get(form, {}).get("fields", {})
+    rec = Rec(form, interpreter.typed_values(fields, values), "", 0)
+    return assess(model, Snapshot(records={form: [rec]}, now=now, zone=zone, assessment=on))
+
+
 # -- a participant's snapshot from the store ---------------------------------------------------
 
 
