@@ -439,12 +439,13 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     tz = zone(proto.schedule.zone)
     local_today = at.astimezone(tz).date()
     items: list[dict[str, Any]] = []
-    rank = {"overdue": 0, "due now": 1, "upcoming": 2, "held": 3}
+    # the engine's timing words, most urgent first ("window closing" is a regimen's last part of its window)
+    rank = {"overdue": 0, "window closing": 1, "due now": 2, "upcoming": 3, "held": 4}
     for (pid,) in store.execute("SELECT id FROM participants ORDER BY number").fetchall():
         s = summary(store, pid, at)
         nd = s["next_dose"]
         if nd and (
-            nd["state"] in ("overdue", "due now", "held")
+            nd["state"] in ("overdue", "window closing", "due now", "held")
             or datetime.fromisoformat(nd["due"]).date() == local_today
         ):
             items.append(
@@ -534,7 +535,7 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     require_installed()  # the features' worklist sources
     for source in today_sources:
         items += source(store, at)
-    items.sort(key=lambda i: (rank.get(i["state"], 4), i["due"] or "", i["participant"] or ""))
+    items.sort(key=lambda i: (rank.get(i["state"], 5), i["due"] or "", i["participant"] or ""))
     return {
         "now": at.astimezone(tz).isoformat(timespec="minutes"),
         "zone": proto.schedule.zone,
