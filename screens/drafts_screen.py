@@ -24,20 +24,20 @@ from wardcrf import drafts
 from wardcrf import protocol as protocols
 
 from . import times
-from .discard_dialog import DiscardDialog
+from .dialogs.discard import DiscardDialog
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import language, t
-from .status import StatusBar
-from .tables import WardTable
-from .typeahead import hold_keys, release_keys
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
+from .widgets.typeahead import hold_keys, release_keys
 
 TRANSFER_SCREENS = {
-    "coldchain.receipt": ("coldchain_receipt", "ReceiptScreen", "cc.receipt"),
-    "coldchain.handover": ("coldchain_handover", "HandoverScreen", "cc.handover"),
-    "coldchain.thaw": ("coldchain_thaw", "ThawScreen", "cc.thaw"),
-    "coldchain.unit_add": ("coldchain_unit", "UnitScreen", "cc.unit_add"),
+    "coldchain.receipt": ("coldchain.receipt", "ReceiptScreen", "cc.receipt"),
+    "coldchain.handover": ("coldchain.handover", "HandoverScreen", "cc.handover"),
+    "coldchain.thaw": ("coldchain.thaw", "ThawScreen", "cc.thaw"),
+    "coldchain.unit_add": ("coldchain.unit", "UnitScreen", "cc.unit_add"),
 }
 """A cold-chain draft's form -> (module, screen class, title message id)."""
 
@@ -85,7 +85,7 @@ def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
         screen_class = getattr(importlib.import_module(f".{module}", __package__), name)
         return screen_class(ward, initial=draft.fields, focus=draft.focus)
     if draft.form == READING_FORM and unit_of(draft):
-        from .coldchain_readings import ReadingsScreen
+        from .coldchain.readings import ReadingsScreen
 
         return ReadingsScreen(ward, unit_of(draft), initial=draft.fields, focus=draft.focus)
     if draft.form == "dsmg_decision" and pid:

@@ -25,11 +25,11 @@ from wardcrf.clock import parse_iso, zone
 
 from . import times
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import domain_word, t
-from .status import StatusBar
-from .tables import WardTable
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
 
 _SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
 
@@ -221,7 +221,7 @@ class ParticipantScreen(Screen[None]):
         self.app.call_from_thread(self._ask_levels, factors)
 
     def _ask_levels(self, factors: dict[str, list[str]]) -> None:
-        from .randomize_dialog import RandomizeDialog
+        from .dialogs.randomize import RandomizeDialog
 
         def chosen(levels: dict[str, str] | None) -> None:
             if levels is not None:

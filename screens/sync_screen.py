@@ -32,12 +32,12 @@ from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar,
 
 from . import times
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import label_width, pad, t
-from .status import StatusBar, sync_label
-from .tables import WardTable
-from .typeahead import WardInput
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar, sync_label
+from .widgets.tables import WardTable
+from .widgets.typeahead import WardInput
 
 PUSH_OPTIONS: dict[str, Any] = {"attempts": 2, "backoff": 0.5, "connect_timeout": 5.0, "timeout": 60.0}
 """A person is waiting: two tries, five seconds to connect, then the offline message."""
@@ -352,7 +352,7 @@ class SyncScreen(Screen[None]):
 class PathDialog(ModalScreen[Path | None]):
     """A folder (export) or file (import) typed, or picked in a directory tree."""
 
-    CSS_PATH = ["dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
+    CSS_PATH = ["dialogs/dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
     AUTO_FOCUS = "#path"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
 
@@ -416,7 +416,7 @@ class AnswerDialog(ModalScreen[str | None]):
     shown here and keep what was typed.
     """
 
-    CSS_PATH = ["dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
+    CSS_PATH = ["dialogs/dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
     AUTO_FOCUS = "Input"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
 
@@ -478,7 +478,7 @@ class AnswerDialog(ModalScreen[str | None]):
 
         reason = None
         if self.amend:
-            from .reason_dialog import ReasonDialog
+            from .dialogs.reason import ReasonDialog
 
             reason = await self.app.push_screen_wait(
                 ReasonDialog(

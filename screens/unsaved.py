@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from textual import events, work
 from textual.screen import Screen
 
-from .discard_dialog import DiscardDialog
+from .dialogs.discard import DiscardDialog
 
 T = TypeVar("T")
 

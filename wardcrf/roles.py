@@ -91,9 +91,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "randomization.make": frozenset({"coordinator", "admin"}),
     "randomization.allocate": frozenset({"clinician", "investigator"}),
     "randomization.unblind": frozenset({"investigator"}),
-    "randomization.export": frozenset(
-        {"admin"}
-    ),  # at the hub only: the trial's unblinding, the unblinded export
+    # At the hub only: the trial's unblinding and the statistician's unblinded export.
+    "randomization.export": frozenset({"admin"}),
     # medical coding: a coder assigns dictionary codes to verbatim terms; the
     # dictionary (licensed distribution files) is loaded by a coder or admin
     "coding.code": frozenset({"coder"}),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.widgets import Input, Static
 from tui_helpers import settle
 from wardcrf.screens.dashboard import DashboardScreen
-from wardcrf.screens.reason_dialog import ReasonDialog
-from wardcrf.screens.sign_dialog import SignatureDialog
+from wardcrf.screens.dialogs.reason import ReasonDialog
+from wardcrf.screens.dialogs.sign import SignatureDialog
 
 from wardcrf import audit, signatures
 

@@ -6,8 +6,8 @@ import json
 
 from hub_delivery import deliver
 from tui_helpers import PASSWORD, enroll, settle
+from wardcrf.screens.dialogs.randomize import RandomizeDialog
 from wardcrf.screens.participant import ParticipantScreen
-from wardcrf.screens.randomize_dialog import RandomizeDialog
 
 from wardcrf.engine import model
 from wardcrf.randomization import service

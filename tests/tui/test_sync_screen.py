@@ -186,7 +186,7 @@ async def test_pull_brings_a_query_that_is_answered_and_pushed_back(app_for, sit
 
 async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_for, site, tmp_path):
     from hub_delivery import deliver
-    from wardcrf.screens.reason_dialog import ReasonDialog
+    from wardcrf.screens.dialogs.reason import ReasonDialog
     from wardcrf.sync import registry
 
     pid = enroll(site, tmp_path)
@@ -223,7 +223,7 @@ async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_fo
 
 
 async def test_background_sync_goes_offline_then_syncs_when_the_hub_answers(app_for, site, hub_site):
-    from wardcrf.screens.status import StatusBar
+    from wardcrf.screens.widgets.status import StatusBar
 
     port = free_port()
     connect(site, hub_site, f"http://127.0.0.1:{port}")

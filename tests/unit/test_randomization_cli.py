@@ -62,6 +62,17 @@ def test_blinded_trial_from_the_command_line(cli, trial: Trial) -> None:
     data = json.loads(res.out)
     assert data["lists"][0]["blinded"] is True and "by_arm" not in data["lists"][0]["strata"][0]
     assert [u["participant"] for u in data["unblindings"]] == [pids[0]]
+    # the coordinator and investigators see it in the safety report (who, why, when; not the arm)
+    for role in ("coordinator", "investigator"):
+        res = cli("report", "safety", "--format", "json", user=role)
+        assert res.code == 0, res.err
+        [u] = json.loads(res.out)["emergency_unblindings"]
+        assert (u["participant"], u["reason"], u["user"], u["witness"]) == (
+            pids[0], "sae_management", "investigator", "clinician2"
+        )
+        assert "arm" not in u
+    res = cli("report", "safety", "--format", "md", user="coordinator")
+    assert "Emergency unblindings" in res.out and pids[0] in res.out
     # the auditor may read the report, not unblind
     res = cli("unblind", pids[0], "--reason", "other", "--detail", "x", user="auditor")
     assert res.code == 1 and res.err.count("\n") == 1 and "role auditor may not unblind" in res.err
@@ -155,3 +166,19 @@ def test_the_unblinded_export_needs_the_trial_unblinded_an_admin_and_the_hub(
     # the ward's report never shows a blinded arm
     res = cli("report", "randomization", user="clinician")
     assert res.code == 0 and "arms sealed" in res.out and "TECOVIRIMAT" not in res.out
+
+
+def test_the_dsmg_reads_the_randomization_report_with_its_unblindings(cli, trial: Trial) -> None:
+    assert _make(cli, trial, "palm007", "2").code == 0
+    trial.deliver()
+    pid = trial.participant()
+    assert cli("randomize", pid, user="clinician").code == 0
+    assert (
+        cli(
+            "unblind", pid, "--reason", "overdose", "--detail", "two doses taken", "--witness", "clinician2",
+            user="investigator", env={"WARDCRF_PASSWORD_CLINICIAN2": PW},
+        ).code
+        == 0
+    )
+    res = cli("report", "randomization", user="dsmg")
+    assert res.code == 0 and f"EMERGENCY UNBLINDING {pid}" in res.out and "reason overdose" in res.out

@@ -353,6 +353,20 @@ def test_the_dose_gate_refuses_a_kit_other_than_the_allocated_one_before_any_sig
     assert clin.store.scalar("SELECT COUNT(*) FROM doses WHERE participant = ?", (pid,)) == 1
 
 
+def test_make_refuses_an_unknown_laptop_another_sites_laptop_and_an_oversized_list(trial: Trial) -> None:
+    hs = trial.hub_session()
+    try:
+        with pytest.raises(Refused, match="device NOSUCHDEV is not registered at this hub"):
+            service.make_list(hs, OPEN_FOUR, "WUH01", "NOSUCHDEV", 4)
+        with pytest.raises(Refused, match=f"device {trial.device} is not an active ward laptop of site XYZ02"):
+            service.make_list(hs, OPEN_FOUR, "XYZ02", trial.device, 4)
+        with pytest.raises(Refused, match="more than one list holds"):
+            service.make_list(hs, OPEN_FOUR, "WUH01", trial.device, 9_000)
+        assert hs.store.scalar("SELECT COUNT(*) FROM events WHERE type = 'randomization.list_issued'") == 0
+    finally:
+        hs.close()
+
+
 def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(trial: Trial, session_for) -> None:
     """Issue 21's review kind "unblindings" finds the event issue 20 records (and nothing before it)."""
     from wardcrf.reports import audit_review

@@ -184,6 +184,14 @@ def test_an_allocation_out_of_order_with_another_kit_is_held_like_a_fork(trial: 
     assert "out of order: entry 3 taken when entry 2 was the next" in row["detail"]
     assert "the kit shown (K000000) is not the list's for that entry" in row["detail"]
     assert allocated == [first.participant]  # nothing of the held bundle merged
+    from wardcrf.randomization import report
+
+    hs = trial.hub_session()
+    try:
+        [shown] = report.summary(hs)["held"]
+        assert shown["detail"] == row["detail"] and shown["resolved_at"] is None
+    finally:
+        hs.close()
 
 
 def test_an_entry_allocated_twice_is_held_like_a_fork(trial: Trial, session_for) -> None:

@@ -205,9 +205,10 @@ def report(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
             f"EXHAUSTED stratum {x['stratum']} at {x['site']}: {x['participant']} not randomized ({x['ts']})",
             highlight=False,
         )
-    for f in data["flags"]:
+    for h in data["held"]:
+        state = "resolved" if h["resolved_at"] else "HELD"
         console.print(
-            f"FLAGGED allocation {f['event_id']} of {f['participant']}: {f['problem']}", highlight=False
+            f"{state} bundle {h['bundle_seq']} of device {h['device']}: {h['detail']}", highlight=False
         )
 
 

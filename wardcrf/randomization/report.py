@@ -6,8 +6,8 @@ rows count allocations per stratum only. At the hub the arms are known
 stratum only: unblinded counts go to the statistician's export, not to a
 report any coordinator prints. Open-label rows count per arm against the
 protocol's ratio. Emergency unblindings, exhausted strata and (at the hub)
-allocations flagged against the list are listed for everyone who may read
-the trial's records.
+bundles held because an allocation does not follow its list are listed for
+everyone who may read the trial's records.
 """
 
 from __future__ import annotations
@@ -71,5 +71,9 @@ def summary(session: Session) -> dict[str, Any]:
         "exhausted": store.rows(
             "SELECT stratum, participant, site, ts, event_id FROM rand_exhausted ORDER BY ts"
         ),
-        "flags": store.rows("SELECT event_id, participant, problem FROM rand_flags ORDER BY id"),
+        # Allocations off their list are held with their bundle (`feature.hold_allocations_off_the_list`).
+        "held": store.rows(
+            "SELECT device, bundle_seq, detail, received_at, resolved_at FROM sync_held"
+            " WHERE detail LIKE '%does not follow randomization list%' ORDER BY id"
+        ),
     }

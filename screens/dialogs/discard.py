@@ -14,8 +14,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from .footer import WardFooter
-from .i18n import t
+from ..i18n import t
+from ..widgets.footer import WardFooter
 
 
 class DiscardDialog(ModalScreen[bool]):

@@ -18,9 +18,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from .footer import WardFooter
-from .i18n import t
-from .typeahead import WardSelect
+from ..i18n import t
+from ..widgets.footer import WardFooter
+from ..widgets.typeahead import WardSelect
 
 
 class RandomizeDialog(ModalScreen[dict[str, str] | None]):

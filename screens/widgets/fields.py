@@ -37,8 +37,8 @@ from wardcrf import forms as validation
 from wardcrf import protocol as protocols
 from wardcrf.clock import now_utc
 
-from .errors import for_screen
-from .i18n import label_width, language, pad, t
+from ..errors import for_screen
+from ..i18n import label_width, language, pad, t
 from .typeahead import WardInput, WardSelect, WardSelectionList, focus_now
 
 SOFT_MARK = "expected range"

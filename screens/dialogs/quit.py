@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 
-from .discard_dialog import DiscardDialog
+from .discard import DiscardDialog
 
 
 class QuitDialog(DiscardDialog):

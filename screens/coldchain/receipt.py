@@ -21,15 +21,15 @@ from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import UsageError
 
-from .coldchain_transfer import FieldSpec, TransferScreen
-from .coldchain_widgets import now_text
-from .i18n import t
+from ..i18n import t
+from .shared import now_text
+from .transfer import FieldSpec, TransferScreen
 
 
 class ReceiptScreen(TransferScreen):
     """Receive a shipment of kits (pharmacist, clinician, investigator)."""
 
-    CSS_PATH = "coldchain_receipt.tcss"
+    CSS_PATH = "receipt.tcss"
     TITLE_ID = "cc.receipt"
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("lot", "cc.f_lot", hint="cc.h_lot"),

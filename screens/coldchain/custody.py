@@ -28,13 +28,13 @@ from wardcrf.clock import now_utc
 from wardcrf.coldchain import custody, reports
 from wardcrf.errors import WardError
 
-from .coldchain_widgets import local_epoch, local_time
-from .errors import message_of
-from .footer import WardFooter
-from .i18n import domain_word, t
-from .status import StatusBar
-from .typeahead import WardInput
-from .ward import Ward
+from ..errors import message_of
+from ..i18n import domain_word, t
+from ..ward import Ward
+from ..widgets.footer import WardFooter
+from ..widgets.status import StatusBar
+from ..widgets.typeahead import WardInput
+from .shared import local_epoch, local_time
 
 INDENT = "\u00a0\u00a0"
 """Indentation that survives rendering (leading plain spaces are dropped when a line wraps)."""
@@ -69,7 +69,7 @@ def _current_stay(session: Any, kit: str, now: int) -> dict[str, Any] | None:
 class CustodyScreen(Screen[None]):
     """Chain of custody per kit, with the dose gate's verdict now."""
 
-    CSS_PATH = "coldchain_custody.tcss"
+    CSS_PATH = "custody.tcss"
     AUTO_FOCUS = "#cu-kit"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "key.back"),
@@ -122,7 +122,7 @@ class CustodyScreen(Screen[None]):
         kit = self.shown_kit()
         if kit is None:
             return
-        from .coldchain_thaw import ThawScreen
+        from .thaw import ThawScreen
 
         def done(result: Any) -> None:
             if result is not None:

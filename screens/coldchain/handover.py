@@ -13,15 +13,15 @@ from typing import Any, ClassVar
 
 from wardcrf.coldchain import services
 
-from .coldchain_transfer import FieldSpec, TransferScreen
-from .coldchain_widgets import now_text
-from .i18n import t
+from ..i18n import t
+from .shared import now_text
+from .transfer import FieldSpec, TransferScreen
 
 
 class HandoverScreen(TransferScreen):
     """Record a custody change (pharmacist, clinician, investigator)."""
 
-    CSS_PATH = "coldchain_handover.tcss"
+    CSS_PATH = "handover.tcss"
     TITLE_ID = "cc.handover"
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("kits", "cc.f_kits", kind="kits", hint="cc.h_scan"),

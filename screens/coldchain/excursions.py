@@ -24,14 +24,14 @@ from textual.widgets import DataTable, Input, Label, Select, SelectionList, Stat
 from wardcrf.coldchain import reports, services
 from wardcrf.errors import WardError
 
-from .coldchain_widgets import local_time
-from .errors import message_of
-from .footer import WardFooter
-from .i18n import domain_word, label_width, pad, t
-from .status import StatusBar
-from .tables import WardTable
-from .typeahead import WardInput, WardSelect
-from .ward import Ward
+from ..errors import message_of
+from ..i18n import domain_word, label_width, pad, t
+from ..ward import Ward
+from ..widgets.footer import WardFooter
+from ..widgets.status import StatusBar
+from ..widgets.tables import WardTable
+from ..widgets.typeahead import WardInput, WardSelect
+from .shared import local_time
 
 DECISIONS = ("release", "discard")
 
@@ -43,7 +43,7 @@ def duration_text(minutes: int) -> str:
 class ExcursionsScreen(Screen[None]):
     """Excursions with affected kits; disposition for the selected one."""
 
-    CSS_PATH = "coldchain_excursions.tcss"
+    CSS_PATH = "excursions.tcss"
     AUTO_FOCUS = "#ex-table"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "dispose", "key.cc_dispose", priority=True),

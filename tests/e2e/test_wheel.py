@@ -53,8 +53,8 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
         assert pkg in names, f"{pkg} missing from the wheel"
     for toml in (ROOT / "wardcrf" / "protocols").glob("*.toml"):
         assert f"wardcrf/protocols/{toml.name}" in names
-    for tcss in (ROOT / "screens").glob("*.tcss"):
-        assert f"wardcrf/screens/{tcss.name}" in names
+    for tcss in (ROOT / "screens").rglob("*.tcss"):  # beside each module, sub-folders too
+        assert f"wardcrf/screens/{tcss.relative_to(ROOT / 'screens').as_posix()}" in names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

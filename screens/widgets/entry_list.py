@@ -1,4 +1,4 @@
-"""Pieces the cold-chain screens share: a scanned-entry list, a path picker, times, signatures.
+"""A list typed or scanned one entry at a time (kit ids, photos).
 
 - `EntryList`: a field a barcode scanner types into. A scanner types the
   code as a burst of keys and ends it with Enter, so Enter *adds* the
@@ -12,73 +12,24 @@
   replaces it. Kit ids are
   normalised by the domain's own `scanned_id` (control characters dropped,
   upper-cased), so what the list shows is what the service will store.
-- `PathPicker`: a modal with a `DirectoryTree` and a path field, for a
-  logger file or a photo of the signed sheet; dismissed with the path.
-- `collect_passwords`: asks each in-system party to sign in the signature
-  dialog. The dialog checks the password right away (`Site.verify_password`,
-  which counts failures toward lockout like a login), so a wrong password
-  keeps the dialog open; the service re-verifies it inside the save.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import DirectoryTree, Input, Static
+from textual.widgets import Input, Static
 
-from wardcrf.clock import zone
 from wardcrf.errors import WardError
 
-from .errors import message_of
-from .footer import WardFooter
-from .i18n import t
+from ..errors import message_of
+from ..i18n import t
 from .typeahead import WardInput
-
-if TYPE_CHECKING:
-    from textual.screen import Screen
-
-    from .ward import Ward
-
-
-# -- times ------------------------------------------------------------------------------
-
-
-def local_time(ward: Ward, iso: str | None, *, seconds: bool = False) -> str:
-    """A UTC ISO time from the domain as the ward's local 'YYYY-MM-DD HH:MM'."""
-    if not iso:
-        return "—"
-    dt = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(zone(ward.session.ctx.zone))
-    return dt.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
-
-
-def local_epoch(ward: Ward, t: int, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return datetime.fromtimestamp(t, zone(ward.session.ctx.zone)).strftime(fmt)
-
-
-def now_text(ward: Ward) -> str:
-    """The default for a time field: now, local, to the minute (people correct it if needed)."""
-    return ward.local_now().strftime("%Y-%m-%d %H:%M")
-
-
-def yes_no(value: str) -> bool | None:
-    v = value.strip().lower()
-    if v in ("y", "yes", "1", "true", "是"):
-        return True
-    if v in ("n", "no", "0", "false", "否"):
-        return False
-    return None
-
-
-# -- a list typed or scanned one entry at a time ------------------------------------------
 
 
 class ScanInput(WardInput):
@@ -191,71 +142,3 @@ class EntryList(Widget):
         """The entries, plus whatever is typed but not yet entered (nothing is lost)."""
         pending = self.input.value.strip()
         return [*self.entries, pending] if pending and pending not in self.entries else list(self.entries)
-
-
-# -- a path picker -------------------------------------------------------------------------
-
-
-class PathPicker(ModalScreen[Path | None]):
-    """Choose a file: browse with the tree (Enter on a file) or type its path (Enter)."""
-
-    CSS_PATH = "dialogs.tcss"
-    AUTO_FOCUS = "#picker-tree"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
-
-    def __init__(self, *, title: str, start: Path | None = None) -> None:
-        super().__init__()
-        self.title_text = title
-        self.start = start if start is not None and start.is_dir() else Path.cwd()
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="picker"):
-            yield Static(self.title_text, classes="dialog-title")
-            yield DirectoryTree(self.start, id="picker-tree")
-            yield WardInput(placeholder=t("cc.path_hint"), id="picker-path", compact=True)
-            yield Static("", id="picker-message", classes="refusal")
-        yield WardFooter()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(DirectoryTree.FileSelected, "#picker-tree")
-    def _file(self, event: DirectoryTree.FileSelected) -> None:
-        self.dismiss(Path(event.path))
-
-    @on(Input.Submitted, "#picker-path")
-    def _typed(self, event: Input.Submitted) -> None:
-        path = Path(event.value.strip().removeprefix("@")).expanduser()
-        if path.is_file():
-            self.dismiss(path)
-        elif path.is_dir():
-            self.query_one("#picker-tree", DirectoryTree).path = path
-        else:
-            self.query_one("#picker-message", Static).update(t("cc.no_such_file", path=str(path)))
-
-
-# -- signatures --------------------------------------------------------------------------
-
-
-async def collect_passwords(
-    screen: Screen[Any], ward: Ward, what: str, parties: list[tuple[str, str]]
-) -> dict[str, str] | None:
-    """Each (user, meaning) signs in the dialog; returns their passwords, or None if one cancels."""
-    from .sign_dialog import SignatureDialog
-
-    passwords: dict[str, str] = {}
-    for user, meaning in parties:
-        if not user or user in passwords:
-            continue
-
-        def check(signer: str, password: str) -> str:
-            ward.call(lambda s: ward.site.verify_password(s, signer, password))
-            return password
-
-        got = await screen.app.push_screen_wait(
-            SignatureDialog(what=what, meaning=meaning, signer=user, sign=check)
-        )
-        if got is None:
-            return None
-        passwords[user] = got
-    return passwords

@@ -23,13 +23,13 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input, Select, Static
 from wardcrf.screens.app import WardApp
-from wardcrf.screens.coldchain_receipt import ReceiptScreen
-from wardcrf.screens.coldchain_widgets import EntryList
+from wardcrf.screens.coldchain.receipt import ReceiptScreen
 from wardcrf.screens.ct_grid import CTGridScreen, SegmentCell
 from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.login import LoginScreen
 from wardcrf.screens.ward import Ward
+from wardcrf.screens.widgets.entry_list import EntryList
 
 from wardcrf.site import Site
 from wardcrf.workflow.clinical import CT_SEGMENTS

@@ -20,10 +20,10 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, LoadingIndicator, Static
 
-from .errors import message_of
-from .footer import WardFooter
-from .i18n import label_width, pad, t
-from .typeahead import WardInput
+from ..errors import message_of
+from ..i18n import label_width, pad, t
+from ..widgets.footer import WardFooter
+from ..widgets.typeahead import WardInput
 
 SignFn = Callable[[str, str], Any]
 """sign(signer, password) -> the signature event (raises a WardError to refuse)."""

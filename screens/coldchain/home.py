@@ -23,13 +23,13 @@ from textual.widgets import DataTable, Static
 
 from wardcrf.coldchain import reports
 
-from .coldchain_widgets import local_time
-from .errors import message_of
-from .footer import WardFooter
-from .i18n import domain_word, t
-from .status import StatusBar
-from .tables import WardTable
-from .ward import Ward
+from ..errors import message_of
+from ..i18n import domain_word, t
+from ..ward import Ward
+from ..widgets.footer import WardFooter
+from ..widgets.status import StatusBar
+from ..widgets.tables import WardTable
+from .shared import local_time
 
 COMPACT_BELOW = 110
 """Terminal columns under which the units table shows its short form (the status stays whole)."""
@@ -47,7 +47,7 @@ ACTION_PERMISSION = {
 class ColdChainScreen(Screen[None]):
     """Units with their status, kits by state, pending signatures."""
 
-    CSS_PATH = "coldchain.tcss"
+    CSS_PATH = "home.tcss"
     AUTO_FOCUS = "#cc-units"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "key.back"),
@@ -193,49 +193,49 @@ class ColdChainScreen(Screen[None]):
     # -- actions -----------------------------------------------------------------------
     def action_receive(self) -> None:
         """Receive a shipment (lot, kits, arrival condition, paperwork, signatures)."""
-        from .coldchain_receipt import ReceiptScreen
+        from .receipt import ReceiptScreen
 
         self.app.push_screen(ReceiptScreen(self.ward))
 
     def action_handover(self) -> None:
         """Record a handover, signed by both parties."""
-        from .coldchain_handover import HandoverScreen
+        from .handover import HandoverScreen
 
         self.app.push_screen(HandoverScreen(self.ward))
 
     def action_readings(self) -> None:
         """Manual reading or logger import for the selected unit."""
-        from .coldchain_readings import ReadingsScreen
+        from .readings import ReadingsScreen
 
         self.app.push_screen(ReadingsScreen(self.ward, self.selected_unit()))
 
     def action_thaw(self) -> None:
         """Record a kit's thaw and reconstitution at the bedside."""
-        from .coldchain_thaw import ThawScreen
+        from .thaw import ThawScreen
 
         self.app.push_screen(ThawScreen(self.ward))
 
     def action_add_unit(self) -> None:
         """Register a storage unit (pharmacist, admin)."""
-        from .coldchain_unit import UnitScreen
+        from .unit import UnitScreen
 
         self.app.push_screen(UnitScreen(self.ward))
 
     def action_excursions(self) -> None:
         """Excursions and their dispositions."""
-        from .coldchain_excursions import ExcursionsScreen
+        from .excursions import ExcursionsScreen
 
         self.app.push_screen(ExcursionsScreen(self.ward))
 
     def action_custody(self) -> None:
         """One kit's chain of custody, scanned or typed."""
-        from .coldchain_custody import CustodyScreen
+        from .custody import CustodyScreen
 
         self.app.push_screen(CustodyScreen(self.ward))
 
     def action_chart(self) -> None:
         """Temperature chart of the selected unit."""
-        from .coldchain_chart import ChartScreen
+        from .chart import ChartScreen
 
         unit = self.selected_unit()
         if unit is None:
@@ -252,7 +252,7 @@ class ColdChainScreen(Screen[None]):
         p = self.pending[min(max(table.cursor_row, 0), len(self.pending) - 1)]
         from wardcrf.coldchain import services
 
-        from .sign_dialog import SignatureDialog
+        from ..dialogs.sign import SignatureDialog
 
         ward = self.ward
 

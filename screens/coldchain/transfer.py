@@ -29,14 +29,16 @@ from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import Refused, WardError
 
-from .coldchain_widgets import EntryList, PathPicker, collect_passwords
-from .errors import message_of
-from .footer import WardFooter
-from .i18n import label_width, pad, t
-from .status import StatusBar
-from .typeahead import WardInput, WardSelect, focus_now
-from .unsaved import UnsavedWork, closing_draft, without_blanks
-from .ward import Ward
+from ..dialogs.path import PathPicker
+from ..errors import message_of
+from ..i18n import label_width, pad, t
+from ..unsaved import UnsavedWork, closing_draft, without_blanks
+from ..ward import Ward
+from ..widgets.entry_list import EntryList
+from ..widgets.footer import WardFooter
+from ..widgets.status import StatusBar
+from ..widgets.typeahead import WardInput, WardSelect, focus_now
+from .shared import collect_passwords
 
 MAX_LABEL = 24
 

@@ -18,9 +18,9 @@ from textual.widgets import Input
 
 from wardcrf.coldchain import config, services
 
-from .coldchain_transfer import FieldSpec, TransferScreen
-from .i18n import t
-from .ward import Ward
+from ..i18n import t
+from ..ward import Ward
+from .transfer import FieldSpec, TransferScreen
 
 NUMBER_FIELDS = ("low", "high", "target")
 
@@ -34,7 +34,7 @@ def number(text: str) -> float | None:
 class UnitScreen(TransferScreen):
     """Register a storage unit (pharmacist, admin: `coldchain.configure`)."""
 
-    CSS_PATH = "coldchain_unit.tcss"
+    CSS_PATH = "unit.tcss"
     TITLE_ID = "cc.unit_add"
     AUTO_FOCUS = "#cc-unit"
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (

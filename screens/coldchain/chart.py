@@ -24,12 +24,12 @@ from textual.widgets import Static
 
 from wardcrf.coldchain import reports
 
-from .coldchain_widgets import local_epoch
-from .errors import message_of
-from .footer import WardFooter
-from .i18n import t
-from .status import StatusBar
-from .ward import Ward
+from ..errors import message_of
+from ..i18n import t
+from ..ward import Ward
+from ..widgets.footer import WardFooter
+from ..widgets.status import StatusBar
+from .shared import local_epoch
 
 WINDOWS: tuple[tuple[str, int | None], ...] = (
     ("key.cc_6h", 6 * 3600),
@@ -44,7 +44,7 @@ TICK_CELLS = 16
 class ChartScreen(Screen[None]):
     """Temperature chart of one unit."""
 
-    CSS_PATH = "coldchain_chart.tcss"
+    CSS_PATH = "chart.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "window(0)", "key.cc_6h"),
         Binding("2", "window(1)", "key.cc_24h"),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-    from .ward import Ward
+    from ..ward import Ward
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ PLACES: tuple[Place, ...] = (
     Place("audit", "a", "place.audit", "audit.read", "audit_screen:AuditScreen"),
     # Every role may read the cold chain; recording in it is offered inside
     # the screen only to roles holding coldchain.record / coldchain.disposition.
-    Place("coldchain", "c", "place.coldchain", "record.read", "coldchain:ColdChainScreen"),
+    Place("coldchain", "c", "place.coldchain", "record.read", "coldchain.home:ColdChainScreen"),
     Place("dsmg", "d", "place.dsmg", "dsmg.decide", "dsmg:DsmgScreen"),
     Place("sync", "s", "place.sync", "sync.export", "sync_screen:SyncScreen"),
 )

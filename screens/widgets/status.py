@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from .i18n import t
-from .ward import Ward
+from ..i18n import t
+from ..ward import Ward
 
 
 class StatusBar(Static):

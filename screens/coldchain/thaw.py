@@ -24,11 +24,11 @@ from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import WardError
 
-from .coldchain_transfer import FieldSpec, TransferScreen, kit_id
-from .coldchain_widgets import now_text
-from .errors import message_of
-from .i18n import t
-from .ward import Ward
+from ..errors import message_of
+from ..i18n import t
+from ..ward import Ward
+from .shared import now_text
+from .transfer import FieldSpec, TransferScreen, kit_id
 
 TIME_FIELDS = ("start", "end")
 
@@ -36,7 +36,7 @@ TIME_FIELDS = ("start", "end")
 class ThawScreen(TransferScreen):
     """Record a kit's thaw and reconstitution (pharmacist, clinician, investigator)."""
 
-    CSS_PATH = "coldchain_thaw.tcss"
+    CSS_PATH = "thaw.tcss"
     TITLE_ID = "cc.thaw"
     AUTO_FOCUS = "#cc-kit"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+n", "stamp", "key.cc_now")]

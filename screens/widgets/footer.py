@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-from .i18n import t
+from ..i18n import t
 
 
 class WardFooter(Footer):

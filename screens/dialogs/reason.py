@@ -15,9 +15,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from .footer import WardFooter
-from .i18n import t
-from .typeahead import WardInput
+from ..i18n import t
+from ..widgets.footer import WardFooter
+from ..widgets.typeahead import WardInput
 
 MIN_REASON = 3
 

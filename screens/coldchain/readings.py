@@ -25,15 +25,16 @@ from textual.widgets import Input, Label, ProgressBar, Select, Static
 from wardcrf.coldchain import reports, services
 from wardcrf.errors import UsageError, WardError
 
-from .coldchain_widgets import PathPicker, local_time, now_text
-from .drafts_screen import READING_FORM
-from .errors import message_of
-from .footer import WardFooter
-from .i18n import label_width, pad, t
-from .status import StatusBar
-from .typeahead import WardInput, focus_now
-from .unsaved import UnsavedWork, closing_draft, without_blanks
-from .ward import Ward
+from ..dialogs.path import PathPicker
+from ..drafts_screen import READING_FORM
+from ..errors import message_of
+from ..i18n import label_width, pad, t
+from ..unsaved import UnsavedWork, closing_draft, without_blanks
+from ..ward import Ward
+from ..widgets.footer import WardFooter
+from ..widgets.status import StatusBar
+from ..widgets.typeahead import WardInput, focus_now
+from .shared import local_time, now_text
 
 IMPORT_STAGES = 3  # read the file, parse and check it, store it
 
@@ -50,7 +51,7 @@ class ReadingsScreen(UnsavedWork):
     own transaction.
     """
 
-    CSS_PATH = "coldchain_readings.tcss"
+    CSS_PATH = "readings.tcss"
     AUTO_FOCUS = "#rd-temp"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save_reading", "key.cc_save_reading", priority=True),
