@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from .. import protocol as protocols
 from .. import text
 from ..clock import zone
+from ..engine import due
+from ..engine.schedule import Given
 from ..errors import Refused
 from ..registration import require_installed
 from ..store import Store
@@ -45,53 +47,24 @@ def status_of(p: Participant, consent_ok: bool, doses_given: int, planned: int) 
 
 
 def dose_schedule(
-    p: Participant, doses_given: int, holds: list[str], sched: Any, at: datetime
+    store: Store, proto: protocols.Protocol, p: Participant, given: list[str], holds: list[str], at: datetime
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The next dose (number, due time, window, state) and the doses already missed.
+    """The next dose (number, due time, window, state) and the doses already missed, from the engine.
 
-    Shared by `summary` (one participant) and `list_participants` (the whole
-    ward at once), so both say the same thing about the same records.
+    `given`: the start times of the participant's doses, in dose order.
+    Shared by `summary` (one participant) and `list_rows` (the whole ward at
+    once), so both say the same thing about the same records; `engine.due`
+    owns the schedule.
     """
-    if not p.enrolled_on or doses_given >= sched.doses:
-        return None, []
-    enrolled = date.fromisoformat(p.enrolled_on)
-    n = doses_given + 1
-    due = dosing.due_time(enrolled, n, sched.time, sched.zone)
-    win = timedelta(minutes=sched.window_minutes)
-    local_now = at.astimezone(zone(sched.zone))
-    if holds:
-        state = "held"
-    elif local_now < due - win:
-        state = "upcoming"
-    elif local_now <= due + win:
-        state = "due now"
-    else:
-        state = "overdue"
-    next_dose: dict[str, Any] = {
-        "dose": n,
-        "due": due.isoformat(timespec="minutes"),
-        "window": [
-            (due - win).isoformat(timespec="minutes"),
-            (due + win).isoformat(timespec="minutes"),
-        ],
-        "state": state,
-    }
-    if holds:
-        next_dose["hold"] = "; ".join(holds)
-    missing = []
-    for m in range(n, sched.doses + 1):
-        due_m = dosing.due_time(enrolled, m, sched.time, sched.zone)
-        if local_now > due_m + win:
-            missing.append(
-                {
-                    "kind": "missing dose",
-                    "dose": m,
-                    "due": due_m.isoformat(timespec="minutes"),
-                    "given": None,
-                    "event": None,
-                }
-            )
-    return next_dose, missing
+    model = due.model_for(proto)
+    anchors = {"enrollment": date.fromisoformat(p.enrolled_on) if p.enrolled_on else None}
+    records = [Given(datetime.fromisoformat(start)) for start in given]
+    return due.next_and_missing(model, anchors, records, holds, at, site_zone=_site_zone(store))
+
+
+def _site_zone(store: Store) -> str | None:
+    z = store.scalar("SELECT zone FROM site WHERE id = 1")
+    return None if z is None else str(z)
 
 
 def post_dose_vitals_due(doses_given: list[int], taken: set[int]) -> list[int]:
@@ -121,7 +94,6 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
         raise Refused(f"unknown participant {text.excerpt(pid)} (see `wardcrf participant list`)")
     pid = p.id  # as stored, whatever case or padding was typed
     proto = protocols.active(store)
-    sched = proto.schedule
     at = at or now()
     consent_ok, consent_why = consent_state(store, p, proto.consent.witnesses)
     doses = dosing.doses_of(store, pid)
@@ -159,14 +131,14 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     hold = safety.hold(store)
     if hold:
         holds.insert(0, "DSMG hold")
-    next_dose, missing = dose_schedule(p, len(doses), holds, sched, at)
+    next_dose, missing = dose_schedule(store, proto, p, [d["start"] for d in doses], holds, at)
     deviations.extend(missing)
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
     pending = {r["event_id"] for r in safety.review_list(store)}
     age = None
     if p.dob_date and p.screening_date:
         age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
-    planned = sched.doses
+    planned = due.planned(due.model_for(proto))
     return {
         "id": p.id,
         "status": status_of(p, consent_ok, len(doses), planned),
@@ -349,7 +321,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     ward list: `ward_page`).
     """
     proto = protocols.active(store)
-    sched = proto.schedule
+    planned = due.planned(due.model_for(proto))
     by_id, ids = _in("id", only)
     people = [
         participant_from_row(r)
@@ -372,7 +344,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
         consent_signers[target].append((user, meaning))
     doses: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in store.rows(
-        f"SELECT participant, dose_number, window FROM doses WHERE 1 = 1{by_participant}"
+        f"SELECT participant, dose_number, window, start FROM doses WHERE 1 = 1{by_participant}"
         " ORDER BY dose_number, start",
         pids,
     ):
@@ -438,19 +410,19 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
                 deviations += 1
         if dsmg_hold:
             holds.insert(0, "DSMG hold")
-        next_dose, missing = dose_schedule(p, len(given), holds, sched, at)
+        next_dose, missing = dose_schedule(store, proto, p, [d["start"] for d in given], holds, at)
         age = None
         if p.dob_date and p.screening_date:
             age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
         out.append(
             {
                 "id": p.id,
-                "status": status_of(p, consent_ok, len(given), sched.doses),
+                "status": status_of(p, consent_ok, len(given), planned),
                 "sex": p.sex,
                 "age": age,
                 "enrolled_on": p.enrolled_on,
                 "doses_given": len(given),
-                "doses_planned": sched.doses,
+                "doses_planned": planned,
                 "cumulative_particles": float(particles.get(p.id, 0)),
                 "next_dose": next_dose,
                 "post_dose_vitals_due": post_dose_vitals_due(
@@ -495,12 +467,13 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     tz = zone(proto.schedule.zone)
     local_today = at.astimezone(tz).date()
     items: list[dict[str, Any]] = []
-    rank = {"overdue": 0, "due now": 1, "upcoming": 2, "held": 3}
+    # the engine's timing words, most urgent first ("window closing" is a regimen's last part of its window)
+    rank = {"overdue": 0, "window closing": 1, "due now": 2, "upcoming": 3, "held": 4}
     for (pid,) in store.execute("SELECT id FROM participants ORDER BY number").fetchall():
         s = summary(store, pid, at)
         nd = s["next_dose"]
         if nd and (
-            nd["state"] in ("overdue", "due now", "held")
+            nd["state"] in ("overdue", "window closing", "due now", "held")
             or datetime.fromisoformat(nd["due"]).date() == local_today
         ):
             items.append(
@@ -590,7 +563,7 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     require_installed()  # the features' worklist sources
     for source in today_sources:
         items += source(store, at)
-    items.sort(key=lambda i: (rank.get(i["state"], 4), i["due"] or "", i["participant"] or ""))
+    items.sort(key=lambda i: (rank.get(i["state"], 5), i["due"] or "", i["participant"] or ""))
     return {
         "now": at.astimezone(tz).isoformat(timespec="minutes"),
         "zone": proto.schedule.zone,
