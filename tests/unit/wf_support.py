@@ -266,3 +266,17 @@ def site(data_dir: Path, _wf_template) -> Site:
 @pytest.fixture
 def sentinel_site(data_dir: Path, _wf_sentinel_template) -> Site:
     return _copy_site(_wf_sentinel_template[0], data_dir)
+
+
+def evening_on_the_ward(monkeypatch: Any) -> None:
+    """Pin the app's clock to 20:00 at the ward on `today()`.
+
+    The generated sites record what happened today at the ward's hours (a
+    skin test read at 15:00, a morning dose): before 15:00 in Asia/Shanghai
+    — after 16:00 UTC — part of that day is still in the future, and the
+    app rightly refuses it. Pinned, the tests mean the same at any hour.
+    """
+    from datetime import time as clock_time
+
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", datetime.combine(today(), clock_time(20, 0), TZ).isoformat())
+
