@@ -41,8 +41,10 @@ SUITES = [
     "hub_data",
     "drafts",
     "engine",
+    "engine_exports",
     "sweep",
     "tlog",
+    "hub_engines",
     "randomization",
 ]
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from . import (
     audit,
     authority,
+    carried,
     eventlog,
     evidence,
     ingest,
@@ -41,6 +42,7 @@ from . import (
 )
 from .coding import projection as coding
 from .coldchain import feature as coldchain
+from .engine import loading as engine_loading
 from .photos import feature as photos
 from .randomization import feature as randomization
 from .sync import feature as sync
@@ -87,9 +89,13 @@ class Registry:
         """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""
         status.register_today_source(fn)
 
-    def photo_resolver(self, fn: evidence.PhotoResolver) -> None:
-        """`fn(session, raw)` turns `@path`, a tray id or a reference into a stored photo's reference."""
-        evidence.set_photo_resolver(fn)
+    def photo_evidence(self, services: evidence.PhotoEvidence) -> None:
+        """The photo store's services the core calls (resolve, look, re-hash, a record's photos)."""
+        evidence.set_photo_evidence(services)
+
+    def carried_file(self, extractor: carried.Extractor) -> None:
+        """Which events cite files a sync bundle must carry beside them, and where (`sync/bundle.py`)."""
+        carried.add(extractor)
 
     def after_ingest(self, fn: ingest.AfterIngest) -> None:
         """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored."""
@@ -117,6 +123,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("signatures", signatures.register),
     Feature("photos", photos.register),
     Feature("protocols", protocol.register),
+    Feature("format-2 protocols", engine_loading.register),
     Feature("workflow", workflow.register),
     Feature("cold chain", coldchain.register),
     Feature("sync", sync.register),

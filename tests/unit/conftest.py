@@ -10,6 +10,7 @@ test (`wf_support._copy_site`).
 from __future__ import annotations
 
 # PASSWORD: `from conftest import PASSWORD` in a unit test module finds this conftest.
+from site_users import ROLE_USERS
 from wf_support import PASSWORD, _wf_sentinel_template, _wf_template
 
-__all__ = ["PASSWORD", "_wf_sentinel_template", "_wf_template"]
+__all__ = ["PASSWORD", "ROLE_USERS", "_wf_sentinel_template", "_wf_template"]

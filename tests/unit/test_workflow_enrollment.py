@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from wf_support import Ward, at, make_ward, site, today
+from wf_support import Staff, at, make_ward, site, today
 
 from wardcrf import eventlog, projections, signatures, workflow
 from wardcrf.errors import AuthError, PermissionDenied, Refused, ValidationFailed
@@ -16,11 +16,11 @@ __all__ = ["site"]  # fixtures used by pytest
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
-def _count(ward: Ward) -> int:
+def _count(ward: Staff) -> int:
     return eventlog.count(ward.clin.store)
 
 
@@ -283,18 +283,20 @@ def test_workflow_projections_rebuild_identically(ward):
 
 
 def test_consent_photo_is_stored_and_bound_only_when_the_consent_is_saved(ward):
-    from wardcrf.photos import api
+    from wardcrf.photos import audit as photo_audit
+    from wardcrf.photos import catalog
+    from wardcrf.photos import verify as photo_verify
 
     page = ward.page()
     with pytest.raises(ValidationFailed):
         ward.consent(photos=page, witness_1="nobody")
-    assert api.list_photos(ward.clin) == []
+    assert catalog.list_photos(ward.clin) == []
     pid = ward.consent(photos=page)
     consent_event = workflow.show(ward.clin, pid)["consent"]["event"]
-    bound = api.record_photos(ward.clin, consent_event)
+    bound = photo_audit.record_photos(ward.clin, consent_event)
     assert len(bound) == 1 and bound[0].field == "photos" and bound[0].current
-    assert api.list_photos(ward.clin, tray=True) == []
-    assert not api.verify(ward.clin).problems
+    assert catalog.list_photos(ward.clin, tray=True) == []
+    assert not photo_verify.verify(ward.clin).problems
 
 
 def test_consent_witnesses_cannot_be_amended(ward):
@@ -316,7 +318,7 @@ def test_consent_witnesses_cannot_be_amended(ward):
 # say the participant was dosed before consenting, and log order (`audit verify`) does not show it.
 
 
-def _consent_event(ward: Ward, pid: str) -> str:
+def _consent_event(ward: Staff, pid: str) -> str:
     p = get_participant(ward.clin.store, pid)
     assert p is not None and p.consent_event
     return p.consent_event
@@ -359,7 +361,7 @@ def test_consent_time_moved_after_the_skin_test_is_refused(ward):
 # after dose 1 is a deviation.
 
 
-def _enrolled(ward: Ward, result: str) -> tuple[str, object]:
+def _enrolled(ward: Staff, result: str) -> tuple[str, object]:
     pid = ward.consent()
     ward.screen(pid)
     day0 = today() - timedelta(days=3)

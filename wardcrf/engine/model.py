@@ -1,7 +1,7 @@
 """A format-2 protocol file (docs/protocol.md) read, validated and frozen into one `Model`.
 
 The model is the only thing that reads a format-2 file; everything else asks
-the model. Reading reuses format 1's machinery (`wardcrf.protocol.read_source`:
+the model. Reading reuses format 1's machinery (`wardcrf.protocol_file.read_source`:
 the size, character and nesting limits before the TOML parser, finite numbers
 and bounded strings after it, every problem as `FILE:LINE: key.path: problem`),
 then checks, collecting every problem before refusing:
@@ -38,9 +38,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jsonschema
-
 from wardcrf import protocol as format1
+from wardcrf import protocol_file
 from wardcrf.engine import expressions
 from wardcrf.errors import Refused
 
@@ -53,7 +52,7 @@ Path_ = tuple[str | int, ...]
 
 
 # A file of either format that cannot be used: every problem, each `FILE:LINE: key.path: problem`.
-ProtocolFileError = format1.ProtocolFileError
+ProtocolFileError = protocol_file.ProtocolFileError
 
 
 # -- where a key path is in the file -------------------------------------------------------
@@ -61,7 +60,7 @@ ProtocolFileError = format1.ProtocolFileError
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 
 
-class _Reader(format1._Reader):
+class _Reader(protocol_file._Reader):
     """Format 1's reader, locating array elements too (format 2 is mostly arrays of tables).
 
     Format 1's locator ignores indices: `regimens[2].window` would point at the
@@ -81,7 +80,7 @@ class _Reader(format1._Reader):
             if n > best and tuple(path[:n]) == resolved:
                 best, start = n, index
         if start < 0:
-            return format1._line_of(self.lines, path)
+            return protocol_file._line_of(self.lines, path)
         pos = start
         for key in path[best:]:
             if isinstance(key, int):
@@ -302,18 +301,20 @@ def _duration_format(value: object) -> bool:
     return True
 
 
-_FORMATS = jsonschema.FormatChecker(formats=())
-_FORMATS.checks(EXPRESSION_FORMAT, raises=expressions.ExprError)(_expression_format)
-_FORMATS.checks(DURATION_FORMAT, raises=ValueError)(_duration_format)
-
-
 @cache
 def _validator() -> Any:
+    # jsonschema is imported when a format-2 file is first read, not when the ward's schedule
+    # (engine.due -> engine.schedule -> this module) is imported on the TUI's start-up path.
+    import jsonschema
+
+    formats = jsonschema.FormatChecker(formats=())
+    formats.checks(EXPRESSION_FORMAT, raises=expressions.ExprError)(_expression_format)
+    formats.checks(DURATION_FORMAT, raises=ValueError)(_duration_format)
     s = json.loads(json.dumps(schema()))
     s["$defs"]["expr"]["format"] = EXPRESSION_FORMAT
     s["$defs"]["duration"]["format"] = DURATION_FORMAT
     cls = jsonschema.validators.validator_for(s)
-    return cls(s, format_checker=_FORMATS)
+    return cls(s, format_checker=formats)
 
 
 def shipped_source(name: str) -> str:
@@ -327,7 +328,7 @@ def read_file(path: Path) -> Model:
 
 def parse(source: str, filename: str = "<protocol>") -> Model:
     """Validate a format-2 file and build its model; `ProtocolFileError` names every problem."""
-    data, base = format1.read_source(source, filename, _Reader)
+    data, base = protocol_file.read_source(source, filename, _Reader)
     r: _Reader = base  # type: ignore[assignment]
     head = data.get("protocol")
     if isinstance(head, dict) and head.get("format") != 2:
@@ -359,6 +360,8 @@ def _leaf(error: Any) -> Any:
     for sub in error.context:
         if sub.validator == "format":
             return sub
+    import jsonschema
+
     return jsonschema.exceptions.best_match(error.context)
 
 
@@ -577,8 +580,19 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                 r.err(path, problem)
 
     criteria = expressions.Scope(forms, once, anchors, criteria=True)
+    def parts(path: Path_, node: Any) -> None:  # `all`/`any` lists: every expression in them, nested
+        if isinstance(node, str):
+            check(path, node, criteria)
+            return
+        for kind in ("all", "any"):
+            for j, item in enumerate(node.get(kind, [])):
+                parts((*path, kind, j), item)
+
     for i, crit in enumerate(data.get("criteria", [])):
-        check(("criteria", i, "expr"), crit["expr"], criteria)
+        if "expr" in crit:
+            check(("criteria", i, "expr"), crit["expr"], criteria)
+        else:
+            parts(("criteria", i), crit)
         template(("criteria", i, "message"), crit.get("message"), criteria)
     for i, gate in enumerate(data.get("gates", [])):
         scope = expressions.Scope(forms, once, anchors, administration="dose" in gate.get("before", []))

@@ -23,10 +23,12 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import audit, users
+from ..clock import zone
+from ..engine import due, eligibility
 from ..errors import Refused
 from ..eventlog import Event
 from ..ingest import HoldForCoordinator
-from ..records import RecordState
+from ..records import Record
 from ..store import Store
 from . import safety
 from .base import RuleContext, records_of, rule
@@ -195,7 +197,7 @@ def signed_consent(rows: list[tuple[str, str]], witnesses: int = 2) -> bool:
     return bool(authored) and len(witnessed) >= witnesses
 
 
-def _consent_hook(store: Store, rec: RecordState) -> None:
+def _consent_hook(store: Store, rec: Record) -> None:
     pid = (rec.subject or "").removeprefix("participant:")
     row = store.one("SELECT consent_event FROM participants WHERE id = ?", (pid,))
     if row is None:
@@ -239,15 +241,10 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         ctx.problem("date", f"{day} is before consent was given ({p.consent_time[:10]})")
     if dob is None or day is None:
         return {}
-    el = ctx.protocol.eligibility
     age = age_on(dob, day)
-    failed = []
-    if not el.age_min <= age <= el.age_max:
-        failed.append("age")
-    if el.pcr_required and v.get("pcr_confirmed") is not True:
-        failed.append("pcr")
-    if v.get("severity") not in el.severities:
-        failed.append("severity")
+    # The protocol's criteria, assessed by the engine (format 1's [eligibility] upgraded to criteria).
+    assessed = eligibility.of_record(due.model_for(ctx.protocol), v, on=day, now=ctx.now, zone=zone(ctx.zone))
+    failed = assessed.failed_codes
     return {
         "age": {"value": age, "unit": "years"},
         "eligible": not failed,
@@ -255,7 +252,7 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _screening_hook(store: Store, rec: RecordState) -> None:
+def _screening_hook(store: Store, rec: Record) -> None:
     d = rec.data
     pid = (rec.subject or "").removeprefix("participant:")
     store.execute(
@@ -340,7 +337,7 @@ def sentinel_state(store: Store, sentinels: int) -> dict[str, Any]:
     }
 
 
-def _enrollment_hook(store: Store, rec: RecordState) -> None:
+def _enrollment_hook(store: Store, rec: Record) -> None:
     pid = (rec.subject or "").removeprefix("participant:")
     store.execute(
         "UPDATE participants SET enrollment_event = ?, enrolled_on = ? WHERE id = ?",
