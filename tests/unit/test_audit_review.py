@@ -233,6 +233,39 @@ def test_bad_review_tables_are_refused_with_their_line(table, why):
     assert any(why in p and "p.toml:" in p for p in e.value.problems), e.value.problems
 
 
+@pytest.mark.parametrize("name", ["palm.toml", "palm007.toml", "mexcovid.toml"])
+def test_a_format_2_protocol_states_its_review_thresholds(name):
+    """Format 2 carries `[audit_review]` as format 1 does: same keys, same checks, same defaults."""
+    from wardcrf.engine import model
+    from wardcrf.protocol_review import ReviewPlan
+
+    assert model.parse(model.shipped_source(name), name).review == ReviewPlan()  # silent: the defaults
+    src = model.shipped_source(name) + (
+        '\n[audit_review]\nnight = ["21:00", "07:00"]\nlate_entry_hours = 24\ncritical = ["consent.*"]\n'
+    )
+    stated = model.parse(src, name).review
+    assert (stated.night, stated.late_entry_hours, stated.critical) == ((21 * 60, 7 * 60), 24, ("consent.*",))
+
+
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [
+        ('night = ["06:00", "06:00"]', "the same time"),
+        ('critical = ["nosuchform.x"]', "no form"),
+        ('critical = ["consent.nosuchfield"]', "has no field"),
+        ("surprise = 1", "unknown key"),
+        ("late_entry_hours = 0", "must be 1 to"),
+    ],
+)
+def test_bad_review_tables_in_format_2_are_refused_with_their_line(table, why):
+    from wardcrf.engine import model
+
+    src = model.shipped_source("palm.toml") + f"\n[audit_review]\n{table}\n"
+    with pytest.raises(ProtocolFileError) as e:
+        model.parse(src, "palm.toml")
+    assert any(why in p and "palm.toml:" in p for p in e.value.problems), e.value.problems
+
+
 def test_the_cli_writes_and_signs(ward, cli, tmp_path):
     _clean(ward)
     r = cli(

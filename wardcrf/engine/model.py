@@ -28,7 +28,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
@@ -39,9 +39,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wardcrf import protocol as format1
-from wardcrf import protocol_file
+from wardcrf import protocol_file, protocol_review
 from wardcrf.engine import expressions
 from wardcrf.errors import Refused
+from wardcrf.protocol_review import ReviewPlan
 
 SCHEMA_FILE = "protocol-2.schema.json"
 EXPRESSION_FORMAT = "wardcrf-expression"
@@ -264,6 +265,7 @@ class Model:
     regimens: Mapping[str, Regimen]
     products: frozenset[str]
     data: Mapping[str, Any]  # the whole file, frozen (mappings read-only, lists as tuples)
+    review: ReviewPlan = field(default_factory=ReviewPlan)  # [audit_review]: what the trail review flags
 
     def regimens_of(self, arm: str | None = None) -> tuple[Regimen, ...]:
         """The regimens of an arm (None: a single-arm trial's only arm)."""
@@ -336,11 +338,26 @@ def parse(source: str, filename: str = "<protocol>") -> Model:
             ("protocol", "format"), "must be 2 for this reader (a format-1 file is read by wardcrf.protocol)"
         )
     _schema_problems(r, data)
+    review = ReviewPlan()
     if not r.problems:  # references assume the structure is right
         _references(r, data)
+        review = protocol_review.parse(r, data, _form_fields(data))
     if r.problems:
         raise ProtocolFileError(r.problems)
-    return _build(data, source)
+    return replace(_build(data, source), review=review)
+
+
+@dataclass(frozen=True)
+class _FormFields:
+    """What the shared `[audit_review]` reader asks of a form: its field names."""
+
+    fields: Mapping[str, Any]
+
+
+def _form_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: _FormFields(dict(form.get("fields") or {})) for name, form in (data.get("forms") or {}).items()
+    }
 
 
 def _schema_problems(r: _Reader, data: dict[str, Any]) -> None:
@@ -517,9 +534,9 @@ def _administration(
     if form is None:
         r.err((*p, "record", "form"), f"form {record.get('form')!r} is not declared")
         return
-    for role, field in record.items():
-        if role != "form" and field not in form.get("fields", {}):
-            r.err((*p, "record", role), f"form {record['form']} has no field {field!r}")
+    for role, fld in record.items():
+        if role != "form" and fld not in form.get("fields", {}):
+            r.err((*p, "record", role), f"form {record['form']} has no field {fld!r}")
 
 
 def _spacing(r: _Reader, p: Path_, adm: dict[str, Any]) -> None:
@@ -580,6 +597,7 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                 r.err(path, problem)
 
     criteria = expressions.Scope(forms, once, anchors, criteria=True)
+
     def parts(path: Path_, node: Any) -> None:  # `all`/`any` lists: every expression in them, nested
         if isinstance(node, str):
             check(path, node, criteria)
