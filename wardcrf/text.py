@@ -140,12 +140,18 @@ def check_stored(value: Any, *, where: str = "") -> None:
                     check_stored(name, where="field name")
                     if isinstance(change, Mapping):
                         change = {ck: cv for ck, cv in change.items() if ck != "old"}
-                    check_stored(change, where=str(name))
+                    check_stored(change, where=_named(name))
                 continue
-            check_stored(v, where=str(k))
+            check_stored(v, where=_named(k))
     elif isinstance(value, list | tuple):
         for v in value:
             check_stored(v, where=where)
+
+
+def _named(key: object) -> str:
+    """A field name as a refusal may print it: one line, even when the name itself is hostile."""
+    text = str(key)
+    return text if text.isprintable() and len(text) <= 80 else ascii(text)[:80]
 
 
 _SUSPECT = re.compile(f"[{_REFUSED_RANGES}\\\\]")

@@ -441,3 +441,18 @@ def test_docs_print_every_limit_with_the_default_the_code_checks():
     assert limits.markdown_table() in docs
     names = {r.name for r in limits.rows()}
     assert {"text.MAX_ONE_LINE", "protocol_file.MAX_NESTING", "sync.bundle.LIMITS.bundle_bytes"} <= names
+
+
+def test_a_refusal_names_a_hostile_field_name_on_one_line():
+    """Found by the sync fuzzer: a body {"\\n": "\\x1f"} was refused with the newline of its
+    field name inside the message, so the one-line refusal spanned two lines."""
+    import pytest
+
+    from wardcrf import text
+    from wardcrf.text import TextRefused
+
+    with pytest.raises(TextRefused) as exc:
+        text.check_stored({"\n": "\x1f"})
+    assert "\n" not in str(exc.value) and "'\\n'" in str(exc.value)
+    with pytest.raises(TextRefused, match=r"^temp: character U\+001F"):
+        text.check_stored({"temp": "\x1f"})  # a plain name is shown as it is

@@ -399,3 +399,10 @@ def test_sigkill_while_writing_leaves_queue_counter_and_photo_index_consistent(s
             assert pending.photos_after(s.store, s.ctx.device, 0) == len(bundle.photo_refs(lines))
         finally:
             s.close()
+
+
+def test_an_enrollment_date_that_is_not_a_date_gives_no_due_time_and_no_crash():
+    """Found by the sync fuzzer: a hub projecting a ward's record with enrollment date "0" crashed
+    the import (ValueError) instead of listing the participant without a due time."""
+    assert wardqueue._day("0") is None and wardqueue._day(None) is None and wardqueue._day("") is None
+    assert str(wardqueue._day("2026-03-16")) == "2026-03-16"

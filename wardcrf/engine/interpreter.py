@@ -361,8 +361,15 @@ class _Eval:
     def v_call(self, node: Node) -> Value:
         name, args, col = node[1], node[2], node[3]
         fn = getattr(self, "f_" + name, None)
-        if fn is None:
+        spec = expressions.FUNCTIONS.get(name)
+        if fn is None or spec is None:
             raise EvalError(col, f"unknown function {name}()")
+        low, high, _ = spec
+        if len(args) < low or (high is not None and len(args) > high):
+            # The name checker refuses this in a protocol file; a tree evaluated without
+            # it (a fuzzed one, a future caller) is refused here, never a crash.
+            n = str(low) if high == low else f"{low} or more" if high is None else f"{low} to {high}"
+            raise EvalError(col, f"{name}() takes {n} arguments, not {len(args)}")
         result: Value = fn(args, col)
         return result
 

@@ -81,12 +81,28 @@ def _row(state: tuple[Any, ...], model: Any) -> tuple[Any, ...]:
     """(participant, next_dose, next_due, held, vitals_owed) from a `_STATE` row."""
     pid, enrolled_on, enrollment_event, eligible, given, owed, positive, _known = state
     next_dose = next_due = None
-    if enrolled_on and model is not None and given < due.planned(model):
+    day0 = _day(enrolled_on)
+    if day0 is not None and model is not None and given < due.planned(model):
         next_dose = given + 1
-        slot = due.slot(model, {"enrollment": date.fromisoformat(enrolled_on)}, next_dose)
+        slot = due.slot(model, {"enrollment": day0}, next_dose)
         next_due = _utc(slot.due or slot.opens) if slot is not None else None
     held = int(bool(positive) or (bool(enrollment_event) and eligible == 0))
     return pid, next_dose, next_due, held, owed
+
+
+def _day(value: Any) -> date | None:
+    """An enrollment date as recorded; None for one that is not an ISO date.
+
+    A ward validates its own dates; the hub projects what wards sent, and a
+    bundle's bytes are outside input (a fuzzed record held "0"): a row without
+    a due time is shown, a crashed import is not.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 _UPSERT = (
