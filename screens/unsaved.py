@@ -15,7 +15,8 @@ the values, blanks left out) and under which key its draft is kept
   stack at once (`keep_drafts_now`, the app calls it), the field being
   typed included;
 - Esc on a dirty form asks "Discard what you typed? y/N"; `y` also throws
-  the draft away; saving the form ends its draft in the save's own
+  the draft away (a dialog with a text to type, such as the reason for a
+  change or a query's answer, asks too, and keeps no draft); saving the form ends its draft in the save's own
   transaction (`closing_draft`), so a record and a leftover draft of it
   never both exist.
 
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from textual import events, work
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from .discard_dialog import DiscardDialog
 
@@ -167,5 +168,12 @@ class UnsavedWork(Screen[Any]):
             self.leave()
 
     def leave(self) -> None:
-        """Close the screen, nothing saved (a dialog dismisses itself instead, with no result)."""
-        self.app.pop_screen()
+        """Close the screen, nothing saved; a dialog is dismissed with no result.
+
+        (A dialog's caller waits for its result: popping it would leave that
+        caller waiting for ever.)
+        """
+        if isinstance(self, ModalScreen):
+            self.dismiss(None)
+        else:
+            self.app.pop_screen()
