@@ -958,3 +958,73 @@ ALTER TABLE sync_held_v4 RENAME TO sync_held;
 -- a device's last receipt is one lookup, not a walk back through every receipt.
 CREATE INDEX sync_outbox_unreceipted ON sync_outbox (peer, bundle_seq) WHERE receipted_at IS NULL;
 CREATE INDEX sync_receipts_device ON sync_receipts (device, id);
+
+-- migration: 0500-randomization
+-- Allocation lists received from the hub (`randomization.list_issued`), their sealed
+-- entries, the allocations taken from them, emergency unblindings, exhausted strata and,
+-- at the hub, allocations that do not follow the list (issue 20; docs/randomization.md).
+-- All projections: `db rebuild` replays them from the log.
+CREATE TABLE rand_lists (
+    list_id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    protocol_id TEXT NOT NULL,
+    protocol_version TEXT NOT NULL,
+    protocol_sha256 TEXT NOT NULL,
+    reveal TEXT NOT NULL CHECK (reveal IN ('arm', 'kit')),
+    list_sha256 TEXT NOT NULL,
+    stratify_by TEXT NOT NULL,  -- JSON array, the protocol's factors
+    strata TEXT NOT NULL,       -- JSON array of stratum keys (`site=WUH01;ct_np=HIGH`)
+    list_key TEXT NOT NULL,     -- age-encrypted to the allocating laptop (base64)
+    unblind_key TEXT,           -- blinded lists: the kit-to-arm envelopes' key, age-encrypted likewise
+    unblinding TEXT NOT NULL,   -- JSON: the protocol's emergency-unblinding rules (roles, witness, reasons)
+    event_id TEXT NOT NULL,
+    issued_at TEXT NOT NULL
+);
+CREATE TABLE rand_entries (
+    list_id TEXT NOT NULL,  -- rand_lists.list_id (no FOREIGN KEY: `db rebuild` clears tables in list order)
+    stratum TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    arm_digest TEXT,
+    arm_sealed TEXT,
+    PRIMARY KEY (list_id, stratum, position)
+);
+CREATE TABLE rand_allocations (
+    participant TEXT PRIMARY KEY,
+    list_id TEXT NOT NULL,
+    stratum TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    kit TEXT,
+    arm TEXT,
+    event_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    UNIQUE (list_id, stratum, position)
+);
+CREATE TABLE rand_exhausted (
+    event_id TEXT PRIMARY KEY,
+    stratum TEXT NOT NULL,
+    participant TEXT NOT NULL,
+    site TEXT NOT NULL,
+    ts TEXT NOT NULL
+);
+CREATE TABLE rand_unblindings (
+    event_id TEXT PRIMARY KEY,
+    participant TEXT NOT NULL,
+    arm TEXT NOT NULL,
+    kit TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    user TEXT NOT NULL,
+    witness TEXT,
+    site TEXT NOT NULL,
+    ts TEXT NOT NULL
+);
+CREATE TABLE rand_flags (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    participant TEXT NOT NULL,
+    problem TEXT NOT NULL
+);

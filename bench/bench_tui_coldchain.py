@@ -108,7 +108,7 @@ def _baseline(readings: int, kits: int) -> float:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    from wardcrf.screens.coldchain_custody import kit_report
+    from wardcrf.screens.coldchain.custody import kit_report
 
     from wardcrf.coldchain import reports
 

@@ -1,7 +1,7 @@
 """Type-ahead benchmark: what running each key to its end costs (issue 14).
 
 The ward app's `KeyQueue` runs every key through the focus chain and the
-bindings before it looks at the next (screens/typeahead.py); Textual on its
+bindings before it looks at the next (screens/widgets/typeahead.py); Textual on its
 own forwards a key to the focused widget's queue and takes the next at once
 (and so puts keys in the wrong field). Both are timed on the same burst —
 six values with Tab between them, 21 keys, posted before the app looks at
@@ -42,7 +42,7 @@ class Plain(App[None]):
 
 
 def _ours() -> type[App[None]]:
-    from wardcrf.screens.typeahead import KeyQueue, WardInput
+    from wardcrf.screens.widgets.typeahead import KeyQueue, WardInput
 
     class Ours(App[None]):
         """The ward app's key queue, six WardInputs."""

@@ -43,6 +43,7 @@ SUITES = [
     "engine",
     "sweep",
     "tlog",
+    "randomization",
 ]
 
 

@@ -24,10 +24,10 @@ from wardcrf.site import Site
 from . import i18n, times
 from .background_sync import BackgroundSync, SyncChanged
 from .i18n import t
-from .status import StatusBar
 from .theme import DEFAULT_THEME, HIGH_CONTRAST, HIGH_CONTRAST_THEME
-from .typeahead import KeyQueue
 from .ward import Ward
+from .widgets.status import StatusBar
+from .widgets.typeahead import KeyQueue
 
 DEFAULT_LOCK_AFTER = 300.0
 """Seconds without a key press or click before the screen locks (5 minutes)."""
@@ -80,7 +80,7 @@ class WardApp(App[None]):
         self.sync_state: SyncChanged | None = None
         """The background sync's latest state (None: not running, or not yet probed)."""
         self.keys = KeyQueue(self)
-        """Every key typed, run to its end in order (screens/typeahead.py)."""
+        """Every key typed, run to its end in order (screens/widgets/typeahead.py)."""
 
     # -- start -----------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -173,7 +173,7 @@ class WardApp(App[None]):
     async def action_quit(self) -> None:
         """ctrl+q: every form with typed values is kept as a draft first; then, if there was
         one, ask "Quit? y/N" (a slip on ctrl+q ends nothing); else quit at once."""
-        from .quit_dialog import QuitDialog
+        from .dialogs.quit import QuitDialog
         from .unsaved import holds_typed_work
 
         self.keep_drafts_now()
@@ -316,7 +316,7 @@ class WardApp(App[None]):
     # -- places ----------------------------------------------------------------------
     def open_place(self, name: str) -> None:
         """Open a screen by name if the signed-in role may use it."""
-        from .places import by_name
+        from .widgets.places import by_name
 
         if self.ward is None:
             return
@@ -329,7 +329,7 @@ class WardApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The command palette: every action of the signed-in user, translated."""
         if self.ward is not None and not self.locked:
-            from .places import offered
+            from .widgets.places import offered
 
             for place in offered(self.ward):
                 yield SystemCommand(
@@ -383,7 +383,7 @@ def run_app(data_dir: Path, **kwargs: object) -> None:
 
     The photo protocol is decided first: textual-image can only query the
     terminal before the app takes it over (`photo_protocol`)."""
-    from . import photo_protocol
+    from .widgets import photo_protocol
 
     photo_protocol.prepare()
     make_app(data_dir, **kwargs).run()  # type: ignore[arg-type]

@@ -33,13 +33,13 @@ from wardcrf import sdv
 from wardcrf import text as text_rule
 
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import t
 from .photo_view import ExportDialog, PhotoImage, decode, human_size
-from .status import StatusBar
-from .tables import WardTable
-from .typeahead import hold_keys, release_keys
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
+from .widgets.typeahead import hold_keys, release_keys
 
 WIDE = 120
 """From this many columns the record and its source sit side by side."""
@@ -260,7 +260,7 @@ class DeskScreen(Screen[None]):
         except Exception as exc:
             self._say(message_of(exc), True)
             return
-        from .sign_dialog import SignatureDialog
+        from .dialogs.sign import SignatureDialog
 
         fields = [f.name for f in self.desk.fields if f.name in self.chosen] or None
         what = t(

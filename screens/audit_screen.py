@@ -34,13 +34,13 @@ from wardcrf import text as text_rule
 from wardcrf.clock import iso_utc, zone
 
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import t
 from .photo_view import human_size
-from .status import StatusBar
-from .tables import WardTable
-from .typeahead import WardInput
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
+from .widgets.typeahead import WardInput
 
 TRAIL_LIMIT = 1000
 

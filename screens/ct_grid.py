@@ -9,7 +9,7 @@ language; the lobe name is the part the lobe's segment labels share.
 Each cell takes one key: a digit 0-4, `n` for not evaluable, Backspace to
 clear. A valid entry moves on to the next segment in the key's own handler,
 so a reader can type the 18 scores in a row as fast as they like (the next
-key always reaches the next segment: screens/typeahead.py); arrow keys move between cells (↑ ↓ within a lung,
+key always reaches the next segment: screens/widgets/typeahead.py); arrow keys move between cells (↑ ↓ within a lung,
 ← → across); Tab reaches the other fields (timepoint, scan date, lesion
 form and shape). Anything else is refused on the spot with the form
 validator's own message. The total, the subtotal of each lung, the
@@ -42,11 +42,11 @@ from wardcrf import protocol as protocols
 from wardcrf.clock import now_utc
 from wardcrf.workflow.clinical import CT_LOBES, CT_SEGMENTS, NOT_EVALUABLE, ct_summary
 
-from .footer import WardFooter
 from .form_screen import FormScreen
 from .i18n import label_width, language, pad, t
-from .status import StatusBar
-from .typeahead import deliver_now, focus_now
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.typeahead import deliver_now, focus_now
 
 CT_FORM = "ct_score"
 

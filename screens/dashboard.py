@@ -54,13 +54,13 @@ from textual.worker import get_current_worker
 from wardcrf.clock import zone
 
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import domain_word, t
-from .places import PLACES, by_name, offered
-from .status import StatusBar
-from .tables import WardTable
-from .typeahead import focus_now, hold_keys, release_keys
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.places import PLACES, by_name, offered
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
+from .widgets.typeahead import focus_now, hold_keys, release_keys
 
 RECENT = 12
 PAGE_ROWS = 250

@@ -49,13 +49,13 @@ from wardcrf.clock import zone
 from wardcrf.errors import WardError
 
 from .errors import message_of
-from .fields import MAX_LABEL, FieldGroup, is_soft
-from .footer import WardFooter
 from .i18n import domain_word, label_width, language, pad, t
-from .status import StatusBar
-from .typeahead import WardInput, focus_now, hold_keys, release_keys
 from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
+from .widgets.fields import MAX_LABEL, FieldGroup, is_soft
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.typeahead import WardInput, focus_now, hold_keys, release_keys
 
 STEPS = ("kit", "pre", "times", "post", "events", "review")
 STEP_TITLES = {
@@ -577,7 +577,7 @@ class DoseWizard(UnsavedWork):
         still to fill, or the scan field when the product is complete;
         refused: the scan, selected, so the next scan replaces it), so the
         keys typed behind the Enter wait for it instead of landing in the
-        scan field (screens/typeahead.py).
+        scan field (screens/widgets/typeahead.py).
         """
         if self._scan_timer is not None:
             self._scan_timer.stop()
@@ -893,7 +893,7 @@ class DoseWizard(UnsavedWork):
             reasons: dict[str, str] = {}
             soft = self._soft_items()
             if soft:
-                from .reason_dialog import ReasonDialog
+                from .dialogs.reason import ReasonDialog
 
                 reason = await self.app.push_screen_wait(
                     ReasonDialog(title=t("form.soft_title"), changes=soft)
@@ -968,7 +968,7 @@ class DoseWizard(UnsavedWork):
 class AeOffer(ModalScreen[bool]):
     """After saving: events were checked, so AE forms are expected. Open them now?"""
 
-    CSS_PATH = "dialogs.tcss"
+    CSS_PATH = "dialogs/dialogs.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "dose.key_open", priority=True),
         Binding("escape", "later", "dose.key_later"),

@@ -24,19 +24,20 @@ from wardcrf import drafts
 from wardcrf import protocol as protocols
 
 from . import times
-from .discard_dialog import DiscardDialog
+from .dialogs.discard import DiscardDialog
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import language, t
-from .status import StatusBar
-from .tables import WardTable
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
+from .widgets.typeahead import hold_keys, release_keys
 
 TRANSFER_SCREENS = {
-    "coldchain.receipt": ("coldchain_receipt", "ReceiptScreen", "cc.receipt"),
-    "coldchain.handover": ("coldchain_handover", "HandoverScreen", "cc.handover"),
-    "coldchain.thaw": ("coldchain_thaw", "ThawScreen", "cc.thaw"),
-    "coldchain.unit_add": ("coldchain_unit", "UnitScreen", "cc.unit_add"),
+    "coldchain.receipt": ("coldchain.receipt", "ReceiptScreen", "cc.receipt"),
+    "coldchain.handover": ("coldchain.handover", "HandoverScreen", "cc.handover"),
+    "coldchain.thaw": ("coldchain.thaw", "ThawScreen", "cc.thaw"),
+    "coldchain.unit_add": ("coldchain.unit", "UnitScreen", "cc.unit_add"),
 }
 """A cold-chain draft's form -> (module, screen class, title message id)."""
 
@@ -84,7 +85,7 @@ def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
         screen_class = getattr(importlib.import_module(f".{module}", __package__), name)
         return screen_class(ward, initial=draft.fields, focus=draft.focus)
     if draft.form == READING_FORM and unit_of(draft):
-        from .coldchain_readings import ReadingsScreen
+        from .coldchain.readings import ReadingsScreen
 
         return ReadingsScreen(ward, unit_of(draft), initial=draft.fields, focus=draft.focus)
     if draft.form == "dsmg_decision" and pid:
@@ -129,6 +130,8 @@ class DraftsScreen(Screen[None]):
         yield WardFooter()
 
     def on_mount(self) -> None:
+        # `u` then Enter typed as one burst opens the first draft: Enter waits for the list.
+        hold_keys(self, "drafts-load")
         self.load()
 
     def relabelled(self) -> None:
@@ -137,12 +140,15 @@ class DraftsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="drafts")
     def load(self) -> None:
         try:
-            got = self.ward.call(drafts.mine)
-            titles = [form_title(self.ward, d) for d in got]
-        except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc))
-            return
-        self.app.call_from_thread(self._fill, got, titles)
+            try:
+                got = self.ward.call(drafts.mine)
+                titles = [form_title(self.ward, d) for d in got]
+            except Exception as exc:
+                self.app.call_from_thread(self._say, message_of(exc))
+                return
+            self.app.call_from_thread(self._fill, got, titles)
+        finally:  # after the list is filled (or the failure said), never before
+            self.app.call_from_thread(release_keys, self, "drafts-load")
 
     def _fill(self, got: list[drafts.Draft], titles: list[str]) -> None:
         self.drafts = got

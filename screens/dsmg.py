@@ -31,13 +31,13 @@ from wardcrf import protocol as protocols
 
 from . import times
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import label_width, language, pad, t
-from .status import StatusBar
-from .tables import WardTable
-from .typeahead import WardInput, WardSelect, focus_now
 from .unsaved import UnsavedWork
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
+from .widgets.typeahead import WardInput, WardSelect, focus_now
 
 
 def _fmt_number(x: float) -> str:
@@ -430,7 +430,7 @@ class DecisionDialog(UnsavedWork, ModalScreen[Any]):
     decision's own transaction; Esc + y throws it away.
     """
 
-    CSS_PATH = ["dialogs.tcss", "dsmg.tcss"]  # noqa: RUF012
+    CSS_PATH = ["dialogs/dialogs.tcss", "dsmg.tcss"]  # noqa: RUF012
     AUTO_FOCUS = "#decision"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "sign", "key.save", priority=True),
@@ -532,7 +532,7 @@ class DecisionDialog(UnsavedWork, ModalScreen[Any]):
     async def sign_flow(self, raw: dict[str, Any]) -> None:
         from wardcrf.workflow import dsmg, service
 
-        from .sign_dialog import SignatureDialog
+        from .dialogs.sign import SignatureDialog
 
         draft = self.draft_key() if self.keeps_drafts else None
         try:

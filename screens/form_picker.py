@@ -15,9 +15,9 @@ from textual.widgets.option_list import Option
 
 from wardcrf import protocol as protocols
 
-from .footer import WardFooter
 from .i18n import language, t
 from .ward import Ward
+from .widgets.footer import WardFooter
 
 
 def forms_for(ward: Ward, *, participant: bool = True) -> list[tuple[str, str]]:
@@ -56,7 +56,7 @@ def screen_for(
 class FormPicker(ModalScreen[str | None]):
     """Dismissed with a form name, or None (Esc)."""
 
-    CSS_PATH = "dialogs.tcss"
+    CSS_PATH = "dialogs/dialogs.tcss"
     AUTO_FOCUS = "#forms"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
 

@@ -14,7 +14,7 @@ Forms that carry e-signatures (consent: the doctor and both witnesses;
 sign-off: the investigator) ask each signer's password in the signature
 dialog before saving; the service verifies them inside the save.
 
-The field rows are a `FieldGroup` (screens/fields.py), shared with the dose
+The field rows are a `FieldGroup` (screens/widgets/fields.py), shared with the dose
 wizard. A screen may lay out several groups of one form around widgets of
 its own (the CT grid: fields above and below the segment grid); the values
 and problems dicts are shared between the screen and its groups, and
@@ -40,13 +40,13 @@ from wardcrf import protocol as protocols
 from wardcrf.errors import ValidationFailed, WardError
 
 from .errors import message_of
-from .fields import FieldGroup, is_soft, split_photo_items
-from .footer import WardFooter
 from .i18n import language, t
-from .status import StatusBar
-from .typeahead import focus_now
 from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
+from .widgets.fields import FieldGroup, is_soft, split_photo_items
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.typeahead import focus_now
 
 # Who signs a form as it is saved: (user, meaning) from the values typed.
 Signers = Callable[[dict[str, Any], str], list[tuple[str, str]]]
@@ -244,7 +244,7 @@ class FormScreen(UnsavedWork):
                 ):
                     self._show_failure(checked)
                     return
-                from .sign_dialog import SignatureDialog
+                from .dialogs.sign import SignatureDialog
 
                 for user, meaning in signers(raw, self.ward.user):
                     if not user or user in passwords:
@@ -266,7 +266,7 @@ class FormScreen(UnsavedWork):
             if isinstance(result, ValidationFailed):
                 soft = {k: v for k, v in result.problems.items() if is_soft(v)}
                 if soft and len(soft) == len(result.problems):
-                    from .reason_dialog import ReasonDialog
+                    from .dialogs.reason import ReasonDialog
 
                     reason = await self.app.push_screen_wait(
                         ReasonDialog(

@@ -22,10 +22,10 @@ from textual.widgets import Input, Label, LoadingIndicator, Static
 from wardcrf.site import Site
 
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import label_width, pad, t
-from .typeahead import WardInput, hold_keys, release_keys
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.typeahead import WardInput, hold_keys, release_keys
 
 WARM_UP = (
     "wardcrf.workflow",

@@ -25,11 +25,11 @@ from wardcrf.clock import parse_iso, zone
 
 from . import times
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import domain_word, t
-from .status import StatusBar
-from .tables import WardTable
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
 
 _SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
 
@@ -58,6 +58,7 @@ class ParticipantScreen(Screen[None]):
         Binding("d", "dose_wizard", "dose.key_wizard"),
         Binding("v", "form('vitals')", "key.vitals"),
         Binding("c", "vitals_chart", "dose.key_chart"),
+        Binding("r", "randomize", "randomize.key"),
         Binding("escape", "app.pop_screen", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
@@ -68,6 +69,7 @@ class ParticipantScreen(Screen[None]):
         self.participant = participant
         self.entries: list[audit.TrailEntry] = []
         self.summary: dict[str, Any] | None = None
+        self.randomizable = False
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, self.participant)
@@ -91,11 +93,14 @@ class ParticipantScreen(Screen[None]):
             return self.ward.can("record.submit")
         if action == "dose_wizard":
             return self.ward.can("dose.record")
+        if action == "randomize":
+            return self.randomizable  # offered only where a list waits and this participant has no entry
         return True
 
     @work(thread=True, exclusive=True, group="participant")
     def load(self) -> None:
         from wardcrf import workflow
+        from wardcrf.randomization import service as randomization
 
         pid = self.participant
         subject = f"participant:{pid}"
@@ -103,10 +108,17 @@ class ParticipantScreen(Screen[None]):
             summary = self.ward.call(workflow.show, pid)
             entries = self.ward.call(lambda s: list(audit.trail(s, subject=subject)))
             sigs = self.ward.call(lambda s: signatures.for_subject(s.store, subject))
+            randomizable = self.ward.call(randomization.randomizable, pid)
         except Exception as exc:
             self.app.call_from_thread(self.query_one("#p-summary", Static).update, message_of(exc))
             return
         self.app.call_from_thread(self._fill, summary, entries, sigs)
+        self.app.call_from_thread(self._offer_randomize, randomizable)
+
+    def _offer_randomize(self, randomizable: bool) -> None:
+        if randomizable != self.randomizable:
+            self.randomizable = randomizable
+            self.refresh_bindings()
 
     def _fill(
         self, summary: dict[str, Any], entries: list[audit.TrailEntry], sigs: list[signatures.SignatureState]
@@ -195,6 +207,39 @@ class ParticipantScreen(Screen[None]):
             self.notify(message_of(exc), severity="error")
             return
         self.app.push_screen(wizard)
+
+    @work(thread=True, exclusive=True, group="randomize")
+    def action_randomize(self) -> None:
+        """Ask the levels the laptop's list needs, then allocate through the service (role checked there)."""
+        from wardcrf.randomization import service
+
+        try:
+            factors = self.ward.call(service.factors_needed)
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, message_of(exc), severity="error")
+            return
+        self.app.call_from_thread(self._ask_levels, factors)
+
+    def _ask_levels(self, factors: dict[str, list[str]]) -> None:
+        from .dialogs.randomize import RandomizeDialog
+
+        def chosen(levels: dict[str, str] | None) -> None:
+            if levels is not None:
+                self._allocate(levels)
+
+        self.app.push_screen(RandomizeDialog(self.participant, factors), chosen)
+
+    @work(thread=True, exclusive=True, group="randomize")
+    def _allocate(self, levels: dict[str, str]) -> None:
+        from wardcrf.randomization import service
+
+        try:
+            allocation = self.ward.call(service.allocate, self.participant, levels)
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, message_of(exc), severity="error", timeout=30)
+            return
+        self.app.call_from_thread(self.notify, allocation.shown(), timeout=30)
+        self.app.call_from_thread(self.load)
 
     def action_vitals_chart(self) -> None:
         from .vitals_chart import VitalsChart

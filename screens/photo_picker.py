@@ -34,12 +34,12 @@ from textual.widgets import DataTable, DirectoryTree, Input, Static
 from wardcrf.clock import zone
 
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import t
 from .photo_view import PhotoImage, decode, human_size
-from .tables import WardTable
-from .typeahead import WardInput
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.tables import WardTable
+from .widgets.typeahead import WardInput
 
 PHOTO_ENDINGS = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif"})
 """File endings shown (the same as `photos.api.PHOTO_EXTENSIONS`; kept here so

@@ -37,12 +37,12 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from . import photo_protocol
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import t
-from .typeahead import WardInput
 from .ward import Ward
+from .widgets import photo_protocol
+from .widgets.footer import WardFooter
+from .widgets.typeahead import WardInput
 
 
 @dataclass
@@ -207,7 +207,7 @@ def export_copy(ward: Ward, sha256: str, folder_text: str) -> str:
 class ExportDialog(ModalScreen[str | None]):
     """Choose a folder for a verified copy of a photo; dismissed with the line saying where, or None."""
 
-    CSS_PATH = "dialogs.tcss"
+    CSS_PATH = "dialogs/dialogs.tcss"
     AUTO_FOCUS = "#export-folder"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
 

@@ -31,14 +31,15 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar, Static
 
 from . import times
+from .dialogs.discard import AsksBeforeDiscarding
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import label_width, pad, t
-from .status import StatusBar, sync_label
-from .tables import WardTable
-from .typeahead import WardInput
-from .unsaved import UnsavedWork, without_blanks
+from .unsaved import without_blanks
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar, sync_label
+from .widgets.tables import WardTable
+from .widgets.typeahead import WardInput
 
 PUSH_OPTIONS: dict[str, Any] = {"attempts": 2, "backoff": 0.5, "connect_timeout": 5.0, "timeout": 60.0}
 """A person is waiting: two tries, five seconds to connect, then the offline message."""
@@ -350,14 +351,14 @@ class SyncScreen(Screen[None]):
         self.app.push_screen(AnswerDialog(self.ward, query_id, amend=amend), done)
 
 
-class PathDialog(UnsavedWork, ModalScreen[Path | None]):
+class PathDialog(AsksBeforeDiscarding, ModalScreen[Path | None]):
     """A folder (export) or file (import) typed, or picked in a directory tree.
 
     Esc with a path typed or picked (other than the one it opened with) asks
-    before throwing it away (`UnsavedWork`; no draft is kept).
+    before throwing it away (`AsksBeforeDiscarding`; no draft is kept).
     """
 
-    CSS_PATH = ["dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
+    CSS_PATH = ["dialogs/dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
     AUTO_FOCUS = "#path"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "key.cancel")]
 
@@ -414,15 +415,15 @@ class PathDialog(UnsavedWork, ModalScreen[Path | None]):
         return without_blanks({"path": self.query_one("#path", Input).value.strip()})
 
 
-class AnswerDialog(UnsavedWork, ModalScreen[str | None]):
+class AnswerDialog(AsksBeforeDiscarding, ModalScreen[str | None]):
     """Answer one data query: by a comment, or by correcting the field and commenting.
 
     Dismissed with the confirmation line, or None (cancelled). Refusals are
     shown here and keep what was typed; Esc with an answer or a new value
-    typed asks before throwing them away (`UnsavedWork`; no draft is kept).
+    typed asks before throwing them away (`AsksBeforeDiscarding`; no draft is kept).
     """
 
-    CSS_PATH = ["dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
+    CSS_PATH = ["dialogs/dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
     AUTO_FOCUS = "Input"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "key.cancel")]
 
@@ -484,7 +485,7 @@ class AnswerDialog(UnsavedWork, ModalScreen[str | None]):
 
         reason = None
         if self.amend:
-            from .reason_dialog import ReasonDialog
+            from .dialogs.reason import ReasonDialog
 
             reason = await self.app.push_screen_wait(
                 ReasonDialog(

@@ -31,9 +31,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from textual import events, work
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 
-from .discard_dialog import DiscardDialog
+from .dialogs.discard import AsksBeforeDiscarding
 
 T = TypeVar("T")
 
@@ -66,16 +66,10 @@ def holds_typed_work(screen: Screen[Any]) -> bool:
     return bool(callable(is_dirty) and is_dirty())
 
 
-class UnsavedWork(Screen[Any]):
+class UnsavedWork(AsksBeforeDiscarding):
     """A screen with typed values: kept as a draft, and Esc asks before discarding them."""
 
-    _clean: dict[str, Any] | None = None
-
-    # -- what the screen says about itself -------------------------------------------------
-    def typed(self) -> dict[str, Any]:
-        """What is typed now (the screen's values, blanks left out)."""
-        raise NotImplementedError
-
+    # -- what the screen says about itself (and `typed()`, see AsksBeforeDiscarding) ---------
     def draft_key(self) -> tuple[str, str] | None:
         """(form, context) its draft is kept under; None: this screen keeps no draft."""
         return None
@@ -87,18 +81,6 @@ class UnsavedWork(Screen[Any]):
     def focused_field(self) -> str | None:
         """The name of the field the cursor is in (kept with the draft)."""
         return None
-
-    # -- dirty or not ------------------------------------------------------------------------
-    def on_mount(self) -> None:
-        # Runs after the subclass's own on_mount (Textual calls the subclass's first).
-        self.mark_clean()
-
-    def mark_clean(self) -> None:
-        """What the form shows now is its starting point (called once it is built)."""
-        self._clean = self.typed()
-
-    def is_dirty(self) -> bool:
-        return self._clean is not None and self.typed() != self._clean
 
     # -- drafts -------------------------------------------------------------------------------
     @property
@@ -154,26 +136,6 @@ class UnsavedWork(Screen[Any]):
         except WardError as exc:  # a draft left behind is offered again, never lost: say so
             self.app.notify(message_of(exc), severity="warning")
 
-    # -- Esc -------------------------------------------------------------------------------------
-    def action_back(self) -> None:
-        """Esc: close at once when nothing is typed; else ask (y discards, anything else keeps)."""
-        if not self.is_dirty():
-            self.leave()
-            return
-        self.app.push_screen(DiscardDialog(), self._answered)
-
-    def _answered(self, discard: bool | None) -> None:
-        if discard:
-            self.end_draft()
-            self.leave()
-
-    def leave(self) -> None:
-        """Close the screen, nothing saved; a dialog is dismissed with no result.
-
-        (A dialog's caller waits for its result: popping it would leave that
-        caller waiting for ever.)
-        """
-        if isinstance(self, ModalScreen):
-            self.dismiss(None)
-        else:
-            self.app.pop_screen()
+    def discarded(self) -> None:
+        """Esc + y: the draft goes with the typed values."""
+        self.end_draft()

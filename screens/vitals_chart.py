@@ -26,11 +26,11 @@ from textual.widgets import DataTable, Static
 from wardcrf import protocol as protocols
 
 from .errors import message_of
-from .footer import WardFooter
 from .i18n import language, t
-from .status import StatusBar
-from .tables import WardTable
 from .ward import Ward
+from .widgets.footer import WardFooter
+from .widgets.status import StatusBar
+from .widgets.tables import WardTable
 
 PRE_COLOR = "cyan"
 POST_COLOR = "orange"

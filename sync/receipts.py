@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from wardcrf import behind
 from wardcrf.canonical import dumps
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.devicekeys import DeviceSigner
@@ -142,9 +143,11 @@ def record(store: Store, body: dict[str, Any], hub: dict[str, Any] | None = None
             # making; the events after `mine` exist only at the hub now.
             notes.append(
                 f"the hub holds events 1-{seq} of this laptop but this database ends at event {mine}: "
-                f"it is an older copy (events {mine + 1}-{seq} are only at the hub); record nothing more "
-                "here and ask the coordinator (a replacement laptop restored from the hub keeps them all)"
+                f"it is an older copy (events {mine + 1}-{seq} are only at the hub); nothing more can be "
+                "recorded here until an admin records why (a replacement laptop restored from the hub "
+                "keeps them all)"
             )
+            behind.stop(store, behind.Behind(mine, seq, "the hub", "receipt"))
         elif seq and own != hash_:
             notes.append(
                 f"the hub holds a different event {seq} for this device (fork: this laptop's log was "

@@ -11,7 +11,7 @@ here, who may originate it:
   signatures, photos, answers to the hub's queries);
 - `Origin.HUB`: the coordinator's hub only (device registration and
   retirement, DSMG decisions and queries sent to sites, user changes, the
-  hub's own flags on devices);
+  hub's own flags on devices, randomization lists);
 
 and which roles (through the `roles.py` actions) may have written it. The
 table is data: `docs/security.md` prints it, `test_sync_authority` checks
@@ -133,6 +133,12 @@ _TABLE: tuple[EventType, ...] = (
         "db.rollback_accepted", Origin.SITE, ("db.accept_rollback",), what="an older database, with a reason"
     ),
     EventType(
+        "db.behind_accepted",
+        Origin.SITE,
+        ("db.accept_rollback",),
+        what="a database behind this laptop's events at the hub or in a newer copy, with a reason",
+    ),
+    EventType(
         "device.moved",
         Origin.SITE,
         ("device.accept_move",),
@@ -162,6 +168,24 @@ _TABLE: tuple[EventType, ...] = (
     EventType("query.answered", Origin.WARD, ("record.comment",), what="of a query raised to the same site"),
     EventType("sync.hub_set", Origin.WARD, ("sync.configure",), what="the hub this laptop trusts"),
     EventType("sync.recipient_added", Origin.WARD, ("sync.configure",), what="who can read the bundles"),
+    EventType(
+        "randomization.allocated",
+        Origin.WARD,
+        ("randomization.allocate",),
+        what="the next entry of the participant's stratum (arm, or a kit number if blinded)",
+    ),
+    EventType(
+        "randomization.stratum_exhausted",
+        Origin.WARD,
+        ("randomization.allocate",),
+        what="a stratum's list ran out; tells the hub",
+    ),
+    EventType(
+        "randomization.unblinded",
+        Origin.WARD,
+        ("randomization.unblind",),
+        what="emergency unblinding of one participant, reason and e-signature",
+    ),
     # -- the coordinator's hub only ------------------------------------------------------
     EventType("hub.device_registered", Origin.HUB, ("hub.manage",), what="trust a device's keys"),
     EventType("hub.device_retired", Origin.HUB, ("hub.manage",)),
@@ -172,6 +196,24 @@ _TABLE: tuple[EventType, ...] = (
     EventType("sync.fork_detected", Origin.HUB, ("hub.manage",), what="the hub flags a device"),
     EventType("sync.bundle_held", Origin.HUB, ("hub.manage",), what="the hub flags a device"),
     EventType("sync.bundle_refused", Origin.HUB, ("hub.manage",), what="the hub's record of a refusal"),
+    EventType(
+        "randomization.list_issued",
+        Origin.HUB,
+        ("randomization.make",),
+        what="a sealed, signed allocation list for one ward laptop; its SHA-256",
+    ),
+    EventType(
+        "randomization.trial_unblinded",
+        Origin.HUB,
+        ("randomization.export",),
+        what="a blinded trial unblinded at the hub, with a reason",
+    ),
+    EventType(
+        "randomization.exported",
+        Origin.HUB,
+        ("randomization.export",),
+        what="the statistician's unblinded export: file, rows, SHA-256",
+    ),
 )
 
 EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _TABLE}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import sqlcipher3
 
-from . import eventlog, sessionkeys
+from . import behind, eventlog, sessionkeys
 from .clock import iso_utc, now_utc
 from .errors import AuthError, Refused, StoreError, UsageError, VerificationFailed
 from .keyslots import FILENAME as SLOTS_FILENAME
@@ -86,7 +87,7 @@ def _kept_bundles(data_dir: Path) -> list[tuple[str, Path]]:
 def _check_kept(db_file: Path, key: bytes, kept: list[tuple[str, Path]]) -> None:
     """Refuse a backup that would lose photos: every bundle the photo archive points to is in it."""
     names = {arcname for arcname, _ in kept}
-    store = Store(db_file, key, readonly=True)
+    store = Store(db_file, key)  # read-write so its WAL is read; nothing is written
     try:
         needed = [r[0] for r in store.execute("SELECT DISTINCT bundle FROM photo_archive ORDER BY bundle")]
     finally:
@@ -188,6 +189,7 @@ class RestoreResult:
     replaced: Path | None
     site: str
     device: str
+    behind: behind.Behind | None = None  # stopped: the replaced database or the hub holds more
 
 
 def restore(
@@ -240,8 +242,7 @@ def restore(
         if restored_sync.is_dir() and (data_dir / "sync").exists():
             existing.append(data_dir / "sync")  # kept bundles go with the database they belong to
         if existing:
-            replaced = data_dir / f"replaced-{now_utc().strftime('%Y%m%dT%H%M%SZ')}"
-            replaced.mkdir()
+            replaced = _aside(data_dir)
             for p in existing:
                 os.replace(p, replaced / p.name)
         if restored_sync.is_dir():
@@ -258,25 +259,86 @@ def restore(
         _fsync_dir(data_dir)
     site = Site.open(data_dir)
     store = site.unlock_key(key)
+    stopped = None
     try:
         ctx = eventlog.DeviceContext.load(store)
-        author = eventlog.Author(user=username or "recovery-key", role=None)
-        eventlog.append(
-            store,
-            ctx,
-            author,
-            type="db.restored",
-            subject=f"site:{ctx.site}",
-            body={
-                "file": backup_file.name,
-                "events": events,
-                "at": iso_utc(now_utc()),
-                "replaced": str(replaced) if replaced else None,
-            },
-        )
+        body = {
+            "file": backup_file.name,
+            "events": events,
+            "at": iso_utc(now_utc()),
+            "replaced": str(replaced) if replaced else None,
+        }
+        device, head, _ = behind.own_progress(store)
+        newer = _newer_elsewhere(replaced, key, device, head, backup_file.name) if replaced else None
+        if newer is not None:
+            # The replaced database (or the hub, by its receipt) holds more of this
+            # device's chain: appending `db.restored` now would already fork it.
+            stopped = behind.Behind(head, newer[0], newer[1], "restore", restored=body)
+            behind.stop(store, stopped)
+        else:
+            author = eventlog.Author(user=username or "recovery-key", role=None)
+            eventlog.append(store, ctx, author, type="db.restored", subject=f"site:{ctx.site}", body=body)
     finally:
         store.close()
-    return RestoreResult(data_dir, events, replaced, ctx.site, ctx.device)
+    return RestoreResult(data_dir, events, replaced, ctx.site, ctx.device, stopped)
+
+
+def _aside(data_dir: Path) -> Path:
+    """A new folder for what a restore replaces: never an earlier restore's (two in one second)."""
+    stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 1000):
+        path = data_dir / (f"replaced-{stamp}" if n == 1 else f"replaced-{stamp}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise Refused(f"{data_dir} holds 999 folders replaced-{stamp}*: move some away")
+
+
+def _newer_elsewhere(
+    replaced: Path, key: bytes, device: str, head: int, backup_name: str
+) -> tuple[int, str] | None:
+    """What the database a restore moved aside holds of this device beyond the backup's `head`.
+
+    (the last event held elsewhere, who holds it) when appending after `head`
+    would fork this device's chain: the hub has a receipt beyond it, bundles
+    beyond it were exported (a stick may still reach the hub), or records
+    beyond it would be dropped. The one event every backup is followed by —
+    its own `db.backup_made` — is not a reason to stop. None when nothing is
+    beyond, or the replaced file does not open with the backup's key (re-keyed
+    or damaged: then only the hub can tell, at the next sync).
+    """
+    db_file = replaced / DB_FILENAME
+    if not db_file.exists():
+        return None
+    try:
+        store = Store(db_file, key)  # read-write so its WAL is read; nothing is written
+    except StoreError:
+        return None
+    try:
+        was, own, at_hub = behind.own_progress(store)
+        if was != device or own <= head:
+            return None
+        if at_hub > head:
+            return at_hub, "the hub"
+        exported = int(store.scalar("SELECT max(last_seq) FROM sync_outbox") or 0)
+        extra = [
+            json.loads(line)
+            for (line,) in store.execute(
+                "SELECT line FROM events WHERE device = ? AND seq > ? ORDER BY seq", (device, head)
+            )
+        ]
+    except (StoreError, sqlcipher3.DatabaseError, ValueError):
+        return None
+    finally:
+        store.close()
+    only_this_backup = all(
+        e.get("type") == "db.backup_made" and (e.get("body") or {}).get("file") == backup_name for e in extra
+    )
+    if exported > head or not only_this_backup:
+        return own, f"the replaced database in {replaced}"
+    return None
 
 
 def sha256_file(path: Path) -> str:

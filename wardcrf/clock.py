@@ -9,9 +9,12 @@ orders concurrent amendments from two devices; wall time is what people read.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,8 +23,29 @@ FAR_AHEAD = timedelta(hours=24)
 """A new event this far past the last one is suspicious (warn, never block)."""
 
 
+_PINNED: ContextVar[datetime | None] = ContextVar("wardcrf_pinned_now", default=None)
+
+
+@contextlib.contextmanager
+def pinned(at: datetime) -> Iterator[None]:
+    """Within the block, `now_utc()` is `at`: a demo seeds two weeks as if typed as they happened.
+
+    Every record of a seeded history is then entered when it describes (the
+    audit-trail review finds no late entries and no entries at night in it),
+    and the entries' clock runs forward as a real ward's does.
+    """
+    token = _PINNED.set(at.astimezone(UTC))
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
 def now_utc() -> datetime:
     """The current UTC time; `WARDCRF_FAKE_NOW` (ISO 8601) pins it for demos and tests."""
+    pin = _PINNED.get()
+    if pin is not None:
+        return pin
     fake = os.environ.get("WARDCRF_FAKE_NOW")
     if fake:
         dt = datetime.fromisoformat(fake)

@@ -332,6 +332,12 @@ class RollbackAccepted(_Body):
     database: Count
 
 
+class BehindAccepted(_Body):
+    head: Count
+    newer: Count
+    found: Literal["restore", "receipt"]
+
+
 class DeviceMoved(_Body):
     computer: Hex64
 
@@ -409,6 +415,96 @@ class SdvVerified(_Body):
     note: Text | None = None
 
 
+# -- randomization (issue 20, docs/randomization.md) -------------------------------------
+
+Code = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.=;-]{1,200}$")]
+"""An arm, list or stratum code (`site=WUH01;ct_np=HIGH`)."""
+Sealed = Annotated[str, Meta(max_length=4096)]
+Position = Annotated[int, Meta(ge=1, le=100_000)]
+
+
+class ListEntry(_Body):
+    stratum: Code
+    position: Position
+    digest: Hex64
+    sealed: Sealed
+    arm_digest: Hex64 | None = None
+    arm_sealed: Sealed | None = None
+
+
+class ListProtocol(_Body):
+    id: Name
+    version: Name
+    sha256: Hex64
+
+
+class ListIssued(_Body):
+    """A sealed allocation list for one ward laptop (`randomization.sealing`); the hub signs it."""
+
+    entries: Annotated[list[ListEntry], Meta(min_length=1, max_length=20_000)]
+    format: Literal["wardrand/1"]
+    list_id: Code = msgspec.field(name="list")
+    site: Name
+    device: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+    protocol: ListProtocol
+    method: Literal["permuted_blocks"]
+    reveal: Literal["arm", "kit"]
+    list_sha256: Hex64
+    list_key: Annotated[str, Meta(max_length=4096)]
+    unblind_key: Annotated[str, Meta(max_length=4096)] | None
+    for_hub: Annotated[str, Meta(max_length=8 * 1024 * 1024)]
+    signed_by: Annotated[str, Meta(pattern=r"^[0-9A-F]{16}$")]
+    signature: Annotated[str, Meta(max_length=2000)]
+
+
+class Allocated(_Body):
+    """One entry taken for one participant: what the ward saw (the arm, or a kit number only)."""
+
+    participant: Name
+    list_id: Code = msgspec.field(name="list")
+    stratum: Code
+    position: Position
+    digest: Hex64
+    salt: Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$")]
+    levels: dict[Code, Code]
+    arm: Code | None = None
+    kit: Code | None = None
+
+
+class StratumExhausted(_Body):
+    stratum: Code
+    lists: list[Code]
+    participant: Name
+
+
+class Unblinded(_Body):
+    """An emergency unblinding of one participant: who, why, the witness, the arm revealed."""
+
+    participant: Name
+    list_id: Code = msgspec.field(name="list")
+    stratum: Code
+    position: Position
+    kit: Code | None
+    arm: Code
+    arm_digest: Hex64
+    salt: Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$")]
+    reason: Code
+    detail: Text
+    witness: Name | None = None
+
+
+class TrialUnblinded(_Body):
+    protocol: Name
+    reason: Text
+
+
+class UnblindedExport(_Body):
+    protocol: Name
+    file: Annotated[str, Meta(max_length=1000)]
+    rows: Count
+    sha256: Hex64
+
+
 BODIES: dict[str, type[Struct]] = {
     "site.initialized": SiteInitialized,
     "user.added": UserAdded,
@@ -445,6 +541,7 @@ BODIES: dict[str, type[Struct]] = {
     "sync.bundle_refused": BundleRefused,
     "db.rollback_accepted": RollbackAccepted,
     "device.moved": DeviceMoved,
+    "db.behind_accepted": BehindAccepted,
     "db.rollback_counter_reset": RollbackCounterReset,
     "db.triggers_restored": TriggersRestored,
     "device.signing_key_sealed": SigningKeySealed,
@@ -454,6 +551,12 @@ BODIES: dict[str, type[Struct]] = {
     "coding.coded": Coded,
     "sdv.verified": SdvVerified,
     "audit.reviewed": AuditReviewed,
+    "randomization.list_issued": ListIssued,
+    "randomization.allocated": Allocated,
+    "randomization.stratum_exhausted": StratumExhausted,
+    "randomization.unblinded": Unblinded,
+    "randomization.trial_unblinded": TrialUnblinded,
+    "randomization.exported": UnblindedExport,
 }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import authority, canonical, text
+from . import authority, behind, canonical, text
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
 from .registration import require_installed
@@ -219,6 +219,7 @@ def append(
     """
     authority.check_append(ctx.kind, author.role, type)
     _check_body(type, body or {})
+    behind.check(store)
     warnings: list[str] = []
     fns = projectors_for(type)
     own = _own_projectors(type)

@@ -42,6 +42,7 @@ from . import (
 from .coding import projection as coding
 from .coldchain import feature as coldchain
 from .photos import feature as photos
+from .randomization import feature as randomization
 from .sync import feature as sync
 from .workflow import dosing, status
 
@@ -77,6 +78,10 @@ class Registry:
     def dose_gate(self, fn: dosing.DoseGate) -> None:
         """`fn(store, kit, start)` raises `Refused` when the kit may not be given now."""
         dosing.register_dose_gate(fn)
+
+    def allocation_gate(self, fn: dosing.AllocationGate) -> None:
+        """`fn(store, participant, kit)` raises `Refused` when the scanned kit is not the participant's allocated one."""
+        dosing.register_allocation_gate(fn)
 
     def today_source(self, fn: status.TodaySource) -> None:
         """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""
@@ -117,6 +122,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("sync", sync.register),
     Feature("coding", coding.register),
     Feature("source data verification", sdv.register),
+    Feature("randomization", randomization.register),
 )
 
 _installed = False

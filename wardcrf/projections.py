@@ -51,6 +51,12 @@ PROJECTION_TABLES = [
     "codings",
     "sdv_marks",
     "photo_first_refs",
+    "rand_lists",
+    "rand_entries",
+    "rand_allocations",
+    "rand_exhausted",
+    "rand_unblindings",
+    "rand_flags",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from

@@ -635,7 +635,9 @@ def _check_values(r: _Reader, data: dict[str, Any]) -> None:
                 r.err(path, why)
 
 
-def read_source(source: str, filename: str, reader: type[_Reader] = _Reader) -> tuple[dict[str, Any], _Reader]:
+def read_source(
+    source: str, filename: str, reader: type[_Reader] = _Reader
+) -> tuple[dict[str, Any], _Reader]:
     """The TOML of a protocol file of any format, bounded and read, and a reader holding its problems so far.
 
     The limits (size, characters, nesting) are checked before the parser runs
@@ -809,7 +811,9 @@ def _frequency(r: _Reader, t: dict[str, Any], p: tuple[str | int, ...]) -> str:
 
     freq = r.get(t, "frequency", p, str, required=False, default="QD")
     if freq not in cdisc.FREQ:
-        r.err((*p, "frequency"), f"{freq!r} is not a CDISC dosing frequency (allowed: {', '.join(cdisc.FREQ)})")
+        r.err(
+            (*p, "frequency"), f"{freq!r} is not a CDISC dosing frequency (allowed: {', '.join(cdisc.FREQ)})"
+        )
     return str(freq)
 
 
@@ -1000,7 +1004,9 @@ def _field(r: _Reader, name: str, spec: Any, p: tuple[str | int, ...]) -> Field 
     )
 
 
-def _cdisc_text_key(r: _Reader, spec: dict[str, Any], key: str, p: tuple[str | int, ...], limit: int) -> str | None:
+def _cdisc_text_key(
+    r: _Reader, spec: dict[str, Any], key: str, p: tuple[str | int, ...], limit: int
+) -> str | None:
     value = r.get(spec, key, p, str, required=False)
     if value is not None:
         _check_cdisc_text(r, (*p, key), value, limit)
@@ -1069,7 +1075,9 @@ def _trial(r: _Reader, data: dict[str, Any]) -> Trial:
     types = r.get(t, "trial_types", p, list, required=False, default=[])
     for i, v in enumerate(types):
         if v not in cdisc.TTYPE:
-            r.err((*p, "trial_types", i), f"{v!r} is not a CDISC trial type (allowed: {', '.join(cdisc.TTYPE)})")
+            r.err(
+                (*p, "trial_types", i), f"{v!r} is not a CDISC trial type (allowed: {', '.join(cdisc.TTYPE)})"
+            )
     countries = r.get(t, "countries", p, list, required=True, default=[])
     for i, c in enumerate(countries):
         if not isinstance(c, str) or not re.match(cdisc.COUNTRY_PATTERN, c):
@@ -1077,7 +1085,10 @@ def _trial(r: _Reader, data: dict[str, Any]) -> Trial:
     site_countries = r.table(t.get("site_countries"), (*p, "site_countries"), required=False)
     for site, c in site_countries.items():
         if not isinstance(c, str) or c not in countries:
-            r.err((*p, "site_countries", site), f"{c!r} must be one of trial.countries ({', '.join(map(str, countries))})")
+            r.err(
+                (*p, "site_countries", site),
+                f"{c!r} must be one of trial.countries ({', '.join(map(str, countries))})",
+            )
     planned = r.get(t, "planned_participants", p, int, required=False)
     if planned is not None and planned < 1:
         r.err((*p, "planned_participants"), "must be 1 or more")

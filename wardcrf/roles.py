@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from .errors import PermissionDenied
 
-ROLES = ("admin", "clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor", "monitor", "coder")
+ROLES = (
+    "admin",
+    "clinician",
+    "pharmacist",
+    "investigator",
+    "dsmg",
+    "coordinator",
+    "auditor",
+    "monitor",
+    "coder",
+)
 
 ROLE_LABELS = {
     "admin": "site administrator",
@@ -76,6 +86,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # bundles or run a hub. Whose key slot carries the key follows this row.
     "device.sign": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "query.raise": frozenset({"coordinator"}),
+    # Randomization (issue 20): lists are made at the hub, taken on the ward, unblinded by an investigator
+    # (the protocol's `[randomization.unblinding] roles` narrows it further).
+    "randomization.make": frozenset({"coordinator", "admin"}),
+    "randomization.allocate": frozenset({"clinician", "investigator"}),
+    "randomization.unblind": frozenset({"investigator"}),
+    # At the hub only: the trial's unblinding and the statistician's unblinded export.
+    "randomization.export": frozenset({"admin"}),
     # medical coding: a coder assigns dictionary codes to verbatim terms; the
     # dictionary (licensed distribution files) is loaded by a coder or admin
     "coding.code": frozenset({"coder"}),

@@ -331,6 +331,7 @@ class Site:
             session.protocol = active_protocol_ref(store)
             # Before anything is written: a rolled-back database is refused untouched.
             self._check_rollback(session, key, accept_rollback)
+            self._check_behind(session, accept_rollback)
             self._check_machine(session, accept_move)
             self._flush_failures(session)
             devicekeys.settle_signing_key(session, opened)
@@ -343,11 +344,15 @@ class Site:
         """Compare the database's write counter with the file beside the key slots (`rollback`)."""
         counter = self._counter(key)
         st = rollback.status(session.store, counter)
-        if accept is not None:
-            if not st.rolled_back:
+        if accept is not None and not st.rolled_back:
+            from . import behind
+
+            if behind.state(session.store) is None:
                 raise Refused(
                     "there is no rollback to accept: this database is the newest this laptop has seen"
                 )
+            return  # behind its own chain elsewhere: accepted by `_check_behind`
+        if accept is not None:
             session.require("db.accept_rollback", what="accept an older database")
             if not accept.strip():
                 raise UsageError("accepting an older database needs a reason (--reason)")
@@ -374,6 +379,29 @@ class Site:
             )
         elif st.recorded is None or st.recorded < st.database:
             counter.write(st.database)  # first use, or catching up after a crash between commit and file
+
+    def _check_behind(self, session: Session, accept: str | None) -> None:
+        """This database is not behind this device's events held elsewhere, or an admin says why (`behind`)."""
+        from . import behind
+
+        b = behind.state(session.store)
+        if b is None:
+            return
+        if accept is None:
+            raise behind.BehindDetected(b)
+        session.require("db.accept_rollback", what="keep a database behind this laptop's events elsewhere")
+        if not accept.strip():
+            raise UsageError("keeping an older database needs a reason (--reason)")
+        with session.store.transaction():
+            behind.clear(session.store)
+            if b.restored is not None:  # the restore that stopped, recorded first
+                session.append(type="db.restored", subject=f"site:{session.ctx.site}", body=b.restored)
+            session.append(
+                type="db.behind_accepted",
+                subject=f"site:{session.ctx.site}",
+                body=b.body(),
+                reason=accept.strip(),
+            )
 
     def _check_machine(self, session: Session, accept: str | None) -> None:
         """The computer this database was last used on is this one, or an admin says why (`machine`)."""

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 from tui_helpers import PASSWORD, burst, settle
-from wardcrf.screens import photo_protocol
 from wardcrf.screens.audit_desk import DeskScreen
 from wardcrf.screens.audit_screen import AuditScreen
+from wardcrf.screens.dialogs.sign import SignatureDialog
 from wardcrf.screens.photo_view import ExportDialog, PhotoImage, PhotoScreen, ProtocolPicture, human_size
-from wardcrf.screens.sign_dialog import SignatureDialog
+from wardcrf.screens.widgets import photo_protocol
 
 from wardcrf import eventlog, records, sdv, users
 from wardcrf.reports import desk as desk_model

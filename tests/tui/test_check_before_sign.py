@@ -11,10 +11,10 @@ from __future__ import annotations
 from cc_helpers import PASSWORD, cold_chain_site
 from textual.widgets import Static
 from tui_helpers import burst, settle
-from wardcrf.screens.coldchain_handover import HandoverScreen
-from wardcrf.screens.coldchain_receipt import ReceiptScreen
+from wardcrf.screens.coldchain.handover import HandoverScreen
+from wardcrf.screens.coldchain.receipt import ReceiptScreen
+from wardcrf.screens.dialogs.sign import SignatureDialog
 from wardcrf.screens.participant import ParticipantScreen
-from wardcrf.screens.sign_dialog import SignatureDialog
 
 from wardcrf.coldchain import services
 

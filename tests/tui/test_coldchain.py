@@ -11,15 +11,16 @@ import pytest
 from cc_helpers import EXCURSION, PASSWORD, add_unit_and_lot, cold_chain_site, freezer_file, iso
 from textual.widgets import DataTable, Input, OptionList, Select, SelectionList, Static
 from tui_helpers import page_photo, settle
-from wardcrf.screens.coldchain import ColdChainScreen
-from wardcrf.screens.coldchain_chart import ChartScreen
-from wardcrf.screens.coldchain_custody import CustodyScreen
-from wardcrf.screens.coldchain_excursions import ExcursionsScreen
-from wardcrf.screens.coldchain_handover import HandoverScreen
-from wardcrf.screens.coldchain_readings import ReadingsScreen
-from wardcrf.screens.coldchain_receipt import ReceiptScreen
-from wardcrf.screens.coldchain_widgets import EntryList, PathPicker
-from wardcrf.screens.sign_dialog import SignatureDialog
+from wardcrf.screens.coldchain.chart import ChartScreen
+from wardcrf.screens.coldchain.custody import CustodyScreen
+from wardcrf.screens.coldchain.excursions import ExcursionsScreen
+from wardcrf.screens.coldchain.handover import HandoverScreen
+from wardcrf.screens.coldchain.home import ColdChainScreen
+from wardcrf.screens.coldchain.readings import ReadingsScreen
+from wardcrf.screens.coldchain.receipt import ReceiptScreen
+from wardcrf.screens.dialogs.path import PathPicker
+from wardcrf.screens.dialogs.sign import SignatureDialog
+from wardcrf.screens.widgets.entry_list import EntryList
 
 from wardcrf.coldchain import custody, reports, samples, services
 from wardcrf.errors import PermissionDenied
@@ -549,8 +550,8 @@ async def test_chart_of_a_unit_with_its_excursion(app_for, site, tmp_path):
 
 def test_plotext_is_not_imported_before_the_chart_opens():
     code = (
-        "import sys; import wardcrf.screens.app, wardcrf.screens.dashboard, wardcrf.screens.coldchain;"
-        " import wardcrf.screens.coldchain_chart;"
+        "import sys; import wardcrf.screens.app, wardcrf.screens.dashboard, wardcrf.screens.coldchain.home;"
+        " import wardcrf.screens.coldchain.chart;"
         " print(any(m.startswith(('plotext', 'textual_plotext')) for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -578,7 +579,7 @@ async def test_language_switch_keeps_what_was_typed_and_scanned(app_for, site, t
 
 
 def test_a_transfer_screen_that_forgets_a_signing_hook_fails_to_build() -> None:
-    from wardcrf.screens.coldchain_transfer import TransferScreen
+    from wardcrf.screens.coldchain.transfer import TransferScreen
 
     class Incomplete(TransferScreen):
         def what(self) -> str:
@@ -685,7 +686,7 @@ async def test_a_refused_manual_reading_keeps_its_draft(app_for, site, tmp_path,
 
 async def test_esc_and_y_on_a_typed_manual_reading_throws_its_draft_away(app_for, site, tmp_path, session_for):
     from tui_helpers import burst
-    from wardcrf.screens.discard_dialog import DiscardDialog
+    from wardcrf.screens.dialogs.discard import DiscardDialog
 
     add_unit_and_lot(session_for("pharmacist"))
     app = app_for("pharmacist")

@@ -13,10 +13,10 @@ from cc_helpers import PASSWORD, cold_chain_site, iso
 from test_coldchain import fill, open_home, text, until
 from textual.widgets import Input
 from tui_helpers import settle
-from wardcrf.screens.coldchain import ColdChainScreen
-from wardcrf.screens.coldchain_custody import CustodyScreen
-from wardcrf.screens.coldchain_thaw import ThawScreen
-from wardcrf.screens.coldchain_unit import UnitScreen
+from wardcrf.screens.coldchain.custody import CustodyScreen
+from wardcrf.screens.coldchain.home import ColdChainScreen
+from wardcrf.screens.coldchain.thaw import ThawScreen
+from wardcrf.screens.coldchain.unit import UnitScreen
 
 from wardcrf.coldchain import custody, services
 from wardcrf.errors import PermissionDenied

@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.widgets import Input, Static
 from tui_helpers import burst, settle
 from wardcrf.screens.dashboard import DashboardScreen
-from wardcrf.screens.reason_dialog import ReasonDialog
-from wardcrf.screens.sign_dialog import SignatureDialog
+from wardcrf.screens.dialogs.reason import ReasonDialog
+from wardcrf.screens.dialogs.sign import SignatureDialog
 
 from wardcrf import audit, signatures
 
@@ -122,7 +122,7 @@ async def test_reason_dialog_refuses_blank_and_returns_reason(app_for):
 
 async def test_esc_on_an_empty_reason_closes_at_once(app_for):
     """Nothing typed: Esc cancels with no question (the form behind stays as it was)."""
-    from wardcrf.screens.discard_dialog import DiscardDialog
+    from wardcrf.screens.dialogs.discard import DiscardDialog
 
     app = app_for("clinician")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -139,7 +139,7 @@ async def test_esc_on_an_empty_reason_closes_at_once(app_for):
 
 async def test_esc_on_a_typed_reason_asks_and_keep_editing_keeps_it(app_for):
     """One glove slip on Esc does not throw a typed reason away: it asks; `n` keeps it, `y` cancels."""
-    from wardcrf.screens.discard_dialog import DiscardDialog
+    from wardcrf.screens.dialogs.discard import DiscardDialog
 
     app = app_for("clinician")
     async with app.run_test(size=(80, 24)) as pilot:

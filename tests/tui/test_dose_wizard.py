@@ -5,11 +5,11 @@ from __future__ import annotations
 from dose_support import P1, P2, _dose_template, dose_app, dose_site
 from textual.widgets import Input, SelectionList, Static
 from tui_helpers import PASSWORD, settle
+from wardcrf.screens.dialogs.reason import ReasonDialog
 from wardcrf.screens.dose_wizard import AeOffer, DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.lock import LockScreen
 from wardcrf.screens.participant import ParticipantScreen
-from wardcrf.screens.reason_dialog import ReasonDialog
 from wardcrf.screens.vitals_chart import VitalsChart
 
 from wardcrf import records, workflow

@@ -13,7 +13,7 @@ from dose_support import P1, _dose_template, dose_app, dose_site
 from textual.widgets import Input, Static
 from tui_helpers import PASSWORD, burst, enroll, settle
 from wardcrf.screens.dashboard import DashboardScreen
-from wardcrf.screens.discard_dialog import DiscardDialog
+from wardcrf.screens.dialogs.discard import DiscardDialog
 from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.drafts_screen import DraftsScreen
 from wardcrf.screens.form_screen import FormScreen

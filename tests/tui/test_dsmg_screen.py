@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Select, Static
 from tui_helpers import PASSWORD, enroll, settle
+from wardcrf.screens.dialogs.sign import SignatureDialog
 from wardcrf.screens.dsmg import DecisionDialog, DsmgScreen
-from wardcrf.screens.sign_dialog import SignatureDialog
 
 from wardcrf import eventlog, workflow
 from wardcrf.errors import PermissionDenied
@@ -188,8 +188,8 @@ async def test_review_sae_opens_the_generated_review_form_for_that_event(app_for
 async def test_esc_and_ctrl_q_on_a_typed_decision_ask_before_anything_is_lost(app_for, site, tmp_path):
     """Issue 14, finding 3: a typed rationale is not thrown away by one slip on Esc or ctrl+q."""
     from tui_helpers import burst
-    from wardcrf.screens.discard_dialog import DiscardDialog
-    from wardcrf.screens.quit_dialog import QuitDialog
+    from wardcrf.screens.dialogs.discard import DiscardDialog
+    from wardcrf.screens.dialogs.quit import QuitDialog
 
     enroll(site, tmp_path)
     app = app_for("dsmg")
@@ -314,7 +314,7 @@ async def test_signing_the_decision_leaves_no_draft(app_for, site, tmp_path):
 
 async def test_esc_and_y_on_a_typed_decision_throws_its_draft_away(app_for, site, tmp_path):
     from tui_helpers import burst
-    from wardcrf.screens.discard_dialog import DiscardDialog
+    from wardcrf.screens.dialogs.discard import DiscardDialog
 
     pid = enroll(site, tmp_path)
     app = app_for("dsmg")

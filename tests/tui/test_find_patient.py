@@ -5,7 +5,7 @@ from __future__ import annotations
 from dose_support import P1, P2, _dose_template, dose_app, dose_site
 from textual.widgets import DataTable, Static
 from tui_helpers import PASSWORD, burst, settle
-from wardcrf.screens.coldchain import ColdChainScreen
+from wardcrf.screens.coldchain.home import ColdChainScreen
 from wardcrf.screens.dashboard import DashboardScreen
 from wardcrf.screens.participant import ParticipantScreen
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Input, Select, Static
 from tui_helpers import PASSWORD, enroll, page_photo, settle
+from wardcrf.screens.dialogs.reason import ReasonDialog
+from wardcrf.screens.dialogs.sign import SignatureDialog
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.lock import LockScreen
 from wardcrf.screens.participant import ParticipantScreen
-from wardcrf.screens.reason_dialog import ReasonDialog
-from wardcrf.screens.sign_dialog import SignatureDialog
 
 from wardcrf import records
 

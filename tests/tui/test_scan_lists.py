@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from textual.widgets import Input, Static
 from tui_helpers import burst, settle
-from wardcrf.screens.coldchain_handover import HandoverScreen
-from wardcrf.screens.coldchain_receipt import ReceiptScreen
-from wardcrf.screens.coldchain_widgets import EntryList
+from wardcrf.screens.coldchain.handover import HandoverScreen
+from wardcrf.screens.coldchain.receipt import ReceiptScreen
+from wardcrf.screens.widgets.entry_list import EntryList
 
 
 async def _open(pilot, key: str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from tui_helpers import settle
-from wardcrf.screens.sign_dialog import SignatureDialog
+from wardcrf.screens.dialogs.sign import SignatureDialog
 
 SIZES = [(80, 24), (120, 40)]
 

@@ -206,7 +206,7 @@ def _query_on_screening_sex(site: Site, tmp_path: Path) -> None:
 
 
 async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_for, site, tmp_path):
-    from wardcrf.screens.reason_dialog import ReasonDialog
+    from wardcrf.screens.dialogs.reason import ReasonDialog
     from wardcrf.sync import registry
 
     _query_on_screening_sex(site, tmp_path)
@@ -229,7 +229,7 @@ async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_fo
 
 
 async def test_background_sync_goes_offline_then_syncs_when_the_hub_answers(app_for, site, hub_site):
-    from wardcrf.screens.status import StatusBar
+    from wardcrf.screens.widgets.status import StatusBar
 
     port = free_port()
     connect(site, hub_site, f"http://127.0.0.1:{port}")
@@ -277,7 +277,7 @@ async def test_esc_on_an_untouched_answer_closes_at_once(app_for, site, tmp_path
 
 async def test_esc_on_a_typed_answer_asks_and_keep_editing_keeps_it(app_for, site, tmp_path):
     """The new value and the answer typed: Esc asks; `n` keeps both, `y` throws them away."""
-    from wardcrf.screens.discard_dialog import DiscardDialog
+    from wardcrf.screens.dialogs.discard import DiscardDialog
 
     _query_on_screening_sex(site, tmp_path)
     app = app_for("clinician")
@@ -299,7 +299,7 @@ async def test_esc_on_a_typed_answer_asks_and_keep_editing_keeps_it(app_for, sit
 
 async def test_esc_on_a_path_dialog_asks_only_when_a_path_was_typed(app_for, tmp_path):
     """The folder it opened with is not typed work (Esc closes at once); a typed path asks."""
-    from wardcrf.screens.discard_dialog import DiscardDialog
+    from wardcrf.screens.dialogs.discard import DiscardDialog
 
     app = app_for("clinician")
     async with app.run_test(size=(120, 40)) as pilot:

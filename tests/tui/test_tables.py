@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 from textual.geometry import Region
-from wardcrf.screens.tables import WardTable
+from wardcrf.screens.widgets.tables import WardTable
 
 
 class OneTable(App[None]):

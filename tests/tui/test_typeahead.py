@@ -14,12 +14,12 @@ import pytest
 from dose_support import P1, _dose_template, dose_app, dose_site
 from textual.widgets import Input, Static
 from tui_helpers import PASSWORD, burst, enroll, settle
-from wardcrf.screens.coldchain_receipt import ReceiptScreen
-from wardcrf.screens.coldchain_widgets import EntryList
+from wardcrf.screens.coldchain.receipt import ReceiptScreen
 from wardcrf.screens.dashboard import DashboardScreen
 from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.participant import ParticipantScreen
+from wardcrf.screens.widgets.entry_list import EntryList
 
 from wardcrf import records, workflow
 from wardcrf.workflow.clinical import CT_SEGMENTS

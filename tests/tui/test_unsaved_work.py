@@ -13,13 +13,13 @@ import pytest
 from dose_support import P1, _dose_template, dose_app, dose_site
 from textual.widgets import Input
 from tui_helpers import PASSWORD, burst, enroll, settle
-from wardcrf.screens.coldchain_receipt import ReceiptScreen
+from wardcrf.screens.coldchain.receipt import ReceiptScreen
 from wardcrf.screens.ct_grid import CTGridScreen
-from wardcrf.screens.discard_dialog import DiscardDialog
+from wardcrf.screens.dialogs.discard import DiscardDialog
+from wardcrf.screens.dialogs.quit import QuitDialog
 from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.participant import ParticipantScreen
-from wardcrf.screens.quit_dialog import QuitDialog
 
 from wardcrf import drafts
 
@@ -156,7 +156,7 @@ async def test_ctrl_q_with_nothing_typed_quits_at_once(app_for, site, tmp_path):
 async def test_esc_on_a_typed_manual_reading_asks(app_for, session_for):
     """A temperature typed for a storage unit is data too: Esc asks before it is lost."""
     from cc_helpers import add_unit_and_lot
-    from wardcrf.screens.coldchain_readings import ReadingsScreen
+    from wardcrf.screens.coldchain.readings import ReadingsScreen
 
     add_unit_and_lot(session_for("pharmacist"))
     app = app_for("pharmacist")

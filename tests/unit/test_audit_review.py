@@ -59,6 +59,24 @@ def test_a_site_filled_as_it_happened_has_no_findings(ward):
     assert set(found.counts()) == set(rev.KINDS)
 
 
+def test_the_clean_demo_has_no_findings(tmp_path, monkeypatch):
+    """`wardcrf demo` seeds two weeks as if typed as they happened: a monitor's first review of it
+    finds nothing, so what a review finds is always something to look at (issue 21)."""
+    from wardcrf.site import Site
+    from wardcrf.workflow import demo
+
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", "2026-03-20T07:30:00Z")  # 15:30 at the ward
+    made = demo.seed(tmp_path / "demo")
+    s = Site.open(made.data_dir).unlock("monitor", demo.DEMO_PASSWORD)
+    try:
+        found = rev.review(s, "2026-01-01", "2026-03-20")
+        entries = s.store.scalar("SELECT count(*) FROM events")
+    finally:
+        s.close()
+    assert found.findings == [], [(f.kind, f.what) for f in found.findings[:5]]
+    assert found.checked == entries == made.events  # every seeded event falls inside the period
+
+
 def test_unusual_hours(ward, monkeypatch):
     pid = _clean(ward)
     _at(monkeypatch, "2026-03-16T18:40:00Z")  # 02:40 at the ward

@@ -52,9 +52,73 @@ def test_restore_with_recovery_key_moves_existing_site_aside(tmp_path, site, adm
     # Nothing lost: the replaced database is intact and still opens.
     old = Site(restored.replaced, Site.open(site.data_dir).slots)
     assert old is not None
-    s = Site.open(site.data_dir).unlock("admin", PASSWORD)
+    # The replaced database holds an event the backup lacks: stopped until an admin says why.
+    assert restored.behind is not None and restored.behind.newer > restored.behind.head
+    s = Site.open(site.data_dir).unlock(
+        "admin", PASSWORD, accept_rollback="the note after the backup is void"
+    )
     assert s.store.scalar("SELECT count(*) FROM events WHERE type='test.note'") == 0
     s.close()
+
+
+def test_a_backup_older_than_the_database_it_replaces_is_stopped_before_its_first_append(
+    tmp_path, site, session_for, cli
+):
+    """Issue 21: a laptop restored from an old backup would reuse event numbers its newer
+    database (and the hub, once synced) already holds: it must not append until an admin says why."""
+    s = session_for("admin")
+    made = backup.backup(s, tmp_path)
+    s.close()
+    later = session_for("clinician")
+    later.append(type="note.added", subject="site:WUH01", body={"text": "after the backup"})
+    later.close()
+
+    restored = backup.restore(made.path, site.data_dir, username="admin", password=PASSWORD)
+
+    assert restored.behind is not None and "replaced database" in restored.behind.holds
+    before = restored.events
+    again = Site.open(site.data_dir)
+    plain = Site(site.data_dir, again.slots)
+    store = plain.unlock_key(site_key := _key(again, "admin"))
+    try:  # nothing appended: not even the record of the restore
+        assert store.scalar("SELECT count(*) FROM events") == before
+    finally:
+        store.close()
+    del site_key
+    refused = cli("log", user="clinician")
+    assert refused.code == 1 and refused.err.count("\n") == 1, refused.output
+    assert "accept-rollback" in refused.err and "Traceback" not in refused.output
+    nope = cli("db", "accept-rollback", "--reason", "old backup is right", user="clinician")
+    assert nope.code == 1 and "admin" in nope.err, nope.output
+    ok = cli("db", "accept-rollback", "--reason", "the laptop's disk failed after the backup")
+    assert ok.code == 0, ok.output
+    s = Site.open(site.data_dir).unlock("clinician", PASSWORD)
+    try:
+        kinds = [r["type"] for r in s.store.rows("SELECT type FROM events ORDER BY pos")][before:]
+        assert kinds == ["db.restored", "db.behind_accepted"], kinds
+        (why,) = s.store.rows("SELECT line FROM events WHERE type = 'db.behind_accepted'")
+        assert "disk failed" in why["line"]
+    finally:
+        s.close()
+
+
+def test_the_newest_backup_restores_without_a_stop(tmp_path, site, session_for):
+    s = session_for("admin")
+    made = backup.backup(s, tmp_path)
+    s.close()
+    restored = backup.restore(made.path, site.data_dir, username="admin", password=PASSWORD)
+    assert restored.behind is None
+    s = Site.open(site.data_dir).unlock("clinician", PASSWORD)
+    try:
+        assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'db.restored'") == 1
+    finally:
+        s.close()
+
+
+def _key(site, user):
+    opened = site.slots.check_password(user, PASSWORD).opened
+    assert opened is not None
+    return opened.key
 
 
 def test_restore_refuses_wrong_password_and_non_backups(tmp_path, site, admin):
@@ -99,3 +163,13 @@ def test_backup_cli(cli, tmp_path):
     assert "verified" in r.out
     r = cli("db", "backup", "--to", str(stick), user="auditor")
     assert r.code == 1 and "may not make backups" in r.err
+
+
+def test_two_restores_in_one_second_keep_both_replaced_folders(tmp_path, site, session_for):
+    s = session_for("admin")
+    made = backup.backup(s, tmp_path)
+    s.close()
+    first = backup.restore(made.path, site.data_dir, username="admin", password=PASSWORD)
+    second = backup.restore(made.path, site.data_dir, username="admin", password=PASSWORD)
+    assert first.replaced and second.replaced and first.replaced != second.replaced
+    assert (first.replaced / "wardcrf.db").exists() and (second.replaced / "wardcrf.db").exists()

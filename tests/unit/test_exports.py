@@ -160,7 +160,9 @@ def test_odm_carries_metadata_audit_records_and_signatures(ward, tmp_path):
     assert [f.get("TransactionType") for f in forms] == ["Insert", "Context", "Update"]
     insert, signed, update = forms
     assert insert.find("odm:ItemGroupData/odm:ItemData[@ItemOID='I.dose.volume']", ODM_NS).get("Value") == "6"
-    assert update.find("odm:ItemGroupData/odm:ItemData[@ItemOID='I.dose.volume']", ODM_NS).get("Value") == "6.5"
+    assert (
+        update.find("odm:ItemGroupData/odm:ItemData[@ItemOID='I.dose.volume']", ODM_NS).get("Value") == "6.5"
+    )
     assert "syringe" in update.find("odm:AuditRecord/odm:ReasonForChange", ODM_NS).text
     assert signed.find("odm:Signature/odm:SignatureRef", ODM_NS).get("SignatureOID") == "SD.approved"
     assert "changed since signed" in signed.find("odm:Annotation/odm:Comment", ODM_NS).text
@@ -174,7 +176,11 @@ def test_odm_carries_metadata_audit_records_and_signatures(ward, tmp_path):
     assert len(sigs) == 3 and len({s.get("ID") for s in sigs}) == 3
     audits = root.findall("odm:ClinicalData/odm:AuditRecords/odm:AuditRecord", ODM_NS)
     assert any("user.added" in a.find("odm:SourceID", ODM_NS).text for a in audits)
-    assert all(a.find("odm:ReasonForChange", ODM_NS) is None for a in audits if "user.added" in a.find("odm:SourceID", ODM_NS).text)
+    assert all(
+        a.find("odm:ReasonForChange", ODM_NS) is None
+        for a in audits
+        if "user.added" in a.find("odm:SourceID", ODM_NS).text
+    )
 
 
 def test_odm_refuses_a_directory_as_output(ward, tmp_path):
@@ -400,4 +406,8 @@ def test_records_under_two_protocol_versions_keep_their_own_metadata(ward, tmp_p
     assert versions == {"1.0", "1.1"}
     # a record captured under 1.0 was never asked the field 1.1 added
     old = next(r for r in vitals.values() if r["protocol_version"] == "1.0")
-    assert old["position"] == "" and old["position_missing"] == "NASK" and vitals[new.id]["position_missing"] == ""
+    assert (
+        old["position"] == ""
+        and old["position_missing"] == "NASK"
+        and vitals[new.id]["position_missing"] == ""
+    )

@@ -162,7 +162,6 @@ def test_hub_backup_carries_kept_bundles_and_restores_them_elsewhere(hub_with_ph
 def test_a_backup_with_an_unexpected_member_is_refused(tmp_path: Path, hub_with_photos) -> None:
     import tarfile
 
-
     h, _ = hub_with_photos
     stick = tmp_path / "stick"
     stick.mkdir()

@@ -27,7 +27,12 @@ def test_import_contracts_are_kept() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
     # Every contract named in pyproject was checked (a renamed contract is not silently dropped).
-    for name in ("The core never imports the TUI", "Screens go through services", "Sync and photos", "No import cycles"):
+    for name in (
+        "The core never imports the TUI",
+        "Screens go through services",
+        "Sync and photos",
+        "No import cycles",
+    ):
         assert name in done.stdout
 
 

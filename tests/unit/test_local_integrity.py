@@ -187,14 +187,19 @@ def test_only_an_admin_accepts_a_rollback_and_it_is_logged(site, tmp_path, cli):
 
 def test_no_rollback_no_alarm_and_restoring_a_backup_is_not_a_rollback(site, tmp_path, session_for):
     from wardcrf import backup
+    from wardcrf.behind import BehindDetected
 
     _note(site)
     s = session_for("admin")
     made = backup.backup(s, tmp_path)
     s.close()
-    _note(site, n=2)
     backup.restore(made.path, site.data_dir, username="admin", password=PASSWORD)
     Site.open(site.data_dir).unlock("clinician", PASSWORD).close()
+    _note(site, n=2)
+    # An older backup is not a rollback of the counter, but it is behind the database it replaced.
+    backup.restore(made.path, site.data_dir, username="admin", password=PASSWORD)
+    with pytest.raises(BehindDetected, match="replaced database"):
+        Site.open(site.data_dir).unlock("clinician", PASSWORD)
 
 
 def test_a_missing_counter_file_is_recreated_with_a_warning_and_an_event(site):

@@ -33,7 +33,9 @@ def _tamper(session, sha: str, *, cover_tracks: bool = False) -> None:
     try:
         with pytest.raises(sqlcipher3.DatabaseError, match="never changed"):
             conn.execute("UPDATE photo_blobs SET data = x'00' WHERE sha256 = ?", (sha,))
-        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'photo_blobs_no_update'").fetchone()[0]
+        trigger = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'photo_blobs_no_update'"
+        ).fetchone()[0]
         conn.execute("DROP TRIGGER photo_blobs_no_update")  # as an attacker would
         data = bytearray(conn.execute("SELECT data FROM photo_blobs WHERE sha256 = ?", (sha,)).fetchone()[0])
         data[len(data) // 2] ^= 0xFF

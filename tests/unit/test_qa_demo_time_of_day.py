@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from wardcrf import protocol, workflow
+from wardcrf.reports import audit_review
 from wardcrf.site import Site
 from wardcrf.workflow import demo
 
@@ -62,3 +63,10 @@ def test_seeded_demo_is_consistent_at_any_hour(tmp_path, monkeypatch, fake_now, 
         assert all(r["ae_expected"] == 0 for r in rows.values())
     finally:
         s.close()
+    # Seeded at any hour, the history reads as typed when it happened: nothing for a monitor to find.
+    m = Site.open(tmp_path / "site").unlock("monitor", demo.DEMO_PASSWORD)
+    try:
+        found = audit_review.review(m, "2026-01-01", "2026-03-17")
+    finally:
+        m.close()
+    assert found.findings == [], [(f.kind, f.what) for f in found.findings[:5]]

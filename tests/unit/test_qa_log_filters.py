@@ -43,13 +43,17 @@ def test_log_json_carries_every_value_unit_and_reason_of_a_record(admin, cli):
 
 def test_log_json_of_an_amendment_names_the_corrected_event_and_every_change(admin, session_for, cli):
     first = records.submit(admin, "qa_form", {"a": 1, "b": "x"}, subject="participant:QA-002")
-    fix = session_for("clinician").append(
-        type="record.amended",
-        subject="participant:QA-002",
-        body={"form": "qa_form", "changes": {"a": {"old": 1, "new": 2}}},
-        reason="transcription error",
-        amends=first.id,
-    ).event
+    fix = (
+        session_for("clinician")
+        .append(
+            type="record.amended",
+            subject="participant:QA-002",
+            body={"form": "qa_form", "changes": {"a": {"old": 1, "new": 2}}},
+            reason="transcription error",
+            amends=first.id,
+        )
+        .event
+    )
     entries = json.loads(cli("log", "--json", "--subject", "participant:QA-002", user="auditor").out)
     amended = next(e for e in entries if e["event_id"] == fix.id)
     assert amended["amends"] == first.id and amended["reason"] == "transcription error"

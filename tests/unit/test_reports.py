@@ -52,9 +52,7 @@ def test_outcomes_demographics_use_the_protocols_quartile_definition(ward):
     assert d["onset_to_admission_days"]["median"] == pytest.approx(np.median(adm))
     assert d["onset_to_first_dose_days"]["q3"] == pytest.approx(np.percentile(first, 75, method="weibull"))
     # a sensitivity analysis with R's default (type 7) says so
-    code, out, err = es.run_cli(
-        ward.data_dir, "report", "outcomes", "--format", "json", "--quartiles", "hf7"
-    )
+    code, out, err = es.run_cli(ward.data_dir, "report", "outcomes", "--format", "json", "--quartiles", "hf7")
     assert code == 0, err
     data7 = json.loads(out)
     assert data7["demographics"]["age"]["q1"] == pytest.approx(np.percentile(ages, 25))

@@ -201,7 +201,7 @@ def test_log_shows_brackets_in_data_as_typed_not_as_markup(admin, cli):
 async def test_a_ward_table_escapes_hostile_cells():
     from rich.text import Text
     from textual.app import App, ComposeResult
-    from wardcrf.screens.tables import WardTable
+    from wardcrf.screens.widgets.tables import WardTable
 
     class OneTable(App[None]):
         def compose(self) -> ComposeResult:

@@ -92,7 +92,9 @@ def test_a_kit_is_used_once(ward):
 def test_scanner_input_is_cleaned_and_checked(ward):
     ev = ward.dose(P1, 1, day0() + timedelta(days=1), kit=" EXO-0042\r\n")
     assert ev.body["data"]["kit_id"] == "EXO-0042"
-    with pytest.raises(ValidationFailed, match="kit_id: kit id 'EXO 7' contains a space, which is not allowed"):
+    with pytest.raises(
+        ValidationFailed, match="kit_id: kit id 'EXO 7' contains a space, which is not allowed"
+    ):
         ward.dose(P1, 2, day0() + timedelta(days=2), kit="EXO 7")
 
 

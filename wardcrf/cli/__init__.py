@@ -28,6 +28,7 @@ from . import (
     participant_cmds,
     photo_cmds,
     protocol_cmds,
+    randomization_cmds,
     report_cmds,
     sdv_cmds,
     site_cmds,
@@ -97,6 +98,7 @@ coldchain_cmds.register(app, audit_cmds.app)
 sync_cmds.register(app, audit_cmds.app)
 tui_cmds.register(app)
 sdv_cmds.register(app, report_cmds.app)
+randomization_cmds.register(app, sync_cmds.hub_app, report_cmds.app)
 
 
 def _say(message: str, prefix: str = "wardcrf: error: ") -> None:

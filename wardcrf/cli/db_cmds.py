@@ -61,9 +61,18 @@ def restore(
     )
     if result.replaced:
         console.print(f"The previous contents were kept in {result.replaced}.")
-    console.print(
-        "If this laptop syncs with a hub, run `wardcrf sync status`: a restored laptop must not reuse a device seq the hub already holds."
-    )
+    if result.behind is not None:
+        b = result.behind
+        console.print(
+            f"Stopped: this backup ends at this laptop's event {b.head:,}, but {b.holds} holds its events"
+            f" up to {b.newer:,}. Nothing can be recorded here until an admin records why this backup is"
+            " kept (`wardcrf db accept-rollback --reason TEXT`), or put the newer database back.",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "If this laptop syncs with a hub, run `wardcrf sync status`: a restored laptop must not reuse a device seq the hub already holds."
+        )
 
 
 @app.command("rebuild")
@@ -96,7 +105,7 @@ def accept_rollback(
     ],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Keep a database older than this laptop's record of it (admin; logged). See docs/security.md."""
+    """Keep a database older than this laptop's record of it, or behind the hub (admin; logged). See docs/security.md."""
     from .common import ask_username
 
     site = Site.open(resolve_data_dir(data_dir))

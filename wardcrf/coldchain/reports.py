@@ -416,4 +416,8 @@ def freezers(session: Session) -> dict[str, Any]:
         )
         if v["open"] or v["awaiting_disposition"]
     ]
-    return {"units": unit_status(store), "receipt_excursions": receipts, "outside_units": outside_units(store)}
+    return {
+        "units": unit_status(store),
+        "receipt_excursions": receipts,
+        "outside_units": outside_units(store),
+    }

@@ -20,7 +20,7 @@ Kinds (the order of the report):
 - ``raw_key`` and ``plaintext_export``: the database key shown, data exported unencrypted;
 - ``clock``: a laptop's clock that went backwards between two of its entries;
 - ``gap_fork``: bundles held (a gap, a broken rule) and forks at the hub;
-- ``unblinding``: an allocation revealed (none can happen until allocation exists; always listed);
+- ``unblinding``: an allocation revealed (`randomization.unblinded`, `randomization.trial_unblinded`);
 - ``unexpected_role``: a record entered by a role the protocol does not expect for that form.
 
 `sign` records the review (`audit.reviewed`: the period, the counts, the
@@ -478,7 +478,7 @@ def write_pdf(done: Review, out: Path) -> Path:
     for kind in KINDS:
         doc.heading(f"{TITLES[kind]} ({len(by_kind[kind])})", 11)
         if not by_kind[kind]:
-            doc.line("none" if kind != "unblinding" else "none (no blinded allocation on this site)")
+            doc.line("none")
         for f in by_kind[kind]:
             doc.line(f"{f.when or '-'}  {f.what}", char_wrap=True)
             if f.events:

@@ -161,6 +161,12 @@ def compute(ds: Dataset) -> dict[str, Any]:
         },
         "adverse_events": aes,
         "serious": sum(1 for a in aes if a["serious"]),
+        # Emergency unblindings (issue 20) for the DSMG and the coordinator: who, why, when; the arm
+        # itself stays in the unblinding event and `report randomization`.
+        "emergency_unblindings": ds.store.rows(
+            "SELECT participant, kit, reason, detail, user, witness, site, ts, event_id"
+            " FROM rand_unblindings ORDER BY ts, event_id"
+        ),
         "prespecified_by_dose": {
             code: {
                 "label": pre_labels[code],
@@ -225,6 +231,18 @@ def document(data: dict[str, Any]) -> Doc:
             ],
         )
     )
+    if data.get("emergency_unblindings"):
+        s = doc.section("Emergency unblindings")
+        s.tables.append(
+            Table(
+                ["participant", "kit", "reason", "explanation", "by", "witness", "site", "when", "event"],
+                [
+                    [u["participant"], u["kit"] or "—", u["reason"], u["detail"], u["user"], u["witness"] or "—",
+                     u["site"], u["ts"], u["event_id"]]
+                    for u in data["emergency_unblindings"]
+                ],
+            )
+        )
     s = doc.section("Prespecified inhalation-associated events by dose")
     n = sc["doses"]
     rows = []

@@ -23,12 +23,17 @@ kit to the bedside (signed, photographed) and the clinician thaws it, so
 every dosed kit passes the custody gate.
 
 Dates are relative to the moment of seeding, so the demo always looks
-current and tells the same story at any hour of the day.
+current and tells the same story at any hour of the day. Every step is
+entered a few minutes after what it records, in the order things happened
+(`Timeline`): the site reads as a ward that typed as it worked, and its
+audit-trail review (`wardcrf report audit-review`) finds nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -36,7 +41,7 @@ from typing import Any
 
 from .. import protocol as protocols
 from .. import users
-from ..clock import now_utc, zone
+from ..clock import now_utc, pinned, zone
 from ..site import DEFAULT_ZONE, Session, Site
 from . import service
 from .clinical import CT_SEGMENTS
@@ -337,10 +342,14 @@ class DemoResult:
     events: int = 0
 
 
-def _at(day: date, hh: int, mm: int = 0) -> str:
+def _when(day: date, hh: int, mm: int = 0) -> datetime:
     """Local ward time on `day`; minutes may run past 59 (09:50 + 30 min is fine)."""
     midnight = datetime(day.year, day.month, day.day, tzinfo=zone(DEFAULT_ZONE))
-    return (midnight + timedelta(hours=hh, minutes=mm)).isoformat()
+    return midnight + timedelta(hours=hh, minutes=mm)
+
+
+def _at(day: date, hh: int, mm: int = 0) -> str:
+    return _when(day, hh, mm).isoformat()
 
 
 def _consent_page(directory: Path, pid_hint: str) -> Path:
@@ -375,36 +384,71 @@ def _ct_segments(total: int, seed: int) -> dict[str, Any]:
 
 
 def seed(data_dir: Path, password: str = DEMO_PASSWORD, *, site_code: str = "WUH01") -> DemoResult:
-    """Create a demo site in `data_dir` and fill it through the workflow services."""
-    init = Site.init(
-        Path(data_dir),
-        site=site_code,
-        device_name="demo-laptop",
-        admin="admin",
-        password=password,
-        admin_full_name="Site Administrator",
+    """Create a demo site in `data_dir` and fill it through the workflow services.
+
+    Every step runs at the time it describes (`Timeline`), so the site reads
+    as if the ward had typed it as it happened: its audit-trail review is
+    clean, and what a monitor finds in it is what a test plants.
+    """
+    real_now = now_utc()
+    now_local = real_now.astimezone(zone(DEFAULT_ZONE))
+    first_day = now_local.date() - timedelta(
+        days=max(p.enrolled_days_ago or 0 for p in COHORT) + 3  # the site is set up before the shipment
     )
-    site = init.site
-    result = DemoResult(Path(data_dir), init.recovery_key)
-    admin = site.unlock("admin", password)
-    try:
-        for username, full_name, role in DEMO_USERS:
-            users.add_user(admin, username, full_name, role, password)
-    finally:
-        admin.close()
-    clin = site.unlock("clinician", password)
-    inv = site.unlock("investigator", password)
-    dsmg = site.unlock("dsmg", password)
-    ph = site.unlock("pharmacist", password)
+    with pinned(_when(first_day, 9)):
+        init = Site.init(
+            Path(data_dir),
+            site=site_code,
+            device_name="demo-laptop",
+            admin="admin",
+            password=password,
+            admin_full_name="Site Administrator",
+        )
+        site = init.site
+        result = DemoResult(Path(data_dir), init.recovery_key)
+        admin = site.unlock("admin", password)
+        try:
+            for username, full_name, role in DEMO_USERS:
+                users.add_user(admin, username, full_name, role, password)
+        finally:
+            admin.close()
+        clin = site.unlock("clinician", password)
+        inv = site.unlock("investigator", password)
+        dsmg = site.unlock("dsmg", password)
+        ph = site.unlock("pharmacist", password)
     try:
         with tempfile.TemporaryDirectory(prefix="wardcrf-demo-") as tmp:
-            cold = _ColdChain(ph, clin, password, Path(tmp))
-            _seed_cohort(clin, inv, dsmg, password, Path(tmp), result, cold)
+            timeline = Timeline(cap=real_now)
+            cold = _ColdChain(ph, clin, password, Path(tmp), timeline)
+            _seed_cohort(clin, inv, dsmg, password, Path(tmp), result, timeline, cold, now_local)
+            timeline.run()
         result.events = int(clin.store.scalar("SELECT count(*) FROM events"))
     finally:
         for s in (clin, inv, dsmg, ph):
             s.close()
     return result
+
+
+class Timeline:
+    """Steps of a seeded history, run in the order of the times they happen, each at its time.
+
+    A step is entered a few minutes after what it describes (`when`), and
+    never after `cap` (the moment of seeding): the last participant's
+    morning dose, given today, is not entered in the future.
+    """
+
+    def __init__(self, cap: datetime) -> None:
+        self.cap = cap
+        self.steps: list[tuple[datetime, int, Callable[[], object]]] = []
+
+    def at(self, when: datetime, step: Callable[[], object]) -> None:
+        self.steps.append((when, len(self.steps), step))
+
+    def run(self) -> None:
+        for when, _, step in sorted(self.steps, key=lambda s: (s[0], s[1])):
+            with pinned(min(when, self.cap)):
+                step()
+        self.steps.clear()
 
 
 LOT = "HAMSC-2003-01"
@@ -413,24 +457,35 @@ LOT = "HAMSC-2003-01"
 class _ColdChain:
     """The demo's shipment, freezer log with one short excursion, and bedside handovers."""
 
-    def __init__(self, ph: Session, clin: Session, password: str, tmp: Path) -> None:
-        self.ph, self.clin, self.tmp = ph, clin, tmp
+    def __init__(self, ph: Session, clin: Session, password: str, tmp: Path, timeline: Timeline) -> None:
+        self.ph, self.clin, self.tmp, self.timeline = ph, clin, tmp, timeline
         self.passwords = {u: password for u in ("pharmacist", "investigator", "clinician")}
         self.stored_at: datetime | None = None
 
     def receive(self, first_dose_day: date, kits: list[str]) -> None:
-        from ..coldchain import reports, scenario, services
+        """Delivered at 10:00 two days before the first dose; the night's excursion seen at 08:30."""
+        arrive = _when(first_dose_day - timedelta(days=2), 10)
+        self.timeline.at(arrive + timedelta(minutes=20), lambda: self._arrive(arrive, kits))
+        morning = _when(first_dose_day - timedelta(days=1), 8, 30)
+        self.timeline.at(morning + timedelta(minutes=5), lambda: self._excursion_seen(morning))
 
-        arrive = datetime.fromisoformat(_at(first_dose_day - timedelta(days=2), 10))
+    def _arrive(self, arrive: datetime, kits: list[str]) -> None:
+        from ..coldchain import scenario
+
         got = scenario.receive_and_store(
             self.ph, self.passwords, lot=LOT, kits=kits, received_at=arrive, workdir=self.tmp
         )
         self.stored_at = got.stored_at
-        hot = datetime.fromisoformat(_at(first_dose_day - timedelta(days=1), 2, 10))
+
+    def _excursion_seen(self, morning: datetime) -> None:
+        from ..coldchain import reports, scenario, services
+
+        assert self.stored_at is not None
+        hot = morning - timedelta(hours=6, minutes=20)  # 02:10, a door left ajar in the night
         scenario.download_freezer_log(
             self.ph,
-            hot + timedelta(hours=2),
-            since=got.stored_at - timedelta(minutes=30),
+            morning,
+            since=self.stored_at - timedelta(minutes=30),
             workdir=self.tmp,
             excursion=(hot, 15),
         )
@@ -443,16 +498,15 @@ class _ColdChain:
                 "stability data for short excursions above -15 °C; QP informed by phone",
             )
 
-    def to_bedside(self, kit: str, dose_start: str) -> None:
+    def to_bedside(self, kit: str, dose_start: datetime) -> None:
+        """45 min before the dose the kit leaves the freezer; thawed by 15 min before it."""
         from ..coldchain import scenario
 
-        scenario.to_bedside(
-            self.ph,
-            self.passwords,
-            kit,
-            datetime.fromisoformat(dose_start),
-            bedside=self.clin,
-            workdir=self.tmp,
+        self.timeline.at(
+            dose_start - timedelta(minutes=14),
+            lambda: scenario.to_bedside(
+                self.ph, self.passwords, kit, dose_start, bedside=self.clin, workdir=self.tmp
+            ),
         )
 
 
@@ -463,9 +517,11 @@ def _seed_cohort(
     password: str,
     tmp: Path,
     result: DemoResult,
-    cold: _ColdChain | None = None,
+    timeline: Timeline,
+    cold: _ColdChain | None,
+    now_local: datetime,
 ) -> None:
-    now_local = now_utc().astimezone(zone(DEFAULT_ZONE))
+    """Plan every participant's stay on the timeline (run afterwards, in time order)."""
     today = now_local.date()
     schedule = protocols.active(clin.store).schedule
     day0s = [today - timedelta(days=_enrolled_days_ago(p, now_local, schedule)) for p in COHORT]
@@ -476,104 +532,127 @@ def _seed_cohort(
             for d in range(1, p.doses_given + 1)
         ]
         cold.receive(min(dose_days), [f"EXO-{k:04d}" for k in range(1, len(dose_days) + 1)])
+    ids: dict[int, str] = {}
 
     def pw(_user: str) -> str:
         return password
 
-    def submit(form: str, pid: str | None, who: Session = clin, **values: Any) -> Any:
+    def submit(form: str, n: int | None, who: Session, values: dict[str, Any]) -> Any:
+        pid = ids[n] if n is not None else None
         return service.submit(who, form, values, participant=pid, password_for=pw)
+
+    def enter(when: datetime, form: str, n: int | None, who: Session = clin, **values: Any) -> None:
+        """`form` entered at `when` (a few minutes after what it records)."""
+        timeline.at(when, lambda: submit(form, n, who, values))
+
+    def consent(n: int, when: datetime, page: Path) -> None:
+        done = submit(
+            "consent",
+            None,
+            clin,
+            {
+                "consenter": "participant",
+                "form_version": "1.0",
+                "time": when.isoformat(),
+                "witness_1": "investigator",
+                "witness_2": "clinician2",
+                "photos": f"@{page}",
+            },
+        )
+        ids[n] = (done.subject or "").removeprefix("participant:")
+        result.participants.append(ids[n])
 
     kit = 0
     for n, (prof, day0) in enumerate(zip(COHORT, day0s, strict=True), start=1):
         page = _consent_page(tmp, f"{n:03d}")
-        consent = submit(
-            "consent",
-            None,
-            consenter="participant",
-            form_version="1.0",
-            time=_at(day0, 8, 30),
-            witness_1="investigator",
-            witness_2="clinician2",
-            photos=f"@{page}",
-        )
-        pid = (consent.subject or "").removeprefix("participant:")
-        result.participants.append(pid)
+        signed = _when(day0, 8, 30)
+        timeline.at(signed + timedelta(minutes=10), functools.partial(consent, n, signed, page))
         dob = date(day0.year - prof.age, 1 + (n * 5) % 12, 1 + (n * 3) % 27)
         if (dob.month, dob.day) > (day0.month, day0.day):
             dob = date(dob.year - 1, dob.month, dob.day)
-        submit(
+        admission = day0 - timedelta(days=prof.admission_to_enrollment)
+        enter(
+            _when(day0, 9),
             "screening",
-            pid,
+            n,
             date=day0.isoformat(),
             dob=dob.isoformat(),
             sex=prof.sex,
             pcr_confirmed=True,
-            pcr_date=(day0 - timedelta(days=prof.admission_to_enrollment)).isoformat(),
+            pcr_date=admission.isoformat(),
             severity=prof.severity,
         )
-        admission = day0 - timedelta(days=prof.admission_to_enrollment)
-        submit(
+        enter(
+            _when(day0, 9, 15),
             "demographics",
-            pid,
+            n,
             symptoms=list(prof.symptoms),
             comorbidities=list(prof.comorbidities),
             symptom_onset=(admission - timedelta(days=prof.onset_to_admission)).isoformat(),
             admission=admission.isoformat(),
         )
-        submit("enrollment", pid, date=day0.isoformat())
-        submit("skin_test", pid, time=_at(day0, 15), result="negative", wheal=3)
-        submit("labs", pid, timepoint="baseline", date=day0.isoformat(), **prof.labs_before)
-        submit(
+        enter(_when(day0, 9, 30), "enrollment", n, date=day0.isoformat())
+        enter(_when(day0, 11), "labs", n, timepoint="baseline", date=day0.isoformat(), **prof.labs_before)
+        enter(
+            _when(day0, 12),
             "ct_score",
-            pid,
+            n,
             timepoint="baseline",
             date=day0.isoformat(),
             lesion_form=["ground_glass", "consolidation"],
             lesion_shape=["patchy"],
             **_ct_segments(prof.ct_before, n),
         )
-        submit(
+        enter(
+            _when(day0, 13),
             "conmed",
-            pid,
+            n,
             category="antiviral",
             name="umifenovir (arbidol)",
             start=(admission + timedelta(days=1)).isoformat(),
         )
-        submit(
+        stopped = admission + timedelta(days=12)
+        enter(
+            max(_when(day0, 13, 5), _when(stopped, 17, 45)),  # a course is entered once it ended
             "conmed",
-            pid,
+            n,
             category="antibiotic_antifungal",
             name="moxifloxacin",
             start=(admission + timedelta(days=2)).isoformat(),
-            end=(admission + timedelta(days=12)).isoformat(),
+            end=stopped.isoformat(),
         )
         if prof.steroid:
-            submit(
+            enter(
+                _when(day0 + timedelta(days=2), 17, 40),
                 "conmed",
-                pid,
+                n,
                 category="corticosteroid",
                 name="methylprednisolone 40 mg/day",
                 start=(day0 - timedelta(days=5)).isoformat(),
                 end=(day0 + timedelta(days=2)).isoformat(),
             )
         if prof.plasma:
-            submit(
+            enter(
+                _when(day0, 13, 15),
                 "conmed",
-                pid,
+                n,
                 category="convalescent_plasma",
                 name="convalescent plasma, one unit",
                 plasma_volume=200,
                 plasma_titre=640,
-                plasma_time=_at(day0 - timedelta(days=3), 14),
+                plasma_time=_at(day0 - timedelta(days=1), 14),  # the day before enrollment
             )
+        enter(_when(day0, 15, 35), "skin_test", n, time=_at(day0, 15), result="negative", wheal=3)
         for d in range(1, prof.doses_given + 1):
             day = day0 + timedelta(days=d)
             kit += 1
             late = n == 5 and d == 4
             hh, mm = (11, 40) if late else (9, (n * 4 + d) % 15)
-            submit(
+            start = _when(day, hh, mm)
+            enter(
+                _when(day, hh - 1, 48),
                 "vitals",
-                pid,
+                n,
                 timepoint="pre_dose",
                 dose=d,
                 time=_at(day, hh - 1, 45),
@@ -585,23 +664,25 @@ def _seed_cohort(
                 diabp=78,
             )
             if cold is not None:
-                cold.to_bedside(f"EXO-{kit:04d}", _at(day, hh, mm))
-            submit(
+                cold.to_bedside(f"EXO-{kit:04d}", start)
+            enter(
+                start + timedelta(minutes=35),
                 "dose",
-                pid,
+                n,
                 kit_id=f"EXO-{kit:04d}",
                 lot="HAMSC-2003-01",
                 particles=2.0e8,
                 volume=6,
                 diluent="normal_saline",
                 device="aerogen_solo",
-                start=_at(day, hh, mm),
-                end=_at(day, hh, mm + 30),
+                start=start.isoformat(),
+                end=(start + timedelta(minutes=30)).isoformat(),
                 interruptions=0,
             )
-            submit(
+            enter(
+                _when(day, hh + 1, 18),
                 "vitals",
-                pid,
+                n,
                 timepoint="post_dose",
                 dose=d,
                 time=_at(day, hh + 1, 15),
@@ -611,17 +692,19 @@ def _seed_cohort(
                 oxysat=95 + d % 3,
             )
             fever = n == 3 and d == 2
-            submit(
+            enter(
+                _when(day, hh + 1, 22),
                 "post_dose_check",
-                pid,
+                n,
                 dose=d,
                 time=_at(day, hh + 1, 20),
                 events=["fever"] if fever else ["none"],
             )
             if fever:
-                submit(
+                enter(
+                    _when(day + timedelta(days=1), 10),  # entered when it had resolved
                     "ae",
-                    pid,
+                    n,
                     term="Low-grade fever after inhalation",
                     prespecified="fever",
                     dose=d,
@@ -638,18 +721,20 @@ def _seed_cohort(
             flow: dict[str, Any] = {"room_air": {}, "nasal_cannula": {"flow": 3.0}}.get(
                 support, {"flow": 40.0, "fio2": 50}
             )
-            submit("oxygen", pid, date=day.isoformat(), support=support, **flow)
+            enter(_when(day, 17), "oxygen", n, date=day.isoformat(), support=support, **flow)
         if prof.labs_after:
-            submit(
+            enter(
+                _when(day0 + timedelta(days=6), 11),
                 "labs",
-                pid,
+                n,
                 timepoint="post_treatment",
                 date=(day0 + timedelta(days=6)).isoformat(),
                 **prof.labs_after,
             )
-            submit(
+            enter(
+                _when(day0 + timedelta(days=7), 12),
                 "ct_score",
-                pid,
+                n,
                 timepoint="post_treatment",
                 date=(day0 + timedelta(days=7)).isoformat(),
                 lesion_form=["ground_glass"],
@@ -659,19 +744,32 @@ def _seed_cohort(
         if prof.doses_given >= schedule.doses:
             # End of treatment after the last dose; end of study at discharge (all discharged, per the paper).
             last = day0 + timedelta(days=prof.doses_given)
-            submit("disposition", pid, stage="end_of_treatment", status="completed", date=last.isoformat())
-            submit(
-                "disposition", pid, stage="end_of_study", status="completed",
-                date=(day0 + timedelta(days=8)).isoformat(), reason="discharged home",
+            enter(
+                _when(last, 17, 30),
+                "disposition",
+                n,
+                stage="end_of_treatment",
+                status="completed",
+                date=last.isoformat(),
+            )
+            enter(
+                _when(day0 + timedelta(days=8), 10),
+                "disposition",
+                n,
+                stage="end_of_study",
+                status="completed",
+                date=(day0 + timedelta(days=8)).isoformat(),
+                reason="discharged home",
             )
         if n == 1:
-            submit(
+            enter(
+                _when(day0 + timedelta(days=6), 16, 10),
                 "dsmg_decision",
-                pid,
+                n,
                 who=dsmg,
                 decision="continue",
                 time=_at(day0 + timedelta(days=6), 16),
                 rationale="Sentinel participant completed 5 inhalations without a serious adverse event or "
                 "vital-sign instability; enrollment may continue.",
             )
-            service.submit(inv, "signoff", {"note": "casebook reviewed"}, participant=pid, password_for=pw)
+            enter(_when(day0 + timedelta(days=8), 15), "signoff", n, who=inv, note="casebook reviewed")

@@ -41,7 +41,7 @@ from ..errors import Refused, ValidationFailed, WardError
 from ..registration import require_installed
 from . import service, status
 from .base import now, require_participant
-from .dosing import dose_gates, kit_use
+from .dosing import allocation_gates, dose_gates, kit_use
 
 if TYPE_CHECKING:
     from ..site import Session
@@ -155,6 +155,8 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
     require_installed()  # the features' dose gates (the cold chain)
     at = when or now()
     try:
+        for allocation_gate in allocation_gates:
+            allocation_gate(session.store, participant, kit)
         for gate in dose_gates:
             gate(session.store, kit, at)
     except Refused as exc:

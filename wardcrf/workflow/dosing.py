@@ -51,6 +51,18 @@ def register_dose_gate(gate: DoseGate) -> DoseGate:
     return gate
 
 
+AllocationGate = Callable[[Store, str, str], None]
+"""`gate(store, participant, kit)` raises `Refused` when the kit is not the one allocated to the participant."""
+allocation_gates: list[AllocationGate] = []
+
+
+def register_allocation_gate(gate: AllocationGate) -> AllocationGate:
+    """Add a check of the scanned kit against the participant's allocation (randomization, issue 20)."""
+    if gate not in allocation_gates:
+        allocation_gates.append(gate)
+    return gate
+
+
 def due_time(enrolled_on: date, dose_number: int, at: Any, zone_name: str) -> datetime:
     """Dose N is due on day N (enrollment day = day 0) at the scheduled local time."""
     day = enrolled_on + timedelta(days=dose_number)
@@ -303,6 +315,12 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     used = kit_use(ctx.store, kit, exclude=ctx.amending)
     if used:
         ctx.problem("kit_id", str(used))
+    require_installed()  # the features' gates (randomization's allocated kit)
+    for allocation_gate in allocation_gates:
+        try:
+            allocation_gate(ctx.store, p.id, kit)
+        except Refused as exc:
+            ctx.problem("kit_id", exc.message)
     if ctx.problems:
         return {}
     if not ctx.amending:

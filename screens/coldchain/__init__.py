@@ -1,0 +1,1 @@
+"""The cold-chain screens: custody of the product, transfers, loggers, excursions."""

@@ -1,0 +1,98 @@
+"""Thaw and reconstitution of one kit at the bedside, recorded by the signed-in user.
+
+The protocol requires a recorded thaw before a dose (the dose gate checks
+it), so the ward nurse or pharmacist records it here rather than at the
+CLI. The kit id is scanned (a burst of keys ending with Enter, normalised
+by the domain's own `scanned_id`, so what the field shows is what is
+stored) or carried over from the custody view. The end defaults to now;
+`ctrl+n` stamps the focused time field with now. The service
+(`services.record_thaw`) runs in a worker and refuses an unknown kit, a kit
+not at the bedside at the thaw's start, a kit already thawed (never
+refrozen) and an end not after the start; the refusal is shown as it words
+it and nothing typed is lost (nor on a lock or a language switch).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.widgets import Input
+
+from wardcrf import ids
+from wardcrf.coldchain import services
+from wardcrf.errors import WardError
+
+from ..errors import message_of
+from ..i18n import t
+from ..ward import Ward
+from .shared import now_text
+from .transfer import FieldSpec, TransferScreen, kit_id
+
+TIME_FIELDS = ("start", "end")
+
+
+class ThawScreen(TransferScreen):
+    """Record a kit's thaw and reconstitution (pharmacist, clinician, investigator)."""
+
+    CSS_PATH = "thaw.tcss"
+    TITLE_ID = "cc.thaw"
+    AUTO_FOCUS = "#cc-kit"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+n", "stamp", "key.cc_now")]
+    FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
+        FieldSpec("kit", "cc.f_kit", hint="cc.h_scan_one"),
+        FieldSpec("start", "cc.f_thaw_start", hint="cc.h_time_now"),
+        FieldSpec("end", "cc.f_thaw_end", hint="cc.h_time_now"),
+        FieldSpec("reconstitution", "cc.f_reconstitution", hint="cc.h_reconstitution"),
+    )
+
+    def __init__(
+        self, ward: Ward, kit: str = "", initial: dict[str, Any] | None = None, *, focus: str | None = None
+    ) -> None:
+        super().__init__(ward, {**({"kit": kit} if kit else {}), **(initial or {})}, focus=focus)
+
+    def defaults(self) -> dict[str, Any]:
+        return {"end": now_text(self.ward)}
+
+    def on_mount(self) -> None:
+        if self.text("kit"):
+            self.query_one("#cc-start", Input).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action != "browse"  # no file to pick on this form: F4 is not offered
+
+    @on(Input.Submitted, "#cc-kit")
+    def _kit_scanned(self, event: Input.Submitted) -> None:
+        """The scanner's Enter: show the id as the domain will store it, or why it is not one."""
+        if not event.value.strip():
+            return
+        try:
+            event.input.value = kit_id(event.value)
+        except WardError as exc:
+            event.prevent_default()  # stay on the kit field for the next scan
+            self._say(message_of(exc), refusal=True)
+            return
+        self._say("")
+
+    def action_stamp(self) -> None:
+        """Put now in the focused time field (the end when none is focused), ctrl+n."""
+        focused = self.focused
+        name = next((n for n in TIME_FIELDS if focused is not None and focused.id == f"cc-{n}"), "end")
+        self.set_value(name, now_text(self.ward))
+
+    def parties(self) -> list[tuple[str, str]]:
+        return []  # recorded by the signed-in user; no co-signature
+
+    def what(self) -> str:
+        return t("cc.thaw_what", kit=ids.key(self.text("kit")))
+
+    def submit(self, passwords: dict[str, str]) -> services.Recorded:
+        event = self.ward.call(
+            services.record_thaw,
+            self.text("kit"),
+            start=self.text("start"),
+            end=self.text("end"),
+            reconstitution=self.text("reconstitution") or None,
+        )
+        return services.Recorded(event=event, pending_signatures=[], warnings=[])

@@ -1,0 +1,129 @@
+"""Register a monitored storage unit (freezer): id, name, where it stands, its allowed range.
+
+The range, target and logger zone left blank take the protocol's range
+and the site's zone, as `services.add_unit` decides; the placeholders
+show what those are (read in a worker when the screen opens). Numbers are
+checked on the screen first (a typed "-20,5" is read as -20.5); everything
+else — the id's form, a unit already registered, an empty range, an
+unknown zone, the interval's bounds, the role — is the service's to
+refuse, shown as it words it, with nothing typed lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import work
+from textual.widgets import Input
+
+from wardcrf.coldchain import config, services
+
+from ..i18n import t
+from ..ward import Ward
+from .transfer import FieldSpec, TransferScreen
+
+NUMBER_FIELDS = ("low", "high", "target")
+
+
+def number(text: str) -> float | None:
+    """A °C value as typed (blank: None, the protocol's; a decimal comma is read as a point)."""
+    text = text.strip().replace(",", ".").replace("−", "-")
+    return float(text) if text else None
+
+
+class UnitScreen(TransferScreen):
+    """Register a storage unit (pharmacist, admin: `coldchain.configure`)."""
+
+    CSS_PATH = "unit.tcss"
+    TITLE_ID = "cc.unit_add"
+    AUTO_FOCUS = "#cc-unit"
+    FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
+        FieldSpec("unit", "cc.f_unit_id", hint="cc.h_unit_id"),
+        FieldSpec("name", "cc.f_unit_name", hint="cc.h_unit_name"),
+        FieldSpec("location", "cc.f_unit_location", hint="cc.h_unit_location"),
+        FieldSpec("low", "cc.f_low", hint="cc.h_protocol"),
+        FieldSpec("high", "cc.f_high", hint="cc.h_protocol"),
+        FieldSpec("target", "cc.f_target", hint="cc.h_protocol"),
+        FieldSpec("zone", "cc.f_zone", hint="cc.h_site_zone"),
+        FieldSpec("interval", "cc.f_interval", hint="cc.h_interval"),
+    )
+
+    def __init__(
+        self, ward: Ward, initial: dict[str, Any] | None = None, *, focus: str | None = None
+    ) -> None:
+        super().__init__(ward, initial, focus=focus)
+        self.protocol: dict[str, Any] | None = None
+
+    def defaults(self) -> dict[str, Any]:
+        return {"interval": str(config.DEFAULT_INTERVAL_MINUTES)}
+
+    def on_mount(self) -> None:
+        self.load_defaults()
+
+    def relabelled(self) -> None:
+        self._show_defaults()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action != "browse"  # no file to pick on this form: F4 is not offered
+
+    @work(thread=True, exclusive=True, group="cc-unit-defaults")
+    def load_defaults(self) -> None:
+        def read(s: Any) -> dict[str, Any]:
+            lim = config.limits(s.store)
+            return {
+                "low": lim.low_c,
+                "high": lim.high_c,
+                "target": lim.target_c,
+                "zone": config.site_zone(s.store),
+            }
+
+        try:
+            found = self.ward.call(read)
+        except Exception:  # the placeholders are a courtesy; the service applies the defaults anyway
+            return
+        self.app.call_from_thread(self._defaults_loaded, found)
+
+    def _defaults_loaded(self, found: dict[str, Any]) -> None:
+        self.protocol = found
+        self._show_defaults()
+
+    def _show_defaults(self) -> None:
+        found = self.protocol
+        if not found:
+            return
+        for name in NUMBER_FIELDS:
+            self.query_one(f"#cc-{name}", Input).placeholder = t(
+                "cc.h_protocol_value", value=f"{found[name]:g}"
+            )
+        self.query_one("#cc-zone", Input).placeholder = t("cc.h_site_zone_value", zone=found["zone"])
+
+    def parties(self) -> list[tuple[str, str]]:
+        return []  # a configuration step, recorded by the signed-in user
+
+    def what(self) -> str:
+        return t("cc.unit_add")
+
+    def precheck(self) -> str | None:
+        labels = {f.name: f.label for f in self.FIELDS}
+        for name in NUMBER_FIELDS:
+            try:
+                number(self.text(name))
+            except ValueError:
+                return t("cc.bad_number", field=t(labels[name]), value=self.text(name))
+        if not self.text("interval").isdigit():
+            return t("cc.bad_interval", value=self.text("interval"))
+        return None
+
+    def submit(self, passwords: dict[str, str]) -> services.Recorded:
+        event = self.ward.call(
+            services.add_unit,
+            self.text("unit"),
+            name=self.text("name"),
+            location=self.text("location"),
+            low_c=number(self.text("low")),
+            high_c=number(self.text("high")),
+            target_c=number(self.text("target")),
+            zone=self.text("zone") or None,
+            interval_minutes=int(self.text("interval")),
+        )
+        return services.Recorded(event=event, pending_signatures=[], warnings=[])

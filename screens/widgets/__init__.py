@@ -1,0 +1,1 @@
+"""Widgets and display helpers the screens share (fields, tables, type-ahead, times)."""

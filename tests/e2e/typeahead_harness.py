@@ -1,0 +1,137 @@
+"""The real ward screens, one flow after another, for the type-ahead test in tmux.
+
+    python typeahead_harness.py DATA_DIR RESULTS
+
+Run by `test_typeahead_tmux.py` inside tmux while both cores are busy. The
+app is the real `WardApp` (its key queue, its screens); only what it shows
+after signing in differs: instead of the dashboard, the screen of the flow
+asked for, fresh for every run. The test writes the flow's name into
+`RESULTS.next`, waits for `{"ready": ...}` in RESULTS, sends the whole run
+as ONE burst of keys ending in F12, and F12 writes what every field holds
+(a JSON line) and sets up the next run. F12 is a key like the others: it is
+run after every key typed before it, which is the guarantee under test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Input, Select, Static
+from wardcrf.screens.app import WardApp
+from wardcrf.screens.coldchain.receipt import ReceiptScreen
+from wardcrf.screens.ct_grid import CTGridScreen, SegmentCell
+from wardcrf.screens.dose_wizard import DoseWizard
+from wardcrf.screens.form_screen import FormScreen
+from wardcrf.screens.login import LoginScreen
+from wardcrf.screens.ward import Ward
+from wardcrf.screens.widgets.entry_list import EntryList
+
+from wardcrf.site import Site
+from wardcrf.workflow.clinical import CT_SEGMENTS
+
+PARTICIPANT = "WUH01-001"
+VITALS = ("temp", "pulse", "resp", "oxysat", "sysbp", "diabp")
+CHOICES = ("dry_ice", "intact", "frozen")
+RECEIPT = ("lot", "product", "expiry", "release_ref", "quantity", "shipper", "condition")
+
+
+class Home(Screen[None]):
+    """Where a sign-in of the login flow lands."""
+
+    def compose(self):
+        yield Static("signed in")
+
+
+class Harness(WardApp):
+    CSS_PATH = str(Path(sys.modules[WardApp.__module__].__file__ or "").with_name("app.tcss"))
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f12", "record", priority=True)]
+
+    def __init__(self, site: Site, ward: Ward, results: Path) -> None:
+        super().__init__(site, ward=ward, lock_after=24 * 3600)
+        self.results = results
+        self.runs = 0
+        self.flow = ""
+        self.login: Ward | None = None
+
+    # the flows' screens instead of the dashboard
+    def _signed_in(self, ward: Ward | None) -> None:
+        assert ward is not None
+        self.ward = ward
+        self.call_later(self.next_run)
+
+    def _write(self, line: dict[str, Any]) -> None:
+        with self.results.open("a") as out:
+            out.write(json.dumps(line) + "\n")
+
+    async def next_run(self) -> None:
+        self.runs += 1
+        self.flow = Path(str(self.results) + ".next").read_text().strip()
+        assert self.ward is not None
+        if self.flow == "login":
+            await self.push_screen(LoginScreen(self.site), self._logged_in)
+        else:
+            screen: Screen[Any] = {
+                "ct": lambda: CTGridScreen(self.ward, PARTICIPANT),
+                "vitals": lambda: FormScreen(self.ward, "vitals", PARTICIPANT),
+                "dose": lambda: DoseWizard(self.ward, PARTICIPANT),
+                "receipt": lambda: ReceiptScreen(self.ward),
+            }[self.flow]()
+            await self.push_screen(screen)
+            if self.flow == "vitals":
+                screen.query_one("#field-temp", Input).focus()
+        self._write({"ready": self.runs, "flow": self.flow})
+
+    def _logged_in(self, ward: Ward | None) -> None:
+        self.login = ward
+        self.push_screen(Home())
+
+    def values(self) -> dict[str, Any]:
+        screen = self.screen
+        if self.flow == "ct":
+            return {s: screen.query_one(f"#field-{s}", SegmentCell).value for s in CT_SEGMENTS}
+        if self.flow == "vitals":
+            return {n: screen.query_one(f"#field-{n}", Input).value for n in VITALS}
+        if self.flow == "receipt":
+            got: dict[str, Any] = {n: screen.query_one(f"#cc-{n}", Input).value for n in RECEIPT}
+            got["kits"] = screen.query_one("#cc-kits", EntryList).entries
+            got["choices"] = {n: str(screen.query_one(f"#cc-{n}", Select).value) for n in CHOICES}
+            return got
+        if self.flow == "dose":
+            assert isinstance(screen, DoseWizard)
+            screen.remember()
+            return {
+                "step": screen.step,
+                "kit": screen.kit.kit if screen.kit is not None and screen.kit.ok else None,
+                "pre": {n: screen.values["pre"].get(n) for n in VITALS[:4]},
+                "post": {n: screen.values["post"].get(n) for n in VITALS[:4]},
+                "end": screen.values["dose"].get("end"),
+                "events": screen.values["check"].get("events"),
+            }
+        if self.flow == "login":
+            return {"signed_in": self.login.user if self.login else None, "screen": type(screen).__name__}
+        return {}
+
+    async def action_record(self) -> None:
+        self._write({"run": self.runs, "flow": self.flow, "values": self.values()})
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        if self.login is not None:
+            self.login.close()
+            self.login = None
+        await self.next_run()
+
+
+def main() -> None:
+    data_dir, results = Path(sys.argv[1]), Path(sys.argv[2])
+    site = Site.open(data_dir)
+    ward = Ward(site, site.unlock("clinician", "test-password-1"))
+    Harness(site, ward, results).run()
+
+
+if __name__ == "__main__":
+    main()

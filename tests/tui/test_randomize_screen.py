@@ -1,0 +1,121 @@
+"""Randomizing from the participant screen: `r`, the levels, ctrl+s; never an arm on a blinded ward screen."""
+
+from __future__ import annotations
+
+import json
+
+from hub_delivery import deliver
+from tui_helpers import PASSWORD, enroll, settle
+from wardcrf.screens.dialogs.randomize import RandomizeDialog
+from wardcrf.screens.participant import ParticipantScreen
+
+from wardcrf.engine import model
+from wardcrf.randomization import service
+from wardcrf.site import Site
+
+ARMS = ("TECOVIRIMAT", "PLACEBO", "ZMAPP", "RDV", "MAB114", "REGNEB3")
+
+
+def _list_on(site: Site, tmp_path, protocol: str) -> None:
+    """A real hub's signed list for this laptop, received as a hub bundle's event would be."""
+    from wardcrf.sync import hub, registry
+
+    h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD).site
+    hs = h.unlock("admin", PASSWORD)
+    ws = site.unlock("admin", PASSWORD)
+    try:
+        ward_card = registry.own_card(ws.store)
+        registry.register_device(hs, ward_card)
+        registry.set_hub(ws, registry.own_card(hs.store), None)
+        made = service.make_list(hs, model.shipped(protocol), "WUH01", ward_card.device, 4)
+        body = json.loads(hs.store.scalar("SELECT line FROM events WHERE id = ?", (made.event.id,)))["body"]
+        deliver(ws, "randomization.list_issued", body, subject="site:WUH01")
+    finally:
+        hs.close()
+        ws.close()
+
+
+def _screen_text(app) -> str:
+    """Everything drawn on the screen, as the SVG snapshot holds it (non-breaking spaces as spaces)."""
+    return app.export_screenshot().replace("&#160;", " ")
+
+
+async def test_blinded_randomize_in_a_burst_shows_a_kit_and_no_arm(app_for, site, tmp_path) -> None:
+    pid = enroll(site, tmp_path)
+    _list_on(site, tmp_path, "palm007.toml")
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        assert app.screen.randomizable
+        # typed ahead while the screen's worker asks for the levels: the dialog takes ctrl+s
+        await pilot.press("r", "ctrl+s")
+        await settle(pilot)
+        if isinstance(app.screen, RandomizeDialog):  # the burst arrived before the dialog: confirm now
+            await pilot.press("ctrl+s")
+            await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen)
+        shown = " ".join(str(n.message) for n in app._notifications)
+        assert f"{pid} randomized: kit K" in shown
+        text = _screen_text(app)
+        assert not any(arm in text or arm in shown for arm in ARMS)
+        assert not app.screen.randomizable  # offered once: the participant holds an entry
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        assert s.store.scalar("SELECT COUNT(*) FROM rand_allocations WHERE participant = ?", (pid,)) == 1
+    finally:
+        s.close()
+
+
+async def test_stratified_randomize_asks_each_level_and_esc_allocates_nothing(
+    app_for, site, tmp_path
+) -> None:
+    pid = enroll(site, tmp_path)
+    _list_on(site, tmp_path, "palm.toml")
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, RandomizeDialog), [str(n.message) for n in app._notifications]
+        await pilot.press("ctrl+s")  # no level chosen: refused on the spot
+        await settle(pilot)
+        assert isinstance(app.screen, RandomizeDialog)
+        assert "Choose a level for ct_np" in _screen_text(app)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen)
+        await pilot.press("r")
+        await settle(pilot)
+        # in one burst: open the list (on its blank prompt), down to HIGH, down to LOW, choose, randomize
+        await pilot.press("enter", "down", "down", "enter", "ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen)
+        shown = " ".join(str(n.message) for n in app._notifications)
+        assert f"{pid} randomized: arm " in shown and "site=WUH01;ct_np=LOW" in shown
+
+
+async def test_no_list_no_randomize_key_and_an_auditor_never_sees_it(app_for, site, tmp_path) -> None:
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        assert not app.screen.randomizable
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen)
+    _list_on(site, tmp_path, "palm007.toml")
+    app = app_for("auditor")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        assert not app.screen.randomizable
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen)

@@ -1,0 +1,117 @@
+"""A ward laptop and its hub for randomization tests: lists made at the hub, delivered in its bundles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from synckit import card_of, connect, make_hub, open_
+from wardcrf.sync import hub, ward
+from wf_support import Ward, _wf_template, site
+
+from wardcrf.engine import model
+from wardcrf.randomization import service
+from wardcrf.site import Session, Site
+
+__all__ = ["_wf_template", "site"]
+
+
+def blinded_two_to_one() -> model.Model:
+    """PALM007 made 2:1 (tecovirimat:placebo) with blocks of 3 and 6: the issue's blinded 2:1 protocol."""
+    source = model.shipped_source("palm007.toml")
+    source = source.replace("ratio = 1                                  # 1:1 [P]", "ratio = 2")
+    source = source.replace("block_sizes = [2, 4]", "block_sizes = [3, 6]")
+    return model.parse(source, "palm007-2to1.toml")
+
+
+OPEN_FOUR = model.shipped("palm.toml")
+
+
+@dataclass
+class Trial:
+    """The fixture site (WUH01, one user per role) as the ward laptop, registered at a fresh hub."""
+
+    ward_site: Site
+    hub_site: Site
+    wf: Ward
+    tmp: Path
+    device: str = ""
+    _stick: int = field(default=0)
+
+    def hub_session(self, user: str = "coordinator") -> Session:
+        return open_(self.hub_site, user)
+
+    def make(self, protocol: model.Model, per_stratum: int = 8) -> service.Made:
+        """Make a list at the hub for the ward laptop and deliver it in a real hub bundle."""
+        hs = self.hub_session()
+        try:
+            made = service.make_list(hs, protocol, "WUH01", self.device, per_stratum)
+        finally:
+            hs.close()
+        self.deliver()
+        return made
+
+    def deliver(self) -> list[str]:
+        """Every hub bundle waiting for the ward, imported on the ward."""
+        self._stick += 1
+        stick = self.tmp / f"stick{self._stick}"
+        stick.mkdir()
+        hs = self.hub_session("admin")
+        try:
+            files = hub.outbound_files(hs, self.device, stick)
+        finally:
+            hs.close()
+        s = open_(self.ward_site)
+        try:
+            return [ward.import_file(s, f) for f in files]
+        finally:
+            s.close()
+
+    def participant(self) -> str:
+        return self.wf.consent()
+
+
+@pytest.fixture
+def trial(site: Site, session_for, tmp_path: Path) -> Trial:
+    h = make_hub(tmp_path)
+    connect(site, h)
+    t = Trial(site, h, Ward(session_for, tmp_path / "pages"), tmp_path)
+    t.device = card_of(site).device
+    return t
+
+
+def send_ward_bundle(t: Trial) -> None:
+    """Every bundle the ward has not sent yet, imported at the hub (each must apply)."""
+    from wardcrf.sync import hub, ward
+
+    s = open_(t.ward_site)
+    out = t.tmp / f"out{t._stick}"
+    out.mkdir(exist_ok=True)
+    try:
+        files = ward.export(s, out).files
+    finally:
+        s.close()
+    hs = t.hub_session("admin")
+    try:
+        for f in files:
+            if f.name.endswith(".tar.age"):
+                assert hub.import_file(hs, f).ok
+    finally:
+        hs.close()
+
+
+PW = "test-password-1"
+
+
+def unblind(session: Session, participant: str, **kw: object) -> service.Unblinding:
+    """An emergency unblinding with a valid reason, text, signature and witness, unless `kw` says otherwise."""
+    args: dict = {
+        "reason": "sae_management",
+        "detail": "Serious adverse event: the treating team needs the arm",
+        "password": PW,
+        "witness": "clinician2",
+        "witness_password": PW,
+    }
+    args.update(kw)
+    return service.unblind(session, participant, **args)

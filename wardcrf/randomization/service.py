@@ -1,0 +1,367 @@
+"""Randomization services: make a list at the hub, take the next entry on the ward.
+
+Screens and commands call these; each checks the session's role first
+(`roles.py` actions `randomization.make`, `randomization.allocate`).
+Allocation is one transaction: read the next free entry of the stratum,
+open its envelope, append `randomization.allocated` (whose projector takes
+the slot, UNIQUE per list/stratum/position and per participant). A process
+killed anywhere before the commit leaves nothing, so the next allocation
+takes the same entry; after it, the entry is taken once and for all.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import devicekeys, ids
+from ..errors import Refused
+from . import lists, sealing
+from .design import SITE, design_of
+
+if TYPE_CHECKING:
+    from ..engine.model import Model
+    from ..eventlog import Event
+    from ..site import Session
+    from ..store import Store
+
+NO_LIST = (
+    "this laptop holds no allocation list: the hub sends one in its next bundle "
+    "(`wardcrf hub randomization make`, then `wardcrf sync pull` or import the hub's bundle)"
+)
+MAX_ENTRIES = 10_000
+"""Entries in one list at most (one event body; a larger trial gets several lists, taken in order)."""
+
+
+def own_identity(store: Store) -> tuple[str, str, str]:
+    """(site, device, kind) of this database."""
+    row = store.one("SELECT site, device, kind FROM site WHERE id = 1")
+    if row is None:
+        raise Refused("this database has no site identity (not initialised)")
+    return str(row[0]), str(row[1]), str(row[2])
+
+
+# -- at the hub ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Made:
+    """A list made and recorded at the hub."""
+
+    event: Event
+    list_id: str
+    list_sha256: str
+    strata: dict[str, int]
+    """Entries per stratum (whole blocks, so at least the number asked for)."""
+
+
+def make_list(session: Session, protocol: Model, site: str, device: str, per_stratum: int) -> Made:
+    """Generate, seal and sign a list for the ward laptop `device` of `site`; record it as a hub event."""
+    session.require("randomization.make", what="make allocation lists")
+    store = session.store
+    _, hub_device, kind = own_identity(store)
+    if kind != "hub":
+        raise Refused(
+            "allocation lists are made at the hub (`wardcrf hub randomization make`), never on a ward"
+        )
+    design = design_of(protocol)
+    row = store.one("SELECT site, kind, status, age_recipient FROM sync_devices WHERE device = ?", (device,))
+    if row is None:
+        raise Refused(f"device {device} is not registered at this hub (`wardcrf hub register-device`)")
+    if row[0] != site or row[1] != "ward" or row[2] != "active":
+        raise Refused(
+            f"device {device} is not an active ward laptop of site {site} (it is {row[1]} of {row[0]}, {row[2]})"
+        )
+    strata = design.strata(site)
+    if per_stratum < 1 or per_stratum * len(strata) > MAX_ENTRIES - len(strata) * max(design.block_sizes):
+        raise Refused(
+            f"{per_stratum} entries per stratum in {len(strata)} strata is more than one list holds "
+            f"(at most {MAX_ENTRIES} entries with whole blocks); make several lists"
+        )
+    hub_keys = devicekeys.load(store, hub_device)
+    if hub_keys is None:
+        raise Refused(f"hub device {hub_device} has no keys")
+    signer = devicekeys.signer(session)
+    seed = lists.new_seed()
+    list_id = "L" + secrets.token_hex(6).upper()
+    alloc = lists.generate(design, site, per_stratum, seed, list_id)
+    body = sealing.seal(
+        alloc,
+        seed,
+        device=device,
+        ward_recipient=str(row[3]),
+        hub_recipient=hub_keys.age_recipient,
+        sign_secret=signer.minisign_secret,
+        key_id=signer.key_id,
+    )
+    event = session.append(type="randomization.list_issued", subject=f"site:{site}", body=body).event
+    counts = {s: len(v) for s, v in alloc.by_stratum().items()}
+    return Made(event, list_id, alloc.sha256(), counts)
+
+
+# -- on the ward -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """What the ward may show of an allocation: the arm (open label) or the kit number only (blinded)."""
+
+    participant: str
+    stratum: str
+    list_id: str
+    position: int
+    arm: str | None
+    kit: str | None
+    event_id: str
+
+    def shown(self) -> str:
+        what = f"kit {self.kit}" if self.kit is not None else f"arm {self.arm}"
+        return (
+            f"{self.participant} randomized: {what} (stratum {self.stratum}, entry {self.position} of list "
+            f"{self.list_id}; event {self.event_id})"
+        )
+
+
+def allocate(session: Session, participant: str, levels: dict[str, str] | None = None) -> Allocation:
+    """Take the next unused entry of the participant's stratum; refused, naming it, when it is exhausted."""
+    session.require("randomization.allocate", what="randomize participants")
+    store = session.store
+    site, device, kind = own_identity(store)
+    if kind != "ward":
+        raise Refused("allocation happens on the ward laptop the list was issued to, not at the hub")
+    pid = ids.normalise("participant", participant)
+    if store.one("SELECT 1 FROM participants WHERE id = ?", (pid,)) is None:
+        raise Refused(f"unknown participant {pid} at this site")
+    lists_here = store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,))
+    if not lists_here:
+        raise Refused(NO_LIST)
+    stratum = _stratum(lists_here[-1], site, levels or {})
+    with store.transaction():
+        taken = store.one(
+            "SELECT list_id, stratum, position FROM rand_allocations WHERE participant = ?", (pid,)
+        )
+        if taken is not None:
+            raise Refused(
+                f"{pid} is already randomized (list {taken[0]}, stratum {taken[1]}, entry {taken[2]})"
+            )
+        entry = store.one(
+            "SELECT e.list_id, e.position, e.sealed, e.digest, l.list_key, l.reveal FROM rand_entries e"
+            " JOIN rand_lists l ON l.list_id = e.list_id"
+            " LEFT JOIN rand_allocations a"
+            "   ON a.list_id = e.list_id AND a.stratum = e.stratum AND a.position = e.position"
+            " WHERE l.device = ? AND e.stratum = ? AND a.participant IS NULL"
+            " ORDER BY l.issued_at, l.rowid, e.position LIMIT 1",
+            (device, stratum),
+        )
+        if entry is not None:
+            list_id, position, sealed, digest, list_key, reveal = entry
+            keys = devicekeys.load(store, device)
+            if keys is None:
+                raise Refused(f"device {device} has no keys")
+            key = sealing.open_key(list_key, keys.age_identity, "allocation list key")
+            opened = sealing.open_entry(key, "entry", list_id, stratum, position, sealed, digest)
+            body: dict[str, Any] = {
+                "participant": pid,
+                "list": list_id,
+                "stratum": stratum,
+                "position": position,
+                "digest": digest,
+                "salt": opened["salt"],
+                "levels": dict(sorted((levels or {}).items())),
+            }
+            body["kit" if reveal == "kit" else "arm"] = opened["kit" if reveal == "kit" else "arm"]
+            event = session.append(
+                type="randomization.allocated", subject=f"participant:{pid}", body=body
+            ).event
+            return Allocation(pid, stratum, list_id, position, body.get("arm"), body.get("kit"), event.id)
+    _exhausted(session, stratum, pid, [str(r["list_id"]) for r in lists_here])
+    raise Refused(
+        f"stratum {stratum} is exhausted: every entry of this laptop's lists is allocated; "
+        f"{pid} was not randomized, the hub is told at the next sync (ask the coordinator for a new list)"
+    )
+
+
+def _factors(lst: dict[str, Any]) -> dict[str, list[str]]:
+    """The list's stratification factors other than `site`, with their levels, in order."""
+    declared: dict[str, list[str]] = {}
+    for key in json.loads(lst["strata"]):
+        for part in key.split(";"):
+            name, _, level = part.partition("=")
+            if name and name != SITE and level not in declared.setdefault(name, []):
+                declared[name].append(level)
+    return declared
+
+
+def factors_needed(session: Session) -> dict[str, list[str]]:
+    """What the clinician must give to randomize on this laptop: each factor and its levels (may be empty)."""
+    session.require("randomization.allocate", what="randomize participants")
+    _site, device, _kind = own_identity(session.store)
+    lst = session.store.rows(
+        "SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1", (device,)
+    )
+    if not lst:
+        raise Refused(NO_LIST)
+    return _factors(lst[0])
+
+
+def randomizable(session: Session, participant: str) -> bool:
+    """Whether to offer randomization for this participant here: a list, a role that may, not yet randomized."""
+    from .. import roles
+
+    if not roles.allowed(session.role, "randomization.allocate"):
+        return False
+    store = session.store
+    _site, device, kind = own_identity(store)
+    if kind != "ward" or store.one("SELECT 1 FROM rand_lists WHERE device = ?", (device,)) is None:
+        return False
+    return store.one("SELECT 1 FROM rand_allocations WHERE participant = ?", (ids.key(participant),)) is None
+
+
+def _stratum(lst: dict[str, Any], site: str, levels: dict[str, str]) -> str:
+    """The stratum key of the participant, checked against the strata the list holds."""
+    stratify_by = json.loads(lst["stratify_by"])
+    strata = json.loads(lst["strata"])
+    declared = _factors(lst)
+    extra = sorted(set(levels) - set(declared))
+    if extra:
+        raise Refused(
+            f"{extra[0]!r} is not a stratification factor of this trial (factors: {', '.join(declared) or 'none'})"
+        )
+    parts = []
+    for name in stratify_by:
+        if name == SITE:
+            parts.append(f"{SITE}={site}")
+            continue
+        level = levels.get(name)
+        if level is None:
+            raise Refused(
+                f"stratum factor {name} needs a level (one of {', '.join(declared[name])}): --stratum {name}=LEVEL"
+            )
+        if level not in declared[name]:
+            raise Refused(
+                f"{level!r} is not a level of stratum factor {name} (levels: {', '.join(declared[name])})"
+            )
+        parts.append(f"{name}={level}")
+    key = ";".join(parts) if parts else "all"
+    if key not in strata:
+        raise Refused(f"stratum {key} is not in this laptop's allocation list (strata: {', '.join(strata)})")
+    return key
+
+
+def _exhausted(session: Session, stratum: str, pid: str, list_ids: list[str]) -> None:
+    """Tell the hub (an event it receives at the next sync), once per stratum and participant."""
+    store = session.store
+    if store.one("SELECT 1 FROM rand_exhausted WHERE stratum = ? AND participant = ?", (stratum, pid)):
+        return
+    with store.transaction():
+        session.append(
+            type="randomization.stratum_exhausted",
+            subject=f"participant:{pid}",
+            body={"stratum": stratum, "lists": list_ids, "participant": pid},
+        )
+
+
+# -- emergency unblinding ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unblinding:
+    """One participant's arm, revealed on the ward in an emergency, and the events that record it."""
+
+    participant: str
+    arm: str
+    kit: str | None
+    event_id: str
+    signatures: tuple[str, ...]
+
+
+def unblind(
+    session: Session,
+    participant: str,
+    *,
+    reason: str,
+    detail: str,
+    password: str,
+    witness: str | None = None,
+    witness_password: str | None = None,
+) -> Unblinding:
+    """Reveal one blinded participant's arm: the protocol's roles, a coded reason and text, e-signatures.
+
+    The investigator signs with their password, and a witness signs too when
+    the protocol asks (`[randomization.unblinding] witness`). Passwords are
+    checked before the envelope is opened; the unblinding event and its
+    signatures are one transaction. Only this participant's envelope is
+    opened (its own key, derived for its slot); no other arm is read.
+    """
+    from .. import signatures, text
+
+    session.require("randomization.unblind", what="unblind a participant")
+    store = session.store
+    pid = ids.normalise("participant", participant)
+    row = store.one(
+        "SELECT a.list_id, a.stratum, a.position, a.kit, l.reveal, l.unblind_key, l.unblinding,"
+        " e.arm_sealed, e.arm_digest FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
+        " JOIN rand_entries e ON e.list_id = a.list_id AND e.stratum = a.stratum AND e.position = a.position"
+        " WHERE a.participant = ?",
+        (pid,),
+    )
+    if row is None:
+        raise Refused(f"{pid} is not randomized on this laptop: nothing to unblind")
+    list_id, stratum, position, kit, reveal, unblind_key, rules_json, arm_sealed, arm_digest = row
+    if reveal != "kit" or unblind_key is None or arm_sealed is None:
+        raise Refused(
+            f"{pid}'s trial is open label: the arm was shown at allocation, there is nothing to unblind"
+        )
+    rules = json.loads(rules_json)
+    allowed = rules.get("roles") or []
+    if allowed and session.role not in allowed:
+        raise Refused(f"the protocol lets only {', '.join(allowed)} unblind; you are {session.role}")
+    reasons = rules.get("reasons") or []
+    if reason not in reasons:
+        raise Refused(
+            f"unblinding needs a reason from the protocol's list ({', '.join(reasons) or 'none declared'}), not {reason!r}"
+        )
+    detail = text.check(detail, field="detail", multiline=True).strip()
+    if not detail:
+        raise Refused("unblinding needs a written explanation (--detail) beside the coded reason")
+    if rules.get("witness"):
+        if not witness or witness_password is None:
+            raise Refused("this protocol needs a witness to unblind: a second person signs (--witness USER)")
+        if witness == session.user:
+            raise Refused("the witness must be another person than the investigator who unblinds")
+    if store.one("SELECT 1 FROM rand_unblindings WHERE participant = ?", (pid,)):
+        raise Refused(f"{pid} is already unblinded (see `wardcrf report randomization`)")
+    session.site.verify_password(session, session.user, password)
+    if witness and witness_password is not None:
+        session.site.verify_password(session, witness, witness_password)
+    keys = devicekeys.load(store, own_identity(store)[1])
+    if keys is None:
+        raise Refused("this laptop has no keys")
+    key = sealing.open_key(unblind_key, keys.age_identity, "unblinding key")
+    opened = sealing.open_entry(key, "arm", list_id, stratum, position, arm_sealed, arm_digest)
+    body = {
+        "participant": pid,
+        "list": list_id,
+        "stratum": stratum,
+        "position": position,
+        "kit": kit,
+        "arm": opened["arm"],
+        "arm_digest": arm_digest,
+        "salt": opened["salt"],
+        "reason": reason,
+        "detail": detail,
+    }
+    if witness:
+        body["witness"] = witness
+    with store.transaction():
+        event = session.append(type="randomization.unblinded", subject=f"participant:{pid}", body=body).event
+        signed = [signatures.sign(session, target=event.id, meaning="authored", password=password).id]
+        if witness and witness_password is not None:
+            signed.append(
+                signatures.sign(
+                    session, target=event.id, meaning="witnessed", signer=witness, password=witness_password
+                ).id
+            )
+    return Unblinding(pid, str(opened["arm"]), kit, event.id, tuple(signed))
