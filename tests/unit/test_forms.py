@@ -135,3 +135,14 @@ def test_with_unit_renders_stored_values():
 def test_blank_or_garbled_required_values(text):
     c = forms.check(P.form("vitals"), {"temp": text, "pulse": "80", "resp": "18", "oxysat": "96"}, ctx())
     assert "temp" in c.problems
+
+
+def test_a_soft_range_problem_is_flagged_confirmable_and_a_hard_one_is_not():
+    """Screens read the flag (`errors.is_confirmable`), not the words (issue 14)."""
+    from wardcrf.errors import is_confirmable
+
+    vitals = P.form("vitals")
+    got = forms.check(vitals, {"temp": "40.1", "pulse": "260", "resp": "20", "oxysat": "95"}, ctx())
+    assert "expected range" in got.problems["temp"] and is_confirmable(got.problems["temp"])
+    assert "allowed range" in got.problems["pulse"] and not is_confirmable(got.problems["pulse"])
+    assert not is_confirmable("40.1 C is outside the expected range 35 to 39.5 C")  # words alone: no flag
