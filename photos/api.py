@@ -186,7 +186,7 @@ def _read_photo_file(path: Path, limits: PhotoLimits) -> bytes:
     name = path.name
     try:
         if path.is_dir():
-            raise UsageError(f"{path} is a folder: use `wardcrf photo import {path}` to import its photos")
+            raise UsageError(f"{path} is a folder, not a photo (import its photos with `wardcrf photo import {path}`)")
         size = path.stat().st_size
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
@@ -752,7 +752,7 @@ def export_original(session: Session, token: str, out: Path, *, overwrite: bool 
         info = get_info(session.store, sha)
         out = out / f"{sha}.{info.extension if info else _sniff_ext(session.store, sha)}"
     if out.exists() and not overwrite:
-        raise UsageError(f"{out} already exists; choose another name or pass --force")
+        raise UsageError(f"{out} already exists; choose another name (or replace it: --force)")
     if not out.parent.is_dir():
         raise UsageError(f"folder {out.parent} does not exist")
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".wardcrf-photo-")
