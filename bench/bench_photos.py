@@ -73,7 +73,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
     """
     import sys, pathlib
     from wardcrf.site import Site
-    from wardcrf.photos import api
+    from wardcrf.photos import importing, originals
     import PIL.Image  # loaded before the reset, like in a running app
 
     def status(key):
@@ -83,7 +83,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
     s = Site.open(pathlib.Path(sys.argv[1])).unlock("clinician", sys.argv[3])
     resting = status("VmRSS:")
     open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to now
-    api.import_photo(s, pathlib.Path(sys.argv[2]))
+    importing.import_photo(s, pathlib.Path(sys.argv[2]))
     print(resting, status("VmHWM:"))
     """
 )
@@ -91,7 +91,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
 
 def run(quick: bool = False) -> list[dict]:
     from PIL import Image
-    from wardcrf.photos import api
+    from wardcrf.photos import importing, originals
     from wardcrf.photos import store as pstore
 
     n = 3 if quick else 7
@@ -122,7 +122,7 @@ def run(quick: bool = False) -> list[dict]:
                 im.load()
                 im.thumbnail((1280, 1280))
 
-        pair = alternate(lambda i: api.import_photo(s, files[i]), naive, n)
+        pair = alternate(lambda i: importing.import_photo(s, files[i]), naive, n)
         rows.append(
             row(
                 f"import 24 MP JPEG ({size_mb:.1f} MB)",
@@ -211,7 +211,7 @@ def run(quick: bool = False) -> list[dict]:
             with s.store.transaction():
                 pstore.put_blob(s.store, hashlib.sha256(blob).hexdigest(), blob)
         shas = [hashlib.sha256(d).hexdigest() for d in data]
-        pair = alternate(lambda i: api.read_original(s.store, shas[i]), sums, n)
+        pair = alternate(lambda i: originals.read_original(s.store, shas[i]), sums, n)
         rows.append(
             row(
                 "read_original (decrypt + verify hash)",

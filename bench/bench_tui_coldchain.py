@@ -108,8 +108,6 @@ def _baseline(readings: int, kits: int) -> float:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    from wardcrf.screens.coldchain.custody import kit_report
-
     from wardcrf.coldchain import reports
 
     lots = 5 if quick else 20
@@ -130,7 +128,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             timings = {
                 "coldchain home (unit status, kit states, pending signatures)": (_median(home, repeats), 0.5),
                 "coldchain custody view of one kit (chain + dose gate)": (
-                    _median(lambda: kit_report(ph, "K00000", last), repeats),
+                    _median(lambda: reports.kit_report(ph, "K00000", last), repeats),
                     0.2,
                 ),
                 "coldchain chart data, 7 days": (

@@ -13,7 +13,7 @@ time, day and window), so the projections hold the same rows.
 Speed comes from the transaction size: `batch` participants per commit (one
 fsync per batch instead of per record). One participant is
 `EVENTS_PER_PARTICIPANT` events: the photographed consent page (a small real
-JPEG imported through `photos.api.import_bytes`: blob, preview, event), the
+JPEG imported through `photos.importing.import_bytes`: blob, preview, event), the
 consent referencing it and its three e-signatures (the doctor's, two witnesses'; `signature.applied`
 events with the body `signatures.sign` writes, the password re-entry
 left out: a key derivation each), screening, enrollment, demographics, labs
@@ -169,7 +169,7 @@ def generate(
     participants written are enrolled within the five days before `today`
     with one dose per day since.
     """
-    from wardcrf.photos import api
+    from wardcrf.photos import importing
 
     import wardcrf.workflow  # noqa: F401  (the workflow's projectors run as on a ward)
     from wardcrf import records, signatures, users
@@ -191,7 +191,7 @@ def generate(
         with session.store.transaction():
             for i in range(first, min(start + n, first + batch)):
                 subject = f"participant:BENCH-{i + 1:05d}"
-                photo = api.import_bytes(session, f"consent-{i + 1}.jpg", consent_page(i)).ref
+                photo = importing.import_bytes(session, f"consent-{i + 1}.jpg", consent_page(i)).ref
                 written += 1
                 recent = start + n - i <= in_treatment
                 if recent:

@@ -41,6 +41,7 @@ SUITES = [
     "hub_data",
     "drafts",
     "engine",
+    "engine_exports",
     "sweep",
     "tlog",
     "randomization",

@@ -28,7 +28,7 @@ from wardcrf import audit
 from wardcrf.errors import Refused, VerificationFailed
 from wardcrf.eventlog import Event
 from wardcrf.evidence import REF_PREFIX, digest_of, is_reference
-from wardcrf.records import RecordState
+from wardcrf.records import Record
 from wardcrf.store import Store
 
 from . import archive
@@ -153,7 +153,7 @@ def references_in(data: dict[str, Any]) -> set[tuple[str, str]]:
     return pairs
 
 
-def _last_author(store: Store, rec: RecordState) -> tuple[str | None, str]:
+def _last_author(store: Store, rec: Record) -> tuple[str | None, str]:
     """Who made the record's latest event and when, from projections only.
 
     (Projections are replayed into a scratch database without the events
@@ -167,7 +167,7 @@ def _last_author(store: Store, rec: RecordState) -> tuple[str | None, str]:
     return row[0], row[1]
 
 
-def _bindings(store: Store, rec: RecordState) -> None:
+def _bindings(store: Store, rec: Record) -> None:
     current = references_in(rec.data)
     if not current and rec.version == 1:
         # A record just submitted has no bindings yet (they are keyed by its

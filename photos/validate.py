@@ -214,7 +214,7 @@ def _precheck(name: str, data: bytes, limits: PhotoLimits) -> str:
 
 def inspect(name: str, data: bytes, limits: PhotoLimits) -> Inspection:
     """Validate `data` fully and derive its preview; raise `Refused` naming `name`."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     sniffed = _precheck(name, data, limits)
     # Pillow's decompression-bomb guard stays on whatever a caller did to it,
@@ -238,17 +238,8 @@ def inspect(name: str, data: bytes, limits: PhotoLimits) -> Inspection:
                 preview = _preview(im, fmt)
     except Refused:
         raise
-    except Image.DecompressionBombError:
-        raise Refused(
-            f"{name}: too many pixels to decode safely (decompression bomb guard; "
-            f"limit {limits.max_pixels / 1e6:.3g} megapixels); nothing stored"
-        ) from None
-    except UnidentifiedImageError:
-        raise Refused(
-            f"{name}: not an image, or a {sniffed} file too damaged to read; nothing stored"
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, RuntimeError) as exc:
-        raise Refused(f"{name}: {_damage(exc)} {sniffed} file ({_one_line(exc)}); nothing stored") from None
+    except (Image.DecompressionBombError, *_DECODE_ERRORS) as exc:
+        raise _decode_refusal(name, sniffed, limits, exc) from None
     if sniffed == "PNG":
         _verify_png(name, data)
     return Inspection(
@@ -261,6 +252,24 @@ def inspect(name: str, data: bytes, limits: PhotoLimits) -> Inspection:
         has_gps=exif["has_gps"],
         preview=preview,
     )
+
+
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, RuntimeError)
+"""What Pillow raises on a damaged file (UnidentifiedImageError is an OSError)."""
+
+
+def _decode_refusal(name: str, sniffed: str, limits: PhotoLimits, exc: BaseException) -> Refused:
+    """The one-line refusal for an image Pillow would not open: a bomb, not an image, or damaged."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return Refused(
+            f"{name}: too many pixels to decode safely (decompression bomb guard; "
+            f"limit {limits.max_pixels / 1e6:.3g} megapixels); nothing stored"
+        )
+    if isinstance(exc, UnidentifiedImageError):
+        return Refused(f"{name}: not an image, or a {sniffed} file too damaged to read; nothing stored")
+    return Refused(f"{name}: {_damage(exc)} {sniffed} file ({_one_line(exc)}); nothing stored")
 
 
 @dataclass(frozen=True)
@@ -284,7 +293,7 @@ def check_structure(name: str, data: bytes, limits: PhotoLimits) -> Structure:
     fail. Pixels are decoded only when someone first looks at the photo
     (`make_preview`), which then runs the full `inspect`.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     sniffed = _precheck(name, data, limits)
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
@@ -294,17 +303,8 @@ def check_structure(name: str, data: bytes, limits: PhotoLimits) -> Structure:
             with Image.open(io.BytesIO(data), formats=[sniffed]) as im:
                 width, height = im.size
                 fmt = im.format or sniffed
-    except Image.DecompressionBombError:
-        raise Refused(
-            f"{name}: too many pixels to decode safely (decompression bomb guard; "
-            f"limit {limits.max_pixels / 1e6:.3g} megapixels); nothing stored"
-        ) from None
-    except UnidentifiedImageError:
-        raise Refused(
-            f"{name}: not an image, or a {sniffed} file too damaged to read; nothing stored"
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, RuntimeError) as exc:
-        raise Refused(f"{name}: {_damage(exc)} {sniffed} file ({_one_line(exc)}); nothing stored") from None
+    except (Image.DecompressionBombError, *_DECODE_ERRORS) as exc:
+        raise _decode_refusal(name, sniffed, limits, exc) from None
     if fmt not in FORMATS:
         raise Refused(f"{name}: unsupported format {fmt} (allowed: JPEG, PNG, HEIC); nothing stored")
     if width * height > limits.max_pixels:

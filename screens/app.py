@@ -114,8 +114,7 @@ class WardApp(App[None]):
         from wardcrf import users
 
         ward = self.ward
-        row = ward.call(lambda s: users.get(s.store, s.user))
-        lang = (row or {}).get("language") or "en"
+        lang = ward.call(users.own_language) or "en"
         if lang in i18n.LANGUAGES:
             i18n.set_language(lang)
 

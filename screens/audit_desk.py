@@ -202,10 +202,10 @@ class DeskScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="desk-photo")
     def draw(self, sha256: str) -> None:
-        from wardcrf.photos import api
+        from wardcrf.photos import viewing
 
         try:
-            image = decode(self.ward.call(api.preview, sha256).data)
+            image = decode(self.ward.call(viewing.preview, sha256).data)
         except Exception as exc:  # altered since listed: the domain refuses to draw it
             self.app.call_from_thread(self._say, message_of(exc), True)
             return

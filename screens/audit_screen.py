@@ -118,7 +118,7 @@ class AuditScreen(Screen[None]):
         self.entries: list[audit.TrailEntry] = []
         self.verify_lines: list[str] = []
         self.photo_verify: Any = None
-        """The last `photo verify` result (photos.api.VerifyResult)."""
+        """The last `photo verify` result (photos.verify.VerifyResult)."""
         self.photos: list[Any] = []
         self.photos_for: str | None = None
 
@@ -182,7 +182,7 @@ class AuditScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="audit-verify")
     def run_verify(self) -> None:
-        from wardcrf.photos import api
+        from wardcrf.photos import verify as photo_verify
 
         try:
             report = self.ward.call(audit.verify)
@@ -190,9 +190,9 @@ class AuditScreen(Screen[None]):
             # (the same function): shown from there rather than hashed twice.
             same = next((r for r in report.results if r.name == "photo evidence"), None)
             photos = (
-                api.VerifyResult(same.checked, list(same.problems))
+                photo_verify.VerifyResult(same.checked, list(same.problems))
                 if same is not None
-                else self.ward.call(api.verify)
+                else self.ward.call(photo_verify.verify)
             )
         except Exception as exc:
             self.app.call_from_thread(self._show_verify, [message_of(exc)])
@@ -298,10 +298,10 @@ class AuditScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="audit-photos")
     def load_photos(self, event_id: str) -> None:
-        from wardcrf.photos import api
+        from wardcrf.photos import audit as photo_audit
 
         try:
-            found = self.ward.call(api.event_photos, event_id)
+            found = self.ward.call(photo_audit.event_photos, event_id)
         except Exception as exc:
             self.app.call_from_thread(self.query_one("#photo-detail", Static).update, message_of(exc))
             return

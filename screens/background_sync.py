@@ -36,16 +36,6 @@ class SyncChanged(Message):
         self.detail = detail
 
 
-def hub_url(session: Any) -> str | None:
-    """The configured hub URL on a ward laptop, or None (no hub, no URL, or a hub's own app)."""
-    from wardcrf.sync import registry
-
-    if registry.own_site(session.store)[2] != "ward":
-        return None
-    hub = registry.hub(session.store)
-    return hub["url"] if hub and hub["url"] else None
-
-
 class BackgroundSync:
     """One background sync loop for one signed-in user."""
 
@@ -66,9 +56,11 @@ class BackgroundSync:
 
     def start(self) -> bool:
         """Start the loop if this laptop has a hub URL and the role may sync; else say why not."""
+        from wardcrf.sync import registry
+
         from .i18n import t
 
-        url = self.ward.call(hub_url)
+        url = self.ward.call(registry.hub_url)
         if not url:
             self.off_reason = t("bgsync.no_url")
             return False

@@ -135,7 +135,7 @@ class DoseWizard(UnsavedWork):
 
         self.ward = ward
         self.participant = participant
-        self.proto = ward.call(lambda s: protocols.active(s.store))
+        self.proto = ward.call(protocols.active_for)
         self.summary: dict[str, Any] = ward.call(workflow.show, participant)
         self.step = 0
         self.kit_raw = ""

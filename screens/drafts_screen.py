@@ -63,7 +63,7 @@ def form_title(ward: Ward, draft: drafts.Draft) -> str:
     if draft.form in TRANSFER_SCREENS:
         return t(TRANSFER_SCREENS[draft.form][2])
     try:
-        proto = ward.call(lambda s: protocols.active(s.store))
+        proto = ward.call(protocols.active_for)
         return protocols.tr(proto.form(draft.form).label, language())
     except Exception:  # a form the protocol no longer has: its name is all there is
         return draft.form

@@ -70,7 +70,7 @@ class DsmgScreen(Screen[None]):
         self.board: dict[str, Any] | None = None
         self.selected: str | None = resume[0] if resume else None
         self.show_history = False
-        self.proto = ward.call(lambda s: protocols.active(s.store))
+        self.proto = ward.call(protocols.active_for)
         self.resume = resume
 
     def compose(self) -> ComposeResult:
@@ -122,12 +122,14 @@ class DsmgScreen(Screen[None]):
     # -- loading -------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="dsmg-load")
     def load(self) -> None:
+        from wardcrf.sync import registry
+
         from wardcrf.workflow import dsmg
 
         today = self.ward.local_now().date()
         try:
             board = self.ward.call(dsmg.review, today=today)
-            board["hub_decisions"] = self.ward.call(_hub_decisions)
+            board["hub_decisions"] = self.ward.call(registry.decisions_from_hub)  # sent by the hub
         except Exception as exc:
             self.app.call_from_thread(self._say, message_of(exc), True)
             return
@@ -408,15 +410,6 @@ class DsmgScreen(Screen[None]):
         line.update(text)
         line.set_class(refusal, "refusal")
         line.set_class(not refusal, "muted")
-
-
-def _hub_decisions(session: Any) -> list[dict[str, Any]]:
-    """DSMG decisions the coordinator's hub sent to this site (applied from hub bundles)."""
-    from wardcrf.sync import registry
-
-    if registry.own_site(session.store)[2] != "ward":
-        return []
-    return registry.decisions_received(session.store)
 
 
 class DecisionDialog(UnsavedWork, ModalScreen[Any]):

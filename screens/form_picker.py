@@ -24,7 +24,7 @@ def forms_for(ward: Ward, *, participant: bool = True) -> list[tuple[str, str]]:
     """(form name, translated label) of the participant forms this role may submit."""
     from wardcrf.workflow.base import rule_for
 
-    proto = ward.call(lambda s: protocols.active(s.store))
+    proto = ward.call(protocols.active_for)
     out = []
     for name, form in proto.forms.items():
         rule = rule_for(name)

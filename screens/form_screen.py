@@ -87,7 +87,7 @@ class FormScreen(UnsavedWork):
         """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
         self.form_name = form
         self.participant = participant
-        self.proto = ward.call(lambda s: protocols.active(s.store))
+        self.proto = ward.call(protocols.active_for)
         self.form = self.proto.form(form)
         self.values: dict[str, Any] = dict(initial or {})
         self.problems: dict[str, str] = {}

@@ -107,7 +107,7 @@ class ParticipantScreen(Screen[None]):
         try:
             summary = self.ward.call(workflow.show, pid)
             entries = self.ward.call(lambda s: list(audit.trail(s, subject=subject)))
-            sigs = self.ward.call(lambda s: signatures.for_subject(s.store, subject))
+            sigs = self.ward.call(signatures.of_subject, subject)
             randomizable = self.ward.call(randomization.randomizable, pid)
         except Exception as exc:
             self.app.call_from_thread(self.query_one("#p-summary", Static).update, message_of(exc))

@@ -1,14 +1,14 @@
 """Choose photos for a form's photo field: from the tray folder, or any folder.
 
 The **tray** is the folder where the camera or the phone drops its pictures
-(`$WARDCRF_PHOTO_TRAY`, else `<data_dir>/tray`; `photos.api.tray_folder`):
+(`$WARDCRF_PHOTO_TRAY`, else `<data_dir>/tray`; `photos.tray.tray_folder`):
 its image files are listed newest first with size and time, and marked when
 the same bytes are already in the photo store. **Folders** (`F3`) is a
 directory tree showing only folders and image files, with a path line to
 jump anywhere (a USB stick, a file by its full path).
 
 The highlighted file is checked in a worker exactly as an import would
-check it (`photos.api.inspect_file`: format, size, pixels, truncation) and
+check it (`photos.importing.inspect_file`: format, size, pixels, truncation) and
 drawn beside the list with half blocks; a bad file shows the import's own
 refusal and cannot be chosen. `Enter` chooses the photo and returns to the
 form, `a` adds it and stays (several photos per field), `Esc` adds nothing.
@@ -42,7 +42,7 @@ from .widgets.tables import WardTable
 from .widgets.typeahead import WardInput
 
 PHOTO_ENDINGS = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif"})
-"""File endings shown (the same as `photos.api.PHOTO_EXTENSIONS`; kept here so
+"""File endings shown (the same as `photos.importing.PHOTO_EXTENSIONS`; kept here so
 opening the picker does not import the photo package before it is needed)."""
 
 
@@ -62,10 +62,10 @@ class Checked:
 
 def check_photo(path: Path) -> Checked:
     """Check a file as an import would (domain validation) and decode its preview."""
-    from wardcrf.photos import api
+    from wardcrf.photos import importing
 
     try:
-        found = api.inspect_file(path)
+        found = importing.inspect_file(path)
     except Exception as exc:
         return Checked(path, refusal=message_of(exc))
     summary = f"{path.name} · {found.format} {found.width}×{found.height} · {human_size(found.size)}"
@@ -106,9 +106,9 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
         super().__init__()
         self.ward = ward
         self.field_label = field_label
-        from wardcrf.photos import api
+        from wardcrf.photos import tray as photo_tray
 
-        self.tray = api.tray_folder(ward.site.data_dir)
+        self.tray = photo_tray.tray_folder(ward.site.data_dir)
         self.browse_root = browse_root or Path("/")
         self.mode = "tray"
         self.files: list[Any] = []
@@ -178,10 +178,10 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
 
     @work(thread=True, exclusive=True, group="photo-tray")
     def load_tray(self) -> None:
-        from wardcrf.photos import api
+        from wardcrf.photos import tray as photo_tray
 
         try:
-            files = self.ward.call(api.tray_files, self.tray)
+            files = self.ward.call(photo_tray.tray_files, self.tray)
         except Exception as exc:
             self.app.call_from_thread(self._say, message_of(exc), True)
             return

@@ -12,12 +12,12 @@ textual-image instead and `PhotoImage` draws it in real pixels, so a
 photographed page is legible on screen.
 
 `PhotoScreen` shows one stored photo: the preview comes from
-`photos.api.preview`, which re-hashes the original first, so an altered
+`photos.viewing.preview`, which re-hashes the original first, so an altered
 photo is never drawn: its refusal is shown instead. Nothing here writes
 (a first view may cache a derived preview, as the domain decides).
 
 `ExportDialog` is the way to read a photo on any terminal: it writes a
-verified copy of the original (`photos.api.export_original`: hash checked on
+verified copy of the original (`photos.viewing.export_original`: hash checked on
 read, and again once written) into a folder the user chooses, named by its
 SHA-256, and says where, to open in an image viewer.
 """
@@ -143,10 +143,10 @@ class PhotoScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, group="photo-view")
     def load(self) -> None:
-        from wardcrf.photos import api
+        from wardcrf.photos import viewing
 
         try:
-            shown = self.ward.call(api.preview, self.sha256)
+            shown = self.ward.call(viewing.preview, self.sha256)
             image = decode(shown.data)
         except Exception as exc:  # an altered original is refused by the domain: say so
             self.app.call_from_thread(self._refused, message_of(exc))
@@ -190,7 +190,7 @@ def export_copy(ward: Ward, sha256: str, folder_text: str) -> str:
     replaces it with the same verified bytes (atomic, re-hashed once written).
     """
     global _last_folder
-    from wardcrf.photos import api
+    from wardcrf.photos import viewing
 
     from wardcrf.errors import UsageError
 
@@ -199,7 +199,7 @@ def export_copy(ward: Ward, sha256: str, folder_text: str) -> str:
         raise UsageError(t("photo.export_need_folder"))
     if not folder.is_dir():
         raise UsageError(t("photo.export_not_folder", folder=str(folder)))
-    done = ward.call(api.export_original, sha256, folder, overwrite=True)
+    done = ward.call(viewing.export_original, sha256, folder, overwrite=True)
     _last_folder = folder
     return t("photo.exported", path=str(done.path.resolve()))
 

@@ -49,10 +49,7 @@ def closing_draft(session: Any, key: tuple[str, str] | None, save: Callable[[], 
         return save()
     from wardcrf import drafts
 
-    with session.store.transaction():
-        result = save()
-        drafts.discard(session, key[0], context=key[1])
-    return result
+    return drafts.closing(session, key[0], key[1], save)
 
 
 def holds_typed_work(screen: Screen[Any]) -> bool:

@@ -28,7 +28,7 @@ from typing import Annotated, Any, BinaryIO, Literal
 
 import msgspec
 
-from wardcrf import canonical, eventbodies
+from wardcrf import canonical, carried, eventbodies
 from wardcrf import text as text_rule
 from wardcrf.errors import Refused
 from wardcrf.eventlog import EVENT_KEYS, Event
@@ -41,12 +41,10 @@ EVENTS = "events.jsonl"
 SUMS = "SHA256SUMS"
 SUMS_SIG = "SHA256SUMS.minisig"
 _PHOTO_RE = re.compile(r"^photos/([0-9a-f]{64})\.(jpg|png|heic)$")
-# Logger files (cold-chain evidence) travel like photos: flat names, one
+# Evidence files (logger exports) travel like photos: flat names, one
 # directory level, a short lowercase extension kept only so an auditor sees
 # what the file is; the name before it is the SHA-256 of the bytes.
 _EVIDENCE_RE = re.compile(r"^evidence/([0-9a-f]{64})\.([a-z0-9]{1,8})$")
-_EVIDENCE_EVENT = '"type":"coldchain.logger_imported"'
-_RECEIPT_FORM = '"form":"coldchain.receipt"'
 _REF_RE = re.compile(r"sha256:([0-9a-f]{64})")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -86,20 +84,34 @@ def sha256(data: bytes) -> str:
 def photo_refs(lines: list[str]) -> list[str]:
     """SHA-256 digests of the photos these event lines reference or carry, in first-seen order.
 
-    A record or amendment references a photo as ``"sha256:<hex>"``; a
-    ``photo.imported`` event carries one as its body's ``sha256``. The writer
-    ships exactly these, and an importer requires exactly these.
+    A record or amendment references a photo as ``"sha256:<hex>"``
+    (`wardcrf.evidence`); the events that carry a photo otherwise say so
+    through the extractors their feature registered (`wardcrf.carried`). The
+    writer ships exactly these, and an importer requires exactly these.
     """
+    found = carried.extractors(carried.PHOTO)
     seen: dict[str, None] = {}
     for line in lines:
         if "sha256:" in line:
             for m in _REF_RE.finditer(line):
                 seen.setdefault(m.group(1), None)
-        if '"type":"photo.imported"' in line:
-            digest = _dict(json.loads(line).get("body")).get("sha256")
-            if isinstance(digest, str) and _HEX64.match(digest):
-                seen.setdefault(digest, None)
+        for digest in _extracted(line, found):
+            seen.setdefault(digest, None)
     return list(seen)
+
+
+def _extracted(line: str, found: list[carried.Extractor]) -> dict[str, str]:
+    """{sha256: name} the extractors whose marker is in `line` find in its body (valid digests only)."""
+    hits = [x for x in found if x.marker in line]
+    if not hits:
+        return {}
+    body = _dict(json.loads(line).get("body"))
+    out: dict[str, str] = {}
+    for x in hits:
+        for digest, name in x.extract(body).items():
+            if isinstance(digest, str) and _HEX64.match(digest) and isinstance(name, str):
+                out.setdefault(digest, name)
+    return out
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -108,28 +120,24 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def evidence_refs(lines: list[str]) -> dict[str, str]:
-    """Logger files these event lines reference: SHA-256 -> the file's original name, first-seen order.
+    """Evidence files these event lines cite: SHA-256 -> the file's original name, first-seen order.
 
-    A cold-chain logger import (`coldchain.logger_imported`) names its file
-    in the body (``sha256``, ``name``); a shipment receipt record carries the
-    transit logger's file under ``data.logger``. The files themselves are
-    evidence kept by the importing site (``cc_evidence``), so a bundle ships
-    them beside the events that cite them and an importer requires them.
+    Which events cite a file (a logger import, a shipment receipt with its
+    transit logger's file) is known to the feature that owns them: it
+    registers an extractor (`wardcrf.carried`). The files are evidence kept
+    by the importing site, so a bundle ships them beside the events that cite
+    them and an importer requires them.
     """
+    found = carried.extractors(carried.FILE)
     seen: dict[str, str] = {}
     for line in lines:
-        if _EVIDENCE_EVENT not in line and _RECEIPT_FORM not in line:
-            continue
-        body = _dict(json.loads(line).get("body"))
-        found = body if _EVIDENCE_EVENT in line else _dict(_dict(body.get("data")).get("logger"))
-        digest, name = found.get("sha256"), found.get("name")
-        if isinstance(digest, str) and _HEX64.match(digest) and isinstance(name, str):
+        for digest, name in _extracted(line, found).items():
             seen.setdefault(digest, name)
     return seen
 
 
 def evidence_ext(name: str) -> str:
-    """The member extension for a logger file: its own, when short and plain, else ``bin``."""
+    """The member extension for an evidence file: its own, when short and plain, else ``bin``."""
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     return ext if re.fullmatch(r"[a-z0-9]{1,8}", ext) else "bin"
 

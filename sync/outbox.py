@@ -75,7 +75,7 @@ def plan(
         )
         for seq, prev, hash_, line in cursor:
             refs = bundle.photo_refs([line]) if "sha256" in line else []
-            logs = bundle.evidence_refs([line]) if "coldchain" in line else {}
+            logs = bundle.evidence_refs([line])
             add = len(line) + 1
             for digest in refs:
                 if digest not in photo_sizes:

@@ -1,47 +1,32 @@
 """The bridge to the photo store: originals out of it for bundles, into it from bundles.
 
 Photos travel as their original bytes named by SHA-256; the photo store
-(`wardcrf.photos.api`) keeps them encrypted and hash-checks every read.
+(`wardcrf.photos.originals`) keeps them encrypted and hash-checks every read.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from wardcrf.photos import originals
+from wardcrf.photos.validate import FORMATS, sniff
 
 from wardcrf.errors import Refused
 from wardcrf.store import Store
 
 
-def _api() -> Any:
-    try:
-        from wardcrf.photos import api
-    except ImportError:
-        return None
-    return api
-
-
 def load_original(store: Store, digest: str) -> tuple[str, bytes]:
     """(extension, original bytes) of a stored photo, hash-checked by the photo store."""
-    api = _api()
-    if api is None or not hasattr(api, "read_original"):
-        raise Refused(f"photo {digest} is referenced but this build has no photo store")
-    from wardcrf.photos.validate import FORMATS, sniff
-
-    data = api.read_original(store, digest)
+    data = originals.read_original(store, digest)
     fmt = sniff(bytes(data[:32]))
     if fmt is None or fmt not in FORMATS:
         raise Refused(f"photo {digest} is not JPEG, PNG or HEIC; bundles carry only those")
     # The member extension follows the bytes, as the photo store names them
-    # (`api.bundle_member`): jpg, png or heic, the names the importer whitelists.
+    # (`originals.bundle_member`): jpg, png or heic, the names the importer whitelists.
     return FORMATS[fmt], data
 
 
 def has_original(store: Store, digest: str) -> bool:
-    api = _api()
-    if api is None:
-        return False
     try:
-        api.read_original(store, digest)
+        originals.read_original(store, digest)
     except Exception:
         return False
     return True
@@ -54,11 +39,7 @@ def save_original(store: Store, digest: str, ext: str, data: bytes) -> None:
     member's name moments ago, so the photo store is told not to hash them
     again (it still checks their structure; every later read re-hashes them).
     """
-    api = _api()
-    fn = getattr(api, "store_original", None) if api is not None else None
-    if fn is None:
-        raise Refused(f"bundle carries photo {digest} but this build has no photo store")
-    fn(store, data, sha256=digest, hashed=True)
+    originals.store_original(store, data, sha256=digest, hashed=True)
 
 
 def archive_original(
@@ -78,11 +59,7 @@ def archive_original(
     photo store checks their structure and records the place
     (`wardcrf.photos.archive`). A photo held already is kept as it is.
     """
-    api = _api()
-    fn = getattr(api, "archive_original", None) if api is not None else None
-    if fn is None:
-        raise Refused(f"bundle carries photo {digest} but this build has no photo store")
-    fn(
+    originals.archive_original(
         store,
         data,
         sha256=digest,

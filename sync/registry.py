@@ -183,6 +183,15 @@ def hub(store: Store) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def hub_url(session: Session) -> str | None:
+    """The configured hub URL on a ward laptop, or None (no hub, no URL, or a hub's own database)."""
+    session.require("record.read", what="read the sync settings")
+    if own_site(session.store)[2] != "ward":
+        return None
+    h = hub(session.store)
+    return h["url"] if h and h["url"] else None
+
+
 def require_hub(store: Store) -> dict[str, Any]:
     h = hub(store)
     if h is None:
@@ -301,6 +310,8 @@ def answer_by_amendment(
     naming that amendment, together or not at all. Returns (amendment, answer)."""
     from wardcrf import workflow
 
+    session.require("record.amend", what="answer queries by an amendment")  # before reading the query
+
     q = query_target(session, query_id)
     if q["status"] == "closed":
         raise Refused(f"query {query_id} is closed")
@@ -354,6 +365,14 @@ def decisions_received(store: Store) -> list[dict[str, Any]]:
         row["detail"] = json.loads(row["detail"]) if row["detail"] else ""
         out.append(row)
     return out
+
+
+def decisions_from_hub(session: Session) -> list[dict[str, Any]]:
+    """`decisions_received` on a ward laptop, for a signed-in user; none on a hub's own database."""
+    session.require("record.read", what="read DSMG decisions")
+    if own_site(session.store)[2] != "ward":
+        return []
+    return decisions_received(session.store)
 
 
 def _concerns_here(store: Store, site: str) -> bool:

@@ -72,6 +72,7 @@ def export(
     disk) is refused with one line; bundles already written stay valid (each
     is whole or absent) and the rest go with the next export.
     """
+    session.require("sync.export", what="export sync bundles")  # before looking at the folder
     to_dir = Path(to_dir)
     if not to_dir.is_dir():
         raise UsageError(f"{to_dir} is not a directory (mount the USB stick or create the folder)")
@@ -169,6 +170,7 @@ def apply_hub_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "h
 
 def import_file(session: Session, path: Path) -> str:
     """`sync import FILE`: a hub bundle (.tar.age) or a receipt (.json), each with its .minisig."""
+    session.require("sync.export", what="import hub bundles and receipts")  # before reading the file
     path = Path(path)
     if path.name.endswith(".json"):
         try:

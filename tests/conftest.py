@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 import scratch_events  # noqa: F401  (the tests' own event types, declared for authority)
+from site_users import PASSWORD, ROLE_USERS
 
 from wardcrf import keyslots, users
 from wardcrf.site import Session, Site
-
-PASSWORD = "test-password-1"
-ROLE_USERS = ("clinician", "pharmacist", "investigator", "dsmg", "coordinator", "auditor")
 
 REAL_SCRYPT_N = keyslots.SCRYPT_N
 """The production cost, kept for the tests marked `real_kdf` (they check it)."""

@@ -24,8 +24,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlcipher3
+from typing import Any
 
 from . import behind, eventlog, sessionkeys
 from .clock import iso_utc, now_utc
@@ -34,7 +33,7 @@ from .keyslots import FILENAME as SLOTS_FILENAME
 from .keyslots import KeySlots
 from .rollback import FILENAME as ROLLBACK_COUNTER
 from .site import Session, Site
-from .store import DB_FILENAME, Store, translate_error
+from .store import DB_FILENAME, DatabaseError, Store, copy_encrypted, translate_error
 
 SUFFIX = ".wardbackup"
 
@@ -52,6 +51,14 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _without_drafts(copy: Any) -> None:
+    """Drafts never leave the laptop (wardcrf.drafts): the copy carries none,
+    and their pages are zeroed, not left in the file's free space."""
+    copy.execute("PRAGMA secure_delete = 1")
+    copy.execute("DELETE FROM drafts")
+    copy.execute("PRAGMA journal_mode = DELETE")
 
 
 def _verify_copy(db_file: Path, key: bytes) -> int:
@@ -115,17 +122,7 @@ def backup(session: Session, to_dir: Path) -> BackupResult:
         with tempfile.TemporaryDirectory(dir=to_dir, prefix=".wardcrf-backup-") as tmp:
             tmp_path = Path(tmp)
             copy = tmp_path / DB_FILENAME
-            target = sqlcipher3.connect(str(copy), isolation_level=None)
-            try:
-                target.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
-                session.store.conn.backup(target)
-                # Drafts never leave the laptop (wardcrf.drafts): the copy carries none,
-                # and their pages are zeroed, not left in the file's free space.
-                target.execute("PRAGMA secure_delete = 1")
-                target.execute("DELETE FROM drafts")
-                target.execute("PRAGMA journal_mode = DELETE")
-            finally:
-                target.close()
+            copy_encrypted(session.store, copy, key, _without_drafts)
             events = _verify_copy(copy, key)
             slots_copy = tmp_path / SLOTS_FILENAME
             shutil.copyfile(session.site.slots.path, slots_copy)
@@ -329,7 +326,7 @@ def _newer_elsewhere(
                 "SELECT line FROM events WHERE device = ? AND seq > ? ORDER BY seq", (device, head)
             )
         ]
-    except (StoreError, sqlcipher3.DatabaseError, ValueError):
+    except (StoreError, DatabaseError, ValueError):
         return None
     finally:
         store.close()

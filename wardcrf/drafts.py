@@ -34,9 +34,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import roles
 from .clock import iso_utc, now_utc
@@ -46,6 +47,8 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .site import Session
+
+T = TypeVar("T")
 
 FORMAT = 1
 """Layout of `drafts.fields`: a JSON object, field name -> value as typed."""
@@ -222,6 +225,19 @@ def discard(session: Session, form: str, *, context: str = "") -> bool:
 
 
 # -- admin ---------------------------------------------------------------------------------
+
+
+def closing(session: Session, form: str, context: str, save: Callable[[], T]) -> T:
+    """Run `save` (a service saving the form) and end the form's draft in the same transaction.
+
+    Either both happen or neither: a saved form never leaves its draft behind to be resumed and
+    saved twice, and a refused save keeps the draft.
+    """
+    session.require("draft.keep", what="keep drafts of forms")
+    with session.store.transaction():
+        result = save()
+        discard(session, form, context=context)
+    return result
 
 
 def listing(session: Session, *, user: str | None = None) -> list[DraftInfo]:

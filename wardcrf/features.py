@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from . import (
     audit,
     authority,
+    carried,
     eventlog,
     evidence,
     ingest,
@@ -87,9 +88,13 @@ class Registry:
         """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""
         status.register_today_source(fn)
 
-    def photo_resolver(self, fn: evidence.PhotoResolver) -> None:
-        """`fn(session, raw)` turns `@path`, a tray id or a reference into a stored photo's reference."""
-        evidence.set_photo_resolver(fn)
+    def photo_evidence(self, services: evidence.PhotoEvidence) -> None:
+        """The photo store's services the core calls (resolve, look, re-hash, a record's photos)."""
+        evidence.set_photo_evidence(services)
+
+    def carried_file(self, extractor: carried.Extractor) -> None:
+        """Which events cite files a sync bundle must carry beside them, and where (`sync/bundle.py`)."""
+        carried.add(extractor)
 
     def after_ingest(self, fn: ingest.AfterIngest) -> None:
         """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored."""

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .protocol import Field, _Reader
+    from .protocol import Field
+    from .protocol_file import _Reader
 
 
 @dataclass(frozen=True)

@@ -54,13 +54,12 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 
 if TYPE_CHECKING:
     from .protocol import Field, Protocol
-    from .store import Store
 
 MAX_LENGTH = 40
 """Characters in an id after normalisation (GS1 serial and batch numbers are at most 20)."""
@@ -262,15 +261,18 @@ def check(name: str | Kind, raw: object, rule: Rule | None = None) -> Checked:
     return (rule or builtin(name)).check(raw)
 
 
-def rule(source: Store | Protocol | None, name: str | Kind) -> Rule:
-    """The rule for a kind of id under a protocol (or a site's active protocol; none: built-in).
+def rule(proto: Protocol | None, name: str | Kind) -> Rule:
+    """The rule for a kind of id under a protocol (none: the built-in rule).
+
+    A site's rule, under its active protocol, is `protocol.id_rule(store, kind)`:
+    this module reads protocols it is given and never looks one up (the protocol
+    parser calls it to check the id formats a file declares).
 
     The protocol narrows a kind with the ``pattern`` and ``example`` of the
     field that captures it (``id = "kit"``, implied for the dose's
     ``kit_id`` and ``lot``); protocol validation ensures one format per kind.
     """
     k = kind(name)
-    proto = _protocol(source)
     if proto is None:
         return Rule(k)
     for form in proto.forms.values():
@@ -284,22 +286,6 @@ def field_rule(f: Field) -> Rule:
     """The rule of a protocol field that holds an id (`Field.id_kind`)."""
     assert f.id_kind, f"{f.name} is not an id field"
     return Rule(kind(f.id_kind), re.compile(f.pattern, re.IGNORECASE) if f.pattern else None, f.example)
-
-
-def _protocol(source: Any) -> Protocol | None:
-    if source is None:
-        return None
-    from .protocol import Protocol
-
-    if isinstance(source, Protocol):
-        return source
-    from . import protocol as protocols
-    from .errors import Refused
-
-    try:
-        return protocols.active(source)
-    except Refused:  # no protocol loaded on this site: the built-in rule
-        return None
 
 
 # -- scanner bursts -----------------------------------------------------------------------

@@ -26,7 +26,7 @@ def _size(n: int) -> str:
 
 
 def rows() -> list[Limit]:
-    from . import drafts, ids, protocol, text
+    from . import drafts, ids, protocol_file, text
     from .coding import files as coding_files
     from .coldchain import loggers
     from .photos import validate as photos
@@ -45,20 +45,20 @@ def rows() -> list[Limit]:
         Limit("sync.bundle.LIMITS.event_line_bytes", _size(LIMITS.event_line_bytes), "one event line"),
         Limit("sync.bundle.LIMITS.events", f"{LIMITS.events:,}", "event lines in one bundle"),
         Limit(
-            "protocol.MAX_FILE_BYTES",
-            _size(protocol.MAX_FILE_BYTES),
+            "protocol_file.MAX_FILE_BYTES",
+            _size(protocol_file.MAX_FILE_BYTES),
             "a protocol file, checked before it is read",
         ),
         Limit(
-            "protocol.MAX_NESTING", f"{protocol.MAX_NESTING}", "arrays and inline tables inside one another"
+            "protocol_file.MAX_NESTING", f"{protocol_file.MAX_NESTING}", "arrays and inline tables inside one another"
         ),
         Limit(
-            "protocol.MAX_LABEL_CHARS",
-            f"{protocol.MAX_LABEL_CHARS:,} characters",
+            "protocol_file.MAX_LABEL_CHARS",
+            f"{protocol_file.MAX_LABEL_CHARS:,} characters",
             "a protocol title or label",
         ),
         Limit(
-            "protocol.MAX_TEXT_CHARS", f"{protocol.MAX_TEXT_CHARS:,} characters", "any other protocol string"
+            "protocol_file.MAX_TEXT_CHARS", f"{protocol_file.MAX_TEXT_CHARS:,} characters", "any other protocol string"
         ),
         Limit(
             "text.MAX_ONE_LINE",

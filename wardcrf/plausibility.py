@@ -44,7 +44,8 @@ from . import evidence
 from .clock import zone
 
 if TYPE_CHECKING:
-    from .protocol import Form, Protocol, Schedule, _Reader
+    from .protocol import Form, Protocol, Schedule
+    from .protocol_file import _Reader
     from .store import Store
 
 RULES = ("duration_below", "future_time", "photo_reused")
@@ -169,7 +170,7 @@ def default_rules(
     forms: dict[str, Form], schedule: Schedule, product: dict[str, Any]
 ) -> tuple[WarningRule, ...]:
     """The built-in set, read with the same validation as a protocol's own (a problem here is a bug)."""
-    from .protocol import ProtocolFileError, _Reader
+    from .protocol_file import ProtocolFileError, _Reader
 
     r = _Reader("<built-in warnings>", DEFAULT_RULES)
     r.languages = ("en", "zh")
@@ -209,9 +210,7 @@ def _rule(
         "default_minutes",
         "reason",
     }
-    for key in spec:
-        if key not in known:
-            r.err((*p, key), f"unknown warning key (allowed: {', '.join(sorted(known))})")
+    r.only_keys(spec, known, p, "warning key")
     code = r.get(spec, "code", p, str, default="")
     if code and not _CODE_RE.fullmatch(code):
         r.err((*p, "code"), "warning codes are lower-case letters, digits and '_' (max 40)")
@@ -421,27 +420,6 @@ def _reused(rule: WarningRule, store: Store, values: dict[str, Any], record: str
                     _say(rule, (name,), field=name, photo=short, other=row[0], other_form=row[1] or "?")
                 )
     return out
-
-
-def check_record(
-    session: Any,
-    form: str,
-    values: dict[str, Any],
-    *,
-    record: str | None = None,
-) -> list[SoftWarning]:
-    """`evaluate` under the site's active protocol, now (for services outside the form workflow: the cold chain)."""
-    from . import protocol as protocols
-    from .clock import now_utc
-    from .errors import Refused
-
-    try:
-        proto = protocols.active(session.store)
-    except Refused:  # no protocol loaded: no declared warnings
-        return []
-    return evaluate(
-        session.store, proto, form, values, now=now_utc(), zone_name=session.ctx.zone, record=record
-    )
 
 
 def noted(form: str, warnings: list[SoftWarning], told: list[str]) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .protocol import Form, Text, _Reader
+    from .protocol import Form
+    from .protocol_file import Text, _Reader
 
 QUARTILES = ("hf5", "hf6", "hf7", "hf8", "hf9")
 PAIRED_TESTS = ("wilcoxon-exact", "wilcoxon-normal")
@@ -114,9 +115,7 @@ def parse(r: _Reader, data: dict[str, Any], forms: dict[str, Form]) -> AnalysisP
     t = r.table(data.get("analysis"), ("analysis",))
     p: tuple[str | int, ...] = ("analysis",)
     known = {"quartiles", "paired_test", "zero_differences", "baseline", "post_treatment", "endpoints"}
-    for key in t:
-        if key not in known:
-            r.err((*p, key), f"unknown key (allowed: {', '.join(sorted(known))})")
+    r.only_keys(t, known, p)
     quartiles = _choice(r, t, "quartiles", p, QUARTILES, "hf6")
     paired = _choice(r, t, "paired_test", p, PAIRED_TESTS, "wilcoxon-exact")
     zeros = _choice(r, t, "zero_differences", p, ZERO_METHODS, "wilcox")
@@ -177,9 +176,7 @@ def _window(r: _Reader, spec: Any, p: tuple[str | int, ...], default: Window) ->
         return default
     t = r.table(spec, p)
     known = {"timepoint", "relative_to", "days", "pick", "regimen_complete"}
-    for key in t:
-        if key not in known:
-            r.err((*p, key), f"unknown key (allowed: {', '.join(sorted(known))})")
+    r.only_keys(t, known, p)
     return Window(
         default.name,
         r.get(t, "timepoint", p, str, required=False, default=default.timepoint),
@@ -206,9 +203,7 @@ def _endpoint(
         "date_field",
         "evaluable",
     }
-    for key in t:
-        if key not in known:
-            r.err((*p, key), f"unknown key (allowed: {', '.join(sorted(known))})")
+    r.only_keys(t, known, p)
     form_name = r.get(t, "form", p, str, default="")
     field_name = r.get(t, "field", p, str, default="")
     form = forms.get(form_name)
@@ -261,9 +256,7 @@ def _endpoint(
 def _evaluable(r: _Reader, spec: Any, p: tuple[str | int, ...], form: Form) -> Evaluable | None:
     t = r.table(spec, p)
     known = {"field", "of", "rule", "max_missing"}
-    for key in t:
-        if key not in known:
-            r.err((*p, key), f"unknown key (allowed: {', '.join(sorted(known))})")
+    r.only_keys(t, known, p)
     name = r.get(t, "field", p, str, default="")
     fd = form.fields.get(name)
     if fd is None or fd.type != "integer":

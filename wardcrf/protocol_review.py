@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .protocol import Form, _Reader
+    from .protocol import Form
+    from .protocol_file import _Reader
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _KEYS = {

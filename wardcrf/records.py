@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class RecordState:
+class Record:
     """A record's current values, as the projection holds them."""
 
     event_id: str
@@ -48,7 +48,7 @@ class RecordState:
     version: int
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> RecordState:
+    def from_row(cls, row: dict[str, Any]) -> Record:
         return cls(
             event_id=row["event_id"],
             form=row["form"],
@@ -61,7 +61,7 @@ class RecordState:
         )
 
 
-FormHook = Callable[[Store, RecordState], None]
+FormHook = Callable[[Store, Record], None]
 _FORM_HOOKS: dict[str, list[FormHook]] = {}
 _RECORD_HOOKS: list[FormHook] = []
 
@@ -90,12 +90,12 @@ def record_hook(fn: FormHook) -> FormHook:
     return fn
 
 
-def load(store: Store, event_id: str) -> RecordState | None:
+def load(store: Store, event_id: str) -> Record | None:
     rows = store.rows("SELECT * FROM records WHERE event_id = ?", (event_id,))
-    return RecordState.from_row(rows[0]) if rows else None
+    return Record.from_row(rows[0]) if rows else None
 
 
-def load_for_amendment(store: Store, event_id: str) -> RecordState:
+def load_for_amendment(store: Store, event_id: str) -> Record:
     """The record an amendment corrects, or a refusal that says which event to name instead."""
     rec = load(store, event_id)
     if rec is not None:
@@ -110,13 +110,13 @@ def load_for_amendment(store: Store, event_id: str) -> RecordState:
     raise Refused(f"event {event_id} is a {event.type} event, not a form record; only records can be amended")
 
 
-def for_subject(store: Store, subject: str, form: str | None = None) -> list[RecordState]:
+def for_subject(store: Store, subject: str, form: str | None = None) -> list[Record]:
     sql = "SELECT * FROM records WHERE subject = ?"
     params: list[Any] = [subject]
     if form:
         sql += " AND form = ?"
         params.append(form)
-    return [RecordState.from_row(r) for r in store.rows(sql + " ORDER BY created_at, event_id", params)]
+    return [Record.from_row(r) for r in store.rows(sql + " ORDER BY created_at, event_id", params)]
 
 
 def submit(
@@ -192,7 +192,7 @@ def conflicts(store: Store) -> list[dict[str, Any]]:
     )
 
 
-def _run_hooks(store: Store, event_id: str, rec: RecordState | None = None) -> None:
+def _run_hooks(store: Store, event_id: str, rec: Record | None = None) -> None:
     """Run the form's hooks and the record hooks on the record's current state.
 
     `rec`, when the caller has just written the row, is that state (saves
@@ -236,7 +236,7 @@ def _submitted(store: Store, e: Event) -> None:
     # parsed from the stored JSON, so hooks never share the caller's dicts; a
     # replay's or a synced batch's events were parsed from their lines a moment
     # ago and are shared with no one (`bodies_owned`): not parsed a second time).
-    rec = RecordState(
+    rec = Record(
         event_id=e.id,
         form=e.body["form"],
         subject=e.subject,

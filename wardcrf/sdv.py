@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from .canonical import dumps
 from .errors import Refused, UsageError
 from .eventlog import Event
-from .records import RecordState, load_for_amendment
+from .records import Record, load_for_amendment
 from .store import Store
 
 if TYPE_CHECKING:
@@ -55,11 +55,11 @@ def value_hash(value: Any) -> str:
     return hashlib.sha256(dumps(value).encode("utf-8")).hexdigest()
 
 
-def _record(store: Store, record_id: str) -> RecordState:
+def _record(store: Store, record_id: str) -> Record:
     return load_for_amendment(store, record_id)
 
 
-def _sources(session: Session, rec: RecordState, given: list[str] | None) -> list[str]:
+def _sources(session: Session, rec: Record, given: list[str] | None) -> list[str]:
     """The photographs compared: those named, else the record's own; each must re-hash intact now."""
     from . import evidence as refs
 
@@ -88,11 +88,9 @@ def _sources(session: Session, rec: RecordState, given: list[str] | None) -> lis
                 f"record {rec.event_id} holds no photograph: name the source photograph you compared "
                 "it with (--source sha256:<hex> or a tray id)"
             )
-    from .photos import api
-
     for ref in chosen:
-        status, problem = api.hash_status(store, ref)
-        if status != api.INTACT:
+        status, problem, _data = refs.photos().checked_original(store, ref)
+        if status != refs.INTACT:
             raise Refused(f"source photograph {ref} is {status}: {problem}; nothing verified")
     return chosen
 
@@ -288,7 +286,7 @@ def _marks(store: Store, record_id: str) -> list[Mark]:
     ]
 
 
-def _field_order(store: Store, rec: RecordState) -> list[str]:
+def _field_order(store: Store, rec: Record) -> list[str]:
     from . import protocol
 
     try:

@@ -132,6 +132,12 @@ def for_subject(store: Store, subject: str) -> list[SignatureState]:
     return [_state(store, r) for r in rows]
 
 
+def of_subject(session: Session, subject: str) -> list[SignatureState]:
+    """`for_subject` for a signed-in user (the participant screen lists the signatures)."""
+    session.require("record.read", what="read signatures")
+    return for_subject(session.store, subject)
+
+
 def _state(store: Store, row: dict[str, Any]) -> SignatureState:
     try:
         current = content_hash(store, row["target_event"])

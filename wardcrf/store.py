@@ -19,7 +19,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,24 @@ def translate_error(exc: BaseException, path: Path | str) -> StoreError:
     if "unable to open" in low:
         return StoreError(f"cannot open {path}: check that the data directory exists and is writable")
     return StoreError(f"database error on {path}: {msg}")
+
+
+def copy_encrypted(
+    source: Store, path: Path, key: bytes, then: Callable[[sqlcipher3.Connection], None]
+) -> None:
+    """Copy an open database into a new file encrypted with `key` (SQLite's online backup, page by page).
+
+    A consistent copy while the site keeps working (`backup.py`); `then(copy)`
+    runs on the copy before it is closed (the backup strips what must not
+    leave the laptop). Kept here so this stays the one module using sqlcipher3.
+    """
+    target = sqlcipher3.connect(str(path), isolation_level=None)
+    try:
+        target.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        source.conn.backup(target)
+        then(target)
+    finally:
+        target.close()
 
 
 def connect(path: Path, key: bytes | None, *, readonly: bool = False) -> sqlcipher3.Connection:

@@ -29,6 +29,13 @@ def get(store: Store, username: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def own_language(session: Session) -> str | None:
+    """The language the signed-in user chose (`set_language`), or None."""
+    session.require("record.read", what="read user settings")
+    row = get(session.store, session.user)
+    return row["language"] if row else None
+
+
 def list_users(session: Session) -> list[dict[str, Any]]:
     session.require("record.read", what="list users")
     return session.store.rows(

@@ -99,14 +99,12 @@ class ChartScreen(Screen[None]):
     def load(self) -> None:
         span = WINDOWS[self.window][1]
         try:
-            status = self.ward.call(lambda s: reports.unit_status(s.store))
+            status = self.ward.call(reports.units)
             self.units = [u["unit"] for u in status] or [self.unit]
             unit = next((u for u in status if u["unit"] == self.unit), None)
             last = unit["last_reading"]["t"] if unit and unit["last_reading"] else None
             since = None if span is None or last is None else last - span
-            data = self.ward.call(
-                lambda s: reports.unit_readings(s.store, self.unit, since=since, until=last)
-            )
+            data = self.ward.call(reports.readings, self.unit, since=since, until=last)
         except Exception as exc:
             self.app.call_from_thread(self._failed, message_of(exc))
             return

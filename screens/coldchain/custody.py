@@ -23,7 +23,6 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
-from wardcrf import ids
 from wardcrf.clock import now_utc
 from wardcrf.coldchain import custody, reports
 from wardcrf.errors import WardError
@@ -38,32 +37,6 @@ from .shared import local_epoch, local_time
 
 INDENT = "\u00a0\u00a0"
 """Indentation that survives rendering (leading plain spaces are dropped when a line wraps)."""
-
-
-def kit_report(session: Any, key: str, now: int) -> list[dict[str, Any]]:
-    """Each kit's chain and its dose problems at `now` (a lot number gives every kit of the lot)."""
-    key = ids.normalise(ids.KIT, key)
-    out = []
-    for chain in reports.custody_of(session, key):
-        problems = custody.dose_problems(session.store, chain.kit, now) if chain.lot else chain.problems
-        out.append(
-            {"chain": chain, "dose_problems": problems, "current": _current_stay(session, chain.kit, now)}
-        )
-    return out
-
-
-def _current_stay(session: Any, kit: str, now: int) -> dict[str, Any] | None:
-    """Where the kit is now and, in a unit, the temperatures logged since it arrived.
-
-    The chain itself (as `coldchain custody` prints it) judges closed stays
-    only; the stay still running is shown here, and judged by the dose gate.
-    """
-    store = session.store
-    last = custody.last_step(store, kit)
-    if last is None or store.one("SELECT 1 FROM cc_thaws WHERE kit_id = ?", (kit,)):
-        return None
-    temps = custody.temperatures(store, last["to_location"], last["at"], now)
-    return {"location": last["to_location"], "since": last["at"], "temperatures": temps}
 
 
 class CustodyScreen(Screen[None]):
@@ -143,7 +116,7 @@ class CustodyScreen(Screen[None]):
     def load(self, raw: str) -> None:
         now = int(now_utc().timestamp())
         try:
-            report = self.ward.call(kit_report, raw, now)
+            report = self.ward.call(reports.kit_report, raw, now)
         except WardError as exc:
             self.app.call_from_thread(self._failed, message_of(exc))
             return

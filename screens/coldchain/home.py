@@ -117,9 +117,9 @@ class ColdChainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="cc-home")
     def load(self) -> None:
         try:
-            units = self.ward.call(lambda s: reports.unit_status(s.store))
-            kits = self.ward.call(lambda s: reports.kit_states(s.store))
-            pending = self.ward.call(lambda s: reports.pending_signatures(s.store))
+            units = self.ward.call(reports.units)
+            kits = self.ward.call(reports.kits)
+            pending = self.ward.call(reports.awaiting_signatures)
         except Exception as exc:
             self.app.call_from_thread(self._say, message_of(exc))
             return

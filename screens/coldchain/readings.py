@@ -158,7 +158,7 @@ class ReadingsScreen(UnsavedWork):
     @work(thread=True, exclusive=True, group="cc-units")
     def load_units(self) -> None:
         try:
-            units = self.ward.call(lambda s: reports.unit_status(s.store))
+            units = self.ward.call(reports.units)
         except Exception as exc:
             self.app.call_from_thread(self._say, message_of(exc), True)
             return

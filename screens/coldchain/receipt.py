@@ -57,7 +57,7 @@ class ReceiptScreen(TransferScreen):
     def defaults(self) -> dict[str, Any]:
         # The site's one storage unit, else blank: the person names the place (never a silent
         # "pharmacy", which starts a custody clock nobody knows about; issue 14, finding 7).
-        default_to = self.ward.call(lambda s: services.default_receipt_location(s.store))
+        default_to = self.ward.call(services.receipt_default)
         return {
             "at": now_text(self.ward),
             "to": default_to or "",
@@ -73,7 +73,7 @@ class ReceiptScreen(TransferScreen):
 
     @work(thread=True, exclusive=True, group="cc-lot")
     def look_up_lot(self, lot: str) -> None:
-        info = self.ward.call(lambda s: services.lot_info(s.store, lot))
+        info = self.ward.call(services.registered_lot, lot)
         if info:
             self.app.call_from_thread(self._lot_known, info)
 

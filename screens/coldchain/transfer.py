@@ -25,7 +25,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Select, Static
 
-from wardcrf import ids
+from wardcrf import ids, protocol
 from wardcrf.coldchain import services
 from wardcrf.errors import Refused, WardError
 
@@ -108,7 +108,7 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
         self.saving = False
         self.restore_focus = focus
         """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
-        self.kit_rule = ward.call(lambda s: ids.rule(s.store, ids.KIT))
+        self.kit_rule = ward.call(protocol.id_rule_for, ids.KIT)
         """The site's kit id rule (the protocol's format, if it declares one): each scan is checked at once."""
 
     def defaults(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.widgets import Input
 
-from wardcrf.coldchain import config, services
+from wardcrf.coldchain import config, reports, services
 
 from ..i18n import t
 from ..ward import Ward
@@ -68,17 +68,8 @@ class UnitScreen(TransferScreen):
 
     @work(thread=True, exclusive=True, group="cc-unit-defaults")
     def load_defaults(self) -> None:
-        def read(s: Any) -> dict[str, Any]:
-            lim = config.limits(s.store)
-            return {
-                "low": lim.low_c,
-                "high": lim.high_c,
-                "target": lim.target_c,
-                "zone": config.site_zone(s.store),
-            }
-
         try:
-            found = self.ward.call(read)
+            found = self.ward.call(reports.unit_defaults)
         except Exception:  # the placeholders are a courtesy; the service applies the defaults anyway
             return
         self.app.call_from_thread(self._defaults_loaded, found)

@@ -32,7 +32,7 @@ The guarantee, by construction rather than by timing:
 Every flow this must hold for (CT grid, vitals form, dose wizard, receipt
 with a scanner burst, login) is tested with all keys posted before the app
 looks at the first (tests/tui/test_typeahead.py), and in the real app in
-tmux with both cores busy (tests/tui/test_typeahead_tmux.py).
+tmux with both cores busy (tests/e2e/test_typeahead_tmux.py).
 """
 
 from __future__ import annotations

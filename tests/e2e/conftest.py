@@ -2,7 +2,7 @@
 
 They seed their sites with the TUI tests' helpers (tests/tui: `tui_helpers`, `dose_support`) under the
 TUI tests' fixed clock and template site, so this folder uses tests/tui/conftest.py's fixtures: its
-autouse clock and cursor, and the template site that `site` and `_dose_template` copy.
+autouse clock and cursor, the template site that `site` copies, and the dose-ward template.
 """
 
 from __future__ import annotations
@@ -28,3 +28,4 @@ _tui = _tui_conftest()
 _fixed_clock = _tui._fixed_clock
 _steady_cursor = _tui._steady_cursor
 _template_site = _tui._template_site
+_dose_template = _tui._dose_template

@@ -25,12 +25,10 @@ import time
 from pathlib import Path
 
 import pytest
-from dose_support import _dose_template
 from tui_helpers import PASSWORD
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
 
-__all__ = ["_dose_template"]
 
 RUNS = 30
 FAKE_NOW = "2020-03-16T01:00:00Z"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dash_support import _busy_template, busy_site
+from dose_support import _dose_template, dose_app, dose_site
 from wardcrf.screens import i18n
 from wardcrf.screens.app import WardApp, make_app
 from wardcrf.screens.ward import Ward
@@ -13,6 +15,11 @@ from wardcrf.site import Site
 
 FAKE_NOW = "2020-03-16T01:00:00Z"  # 09:00 in Asia/Shanghai
 PASSWORD = "test-password-1"
+
+# The dose-ward (dose_support) and busy-ward (dash_support) sites are session templates copied per
+# test. They are registered here once: a session fixture imported into a test module is that
+# module's own, so every importing file built its template again.
+__all__ = ["_busy_template", "_dose_template", "busy_site", "dose_app", "dose_site"]
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Input, Static
 from tui_helpers import PASSWORD, page_photo, settle
-from wardcrf.photos import api
+from wardcrf.photos import audit as photo_audit
+from wardcrf.photos import importing
 from wardcrf.screens.audit_screen import AuditScreen
 from wardcrf.screens.photo_view import PhotoImage, PhotoScreen
 
@@ -145,8 +146,8 @@ def test_event_photos_for_an_imported_photo_and_unknown_event(session_for, tmp_p
     from wardcrf.errors import Refused
 
     s = session_for("clinician")
-    info = api.import_photo(s, Path(page_photo(tmp_path / "x.jpg")[1:]))
-    (checked,) = api.event_photos(session_for("auditor"), info.imported_event)
+    info = importing.import_photo(s, Path(page_photo(tmp_path / "x.jpg")[1:]))
+    (checked,) = photo_audit.event_photos(session_for("auditor"), info.imported_event)
     assert (checked.sha256, checked.status, checked.field, checked.size) == (
         info.sha256,
         "intact",
@@ -154,4 +155,4 @@ def test_event_photos_for_an_imported_photo_and_unknown_event(session_for, tmp_p
         info.size,
     )
     with pytest.raises(Refused, match="unknown event"):
-        api.event_photos(session_for("auditor"), "nope")
+        photo_audit.event_photos(session_for("auditor"), "nope")

@@ -7,14 +7,12 @@ the tables show on a ward with something in every panel (`dash_support`).
 from __future__ import annotations
 
 import pytest
-from dash_support import P1, P2, _busy_template, busy_site
+from dash_support import P1, P2
 from textual.widgets import DataTable, Static
 from tui_helpers import settle
 from wardcrf.screens.dashboard import DashboardScreen, span
 
 from wardcrf.errors import PermissionDenied
-
-__all__ = ["_busy_template", "busy_site"]
 
 
 @pytest.fixture

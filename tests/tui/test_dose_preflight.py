@@ -9,15 +9,13 @@ marked fields first" it stayed where it was.
 
 from __future__ import annotations
 
-from dose_support import P1, P2, _dose_template, dose_app, dose_site
+from dose_support import P1, P2
 from textual.widgets import Input, Static
 from tui_helpers import PASSWORD, burst, settle
 from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.participant import ParticipantScreen
 
 from wardcrf.workflow import dose_visit
-
-__all__ = ["_dose_template", "dose_app", "dose_site"]
 
 
 def _text(app, selector: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dose_support import P1, P2, _dose_template, dose_app, dose_site
+from dose_support import P1, P2
 from textual.widgets import Input, SelectionList, Static
 from tui_helpers import PASSWORD, settle
 from wardcrf.screens.dialogs.reason import ReasonDialog
@@ -13,8 +13,6 @@ from wardcrf.screens.participant import ParticipantScreen
 from wardcrf.screens.vitals_chart import VitalsChart
 
 from wardcrf import records, workflow
-
-__all__ = ["_dose_template", "dose_app", "dose_site"]
 
 
 def _text(app, selector: str) -> str:

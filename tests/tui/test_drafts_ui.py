@@ -9,7 +9,7 @@ value back where it was.
 
 from __future__ import annotations
 
-from dose_support import P1, _dose_template, dose_app, dose_site
+from dose_support import P1
 from textual.widgets import Input, Static
 from tui_helpers import PASSWORD, burst, enroll, settle
 from wardcrf.screens.dashboard import DashboardScreen
@@ -21,8 +21,6 @@ from wardcrf.screens.lock import LockScreen
 from wardcrf.screens.participant import ParticipantScreen
 
 from wardcrf import drafts, records
-
-__all__ = ["_dose_template", "dose_app", "dose_site"]
 
 
 def _draft(site, user: str, form: str, context: str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dose_support import P1, P2, _dose_template, dose_app, dose_site
+from dose_support import P1, P2
 from textual.widgets import DataTable, Static
 from tui_helpers import PASSWORD, burst, settle
 from wardcrf.screens.coldchain.home import ColdChainScreen
@@ -10,8 +10,6 @@ from wardcrf.screens.dashboard import DashboardScreen
 from wardcrf.screens.participant import ParticipantScreen
 
 from wardcrf import workflow
-
-__all__ = ["_dose_template", "dose_app", "dose_site"]
 
 
 def _message(app) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dose_support import P1, P2, _dose_template, dose_app, dose_site
+from dose_support import P1, P2
 from test_dose_wizard import _open, _scan, _text
 from tui_helpers import PASSWORD
 
 from wardcrf import workflow
-
-__all__ = ["_dose_template", "dose_app", "dose_site"]
 
 
 async def test_a_kit_given_in_lower_case_is_refused_at_the_scan_for_another_participant(dose_app, dose_site):

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import pytest
 from cc_helpers import cold_chain_site
-from dash_support import _busy_template, busy_site
 from tui_helpers import PASSWORD, burst, screen_text, settle
 from wardcrf.screens.i18n import t
-
-__all__ = ["_busy_template", "busy_site"]
 
 
 def _row(text: str, start: str) -> str:

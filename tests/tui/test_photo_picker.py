@@ -10,7 +10,9 @@ from pathlib import Path
 from rich.console import Console
 from textual.widgets import DataTable, Input, Select, Static
 from tui_helpers import PASSWORD, settle
-from wardcrf.photos import api
+from wardcrf.photos import audit as photo_audit
+from wardcrf.photos import importing
+from wardcrf.photos import tray as photo_tray
 from wardcrf.screens.form_screen import FormScreen, split_photo_items
 from wardcrf.screens.participant import ParticipantScreen
 from wardcrf.screens.photo_picker import PhotoPicker, PhotoTree
@@ -36,7 +38,7 @@ def page(path: Path, text: str, colour: str = "white", mtime: int = T0) -> Path:
 
 
 def fill_tray(site) -> Path:
-    tray = api.tray_folder(site.data_dir)
+    tray = photo_tray.tray_folder(site.data_dir)
     page(tray / "page1.jpg", "page 1", mtime=T0)
     page(tray / "page2.jpg", "page 2", "lightyellow", mtime=T0 + 3600)
     bad = tray / "bad.jpg"
@@ -76,7 +78,7 @@ async def _open_consent_picker(pilot) -> tuple[FormScreen, PhotoPicker]:
 
 async def test_tray_lists_new_image_files_newest_first(app_for, site, session_for):
     tray = fill_tray(site)
-    api.import_photo(session_for("clinician"), tray / "page1.jpg")  # imported before: marked
+    importing.import_photo(session_for("clinician"), tray / "page1.jpg")  # imported before: marked
     app = app_for("clinician")
     async with app.run_test(size=(100, 30)) as pilot:
         _, picker = await _open_consent_picker(pilot)
@@ -165,7 +167,7 @@ async def test_consent_saved_with_the_photos_bound(app_for, site, session_for):
         "sha256:" + hashlib.sha256((tray / n).read_bytes()).hexdigest() for n in ("page2.jpg", "page1.jpg")
     ]
     assert consent.data["photos"] == expected
-    bound = api.record_photos(s, consent.event_id)
+    bound = photo_audit.record_photos(s, consent.event_id)
     assert sorted(p.ref for p in bound) == sorted(expected) and all(p.hash_ok for p in bound)
 
 

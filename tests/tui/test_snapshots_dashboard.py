@@ -9,10 +9,7 @@ each table to measure its rows before the picture is taken.
 from __future__ import annotations
 
 import pytest
-from dash_support import _busy_template, busy_site
 from tui_helpers import settle
-
-__all__ = ["_busy_template", "busy_site"]
 
 SIZES = [(80, 24), (120, 40)]
 

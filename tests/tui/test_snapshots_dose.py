@@ -9,11 +9,9 @@ and review the SVGs before committing.
 from __future__ import annotations
 
 import pytest
-from dose_support import P1, P2, _dose_template, dose_app, dose_site
+from dose_support import P1, P2
 from tui_helpers import PASSWORD, settle
 from wardcrf.screens.participant import ParticipantScreen
-
-__all__ = ["_dose_template", "dose_app", "dose_site"]
 
 SIZES = [(80, 24), (120, 40)]
 

@@ -11,7 +11,7 @@ password went into the user field.
 from __future__ import annotations
 
 import pytest
-from dose_support import P1, _dose_template, dose_app, dose_site
+from dose_support import P1
 from textual.widgets import Input, Static
 from tui_helpers import PASSWORD, burst, enroll, settle
 from wardcrf.screens.coldchain.receipt import ReceiptScreen
@@ -23,8 +23,6 @@ from wardcrf.screens.widgets.entry_list import EntryList
 
 from wardcrf import records, workflow
 from wardcrf.workflow.clinical import CT_SEGMENTS
-
-__all__ = ["_dose_template", "dose_app", "dose_site"]
 
 MODES = ["press", "burst"]
 

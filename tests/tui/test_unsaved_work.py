@@ -10,7 +10,7 @@ asks "Quit? y/N" (No unless `y`): a slip on ctrl+q ends nothing.
 from __future__ import annotations
 
 import pytest
-from dose_support import P1, _dose_template, dose_app, dose_site
+from dose_support import P1
 from textual.widgets import Input
 from tui_helpers import PASSWORD, burst, enroll, settle
 from wardcrf.screens.coldchain.receipt import ReceiptScreen
@@ -22,8 +22,6 @@ from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.participant import ParticipantScreen
 
 from wardcrf import drafts
-
-__all__ = ["_dose_template", "dose_app", "dose_site"]
 
 
 async def _vitals(pilot, pid: str) -> FormScreen:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from wf_support import PASSWORD, _wf_template, make_ward
+from wf_support import PASSWORD, make_ward
 from wf_support import site as site  # the workflow template site: a protocol, users of every role
 
 from wardcrf import protocol, signatures, workflow
@@ -20,7 +20,6 @@ from wardcrf.errors import AuthError, Refused, UsageError
 from wardcrf.protocol import ProtocolFileError
 from wardcrf.reports import audit_review as rev
 
-__all__ = ["_wf_template"]
 DAY = "2026-03-16"
 MORNING = "2026-03-16T03:00:00Z"  # 11:00 at the ward (Asia/Shanghai)
 

@@ -56,11 +56,11 @@ def genuine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         s.close()
     c = open_(w, "coord")
     try:
-        from wardcrf.photos import api as photos
+        from wardcrf.photos import importing
 
         # A photo, so the genuine bundle carries a photos/ member as real ones do.
         (root / "p.png").write_bytes(png_bytes(seed=3, size=(32, 24)))
-        photos.import_photo(c, root / "p.png")
+        importing.import_photo(c, root / "p.png")
     finally:
         c.close()
     add_notes(w, 3)

@@ -16,11 +16,9 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import TZ, Ward, _copy_site, _wf_sentinel_template, _wf_template, make_ward, today
+from wf_support import TZ, Ward, _copy_site, make_ward, today
 
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 REPO = Path(__file__).resolve().parents[2]
 P1 = "WUH01-001"

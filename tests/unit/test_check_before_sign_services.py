@@ -14,14 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, _copy_site, _wf_sentinel_template, _wf_template, make_ward, photo_file
+from wf_support import PASSWORD, _copy_site, make_ward, photo_file
 
 from wardcrf import workflow
 from wardcrf.cli import form_cmds
 from wardcrf.errors import Refused, ValidationFailed
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 
 class Asked:
@@ -112,7 +110,7 @@ def test_cli_consent_with_a_non_image_photo_refused_before_any_signature_is_aske
 
 
 def test_signoff_preflight_names_the_missing_ae_forms_before_the_password(session_for, tmp_path):
-    from test_qa_dose_followups import P1, _ae, _checked
+    from test_workflow_dosing import P1, _ae, _checked
 
     ward = make_ward(session_for, tmp_path)
     _checked(ward, "fever")  # a prespecified event reported after dose 1, no AE form yet

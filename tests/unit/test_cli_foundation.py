@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 import typer.main
 from conftest import PASSWORD
 
@@ -22,16 +23,38 @@ def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
             yield from _all_commands(cmd, (*prefix, name))
 
 
-def test_every_command_and_option_has_help():
+# Commands the features' own tests named when each checked its part of the tree (cold chain,
+# photos, the workflow); the walk below covers them with every other command.
+NAMED = [
+    *[("coldchain", c) for c in ("add-unit", "add-lot", "receive", "handover", "sign", "import-logger")],
+    *[("coldchain", c) for c in ("reading", "thaw", "disposition", "custody", "excursions", "status")],
+    ("audit", "handovers"),
+    ("photo",),
+    *[("photo", c) for c in ("import", "list", "info", "show", "export", "verify", "record")],
+    ("form",), ("form", "list"), ("form", "show"), ("submit",), ("amend",), ("participant",),
+    ("participant", "list"), ("participant", "show"), ("today",), ("protocol", "load"),
+    ("protocol", "show"), ("demo",),
+]  # fmt: skip
+
+
+def test_every_command_and_option_has_help_and_shows_it(cli):
+    """One walk of the whole command tree: every group and command says what it does, every option
+    has a help line, and `wardcrf ... --help` prints a usage with it (exit 0)."""
     root = typer.main.get_command(app)
+    walked = dict(_all_commands(root))
+    assert set(NAMED) <= set(walked), sorted(set(NAMED) - set(walked))
     missing = []
-    for path, cmd in _all_commands(root):
+    for path, cmd in walked.items():
         if not (cmd.help or "").strip():
             missing.append(" ".join(path))
         for p in cmd.params:
             if isinstance(p, click.Option) and not (p.help or "").strip():
                 missing.append(f"{' '.join(path)} {p.opts[0]}")
+        r = cli(*path, "--help")
+        if not (r.code == 0 and "Usage" in r.out and len(r.out) > 100):
+            missing.append(f"{' '.join(path)} --help: exit {r.code}, {r.out[:80]!r}")
     assert missing == []
+    assert "signature" in cli("audit", "handovers", "--help").out
 
 
 def test_help_and_version(cli):
@@ -41,6 +64,10 @@ def test_help_and_version(cli):
     assert r.code == 0
     r = cli("--version")
     assert r.code == 0 and r.out.startswith("wardcrf ")
+    r = cli("user", "--help")
+    assert r.code == 0 and "deactivate" in r.out
+    r = cli("user")  # no_args_is_help: the help, and no empty error line
+    assert "deactivate" in r.out and "error" not in r.err
 
 
 def test_wrong_password_is_one_line_exit_2(cli):
@@ -249,3 +276,77 @@ def test_entry_point_runs_as_a_process(tmp_path):
         text=True,
     )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+# -- a data directory that is a file -----------------------------------------------------------------
+# e.g. the database itself: named as such, with the folder to pass.
+
+
+def test_data_dir_pointing_at_the_database_file_says_to_pass_its_folder(cli, site):
+    r = cli("participant", "list", env={"WARDCRF_DATA_DIR": str(site.data_dir / "wardcrf.db")})
+    assert r.code == 2
+    assert "is a file, not a data directory; pass the folder that holds wardcrf.db" in r.err
+
+
+def test_missing_data_dir_still_says_it_does_not_exist(cli, tmp_path):
+    r = cli("participant", "list", env={"WARDCRF_DATA_DIR": str(tmp_path / "nowhere")}, password=PASSWORD)
+    assert r.code == 2
+    assert "does not exist" in r.err
+
+
+# -- usage errors ------------------------------------------------------------------------------------
+# Argument-parsing errors are one line on stderr naming the help, exit 2 (not a boxed panel).
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("user", "deactivate", "clinician"), "Missing option '--reason'"),
+        (("submitt", "vitals"), "No such command 'submitt'"),
+        (("db", "backup", "--too", "/tmp"), "No such option: --too"),
+        (("participant", "show"), "Missing argument"),
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_help(cli, args, needle):
+    r = cli(*args)
+    assert r.code == 2
+    assert r.out == ""
+    assert r.err.count("\n") == 1, r.err
+    assert r.err.startswith("wardcrf: error: ") and needle in r.err
+    assert "--help" in r.err
+
+
+# -- user add/passwd check permission, name and role before asking a password ------------------------
+# Without WARDCRF_NEW_PASSWORD (and no terminal) the password cannot be asked for: a refusal
+# that comes first proves the order.
+
+
+def test_auditor_adding_a_user_is_refused_before_any_password(cli):
+    r = cli("user", "add", "bob", "--role", "clinician", user="auditor")
+    assert r.code == 1
+    assert "role auditor may not add users" in r.err
+
+
+def test_misspelt_role_is_named_before_any_password(cli):
+    r = cli("user", "add", "bob", "--role", "clinican")
+    assert r.code == 2
+    assert "unknown role 'clinican'" in r.err
+
+
+def test_taken_name_is_refused_before_any_password(cli):
+    r = cli("user", "add", "clinician", "--role", "clinician")
+    assert r.code == 1
+    assert "already taken" in r.err
+
+
+def test_clinician_changing_another_password_is_refused_before_any_password(cli):
+    r = cli("user", "passwd", "admin", user="clinician")
+    assert r.code == 1
+    assert "may not change another user's password" in r.err
+
+
+def test_admin_adds_a_user_with_a_password(cli):
+    r = cli("user", "add", "bob", "--role", "clinician", env={"WARDCRF_NEW_PASSWORD": "bob-password-1"})
+    assert r.code == 0, r.err
+    r = cli("user", "passwd", env={"WARDCRF_NEW_PASSWORD": "admin-password-2"})
+    assert r.code == 0, r.err

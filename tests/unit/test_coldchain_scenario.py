@@ -11,8 +11,6 @@ import pytest
 from wardcrf.coldchain import custody, reports, scenario, services
 from wardcrf.errors import Refused
 
-pytest.importorskip("wardcrf.photos.api")
-
 PW = "test-password-1"
 SIGNERS = {u: PW for u in ("pharmacist", "investigator", "clinician")}
 TZ = ZoneInfo("Asia/Shanghai")

@@ -6,24 +6,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import (
-    PASSWORD,
-    TZ,
-    Ward,
-    _copy_site,
-    _wf_sentinel_template,
-    _wf_template,
-    at,
-    make_ward,
-    today,
-)
+from wf_support import PASSWORD, TZ, Ward, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, records, workflow
 from wardcrf.errors import PermissionDenied, Refused
 from wardcrf.site import Site
 from wardcrf.workflow import dose_visit, vitals_series
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 

@@ -6,14 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, Ward, _copy_site, _wf_sentinel_template, _wf_template, at, make_ward, today
+from wf_support import PASSWORD, Ward, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, protocol, signatures
 from wardcrf.errors import AuthError, PermissionDenied, ValidationFailed
 from wardcrf.site import Site
 from wardcrf.workflow import dsmg, safety
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 

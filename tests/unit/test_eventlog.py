@@ -1,4 +1,4 @@
-"""The audit trail: canonical lines, hash chains, append-only, tamper detection."""
+"""The audit trail: canonical lines, hash chains, append-only (one append, also in batches), amendments, tamper detection."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import sqlcipher3
 from conftest import PASSWORD
 from insider import raw_key
 
-from wardcrf import audit, canonical, eventlog, projections, records, signatures
+from wardcrf import audit, canonical, eventlog, projections, records, signatures, users
 from wardcrf.clock import HLC
-from wardcrf.errors import Refused, UsageError
+from wardcrf.errors import Refused, StoreError, UsageError
 from wardcrf.store import db_path
 
 
@@ -242,3 +242,126 @@ def test_subject_signature_covers_a_whole_casebook(session_for):
     assert all(s.valid for s in signatures.for_subject(inv.store, "participant:WUH01-002"))
     records.submit(clin, "vitals", {"temp": 37.9}, subject="participant:WUH01-002")
     assert not any(s.valid for s in signatures.for_subject(inv.store, "participant:WUH01-002"))
+
+
+# -- amending: which event to name -------------------------------------------------------------------
+# Amending an amendment, or an event that is not a form record, says which event may be amended.
+
+
+@pytest.fixture
+def note(admin):
+    # a plain record through the core API (no protocol form needed)
+    return records.submit(admin, "note", {"text": "first"}, subject="site:x")
+
+
+def test_amending_the_original_record_works(session_for, note):
+    am = records.amend(session_for("clinician"), note.id, {"text": "second"}, "typo")
+    assert am.amends == note.id
+
+
+def test_amending_an_amendment_names_the_original(session_for, note):
+    clinician = session_for("clinician")
+    am = records.amend(clinician, note.id, {"text": "second"}, "typo")
+    with pytest.raises(
+        Refused, match=rf"{am.id} is an amendment of {note.id}; amend the original record {note.id}"
+    ):
+        records.amend(clinician, am.id, {"text": "third"}, "again")
+
+
+def test_amending_a_non_record_event_says_only_records_can_be(admin):
+    ev = users.add_user(admin, "bob", "Bob", "clinician", "bob-password-1")
+    with pytest.raises(
+        Refused, match=r"is a user.added event, not a form record; only records can be amended"
+    ):
+        records.amend(admin, ev.id, {"role": "admin"}, "promote")
+
+
+# -- appending in a batch ----------------------------------------------------------------------------
+# Inside a batch, an event type without projectors is appended without its own savepoint (one INSERT
+# is all or nothing); an event whose projector refuses still rolls back alone. Either way a failed
+# event leaves the chain as it was, the batch can go on, and the committed log verifies.
+
+
+def _savepoints(store, monkeypatch) -> list[str]:
+    seen: list[str] = []
+    real = store.conn
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            if sql.startswith("SAVEPOINT"):
+                seen.append(sql)
+            return real.execute(sql, *args)
+
+    monkeypatch.setattr(store, "conn", Spy())
+    return seen
+
+
+def test_projectorless_events_in_a_batch_take_no_savepoint(admin, monkeypatch):
+    seen = _savepoints(admin.store, monkeypatch)
+    with admin.store.transaction():
+        for i in range(5):
+            admin.append(type="qa.note", subject="site:WUH01", body={"i": i})
+    assert seen == []
+    # an event type with projectors still gets its savepoint
+    with admin.store.transaction():
+        admin.append(
+            type="user.language_set", subject="user:admin", body={"username": "admin", "language": "zh"}
+        )
+    assert len(seen) == 1
+
+
+def test_a_failed_insert_in_a_batch_leaves_the_chain_as_it_was(admin, monkeypatch):
+    store = admin.store
+    before = eventlog.count(store)
+    real = store.execute
+    fail = {"left": 1}
+
+    def flaky(sql, params=()):
+        if sql.startswith("INSERT INTO events") and fail["left"]:
+            fail["left"] -= 1
+            raise StoreError("disk full: simulated")
+        return real(sql, params)
+
+    with store.transaction():
+        first = admin.append(type="qa.note", subject="site:WUH01", body={"i": 1}).event
+        monkeypatch.setattr(store, "execute", flaky)
+        with pytest.raises(StoreError):
+            admin.append(type="qa.note", subject="site:WUH01", body={"i": 2})
+        monkeypatch.setattr(store, "execute", real)
+        third = admin.append(type="qa.note", subject="site:WUH01", body={"i": 3}).event
+    assert third.seq == first.seq + 1 and third.prev == first.hash
+    assert eventlog.count(store) == before + 2
+    n, problems = eventlog.verify_chains(store)
+    assert n == before + 2 and problems == []
+
+
+def test_a_refused_projector_in_a_batch_undoes_only_its_event(session_for):
+    admin = session_for("clinician")
+    store = admin.store
+    before = eventlog.count(store)
+    with store.transaction():
+        first = admin.append(type="qa.note", subject="site:WUH01", body={"i": 1}).event
+        with pytest.raises(Refused, match="names unknown record"):
+            admin.append(
+                type="record.amended", subject=None, body={"form": "x", "changes": {}}, amends="nope-1"
+            )
+        last = admin.append(type="qa.note", subject="site:WUH01", body={"i": 2}).event
+    assert last.seq == first.seq + 1 and last.prev == first.hash
+    assert eventlog.count(store) == before + 2
+    assert eventlog.verify_chains(store)[1] == []
+
+
+def test_a_rolled_back_batch_leaves_nothing(admin):
+    store = admin.store
+    before = eventlog.count(store)
+    head = store.one("SELECT seq, hash FROM chain_heads")
+    with pytest.raises(RuntimeError), store.transaction():
+        for i in range(3):
+            admin.append(type="qa.note", subject="site:WUH01", body={"i": i})
+        raise RuntimeError("caller gives up")
+    assert eventlog.count(store) == before and store.one("SELECT seq, hash FROM chain_heads") == head
+    after = admin.append(type="qa.note", subject="site:WUH01", body={"i": 9}).event
+    assert after.seq == head[0] + 1 and eventlog.verify_chains(store)[1] == []

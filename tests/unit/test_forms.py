@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from wardcrf import forms, protocol
+from wardcrf.forms import _number
 
 P = protocol.default_protocol()
 NOW = datetime(2020, 3, 17, 2, 0, tzinfo=UTC)  # 10:00 in Wuhan
@@ -135,6 +136,37 @@ def test_with_unit_renders_stored_values():
 def test_blank_or_garbled_required_values(text):
     c = forms.check(P.form("vitals"), {"temp": text, "pulse": "80", "resp": "18", "oxysat": "96"}, ctx())
     assert "temp" in c.problems
+
+
+# -- numbers as tired people in PPE type them --------------------------------------------------------
+# The message says what to type instead: a dot for decimals, the number without its unit.
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("37,5", "'37,5' is not a number: use a dot for decimals (37.5)"),
+        ("37.0C", "'37.0C' is not a number: type the number only (37.0); the unit is set by the form"),
+        ("37 °C", "'37 °C' is not a number: type the number only (37); the unit is set by the form"),
+        (
+            "2.0e8particles",
+            "'2.0e8particles' is not a number: type the number only (2.0e8); the unit is set by the form",
+        ),
+        ("3_7", "'3_7' is not a number"),
+        ("hot", "'hot' is not a number"),
+    ],
+)
+def test_mistyped_numbers_are_refused_with_what_to_type(typed, message):
+    with pytest.raises(forms._Bad) as exc:
+        _number(typed)
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize(
+    ("typed", "value"), [("37.5", 37.5), (" 37 ", 37.0), ("2.0e8", 2.0e8), ("-1.5", -1.5)]
+)
+def test_numbers_are_read(typed, value):
+    assert _number(typed) == value
 
 
 def test_a_soft_range_problem_is_flagged_confirmable_and_a_hard_one_is_not():

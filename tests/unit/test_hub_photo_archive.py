@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from synckit import PASSWORD, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
+from wardcrf.photos import importing
+from wardcrf.photos import originals as photo_originals
+from wardcrf.photos import verify as photo_verify
 
 from wardcrf import audit, backup, records, users
 from wardcrf.errors import Refused, VerificationFailed
 from wardcrf.evidence import reference
-
-api = pytest.importorskip("wardcrf.photos.api", reason="photo store (wardcrf.photos.api) not in this build")
 
 
 def _png(seed: int) -> bytes:
@@ -39,7 +40,7 @@ def hub_with_photos(tmp_path: Path):
     try:
         for i in range(2):
             data = _png(i)
-            originals[api.import_bytes(c, f"consent{i}.png", data).sha256] = data
+            originals[importing.import_bytes(c, f"consent{i}.png", data).sha256] = data
         records.submit(
             c, "consent", {"photo": [reference(s) for s in originals]}, subject="participant:WUH01-001"
         )
@@ -64,9 +65,9 @@ def test_hub_reads_photos_from_the_kept_bundle_without_a_second_copy(hub_with_ph
         assert [r["sha256"] for r in rows] == sorted(originals)
         assert {r["bundle"] for r in rows} == {f"applied/{_kept(h).name}"}
         for sha, data in originals.items():
-            assert api.has_original(hs.store, sha)
-            assert api.read_original(hs.store, sha) == data
-        assert api.verify(hs).ok
+            assert photo_originals.has_original(hs.store, sha)
+            assert photo_originals.read_original(hs.store, sha) == data
+        assert photo_verify.verify(hs).ok
         assert audit.verify(hs).ok
         # Insert-only, like the photos kept in the database.
         with pytest.raises(Exception, match="never changed"):
@@ -87,8 +88,8 @@ def test_an_altered_kept_bundle_is_caught_on_read_and_by_verify(hub_with_photos)
     hs = open_(h)
     try:
         with pytest.raises(VerificationFailed, match=rf"photo sha256:{sha}: .*cannot be decrypted \(altered"):
-            api.read_original(hs.store, sha)
-        result = api.verify(hs)
+            photo_originals.read_original(hs.store, sha)
+        result = photo_verify.verify(hs)
         assert not result.ok
         assert any("cannot be decrypted" in p for p in result.problems)
     finally:
@@ -106,7 +107,7 @@ def test_a_missing_kept_bundle_is_named_and_blocks_a_backup_that_would_lose_phot
     hs = open_(h)
     try:
         with pytest.raises(VerificationFailed, match=rf"photo sha256:{sha}: the kept bundle .* is missing"):
-            api.read_original(hs.store, sha)
+            photo_originals.read_original(hs.store, sha)
         (tmp_path / "stick").mkdir()
         with pytest.raises(
             VerificationFailed, match=r"holds photo originals, is missing .* no backup written"
@@ -118,7 +119,7 @@ def test_a_missing_kept_bundle_is_named_and_blocks_a_backup_that_would_lose_phot
     aside.rename(kept)  # put back: readable again
     hs = open_(h)
     try:
-        assert api.read_original(hs.store, sha) == originals[sha]
+        assert photo_originals.read_original(hs.store, sha) == originals[sha]
     finally:
         hs.close()
 
@@ -148,8 +149,8 @@ def test_hub_backup_carries_kept_bundles_and_restores_them_elsewhere(hub_with_ph
     s = new.unlock("admin", PASSWORD)
     try:
         for sha, data in originals.items():
-            assert api.read_original(s.store, sha) == data
-        assert api.verify(s).ok
+            assert photo_originals.read_original(s.store, sha) == data
+        assert photo_verify.verify(s).ok
         # Ledger rows recorded the old folder; the kept file is found in the new one.
         (recorded,) = [r[0] for r in s.store.execute("SELECT file FROM sync_applied")]
         assert not recorded.startswith(str(res.data_dir))

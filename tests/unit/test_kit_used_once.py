@@ -17,22 +17,12 @@ import pytest
 from synckit import connect, make_hub, open_
 from test_sync_roundtrip import export, hub_import
 from wardcrf.sync import hub
-from wf_support import (
-    Ward,
-    _copy_site,
-    _wf_sentinel_template,
-    _wf_template,
-    at,
-    ready_kit_on,
-    today,
-)
+from wf_support import Ward, _copy_site, at, ready_kit_on, today
 
 from wardcrf import audit, projections, records
 from wardcrf.site import Site
 from wardcrf.workflow import dose_visit
 from wardcrf.workflow.dosing import kit_use
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1, P2 = "WUH01-001", "WUH01-002"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import photo_samples as ps
 import pytest
-from wardcrf.photos import api
+from wardcrf.photos import importing, originals, viewing
 from wardcrf.photos.validate import PhotoLimits
 
 from wardcrf import eventlog
@@ -24,7 +24,7 @@ def _stored(session) -> int:
 def test_jpeg_with_exif_is_stored_with_metadata(session_for, tmp_path: Path) -> None:
     s = session_for("clinician")
     path = ps.jpeg(tmp_path / "IMG_0001.JPG", ex=ps.exif(offset="+08:00", gps=True))
-    info = api.import_photo(s, path)
+    info = importing.import_photo(s, path)
     data = path.read_bytes()
     assert info.sha256 == __import__("hashlib").sha256(data).hexdigest()
     assert (info.format, info.width, info.height, info.size) == ("JPEG", 320, 240, len(data))
@@ -35,7 +35,7 @@ def test_jpeg_with_exif_is_stored_with_metadata(session_for, tmp_path: Path) -> 
     assert info.imported_by == "clinician" and not info.duplicate
     assert info.ref == "sha256:" + info.sha256
     # the original is stored unchanged and read back checked
-    assert api.read_original(s.store, info.sha256) == data
+    assert originals.read_original(s.store, info.sha256) == data
     # one photo.imported event about photo:<sha256>
     ev = list(eventlog.iter_events(s.store, "type = 'photo.imported'"))
     assert len(ev) == 1 and ev[0].subject == f"photo:{info.sha256}"
@@ -45,13 +45,13 @@ def test_jpeg_with_exif_is_stored_with_metadata(session_for, tmp_path: Path) -> 
 
 def test_jpeg_without_exif_has_no_capture_time(session_for, tmp_path: Path) -> None:
     s = session_for("clinician")
-    info = api.import_photo(s, ps.jpeg(tmp_path / "plain.jpg"))
+    info = importing.import_photo(s, ps.jpeg(tmp_path / "plain.jpg"))
     assert info.captured_at is None and info.camera is None and not info.has_gps
 
 
 def test_png_is_accepted(session_for, tmp_path: Path) -> None:
     s = session_for("pharmacist")
-    info = api.import_photo(s, ps.png(tmp_path / "sheet.png"))
+    info = importing.import_photo(s, ps.png(tmp_path / "sheet.png"))
     assert info.format == "PNG" and info.extension == "png"
 
 
@@ -62,7 +62,7 @@ def test_heic_is_accepted_when_the_plugin_is_installed(session_for, tmp_path: Pa
     assert heif_available()
     path = tmp_path / "IMG_0002.HEIC"
     ps.noise((64, 48)).save(path, format="HEIF")
-    info = api.import_photo(session_for("clinician"), path)
+    info = importing.import_photo(session_for("clinician"), path)
     assert info.format == "HEIF" and info.extension == "heic"
 
 
@@ -76,7 +76,7 @@ def test_heic_without_plugin_is_refused_with_how_to_convert(session_for, tmp_pat
     monkeypatch.setattr(validate, "heif_available", lambda: False)
     s = session_for("clinician")
     with pytest.raises(Refused, match=r"IMG_0003.HEIC: HEIC/HEIF .*convert"):
-        api.import_photo(s, path)
+        importing.import_photo(s, path)
     assert _stored(s) == 0
 
 
@@ -123,7 +123,7 @@ def test_bad_files_are_refused_with_one_line_and_nothing_stored(
     path = make(tmp_path)
     before = _events(s)
     with pytest.raises(Refused) as exc:
-        api.import_photo(s, path)
+        importing.import_photo(s, path)
     msg = str(exc.value)
     assert expected in msg and msg.startswith(path.name + ":") and "\n" not in msg
     assert _events(s) == before and _stored(s) == 0
@@ -141,17 +141,17 @@ def test_size_limit_is_configurable_and_checked_before_reading(session_for, tmp_
     path = ps.jpeg(tmp_path / "big.jpg")
     limits = PhotoLimits(max_bytes=1000)
     with pytest.raises(Refused, match=r"big.jpg: .* larger than the photo size limit of 0.0 MB"):
-        api.import_photo(s, path, limits=limits)
+        importing.import_photo(s, path, limits=limits)
     assert _stored(s) == 0
     # accept: the same file under the default 40 MB limit
-    assert api.import_photo(s, path).size == path.stat().st_size
+    assert importing.import_photo(s, path).size == path.stat().st_size
 
 
 def test_size_limit_from_environment(session_for, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("WARDCRF_PHOTO_MAX_MB", "0.001")
     s = session_for("clinician")
     with pytest.raises(Refused, match="larger than the photo size limit"):
-        api.import_photo(s, ps.jpeg(tmp_path / "a.jpg"))
+        importing.import_photo(s, ps.jpeg(tmp_path / "a.jpg"))
     monkeypatch.setenv("WARDCRF_PHOTO_MAX_MB", "lots")
     with pytest.raises(UsageError, match="WARDCRF_PHOTO_MAX_MB='lots' is not a number"):
         PhotoLimits.from_env()
@@ -161,8 +161,8 @@ def test_pixel_limit_is_configurable(session_for, tmp_path: Path) -> None:
     s = session_for("clinician")
     path = ps.jpeg(tmp_path / "a.jpg")
     with pytest.raises(Refused, match=r"320x240 is 0.0768 megapixels, more than the limit of 0.05"):
-        api.import_photo(s, path, limits=PhotoLimits(max_pixels=50_000))
-    assert api.import_photo(s, path, limits=PhotoLimits(max_pixels=100_000)).width == 320
+        importing.import_photo(s, path, limits=PhotoLimits(max_pixels=50_000))
+    assert importing.import_photo(s, path, limits=PhotoLimits(max_pixels=100_000)).width == 320
 
 
 def test_pillow_bomb_guard_stays_on(session_for, tmp_path: Path, monkeypatch) -> None:
@@ -171,7 +171,7 @@ def test_pillow_bomb_guard_stays_on(session_for, tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # someone switched it off
     s = session_for("clinician")
     with pytest.raises(Refused, match="decompression bomb guard"):
-        api.import_photo(s, ps.bomb_png(tmp_path / "bomb.png"))
+        importing.import_photo(s, ps.bomb_png(tmp_path / "bomb.png"))
     assert PhotoLimits().max_pixels == Image.MAX_IMAGE_PIXELS
 
 
@@ -183,9 +183,9 @@ def test_pixel_limit_cannot_switch_the_guard_off() -> None:
 
 def test_duplicate_is_reused_and_said_so(session_for, tmp_path: Path) -> None:
     s = session_for("clinician")
-    first = api.import_photo(s, ps.jpeg(tmp_path / "a.jpg"))
+    first = importing.import_photo(s, ps.jpeg(tmp_path / "a.jpg"))
     n = _events(s)
-    again = api.import_photo(s, ps.jpeg(tmp_path / "copy-of-a.jpg"))
+    again = importing.import_photo(s, ps.jpeg(tmp_path / "copy-of-a.jpg"))
     assert again.duplicate and not first.duplicate
     assert again.sha256 == first.sha256 and again.name == "a.jpg"
     assert _events(s) == n and _stored(s) == 1
@@ -194,15 +194,15 @@ def test_duplicate_is_reused_and_said_so(session_for, tmp_path: Path) -> None:
 def test_missing_file_and_folder_are_usage_errors(session_for, tmp_path: Path) -> None:
     s = session_for("clinician")
     with pytest.raises(UsageError, match="no such file"):
-        api.import_photo(s, tmp_path / "nope.jpg")
+        importing.import_photo(s, tmp_path / "nope.jpg")
     with pytest.raises(UsageError, match="is a folder"):
-        api.import_photo(s, tmp_path)
+        importing.import_photo(s, tmp_path)
 
 
 def test_auditor_may_not_import(session_for, tmp_path: Path) -> None:
     s = session_for("auditor")
     with pytest.raises(PermissionDenied, match="role auditor may not import photos"):
-        api.import_photo(s, ps.jpeg(tmp_path / "a.jpg"))
+        importing.import_photo(s, ps.jpeg(tmp_path / "a.jpg"))
 
 
 def test_preview_is_downscaled_and_has_no_exif(session_for, tmp_path: Path) -> None:
@@ -212,8 +212,8 @@ def test_preview_is_downscaled_and_has_no_exif(session_for, tmp_path: Path) -> N
 
     s = session_for("clinician")
     big = ps.jpeg(tmp_path / "big.jpg", size=(3000, 2000), ex=ps.exif(gps=True))
-    info = api.import_photo(s, big)
-    pv = api.preview(s, info.short_id)
+    info = importing.import_photo(s, big)
+    pv = viewing.preview(s, info.short_id)
     assert max(pv.width, pv.height) <= 1280
     with Image.open(io.BytesIO(pv.data)) as im:
         assert im.format == "JPEG"
@@ -230,7 +230,7 @@ def test_batch_import_survives_a_bad_file(session_for, tmp_path: Path) -> None:
     ps.write(card / "IMG_0004.MOV", b"not a photo")
     ps.write(card / ".hidden.jpg", b"x")
     seen = []
-    report = api.import_many(s, [tmp_path / "DCIM"], on_progress=lambda o, i, n: seen.append((i, n)))
+    report = importing.import_many(s, [tmp_path / "DCIM"], on_progress=lambda o, i, n: seen.append((i, n)))
     assert [o.path.name for o in report.imported] == ["IMG_0001.JPG", "IMG_0003.PNG"]
     assert [o.path.name for o in report.failed] == ["IMG_0002.JPG"]
     assert "truncated" in (report.failed[0].error or "")
@@ -249,7 +249,7 @@ def test_truncated_heic_is_refused_on_one_line(session_for, tmp_path: Path) -> N
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     s = session_for("clinician")
     with pytest.raises(Refused) as exc:
-        api.import_photo(s, path)
+        importing.import_photo(s, path)
     assert str(exc.value).startswith("IMG_0004.HEIC: truncated HEIF file") and "\n" not in str(exc.value)
     assert _stored(s) == 0
 
@@ -257,6 +257,6 @@ def test_truncated_heic_is_refused_on_one_line(session_for, tmp_path: Path) -> N
 def test_preview_follows_exif_orientation(session_for, tmp_path: Path) -> None:
     ex = ps.exif()
     ex[0x0112] = 6  # camera held upright: stored landscape, shown portrait
-    info = api.import_photo(session_for("clinician"), ps.jpeg(tmp_path / "r.jpg", size=(320, 240), ex=ex))
-    pv = api.preview(session_for("auditor"), info.short_id)
+    info = importing.import_photo(session_for("clinician"), ps.jpeg(tmp_path / "r.jpg", size=(320, 240), ex=ex))
+    pv = viewing.preview(session_for("auditor"), info.short_id)
     assert (info.width, info.height) == (320, 240) and (pv.width, pv.height) == (240, 320)

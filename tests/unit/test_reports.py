@@ -242,8 +242,8 @@ def test_audit_pdf_of_a_kit_lists_the_dose_that_used_it(ward, tmp_path):
 
 def test_audit_pdf_verifies_photos_through_the_photo_store_when_present(ward, tmp_path, monkeypatch):
     """With a photo store, each photo is re-hashed: verified with a thumbnail, or FAILED."""
+    import dataclasses
     import io
-    import types
 
     from PIL import Image
 
@@ -258,12 +258,11 @@ def test_audit_pdf_verifies_photos_through_the_photo_store_when_present(ward, tm
             return "intact", None, buf.getvalue()
         return "MISMATCH", f"photo sha256:{sha}: stored bytes do not match their hash (altered)", None
 
-    fake = types.ModuleType("wardcrf.photos.api")
-    fake.checked_original = checked_original  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "wardcrf.photos.api", fake)
-    import wardcrf.photos as photos_pkg
+    from wardcrf import evidence as core_evidence
 
-    monkeypatch.setattr(photos_pkg, "api", fake, raising=False)
+    registered = core_evidence.photos()
+    fake = dataclasses.replace(registered, checked_original=checked_original)
+    monkeypatch.setattr(core_evidence, "photo_evidence", lambda: fake)
     ok = evidence.check_photo(None, ward.cohort.photo_refs[0])  # type: ignore[arg-type]
     assert ok.verified is True and ok.thumbnail and ok.thumbnail[:2] == b"\xff\xd8"
     bad = evidence.check_photo(None, ward.cohort.photo_refs[1])  # type: ignore[arg-type]

@@ -13,13 +13,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, Ward, _copy_site, _wf_template, make_ward
+from wf_support import PASSWORD, Ward, _copy_site, make_ward
 
 from wardcrf import records, sdv, users
 from wardcrf.errors import AuthError, PermissionDenied, Refused, UsageError
 from wardcrf.site import Site
-
-__all__ = ["_wf_template"]
 
 
 @pytest.fixture

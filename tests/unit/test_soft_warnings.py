@@ -16,15 +16,13 @@ from pathlib import Path
 
 import pytest
 from test_coldchain_custody import OUT, iso, setup_kits, to_bedside
-from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template, at, ready_kit_on, today
+from wf_support import Ward, _copy_site, at, ready_kit_on, today
 
 from wardcrf import plausibility, protocol, workflow
 from wardcrf.clock import now_utc
 from wardcrf.coldchain import services
 from wardcrf.site import Site
 from wardcrf.workflow import dose_visit, service
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 SRC = protocol.default_source()

@@ -14,9 +14,16 @@ import pytest
 from wardcrf.sync import bundle, signing
 from wardcrf.sync.bundle import Signer
 
-from wardcrf import canonical, devicekeys
+from wardcrf import canonical, devicekeys, features
 from wardcrf.canonical import dumps
 from wardcrf.errors import Refused
+
+
+@pytest.fixture(autouse=True, scope="module")
+def installed() -> None:
+    """No site is opened here: the features say which events carry photos (`wardcrf.carried`)."""
+    features.install()
+
 
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"fake-but-hashed-png-bytes"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 
-from wardcrf.photos import api
+from wardcrf.photos import importing
 from wardcrf.sync import bundle, pending
 from wardcrf.sync import ward as sync_ward
 
@@ -66,7 +66,7 @@ def _reference(store, device: str, receipted: int) -> int:
 
 def test_photos_pending_match_the_event_lines_at_every_receipt(session_for):
     s = session_for("clinician")
-    refs = [api.import_bytes(s, f"p{i}.jpg", _jpeg(i)).ref for i in range(6)]
+    refs = [importing.import_bytes(s, f"p{i}.jpg", _jpeg(i)).ref for i in range(6)]
     c1 = _consent(s, 1, refs[:2])
     _vitals(s, 1, 3)
     _consent(s, 2, [refs[2]])
@@ -99,7 +99,7 @@ def _vm_steps(store, fn) -> int:
 
 def test_sync_panel_work_does_not_grow_with_unreceipted_events(session_for):
     s = session_for("clinician")
-    _consent(s, 1, [api.import_bytes(s, "p.jpg", _jpeg(1)).ref])
+    _consent(s, 1, [importing.import_bytes(s, "p.jpg", _jpeg(1)).ref])
     _vitals(s, 1, 10)
     small = _vm_steps(s.store, lambda: sync_ward.status(s))
     before = sync_ward.status(s)
@@ -119,7 +119,7 @@ def test_sync_panel_work_does_not_grow_with_unreceipted_events(session_for):
 
 def test_rebuild_check_covers_the_photo_index(session_for):
     s = session_for("clinician")
-    _consent(s, 1, [api.import_bytes(s, "p.jpg", _jpeg(1)).ref, api.import_bytes(s, "q.jpg", _jpeg(2)).ref])
+    _consent(s, 1, [importing.import_bytes(s, "p.jpg", _jpeg(1)).ref, importing.import_bytes(s, "q.jpg", _jpeg(2)).ref])
     assert not projections.check(s.store)[1]
     s.store.execute("UPDATE photo_first_refs SET ordinal = ordinal + 5 WHERE ordinal = 2")
     diffs = projections.check(s.store)[1]

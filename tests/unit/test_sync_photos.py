@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 from synckit import PASSWORD, card_of, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
+from wardcrf.photos import catalog, importing, originals, viewing
+from wardcrf.photos import verify as photo_verify
 
 from wardcrf import records, users
 from wardcrf.errors import Refused
 from wardcrf.evidence import reference
 from wardcrf.site import Site
-
-api = pytest.importorskip("wardcrf.photos.api", reason="photo store (wardcrf.photos.api) not in this build")
-if not hasattr(api, "read_original") or not hasattr(api, "store_original"):
-    pytest.skip("photo store lacks read_original/store_original", allow_module_level=True)
 
 
 def _png(seed: int) -> bytes:
@@ -43,7 +41,7 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
     shas = []
     try:
         for i in range(2):
-            info = api.import_bytes(c, f"consent{i}.png", _png(i))
+            info = importing.import_bytes(c, f"consent{i}.png", _png(i))
             shas.append(info.sha256)
         rec = records.submit(
             c, "consent", {"photo": [reference(s) for s in shas]}, subject="participant:WUH01-001"
@@ -59,14 +57,14 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
     hs = open_(h)
     try:
         for s in shas:
-            assert bundle.sha256(api.read_original(hs.store, s)) == s
+            assert bundle.sha256(originals.read_original(hs.store, s)) == s
         # The hub does not render previews on import; the first view does, and keeps it.
         assert hs.store.scalar("SELECT count(*) FROM photo_previews") == 0
-        first = api.preview(hs, shas[0])
+        first = viewing.preview(hs, shas[0])
         assert first.width == 64 and first.data[:3] == b"\xff\xd8\xff"
         assert hs.store.scalar("SELECT count(*) FROM photo_previews") == 1
-        assert api.preview(hs, shas[0]) == first
-        assert api.verify(hs).ok
+        assert viewing.preview(hs, shas[0]) == first
+        assert photo_verify.verify(hs).ok
     finally:
         hs.close()
     # The laptop dies; its replacement gets events and photos back, verified.
@@ -89,7 +87,7 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
         restore.complete(s, from_dir=stick)
         assert records.load(s.store, rec.id).data["photo"] == [reference(x) for x in shas]
         for x in shas:
-            assert bundle.sha256(api.read_original(s.store, x)) == x
+            assert bundle.sha256(originals.read_original(s.store, x)) == x
     finally:
         s.close()
 
@@ -113,8 +111,8 @@ def test_heic_photo_round_trips_ward_to_hub(tmp_path: Path) -> None:
     a.close()
     c = open_(w, "clinician")
     try:
-        info = api.import_bytes(c, "IMG_0001.HEIC", heic)
-        assert api.bundle_member(c.store, info.sha256) == f"photos/{info.sha256}.heic"
+        info = importing.import_bytes(c, "IMG_0001.HEIC", heic)
+        assert originals.bundle_member(c.store, info.sha256) == f"photos/{info.sha256}.heic"
         records.submit(c, "consent", {"photo": [info.ref]}, subject="participant:WUH01-001")
     finally:
         c.close()
@@ -129,9 +127,9 @@ def test_heic_photo_round_trips_ward_to_hub(tmp_path: Path) -> None:
     assert hub_import(h, files[0]).outcome.status == "applied"
     hs = open_(h)
     try:
-        assert bundle.sha256(api.read_original(hs.store, info.sha256)) == info.sha256
-        assert api.get_info(hs.store, info.sha256).format == "HEIF"  # type: ignore[union-attr]
-        assert api.verify(hs).ok
+        assert bundle.sha256(originals.read_original(hs.store, info.sha256)) == info.sha256
+        assert catalog.get_info(hs.store, info.sha256).format == "HEIF"  # type: ignore[union-attr]
+        assert photo_verify.verify(hs).ok
     finally:
         hs.close()
 

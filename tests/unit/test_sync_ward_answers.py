@@ -9,14 +9,12 @@ import pytest
 from hub_delivery import deliver
 from synckit import add_notes, connect, make_hub, make_ward, open_
 from wardcrf.sync import registry, service, ward
-from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template
+from wf_support import Ward, _copy_site
 from wf_support import make_ward as wf_ward
 
 from wardcrf import eventlog
 from wardcrf.errors import PermissionDenied, Refused, UsageError
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pytest
 from conftest import PASSWORD
-from wf_support import Ward, _copy_site, _wf_sentinel_template, _wf_template, make_ward, today
+from wf_support import Ward, _copy_site, make_ward, today
 
-from wardcrf import eventlog, protocol, records, text, users, workflow
+from wardcrf import eventlog, protocol, protocol_file, records, text, users, workflow
 from wardcrf.coldchain import loggers
 from wardcrf.errors import Refused, ValidationFailed
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 
@@ -285,13 +283,13 @@ def test_a_5_mb_label_is_refused(tmp_path):
 
 
 def test_a_label_over_the_limit_is_refused_naming_file_line_and_limit():
-    long = "L" * (protocol.MAX_LABEL_CHARS + 1)
+    long = "L" * (protocol_file.MAX_LABEL_CHARS + 1)
     source = protocol.default_source().replace('label = { en = "Temperature"', f'label = {{ en = "{long}"', 1)
     with pytest.raises(Refused) as exc:
         protocol.parse(source, "long.toml")
     assert re.search(
-        rf"long\.toml:\d+: forms\.vitals\.fields\.temp\.label\.en: {protocol.MAX_LABEL_CHARS + 1} characters;"
-        rf" a label or title is at most {protocol.MAX_LABEL_CHARS} characters",
+        rf"long\.toml:\d+: forms\.vitals\.fields\.temp\.label\.en: {protocol_file.MAX_LABEL_CHARS + 1} characters;"
+        rf" a label or title is at most {protocol_file.MAX_LABEL_CHARS} characters",
         str(exc.value),
     ), exc.value
 
@@ -306,7 +304,7 @@ def test_a_label_with_an_escape_sequence_is_refused():
 
 def test_an_oversized_protocol_file_is_refused_before_it_is_parsed(tmp_path):
     path = tmp_path / "huge.toml"
-    path.write_text(protocol.default_source() + "#" * protocol.MAX_FILE_BYTES)
+    path.write_text(protocol.default_source() + "#" * protocol_file.MAX_FILE_BYTES)
     with pytest.raises(Refused, match="larger than"):
         protocol.read_file(path)
 
@@ -442,4 +440,4 @@ def test_docs_print_every_limit_with_the_default_the_code_checks():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
     assert limits.markdown_table() in docs
     names = {r.name for r in limits.rows()}
-    assert {"text.MAX_ONE_LINE", "protocol.MAX_NESTING", "sync.bundle.LIMITS.bundle_bytes"} <= names
+    assert {"text.MAX_ONE_LINE", "protocol_file.MAX_NESTING", "sync.bundle.LIMITS.bundle_bytes"} <= names

@@ -1,4 +1,4 @@
-"""The core never loads Textual; the `wardcrf` command opens the TUI lazily."""
+"""The core never loads Textual, nor numpy or pandas; the `wardcrf` command opens the TUI lazily."""
 
 from __future__ import annotations
 
@@ -55,3 +55,26 @@ def test_tui_refuses_nonpositive_lock_after(cli):
     result = cli("tui", "--lock-after", "0")
     assert result.code == 2
     assert "--lock-after must be a positive number of seconds" in result.err
+
+
+# -- no numpy or pandas on the start-up path ---------------------------------------------------------
+# The CLI and TUI start-up path does not import numpy/pandas/scipy (sqlite_utils did); the reports
+# still import numpy when they need it.
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(m for m in ('numpy', 'pandas', 'scipy') if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_importing_the_cli_loads_no_numpy():
+    assert _loaded_after("import wardcrf.cli") == set()
+
+
+def test_numpy_still_imports_afterwards_for_the_reports():
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return  # not installed here: nothing hidden to restore
+    assert _loaded_after("import wardcrf.store, numpy") == {"numpy"}

@@ -12,14 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, Ward, _copy_site, _wf_template, make_ward, today
+from wf_support import PASSWORD, Ward, _copy_site, make_ward, today
 
 from wardcrf import records, workflow
 from wardcrf.errors import PermissionDenied
 from wardcrf.site import Site
 from wardcrf.workflow import status
-
-__all__ = ["_wf_template"]
 
 
 def reference(store, at: datetime) -> list[dict]:

@@ -10,14 +10,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, Ward, _copy_site, _wf_sentinel_template, _wf_template, make_ward, today
+from wf_support import PASSWORD, Ward, _copy_site, make_ward, today
 
 from wardcrf import roles, workflow
 from wardcrf.coldchain import reports, scenario, services
 from wardcrf.errors import PermissionDenied
 from wardcrf.site import Site
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"  # enrolled ten days ago, DSMG 'continue' recorded (the sentinel template)
 

@@ -23,14 +23,12 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD as SITE_PASSWORD
 from wardcrf.sync import bundle, pending
-from wf_support import Ward, _copy_site, _wf_template, make_ward, today
+from wf_support import Ward, _copy_site, make_ward, today
 
 from wardcrf import projections, records, workflow
 from wardcrf.errors import PermissionDenied
 from wardcrf.site import Site
 from wardcrf.workflow import safety, status, wardqueue
-
-__all__ = ["_wf_template"]
 
 URGENCY = {"overdue": 0, "due now": 1, "upcoming": 3, "held": 4}
 
@@ -335,7 +333,7 @@ import io, sys
 from datetime import date, timedelta
 from PIL import Image
 from wardcrf import records
-from wardcrf.photos import api
+from wardcrf.photos import importing
 from wardcrf.site import Site
 s = Site.open(sys.argv[1]).unlock("clinician", sys.argv[2])
 round_ = int(sys.argv[3])
@@ -348,7 +346,7 @@ while True:
     page = io.BytesIO()
     Image.new("RGB", (16, 12), ((i * 40) % 256, (round_ * 60) % 256, (i * 7) % 256)).save(page, "JPEG")
     with s.store.transaction():
-        ref = api.import_bytes(s, f"page-{i}.jpg", page.getvalue()).ref
+        ref = importing.import_bytes(s, f"page-{i}.jpg", page.getvalue()).ref
         records.submit(s, "consent", {"consenter": "participant", "form_version": "1.0",
             "time": f"{day0}T08:00:00+08:00", "witness_1": "a", "witness_2": "b", "photos": [ref]},
             subject=subject)

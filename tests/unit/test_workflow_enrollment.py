@@ -1,16 +1,18 @@
-"""Consent, screening, enrollment and the sentinel gate: each rule accepted and refused."""
+"""Consent, screening, enrollment, the skin test's hold and the sentinel gate: each rule accepted and refused."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
-from wf_support import Ward, _wf_template, at, make_ward, site, today
+from wf_support import Ward, at, make_ward, site, today
 
 from wardcrf import eventlog, projections, signatures, workflow
 from wardcrf.errors import AuthError, PermissionDenied, Refused, ValidationFailed
+from wardcrf.workflow import status
+from wardcrf.workflow.base import get_participant
 
-__all__ = ["_wf_template", "site"]  # fixtures used by pytest
+__all__ = ["site"]  # fixtures used by pytest
 
 
 @pytest.fixture
@@ -281,18 +283,20 @@ def test_workflow_projections_rebuild_identically(ward):
 
 
 def test_consent_photo_is_stored_and_bound_only_when_the_consent_is_saved(ward):
-    from wardcrf.photos import api
+    from wardcrf.photos import audit as photo_audit
+    from wardcrf.photos import catalog
+    from wardcrf.photos import verify as photo_verify
 
     page = ward.page()
     with pytest.raises(ValidationFailed):
         ward.consent(photos=page, witness_1="nobody")
-    assert api.list_photos(ward.clin) == []
+    assert catalog.list_photos(ward.clin) == []
     pid = ward.consent(photos=page)
     consent_event = workflow.show(ward.clin, pid)["consent"]["event"]
-    bound = api.record_photos(ward.clin, consent_event)
+    bound = photo_audit.record_photos(ward.clin, consent_event)
     assert len(bound) == 1 and bound[0].field == "photos" and bound[0].current
-    assert api.list_photos(ward.clin, tray=True) == []
-    assert not api.verify(ward.clin).problems
+    assert catalog.list_photos(ward.clin, tray=True) == []
+    assert not photo_verify.verify(ward.clin).problems
 
 
 def test_consent_witnesses_cannot_be_amended(ward):
@@ -307,3 +311,98 @@ def test_consent_witnesses_cannot_be_amended(ward):
     states = {s.status for s in signatures.for_target(ward.clin.store, event)}
     assert states == {"changed since signed"}
     assert workflow.show(ward.clin, pid)["consent"]["valid"]
+
+
+# -- consent time amended against the trial procedures -----------------------------------------------
+# An amended consent time may not follow the participant's screening or skin test: the record would
+# say the participant was dosed before consenting, and log order (`audit verify`) does not show it.
+
+
+def _consent_event(ward: Ward, pid: str) -> str:
+    p = get_participant(ward.clin.store, pid)
+    assert p is not None and p.consent_event
+    return p.consent_event
+
+
+def test_consent_time_corrected_but_still_before_the_screening_is_accepted(ward):
+    pid = ward.consent()  # 40 days ago; screening 30 days ago
+    ward.screen(pid)
+    am = workflow.amend(
+        ward.clin, _consent_event(ward, pid), {"time": at(today() - timedelta(days=35))}, reason="typo"
+    )
+    assert am.id
+
+
+def test_consent_time_moved_after_the_screening_is_refused(ward):
+    pid = ward.consent()
+    ward.screen(pid)
+    before = ward.clin.store.scalar("SELECT count(*) FROM events")
+    with pytest.raises(ValidationFailed) as exc:
+        workflow.amend(
+            ward.clin, _consent_event(ward, pid), {"time": at(today() - timedelta(days=20))}, reason="typo"
+        )
+    assert "time" in exc.value.problems
+    assert "after the screening" in exc.value.problems["time"]
+    assert ward.clin.store.scalar("SELECT count(*) FROM events") == before
+
+
+def test_consent_time_moved_after_the_skin_test_is_refused(ward):
+    pid = ward.consent()  # 40 days ago
+    ward.skin(pid, today() - timedelta(days=38))
+    with pytest.raises(ValidationFailed) as exc:
+        workflow.amend(
+            ward.clin, _consent_event(ward, pid), {"time": at(today() - timedelta(days=37))}, reason="typo"
+        )
+    assert "after the skin test" in exc.value.problems["time"]
+
+
+# -- a positive skin test holds the next dose --------------------------------------------------------
+# In `participant show` and `today` too (not only at dosing), and a skin test corrected to positive
+# after dose 1 is a deviation.
+
+
+def _enrolled(ward: Ward, result: str) -> tuple[str, object]:
+    pid = ward.consent()
+    ward.screen(pid)
+    day0 = today() - timedelta(days=3)
+    ward.enroll(pid, day0)
+    ev = ward.skin(pid, day0, result=result)
+    return pid, ev
+
+
+def test_negative_skin_test_leaves_the_dose_due(ward):
+    pid, _ = _enrolled(ward, "negative")
+    nd = status.summary(ward.clin.store, pid)["next_dose"]
+    assert nd["state"] != "held" and "hold" not in nd
+
+
+def test_positive_skin_test_holds_the_next_dose_everywhere(ward):
+    pid, ev = _enrolled(ward, "positive")
+    info = status.summary(ward.clin.store, pid)
+    assert info["next_dose"]["state"] == "held"
+    assert info["next_dose"]["hold"] == f"positive skin test {ev.id}"
+    items = [i for i in workflow.today(ward.clin)["items"] if i["participant"] == pid and "dose" in i["what"]]
+    assert [(i["what"], i["state"]) for i in items] == [("dose 1", "held")]  # no pre-dose vitals asked
+
+
+def test_skin_test_corrected_to_positive_after_a_dose_is_a_deviation(ward):
+    pid, ev = _enrolled(ward, "negative")
+    ward.dose(pid, 1, today() - timedelta(days=2))
+    workflow.amend(ward.clin, ev.id, {"result": "positive"}, reason="read again by the dermatologist")
+    info = status.summary(ward.clin.store, pid)
+    kinds = {d["kind"]: d for d in info["deviations"]}
+    assert "dosed after a positive skin test" in kinds
+    assert kinds["dosed after a positive skin test"]["event"] == ev.id
+    assert info["next_dose"]["state"] == "held"
+
+
+def test_cli_prints_the_hold_and_the_deviation(ward, cli):
+    pid, ev = _enrolled(ward, "negative")
+    ward.dose(pid, 1, today() - timedelta(days=2))
+    workflow.amend(ward.clin, ev.id, {"result": "positive"}, reason="read again")
+    r = cli("participant", "show", pid, user="clinician")
+    assert r.code == 0, r.err
+    assert f"held (positive skin test {ev.id})" in r.out
+    assert f"deviation: dosed after a positive skin test ({ev.id})" in r.out
+    r = cli("today", user="clinician")
+    assert f"held: positive skin test {ev.id}" in r.out

@@ -6,22 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import (
-    Ward,
-    _copy_site,
-    _wf_sentinel_template,
-    _wf_template,
-    at,
-    make_ward,
-    today,
-)
+from wf_support import Ward, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, projections, records, workflow
 from wardcrf.errors import AuthError, PermissionDenied, Refused, UsageError, ValidationFailed
 from wardcrf.site import Site
 from wardcrf.workflow import clinical, safety
-
-__all__ = ["_wf_sentinel_template", "_wf_template"]
 
 P1 = "WUH01-001"
 
@@ -333,3 +323,59 @@ def test_lab_and_ct_timepoints_follow_the_doses(ward):
         ward.submit("ct_score", participant=P1, timepoint="post_treatment", date=d(10), **scores)
     ward.submit("labs", participant=P1, timepoint="baseline", date=d(10), crp="30")
     ward.submit("labs", participant=P1, timepoint="post_treatment", date=d(2), crp="3")
+
+
+# -- the same adverse event twice --------------------------------------------------------------------
+# Needs a confirmation with a reason: a serious event submitted twice would get two expedited
+# reports and two DSMG reviews.
+
+
+AE = {
+    "term": "Fever",
+    "onset": "today",
+    "grade": "1",
+    "serious": "no",
+    "causality": "possible",
+    "action": "none",
+    "outcome": "recovering",
+}
+
+
+def test_the_same_event_twice_is_refused_and_saves_nothing(ward):
+    first = ward.submit("ae", participant=P1, **AE)
+    before = ward.clin.store.scalar("SELECT count(*) FROM events")
+    with pytest.raises(ValidationFailed) as exc:
+        ward.submit("ae", participant=P1, **{**AE, "term": " fever "})
+    assert "already has an adverse event 'fever' with onset" in exc.value.problems["term"]
+    assert first.id in exc.value.problems["term"]
+    assert ward.clin.store.scalar("SELECT count(*) FROM events") == before
+
+
+def test_confirm_without_reason_is_not_enough(ward):
+    ward.submit("ae", participant=P1, **AE)
+    with pytest.raises(ValidationFailed):
+        ward.submit("ae", participant=P1, confirm=True, **AE)
+
+
+def test_a_separate_event_confirmed_with_a_reason_is_saved(ward):
+    ward.submit("ae", participant=P1, **AE)
+    ev = ward.submit("ae", participant=P1, confirm=True, reason="second febrile episode in the evening", **AE)
+    assert ev.reason == "second febrile episode in the evening"
+
+
+def test_another_term_or_onset_is_not_a_duplicate(ward):
+    ward.submit("ae", participant=P1, **AE)
+    assert ward.submit("ae", participant=P1, **{**AE, "term": "Diarrhoea"}).id
+    assert ward.submit("ae", participant=P1, **{**AE, "onset": "yesterday"}).id
+
+
+def test_the_duplicate_is_flagged_confirmable_and_other_ae_problems_are_not(ward):
+    """A screen offers the reason for exactly the problems the domain flags (issue 14)."""
+    from wardcrf.errors import is_confirmable
+
+    ward.submit("ae", participant=P1, **AE)
+    with pytest.raises(ValidationFailed) as exc:
+        ward.submit("ae", participant=P1, **{**AE, "end": "2000-01-01"})
+    problems = exc.value.problems
+    assert is_confirmable(problems["term"])
+    assert "end" in problems and not is_confirmable(problems["end"])

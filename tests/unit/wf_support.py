@@ -15,11 +15,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from site_users import PASSWORD
 
 from wardcrf import users, workflow
 from wardcrf.site import Session, Site
 
-PASSWORD = "test-password-1"
 TZ = ZoneInfo("Asia/Shanghai")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,13 +44,11 @@ def load(
 
     with session(data_dir) as s:
         loaded = service.load_dictionary(s, dictionary, directory, version=version)
-    if as_json:
-        print_json(loaded.as_json())
-        return
-    console.print(
+    _print_done(
+        loaded,
+        as_json,
         f"Loaded {loaded.dictionary} {shown(loaded.version)}: {loaded.terms} terms from "
         f"{', '.join(loaded.files)} — event {loaded.event_id}",
-        highlight=False,
     )
 
 
@@ -110,24 +109,22 @@ def queue(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     with session(data_dir) as s:
         s.require("record.read", what="read the coding queue")
         items = service.queue(s.store)
-    if as_json:
-        print_json([u.as_json() for u in items])
-        return
-    if not items:
-        console.print("Nothing to code.", highlight=False)
-        return
-    table = Table("record", "form.field", "subject", "verbatim", "dictionary", "status")
-    for u in items:
-        table.add_row(
+    listed = _print_items(
+        items,
+        as_json,
+        "Nothing to code.",
+        ("record", "form.field", "subject", "verbatim", "dictionary", "status"),
+        lambda u: (
             u.record,
             f"{u.form}.{u.field}",
             shown(u.subject or ""),
             shown(u.verbatim),
             u.dictionary,
             f"recode (was coded for {shown(u.stale.verbatim)!s})" if u.stale else "uncoded",
-        )
-    console.print(table)
-    console.print(f"{len(items)} term(s) to code", highlight=False)
+        ),
+    )
+    if listed:
+        console.print(f"{len(items)} term(s) to code", highlight=False)
 
 
 @app.command("search")
@@ -209,13 +206,11 @@ def code(
         )
         coded = CodingIndex.load(s.store).latest(record, event.body["field"])
     assert coded is not None
-    if as_json:
-        print_json(coded.as_json())
-        return
-    console.print(
+    _print_done(
+        coded,
+        as_json,
         f"Coded {shown(coded.verbatim)} → {shown(coded.term)} ({coded.dictionary} {shown(coded.version)}) "
         f"— event {event.id}",
-        highlight=False,
     )
 
 
@@ -227,15 +222,12 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     with session(data_dir) as s:
         s.require("record.read", what="read the codings")
         items = service.codings(s.store)
-    if as_json:
-        print_json([c.as_json() for c in items])
-        return
-    if not items:
-        console.print("No term is coded yet.", highlight=False)
-        return
-    table = Table("record", "verbatim", "term", "code", "dictionary", "coded by", "coded at")
-    for c in items:
-        table.add_row(
+    _print_items(
+        items,
+        as_json,
+        "No term is coded yet.",
+        ("record", "verbatim", "term", "code", "dictionary", "coded by", "coded at"),
+        lambda c: (
             c.record,
             shown(c.verbatim),
             shown(c.term),
@@ -243,5 +235,34 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
             f"{c.dictionary} {shown(c.version)}",
             shown(c.coded_by or ""),
             c.coded_at,
-        )
+        ),
+    )
+
+
+def _print_items(
+    items: Sequence[Any],
+    as_json: bool,
+    empty: str,
+    columns: tuple[str, ...],
+    row: Callable[[Any], tuple[str, ...]],
+) -> bool:
+    """A listing as JSON (each item's `as_json`), one line when there is nothing, or a table; True for a table."""
+    if as_json:
+        print_json([item.as_json() for item in items])
+        return False
+    if not items:
+        console.print(empty, highlight=False)
+        return False
+    table = Table(*columns)
+    for item in items:
+        table.add_row(*row(item))
     console.print(table)
+    return True
+
+
+def _print_done(result: Any, as_json: bool, line: str) -> None:
+    """What a command did: the result's `as_json`, or one line for a person."""
+    if as_json:
+        print_json(result.as_json())
+        return
+    console.print(line, highlight=False)

@@ -1,6 +1,6 @@
 """`wardcrf photo ...`: import, list, show, export and verify photo evidence.
 
-Thin commands over `wardcrf.photos.api` (imported inside each command so
+Thin commands over the `wardcrf.photos` job modules (imported inside each command so
 `wardcrf --help` never loads Pillow).
 """
 
@@ -84,11 +84,11 @@ def import_(
         TimeRemainingColumn,
     )
 
-    from wardcrf.photos import api
+    from wardcrf.photos import importing
 
     limits = _limits(max_mb, max_megapixels)
     with session(data_dir) as s:
-        files, _ = api.expand_paths(paths)
+        files, _ = importing.expand_paths(paths)
         progress = Progress(
             TextColumn("[bold]importing"),
             BarColumn(),
@@ -102,12 +102,12 @@ def import_(
         with progress:
             task = progress.add_task("", total=len(files))
 
-            def step(outcome: api.ImportOutcome, done: int, total: int) -> None:
+            def step(outcome: importing.ImportOutcome, done: int, total: int) -> None:
                 if outcome.error:
                     progress.console.print(f"[red]failed:[/] {outcome.error}", highlight=False)
                 progress.update(task, completed=done, description=outcome.path.name)
 
-            report = api.import_many(s, paths, limits=limits, on_progress=step)
+            report = importing.import_many(s, paths, limits=limits, on_progress=step)
     if as_json:
         print_json(report.as_json())
     else:
@@ -143,10 +143,10 @@ def list_(
     ] = False,
 ) -> None:
     """List stored photos: tray id, format, pixels, capture time, camera, bindings."""
-    from wardcrf.photos import api
+    from wardcrf.photos import catalog
 
     with session(data_dir) as s:
-        photos = api.list_photos(s, tray=tray)
+        photos = catalog.list_photos(s, tray=tray)
     if as_json:
         print_json([p.as_json() for p in photos])
         return
@@ -176,14 +176,14 @@ def list_(
 def info(hash_: HashArg, data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Show a photo's metadata and whether its stored bytes match its hash."""
     from wardcrf.errors import WardError
-    from wardcrf.photos import api
+    from wardcrf.photos import catalog, originals
 
     with session(data_dir) as s:
         s.require("record.read", what="view photos")
-        sha = api.find(s.store, hash_)
-        meta = api.get_info(s.store, sha)
+        sha = catalog.find(s.store, hash_)
+        meta = catalog.get_info(s.store, sha)
         try:
-            api.read_original(s.store, sha)
+            originals.read_original(s.store, sha)
             problem = None
         except WardError as exc:
             problem = exc.message
@@ -214,13 +214,13 @@ def show(
     ] = False,
 ) -> None:
     """Draw a photo in the terminal (after checking its hash; a mismatch is an error)."""
-    from wardcrf.photos import api
+    from wardcrf.photos import catalog, viewing
     from wardcrf.photos.render import HalfBlockImage, graphics_renderable
 
     with session(data_dir) as s:
-        sha = api.find(s.store, hash_)
-        pv = api.preview(s, sha)
-        meta = api.get_info(s.store, sha)
+        sha = catalog.find(s.store, hash_)
+        pv = viewing.preview(s, sha)
+        meta = catalog.get_info(s.store, sha)
     if meta:
         console.print(
             f"photo {meta.short_id} · {meta.format} {meta.width}x{meta.height} · "
@@ -246,10 +246,10 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Write the original bytes, unchanged; the file's SHA-256 equals the photo's name."""
-    from wardcrf.photos import api
+    from wardcrf.photos import viewing
 
     with session(data_dir) as s:
-        result = api.export_original(s, hash_, out, overwrite=force)
+        result = viewing.export_original(s, hash_, out, overwrite=force)
     if as_json:
         print_json(
             {
@@ -275,10 +275,10 @@ def verify(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
 
     Exit 1 naming each problem.
     """
-    from wardcrf.photos import api
+    from wardcrf.photos import verify as photo_verify
 
     with session(data_dir) as s:
-        result = api.verify(s)
+        result = photo_verify.verify(s)
     if as_json:
         print_json(result.as_json())
     else:
@@ -301,10 +301,10 @@ def record(
     as_json: JsonOption = False,
 ) -> None:
     """An auditor's view of one record's photos: hash, capture time, who bound it, does it check."""
-    from wardcrf.photos import api
+    from wardcrf.photos import audit as photo_audit
 
     with session(data_dir) as s:
-        items = api.record_photos(s, event_id)
+        items = photo_audit.record_photos(s, event_id)
     if as_json:
         print_json([i.as_json() for i in items])
     else:

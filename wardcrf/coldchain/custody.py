@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from .. import ids, signatures
+from .. import evidence, ids, signatures
 from ..errors import Refused
 from ..store import Store
 from . import analysis, config
@@ -214,12 +214,11 @@ def temperatures(store: Store, unit_id: str, start: int, end: int) -> dict[str, 
 
 def photo_status(store: Store, ref: str) -> str:
     """'ok', or why the stored photo cannot be trusted."""
-    try:
-        from ..photos import api
-    except ImportError:
+    photos = evidence.photo_evidence()
+    if photos is None:
         return "unavailable (no photo store in this build)"
-    status, _why = api.hash_status(store, ref)  # the photo store's one re-hash
-    return {api.INTACT: "ok", api.MISSING: "missing"}.get(status, "altered")
+    status, _why, _data = photos.checked_original(store, ref)  # the photo store's one re-hash
+    return {evidence.INTACT: "ok", evidence.MISSING: "missing"}.get(status, "altered")
 
 
 # -- time left outside a monitored unit ------------------------------------------------------

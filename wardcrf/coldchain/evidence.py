@@ -9,7 +9,7 @@ hash names a stored file.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..audit import CheckResult
 from ..clock import iso_utc, now_utc
@@ -66,6 +66,24 @@ def _check(store: Store) -> CheckResult:
         if store.one("SELECT 1 FROM cc_evidence WHERE sha256 = ?", (digest,)) is None:
             result.problems.append(f"event {event_id} imported logger file sha256:{digest}, which is missing")
     return result
+
+
+def cited_by_import(body: dict[str, Any]) -> dict[str, str]:
+    """The logger file a ``coldchain.logger_imported`` event names (``sha256``, ``name``)."""
+    return _cited(body)
+
+
+def cited_by_receipt(body: dict[str, Any]) -> dict[str, str]:
+    """The transit logger's file a shipment receipt record carries under ``data.logger``."""
+    data = body.get("data")
+    return _cited(data.get("logger") if isinstance(data, dict) else None)
+
+
+def _cited(found: Any) -> dict[str, str]:
+    if not isinstance(found, dict):
+        return {}
+    digest, name = found.get("sha256"), found.get("name")
+    return {digest: name} if isinstance(digest, str) and isinstance(name, str) else {}
 
 
 def register(registry: Registry) -> None:

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import carried
 from . import evidence, gate, projections, readings
-from .services import FORM_ACTIONS
+from .readings import EVENT_LOGGER
+from .services import FORM_ACTIONS, FORM_RECEIPT
 
 if TYPE_CHECKING:
     from ..features import Registry
 
 
 def register(registry: Registry) -> None:
-    """Logger-file audit check, custody dose gate and worklist, readings index, form projections and actions."""
+    """Logger-file audit check, custody dose gate and worklist, readings index, form projections and actions,
+    and the logger files a sync bundle carries."""
     evidence.register(registry)
+    registry.carried_file(
+        carried.Extractor(carried.FILE, carried.type_marker(EVENT_LOGGER), evidence.cited_by_import)
+    )
+    registry.carried_file(
+        carried.Extractor(carried.FILE, carried.form_marker(FORM_RECEIPT), evidence.cited_by_receipt)
+    )
     gate.register(registry)
     readings.register(registry)
     projections.register(registry)

@@ -362,6 +362,19 @@ def _temperature(text: str, line: int, fahrenheit: bool) -> float:
 _LOW_C, _HIGH_C = PLAUSIBLE_C
 
 
+def _celsius(text: str, line: int, fahrenheit: bool) -> float:
+    """`_temperature` with a fast path for the common reading: a plain Celsius number in the plausible range."""
+    if not fahrenheit:
+        try:
+            value = float(text)
+        except ValueError:
+            pass
+        else:
+            if _LOW_C <= value <= _HIGH_C:
+                return value
+    return _temperature(text, line, fahrenheit)
+
+
 def _out_of_order(t: int, prev: int, line: int, prev_line: int) -> LoggerFileError:
     what = "repeats" if t == prev else "is earlier than"
     return LoggerFileError(
@@ -489,13 +502,7 @@ def _parse_fridgetag(lines: list[str], unit_zone: str) -> LoggerLog:
         mi = int(mi_s)
         base = bases.get(key)
         t = clock.at(key, mi, 0, i + 1) if base is None or mi > 59 else base + mi * 60
-        try:
-            v = float(value)
-        except ValueError:
-            v = _temperature(value, i + 1, fahrenheit)
-        else:
-            if fahrenheit or not (_LOW_C <= v <= _HIGH_C):
-                v = _temperature(value, i + 1, fahrenheit)
+        v = _celsius(value, i + 1, fahrenheit)
         if t <= prev_t:
             raise _out_of_order(t, prev_t, i + 1, prev_line)
         times_append(t)
@@ -540,13 +547,7 @@ def _parse_elitech(lines: list[str], unit_zone: str) -> LoggerLog:
         mi, sec = int(mi_s), int(s_s)
         base = bases.get(key)
         t = clock.at(key, mi, sec, i + 1) if base is None or mi > 59 or sec > 59 else base + mi * 60 + sec
-        try:
-            v = float(value)
-        except ValueError:
-            v = _temperature(value, i + 1, fahrenheit)
-        else:
-            if fahrenheit or not (_LOW_C <= v <= _HIGH_C):
-                v = _temperature(value, i + 1, fahrenheit)
+        v = _celsius(value, i + 1, fahrenheit)
         if t <= prev_t:
             raise _out_of_order(t, prev_t, i + 1, prev_line)
         times_append(t)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .. import ids
 from ..canonical import dumps
 from ..eventlog import Event
-from ..records import RecordState
+from ..records import Record
 from ..store import Store
 from .services import (
     EVENT_LOGGER,
@@ -37,7 +37,7 @@ def epoch(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
-def _unit(store: Store, rec: RecordState) -> None:
+def _unit(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_units WHERE event_id = ?", (rec.event_id,))
     store.execute(
@@ -57,7 +57,7 @@ def _unit(store: Store, rec: RecordState) -> None:
     )
 
 
-def _lot(store: Store, rec: RecordState) -> None:
+def _lot(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_lots WHERE event_id = ?", (rec.event_id,))
     store.execute("DELETE FROM cc_kits WHERE event_id = ?", (rec.event_id,))
@@ -73,7 +73,7 @@ def _lot(store: Store, rec: RecordState) -> None:
         )
 
 
-def _transfer(store: Store, rec: RecordState, kind: str) -> None:
+def _transfer(store: Store, rec: Record, kind: str) -> None:
     d = rec.data
     at = epoch(d["at"])
     kits = [ids.key(k) for k in d.get("kits") or []]
@@ -114,7 +114,7 @@ def _transfer(store: Store, rec: RecordState, kind: str) -> None:
         store.execute("INSERT INTO cc_custody (event_id, kit_id, at) VALUES (?,?,?)", (rec.event_id, kit, at))
 
 
-def _receipt(store: Store, rec: RecordState) -> None:
+def _receipt(store: Store, rec: Record) -> None:
     _transfer(store, rec, "receipt")
     d = rec.data
     store.execute("DELETE FROM cc_excursions WHERE source_event = ?", (rec.event_id,))
@@ -164,11 +164,11 @@ def _receipt(store: Store, rec: RecordState) -> None:
         )
 
 
-def _handover(store: Store, rec: RecordState) -> None:
+def _handover(store: Store, rec: Record) -> None:
     _transfer(store, rec, "handover")
 
 
-def _reading(store: Store, rec: RecordState) -> None:
+def _reading(store: Store, rec: Record) -> None:
     d = rec.data
     at = epoch(d["at"])
     store.execute("DELETE FROM cc_manual_readings WHERE event_id = ?", (rec.event_id,))
@@ -196,7 +196,7 @@ def _reading(store: Store, rec: RecordState) -> None:
         )
 
 
-def _thaw(store: Store, rec: RecordState) -> None:
+def _thaw(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute(
         "INSERT OR REPLACE INTO cc_thaws (event_id, kit_id, start_t, end_t, by_user, reconstitution)"
@@ -212,7 +212,7 @@ def _thaw(store: Store, rec: RecordState) -> None:
     )
 
 
-def _disposition(store: Store, rec: RecordState) -> None:
+def _disposition(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_dispositions WHERE event_id = ?", (rec.event_id,))
     for kit in d.get("kits") or []:

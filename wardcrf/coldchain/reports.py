@@ -421,3 +421,68 @@ def freezers(session: Session) -> dict[str, Any]:
         "receipt_excursions": receipts,
         "outside_units": outside_units(store),
     }
+
+
+# -- the screens' reads: each checks the role, then reads (screens never hold the store) ---------
+
+
+def units(session: Session, *, now: int | None = None) -> list[dict[str, Any]]:
+    """`unit_status` for a signed-in user."""
+    session.require("record.read", what="read cold-chain status")
+    return unit_status(session.store, now=now)
+
+
+def kits(session: Session) -> list[dict[str, Any]]:
+    """`kit_states` for a signed-in user."""
+    session.require("record.read", what="read kit states")
+    return kit_states(session.store)
+
+
+def awaiting_signatures(session: Session) -> list[dict[str, Any]]:
+    """`pending_signatures` for a signed-in user."""
+    session.require("record.read", what="read custody signatures")
+    return pending_signatures(session.store)
+
+
+def readings(
+    session: Session, unit_id: str, *, since: int | None = None, until: int | None = None
+) -> dict[str, Any]:
+    """`unit_readings` for a signed-in user."""
+    session.require("record.read", what="read temperature readings")
+    return unit_readings(session.store, unit_id, since=since, until=until)
+
+
+def unit_defaults(session: Session) -> dict[str, Any]:
+    """What a new storage unit gets unless the form says otherwise: the product's range, the site's zone."""
+    session.require("record.read", what="read cold-chain settings")
+    lim = config.limits(session.store)
+    return {"low": lim.low_c, "high": lim.high_c, "target": lim.target_c, "zone": config.site_zone(session.store)}
+
+
+def kit_report(session: Session, kit_or_lot: str, now: int) -> list[dict[str, Any]]:
+    """Each kit's chain and its dose problems at `now` (a lot number gives every kit of the lot).
+
+    "Dose problems" is the pre-dose gate's own verdict (`custody.dose_problems`), so the custody
+    screen says what the dose form will say.
+    """
+    session.require("record.read", what="read custody records")
+    key = ids.normalise(ids.KIT, kit_or_lot)
+    out = []
+    for chain in custody_of(session, key):  # checks the role
+        store = session.store
+        problems = custody.dose_problems(store, chain.kit, now) if chain.lot else chain.problems
+        out.append({"chain": chain, "dose_problems": problems, "current": _current_stay(store, chain.kit, now)})
+    return out
+
+
+def _current_stay(store: Store, kit: str, now: int) -> dict[str, Any] | None:
+    """Where the kit is now and, in a unit, the temperatures logged since it arrived.
+
+    The chain itself (as `coldchain custody` prints it) judges closed stays
+    only; the stay still running is shown here, and judged by the dose gate.
+    """
+    last = custody.last_step(store, kit)
+    if last is None or store.one("SELECT 1 FROM cc_thaws WHERE kit_id = ?", (kit,)):
+        return None
+    temps = custody.temperatures(store, last["to_location"], last["at"], now)
+    return {"location": last["to_location"], "since": last["at"], "temperatures": temps}

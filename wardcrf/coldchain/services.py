@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import ids, plausibility, records, signatures, users
+from .. import protocol as protocols
 from ..clock import now_utc
 from ..errors import Refused, UsageError, ValidationFailed
 from ..eventlog import Event
@@ -54,13 +55,29 @@ _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 # -- small checks -------------------------------------------------------------------------
 
 
+def _soft_warnings(session: Session, form: str, values: dict[str, Any]) -> list[plausibility.SoftWarning]:
+    """The soft warnings the site's active protocol declares for a cold-chain record, now.
+
+    The cold chain's forms are outside the form workflow (`workflow.service`),
+    so its services evaluate the declared warnings themselves; no protocol
+    loaded: none declared.
+    """
+    try:
+        proto = protocols.active(session.store)
+    except Refused:
+        return []
+    return plausibility.evaluate(
+        session.store, proto, form, values, now=now_utc(), zone_name=session.ctx.zone
+    )
+
+
 def scanned_id(store: Store, raw: str, kind: str = "kit") -> str:
     """A kit id, lot number or shipper id as scanned -> its canonical form (`wardcrf.ids`).
 
     Under the active protocol's rule for that kind of id, so a kit
     registered here is one the dose form accepts.
     """
-    return ids.rule(store, kind).normalise(raw)
+    return protocols.id_rule(store, kind).normalise(raw)
 
 
 def _when(text: str | int, store: Store, zone: str | None = None) -> int:
@@ -96,7 +113,7 @@ def _kits(store: Store, raw: list[str]) -> list[str]:
     """Kit ids as scanned (one per entry, or a burst split at Enter/Tab/commas), each checked at once."""
     if not raw:
         raise UsageError("name at least one kit (--kit, repeatable; scanner input is fine)")
-    rule = ids.rule(store, "kit")
+    rule = protocols.id_rule(store, "kit")
     kits: list[str] = []
     for entry in raw:
         got = ids.scan(entry, rule, like=kits)
@@ -448,7 +465,7 @@ def receive_shipment(
         "photos": photo_refs,
         "condition": (condition or "").strip(),
     }
-    soft = plausibility.noted(FORM_RECEIPT, plausibility.check_record(session, FORM_RECEIPT, data), warnings)
+    soft = plausibility.noted(FORM_RECEIPT, _soft_warnings(session, FORM_RECEIPT, data), warnings)
     with store.transaction():
         event = records.submit(session, FORM_RECEIPT, data, subject=_subject(store, kit_ids), extra=soft)
         pending = _sign_parties(
@@ -521,9 +538,7 @@ def record_handover(
     clock = custody.clock_warning(store, kit_ids, to_loc, when, int(now_utc().timestamp()))
     if clock:
         warnings.append(clock)
-    soft = plausibility.noted(
-        FORM_HANDOVER, plausibility.check_record(session, FORM_HANDOVER, data), warnings
-    )
+    soft = plausibility.noted(FORM_HANDOVER, _soft_warnings(session, FORM_HANDOVER, data), warnings)
     with store.transaction():
         event = records.submit(session, FORM_HANDOVER, data, subject=_subject(store, kit_ids), extra=soft)
         pending = _sign_parties(
@@ -639,6 +654,18 @@ def receive_lot(
                     where = f"lot {row[0]}" if row else "no lot"
                     raise Refused(f"kit {k} is not in lot {lot_id} (registered in {where})")
         return receive_shipment(session, kits=kit_ids, **receipt)
+
+
+def receipt_default(session: Session) -> str | None:
+    """`default_receipt_location` for a signed-in user (the receipt form's default)."""
+    session.require("record.read", what="read storage units")
+    return default_receipt_location(session.store)
+
+
+def registered_lot(session: Session, lot: str) -> dict[str, Any] | None:
+    """`lot_info` for a signed-in user (the receipt form fills the lot's label data)."""
+    session.require("record.read", what="read lots")
+    return lot_info(session.store, lot)
 
 
 def lot_info(store: Store, lot: str) -> dict[str, Any] | None:
@@ -835,9 +862,7 @@ def record_thaw(
         "reconstitution": (reconstitution or "").strip(),
     }
     # A thaw is one record; its soft warnings (shorter than the product's minimum) go to the session.
-    soft = plausibility.noted(
-        FORM_THAW, plausibility.check_record(session, FORM_THAW, data), session.warnings
-    )
+    soft = plausibility.noted(FORM_THAW, _soft_warnings(session, FORM_THAW, data), session.warnings)
     return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]), extra=soft)
 
 

@@ -1,7 +1,7 @@
 """A format-2 protocol file (docs/protocol.md) read, validated and frozen into one `Model`.
 
 The model is the only thing that reads a format-2 file; everything else asks
-the model. Reading reuses format 1's machinery (`wardcrf.protocol.read_source`:
+the model. Reading reuses format 1's machinery (`wardcrf.protocol_file.read_source`:
 the size, character and nesting limits before the TOML parser, finite numbers
 and bounded strings after it, every problem as `FILE:LINE: key.path: problem`),
 then checks, collecting every problem before refusing:
@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 
 from wardcrf import protocol as format1
+from wardcrf import protocol_file
 from wardcrf.engine import expressions
 from wardcrf.errors import Refused
 
@@ -53,7 +54,7 @@ Path_ = tuple[str | int, ...]
 
 
 # A file of either format that cannot be used: every problem, each `FILE:LINE: key.path: problem`.
-ProtocolFileError = format1.ProtocolFileError
+ProtocolFileError = protocol_file.ProtocolFileError
 
 
 # -- where a key path is in the file -------------------------------------------------------
@@ -61,7 +62,7 @@ ProtocolFileError = format1.ProtocolFileError
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 
 
-class _Reader(format1._Reader):
+class _Reader(protocol_file._Reader):
     """Format 1's reader, locating array elements too (format 2 is mostly arrays of tables).
 
     Format 1's locator ignores indices: `regimens[2].window` would point at the
@@ -81,7 +82,7 @@ class _Reader(format1._Reader):
             if n > best and tuple(path[:n]) == resolved:
                 best, start = n, index
         if start < 0:
-            return format1._line_of(self.lines, path)
+            return protocol_file._line_of(self.lines, path)
         pos = start
         for key in path[best:]:
             if isinstance(key, int):
@@ -327,7 +328,7 @@ def read_file(path: Path) -> Model:
 
 def parse(source: str, filename: str = "<protocol>") -> Model:
     """Validate a format-2 file and build its model; `ProtocolFileError` names every problem."""
-    data, base = format1.read_source(source, filename, _Reader)
+    data, base = protocol_file.read_source(source, filename, _Reader)
     r: _Reader = base  # type: ignore[assignment]
     head = data.get("protocol")
     if isinstance(head, dict) and head.get("format") != 2:

@@ -22,6 +22,7 @@ from .. import ids
 from .. import protocol as protocols
 from ..errors import Refused
 from ..protocol import Field, Form, Protocol
+from ..records import Record
 from ..store import Store
 
 if TYPE_CHECKING:
@@ -38,23 +39,19 @@ def participant_of(subject: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class Record:
-    """One form submission with its current values and provenance."""
+class ProvenancedRecord(Record):
+    """A record with the provenance an export prints beside it: where, under which protocol, last change.
 
-    event_id: str
-    form: str
-    subject: str | None
-    data: dict[str, Any]
-    created_at: str
-    created_by: str | None
+    The record itself is `records.Record` (one concept, one owner); an
+    export adds only what the projection does not hold.
+    """
+
     site: str
     device: str
     protocol_id: str | None
     protocol_version: str | None
-    last_event: str
     last_changed_at: str
     last_changed_by: str | None
-    version: int
 
     @property
     def participant(self) -> str | None:
@@ -148,7 +145,7 @@ class Dataset:
             out.append(protocols.parse_cached(row["source"], f"{row['protocol_id']} (loaded)"))
         return out or [self.active_protocol]
 
-    def protocol_for(self, record: Record) -> Protocol:
+    def protocol_for(self, record: ProvenancedRecord) -> Protocol:
         key = (record.protocol_id, record.protocol_version)
         if key not in self._protocol_cache:
             ref = {"id": key[0], "version": key[1]} if key[0] else None
@@ -198,7 +195,7 @@ class Dataset:
 
     def records(
         self, form: str | None = None, *, subject: str | None = None, participant: str | None = None
-    ) -> Iterator[Record]:
+    ) -> Iterator[ProvenancedRecord]:
         """Records in log order, optionally of one form and/or one subject."""
         where, params = [], []
         if form:
@@ -214,7 +211,7 @@ class Dataset:
         names = [d[0] for d in cur.description or ()]
         for values in cur:
             row = dict(zip(names, values, strict=True))
-            yield Record(
+            yield ProvenancedRecord(
                 event_id=row["event_id"],
                 form=row["form"],
                 subject=row["subject"],
@@ -231,7 +228,7 @@ class Dataset:
                 version=row["version"],
             )
 
-    def records_naming_kit(self, kit: str) -> list[Record]:
+    def records_naming_kit(self, kit: str) -> list[ProvenancedRecord]:
         """Records that name a kit in a `kit_id` field or a `kits` list, in log order.
 
         A dose names its kit; cold-chain receipts, handovers, thaws and

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..protocol import Field
 from . import missing
-from .dataset import Dataset, Record, number, unit_of, value_text
+from .dataset import Dataset, ProvenancedRecord, number, unit_of, value_text
 
 RECORD_COLUMNS = [
     "record_id",
@@ -116,7 +116,7 @@ class Asked:
         self.ds = ds
         self._seen: dict[tuple[str | None, str | None, str], frozenset[str] | None] = {}
 
-    def __call__(self, rec: Record) -> frozenset[str] | None:
+    def __call__(self, rec: ProvenancedRecord) -> frozenset[str] | None:
         key = (rec.protocol_id, rec.protocol_version, rec.form)
         if key not in self._seen:
             form = self.ds.protocol_for(rec).forms.get(rec.form)
@@ -124,7 +124,7 @@ class Asked:
         return self._seen[key]
 
 
-def provenance(rec: Record) -> list[Any]:
+def provenance(rec: ProvenancedRecord) -> list[Any]:
     return [
         rec.event_id,
         rec.participant or "",
@@ -141,7 +141,7 @@ def provenance(rec: Record) -> list[Any]:
     ]
 
 
-def cell(col: FormColumn, rec: Record, fields_asked: frozenset[str] | None) -> str:
+def cell(col: FormColumn, rec: ProvenancedRecord, fields_asked: frozenset[str] | None) -> str:
     """A column's value as CSV text."""
     v = rec.data.get(col.field)
     if col.kind == "value":

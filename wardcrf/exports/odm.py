@@ -47,14 +47,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import __version__, eventlog, sdv
 from ..clock import iso_utc, now_utc
 from ..errors import UsageError
 from ..protocol import Field, Protocol, tr
-from .dataset import Dataset, Record, Signature, value_text
+from .dataset import Dataset, ProvenancedRecord, Signature, value_text
 from .progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from ..engine.model import Model
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 STUDY_EVENT = "SE.CASEBOOK"
@@ -142,8 +145,13 @@ class OdmExport:
         }
 
 
-def metadata_version(proto: Protocol, forms_used: Iterable[str]) -> ET.Element:
-    """MetaDataVersion for one protocol version: participant forms, items, code lists."""
+def metadata_version(proto: Protocol, forms_used: Iterable[str], model: Model | None = None) -> ET.Element:
+    """MetaDataVersion for one protocol version: participant forms, items, code lists.
+
+    `model`: the version's format-2 re-encoding, whose visits become
+    StudyEventDefs with the forms due at each (odm_events.py), after the
+    Casebook event that holds the data.
+    """
     mdv = ET.Element(
         "MetaDataVersion",
         {
@@ -161,6 +169,13 @@ def metadata_version(proto: Protocol, forms_used: Iterable[str]) -> ET.Element:
     )
     for i, form in enumerate(forms, 1):
         _sub(sed, "FormRef", {"FormOID": f"F.{_slug(form.name)}", "OrderNumber": i, "Mandatory": "No"})
+    if model is not None:
+        from . import odm_events  # the engine's model (and its JSON Schema) only when asked for
+
+        oids = {f.name: f"F.{_slug(f.name)}" for f in forms}
+        for order, (ref, visit) in enumerate(odm_events.study_events(model, oids), 2):
+            _sub(prot, "StudyEventRef", {**ref, "OrderNumber": order})
+            mdv.append(visit)
     for form in forms:
         fdef = _sub(
             mdv, "FormDef", {"OID": f"F.{_slug(form.name)}", "Name": tr(form.label), "Repeating": "Yes"}
@@ -317,7 +332,7 @@ def _sdv_context(ds: Dataset, fd: ET.Element, mark: sdv.Mark, verification: sdv.
 
 
 def form_data(
-    ds: Dataset, rec: Record, sigs: list[Signature], verification: sdv.RecordSdv | None = None
+    ds: Dataset, rec: ProvenancedRecord, sigs: list[Signature], verification: sdv.RecordSdv | None = None
 ) -> list[ET.Element]:
     """One record as its series of FormData: first entry, each amendment, each signature and each
     source-data verification, in time order."""
@@ -378,7 +393,10 @@ def _write(fh: IO[str], el: ET.Element, indent: int) -> None:
     fh.write("  " * indent + ET.tostring(el, encoding="unicode").rstrip() + "\n")
 
 
-def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmExport:
+def export_odm(
+    ds: Dataset, out: Path, progress: Progress | None = None, model: Model | None = None
+) -> OdmExport:
+    """The ODM file; `model`: the format-2 version of a loaded protocol version (its visits' events)."""
     progress = progress or NullProgress()
     out = Path(out)
     if out.exists() and out.is_dir():
@@ -428,7 +446,8 @@ def export_odm(ds: Dataset, out: Path, progress: Progress | None = None) -> OdmE
             mu = _sub(bd, "MeasurementUnit", {"OID": unit_oid(unit), "Name": unit})
             _translated(mu, "Symbol", {"en": unit})
         for p in versions:
-            study.append(metadata_version(p, forms_used.get((p.id, p.version), set())))
+            engine = model if model is not None and (model.id, model.version) == (p.id, p.version) else None
+            study.append(metadata_version(p, forms_used.get((p.id, p.version), set()), engine))
         _write(fh, study, 1)
         fh.write(_admin_data(ds, proto, versions))
         subjects: set[str] = set()

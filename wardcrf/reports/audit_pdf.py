@@ -24,7 +24,7 @@ from typing import Any
 from .. import audit, eventlog, ids, sdv
 from ..clock import iso_utc, now_utc, parse_iso, zone
 from ..errors import Refused, UsageError
-from ..exports.dataset import Dataset, Record, Signature, participant_of, value_text
+from ..exports.dataset import Dataset, ProvenancedRecord, Signature, participant_of, value_text
 from ..exports.progress import NullProgress, Progress
 from ..protocol import Field, tr
 from . import evidence
@@ -98,7 +98,7 @@ class _Writer:
         else:
             self.doc.badge("CHANGED SINCE SIGNED", alert=True)
 
-    def record(self, rec: Record, sigs: list[Signature]) -> None:
+    def record(self, rec: ProvenancedRecord, sigs: list[Signature]) -> None:
         ds = self.ds
         proto = ds.protocol_for(rec)
         form = proto.forms.get(rec.form)
@@ -267,7 +267,7 @@ def build(
     if record is not None and out.suffix.lower() == ".json":
         return _write_json(out, record)
     kit_subject = f"kit:{kit}" if kit else None
-    kit_records: list[Record] = []
+    kit_records: list[ProvenancedRecord] = []
     if kit:
         kit_records = [
             r for r in ds.records_naming_kit(record["key"] if record else kit) if r.subject != kit_subject

@@ -3,11 +3,11 @@
 A read model for the audit screen (and anything else that shows a record for
 checking against its source): the record's values as a reader says them
 (printed labels, choice labels, units), every photograph bound to it now or
-formerly with its hash re-checked (`photos.api.record_photos`), and its
+formerly with its hash re-checked (`photos.audit.record_photos`, through `evidence.photos()`), and its
 source-data verification field by field (`sdv.record`). Plain data, no
 Textual: the screen lays it out side by side at 120 columns or one after the
 other at 80, shows the photograph through an image protocol where the
-terminal has one, or exports a verified copy (`photos.api.export_original`).
+terminal has one, or exports a verified copy (`photos.viewing.export_original`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import protocol, records, sdv
+from .. import evidence, protocol, records, sdv
+from ..evidence import RecordPhoto
 from .audit_pdf import printed_label, printed_value
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class Desk:
     form_label: str
     subject: str | None
     fields: list[DeskField]
-    photos: list[Any]  # photos.api.RecordPhoto
+    photos: list[RecordPhoto]
     verification: sdv.RecordSdv
 
     def as_json(self) -> dict[str, Any]:
@@ -55,8 +56,6 @@ class Desk:
 
 def desk(session: Session, record_id: str) -> Desk:
     """Everything the audit screen shows about one record (permission: record.read)."""
-    from ..photos import api as photos
-
     session.require("record.read", what="view records")
     rec = records.load_for_amendment(session.store, record_id)
     form = protocol.active(session.store).forms.get(rec.form)
@@ -79,6 +78,6 @@ def desk(session: Session, record_id: str) -> Desk:
             )
             for n in names
         ],
-        photos.record_photos(session, rec.event_id),
+        evidence.photos().record_photos(session, rec.event_id),
         verification,
     )

@@ -1,6 +1,6 @@
 """What the audit report says about photos and sync, whichever of those features a build has.
 
-The photo store (`wardcrf.photos.api`) and sync (`sync_applied`,
+The photo store (its services registered in `wardcrf.evidence`) and sync (`sync_applied`,
 `sync_outbox` tables) are separate features; an audit report must still
 print on a site that lacks them, and must never claim a check it could not
 make. Each lookup therefore returns a status sentence stating exactly what
@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from .. import evidence
 from ..store import Store
 
 THUMB_PX = 240
@@ -31,15 +32,12 @@ class PhotoCheck:
 def check_photo(store: Store, ref: str) -> PhotoCheck:
     """Re-hash a referenced photo's stored bytes now and make a thumbnail of them (one read)."""
     sha = ref.lower().removeprefix("sha256:")
-    try:
-        from ..photos import api  # type: ignore[attr-defined,unused-ignore]
-
-        checked_original = api.checked_original
-    except (ImportError, AttributeError):
+    photos = evidence.photo_evidence()
+    if photos is None:
         return PhotoCheck(
             sha, None, "not checked: this build has no photo store; the hash is the one recorded in the event"
         )
-    word, problem, data = checked_original(store, sha)
+    word, problem, data = photos.checked_original(store, sha)
     if data is None:
         return PhotoCheck(sha, False, f"{word} - FAILED: {problem}", word=word, problem=problem)
     return PhotoCheck(

@@ -30,7 +30,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ..clock import zone
-from ..exports.dataset import Dataset, Record, number, value_text
+from ..exports.dataset import Dataset, ProvenancedRecord, number, value_text
 from ..protocol import Protocol, tr
 from ..protocol_analysis import Endpoint, Window
 from . import stats
@@ -68,7 +68,7 @@ def _local_date(value: Any, tz: str) -> date | None:
         return None
 
 
-def _last(recs: list[Record], form: str) -> Record | None:
+def _last(recs: list[ProvenancedRecord], form: str) -> ProvenancedRecord | None:
     found = [r for r in recs if r.form == form]
     return found[-1] if found else None
 
@@ -124,7 +124,7 @@ def _select(
     ep: Endpoint,
     windows: dict[str, Window],
     people: dict[str, _Participant],
-    recs_by: dict[str, list[Record]],
+    recs_by: dict[str, list[ProvenancedRecord]],
     doses_n: int,
     tz: str,
 ) -> _Selection:
@@ -234,7 +234,7 @@ def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | Non
     tz = proto.schedule.zone
     doses_n = proto.schedule.doses
     people: dict[str, _Participant] = {}
-    recs_by: dict[str, list[Record]] = {}
+    recs_by: dict[str, list[ProvenancedRecord]] = {}
     vitals: dict[str, dict[str, list[float | None]]] = {k: {} for k, _ in VITALS}
     vital_units: dict[str, str] = {}
     for pid in ds.participants():
@@ -312,7 +312,7 @@ def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | Non
 
 
 def _collect_vitals(
-    recs: list[Record],
+    recs: list[ProvenancedRecord],
     doses_n: int,
     pid: str,
     vitals: dict[str, dict[str, list[float | None]]],

@@ -47,6 +47,13 @@ EXACT_MAX_N = 400
 """Above this many non-zero differences the exact distribution is not computed (the report says so)."""
 
 
+def z_score(level: float) -> float:
+    """The two-sided normal quantile of a confidence level (0.95 -> 1.959964)."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + level / 2))
+
+
 def format_p(p: float | None) -> str:
     """'p = 0.0559', 'p < 0.0001', or '—' when there is no p-value."""
     if p is None or math.isnan(p):

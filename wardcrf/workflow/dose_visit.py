@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .. import ids
 from .. import protocol as protocols
 from ..clock import zone
 from ..errors import Refused, ValidationFailed, WardError
@@ -145,7 +144,7 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
     """
     session.require("dose.record", what="record doses")
     require_participant(session.store, participant)
-    got = ids.rule(session.store, "kit").check(raw)
+    got = protocols.id_rule(session.store, "kit").check(raw)
     if not got.ok:
         return KitCheck(got.id, False, got.error)
     kit = got.id

@@ -31,7 +31,7 @@ from ..errors import Refused, ValidationFailed
 from ..eventlog import Event
 from ..forms import plain
 from ..ingest import HoldForCoordinator
-from ..records import RecordState
+from ..records import Record
 from ..registration import require_installed
 from ..store import Store
 from . import safety
@@ -337,7 +337,7 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _dose_hook(store: Store, rec: RecordState) -> None:
+def _dose_hook(store: Store, rec: Record) -> None:
     d = rec.data
     store.insert(
         "INSERT OR REPLACE INTO doses (event_id, participant, dose_number, kit_id, lot, particles, volume_ml,"
@@ -423,7 +423,7 @@ def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _vitals_hook(store: Store, rec: RecordState) -> None:
+def _vitals_hook(store: Store, rec: Record) -> None:
     d = rec.data
     store.insert(
         "INSERT OR REPLACE INTO vitals (event_id, participant, timepoint, dose, time, temp, pulse, resp, oxysat,"

@@ -26,7 +26,7 @@ from .. import audit, users
 from ..errors import Refused
 from ..eventlog import Event
 from ..ingest import HoldForCoordinator
-from ..records import RecordState
+from ..records import Record
 from ..store import Store
 from . import safety
 from .base import RuleContext, records_of, rule
@@ -195,7 +195,7 @@ def signed_consent(rows: list[tuple[str, str]], witnesses: int = 2) -> bool:
     return bool(authored) and len(witnessed) >= witnesses
 
 
-def _consent_hook(store: Store, rec: RecordState) -> None:
+def _consent_hook(store: Store, rec: Record) -> None:
     pid = (rec.subject or "").removeprefix("participant:")
     row = store.one("SELECT consent_event FROM participants WHERE id = ?", (pid,))
     if row is None:
@@ -255,7 +255,7 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _screening_hook(store: Store, rec: RecordState) -> None:
+def _screening_hook(store: Store, rec: Record) -> None:
     d = rec.data
     pid = (rec.subject or "").removeprefix("participant:")
     store.execute(
@@ -340,7 +340,7 @@ def sentinel_state(store: Store, sentinels: int) -> dict[str, Any]:
     }
 
 
-def _enrollment_hook(store: Store, rec: RecordState) -> None:
+def _enrollment_hook(store: Store, rec: Record) -> None:
     pid = (rec.subject or "").removeprefix("participant:")
     store.execute(
         "UPDATE participants SET enrollment_event = ?, enrolled_on = ? WHERE id = ?",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Confirmable, Refused
 from ..eventlog import Event
 from ..forms import plain
-from ..records import RecordState
+from ..records import Record
 from ..store import Store
 from .base import RULES, FormRule, Participant, RuleContext, records_of, require_participant, rule
 
@@ -210,7 +210,7 @@ def check_ae(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     return {"report_due": None} if ctx.amending else {}
 
 
-def _ae_hook(store: Store, rec: RecordState) -> None:
+def _ae_hook(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute(
         "INSERT OR REPLACE INTO adverse_events (event_id, participant, term, prespecified, onset, end, grade,"

@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import plausibility, records, text
+from .. import evidence, plausibility, records, text
 from .. import protocol as protocols
 from ..canonical import dumps
 from ..errors import AuthError, Refused, UsageError, ValidationFailed
 from ..eventlog import Event, get
-from ..evidence import resolve_photo
 from ..forms import Context, check
 from ..plausibility import SoftWarning
 from .base import PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
@@ -35,7 +34,7 @@ def _resolver(session: Session) -> Any:
     """Resolve photo fields for real: `@path` imports the photo (inside the record's transaction)."""
 
     def resolve(raw: str) -> str:
-        return resolve_photo(session, raw)
+        return evidence.resolve_photo(session, raw)
 
     return resolve
 
@@ -49,19 +48,7 @@ def _looker(session: Session) -> Any:
     """
 
     def look(raw: str) -> str:
-        from pathlib import Path
-
-        from ..evidence import reference
-        from ..photos import api
-
-        raw = raw.strip()
-        if raw.startswith("@"):
-            if len(raw) == 1:
-                raise UsageError("photo path missing after '@' (give @path/to/photo.jpg)")
-            # Checked as the import will check it (a whole JPEG/PNG/HEIC within the limits),
-            # so a file that is not a photo is refused before anyone signs.
-            return api.checked_reference(Path(raw[1:]).expanduser())
-        return reference(api.find(session.store, raw))
+        return evidence.photos().look(session, raw)
 
     return look
 

@@ -38,7 +38,7 @@ from .. import projections
 from .. import protocol as protocols
 from ..errors import Refused
 from ..eventlog import Event
-from ..records import RecordState
+from ..records import Record
 from ..store import Store
 from . import dosing
 
@@ -120,7 +120,7 @@ def derive(target: Store, _source: Store) -> int:
     return len(rows)
 
 
-def _after_record(store: Store, rec: RecordState) -> None:
+def _after_record(store: Store, rec: Record) -> None:
     """Runs after the form's own hooks (this module is imported after theirs)."""
     if projections.replaying():
         return  # `derive` writes every row once the replay is done

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import cdisc
 from ...clock import now_utc
@@ -33,6 +33,9 @@ from .build import build
 from .conform import Change, conform
 from .metadata import ORDER, domain
 from .trial import design_rows, ts_rows
+
+if TYPE_CHECKING:
+    from ...engine.model import Model
 
 
 @dataclass
@@ -84,16 +87,40 @@ class SdtmExport:
         }
 
 
-def package(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding | None = None) -> Package:
-    """Build every dataset (subject, trial design, SUPP--) and make them fit SAS transport v5."""
+def package(
+    ds: Dataset,
+    progress: Progress | None = None,
+    coding: ae_map.Coding | None = None,
+    model: Model | None = None,
+) -> Package:
+    """Build every dataset (subject, trial design, SUPP--) and make them fit SAS transport v5.
+
+    `model`: the format-2 version of the active protocol (the engine's), when
+    the site has one; TS, TA, TE, TV and TI then come from its declared arms,
+    epochs, visits and criteria (engine_design.py) instead of format 1's
+    derived design, and DM's arms from its arms and the recorded allocations.
+    """
     progress = progress or NullProgress()
     proto = ds.active_protocol
-    built = build(ds, progress, coding or ae_map.coding_for(ds.store))
+    coding = coding or ae_map.coding_for(ds.store)
+    if model is not None:
+        from . import engine_design
+        from .build import recorded_allocations
+
+        arms = engine_design.design_from_model(model).arms
+        terms = engine_design.ex_terms(model)
+        built = build(ds, progress, coding, arms, recorded_allocations(ds), terms)
+    else:
+        built = build(ds, progress, coding)
     assert built.design is not None
     created = now_utc()
     rows = dict(built.rows)
-    rows["TS"] = ts_rows(proto, built.design, rows.get("DM", []), created, all_ended=built.ongoing == 0)
-    rows.update(design_rows(proto, built.design))
+    dm = rows.get("DM", [])
+    if model is not None:
+        rows.update(engine_design.trial_rows(model, dm, created, all_ended=built.ongoing == 0))
+    else:
+        rows["TS"] = ts_rows(proto, built.design, dm, created, all_ended=built.ongoing == 0)
+        rows.update(design_rows(proto, built.design))
     changes = conform(rows, proto.id)
     return Package(
         proto.id,
@@ -109,10 +136,14 @@ def package(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding
 
 
 def export_sdtm(
-    ds: Dataset, out: Path, progress: Progress | None = None, coding: ae_map.Coding | None = None
+    ds: Dataset,
+    out: Path,
+    progress: Progress | None = None,
+    coding: ae_map.Coding | None = None,
+    model: Model | None = None,
 ) -> SdtmExport:
     out = prepare_dir(out)
-    return write_package(ds, package(ds, progress, coding), out)
+    return write_package(ds, package(ds, progress, coding, model), out)
 
 
 def write_package(ds: Dataset, pkg: Package, out: Path) -> SdtmExport:

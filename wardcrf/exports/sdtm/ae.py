@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ...protocol import Protocol as TrialProtocol
-from ..dataset import Record, value_text
+from ..dataset import ProvenancedRecord, value_text
 
 AESEV_BY_GRADE = {1: "MILD", 2: "MODERATE", 3: "SEVERE", 4: "SEVERE", 5: "SEVERE"}
 AEOUT = {
@@ -102,7 +102,7 @@ def yn(value: Any) -> str:
     return "Y" if value is True or value == "true" else "N"
 
 
-def ae_row(rec: Record, proto: TrialProtocol, coding: Coding) -> tuple[dict[str, Any], dict[str, str], bool]:
+def ae_row(rec: ProvenancedRecord, proto: TrialProtocol, coding: Coding) -> tuple[dict[str, Any], dict[str, str], bool]:
     """(AE values, SUPPAE values by QNAM, coded?) for one AE record; timing is added by the caller."""
     d = rec.data
     grade = d.get("grade")

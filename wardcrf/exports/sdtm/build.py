@@ -12,11 +12,12 @@ exported without code changes. Every row gets its EPOCH, VISITNUM/VISIT
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from ...protocol import Field, Protocol, tr
-from ..dataset import Dataset, Record, number, value_text
+from ..dataset import Dataset, ProvenancedRecord, number, value_text
 from ..progress import NullProgress, Progress
 from . import ae as ae_map
 from .design import (
@@ -30,6 +31,9 @@ from .design import (
     design_of,
 )
 from .metadata import DOMAINS
+
+if TYPE_CHECKING:
+    from .engine_design import ExTerms
 
 CONSENT_TERM = "INFORMED CONSENT OBTAINED"
 TPT = {"pre_dose": ("PRE-DOSE", 1), "post_dose": ("POST-DOSE", 2)}
@@ -97,7 +101,7 @@ def first_field(names: dict[str, list[Field]], var: str) -> Field | None:
     return found[0] if found else None
 
 
-def mapped(rec: Record, names: dict[str, list[Field]], var: str) -> Any:
+def mapped(rec: ProvenancedRecord, names: dict[str, list[Field]], var: str) -> Any:
     """The first non-empty value among the fields mapped to `var`."""
     for fd in names.get(var, ()):
         v = rec.data.get(fd.name)
@@ -161,7 +165,7 @@ class _Rows:
             }
         )
 
-    def protocol_supp(self, parent: dict[str, Any], rec: Record, proto: Protocol) -> None:
+    def protocol_supp(self, parent: dict[str, Any], rec: ProvenancedRecord, proto: Protocol) -> None:
         """SUPP-- values the protocol routes to the parent's domain (`cdisc = "SUPPEX.QNAM"`)."""
         prefix = f"SUPP{parent['DOMAIN']}."
         form = proto.forms.get(rec.form)
@@ -174,7 +178,7 @@ class _Rows:
                 self.supp(parent, fd.cdisc[len(prefix) :], fd.cdisc_label or tr(fd.label), qval(fd, v), qorig)
 
 
-def record_dtc(rec: Record, proto: Protocol) -> str:
+def record_dtc(rec: ProvenancedRecord, proto: Protocol) -> str:
     form = proto.forms.get(rec.form)
     for name in DATE_FIELDS:
         fd = form.fields.get(name) if form else None
@@ -183,28 +187,65 @@ def record_dtc(rec: Record, proto: Protocol) -> str:
     return ""
 
 
-def build(ds: Dataset, progress: Progress | None = None, coding: ae_map.Coding | None = None) -> Built:
+def build(
+    ds: Dataset,
+    progress: Progress | None = None,
+    coding: ae_map.Coding | None = None,
+    arms: tuple[tuple[str, str], ...] | None = None,
+    allocations: Mapping[str, str] | None = None,
+    ex_terms: Mapping[tuple[str, str], ExTerms] | None = None,
+) -> Built:
+    """The subject datasets; `arms`: the protocol's (format 2) arms, `allocations`: participant -> ARMCD.
+
+    DM's planned arm is the participant's allocation when one is recorded,
+    else the only arm of a one-arm trial once enrolled; a participant of a
+    trial with several arms and no allocation is NOT ASSIGNED (SDTMIG 3.4
+    ARMNRS). The actual arm is the planned one once a dose is recorded.
+    `ex_terms` (format 2): EXTRT, EXROUTE, EXDOSFRQ, EXDOSFRM and the default
+    EXDOSU of the participant's arm's administration recorded on the form.
+    """
     progress = progress or NullProgress()
     coding = coding or ae_map.NoCoding()
     proto = ds.active_protocol
     design = design_of(proto)
+    if arms is not None:
+        design = replace(design, arms=arms)
     out = _Rows(proto.id)
     built = Built(out.rows, dictionary_versions=coding.dictionary_versions, design=design)
     reviews = _dsmg_reviews(ds)
     pids = ds.participants()
     progress.start("participants", len(pids))
     for pid in pids:
-        by_form: dict[str, list[Record]] = defaultdict(list)
+        by_form: dict[str, list[ProvenancedRecord]] = defaultdict(list)
         for rec in ds.records(participant=pid):
             by_form[rec.form].append(rec)
-        _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form).build()
+        subject = _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form)
+        subject.allocated = (allocations or {}).get(pid)
+        subject.ex_terms = ex_terms or {}
+        subject.build()
         progress.advance(1)
     return built
 
 
-def _dsmg_reviews(ds: Dataset) -> dict[str, Record]:
+def recorded_allocations(ds: Dataset) -> dict[str, str]:
+    """Participant -> ARMCD of every allocation whose arm the export may state (issue 20's projection).
+
+    An open-label list's allocation names its arm. A blinded list's does not
+    on the ward (a kit only), and the hub, which knows it, states it only once
+    the trial is unblinded there (`randomization.trial_unblinded`): before
+    that, the participant is allocated to no arm the export can name.
+    """
+    rows = ds.store.rows(
+        "SELECT a.participant, a.arm FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
+        " WHERE a.arm IS NOT NULL AND (l.reveal = 'arm' OR EXISTS (SELECT 1 FROM events e"
+        " WHERE e.type = 'randomization.trial_unblinded' AND e.subject = 'protocol:' || l.protocol_id))"
+    )
+    return {str(r["participant"]).removeprefix("participant:"): str(r["arm"]) for r in rows}
+
+
+def _dsmg_reviews(ds: Dataset) -> dict[str, ProvenancedRecord]:
     """AE record id -> the DSMG's latest review of it."""
-    out: dict[str, Record] = {}
+    out: dict[str, ProvenancedRecord] = {}
     for rec in ds.records("dsmg_ae_review"):
         target = value_text(rec.data.get("ae_event"))
         if target:
@@ -223,12 +264,15 @@ class _Subject:
         out: _Rows,
         built: Built,
         coding: ae_map.Coding,
-        reviews: dict[str, Record],
+        reviews: dict[str, ProvenancedRecord],
         pid: str,
-        by_form: dict[str, list[Record]],
+        by_form: dict[str, list[ProvenancedRecord]],
     ) -> None:
         self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
         self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
+        self.allocated: str | None = None  # ARMCD of the participant's recorded allocation
+        self.arm: str | None = None  # the planned ARMCD, once DM has it
+        self.ex_terms: Mapping[tuple[str, str], ExTerms] = {}
         self.u = f"{proto.id}-{pid}"
         self.doses = sorted(by_form.get("dose", []), key=lambda r: value_text(r.data.get("start")))
         consent = by_form.get("consent", [])
@@ -248,10 +292,10 @@ class _Subject:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def proto_of(self, rec: Record) -> Protocol:
+    def proto_of(self, rec: ProvenancedRecord) -> Protocol:
         return self.ds.protocol_for(rec)
 
-    def _disp(self, rec: Record, var: str) -> str:
+    def _disp(self, rec: ProvenancedRecord, var: str) -> str:
         names = cdisc_fields(self.proto_of(rec), rec.form)
         fd = first_field(names, var)
         v = rec.data.get(fd.name) if fd else None
@@ -278,7 +322,7 @@ class _Subject:
 
     # -- visits ----------------------------------------------------------------------------
 
-    def _planned_visit(self, rec: Record) -> str | None:
+    def _planned_visit(self, rec: ProvenancedRecord) -> str | None:
         """The planned visit a record belongs to, or None (unscheduled / no visit)."""
         n_doses = self.proto.schedule.doses
         if rec.form in BASELINE_FORMS:
@@ -301,7 +345,7 @@ class _Subject:
         """Visit name -> (VISITNUM, VISIT, EPOCH) of the visits that happened; fills `record_visit`."""
         self.record_visit: dict[str, str] = {}
         dates: dict[str, list[str]] = defaultdict(list)
-        unscheduled: list[tuple[str, Record]] = []
+        unscheduled: list[tuple[str, ProvenancedRecord]] = []
         visit_forms = {"labs", "ct_score", "vitals", "dose", "post_dose_check", *BASELINE_FORMS}
         for form, recs in self.by_form.items():
             if form not in visit_forms:
@@ -334,7 +378,7 @@ class _Subject:
         self.visit_dates = dates
         return info
 
-    def visit_of(self, rec: Record) -> str | None:
+    def visit_of(self, rec: ProvenancedRecord) -> str | None:
         return self.record_visit.get(rec.event_id)
 
     # -- domains ---------------------------------------------------------------------------
@@ -359,13 +403,19 @@ class _Subject:
         scr = screening[-1].data if screening else {}
         age = number(scr.get("age"))
         arms = self.design.arms
-        planned = arms[0] if enrolled and len(arms) == 1 else None
-        actual = arms[0] if self.doses and len(arms) == 1 else None
+        labels = dict(arms)
+        planned: tuple[str, str] | None = None
+        if self.allocated in labels:
+            planned = (self.allocated, labels[self.allocated])
+        elif enrolled and len(arms) == 1:
+            planned = arms[0]
+        actual = planned if self.doses else None
+        self.arm = planned[0] if planned else None
         if planned and actual:
             nrs = ""
-        elif not screening or not enrolled:
+        elif not planned and (not screening or not enrolled):
             nrs = "SCREEN FAILURE" if screening and scr.get("eligible") is False else "NOT ASSIGNED"
-        elif not self.doses:
+        elif planned:
             nrs = "ASSIGNED, NOT TREATED"
         else:
             nrs = "NOT ASSIGNED"
@@ -495,6 +545,7 @@ class _Subject:
         product = str(self.proto.product.get("name") or "study treatment")
         for rec in self.doses:
             p = self.proto_of(rec)
+            terms = self.ex_terms.get((self.arm or "", rec.form))
             names = cdisc_fields(p, "dose")
             dose = mapped(rec, names, "EXDOSE")
             vamt = mapped(rec, names, "EXVAMT")
@@ -507,12 +558,13 @@ class _Subject:
                 self.u,
                 EXREFID=value_text(mapped(rec, names, "EXREFID")),
                 EXSPID=rec.event_id,
-                EXTRT=product,
+                EXTRT=terms.treatment if terms else product,
                 EXDOSE=number(dose),
-                EXDOSU=(dose.get("unit") if isinstance(dose, dict) else None) or sched.particles_unit,
-                EXDOSFRM=DOSE_FORM,
-                EXDOSFRQ=p.schedule.frequency,
-                EXROUTE=sched.route,
+                EXDOSU=(dose.get("unit") if isinstance(dose, dict) else None)
+                or (terms.unit if terms else sched.particles_unit),
+                EXDOSFRM=(terms.dosage_form if terms else "") or DOSE_FORM,
+                EXDOSFRQ=terms.frequency if terms else p.schedule.frequency,
+                EXROUTE=terms.route if terms else sched.route,
                 EXLOT=value_text(mapped(rec, names, "EXLOT")),
                 EXTRTV=choice_text(vehicle_fd, vehicle).upper() if vehicle_fd and vehicle else "",
                 EXVAMT=number(vamt),
@@ -524,7 +576,7 @@ class _Subject:
             )
             self.out.protocol_supp(row, rec, p)
 
-    def _findings_tests(self, rec: Record, prefix: str) -> list[tuple[Field, str]]:
+    def _findings_tests(self, rec: ProvenancedRecord, prefix: str) -> list[tuple[Field, str]]:
         form = self.proto_of(rec).forms.get(rec.form)
         return [
             (fd, fd.cdisc.split("=", 1)[1])

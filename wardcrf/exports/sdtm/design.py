@@ -24,6 +24,7 @@ these rules, so every domain, SV, TV and TA agree.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -53,6 +54,8 @@ class Visit:
     day: int | None
     start_rule: str
     end_rule: str = ""
+    arms: tuple[str, ...] = ()  # the arms that have this visit; () = every arm
+    code: str = ""  # the protocol's visit code (format 2), shared by a repeating visit's rows
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,18 @@ class Design:
     elements: tuple[Element, ...]
     visits: tuple[Visit, ...]
     source: str  # "protocol" when the protocol declared the design, else "default"
+    # Element codes per arm, in order (TA); empty: every arm walks every element.
+    arm_elements: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def elements_of(self, arm: str) -> tuple[Element, ...]:
+        codes = self.arm_elements.get(arm)
+        if not codes:
+            return self.elements
+        by_code = {e.code: e for e in self.elements}
+        return tuple(by_code[c] for c in codes)
+
+    def visits_of(self, arm: str) -> tuple[Visit, ...]:
+        return tuple(v for v in self.visits if not v.arms or arm in v.arms)
 
     def visit(self, name: str) -> Visit | None:
         return next((v for v in self.visits if v.name == name), None)

@@ -12,7 +12,7 @@ submission uses; TSPARMCD SDTIGVER/SDTMVER name the SDTM versions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,50 +30,86 @@ def _yn(flag: bool | None) -> str | None:
     return None if flag is None else ("Y" if flag else "N")
 
 
+Param = tuple[str, str, Any, str, str]  # (TSPARMCD, TSPARM, value, TSVCDREF, TSVCDVER)
+# Parameters FDA's Technical Conformance Guide expects even without a value: the null flavour SDTMIG gives.
+NULL_FLAVOURS = {"AGEMAX": "PINF"}
+
+
 def ts_rows(
     proto: Protocol, design: Design, dm: list[dict[str, Any]], now: datetime, *, all_ended: bool
 ) -> list[dict[str, Any]]:
-    """TS rows; `all_ended`: every subject has ended participation (so a study end date exists)."""
-    t = proto.trial
+    """TS rows of a format-1 protocol; `all_ended`: every subject has ended participation."""
+    return _ts(proto.id, _format1_params(proto), design, dm, now, all_ended=all_ended)
+
+
+def _trial_params(t: Any) -> list[Param]:
+    """The `[trial]` facts both formats state the same way (format 2: the same keys, a mapping)."""
+    get = t.get if isinstance(t, Mapping) else lambda k, d=None: getattr(t, k, d)
+    return [
+        ("SPONSOR", "Clinical Study Sponsor", get("sponsor"), "", ""),
+        ("TPHASE", "Trial Phase Classification", get("phase"), CT, cdisc.CT_VERSION),
+        ("INDIC", "Trial Disease/Condition Indication", get("indication"), "", ""),
+        ("TINDTP", "Trial Intent Type", get("indication_type"), CT, cdisc.CT_VERSION),
+        *(("TTYPE", "Trial Type", v, CT, cdisc.CT_VERSION) for v in get("trial_types") or ()),
+        ("STYPE", "Study Type", get("study_type", "INTERVENTIONAL"), CT, cdisc.CT_VERSION),
+        ("INTTYPE", "Intervention Type", get("intervention_type"), CT, cdisc.CT_VERSION),
+        ("INTMODEL", "Intervention Model", get("intervention_model"), CT, cdisc.CT_VERSION),
+        ("TBLIND", "Trial Blinding Schema", get("blinding"), CT, cdisc.CT_VERSION),
+        ("TCNTRL", "Control Type", get("control"), CT, cdisc.CT_VERSION),
+        ("RANDOM", "Trial is Randomized", _yn(get("randomized")), CT, cdisc.CT_VERSION),
+        ("ADDON", "Added on to Existing Treatments", _yn(get("add_on")), CT, cdisc.CT_VERSION),
+        ("HLTSUBJI", "Healthy Subject Indicator", _yn(get("healthy_volunteers")), CT, cdisc.CT_VERSION),
+        ("SEXPOP", "Sex of Participants", get("sex_population"), CT, cdisc.CT_VERSION),
+        ("PLANSUB", "Planned Number of Subjects", get("planned_participants"), "", ""),
+        ("OBJPRIM", "Trial Primary Objective", get("primary_objective"), "", ""),
+        ("STOPRULE", "Study Stop Rules", get("stopping_rule"), "", ""),
+        *(
+            ("FCNTRY", "Planned Country of Investigational Sites", c, ISO3166, "")
+            for c in get("countries") or ()
+        ),
+    ]
+
+
+def _format1_params(proto: Protocol) -> list[Param]:
     sched = proto.schedule
-    consented = sorted(r["RFICDTC"] for r in dm if r.get("RFICDTC") and r.get("ARMCD"))
-    ended = [r.get("RFPENDTC") or "" for r in dm]
-    params: list[tuple[str, str, Any, str, str]] = [
-        # (TSPARMCD, TSPARM, value, TSVCDREF, TSVCDVER)
-        ("SSTDTC", "Study Start Date", consented[0][:10] if consented else None, ISO8601, ""),
-        ("SENDTC", "Study End Date", max(ended)[:10] if all_ended and any(ended) else None, ISO8601, ""),
+    return [
         ("TITLE", "Trial Title", tr(proto.title), "", ""),
-        ("SPONSOR", "Clinical Study Sponsor", t.sponsor, "", ""),
-        ("TPHASE", "Trial Phase Classification", t.phase, CT, cdisc.CT_VERSION),
-        ("INDIC", "Trial Disease/Condition Indication", t.indication, "", ""),
-        ("TINDTP", "Trial Intent Type", t.indication_type, CT, cdisc.CT_VERSION),
-        *(("TTYPE", "Trial Type", v, CT, cdisc.CT_VERSION) for v in t.trial_types),
-        ("STYPE", "Study Type", t.study_type, CT, cdisc.CT_VERSION),
-        ("INTTYPE", "Intervention Type", t.intervention_type, CT, cdisc.CT_VERSION),
-        ("INTMODEL", "Intervention Model", t.intervention_model, CT, cdisc.CT_VERSION),
-        ("TBLIND", "Trial Blinding Schema", t.blinding, CT, cdisc.CT_VERSION),
-        ("TCNTRL", "Control Type", t.control, CT, cdisc.CT_VERSION),
-        ("RANDOM", "Trial is Randomized", _yn(t.randomized), CT, cdisc.CT_VERSION),
-        ("ADDON", "Added on to Existing Treatments", _yn(t.add_on), CT, cdisc.CT_VERSION),
-        ("HLTSUBJI", "Healthy Subject Indicator", _yn(t.healthy_volunteers), CT, cdisc.CT_VERSION),
-        ("SEXPOP", "Sex of Participants", t.sex_population, CT, cdisc.CT_VERSION),
+        *_trial_params(proto.trial),
         ("AGEMIN", "Planned Minimum Age of Subjects", f"P{proto.eligibility.age_min}Y", ISO8601, ""),
         ("AGEMAX", "Planned Maximum Age of Subjects", f"P{proto.eligibility.age_max}Y", ISO8601, ""),
-        ("PLANSUB", "Planned Number of Subjects", t.planned_participants, "", ""),
-        ("ACTSUB", "Actual Number of Subjects", sum(1 for r in dm if r.get("ARMCD")), "", ""),
-        ("NARMS", "Planned Number of Arms", len(design.arms), "", ""),
         ("TRT", "Investigational Therapy or Treatment", proto.product.get("name"), "", ""),
         ("DOSE", "Dose per Administration", value_text(sched.particles_per_dose), "", ""),
         ("DOSU", "Dose Units", sched.particles_unit, "", ""),
         ("DOSFRQ", "Dosing Frequency", sched.frequency, CT, cdisc.CT_VERSION),
         ("ROUTE", "Route of Administration", sched.route, CT, cdisc.CT_VERSION),
-        ("OBJPRIM", "Trial Primary Objective", t.primary_objective, "", ""),
-        ("STOPRULE", "Study Stop Rules", t.stopping_rule, "", ""),
-        *(("FCNTRY", "Planned Country of Investigational Sites", c, ISO3166, "") for c in t.countries),
-        *(
-            ("REGID", "Registry Identifier", r, "ClinicalTrials.gov" if r.startswith("NCT") else "", "")
-            for r in proto.registry
-        ),
+        *_registry(proto.registry),
+    ]
+
+
+def _registry(ids: Iterable[str]) -> list[Param]:
+    return [
+        ("REGID", "Registry Identifier", r, "ClinicalTrials.gov" if r.startswith("NCT") else "", "")
+        for r in ids
+    ]
+
+
+def _ts(
+    study: str,
+    params: list[Param],
+    design: Design,
+    dm: list[dict[str, Any]],
+    now: datetime,
+    *,
+    all_ended: bool,
+) -> list[dict[str, Any]]:
+    consented = sorted(r["RFICDTC"] for r in dm if r.get("RFICDTC") and r.get("ARMCD"))
+    ended = [r.get("RFPENDTC") or "" for r in dm]
+    every: list[Param] = [
+        ("SSTDTC", "Study Start Date", consented[0][:10] if consented else None, ISO8601, ""),
+        ("SENDTC", "Study End Date", max(ended)[:10] if all_ended and any(ended) else None, ISO8601, ""),
+        *params,
+        ("ACTSUB", "Actual Number of Subjects", sum(1 for r in dm if r.get("ARMCD")), "", ""),
+        ("NARMS", "Planned Number of Arms", len(design.arms), "", ""),
         ("SDTMVER", "SDTM Version", cdisc.SDTM_VERSION, "", ""),
         ("SDTIGVER", "SDTM IG Version", cdisc.SDTMIG_VERSION, "", ""),
         ("DCUTDTC", "Data Cutoff Date", now.date().isoformat(), ISO8601, ""),
@@ -87,24 +123,25 @@ def ts_rows(
     ]
     rows: list[dict[str, Any]] = []
     seq: dict[str, int] = {}
-    for code, name, value, ref, ver in params:
-        if value in (None, ""):
+    for code, name, value, ref, ver in every:
+        flavour = NULL_FLAVOURS.get(code, "") if value in (None, "") else ""
+        if value in (None, "") and not flavour:
             continue
         seq[code] = seq.get(code, 0) + 1
-        text = value_text(value)
+        text = value_text(value) if not flavour else ""
         rows.append(
             {
-                "STUDYID": proto.id,
+                "STUDYID": study,
                 "DOMAIN": "TS",
                 "TSSEQ": seq[code],
                 "TSPARMCD": code,
                 "TSPARM": name,
                 "TSVAL": text,
-                "TSVALNF": "",
+                "TSVALNF": flavour,
                 # Coded values carry their code: CT submission values, ISO codes and registry ids.
                 "TSVALCD": text if ref in (ISO3166, "ClinicalTrials.gov") else _ny_code(text, ref),
-                "TSVCDREF": ref,
-                "TSVCDVER": ver,
+                "TSVCDREF": ref if not flavour else "",
+                "TSVCDVER": ver if not flavour else "",
             }
         )
     return rows
@@ -116,7 +153,12 @@ def _ny_code(text: str, ref: str) -> str:
 
 
 def design_rows(proto: Protocol, design: Design) -> dict[str, list[dict[str, Any]]]:
-    base = {"STUDYID": proto.id}
+    return {**design_tables(proto.id, design), "TI": list(ti_rows(proto))}
+
+
+def design_tables(study: str, design: Design) -> dict[str, list[dict[str, Any]]]:
+    """TE, TA and TV of a design (either protocol format)."""
+    base = {"STUDYID": study}
     te = [
         {
             **base,
@@ -143,7 +185,7 @@ def design_rows(proto: Protocol, design: Design) -> dict[str, list[dict[str, Any
             "EPOCH": e.epoch,
         }
         for code, arm in design.arms
-        for i, e in enumerate(design.elements, 1)
+        for i, e in enumerate(design.elements_of(code), 1)
     ]
     tv = [
         {
@@ -158,9 +200,9 @@ def design_rows(proto: Protocol, design: Design) -> dict[str, list[dict[str, Any
             "TVENRL": v.end_rule,
         }
         for code, arm in design.arms
-        for v in design.visits
+        for v in design.visits_of(code)
     ]
-    return {"TE": te, "TA": ta, "TV": tv, "TI": list(ti_rows(proto))}
+    return {"TE": te, "TA": ta, "TV": tv}
 
 
 def ti_rows(proto: Protocol) -> Iterable[dict[str, Any]]:

@@ -1,10 +1,17 @@
-"""`wardcrf log`: --json shows whole events; --subject and --type are literal (found in QA)."""
+"""The audit trail as people and auditors read it: `wardcrf log` and `audit.trail`.
+
+--json shows whole events (every value, unit and reason; an amendment's changes); --subject and
+--type are literal (no SQL wildcards); --since/--until take dates and UTC times; measured values
+read as number and unit.
+"""
 
 from __future__ import annotations
 
 import json
 
 from wardcrf import audit, records
+
+# -- --json and the literal filters ----------------------------------------------------------------
 
 
 def _note(session, subject: str, type_: str = "qa.note") -> str:
@@ -92,3 +99,33 @@ def test_cli_subject_with_underscore_matches_only_itself(admin, cli):
     assert r.code == 0 and [e["event_id"] for e in json.loads(r.out)] == [wanted]
     r = cli("log", "--json", "--subject", "participant:WUH01%", user="auditor")
     assert r.code == 0 and json.loads(r.out) == []
+
+
+# -- values with their unit, and the time filters ----------------------------------------------------
+# Measured values read as number and unit; --since/--until take dates and UTC times and refuse
+# what is not one (not an empty trail).
+
+
+def test_unit_values_read_as_number_and_unit():
+    assert audit.shown_value({"value": 37.1, "unit": "C"}) == "37.1 C"
+    assert audit.shown_value({"value": 60, "unit": "%"}) == "60 %"
+
+
+def test_other_values_stay_json():
+    assert audit.shown_value("hfnc") == '"hfnc"'
+    assert audit.shown_value(["sha256:ab"]) == '["sha256:ab"]'
+    assert audit.shown_value({"value": 1, "unit": "C", "extra": 2}) == '{"value": 1, "unit": "C", "extra": 2}'
+
+
+def test_log_since_accepts_dates_and_utc_times(cli):
+    assert cli("log", "--since", "2000-01-01", "--json", user="auditor").out.count('"event_id"') >= 1
+    assert cli("log", "--since", "2000-01-01T00:00", "--json", user="auditor").out.count('"event_id"') >= 1
+    r = cli("log", "--until", "2000-01-01T08:00+08:00", "--json", user="auditor")
+    assert r.code == 0 and r.out.count('"event_id"') == 0
+
+
+def test_log_since_that_is_not_a_time_is_refused_not_an_empty_trail(cli):
+    r = cli("log", "--since", "yesterday", user="auditor")
+    assert r.code == 2
+    assert "--since 'yesterday' is not a UTC date or time" in r.err
+    assert r.out == ""

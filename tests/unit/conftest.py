@@ -1,0 +1,16 @@
+"""Fixtures shared by tests/unit: the workflow template sites, built once per test process.
+
+`_wf_template` (a protocol, users of every role) and `_wf_sentinel_template` (WUH01-001 enrolled,
+sentinel gate open) are defined in wf_support.py beside the helpers that drive them. They are
+registered here, not imported into each test module: a session fixture imported into a module is a
+fixture of that module, so each importing file built the templates again. Test modules copy them per
+test (`wf_support._copy_site`).
+"""
+
+from __future__ import annotations
+
+# PASSWORD: `from conftest import PASSWORD` in a unit test module finds this conftest.
+from site_users import ROLE_USERS
+from wf_support import PASSWORD, _wf_sentinel_template, _wf_template
+
+__all__ = ["PASSWORD", "ROLE_USERS", "_wf_sentinel_template", "_wf_template"]

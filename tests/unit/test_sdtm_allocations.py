@@ -1,0 +1,49 @@
+"""DM's arms from issue 20's allocations: open-label arms, blinded ones only once the trial is unblinded.
+
+Real lists made at a hub, carried in hub bundles, taken on the ward
+(rand_support's `trial`), then `recorded_allocations` reads what an SDTM
+export of that database may state.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from rand_support import OPEN_FOUR, Trial, _wf_template, blinded_two_to_one, send_ward_bundle, site, trial
+
+from wardcrf.exports.sdtm.build import recorded_allocations
+from wardcrf.randomization import service, unblinded
+
+__all__ = ["_wf_template", "site", "trial"]
+
+
+def _arms(store) -> dict[str, str]:
+    return recorded_allocations(SimpleNamespace(store=store))
+
+
+def test_an_open_label_allocation_gives_the_participant_its_arm(trial: Trial, session_for) -> None:
+    trial.make(OPEN_FOUR, per_stratum=4)
+    clin = session_for("clinician")
+    pid = trial.participant()
+    assert _arms(clin.store) == {}  # consented, not allocated: no arm
+    a = service.allocate(clin, pid, {"ct_np": "HIGH"})
+    assert a.arm in {"ZMAPP", "RDV", "MAB114", "REGNEB3"}
+    assert _arms(clin.store) == {a.participant: a.arm}
+
+
+def test_a_blinded_allocation_gives_no_arm_until_the_trial_is_unblinded_at_the_hub(
+    trial: Trial, session_for
+) -> None:
+    trial.make(blinded_two_to_one(), per_stratum=3)
+    clin = session_for("clinician")
+    a = service.allocate(clin, trial.participant())
+    assert a.arm is None and _arms(clin.store) == {}  # the ward holds a kit number only
+    send_ward_bundle(trial)
+    hs = trial.hub_session("admin")
+    try:
+        assert _arms(hs.store) == {}  # the hub knows the arm; the trial is still blinded
+        unblinded.unblind_trial(hs, "PALM007", "database locked for the final analysis")
+        got = _arms(hs.store)
+        assert list(got) == [a.participant] and got[a.participant] in {"TECOVIRIMAT", "PLACEBO"}
+    finally:
+        hs.close()

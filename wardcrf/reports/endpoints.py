@@ -1,0 +1,211 @@
+"""Every declared endpoint of a format-2 protocol, per arm (issue 17, "the outcomes report").
+
+The protocol's `[[analysis.endpoints]]` say what each endpoint is and how it
+is analysed; this module turns participant-level outcomes into the per-arm
+results the outcomes report prints, with each method named:
+
+* `paired_change`: before/after per arm, the Wilcoxon signed-rank test of
+  `stats.signed_rank` (exact with ties by default, as MEXCOVID's report);
+* `proportion`: k of n per arm with its interval (`proportions`: Wilson by
+  default, or Clopper–Pearson), and the difference between arms with its
+  interval (Newcombe by default, or Wald);
+* `mortality` by day N: deaths on or before day N among participants whose
+  status at day N is known (dead by then, or followed to day N at least),
+  with the interval and the difference as for a proportion; participants
+  censored alive before day N are counted and left out of that crude
+  proportion, and the Kaplan–Meier estimate 1 − S(N), which uses them, is
+  given beside it;
+* `time_to_event`: Kaplan–Meier per arm (events after `horizon` censored at
+  the horizon), the median, the log-rank test across every arm, and one per
+  compared pair (`survival`).
+
+Which arms are compared: each arm against `reference`, or the two arms of
+`compare`, or, in a two-arm trial, the first against the second. A
+participant without an arm (not allocated) is counted, never analysed.
+
+What this module does not do: read outcomes out of records. The
+endpoints' `event`, `event_at` and `censor_at` are expressions over the
+records; evaluating them is the expression interpreter's (docs/engine.md),
+which hands this module `Outcome`s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import proportions, stats, survival
+from .proportions import Proportion
+
+KINDS = ("paired_change", "proportion", "mortality", "time_to_event")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One participant's outcome for one endpoint.
+
+    `met`: a proportion endpoint's event happened (None: not known).
+    `time`/`event`: days from the endpoint's origin to the event (`event`
+    True) or to the last time the participant was known free of it (False);
+    None when nothing is recorded. `before`/`after`: a paired endpoint's values.
+    """
+
+    arm: str | None
+    met: bool | None = None
+    time: float | None = None
+    event: bool = False
+    before: float | None = None
+    after: float | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    level: float = 0.95
+    proportion_ci: str = "wilson"
+    difference_ci: str = "newcombe"
+    survival_ci: str = "log-log"
+    paired_test: str = "wilcoxon-exact"
+    zeros: str = "wilcox"
+
+    @classmethod
+    def of(cls, analysis: Mapping[str, Any]) -> Settings:
+        return cls(
+            level=float(analysis.get("ci_level", 0.95)),
+            proportion_ci=analysis.get("proportion_ci", "wilson"),
+            difference_ci=analysis.get("difference_ci", "newcombe"),
+            survival_ci=analysis.get("survival_ci", "log-log"),
+            paired_test=analysis.get("paired_test", "wilcoxon-exact"),
+            zeros=analysis.get("zero_differences", "wilcox"),
+        )
+
+
+def comparisons(endpoint: Mapping[str, Any], arms: Sequence[str]) -> list[tuple[str, str]]:
+    """(arm, against) pairs the endpoint compares."""
+    if "reference" in endpoint:
+        ref = endpoint["reference"]
+        return [(a, ref) for a in arms if a != ref]
+    if "compare" in endpoint:
+        a, b = endpoint["compare"]
+        return [(a, b)]
+    return [(arms[0], arms[1])] if len(arms) == 2 else []
+
+
+def _split(arms: Sequence[str], outcomes: Iterable[Outcome]) -> tuple[dict[str, list[Outcome]], int]:
+    by: dict[str, list[Outcome]] = {a: [] for a in arms}
+    unassigned = 0
+    for o in outcomes:
+        if o.arm is None:
+            unassigned += 1
+        elif o.arm in by:
+            by[o.arm].append(o)
+        else:
+            raise ValueError(f"arm {o.arm!r} is not an arm of the protocol ({', '.join(arms)})")
+    return by, unassigned
+
+
+def analyse(
+    endpoint: Mapping[str, Any], arms: Sequence[str], outcomes: Iterable[Outcome], settings: Settings
+) -> dict[str, Any]:
+    """One endpoint's results per arm, its comparisons, and what was left out and why."""
+    kind = endpoint.get("kind", "paired_change")
+    if kind not in KINDS:
+        raise ValueError(f"endpoint kind {kind!r}: one of {', '.join(KINDS)}")
+    by, unassigned = _split(arms, outcomes)
+    out: dict[str, Any] = {
+        "code": endpoint.get("code") or f"{endpoint.get('form')}.{endpoint.get('field')}",
+        "kind": kind,
+        "primary": bool(endpoint.get("primary")),
+        "not_assigned": unassigned,
+        "level": settings.level,
+    }
+    if kind == "paired_change":
+        out["arms"] = {a: _paired(os, settings) for a, os in by.items()}
+        return out
+    if kind == "time_to_event":
+        out.update(_time_to_event(endpoint, arms, by, settings))
+        return out
+    if kind == "proportion":
+        props = {a: _proportion([o.met for o in os], settings) for a, os in by.items()}
+    else:
+        props = {a: _mortality(os, int(endpoint["day"]), settings) for a, os in by.items()}
+    out["arms"] = {a: p[1] for a, p in props.items()}
+    out["comparisons"] = [
+        {
+            "arm": a,
+            "against": b,
+            **proportions.difference(props[a][0], props[b][0], settings.level, settings.difference_ci),
+        }
+        for a, b in comparisons(endpoint, arms)
+    ]
+    return out
+
+
+def _proportion(met: list[bool | None], settings: Settings) -> tuple[Proportion, dict[str, Any]]:
+    known = [m for m in met if m is not None]
+    p = Proportion(sum(known), len(known), settings.level, settings.proportion_ci)
+    return p, {**p.as_json(), "unknown": len(met) - len(known)}
+
+
+def _mortality(os: list[Outcome], day: int, settings: Settings) -> tuple[Proportion, dict[str, Any]]:
+    followed = [(float(o.time), o.event) for o in os if o.time is not None]
+    dead = sum(1 for t, e in followed if e and t <= day)
+    alive = sum(1 for t, e in followed if not (e and t <= day) and t >= day)
+    known = dead + alive
+    p = Proportion(dead, known, settings.level, settings.proportion_ci)
+    km = survival.kaplan_meier(
+        [t for t, _ in followed], [e for _, e in followed], settings.level, settings.survival_ci
+    )
+    s, lo, hi = km.survival_at(day)
+    return p, {
+        **p.as_json(),
+        "day": day,
+        "censored_before_day": len(followed) - known,
+        "no_follow_up": len(os) - len(followed),
+        "kaplan_meier": {"estimate": 1 - s, "lower": 1 - hi, "upper": 1 - lo} if followed else None,
+    }
+
+
+def _time_to_event(
+    endpoint: Mapping[str, Any], arms: Sequence[str], by: dict[str, list[Outcome]], settings: Settings
+) -> dict[str, Any]:
+    from ..engine.model import duration
+
+    horizon = duration(endpoint["horizon"]).total_seconds() / 86400 if "horizon" in endpoint else None
+    data: dict[str, tuple[list[float], list[bool]]] = {}
+    missing: dict[str, int] = {}
+    for a, os in by.items():
+        times, events = [], []
+        for o in os:
+            if o.time is None:
+                continue
+            beyond = horizon is not None and o.time > horizon
+            times.append(horizon if beyond and horizon is not None else float(o.time))
+            events.append(o.event and not beyond)
+        data[a] = (times, events)
+        missing[a] = len(os) - len(times)
+    kms = {a: survival.kaplan_meier(t, e, settings.level, settings.survival_ci) for a, (t, e) in data.items()}
+    return {
+        "horizon_days": horizon,
+        "arms": {a: {**kms[a].as_json(), "no_follow_up": missing[a]} for a in arms},
+        "log_rank": survival.logrank(data).as_json(),  # every arm: are the curves all alike?
+        "comparisons": [
+            {"arm": a, "against": b, "log_rank": survival.logrank({a: data[a], b: data[b]}).as_json()}
+            for a, b in comparisons(endpoint, arms)
+        ],
+    }
+
+
+def _paired(os: list[Outcome], settings: Settings) -> dict[str, Any]:
+    both = [(o.before, o.after) for o in os if o.before is not None and o.after is not None]
+    before = [float(b) for b, _ in both if b is not None]
+    after = [float(a) for _, a in both if a is not None]
+    return {
+        "n": len(os),
+        "pairs": len(both),
+        "before": stats.describe(before),
+        "after": stats.describe(after),
+        "wilcoxon": stats.signed_rank(
+            before, after, test=settings.paired_test, zeros=settings.zeros
+        ).as_json(),
+    }
