@@ -283,7 +283,6 @@ async def test_drop_downs_choose_where_typed_wherever_the_burst_is_split(app_for
     the cursor back into the closed list, and every later key went there
     (in tmux under load: the third drop-down and the condition text lost,
     1 run in 30). Each split gets a fresh receipt screen."""
-    from wardcrf.screens.coldchain_receipt import ReceiptScreen
 
     app = app_for("pharmacist")
     async with app.run_test(size=(120, 40)) as pilot:
