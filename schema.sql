@@ -959,6 +959,19 @@ ALTER TABLE sync_held_v4 RENAME TO sync_held;
 CREATE INDEX sync_outbox_unreceipted ON sync_outbox (peer, bundle_seq) WHERE receipted_at IS NULL;
 CREATE INDEX sync_receipts_device ON sync_receipts (device, id);
 
+-- migration: 0350-protocol-encodings
+-- A format-2 file re-encoding a loaded format-1 version (`protocol.reencoded`,
+-- wardcrf/engine/loading.py): the engine reads it; records stay under the version.
+CREATE TABLE protocol_encodings (
+    protocol_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    reencodes TEXT NOT NULL,
+    source TEXT NOT NULL,
+    loaded_event TEXT NOT NULL,
+    PRIMARY KEY (protocol_id, version)
+);
+
 -- migration: 0500-randomization
 -- Allocation lists received from the hub (`randomization.list_issued`), their sealed
 -- entries, the allocations taken from them, emergency unblindings, exhausted strata and,

@@ -44,6 +44,7 @@ SUITES = [
     "engine_exports",
     "sweep",
     "tlog",
+    "hub_engines",
     "randomization",
 ]
 

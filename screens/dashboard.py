@@ -451,7 +451,7 @@ class DashboardScreen(Screen[None]):
         """The next page of the ward list, in the order of the fill it continues (the same time)."""
         from wardcrf import workflow
 
-        def next_page(session: Any) -> dict[str, Any]:
+        def next_page(session: Any) -> workflow.status.WardPage:
             return workflow.ward_page(session, offset=offset, limit=PAGE_ROWS, at=at)
 
         self._load(next_page, lambda page: self._more_participants(round_, page))

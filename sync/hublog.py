@@ -38,6 +38,7 @@ from wardcrf.canonical import dumps
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.devicekeys import DeviceSigner
 from wardcrf.errors import Refused
+from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 from wardcrf.tlog import checkpoint, merkle, note
 
@@ -66,7 +67,7 @@ def leaf_status(outcome_status: str) -> str | None:
 class StoreNodes:
     """`merkle.Nodes` over the hub's tables (perfect-subtree hashes by level and index)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self.store = store
 
     @property
@@ -85,13 +86,13 @@ def origin_of(site: str, device: str) -> str:
     return f"wardcrf.hub/{site}/{device}"
 
 
-def origin(store: Store) -> str:
+def origin(store: SqlStore) -> str:
     """This hub's log name."""
     site, device = store.one("SELECT site, device FROM site WHERE id = 1") or ("", "")
     return origin_of(str(site), str(device))
 
 
-def log_bundle(store: Store, device: str, bundle_seq: int, status: str) -> int | None:
+def log_bundle(store: SqlStore, device: str, bundle_seq: int, status: str) -> int | None:
     """Add a bundle outcome as the next leaf (inside the import's transaction); returns its index.
 
     The manifest's SHA-256 is the one the hub recorded for the bundle
@@ -100,13 +101,16 @@ def log_bundle(store: Store, device: str, bundle_seq: int, status: str) -> int |
     logged = leaf_status(status)
     if logged is None:
         return None
+    # sync_applied holds one row per bundle; sync_held one per manifest held (the latest is logged).
     table = "sync_applied" if logged == "applied" else "sync_held"
+    order = "" if logged == "applied" else " ORDER BY id DESC LIMIT 1"
     sha = store.scalar(
-        f"SELECT manifest_sha FROM {table} WHERE device = ? AND bundle_seq = ? ORDER BY rowid DESC LIMIT 1",
+        f"SELECT manifest_sha FROM {table} WHERE device = ? AND bundle_seq = ?{order}",
         (device, bundle_seq),
     )
     if sha is None:
         raise Refused(f"transparency log: no {logged} bundle {bundle_seq} of {device} to log")
+    store.lock("tlog")  # the next index is the size: one appender at a time (PostgreSQL has several)
     idx = StoreNodes(store).size
     h = merkle.leaf_hash(leaf_text(device, bundle_seq, str(sha), logged))
     store.execute(
@@ -124,7 +128,7 @@ def log_bundle(store: Store, device: str, bundle_seq: int, status: str) -> int |
     return idx
 
 
-def _log_signer(store: Store, signer: DeviceSigner) -> note.Signer:
+def _log_signer(store: SqlStore, signer: DeviceSigner) -> note.Signer:
     return note.Signer(origin(store), signing.ed25519_private(signer.minisign_secret))
 
 
@@ -133,7 +137,7 @@ def verifier(log_origin: str, sign_public: str) -> note.Verifier:
     return note.Verifier(log_origin, note.ED25519, signing.ed25519_public(sign_public))
 
 
-def own_verifier(store: Store) -> note.Verifier:
+def own_verifier(store: SqlStore) -> note.Verifier:
     """At the hub: the key its checkpoints verify with (`hub log export` prints it for auditors)."""
     device = store.scalar("SELECT device FROM site WHERE id = 1")
     public = store.scalar("SELECT sign_public FROM device_keys WHERE device = ?", (device,))
@@ -150,16 +154,17 @@ def hub_verifier(store: Store) -> note.Verifier:
     return verifier(origin_of(str(h["site"]), str(h["device"])), str(h["sign_public"]))
 
 
-def sign_checkpoint(store: Store, signer: DeviceSigner) -> str | None:
+def sign_checkpoint(store: SqlStore, signer: DeviceSigner) -> str | None:
     """Sign a checkpoint of the tree if it grew since the last one (after each import); the latest note."""
-    nodes = StoreNodes(store)
-    size = nodes.size
-    last = store.one("SELECT size, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1")
-    if size == 0 or (last is not None and last[0] == size):
-        return None if last is None else str(last[1])
-    cp = checkpoint.Checkpoint(origin(store), size, merkle.root(nodes))
-    signed = cp.sign(_log_signer(store, signer))
     with store.transaction():
+        store.lock("tlog")  # another worker may be growing the tree or signing this size
+        nodes = StoreNodes(store)
+        size = nodes.size
+        last = store.one("SELECT size, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1")
+        if size == 0 or (last is not None and last[0] == size):
+            return None if last is None else str(last[1])
+        cp = checkpoint.Checkpoint(origin(store), size, merkle.root(nodes))
+        signed = cp.sign(_log_signer(store, signer))
         store.execute(
             "INSERT INTO tlog_checkpoints (size, root, note, signed_at) VALUES (?,?,?,?)",
             (size, cp.root.hex(), signed, iso_utc(now_utc())),
@@ -167,7 +172,7 @@ def sign_checkpoint(store: Store, signer: DeviceSigner) -> str | None:
     return signed
 
 
-def receipt_part(store: Store, device: str) -> dict[str, Any] | None:
+def receipt_part(store: SqlStore, device: str) -> dict[str, Any] | None:
     """What a receipt to `device` carries of the log (None before the first checkpoint).
 
     ``{"checkpoint": note, "bundles": [{"bundle_seq", "manifest", "status",
@@ -196,7 +201,7 @@ def receipt_part(store: Store, device: str) -> dict[str, Any] | None:
         }
         for idx, bundle_seq, sha, status in store.execute(
             "SELECT idx, bundle_seq, manifest_sha, status FROM (SELECT * FROM tlog_leaves"
-            " WHERE device = ? AND idx >= ? AND idx < ? ORDER BY idx DESC LIMIT ?) ORDER BY idx",
+            " WHERE device = ? AND idx >= ? AND idx < ? ORDER BY idx DESC LIMIT ?) AS recent ORDER BY idx",
             (device, min(since, size), size, MAX_PROOFS),
         )
     ]
@@ -220,7 +225,7 @@ class Seen:
     problems: list[str]
 
 
-def check_receipt(store: Store, hub: str, hub_origin: str, sign_public: str, part: Any) -> Seen:
+def check_receipt(store: SqlStore, hub: str, hub_origin: str, sign_public: str, part: Any) -> Seen:
     """Ward: verify a receipt's log part against the checkpoint this laptop holds; keep the new one.
 
     Problems (each one line, for the ward's notices) are a rewritten or
@@ -277,7 +282,7 @@ def _consistent(old_size: int, old_root: bytes, cp: checkpoint.Checkpoint, proof
 
 
 def _included(
-    store: Store, device: str, hub: str, b: Any, v: note.Verifier, cp: checkpoint.Checkpoint
+    store: SqlStore, device: str, hub: str, b: Any, v: note.Verifier, cp: checkpoint.Checkpoint
 ) -> list[str]:
     if not isinstance(b, dict):
         return ["receipt: a malformed bundle entry in its transparency-log part"]
@@ -297,7 +302,7 @@ def _included(
     return []
 
 
-def export_chain(store: Store) -> dict[str, Any]:
+def export_chain(store: SqlStore) -> dict[str, Any]:
     """Every checkpoint, with the consistency proof from each to the next (`hub log export`)."""
     nodes = StoreNodes(store)
     rows = store.execute("SELECT size, note FROM tlog_checkpoints ORDER BY size").fetchall()

@@ -124,6 +124,9 @@ _TABLE: tuple[EventType, ...] = (
     EventType("auth.login_failed", Origin.SITE, any_role=True),
     EventType("auth.login_refused", Origin.SITE, any_role=True),
     EventType("protocol.loaded", Origin.SITE, ("protocol.load",)),
+    EventType(
+        "protocol.reencoded", Origin.SITE, ("protocol.load",), what="a format-2 file of a loaded version"
+    ),
     EventType("db.backup_made", Origin.SITE, ("db.backup",)),
     EventType("db.restored", Origin.SITE, ("db.restore",), keyless=True),
     EventType("db.rebuilt", Origin.SITE, ("db.rebuild",)),

@@ -152,6 +152,15 @@ class ProtocolLoaded(_Body):
     filename: Annotated[str, Meta(max_length=300)] | None = None
 
 
+class ProtocolReencoded(_Body):
+    protocol_id: Name
+    version: Name
+    sha256: Hex64
+    reencodes: Hex64
+    source: Annotated[str, Meta(max_length=4 * 1024 * 1024)]
+    filename: Annotated[str, Meta(max_length=300)] | None = None
+
+
 class BackupMade(_Body):
     file: Annotated[str, Meta(max_length=1000)] | None = None
     sha256: Hex64 | None = None
@@ -517,6 +526,7 @@ BODIES: dict[str, type[Struct]] = {
     "auth.login_failed": LoginFailed,
     "auth.login_refused": LoginRefused,
     "protocol.loaded": ProtocolLoaded,
+    "protocol.reencoded": ProtocolReencoded,
     "db.backup_made": BackupMade,
     "db.restored": Restored,
     "db.rebuilt": Rebuilt,

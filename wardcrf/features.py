@@ -42,6 +42,7 @@ from . import (
 )
 from .coding import projection as coding
 from .coldchain import feature as coldchain
+from .engine import loading as engine_loading
 from .photos import feature as photos
 from .randomization import feature as randomization
 from .sync import feature as sync
@@ -122,6 +123,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("signatures", signatures.register),
     Feature("photos", photos.register),
     Feature("protocols", protocol.register),
+    Feature("format-2 protocols", engine_loading.register),
     Feature("workflow", workflow.register),
     Feature("cold chain", coldchain.register),
     Feature("sync", sync.register),

@@ -25,6 +25,7 @@ PROJECTION_TABLES = [
     "amendments",
     "records",
     "protocols",
+    "protocol_encodings",
     "photos",
     "photo_bindings",
     "participants",

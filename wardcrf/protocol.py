@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from functools import cache
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import ids
@@ -58,9 +61,9 @@ DEFAULT_PROTOCOL = "mexcovid.toml"
 FIELD_TYPES = ("number", "integer", "text", "choice", "date", "datetime", "boolean", "photo")
 SUBJECTS = ("participant",)
 
-# Fields the workflow services rely on, per form, with their type. A protocol
-# may add forms and fields freely; it may not drop or retype these, because
-# the rules in `wardcrf.workflow` read them.
+# What every trial has, per form, with its type: the engine and the ward's
+# services read these whatever the protocol (docs/engine.md, section 6). A
+# protocol may add forms and fields freely; it may not drop or retype these.
 CONTRACT: dict[str, dict[str, str]] = {
     "consent": {
         "consenter": "choice",
@@ -72,42 +75,7 @@ CONTRACT: dict[str, dict[str, str]] = {
         "witness_2": "text",
         "photos": "photo",
     },
-    "screening": {
-        "date": "date",
-        "dob": "date",
-        "sex": "choice",
-        "pcr_confirmed": "boolean",
-        "severity": "choice",
-        "age": "integer",
-        "eligible": "boolean",
-        "failed_criteria": "choice",
-    },
     "enrollment": {"date": "date"},
-    "demographics": {"symptom_onset": "date", "admission": "date"},
-    "skin_test": {"time": "datetime", "result": "choice"},
-    "dose": {
-        "kit_id": "text",
-        "particles": "number",
-        "volume": "number",
-        "start": "datetime",
-        "end": "datetime",
-        "given_by": "text",
-        "dose_number": "integer",
-    },
-    "vitals": {
-        "timepoint": "choice",
-        "dose": "integer",
-        "time": "datetime",
-        "temp": "number",
-        "pulse": "integer",
-        "resp": "integer",
-        "oxysat": "integer",
-    },
-    "post_dose_check": {"dose": "integer", "events": "choice"},
-    "labs": {"timepoint": "choice", "date": "date"},
-    "ct_score": {"timepoint": "choice", "date": "date", "total": "integer"},
-    "oxygen": {"date": "date", "support": "choice"},
-    "conmed": {"category": "choice"},
     "ae": {
         "term": "text",
         "onset": "date",
@@ -118,10 +86,22 @@ CONTRACT: dict[str, dict[str, str]] = {
         "first_known": "date",
         "report_due": "date",
     },
-    "dsmg_decision": {"decision": "choice", "rationale": "text"},
-    "dsmg_ae_review": {"ae_event": "text", "relatedness": "choice"},
-    "signoff": {},
 }
+
+FORMAT1_WORKFLOW = "format1-workflow.toml"
+
+
+@cache
+def format1_workflow_forms() -> Mapping[str, Mapping[str, str]]:
+    """The forms and fields the format-1 workflow reads beyond `CONTRACT` (a data file, format 1's shape)."""
+    text = resources.files("wardcrf.protocols").joinpath(FORMAT1_WORKFLOW).read_text("utf-8")
+    forms: dict[str, dict[str, str]] = tomllib.loads(text)["forms"]
+    return MappingProxyType({name: MappingProxyType(dict(fields)) for name, fields in forms.items()})
+
+
+def format1_contract() -> dict[str, Mapping[str, str]]:
+    """What a format-1 file must declare: `CONTRACT` and the format-1 workflow's forms."""
+    return {**CONTRACT, **format1_workflow_forms()}
 
 
 def tr(text: Text | None, lang: str = "en") -> str:
@@ -402,7 +382,7 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
 
     warnings = plausibility.parse_rules(r, data, forms, schedule, dict(product))
     trial = _trial(r, data)
-    for form_name, fields in CONTRACT.items():
+    for form_name, fields in format1_contract().items():
         form = forms.get(form_name)
         if form is None:
             if "forms" in data and isinstance(data["forms"], dict):

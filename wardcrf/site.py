@@ -123,8 +123,15 @@ class Site:
         admin_full_name: str | None = None,
         zone_name: str = DEFAULT_ZONE,
         kind: str = "ward",
+        protocol_file: Any = None,
     ) -> InitResult:
+        """Create a site. `protocol_file`: a read file of either format (`engine.loading.read_file`) to start
+        with instead of the shipped default; a format-2 one must re-encode a format-1 file shipped with
+        wardcrf (checked before anything is created)."""
         install_features()
+        from .engine import loading
+
+        first = loading.first_protocol(protocol_file)
         site = _check_name("site", site)
         device_name = _check_name("device", device_name)
         admin = _check_name("user name", admin)
@@ -180,11 +187,13 @@ class Site:
                     },
                 )
                 users.record_user_added(store, ctx, author, admin, admin_full_name or admin, "admin")
-                # Every site starts with the default protocol (MEXCOVID) loaded and
-                # active; `wardcrf protocol load` adds versions later.
+                # Every site starts with a protocol loaded and active (the shipped default
+                # unless `--protocol` names one); `wardcrf protocol load` adds versions later.
                 from . import protocol
 
-                protocol.record_loaded(store, ctx, author, protocol.default_protocol())
+                protocol.record_loaded(store, ctx, author, first.of)
+                if first.model is not None:
+                    loading.record_reencoded(store, ctx, author, loading.Reencoding(first.model, first.of))
             slots.save()
         except BaseException:
             if store is not None:

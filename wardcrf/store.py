@@ -28,6 +28,7 @@ import sqlcipher3
 
 from .clock import iso_utc, now_utc
 from .errors import StoreError, UsageError
+from .sqlstore import Queries
 
 
 def _import_sqlite_utils() -> Any:
@@ -69,9 +70,9 @@ def schema_text() -> str:
     return resources.files("wardcrf").joinpath("schema.sql").read_text("utf-8")
 
 
-def migrations() -> list[tuple[str, str]]:
-    """(name, sql) for every migration in schema.sql, in file order."""
-    text = schema_text()
+def migrations(text: str | None = None) -> list[tuple[str, str]]:
+    """(name, sql) for every migration in schema.sql (or in `text`), in file order."""
+    text = schema_text() if text is None else text
     marks = list(_MIGRATION_RE.finditer(text))
     out = []
     for i, m in enumerate(marks):
@@ -154,7 +155,7 @@ def connect(path: Path, key: bytes | None, *, readonly: bool = False) -> sqlciph
     return conn
 
 
-class Store:
+class Store(Queries):
     """An open, unlocked database with transactions that nest (savepoints)."""
 
     def __init__(self, path: Path, key: bytes | None, *, readonly: bool = False) -> None:
@@ -309,12 +310,7 @@ class Store:
         batches = self._deferred
         self._drop_batches()
         for sql, rows in batches.items():
-            try:
-                self.conn.executemany(sql, rows)
-            except sqlcipher3.IntegrityError:
-                raise
-            except (sqlcipher3.DatabaseError, OSError) as exc:
-                raise translate_error(exc, self.path) from exc
+            self._executemany(sql, rows)
 
     def _drop_batches(self) -> None:
         self._deferred = {}
@@ -331,18 +327,28 @@ class Store:
         except (sqlcipher3.DatabaseError, OSError) as exc:
             raise translate_error(exc, self.path) from exc
 
-    def one(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
-        row = self.execute(sql, params).fetchone()
-        return tuple(row) if row is not None else None
+    def executemany(self, sql: str, rows: Any) -> None:
+        """One statement over many rows (after the rows `insert` collected)."""
+        self.flush()
+        self._executemany(sql, rows)
 
-    def scalar(self, sql: str, params: Any = ()) -> Any:
-        row = self.execute(sql, params).fetchone()
-        return None if row is None else row[0]
+    def _executemany(self, sql: str, rows: Any) -> None:
+        try:
+            self.conn.executemany(sql, rows)
+        except sqlcipher3.IntegrityError:
+            raise
+        except (sqlcipher3.DatabaseError, OSError) as exc:
+            raise translate_error(exc, self.path) from exc
 
-    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        cur = self.execute(sql, params)
-        names = [d[0] for d in cur.description or ()]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    def lock(self, name: str) -> None:
+        """`SqlStore.lock`: nothing to take here, the transaction already holds the write lock.
+
+        A transaction begins with ``BEGIN IMMEDIATE``: the database's one
+        write lock is held from its start to its end, so every writer is
+        already serialised against every other.
+        """
+        if not self.in_transaction:
+            raise RuntimeError(f"lock({name!r}) outside a transaction")
 
     # -- schema ------------------------------------------------------------------
     def applied_migrations(self) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from synckit import card_of, connect, make_hub, open_
 from wardcrf.sync import hub, ward
-from wf_support import Ward, _wf_template, site
+from wf_support import Staff, _wf_template, site
 
 from wardcrf.engine import model
 from wardcrf.randomization import service
@@ -34,7 +34,7 @@ class Trial:
 
     ward_site: Site
     hub_site: Site
-    wf: Ward
+    wf: Staff
     tmp: Path
     device: str = ""
     _stick: int = field(default=0)
@@ -76,7 +76,7 @@ class Trial:
 def trial(site: Site, session_for, tmp_path: Path) -> Trial:
     h = make_hub(tmp_path)
     connect(site, h)
-    t = Trial(site, h, Ward(session_for, tmp_path / "pages"), tmp_path)
+    t = Trial(site, h, Staff(session_for, tmp_path / "pages"), tmp_path)
     t.device = card_of(site).device
     return t
 

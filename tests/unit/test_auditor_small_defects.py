@@ -16,7 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import TZ, Ward, _copy_site, make_ward, today
+from wf_support import TZ, Staff, _copy_site, make_ward, today
 
 from wardcrf.site import Site
 
@@ -31,7 +31,7 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 

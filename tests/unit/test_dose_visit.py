@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, TZ, Ward, _copy_site, at, make_ward, today
+from wf_support import PASSWORD, TZ, Staff, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, records, workflow
 from wardcrf.errors import PermissionDenied, Refused
@@ -23,7 +23,7 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
@@ -49,12 +49,12 @@ def visit_values(d, *, kit: str = "KIT-V1", hh: int = 9, mm: int = 0, pulse: str
     }
 
 
-def ready(ward: Ward, kit: str, start: str) -> None:
+def ready(ward: Staff, kit: str, start: str) -> None:
     ward.freezer()
     ward.custody(kit, start)
 
 
-def count_events(ward: Ward) -> int:
+def count_events(ward: Staff) -> int:
     return int(ward.clin.store.scalar("SELECT count(*) FROM events"))
 
 

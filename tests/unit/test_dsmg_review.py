@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, Ward, _copy_site, at, make_ward, today
+from wf_support import PASSWORD, Staff, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, protocol, signatures
 from wardcrf.errors import AuthError, PermissionDenied, ValidationFailed
@@ -22,7 +22,7 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
@@ -30,7 +30,7 @@ def d(days_ago: int) -> str:
     return (today() - timedelta(days=days_ago)).isoformat()
 
 
-def _ae(ward: Ward, **kw):
+def _ae(ward: Staff, **kw):
     values = {
         "term": "Fever",
         "onset": d(8),
@@ -45,7 +45,7 @@ def _ae(ward: Ward, **kw):
     return ward.submit("ae", participant=P1, **values)
 
 
-def _summary(ward: Ward, **kw):
+def _summary(ward: Staff, **kw):
     store = ward.clin.store
     return dsmg.participant_safety(store, protocol.active(store), P1, today=kw.get("today", today()))
 

@@ -2,7 +2,7 @@
 
 The upgrade of the shipped format-1 MEXCOVID equals engine/mexcovid.toml in
 everything the schedule engine runs; any format-1 schedule, upgraded, gets
-from the engine the answers `workflow.status.dose_schedule` gives today.
+from the engine the answers the pre-engine `status.dose_schedule` (tests/unit/format1_schedule.py) gives today.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+from format1_schedule import dose_schedule  # the pre-engine formula, frozen as the oracle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wardcrf import protocol
 from wardcrf.engine import model, protocol_v1, schedule
-from wardcrf.workflow import status
 
 V1 = protocol.default_protocol()
 ENGINE = model.shipped("mexcovid.toml")
@@ -89,7 +89,7 @@ def test_any_format_1_schedule_upgraded_gives_todays_answers(
     p = _variant(doses, clock, zone, window)
     enrolled = date(2024, 2, 27)
     at = datetime.combine(enrolled, time(0), ZoneInfo(zone)) + timedelta(minutes=minutes)
-    today = status.dose_schedule(
+    today = dose_schedule(
         SimpleNamespace(enrolled_on=enrolled.isoformat()), given_n, [], p.schedule, at
     )  # type: ignore[arg-type]
     [(adm, slots)] = schedule.plan(protocol_v1.upgrade(p), {"enrollment": enrolled})["schedule"]

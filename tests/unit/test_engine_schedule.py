@@ -1,7 +1,7 @@
 """The schedule engine (issue 17): slots, timing words and prescribed doses, pure.
 
 Examples for MEXCOVID (the engine on engine/mexcovid.toml agrees with
-`workflow.status.dose_schedule` on format 1, for any enrollment, doses given
+the pre-engine `status.dose_schedule` (tests/unit/format1_schedule.py) on format 1, for any enrollment, doses given
 and moment) and for PALM and PALM007 (every third day, loading then a
 variable maintenance course, BID/TID with spacing, weight bands); properties
 with Hypothesis over generated regimens and zones with daylight saving.
@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+from format1_schedule import dose_schedule  # the pre-engine formula, frozen as the oracle
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,6 @@ from wardcrf.engine import model, schedule
 from wardcrf.engine.model import Administration, Band, Dose, ScheduleSpec
 from wardcrf.engine.schedule import Given
 from wardcrf.errors import Refused
-from wardcrf.workflow import status
 
 MEX = model.shipped("mexcovid.toml")
 PALM = model.shipped("palm.toml")
@@ -43,7 +43,7 @@ def _only(plan: dict[str, list[tuple[Administration, list[schedule.Slot]]]], reg
 def _today(enrolled: date, given_n: int, holds: list[str], at: datetime):
     sched = protocol.default_protocol().schedule
     p = SimpleNamespace(enrolled_on=enrolled.isoformat())
-    return status.dose_schedule(p, given_n, holds, sched, at)  # type: ignore[arg-type]
+    return dose_schedule(p, given_n, holds, sched, at)  # type: ignore[arg-type]
 
 
 def _engine(enrolled: date | None, given_n: int, holds: list[str], at: datetime):
@@ -97,7 +97,7 @@ def test_mexcovid_not_enrolled_and_course_complete_have_no_next_dose() -> None:
 
 def _today_none():
     sched = protocol.default_protocol().schedule
-    return status.dose_schedule(
+    return dose_schedule(
         SimpleNamespace(enrolled_on=None), 0, [], sched, datetime(2020, 3, 20, tzinfo=UTC)
     )  # type: ignore[arg-type]
 

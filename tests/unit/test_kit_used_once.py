@@ -17,7 +17,7 @@ import pytest
 from synckit import connect, make_hub, open_
 from test_sync_roundtrip import export, hub_import
 from wardcrf.sync import hub
-from wf_support import Ward, _copy_site, at, ready_kit_on, today
+from wf_support import Staff, _copy_site, at, ready_kit_on, today
 
 from wardcrf import audit, projections, records
 from wardcrf.site import Site
@@ -34,7 +34,7 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 @pytest.fixture
 def ward(site: Site, session_for, tmp_path: Path):
-    w = Ward(session_for, tmp_path)
+    w = Staff(session_for, tmp_path)
     pid, _ = w.enrolled_participant(10)
     assert pid == P2
     return w
@@ -146,7 +146,7 @@ def _legacy_dose(site: Site, pid: str, kit: str, hh: int) -> None:
 
 
 def test_at_the_hub_a_second_dose_of_one_kit_is_held_whatever_its_spelling(
-    site: Site, ward: Ward, tmp_path: Path
+    site: Site, ward: Staff, tmp_path: Path
 ) -> None:
     """Two bundles dose `kit-x1 ` and `KIT-X1` to two participants: the second is held, not merged.
 
@@ -192,7 +192,7 @@ def test_at_the_hub_a_second_dose_of_one_kit_is_held_whatever_its_spelling(
         s.close()
 
 
-def test_one_bundle_dosing_one_kit_twice_is_held_whole(site: Site, ward: Ward, tmp_path: Path) -> None:
+def test_one_bundle_dosing_one_kit_twice_is_held_whole(site: Site, ward: Staff, tmp_path: Path) -> None:
     h = make_hub(tmp_path)
     connect(site, h)
     _legacy_dose(site, P1, "kit-x1 ", 9)
@@ -206,7 +206,7 @@ def test_one_bundle_dosing_one_kit_twice_is_held_whole(site: Site, ward: Ward, t
         s.close()
 
 
-def test_at_the_hub_an_amendment_giving_a_used_kit_is_held(site: Site, ward: Ward, tmp_path: Path) -> None:
+def test_at_the_hub_an_amendment_giving_a_used_kit_is_held(site: Site, ward: Staff, tmp_path: Path) -> None:
     h = make_hub(tmp_path)
     connect(site, h)
     _legacy_dose(site, P1, "KIT-A1", 9)

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, Ward, _copy_site, make_ward
+from wf_support import PASSWORD, Staff, _copy_site, make_ward
 
 from wardcrf import records, sdv, users
 from wardcrf.errors import AuthError, PermissionDenied, Refused, UsageError
@@ -32,11 +32,11 @@ def site(data_dir: Path, _wf_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
-def consent_of(ward: Ward) -> tuple[str, str]:
+def consent_of(ward: Staff) -> tuple[str, str]:
     pid = ward.consent()
     event = ward.clin.store.scalar(
         "SELECT event_id FROM records WHERE form = 'consent' AND subject = ?", (f"participant:{pid}",)

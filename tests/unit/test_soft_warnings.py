@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_coldchain_custody import OUT, iso, setup_kits, to_bedside
-from wf_support import Ward, _copy_site, at, ready_kit_on, today
+from wf_support import Staff, _copy_site, at, ready_kit_on, today
 
 from wardcrf import plausibility, protocol, workflow
 from wardcrf.clock import now_utc
@@ -34,8 +34,8 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
-    return Ward(session_for, tmp_path)
+def ward(session_for, tmp_path) -> Staff:
+    return Staff(session_for, tmp_path)
 
 
 def codes(event) -> list[str]:

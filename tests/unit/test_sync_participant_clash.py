@@ -16,7 +16,7 @@ from synckit import PASSWORD, HubServer, add_notes, card_of, connect, make_hub, 
 from test_sync_roundtrip import export, hub_import
 from wardcrf.sync import hub, registry, restore, service, ward
 from wardcrf.sync.transport import Client
-from wf_support import Ward
+from wf_support import Staff
 
 from wardcrf import users
 from wardcrf.eventlog import Event
@@ -35,8 +35,8 @@ def _doctors(site: Site) -> None:
         a.close()
 
 
-class _Laptop(Ward):
-    """The workflow helpers of `wf_support.Ward` on one laptop's data directory."""
+class _Laptop(Staff):
+    """The workflow helpers of `wf_support.Staff` on one laptop's data directory."""
 
     def __init__(self, site: Site, tmp: Path) -> None:
         super().__init__(lambda user: open_(site, user), tmp)

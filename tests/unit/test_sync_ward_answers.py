@@ -9,7 +9,7 @@ import pytest
 from hub_delivery import deliver
 from synckit import add_notes, connect, make_hub, make_ward, open_
 from wardcrf.sync import registry, service, ward
-from wf_support import Ward, _copy_site
+from wf_support import Staff, _copy_site
 from wf_support import make_ward as wf_ward
 
 from wardcrf import eventlog
@@ -97,11 +97,11 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def wf(session_for, tmp_path) -> Ward:
+def wf(session_for, tmp_path) -> Staff:
     return wf_ward(session_for, tmp_path)
 
 
-def _query(wf: Ward, target: str, field: str) -> str:
+def _query(wf: Staff, target: str, field: str) -> str:
     """A query as it lands on the ward when the hub's bundle is applied (same projector)."""
     return deliver(
         wf.admin,
@@ -111,7 +111,7 @@ def _query(wf: Ward, target: str, field: str) -> str:
     ).id
 
 
-def _screening(wf: Ward) -> str:
+def _screening(wf: Staff) -> str:
     return str(
         wf.clin.store.scalar(
             "SELECT event_id FROM records WHERE form = 'screening' AND subject = ?", (f"participant:{P1}",)

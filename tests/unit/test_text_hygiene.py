@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PASSWORD
-from wf_support import Ward, _copy_site, make_ward, today
+from wf_support import Staff, _copy_site, make_ward, today
 
 from wardcrf import eventlog, protocol, protocol_file, records, text, users, workflow
 from wardcrf.coldchain import loggers
@@ -50,7 +50,7 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
@@ -63,7 +63,7 @@ def _one_line_naming(message: str, code: str, position: int) -> None:
     assert code in message and f"position {position}" in message, message
 
 
-def _ae(ward: Ward, **kw):
+def _ae(ward: Staff, **kw):
     values = {
         "term": "Fever",
         "onset": (today() - timedelta(days=5)).isoformat(),
@@ -338,7 +338,7 @@ def test_records_amend_refuses_hostile_reasons_at_the_core(ward):
 HOSTILE_TERM = "Fever\x1b[2J\x1b]8;;http://evil\x07link\u202efed\u200b\r\x08"
 
 
-def _hostile_old_data(ward: Ward, admin, monkeypatch) -> str:
+def _hostile_old_data(ward: Staff, admin, monkeypatch) -> str:
     """What a site written before the text rule may hold: a user, an AE, an amendment reason,
     a storage unit. Returns the AE's event id."""
     from wardcrf.coldchain import services as cc

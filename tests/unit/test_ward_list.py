@@ -8,16 +8,22 @@ state the list can show, and on the demo site in `test_demo.py`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, Ward, _copy_site, make_ward, today
+from wf_support import PASSWORD, Staff, _copy_site, evening_on_the_ward, make_ward, today
 
 from wardcrf import records, workflow
+from wardcrf.clock import now_utc
 from wardcrf.errors import PermissionDenied
 from wardcrf.site import Site
 from wardcrf.workflow import status
+
+
+@pytest.fixture(autouse=True)
+def _evening(monkeypatch):
+    evening_on_the_ward(monkeypatch)
 
 
 def reference(store, at: datetime) -> list[dict]:
@@ -31,7 +37,7 @@ def site(data_dir: Path, _wf_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
@@ -91,7 +97,7 @@ def test_generated_site_with_every_state_lists_the_same(ward, site, session_for)
     from wardcrf.workflow import safety
 
     safety.sign_off(ward.inv, sentinel, password=PASSWORD)
-    now = datetime.now(UTC)
+    now = now_utc()
     for at in (now, now - timedelta(days=2), now + timedelta(days=30)):
         fast = status.list_rows(clin.store, at)
         assert fast == reference(clin.store, at)
@@ -109,8 +115,8 @@ def test_generated_site_with_every_state_lists_the_same(ward, site, session_for)
 def test_dsmg_stop_holds_every_next_dose_in_the_list(ward):
     first, _ = ward.enrolled_participant(days_ago=2)
     ward.submit("dsmg_decision", who=ward.dsmg, participant=first, decision="stop", rationale="safety signal")
-    rows = status.list_rows(ward.clin.store, datetime.now(UTC))
-    assert rows == reference(ward.clin.store, datetime.now(UTC))
+    rows = status.list_rows(ward.clin.store, now_utc())
+    assert rows == reference(ward.clin.store, now_utc())
     assert rows[0]["next_dose"]["state"] == "held" and rows[0]["next_dose"]["hold"].startswith("DSMG hold")
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import PASSWORD, Ward, _copy_site, make_ward, today
+from wf_support import PASSWORD, Staff, _copy_site, make_ward, today
 
 from wardcrf import roles, workflow
 from wardcrf.coldchain import reports, scenario, services
@@ -26,11 +26,11 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
-def _ae(ward: Ward, **kw):
+def _ae(ward: Staff, **kw):
     values = {
         "term": "Fever",
         "onset": today().isoformat(),
@@ -129,7 +129,7 @@ def test_gate_waits_for_the_sentinel(session_for, tmp_path, data_dir, _wf_templa
         return opened[-1]
 
     try:
-        w = Ward(open_, tmp_path)
+        w = Staff(open_, tmp_path)
         assert workflow.dsmg_gate(w.clin)["state"] == "open"  # nobody enrolled yet
         pid, _ = w.enrolled_participant(days_ago=2)
         gate = workflow.dsmg_gate(w.clin)

@@ -17,20 +17,26 @@ import random
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import PASSWORD as SITE_PASSWORD
 from wardcrf.sync import bundle, pending
-from wf_support import Ward, _copy_site, make_ward, today
+from wf_support import Staff, _copy_site, evening_on_the_ward, make_ward, today
 
 from wardcrf import projections, records, workflow
+from wardcrf.clock import now_utc
 from wardcrf.errors import PermissionDenied
 from wardcrf.site import Site
 from wardcrf.workflow import safety, status, wardqueue
 
 URGENCY = {"overdue": 0, "due now": 1, "upcoming": 3, "held": 4}
+
+
+@pytest.fixture(autouse=True)
+def _evening(monkeypatch):
+    evening_on_the_ward(monkeypatch)
 
 
 def ward_key(row: dict) -> tuple[int, float, str]:
@@ -63,11 +69,11 @@ def site(data_dir: Path, _wf_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
-def _every_state(ward: Ward) -> dict[str, str]:
+def _every_state(ward: Staff) -> dict[str, str]:
     clin = ward.clin
     names = {"only_consented": ward.consent()}
     names["failed"] = ward.consent()
@@ -118,7 +124,7 @@ def _pages(session, at: datetime, size: int) -> list[dict]:
 def test_first_screen_is_the_whole_list_in_ward_order_with_its_totals(ward):
     _every_state(ward)
     clin = ward.clin
-    now = datetime.now(UTC)
+    now = now_utc()
     for at in (now, now - timedelta(days=2), now + timedelta(days=1), now + timedelta(days=30)):
         everyone = sorted(status.list_rows(clin.store, at), key=ward_key)
         page = workflow.ward_page(clin, at=at)
@@ -137,7 +143,7 @@ def test_a_dsmg_stop_holds_every_next_dose_and_only_vitals_need_attention(ward):
     names = _every_state(ward)
     ward.submit("dsmg_decision", who=ward.dsmg, participant=names["sentinel"], decision="stop", rationale="x")
     assert safety.hold(ward.clin.store)
-    now = datetime.now(UTC)
+    now = now_utc()
     everyone = sorted(status.list_rows(ward.clin.store, now), key=ward_key)
     page = workflow.ward_page(ward.clin, at=now)
     assert page["rows"] == everyone[: status.FIRST_SCREEN]
@@ -162,7 +168,7 @@ def test_an_amendment_moves_the_participant_in_the_queue(ward):
         oxysat="97",
     )
     assert workflow.ward_page(ward.clin)["attention"] == attention(
-        status.list_rows(ward.clin.store, datetime.now(UTC))
+        status.list_rows(ward.clin.store, now_utc())
     )
     row = next(r for r in workflow.ward_page(ward.clin)["rows"] if r["id"] == dosed)
     assert row["post_dose_vitals_due"] == []
@@ -267,12 +273,12 @@ def test_first_screen_work_does_not_grow_with_the_participants(session_for):
     _bulk_participants(clin, 100, 60)
     small = _statements(clin.store, lambda: workflow.ward_page(clin))
     small_steps = _vm_steps(clin.store, lambda: workflow.ward_page(clin))
-    whole_small = _vm_steps(clin.store, lambda: status.list_rows(clin.store, datetime.now(UTC)))
+    whole_small = _vm_steps(clin.store, lambda: status.list_rows(clin.store, now_utc()))
     page_small = workflow.ward_page(clin)
     _bulk_participants(clin, 1000, 400)  # seven times the site's history
     large = _statements(clin.store, lambda: workflow.ward_page(clin))
     large_steps = _vm_steps(clin.store, lambda: workflow.ward_page(clin))
-    whole_large = _vm_steps(clin.store, lambda: status.list_rows(clin.store, datetime.now(UTC)))
+    whole_large = _vm_steps(clin.store, lambda: status.list_rows(clin.store, now_utc()))
     page_large = workflow.ward_page(clin)
     assert len(large) == len(small)  # the same statements
     # ... touching the same rows: the whole list's work grows with the site, the first screen's does not.
@@ -296,7 +302,7 @@ def test_queue_segments_use_their_indexes():
     store = Store.memory()
     store.migrate()
     for hold in (False, True):
-        for where, params in wardqueue._segments(datetime.now(UTC), 120, hold):
+        for where, params in wardqueue._segments(now_utc(), 120, hold):
             plan = " ".join(
                 r[3]
                 for r in store.conn.execute(

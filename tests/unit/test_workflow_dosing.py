@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import TZ, Ward, _copy_site, at, make_ward, today
+from wf_support import TZ, Staff, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, workflow
 from wardcrf.errors import PermissionDenied, Refused, ValidationFailed
@@ -24,7 +24,7 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
@@ -544,7 +544,7 @@ def test_sign_off_is_refused_until_the_expected_ae_is_recorded(ward):
 # The person a dose is `given_by` must be allowed to give doses (an auditor was accepted).
 
 
-def _day1(ward: Ward) -> date:
+def _day1(ward: Staff) -> date:
     return date.fromisoformat(status.summary(ward.clin.store, P1)["enrolled_on"]) + timedelta(days=1)
 
 
@@ -566,7 +566,7 @@ def test_dose_given_by_someone_who_may_not_give_doses_is_refused(ward, who):
 # outside 18-75 left them enrolled and dosable, with the status "screen failure" and no deviation.
 
 
-def _screening_event(ward: Ward) -> str:
+def _screening_event(ward: Staff) -> str:
     p = get_participant(ward.clin.store, P1)
     assert p is not None and p.screening_event
     return p.screening_event

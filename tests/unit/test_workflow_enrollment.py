@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from wf_support import Ward, at, make_ward, site, today
+from wf_support import Staff, at, make_ward, site, today
 
 from wardcrf import eventlog, projections, signatures, workflow
 from wardcrf.errors import AuthError, PermissionDenied, Refused, ValidationFailed
@@ -16,11 +16,11 @@ __all__ = ["site"]  # fixtures used by pytest
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
-def _count(ward: Ward) -> int:
+def _count(ward: Staff) -> int:
     return eventlog.count(ward.clin.store)
 
 
@@ -318,7 +318,7 @@ def test_consent_witnesses_cannot_be_amended(ward):
 # say the participant was dosed before consenting, and log order (`audit verify`) does not show it.
 
 
-def _consent_event(ward: Ward, pid: str) -> str:
+def _consent_event(ward: Staff, pid: str) -> str:
     p = get_participant(ward.clin.store, pid)
     assert p is not None and p.consent_event
     return p.consent_event
@@ -361,7 +361,7 @@ def test_consent_time_moved_after_the_skin_test_is_refused(ward):
 # after dose 1 is a deviation.
 
 
-def _enrolled(ward: Ward, result: str) -> tuple[str, object]:
+def _enrolled(ward: Staff, result: str) -> tuple[str, object]:
     pid = ward.consent()
     ward.screen(pid)
     day0 = today() - timedelta(days=3)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from wf_support import Ward, _copy_site, at, make_ward, today
+from wf_support import Staff, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, projections, records, workflow
 from wardcrf.errors import AuthError, PermissionDenied, Refused, UsageError, ValidationFailed
@@ -22,7 +22,7 @@ def site(data_dir: Path, _wf_sentinel_template) -> Site:
 
 
 @pytest.fixture
-def ward(session_for, tmp_path) -> Ward:
+def ward(session_for, tmp_path) -> Staff:
     return make_ward(session_for, tmp_path)
 
 
@@ -30,7 +30,7 @@ def d(days_ago: int) -> str:
     return (today() - timedelta(days=days_ago)).isoformat()
 
 
-def ae(ward: Ward, **kw):
+def ae(ward: Staff, **kw):
     values = {
         "term": "Fever",
         "onset": d(5),

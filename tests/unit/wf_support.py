@@ -47,7 +47,7 @@ def pw(_user: str) -> str:
     return PASSWORD
 
 
-class Ward:
+class Staff:
     """The ward's people as sessions, opened on first use (each unlock costs a key derivation)."""
 
     def __init__(self, session_for, tmp: Path) -> None:
@@ -204,7 +204,7 @@ def ready_kit_on(site: Site, kit: str, start: str, tmp: Path) -> None:
         return opened[-1]
 
     try:
-        ward = Ward(open_, tmp)
+        ward = Staff(open_, tmp)
         ward.freezer()
         ward.custody(kit, start)
     finally:
@@ -212,8 +212,8 @@ def ready_kit_on(site: Site, kit: str, start: str, tmp: Path) -> None:
             s.close()
 
 
-def make_ward(session_for, tmp: Path) -> Ward:
-    return Ward(session_for, tmp)
+def make_ward(session_for, tmp: Path) -> Staff:
+    return Staff(session_for, tmp)
 
 
 def _copy_site(src: Path, dst: Path) -> Site:
@@ -247,7 +247,7 @@ def _wf_sentinel_template(_wf_template, tmp_path_factory) -> tuple[Path, str]:
         return opened[-1]
 
     try:
-        ward = Ward(open_, tmp_path_factory.mktemp("pages"))
+        ward = Staff(open_, tmp_path_factory.mktemp("pages"))
         pid, _ = ward.enrolled_participant(10)
         ward.continue_(pid)
         ward.clin.store.checkpoint()
@@ -266,3 +266,17 @@ def site(data_dir: Path, _wf_template) -> Site:
 @pytest.fixture
 def sentinel_site(data_dir: Path, _wf_sentinel_template) -> Site:
     return _copy_site(_wf_sentinel_template[0], data_dir)
+
+
+def evening_on_the_ward(monkeypatch: Any) -> None:
+    """Pin the app's clock to 20:00 at the ward on `today()`.
+
+    The generated sites record what happened today at the ward's hours (a
+    skin test read at 15:00, a morning dose): before 15:00 in Asia/Shanghai
+    — after 16:00 UTC — part of that day is still in the future, and the
+    app rightly refuses it. Pinned, the tests mean the same at any hour.
+    """
+    from datetime import time as clock_time
+
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", datetime.combine(today(), clock_time(20, 0), TZ).isoformat())
+

@@ -27,17 +27,33 @@ def demo(
             help="Also create a coordinator's hub in this new folder, fed by the demo ward's bundles.",
         ),
     ] = None,
+    protocol_name: Annotated[
+        str | None,
+        typer.Option(
+            "--protocol",
+            help="A shipped format-2 protocol to start the site with (mexcovid, palm, palm007); "
+            "the ward's forms run it when it re-encodes a format-1 version.",
+        ),
+    ] = None,
 ) -> None:
-    """Seed a demo site: one user per role, 7 participants shaped like the MEXCOVID cohort, a DSMG decision."""
+    """Seed a demo site: one user per role, 7 participants shaped like the first trial's cohort, a DSMG decision."""
+    from ..engine import loading, model
     from ..workflow import demo as seeding
 
+    chosen = None
+    if protocol_name is not None:
+        names = [n.removesuffix(".toml") for n in model.SHIPPED]
+        if protocol_name not in names:
+            raise UsageError(f"--protocol {protocol_name!r}: not a shipped protocol (shipped: {', '.join(names)})")
+        chosen = model.shipped(f"{protocol_name}.toml")
+        loading.first_protocol(chosen)  # refused, naming why, before anything is created
     target = resolve_data_dir(data_dir)
     if hub_dir is not None and (
         hub_dir.resolve() == target.resolve() or (hub_dir.exists() and any(hub_dir.iterdir()))
     ):
         raise UsageError(f"--hub {hub_dir}: give a new or empty folder, apart from the ward's")
     started = time.monotonic()
-    result = seeding.seed(target, password)
+    result = seeding.seed(target, password, protocol_file=chosen)
     took = time.monotonic() - started
     console.print(
         f"Demo site WUH01 seeded in {target}: {len(result.participants)} participants, "

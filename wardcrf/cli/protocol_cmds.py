@@ -21,13 +21,63 @@ def load(
     file: Annotated[Path, typer.Argument(help="A protocol TOML file (see docs/protocol.md).")],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Validate a protocol file and load it as the site's new active version (admin, investigator)."""
-    parsed = protocol.read_file(file)
+    """Validate a protocol file and load it as the site's new active version (admin, investigator).
+
+    A format-2 file that re-encodes a loaded version is recorded beside it for the engine.
+    """
+    from ..engine import loading
+
+    read = loading.read_file(file)
+    if not isinstance(read, protocol.Protocol):
+        with session(data_dir) as s:
+            event = loading.load(s, read)
+        console.print(
+            f"Recorded {read.id} {read.version} format 2 (sha256 {read.sha256[:16]}…) as the re-encoding "
+            f"of the loaded version — event {event.id}; records are still captured under that version.",
+            highlight=False,
+        )
+        return
+    parsed = read
     with session(data_dir) as s:
         event = protocol.load(s, parsed)
     console.print(
         f"Loaded {parsed.id} {parsed.version} (sha256 {parsed.sha256[:16]}…) — event {event.id}; "
         "new records are captured under it.",
+        highlight=False,
+    )
+
+
+@app.command("check")
+def check(
+    file: Annotated[Path, typer.Argument(help="A protocol TOML file, format 1 or 2 (see docs/protocol.md).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a protocol file of either format without a site: exit 0 valid, 1 with every problem named."""
+    from ..engine import loading
+
+    read = loading.read_file(file)
+    fmt = 1 if isinstance(read, protocol.Protocol) else 2
+    info: dict[str, Any] = {
+        "file": file.name,
+        "format": fmt,
+        "id": read.id,
+        "version": read.version,
+        "sha256": read.sha256,
+        "valid": True,
+    }
+    if isinstance(read, protocol.Protocol):
+        info["forms"] = len(read.forms)
+    else:
+        info["forms"] = len(read.data.get("forms", {}))
+        info["arms"] = [a.code for a in read.arms]
+        info["regimens"] = list(read.regimens)
+        info["criteria"] = [c["code"] for c in read.data.get("criteria", ())]
+    if as_json:
+        print_json(info)
+        return
+    extra = f", arms {', '.join(info['arms'])}" if fmt == 2 else ""
+    console.print(
+        f"{file.name}: valid format-{fmt} protocol {read.id} {read.version}, {info['forms']} forms{extra}",
         highlight=False,
     )
 

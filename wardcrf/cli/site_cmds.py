@@ -26,9 +26,21 @@ def init(
         Path | None,
         typer.Option("--recovery-key-out", help="Also write the recovery key to this file (mode 0600)."),
     ] = None,
+    protocol_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--protocol",
+            help="Start with this protocol file (format 1, or a format-2 re-encoding of the shipped one) "
+            "instead of the shipped default.",
+        ),
+    ] = None,
 ) -> None:
     """Create an encrypted site database with its first admin and a recovery key."""
+    from ..engine import loading
+
     target = resolve_data_dir(data_dir)
+    first = loading.read_file(protocol_file) if protocol_file is not None else None
+    loading.first_protocol(first)  # refused before a password is asked or anything is created
     if recovery_key_out is not None and recovery_key_out.exists():
         raise UsageError(f"{recovery_key_out} already exists; refusing to overwrite a recovery key file")
     password = ask_new_password(env="WARDCRF_PASSWORD", who=f"admin {admin}")
@@ -40,6 +52,7 @@ def init(
         password=password,
         admin_full_name=full_name,
         zone_name=zone,
+        protocol_file=first,
     )
     if recovery_key_out is not None:
         fd = os.open(recovery_key_out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -418,6 +418,40 @@ def hub_log(
     console.print(f"verifier key: {vkey}", highlight=False)
 
 
+@hub_app.command("copy-to-postgres")
+def hub_copy_to_postgres(
+    data_dir: HubDirOption,
+    database: Annotated[
+        str,
+        typer.Option(
+            "--database",
+            envvar="WARDCRF_HUB_DATABASE",
+            help="The PostgreSQL database (a libpq DSN or postgresql:// URL; docs/hub-postgres.md).",
+        ),
+    ],
+) -> None:
+    """Copy the hub's ledger and transparency log into PostgreSQL (run again: what is new), then check
+    the copy has the hub's tree root and latest signed checkpoint (else nothing is copied)."""
+    from ..sync import hub, pgledger
+    from ..sync.pgstore import PgStore
+
+    with session(data_dir) as s:
+        s.require("hub.manage", what="copy the hub's ledger to PostgreSQL")
+        hub.require_hub(s)
+        dst = PgStore(database)
+        try:
+            dst.migrate()
+            done = pgledger.copy(s.store, dst)
+        finally:
+            dst.close()
+    console.print(
+        f"copied to {dst.name}: a log of {done.leaves} bundle outcomes ({done.new_leaves} new),"
+        f" {done.checkpoints} signed checkpoints, {done.applied} bundles applied, {done.held} held;"
+        " root and latest checkpoint match the hub's",
+        highlight=False,
+    )
+
+
 @hub_app.command("serve")
 def serve(
     data_dir: HubDirOption,

@@ -38,8 +38,6 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jsonschema
-
 from wardcrf import protocol as format1
 from wardcrf import protocol_file
 from wardcrf.engine import expressions
@@ -303,18 +301,20 @@ def _duration_format(value: object) -> bool:
     return True
 
 
-_FORMATS = jsonschema.FormatChecker(formats=())
-_FORMATS.checks(EXPRESSION_FORMAT, raises=expressions.ExprError)(_expression_format)
-_FORMATS.checks(DURATION_FORMAT, raises=ValueError)(_duration_format)
-
-
 @cache
 def _validator() -> Any:
+    # jsonschema is imported when a format-2 file is first read, not when the ward's schedule
+    # (engine.due -> engine.schedule -> this module) is imported on the TUI's start-up path.
+    import jsonschema
+
+    formats = jsonschema.FormatChecker(formats=())
+    formats.checks(EXPRESSION_FORMAT, raises=expressions.ExprError)(_expression_format)
+    formats.checks(DURATION_FORMAT, raises=ValueError)(_duration_format)
     s = json.loads(json.dumps(schema()))
     s["$defs"]["expr"]["format"] = EXPRESSION_FORMAT
     s["$defs"]["duration"]["format"] = DURATION_FORMAT
     cls = jsonschema.validators.validator_for(s)
-    return cls(s, format_checker=_FORMATS)
+    return cls(s, format_checker=formats)
 
 
 def shipped_source(name: str) -> str:
@@ -360,6 +360,8 @@ def _leaf(error: Any) -> Any:
     for sub in error.context:
         if sub.validator == "format":
             return sub
+    import jsonschema
+
     return jsonschema.exceptions.best_match(error.context)
 
 
@@ -578,8 +580,19 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                 r.err(path, problem)
 
     criteria = expressions.Scope(forms, once, anchors, criteria=True)
+    def parts(path: Path_, node: Any) -> None:  # `all`/`any` lists: every expression in them, nested
+        if isinstance(node, str):
+            check(path, node, criteria)
+            return
+        for kind in ("all", "any"):
+            for j, item in enumerate(node.get(kind, [])):
+                parts((*path, kind, j), item)
+
     for i, crit in enumerate(data.get("criteria", [])):
-        check(("criteria", i, "expr"), crit["expr"], criteria)
+        if "expr" in crit:
+            check(("criteria", i, "expr"), crit["expr"], criteria)
+        else:
+            parts(("criteria", i), crit)
         template(("criteria", i, "message"), crit.get("message"), criteria)
     for i, gate in enumerate(data.get("gates", [])):
         scope = expressions.Scope(forms, once, anchors, administration="dose" in gate.get("before", []))

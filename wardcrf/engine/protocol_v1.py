@@ -59,6 +59,45 @@ _RECORD_ROLES = {
 }
 
 
+ELIGIBILITY_FORM = "screening"  # format 1's eligibility record
+
+
+def _literal(code: str) -> str:
+    return f'"{code}"' if "'" in code else f"'{code}'"
+
+
+def criteria(el: format1.Eligibility) -> list[dict[str, Any]]:
+    """Format 1's `[eligibility]` table as the criteria it always meant, in the order the workflow
+    named failures (`age`, `pcr`, `severity`): the engine assesses them as any protocol's."""
+    out: list[dict[str, Any]] = [
+        {
+            "code": "age",
+            "category": "inclusion",
+            "label": f"Age {el.age_min} to {el.age_max} years",
+            "expr": f"years({ELIGIBILITY_FORM}.dob, @assessment) between {el.age_min} and {el.age_max}",
+        }
+    ]
+    if el.pcr_required:
+        out.append(
+            {
+                "code": "pcr",
+                "category": "inclusion",
+                "label": "Infection confirmed by PCR",
+                "expr": f"{ELIGIBILITY_FORM}.pcr_confirmed == true",
+            }
+        )
+    levels = ", ".join(_literal(c) for c in el.severities)
+    out.append(
+        {
+            "code": "severity",
+            "category": "inclusion",
+            "label": f"Severity: {', '.join(el.severities)}",
+            "expr": f"{ELIGIBILITY_FORM}.severity in [{levels}]",
+        }
+    )
+    return out
+
+
 def product_code(name: str) -> str:
     """A product's code from its name: `haMSC-Exos` -> `HAMSC_EXOS` (format 2's visit/product code rule)."""
     code = re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")[:20]
@@ -101,6 +140,18 @@ def upgrade(p: format1.Protocol) -> Model:
         "calendar": {"zone": s.zone, "anchor_day": 0},
         "arms": [{"code": a.code, "regimens": [REGIMEN]} for a in arms],
         "products": [{"code": product, "name": p.product.get("name", "")}],
+        "forms": {
+            name: {"fields": {f.name: {"type": f.type, "multiple": f.multiple} for f in form.fields.values()}}
+            for name, form in p.forms.items()
+        },
+        "eligibility": {
+            "form": ELIGIBILITY_FORM,
+            "date": "date",
+            "eligible": "eligible",
+            "failed": "failed_criteria",
+            "reassess_at": ["enrollment"],
+        },
+        "criteria": criteria(p.eligibility),
     }
     return Model(
         id=p.id,

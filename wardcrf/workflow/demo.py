@@ -383,8 +383,13 @@ def _ct_segments(total: int, seed: int) -> dict[str, Any]:
     return dict(zip(CT_SEGMENTS, scores, strict=True))
 
 
-def seed(data_dir: Path, password: str = DEMO_PASSWORD, *, site_code: str = "WUH01") -> DemoResult:
+def seed(
+    data_dir: Path, password: str = DEMO_PASSWORD, *, site_code: str = "WUH01", protocol_file: Any = None
+) -> DemoResult:
     """Create a demo site in `data_dir` and fill it through the workflow services.
+
+    `protocol_file`: a read protocol (`engine.loading.read_file`) the site starts with, as
+    `wardcrf init --protocol` (a format-2 re-encoding of the shipped one is recorded beside it).
 
     Every step runs at the time it describes (`Timeline`), so the site reads
     as if the ward had typed it as it happened: its audit-trail review is
@@ -403,6 +408,7 @@ def seed(data_dir: Path, password: str = DEMO_PASSWORD, *, site_code: str = "WUH
             admin="admin",
             password=password,
             admin_full_name="Site Administrator",
+            protocol_file=protocol_file,
         )
         site = init.site
         result = DemoResult(Path(data_dir), init.recovery_key)

@@ -170,8 +170,9 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
     so a refusal here is the refusal a save would give, before a kit is
     scanned or a vital typed. A missing permission raises `PermissionDenied`.
     """
+    from ..engine import due
     from .base import RuleContext
-    from .dosing import day_check, due_time, window_of
+    from .dosing import day_check
 
     session.require("dose.record", what="record doses")
     p = require_participant(session.store, participant)
@@ -182,18 +183,13 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
         number = day_check(ctx, start)
     except Refused as exc:
         return DayCheck(False, exc.message, start=start.isoformat(timespec="seconds"))
-    sched = proto.schedule
-    due = due_time(date.fromisoformat(str(p.enrolled_on)), number, sched.time, sched.zone)
-    window = window_of(start, due, sched.window_minutes)
-    outside = 0
-    if window != "on_time":
-        edge = due + timedelta(minutes=sched.window_minutes * (1 if window == "late" else -1))
-        outside = int(abs((start - edge).total_seconds()) // 60)
+    anchors = {"enrollment": date.fromisoformat(str(p.enrolled_on))}
+    due_at, window, outside = due.placed(due.model_for(proto), anchors, number, start)
     return DayCheck(
         True,
         None,
         number,
-        due.isoformat(timespec="seconds"),
+        due_at.isoformat(timespec="seconds"),
         start.isoformat(timespec="seconds"),
         window,
         outside,

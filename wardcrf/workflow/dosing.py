@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import ids, roles, users
 from ..audit import CheckResult
-from ..clock import zone
+from ..engine import due
 from ..errors import Refused, ValidationFailed
 from ..eventlog import Event
 from ..forms import plain
@@ -61,20 +61,6 @@ def register_allocation_gate(gate: AllocationGate) -> AllocationGate:
     if gate not in allocation_gates:
         allocation_gates.append(gate)
     return gate
-
-
-def due_time(enrolled_on: date, dose_number: int, at: Any, zone_name: str) -> datetime:
-    """Dose N is due on day N (enrollment day = day 0) at the scheduled local time."""
-    day = enrolled_on + timedelta(days=dose_number)
-    return datetime.combine(day, at, zone(zone_name))
-
-
-def window_of(start: datetime, due: datetime, minutes: int) -> str:
-    if start < due - timedelta(minutes=minutes):
-        return "early"
-    if start > due + timedelta(minutes=minutes):
-        return "late"
-    return "on_time"
 
 
 def doses_of(store: Store, pid: str) -> list[dict[str, Any]]:
@@ -247,10 +233,10 @@ def day_rules(ctx: RuleContext, p: Participant, start: datetime, others: list[di
     if ctx.amending:
         number = int(ctx.store.scalar("SELECT dose_number FROM doses WHERE event_id = ?", (ctx.amending,)))
     else:
-        sched = ctx.protocol.schedule
+        planned = due.planned(due.model_for(ctx.protocol))
         safety.require_no_hold(ctx.store, "record a dose")
-        if len(others) >= sched.doses:
-            raise Refused(f"{p.id} has had all {sched.doses} doses; dose {len(others) + 1} is refused")
+        if len(others) >= planned:
+            raise Refused(f"{p.id} has had all {planned} doses; dose {len(others) + 1} is refused")
         number = len(others) + 1
         skin_test_gate(ctx, p.id, start)
     for d in others:
@@ -279,7 +265,6 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     """Sequencing, count, one per day, kit not reused, gates; computes number, day and window."""
     p = ctx.participant
     assert p is not None
-    sched = ctx.protocol.schedule
     _may_be_dosed(ctx, p)
     given_by = v.get("given_by") or ctx.session.user
     user = users.get(ctx.store, given_by)
@@ -327,13 +312,13 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         require_installed()  # the features' gates (the cold chain's custody)
         for gate in dose_gates:
             gate(ctx.store, kit, start)
-    due = due_time(enrolled, number, sched.time, sched.zone)
+    due_at, window, _ = due.placed(due.model_for(ctx.protocol), {"enrollment": enrolled}, number, start)
     return {
         "given_by": given_by,
         "dose_number": number,
         "day": (start.date() - enrolled).days,
-        "due": due.isoformat(timespec="seconds"),
-        "window": window_of(start, due, sched.window_minutes),
+        "due": due_at.isoformat(timespec="seconds"),
+        "window": window,
     }
 
 

@@ -23,6 +23,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import audit, users
+from ..clock import zone
+from ..engine import due, eligibility
 from ..errors import Refused
 from ..eventlog import Event
 from ..ingest import HoldForCoordinator
@@ -239,15 +241,10 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         ctx.problem("date", f"{day} is before consent was given ({p.consent_time[:10]})")
     if dob is None or day is None:
         return {}
-    el = ctx.protocol.eligibility
     age = age_on(dob, day)
-    failed = []
-    if not el.age_min <= age <= el.age_max:
-        failed.append("age")
-    if el.pcr_required and v.get("pcr_confirmed") is not True:
-        failed.append("pcr")
-    if v.get("severity") not in el.severities:
-        failed.append("severity")
+    # The protocol's criteria, assessed by the engine (format 1's [eligibility] upgraded to criteria).
+    assessed = eligibility.of_record(due.model_for(ctx.protocol), v, on=day, now=ctx.now, zone=zone(ctx.zone))
+    failed = assessed.failed_codes
     return {
         "age": {"value": age, "unit": "years"},
         "eligible": not failed,

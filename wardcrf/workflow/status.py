@@ -11,11 +11,13 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import protocol as protocols
 from .. import text
 from ..clock import zone
+from ..engine import due
+from ..engine.schedule import Given
 from ..errors import Refused
 from ..registration import require_installed
 from ..store import Store
@@ -45,53 +47,24 @@ def status_of(p: Participant, consent_ok: bool, doses_given: int, planned: int) 
 
 
 def dose_schedule(
-    p: Participant, doses_given: int, holds: list[str], sched: Any, at: datetime
+    store: Store, proto: protocols.Protocol, p: Participant, given: list[str], holds: list[str], at: datetime
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The next dose (number, due time, window, state) and the doses already missed.
+    """The next dose (number, due time, window, state) and the doses already missed, from the engine.
 
-    Shared by `summary` (one participant) and `list_participants` (the whole
-    ward at once), so both say the same thing about the same records.
+    `given`: the start times of the participant's doses, in dose order.
+    Shared by `summary` (one participant) and `list_rows` (the whole ward at
+    once), so both say the same thing about the same records; `engine.due`
+    owns the schedule.
     """
-    if not p.enrolled_on or doses_given >= sched.doses:
-        return None, []
-    enrolled = date.fromisoformat(p.enrolled_on)
-    n = doses_given + 1
-    due = dosing.due_time(enrolled, n, sched.time, sched.zone)
-    win = timedelta(minutes=sched.window_minutes)
-    local_now = at.astimezone(zone(sched.zone))
-    if holds:
-        state = "held"
-    elif local_now < due - win:
-        state = "upcoming"
-    elif local_now <= due + win:
-        state = "due now"
-    else:
-        state = "overdue"
-    next_dose: dict[str, Any] = {
-        "dose": n,
-        "due": due.isoformat(timespec="minutes"),
-        "window": [
-            (due - win).isoformat(timespec="minutes"),
-            (due + win).isoformat(timespec="minutes"),
-        ],
-        "state": state,
-    }
-    if holds:
-        next_dose["hold"] = "; ".join(holds)
-    missing = []
-    for m in range(n, sched.doses + 1):
-        due_m = dosing.due_time(enrolled, m, sched.time, sched.zone)
-        if local_now > due_m + win:
-            missing.append(
-                {
-                    "kind": "missing dose",
-                    "dose": m,
-                    "due": due_m.isoformat(timespec="minutes"),
-                    "given": None,
-                    "event": None,
-                }
-            )
-    return next_dose, missing
+    model = due.model_for(proto)
+    anchors = {"enrollment": date.fromisoformat(p.enrolled_on) if p.enrolled_on else None}
+    records = [Given(datetime.fromisoformat(start)) for start in given]
+    return due.next_and_missing(model, anchors, records, holds, at, site_zone=_site_zone(store))
+
+
+def _site_zone(store: Store) -> str | None:
+    z = store.scalar("SELECT zone FROM site WHERE id = 1")
+    return None if z is None else str(z)
 
 
 def post_dose_vitals_due(doses_given: list[int], taken: set[int]) -> list[int]:
@@ -121,7 +94,6 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
         raise Refused(f"unknown participant {text.excerpt(pid)} (see `wardcrf participant list`)")
     pid = p.id  # as stored, whatever case or padding was typed
     proto = protocols.active(store)
-    sched = proto.schedule
     at = at or now()
     consent_ok, consent_why = consent_state(store, p, proto.consent.witnesses)
     doses = dosing.doses_of(store, pid)
@@ -159,14 +131,14 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     hold = safety.hold(store)
     if hold:
         holds.insert(0, "DSMG hold")
-    next_dose, missing = dose_schedule(p, len(doses), holds, sched, at)
+    next_dose, missing = dose_schedule(store, proto, p, [d["start"] for d in doses], holds, at)
     deviations.extend(missing)
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
     pending = {r["event_id"] for r in safety.review_list(store)}
     age = None
     if p.dob_date and p.screening_date:
         age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
-    planned = sched.doses
+    planned = due.planned(due.model_for(proto))
     return {
         "id": p.id,
         "status": status_of(p, consent_ok, len(doses), planned),
@@ -223,31 +195,59 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     }
 
 
-LIST_KEYS = (
-    "id",
-    "status",
-    "sex",
-    "age",
-    "enrolled_on",
-    "doses_given",
-    "doses_planned",
-    "cumulative_particles",
-    "next_dose",
-    "post_dose_vitals_due",
-)
+class WardRow(TypedDict):
+    """One participant's line of the ward list (dashboard, ward list, `participant list --json`)."""
+
+    id: str
+    status: str
+    sex: str | None
+    age: int | None
+    enrolled_on: str | None
+    doses_given: int
+    doses_planned: int
+    cumulative_particles: float
+    next_dose: dict[str, Any] | None
+    """The next dose as `dose_schedule` gives it (due time, window, holds), None when none is planned."""
+    post_dose_vitals_due: list[int]
+    """Doses given whose post-dose vitals are owed."""
+    deviations: int
+    open_aes: int
+    ae_expected: int
+    """Prespecified events seen at a post-dose check that still lack their AE form."""
+    signoff: str
+    """The casebook sign-off state (``not signed`` ...)."""
 
 
-def list_row(s: dict[str, Any]) -> dict[str, Any]:
+class WardPage(TypedDict):
+    """A page of the ward list in ward order, with the totals its title shows (`ward_page`)."""
+
+    total: int
+    attention: int
+    offset: int
+    rows: list[WardRow]
+
+
+def list_row(s: dict[str, Any]) -> WardRow:
     """One participant's line of the ward list, from their `summary`."""
-    return {k: s[k] for k in LIST_KEYS} | {
-        "deviations": len(s["deviations"]),
-        "open_aes": len(s["open_aes"]),
-        "ae_expected": len(s["ae_expected"]),
-        "signoff": s["signoff"]["state"],
-    }
+    return WardRow(
+        id=s["id"],
+        status=s["status"],
+        sex=s["sex"],
+        age=s["age"],
+        enrolled_on=s["enrolled_on"],
+        doses_given=s["doses_given"],
+        doses_planned=s["doses_planned"],
+        cumulative_particles=s["cumulative_particles"],
+        next_dose=s["next_dose"],
+        post_dose_vitals_due=s["post_dose_vitals_due"],
+        deviations=len(s["deviations"]),
+        open_aes=len(s["open_aes"]),
+        ae_expected=len(s["ae_expected"]),
+        signoff=s["signoff"]["state"],
+    )
 
 
-def list_participants(session: Session) -> list[dict[str, Any]]:
+def list_participants(session: Session) -> list[WardRow]:
     """Every participant's line of the ward list (see `list_rows`), by participant number."""
     session.require("record.read", what="read participants")
     return list_rows(session.store, now())
@@ -278,7 +278,7 @@ FIRST_SCREEN = 60
 
 def ward_page(
     session: Session, offset: int = 0, limit: int | None = FIRST_SCREEN, at: datetime | None = None
-) -> dict[str, Any]:
+) -> WardPage:
     """A page of the ward list in ward order, with the totals its title shows.
 
     What needs doing soonest comes first: overdue (longest first), due now
@@ -298,7 +298,7 @@ def ward_page(
     at = at or now()
     got = wardqueue.page(store, at, max(0, offset), limit, dsmg_hold=safety.hold(store) is not None)
     rows = list_rows(store, at, only=got.ids) if got.ids else []
-    return {"total": got.total, "attention": got.attention, "offset": offset, "rows": rows}
+    return WardPage(total=got.total, attention=got.attention, offset=offset, rows=rows)
 
 
 def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
@@ -308,7 +308,7 @@ def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
     return f" AND {column} IN ({','.join('?' * len(values))})", tuple(values)
 
 
-def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list[dict[str, Any]]:
+def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list[WardRow]:
     """`list_row(summary(store, pid, at))` for every participant (or those in `only`, in that order),
     in a handful of queries.
 
@@ -321,7 +321,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     ward list: `ward_page`).
     """
     proto = protocols.active(store)
-    sched = proto.schedule
+    planned = due.planned(due.model_for(proto))
     by_id, ids = _in("id", only)
     people = [
         participant_from_row(r)
@@ -344,7 +344,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
         consent_signers[target].append((user, meaning))
     doses: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in store.rows(
-        f"SELECT participant, dose_number, window FROM doses WHERE 1 = 1{by_participant}"
+        f"SELECT participant, dose_number, window, start FROM doses WHERE 1 = 1{by_participant}"
         " ORDER BY dose_number, start",
         pids,
     ):
@@ -395,7 +395,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
         )
     }
     dsmg_hold = safety.hold(store)
-    out = []
+    out: list[WardRow] = []
     for p in people:
         consent_ok = signed_consent(consent_signers.get(p.consent_event or "", []), proto.consent.witnesses)
         given = doses[p.id]
@@ -410,19 +410,19 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
                 deviations += 1
         if dsmg_hold:
             holds.insert(0, "DSMG hold")
-        next_dose, missing = dose_schedule(p, len(given), holds, sched, at)
+        next_dose, missing = dose_schedule(store, proto, p, [d["start"] for d in given], holds, at)
         age = None
         if p.dob_date and p.screening_date:
             age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
         out.append(
             {
                 "id": p.id,
-                "status": status_of(p, consent_ok, len(given), sched.doses),
+                "status": status_of(p, consent_ok, len(given), planned),
                 "sex": p.sex,
                 "age": age,
                 "enrolled_on": p.enrolled_on,
                 "doses_given": len(given),
-                "doses_planned": sched.doses,
+                "doses_planned": planned,
                 "cumulative_particles": float(particles.get(p.id, 0)),
                 "next_dose": next_dose,
                 "post_dose_vitals_due": post_dose_vitals_due(
@@ -467,12 +467,13 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     tz = zone(proto.schedule.zone)
     local_today = at.astimezone(tz).date()
     items: list[dict[str, Any]] = []
-    rank = {"overdue": 0, "due now": 1, "upcoming": 2, "held": 3}
+    # the engine's timing words, most urgent first ("window closing" is a regimen's last part of its window)
+    rank = {"overdue": 0, "window closing": 1, "due now": 2, "upcoming": 3, "held": 4}
     for (pid,) in store.execute("SELECT id FROM participants ORDER BY number").fetchall():
         s = summary(store, pid, at)
         nd = s["next_dose"]
         if nd and (
-            nd["state"] in ("overdue", "due now", "held")
+            nd["state"] in ("overdue", "window closing", "due now", "held")
             or datetime.fromisoformat(nd["due"]).date() == local_today
         ):
             items.append(
@@ -562,7 +563,7 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     require_installed()  # the features' worklist sources
     for source in today_sources:
         items += source(store, at)
-    items.sort(key=lambda i: (rank.get(i["state"], 4), i["due"] or "", i["participant"] or ""))
+    items.sort(key=lambda i: (rank.get(i["state"], 5), i["due"] or "", i["participant"] or ""))
     return {
         "now": at.astimezone(tz).isoformat(timespec="minutes"),
         "zone": proto.schedule.zone,
@@ -571,7 +572,32 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def safety_overview(session: Session, at: datetime | None = None) -> dict[str, Any]:
+class SafetyEvent(TypedDict):
+    """An adverse event the ward must act on (the dashboard's safety panel, `safety_overview`)."""
+
+    event: str
+    participant: str
+    term: str
+    grade: int | None
+    serious: bool
+    onset: str | None
+    open: bool
+    report_due: str | None
+    """The expedited report's due date (serious events), ISO."""
+    days_left: int | None
+    """Local days to `report_due` (negative: overdue)."""
+    dsmg_review_pending: bool
+
+
+class SafetyOverview(TypedDict):
+    today: str
+    events: list[SafetyEvent]
+    open_aes: int
+    saes: int
+    reviews_pending: int
+
+
+def safety_overview(session: Session, at: datetime | None = None) -> SafetyOverview:
     """Adverse events the ward must act on: every open AE, and every SAE still owing something.
 
     An SAE stays listed after it ends while the DSMG has not judged its
@@ -583,37 +609,58 @@ def safety_overview(session: Session, at: datetime | None = None) -> dict[str, A
     proto = protocols.active(store)
     local_today = (at or now()).astimezone(zone(proto.schedule.zone)).date()
     pending = {r["event_id"] for r in safety.review_list(store)}
-    events = []
+    events: list[SafetyEvent] = []
     for a in store.rows("SELECT * FROM adverse_events ORDER BY onset, event_id"):
         is_open = _open_ae(a)
         if not is_open and a["event_id"] not in pending:
             continue
         due = a["report_due"]
         events.append(
-            {
-                "event": a["event_id"],
-                "participant": a["participant"],
-                "term": a["term"],
-                "grade": a["grade"],
-                "serious": bool(a["serious"]),
-                "onset": a["onset"],
-                "open": is_open,
-                "report_due": due,
-                "days_left": (date.fromisoformat(due) - local_today).days if due else None,
-                "dsmg_review_pending": a["event_id"] in pending,
-            }
+            SafetyEvent(
+                event=a["event_id"],
+                participant=a["participant"],
+                term=a["term"],
+                grade=a["grade"],
+                serious=bool(a["serious"]),
+                onset=a["onset"],
+                open=is_open,
+                report_due=due,
+                days_left=(date.fromisoformat(due) - local_today).days if due else None,
+                dsmg_review_pending=a["event_id"] in pending,
+            )
         )
     events.sort(key=lambda e: (not e["serious"], e["report_due"] or "9999", e["onset"] or "", e["event"]))
-    return {
-        "today": local_today.isoformat(),
-        "events": events,
-        "open_aes": sum(1 for e in events if e["open"]),
-        "saes": sum(1 for e in events if e["serious"]),
-        "reviews_pending": len(pending),
-    }
+    return SafetyOverview(
+        today=local_today.isoformat(),
+        events=events,
+        open_aes=sum(1 for e in events if e["open"]),
+        saes=sum(1 for e in events if e["serious"]),
+        reviews_pending=len(pending),
+    )
 
 
-def dsmg_gate(session: Session) -> dict[str, Any]:
+class LastDecision(TypedDict):
+    event: str
+    participant: str
+    decision: str
+    time: str
+
+
+class DsmgGate(TypedDict):
+    """Where the DSMG's gates stand (the dashboard's gate panel, `dsmg_gate`)."""
+
+    state: str
+    """``stop`` / ``alter`` (dosing and enrollment held), ``sentinel``, or ``open``."""
+    hold: str | None
+    """Why dosing and enrollment are held now (`safety.hold`), or None."""
+    last_decision: LastDecision | None
+    sentinels: list[str]
+    waiting_for_dsmg: list[str]
+    """Sentinel participants still waiting for a DSMG 'continue'."""
+    reviews_pending: int
+
+
+def dsmg_gate(session: Session) -> DsmgGate:
     """Where the DSMG's gates stand: a hold (stop / alter), the sentinel gate, SAEs awaiting review.
 
     `state` is one word for the dashboard: "stop" or "alter" (dosing and
@@ -633,13 +680,20 @@ def dsmg_gate(session: Session) -> dict[str, Any]:
         state = "sentinel"
     else:
         state = "open"
-    return {
-        "state": state,
-        "hold": held,
-        "last_decision": (
-            {k: last[k] for k in ("event", "participant", "decision", "time")} if last is not None else None
+    return DsmgGate(
+        state=state,
+        hold=held,
+        last_decision=(
+            LastDecision(
+                event=last["event"],
+                participant=last["participant"],
+                decision=last["decision"],
+                time=last["time"],
+            )
+            if last is not None
+            else None
         ),
-        "sentinels": sentinel["sentinels"],
-        "waiting_for_dsmg": sentinel["waiting_for_dsmg"],
-        "reviews_pending": len(safety.review_list(store)),
-    }
+        sentinels=sentinel["sentinels"],
+        waiting_for_dsmg=sentinel["waiting_for_dsmg"],
+        reviews_pending=len(safety.review_list(store)),
+    )

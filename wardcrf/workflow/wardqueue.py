@@ -8,7 +8,7 @@ participants and 1.9 s at 45,455. Here each participant has one `ward_queue`
 row holding what the order depends on besides the clock:
 
 - the next dose's number and due time (UTC; under the active protocol's
-  schedule), NULL when none is due (not enrolled, or every dose given);
+  modelule), NULL when none is due (not enrolled, or every dose given);
 - `held`: a hold of the participant's own (no longer eligible after
   enrollment, a positive skin test); a DSMG hold holds everyone and is read
   at the time of asking;
@@ -17,7 +17,7 @@ row holding what the order depends on besides the clock:
 The row is recomputed from the projections (`participants`, `doses`,
 `vitals`, skin-test records) by a form hook after each record that can
 change it, in that record's transaction; a new protocol version recomputes
-every row (its schedule moves the due times). `counters` holds the number of
+every row (its modelule moves the due times). `counters` holds the number of
 participants. Both are derived from the projections alone: `db rebuild`
 replays the log without that per-record upkeep and derives every row in one
 pass at the end (`projections.derived_index`), and `db rebuild --check`
@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import projections
 from .. import protocol as protocols
+from ..engine import due
 from ..errors import Refused
 from ..eventlog import Event
 from ..records import Record
 from ..store import Store
-from . import dosing
 
 if TYPE_CHECKING:
     from ..features import Registry
@@ -69,20 +69,22 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _schedule(store: Store) -> Any:
+def _model(store: Store) -> Any:
+    """The engine's model of the active version (`engine.due` places each participant's next dose)."""
     try:
-        return protocols.active(store).schedule
+        return due.model_for(protocols.active(store))
     except Refused:
         return None  # no protocol yet: no due times (loading one recomputes every row)
 
 
-def _row(state: tuple[Any, ...], sched: Any) -> tuple[Any, ...]:
+def _row(state: tuple[Any, ...], model: Any) -> tuple[Any, ...]:
     """(participant, next_dose, next_due, held, vitals_owed) from a `_STATE` row."""
     pid, enrolled_on, enrollment_event, eligible, given, owed, positive, _known = state
     next_dose = next_due = None
-    if enrolled_on and sched is not None and given < sched.doses:
+    if enrolled_on and model is not None and given < due.planned(model):
         next_dose = given + 1
-        next_due = _utc(dosing.due_time(date.fromisoformat(enrolled_on), next_dose, sched.time, sched.zone))
+        slot = due.slot(model, {"enrollment": date.fromisoformat(enrolled_on)}, next_dose)
+        next_due = _utc(slot.due or slot.opens) if slot is not None else None
     held = int(bool(positive) or (bool(enrollment_event) and eligible == 0))
     return pid, next_dose, next_due, held, owed
 
@@ -94,12 +96,12 @@ _UPSERT = (
 )
 
 
-def refresh(store: Store, pid: str, sched: Any = None) -> None:
+def refresh(store: Store, pid: str, model: Any = None) -> None:
     """Recompute one participant's queue row from the projections (and count a new participant)."""
     state = store.one(_STATE + " WHERE p.id = ?", (pid,))
     if state is None:
         return  # a record about a participant this site does not hold
-    store.execute(_UPSERT, _row(state, sched or _schedule(store)))
+    store.execute(_UPSERT, _row(state, model or _model(store)))
     if not state[-1]:
         store.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1)"
@@ -112,8 +114,8 @@ def derive(target: Store, _source: Store) -> int:
     """Every row and the counter in one pass over the projections (after a replay)."""
     target.execute("DELETE FROM ward_queue")
     target.execute("DELETE FROM counters")
-    sched = _schedule(target)
-    rows = [_row(state, sched) for state in target.execute(_STATE).fetchall()]
+    model = _model(target)
+    rows = [_row(state, model) for state in target.execute(_STATE).fetchall()]
     target.conn.executemany(_UPSERT, rows)
     if rows:
         target.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (PARTICIPANTS, len(rows)))
@@ -125,18 +127,18 @@ def _after_record(store: Store, rec: Record) -> None:
     if projections.replaying():
         return  # `derive` writes every row once the replay is done
     if rec.form == "vitals" and rec.version == 1 and rec.data.get("timepoint") != "post_dose":
-        return  # a new pre-dose or unscheduled measurement owes nothing and pays nothing
+        return  # a new pre-dose or unmodeluled measurement owes nothing and pays nothing
     if rec.subject and rec.subject.startswith("participant:"):
         refresh(store, rec.subject.removeprefix("participant:"))
 
 
-def _schedule_changed(store: Store, _e: Event) -> None:
+def _model_changed(store: Store, _e: Event) -> None:
     """A protocol version moves every due time: recompute every row (rare; O(participants))."""
     if projections.replaying():
         return
-    sched = _schedule(store)
+    model = _model(store)
     for (pid,) in store.execute("SELECT id FROM participants").fetchall():
-        refresh(store, pid, sched)
+        refresh(store, pid, model)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -195,8 +197,8 @@ def page(store: Store, at: datetime, offset: int, limit: int | None, *, dsmg_hol
     urgent segments (the ward's active participants); the rest, however many,
     are read only as far as the page goes.
     """
-    sched = _schedule(store)
-    window = sched.window_minutes if sched is not None else 0
+    model = _model(store)
+    window = due.opens_before_minutes(model) if model is not None else 0
     segments = _segments(at, window, dsmg_hold)
     sizes: list[int | None] = []
     for i, (where, params) in enumerate(segments):
@@ -227,4 +229,4 @@ def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.derived_index(derive, "ward_queue", "counters")
     registry.form_hook(_after_record, *_FORMS)
-    registry.projector(_schedule_changed, "protocol.loaded")
+    registry.projector(_model_changed, "protocol.loaded")

@@ -1,0 +1,194 @@
+"""The hub's ledger on PostgreSQL 15+ through psycopg 3: a `SqlStore` for a hub that outgrew one laptop.
+
+Several hub processes (``hub serve`` workers, ``hub import`` runs) may write
+at once, so what SQLite gets from its single writer is taken here with
+transaction-scoped advisory locks (`lock`): one per device (its bundles
+apply in order, exactly once) and one for the transparency log (its next
+index is its size). A transaction is ``READ COMMITTED``; every read a write
+depends on comes after the lock that serialises it, so it sees what the
+previous holder committed.
+
+psycopg is an optional dependency (``pip install 'wardcrf[postgres]'``),
+imported only when a PostgreSQL store is opened; the embedded SQLCipher hub
+never loads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from importlib import resources
+from typing import Any
+
+from wardcrf.clock import iso_utc, now_utc
+from wardcrf.errors import StoreError, UsageError
+from wardcrf.sqlstore import Queries
+from wardcrf.store import migrations
+
+SCHEMA_FILE = "hub_pg.sql"
+
+
+def schema_text() -> str:
+    return resources.files("wardcrf.sync").joinpath(SCHEMA_FILE).read_text("utf-8")
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise UsageError(
+            "a PostgreSQL hub needs psycopg 3: install wardcrf with the postgres extra"
+            " (pip install 'wardcrf[postgres]')"
+        ) from None
+    return psycopg
+
+
+@functools.lru_cache(maxsize=512)
+def to_pg(sql: str) -> str:
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (and a literal ``%`` as ``%%``).
+
+    Quoted text (``'...'``, ``"..."``) is copied as it is: a ``?`` inside a
+    string literal is not a placeholder.
+    """
+    out: list[str] = []
+    quote: str | None = None
+    for ch in sql:
+        if quote is not None:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def describe(dsn: str) -> str:
+    """A DSN as it may be printed: host, port and database, never the password."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return "the PostgreSQL database"
+    host = str(parts.get("host") or "localhost")
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql database {parts.get('dbname') or '(default)'} on {host}{port}"
+
+
+class PgStore(Queries):
+    """An open connection to a hub ledger on PostgreSQL (`wardcrf.sqlstore.SqlStore`)."""
+
+    def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
+        psycopg = _psycopg()
+        self.name = describe(dsn)
+        try:
+            self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to the {self.name}: {_first_line(exc)}") from None
+        self._depth = 0
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    # -- transactions ------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PgStore]:
+        """All writes inside commit together or not at all; nested use is a savepoint."""
+        psycopg = _psycopg()
+        try:
+            tx = self.conn.transaction()
+            tx.__enter__()
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+        self._depth += 1
+        try:
+            yield self
+        except BaseException as exc:
+            self._depth -= 1
+            with contextlib.suppress(Exception):
+                tx.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._depth -= 1
+        try:
+            tx.__exit__(None, None, None)
+        except psycopg.errors.IntegrityError:
+            raise
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def lock(self, name: str) -> None:
+        """`SqlStore.lock`: a transaction-scoped advisory lock on `name` (released at commit or rollback)."""
+        if not self.in_transaction:
+            raise RuntimeError(f"lock({name!r}) outside a transaction")
+        self.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
+
+    # -- queries -----------------------------------------------------------------
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        psycopg = _psycopg()
+        try:
+            return self.conn.execute(to_pg(sql), tuple(params))
+        except psycopg.errors.IntegrityError:
+            raise
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        psycopg = _psycopg()
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(to_pg(sql), [tuple(r) for r in rows])
+        except psycopg.errors.IntegrityError:
+            raise
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"{self.name}: {_first_line(exc)}")
+
+    # -- schema ------------------------------------------------------------------
+    def applied_migrations(self) -> list[str]:
+        if self.scalar("SELECT to_regclass('schema_migrations')") is None:
+            return []
+        return [r[0] for r in self.execute("SELECT name FROM schema_migrations ORDER BY applied_order")]
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations of hub_pg.sql, each in its own transaction; returns the names applied.
+
+        Two hub processes starting at once both call this: the advisory lock
+        makes the second wait, then find nothing left to apply.
+        """
+        applied = []
+        for name, sql in migrations(schema_text()):
+            with self.transaction():
+                self.lock("wardcrf.migrate")
+                self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY,"
+                    " applied_at text NOT NULL, applied_order bigint GENERATED ALWAYS AS IDENTITY)"
+                )
+                if self.scalar("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)):
+                    continue
+                self.conn.execute(sql)  # several statements, no parameters: one simple query
+                self.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, iso_utc(now_utc())),
+                )
+            applied.append(name)
+        return applied
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

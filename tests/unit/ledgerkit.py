@@ -1,0 +1,135 @@
+"""The hub's ledger on either engine, for the tests that run the same steps on SQLCipher and PostgreSQL.
+
+A ledger here is the hub's identity (site row, public signing key) and the
+tables the transparency log and the bundle ledger use, in a SQLCipher store
+with wardcrf's whole schema or in a PostgreSQL database with hub_pg.sql.
+`worker` is the body of one importing process of the concurrency tests
+(`python ledgerkit.py SPEC`): the ledger step of an apply, under the
+device's lock, and the log leaf written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wardcrf.sync import hublog
+from wardcrf.sync.pgstore import PgStore
+
+from wardcrf.clock import iso_utc, now_utc
+from wardcrf.devicekeys import DeviceSigner
+from wardcrf.sqlstore import SqlStore
+from wardcrf.store import Store
+
+HUB_SITE, HUB_DEVICE = "HUB", "hub-dev-1"
+
+
+@dataclass(frozen=True)
+class Where:
+    """How to open one ledger: an engine and its location (a DSN, or a file and its key)."""
+
+    engine: str
+    dsn: str = ""
+    path: str = ""
+    key_hex: str = ""
+
+    def open(self) -> SqlStore:
+        if self.engine == "postgresql":
+            return PgStore(self.dsn)
+        return Store(Path(self.path), bytes.fromhex(self.key_hex))
+
+
+def create(where: Where, signer: DeviceSigner) -> SqlStore:
+    """A new ledger with the hub's identity: the schema migrated, the site row, the public key."""
+    store = where.open()
+    store.migrate()
+    now = iso_utc(now_utc())
+    with store.transaction():
+        store.execute(
+            "INSERT INTO site (id, site, device, device_name, kind, zone, created_at)"
+            " VALUES (1, ?, ?, 'hub', 'hub', 'UTC', ?)",
+            (HUB_SITE, HUB_DEVICE, now),
+        )
+        if where.engine == "postgresql":
+            store.execute(
+                "INSERT INTO device_keys (device, sign_public, key_id, created_at) VALUES (?,?,?,?)",
+                (HUB_DEVICE, signer.sign_public, signer.key_id, now),
+            )
+        else:
+            store.execute(
+                "INSERT INTO device_keys (device, sign_secret, sign_public, key_id, age_identity, age_recipient,"
+                " created_at) VALUES (?, 'not-read-here', ?, ?, '', '', ?)",
+                (HUB_DEVICE, signer.sign_public, signer.key_id, now),
+            )
+    return store
+
+
+def apply_step(store: SqlStore, device: str, bundle_seq: int, manifest_sha: str) -> str:
+    """The ledger's part of applying one bundle: applied, already (a replay) or fork (held), exactly once.
+
+    What the hub's engine does for a bundle's ledger row (`sync.engine`),
+    reduced to the ledger: under the device's lock, the bundle's row is read;
+    absent, the bundle is recorded and logged; present with the same
+    manifest, nothing changes; with another, the manifest is held as a fork
+    (once) and logged.
+    """
+    with store.transaction():
+        store.lock(f"device:{device}")
+        got = store.scalar(
+            "SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?", (device, bundle_seq)
+        )
+        if got == manifest_sha:
+            return "already"
+        now = iso_utc(now_utc())
+        if got is None:
+            store.execute(
+                "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
+                " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
+                (device, bundle_seq, manifest_sha, bundle_seq * 10 - 9, bundle_seq * 10, "c" * 64, None, now),
+            )
+            hublog.log_bundle(store, device, bundle_seq, "applied")
+            return "applied"
+        if store.scalar(
+            "SELECT 1 FROM sync_held WHERE device = ? AND bundle_seq = ? AND manifest_sha = ?",
+            (device, bundle_seq, manifest_sha),
+        ):
+            return "already"
+        store.execute(
+            "INSERT INTO sync_held (device, bundle_seq, manifest_sha, reason, file, detail, received_at)"
+            " VALUES (?,?,?,'fork',?,?,?)",
+            (device, bundle_seq, manifest_sha, f"{device}-{bundle_seq}.tar.age", "a fork", now),
+        )
+        hublog.log_bundle(store, device, bundle_seq, "fork")
+        return "fork"
+
+
+def worker(spec: dict[str, Any]) -> None:
+    """One importing process: apply its bundles in order, print each outcome, sign a checkpoint.
+
+    With ``pause_after`` it stops inside the transaction of that bundle,
+    after its writes, says ``paused`` and waits for stdin: the SIGKILL test's
+    moment.
+    """
+    where = Where(**spec["where"])
+    signer = DeviceSigner(**spec["signer"])
+    store = where.open()
+    try:
+        for device, seq, sha in spec["bundles"]:
+            if spec.get("pause_after") == [device, seq]:
+                with store.transaction():
+                    store.lock(f"device:{device}")
+                    apply_step(store, device, seq, sha)
+                    print("paused", flush=True)
+                    sys.stdin.readline()
+                    raise SystemExit(3)
+            print(json.dumps([device, seq, apply_step(store, device, seq, sha)]), flush=True)
+        hublog.sign_checkpoint(store, signer)
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    worker(json.loads(sys.argv[1]))

@@ -1,0 +1,48 @@
+"""CONTRACT keeps what every trial has (issue 17, step 5); format 1's fixed shape is data."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from wardcrf import protocol
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_contract_is_consent_enrollment_and_adverse_events():
+    assert list(protocol.CONTRACT) == ["consent", "enrollment", "ae"]
+
+
+def test_a_format_1_file_still_needs_the_forms_its_workflow_reads():
+    forms = protocol.format1_workflow_forms()
+    assert "screening" in forms and forms["dose"]["start"] == "datetime"
+    assert set(protocol.CONTRACT).isdisjoint(forms)
+    src = protocol.default_source()
+    protocol.parse(src, "m.toml")  # accepted as before
+    dropped = re.sub(r"\[forms\.skin_test\]", "[forms.skin_check]", src)
+    dropped = dropped.replace("[forms.skin_test.", "[forms.skin_check.")
+    with pytest.raises(
+        protocol.ProtocolFileError, match=r"forms\.skin_test: missing: wardcrf's workflow needs this form"
+    ):
+        protocol.parse(dropped, "m.toml")
+
+
+def test_the_contract_forms_are_required_of_every_format_1_file():
+    src = protocol.default_source().replace("[forms.ae.fields.term]", "[forms.ae.fields.what]", 1)
+    with pytest.raises(protocol.ProtocolFileError, match=r"forms\.ae\.fields\.term: missing"):
+        protocol.parse(src, "m.toml")
+
+
+def test_the_trial_names_grep_counts_only_the_format_1_workflow():
+    """The issue's grep, outside protocol files: what is left is format 1's workflow code (counted, not zero)."""
+    out = subprocess.run(
+        ["grep", "-rlE", "pcr_confirmed|skin_test|particles|oxysat|ct_score|MEXCOVID", "wardcrf/engine"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert out == ["wardcrf/engine/protocol_v1.py"]  # format 1's [schedule] vocabulary, upgraded

@@ -1,0 +1,213 @@
+"""Format 2 through the CLI: `protocol check`, `protocol load`, `init --protocol` (issue 17, step 1).
+
+The ward's forms still read format 1; a format-2 file re-encoding a loaded
+version is recorded beside it (`protocol.reencoded`) and read by the engine
+(`engine.loading.model_of`); one that re-encodes nothing is checked, not run.
+Every refusal is one line on stderr naming the file and line, exit 1, nothing saved.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD
+
+from wardcrf import projections, protocol
+from wardcrf.engine import loading, model
+from wardcrf.site import Site
+from wardcrf.store import Store
+
+MEX2 = model.shipped_source("mexcovid.toml")
+FILES = {
+    "mexcovid-2.toml": MEX2,
+    "palm.toml": model.shipped_source("palm.toml"),
+    "palm007.toml": model.shipped_source("palm007.toml"),
+    "mexcovid-1.toml": protocol.default_source(),
+}
+
+
+def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    p = tmp_path / name
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text, "utf-8")
+    return p
+
+
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _events(store: Store, type_: str) -> int:
+    return int(store.scalar("SELECT count(*) FROM events WHERE type = ?", (type_,)))
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_check_accepts_every_shipped_file_of_either_format(cli, tmp_path, name):
+    path = _write(tmp_path, name, FILES[name])
+    r = cli("protocol", "check", str(path), "--json")
+    assert r.code == 0, r.err
+    fmt = 1 if name == "mexcovid-1.toml" else 2
+    assert f'"format": {fmt}' in r.out and '"valid": true' in r.out
+    r = cli("protocol", "check", str(path))
+    assert r.code == 0 and f"valid format-{fmt} protocol" in r.out
+
+
+HOSTILE = [
+    ("malformed TOML", MEX2.replace('id = "MEXCOVID"', 'id = "MEXCOVID', 1), r"not valid TOML"),
+    ("control character", MEX2.replace('id = "MEXCOVID"', 'id = "MEX\x07COVID"', 1), r":11: "),
+    ("unknown top-level key", MEX2.replace("[trial]\n", "[triall]\nx = 1\n\n[trial]\n", 1), r":\d+: "),
+    (
+        "unknown key in a criterion",
+        MEX2.replace("[[criteria]]\n", "[[criteria]]\nweigth = 3\n", 1),
+        r":219: criteria\[0\]\.weigth: unknown key",
+    ),
+    (
+        "bad expression",
+        re.sub(r'(\[\[criteria\]\]\n(?:.*\n)*?expr = ")[^"]*"', r'\1age >= "', MEX2, count=1),
+        r":\d+: criteria\[0\]\.expr",
+    ),
+    (
+        "expression naming a field that does not exist",
+        MEX2.replace('expr = "screening.pcr_confirmed == true"', 'expr = "screening.shoe_size == true"', 1),
+        r":\d+: criteria\[1\]\.expr: .*shoe_size",
+    ),
+    ("format 3", MEX2.replace("format = 2", "format = 3", 1), r""),
+]
+
+
+@pytest.mark.parametrize(("what", "text", "where"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_check_and_load_refuse_hostile_format_2_files_in_one_line(cli, admin, tmp_path, what, text, where):
+    path = _write(tmp_path, "hostile.toml", text)
+    before = _events(admin.store, "protocol.reencoded")
+    for verb in ("check", "load"):
+        r = cli("protocol", verb, str(path))
+        assert r.code == 1, (what, verb, r.out, r.err)
+        line = _one_line(r.err)
+        assert "hostile.toml" in line and re.search(where, line), (what, line)
+    assert _events(admin.store, "protocol.reencoded") == before
+
+
+def test_an_oversized_or_binary_file_is_refused_before_reading(cli, tmp_path):
+    big = _write(tmp_path, "big.toml", MEX2 + "#" * protocol.MAX_FILE_BYTES)
+    r = cli("protocol", "check", str(big))
+    assert r.code == 1 and "larger than" in _one_line(r.err)
+    binary = _write(tmp_path, "bin.toml", b'[protocol]\nformat = 2\nid = "\xff\xfe"\n')
+    r = cli("protocol", "check", str(binary))
+    assert r.code == 1 and "not UTF-8" in _one_line(r.err)
+    r = cli("protocol", "check", str(tmp_path / "absent.toml"))
+    assert r.code == 2 and "does not exist" in _one_line(r.err)
+
+
+def test_a_format_2_reencoding_of_the_loaded_version_is_recorded_and_read_by_the_engine(cli, admin, tmp_path):
+    before = loading.model_of(admin.store, None)
+    assert before.sha256 != model.shipped("mexcovid.toml").sha256  # format 1 upgraded
+    path = _write(tmp_path, "mexcovid-2.toml", MEX2)
+    r = cli("protocol", "load", str(path), user="auditor")
+    assert r.code == 1 and "may not load protocol files" in _one_line(r.err)
+    r = cli("protocol", "load", str(path), user="investigator")
+    assert r.code == 0, r.err
+    assert "re-encoding" in r.out
+    admin.store.refresh() if hasattr(admin.store, "refresh") else None
+    active = protocol.active(admin.store)
+    assert (active.id, active.version) == ("MEXCOVID", "1.0")  # records stay under format 1
+    assert active.sha256 == protocol.default_protocol().sha256
+    m = loading.model_of(admin.store, active.ref)
+    assert m.sha256 == model.shipped("mexcovid.toml").sha256 and m.id == "MEXCOVID"
+    r = cli("protocol", "load", str(path))
+    assert r.code == 1 and "already has a format-2 re-encoding" in _one_line(r.err)
+    _, differences = projections.check(admin.store)
+    assert differences == []
+
+
+def test_a_format_2_file_that_reencodes_nothing_is_refused_naming_why(cli, admin, tmp_path):
+    for name in ("palm.toml", "palm007.toml"):
+        r = cli("protocol", "load", str(_write(tmp_path, name, FILES[name])))
+        assert r.code == 1
+        assert "re-encodes no format-1 version of this site" in _one_line(r.err)
+    # Same id and version, but the loaded source is not among those it re-encodes.
+    other = MEX2.replace('version = "1.0"', 'version = "9.0"', 1)
+    r = cli("protocol", "load", str(_write(tmp_path, "m9.toml", other)))
+    assert r.code == 1 and "re-encodes no format-1 version" in _one_line(r.err)
+    assert _events(admin.store, "protocol.reencoded") == 0
+
+
+def _init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, *extra: str) -> tuple[int, str, Path]:
+    from wardcrf.cli import main
+
+    target = tmp_path / "new-site"
+    monkeypatch.setenv("WARDCRF_PASSWORD", PASSWORD)
+    code = 0
+    try:
+        main(
+            [
+                "init",
+                "--site",
+                "LAG01",
+                "--device",
+                "lap1",
+                "--admin",
+                "ada",
+                "--data-dir",
+                str(target),
+                *extra,
+            ]
+        )
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().err, target
+
+
+def test_init_with_the_format_2_mexcovid_runs_the_ward_on_format_1_and_the_engine_on_format_2(
+    tmp_path, monkeypatch, capsys
+):
+    code, err, target = _init(
+        tmp_path, monkeypatch, capsys, "--protocol", str(_write(tmp_path, "m.toml", MEX2))
+    )
+    assert code == 0, err
+    s = Site.open(target).unlock("ada", PASSWORD)
+    try:
+        assert protocol.active(s.store).sha256 == protocol.default_protocol().sha256
+        assert loading.model_of(s.store, None).sha256 == model.shipped("mexcovid.toml").sha256
+        assert _events(s.store, "protocol.reencoded") == 1
+    finally:
+        s.close()
+
+
+def test_init_with_a_format_1_file_loads_it_instead_of_the_default(tmp_path, monkeypatch, capsys):
+    v2 = protocol.default_source().replace('version = "1.0"', 'version = "2.0"', 1)
+    code, err, target = _init(
+        tmp_path, monkeypatch, capsys, "--protocol", str(_write(tmp_path, "v2.toml", v2))
+    )
+    assert code == 0, err
+    s = Site.open(target).unlock("ada", PASSWORD)
+    try:
+        assert protocol.active(s.store).version == "2.0"
+        assert [v["version"] for v in protocol.loaded_versions(s.store)] == ["2.0"]
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("name", ["palm.toml", "hostile.toml"])
+def test_init_refuses_a_protocol_it_cannot_run_before_anything_is_created(
+    tmp_path, monkeypatch, capsys, name
+):
+    text = FILES.get(name) or MEX2.replace("format = 2", "format = 2\nbogus = 1", 1)
+    code, err, target = _init(tmp_path, monkeypatch, capsys, "--protocol", str(_write(tmp_path, name, text)))
+    assert code == 1
+    assert name in _one_line(err) or "re-encodes no format-1" in _one_line(err)
+    assert not target.exists()
+
+
+def test_format_of_reads_the_declared_format():
+    assert loading.format_of(MEX2) == 2
+    assert loading.format_of(protocol.default_source()) == 1
+    assert loading.format_of(MEX2.replace("format = 2", "format = true", 1)) == 1
+    assert isinstance(loading.parse(MEX2, "m.toml"), model.Model)
+    assert isinstance(loading.parse(protocol.default_source(), "m.toml"), protocol.Protocol)

@@ -1,0 +1,204 @@
+"""Eligibility as the protocol's criteria (docs/protocol.md, "[eligibility] and [[criteria]]").
+
+Each criterion is an expression over the participant's recorded fields, or an
+`all`/`any` list of them, with a code and a label; none is code. Evaluated
+with `interpreter.truth` at the assessment date (`@assessment`: the
+eligibility record's date at screening, the day of a reassessment after).
+
+A criterion is *met*, *not met* or *not assessable* (it reads a blank). A
+participant is eligible when every inclusion criterion is met and no
+exclusion criterion is met or not assessable; every other criterion is
+*failed* and named by its code and label, with the blank facts when it is
+not assessable, the failing part of an `all`/`any` list, and the protocol's
+own `message` when it declares one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from wardcrf.engine import interpreter
+from wardcrf.engine.interpreter import EvalError, Rec, Snapshot
+from wardcrf.engine.model import Model
+from wardcrf.errors import Refused
+from wardcrf.store import Store
+
+MET, NOT_MET, NOT_ASSESSABLE = "met", "not met", "not assessable"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One criterion assessed."""
+
+    code: str
+    label: str
+    category: str  # inclusion | exclusion
+    value: bool | None  # the expression's truth (exclusion: true = excluded)
+    part: str | None = None  # the part of an all/any list that decided, when the criterion is a list
+    blanks: tuple[str, ...] = ()
+    message: str | None = None  # the protocol's message, its holes filled
+
+    @property
+    def state(self) -> str:
+        if self.value is None:
+            return NOT_ASSESSABLE
+        return MET if self.value else NOT_MET
+
+    @property
+    def passed(self) -> bool:
+        return self.value is (self.category == "inclusion")
+
+    def explain(self) -> str:
+        """`code (label): why` in the ward's words."""
+        if self.message and self.value is not None:
+            why = self.message
+        elif self.value is None:
+            why = f"not assessable: {', '.join(self.blanks) or 'a fact'} is blank"
+        elif self.category == "exclusion":
+            why = "excluded" + (f" ({self.part})" if self.part else "")
+        else:
+            why = "not met" + (f" ({self.part})" if self.part else "")
+        return f"{self.code} ({self.label}): {why}"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    on: date | None
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def eligible(self) -> bool:
+        return all(o.passed for o in self.outcomes)
+
+    @property
+    def failed(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if not o.passed)
+
+    @property
+    def failed_codes(self) -> list[str]:
+        return [o.code for o in self.failed]
+
+    def refusal(self, participant: str) -> str:
+        """One line naming every failed criterion by code and label."""
+        on = f" on {self.on}" if self.on else ""
+        return f"{participant} is not eligible{on}: " + "; ".join(o.explain() for o in self.failed)
+
+    def require(self, participant: str) -> None:
+        if not self.eligible:
+            raise Refused(self.refusal(participant))
+
+
+def assess(model: Model, snap: Snapshot) -> Assessment:
+    """Every criterion of `model` over `snap` (whose `assessment` is the date assessed)."""
+    outcomes = []
+    for c in model.data.get("criteria", ()):
+        outcomes.append(_criterion(model, c, snap))
+    return Assessment(snap.assessment, tuple(outcomes))
+
+
+def _criterion(model: Model, c: Mapping[str, Any], snap: Snapshot) -> Outcome:
+    code, category = str(c["code"]), str(c.get("category", "inclusion"))
+    label = _label(c.get("label", code))
+    try:
+        if "expr" in c:
+            value, part = interpreter.truth(c["expr"], snap), None
+            blanks = interpreter.blanks_of(c["expr"], snap) if value is None else []
+        else:
+            value, part, blanks = _parts(c, snap, category)
+    except EvalError as exc:  # a type clash the reader could not see: refused naming the criterion
+        raise Refused(f"{model.id} {model.version}: criterion {code}: {exc}") from None
+    message = None
+    if c.get("message") and value is not None and value is not (category == "inclusion"):
+        message = interpreter.render(str(c["message"]), snap)
+    return Outcome(code, label, category, value, part, tuple(blanks), message)
+
+
+def _parts(
+    node: Mapping[str, Any], snap: Snapshot, category: str
+) -> tuple[bool | None, str | None, list[str]]:
+    """Kleene all/any over a list; the part named is the first that decides against the criterion."""
+    kind = "all" if "all" in node else "any"
+    results: list[tuple[bool | None, str | None, list[str]]] = []
+    for item in node[kind]:
+        if isinstance(item, str):
+            v = interpreter.truth(item, snap)
+            results.append((v, item, interpreter.blanks_of(item, snap) if v is None else []))
+        else:
+            results.append(_parts(item, snap, category))
+    values = [r[0] for r in results]
+    if kind == "all":
+        value = False if False in values else (None if None in values else True)
+    else:
+        value = True if True in values else (None if None in values else False)
+    want = category == "inclusion"
+    deciding = next((r for r in results if r[0] is not want), None)
+    blanks = [b for r in results if r[0] is None for b in r[2]]
+    return value, (deciding[1] if deciding and value is not want else None), blanks
+
+
+def _label(text: Any) -> str:
+    if isinstance(text, Mapping):
+        return str(text.get("en") or next(iter(text.values()), ""))
+    return str(text)
+
+
+def of_record(
+    model: Model, values: Mapping[str, Any], *, on: date, now: datetime, zone: ZoneInfo
+) -> Assessment:
+    """The criteria over an eligibility record being saved (its values as typed), assessed on `on`."""
+    form = str(model.data.get("eligibility", {}).get("form", ""))
+    fields = model.data.get("forms", {}).get(form, {}).get("fields", {})
+    rec = Rec(form, interpreter.typed_values(fields, values), "", 0)
+    return assess(model, Snapshot(records={form: [rec]}, now=now, zone=zone, assessment=on))
+
+
+# -- a participant's snapshot from the store ---------------------------------------------------
+
+
+def participant_records(store: Store, model: Model, pid: str) -> dict[str, list[Rec]]:
+    """The participant's records, typed by the model's forms, by form, in log order."""
+    forms = model.data.get("forms", {})
+    out: dict[str, list[Rec]] = {}
+    rows = store.execute(
+        "SELECT r.form, r.event_id, r.data, e.pos FROM records r JOIN events e ON e.id = r.event_id"
+        " WHERE r.subject = ? ORDER BY e.pos",
+        (f"participant:{pid}",),
+    ).fetchall()
+    for form, event_id, data, pos in rows:
+        fields = forms.get(form, {}).get("fields", {})
+        values = interpreter.typed_values(fields, json.loads(data))
+        out.setdefault(form, []).append(Rec(form, values, event_id, int(pos)))
+    return out
+
+
+def snapshot(
+    store: Store,
+    model: Model,
+    pid: str,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    on: date | None = None,
+    records: Mapping[str, Sequence[Rec]] | None = None,
+) -> Snapshot:
+    """What the criteria read for `pid`: their records, assessed on `on` (default: the eligibility record's date)."""
+    recs = dict(records) if records is not None else participant_records(store, model, pid)
+    if on is None:
+        el = model.data.get("eligibility", {})
+        held = recs.get(str(el.get("form", "")), [])
+        found = held[-1].values.get(str(el.get("date", ""))) if held else None
+        on = found if isinstance(found, date) and not isinstance(found, datetime) else None
+    site = store.scalar("SELECT site FROM site WHERE id = 1")
+    return Snapshot(
+        records=recs,
+        now=now,
+        zone=zone,
+        participant={"id": pid, "site": None if site is None else str(site), "arm": None},
+        assessment=on,
+        anchor_day=model.calendar.anchor_day,
+    )

@@ -1,0 +1,189 @@
+"""A protocol file of either format, read by its format's reader, and format 2 in a site.
+
+`[protocol] format = 2` selects the engine's reader (`engine.model`); anything
+else is format 1 (`wardcrf.protocol`, docs/protocol-v1.md). Both readers share
+format 1's limits (size, characters, nesting) and refuse with
+`FILE:LINE: key.path: problem`.
+
+**Format 2 in a site, while the ward's workflow still reads format 1**
+(docs/engine.md, "Format 1 files"). The forms, the dose wizard, the ward list
+and the exports read the format-1 `Protocol`; the engine reads a `Model`. A
+format-2 file that *re-encodes* a format-1 version (its `reencodes` lists that
+version's SHA-256, same id and version) is the same protocol version: loading
+it records `protocol.reencoded` beside that version's `protocol.loaded`, and
+`model_of` hands the engine the format-2 model for it. Every record is still
+captured under the format-1 version, so every rule of the ward and its tests are
+unchanged. A format-2 file that re-encodes nothing (PALM, PALM007) cannot run
+the ward yet: `protocol check` accepts it, loading it is refused naming why.
+For a format-1 version without a re-encoding, `model_of` upgrades it
+(`engine.protocol_v1`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wardcrf import protocol as format1
+from wardcrf.errors import Refused
+
+if TYPE_CHECKING:  # the model's reader (jsonschema) is imported when a format-2 file is read, not at start-up
+    from collections.abc import Mapping
+
+    from wardcrf.engine import model
+    from wardcrf.eventlog import Event
+    from wardcrf.features import Registry
+    from wardcrf.store import Store
+
+
+def format_of(source: str, filename: str = "<protocol>") -> int:
+    """The format a file declares (`[protocol] format`); 1 when it says none. Reads within format 1's limits."""
+    data, _ = format1.read_source(source, filename)
+    head = data.get("protocol")
+    declared = head.get("format", 1) if isinstance(head, dict) else 1
+    return 2 if declared == 2 and not isinstance(declared, bool) else 1
+
+
+def parse(source: str, filename: str = "<protocol>") -> format1.Protocol | model.Model:
+    """Validate a file of either format; `ProtocolFileError` names every problem with its line."""
+    if format_of(source, filename) == 2:
+        from wardcrf.engine import model
+
+        return model.parse(source, filename)
+    return format1.parse(source, filename)
+
+
+def read_file(path: Path) -> format1.Protocol | model.Model:
+    """Read and validate a protocol file of either format (size checked before reading)."""
+    return parse(format1.read_text(path), Path(path).name)
+
+
+@dataclass(frozen=True)
+class Reencoding:
+    """A format-2 file and the format-1 version it re-encodes (same id and version)."""
+
+    model: model.Model
+    of: format1.Protocol
+
+
+def reencodes(m: model.Model) -> tuple[str, ...]:
+    """The SHA-256 (hex) of every format-1 source the file says it re-encodes."""
+    listed = m.data["protocol"].get("reencodes", ())
+    return tuple(str(s).removeprefix("sha256:") for s in listed)
+
+
+def shipped_format1_for(m: model.Model) -> format1.Protocol:
+    """The format-1 file shipped with wardcrf that `m` re-encodes; `Refused` naming why not."""
+    shipped = format1.default_protocol()
+    if (shipped.id, shipped.version) == (m.id, m.version) and shipped.sha256 in reencodes(m):
+        return shipped
+    raise Refused(_cannot_run(m))
+
+
+@dataclass(frozen=True)
+class FirstProtocol:
+    """What a new site loads: a format-1 version and, when given as format 2, its re-encoding."""
+
+    of: format1.Protocol
+    model: model.Model | None = None
+
+
+def first_protocol(read: format1.Protocol | model.Model | None) -> FirstProtocol:
+    """The protocol a new site starts with (`wardcrf init --protocol`); `Refused` before anything is created."""
+    if read is None:
+        return FirstProtocol(format1.default_protocol())
+    if isinstance(read, format1.Protocol):
+        return FirstProtocol(read)
+    return FirstProtocol(shipped_format1_for(read), read)
+
+
+def _cannot_run(m: model.Model) -> str:
+    return (
+        f"{m.id} {m.version} is a format-2 protocol that re-encodes no format-1 version of this site: "
+        "the ward's forms still run format-1 files (docs/engine.md, 'Format 1 files'); "
+        "`wardcrf protocol check` validates it"
+    )
+
+
+def reencoding_on(store: Store, m: model.Model) -> Reencoding:
+    """The loaded format-1 version `m` re-encodes on this site; `Refused` naming why not."""
+    row = store.one("SELECT sha256 FROM protocols WHERE protocol_id = ? AND version = ?", (m.id, m.version))
+    if row is None or row[0] not in reencodes(m):
+        raise Refused(_cannot_run(m))
+    return Reencoding(m, format1.version(store, {"id": m.id, "version": m.version}))
+
+
+def load(session: Any, m: model.Model) -> Event:
+    """Record a format-2 re-encoding of a loaded version (admin, investigator: `protocol.load`)."""
+    session.require("protocol.load", what="load protocol files")
+    return record_reencoded(session.store, session.ctx, session.author, reencoding_on(session.store, m))
+
+
+def record_reencoded(store: Store, ctx: Any, author: Any, r: Reencoding) -> Event:
+    """Append `protocol.reencoded` (also used by `Site.init`, before any session exists)."""
+    from wardcrf.eventlog import append
+
+    row = store.one(
+        "SELECT sha256 FROM protocol_encodings WHERE protocol_id = ? AND version = ?",
+        (r.model.id, r.model.version),
+    )
+    if row is not None:
+        same = row[0] == r.model.sha256
+        raise Refused(
+            f"{r.model.id} {r.model.version} already has a format-2 re-encoding"
+            + ("" if same else " with different content; give the changed file a new version")
+        )
+    return append(
+        store,
+        ctx,
+        author,
+        type="protocol.reencoded",
+        subject=f"protocol:{r.model.id}",
+        body={
+            "protocol_id": r.model.id,
+            "version": r.model.version,
+            "sha256": r.model.sha256,
+            "reencodes": r.of.sha256,
+            "filename": _filename(r.model),
+            "source": r.model.source,
+        },
+    ).event
+
+
+def _filename(m: model.Model) -> str:
+    return f"{m.id.lower()}-{m.version}.toml"
+
+
+def model_of(store: Store, ref: Mapping[str, str] | None) -> model.Model:
+    """The engine's model of a version (the active one if `ref` is None or unknown).
+
+    The format-2 re-encoding when one is loaded, else format 1 upgraded.
+    """
+    p = format1.version(store, ref)
+    row = store.one(
+        "SELECT source FROM protocol_encodings WHERE protocol_id = ? AND version = ? AND reencodes = ?",
+        (p.id, p.version, p.sha256),
+    )
+    if row is not None:
+        from wardcrf.engine import model
+
+        return model.parse_cached(str(row[0]), f"{p.id} {p.version} (format 2, loaded)")
+    from wardcrf.engine import protocol_v1
+
+    return protocol_v1.upgrade(p)
+
+
+def _reencoded(store: Store, e: Event) -> None:
+    b = e.body
+    store.execute(
+        "INSERT INTO protocol_encodings (protocol_id, version, sha256, reencodes, source, loaded_event)"
+        " VALUES (?,?,?,?,?,?) ON CONFLICT (protocol_id, version) DO NOTHING",
+        # Two laptops of a site record the same re-encoding: the hub keeps the first.
+        (b["protocol_id"], b["version"], b["sha256"], b["reencodes"], b["source"], e.id),
+    )
+
+
+def register(registry: Registry) -> None:
+    """Plug the re-encodings' projection in (`wardcrf.features`)."""
+    registry.projector(_reencoded, "protocol.reencoded")

@@ -1,0 +1,55 @@
+"""The site's facts behind the protocol's gate kinds, for the engine (`engine.gates.SiteFacts`).
+
+The engine decides which gate applies, when, and in what words; the owners of
+the facts keep their rules: consent signatures (`participants.consent_state`),
+DSMG decisions (`safety.hold`), the sentinel gate (`participants.sentinel_state`)
+and the cold chain's registered dose gates (`dosing.dose_gates`: custody).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ..engine.gates import SiteFacts
+from ..errors import Refused
+from ..protocol import Protocol
+from ..registration import require_installed
+from ..store import Store
+from . import dosing, safety
+from .base import Participant
+from .participants import consent_state, sentinel_state
+
+
+def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
+    """The answers for participant `p` under `proto` (its consent rules and sentinel count)."""
+
+    def consent(_: Mapping[str, Any]) -> str | None:
+        ok, why = consent_state(store, p, proto.consent.witnesses)
+        return None if ok else f"{p.id}: {why}"
+
+    def dsmg_hold(_: Mapping[str, Any]) -> str | None:
+        return safety.hold(store)
+
+    def sentinel(ask: Mapping[str, Any]) -> str | None:
+        n = int(ask["gate"].get("participants", proto.sentinel_participants))
+        state = sentinel_state(store, n)
+        if state["open"] or p.id in state["sentinels"]:
+            return None
+        return f"enrollment waits for the DSMG's review of {', '.join(state['waiting_for_dsmg'])}"
+
+    def custody(ask: Mapping[str, Any]) -> str | None:
+        adm = ask.get("administration") or {}
+        kit, start = adm.get("kit"), adm.get("start")
+        if not kit or not isinstance(start, datetime):
+            return None
+        require_installed()
+        try:
+            for gate in dosing.dose_gates:
+                gate(store, str(kit), start)
+        except Refused as exc:
+            return exc.message
+        return None
+
+    return SiteFacts(consent=consent, dsmg_hold=dsmg_hold, sentinel=sentinel, custody=custody)
