@@ -55,7 +55,7 @@ def _read_photo_file(path: Path, limits: PhotoLimits) -> bytes:
     name = path.name
     try:
         if path.is_dir():
-            raise UsageError(f"{path} is a folder: use `wardcrf photo import {path}` to import its photos")
+            raise UsageError(f"{path} is a folder, not a photo (import its photos with `wardcrf photo import {path}`)")
         size = path.stat().st_size
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None

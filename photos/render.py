@@ -76,7 +76,7 @@ def graphics_renderable(data: bytes) -> object:
         from wardcrf.errors import UsageError
 
         raise UsageError(
-            "--graphics needs the textual-image package (pip install textual-image); "
+            "drawing in real pixels (--graphics) needs the textual-image package (pip install textual-image); "
             "without it the photo is drawn with half blocks"
         ) from None
     from PIL import Image

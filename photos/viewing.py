@@ -67,7 +67,7 @@ def export_original(session: Session, token: str, out: Path, *, overwrite: bool 
         info = get_info(session.store, sha)
         out = out / f"{sha}.{info.extension if info else sniff_extension(session.store, sha)}"
     if out.exists() and not overwrite:
-        raise UsageError(f"{out} already exists; choose another name or pass --force")
+        raise UsageError(f"{out} already exists; choose another name (or replace it: --force)")
     if not out.parent.is_dir():
         raise UsageError(f"folder {out.parent} does not exist")
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".wardcrf-photo-")

@@ -514,9 +514,6 @@ class DecisionDialog(UnsavedWork, ModalScreen[Any]):
         if self.restore_focus:
             focus_now(self.query_one(f"#{self.restore_focus}"))
 
-    def leave(self) -> None:
-        self.dismiss(None)
-
     def action_sign(self) -> None:
         if self.busy:
             return

@@ -31,8 +31,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar, Static
 
 from . import times
+from .dialogs.discard import AsksBeforeDiscarding
 from .errors import message_of
 from .i18n import label_width, pad, t
+from .unsaved import without_blanks
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar, sync_label
@@ -349,12 +351,16 @@ class SyncScreen(Screen[None]):
         self.app.push_screen(AnswerDialog(self.ward, query_id, amend=amend), done)
 
 
-class PathDialog(ModalScreen[Path | None]):
-    """A folder (export) or file (import) typed, or picked in a directory tree."""
+class PathDialog(AsksBeforeDiscarding, ModalScreen[Path | None]):
+    """A folder (export) or file (import) typed, or picked in a directory tree.
+
+    Esc with a path typed or picked (other than the one it opened with) asks
+    before throwing it away (`AsksBeforeDiscarding`; no draft is kept).
+    """
 
     CSS_PATH = ["dialogs/dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
     AUTO_FOCUS = "#path"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "key.cancel")]
 
     def __init__(self, *, kind: str, start: Path | None = None) -> None:
         super().__init__()
@@ -405,20 +411,21 @@ class PathDialog(ModalScreen[Path | None]):
         # The services check the path (exists, is a folder, writable) and say what is wrong.
         self.dismiss(Path(text).expanduser())
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def typed(self) -> dict[str, Any]:
+        return without_blanks({"path": self.query_one("#path", Input).value.strip()})
 
 
-class AnswerDialog(ModalScreen[str | None]):
+class AnswerDialog(AsksBeforeDiscarding, ModalScreen[str | None]):
     """Answer one data query: by a comment, or by correcting the field and commenting.
 
     Dismissed with the confirmation line, or None (cancelled). Refusals are
-    shown here and keep what was typed.
+    shown here and keep what was typed; Esc with an answer or a new value
+    typed asks before throwing them away (`AsksBeforeDiscarding`; no draft is kept).
     """
 
     CSS_PATH = ["dialogs/dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
     AUTO_FOCUS = "Input"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "key.cancel")]
 
     def __init__(self, ward: Ward, query_id: str, *, amend: bool) -> None:
         super().__init__()
@@ -453,8 +460,8 @@ class AnswerDialog(ModalScreen[str | None]):
             yield Static("", id="answer-message", classes="refusal")
         yield WardFooter()
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def typed(self) -> dict[str, Any]:
+        return without_blanks({w.id: w.value.strip() for w in self.query(Input) if w.id})
 
     @on(Input.Submitted, "#answer-value")
     def _value_entered(self) -> None:

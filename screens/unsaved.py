@@ -15,7 +15,8 @@ the values, blanks left out) and under which key its draft is kept
   stack at once (`keep_drafts_now`, the app calls it), the field being
   typed included;
 - Esc on a dirty form asks "Discard what you typed? y/N"; `y` also throws
-  the draft away; saving the form ends its draft in the save's own
+  the draft away (a dialog with a text to type, such as the reason for a
+  change or a query's answer, asks too, and keeps no draft); saving the form ends its draft in the save's own
   transaction (`closing_draft`), so a record and a leftover draft of it
   never both exist.
 
@@ -32,7 +33,7 @@ from typing import Any, TypeVar
 from textual import events, work
 from textual.screen import Screen
 
-from .dialogs.discard import DiscardDialog
+from .dialogs.discard import AsksBeforeDiscarding
 
 T = TypeVar("T")
 
@@ -62,16 +63,10 @@ def holds_typed_work(screen: Screen[Any]) -> bool:
     return bool(callable(is_dirty) and is_dirty())
 
 
-class UnsavedWork(Screen[Any]):
+class UnsavedWork(AsksBeforeDiscarding):
     """A screen with typed values: kept as a draft, and Esc asks before discarding them."""
 
-    _clean: dict[str, Any] | None = None
-
-    # -- what the screen says about itself -------------------------------------------------
-    def typed(self) -> dict[str, Any]:
-        """What is typed now (the screen's values, blanks left out)."""
-        raise NotImplementedError
-
+    # -- what the screen says about itself (and `typed()`, see AsksBeforeDiscarding) ---------
     def draft_key(self) -> tuple[str, str] | None:
         """(form, context) its draft is kept under; None: this screen keeps no draft."""
         return None
@@ -83,18 +78,6 @@ class UnsavedWork(Screen[Any]):
     def focused_field(self) -> str | None:
         """The name of the field the cursor is in (kept with the draft)."""
         return None
-
-    # -- dirty or not ------------------------------------------------------------------------
-    def on_mount(self) -> None:
-        # Runs after the subclass's own on_mount (Textual calls the subclass's first).
-        self.mark_clean()
-
-    def mark_clean(self) -> None:
-        """What the form shows now is its starting point (called once it is built)."""
-        self._clean = self.typed()
-
-    def is_dirty(self) -> bool:
-        return self._clean is not None and self.typed() != self._clean
 
     # -- drafts -------------------------------------------------------------------------------
     @property
@@ -150,19 +133,6 @@ class UnsavedWork(Screen[Any]):
         except WardError as exc:  # a draft left behind is offered again, never lost: say so
             self.app.notify(message_of(exc), severity="warning")
 
-    # -- Esc -------------------------------------------------------------------------------------
-    def action_back(self) -> None:
-        """Esc: close at once when nothing is typed; else ask (y discards, anything else keeps)."""
-        if not self.is_dirty():
-            self.leave()
-            return
-        self.app.push_screen(DiscardDialog(), self._answered)
-
-    def _answered(self, discard: bool | None) -> None:
-        if discard:
-            self.end_draft()
-            self.leave()
-
-    def leave(self) -> None:
-        """Close the screen, nothing saved (a dialog dismisses itself instead, with no result)."""
-        self.app.pop_screen()
+    def discarded(self) -> None:
+        """Esc + y: the draft goes with the typed values."""
+        self.end_draft()

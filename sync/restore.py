@@ -67,7 +67,9 @@ def complete(session: Session, *, client: Client | None = None, from_dir: Path |
             lines.append(_apply(session, cipher, sig, f"{item['device']} bundle {item['bundle_seq']}"))
         return lines
     if from_dir is None:
-        raise Refused("restore needs a hub URL or a directory written by `hub export --restore`")
+        raise Refused(
+            "restore needs a hub URL or a directory the hub exported for this laptop (`wardcrf hub export --restore`)"
+        )
     for f in sorted(Path(from_dir).glob("*.json")):
         lines.append(ward.import_file(session, f))
     for f in sorted(Path(from_dir).glob("*.tar.age")):

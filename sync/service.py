@@ -34,7 +34,9 @@ def hub_client(session: Session, url: str | None = None, **options: Any) -> Clie
     hub = registry.require_hub(session.store)
     target = url or hub["url"]
     if not target:
-        raise UsageError("no hub URL: pass one, or set it with `wardcrf sync set-hub CARD --url URL`")
+        raise UsageError(
+            "no hub URL: an admin sets the hub's address (`wardcrf sync set-hub CARD --url URL`, or pass --url)"
+        )
     return Client(target, **options)
 
 

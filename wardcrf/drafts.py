@@ -291,7 +291,7 @@ def purge(
     if (user is None) == (not everyone):
         raise UsageError("name whose drafts to purge (--user NAME) or purge everyone's (--all)")
     if older_than is not None and older_than < timedelta(0):
-        raise UsageError("--older-than must not be negative")
+        raise UsageError("the age limit (--older-than) must not be negative")
     where, params = [], []
     if user is not None:
         where.append("user = ?")

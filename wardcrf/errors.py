@@ -39,11 +39,32 @@ class Refused(WardError):
     exit_code = EXIT_REFUSED
 
 
+class Confirmable(str):
+    """A problem a person may confirm with a reason and go on (not a refusal).
+
+    A value outside the protocol's expected (soft) range, an adverse event
+    with the same term and onset as one already recorded: the save is
+    refused until someone confirms it with a reason (the CLI's `--confirm`
+    and `--reason`, a screen's reason dialog). Every other problem refuses.
+    The flag travels with the words (a `str`, so every message, log line
+    and `problems` dict stays as it was) and is read with `is_confirmable`,
+    never guessed from the wording.
+    """
+
+    __slots__ = ()
+
+
+def is_confirmable(problem: str) -> bool:
+    """Whether `problem` may be confirmed with a reason (see `Confirmable`)."""
+    return isinstance(problem, Confirmable)
+
+
 class ValidationFailed(Refused):
     """One or more fields are invalid. `problems` maps field -> reason."""
 
     def __init__(self, problems: dict[str, str], *, form: str | None = None) -> None:
         self.problems = dict(problems)
+        """field -> why; a `Confirmable` problem may be confirmed with a reason."""
         parts = [f"{field}: {why}" for field, why in self.problems.items()]
         prefix = f"{form} not saved: " if form else "not saved: "
         super().__init__(prefix + "; ".join(parts))

@@ -32,7 +32,7 @@ from typing import Any
 from . import ids
 from . import text as text_rule
 from .clock import zone
-from .errors import ValidationFailed
+from .errors import Confirmable, ValidationFailed
 from .protocol import Field, Form
 
 # Ward laptops drift; a time a few minutes "in the future" is a clock, not a typo.
@@ -352,7 +352,7 @@ def _limits(f: Field, value: Any, ctx: Context, *, confirm: bool, reason: str | 
         if f.soft and not f.soft[0] <= value <= f.soft[1]:
             if confirm and reason and reason.strip():
                 return "override"
-            return (
+            return Confirmable(
                 f"{shown} is outside the expected range {_range_text(*f.soft, f.unit)}; "
                 "if it is right, confirm it (--confirm) with a reason (--reason)"
             )

@@ -1,12 +1,14 @@
 """Reason-for-change dialog: an amendment or a soft-range value needs a why.
 
 Dismissed with the reason text, or None when cancelled (Esc). An empty or
-blank reason is refused on the spot: the domain would refuse it too.
+blank reason is refused on the spot: the domain would refuse it too. Esc
+with a reason typed asks before throwing it away (`AsksBeforeDiscarding`; no draft:
+the dialog belongs to the form or answer that opened it).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -18,16 +20,17 @@ from textual.widgets import Input, Static
 from ..i18n import t
 from ..widgets.footer import WardFooter
 from ..widgets.typeahead import WardInput
+from .discard import AsksBeforeDiscarding
 
 MIN_REASON = 3
 
 
-class ReasonDialog(ModalScreen[str | None]):
+class ReasonDialog(AsksBeforeDiscarding, ModalScreen[str | None]):
     """Ask why: shows what changes (old → new) and takes a reason."""
 
     CSS_PATH = "dialogs.tcss"
     AUTO_FOCUS = "#reason"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "key.cancel")]
 
     def __init__(self, *, title: str, changes: list[str] | None = None) -> None:
         super().__init__()
@@ -44,8 +47,9 @@ class ReasonDialog(ModalScreen[str | None]):
             yield Static("", id="reason-message", classes="refusal")
         yield WardFooter()
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def typed(self) -> dict[str, Any]:
+        text = self.query_one("#reason", Input).value.strip()
+        return {"reason": text} if text else {}
 
     @on(Input.Submitted, "#reason")
     def _entered(self) -> None:

@@ -36,12 +36,12 @@ from textual.widgets import Input, Label, Select, SelectionList, Static
 from wardcrf import forms as validation
 from wardcrf import protocol as protocols
 from wardcrf.clock import now_utc
+from wardcrf.errors import is_confirmable
 
 from ..errors import for_screen
 from ..i18n import label_width, language, pad, t
 from .typeahead import WardInput, WardSelect, WardSelectionList, focus_now
 
-SOFT_MARK = "expected range"
 MAX_LABEL = 26
 
 
@@ -69,16 +69,12 @@ def range_hint(f: protocols.Field) -> str:
     return ""
 
 
-CONFIRM_MARK = "(--confirm)"
-"""How the domain words any other problem a person may confirm with a reason (an AE
-with the same term and onset as one already recorded): "...; if ..., confirm it
-(--confirm) with a reason (--reason)". A screen asks the reason instead (the
-part after ";" is the command line's and never shown)."""
-
-
 def is_soft(problem: str) -> bool:
-    """A problem the person may confirm with a reason (a soft range, a likely duplicate)."""
-    return SOFT_MARK in problem or CONFIRM_MARK in problem
+    """A problem the person may confirm with a reason (a soft range, a likely duplicate).
+
+    The domain flags it (`wardcrf.errors.Confirmable`); its words are not read for it.
+    """
+    return is_confirmable(problem)
 
 
 class FieldGroup(Vertical):

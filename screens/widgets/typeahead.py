@@ -18,7 +18,10 @@ The guarantee, by construction rather than by timing:
    `focus_now` (Textual's `Widget.focus` is deferred to the app's queue,
    behind the keys already typed), and `WardInput` delivers its Enter
    (`Input.Submitted`) through the handlers at once (`deliver_now`) and
-   focuses at once when asked to.
+   focuses at once when asked to; `WardSelect`'s drop-down takes the focus
+   when it opens and gives it back when it closes, in the key's handler
+   (a deferred focus request left behind a choice once ran after the
+   keys typed next and moved the cursor into the closed list).
 3. When what comes next is not known yet, keys wait in order instead of
    going somewhere: while a newly shown screen is being built (until its
    first field has the focus), and while a screen holds them (`hold`) for a
@@ -37,7 +40,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import events
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -288,7 +291,23 @@ class WardSelectionList(SelectionList[Any]):
 
 
 class WardSelectOverlay(SelectOverlay):
-    """The drop-down list of a `WardSelect`: a choice (Enter) or Esc is handled at once."""
+    """The drop-down list of a `WardSelect`: it takes the focus, chooses and closes at once.
+
+    Textual's Select opens its list by asking for the focus the deferred way
+    (`overlay.focus()`: a request queued behind the keys already typed). When
+    a choice and a Tab were typed before that request ran, it ran late and
+    put the cursor back into the list, closed by then: every later key went
+    to a hidden drop-down (the receipt's third yes/no and its condition text
+    were lost, 1 run in 30 in tmux under load). Here the focus is given in
+    the key's own handler, so no focus request is left behind to run late.
+    """
+
+    def focus(self, scroll_visible: bool = True) -> WardSelectOverlay:
+        if self.is_mounted:
+            focus_now(self)
+            return self
+        super().focus(scroll_visible)
+        return self
 
     async def action_select(self) -> None:
         highlighted = self.highlighted
@@ -319,11 +338,18 @@ class WardSelect(Select[Any]):
         yield SelectCurrent(self.prompt)
         yield WardSelectOverlay(type_to_search=self._type_to_search).data_bind(compact=Select.compact)
 
-    def _watch_expanded(self, expanded: bool) -> None:
-        super()._watch_expanded(expanded)
-        if expanded:
-            for overlay in self.query(WardSelectOverlay):
-                focus_now(overlay)
+    @on(SelectOverlay.Dismiss)
+    def _stale_dismiss(self, event: SelectOverlay.Dismiss) -> None:
+        """A list's "lost the focus" that arrives after it was opened again is out of date.
+
+        The overlay reports losing the focus through its queue; a choice and
+        a re-opening typed together leave that report behind the re-opening,
+        and Textual's Select would close the list the cursor is in.
+        """
+        focused = self.app.focused
+        if event.lost_focus and self.expanded and focused is not None and focused.parent is self:
+            event.stop()
+            event.prevent_default()  # not Select's own handler, which closes the list
 
     def focus(self, scroll_visible: bool = True) -> WardSelect:
         if self.is_mounted:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.widgets import Input, Static
-from tui_helpers import settle
+from tui_helpers import burst, settle
 from wardcrf.screens.dashboard import DashboardScreen
 from wardcrf.screens.dialogs.reason import ReasonDialog
 from wardcrf.screens.dialogs.sign import SignatureDialog
@@ -118,3 +118,41 @@ async def test_reason_dialog_refuses_blank_and_returns_reason(app_for):
         await pilot.press(*"transcription error", "enter")
         await settle(pilot)
         assert results == ["transcription error"]
+
+
+async def test_esc_on_an_empty_reason_closes_at_once(app_for):
+    """Nothing typed: Esc cancels with no question (the form behind stays as it was)."""
+    from wardcrf.screens.dialogs.discard import DiscardDialog
+
+    app = app_for("clinician")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        results: list[object] = []
+        app.push_screen(
+            ReasonDialog(title="Amend vitals", changes=["temperature: 38.0 → 37.2"]), results.append
+        )
+        await settle(pilot)
+        await burst(pilot, " ", "escape")  # a blank is not a reason
+        assert not isinstance(app.screen, DiscardDialog | ReasonDialog)
+        assert results == [None]
+
+
+async def test_esc_on_a_typed_reason_asks_and_keep_editing_keeps_it(app_for):
+    """One glove slip on Esc does not throw a typed reason away: it asks; `n` keeps it, `y` cancels."""
+    from wardcrf.screens.dialogs.discard import DiscardDialog
+
+    app = app_for("clinician")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        results: list[object] = []
+        dialog = ReasonDialog(title="Amend vitals", changes=["temperature: 38.0 → 37.2"])
+        app.push_screen(dialog, results.append)
+        await settle(pilot)
+        await burst(pilot, *"transcription", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n", *" error")  # keep editing: the text is there, the cursor in it
+        assert app.screen is dialog and results == []
+        assert dialog.query_one("#reason", Input).value == "transcription error"
+        await burst(pilot, "escape", "y")
+        assert results == [None]
+        assert not isinstance(app.screen, DiscardDialog | ReasonDialog)

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Static
-from tui_helpers import PASSWORD, enroll, settle
+from textual.widgets import DataTable, Input, Static
+from tui_helpers import PASSWORD, burst, enroll, settle
 from wardcrf.screens.sync_screen import AnswerDialog, PathDialog, SyncScreen
 
 from wardcrf.site import Site
@@ -184,10 +184,9 @@ async def test_pull_brings_a_query_that_is_answered_and_pushed_back(app_for, sit
         server.stop()
 
 
-async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_for, site, tmp_path):
+def _query_on_screening_sex(site: Site, tmp_path: Path) -> None:
+    """A participant whose screening's sex the hub queried (the query as its bundle projects it)."""
     from hub_delivery import deliver
-    from wardcrf.screens.dialogs.reason import ReasonDialog
-    from wardcrf.sync import registry
 
     pid = enroll(site, tmp_path)
     admin = site.unlock("admin", PASSWORD)
@@ -204,6 +203,13 @@ async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_fo
         )
     finally:
         admin.close()
+
+
+async def test_answer_by_amendment_asks_the_reason_and_corrects_the_field(app_for, site, tmp_path):
+    from wardcrf.screens.dialogs.reason import ReasonDialog
+    from wardcrf.sync import registry
+
+    _query_on_screening_sex(site, tmp_path)
     app = app_for("clinician")
     async with app.run_test(size=(120, 40)) as pilot:
         await _open_sync(pilot)
@@ -255,3 +261,63 @@ async def test_background_sync_goes_offline_then_syncs_when_the_hub_answers(app_
         finally:
             app._stop_background_sync()
             server.stop()
+
+
+async def test_esc_on_an_untouched_answer_closes_at_once(app_for, site, tmp_path):
+    _query_on_screening_sex(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_sync(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, AnswerDialog)
+        await burst(pilot, "escape")
+        assert isinstance(app.screen, SyncScreen)
+
+
+async def test_esc_on_a_typed_answer_asks_and_keep_editing_keeps_it(app_for, site, tmp_path):
+    """The new value and the answer typed: Esc asks; `n` keeps both, `y` throws them away."""
+    from wardcrf.screens.dialogs.discard import DiscardDialog
+
+    _query_on_screening_sex(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_sync(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, AnswerDialog)
+        await burst(pilot, "F", "enter", *"corrected from", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n", *" the notes")
+        assert app.screen is dialog
+        assert dialog.query_one("#answer-value", Input).value == "F"
+        assert dialog.query_one("#answer-text", Input).value == "corrected from the notes"
+        await burst(pilot, "escape", "y")
+        assert isinstance(app.screen, SyncScreen)
+
+
+async def test_esc_on_a_path_dialog_asks_only_when_a_path_was_typed(app_for, tmp_path):
+    """The folder it opened with is not typed work (Esc closes at once); a typed path asks."""
+    from wardcrf.screens.dialogs.discard import DiscardDialog
+
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        results: list[object] = []
+        app.push_screen(PathDialog(kind="file", start=tmp_path), results.append)
+        for _ in range(3):  # its directory tree keeps a loader worker: not waited for
+            await pilot.pause()
+        await burst(pilot, "escape")
+        assert results == [None]
+        dialog = PathDialog(kind="file", start=tmp_path)
+        app.push_screen(dialog, results.append)
+        for _ in range(3):
+            await pilot.pause()
+        await burst(pilot, *"/media/usb", "escape")
+        assert isinstance(app.screen, DiscardDialog)
+        await burst(pilot, "n")
+        assert app.screen is dialog and results == [None]
+        assert dialog.query_one("#path", Input).value == "/media/usb"
+        await burst(pilot, "escape", "y")
+        assert results == [None, None]

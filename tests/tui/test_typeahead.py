@@ -263,3 +263,73 @@ async def test_drop_downs_choose_where_typed(mode, app_for, site):
         got = {n: screen.query_one(f"#cc-{n}").value for n in ("dry_ice", "intact", "frozen")}
         assert got == {"dry_ice": "yes", "intact": "no", "frozen": "yes"}
         assert value(app, "#cc-condition") == "-72 C on the display"
+
+
+DROP_DOWNS = [
+    *("enter", "down", "enter", "tab"),  # dry ice: yes (the list opens on its blank line)
+    *("enter", "down", "down", "enter", "tab"),  # container intact: no
+    *("enter", "down", "enter", "tab"),  # frozen: yes
+    *"-72 C",
+]
+
+
+async def test_drop_downs_choose_where_typed_wherever_the_burst_is_split(app_for, site):
+    """The receipt's drop-downs typed as two bursts, split at every key: each choice where typed.
+
+    What a busy laptop does with a fast typist: part of what was typed is
+    run, the app catches up on what those keys left queued, then the rest
+    comes. Before: opening a list asked for the focus the deferred way;
+    split right after a choice and its Tab, that request ran late and put
+    the cursor back into the closed list, and every later key went there
+    (in tmux under load: the third drop-down and the condition text lost,
+    1 run in 30). Each split gets a fresh receipt screen."""
+
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        wrong = []
+        for split in range(1, len(DROP_DOWNS)):
+            screen = ReceiptScreen(app.ward)
+            await app.push_screen(screen)
+            await settle(pilot)
+            screen.query_one("#cc-dry_ice").focus()
+            await settle(pilot)
+            await burst(pilot, *DROP_DOWNS[:split])
+            await burst(pilot, *DROP_DOWNS[split:])
+            got = {n: str(screen.query_one(f"#cc-{n}").value) for n in ("dry_ice", "intact", "frozen")}
+            got["condition"] = screen.query_one("#cc-condition", Input).value
+            got["cursor in"] = app.focused.id if app.focused is not None else None
+            want = {"dry_ice": "yes", "intact": "no", "frozen": "yes", "condition": "-72 C"}
+            if got != {**want, "cursor in": "cc-condition"}:
+                wrong.append((split, DROP_DOWNS[split - 1], got))
+            screen.mark_clean()  # nothing to ask about: this screen is only closed for the next split
+            await app.pop_screen()
+            await settle(pilot)
+        assert not wrong, wrong
+
+
+async def test_a_drop_down_opened_again_at_once_stays_open_with_the_cursor(app_for, site):
+    """Choose, and open the same list again before the app caught up: it stays open.
+
+    Before: the list's "lost the focus" report from the first choice
+    arrived after the re-opening and closed the list the cursor was in."""
+    from textual.widgets import Select
+
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        select = screen.query_one("#cc-dry_ice", Select)
+        select.focus()
+        await settle(pilot)
+        await burst(pilot, "enter", "down", "enter", "enter")  # yes, then open it again
+        assert select.expanded
+        assert app.focused is not None and app.focused.parent is select
+        await burst(pilot, "down", "enter", "tab")  # no, instead
+        assert select.value == "no"
+        assert not select.expanded
+        assert app.focused is screen.query_one("#cc-intact")

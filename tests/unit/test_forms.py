@@ -167,3 +167,14 @@ def test_mistyped_numbers_are_refused_with_what_to_type(typed, message):
 )
 def test_numbers_are_read(typed, value):
     assert _number(typed) == value
+
+
+def test_a_soft_range_problem_is_flagged_confirmable_and_a_hard_one_is_not():
+    """Screens read the flag (`errors.is_confirmable`), not the words (issue 14)."""
+    from wardcrf.errors import is_confirmable
+
+    vitals = P.form("vitals")
+    got = forms.check(vitals, {"temp": "40.1", "pulse": "260", "resp": "20", "oxysat": "95"}, ctx())
+    assert "expected range" in got.problems["temp"] and is_confirmable(got.problems["temp"])
+    assert "allowed range" in got.problems["pulse"] and not is_confirmable(got.problems["pulse"])
+    assert not is_confirmable("40.1 C is outside the expected range 35 to 39.5 C")  # words alone: no flag

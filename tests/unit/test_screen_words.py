@@ -54,3 +54,16 @@ def test_words_naming_no_command_stay_as_they_are(kept):
 def test_control_characters_and_long_text_pass_through_without_a_crash():
     hostile = "x" * 10_000 + "\x1b[31m; `wardcrf " + "(" * 500
     assert isinstance(for_screen(hostile), str)
+
+
+def test_screens_offer_a_reason_for_flagged_problems_only_not_for_their_words():
+    """Confirmable or refusal is the domain's flag (`errors.Confirmable`), never guessed from words."""
+    from wardcrf.screens.widgets.fields import is_soft
+
+    from wardcrf.errors import Confirmable
+
+    assert is_soft(Confirmable("WUH01-001 already has an adverse event 'fever'; confirm it"))
+    assert is_soft(Confirmable("40.1 C is outside the expected range 35 to 39.5 C"))
+    # the same words without the flag refuse: a reworded message cannot turn a refusal into a warning
+    assert not is_soft("40.1 C is outside the expected range 35 to 39.5 C; confirm it (--confirm)")
+    assert not is_soft("260 /min is outside the allowed range 20 to 250 /min")

@@ -126,7 +126,7 @@ def test_no_other_form_before_valid_consent(ward):
 def test_unknown_participant_is_refused(ward):
     with pytest.raises(Refused, match="unknown participant WUH01-404"):
         ward.submit("vitals", participant="WUH01-404", temp="37", pulse="80", resp="18", oxysat="96")
-    with pytest.raises(Refused, match="give --participant"):
+    with pytest.raises(Refused, match="name the participant"):
         ward.submit("vitals", temp="37")
 
 

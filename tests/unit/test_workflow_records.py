@@ -367,3 +367,15 @@ def test_another_term_or_onset_is_not_a_duplicate(ward):
     ward.submit("ae", participant=P1, **AE)
     assert ward.submit("ae", participant=P1, **{**AE, "term": "Diarrhoea"}).id
     assert ward.submit("ae", participant=P1, **{**AE, "onset": "yesterday"}).id
+
+
+def test_the_duplicate_is_flagged_confirmable_and_other_ae_problems_are_not(ward):
+    """A screen offers the reason for exactly the problems the domain flags (issue 14)."""
+    from wardcrf.errors import is_confirmable
+
+    ward.submit("ae", participant=P1, **AE)
+    with pytest.raises(ValidationFailed) as exc:
+        ward.submit("ae", participant=P1, **{**AE, "end": "2000-01-01"})
+    problems = exc.value.problems
+    assert is_confirmable(problems["term"])
+    assert "end" in problems and not is_confirmable(problems["end"])

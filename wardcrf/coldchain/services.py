@@ -106,7 +106,7 @@ def unit_row(store: Store, unit_id: str) -> dict[str, Any]:
 def _kit_rows(store: Store, kits: list[str]) -> None:
     for kit in kits:
         if store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit,)) is None:
-            raise Refused(f"kit {kit} is not registered (record its lot first: `coldchain add-lot`)")
+            raise Refused(f"kit {kit} is not registered: record its lot first (`wardcrf coldchain add-lot`)")
 
 
 def _kits(store: Store, raw: list[str]) -> list[str]:

@@ -237,7 +237,7 @@ def _stratum(lst: dict[str, Any], site: str, levels: dict[str, str]) -> str:
         level = levels.get(name)
         if level is None:
             raise Refused(
-                f"stratum factor {name} needs a level (one of {', '.join(declared[name])}): --stratum {name}=LEVEL"
+                f"stratum factor {name} needs a level (one of {', '.join(declared[name])}) (--stratum {name}=LEVEL)"
             )
         if level not in declared[name]:
             raise Refused(

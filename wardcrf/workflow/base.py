@@ -99,7 +99,7 @@ def participant_from_row(r: dict[str, Any]) -> Participant:
 
 def require_participant(store: Store, pid: str | None) -> Participant:
     if not pid:
-        raise Refused("this form belongs to a participant: give --participant ID")
+        raise Refused("this form belongs to a participant: name the participant (--participant ID)")
     p = get_participant(store, pid)
     if p is None:
         raise Refused(f"unknown participant {text.excerpt(pid)} (see `wardcrf participant list`)")

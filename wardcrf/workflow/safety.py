@@ -23,7 +23,7 @@ import json
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Refused
+from ..errors import Confirmable, Refused
 from ..eventlog import Event
 from ..forms import plain
 from ..records import Record
@@ -199,8 +199,10 @@ def check_ae(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         if same:
             ctx.problem(
                 "term",
-                f"{p.id} already has an adverse event '{v['term']}' with onset {onset} ({same[0]}); "
-                "if this is a separate event, confirm it (--confirm) with a reason (--reason)",
+                Confirmable(
+                    f"{p.id} already has an adverse event '{v['term']}' with onset {onset} ({same[0]}); "
+                    "if this is a separate event, confirm it (--confirm) with a reason (--reason)"
+                ),
             )
     if serious and known:
         fatal = death or bool(v.get("life_threatening"))
