@@ -31,17 +31,18 @@ def test_an_open_label_allocation_gives_the_participant_its_arm(trial: Trial, se
     assert _arms(clin.store) == {a.participant: a.arm}
 
 
-def test_a_blinded_allocation_gives_no_arm_until_the_trial_is_unblinded_at_the_hub(
+def test_a_blinded_allocation_is_blinded_until_the_trial_is_unblinded_at_the_hub(
     trial: Trial, session_for
 ) -> None:
     trial.make(blinded_two_to_one(), per_stratum=3)
     clin = session_for("clinician")
     a = service.allocate(clin, trial.participant())
-    assert a.arm is None and _arms(clin.store) == {}  # the ward holds a kit number only
+    # Allocated, so not NOT ASSIGNED; the arm is not the export's to state: BLINDED (issue 20).
+    assert a.arm is None and _arms(clin.store) == {a.participant: "BLINDED"}  # the ward holds a kit only
     send_ward_bundle(trial)
     hs = trial.hub_session("admin")
     try:
-        assert _arms(hs.store) == {}  # the hub knows the arm; the trial is still blinded
+        assert _arms(hs.store) == {a.participant: "BLINDED"}  # the hub knows the arm; still blinded
         unblinded.unblind_trial(hs, "PALM007", "database locked for the final analysis")
         got = _arms(hs.store)
         assert list(got) == [a.participant] and got[a.participant] in {"TECOVIRIMAT", "PLACEBO"}

@@ -280,6 +280,35 @@ def test_dm_arms_come_from_the_allocation_and_the_rest_are_not_assigned(engine_e
     assert ts["NARMS"] == "2" and ts["ACTSUB"] == "1"
 
 
+def test_dm_shows_a_blinded_allocation_as_blinded_and_the_check_passes(engine_export, monkeypatch):
+    """Issue 20: before the trial is unblinded, an allocated participant's arms read BLINDED
+    (allocated, so never NOT ASSIGNED; the arm is not the export's to state)."""
+    import importlib
+
+    from wardcrf.exports.dataset import Dataset
+    from wardcrf.exports.sdtm import package
+    from wardcrf.exports.sdtm.check import check
+
+    build = importlib.import_module("wardcrf.exports.sdtm.build")
+    from wardcrf.site import Site
+
+    monkeypatch.setattr(build, "recorded_allocations", lambda ds: {"WUH01-001": build.BLINDED[0]})
+    s = Site.open(ENGINE_WARD["dir"]).unlock("coordinator", es.PASSWORD)
+    try:
+        two = package(Dataset.for_session(s), model=_two_arm_mexcovid())
+    finally:
+        s.close()
+    first = {r["SUBJID"]: r for r in two.rows["DM"]}["WUH01-001"]
+    assert (first["ARMCD"], first["ARM"], first["ACTARMCD"], first["ACTARM"], first["ARMNRS"]) == (
+        "BLINDED",
+        "Blinded",
+        "BLINDED",
+        "Blinded",
+        "",
+    )
+    assert {f.rule for f in check(two) if f.severity == "error" and f.dataset == "DM"} == set()
+
+
 def test_ex_terms_come_from_each_arms_administrations():
     from wardcrf.engine import model
     from wardcrf.exports.sdtm.engine_design import ex_terms

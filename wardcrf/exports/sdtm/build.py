@@ -227,20 +227,30 @@ def build(
     return built
 
 
+BLINDED = ("BLINDED", "Blinded")
+"""DM's ARMCD/ARM (and ACTARMCD/ACTARM once dosed) of a participant allocated in a blinded trial
+that is not unblinded yet: allocated, so not "NOT ASSIGNED", and the arm is not the export's to state."""
+
+
 def recorded_allocations(ds: Dataset) -> dict[str, str]:
-    """Participant -> ARMCD of every allocation whose arm the export may state (issue 20's projection).
+    """Participant -> ARMCD of every recorded allocation (issue 20's projection); `BLINDED` where hidden.
 
     An open-label list's allocation names its arm. A blinded list's does not
     on the ward (a kit only), and the hub, which knows it, states it only once
     the trial is unblinded there (`randomization.trial_unblinded`): before
-    that, the participant is allocated to no arm the export can name.
+    that, the participant is allocated, to an arm the export shows as BLINDED.
     """
     rows = ds.store.rows(
-        "SELECT a.participant, a.arm FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
-        " WHERE a.arm IS NOT NULL AND (l.reveal = 'arm' OR EXISTS (SELECT 1 FROM events e"
+        "SELECT a.participant, a.arm, (l.reveal = 'arm' OR EXISTS (SELECT 1 FROM events e"
         " WHERE e.type = 'randomization.trial_unblinded' AND e.subject = 'protocol:' || l.protocol_id))"
+        " AS stated FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
     )
-    return {str(r["participant"]).removeprefix("participant:"): str(r["arm"]) for r in rows}
+    return {
+        str(r["participant"]).removeprefix("participant:"): (
+            str(r["arm"]) if r["stated"] and r["arm"] is not None else BLINDED[0]
+        )
+        for r in rows
+    }
 
 
 def _dsmg_reviews(ds: Dataset) -> dict[str, ProvenancedRecord]:
@@ -407,6 +417,8 @@ class _Subject:
         planned: tuple[str, str] | None = None
         if self.allocated in labels:
             planned = (self.allocated, labels[self.allocated])
+        elif self.allocated == BLINDED[0]:
+            planned = BLINDED
         elif enrolled and len(arms) == 1:
             planned = arms[0]
         actual = planned if self.doses else None
