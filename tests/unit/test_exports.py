@@ -183,6 +183,32 @@ def test_odm_carries_metadata_audit_records_and_signatures(ward, tmp_path):
     )
 
 
+def test_odm_keeps_the_logs_order_for_a_signature_and_an_amendment_in_one_millisecond(ward, tmp_path):
+    """Two events stamped the same millisecond (a fast machine, or a pinned clock) keep the log's order.
+
+    CI met it: a record signed, then amended within one millisecond, came out
+    as Insert, Update, Context, as if the amendment had preceded the signature.
+    """
+    import xml.etree.ElementTree as ET
+    from datetime import timedelta
+
+    from wardcrf import clock, records, signatures
+    from wardcrf.site import Site
+
+    site = Site.open(ward.data_dir)
+    inv = site.unlock(ward.users["investigator"], es.PASSWORD)
+    clin = site.unlock(ward.users["clinician"], es.PASSWORD)
+    target = ward.cohort.valid_signature_record
+    with clock.pinned(clock.now_utc() + timedelta(minutes=1)):  # after the cohort, one instant
+        signatures.sign(inv, target=target, meaning="approved", password=es.PASSWORD)
+        records.amend(clin, target, {"volume": es.u(6.5, "mL")}, reason="volume misread; 6.5 mL drawn")
+    out = tmp_path / "trial.xml"
+    assert es.run_cli(ward.data_dir, "export", "odm", "--out", str(out))[0] == 0
+    forms = ET.parse(out).getroot().findall(f".//odm:FormData[@FormRepeatKey='{target}']", ODM_NS)
+    # entry; the cohort's "reviewed" signature; then, in one millisecond, "approved" and the amendment
+    assert [f.get("TransactionType") for f in forms] == ["Insert", "Context", "Context", "Update"]
+
+
 def test_odm_refuses_a_directory_as_output(ward, tmp_path):
     code, _, err = es.run_cli(ward.data_dir, "export", "odm", "--out", str(tmp_path))
     assert code == 2 and "is a directory" in err

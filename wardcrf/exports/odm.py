@@ -357,7 +357,9 @@ def form_data(
     ig = _sub(first, "ItemGroupData", {"ItemGroupOID": ig_oid, "TransactionType": "Insert"})
     for name in known:
         _item_data(ig, rec.form, fields, name, original.get(name))
-    later: list[tuple[str, int, ET.Element]] = []
+    # In the order they happened: time, then the hybrid logical clock (two events of one
+    # millisecond keep the log's order: a signature then the amendment it precedes).
+    later: list[tuple[str, str, int, ET.Element]] = []
     for n, group in enumerate(groups):
         ev = eventlog.get(ds.store, group[0].event_id)
         fd = element("Update")
@@ -373,19 +375,20 @@ def form_data(
         for a in group:
             if a.field in fields:
                 _item_data(ig, rec.form, fields, a.field, a.new)
-        later.append((group[0].ts, n, fd))
+        later.append((group[0].ts, ev.hlc if ev else "", n, fd))
     for n, s in enumerate(sigs):
         fd = element("Context")
         _signature(fd, s)
         if not s.valid:
             _annotation(fd, 1, _changed_since_signed(s, "record"))
-        later.append((s.signed_at, len(groups) + n, fd))
+        signed = eventlog.get(ds.store, s.event_id)
+        later.append((s.signed_at, signed.hlc if signed else "", len(groups) + n, fd))
     if verification is not None:
         for n, mark in enumerate(verification.marks):
             fd = element("Context")
             _sdv_context(ds, fd, mark, verification)
-            later.append((mark.at, len(groups) + len(sigs) + n, fd))
-    return [first] + [fd for _ts, _n, fd in sorted(later, key=lambda x: (x[0], x[1]))]
+            later.append((mark.at, mark.hlc, len(groups) + len(sigs) + n, fd))
+    return [first] + [fd for *_order, fd in sorted(later, key=lambda x: x[:3])]
 
 
 def _write(fh: IO[str], el: ET.Element, indent: int) -> None:
