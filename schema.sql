@@ -1041,3 +1041,9 @@ CREATE TABLE rand_flags (
     participant TEXT NOT NULL,
     problem TEXT NOT NULL
 );
+
+-- migration: 0510-randomization-factors
+-- How the ward computes each stratum factor's level from the participant's records
+-- (the list's `factors`: a recorded field, the levels' `when`, or asked); '[]' for lists
+-- made before the factors travelled with them (every level then stated by the user).
+ALTER TABLE rand_lists ADD COLUMN factors TEXT NOT NULL DEFAULT '[]';

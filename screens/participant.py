@@ -214,7 +214,7 @@ class ParticipantScreen(Screen[None]):
         from wardcrf.randomization import service
 
         try:
-            factors = self.ward.call(service.factors_needed)
+            factors = self.ward.call(service.factors_needed, self.participant)
         except Exception as exc:
             self.app.call_from_thread(self.notify, message_of(exc), severity="error")
             return

@@ -27,12 +27,22 @@ def _list_on(site: Site, tmp_path, protocol: str) -> None:
         ward_card = registry.own_card(ws.store)
         registry.register_device(hs, ward_card)
         registry.set_hub(ws, registry.own_card(hs.store), None)
-        made = service.make_list(hs, model.shipped(protocol), "WUH01", ward_card.device, 4)
+        made = service.make_list(hs, _model(protocol), "WUH01", ward_card.device, 4)
         body = json.loads(hs.store.scalar("SELECT line FROM events WHERE id = ?", (made.event.id,)))["body"]
         deliver(ws, "randomization.list_issued", body, subject="site:WUH01")
     finally:
         hs.close()
         ws.close()
+
+
+def _model(protocol: str) -> model.Model:
+    """A shipped protocol; PALM with its Ct factor asked (this ward's MEXCOVID forms record no Ct)."""
+    if protocol != "palm.toml":
+        return model.shipped(protocol)
+    source = model.shipped_source(protocol)
+    return model.parse(
+        source.replace('code = "ct_np"\n', 'code = "ct_np"\nasked = true\n', 1), "palm-ct-asked.toml"
+    )
 
 
 def _screen_text(app) -> str:

@@ -25,7 +25,20 @@ def blinded_two_to_one() -> model.Model:
     return model.parse(source, "palm007-2to1.toml")
 
 
-OPEN_FOUR = model.shipped("palm.toml")
+def open_four_source() -> str:
+    """PALM (1:1:1:1, stratified by site and baseline Ct) with the Ct factor asked at randomization.
+
+    The fixture ward records MEXCOVID's forms, which have no Ct: PALM's own
+    `when` (screening.ct_np) can never be computed there, so these tests state
+    the level, as a protocol saying `asked = true` allows.
+    """
+    source = model.shipped_source("palm.toml")
+    marker = 'code = "ct_np"\n'
+    assert marker in source
+    return source.replace(marker, marker + "asked = true\n", 1)
+
+
+OPEN_FOUR = model.parse(open_four_source(), "palm-ct-asked.toml")
 
 
 @dataclass

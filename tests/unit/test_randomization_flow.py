@@ -155,7 +155,9 @@ def test_strata_levels_are_checked_against_the_list(trial: Trial, session_for) -
     trial.make(OPEN_FOUR, per_stratum=4)
     clin = session_for("clinician")
     pid = trial.participant()
-    with pytest.raises(Refused, match=r"stratum factor ct_np needs a level \(one of HIGH, LOW\)"):
+    with pytest.raises(
+        Refused, match=r"stratum factor ct_np is asked at randomization: give its level \(one of HIGH, LOW\)"
+    ):
         service.allocate(clin, pid)
     with pytest.raises(Refused, match="'MID' is not a level of stratum factor ct_np"):
         service.allocate(clin, pid, {"ct_np": "MID"})
@@ -349,7 +351,9 @@ def test_make_refuses_an_unknown_laptop_another_sites_laptop_and_an_oversized_li
     try:
         with pytest.raises(Refused, match="device NOSUCHDEV is not registered at this hub"):
             service.make_list(hs, OPEN_FOUR, "WUH01", "NOSUCHDEV", 4)
-        with pytest.raises(Refused, match=f"device {trial.device} is not an active ward laptop of site XYZ02"):
+        with pytest.raises(
+            Refused, match=f"device {trial.device} is not an active ward laptop of site XYZ02"
+        ):
             service.make_list(hs, OPEN_FOUR, "XYZ02", trial.device, 4)
         with pytest.raises(Refused, match="more than one list holds"):
             service.make_list(hs, OPEN_FOUR, "WUH01", trial.device, 9_000)
@@ -358,7 +362,9 @@ def test_make_refuses_an_unknown_laptop_another_sites_laptop_and_an_oversized_li
         hs.close()
 
 
-def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(trial: Trial, session_for) -> None:
+def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(
+    trial: Trial, session_for
+) -> None:
     """Issue 21's review kind "unblindings" finds the event issue 20 records (and nothing before it)."""
     from wardcrf.reports import audit_review
 

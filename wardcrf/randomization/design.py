@@ -21,10 +21,33 @@ SITE = "site"
 
 @dataclass(frozen=True)
 class Factor:
-    """A stratification factor declared in `[[strata]]`: its code and its level codes, in file order."""
+    """A stratification factor declared in `[[strata]]`: its code and its level codes, in file order.
+
+    How the ward finds a participant's level (docs/protocol.md, `[[strata]]`):
+    `field` (a recorded choice field whose code is the level), else each
+    level's `when` (the one that holds), else asked. `asked` lets the
+    clinician state the level when the records cannot give it yet.
+    """
 
     code: str
     levels: tuple[str, ...]
+    field: str | None = None
+    whens: tuple[str | None, ...] = ()
+    asked: bool = False
+
+    def declaration(self) -> dict[str, Any]:
+        """What the list carries so the ward computes the level (signed with the list)."""
+        out: dict[str, Any] = {
+            "code": self.code,
+            "asked": self.asked,
+            "levels": [
+                {"code": c, **({"when": w} if w else {})}
+                for c, w in zip(self.levels, self.whens or (None,) * len(self.levels), strict=True)
+            ],
+        }
+        if self.field is not None:
+            out["field"] = self.field
+        return out
 
 
 @dataclass(frozen=True)
@@ -124,7 +147,14 @@ def design_of(model: Model) -> Design:
             f"{':'.join(str(w) for _, w in arms)} (sum {total}); every block must hold the ratio exactly"
         )
     declared = {
-        s["code"]: tuple(str(lv["code"]) for lv in s.get("levels", ())) for s in data.get("strata", ())
+        str(s["code"]): Factor(
+            str(s["code"]),
+            tuple(str(lv["code"]) for lv in s.get("levels", ())),
+            field=None if s.get("field") is None else str(s["field"]),
+            whens=tuple(None if lv.get("when") is None else str(lv["when"]) for lv in s.get("levels", ())),
+            asked=bool(s.get("asked", False)),
+        )
+        for s in data.get("strata", ())
     }
     stratify_by = tuple(str(s) for s in rand.get("stratify_by", ()))
     factors = []
@@ -133,7 +163,7 @@ def design_of(model: Model) -> Design:
             continue
         if name not in declared:
             raise Refused(f"protocol {where}: stratify_by names {name!r}, which no [[strata]] declares")
-        factors.append(Factor(name, declared[name]))
+        factors.append(declared[name])
     unblinding = rand.get("unblinding", {})
     return Design(
         protocol_id=model.id,

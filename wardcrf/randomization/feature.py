@@ -56,8 +56,8 @@ def _list_issued(store: Store, e: Event) -> None:
     sealing.verify(b, _hub_public(store, kind, device))
     store.execute(
         "INSERT INTO rand_lists (list_id, site, device, protocol_id, protocol_version, protocol_sha256,"
-        " reveal, list_sha256, stratify_by, strata, list_key, unblind_key, unblinding, event_id, issued_at)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " reveal, list_sha256, stratify_by, strata, list_key, unblind_key, unblinding, event_id, issued_at,"
+        " factors) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             b["list"],
             b["site"],
@@ -74,6 +74,7 @@ def _list_issued(store: Store, e: Event) -> None:
             json.dumps(b.get("unblinding", {}), sort_keys=True),
             e.id,
             e.ts,
+            json.dumps(b.get("factors", []), sort_keys=True),
         ),
     )
     for row in b["entries"]:

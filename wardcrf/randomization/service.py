@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import devicekeys, ids
 from ..errors import Refused
+from . import levels as levels_mod
 from . import lists, sealing
 from .design import SITE, design_of
 
@@ -137,7 +138,11 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
     lists_here = store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,))
     if not lists_here:
         raise Refused(NO_LIST)
-    stratum = _stratum(lists_here[-1], site, levels or {})
+    current = lists_here[-1]
+    factors = json.loads(current.get("factors") or "[]")
+    snap = levels_mod.snapshot(store, pid) if factors else None
+    found = levels_mod.resolve(factors, json.loads(current["stratify_by"]), site, levels or {}, snap, pid)
+    stratum = _stratum(current, site, found.levels)
     with store.transaction():
         taken = store.one(
             "SELECT list_id, stratum, position FROM rand_allocations WHERE participant = ?", (pid,)
@@ -169,7 +174,9 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
                 "position": position,
                 "digest": digest,
                 "salt": opened["salt"],
-                "levels": dict(sorted((levels or {}).items())),
+                "levels": dict(sorted(found.levels.items())),
+                "computed": list(found.computed),
+                "asked": list(found.asked),
             }
             body["kit" if reveal == "kit" else "arm"] = opened["kit" if reveal == "kit" else "arm"]
             event = session.append(
@@ -194,8 +201,14 @@ def _factors(lst: dict[str, Any]) -> dict[str, list[str]]:
     return declared
 
 
-def factors_needed(session: Session) -> dict[str, list[str]]:
-    """What the clinician must give to randomize on this laptop: each factor and its levels (may be empty)."""
+def factors_needed(session: Session, participant: str | None = None) -> dict[str, list[str]]:
+    """What the clinician must state to randomize on this laptop: each factor and its levels (may be empty).
+
+    With a participant, a factor whose level their records give (or that the
+    protocol computes and does not ask: `allocate` then names what is missing)
+    is left out: only asked factors the records cannot settle yet, and the
+    factors of a list made before factors travelled, are asked.
+    """
     session.require("randomization.allocate", what="randomize participants")
     _site, device, _kind = own_identity(session.store)
     lst = session.store.rows(
@@ -203,7 +216,18 @@ def factors_needed(session: Session) -> dict[str, list[str]]:
     )
     if not lst:
         raise Refused(NO_LIST)
-    return _factors(lst[0])
+    every = _factors(lst[0])
+    declared = {str(f["code"]): f for f in json.loads(lst[0].get("factors") or "[]")}
+    if not declared:
+        return every
+    pid = ids.normalise("participant", participant) if participant is not None else None
+    snap = levels_mod.snapshot(session.store, pid) if pid is not None else None
+    out: dict[str, list[str]] = {}
+    for name, codes in every.items():
+        factor = declared.get(name)
+        if factor is None or (factor.get("asked") and not levels_mod.settled(factor, snap, pid or "")):
+            out[name] = codes
+    return out
 
 
 def randomizable(session: Session, participant: str) -> bool:
