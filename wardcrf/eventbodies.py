@@ -480,6 +480,8 @@ class ListIssued(_Body):
     signature: Annotated[str, Meta(max_length=2000)]
     factors: Annotated[list[StratumFactor], Meta(max_length=20)] = msgspec.field(default_factory=list)
     """Lists made before the factors travelled carry none: every level is then stated by the user."""
+    unblind_recipient: Annotated[str, Meta(pattern=r"^age1[0-9a-z]{58}$")] | None = None
+    """Blinded: the laptop's unblinding recipient the unblinding key is sealed to (None: its own identity)."""
 
 
 class Allocated(_Body):
@@ -497,6 +499,13 @@ class Allocated(_Body):
     computed: Annotated[list[Code], Meta(max_length=20)] = msgspec.field(default_factory=list)
     """The factors whose level the participant's records gave (the rest in `asked`, stated by the user)."""
     asked: Annotated[list[Code], Meta(max_length=20)] = msgspec.field(default_factory=list)
+
+
+class UnblindingKey(_Body):
+    """A ward laptop's unblinding recipient (`unblindkeys`): the hub seals blinded lists' unblinding keys to it."""
+
+    device: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+    recipient: Annotated[str, Meta(pattern=r"^age1[0-9a-z]{58}$")]
 
 
 class StratumExhausted(_Body):
@@ -583,6 +592,7 @@ BODIES: dict[str, type[Struct]] = {
     "randomization.list_issued": ListIssued,
     "randomization.allocated": Allocated,
     "randomization.stratum_exhausted": StratumExhausted,
+    "randomization.unblinding_key": UnblindingKey,
     "randomization.unblinded": Unblinded,
     "randomization.trial_unblinded": TrialUnblinded,
     "randomization.exported": UnblindedExport,

@@ -18,7 +18,7 @@ ARMS = ("TECOVIRIMAT", "PLACEBO", "ZMAPP", "RDV", "MAB114", "REGNEB3")
 
 def _list_on(site: Site, tmp_path, protocol: str) -> None:
     """A real hub's signed list for this laptop, received as a hub bundle's event would be."""
-    from wardcrf.sync import hub, registry
+    from wardcrf.sync import hub, registry, ward
 
     h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD).site
     hs = h.unlock("admin", PASSWORD)
@@ -27,6 +27,13 @@ def _list_on(site: Site, tmp_path, protocol: str) -> None:
         ward_card = registry.own_card(ws.store)
         registry.register_device(hs, ward_card)
         registry.set_hub(ws, registry.own_card(hs.store), None)
+        # The investigator's first sign-in makes the laptop's unblinding key; a ward bundle carries it.
+        site.unlock("investigator", PASSWORD).close()
+        out = tmp_path / "ward-out"
+        out.mkdir(exist_ok=True)
+        for f in ward.export(ws, out).files:
+            if f.name.endswith(".tar.age"):
+                assert hub.import_file(hs, f).ok
         made = service.make_list(hs, _model(protocol), "WUH01", ward_card.device, 4)
         body = json.loads(hs.store.scalar("SELECT line FROM events WHERE id = ?", (made.event.id,)))["body"]
         deliver(ws, "randomization.list_issued", body, subject="site:WUH01")

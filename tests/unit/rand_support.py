@@ -56,7 +56,11 @@ class Trial:
         return open_(self.hub_site, user)
 
     def make(self, protocol: model.Model, per_stratum: int = 8) -> service.Made:
-        """Make a list at the hub for the ward laptop and deliver it in a real hub bundle."""
+        """Make a list at the hub for the ward laptop and deliver it in a real hub bundle.
+
+        A blinded list needs the laptop's unblinding key at the hub: the fixture
+        publishes it (`publish_unblinding_key`).
+        """
         hs = self.hub_session()
         try:
             made = service.make_list(hs, protocol, "WUH01", self.device, per_stratum)
@@ -64,6 +68,19 @@ class Trial:
             hs.close()
         self.deliver()
         return made
+
+    def publish_unblinding_key(self) -> None:
+        """The investigator's first sign-in on the ward makes the laptop's unblinding key; a ward bundle carries it."""
+        open_(self.ward_site, "investigator").close()
+        send_ward_bundle(self)
+        assert self.hub_knows_unblinding_key()
+
+    def hub_knows_unblinding_key(self) -> bool:
+        hs = self.hub_session()
+        try:
+            return hs.store.one("SELECT 1 FROM rand_unblinding_keys WHERE device = ?", (self.device,)) is not None
+        finally:
+            hs.close()
 
     def deliver(self) -> list[str]:
         """Every hub bundle waiting for the ward, imported on the ward."""
@@ -87,6 +104,17 @@ class Trial:
 
 @pytest.fixture
 def trial(site: Site, session_for, tmp_path: Path) -> Trial:
+    h = make_hub(tmp_path)
+    connect(site, h)
+    t = Trial(site, h, Staff(session_for, tmp_path / "pages"), tmp_path)
+    t.device = card_of(site).device
+    t.publish_unblinding_key()
+    return t
+
+
+@pytest.fixture
+def bare_trial(site: Site, session_for, tmp_path: Path) -> Trial:
+    """A ward registered at a hub, before any investigator signed in on it (no unblinding key yet)."""
     h = make_hub(tmp_path)
     connect(site, h)
     t = Trial(site, h, Staff(session_for, tmp_path / "pages"), tmp_path)

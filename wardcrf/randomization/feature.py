@@ -57,7 +57,7 @@ def _list_issued(store: Store, e: Event) -> None:
     store.execute(
         "INSERT INTO rand_lists (list_id, site, device, protocol_id, protocol_version, protocol_sha256,"
         " reveal, list_sha256, stratify_by, strata, list_key, unblind_key, unblinding, event_id, issued_at,"
-        " factors) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " factors, unblind_recipient) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             b["list"],
             b["site"],
@@ -75,6 +75,7 @@ def _list_issued(store: Store, e: Event) -> None:
             e.id,
             e.ts,
             json.dumps(b.get("factors", []), sort_keys=True),
+            b.get("unblind_recipient"),
         ),
     )
     for row in b["entries"]:
@@ -180,6 +181,20 @@ def _check_at_hub(store: Store, e: Event, hub_device: str) -> None:
         _take(store, e, arm)
 
 
+def _unblinding_key(store: Store, e: Event) -> None:
+    """A laptop's unblinding recipient, from its own chain only; the latest one counts."""
+    b = e.body
+    if b["device"] != e.device:
+        raise Refused(
+            f"event {e.id}: device {e.device} publishes an unblinding key for device {b['device']}; refused"
+        )
+    store.execute(
+        "INSERT INTO rand_unblinding_keys (device, recipient, event_id) VALUES (?,?,?)"
+        " ON CONFLICT (device) DO UPDATE SET recipient = excluded.recipient, event_id = excluded.event_id",
+        (b["device"], b["recipient"], e.id),
+    )
+
+
 def _exhausted(store: Store, e: Event) -> None:
     store.execute(
         "INSERT INTO rand_exhausted (event_id, stratum, participant, site, ts) VALUES (?,?,?,?,?)",
@@ -239,6 +254,7 @@ def register(registry: Registry) -> None:
     registry.projector(_list_issued, "randomization.list_issued")
     registry.projector(_allocated, "randomization.allocated")
     registry.projector(_exhausted, "randomization.stratum_exhausted")
+    registry.projector(_unblinding_key, "randomization.unblinding_key")
     registry.projector(_unblinded, "randomization.unblinded")
     registry.allocation_gate(check_allocated_kit)
     registry.after_ingest(hold_allocations_off_the_list)

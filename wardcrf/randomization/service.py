@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import devicekeys, ids
+from .. import devicekeys, ids, unblindkeys
 from ..errors import Refused
 from . import levels as levels_mod
 from . import lists, sealing
@@ -81,6 +81,15 @@ def make_list(session: Session, protocol: Model, site: str, device: str, per_str
             f"{per_stratum} entries per stratum in {len(strata)} strata is more than one list holds "
             f"(at most {MAX_ENTRIES} entries with whole blocks); make several lists"
         )
+    unblind_recipient = None
+    if design.blinded:
+        known = store.one("SELECT recipient FROM rand_unblinding_keys WHERE device = ?", (device,))
+        if known is None:
+            raise Refused(
+                f"laptop {device} has not sent its unblinding key yet: an investigator signs in on it once and"
+                " it syncs; a blinded list is sealed so that only the investigators' key slots open its arms"
+            )
+        unblind_recipient = str(known[0])
     hub_keys = devicekeys.load(store, hub_device)
     if hub_keys is None:
         raise Refused(f"hub device {hub_device} has no keys")
@@ -94,6 +103,7 @@ def make_list(session: Session, protocol: Model, site: str, device: str, per_str
         device=device,
         ward_recipient=str(row[3]),
         hub_recipient=hub_keys.age_recipient,
+        unblind_recipient=unblind_recipient,
         sign_secret=signer.minisign_secret,
         key_id=signer.key_id,
     )
@@ -326,14 +336,15 @@ def unblind(
     pid = ids.normalise("participant", participant)
     row = store.one(
         "SELECT a.list_id, a.stratum, a.position, a.kit, l.reveal, l.unblind_key, l.unblinding,"
-        " e.arm_sealed, e.arm_digest FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
+        " e.arm_sealed, e.arm_digest, l.unblind_recipient"
+        " FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
         " JOIN rand_entries e ON e.list_id = a.list_id AND e.stratum = a.stratum AND e.position = a.position"
         " WHERE a.participant = ?",
         (pid,),
     )
     if row is None:
         raise Refused(f"{pid} is not randomized on this laptop: nothing to unblind")
-    list_id, stratum, position, kit, reveal, unblind_key, rules_json, arm_sealed, arm_digest = row
+    list_id, stratum, position, kit, reveal, unblind_key, rules_json, arm_sealed, arm_digest, sealed_to = row
     if reveal != "kit" or unblind_key is None or arm_sealed is None:
         raise Refused(
             f"{pid}'s trial is open label: the arm was shown at allocation, there is nothing to unblind"
@@ -360,10 +371,14 @@ def unblind(
     session.site.verify_password(session, session.user, password)
     if witness and witness_password is not None:
         session.site.verify_password(session, witness, witness_password)
-    keys = devicekeys.load(store, own_identity(store)[1])
-    if keys is None:
-        raise Refused("this laptop has no keys")
-    key = sealing.open_key(unblind_key, keys.age_identity, "unblinding key")
+    if sealed_to is not None:  # only an unblinding role's key slot opens it (`unblindkeys`)
+        identity = unblindkeys.identity_for(session)
+    else:  # a list made before the laptop published its unblinding key: sealed to the laptop itself
+        keys = devicekeys.load(store, own_identity(store)[1])
+        if keys is None:
+            raise Refused("this laptop has no keys")
+        identity = keys.age_identity
+    key = sealing.open_key(unblind_key, identity, "unblinding key")
     opened = sealing.open_entry(key, "arm", list_id, stratum, position, arm_sealed, arm_digest)
     body = {
         "participant": pid,
