@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from hub_delivery import deliver
-from tui_helpers import PASSWORD, enroll, settle
+from tui_helpers import PASSWORD, burst, enroll, page_photo, settle
 from wardcrf.screens.dialogs.randomize import RandomizeDialog
 from wardcrf.screens.participant import ParticipantScreen
 
@@ -136,3 +136,116 @@ async def test_no_list_no_randomize_key_and_an_auditor_never_sees_it(app_for, si
         await pilot.press("r")
         await settle(pilot)
         assert isinstance(app.screen, ParticipantScreen)
+
+
+def _screened(site, tmp_path) -> str:
+    """Consented and screened (eligible) through the services, not enrolled yet."""
+    from wardcrf import workflow
+
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        ev = workflow.submit(
+            s,
+            "consent",
+            {
+                "consenter": "participant",
+                "form_version": "1.0",
+                "time": "2020-03-10T10:00:00+08:00",
+                "witness_1": "investigator",
+                "witness_2": "clinician2",
+                "photos": page_photo(tmp_path / "page.jpg"),
+            },
+            password_for=lambda _user: PASSWORD,
+        )
+        pid = ev.subject.removeprefix("participant:")
+        workflow.submit(
+            s,
+            "screening",
+            {
+                "date": "2020-03-11",
+                "dob": "1965-05-01",
+                "sex": "M",
+                "pcr_confirmed": "yes",
+                "severity": "severe",
+            },
+            participant=pid,
+        )
+        return pid
+    finally:
+        s.close()
+
+
+async def test_saving_enrollment_offers_randomization_at_once_keys_in_a_burst(
+    app_for, site, tmp_path
+) -> None:
+    from wardcrf.screens.form_screen import FormScreen
+
+    pid = _screened(site, tmp_path)
+    _list_on(site, tmp_path, "palm007.toml")
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        app.screen.action_form("enrollment")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen)
+        # save the enrollment (its date defaults to today) and confirm the offer, typed ahead in one burst
+        await burst(pilot, "ctrl+s", "ctrl+s")
+        await settle(pilot)
+        if isinstance(app.screen, RandomizeDialog):  # the second key reached the form, not the dialog
+            assert f"Enrollment of {pid} is saved" in _screen_text(app)
+            await pilot.press("ctrl+s")
+            await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen)
+        shown = " ".join(str(n.message) for n in app._notifications)
+        assert f"{pid} randomized: kit K" in shown
+        assert not any(arm in shown or arm in _screen_text(app) for arm in ARMS)
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        assert s.store.scalar("SELECT COUNT(*) FROM rand_allocations WHERE participant = ?", (pid,)) == 1
+    finally:
+        s.close()
+
+
+async def test_no_list_no_offer_after_enrollment(app_for, site, tmp_path) -> None:
+    pid = _screened(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        app.screen.action_form("enrollment")
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen) and not app.screen.randomizable
+        shown = " ".join(str(n.message) for n in app._notifications)
+        assert "saved" in shown.lower() and "randomized" not in shown
+
+
+async def test_enrollment_offer_esc_leaves_it_for_later(app_for, site, tmp_path) -> None:
+    from wardcrf.screens.form_screen import FormScreen
+
+    pid = _screened(site, tmp_path)
+    _list_on(site, tmp_path, "palm007.toml")
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        app.screen.action_form("enrollment")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, RandomizeDialog), [str(n.message) for n in app._notifications]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen) and app.screen.randomizable  # still offered: `r`
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        assert s.store.scalar("SELECT COUNT(*) FROM rand_allocations") == 0
+        assert s.store.scalar("SELECT enrollment_event FROM participants WHERE id = ?", (pid,)) is not None
+    finally:
+        s.close()
