@@ -1058,3 +1058,5 @@ CREATE TABLE rand_unblinding_keys (
     event_id TEXT NOT NULL
 );
 ALTER TABLE rand_lists ADD COLUMN unblind_recipient TEXT;  -- NULL: a list sealed to the laptop's own identity
+-- 'course': a blinded list whose allocated kit serves the participant's whole course (one kit, many doses)
+ALTER TABLE rand_lists ADD COLUMN kit_use TEXT NOT NULL DEFAULT 'administration';

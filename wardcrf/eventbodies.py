@@ -481,6 +481,8 @@ class ListIssued(_Body):
     factors: Annotated[list[StratumFactor], Meta(max_length=20)] = msgspec.field(default_factory=list)
     """Lists made before the factors travelled carry none: every level is then stated by the user."""
     unblind_recipient: Annotated[str, Meta(pattern=r"^age1[0-9a-z]{58}$")] | None = None
+    kit_use: Literal["administration", "course"] = "administration"
+    """Blinded: "course" when the allocated kit serves all of the participant's doses."""
     """Blinded: the laptop's unblinding recipient the unblinding key is sealed to (None: its own identity)."""
 
 

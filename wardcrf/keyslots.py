@@ -535,7 +535,11 @@ class KeySlots:
         except InvalidTag:
             raise AuthError("recovery key does not open this data directory") from None
         return Opened(
-            key, self._unwrap_signing(RECOVERY_SLOT, kek), RECOVERY_SLOT, kek, self._unwrap_unblinding(RECOVERY_SLOT, kek)
+            key,
+            self._unwrap_signing(RECOVERY_SLOT, kek),
+            RECOVERY_SLOT,
+            kek,
+            self._unwrap_unblinding(RECOVERY_SLOT, kek),
         )
 
     def unwrap_with_recovery(self, recovery_text: str) -> bytes:

@@ -66,6 +66,9 @@ class Design:
     reveal: str
     """'arm' (open label: the ward sees the arm) or 'kit' (blinded: a kit number only)."""
     unblinding: dict[str, Any]
+    kit_use: str = "administration"
+    """Blinded: 'course' when every product of the open arms is one kit for the whole course
+    (`[[products]] kit = { use = "course" }`): the allocated kit serves all of the participant's doses."""
 
     @property
     def ratio_sum(self) -> int:
@@ -126,6 +129,19 @@ class Design:
         return ";".join(parts) if parts else "all"
 
 
+def _kit_use(model: Model, open_arms: set[str]) -> str:
+    """'course' when every product the open arms' administrations give is declared one kit per course."""
+    products = {
+        adm.product for arm in open_arms for reg in model.regimens_of(arm) for adm in reg.administrations
+    }
+    uses = {
+        str((p.get("kit") or {}).get("use", "administration"))
+        for p in model.data.get("products", ())
+        if p.get("code") in products
+    }
+    return "course" if uses == {"course"} else "administration"
+
+
 def design_of(model: Model) -> Design:
     """The allocation design of a protocol; refused when it has none or cannot keep its ratio."""
     data = model.data
@@ -166,6 +182,7 @@ def design_of(model: Model) -> Design:
         factors.append(declared[name])
     unblinding = rand.get("unblinding", {})
     return Design(
+        kit_use=_kit_use(model, {c for c, _ in arms}) if rand["reveal"] == "kit" else "administration",
         protocol_id=model.id,
         protocol_version=model.version,
         protocol_sha256=model.sha256,

@@ -27,7 +27,7 @@ from .. import devicekeys
 from ..errors import Refused
 from ..ingest import HoldForCoordinator
 from . import sealing
-from .gate import check_allocated_kit
+from .gate import check_allocated_kit, course_kit_holder
 from .service import own_identity
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _list_issued(store: Store, e: Event) -> None:
     store.execute(
         "INSERT INTO rand_lists (list_id, site, device, protocol_id, protocol_version, protocol_sha256,"
         " reveal, list_sha256, stratify_by, strata, list_key, unblind_key, unblinding, event_id, issued_at,"
-        " factors, unblind_recipient) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " factors, unblind_recipient, kit_use) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             b["list"],
             b["site"],
@@ -76,6 +76,7 @@ def _list_issued(store: Store, e: Event) -> None:
             e.ts,
             json.dumps(b.get("factors", []), sort_keys=True),
             b.get("unblind_recipient"),
+            b.get("kit_use", "administration"),
         ),
     )
     for row in b["entries"]:
@@ -257,4 +258,5 @@ def register(registry: Registry) -> None:
     registry.projector(_unblinding_key, "randomization.unblinding_key")
     registry.projector(_unblinded, "randomization.unblinded")
     registry.allocation_gate(check_allocated_kit)
+    registry.course_kit(course_kit_holder)
     registry.after_ingest(hold_allocations_off_the_list)

@@ -125,6 +125,7 @@ class AllocationList:
             "strata": d.strata(self.site),
             "factors": [f.declaration() for f in d.factors],
             "reveal": d.reveal,
+            "kit_use": d.kit_use,
             "unblinding": d.unblinding,
             "per_stratum": self.per_stratum,
         }
