@@ -38,6 +38,40 @@ def open_four_source() -> str:
     return source.replace(marker, marker + "asked = true\n", 1)
 
 
+PALM_STRATA = """[[strata]]
+code = "ct_np"
+label = "Baseline viral load (nucleoprotein Ct)"
+levels = [
+  { code = "HIGH", label = "Ct 22 or less (high viral load)", when = "screening.ct_np <= 22" },
+  { code = "LOW", label = "Ct above 22", when = "screening.ct_np > 22" },
+]
+"""
+
+
+def palm_with_strata(strata: str, stratify_by: str) -> str:
+    """Shipped PALM with its [[strata]] and `stratify_by` replaced."""
+    source = model.shipped_source("palm.toml")
+    assert PALM_STRATA in source
+    source = source.replace(PALM_STRATA, strata)
+    old = 'stratify_by = ["site", "ct_np"]'
+    assert old in source
+    return source.replace(old, f"stratify_by = {stratify_by}")
+
+
+SEX_AND_AGE = """[[strata]]
+code = "sex"
+label = "Sex"
+field = "screening.sex"
+levels = [ { code = "M", label = "Male" }, { code = "F", label = "Female" } ]
+
+[[strata]]
+code = "age_band"
+label = "Age at screening"
+levels = [
+  { code = "OLD", label = "60 or more", when = "screening.age >= 60" },
+  { code = "YOUNG", label = "Under 60", when = "screening.age < 60" },
+]
+"""
 OPEN_FOUR = model.parse(open_four_source(), "palm-ct-asked.toml")
 
 
@@ -78,7 +112,10 @@ class Trial:
     def hub_knows_unblinding_key(self) -> bool:
         hs = self.hub_session()
         try:
-            return hs.store.one("SELECT 1 FROM rand_unblinding_keys WHERE device = ?", (self.device,)) is not None
+            return (
+                hs.store.one("SELECT 1 FROM rand_unblinding_keys WHERE device = ?", (self.device,))
+                is not None
+            )
         finally:
             hs.close()
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from rand_support import Trial, site, trial
+from rand_support import SEX_AND_AGE, Trial, site, trial
+from rand_support import palm_with_strata as _palm
 
 from wardcrf.engine import model
 from wardcrf.errors import Refused
@@ -17,39 +18,6 @@ from wardcrf.randomization import service
 
 __all__ = ["site", "trial"]
 
-PALM_STRATA = """[[strata]]
-code = "ct_np"
-label = "Baseline viral load (nucleoprotein Ct)"
-levels = [
-  { code = "HIGH", label = "Ct 22 or less (high viral load)", when = "screening.ct_np <= 22" },
-  { code = "LOW", label = "Ct above 22", when = "screening.ct_np > 22" },
-]
-"""
-
-
-def _palm(strata: str, stratify_by: str) -> str:
-    source = model.shipped_source("palm.toml")
-    assert PALM_STRATA in source
-    source = source.replace(PALM_STRATA, strata)
-    old = 'stratify_by = ["site", "ct_np"]'
-    assert old in source
-    return source.replace(old, f"stratify_by = {stratify_by}")
-
-
-SEX_AND_AGE = """[[strata]]
-code = "sex"
-label = "Sex"
-field = "screening.sex"
-levels = [ { code = "M", label = "Male" }, { code = "F", label = "Female" } ]
-
-[[strata]]
-code = "age_band"
-label = "Age at screening"
-levels = [
-  { code = "OLD", label = "60 or more", when = "screening.age >= 60" },
-  { code = "YOUNG", label = "Under 60", when = "screening.age < 60" },
-]
-"""
 COMPUTED = model.parse(_palm(SEX_AND_AGE, '["site", "sex", "age_band"]'), "palm-sex-age.toml")
 ASKED_AGE = model.parse(
     _palm(
