@@ -54,40 +54,45 @@ def published(session: Session) -> str | None:
 
 
 def settle(session: Session, opened: Opened | None) -> None:
-    """At sign-in: make, take, publish and hand on the unblinding identity (see the module docstring)."""
+    """At sign-in: make, take, publish and hand on the unblinding identity (see the module docstring).
+
+    All under the key slots' file lock, so two sign-ins at once on a new
+    laptop (the TUI and a command) make one identity, not two.
+    """
     if opened is None or not roles.allowed(session.role, ACTION):
         return
     if session.store.scalar("SELECT kind FROM site WHERE id = 1") != "ward":
         return
     slots = session.site.slots
-    identity = opened.unblinding
-    public = published(session)
-    if identity is None and public is None:
-        import pyrage
-
-        identity = str(pyrage.x25519.Identity.generate()).encode("ascii")
-    if identity is None:
-        return  # another holder boxes it to this slot at their next sign-in
-    recipient = _recipient_of(identity)
-    if public is not None and recipient != public:
-        session.warnings.append(
-            "your key slot's unblinding key is not this laptop's published one; ask the investigator who"
-            " holds it to sign in once (docs/randomization.md, threat model)"
-        )
-        return
     with slots.locked():
+        identity = opened.unblinding
+        public = published(session)
+        held_elsewhere = any(slot.get("unblinding") for slot in slots.data["slots"].values())
+        if identity is None and public is None and not held_elsewhere:
+            import pyrage
+
+            identity = str(pyrage.x25519.Identity.generate()).encode("ascii")
+        if identity is None:
+            return  # a holder boxes it to this slot at their next sign-in
+        recipient = _recipient_of(identity)
+        if public is not None and recipient != public:
+            session.warnings.append(
+                "your key slot's unblinding key is not this laptop's published one; ask the investigator who"
+                " holds it to sign in once (docs/randomization.md, threat model)"
+            )
+            return
         if not slots.data["slots"].get(opened.slot, {}).get("unblinding"):
             slots.add_unblinding_wrap(opened.slot, opened.kek, identity)
         for name in slots.waiting_for_unblinding():
             if name == RECOVERY_SLOT or _may_unblind(session, name):
                 slots.put_unblinding_box(name, identity)
-    if public is None:  # made now, or made before a crash left it unpublished
-        with session.store.transaction():
-            session.append(
-                type=EVENT,
-                subject=f"device:{session.ctx.device}",
-                body={"device": session.ctx.device, "recipient": recipient},
-            )
+        if public is None:  # made now, or made before a crash left it unpublished
+            with session.store.transaction():
+                session.append(
+                    type=EVENT,
+                    subject=f"device:{session.ctx.device}",
+                    body={"device": session.ctx.device, "recipient": recipient},
+                )
     sessionkeys.set_unblinding_identity(session, identity)
 
 

@@ -156,3 +156,21 @@ def test_a_laptop_may_publish_only_its_own_unblinding_key(trial: Trial, session_
             body={"device": clin.ctx.device, "recipient": other},
         )
     send_ward_bundle(trial)  # and nothing held at the hub
+
+
+def test_a_crash_between_the_slot_and_the_event_is_mended_at_the_next_sign_in(
+    bare_trial: Trial, session_for, site: Site
+) -> None:
+    """The slot is written first; a sign-in that finds an identity nobody published publishes it."""
+    slots = _slots(site)
+    opened = slots.open_with_password("investigator", PW)
+    assert opened is not None and opened.unblinding is None
+    identity = str(pyrage.x25519.Identity.generate())
+    with slots.locked():
+        slots.add_unblinding_wrap(opened.slot, opened.kek, identity.encode("ascii"))
+    inv = session_for("investigator")
+    assert sessionkeys.unblinding_identity(inv) == identity.encode("ascii")
+    recipient = str(pyrage.x25519.Identity.from_str(identity).to_public())
+    assert inv.store.scalar("SELECT recipient FROM rand_unblinding_keys") == recipient
+    session_for("investigator")  # published once, not again
+    assert inv.store.scalar("SELECT COUNT(*) FROM events WHERE type = 'randomization.unblinding_key'") == 1
