@@ -421,6 +421,13 @@ def test_one_kit_for_the_course_serves_its_participants_later_doses_and_nobody_e
         trial.wf.dose(other, 1, day0 + timedelta(days=1), kit=kit)
     check = next(r for r in audit.verify_store(clin.store).results if r.name == "kits used once")
     assert check.problems == [] and check.checked == 1
+    send_ward_bundle(trial)  # the hub asks the same question of its own copy (its hold of a kit given twice)
+    hs = trial.hub_session()
+    try:
+        assert dosing.kit_use(hs.store, kit, participant=pid) is None
+        assert dosing.kit_use(hs.store, kit, participant=other) is not None
+    finally:
+        hs.close()
 
 
 def test_a_kit_per_administration_is_still_used_once_by_its_own_participant(
