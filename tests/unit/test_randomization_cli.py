@@ -114,6 +114,10 @@ def test_open_label_stratified_trial_shows_the_arm_and_counts_per_arm(cli, trial
     asked.write_text(open_four_source(), encoding="utf-8")
     assert _make(cli, trial, str(asked), "4").code == 0
     trial.deliver()
+    for hostile in ("site=WUH02\x1b[31m", "ct_np=HIGH\x07", "ct\x1b_np=HIGH", "ct_np=" + "H" * 5000):
+        res = cli("randomize", pid, "--stratum", hostile, user="clinician")
+        assert res.code in (1, 2) and res.err.count("\n") == 1, res.err
+        assert "\x1b" not in res.err and "\x07" not in res.err and len(res.err) < 1000, res.err
     res = cli("randomize", pid, "--stratum", "ct_np=HIGH", user="clinician")
     assert res.code == 0, res.err
     arm = res.out.split(": arm ")[1].split()[0]

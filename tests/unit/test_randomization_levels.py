@@ -72,7 +72,7 @@ def test_a_stated_level_that_disagrees_with_the_records_is_refused_naming_both(
     with pytest.raises(Refused, match=r"age_band: you gave YOUNG, but .* give OLD \(screening.age >= 60\)"):
         service.allocate(clin, pid, {"age_band": "YOUNG"})
     with pytest.raises(
-        Refused, match="stratum factor site: you gave WUH02, but this laptop allocates for site WUH01"
+        Refused, match="stratum factor site: you gave 'WUH02', but this laptop allocates for site WUH01"
     ):
         service.allocate(clin, pid, {"site": "WUH02"})
     with pytest.raises(Refused, match="'X' is not a level of stratum factor sex"):

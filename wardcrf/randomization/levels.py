@@ -67,12 +67,14 @@ def resolve(
     stated = dict(given)
     own = stated.pop(SITE, None)
     if own is not None and own != site:
-        raise Refused(f"stratum factor site: you gave {own}, but this laptop allocates for site {site}")
+        raise Refused(
+            f"stratum factor site: you gave {own[:40]!r}, but this laptop allocates for site {site}"
+        )
     declared = [n for n in stratify_by if n != SITE]
     extra = sorted(set(stated) - set(declared))
     if extra:
         raise Refused(
-            f"{extra[0]!r} is not a stratification factor of this trial (factors: {', '.join(declared) or 'none'})"
+            f"{extra[0][:40]!r} is not a stratification factor of this trial (factors: {', '.join(declared) or 'none'})"
         )
     levels: dict[str, str] = {}
     computed: list[str] = []
@@ -88,7 +90,9 @@ def resolve(
         level, missing = _compute(factor, codes, snap, pid)
         mine = stated.get(name)
         if mine is not None and mine not in codes:
-            raise Refused(f"{mine!r} is not a level of stratum factor {name} (levels: {', '.join(codes)})")
+            raise Refused(
+                f"{mine[:40]!r} is not a level of stratum factor {name} (levels: {', '.join(codes)})"
+            )
         if level is not None:
             if mine is not None and mine != level:
                 raise Refused(
