@@ -52,6 +52,8 @@ def test_levels_follow_from_the_recorded_fields_and_a_matching_statement_is_acce
     body = _allocated_event(clin, old_man)
     assert body["levels"] == {"age_band": "OLD", "sex": "M"}
     assert body["computed"] == ["sex", "age_band"] and body["asked"] == []
+    with pytest.raises(Refused, match=rf"{old_man} is already randomized"):  # not a quarrel about levels
+        service.allocate(clin, old_man, {"age_band": "YOUNG"})
     young_woman = trial.participant()
     trial.wf.screen(young_woman, dob="1990-06-01", sex="F")
     a = service.allocate(clin, young_woman, {"sex": "F", "age_band": "YOUNG", "site": "WUH01"})

@@ -148,19 +148,14 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
     lists_here = store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,))
     if not lists_here:
         raise Refused(NO_LIST)
+    _already_randomized(store, pid)  # said before the levels are computed (and again inside the transaction)
     current = lists_here[-1]
     factors = json.loads(current.get("factors") or "[]")
     snap = levels_mod.snapshot(store, pid) if factors else None
     found = levels_mod.resolve(factors, json.loads(current["stratify_by"]), site, levels or {}, snap, pid)
     stratum = _stratum(current, site, found.levels)
     with store.transaction():
-        taken = store.one(
-            "SELECT list_id, stratum, position FROM rand_allocations WHERE participant = ?", (pid,)
-        )
-        if taken is not None:
-            raise Refused(
-                f"{pid} is already randomized (list {taken[0]}, stratum {taken[1]}, entry {taken[2]})"
-            )
+        _already_randomized(store, pid)
         entry = store.one(
             "SELECT e.list_id, e.position, e.sealed, e.digest, l.list_key, l.reveal FROM rand_entries e"
             " JOIN rand_lists l ON l.list_id = e.list_id"
@@ -198,6 +193,12 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
         f"stratum {stratum} is exhausted: every entry of this laptop's lists is allocated; "
         f"{pid} was not randomized, the hub is told at the next sync (ask the coordinator for a new list)"
     )
+
+
+def _already_randomized(store: Store, pid: str) -> None:
+    taken = store.one("SELECT list_id, stratum, position FROM rand_allocations WHERE participant = ?", (pid,))
+    if taken is not None:
+        raise Refused(f"{pid} is already randomized (list {taken[0]}, stratum {taken[1]}, entry {taken[2]})")
 
 
 def _factors(lst: dict[str, Any]) -> dict[str, list[str]]:
