@@ -72,6 +72,8 @@ def test_the_database_key_and_other_roles_passwords_do_not_open_the_arms(
     # not open the unblinding key, and no unblinding secret is stored in it.
     keys = devicekeys.load(admin.store, admin.ctx.device)
     assert keys is not None and not _opens(keys.age_identity, body)
+    with pytest.raises(Refused, match="the unblinding key was not sealed for this key; nothing was opened"):
+        sealing.open_key(body["unblind_key"], keys.age_identity, "unblinding key")
     for table in ("device_keys", "rand_lists", "rand_unblinding_keys"):
         for row in admin.store.rows(f"SELECT * FROM {table}"):
             assert "AGE-SECRET-KEY" not in json.dumps(row, default=str).replace(keys.age_identity, ""), table
