@@ -222,7 +222,9 @@ def open_key(armored_b64: str, age_identity: str, what: str) -> bytes:
             pyrage.decrypt(_unb64(armored_b64, what), [pyrage.x25519.Identity.from_str(age_identity)])
         )
     except pyrage.DecryptError:
-        raise Refused(f"the {what} was not sealed for this key; nothing was opened, allocated or recorded") from None
+        raise Refused(
+            f"the {what} was not sealed for this key; nothing was opened, allocated or recorded"
+        ) from None
 
 
 def hub_record(body: dict[str, Any], hub_identity: str) -> dict[str, Any]:
