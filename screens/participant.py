@@ -215,12 +215,18 @@ class ParticipantScreen(Screen[None]):
 
         try:
             factors = self.ward.call(service.factors_needed, self.participant)
+            known = self.ward.call(service.levels_known, self.participant)
         except Exception as exc:
             self.app.call_from_thread(self.notify, message_of(exc), severity="error")
             return
-        self.app.call_from_thread(self._ask_levels, factors)
+        self.app.call_from_thread(self._ask_levels, factors, known)
 
-    def _ask_levels(self, factors: dict[str, list[str]], after_enrollment: bool = False) -> None:
+    def _ask_levels(
+        self,
+        factors: dict[str, list[str]],
+        known: list[tuple[str, str, str]],
+        after_enrollment: bool = False,
+    ) -> None:
         from .dialogs.randomize import RandomizeDialog
 
         def chosen(levels: dict[str, str] | None) -> None:
@@ -228,7 +234,7 @@ class ParticipantScreen(Screen[None]):
                 self._allocate(levels)
 
         self.app.push_screen(
-            RandomizeDialog(self.participant, factors, after_enrollment=after_enrollment), chosen
+            RandomizeDialog(self.participant, factors, known=known, after_enrollment=after_enrollment), chosen
         )
 
     @work(thread=True, exclusive=True, group="randomize")
@@ -240,11 +246,12 @@ class ParticipantScreen(Screen[None]):
             if not self.ward.call(service.randomizable, self.participant):
                 return
             factors = self.ward.call(service.factors_needed, self.participant)
+            known = self.ward.call(service.levels_known, self.participant)
         except Exception as exc:
             self.app.call_from_thread(self.notify, message_of(exc), severity="error")
             return
         self.app.call_from_thread(self._offer_randomize, True)
-        self.app.call_from_thread(self._ask_levels, factors, True)
+        self.app.call_from_thread(self._ask_levels, factors, known, True)
 
     @work(thread=True, exclusive=True, group="randomize")
     def _allocate(self, levels: dict[str, str]) -> None:

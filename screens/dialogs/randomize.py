@@ -37,11 +37,17 @@ class RandomizeDialog(ModalScreen[dict[str, str] | None]):
     ]
 
     def __init__(
-        self, participant: str, factors: dict[str, list[str]], *, after_enrollment: bool = False
+        self,
+        participant: str,
+        factors: dict[str, list[str]],
+        *,
+        known: list[tuple[str, str, str]] | None = None,
+        after_enrollment: bool = False,
     ) -> None:
         super().__init__()
         self.participant = participant
         self.factors = factors
+        self.known = known or []
         self.after_enrollment = after_enrollment
 
     def compose(self) -> ComposeResult:
@@ -49,6 +55,8 @@ class RandomizeDialog(ModalScreen[dict[str, str] | None]):
             yield Static(t("randomize.title", participant=self.participant), classes="dialog-title")
             if self.after_enrollment:
                 yield Static(t("randomize.after_enrollment", participant=self.participant))
+            for name, level, source in self.known:
+                yield Static(t("randomize.known", factor=name, level=level, source=source), markup=False)
             for name, levels in self.factors.items():
                 yield Static(t("randomize.factor", factor=name))
                 yield WardSelect([(lv, lv) for lv in levels], id=f"factor-{name}", prompt=t("form.choose"))

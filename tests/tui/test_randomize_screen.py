@@ -249,3 +249,49 @@ async def test_enrollment_offer_esc_leaves_it_for_later(app_for, site, tmp_path)
         assert s.store.scalar("SELECT enrollment_event FROM participants WHERE id = ?", (pid,)) is not None
     finally:
         s.close()
+
+
+async def test_the_dialog_shows_the_levels_the_records_give_and_asks_only_the_rest(
+    app_for, site, tmp_path
+) -> None:
+    """A list stratified by a computed factor (sex, from the screening) and an asked one (Ct)."""
+    from wardcrf.sync import hub, registry
+
+    source = model.shipped_source("palm.toml")
+    source = source.replace('code = "ct_np"\n', 'code = "ct_np"\nasked = true\n', 1)
+    source = source.replace(
+        '[[strata]]\ncode = "ct_np"',
+        '[[strata]]\ncode = "sex"\nlabel = "Sex"\nfield = "screening.sex"\n'
+        'levels = [ { code = "M", label = "Male" }, { code = "F", label = "Female" } ]\n\n[[strata]]\ncode = "ct_np"',
+        1,
+    )
+    source = source.replace('stratify_by = ["site", "ct_np"]', 'stratify_by = ["site", "sex", "ct_np"]', 1)
+    both = model.parse(source, "palm-sex-ct.toml")
+    pid = enroll(site, tmp_path)  # screened as M
+    h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD).site
+    hs, ws = h.unlock("admin", PASSWORD), site.unlock("admin", PASSWORD)
+    try:
+        card = registry.own_card(ws.store)
+        registry.register_device(hs, card)
+        registry.set_hub(ws, registry.own_card(hs.store), None)
+        made = service.make_list(hs, both, "WUH01", card.device, 4)
+        body = json.loads(hs.store.scalar("SELECT line FROM events WHERE id = ?", (made.event.id,)))["body"]
+        deliver(ws, "randomization.list_issued", body, subject="site:WUH01")
+    finally:
+        hs.close()
+        ws.close()
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, RandomizeDialog)
+        text = _screen_text(app)
+        assert "sex: M (from the records: screening.sex)" in text
+        assert "Stratification factor ct_np" in text and "Stratification factor sex" not in text
+        await pilot.press("enter", "down", "enter", "ctrl+s")  # HIGH
+        await settle(pilot)
+        shown = " ".join(str(n.message) for n in app._notifications)
+        assert f"{pid} randomized: arm " in shown and "site=WUH01;sex=M;ct_np=HIGH" in shown

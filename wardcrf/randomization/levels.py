@@ -119,6 +119,20 @@ def resolve(
     return Levels(levels, tuple(computed), tuple(asked))
 
 
+def known(factors: Sequence[Mapping[str, Any]], snap: Snapshot, pid: str) -> list[tuple[str, str, str]]:
+    """(factor, level, source) for every factor the records give now; the others are left out."""
+    out = []
+    for factor in factors:
+        codes = [str(lv["code"]) for lv in factor["levels"]]
+        try:
+            level, _missing = _compute(factor, codes, snap, pid)
+        except Refused:
+            continue
+        if level is not None:
+            out.append((str(factor["code"]), level, _source(factor, level)))
+    return out
+
+
 def settled(factor: Mapping[str, Any], snap: Snapshot | None, pid: str) -> bool:
     """Whether the records give this factor's level (or refuse it: `resolve` then says why)."""
     codes = [str(lv["code"]) for lv in factor["levels"]]

@@ -241,6 +241,20 @@ def factors_needed(session: Session, participant: str | None = None) -> dict[str
     return out
 
 
+def levels_known(session: Session, participant: str) -> list[tuple[str, str, str]]:
+    """(factor, level, source) of each factor the participant's records already give, for the dialog to show."""
+    session.require("randomization.allocate", what="randomize participants")
+    _site, device, _kind = own_identity(session.store)
+    row = session.store.one(
+        "SELECT factors FROM rand_lists WHERE device = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1", (device,)
+    )
+    factors = json.loads(row[0]) if row and row[0] else []
+    if not factors:
+        return []
+    pid = ids.normalise("participant", participant)
+    return levels_mod.known(factors, levels_mod.snapshot(session.store, pid), pid)
+
+
 def randomizable(session: Session, participant: str) -> bool:
     """Whether to offer randomization for this participant here: a list, a role that may, not yet randomized."""
     from .. import roles
