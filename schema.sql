@@ -1041,3 +1041,22 @@ CREATE TABLE rand_flags (
     participant TEXT NOT NULL,
     problem TEXT NOT NULL
 );
+
+-- migration: 0510-randomization-factors
+-- How the ward computes each stratum factor's level from the participant's records
+-- (the list's `factors`: a recorded field, the levels' `when`, or asked); '[]' for lists
+-- made before the factors travelled with them (every level then stated by the user).
+ALTER TABLE rand_lists ADD COLUMN factors TEXT NOT NULL DEFAULT '[]';
+
+-- migration: 0520-randomization-unblinding-keys
+-- Each ward laptop's unblinding recipient (`randomization.unblinding_key`,
+-- wardcrf/unblindkeys.py): the hub encrypts a blinded list's unblinding key to it,
+-- and only key slots of roles that may unblind carry its secret. A projection.
+CREATE TABLE rand_unblinding_keys (
+    device TEXT PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    event_id TEXT NOT NULL
+);
+ALTER TABLE rand_lists ADD COLUMN unblind_recipient TEXT;  -- NULL: a list sealed to the laptop's own identity
+-- 'course': a blinded list whose allocated kit serves the participant's whole course (one kit, many doses)
+ALTER TABLE rand_lists ADD COLUMN kit_use TEXT NOT NULL DEFAULT 'administration';

@@ -214,20 +214,44 @@ class ParticipantScreen(Screen[None]):
         from wardcrf.randomization import service
 
         try:
-            factors = self.ward.call(service.factors_needed)
+            factors = self.ward.call(service.factors_needed, self.participant)
+            known = self.ward.call(service.levels_known, self.participant)
         except Exception as exc:
             self.app.call_from_thread(self.notify, message_of(exc), severity="error")
             return
-        self.app.call_from_thread(self._ask_levels, factors)
+        self.app.call_from_thread(self._ask_levels, factors, known)
 
-    def _ask_levels(self, factors: dict[str, list[str]]) -> None:
+    def _ask_levels(
+        self,
+        factors: dict[str, list[str]],
+        known: list[tuple[str, str, str]],
+        after_enrollment: bool = False,
+    ) -> None:
         from .dialogs.randomize import RandomizeDialog
 
         def chosen(levels: dict[str, str] | None) -> None:
             if levels is not None:
                 self._allocate(levels)
 
-        self.app.push_screen(RandomizeDialog(self.participant, factors), chosen)
+        self.app.push_screen(
+            RandomizeDialog(self.participant, factors, known=known, after_enrollment=after_enrollment), chosen
+        )
+
+    @work(thread=True, exclusive=True, group="randomize")
+    def _offer_after_enrollment(self) -> None:
+        """Enrollment just saved: where a list waits for this participant, open the randomize dialog now."""
+        from wardcrf.randomization import service
+
+        try:
+            if not self.ward.call(service.randomizable, self.participant):
+                return
+            factors = self.ward.call(service.factors_needed, self.participant)
+            known = self.ward.call(service.levels_known, self.participant)
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, message_of(exc), severity="error")
+            return
+        self.app.call_from_thread(self._offer_randomize, True)
+        self.app.call_from_thread(self._ask_levels, factors, known, True)
 
     @work(thread=True, exclusive=True, group="randomize")
     def _allocate(self, levels: dict[str, str]) -> None:
@@ -249,4 +273,8 @@ class ParticipantScreen(Screen[None]):
     def action_form(self, name: str) -> None:
         from .form_picker import screen_for
 
-        self.app.push_screen(screen_for(self.ward, name, self.participant))
+        def saved(result: object) -> None:
+            if result is not None and name == "enrollment":
+                self._offer_after_enrollment()
+
+        self.app.push_screen(screen_for(self.ward, name, self.participant), saved)

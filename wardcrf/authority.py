@@ -184,6 +184,12 @@ _TABLE: tuple[EventType, ...] = (
         what="a stratum's list ran out; tells the hub",
     ),
     EventType(
+        "randomization.unblinding_key",
+        Origin.WARD,
+        ("randomization.unblind",),
+        what="the laptop's unblinding recipient, whose secret only unblinding roles' key slots carry",
+    ),
+    EventType(
         "randomization.unblinded",
         Origin.WARD,
         ("randomization.unblind",),

@@ -447,6 +447,20 @@ class ListProtocol(_Body):
     sha256: Hex64
 
 
+class FactorLevel(_Body):
+    code: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]{1,20}$")]
+    when: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class StratumFactor(_Body):
+    """How the ward finds a participant's level of one factor (the protocol's `[[strata]]`)."""
+
+    code: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    asked: bool
+    levels: Annotated[list[FactorLevel], Meta(min_length=2, max_length=200)]
+    field: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", max_length=130)] | None = None
+
+
 class ListIssued(_Body):
     """A sealed allocation list for one ward laptop (`randomization.sealing`); the hub signs it."""
 
@@ -464,6 +478,12 @@ class ListIssued(_Body):
     for_hub: Annotated[str, Meta(max_length=8 * 1024 * 1024)]
     signed_by: Annotated[str, Meta(pattern=r"^[0-9A-F]{16}$")]
     signature: Annotated[str, Meta(max_length=2000)]
+    factors: Annotated[list[StratumFactor], Meta(max_length=20)] = msgspec.field(default_factory=list)
+    """Lists made before the factors travelled carry none: every level is then stated by the user."""
+    unblind_recipient: Annotated[str, Meta(pattern=r"^age1[0-9a-z]{58}$")] | None = None
+    kit_use: Literal["administration", "course"] = "administration"
+    """Blinded: "course" when the allocated kit serves all of the participant's doses."""
+    """Blinded: the laptop's unblinding recipient the unblinding key is sealed to (None: its own identity)."""
 
 
 class Allocated(_Body):
@@ -478,6 +498,16 @@ class Allocated(_Body):
     levels: dict[Code, Code]
     arm: Code | None = None
     kit: Code | None = None
+    computed: Annotated[list[Code], Meta(max_length=20)] = msgspec.field(default_factory=list)
+    """The factors whose level the participant's records gave (the rest in `asked`, stated by the user)."""
+    asked: Annotated[list[Code], Meta(max_length=20)] = msgspec.field(default_factory=list)
+
+
+class UnblindingKey(_Body):
+    """A ward laptop's unblinding recipient (`unblindkeys`): the hub seals blinded lists' unblinding keys to it."""
+
+    device: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+    recipient: Annotated[str, Meta(pattern=r"^age1[0-9a-z]{58}$")]
 
 
 class StratumExhausted(_Body):
@@ -564,6 +594,7 @@ BODIES: dict[str, type[Struct]] = {
     "randomization.list_issued": ListIssued,
     "randomization.allocated": Allocated,
     "randomization.stratum_exhausted": StratumExhausted,
+    "randomization.unblinding_key": UnblindingKey,
     "randomization.unblinded": Unblinded,
     "randomization.trial_unblinded": TrialUnblinded,
     "randomization.exported": UnblindedExport,

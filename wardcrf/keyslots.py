@@ -165,6 +165,8 @@ class Opened:
     signing: bytes | None
     slot: str
     kek: bytes
+    unblinding: bytes | None = None
+    """The ward's unblinding identity (`unblindkeys`), when the slot carries it or a box for it."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -278,9 +280,21 @@ class KeySlots:
         return sorted(k[5:] for k in self.data["slots"] if k.startswith("user:"))
 
     def set_user_slot(
-        self, username: str, password: str, db_key: bytes, signing_key: bytes | None = None
+        self,
+        username: str,
+        password: str,
+        db_key: bytes,
+        signing_key: bytes | None = None,
+        *,
+        inbox: bool = False,
+        unblinding: bytes | None = None,
     ) -> None:
-        """Wrap the database key (and the signing key, for a role that signs) under a password."""
+        """Wrap the database key (and the signing key, for a role that signs) under a password.
+
+        `inbox` (a role that may unblind): the slot gets a pair a holder of the
+        unblinding identity boxes it to; `unblinding`: the identity itself,
+        when the granting session holds it.
+        """
         check_password_rules(password)
         salt = secrets.token_bytes(16)
         kek = _kek_from_password(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
@@ -298,6 +312,70 @@ class KeySlots:
         }
         if signing_key is not None:
             self.add_signing_wrap(name, kek, signing_key)
+        if inbox:
+            self.add_inbox(name, kek)
+        if unblinding is not None:
+            self.add_unblinding_wrap(name, kek, unblinding)
+
+    # -- the unblinding identity (`unblindkeys`) ---------------------------------
+    def add_inbox(self, slot_name: str, kek: bytes) -> None:
+        """Give a slot an X25519 pair, its secret under the slot's key: a holder boxes the unblinding identity to it."""
+        import pyrage
+
+        ident = pyrage.x25519.Identity.generate()
+        nonce = secrets.token_bytes(12)
+        wrapped = AESGCM(kek).encrypt(nonce, str(ident).encode("ascii"), self._aad(slot_name) + b"|inbox")
+        self.data["slots"][slot_name]["inbox"] = {
+            "recipient": str(ident.to_public()),
+            "nonce": b64e(nonce),
+            "wrapped": b64e(wrapped),
+        }
+
+    def add_unblinding_wrap(self, slot_name: str, kek: bytes, identity: bytes) -> None:
+        """Let a slot carry the unblinding identity under its own key (a box waiting for it is dropped)."""
+        nonce = secrets.token_bytes(12)
+        wrapped = AESGCM(kek).encrypt(nonce, identity, self._aad(slot_name) + b"|unblinding")
+        slot = self.data["slots"][slot_name]
+        slot["unblinding"] = {"nonce": b64e(nonce), "wrapped": b64e(wrapped)}
+        slot.pop("unblinding_box", None)
+
+    def put_unblinding_box(self, slot_name: str, identity: bytes) -> None:
+        """Box the unblinding identity to a slot's inbox: its owner's next sign-in takes it."""
+        import pyrage
+
+        slot = self.data["slots"][slot_name]
+        recipient = pyrage.x25519.Recipient.from_str(slot["inbox"]["recipient"])
+        slot["unblinding_box"] = b64e(pyrage.encrypt(identity, [recipient]))
+
+    def waiting_for_unblinding(self) -> list[str]:
+        """Slots with an inbox that carry neither the unblinding identity nor a box of it."""
+        return sorted(
+            name
+            for name, slot in self.data["slots"].items()
+            if slot.get("inbox") and not slot.get("unblinding") and not slot.get("unblinding_box")
+        )
+
+    def carries_unblinding(self, slot_name: str) -> bool:
+        slot = self.data["slots"].get(slot_name)
+        return bool(slot and (slot.get("unblinding") or slot.get("unblinding_box")))
+
+    def _unwrap_unblinding(self, slot_name: str, kek: bytes) -> bytes | None:
+        slot = self.data["slots"][slot_name]
+        aad = self._aad(slot_name)
+        try:
+            wrap = slot.get("unblinding")
+            if wrap:
+                return AESGCM(kek).decrypt(b64d(wrap["nonce"]), b64d(wrap["wrapped"]), aad + b"|unblinding")
+            box, inbox = slot.get("unblinding_box"), slot.get("inbox")
+            if not box or not inbox:
+                return None
+            import pyrage
+
+            secret = AESGCM(kek).decrypt(b64d(inbox["nonce"]), b64d(inbox["wrapped"]), aad + b"|inbox")
+            ident = pyrage.x25519.Identity.from_str(secret.decode("ascii"))
+            return bytes(pyrage.decrypt(b64d(box), [ident]))
+        except (InvalidTag, ValueError, Exception):  # a damaged wrap opens nothing; the slot still signs in
+            return None
 
     # -- the signing key ---------------------------------------------------------
     def add_signing_wrap(self, slot_name: str, kek: bytes, signing_key: bytes) -> None:
@@ -426,6 +504,7 @@ class KeySlots:
         }
         if signing_key is not None:
             self.add_signing_wrap(RECOVERY_SLOT, kek, signing_key)
+        self.add_inbox(RECOVERY_SLOT, kek)  # the break-glass key also receives the unblinding identity
 
     def open_with_password(self, username: str, password: str) -> Opened | None:
         """What the user's slot opens, or None when the password is wrong."""
@@ -438,7 +517,7 @@ class KeySlots:
             key = AESGCM(kek).decrypt(b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(name))
         except InvalidTag:
             return None
-        return Opened(key, self._unwrap_signing(name, kek), name, kek)
+        return Opened(key, self._unwrap_signing(name, kek), name, kek, self._unwrap_unblinding(name, kek))
 
     def unwrap_with_password(self, username: str, password: str) -> bytes | None:
         """The database key, or None when the password is wrong."""
@@ -455,7 +534,13 @@ class KeySlots:
             key = AESGCM(kek).decrypt(b64d(slot["nonce"]), b64d(slot["wrapped"]), self._aad(RECOVERY_SLOT))
         except InvalidTag:
             raise AuthError("recovery key does not open this data directory") from None
-        return Opened(key, self._unwrap_signing(RECOVERY_SLOT, kek), RECOVERY_SLOT, kek)
+        return Opened(
+            key,
+            self._unwrap_signing(RECOVERY_SLOT, kek),
+            RECOVERY_SLOT,
+            kek,
+            self._unwrap_unblinding(RECOVERY_SLOT, kek),
+        )
 
     def unwrap_with_recovery(self, recovery_text: str) -> bytes:
         return self.open_recovery(recovery_text).key

@@ -58,6 +58,7 @@ PROJECTION_TABLES = [
     "rand_exhausted",
     "rand_unblindings",
     "rand_flags",
+    "rand_unblinding_keys",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from

@@ -50,8 +50,14 @@ def reset_password_with_recovery_key(site: Site, recovery_key: str, username: st
                 )
             with site.slots.locked():
                 signing = _recovery_signing_key(site.slots, opened)
+                may_unblind = roles.allowed(user["role"], "randomization.unblind")
                 site.slots.set_user_slot(
-                    username, password, key, signing if roles.allowed(user["role"], "device.sign") else None
+                    username,
+                    password,
+                    key,
+                    signing if roles.allowed(user["role"], "device.sign") else None,
+                    inbox=may_unblind,
+                    unblinding=opened.unblinding if may_unblind else None,
                 )
                 site.slots.clear_failures(username)
     finally:

@@ -7,7 +7,8 @@ session object, and leave it only through the few wardcrf services that need
 them: wrapping a key slot (`users`, `recovery`), a backup's copy (`backup`),
 a second connection for the same user (`Site.reopen`), the rollback
 counter's MAC key (`rollback`), sealing and unsealing the device signing
-secret (`devicekeys`) and the one logged disclosure, `dbadmin.reveal_raw_key`
+secret (`devicekeys`), opening a blinded list's unblinding key (`unblindkeys`)
+and the one logged disclosure, `dbadmin.reveal_raw_key`
 (admin only, ``db.raw_key``).
 
 This is an API boundary, not a wall: code running in the same Python process
@@ -31,6 +32,7 @@ from .errors import AuthError
 class _Held:
     database: bytes
     signing: bytes | None
+    unblinding: bytes | None = None
 
 
 _HELD: weakref.WeakKeyDictionary[Any, _Held] = weakref.WeakKeyDictionary()
@@ -57,7 +59,19 @@ def signing_key(session: Any) -> bytes | None:
 
 def set_signing_key(session: Any, signing: bytes) -> None:
     """A sign-in that picked up the signing key after opening (a site being sealed)."""
-    _HELD[session] = _Held(database_key(session), signing)
+    held = _HELD.get(session)
+    _HELD[session] = _Held(database_key(session), signing, held.unblinding if held else None)
+
+
+def unblinding_identity(session: Any) -> bytes | None:
+    """The ward's unblinding identity (`unblindkeys`), if this session's slot carries it."""
+    held = _HELD.get(session)
+    return held.unblinding if held else None
+
+
+def set_unblinding_identity(session: Any, identity: bytes) -> None:
+    held = _HELD.get(session)
+    _HELD[session] = _Held(database_key(session), held.signing if held else None, identity)
 
 
 def forget(session: Any) -> None:

@@ -297,7 +297,11 @@ class Site:
         screens use. Same user, same role, same permission checks.
         """
         key = sessionkeys.database_key(session)
-        return self._session(key, session.user, signing=sessionkeys.signing_key(session))
+        again = self._session(key, session.user, signing=sessionkeys.signing_key(session))
+        identity = sessionkeys.unblinding_identity(session)
+        if identity is not None:
+            sessionkeys.set_unblinding_identity(again, identity)
+        return again
 
     def _session(
         self,
@@ -310,7 +314,7 @@ class Site:
         accept_move: str | None = None,
     ) -> Session:
         """Open the store for `username`; `opened` is what their slot gave (a sign-in), or None (reopen)."""
-        from . import devicekeys, users
+        from . import devicekeys, unblindkeys, users
 
         store = self.unlock_key(key)
         try:
@@ -344,6 +348,7 @@ class Site:
             self._check_machine(session, accept_move)
             self._flush_failures(session)
             devicekeys.settle_signing_key(session, opened)
+            unblindkeys.settle(session, opened)
             return session
         except BaseException:
             store.close()

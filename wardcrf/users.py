@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import roles, sessionkeys, text
+from . import roles, sessionkeys, text, unblindkeys
 from .errors import Refused, UsageError
 from .eventlog import Author, DeviceContext, Event, append
 from .keyslots import LOCKOUT_AFTER, check_password_rules
@@ -83,7 +83,11 @@ def add_user(session: Session, username: str, full_name: str, role: str, passwor
         # event rolls back and no half-created user remains.
         with session.site.slots.locked():
             session.site.slots.set_user_slot(
-                username, password, sessionkeys.database_key(session), signing_key_for(session, role)
+                username,
+                password,
+                sessionkeys.database_key(session),
+                signing_key_for(session, role),
+                **unblindkeys.slot_terms(session, role),
             )
     return event
 
@@ -126,7 +130,11 @@ def change_password(session: Session, username: str, new_password: str) -> Event
         role = str((get(session.store, username) or {}).get("role", ""))
         with session.site.slots.locked():
             session.site.slots.set_user_slot(
-                username, new_password, sessionkeys.database_key(session), signing_key_for(session, role)
+                username,
+                new_password,
+                sessionkeys.database_key(session),
+                signing_key_for(session, role),
+                **unblindkeys.slot_terms(session, role),
             )
     return event
 

@@ -1,5 +1,9 @@
 """Randomize one participant: the stratification levels (if any), then one confirmation.
 
+Opened by `r` on the participant screen, and by itself right after a
+participant's enrollment is saved where a list waits for them (Esc leaves
+it for later: `r`).
+
 Dismissed with the levels chosen ({factor: level}, empty when the trial
 stratifies by site only), or None on Esc. Allocation is irreversible, so it
 asks for ctrl+s, never a bare Enter: a scanner's trailing Enter or a key
@@ -32,14 +36,27 @@ class RandomizeDialog(ModalScreen[dict[str, str] | None]):
         Binding("escape", "cancel", "key.cancel"),
     ]
 
-    def __init__(self, participant: str, factors: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        participant: str,
+        factors: dict[str, list[str]],
+        *,
+        known: list[tuple[str, str, str]] | None = None,
+        after_enrollment: bool = False,
+    ) -> None:
         super().__init__()
         self.participant = participant
         self.factors = factors
+        self.known = known or []
+        self.after_enrollment = after_enrollment
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(t("randomize.title", participant=self.participant), classes="dialog-title")
+            if self.after_enrollment:
+                yield Static(t("randomize.after_enrollment", participant=self.participant))
+            for name, level, source in self.known:
+                yield Static(t("randomize.known", factor=name, level=level, source=source), markup=False)
             for name, levels in self.factors.items():
                 yield Static(t("randomize.factor", factor=name))
                 yield WardSelect([(lv, lv) for lv in levels], id=f"factor-{name}", prompt=t("form.choose"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from hub_delivery import deliver
-from tui_helpers import PASSWORD, enroll, settle
+from tui_helpers import PASSWORD, burst, enroll, page_photo, settle
 from wardcrf.screens.dialogs.randomize import RandomizeDialog
 from wardcrf.screens.participant import ParticipantScreen
 
@@ -18,7 +18,7 @@ ARMS = ("TECOVIRIMAT", "PLACEBO", "ZMAPP", "RDV", "MAB114", "REGNEB3")
 
 def _list_on(site: Site, tmp_path, protocol: str) -> None:
     """A real hub's signed list for this laptop, received as a hub bundle's event would be."""
-    from wardcrf.sync import hub, registry
+    from wardcrf.sync import hub, registry, ward
 
     h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD).site
     hs = h.unlock("admin", PASSWORD)
@@ -27,12 +27,29 @@ def _list_on(site: Site, tmp_path, protocol: str) -> None:
         ward_card = registry.own_card(ws.store)
         registry.register_device(hs, ward_card)
         registry.set_hub(ws, registry.own_card(hs.store), None)
-        made = service.make_list(hs, model.shipped(protocol), "WUH01", ward_card.device, 4)
+        # The investigator's first sign-in makes the laptop's unblinding key; a ward bundle carries it.
+        site.unlock("investigator", PASSWORD).close()
+        out = tmp_path / "ward-out"
+        out.mkdir(exist_ok=True)
+        for f in ward.export(ws, out).files:
+            if f.name.endswith(".tar.age"):
+                assert hub.import_file(hs, f).ok
+        made = service.make_list(hs, _model(protocol), "WUH01", ward_card.device, 4)
         body = json.loads(hs.store.scalar("SELECT line FROM events WHERE id = ?", (made.event.id,)))["body"]
         deliver(ws, "randomization.list_issued", body, subject="site:WUH01")
     finally:
         hs.close()
         ws.close()
+
+
+def _model(protocol: str) -> model.Model:
+    """A shipped protocol; PALM with its Ct factor asked (this ward's MEXCOVID forms record no Ct)."""
+    if protocol != "palm.toml":
+        return model.shipped(protocol)
+    source = model.shipped_source(protocol)
+    return model.parse(
+        source.replace('code = "ct_np"\n', 'code = "ct_np"\nasked = true\n', 1), "palm-ct-asked.toml"
+    )
 
 
 def _screen_text(app) -> str:
@@ -119,3 +136,162 @@ async def test_no_list_no_randomize_key_and_an_auditor_never_sees_it(app_for, si
         await pilot.press("r")
         await settle(pilot)
         assert isinstance(app.screen, ParticipantScreen)
+
+
+def _screened(site, tmp_path) -> str:
+    """Consented and screened (eligible) through the services, not enrolled yet."""
+    from wardcrf import workflow
+
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        ev = workflow.submit(
+            s,
+            "consent",
+            {
+                "consenter": "participant",
+                "form_version": "1.0",
+                "time": "2020-03-10T10:00:00+08:00",
+                "witness_1": "investigator",
+                "witness_2": "clinician2",
+                "photos": page_photo(tmp_path / "page.jpg"),
+            },
+            password_for=lambda _user: PASSWORD,
+        )
+        pid = ev.subject.removeprefix("participant:")
+        workflow.submit(
+            s,
+            "screening",
+            {
+                "date": "2020-03-11",
+                "dob": "1965-05-01",
+                "sex": "M",
+                "pcr_confirmed": "yes",
+                "severity": "severe",
+            },
+            participant=pid,
+        )
+        return pid
+    finally:
+        s.close()
+
+
+async def test_saving_enrollment_offers_randomization_at_once_keys_in_a_burst(
+    app_for, site, tmp_path
+) -> None:
+    from wardcrf.screens.form_screen import FormScreen
+
+    pid = _screened(site, tmp_path)
+    _list_on(site, tmp_path, "palm007.toml")
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        app.screen.action_form("enrollment")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen)
+        # save the enrollment (its date defaults to today) and confirm the offer, typed ahead in one burst
+        await burst(pilot, "ctrl+s", "ctrl+s")
+        await settle(pilot)
+        if isinstance(app.screen, RandomizeDialog):  # the second key reached the form, not the dialog
+            assert f"Enrollment of {pid} is saved" in _screen_text(app)
+            await pilot.press("ctrl+s")
+            await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen)
+        shown = " ".join(str(n.message) for n in app._notifications)
+        assert f"{pid} randomized: kit K" in shown
+        assert not any(arm in shown or arm in _screen_text(app) for arm in ARMS)
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        assert s.store.scalar("SELECT COUNT(*) FROM rand_allocations WHERE participant = ?", (pid,)) == 1
+    finally:
+        s.close()
+
+
+async def test_no_list_no_offer_after_enrollment(app_for, site, tmp_path) -> None:
+    pid = _screened(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        app.screen.action_form("enrollment")
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen) and not app.screen.randomizable
+        shown = " ".join(str(n.message) for n in app._notifications)
+        assert "saved" in shown.lower() and "randomized" not in shown
+
+
+async def test_enrollment_offer_esc_leaves_it_for_later(app_for, site, tmp_path) -> None:
+    from wardcrf.screens.form_screen import FormScreen
+
+    pid = _screened(site, tmp_path)
+    _list_on(site, tmp_path, "palm007.toml")
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        app.screen.action_form("enrollment")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, RandomizeDialog), [str(n.message) for n in app._notifications]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen) and app.screen.randomizable  # still offered: `r`
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        assert s.store.scalar("SELECT COUNT(*) FROM rand_allocations") == 0
+        assert s.store.scalar("SELECT enrollment_event FROM participants WHERE id = ?", (pid,)) is not None
+    finally:
+        s.close()
+
+
+async def test_the_dialog_shows_the_levels_the_records_give_and_asks_only_the_rest(
+    app_for, site, tmp_path
+) -> None:
+    """A list stratified by a computed factor (sex, from the screening) and an asked one (Ct)."""
+    from wardcrf.sync import hub, registry
+
+    source = model.shipped_source("palm.toml")
+    source = source.replace('code = "ct_np"\n', 'code = "ct_np"\nasked = true\n', 1)
+    source = source.replace(
+        '[[strata]]\ncode = "ct_np"',
+        '[[strata]]\ncode = "sex"\nlabel = "Sex"\nfield = "screening.sex"\n'
+        'levels = [ { code = "M", label = "Male" }, { code = "F", label = "Female" } ]\n\n[[strata]]\ncode = "ct_np"',
+        1,
+    )
+    source = source.replace('stratify_by = ["site", "ct_np"]', 'stratify_by = ["site", "sex", "ct_np"]', 1)
+    both = model.parse(source, "palm-sex-ct.toml")
+    pid = enroll(site, tmp_path)  # screened as M
+    h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD).site
+    hs, ws = h.unlock("admin", PASSWORD), site.unlock("admin", PASSWORD)
+    try:
+        card = registry.own_card(ws.store)
+        registry.register_device(hs, card)
+        registry.set_hub(ws, registry.own_card(hs.store), None)
+        made = service.make_list(hs, both, "WUH01", card.device, 4)
+        body = json.loads(hs.store.scalar("SELECT line FROM events WHERE id = ?", (made.event.id,)))["body"]
+        deliver(ws, "randomization.list_issued", body, subject="site:WUH01")
+    finally:
+        hs.close()
+        ws.close()
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, RandomizeDialog)
+        text = _screen_text(app)
+        assert "sex: M (from the records: screening.sex)" in text
+        assert "Stratification factor ct_np" in text and "Stratification factor sex" not in text
+        await pilot.press("enter", "down", "enter", "ctrl+s")  # HIGH
+        await settle(pilot)
+        shown = " ".join(str(n.message) for n in app._notifications)
+        assert f"{pid} randomized: arm " in shown and "site=WUH01;sex=M;ct_np=HIGH" in shown

@@ -25,7 +25,54 @@ def blinded_two_to_one() -> model.Model:
     return model.parse(source, "palm007-2to1.toml")
 
 
-OPEN_FOUR = model.shipped("palm.toml")
+def open_four_source() -> str:
+    """PALM (1:1:1:1, stratified by site and baseline Ct) with the Ct factor asked at randomization.
+
+    The fixture ward records MEXCOVID's forms, which have no Ct: PALM's own
+    `when` (screening.ct_np) can never be computed there, so these tests state
+    the level, as a protocol saying `asked = true` allows.
+    """
+    source = model.shipped_source("palm.toml")
+    marker = 'code = "ct_np"\n'
+    assert marker in source
+    return source.replace(marker, marker + "asked = true\n", 1)
+
+
+PALM_STRATA = """[[strata]]
+code = "ct_np"
+label = "Baseline viral load (nucleoprotein Ct)"
+levels = [
+  { code = "HIGH", label = "Ct 22 or less (high viral load)", when = "screening.ct_np <= 22" },
+  { code = "LOW", label = "Ct above 22", when = "screening.ct_np > 22" },
+]
+"""
+
+
+def palm_with_strata(strata: str, stratify_by: str) -> str:
+    """Shipped PALM with its [[strata]] and `stratify_by` replaced."""
+    source = model.shipped_source("palm.toml")
+    assert PALM_STRATA in source
+    source = source.replace(PALM_STRATA, strata)
+    old = 'stratify_by = ["site", "ct_np"]'
+    assert old in source
+    return source.replace(old, f"stratify_by = {stratify_by}")
+
+
+SEX_AND_AGE = """[[strata]]
+code = "sex"
+label = "Sex"
+field = "screening.sex"
+levels = [ { code = "M", label = "Male" }, { code = "F", label = "Female" } ]
+
+[[strata]]
+code = "age_band"
+label = "Age at screening"
+levels = [
+  { code = "OLD", label = "60 or more", when = "screening.age >= 60" },
+  { code = "YOUNG", label = "Under 60", when = "screening.age < 60" },
+]
+"""
+OPEN_FOUR = model.parse(open_four_source(), "palm-ct-asked.toml")
 
 
 @dataclass
@@ -43,7 +90,11 @@ class Trial:
         return open_(self.hub_site, user)
 
     def make(self, protocol: model.Model, per_stratum: int = 8) -> service.Made:
-        """Make a list at the hub for the ward laptop and deliver it in a real hub bundle."""
+        """Make a list at the hub for the ward laptop and deliver it in a real hub bundle.
+
+        A blinded list needs the laptop's unblinding key at the hub: the fixture
+        publishes it (`publish_unblinding_key`).
+        """
         hs = self.hub_session()
         try:
             made = service.make_list(hs, protocol, "WUH01", self.device, per_stratum)
@@ -51,6 +102,22 @@ class Trial:
             hs.close()
         self.deliver()
         return made
+
+    def publish_unblinding_key(self) -> None:
+        """The investigator's first sign-in on the ward makes the laptop's unblinding key; a ward bundle carries it."""
+        open_(self.ward_site, "investigator").close()
+        send_ward_bundle(self)
+        assert self.hub_knows_unblinding_key()
+
+    def hub_knows_unblinding_key(self) -> bool:
+        hs = self.hub_session()
+        try:
+            return (
+                hs.store.one("SELECT 1 FROM rand_unblinding_keys WHERE device = ?", (self.device,))
+                is not None
+            )
+        finally:
+            hs.close()
 
     def deliver(self) -> list[str]:
         """Every hub bundle waiting for the ward, imported on the ward."""
@@ -74,6 +141,17 @@ class Trial:
 
 @pytest.fixture
 def trial(site: Site, session_for, tmp_path: Path) -> Trial:
+    h = make_hub(tmp_path)
+    connect(site, h)
+    t = Trial(site, h, Staff(session_for, tmp_path / "pages"), tmp_path)
+    t.device = card_of(site).device
+    t.publish_unblinding_key()
+    return t
+
+
+@pytest.fixture
+def bare_trial(site: Site, session_for, tmp_path: Path) -> Trial:
+    """A ward registered at a hub, before any investigator signed in on it (no unblinding key yet)."""
     h = make_hub(tmp_path)
     connect(site, h)
     t = Trial(site, h, Staff(session_for, tmp_path / "pages"), tmp_path)

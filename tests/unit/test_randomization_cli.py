@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from rand_support import Trial, send_ward_bundle, site, trial
+from rand_support import Trial, open_four_source, send_ward_bundle, site, trial
 
 __all__ = ["site", "trial"]
 
@@ -68,7 +68,10 @@ def test_blinded_trial_from_the_command_line(cli, trial: Trial) -> None:
         assert res.code == 0, res.err
         [u] = json.loads(res.out)["emergency_unblindings"]
         assert (u["participant"], u["reason"], u["user"], u["witness"]) == (
-            pids[0], "sae_management", "investigator", "clinician2"
+            pids[0],
+            "sae_management",
+            "investigator",
+            "clinician2",
         )
         assert "arm" not in u
     res = cli("report", "safety", "--format", "md", user="coordinator")
@@ -100,6 +103,21 @@ def test_open_label_stratified_trial_shows_the_arm_and_counts_per_arm(cli, trial
     assert _make(cli, trial, "palm", "4").code == 0
     trial.deliver()
     pid = trial.participant()
+    # Shipped PALM computes the Ct level from screening.ct_np, which this ward has not recorded:
+    # stating it is no substitute (the factor is not asked).
+    res = cli("randomize", pid, "--stratum", "ct_np=HIGH", user="clinician")
+    assert res.code == 1 and res.err.count("\n") == 1, res.err
+    assert (
+        "stratum factor ct_np cannot be computed" in res.err and "screening.ct_np is not recorded" in res.err
+    )
+    asked = trial.tmp / "palm-ct-asked.toml"
+    asked.write_text(open_four_source(), encoding="utf-8")
+    assert _make(cli, trial, str(asked), "4").code == 0
+    trial.deliver()
+    for hostile in ("site=WUH02\x1b[31m", "ct_np=HIGH\x07", "ct\x1b_np=HIGH", "ct_np=" + "H" * 5000):
+        res = cli("randomize", pid, "--stratum", hostile, user="clinician")
+        assert res.code in (1, 2) and res.err.count("\n") == 1, res.err
+        assert "\x1b" not in res.err and "\x07" not in res.err and len(res.err) < 1000, res.err
     res = cli("randomize", pid, "--stratum", "ct_np=HIGH", user="clinician")
     assert res.code == 0, res.err
     arm = res.out.split(": arm ")[1].split()[0]
@@ -175,8 +193,16 @@ def test_the_dsmg_reads_the_randomization_report_with_its_unblindings(cli, trial
     assert cli("randomize", pid, user="clinician").code == 0
     assert (
         cli(
-            "unblind", pid, "--reason", "overdose", "--detail", "two doses taken", "--witness", "clinician2",
-            user="investigator", env={"WARDCRF_PASSWORD_CLINICIAN2": PW},
+            "unblind",
+            pid,
+            "--reason",
+            "overdose",
+            "--detail",
+            "two doses taken",
+            "--witness",
+            "clinician2",
+            user="investigator",
+            env={"WARDCRF_PASSWORD_CLINICIAN2": PW},
         ).code
         == 0
     )

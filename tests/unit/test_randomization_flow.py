@@ -155,7 +155,9 @@ def test_strata_levels_are_checked_against_the_list(trial: Trial, session_for) -
     trial.make(OPEN_FOUR, per_stratum=4)
     clin = session_for("clinician")
     pid = trial.participant()
-    with pytest.raises(Refused, match=r"stratum factor ct_np needs a level \(one of HIGH, LOW\)"):
+    with pytest.raises(
+        Refused, match=r"stratum factor ct_np is asked at randomization: give its level \(one of HIGH, LOW\)"
+    ):
         service.allocate(clin, pid)
     with pytest.raises(Refused, match="'MID' is not a level of stratum factor ct_np"):
         service.allocate(clin, pid, {"ct_np": "MID"})
@@ -349,7 +351,9 @@ def test_make_refuses_an_unknown_laptop_another_sites_laptop_and_an_oversized_li
     try:
         with pytest.raises(Refused, match="device NOSUCHDEV is not registered at this hub"):
             service.make_list(hs, OPEN_FOUR, "WUH01", "NOSUCHDEV", 4)
-        with pytest.raises(Refused, match=f"device {trial.device} is not an active ward laptop of site XYZ02"):
+        with pytest.raises(
+            Refused, match=f"device {trial.device} is not an active ward laptop of site XYZ02"
+        ):
             service.make_list(hs, OPEN_FOUR, "XYZ02", trial.device, 4)
         with pytest.raises(Refused, match="more than one list holds"):
             service.make_list(hs, OPEN_FOUR, "WUH01", trial.device, 9_000)
@@ -358,7 +362,9 @@ def test_make_refuses_an_unknown_laptop_another_sites_laptop_and_an_oversized_li
         hs.close()
 
 
-def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(trial: Trial, session_for) -> None:
+def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(
+    trial: Trial, session_for
+) -> None:
     """Issue 21's review kind "unblindings" finds the event issue 20 records (and nothing before it)."""
     from wardcrf.reports import audit_review
 
@@ -370,3 +376,79 @@ def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(tri
     after = audit_review.review(monitor, "2000-01-01", "2100-01-01")
     (found,) = [f for f in after.findings if f.kind == "unblinding"]
     assert found.events == (u.event_id,) and found.who == "investigator"
+
+
+def test_one_kit_for_the_course_serves_its_participants_later_doses_and_nobody_else(
+    trial: Trial, session_for
+) -> None:
+    """PALM007's bottle serves the 14 days (`kit = { use = "course" }`): the "kit used once" rule lets the
+    allocated participant's later doses use it, and still refuses it to anyone else."""
+    from datetime import datetime, timedelta
+
+    from wf_support import at
+
+    from wardcrf import audit
+    from wardcrf.errors import ValidationFailed
+    from wardcrf.workflow import dose_visit, dosing
+
+    made = trial.make(blinded_two_to_one(), per_stratum=3)
+    assert _hub_list(trial, made.list_id)["document"]["header"]["kit_use"] == "course"
+    pid, day0 = trial.wf.enrolled_participant(10)
+    trial.wf.continue_(pid)  # the DSMG lets the next participant in after the sentinel
+    other, _ = trial.wf.enrolled_participant(10)
+    clin = session_for("clinician")
+    kit = service.allocate(clin, pid).kit
+    other_kit = service.allocate(clin, other).kit
+    assert kit is not None and other_kit is not None
+    # before any dose: the kit is refused to the other participant (it is not theirs)
+    assert f"kit {kit} is allocated to {pid}, not to {other}" in str(
+        dose_visit.check_kit(clin, other, kit).reason
+    )
+    trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit=kit)
+    assert dosing.kit_use(clin.store, kit, participant=pid) is None  # the same bottle for the next dose
+    assert dosing.kit_use(clin.store, kit, participant=other) is not None
+    # the scan step for the next dose (an hour later: the bottle is still at the bedside for custody)
+    soon = datetime.fromisoformat(at(day0 + timedelta(days=1), 10))
+    assert dose_visit.check_kit(clin, pid, kit.lower(), when=soon).ok
+    # the dose form's rule: the kit is not "already used" for its own participant (the cold chain,
+    # which wants the bottle brought back to the bedside for this dose, is the only objection left)
+    with pytest.raises(Refused, match=r"custody gate: kit .* reached the bedside") as later:
+        trial.wf.dose(pid, 2, day0 + timedelta(days=2), kit=kit)
+    assert "already used" not in str(later.value)
+    refused = dose_visit.check_kit(clin, other, kit)
+    assert not refused.ok and f"kit {kit} was already used for {pid} dose 1" in str(refused.reason)
+    with pytest.raises(ValidationFailed, match=f"kit_id: kit {kit} was already used for {pid}"):
+        trial.wf.dose(other, 1, day0 + timedelta(days=1), kit=kit)
+    check = next(r for r in audit.verify_store(clin.store).results if r.name == "kits used once")
+    assert check.problems == [] and check.checked == 1
+    send_ward_bundle(trial)  # the hub asks the same question of its own copy (its hold of a kit given twice)
+    hs = trial.hub_session()
+    try:
+        assert dosing.kit_use(hs.store, kit, participant=pid) is None
+        assert dosing.kit_use(hs.store, kit, participant=other) is not None
+    finally:
+        hs.close()
+
+
+def test_a_kit_per_administration_is_still_used_once_by_its_own_participant(
+    trial: Trial, session_for
+) -> None:
+    """A blinded protocol whose products are one kit per administration keeps the rule whole."""
+    from datetime import timedelta
+
+    from wardcrf.errors import ValidationFailed
+
+    source = blinded_two_to_one().source.replace(
+        'kit = { use = "course" }', 'kit = { use = "administration" }'
+    )
+    from wardcrf.engine import model as engine_model
+
+    per_dose = engine_model.parse(source, "palm007-kit-per-dose.toml")
+    made = trial.make(per_dose, per_stratum=3)
+    assert _hub_list(trial, made.list_id)["document"]["header"]["kit_use"] == "administration"
+    pid, day0 = trial.wf.enrolled_participant(10)
+    clin = session_for("clinician")
+    kit = service.allocate(clin, pid).kit
+    trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit=kit)
+    with pytest.raises(ValidationFailed, match=f"kit {kit} was already used for {pid} dose 1"):
+        trial.wf.dose(pid, 2, day0 + timedelta(days=2), kit=kit)

@@ -224,6 +224,7 @@ def test_db_rebuild_gives_the_same_randomization_rows_on_the_ward_and_at_the_hub
         "rand_unblindings",
         "rand_flags",
         "rand_exhausted",
+        "rand_unblinding_keys",
     )
     for s in (open_(trial.ward_site), trial.hub_session("admin")):
         try:
@@ -247,6 +248,27 @@ def test_db_rebuild_gives_the_same_randomization_rows_on_the_ward_and_at_the_hub
         (lambda b: b.update(reveal="everything"), "reveal"),
         (lambda b: b.pop("signature"), "signature"),
         (lambda b: b.update(format="wardrand/9"), "format"),
+        (lambda b: b.update(factors=[{"code": "ct_np", "asked": "yes", "levels": []}]), "factors"),
+        (
+            lambda b: b.update(
+                factors=[{"code": "ct\x1b", "asked": False, "levels": [{"code": "A"}, {"code": "B"}]}]
+            ),
+            "factors",
+        ),
+        (
+            lambda b: b.update(
+                factors=[
+                    {
+                        "code": "x",
+                        "asked": False,
+                        "levels": [{"code": "A", "when": "y" * 3000}, {"code": "B"}],
+                    }
+                ]
+            ),
+            "factors",
+        ),
+        (lambda b: b.update(unblind_recipient="age1\n"), "unblind_recipient"),
+        (lambda b: b.update(kit_use="sometimes"), "kit_use"),
     ],
     ids=[
         "no-entries",
@@ -258,6 +280,11 @@ def test_db_rebuild_gives_the_same_randomization_rows_on_the_ward_and_at_the_hub
         "bad-reveal",
         "unsigned",
         "unknown-format",
+        "factor-malformed",
+        "factor-control-chars",
+        "factor-oversized-expression",
+        "unblind-recipient-malformed",
+        "kit-use-unknown",
     ],
 )
 def test_a_malformed_list_body_is_refused_by_its_schema_naming_the_field(
@@ -270,3 +297,25 @@ def test_a_malformed_list_body_is_refused_by_its_schema_naming_the_field(
     change(body)
     why = eventbodies.check_body("randomization.list_issued", body)
     assert why is not None and problem in why, why
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"device": "DEV\x1b[31m", "recipient": "age1" + "q" * 58},
+        {"device": "DEV1", "recipient": "not-a-recipient"},
+        {"device": "DEV1", "recipient": "age1" + "q" * 5000},
+        {"device": "DEV1"},
+    ],
+    ids=["control-chars", "not-age", "oversized", "missing"],
+)
+def test_a_malformed_unblinding_key_body_is_refused_by_its_schema(body: dict) -> None:
+    from wardcrf import eventbodies
+
+    assert (
+        eventbodies.check_body(
+            "randomization.unblinding_key", {"device": "DEV1", "recipient": "age1" + "q" * 58}
+        )
+        is None
+    )
+    assert eventbodies.check_body("randomization.unblinding_key", body) is not None

@@ -7,6 +7,7 @@ WARDCRF_PASSWORD (or a prompt) and the witness's from WARDCRF_PASSWORD_<USER>.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -100,12 +101,20 @@ def export_unblinded(
     )
 
 
+_WORD = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+
 def _levels(values: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values or []:
         name, sep, level = v.partition("=")
         if not sep or not name.strip() or not level.strip():
-            raise UsageError(f"--stratum {v!r}: write FACTOR=LEVEL, e.g. --stratum ct_np=HIGH")
+            raise UsageError(f"--stratum {v[:60]!r}: write FACTOR=LEVEL, e.g. --stratum ct_np=HIGH")
+        if not _WORD.fullmatch(name.strip()) or not _WORD.fullmatch(level.strip()):
+            raise UsageError(
+                f"--stratum {v[:60]!r}: FACTOR and LEVEL are letters, digits and _ (at most 40 each),"
+                " e.g. --stratum ct_np=HIGH"
+            )
         if name.strip() in out:
             raise UsageError(f"--stratum {name.strip()} is given twice")
         out[name.strip()] = level.strip()

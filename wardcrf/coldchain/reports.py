@@ -456,7 +456,12 @@ def unit_defaults(session: Session) -> dict[str, Any]:
     """What a new storage unit gets unless the form says otherwise: the product's range, the site's zone."""
     session.require("record.read", what="read cold-chain settings")
     lim = config.limits(session.store)
-    return {"low": lim.low_c, "high": lim.high_c, "target": lim.target_c, "zone": config.site_zone(session.store)}
+    return {
+        "low": lim.low_c,
+        "high": lim.high_c,
+        "target": lim.target_c,
+        "zone": config.site_zone(session.store),
+    }
 
 
 def kit_report(session: Session, kit_or_lot: str, now: int) -> list[dict[str, Any]]:
@@ -471,7 +476,9 @@ def kit_report(session: Session, kit_or_lot: str, now: int) -> list[dict[str, An
     for chain in custody_of(session, key):  # checks the role
         store = session.store
         problems = custody.dose_problems(store, chain.kit, now) if chain.lot else chain.problems
-        out.append({"chain": chain, "dose_problems": problems, "current": _current_stay(store, chain.kit, now)})
+        out.append(
+            {"chain": chain, "dose_problems": problems, "current": _current_stay(store, chain.kit, now)}
+        )
     return out
 
 

@@ -473,7 +473,82 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
             r.err(("anchors", i, "form"), f"form {anchor.get('form')!r} is not declared")
         elif anchor.get("field") not in form.get("fields", {}):
             r.err(("anchors", i, "field"), f"form {anchor['form']} has no field {anchor.get('field')!r}")
+    _strata(r, data, forms)
     _names(r, data)
+
+
+def _strata(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:
+    """How each stratum factor's level follows from recorded data, or that it is asked (docs/protocol.md).
+
+    A factor's level is a recorded choice field's code (`field`), or the one
+    level whose `when` holds, or, only when the factor says `asked = true`,
+    what the clinician states at randomization (checked against `field` or the
+    `when`s when those can be computed). Anything else could not be computed
+    and is refused here, not at the bedside.
+    """
+    codes = _codes(data.get("strata"))
+    for i, stratum in enumerate(data.get("strata", [])):
+        p: Path_ = ("strata", i)
+        if stratum.get("code") in codes[:i]:
+            r.err((*p, "code"), f"{stratum['code']!r} is used twice: codes are unique")
+        levels = stratum.get("levels", [])
+        level_codes = _codes(levels)
+        for j, code in enumerate(level_codes):
+            if code in level_codes[:j]:
+                r.err((*p, "levels", j, "code"), f"level {code!r} is used twice in factor {stratum['code']}")
+        with_when = [j for j, lv in enumerate(levels) if "when" in lv]
+        field = stratum.get("field")
+        if field is not None:
+            for j in with_when:
+                r.err(
+                    (*p, "levels", j, "when"),
+                    f"factor {stratum['code']} takes its level from {field}: a level has no `when` besides",
+                )
+            form_name, _, name = str(field).partition(".")
+            form = forms.get(form_name)
+            if form is None or not (_once(form) or form_name == "enrollment"):
+                r.err(
+                    (*p, "field"),
+                    f"{field}: {form_name!r} is not a once-per-participant form (unique = []) of this file",
+                )
+                continue
+            spec = form.get("fields", {}).get(name)
+            if spec is None:
+                r.err((*p, "field"), f"form {form_name} has no field {name!r}")
+                continue
+            if spec.get("type") != "choice" or spec.get("multiple"):
+                r.err((*p, "field"), f"{field} is not a single-choice field: a level is one of its codes")
+                continue
+            allowed = [str(c.get("code")) for c in spec.get("choices", [])]
+            for j, code in enumerate(level_codes):
+                if code not in allowed:
+                    r.err(
+                        (*p, "levels", j, "code"),
+                        f"{code!r} is not a code of {field} ({', '.join(allowed)})",
+                    )
+        elif not stratum.get("asked", False) and len(with_when) < len(levels):
+            missing = next(j for j in range(len(levels)) if j not in with_when)
+            r.err(
+                (*p, "levels", missing),
+                f"level {level_codes[missing]!r} of factor {stratum['code']} says neither how it follows from the"
+                " records (`when`, or the factor's `field`) nor that it is asked at randomization"
+                " (the factor's `asked = true`)",
+            )
+        elif with_when and len(with_when) < len(levels):
+            missing = next(j for j in range(len(levels)) if j not in with_when)
+            r.err(
+                (*p, "levels", missing),
+                f"level {level_codes[missing]!r} of factor {stratum['code']} has no `when` while others have:"
+                " give every level a `when`, or none (asked only)",
+            )
+    rand = data.get("randomization")
+    if isinstance(rand, dict):
+        for j, name in enumerate(rand.get("stratify_by", [])):
+            if name != "site" and name not in codes:
+                r.err(
+                    ("randomization", "stratify_by", j),
+                    f'{name!r} is neither "site" nor a [[strata]] code ({", ".join(codes) or "none declared"})',
+                )
 
 
 def _list(names: set[str] | frozenset[str]) -> str:

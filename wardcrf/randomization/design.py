@@ -21,10 +21,33 @@ SITE = "site"
 
 @dataclass(frozen=True)
 class Factor:
-    """A stratification factor declared in `[[strata]]`: its code and its level codes, in file order."""
+    """A stratification factor declared in `[[strata]]`: its code and its level codes, in file order.
+
+    How the ward finds a participant's level (docs/protocol.md, `[[strata]]`):
+    `field` (a recorded choice field whose code is the level), else each
+    level's `when` (the one that holds), else asked. `asked` lets the
+    clinician state the level when the records cannot give it yet.
+    """
 
     code: str
     levels: tuple[str, ...]
+    field: str | None = None
+    whens: tuple[str | None, ...] = ()
+    asked: bool = False
+
+    def declaration(self) -> dict[str, Any]:
+        """What the list carries so the ward computes the level (signed with the list)."""
+        out: dict[str, Any] = {
+            "code": self.code,
+            "asked": self.asked,
+            "levels": [
+                {"code": c, **({"when": w} if w else {})}
+                for c, w in zip(self.levels, self.whens or (None,) * len(self.levels), strict=True)
+            ],
+        }
+        if self.field is not None:
+            out["field"] = self.field
+        return out
 
 
 @dataclass(frozen=True)
@@ -43,6 +66,9 @@ class Design:
     reveal: str
     """'arm' (open label: the ward sees the arm) or 'kit' (blinded: a kit number only)."""
     unblinding: dict[str, Any]
+    kit_use: str = "administration"
+    """Blinded: 'course' when every product of the open arms is one kit for the whole course
+    (`[[products]] kit = { use = "course" }`): the allocated kit serves all of the participant's doses."""
 
     @property
     def ratio_sum(self) -> int:
@@ -103,6 +129,19 @@ class Design:
         return ";".join(parts) if parts else "all"
 
 
+def _kit_use(model: Model, open_arms: set[str]) -> str:
+    """'course' when every product the open arms' administrations give is declared one kit per course."""
+    products = {
+        adm.product for arm in open_arms for reg in model.regimens_of(arm) for adm in reg.administrations
+    }
+    uses = {
+        str((p.get("kit") or {}).get("use", "administration"))
+        for p in model.data.get("products", ())
+        if p.get("code") in products
+    }
+    return "course" if uses == {"course"} else "administration"
+
+
 def design_of(model: Model) -> Design:
     """The allocation design of a protocol; refused when it has none or cannot keep its ratio."""
     data = model.data
@@ -124,7 +163,14 @@ def design_of(model: Model) -> Design:
             f"{':'.join(str(w) for _, w in arms)} (sum {total}); every block must hold the ratio exactly"
         )
     declared = {
-        s["code"]: tuple(str(lv["code"]) for lv in s.get("levels", ())) for s in data.get("strata", ())
+        str(s["code"]): Factor(
+            str(s["code"]),
+            tuple(str(lv["code"]) for lv in s.get("levels", ())),
+            field=None if s.get("field") is None else str(s["field"]),
+            whens=tuple(None if lv.get("when") is None else str(lv["when"]) for lv in s.get("levels", ())),
+            asked=bool(s.get("asked", False)),
+        )
+        for s in data.get("strata", ())
     }
     stratify_by = tuple(str(s) for s in rand.get("stratify_by", ()))
     factors = []
@@ -133,9 +179,10 @@ def design_of(model: Model) -> Design:
             continue
         if name not in declared:
             raise Refused(f"protocol {where}: stratify_by names {name!r}, which no [[strata]] declares")
-        factors.append(Factor(name, declared[name]))
+        factors.append(declared[name])
     unblinding = rand.get("unblinding", {})
     return Design(
+        kit_use=_kit_use(model, {c for c, _ in arms}) if rand["reveal"] == "kit" else "administration",
         protocol_id=model.id,
         protocol_version=model.version,
         protocol_sha256=model.sha256,

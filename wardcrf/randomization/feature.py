@@ -27,7 +27,7 @@ from .. import devicekeys
 from ..errors import Refused
 from ..ingest import HoldForCoordinator
 from . import sealing
-from .gate import check_allocated_kit
+from .gate import check_allocated_kit, course_kit_holder
 from .service import own_identity
 
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ def _list_issued(store: Store, e: Event) -> None:
     sealing.verify(b, _hub_public(store, kind, device))
     store.execute(
         "INSERT INTO rand_lists (list_id, site, device, protocol_id, protocol_version, protocol_sha256,"
-        " reveal, list_sha256, stratify_by, strata, list_key, unblind_key, unblinding, event_id, issued_at)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " reveal, list_sha256, stratify_by, strata, list_key, unblind_key, unblinding, event_id, issued_at,"
+        " factors, unblind_recipient, kit_use) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             b["list"],
             b["site"],
@@ -74,6 +74,9 @@ def _list_issued(store: Store, e: Event) -> None:
             json.dumps(b.get("unblinding", {}), sort_keys=True),
             e.id,
             e.ts,
+            json.dumps(b.get("factors", []), sort_keys=True),
+            b.get("unblind_recipient"),
+            b.get("kit_use", "administration"),
         ),
     )
     for row in b["entries"]:
@@ -179,6 +182,20 @@ def _check_at_hub(store: Store, e: Event, hub_device: str) -> None:
         _take(store, e, arm)
 
 
+def _unblinding_key(store: Store, e: Event) -> None:
+    """A laptop's unblinding recipient, from its own chain only; the latest one counts."""
+    b = e.body
+    if b["device"] != e.device:
+        raise Refused(
+            f"event {e.id}: device {e.device} publishes an unblinding key for device {b['device']}; refused"
+        )
+    store.execute(
+        "INSERT INTO rand_unblinding_keys (device, recipient, event_id) VALUES (?,?,?)"
+        " ON CONFLICT (device) DO UPDATE SET recipient = excluded.recipient, event_id = excluded.event_id",
+        (b["device"], b["recipient"], e.id),
+    )
+
+
 def _exhausted(store: Store, e: Event) -> None:
     store.execute(
         "INSERT INTO rand_exhausted (event_id, stratum, participant, site, ts) VALUES (?,?,?,?,?)",
@@ -238,6 +255,8 @@ def register(registry: Registry) -> None:
     registry.projector(_list_issued, "randomization.list_issued")
     registry.projector(_allocated, "randomization.allocated")
     registry.projector(_exhausted, "randomization.stratum_exhausted")
+    registry.projector(_unblinding_key, "randomization.unblinding_key")
     registry.projector(_unblinded, "randomization.unblinded")
     registry.allocation_gate(check_allocated_kit)
+    registry.course_kit(course_kit_holder)
     registry.after_ingest(hold_allocations_off_the_list)

@@ -18,9 +18,29 @@ if TYPE_CHECKING:
     from ..store import Store
 
 
+def course_kit_holder(store: Store, kit: str) -> str | None:
+    """The participant whose allocated kit this is, when the list says one kit serves the whole course."""
+    row = store.one(
+        "SELECT a.participant FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
+        " WHERE a.kit = ? AND l.reveal = 'kit' AND l.kit_use = 'course'",
+        (ids.key(kit),),
+    )
+    return None if row is None else str(row[0])
+
+
 def check_allocated_kit(store: Store, participant: str, kit: str) -> None:
-    """Refuse a kit other than the participant's allocated one (blinded lists only)."""
+    """Refuse a kit other than the participant's allocated one, and a kit allocated to someone else."""
     pid = ids.key(participant)
+    other = store.one(
+        "SELECT a.participant FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
+        " WHERE a.kit = ? AND l.reveal = 'kit' AND a.participant != ?",
+        (ids.key(kit), pid),
+    )
+    if other is not None:
+        raise Refused(
+            f"kit {ids.key(kit)} is allocated to {other[0]}, not to {pid}: a randomized kit is given only to"
+            " its participant; nothing was signed"
+        )
     row = store.one(
         "SELECT a.kit, a.list_id, a.position FROM rand_allocations a"
         " JOIN rand_lists l ON l.list_id = a.list_id WHERE a.participant = ? AND l.reveal = 'kit'",

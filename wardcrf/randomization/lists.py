@@ -123,7 +123,9 @@ class AllocationList:
             "block_sizes": list(d.block_sizes),
             "stratify_by": list(d.stratify_by),
             "strata": d.strata(self.site),
+            "factors": [f.declaration() for f in d.factors],
             "reveal": d.reveal,
+            "kit_use": d.kit_use,
             "unblinding": d.unblinding,
             "per_stratum": self.per_stratum,
         }

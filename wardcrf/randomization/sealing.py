@@ -129,6 +129,7 @@ def seal(
     device: str,
     ward_recipient: str,
     hub_recipient: str,
+    unblind_recipient: str | None = None,
     sign_secret: str,
     key_id: str,
 ) -> dict[str, Any]:
@@ -151,6 +152,7 @@ def seal(
             row["arm_digest"], row["arm_sealed"] = _seal(unblind_key, "arm", alloc.list_id, _unblinded(e))
         entries.append(row)
     ward = pyrage.x25519.Recipient.from_str(ward_recipient)
+    unblinder = pyrage.x25519.Recipient.from_str(unblind_recipient) if unblind_recipient else ward
     hub = pyrage.x25519.Recipient.from_str(hub_recipient)
     hub_record = {"seed": seed.hex(), "document": json.loads(alloc.document())}
     body: dict[str, Any] = {
@@ -160,10 +162,12 @@ def seal(
         "list_sha256": alloc.sha256(),
         "entries": entries,
         "list_key": _b64(pyrage.encrypt(list_key, [ward])),
-        "unblind_key": _b64(pyrage.encrypt(unblind_key, [ward])) if unblind_key is not None else None,
+        "unblind_key": _b64(pyrage.encrypt(unblind_key, [unblinder])) if unblind_key is not None else None,
         "for_hub": _b64(pyrage.encrypt(_canonical(hub_record), [hub])),
         "signed_by": key_id,
     }
+    if unblind_key is not None and unblind_recipient:
+        body["unblind_recipient"] = unblind_recipient
     body["signature"] = _sign(sign_secret, body)
     return body
 
@@ -218,7 +222,9 @@ def open_key(armored_b64: str, age_identity: str, what: str) -> bytes:
             pyrage.decrypt(_unb64(armored_b64, what), [pyrage.x25519.Identity.from_str(age_identity)])
         )
     except pyrage.DecryptError:
-        raise Refused(f"the {what} was not sealed for this laptop; nothing allocated") from None
+        raise Refused(
+            f"the {what} was not sealed for this key; nothing was opened, allocated or recorded"
+        ) from None
 
 
 def hub_record(body: dict[str, Any], hub_identity: str) -> dict[str, Any]:

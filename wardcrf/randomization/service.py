@@ -16,8 +16,9 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import devicekeys, ids
+from .. import devicekeys, ids, unblindkeys
 from ..errors import Refused
+from . import levels as levels_mod
 from . import lists, sealing
 from .design import SITE, design_of
 
@@ -80,6 +81,15 @@ def make_list(session: Session, protocol: Model, site: str, device: str, per_str
             f"{per_stratum} entries per stratum in {len(strata)} strata is more than one list holds "
             f"(at most {MAX_ENTRIES} entries with whole blocks); make several lists"
         )
+    unblind_recipient = None
+    if design.blinded:
+        known = store.one("SELECT recipient FROM rand_unblinding_keys WHERE device = ?", (device,))
+        if known is None:
+            raise Refused(
+                f"laptop {device} has not sent its unblinding key yet: an investigator signs in on it once and"
+                " it syncs; a blinded list is sealed so that only the investigators' key slots open its arms"
+            )
+        unblind_recipient = str(known[0])
     hub_keys = devicekeys.load(store, hub_device)
     if hub_keys is None:
         raise Refused(f"hub device {hub_device} has no keys")
@@ -93,6 +103,7 @@ def make_list(session: Session, protocol: Model, site: str, device: str, per_str
         device=device,
         ward_recipient=str(row[3]),
         hub_recipient=hub_keys.age_recipient,
+        unblind_recipient=unblind_recipient,
         sign_secret=signer.minisign_secret,
         key_id=signer.key_id,
     )
@@ -137,15 +148,14 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
     lists_here = store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,))
     if not lists_here:
         raise Refused(NO_LIST)
-    stratum = _stratum(lists_here[-1], site, levels or {})
+    _already_randomized(store, pid)  # said before the levels are computed (and again inside the transaction)
+    current = lists_here[-1]
+    factors = json.loads(current.get("factors") or "[]")
+    snap = levels_mod.snapshot(store, pid) if factors else None
+    found = levels_mod.resolve(factors, json.loads(current["stratify_by"]), site, levels or {}, snap, pid)
+    stratum = _stratum(current, site, found.levels)
     with store.transaction():
-        taken = store.one(
-            "SELECT list_id, stratum, position FROM rand_allocations WHERE participant = ?", (pid,)
-        )
-        if taken is not None:
-            raise Refused(
-                f"{pid} is already randomized (list {taken[0]}, stratum {taken[1]}, entry {taken[2]})"
-            )
+        _already_randomized(store, pid)
         entry = store.one(
             "SELECT e.list_id, e.position, e.sealed, e.digest, l.list_key, l.reveal FROM rand_entries e"
             " JOIN rand_lists l ON l.list_id = e.list_id"
@@ -169,7 +179,9 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
                 "position": position,
                 "digest": digest,
                 "salt": opened["salt"],
-                "levels": dict(sorted((levels or {}).items())),
+                "levels": dict(sorted(found.levels.items())),
+                "computed": list(found.computed),
+                "asked": list(found.asked),
             }
             body["kit" if reveal == "kit" else "arm"] = opened["kit" if reveal == "kit" else "arm"]
             event = session.append(
@@ -183,6 +195,12 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
     )
 
 
+def _already_randomized(store: Store, pid: str) -> None:
+    taken = store.one("SELECT list_id, stratum, position FROM rand_allocations WHERE participant = ?", (pid,))
+    if taken is not None:
+        raise Refused(f"{pid} is already randomized (list {taken[0]}, stratum {taken[1]}, entry {taken[2]})")
+
+
 def _factors(lst: dict[str, Any]) -> dict[str, list[str]]:
     """The list's stratification factors other than `site`, with their levels, in order."""
     declared: dict[str, list[str]] = {}
@@ -194,8 +212,14 @@ def _factors(lst: dict[str, Any]) -> dict[str, list[str]]:
     return declared
 
 
-def factors_needed(session: Session) -> dict[str, list[str]]:
-    """What the clinician must give to randomize on this laptop: each factor and its levels (may be empty)."""
+def factors_needed(session: Session, participant: str | None = None) -> dict[str, list[str]]:
+    """What the clinician must state to randomize on this laptop: each factor and its levels (may be empty).
+
+    With a participant, a factor whose level their records give (or that the
+    protocol computes and does not ask: `allocate` then names what is missing)
+    is left out: only asked factors the records cannot settle yet, and the
+    factors of a list made before factors travelled, are asked.
+    """
     session.require("randomization.allocate", what="randomize participants")
     _site, device, _kind = own_identity(session.store)
     lst = session.store.rows(
@@ -203,7 +227,32 @@ def factors_needed(session: Session) -> dict[str, list[str]]:
     )
     if not lst:
         raise Refused(NO_LIST)
-    return _factors(lst[0])
+    every = _factors(lst[0])
+    declared = {str(f["code"]): f for f in json.loads(lst[0].get("factors") or "[]")}
+    if not declared:
+        return every
+    pid = ids.normalise("participant", participant) if participant is not None else None
+    snap = levels_mod.snapshot(session.store, pid) if pid is not None else None
+    out: dict[str, list[str]] = {}
+    for name, codes in every.items():
+        factor = declared.get(name)
+        if factor is None or (factor.get("asked") and not levels_mod.settled(factor, snap, pid or "")):
+            out[name] = codes
+    return out
+
+
+def levels_known(session: Session, participant: str) -> list[tuple[str, str, str]]:
+    """(factor, level, source) of each factor the participant's records already give, for the dialog to show."""
+    session.require("randomization.allocate", what="randomize participants")
+    _site, device, _kind = own_identity(session.store)
+    row = session.store.one(
+        "SELECT factors FROM rand_lists WHERE device = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1", (device,)
+    )
+    factors = json.loads(row[0]) if row and row[0] else []
+    if not factors:
+        return []
+    pid = ids.normalise("participant", participant)
+    return levels_mod.known(factors, levels_mod.snapshot(session.store, pid), pid)
 
 
 def randomizable(session: Session, participant: str) -> bool:
@@ -302,14 +351,15 @@ def unblind(
     pid = ids.normalise("participant", participant)
     row = store.one(
         "SELECT a.list_id, a.stratum, a.position, a.kit, l.reveal, l.unblind_key, l.unblinding,"
-        " e.arm_sealed, e.arm_digest FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
+        " e.arm_sealed, e.arm_digest, l.unblind_recipient"
+        " FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
         " JOIN rand_entries e ON e.list_id = a.list_id AND e.stratum = a.stratum AND e.position = a.position"
         " WHERE a.participant = ?",
         (pid,),
     )
     if row is None:
         raise Refused(f"{pid} is not randomized on this laptop: nothing to unblind")
-    list_id, stratum, position, kit, reveal, unblind_key, rules_json, arm_sealed, arm_digest = row
+    list_id, stratum, position, kit, reveal, unblind_key, rules_json, arm_sealed, arm_digest, sealed_to = row
     if reveal != "kit" or unblind_key is None or arm_sealed is None:
         raise Refused(
             f"{pid}'s trial is open label: the arm was shown at allocation, there is nothing to unblind"
@@ -336,10 +386,14 @@ def unblind(
     session.site.verify_password(session, session.user, password)
     if witness and witness_password is not None:
         session.site.verify_password(session, witness, witness_password)
-    keys = devicekeys.load(store, own_identity(store)[1])
-    if keys is None:
-        raise Refused("this laptop has no keys")
-    key = sealing.open_key(unblind_key, keys.age_identity, "unblinding key")
+    if sealed_to is not None:  # only an unblinding role's key slot opens it (`unblindkeys`)
+        identity = unblindkeys.identity_for(session)
+    else:  # a list made before the laptop published its unblinding key: sealed to the laptop itself
+        keys = devicekeys.load(store, own_identity(store)[1])
+        if keys is None:
+            raise Refused("this laptop has no keys")
+        identity = keys.age_identity
+    key = sealing.open_key(unblind_key, identity, "unblinding key")
     opened = sealing.open_entry(key, "arm", list_id, stratum, position, arm_sealed, arm_digest)
     body = {
         "participant": pid,

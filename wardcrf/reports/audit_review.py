@@ -360,7 +360,7 @@ def _check(
         add(Finding("plaintext_export", f"{who} exported data unencrypted", (e.id,), e.ts, who))
     elif t in ("sync.fork_detected", "sync.bundle_held"):
         add(Finding("gap_fork", f"{t}: {json.dumps(e.body, sort_keys=True)[:160]}", (e.id,), e.ts, who))
-    elif t.startswith("randomization.") and "unblind" in t:
+    elif t in ("randomization.unblinded", "randomization.trial_unblinded"):
         add(Finding("unblinding", f"{t} by {who}", (e.id,), e.ts, who))
 
 

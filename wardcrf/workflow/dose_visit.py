@@ -148,7 +148,7 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
     if not got.ok:
         return KitCheck(got.id, False, got.error)
     kit = got.id
-    used = kit_use(session.store, kit)
+    used = kit_use(session.store, kit, participant=participant)
     if used:
         return KitCheck(kit, False, str(used))
     require_installed()  # the features' dose gates (the cold chain)

@@ -63,6 +63,27 @@ def register_allocation_gate(gate: AllocationGate) -> AllocationGate:
     return gate
 
 
+CourseKit = Callable[[Store, str], str | None]
+"""`holder(store, kit)`: the participant whose allocated kit serves their whole course, or None."""
+course_kits: list[CourseKit] = []
+
+
+def register_course_kit(fn: CourseKit) -> CourseKit:
+    """Add an answer to "whose course does this kit serve?" (randomization, issue 20: `kit.use = "course"`)."""
+    if fn not in course_kits:
+        course_kits.append(fn)
+    return fn
+
+
+def course_holder(store: Store, kit: str) -> str | None:
+    """The participant a course kit is allocated to (their later doses reuse it), or None."""
+    for fn in course_kits:
+        holder = fn(store, kit)
+        if holder is not None:
+            return holder
+    return None
+
+
 def doses_of(store: Store, pid: str) -> list[dict[str, Any]]:
     return store.rows("SELECT * FROM doses WHERE participant = ? ORDER BY dose_number, start", (pid,))
 
@@ -80,8 +101,15 @@ class KitUse:
         return f"kit {self.kit} was already used for {self.participant} dose {self.dose_number} ({self.event_id})"
 
 
-def kit_use(store: Store, kit: str, *, exclude: str | None = None) -> KitUse | None:
+def kit_use(
+    store: Store, kit: str, *, exclude: str | None = None, participant: str | None = None
+) -> KitUse | None:
     """The dose record that used `kit` (as typed, stored or scanned), or None.
+
+    A kit allocated for a whole course (a blinded trial whose products say
+    `kit = { use = "course" }`) is not used up by its participant's doses:
+    asked for that `participant`, only a dose of someone else counts. Asked
+    for anyone else, or without a participant, every dose counts.
 
     The one answer to "kit already used": the dose rule, the scan step, the
     custody gate and the cold-chain kit states all ask here. The `doses`
@@ -91,6 +119,14 @@ def kit_use(store: Store, kit: str, *, exclude: str | None = None) -> KitUse | N
     being amended.
     """
     k = ids.key(kit)
+    holder = course_holder(store, k) if participant is not None and k else None
+    if holder is not None and ids.same(holder, participant or ""):
+        row = store.one(
+            "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?"
+            " AND participant != ? ORDER BY start, event_id LIMIT 1",
+            (k, exclude or "", holder),
+        )
+        return KitUse(k, row[0], row[1], row[2]) if row else None
     row = store.one(
         "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?"
         " ORDER BY start, event_id LIMIT 1",
@@ -129,10 +165,10 @@ def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
         if dosed is None:
             continue
         kit, record = dosed
-        used = kit_use(store, kit, exclude=record)
+        pid = (event.subject or "").removeprefix("participant:")
+        used = kit_use(store, kit, exclude=record, participant=pid)
         if used is None:
             continue
-        pid = (event.subject or "").removeprefix("participant:")
         raise HoldForCoordinator(
             "kit",
             f"dose record {record} from device {event.device} gives kit {used.kit} to {pid}; the same "
@@ -158,11 +194,14 @@ def _kits_used_once(store: Store) -> CheckResult:
     dosed = int(store.scalar("SELECT count(DISTINCT kit_id) FROM doses WHERE kit_id IS NOT NULL") or 0)
     problems = [
         f"kit {kit} was given {n} times: {uses}"
-        for kit, n, uses in store.execute(
+        for kit, n, uses, who in store.execute(
             "SELECT kit_id, count(*), group_concat(participant || ' dose ' || coalesce(dose_number, '?')"
-            " || ' (' || event_id || ')', '; ') FROM (SELECT * FROM doses ORDER BY start, event_id)"
+            " || ' (' || event_id || ')', '; '), group_concat(DISTINCT participant)"
+            " FROM (SELECT * FROM doses ORDER BY start, event_id)"
             " WHERE kit_id IS NOT NULL GROUP BY kit_id HAVING count(*) > 1 ORDER BY kit_id"
-        )
+        ).fetchall()
+        # a course kit given only to the participant it is allocated to is used as the protocol says
+        if not (who == course_holder(store, str(kit)) and "," not in str(who))
     ]
     return CheckResult("kits used once", dosed, problems)
 
@@ -297,7 +336,7 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         if d["dose_number"] > number and ctx.local(d["start"]) < start:
             ctx.problem("start", f"after dose {d['dose_number']} ({d['start']})")
     kit = str(v.get("kit_id") or "")
-    used = kit_use(ctx.store, kit, exclude=ctx.amending)
+    used = kit_use(ctx.store, kit, exclude=ctx.amending, participant=p.id)
     if used:
         ctx.problem("kit_id", str(used))
     require_installed()  # the features' gates (randomization's allocated kit)
