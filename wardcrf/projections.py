@@ -58,6 +58,7 @@ PROJECTION_TABLES = [
     "rand_exhausted",
     "rand_unblindings",
     "rand_flags",
+    "device_scanner",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from
