@@ -169,3 +169,51 @@ def test_device_scanner_refuses_hostile_values_in_one_line_before_signing_in(cli
     assert said in res.err, res.err
     assert "\x1b" not in res.err and "\x07" not in res.err and len(res.err) < 400
     assert _events(admin) == 0
+
+
+# -- at the hub ----------------------------------------------------------------------------------
+
+
+def test_the_hub_keeps_each_laptops_profile_and_applies_none_to_itself(tmp_path):
+    """A ward's `device.scanner_set` travels in its bundle; the hub files it under that laptop."""
+    from forge import append_raw
+    from synckit import connect, make_hub, make_ward, open_
+    from wardcrf.sync import hub, ward
+
+    from wardcrf.errors import Refused
+
+    h, w = make_hub(tmp_path), make_ward(tmp_path, "lap1", "WUH01")
+    connect(w, h)
+    s = open_(w)
+    try:
+        scanner.set_profile(s, "gap", 80)
+        device = s.ctx.device
+        (tmp_path / "usb").mkdir()
+        files = ward.export(s, tmp_path / "usb").files
+    finally:
+        s.close()
+    hs = open_(h)
+    try:
+        for f in files:
+            assert hub.import_file(hs, f).outcome.status == "applied"
+        rows = hs.store.rows("SELECT device, ends, gap_ms, set_by FROM device_scanner")
+        assert rows == [{"device": device, "ends": "gap", "gap_ms": 80, "set_by": "admin"}]
+        assert scanner.profile(hs).ends == "enter"  # the hub's own is not the laptop's
+    finally:
+        hs.close()
+    # A forged event outside the bounds (written around the service) is refused whole at the hub.
+    append_raw(w, scanner.EVENT, {"device": device, "ends": "gap", "gap_ms": 5}, subject=f"device:{device}")
+    s = open_(w)
+    try:
+        (tmp_path / "usb2").mkdir()
+        forged = ward.export(s, tmp_path / "usb2").files
+    finally:
+        s.close()
+    hs = open_(h)
+    try:
+        with pytest.raises(Refused, match=r"\(device.scanner_set\): body Expected `int` >= 30 - at `gap_ms`"):
+            for f in forged:
+                hub.import_file(hs, f)
+        assert hs.store.rows("SELECT gap_ms FROM device_scanner") == [{"gap_ms": 80}]
+    finally:
+        hs.close()
