@@ -148,7 +148,7 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
                 scan=kit_scanner(self.kit_rule) if f.kind == "kits" else None,
                 entries=value or [],
                 placeholder=t(f.hint) if f.hint else "",
-                gap_s=self.scan_gap_s,
+                gap_s=self.scan_gap_s if f.kind == "kits" else None,  # photos: paths typed by hand, F4
                 id=wid,
             )
         return WardInput(

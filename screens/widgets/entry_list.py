@@ -13,7 +13,8 @@
   normalised by the domain's own `scanned_id` (control characters dropped,
   upper-cased), so what the list shows is what the service will store.
 - A laptop whose scanner sends no Enter (scanner profile ``gap``,
-  `wardcrf.scanner`; the screen passes its `gap_s`): a burst followed by
+  `wardcrf.scanner`; the screen passes its `gap_s` to the lists that check
+  each scan against an id rule — kits, not photo paths): a burst followed by
   the profile's quiet gap is one complete scan (`ScanField`), taken like an
   Enter — checked at once, listed, or refused in one line and not listed —
   and the field is cleared for the next scan either way. Enter still works.

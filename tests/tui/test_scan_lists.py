@@ -240,3 +240,23 @@ async def test_enter_profile_is_the_default_and_takes_nothing_without_enter(app_
         assert kits.entries == [] and kits.input.value == "EXO-0101"
         await burst(pilot, "enter")
         assert kits.entries == ["EXO-0101"]
+
+
+async def test_gap_profile_leaves_a_photo_list_on_enter_and_its_undo_works(app_for, site):
+    """A photo entry is a path typed by hand (or browsed): no id rule to check a burst against."""
+    _gap_profile(site)
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "h")
+        assert isinstance(screen, HandoverScreen)
+        assert screen.query_one("#cc-kits", EntryList).input.gap_s == 0.03
+        photos = screen.query_one("#cc-photos", EntryList)
+        assert photos.input.gap_s is None
+        photos.focus()
+        await settle(pilot)
+        await burst(pilot, *"sha256:" + "a" * 64)
+        assert not photos.input.in_burst and photos.entries == []
+        await burst(pilot, "enter", *"sha256:" + "b" * 64, "enter")
+        assert photos.entries == ["sha256:" + "a" * 64, "sha256:" + "b" * 64]
+        await burst(pilot, "ctrl+z")
+        assert photos.entries == ["sha256:" + "a" * 64]
