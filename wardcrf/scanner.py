@@ -95,11 +95,13 @@ def checked(ends: object, gap_ms: object) -> tuple[str, int | None]:
     ends = ends.strip().lower()
     if ends == "enter":
         if gap_ms is not None:
-            raise UsageError("--gap-ms goes with --ends gap only (a scanner that ends on Enter has no gap)")
+            raise UsageError(
+                "a scanner that ends a code on Enter has no gap (--gap-ms goes with --ends gap only)"
+            )
         return "enter", None
     if gap_ms is None:
         raise UsageError(
-            f"--ends gap needs --gap-ms, the milliseconds without a key that end a code ({allowed})"
+            f"a scanner that ends a code after a gap needs the gap in milliseconds (--gap-ms, {allowed})"
         )
     typed = gap_ms.strip() if isinstance(gap_ms, str) else None
     if typed is not None and _WHOLE.fullmatch(typed):
