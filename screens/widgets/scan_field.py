@@ -11,7 +11,8 @@ A scanner types a code as a burst of keys. This laptop's scanner profile
   whether what was typed is one **complete scan**: a burst of at least
   `MIN_SCAN_KEYS` characters, typed into an empty field (or over its whole
   selected text, as a refused scan is left), with no editing key inside it
-  (Backspace, an arrow, ctrl+z: a person). A person typing slowly into an
+  (Backspace, an arrow: a person; the keys after such a key start a new
+  burst, so a scan right after ctrl+z is one). A person typing slowly into an
   empty field types a first key, pauses, and the field then is not empty:
   nothing they type after that is taken for a scan (Enter takes it).
 
@@ -61,7 +62,6 @@ class ScanField(WardInput):
         self._timer: Timer | None = None
         self._keys = 0  # characters in the burst so far
         self._fresh = False  # the burst began in an empty (or wholly selected) field
-        self._edited = False  # an editing key inside the burst: a person
         self._waits = 0
 
     @property
@@ -77,13 +77,17 @@ class ScanField(WardInput):
         if event.key == "enter":  # the code ended the usual way: the Enter handlers take it
             self._end_burst()
             return
-        if not self.in_burst:
-            self._keys, self._edited, self._waits = 0, False, 0
-            self._fresh = self._empty_or_replaced()
         if event.is_printable:
+            if (
+                not self.in_burst or self._keys == 0
+            ):  # a new burst (or the first character after a person's key)
+                self._waits = 0
+                self._fresh = self._empty_or_replaced()
             self._keys += 1
         else:
-            self._edited = True
+            # Backspace, an arrow, ctrl+z, Tab: a person's key. What was typed before it is no scan;
+            # the keys after it start a new burst (a scan right after ctrl+z is still one).
+            self._keys, self._fresh, self._waits = 0, False, 0
         self._restart()
 
     def _empty_or_replaced(self) -> bool:
@@ -123,7 +127,7 @@ class ScanField(WardInput):
             self._restart()
             return
         value = self.value
-        complete = self._fresh and not self._edited and self._keys >= MIN_SCAN_KEYS and bool(value.strip())
+        complete = self._fresh and self._keys >= MIN_SCAN_KEYS and bool(value.strip())
         self.post_message(self.Quiet(self, value, complete))
 
     def on_unmount(self) -> None:

@@ -182,9 +182,15 @@ async def test_gap_profile_takes_each_burst_as_a_scan_with_no_enter(app_for, sit
         assert "EXO-0102" in str(kits.query_one(".entries", Static).content)
         await burst(pilot, "ctrl+z")  # undo the last scan works here too
         assert kits.entries == ["EXO-0101"]
+        await burst(pilot, "ctrl+z", *"EXO-0102")  # a wrong scan undone, the right one scanned at once
+        await _until(pilot, lambda: kits.entries == ["EXO-0102"])
+        await burst(pilot, *"EXO-0101")
+        await _until(pilot, lambda: kits.entries == ["EXO-0102", "EXO-0101"])
+        await burst(pilot, "ctrl+z")
+        assert kits.entries == ["EXO-0102"]
         await burst(pilot, *"EXO-0103", "enter")  # and a code that does end with Enter is taken once
         await _until(pilot, lambda: not kits.input.in_burst)
-        assert kits.entries == ["EXO-0101", "EXO-0103"] and kits.input.value == ""
+        assert kits.entries == ["EXO-0102", "EXO-0103"] and kits.input.value == ""
 
 
 async def test_gap_profile_refuses_an_invalid_burst_in_one_line_and_clears_it(app_for, site):
@@ -210,7 +216,8 @@ async def test_gap_profile_refuses_an_invalid_burst_in_one_line_and_clears_it(ap
 
 async def test_gap_profile_never_cuts_a_person_typing_slowly(app_for, site):
     """Each key alone, the gap passing after each: the first key is no scan (one key), and
-    the field is not empty after it, so nothing typed after it is taken for a scan."""
+    the field is not empty after it, so nothing typed after it is taken for a scan; nor is a
+    burst typed after an editing key (Backspace) into text already there."""
     _gap_profile(site)
     app = app_for("pharmacist")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -222,8 +229,11 @@ async def test_gap_profile_never_cuts_a_person_typing_slowly(app_for, site):
             await burst(pilot, key)
             await _until(pilot, lambda: not kits.input.in_burst)  # the gap has passed
         assert kits.entries == [] and kits.input.value == "EXO-0105" and _problem(kits) == ""
+        await burst(pilot, "backspace", *"6")
+        await _until(pilot, lambda: not kits.input.in_burst)
+        assert kits.entries == [] and kits.input.value == "EXO-0106"
         await burst(pilot, "enter")
-        assert kits.entries == ["EXO-0105"]
+        assert kits.entries == ["EXO-0106"]
 
 
 async def test_enter_profile_is_the_default_and_takes_nothing_without_enter(app_for):
