@@ -1060,3 +1060,17 @@ CREATE TABLE rand_unblinding_keys (
 ALTER TABLE rand_lists ADD COLUMN unblind_recipient TEXT;  -- NULL: a list sealed to the laptop's own identity
 -- 'course': a blinded list whose allocated kit serves the participant's whole course (one kit, many doses)
 ALTER TABLE rand_lists ADD COLUMN kit_use TEXT NOT NULL DEFAULT 'administration';
+
+-- migration: 0530-scanner-profile
+-- How each laptop's barcode scanner ends a code (`device.scanner_set`, wardcrf/scanner.py;
+-- issue 14): on Enter (the default, no row) or after a quiet gap of `gap_ms`. Keyed by the
+-- device that wrote the event (its envelope), so a hub holding several laptops' events keeps
+-- each one's own. A projection: `db rebuild` replays it from the log.
+CREATE TABLE device_scanner (
+    device TEXT PRIMARY KEY,
+    ends TEXT NOT NULL CHECK (ends IN ('enter', 'gap')),
+    gap_ms INTEGER,
+    set_by TEXT NOT NULL,
+    set_at TEXT NOT NULL,
+    set_event TEXT NOT NULL
+);

@@ -5,7 +5,9 @@ Tab between fields:
 
 1. Kit — the scan field takes a barcode scanner (it types like a very fast
    keyboard, may end with Enter, may add control characters, which the
-   domain strips). The custody check runs at once (`dose_visit.check_kit`:
+   domain strips; a scanner that sends no Enter ends a code with the quiet
+   gap of this laptop's scanner profile, `wardcrf.scanner`). The custody
+   check runs at once (`dose_visit.check_kit`:
    kit known, not quarantined, discarded or used, chain complete, thawed at
    the bedside, temperatures covered), and says OK or the domain's reason
    beside the field. The product fields (lot — filled from the kit's lot —,
@@ -45,6 +47,7 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Label, SelectionList, Static
 
 from wardcrf import protocol as protocols
+from wardcrf import scanner
 from wardcrf.clock import zone
 from wardcrf.errors import WardError
 
@@ -54,8 +57,9 @@ from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 from .widgets.fields import MAX_LABEL, FieldGroup, is_soft
 from .widgets.footer import WardFooter
+from .widgets.scan_field import ScanField
 from .widgets.status import StatusBar
-from .widgets.typeahead import WardInput, focus_now, hold_keys, release_keys
+from .widgets.typeahead import focus_now, hold_keys, release_keys
 
 STEPS = ("kit", "pre", "times", "post", "events", "review")
 STEP_TITLES = {
@@ -75,7 +79,11 @@ STEP_TABS = {
     "review": "dose.tab_review",
 }
 SCAN_QUIET_S = 0.25
-"""A scanner types a code in a few ms; check once the keys stop (or at once on Enter)."""
+"""A scanner types a code in a few ms; check once the keys stop (or at once on Enter).
+
+Under the scanner profile ``enter`` (the default) that check only shows the answer. Under
+``gap`` the profile's own gap ends a scan instead (`ScanField`): a complete scan is checked
+like an Enter, and what a person typed and paused on is checked to show the answer only."""
 
 PRODUCT_FIELDS = ["lot", "particles", "volume", "diluent", "device"]
 TIME_FIELDS = ["start", "end", "given_by", "interruptions", "interruption_note"]
@@ -158,6 +166,8 @@ class DoseWizard(UnsavedWork):
         self.message = ""
         self.message_refusal = False
         self._scan_timer: Timer | None = None
+        self.scan_gap_s = ward.call(scanner.profile).gap_s
+        """This laptop's scanner profile: the quiet gap that ends a scan (None: codes end on Enter)."""
         self.day: Any = None  # the DayCheck of today's rules (None: not answered yet)
         self.day_error: str | None = None
         self._checks = 0  # each kit check holds the keys typed after it under its own name
@@ -210,12 +220,13 @@ class DoseWizard(UnsavedWork):
                 yield Static(t("dose.scan_help"), classes="muted")
                 with Horizontal(classes="field-row", id="row-kit"):
                     yield Label(pad(t("dose.kit_label") + " *", self._product_width()), classes="field-label")
-                    yield WardInput(
+                    yield ScanField(
                         value=self.kit_raw,
                         placeholder=t("dose.kit_hint"),
                         id="kit-scan",
                         classes="field-input",
                         compact=True,
+                        gap_s=self.scan_gap_s,
                     )
                 yield Static(self._kit_text(), id="kit-status")
                 yield Static(t("dose.product_help"), classes="muted step-note")
@@ -566,8 +577,21 @@ class DoseWizard(UnsavedWork):
         self.query_one("#kit-status", Static).update(self._kit_text())
         if self._scan_timer is not None:
             self._scan_timer.stop()
-        if value.strip():
+        if value.strip() and self.scan_gap_s is None:  # under a gap profile the field says (`_kit_quiet`)
             self._scan_timer = self.set_timer(SCAN_QUIET_S, self._check_scanned)
+
+    @on(ScanField.Quiet, "#kit-scan")
+    def _kit_quiet(self, event: ScanField.Quiet) -> None:
+        """The keys stopped for the scanner profile's gap (profile ``gap`` only).
+
+        A complete scan (a burst into the empty or selected field) is checked like an Enter:
+        keys typed behind it wait, the focus follows the answer. Anything else (a person's
+        typing, paused) is checked only to show the answer, as the quiet-time check does.
+        """
+        event.stop()
+        if event.value != self.kit_raw or self.kit is not None or self.kit_error:
+            return
+        self._check_scanned(entered=event.complete)
 
     @on(Input.Submitted, "#kit-scan")
     def _kit_entered(self, event: Input.Submitted) -> None:

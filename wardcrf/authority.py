@@ -147,6 +147,12 @@ _TABLE: tuple[EventType, ...] = (
         ("device.accept_move",),
         what="this site's data now on another computer, with a reason",
     ),
+    EventType(
+        "device.scanner_set",
+        Origin.SITE,
+        ("device.configure",),
+        what="how this laptop's barcode scanner ends a code (Enter or a quiet gap)",
+    ),
     EventType("db.rollback_counter_reset", Origin.SITE, any_role=True, what="the counter file was missing"),
     EventType("db.triggers_restored", Origin.SITE, ("audit.verify",), what="found by `audit verify`"),
     EventType(

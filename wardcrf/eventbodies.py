@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from . import roles
+from . import roles, scanner
 from .errors import Refused
 
 # -- building blocks -------------------------------------------------------------------
@@ -351,6 +351,14 @@ class DeviceMoved(_Body):
     computer: Hex64
 
 
+class ScannerSet(_Body):
+    """`wardcrf.scanner`: the profile as the service checked it (the bounds are its own)."""
+
+    device: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+    ends: Literal["enter", "gap"]
+    gap_ms: Annotated[int, Meta(ge=scanner.MIN_GAP_MS, le=scanner.MAX_GAP_MS)] | None = None
+
+
 class RollbackCounterReset(_Body):
     database: Count
 
@@ -581,6 +589,7 @@ BODIES: dict[str, type[Struct]] = {
     "sync.bundle_refused": BundleRefused,
     "db.rollback_accepted": RollbackAccepted,
     "device.moved": DeviceMoved,
+    "device.scanner_set": ScannerSet,
     "db.behind_accepted": BehindAccepted,
     "db.rollback_counter_reset": RollbackCounterReset,
     "db.triggers_restored": TriggersRestored,

@@ -35,6 +35,7 @@ from . import (
     protocol,
     records,
     registration,
+    scanner,
     sdv,
     signatures,
     users,
@@ -134,6 +135,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("coding", coding.register),
     Feature("source data verification", sdv.register),
     Feature("randomization", randomization.register),
+    Feature("scanner profile", scanner.register),
 )
 
 _installed = False

@@ -59,6 +59,7 @@ PROJECTION_TABLES = [
     "rand_unblindings",
     "rand_flags",
     "rand_unblinding_keys",
+    "device_scanner",
 ]
 
 # Derived indexes: tables re-derivable from stored evidence rather than from

@@ -52,6 +52,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "db.restore": frozenset({"admin"}),
     "db.accept_rollback": frozenset({"admin"}),
     "device.accept_move": frozenset({"admin"}),
+    # how this laptop's barcode scanner ends a code (wardcrf.scanner)
+    "device.configure": frozenset({"admin"}),
     "db.rebuild": frozenset({"admin"}),
     "protocol.load": frozenset({"admin", "investigator"}),
     # clinical data capture

@@ -25,7 +25,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Select, Static
 
-from wardcrf import ids, protocol
+from wardcrf import ids, protocol, scanner
 from wardcrf.coldchain import services
 from wardcrf.errors import Refused, WardError
 
@@ -110,6 +110,8 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
         """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
         self.kit_rule = ward.call(protocol.id_rule_for, ids.KIT)
         """The site's kit id rule (the protocol's format, if it declares one): each scan is checked at once."""
+        self.scan_gap_s = ward.call(scanner.profile).gap_s
+        """This laptop's scanner profile: the quiet gap that ends a scan in the list fields (None: Enter)."""
 
     def defaults(self) -> dict[str, Any]:
         return {}
@@ -146,6 +148,7 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
                 scan=kit_scanner(self.kit_rule) if f.kind == "kits" else None,
                 entries=value or [],
                 placeholder=t(f.hint) if f.hint else "",
+                gap_s=self.scan_gap_s if f.kind == "kits" else None,  # photos: paths typed by hand, F4
                 id=wid,
             )
         return WardInput(

@@ -12,6 +12,12 @@
   replaces it. Kit ids are
   normalised by the domain's own `scanned_id` (control characters dropped,
   upper-cased), so what the list shows is what the service will store.
+- A laptop whose scanner sends no Enter (scanner profile ``gap``,
+  `wardcrf.scanner`; the screen passes its `gap_s` to the lists that check
+  each scan against an id rule — kits, not photo paths): a burst followed by
+  the profile's quiet gap is one complete scan (`ScanField`), taken like an
+  Enter — checked at once, listed, or refused in one line and not listed —
+  and the field is cleared for the next scan either way. Enter still works.
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ from wardcrf.errors import WardError
 
 from ..errors import message_of
 from ..i18n import t
-from .typeahead import WardInput
+from .scan_field import ScanField
 
 
-class ScanInput(WardInput):
+class ScanInput(ScanField):
     """The text box of an `EntryList`: ctrl+z undoes the last scan of its list."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+z", "undo_scan", "key.undo_scan")]
@@ -74,9 +80,12 @@ class EntryList(Widget):
         scan: Callable[[str, list[str]], list[str]] | None = None,
         entries: Iterable[str] = (),
         placeholder: str = "",
+        gap_s: float | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
+        self.gap_s = gap_s
+        """The scanner profile's quiet gap that ends a scan, in seconds (None: Enter only)."""
         self.normalise = normalise or (lambda raw: raw.strip())
         self.scan = scan or (lambda raw, _listed: [self.normalise(raw)])
         """raw, the entries listed -> the entries the burst holds (raises WardError to refuse it all)."""
@@ -84,7 +93,7 @@ class EntryList(Widget):
         self.placeholder = placeholder
 
     def compose(self) -> ComposeResult:
-        yield ScanInput(placeholder=self.placeholder, classes="entry-input", compact=True)
+        yield ScanInput(placeholder=self.placeholder, classes="entry-input", compact=True, gap_s=self.gap_s)
         yield Static(self._listing(), classes="entries")
         yield Static("", classes="entry-problem")
 
@@ -108,11 +117,29 @@ class EntryList(Widget):
         if not raw.strip():
             self.screen.focus_next()
             return
+        self._take(raw, refused_stays=True)
+
+    @on(ScanField.Quiet, ".entry-input")
+    def _scanned(self, event: ScanField.Quiet) -> None:
+        """A burst the scanner ended with its quiet gap: one complete scan, taken like an Enter."""
+        event.stop()
+        if event.complete and event.value == self.input.value:
+            self._take(event.value, refused_stays=False)
+
+    def _take(self, raw: str, *, refused_stays: bool) -> None:
+        """Check one scan at once: list what it holds, or refuse it whole in one line.
+
+        `refused_stays`: the refused scan stays, selected, so the next one replaces it (Enter);
+        else the field is cleared for the next scan (a scan the quiet gap ended).
+        """
         try:
             scanned = self.scan(raw, list(self.entries))
         except WardError as exc:
             self._problem(message_of(exc))
-            self.input.select_all()  # refused, not added: the next scan replaces it
+            if refused_stays:
+                self.input.select_all()  # refused, not added: the next scan replaces it
+            else:
+                self.input.value = ""
             return
         twice = [e for e in scanned if e in self.entries]
         self.entries.extend(e for e in scanned if e not in self.entries)

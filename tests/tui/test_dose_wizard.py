@@ -388,3 +388,77 @@ async def test_vitals_chart_after_a_dose(dose_app):
         await pilot.press("m")
         await settle(pilot)
         assert "Temperature" in _text(app, "#chart-legend")
+
+
+async def test_gap_scanner_profile_checks_a_kit_burst_with_no_enter_like_an_enter(dose_app, dose_site):
+    """Issue 14, Scanner input: a laptop whose scanner sends no Enter (profile `gap`).
+
+    The burst the gap ends is one complete scan: checked at once, like an Enter (a refused kit is
+    left selected, so the next scan replaces it; an accepted one fills the lot).
+    """
+    import asyncio
+
+    from wardcrf import scanner
+
+    s = dose_site.unlock("admin", PASSWORD)
+    try:
+        scanner.set_profile(s, "gap", 30)
+    finally:
+        s.close()
+
+    async def until(pilot, condition) -> None:
+        end = asyncio.get_running_loop().time() + 60  # a bound for a broken app, not a timing
+        while not condition() and asyncio.get_running_loop().time() < end:
+            await pilot.pause(0.01)
+        assert condition()
+
+    from tui_helpers import burst
+
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        wiz = await _open(pilot)
+        scan = wiz.query_one("#kit-scan", Input)
+        assert wiz.scan_gap_s == 0.03 and app.screen.focused is scan
+        await burst(pilot, *"KIT-ZZZ9")
+        await until(pilot, lambda: wiz.kit_error is not None or wiz.kit is not None)
+        await settle(pilot)
+        assert "kit KIT-ZZZ9 is not registered in any lot" in _text(app, "#kit-status")
+        assert app.screen.focused is scan and tuple(scan.selection) == (0, len("KIT-ZZZ9"))
+        await burst(pilot, *"KIT-A1")  # the next scan replaces the refused one
+        await until(pilot, lambda: wiz.kit is not None and wiz.kit.ok)
+        await settle(pilot)
+        assert scan.value == "KIT-A1" and "✓ Kit KIT-A1 (lot LOT-A)" in _text(app, "#kit-status")
+        assert wiz.query_one("#dose-field-lot", Input).value == "LOT-A"
+
+
+async def test_gap_scanner_profile_only_shows_the_answer_for_a_kit_typed_slowly(dose_app, dose_site):
+    """A person typing the kit id key by key under a gap profile: no scan is cut from it; the kit
+    is checked to show the answer only (the focus stays where they type, nothing is selected)."""
+    import asyncio
+
+    from tui_helpers import burst
+    from wardcrf.screens.widgets.scan_field import ScanField
+
+    from wardcrf import scanner
+
+    s = dose_site.unlock("admin", PASSWORD)
+    try:
+        scanner.set_profile(s, "gap", 30)
+    finally:
+        s.close()
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        wiz = await _open(pilot)
+        scan = wiz.query_one("#kit-scan", ScanField)
+        loop = asyncio.get_running_loop()
+        for key in "KIT-A1":
+            await burst(pilot, key)
+            end = loop.time() + 60  # a bound for a broken app, not a timing
+            while scan.in_burst and loop.time() < end:
+                await pilot.pause(0.01)
+        end = loop.time() + 60
+        while not (wiz.kit is not None and wiz.kit.kit == "KIT-A1") and loop.time() < end:
+            await pilot.pause(0.01)
+        await settle(pilot)
+        assert wiz.kit is not None and wiz.kit.ok and scan.value == "KIT-A1"
+        assert app.screen.focused is scan and scan.selection.is_empty  # shown, not taken as a scan

@@ -22,6 +22,7 @@ from . import (
     coldchain_cmds,
     db_cmds,
     demo_cmds,
+    device_cmds,
     draft_cmds,
     export_cmds,
     form_cmds,
@@ -96,6 +97,7 @@ app.add_typer(draft_cmds.app, name="draft")
 app.add_typer(coding_cmds.app, name="coding")
 coldchain_cmds.register(app, audit_cmds.app)
 sync_cmds.register(app, audit_cmds.app)
+device_cmds.register(sync_cmds.device_app)
 tui_cmds.register(app)
 sdv_cmds.register(app, report_cmds.app)
 randomization_cmds.register(app, sync_cmds.hub_app, report_cmds.app)

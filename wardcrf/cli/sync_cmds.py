@@ -26,7 +26,8 @@ from .common import (
 )
 
 device_app = typer.Typer(
-    help="This laptop's identity: keys and the card a hub registers.", no_args_is_help=True
+    help="This laptop: its keys and the card a hub registers; its barcode scanner's profile.",
+    no_args_is_help=True,
 )
 sync_app = typer.Typer(
     help="Send this ward's data to the hub and receive what waits for it.", no_args_is_help=True
@@ -143,18 +144,21 @@ def sync_import(
 
 @sync_app.command("status")
 def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
-    """Last export, last receipt, events and photos pending, hub reachability."""
+    """Last export, last receipt, events and photos pending, hub reachability; this laptop's scanner profile."""
+    from .. import scanner
     from ..sync import ward
 
     with session(data_dir) as s:
         st = ward.status(s)
+        profile = scanner.profile(s)
     if as_json:
-        print_json(st)
+        print_json({**st, "scanner": profile.as_dict()})
         return
     console.print(
         f"device {st['device']}, hub {st['hub'] or '(none: run sync set-hub)'} {st['hub_url'] or ''}",
         highlight=False,
     )
+    console.print(profile.describe(), highlight=False)
     console.print(
         f"events pending: {st['events_pending']}, photos pending: {st['photos_pending']}, "
         f"bundles awaiting receipt: {st['bundles_unreceipted']}"
