@@ -3,9 +3,9 @@
     python tests/attacks/issue15.py            # one JSON line per attack: {"attack", "result"}
 
 Run from a neutral directory with a venv whose `wardcrf` is the commit under
-test (the closing note in /work/wt/notes/authority.md ran it against the
-commit before the authority work, main at the start of the session and the
-final branch). It uses only APIs those commits share, falling back where
+test (the closing note of issue 15 gives its before/after table: 78f015f,
+main before the authority work, against 238672f, main with it; each in its
+own venv). It uses only APIs those commits share, falling back where
 they differ, and reports what happened in words ("APPLIED", "refused: ...")
 rather than pass/fail: the tests in tests/unit are the pass/fail form.
 Not collected by pytest (no test_ prefix).
