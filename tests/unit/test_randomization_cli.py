@@ -208,3 +208,49 @@ def test_the_dsmg_reads_the_randomization_report_with_its_unblindings(cli, trial
     )
     res = cli("report", "randomization", user="dsmg")
     assert res.code == 0 and f"EMERGENCY UNBLINDING {pid}" in res.out and "reason overdose" in res.out
+
+
+def test_no_ward_export_or_log_reveals_a_blinded_participants_arm(cli, trial: Trial, tmp_path) -> None:
+    """Issue 20's "never": no ward export and no ward role's `log` ties a participant or kit to an arm.
+
+    The protocol's arms are public (TA, the ODM metadata, a blinded EXTRT
+    naming every arm's product): what must never appear is one arm beside a
+    participant or a kit. So every line that names an allocated participant
+    or kit names either no arm or all of them.
+    """
+    assert _make(cli, trial, "palm007", "4").code == 0  # at least 4 entries: 3 participants fit
+    trial.deliver()
+    pids = [trial.participant() for _ in range(3)]
+    kits = []
+    for pid in pids:
+        res = cli("randomize", pid, user="clinician")
+        assert res.code == 0, res.err
+        kits.append(res.out.split(" randomized: kit ", 1)[1].split()[0].strip(".,;:()"))
+    out = tmp_path / "exports"
+    for args in (
+        ("csv", "--out", str(out / "csv")),
+        ("odm", "--out", str(out / "odm.xml")),
+        ("sdtm", "--out", str(out / "sdtm")),
+    ):
+        res = cli("export", *args, user="coordinator")
+        assert res.code == 0, res.err
+    texts = {
+        str(f.relative_to(out)): f.read_text("utf-8")
+        for f in out.rglob("*")
+        if f.suffix in (".csv", ".xml", ".json")
+    }
+    assert any(
+        "sdtm/" in name and name.endswith(".json") for name in texts
+    )  # Dataset-JSON, the XPT's content
+    for role in ("clinician", "pharmacist", "coordinator", "auditor", "investigator", "dsmg"):
+        res = cli("log", "--json", user=role)
+        assert res.code == 0, (role, res.err)
+        texts[f"log --json as {role}"] = res.out
+    named = 0
+    for name, text in texts.items():
+        for line in text.splitlines():
+            if any(p in line for p in pids) or any(k in line for k in kits):
+                named += 1
+                up = line.upper()
+                assert ("TECOVIRIMAT" in up) == ("PLACEBO" in up), (name, line[:300])
+    assert named > 0  # the search saw the participants
