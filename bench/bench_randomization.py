@@ -11,7 +11,9 @@ digest check of the same entry. The two run alternately in one loop
 append) is timed once per size, beside generating the plaintext list alone.
 
 Set-up (not timed): a hub and a ward laptop on real files, registered with
-each other; the list delivered in a real hub bundle; participants inserted
+each other; an investigator's first sign-in on the ward makes the laptop's
+unblinding key, which a real ward bundle takes to the hub (a blinded list is
+sealed to it); the list delivered in a real hub bundle; participants inserted
 into the ward's participants table directly (consent is not what is measured).
 
     python bench/run.py --only randomization [--quick]
@@ -44,9 +46,16 @@ def _setup(root: Path, per_stratum: int):
     users.add_user(hs, "coordinator", "Coco", "coordinator", PASSWORD)
     ws = w.unlock("admin", PASSWORD)
     users.add_user(ws, "clinician", "Clin", "clinician", PASSWORD)
+    users.add_user(ws, "investigator", "Inv", "investigator", PASSWORD)
     wcard, hcard = registry.own_card(ws.store), registry.own_card(hs.store)
     registry.register_device(hs, wcard)
     registry.set_hub(ws, hcard, None)
+    w.unlock("investigator", PASSWORD).close()  # makes the laptop's unblinding key (wardcrf.unblindkeys)
+    outbound = root / "to-hub"
+    outbound.mkdir()
+    for f in ward.export(ws, outbound).files:
+        if f.name.endswith(".tar.age"):
+            assert hub.import_file(hs, f).ok
     hs.close()
     hs = h.unlock("coordinator", PASSWORD)
     made, t_make = None, None
