@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
 
-from . import roles, sessionkeys
+from . import authority, sessionkeys
 from .keyslots import RECOVERY_SLOT
 
 if TYPE_CHECKING:
@@ -38,6 +38,17 @@ if TYPE_CHECKING:
 
 ACTION = "randomization.unblind"
 EVENT = "randomization.unblinding_key"
+
+
+def _holds(role: str | None) -> bool:
+    """May a slot of this role carry the identity? The roles that may publish it (one source: the authority table).
+
+    Asking `roles.allowed` here as well would be a second answer to the same
+    question; when the two differed, a sign-in would make an identity whose
+    publishing event the append then refuses.
+    """
+    t = authority.get(EVENT)
+    return role is not None and t is not None and role in t.roles
 
 
 def _recipient_of(identity: bytes) -> str:
@@ -59,7 +70,7 @@ def settle(session: Session, opened: Opened | None) -> None:
     All under the key slots' file lock, so two sign-ins at once on a new
     laptop (the TUI and a command) make one identity, not two.
     """
-    if opened is None or not roles.allowed(session.role, ACTION):
+    if opened is None or not _holds(session.role):
         return
     if session.store.scalar("SELECT kind FROM site WHERE id = 1") != "ward":
         return
@@ -100,7 +111,7 @@ def _may_unblind(session: Session, slot_name: str) -> bool:
     row = session.store.one(
         "SELECT role, active FROM users WHERE username = ?", (slot_name.removeprefix("user:"),)
     )
-    return row is not None and bool(row[1]) and roles.allowed(str(row[0]), ACTION)
+    return row is not None and bool(row[1]) and _holds(str(row[0]))
 
 
 class SlotTerms(TypedDict):
@@ -110,7 +121,7 @@ class SlotTerms(TypedDict):
 
 def slot_terms(session: Session, role: str) -> SlotTerms:
     """What a new or reset slot of `role` gets: an inbox for a role that may unblind, and the identity if held."""
-    if not roles.allowed(role, ACTION):
+    if not _holds(role):
         return {"inbox": False, "unblinding": None}
     return {"inbox": True, "unblinding": sessionkeys.unblinding_identity(session)}
 
