@@ -377,7 +377,8 @@ def consent_problems(
     store: Store, subjects: Iterable[str] | None = None
 ) -> tuple[int, list[tuple[str, str]]]:
     """(records checked, [(event id, problem)]): participant records written before a consent
-    signed by three distinct users, in log order, for `subjects` (every participant if None).
+    signed by its doctor and the witnesses its protocol version asks for (three distinct users
+    for MEXCOVID), in log order, for `subjects` (every participant if None).
 
     The services refuse anything else; this finds records that reached the
     log another way (an edited import, a bug). `audit verify` runs it over
@@ -410,7 +411,7 @@ def consent_problems(
                     u
                     for (u,) in store.execute("SELECT user_id FROM signatures WHERE target_event = ?", (cid,))
                 }
-                if len(signers) >= 3:
+                if len(signers) >= 1 + _witnesses_of(store, cid):
                     first_valid[subject] = cpos
                     break
         if form == "consent":
@@ -420,6 +421,18 @@ def consent_problems(
             pid = subject.removeprefix("participant:")
             problems.append((event_id, f"{pid}: {form} record {event_id} has no signed consent before it"))
     return len(rows), problems
+
+
+def _witnesses_of(store: Store, consent_event: str) -> int:
+    """The witnesses the consent's protocol version asks for (`[consent] witnesses`; format 1's default 2)."""
+    from .. import protocol as protocols
+    from ..eventlog import get
+
+    event = get(store, consent_event)
+    try:
+        return protocols.version(store, event.protocol if event else None).consent.witnesses
+    except Refused:
+        return 2
 
 
 def _consent_first(store: Store) -> audit.CheckResult:

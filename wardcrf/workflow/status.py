@@ -95,6 +95,10 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     pid = p.id  # as stored, whatever case or padding was typed
     proto = protocols.active(store)
     at = at or now()
+    if proto.engine is not None:  # a format-2 version of its own: the engine's view of the record
+        from .engine_rules import summary as engine_summary
+
+        return engine_summary(store, proto, p, at)
     consent_ok, consent_why = consent_state(store, p, proto.consent.witnesses)
     doses = dosing.doses_of(store, pid)
     deviations: list[dict[str, Any]] = []

@@ -82,7 +82,9 @@ def _row(state: tuple[Any, ...], model: Any) -> tuple[Any, ...]:
     pid, enrolled_on, enrollment_event, eligible, given, owed, positive, _known = state
     next_dose = next_due = None
     day0 = _day(enrolled_on)
-    if day0 is not None and model is not None and given < due.planned(model):
+    # One arm's schedule from enrollment (format 1 and single-arm trials); a trial of several arms places
+    # each participant by the arm allocated (`engine_rules.plan_inputs`), which the queue does not read yet.
+    if day0 is not None and model is not None and len(model.arms) == 1 and given < due.planned(model):
         next_dose = given + 1
         slot = due.slot(model, {"enrollment": day0}, next_dose)
         next_due = _utc(slot.due or slot.opens) if slot is not None else None
