@@ -302,11 +302,38 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
               "grade=1", "serious=no", "causality=not_related", "outcome=recovered", f"first_known={w.now.date().isoformat()}")
     assert r.code == 1
 
-    # exports with the model, ODM valid against the XSD; the audit
+    # participant show: the engine's view (arm, each slot, the deviations the protocol names)
+    r = w.run("participant", "show", pid, "--json", user="auditor")
+    assert r.code == 0, r.err
+    shown = json.loads(r.out)
+    assert shown["arm"] == arm and shown["status"] == "in treatment" and shown["adverse_events"] == 1
+    states = {a["number"]: a["state"] for a in shown["administrations"]}
+    assert (states[s1.number], states[s2.number], states[s3.number]) == ("given", "not given", "given")
+    named = {(d["code"], d.get("number")) for d in shown["deviations"]}
+    assert ("missed_infusion", s2.number) in named
+    assert ("interrupted", None) in named
+
+    # exports with the model: the trial design and visits are PALM's; ODM valid against the XSD; the audit
     out = w.root / "exports"
     r = w.run("export", "sdtm", "--out", str(out / "sdtm"), user="auditor")
     assert r.code == 0, r.err
+    def rows(name: str) -> list[dict[str, object]]:
+        d = json.loads((out / "sdtm" / f"{name}.json").read_text("utf-8"))
+        cols = [c["name"] for c in d["columns"]]
+        return [dict(zip(cols, row, strict=True)) for row in d["rows"]]
+
+    assert {r["ARMCD"] for r in rows("ta")} == {"ZMAPP", "RDV", "MAB114", "REGNEB3"}
+    dm = {r["SUBJID"]: r for r in rows("dm")}
+    assert dm[pid]["ARMCD"] == arm and dm[failing]["ARMNRS"] == "SCREEN FAILURE"
     r = w.run("export", "odm", "--out", str(out / "odm.xml"), user="auditor")
     assert r.code == 0, r.err
+    import importlib.resources
+
+    import xmlschema
+
+    xsd = importlib.resources.files("odmlib") / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd"
+    assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out / "odm.xml"))) == []
+    odm = (out / "odm.xml").read_text("utf-8")
+    assert 'StudyEventDef OID="SE.D28"' in odm and 'FormDef OID="F.infusion"' in odm
     r = w.run("audit", "verify", "--json", user="auditor")
     assert r.code == 0 and json.loads(r.out)["ok"] is True, r.out
