@@ -218,9 +218,18 @@ def test_init_refuses_a_protocol_it_cannot_run_before_anything_is_created(
 
 PALM = FILES["palm.toml"]
 HOSTILE_PALM = [
-    ("unknown field in a criterion", PALM.replace("screening.ebov_pcr_positive == true", "screening.nope == true", 1)),
-    ("control character in a label", PALM.replace('label = "ZMapp 50 mg/kg', 'label = "ZMapp\u0007 50 mg/kg', 1)),
-    ("a regimen's form that does not exist", PALM.replace('record = { form = "infusion"', 'record = { form = "infusoin"', 1)),
+    (
+        "unknown field in a criterion",
+        PALM.replace("screening.ebov_pcr_positive == true", "screening.nope == true", 1),
+    ),
+    (
+        "control character in a label",
+        PALM.replace('label = "ZMapp 50 mg/kg', 'label = "ZMapp\u0007 50 mg/kg', 1),
+    ),
+    (
+        "a regimen's form that does not exist",
+        PALM.replace('record = { form = "infusion"', 'record = { form = "infusoin"', 1),
+    ),
     ("malformed expression", PALM.replace('check = "diabp < sysbp"', 'check = "diabp < < sysbp"', 1)),
     ("oversized file", PALM + "#" + "x" * 2_000_000 + "\n"),
 ]

@@ -21,13 +21,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from site_users import PASSWORD
 from synckit import card_of, connect, open_
+from wardcrf.sync import hub, ward
 from wf_support import photo_file, ready_kit_on
 
 from wardcrf import users
 from wardcrf.engine import model, schedule
 from wardcrf.randomization import service
 from wardcrf.site import Site
-from wardcrf.sync import hub, ward
 
 KIN = ZoneInfo("Africa/Kinshasa")
 WITNESS = {"WARDCRF_PASSWORD_INVESTIGATOR": PASSWORD}
@@ -121,7 +121,9 @@ def palm(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ward:
     finally:
         s.close()
     # The hub makes the allocation list for this laptop and sends it in its bundle.
-    h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD, protocol_file=model.shipped("palm.toml")).site
+    h = hub.init(
+        tmp_path / "hub", admin="admin", password=PASSWORD, protocol_file=model.shipped("palm.toml")
+    ).site
     hs = open_(h, "admin")
     try:
         users.add_user(hs, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
@@ -229,9 +231,13 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert chosen is not None, "a block of at most 8 holds every arm"
     pid, arm = chosen
     randomized = w.now
-    plan = schedule.plan(m, {"randomization": randomized}, arm=arm, zone="Africa/Kinshasa", conditions={
-        "exists(disposition where stage == 'end_of_treatment')": False
-    })
+    plan = schedule.plan(
+        m,
+        {"randomization": randomized},
+        arm=arm,
+        zone="Africa/Kinshasa",
+        conditions={"exists(disposition where stage == 'end_of_treatment')": False},
+    )
     slots = [s for adms in plan.values() for _adm, ss in adms for s in ss]
     assert len(slots) >= 3
 
@@ -298,8 +304,20 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
         f"first_known={w.now.date().isoformat()}",
     )
     assert r.code == 0, r.err
-    r = w.run("submit", "ae", "--participant", pid, "term=Fever", "infusion=40", f"onset={w.now.date().isoformat()}",
-              "grade=1", "serious=no", "causality=not_related", "outcome=recovered", f"first_known={w.now.date().isoformat()}")
+    r = w.run(
+        "submit",
+        "ae",
+        "--participant",
+        pid,
+        "term=Fever",
+        "infusion=40",
+        f"onset={w.now.date().isoformat()}",
+        "grade=1",
+        "serious=no",
+        "causality=not_related",
+        "outcome=recovered",
+        f"first_known={w.now.date().isoformat()}",
+    )
     assert r.code == 1
 
     # participant show: the engine's view (arm, each slot, the deviations the protocol names)
@@ -317,6 +335,7 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     out = w.root / "exports"
     r = w.run("export", "sdtm", "--out", str(out / "sdtm"), user="auditor")
     assert r.code == 0, r.err
+
     def rows(name: str) -> list[dict[str, object]]:
         d = json.loads((out / "sdtm" / f"{name}.json").read_text("utf-8"))
         cols = [c["name"] for c in d["columns"]]

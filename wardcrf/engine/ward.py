@@ -100,27 +100,26 @@ def _first_administration(m: Model) -> Any:
 
 def _schedule(m: Model) -> format1.Schedule:
     """Format 1's one-regimen summary: the first arm's first administration (the engine plans every one)."""
+    zone = m.calendar.zone or ""  # "" = the site's zone
     adm = _first_administration(m)
-    first_arm = m.arms[0].code if m.arms else None
-    doses = sum(a.schedule.count_max for r in m.regimens_of(first_arm) for a in r.administrations) if m.arms else 0
-    products = {str(p["code"]): p for p in m.data.get("products", ())}
-    product = products.get(adm.product, {}) if adm else {}
-    window = int(max(-adm.window[0], adm.window[1]).total_seconds() // 60) if adm else 0
+    if adm is None:
+        return format1.Schedule(1, 0.0, "", time(0, 0), zone, 0, 0.0, 0, "", "", "", False)
+    doses = sum(a.schedule.count_max for r in m.regimens_of(m.arms[0].code) for a in r.administrations)
     return format1.Schedule(
         doses=max(1, doses),
-        particles_per_dose=float(adm.dose.fixed) if adm and adm.dose.fixed is not None else 0.0,
-        particles_unit=adm.dose.unit if adm else "",
-        time=adm.schedule.times[0] if adm and adm.schedule.times else time(0, 0),
-        zone=m.calendar.zone or "",  # "" = the site's zone (`workflow.status.ward_zone`)
-        window_minutes=window,
+        particles_per_dose=float(adm.dose.fixed) if adm.dose.fixed is not None else 0.0,
+        particles_unit=adm.dose.unit,
+        time=adm.schedule.times[0] if adm.schedule.times else time(0, 0),
+        zone=zone,
+        window_minutes=int(max(-adm.window[0], adm.window[1]).total_seconds() // 60),
         volume_ml=0.0,
         duration_minutes=0,
         device="",
-        route=adm.route if adm else "",
+        route=adm.route,
         diluent="",
         skin_test_required=False,
-        frequency=adm.frequency if adm else "QD",
-    ) if adm else format1.Schedule(1, 0.0, "", time(0, 0), m.calendar.zone or "", 0, 0.0, 0, "", "", "", False)
+        frequency=adm.frequency,
+    )
 
 
 def _sentinels(data: Mapping[str, Any]) -> int:
@@ -142,7 +141,12 @@ def _product(m: Model) -> dict[str, Any]:
 def _trial(data: Mapping[str, Any]) -> format1.Trial:
     t = data.get("trial", {})
     arms = tuple(
-        format1.Arm(str(a["code"]), str(a.get("label", a["code"])) if isinstance(a.get("label"), str) else format1.tr(dict(a.get("label") or {})) or str(a["code"]))
+        format1.Arm(
+            str(a["code"]),
+            str(a.get("label", a["code"]))
+            if isinstance(a.get("label"), str)
+            else format1.tr(dict(a.get("label") or {})) or str(a["code"]),
+        )
         for a in data.get("arms", ())
     )
 
@@ -167,7 +171,9 @@ def _trial(data: Mapping[str, Any]) -> format1.Trial:
         sex_population=str(t.get("sex_population", "")),
         countries=tuple(str(c) for c in t.get("countries", ())),
         site_countries={str(k): str(v) for k, v in (t.get("site_countries") or {}).items()},
-        planned_participants=t.get("planned_participants") if isinstance(t.get("planned_participants"), int) else None,
+        planned_participants=t.get("planned_participants")
+        if isinstance(t.get("planned_participants"), int)
+        else None,
         primary_objective=str(t.get("primary_objective", "")),
         stopping_rule=str(t.get("stopping_rule", "")),
         arms=arms,

@@ -167,9 +167,17 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
     try:
         for name, spec in fields.items():
             blank = v.get(name) in (None, "", [])
-            if spec.get("required_when") and blank and interpreter.truth(str(spec["required_when"]), snap) is True:
+            if (
+                spec.get("required_when")
+                and blank
+                and interpreter.truth(str(spec["required_when"]), snap) is True
+            ):
                 ctx.problem(name, f"required when {spec['required_when']}")
-            if spec.get("applies_when") and not blank and interpreter.truth(str(spec["applies_when"]), snap) is False:
+            if (
+                spec.get("applies_when")
+                and not blank
+                and interpreter.truth(str(spec["applies_when"]), snap) is False
+            ):
                 ctx.problem(name, f"does not apply here (only when {spec['applies_when']}); leave it blank")
         computed: dict[str, Any] = {}
         for name, spec in fields.items():
@@ -254,7 +262,9 @@ def _assessment(ctx: RuleContext, m: Model, snap: Snapshot) -> None:
                 ctx.problem(link, str(words))
                 return
         if a.get("when") == "after" and int(n) not in _given_numbers(ctx, m):
-            ctx.problem(link, f"administration {n} is not recorded as given: {a.get('label', a['code'])} follow it")
+            ctx.problem(
+                link, f"administration {n} is not recorded as given: {a.get('label', a['code'])} follow it"
+            )
 
 
 def _given_numbers(ctx: RuleContext, m: Model) -> set[int]:
@@ -397,7 +407,9 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
             ctx.problem(roles_["given_by"], f"{given_by} is not an active user of this site")
         elif not roles.allowed(user["role"], "dose.record"):
             allowed = ", ".join(r for r in roles.ROLES if roles.allowed(r, "dose.record"))
-            ctx.problem(roles_["given_by"], f"{given_by} has the role {user['role']}; doses are given by: {allowed}")
+            ctx.problem(
+                roles_["given_by"], f"{given_by} has the role {user['role']}; doses are given by: {allowed}"
+            )
         out[roles_["given_by"]] = given_by
     not_given = v.get(roles_.get("not_given", "")) is True
     start_v = v.get(roles_.get("start", ""))
@@ -405,12 +417,18 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
     start = ctx.local(str(start_v)) if start_v else None
     end = ctx.local(str(end_v)) if end_v else None
     if start and end and end < start:
-        ctx.problem(roles_["end"], f"{end.isoformat(timespec='minutes')} is before the start {start.isoformat(timespec='minutes')}")
+        ctx.problem(
+            roles_["end"],
+            f"{end.isoformat(timespec='minutes')} is before the start {start.isoformat(timespec='minutes')}",
+        )
     kit = v.get(roles_.get("kit", ""))
     if kit:
         for other in _others(ctx, ctx.form):
             if other.get(roles_["kit"]) and ids.same(str(other[roles_["kit"]]), str(kit)):
-                ctx.problem(roles_["kit"], f"kit {ids.key(str(kit))} was already used ({other['_event']}): one kit, one administration")
+                ctx.problem(
+                    roles_["kit"],
+                    f"kit {ids.key(str(kit))} was already used ({other['_event']}): one kit, one administration",
+                )
     if ctx.problems:
         return out
     snap, _rec = _snapshot(ctx, m, v)
@@ -421,7 +439,12 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
     if not_given:
         rows, _ = place(m, ctx.form, anchors, arm, ctx.zone, others, None, ctx.now, facts)
         slot_row = next(
-            ((reg, adm, r) for reg, adm, rs in rows for r in rs if r.filled_by is None and r.slot.opens <= ctx.now),
+            (
+                (reg, adm, r)
+                for reg, adm, rs in rows
+                for r in rs
+                if r.filled_by is None and r.slot.opens <= ctx.now
+            ),
             None,
         )
         if slot_row is None:
@@ -451,8 +474,6 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
     for role, value in computed.items():
         if role in roles_ and value is not None:
             out[roles_[role]] = value
-    if not_given and "start" in roles_:
-        pass  # a dose not given has no start: its slot's due time places it
     if "prescribed" in roles_:
         out[roles_["prescribed"]] = _prescribed(m, placed.administration, snap)
     administration = {
@@ -488,7 +509,9 @@ def _prescribed(m: Model, adm: Administration, snap: Snapshot) -> Any:
     return {"value": plain, "unit": adm.dose.unit}
 
 
-def _before_assessments(ctx: RuleContext, m: Model, snap: Snapshot, placed: Placed, start: datetime | None) -> None:
+def _before_assessments(
+    ctx: RuleContext, m: Model, snap: Snapshot, placed: Placed, start: datetime | None
+) -> None:
     for a in m.data.get("dose_assessments", ()):
         if a.get("when") != "before" or not a.get("blocks"):
             continue
@@ -509,8 +532,16 @@ def _before_assessments(ctx: RuleContext, m: Model, snap: Snapshot, placed: Plac
 
 
 def _after_owed(ctx: RuleContext, m: Model, snap: Snapshot, number: int) -> None:
-    blocking = {str(a["code"]): a for a in m.data.get("dose_assessments", ()) if a.get("when") == "after" and a.get("blocks")}
-    owed = [(code, n) for code, n in gates.owed_after(m, snap, sorted(_given_numbers(ctx, m))) if code in blocking and n < number]
+    blocking = {
+        str(a["code"]): a
+        for a in m.data.get("dose_assessments", ())
+        if a.get("when") == "after" and a.get("blocks")
+    }
+    owed = [
+        (code, n)
+        for code, n in gates.owed_after(m, snap, sorted(_given_numbers(ctx, m)))
+        if code in blocking and n < number
+    ]
     if owed:
         code, n = owed[0]
         raise Refused(
@@ -525,7 +556,10 @@ def _ae_link(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
     if n is None:
         return
     if int(n) not in _given_numbers(ctx, m):
-        ctx.problem(str(link), f"administration {n} has not been recorded as given for {ctx.participant.id if ctx.participant else ''}")
+        ctx.problem(
+            str(link),
+            f"administration {n} has not been recorded as given for {ctx.participant.id if ctx.participant else ''}",
+        )
 
 
 # -- what a participant's record says, for `participant show` ---------------------------------------
@@ -542,7 +576,9 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
     consent_ok, consent_why = consent_state(store, p, proto.consent.witnesses)
     anchors, arm = plan_inputs(store, m, p, site_zone)
     records = eligibility.participant_records(store, m, p.id)
-    snap = Snapshot(records=records, now=at, zone=zone(site_zone), anchors=anchors, anchor_day=m.calendar.anchor_day)
+    snap = Snapshot(
+        records=records, now=at, zone=zone(site_zone), anchors=anchors, anchor_day=m.calendar.anchor_day
+    )
     administrations: list[dict[str, Any]] = []
     deviations: list[dict[str, Any]] = []
     next_item: dict[str, Any] | None = None
@@ -590,18 +626,26 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
                         wrong = _wrong_dose(kinds["wrong_dose"], rec, roles_)
                         if wrong:
                             deviations.append({**_deviation(kinds["wrong_dose"], item), "detail": wrong})
-                    if next_item is None and st.state not in (schedule.GIVEN, schedule.NOT_GIVEN, schedule.MISSED):
+                    if next_item is None and st.state not in (
+                        schedule.GIVEN,
+                        schedule.NOT_GIVEN,
+                        schedule.MISSED,
+                    ):
                         next_item = item
             for d in declared:
                 if d.get("on") != form or not d.get("when"):
                     continue
                 for r in records.get(form, ()):
                     if interpreter.truth(str(d["when"]), snap.with_record(r)) is True:
-                        deviations.append({"kind": _label(d.get("label", d["code"])), "code": d["code"], "event": r.event_id})
+                        deviations.append(
+                            {
+                                "kind": _label(d.get("label", d["code"])),
+                                "code": d["code"],
+                                "event": r.event_id,
+                            }
+                        )
     given = sum(1 for a in administrations if a["state"] == schedule.GIVEN)
-    if not consent_ok:
-        status = "consented"
-    elif p.eligible is None:
+    if not consent_ok or p.eligible is None:
         status = "consented"
     elif not p.eligible:
         status = "enrolled, no longer eligible" if p.enrollment_event else "screen failure"
@@ -617,7 +661,12 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
         "protocol": {"id": m.id, "version": m.version},
         "status": status,
         "sex": p.sex,
-        "consent": {"valid": consent_ok, "detail": consent_why, "event": p.consent_event, "time": p.consent_time},
+        "consent": {
+            "valid": consent_ok,
+            "detail": consent_why,
+            "event": p.consent_event,
+            "time": p.consent_time,
+        },
         "eligible": p.eligible,
         "failed_criteria": p.failed_criteria,
         "enrolled_on": p.enrolled_on,
@@ -638,7 +687,12 @@ def _label(text: Any) -> str:
 
 
 def _deviation(d: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
-    return {"kind": _label(d.get("label", d["code"])), "code": d["code"], "number": item["number"], "event": item["event"]}
+    return {
+        "kind": _label(d.get("label", d["code"])),
+        "code": d["code"],
+        "number": item["number"],
+        "event": item["event"],
+    }
 
 
 def _wrong_dose(d: Mapping[str, Any], rec: Mapping[str, Any], roles_: Mapping[str, str]) -> str | None:
