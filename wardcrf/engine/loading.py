@@ -8,7 +8,7 @@ format 1's limits (size, characters, nesting) and refuse with
 **Format 2 in a site** (docs/engine.md, "Format 2 on a ward"), two ways:
 
 * A format-2 file that *re-encodes* a format-1 version (its `reencodes` lists
-  that version's SHA-256, same id and version; the shipped MEXCOVID) is the
+  that version's SHA-256, same id and version; the shipped first trial) is the
   same protocol version: loading it records `protocol.reencoded` beside that
   version's `protocol.loaded`, and `model_of` hands the engine the format-2
   model for it. Records are still captured under the format-1 version, so the

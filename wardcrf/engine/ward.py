@@ -105,20 +105,22 @@ def _schedule(m: Model) -> format1.Schedule:
     if adm is None:
         return format1.Schedule(1, 0.0, "", time(0, 0), zone, 0, 0.0, 0, "", "", "", False)
     doses = sum(a.schedule.count_max for r in m.regimens_of(m.arms[0].code) for a in r.administrations)
+    # Format 1's fields in order: doses, dose per administration, its unit, due time, zone, window (min),
+    # volume, duration, device, route, diluent, pre-dose check required, frequency.
     return format1.Schedule(
-        doses=max(1, doses),
-        particles_per_dose=float(adm.dose.fixed) if adm.dose.fixed is not None else 0.0,
-        particles_unit=adm.dose.unit,
-        time=adm.schedule.times[0] if adm.schedule.times else time(0, 0),
-        zone=zone,
-        window_minutes=int(max(-adm.window[0], adm.window[1]).total_seconds() // 60),
-        volume_ml=0.0,
-        duration_minutes=0,
-        device="",
-        route=adm.route,
-        diluent="",
-        skin_test_required=False,
-        frequency=adm.frequency,
+        max(1, doses),
+        float(adm.dose.fixed) if adm.dose.fixed is not None else 0.0,
+        adm.dose.unit,
+        adm.schedule.times[0] if adm.schedule.times else time(0, 0),
+        zone,
+        int(max(-adm.window[0], adm.window[1]).total_seconds() // 60),
+        0.0,
+        0,
+        "",
+        adm.route,
+        "",
+        False,
+        adm.frequency,
     )
 
 
