@@ -422,13 +422,9 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
             f"{end.isoformat(timespec='minutes')} is before the start {start.isoformat(timespec='minutes')}",
         )
     kit = v.get(roles_.get("kit", ""))
+    first_use = True
     if kit:
-        for other in _others(ctx, ctx.form):
-            if other.get(roles_["kit"]) and ids.same(str(other[roles_["kit"]]), str(kit)):
-                ctx.problem(
-                    roles_["kit"],
-                    f"kit {ids.key(str(kit))} was already used ({other['_event']}): one kit, one administration",
-                )
+        first_use = _kit_rule(ctx, m, roles_["kit"], str(kit), arm)
     if ctx.problems:
         return out
     snap, _rec = _snapshot(ctx, m, v)
@@ -482,6 +478,7 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
         "product": placed.administration.product,
         "kit": str(kit) if kit else None,
         "start": start,
+        "kit_first_use": first_use,
     }
     if not not_given and ctx.amending is None:
         _before_assessments(ctx, m, snap, placed, start)
@@ -494,6 +491,52 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
                 )
             )
     return out
+
+
+def kit_uses(store: Store, m: Model) -> list[tuple[str, str, str]]:
+    """(kit key, participant, record) of every administration record on the site that names a kit."""
+    out: list[tuple[str, str, str]] = []
+    for form in sorted(_administration_forms(m)):
+        field_ = _roles(m, form).get("kit")
+        if not field_:
+            continue
+        for event_id, subject, data in store.execute(
+            "SELECT event_id, subject, data FROM records WHERE form = ? ORDER BY rowid", (form,)
+        ).fetchall():
+            kit = json.loads(data).get(field_)
+            if kit not in (None, ""):
+                out.append(
+                    (ids.key(str(kit)), str(subject or "").removeprefix("participant:"), str(event_id))
+                )
+    return out
+
+
+def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None) -> bool:
+    """A kit's use as its product says (`kit.use`): `administration`, once; `course`, one participant's
+    course (never another participant's). Returns whether this is the kit's first administration."""
+    p = ctx.participant
+    assert p is not None
+    uses = {
+        str(x["code"]): str((x.get("kit") or {}).get("use", "administration"))
+        for x in m.data.get("products", ())
+    }
+    products = {a.product for r in m.regimens_of(arm) for a in r.administrations}
+    course = bool(products) and all(uses.get(x) == "course" for x in products)
+    key = ids.key(kit)
+    first = True
+    for used, who, event_id in kit_uses(ctx.store, m):
+        if used != key or event_id == ctx.amending:
+            continue
+        if who != p.id:
+            ctx.problem(
+                field_, f"kit {key} belongs to {who} ({event_id}): a kit is never given to two participants"
+            )
+            return False
+        if not course:
+            ctx.problem(field_, f"kit {key} was already used ({event_id}): one kit, one administration")
+            return False
+        first = False
+    return first
 
 
 def _prescribed(m: Model, adm: Administration, snap: Snapshot) -> Any:

@@ -62,7 +62,7 @@ def _date(v: Any) -> date | None:
 
 @rule("consent", action="consent.record", needs_consent=False)
 def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    """Surrogate details when a surrogate signs; three distinct doctors sign."""
+    """Surrogate details when a surrogate signs; the doctor and `[consent] witnesses` witnesses sign, all distinct."""
     if v.get("consenter") == "surrogate":
         for key in ("surrogate_name", "surrogate_relationship"):
             if not v.get(key):
@@ -77,7 +77,8 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         raise Refused(f"consent is taken by a study doctor (roles: {', '.join(rules.doctor_roles)})")
     seen = {doctor: "the consenting doctor"}
     signers: list[tuple[str, str]] = [(doctor, "authored")]
-    for key in ("witness_1", "witness_2"):
+    keys = witness_fields(rules.witnesses)
+    for key in keys:
         name = v.get(key)
         if not name:
             continue
@@ -92,16 +93,16 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         elif name in seen:
             ctx.problem(
                 key,
-                f"{name} already signs as {seen[name]}; each of the three signatures "
-                "must be by a different user",
+                f"{name} already signs as {seen[name]}; each of the "
+                f"{_COUNT.get(1 + rules.witnesses, str(1 + rules.witnesses))} signatures must be by a different user",
             )
         else:
-            seen[name] = "the first witness" if key == "witness_1" else "the second witness"
+            seen[name] = _ORDINAL.get(key, f"witness {key.removeprefix('witness_')}")
             signers.append((name, "witnessed"))
     if ctx.amending is not None:
         old = ctx.store.scalar("SELECT data FROM records WHERE event_id = ?", (ctx.amending,))
         before = json.loads(old) if old else {}
-        for key in ("witness_1", "witness_2"):
+        for key in keys:
             if v.get(key) != before.get(key):
                 ctx.problem(key, "witnesses signed the original consent; record a new consent instead")
         if v.get("time"):
@@ -112,6 +113,19 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
             raise Refused("consent needs the e-signatures of the consenting doctor and both witnesses")
         ctx.carry["signers"] = [(n, m, ctx.password_for(n)) for n, m in signers]
     return {}
+
+
+_COUNT = {1: "one", 2: "two", 3: "three", 4: "four"}
+_ORDINAL = {
+    "witness_1": "the first witness",
+    "witness_2": "the second witness",
+    "witness_3": "the third witness",
+}
+
+
+def witness_fields(witnesses: int) -> tuple[str, ...]:
+    """The consent's witness fields, `witness_1` ... `witness_N` for `[consent] witnesses = N`."""
+    return tuple(f"witness_{i}" for i in range(1, witnesses + 1))
 
 
 def _consent_still_first(ctx: RuleContext, new_time: datetime) -> None:
