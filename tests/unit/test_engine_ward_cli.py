@@ -1,4 +1,4 @@
-"""A format-2 protocol that re-encodes nothing runs a ward, through the CLI, in-process (issue 17).
+"""Format-2 protocols that re-encode nothing run a ward, through the CLI, in-process (issue 17).
 
 PALM (four open-label arms, weight-based infusions, a loading dose then
 maintenance, vitals before and after each infusion, 2-8 C products): a site
@@ -9,6 +9,12 @@ gates deciding (the pre-infusion vitals, the custody of the vial); a missed
 infusion and a deviation; an AE; SDTM and ODM exports with the model (ODM
 valid against the XSD); `audit verify`. The clock is the app's
 (`WARDCRF_FAKE_NOW`), moved forward through the course; nothing waits.
+
+PALM007 (double blind, a kit number only; tablets every 12 h for 14 days by
+weight band; one bottle per participant's course): the same path, with the
+allocation gate refusing another kit, a late dose, a dose not given, one
+without food and a wrong dose named as the protocol's deviations, doses
+missed as time passes, and another participant refused the bottle.
 """
 
 from __future__ import annotations
@@ -72,6 +78,8 @@ class Ward:
         return str(json.loads(r.out)["participant"])
 
     def screen(self, pid: str, **kw: str):
+        if self.name == "palm007":
+            return self.screen007(pid, **kw)
         values = {
             "date": self.now.date().isoformat(),
             "age": "34",
@@ -86,10 +94,31 @@ class Ward:
         values.update(kw)
         return self.run("submit", "screening", "--participant", pid, *(f"{k}={v}" for k, v in values.items()))
 
+    def screen007(self, pid: str, **kw: str):
+        values = {
+            "date": self.now.date().isoformat(),
+            "age": "29",
+            "sex": "M",
+            "weight": "62",
+            "pregnant": "not_applicable",
+            "pcr_positive": "yes",
+            "pcr_date": (self.now.date() - timedelta(days=1)).isoformat(),
+            "active_lesion": "yes",
+            "contraception": "agrees",
+            "inpatient_agreed": "yes",
+            "hb": "11.2",
+            "meglitinide": "no",
+            "midazolam_planned": "no",
+            "other_investigational": "no",
+            "investigator_excludes": "no",
+        }
+        values.update(kw)
+        return self.run("submit", "screening", "--participant", pid, *(f"{k}={v}" for k, v in values.items()))
 
-@pytest.fixture
-def palm(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ward:
-    w = Ward(cli, tmp_path)
+
+def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Ward:
+    """`wardcrf init --protocol NAME`, its people, and an allocation list from the trial's hub."""
+    w = Ward(cli, tmp_path, name)
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
     r = w.cli(
         "init",
@@ -102,13 +131,13 @@ def palm(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ward:
         "--zone",
         "Africa/Kinshasa",
         "--protocol",
-        "palm",
+        name,
         env=w.env(),
     )
     assert r.code == 0, r.err
     s = w.site().unlock("admin", PASSWORD)
     try:
-        for name, role in (
+        for user, role in (
             ("clinician", "clinician"),
             ("investigator", "investigator"),
             ("clinician2", "clinician"),
@@ -117,13 +146,12 @@ def palm(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ward:
             ("auditor", "auditor"),
             ("coordinator", "coordinator"),
         ):
-            users.add_user(s, name, f"{name.title()} User", role, PASSWORD)
+            users.add_user(s, user, f"{user.title()} User", role, PASSWORD)
     finally:
         s.close()
-    # The hub makes the allocation list for this laptop and sends it in its bundle.
-    h = hub.init(
-        tmp_path / "hub", admin="admin", password=PASSWORD, protocol_file=model.shipped("palm.toml")
-    ).site
+    trial = model.shipped(f"{name}.toml")
+    # The trial's hub (its protocol, not the shipped default) makes the list for this laptop.
+    h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD, protocol_file=trial).site
     hs = open_(h, "admin")
     try:
         users.add_user(hs, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
@@ -133,7 +161,7 @@ def palm(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ward:
     device = card_of(w.site()).device
     hs = open_(h, "coordinator")
     try:
-        service.make_list(hs, model.shipped("palm.toml"), "KIN01", device, 8)
+        service.make_list(hs, trial, "KIN01", device, 8)
     finally:
         hs.close()
     stick = tmp_path / "stick"
@@ -150,6 +178,16 @@ def palm(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ward:
     finally:
         ws.close()
     return w
+
+
+@pytest.fixture
+def palm(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ward:
+    return _ward(cli, tmp_path, monkeypatch, "palm")
+
+
+@pytest.fixture
+def palm007(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ward:
+    return _ward(cli, tmp_path, monkeypatch, "palm007")
 
 
 def _vitals(w: Ward, pid: str, timepoint: str, n: int, when: datetime):
@@ -354,5 +392,189 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out / "odm.xml"))) == []
     odm = (out / "odm.xml").read_text("utf-8")
     assert 'StudyEventDef OID="SE.D28"' in odm and 'FormDef OID="F.infusion"' in odm
+    r = w.run("audit", "verify", "--json", user="auditor")
+    assert r.code == 0 and json.loads(r.out)["ok"] is True, r.out
+
+
+def _tablets(w: Ward, pid: str, kit: str, when: datetime, *more: str):
+    return w.run(
+        "submit",
+        "treatment",
+        "--participant",
+        pid,
+        f"kit_id={kit}",
+        f"time={when.isoformat()}",
+        "dose_mg=600",
+        "preparation=whole",
+        "with_food=yes",
+        *more,
+    )
+
+
+def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
+    palm007: Ward, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PALM007: double blind (a kit number, the arm never shown), tecovirimat or placebo every 12 h for 14
+    days by weight band; one bottle per participant for the course."""
+    w = palm007
+    m = model.shipped("palm007.toml")
+
+    # eligibility fails on an exclusion criterion, named
+    failing = w.consent()
+    assert w.screen(failing, meglitinide="yes").code == 0
+    shown = json.loads(w.run("participant", "show", failing, "--json", user="auditor").out)
+    assert shown["status"] == "screen failure" and shown["failed_criteria"] == ["meglit"]
+    r = w.run("submit", "enrollment", "--participant", failing, f"date={w.now.date().isoformat()}")
+    assert r.code == 1 and "meglit" in r.err and len(r.err.strip().splitlines()) == 1
+
+    pid = w.consent()
+    assert w.screen(pid).code == 0, "eligible"
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
+    # no arm yet: the schedule depends on the allocation
+    r = _tablets(w, pid, "K000001", w.now)
+    assert r.code == 1 and "randomize first" in r.err
+    r = w.run("randomize", pid)
+    assert r.code == 0, r.err
+    kit = r.out.split("randomized: kit ", 1)[1].split()[0]
+    assert "TECOVIRIMAT" not in r.out and "PLACEBO" not in r.out
+    randomized = w.now
+    weight_facts = {"screening.weight < 120": True, "screening.weight >= 120": False}
+    plan = schedule.plan(
+        m, {"randomization": randomized}, arm="TECOVIRIMAT", zone="Africa/Kinshasa", conditions=weight_facts
+    )
+    slots = [s for adms in plan.values() for _adm, ss in adms for s in ss]
+    assert len(slots) == 28  # every 12 h for 14 days
+
+    # dose 1 on time; another kit than the one allocated is refused (the allocation gate)
+    s1 = next(s for s in slots if s.closes > w.now + timedelta(minutes=30))
+    t1 = max(s1.opens, w.now) + timedelta(minutes=15)
+    w.at(t1 + timedelta(minutes=30))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    ready_kit_on(w.site(), kit, t1.isoformat(), w.root)
+    other_kit = "K999999" if kit != "K999999" else "K999998"
+    r = _tablets(w, pid, other_kit, t1)
+    assert r.code == 1 and f"is not the kit allocated to {pid}" in r.err, r.err
+    r = _tablets(w, pid, kit, t1)
+    assert r.code == 0, r.err
+    # the next slot: taken late (after its window, before the next opens) -> a late dose
+    s2 = slots[slots.index(s1) + 1]
+    t2 = s2.closes + timedelta(minutes=30)
+    w.at(t2 + timedelta(minutes=5))
+    r = _tablets(w, pid, kit, t2)  # the same bottle: one participant's course
+    assert r.code == 0, r.err
+    # the next: not given (vomited); then one without food; then 400 mg of 600 prescribed
+    s3, s4, s5 = (slots[slots.index(s1) + k] for k in (2, 3, 4))
+    w.at(s3.due + timedelta(minutes=10))
+    r = w.run(
+        "submit",
+        "treatment",
+        "--participant",
+        pid,
+        f"kit_id={kit}",
+        f"time={w.now.isoformat()}",
+        "not_given=yes",
+        "not_given_reason=vomited",
+    )
+    assert r.code == 0, r.err
+    w.at(s4.due + timedelta(minutes=10))
+    r = w.run(
+        "submit",
+        "treatment",
+        "--participant",
+        pid,
+        f"kit_id={kit}",
+        f"time={s4.due.isoformat()}",
+        "dose_mg=600",
+        "preparation=whole",
+        "with_food=no",
+    )
+    assert r.code == 0, r.err
+    w.at(s5.due + timedelta(minutes=10))
+    r = w.run(
+        "submit",
+        "treatment",
+        "--participant",
+        pid,
+        f"kit_id={kit}",
+        f"time={s5.due.isoformat()}",
+        "dose_mg=400",
+        "preparation=opened",
+        "with_food=yes",
+    )
+    assert r.code == 0, r.err
+    # a rule of the form: a dose not given has no amount
+    r = w.run(
+        "submit",
+        "treatment",
+        "--participant",
+        pid,
+        f"kit_id={kit}",
+        f"time={w.now.isoformat()}",
+        "not_given=yes",
+        "not_given_reason=refused",
+        "dose_mg=600",
+    )
+    assert r.code == 1 and "not given has no amount" in r.err
+
+    # another participant may not be given this participant's bottle
+    second = w.consent()
+    assert w.screen(second).code == 0
+    assert (
+        w.run("submit", "enrollment", "--participant", second, f"date={w.now.date().isoformat()}").code == 0
+    )
+    assert w.run("randomize", second).code == 0
+    r = _tablets(w, second, kit, w.now)
+    assert r.code == 1 and "never given to two participants" in r.err, r.err
+
+    # two days pass without a record: those doses are missed
+    w.at(s5.due + timedelta(days=2))
+    shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
+    assert shown["arm"] == "TECOVIRIMAT"  # the shared schedule of a blinded trial, not the allocation
+    by_number = {a["number"]: a for a in shown["administrations"]}
+    assert [by_number[s.number]["state"] for s in (s1, s2, s3, s4, s5)] == [
+        "given",
+        "given",
+        "not given",
+        "given",
+        "given",
+    ]
+    assert by_number[s2.number]["timing"] == "late"
+    named = {(d["code"], d.get("number")) for d in shown["deviations"]}
+    assert ("late_dose", s2.number) in named and ("missed_dose", s3.number) in named
+    assert ("wrong_dose", s5.number) in named and ("without_food", None) in named
+    assert ("missed_dose", slots[slots.index(s5) + 1].number) in named
+    assert shown["doses_planned"] == 28 and shown["doses_given"] == 4
+
+    # an AE, the exports with the model, the audit
+    r = w.run(
+        "submit",
+        "ae",
+        "--participant",
+        pid,
+        "term=Headache",
+        f"onset={w.now.date().isoformat()}",
+        "grade=1",
+        "serious=no",
+        "causality=not_related",
+        "outcome=recovered",
+        f"first_known={w.now.date().isoformat()}",
+    )
+    assert r.code == 0, r.err
+    out = w.root / "exports"
+    assert w.run("export", "sdtm", "--out", str(out / "sdtm"), user="auditor").code == 0
+    r = w.run("export", "odm", "--out", str(out / "odm.xml"), user="auditor")
+    assert r.code == 0, r.err
+    import importlib.resources
+
+    import xmlschema
+
+    xsd = importlib.resources.files("odmlib") / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd"
+    assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out / "odm.xml"))) == []
+    dm = json.loads((out / "sdtm" / "dm.json").read_text("utf-8"))
+    cols = [c["name"] for c in dm["columns"]]
+    rows = {r[cols.index("SUBJID")]: dict(zip(cols, r, strict=True)) for r in dm["rows"]}
+    assert "TECOVIRIMAT" not in json.dumps(rows[pid]) and "PLACEBO" not in json.dumps(
+        rows[pid]
+    )  # still blinded
     r = w.run("audit", "verify", "--json", user="auditor")
     assert r.code == 0 and json.loads(r.out)["ok"] is True, r.out

@@ -632,7 +632,6 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
         from ..engine import due
 
         facts = due.conditions(m, snap, arm)
-        planned = due.planned(m, arm)
         for form in sorted(_administration_forms(m)):
             roles_ = _roles(m, form)
             stored = [
@@ -645,6 +644,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
             ]
             by_event = {str(r["_event"]): r for r in stored}
             rows, _ = place(m, form, anchors, arm, site_zone, stored, None, at, facts)
+            planned += sum(len(states) for _r, _a, states in rows)  # the administrations that apply to them
             for regimen, adm, states in rows:
                 for st in states:
                     s = st.slot
