@@ -61,7 +61,7 @@ class Ward:
     def site(self) -> Site:
         return Site.open(self.dir)
 
-    def consent(self) -> str:
+    def consent(self, at: datetime | None = None) -> str:
         self.pages += 1
         r = self.run(
             "submit",
@@ -70,7 +70,7 @@ class Ward:
             "form_version=1.0",
             "witness_1=investigator",
             f"photos=@{photo_file(self.root / 'pages', f'{self.name} consent {self.pages}')}",
-            f"time={(self.now - timedelta(minutes=30)).isoformat()}",
+            f"time={(at or self.now - timedelta(minutes=30)).isoformat()}",
             "--json",
             **WITNESS,
         )
@@ -427,6 +427,15 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     r = w.run("submit", "enrollment", "--participant", failing, f"date={w.now.date().isoformat()}")
     assert r.code == 1 and "meglit" in r.err and len(r.err.strip().splitlines()) == 1
 
+    # the criteria are reassessed on the enrollment day: a PCR more than 48 h old by then refuses it
+    stale = w.consent(at=w.now - timedelta(days=3))
+    three_days_ago = w.now.date() - timedelta(days=3)
+    assert w.screen(stale, date=str(w.now.date() - timedelta(days=2)), pcr_date=str(three_days_ago)).code == 0
+    assert json.loads(w.run("participant", "show", stale, "--json", user="auditor").out)["eligible"] is True
+    r = w.run("submit", "enrollment", "--participant", stale, f"date={w.now.date().isoformat()}")
+    assert r.code == 1 and "pcr (" in r.err and "enrollment day" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1
+
     pid = w.consent()
     assert w.screen(pid).code == 0, "eligible"
     assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
@@ -578,3 +587,148 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     )  # still blinded
     r = w.run("audit", "verify", "--json", user="auditor")
     assert r.code == 0 and json.loads(r.out)["ok"] is True, r.out
+
+
+def test_palm_the_engines_rules_accept_and_refuse_each_in_one_line(
+    palm: Ward, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each declaration the engine runs on a PALM ward, refused (one line, nothing saved) and accepted."""
+    w = palm
+
+    def one_line(r) -> str:
+        assert r.code == 1, r.out
+        assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err, r.err
+        return r.err
+
+    def count(form: str) -> int:
+        s = w.site().unlock("auditor", PASSWORD)
+        try:
+            return int(s.store.scalar("SELECT count(*) FROM records WHERE form = ?", (form,)) or 0)
+        finally:
+            s.close()
+
+    pid = w.consent()
+    # unique = []: one screening per participant
+    assert w.screen(pid).code == 0
+    assert "already has a screening record" in one_line(w.screen(pid))
+    assert count("screening") == 1
+    # enrollment not before the screening date; then accepted; then once
+    day = w.now.date()
+    err = one_line(w.run("submit", "enrollment", "--participant", pid, f"date={day - timedelta(days=1)}"))
+    assert "before the screening date" in err
+    # a DSMG "stop" holds enrollment (gate dsmb_hold, kind dsmg_hold); a later "continue" releases it
+    r = w.run(
+        "submit",
+        "dsmg_decision",
+        "--participant",
+        pid,
+        "decision=stop",
+        "rationale=interim review",
+        user="dsmg",
+    )
+    assert r.code == 0, r.err
+    assert "DSMG recorded 'stop'" in one_line(
+        w.run("submit", "enrollment", "--participant", pid, f"date={day.isoformat()}")
+    )
+    r = w.run(
+        "submit", "dsmg_decision", "--participant", pid, "decision=continue", "rationale=resume", user="dsmg"
+    )
+    assert r.code == 0, r.err
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={day.isoformat()}").code == 0
+    assert "already has an enrollment record" in one_line(
+        w.run("submit", "enrollment", "--participant", pid, f"date={day}")
+    )
+    # a rule of the form (diastolic below systolic): refused, then accepted
+    err = one_line(
+        w.run(
+            "submit",
+            "vitals",
+            "--participant",
+            pid,
+            "temp=37",
+            "pulse=80",
+            "sysbp=95",
+            "diabp=100",
+            f"time={w.now.isoformat()}",
+        )
+    )
+    assert "100 mmHg is not below the systolic 95 mmHg" in err
+    assert (
+        w.run(
+            "submit",
+            "vitals",
+            "--participant",
+            pid,
+            "temp=37",
+            "pulse=80",
+            "sysbp=120",
+            "diabp=80",
+            f"time={w.now.isoformat()}",
+        ).code
+        == 0
+    )
+    # applies_when: a field that does not apply is refused; required_when: one that is needed
+    err = one_line(
+        w.run(
+            "submit",
+            "vitals",
+            "--participant",
+            pid,
+            "timepoint=daily",
+            "infusion=1",
+            "temp=37",
+            "pulse=80",
+            f"time={w.now.isoformat()}",
+        )
+    )
+    assert "infusion" in err and "does not apply" in err
+    err = one_line(
+        w.run(
+            "submit",
+            "vitals",
+            "--participant",
+            pid,
+            "timepoint=pre_infusion",
+            "temp=37",
+            "pulse=80",
+            f"time={w.now.isoformat()}",
+        )
+    )
+    assert "infusion" in err and "required when" in err
+
+    r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
+    assert r.code == 0, r.err
+    # a dose assessment once per administration; an `after` one only for an administration given
+    t = w.now + timedelta(minutes=30)
+    w.at(t + timedelta(hours=3))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    assert _vitals(w, pid, "pre_infusion", 1, t - timedelta(minutes=20)).code == 0
+    assert "already recorded" in one_line(_vitals(w, pid, "pre_infusion", 1, t - timedelta(minutes=10)))
+    assert "not recorded as given" in one_line(_vitals(w, pid, "post_infusion", 1, t))
+    # the custody gate: a vial the cold chain never received is refused; a ready one is accepted
+    err = one_line(_infusion(w, pid, "VIAL-0404", t, "3100"))
+    assert "custody gate" in err
+    assert count("infusion") == 0
+    ready_kit_on(w.site(), "VIAL-0101", t.isoformat(), w.root)
+    r = _infusion(w, pid, "VIAL-0101", t, "3100")
+    assert r.code == 0, r.err
+    assert _vitals(w, pid, "post_infusion", 1, t + timedelta(hours=2, minutes=10)).code == 0
+    # the AE's link names an administration given
+    assert "has not been recorded as given" in one_line(
+        w.run(
+            "submit",
+            "ae",
+            "--participant",
+            pid,
+            "term=Rash",
+            "infusion=2",
+            f"onset={day}",
+            "grade=1",
+            "serious=no",
+            "causality=not_related",
+            "outcome=recovered",
+            f"first_known={day}",
+        )
+    )
+    audit = w.run("audit", "verify", "--json", user="auditor")
+    assert audit.code == 0 and json.loads(audit.out)["ok"] is True, audit.out

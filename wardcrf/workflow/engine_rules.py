@@ -233,7 +233,7 @@ def _unique(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
         if all(json.dumps(other.get(k)) == json.dumps(v.get(k)) for k in keys):
             same = f" for {', '.join(f'{k} {v.get(k)}' for k in keys)}" if keys else ""
             raise Refused(
-                f"{p.id} already has a {ctx.form} record{same} ({other['_event']}); "
+                f"{p.id} already has {'an' if ctx.form[0] in 'aeiou' else 'a'} {ctx.form} record{same} ({other['_event']}); "
                 "correct it with `wardcrf amend` instead"
             )
 
