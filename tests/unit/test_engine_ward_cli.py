@@ -369,6 +369,19 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert ("missed_infusion", s2.number) in named
     assert ("interrupted", None) in named
 
+    # the worklist and the ward list read the same engine: infusion 3's vitals after it are owed
+    r = w.run("today", "--json")
+    assert r.code == 0, r.err
+    mine = [i for i in json.loads(r.out)["items"] if i["participant"] == pid]
+    assert {
+        "what": f"vitals after infusion (administration {s3.number})",
+        "state": "overdue",
+    }.items() <= mine[-1].items()
+    r = w.run("participant", "list", "--json")
+    assert r.code == 0, r.err
+    row = next(x for x in json.loads(r.out) if x["id"] == pid)
+    assert row["doses_given"] == 2 and row["post_dose_vitals_due"] == [s3.number] and row["deviations"] >= 2
+    assert row["cumulative_particles"] == 6200.0 if arm == "ZMAPP" else row["cumulative_particles"] > 0
     # exports with the model: the trial design and visits are PALM's; ODM valid against the XSD; the audit
     out = w.root / "exports"
     r = w.run("export", "sdtm", "--out", str(out / "sdtm"), user="auditor")

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -50,6 +50,7 @@ from ..protocol import Protocol
 from ..store import Store
 from . import safety
 from .base import FormRule, Participant, RuleContext
+from .gatefacts import site_facts
 from .participants import check_consent
 
 ENROLLMENT, CONSENT, AE = "enrollment", "consent", "ae"
@@ -628,6 +629,8 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
     declared = list(m.data.get("deviations", ()))
     kinds = {str(d.get("kind")): d for d in declared if d.get("kind")}
     planned = 0
+    cumulative: dict[str, float] = {}
+    owed: list[int] = []
     if arm is not None and p.enrollment_event:
         from ..engine import due
 
@@ -674,7 +677,25 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
                         schedule.NOT_GIVEN,
                         schedule.MISSED,
                     ):
-                        next_item = item
+                        local = zone(site_zone)
+                        next_item = {
+                            "dose": s.number,
+                            "what": interpreter.render(adm.worklist, snap, {"n": str(s.number)})
+                            if adm.worklist
+                            else f"administration {s.number}",
+                            "due": item["due"],
+                            "window": [
+                                s.opens.astimezone(local).isoformat(timespec="minutes"),
+                                s.closes.astimezone(local).isoformat(timespec="minutes"),
+                            ],
+                            "state": st.state,
+                            "regimen": regimen,
+                        }
+                    if rec is not None and st.state == schedule.GIVEN:
+                        dose_v = rec.get(roles_.get("dose", ""))
+                        if isinstance(dose_v, dict) and isinstance(dose_v.get("value"), int | float):
+                            unit = str(dose_v.get("unit") or adm.dose.unit)
+                            cumulative[unit] = cumulative.get(unit, 0.0) + float(dose_v["value"])
             for d in declared:
                 if d.get("on") != form or not d.get("when"):
                     continue
@@ -687,6 +708,20 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
                                 "event": r.event_id,
                             }
                         )
+        given_numbers = sorted(a["number"] for a in administrations if a["state"] == schedule.GIVEN)
+        owed = sorted({n for _code, n in gates.owed_after(m, snap, given_numbers)})
+        if p.eligible is False and "ineligible_after_enrollment" in kinds:
+            d = kinds["ineligible_after_enrollment"]
+            deviations.append(
+                {"kind": _label(d.get("label", d["code"])), "code": d["code"], "failed": p.failed_criteria}
+            )
+        if next_item is not None:
+            facts_ = site_facts(store, proto, p)
+            held = gates.holds(
+                m, replace(snap, participant={"id": p.id, "arm": arm}), facts_, participant=p.id
+            )
+            if held:
+                next_item = {**next_item, "state": schedule.HELD, "hold": "; ".join(held)}
     given = sum(1 for a in administrations if a["state"] == schedule.GIVEN)
     if not consent_ok or p.eligible is None:
         status = "consented"
@@ -719,8 +754,108 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
         "administrations": administrations,
         "next_dose": next_item,
         "deviations": deviations,
+        "post_dose_vitals_due": owed,
+        "cumulative_dose": [{"value": v, "unit": u} for u, v in cumulative.items()],
+        # the ward list's key (format 1's name): the cumulative dose in the regimen's one unit, 0 for several
+        "cumulative_particles": next(iter(cumulative.values())) if len(cumulative) == 1 else 0.0,
+        "age": _age(m, p, records),
+        "open_aes": [
+            {
+                "event": a["event_id"],
+                "term": a["term"],
+                "grade": a["grade"],
+                "serious": bool(a["serious"]),
+                "onset": a["onset"],
+                "report_due": a["report_due"],
+            }
+            for a in aes
+            if not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")
+        ],
+        "ae_expected": [],  # format 1's post-dose check; a format-2 `[safety] check` is not run yet
+        "signoff": safety.signoff_state(store, p.id),
         "adverse_events": len(aes),
     }
+
+
+def _age(m: Model, p: Participant, records: Mapping[str, Sequence[Rec]]) -> int | None:
+    """Age in years: from the date of birth at the eligibility record's date, else the age it records."""
+    if p.dob_date and p.screening_date:
+        from .participants import age_on
+
+        return age_on(p.dob_date, date.fromisoformat(p.screening_date))
+    held = records.get(_eligibility_form(m), ())
+    found = held[-1].values.get("age") if held else None
+    return int(found) if isinstance(found, Decimal) else None
+
+
+def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, Any]]:
+    """`wardcrf today`'s participant items on a format-2 ward: each participant's next administration
+    (its worklist words), the `before` assessments it owes, and the `after` assessments owed."""
+    from .base import participant_from_row
+
+    m = proto.engine
+    assert m is not None
+    site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
+    local_today = at.astimezone(zone(site_zone)).date()
+    items: list[dict[str, Any]] = []
+    for row in store.rows("SELECT * FROM participants WHERE enrollment_event IS NOT NULL ORDER BY number"):
+        p = participant_from_row(row)
+        s = summary(store, proto, p, at)
+        nd = s["next_dose"]
+        if nd and (
+            nd["state"] in ("overdue", "window closing", "due now", "held")
+            or datetime.fromisoformat(nd["due"]).date() == local_today
+        ):
+            items.append(
+                {
+                    "participant": p.id,
+                    "what": nd["what"],
+                    "due": nd["due"],
+                    "state": nd["state"],
+                    **({"hold": nd["hold"]} if nd.get("hold") else {}),
+                }
+            )
+            if nd["state"] != "held":
+                items.extend(_before_owed(store, m, p, nd))
+        labels = {str(a["code"]): str(a.get("label", a["code"])) for a in m.data.get("dose_assessments", ())}
+        recs = eligibility.participant_records(store, m, p.id)
+        snap = Snapshot(records=recs, now=at, zone=zone(site_zone))
+        given = sorted(a["number"] for a in s["administrations"] if a["state"] == schedule.GIVEN)
+        for code, n in gates.owed_after(m, snap, given):
+            items.append(
+                {
+                    "participant": p.id,
+                    "what": f"{labels[code]} (administration {n})",
+                    "due": None,
+                    "state": "overdue",
+                }
+            )
+    return items
+
+
+def _before_owed(store: Store, m: Model, p: Participant, nd: Mapping[str, Any]) -> list[dict[str, Any]]:
+    recs = eligibility.participant_records(store, m, p.id)
+    snap = Snapshot(records=recs, now=datetime.now(tz=zone("UTC")), zone=zone("UTC"))
+    out = []
+    for a in m.data.get("dose_assessments", ()):
+        if a.get("when") != "before" or (a.get("regimens") and nd.get("regimen") not in a["regimens"]):
+            continue
+        link = str(a.get("link", ""))
+        done = any(
+            r.values.get(link) == Decimal(int(nd["dose"]))
+            and interpreter.truth(str(a["match"]), snap.with_record(r)) is True
+            for r in recs.get(str(a["form"]), ())
+        )
+        if not done:
+            out.append(
+                {
+                    "participant": p.id,
+                    "what": f"{a.get('label', a['code'])} ({nd['what']})",
+                    "due": nd["due"],
+                    "state": nd["state"],
+                }
+            )
+    return out
 
 
 def _label(text: Any) -> str:
