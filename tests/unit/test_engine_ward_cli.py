@@ -395,6 +395,12 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert {r["ARMCD"] for r in rows("ta")} == {"ZMAPP", "RDV", "MAB114", "REGNEB3"}
     dm = {r["SUBJID"]: r for r in rows("dm")}
     assert dm[pid]["ARMCD"] == arm and dm[failing]["ARMNRS"] == "SCREEN FAILURE"
+    assert dm[pid]["ACTARMCD"] == arm  # dosed: the actual arm is the planned one
+    ex = [r for r in rows("ex") if r["USUBJID"] == f"PALM-{pid}"]
+    assert len(ex) == 2  # one row per infusion given; the one not given is not an EX row
+    assert {(r["EXROUTE"], r["EXDOSU"]) for r in ex} == {("INTRAVENOUS", "mg")}
+    assert {r["EXTRT"] for r in ex} == {"ZMapp" if arm == "ZMAPP" else "remdesivir"}
+    assert sorted(r["EXREFID"] for r in ex) == ["VIAL-0001", "VIAL-0003"]
     r = w.run("export", "odm", "--out", str(out / "odm.xml"), user="auditor")
     assert r.code == 0, r.err
     import importlib.resources
@@ -595,9 +601,19 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     dm = json.loads((out / "sdtm" / "dm.json").read_text("utf-8"))
     cols = [c["name"] for c in dm["columns"]]
     rows = {r[cols.index("SUBJID")]: dict(zip(cols, r, strict=True)) for r in dm["rows"]}
-    assert "TECOVIRIMAT" not in json.dumps(rows[pid]) and "PLACEBO" not in json.dumps(
-        rows[pid]
-    )  # still blinded
+    shown_dm = json.dumps(rows[pid])
+    assert "TECOVIRIMAT" not in shown_dm and "PLACEBO" not in shown_dm  # still blinded
+    assert rows[pid]["ARMCD"] == "BLINDED"
+    ex = json.loads((out / "sdtm" / "ex.json").read_text("utf-8"))
+    cols = [c["name"] for c in ex["columns"]]
+    mine = [
+        dict(zip(cols, r, strict=True)) for r in ex["rows"] if r[cols.index("USUBJID")] == f"PALM007-{pid}"
+    ]
+    assert len(mine) == 4  # the doses given; the one not given is not an EX row
+    assert {(r["EXTRT"], r["EXROUTE"], r["EXDOSU"]) for r in mine} == {
+        ("tecovirimat or placebo", "ORAL", "mg")
+    }
+    assert sorted(r["EXDOSE"] for r in mine) == [400, 600, 600, 600]
     r = w.run("audit", "verify", "--json", user="auditor")
     assert r.code == 0 and json.loads(r.out)["ok"] is True, r.out
 

@@ -194,6 +194,7 @@ def build(
     arms: tuple[tuple[str, str], ...] | None = None,
     allocations: Mapping[str, str] | None = None,
     ex_terms: Mapping[tuple[str, str], ExTerms] | None = None,
+    administrations: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Built:
     """The subject datasets; `arms`: the protocol's (format 2) arms, `allocations`: participant -> ARMCD.
 
@@ -203,6 +204,8 @@ def build(
     ARMNRS). The actual arm is the planned one once a dose is recorded.
     `ex_terms` (format 2): EXTRT, EXROUTE, EXDOSFRQ, EXDOSFRM and the default
     EXDOSU of the participant's arm's administration recorded on the form.
+    `administrations` (format 2): recording form -> its roles (`start`, `end`,
+    `not_given`, ...): EX has one row per administration given on those forms.
     """
     progress = progress or NullProgress()
     coding = coding or ae_map.NoCoding()
@@ -219,7 +222,7 @@ def build(
         by_form: dict[str, list[ProvenancedRecord]] = defaultdict(list)
         for rec in ds.records(participant=pid):
             by_form[rec.form].append(rec)
-        subject = _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form)
+        subject = _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form, administrations)
         subject.allocated = (allocations or {}).get(pid)
         subject.ex_terms = ex_terms or {}
         subject.build()
@@ -277,6 +280,7 @@ class _Subject:
         reviews: dict[str, ProvenancedRecord],
         pid: str,
         by_form: dict[str, list[ProvenancedRecord]],
+        administrations: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
         self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
@@ -284,14 +288,26 @@ class _Subject:
         self.arm: str | None = None  # the planned ARMCD, once DM has it
         self.ex_terms: Mapping[tuple[str, str], ExTerms] = {}
         self.u = f"{proto.id}-{pid}"
-        self.doses = sorted(by_form.get("dose", []), key=lambda r: value_text(r.data.get("start")))
+        # Format 1: the dose form; format 2: the administrations given on the regimens' recording forms.
+        self.roles: Mapping[str, Mapping[str, str]] = administrations or {
+            "dose": {"start": "start", "end": "end", "number": "dose_number"}
+        }
+        self.doses = sorted(
+            (
+                r
+                for form, roles in self.roles.items()
+                for r in by_form.get(form, [])
+                if r.data.get(roles.get("not_given", "")) is not True
+            ),
+            key=lambda r: value_text(self._start(r)),
+        )
         consent = by_form.get("consent", [])
         self.dispositions = sorted(
             by_form.get("disposition", []), key=lambda r: value_text(r.data.get("date"))
         )
         eot = any(self._disp(r, "DSSCAT") == "STUDY TREATMENT" for r in self.dispositions)
-        first = dtc(self.doses[0].data.get("start")) if self.doses else ""
-        last = dtc(self.doses[-1].data.get("end") or self.doses[-1].data.get("start")) if self.doses else ""
+        first = dtc(self._start(self.doses[0])) if self.doses else ""
+        last = dtc(self._end(self.doses[-1]) or self._start(self.doses[-1])) if self.doses else ""
         self.t = Timeline(
             consent=dtc(consent[0].data.get("time")) if consent else "",
             first_dose=first,
@@ -331,6 +347,24 @@ class _Subject:
         return out
 
     # -- visits ----------------------------------------------------------------------------
+
+    def _blinded_terms(self, form: str) -> ExTerms | None:
+        """A blinded participant's EX terms: every arm's product on the form ("tecovirimat or placebo"),
+        so EX neither unblinds nor names a product the participant may not have had; the rest is shared
+        (a blinded trial's regimens repeat each other, `same_as`)."""
+        if self.arm != BLINDED[0]:
+            return None
+        found = [t for (_arm, f), t in self.ex_terms.items() if f == form]
+        if not found:
+            return None
+        names = " or ".join(dict.fromkeys(t.treatment for t in found))
+        return replace(found[0], treatment=names)
+
+    def _start(self, rec: ProvenancedRecord) -> Any:
+        return rec.data.get(self.roles.get(rec.form, {}).get("start", "start"))
+
+    def _end(self, rec: ProvenancedRecord) -> Any:
+        return rec.data.get(self.roles.get(rec.form, {}).get("end", "end"))
 
     def _planned_visit(self, rec: ProvenancedRecord) -> str | None:
         """The planned visit a record belongs to, or None (unscheduled / no visit)."""
@@ -557,8 +591,8 @@ class _Subject:
         product = str(self.proto.product.get("name") or "study treatment")
         for rec in self.doses:
             p = self.proto_of(rec)
-            terms = self.ex_terms.get((self.arm or "", rec.form))
-            names = cdisc_fields(p, "dose")
+            terms = self.ex_terms.get((self.arm or "", rec.form)) or self._blinded_terms(rec.form)
+            names = cdisc_fields(p, rec.form)
             dose = mapped(rec, names, "EXDOSE")
             vamt = mapped(rec, names, "EXVAMT")
             vehicle_fd = first_field(names, "EXTRTV")
@@ -599,8 +633,7 @@ class _Subject:
     def vs(self) -> None:
         recs = self.by_form.get("vitals", [])
         dose_start = {
-            rec.data.get("dose_number") or i: dtc(rec.data.get("start"))
-            for i, rec in enumerate(self.doses, 1)
+            rec.data.get("dose_number") or i: dtc(self._start(rec)) for i, rec in enumerate(self.doses, 1)
         }
         rows: list[dict[str, Any]] = []
         for rec in recs:
