@@ -259,3 +259,31 @@ def test_format_of_reads_the_declared_format():
     assert loading.format_of(MEX2.replace("format = 2", "format = true", 1)) == 1
     assert isinstance(loading.parse(MEX2, "m.toml"), model.Model)
     assert isinstance(loading.parse(protocol.default_source(), "m.toml"), protocol.Protocol)
+
+
+@pytest.mark.parametrize("name", ["palm", "palm007", "mexcovid"])
+def test_init_names_a_shipped_format_2_protocol_without_a_path(tmp_path, monkeypatch, capsys, name):
+    monkeypatch.chdir(tmp_path)  # no file of that name here: the shipped one
+    code, err, target = _init(tmp_path, monkeypatch, capsys, "--protocol", name)
+    assert code == 0, err
+    s = Site.open(target).unlock("ada", PASSWORD)
+    try:
+        active = protocol.active(s.store)
+        shipped = model.shipped(f"{name}.toml")
+        assert active.id == shipped.id
+        # PALM and PALM007 run the ward themselves; MEXCOVID's file re-encodes the shipped format-1 one
+        assert (active.engine is not None) == (name != "mexcovid")
+        assert loading.model_of(s.store, None).sha256 == shipped.sha256
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("typed", ["ebola", "palm\x07", "palm" * 300, "../palm"])
+def test_init_refuses_a_protocol_that_is_neither_a_file_nor_a_shipped_name(
+    tmp_path, monkeypatch, capsys, typed
+):
+    monkeypatch.chdir(tmp_path)
+    code, err, target = _init(tmp_path, monkeypatch, capsys, "--protocol", typed)
+    assert code == 2 and "protocol file" in _one_line(err)
+    assert "\x07" not in err
+    assert not target.exists()

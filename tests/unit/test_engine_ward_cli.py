@@ -47,6 +47,7 @@ class Ward:
         self.now = datetime.now(KIN).replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(days=20)
         self.name = name
         self.pages = 0
+        self.hub: Site | None = None
 
     def env(self, **more: str) -> dict[str, str]:
         return {"WARDCRF_DATA_DIR": str(self.dir), "WARDCRF_FAKE_NOW": self.now.isoformat(), **more}
@@ -177,7 +178,24 @@ def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Wa
             ward.import_file(ws, f)
     finally:
         ws.close()
+    w.hub = h
     return w
+
+
+def _to_the_hub(w: Ward) -> list[object]:
+    """Every bundle the ward has not sent, imported at the trial's hub: what each import says."""
+    out = w.root / "outbox"
+    out.mkdir(exist_ok=True)
+    ws = open_(w.site())
+    try:
+        files = ward.export(ws, out).files
+    finally:
+        ws.close()
+    hs = open_(w.hub, "admin")
+    try:
+        return [hub.import_file(hs, f) for f in files if f.name.endswith(".tar.age")]
+    finally:
+        hs.close()
 
 
 @pytest.fixture
@@ -601,6 +619,18 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     dm = json.loads((out / "sdtm" / "dm.json").read_text("utf-8"))
     cols = [c["name"] for c in dm["columns"]]
     rows = {r[cols.index("SUBJID")]: dict(zip(cols, r, strict=True)) for r in dm["rows"]}
+    # the ward's bundles reach the trial's hub, which reads the records with the same format-2 version
+    results = _to_the_hub(w)
+    assert results and all(getattr(x, "ok", False) for x in results), results
+    assert w.hub is not None
+    hs = open_(w.hub, "admin")
+    try:
+        at_hub = hs.store.scalar(
+            "SELECT count(*) FROM records WHERE form = 'treatment' AND subject = ?", (f"participant:{pid}",)
+        )
+    finally:
+        hs.close()
+    assert at_hub == 5
     shown_dm = json.dumps(rows[pid])
     assert "TECOVIRIMAT" not in shown_dm and "PLACEBO" not in shown_dm  # still blinded
     assert rows[pid]["ARMCD"] == "BLINDED"
