@@ -502,6 +502,10 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     assert r.code == 1 and f"is not the kit allocated to {pid}" in r.err, r.err
     r = _tablets(w, pid, kit, t1)
     assert r.code == 0, r.err
+    # a second dose an hour later is refused: the protocol's least spacing is 8 h
+    w.at(t1 + timedelta(minutes=75))
+    r = _tablets(w, pid, kit, t1 + timedelta(hours=1))
+    assert r.code == 1 and "least spacing is 8 h" in r.err and len(r.err.strip().splitlines()) == 1, r.err
     # the next slot: taken late (after its window, before the next opens) -> a late dose
     s2 = slots[slots.index(s1) + 1]
     t2 = s2.closes + timedelta(minutes=30)
@@ -757,21 +761,44 @@ def test_palm_the_engines_rules_accept_and_refuse_each_in_one_line(
 
     r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
     assert r.code == 0, r.err
+    arm = r.out.split("randomized: arm ", 1)[1].split()[0]
     # a dose assessment once per administration; an `after` one only for an administration given
     t = w.now + timedelta(minutes=30)
     w.at(t + timedelta(hours=3))
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    assert _vitals(w, pid, "pre_infusion", 1, t - timedelta(minutes=20)).code == 0
+    r = _vitals(w, pid, "pre_infusion", 1, t + timedelta(minutes=5))  # typed after the infusion's start
+    assert r.code == 0, r.err
+    pre_event = r.out.strip()
     assert "already recorded" in one_line(_vitals(w, pid, "pre_infusion", 1, t - timedelta(minutes=10)))
     assert "not recorded as given" in one_line(_vitals(w, pid, "post_infusion", 1, t))
     # the custody gate: a vial the cold chain never received is refused; a ready one is accepted
     err = one_line(_infusion(w, pid, "VIAL-0404", t, "3100"))
-    assert "custody gate" in err
+    assert "custody gate" in err or "after the start" in err
     assert count("infusion") == 0
     ready_kit_on(w.site(), "VIAL-0101", t.isoformat(), w.root)
+    # vitals "before" the infusion taken after its start are refused; corrected by an amendment, accepted
+    assert "after the start" in one_line(_infusion(w, pid, "VIAL-0101", t, "3100"))
+    r = w.run(
+        "amend", pre_event, f"time={(t - timedelta(minutes=20)).isoformat()}", "--reason", "typo in the hour"
+    )
+    assert r.code == 0, r.err
     r = _infusion(w, pid, "VIAL-0101", t, "3100")
     assert r.code == 0, r.err
+    # vitals "after" the infusion may not precede its end (start + 2 h)
+    assert "before administration 1 ended" in one_line(
+        _vitals(w, pid, "post_infusion", 1, t + timedelta(hours=1))
+    )
     assert _vitals(w, pid, "post_infusion", 1, t + timedelta(hours=2, minutes=10)).code == 0
+    # a second infusion the same day: one a day (per_day), or no slot at all for a single infusion
+    w.at(t + timedelta(hours=5))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    ready_kit_on(w.site(), "VIAL-0102", (t + timedelta(hours=2, minutes=40)).isoformat(), w.root)
+    assert _vitals(w, pid, "pre_infusion", 2, t + timedelta(hours=2, minutes=20)).code == 0
+    err = one_line(_infusion(w, pid, "VIAL-0102", t + timedelta(hours=2, minutes=40), "3100"))
+    assert ("the protocol allows 1 a day" in err) if arm in ("ZMAPP", "RDV") else ("takes a record" in err), (
+        arm,
+        err,
+    )
     # the AE's link names an administration given
     assert "has not been recorded as given" in one_line(
         w.run(

@@ -266,6 +266,29 @@ def _assessment(ctx: RuleContext, m: Model, snap: Snapshot) -> None:
             ctx.problem(
                 link, f"administration {n} is not recorded as given: {a.get('label', a['code'])} follow it"
             )
+        elif a.get("when") == "after":
+            _not_before_end(ctx, m, rec, int(n), str(a.get("label", a["code"])))
+
+
+def _not_before_end(ctx: RuleContext, m: Model, rec: Rec, n: int, label: str) -> None:
+    """An `after` assessment is taken after its administration ended (or started, with no end recorded)."""
+    when = _time_of(m, rec)
+    if not isinstance(when, datetime):
+        return
+    for form in _administration_forms(m):
+        roles_ = _roles(m, form)
+        for r in _others(ctx, form):
+            if r.get(roles_.get("number", "")) != n or r.get(roles_.get("not_given", "")) is True:
+                continue
+            ended = r.get(roles_.get("end", "")) or r.get(roles_.get("start", ""))
+            if ended and when < datetime.fromisoformat(str(ended)):
+                fields = m.data["forms"][rec.form]["fields"]
+                field_ = next((k for k, f in fields.items() if f.get("type") == "datetime"), "_form")
+                ctx.problem(
+                    field_,
+                    f"{when.isoformat(timespec='minutes')} is before administration {n} ended ({ended}): "
+                    f"{label} follow it",
+                )
 
 
 def _given_numbers(ctx: RuleContext, m: Model) -> set[int]:
@@ -482,6 +505,8 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
         "kit_first_use": first_use,
     }
     if not not_given and ctx.amending is None:
+        if start is not None:
+            _spacing(ctx, m, placed, start, roles_)
         _before_assessments(ctx, m, snap, placed, start)
         _after_owed(ctx, m, snap, s.number)
         if not ctx.problems:
@@ -573,6 +598,49 @@ def _before_assessments(
                 f"{a.get('label', a['code'])} for administration {placed.slot.number} are not recorded: "
                 f"record the {a['form']} form ({a.get('match')}, {link}={placed.slot.number}) first"
             )
+        when = _time_of(m, found[-1])
+        if start is not None and isinstance(when, datetime) and when > start:
+            raise Refused(
+                f"{a.get('label', a['code'])} for administration {placed.slot.number} were recorded at "
+                f"{when.astimezone(start.tzinfo).isoformat(timespec='minutes')}, after the start "
+                f"{start.isoformat(timespec='minutes')}: they come before it"
+            )
+
+
+def _time_of(m: Model, rec: Rec) -> Any:
+    """When an assessment record was taken: its form's first date-time field."""
+    fields = m.data.get("forms", {}).get(rec.form, {}).get("fields", {})
+    name = next((n for n, f in fields.items() if f.get("type") == "datetime"), None)
+    return rec.values.get(name) if name else None
+
+
+def _spacing(ctx: RuleContext, m: Model, placed: Placed, start: datetime, roles_: Mapping[str, str]) -> None:
+    """`min_spacing` and `per_day` of the administration: refused when a given record is too close, or the
+    local day already holds `per_day` of them."""
+    spec = placed.administration.schedule
+    local = zone(m.calendar.zone or ctx.zone)
+    same_day = 0
+    for other in _others(ctx, ctx.form):
+        if other.get(roles_.get("not_given", "")) is True or not other.get(roles_.get("start", "")):
+            continue
+        t = datetime.fromisoformat(str(other[roles_["start"]]))
+        if spec.min_spacing and abs(t - start) < spec.min_spacing:
+            raise Refused(
+                f"{start.isoformat(timespec='minutes')} is closer than {_hours(spec.min_spacing)} to the "
+                f"administration of {t.astimezone(start.tzinfo).isoformat(timespec='minutes')} "
+                f"({other['_event']}); the protocol's least spacing is {_hours(spec.min_spacing)}"
+            )
+        same_day += t.astimezone(local).date() == start.astimezone(local).date()
+    if same_day + 1 > spec.per_day:
+        raise Refused(
+            f"{start.astimezone(local).date()} already holds {same_day} administration(s) of "
+            f"{placed.regimen}: the protocol allows {spec.per_day} a day"
+        )
+
+
+def _hours(d: Any) -> str:
+    minutes = int(d.total_seconds() // 60)
+    return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
 
 
 def _after_owed(ctx: RuleContext, m: Model, snap: Snapshot, number: int) -> None:
