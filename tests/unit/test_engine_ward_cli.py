@@ -818,3 +818,109 @@ def test_palm_the_engines_rules_accept_and_refuse_each_in_one_line(
     )
     audit = w.run("audit", "verify", "--json", user="auditor")
     assert audit.code == 0 and json.loads(audit.out)["ok"] is True, audit.out
+
+
+VARIANT = (
+    model.shipped_source("palm.toml")
+    .replace(
+        "[forms.screening.fields.eligible]",
+        """[forms.screening.fields.onset_days]
+type = "integer"
+unit = "days"
+computed = true
+compute = "days(date - symptom_onset)"
+label = "Days from symptom onset to screening"
+
+[forms.screening.fields.eligible]""",
+        1,
+    )
+    .replace(
+        "[[rules]]",
+        """[[rules]]
+code = "late_presenter"
+on = "screening"
+check = "symptom_onset >= date - 14d"
+field = "symptom_onset"
+severity = "confirm"
+message = "symptoms began {days(date - symptom_onset)} days before screening"
+
+[[rules]]""",
+        1,
+    )
+)
+
+
+def test_a_format_2_compute_and_a_confirm_rule_on_a_ward(cli, tmp_path: Path, monkeypatch) -> None:
+    """`compute` fills a field from the record; a `confirm` rule saves only with --confirm --reason."""
+    path = tmp_path / "palm-variant.toml"
+    path.write_text(VARIANT, "utf-8")
+    w = Ward(cli, tmp_path, "palm-variant")
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    r = w.cli(
+        "init",
+        "--site",
+        "KIN02",
+        "--device",
+        "l2",
+        "--admin",
+        "admin",
+        "--zone",
+        "Africa/Kinshasa",
+        "--protocol",
+        str(path),
+        env=w.env(),
+    )
+    assert r.code == 0, r.err
+    s = w.site().unlock("admin", PASSWORD)
+    try:
+        for user, role in (
+            ("clinician", "clinician"),
+            ("investigator", "investigator"),
+            ("auditor", "auditor"),
+        ):
+            users.add_user(s, user, f"{user.title()} User", role, PASSWORD)
+    finally:
+        s.close()
+    pid = w.consent()
+    late = str(w.now.date() - timedelta(days=20))
+    r = w.screen(pid, symptom_onset=late)
+    assert r.code == 1 and "symptoms began 20 days before screening" in r.err and "--confirm" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    r = w.run(
+        "submit",
+        "screening",
+        "--participant",
+        pid,
+        "--confirm",
+        "--reason",
+        "referred late",
+        *(
+            f"{k}={v}"
+            for k, v in {
+                "date": w.now.date().isoformat(),
+                "age": "34",
+                "sex": "F",
+                "pregnant": "no",
+                "weight": "62",
+                "symptom_onset": late,
+                "ebov_pcr_positive": "yes",
+                "ct_np": "20",
+                "prior_ebov_therapeutic": "no",
+            }.items()
+        ),
+    )
+    assert r.code == 0, r.err
+    other = w.consent()
+    assert w.screen(other, symptom_onset=str(w.now.date() - timedelta(days=3))).code == 0
+    s = w.site().unlock("auditor", PASSWORD)
+    try:
+        got = {
+            subject: json.loads(data)["onset_days"]
+            for subject, data in s.store.execute("SELECT subject, data FROM records WHERE form = 'screening'")
+        }
+    finally:
+        s.close()
+    assert got == {
+        f"participant:{pid}": {"value": 20, "unit": "days"},
+        f"participant:{other}": {"value": 3, "unit": "days"},
+    }
