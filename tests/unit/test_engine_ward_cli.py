@@ -844,7 +844,20 @@ field = "symptom_onset"
 severity = "confirm"
 message = "symptoms began {days(date - symptom_onset)} days before screening"
 
+[[rules]]
+code = "fever_40"
+on = "vitals"
+check = "temp < 40"
+field = "temp"
+severity = "deviation"
+message = "temperature {temp} C at or above 40 C"
+
 [[rules]]""",
+        1,
+    )
+    .replace(
+        'sae_clock = { fatal_or_life_threatening = "7d", other = "15d" }',
+        'sae_clock = { fatal_or_life_threatening = "7d", other = "10d" }',
         1,
     )
 )
@@ -924,3 +937,37 @@ def test_a_format_2_compute_and_a_confirm_rule_on_a_ward(cli, tmp_path: Path, mo
         f"participant:{pid}": {"value": 20, "unit": "days"},
         f"participant:{other}": {"value": 3, "unit": "days"},
     }
+    # a rule of severity `deviation` saves the record and lists the deviation
+    r = w.run(
+        "submit", "vitals", "--participant", other, "temp=40.2", "pulse=110", f"time={w.now.isoformat()}"
+    )
+    assert r.code == 0, r.err
+    shown = json.loads(w.run("participant", "show", other, "--json", user="auditor").out)
+    assert {
+        "kind": "temperature 40.2 C at or above 40 C",
+        "code": "fever_40",
+        "event": r.out.strip(),
+    } in shown["deviations"]
+    # [safety] sae_clock: this file's 10 days for a serious event that is not fatal or life-threatening
+    day = w.now.date()
+    r = w.run(
+        "submit",
+        "ae",
+        "--participant",
+        other,
+        "term=Hypotension",
+        f"onset={day}",
+        "grade=3",
+        "serious=yes",
+        "hospitalization=yes",
+        "causality=not_related",
+        "outcome=recovering",
+        f"first_known={day}",
+    )
+    assert r.code == 0, r.err
+    s = w.site().unlock("auditor", PASSWORD)
+    try:
+        due = s.store.scalar("SELECT report_due FROM adverse_events WHERE participant = ?", (other,))
+    finally:
+        s.close()
+    assert due == str(day + timedelta(days=10))

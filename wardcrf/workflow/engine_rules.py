@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -157,6 +157,7 @@ def _checked(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         computed.update(_administration(ctx, m, merged))
     if ctx.form == AE:
         computed.update(safety.check_ae(ctx, merged) or {})
+        computed.update(_sae_clock(m, {**merged, **computed}))
         _ae_link(ctx, m, merged)
     return computed
 
@@ -662,6 +663,19 @@ def _after_owed(ctx: RuleContext, m: Model, snap: Snapshot, number: int) -> None
         )
 
 
+def _sae_clock(m: Model, v: Mapping[str, Any]) -> dict[str, Any]:
+    """The expedited report's due date by `[safety] sae_clock` (format 1's 7 and 15 days when not declared)."""
+    clock = m.data.get("safety", {}).get("sae_clock")
+    if not clock or not v.get("report_due") or not v.get("first_known"):
+        return {}
+    from ..engine.model import duration
+
+    fatal = bool(v.get("death")) or bool(v.get("life_threatening"))
+    wait = duration(str(clock["fatal_or_life_threatening" if fatal else "other"]))
+    known = date.fromisoformat(str(v["first_known"]))
+    return {"report_due": (known + timedelta(days=wait.days)).isoformat()}
+
+
 def _ae_link(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
     link = m.data.get("safety", {}).get("ae_link")
     n = v.get(str(link)) if link else None
@@ -790,6 +804,13 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
             )
             if held:
                 next_item = {**next_item, "state": schedule.HELD, "hold": "; ".join(held)}
+    for rule in m.data.get("rules", ()):  # severity `deviation`: saved, and listed here by the rule's code
+        if rule.get("severity") != "deviation":
+            continue
+        for r in records.get(str(rule.get("on")), ()):
+            if interpreter.truth(str(rule["check"]), snap.with_record(r)) is False:
+                words = interpreter.render(str(rule.get("message") or rule["code"]), snap.with_record(r))
+                deviations.append({"kind": words, "code": rule["code"], "event": r.event_id})
     given = sum(1 for a in administrations if a["state"] == schedule.GIVEN)
     if not consent_ok or p.eligible is None:
         status = "consented"
