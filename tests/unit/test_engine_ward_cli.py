@@ -263,6 +263,8 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     r = w.run("submit", "enrollment", "--participant", failing, f"date={w.now.date().isoformat()}")
     assert r.code == 1 and "screen failure" in r.err and "pcr" in r.err
     assert len(r.err.strip().splitlines()) == 1
+    r = w.run("randomize", failing, "--stratum", "ct_np=HIGH")  # the gate before `randomize`, too
+    assert r.code == 1 and "screen failure" in r.err and len(r.err.strip().splitlines()) == 1
 
     # a field the form says is out of range, and a required_when, are refused before anything is saved
     other = w.consent()
@@ -693,6 +695,7 @@ def test_palm_the_engines_rules_accept_and_refuse_each_in_one_line(
     assert "DSMG recorded 'stop'" in one_line(
         w.run("submit", "enrollment", "--participant", pid, f"date={day.isoformat()}")
     )
+    assert "DSMG recorded 'stop'" in one_line(w.run("randomize", pid, "--stratum", "ct_np=HIGH"))
     r = w.run(
         "submit", "dsmg_decision", "--participant", pid, "decision=continue", "rationale=resume", user="dsmg"
     )

@@ -344,6 +344,28 @@ def _facts(ctx: RuleContext, p: Participant) -> gates.SiteFacts:
     return facts
 
 
+def require_gates(store: Store, proto: Protocol, pid: str, action: str, at: datetime) -> None:
+    """Refuse `action` (`randomize`, ...) for a participant with the first of the protocol's gates before it
+    that refuses now, in its words (`randomization.service.allocate` asks before taking an entry)."""
+    from .base import get_participant
+
+    m = proto.engine
+    p = get_participant(store, pid)
+    if m is None or p is None:
+        return
+    site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
+    anchors, arm = plan_inputs(store, m, p, site_zone)
+    snap = Snapshot(
+        records=eligibility.participant_records(store, m, p.id),
+        now=at,
+        zone=zone(site_zone),
+        anchors=anchors,
+        participant={"id": p.id, "arm": arm},
+        anchor_day=m.calendar.anchor_day,
+    )
+    gates.require(gates.check(m, snap, action, site_facts(store, proto, p), participant=p.id))
+
+
 # -- administrations ----------------------------------------------------------------------------
 
 
