@@ -337,8 +337,19 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
             "SELECT data FROM records WHERE form = 'infusion' AND subject = ? ORDER BY created_at",
             (f"participant:{pid}",),
         )
+        queued = s.store.one(
+            "SELECT next_dose, next_due, vitals_owed FROM ward_queue WHERE participant = ?", (pid,)
+        )
     finally:
         s.close()
+    # the ward queue (the TUI's ward order): the first infusion without a record, the vitals owed after 3
+    assert queued[2] == 1
+    if arm == "ZMAPP":  # every infusion of the course has a record
+        assert (queued[0], queued[1]) == (None, None)
+    else:  # remdesivir: the next maintenance dose
+        fourth = slots[3]
+        utc = (fourth.due or fourth.opens).astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert (queued[0], queued[1]) == (fourth.number, utc)
     recorded = [json.loads(r["data"]) for r in rows]
     assert [x["infusion_number"] for x in recorded] == [s1.number, s2.number, s3.number]
     assert [x["not_given"] for x in recorded] == [False, True, False]
@@ -431,6 +442,8 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out / "odm.xml"))) == []
     odm = (out / "odm.xml").read_text("utf-8")
     assert 'StudyEventDef OID="SE.D28"' in odm and 'FormDef OID="F.infusion"' in odm
+    r = w.run("db", "rebuild", "--check", user="admin")  # every projection is the log's, replayed
+    assert r.code == 0, r.out + r.err
     r = w.run("audit", "verify", "--json", user="auditor")
     assert r.code == 0 and json.loads(r.out)["ok"] is True, r.out
 

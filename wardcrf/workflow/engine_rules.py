@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -118,11 +118,7 @@ def plan_inputs(
     if p.consent_time:
         anchors["consent"] = datetime.fromisoformat(p.consent_time)
     anchors["enrollment"] = p.enrolled_date
-    row = store.one(
-        "SELECT a.arm, a.kit, e.ts FROM rand_allocations a JOIN events e ON e.id = a.event_id"
-        " WHERE a.participant = ?",
-        (ids.key(p.id),),
-    )
+    row = store.one("SELECT arm, kit, ts FROM rand_allocations WHERE participant = ?", (ids.key(p.id),))
     arm: str | None = None
     if row is not None:
         anchors["randomization"] = datetime.fromisoformat(str(row[2]).replace("Z", "+00:00"))
@@ -217,8 +213,7 @@ def _others(ctx: RuleContext, form: str) -> list[dict[str, Any]]:
     p = ctx.participant
     assert p is not None
     rows = ctx.store.execute(
-        "SELECT r.event_id, r.data FROM records r JOIN events e ON e.id = r.event_id"
-        " WHERE r.subject = ? AND r.form = ? ORDER BY e.pos",
+        "SELECT r.event_id, r.data FROM records r WHERE r.subject = ? AND r.form = ? ORDER BY r.rowid",
         (p.subject, form),
     ).fetchall()
     return [{**json.loads(d), "_event": e} for e, d in rows if e != ctx.amending]
@@ -744,8 +739,8 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
             stored = [
                 {**json.loads(d), "_event": e}
                 for e, d in store.execute(
-                    "SELECT r.event_id, r.data FROM records r JOIN events e ON e.id = r.event_id"
-                    " WHERE r.subject = ? AND r.form = ? ORDER BY e.pos",
+                    "SELECT r.event_id, r.data FROM records r"
+                    " WHERE r.subject = ? AND r.form = ? ORDER BY r.rowid",
                     (p.subject, form),
                 ).fetchall()
             ]
@@ -886,6 +881,45 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
         "signoff": safety.signoff_state(store, p.id),
         "adverse_events": len(aes),
     }
+
+
+def queue_row(store: Store, proto: Protocol, p: Participant) -> tuple[int | None, datetime | None, int]:
+    """(number, due time, after-assessments owed) of the participant's first administration without a
+    record, for the ward queue: from the projections alone, whatever the clock (`wardqueue`)."""
+    from ..engine import due
+
+    m = proto.engine
+    assert m is not None
+    site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
+    anchors, arm = plan_inputs(store, m, p, site_zone)
+    if arm is None or not p.enrollment_event:
+        return None, None, 0
+    records = eligibility.participant_records(store, m, p.id)
+    snap = Snapshot(records=records, now=datetime.now(UTC), zone=zone(site_zone), anchors=anchors)
+    facts = due.conditions(m, snap, arm)
+    first: schedule.Slot | None = None
+    given: list[int] = []
+    for form in sorted(_administration_forms(m)):
+        stored = [
+            {**json.loads(d), "_event": e}
+            for e, d in store.execute(
+                "SELECT r.event_id, r.data FROM records r"
+                " WHERE r.subject = ? AND r.form = ? ORDER BY r.rowid",
+                (p.subject, form),
+            ).fetchall()
+        ]
+        rows, _ = place(m, form, anchors, arm, site_zone, stored, None, _END_OF_TIME, facts)
+        for _regimen, _adm, states in rows:
+            for st in states:
+                if st.filled_by is None and (first is None or st.slot.opens < first.opens):
+                    first = st.slot
+                elif st.filled_by is not None and not st.filled_by.not_given:
+                    given.append(st.slot.number)
+    owed = len(gates.owed_after(m, snap, sorted(given)))
+    return (first.number, first.due or first.opens, owed) if first else (None, None, owed)
+
+
+_END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def _age(m: Model, p: Participant, records: Mapping[str, Sequence[Rec]]) -> int | None:
