@@ -638,6 +638,8 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     dm = json.loads((out / "sdtm" / "dm.json").read_text("utf-8"))
     cols = [c["name"] for c in dm["columns"]]
     rows = {r[cols.index("SUBJID")]: dict(zip(cols, r, strict=True)) for r in dm["rows"]}
+    r = w.run("db", "rebuild", "--check", user="admin")
+    assert r.code == 0, r.out + r.err
     # the ward's bundles reach the trial's hub, which reads the records with the same format-2 version
     results = _to_the_hub(w)
     assert results and all(getattr(x, "ok", False) for x in results), results
