@@ -989,3 +989,63 @@ def test_a_format_2_compute_and_a_confirm_rule_on_a_ward(cli, tmp_path: Path, mo
     finally:
         s.close()
     assert due == str(day + timedelta(days=10))
+
+
+def test_an_eligibility_form_of_another_name_projects_the_participant(
+    cli, tmp_path: Path, monkeypatch
+) -> None:
+    """`[eligibility] form` is the protocol's to name: PALM with its screening form called `eligibility_check`."""
+    source = model.shipped_source("palm.toml").replace("screening", "eligibility_check")
+    path = tmp_path / "palm-renamed.toml"
+    path.write_text(source, "utf-8")
+    w = Ward(cli, tmp_path, "palm-renamed")
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    r = w.cli(
+        "init",
+        "--site",
+        "KIN03",
+        "--device",
+        "l3",
+        "--admin",
+        "admin",
+        "--zone",
+        "Africa/Kinshasa",
+        "--protocol",
+        str(path),
+        env=w.env(),
+    )
+    assert r.code == 0, r.err
+    s = w.site().unlock("admin", PASSWORD)
+    try:
+        for user, role in (
+            ("clinician", "clinician"),
+            ("investigator", "investigator"),
+            ("auditor", "auditor"),
+        ):
+            users.add_user(s, user, f"{user.title()} User", role, PASSWORD)
+    finally:
+        s.close()
+    day = w.now.date().isoformat()
+    facts = ["age=34", "sex=F", "pregnant=no", "weight=62", f"symptom_onset={day}", "ct_np=20"]
+    ok, failing = w.consent(), w.consent()
+    for pid, pcr in ((ok, "yes"), (failing, "no")):
+        r = w.run(
+            "submit",
+            "eligibility_check",
+            "--participant",
+            pid,
+            f"date={day}",
+            *facts,
+            f"ebov_pcr_positive={pcr}",
+            "prior_ebov_therapeutic=no",
+        )
+        assert r.code == 0, r.err
+    shown = json.loads(w.run("participant", "show", failing, "--json", user="auditor").out)
+    assert (shown["status"], shown["failed_criteria"]) == ("screen failure", ["pcr"])
+    shown = json.loads(w.run("participant", "show", ok, "--json", user="auditor").out)
+    assert (shown["status"], shown["eligible"]) == ("eligible, not enrolled", True)
+    assert w.run("submit", "enrollment", "--participant", ok, f"date={day}").code == 0
+    r = w.run("submit", "enrollment", "--participant", failing, f"date={day}")
+    assert r.code == 1 and "screen failure" in r.err
+    r = w.run("db", "rebuild", "--check", user="admin")
+    assert r.code == 0, r.out + r.err

@@ -267,21 +267,56 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
 
 
 def _screening_hook(store: Store, rec: Record) -> None:
+    _project_eligibility(store, rec, {})
+
+
+def _project_eligibility(store: Store, rec: Record, names: dict[str, str]) -> None:
+    """The participant's screening facts from their eligibility record; `names`: a format-2 version's
+    `[eligibility]` field names (`date`, `eligible`, `failed`) where they differ from format 1's."""
     d = rec.data
     pid = (rec.subject or "").removeprefix("participant:")
+    eligible = d.get(names.get("eligible", "eligible"))
     store.execute(
         "UPDATE participants SET screening_event = ?, screening_date = ?, sex = ?, dob = ?, eligible = ?,"
         " failed_criteria = ? WHERE id = ?",
         (
             rec.event_id,
-            d.get("date"),
+            d.get(names.get("date", "date")),
             d.get("sex"),
             d.get("dob"),
-            None if d.get("eligible") is None else int(bool(d.get("eligible"))),
-            json.dumps(d.get("failed_criteria") or []),
+            None if eligible is None else int(bool(eligible)),
+            json.dumps(d.get(names.get("failed", "failed_criteria")) or []),
             pid,
         ),
     )
+
+
+def _eligibility_form_hook(store: Store, rec: Record) -> None:
+    """A format-2 version's eligibility form named other than `screening` projects the same facts.
+
+    Asked of the version active when the record is projected (on a replay, the version active at that
+    point of the log), so `db rebuild` derives the same rows.
+    """
+    if rec.form in _FORMAT1_FORMS or not (rec.subject or "").startswith("participant:"):
+        return
+    from .. import protocol as protocols
+
+    try:
+        proto = protocols.active(store)
+    except Refused:
+        return
+    el = proto.engine.data.get("eligibility", {}) if proto.engine is not None else {}
+    if el.get("form") == rec.form:
+        _project_eligibility(store, rec, {k: str(el[k]) for k in ("date", "eligible", "failed") if k in el})
+
+
+def _format1_forms() -> frozenset[str]:
+    from ..protocol import format1_contract
+
+    return frozenset(format1_contract())
+
+
+_FORMAT1_FORMS = _format1_forms()  # forms whose projection is their own hook's (never an eligibility form)
 
 
 # -- enrollment -----------------------------------------------------------------------
@@ -502,6 +537,7 @@ def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.form_hook(_consent_hook, "consent")
     registry.form_hook(_screening_hook, "screening")
+    registry.record_hook(_eligibility_form_hook)
     registry.form_hook(_enrollment_hook, "enrollment")
     registry.audit_check("consent sequencing", _consent_first)
     registry.after_ingest(hold_records_before_consent)
