@@ -246,6 +246,15 @@ def _infusion(w: Ward, pid: str, kit: str, start: datetime, dose_mg: str, *more:
 def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: pytest.MonkeyPatch) -> None:
     w = palm
     m = model.shipped("palm.toml")
+    # `protocol show` says what the engine runs
+    r = w.run("protocol", "show", "--json", user="auditor")
+    assert r.code == 0, r.err
+    info = json.loads(r.out)
+    assert info["format"] == 2 and [a["code"] for a in info["arms"]] == ["ZMAPP", "RDV", "MAB114", "REGNEB3"]
+    assert info["regimens"]["remdesivir"][1]["schedule"] == "9-13 from randomization day 2, daily"
+    assert info["regimens"]["zmapp"][0]["dose"] == "50 mg/kg"
+    r = w.run("protocol", "show", user="auditor")
+    assert r.code == 0 and "Arm RDV:" in r.out and "particles" not in r.out
     # the forms are the model's
     r = w.run("form", "show", "infusion", "--json")
     assert r.code == 0, r.err
