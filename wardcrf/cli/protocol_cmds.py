@@ -222,10 +222,10 @@ def _show_format_2(p: protocol.Protocol, versions: list[dict[str, Any]], as_json
     console.print(f"[bold]{p.id} {p.version}[/] (format 2) — {info['title']}", highlight=False)
     for arm in m.arms:
         console.print(f"Arm {arm.code}:", highlight=False)
-        for r in arm.regimens:
-            for a in regimens[r]:
+        for code in arm.regimens:
+            for a in regimens[code]:
                 console.print(
-                    f"  {r}/{a['administration']}: {a['product']} {a['dose']} {a['route']} ({a['frequency']}), "
+                    f"  {code}/{a['administration']}: {a['product']} {a['dose']} {a['route']} ({a['frequency']}), "
                     f"{a['schedule']}; recorded on {a['form']}"
                     + (f"; when {a['when']}" if "when" in a else ""),
                     highlight=False,
