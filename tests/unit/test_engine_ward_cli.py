@@ -284,6 +284,7 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
 
     # eligible participants, enrolled and randomized until one is on a course of several infusions
     chosen: tuple[str, str] | None = None
+    enrolled: list[tuple[str, str]] = []
     for i in range(8):
         pid = other if i == 0 else w.consent()
         assert w.screen(pid).code == 0
@@ -292,6 +293,7 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
         r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
         assert r.code == 0, r.err
         arm = r.out.split("randomized: arm ", 1)[1].split()[0]
+        enrolled.append((pid, arm))
         if arm in ("ZMAPP", "RDV"):
             chosen = (pid, arm)
             break
@@ -422,6 +424,34 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     row = next(x for x in json.loads(r.out) if x["id"] == pid)
     assert row["doses_given"] == 2 and row["post_dose_vitals_due"] == [s3.number] and row["deviations"] >= 2
     assert row["cumulative_particles"] == 6200.0 if arm == "ZMAPP" else row["cumulative_particles"] > 0
+    # the endpoints, read out of the records: the participant dies on day 8 (the primary end point, and
+    # time to death); the other participants are followed for less than 28 days, censored alive
+    day = w.now.date().isoformat()
+    r = w.run(
+        "submit",
+        "disposition",
+        "--participant",
+        pid,
+        "stage=end_of_study",
+        "status=death",
+        f"date={day}",
+        f"death_date={day}",
+        "reason=Ebola virus disease",
+    )
+    assert r.code == 0, r.err
+    r = w.run("report", "endpoints", "--format", "json", user="auditor")
+    assert r.code == 0, r.err
+    got = {e["code"]: e for e in json.loads(r.out)["endpoints"]}
+    mortality = got["mortality_d28"]
+    assert mortality["primary"] is True
+    assert (mortality["arms"][arm]["k"], mortality["arms"][arm]["n"]) == (1, 1)
+    assert mortality["arms"][arm]["censored_before_day"] == sum(1 for x in enrolled if x[1] == arm) - 1
+    assert {c["against"] for c in mortality["comparisons"]} == {"ZMAPP"}
+    deaths = got["time_to_death"]["arms"][arm]
+    assert (deaths["events"], deaths["n"]) == (1, sum(1 for x in enrolled if x[1] == arm))
+    r = w.run("report", "endpoints", user="auditor")
+    assert r.code == 0 and "mortality_d28 (mortality, primary)" in r.out, r.err
+
     # exports with the model: the trial design and visits are PALM's; ODM valid against the XSD; the audit
     out = w.root / "exports"
     r = w.run("export", "sdtm", "--out", str(out / "sdtm"), user="auditor")
@@ -647,6 +677,12 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     dm = json.loads((out / "sdtm" / "dm.json").read_text("utf-8"))
     cols = [c["name"] for c in dm["columns"]]
     rows = {r[cols.index("SUBJID")]: dict(zip(cols, r, strict=True)) for r in dm["rows"]}
+    # the endpoints on a blinded ward: nobody is split by arm, and the report says why
+    r = w.run("report", "endpoints", "--format", "json", user="auditor")
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert report["blinded"] is True
+    assert all(e["not_assigned"] == report["participants"] for e in report["endpoints"])
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.out + r.err
     # the ward's bundles reach the trial's hub, which reads the records with the same format-2 version
