@@ -1094,3 +1094,11 @@ def test_an_eligibility_form_of_another_name_projects_the_participant(
     assert r.code == 1 and "screen failure" in r.err
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.out + r.err
+
+
+def test_report_endpoints_refuses_a_format_1_site_and_a_role_without_export_in_one_line(cli) -> None:
+    r = cli("report", "endpoints", "--format", "json", user="auditor")  # the fixture site: format-1 MEXCOVID
+    assert r.code == 1 and "format-1 protocol" in r.err and "report outcomes" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    r = cli("report", "endpoints", user="clinician")
+    assert r.code == 1 and "role clinician may not" in r.err and len(r.err.strip().splitlines()) == 1
