@@ -454,8 +454,13 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
 
     # exports with the model: the trial design and visits are PALM's; ODM valid against the XSD; the audit
     out = w.root / "exports"
-    r = w.run("export", "sdtm", "--out", str(out / "sdtm"), user="auditor")
-    assert r.code == 0, r.err
+    r = w.run("export", "sdtm", "--out", str(out / "sdtm"), "--check", user="auditor")
+    errors = [line for line in r.out.splitlines() if "[error]" in line]
+    # The conformance rules pass, but for ZMapp's frequency: PALM writes "Q3D" for every third day, marked
+    # [U] in the file, and wardcrf's CDISC FREQ list does not hold it (a term for the sponsor to confirm).
+    assert r.code == (1 if errors else 0), r.out
+    assert all("EXDOSFRQ: 'Q3D' is not in CDISC CT FREQ" in line for line in errors), r.out
+    assert not errors or arm == "ZMAPP"
 
     def rows(name: str) -> list[dict[str, object]]:
         d = json.loads((out / "sdtm" / f"{name}.json").read_text("utf-8"))
@@ -471,6 +476,15 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert {(r["EXROUTE"], r["EXDOSU"]) for r in ex} == {("INTRAVENOUS", "mg")}
     assert {r["EXTRT"] for r in ex} == {"ZMapp" if arm == "ZMAPP" else "remdesivir"}
     assert sorted(r["EXREFID"] for r in ex) == ["VIAL-0001", "VIAL-0003"]
+    # SV: the protocol's visits (as TV names them), each record in the occurrence whose window holds it
+    tv = {r["VISIT"]: r["VISITNUM"] for r in rows("tv")}
+    sv = [r for r in rows("sv") if r["USUBJID"] == f"PALM-{pid}"]
+    assert (sv[0]["VISIT"], sv[0]["VISITNUM"]) == ("SCREENING", 1)
+    assert all(
+        (r["VISIT"] in tv and tv[r["VISIT"]] == r["VISITNUM"]) or r["VISIT"].startswith("UNSCHEDULED")
+        for r in sv
+    )
+    assert {r["VISIT"] for r in ex} == {"DAY 1", f"DAY {s3.day}"}
     r = w.run("export", "odm", "--out", str(out / "odm.xml"), user="auditor")
     assert r.code == 0, r.err
     import importlib.resources
@@ -665,7 +679,8 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     )
     assert r.code == 0, r.err
     out = w.root / "exports"
-    assert w.run("export", "sdtm", "--out", str(out / "sdtm"), user="auditor").code == 0
+    r = w.run("export", "sdtm", "--out", str(out / "sdtm"), "--check", user="auditor")
+    assert r.code == 0, r.out  # the conformance rules pass
     r = w.run("export", "odm", "--out", str(out / "odm.xml"), user="auditor")
     assert r.code == 0, r.err
     import importlib.resources

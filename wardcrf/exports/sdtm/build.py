@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from ...protocol import Field, Protocol, tr
 from ..dataset import Dataset, ProvenancedRecord, number, value_text
 from ..progress import NullProgress, Progress
 from . import ae as ae_map
+from . import engine_visits
 from .design import (
     BASELINE_FORMS,
     FOLLOW_UP,
@@ -33,6 +36,7 @@ from .design import (
 from .metadata import DOMAINS
 
 if TYPE_CHECKING:
+    from ...engine.model import Model
     from .engine_design import ExTerms
 
 CONSENT_TERM = "INFORMED CONSENT OBTAINED"
@@ -195,6 +199,7 @@ def build(
     allocations: Mapping[str, str] | None = None,
     ex_terms: Mapping[tuple[str, str], ExTerms] | None = None,
     administrations: Mapping[str, Mapping[str, str]] | None = None,
+    model: Model | None = None,
 ) -> Built:
     """The subject datasets; `arms`: the protocol's (format 2) arms, `allocations`: participant -> ARMCD.
 
@@ -206,11 +211,18 @@ def build(
     EXDOSU of the participant's arm's administration recorded on the form.
     `administrations` (format 2): recording form -> its roles (`start`, `end`,
     `not_given`, ...): EX has one row per administration given on those forms.
+    `model` (format 2): the design is the protocol's (its visits, named as TV
+    names them), and each record's visit is the occurrence whose window holds
+    it (`engine_visits`).
     """
     progress = progress or NullProgress()
     coding = coding or ae_map.NoCoding()
     proto = ds.active_protocol
     design = design_of(proto)
+    if model is not None:
+        from .engine_design import design_from_model
+
+        design = design_from_model(model)
     if arms is not None:
         design = replace(design, arms=arms)
     out = _Rows(proto.id)
@@ -222,7 +234,9 @@ def build(
         by_form: dict[str, list[ProvenancedRecord]] = defaultdict(list)
         for rec in ds.records(participant=pid):
             by_form[rec.form].append(rec)
-        subject = _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form, administrations)
+        subject = _Subject(
+            ds, proto, design, out, built, coding, reviews, pid, by_form, administrations, model
+        )
         subject.allocated = (allocations or {}).get(pid)
         subject.ex_terms = ex_terms or {}
         subject.build()
@@ -281,7 +295,9 @@ class _Subject:
         pid: str,
         by_form: dict[str, list[ProvenancedRecord]],
         administrations: Mapping[str, Mapping[str, str]] | None = None,
+        model: Model | None = None,
     ) -> None:
+        self.model = model
         self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
         self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
         self.allocated: str | None = None  # ARMCD of the participant's recorded allocation
@@ -385,18 +401,67 @@ class _Subject:
                 return f"DOSE {n}"
         return None
 
+    def _engine_anchors(self) -> dict[str, date | None]:
+        """The participant's anchors as local dates (format 2's visits count from them)."""
+        first = self.by_form.get("consent", [])
+        enrolled = self.by_form.get("enrollment", [])
+        row = self.ds.store.one("SELECT ts FROM rand_allocations WHERE participant = ?", (self.pid,))
+        randomized = None
+        if row is not None:
+            zone_name = str(self.ds.site_row.get("zone") or "UTC")
+            moment = datetime.fromisoformat(str(row[0]).replace("Z", "+00:00"))
+            randomized = moment.astimezone(ZoneInfo(zone_name)).date()
+
+        def day(text: str) -> date | None:
+            return date.fromisoformat(text[:10]) if len(text) >= 10 else None
+
+        return {
+            "consent": day(dtc(first[0].data.get("time"))) if first else None,
+            "enrollment": day(dtc(enrolled[-1].data.get("date"))) if enrolled else None,
+            "randomization": randomized,
+            "first_dose": day(dtc(self._start(self.doses[0]))) if self.doses else None,
+        }
+
     def _assign_visits(self) -> dict[str, tuple[float, str, str]]:
         """Visit name -> (VISITNUM, VISIT, EPOCH) of the visits that happened; fills `record_visit`."""
         self.record_visit: dict[str, str] = {}
         dates: dict[str, list[str]] = defaultdict(list)
         unscheduled: list[tuple[str, ProvenancedRecord]] = []
         visit_forms = {"labs", "ct_score", "vitals", "dose", "post_dose_check", *BASELINE_FORMS}
+        found: list[engine_visits.Occurrence] = []
+        anchors: dict[str, date | None] = {}
+        if self.model is not None:
+            anchors = self._engine_anchors()
+            found = engine_visits.occurrences(self.model, anchors)
+            visit_forms = {
+                str(f if isinstance(f, str) else f["form"])
+                for v in self.model.data.get("visits", ())
+                for f in v.get("forms", ())
+            }
+            visit_forms |= set(self.roles)
+        zone = ZoneInfo(str(self.ds.site_row.get("zone") or "UTC"))
         for form, recs in self.by_form.items():
             if form not in visit_forms:
                 continue
             for rec in recs:
                 when = record_dtc(rec, self.proto_of(rec))
-                name = self._planned_visit(rec)
+                if self.model is not None:
+                    name = (
+                        engine_visits.visit_of(
+                            self.model,
+                            found,
+                            form,
+                            rec.data,
+                            date.fromisoformat(when[:10]),
+                            set(self.roles),
+                            zone,
+                            anchors,
+                        )
+                        if len(when) >= 10
+                        else None
+                    )
+                else:
+                    name = self._planned_visit(rec)
                 if name:
                     self.record_visit[rec.event_id] = name
                     if when:

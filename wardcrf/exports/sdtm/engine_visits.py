@@ -1,0 +1,124 @@
+"""Which of a format-2 protocol's visits a record belongs to (SDTM SV, and VISITNUM in every domain).
+
+A record belongs to the planned visit occurrence whose window, counted from
+the participant's anchor, holds the record's date, among the visits that list
+its form (a form's `when` must hold for the record); an administration
+belongs to the scheduled visit, counted from the anchor its schedule counts
+from, whose window holds it, whichever forms that visit lists. The occurrence's name is the one TV gives it
+(`engine_design.design_from_model`: the label with `{day}` and `{n}` filled).
+A record no visit takes is unscheduled (numbered after the last planned
+visit before it, as format 1's derived design does).
+
+Anchors, per participant: `consent` (the consent's time), `enrollment` (its
+date), `randomization` (the allocation's time), `first_dose` (the first
+administration given). Visits that repeat per administration of a regimen
+(`repeat.per`) are not placed here (no shipped file has one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ...engine import interpreter
+from ...engine.interpreter import EvalError, Rec, Snapshot
+from ...engine.model import Model, duration
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    name: str
+    anchor: str
+    forms: Mapping[str, str | None]  # form -> its `when` (None: always)
+    opens: date
+    closes: date
+
+
+def occurrences(model: Model, anchors: Mapping[str, date | None]) -> list[Occurrence]:
+    """Every planned visit occurrence of a participant whose anchor has happened, in protocol order."""
+    out: list[Occurrence] = []
+    for v in model.data.get("visits", ()):
+        if v.get("type") in ("unscheduled", "common") or "per" in v.get("repeat", {}):
+            continue
+        start = anchors.get(str(v.get("anchor", "")))
+        if start is None:
+            continue
+        every = max(1, duration(v["repeat"]["every"]).days) if "repeat" in v else 1
+        count = int(v["repeat"]["count"]) if "repeat" in v else 1
+        before, after = (duration(w) for w in v.get("window", ("0d", "0d")))
+        forms: dict[str, str | None] = {}
+        for f in v.get("forms", ()):
+            if isinstance(f, str):
+                forms[f] = None
+            else:
+                forms[str(f["form"])] = f.get("when")
+        for i in range(count):
+            day = int(v["day"]) + i * every
+            target = start + timedelta(days=day - model.calendar.anchor_day)
+            name = str(v["label"]).replace("{day}", str(day)).replace("{n}", str(i + 1))
+            out.append(Occurrence(name, str(v["anchor"]), forms, target + before, target + after))
+    return out
+
+
+def visit_of(
+    model: Model,
+    found: Sequence[Occurrence],
+    form: str,
+    data: Mapping[str, Any],
+    when: date,
+    administration_forms: set[str],
+    zone: ZoneInfo,
+    anchors: Mapping[str, date | None] | None = None,
+) -> str | None:
+    """The planned visit occurrence a record of `form` taken on `when` belongs to, or None."""
+    fields = model.data.get("forms", {}).get(form, {}).get("fields", {})
+    for occ in found:
+        if not occ.opens <= when <= occ.closes:
+            continue
+        if form in administration_forms:
+            if occ.anchor in _schedule_anchors(model, form):
+                return occ.name
+            continue
+        if form not in occ.forms:
+            continue
+        condition = occ.forms[form]
+        if condition is None or _holds(model, condition, form, fields, data, zone, anchors or {}):
+            return occ.name
+    return None
+
+
+def _schedule_anchors(model: Model, form: str) -> set[str]:
+    """The anchors the administrations recorded on `form` are scheduled from."""
+    return {
+        a.schedule.anchor
+        for r in model.regimens.values()
+        for a in r.administrations
+        if a.record.get("form") == form
+    }
+
+
+def _holds(
+    model: Model,
+    condition: str,
+    form: str,
+    fields: Mapping[str, Any],
+    data: Mapping[str, Any],
+    zone: ZoneInfo,
+    anchors: Mapping[str, date | None],
+) -> bool:
+    rec = Rec(form, interpreter.typed_values(fields, data), "", 0)
+    snap = Snapshot(
+        records={form: [rec]},
+        now=datetime.now(zone),
+        zone=zone,
+        record=rec,
+        anchors=anchors,
+        anchor_day=model.calendar.anchor_day,
+    )
+    try:
+        return interpreter.truth(condition, snap) is True
+    except EvalError:
+        return False
