@@ -132,10 +132,13 @@ def plan_inputs(
 
 
 def _consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
+    """CONTRACT consent (format 1's rule: the doctor and `[consent] witnesses` sign), then the form's declarations."""
+    m = ctx.protocol.engine
+    assert m is not None
     out = check_consent(ctx, v)
-    if not ctx.problems:
-        _declared(ctx, ctx.protocol.engine, v)  # type: ignore[arg-type]
-    return out
+    if ctx.problems:
+        return out
+    return {**out, **_declared(ctx, m, v)}
 
 
 def _checked(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
@@ -961,7 +964,7 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, A
                 }
             )
             if nd["state"] != "held":
-                items.extend(_before_owed(store, m, p, nd))
+                items.extend(_before_owed(store, m, p, nd, at, site_zone))
         labels = {str(a["code"]): str(a.get("label", a["code"])) for a in m.data.get("dose_assessments", ())}
         recs = eligibility.participant_records(store, m, p.id)
         snap = Snapshot(records=recs, now=at, zone=zone(site_zone))
@@ -978,9 +981,12 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, A
     return items
 
 
-def _before_owed(store: Store, m: Model, p: Participant, nd: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _before_owed(
+    store: Store, m: Model, p: Participant, nd: Mapping[str, Any], at: datetime, site_zone: str
+) -> list[dict[str, Any]]:
+    """The `before` assessments the next administration `nd` still needs, as worklist items."""
     recs = eligibility.participant_records(store, m, p.id)
-    snap = Snapshot(records=recs, now=datetime.now(tz=zone("UTC")), zone=zone("UTC"))
+    snap = Snapshot(records=recs, now=at, zone=zone(site_zone))
     out = []
     for a in m.data.get("dose_assessments", ()):
         if a.get("when") != "before" or (a.get("regimens") and nd.get("regimen") not in a["regimens"]):
