@@ -128,6 +128,15 @@ def plan_inputs(
     return anchors, arm
 
 
+def blinded_kit(store: Store, p: Participant) -> str | None:
+    """The kit a blinded list allocated to the participant (the ward never sees their arm), or None."""
+    row = store.one(
+        "SELECT kit FROM rand_allocations WHERE participant = ? AND arm IS NULL AND kit IS NOT NULL",
+        (ids.key(p.id),),
+    )
+    return str(row[0]) if row else None
+
+
 # -- every form ---------------------------------------------------------------------------------
 
 
@@ -721,6 +730,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
     site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
     consent_ok, consent_why = consent_state(store, p, proto.consent.witnesses)
     anchors, arm = plan_inputs(store, m, p, site_zone)
+    kit = blinded_kit(store, p)  # a blinded allocation: the schedule is every arm's, the product is not shown
     records = eligibility.participant_records(store, m, p.id)
     snap = Snapshot(
         records=records, now=at, zone=zone(site_zone), anchors=anchors, anchor_day=m.calendar.anchor_day
@@ -756,9 +766,9 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
                     rec = by_event.get(st.filled_by.record or "") if st.filled_by else None
                     item = {
                         "number": s.number,
-                        "regimen": regimen,
+                        "regimen": "blinded" if kit else regimen,
                         "administration": adm.code,
-                        "product": adm.product,
+                        "product": "blinded" if kit else adm.product,
                         "day": s.day,
                         "due": (s.due or s.opens).astimezone(zone(site_zone)).isoformat(timespec="minutes"),
                         "state": st.state,
@@ -791,7 +801,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
                                 s.closes.astimezone(local).isoformat(timespec="minutes"),
                             ],
                             "state": st.state,
-                            "regimen": regimen,
+                            "regimen": "blinded" if kit else regimen,
                         }
                     if rec is not None and st.state == schedule.GIVEN:
                         dose_v = rec.get(roles_.get("dose", ""))
@@ -857,7 +867,8 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
         "eligible": p.eligible,
         "failed_criteria": p.failed_criteria,
         "enrolled_on": p.enrolled_on,
-        "arm": arm,
+        "arm": None if kit else arm,
+        **({"kit": kit} if kit else {}),
         "doses_given": given,
         "doses_planned": planned,
         "administrations": administrations,
@@ -989,7 +1000,10 @@ def _before_owed(
     snap = Snapshot(records=recs, now=at, zone=zone(site_zone))
     out = []
     for a in m.data.get("dose_assessments", ()):
-        if a.get("when") != "before" or (a.get("regimens") and nd.get("regimen") not in a["regimens"]):
+        regimen = nd.get("regimen")  # "blinded": the twins' assessments are every arm's
+        if a.get("when") != "before" or (
+            a.get("regimens") and regimen != "blinded" and regimen not in a["regimens"]
+        ):
             continue
         link = str(a.get("link", ""))
         done = any(
