@@ -117,9 +117,14 @@ class Ward:
         return self.run("submit", "screening", "--participant", pid, *(f"{k}={v}" for k, v in values.items()))
 
 
-def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Ward:
-    """`wardcrf init --protocol NAME`, its people, and an allocation list from the trial's hub."""
+def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str | None = None) -> Ward:
+    """`wardcrf init --protocol NAME` (or a file holding `source`), its people, and an allocation list from
+    the trial's hub."""
     w = Ward(cli, tmp_path, name)
+    given = name
+    if source is not None:
+        given = str(tmp_path / f"{name}-variant.toml")
+        Path(given).write_text(source, "utf-8")
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
     r = w.cli(
         "init",
@@ -132,7 +137,7 @@ def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Wa
         "--zone",
         "Africa/Kinshasa",
         "--protocol",
-        name,
+        given,
         env=w.env(),
     )
     assert r.code == 0, r.err
@@ -150,7 +155,7 @@ def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Wa
             users.add_user(s, user, f"{user.title()} User", role, PASSWORD)
     finally:
         s.close()
-    trial = model.shipped(f"{name}.toml")
+    trial = model.parse(source, given) if source is not None else model.shipped(f"{name}.toml")
     # The trial's hub (its protocol, not the shipped default) makes the list for this laptop.
     h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD, protocol_file=trial).site
     hs = open_(h, "admin")
@@ -1120,3 +1125,38 @@ def test_report_endpoints_refuses_a_format_1_site_and_a_role_without_export_in_o
     assert len(r.err.strip().splitlines()) == 1
     r = cli("report", "endpoints", user="clinician")
     assert r.code == 1 and "role clinician may not" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_a_dose_assessment_outside_its_window_is_a_deviation(cli, tmp_path: Path, monkeypatch) -> None:
+    """`within` of a dose assessment, with a deviation of kind `assessment_window` declared (PALM's vitals
+    within 60 min of the infusion): vitals 90 min before the start and 90 min after the end are saved and
+    named, each once (the PALM tests above take them inside the hour, and this file's deviation is not
+    declared there)."""
+    source = model.shipped_source("palm.toml").replace(
+        '[[deviations]]\ncode = "early_infusion"',
+        '[[deviations]]\ncode = "vitals_window"\nkind = "assessment_window"\nlabel = "vitals outside their window"'
+        '\n\n[[deviations]]\ncode = "early_infusion"',
+        1,
+    )
+    assert "vitals_window" in source
+    w = _ward(cli, tmp_path, monkeypatch, "palm", source=source)
+    pid = w.consent()
+    assert w.screen(pid).code == 0
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date()}").code == 0
+    assert w.run("randomize", pid, "--stratum", "ct_np=HIGH").code == 0
+    t = w.now + timedelta(hours=2)
+    w.at(t + timedelta(hours=5))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    ready_kit_on(w.site(), "VIAL-0201", t.isoformat(), w.root)
+    assert _vitals(w, pid, "pre_infusion", 1, t - timedelta(minutes=90)).code == 0
+    r = _infusion(w, pid, "VIAL-0201", t, "3100")
+    assert r.code == 0, r.err
+    late = _vitals(w, pid, "post_infusion", 1, t + timedelta(hours=3, minutes=30))
+    assert late.code == 0, late.err
+    shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
+    windows = [d for d in shown["deviations"] if d["code"] == "vitals_window"]
+    assert [(d["number"], d["detail"]) for d in windows] == [
+        (1, "vitals before infusion 1 h 30 min before the administration (within 1 h)"),
+        (1, "vitals after infusion 1 h 30 min after the administration (within 1 h)"),
+    ]
+    assert late.out.strip() in {d["event"] for d in windows}

@@ -743,6 +743,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
     planned = 0
     cumulative: dict[str, float] = {}
     owed: list[int] = []
+    given_times: dict[int, tuple[datetime, datetime]] = {}
     if arm is not None and p.enrollment_event:
         from ..engine import due
 
@@ -803,6 +804,13 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
                             "state": st.state,
                             "regimen": "blinded" if kit else regimen,
                         }
+                    if rec is not None and st.state == schedule.GIVEN and rec.get(roles_.get("start", "")):
+                        began = datetime.fromisoformat(str(rec[roles_["start"]]))
+                        ended = rec.get(roles_.get("end", ""))
+                        given_times[s.number] = (
+                            began,
+                            datetime.fromisoformat(str(ended)) if ended else began,
+                        )
                     if rec is not None and st.state == schedule.GIVEN:
                         dose_v = rec.get(roles_.get("dose", ""))
                         if isinstance(dose_v, dict) and isinstance(dose_v.get("value"), int | float):
@@ -820,6 +828,8 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
                                 "event": r.event_id,
                             }
                         )
+        if "assessment_window" in kinds:
+            deviations.extend(_assessment_windows(m, snap, kinds["assessment_window"], given_times))
         given_numbers = sorted(a["number"] for a in administrations if a["state"] == schedule.GIVEN)
         owed = sorted({n for _code, n in gates.owed_after(m, snap, given_numbers)})
         if p.eligible is False and "ineligible_after_enrollment" in kinds:
@@ -1020,6 +1030,42 @@ def _before_owed(
                     "state": nd["state"],
                 }
             )
+    return out
+
+
+def _assessment_windows(
+    m: Model, snap: Snapshot, d: Mapping[str, Any], given: Mapping[int, tuple[datetime, datetime]]
+) -> list[dict[str, Any]]:
+    """Deviation kind `assessment_window`: a dose assessment taken longer than its `within` before the
+    administration's start (`before`) or after its end (`after`)."""
+    from ..engine.model import duration
+
+    out: list[dict[str, Any]] = []
+    for a in m.data.get("dose_assessments", ()):
+        if not a.get("within") or a.get("when") not in ("before", "after"):
+            continue
+        limit = duration(str(a["within"]))
+        link = str(a.get("link", ""))
+        for rec in snap.records.get(str(a["form"]), ()):
+            n = rec.values.get(link)
+            taken = _time_of(m, rec)
+            if n is None or not isinstance(taken, datetime) or int(n) not in given:
+                continue
+            if interpreter.truth(str(a["match"]), snap.with_record(rec)) is not True:
+                continue
+            start, end = given[int(n)]
+            gap = start - taken if a["when"] == "before" else taken - end
+            if gap > limit:
+                out.append(
+                    {
+                        "kind": _label(d.get("label", d["code"])),
+                        "code": d["code"],
+                        "number": int(n),
+                        "event": rec.event_id,
+                        "detail": f"{a.get('label', a['code'])} {_hours(gap)} {a['when']} the administration "
+                        f"(within {_hours(limit)})",
+                    }
+                )
     return out
 
 
