@@ -1160,3 +1160,56 @@ def test_a_dose_assessment_outside_its_window_is_a_deviation(cli, tmp_path: Path
         (1, "vitals after infusion 1 h 30 min after the administration (within 1 h)"),
     ]
     assert late.out.strip() in {d["event"] for d in windows}
+
+
+def test_the_dsmg_form_and_its_codes_are_the_protocols(cli, tmp_path: Path, monkeypatch) -> None:
+    """`[dsmg]` names the DSMG's form, its field and the code of each decision: PALM with a `dsmb_review`
+    form whose stop is coded `halt` holds enrollment until a later `continue`."""
+    source = (
+        model.shipped_source("palm.toml")
+        .replace("dsmg_decision", "dsmb_review")
+        .replace('stop = "stop"', 'stop = "halt"', 1)
+        .replace('{ code = "stop", label = { en = "Stop"', '{ code = "halt", label = { en = "Halt"', 1)
+    )
+    path = tmp_path / "palm-dsmb.toml"
+    path.write_text(source, "utf-8")
+    w = Ward(cli, tmp_path, "palm-dsmb")
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    r = w.cli(
+        "init",
+        "--site",
+        "KIN04",
+        "--device",
+        "l4",
+        "--admin",
+        "admin",
+        "--zone",
+        "Africa/Kinshasa",
+        "--protocol",
+        str(path),
+        env=w.env(),
+    )
+    assert r.code == 0, r.err
+    s = w.site().unlock("admin", PASSWORD)
+    try:
+        for user, role in (("clinician", "clinician"), ("investigator", "investigator"), ("dsmg", "dsmg")):
+            users.add_user(s, user, f"{user.title()} User", role, PASSWORD)
+    finally:
+        s.close()
+    pid = w.consent()
+    assert w.screen(pid).code == 0
+    r = w.run(
+        "submit", "dsmb_review", "--participant", pid, "decision=halt", "rationale=interim", user="dsmg"
+    )
+    assert r.code == 0, r.err
+    r = w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date()}")
+    assert r.code == 1 and "DSMG recorded 'stop'" in r.err, r.err
+    r = w.run(
+        "submit", "dsmb_review", "--participant", pid, "decision=continue", "rationale=go on", user="dsmg"
+    )
+    assert r.code == 0, r.err
+    r = w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date()}")
+    assert r.code == 0, r.err
+    # the clinician may not record the DSMG's decision: its form's action is the DSMG's
+    r = w.run("submit", "dsmb_review", "--participant", pid, "decision=halt", "rationale=x")
+    assert r.code == 1 and "clinician" in r.err
