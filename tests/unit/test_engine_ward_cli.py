@@ -444,6 +444,14 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
         "reason=Ebola virus disease",
     )
     assert r.code == 0, r.err
+    shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
+    assert (shown["status"], shown["next_dose"]) == ("died", None)  # nothing is due after a death
+    r = w.run("today", "--json")
+    assert not [
+        i
+        for i in json.loads(r.out)["items"]
+        if i["participant"] == pid and "infusion" in i["what"] and "vitals" not in i["what"]
+    ]
     r = w.run("report", "endpoints", "--format", "json", user="auditor")
     assert r.code == 0, r.err
     got = {e["code"]: e for e in json.loads(r.out)["endpoints"]}

@@ -741,6 +741,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
     declared = list(m.data.get("deviations", ()))
     kinds = {str(d.get("kind")): d for d in declared if d.get("kind")}
     planned = 0
+    ended = _ended(m, records, zone(site_zone))
     cumulative: dict[str, float] = {}
     owed: list[int] = []
     given_times: dict[int, tuple[datetime, datetime]] = {}
@@ -760,6 +761,15 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
             ]
             by_event = {str(r["_event"]): r for r in stored}
             rows, _ = place(m, form, anchors, arm, site_zone, stored, None, at, facts)
+            if ended.treatment_end is not None:  # after the end of treatment nothing more is due
+                rows = [
+                    (
+                        reg,
+                        adm,
+                        [st for st in states if st.filled_by is not None or not ended.after(st.slot.opens)],
+                    )
+                    for reg, adm, states in rows
+                ]
             planned += sum(len(states) for _r, _a, states in rows)  # the administrations that apply to them
             for regimen, adm, states in rows:
                 for st in states:
@@ -806,10 +816,10 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
                         }
                     if rec is not None and st.state == schedule.GIVEN and rec.get(roles_.get("start", "")):
                         began = datetime.fromisoformat(str(rec[roles_["start"]]))
-                        ended = rec.get(roles_.get("end", ""))
+                        stopped = rec.get(roles_.get("end", ""))
                         given_times[s.number] = (
                             began,
-                            datetime.fromisoformat(str(ended)) if ended else began,
+                            datetime.fromisoformat(str(stopped)) if stopped else began,
                         )
                     if rec is not None and st.state == schedule.GIVEN:
                         dose_v = rec.get(roles_.get("dose", ""))
@@ -858,8 +868,14 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
         status = "enrolled, no longer eligible" if p.enrollment_event else "screen failure"
     elif not p.enrollment_event:
         status = "eligible, not enrolled"
+    elif ended.died:
+        status = "died"
+    elif ended.study_over:
+        status = f"off study ({ended.status})" if ended.status else "off study"
     elif arm is None:
         status = "enrolled, not randomized"
+    elif ended.treatment_end is not None:
+        status = "treatment ended"
     else:
         status = "enrolled" if given == 0 else ("in treatment" if given < planned else "treatment complete")
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (p.id,))
@@ -921,6 +937,7 @@ def queue_row(store: Store, proto: Protocol, p: Participant) -> tuple[int | None
     records = eligibility.participant_records(store, m, p.id)
     snap = Snapshot(records=records, now=datetime.now(UTC), zone=zone(site_zone), anchors=anchors)
     facts = due.conditions(m, snap, arm)
+    ended = _ended(m, records, zone(site_zone))
     first: schedule.Slot | None = None
     given: list[int] = []
     for form in sorted(_administration_forms(m)):
@@ -935,6 +952,8 @@ def queue_row(store: Store, proto: Protocol, p: Participant) -> tuple[int | None
         rows, _ = place(m, form, anchors, arm, site_zone, stored, None, _END_OF_TIME, facts)
         for _regimen, _adm, states in rows:
             for st in states:
+                if st.filled_by is None and ended.after(st.slot.opens):
+                    continue  # after the end of treatment: not due
                 if st.filled_by is None and (first is None or st.slot.opens < first.opens):
                     first = st.slot
                 elif st.filled_by is not None and not st.filled_by.not_given:
@@ -1031,6 +1050,46 @@ def _before_owed(
                 }
             )
     return out
+
+
+@dataclass(frozen=True)
+class Ended:
+    """What `[disposition]` records say of a participant: treatment or study over, and death."""
+
+    treatment_end: date | None = None  # the end of treatment (or of the study, or death): nothing due after
+    study_over: bool = False
+    died: bool = False
+    status: str | None = None  # the disposition's status code at the end of study
+
+    def after(self, moment: datetime) -> bool:
+        return self.treatment_end is not None and moment.date() > self.treatment_end
+
+
+def _ended(m: Model, records: Mapping[str, Sequence[Rec]], tz: Any) -> Ended:
+    disp = m.data.get("disposition", {})
+    if not disp:
+        return Ended()
+    stage, status_f, date_f = (str(disp.get(k, "")) for k in ("stage", "status", "date"))
+    end: date | None = None
+    study_over = died = False
+    status: str | None = None
+    for rec in records.get(str(disp.get("form", "")), ()):
+        when = rec.values.get(date_f)
+        day = (
+            when.astimezone(tz).date()
+            if isinstance(when, datetime)
+            else when
+            if isinstance(when, date)
+            else None
+        )
+        code = rec.values.get(stage)
+        if code == disp.get("end_of_study"):
+            study_over, status = True, str(rec.values.get(status_f) or "") or None
+        if rec.values.get(status_f) == disp.get("death"):
+            died = True
+        if code in (disp.get("end_of_treatment"), disp.get("end_of_study")) or died:
+            end = day if end is None or (day is not None and day < end) else end
+    return Ended(end, study_over or died, died, status)
 
 
 def _assessment_windows(
