@@ -555,7 +555,8 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     assert len(r.err.strip().splitlines()) == 1
 
     pid = w.consent()
-    assert w.screen(pid).code == 0, "eligible"
+    screened = w.screen(pid)
+    assert screened.code == 0, "eligible"
     assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
     # no arm yet: the schedule depends on the allocation
     r = _tablets(w, pid, "K000001", w.now)
@@ -678,6 +679,17 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     assert ("wrong_dose", s5.number) in named and ("without_food", None) in named
     assert ("missed_dose", slots[slots.index(s5) + 1].number) in named
     assert shown["doses_planned"] == 28 and shown["doses_given"] == 4
+
+    # an amended screening makes them ineligible after enrollment: they stay enrolled, the gate
+    # `still_eligible` holds the next dose with the protocol's words, and a dose is refused
+    r = w.run("amend", screened.out.strip(), "midazolam_planned=yes", "--reason", "midazolam now planned")
+    assert r.code == 0, r.err
+    shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
+    assert shown["status"] == "enrolled, no longer eligible" and shown["failed_criteria"] == ["midaz"]
+    assert (shown["next_dose"]["state"], shown["next_dose"]["hold"]) == ("held", "no longer eligible: midaz")
+    nxt = slots[[s.number for s in slots].index(shown["next_dose"]["dose"])]
+    r = _tablets(w, pid, kit, max(nxt.opens, w.now - timedelta(minutes=1)))
+    assert r.code == 1 and "screen failure" in r.err and "midaz" in r.err, r.err
 
     # an AE, the exports with the model, the audit
     r = w.run(
