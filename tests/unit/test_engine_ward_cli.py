@@ -508,6 +508,15 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out / "odm.xml"))) == []
     odm = (out / "odm.xml").read_text("utf-8")
     assert 'StudyEventDef OID="SE.D28"' in odm and 'FormDef OID="F.infusion"' in odm
+    # the data are filed under the visits: the screening's records in SE.SCR, the first day's vitals in the
+    # first occurrence of the daily visit (its repeat key), an infusion (no visit lists it) in the Casebook
+    assert '<StudyEventData StudyEventOID="SE.SCR" TransactionType="Upsert">' in odm
+    assert '<StudyEventData StudyEventOID="SE.INPT" StudyEventRepeatKey="1" TransactionType="Upsert">' in odm
+    from odmlib import loader, odm_loader
+
+    ldr = loader.ODMLoader(odm_loader.XMLODMLoader())
+    ldr.open_odm_document(str(out / "odm.xml"))
+    assert ldr.root().validate(collect_errors=True) == [] and ldr.root().verify_order()
     r = w.run("db", "rebuild", "--check", user="admin")  # every projection is the log's, replayed
     assert r.code == 0, r.out + r.err
     r = w.run("audit", "verify", "--json", user="auditor")

@@ -1060,9 +1060,13 @@ class Ended:
     study_over: bool = False
     died: bool = False
     status: str | None = None  # the disposition's status code at the end of study
+    tz: Any = None  # the ward's zone: the end is a local date
 
     def after(self, moment: datetime) -> bool:
-        return self.treatment_end is not None and moment.date() > self.treatment_end
+        if self.treatment_end is None:
+            return False
+        local = moment.astimezone(self.tz) if self.tz is not None else moment
+        return local.date() > self.treatment_end
 
 
 def _ended(m: Model, records: Mapping[str, Sequence[Rec]], tz: Any) -> Ended:
@@ -1089,7 +1093,7 @@ def _ended(m: Model, records: Mapping[str, Sequence[Rec]], tz: Any) -> Ended:
             died = True
         if code in (disp.get("end_of_treatment"), disp.get("end_of_study")) or died:
             end = day if end is None or (day is not None and day < end) else end
-    return Ended(end, study_over or died, died, status)
+    return Ended(end, study_over or died, died, status, tz)
 
 
 def _assessment_windows(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -403,24 +403,11 @@ class _Subject:
 
     def _engine_anchors(self) -> dict[str, date | None]:
         """The participant's anchors as local dates (format 2's visits count from them)."""
-        first = self.by_form.get("consent", [])
-        enrolled = self.by_form.get("enrollment", [])
-        row = self.ds.store.one("SELECT ts FROM rand_allocations WHERE participant = ?", (self.pid,))
-        randomized = None
-        if row is not None:
-            zone_name = str(self.ds.site_row.get("zone") or "UTC")
-            moment = datetime.fromisoformat(str(row[0]).replace("Z", "+00:00"))
-            randomized = moment.astimezone(ZoneInfo(zone_name)).date()
-
-        def day(text: str) -> date | None:
-            return date.fromisoformat(text[:10]) if len(text) >= 10 else None
-
-        return {
-            "consent": day(dtc(first[0].data.get("time"))) if first else None,
-            "enrollment": day(dtc(enrolled[-1].data.get("date"))) if enrolled else None,
-            "randomization": randomized,
-            "first_dose": day(dtc(self._start(self.doses[0]))) if self.doses else None,
-        }
+        assert self.model is not None
+        zone_name = str(self.ds.site_row.get("zone") or "UTC")
+        return engine_visits.anchors_of(
+            self.ds.store, self.pid, self.by_form, self.model, ZoneInfo(zone_name)
+        )
 
     def _assign_visits(self) -> dict[str, tuple[float, str, str]]:
         """Visit name -> (VISITNUM, VISIT, EPOCH) of the visits that happened; fills `record_visit`."""

@@ -31,6 +31,8 @@ from ...engine.model import Model, duration
 @dataclass(frozen=True)
 class Occurrence:
     name: str
+    code: str  # the visit's code (ODM StudyEventOID SE.code)
+    repeat: int | None  # 1, 2, ... for a visit that repeats (ODM StudyEventRepeatKey); None once
     anchor: str
     forms: Mapping[str, str | None]  # form -> its `when` (None: always)
     opens: date
@@ -59,8 +61,45 @@ def occurrences(model: Model, anchors: Mapping[str, date | None]) -> list[Occurr
             day = int(v["day"]) + i * every
             target = start + timedelta(days=day - model.calendar.anchor_day)
             name = str(v["label"]).replace("{day}", str(day)).replace("{n}", str(i + 1))
-            out.append(Occurrence(name, str(v["anchor"]), forms, target + before, target + after))
+            out.append(
+                Occurrence(
+                    name,
+                    str(v["code"]),
+                    i + 1 if "repeat" in v else None,
+                    str(v["anchor"]),
+                    forms,
+                    target + before,
+                    target + after,
+                )
+            )
     return out
+
+
+def occurrence_of(
+    model: Model,
+    found: Sequence[Occurrence],
+    form: str,
+    data: Mapping[str, Any],
+    when: date,
+    administration_forms: set[str],
+    zone: ZoneInfo,
+    anchors: Mapping[str, date | None] | None = None,
+) -> Occurrence | None:
+    """The planned visit occurrence a record of `form` taken on `when` belongs to, or None."""
+    fields = model.data.get("forms", {}).get(form, {}).get("fields", {})
+    for occ in found:
+        if not occ.opens <= when <= occ.closes:
+            continue
+        if form in administration_forms:
+            if occ.anchor in _schedule_anchors(model, form):
+                return occ
+            continue
+        if form not in occ.forms:
+            continue
+        condition = occ.forms[form]
+        if condition is None or _holds(model, condition, form, fields, data, zone, anchors or {}):
+            return occ
+    return None
 
 
 def visit_of(
@@ -73,21 +112,43 @@ def visit_of(
     zone: ZoneInfo,
     anchors: Mapping[str, date | None] | None = None,
 ) -> str | None:
-    """The planned visit occurrence a record of `form` taken on `when` belongs to, or None."""
-    fields = model.data.get("forms", {}).get(form, {}).get("fields", {})
-    for occ in found:
-        if not occ.opens <= when <= occ.closes:
-            continue
-        if form in administration_forms:
-            if occ.anchor in _schedule_anchors(model, form):
-                return occ.name
-            continue
-        if form not in occ.forms:
-            continue
-        condition = occ.forms[form]
-        if condition is None or _holds(model, condition, form, fields, data, zone, anchors or {}):
-            return occ.name
-    return None
+    """The name (as TV gives it) of the occurrence a record belongs to, or None."""
+    occ = occurrence_of(model, found, form, data, when, administration_forms, zone, anchors)
+    return occ.name if occ is not None else None
+
+
+def anchors_of(
+    store: Any, pid: str, by_form: Mapping[str, Sequence[Any]], model: Model, zone: ZoneInfo
+) -> dict[str, date | None]:
+    """A participant's anchors as local dates, from their records (`rec.data`) and their allocation."""
+
+    def day(value: Any) -> date | None:
+        text = str(value or "")
+        if len(text) < 10:
+            return None
+        if "T" in text:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(zone).date()
+        return date.fromisoformat(text[:10])
+
+    consent = by_form.get("consent", ())
+    enrolled = by_form.get("enrollment", ())
+    row = store.one("SELECT ts FROM rand_allocations WHERE participant = ?", (pid,))
+    starts: list[date] = []
+    for r in model.regimens.values():
+        for a in r.administrations:
+            roles = a.record
+            for rec in by_form.get(str(roles.get("form")), ()):
+                if rec.data.get(roles.get("not_given", "")) is True:
+                    continue
+                began = day(rec.data.get(roles.get("start", "")))
+                if began is not None:
+                    starts.append(began)
+    return {
+        "consent": day(consent[0].data.get("time")) if consent else None,
+        "enrollment": day(enrolled[-1].data.get("date")) if enrolled else None,
+        "randomization": day(row[0]) if row is not None else None,
+        "first_dose": min(starts) if starts else None,
+    }
 
 
 def _schedule_anchors(model: Model, form: str) -> set[str]:
