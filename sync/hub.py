@@ -34,7 +34,9 @@ def init(
     name: str = "hub",
     full_name: str | None = None,
     zone_name: str = DEFAULT_ZONE,
+    protocol_file: Any = None,
 ) -> InitResult:
+    """A hub; `protocol_file` (a read file of either format) is its trial's protocol instead of the shipped default."""
     return Site.init(
         data_dir,
         site=site,
@@ -44,6 +46,7 @@ def init(
         admin_full_name=full_name,
         zone_name=zone_name,
         kind="hub",
+        protocol_file=protocol_file,
     )
 
 

@@ -74,6 +74,10 @@ class Registry:
         """`fn(store, record)` sees every form's records, after the form's own hooks."""
         records.record_hook(fn)
 
+    def protocol_reader(self, fn: protocol.Format2Reader) -> None:
+        """`fn(source, filename)` reads a stored format-2 version as the ward's `Protocol` (`protocol.active`)."""
+        protocol.read_format_2_with(fn)
+
     def form_actions(self, form: str, *, submit: str, amend: str = "record.amend") -> None:
         """The `roles.py` actions that may submit and amend records of `form` (checked again on sync import)."""
         authority.form_actions(form, submit=submit, amend=amend)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from functools import cache
@@ -52,6 +52,7 @@ from .protocol_review import parse as parse_review
 from .store import Store
 
 if TYPE_CHECKING:
+    from .engine.model import Model
     from .features import Registry
     from .site import Session
 
@@ -327,6 +328,10 @@ class Protocol:
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # [analysis]: the stated methods
     review: ReviewPlan = field(default_factory=ReviewPlan)  # [audit_review]: what the trail review flags
     trial: Trial = field(default_factory=Trial)
+    # A format-2 version (docs/engine.md, "Format 2 on a ward"): the engine's model, whose declarations
+    # (gates, criteria, regimens, rules) the ward runs; the format-1 parts above are what the forms,
+    # exports and screens read, projected from it. None for a format-1 version.
+    engine: Model | None = None
 
     @property
     def ref(self) -> dict[str, str]:
@@ -594,6 +599,41 @@ def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
         forms[name] = Form(
             name, r.text(ft, "label", p), r.text(ft, "help", p, required=False), subject, fields
         )
+    return forms
+
+
+# Keys of a format-2 field that are expressions the engine runs, not format 1's field keys.
+FORMAT2_FIELD_KEYS = frozenset({"compute", "required_when", "applies_when"})
+
+
+def forms_of(source: str, filename: str) -> dict[str, Form]:
+    """The `[forms]` of a format-2 file as the ward's forms (`forms.check`, exports, screens) read them.
+
+    Format 1's field reader builds each field from the same keys (types,
+    ranges, choices, ids, CDISC names); the format-2 expressions
+    (`required_when`, `applies_when`, `compute`) are left to the engine, which
+    runs them on every submission (`workflow.engine_rules`). The file was
+    validated by the format-2 reader first; a problem here is still named
+    `FILE:LINE: key.path: problem`.
+    """
+    data, r = read_source(source, filename)
+    head = data.get("protocol") if isinstance(data.get("protocol"), dict) else {}
+    r.languages = tuple(str(x) for x in (head or {}).get("languages", ["en"]))
+    forms_t = data.get("forms") if isinstance(data.get("forms"), dict) else {}
+    plain = {
+        name: {
+            **form,
+            "fields": {
+                fname: {k: v for k, v in spec.items() if k not in FORMAT2_FIELD_KEYS}
+                for fname, spec in (form.get("fields") or {}).items()
+            },
+        }
+        for name, form in (forms_t or {}).items()
+    }
+    forms = _forms(r, {"forms": plain})
+    _one_format_per_id(r, forms)
+    if r.problems:
+        raise ProtocolFileError(r.problems)
     return forms
 
 
@@ -869,12 +909,35 @@ def _one_format_per_id(r: _Reader, forms: dict[str, Form]) -> None:
 _CACHE: dict[str, Protocol] = {}
 
 
+Format2Reader = Callable[[str, str], Protocol]
+_FORMAT2: list[Format2Reader] = []
+
+
+def read_format_2_with(reader: Format2Reader) -> None:
+    """How a stored format-2 source becomes the ward's `Protocol` (`engine.loading` plugs it in, `wardcrf.features`)."""
+    _FORMAT2[:] = [reader]
+
+
+def declared_format(source: str, filename: str = "<protocol>") -> int:
+    """The format a file declares (`[protocol] format`); 1 when it says none. Reads within format 1's limits."""
+    data, _ = read_source(source, filename)
+    head = data.get("protocol")
+    declared = head.get("format", 1) if isinstance(head, dict) else 1
+    return 2 if declared == 2 and not isinstance(declared, bool) else 1
+
+
 def parse_cached(source: str, filename: str = "<protocol>") -> Protocol:
-    """`parse`, remembered by content hash (a protocol is read on every form)."""
+    """`parse`, remembered by content hash (a protocol is read on every form); a format-2 source is read
+    by the engine's reader (`read_format_2_with`)."""
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
     hit = _CACHE.get(digest)
     if hit is None:
-        hit = _CACHE[digest] = parse(source, filename)
+        if "format" in source and declared_format(source, filename) == 2:
+            if not _FORMAT2:
+                raise Refused(f"{filename} is a format-2 protocol and the engine's reader is not installed")
+            hit = _CACHE[digest] = _FORMAT2[0](source, filename)
+        else:
+            hit = _CACHE[digest] = parse(source, filename)
     return hit
 
 

@@ -5,9 +5,9 @@ records), then consent, eligibility pass and fail (the failed criterion named
 by code and label from the format-2 file), enrollment, the pre-dose check,
 administrations, a missed dose, an AE, `today`, and `audit verify`; the
 engine's answers over the format-2 model equal the ward's at every step.
-PALM and PALM007: checked by `protocol check`; a site or a demo cannot run
-them yet (refused in one line, nothing created): the ward's forms still run
-format-1 files (docs/engine.md, "Format 1 files").
+PALM and PALM007: checked by `protocol check`; they run a ward from `wardcrf
+init --protocol` (tests/unit/test_engine_ward_cli.py); their demo is not
+built yet (refused in one line, nothing created).
 """
 
 from __future__ import annotations
@@ -168,14 +168,15 @@ def test_mexcovid_format_2_end_to_end_through_the_cli(cli, site, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["palm", "palm007"])
-def test_palm_protocols_are_checked_but_cannot_run_a_ward_yet(cli, tmp_path, name, monkeypatch):
+def test_palm_protocols_are_checked_and_have_no_demo_yet(cli, tmp_path, name, monkeypatch):
     path = tmp_path / f"{name}.toml"
     path.write_text(model.shipped_source(f"{name}.toml"), "utf-8")
     r = cli("protocol", "check", str(path), "--json")
     assert r.code == 0 and json.loads(r.out)["format"] == 2
     target = tmp_path / "demo"
     r = cli("demo", "--protocol", name, "--no-tui", "--data-dir", str(target))
-    assert r.code == 1 and "re-encodes no format-1 version" in r.err and len(r.err.strip().splitlines()) == 1
+    assert r.code == 1 and "no demo" in r.err and "init --protocol" in r.err
+    assert len(r.err.strip().splitlines()) == 1
     assert not target.exists()
     r = cli("demo", "--protocol", "ebola", "--no-tui", "--data-dir", str(target))
     assert r.code == 2 and "shipped: mexcovid, palm, palm007" in r.err

@@ -126,16 +126,23 @@ def test_a_format_2_reencoding_of_the_loaded_version_is_recorded_and_read_by_the
     assert differences == []
 
 
-def test_a_format_2_file_that_reencodes_nothing_is_refused_naming_why(cli, admin, tmp_path):
+def test_a_format_2_file_that_reencodes_nothing_loads_as_a_version_of_its_own(cli, admin, tmp_path):
     for name in ("palm.toml", "palm007.toml"):
         r = cli("protocol", "load", str(_write(tmp_path, name, FILES[name])))
-        assert r.code == 1
-        assert "re-encodes no format-1 version of this site" in _one_line(r.err)
-    # Same id and version, but the loaded source is not among those it re-encodes.
+        assert r.code == 0, r.err
+        assert protocol.active(admin.store).engine is not None
+        assert protocol.active(admin.store).id == model.shipped(name).id
+    assert _events(admin.store, "protocol.reencoded") == 0
+    assert _events(admin.store, "protocol.loaded") == 3  # the site's MEXCOVID, PALM, PALM007
+
+
+def test_a_file_that_says_it_reencodes_a_version_not_loaded_is_refused_naming_why(cli, admin, tmp_path):
+    # Same id, another version: the loaded MEXCOVID 1.0 is not what it says it re-encodes.
     other = MEX2.replace('version = "1.0"', 'version = "9.0"', 1)
     r = cli("protocol", "load", str(_write(tmp_path, "m9.toml", other)))
-    assert r.code == 1 and "re-encodes no format-1 version" in _one_line(r.err)
+    assert r.code == 1 and "re-encodes a format-1 version" in _one_line(r.err) and "not loaded" in r.err
     assert _events(admin.store, "protocol.reencoded") == 0
+    assert protocol.active(admin.store).engine is None
 
 
 def _init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, *extra: str) -> tuple[int, str, Path]:
@@ -194,14 +201,55 @@ def test_init_with_a_format_1_file_loads_it_instead_of_the_default(tmp_path, mon
         s.close()
 
 
-@pytest.mark.parametrize("name", ["palm.toml", "hostile.toml"])
+@pytest.mark.parametrize("name", ["reencodes-unshipped.toml", "hostile.toml"])
 def test_init_refuses_a_protocol_it_cannot_run_before_anything_is_created(
     tmp_path, monkeypatch, capsys, name
 ):
-    text = FILES.get(name) or MEX2.replace("format = 2", "format = 2\nbogus = 1", 1)
+    text = (
+        MEX2.replace('version = "1.0"', 'version = "9.0"', 1)
+        if name.startswith("reencodes")
+        else MEX2.replace("format = 2", "format = 2\nbogus = 1", 1)
+    )
     code, err, target = _init(tmp_path, monkeypatch, capsys, "--protocol", str(_write(tmp_path, name, text)))
     assert code == 1
-    assert name in _one_line(err) or "re-encodes no format-1" in _one_line(err)
+    assert name in _one_line(err) or "re-encodes" in _one_line(err)
+    assert not target.exists()
+
+
+PALM = FILES["palm.toml"]
+HOSTILE_PALM = [
+    (
+        "unknown field in a criterion",
+        PALM.replace("screening.ebov_pcr_positive == true", "screening.nope == true", 1),
+    ),
+    (
+        "control character in a label",
+        PALM.replace('label = "ZMapp 50 mg/kg', 'label = "ZMapp\u0007 50 mg/kg', 1),
+    ),
+    (
+        "a regimen's form that does not exist",
+        PALM.replace('record = { form = "infusion"', 'record = { form = "infusoin"', 1),
+    ),
+    ("malformed expression", PALM.replace('check = "diabp < sysbp"', 'check = "diabp < < sysbp"', 1)),
+    ("oversized file", PALM + "#" + "x" * 2_000_000 + "\n"),
+]
+
+
+@pytest.mark.parametrize(("what", "text"), HOSTILE_PALM, ids=[h[0] for h in HOSTILE_PALM])
+def test_a_malformed_standalone_format_2_file_is_refused_at_init_and_load_nothing_created(
+    cli, admin, tmp_path, monkeypatch, capsys, what, text
+):
+    path = _write(tmp_path, "palm-bad.toml", text)
+    before = _events(admin.store, "protocol.loaded")
+    r = cli("protocol", "load", str(path))
+    line = _one_line(r.err)
+    assert r.code == 1 and "palm-bad.toml" in line, r.err
+    assert "Traceback" not in r.err
+    if what != "oversized file":
+        assert re.search(r"palm-bad\.toml:\d+: ", line), line  # FILE:LINE: key: problem
+    assert _events(admin.store, "protocol.loaded") == before
+    code, err, target = _init(tmp_path, monkeypatch, capsys, "--protocol", str(path))
+    assert code == 1 and "palm-bad.toml" in _one_line(err)
     assert not target.exists()
 
 
@@ -211,3 +259,31 @@ def test_format_of_reads_the_declared_format():
     assert loading.format_of(MEX2.replace("format = 2", "format = true", 1)) == 1
     assert isinstance(loading.parse(MEX2, "m.toml"), model.Model)
     assert isinstance(loading.parse(protocol.default_source(), "m.toml"), protocol.Protocol)
+
+
+@pytest.mark.parametrize("name", ["palm", "palm007", "mexcovid"])
+def test_init_names_a_shipped_format_2_protocol_without_a_path(tmp_path, monkeypatch, capsys, name):
+    monkeypatch.chdir(tmp_path)  # no file of that name here: the shipped one
+    code, err, target = _init(tmp_path, monkeypatch, capsys, "--protocol", name)
+    assert code == 0, err
+    s = Site.open(target).unlock("ada", PASSWORD)
+    try:
+        active = protocol.active(s.store)
+        shipped = model.shipped(f"{name}.toml")
+        assert active.id == shipped.id
+        # PALM and PALM007 run the ward themselves; MEXCOVID's file re-encodes the shipped format-1 one
+        assert (active.engine is not None) == (name != "mexcovid")
+        assert loading.model_of(s.store, None).sha256 == shipped.sha256
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("typed", ["ebola", "palm\x07", "palm" * 300, "../palm"])
+def test_init_refuses_a_protocol_that_is_neither_a_file_nor_a_shipped_name(
+    tmp_path, monkeypatch, capsys, typed
+):
+    monkeypatch.chdir(tmp_path)
+    code, err, target = _init(tmp_path, monkeypatch, capsys, "--protocol", typed)
+    assert code == 2 and "protocol file" in _one_line(err)
+    assert "\x07" not in err
+    assert not target.exists()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..errors import Refused, UsageError
 from .common import DataDirOption, console, resolve_data_dir
 
 
@@ -48,6 +48,11 @@ def demo(
                 f"--protocol {protocol_name!r}: not a shipped protocol (shipped: {', '.join(names)})"
             )
         chosen = model.shipped(f"{protocol_name}.toml")
+        if not loading.reencodes(chosen):
+            raise Refused(
+                f"{chosen.id} has no demo yet (the demo seeds MEXCOVID's cohort); start a {chosen.id} site "
+                f"with `wardcrf init --protocol {protocol_name}`"
+            )
         loading.first_protocol(chosen)  # refused, naming why, before anything is created
     target = resolve_data_dir(data_dir)
     if hub_dir is not None and (

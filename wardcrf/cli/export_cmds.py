@@ -104,8 +104,16 @@ def odm(
     from ..exports.odm import export_odm
 
     with session(data_dir) as s, progress_bar(quiet or as_json) as p:
-        result = export_odm(Dataset.for_session(s), out, p)
+        result = export_odm(Dataset.for_session(s), out, p, model=_engine_model(s))
     _done(result, as_json, "ODM 1.3.2 written")
+
+
+def _engine_model(s: Any) -> Any:
+    """The active version's model when it is a format-2 version of its own (its visits, arms and trial
+    design go into the exports); None for a format-1 version, whose exports stay as they were."""
+    from .. import protocol
+
+    return protocol.active(s.store).engine
 
 
 @app.command("sdtm")
@@ -137,7 +145,7 @@ def sdtm(
         if out is not None:
             prepare_dir(out)  # refuse a used directory before any work
         with progress_bar(quiet or as_json) as p:
-            pkg = package(ds, p)
+            pkg = package(ds, p, model=_engine_model(s))
             result = write_package(ds, pkg, out) if out is not None else None
     if result is not None:
         _done(result, as_json and not check, "SDTM datasets written")

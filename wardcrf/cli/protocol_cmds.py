@@ -93,6 +93,9 @@ def show(
         s.require("record.read", what="read the protocol")
         p = protocol.active(s.store)
         versions = protocol.loaded_versions(s.store)
+    if p.engine is not None:
+        _show_format_2(p, versions, as_json, lang)
+        return
     info: dict[str, Any] = {
         "id": p.id,
         "version": p.version,
@@ -141,6 +144,101 @@ def show(
         f"{' or '.join(p.eligibility.severities)}; sentinel participants: {p.sentinel_participants}"
     )
     console.print(f"Forms: {', '.join(p.forms)}")
+    table = Table("protocol", "version", "sha256", "loaded", "event", "active")
+    for r in versions:
+        table.add_row(
+            r["protocol_id"],
+            r["version"],
+            r["sha256"][:16] + "…",
+            r["loaded_at"],
+            r["loaded_event"],
+            "yes" if r["active"] else "",
+        )
+    console.print(table)
+
+
+def _dose_text(adm: Any) -> str:
+    d = adm.dose
+    if d.fixed is not None:
+        return f"{d.fixed:g} {d.unit}"
+    if d.per_kg is not None:
+        return f"{d.per_kg:g} {d.unit}/kg" + (f" (max {d.max:g})" if d.max is not None else "")
+    return f"{d.unit} by weight band" + (f" (max {d.max:g})" if d.max is not None else "")
+
+
+def _schedule_text(adm: Any) -> str:
+    sc = adm.schedule
+    count = f"{sc.count_min}" if sc.count_min == sc.count_max else f"{sc.count_min}-{sc.count_max}"
+    times = f" at {', '.join(t.strftime('%H:%M') for t in sc.times)}" if sc.times else ""
+    every = "daily" if sc.every_days == 1 else f"every {sc.every_days} days"
+    return f"{count} from {sc.anchor} day {sc.first_day}, {every}{times}"
+
+
+def _show_format_2(p: protocol.Protocol, versions: list[dict[str, Any]], as_json: bool, lang: str) -> None:
+    """`protocol show` of a format-2 version: what the engine runs (arms, regimens, criteria, gates, forms)."""
+    m = p.engine
+    assert m is not None
+    regimens = {
+        code: [
+            {
+                "administration": a.code,
+                "product": a.product,
+                "route": a.route,
+                "frequency": a.frequency,
+                "dose": _dose_text(a),
+                "schedule": _schedule_text(a),
+                "form": a.record.get("form"),
+                **({"when": a.when} if a.when else {}),
+            }
+            for a in r.administrations
+        ]
+        for code, r in m.regimens.items()
+    }
+    info: dict[str, Any] = {
+        "id": p.id,
+        "version": p.version,
+        "format": 2,
+        "title": protocol.tr(p.title, lang),
+        "sha256": p.sha256,
+        "registry": list(p.registry),
+        "languages": list(p.languages),
+        "arms": [{"code": a.code, "regimens": list(a.regimens)} for a in m.arms],
+        "regimens": regimens,
+        "criteria": [
+            {"code": c["code"], "category": c.get("category", "inclusion")}
+            for c in m.data.get("criteria", ())
+        ],
+        "gates": [
+            {"code": g["code"], "kind": g.get("kind", "require"), "before": list(g["before"])}
+            for g in m.data.get("gates", ())
+        ],
+        "consent": {"witnesses": p.consent.witnesses, "min_photos": p.consent.min_photos},
+        "forms": list(p.forms),
+        "versions": [dict(r) for r in versions],
+    }
+    if as_json:
+        print_json(info)
+        return
+    console.print(f"[bold]{p.id} {p.version}[/] (format 2) — {info['title']}", highlight=False)
+    for arm in m.arms:
+        console.print(f"Arm {arm.code}:", highlight=False)
+        for code in arm.regimens:
+            for a in regimens[code]:
+                console.print(
+                    f"  {code}/{a['administration']}: {a['product']} {a['dose']} {a['route']} ({a['frequency']}), "
+                    f"{a['schedule']}; recorded on {a['form']}"
+                    + (f"; when {a['when']}" if "when" in a else ""),
+                    highlight=False,
+                )
+    console.print(
+        "Criteria: " + ", ".join(f"{c['code']} ({c['category']})" for c in info["criteria"]), highlight=False
+    )
+    console.print(
+        "Gates: "
+        + ", ".join(f"{g['code']} ({g['kind']}, before {'/'.join(g['before'])})" for g in info["gates"]),
+        highlight=False,
+    )
+    console.print(f"Forms: {', '.join(p.forms)}", highlight=False)
     table = Table("protocol", "version", "sha256", "loaded", "event", "active")
     for r in versions:
         table.add_row(

@@ -98,6 +98,16 @@ def outcomes(
     _emit(data, rep.document(data), fmt, out)
 
 
+@app.command("endpoints")
+def endpoints_(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataDirOption = None) -> None:
+    """A format-2 protocol's declared endpoints per arm, from the records (mortality, proportions, time to event)."""
+    from ..reports import engine_endpoints as rep
+
+    with session(data_dir) as s:
+        data = rep.compute(s)
+    _emit(data, rep.document(data), fmt, out)
+
+
 @app.command("safety")
 def safety(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataDirOption = None) -> None:
     """Exposure, every AE/SAE with grade, causality, outcome and DSMG assessment, inhalation events by dose."""

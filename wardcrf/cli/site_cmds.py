@@ -30,8 +30,8 @@ def init(
         Path | None,
         typer.Option(
             "--protocol",
-            help="Start with this protocol file (format 1, or a format-2 re-encoding of the shipped one) "
-            "instead of the shipped default.",
+            help="Start with this protocol file (format 1 or 2), or a shipped format-2 protocol by name "
+            "(mexcovid, palm, palm007), instead of the shipped default.",
         ),
     ] = None,
 ) -> None:
@@ -39,7 +39,7 @@ def init(
     from ..engine import loading
 
     target = resolve_data_dir(data_dir)
-    first = loading.read_file(protocol_file) if protocol_file is not None else None
+    first = loading.read_named(protocol_file) if protocol_file is not None else None
     loading.first_protocol(first)  # refused before a password is asked or anything is created
     if recovery_key_out is not None and recovery_key_out.exists():
         raise UsageError(f"{recovery_key_out} already exists; refusing to overwrite a recovery key file")

@@ -36,7 +36,10 @@ _PLANS_MAX = 20_000
 
 
 def model_for(proto: Protocol) -> Model:
-    """The engine's model of a loaded format-1 version, upgraded once per content (cached by SHA-256)."""
+    """The engine's model of a loaded version: a format-2 version's own, a format-1 version upgraded once
+    per content (cached by SHA-256)."""
+    if proto.engine is not None:
+        return proto.engine
     hit = _MODELS.get(proto.sha256)
     if hit is None:
         hit = _MODELS[proto.sha256] = protocol_v1.upgrade(proto)

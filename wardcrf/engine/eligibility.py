@@ -161,12 +161,16 @@ def of_record(
 
 
 def participant_records(store: Store, model: Model, pid: str) -> dict[str, list[Rec]]:
-    """The participant's records, typed by the model's forms, by form, in log order."""
+    """The participant's records, typed by the model's forms, by form, in log order.
+
+    The order is the `records` projection's own (its rowid: records are inserted as their events are
+    projected, in log order, and amended in place), so a projection derived from this reads the same
+    whether the log is there or being replayed into a scratch copy (`db rebuild --check`).
+    """
     forms = model.data.get("forms", {})
     out: dict[str, list[Rec]] = {}
     rows = store.execute(
-        "SELECT r.form, r.event_id, r.data, e.pos FROM records r JOIN events e ON e.id = r.event_id"
-        " WHERE r.subject = ? ORDER BY e.pos",
+        "SELECT r.form, r.event_id, r.data, r.rowid FROM records r WHERE r.subject = ? ORDER BY r.rowid",
         (f"participant:{pid}",),
     ).fetchall()
     for form, event_id, data, pos in rows:

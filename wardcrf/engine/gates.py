@@ -139,7 +139,7 @@ def _one(
         if kind == "require":
             return _require(gate, snap, provided)
         if kind == "eligibility":
-            return _eligibility(model, gate, snap, provided)
+            return _eligibility(model, gate, snap, provided, dosing=administration is not None)
     except EvalError as exc:
         raise Refused(f"{model.id} {model.version}: gate {code}: {exc}") from None
     ask: FactCheck | None = getattr(facts, kind, None)
@@ -181,7 +181,7 @@ def _require(gate: Mapping[str, Any], snap: Snapshot, provided: dict[str, str]) 
 
 
 def _eligibility(
-    model: Model, gate: Mapping[str, Any], snap: Snapshot, provided: dict[str, str]
+    model: Model, gate: Mapping[str, Any], snap: Snapshot, provided: dict[str, str], *, dosing: bool = False
 ) -> Refusal | None:
     """Kind `eligibility`: the eligibility record's computed outcome (the ward recomputes it on amendment)."""
     el = model.data.get("eligibility", {})
@@ -202,7 +202,11 @@ def _eligibility(
         return None
     words = {**provided, "failed": ", ".join(failed), "eligibility_record": rec.event_id}
     message = _render(gate.get("message"), snap, words) or (
-        f"{provided['participant']} is a screen failure (failed: {words['failed']}); a screen failure is never enrolled"
+        f"{provided['participant']} no longer meets the criteria (failed: {words['failed']}); "
+        "no dose is given until the eligibility record is corrected"
+        if dosing
+        else f"{provided['participant']} is a screen failure (failed: {words['failed']}); "
+        "a screen failure is never enrolled"
     )
     return Refusal(code, "eligibility", message, _render(gate.get("hold"), snap, words) or None, rec.event_id)
 

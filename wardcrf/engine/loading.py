@@ -5,16 +5,19 @@ else is format 1 (`wardcrf.protocol`, docs/protocol-v1.md). Both readers share
 format 1's limits (size, characters, nesting) and refuse with
 `FILE:LINE: key.path: problem`.
 
-**Format 2 in a site, while the ward's workflow still reads format 1**
-(docs/engine.md, "Format 1 files"). The forms, the dose wizard, the ward list
-and the exports read the format-1 `Protocol`; the engine reads a `Model`. A
-format-2 file that *re-encodes* a format-1 version (its `reencodes` lists that
-version's SHA-256, same id and version) is the same protocol version: loading
-it records `protocol.reencoded` beside that version's `protocol.loaded`, and
-`model_of` hands the engine the format-2 model for it. Every record is still
-captured under the format-1 version, so every rule of the ward and its tests are
-unchanged. A format-2 file that re-encodes nothing (PALM, PALM007) cannot run
-the ward yet: `protocol check` accepts it, loading it is refused naming why.
+**Format 2 in a site** (docs/engine.md, "Format 2 on a ward"), two ways:
+
+* A format-2 file that *re-encodes* a format-1 version (its `reencodes` lists
+  that version's SHA-256, same id and version; the shipped first trial) is the
+  same protocol version: loading it records `protocol.reencoded` beside that
+  version's `protocol.loaded`, and `model_of` hands the engine the format-2
+  model for it. Records are still captured under the format-1 version, so the
+  format-1 workflow and its tests are unchanged.
+* A format-2 file that re-encodes nothing (PALM, PALM007) is a version of its
+  own: `protocol.loaded` holds its source, `protocol.active` reads it as the
+  ward's `Protocol` projected from the model (`engine.ward`), and the ward's
+  rules for it are the engine's (`workflow.engine_rules`).
+
 For a format-1 version without a re-encoding, `model_of` upgrades it
 (`engine.protocol_v1`).
 """
@@ -39,10 +42,7 @@ if TYPE_CHECKING:  # the model's reader (jsonschema) is imported when a format-2
 
 def format_of(source: str, filename: str = "<protocol>") -> int:
     """The format a file declares (`[protocol] format`); 1 when it says none. Reads within format 1's limits."""
-    data, _ = format1.read_source(source, filename)
-    head = data.get("protocol")
-    declared = head.get("format", 1) if isinstance(head, dict) else 1
-    return 2 if declared == 2 and not isinstance(declared, bool) else 1
+    return format1.declared_format(source, filename)
 
 
 def parse(source: str, filename: str = "<protocol>") -> format1.Protocol | model.Model:
@@ -57,6 +57,16 @@ def parse(source: str, filename: str = "<protocol>") -> format1.Protocol | model
 def read_file(path: Path) -> format1.Protocol | model.Model:
     """Read and validate a protocol file of either format (size checked before reading)."""
     return parse(format1.read_text(path), Path(path).name)
+
+
+def read_named(path: Path) -> format1.Protocol | model.Model:
+    """`read_file`, or a shipped format-2 protocol named without a path (`palm`) when no such file exists."""
+    from wardcrf.engine import model
+
+    names = [n.removesuffix(".toml") for n in model.SHIPPED]
+    if str(path) in names and not Path(path).exists():
+        return model.shipped(f"{path}.toml")
+    return read_file(path)
 
 
 @dataclass(frozen=True)
@@ -90,19 +100,33 @@ class FirstProtocol:
 
 
 def first_protocol(read: format1.Protocol | model.Model | None) -> FirstProtocol:
-    """The protocol a new site starts with (`wardcrf init --protocol`); `Refused` before anything is created."""
+    """The protocol a new site starts with (`wardcrf init --protocol`); `Refused` before anything is created.
+
+    A format-2 file that lists `reencodes` starts the site with the shipped
+    format-1 version it re-encodes (refused when it re-encodes none shipped);
+    one that lists none is the site's first version itself.
+    """
     if read is None:
         return FirstProtocol(format1.default_protocol())
     if isinstance(read, format1.Protocol):
         return FirstProtocol(read)
+    if not reencodes(read):
+        return FirstProtocol(ward_protocol(read))
     return FirstProtocol(shipped_format1_for(read), read)
+
+
+def ward_protocol(m: model.Model) -> format1.Protocol:
+    """A standalone format-2 version as the ward's `Protocol` (`engine.ward`)."""
+    from wardcrf.engine import ward
+
+    return ward.of(m)
 
 
 def _cannot_run(m: model.Model) -> str:
     return (
-        f"{m.id} {m.version} is a format-2 protocol that re-encodes no format-1 version of this site: "
-        "the ward's forms still run format-1 files (docs/engine.md, 'Format 1 files'); "
-        "`wardcrf protocol check` validates it"
+        f"{m.id} {m.version} says it re-encodes a format-1 version ([protocol] reencodes) that is not "
+        "loaded on this site: load that version first, or remove `reencodes` to load the file as a "
+        "version of its own (docs/engine.md, 'Format 2 on a ward')"
     )
 
 
@@ -115,8 +139,11 @@ def reencoding_on(store: Store, m: model.Model) -> Reencoding:
 
 
 def load(session: Any, m: model.Model) -> Event:
-    """Record a format-2 re-encoding of a loaded version (admin, investigator: `protocol.load`)."""
+    """Load a format-2 file (admin, investigator: `protocol.load`): the re-encoding of a loaded version
+    when it lists `reencodes`, else a version of its own, made active (`protocol.loaded`)."""
     session.require("protocol.load", what="load protocol files")
+    if not reencodes(m):
+        return format1.load(session, ward_protocol(m))
     return record_reencoded(session.store, session.ctx, session.author, reencoding_on(session.store, m))
 
 
@@ -161,6 +188,8 @@ def model_of(store: Store, ref: Mapping[str, str] | None) -> model.Model:
     The format-2 re-encoding when one is loaded, else format 1 upgraded.
     """
     p = format1.version(store, ref)
+    if p.engine is not None:  # a format-2 version of its own
+        return p.engine
     row = store.one(
         "SELECT source FROM protocol_encodings WHERE protocol_id = ? AND version = ? AND reencodes = ?",
         (p.id, p.version, p.sha256),
@@ -184,6 +213,13 @@ def _reencoded(store: Store, e: Event) -> None:
     )
 
 
+def _read_stored(source: str, filename: str) -> format1.Protocol:
+    from wardcrf.engine import ward
+
+    return ward.read(source, filename)
+
+
 def register(registry: Registry) -> None:
-    """Plug the re-encodings' projection in (`wardcrf.features`)."""
+    """Plug the re-encodings' projection and the reader of stored format-2 versions in (`wardcrf.features`)."""
     registry.projector(_reencoded, "protocol.reencoded")
+    registry.protocol_reader(_read_stored)

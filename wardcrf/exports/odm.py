@@ -45,6 +45,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -415,6 +416,7 @@ def export_odm(
         by_target.setdefault(s.target, []).append(s)
     # Which records were captured under which version (a record keeps its version's metadata).
     version_keys = [(p.id, p.version) for p in versions]
+    own_engine = {(p.id, p.version): p.engine is not None for p in versions}
     forms_used: dict[tuple[str, str], set[str]] = {k: set() for k in version_keys}
     for form, pid, ver in ds.store.execute(
         "SELECT DISTINCT r.form, json_extract(e.line,'$.protocol.id'), json_extract(e.line,'$.protocol.version')"
@@ -481,10 +483,30 @@ def export_odm(
                 subjects.add(pid)
                 if recs:
                     sd = ET.Element("SubjectData", {"SubjectKey": pid, "TransactionType": "Upsert"})
-                    sed = _sub(
+                    casebook = _sub(
                         sd, "StudyEventData", {"StudyEventOID": STUDY_EVENT, "TransactionType": "Upsert"}
                     )
+                    # Filed under their visits: records of a format-2 version of its own (a re-encoded
+                    # format-1 version keeps every record in the Casebook, as before).
+                    events = (
+                        _visit_events(ds, model, pid, recs)
+                        if model is not None and (model.id, model.version) == key and own_engine.get(key)
+                        else {}
+                    )
+                    opened: dict[tuple[str, int | None], ET.Element] = {}
                     for rec in recs:
+                        occ = events.get(rec.event_id)
+                        if occ is None:
+                            sed = casebook
+                        elif occ in opened:
+                            sed = opened[occ]
+                        else:
+                            attrs = {"StudyEventOID": _visit_oid(occ[0])}
+                            if occ[1] is not None:
+                                attrs["StudyEventRepeatKey"] = str(occ[1])
+                            sed = opened[occ] = _sub(
+                                sd, "StudyEventData", {**attrs, "TransactionType": "Upsert"}
+                            )
                         verification = (
                             sdv.record_status(ds.store, rec.event_id) if rec.event_id in verified else None
                         )
@@ -493,6 +515,8 @@ def export_odm(
                         sed.extend(form_data(ds, rec, by_target.get(rec.event_id, []), verification))
                         inline.update(s.event_id for s in by_target.get(rec.event_id, []))
                         n_records += 1
+                    if not len(casebook):  # every record of the participant is filed under a visit
+                        sd.remove(casebook)
                     progress.advance(len(recs))
                     _write(fh, sd, 2)
                 # The casebook sign-off signs everything above it: after the data, one element each.
@@ -514,6 +538,41 @@ def export_odm(
         fh.write("</ODM>\n")
     tmp.replace(out)
     return OdmExport(out, n_subjects, n_records, len(all_sigs), n_audit)
+
+
+def _visit_oid(code: str) -> str:
+    from .odm_events import event_oid
+
+    return event_oid(code)
+
+
+def _visit_events(
+    ds: Dataset, model: Model, pid: str, recs: list[ProvenancedRecord]
+) -> dict[str, tuple[str, int | None]]:
+    """Record -> (visit code, repeat key) of a format-2 participant's records that a visit lists
+    (`sdtm.engine_visits`: the occurrence whose window holds the record); the rest stay in the Casebook."""
+    from zoneinfo import ZoneInfo
+
+    from .sdtm.build import record_dtc
+    from .sdtm.engine_visits import anchors_of, occurrence_of, occurrences
+
+    zone = ZoneInfo(str(ds.site_row.get("zone") or "UTC"))
+    by_form: dict[str, list[ProvenancedRecord]] = {}
+    for rec in recs:
+        by_form.setdefault(rec.form, []).append(rec)
+    anchors = anchors_of(ds.store, pid, by_form, model, zone)
+    found = occurrences(model, anchors)
+    out: dict[str, tuple[str, int | None]] = {}
+    for rec in recs:
+        when = record_dtc(rec, ds.protocol_for(rec))
+        if len(when) < 10:
+            continue
+        occ = occurrence_of(
+            model, found, rec.form, rec.data, date.fromisoformat(when[:10]), set(), zone, anchors
+        )
+        if occ is not None:
+            out[rec.event_id] = (occ.code, occ.repeat)
+    return out
 
 
 def _version_key(

@@ -145,6 +145,7 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
     pid = ids.normalise("participant", participant)
     if store.one("SELECT 1 FROM participants WHERE id = ?", (pid,)) is None:
         raise Refused(f"unknown participant {pid} at this site")
+    _protocol_gates(store, pid)
     lists_here = store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,))
     if not lists_here:
         raise Refused(NO_LIST)
@@ -199,6 +200,18 @@ def _already_randomized(store: Store, pid: str) -> None:
     taken = store.one("SELECT list_id, stratum, position FROM rand_allocations WHERE participant = ?", (pid,))
     if taken is not None:
         raise Refused(f"{pid} is already randomized (list {taken[0]}, stratum {taken[1]}, entry {taken[2]})")
+
+
+def _protocol_gates(store: Store, pid: str) -> None:
+    """A format-2 version's gates before `randomize` (eligibility, a DSMG hold...), in its words."""
+    from .. import protocol as protocols
+    from ..clock import now_utc
+
+    proto = protocols.active(store)
+    if proto.engine is not None:
+        from ..workflow.engine_rules import require_gates
+
+        require_gates(store, proto, pid, "randomize", now_utc())
 
 
 def _factors(lst: dict[str, Any]) -> dict[str, list[str]]:

@@ -208,7 +208,8 @@ def decide(
     session.require("dsmg.decide", what="record DSMG decisions")
     try:
         with session.store.transaction():
-            event = submit(session, "dsmg_decision", raw, participant=participant)
+            form = safety.dsmg_form(session.store)[0]  # the protocol's DSMG form (`[dsmg] form`)
+            event = submit(session, form, raw, participant=participant)
             signatures.sign(session, target=event.id, meaning=DECISION_MEANING, password=password)
             if draft is not None:
                 drafts.discard(session, draft[0], context=draft[1])

@@ -3,7 +3,8 @@
 The engine decides which gate applies, when, and in what words; the owners of
 the facts keep their rules: consent signatures (`participants.consent_state`),
 DSMG decisions (`safety.hold`), the sentinel gate (`participants.sentinel_state`)
-and the cold chain's registered dose gates (`dosing.dose_gates`: custody).
+the cold chain's registered dose gates (`dosing.dose_gates`: custody) and randomization's allocation
+gates (`dosing.allocation_gates`: a blinded kit must be the participant's).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
     def custody(ask: Mapping[str, Any]) -> str | None:
         adm = ask.get("administration") or {}
         kit, start = adm.get("kit"), adm.get("start")
-        if not kit or not isinstance(start, datetime):
-            return None
+        if not kit or not isinstance(start, datetime) or adm.get("kit_first_use") is False:
+            return None  # a course's kit left the chain of custody when it was dispensed to the participant
         require_installed()
         try:
             for gate in dosing.dose_gates:
@@ -52,4 +53,18 @@ def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
             return exc.message
         return None
 
-    return SiteFacts(consent=consent, dsmg_hold=dsmg_hold, sentinel=sentinel, custody=custody)
+    def allocation(ask: Mapping[str, Any]) -> str | None:
+        kit = (ask.get("administration") or {}).get("kit")
+        if not kit:
+            return None
+        require_installed()
+        try:
+            for gate in dosing.allocation_gates:  # randomization's: a blinded kit must be the one allocated
+                gate(store, p.id, str(kit))
+        except Refused as exc:
+            return exc.message
+        return None
+
+    return SiteFacts(
+        consent=consent, dsmg_hold=dsmg_hold, sentinel=sentinel, custody=custody, allocation=allocation
+    )

@@ -62,7 +62,7 @@ def _date(v: Any) -> date | None:
 
 @rule("consent", action="consent.record", needs_consent=False)
 def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    """Surrogate details when a surrogate signs; three distinct doctors sign."""
+    """Surrogate details when a surrogate signs; the doctor and `[consent] witnesses` witnesses sign, all distinct."""
     if v.get("consenter") == "surrogate":
         for key in ("surrogate_name", "surrogate_relationship"):
             if not v.get(key):
@@ -77,7 +77,8 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         raise Refused(f"consent is taken by a study doctor (roles: {', '.join(rules.doctor_roles)})")
     seen = {doctor: "the consenting doctor"}
     signers: list[tuple[str, str]] = [(doctor, "authored")]
-    for key in ("witness_1", "witness_2"):
+    keys = witness_fields(rules.witnesses)
+    for key in keys:
         name = v.get(key)
         if not name:
             continue
@@ -92,16 +93,16 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         elif name in seen:
             ctx.problem(
                 key,
-                f"{name} already signs as {seen[name]}; each of the three signatures "
-                "must be by a different user",
+                f"{name} already signs as {seen[name]}; each of the "
+                f"{_COUNT.get(1 + rules.witnesses, str(1 + rules.witnesses))} signatures must be by a different user",
             )
         else:
-            seen[name] = "the first witness" if key == "witness_1" else "the second witness"
+            seen[name] = _ORDINAL.get(key, f"witness {key.removeprefix('witness_')}")
             signers.append((name, "witnessed"))
     if ctx.amending is not None:
         old = ctx.store.scalar("SELECT data FROM records WHERE event_id = ?", (ctx.amending,))
         before = json.loads(old) if old else {}
-        for key in ("witness_1", "witness_2"):
+        for key in keys:
             if v.get(key) != before.get(key):
                 ctx.problem(key, "witnesses signed the original consent; record a new consent instead")
         if v.get("time"):
@@ -112,6 +113,19 @@ def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
             raise Refused("consent needs the e-signatures of the consenting doctor and both witnesses")
         ctx.carry["signers"] = [(n, m, ctx.password_for(n)) for n, m in signers]
     return {}
+
+
+_COUNT = {1: "one", 2: "two", 3: "three", 4: "four"}
+_ORDINAL = {
+    "witness_1": "the first witness",
+    "witness_2": "the second witness",
+    "witness_3": "the third witness",
+}
+
+
+def witness_fields(witnesses: int) -> tuple[str, ...]:
+    """The consent's witness fields, `witness_1` ... `witness_N` for `[consent] witnesses = N`."""
+    return tuple(f"witness_{i}" for i in range(1, witnesses + 1))
 
 
 def _consent_still_first(ctx: RuleContext, new_time: datetime) -> None:
@@ -253,21 +267,56 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
 
 
 def _screening_hook(store: Store, rec: Record) -> None:
+    _project_eligibility(store, rec, {})
+
+
+def _project_eligibility(store: Store, rec: Record, names: dict[str, str]) -> None:
+    """The participant's screening facts from their eligibility record; `names`: a format-2 version's
+    `[eligibility]` field names (`date`, `eligible`, `failed`) where they differ from format 1's."""
     d = rec.data
     pid = (rec.subject or "").removeprefix("participant:")
+    eligible = d.get(names.get("eligible", "eligible"))
     store.execute(
         "UPDATE participants SET screening_event = ?, screening_date = ?, sex = ?, dob = ?, eligible = ?,"
         " failed_criteria = ? WHERE id = ?",
         (
             rec.event_id,
-            d.get("date"),
+            d.get(names.get("date", "date")),
             d.get("sex"),
             d.get("dob"),
-            None if d.get("eligible") is None else int(bool(d.get("eligible"))),
-            json.dumps(d.get("failed_criteria") or []),
+            None if eligible is None else int(bool(eligible)),
+            json.dumps(d.get(names.get("failed", "failed_criteria")) or []),
             pid,
         ),
     )
+
+
+def _eligibility_form_hook(store: Store, rec: Record) -> None:
+    """A format-2 version's eligibility form named other than `screening` projects the same facts.
+
+    Asked of the version active when the record is projected (on a replay, the version active at that
+    point of the log), so `db rebuild` derives the same rows.
+    """
+    if rec.form in _FORMAT1_FORMS or not (rec.subject or "").startswith("participant:"):
+        return
+    from .. import protocol as protocols
+
+    try:
+        proto = protocols.active(store)
+    except Refused:
+        return
+    el = proto.engine.data.get("eligibility", {}) if proto.engine is not None else {}
+    if el.get("form") == rec.form:
+        _project_eligibility(store, rec, {k: str(el[k]) for k in ("date", "eligible", "failed") if k in el})
+
+
+def _format1_forms() -> frozenset[str]:
+    from ..protocol import format1_contract
+
+    return frozenset(format1_contract())
+
+
+_FORMAT1_FORMS = _format1_forms()  # forms whose projection is their own hook's (never an eligibility form)
 
 
 # -- enrollment -----------------------------------------------------------------------
@@ -377,7 +426,8 @@ def consent_problems(
     store: Store, subjects: Iterable[str] | None = None
 ) -> tuple[int, list[tuple[str, str]]]:
     """(records checked, [(event id, problem)]): participant records written before a consent
-    signed by three distinct users, in log order, for `subjects` (every participant if None).
+    signed by its doctor and the witnesses its protocol version asks for (three distinct users
+    for MEXCOVID), in log order, for `subjects` (every participant if None).
 
     The services refuse anything else; this finds records that reached the
     log another way (an edited import, a bug). `audit verify` runs it over
@@ -410,7 +460,7 @@ def consent_problems(
                     u
                     for (u,) in store.execute("SELECT user_id FROM signatures WHERE target_event = ?", (cid,))
                 }
-                if len(signers) >= 3:
+                if len(signers) >= 1 + _witnesses_of(store, cid):
                     first_valid[subject] = cpos
                     break
         if form == "consent":
@@ -420,6 +470,18 @@ def consent_problems(
             pid = subject.removeprefix("participant:")
             problems.append((event_id, f"{pid}: {form} record {event_id} has no signed consent before it"))
     return len(rows), problems
+
+
+def _witnesses_of(store: Store, consent_event: str) -> int:
+    """The witnesses the consent's protocol version asks for (`[consent] witnesses`; format 1's default 2)."""
+    from .. import protocol as protocols
+    from ..eventlog import get
+
+    event = get(store, consent_event)
+    try:
+        return protocols.version(store, event.protocol if event else None).consent.witnesses
+    except Refused:
+        return 2
 
 
 def _consent_first(store: Store) -> audit.CheckResult:
@@ -475,6 +537,7 @@ def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.form_hook(_consent_hook, "consent")
     registry.form_hook(_screening_hook, "screening")
+    registry.record_hook(_eligibility_form_hook)
     registry.form_hook(_enrollment_hook, "enrollment")
     registry.audit_check("consent sequencing", _consent_first)
     registry.after_ingest(hold_records_before_consent)

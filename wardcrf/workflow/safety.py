@@ -49,28 +49,49 @@ EXPEDITED_DAYS_OTHER = 15
 # -- DSMG ---------------------------------------------------------------------------------
 
 
+def dsmg_form(store: Store) -> tuple[str, str, dict[str, str]]:
+    """(form, field, recorded code -> continue/stop/alter) of the active version's DSMG decisions."""
+    from .. import protocol as protocols
+
+    try:
+        m = protocols.active(store).engine
+    except Refused:
+        m = None
+    dsmg = m.data.get("dsmg", {}) if m is not None else {}
+    if not dsmg:
+        return "dsmg_decision", "decision", {}
+    codes = {str(dsmg[k]): k for k in ("continue", "stop", "alter") if k in dsmg}
+    return str(dsmg.get("form", "dsmg_decision")), str(dsmg.get("field", "decision")), codes
+
+
 def decisions(
     store: Store, *, participant: str | None = None, decision: str | None = None
 ) -> list[dict[str, Any]]:
-    """DSMG decisions in log order: event, participant, decision, time, pos."""
+    """DSMG decisions in log order: event, participant, decision, time, pos.
+
+    `decision` is one of `continue`, `stop`, `alter`, whatever codes the protocol's form records them
+    with: a format-2 version's `[dsmg]` names its form, its field and the code of each (`dsmg_form`).
+    """
+    form, field, codes = dsmg_form(store)
     sql = (
         "SELECT r.event_id, r.subject, r.data, e.pos FROM records r JOIN events e ON e.id = r.event_id"
-        " WHERE r.form = 'dsmg_decision'"
+        " WHERE r.form = ?"
     )
-    params: list[Any] = []
+    params: list[Any] = [form]
     if participant:
         sql += " AND r.subject = ?"
         params.append(f"participant:{participant}")
     out = []
     for event_id, subject, data, pos in store.execute(sql + " ORDER BY e.pos", params):
         d = json.loads(data)
-        if decision and d.get("decision") != decision:
+        said = codes.get(str(d.get(field)), d.get(field))
+        if decision and said != decision:
             continue
         out.append(
             {
                 "event": event_id,
                 "participant": (subject or "").removeprefix("participant:"),
-                "decision": d.get("decision"),
+                "decision": said,
                 "time": d.get("time"),
                 "pos": pos,
                 "rationale": d.get("rationale"),

@@ -22,7 +22,7 @@ from ..errors import AuthError, Refused, UsageError, ValidationFailed
 from ..eventlog import Event, get
 from ..forms import Context, check
 from ..plausibility import SoftWarning
-from .base import PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
+from .base import FormRule, PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
 from .idclash import CREATES as CREATES_PARTICIPANT
 from .participants import consent_state, new_participant_id, relog_failed_signature, sign_consent
 
@@ -81,7 +81,7 @@ def _prepare(
 ) -> Prepared:
     proto = protocols.active(session.store)
     definition = proto.form(form)
-    rule = rule_for(form)
+    rule = _rule(proto, form)
     session.require(rule.action, what=f"submit {form} forms")
     p = None
     new_pid = None
@@ -222,7 +222,8 @@ def submit(
     first = _prepare(session, form, raw, participant, reason, confirm, remembered if password_for else None)
     if first.problems:
         raise ValidationFailed(first.problems, form=form)
-    rule = rule_for(form)
+    assert first.ctx is not None
+    rule = _rule(first.ctx.protocol, form)
     rctx = first.ctx
     assert rctx is not None
     try:
@@ -297,7 +298,7 @@ def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: s
             f"record {event_id} is a {rec.form} form, which protocol "
             f"{proto.id} {proto.version} does not define"
         )
-    rule = rule_for(rec.form)
+    rule = _rule(proto, rec.form)
     session.require(rule.amend_action, what=f"amend {rec.form} records")
     if not raw:
         raise UsageError("nothing to amend: give field=value for each field to correct")
@@ -361,6 +362,15 @@ def _signoff(
     p = require_participant(session.store, participant)
     note = raw.get("note")
     return sign_off(session, p.id, password=password_for(session.user), note=str(note) if note else None)
+
+
+def _rule(proto: protocols.Protocol, form: str) -> FormRule:
+    """The rule of a form: the engine's for a format-2 version (`engine_rules`), else format 1's by name."""
+    if proto.engine is not None:
+        from .engine_rules import rule_for as engine_rule_for
+
+        return engine_rule_for(proto, form)
+    return rule_for(form)
 
 
 def _clean(reason: str | None) -> str | None:

@@ -95,6 +95,10 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any
     pid = p.id  # as stored, whatever case or padding was typed
     proto = protocols.active(store)
     at = at or now()
+    if proto.engine is not None:  # a format-2 version of its own: the engine's view of the record
+        from .engine_rules import summary as engine_summary
+
+        return engine_summary(store, proto, p, at)
     consent_ok, consent_why = consent_state(store, p, proto.consent.witnesses)
     doses = dosing.doses_of(store, pid)
     deviations: list[dict[str, Any]] = []
@@ -321,6 +325,16 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     ward list: `ward_page`).
     """
     proto = protocols.active(store)
+    if proto.engine is not None:  # a format-2 version of its own: each row from the engine's summary
+        from .engine_rules import summary as engine_summary
+
+        by_id, ids = _in("id", only)
+        rows = {
+            r["id"]: participant_from_row(r)
+            for r in store.rows(f"SELECT * FROM participants WHERE 1 = 1{by_id} ORDER BY number", ids)
+        }
+        order = only if only is not None else list(rows)
+        return [list_row(engine_summary(store, proto, rows[pid], at)) for pid in order if pid in rows]
     planned = due.planned(due.model_for(proto))
     by_id, ids = _in("id", only)
     people = [
@@ -464,12 +478,18 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     store = session.store
     proto = protocols.active(store)
     at = at or now()
-    tz = zone(proto.schedule.zone)
+    ward_zone = proto.schedule.zone or _site_zone(store) or "UTC"
+    tz = zone(ward_zone)
     local_today = at.astimezone(tz).date()
     items: list[dict[str, Any]] = []
+    if proto.engine is not None:  # a format-2 version of its own: the engine's worklist
+        from .engine_rules import today_items
+
+        items += today_items(store, proto, at)
     # the engine's timing words, most urgent first ("window closing" is a regimen's last part of its window)
     rank = {"overdue": 0, "window closing": 1, "due now": 2, "upcoming": 3, "held": 4}
-    for (pid,) in store.execute("SELECT id FROM participants ORDER BY number").fetchall():
+    format_1 = proto.engine is None
+    for (pid,) in store.execute("SELECT id FROM participants ORDER BY number").fetchall() if format_1 else []:
         s = summary(store, pid, at)
         nd = s["next_dose"]
         if nd and (
@@ -566,7 +586,7 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     items.sort(key=lambda i: (rank.get(i["state"], 5), i["due"] or "", i["participant"] or ""))
     return {
         "now": at.astimezone(tz).isoformat(timespec="minutes"),
-        "zone": proto.schedule.zone,
+        "zone": ward_zone,
         "dsmg_hold": safety.hold(store),
         "items": items,
     }
@@ -607,7 +627,7 @@ def safety_overview(session: Session, at: datetime | None = None) -> SafetyOverv
     session.require("record.read", what="read adverse events")
     store = session.store
     proto = protocols.active(store)
-    local_today = (at or now()).astimezone(zone(proto.schedule.zone)).date()
+    local_today = (at or now()).astimezone(zone(proto.schedule.zone or _site_zone(store) or "UTC")).date()
     pending = {r["event_id"] for r in safety.review_list(store)}
     events: list[SafetyEvent] = []
     for a in store.rows("SELECT * FROM adverse_events ORDER BY onset, event_id"):

@@ -82,7 +82,9 @@ def _row(state: tuple[Any, ...], model: Any) -> tuple[Any, ...]:
     pid, enrolled_on, enrollment_event, eligible, given, owed, positive, _known = state
     next_dose = next_due = None
     day0 = _day(enrolled_on)
-    if day0 is not None and model is not None and given < due.planned(model):
+    # One arm's schedule from enrollment (format 1 and single-arm trials); a trial of several arms places
+    # each participant by the arm allocated (`engine_rules.plan_inputs`), which the queue does not read yet.
+    if day0 is not None and model is not None and len(model.arms) == 1 and given < due.planned(model):
         next_dose = given + 1
         slot = due.slot(model, {"enrollment": day0}, next_dose)
         next_due = _utc(slot.due or slot.opens) if slot is not None else None
@@ -112,12 +114,35 @@ _UPSERT = (
 )
 
 
+def _format_2(store: Store) -> protocols.Protocol | None:
+    """The active version when it is a format-2 version of its own (its rows come from the engine)."""
+    try:
+        proto = protocols.active(store)
+    except Refused:
+        return None
+    return proto if proto.engine is not None else None
+
+
+def _engine_row(store: Store, proto: protocols.Protocol, state: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A format-2 participant's row: the first administration without a record in the schedule of the arm
+    allocated, its due time, a hold of their own (ineligible after enrollment), `after` assessments owed."""
+    from .base import get_participant
+    from .engine_rules import queue_row
+
+    pid, _enrolled_on, enrollment_event, eligible = state[:4]
+    p = get_participant(store, pid)
+    number, due_at, owed = queue_row(store, proto, p) if p is not None else (None, None, 0)
+    held = int(bool(enrollment_event) and eligible == 0)
+    return pid, number, _utc(due_at) if due_at is not None else None, held, owed
+
+
 def refresh(store: Store, pid: str, model: Any = None) -> None:
     """Recompute one participant's queue row from the projections (and count a new participant)."""
     state = store.one(_STATE + " WHERE p.id = ?", (pid,))
     if state is None:
         return  # a record about a participant this site does not hold
-    store.execute(_UPSERT, _row(state, model or _model(store)))
+    proto = _format_2(store)
+    store.execute(_UPSERT, _engine_row(store, proto, state) if proto else _row(state, model or _model(store)))
     if not state[-1]:
         store.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1)"
@@ -131,7 +156,11 @@ def derive(target: Store, _source: Store) -> int:
     target.execute("DELETE FROM ward_queue")
     target.execute("DELETE FROM counters")
     model = _model(target)
-    rows = [_row(state, model) for state in target.execute(_STATE).fetchall()]
+    proto = _format_2(target)
+    rows = [
+        _engine_row(target, proto, state) if proto else _row(state, model)
+        for state in target.execute(_STATE).fetchall()
+    ]
     target.conn.executemany(_UPSERT, rows)
     if rows:
         target.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (PARTICIPANTS, len(rows)))
@@ -142,10 +171,30 @@ def _after_record(store: Store, rec: Record) -> None:
     """Runs after the form's own hooks (this module is imported after theirs)."""
     if projections.replaying():
         return  # `derive` writes every row once the replay is done
+    if rec.form in _FORMS and _format_2(store) is not None:
+        return  # a format-2 version's records: `_after_any_record` below
     if rec.form == "vitals" and rec.version == 1 and rec.data.get("timepoint") != "post_dose":
         return  # a new pre-dose or unmodeluled measurement owes nothing and pays nothing
     if rec.subject and rec.subject.startswith("participant:"):
         refresh(store, rec.subject.removeprefix("participant:"))
+
+
+def _after_any_record(store: Store, rec: Record) -> None:
+    """A format-2 version's records: any participant form can move the row (its administration forms,
+    its assessments, its eligibility form); format 1 keeps `_after_record`'s forms."""
+    if projections.replaying() or not (rec.subject and rec.subject.startswith("participant:")):
+        return
+    if _format_2(store) is not None:
+        refresh(store, rec.subject.removeprefix("participant:"))
+
+
+def _allocated(store: Store, e: Event) -> None:
+    """An allocation sets the arm whose schedule the row follows (after randomization's own projector)."""
+    if e.type != "randomization.allocated" or projections.replaying():
+        return
+    pid = str((e.body or {}).get("participant") or "")
+    if pid and _format_2(store) is not None:
+        refresh(store, pid)
 
 
 def _model_changed(store: Store, _e: Event) -> None:
@@ -245,4 +294,6 @@ def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.derived_index(derive, "ward_queue", "counters")
     registry.form_hook(_after_record, *_FORMS)
+    registry.record_hook(_after_any_record)
+    registry.every_event_projector(_allocated)
     registry.projector(_model_changed, "protocol.loaded")

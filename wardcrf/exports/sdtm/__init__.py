@@ -109,7 +109,8 @@ def package(
 
         arms = engine_design.design_from_model(model).arms
         terms = engine_design.ex_terms(model)
-        built = build(ds, progress, coding, arms, recorded_allocations(ds), terms)
+        roles = {a.record["form"]: a.record for r in model.regimens.values() for a in r.administrations}
+        built = build(ds, progress, coding, arms, recorded_allocations(ds), terms, roles, model)
     else:
         built = build(ds, progress, coding)
     assert built.design is not None

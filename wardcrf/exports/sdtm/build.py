@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from ...protocol import Field, Protocol, tr
 from ..dataset import Dataset, ProvenancedRecord, number, value_text
 from ..progress import NullProgress, Progress
 from . import ae as ae_map
+from . import engine_visits
 from .design import (
     BASELINE_FORMS,
     FOLLOW_UP,
@@ -33,6 +36,7 @@ from .design import (
 from .metadata import DOMAINS
 
 if TYPE_CHECKING:
+    from ...engine.model import Model
     from .engine_design import ExTerms
 
 CONSENT_TERM = "INFORMED CONSENT OBTAINED"
@@ -194,6 +198,8 @@ def build(
     arms: tuple[tuple[str, str], ...] | None = None,
     allocations: Mapping[str, str] | None = None,
     ex_terms: Mapping[tuple[str, str], ExTerms] | None = None,
+    administrations: Mapping[str, Mapping[str, str]] | None = None,
+    model: Model | None = None,
 ) -> Built:
     """The subject datasets; `arms`: the protocol's (format 2) arms, `allocations`: participant -> ARMCD.
 
@@ -203,11 +209,20 @@ def build(
     ARMNRS). The actual arm is the planned one once a dose is recorded.
     `ex_terms` (format 2): EXTRT, EXROUTE, EXDOSFRQ, EXDOSFRM and the default
     EXDOSU of the participant's arm's administration recorded on the form.
+    `administrations` (format 2): recording form -> its roles (`start`, `end`,
+    `not_given`, ...): EX has one row per administration given on those forms.
+    `model` (format 2): the design is the protocol's (its visits, named as TV
+    names them), and each record's visit is the occurrence whose window holds
+    it (`engine_visits`).
     """
     progress = progress or NullProgress()
     coding = coding or ae_map.NoCoding()
     proto = ds.active_protocol
     design = design_of(proto)
+    if model is not None:
+        from .engine_design import design_from_model
+
+        design = design_from_model(model)
     if arms is not None:
         design = replace(design, arms=arms)
     out = _Rows(proto.id)
@@ -219,7 +234,9 @@ def build(
         by_form: dict[str, list[ProvenancedRecord]] = defaultdict(list)
         for rec in ds.records(participant=pid):
             by_form[rec.form].append(rec)
-        subject = _Subject(ds, proto, design, out, built, coding, reviews, pid, by_form)
+        subject = _Subject(
+            ds, proto, design, out, built, coding, reviews, pid, by_form, administrations, model
+        )
         subject.allocated = (allocations or {}).get(pid)
         subject.ex_terms = ex_terms or {}
         subject.build()
@@ -277,21 +294,36 @@ class _Subject:
         reviews: dict[str, ProvenancedRecord],
         pid: str,
         by_form: dict[str, list[ProvenancedRecord]],
+        administrations: Mapping[str, Mapping[str, str]] | None = None,
+        model: Model | None = None,
     ) -> None:
+        self.model = model
         self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
         self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
         self.allocated: str | None = None  # ARMCD of the participant's recorded allocation
         self.arm: str | None = None  # the planned ARMCD, once DM has it
         self.ex_terms: Mapping[tuple[str, str], ExTerms] = {}
         self.u = f"{proto.id}-{pid}"
-        self.doses = sorted(by_form.get("dose", []), key=lambda r: value_text(r.data.get("start")))
+        # Format 1: the dose form; format 2: the administrations given on the regimens' recording forms.
+        self.roles: Mapping[str, Mapping[str, str]] = administrations or {
+            "dose": {"start": "start", "end": "end", "number": "dose_number"}
+        }
+        self.doses = sorted(
+            (
+                r
+                for form, roles in self.roles.items()
+                for r in by_form.get(form, [])
+                if r.data.get(roles.get("not_given", "")) is not True
+            ),
+            key=lambda r: value_text(self._start(r)),
+        )
         consent = by_form.get("consent", [])
         self.dispositions = sorted(
             by_form.get("disposition", []), key=lambda r: value_text(r.data.get("date"))
         )
         eot = any(self._disp(r, "DSSCAT") == "STUDY TREATMENT" for r in self.dispositions)
-        first = dtc(self.doses[0].data.get("start")) if self.doses else ""
-        last = dtc(self.doses[-1].data.get("end") or self.doses[-1].data.get("start")) if self.doses else ""
+        first = dtc(self._start(self.doses[0])) if self.doses else ""
+        last = dtc(self._end(self.doses[-1]) or self._start(self.doses[-1])) if self.doses else ""
         self.t = Timeline(
             consent=dtc(consent[0].data.get("time")) if consent else "",
             first_dose=first,
@@ -332,6 +364,24 @@ class _Subject:
 
     # -- visits ----------------------------------------------------------------------------
 
+    def _blinded_terms(self, form: str) -> ExTerms | None:
+        """A blinded participant's EX terms: every arm's product on the form ("tecovirimat or placebo"),
+        so EX neither unblinds nor names a product the participant may not have had; the rest is shared
+        (a blinded trial's regimens repeat each other, `same_as`)."""
+        if self.arm != BLINDED[0]:
+            return None
+        found = [t for (_arm, f), t in self.ex_terms.items() if f == form]
+        if not found:
+            return None
+        names = " or ".join(dict.fromkeys(t.treatment for t in found))
+        return replace(found[0], treatment=names)
+
+    def _start(self, rec: ProvenancedRecord) -> Any:
+        return rec.data.get(self.roles.get(rec.form, {}).get("start", "start"))
+
+    def _end(self, rec: ProvenancedRecord) -> Any:
+        return rec.data.get(self.roles.get(rec.form, {}).get("end", "end"))
+
     def _planned_visit(self, rec: ProvenancedRecord) -> str | None:
         """The planned visit a record belongs to, or None (unscheduled / no visit)."""
         n_doses = self.proto.schedule.doses
@@ -351,18 +401,54 @@ class _Subject:
                 return f"DOSE {n}"
         return None
 
+    def _engine_anchors(self) -> dict[str, date | None]:
+        """The participant's anchors as local dates (format 2's visits count from them)."""
+        assert self.model is not None
+        zone_name = str(self.ds.site_row.get("zone") or "UTC")
+        return engine_visits.anchors_of(
+            self.ds.store, self.pid, self.by_form, self.model, ZoneInfo(zone_name)
+        )
+
     def _assign_visits(self) -> dict[str, tuple[float, str, str]]:
         """Visit name -> (VISITNUM, VISIT, EPOCH) of the visits that happened; fills `record_visit`."""
         self.record_visit: dict[str, str] = {}
         dates: dict[str, list[str]] = defaultdict(list)
         unscheduled: list[tuple[str, ProvenancedRecord]] = []
         visit_forms = {"labs", "ct_score", "vitals", "dose", "post_dose_check", *BASELINE_FORMS}
+        found: list[engine_visits.Occurrence] = []
+        anchors: dict[str, date | None] = {}
+        if self.model is not None:
+            anchors = self._engine_anchors()
+            found = engine_visits.occurrences(self.model, anchors)
+            visit_forms = {
+                str(f if isinstance(f, str) else f["form"])
+                for v in self.model.data.get("visits", ())
+                for f in v.get("forms", ())
+            }
+            visit_forms |= set(self.roles)
+        zone = ZoneInfo(str(self.ds.site_row.get("zone") or "UTC"))
         for form, recs in self.by_form.items():
             if form not in visit_forms:
                 continue
             for rec in recs:
                 when = record_dtc(rec, self.proto_of(rec))
-                name = self._planned_visit(rec)
+                if self.model is not None:
+                    name = (
+                        engine_visits.visit_of(
+                            self.model,
+                            found,
+                            form,
+                            rec.data,
+                            date.fromisoformat(when[:10]),
+                            set(self.roles),
+                            zone,
+                            anchors,
+                        )
+                        if len(when) >= 10
+                        else None
+                    )
+                else:
+                    name = self._planned_visit(rec)
                 if name:
                     self.record_visit[rec.event_id] = name
                     if when:
@@ -557,8 +643,8 @@ class _Subject:
         product = str(self.proto.product.get("name") or "study treatment")
         for rec in self.doses:
             p = self.proto_of(rec)
-            terms = self.ex_terms.get((self.arm or "", rec.form))
-            names = cdisc_fields(p, "dose")
+            terms = self.ex_terms.get((self.arm or "", rec.form)) or self._blinded_terms(rec.form)
+            names = cdisc_fields(p, rec.form)
             dose = mapped(rec, names, "EXDOSE")
             vamt = mapped(rec, names, "EXVAMT")
             vehicle_fd = first_field(names, "EXTRTV")
@@ -599,8 +685,7 @@ class _Subject:
     def vs(self) -> None:
         recs = self.by_form.get("vitals", [])
         dose_start = {
-            rec.data.get("dose_number") or i: dtc(rec.data.get("start"))
-            for i, rec in enumerate(self.doses, 1)
+            rec.data.get("dose_number") or i: dtc(self._start(rec)) for i, rec in enumerate(self.doses, 1)
         }
         rows: list[dict[str, Any]] = []
         for rec in recs:
