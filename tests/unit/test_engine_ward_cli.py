@@ -165,6 +165,11 @@ def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sourc
         hs.close()
     connect(w.site(), h)
     device = card_of(w.site()).device
+    w.hub = h
+    # An investigator's first sign-in makes the laptop's unblinding key; its bundle takes it to the
+    # hub, which seals a blinded list to it (wardcrf/unblindkeys.py).
+    open_(w.site(), "investigator").close()
+    assert all(r.ok for r in _to_the_hub(w))
     hs = open_(h, "coordinator")
     try:
         service.make_list(hs, trial, "KIN01", device, 8)
@@ -183,7 +188,6 @@ def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sourc
             ward.import_file(ws, f)
     finally:
         ws.close()
-    w.hub = h
     return w
 
 
