@@ -48,7 +48,8 @@ def compute(session: Session, at: datetime | None = None) -> dict[str, Any]:
     m = proto.engine
     if m is None:
         raise Refused(
-            f"{proto.id} {proto.version} is a format-1 protocol: its outcomes are `wardcrf report outcomes`"
+            f"{proto.id} {proto.version} is a format-1 protocol, which declares no endpoints to report this way;"
+            " its outcomes are the outcomes report ([wardcrf report outcomes])"
         )
     at = at or now_utc()
     site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
