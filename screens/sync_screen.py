@@ -28,10 +28,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar, Static
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from . import times
 from .dialogs.discard import AsksBeforeDiscarding
+from .dialogs.path import PathDialog
 from .errors import message_of
 from .i18n import label_width, pad, t
 from .unsaved import without_blanks
@@ -230,7 +231,15 @@ class SyncScreen(Screen[None]):
                 bar.display = True
                 self.export_to(folder)
 
-        self.app.push_screen(PathDialog(kind="folder", start=self.last_folder), chosen)
+        self.app.push_screen(
+            PathDialog(
+                kind="folder",
+                title=t("sync_path.export_title"),
+                hint=t("sync_path.hint_folder"),
+                start=self.last_folder,
+            ),
+            chosen,
+        )
 
     @work(thread=True, exclusive=True, group="sync-export")
     def export_to(self, folder: Path) -> None:
@@ -315,7 +324,15 @@ class SyncScreen(Screen[None]):
                 self._say(t("sync.importing", file=path.name))
                 self.import_path(path)
 
-        self.app.push_screen(PathDialog(kind="file", start=self.last_folder), chosen)
+        self.app.push_screen(
+            PathDialog(
+                kind="file",
+                title=t("sync_path.import_title"),
+                hint=t("sync_path.hint_file"),
+                start=self.last_folder,
+            ),
+            chosen,
+        )
 
     @work(thread=True, exclusive=True, group="sync-import")
     def import_path(self, path: Path) -> None:
@@ -349,70 +366,6 @@ class SyncScreen(Screen[None]):
                 self.load()
 
         self.app.push_screen(AnswerDialog(self.ward, query_id, amend=amend), done)
-
-
-class PathDialog(AsksBeforeDiscarding, ModalScreen[Path | None]):
-    """A folder (export) or file (import) typed, or picked in a directory tree.
-
-    Esc with a path typed or picked (other than the one it opened with) asks
-    before throwing it away (`AsksBeforeDiscarding`; no draft is kept).
-    """
-
-    CSS_PATH = ["dialogs/dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
-    AUTO_FOCUS = "#path"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "key.cancel")]
-
-    def __init__(self, *, kind: str, start: Path | None = None) -> None:
-        super().__init__()
-        self.kind = kind
-        self.start = start
-
-    def _root(self) -> Path:
-        for candidate in (self.start, Path("/media"), Path("/mnt"), Path.home()):
-            if candidate is not None and candidate.is_dir():
-                return candidate
-        return Path("/")
-
-    def compose(self) -> ComposeResult:
-        folder = self.kind == "folder"
-        label = t("sync_path.folder") if folder else t("sync_path.file")
-        with Vertical(classes="dialog", id="path-dialog"):
-            yield Static(
-                t("sync_path.export_title") if folder else t("sync_path.import_title"), classes="dialog-title"
-            )
-            with Grid(classes="dialog-grid"):
-                yield Label(pad(label, label_width([label])))
-                yield WardInput(value=str(self.start or ""), id="path")
-            yield DirectoryTree(self._root(), id="path-tree")
-            yield Static(t("sync_path.hint_folder") if folder else t("sync_path.hint_file"), classes="muted")
-            yield Static("", id="path-message", classes="refusal")
-        yield WardFooter()
-
-    def on_mount(self) -> None:
-        tree = self.query_one("#path-tree", DirectoryTree)
-        if self.kind == "folder":
-            tree.filter_paths = lambda paths: [p for p in paths if p.is_dir()]  # type: ignore[method-assign]
-
-    @on(DirectoryTree.DirectorySelected)
-    def _folder(self, event: DirectoryTree.DirectorySelected) -> None:
-        if self.kind == "folder":
-            self.query_one("#path", Input).value = str(event.path)
-
-    @on(DirectoryTree.FileSelected)
-    def _file(self, event: DirectoryTree.FileSelected) -> None:
-        self.query_one("#path", Input).value = str(event.path)
-
-    @on(Input.Submitted, "#path")
-    def _entered(self) -> None:
-        text = self.query_one("#path", Input).value.strip()
-        if not text:
-            self.query_one("#path-message", Static).update(t("sync_path.empty"))
-            return
-        # The services check the path (exists, is a folder, writable) and say what is wrong.
-        self.dismiss(Path(text).expanduser())
-
-    def typed(self) -> dict[str, Any]:
-        return without_blanks({"path": self.query_one("#path", Input).value.strip()})
 
 
 class AnswerDialog(AsksBeforeDiscarding, ModalScreen[str | None]):

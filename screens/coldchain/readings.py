@@ -25,7 +25,7 @@ from textual.widgets import Input, Label, ProgressBar, Select, Static
 from wardcrf.coldchain import reports, services
 from wardcrf.errors import UsageError, WardError
 
-from ..dialogs.path import PathPicker
+from ..dialogs.path import PathDialog
 from ..drafts_screen import READING_FORM
 from ..errors import message_of
 from ..i18n import label_width, pad, t
@@ -267,10 +267,11 @@ class ReadingsScreen(UnsavedWork):
                 self.query_one("#lg-path", Input).value = str(path)
                 self.action_import_file()
 
-        start = Path(self.query_one("#lg-path", Input).value.strip() or ".").expanduser()
-        self.app.push_screen(
-            PathPicker(title=t("cc.pick_logger"), start=start if start.is_dir() else start.parent), chosen
-        )
+        typed = self.query_one("#lg-path", Input).value.strip().removeprefix("@")
+        start = Path(typed).expanduser() if typed else None
+        if start is not None and not start.is_dir():
+            start = start.parent if start.parent.is_dir() else None
+        self.app.push_screen(PathDialog(kind="file", title=t("cc.pick_logger"), start=start), chosen)
 
     @on(Input.Submitted, "#lg-path")
     def _path_entered(self) -> None:

@@ -29,7 +29,7 @@ from wardcrf import ids, protocol
 from wardcrf.coldchain import services
 from wardcrf.errors import Refused, WardError
 
-from ..dialogs.path import PathPicker
+from ..dialogs.path import PathDialog
 from ..errors import message_of
 from ..i18n import label_width, pad, t
 from ..unsaved import UnsavedWork, closing_draft, without_blanks
@@ -243,7 +243,7 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
             elif isinstance(w, Input):
                 w.value = str(path)
 
-        self.app.push_screen(PathPicker(title=t(field.label)), chosen)
+        self.app.push_screen(PathDialog(kind="file", title=t(field.label)), chosen)
 
     # -- saving ------------------------------------------------------------------------
     @abstractmethod

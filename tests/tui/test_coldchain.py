@@ -18,7 +18,7 @@ from wardcrf.screens.coldchain.handover import HandoverScreen
 from wardcrf.screens.coldchain.home import ColdChainScreen
 from wardcrf.screens.coldchain.readings import ReadingsScreen
 from wardcrf.screens.coldchain.receipt import ReceiptScreen
-from wardcrf.screens.dialogs.path import PathPicker
+from wardcrf.screens.dialogs.path import PathDialog
 from wardcrf.screens.dialogs.sign import SignatureDialog
 from wardcrf.screens.widgets.entry_list import EntryList
 
@@ -340,8 +340,7 @@ async def test_manual_reading_and_logger_import_with_summary(app_for, site, tmp_
         await pilot.press(*"-19.5", "enter")
         await until(pilot, lambda: "Saved -19.5 °C for FRZ-1" in text(app, "#rd-message"))
         await pilot.press("f4")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PathPicker))
-        pilot.app.screen.query_one("#picker-path", Input).focus()
+        await until(pilot, lambda: isinstance(pilot.app.screen, PathDialog))
         await pilot.press(*str(path), "enter")
         await until(pilot, lambda: "Imported" in text(app, "#lg-result"))
         result = text(app, "#lg-result")
