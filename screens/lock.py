@@ -15,6 +15,7 @@ nobody is at it. The work stays underneath in the screen stack.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
@@ -22,6 +23,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, LoadingIndicator, Static
 
@@ -42,6 +44,18 @@ class LockScreen(ModalScreen[Ward]):
         Binding("f2", "app.next_language", "key.language"),
         Binding("ctrl+q", "app.quit", "key.quit"),
     ]
+
+    @dataclass
+    class Unlocked(Message):
+        """The password was right: the ward to return to (the same user's, or the new user's)."""
+
+        ward: Ward
+
+    @dataclass
+    class Refused(Message):
+        """The unlock was refused: the one line to show."""
+
+        text: str
 
     def __init__(self, ward: Ward, locked_at: datetime) -> None:
         super().__init__()
@@ -123,9 +137,17 @@ class LockScreen(ModalScreen[Ward]):
             else:
                 result = Ward(ward.site, ward.site.unlock(user, password))
         except Exception as exc:
-            self.app.call_from_thread(self._failed, message_of(exc))
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._unlocked, result)
+        self.post_message(self.Unlocked(result))
+
+    @on(Unlocked)
+    def _on_unlocked(self, message: Unlocked) -> None:
+        self._unlocked(message.ward)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._failed(message.text)
 
     def _unlocked(self, ward: Ward) -> None:
         self.dismiss(ward)

@@ -10,12 +10,14 @@ password" (the domain words it; this screen shows it as it is).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Center, Grid, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, LoadingIndicator, Static
 
@@ -46,6 +48,18 @@ class LoginScreen(Screen[Ward]):
         Binding("f2", "app.next_language", "key.language"),
         Binding("ctrl+q", "app.quit", "key.quit"),
     ]
+
+    @dataclass
+    class SignedIn(Message):
+        """The sign-in succeeded: the ward of the new session."""
+
+        ward: Ward
+
+    @dataclass
+    class Refused(Message):
+        """The sign-in was refused: the one line to show."""
+
+        text: str
 
     def __init__(self, site: Site, *, user: str = "") -> None:
         super().__init__()
@@ -131,9 +145,17 @@ class LoginScreen(Screen[Ward]):
         try:
             session = self.site.unlock(user, password)
         except Exception as exc:  # every failure becomes one line on the screen
-            self.app.call_from_thread(self._failed, message_of(exc))
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._signed_in, Ward(self.site, session))
+        self.post_message(self.SignedIn(Ward(self.site, session)))
+
+    @on(SignedIn)
+    def _on_signed_in(self, message: SignedIn) -> None:
+        self._signed_in(message.ward)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._failed(message.text)
 
     def _signed_in(self, ward: Ward) -> None:
         self.dismiss(ward)

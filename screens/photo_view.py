@@ -33,6 +33,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Input, Static
@@ -121,6 +122,18 @@ class PhotoScreen(ModalScreen[None]):
         Binding("e", "export", "photo.key_export"),
     ]
 
+    @dataclass
+    class Loaded(Message):
+        """The photo's preview, checked against its hash and decoded."""
+
+        image: Any
+
+    @dataclass
+    class Refused(Message):
+        """The preview was refused (an altered original, the role): the one line to show."""
+
+        text: str
+
     def __init__(self, ward: Ward, sha256: str, caption: str = "") -> None:
         super().__init__()
         self.ward = ward
@@ -149,9 +162,17 @@ class PhotoScreen(ModalScreen[None]):
             shown = self.ward.call(viewing.preview, self.sha256)
             image = decode(shown.data)
         except Exception as exc:  # an altered original is refused by the domain: say so
-            self.app.call_from_thread(self._refused, message_of(exc))
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._show, image)
+        self.post_message(self.Loaded(image))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._show(message.image)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._refused(message.text)
 
     def _show(self, image: Any) -> None:
         line = t("photo.intact_shown") + " " + t("photo.export_hint")
@@ -211,6 +232,18 @@ class ExportDialog(ModalScreen[str | None]):
     AUTO_FOCUS = "#export-folder"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
 
+    @dataclass
+    class Exported(Message):
+        """The copy was written: the confirmation line (the dialog's result)."""
+
+        line: str
+
+    @dataclass
+    class Refused(Message):
+        """The export was refused (no such folder, an altered photo, the role): the one line to show."""
+
+        text: str
+
     def __init__(self, ward: Ward, sha256: str) -> None:
         super().__init__()
         self.ward = ward
@@ -238,9 +271,17 @@ class ExportDialog(ModalScreen[str | None]):
         try:
             line = export_copy(self.ward, self.sha256, folder)
         except Exception as exc:  # a refusal (no such folder, altered photo, role) keeps the dialog
-            self.app.call_from_thread(self._refused, message_of(exc))
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self.dismiss, line)
+        self.post_message(self.Exported(line))
+
+    @on(Exported)
+    def _on_exported(self, message: Exported) -> None:
+        self.dismiss(message.line)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._refused(message.text)
 
     def _refused(self, text: str) -> None:
         self.query_one("#export-message", Static).update(Text(text))

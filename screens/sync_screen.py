@@ -19,6 +19,7 @@ answering needs `record.comment` (and `record.amend` to correct a field).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
@@ -67,6 +69,33 @@ class SyncScreen(Screen[None]):
         Binding("f2", "app.next_language", "key.language"),
         Binding("escape", "app.pop_screen", "key.back"),
     ]
+
+    @dataclass
+    class Loaded(Message):
+        """The sync panel's status, read in a worker."""
+
+        status: dict[str, Any]
+
+    @dataclass
+    class Progress(Message):
+        """An export wrote `done` of `total` bundles (`name`: the one being written)."""
+
+        done: int
+        total: int
+        name: str
+
+    @dataclass
+    class Finished(Message):
+        """An export, push, pull or import ended: the lines to show (`refusal`: it was refused)."""
+
+        lines: list[str]
+        refusal: bool = False
+
+    @dataclass
+    class LoadRefused(Message):
+        """Reading the panel's status was refused: the one line to show."""
+
+        text: str
 
     def __init__(self, ward: Ward) -> None:
         super().__init__()
@@ -129,9 +158,17 @@ class SyncScreen(Screen[None]):
         try:
             status = self.ward.call(sync_ward.status)
         except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(self.LoadRefused(message_of(exc)))
             return
-        self.app.call_from_thread(self._fill, status)
+        self.post_message(self.Loaded(status))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        self._fill(message.status)
+
+    @on(LoadRefused)
+    def _load_refused(self, message: LoadRefused) -> None:
+        self._say(message.text, True)
 
     def _fill(self, st: dict[str, Any]) -> None:
         self.status = st
@@ -246,31 +283,35 @@ class SyncScreen(Screen[None]):
         from wardcrf.sync import ward as sync_ward
 
         def progress(done: int, total: int, name: str) -> None:
-            self.app.call_from_thread(self._progress, done, total, name)
+            self.post_message(self.Progress(done, total, name))
 
         try:
             res = self.ward.call(sync_ward.export, folder, progress=progress)
         except Exception as exc:
-            self.app.call_from_thread(self._finished, [message_of(exc)], True)
+            self.post_message(self.Finished([message_of(exc)], refusal=True))
             return
         if res.files:
             lines = [t("sync.exported", n=len(res.files), events=res.events, folder=folder)]
             lines += [f"  {f.name}  (+ {f.name}.minisig)" for f in res.files]
         else:
             lines = [t("sync.nothing_to_export")]
-        self.app.call_from_thread(self._finished, lines, False)
+        self.post_message(self.Finished(lines))
 
-    def _progress(self, done: int, total: int, name: str) -> None:
+    @on(Progress)
+    def _progress(self, message: Progress) -> None:
         bar = self.query_one("#sync-progress", ProgressBar)
-        bar.update(total=max(total, 1), progress=done)
-        if name:
-            self._say(t("sync.export_progress", name=name, done=done + 1, total=total))
+        bar.update(total=max(message.total, 1), progress=message.done)
+        if message.name:
+            self._say(
+                t("sync.export_progress", name=message.name, done=message.done + 1, total=message.total)
+            )
 
-    def _finished(self, lines: list[str], refusal: bool) -> None:
+    @on(Finished)
+    def _finished(self, message: Finished) -> None:
         self.busy = False
         self.query_one("#sync-progress").display = False
-        self.result_lines = lines
-        self._refusal = refusal
+        self.result_lines = message.lines
+        self._refusal = message.refusal
         self._show_result()
         self.load()
 
@@ -300,17 +341,17 @@ class SyncScreen(Screen[None]):
         try:
             session = self.ward.site.reopen(self.ward.session)
         except Exception as exc:
-            self.app.call_from_thread(self._finished, [message_of(exc)], True)
+            self.post_message(self.Finished([message_of(exc)], refusal=True))
             return
         try:
             client = service.hub_client(session, **PUSH_OPTIONS)
             lines = (service.push if what == "push" else service.pull)(session, client)
         except Exception as exc:
-            self.app.call_from_thread(self._finished, [message_of(exc)], True)
+            self.post_message(self.Finished([message_of(exc)], refusal=True))
             return
         finally:
             session.close()
-        self.app.call_from_thread(self._finished, lines, False)
+        self.post_message(self.Finished(lines))
 
     # -- import a hub bundle or receipt -------------------------------------------------------
     def action_import_file(self) -> None:
@@ -341,9 +382,9 @@ class SyncScreen(Screen[None]):
         try:
             line = self.ward.call(sync_ward.import_file, path)
         except Exception as exc:
-            self.app.call_from_thread(self._finished, [message_of(exc)], True)
+            self.post_message(self.Finished([message_of(exc)], refusal=True))
             return
-        self.app.call_from_thread(self._finished, [line], False)
+        self.post_message(self.Finished([line]))
 
     # -- data queries ---------------------------------------------------------------------------
     def action_answer(self) -> None:

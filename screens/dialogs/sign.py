@@ -11,12 +11,14 @@ attempts left; the caller's form underneath is untouched either way.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, LoadingIndicator, Static
 
@@ -35,6 +37,18 @@ class SignatureDialog(ModalScreen[Any]):
     CSS_PATH = "dialogs.tcss"
     AUTO_FOCUS = "#sig-password"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
+
+    @dataclass
+    class Signed(Message):
+        """The signature was recorded: what the signing call returned (the dialog's result)."""
+
+        result: Any
+
+    @dataclass
+    class Refused(Message):
+        """The signature was refused (a wrong password): the one line to show."""
+
+        text: str
 
     def __init__(
         self, *, what: str, meaning: str, signer: str, sign: SignFn, signer_editable: bool = False
@@ -97,9 +111,17 @@ class SignatureDialog(ModalScreen[Any]):
         try:
             result = self.sign(signer, password)
         except Exception as exc:
-            self.app.call_from_thread(self._failed, message_of(exc))
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self.dismiss, result)
+        self.post_message(self.Signed(result))
+
+    @on(Signed)
+    def _on_signed(self, message: Signed) -> None:
+        self.dismiss(message.result)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._failed(message.text)
 
     def _failed(self, message: str) -> None:
         self.query_one("#sig-busy").display = False
