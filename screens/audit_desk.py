@@ -19,13 +19,15 @@ highlighted photograph into a chosen folder, for an image viewer.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -43,6 +45,9 @@ from .widgets.typeahead import hold_keys, release_keys
 
 WIDE = 120
 """From this many columns the record and its source sit side by side."""
+
+if TYPE_CHECKING:
+    from wardcrf.reports.desk import Desk
 
 
 _STYLES = {sdv.VERIFIED: "bold green", sdv.CHANGED: "bold reverse red", sdv.PARTLY: "yellow"}
@@ -70,6 +75,31 @@ class DeskScreen(Screen[None]):
         Binding("v", "view", "desk.key_view"),
         Binding("f2", "app.next_language", "key.language"),
     ]
+
+    @dataclass
+    class Loaded(Message):
+        """The record's desk: fields, trail, signatures, photos."""
+
+        desk: Desk
+
+    @dataclass
+    class LoadRefused(Message):
+        """The record could not be read: the one line to show."""
+
+        text: str
+
+    @dataclass
+    class Drawn(Message):
+        """A photo's preview, checked and decoded."""
+
+        sha256: str
+        image: Any
+
+    @dataclass
+    class Refused(Message):
+        """A photo was refused (altered since listed): the one line to show."""
+
+        text: str
 
     def __init__(self, ward: Ward, record_id: str) -> None:
         super().__init__()
@@ -131,9 +161,17 @@ class DeskScreen(Screen[None]):
         try:
             found = self.ward.call(desk.desk, self.record_id)
         except Exception as exc:
-            self.app.call_from_thread(self._load_refused, message_of(exc))
+            self.post_message(self.LoadRefused(message_of(exc)))
             return
-        self.app.call_from_thread(self._fill, found)
+        self.post_message(self.Loaded(found))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._fill(message.desk)
+
+    @on(LoadRefused)
+    def _on_load_refused(self, message: LoadRefused) -> None:
+        self._load_refused(message.text)
 
     def _load_refused(self, text: str) -> None:
         self._say(text, True)
@@ -207,9 +245,17 @@ class DeskScreen(Screen[None]):
         try:
             image = decode(self.ward.call(viewing.preview, sha256).data)
         except Exception as exc:  # altered since listed: the domain refuses to draw it
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._drawn, sha256, image)
+        self.post_message(self.Drawn(sha256, image))
+
+    @on(Drawn)
+    def _on_drawn(self, message: Drawn) -> None:
+        self._drawn(message.sha256, message.image)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
 
     def _drawn(self, sha256: str, image: Any) -> None:
         current = self.desk.photos[self.photo_index] if self.photo_index is not None else None

@@ -17,6 +17,7 @@ Everything is read through `wardcrf.workflow.dsmg.review` in a worker.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -24,6 +25,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, Label, Select, Static
 
@@ -62,6 +64,18 @@ class DsmgScreen(Screen[None]):
         Binding("f2", "app.next_language", "key.language"),
         Binding("escape", "app.pop_screen", "key.back"),
     ]
+
+    @dataclass
+    class Loaded(Message):
+        """The DSMG review board (with the hub's decisions), read in a worker."""
+
+        board: dict[str, Any]
+
+    @dataclass
+    class Refused(Message):
+        """Reading the board was refused: the one line to show."""
+
+        text: str
 
     def __init__(self, ward: Ward, *, resume: tuple[str, dict[str, Any], str | None] | None = None) -> None:
         """`resume`: (participant, values, focused field) of a decision draft to reopen at once."""
@@ -131,9 +145,17 @@ class DsmgScreen(Screen[None]):
             board = self.ward.call(dsmg.review, today=today)
             board["hub_decisions"] = self.ward.call(registry.decisions_from_hub)  # sent by the hub
         except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._fill, board)
+        self.post_message(self.Loaded(board))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._fill(message.board)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
 
     def _fill(self, board: dict[str, Any]) -> None:
         self.board = board

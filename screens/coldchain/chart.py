@@ -13,12 +13,14 @@ is first opened, never at start-up.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -54,6 +56,18 @@ class ChartScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
+
+    @dataclass
+    class Loaded(Message):
+        """A unit's readings over the window, with its `since` and `until`."""
+
+        data: dict[str, Any]
+
+    @dataclass
+    class Refused(Message):
+        """Reading the unit was refused: the one line to show."""
+
+        text: str
 
     def __init__(self, ward: Ward, unit: str, window: int = 1) -> None:
         super().__init__()
@@ -106,11 +120,19 @@ class ChartScreen(Screen[None]):
             since = None if span is None or last is None else last - span
             data = self.ward.call(reports.readings, self.unit, since=since, until=last)
         except Exception as exc:
-            self.app.call_from_thread(self._failed, message_of(exc))
+            self.post_message(self.Refused(message_of(exc)))
             return
         data["since"] = since if since is not None else (data["times"][0] if data["times"] else None)
         data["until"] = last
-        self.app.call_from_thread(self._draw, data)
+        self.post_message(self.Loaded(data))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._draw(message.data)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._failed(message.text)
 
     def _failed(self, message: str) -> None:
         self.query_one("#ch-summary", Static).update(message)

@@ -13,6 +13,7 @@ kit's thaw (roles with `coldchain.record`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -20,6 +21,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
@@ -49,6 +51,18 @@ class CustodyScreen(Screen[None]):
         Binding("ctrl+t", "thaw", "key.cc_thaw"),
         Binding("f2", "app.next_language", "key.language"),
     ]
+
+    @dataclass
+    class Loaded(Message):
+        """Each kit's chain and dose problems (a lot gives every kit of the lot)."""
+
+        report: list[dict[str, Any]]
+
+    @dataclass
+    class Refused(Message):
+        """The kit or lot was refused: the one line to show."""
+
+        text: str
 
     def __init__(self, ward: Ward, kit: str = "") -> None:
         super().__init__()
@@ -118,9 +132,17 @@ class CustodyScreen(Screen[None]):
         try:
             report = self.ward.call(reports.kit_report, raw, now)
         except WardError as exc:
-            self.app.call_from_thread(self._failed, message_of(exc))
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._show_report, report)
+        self.post_message(self.Loaded(report))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._show_report(message.report)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._failed(message.text)
 
     def _failed(self, message: str) -> None:
         self.report = None

@@ -12,12 +12,14 @@ says why). Other roles see the list read-only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Select, SelectionList, Static
 
@@ -51,6 +53,26 @@ class ExcursionsScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
+
+    @dataclass
+    class Loaded(Message):
+        """The excursions, read in a worker."""
+
+        rows: list[dict[str, Any]]
+
+    @dataclass
+    class Disposed(Message):
+        """A disposition was recorded for an excursion (and the kits it names)."""
+
+        excursion: str
+        decision: str
+        kits: list[str]
+
+    @dataclass
+    class Refused(Message):
+        """A read or a disposition was refused: the one line to show."""
+
+        text: str
 
     def __init__(self, ward: Ward) -> None:
         super().__init__()
@@ -126,9 +148,21 @@ class ExcursionsScreen(Screen[None]):
         try:
             rows = self.ward.call(reports.excursions)
         except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._loaded, rows)
+        self.post_message(self.Loaded(rows))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._loaded(message.rows)
+
+    @on(Disposed)
+    def _on_disposed(self, message: Disposed) -> None:
+        self._disposed(message.excursion, message.decision, message.kits)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
 
     def _loaded(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
@@ -223,9 +257,9 @@ class ExcursionsScreen(Screen[None]):
                 services.record_disposition, excursion, decision=decision, reason=reason, kits=kits or None
             )
         except WardError as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._disposed, excursion, decision, kits)
+        self.post_message(self.Disposed(excursion, decision, kits))
 
     def _disposed(self, excursion: str, decision: str, kits: list[str]) -> None:
         self.query_one("#ex-reason", Input).value = ""

@@ -12,12 +12,14 @@ only to roles the domain would allow (it refuses anyway).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from textual import events, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -63,6 +65,20 @@ class ColdChainScreen(Screen[None]):
         Binding("f5", "reload", "key.reload"),
         Binding("f2", "app.next_language", "key.language"),
     ]
+
+    @dataclass
+    class Loaded(Message):
+        """The cold-chain home's units, kits and steps awaiting a signature."""
+
+        units: list[dict[str, Any]]
+        kits: list[dict[str, Any]]
+        pending: list[dict[str, Any]]
+
+    @dataclass
+    class Refused(Message):
+        """Reading the cold chain was refused: the one line to show."""
+
+        text: str
 
     def __init__(self, ward: Ward) -> None:
         super().__init__()
@@ -121,9 +137,17 @@ class ColdChainScreen(Screen[None]):
             kits = self.ward.call(reports.kits)
             pending = self.ward.call(reports.awaiting_signatures)
         except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc))
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._loaded, units, kits, pending)
+        self.post_message(self.Loaded(units, kits, pending))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._loaded(message.units, message.kits, message.pending)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text)
 
     def _loaded(
         self, units: list[dict[str, Any]], kits: list[dict[str, Any]], pending: list[dict[str, Any]]

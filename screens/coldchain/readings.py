@@ -13,6 +13,7 @@ is imported (the service is all or nothing).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.widgets import Input, Label, ProgressBar, Select, Static
 
 from wardcrf.coldchain import reports, services
@@ -63,6 +65,47 @@ class ReadingsScreen(UnsavedWork):
 
     MANUAL = ("at", "temp")
     """The manual reading's fields (what a draft keeps; the logger file's path is not data)."""
+
+    @dataclass
+    class UnitsLoaded(Message):
+        """The storage units, read in a worker."""
+
+        units: list[dict[str, Any]]
+
+    @dataclass
+    class ReadingSaved(Message):
+        """A manual reading was saved (its event id)."""
+
+        unit: str
+        temp: float
+        event_id: str
+
+    @dataclass
+    class Stage(Message):
+        """A logger import reached stage `done` of IMPORT_STAGES (`text` says which)."""
+
+        done: int
+        text: str
+
+    @dataclass
+    class Imported(Message):
+        """A logger file was imported into a unit."""
+
+        name: str
+        unit: str
+        result: services.ImportResult
+
+    @dataclass
+    class ImportRefused(Message):
+        """A logger import was refused: the one line to show (nothing was saved)."""
+
+        text: str
+
+    @dataclass
+    class Refused(Message):
+        """Reading the units or saving a reading was refused: the one line to show."""
+
+        text: str
 
     def __init__(
         self,
@@ -160,9 +203,17 @@ class ReadingsScreen(UnsavedWork):
         try:
             units = self.ward.call(reports.units)
         except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._units_loaded, units)
+        self.post_message(self.UnitsLoaded(units))
+
+    @on(UnitsLoaded)
+    def _on_units_loaded(self, message: UnitsLoaded) -> None:
+        self._units_loaded(message.units)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
 
     def _units_loaded(self, units: list[dict[str, Any]]) -> None:
         self.units = units
@@ -249,9 +300,13 @@ class ReadingsScreen(UnsavedWork):
                 )
             )
         except WardError as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._reading_saved, unit, temp, event.id)
+        self.post_message(self.ReadingSaved(unit, temp, event.id))
+
+    @on(ReadingSaved)
+    def _on_reading_saved(self, message: ReadingSaved) -> None:
+        self._reading_saved(message.unit, message.temp, message.event_id)
 
     def _reading_saved(self, unit: str, temp: float, event_id: str) -> None:
         self.query_one("#rd-temp", Input).value = ""
@@ -297,6 +352,10 @@ class ReadingsScreen(UnsavedWork):
         self._show_result([])
         self.run_import(Path(raw).expanduser(), unit, zone)
 
+    @on(Stage)
+    def _on_stage(self, message: Stage) -> None:
+        self._stage(message.done, message.text)
+
     def _stage(self, done: int, text: str) -> None:
         self.query_one("#lg-progress", ProgressBar).update(progress=done)
         self.query_one("#lg-stage", Static).update(text)
@@ -305,24 +364,31 @@ class ReadingsScreen(UnsavedWork):
     def run_import(self, path: Path, unit: str, zone: str) -> None:
         from wardcrf.coldchain import loggers
 
-        stage = self.app.call_from_thread
         try:
-            stage(self._stage, 0, t("cc.stage_read", name=path.name))
+            self.post_message(self.Stage(0, t("cc.stage_read", name=path.name)))
             try:
                 raw = path.read_bytes()
             except OSError as exc:
                 raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-            stage(self._stage, 1, t("cc.stage_parse", name=path.name))
+            self.post_message(self.Stage(1, t("cc.stage_parse", name=path.name)))
             log = loggers.parse(raw, zone)
-            stage(self._stage, 2, t("cc.stage_store", fmt=log.format, n=len(log.times), unit=unit))
+            self.post_message(self.Stage(2, t("cc.stage_store", fmt=log.format, n=len(log.times), unit=unit)))
             result = self.ward.call(services.import_logger, path, unit)
         except WardError as exc:
-            stage(self._import_failed, message_of(exc))
+            self.post_message(self.ImportRefused(message_of(exc)))
             return
         except Exception as exc:  # a bug: show it as one line, never a traceback
-            stage(self._import_failed, message_of(exc))
+            self.post_message(self.ImportRefused(message_of(exc)))
             return
-        stage(self._imported, path.name, unit, result)
+        self.post_message(self.Imported(path.name, unit, result))
+
+    @on(Imported)
+    def _on_imported(self, message: Imported) -> None:
+        self._imported(message.name, message.unit, message.result)
+
+    @on(ImportRefused)
+    def _on_import_refused(self, message: ImportRefused) -> None:
+        self._import_failed(message.text)
 
     def _import_failed(self, message: str) -> None:
         self.importing = False

@@ -11,9 +11,11 @@ refuse, shown as it words it, with nothing typed lost.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from textual import work
+from textual import on, work
+from textual.message import Message
 from textual.widgets import Input
 
 from wardcrf.coldchain import config, reports, services
@@ -48,6 +50,12 @@ class UnitScreen(TransferScreen):
         FieldSpec("interval", "cc.f_interval", hint="cc.h_interval"),
     )
 
+    @dataclass
+    class DefaultsLoaded(Message):
+        """What a new unit gets unless the form says otherwise (the placeholders)."""
+
+        found: dict[str, Any]
+
     def __init__(
         self, ward: Ward, initial: dict[str, Any] | None = None, *, focus: str | None = None
     ) -> None:
@@ -72,7 +80,11 @@ class UnitScreen(TransferScreen):
             found = self.ward.call(reports.unit_defaults)
         except Exception:  # the placeholders are a courtesy; the service applies the defaults anyway
             return
-        self.app.call_from_thread(self._defaults_loaded, found)
+        self.post_message(self.DefaultsLoaded(found))
+
+    @on(DefaultsLoaded)
+    def _on_defaults_loaded(self, message: DefaultsLoaded) -> None:
+        self._defaults_loaded(message.found)
 
     def _defaults_loaded(self, found: dict[str, Any]) -> None:
         self.protocol = found
