@@ -11,12 +11,14 @@ signed" mark when the signed content was amended afterwards.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -62,6 +64,40 @@ class ParticipantScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
+
+    @dataclass
+    class Loaded(Message):
+        """The participant's summary, trail and signatures, and whether to offer randomization."""
+
+        summary: dict[str, Any]
+        entries: list[audit.TrailEntry]
+        sigs: list[signatures.SignatureState]
+        randomizable: bool
+
+    @dataclass
+    class Refused(Message):
+        """The participant could not be read: the one line to show."""
+
+        text: str
+
+    @dataclass
+    class FactorsNeeded(Message):
+        """What the clinician must give to randomize here: each factor and its levels."""
+
+        factors: dict[str, list[str]]
+
+    @dataclass
+    class Allocated(Message):
+        """The participant was randomized: the allocation as shown to the person."""
+
+        shown: str
+
+    @dataclass
+    class RandomizeRefused(Message):
+        """Randomization was refused (`allocating`: at the allocation, not before): the one line."""
+
+        text: str
+        allocating: bool = False
 
     def __init__(self, ward: Ward, participant: str) -> None:
         super().__init__()
@@ -110,10 +146,18 @@ class ParticipantScreen(Screen[None]):
             sigs = self.ward.call(signatures.of_subject, subject)
             randomizable = self.ward.call(randomization.randomizable, pid)
         except Exception as exc:
-            self.app.call_from_thread(self.query_one("#p-summary", Static).update, message_of(exc))
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._fill, summary, entries, sigs)
-        self.app.call_from_thread(self._offer_randomize, randomizable)
+        self.post_message(self.Loaded(summary, entries, sigs, randomizable))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._fill(message.summary, message.entries, message.sigs)
+        self._offer_randomize(message.randomizable)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self.query_one("#p-summary", Static).update(message.text)
 
     def _offer_randomize(self, randomizable: bool) -> None:
         if randomizable != self.randomizable:
@@ -216,9 +260,25 @@ class ParticipantScreen(Screen[None]):
         try:
             factors = self.ward.call(service.factors_needed)
         except Exception as exc:
-            self.app.call_from_thread(self.notify, message_of(exc), severity="error")
+            self.post_message(self.RandomizeRefused(message_of(exc)))
             return
-        self.app.call_from_thread(self._ask_levels, factors)
+        self.post_message(self.FactorsNeeded(factors))
+
+    @on(FactorsNeeded)
+    def _on_factors_needed(self, message: FactorsNeeded) -> None:
+        self._ask_levels(message.factors)
+
+    @on(Allocated)
+    def _on_allocated(self, message: Allocated) -> None:
+        self.notify(message.shown, timeout=30)
+        self.load()
+
+    @on(RandomizeRefused)
+    def _on_randomize_refused(self, message: RandomizeRefused) -> None:
+        if message.allocating:
+            self.notify(message.text, severity="error", timeout=30)
+        else:
+            self.notify(message.text, severity="error")
 
     def _ask_levels(self, factors: dict[str, list[str]]) -> None:
         from .dialogs.randomize import RandomizeDialog
@@ -236,10 +296,9 @@ class ParticipantScreen(Screen[None]):
         try:
             allocation = self.ward.call(service.allocate, self.participant, levels)
         except Exception as exc:
-            self.app.call_from_thread(self.notify, message_of(exc), severity="error", timeout=30)
+            self.post_message(self.RandomizeRefused(message_of(exc), allocating=True))
             return
-        self.app.call_from_thread(self.notify, allocation.shown(), timeout=30)
-        self.app.call_from_thread(self.load)
+        self.post_message(self.Allocated(allocation.shown()))
 
     def action_vitals_chart(self) -> None:
         from .vitals_chart import VitalsChart

@@ -28,6 +28,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, DirectoryTree, Input, Static
 
@@ -101,6 +102,24 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
         Binding("f3", "switch", "photo.key_switch"),
         Binding("f5", "reload", "key.reload"),
     ]
+
+    @dataclass
+    class TrayLoaded(Message):
+        """The photo files in the tray folder, newest first."""
+
+        files: list[Any]
+
+    @dataclass
+    class Refused(Message):
+        """The tray could not be read: the one line to show."""
+
+        text: str
+
+    @dataclass
+    class PhotoChecked(Message):
+        """A file checked as an import would check it, with its preview."""
+
+        result: Checked
 
     def __init__(self, ward: Ward, field_label: str, *, browse_root: Path | None = None) -> None:
         super().__init__()
@@ -183,9 +202,9 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
         try:
             files = self.ward.call(photo_tray.tray_files, self.tray)
         except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(self.Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._fill_tray, files)
+        self.post_message(self.TrayLoaded(files))
 
     def _mark(self, f: Any) -> str:
         return "✓" if f.path in self.chosen else (t("photo.stored") if f.stored else "")
@@ -194,6 +213,14 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
         table = self.query_one("#tray", DataTable)
         for i, f in enumerate(self.files):
             table.update_cell(str(i), self._mark_col, self._mark(f))
+
+    @on(TrayLoaded)
+    def _on_tray_loaded(self, message: TrayLoaded) -> None:
+        self._fill_tray(message.files)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
 
     def _fill_tray(self, files: list[Any]) -> None:
         self.files = files
@@ -260,7 +287,11 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
     @work(thread=True, exclusive=True, group="photo-check")
     def run_check(self, path: Path) -> None:
         result = check_photo(path)
-        self.app.call_from_thread(self._checked, result)
+        self.post_message(self.PhotoChecked(result))
+
+    @on(PhotoChecked)
+    def _on_checked(self, message: PhotoChecked) -> None:
+        self._checked(message.result)
 
     def _checked(self, result: Checked) -> None:
         self.checked[result.path] = result
