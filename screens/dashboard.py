@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import events, on, work
@@ -46,6 +46,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.events import Resize
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
@@ -61,6 +62,13 @@ from .widgets.places import PLACES, by_name, offered
 from .widgets.status import StatusBar
 from .widgets.tables import WardTable
 from .widgets.typeahead import focus_now, hold_keys, release_keys
+
+if TYPE_CHECKING:
+    from wardcrf.audit import TrailEntry
+    from wardcrf.site import Session
+    from wardcrf.workflow.status import DsmgGate, SafetyOverview, WardPage
+
+R = TypeVar("R")
 
 RECENT = 12
 PAGE_ROWS = 250
@@ -160,6 +168,70 @@ class DashboardScreen(Screen[None]):
         Binding("r", "reload", "key.reload"),
         Binding("u", "drafts", "key.drafts"),
     ]
+
+    @dataclass
+    class ParticipantsLoaded(Message):
+        """The first page of the ward list, and the time it was read at (the next pages use it)."""
+
+        got: tuple[datetime, WardPage]
+
+    @dataclass
+    class MoreParticipants(Message):
+        """A further page of the ward list, for the fill (`round_`) it continues."""
+
+        round_: int
+        page: WardPage
+
+    @dataclass
+    class SafetyLoaded(Message):
+        """The AEs and SAEs the ward must act on."""
+
+        view: SafetyOverview
+
+    @dataclass
+    class FreezerLoaded(Message):
+        """The freezers' state (the cold chain's panel)."""
+
+        view: dict[str, Any]
+
+    @dataclass
+    class SyncLoaded(Message):
+        """What waits to leave this laptop and when the hub was last heard from."""
+
+        info: dict[str, Any]
+
+    @dataclass
+    class GateLoaded(Message):
+        """Where the DSMG's gates stand."""
+
+        gate: DsmgGate
+
+    @dataclass
+    class RecentLoaded(Message):
+        """The latest audit-trail entries."""
+
+        entries: list[TrailEntry]
+
+    @dataclass
+    class DraftsLoaded(Message):
+        """How many unsaved forms the person has, and the newest (its title, when saved)."""
+
+        count: int
+        latest: tuple[str, str] | None
+
+    @dataclass
+    class PanelRefused(Message):
+        """A panel could not be read: the one line to show (the other panels still load)."""
+
+        text: str
+        then_others: bool = True
+
+    @dataclass
+    class Found(Message):
+        """The participant an id typed names, or the one line saying why none."""
+
+        pid: str | None
+        problem: str | None
 
     def __init__(self, ward: Ward) -> None:
         super().__init__()
@@ -289,9 +361,9 @@ class DashboardScreen(Screen[None]):
             mine = self.ward.call(drafts.mine)
             latest = (form_title(self.ward, mine[0]), mine[0].saved_at) if mine else None
         except Exception as exc:
-            self.app.call_from_thread(self._fill_if_shown, self._show_message, message_of(exc))
+            self.post_message(self.PanelRefused(message_of(exc), then_others=False))
             return
-        self.app.call_from_thread(self._fill_if_shown, self._show_drafts, (len(mine), latest))
+        self.post_message(self.DraftsLoaded(len(mine), latest))
 
     def _show_drafts(self, got: tuple[int, tuple[str, str] | None]) -> None:
         from . import times
@@ -390,7 +462,7 @@ class DashboardScreen(Screen[None]):
             problem = None if pid else t("dash.no_such_participant", typed=typed.strip())
         except Exception as exc:
             pid, problem = None, message_of(exc)
-        self.app.call_from_thread(self._found, pid, problem)
+        self.post_message(self.Found(pid, problem))
 
     def _found(self, pid: str | None, problem: str | None) -> None:
         if pid is not None:
@@ -413,17 +485,58 @@ class DashboardScreen(Screen[None]):
             self._open_participant(pid)
 
     # -- loading -----------------------------------------------------------------------
-    def _load(self, fn: Callable[..., Any], fill: Callable[[Any], None]) -> None:
-        """Run one domain call (in the calling worker thread) and fill its panel on the UI thread."""
+    def _load(self, fn: Callable[[Session], R], loaded: Callable[[R], Message]) -> None:
+        """Run one domain call (in the calling worker thread) and post its panel's message."""
         try:
             result = self.ward.call(fn)
         except Exception as exc:
-            self.app.call_from_thread(self._fill_if_shown, self._show_message, message_of(exc))
-            self.app.call_from_thread(self._load_others)
+            self.post_message(self.PanelRefused(message_of(exc)))
             return
         if get_current_worker().is_cancelled:
             return  # a newer load of this panel replaced this one: it fills the panel
-        self.app.call_from_thread(self._fill_if_shown, fill, result)
+        self.post_message(loaded(result))
+
+    @on(ParticipantsLoaded)
+    def _on_participants(self, message: ParticipantsLoaded) -> None:
+        self._fill_if_shown(self._fill_participants, message.got)
+
+    @on(MoreParticipants)
+    def _on_more(self, message: MoreParticipants) -> None:
+        self._fill_if_shown(lambda page: self._more_participants(message.round_, page), message.page)
+
+    @on(SafetyLoaded)
+    def _on_safety(self, message: SafetyLoaded) -> None:
+        self._fill_if_shown(self._fill_safety, message.view)
+
+    @on(FreezerLoaded)
+    def _on_freezer(self, message: FreezerLoaded) -> None:
+        self._fill_if_shown(self._fill_freezer, message.view)
+
+    @on(SyncLoaded)
+    def _on_sync(self, message: SyncLoaded) -> None:
+        self._fill_if_shown(self._fill_sync, message.info)
+
+    @on(GateLoaded)
+    def _on_gate(self, message: GateLoaded) -> None:
+        self._fill_if_shown(self._fill_gate, message.gate)
+
+    @on(RecentLoaded)
+    def _on_recent(self, message: RecentLoaded) -> None:
+        self._fill_if_shown(self._fill_recent, message.entries)
+
+    @on(DraftsLoaded)
+    def _on_drafts(self, message: DraftsLoaded) -> None:
+        self._fill_if_shown(self._show_drafts, (message.count, message.latest))
+
+    @on(PanelRefused)
+    def _on_panel_refused(self, message: PanelRefused) -> None:
+        self._fill_if_shown(self._show_message, message.text)
+        if message.then_others:
+            self._load_others()
+
+    @on(Found)
+    def _on_found(self, message: Found) -> None:
+        self._found(message.pid, message.problem)
 
     def _fill_if_shown(self, fill: Callable[[Any], None], result: Any) -> None:
         """Fill a panel, unless the screen is being rebuilt under this result.
@@ -444,7 +557,7 @@ class DashboardScreen(Screen[None]):
         from wardcrf.workflow.base import now
 
         at = now()
-        self._load(lambda s: (at, workflow.ward_page(s, at=at)), self._fill_participants)
+        self._load(lambda s: (at, workflow.ward_page(s, at=at)), self.ParticipantsLoaded)
 
     @work(thread=True, exclusive=True, group="dash-more")
     def load_more(self, round_: int, offset: int, at: datetime) -> None:
@@ -454,37 +567,37 @@ class DashboardScreen(Screen[None]):
         def next_page(session: Any) -> workflow.status.WardPage:
             return workflow.ward_page(session, offset=offset, limit=PAGE_ROWS, at=at)
 
-        self._load(next_page, lambda page: self._more_participants(round_, page))
+        self._load(next_page, lambda page: self.MoreParticipants(round_, page))
 
     @work(thread=True, exclusive=True, group="dash-safety")
     def load_safety(self) -> None:
         from wardcrf import workflow
 
-        self._load(workflow.safety_overview, self._fill_safety)
+        self._load(workflow.safety_overview, self.SafetyLoaded)
 
     @work(thread=True, exclusive=True, group="dash-freezer")
     def load_freezer(self) -> None:
         from wardcrf.coldchain import reports
 
-        self._load(reports.freezers, self._fill_freezer)
+        self._load(reports.freezers, self.FreezerLoaded)
 
     @work(thread=True, exclusive=True, group="dash-sync")
     def load_sync(self) -> None:
         from wardcrf.sync import ward as sync_ward
 
-        self._load(sync_ward.status, self._fill_sync)
+        self._load(sync_ward.status, self.SyncLoaded)
 
     @work(thread=True, exclusive=True, group="dash-gate")
     def load_gate(self) -> None:
         from wardcrf import workflow
 
-        self._load(workflow.dsmg_gate, self._fill_gate)
+        self._load(workflow.dsmg_gate, self.GateLoaded)
 
     @work(thread=True, exclusive=True, group="dash-recent")
     def load_recent(self) -> None:
         from wardcrf import audit
 
-        self._load(lambda s: list(audit.trail(s, limit=RECENT)), self._fill_recent)
+        self._load(lambda s: list(audit.trail(s, limit=RECENT)), self.RecentLoaded)
 
     # -- filling (UI thread) -----------------------------------------------------------
     def _table(self, name: str) -> DataTable[Any]:
@@ -504,7 +617,7 @@ class DashboardScreen(Screen[None]):
         when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
         return when.astimezone(zone(self.ward.session.ctx.zone)).strftime("%m-%d %H:%M")
 
-    def _fill_participants(self, got: tuple[datetime, dict[str, Any]]) -> None:
+    def _fill_participants(self, got: tuple[datetime, WardPage]) -> None:
         """The first screenful of the ward list and its totals (`workflow.ward_page`).
 
         The title counts every participant and those needing attention (from
@@ -525,7 +638,7 @@ class DashboardScreen(Screen[None]):
         self._add_participants(page["rows"], now)
         self._load_others()
 
-    def _more_participants(self, round_: int, page: dict[str, Any]) -> None:
+    def _more_participants(self, round_: int, page: WardPage) -> None:
         """A later page: added below the listed rows (unless a newer fill replaced the list)."""
         if round_ != self._fill_round or not self.is_mounted:
             return
@@ -576,7 +689,7 @@ class DashboardScreen(Screen[None]):
                 key=r["id"],
             )
 
-    def _fill_safety(self, view: dict[str, Any]) -> None:
+    def _fill_safety(self, view: SafetyOverview) -> None:
         table = self._table("safety")
         for e in view["events"]:
             what = Text(f"{e['term']} G{e['grade']}" if e["grade"] is not None else str(e["term"]))
@@ -673,7 +786,7 @@ class DashboardScreen(Screen[None]):
             return t("dash.synced_at", at=self._local(state.removeprefix("synced ")))
         return domain_word("dash_sync", state)
 
-    def _fill_gate(self, gate: dict[str, Any]) -> None:
+    def _fill_gate(self, gate: DsmgGate) -> None:
         table = self._table("gate")
         state = gate["state"]
         style = {"open": "green", "sentinel": "yellow"}.get(state, "bold red")
@@ -698,7 +811,7 @@ class DashboardScreen(Screen[None]):
             table.add_row(label, value, key=f"gate-{i}")
         self._title("gate", t(f"dash.gate_{state}"))
 
-    def _fill_recent(self, entries: list[Any]) -> None:
+    def _fill_recent(self, entries: list[TrailEntry]) -> None:
         table = self._table("recent")
         for e in reversed(entries):
             table.add_row(e.local_time[5:16].replace("T", " "), e.user or "—", f"{e.type} {e.subject or ''}")
