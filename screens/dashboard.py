@@ -66,7 +66,7 @@ from .widgets.typeahead import focus_now, hold_keys, release_keys
 if TYPE_CHECKING:
     from wardcrf.audit import TrailEntry
     from wardcrf.site import Session
-    from wardcrf.workflow.status import DsmgGate, SafetyOverview, WardPage
+    from wardcrf.workflow.status import DsmgGate, SafetyEvent, SafetyOverview, WardPage, WardRow
 
 R = TypeVar("R")
 
@@ -139,11 +139,11 @@ def next_dose_text(nd: dict[str, Any], now: datetime) -> Text:
     return Text(f"#{nd['dose']} ") + Text(tail, style=style)
 
 
-def report_text(e: dict[str, Any]) -> Text:
+def report_text(e: SafetyEvent) -> Text:
     """An SAE's expedited-report due date and the days left (or overdue)."""
-    if not e["report_due"]:
-        return Text("—")
     left = e["days_left"]
+    if not e["report_due"] or left is None:
+        return Text("—")
     if left < 0:
         tail, style = t("dash.days_overdue", n=-left), "bold red"
     elif left == 0:
@@ -659,7 +659,7 @@ class DashboardScreen(Screen[None]):
         self._fetching = True
         self.load_more(self._fill_round, listed, self._fill_at)
 
-    def _add_participants(self, rows: list[dict[str, Any]], now: datetime) -> None:
+    def _add_participants(self, rows: list[WardRow], now: datetime) -> None:
         table = self.query_one("#participants", DataTable)
         today = now.date()
         # A small terminal gets the catalogue's short status words: whole, never cut mid-word.
@@ -669,9 +669,10 @@ class DashboardScreen(Screen[None]):
                 continue  # the queue moved between two pages: listed once, where it was first
             self._listed.add(r["id"])
             day = ""
-            if r.get("enrolled_on") and r["doses_given"] < r["doses_planned"]:
+            enrolled_on = r["enrolled_on"]
+            if enrolled_on and r["doses_given"] < r["doses_planned"]:
                 # Enrollment is day 0; dose N is due on day N.
-                n = (today - date.fromisoformat(r["enrolled_on"])).days
+                n = (today - date.fromisoformat(enrolled_on)).days
                 day = f"{n}/{r['doses_planned']}"
             nd = r.get("next_dose")
             owed = r.get("post_dose_vitals_due") or []
