@@ -64,7 +64,10 @@ from .widgets.tables import WardTable
 from .widgets.typeahead import focus_now, hold_keys, release_keys
 
 if TYPE_CHECKING:
+    from wardcrf.sync.ward import SyncStatus
+
     from wardcrf.audit import TrailEntry
+    from wardcrf.coldchain.reports import ExcursionView, FreezerPanel
     from wardcrf.site import Session
     from wardcrf.workflow.status import DsmgGate, SafetyEvent, SafetyOverview, WardPage, WardRow
 
@@ -192,13 +195,13 @@ class DashboardScreen(Screen[None]):
     class FreezerLoaded(Message):
         """The freezers' state (the cold chain's panel)."""
 
-        view: dict[str, Any]
+        view: FreezerPanel
 
     @dataclass
     class SyncLoaded(Message):
         """What waits to leave this laptop and when the hub was last heard from."""
 
-        info: dict[str, Any]
+        info: SyncStatus
 
     @dataclass
     class GateLoaded(Message):
@@ -711,7 +714,7 @@ class DashboardScreen(Screen[None]):
             ),
         )
 
-    def _fill_freezer(self, view: dict[str, Any]) -> None:
+    def _fill_freezer(self, view: FreezerPanel) -> None:
         table = self._table("freezer")
         unresolved = 0
         for u in view["units"]:
@@ -739,7 +742,7 @@ class DashboardScreen(Screen[None]):
             table.add_row("—", t("dash.no_units"), "")
         self._title("freezer", t("dash.freezer_summary", units=len(view["units"]), open=unresolved))
 
-    def _excursions_text(self, xs: list[dict[str, Any]]) -> Text:
+    def _excursions_text(self, xs: list[ExcursionView]) -> Text:
         if not xs:
             return Text(t("dash.no_excursion"), style="green")
         x = xs[-1]
@@ -750,7 +753,7 @@ class DashboardScreen(Screen[None]):
         more = f" (+{len(xs) - 1})" if len(xs) > 1 else ""
         return Text(text + more, style="bold red")
 
-    def _fill_sync(self, info: dict[str, Any]) -> None:
+    def _fill_sync(self, info: SyncStatus) -> None:
         table = self._table("sync")
         export = info.get("last_export")
         receipt = info.get("last_receipt")

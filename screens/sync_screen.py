@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -43,6 +43,9 @@ from .widgets.footer import WardFooter
 from .widgets.status import StatusBar, sync_label
 from .widgets.tables import WardTable
 from .widgets.typeahead import WardInput
+
+if TYPE_CHECKING:
+    from wardcrf.sync.ward import SyncStatus
 
 PUSH_OPTIONS: dict[str, Any] = {"attempts": 2, "backoff": 0.5, "connect_timeout": 5.0, "timeout": 60.0}
 """A person is waiting: two tries, five seconds to connect, then the offline message."""
@@ -74,7 +77,7 @@ class SyncScreen(Screen[None]):
     class Loaded(Message):
         """The sync panel's status, read in a worker."""
 
-        status: dict[str, Any]
+        status: SyncStatus
 
     @dataclass
     class Progress(Message):
@@ -100,7 +103,7 @@ class SyncScreen(Screen[None]):
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
-        self.status: dict[str, Any] | None = None
+        self.status: SyncStatus | None = None
         self.last_folder: Path | None = None
         self.result_lines: list[str] = []
         self.busy = False
@@ -170,7 +173,7 @@ class SyncScreen(Screen[None]):
     def _load_refused(self, message: LoadRefused) -> None:
         self._say(message.text, True)
 
-    def _fill(self, st: dict[str, Any]) -> None:
+    def _fill(self, st: SyncStatus) -> None:
         self.status = st
         out = Text()
         out.append(t("sync.device", device=st["device"]) + "\n")

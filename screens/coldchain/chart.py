@@ -14,7 +14,7 @@ is first opened, never at start-up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -43,6 +43,14 @@ TICK_CELLS = 16
 """Room per x-axis label ('16 08:45' plus space): fewer ticks on a narrow plot, so none collide."""
 
 
+class ChartData(reports.UnitReadings):
+    """A unit's readings as the chart draws them: the window it shows (`since` .. `until`, epoch
+    seconds; None: from the first reading, up to the newest)."""
+
+    since: int | None
+    until: int | None
+
+
 class ChartScreen(Screen[None]):
     """Temperature chart of one unit."""
 
@@ -61,7 +69,7 @@ class ChartScreen(Screen[None]):
     class Loaded(Message):
         """A unit's readings over the window, with its `since` and `until`."""
 
-        data: dict[str, Any]
+        data: ChartData
 
     @dataclass
     class Refused(Message):
@@ -74,7 +82,7 @@ class ChartScreen(Screen[None]):
         self.ward = ward
         self.unit = unit
         self.window = window
-        self.data: dict[str, Any] | None = None
+        self.data: ChartData | None = None
         self.units: list[str] = [unit]
 
     def compose(self) -> ComposeResult:
@@ -122,9 +130,8 @@ class ChartScreen(Screen[None]):
         except Exception as exc:
             self.post_message(self.Refused(message_of(exc)))
             return
-        data["since"] = since if since is not None else (data["times"][0] if data["times"] else None)
-        data["until"] = last
-        self.post_message(self.Loaded(data))
+        first = since if since is not None else (data["times"][0] if data["times"] else None)
+        self.post_message(self.Loaded(ChartData(**data, since=first, until=last)))
 
     @on(Loaded)
     def _on_loaded(self, message: Loaded) -> None:
@@ -137,7 +144,7 @@ class ChartScreen(Screen[None]):
     def _failed(self, message: str) -> None:
         self.query_one("#ch-summary", Static).update(message)
 
-    def _draw(self, data: dict[str, Any]) -> None:
+    def _draw(self, data: ChartData) -> None:
         from textual_plotext import PlotextPlot
 
         self.data = data
@@ -192,16 +199,17 @@ class ChartScreen(Screen[None]):
         plot.refresh()
         self._summary(data)
 
-    def _summary(self, data: dict[str, Any]) -> None:
+    def _summary(self, data: ChartData) -> None:
         ward = self.ward
         lines = [
             f"{data['unit']} {data['name']}",
             t("cc.range_line", low=f"{data['low_c']:g}", high=f"{data['high_c']:g}"),
             t("cc.window_line", window=t(WINDOWS[self.window][0])),
         ]
-        if data.get("since") is not None and data.get("until") is not None:
-            lines.append(f"{local_epoch(ward, data['since'])} …")
-            lines.append(f"… {local_epoch(ward, data['until'])}")
+        since, until = data["since"], data["until"]
+        if since is not None and until is not None:
+            lines.append(f"{local_epoch(ward, since)} …")
+            lines.append(f"… {local_epoch(ward, until)}")
         s = data["summary"]
         if s:
             lines += [

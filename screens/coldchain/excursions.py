@@ -13,7 +13,7 @@ says why). Other roles see the list read-only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -58,7 +58,7 @@ class ExcursionsScreen(Screen[None]):
     class Loaded(Message):
         """The excursions, read in a worker."""
 
-        rows: list[dict[str, Any]]
+        rows: list[reports.ExcursionView]
 
     @dataclass
     class Disposed(Message):
@@ -77,7 +77,7 @@ class ExcursionsScreen(Screen[None]):
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[reports.ExcursionView] = []
         self.selected = 0
         self.reason = ""
 
@@ -164,7 +164,7 @@ class ExcursionsScreen(Screen[None]):
     def _on_refused(self, message: Refused) -> None:
         self._say(message.text, True)
 
-    def _loaded(self, rows: list[dict[str, Any]]) -> None:
+    def _loaded(self, rows: list[reports.ExcursionView]) -> None:
         self.rows = rows
         self._fill()
 

@@ -70,9 +70,9 @@ class ColdChainScreen(Screen[None]):
     class Loaded(Message):
         """The cold-chain home's units, kits and steps awaiting a signature."""
 
-        units: list[dict[str, Any]]
-        kits: list[dict[str, Any]]
-        pending: list[dict[str, Any]]
+        units: list[reports.UnitStatus]
+        kits: list[reports.KitState]
+        pending: list[reports.PendingSignature]
 
     @dataclass
     class Refused(Message):
@@ -83,9 +83,9 @@ class ColdChainScreen(Screen[None]):
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
-        self.units: list[dict[str, Any]] = []
-        self.kits: list[dict[str, Any]] = []
-        self.pending: list[dict[str, Any]] = []
+        self.units: list[reports.UnitStatus] = []
+        self.kits: list[reports.KitState] = []
+        self.pending: list[reports.PendingSignature] = []
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, t("place.coldchain"))
@@ -150,7 +150,10 @@ class ColdChainScreen(Screen[None]):
         self._say(message.text)
 
     def _loaded(
-        self, units: list[dict[str, Any]], kits: list[dict[str, Any]], pending: list[dict[str, Any]]
+        self,
+        units: list[reports.UnitStatus],
+        kits: list[reports.KitState],
+        pending: list[reports.PendingSignature],
     ) -> None:
         self.units, self.kits, self.pending = units, kits, pending
         self._fill()

@@ -70,7 +70,7 @@ class ReadingsScreen(UnsavedWork):
     class UnitsLoaded(Message):
         """The storage units, read in a worker."""
 
-        units: list[dict[str, Any]]
+        units: list[reports.UnitStatus]
 
     @dataclass
     class ReadingSaved(Message):
@@ -119,7 +119,7 @@ class ReadingsScreen(UnsavedWork):
         super().__init__()
         self.ward = ward
         self.unit = unit
-        self.units: list[dict[str, Any]] = []
+        self.units: list[reports.UnitStatus] = []
         kept = {k: str(v) for k, v in (initial or {}).items() if k in self.MANUAL}
         self.values: dict[str, str] = {"at": now_text(ward), "temp": "", "path": "", **kept}
         self.restore_focus = focus if focus in self.MANUAL else None
@@ -215,7 +215,7 @@ class ReadingsScreen(UnsavedWork):
     def _on_refused(self, message: Refused) -> None:
         self._say(message.text, True)
 
-    def _units_loaded(self, units: list[dict[str, Any]]) -> None:
+    def _units_loaded(self, units: list[reports.UnitStatus]) -> None:
         self.units = units
         if self.unit is None and units:
             self.unit = units[0]["unit"]

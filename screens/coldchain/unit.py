@@ -54,13 +54,13 @@ class UnitScreen(TransferScreen):
     class DefaultsLoaded(Message):
         """What a new unit gets unless the form says otherwise (the placeholders)."""
 
-        found: dict[str, Any]
+        found: reports.UnitDefaults
 
     def __init__(
         self, ward: Ward, initial: dict[str, Any] | None = None, *, focus: str | None = None
     ) -> None:
         super().__init__(ward, initial, focus=focus)
-        self.protocol: dict[str, Any] | None = None
+        self.protocol: reports.UnitDefaults | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {"interval": str(config.DEFAULT_INTERVAL_MINUTES)}
@@ -86,7 +86,7 @@ class UnitScreen(TransferScreen):
     def _on_defaults_loaded(self, message: DefaultsLoaded) -> None:
         self._defaults_loaded(message.found)
 
-    def _defaults_loaded(self, found: dict[str, Any]) -> None:
+    def _defaults_loaded(self, found: reports.UnitDefaults) -> None:
         self.protocol = found
         self._show_defaults()
 
@@ -94,9 +94,10 @@ class UnitScreen(TransferScreen):
         found = self.protocol
         if not found:
             return
+        shown: dict[str, object] = dict(found)
         for name in NUMBER_FIELDS:
             self.query_one(f"#cc-{name}", Input).placeholder = t(
-                "cc.h_protocol_value", value=f"{found[name]:g}"
+                "cc.h_protocol_value", value=f"{shown[name]:g}"
             )
         self.query_one("#cc-zone", Input).placeholder = t("cc.h_site_zone_value", zone=found["zone"])
 

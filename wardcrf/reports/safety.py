@@ -237,8 +237,17 @@ def document(data: dict[str, Any]) -> Doc:
             Table(
                 ["participant", "kit", "reason", "explanation", "by", "witness", "site", "when", "event"],
                 [
-                    [u["participant"], u["kit"] or "—", u["reason"], u["detail"], u["user"], u["witness"] or "—",
-                     u["site"], u["ts"], u["event_id"]]
+                    [
+                        u["participant"],
+                        u["kit"] or "—",
+                        u["reason"],
+                        u["detail"],
+                        u["user"],
+                        u["witness"] or "—",
+                        u["site"],
+                        u["ts"],
+                        u["event_id"],
+                    ]
                     for u in data["emergency_unblindings"]
                 ],
             )
