@@ -37,6 +37,7 @@ from wardcrf import text as text_rule
 from .errors import message_of
 from .i18n import t
 from .photo_view import ExportDialog, PhotoImage, decode, human_size
+from .results import Refused, post_outcome
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
@@ -94,12 +95,6 @@ class DeskScreen(Screen[None]):
 
         sha256: str
         image: Any
-
-    @dataclass
-    class Refused(Message):
-        """A photo was refused (altered since listed): the one line to show."""
-
-        text: str
 
     def __init__(self, ward: Ward, record_id: str) -> None:
         super().__init__()
@@ -165,19 +160,15 @@ class DeskScreen(Screen[None]):
             return
         self.post_message(self.Loaded(found))
 
-    @on(Loaded)
-    def _on_loaded(self, message: Loaded) -> None:
-        self._fill(message.desk)
-
     @on(LoadRefused)
-    def _on_load_refused(self, message: LoadRefused) -> None:
-        self._load_refused(message.text)
-
-    def _load_refused(self, text: str) -> None:
+    def _load_refused(self, message: LoadRefused) -> None:
+        text = message.text
         self._say(text, True)
         release_keys(self, "desk-load", drop=True)  # keys typed for a record that is not there
 
-    def _fill(self, found: Any) -> None:
+    @on(Loaded)
+    def _fill(self, message: Loaded) -> None:
+        found = message.desk
         release_keys(self, "desk-load")
         self.desk = found
         self.chosen &= {f.name for f in found.fields}
@@ -242,12 +233,12 @@ class DeskScreen(Screen[None]):
     def draw(self, sha256: str) -> None:
         from wardcrf.photos import viewing
 
-        try:
-            image = decode(self.ward.call(viewing.preview, sha256).data)
-        except Exception as exc:  # altered since listed: the domain refuses to draw it
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.Drawn(sha256, image))
+        # Altered since listed: the domain refuses to draw it.
+        post_outcome(
+            self,
+            lambda: decode(self.ward.call(viewing.preview, sha256).data),
+            lambda image: self.Drawn(sha256, image),
+        )
 
     @on(Drawn)
     def _on_drawn(self, message: Drawn) -> None:

@@ -29,6 +29,7 @@ from . import times
 from .dialogs.discard import DiscardDialog
 from .errors import message_of
 from .i18n import language, t
+from .results import Refused
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
@@ -121,12 +122,6 @@ class DraftsScreen(Screen[None]):
         found: list[drafts.Draft]
         titles: list[str]
 
-    @dataclass
-    class Refused(Message):
-        """Reading the drafts was refused: the one line to show."""
-
-        text: str
-
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
@@ -158,7 +153,7 @@ class DraftsScreen(Screen[None]):
             got = self.ward.call(drafts.mine)
             titles = [form_title(self.ward, d) for d in got]
         except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
+            self.post_message(Refused(message_of(exc)))
             return
         self.post_message(self.Loaded(got, titles))
 

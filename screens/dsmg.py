@@ -34,6 +34,7 @@ from wardcrf import protocol as protocols
 from . import times
 from .errors import message_of
 from .i18n import label_width, language, pad, t
+from .results import Refused, post_outcome
 from .unsaved import UnsavedWork
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -70,12 +71,6 @@ class DsmgScreen(Screen[None]):
         """The DSMG review board (with the hub's decisions), read in a worker."""
 
         board: dict[str, Any]
-
-    @dataclass
-    class Refused(Message):
-        """Reading the board was refused: the one line to show."""
-
-        text: str
 
     def __init__(self, ward: Ward, *, resume: tuple[str, dict[str, Any], str | None] | None = None) -> None:
         """`resume`: (participant, values, focused field) of a decision draft to reopen at once."""
@@ -141,13 +136,13 @@ class DsmgScreen(Screen[None]):
         from wardcrf.workflow import dsmg
 
         today = self.ward.local_now().date()
-        try:
+
+        def read() -> dict[str, Any]:
             board = self.ward.call(dsmg.review, today=today)
             board["hub_decisions"] = self.ward.call(registry.decisions_from_hub)  # sent by the hub
-        except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.Loaded(board))
+            return board
+
+        post_outcome(self, read, self.Loaded)
 
     @on(Loaded)
     def _on_loaded(self, message: Loaded) -> None:

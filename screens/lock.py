@@ -29,6 +29,7 @@ from textual.widgets import Input, Label, LoadingIndicator, Static
 
 from .errors import message_of
 from .i18n import label_width, pad, t
+from .results import Refused
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.typeahead import WardInput, hold_keys, release_keys
@@ -50,12 +51,6 @@ class LockScreen(ModalScreen[Ward]):
         """The password was right: the ward to return to (the same user's, or the new user's)."""
 
         ward: Ward
-
-    @dataclass
-    class Refused(Message):
-        """The unlock was refused: the one line to show."""
-
-        text: str
 
     def __init__(self, ward: Ward, locked_at: datetime) -> None:
         super().__init__()
@@ -137,23 +132,19 @@ class LockScreen(ModalScreen[Ward]):
             else:
                 result = Ward(ward.site, ward.site.unlock(user, password))
         except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
+            self.post_message(Refused(message_of(exc)))
             return
         self.post_message(self.Unlocked(result))
 
     @on(Unlocked)
-    def _on_unlocked(self, message: Unlocked) -> None:
-        self._unlocked(message.ward)
-
-    @on(Refused)
-    def _on_refused(self, message: Refused) -> None:
-        self._failed(message.text)
-
-    def _unlocked(self, ward: Ward) -> None:
+    def _unlocked(self, message: Unlocked) -> None:
+        ward = message.ward
         self.dismiss(ward)
         release_keys(self, "unlock")
 
-    def _failed(self, message: str) -> None:
+    @on(Refused)
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         release_keys(self, "unlock", drop=True)
         self.set_busy(False)
         self.show_message(message)

@@ -23,8 +23,8 @@ from textual.widgets import Input, Label, LoadingIndicator, Static
 
 from wardcrf.site import Site
 
-from .errors import message_of
 from .i18n import label_width, pad, t
+from .results import Refused, post_outcome
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.typeahead import WardInput, hold_keys, release_keys
@@ -54,12 +54,6 @@ class LoginScreen(Screen[Ward]):
         """The sign-in succeeded: the ward of the new session."""
 
         ward: Ward
-
-    @dataclass
-    class Refused(Message):
-        """The sign-in was refused: the one line to show."""
-
-        text: str
 
     def __init__(self, site: Site, *, user: str = "") -> None:
         super().__init__()
@@ -142,26 +136,18 @@ class LoginScreen(Screen[Ward]):
 
     @work(thread=True, exclusive=True, group="auth")
     def unlock(self, user: str, password: str) -> None:
-        try:
-            session = self.site.unlock(user, password)
-        except Exception as exc:  # every failure becomes one line on the screen
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.SignedIn(Ward(self.site, session)))
+        # Every failure becomes one line on the screen.
+        post_outcome(self, lambda: Ward(self.site, self.site.unlock(user, password)), self.SignedIn)
 
     @on(SignedIn)
-    def _on_signed_in(self, message: SignedIn) -> None:
-        self._signed_in(message.ward)
-
-    @on(Refused)
-    def _on_refused(self, message: Refused) -> None:
-        self._failed(message.text)
-
-    def _signed_in(self, ward: Ward) -> None:
+    def _signed_in(self, message: SignedIn) -> None:
+        ward = message.ward
         self.dismiss(ward)
         release_keys(self, "sign-in")  # they go to the next screen once it is built
 
-    def _failed(self, message: str) -> None:
+    @on(Refused)
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         release_keys(self, "sign-in", drop=True)  # typed for a screen that will not come
         self.set_busy(False)
         self.show_message(message)

@@ -28,6 +28,7 @@ from wardcrf.clock import parse_iso, zone
 from . import times
 from .errors import message_of
 from .i18n import domain_word, t
+from .results import Refused
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
@@ -73,12 +74,6 @@ class ParticipantScreen(Screen[None]):
         entries: list[audit.TrailEntry]
         sigs: list[signatures.SignatureState]
         randomizable: bool
-
-    @dataclass
-    class Refused(Message):
-        """The participant could not be read: the one line to show."""
-
-        text: str
 
     @dataclass
     class FactorsNeeded(Message):
@@ -146,7 +141,7 @@ class ParticipantScreen(Screen[None]):
             sigs = self.ward.call(signatures.of_subject, subject)
             randomizable = self.ward.call(randomization.randomizable, pid)
         except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
+            self.post_message(Refused(message_of(exc)))
             return
         self.post_message(self.Loaded(summary, entries, sigs, randomizable))
 
@@ -264,10 +259,6 @@ class ParticipantScreen(Screen[None]):
             return
         self.post_message(self.FactorsNeeded(factors))
 
-    @on(FactorsNeeded)
-    def _on_factors_needed(self, message: FactorsNeeded) -> None:
-        self._ask_levels(message.factors)
-
     @on(Allocated)
     def _on_allocated(self, message: Allocated) -> None:
         self.notify(message.shown, timeout=30)
@@ -280,7 +271,9 @@ class ParticipantScreen(Screen[None]):
         else:
             self.notify(message.text, severity="error")
 
-    def _ask_levels(self, factors: dict[str, list[str]]) -> None:
+    @on(FactorsNeeded)
+    def _ask_levels(self, message: FactorsNeeded) -> None:
+        factors = message.factors
         from .dialogs.randomize import RandomizeDialog
 
         def chosen(levels: dict[str, str] | None) -> None:

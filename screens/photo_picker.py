@@ -37,6 +37,7 @@ from wardcrf.clock import zone
 from .errors import message_of
 from .i18n import t
 from .photo_view import PhotoImage, decode, human_size
+from .results import Refused, post_outcome
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.tables import WardTable
@@ -108,12 +109,6 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
         """The photo files in the tray folder, newest first."""
 
         files: list[Any]
-
-    @dataclass
-    class Refused(Message):
-        """The tray could not be read: the one line to show."""
-
-        text: str
 
     @dataclass
     class PhotoChecked(Message):
@@ -199,12 +194,7 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
     def load_tray(self) -> None:
         from wardcrf.photos import tray as photo_tray
 
-        try:
-            files = self.ward.call(photo_tray.tray_files, self.tray)
-        except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.TrayLoaded(files))
+        post_outcome(self, lambda: self.ward.call(photo_tray.tray_files, self.tray), self.TrayLoaded)
 
     def _mark(self, f: Any) -> str:
         return "✓" if f.path in self.chosen else (t("photo.stored") if f.stored else "")
@@ -290,10 +280,8 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
         self.post_message(self.PhotoChecked(result))
 
     @on(PhotoChecked)
-    def _on_checked(self, message: PhotoChecked) -> None:
-        self._checked(message.result)
-
-    def _checked(self, result: Checked) -> None:
+    def _checked(self, message: PhotoChecked) -> None:
+        result = message.result
         self.checked[result.path] = result
         if result.path == self.current:
             self._show(result)

@@ -38,8 +38,8 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from .errors import message_of
 from .i18n import t
+from .results import Refused, post_outcome
 from .ward import Ward
 from .widgets import photo_protocol
 from .widgets.footer import WardFooter
@@ -128,12 +128,6 @@ class PhotoScreen(ModalScreen[None]):
 
         image: Any
 
-    @dataclass
-    class Refused(Message):
-        """The preview was refused (an altered original, the role): the one line to show."""
-
-        text: str
-
     def __init__(self, ward: Ward, sha256: str, caption: str = "") -> None:
         super().__init__()
         self.ward = ward
@@ -158,23 +152,16 @@ class PhotoScreen(ModalScreen[None]):
     def load(self) -> None:
         from wardcrf.photos import viewing
 
-        try:
-            shown = self.ward.call(viewing.preview, self.sha256)
-            image = decode(shown.data)
-        except Exception as exc:  # an altered original is refused by the domain: say so
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.Loaded(image))
-
-    @on(Loaded)
-    def _on_loaded(self, message: Loaded) -> None:
-        self._show(message.image)
+        # An altered original is refused by the domain: say so.
+        post_outcome(self, lambda: decode(self.ward.call(viewing.preview, self.sha256).data), self.Loaded)
 
     @on(Refused)
     def _on_refused(self, message: Refused) -> None:
         self._refused(message.text)
 
-    def _show(self, image: Any) -> None:
+    @on(Loaded)
+    def _show(self, message: Loaded) -> None:
+        image = message.image
         line = t("photo.intact_shown") + " " + t("photo.export_hint")
         self.query_one("#photo-status", Static).update(line)
         self.query_one("#photo-image", PhotoImage).show(image)
@@ -238,12 +225,6 @@ class ExportDialog(ModalScreen[str | None]):
 
         line: str
 
-    @dataclass
-    class Refused(Message):
-        """The export was refused (no such folder, an altered photo, the role): the one line to show."""
-
-        text: str
-
     def __init__(self, ward: Ward, sha256: str) -> None:
         super().__init__()
         self.ward = ward
@@ -268,12 +249,8 @@ class ExportDialog(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True, group="photo-export")
     def run_export(self, folder: str) -> None:
-        try:
-            line = export_copy(self.ward, self.sha256, folder)
-        except Exception as exc:  # a refusal (no such folder, altered photo, role) keeps the dialog
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.Exported(line))
+        # A refusal (no such folder, altered photo, role) keeps the dialog.
+        post_outcome(self, lambda: export_copy(self.ward, self.sha256, folder), self.Exported)
 
     @on(Exported)
     def _on_exported(self, message: Exported) -> None:

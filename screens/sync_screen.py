@@ -37,6 +37,7 @@ from .dialogs.discard import AsksBeforeDiscarding
 from .dialogs.path import PathDialog
 from .errors import message_of
 from .i18n import label_width, pad, t
+from .results import Refused, post_outcome
 from .unsaved import without_blanks
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -93,12 +94,6 @@ class SyncScreen(Screen[None]):
 
         lines: list[str]
         refusal: bool = False
-
-    @dataclass
-    class LoadRefused(Message):
-        """Reading the panel's status was refused: the one line to show."""
-
-        text: str
 
     def __init__(self, ward: Ward) -> None:
         super().__init__()
@@ -158,19 +153,14 @@ class SyncScreen(Screen[None]):
     def load(self) -> None:
         from wardcrf.sync import ward as sync_ward
 
-        try:
-            status = self.ward.call(sync_ward.status)
-        except Exception as exc:
-            self.post_message(self.LoadRefused(message_of(exc)))
-            return
-        self.post_message(self.Loaded(status))
+        post_outcome(self, lambda: self.ward.call(sync_ward.status), self.Loaded)
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         self._fill(message.status)
 
-    @on(LoadRefused)
-    def _load_refused(self, message: LoadRefused) -> None:
+    @on(Refused)
+    def _load_refused(self, message: Refused) -> None:
         self._say(message.text, True)
 
     def _fill(self, st: SyncStatus) -> None:

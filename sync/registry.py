@@ -46,6 +46,18 @@ class DataQuery(TypedDict):
     closed_event: str | None
 
 
+class HubDecision(TypedDict):
+    """A DSMG decision the hub sent to this site (a `sync_decisions` row, `detail` as written)."""
+
+    event_id: str
+    site: str
+    decision: str
+    detail: Any
+    """What the hub wrote (JSON: usually text), "" when it wrote nothing."""
+    decided_by: str | None
+    ts: str
+
+
 class QueryTarget(DataQuery):
     """A query with the record it is about and the queried field's current value (`query_target`)."""
 
@@ -390,16 +402,16 @@ def send_decision(session: Session, site: str, decision: str, detail: str) -> Ev
     ).event
 
 
-def decisions_received(store: Store) -> list[dict[str, Any]]:
+def decisions_received(store: Store) -> list[HubDecision]:
     """DSMG decisions the hub sent to this site, newest first (detail as written at the hub)."""
     out = []
     for row in store.rows("SELECT * FROM sync_decisions ORDER BY ts DESC, event_id"):
         row["detail"] = json.loads(row["detail"]) if row["detail"] else ""
-        out.append(row)
+        out.append(cast(HubDecision, row))
     return out
 
 
-def decisions_from_hub(session: Session) -> list[dict[str, Any]]:
+def decisions_from_hub(session: Session) -> list[HubDecision]:
     """`decisions_received` on a ward laptop, for a signed-in user; none on a hub's own database."""
     session.require("record.read", what="read DSMG decisions")
     if own_site(session.store)[2] != "ward":

@@ -28,6 +28,7 @@ from wardcrf.coldchain import reports
 
 from ..errors import message_of
 from ..i18n import t
+from ..results import Refused
 from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
@@ -70,12 +71,6 @@ class ChartScreen(Screen[None]):
         """A unit's readings over the window, with its `since` and `until`."""
 
         data: ChartData
-
-    @dataclass
-    class Refused(Message):
-        """Reading the unit was refused: the one line to show."""
-
-        text: str
 
     def __init__(self, ward: Ward, unit: str, window: int = 1) -> None:
         super().__init__()
@@ -128,7 +123,7 @@ class ChartScreen(Screen[None]):
             since = None if span is None or last is None else last - span
             data = self.ward.call(reports.readings, self.unit, since=since, until=last)
         except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
+            self.post_message(Refused(message_of(exc)))
             return
         first = since if since is not None else (data["times"][0] if data["times"] else None)
         self.post_message(self.Loaded(ChartData(**data, since=first, until=last)))
@@ -138,10 +133,8 @@ class ChartScreen(Screen[None]):
         self._draw(message.data)
 
     @on(Refused)
-    def _on_refused(self, message: Refused) -> None:
-        self._failed(message.text)
-
-    def _failed(self, message: str) -> None:
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         self.query_one("#ch-summary", Static).update(message)
 
     def _draw(self, data: ChartData) -> None:

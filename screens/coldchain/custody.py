@@ -29,8 +29,8 @@ from wardcrf.clock import now_utc
 from wardcrf.coldchain import custody, reports
 from wardcrf.errors import WardError
 
-from ..errors import message_of
 from ..i18n import domain_word, t
+from ..results import Refused, post_outcome
 from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
@@ -56,19 +56,13 @@ class CustodyScreen(Screen[None]):
     class Loaded(Message):
         """Each kit's chain and dose problems (a lot gives every kit of the lot)."""
 
-        report: list[dict[str, Any]]
-
-    @dataclass
-    class Refused(Message):
-        """The kit or lot was refused: the one line to show."""
-
-        text: str
+        report: list[reports.KitReport]
 
     def __init__(self, ward: Ward, kit: str = "") -> None:
         super().__init__()
         self.ward = ward
         self.kit = kit
-        self.report: list[dict[str, Any]] | None = None
+        self.report: list[reports.KitReport] | None = None
         self.message = ""
 
     def compose(self) -> ComposeResult:
@@ -129,27 +123,20 @@ class CustodyScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="cc-custody")
     def load(self, raw: str) -> None:
         now = int(now_utc().timestamp())
-        try:
-            report = self.ward.call(reports.kit_report, raw, now)
-        except WardError as exc:
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.Loaded(report))
+        post_outcome(self, lambda: self.ward.call(reports.kit_report, raw, now), self.Loaded, catch=WardError)
 
     @on(Loaded)
     def _on_loaded(self, message: Loaded) -> None:
         self._show_report(message.report)
 
     @on(Refused)
-    def _on_refused(self, message: Refused) -> None:
-        self._failed(message.text)
-
-    def _failed(self, message: str) -> None:
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         self.report = None
         self.query_one("#cu-chain", Static).update(Text(message, style="bold red"))
         self.refresh_bindings()
 
-    def _show_report(self, report: list[dict[str, Any]]) -> None:
+    def _show_report(self, report: list[reports.KitReport]) -> None:
         self.report = report
         out = Text()
         for item in report:
@@ -159,7 +146,11 @@ class CustodyScreen(Screen[None]):
         self.refresh_bindings()
 
     def _render_chain(
-        self, out: Text, chain: custody.Chain, dose_problems: list[str], item_current: dict[str, Any] | None
+        self,
+        out: Text,
+        chain: custody.Chain,
+        dose_problems: list[str],
+        item_current: reports.CurrentStay | None,
     ) -> None:
         ward = self.ward
         if chain.lot is None:

@@ -28,6 +28,7 @@ from wardcrf.errors import WardError
 
 from ..errors import message_of
 from ..i18n import domain_word, label_width, pad, t
+from ..results import Refused, post_outcome
 from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
@@ -67,12 +68,6 @@ class ExcursionsScreen(Screen[None]):
         excursion: str
         decision: str
         kits: list[str]
-
-    @dataclass
-    class Refused(Message):
-        """A read or a disposition was refused: the one line to show."""
-
-        text: str
 
     def __init__(self, ward: Ward) -> None:
         super().__init__()
@@ -145,16 +140,7 @@ class ExcursionsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="cc-excursions")
     def load(self) -> None:
-        try:
-            rows = self.ward.call(reports.excursions)
-        except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.Loaded(rows))
-
-    @on(Loaded)
-    def _on_loaded(self, message: Loaded) -> None:
-        self._loaded(message.rows)
+        post_outcome(self, lambda: self.ward.call(reports.excursions), self.Loaded)
 
     @on(Disposed)
     def _on_disposed(self, message: Disposed) -> None:
@@ -164,7 +150,9 @@ class ExcursionsScreen(Screen[None]):
     def _on_refused(self, message: Refused) -> None:
         self._say(message.text, True)
 
-    def _loaded(self, rows: list[reports.ExcursionView]) -> None:
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        rows = message.rows
         self.rows = rows
         self._fill()
 
@@ -257,7 +245,7 @@ class ExcursionsScreen(Screen[None]):
                 services.record_disposition, excursion, decision=decision, reason=reason, kits=kits or None
             )
         except WardError as exc:
-            self.post_message(self.Refused(message_of(exc)))
+            self.post_message(Refused(message_of(exc)))
             return
         self.post_message(self.Disposed(excursion, decision, kits))
 

@@ -25,8 +25,8 @@ from textual.widgets import DataTable, Static
 
 from wardcrf.coldchain import reports
 
-from ..errors import message_of
 from ..i18n import domain_word, t
+from ..results import Refused, post_outcome
 from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
@@ -73,12 +73,6 @@ class ColdChainScreen(Screen[None]):
         units: list[reports.UnitStatus]
         kits: list[reports.KitState]
         pending: list[reports.PendingSignature]
-
-    @dataclass
-    class Refused(Message):
-        """Reading the cold chain was refused: the one line to show."""
-
-        text: str
 
     def __init__(self, ward: Ward) -> None:
         super().__init__()
@@ -132,14 +126,15 @@ class ColdChainScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="cc-home")
     def load(self) -> None:
-        try:
-            units = self.ward.call(reports.units)
-            kits = self.ward.call(reports.kits)
-            pending = self.ward.call(reports.awaiting_signatures)
-        except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.Loaded(units, kits, pending))
+        post_outcome(
+            self,
+            lambda: (
+                self.ward.call(reports.units),
+                self.ward.call(reports.kits),
+                self.ward.call(reports.awaiting_signatures),
+            ),
+            lambda got: self.Loaded(*got),
+        )
 
     @on(Loaded)
     def _on_loaded(self, message: Loaded) -> None:

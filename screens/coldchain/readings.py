@@ -31,6 +31,7 @@ from ..dialogs.path import PathDialog
 from ..drafts_screen import READING_FORM
 from ..errors import message_of
 from ..i18n import label_width, pad, t
+from ..results import Refused, post_outcome
 from ..unsaved import UnsavedWork, closing_draft, without_blanks
 from ..ward import Ward
 from ..widgets.footer import WardFooter
@@ -98,12 +99,6 @@ class ReadingsScreen(UnsavedWork):
     @dataclass
     class ImportRefused(Message):
         """A logger import was refused: the one line to show (nothing was saved)."""
-
-        text: str
-
-    @dataclass
-    class Refused(Message):
-        """Reading the units or saving a reading was refused: the one line to show."""
 
         text: str
 
@@ -200,22 +195,15 @@ class ReadingsScreen(UnsavedWork):
 
     @work(thread=True, exclusive=True, group="cc-units")
     def load_units(self) -> None:
-        try:
-            units = self.ward.call(reports.units)
-        except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.UnitsLoaded(units))
-
-    @on(UnitsLoaded)
-    def _on_units_loaded(self, message: UnitsLoaded) -> None:
-        self._units_loaded(message.units)
+        post_outcome(self, lambda: self.ward.call(reports.units), self.UnitsLoaded)
 
     @on(Refused)
     def _on_refused(self, message: Refused) -> None:
         self._say(message.text, True)
 
-    def _units_loaded(self, units: list[reports.UnitStatus]) -> None:
+    @on(UnitsLoaded)
+    def _units_loaded(self, message: UnitsLoaded) -> None:
+        units = message.units
         self.units = units
         if self.unit is None and units:
             self.unit = units[0]["unit"]
@@ -300,7 +288,7 @@ class ReadingsScreen(UnsavedWork):
                 )
             )
         except WardError as exc:
-            self.post_message(self.Refused(message_of(exc)))
+            self.post_message(Refused(message_of(exc)))
             return
         self.post_message(self.ReadingSaved(unit, temp, event.id))
 
@@ -387,10 +375,8 @@ class ReadingsScreen(UnsavedWork):
         self._imported(message.name, message.unit, message.result)
 
     @on(ImportRefused)
-    def _on_import_refused(self, message: ImportRefused) -> None:
-        self._import_failed(message.text)
-
-    def _import_failed(self, message: str) -> None:
+    def _import_failed(self, refused: ImportRefused) -> None:
+        message = refused.text
         self.importing = False
         self.query_one("#lg-progress").display = False
         self.query_one("#lg-stage", Static).update("")

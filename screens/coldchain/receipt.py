@@ -60,7 +60,7 @@ class ReceiptScreen(TransferScreen):
     class LotKnown(Message):
         """A lot registered before: its label data (product, expiry, release, kits)."""
 
-        info: dict[str, Any]
+        info: services.LotInfo
 
     def defaults(self) -> dict[str, Any]:
         # The site's one storage unit, else blank: the person names the place (never a silent
@@ -86,10 +86,8 @@ class ReceiptScreen(TransferScreen):
             self.post_message(self.LotKnown(info))
 
     @on(LotKnown)
-    def _on_lot_known(self, message: LotKnown) -> None:
-        self._lot_known(message.info)
-
-    def _lot_known(self, info: dict[str, Any]) -> None:
+    def _lot_known(self, message: LotKnown) -> None:
+        info = message.info
         for name in ("product", "expiry", "release_ref"):
             self.set_value(name, str(info[name]))
         self._say(t("cc.lot_known", lot=info["lot"], n=len(info["kits"]), kits=", ".join(info["kits"])))

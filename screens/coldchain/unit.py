@@ -83,10 +83,8 @@ class UnitScreen(TransferScreen):
         self.post_message(self.DefaultsLoaded(found))
 
     @on(DefaultsLoaded)
-    def _on_defaults_loaded(self, message: DefaultsLoaded) -> None:
-        self._defaults_loaded(message.found)
-
-    def _defaults_loaded(self, found: reports.UnitDefaults) -> None:
+    def _defaults_loaded(self, message: DefaultsLoaded) -> None:
+        found = message.found
         self.protocol = found
         self._show_defaults()
 

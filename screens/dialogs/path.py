@@ -35,7 +35,6 @@ from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Input, Label, Static
 
 from ..i18n import label_width, pad, t
-from ..unsaved import without_blanks
 from ..widgets.footer import WardFooter
 from ..widgets.typeahead import WardInput
 from .discard import AsksBeforeDiscarding
@@ -115,4 +114,5 @@ class PathDialog(AsksBeforeDiscarding, ModalScreen[Path | None]):
             message.update(t("path.no_such_file", path=str(path)))
 
     def typed(self) -> dict[str, Any]:
-        return without_blanks({"path": self.query_one("#path", Input).value.strip()})
+        text = self.query_one("#path", Input).value.strip()
+        return {"path": text} if text else {}

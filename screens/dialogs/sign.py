@@ -22,8 +22,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, LoadingIndicator, Static
 
-from ..errors import message_of
 from ..i18n import label_width, pad, t
+from ..results import Refused, post_outcome
 from ..widgets.footer import WardFooter
 from ..widgets.typeahead import WardInput
 
@@ -43,12 +43,6 @@ class SignatureDialog(ModalScreen[Any]):
         """The signature was recorded: what the signing call returned (the dialog's result)."""
 
         result: Any
-
-    @dataclass
-    class Refused(Message):
-        """The signature was refused (a wrong password): the one line to show."""
-
-        text: str
 
     def __init__(
         self, *, what: str, meaning: str, signer: str, sign: SignFn, signer_editable: bool = False
@@ -108,22 +102,15 @@ class SignatureDialog(ModalScreen[Any]):
 
     @work(thread=True, exclusive=True, group="sign")
     def run_sign(self, signer: str, password: str) -> None:
-        try:
-            result = self.sign(signer, password)
-        except Exception as exc:
-            self.post_message(self.Refused(message_of(exc)))
-            return
-        self.post_message(self.Signed(result))
+        post_outcome(self, lambda: self.sign(signer, password), self.Signed)
 
     @on(Signed)
     def _on_signed(self, message: Signed) -> None:
         self.dismiss(message.result)
 
     @on(Refused)
-    def _on_refused(self, message: Refused) -> None:
-        self._failed(message.text)
-
-    def _failed(self, message: str) -> None:
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         self.query_one("#sig-busy").display = False
         field = self.query_one("#sig-password", Input)
         field.disabled = False

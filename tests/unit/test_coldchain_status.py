@@ -276,3 +276,8 @@ def test_the_screens_read_models_have_exactly_their_typed_keys(ph, tmp_path):
     assert set(shown) == keys(reports.UnitReadings) and shown["times"]
     assert shown["summary"] is not None and set(shown["summary"]) == keys(reports.ReadingsSummary)
     assert set(reports.unit_defaults(ph)) == keys(reports.UnitDefaults)
+    [report] = reports.kit_report(ph, "K002", dose_epoch())
+    assert set(report) == keys(reports.KitReport) and report["chain"].kit == "K002"
+    assert report["current"] is not None and set(report["current"]) == keys(reports.CurrentStay)
+    lot = services.registered_lot(ph, "LOT1")
+    assert lot is not None and set(lot) == keys(services.LotInfo) and lot["kits"] == ["K001", "K002"]

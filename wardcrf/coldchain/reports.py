@@ -151,6 +151,23 @@ class FreezerPanel(TypedDict):
     outside_units: list[dict[str, Any]]
 
 
+class CurrentStay(TypedDict):
+    """Where a kit is now and, in a unit, the temperatures logged since it arrived."""
+
+    location: str
+    since: int
+    temperatures: dict[str, Any] | None
+    """`custody.temperatures`: count, min, max and MKT over the stay (None: no logger readings)."""
+
+
+class KitReport(TypedDict):
+    """One kit's chain of custody and the dose gate's verdict now (`kit_report`)."""
+
+    chain: custody.Chain
+    dose_problems: list[str]
+    current: CurrentStay | None
+
+
 class UnitDefaults(TypedDict):
     """What a new storage unit gets unless its form says otherwise (`unit_defaults`)."""
 
@@ -611,7 +628,7 @@ def unit_defaults(session: Session) -> UnitDefaults:
     }
 
 
-def kit_report(session: Session, kit_or_lot: str, now: int) -> list[dict[str, Any]]:
+def kit_report(session: Session, kit_or_lot: str, now: int) -> list[KitReport]:
     """Each kit's chain and its dose problems at `now` (a lot number gives every kit of the lot).
 
     "Dose problems" is the pre-dose gate's own verdict (`custody.dose_problems`), so the custody
@@ -619,7 +636,7 @@ def kit_report(session: Session, kit_or_lot: str, now: int) -> list[dict[str, An
     """
     session.require("record.read", what="read custody records")
     key = ids.normalise(ids.KIT, kit_or_lot)
-    out = []
+    out: list[KitReport] = []
     for chain in custody_of(session, key):  # checks the role
         store = session.store
         problems = custody.dose_problems(store, chain.kit, now) if chain.lot else chain.problems
@@ -629,7 +646,7 @@ def kit_report(session: Session, kit_or_lot: str, now: int) -> list[dict[str, An
     return out
 
 
-def _current_stay(store: Store, kit: str, now: int) -> dict[str, Any] | None:
+def _current_stay(store: Store, kit: str, now: int) -> CurrentStay | None:
     """Where the kit is now and, in a unit, the temperatures logged since it arrived.
 
     The chain itself (as `coldchain custody` prints it) judges closed stays
