@@ -77,25 +77,6 @@ class DeskScreen(Screen[None]):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
-    @dataclass
-    class Loaded(Message):
-        """The record's desk: fields, trail, signatures, photos."""
-
-        desk: Desk
-
-    @dataclass
-    class LoadRefused(Message):
-        """The record could not be read: the one line to show."""
-
-        text: str
-
-    @dataclass
-    class Drawn(Message):
-        """A photo's preview, checked and decoded."""
-
-        sha256: str
-        image: Any
-
     def __init__(self, ward: Ward, record_id: str) -> None:
         super().__init__()
         self.ward = ward
@@ -148,6 +129,26 @@ class DeskScreen(Screen[None]):
         """Read the record again; keys typed meanwhile wait (Space and `m` act on what is shown)."""
         hold_keys(self, "desk-load")
         self.load()
+
+    # -- what the workers post back -----------------------------------------------------
+    @dataclass
+    class Loaded(Message):
+        """The record's desk: fields, trail, signatures, photos."""
+
+        desk: Desk
+
+    @dataclass
+    class LoadRefused(Message):
+        """The record could not be read: the one line to show."""
+
+        text: str
+
+    @dataclass
+    class Drawn(Message):
+        """A photo's preview, checked and decoded."""
+
+        sha256: str
+        image: Any
 
     @work(thread=True, exclusive=True, group="desk-load")
     def load(self) -> None:

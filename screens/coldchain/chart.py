@@ -66,12 +66,6 @@ class ChartScreen(Screen[None]):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
-    @dataclass
-    class Loaded(Message):
-        """A unit's readings over the window, with its `since` and `until`."""
-
-        data: ChartData
-
     def __init__(self, ward: Ward, unit: str, window: int = 1) -> None:
         super().__init__()
         self.ward = ward
@@ -111,6 +105,13 @@ class ChartScreen(Screen[None]):
         if len(self.units) > 1:
             self.unit = self.units[(self.units.index(self.unit) + 1) % len(self.units)]
             self.load()
+
+    # -- what the workers post back -----------------------------------------------------
+    @dataclass
+    class Loaded(Message):
+        """A unit's readings over the window, with its `since` and `until`."""
+
+        data: ChartData
 
     @work(thread=True, exclusive=True, group="cc-chart")
     def load(self) -> None:
