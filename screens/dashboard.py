@@ -34,6 +34,8 @@ clock when the panel was filled; the panels refresh every minute.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -154,6 +156,29 @@ def report_text(e: SafetyEvent) -> Text:
     else:
         tail, style = t("dash.days_left", n=left), "yellow" if left <= 3 else ""
     return Text(f"{e['report_due'][5:]} ") + Text(tail, style=style)
+
+
+Node = TypeVar("Node")
+Posted = TypeVar("Posted")
+
+
+def unless_rebuilt(fill: Callable[[Node, Posted], None]) -> Callable[[Node, Posted], None]:
+    """A panel's fill from its worker's message, skipped when the screen is being rebuilt under it.
+
+    A language switch recomposes the screen: a load that finishes in between
+    finds its panel gone (found by Pilot under load: the app crashed on
+    `NoMatches`). `relabelled` then loads every panel again, so this late
+    result is simply not needed.
+    """
+
+    @functools.wraps(fill)
+    def run(node: Node, message: Posted) -> None:
+        try:
+            fill(node, message)
+        except NoMatches:
+            return
+
+    return run
 
 
 class DashboardScreen(Screen[None]):
@@ -368,10 +393,12 @@ class DashboardScreen(Screen[None]):
             return
         self.post_message(self.DraftsLoaded(len(mine), latest))
 
-    def _show_drafts(self, got: tuple[int, tuple[str, str] | None]) -> None:
+    @on(DraftsLoaded)
+    @unless_rebuilt
+    def _show_drafts(self, message: DraftsLoaded) -> None:
         from . import times
 
-        n, latest = got
+        n, latest = message.count, message.latest
         self.drafts = n
         text = ""
         if n and latest is not None:
@@ -499,60 +526,16 @@ class DashboardScreen(Screen[None]):
             return  # a newer load of this panel replaced this one: it fills the panel
         self.post_message(loaded(result))
 
-    @on(ParticipantsLoaded)
-    def _on_participants(self, message: ParticipantsLoaded) -> None:
-        self._fill_if_shown(self._fill_participants, message.got)
-
-    @on(MoreParticipants)
-    def _on_more(self, message: MoreParticipants) -> None:
-        self._fill_if_shown(lambda page: self._more_participants(message.round_, page), message.page)
-
-    @on(SafetyLoaded)
-    def _on_safety(self, message: SafetyLoaded) -> None:
-        self._fill_if_shown(self._fill_safety, message.view)
-
-    @on(FreezerLoaded)
-    def _on_freezer(self, message: FreezerLoaded) -> None:
-        self._fill_if_shown(self._fill_freezer, message.view)
-
-    @on(SyncLoaded)
-    def _on_sync(self, message: SyncLoaded) -> None:
-        self._fill_if_shown(self._fill_sync, message.info)
-
-    @on(GateLoaded)
-    def _on_gate(self, message: GateLoaded) -> None:
-        self._fill_if_shown(self._fill_gate, message.gate)
-
-    @on(RecentLoaded)
-    def _on_recent(self, message: RecentLoaded) -> None:
-        self._fill_if_shown(self._fill_recent, message.entries)
-
-    @on(DraftsLoaded)
-    def _on_drafts(self, message: DraftsLoaded) -> None:
-        self._fill_if_shown(self._show_drafts, (message.count, message.latest))
-
     @on(PanelRefused)
     def _on_panel_refused(self, message: PanelRefused) -> None:
-        self._fill_if_shown(self._show_message, message.text)
+        with contextlib.suppress(NoMatches):  # being rebuilt (see `unless_rebuilt`)
+            self._show_message(message.text)
         if message.then_others:
             self._load_others()
 
     @on(Found)
     def _on_found(self, message: Found) -> None:
         self._found(message.pid, message.problem)
-
-    def _fill_if_shown(self, fill: Callable[[Any], None], result: Any) -> None:
-        """Fill a panel, unless the screen is being rebuilt under this result.
-
-        A language switch recomposes the screen: a load that finishes in
-        between finds its panel gone (found by Pilot under load: the app
-        crashed on `NoMatches`). `relabelled` then loads every panel again, so
-        this late result is simply not needed.
-        """
-        try:
-            fill(result)
-        except NoMatches:
-            return
 
     @work(thread=True, exclusive=True, group="dash-participants")
     def load_participants(self) -> None:
@@ -620,7 +603,9 @@ class DashboardScreen(Screen[None]):
         when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
         return when.astimezone(zone(self.ward.session.ctx.zone)).strftime("%m-%d %H:%M")
 
-    def _fill_participants(self, got: tuple[datetime, WardPage]) -> None:
+    @on(ParticipantsLoaded)
+    @unless_rebuilt
+    def _fill_participants(self, message: ParticipantsLoaded) -> None:
         """The first screenful of the ward list and its totals (`workflow.ward_page`).
 
         The title counts every participant and those needing attention (from
@@ -628,7 +613,7 @@ class DashboardScreen(Screen[None]):
         pages follow as the cursor nears the end (`_near_end`). Finding a
         participant by id does not depend on what is listed.
         """
-        self._fill_at, page = got
+        self._fill_at, page = message.got
         self._table("participants")  # cleared
         self._fill_round += 1
         self._listed = set()
@@ -641,9 +626,12 @@ class DashboardScreen(Screen[None]):
         self._add_participants(page["rows"], now)
         self._load_others()
 
-    def _more_participants(self, round_: int, page: WardPage) -> None:
+    @on(MoreParticipants)
+    @unless_rebuilt
+    def _more_participants(self, message: MoreParticipants) -> None:
         """A later page: added below the listed rows (unless a newer fill replaced the list)."""
-        if round_ != self._fill_round or not self.is_mounted:
+        page = message.page
+        if message.round_ != self._fill_round or not self.is_mounted:
             return
         self._fetching = False
         self._add_participants(page["rows"], self.ward.local_now())
@@ -693,7 +681,10 @@ class DashboardScreen(Screen[None]):
                 key=r["id"],
             )
 
-    def _fill_safety(self, view: SafetyOverview) -> None:
+    @on(SafetyLoaded)
+    @unless_rebuilt
+    def _fill_safety(self, message: SafetyLoaded) -> None:
+        view = message.view
         table = self._table("safety")
         for e in view["events"]:
             what = Text(f"{e['term']} G{e['grade']}" if e["grade"] is not None else str(e["term"]))
@@ -714,7 +705,10 @@ class DashboardScreen(Screen[None]):
             ),
         )
 
-    def _fill_freezer(self, view: FreezerPanel) -> None:
+    @on(FreezerLoaded)
+    @unless_rebuilt
+    def _fill_freezer(self, message: FreezerLoaded) -> None:
+        view = message.view
         table = self._table("freezer")
         unresolved = 0
         for u in view["units"]:
@@ -753,7 +747,10 @@ class DashboardScreen(Screen[None]):
         more = f" (+{len(xs) - 1})" if len(xs) > 1 else ""
         return Text(text + more, style="bold red")
 
-    def _fill_sync(self, info: SyncStatus) -> None:
+    @on(SyncLoaded)
+    @unless_rebuilt
+    def _fill_sync(self, message: SyncLoaded) -> None:
+        info = message.info
         table = self._table("sync")
         export = info.get("last_export")
         receipt = info.get("last_receipt")
@@ -790,7 +787,10 @@ class DashboardScreen(Screen[None]):
             return t("dash.synced_at", at=self._local(state.removeprefix("synced ")))
         return domain_word("dash_sync", state)
 
-    def _fill_gate(self, gate: DsmgGate) -> None:
+    @on(GateLoaded)
+    @unless_rebuilt
+    def _fill_gate(self, message: GateLoaded) -> None:
+        gate = message.gate
         table = self._table("gate")
         state = gate["state"]
         style = {"open": "green", "sentinel": "yellow"}.get(state, "bold red")
@@ -815,7 +815,10 @@ class DashboardScreen(Screen[None]):
             table.add_row(label, value, key=f"gate-{i}")
         self._title("gate", t(f"dash.gate_{state}"))
 
-    def _fill_recent(self, entries: list[TrailEntry]) -> None:
+    @on(RecentLoaded)
+    @unless_rebuilt
+    def _fill_recent(self, message: RecentLoaded) -> None:
+        entries = message.entries
         table = self._table("recent")
         for e in reversed(entries):
             table.add_row(e.local_time[5:16].replace("T", " "), e.user or "—", f"{e.type} {e.subject or ''}")
