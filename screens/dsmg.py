@@ -18,7 +18,7 @@ Everything is read through `wardcrf.workflow.dsmg.review` in a worker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -30,6 +30,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from wardcrf import protocol as protocols
+from wardcrf.workflow.dsmg import DsmgBoard, GateState
 
 from . import times
 from .errors import message_of
@@ -52,6 +53,16 @@ def _time(iso: str | None) -> str:
     return times.local(iso, marked=True) if iso else ""
 
 
+if TYPE_CHECKING:
+    from wardcrf.sync.registry import HubDecision
+
+
+class Board(DsmgBoard):
+    """The review board as the screen shows it: with the DSMG decisions the hub sent."""
+
+    hub_decisions: list[HubDecision]
+
+
 class DsmgScreen(Screen[None]):
     """The DSMG's review board (offered to roles with `dsmg.decide`)."""
 
@@ -70,13 +81,13 @@ class DsmgScreen(Screen[None]):
     class Loaded(Message):
         """The DSMG review board (with the hub's decisions), read in a worker."""
 
-        board: dict[str, Any]
+        board: Board
 
     def __init__(self, ward: Ward, *, resume: tuple[str, dict[str, Any], str | None] | None = None) -> None:
         """`resume`: (participant, values, focused field) of a decision draft to reopen at once."""
         super().__init__()
         self.ward = ward
-        self.board: dict[str, Any] | None = None
+        self.board: Board | None = None
         self.selected: str | None = resume[0] if resume else None
         self.show_history = False
         self.proto = ward.call(protocols.active_for)
@@ -137,10 +148,11 @@ class DsmgScreen(Screen[None]):
 
         today = self.ward.local_now().date()
 
-        def read() -> dict[str, Any]:
+        def read() -> Board:
             board = self.ward.call(dsmg.review, today=today)
-            board["hub_decisions"] = self.ward.call(registry.decisions_from_hub)  # sent by the hub
-            return board
+            return Board(
+                **board, hub_decisions=self.ward.call(registry.decisions_from_hub)
+            )  # sent by the hub
 
         post_outcome(self, read, self.Loaded)
 
@@ -152,7 +164,7 @@ class DsmgScreen(Screen[None]):
     def _on_refused(self, message: Refused) -> None:
         self._say(message.text, True)
 
-    def _fill(self, board: dict[str, Any]) -> None:
+    def _fill(self, board: Board) -> None:
         self.board = board
         self.query_one("#dsmg-gate", Static).update(self._gate_text(board["gate"]))
         table = self.query_one("#dsmg-participants", DataTable)
@@ -187,7 +199,7 @@ class DsmgScreen(Screen[None]):
                 return protocols.tr(c.label, language()).split(" (")[0].split("（")[0]
         return code or ""
 
-    def _gate_text(self, gate: dict[str, Any]) -> Text:
+    def _gate_text(self, gate: GateState) -> Text:
         out = Text()
         if gate["hold"]:
             out.append(t("dsmg.gate_hold", why=gate["hold"]), style="bold red")
@@ -362,13 +374,13 @@ class DsmgScreen(Screen[None]):
         if self.board is None:
             return out
         decisions = self.board["gate"]["decisions"]
-        if not decisions and not self.board.get("hub_decisions"):
+        if not decisions and not self.board["hub_decisions"]:
             out.append(t("dsmg.no_decisions"), style="dim")
         by_event = {d["event"]: d for p in self.board["participants"] for d in p["decisions"]}
         for d in reversed(decisions):
             out.append(f"{d['participant']} ", style="bold")
             self._decision_line(out, by_event.get(d["event"], d))
-        for h in self.board.get("hub_decisions", []):
+        for h in self.board["hub_decisions"]:
             out.append(
                 t("dsmg.hub_decision", time=_time(h["ts"]), decision=h["decision"], detail=h["detail"]) + "\n"
             )
