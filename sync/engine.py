@@ -573,7 +573,9 @@ def _events_of(v: Verified) -> list[eventlog.Event]:
     return v.events
 
 
-def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False, *, after: int = 0) -> Outcome:
+def _apply(
+    store: Store, v: Verified, path: Path, archive_photos: bool = False, *, after: int = 0
+) -> Outcome:
     """Photos, logger files, events, after-ingest hooks and the ledger row: one transaction.
 
     `after`: the events up to this seq are held here already (a straddling

@@ -50,9 +50,7 @@ def rows() -> list[Limit]:
             "a protocol file, checked before it is read",
         ),
         Limit(
-            "protocol_file.MAX_NESTING",
-            f"{protocol_file.MAX_NESTING}",
-            "arrays and inline tables inside one another",
+            "protocol_file.MAX_NESTING", f"{protocol_file.MAX_NESTING}", "arrays and inline tables inside one another"
         ),
         Limit(
             "protocol_file.MAX_LABEL_CHARS",
@@ -60,9 +58,7 @@ def rows() -> list[Limit]:
             "a protocol title or label",
         ),
         Limit(
-            "protocol_file.MAX_TEXT_CHARS",
-            f"{protocol_file.MAX_TEXT_CHARS:,} characters",
-            "any other protocol string",
+            "protocol_file.MAX_TEXT_CHARS", f"{protocol_file.MAX_TEXT_CHARS:,} characters", "any other protocol string"
         ),
         Limit(
             "text.MAX_ONE_LINE",

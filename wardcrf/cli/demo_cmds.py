@@ -44,9 +44,7 @@ def demo(
     if protocol_name is not None:
         names = [n.removesuffix(".toml") for n in model.SHIPPED]
         if protocol_name not in names:
-            raise UsageError(
-                f"--protocol {protocol_name!r}: not a shipped protocol (shipped: {', '.join(names)})"
-            )
+            raise UsageError(f"--protocol {protocol_name!r}: not a shipped protocol (shipped: {', '.join(names)})")
         chosen = model.shipped(f"{protocol_name}.toml")
         loading.first_protocol(chosen)  # refused, naming why, before anything is created
     target = resolve_data_dir(data_dir)

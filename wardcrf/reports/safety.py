@@ -237,17 +237,8 @@ def document(data: dict[str, Any]) -> Doc:
             Table(
                 ["participant", "kit", "reason", "explanation", "by", "witness", "site", "when", "event"],
                 [
-                    [
-                        u["participant"],
-                        u["kit"] or "—",
-                        u["reason"],
-                        u["detail"],
-                        u["user"],
-                        u["witness"] or "—",
-                        u["site"],
-                        u["ts"],
-                        u["event_id"],
-                    ]
+                    [u["participant"], u["kit"] or "—", u["reason"], u["detail"], u["user"], u["witness"] or "—",
+                     u["site"], u["ts"], u["event_id"]]
                     for u in data["emergency_unblindings"]
                 ],
             )

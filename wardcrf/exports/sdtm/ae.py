@@ -102,9 +102,7 @@ def yn(value: Any) -> str:
     return "Y" if value is True or value == "true" else "N"
 
 
-def ae_row(
-    rec: ProvenancedRecord, proto: TrialProtocol, coding: Coding
-) -> tuple[dict[str, Any], dict[str, str], bool]:
+def ae_row(rec: ProvenancedRecord, proto: TrialProtocol, coding: Coding) -> tuple[dict[str, Any], dict[str, str], bool]:
     """(AE values, SUPPAE values by QNAM, coded?) for one AE record; timing is added by the caller."""
     d = rec.data
     grade = d.get("grade")
