@@ -61,6 +61,7 @@ from .widgets.typeahead import WardInput, focus_now, hold_keys, release_keys
 
 if TYPE_CHECKING:
     from wardcrf.workflow.dose_visit import DayCheck, DoseVisit, KitCheck
+    from wardcrf.workflow.status import ParticipantSummary
 
 STEPS = ("kit", "pre", "times", "post", "events", "review")
 STEP_TITLES = {
@@ -169,7 +170,7 @@ class DoseWizard(UnsavedWork):
         self.ward = ward
         self.participant = participant
         self.proto = ward.call(protocols.active_for)
-        self.summary: dict[str, Any] = ward.call(workflow.show, participant)
+        self.summary: ParticipantSummary = ward.call(workflow.show, participant)
         self.step = 0
         self.kit_raw = ""
         self.kit: Any = None  # the last KitCheck for kit_raw

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -33,6 +33,9 @@ from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
 from .widgets.tables import WardTable
+
+if TYPE_CHECKING:
+    from wardcrf.workflow.status import ParticipantSummary
 
 _SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
 
@@ -70,7 +73,7 @@ class ParticipantScreen(Screen[None]):
     class Loaded(Message):
         """The participant's summary, trail and signatures, and whether to offer randomization."""
 
-        summary: dict[str, Any]
+        summary: ParticipantSummary
         entries: list[audit.TrailEntry]
         sigs: list[signatures.SignatureState]
         randomizable: bool
@@ -99,7 +102,7 @@ class ParticipantScreen(Screen[None]):
         self.ward = ward
         self.participant = participant
         self.entries: list[audit.TrailEntry] = []
-        self.summary: dict[str, Any] | None = None
+        self.summary: ParticipantSummary | None = None
         self.randomizable = False
 
     def compose(self) -> ComposeResult:
@@ -160,7 +163,10 @@ class ParticipantScreen(Screen[None]):
             self.refresh_bindings()
 
     def _fill(
-        self, summary: dict[str, Any], entries: list[audit.TrailEntry], sigs: list[signatures.SignatureState]
+        self,
+        summary: ParticipantSummary,
+        entries: list[audit.TrailEntry],
+        sigs: list[signatures.SignatureState],
     ) -> None:
         self.summary = summary
         self.entries = entries
