@@ -275,7 +275,7 @@ class WardApp(App[None]):
         except Exception as exc:  # the switch still applies for this session
             from .errors import message_of
 
-            self.call_from_thread(self.notify, message_of(exc), severity="warning")
+            self.notify(message_of(exc), severity="warning")  # thread-safe: posts Textual's Notify
 
     async def _relabel(self) -> None:
         """Redraw every screen in the new language (typed values are kept)."""
@@ -294,11 +294,13 @@ class WardApp(App[None]):
     async def _let_loads_land(self, screen: Screen[object], timeout: float = 2.0) -> None:
         """Wait (bounded) for the screen's running workers before it is rebuilt.
 
-        A worker fills its screen through `call_from_thread`; one that landed
-        in the middle of `recompose` found its widgets gone and crashed the
-        app (`NoMatches`, seen on the dashboard under load). Waiting here lets
-        it fill the old widgets; `relabelled` then loads again. A worker that
-        waits for the user (a signature dialog) is left after `timeout`.
+        A worker fills its screen by posting it a message (its result); one
+        handled in the middle of `recompose` found its widgets gone and
+        crashed the app (`NoMatches`, seen on the dashboard under load).
+        Waiting here for the workers, then for the screen to handle what they
+        posted, lets them fill the old widgets; `relabelled` then loads again.
+        A worker that waits for the user (a signature dialog) is left after
+        `timeout`.
         """
         import asyncio
         import contextlib
@@ -307,6 +309,11 @@ class WardApp(App[None]):
         if running:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.workers.wait_for_complete(running), timeout)
+        for _ in range(100):  # a bound for a screen that never stops posting (none does)
+            if screen.message_queue_size == 0:
+                break
+            await asyncio.sleep(0)  # the screen's own task takes the next message
+        await asyncio.sleep(0)  # and finishes the handler of the last one
 
     def action_toggle_contrast(self) -> None:
         """Switch between the default and the high-contrast theme."""

@@ -19,13 +19,15 @@ highlighted photograph into a chosen folder, for an image viewer.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -35,6 +37,7 @@ from wardcrf import text as text_rule
 from .errors import message_of
 from .i18n import t
 from .photo_view import ExportDialog, PhotoImage, decode, human_size
+from .results import Refused, post_outcome
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
@@ -43,6 +46,9 @@ from .widgets.typeahead import hold_keys, release_keys
 
 WIDE = 120
 """From this many columns the record and its source sit side by side."""
+
+if TYPE_CHECKING:
+    from wardcrf.reports.desk import Desk
 
 
 _STYLES = {sdv.VERIFIED: "bold green", sdv.CHANGED: "bold reverse red", sdv.PARTLY: "yellow"}
@@ -124,6 +130,26 @@ class DeskScreen(Screen[None]):
         hold_keys(self, "desk-load")
         self.load()
 
+    # -- what the workers post back -----------------------------------------------------
+    @dataclass
+    class Loaded(Message):
+        """The record's desk: fields, trail, signatures, photos."""
+
+        desk: Desk
+
+    @dataclass
+    class LoadRefused(Message):
+        """The record could not be read: the one line to show."""
+
+        text: str
+
+    @dataclass
+    class Drawn(Message):
+        """A photo's preview, checked and decoded."""
+
+        sha256: str
+        image: Any
+
     @work(thread=True, exclusive=True, group="desk-load")
     def load(self) -> None:
         from wardcrf.reports import desk
@@ -131,15 +157,19 @@ class DeskScreen(Screen[None]):
         try:
             found = self.ward.call(desk.desk, self.record_id)
         except Exception as exc:
-            self.app.call_from_thread(self._load_refused, message_of(exc))
+            self.post_message(self.LoadRefused(message_of(exc)))
             return
-        self.app.call_from_thread(self._fill, found)
+        self.post_message(self.Loaded(found))
 
-    def _load_refused(self, text: str) -> None:
+    @on(LoadRefused)
+    def _load_refused(self, message: LoadRefused) -> None:
+        text = message.text
         self._say(text, True)
         release_keys(self, "desk-load", drop=True)  # keys typed for a record that is not there
 
-    def _fill(self, found: Any) -> None:
+    @on(Loaded)
+    def _fill(self, message: Loaded) -> None:
+        found = message.desk
         release_keys(self, "desk-load")
         self.desk = found
         self.chosen &= {f.name for f in found.fields}
@@ -204,12 +234,20 @@ class DeskScreen(Screen[None]):
     def draw(self, sha256: str) -> None:
         from wardcrf.photos import viewing
 
-        try:
-            image = decode(self.ward.call(viewing.preview, sha256).data)
-        except Exception as exc:  # altered since listed: the domain refuses to draw it
-            self.app.call_from_thread(self._say, message_of(exc), True)
-            return
-        self.app.call_from_thread(self._drawn, sha256, image)
+        # Altered since listed: the domain refuses to draw it.
+        post_outcome(
+            self,
+            lambda: decode(self.ward.call(viewing.preview, sha256).data),
+            lambda image: self.Drawn(sha256, image),
+        )
+
+    @on(Drawn)
+    def _on_drawn(self, message: Drawn) -> None:
+        self._drawn(message.sha256, message.image)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
 
     def _drawn(self, sha256: str, image: Any) -> None:
         current = self.desk.photos[self.photo_index] if self.photo_index is not None else None

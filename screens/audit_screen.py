@@ -18,6 +18,7 @@ auditors can use all of it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Static
 
@@ -111,6 +113,38 @@ class AuditScreen(Screen[None]):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
+    @dataclass
+    class Verified(Message):
+        """What `audit verify` found, one line per check (a refusal: its one line); `photos`: the photo check."""
+
+        lines: list[str]
+        photos: Any = None
+
+    @dataclass
+    class TrailLoaded(Message):
+        """The audit-trail entries matching the filters."""
+
+        entries: list[audit.TrailEntry]
+
+    @dataclass
+    class TrailRefused(Message):
+        """The trail could not be read (a filter, the role): the one line to show."""
+
+        text: str
+
+    @dataclass
+    class PhotosLoaded(Message):
+        """The photos an audit-trail entry concerns, each re-hashed now."""
+
+        event_id: str
+        found: list[Any]
+
+    @dataclass
+    class PhotosRefused(Message):
+        """The entry's photos could not be read: the one line to show."""
+
+        text: str
+
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
@@ -195,10 +229,8 @@ class AuditScreen(Screen[None]):
                 else self.ward.call(photo_verify.verify)
             )
         except Exception as exc:
-            self.app.call_from_thread(self._show_verify, [message_of(exc)])
+            self.post_message(self.Verified([message_of(exc)]))
             return
-        self.photo_verify = photos
-        self.app.call_from_thread(self._show_photo_title)
         lines = []
         # A stable order (the chains first, then by name): registration order
         # depends on which feature module happened to be imported first.
@@ -207,7 +239,14 @@ class AuditScreen(Screen[None]):
             lines.append(f"{mark} {r.name}: {t('audit.checked', n=r.checked)}")
             lines.extend(f"    {p}" for p in r.problems)
             lines.extend(f"    {t('audit.note')}: {n}" for n in r.notes)
-        self.app.call_from_thread(self._show_verify, lines)
+        self.post_message(self.Verified(lines, photos))
+
+    @on(Verified)
+    def _on_verified(self, message: Verified) -> None:
+        if message.photos is not None:
+            self.photo_verify = message.photos
+            self._show_photo_title()
+        self._show_verify(message.lines)
 
     def _show_verify(self, lines: list[str]) -> None:
         self.verify_lines = lines
@@ -239,9 +278,17 @@ class AuditScreen(Screen[None]):
         try:
             entries = self.ward.call(lambda s: list(audit.trail(s, limit=TRAIL_LIMIT, **args)))
         except Exception as exc:
-            self.app.call_from_thread(self.query_one("#filter-message", Static).update, message_of(exc))
+            self.post_message(self.TrailRefused(message_of(exc)))
             return
-        self.app.call_from_thread(self._fill, entries)
+        self.post_message(self.TrailLoaded(entries))
+
+    @on(TrailLoaded)
+    def _on_trail_loaded(self, message: TrailLoaded) -> None:
+        self._fill(message.entries)
+
+    @on(TrailRefused)
+    def _on_trail_refused(self, message: TrailRefused) -> None:
+        self.query_one("#filter-message", Static).update(message.text)
 
     def _fill(self, entries: list[audit.TrailEntry]) -> None:
         self.entries = entries
@@ -303,9 +350,17 @@ class AuditScreen(Screen[None]):
         try:
             found = self.ward.call(photo_audit.event_photos, event_id)
         except Exception as exc:
-            self.app.call_from_thread(self.query_one("#photo-detail", Static).update, message_of(exc))
+            self.post_message(self.PhotosRefused(message_of(exc)))
             return
-        self.app.call_from_thread(self._fill_photos, event_id, found)
+        self.post_message(self.PhotosLoaded(event_id, found))
+
+    @on(PhotosLoaded)
+    def _on_photos_loaded(self, message: PhotosLoaded) -> None:
+        self._fill_photos(message.event_id, message.found)
+
+    @on(PhotosRefused)
+    def _on_photos_refused(self, message: PhotosRefused) -> None:
+        self.query_one("#photo-detail", Static).update(message.text)
 
     def _fill_photos(self, event_id: str, found: list[Any]) -> None:
         self.photos_for = event_id

@@ -34,10 +34,12 @@ clock when the panel was filled; the panels refresh every minute.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import events, on, work
@@ -46,6 +48,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.events import Resize
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
@@ -61,6 +64,16 @@ from .widgets.places import PLACES, by_name, offered
 from .widgets.status import StatusBar
 from .widgets.tables import WardTable
 from .widgets.typeahead import focus_now, hold_keys, release_keys
+
+if TYPE_CHECKING:
+    from wardcrf.sync.ward import SyncStatus
+
+    from wardcrf.audit import TrailEntry
+    from wardcrf.coldchain.reports import ExcursionView, FreezerPanel
+    from wardcrf.site import Session
+    from wardcrf.workflow.status import DsmgGate, SafetyEvent, SafetyOverview, WardPage, WardRow
+
+R = TypeVar("R")
 
 RECENT = 12
 PAGE_ROWS = 250
@@ -131,11 +144,11 @@ def next_dose_text(nd: dict[str, Any], now: datetime) -> Text:
     return Text(f"#{nd['dose']} ") + Text(tail, style=style)
 
 
-def report_text(e: dict[str, Any]) -> Text:
+def report_text(e: SafetyEvent) -> Text:
     """An SAE's expedited-report due date and the days left (or overdue)."""
-    if not e["report_due"]:
-        return Text("—")
     left = e["days_left"]
+    if not e["report_due"] or left is None:
+        return Text("—")
     if left < 0:
         tail, style = t("dash.days_overdue", n=-left), "bold red"
     elif left == 0:
@@ -143,6 +156,29 @@ def report_text(e: dict[str, Any]) -> Text:
     else:
         tail, style = t("dash.days_left", n=left), "yellow" if left <= 3 else ""
     return Text(f"{e['report_due'][5:]} ") + Text(tail, style=style)
+
+
+Node = TypeVar("Node")
+Posted = TypeVar("Posted")
+
+
+def unless_rebuilt(fill: Callable[[Node, Posted], None]) -> Callable[[Node, Posted], None]:
+    """A panel's fill from its worker's message, skipped when the screen is being rebuilt under it.
+
+    A language switch recomposes the screen: a load that finishes in between
+    finds its panel gone (found by Pilot under load: the app crashed on
+    `NoMatches`). `relabelled` then loads every panel again, so this late
+    result is simply not needed.
+    """
+
+    @functools.wraps(fill)
+    def run(node: Node, message: Posted) -> None:
+        try:
+            fill(node, message)
+        except NoMatches:
+            return
+
+    return run
 
 
 class DashboardScreen(Screen[None]):
@@ -160,6 +196,70 @@ class DashboardScreen(Screen[None]):
         Binding("r", "reload", "key.reload"),
         Binding("u", "drafts", "key.drafts"),
     ]
+
+    @dataclass
+    class ParticipantsLoaded(Message):
+        """The first page of the ward list, and the time it was read at (the next pages use it)."""
+
+        got: tuple[datetime, WardPage]
+
+    @dataclass
+    class MoreParticipants(Message):
+        """A further page of the ward list, for the fill (`round_`) it continues."""
+
+        round_: int
+        page: WardPage
+
+    @dataclass
+    class SafetyLoaded(Message):
+        """The AEs and SAEs the ward must act on."""
+
+        view: SafetyOverview
+
+    @dataclass
+    class FreezerLoaded(Message):
+        """The freezers' state (the cold chain's panel)."""
+
+        view: FreezerPanel
+
+    @dataclass
+    class SyncLoaded(Message):
+        """What waits to leave this laptop and when the hub was last heard from."""
+
+        info: SyncStatus
+
+    @dataclass
+    class GateLoaded(Message):
+        """Where the DSMG's gates stand."""
+
+        gate: DsmgGate
+
+    @dataclass
+    class RecentLoaded(Message):
+        """The latest audit-trail entries."""
+
+        entries: list[TrailEntry]
+
+    @dataclass
+    class DraftsLoaded(Message):
+        """How many unsaved forms the person has, and the newest (its title, when saved)."""
+
+        count: int
+        latest: tuple[str, str] | None
+
+    @dataclass
+    class PanelRefused(Message):
+        """A panel could not be read: the one line to show (the other panels still load)."""
+
+        text: str
+        then_others: bool = True
+
+    @dataclass
+    class Found(Message):
+        """The participant an id typed names, or the one line saying why none."""
+
+        pid: str | None
+        problem: str | None
 
     def __init__(self, ward: Ward) -> None:
         super().__init__()
@@ -289,14 +389,16 @@ class DashboardScreen(Screen[None]):
             mine = self.ward.call(drafts.mine)
             latest = (form_title(self.ward, mine[0]), mine[0].saved_at) if mine else None
         except Exception as exc:
-            self.app.call_from_thread(self._fill_if_shown, self._show_message, message_of(exc))
+            self.post_message(self.PanelRefused(message_of(exc), then_others=False))
             return
-        self.app.call_from_thread(self._fill_if_shown, self._show_drafts, (len(mine), latest))
+        self.post_message(self.DraftsLoaded(len(mine), latest))
 
-    def _show_drafts(self, got: tuple[int, tuple[str, str] | None]) -> None:
+    @on(DraftsLoaded)
+    @unless_rebuilt
+    def _show_drafts(self, message: DraftsLoaded) -> None:
         from . import times
 
-        n, latest = got
+        n, latest = message.count, message.latest
         self.drafts = n
         text = ""
         if n and latest is not None:
@@ -390,7 +492,7 @@ class DashboardScreen(Screen[None]):
             problem = None if pid else t("dash.no_such_participant", typed=typed.strip())
         except Exception as exc:
             pid, problem = None, message_of(exc)
-        self.app.call_from_thread(self._found, pid, problem)
+        self.post_message(self.Found(pid, problem))
 
     def _found(self, pid: str | None, problem: str | None) -> None:
         if pid is not None:
@@ -413,30 +515,27 @@ class DashboardScreen(Screen[None]):
             self._open_participant(pid)
 
     # -- loading -----------------------------------------------------------------------
-    def _load(self, fn: Callable[..., Any], fill: Callable[[Any], None]) -> None:
-        """Run one domain call (in the calling worker thread) and fill its panel on the UI thread."""
+    def _load(self, fn: Callable[[Session], R], loaded: Callable[[R], Message]) -> None:
+        """Run one domain call (in the calling worker thread) and post its panel's message."""
         try:
             result = self.ward.call(fn)
         except Exception as exc:
-            self.app.call_from_thread(self._fill_if_shown, self._show_message, message_of(exc))
-            self.app.call_from_thread(self._load_others)
+            self.post_message(self.PanelRefused(message_of(exc)))
             return
         if get_current_worker().is_cancelled:
             return  # a newer load of this panel replaced this one: it fills the panel
-        self.app.call_from_thread(self._fill_if_shown, fill, result)
+        self.post_message(loaded(result))
 
-    def _fill_if_shown(self, fill: Callable[[Any], None], result: Any) -> None:
-        """Fill a panel, unless the screen is being rebuilt under this result.
+    @on(PanelRefused)
+    def _on_panel_refused(self, message: PanelRefused) -> None:
+        with contextlib.suppress(NoMatches):  # being rebuilt (see `unless_rebuilt`)
+            self._show_message(message.text)
+        if message.then_others:
+            self._load_others()
 
-        A language switch recomposes the screen: a load that finishes in
-        between finds its panel gone (found by Pilot under load: the app
-        crashed on `NoMatches`). `relabelled` then loads every panel again, so
-        this late result is simply not needed.
-        """
-        try:
-            fill(result)
-        except NoMatches:
-            return
+    @on(Found)
+    def _on_found(self, message: Found) -> None:
+        self._found(message.pid, message.problem)
 
     @work(thread=True, exclusive=True, group="dash-participants")
     def load_participants(self) -> None:
@@ -444,7 +543,7 @@ class DashboardScreen(Screen[None]):
         from wardcrf.workflow.base import now
 
         at = now()
-        self._load(lambda s: (at, workflow.ward_page(s, at=at)), self._fill_participants)
+        self._load(lambda s: (at, workflow.ward_page(s, at=at)), self.ParticipantsLoaded)
 
     @work(thread=True, exclusive=True, group="dash-more")
     def load_more(self, round_: int, offset: int, at: datetime) -> None:
@@ -454,37 +553,37 @@ class DashboardScreen(Screen[None]):
         def next_page(session: Any) -> workflow.status.WardPage:
             return workflow.ward_page(session, offset=offset, limit=PAGE_ROWS, at=at)
 
-        self._load(next_page, lambda page: self._more_participants(round_, page))
+        self._load(next_page, lambda page: self.MoreParticipants(round_, page))
 
     @work(thread=True, exclusive=True, group="dash-safety")
     def load_safety(self) -> None:
         from wardcrf import workflow
 
-        self._load(workflow.safety_overview, self._fill_safety)
+        self._load(workflow.safety_overview, self.SafetyLoaded)
 
     @work(thread=True, exclusive=True, group="dash-freezer")
     def load_freezer(self) -> None:
         from wardcrf.coldchain import reports
 
-        self._load(reports.freezers, self._fill_freezer)
+        self._load(reports.freezers, self.FreezerLoaded)
 
     @work(thread=True, exclusive=True, group="dash-sync")
     def load_sync(self) -> None:
         from wardcrf.sync import ward as sync_ward
 
-        self._load(sync_ward.status, self._fill_sync)
+        self._load(sync_ward.status, self.SyncLoaded)
 
     @work(thread=True, exclusive=True, group="dash-gate")
     def load_gate(self) -> None:
         from wardcrf import workflow
 
-        self._load(workflow.dsmg_gate, self._fill_gate)
+        self._load(workflow.dsmg_gate, self.GateLoaded)
 
     @work(thread=True, exclusive=True, group="dash-recent")
     def load_recent(self) -> None:
         from wardcrf import audit
 
-        self._load(lambda s: list(audit.trail(s, limit=RECENT)), self._fill_recent)
+        self._load(lambda s: list(audit.trail(s, limit=RECENT)), self.RecentLoaded)
 
     # -- filling (UI thread) -----------------------------------------------------------
     def _table(self, name: str) -> DataTable[Any]:
@@ -504,7 +603,9 @@ class DashboardScreen(Screen[None]):
         when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
         return when.astimezone(zone(self.ward.session.ctx.zone)).strftime("%m-%d %H:%M")
 
-    def _fill_participants(self, got: tuple[datetime, dict[str, Any]]) -> None:
+    @on(ParticipantsLoaded)
+    @unless_rebuilt
+    def _fill_participants(self, message: ParticipantsLoaded) -> None:
         """The first screenful of the ward list and its totals (`workflow.ward_page`).
 
         The title counts every participant and those needing attention (from
@@ -512,7 +613,7 @@ class DashboardScreen(Screen[None]):
         pages follow as the cursor nears the end (`_near_end`). Finding a
         participant by id does not depend on what is listed.
         """
-        self._fill_at, page = got
+        self._fill_at, page = message.got
         self._table("participants")  # cleared
         self._fill_round += 1
         self._listed = set()
@@ -525,9 +626,12 @@ class DashboardScreen(Screen[None]):
         self._add_participants(page["rows"], now)
         self._load_others()
 
-    def _more_participants(self, round_: int, page: dict[str, Any]) -> None:
+    @on(MoreParticipants)
+    @unless_rebuilt
+    def _more_participants(self, message: MoreParticipants) -> None:
         """A later page: added below the listed rows (unless a newer fill replaced the list)."""
-        if round_ != self._fill_round or not self.is_mounted:
+        page = message.page
+        if message.round_ != self._fill_round or not self.is_mounted:
             return
         self._fetching = False
         self._add_participants(page["rows"], self.ward.local_now())
@@ -546,7 +650,7 @@ class DashboardScreen(Screen[None]):
         self._fetching = True
         self.load_more(self._fill_round, listed, self._fill_at)
 
-    def _add_participants(self, rows: list[dict[str, Any]], now: datetime) -> None:
+    def _add_participants(self, rows: list[WardRow], now: datetime) -> None:
         table = self.query_one("#participants", DataTable)
         today = now.date()
         # A small terminal gets the catalogue's short status words: whole, never cut mid-word.
@@ -556,9 +660,10 @@ class DashboardScreen(Screen[None]):
                 continue  # the queue moved between two pages: listed once, where it was first
             self._listed.add(r["id"])
             day = ""
-            if r.get("enrolled_on") and r["doses_given"] < r["doses_planned"]:
+            enrolled_on = r["enrolled_on"]
+            if enrolled_on and r["doses_given"] < r["doses_planned"]:
                 # Enrollment is day 0; dose N is due on day N.
-                n = (today - date.fromisoformat(r["enrolled_on"])).days
+                n = (today - date.fromisoformat(enrolled_on)).days
                 day = f"{n}/{r['doses_planned']}"
             nd = r.get("next_dose")
             owed = r.get("post_dose_vitals_due") or []
@@ -576,7 +681,10 @@ class DashboardScreen(Screen[None]):
                 key=r["id"],
             )
 
-    def _fill_safety(self, view: dict[str, Any]) -> None:
+    @on(SafetyLoaded)
+    @unless_rebuilt
+    def _fill_safety(self, message: SafetyLoaded) -> None:
+        view = message.view
         table = self._table("safety")
         for e in view["events"]:
             what = Text(f"{e['term']} G{e['grade']}" if e["grade"] is not None else str(e["term"]))
@@ -597,7 +705,10 @@ class DashboardScreen(Screen[None]):
             ),
         )
 
-    def _fill_freezer(self, view: dict[str, Any]) -> None:
+    @on(FreezerLoaded)
+    @unless_rebuilt
+    def _fill_freezer(self, message: FreezerLoaded) -> None:
+        view = message.view
         table = self._table("freezer")
         unresolved = 0
         for u in view["units"]:
@@ -625,7 +736,7 @@ class DashboardScreen(Screen[None]):
             table.add_row("—", t("dash.no_units"), "")
         self._title("freezer", t("dash.freezer_summary", units=len(view["units"]), open=unresolved))
 
-    def _excursions_text(self, xs: list[dict[str, Any]]) -> Text:
+    def _excursions_text(self, xs: list[ExcursionView]) -> Text:
         if not xs:
             return Text(t("dash.no_excursion"), style="green")
         x = xs[-1]
@@ -636,7 +747,10 @@ class DashboardScreen(Screen[None]):
         more = f" (+{len(xs) - 1})" if len(xs) > 1 else ""
         return Text(text + more, style="bold red")
 
-    def _fill_sync(self, info: dict[str, Any]) -> None:
+    @on(SyncLoaded)
+    @unless_rebuilt
+    def _fill_sync(self, message: SyncLoaded) -> None:
+        info = message.info
         table = self._table("sync")
         export = info.get("last_export")
         receipt = info.get("last_receipt")
@@ -673,7 +787,10 @@ class DashboardScreen(Screen[None]):
             return t("dash.synced_at", at=self._local(state.removeprefix("synced ")))
         return domain_word("dash_sync", state)
 
-    def _fill_gate(self, gate: dict[str, Any]) -> None:
+    @on(GateLoaded)
+    @unless_rebuilt
+    def _fill_gate(self, message: GateLoaded) -> None:
+        gate = message.gate
         table = self._table("gate")
         state = gate["state"]
         style = {"open": "green", "sentinel": "yellow"}.get(state, "bold red")
@@ -698,7 +815,10 @@ class DashboardScreen(Screen[None]):
             table.add_row(label, value, key=f"gate-{i}")
         self._title("gate", t(f"dash.gate_{state}"))
 
-    def _fill_recent(self, entries: list[Any]) -> None:
+    @on(RecentLoaded)
+    @unless_rebuilt
+    def _fill_recent(self, message: RecentLoaded) -> None:
+        entries = message.entries
         table = self._table("recent")
         for e in reversed(entries):
             table.add_row(e.local_time[5:16].replace("T", " "), e.user or "—", f"{e.type} {e.subject or ''}")

@@ -34,14 +34,16 @@ Checked events are followed by an offer to open the AE form for each.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Label, SelectionList, Static
@@ -60,6 +62,10 @@ from .widgets.footer import WardFooter
 from .widgets.scan_field import ScanField
 from .widgets.status import StatusBar
 from .widgets.typeahead import focus_now, hold_keys, release_keys
+
+if TYPE_CHECKING:
+    from wardcrf.workflow.dose_visit import DayCheck, DoseVisit, KitCheck
+    from wardcrf.workflow.status import ParticipantSummary
 
 STEPS = ("kit", "pre", "times", "post", "events", "review")
 STEP_TITLES = {
@@ -137,6 +143,34 @@ class DoseWizard(UnsavedWork):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
+    @dataclass
+    class DayChecked(Message):
+        """Today's rules for this participant's dose, or the one line refusing the day."""
+
+        day: DayCheck | None
+        error: str | None
+
+    @dataclass
+    class KitChecked(Message):
+        """The scanned kit checked for this participant (`raw`: as scanned), or the one line refusing it."""
+
+        raw: str
+        kit: KitCheck | None
+        error: str | None
+
+    @dataclass
+    class Reviewed(Message):
+        """The dry run of the whole visit (nothing saved), or the refusal naming its part."""
+
+        visit: DoseVisit | None
+        error: WardError | None
+
+    @dataclass
+    class KeysFree(Message):
+        """The decision the keys typed ahead waited for is shown: let them run (`reason`: the hold)."""
+
+        reason: str
+
     def __init__(self, ward: Ward, participant: str, *, draft: dict[str, Any] | None = None) -> None:
         super().__init__()
         from wardcrf import workflow
@@ -144,7 +178,7 @@ class DoseWizard(UnsavedWork):
         self.ward = ward
         self.participant = participant
         self.proto = ward.call(protocols.active_for)
-        self.summary: dict[str, Any] = ward.call(workflow.show, participant)
+        self.summary: ParticipantSummary = ward.call(workflow.show, participant)
         self.step = 0
         self.kit_raw = ""
         self.kit: Any = None  # the last KitCheck for kit_raw
@@ -272,13 +306,21 @@ class DoseWizard(UnsavedWork):
 
         try:
             try:
-                got: Any = self.ward.call(dose_visit.check_day, self.participant)
+                got: DayCheck | None = self.ward.call(dose_visit.check_day, self.participant)
                 error = None
             except WardError as exc:
                 got, error = None, message_of(exc)
-            self.app.call_from_thread(self._day_checked, got, error)
-        finally:
-            self.app.call_from_thread(release_keys, self, "dose-day")
+            self.post_message(self.DayChecked(got, error))
+        finally:  # handled after the verdict (one queue, in order), never before
+            self.post_message(self.KeysFree("dose-day"))
+
+    @on(DayChecked)
+    def _on_day_checked(self, message: DayChecked) -> None:
+        self._day_checked(message.day, message.error)
+
+    @on(KeysFree)
+    def _on_keys_free(self, message: KeysFree) -> None:
+        release_keys(self, message.reason)
 
     def _day_checked(self, got: Any, error: str | None) -> None:
         self.day, self.day_error = got, error
@@ -633,7 +675,7 @@ class DoseWizard(UnsavedWork):
             self._run_kit_check(raw)
         finally:
             if reason:
-                self.app.call_from_thread(release_keys, self, reason)
+                self.post_message(self.KeysFree(reason))
 
     def _run_kit_check(self, raw: str) -> None:
         from wardcrf.workflow import dose_visit
@@ -646,11 +688,15 @@ class DoseWizard(UnsavedWork):
             except ValueError:
                 when = None
         try:
-            got: Any = self.ward.call(dose_visit.check_kit, self.participant, raw, when)
+            got: KitCheck | None = self.ward.call(dose_visit.check_kit, self.participant, raw, when)
             error = None
         except WardError as exc:
             got, error = None, message_of(exc)
-        self.app.call_from_thread(self._kit_checked, raw, got, error)
+        self.post_message(self.KitChecked(raw, got, error))
+
+    @on(KitChecked)
+    def _on_kit_checked(self, message: KitChecked) -> None:
+        self._kit_checked(message.raw, message.kit, message.error)
 
     def _parse_time(self, text: str) -> datetime:
         from wardcrf import forms
@@ -825,23 +871,22 @@ class DoseWizard(UnsavedWork):
     def run_review(self) -> None:
         """The dry run; keys typed meanwhile (ctrl+s) wait for its verdict."""
         hold_keys(self, "dose-review")
-        self._review_worker()
+        self._reviewing()
+        # What is on screen now is what is reviewed: read here, on the UI thread.
+        self._review_worker(self.parts(), self._soft_parts())
 
     @work(thread=True, exclusive=True, group="dose-review")
-    def _review_worker(self) -> None:
+    def _review_worker(self, parts: dict[str, Any], soft_parts: set[str]) -> None:
         try:
-            self._dry_run()
-        finally:
-            self.app.call_from_thread(release_keys, self, "dose-review")
+            self._dry_run(parts, soft_parts)
+        finally:  # handled after the verdict, never before
+            self.post_message(self.KeysFree("dose-review"))
 
-    def _dry_run(self) -> None:
+    def _dry_run(self, parts: dict[str, Any], soft_parts: set[str]) -> None:
         from wardcrf.workflow import dose_visit
 
-        self.app.call_from_thread(self._reviewing)
-        parts = self.app.call_from_thread(self.parts)
-        soft_parts = self.app.call_from_thread(self._soft_parts)
         try:
-            got: Any = self.ward.call(
+            got: DoseVisit | None = self.ward.call(
                 dose_visit.record_dose_visit,
                 self.participant,
                 reasons={p: "(review only: not saved)" for p in soft_parts},
@@ -851,7 +896,11 @@ class DoseWizard(UnsavedWork):
             error = None
         except WardError as exc:
             got, error = None, exc
-        self.app.call_from_thread(self._reviewed, got, error)
+        self.post_message(self.Reviewed(got, error))
+
+    @on(Reviewed)
+    def _on_reviewed(self, message: Reviewed) -> None:
+        self._reviewed(message.visit, message.error)
 
     def _reviewing(self) -> None:
         self.checking_review, self.preview, self.preview_error = True, None, None

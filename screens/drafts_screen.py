@@ -11,12 +11,14 @@ away after a y/N question. Only the person's own drafts are ever listed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -27,6 +29,7 @@ from . import times
 from .dialogs.discard import DiscardDialog
 from .errors import message_of
 from .i18n import language, t
+from .results import Refused
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
@@ -112,6 +115,13 @@ class DraftsScreen(Screen[None]):
     DraftsScreen #drafts-help { padding: 0 1; }
     """
 
+    @dataclass
+    class Loaded(Message):
+        """The signed-in user's drafts, newest first, with each form's title."""
+
+        found: list[drafts.Draft]
+        titles: list[str]
+
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
@@ -140,15 +150,22 @@ class DraftsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="drafts")
     def load(self) -> None:
         try:
-            try:
-                got = self.ward.call(drafts.mine)
-                titles = [form_title(self.ward, d) for d in got]
-            except Exception as exc:
-                self.app.call_from_thread(self._say, message_of(exc))
-                return
-            self.app.call_from_thread(self._fill, got, titles)
-        finally:  # after the list is filled (or the failure said), never before
-            self.app.call_from_thread(release_keys, self, "drafts-load")
+            got = self.ward.call(drafts.mine)
+            titles = [form_title(self.ward, d) for d in got]
+        except Exception as exc:
+            self.post_message(Refused(message_of(exc)))
+            return
+        self.post_message(self.Loaded(got, titles))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._fill(message.found, message.titles)
+        release_keys(self, "drafts-load")  # after the list is filled, never before
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text)
+        release_keys(self, "drafts-load")
 
     def _fill(self, got: list[drafts.Draft], titles: list[str]) -> None:
         self.drafts = got

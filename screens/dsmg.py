@@ -17,21 +17,25 @@ Everything is read through `wardcrf.workflow.dsmg.review` in a worker.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from wardcrf import protocol as protocols
+from wardcrf.workflow.dsmg import DsmgBoard, GateState
 
 from . import times
 from .errors import message_of
 from .i18n import label_width, language, pad, t
+from .results import Refused, post_outcome
 from .unsaved import UnsavedWork
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -49,6 +53,16 @@ def _time(iso: str | None) -> str:
     return times.local(iso, marked=True) if iso else ""
 
 
+if TYPE_CHECKING:
+    from wardcrf.sync.registry import HubDecision
+
+
+class Board(DsmgBoard):
+    """The review board as the screen shows it: with the DSMG decisions the hub sent."""
+
+    hub_decisions: list[HubDecision]
+
+
 class DsmgScreen(Screen[None]):
     """The DSMG's review board (offered to roles with `dsmg.decide`)."""
 
@@ -63,11 +77,17 @@ class DsmgScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "key.back"),
     ]
 
+    @dataclass
+    class Loaded(Message):
+        """The DSMG review board (with the hub's decisions), read in a worker."""
+
+        board: Board
+
     def __init__(self, ward: Ward, *, resume: tuple[str, dict[str, Any], str | None] | None = None) -> None:
         """`resume`: (participant, values, focused field) of a decision draft to reopen at once."""
         super().__init__()
         self.ward = ward
-        self.board: dict[str, Any] | None = None
+        self.board: Board | None = None
         self.selected: str | None = resume[0] if resume else None
         self.show_history = False
         self.proto = ward.call(protocols.active_for)
@@ -127,15 +147,24 @@ class DsmgScreen(Screen[None]):
         from wardcrf.workflow import dsmg
 
         today = self.ward.local_now().date()
-        try:
-            board = self.ward.call(dsmg.review, today=today)
-            board["hub_decisions"] = self.ward.call(registry.decisions_from_hub)  # sent by the hub
-        except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
-            return
-        self.app.call_from_thread(self._fill, board)
 
-    def _fill(self, board: dict[str, Any]) -> None:
+        def read() -> Board:
+            board = self.ward.call(dsmg.review, today=today)
+            return Board(
+                **board, hub_decisions=self.ward.call(registry.decisions_from_hub)
+            )  # sent by the hub
+
+        post_outcome(self, read, self.Loaded)
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._fill(message.board)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
+
+    def _fill(self, board: Board) -> None:
         self.board = board
         self.query_one("#dsmg-gate", Static).update(self._gate_text(board["gate"]))
         table = self.query_one("#dsmg-participants", DataTable)
@@ -170,7 +199,7 @@ class DsmgScreen(Screen[None]):
                 return protocols.tr(c.label, language()).split(" (")[0].split("（")[0]
         return code or ""
 
-    def _gate_text(self, gate: dict[str, Any]) -> Text:
+    def _gate_text(self, gate: GateState) -> Text:
         out = Text()
         if gate["hold"]:
             out.append(t("dsmg.gate_hold", why=gate["hold"]), style="bold red")
@@ -345,13 +374,13 @@ class DsmgScreen(Screen[None]):
         if self.board is None:
             return out
         decisions = self.board["gate"]["decisions"]
-        if not decisions and not self.board.get("hub_decisions"):
+        if not decisions and not self.board["hub_decisions"]:
             out.append(t("dsmg.no_decisions"), style="dim")
         by_event = {d["event"]: d for p in self.board["participants"] for d in p["decisions"]}
         for d in reversed(decisions):
             out.append(f"{d['participant']} ", style="bold")
             self._decision_line(out, by_event.get(d["event"], d))
-        for h in self.board.get("hub_decisions", []):
+        for h in self.board["hub_decisions"]:
             out.append(
                 t("dsmg.hub_decision", time=_time(h["ts"]), decision=h["decision"], detail=h["detail"]) + "\n"
             )

@@ -15,6 +15,7 @@ nobody is at it. The work stays underneath in the screen stack.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
@@ -22,11 +23,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, LoadingIndicator, Static
 
 from .errors import message_of
 from .i18n import label_width, pad, t
+from .results import Refused
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.typeahead import WardInput, hold_keys, release_keys
@@ -42,6 +45,12 @@ class LockScreen(ModalScreen[Ward]):
         Binding("f2", "app.next_language", "key.language"),
         Binding("ctrl+q", "app.quit", "key.quit"),
     ]
+
+    @dataclass
+    class Unlocked(Message):
+        """The password was right: the ward to return to (the same user's, or the new user's)."""
+
+        ward: Ward
 
     def __init__(self, ward: Ward, locked_at: datetime) -> None:
         super().__init__()
@@ -123,15 +132,19 @@ class LockScreen(ModalScreen[Ward]):
             else:
                 result = Ward(ward.site, ward.site.unlock(user, password))
         except Exception as exc:
-            self.app.call_from_thread(self._failed, message_of(exc))
+            self.post_message(Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._unlocked, result)
+        self.post_message(self.Unlocked(result))
 
-    def _unlocked(self, ward: Ward) -> None:
+    @on(Unlocked)
+    def _unlocked(self, message: Unlocked) -> None:
+        ward = message.ward
         self.dismiss(ward)
         release_keys(self, "unlock")
 
-    def _failed(self, message: str) -> None:
+    @on(Refused)
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         release_keys(self, "unlock", drop=True)
         self.set_busy(False)
         self.show_message(message)

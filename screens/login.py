@@ -10,19 +10,21 @@ password" (the domain words it; this screen shows it as it is).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Center, Grid, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, LoadingIndicator, Static
 
 from wardcrf.site import Site
 
-from .errors import message_of
 from .i18n import label_width, pad, t
+from .results import Refused, post_outcome
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.typeahead import WardInput, hold_keys, release_keys
@@ -46,6 +48,12 @@ class LoginScreen(Screen[Ward]):
         Binding("f2", "app.next_language", "key.language"),
         Binding("ctrl+q", "app.quit", "key.quit"),
     ]
+
+    @dataclass
+    class SignedIn(Message):
+        """The sign-in succeeded: the ward of the new session."""
+
+        ward: Ward
 
     def __init__(self, site: Site, *, user: str = "") -> None:
         super().__init__()
@@ -128,18 +136,18 @@ class LoginScreen(Screen[Ward]):
 
     @work(thread=True, exclusive=True, group="auth")
     def unlock(self, user: str, password: str) -> None:
-        try:
-            session = self.site.unlock(user, password)
-        except Exception as exc:  # every failure becomes one line on the screen
-            self.app.call_from_thread(self._failed, message_of(exc))
-            return
-        self.app.call_from_thread(self._signed_in, Ward(self.site, session))
+        # Every failure becomes one line on the screen.
+        post_outcome(self, lambda: Ward(self.site, self.site.unlock(user, password)), self.SignedIn)
 
-    def _signed_in(self, ward: Ward) -> None:
+    @on(SignedIn)
+    def _signed_in(self, message: SignedIn) -> None:
+        ward = message.ward
         self.dismiss(ward)
         release_keys(self, "sign-in")  # they go to the next screen once it is built
 
-    def _failed(self, message: str) -> None:
+    @on(Refused)
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         release_keys(self, "sign-in", drop=True)  # typed for a screen that will not come
         self.set_busy(False)
         self.show_message(message)

@@ -11,12 +11,14 @@ signed" mark when the signed content was amended afterwards.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -26,10 +28,14 @@ from wardcrf.clock import parse_iso, zone
 from . import times
 from .errors import message_of
 from .i18n import domain_word, t
+from .results import Refused
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
 from .widgets.tables import WardTable
+
+if TYPE_CHECKING:
+    from wardcrf.workflow.status import ParticipantSummary
 
 _SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
 
@@ -63,12 +69,45 @@ class ParticipantScreen(Screen[None]):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
+    @dataclass
+    class Loaded(Message):
+        """The participant's summary, trail and signatures, and whether to offer randomization."""
+
+        summary: ParticipantSummary
+        entries: list[audit.TrailEntry]
+        sigs: list[signatures.SignatureState]
+        randomizable: bool
+
+    @dataclass
+    class FactorsNeeded(Message):
+        """What the clinician must give to randomize here (each factor and its levels), what the records give.
+
+        `after_enrollment`: offered at once because the enrollment was just saved.
+        """
+
+        factors: dict[str, list[str]]
+        known: list[tuple[str, str, str]]
+        after_enrollment: bool = False
+
+    @dataclass
+    class Allocated(Message):
+        """The participant was randomized: the allocation as shown to the person."""
+
+        shown: str
+
+    @dataclass
+    class RandomizeRefused(Message):
+        """Randomization was refused (`allocating`: at the allocation, not before): the one line."""
+
+        text: str
+        allocating: bool = False
+
     def __init__(self, ward: Ward, participant: str) -> None:
         super().__init__()
         self.ward = ward
         self.participant = participant
         self.entries: list[audit.TrailEntry] = []
-        self.summary: dict[str, Any] | None = None
+        self.summary: ParticipantSummary | None = None
         self.randomizable = False
 
     def compose(self) -> ComposeResult:
@@ -110,10 +149,18 @@ class ParticipantScreen(Screen[None]):
             sigs = self.ward.call(signatures.of_subject, subject)
             randomizable = self.ward.call(randomization.randomizable, pid)
         except Exception as exc:
-            self.app.call_from_thread(self.query_one("#p-summary", Static).update, message_of(exc))
+            self.post_message(Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._fill, summary, entries, sigs)
-        self.app.call_from_thread(self._offer_randomize, randomizable)
+        self.post_message(self.Loaded(summary, entries, sigs, randomizable))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._fill(message.summary, message.entries, message.sigs)
+        self._offer_randomize(message.randomizable)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self.query_one("#p-summary", Static).update(message.text)
 
     def _offer_randomize(self, randomizable: bool) -> None:
         if randomizable != self.randomizable:
@@ -121,7 +168,10 @@ class ParticipantScreen(Screen[None]):
             self.refresh_bindings()
 
     def _fill(
-        self, summary: dict[str, Any], entries: list[audit.TrailEntry], sigs: list[signatures.SignatureState]
+        self,
+        summary: ParticipantSummary,
+        entries: list[audit.TrailEntry],
+        sigs: list[signatures.SignatureState],
     ) -> None:
         self.summary = summary
         self.entries = entries
@@ -217,25 +267,9 @@ class ParticipantScreen(Screen[None]):
             factors = self.ward.call(service.factors_needed, self.participant)
             known = self.ward.call(service.levels_known, self.participant)
         except Exception as exc:
-            self.app.call_from_thread(self.notify, message_of(exc), severity="error")
+            self.post_message(self.RandomizeRefused(message_of(exc)))
             return
-        self.app.call_from_thread(self._ask_levels, factors, known)
-
-    def _ask_levels(
-        self,
-        factors: dict[str, list[str]],
-        known: list[tuple[str, str, str]],
-        after_enrollment: bool = False,
-    ) -> None:
-        from .dialogs.randomize import RandomizeDialog
-
-        def chosen(levels: dict[str, str] | None) -> None:
-            if levels is not None:
-                self._allocate(levels)
-
-        self.app.push_screen(
-            RandomizeDialog(self.participant, factors, known=known, after_enrollment=after_enrollment), chosen
-        )
+        self.post_message(self.FactorsNeeded(factors, known))
 
     @work(thread=True, exclusive=True, group="randomize")
     def _offer_after_enrollment(self) -> None:
@@ -248,10 +282,42 @@ class ParticipantScreen(Screen[None]):
             factors = self.ward.call(service.factors_needed, self.participant)
             known = self.ward.call(service.levels_known, self.participant)
         except Exception as exc:
-            self.app.call_from_thread(self.notify, message_of(exc), severity="error")
+            self.post_message(self.RandomizeRefused(message_of(exc)))
             return
-        self.app.call_from_thread(self._offer_randomize, True)
-        self.app.call_from_thread(self._ask_levels, factors, known, True)
+        self.post_message(self.FactorsNeeded(factors, known, after_enrollment=True))
+
+    @on(Allocated)
+    def _on_allocated(self, message: Allocated) -> None:
+        self.notify(message.shown, timeout=30)
+        self.load()
+
+    @on(RandomizeRefused)
+    def _on_randomize_refused(self, message: RandomizeRefused) -> None:
+        if message.allocating:
+            self.notify(message.text, severity="error", timeout=30)
+        else:
+            self.notify(message.text, severity="error")
+
+    @on(FactorsNeeded)
+    def _ask_levels(self, message: FactorsNeeded) -> None:
+        from .dialogs.randomize import RandomizeDialog
+
+        if message.after_enrollment:
+            self._offer_randomize(True)
+
+        def chosen(levels: dict[str, str] | None) -> None:
+            if levels is not None:
+                self._allocate(levels)
+
+        self.app.push_screen(
+            RandomizeDialog(
+                self.participant,
+                message.factors,
+                known=message.known,
+                after_enrollment=message.after_enrollment,
+            ),
+            chosen,
+        )
 
     @work(thread=True, exclusive=True, group="randomize")
     def _allocate(self, levels: dict[str, str]) -> None:
@@ -260,10 +326,9 @@ class ParticipantScreen(Screen[None]):
         try:
             allocation = self.ward.call(service.allocate, self.participant, levels)
         except Exception as exc:
-            self.app.call_from_thread(self.notify, message_of(exc), severity="error", timeout=30)
+            self.post_message(self.RandomizeRefused(message_of(exc), allocating=True))
             return
-        self.app.call_from_thread(self.notify, allocation.shown(), timeout=30)
-        self.app.call_from_thread(self.load)
+        self.post_message(self.Allocated(allocation.shown()))
 
     def action_vitals_chart(self) -> None:
         from .vitals_chart import VitalsChart

@@ -28,6 +28,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, DirectoryTree, Input, Static
 
@@ -36,6 +37,7 @@ from wardcrf.clock import zone
 from .errors import message_of
 from .i18n import t
 from .photo_view import PhotoImage, decode, human_size
+from .results import Refused, post_outcome
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.tables import WardTable
@@ -101,6 +103,18 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
         Binding("f3", "switch", "photo.key_switch"),
         Binding("f5", "reload", "key.reload"),
     ]
+
+    @dataclass
+    class TrayLoaded(Message):
+        """The photo files in the tray folder, newest first."""
+
+        files: list[Any]
+
+    @dataclass
+    class PhotoChecked(Message):
+        """A file checked as an import would check it, with its preview."""
+
+        result: Checked
 
     def __init__(self, ward: Ward, field_label: str, *, browse_root: Path | None = None) -> None:
         super().__init__()
@@ -180,12 +194,7 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
     def load_tray(self) -> None:
         from wardcrf.photos import tray as photo_tray
 
-        try:
-            files = self.ward.call(photo_tray.tray_files, self.tray)
-        except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
-            return
-        self.app.call_from_thread(self._fill_tray, files)
+        post_outcome(self, lambda: self.ward.call(photo_tray.tray_files, self.tray), self.TrayLoaded)
 
     def _mark(self, f: Any) -> str:
         return "✓" if f.path in self.chosen else (t("photo.stored") if f.stored else "")
@@ -194,6 +203,14 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
         table = self.query_one("#tray", DataTable)
         for i, f in enumerate(self.files):
             table.update_cell(str(i), self._mark_col, self._mark(f))
+
+    @on(TrayLoaded)
+    def _on_tray_loaded(self, message: TrayLoaded) -> None:
+        self._fill_tray(message.files)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
 
     def _fill_tray(self, files: list[Any]) -> None:
         self.files = files
@@ -260,9 +277,11 @@ class PhotoPicker(ModalScreen[list[Path] | None]):
     @work(thread=True, exclusive=True, group="photo-check")
     def run_check(self, path: Path) -> None:
         result = check_photo(path)
-        self.app.call_from_thread(self._checked, result)
+        self.post_message(self.PhotoChecked(result))
 
-    def _checked(self, result: Checked) -> None:
+    @on(PhotoChecked)
+    def _checked(self, message: PhotoChecked) -> None:
+        result = message.result
         self.checked[result.path] = result
         if result.path == self.current:
             self._show(result)

@@ -33,12 +33,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from .errors import message_of
 from .i18n import t
+from .results import Refused, post_outcome
 from .ward import Ward
 from .widgets import photo_protocol
 from .widgets.footer import WardFooter
@@ -121,6 +122,12 @@ class PhotoScreen(ModalScreen[None]):
         Binding("e", "export", "photo.key_export"),
     ]
 
+    @dataclass
+    class Loaded(Message):
+        """The photo's preview, checked against its hash and decoded."""
+
+        image: Any
+
     def __init__(self, ward: Ward, sha256: str, caption: str = "") -> None:
         super().__init__()
         self.ward = ward
@@ -145,15 +152,16 @@ class PhotoScreen(ModalScreen[None]):
     def load(self) -> None:
         from wardcrf.photos import viewing
 
-        try:
-            shown = self.ward.call(viewing.preview, self.sha256)
-            image = decode(shown.data)
-        except Exception as exc:  # an altered original is refused by the domain: say so
-            self.app.call_from_thread(self._refused, message_of(exc))
-            return
-        self.app.call_from_thread(self._show, image)
+        # An altered original is refused by the domain: say so.
+        post_outcome(self, lambda: decode(self.ward.call(viewing.preview, self.sha256).data), self.Loaded)
 
-    def _show(self, image: Any) -> None:
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._refused(message.text)
+
+    @on(Loaded)
+    def _show(self, message: Loaded) -> None:
+        image = message.image
         line = t("photo.intact_shown") + " " + t("photo.export_hint")
         self.query_one("#photo-status", Static).update(line)
         self.query_one("#photo-image", PhotoImage).show(image)
@@ -211,6 +219,12 @@ class ExportDialog(ModalScreen[str | None]):
     AUTO_FOCUS = "#export-folder"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
 
+    @dataclass
+    class Exported(Message):
+        """The copy was written: the confirmation line (the dialog's result)."""
+
+        line: str
+
     def __init__(self, ward: Ward, sha256: str) -> None:
         super().__init__()
         self.ward = ward
@@ -235,12 +249,16 @@ class ExportDialog(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True, group="photo-export")
     def run_export(self, folder: str) -> None:
-        try:
-            line = export_copy(self.ward, self.sha256, folder)
-        except Exception as exc:  # a refusal (no such folder, altered photo, role) keeps the dialog
-            self.app.call_from_thread(self._refused, message_of(exc))
-            return
-        self.app.call_from_thread(self.dismiss, line)
+        # A refusal (no such folder, altered photo, role) keeps the dialog.
+        post_outcome(self, lambda: export_copy(self.ward, self.sha256, folder), self.Exported)
+
+    @on(Exported)
+    def _on_exported(self, message: Exported) -> None:
+        self.dismiss(message.line)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._refused(message.text)
 
     def _refused(self, text: str) -> None:
         self.query_one("#export-message", Static).update(Text(text))

@@ -19,27 +19,34 @@ answering needs `record.comment` (and `record.amend` to correct a field).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar, Static
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from . import times
 from .dialogs.discard import AsksBeforeDiscarding
+from .dialogs.path import PathDialog
 from .errors import message_of
 from .i18n import label_width, pad, t
+from .results import Refused, post_outcome
 from .unsaved import without_blanks
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar, sync_label
 from .widgets.tables import WardTable
 from .widgets.typeahead import WardInput
+
+if TYPE_CHECKING:
+    from wardcrf.sync.ward import SyncStatus
 
 PUSH_OPTIONS: dict[str, Any] = {"attempts": 2, "backoff": 0.5, "connect_timeout": 5.0, "timeout": 60.0}
 """A person is waiting: two tries, five seconds to connect, then the offline message."""
@@ -67,10 +74,31 @@ class SyncScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "key.back"),
     ]
 
+    @dataclass
+    class Loaded(Message):
+        """The sync panel's status, read in a worker."""
+
+        status: SyncStatus
+
+    @dataclass
+    class Progress(Message):
+        """An export wrote `done` of `total` bundles (`name`: the one being written)."""
+
+        done: int
+        total: int
+        name: str
+
+    @dataclass
+    class Finished(Message):
+        """An export, push, pull or import ended: the lines to show (`refusal`: it was refused)."""
+
+        lines: list[str]
+        refusal: bool = False
+
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
-        self.status: dict[str, Any] | None = None
+        self.status: SyncStatus | None = None
         self.last_folder: Path | None = None
         self.result_lines: list[str] = []
         self.busy = False
@@ -125,14 +153,17 @@ class SyncScreen(Screen[None]):
     def load(self) -> None:
         from wardcrf.sync import ward as sync_ward
 
-        try:
-            status = self.ward.call(sync_ward.status)
-        except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
-            return
-        self.app.call_from_thread(self._fill, status)
+        post_outcome(self, lambda: self.ward.call(sync_ward.status), self.Loaded)
 
-    def _fill(self, st: dict[str, Any]) -> None:
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        self._fill(message.status)
+
+    @on(Refused)
+    def _load_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
+
+    def _fill(self, st: SyncStatus) -> None:
         self.status = st
         out = Text()
         out.append(t("sync.device", device=st["device"]) + "\n")
@@ -230,38 +261,50 @@ class SyncScreen(Screen[None]):
                 bar.display = True
                 self.export_to(folder)
 
-        self.app.push_screen(PathDialog(kind="folder", start=self.last_folder), chosen)
+        self.app.push_screen(
+            PathDialog(
+                kind="folder",
+                title=t("sync_path.export_title"),
+                hint=t("sync_path.hint_folder"),
+                start=self.last_folder,
+            ),
+            chosen,
+        )
 
     @work(thread=True, exclusive=True, group="sync-export")
     def export_to(self, folder: Path) -> None:
         from wardcrf.sync import ward as sync_ward
 
         def progress(done: int, total: int, name: str) -> None:
-            self.app.call_from_thread(self._progress, done, total, name)
+            self.post_message(self.Progress(done, total, name))
 
         try:
             res = self.ward.call(sync_ward.export, folder, progress=progress)
         except Exception as exc:
-            self.app.call_from_thread(self._finished, [message_of(exc)], True)
+            self.post_message(self.Finished([message_of(exc)], refusal=True))
             return
         if res.files:
             lines = [t("sync.exported", n=len(res.files), events=res.events, folder=folder)]
             lines += [f"  {f.name}  (+ {f.name}.minisig)" for f in res.files]
         else:
             lines = [t("sync.nothing_to_export")]
-        self.app.call_from_thread(self._finished, lines, False)
+        self.post_message(self.Finished(lines))
 
-    def _progress(self, done: int, total: int, name: str) -> None:
+    @on(Progress)
+    def _progress(self, message: Progress) -> None:
         bar = self.query_one("#sync-progress", ProgressBar)
-        bar.update(total=max(total, 1), progress=done)
-        if name:
-            self._say(t("sync.export_progress", name=name, done=done + 1, total=total))
+        bar.update(total=max(message.total, 1), progress=message.done)
+        if message.name:
+            self._say(
+                t("sync.export_progress", name=message.name, done=message.done + 1, total=message.total)
+            )
 
-    def _finished(self, lines: list[str], refusal: bool) -> None:
+    @on(Finished)
+    def _finished(self, message: Finished) -> None:
         self.busy = False
         self.query_one("#sync-progress").display = False
-        self.result_lines = lines
-        self._refusal = refusal
+        self.result_lines = message.lines
+        self._refusal = message.refusal
         self._show_result()
         self.load()
 
@@ -291,17 +334,17 @@ class SyncScreen(Screen[None]):
         try:
             session = self.ward.site.reopen(self.ward.session)
         except Exception as exc:
-            self.app.call_from_thread(self._finished, [message_of(exc)], True)
+            self.post_message(self.Finished([message_of(exc)], refusal=True))
             return
         try:
             client = service.hub_client(session, **PUSH_OPTIONS)
             lines = (service.push if what == "push" else service.pull)(session, client)
         except Exception as exc:
-            self.app.call_from_thread(self._finished, [message_of(exc)], True)
+            self.post_message(self.Finished([message_of(exc)], refusal=True))
             return
         finally:
             session.close()
-        self.app.call_from_thread(self._finished, lines, False)
+        self.post_message(self.Finished(lines))
 
     # -- import a hub bundle or receipt -------------------------------------------------------
     def action_import_file(self) -> None:
@@ -315,7 +358,15 @@ class SyncScreen(Screen[None]):
                 self._say(t("sync.importing", file=path.name))
                 self.import_path(path)
 
-        self.app.push_screen(PathDialog(kind="file", start=self.last_folder), chosen)
+        self.app.push_screen(
+            PathDialog(
+                kind="file",
+                title=t("sync_path.import_title"),
+                hint=t("sync_path.hint_file"),
+                start=self.last_folder,
+            ),
+            chosen,
+        )
 
     @work(thread=True, exclusive=True, group="sync-import")
     def import_path(self, path: Path) -> None:
@@ -324,9 +375,9 @@ class SyncScreen(Screen[None]):
         try:
             line = self.ward.call(sync_ward.import_file, path)
         except Exception as exc:
-            self.app.call_from_thread(self._finished, [message_of(exc)], True)
+            self.post_message(self.Finished([message_of(exc)], refusal=True))
             return
-        self.app.call_from_thread(self._finished, [line], False)
+        self.post_message(self.Finished([line]))
 
     # -- data queries ---------------------------------------------------------------------------
     def action_answer(self) -> None:
@@ -349,70 +400,6 @@ class SyncScreen(Screen[None]):
                 self.load()
 
         self.app.push_screen(AnswerDialog(self.ward, query_id, amend=amend), done)
-
-
-class PathDialog(AsksBeforeDiscarding, ModalScreen[Path | None]):
-    """A folder (export) or file (import) typed, or picked in a directory tree.
-
-    Esc with a path typed or picked (other than the one it opened with) asks
-    before throwing it away (`AsksBeforeDiscarding`; no draft is kept).
-    """
-
-    CSS_PATH = ["dialogs/dialogs.tcss", "sync_screen.tcss"]  # noqa: RUF012
-    AUTO_FOCUS = "#path"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "key.cancel")]
-
-    def __init__(self, *, kind: str, start: Path | None = None) -> None:
-        super().__init__()
-        self.kind = kind
-        self.start = start
-
-    def _root(self) -> Path:
-        for candidate in (self.start, Path("/media"), Path("/mnt"), Path.home()):
-            if candidate is not None and candidate.is_dir():
-                return candidate
-        return Path("/")
-
-    def compose(self) -> ComposeResult:
-        folder = self.kind == "folder"
-        label = t("sync_path.folder") if folder else t("sync_path.file")
-        with Vertical(classes="dialog", id="path-dialog"):
-            yield Static(
-                t("sync_path.export_title") if folder else t("sync_path.import_title"), classes="dialog-title"
-            )
-            with Grid(classes="dialog-grid"):
-                yield Label(pad(label, label_width([label])))
-                yield WardInput(value=str(self.start or ""), id="path")
-            yield DirectoryTree(self._root(), id="path-tree")
-            yield Static(t("sync_path.hint_folder") if folder else t("sync_path.hint_file"), classes="muted")
-            yield Static("", id="path-message", classes="refusal")
-        yield WardFooter()
-
-    def on_mount(self) -> None:
-        tree = self.query_one("#path-tree", DirectoryTree)
-        if self.kind == "folder":
-            tree.filter_paths = lambda paths: [p for p in paths if p.is_dir()]  # type: ignore[method-assign]
-
-    @on(DirectoryTree.DirectorySelected)
-    def _folder(self, event: DirectoryTree.DirectorySelected) -> None:
-        if self.kind == "folder":
-            self.query_one("#path", Input).value = str(event.path)
-
-    @on(DirectoryTree.FileSelected)
-    def _file(self, event: DirectoryTree.FileSelected) -> None:
-        self.query_one("#path", Input).value = str(event.path)
-
-    @on(Input.Submitted, "#path")
-    def _entered(self) -> None:
-        text = self.query_one("#path", Input).value.strip()
-        if not text:
-            self.query_one("#path-message", Static).update(t("sync_path.empty"))
-            return
-        # The services check the path (exists, is a folder, writable) and say what is wrong.
-        self.dismiss(Path(text).expanduser())
-
-    def typed(self) -> dict[str, Any]:
-        return without_blanks({"path": self.query_one("#path", Input).value.strip()})
 
 
 class AnswerDialog(AsksBeforeDiscarding, ModalScreen[str | None]):

@@ -14,12 +14,14 @@ at start-up.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -36,6 +38,9 @@ PRE_COLOR = "cyan"
 POST_COLOR = "orange"
 PRE_MARK = "●"
 POST_MARK = "◆"
+
+if TYPE_CHECKING:
+    from wardcrf.workflow.vitals_series import VitalsSeries
 
 
 def _fmt(v: float | None) -> str:
@@ -59,6 +64,13 @@ class VitalsChart(Screen[None]):
         Binding("escape", "app.pop_screen", "key.back"),
         Binding("f2", "app.next_language", "key.language"),
     ]
+
+    @dataclass
+    class Loaded(Message):
+        """The participant's vitals by dose, or the one line saying why not."""
+
+        series: VitalsSeries | None
+        error: str | None
 
     def __init__(self, ward: Ward, participant: str) -> None:
         super().__init__()
@@ -98,7 +110,11 @@ class VitalsChart(Screen[None]):
             error = None
         except Exception as exc:
             series, error = None, message_of(exc)
-        self.app.call_from_thread(self._loaded, series, error)
+        self.post_message(self.Loaded(series, error))
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._loaded(message.series, message.error)
 
     def _loaded(self, series: Any, error: str | None) -> None:
         self.series, self.error = series, error

@@ -14,7 +14,7 @@ upserts (`db rebuild --check` reproduces `sync_devices`, `sync_hub`,
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from wardcrf.canonical import dumps
 from wardcrf.errors import Refused, UsageError
@@ -27,6 +27,45 @@ from .cards import Card
 if TYPE_CHECKING:
     from wardcrf.features import Registry
     from wardcrf.site import Session
+
+
+class DataQuery(TypedDict):
+    """A data query the hub raised about a ward record (a `sync_queries` row; a test checks the
+    keys are the table's columns)."""
+
+    query_id: str
+    site: str
+    target_event: str
+    field: str
+    question: str
+    status: str
+    """``open``, ``answered`` or ``closed``."""
+    raised_by: str | None
+    answer_event: str | None
+    answer: str | None
+    closed_event: str | None
+
+
+class HubDecision(TypedDict):
+    """A DSMG decision the hub sent to this site (a `sync_decisions` row, `detail` as written)."""
+
+    event_id: str
+    site: str
+    decision: str
+    detail: Any
+    """What the hub wrote (JSON: usually text), "" when it wrote nothing."""
+    decided_by: str | None
+    ts: str
+
+
+class QueryTarget(DataQuery):
+    """A query with the record it is about and the queried field's current value (`query_target`)."""
+
+    form: str | None
+    subject: str | None
+    value: Any
+    amendable: bool
+    """Whether the record is a form record on this laptop (it can be answered by an amendment)."""
 
 
 def own_site(store: Store) -> tuple[str, str, str]:
@@ -286,7 +325,7 @@ def answer_query(session: Session, query_id: str, answer: str, *, amendment: str
     ).event
 
 
-def query_target(session: Session, query_id: str) -> dict[str, Any]:
+def query_target(session: Session, query_id: str) -> QueryTarget:
     """The record a query is about and the queried field's current value (to answer it)."""
     session.require("record.read", what="read data queries")
     q = session.store.rows("SELECT * FROM sync_queries WHERE query_id = ?", (query_id,))
@@ -295,12 +334,14 @@ def query_target(session: Session, query_id: str) -> dict[str, Any]:
     row = session.store.one(
         "SELECT form, subject, data FROM records WHERE event_id = ?", (q[0]["target_event"],)
     )
-    out = dict(q[0])
-    out["form"] = row[0] if row else None
-    out["subject"] = row[1] if row else None
-    out["value"] = json.loads(row[2]).get(q[0]["field"]) if row else None
-    out["amendable"] = row is not None
-    return out
+    query = cast(DataQuery, q[0])
+    return QueryTarget(
+        **query,
+        form=row[0] if row else None,
+        subject=row[1] if row else None,
+        value=json.loads(row[2]).get(query["field"]) if row else None,
+        amendable=row is not None,
+    )
 
 
 def answer_by_amendment(
@@ -340,10 +381,13 @@ def close_query(session: Session, query_id: str, note: str) -> Event:
     return session.append(type="query.closed", subject=None, body={"query": query_id, "note": note}).event
 
 
-def queries(store: Store, status: str | None = None) -> list[dict[str, Any]]:
+def queries(store: Store, status: str | None = None) -> list[DataQuery]:
+    """The data queries (with `status`: those in it), by id."""
     if status:
-        return store.rows("SELECT * FROM sync_queries WHERE status = ? ORDER BY query_id", (status,))
-    return store.rows("SELECT * FROM sync_queries ORDER BY query_id")
+        rows = store.rows("SELECT * FROM sync_queries WHERE status = ? ORDER BY query_id", (status,))
+    else:
+        rows = store.rows("SELECT * FROM sync_queries ORDER BY query_id")
+    return cast(list[DataQuery], rows)
 
 
 def send_decision(session: Session, site: str, decision: str, detail: str) -> Event:
@@ -358,16 +402,16 @@ def send_decision(session: Session, site: str, decision: str, detail: str) -> Ev
     ).event
 
 
-def decisions_received(store: Store) -> list[dict[str, Any]]:
+def decisions_received(store: Store) -> list[HubDecision]:
     """DSMG decisions the hub sent to this site, newest first (detail as written at the hub)."""
     out = []
     for row in store.rows("SELECT * FROM sync_decisions ORDER BY ts DESC, event_id"):
         row["detail"] = json.loads(row["detail"]) if row["detail"] else ""
-        out.append(row)
+        out.append(cast(HubDecision, row))
     return out
 
 
-def decisions_from_hub(session: Session) -> list[dict[str, Any]]:
+def decisions_from_hub(session: Session) -> list[HubDecision]:
     """`decisions_received` on a ward laptop, for a signed-in user; none on a hub's own database."""
     session.require("record.read", what="read DSMG decisions")
     if own_site(session.store)[2] != "ward":

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from wardcrf import devicekeys
 from wardcrf.errors import Refused, UsageError
@@ -195,7 +195,34 @@ def last_hub_bundle(store: Store) -> int:
     return engine.last_applied(store, hub["device"])[0]
 
 
-def status(session: Session) -> dict[str, Any]:
+class LastReceipt(TypedDict):
+    seq: int
+    """The last of this laptop's events the hub's receipt covers."""
+    at: str
+
+
+class SyncStatus(TypedDict):
+    """What the sync panel, the dashboard's sync panel and `sync status` show (`status`)."""
+
+    device: str
+    hub: str | None
+    hub_url: str | None
+    last_export: dict[str, Any] | None
+    """The last USB export as recorded (``at``, ``files``), None before the first."""
+    last_receipt: LastReceipt | None
+    events_pending: int
+    events_only_at_hub: int
+    photos_pending: int
+    bundles_unreceipted: int
+    hub_bundles_applied: int
+    hub_reachability: dict[str, Any] | None
+    """The background sync's last probe as recorded (``state``, ``at``, ``detail``, ``url``)."""
+    state: str
+    hub_notices: list[str]
+    open_queries: list[registry.DataQuery]
+
+
+def status(session: Session) -> SyncStatus:
     """What the sync panel and `sync status` show: pending events and photos, exports, receipts.
 
     Each figure is a counter or an index lookup (the chain head minus the last

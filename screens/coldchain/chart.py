@@ -13,12 +13,14 @@ is first opened, never at start-up.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -26,6 +28,7 @@ from wardcrf.coldchain import reports
 
 from ..errors import message_of
 from ..i18n import t
+from ..results import Refused
 from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
@@ -39,6 +42,14 @@ WINDOWS: tuple[tuple[str, int | None], ...] = (
 )
 TICK_CELLS = 16
 """Room per x-axis label ('16 08:45' plus space): fewer ticks on a narrow plot, so none collide."""
+
+
+class ChartData(reports.UnitReadings):
+    """A unit's readings as the chart draws them: the window it shows (`since` .. `until`, epoch
+    seconds; None: from the first reading, up to the newest)."""
+
+    since: int | None
+    until: int | None
 
 
 class ChartScreen(Screen[None]):
@@ -60,7 +71,7 @@ class ChartScreen(Screen[None]):
         self.ward = ward
         self.unit = unit
         self.window = window
-        self.data: dict[str, Any] | None = None
+        self.data: ChartData | None = None
         self.units: list[str] = [unit]
 
     def compose(self) -> ComposeResult:
@@ -95,6 +106,13 @@ class ChartScreen(Screen[None]):
             self.unit = self.units[(self.units.index(self.unit) + 1) % len(self.units)]
             self.load()
 
+    # -- what the workers post back -----------------------------------------------------
+    @dataclass
+    class Loaded(Message):
+        """A unit's readings over the window, with its `since` and `until`."""
+
+        data: ChartData
+
     @work(thread=True, exclusive=True, group="cc-chart")
     def load(self) -> None:
         span = WINDOWS[self.window][1]
@@ -106,16 +124,21 @@ class ChartScreen(Screen[None]):
             since = None if span is None or last is None else last - span
             data = self.ward.call(reports.readings, self.unit, since=since, until=last)
         except Exception as exc:
-            self.app.call_from_thread(self._failed, message_of(exc))
+            self.post_message(Refused(message_of(exc)))
             return
-        data["since"] = since if since is not None else (data["times"][0] if data["times"] else None)
-        data["until"] = last
-        self.app.call_from_thread(self._draw, data)
+        first = since if since is not None else (data["times"][0] if data["times"] else None)
+        self.post_message(self.Loaded(ChartData(**data, since=first, until=last)))
 
-    def _failed(self, message: str) -> None:
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._draw(message.data)
+
+    @on(Refused)
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         self.query_one("#ch-summary", Static).update(message)
 
-    def _draw(self, data: dict[str, Any]) -> None:
+    def _draw(self, data: ChartData) -> None:
         from textual_plotext import PlotextPlot
 
         self.data = data
@@ -170,16 +193,17 @@ class ChartScreen(Screen[None]):
         plot.refresh()
         self._summary(data)
 
-    def _summary(self, data: dict[str, Any]) -> None:
+    def _summary(self, data: ChartData) -> None:
         ward = self.ward
         lines = [
             f"{data['unit']} {data['name']}",
             t("cc.range_line", low=f"{data['low_c']:g}", high=f"{data['high_c']:g}"),
             t("cc.window_line", window=t(WINDOWS[self.window][0])),
         ]
-        if data.get("since") is not None and data.get("until") is not None:
-            lines.append(f"{local_epoch(ward, data['since'])} …")
-            lines.append(f"… {local_epoch(ward, data['until'])}")
+        since, until = data["since"], data["until"]
+        if since is not None and until is not None:
+            lines.append(f"{local_epoch(ward, since)} …")
+            lines.append(f"… {local_epoch(ward, until)}")
         s = data["summary"]
         if s:
             lines += [

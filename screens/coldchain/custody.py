@@ -13,6 +13,7 @@ kit's thaw (roles with `coldchain.record`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -20,6 +21,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
@@ -27,8 +29,8 @@ from wardcrf.clock import now_utc
 from wardcrf.coldchain import custody, reports
 from wardcrf.errors import WardError
 
-from ..errors import message_of
 from ..i18n import domain_word, t
+from ..results import Refused, post_outcome
 from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
@@ -50,11 +52,17 @@ class CustodyScreen(Screen[None]):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
+    @dataclass
+    class Loaded(Message):
+        """Each kit's chain and dose problems (a lot gives every kit of the lot)."""
+
+        report: list[reports.KitReport]
+
     def __init__(self, ward: Ward, kit: str = "") -> None:
         super().__init__()
         self.ward = ward
         self.kit = kit
-        self.report: list[dict[str, Any]] | None = None
+        self.report: list[reports.KitReport] | None = None
         self.message = ""
 
     def compose(self) -> ComposeResult:
@@ -115,19 +123,20 @@ class CustodyScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="cc-custody")
     def load(self, raw: str) -> None:
         now = int(now_utc().timestamp())
-        try:
-            report = self.ward.call(reports.kit_report, raw, now)
-        except WardError as exc:
-            self.app.call_from_thread(self._failed, message_of(exc))
-            return
-        self.app.call_from_thread(self._show_report, report)
+        post_outcome(self, lambda: self.ward.call(reports.kit_report, raw, now), self.Loaded, catch=WardError)
 
-    def _failed(self, message: str) -> None:
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._show_report(message.report)
+
+    @on(Refused)
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         self.report = None
         self.query_one("#cu-chain", Static).update(Text(message, style="bold red"))
         self.refresh_bindings()
 
-    def _show_report(self, report: list[dict[str, Any]]) -> None:
+    def _show_report(self, report: list[reports.KitReport]) -> None:
         self.report = report
         out = Text()
         for item in report:
@@ -137,7 +146,11 @@ class CustodyScreen(Screen[None]):
         self.refresh_bindings()
 
     def _render_chain(
-        self, out: Text, chain: custody.Chain, dose_problems: list[str], item_current: dict[str, Any] | None
+        self,
+        out: Text,
+        chain: custody.Chain,
+        dose_problems: list[str],
+        item_current: reports.CurrentStay | None,
     ) -> None:
         ward = self.ward
         if chain.lot is None:

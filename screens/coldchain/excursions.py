@@ -12,12 +12,14 @@ says why). Other roles see the list read-only.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Select, SelectionList, Static
 
@@ -26,6 +28,7 @@ from wardcrf.errors import WardError
 
 from ..errors import message_of
 from ..i18n import domain_word, label_width, pad, t
+from ..results import Refused, post_outcome
 from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
@@ -52,10 +55,24 @@ class ExcursionsScreen(Screen[None]):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
+    @dataclass
+    class Loaded(Message):
+        """The excursions, read in a worker."""
+
+        rows: list[reports.ExcursionView]
+
+    @dataclass
+    class Disposed(Message):
+        """A disposition was recorded for an excursion (and the kits it names)."""
+
+        excursion: str
+        decision: str
+        kits: list[str]
+
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[reports.ExcursionView] = []
         self.selected = 0
         self.reason = ""
 
@@ -123,14 +140,19 @@ class ExcursionsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="cc-excursions")
     def load(self) -> None:
-        try:
-            rows = self.ward.call(reports.excursions)
-        except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
-            return
-        self.app.call_from_thread(self._loaded, rows)
+        post_outcome(self, lambda: self.ward.call(reports.excursions), self.Loaded)
 
-    def _loaded(self, rows: list[dict[str, Any]]) -> None:
+    @on(Disposed)
+    def _on_disposed(self, message: Disposed) -> None:
+        self._disposed(message.excursion, message.decision, message.kits)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        rows = message.rows
         self.rows = rows
         self._fill()
 
@@ -223,9 +245,9 @@ class ExcursionsScreen(Screen[None]):
                 services.record_disposition, excursion, decision=decision, reason=reason, kits=kits or None
             )
         except WardError as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._disposed, excursion, decision, kits)
+        self.post_message(self.Disposed(excursion, decision, kits))
 
     def _disposed(self, excursion: str, decision: str, kits: list[str]) -> None:
         self.query_one("#ex-reason", Input).value = ""

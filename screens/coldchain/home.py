@@ -12,19 +12,21 @@ only to roles the domain would allow (it refuses anyway).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from textual import events, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from wardcrf.coldchain import reports
 
-from ..errors import message_of
 from ..i18n import domain_word, t
+from ..results import Refused, post_outcome
 from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
@@ -64,12 +66,20 @@ class ColdChainScreen(Screen[None]):
         Binding("f2", "app.next_language", "key.language"),
     ]
 
+    @dataclass
+    class Loaded(Message):
+        """The cold-chain home's units, kits and steps awaiting a signature."""
+
+        units: list[reports.UnitStatus]
+        kits: list[reports.KitState]
+        pending: list[reports.PendingSignature]
+
     def __init__(self, ward: Ward) -> None:
         super().__init__()
         self.ward = ward
-        self.units: list[dict[str, Any]] = []
-        self.kits: list[dict[str, Any]] = []
-        self.pending: list[dict[str, Any]] = []
+        self.units: list[reports.UnitStatus] = []
+        self.kits: list[reports.KitState] = []
+        self.pending: list[reports.PendingSignature] = []
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, t("place.coldchain"))
@@ -116,17 +126,29 @@ class ColdChainScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="cc-home")
     def load(self) -> None:
-        try:
-            units = self.ward.call(reports.units)
-            kits = self.ward.call(reports.kits)
-            pending = self.ward.call(reports.awaiting_signatures)
-        except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc))
-            return
-        self.app.call_from_thread(self._loaded, units, kits, pending)
+        post_outcome(
+            self,
+            lambda: (
+                self.ward.call(reports.units),
+                self.ward.call(reports.kits),
+                self.ward.call(reports.awaiting_signatures),
+            ),
+            lambda got: self.Loaded(*got),
+        )
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self._loaded(message.units, message.kits, message.pending)
+
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text)
 
     def _loaded(
-        self, units: list[dict[str, Any]], kits: list[dict[str, Any]], pending: list[dict[str, Any]]
+        self,
+        units: list[reports.UnitStatus],
+        kits: list[reports.KitState],
+        pending: list[reports.PendingSignature],
     ) -> None:
         self.units, self.kits, self.pending = units, kits, pending
         self._fill()

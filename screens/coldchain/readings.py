@@ -13,6 +13,7 @@ is imported (the service is all or nothing).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,15 +21,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.widgets import Input, Label, ProgressBar, Select, Static
 
 from wardcrf.coldchain import reports, services
 from wardcrf.errors import UsageError, WardError
 
-from ..dialogs.path import PathPicker
+from ..dialogs.path import PathDialog
 from ..drafts_screen import READING_FORM
 from ..errors import message_of
 from ..i18n import label_width, pad, t
+from ..results import Refused, post_outcome
 from ..unsaved import UnsavedWork, closing_draft, without_blanks
 from ..ward import Ward
 from ..widgets.footer import WardFooter
@@ -64,6 +67,41 @@ class ReadingsScreen(UnsavedWork):
     MANUAL = ("at", "temp")
     """The manual reading's fields (what a draft keeps; the logger file's path is not data)."""
 
+    @dataclass
+    class UnitsLoaded(Message):
+        """The storage units, read in a worker."""
+
+        units: list[reports.UnitStatus]
+
+    @dataclass
+    class ReadingSaved(Message):
+        """A manual reading was saved (its event id)."""
+
+        unit: str
+        temp: float
+        event_id: str
+
+    @dataclass
+    class Stage(Message):
+        """A logger import reached stage `done` of IMPORT_STAGES (`text` says which)."""
+
+        done: int
+        text: str
+
+    @dataclass
+    class Imported(Message):
+        """A logger file was imported into a unit."""
+
+        name: str
+        unit: str
+        result: services.ImportResult
+
+    @dataclass
+    class ImportRefused(Message):
+        """A logger import was refused: the one line to show (nothing was saved)."""
+
+        text: str
+
     def __init__(
         self,
         ward: Ward,
@@ -76,7 +114,7 @@ class ReadingsScreen(UnsavedWork):
         super().__init__()
         self.ward = ward
         self.unit = unit
-        self.units: list[dict[str, Any]] = []
+        self.units: list[reports.UnitStatus] = []
         kept = {k: str(v) for k, v in (initial or {}).items() if k in self.MANUAL}
         self.values: dict[str, str] = {"at": now_text(ward), "temp": "", "path": "", **kept}
         self.restore_focus = focus if focus in self.MANUAL else None
@@ -157,14 +195,15 @@ class ReadingsScreen(UnsavedWork):
 
     @work(thread=True, exclusive=True, group="cc-units")
     def load_units(self) -> None:
-        try:
-            units = self.ward.call(reports.units)
-        except Exception as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
-            return
-        self.app.call_from_thread(self._units_loaded, units)
+        post_outcome(self, lambda: self.ward.call(reports.units), self.UnitsLoaded)
 
-    def _units_loaded(self, units: list[dict[str, Any]]) -> None:
+    @on(Refused)
+    def _on_refused(self, message: Refused) -> None:
+        self._say(message.text, True)
+
+    @on(UnitsLoaded)
+    def _units_loaded(self, message: UnitsLoaded) -> None:
+        units = message.units
         self.units = units
         if self.unit is None and units:
             self.unit = units[0]["unit"]
@@ -249,9 +288,13 @@ class ReadingsScreen(UnsavedWork):
                 )
             )
         except WardError as exc:
-            self.app.call_from_thread(self._say, message_of(exc), True)
+            self.post_message(Refused(message_of(exc)))
             return
-        self.app.call_from_thread(self._reading_saved, unit, temp, event.id)
+        self.post_message(self.ReadingSaved(unit, temp, event.id))
+
+    @on(ReadingSaved)
+    def _on_reading_saved(self, message: ReadingSaved) -> None:
+        self._reading_saved(message.unit, message.temp, message.event_id)
 
     def _reading_saved(self, unit: str, temp: float, event_id: str) -> None:
         self.query_one("#rd-temp", Input).value = ""
@@ -267,10 +310,11 @@ class ReadingsScreen(UnsavedWork):
                 self.query_one("#lg-path", Input).value = str(path)
                 self.action_import_file()
 
-        start = Path(self.query_one("#lg-path", Input).value.strip() or ".").expanduser()
-        self.app.push_screen(
-            PathPicker(title=t("cc.pick_logger"), start=start if start.is_dir() else start.parent), chosen
-        )
+        typed = self.query_one("#lg-path", Input).value.strip().removeprefix("@")
+        start = Path(typed).expanduser() if typed else None
+        if start is not None and not start.is_dir():
+            start = start.parent if start.parent.is_dir() else None
+        self.app.push_screen(PathDialog(kind="file", title=t("cc.pick_logger"), start=start), chosen)
 
     @on(Input.Submitted, "#lg-path")
     def _path_entered(self) -> None:
@@ -296,6 +340,10 @@ class ReadingsScreen(UnsavedWork):
         self._show_result([])
         self.run_import(Path(raw).expanduser(), unit, zone)
 
+    @on(Stage)
+    def _on_stage(self, message: Stage) -> None:
+        self._stage(message.done, message.text)
+
     def _stage(self, done: int, text: str) -> None:
         self.query_one("#lg-progress", ProgressBar).update(progress=done)
         self.query_one("#lg-stage", Static).update(text)
@@ -304,26 +352,31 @@ class ReadingsScreen(UnsavedWork):
     def run_import(self, path: Path, unit: str, zone: str) -> None:
         from wardcrf.coldchain import loggers
 
-        stage = self.app.call_from_thread
         try:
-            stage(self._stage, 0, t("cc.stage_read", name=path.name))
+            self.post_message(self.Stage(0, t("cc.stage_read", name=path.name)))
             try:
                 raw = path.read_bytes()
             except OSError as exc:
                 raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-            stage(self._stage, 1, t("cc.stage_parse", name=path.name))
+            self.post_message(self.Stage(1, t("cc.stage_parse", name=path.name)))
             log = loggers.parse(raw, zone)
-            stage(self._stage, 2, t("cc.stage_store", fmt=log.format, n=len(log.times), unit=unit))
+            self.post_message(self.Stage(2, t("cc.stage_store", fmt=log.format, n=len(log.times), unit=unit)))
             result = self.ward.call(services.import_logger, path, unit)
         except WardError as exc:
-            stage(self._import_failed, message_of(exc))
+            self.post_message(self.ImportRefused(message_of(exc)))
             return
         except Exception as exc:  # a bug: show it as one line, never a traceback
-            stage(self._import_failed, message_of(exc))
+            self.post_message(self.ImportRefused(message_of(exc)))
             return
-        stage(self._imported, path.name, unit, result)
+        self.post_message(self.Imported(path.name, unit, result))
 
-    def _import_failed(self, message: str) -> None:
+    @on(Imported)
+    def _on_imported(self, message: Imported) -> None:
+        self._imported(message.name, message.unit, message.result)
+
+    @on(ImportRefused)
+    def _import_failed(self, refused: ImportRefused) -> None:
+        message = refused.text
         self.importing = False
         self.query_one("#lg-progress").display = False
         self.query_one("#lg-stage", Static).update("")

@@ -11,10 +11,12 @@ have no account here, or in their own name when they do.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
+from textual.message import Message
 from textual.widgets import Input
 
 from wardcrf import ids
@@ -54,6 +56,12 @@ class ReceiptScreen(TransferScreen):
         FieldSpec("sign_later", "cc.f_sign_later", kind="yesno"),
     )
 
+    @dataclass
+    class LotKnown(Message):
+        """A lot registered before: its label data (product, expiry, release, kits)."""
+
+        info: services.LotInfo
+
     def defaults(self) -> dict[str, Any]:
         # The site's one storage unit, else blank: the person names the place (never a silent
         # "pharmacy", which starts a custody clock nobody knows about; issue 14, finding 7).
@@ -75,9 +83,11 @@ class ReceiptScreen(TransferScreen):
     def look_up_lot(self, lot: str) -> None:
         info = self.ward.call(services.registered_lot, lot)
         if info:
-            self.app.call_from_thread(self._lot_known, info)
+            self.post_message(self.LotKnown(info))
 
-    def _lot_known(self, info: dict[str, Any]) -> None:
+    @on(LotKnown)
+    def _lot_known(self, message: LotKnown) -> None:
+        info = message.info
         for name in ("product", "expiry", "release_ref"):
             self.set_value(name, str(info[name]))
         self._say(t("cc.lot_known", lot=info["lot"], n=len(info["kits"]), kits=", ".join(info["kits"])))

@@ -13,7 +13,6 @@ lost (values survive a language switch and a lock too).
 
 from __future__ import annotations
 
-from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from wardcrf import ids, protocol, scanner
 from wardcrf.coldchain import services
 from wardcrf.errors import Refused, WardError
 
-from ..dialogs.path import PathPicker
+from ..dialogs.path import PathDialog
 from ..errors import message_of
 from ..i18n import label_width, pad, t
 from ..unsaved import UnsavedWork, closing_draft, without_blanks
@@ -82,12 +81,17 @@ def photo_entry(raw: str) -> str:
     return text
 
 
-class _AbstractScreenMeta(type(UnsavedWork), ABCMeta):  # type: ignore[misc]
-    """Textual's screen metaclass with ABCMeta's check: a transfer screen that forgets a hook fails to build."""
+SIGNING_HOOKS = ("parties", "what", "submit")
+"""What every transfer screen says itself: who signs, what they sign, how it is saved."""
 
 
-class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
-    """Base of the receipt and handover screens (subclasses set FIELDS and `submit`)."""
+class TransferScreen(UnsavedWork):
+    """Base of the receipt, handover, thaw and unit screens (subclasses set FIELDS and the
+    signing hooks).
+
+    A subclass that forgets a signing hook fails when its class statement runs
+    (`__init_subclass__`), not when a pharmacist first opens it.
+    """
 
     AUTO_FOCUS = "#cc-form Input"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -112,6 +116,12 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
         """The site's kit id rule (the protocol's format, if it declares one): each scan is checked at once."""
         self.scan_gap_s = ward.call(scanner.profile).gap_s
         """This laptop's scanner profile: the quiet gap that ends a scan in the list fields (None: Enter)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [h for h in SIGNING_HOOKS if getattr(cls, h) is getattr(TransferScreen, h)]
+        if missing:
+            raise TypeError(f"{cls.__name__} does not define the signing hooks {', '.join(missing)}")
 
     def defaults(self) -> dict[str, Any]:
         return {}
@@ -246,24 +256,24 @@ class TransferScreen(UnsavedWork, metaclass=_AbstractScreenMeta):
             elif isinstance(w, Input):
                 w.value = str(path)
 
-        self.app.push_screen(PathPicker(title=t(field.label)), chosen)
+        self.app.push_screen(PathDialog(kind="file", title=t(field.label)), chosen)
 
     # -- saving ------------------------------------------------------------------------
-    @abstractmethod
     def parties(self) -> list[tuple[str, str]]:
         """(user, meaning) of every in-system party who signs now."""
+        raise NotImplementedError  # every subclass defines it (__init_subclass__ checks)
 
-    @abstractmethod
     def what(self) -> str:
         """What is being signed, in the e-signature dialog's words."""
+        raise NotImplementedError  # every subclass defines it (__init_subclass__ checks)
 
     def precheck(self) -> str | None:
         """A problem to fix before anyone signs (None: go on to the signatures)."""
         return None
 
-    @abstractmethod
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
         """Call the service (in a worker thread)."""
+        raise NotImplementedError  # every subclass defines it (__init_subclass__ checks)
 
     def rehearse(self) -> services.Recorded | None:
         """Every rule checked before anyone signs (in a worker thread): the service run

@@ -11,9 +11,11 @@ refuse, shown as it words it, with nothing typed lost.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from textual import work
+from textual import on, work
+from textual.message import Message
 from textual.widgets import Input
 
 from wardcrf.coldchain import config, reports, services
@@ -48,11 +50,17 @@ class UnitScreen(TransferScreen):
         FieldSpec("interval", "cc.f_interval", hint="cc.h_interval"),
     )
 
+    @dataclass
+    class DefaultsLoaded(Message):
+        """What a new unit gets unless the form says otherwise (the placeholders)."""
+
+        found: reports.UnitDefaults
+
     def __init__(
         self, ward: Ward, initial: dict[str, Any] | None = None, *, focus: str | None = None
     ) -> None:
         super().__init__(ward, initial, focus=focus)
-        self.protocol: dict[str, Any] | None = None
+        self.protocol: reports.UnitDefaults | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {"interval": str(config.DEFAULT_INTERVAL_MINUTES)}
@@ -72,9 +80,11 @@ class UnitScreen(TransferScreen):
             found = self.ward.call(reports.unit_defaults)
         except Exception:  # the placeholders are a courtesy; the service applies the defaults anyway
             return
-        self.app.call_from_thread(self._defaults_loaded, found)
+        self.post_message(self.DefaultsLoaded(found))
 
-    def _defaults_loaded(self, found: dict[str, Any]) -> None:
+    @on(DefaultsLoaded)
+    def _defaults_loaded(self, message: DefaultsLoaded) -> None:
+        found = message.found
         self.protocol = found
         self._show_defaults()
 
@@ -82,9 +92,10 @@ class UnitScreen(TransferScreen):
         found = self.protocol
         if not found:
             return
+        shown: dict[str, object] = dict(found)
         for name in NUMBER_FIELDS:
             self.query_one(f"#cc-{name}", Input).placeholder = t(
-                "cc.h_protocol_value", value=f"{found[name]:g}"
+                "cc.h_protocol_value", value=f"{shown[name]:g}"
             )
         self.query_one("#cc-zone", Input).placeholder = t("cc.h_site_zone_value", zone=found["zone"])
 

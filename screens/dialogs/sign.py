@@ -11,17 +11,19 @@ attempts left; the caller's form underneath is untouched either way.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, LoadingIndicator, Static
 
-from ..errors import message_of
 from ..i18n import label_width, pad, t
+from ..results import Refused, post_outcome
 from ..widgets.footer import WardFooter
 from ..widgets.typeahead import WardInput
 
@@ -35,6 +37,12 @@ class SignatureDialog(ModalScreen[Any]):
     CSS_PATH = "dialogs.tcss"
     AUTO_FOCUS = "#sig-password"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "key.cancel")]
+
+    @dataclass
+    class Signed(Message):
+        """The signature was recorded: what the signing call returned (the dialog's result)."""
+
+        result: Any
 
     def __init__(
         self, *, what: str, meaning: str, signer: str, sign: SignFn, signer_editable: bool = False
@@ -94,14 +102,15 @@ class SignatureDialog(ModalScreen[Any]):
 
     @work(thread=True, exclusive=True, group="sign")
     def run_sign(self, signer: str, password: str) -> None:
-        try:
-            result = self.sign(signer, password)
-        except Exception as exc:
-            self.app.call_from_thread(self._failed, message_of(exc))
-            return
-        self.app.call_from_thread(self.dismiss, result)
+        post_outcome(self, lambda: self.sign(signer, password), self.Signed)
 
-    def _failed(self, message: str) -> None:
+    @on(Signed)
+    def _on_signed(self, message: Signed) -> None:
+        self.dismiss(message.result)
+
+    @on(Refused)
+    def _failed(self, refused: Refused) -> None:
+        message = refused.text
         self.query_one("#sig-busy").display = False
         field = self.query_one("#sig-password", Input)
         field.disabled = False

@@ -18,7 +18,7 @@ from wardcrf.screens.coldchain.handover import HandoverScreen
 from wardcrf.screens.coldchain.home import ColdChainScreen
 from wardcrf.screens.coldchain.readings import ReadingsScreen
 from wardcrf.screens.coldchain.receipt import ReceiptScreen
-from wardcrf.screens.dialogs.path import PathPicker
+from wardcrf.screens.dialogs.path import PathDialog
 from wardcrf.screens.dialogs.sign import SignatureDialog
 from wardcrf.screens.widgets.entry_list import EntryList
 
@@ -312,7 +312,9 @@ async def test_unknown_kit_is_refused_at_the_scan(app_for, site, tmp_path):
         kits = pilot.app.screen.query_one("#cc-kits", EntryList)
         await scan(pilot, kits, "K 1")
         assert kits.entries == []
-        assert "contains a space, which is not allowed" in str(kits.query_one(".entry-problem", Static).content)
+        assert "contains a space, which is not allowed" in str(
+            kits.query_one(".entry-problem", Static).content
+        )
 
 
 # -- readings and logger import ----------------------------------------------------------------
@@ -340,8 +342,7 @@ async def test_manual_reading_and_logger_import_with_summary(app_for, site, tmp_
         await pilot.press(*"-19.5", "enter")
         await until(pilot, lambda: "Saved -19.5 °C for FRZ-1" in text(app, "#rd-message"))
         await pilot.press("f4")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PathPicker))
-        pilot.app.screen.query_one("#picker-path", Input).focus()
+        await until(pilot, lambda: isinstance(pilot.app.screen, PathDialog))
         await pilot.press(*str(path), "enter")
         await until(pilot, lambda: "Imported" in text(app, "#lg-result"))
         result = text(app, "#lg-result")
@@ -581,12 +582,29 @@ async def test_language_switch_keeps_what_was_typed_and_scanned(app_for, site, t
 def test_a_transfer_screen_that_forgets_a_signing_hook_fails_to_build() -> None:
     from wardcrf.screens.coldchain.transfer import TransferScreen
 
-    class Incomplete(TransferScreen):
+    with pytest.raises(TypeError, match="Incomplete does not define the signing hooks parties, submit"):
+
+        class Incomplete(TransferScreen):
+            def what(self) -> str:
+                return "nothing"
+
+
+def test_a_transfer_screen_with_every_signing_hook_builds() -> None:
+    from typing import NoReturn
+
+    from wardcrf.screens.coldchain.transfer import TransferScreen
+
+    class Complete(TransferScreen):
+        def parties(self) -> list[tuple[str, str]]:
+            return []
+
         def what(self) -> str:
             return "nothing"
 
-    with pytest.raises(TypeError, match="abstract methods parties, submit"):
-        Incomplete()
+        def submit(self, passwords: dict[str, str]) -> NoReturn:
+            raise AssertionError("not called")
+
+    assert Complete.__mro__[1] is TransferScreen
 
 
 # -- issue 14, "nothing typed is ever lost": the manual reading keeps a draft -------------------
@@ -684,7 +702,9 @@ async def test_a_refused_manual_reading_keeps_its_draft(app_for, site, tmp_path,
     assert session_for("auditor").store.scalar("SELECT count(*) FROM cc_manual_readings") == 0
 
 
-async def test_esc_and_y_on_a_typed_manual_reading_throws_its_draft_away(app_for, site, tmp_path, session_for):
+async def test_esc_and_y_on_a_typed_manual_reading_throws_its_draft_away(
+    app_for, site, tmp_path, session_for
+):
     from tui_helpers import burst
     from wardcrf.screens.dialogs.discard import DiscardDialog
 
@@ -702,7 +722,9 @@ async def test_esc_and_y_on_a_typed_manual_reading_throws_its_draft_away(app_for
     assert session_for("auditor").store.scalar("SELECT count(*) FROM cc_manual_readings") == 0
 
 
-async def test_quit_keeps_the_temperature_being_typed_in_the_reading_draft(app_for, site, tmp_path, session_for):
+async def test_quit_keeps_the_temperature_being_typed_in_the_reading_draft(
+    app_for, site, tmp_path, session_for
+):
     from tui_helpers import burst
 
     add_unit_and_lot(session_for("pharmacist"))

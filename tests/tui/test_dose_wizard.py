@@ -462,3 +462,48 @@ async def test_gap_scanner_profile_only_shows_the_answer_for_a_kit_typed_slowly(
         await settle(pilot)
         assert wiz.kit is not None and wiz.kit.ok and scan.value == "KIT-A1"
         assert app.screen.focused is scan and scan.selection.is_empty  # shown, not taken as a scan
+
+
+async def test_keys_typed_while_the_review_runs_wait_for_its_verdict(dose_app, monkeypatch):
+    """The dry run is a worker that posts its verdict (`DoseWizard.Reviewed`); a ctrl+s typed
+    while it runs waits for it (the keys are held), then saves what was reviewed."""
+    import threading
+
+    from tui_helpers import key_event, keys_run
+
+    from wardcrf.workflow import dose_visit
+
+    real = dose_visit.record_dose_visit
+    running, go_on = threading.Event(), threading.Event()
+
+    def gated(session, participant, **kwargs):
+        if kwargs.get("dry_run"):
+            running.set()
+            assert go_on.wait(60), "the test never let the review finish"  # a bound, not a timing
+        return real(session, participant, **kwargs)
+
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        wiz = await _open(pilot)
+        await _to_review(pilot, wiz)
+        await pilot.press("ctrl+b")
+        await settle(pilot)
+        assert wiz.step == 4
+        monkeypatch.setattr(dose_visit, "record_dose_visit", gated)
+        for key in ("ctrl+n", "ctrl+s"):  # to the review, and save: typed together
+            event = key_event(key)
+            event.set_sender(app)
+            app.post_message(event)
+        for _ in range(10_000):  # a bound for a broken app: the loop waits on the event
+            if running.is_set():
+                break
+            await pilot.pause()
+        assert running.is_set()
+        await pilot.pause()
+        assert wiz.step == 5 and wiz.checking_review and wiz.saved is None
+        assert app.keys.waiting == 1  # the ctrl+s, held for the verdict
+        go_on.set()
+        await keys_run(pilot)
+        assert not wiz.checking_review and wiz.preview_error is None
+        assert wiz.saved is not None
+        assert isinstance(app.screen, ParticipantScreen)

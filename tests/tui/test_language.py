@@ -76,7 +76,9 @@ async def test_a_panel_result_arriving_while_the_screen_is_rebuilt_is_dropped_no
         dash = app.screen
         assert isinstance(dash, DashboardScreen)
         await dash.query_one("#sync").remove()  # as mid-recompose: the panel is gone
-        dash._fill_if_shown(dash._fill_sync, {"events_pending": 1})
+        dash.post_message(DashboardScreen.SyncLoaded({"events_pending": 1}))  # as a worker posts it
+        await pilot.pause()
+        assert app._exception is None  # the late result was dropped (`unless_rebuilt`)
         await pilot.press("f2")  # the switch reloads every panel on the rebuilt screen
         await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)

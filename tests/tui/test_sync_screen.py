@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 from tui_helpers import PASSWORD, burst, enroll, settle
-from wardcrf.screens.sync_screen import AnswerDialog, PathDialog, SyncScreen
+from wardcrf.screens.dialogs.path import PathDialog
+from wardcrf.screens.sync_screen import AnswerDialog, SyncScreen
 
 from wardcrf.site import Site
 
@@ -305,12 +306,12 @@ async def test_esc_on_a_path_dialog_asks_only_when_a_path_was_typed(app_for, tmp
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         results: list[object] = []
-        app.push_screen(PathDialog(kind="file", start=tmp_path), results.append)
+        app.push_screen(PathDialog(kind="file", title="Import", start=tmp_path), results.append)
         for _ in range(3):  # its directory tree keeps a loader worker: not waited for
             await pilot.pause()
         await burst(pilot, "escape")
         assert results == [None]
-        dialog = PathDialog(kind="file", start=tmp_path)
+        dialog = PathDialog(kind="file", title="Import", start=tmp_path)
         app.push_screen(dialog, results.append)
         for _ in range(3):
             await pilot.pause()

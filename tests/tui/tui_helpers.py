@@ -20,7 +20,7 @@ async def settle(pilot) -> None:
 
     Two things finish after a worker does, and a snapshot taken before them
     differs from one taken after (the flake of 1 run in 5 on a busy
-    machine): the callback the worker hands to the UI thread, and each
+    machine): the message the worker posts to its screen (its result), and each
     `DataTable`'s measurement of its columns, which Textual defers to the
     table's next idle moment (until then a column is as wide as its header).
     Both are messages: the table's change asks for a redraw, which queues a

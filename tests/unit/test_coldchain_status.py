@@ -235,3 +235,49 @@ def test_receive_lot_for_a_registered_lot_checks_its_kits(ph, session_for):
     assert custody.last_step(ph.store, "K902") is None
     with pytest.raises(PermissionDenied):
         services.receive_lot(session_for("auditor"), **_receipt(kits=["K902"], quantity=1))
+
+
+# -- the read models the cold-chain screens show are what their types say (issue #16) ------------
+
+
+def test_the_screens_read_models_have_exactly_their_typed_keys(ph, tmp_path):
+    """Each is a TypedDict: a key the type does not name (or one it names and the read leaves
+    out) would reach a screen unchecked."""
+    from typing import get_type_hints
+
+    def keys(td) -> set[str]:
+        return set(get_type_hints(td))
+
+    hot = (datetime(2020, 3, 16, 2, 0), datetime(2020, 3, 16, 2, 30))
+    setup_kits(ph, tmp_path, hot=hot)  # an excursion, its kits awaiting a disposition
+    services.record_handover(  # a receiver who signs later
+        ph,
+        kits=["K001"],
+        at=iso(OUT),
+        from_location="FRZ-1",
+        to_location="bedside",
+        from_user="pharmacist",
+        to_user="clinician",
+        passwords={"pharmacist": PW},
+    )
+    [unit] = reports.units(ph)
+    assert set(unit) == keys(reports.UnitStatus)
+    assert unit["last_reading"] is not None and set(unit["last_reading"]) == keys(reports.LastReading)
+    kits = reports.kits(ph)
+    assert kits and all(set(k) == keys(reports.KitState) for k in kits)
+    [pending] = reports.awaiting_signatures(ph)
+    assert set(pending) == keys(reports.PendingSignature)
+    [excursion] = reports.excursions(ph)
+    assert set(excursion) == keys(reports.ExcursionView)
+    assert excursion["kits"] and all(set(k) == keys(reports.AffectedKit) for k in excursion["kits"])
+    panel = reports.freezers(ph)
+    assert set(panel) == keys(reports.FreezerPanel)
+    shown = reports.readings(ph, "FRZ-1")
+    assert set(shown) == keys(reports.UnitReadings) and shown["times"]
+    assert shown["summary"] is not None and set(shown["summary"]) == keys(reports.ReadingsSummary)
+    assert set(reports.unit_defaults(ph)) == keys(reports.UnitDefaults)
+    [report] = reports.kit_report(ph, "K002", dose_epoch())
+    assert set(report) == keys(reports.KitReport) and report["chain"].kit == "K002"
+    assert report["current"] is not None and set(report["current"]) == keys(reports.CurrentStay)
+    lot = services.registered_lot(ph, "LOT1")
+    assert lot is not None and set(lot) == keys(services.LotInfo) and lot["kits"] == ["K001", "K002"]

@@ -134,6 +134,11 @@ def test_review_lists_every_participant_and_marks_sentinels(ward):
     board = dsmg.review(ward.aud, today=today())
     assert [p["participant"] for p in board["participants"]] == [P1]
     assert board["participants"][0]["sentinel"] is True
+    # The board and its gate are TypedDicts (the DSMG screen reads them): exactly their keys.
+    from typing import get_type_hints
+
+    assert set(board) == set(get_type_hints(dsmg.DsmgBoard))
+    assert set(board["gate"]) == set(get_type_hints(dsmg.GateState))
 
 
 def test_decide_records_the_decision_with_the_members_signature(ward):

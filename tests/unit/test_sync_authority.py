@@ -351,7 +351,13 @@ def test_genuine_hub_only_events_still_flow_from_the_hub(trial) -> None:
     try:
         for f in sorted(p for p in files if p.name.endswith(".tar.age")):
             ward.import_file(ws, f)
-        assert [r["decision"] for r in registry.decisions_received(ws.store)] == ["continue enrolment"]
+        [got] = registry.decisions_received(ws.store)
+        assert got["decision"] == "continue enrolment" and got["detail"] == "interim fine"
+        # HubDecision is cast from a sync_decisions row: its keys must be the table's columns.
+        from typing import get_type_hints
+
+        columns = {r[1] for r in ws.store.execute("PRAGMA table_info(sync_decisions)")}
+        assert set(got) == set(get_type_hints(registry.HubDecision)) == columns
     finally:
         ws.close()
 

@@ -188,3 +188,29 @@ def test_export_to_a_full_stick_leaves_no_bundle_and_keeps_the_outbox(pair, tiny
     finally:
         hs.close()
     assert out.outcome.status == "applied", out.outcome.message
+
+
+# -- the read models the sync screen shows are what their types say (issue #16) -------------------
+
+
+def test_a_query_and_its_target_have_exactly_their_typed_keys(wf) -> None:
+    """`DataQuery` is cast from a `sync_queries` row: its keys must be the table's columns."""
+    from typing import get_type_hints
+
+    target = _screening(wf)
+    qid = _query(wf, target, "sex")
+    columns = {r[1] for r in wf.clin.store.execute("PRAGMA table_info(sync_queries)")}
+    assert set(get_type_hints(registry.DataQuery)) == columns
+    [q] = registry.queries(wf.clin.store)
+    assert set(q) == columns
+    shown = registry.query_target(wf.clin, qid)
+    assert set(shown) == set(get_type_hints(registry.QueryTarget))
+    assert shown["query_id"] == qid and shown["subject"] == f"participant:{P1}"
+
+
+def test_sync_status_has_exactly_its_typed_keys(wf) -> None:
+    from typing import get_type_hints
+
+    st = ward.status(wf.clin)
+    assert set(st) == set(get_type_hints(ward.SyncStatus))
+    assert st["open_queries"] == [] and st["last_receipt"] is None

@@ -46,6 +46,13 @@ def test_dose_computes_number_day_window_and_cumulative_particles(ward):
     info = workflow.show(ward.clin, P1)
     assert info["doses_given"] == 2 and info["status"] == "in treatment"
     assert info["cumulative_particles"] == pytest.approx(4.0e8)
+    # The summary is a TypedDict (the participant screen and the dose wizard read it): exactly
+    # its keys, and those of its consent and dose lines.
+    from typing import get_type_hints
+
+    assert set(info) == set(get_type_hints(status.ParticipantSummary))
+    assert set(info["consent"]) == set(get_type_hints(status.ConsentState))
+    assert all(set(d) == set(get_type_hints(status.DoseLine)) for d in info["doses"]) and info["doses"]
 
 
 def test_cumulative_particles_cannot_be_typed(ward):

@@ -67,7 +67,7 @@ def show(
     from .. import sdv
 
     with session(data_dir) as s:
-        info = workflow.show(s, participant)
+        info: dict[str, Any] = {**workflow.show(s, participant)}
         info["sdv"] = sdv.overview(s, participant=info["id"])["totals"]
     if as_json:
         print_json(info)

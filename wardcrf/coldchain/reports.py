@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import ids
 from ..clock import now_utc
@@ -13,6 +13,168 @@ from .loggers import iso_z
 
 if TYPE_CHECKING:
     from ..site import Session
+
+
+# -- the read models the screens, the dashboard and `coldchain ... --json` show ------------------
+
+
+class AffectedKit(TypedDict):
+    kit: str
+    disposition: dict[str, Any] | None
+    """The `cc_dispositions` row (decision, reason, by_user, event_id), None while awaited."""
+
+
+class ExcursionView(TypedDict):
+    """One excursion with its affected kits and their dispositions (`excursion_view`)."""
+
+    id: str
+    kind: str
+    unit: str | None
+    """The storage unit, None for a receipt's transit excursion."""
+    receipt: str | None
+    start: str
+    end: str
+    duration_min: int
+    min_c: float
+    max_c: float
+    open: bool
+    detail: str | None
+    kits: list[AffectedKit]
+    awaiting_disposition: list[str]
+
+
+class LastReading(TypedDict):
+    at: str
+    t: int
+    temp_c: float
+    source: str
+    """``logger`` or ``manual``."""
+    in_range: bool | None
+
+
+class Span(TypedDict):
+    start: str
+    end: str | None
+    """None: up to now."""
+
+
+class UnitStatus(TypedDict):
+    """One storage unit as the cold-chain screens and the freezer panel show it (`unit_status`)."""
+
+    unit: str
+    name: str
+    location: str | None
+    range_c: list[float]
+    low_c: float
+    high_c: float
+    interval_min: int
+    interval_s: int
+    zone: str
+    last_reading: LastReading | None
+    in_range: bool | None
+    open_excursions: list[ExcursionView]
+    awaiting_disposition: list[str]
+    unmonitored: Span | None
+    status: str
+    """``open excursion``, ``unmonitored`` or ``in range``."""
+
+
+class KitState(TypedDict):
+    kit: str
+    lot: str
+    state: str
+    """One of `KIT_STATES`."""
+    location: str | None
+
+
+class PendingSignature(TypedDict):
+    """A receipt's or handover's party whose valid signature is missing (`pending_signatures`)."""
+
+    event_id: str
+    kind: str
+    at: str
+    user: str
+    party: str | None
+    meaning: str
+    kits: list[str]
+    from_location: str | None
+    to_location: str | None
+    state: str
+    """``missing`` or ``changed since signed``."""
+
+
+class ManualReading(TypedDict):
+    t: int
+    temp_c: float
+
+
+class ExcursionSpan(TypedDict):
+    id: str
+    start_t: int
+    end_t: int
+    min_c: float
+    max_c: float
+    open: bool
+
+
+class ReadingsSummary(TypedDict):
+    readings: int
+    first: str
+    last: str
+    min_c: float
+    max_c: float
+    mean_c: float
+    mkt_c: float
+    gaps: int
+
+
+class UnitReadings(TypedDict):
+    """A unit's readings in a window, its range and the excursions there (`unit_readings`)."""
+
+    unit: str
+    name: str
+    low_c: float
+    high_c: float
+    zone: str
+    times: list[int]
+    temps: list[float]
+    manual: list[ManualReading]
+    excursions: list[ExcursionSpan]
+    summary: ReadingsSummary | None
+
+
+class FreezerPanel(TypedDict):
+    """The dashboard's freezer panel (`freezers`)."""
+
+    units: list[UnitStatus]
+    receipt_excursions: list[ExcursionView]
+    outside_units: list[dict[str, Any]]
+
+
+class CurrentStay(TypedDict):
+    """Where a kit is now and, in a unit, the temperatures logged since it arrived."""
+
+    location: str
+    since: int
+    temperatures: dict[str, Any] | None
+    """`custody.temperatures`: count, min, max and MKT over the stay (None: no logger readings)."""
+
+
+class KitReport(TypedDict):
+    """One kit's chain of custody and the dose gate's verdict now (`kit_report`)."""
+
+    chain: custody.Chain
+    dose_problems: list[str]
+    current: CurrentStay | None
+
+
+class UnitDefaults(TypedDict):
+    """What a new storage unit gets unless its form says otherwise (`unit_defaults`)."""
+
+    low: float
+    high: float
+    target: float | None
+    zone: str
 
 
 def custody_of(session: Session, kit_or_lot: str, *, when: int | None = None) -> list[custody.Chain]:
@@ -26,7 +188,7 @@ def custody_of(session: Session, kit_or_lot: str, *, when: int | None = None) ->
     return [custody.chain(store, k, when) for k in kits]
 
 
-def excursions(session: Session) -> list[dict[str, Any]]:
+def excursions(session: Session) -> list[ExcursionView]:
     session.require("record.read", what="read excursions")
     store = session.store
     return [
@@ -35,7 +197,7 @@ def excursions(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-def excursion_view(store: Store, x: dict[str, Any]) -> dict[str, Any]:
+def excursion_view(store: Store, x: dict[str, Any]) -> ExcursionView:
     """One `cc_excursions` row with its affected kits and their dispositions."""
     kits = custody.affected_kits(store, x)
     disp = {
@@ -45,21 +207,23 @@ def excursion_view(store: Store, x: dict[str, Any]) -> dict[str, Any]:
             (x["excursion_id"],),
         )
     }
-    return {
-        "id": x["excursion_id"],
-        "kind": x["kind"],
-        "unit": x["unit_id"],
-        "receipt": x["receipt_event"],
-        "start": iso_z(x["start_t"]),
-        "end": iso_z(x["end_t"]),
-        "duration_min": (x["end_t"] - x["start_t"]) // 60,
-        "min_c": x["min_c"],
-        "max_c": x["max_c"],
-        "open": bool(x["is_open"]),
-        "detail": x["detail"],
-        "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
-        "awaiting_disposition": [k for k in kits if k not in disp],
-    }
+    return ExcursionView(
+        {
+            "id": x["excursion_id"],
+            "kind": x["kind"],
+            "unit": x["unit_id"],
+            "receipt": x["receipt_event"],
+            "start": iso_z(x["start_t"]),
+            "end": iso_z(x["end_t"]),
+            "duration_min": (x["end_t"] - x["start_t"]) // 60,
+            "min_c": x["min_c"],
+            "max_c": x["max_c"],
+            "open": bool(x["is_open"]),
+            "detail": x["detail"],
+            "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
+            "awaiting_disposition": [k for k in kits if k not in disp],
+        }
+    )
 
 
 def status(session: Session) -> dict[str, Any]:
@@ -181,7 +345,7 @@ def _unit_times(store: Store, unit_id: str, since: int) -> list[tuple[int, float
     ]
 
 
-def unit_status(store: Store, *, now: int | None = None) -> list[dict[str, Any]]:
+def unit_status(store: Store, *, now: int | None = None) -> list[UnitStatus]:
     """Each storage unit: its newest reading, unresolved excursions, gaps, one status word (pure read).
 
     - ``last_reading``: time, °C, ``logger`` or ``manual``, ``in_range``;
@@ -202,7 +366,7 @@ def unit_status(store: Store, *, now: int | None = None) -> list[dict[str, Any]]
     from ..clock import now_utc
 
     t_now = int(now_utc().timestamp()) if now is None else now
-    out = []
+    out: list[UnitStatus] = []
     for u in store.rows("SELECT * FROM cc_units ORDER BY unit_id"):
         uid = u["unit_id"]
         low, high = u["low_c"], u["high_c"]
@@ -222,7 +386,7 @@ def unit_status(store: Store, *, now: int | None = None) -> list[dict[str, Any]]
             if view["open"] or view["awaiting_disposition"]:
                 unresolved.append(view)
         in_range = None if last is None else bool(low <= last[1] <= high)
-        gap: dict[str, str | None] | None = None
+        gap: Span | None = None
         if last is not None:
             if t_now - last[0] > STALE_AFTER_S:
                 gap = {"start": iso_z(last[0]), "end": None}  # None: up to now
@@ -272,7 +436,7 @@ def unit_status(store: Store, *, now: int | None = None) -> list[dict[str, Any]]
 KIT_STATES = ("awaiting receipt", "in stock", "quarantined", "used", "discarded")
 
 
-def kit_states(store: Store) -> list[dict[str, Any]]:
+def kit_states(store: Store) -> list[KitState]:
     """Every registered kit with its state (one of `KIT_STATES`) and where it is now.
 
     Discarded (a disposition said so) wins over used (a dose record names
@@ -280,7 +444,7 @@ def kit_states(store: Store) -> list[dict[str, Any]]:
     disposition); a kit with no receipt yet is awaiting receipt; the rest are
     in stock, wherever they are (pharmacy, a unit, the bedside).
     """
-    out = []
+    out: list[KitState] = []
     for kit, lot in store.execute("SELECT kit_id, lot FROM cc_kits ORDER BY kit_id").fetchall():
         where = custody.location_at(store, kit, 2**62)
         if custody.is_discarded(store, kit):
@@ -297,7 +461,7 @@ def kit_states(store: Store) -> list[dict[str, Any]]:
     return out
 
 
-def pending_signatures(store: Store) -> list[dict[str, Any]]:
+def pending_signatures(store: Store) -> list[PendingSignature]:
     """Receipts and handovers still missing a party's valid signature, oldest first.
 
     A party with an account must sign ("handed over" / "received"); a
@@ -306,7 +470,7 @@ def pending_signatures(store: Store) -> list[dict[str, Any]]:
     """
     from .. import signatures
 
-    out = []
+    out: list[PendingSignature] = []
     for t in store.rows("SELECT * FROM cc_transfers ORDER BY at, event_id"):
         sigs = signatures.for_target(store, t["event_id"])
         for user, party, meaning in (
@@ -337,7 +501,7 @@ def pending_signatures(store: Store) -> list[dict[str, Any]]:
 
 def unit_readings(
     store: Store, unit_id: str, *, since: int | None = None, until: int | None = None
-) -> dict[str, Any]:
+) -> UnitReadings:
     """A unit's readings in [since, until] (logger and manual), its range and excursions there.
 
     Without `since`/`until` the window is the whole record. The summary
@@ -354,14 +518,14 @@ def unit_readings(
     ).fetchall()
     times = [int(r[0]) for r in rows]
     temps = [float(r[1]) for r in rows]
-    manual = [
+    manual: list[ManualReading] = [
         {"t": int(r[0]), "temp_c": float(r[1])}
         for r in store.execute(
             "SELECT at, temp_c FROM cc_manual_readings WHERE unit_id = ? AND at BETWEEN ? AND ? ORDER BY at",
             (unit_id, lo_t, hi_t),
         )
     ]
-    excursions_in = [
+    excursions_in: list[ExcursionSpan] = [
         {
             "id": x["excursion_id"],
             "start_t": x["start_t"],
@@ -375,7 +539,7 @@ def unit_readings(
             (unit_id, hi_t, lo_t),
         )
     ]
-    summary = None
+    summary: ReadingsSummary | None = None
     if times:
         s = analysis.summarize(times, temps, unit["interval_s"], unit["low_c"], unit["high_c"])
         summary = {
@@ -402,7 +566,7 @@ def unit_readings(
     }
 
 
-def freezers(session: Session) -> dict[str, Any]:
+def freezers(session: Session) -> FreezerPanel:
     """The dashboard's freezer panel: `unit_status`, and receipt excursions still unresolved."""
     session.require("record.read", what="read cold-chain status")
     store = session.store
@@ -426,19 +590,19 @@ def freezers(session: Session) -> dict[str, Any]:
 # -- the screens' reads: each checks the role, then reads (screens never hold the store) ---------
 
 
-def units(session: Session, *, now: int | None = None) -> list[dict[str, Any]]:
+def units(session: Session, *, now: int | None = None) -> list[UnitStatus]:
     """`unit_status` for a signed-in user."""
     session.require("record.read", what="read cold-chain status")
     return unit_status(session.store, now=now)
 
 
-def kits(session: Session) -> list[dict[str, Any]]:
+def kits(session: Session) -> list[KitState]:
     """`kit_states` for a signed-in user."""
     session.require("record.read", what="read kit states")
     return kit_states(session.store)
 
 
-def awaiting_signatures(session: Session) -> list[dict[str, Any]]:
+def awaiting_signatures(session: Session) -> list[PendingSignature]:
     """`pending_signatures` for a signed-in user."""
     session.require("record.read", what="read custody signatures")
     return pending_signatures(session.store)
@@ -446,13 +610,13 @@ def awaiting_signatures(session: Session) -> list[dict[str, Any]]:
 
 def readings(
     session: Session, unit_id: str, *, since: int | None = None, until: int | None = None
-) -> dict[str, Any]:
+) -> UnitReadings:
     """`unit_readings` for a signed-in user."""
     session.require("record.read", what="read temperature readings")
     return unit_readings(session.store, unit_id, since=since, until=until)
 
 
-def unit_defaults(session: Session) -> dict[str, Any]:
+def unit_defaults(session: Session) -> UnitDefaults:
     """What a new storage unit gets unless the form says otherwise: the product's range, the site's zone."""
     session.require("record.read", what="read cold-chain settings")
     lim = config.limits(session.store)
@@ -464,7 +628,7 @@ def unit_defaults(session: Session) -> dict[str, Any]:
     }
 
 
-def kit_report(session: Session, kit_or_lot: str, now: int) -> list[dict[str, Any]]:
+def kit_report(session: Session, kit_or_lot: str, now: int) -> list[KitReport]:
     """Each kit's chain and its dose problems at `now` (a lot number gives every kit of the lot).
 
     "Dose problems" is the pre-dose gate's own verdict (`custody.dose_problems`), so the custody
@@ -472,7 +636,7 @@ def kit_report(session: Session, kit_or_lot: str, now: int) -> list[dict[str, An
     """
     session.require("record.read", what="read custody records")
     key = ids.normalise(ids.KIT, kit_or_lot)
-    out = []
+    out: list[KitReport] = []
     for chain in custody_of(session, key):  # checks the role
         store = session.store
         problems = custody.dose_problems(store, chain.kit, now) if chain.lot else chain.problems
@@ -482,7 +646,7 @@ def kit_report(session: Session, kit_or_lot: str, now: int) -> list[dict[str, An
     return out
 
 
-def _current_stay(store: Store, kit: str, now: int) -> dict[str, Any] | None:
+def _current_stay(store: Store, kit: str, now: int) -> CurrentStay | None:
     """Where the kit is now and, in a unit, the temperatures logged since it arrived.
 
     The chain itself (as `coldchain custody` prints it) judges closed stays

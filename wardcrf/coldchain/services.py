@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import ids, plausibility, records, signatures, users
 from .. import protocol as protocols
@@ -662,13 +662,24 @@ def receipt_default(session: Session) -> str | None:
     return default_receipt_location(session.store)
 
 
-def registered_lot(session: Session, lot: str) -> dict[str, Any] | None:
+def registered_lot(session: Session, lot: str) -> LotInfo | None:
     """`lot_info` for a signed-in user (the receipt form fills the lot's label data)."""
     session.require("record.read", what="read lots")
     return lot_info(session.store, lot)
 
 
-def lot_info(store: Store, lot: str) -> dict[str, Any] | None:
+class LotInfo(TypedDict):
+    """A registered lot's label data and its kits (`lot_info`)."""
+
+    lot: str
+    product: str
+    expiry: str
+    release_ref: str | None
+    quantity: int
+    kits: list[str]
+
+
+def lot_info(store: Store, lot: str) -> LotInfo | None:
     """A registered lot with its kits, or None (the receipt screen fills its label data)."""
     rows = store.rows("SELECT * FROM cc_lots WHERE lot = ?", (ids.key(lot),))
     if not rows:
@@ -677,7 +688,15 @@ def lot_info(store: Store, lot: str) -> dict[str, Any] | None:
         r[0]
         for r in store.execute("SELECT kit_id FROM cc_kits WHERE lot = ? ORDER BY kit_id", (rows[0]["lot"],))
     ]
-    return {**{k: rows[0][k] for k in ("lot", "product", "expiry", "release_ref", "quantity")}, "kits": kits}
+    row = rows[0]
+    return LotInfo(
+        lot=row["lot"],
+        product=row["product"],
+        expiry=row["expiry"],
+        release_ref=row["release_ref"],
+        quantity=row["quantity"],
+        kits=kits,
+    )
 
 
 def _subject(store: Store, kits: list[str]) -> str:

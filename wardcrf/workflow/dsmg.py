@@ -21,7 +21,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import protocol as protocols
 from ..errors import AuthError
@@ -149,7 +149,28 @@ def participant_safety(
     }
 
 
-def gate_state(store: Store, proto: protocols.Protocol) -> dict[str, Any]:
+class GateState(TypedDict):
+    """What the DSMG's decisions mean for the ward now (`gate_state`)."""
+
+    hold: str | None
+    """Why dosing and enrollment are held (a stop, an alter awaiting its protocol version), or None."""
+    sentinel: dict[str, Any]
+    """`participants.sentinel_state`: the sentinels and those still waiting for a "continue"."""
+    latest: dict[str, Any] | None
+    """The decision that governs (`safety.decisions`' last)."""
+    decisions: list[dict[str, Any]]
+    saes_awaiting_review: int
+
+
+class DsmgBoard(TypedDict):
+    """The DSMG review board (`review`): the gate, and each participant's `participant_safety`
+    with ``sentinel`` (whether they are one)."""
+
+    gate: GateState
+    participants: list[dict[str, Any]]
+
+
+def gate_state(store: Store, proto: protocols.Protocol) -> GateState:
     """What the DSMG's decisions mean for the ward now.
 
     `hold`: why dosing and enrollment are held (a stop, an alter awaiting its
@@ -167,7 +188,7 @@ def gate_state(store: Store, proto: protocols.Protocol) -> dict[str, Any]:
     }
 
 
-def review(session: Session, *, today: date) -> dict[str, Any]:
+def review(session: Session, *, today: date) -> DsmgBoard:
     """The DSMG review board: the gate and every participant's safety summary."""
     session.require("record.read", what="read safety data")
     store = session.store

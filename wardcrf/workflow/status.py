@@ -87,7 +87,67 @@ def _open_ae(a: dict[str, Any]) -> bool:
     return not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")
 
 
-def summary(store: Store, pid: str, at: datetime | None = None) -> dict[str, Any]:
+class ConsentState(TypedDict):
+    valid: bool
+    detail: str
+    """Why the consent is (not) valid, in the ward's words."""
+    event: str | None
+    time: str | None
+    version: str | None
+
+
+class DoseLine(TypedDict):
+    """One dose given, as the participant screen lists it."""
+
+    dose: int
+    start: str
+    day: int | None
+    window: str
+    kit_id: str | None
+    particles: float | None
+    event: str
+
+
+class OpenAe(TypedDict):
+    """An adverse event still open (or an SAE still owing something)."""
+
+    event: str
+    term: str
+    grade: int | None
+    serious: bool
+    onset: str | None
+    report_due: str | None
+    dsmg_review_pending: bool
+
+
+class ParticipantSummary(TypedDict):
+    """Everything a ward needs to know about one participant now (`summary`, `show`: the
+    participant screen, the dose wizard, `participant show --json`)."""
+
+    id: str
+    status: str
+    sex: str | None
+    age: int | None
+    consent: ConsentState
+    eligible: bool | None
+    failed_criteria: list[str]
+    enrolled_on: str | None
+    doses_given: int
+    doses_planned: int
+    doses: list[DoseLine]
+    next_dose: dict[str, Any] | None
+    """`dose_schedule`'s next dose (number, due time, window, state), None when none is planned."""
+    post_dose_vitals_due: list[int]
+    cumulative_particles: float
+    deviations: list[dict[str, Any]]
+    open_aes: list[OpenAe]
+    adverse_events: int
+    ae_expected: list[dict[str, Any]]
+    signoff: dict[str, Any]
+    dsmg_hold: str | None
+
+
+def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSummary:
     """Everything a ward needs to know about one participant now."""
     p = get_participant(store, pid)
     if p is None:
@@ -452,7 +512,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     return out
 
 
-def show(session: Session, pid: str) -> dict[str, Any]:
+def show(session: Session, pid: str) -> ParticipantSummary:
     session.require("record.read", what="read participants")
     return summary(session.store, pid)
 
