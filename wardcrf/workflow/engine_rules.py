@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import ids, roles, users
 from ..clock import zone
@@ -51,6 +51,9 @@ from ..store import Store
 from . import safety
 from .base import FormRule, Participant, RuleContext
 from .gatefacts import site_facts
+
+if TYPE_CHECKING:
+    from .status import ParticipantSummary
 from .participants import check_consent
 
 ENROLLMENT, CONSENT, AE = "enrollment", "consent", "ae"
@@ -720,7 +723,7 @@ def _ae_link(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
 # -- what a participant's record says, for `participant show` ---------------------------------------
 
 
-def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict[str, Any]:
+def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> ParticipantSummary:
     """`participant show` of a format-2 participant: status, arm, each administration and its slot, what is
     next, and the deviations the protocol names (`[[deviations]]`: early, late, missed, wrong dose, declared)."""
     from .participants import consent_state
@@ -879,7 +882,8 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
     else:
         status = "enrolled" if given == 0 else ("in treatment" if given < planned else "treatment complete")
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (p.id,))
-    return {
+    pending = {r["event_id"] for r in safety.review_list(store)}
+    out: ParticipantSummary = {
         "id": p.id,
         "protocol": {"id": m.id, "version": m.version},
         "status": status,
@@ -889,14 +893,15 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
             "detail": consent_why,
             "event": p.consent_event,
             "time": p.consent_time,
+            "version": p.consent_version,
         },
         "eligible": p.eligible,
         "failed_criteria": p.failed_criteria,
         "enrolled_on": p.enrolled_on,
         "arm": None if kit else arm,
-        **({"kit": kit} if kit else {}),
         "doses_given": given,
         "doses_planned": planned,
+        "doses": [],  # format 1's dose lines; a format-2 record's are its `administrations`
         "administrations": administrations,
         "next_dose": next_item,
         "deviations": deviations,
@@ -913,6 +918,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
                 "serious": bool(a["serious"]),
                 "onset": a["onset"],
                 "report_due": a["report_due"],
+                "dsmg_review_pending": a["event_id"] in pending,
             }
             for a in aes
             if not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")
@@ -920,7 +926,11 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> dict
         "ae_expected": [],  # format 1's post-dose check; a format-2 `[safety] check` is not run yet
         "signoff": safety.signoff_state(store, p.id),
         "adverse_events": len(aes),
+        "dsmg_hold": safety.hold(store),
     }
+    if kit:
+        out["kit"] = kit  # blinded: the kit, never the arm
+    return out
 
 
 def queue_row(store: Store, proto: Protocol, p: Participant) -> tuple[int | None, datetime | None, int]:

@@ -11,7 +11,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from .. import protocol as protocols
 from .. import text
@@ -145,6 +145,14 @@ class ParticipantSummary(TypedDict):
     ae_expected: list[dict[str, Any]]
     signoff: dict[str, Any]
     dsmg_hold: str | None
+    # A format-2 version of its own adds the engine's view (workflow/engine_rules.summary):
+    protocol: NotRequired[dict[str, str]]
+    arm: NotRequired[str | None]
+    """The allocated arm; None when blinded (then `kit`) or not randomized."""
+    kit: NotRequired[str]
+    administrations: NotRequired[list[dict[str, Any]]]
+    """Each slot of the arm's schedule: number, regimen, administration, product, day, due, state..."""
+    cumulative_dose: NotRequired[list[dict[str, Any]]]
 
 
 def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSummary:
@@ -291,7 +299,7 @@ class WardPage(TypedDict):
     rows: list[WardRow]
 
 
-def list_row(s: dict[str, Any]) -> WardRow:
+def list_row(s: ParticipantSummary) -> WardRow:
     """One participant's line of the ward list, from their `summary`."""
     return WardRow(
         id=s["id"],
