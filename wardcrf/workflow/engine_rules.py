@@ -882,7 +882,6 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     else:
         status = "enrolled" if given == 0 else ("in treatment" if given < planned else "treatment complete")
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (p.id,))
-    pending = {r["event_id"] for r in safety.review_list(store)}
     out: ParticipantSummary = {
         "id": p.id,
         "protocol": {"id": m.id, "version": m.version},
@@ -910,19 +909,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         # the ward list's key (format 1's name): the cumulative dose in the regimen's one unit, 0 for several
         "cumulative_particles": next(iter(cumulative.values())) if len(cumulative) == 1 else 0.0,
         "age": _age(m, p, records),
-        "open_aes": [
-            {
-                "event": a["event_id"],
-                "term": a["term"],
-                "grade": a["grade"],
-                "serious": bool(a["serious"]),
-                "onset": a["onset"],
-                "report_due": a["report_due"],
-                "dsmg_review_pending": a["event_id"] in pending,
-            }
-            for a in aes
-            if not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")
-        ],
+        "open_aes": safety.open_ae_lines(store, aes),
         "ae_expected": [],  # format 1's post-dose check; a format-2 `[safety] check` is not run yet
         "signoff": safety.signoff_state(store, p.id),
         "adverse_events": len(aes),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..errors import Confirmable, Refused
 from ..eventlog import Event
@@ -357,3 +357,41 @@ def signoff_state(store: Store, participant: str) -> dict[str, Any]:
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.form_hook(_ae_hook, "ae")
+
+
+class OpenAe(TypedDict):
+    """An adverse event still open (or an SAE still owing something)."""
+
+    event: str
+    term: str
+    grade: int | None
+    serious: bool
+    onset: str | None
+    report_due: str | None
+    dsmg_review_pending: bool
+
+
+def open_ae_lines(store: Store, aes: list[dict[str, Any]]) -> list[OpenAe]:
+    """The participant's AEs still open (no end date, no final outcome), as the ward shows them.
+
+    `aes`: their `adverse_events` rows. One answer for format 1's summary and the engine's.
+    """
+    pending = {r["event_id"] for r in review_list(store)}
+    return [
+        {
+            "event": a["event_id"],
+            "term": a["term"],
+            "grade": a["grade"],
+            "serious": bool(a["serious"]),
+            "onset": a["onset"],
+            "report_due": a["report_due"],
+            "dsmg_review_pending": a["event_id"] in pending,
+        }
+        for a in aes
+        if is_open_ae(a)
+    ]
+
+
+def is_open_ae(a: dict[str, Any]) -> bool:
+    """Still open: no end date and no final outcome."""
+    return not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")

@@ -82,11 +82,6 @@ def _post_dose_vitals_taken(store: Store, pid: str) -> set[int]:
     }
 
 
-def _open_ae(a: dict[str, Any]) -> bool:
-    """Still open: no end date and no final outcome."""
-    return not a["end"] and a["outcome"] not in ("recovered", "recovered_with_sequelae", "fatal")
-
-
 class ConsentState(TypedDict):
     valid: bool
     detail: str
@@ -106,18 +101,6 @@ class DoseLine(TypedDict):
     kit_id: str | None
     particles: float | None
     event: str
-
-
-class OpenAe(TypedDict):
-    """An adverse event still open (or an SAE still owing something)."""
-
-    event: str
-    term: str
-    grade: int | None
-    serious: bool
-    onset: str | None
-    report_due: str | None
-    dsmg_review_pending: bool
 
 
 class ParticipantSummary(TypedDict):
@@ -140,7 +123,7 @@ class ParticipantSummary(TypedDict):
     post_dose_vitals_due: list[int]
     cumulative_particles: float
     deviations: list[dict[str, Any]]
-    open_aes: list[OpenAe]
+    open_aes: list[safety.OpenAe]
     adverse_events: int
     ae_expected: list[dict[str, Any]]
     signoff: dict[str, Any]
@@ -206,7 +189,6 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSu
     next_dose, missing = dose_schedule(store, proto, p, [d["start"] for d in doses], holds, at)
     deviations.extend(missing)
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
-    pending = {r["event_id"] for r in safety.review_list(store)}
     age = None
     if p.dob_date and p.screening_date:
         age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
@@ -246,19 +228,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSu
         ),
         "cumulative_particles": dosing.cumulative_particles(store, pid),
         "deviations": deviations,
-        "open_aes": [
-            {
-                "event": a["event_id"],
-                "term": a["term"],
-                "grade": a["grade"],
-                "serious": bool(a["serious"]),
-                "onset": a["onset"],
-                "report_due": a["report_due"],
-                "dsmg_review_pending": a["event_id"] in pending,
-            }
-            for a in aes
-            if _open_ae(a)
-        ],
+        "open_aes": safety.open_ae_lines(store, aes),
         "adverse_events": len(aes),
         # prespecified events reported after a dose without their AE form (an open item; blocks sign-off)
         "ae_expected": safety.expected_aes(store, pid),
@@ -387,7 +357,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     The dashboard lists the ward after every sign-in; asking `summary`
     per participant costs about ten queries each (seconds on a big site).
     This reads each projection once and applies the same rules (`status_of`,
-    `consent_state`, `dose_schedule`, `post_dose_vitals_due`, `_open_ae`);
+    `consent_state`, `dose_schedule`, `post_dose_vitals_due`, `safety.is_open_ae`);
     a test compares the two on the demo site and a generated one. With
     `only`, every query reads those participants' rows alone (a page of the
     ward list: `ward_page`).
@@ -459,7 +429,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
         for a in store.rows(
             f"SELECT participant, end, outcome FROM adverse_events WHERE 1 = 1{by_participant}", pids
         )
-        if _open_ae(a)
+        if safety.is_open_ae(a)
     )
     by_target, targets = _in("target_event", subjects)
     approved = {
@@ -699,7 +669,7 @@ def safety_overview(session: Session, at: datetime | None = None) -> SafetyOverv
     pending = {r["event_id"] for r in safety.review_list(store)}
     events: list[SafetyEvent] = []
     for a in store.rows("SELECT * FROM adverse_events ORDER BY onset, event_id"):
-        is_open = _open_ae(a)
+        is_open = safety.is_open_ae(a)
         if not is_open and a["event_id"] not in pending:
             continue
         due = a["report_due"]
