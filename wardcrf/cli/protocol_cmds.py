@@ -144,6 +144,11 @@ def show(
         f"{' or '.join(p.eligibility.severities)}; sentinel participants: {p.sentinel_participants}"
     )
     console.print(f"Forms: {', '.join(p.forms)}")
+    _print_versions(versions)
+
+
+def _print_versions(versions: list[dict[str, Any]]) -> None:
+    """The site's loaded versions (either format), newest last, the active one marked."""
     table = Table("protocol", "version", "sha256", "loaded", "event", "active")
     for r in versions:
         table.add_row(
@@ -239,14 +244,4 @@ def _show_format_2(p: protocol.Protocol, versions: list[dict[str, Any]], as_json
         highlight=False,
     )
     console.print(f"Forms: {', '.join(p.forms)}", highlight=False)
-    table = Table("protocol", "version", "sha256", "loaded", "event", "active")
-    for r in versions:
-        table.add_row(
-            r["protocol_id"],
-            r["version"],
-            r["sha256"][:16] + "…",
-            r["loaded_at"],
-            r["loaded_event"],
-            "yes" if r["active"] else "",
-        )
-    console.print(table)
+    _print_versions(versions)
