@@ -47,10 +47,18 @@ def test_dose_computes_number_day_window_and_cumulative_particles(ward):
     assert info["doses_given"] == 2 and info["status"] == "in treatment"
     assert info["cumulative_particles"] == pytest.approx(4.0e8)
     # The summary is a TypedDict (the participant screen and the dose wizard read it): exactly
-    # its keys, and those of its consent and dose lines.
+    # its required keys on a format-1 ward (the NotRequired ones are a format-2 version's extras),
+    # and those of its consent and dose lines.
     from typing import get_type_hints
 
-    assert set(info) == set(get_type_hints(status.ParticipantSummary))
+    assert set(info) == set(status.ParticipantSummary.__required_keys__)
+    assert set(status.ParticipantSummary.__optional_keys__) == {
+        "protocol",
+        "arm",
+        "kit",
+        "administrations",
+        "cumulative_dose",
+    }
     assert set(info["consent"]) == set(get_type_hints(status.ConsentState))
     assert all(set(d) == set(get_type_hints(status.DoseLine)) for d in info["doses"]) and info["doses"]
 
