@@ -11,7 +11,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import protocol as protocols
 from .. import text
@@ -103,7 +103,24 @@ class DoseLine(TypedDict):
     event: str
 
 
-class ParticipantSummary(TypedDict):
+class FormatTwoExtras(TypedDict, total=False):
+    """What a format-2 version of its own adds to a participant's summary (workflow/engine_rules.summary).
+
+    A base with `total=False` rather than `NotRequired[...]`: under
+    `from __future__ import annotations` Python 3.11 cannot see `NotRequired`
+    in a string annotation, and `__optional_keys__` would be wrong at runtime.
+    """
+
+    protocol: dict[str, str]
+    arm: str | None
+    """The allocated arm; None when blinded (then `kit`) or not randomized."""
+    kit: str
+    administrations: list[dict[str, Any]]
+    """Each slot of the arm's schedule: number, regimen, administration, product, day, due, state..."""
+    cumulative_dose: list[dict[str, Any]]
+
+
+class ParticipantSummary(FormatTwoExtras):
     """Everything a ward needs to know about one participant now (`summary`, `show`: the
     participant screen, the dose wizard, `participant show --json`)."""
 
@@ -128,14 +145,6 @@ class ParticipantSummary(TypedDict):
     ae_expected: list[dict[str, Any]]
     signoff: dict[str, Any]
     dsmg_hold: str | None
-    # A format-2 version of its own adds the engine's view (workflow/engine_rules.summary):
-    protocol: NotRequired[dict[str, str]]
-    arm: NotRequired[str | None]
-    """The allocated arm; None when blinded (then `kit`) or not randomized."""
-    kit: NotRequired[str]
-    administrations: NotRequired[list[dict[str, Any]]]
-    """Each slot of the arm's schedule: number, regimen, administration, product, day, due, state..."""
-    cumulative_dose: NotRequired[list[dict[str, Any]]]
 
 
 def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSummary:
