@@ -13,6 +13,7 @@ lost (values survive a language switch and a lock too).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,21 +260,21 @@ class TransferScreen(UnsavedWork):
         self.app.push_screen(PathDialog(kind="file", title=t(field.label)), chosen)
 
     # -- saving ------------------------------------------------------------------------
+    @abstractmethod
     def parties(self) -> list[tuple[str, str]]:
-        """(user, meaning) of every in-system party who signs now."""
-        raise NotImplementedError  # every subclass defines it (__init_subclass__ checks)
+        """(user, meaning) of every in-system party who signs now (every subclass says it)."""
 
+    @abstractmethod
     def what(self) -> str:
-        """What is being signed, in the e-signature dialog's words."""
-        raise NotImplementedError  # every subclass defines it (__init_subclass__ checks)
+        """What is being signed, in the e-signature dialog's words (every subclass says it)."""
 
     def precheck(self) -> str | None:
         """A problem to fix before anyone signs (None: go on to the signatures)."""
         return None
 
+    @abstractmethod
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
-        """Call the service (in a worker thread)."""
-        raise NotImplementedError  # every subclass defines it (__init_subclass__ checks)
+        """Call the service (in a worker thread; every subclass says which)."""
 
     def rehearse(self) -> services.Recorded | None:
         """Every rule checked before anyone signs (in a worker thread): the service run

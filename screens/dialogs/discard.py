@@ -11,6 +11,7 @@ mixes it in directly.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -62,9 +63,9 @@ class AsksBeforeDiscarding(Screen[Any]):
 
     _clean: dict[str, Any] | None = None
 
+    @abstractmethod
     def typed(self) -> dict[str, Any]:
-        """What is typed now (the screen's values, blanks left out)."""
-        raise NotImplementedError
+        """What is typed now (the screen's values, blanks left out): every such screen says it."""
 
     def on_mount(self) -> None:
         # Runs after the subclass's own on_mount (Textual calls the subclass's first).

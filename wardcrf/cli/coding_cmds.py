@@ -20,7 +20,7 @@ app = typer.Typer(
 
 
 def shown(text: Any) -> str:
-    """Text from records or dictionaries, safe for a terminal: controls shown as <U+XXXX>, markup escaped."""
+    """Text from records or dictionaries, safe for a terminal: controls spelled out (<U+001B>), markup escaped."""
     s = "" if text is None else str(text)
     s = "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c)[0] == "C" else c for c in s)
     return escape(s)
