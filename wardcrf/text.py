@@ -18,7 +18,7 @@ enters, and escaped wherever it is shown (older data may still hold them):
   honour and others do not.
 
 Tab and newline are allowed only where a field allows several lines
-(`multiline`). Refusals are one line that names the character as U+XXXX, its
+(`multiline`). Refusals are one line that names the character by code point (U+001B), its
 name and its position, so the person can find it.
 """
 
