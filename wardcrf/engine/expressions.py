@@ -15,7 +15,7 @@ records is still design (docs/engine.md, section 3).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,12 +187,7 @@ class _Parser:
 
     def not_expr(self) -> Node:
         if self.at("kw", "not"):
-            col = self.take("kw").column
-            self.nest()
-            try:
-                return ("not", self.not_expr(), col)
-            finally:
-                self.depth -= 1
+            return self.prefix("kw", "not", self.not_expr)
         return self.comparison()
 
     def comparison(self) -> Node:
@@ -227,28 +222,41 @@ class _Parser:
         return left
 
     def additive(self) -> Node:
-        node = self.multiplicative()
-        while self.at("op", "+") or self.at("op", "-"):
-            t = self.take("op")
-            node = ("bin", t.value, node, self.multiplicative(), t.column)
-        return node
+        return self.left_to_right(("+", "-"), self.multiplicative)
 
     def multiplicative(self) -> Node:
-        node = self.unary()
-        while self.at("op", "*") or self.at("op", "/"):
+        return self.left_to_right(("*", "/"), self.unary)
+
+    def left_to_right(self, ops: tuple[str, ...], operand: Callable[[], Node]) -> Node:
+        """Operands joined by binary operators of one precedence level, grouped from the left.
+
+        The one rule of the arithmetic levels (`a - b - c` is `(a - b) - c`, and so for `/`):
+        each level names its operators and the next tighter level as its operand.
+        """
+        node = operand()
+        while self.tok.kind == "op" and self.tok.value in ops:
             t = self.take("op")
-            node = ("bin", t.value, node, self.unary(), t.column)
+            node = ("bin", t.value, node, operand(), t.column)
         return node
 
     def unary(self) -> Node:
         if self.at("op", "-"):
-            col = self.take("op").column
-            self.nest()
-            try:
-                return ("neg", self.unary(), col)
-            finally:
-                self.depth -= 1
+            return self.prefix("op", "neg", self.unary)
         return self.postfix()
+
+    def prefix(self, kind: str, tag: str, operand: Callable[[], Node]) -> Node:
+        """A prefix operator (`not`, unary `-`) and its operand, parsed one nesting level deeper.
+
+        One owner for the depth guard of prefix operators: `not not ... x` and `- - ... x`
+        recurse without brackets, so each counts against MAX_DEPTH as a bracket does and a
+        hostile expression is refused with a column, never a RecursionError.
+        """
+        col = self.take(kind).column
+        self.nest()
+        try:
+            return (tag, operand(), col)
+        finally:
+            self.depth -= 1
 
     def postfix(self) -> Node:
         node = self.primary()
