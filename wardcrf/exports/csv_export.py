@@ -34,7 +34,7 @@ from .. import eventlog
 from ..clock import parse_iso, zone
 from ..errors import UsageError
 from ..protocol import Field, tr
-from . import missing
+from . import missing, written
 from .dataset import Dataset, participant_of, value_text
 from .flat import RECORD_COLUMNS, Asked, FormColumn, cell, form_columns, provenance, undeclared
 from .progress import NullProgress, Progress
@@ -214,7 +214,7 @@ class CsvExport:
     uncoded: int = 0  # verbatim terms without a valid coding (coding.csv lacks them)
 
     def as_json(self) -> dict[str, Any]:
-        return {"out": str(self.out_dir), "files": self.files, "uncoded": self.uncoded}
+        return written.summary(self)
 
 
 def prepare_dir(out: Path) -> Path:

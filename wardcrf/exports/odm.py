@@ -54,6 +54,7 @@ from .. import __version__, eventlog, sdv
 from ..clock import iso_utc, now_utc
 from ..errors import UsageError
 from ..protocol import Field, Protocol, tr
+from . import written
 from .dataset import Dataset, ProvenancedRecord, Signature, value_text
 from .progress import NullProgress, Progress
 
@@ -137,13 +138,7 @@ class OdmExport:
     audit_records: int
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "out": str(self.path),
-            "subjects": self.subjects,
-            "records": self.records,
-            "signatures": self.signatures,
-            "audit_records": self.audit_records,
-        }
+        return written.summary(self)
 
 
 def metadata_version(proto: Protocol, forms_used: Iterable[str], model: Model | None = None) -> ET.Element:

@@ -24,6 +24,7 @@ from typing import Any
 from .. import audit, eventlog, ids, sdv
 from ..clock import iso_utc, now_utc, parse_iso, zone
 from ..errors import Refused, UsageError
+from ..exports import written
 from ..exports.dataset import Dataset, ProvenancedRecord, Signature, participant_of, value_text
 from ..exports.progress import NullProgress, Progress
 from ..protocol import Field, tr
@@ -41,14 +42,7 @@ class AuditPdf:
     font: str
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "out": str(self.path),
-            "subjects": self.subjects,
-            "records": self.records,
-            "photos": self.photos,
-            "signatures": self.signatures,
-            "font": self.font,
-        }
+        return written.summary(self)
 
 
 def _local(ts: str, zone_name: str) -> str:
