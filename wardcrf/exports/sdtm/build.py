@@ -433,8 +433,8 @@ class _Subject:
             for rec in recs:
                 when = record_dtc(rec, self.proto_of(rec))
                 if self.model is not None:
-                    name = (
-                        engine_visits.visit_of(
+                    occ = (
+                        engine_visits.occurrence_of(
                             self.model,
                             found,
                             form,
@@ -447,6 +447,7 @@ class _Subject:
                         if len(when) >= 10
                         else None
                     )
+                    name = occ.name if occ is not None else None  # the visit as TV names it
                 else:
                     name = self._planned_visit(rec)
                 if name:

@@ -102,21 +102,6 @@ def occurrence_of(
     return None
 
 
-def visit_of(
-    model: Model,
-    found: Sequence[Occurrence],
-    form: str,
-    data: Mapping[str, Any],
-    when: date,
-    administration_forms: set[str],
-    zone: ZoneInfo,
-    anchors: Mapping[str, date | None] | None = None,
-) -> str | None:
-    """The name (as TV gives it) of the occurrence a record belongs to, or None."""
-    occ = occurrence_of(model, found, form, data, when, administration_forms, zone, anchors)
-    return occ.name if occ is not None else None
-
-
 def anchors_of(
     store: Any, pid: str, by_form: Mapping[str, Sequence[Any]], model: Model, zone: ZoneInfo
 ) -> dict[str, date | None]:
