@@ -57,6 +57,15 @@ def _ids(domain: str, seq: bool = True) -> tuple[Var, ...]:
     return tuple(out)
 
 
+def _spid(domain: str) -> Var:
+    """--SPID, the sponsor-defined identifier every event, intervention and findings domain carries."""
+    return Var(f"{domain}SPID", "Sponsor-Defined Identifier", origin="Assigned")
+
+
+_EPOCH = Var("EPOCH", "Epoch", codelist="EPOCH", origin="Derived")
+"""EPOCH as the subject-level domains derive it from the record's date (TE's own is the protocol's)."""
+
+
 def _timing(
     domain: str, *, visit: bool, dtc: str | None, dtc_label: str = "", dy_label: str = ""
 ) -> tuple[Var, ...]:
@@ -66,7 +75,7 @@ def _timing(
             Var("VISITNUM", "Visit Number", "Num", "Exp", origin="Derived"),
             Var("VISIT", "Visit Name", origin="Derived"),
         ]
-    out.append(Var("EPOCH", "Epoch", core="Perm", codelist="EPOCH", origin="Derived"))
+    out.append(_EPOCH)
     if dtc:
         out.append(Var(dtc, dtc_label, core="Exp", datatype="datetime"))
         out.append(Var(f"{domain}DY", dy_label, "Num", origin="Derived"))
@@ -74,6 +83,28 @@ def _timing(
 
 
 _DTC = "datetime"
+
+
+def _start_end(
+    domain: str, of: str, *, form: str | None = None, origin: str = "Collected"
+) -> tuple[Var, ...]:
+    """--STDTC, --ENDTC, --STDY and --ENDY of a domain whose rows have a start and an end.
+
+    SDTMIG names and labels the four by one pattern ("Start Date/Time of X", "Study
+    Day of End of X"): it is stated once here for the domains that carry all four
+    (EX, AE, CM, SV), so their labels and types cannot drift apart. Both dates come
+    from `form` (or are derived: `origin`); both study days are derived from them.
+    """
+    return (
+        Var(
+            f"{domain}STDTC", f"Start Date/Time of {of}", core="Exp", origin=origin, form=form, datatype=_DTC
+        ),
+        Var(f"{domain}ENDTC", f"End Date/Time of {of}", core="Exp", origin=origin, form=form, datatype=_DTC),
+        Var(f"{domain}STDY", f"Study Day of Start of {of}", "Num", origin="Derived"),
+        Var(f"{domain}ENDY", f"Study Day of End of {of}", "Num", origin="Derived"),
+    )
+
+
 DOMAINS: dict[str, Domain] = {}
 
 
@@ -132,12 +163,12 @@ _add(
         ("STUDYID", "USUBJID", "DSSTDTC", "DSDECOD"),
         (
             *_ids("DS"),
-            Var("DSSPID", "Sponsor-Defined Identifier", origin="Assigned"),
+            _spid("DS"),
             Var("DSTERM", "Reported Term for the Disposition Event", core="Req", form="disposition"),
             Var("DSDECOD", "Standardized Disposition Term", core="Req", form="disposition"),
             Var("DSCAT", "Category for Disposition Event", core="Exp", codelist="DSCAT", origin="Assigned"),
             Var("DSSCAT", "Subcategory for Disposition Event", form="disposition"),
-            Var("EPOCH", "Epoch", codelist="EPOCH", origin="Derived"),
+            _EPOCH,
             Var(
                 "DSSTDTC",
                 "Start Date/Time of Disposition Event",
@@ -159,7 +190,7 @@ _add(
         (
             *_ids("EX"),
             Var("EXREFID", "Reference ID", form="dose"),
-            Var("EXSPID", "Sponsor-Defined Identifier", origin="Assigned"),
+            _spid("EX"),
             Var("EXTRT", "Name of Treatment", core="Req", origin="Protocol"),
             Var("EXDOSE", "Dose", "Num", "Exp", form="dose"),
             Var("EXDOSU", "Dose Units", core="Exp", form="dose"),
@@ -171,10 +202,7 @@ _add(
             Var("EXVAMT", "Treatment Vehicle Amount", "Num", form="dose"),
             Var("EXVAMTU", "Treatment Vehicle Amount Units", form="dose"),
             *_timing("EX", visit=True, dtc=None),
-            Var("EXSTDTC", "Start Date/Time of Treatment", core="Exp", datatype=_DTC, form="dose"),
-            Var("EXENDTC", "End Date/Time of Treatment", core="Exp", datatype=_DTC, form="dose"),
-            Var("EXSTDY", "Study Day of Start of Treatment", "Num", origin="Derived"),
-            Var("EXENDY", "Study Day of End of Treatment", "Num", origin="Derived"),
+            *_start_end("EX", "Treatment", form="dose"),
         ),
     )
 )
@@ -194,7 +222,7 @@ def _findings(
     d = domain
     core_vars: list[Var] = [
         *_ids(d),
-        Var(f"{d}SPID", "Sponsor-Defined Identifier", origin="Assigned"),
+        _spid(d),
         Var(f"{d}TESTCD", f"{test} Short Name", core="Req", origin="Assigned"),
         Var(f"{d}TEST", test_name if test_name else f"{test} Name", core="Req", origin="Assigned"),
         Var(f"{d}CAT", f"Category for {test}", core="Exp" if ranges else "Perm", origin="Assigned"),
@@ -303,7 +331,7 @@ _add(
         ("STUDYID", "USUBJID", "AEDECOD", "AESTDTC"),
         (
             *_ids("AE"),
-            Var("AESPID", "Sponsor-Defined Identifier", origin="Assigned"),
+            _spid("AE"),
             Var("AETERM", "Reported Term for the Adverse Event", core="Req", form="ae"),
             *(Var(n, lbl, t, "Req" if n == "AEDECOD" else "Exp", origin="Assigned") for n, lbl, t in _MEDDRA),
             Var("AECAT", "Category for Adverse Event", origin="Assigned"),
@@ -324,11 +352,8 @@ _add(
             Var("AESLIFE", "Is Life Threatening", codelist="NY", form="ae"),
             Var("AESMIE", "Other Medically Important Serious Event", codelist="NY", form="ae"),
             Var("AETOXGR", "Standard Toxicity Grade", form="ae"),
-            Var("EPOCH", "Epoch", codelist="EPOCH", origin="Derived"),
-            Var("AESTDTC", "Start Date/Time of Adverse Event", core="Exp", datatype=_DTC, form="ae"),
-            Var("AEENDTC", "End Date/Time of Adverse Event", core="Exp", datatype=_DTC, form="ae"),
-            Var("AESTDY", "Study Day of Start of Adverse Event", "Num", origin="Derived"),
-            Var("AEENDY", "Study Day of End of Adverse Event", "Num", origin="Derived"),
+            _EPOCH,
+            *_start_end("AE", "Adverse Event", form="ae"),
         ),
     )
 )
@@ -341,7 +366,7 @@ _add(
         ("STUDYID", "USUBJID", "CMTRT", "CMSTDTC"),
         (
             *_ids("CM"),
-            Var("CMSPID", "Sponsor-Defined Identifier", origin="Assigned"),
+            _spid("CM"),
             Var("CMTRT", "Reported Name of Drug, Med, or Therapy", core="Req", form="conmed"),
             Var("CMDECOD", "Standardized Medication Name", origin="Assigned"),
             Var("CMCAT", "Category for Medication", form="conmed"),
@@ -349,11 +374,8 @@ _add(
             Var("CMCLASCD", "Medication Class Code", origin="Assigned"),
             Var("CMDOSE", "Dose per Administration", "Num", form="conmed"),
             Var("CMDOSU", "Dose Units", form="conmed"),
-            Var("EPOCH", "Epoch", codelist="EPOCH", origin="Derived"),
-            Var("CMSTDTC", "Start Date/Time of Medication", core="Exp", datatype=_DTC, form="conmed"),
-            Var("CMENDTC", "End Date/Time of Medication", core="Exp", datatype=_DTC, form="conmed"),
-            Var("CMSTDY", "Study Day of Start of Medication", "Num", origin="Derived"),
-            Var("CMENDY", "Study Day of End of Medication", "Num", origin="Derived"),
+            _EPOCH,
+            *_start_end("CM", "Medication", form="conmed"),
         ),
     )
 )
@@ -366,13 +388,13 @@ _add(
         ("STUDYID", "USUBJID", "MHCAT", "MHTERM"),
         (
             *_ids("MH"),
-            Var("MHSPID", "Sponsor-Defined Identifier", origin="Assigned"),
+            _spid("MH"),
             Var("MHTERM", "Reported Term for the Medical History", core="Req", form="demographics"),
             Var("MHDECOD", "Dictionary-Derived Term", origin="Assigned"),
             Var("MHCAT", "Category for Medical History", origin="Protocol"),
             Var("MHPRESP", "Medical History Event Pre-Specified", codelist="NY", origin="Protocol"),
             Var("MHOCCUR", "Medical History Occurrence", codelist="NY", form="demographics"),
-            Var("EPOCH", "Epoch", codelist="EPOCH", origin="Derived"),
+            _EPOCH,
             Var("MHSTDTC", "Start Date/Time of Medical History Event", datatype=_DTC, form="demographics"),
             Var("MHSTDY", "Study Day of Start of Medical History", "Num", origin="Derived"),
         ),
@@ -387,10 +409,10 @@ _add(
         ("STUDYID", "USUBJID", "HOTERM", "HOSTDTC"),
         (
             *_ids("HO"),
-            Var("HOSPID", "Sponsor-Defined Identifier", origin="Assigned"),
+            _spid("HO"),
             Var("HOTERM", "Reported Term for Healthcare Encounter", core="Req", origin="Assigned"),
             Var("HODECOD", "Standardized Healthcare Encounter Name", origin="Assigned"),
-            Var("EPOCH", "Epoch", codelist="EPOCH", origin="Derived"),
+            _EPOCH,
             Var(
                 "HOSTDTC",
                 "Start Date/Time of Healthcare Encounter",
@@ -422,11 +444,8 @@ _add(
             Var("VISIT", "Visit Name", origin="Derived"),
             Var("SVPRESP", "Pre-specified", codelist="NY", origin="Derived"),
             Var("SVOCCUR", "Occurrence", codelist="NY", origin="Derived"),
-            Var("EPOCH", "Epoch", codelist="EPOCH", origin="Derived"),
-            Var("SVSTDTC", "Start Date/Time of Visit", core="Exp", origin="Derived", datatype=_DTC),
-            Var("SVENDTC", "End Date/Time of Visit", core="Exp", origin="Derived", datatype=_DTC),
-            Var("SVSTDY", "Study Day of Start of Visit", "Num", origin="Derived"),
-            Var("SVENDY", "Study Day of End of Visit", "Num", origin="Derived"),
+            _EPOCH,
+            *_start_end("SV", "Visit", origin="Derived"),
             Var("SVUPDES", "Description of Unplanned Visit", origin="Derived"),
         ),
     )
