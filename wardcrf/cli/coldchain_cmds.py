@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,6 +68,27 @@ def _report(rec: services.Recorded, what: str) -> None:
         console.print(
             f"[yellow]awaiting signature:[/] {p} — `wardcrf coldchain sign {rec.event.id}`", highlight=False
         )
+
+
+def _signed_step(
+    data_dir: Path | None,
+    record: Callable[..., services.Recorded],
+    step: dict[str, Any],
+    parties: Callable[[Session], list[str | None]],
+    sign_later: bool,
+    what: str,
+) -> None:
+    """Record a custody step (receipt, handover) that its parties sign, and say what was recorded.
+
+    The one owner of the order this module promises: every rule of the step is
+    checked first (`services.preflight`, nothing kept), then the `parties` present
+    (given the signed-in session) are asked for their passwords, then the step is
+    saved with their signatures; a refusal never follows a password.
+    """
+    with session(data_dir) as s:
+        services.preflight(s, record, **step)  # check before anyone signs
+        rec = record(s, **step, passwords=_passwords(s, parties(s), sign_later))
+    _report(rec, what)
 
 
 @app.command("add-unit")
@@ -174,27 +196,30 @@ def receive(
     data_dir: DataDirOption = None,
 ) -> None:
     """Receive a shipment: arrival condition, logger, delivery sheet photo, both signatures."""
-    with session(data_dir) as s:
-        receipt: dict[str, Any] = dict(
-            shipper_id=shipper,
-            kits=kit,
-            received_at=at,
-            to_location=to,
-            delivered_by_external=courier,
-            delivered_by_user=courier_user,
-            received_by_user=received_by,
-            dry_ice=dry_ice,
-            container_intact=intact,
-            product_frozen=frozen,
-            logger_serial=logger_serial,
-            logger_file=logger_file,
-            photos=photo or [],
-            condition=condition,
-        )
-        services.preflight(s, services.receive_shipment, **receipt)  # check before anyone signs
-        pw = _passwords(s, [courier_user, received_by or s.user], sign_later)
-        rec = services.receive_shipment(s, **receipt, passwords=pw)
-    _report(rec, f"receipt of {len(kit)} kit(s)")
+    receipt: dict[str, Any] = dict(
+        shipper_id=shipper,
+        kits=kit,
+        received_at=at,
+        to_location=to,
+        delivered_by_external=courier,
+        delivered_by_user=courier_user,
+        received_by_user=received_by,
+        dry_ice=dry_ice,
+        container_intact=intact,
+        product_frozen=frozen,
+        logger_serial=logger_serial,
+        logger_file=logger_file,
+        photos=photo or [],
+        condition=condition,
+    )
+    _signed_step(
+        data_dir,
+        services.receive_shipment,
+        receipt,
+        lambda s: [courier_user, received_by or s.user],
+        sign_later,
+        f"receipt of {len(kit)} kit(s)",
+    )
 
 
 @app.command("handover")
@@ -223,23 +248,26 @@ def handover(
     data_dir: DataDirOption = None,
 ) -> None:
     """Record a custody change, signed by each party with an account."""
-    with session(data_dir) as s:
-        handed: dict[str, Any] = dict(
-            kits=kit,
-            at=at,
-            from_location=from_location,
-            to_location=to_location,
-            from_user=from_user,
-            from_external=from_external,
-            to_user=to_user,
-            to_external=to_external,
-            condition=condition,
-            photos=photo or [],
-        )
-        services.preflight(s, services.record_handover, **handed)  # check before anyone signs
-        pw = _passwords(s, [from_user, to_user], sign_later)
-        rec = services.record_handover(s, **handed, passwords=pw)
-    _report(rec, f"handover of {len(kit)} kit(s)")
+    handed: dict[str, Any] = dict(
+        kits=kit,
+        at=at,
+        from_location=from_location,
+        to_location=to_location,
+        from_user=from_user,
+        from_external=from_external,
+        to_user=to_user,
+        to_external=to_external,
+        condition=condition,
+        photos=photo or [],
+    )
+    _signed_step(
+        data_dir,
+        services.record_handover,
+        handed,
+        lambda s: [from_user, to_user],
+        sign_later,
+        f"handover of {len(kit)} kit(s)",
+    )
 
 
 @app.command("sign")
