@@ -17,6 +17,8 @@ import sys
 import time
 from datetime import datetime, timedelta
 
+from measure import seconds_row
+
 from wardcrf.coldchain import analysis, loggers
 
 MINUTES_PER_YEAR = 365 * 24 * 60
@@ -102,22 +104,13 @@ def run(quick: bool) -> list[dict]:
     base_s = _median(baseline, repeats)
     full_s, insert_s = _full_import(raw, n)
     return [
-        {
-            "name": f"coldchain import-logger into the encrypted site ({n} readings, stored + checked)",
-            "value": round(full_s, 3),
-            "unit": "s",
-            "baseline": round(insert_s, 3),
-            "ratio": round(full_s / insert_s, 2),
-            "target": "≤ 10 s",
-        },
-        {
-            "name": f"coldchain import+check+summary ({n} readings)",
-            "value": round(ours_s, 3),
-            "unit": "s",
-            "baseline": round(base_s, 3),
-            "ratio": round(ours_s / base_s, 2),
-            "target": "≤ 10 s",
-        },
+        seconds_row(
+            f"coldchain import-logger into the encrypted site ({n} readings, stored + checked)",
+            full_s,
+            insert_s,
+            target="≤ 10 s",
+        ),
+        seconds_row(f"coldchain import+check+summary ({n} readings)", ours_s, base_s, target="≤ 10 s"),
         {
             "name": "coldchain readings per second",
             "value": round(n / ours_s),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_coldchain import MINUTES_PER_YEAR, year_file
+from measure import seconds_row
 
 PW = "bench-password-1"
 
@@ -79,22 +80,18 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             hs.close()
     label = f"{n:,} readings"
     return [
-        {
-            "name": f"hub re-derives readings of a logger file ({label})",
-            "value": round(rederive, 3),
-            "unit": "s",
-            "baseline": round(ward_import, 3),
-            "ratio": round(rederive / ward_import, 2),
-            "target": "≤ 1.0 x the ward's import of the same file",
-        },
-        {
-            "name": f"hub import of the bundle carrying it (verify, apply, re-derive; {label})",
-            "value": round(hub_import, 3),
-            "unit": "s",
-            "baseline": round(ward_import, 3),
-            "ratio": round(hub_import / ward_import, 2),
-            "target": "same order as the ward's import",
-        },
+        seconds_row(
+            f"hub re-derives readings of a logger file ({label})",
+            rederive,
+            ward_import,
+            target="≤ 1.0 x the ward's import of the same file",
+        ),
+        seconds_row(
+            f"hub import of the bundle carrying it (verify, apply, re-derive; {label})",
+            hub_import,
+            ward_import,
+            target="same order as the ward's import",
+        ),
     ]
 
 

@@ -146,3 +146,21 @@ def single_row(
         "runs": 1,
         "load": [loadavg(), loadavg()],
     }
+
+
+def seconds_row(name: str, seconds: float, baseline: float, *, target: str) -> dict[str, Any]:
+    """A row of one wall-clock figure against its baseline's, measured once each in the same run.
+
+    Seconds to the millisecond and the ratio (ours over the baseline) to two
+    places: the shape of the cold-chain import rows (bench_coldchain) and of the
+    hub's re-derivation of the same file (bench_hub_data), which quote each
+    other's figures and so must round them alike.
+    """
+    return {
+        "name": name,
+        "value": round(seconds, 3),
+        "unit": "s",
+        "baseline": round(baseline, 3),
+        "ratio": round(seconds / baseline, 2),
+        "target": target,
+    }
