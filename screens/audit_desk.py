@@ -36,6 +36,7 @@ from wardcrf import text as text_rule
 
 from .errors import message_of
 from .i18n import t
+from .keys import BACK, LANGUAGE
 from .photo_view import ExportDialog, PhotoImage, decode, human_size
 from .results import Refused, post_outcome
 from .ward import Ward
@@ -69,12 +70,12 @@ class DeskScreen(Screen[None]):
     CSS_PATH = "audit_desk.tcss"
     AUTO_FOCUS = "#desk-fields"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "key.back"),
+        BACK,
         Binding("space", "toggle_field", "desk.key_choose"),
         Binding("m", "mark", "desk.key_mark"),
         Binding("e", "export", "photo.key_export"),
         Binding("v", "view", "desk.key_view"),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
     ]
 
     def __init__(self, ward: Ward, record_id: str) -> None:

@@ -37,6 +37,7 @@ from wardcrf.clock import iso_utc, zone
 
 from .errors import message_of
 from .i18n import t
+from .keys import BACK, LANGUAGE
 from .photo_view import human_size
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -105,12 +106,12 @@ class AuditScreen(Screen[None]):
     CSS_PATH = "audit_screen.tcss"
     AUTO_FOCUS = "#f-participant"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "key.back"),
+        BACK,
         Binding("f5", "verify", "key.verify"),
         Binding("ctrl+r", "clear_filters", "key.clear"),
         Binding("d", "desk", "desk.key_open"),
         Binding("e", "export_photo", "photo.key_export", show=False),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
     ]
 
     @dataclass

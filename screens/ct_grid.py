@@ -44,6 +44,7 @@ from wardcrf.workflow.clinical import CT_LOBES, CT_SEGMENTS, NOT_EVALUABLE, ct_s
 
 from .form_screen import FormScreen
 from .i18n import label_width, language, pad, t
+from .keys import LANGUAGE
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
 from .widgets.typeahead import deliver_now, focus_now
@@ -154,7 +155,7 @@ class CTGridScreen(FormScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "key.save", priority=True),
         Binding("escape", "back", "key.back"),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
     ]
 
     def __init__(

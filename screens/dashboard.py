@@ -58,6 +58,7 @@ from wardcrf.clock import zone
 
 from .errors import message_of
 from .i18n import domain_word, t
+from .keys import LANGUAGE
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.places import PLACES, by_name, offered
@@ -192,7 +193,7 @@ class DashboardScreen(Screen[None]):
         *[Binding(p.key, f"panel('{p.name}')", p.title, show=False) for p in PANELS],
         Binding("right_square_bracket", "cycle(1)", "dash.key_next_panel", key_display="]"),
         Binding("left_square_bracket", "cycle(-1)", "dash.key_previous_panel", key_display="[", show=False),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
         Binding("r", "reload", "key.reload"),
         Binding("u", "drafts", "key.drafts"),
     ]

@@ -29,6 +29,7 @@ from . import times
 from .dialogs.discard import DiscardDialog
 from .errors import message_of
 from .i18n import language, t
+from .keys import BACK, LANGUAGE
 from .results import Refused
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -107,8 +108,8 @@ class DraftsScreen(Screen[None]):
     AUTO_FOCUS = "#drafts"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("x", "discard", "drafts.key_discard"),
-        Binding("escape", "app.pop_screen", "key.back"),
-        Binding("f2", "app.next_language", "key.language"),
+        BACK,
+        LANGUAGE,
     ]
     DEFAULT_CSS = """
     DraftsScreen #drafts { height: 1fr; }

@@ -35,6 +35,7 @@ from wardcrf.workflow.dsmg import DsmgBoard, GateState
 from . import times
 from .errors import message_of
 from .i18n import label_width, language, pad, t
+from .keys import BACK, LANGUAGE
 from .results import Refused, post_outcome
 from .unsaved import UnsavedWork
 from .ward import Ward
@@ -73,8 +74,8 @@ class DsmgScreen(Screen[None]):
         Binding("e", "review_sae", "dsmg.key_review_sae"),
         Binding("h", "toggle_history", "dsmg.key_history"),
         Binding("r", "reload", "key.reload"),
-        Binding("f2", "app.next_language", "key.language"),
-        Binding("escape", "app.pop_screen", "key.back"),
+        LANGUAGE,
+        BACK,
     ]
 
     @dataclass

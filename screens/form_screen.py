@@ -41,6 +41,7 @@ from wardcrf.errors import ValidationFailed, WardError
 
 from .errors import message_of
 from .i18n import language, t
+from .keys import LANGUAGE
 from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 from .widgets.fields import FieldGroup, is_soft, split_photo_items
@@ -68,7 +69,7 @@ class FormScreen(UnsavedWork):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "key.save", priority=True),
         Binding("escape", "back", "key.back"),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
         Binding("f4", "pick_photo", "photo.key_pick"),
     ]
 

@@ -29,6 +29,7 @@ from textual.widgets import Input, Label, LoadingIndicator, Static
 
 from .errors import message_of
 from .i18n import label_width, pad, t
+from .keys import LANGUAGE
 from .results import Refused
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -42,7 +43,7 @@ class LockScreen(ModalScreen[Ward]):
     AUTO_FOCUS = "#password"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f3", "switch_user", "key.switch_user"),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
         Binding("ctrl+q", "app.quit", "key.quit"),
     ]
 

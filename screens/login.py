@@ -24,6 +24,7 @@ from textual.widgets import Input, Label, LoadingIndicator, Static
 from wardcrf.site import Site
 
 from .i18n import label_width, pad, t
+from .keys import LANGUAGE
 from .results import Refused, post_outcome
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -45,7 +46,7 @@ class LoginScreen(Screen[Ward]):
     CSS_PATH = "login.tcss"
     AUTO_FOCUS = "#user"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
         Binding("ctrl+q", "app.quit", "key.quit"),
     ]
 

@@ -28,6 +28,7 @@ from wardcrf.clock import parse_iso, zone
 from . import times
 from .errors import message_of
 from .i18n import domain_word, t
+from .keys import BACK, LANGUAGE
 from .results import Refused
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -65,8 +66,8 @@ class ParticipantScreen(Screen[None]):
         Binding("v", "form('vitals')", "key.vitals"),
         Binding("c", "vitals_chart", "dose.key_chart"),
         Binding("r", "randomize", "randomize.key"),
-        Binding("escape", "app.pop_screen", "key.back"),
-        Binding("f2", "app.next_language", "key.language"),
+        BACK,
+        LANGUAGE,
     ]
 
     @dataclass

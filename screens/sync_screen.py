@@ -37,6 +37,7 @@ from .dialogs.discard import AsksBeforeDiscarding
 from .dialogs.path import PathDialog
 from .errors import message_of
 from .i18n import label_width, pad, t
+from .keys import BACK, LANGUAGE
 from .results import Refused, post_outcome
 from .unsaved import without_blanks
 from .ward import Ward
@@ -70,8 +71,8 @@ class SyncScreen(Screen[None]):
         Binding("a", "answer", "sync.key_answer"),
         Binding("m", "amend_answer", "sync.key_amend"),
         Binding("r", "reload", "key.reload"),
-        Binding("f2", "app.next_language", "key.language"),
-        Binding("escape", "app.pop_screen", "key.back"),
+        LANGUAGE,
+        BACK,
     ]
 
     @dataclass

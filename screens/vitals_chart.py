@@ -29,6 +29,7 @@ from wardcrf import protocol as protocols
 
 from .errors import message_of
 from .i18n import language, t
+from .keys import BACK, LANGUAGE
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
@@ -61,8 +62,8 @@ class VitalsChart(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("m", "measure(1)", "chart.key_measure"),
         Binding("M", "measure(-1)", "chart.key_previous_measure", show=False),
-        Binding("escape", "app.pop_screen", "key.back"),
-        Binding("f2", "app.next_language", "key.language"),
+        BACK,
+        LANGUAGE,
     ]
 
     @dataclass

@@ -28,6 +28,7 @@ from wardcrf.coldchain import reports
 
 from ..errors import message_of
 from ..i18n import t
+from ..keys import BACK, LANGUAGE
 from ..results import Refused
 from ..ward import Ward
 from ..widgets.footer import WardFooter
@@ -62,8 +63,8 @@ class ChartScreen(Screen[None]):
         Binding("3", "window(2)", "key.cc_7d"),
         Binding("4", "window(3)", "key.cc_all"),
         Binding("u", "next_unit", "key.cc_next_unit"),
-        Binding("escape", "app.pop_screen", "key.back"),
-        Binding("f2", "app.next_language", "key.language"),
+        BACK,
+        LANGUAGE,
     ]
 
     def __init__(self, ward: Ward, unit: str, window: int = 1) -> None:

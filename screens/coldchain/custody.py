@@ -30,6 +30,7 @@ from wardcrf.coldchain import custody, reports
 from wardcrf.errors import WardError
 
 from ..i18n import domain_word, t
+from ..keys import BACK, LANGUAGE
 from ..results import Refused, post_outcome
 from ..ward import Ward
 from ..widgets.footer import WardFooter
@@ -47,9 +48,9 @@ class CustodyScreen(Screen[None]):
     CSS_PATH = "custody.tcss"
     AUTO_FOCUS = "#cu-kit"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "key.back"),
+        BACK,
         Binding("ctrl+t", "thaw", "key.cc_thaw"),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
     ]
 
     @dataclass

@@ -28,6 +28,7 @@ from wardcrf.errors import WardError
 
 from ..errors import message_of
 from ..i18n import domain_word, label_width, pad, t
+from ..keys import BACK, LANGUAGE
 from ..results import Refused, post_outcome
 from ..ward import Ward
 from ..widgets.footer import WardFooter
@@ -51,8 +52,8 @@ class ExcursionsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "dispose", "key.cc_dispose", priority=True),
         Binding("f5", "reload", "key.reload"),
-        Binding("escape", "app.pop_screen", "key.back"),
-        Binding("f2", "app.next_language", "key.language"),
+        BACK,
+        LANGUAGE,
     ]
 
     @dataclass

@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Static
 from wardcrf.coldchain import reports
 
 from ..i18n import domain_word, t
+from ..keys import BACK, LANGUAGE
 from ..results import Refused, post_outcome
 from ..ward import Ward
 from ..widgets.footer import WardFooter
@@ -52,7 +53,7 @@ class ColdChainScreen(Screen[None]):
     CSS_PATH = "home.tcss"
     AUTO_FOCUS = "#cc-units"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "key.back"),
+        BACK,
         Binding("r", "receive", "key.cc_receive"),
         Binding("h", "handover", "key.cc_handover"),
         Binding("s", "sign", "key.cc_sign"),
@@ -63,7 +64,7 @@ class ColdChainScreen(Screen[None]):
         Binding("k", "custody", "key.cc_custody"),
         Binding("c", "chart", "key.cc_chart"),
         Binding("f5", "reload", "key.reload"),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
     ]
 
     @dataclass

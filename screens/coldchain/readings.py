@@ -31,6 +31,7 @@ from ..dialogs.path import PathDialog
 from ..drafts_screen import READING_FORM
 from ..errors import message_of
 from ..i18n import label_width, pad, t
+from ..keys import LANGUAGE
 from ..results import Refused, post_outcome
 from ..unsaved import UnsavedWork, closing_draft, without_blanks
 from ..ward import Ward
@@ -61,7 +62,7 @@ class ReadingsScreen(UnsavedWork):
         Binding("f4", "browse", "key.cc_browse"),
         Binding("ctrl+o", "import_file", "key.cc_import"),
         Binding("escape", "back", "key.back"),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
     ]
 
     MANUAL = ("at", "temp")
