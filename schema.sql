@@ -2,8 +2,14 @@
 --
 -- The file is a sequence of named migrations. Each starts with a line
 -- "-- migration: NAME" and is applied once, in file order, inside one
--- transaction, and recorded in schema_migrations. Never edit a migration that
--- has shipped; append a new one.
+-- transaction, and recorded in schema_migrations. Never change what a
+-- migration that has shipped does; append a new one.
+--
+-- The insert-only tables (event log, evidence, transparency log) are listed
+-- in wardcrf/store.py APPEND_ONLY, which owns their triggers refusing UPDATE
+-- and DELETE: the store creates them in the transaction of the migration that
+-- creates (or rebuilds) the table, with the names, text and messages these
+-- migrations stated when they shipped (tests/unit/test_schema_guards.py).
 
 -- migration: 0001-foundation
 CREATE TABLE schema_migrations (
@@ -22,7 +28,7 @@ CREATE TABLE site (
     created_at TEXT NOT NULL
 );
 
--- The event log: the source record. Append-only (see triggers below).
+-- The event log: the source record. Append-only (APPEND_ONLY triggers).
 -- `line` holds the canonical JSON line exactly as it travels in bundles; the
 -- other columns are copies of fields inside it, kept for indexing and checked
 -- against the line by `audit verify`.
@@ -46,14 +52,7 @@ CREATE INDEX events_subject ON events (subject);
 CREATE INDEX events_amends ON events (amends) WHERE amends IS NOT NULL;
 CREATE INDEX events_type ON events (type);
 
-CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-BEGIN
-    SELECT RAISE(ABORT, 'the event log is append-only: corrections are amendments');
-END;
-CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-BEGIN
-    SELECT RAISE(ABORT, 'the event log is append-only: nothing is deleted');
-END;
+-- events_no_update and events_no_delete: wardcrf/store.py APPEND_ONLY (created with the table).
 
 -- The head of each device's chain, updated in the same transaction as every
 -- append. Lets `audit verify` notice a log truncated at its tail.
@@ -157,14 +156,7 @@ CREATE TABLE photo_blobs (
     size INTEGER NOT NULL,
     data BLOB NOT NULL
 );
-CREATE TRIGGER photo_blobs_no_update BEFORE UPDATE ON photo_blobs
-BEGIN
-    SELECT RAISE(ABORT, 'photo originals are never changed: import the new photo and amend the record');
-END;
-CREATE TRIGGER photo_blobs_no_delete BEFORE DELETE ON photo_blobs
-BEGIN
-    SELECT RAISE(ABORT, 'photo originals are never deleted: they are source records');
-END;
+-- photo_blobs_no_update and photo_blobs_no_delete: wardcrf/store.py APPEND_ONLY (created with the table).
 
 -- Derived previews (downscaled JPEG, no EXIF): a display cache, rebuilt from
 -- the original when missing. Never evidence.
@@ -292,14 +284,7 @@ CREATE TABLE cc_evidence (
     data BLOB NOT NULL,
     stored_at TEXT NOT NULL
 );
-CREATE TRIGGER cc_evidence_no_update BEFORE UPDATE ON cc_evidence
-BEGIN
-    SELECT RAISE(ABORT, 'logger files are evidence and never change: import the corrected file');
-END;
-CREATE TRIGGER cc_evidence_no_delete BEFORE DELETE ON cc_evidence
-BEGIN
-    SELECT RAISE(ABORT, 'logger files are evidence and are never deleted');
-END;
+-- cc_evidence_no_update and cc_evidence_no_delete: wardcrf/store.py APPEND_ONLY (created with the table).
 
 CREATE TABLE cc_readings (
     unit_id TEXT NOT NULL,
@@ -610,14 +595,7 @@ ALTER TABLE events_rebuilt RENAME TO events;
 CREATE INDEX events_subject ON events (subject);
 CREATE INDEX events_amends ON events (amends) WHERE amends IS NOT NULL;
 CREATE INDEX events_type ON events (type);
-CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-BEGIN
-    SELECT RAISE(ABORT, 'the event log is append-only: corrections are amendments');
-END;
-CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-BEGIN
-    SELECT RAISE(ABORT, 'the event log is append-only: nothing is deleted');
-END;
+-- events_no_update and events_no_delete: wardcrf/store.py APPEND_ONLY (created with the table).
 
 -- migration: 0080-photo-archive
 -- At a hub, a photo's original stays inside the signed, age-encrypted bundle
@@ -635,14 +613,7 @@ CREATE TABLE photo_archive (
     device TEXT NOT NULL,
     bundle_seq INTEGER NOT NULL
 );
-CREATE TRIGGER photo_archive_no_update BEFORE UPDATE ON photo_archive
-BEGIN
-    SELECT RAISE(ABORT, 'photo originals are never changed');
-END;
-CREATE TRIGGER photo_archive_no_delete BEFORE DELETE ON photo_archive
-BEGIN
-    SELECT RAISE(ABORT, 'photo originals are never deleted');
-END;
+-- photo_archive_no_update and photo_archive_no_delete: wardcrf/store.py APPEND_ONLY (created with the table).
 
 -- migration: 0090-sync-refusals
 -- Bundles the hub refused from a registered device (bad content behind a
@@ -898,30 +869,8 @@ CREATE TABLE tlog_sent (
     sent_at TEXT NOT NULL
 );
 CREATE INDEX tlog_sent_device ON tlog_sent (device, id);
-CREATE TRIGGER tlog_leaves_no_update BEFORE UPDATE ON tlog_leaves
-BEGIN
-    SELECT RAISE(ABORT, 'the transparency log is append-only');
-END;
-CREATE TRIGGER tlog_leaves_no_delete BEFORE DELETE ON tlog_leaves
-BEGIN
-    SELECT RAISE(ABORT, 'the transparency log is append-only');
-END;
-CREATE TRIGGER tlog_nodes_no_update BEFORE UPDATE ON tlog_nodes
-BEGIN
-    SELECT RAISE(ABORT, 'the transparency log is append-only');
-END;
-CREATE TRIGGER tlog_nodes_no_delete BEFORE DELETE ON tlog_nodes
-BEGIN
-    SELECT RAISE(ABORT, 'the transparency log is append-only');
-END;
-CREATE TRIGGER tlog_checkpoints_no_update BEFORE UPDATE ON tlog_checkpoints
-BEGIN
-    SELECT RAISE(ABORT, 'the transparency log is append-only');
-END;
-CREATE TRIGGER tlog_checkpoints_no_delete BEFORE DELETE ON tlog_checkpoints
-BEGIN
-    SELECT RAISE(ABORT, 'the transparency log is append-only');
-END;
+-- tlog_leaves, tlog_nodes and tlog_checkpoints refuse UPDATE and DELETE: wardcrf/store.py APPEND_ONLY
+-- (their *_no_update and *_no_delete triggers are created with the tables).
 -- The ward's side: the last hub checkpoint it verified (size, root, note).
 CREATE TABLE tlog_seen (
     hub TEXT PRIMARY KEY,

@@ -1,10 +1,11 @@
-"""The append-only triggers: present and as schema.sql defines them, or put back with an event.
+"""The append-only triggers: present and as the schema defines them, or put back with an event.
 
 The event log and stored evidence (photo originals, logger files) are
 insert-only: triggers refuse UPDATE and DELETE. Whoever holds the raw key can
 drop or rewrite them, after which a bug or a hand-typed statement could
 change a record without a word. `audit verify` compares every trigger with
-its definition in ``schema.sql``, recreates a missing or altered one and
+its definition (`store.guard_triggers` for the APPEND_ONLY tables, and any
+trigger a migration in ``schema.sql`` states), recreates a missing or altered one and
 records that it did (`db.triggers_restored`: which, and what was found), so
 the repair itself is part of the audit trail.
 """
@@ -15,15 +16,17 @@ import functools
 import re
 from dataclasses import dataclass
 
-from .store import Store, migrations, split_sql
+from .store import APPEND_ONLY, Store, guard_triggers, migrations, split_sql
 
 _CREATE_RE = re.compile(r"^CREATE\s+TRIGGER\s+(\w+)\s", re.IGNORECASE)
 
 
 @functools.cache
 def expected() -> dict[str, str]:
-    """Trigger name -> its CREATE statement, as the last migration defining it wrote it."""
+    """Trigger name -> its CREATE statement: the guards of every APPEND_ONLY table, then any a migration states."""
     out: dict[str, str] = {}
+    for table in APPEND_ONLY:
+        out.update(guard_triggers(table))
     for _name, sql in migrations():
         for statement in split_sql(sql):
             m = _CREATE_RE.match(statement)

@@ -56,7 +56,7 @@ TRIGGERS = "append-only triggers"
 
 
 def _triggers(store: Store) -> CheckResult:
-    """Every append-only trigger as schema.sql defines it; earlier repairs are listed as notes."""
+    """Every append-only trigger as the schema defines it (store.APPEND_ONLY); earlier repairs are listed as notes."""
     problems = [f"{d} (`wardcrf audit verify` puts it back)" for d in appendonly.damaged(store)]
     notes = [
         f"triggers {', '.join(t['name'] for t in e.body.get('triggers', []))} were found dropped or altered"

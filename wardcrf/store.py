@@ -81,6 +81,70 @@ def migrations(text: str | None = None) -> list[tuple[str, str]]:
     return out
 
 
+APPEND_ONLY: dict[str, tuple[str, str]] = {
+    "events": (
+        "the event log is append-only: corrections are amendments",
+        "the event log is append-only: nothing is deleted",
+    ),
+    "photo_blobs": (
+        "photo originals are never changed: import the new photo and amend the record",
+        "photo originals are never deleted: they are source records",
+    ),
+    "cc_evidence": (
+        "logger files are evidence and never change: import the corrected file",
+        "logger files are evidence and are never deleted",
+    ),
+    "photo_archive": ("photo originals are never changed", "photo originals are never deleted"),
+    "tlog_leaves": ("the transparency log is append-only", "the transparency log is append-only"),
+    "tlog_nodes": ("the transparency log is append-only", "the transparency log is append-only"),
+    "tlog_checkpoints": ("the transparency log is append-only", "the transparency log is append-only"),
+}
+"""The insert-only tables (event log, evidence, transparency log): table -> what UPDATE and DELETE are told.
+
+One owner for their guard triggers (`guard_triggers`): the migration that
+creates a table named here (or rebuilds it, as 0070 rebuilt `events`) gets
+its two triggers in the same transaction (`Store.apply_migration`), and
+`audit verify` (wardcrf/appendonly.py) compares the database with the same
+text. The names, text and messages are those schema.sql's migrations stated
+when they shipped (tests/unit/test_schema_guards.py holds a fresh database
+to that schema). A new insert-only table is one entry here.
+"""
+
+_DEFINES_RE = re.compile(
+    r"^(?:CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?|ALTER\s+TABLE\s+\w+\s+RENAME\s+TO\s+)(\w+)",
+    re.IGNORECASE,
+)
+
+
+def guard_triggers(table: str) -> list[tuple[str, str]]:
+    """(name, CREATE TRIGGER statement) of the triggers refusing UPDATE and DELETE on an APPEND_ONLY table.
+
+    The statement as sqlite_master keeps it, so `audit verify` can compare it
+    with what a database holds.
+    """
+    out = []
+    for op, message in zip(("update", "delete"), APPEND_ONLY[table], strict=True):
+        name = f"{table}_no_{op}"
+        raise_ = "'" + message.replace("'", "''") + "'"
+        out.append(
+            (
+                name,
+                f"CREATE TRIGGER {name} BEFORE {op.upper()} ON {table}\nBEGIN\n    SELECT RAISE(ABORT, {raise_});\nEND",
+            )
+        )
+    return out
+
+
+def append_only_defined(statements: list[str]) -> list[str]:
+    """The APPEND_ONLY tables that `statements` create, or rebuild under their name, in order."""
+    out: list[str] = []
+    for statement in statements:
+        m = _DEFINES_RE.match(statement)
+        if m and m.group(1) in APPEND_ONLY and m.group(1) not in out:
+            out.append(m.group(1))
+    return out
+
+
 def translate_error(exc: BaseException, path: Path | str) -> StoreError:
     """Turn a driver or OS error into one line a ward user can act on."""
     msg = str(exc)
@@ -366,15 +430,30 @@ class Store(Queries):
         for name, sql in migrations():
             if name in done:
                 continue
-            with self.transaction():
-                for statement in split_sql(sql):
-                    self.execute(statement)
-                self.execute(
-                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
-                    (name, iso_utc(now_utc())),
-                )
+            self.apply_migration(name, sql)
             applied.append(name)
         return applied
+
+    def apply_migration(self, name: str, sql: str) -> None:
+        """Apply one migration and record it, in one transaction.
+
+        An APPEND_ONLY table the migration creates (or rebuilds under its
+        name) gets its guard triggers in that transaction: no moment exists at
+        which it is committed without them. Only those tables: a trigger
+        dropped around wardcrf on another table stays missing for `audit
+        verify` to report and log, never quietly put back by an upgrade.
+        """
+        with self.transaction():
+            statements = split_sql(sql)
+            for statement in statements:
+                self.execute(statement)
+            for table in append_only_defined(statements):
+                for _trigger, create in guard_triggers(table):
+                    self.execute(create.replace("CREATE TRIGGER ", "CREATE TRIGGER IF NOT EXISTS ", 1))
+            self.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                (name, iso_utc(now_utc())),
+            )
 
     def integrity_check(self) -> str:
         return str(self.scalar("PRAGMA integrity_check"))

@@ -186,10 +186,7 @@ def test_events_migration_keeps_rows_and_drops_only_the_hash_index(tmp_path: Pat
     st = Store(tmp_path / "old.db", os.urandom(32))
     try:
         for name, sql in migs[:cut]:  # the schema as it was before the migration
-            with st.transaction():
-                for statement in store_mod.split_sql(sql):
-                    st.execute(statement)
-                st.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, 'then')", (name,))
+            st.apply_migration(name, sql)
         prev = "0" * 64
         for seq in range(1, 4):
             line = f'{{"prev":"{prev}","seq":{seq}}}'
