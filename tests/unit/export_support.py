@@ -18,30 +18,12 @@ from zoneinfo import ZoneInfo
 
 from wardcrf import records, signatures
 from wardcrf.site import Session
+from wardcrf.workflow.clinical import CT_SEGMENTS
 
 PASSWORD = "test-password-1"
 TZ = ZoneInfo("Asia/Shanghai")
 
-SEGMENTS = [
-    "r_upper_apical",
-    "r_upper_posterior",
-    "r_upper_anterior",
-    "r_middle_lateral",
-    "r_middle_medial",
-    "r_lower_superior",
-    "r_lower_medial_basal",
-    "r_lower_anterior_basal",
-    "r_lower_lateral_basal",
-    "r_lower_posterior_basal",
-    "l_upper_apicoposterior",
-    "l_upper_anterior",
-    "l_upper_superior_lingular",
-    "l_upper_inferior_lingular",
-    "l_lower_superior",
-    "l_lower_anteromedial_basal",
-    "l_lower_lateral_basal",
-    "l_lower_posterior_basal",
-]
+SEGMENTS = list(CT_SEGMENTS)  # the CT form's segments, in its order (workflow.clinical owns them)
 
 # Per participant: sex, age, onset->admission days, onset->first dose days,
 # (lym, crp, il6, ldh, alt, creat, ddimer) baseline and after, CT total before/after.
