@@ -1,6 +1,7 @@
 -- The hub's ledger on PostgreSQL 15+ (`wardcrf.sync.pgstore`): the same tables,
 -- columns and append-only rules as their SQLCipher twins in wardcrf/schema.sql
--- (tests/pg/test_pg_schema.py keeps the two in step). Applied by NAME in file
+-- (whose append-only triggers come from wardcrf/store.py APPEND_ONLY;
+-- tests/pg/test_pg_schema.py keeps the two in step). Applied by NAME in file
 -- order like schema.sql, each migration once, recorded in schema_migrations.
 -- Types: INTEGER -> bigint, TEXT -> text, BLOB -> bytea; an INTEGER PRIMARY KEY
 -- that SQLite numbers itself -> an identity column.
