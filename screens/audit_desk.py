@@ -96,16 +96,19 @@ class DeskScreen(Screen[None]):
         with Container(id="desk-body"):
             with Vertical(id="desk-record"):
                 yield Static(t("desk.record_title"), classes="section-title")
-                fields = WardTable(id="desk-fields", cursor_type="row", zebra_stripes=True)
-                fields.add_columns(" ", t("desk.col_sdv"), t("photo.col_field"), t("desk.col_value"))
-                yield fields
+                yield WardTable.listing(
+                    "desk-fields", " ", t("desk.col_sdv"), t("photo.col_field"), t("desk.col_value")
+                )
             with Vertical(id="desk-source"):
                 yield Static(t("desk.source_title"), classes="section-title")
-                photos = WardTable(id="desk-photos", cursor_type="row")
-                photos.add_columns(
-                    t("photo.col_field"), t("photo.col_hash"), t("photo.col_size"), t("photo.col_status")
+                yield WardTable.listing(
+                    "desk-photos",
+                    t("photo.col_field"),
+                    t("photo.col_hash"),
+                    t("photo.col_size"),
+                    t("photo.col_status"),
+                    zebra=False,
                 )
-                yield photos
                 yield Static("", id="desk-photo-line", classes="muted")
                 yield PhotoImage(id="desk-image")
         yield Static("", id="desk-message")

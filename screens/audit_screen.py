@@ -178,16 +178,17 @@ class AuditScreen(Screen[None]):
                         compact=True,  # one line without a frame: at 80x24 a whole id and date show
                     )
             yield Static("", id="filter-message", classes="refusal")
-            table = WardTable(id="trail", cursor_type="row", zebra_stripes=True)
-            table.add_columns(t("col.time"), t("col.who"), t("col.what"), t("col.why"))
-            yield table
+            yield WardTable.listing("trail", t("col.time"), t("col.who"), t("col.what"), t("col.why"))
             yield Static("", id="detail")
             yield Static(self._photos_title(), id="photos-title", classes="section-title")
-            photos: DataTable[Any] = WardTable(id="photos", cursor_type="row")
-            photos.add_columns(
-                t("photo.col_field"), t("photo.col_hash"), t("photo.col_size"), t("photo.col_status")
+            yield WardTable.listing(
+                "photos",
+                t("photo.col_field"),
+                t("photo.col_hash"),
+                t("photo.col_size"),
+                t("photo.col_status"),
+                zebra=False,
             )
-            yield photos
             yield Static(t("photo.panel_pick"), id="photo-detail", classes="muted")
         yield WardFooter()
 

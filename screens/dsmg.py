@@ -99,8 +99,8 @@ class DsmgScreen(Screen[None]):
         with Vertical(id="dsmg"):
             yield Static("", id="dsmg-gate")
             yield Static(t("dsmg.participants"), classes="section-title")
-            table: DataTable[Any] = WardTable(id="dsmg-participants", cursor_type="row", zebra_stripes=True)
-            table.add_columns(
+            yield WardTable.listing(
+                "dsmg-participants",
                 t("col.participant"),
                 t("dsmg.col_doses"),
                 t("dsmg.col_aes"),
@@ -109,7 +109,6 @@ class DsmgScreen(Screen[None]):
                 t("dsmg.col_flags"),
                 t("dsmg.col_decision"),
             )
-            yield table
             yield Static(
                 t("dsmg.history") if self.show_history else t("dsmg.detail"),
                 id="dsmg-detail-title",

@@ -115,9 +115,7 @@ class ParticipantScreen(Screen[None]):
         yield StatusBar(self.ward, self.participant)
         with Vertical(id="participant"):
             yield Static(t("participant.loading"), id="p-summary")
-            table = WardTable(id="timeline", cursor_type="row", zebra_stripes=True)
-            table.add_columns(t("col.time"), t("col.who"), t("col.what"))
-            yield table
+            yield WardTable.listing("timeline", t("col.time"), t("col.who"), t("col.what"))
             yield Static("", id="p-detail")
             yield Static("", id="p-signatures")
         yield WardFooter()

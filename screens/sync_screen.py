@@ -109,15 +109,14 @@ class SyncScreen(Screen[None]):
         with Vertical(id="sync"):
             yield Static("", id="sync-status")
             yield Static(t("sync.queries"), classes="section-title")
-            table: DataTable[Any] = WardTable(id="queries", cursor_type="row", zebra_stripes=True)
-            table.add_columns(
+            yield WardTable.listing(
+                "queries",
                 t("sync.col_query"),
                 t("sync.col_record"),
                 t("sync.col_field"),
                 t("sync.col_status"),
                 t("sync.col_question"),
             )
-            yield table
             yield ProgressBar(id="sync-progress", show_eta=False)
             yield Static("", id="sync-message")
         yield WardFooter()

@@ -88,8 +88,7 @@ class VitalsChart(Screen[None]):
         with Vertical(id="chart-body"):
             yield Static(t("chart.loading"), id="chart-legend")
             yield PlotextPlot(id="chart")
-            table: DataTable[str] = WardTable(id="chart-table", cursor_type="row", zebra_stripes=True)
-            yield table
+            yield WardTable.listing("chart-table")
         yield WardFooter()
 
     def on_mount(self) -> None:

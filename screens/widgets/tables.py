@@ -49,6 +49,19 @@ class WardTable(DataTable[Any]):
     dashboard, the participant's timeline show what people typed, years of it.
     """
 
+    @classmethod
+    def listing(cls, id: str, *columns: str, zebra: bool = True) -> WardTable:
+        """A list of the ward app: a row cursor, striped unless `zebra` is off, with these column headers.
+
+        Every list a user moves through row by row (trail, timeline, queries,
+        the DSMG board, the tray) is this one shape; a screen names its id and
+        headers and nothing else, so the lists behave alike.
+        """
+        table = cls(id=id, cursor_type="row", zebra_stripes=zebra)
+        if columns:
+            table.add_columns(*columns)
+        return table
+
     def add_row(self, *cells: Any, **kwargs: Any) -> RowKey:
         return super().add_row(*(safe_cell(c) for c in cells), **kwargs)
 

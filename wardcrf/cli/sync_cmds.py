@@ -6,7 +6,9 @@ crypto and HTTP libraries stay off the start-up path).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -197,6 +199,7 @@ def answer_query(
 
 
 if TYPE_CHECKING:
+    from ..eventlog import Event
     from ..sync.transport import Client
 
 
@@ -560,19 +563,33 @@ def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         )
 
 
+ToSiteOption = Annotated[
+    str, typer.Option("--site", help="The site it goes to, in the next hub bundle for that site.")
+]
+
+
+def _to_site(data_dir: Path, send: Callable[[Session, ModuleType], Event]) -> Event:
+    """Record one hub message to a site (a query, a DSMG decision, an account change) and return its event.
+
+    The registry is imported here, not at module level: the CLI's start-up
+    stays off sync's imports until a hub command runs.
+    """
+    from ..sync import registry
+
+    with session(data_dir) as s:
+        return send(s, registry)
+
+
 @hub_app.command("raise-query")
 def raise_query(
     data_dir: HubDirOption,
-    site: Annotated[str, typer.Option("--site", help="The site asked.")],
+    site: ToSiteOption,
     record: Annotated[str, typer.Option("--record", help="Event id of the record.")],
     field: Annotated[str, typer.Option("--field", help="The field in question.")],
     question: Annotated[str, typer.Option("--question", help="What the coordinator asks.")],
 ) -> None:
     """Ask a site about one field of a record; it travels in the next hub bundle."""
-    from ..sync import registry
-
-    with session(data_dir) as s:
-        e = registry.raise_query(s, site, record, field, question)
+    e = _to_site(data_dir, lambda s, registry: registry.raise_query(s, site, record, field, question))
     console.print(f"Query {e.id} raised for {site}.", highlight=False)
 
 
@@ -593,31 +610,25 @@ def close_query(
 @hub_app.command("decide")
 def decide(
     data_dir: HubDirOption,
-    site: Annotated[str, typer.Option("--site", help="The site the decision is for.")],
+    site: ToSiteOption,
     decision: Annotated[str, typer.Option("--decision", help="Short title, e.g. 'continue enrolment'.")],
     detail: Annotated[str, typer.Option("--detail", help="The decision in full.")] = "",
 ) -> None:
     """Record a DSMG decision for a site; it travels in the next hub bundle."""
-    from ..sync import registry
-
-    with session(data_dir) as s:
-        e = registry.send_decision(s, site, decision, detail)
+    e = _to_site(data_dir, lambda s, registry: registry.send_decision(s, site, decision, detail))
     console.print(f"Decision {e.id} for {site} recorded.", highlight=False)
 
 
 @hub_app.command("user-change")
 def user_change(
     data_dir: HubDirOption,
-    site: Annotated[str, typer.Option("--site", help="The site whose account changes.")],
+    site: ToSiteOption,
     user: Annotated[str, typer.Option("--user", help="The ward user name.")],
     action: Annotated[str, typer.Option("--action", help="deactivate, lock or unlock.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
 ) -> None:
     """Deactivate, lock or unlock a ward account; applied when the ward imports the next hub bundle."""
-    from ..sync import registry
-
-    with session(data_dir) as s:
-        e = registry.send_user_change(s, site, user, action, reason)
+    e = _to_site(data_dir, lambda s, registry: registry.send_user_change(s, site, user, action, reason))
     console.print(f"User change {e.id} ({action} {user} at {site}) recorded.", highlight=False)
 
 
