@@ -31,6 +31,7 @@ from . import (
     eventlog,
     evidence,
     ingest,
+    kits,
     projections,
     protocol,
     records,
@@ -90,9 +91,9 @@ class Registry:
         """`fn(store, participant, kit)` raises `Refused` when the scanned kit is not the participant's allocated one."""
         dosing.register_allocation_gate(fn)
 
-    def course_kit(self, fn: dosing.CourseKit) -> None:
+    def course_kit(self, fn: kits.CourseKit) -> None:
         """`fn(store, kit)`: the participant whose allocated kit serves their whole course, or None."""
-        dosing.register_course_kit(fn)
+        kits.register_course_kit(fn)
 
     def today_source(self, fn: status.TodaySource) -> None:
         """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""
