@@ -7,6 +7,7 @@ Modelled on harlequin's tests/unit_tests/test_import_hygiene.py: the same check 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,82 @@ def test_features_are_installed_explicitly_not_by_import() -> None:
         "assert len(e._own_projectors('protocol.loaded')) == 2\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT / "tests")
+
+
+_UNINSTALLED = """
+import sys
+from pathlib import Path
+from wardcrf import registration
+from wardcrf.site import Site
+
+assert "wardcrf.features" not in sys.modules  # the site never reaches for the features itself
+assert not registration._installed[0]
+fresh, made = Path(sys.argv[1]), Path(sys.argv[2])
+try:
+    Site.init(fresh, site="WUH01", device_name="lap", admin="admin", password="test-password-1")
+except RuntimeError as exc:
+    assert "features.install()" in str(exc), exc
+else:
+    raise AssertionError("a site was created before the features were installed")
+assert not fresh.exists()  # refused before anything was written
+site = Site.open(made)  # reading the key slots needs no feature (the sign-in screen paints on it)
+try:
+    site.unlock("admin", "test-password-1")
+except RuntimeError as exc:
+    assert "features.install()" in str(exc), exc
+else:
+    raise AssertionError("a database was opened before the features were installed")
+from wardcrf import features
+
+features.install()
+site.unlock("admin", "test-password-1").close()
+print("refused, then opened")
+"""
+
+
+def test_a_site_refuses_its_database_until_the_features_are_installed(tmp_path: Path) -> None:
+    """The site never installs the features (they import it); whoever starts the program does.
+
+    Forgetting is loud, never silent: `Site.init` and every sign-in raise before the
+    database is touched, so no event is projected with half its projectors.
+    """
+    from wardcrf.site import Site
+
+    made = tmp_path / "made"
+    Site.init(made, site="WUH01", device_name="lap", admin="admin", password="test-password-1")
+    done = subprocess.run(
+        [sys.executable, "-c", _UNINSTALLED, str(tmp_path / "fresh"), str(made)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused, then opened"
+
+
+def test_the_command_line_installs_the_features_before_any_command(tmp_path: Path) -> None:
+    """The command line is a composition root: a command that opens a site finds every feature."""
+    code = (
+        "import sys\n"
+        "from wardcrf import registration\n"
+        "from wardcrf.cli import main\n"
+        "assert not registration._installed[0]\n"
+        "try:\n"
+        "    main(['init', '--data-dir', sys.argv[1], '--site', 'WUH01', '--device', 'lap', '--admin', 'admin'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "assert registration._installed[0]\n"
+    )
+    env = {**os.environ, "WARDCRF_PASSWORD": "test-password-1", "WARDCRF_NEW_PASSWORD": "test-password-1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "site")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "site" / "wardcrf.db").exists()
 
 
 _LOOPS = """
@@ -111,7 +188,11 @@ def test_no_module_imports_itself_back_through_others(tmp_path: Path) -> None:
         sys.path.pop(0)
     tree = installed_tree.build(tmp_path / "tree")
     done = subprocess.run(
-        [sys.executable, "-c", _LOOPS], capture_output=True, text=True, cwd=tree, env={"PYTHONPATH": str(tree)}
+        [sys.executable, "-c", _LOOPS],
+        capture_output=True,
+        text=True,
+        cwd=tree,
+        env={"PYTHONPATH": str(tree)},
     )
     assert done.returncode == 0, done.stderr
     loops = ast.literal_eval(done.stdout)
