@@ -238,7 +238,11 @@ class Site:
         `accept_rollback` set to the reason for keeping it; one last used on
         another computer (`machine.MachineChanged`) unless an admin signs in
         with `accept_move` set to the reason.
+
+        Refuses before the features are installed, before the password is
+        checked or a failure counted (`unlock_key` checks again).
         """
+        registration.require_installed()
         username = username.strip()
         with self.slots.locked():
             if self.slots.failed_count(username) >= LOCKOUT_AFTER:

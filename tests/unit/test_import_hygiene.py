@@ -76,12 +76,14 @@ else:
     raise AssertionError("a site was created before the features were installed")
 assert not fresh.exists()  # refused before anything was written
 site = Site.open(made)  # reading the key slots needs no feature (the sign-in screen paints on it)
-try:
-    site.unlock("admin", "test-password-1")
-except RuntimeError as exc:
-    assert "features.install()" in str(exc), exc
-else:
-    raise AssertionError("a database was opened before the features were installed")
+for password in ("test-password-1", "a-wrong-password"):  # refused before the password is even checked
+    try:
+        site.unlock("admin", password)
+    except RuntimeError as exc:
+        assert "features.install()" in str(exc), exc
+    else:
+        raise AssertionError("a database was opened before the features were installed")
+assert site.slots.failed_count("admin") == 0  # nothing counted toward the lockout
 from wardcrf import features
 
 features.install()
