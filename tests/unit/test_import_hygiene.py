@@ -137,6 +137,29 @@ def test_the_command_line_installs_the_features_before_any_command(tmp_path: Pat
     assert (tmp_path / "site" / "wardcrf.db").exists()
 
 
+def test_the_ward_apps_sign_in_installs_the_features(tmp_path: Path) -> None:
+    """The ward app is a composition root too: its sign-in installs the features, after the first paint."""
+    from wardcrf.site import Site
+
+    made = tmp_path / "made"
+    Site.init(made, site="WUH01", device_name="lap", admin="admin", password="test-password-1")
+    code = (
+        "import sys\n"
+        "from wardcrf import registration\n"
+        "from wardcrf.screens import app, login\n"
+        "from wardcrf.screens.ward import sign_in\n"
+        "from wardcrf.site import Site\n"
+        "assert 'wardcrf.features' not in sys.modules  # the sign-in screen paints without them\n"
+        "ward = sign_in(Site.open(sys.argv[1]), 'admin', 'test-password-1')\n"
+        "assert registration._installed[0] and ward.user == 'admin'\n"
+        "ward.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(made)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 _LOOPS = """
 import grimp
 
