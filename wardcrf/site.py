@@ -13,7 +13,7 @@ features open sites themselves, for the demo, the hub and a restore). Whoever
 starts the program does, once, before any site's database is created or
 opened: the command line (`wardcrf.cli`), the ward app's sign-in
 (`screens/ward.py: sign_in`), a test run (`tests/conftest.py`), a script.
-`init` and `unlock_key` refuse to touch a database until then
+`init`, `unlock` and `unlock_key` refuse to touch a database until then
 (`registration.require_installed`).
 """
 
