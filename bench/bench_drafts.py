@@ -46,6 +46,9 @@ def _baseline(root: Path) -> sqlite3.Connection:
 
 
 def run(quick: bool = False) -> list[dict]:
+    from wardcrf import features
+
+    features.install()  # a benchmark is a program: it installs the features before it opens a site
     from wardcrf import drafts, users
     from wardcrf.site import Site
 

@@ -31,6 +31,9 @@ PASSWORD = "bench-password-1"
 
 
 def run(quick: bool = False) -> list[dict]:
+    from wardcrf import features
+
+    features.install()  # a benchmark is a program: it installs the features before it opens a site
     from wardcrf.engine import model
     from wardcrf.exports.dataset import Dataset
     from wardcrf.exports.odm import export_odm

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from measure import alternate, row
 
-from wardcrf import users
+from wardcrf import features, users
 from wardcrf.site import Site
 from wardcrf.store import Store
 
@@ -72,8 +72,10 @@ def variant(jpeg: bytes, n: int) -> bytes:
 _MEMORY_SCRIPT = textwrap.dedent(
     """
     import sys, pathlib
+    from wardcrf import features
     from wardcrf.site import Site
     from wardcrf.photos import importing, originals
+    features.install()
     import PIL.Image  # loaded before the reset, like in a running app
 
     def status(key):
@@ -90,6 +92,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
 
 
 def run(quick: bool = False) -> list[dict]:
+    features.install()  # a benchmark is a program: it installs the features before it opens a site
     from PIL import Image
     from wardcrf.photos import importing, originals
     from wardcrf.photos import store as pstore

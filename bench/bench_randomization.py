@@ -78,6 +78,9 @@ def _setup(root: Path, per_stratum: int):
 
 
 def run(quick: bool = False) -> list[dict]:
+    from wardcrf import features
+
+    features.install()  # a benchmark is a program: it installs the features before it opens a site
     from wardcrf import devicekeys
     from wardcrf.engine import model
     from wardcrf.randomization import design, lists, sealing, service

@@ -28,7 +28,7 @@ from typing import Any
 
 from measure import Pair, Sample, alternate, loadavg, median, once, row
 
-from wardcrf import canonical, devicekeys
+from wardcrf import canonical, devicekeys, features
 from wardcrf.canonical import dumps
 from wardcrf.site import Site
 
@@ -310,8 +310,10 @@ def bench_import_vs_sha256sum(root: Path, quick: bool) -> list[dict[str, Any]]:
 
 _RSS_SCRIPT = """
 import sys, pathlib
+from wardcrf import features
 from wardcrf.site import Site
 from wardcrf.sync import hub
+features.install()
 
 def status(key):
     for line in open("/proc/self/status"):
@@ -560,6 +562,7 @@ def bench_hub_many_devices(root: Path, quick: bool) -> list[dict[str, Any]]:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
+    features.install()  # a benchmark is a program: it installs the features before it opens a site
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         root = Path(tmp)

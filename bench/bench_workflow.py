@@ -32,6 +32,9 @@ def _median_ms(samples: list[float]) -> float:
 
 
 def run(quick: bool = False) -> list[dict]:
+    from wardcrf import features
+
+    features.install()  # a benchmark is a program: it installs the features before it opens a site
     from wardcrf import workflow
     from wardcrf.site import Site
     from wardcrf.workflow import demo, status

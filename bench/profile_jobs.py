@@ -48,6 +48,9 @@ def profile(name: str, fn: Callable[[], Any], per: int, top: int) -> None:
 
 
 def main() -> None:
+    from wardcrf import features
+
+    features.install()  # a benchmark is a program: it installs the features before it opens a site
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("events", nargs="?", type=int, default=30_000)
     ap.add_argument("--top", type=int, default=18)

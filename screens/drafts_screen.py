@@ -7,11 +7,18 @@ this list: when each was last kept, which form, for whom, how many fields.
 Enter reopens one with every value back and the cursor where it was (the
 dose wizard at its step, once the kit is checked again); `x` throws one
 away after a y/N question. Only the person's own drafts are ever listed.
+
+This package's screens (the dose wizard, the DSMG board, a protocol form)
+are reopened here; another package's are reopened by the openers it
+registers (`draft_openers`, `DRAFT_OPENERS`: the cold chain's transfer and
+readings screens), so those screens never import this one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -26,7 +33,9 @@ from wardcrf import drafts
 from wardcrf import protocol as protocols
 
 from . import times
+from .coldchain import drafts as coldchain_drafts
 from .dialogs.discard import DiscardDialog
+from .draft_openers import DraftOpeners, participant_of, unit_of
 from .errors import message_of
 from .i18n import language, t
 from .keys import BACK, LANGUAGE
@@ -37,35 +46,26 @@ from .widgets.status import StatusBar
 from .widgets.tables import WardTable
 from .widgets.typeahead import hold_keys, release_keys
 
-TRANSFER_SCREENS = {
-    "coldchain.receipt": ("coldchain.receipt", "ReceiptScreen", "cc.receipt"),
-    "coldchain.handover": ("coldchain.handover", "HandoverScreen", "cc.handover"),
-    "coldchain.thaw": ("coldchain.thaw", "ThawScreen", "cc.thaw"),
-    "coldchain.unit_add": ("coldchain.unit", "UnitScreen", "cc.unit_add"),
-}
-"""A cold-chain draft's form -> (module, screen class, title message id)."""
-
-READING_FORM = "coldchain.reading"
-"""A manual temperature reading's draft: the reading's form (`services.FORM_READING`), per unit (``unit:<id>``)."""
+DRAFT_OPENERS: tuple[Callable[[DraftOpeners], None], ...] = (coldchain_drafts.register_drafts,)
+"""Each other screen package's `register_drafts`: the forms it keeps drafts of and their screens."""
 
 
-def participant_of(draft: drafts.Draft) -> str | None:
-    return draft.context.removeprefix("participant:") if draft.context.startswith("participant:") else None
-
-
-def unit_of(draft: drafts.Draft) -> str | None:
-    """The storage unit a draft is kept for (a manual temperature reading), if any."""
-    return draft.context.removeprefix("unit:") if draft.context.startswith("unit:") else None
+@cache
+def openers() -> DraftOpeners:
+    """Every package's draft openers, registered once, in the listed order (`draft_openers`)."""
+    found = DraftOpeners()
+    for register in DRAFT_OPENERS:
+        register(found)
+    return found
 
 
 def form_title(ward: Ward, draft: drafts.Draft) -> str:
     """What the person called the form: the protocol's label, or the screen's title."""
     if draft.form == "dose_visit":
         return t("dose.title")
-    if draft.form == READING_FORM:
-        return t("cc.readings")
-    if draft.form in TRANSFER_SCREENS:
-        return t(TRANSFER_SCREENS[draft.form][2])
+    opener = openers().get(draft.form)
+    if opener is not None:
+        return t(opener.title)
     try:
         proto = ward.call(protocols.active_for)
         return protocols.tr(proto.form(draft.form).label, language())
@@ -82,16 +82,9 @@ def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
         wizard = DoseWizard(ward, pid, draft=draft.fields)
         wizard.resume_at(draft.focus)
         return wizard
-    if draft.form in TRANSFER_SCREENS:
-        import importlib
-
-        module, name, _title = TRANSFER_SCREENS[draft.form]
-        screen_class = getattr(importlib.import_module(f".{module}", __package__), name)
-        return screen_class(ward, initial=draft.fields, focus=draft.focus)
-    if draft.form == READING_FORM and unit_of(draft):
-        from .coldchain.readings import ReadingsScreen
-
-        return ReadingsScreen(ward, unit_of(draft), initial=draft.fields, focus=draft.focus)
+    opener = openers().get(draft.form)
+    if opener is not None:
+        return opener.open(ward, draft)
     if draft.form == "dsmg_decision" and pid:
         from .dsmg import DsmgScreen
 

@@ -31,7 +31,7 @@ from .errors import message_of
 from .i18n import label_width, pad, t
 from .keys import LANGUAGE
 from .results import Refused
-from .ward import Ward
+from .ward import Ward, sign_in
 from .widgets.footer import WardFooter
 from .widgets.typeahead import WardInput, hold_keys, release_keys
 
@@ -131,7 +131,7 @@ class LockScreen(ModalScreen[Ward]):
                 ward.call(lambda s: ward.site.verify_password(s, user, password))
                 result = ward
             else:
-                result = Ward(ward.site, ward.site.unlock(user, password))
+                result = sign_in(ward.site, user, password)
         except Exception as exc:
             self.post_message(Refused(message_of(exc)))
             return

@@ -26,7 +26,7 @@ from wardcrf.site import Site
 from .i18n import label_width, pad, t
 from .keys import LANGUAGE
 from .results import Refused, post_outcome
-from .ward import Ward
+from .ward import Ward, sign_in
 from .widgets.footer import WardFooter
 from .widgets.typeahead import WardInput, hold_keys, release_keys
 
@@ -138,7 +138,7 @@ class LoginScreen(Screen[Ward]):
     @work(thread=True, exclusive=True, group="auth")
     def unlock(self, user: str, password: str) -> None:
         # Every failure becomes one line on the screen.
-        post_outcome(self, lambda: Ward(self.site, self.site.unlock(user, password)), self.SignedIn)
+        post_outcome(self, lambda: sign_in(self.site, user, password), self.SignedIn)
 
     @on(SignedIn)
     def _signed_in(self, message: SignedIn) -> None:

@@ -55,3 +55,18 @@ class Ward:
     def close(self) -> None:
         with self._lock:
             self.session.close()
+
+
+def sign_in(site: Site, user: str, password: str) -> Ward:
+    """Sign `user` in on `site` (`Site.unlock`): the ward app's one way to a new session.
+
+    The ward app's composition root: the features are installed here, before
+    the first database is opened (`features.install`, once per process; a
+    site refuses to open its database before). They load in the sign-in
+    worker, not when the app starts: they are most of the package, and the
+    sign-in screen paints before they load (`wardcrf.entry`).
+    """
+    from wardcrf import features  # imported by the sign-in worker, after the first paint (above)
+
+    features.install()
+    return Ward(site, site.unlock(user, password))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
+from wardcrf import workflow
 from wardcrf.canonical import dumps
 from wardcrf.errors import Refused, UsageError
 from wardcrf.eventlog import Event
@@ -349,8 +350,6 @@ def answer_by_amendment(
 ) -> tuple[Event, Event]:
     """Ward: correct the queried field (an amendment with its reason) and answer the query
     naming that amendment, together or not at all. Returns (amendment, answer)."""
-    from wardcrf import workflow
-
     session.require("record.amend", what="answer queries by an amendment")  # before reading the query
 
     q = query_target(session, query_id)

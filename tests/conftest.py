@@ -15,8 +15,12 @@ import pytest
 import scratch_events  # noqa: F401  (the tests' own event types, declared for authority)
 from site_users import PASSWORD, ROLE_USERS
 
-from wardcrf import keyslots, users
+from wardcrf import features, keyslots, users
 from wardcrf.site import Session, Site
+
+# The test run is a program like the command line: it installs the features once, before any
+# site's database is created or opened (a site refuses before, `registration.require_installed`).
+features.install()
 
 REAL_SCRYPT_N = keyslots.SCRYPT_N
 """The production cost, kept for the tests marked `real_kdf` (they check it)."""

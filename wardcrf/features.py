@@ -9,9 +9,13 @@ lists them in the order they run; `install()` calls each once. Nothing
 registers itself when imported: what a reader sees here is what runs, and a
 static import analysis sees the same graph (`lint-imports`, docs/architecture.md).
 
-`Site.init` and `Site.unlock_key` (under every sign-in, recovery, restore and
-the hub) call `install()`, so every session works with every feature; code
-that opens a bare `Store` (tests, benchmarks) calls it itself. Registration order is behaviour: a
+Whoever starts the program calls `install()` once, before any site's database
+is created or opened: the command line (`wardcrf.cli`), the ward app's sign-in
+(`screens/ward.py: sign_in`), the test run (`tests/conftest.py`), a script or a
+benchmark. The site never does (this module imports the features, which open
+sites); `Site.init` and `Site.unlock_key` refuse until it has run
+(`registration.require_installed`), so a forgotten call fails loudly instead of
+projecting events with half their projectors. Registration order is behaviour: a
 type's projectors and a form's hooks run in the order registered (the ward
 queue's hooks follow the forms' own), audit checks report in that order.
 
@@ -31,6 +35,7 @@ from . import (
     eventlog,
     evidence,
     ingest,
+    kits,
     projections,
     protocol,
     records,
@@ -90,9 +95,9 @@ class Registry:
         """`fn(store, participant, kit)` raises `Refused` when the scanned kit is not the participant's allocated one."""
         dosing.register_allocation_gate(fn)
 
-    def course_kit(self, fn: dosing.CourseKit) -> None:
+    def course_kit(self, fn: kits.CourseKit) -> None:
         """`fn(store, kit)`: the participant whose allocated kit serves their whole course, or None."""
-        dosing.register_course_kit(fn)
+        kits.register_course_kit(fn)
 
     def today_source(self, fn: status.TodaySource) -> None:
         """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""

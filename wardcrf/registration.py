@@ -18,10 +18,14 @@ def require_installed() -> None:
     """Refuse to apply, check or gate anything before the features are registered.
 
     An event projected with half its projectors, or an audit that skips a
-    feature's checks, would be silently wrong; `Site.open` installs the
-    features, so reaching this is a bug in the caller (a bare `Store`).
+    feature's checks, would be silently wrong. The program's entry point
+    installs the features before it opens a site (the command line, the ward
+    app's sign-in; `Site.init` and `Site.unlock_key` check here first), so
+    reaching this is a bug in the caller: a script, test or entry point that
+    did not call `wardcrf.features.install()`.
     """
     if not _installed[0]:
         raise RuntimeError(
-            "wardcrf.features.install() was not called: no feature is registered (Site.open does it)"
+            "wardcrf.features.install() was not called: no feature is registered"
+            " (the program's entry point calls it once before it opens a site)"
         )

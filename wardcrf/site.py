@@ -7,6 +7,14 @@
 `init` creates both; `Site.open` reads the slots; `unlock` derives a user's
 key-encryption key, unwraps the database key and returns a `Session` that
 knows who is working and which role they hold. Every service takes a session.
+
+The site never installs the features (`wardcrf.features` sits above it: the
+features open sites themselves, for the demo, the hub and a restore). Whoever
+starts the program does, once, before any site's database is created or
+opened: the command line (`wardcrf.cli`), the ward app's sign-in
+(`screens/ward.py: sign_in`), a test run (`tests/conftest.py`), a script.
+`init`, `unlock` and `unlock_key` refuse to touch a database until then
+(`registration.require_installed`).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, roles, rollback, sessionkeys
+from . import eventlog, registration, roles, rollback, sessionkeys
 from .clock import iso_utc, now_utc, zone
 from .errors import AuthError, PermissionDenied, Refused, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
@@ -42,19 +50,6 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("wardcrf", appauthor=False))
-
-
-def install_features() -> None:
-    """Register every feature (`features.install`) before a store is written or read.
-
-    Called where a database is created (`Site.init`) or unlocked (`Site.unlock_key`,
-    under every sign-in, recovery and the hub). Imported here rather than at the
-    top: the feature modules (workflow, cold chain, sync, photos) are most of the
-    package, and the TUI paints its sign-in screen (`Site.open`) before they load.
-    """
-    from . import features
-
-    features.install()
 
 
 @dataclass
@@ -127,8 +122,8 @@ class Site:
     ) -> InitResult:
         """Create a site. `protocol_file`: a read file of either format (`engine.loading.read_file`) to start
         with instead of the shipped default; a format-2 one must re-encode a format-1 file shipped with
-        wardcrf (checked before anything is created)."""
-        install_features()
+        wardcrf (checked before anything is created). Refuses before the features are installed."""
+        registration.require_installed()
         from .engine import loading
 
         first = loading.first_protocol(protocol_file)
@@ -243,7 +238,11 @@ class Site:
         `accept_rollback` set to the reason for keeping it; one last used on
         another computer (`machine.MachineChanged`) unless an admin signs in
         with `accept_move` set to the reason.
+
+        Refuses before the features are installed, before the password is
+        checked or a failure counted (`unlock_key` checks again).
         """
+        registration.require_installed()
         username = username.strip()
         with self.slots.locked():
             if self.slots.failed_count(username) >= LOCKOUT_AFTER:
@@ -275,8 +274,12 @@ class Site:
         return session
 
     def unlock_key(self, key: bytes) -> Store:
-        """Open the store with an already-unwrapped key (recovery, restore, and every sign-in)."""
-        install_features()
+        """Open the store with an already-unwrapped key (recovery, restore, and every sign-in).
+
+        Refuses (a RuntimeError, before the database is opened) while the features are not installed:
+        a store opened without them would project events with half their projectors.
+        """
+        registration.require_installed()
         store = Store(self.db_path, key)
         try:
             store.migrate()

@@ -28,7 +28,6 @@ from wardcrf.coldchain import reports, services
 from wardcrf.errors import UsageError, WardError
 
 from ..dialogs.path import PathDialog
-from ..drafts_screen import READING_FORM
 from ..errors import message_of
 from ..i18n import label_width, pad, t
 from ..keys import LANGUAGE
@@ -175,7 +174,7 @@ class ReadingsScreen(UnsavedWork):
     def draft_key(self) -> tuple[str, str] | None:
         unit = self.current_unit() if self.is_mounted else None
         unit = unit or self.unit
-        return (READING_FORM, f"unit:{unit}") if unit else None
+        return (services.FORM_READING, f"unit:{unit}") if unit else None
 
     def focused_field(self) -> str | None:
         focused = self.focused
@@ -240,7 +239,7 @@ class ReadingsScreen(UnsavedWork):
         from wardcrf import drafts
 
         try:
-            self.ward.call(drafts.discard, READING_FORM, context=f"unit:{old}")
+            self.ward.call(drafts.discard, services.FORM_READING, context=f"unit:{old}")
         except WardError as exc:  # the old draft is offered again, never lost: say so
             self.app.notify(message_of(exc), severity="warning")
         self.keep_draft_now()

@@ -28,7 +28,7 @@ from typing import Any
 
 from wardcrf.sync import hub, registry, ward
 
-from wardcrf import canonical, eventlog, users
+from wardcrf import canonical, eventlog, features, users
 from wardcrf.clock import HLC, ZERO, iso_utc, now_utc, utc_offset, wall_millis
 from wardcrf.site import Site
 
@@ -36,6 +36,7 @@ _TESTS = Path(__import__("wardcrf").__file__).resolve().parents[1] / "tests"
 if (_TESTS / "scratch_events.py").exists():  # since the authority table: the tests' `note.added`
     sys.path.insert(0, str(_TESTS))
     __import__("scratch_events")
+features.install()  # a program opening sites installs the features first (wardcrf.site)
 
 PASSWORD = "attack-password-1"
 ESC = "Eve\x1b]0;owned\x07\x1b[31mRed\u202eevil"

@@ -86,8 +86,10 @@ def _kit_at_bedside(data: Path, tmp_path: Path) -> None:
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from wardcrf import features
 from wardcrf.site import Site
 from wardcrf.coldchain import scenario
+features.install()
 site = Site.open(Path({str(data)!r}))
 ph, clin = site.unlock("pharmacist", {PASSWORD!r}), site.unlock("clinician", {PASSWORD!r})
 pw = {{u: {PASSWORD!r} for u in ("pharmacist", "investigator", "clinician")}}

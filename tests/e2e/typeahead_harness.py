@@ -28,7 +28,7 @@ from wardcrf.screens.ct_grid import CTGridScreen, SegmentCell
 from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.login import LoginScreen
-from wardcrf.screens.ward import Ward
+from wardcrf.screens.ward import Ward, sign_in
 from wardcrf.screens.widgets.entry_list import EntryList
 
 from wardcrf.site import Site
@@ -129,7 +129,7 @@ class Harness(WardApp):
 def main() -> None:
     data_dir, results = Path(sys.argv[1]), Path(sys.argv[2])
     site = Site.open(data_dir)
-    ward = Ward(site, site.unlock("clinician", "test-password-1"))
+    ward = sign_in(site, "clinician", "test-password-1")
     Harness(site, ward, results).run()
 
 

@@ -151,3 +151,74 @@ async def test_the_dose_wizard_comes_back_at_its_step_with_every_value(dose_app,
         assert wiz.step == 1 and wiz.kit is not None and wiz.kit.ok
         assert wiz.query_one("#pre-field-temp", Input).value == "36.8"
         assert wiz.query_one("#pre-field-pulse", Input).value == "88"
+
+
+# Draft openers (issue #16): the drafts screen reopens another package's screens through the
+# openers that package registers (screens/coldchain/drafts.py), so those screens never import it.
+
+
+def test_every_cold_chain_screen_that_keeps_drafts_has_an_opener():
+    """Each transfer screen's draft form (its `draft_key`) and the manual reading reopen on their screen."""
+    from types import SimpleNamespace
+
+    from wardcrf.screens.coldchain.transfer import TransferScreen
+    from wardcrf.screens.drafts_screen import openers
+
+    from wardcrf.coldchain import services
+
+    def concrete(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from concrete(sub)
+
+    found = openers()
+    screens = list(concrete(TransferScreen))
+    assert len(screens) >= 4  # receipt, handover, thaw, unit
+    for screen in screens:
+        form, _context = TransferScreen.draft_key(SimpleNamespace(TITLE_ID=screen.TITLE_ID))
+        opener = found.get(form)
+        assert opener is not None, f"no draft opener for {screen.__name__} ({form})"
+        assert opener.title == screen.TITLE_ID
+    reading = found.get(services.FORM_READING)
+    assert reading is not None and reading.title == "cc.readings"
+
+
+def test_a_second_opener_for_one_form_is_refused():
+    """Two screens claiming one form's drafts is a bug: the registry says so instead of picking one."""
+    import re
+
+    import pytest
+    from wardcrf.screens.draft_openers import DraftOpeners
+
+    def never(ward, draft):
+        raise AssertionError("only registered, never opened here")
+
+    openers = DraftOpeners()
+    openers.add("coldchain.receipt", title="cc.receipt", open=never)
+    with pytest.raises(ValueError, match=re.escape("a second draft opener for form 'coldchain.receipt'")):
+        openers.add("coldchain.receipt", title="cc.handover", open=never)
+    assert openers.forms() == ["coldchain.receipt"]
+    assert openers.get("coldchain.receipt").title == "cc.receipt"
+    assert openers.get("vitals") is None  # a protocol form: the drafts screen opens it itself
+
+
+async def test_a_cold_chain_draft_is_listed_by_its_screen_and_reopened_on_it(app_for, session_for):
+    """A receipt typed halfway is listed under the receipt screen's title and reopens on it, values back."""
+    from textual.widgets import DataTable
+    from wardcrf.screens.coldchain.receipt import ReceiptScreen
+    from wardcrf.screens.i18n import t
+
+    drafts.save(
+        session_for("pharmacist"), "coldchain.receipt", {"lot": "LOT-D1", "product": "MEX"}, focus="product"
+    )
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(DraftsScreen(app.ward))
+        await settle(pilot)
+        assert app.screen.query_one("#drafts", DataTable).get_row_at(0)[1] == t("cc.receipt")
+        await burst(pilot, "enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ReceiptScreen)
+        assert screen.values["lot"] == "LOT-D1" and screen.values["product"] == "MEX"

@@ -19,7 +19,9 @@ WRITER = r"""
 import sys
 sys.path.insert(0, sys.argv[4])
 import scratch_events  # the tests' scratch event types (wardcrf.authority)
+from wardcrf import features
 from wardcrf.site import Site
+features.install()
 s = Site.open(sys.argv[1]).unlock("clinician", sys.argv[2])
 print("ready", flush=True)
 i = 0

@@ -233,8 +233,9 @@ def test_cli_draft_list_and_purge(cli, session_for):
 
 SAVER = r"""
 import sys
-from wardcrf import drafts
+from wardcrf import drafts, features
 from wardcrf.site import Site
+features.install()
 s = Site.open(sys.argv[1]).unlock("clinician", sys.argv[2])
 print("ready", flush=True)
 i = 0

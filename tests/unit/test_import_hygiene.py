@@ -7,6 +7,7 @@ Modelled on harlequin's tests/unit_tests/test_import_hygiene.py: the same check 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,107 @@ def test_features_are_installed_explicitly_not_by_import() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT / "tests")
 
 
+_UNINSTALLED = """
+import sys
+from pathlib import Path
+from wardcrf import registration
+from wardcrf.site import Site
+
+assert "wardcrf.features" not in sys.modules  # the site never reaches for the features itself
+assert not registration._installed[0]
+fresh, made = Path(sys.argv[1]), Path(sys.argv[2])
+try:
+    Site.init(fresh, site="WUH01", device_name="lap", admin="admin", password="test-password-1")
+except RuntimeError as exc:
+    assert "features.install()" in str(exc), exc
+else:
+    raise AssertionError("a site was created before the features were installed")
+assert not fresh.exists()  # refused before anything was written
+site = Site.open(made)  # reading the key slots needs no feature (the sign-in screen paints on it)
+for password in ("test-password-1", "a-wrong-password"):  # refused before the password is even checked
+    try:
+        site.unlock("admin", password)
+    except RuntimeError as exc:
+        assert "features.install()" in str(exc), exc
+    else:
+        raise AssertionError("a database was opened before the features were installed")
+assert site.slots.failed_count("admin") == 0  # nothing counted toward the lockout
+from wardcrf import features
+
+features.install()
+site.unlock("admin", "test-password-1").close()
+print("refused, then opened")
+"""
+
+
+def test_a_site_refuses_its_database_until_the_features_are_installed(tmp_path: Path) -> None:
+    """The site never installs the features (they import it); whoever starts the program does.
+
+    Forgetting is loud, never silent: `Site.init` and every sign-in raise before the
+    database is touched, so no event is projected with half its projectors.
+    """
+    from wardcrf.site import Site
+
+    made = tmp_path / "made"
+    Site.init(made, site="WUH01", device_name="lap", admin="admin", password="test-password-1")
+    done = subprocess.run(
+        [sys.executable, "-c", _UNINSTALLED, str(tmp_path / "fresh"), str(made)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused, then opened"
+
+
+def test_the_command_line_installs_the_features_before_any_command(tmp_path: Path) -> None:
+    """The command line is a composition root: a command that opens a site finds every feature."""
+    code = (
+        "import sys\n"
+        "from wardcrf import registration\n"
+        "from wardcrf.cli import main\n"
+        "assert not registration._installed[0]\n"
+        "try:\n"
+        "    main(['init', '--data-dir', sys.argv[1], '--site', 'WUH01', '--device', 'lap', '--admin', 'admin'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "assert registration._installed[0]\n"
+    )
+    env = {**os.environ, "WARDCRF_PASSWORD": "test-password-1", "WARDCRF_NEW_PASSWORD": "test-password-1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "site")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "site" / "wardcrf.db").exists()
+
+
+def test_the_ward_apps_sign_in_installs_the_features(tmp_path: Path) -> None:
+    """The ward app is a composition root too: its sign-in installs the features, after the first paint."""
+    from wardcrf.site import Site
+
+    made = tmp_path / "made"
+    Site.init(made, site="WUH01", device_name="lap", admin="admin", password="test-password-1")
+    code = (
+        "import sys\n"
+        "from wardcrf import registration\n"
+        "from wardcrf.screens import app, login\n"
+        "from wardcrf.screens.ward import sign_in\n"
+        "from wardcrf.site import Site\n"
+        "assert 'wardcrf.features' not in sys.modules  # the sign-in screen paints without them\n"
+        "ward = sign_in(Site.open(sys.argv[1]), 'admin', 'test-password-1')\n"
+        "assert registration._installed[0] and ward.user == 'admin'\n"
+        "ward.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(made)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 _LOOPS = """
 import grimp
 
@@ -98,11 +200,11 @@ print(repr(loops))
 def test_no_module_imports_itself_back_through_others(tmp_path: Path) -> None:
     """No module-level import loop, counting imports inside functions (TYPE_CHECKING ones excepted).
 
-    Stricter than the package-level `acyclic_siblings` contract: its listed #16 debt closes loops
-    between packages, not between modules. The ids -> protocol -> plausibility loop was the last in
-    the core (protocol_file now owns the reader; `protocol.id_rule` the site's id rule). The screens'
-    drafts <-> readings link is left to the screens/ split (branch `architecture`), so screens are
-    reported separately and must not gain a second loop.
+    Stricter than the package-level `acyclic_siblings` contract, which sees loops between sibling
+    packages: this sees a loop between any two modules, even inside one package. The ids -> protocol -> plausibility
+    loop was the last in the core (protocol_file now owns the reader; `protocol.id_rule` the site's
+    id rule); the screens' drafts <-> cold-chain readings one ended with the draft openers
+    (`screens/draft_openers.py`).
     """
     sys.path.insert(0, str(ROOT / "tools"))
     try:
@@ -111,11 +213,12 @@ def test_no_module_imports_itself_back_through_others(tmp_path: Path) -> None:
         sys.path.pop(0)
     tree = installed_tree.build(tmp_path / "tree")
     done = subprocess.run(
-        [sys.executable, "-c", _LOOPS], capture_output=True, text=True, cwd=tree, env={"PYTHONPATH": str(tree)}
+        [sys.executable, "-c", _LOOPS],
+        capture_output=True,
+        text=True,
+        cwd=tree,
+        env={"PYTHONPATH": str(tree)},
     )
     assert done.returncode == 0, done.stderr
     loops = ast.literal_eval(done.stdout)
-    core = [loop for loop in loops if not all(m.startswith("wardcrf.screens.") for m in loop)]
-    assert core == [], f"import loops: {core}"
-    screens = [loop for loop in loops if loop not in core]
-    assert screens in ([], [["wardcrf.screens.coldchain.readings", "wardcrf.screens.drafts_screen"]])
+    assert loops == [], f"import loops: {loops}"

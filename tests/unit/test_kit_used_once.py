@@ -249,7 +249,7 @@ def test_exports_give_the_stored_id_whatever_was_typed(ward, tmp_path):
 
 
 def test_the_custody_record_finds_a_kit_whatever_its_spelling(ward):
-    from wardcrf.coldchain import custody_record
+    from wardcrf.reports import custody_record
 
     day = today() - timedelta(days=9)
     ward.dose(P1, 1, day, kit="kit-r1")

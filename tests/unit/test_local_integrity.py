@@ -243,7 +243,9 @@ def test_sigkill_at_any_moment_never_raises_a_false_rollback_alarm(site):
         f"""
         import sys
         import scratch_events  # the tests' own event types (note.added), declared for authority
+        from wardcrf import features
         from wardcrf.site import Site
+        features.install()
         s = Site.open(sys.argv[1]).unlock("clinician", {PASSWORD!r})
         print("ready", flush=True)
         i = 0

@@ -279,7 +279,9 @@ def append_then_hang(self, **kw):
     return result
 
 Session.append = append_then_hang
+from wardcrf import features
 from wardcrf.randomization import service
+features.install()
 s = Site.open(sys.argv[1]).unlock("clinician", "test-password-1")
 service.allocate(s, sys.argv[2])
 """

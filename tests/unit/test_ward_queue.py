@@ -340,7 +340,9 @@ from datetime import date, timedelta
 from PIL import Image
 from wardcrf import records
 from wardcrf.photos import importing
+from wardcrf import features
 from wardcrf.site import Site
+features.install()
 s = Site.open(sys.argv[1]).unlock("clinician", sys.argv[2])
 round_ = int(sys.argv[3])
 print("ready", flush=True)

@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from .. import __version__, text
+from .. import __version__, features, text
 from ..errors import EXIT_REFUSED, WardError
 from . import (
     audit_cmds,
@@ -76,7 +76,11 @@ def _root(
             # Not a terminal (a pipe, a script): there is no screen to draw on.
             typer.echo(ctx.get_help())
             return
-        tui_cmds.open_tui()
+        tui_cmds.open_tui()  # the ward app installs the features at sign-in
+        return
+    # The command line's composition root: every command runs with every feature registered
+    # (a site refuses to open its database before, `registration.require_installed`).
+    features.install()
 
 
 site_cmds.register(app)

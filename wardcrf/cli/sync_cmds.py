@@ -642,10 +642,7 @@ def verify_bundle(
     as_json: JsonOption = False,
 ) -> None:
     """Verify a bundle standalone, as an auditor: signatures, archive, checksums, chain, photos."""
-    from .. import features
     from ..sync import bundle
-
-    features.install()  # no site is opened: the features say which events cite which files
     from ..sync.cards import Card
     from ..sync.hub import read_pair
 

@@ -21,7 +21,7 @@ there, or a failed receipt, without a disposition) nor discarded, not
 expired and not already used. `check_dose` (the pre-dose gate) refuses
 naming the first broken link; "already used" is not among its questions,
 because the dose rule and the scan step ask it themselves, once, of the one
-source (`workflow.dosing.kit_use`) before they run the gates.
+source (`wardcrf.kits.kit_use`) before they run the gates.
 `dose_problems`, for the custody views, lists it too, from the same source.
 """
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from .. import evidence, ids, signatures
+from .. import evidence, ids, kits, signatures
 from ..errors import Refused
 from ..store import Store
 from . import analysis, config
@@ -279,8 +279,6 @@ def outside_units(store: Store, now: int) -> list[Clock]:
     Kits at disposal or returned, discarded, or already given (`kit_use`)
     have no clock. One query finds each kit's last step up to `now`.
     """
-    from ..workflow.dosing import kit_use
-
     lim = config.limits(store)
     rows = store.execute(
         "SELECT kit_id, event_id, at, to_location, lot FROM ("
@@ -293,7 +291,7 @@ def outside_units(store: Store, now: int) -> list[Clock]:
     ).fetchall()
     out = []
     for kit, step, at, where, lot in rows:
-        if where.startswith(ENDED) or is_discarded(store, kit) or kit_use(store, kit) is not None:
+        if where.startswith(ENDED) or is_discarded(store, kit) or kits.kit_use(store, kit) is not None:
             continue
         allowed = lim.bedside_s if config.is_bedside(where) else lim.transit_s
         out.append(Clock(kit, lot, where, at, allowed, at + allowed - now, step))
@@ -535,10 +533,8 @@ def _epoch(store: Store, when: Any) -> int:
 
 
 def used_by(store: Store, kit: str) -> str | None:
-    """The dose record that used the kit (the workflow's `kit_use`, the one answer), or None."""
-    from ..workflow.dosing import kit_use
-
-    use = kit_use(store, kit)
+    """The dose record that used the kit (`kits.kit_use`, the one answer), or None."""
+    use = kits.kit_use(store, kit)
     return use.event_id if use else None
 
 
@@ -576,9 +572,7 @@ def dose_problems(store: Store, kit: str, when: Any, *, used: bool = True) -> li
         if local_day > date.fromisoformat(expiry):
             problems.append(f"kit {kit} expired on {expiry} (lot {c.lot})")
     if used:
-        from ..workflow.dosing import kit_use
-
-        use = kit_use(store, kit)
+        use = kits.kit_use(store, kit)
         if use:
             problems.append(str(use))
     return problems

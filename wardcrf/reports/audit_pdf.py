@@ -28,7 +28,7 @@ from ..exports import written
 from ..exports.dataset import Dataset, ProvenancedRecord, Signature, participant_of, value_text
 from ..exports.progress import NullProgress, Progress
 from ..protocol import Field, tr
-from . import evidence
+from . import custody_record, evidence
 from .pdf import Document
 
 
@@ -220,11 +220,9 @@ def build(
 ) -> AuditPdf:
     """Write the audit copy of one participant, a kit, a lot or a shipment, or (none) every participant.
 
-    A kit, lot or shipment gets its custody record (`coldchain.custody_record`):
+    A kit, lot or shipment gets its custody record (`reports.custody_record`):
     as PDF, or as JSON with the same content when `out` ends in ``.json``.
     """
-    from ..coldchain import custody_record
-
     progress = progress or NullProgress()
     chosen = [
         flag
@@ -347,8 +345,6 @@ def _trails(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _write_json(out: Path, record: dict[str, Any]) -> AuditPdf:
     """The custody record as JSON, written atomically (same content as the PDF, without thumbnails)."""
-    from ..coldchain import custody_record
-
     kits = record.get("kit_records") or [record]
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(custody_record.as_json(record), encoding="utf-8")

@@ -1,6 +1,6 @@
 """The custody record of a kit, a lot or a shipment, drawn as PDF pages.
 
-Draws exactly the dict `wardcrf.coldchain.custody_record.build` returns (the
+Draws exactly the dict `wardcrf.reports.custody_record.build` returns (the
 JSON copy is the same dict), in the order an auditor follows the kit:
 steps from receipt to dose with both parties' e-signatures, each stay's
 temperatures and logger files, excursions with their dispositions, the

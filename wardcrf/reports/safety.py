@@ -18,13 +18,12 @@ from typing import Any
 from ..errors import Refused
 from ..exports.dataset import Dataset, number, value_text
 from ..protocol import tr
+from ..workflow import status
 from .render import Doc, Table
 
 
 def _missed_doses(ds: Dataset, pid: str) -> list[dict[str, Any]] | None:
     """Doses whose window has closed without a dose record, now; None when no enrollment is known here."""
-    from ..workflow import status
-
     try:
         info = status.summary(ds.store, pid)
     except Refused:

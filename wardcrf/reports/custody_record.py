@@ -27,6 +27,10 @@ the PDF (`wardcrf.reports.custody_pdf`), so the two always say the same thing.
 A lot-level and a shipment-level record list their kits, each kit in full.
 
 Screens can call `kit_record` too (a plain dict, no Textual).
+
+A report, so it lives with the reports: it reads the cold chain, the dataset
+(`exports.dataset`) and the report evidence checks (`reports.evidence`), and
+the cold chain imports none of them.
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ from typing import Any
 
 from .. import eventlog, ids
 from ..clock import iso_utc, now_utc, zone
+from ..coldchain import config, custody, evidence
 from ..errors import Refused
+from ..exports.dataset import Dataset
 from ..store import Store
-from . import config, custody, evidence
+from . import evidence as report_evidence
 
 SCHEMA = "wardcrf.custody-record/1"
 
@@ -90,8 +96,6 @@ class _Context:
 
     def arrival(self, event_id: str) -> dict[str, Any]:
         """How the event reached this database: created here, or in which bundle (sync ledger)."""
-        from ..reports import evidence as report_evidence
-
         e = eventlog.get(self.store, event_id)
         if e is None:
             return {"event": event_id, "text": "event not held here"}
@@ -125,8 +129,6 @@ class _Context:
         """One photo, re-hashed now (once per record, whatever cites it)."""
         sha = ref.lower().removeprefix("sha256:")
         if sha not in self._photos:
-            from ..reports import evidence as report_evidence
-
             check = report_evidence.check_photo(self.store, sha)
             self._photos[sha] = {
                 "sha256": sha,
@@ -427,8 +429,7 @@ def kit_record(store: Store, kit: str, *, ctx: _Context | None = None) -> dict[s
     dispositions = [x["disposition"]["event_id"] for x in excursions if x["disposition"]]
     record_events = [s["event_id"] for s in steps] + [t["event_id"] for t in thaws] + dispositions
     record_events += [use["event_id"]] if use else []
-    from ..exports.dataset import Dataset  # every other record that names the kit (one query owns that)
-
+    # every other record that names the kit (one query owns that)
     record_events += [
         r.event_id for r in Dataset(store).records_naming_kit(kit) if r.event_id not in record_events
     ]
