@@ -145,6 +145,40 @@ def _diff_inputs(specs: list[str], data_dir: Path | None) -> list[tuple[str, Any
     return [o for o in out if o is not None]
 
 
+@app.command("apply")
+def apply(
+    participant: Annotated[str, typer.Argument(help="An enrolled participant, e.g. WUH01-001.")],
+    version: Annotated[
+        str, typer.Argument(help="A newer loaded version of their protocol, e.g. 1.1 (or ID@VERSION).")
+    ],
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why (required): e.g. the amendment's approval and the re-consent."),
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move an enrolled participant to a newer protocol version (investigator), with a reason.
+
+    They stay on the version they were enrolled under until this is done; their records keep the
+    version each was captured under. `wardcrf protocol diff` shows what changes for them.
+    """
+    from ..workflow import amendments
+
+    amendments.clean_reason(reason)  # before anyone is asked to sign in
+    with session(data_dir) as s:
+        event = amendments.apply(s, participant, version, reason)
+    b = event.body
+    if as_json:
+        print_json({"event": event.id, **b, "reason": event.reason})
+        return
+    console.print(
+        f"{b['participant']}: {b['protocol_id']} {b['from_version']} -> {b['to_version']} — event {event.id}; "
+        "their new records are captured under it.",
+        highlight=False,
+    )
+
+
 @app.command("show")
 def show(
     data_dir: DataDirOption = None,
