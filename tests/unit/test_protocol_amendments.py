@@ -263,3 +263,86 @@ def test_a_form_the_active_version_dropped_is_still_theirs_on_their_version(cli,
         "disposition", participant=P1, stage="end_of_treatment", status="completed", date=today().isoformat()
     )
     assert ev.protocol == {"id": "MEXCOVID", "version": "1.0"}
+
+
+# -- a format-2 version of its own (PALM): the engine reads the participant's version --------------
+
+
+def _palm_version(version: str, *, without_arm: str | None = None) -> str:
+    """PALM `version`: a temperature below 36 C refused (35.5 is plausible under 1.0); optionally an arm gone."""
+    from wardcrf.engine import model
+
+    src = model.shipped_source("palm.toml").replace('version = "1.0"', f'version = "{version}"', 1)
+    old = 'unit = "C"\nrequired = true\nhard = [30, 45]\nsoft = [35, 40.5]'
+    assert old in src
+    src = src.replace(old, 'unit = "C"\nrequired = true\nhard = [36, 45]\nsoft = [36.5, 40.5]', 1)
+    if without_arm:
+        i = src.index(f'[[arms]]\ncode = "{without_arm}"')
+        src = src[:i] + src[src.index("\n[", i + 1) + 1 :]
+    return src
+
+
+def _palm_vitals(w, pid: str, temp: str):
+    return w.run(
+        "submit",
+        "vitals",
+        "--participant",
+        pid,
+        "timepoint=daily",
+        f"temp={temp}",
+        "pulse=96",
+        "resp=20",
+        "sysbp=112",
+        "diabp=70",
+        "oxysat=97",
+        "--json",
+    )
+
+
+def test_a_format_2_participant_follows_their_version_and_keeps_their_arm(cli, tmp_path, monkeypatch):
+    from test_engine_ward_cli import _ward
+
+    w = _ward(cli, tmp_path, monkeypatch, "palm")
+    pid = w.consent()
+    assert w.screen(pid).code == 0
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
+    r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
+    assert r.code == 0, r.err
+    arm = r.out.split("randomized: arm ", 1)[1].split()[0]
+    for version, text_ in (("1.1", _palm_version("1.1")), ("1.2", _palm_version("1.2", without_arm=arm))):
+        path = tmp_path / f"palm-{version}.toml"
+        path.write_text(text_, "utf-8")
+        r = w.run("protocol", "load", str(path), user="investigator")
+        assert r.code == 0, r.err
+
+    r = w.run("participant", "show", pid, "--json", user="auditor")
+    assert r.code == 0, r.err
+    info = json.loads(r.out)
+    assert info["protocol"] == {"id": "PALM", "version": "1.0", "since": "enrollment"} and info["arm"] == arm
+    r = _palm_vitals(w, pid, "35.5")  # 1.0's range
+    assert r.code == 0, r.err
+    assert w.run("today", "--json").code == 0
+
+    # the participant's arm is gone from 1.2: refused, naming it
+    r = w.run("protocol", "apply", pid, "1.2", "--reason", "amendment 2", user="investigator")
+    _refused(r, 1, f"{pid} was allocated arm {arm}, which PALM 1.2 does not have")
+
+    r = w.run(
+        "protocol", "apply", pid, "1.1", "--reason", "amendment 1 approved", "--json", user="investigator"
+    )
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["to_version"] == "1.1"
+    info = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
+    assert info["protocol"] == {"id": "PALM", "version": "1.1", "since": "amendment"} and info["arm"] == arm
+    r = _palm_vitals(w, pid, "35.5")  # 1.1's range: refused
+    assert r.code == 1 and "temp" in r.err
+    r = _palm_vitals(w, pid, "37.5")
+    assert r.code == 0, r.err
+    r = w.run("log", "--json", "--type", "record.", user="auditor")
+    versions = [e["protocol"]["version"] for e in json.loads(r.out) if e["body"].get("form") == "vitals"]
+    assert versions == ["1.0", "1.1"]
+    r = w.run("today", "--json")
+    assert r.code == 0, r.err
+    # the ward queue kept after each record and amendment equals one derived from the log
+    r = w.run("db", "rebuild", "--check", user="admin")
+    assert r.code == 0, r.err

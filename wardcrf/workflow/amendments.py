@@ -55,9 +55,10 @@ def participant_ref(store: Store, p: Participant) -> dict[str, str] | None:
     The latest `protocol.applied` to them in log order; else the version their
     enrollment record was captured under.
     """
+    # rows are inserted in log order (a rebuild replays the log in order): the last is the latest
     row = store.one(
-        "SELECT a.protocol_id, a.to_version FROM protocol_applications a JOIN events e ON e.id = a.event_id"
-        " WHERE a.participant = ? ORDER BY e.pos DESC LIMIT 1",
+        "SELECT protocol_id, to_version FROM protocol_applications WHERE participant = ?"
+        " ORDER BY rowid DESC LIMIT 1",
         (p.id,),
     )
     if row is not None:
@@ -82,24 +83,29 @@ def protocol_of(store: Store, p: Participant | None) -> Protocol:
     return protocols.version(store, ref)
 
 
-def protocols_of(store: Store, people: list[Participant]) -> dict[str, Protocol]:
-    """`protocol_of` for many participants in two indexed queries: only those not on the active version."""
+def protocols_of(store: Store, people: list[Participant], *, log: Store | None = None) -> dict[str, Protocol]:
+    """`protocol_of` for many participants in indexed queries: only those not on the active version.
+
+    `log`: where the events are (a rebuild's check derives into a scratch store holding projections only).
+    """
     if not people:
         return {}
     active = protocols.active(store)
+    events = log or store
     refs: dict[str, tuple[str, str]] = {}
-    for chunk in _chunks([p.id for p in people], 500):
-        marks = ",".join("?" * len(chunk))
-        for pid, pr, ver in store.execute(
-            "SELECT p.id, json_extract(e.line, '$.protocol.id'), json_extract(e.line, '$.protocol.version')"
-            f" FROM participants p JOIN events e ON e.id = p.enrollment_event WHERE p.id IN ({marks})",
+    enrolled = {p.enrollment_event: p.id for p in people if p.enrollment_event}
+    for chunk in _chunks(list(enrolled), 500):
+        for event_id, pr, ver in events.execute(
+            "SELECT id, json_extract(line, '$.protocol.id'), json_extract(line, '$.protocol.version')"
+            f" FROM events WHERE id IN ({','.join('?' * len(chunk))})",
             chunk,
         ):
             if pr is not None and ver is not None:
-                refs[str(pid)] = (str(pr), str(ver))
+                refs[enrolled[str(event_id)]] = (str(pr), str(ver))
+    for chunk in _chunks([p.id for p in people], 500):
         for pid, pr, ver in store.execute(
-            "SELECT a.participant, a.protocol_id, a.to_version FROM protocol_applications a"
-            f" JOIN events e ON e.id = a.event_id WHERE a.participant IN ({marks}) ORDER BY e.pos",
+            "SELECT participant, protocol_id, to_version FROM protocol_applications"
+            f" WHERE participant IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
             chunk,
         ):
             refs[str(pid)] = (str(pr), str(ver))
@@ -237,9 +243,8 @@ def history(store: Store, participant: str) -> list[dict[str, Any]]:
     if p is None:
         return []
     return store.rows(
-        "SELECT a.event_id, a.protocol_id, a.from_version, a.to_version, a.reason, a.applied_by, a.applied_at"
-        " FROM protocol_applications a JOIN events e ON e.id = a.event_id WHERE a.participant = ?"
-        " ORDER BY e.pos",
+        "SELECT event_id, protocol_id, from_version, to_version, reason, applied_by, applied_at"
+        " FROM protocol_applications WHERE participant = ? ORDER BY rowid",
         (p.id,),
     )
 

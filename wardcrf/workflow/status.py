@@ -545,7 +545,14 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     # the engine's timing words, most urgent first ("window closing" is a regimen's last part of its window)
     rank = {"overdue": 0, "window closing": 1, "due now": 2, "upcoming": 3, "held": 4}
     format_1 = proto.engine is None
-    for (pid,) in store.execute("SELECT id FROM participants ORDER BY number").fetchall() if format_1 else []:
+    pids = [str(r[0]) for r in store.execute("SELECT id FROM participants ORDER BY number").fetchall()]
+    if (
+        not format_1
+    ):  # only the participants still on a format-1 version (amendments); the engine lists the rest
+        people = [participant_from_row(r) for r in store.rows("SELECT * FROM participants ORDER BY number")]
+        older = amendments.protocols_of(store, people)
+        pids = [pid for pid in pids if pid in older and older[pid].engine is None]
+    for pid in pids:
         s = summary(store, pid, at)
         nd = s["next_dose"]
         if nd and (
