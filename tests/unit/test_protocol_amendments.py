@@ -9,6 +9,7 @@ from it. Records already saved keep their version. Each refusal: one line, nothi
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
 
@@ -150,6 +151,21 @@ def test_an_enrolled_participant_stays_on_their_version_until_it_is_applied(cli,
     # a rebuild replays the projection to the same rows
     r = cli("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.err
+    # the ODM export's audit trail names the amendment, its versions and its reason
+    out = tmp_path / "odm.xml"
+    r = cli("export", "odm", "--out", str(out), user="auditor")
+    assert r.code == 0, r.err
+    ns = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
+    root = ET.parse(out).getroot()
+    (rec,) = [
+        a
+        for a in root.iterfind(".//odm:AuditRecords/odm:AuditRecord", ns)
+        if "protocol.applied" in (a.findtext("odm:SourceID", namespaces=ns) or "")
+    ]
+    assert rec.findtext("odm:SourceID", namespaces=ns).endswith(
+        f"protocol.applied (participant:{P1}): protocol MEXCOVID 1.0 -> 1.1"
+    )
+    assert rec.findtext("odm:ReasonForChange", namespaces=ns).startswith("Amendment 1 approved")
 
 
 def test_a_participant_enrolled_after_the_new_version_is_loaded_is_on_it(cli, tmp_path, session_for):
