@@ -42,7 +42,8 @@ def load(
         event = protocol.load(s, parsed)
     console.print(
         f"Loaded {parsed.id} {parsed.version} (sha256 {parsed.sha256[:16]}…) — event {event.id}; "
-        "new records are captured under it.",
+        "new participants are captured under it; enrolled ones stay on their version until "
+        "`wardcrf protocol apply` moves them.",
         highlight=False,
     )
 
