@@ -362,3 +362,50 @@ def test_a_format_2_participant_follows_their_version_and_keeps_their_arm(cli, t
     # the ward queue kept after each record and amendment equals one derived from the log
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.err
+
+
+FOLLOWUP = """
+[forms.followup]
+label = { en = "Day 28 follow-up call", zh = "第28天随访电话" }
+
+[forms.followup.fields.date]
+type = "date"
+required = true
+label = { en = "Date of the call", zh = "日期" }
+
+[forms.followup.fields.status]
+type = "choice"
+required = true
+label = { en = "Status", zh = "状态" }
+choices = [
+  { code = "well", label = { en = "Well", zh = "良好" } },
+  { code = "unwell", label = { en = "Unwell", zh = "不适" } },
+]
+"""
+
+
+def test_a_form_only_a_newer_version_has_waits_for_the_amendment(cli, tmp_path):
+    _load(cli, tmp_path, _version(MEX, "1.1") + FOLLOWUP)
+    args = ("submit", "followup", "--participant", P1, f"date={today().isoformat()}", "status=well")
+    r = cli(*args, user="clinician")
+    _refused(r, 1, f"{P1} is on protocol MEXCOVID 1.0, which has no followup form")
+    assert "wardcrf protocol apply" in r.err
+    assert _apply(cli, P1, "1.1").code == 0
+    r = cli(*args, user="clinician")
+    assert r.code == 0, r.err
+
+
+def test_hostile_arguments_are_refused_in_one_line_and_spelled_out(cli, tmp_path):
+    _load_1_1(cli, tmp_path)
+    r = _apply(cli, P1, "1.\x1b[2J1")
+    _refused(r, 1, "is not loaded on this site")
+    assert "\x1b" not in r.err
+    r = _apply(cli, "WUH01-\u202e999", "1.1")
+    _refused(r, 1, "unknown participant")
+    assert "\u202e" not in r.err
+    r = _apply(cli, P1, "1" * 5000)
+    _refused(r, 1, "(5,000 characters)")
+    r = cli("protocol", "diff", "MEX\x1b[31m@1.0", "MEXCOVID@1.0", user="auditor")
+    _refused(r, 1, "is not loaded on this site")
+    assert "\x1b" not in r.err
+    assert _applied(cli) == 0
