@@ -409,3 +409,21 @@ def test_hostile_arguments_are_refused_in_one_line_and_spelled_out(cli, tmp_path
     _refused(r, 1, "is not loaded on this site")
     assert "\x1b" not in r.err
     assert _applied(cli) == 0
+
+
+def test_refused_when_the_doses_given_do_not_fit_the_new_schedule(cli, tmp_path, session_for):
+    ward = make_ward(session_for, tmp_path)
+    day0 = today() - timedelta(days=10)
+    ward.dose(P1, 1, day0 + timedelta(days=1))
+    ward.dose(P1, 2, day0 + timedelta(days=2))
+    _load(cli, tmp_path, _version(MEX, "1.1", doses=1))
+    _load(cli, tmp_path, _version(MEX, "1.2", doses=2))
+    _refused(
+        _apply(cli, P1, "1.1"),
+        1,
+        f"{P1} has 2 administrations recorded and MEXCOVID 1.1 plans 1: their course does not fit",
+    )
+    assert _applied(cli) == 0
+    r = _apply(cli, P1, "1.2")  # two given, two planned: it fits
+    assert r.code == 0, r.err
+    assert _show(cli)["doses_planned"] == 2

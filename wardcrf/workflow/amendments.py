@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import protocol as protocols
 from .. import text
+from ..engine import due
 from ..errors import Refused, UsageError
 from ..eventlog import get
 from .base import Participant, get_participant, require_participant
@@ -208,14 +209,34 @@ def _fits(store: Store, p: Participant, current: Protocol, target: Protocol) -> 
             f"their records could not be read under it (see `wardcrf protocol diff {current.id}@{current.version} "
             f"{target.id}@{target.version}`)"
         )
-    if target.engine is None:
-        return
     row = store.one("SELECT arm FROM rand_allocations WHERE participant = ?", (p.id,))
-    arms = [a.code for a in target.engine.arms]
-    if row is not None and row[0] is not None and str(row[0]) not in arms:
+    arm = str(row[0]) if row is not None and row[0] is not None else None
+    model = due.model_for(target)
+    arms = [a.code for a in model.arms]
+    if arm is not None and arm not in arms:
         raise Refused(
-            f"{p.id} was allocated arm {row[0]}, which {target.id} {target.version} does not have "
+            f"{p.id} was allocated arm {arm}, which {target.id} {target.version} does not have "
             f"(arms: {', '.join(arms)})"
+        )
+    if arm is None and len(arms) > 1:
+        return  # no arm yet: nothing was given against one
+    planned = due.planned(model, arm if len(arms) > 1 else None)
+    forms = {str(a.record.get("form")) for r in model.regimens_of(arm) for a in r.administrations}
+    if target.engine is None:
+        forms = {"dose"}  # format 1: its dose form
+    if not forms & set(held):
+        return  # nothing administered yet
+    given = int(
+        store.scalar(
+            f"SELECT count(*) FROM records WHERE subject = ? AND form IN ({','.join('?' * len(forms))})",
+            (f"participant:{p.id}", *sorted(forms)),
+        )
+        or 0
+    )
+    if given > planned:
+        raise Refused(
+            f"{p.id} has {given} administrations recorded and {target.id} {target.version} plans "
+            f"{planned}: their course does not fit the new schedule"
         )
 
 
