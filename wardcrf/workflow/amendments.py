@@ -23,9 +23,9 @@ enrolled (before enrollment the active version governs them anyway), a
 version not loaded on this site or of another protocol, the version they are
 on, an older one (loaded before theirs: a participant only moves forward), an
 empty reason or one holding control characters; and a version the
-participant's data does not fit: their arm missing from it, or a form holding
-one of their records removed from it (`wardcrf protocol diff` shows the
-differences).
+participant's data does not fit: their arm missing from it, a form holding
+one of their records removed from it, or more administrations recorded than
+it plans for their arm (`wardcrf protocol diff` shows the differences).
 """
 
 from __future__ import annotations
