@@ -1023,3 +1023,20 @@ CREATE TABLE device_scanner (
     set_at TEXT NOT NULL,
     set_event TEXT NOT NULL
 );
+
+-- migration: 0540-protocol-applied
+-- Protocol amendments applied to participants (`protocol.applied`, wardcrf/workflow/amendments.py;
+-- issue 17): a participant stays on the version they were enrolled under until one of these
+-- moves them to a newer loaded version. One row per event; the latest (in log order) is the
+-- participant's version. A projection: `db rebuild` replays it from the log.
+CREATE TABLE protocol_applications (
+    event_id TEXT PRIMARY KEY,
+    participant TEXT NOT NULL,
+    protocol_id TEXT NOT NULL,
+    from_version TEXT NOT NULL,
+    to_version TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    applied_by TEXT,
+    applied_at TEXT NOT NULL
+);
+CREATE INDEX protocol_applications_participant ON protocol_applications (participant);

@@ -173,6 +173,12 @@ _TABLE: tuple[EventType, ...] = (
     EventType("record.amended", Origin.WARD, _AMEND, what="a correction of a record of the same site"),
     EventType("signature.applied", Origin.WARD, ("signature.sign",), what="of a record of the same site"),
     EventType("photo.imported", Origin.WARD, ("photo.import",)),
+    EventType(
+        "protocol.applied",
+        Origin.WARD,
+        ("protocol.apply",),
+        what="a participant moved to a newer loaded protocol version, with a reason",
+    ),
     EventType("coldchain.logger_imported", Origin.WARD, ("coldchain.record",)),
     EventType("query.answered", Origin.WARD, ("record.comment",), what="of a query raised to the same site"),
     EventType("sync.hub_set", Origin.WARD, ("sync.configure",), what="the hub this laptop trusts"),

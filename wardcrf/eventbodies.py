@@ -161,6 +161,13 @@ class ProtocolReencoded(_Body):
     filename: Annotated[str, Meta(max_length=300)] | None = None
 
 
+class ProtocolApplied(_Body):
+    participant: Name
+    protocol_id: Name
+    from_version: Name
+    to_version: Name
+
+
 class BackupMade(_Body):
     file: Annotated[str, Meta(max_length=1000)] | None = None
     sha256: Hex64 | None = None
@@ -565,6 +572,7 @@ BODIES: dict[str, type[Struct]] = {
     "auth.login_refused": LoginRefused,
     "protocol.loaded": ProtocolLoaded,
     "protocol.reencoded": ProtocolReencoded,
+    "protocol.applied": ProtocolApplied,
     "db.backup_made": BackupMade,
     "db.restored": Restored,
     "db.rebuilt": Rebuilt,

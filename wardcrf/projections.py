@@ -26,6 +26,7 @@ PROJECTION_TABLES = [
     "records",
     "protocols",
     "protocol_encodings",
+    "protocol_applications",
     "photos",
     "photo_bindings",
     "participants",

@@ -50,6 +50,7 @@ from .protocol_file import (
 from .protocol_review import ReviewPlan
 from .protocol_review import parse as parse_review
 from .store import Store
+from .text import excerpt as _excerpt
 
 if TYPE_CHECKING:
     from .engine.model import Model
@@ -1030,6 +1031,19 @@ def version(store: Store, ref: Mapping[str, str] | None) -> Protocol:
         if row is not None:
             return _loaded_protocol(store, "protocol_id = ? AND version = ?", key, row[0], row[1])
     return active(store)
+
+
+def loaded_version(store: Store, protocol_id: str, version_: str) -> Protocol:
+    """A version loaded on this site, exactly (never the active one instead); `Refused` naming the loaded ones."""
+    key = (protocol_id, version_)
+    row = store.one("SELECT sha256, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?", key)
+    if row is None:
+        have = ", ".join(f"{r['protocol_id']}@{r['version']}" for r in loaded_versions(store)) or "none"
+        raise Refused(
+            f"protocol {_excerpt(protocol_id)} version {_excerpt(version_)} is not loaded on this site "
+            f"(loaded: {have})"
+        )
+    return _loaded_protocol(store, "protocol_id = ? AND version = ?", key, row[0], row[1])
 
 
 def loaded_versions(store: Store) -> list[dict[str, Any]]:

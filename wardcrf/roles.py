@@ -56,6 +56,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "device.configure": frozenset({"admin"}),
     "db.rebuild": frozenset({"admin"}),
     "protocol.load": frozenset({"admin", "investigator"}),
+    # Moving an enrolled participant to a newer protocol version (an amendment applied to them,
+    # wardcrf/workflow/amendments.py): a clinical decision the investigator takes and answers for.
+    "protocol.apply": frozenset({"investigator"}),
     # clinical data capture
     "participant.screen": _CLINICAL,
     "consent.record": _CLINICAL,

@@ -444,3 +444,70 @@ def test_a_record_of_a_form_its_role_may_not_write_is_refused(trial) -> None:
     with pytest.raises(Refused, match=r"role pharmacist may not submit 'dose' records"):
         for f in export(w1, root / "forged"):
             hub_import(h, f)
+
+
+def test_a_protocol_amendment_applied_by_a_role_that_may_not_is_refused_at_the_hub(trial) -> None:
+    """`protocol.applied` (issue 17): only an investigator moves a participant to a newer version.
+
+    A clinician's key holder writing one into the laptop's chain gets the bundle refused whole.
+    """
+    h, w1, root = trial["hub"], trial["w1"], trial["root"]
+    body = {"participant": "WUH01-001", "protocol_id": "MEXCOVID", "from_version": "1.0", "to_version": "1.1"}
+    append_raw(
+        w1,
+        "protocol.applied",
+        body,
+        subject="participant:WUH01-001",
+        role="clinician",
+        user="clinician1",
+        reason="forged",
+    )
+    with pytest.raises(
+        Refused, match=r"role clinician may not originate protocol\.applied \(allowed: investigator"
+    ):
+        for f in export(w1, root / "forged"):
+            hub_import(h, f)
+    assert hub_rows(h, "SELECT * FROM protocol_applications") == []
+
+
+def test_a_protocol_amendment_about_another_sites_participant_is_refused_at_the_hub(trial) -> None:
+    h, w1, root = trial["hub"], trial["w1"], trial["root"]
+    body = {"participant": "XYZ02-001", "protocol_id": "MEXCOVID", "from_version": "1.0", "to_version": "1.1"}
+    append_raw(
+        w1,
+        "protocol.applied",
+        body,
+        subject="participant:XYZ02-001",
+        role="investigator",
+        user="inv1",
+        reason="forged",
+    )
+    with pytest.raises(Refused, match=r"participant XYZ02-001"):
+        for f in export(w1, root / "forged"):
+            hub_import(h, f)
+    assert hub_rows(h, "SELECT * FROM protocol_applications") == []
+
+
+def test_an_investigators_protocol_amendment_reaches_the_hub(trial) -> None:
+    h, w1, root = trial["hub"], trial["w1"], trial["root"]
+    body = {"participant": "WUH01-001", "protocol_id": "MEXCOVID", "from_version": "1.0", "to_version": "1.1"}
+    event = append_raw(
+        w1,
+        "protocol.applied",
+        body,
+        subject="participant:WUH01-001",
+        role="investigator",
+        user="inv1",
+        reason="amendment 1 approved; re-consented",
+    )
+    statuses = [hub_import(h, f).outcome.status for f in export(w1, root / "genuine")]
+    assert "applied" in statuses and set(statuses) <= {"applied", "already"}, statuses
+    rows = hub_rows(h, "SELECT event_id, participant, to_version, reason FROM protocol_applications")
+    assert rows == [
+        {
+            "event_id": event,
+            "participant": "WUH01-001",
+            "to_version": "1.1",
+            "reason": "amendment 1 approved; re-consented",
+        }
+    ]

@@ -8,6 +8,7 @@ import typer
 from rich.table import Column, Table
 
 from .. import workflow
+from ..workflow import amendments
 from .common import DataDirOption, JsonOption, console, print_json, session
 
 app = typer.Typer(help="Participants: list them, show one in full.", no_args_is_help=True)
@@ -69,6 +70,8 @@ def show(
     with session(data_dir) as s:
         info: dict[str, Any] = {**workflow.show(s, participant)}
         info["sdv"] = sdv.overview(s, participant=info["id"])["totals"]
+        # the version they are on (enrolled under it, or moved to it by an amendment) and each amendment
+        info.update(amendments.version_of(s, info["id"]))
     if as_json:
         print_json(info)
         return
@@ -82,6 +85,14 @@ def _print_summary(info: dict[str, Any]) -> None:
         f"consent: {info['consent']['detail']}; enrolled: {info['enrolled_on'] or 'no'}",
         highlight=False,
     )
+    pv = info.get("protocol")
+    if pv:
+        console.print(f"protocol: {pv['id']} {pv['version']} ({pv.get('since', '')})", highlight=False)
+    for a in info.get("amendments", ()):
+        console.print(
+            f"  amendment {a['from']} -> {a['to']} by {a['by']} at {a['at']} ({a['event']}): {a['reason']}",
+            highlight=False,
+        )
     if info["failed_criteria"]:
         console.print(f"screen failure: {', '.join(info['failed_criteria'])}", highlight=False)
     console.print(

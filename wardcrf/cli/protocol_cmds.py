@@ -42,7 +42,8 @@ def load(
         event = protocol.load(s, parsed)
     console.print(
         f"Loaded {parsed.id} {parsed.version} (sha256 {parsed.sha256[:16]}…) — event {event.id}; "
-        "new records are captured under it.",
+        "new participants are captured under it; enrolled ones stay on their version until "
+        "`wardcrf protocol apply` moves them.",
         highlight=False,
     )
 
@@ -57,6 +58,8 @@ def check(
 
     read = loading.read_file(file)
     fmt = 1 if isinstance(read, protocol.Protocol) else 2
+    if fmt == 2:
+        protocol.forms_of(read.source, file.name)  # the fields as the ward reads them (ranges, choices)
     info: dict[str, Any] = {
         "file": file.name,
         "format": fmt,
@@ -78,6 +81,101 @@ def check(
     extra = f", arms {', '.join(info['arms'])}" if fmt == 2 else ""
     console.print(
         f"{file.name}: valid format-{fmt} protocol {read.id} {read.version}, {info['forms']} forms{extra}",
+        highlight=False,
+    )
+
+
+_DIFF_ARG_HELP = (
+    "A protocol file (either format), a shipped protocol's name (palm, palm007), "
+    "or a version loaded on this site as ID@VERSION (e.g. PALM@1.0)."
+)
+
+
+@app.command("diff")
+def diff(
+    old: Annotated[str, typer.Argument(help="The old version. " + _DIFF_ARG_HELP)],
+    new: Annotated[str, typer.Argument(help="The new version. " + _DIFF_ARG_HELP)],
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What changed between two protocol versions: forms, fields, ranges, schedule, arms, regimens,
+    eligibility, gates, endpoints. Both are validated first; exit 0 with the differences (or none)."""
+    from ..engine import diff as protocol_diff
+
+    sides = _diff_inputs([old, new], data_dir)
+    (old_source, old_side), (new_source, new_side) = sides
+    result = protocol_diff.compare(old_source, new_source, old_side, new_side)
+    if as_json:
+        print_json(result.to_json())
+        return
+    for line in result.lines():
+        console.print(line, highlight=False, markup=False)
+
+
+def _diff_inputs(specs: list[str], data_dir: Path | None) -> list[tuple[str, Any]]:
+    """Each argument read and validated: a file, a shipped name, or ID@VERSION loaded on the site
+    (signed in once for both, `record.read`). Files are read before anyone is asked to sign in."""
+    from ..engine import diff as protocol_diff
+    from ..engine import loading
+    from ..errors import UsageError
+
+    out: list[tuple[str, Any] | None] = []
+    loaded: list[tuple[int, str, str]] = []
+    for i, spec in enumerate(specs):
+        if not spec.strip():
+            raise UsageError("an empty protocol argument: give a file, a shipped name or ID@VERSION")
+        path = Path(spec)
+        if "@" in spec and not path.exists():
+            pid, _, ver = spec.partition("@")
+            if not pid or not ver:
+                raise UsageError(f"{spec!r}: a loaded version is written ID@VERSION (e.g. PALM@1.0)")
+            loaded.append((i, pid, ver))
+            out.append(None)
+            continue
+        read = loading.read_named(path)
+        if not isinstance(read, protocol.Protocol):
+            # the forms as the ward reads them: ranges, choices, patterns (what `protocol load` checks)
+            protocol.forms_of(read.source, path.name)
+        out.append(protocol_diff.side_of(read, path.name))
+    if loaded:
+        with session(data_dir) as s:
+            s.require("record.read", what="read the protocol")
+            for i, pid, ver in loaded:
+                p = protocol.loaded_version(s.store, pid, ver)
+                out[i] = protocol_diff.side_of(p, f"{pid}@{ver} loaded")
+    return [o for o in out if o is not None]
+
+
+@app.command("apply")
+def apply(
+    participant: Annotated[str, typer.Argument(help="An enrolled participant, e.g. WUH01-001.")],
+    version: Annotated[
+        str, typer.Argument(help="A newer loaded version of their protocol, e.g. 1.1 (or ID@VERSION).")
+    ],
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why (required): e.g. the amendment's approval and the re-consent."),
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move an enrolled participant to a newer protocol version (investigator), with a reason.
+
+    They stay on the version they were enrolled under until this is done; their records keep the
+    version each was captured under. `wardcrf protocol diff` shows what changes for them.
+    """
+    from ..workflow import amendments
+
+    amendments.clean_reason(reason)  # before anyone is asked to sign in
+    with session(data_dir) as s:
+        event = amendments.apply(s, participant, version, reason)
+    b = event.body
+    if as_json:
+        print_json({"event": event.id, **b, "reason": event.reason})
+        return
+    console.print(
+        f"{b['participant']}: {b['protocol_id']} {b['from_version']} -> {b['to_version']} — event {event.id}; "
+        "their new records are captured under it.",
         highlight=False,
     )
 

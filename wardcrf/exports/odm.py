@@ -588,12 +588,20 @@ def _write_audit_records(fh: IO[str], ds: Dataset, inline: set[str]) -> int:
             continue
         # ReasonForChange holds a person's reason, never the event type: the type and
         # subject name the source event in SourceID.
-        source = f"wardcrf event {e.id}: {e.type}" + (f" ({e.subject})" if e.subject else "")
+        source = f"wardcrf event {e.id}: {e.type}" + (f" ({e.subject})" if e.subject else "") + _what(e)
         _audit(el, e.user, e.site, e.ts, reason=e.reason, source=source, id_=f"AR.{_slug(e.id)}")
         n += 1
     if n:
         _write(fh, el, 2)
     return n
+
+
+def _what(e: eventlog.Event) -> str:
+    """What an event did, where its type and subject do not say it (the versions of an amendment)."""
+    b = e.body or {}
+    if e.type == "protocol.applied":
+        return f": protocol {b.get('protocol_id')} {b.get('from_version')} -> {b.get('to_version')}"
+    return ""
 
 
 def _signed_thing(ds: Dataset, s: Signature) -> str:

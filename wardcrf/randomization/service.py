@@ -204,10 +204,11 @@ def _already_randomized(store: Store, pid: str) -> None:
 
 def _protocol_gates(store: Store, pid: str) -> None:
     """A format-2 version's gates before `randomize` (eligibility, a DSMG hold...), in its words."""
-    from .. import protocol as protocols
     from ..clock import now_utc
+    from ..workflow.amendments import protocol_of
+    from ..workflow.base import get_participant
 
-    proto = protocols.active(store)
+    proto = protocol_of(store, get_participant(store, pid))  # theirs: enrolled under it, or applied
     if proto.engine is not None:
         from ..workflow.engine_rules import require_gates
 

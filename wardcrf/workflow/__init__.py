@@ -4,6 +4,7 @@ Services (each takes a `Session`; permissions are checked inside):
 
 * `submit(session, form, raw, participant=..., reason=..., confirm=..., password_for=...)`
 * `amend(session, event_id, raw, reason=..., confirm=...)`
+* `amendments.apply(session, participant, version, reason)`: a newer protocol version applied to a participant
 * `preflight(session, form, raw, participant=...)`: every rule of a signed form, before any password
 * `status.show / list_participants / ward_page / today / safety_overview / dsmg_gate` read models
 * `dose_gates` / `register_dose_gate`: pre-dose checks other features plug in
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import clinical, dosing, idclash, participants, safety, sequencing, status, wardqueue  # noqa: F401  (clinical: its rules)
+from . import amendments, clinical, dosing, idclash, participants, safety, sequencing, status, wardqueue  # noqa: F401  (clinical: its rules)
 from .base import RULES
 from .dosing import dose_gates, register_dose_gate
 from .service import amend, preflight, submit
@@ -39,7 +40,7 @@ def register(registry: Registry) -> None:
     """The workflow's form actions, hooks, checks and after-ingest holds (the ward queue's last: its hooks follow theirs)."""
     for form, rule in RULES.items():
         registry.form_actions(form, submit=rule.action, amend=rule.amend_action)
-    for module in (dosing, idclash, participants, safety, sequencing, wardqueue):
+    for module in (amendments, dosing, idclash, participants, safety, sequencing, wardqueue):
         module.register(registry)
 
 

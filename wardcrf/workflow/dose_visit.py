@@ -38,7 +38,7 @@ from .. import protocol as protocols
 from ..clock import zone
 from ..errors import Refused, ValidationFailed, WardError
 from ..registration import require_installed
-from . import service, status
+from . import amendments, service, status
 from .base import now, require_participant
 from .dosing import allocation_gates, dose_gates, kit_use
 
@@ -176,7 +176,7 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
 
     session.require("dose.record", what="record doses")
     p = require_participant(session.store, participant)
-    proto = protocols.active(session.store)
+    proto = amendments.protocol_of(session.store, p)  # their version (enrolled under it, or applied)
     start = (when or now()).astimezone(zone(session.ctx.zone))
     ctx = RuleContext(session, proto, "dose", p, now())
     try:
@@ -300,7 +300,7 @@ def _visit(
     before: list[dict[str, Any]],
 ) -> DoseVisit:
     """The visit as recorded, with the deviations it leaves (computed after the records, in the transaction)."""
-    sched = protocols.active(session.store).schedule
+    sched = amendments.protocol_of(session.store, require_participant(session.store, pid)).schedule
     after = status.summary(session.store, pid)["deviations"]
     number = int(dose_data["dose_number"])
     known = {(d.get("kind"), d.get("dose")) for d in before if d.get("kind") != "missing dose"}

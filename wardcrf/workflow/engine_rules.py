@@ -976,16 +976,24 @@ def _age(m: Model, p: Participant, records: Mapping[str, Sequence[Rec]]) -> int 
 def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, Any]]:
     """`wardcrf today`'s participant items on a format-2 ward: each participant's next administration
     (its worklist words), the `before` assessments it owes, and the `after` assessments owed."""
+    from .amendments import protocols_of
     from .base import participant_from_row
 
-    m = proto.engine
-    assert m is not None
+    assert proto.engine is not None
     site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
     local_today = at.astimezone(zone(site_zone)).date()
     items: list[dict[str, Any]] = []
-    for row in store.rows("SELECT * FROM participants WHERE enrollment_event IS NOT NULL ORDER BY number"):
-        p = participant_from_row(row)
-        s = summary(store, proto, p, at)
+    people = [
+        participant_from_row(row)
+        for row in store.rows("SELECT * FROM participants WHERE enrollment_event IS NOT NULL ORDER BY number")
+    ]
+    theirs = protocols_of(store, people)  # each on their own version (amendments)
+    for p in people:
+        pproto = theirs.get(p.id, proto)
+        if pproto.engine is None:
+            continue  # a format-1 version's participant: `status.today` lists them
+        m = pproto.engine
+        s = summary(store, pproto, p, at)
         nd = s["next_dose"]
         if nd and (
             nd["state"] in ("overdue", "window closing", "due now", "held")

@@ -22,6 +22,7 @@ from ..errors import AuthError, Refused, UsageError, ValidationFailed
 from ..eventlog import Event, get
 from ..forms import Context, check
 from ..plausibility import SoftWarning
+from . import amendments
 from .base import FormRule, PasswordFor, RuleContext, get_participant, now, require_participant, rule_for
 from .idclash import CREATES as CREATES_PARTICIPANT
 from .participants import consent_state, new_participant_id, relog_failed_signature, sign_consent
@@ -79,7 +80,7 @@ def _prepare(
     *,
     store_photos: bool = False,
 ) -> Prepared:
-    proto = protocols.active(session.store)
+    proto = _governing(session, form, participant)
     definition = proto.form(form)
     rule = _rule(proto, form)
     session.require(rule.action, what=f"submit {form} forms")
@@ -362,6 +363,35 @@ def _signoff(
     p = require_participant(session.store, participant)
     note = raw.get("note")
     return sign_off(session, p.id, password=password_for(session.user), note=str(note) if note else None)
+
+
+def _governing(session: Session, form: str, participant: str | None) -> protocols.Protocol:
+    """The version a submission is checked against and captured under: the participant's once they are
+    enrolled (`amendments`: enrolled under it, or moved to it by an amendment), else the active one.
+
+    A form that belongs to no participant (the cold chain's, the DSMG's without one) is the active
+    version's whatever `--participant` says.
+    """
+    active = protocols.active(session.store)
+    if not participant:
+        return active
+    p = get_participant(session.store, participant)
+    if p is None:
+        return active  # `require_participant` names the unknown id
+    theirs = amendments.protocol_of(session.store, p)
+    if theirs is active or theirs.sha256 == active.sha256:
+        return active
+    if form not in theirs.forms:
+        if form in active.forms and not _rule(active, form).participant:
+            return active
+        raise Refused(
+            f"{p.id} is on protocol {theirs.id} {theirs.version}, which has no {text.excerpt(form)} form "
+            f"(the active version {active.version} has; an investigator applies it with "
+            f"`wardcrf protocol apply {p.id} {active.version} --reason ...`)"
+        )
+    if not _rule(theirs, form).participant:
+        return active
+    return theirs
 
 
 def _rule(proto: protocols.Protocol, form: str) -> FormRule:

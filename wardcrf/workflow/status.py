@@ -21,7 +21,7 @@ from ..engine.schedule import Given
 from ..errors import Refused
 from ..registration import require_installed
 from ..store import Store
-from . import dosing, safety
+from . import amendments, dosing, safety
 from .base import Participant, get_participant, now, participant_from_row, records_of
 from .participants import age_on, consent_state, sentinel_state, signed_consent
 
@@ -153,7 +153,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSu
     if p is None:
         raise Refused(f"unknown participant {text.excerpt(pid)} (see `wardcrf participant list`)")
     pid = p.id  # as stored, whatever case or padding was typed
-    proto = protocols.active(store)
+    proto = amendments.protocol_of(store, p)  # theirs once enrolled, not necessarily the active one
     at = at or now()
     if proto.engine is not None:  # a format-2 version of its own: the engine's view of the record
         from .engine_rules import summary as engine_summary
@@ -372,22 +372,19 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     ward list: `ward_page`).
     """
     proto = protocols.active(store)
-    if proto.engine is not None:  # a format-2 version of its own: each row from the engine's summary
-        from .engine_rules import summary as engine_summary
-
-        by_id, ids = _in("id", only)
-        rows = {
-            r["id"]: participant_from_row(r)
-            for r in store.rows(f"SELECT * FROM participants WHERE 1 = 1{by_id} ORDER BY number", ids)
-        }
-        order = only if only is not None else list(rows)
-        return [list_row(engine_summary(store, proto, rows[pid], at)) for pid in order if pid in rows]
-    planned = due.planned(due.model_for(proto))
     by_id, ids = _in("id", only)
     people = [
         participant_from_row(r)
         for r in store.rows(f"SELECT * FROM participants WHERE 1 = 1{by_id} ORDER BY number", ids)
     ]
+    # Participants on another version than the active one (enrolled under it, no amendment applied yet).
+    theirs = amendments.protocols_of(store, people)
+    if proto.engine is not None or any(v.engine is not None for v in theirs.values()):
+        # a format-2 version of its own: each row from the engine's summary of the participant's version
+        rows = {p.id: p for p in people}
+        order = only if only is not None else list(rows)
+        return [_list_row_of(store, theirs.get(pid, proto), rows[pid], at) for pid in order if pid in rows]
+    planned_of = {id(v): due.planned(due.model_for(v)) for v in [proto, *theirs.values()]}
     if only is not None:
         place = {pid: i for i, pid in enumerate(only)}
         people.sort(key=lambda p: place[p.id])
@@ -457,7 +454,10 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     }
     dsmg_hold = safety.hold(store)
     out: list[WardRow] = []
+    active = proto
     for p in people:
+        proto = theirs.get(p.id, active)
+        planned = planned_of[id(proto)]
         consent_ok = signed_consent(consent_signers.get(p.consent_event or "", []), proto.consent.witnesses)
         given = doses[p.id]
         deviations = sum(1 for d in given if d["window"] in ("early", "late"))
@@ -499,6 +499,15 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     return out
 
 
+def _list_row_of(store: Store, proto: protocols.Protocol, p: Participant, at: datetime) -> WardRow:
+    """One ward-list row from the summary of the participant's own version (either format)."""
+    if proto.engine is not None:
+        from .engine_rules import summary as engine_summary
+
+        return list_row(engine_summary(store, proto, p, at))
+    return list_row(summary(store, p.id, at))
+
+
 def show(session: Session, pid: str) -> ParticipantSummary:
     session.require("record.read", what="read participants")
     return summary(session.store, pid)
@@ -536,7 +545,14 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     # the engine's timing words, most urgent first ("window closing" is a regimen's last part of its window)
     rank = {"overdue": 0, "window closing": 1, "due now": 2, "upcoming": 3, "held": 4}
     format_1 = proto.engine is None
-    for (pid,) in store.execute("SELECT id FROM participants ORDER BY number").fetchall() if format_1 else []:
+    pids = [str(r[0]) for r in store.execute("SELECT id FROM participants ORDER BY number").fetchall()]
+    if (
+        not format_1
+    ):  # only the participants still on a format-1 version (amendments); the engine lists the rest
+        people = [participant_from_row(r) for r in store.rows("SELECT * FROM participants ORDER BY number")]
+        older = amendments.protocols_of(store, people)
+        pids = [pid for pid in pids if pid in older and older[pid].engine is None]
+    for pid in pids:
         s = summary(store, pid, at)
         nd = s["next_dose"]
         if nd and (

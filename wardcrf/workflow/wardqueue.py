@@ -136,13 +136,30 @@ def _engine_row(store: Store, proto: protocols.Protocol, state: tuple[Any, ...])
     return pid, number, _utc(due_at) if due_at is not None else None, held, owed
 
 
-def refresh(store: Store, pid: str, model: Any = None) -> None:
+def _theirs(store: Store, pid: str) -> protocols.Protocol | None:
+    """The version a participant is on (`amendments`: their enrollment's, or the one applied to them)."""
+    from .amendments import protocol_of
+    from .base import get_participant
+
+    try:
+        return protocol_of(store, get_participant(store, pid))
+    except Refused:
+        return None  # no protocol yet: no due times (loading one recomputes every row)
+
+
+def _queue_row(store: Store, proto: protocols.Protocol | None, state: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A participant's row under their version: the engine's for a format-2 version of its own."""
+    if proto is not None and proto.engine is not None:
+        return _engine_row(store, proto, state)
+    return _row(state, due.model_for(proto) if proto is not None else None)
+
+
+def refresh(store: Store, pid: str) -> None:
     """Recompute one participant's queue row from the projections (and count a new participant)."""
     state = store.one(_STATE + " WHERE p.id = ?", (pid,))
     if state is None:
         return  # a record about a participant this site does not hold
-    proto = _format_2(store)
-    store.execute(_UPSERT, _engine_row(store, proto, state) if proto else _row(state, model or _model(store)))
+    store.execute(_UPSERT, _queue_row(store, _theirs(store, pid), state))
     if not state[-1]:
         store.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1)"
@@ -151,14 +168,21 @@ def refresh(store: Store, pid: str, model: Any = None) -> None:
         )
 
 
-def derive(target: Store, _source: Store) -> int:
+def derive(target: Store, source: Store) -> int:
     """Every row and the counter in one pass over the projections (after a replay)."""
     target.execute("DELETE FROM ward_queue")
     target.execute("DELETE FROM counters")
-    model = _model(target)
-    proto = _format_2(target)
+    from .amendments import protocols_of
+    from .base import participant_from_row
+
+    try:
+        active: protocols.Protocol | None = protocols.active(target)
+    except Refused:
+        active = None
+    people = [participant_from_row(r) for r in target.rows("SELECT * FROM participants")]
+    theirs = protocols_of(target, people, log=source) if active is not None else {}
     rows = [
-        _engine_row(target, proto, state) if proto else _row(state, model)
+        _queue_row(target, theirs.get(str(state[0]), active), state)
         for state in target.execute(_STATE).fetchall()
     ]
     target.conn.executemany(_UPSERT, rows)
@@ -172,7 +196,8 @@ def _after_record(store: Store, rec: Record) -> None:
     if projections.replaying():
         return  # `derive` writes every row once the replay is done
     if rec.form in _FORMS and _format_2(store) is not None:
-        return  # a format-2 version's records: `_after_any_record` below
+        return  # a format-2 version's records: `_after_any_record` below (a participant on a format-1
+        # version of a site now active under format 2 is refreshed there too)
     if rec.form == "vitals" and rec.version == 1 and rec.data.get("timepoint") != "post_dose":
         return  # a new pre-dose or unmodeluled measurement owes nothing and pays nothing
     if rec.subject and rec.subject.startswith("participant:"):
@@ -201,9 +226,17 @@ def _model_changed(store: Store, _e: Event) -> None:
     """A protocol version moves every due time: recompute every row (rare; O(participants))."""
     if projections.replaying():
         return
-    model = _model(store)
     for (pid,) in store.execute("SELECT id FROM participants").fetchall():
-        refresh(store, pid, model)
+        refresh(store, pid)
+
+
+def _applied(store: Store, e: Event) -> None:
+    """An amendment applied to a participant moves their due times to their new version's."""
+    if projections.replaying():
+        return
+    pid = str((e.body or {}).get("participant") or "")
+    if pid:
+        refresh(store, pid)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -297,3 +330,4 @@ def register(registry: Registry) -> None:
     registry.record_hook(_after_any_record)
     registry.every_event_projector(_allocated)
     registry.projector(_model_changed, "protocol.loaded")
+    registry.projector(_applied, "protocol.applied")
