@@ -132,7 +132,28 @@ def kit_use(
         " ORDER BY start, event_id LIMIT 1",
         (k, exclude or ""),
     )
+    if row is None and participant is None:
+        return _administration_kit_use(store, k, exclude)
     return KitUse(k, row[0], row[1], row[2]) if row else None
+
+
+def _administration_kit_use(store: Store, key: str, exclude: str | None) -> KitUse | None:
+    """A format-2 version's administration record naming the kit (its forms are not format 1's `dose`), so the
+    cold chain sees a vial given by an infusion as used (not left at the bedside past its limit)."""
+    from .. import protocol as protocols
+    from ..errors import Refused
+    from .engine_rules import kit_uses
+
+    try:
+        m = protocols.active(store).engine
+    except Refused:
+        return None
+    if m is None:
+        return None
+    for used, who, event_id in kit_uses(store, m):
+        if used == key and event_id != (exclude or ""):
+            return KitUse(key, who, None, event_id)
+    return None
 
 
 def _dose_kit(event: Event) -> tuple[str, str] | None:
