@@ -28,6 +28,7 @@ receives the ward's bundles at the end (as `wardcrf demo --hub`).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import tempfile
 from collections.abc import Callable
@@ -292,7 +293,7 @@ class _Story:
                 pt.day == 0
             ):  # this morning's patients are seen before the moment of seeding, whatever the hour
                 base = min(base, self.timeline.cap - timedelta(minutes=90 - 5 * n))
-            self.timeline.at(base, lambda n=n, pt=pt, base=base: self._admit(n, pt, base))
+            self.timeline.at(base, functools.partial(self._admit, n, pt, base))
 
     # -- the cold chain --------------------------------------------------------------------------
     VIALS = 40
@@ -533,7 +534,7 @@ class _Story:
                 first = False
             self.timeline.at(
                 taken + timedelta(minutes=5),
-                lambda pid=pid, kit=kit, taken=taken: self._dose(pid, kit, taken),
+                functools.partial(self._dose, pid, kit, taken),
             )
 
     def _window_after(self) -> timedelta:

@@ -124,6 +124,9 @@ class AdministrationPlan:
     duration: str | None  # an infusion's declared duration ("60min", "2h")
     product_fields: tuple[str, ...]
     time_fields: tuple[str, ...]
+    required: tuple[
+        str, ...
+    ]  # fields required of an administration given (`required`, or `required_when` true)
     before: tuple[Assessment, ...]
     after: tuple[Assessment, ...]
     refusal: str | None  # the first gate refusing now, in the protocol's words (None: may go on)
@@ -332,10 +335,34 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
         duration=str(_administration_data(m, regimen, adm.code).get("duration") or "") or None,
         product_fields=tuple(product_fields),
         time_fields=tuple(time_fields),
+        required=_required_when_given(fields_, roles_, snap),
         before=_assessments(m, regimen, number, "before"),
         after=_assessments(m, regimen, number, "after"),
         refusal=_refusal(session, proto, m, p.id, regimen, number, snap),
     )
+
+
+def _required_when_given(
+    fields_: Mapping[str, Any], roles_: Mapping[str, str], snap: Snapshot
+) -> tuple[str, ...]:
+    """The form's fields an administration given must have: `required`, or a `required_when` true of a record
+    that says only that it was given (e.g. `not_given == false`); one that depends on other values
+    (`interruptions > 0`) is left to the rules when the record is checked."""
+    given: dict[str, Any] = {roles_["not_given"]: False} if "not_given" in roles_ else {}
+    rec = interpreter.Rec(str(roles_["form"]), interpreter.typed_values(fields_, given), "", 1 << 60)
+    out = []
+    for name, f in fields_.items():
+        if f.get("computed"):
+            continue
+        if f.get("required"):
+            out.append(name)
+        elif f.get("required_when"):
+            try:
+                if interpreter.truth(str(f["required_when"]), replace(snap, record=rec)) is True:
+                    out.append(name)
+            except interpreter.EvalError:
+                continue
+    return tuple(out)
 
 
 def _administration_data(m: Model, regimen: str, code: str) -> Mapping[str, Any]:
@@ -564,6 +591,7 @@ def record(
                 events[part] = ev.id
                 if part == "administration":
                     data = dict(ev.body["data"])
+                    _same_slot(pl, data)
             visit = _visit(session, pl, data, before_summary["deviations"])
             if dry_run:
                 raise _DryRun(visit)
@@ -572,6 +600,26 @@ def record(
     visit.events = events
     visit.saved = True
     return visit
+
+
+def _same_slot(p: AdministrationPlan, data: Mapping[str, Any]) -> None:
+    """The visit records the administration it planned: a start the schedule places in another slot (days
+    away, in an earlier administration's window) is refused naming the start, not recorded as that one."""
+    placed = data.get(p.roles.get("number", ""))
+    if placed is None or int(placed) == p.number:
+        return
+    start = p.roles.get("start", "start")
+    opens, closes = (datetime.fromisoformat(w) for w in p.window)
+    raise PartRefused(
+        "administration",
+        p.what,
+        ValidationFailed(
+            {
+                start: f"{data.get(start)} falls to administration {placed} of the schedule, not {p.what} "
+                f"(window {opens.isoformat(timespec='minutes')} to {closes.isoformat(timespec='minutes')})"
+            }
+        ),
+    )
 
 
 def _part_words(p: AdministrationPlan, part: str) -> str:

@@ -140,9 +140,10 @@ def kit_use(
 def _administration_kit_use(store: Store, key: str, exclude: str | None) -> KitUse | None:
     """A format-2 version's administration record naming the kit (its forms are not format 1's `dose`), so the
     cold chain sees a vial given by an infusion as used (not left at the bedside past its limit)."""
+    import json
+
     from .. import protocol as protocols
     from ..errors import Refused
-    from .engine_rules import kit_uses
 
     try:
         m = protocols.active(store).engine
@@ -150,9 +151,19 @@ def _administration_kit_use(store: Store, key: str, exclude: str | None) -> KitU
         return None
     if m is None:
         return None
-    for used, who, event_id in kit_uses(store, m):
-        if used == key and event_id != (exclude or ""):
-            return KitUse(key, who, None, event_id)
+    kit_fields = {
+        str(a.record["form"]): str(a.record["kit"])
+        for r in m.regimens.values()
+        for a in r.administrations
+        if a.record.get("kit")
+    }
+    for form, field_ in sorted(kit_fields.items()):
+        for event_id, subject, data in store.execute(
+            "SELECT event_id, subject, data FROM records WHERE form = ? ORDER BY rowid", (form,)
+        ).fetchall():
+            kit = json.loads(data).get(field_)
+            if kit not in (None, "") and ids.key(str(kit)) == key and event_id != (exclude or ""):
+                return KitUse(key, str(subject or "").removeprefix("participant:"), None, str(event_id))
     return None
 
 
