@@ -17,9 +17,9 @@ from site_users import PASSWORD
 from wardcrf.site import Site
 
 
-def _demo(cli, tmp_path, name: str):
+def _demo(cli, tmp_path, name: str, *more: str):
     target = tmp_path / name
-    r = cli("demo", "--protocol", name, "--no-tui", "--data-dir", str(target), "--password", PASSWORD)
+    r = cli("demo", "--protocol", name, "--no-tui", "--data-dir", str(target), "--password", PASSWORD, *more)
     assert r.code == 0, r.err
     return target, r.out
 
@@ -54,8 +54,9 @@ def test_palm_demo_has_every_arm_and_infusions_to_give(cli, tmp_path):
 
 
 def test_palm007_demo_is_blinded_with_doses_given(cli, tmp_path):
-    target, out = _demo(cli, tmp_path, "palm007")
+    target, out = _demo(cli, tmp_path, "palm007", "--hub", str(tmp_path / "hub"))
     assert "KIN01 (PALM007 1.0)" in out and "kit K" in out
+    assert "Demo hub HUB" in out and "issued the ward's allocation list" in out  # --hub: the list's own hub
     env = {"WARDCRF_DATA_DIR": str(target)}
     r = cli("participant", "list", "--json", user="clinician", env=env)
     rows = json.loads(r.out)

@@ -289,8 +289,8 @@ def _next(
 def plan(session: Session, participant: str, when: datetime | None = None) -> AdministrationPlan:
     """The participant's next administration as the wizard asks it, with the gates' refusal now (or None)."""
     session.require("dose.record", what="record doses")
-    p = require_participant(session.store, participant)
     proto, m = _model(session)
+    p = require_participant(session.store, participant)
     at = (when or now()).astimezone(zone(session.ctx.zone))
     regimen, adm, number, nd, snap = _next(session, m, p.id, at)
     roles_ = dict(adm.record)
