@@ -37,7 +37,8 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Seed a demo site: one user per role, 7 participants shaped like the first trial's cohort, a DSMG decision."""
+    """Seed a demo site: one user per role, 7 participants shaped like the first trial's cohort, a DSMG decision;
+    with --protocol palm or palm007, a ward of that trial randomized from its hub's list."""
     from ..engine import loading, model
     from ..workflow import demo as seeding
 
