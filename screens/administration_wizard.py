@@ -52,7 +52,7 @@ from wardcrf.errors import WardError
 
 from .errors import message_of
 from .i18n import domain_word, label_width, language, pad, t
-from .unsaved import UnsavedWork, without_blanks
+from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 from .widgets.fields import MAX_LABEL, FieldGroup, is_soft
 from .widgets.footer import WardFooter
@@ -64,6 +64,13 @@ if TYPE_CHECKING:
     from wardcrf.workflow.administration_visit import AdministrationPlan, AdministrationVisit, KitCheck
 
 ADMINISTRATION = "administration"
+DRAFT_FORM = "administration_visit"
+"""The drafts' key of this wizard (`screens/drafts_screen.py` reopens it)."""
+
+
+def _amount(value: Any) -> str:
+    """A recorded amount as typed: 2950.0 is 2950."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ class AdministrationWizard(UnsavedWork):
     class KeysFree(Message):
         reason: str
 
-    def __init__(self, ward: Ward, participant: str) -> None:
+    def __init__(self, ward: Ward, participant: str, *, draft: dict[str, Any] | None = None) -> None:
         super().__init__()
         from wardcrf.workflow import administration_visit
 
@@ -146,6 +153,10 @@ class AdministrationWizard(UnsavedWork):
         self.scan_gap_s = ward.call(scanner.profile).gap_s
         self._checks = 0
         self._next_when_checked = False
+        self._resume: tuple[int, str | None] | None = None
+        """A draft's step and field, gone back to once its kit is checked again."""
+        if draft:
+            self._restore(draft)
 
     # -- structure -------------------------------------------------------------------------
     @staticmethod
@@ -250,6 +261,8 @@ class AdministrationWizard(UnsavedWork):
 
     def on_mount(self) -> None:
         self._focus_step()
+        if self._resume is not None and self.kit_raw.strip():
+            self._check_scanned()  # a reopened draft: its kit checked again, now (then its step)
         self.mark_clean()
 
     def relabelled(self) -> None:
@@ -339,10 +352,13 @@ class AdministrationWizard(UnsavedWork):
             lines.append("[b red]" + escape(t("adm.not_ready", reason=self.preview_error)) + "[/]")
         elif self.preview is not None:
             v = self.preview
-            lines.append(escape(t("adm.timing", timing=domain_word("timing", str(v.timing or "—")))))
-            given = f"{v.dose['value']} {v.dose['unit']}" if v.dose else "—"
+            timing = t(f"adm.timing_{v.timing}") if v.timing in ("on_time", "early", "late") else "—"
+            lines.append(escape(t("adm.timing", timing=timing)))
+            given = f"{_amount(v.dose['value'])} {v.dose['unit']}" if v.dose else "—"
             pres = (
-                f"{v.prescribed['value']} {v.prescribed['unit']}" if isinstance(v.prescribed, dict) else "—"
+                f"{_amount(v.prescribed['value'])} {v.prescribed['unit']}"
+                if isinstance(v.prescribed, dict)
+                else "—"
             )
             lines.append(escape(t("adm.dose_line", given=given, prescribed=pres)))
             if v.deviations:
@@ -428,10 +444,29 @@ class AdministrationWizard(UnsavedWork):
         return without_blanks(out)
 
     def draft_key(self) -> tuple[str, str] | None:
-        return None  # the format-1 wizard's drafts only (docs/engine.md, "Status")
+        return DRAFT_FORM, f"participant:{self.participant}"
 
     def draft_fields(self) -> dict[str, Any]:
-        return self.typed()
+        return {**self.typed(), "wizard.step": self.step}
+
+    def _restore(self, draft: dict[str, Any]) -> None:
+        """Reopened from a draft: the values back (of the parts this administration still has); its step
+        once the kit is checked again."""
+        for name, value in draft.items():
+            part, _, field_ = name.partition(".")
+            if name == "kit":
+                self.kit_raw = str(value)
+            elif name == "units":
+                self.units = str(value)
+            elif part in self.values and field_:
+                self.values[part][field_] = value
+        step = draft.get("wizard.step")
+        self._resume = (min(step, len(self.steps) - 2) if isinstance(step, int) and step > 0 else 0, None)
+
+    def resume_at(self, field_: str | None) -> None:
+        """The field the draft's cursor was in (focused when its step is reached)."""
+        if self._resume is not None:
+            self._resume = (self._resume[0], field_)
 
     def focused_field(self) -> str | None:
         return self.focused.id if self.focused is not None and self.focused.id else None
@@ -528,6 +563,16 @@ class AdministrationWizard(UnsavedWork):
             if not self.values[ADMINISTRATION].get(lot_field):
                 group.set_value(lot_field, message.kit.lot)
         self.query_one("#kit-status", Static).update(self._kit_text())
+        if self._resume is not None:
+            step, field_ = self._resume
+            self._resume = None
+            if message.kit is not None and message.kit.ok and step > 0:
+                self._go(step)
+                found = self.query(f"#{field_}") if field_ else None
+                if found:
+                    focus_now(found.first())
+            self.mark_clean()
+            return
         go_on = self._next_when_checked and message.kit is not None and message.kit.ok
         self._next_when_checked = False
         if go_on:
@@ -797,9 +842,17 @@ class AdministrationWizard(UnsavedWork):
     async def _record(self, parts: dict[str, Any], reasons: dict[str, str]) -> Any:
         from wardcrf.workflow import administration_visit
 
+        key = self.draft_key() if self.keeps_drafts else None
+
         def call() -> Any:
             try:
-                return self.ward.call(administration_visit.record, self.participant, reasons=reasons, **parts)
+                return self.ward.call(
+                    lambda s: closing_draft(
+                        s,
+                        key,
+                        lambda: administration_visit.record(s, self.participant, reasons=reasons, **parts),
+                    )
+                )
             except WardError as exc:
                 return exc
 

@@ -61,6 +61,8 @@ def form_title(ward: Ward, draft: drafts.Draft) -> str:
     """What the person called the form: the protocol's label, or the screen's title."""
     if draft.form == "dose_visit":
         return t("dose.title")
+    if draft.form == "administration_visit":
+        return t("adm.title")
     if draft.form == READING_FORM:
         return t("cc.readings")
     if draft.form in TRANSFER_SCREENS:
@@ -81,6 +83,12 @@ def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
         wizard = DoseWizard(ward, pid, draft=draft.fields)
         wizard.resume_at(draft.focus)
         return wizard
+    if draft.form == "administration_visit" and pid:
+        from .administration_wizard import AdministrationWizard
+
+        regimen_wizard = AdministrationWizard(ward, pid, draft=draft.fields)
+        regimen_wizard.resume_at(draft.focus)
+        return regimen_wizard
     if draft.form in TRANSFER_SCREENS:
         import importlib
 

@@ -343,6 +343,8 @@ async def test_capsules_are_counted_and_the_dose_recorded(palm007) -> None:
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert wiz.steps[wiz.step].key == "review" and wiz.preview is not None, wiz.preview_error
+        review = _text(wiz, "#review")
+        assert "Timing: on time" in review and "Dose given 600 mg · prescribed 600 mg" in review
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert wiz.saved is not None, wiz.message
@@ -409,3 +411,37 @@ async def test_another_patients_bottle_is_refused_at_the_scan(palm007) -> None:
         await pilot.press("ctrl+n")
         await settle(pilot)
         assert wiz.step == 0 and wiz.message_refusal
+
+
+async def test_typed_work_is_kept_as_a_draft_and_reopened_at_its_step(palm) -> None:
+    """Nothing typed is lost: the wizard's draft (kept as the cursor leaves a field) reopens with its values,
+    its kit checked again, at its step."""
+    from wardcrf.screens.drafts_screen import open_draft
+
+    from wardcrf import drafts
+
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await pilot.press(*kit, "enter")
+        await settle(pilot)
+        wiz.query_one("#adm-field-volume", Input).value = "250"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        wiz.query_one("#a1-field-temp", Input).value = "37.9"
+        wiz.keep_draft_now()
+        await settle(pilot)
+        kept = app.ward.call(drafts.mine)
+        assert [(d.form, d.fields.get("before:pre_infusion_vitals.temp")) for d in kept] == [
+            ("administration_visit", "37.9")
+        ]
+        app.pop_screen()
+        await settle(pilot)
+        again = open_draft(app.ward, kept[0])
+        app.push_screen(again)
+        await settle(pilot)
+        assert isinstance(again, AdministrationWizard) and again.kit is not None and again.kit.ok
+        assert again.steps[again.step].key == "before:pre_infusion_vitals"
+        assert again.query_one("#a1-field-temp", Input).value == "37.9"
+        assert again.query_one("#adm-field-volume", Input).value == "250"
