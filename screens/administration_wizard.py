@@ -308,6 +308,8 @@ class AdministrationWizard(UnsavedWork):
             )
         else:
             lines.append(escape(t("adm.no_prescribed", how=p.prescribed_how)))
+        if p.duration:
+            lines.append(escape(t("adm.duration", duration=p.duration)))
         if p.refusal:
             lines.append("[b red]" + escape(t("adm.refused", reason=p.refusal)) + "[/]")
         return "\n".join(lines)

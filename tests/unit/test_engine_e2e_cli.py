@@ -177,6 +177,10 @@ def test_palm_protocols_are_checked_and_an_unknown_demo_is_refused(cli, tmp_path
     r = cli("demo", "--protocol", "ebola", "--no-tui", "--data-dir", str(target))
     assert r.code == 2 and "shipped: mexcovid, palm, palm007" in r.err
     assert len(r.err.strip().splitlines()) == 1 and not target.exists()
+    for hostile in (f"{name}\x1b[2J", f"../{name}", name * 500):  # control characters, a path, oversized
+        r = cli("demo", "--protocol", hostile, "--no-tui", "--data-dir", str(target))
+        assert r.code == 2 and "not a shipped protocol" in r.err and "\x1b" not in r.err  # spelled out
+        assert len(r.err.strip().splitlines()) == 1 and len(r.err) < 300 and not target.exists()
     # their demos: tests/unit/test_engine_demo.py
 
 

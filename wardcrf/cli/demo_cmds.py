@@ -40,6 +40,7 @@ def demo(
     """Seed a demo site: one user per role, 7 participants shaped like the first trial's cohort, a DSMG decision;
     with --protocol palm or palm007, a ward of that trial randomized from its hub's list."""
     from ..engine import loading, model
+    from ..text import excerpt
     from ..workflow import demo as seeding
 
     chosen = None
@@ -47,7 +48,8 @@ def demo(
         names = [n.removesuffix(".toml") for n in model.SHIPPED]
         if protocol_name not in names:
             raise UsageError(
-                f"--protocol {protocol_name!r}: not a shipped protocol (shipped: {', '.join(names)})"
+                f"--protocol {excerpt(protocol_name, quoted=True)}: not a shipped protocol "
+                f"(shipped: {', '.join(names)})"
             )
         chosen = model.shipped(f"{protocol_name}.toml")
         loading.first_protocol(chosen)  # refused, naming why, before anything is created
