@@ -63,6 +63,8 @@ def form_title(ward: Ward, draft: drafts.Draft) -> str:
     """What the person called the form: the protocol's label, or the screen's title."""
     if draft.form == "dose_visit":
         return t("dose.title")
+    if draft.form == "administration_visit":
+        return t("adm.title")
     opener = openers().get(draft.form)
     if opener is not None:
         return t(opener.title)
@@ -82,6 +84,12 @@ def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
         wizard = DoseWizard(ward, pid, draft=draft.fields)
         wizard.resume_at(draft.focus)
         return wizard
+    if draft.form == "administration_visit" and pid:
+        from .administration_wizard import AdministrationWizard
+
+        regimen_wizard = AdministrationWizard(ward, pid, draft=draft.fields)
+        regimen_wizard.resume_at(draft.focus)
+        return regimen_wizard
     opener = openers().get(draft.form)
     if opener is not None:
         return opener.open(ward, draft)

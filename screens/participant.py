@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -199,7 +199,11 @@ class ParticipantScreen(Screen[None]):
             lines.append(
                 t(
                     "participant.deviations",
-                    items="; ".join(f"{d['kind']} {d['dose']}" for d in summary["deviations"]),
+                    # format 1 names the dose; format 2 the administration's number (or the record only)
+                    items="; ".join(
+                        f"{d['kind']} {d.get('dose', d.get('number', ''))}".rstrip()
+                        for d in summary["deviations"]
+                    ),
                 )
             )
         self.query_one("#p-summary", Static).update("\n".join(lines))
@@ -248,10 +252,17 @@ class ParticipantScreen(Screen[None]):
 
     def action_dose_wizard(self) -> None:
         """The guided dose (kit scan to review); the plain dose form stays under `n`."""
+        from wardcrf.workflow import administration_visit
+
         from .dose_wizard import DoseWizard
 
         try:
-            wizard = DoseWizard(self.ward, self.participant)
+            if self.ward.call(administration_visit.uses_engine):  # a format-2 regimen drives the wizard
+                from .administration_wizard import AdministrationWizard
+
+                wizard: Any = AdministrationWizard(self.ward, self.participant)
+            else:
+                wizard = DoseWizard(self.ward, self.participant)
         except Exception as exc:  # an unknown participant or a refusal to read
             self.notify(message_of(exc), severity="error")
             return

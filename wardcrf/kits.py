@@ -15,10 +15,13 @@ whole course").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import ids
+from . import protocol as protocols
+from .errors import Refused
 from .store import Store
 
 CourseKit = Callable[[Store, str], str | None]
@@ -86,4 +89,31 @@ def kit_use(
         " ORDER BY start, event_id LIMIT 1",
         (k, exclude or ""),
     )
+    if row is None and participant is None:
+        return _administration_kit_use(store, k, exclude)
     return KitUse(k, row[0], row[1], row[2]) if row else None
+
+
+def _administration_kit_use(store: Store, key: str, exclude: str | None) -> KitUse | None:
+    """A format-2 version's administration record naming the kit (its forms are not format 1's `dose`), so the
+    cold chain sees a vial given by an infusion as used (not left at the bedside past its limit)."""
+    try:
+        m = protocols.active(store).engine
+    except Refused:
+        return None
+    if m is None:
+        return None
+    kit_fields = {
+        str(a.record["form"]): str(a.record["kit"])
+        for r in m.regimens.values()
+        for a in r.administrations
+        if a.record.get("kit")
+    }
+    for form, field_ in sorted(kit_fields.items()):
+        for event_id, subject, data in store.execute(
+            "SELECT event_id, subject, data FROM records WHERE form = ? ORDER BY rowid", (form,)
+        ).fetchall():
+            kit = json.loads(data).get(field_)
+            if kit not in (None, "") and ids.key(str(kit)) == key and event_id != (exclude or ""):
+                return KitUse(key, str(subject or "").removeprefix("participant:"), None, str(event_id))
+    return None

@@ -168,18 +168,20 @@ def test_mexcovid_format_2_end_to_end_through_the_cli(cli, site, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["palm", "palm007"])
-def test_palm_protocols_are_checked_and_have_no_demo_yet(cli, tmp_path, name, monkeypatch):
+def test_palm_protocols_are_checked_and_an_unknown_demo_is_refused(cli, tmp_path, name, monkeypatch):
     path = tmp_path / f"{name}.toml"
     path.write_text(model.shipped_source(f"{name}.toml"), "utf-8")
     r = cli("protocol", "check", str(path), "--json")
     assert r.code == 0 and json.loads(r.out)["format"] == 2
     target = tmp_path / "demo"
-    r = cli("demo", "--protocol", name, "--no-tui", "--data-dir", str(target))
-    assert r.code == 1 and "no demo" in r.err and "init --protocol" in r.err
-    assert len(r.err.strip().splitlines()) == 1
-    assert not target.exists()
     r = cli("demo", "--protocol", "ebola", "--no-tui", "--data-dir", str(target))
     assert r.code == 2 and "shipped: mexcovid, palm, palm007" in r.err
+    assert len(r.err.strip().splitlines()) == 1 and not target.exists()
+    for hostile in (f"{name}\x1b[2J", f"../{name}", name * 500):  # control characters, a path, oversized
+        r = cli("demo", "--protocol", hostile, "--no-tui", "--data-dir", str(target))
+        assert r.code == 2 and "not a shipped protocol" in r.err and "\x1b" not in r.err  # spelled out
+        assert len(r.err.strip().splitlines()) == 1 and len(r.err) < 300 and not target.exists()
+    # their demos: tests/unit/test_engine_demo.py
 
 
 def test_demo_with_the_format_2_mexcovid_seeds_a_site_the_engine_reads_in_format_2(cli, tmp_path):

@@ -1,14 +1,14 @@
-"""`wardcrf demo`: a complete MEXCOVID demo site, seeded through the ward's own services."""
+"""`wardcrf demo`: a complete demo site (MEXCOVID, or a shipped format-2 trial), seeded through the ward's own services."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ..errors import Refused, UsageError
+from ..errors import UsageError
 from .common import DataDirOption, console, resolve_data_dir
 
 
@@ -31,13 +31,16 @@ def demo(
         str | None,
         typer.Option(
             "--protocol",
-            help="A shipped format-2 protocol to start the site with (mexcovid, palm, palm007); "
-            "the ward's forms run it when it re-encodes a format-1 version.",
+            help="A shipped format-2 protocol to start the site with (mexcovid, palm, palm007): "
+            "mexcovid seeds MEXCOVID's cohort; palm and palm007 a ward of that trial, randomized from a "
+            "list its hub issued.",
         ),
     ] = None,
 ) -> None:
-    """Seed a demo site: one user per role, 7 participants shaped like the first trial's cohort, a DSMG decision."""
+    """Seed a demo site: one user per role, 7 participants shaped like the first trial's cohort, a DSMG decision;
+    with --protocol palm or palm007, a ward of that trial randomized from its hub's list."""
     from ..engine import loading, model
+    from ..text import excerpt
     from ..workflow import demo as seeding
 
     chosen = None
@@ -45,20 +48,19 @@ def demo(
         names = [n.removesuffix(".toml") for n in model.SHIPPED]
         if protocol_name not in names:
             raise UsageError(
-                f"--protocol {protocol_name!r}: not a shipped protocol (shipped: {', '.join(names)})"
+                f"--protocol {excerpt(protocol_name, quoted=True)}: not a shipped protocol "
+                f"(shipped: {', '.join(names)})"
             )
         chosen = model.shipped(f"{protocol_name}.toml")
-        if not loading.reencodes(chosen):
-            raise Refused(
-                f"{chosen.id} has no demo yet (the demo seeds MEXCOVID's cohort); start a {chosen.id} site "
-                f"with `wardcrf init --protocol {protocol_name}`"
-            )
         loading.first_protocol(chosen)  # refused, naming why, before anything is created
     target = resolve_data_dir(data_dir)
     if hub_dir is not None and (
         hub_dir.resolve() == target.resolve() or (hub_dir.exists() and any(hub_dir.iterdir()))
     ):
         raise UsageError(f"--hub {hub_dir}: give a new or empty folder, apart from the ward's")
+    if chosen is not None and not loading.reencodes(chosen):
+        _engine_demo(target, chosen, password, hub_dir, no_tui)
+        return
     started = time.monotonic()
     result = seeding.seed(target, password, protocol_file=chosen)
     took = time.monotonic() - started
@@ -83,6 +85,45 @@ def demo(
             highlight=False,
         )
         console.print(f"Hub recovery key (demo only): {made.recovery_key}", highlight=False)
+    _open(target, no_tui)
+
+
+def _engine_demo(target: Path, chosen: Any, password: str, hub_dir: Path | None, no_tui: bool) -> None:
+    """A format-2 protocol's demo ward (PALM, PALM007), its allocation list from the trial's hub."""
+    from ..sync import engine_demo
+
+    started = time.monotonic()
+    result = engine_demo.seed(target, chosen, password, hub_dir=hub_dir)
+    took = time.monotonic() - started
+    arms = ", ".join(f"{pid} {arm}" for pid, arm in result.arms.items())
+    console.print(
+        f"Demo site {engine_demo.SITE} ({chosen.id} {chosen.version}) seeded in {target}: "
+        f"{len(result.participants)} participants, {result.events} events ({took:.1f} s). Randomized: {arms}.",
+        highlight=False,
+    )
+    if result.ready:
+        ready = ", ".join(f"{pid} ({kit})" for pid, kit in result.ready.items())
+        console.print(
+            f"Due today, the kit at the bedside: {ready}. Open the participant and press d "
+            "for the guided administration.",
+            highlight=False,
+        )
+    console.print(
+        "Users (password " + ("as given" if password != "demo-password" else "demo-password") + "): "
+        "admin, " + ", ".join(u for u, _n, _r in engine_demo.USERS) + ".",
+        highlight=False,
+    )
+    console.print(f"Recovery key (demo only): {result.recovery_key}", highlight=False)
+    if hub_dir is not None:
+        console.print(
+            f"Demo hub HUB in {hub_dir}: it issued the ward's allocation list; {result.hub_events} events "
+            "from the ward applied. Users: admin, coordinator (same password).",
+            highlight=False,
+        )
+    _open(target, no_tui)
+
+
+def _open(target: Path, no_tui: bool) -> None:
     if no_tui:
         return
     import sys

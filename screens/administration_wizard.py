@@ -1,0 +1,862 @@
+"""The next administration of a format-2 regimen as one guided flow, driven by the protocol (issue 17).
+
+The steps and their fields come from the participant's next administration
+as the engine places it (`workflow.administration_visit.plan`): the product,
+route and dose declared by the regimen, the form that records it and the
+roles of its fields, the dose assessments owed before and after it.
+
+1. Kit — the scan field (a scanner types fast and ends with Enter, or with
+   the quiet gap of this laptop's scanner profile); the engine's kit rules
+   and the gates needing a kit (allocation, custody) answer at once beside
+   it. Then what is given: for an infusion the dose (filled with the
+   prescribed dose, per kg from the recorded weight, rounded and capped, and
+   how it was computed, on top), lot and volume; for tablets or capsules a
+   *count*, the dose being count × the product's strength; the form's own
+   fields (how given, with food...).
+2. Each `before` dose assessment (vitals before an infusion), the protocol's
+   own form, its fixed values (timepoint, administration number) filled in.
+3. Given — an infusion's start, stop, final rate and interruptions (with
+   why, when interrupted and restarted); tablets' time; `ctrl+t` stamps now.
+4. Each `after` dose assessment.
+5. Review: the whole administration is run through the rules without saving
+   (`record(dry_run=True)`): the timing against the window, the dose given
+   against the prescribed one, the deviations it records; `ctrl+s` saves all
+   of its records in one transaction, or none.
+
+The gates that need no kit (DSMG hold, eligibility, a pre-dose check the
+protocol requires, assessments an earlier administration still owes) are
+asked when the wizard opens and refuse in the protocol's words on top, before
+anything is typed; going on from the kit step is refused with them. Screens go
+through services: the plan, the kit check and the record are
+`administration_visit`'s. Format 1 (MEXCOVID) keeps `dose_wizard.DoseWizard`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import ContentSwitcher, Input, Label, Static
+
+from wardcrf import protocol as protocols
+from wardcrf import scanner
+from wardcrf.clock import zone
+from wardcrf.errors import WardError
+
+from .errors import message_of
+from .i18n import domain_word, label_width, language, pad, t
+from .unsaved import UnsavedWork, closing_draft, without_blanks
+from .ward import Ward
+from .widgets.fields import MAX_LABEL, FieldGroup, is_soft
+from .widgets.footer import WardFooter
+from .widgets.scan_field import ScanField
+from .widgets.status import StatusBar
+from .widgets.typeahead import focus_now, hold_keys, release_keys
+
+if TYPE_CHECKING:
+    from wardcrf.workflow.administration_visit import AdministrationPlan, AdministrationVisit, KitCheck
+
+ADMINISTRATION = "administration"
+DRAFT_FORM = "administration_visit"
+"""The drafts' key of this wizard (`screens/drafts_screen.py` reopens it)."""
+
+
+def _amount(value: Any) -> str:
+    """A recorded amount as typed: 2950.0 is 2950."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: its key (`kit`, `before:CODE`, `given`, `after:CODE`, `review`), tab label and groups."""
+
+    key: str
+    tab: str
+
+
+class AdministrationWizard(UnsavedWork):
+    """Give one participant their next administration of a format-2 regimen, step by step."""
+
+    CSS_PATH = "dose_wizard.tcss"
+    AUTO_FOCUS = "#kit-scan"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "next_step", "dose.key_next", priority=True),
+        Binding("ctrl+b", "previous_step", "dose.key_previous", priority=True),
+        Binding("ctrl+t", "stamp_now", "dose.key_now", priority=True),
+        Binding("ctrl+s", "save", "dose.key_save", priority=True),
+        Binding("escape", "back", "key.back"),
+        Binding("f2", "app.next_language", "key.language"),
+    ]
+
+    @dataclass
+    class KitChecked(Message):
+        raw: str
+        kit: KitCheck | None
+        error: str | None
+
+    @dataclass
+    class Reviewed(Message):
+        visit: AdministrationVisit | None
+        error: WardError | None
+
+    @dataclass
+    class KeysFree(Message):
+        reason: str
+
+    def __init__(self, ward: Ward, participant: str, *, draft: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        from wardcrf.workflow import administration_visit
+
+        self.ward = ward
+        self.participant = participant
+        self.proto = ward.call(protocols.active_for)
+        self.plan: AdministrationPlan = ward.call(administration_visit.plan, participant)
+        p = self.plan
+        self.steps = (
+            [Step("kit", t("adm.tab_kit"))]
+            + [Step(f"before:{a.code}", a.label) for a in p.before]
+            + [Step("given", t("adm.tab_given"))]
+            + [Step(f"after:{a.code}", a.label) for a in p.after]
+            + [Step("review", t("adm.tab_review"))]
+        )
+        self.step = 0
+        self.values: dict[str, dict[str, Any]] = {ADMINISTRATION: {}}
+        for a in (*p.before, *p.after):
+            self.values[self._part(a.code, a in p.before)] = {}
+        form = self.proto.form(p.form)
+        for name in (*p.product_fields, *p.time_fields):
+            f = form.fields.get(name)
+            if f is not None and f.type == "choice" and f.default is not None and not f.computed:
+                self.values[ADMINISTRATION][name] = f.default
+        dose_field = p.roles.get("dose")
+        if p.prescribed and dose_field in p.product_fields:
+            self.values[ADMINISTRATION][dose_field] = str(p.prescribed["value"])
+        self.units = str(p.units) if p.units else ""
+        self.problems: dict[str, dict[str, str]] = {g: {} for g in self._group_ids()}
+        self.kit_raw = ""
+        self.kit: Any = None
+        self.kit_error: str | None = None
+        self.preview: Any = None
+        self.preview_error: str | None = None
+        self.checking_review = False
+        self.saving = False
+        self.saved: Any = None
+        self.message = ""
+        self.message_refusal = False
+        self.scan_gap_s = ward.call(scanner.profile).gap_s
+        self._checks = 0
+        self._next_when_checked = False
+        self._resume: tuple[int, str | None] | None = None
+        """A draft's step and field, gone back to once its kit is checked again."""
+        if draft:
+            self._restore(draft)
+
+    # -- structure -------------------------------------------------------------------------
+    @staticmethod
+    def _part(code: str, before: bool) -> str:
+        return f"{'before' if before else 'after'}:{code}"
+
+    def _group_ids(self) -> list[str]:
+        return ["group-product", "group-given"] + [
+            f"group-{i}" for i, s in enumerate(self.steps) if ":" in s.key
+        ]
+
+    def _group_part(self, gid: str) -> str:
+        if gid in ("group-product", "group-given"):
+            return ADMINISTRATION
+        return self.steps[int(gid.removeprefix("group-"))].key
+
+    def _group_step(self, gid: str) -> int:
+        if gid == "group-product":
+            return 0
+        if gid == "group-given":
+            return next(i for i, s in enumerate(self.steps) if s.key == "given")
+        return int(gid.removeprefix("group-"))
+
+    def _assessment(self, key: str) -> Any:
+        kind, _, code = key.partition(":")
+        return next(a for a in (self.plan.before if kind == "before" else self.plan.after) if a.code == code)
+
+    def _group(
+        self, form: str, names: list[str], part: str, gid: str, prefix: str, label_cells: int | None = None
+    ) -> FieldGroup:
+        return FieldGroup(
+            self.proto.form(form),
+            label_cells=label_cells,
+            zone=self.ward.session.ctx.zone,
+            user=self.ward.user,
+            values=self.values[part],
+            problems=self.problems[gid],
+            names=names,
+            prefix=prefix,
+            id=gid,
+        )
+
+    def _product_width(self) -> int:
+        f = self.proto.form(self.plan.form).fields
+        labels = [t("dose.kit_label") + " *", self._units_label()]
+        labels += [protocols.tr(f[n].label, language()) for n in self.plan.product_fields if n in f]
+        return min(MAX_LABEL, label_width(labels))
+
+    def _units_label(self) -> str:
+        s = self.plan.strength or {}
+        return t("adm.units_label", strength=s.get("value", ""), unit=s.get("unit", "")) + " *"
+
+    def compose(self) -> ComposeResult:
+        p = self.plan
+        yield StatusBar(self.ward, f"{t('adm.title')} · {self.participant}")
+        yield Static(self._steps_text(), id="wizard-steps")
+        yield Static(self._plan_text(), id="wizard-dose")
+        width = self._product_width()
+        with ContentSwitcher(initial=f"step-{self.step}", id="wizard-body"):
+            for i, step in enumerate(self.steps):
+                with VerticalScroll(id=f"step-{i}", classes="step"):
+                    if step.key == "kit":
+                        yield Static(t("adm.kit_help"), classes="muted")
+                        with Horizontal(classes="field-row", id="row-kit"):
+                            yield Label(pad(t("dose.kit_label") + " *", width), classes="field-label")
+                            yield ScanField(
+                                value=self.kit_raw,
+                                placeholder=t("dose.kit_hint"),
+                                id="kit-scan",
+                                classes="field-input",
+                                compact=True,
+                                gap_s=self.scan_gap_s,
+                            )
+                        yield Static(self._kit_text(), id="kit-status")
+                        yield Static(t("adm.product_help"), classes="muted step-note")
+                        if p.kind == "tablets":
+                            with Horizontal(classes="field-row", id="row-units"):
+                                yield Label(pad(self._units_label(), width), classes="field-label")
+                                yield Input(
+                                    value=self.units, id="adm-units", classes="field-input", compact=True
+                                )
+                            yield Static(self._units_text(), id="units-status", classes="muted")
+                        yield self._group(
+                            p.form, list(p.product_fields), ADMINISTRATION, "group-product", "adm-", width
+                        )
+                    elif step.key == "given":
+                        help_id = {"infusion": "adm.infusion_help", "tablets": "adm.tablets_help"}.get(
+                            p.kind, "adm.given_help"
+                        )
+                        yield Static(t(help_id), classes="muted")
+                        yield self._group(p.form, list(p.time_fields), ADMINISTRATION, "group-given", "adm-")
+                    elif step.key == "review":
+                        yield Static(self._review_text(), id="review")
+                    else:
+                        a = self._assessment(step.key)
+                        yield Static(t("adm.assessment_help", label=a.label), classes="muted")
+                        yield self._group(a.form, list(a.fields), step.key, f"group-{i}", f"a{i}-")
+        yield Static(
+            self.message, id="wizard-message", classes="refusal" if self.message_refusal else "muted"
+        )
+        yield WardFooter()
+
+    def on_mount(self) -> None:
+        self._focus_step()
+        if self._resume is not None and self.kit_raw.strip():
+            self._check_scanned()  # a reopened draft: its kit checked again, now (then its step)
+        self.mark_clean()
+
+    def relabelled(self) -> None:
+        self._focus_step()
+
+    # -- texts -----------------------------------------------------------------------------
+    def _steps_text(self) -> str:
+        names = [
+            f"[reverse]{escape(s.tab)}[/]" if i == self.step else escape(s.tab)
+            for i, s in enumerate(self.steps)
+        ]
+        return f"[b]{t('dose.step', n=self.step + 1, total=len(self.steps))}[/b] · " + " › ".join(names)
+
+    def _local(self, iso: str, fmt: str = "%m-%d %H:%M") -> str:
+        return datetime.fromisoformat(iso).astimezone(zone(self.ward.session.ctx.zone)).strftime(fmt)
+
+    def _plan_text(self) -> str:
+        p = self.plan
+        lines = [
+            escape(
+                t(
+                    "adm.next",
+                    what=p.what,
+                    kind=t(f"adm.kind_{p.kind}"),
+                    route=p.route.lower(),
+                    due=self._local(p.due),
+                    start=self._local(p.window[0]),
+                    end=self._local(p.window[1]),
+                    state=domain_word("state", p.state),
+                )
+            )
+        ]
+        if p.prescribed:
+            lines.append(
+                escape(
+                    t(
+                        "adm.prescribed",
+                        value=p.prescribed["value"],
+                        unit=p.prescribed["unit"],
+                        how=p.prescribed_how,
+                    )
+                )
+            )
+        else:
+            lines.append(escape(t("adm.no_prescribed", how=p.prescribed_how)))
+        if p.duration:
+            lines.append(escape(t("adm.duration", duration=p.duration)))
+        if p.refusal:
+            lines.append("[b red]" + escape(t("adm.refused", reason=p.refusal)) + "[/]")
+        return "\n".join(lines)
+
+    def _kit_text(self) -> str:
+        if self.kit_error:
+            return "[b red]" + escape(self.kit_error) + "[/]"
+        if not self.kit_raw.strip():
+            return t("dose.kit_waiting")
+        if self.kit is None:
+            return t("dose.kit_checking", kit=escape(self.kit_raw.strip()))
+        if self.kit.ok:
+            return "[green]" + escape(t("dose.kit_ok", kit=self.kit.kit, lot=self.kit.lot or "—")) + "[/]"
+        return "[b red]" + escape(t("dose.kit_refused", reason=self.kit.reason)) + "[/]"
+
+    def _units_text(self) -> str:
+        from wardcrf.errors import ValidationFailed
+        from wardcrf.workflow.administration_visit import dose_from_units
+
+        s = self.plan.strength or {}
+        expected = t("adm.units_expected", n=self.plan.units) if self.plan.units else ""
+        head = t("adm.units_help", strength=s.get("value", ""), unit=s.get("unit", ""), expected=expected)
+        if not self.units.strip():
+            return escape(head)
+        try:
+            got = dose_from_units(self.plan, self.units)
+        except ValidationFailed:
+            return escape(head) + "\n[b red]" + escape(t("adm.units_bad")) + "[/]"
+        value = next(iter(got.values()))
+        return (
+            escape(head) + "\n[b]" + escape(t("adm.units_dose", value=value, unit=s.get("unit", ""))) + "[/]"
+        )
+
+    def _review_text(self) -> str:
+        if self.steps[self.step].key != "review":
+            return ""
+        p = self.plan
+        lines = [f"[b]{escape(t('adm.review_title', what=p.what, pid=self.participant))}[/b]"]
+        if self.checking_review:
+            lines.append(t("adm.review_checking"))
+        elif self.preview_error:
+            lines.append("[b red]" + escape(t("adm.not_ready", reason=self.preview_error)) + "[/]")
+        elif self.preview is not None:
+            v = self.preview
+            timing = t(f"adm.timing_{v.timing}") if v.timing in ("on_time", "early", "late") else "—"
+            lines.append(escape(t("adm.timing", timing=timing)))
+            given = f"{_amount(v.dose['value'])} {v.dose['unit']}" if v.dose else "—"
+            pres = (
+                f"{_amount(v.prescribed['value'])} {v.prescribed['unit']}"
+                if isinstance(v.prescribed, dict)
+                else "—"
+            )
+            lines.append(escape(t("adm.dose_line", given=given, prescribed=pres)))
+            if v.deviations:
+                items = "; ".join(str(d.get("kind", d.get("code", ""))) for d in v.deviations)
+                lines.append("[b yellow]⚠ " + escape(t("adm.deviations", items=items)) + "[/]")
+            else:
+                lines.append("[green]" + escape(t("adm.no_deviation")) + "[/]")
+        soft = self._soft_items()
+        if soft:
+            lines.append("[yellow]" + escape(t("dose.soft_values", items="; ".join(soft))) + "[/]")
+        if self.preview is not None and not self.checking_review and not self.preview_error:
+            lines.append("[b green]" + escape(t("adm.ready")) + "[/]")
+        lines.append("")
+        kit = self.kit.kit if self.kit is not None else self.kit_raw.strip()
+        lines.append(f"[b]{escape(t('dose.review_kit'))}:[/b] {escape(kit)}")
+        if p.kind == "tablets":
+            lines.append(f"[b]{escape(self._units_label().rstrip(' *'))}:[/b] {escape(self.units)}")
+        form = self.proto.form(p.form)
+        lines.append(
+            self._values_line(form, self.values[ADMINISTRATION], [*p.product_fields, *p.time_fields])
+        )
+        for a in (*p.before, *p.after):
+            part = self._part(a.code, a in p.before)
+            lines.append(
+                f"[b]{escape(a.label)}:[/b] "
+                + self._values_line(self.proto.form(a.form), self.values[part], list(a.fields))
+            )
+        return "\n".join(lines)
+
+    def _values_line(self, form: Any, values: dict[str, Any], names: list[str]) -> str:
+        out = []
+        for name in names:
+            v = values.get(name)
+            f = form.fields.get(name)
+            if v in (None, "", []) or f is None:
+                continue
+            out.append(f"{protocols.tr(f.label, language())} {v}{(' ' + f.unit) if f.unit else ''}")
+        return escape(" · ".join(out))
+
+    def _soft_items(self) -> list[str]:
+        out = []
+        for gid, problems in self.problems.items():
+            for name, problem in problems.items():
+                if is_soft(problem):
+                    out.append(f"{self.steps[self._group_step(gid)].tab} · {name}: {problem.split(';')[0]}")
+        return out
+
+    def _refresh_texts(self) -> None:
+        self.query_one("#wizard-steps", Static).update(self._steps_text())
+        self.query_one("#wizard-dose", Static).update(self._plan_text())
+        self.query_one("#kit-status", Static).update(self._kit_text())
+        self.query_one("#review", Static).update(self._review_text())
+
+    def _say(self, text: str, *, refusal: bool = False) -> None:
+        self.message, self.message_refusal = text, refusal
+        line = self.query_one("#wizard-message", Static)
+        line.update(escape(text))
+        line.set_class(refusal, "refusal")
+        line.set_class(not refusal, "muted")
+
+    # -- values ----------------------------------------------------------------------------
+    def groups(self) -> list[FieldGroup]:
+        return list(self.query(FieldGroup).results(FieldGroup))
+
+    def remember(self) -> None:
+        if not self.is_mounted:
+            return
+        for g in self.groups():
+            g.remember()
+        self.kit_raw = self.query_one("#kit-scan", Input).value
+        units = self.query("#adm-units")
+        if units:
+            self.units = units.first(Input).value
+
+    def typed(self) -> dict[str, Any]:
+        self.remember()
+        out: dict[str, Any] = {
+            "kit": self.kit_raw.strip(),
+            "units": self.units if self.plan.kind == "tablets" else "",
+        }
+        for part, values in self.values.items():
+            out.update({f"{part}.{k}": v for k, v in values.items()})
+        return without_blanks(out)
+
+    def draft_key(self) -> tuple[str, str] | None:
+        return DRAFT_FORM, f"participant:{self.participant}"
+
+    def draft_fields(self) -> dict[str, Any]:
+        return {**self.typed(), "wizard.step": self.step}
+
+    def _restore(self, draft: dict[str, Any]) -> None:
+        """Reopened from a draft: the values back (of the parts this administration still has); its step
+        once the kit is checked again."""
+        for name, value in draft.items():
+            part, _, field_ = name.partition(".")
+            if name == "kit":
+                self.kit_raw = str(value)
+            elif name == "units":
+                self.units = str(value)
+            elif part in self.values and field_:
+                self.values[part][field_] = value
+        step = draft.get("wizard.step")
+        self._resume = (min(step, len(self.steps) - 2) if isinstance(step, int) and step > 0 else 0, None)
+
+    def resume_at(self, field_: str | None) -> None:
+        """The field the draft's cursor was in (focused when its step is reached)."""
+        if self._resume is not None:
+            self._resume = (self._resume[0], field_)
+
+    def focused_field(self) -> str | None:
+        return self.focused.id if self.focused is not None and self.focused.id else None
+
+    def parts(self) -> dict[str, Any]:
+        """The records' typed values as `administration_visit.record` takes them."""
+        self.remember()
+
+        def raw(values: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in values.items() if v not in (None, "", [])}
+
+        adm = raw(self.values[ADMINISTRATION])
+        kit_field = self.plan.roles.get("kit")
+        if kit_field:
+            adm[kit_field] = self.kit.kit if self.kit is not None else self.kit_raw.strip()
+        p = self.plan
+        return {
+            "before": {a.code: raw(self.values[self._part(a.code, True)]) for a in p.before},
+            "administration": adm,
+            "after": {a.code: raw(self.values[self._part(a.code, False)]) for a in p.after},
+            "units": self.units.strip() if p.kind == "tablets" else None,
+        }
+
+    # -- the kit scan ----------------------------------------------------------------------
+    @on(Input.Changed, "#kit-scan")
+    def _kit_typed(self, event: Input.Changed) -> None:
+        if event.input.value == self.kit_raw:
+            return
+        self.kit_raw, self.kit, self.kit_error = event.input.value, None, None
+        self.query_one("#kit-status", Static).update(self._kit_text())
+
+    @on(Input.Changed, "#adm-units")
+    def _units_typed(self, event: Input.Changed) -> None:
+        self.units = event.input.value
+        self.query_one("#units-status", Static).update(self._units_text())
+
+    @on(ScanField.Quiet, "#kit-scan")
+    def _kit_quiet(self, event: ScanField.Quiet) -> None:
+        event.stop()
+        if event.value == self.kit_raw and self.kit is None and not self.kit_error and event.complete:
+            self._check_scanned()
+
+    @on(Input.Submitted, "#kit-scan")
+    def _kit_entered(self, event: Input.Submitted) -> None:
+        if event.value != self.kit_raw:
+            self.kit_raw, self.kit, self.kit_error = event.value, None, None
+        if self.kit is not None or self.kit_error:
+            self._focus_after_scan()
+            return
+        self._check_scanned()
+
+    def _check_scanned(self) -> None:
+        """Check the scan now; the keys typed behind it wait for the answer (where the focus goes)."""
+        raw = self.kit_raw
+        if raw.strip() and self.kit is None:
+            self._checks += 1
+            reason = f"kit-check-{self._checks}"
+            hold_keys(self, reason)
+            self.query_one("#kit-status", Static).update(self._kit_text())
+            self.check_kit(raw, reason)
+
+    @work(thread=True, exclusive=True, group="kit-check")
+    def check_kit(self, raw: str, reason: str) -> None:
+        from wardcrf.workflow import administration_visit
+
+        try:
+            try:
+                got: KitCheck | None = self.ward.call(administration_visit.check_kit, self.participant, raw)
+                error = None
+            except WardError as exc:
+                got, error = None, message_of(exc)
+            self.post_message(self.KitChecked(raw, got, error))
+        finally:
+            self.post_message(self.KeysFree(reason))
+
+    @on(KeysFree)
+    def _on_keys_free(self, message: KeysFree) -> None:
+        release_keys(self, message.reason)
+
+    @on(KitChecked)
+    def _on_kit_checked(self, message: KitChecked) -> None:
+        if message.raw != self.kit_raw or not self.is_mounted:
+            return
+        self.kit, self.kit_error = message.kit, message.error
+        lot_field = self.plan.roles.get("lot")
+        if (
+            message.kit is not None
+            and message.kit.ok
+            and message.kit.lot
+            and lot_field in self.plan.product_fields
+        ):
+            group = self.query_one("#group-product", FieldGroup)
+            group.remember()
+            if not self.values[ADMINISTRATION].get(lot_field):
+                group.set_value(lot_field, message.kit.lot)
+        self.query_one("#kit-status", Static).update(self._kit_text())
+        if self._resume is not None:
+            step, field_ = self._resume
+            self._resume = None
+            if message.kit is not None and message.kit.ok and step > 0:
+                self._go(step)
+                found = self.query(f"#{field_}") if field_ else None
+                if found:
+                    focus_now(found.first())
+            self.mark_clean()
+            return
+        go_on = self._next_when_checked and message.kit is not None and message.kit.ok
+        self._next_when_checked = False
+        if go_on:
+            self.action_next_step()
+        elif self.step == 0:
+            self._focus_after_scan()
+
+    def _focus_after_scan(self) -> None:
+        scan = self.query_one("#kit-scan", Input)
+        if self.kit is not None and self.kit.ok:
+            units = self.query("#adm-units")
+            if units and not self.units.strip():
+                focus_now(units.first(Input))
+                return
+            group = self.query_one("#group-product", FieldGroup)
+            group.remember()
+            empty = [f.name for f in group.fields if f.required and group.values.get(f.name) in (None, "")]
+            if empty:
+                group.focus_field(empty[0])
+                return
+            if units:
+                focus_now(units.first(Input))
+                return
+            if group.fields:
+                group.focus_field(group.fields[0].name)
+                return
+        focus_now(scan)
+        scan.select_all()
+
+    # -- steps -----------------------------------------------------------------------------
+    def _focus_step(self) -> None:
+        body = self.query_one(f"#step-{self.step}")
+        fields = [w for w in body.query(".field-input") if w.focusable]
+        stamped = self._stamped_ids()
+        for widget in fields:
+            if widget.id in stamped:
+                continue  # stamped with the time now when the step is left
+            if not isinstance(widget, Input) or not widget.value:
+                focus_now(widget)
+                return
+        focus_now(fields[0] if fields else body)
+
+    def _stamped_ids(self) -> set[str]:
+        """The date-time inputs of this assessment step (stamped now when left blank)."""
+        key = self.steps[self.step].key
+        if ":" not in key:
+            return set()
+        group = self.query_one(f"#group-{self.step}", FieldGroup)
+        return {group.wid(f.name) for f in group.fields if f.type == "datetime"}
+
+    def _now_text(self) -> str:
+        return self.ward.local_now().strftime("%Y-%m-%d %H:%M")
+
+    def _go(self, step: int) -> None:
+        self.remember()
+        self.step = step
+        self.query_one("#wizard-body", ContentSwitcher).current = f"step-{step}"
+        key = self.steps[step].key
+        start = self.plan.roles.get("start")
+        if key == "given" and start and not self.values[ADMINISTRATION].get(start):
+            self.query_one("#group-given", FieldGroup).set_value(start, self._now_text())
+        self._refresh_texts()
+        self._focus_step()
+        self.refresh_bindings()
+        if key == "review":
+            self.run_review()
+
+    def _step_group(self) -> FieldGroup | None:
+        key = self.steps[self.step].key
+        if key == "review":
+            return None
+        gid = {"kit": "group-product", "given": "group-given"}.get(key, f"group-{self.step}")
+        return self.query_one(f"#{gid}", FieldGroup)
+
+    def _step_problems(self) -> dict[str, str]:
+        group = self._step_group()
+        if group is None:
+            return {}
+        # An assessment's time left blank is stamped when the step is left: what is saved is what is shown.
+        for f in group.fields:
+            if ":" in self.steps[self.step].key and f.type == "datetime" and not group.values.get(f.name):
+                group.set_value(f.name, self._now_text())
+        problems = group.check_all()
+        if self.steps[self.step].key in (
+            "kit",
+            "given",
+        ):  # what the protocol requires of a given administration
+            for f in group.fields:
+                if (
+                    f.name in self.plan.required
+                    and group.values.get(f.name) in (None, "", [])
+                    and f.name not in problems
+                ):
+                    problems[f.name] = "required"
+                    group.mark(f.name, "required")
+        return {k: v for k, v in problems.items() if not is_soft(v)}
+
+    def action_next_step(self) -> None:
+        """ctrl+n: on once the step passes its checks (the kit: the gates of now and the kit's answer)."""
+        if self.saving or self.step >= len(self.steps) - 1:
+            return
+        self.remember()
+        if self.steps[self.step].key == "kit":
+            if self.plan.refusal:
+                self._say(t("adm.refused", reason=self.plan.refusal), refusal=True)
+                return
+            if self.kit is None and not self.kit_error and self.kit_raw.strip():
+                self._say(t("dose.kit_pending"))
+                self._next_when_checked = True
+                self._check_scanned()
+                return
+            if self.kit is None or not self.kit.ok:
+                self._say(t("dose.kit_needed"), refusal=True)
+                focus_now(self.query_one("#kit-scan", Input))
+                return
+            if self.plan.kind == "tablets":
+                from wardcrf.errors import ValidationFailed
+                from wardcrf.workflow.administration_visit import dose_from_units
+
+                try:
+                    dose_from_units(self.plan, self.units)
+                except ValidationFailed:
+                    self._say(t("adm.units_bad"), refusal=True)
+                    focus_now(self.query_one("#adm-units", Input))
+                    return
+        problems = self._step_problems()
+        if problems:
+            self._say(t("dose.fix_first"), refusal=True)
+            group = self._step_group()
+            if group is not None:
+                group.focus_field(next(iter(problems)))
+            return
+        self._say("")
+        self._go(self.step + 1)
+
+    def action_previous_step(self) -> None:
+        if self.saving or self.step == 0:
+            return
+        self._say("")
+        self._go(self.step - 1)
+
+    def action_stamp_now(self) -> None:
+        focused = self.focused
+        for g in self.groups():
+            name = g.name_of(focused.id if focused else None)
+            if name and g.form.fields[name].type == "datetime":
+                g.set_value(name, self._now_text())
+                return
+        self._say(t("dose.not_a_time"), refusal=True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_step":
+            return self.step < len(self.steps) - 1
+        if action == "previous_step":
+            return self.step > 0
+        return True
+
+    # -- review and save -------------------------------------------------------------------
+    def run_review(self) -> None:
+        hold_keys(self, "adm-review")
+        self.checking_review, self.preview, self.preview_error = True, None, None
+        self.query_one("#review", Static).update(self._review_text())
+        self._review_worker(self.parts(), self._soft_parts())
+
+    @work(thread=True, exclusive=True, group="adm-review")
+    def _review_worker(self, parts: dict[str, Any], soft: set[str]) -> None:
+        from wardcrf.workflow import administration_visit
+
+        try:
+            try:
+                got = self.ward.call(
+                    administration_visit.record,
+                    self.participant,
+                    reasons={p: "(review only: not saved)" for p in soft},
+                    dry_run=True,
+                    **parts,
+                )
+                error = None
+            except WardError as exc:
+                got, error = None, exc
+            self.post_message(self.Reviewed(got, error))
+        finally:
+            self.post_message(self.KeysFree("adm-review"))
+
+    @on(Reviewed)
+    def _on_reviewed(self, message: Reviewed) -> None:
+        self.checking_review = False
+        self.preview = message.visit
+        self.preview_error = message_of(message.error) if message.error else None
+        if message.error is not None:
+            self._mark_refusal(message.error, go=False)
+        if self.is_mounted:
+            self.query_one("#review", Static).update(self._review_text())
+
+    def _soft_parts(self) -> set[str]:
+        return {
+            self._group_part(g)
+            for g, probs in self.problems.items()
+            if any(is_soft(p) for p in probs.values())
+        }
+
+    def _mark_refusal(self, exc: WardError, *, go: bool) -> None:
+        """Mark the fields the refused part names; with `go`, move to the first such step."""
+        part = getattr(exc, "part", None)
+        problems: dict[str, str] = getattr(exc, "problems", {}) or {}
+        if part is None or not problems:
+            return
+        first = None
+        for gid in self._group_ids():
+            if self._group_part(gid) != part:
+                continue
+            group = self.query_one(f"#{gid}", FieldGroup)
+            hit = {k: v for k, v in problems.items() if any(f.name == k for f in group.fields)}
+            for name, why in hit.items():
+                group.mark(name, why)
+            if hit and first is None:
+                first = self._group_step(gid)
+        if go and first is not None:
+            self._go(first)
+
+    def action_save(self) -> None:
+        """ctrl+s: on the review step, save; before it, go to the review first."""
+        if self.saving or self.saved is not None:
+            return
+        if self.steps[self.step].key != "review":
+            while self.steps[self.step].key != "review":
+                before = self.step
+                self.action_next_step()
+                if self.step == before:
+                    return
+            return
+        if self.checking_review:
+            return
+        self.saving = True
+        self.save_flow()
+
+    @work(exclusive=True, group="form-save")
+    async def save_flow(self) -> None:
+        try:
+            parts = self.parts()
+            reasons: dict[str, str] = {}
+            soft = self._soft_items()
+            if soft:
+                from .dialogs.reason import ReasonDialog
+
+                reason = await self.app.push_screen_wait(
+                    ReasonDialog(title=t("form.soft_title"), changes=soft)
+                )
+                if reason is None:
+                    self._say(t("form.not_saved_cancelled"))
+                    return
+                reasons = dict.fromkeys(self._soft_parts(), reason)
+            self._say(t("dose.saving"))
+            result = await self._record(parts, reasons)
+            if isinstance(result, WardError):
+                self._say(t("dose.refused", reason=message_of(result)), refusal=True)
+                self.preview, self.preview_error = None, message_of(result)
+                self.query_one("#review", Static).update(self._review_text())
+                self._mark_refusal(result, go=True)
+                return
+            self.saved = result
+            self.app.notify(t("adm.saved", n=result.number, pid=self.participant))
+            self.dismiss(result)
+        finally:
+            self.saving = False
+
+    async def _record(self, parts: dict[str, Any], reasons: dict[str, str]) -> Any:
+        from wardcrf.workflow import administration_visit
+
+        key = self.draft_key() if self.keeps_drafts else None
+
+        def call() -> Any:
+            try:
+                return self.ward.call(
+                    lambda s: closing_draft(
+                        s,
+                        key,
+                        lambda: administration_visit.record(s, self.participant, reasons=reasons, **parts),
+                    )
+                )
+            except WardError as exc:
+                return exc
+
+        worker = self.run_worker(call, thread=True, group="adm-submit")
+        return await worker.wait()

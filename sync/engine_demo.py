@@ -1,0 +1,558 @@
+"""A demo ward for a shipped format-2 protocol of its own: `wardcrf demo --protocol palm|palm007`.
+
+The ward is made as a trial's ward is (docs/engine.md, "Format 2 on a
+ward"): `init` with the protocol, one user per role, the laptop registered at
+the trial's hub, which issues it an allocation list (sealed to the laptop;
+blinded lists also to its investigator's unblinding key), imported from the
+hub's bundle as from a USB stick. That is why this lives beside sync: the
+list is the hub's. Then, through the ward's own services, each at the time it
+describes (`Timeline`: the audit-trail review reads a ward that typed as it
+worked):
+
+* PALM (Ebola; four open-label arms; infusions by weight): eight patients
+  consented, screened (weight, Ct), enrolled and randomized over the last
+  three days and this morning, so every arm holds two; every infusion due on
+  an earlier day given (vials received into the freezer and handed to the
+  bedside, vitals before and after), the infusions due today left due with
+  their vial at the bedside, so the guided administration (`d` on the
+  participant) has something to give; one screen failure (RT-PCR negative),
+  one patient screened and not yet enrolled.
+* PALM007 (mpox; tecovirimat or placebo, double blind; capsules every 12 h by
+  weight band): four patients randomized (a kit number each, the bottle
+  dispensed from the pharmacy and handed to the bedside), every dose whose
+  window has closed given with food, the next left due; one screen failure.
+
+The hub used is a temporary one unless `hub_dir` is given, where it stays and
+receives the ward's bundles at the end (as `wardcrf demo --hub`).
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from wardcrf import users
+from wardcrf.clock import now_utc, pinned, zone
+from wardcrf.engine.model import Model
+from wardcrf.errors import Refused
+from wardcrf.site import Session, Site
+
+from . import hub, registry, ward
+
+ZONE = "Africa/Kinshasa"
+SITE = "KIN01"
+USERS = (
+    ("clinician", "Dr Jeanne Mbuyi", "clinician"),
+    ("clinician2", "Dr Patrick Ilunga", "clinician"),
+    ("pharmacist", "Grace Kabongo", "pharmacist"),
+    ("investigator", "Dr Aimé Tshisekedi", "investigator"),
+    ("dsmg", "Prof Marie Lukusa", "dsmg"),
+    ("coordinator", "Olivier Mutombo", "coordinator"),
+    ("auditor", "Esther Kalala", "auditor"),
+    ("monitor", "Didier Nsimba", "monitor"),
+)
+
+
+@dataclass
+class EngineDemo:
+    data_dir: Path
+    recovery_key: str
+    participants: list[str] = field(default_factory=list)
+    arms: dict[str, str] = field(
+        default_factory=dict
+    )  # participant -> arm (open label) or "kit K..." (blinded)
+    ready: dict[str, str] = field(default_factory=dict)  # participant -> kit at the bedside for what is due
+    events: int = 0
+    hub_events: int = 0
+
+
+class Timeline:
+    """Steps run in the order of their times, each at its time; a step may plan later ones (an arm
+    allocated decides the infusions that follow). Never after `cap` (the moment of seeding)."""
+
+    def __init__(self, cap: datetime) -> None:
+        self.cap = cap
+        self._steps: list[tuple[datetime, int, Callable[[], object]]] = []
+        self._n = 0
+
+    def at(self, when: datetime, step: Callable[[], object]) -> None:
+        if when <= self.cap:
+            heapq.heappush(self._steps, (when, self._n, step))
+            self._n += 1
+
+    def run(self) -> None:
+        while self._steps:
+            when, _, step = heapq.heappop(self._steps)
+            with pinned(when):
+                step()
+
+
+def _local(day: date, hh: int, mm: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone(ZONE)) + timedelta(hours=hh, minutes=mm)
+
+
+def _page(directory: Path, name: str, trial: str) -> Path:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (640, 900), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((40, 40), f"CONSENTEMENT ECLAIRE - {trial} v1.0", fill="black")
+    draw.text((40, 80), f"Patient {name}", fill="black")
+    for i, y in enumerate(range(140, 760, 24)):
+        draw.line((40, y, 600 - (i * 11) % 140, y), fill=(90, 90, 90), width=2)
+    path = directory / f"consent-{name}.jpg"
+    img.save(path, "JPEG", quality=85)
+    return path
+
+
+def seed(data_dir: Path, trial: Model, password: str, *, hub_dir: Path | None = None) -> EngineDemo:
+    """Create the demo ward of `trial` (PALM or PALM007) in `data_dir`; see the module doc."""
+    if trial.id not in ("PALM", "PALM007"):
+        raise Refused(f"{trial.id} has no demo (demos: MEXCOVID, PALM, PALM007)")
+    real_now = now_utc()
+    today = real_now.astimezone(zone(ZONE)).date()
+    start = _local(today - timedelta(days=5), 9)
+    with tempfile.TemporaryDirectory(prefix="wardcrf-demo-") as tmp_name:
+        tmp = Path(tmp_name)
+        with pinned(start):
+            made = Site.init(
+                Path(data_dir),
+                site=SITE,
+                device_name="etc-laptop1",
+                admin="admin",
+                password=password,
+                admin_full_name="Site Administrator",
+                zone_name=ZONE,
+                protocol_file=trial,
+            )
+            result = EngineDemo(Path(data_dir), made.recovery_key)
+            _people(made.site, password)
+            _list_from_hub(made.site, trial, password, hub_dir or tmp / "hub", tmp)
+        sessions = {u: made.site.unlock(u, password) for u in ("clinician", "investigator", "pharmacist")}
+        try:
+            timeline = Timeline(cap=real_now)
+            story = _Story(trial, sessions, password, tmp, timeline, result, today)
+            story.plan()
+            timeline.run()
+            result.events = int(sessions["clinician"].store.scalar("SELECT count(*) FROM events"))
+        finally:
+            for s in sessions.values():
+                s.close()
+        if hub_dir is not None:
+            result.hub_events = _feed_hub(made.site, hub_dir, password, tmp)
+    return result
+
+
+def _people(site: Site, password: str) -> None:
+    admin = site.unlock("admin", password)
+    try:
+        for username, full_name, role in USERS:
+            users.add_user(admin, username, full_name, role, password)
+    finally:
+        admin.close()
+
+
+def _list_from_hub(site: Site, trial: Model, password: str, hub_dir: Path, tmp: Path) -> None:
+    """The trial's hub registers the laptop and issues it an allocation list, imported on the ward."""
+    from wardcrf.randomization import service
+
+    h = hub.init(hub_dir, admin="admin", password=password, protocol_file=trial, zone_name=ZONE).site
+    hs = h.unlock("admin", password)
+    ws = site.unlock("admin", password)
+    try:
+        users.add_user(hs, "coordinator", "Olivier Mutombo", "coordinator", password)
+        registry.register_device(hs, registry.own_card(ws.store))
+        registry.set_hub(ws, registry.own_card(hs.store))
+        device = registry.own_card(ws.store).device
+    finally:
+        ws.close()
+        hs.close()
+    # The investigator's first sign-in makes the laptop's unblinding key; a bundle takes it to the hub.
+    site.unlock("investigator", password).close()
+    ws = site.unlock("admin", password)
+    hs = h.unlock("admin", password)
+    try:
+        out = tmp / "outbox"
+        out.mkdir(exist_ok=True)
+        for item in hub.import_files(hs, ward.export(ws, out).files):
+            if item.result is None or not item.result.ok:
+                raise Refused(f"demo hub: bundle {item.path.name} was not applied: {item.refused}")
+    finally:
+        ws.close()
+        hs.close()
+    cs = h.unlock("coordinator", password)
+    try:
+        service.make_list(cs, trial, SITE, device, 8)
+    finally:
+        cs.close()
+    stick = tmp / "stick"
+    stick.mkdir(exist_ok=True)
+    hs = h.unlock("admin", password)
+    try:
+        files = hub.outbound_files(hs, device, stick)
+    finally:
+        hs.close()
+    ws = site.unlock("admin", password)
+    try:
+        for f in files:
+            ward.import_file(ws, f)
+    finally:
+        ws.close()
+
+
+def _feed_hub(site: Site, hub_dir: Path, password: str, tmp: Path) -> int:
+    """The ward's bundles since the list, imported at the hub (`--hub`)."""
+    h = Site.open(hub_dir)
+    ws = site.unlock("admin", password)
+    hs = h.unlock("admin", password)
+    try:
+        out = tmp / "outbox-end"
+        out.mkdir(exist_ok=True)
+        exported = ward.export(ws, out)
+        for item in hub.import_files(hs, exported.files):
+            if item.result is None or not item.result.ok:
+                raise Refused(f"demo hub: bundle {item.path.name} was not applied: {item.refused}")
+            if item.result.receipt is not None:
+                _name, data, sig = item.result.receipt
+                ward.apply_receipt(ws, data, sig)
+        return int(exported.events)
+    finally:
+        ws.close()
+        hs.close()
+
+
+@dataclass(frozen=True)
+class Patient:
+    sex: str
+    age: int
+    weight: int
+    day: int  # days before today the patient is randomized (0: this morning)
+    eligible: bool = True
+    enrolled: bool = True
+
+
+PALM_PATIENTS = (
+    Patient("F", 34, 62, 3),
+    Patient("M", 41, 71, 3),
+    Patient("M", 12, 33, 2),
+    Patient("F", 27, 55, 2),
+    Patient("M", 52, 80, 1),
+    Patient("F", 8, 24, 1),
+    Patient("M", 30, 66, 0),
+    Patient("F", 45, 59, 0),
+    Patient("M", 23, 64, 1, eligible=False),  # RT-PCR negative: a screen failure
+    Patient("F", 38, 58, 0, enrolled=False),  # screened this morning, not yet enrolled
+)
+PALM007_PATIENTS = (
+    Patient("M", 29, 62, 2),
+    Patient("F", 24, 51, 1),
+    Patient("M", 9, 22, 1),
+    Patient("F", 33, 60, 0),
+    Patient("M", 40, 70, 1, eligible=False),  # no active lesion: a screen failure
+)
+
+
+class _Story:
+    """Each patient's stay, planned on the timeline (randomization plans the administrations)."""
+
+    def __init__(
+        self,
+        trial: Model,
+        sessions: dict[str, Session],
+        password: str,
+        tmp: Path,
+        timeline: Timeline,
+        result: EngineDemo,
+        today: date,
+    ) -> None:
+        self.trial, self.s, self.password, self.tmp = trial, sessions, password, tmp
+        self.timeline, self.result, self.today = timeline, result, today
+        self.passwords = {u: password for u, _n, _r in USERS}
+        self.vials = 0
+        self.stored: dict[str, datetime] = {}  # lot -> when its kits went into the freezer
+        self.lot_of: dict[str, str] = {}  # a dispensed bottle -> its lot (PALM's vials: "lot")
+
+    @property
+    def palm(self) -> bool:
+        return self.trial.id == "PALM"
+
+    def plan(self) -> None:
+        patients = PALM_PATIENTS if self.palm else PALM007_PATIENTS
+        if self.palm:
+            self.timeline.at(_local(self.today - timedelta(days=4), 10), self._vials_arrive)
+        for n, pt in enumerate(patients, start=1):
+            day = self.today - timedelta(days=pt.day)
+            base = _local(day, 8 if self.palm else 7, 5 * n)
+            if (
+                pt.day == 0
+            ):  # this morning's patients are seen before the moment of seeding, whatever the hour
+                base = min(base, self.timeline.cap - timedelta(minutes=90 - 5 * n))
+            self.timeline.at(base, functools.partial(self._admit, n, pt, base))
+
+    # -- the cold chain --------------------------------------------------------------------------
+    VIALS = 40
+
+    def _vials_arrive(self) -> None:
+        from wardcrf.coldchain import scenario
+
+        got = scenario.receive_and_store(
+            self.s["pharmacist"],
+            self.passwords,
+            lot="PALM-LOT-2018-11",
+            kits=[f"VIAL-{k:04d}" for k in range(1, self.VIALS + 1)],
+            received_at=now_utc() - timedelta(minutes=20),
+            workdir=self.tmp,
+        )
+        self.stored["lot"] = got.stored_at
+
+    def _to_bedside(self, kit: str, start: datetime) -> None:
+        from wardcrf.coldchain import scenario
+
+        self.timeline.at(
+            min(start - timedelta(minutes=14), self.timeline.cap - timedelta(minutes=1)),
+            lambda: scenario.to_bedside(
+                self.s["pharmacist"],
+                self.passwords,
+                kit,
+                start,
+                bedside=self.s["clinician"],
+                workdir=self.tmp,
+                since=self.stored[self.lot_of.get(kit, "lot")] - timedelta(minutes=30),
+            ),
+        )
+
+    # -- a patient --------------------------------------------------------------------------------
+    def _submit(self, form: str, pid: str | None, values: dict[str, Any], who: str = "clinician") -> Any:
+        from wardcrf.workflow import service
+
+        return service.submit(
+            self.s[who], form, values, participant=pid, password_for=lambda _u: self.password
+        )
+
+    def _admit(self, n: int, pt: Patient, at: datetime) -> None:
+        page = _page(self.tmp, f"{n:03d}", self.trial.id)
+        signed = at - timedelta(minutes=10)
+        done = self._submit(
+            "consent",
+            None,
+            {
+                "consenter": "participant" if pt.age >= 18 else "surrogate",
+                **(
+                    {}
+                    if pt.age >= 18
+                    else {"surrogate_name": "Parent of the patient", "surrogate_relationship": "parent"}
+                ),
+                "form_version": "1.0",
+                "time": signed.isoformat(),
+                "witness_1": "investigator",
+                "photos": f"@{page}",
+            },
+        )
+        pid = (done.subject or "").removeprefix("participant:")
+        self.result.participants.append(pid)
+        day = at.date()
+        self.timeline.at(at + timedelta(minutes=15), lambda: self._screen(pid, pt, day))
+        if pt.eligible and pt.enrolled:
+            self.timeline.at(
+                at + timedelta(minutes=25),
+                lambda: self._submit("enrollment", pid, {"date": day.isoformat()}),
+            )
+            self.timeline.at(at + timedelta(minutes=30), lambda: self._randomize(pid, pt))
+
+    def _screen(self, pid: str, pt: Patient, day: date) -> None:
+        born = date(day.year - pt.age, 1 + (len(pid) * 7 + pt.weight) % 12, 1 + pt.weight % 27)
+        if self.palm:
+            values: dict[str, Any] = {
+                "date": day.isoformat(),
+                "dob": born.isoformat(),
+                "age": pt.age,
+                "sex": pt.sex,
+                "pregnant": "no" if pt.sex == "F" and pt.age >= 12 else "not_applicable",
+                "weight": pt.weight,
+                "symptom_onset": (day - timedelta(days=4)).isoformat(),
+                "ebov_pcr_positive": pt.eligible,
+                "prior_ebov_therapeutic": False,
+            }
+            if pt.eligible:
+                values["ct_np"] = 18 + pt.weight % 4  # high viral load (22 or less): one stratum
+        else:
+            values = {
+                "date": day.isoformat(),
+                "dob": born.isoformat(),
+                "age": pt.age,
+                "sex": pt.sex,
+                "weight": pt.weight,
+                "pregnant": "no" if pt.sex == "F" and pt.age >= 12 else "not_applicable",
+                "pcr_positive": True,
+                "pcr_date": (day - timedelta(days=1)).isoformat(),
+                "active_lesion": pt.eligible,
+                "contraception": "agrees" if pt.age >= 12 else "not_applicable",
+                "inpatient_agreed": True,
+                "hb": 11.4,
+                "meglitinide": False,
+                "midazolam_planned": False,
+                "other_investigational": False,
+                "investigator_excludes": False,
+            }
+        self._submit("screening", pid, values)
+
+    def _randomize(self, pid: str, pt: Patient) -> None:
+        from wardcrf.randomization import service
+
+        got = service.allocate(self.s["investigator"], pid, {"ct_np": "HIGH"} if self.palm else None)
+        self.result.arms[pid] = got.arm or f"kit {got.kit}"
+        if self.palm:
+            self._plan_infusions(pid)
+        else:
+            self._plan_doses(pid, str(got.kit))
+
+    def _slots(self, pid: str) -> list[dict[str, Any]]:
+        from wardcrf.workflow import status
+
+        return list(status.summary(self.s["clinician"].store, pid)["administrations"])
+
+    def _plan_infusions(self, pid: str) -> None:
+        """Every infusion due on an earlier day given at 11:00 (vitals before and after); today's left due,
+        its vial at the bedside for 11:00 (or within the hour, when seeded later)."""
+        for item in self._slots(pid):
+            due = datetime.fromisoformat(item["due"])
+            n = int(item["number"])
+            self.vials += 1
+            kit = f"VIAL-{self.vials:04d}"
+            if due.date() < self.today:
+                start = _local(due.date(), 11)
+                self._to_bedside(kit, start)
+                self._infusion(pid, n, kit, start)
+            elif due.date() == self.today:
+                self._to_bedside(kit, self.timeline.cap + timedelta(minutes=10))
+                self.result.ready[pid] = kit
+                break  # given at the bedside, with the guided administration
+
+    def _infusion(self, pid: str, n: int, kit: str, start: datetime) -> None:
+        end = start + timedelta(hours=1, minutes=30)
+        vitals = {"temp": 38.1, "pulse": 98, "resp": 22, "sysbp": 112, "diabp": 70, "oxysat": 96}
+
+        def pre() -> None:
+            self._submit(
+                "vitals",
+                pid,
+                {
+                    "timepoint": "pre_infusion",
+                    "infusion": n,
+                    "time": (start - timedelta(minutes=20)).isoformat(),
+                    **vitals,
+                },
+            )
+
+        def given() -> None:
+            from wardcrf.workflow import status
+
+            nd = status.summary(self.s["clinician"].store, pid)
+            item = next(a for a in nd["administrations"] if a["number"] == n)
+            dose = self._prescribed(pid, item)
+            self._submit(
+                "infusion",
+                pid,
+                {
+                    "kit_id": kit,
+                    "lot": "PALM-LOT-2018-11",
+                    "not_given": False,
+                    "dose_mg": dose,
+                    "volume": 250,
+                    "rate": 170,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "interruptions": 0,
+                },
+            )
+
+        def post() -> None:
+            self._submit(
+                "vitals",
+                pid,
+                {
+                    "timepoint": "post_infusion",
+                    "infusion": n,
+                    "time": (end + timedelta(minutes=20)).isoformat(),
+                    **vitals,
+                    "temp": 37.8,
+                    "pulse": 92,
+                },
+            )
+
+        self.timeline.at(start - timedelta(minutes=15), pre)
+        self.timeline.at(end + timedelta(minutes=5), given)
+        self.timeline.at(end + timedelta(minutes=25), post)
+
+    def _prescribed(self, pid: str, item: dict[str, Any]) -> Any:
+        from wardcrf.workflow import administration_visit
+
+        p = administration_visit.plan(self.s["clinician"], pid)
+        assert p.number == item["number"], (p.number, item)
+        return (p.prescribed or {}).get("value")
+
+    def _plan_doses(self, pid: str, kit: str) -> None:
+        """The bottle received from the trial's pharmacy and, for a patient of an earlier day, handed to the
+        bedside for the first dose; every dose of an earlier day given with food. A bottle of this morning
+        waits in the freezer: the pharmacist hands it over (the cold chain screens) before its first dose."""
+        slots = self._slots(pid)
+        moment = now_utc()
+
+        def arrive() -> None:
+            from wardcrf.coldchain import scenario
+
+            got = scenario.receive_and_store(
+                self.s["pharmacist"],
+                self.passwords,
+                lot=f"TPOXX-{kit}",
+                kits=[kit],
+                received_at=moment,
+                workdir=self.tmp,
+            )
+            self.stored[f"TPOXX-{kit}"] = got.stored_at
+
+        self.lot_of[kit] = f"TPOXX-{kit}"
+        self.timeline.at(moment + timedelta(minutes=30), arrive)
+        first = True
+        for item in slots:
+            due = datetime.fromisoformat(item["due"])
+            if due + self._window_after() >= self.timeline.cap:
+                continue  # its window is still open (or ahead): left due for the ward
+            taken = (
+                max(due + timedelta(minutes=10), moment + timedelta(minutes=90))
+                if first
+                else due + timedelta(minutes=10)
+            )
+            if first:
+                self._to_bedside(kit, taken)
+                first = False
+            self.timeline.at(
+                taken + timedelta(minutes=5),
+                functools.partial(self._dose, pid, kit, taken),
+            )
+
+    def _window_after(self) -> timedelta:
+        return max(a.window[1] for r in self.trial.regimens.values() for a in r.administrations)
+
+    def _dose(self, pid: str, kit: str, taken: datetime) -> None:
+        from wardcrf.workflow import administration_visit
+
+        p = administration_visit.plan(self.s["clinician"], pid)
+        self._submit(
+            "treatment",
+            pid,
+            {
+                "kit_id": kit,
+                "time": taken.isoformat(),
+                "not_given": False,
+                "dose_mg": (p.prescribed or {}).get("value"),
+                "preparation": "whole" if p.prescribed and p.prescribed["value"] >= 200 else "opened",
+                "with_food": True,
+            },
+        )

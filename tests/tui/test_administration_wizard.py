@@ -1,0 +1,447 @@
+"""The regimen-driven administration wizard on format-2 demo wards (PALM infusions, PALM007 capsules).
+
+The wards are `wardcrf demo --protocol palm|palm007` seeded under the suite's
+fixed clock (2020-03-16 01:00 UTC, 02:00 in Kinshasa) — the dashboard opens
+on each; PALM's infusions due today have their vial at the bedside. The
+PALM007 tests move the clock to 08:05 in the ward, when the day's first dose
+of a patient randomized yesterday is due. Every wait is on a condition
+(`settle`, `burst`), none on the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Select, Static
+from tui_helpers import PASSWORD, burst, settle
+from wardcrf.screens.administration_wizard import AdministrationWizard
+from wardcrf.screens.app import make_app
+from wardcrf.screens.dashboard import DashboardScreen
+from wardcrf.screens.participant import ParticipantScreen
+from wardcrf.screens.ward import Ward
+
+from wardcrf import workflow
+from wardcrf.engine import model
+from wardcrf.site import Site
+
+FAKE_NOW = "2020-03-16T01:00:00Z"
+MORNING = "2020-03-16T07:05:00Z"  # 08:05 in Kinshasa: the 08:00 dose is due
+
+
+def _seed(tmp_path_factory, name: str) -> tuple[Path, dict[str, str]]:
+    from wardcrf.sync import engine_demo
+
+    data = tmp_path_factory.mktemp(f"{name}-template") / "site"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
+        got = engine_demo.seed(data, model.shipped(f"{name}.toml"), PASSWORD)
+    return data, got.ready
+
+
+@pytest.fixture(scope="session")
+def _palm_template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    return _seed(tmp_path_factory, "palm")
+
+
+@pytest.fixture(scope="session")
+def _palm007_template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    return _seed(tmp_path_factory, "palm007")
+
+
+def _copy(template: Path, tmp_path: Path) -> Site:
+    data = tmp_path / "site"
+    shutil.copytree(template, data, ignore=shutil.ignore_patterns("*.lock"))
+    return Site.open(data)
+
+
+@pytest.fixture
+def palm(_palm_template, tmp_path) -> tuple[Site, dict[str, str]]:
+    template, ready = _palm_template
+    return _copy(template, tmp_path), ready
+
+
+@pytest.fixture
+def palm007(_palm007_template, tmp_path, monkeypatch) -> tuple[Site, str, str]:
+    """The PALM007 ward at 08:05: a patient whose dose is due now, and their bottle (the kit allocated)."""
+    template, _ready = _palm007_template
+    site = _copy(template, tmp_path)
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", MORNING)
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        for p in workflow.list_participants(s):
+            shown = workflow.show(s, p["id"])
+            nd = shown.get("next_dose")
+            if nd and nd["state"] == "due now" and shown["doses_given"] >= 2:
+                return site, shown["id"], str(shown["kit"])
+    finally:
+        s.close()
+    raise AssertionError("the PALM007 demo has a patient due now at 08:05")
+
+
+def _app(site: Site, user: str = "clinician"):
+    return make_app(site.data_dir, ward=Ward(site, site.unlock(user, PASSWORD)))
+
+
+async def _wizard(pilot, pid: str) -> AdministrationWizard:
+    app = pilot.app
+    await settle(pilot)
+    app.push_screen(ParticipantScreen(app.ward, pid))
+    await settle(pilot)
+    await pilot.press("d")
+    await settle(pilot)
+    wiz = app.screen
+    assert isinstance(wiz, AdministrationWizard), app.screen
+    return wiz
+
+
+def _text(wiz, selector: str) -> str:
+    return str(wiz.query_one(selector, Static).render())
+
+
+def _records(site: Site, pid: str, form: str) -> list[dict]:
+    s = site.unlock("auditor", PASSWORD)
+    try:
+        return [
+            json.loads(r[0])
+            for r in s.store.execute(
+                "SELECT data FROM records WHERE subject = ? AND form = ? ORDER BY rowid",
+                (f"participant:{pid}", form),
+            )
+        ]
+    finally:
+        s.close()
+
+
+# -- the demo wards ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["palm", "palm007"])
+async def test_the_dashboard_opens_on_the_demo_ward(name, request) -> None:
+    template, _ready = request.getfixturevalue(f"_{name}_template")
+    site = _copy(template, request.getfixturevalue("tmp_path"))
+    app = _app(site)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        table = app.screen.query_one("#participants", DataTable)
+        ids = {str(table.get_row_at(i)[0]) for i in range(table.row_count)}
+        assert len(ids) == (10 if name == "palm" else 5) and all(i.startswith("KIN01-") for i in ids)
+
+
+# -- an infusion (PALM) -------------------------------------------------------------------------
+
+
+def _ready(palm) -> tuple[Site, str, str]:
+    site, ready = palm
+    assert ready, "the PALM demo leaves infusions due with their vial at the bedside"
+    pid, kit = sorted(ready.items())[0]
+    return site, pid, kit
+
+
+INFUSION_KEYS = (
+    "enter",  # the vial's Enter: checked, the lot filled; the dose is the prescribed one already
+    "tab",
+    "tab",
+    *"250",  # volume
+    "ctrl+n",
+    *"37.9",  # vitals before (their time stamped on leaving)
+    "tab",
+    *"96",
+    "tab",
+    *"22",
+    "ctrl+n",
+    "ctrl+t",  # the start is now; the stop now too
+    "tab",
+    *"125",  # rate
+    "tab",
+    *"1",  # interrupted once and restarted
+    "tab",
+    *"line occluded, flushed and restarted",
+    "ctrl+n",
+    *"37.6",  # vitals after
+    "tab",
+    *"90",
+    "ctrl+n",
+    "ctrl+s",
+)
+
+
+@pytest.mark.parametrize("mode", ["press", "burst"])
+async def test_an_infusion_is_given_step_by_step_and_keys_land_in_their_steps(mode, palm) -> None:
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        assert wiz.plan.kind == "infusion" and [s.key for s in wiz.steps][1] == "before:pre_infusion_vitals"
+        plan_text = _text(wiz, "#wizard-dose")
+        assert "Prescribed:" in plan_text and "mg" in plan_text
+        keys = (*kit, *INFUSION_KEYS)
+        if mode == "burst":
+            await burst(pilot, *keys)
+        else:
+            for key in keys:
+                await pilot.press(key)
+                await settle(pilot)
+        assert wiz.saved is not None, (wiz.message, wiz.step, wiz.problems, wiz.preview_error)
+    infusion = _records(site, pid, "infusion")[-1]
+    assert infusion["kit_id"] == kit and infusion["volume"]["value"] == 250
+    assert infusion["rate"]["value"] == 125 and infusion["interruptions"] == 1
+    assert infusion["interruption_note"] == "line occluded, flushed and restarted"
+    assert infusion["dose_mg"]["value"] == infusion["prescribed_mg"]["value"]
+    vitals = [v for v in _records(site, pid, "vitals") if v.get("infusion") == infusion["infusion_number"]]
+    assert {v["timepoint"]: v["temp"]["value"] for v in vitals} == {
+        "pre_infusion": 37.9,
+        "post_infusion": 37.6,
+    }
+
+
+async def _to_given_step(pilot, wiz, kit: str) -> None:
+    await pilot.press(*kit, "enter")
+    await settle(pilot)
+    wiz.query_one("#adm-field-volume", Input).value = "250"
+    await pilot.press("ctrl+n")
+    await settle(pilot)
+    wiz.query_one("#a1-field-temp", Input).value = "37.9"
+    wiz.query_one("#a1-field-pulse", Input).value = "96"
+    await pilot.press("ctrl+n")
+    await settle(pilot)
+    assert wiz.steps[wiz.step].key == "given", wiz.message
+
+
+async def test_a_rate_out_of_range_is_refused_on_its_step(palm) -> None:
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await _to_given_step(pilot, wiz, kit)
+        wiz.query_one("#adm-field-end", Input).value = wiz.query_one("#adm-field-start", Input).value
+        wiz.query_one("#adm-field-rate", Input).value = "5000"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert wiz.steps[wiz.step].key == "given"
+        assert "outside the allowed range 1 to 2000" in wiz.problems["group-given"]["rate"]
+        wiz.query_one("#adm-field-rate", Input).value = "125"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert wiz.steps[wiz.step].key == "after:post_infusion_vitals"
+
+
+async def test_a_stop_before_the_start_is_refused_naming_the_stop(palm) -> None:
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await _to_given_step(pilot, wiz, kit)
+        wiz.query_one("#adm-field-end", Input).value = "2020-03-16 01:30"  # the start is 02:00
+        wiz.query_one("#adm-field-rate", Input).value = "125"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        wiz.query_one("#a3-field-temp", Input).value = "37.6"
+        wiz.query_one("#a3-field-pulse", Input).value = "90"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert wiz.steps[wiz.step].key == "review"
+        assert wiz.preview is None and "before the start" in (wiz.preview_error or "")
+        assert "before the start" in wiz.problems["group-given"]["end"]
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert wiz.saved is None
+        assert wiz.steps[wiz.step].key == "given"  # taken to the field to correct
+    assert _records(site, pid, "infusion") == [
+        r for r in _records(site, pid, "infusion") if r["kit_id"] != kit
+    ]
+
+
+async def test_vitals_before_taken_after_the_start_are_refused_nothing_saved(palm) -> None:
+    """The pre-dose check the protocol declares (vitals before the infusion) must precede its start."""
+    site, pid, kit = _ready(palm)
+    before = len(_records(site, pid, "vitals"))
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await pilot.press(*kit, "enter")
+        await settle(pilot)
+        wiz.query_one("#adm-field-volume", Input).value = "250"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        wiz.query_one("#a1-field-time", Input).value = "2020-03-16 02:00"
+        wiz.query_one("#a1-field-temp", Input).value = "37.9"
+        wiz.query_one("#a1-field-pulse", Input).value = "96"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        wiz.query_one("#adm-field-start", Input).value = "2020-03-16 01:56"
+        wiz.query_one("#adm-field-end", Input).value = "2020-03-16 02:00"
+        wiz.query_one("#adm-field-rate", Input).value = "125"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        wiz.query_one("#a3-field-temp", Input).value = "37.6"
+        wiz.query_one("#a3-field-pulse", Input).value = "90"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert (
+            "vitals before infusion" in (wiz.preview_error or "") and "after the start" in wiz.preview_error
+        )
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert wiz.saved is None and "nothing of this administration was saved" in wiz.message
+    assert len(_records(site, pid, "vitals")) == before
+
+
+async def test_a_gate_refuses_before_anything_is_typed(palm) -> None:
+    """A DSMB decision to stop holds every administration: said on opening, in the protocol's words."""
+    site, pid, _kit = _ready(palm)
+    s = site.unlock("dsmg", PASSWORD)
+    try:
+        workflow.submit(
+            s, "dsmg_decision", {"decision": "stop", "rationale": "interim mortality review"}, participant=pid
+        )
+    finally:
+        s.close()
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        assert wiz.plan.refusal and "Not now:" in _text(wiz, "#wizard-dose")
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert wiz.step == 0 and wiz.message_refusal and wiz.plan.refusal in wiz.message
+
+
+# -- tablets (PALM007) -----------------------------------------------------------------------
+
+
+async def test_capsules_are_counted_and_the_dose_recorded(palm007) -> None:
+    site, pid, kit = palm007
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        assert wiz.plan.kind == "tablets" and wiz.plan.units == 3 and wiz.plan.product == "blinded"
+        assert [s.key for s in wiz.steps] == ["kit", "given", "review"]
+        await pilot.press(*kit, "enter")
+        await settle(pilot)
+        assert "Kit " + kit in _text(wiz, "#kit-status"), _text(wiz, "#kit-status")
+        units = wiz.query_one("#adm-units", Input)
+        units.value = "0"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert wiz.step == 0 and "whole number" in wiz.message
+        units.value = "3"
+        await settle(pilot)
+        assert "600 mg" in _text(wiz, "#units-status")
+        await pilot.press("ctrl+n")  # how given and with food: required of a dose given
+        await settle(pilot)
+        assert wiz.step == 0 and wiz.problems["group-product"] == {
+            "preparation": "required",
+            "with_food": "required",
+        }
+        await _how_taken(pilot, wiz)
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert wiz.steps[wiz.step].key == "given"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert wiz.steps[wiz.step].key == "review" and wiz.preview is not None, wiz.preview_error
+        review = _text(wiz, "#review")
+        assert "Timing: on time" in review and "Dose given 600 mg · prescribed 600 mg" in review
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert wiz.saved is not None, wiz.message
+    dose = _records(site, pid, "treatment")[-1]
+    assert dose["dose_mg"]["value"] == 600 and dose["window"] == "on_time" and dose["kit_id"] == kit
+
+
+async def _how_taken(pilot, wiz) -> None:
+    wiz.query_one("#adm-field-preparation", Select).value = "whole"
+    wiz.query_one("#adm-field-with_food", Select).value = "yes"
+    await settle(pilot)
+
+
+async def test_capsules_early_are_a_deviation_and_outside_the_course_refused(palm007) -> None:
+    site, pid, kit = palm007
+    given = len(_records(site, pid, "treatment"))
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await pilot.press(*kit, "enter")
+        await settle(pilot)
+        await _how_taken(pilot, wiz)
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        time = wiz.query_one("#adm-field-time", Input)
+        time.value = "2020-03-16 05:00"  # the window opens at 06:00: early, a deviation the review names
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert wiz.preview is not None and wiz.preview.timing == "early", wiz.preview_error
+        assert "early dose" in _text(wiz, "#review")
+        await pilot.press("ctrl+b")
+        await settle(pilot)
+        time.value = "2020-03-10 08:00"  # days before the course began: no slot takes it
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert wiz.preview is None and "falls to administration 1" in (wiz.preview_error or ""), (
+            wiz.preview_error
+        )
+        assert "falls to administration 1" in wiz.problems["group-given"]["time"]
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert wiz.saved is None
+    assert len(_records(site, pid, "treatment")) == given
+
+
+async def test_another_patients_bottle_is_refused_at_the_scan(palm007) -> None:
+    site, pid, _kit = palm007
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        others = [
+            str(workflow.show(s, p["id"]).get("kit"))
+            for p in workflow.list_participants(s)
+            if p["id"] != pid and workflow.show(s, p["id"]).get("kit")
+        ]
+    finally:
+        s.close()
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await pilot.press(*others[0], "enter")
+        await settle(pilot)
+        assert wiz.kit is not None and not wiz.kit.ok
+        assert "Not usable" in _text(wiz, "#kit-status")
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert wiz.step == 0 and wiz.message_refusal
+
+
+async def test_typed_work_is_kept_as_a_draft_and_reopened_at_its_step(palm) -> None:
+    """Nothing typed is lost: the wizard's draft (kept as the cursor leaves a field) reopens with its values,
+    its kit checked again, at its step."""
+    from wardcrf.screens.drafts_screen import open_draft
+
+    from wardcrf import drafts
+
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await pilot.press(*kit, "enter")
+        await settle(pilot)
+        wiz.query_one("#adm-field-volume", Input).value = "250"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        wiz.query_one("#a1-field-temp", Input).value = "37.9"
+        wiz.keep_draft_now()
+        await settle(pilot)
+        kept = app.ward.call(drafts.mine)
+        assert [(d.form, d.fields.get("before:pre_infusion_vitals.temp")) for d in kept] == [
+            ("administration_visit", "37.9")
+        ]
+        app.pop_screen()
+        await settle(pilot)
+        again = open_draft(app.ward, kept[0])
+        app.push_screen(again)
+        await settle(pilot)
+        assert isinstance(again, AdministrationWizard) and again.kit is not None and again.kit.ok
+        assert again.steps[again.step].key == "before:pre_infusion_vitals"
+        assert again.query_one("#a1-field-temp", Input).value == "37.9"
+        assert again.query_one("#adm-field-volume", Input).value == "250"
