@@ -48,7 +48,7 @@ from ..engine.interpreter import Snapshot
 from ..engine.model import Administration, Model
 from ..errors import Refused, ValidationFailed, WardError
 from . import amendments, engine_rules, service, status
-from .base import Participant, get_participant, now, require_participant
+from .base import get_participant, now, require_participant
 from .gatefacts import site_facts
 
 if TYPE_CHECKING:
@@ -184,9 +184,13 @@ def uses_engine(session: Session) -> bool:
     return protocols.active(session.store).engine is not None
 
 
-def _model(session: Session, p: Participant) -> tuple[protocols.Protocol, Model]:
-    """The version governing the participant (theirs once enrolled, until an amendment moves them) and its model."""
-    proto = amendments.protocol_of(session.store, p)
+def _model(session: Session, participant: str) -> tuple[protocols.Protocol, Model]:
+    """The version governing the participant (theirs once enrolled, until an amendment moves them) and its model.
+
+    An unknown participant gets the active version's answer here, so a format-1 site is told its wizard
+    before the participant is looked up.
+    """
+    proto = amendments.protocol_of(session.store, get_participant(session.store, participant))
     if proto.engine is None:
         raise Refused(
             f"{proto.id} {proto.version} is a format-1 protocol: its doses are recorded by the dose wizard"
@@ -289,8 +293,8 @@ def _next(
 def plan(session: Session, participant: str, when: datetime | None = None) -> AdministrationPlan:
     """The participant's next administration as the wizard asks it, with the gates' refusal now (or None)."""
     session.require("dose.record", what="record doses")
+    proto, m = _model(session, participant)
     p = require_participant(session.store, participant)
-    proto, m = _model(session, p)
     at = (when or now()).astimezone(zone(session.ctx.zone))
     regimen, adm, number, nd, snap = _next(session, m, p.id, at)
     roles_ = dict(adm.record)
@@ -446,8 +450,8 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
     administration, or one participant's course), then the gates needing the kit (allocation, custody).
     """
     session.require("dose.record", what="record doses")
+    proto, m = _model(session, participant)
     p = require_participant(session.store, participant)
-    proto, m = _model(session, p)
     got = protocols.id_rule(session.store, "kit").check(raw)
     if not got.ok:
         return KitCheck(got.id, False, got.error)
