@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from site_users import PASSWORD
 from synckit import card_of, connect, open_
+from typed_support import assert_shape
 from wardcrf.sync import hub, ward
 from wf_support import photo_file, ready_kit_on
 
@@ -677,6 +678,9 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     shown = json.loads(r.out)
     # blinded: the kit, never an arm or a product (the schedule is the one every arm shares)
     assert (shown["arm"], shown["kit"]) == (None, kit)
+    from wardcrf.workflow.status import ParticipantSummary
+
+    assert_shape({k: v for k, v in shown.items() if k != "sdv"}, ParticipantSummary)  # issue #16
     assert "tecovirimat" not in r.out.lower() and "placebo" not in r.out.lower(), r.out
     by_number = {a["number"]: a for a in shown["administrations"]}
     assert [by_number[s.number]["state"] for s in (s1, s2, s3, s4, s5)] == [
@@ -1187,6 +1191,12 @@ def test_a_dose_assessment_outside_its_window_is_a_deviation(cli, tmp_path: Path
     late = _vitals(w, pid, "post_infusion", 1, t + timedelta(hours=3, minutes=30))
     assert late.code == 0, late.err
     shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
+    # a format-2 summary is the participant screen's ParticipantSummary all the way down: its
+    # administrations, next dose and the engine's deviations (code, number, detail) (issue #16)
+    from wardcrf.workflow.status import ParticipantSummary
+
+    assert_shape({k: v for k, v in shown.items() if k != "sdv"}, ParticipantSummary)
+    assert shown["administrations"] and shown["next_dose"] and shown["cumulative_dose"]
     windows = [d for d in shown["deviations"] if d["code"] == "vitals_window"]
     assert [(d["number"], d["detail"]) for d in windows] == [
         (1, "vitals before infusion 1 h 30 min before the administration (within 1 h)"),

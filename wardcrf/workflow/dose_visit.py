@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import protocol as protocols
 from ..clock import zone
+from ..engine.schedule import Deviation
 from ..errors import Refused, ValidationFailed, WardError
 from ..registration import require_installed
 from . import service, status
@@ -118,7 +119,7 @@ class DoseVisit:
     window_minutes: int
     start: str
     end: str
-    deviations: list[dict[str, Any]]
+    deviations: list[Deviation]
     ae_expected: list[str]
     events: dict[str, str] = field(default_factory=dict)  # part -> event id; empty for a dry run
     saved: bool = False
@@ -297,20 +298,20 @@ def _visit(
     pid: str,
     dose_data: dict[str, Any],
     check_raw: Mapping[str, Any],
-    before: list[dict[str, Any]],
+    before: list[Deviation],
 ) -> DoseVisit:
     """The visit as recorded, with the deviations it leaves (computed after the records, in the transaction)."""
     sched = protocols.active(session.store).schedule
     after = status.summary(session.store, pid)["deviations"]
     number = int(dose_data["dose_number"])
     known = {(d.get("kind"), d.get("dose")) for d in before if d.get("kind") != "missing dose"}
-    deviations = []
+    deviations: list[Deviation] = []
     for d in after:
         key = (d.get("kind"), d.get("dose"))
         if d.get("kind") in ("early dose", "late dose") and d.get("dose") == number:
             deviations.append(_timing(d, sched.window_minutes))
         elif key not in known:
-            deviations.append(dict(d))
+            deviations.append(d.copy())
     events = check_raw.get("events") or []
     if isinstance(events, str):
         events = [e.strip() for e in events.split(",") if e.strip()]
@@ -327,8 +328,9 @@ def _visit(
     )
 
 
-def _timing(d: dict[str, Any], window_minutes: int) -> dict[str, Any]:
+def _timing(d: Deviation, window_minutes: int) -> Deviation:
     """An early/late deviation with how far outside the window, in minutes."""
+    assert d["given"] is not None  # an early or late dose was given
     due = datetime.fromisoformat(d["due"])
     given = datetime.fromisoformat(d["given"])
     win = timedelta(minutes=window_minutes)

@@ -53,7 +53,7 @@ from .base import FormRule, Participant, RuleContext
 from .gatefacts import site_facts
 
 if TYPE_CHECKING:
-    from .status import ParticipantSummary
+    from .status import AdministrationLine, ParticipantSummary
 from .participants import check_consent
 
 ENROLLMENT, CONSENT, AE = "enrollment", "consent", "ae"
@@ -738,9 +738,9 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     snap = Snapshot(
         records=records, now=at, zone=zone(site_zone), anchors=anchors, anchor_day=m.calendar.anchor_day
     )
-    administrations: list[dict[str, Any]] = []
-    deviations: list[dict[str, Any]] = []
-    next_item: dict[str, Any] | None = None
+    administrations: list[AdministrationLine] = []
+    deviations: list[schedule.Deviation] = []
+    next_item: schedule.NextDose | None = None
     declared = list(m.data.get("deviations", ()))
     kinds = {str(d.get("kind")): d for d in declared if d.get("kind")}
     planned = 0
@@ -778,7 +778,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                 for st in states:
                     s = st.slot
                     rec = by_event.get(st.filled_by.record or "") if st.filled_by else None
-                    item = {
+                    item: AdministrationLine = {
                         "number": s.number,
                         "regimen": "blinded" if kit else regimen,
                         "administration": adm.code,
@@ -1095,12 +1095,12 @@ def _ended(m: Model, records: Mapping[str, Sequence[Rec]], tz: Any) -> Ended:
 
 def _assessment_windows(
     m: Model, snap: Snapshot, d: Mapping[str, Any], given: Mapping[int, tuple[datetime, datetime]]
-) -> list[dict[str, Any]]:
+) -> list[schedule.Deviation]:
     """Deviation kind `assessment_window`: a dose assessment taken longer than its `within` before the
     administration's start (`before`) or after its end (`after`)."""
     from ..engine.model import duration
 
-    out: list[dict[str, Any]] = []
+    out: list[schedule.Deviation] = []
     for a in m.data.get("dose_assessments", ()):
         if not a.get("within") or a.get("when") not in ("before", "after"):
             continue
@@ -1135,7 +1135,7 @@ def _label(text: Any) -> str:
     return str(text)
 
 
-def _deviation(d: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
+def _deviation(d: Mapping[str, Any], item: AdministrationLine) -> schedule.Deviation:
     return {
         "kind": _label(d.get("label", d["code"])),
         "code": d["code"],
