@@ -54,6 +54,7 @@ from .store import Store
 if TYPE_CHECKING:
     from .engine.model import Model
     from .features import Registry
+    from .plausibility import WarningRule
     from .site import Session
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
@@ -324,7 +325,7 @@ class Protocol:
     source: str
     sha256: str
     filename: str
-    warnings: tuple[Any, ...] = ()  # plausibility.WarningRule: the soft warnings this trial declares
+    warnings: tuple[WarningRule, ...] = ()  # the soft warnings this trial declares
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # [analysis]: the stated methods
     review: ReviewPlan = field(default_factory=ReviewPlan)  # [audit_review]: what the trail review flags
     trial: Trial = field(default_factory=Trial)

@@ -18,8 +18,9 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typed_support import assert_shape
 
-from wardcrf.reports import endpoints, proportions, survival
+from wardcrf.reports import endpoints, proportions, stats, survival
 from wardcrf.reports.endpoints import Outcome, Settings
 
 # Freireich et al. (1963), as Gehan (1965): weeks in remission; False = censored.
@@ -274,3 +275,26 @@ def test_the_settings_come_from_the_protocols_analysis_table():
         for ep in m.data.get("analysis", {}).get("endpoints", ()):
             res = endpoints.analyse(ep, arms, [], s)  # an empty trial: every arm present, nothing computed
             assert set(res["arms"]) == set(arms)
+
+
+def test_the_statistics_the_report_writers_read_are_typed_in_each_branch():
+    """`describe`, `kruskal` and `difference` feed the outcomes and endpoints reports' writers: each is
+    its TypedDict whether it computes or says why not (issue #16)."""
+    assert_shape(stats.describe([1.0, 2.0, 4.0]), stats.Description)
+    assert stats.describe([]) == {"n": 0, "median": None, "q1": None, "q3": None}
+    computed = stats.kruskal({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0], "c": []})
+    assert_shape(computed, stats.Kruskal)
+    assert computed["groups"] == {"a": 3, "b": 3} and "note" not in computed and computed["H"] is not None
+    not_computed = stats.kruskal({"a": [1.0], "b": []})
+    assert_shape(not_computed, stats.Kruskal)
+    assert not_computed["note"] == "not computed: fewer than two groups with values"
+    for method in ("newcombe", "wald"):
+        assert_shape(
+            proportions.difference(
+                proportions.Proportion(3, 10), proportions.Proportion(1, 10), method=method
+            ),
+            proportions.Difference,
+        )
+    nobody = proportions.difference(proportions.Proportion(3, 10), proportions.Proportion(0, 0))
+    assert_shape(nobody, proportions.Difference)
+    assert nobody["estimate"] is None and nobody["reason"] == "an arm has no participant: no difference"

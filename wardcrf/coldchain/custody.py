@@ -32,7 +32,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import evidence, ids, signatures
 from ..errors import Refused
@@ -193,7 +193,17 @@ def coverage_problem(store: Store, unit_id: str, start: int, end: int) -> str | 
     return None
 
 
-def temperatures(store: Store, unit_id: str, start: int, end: int) -> dict[str, Any] | None:
+class StayTemperatures(TypedDict):
+    """A unit's logger readings over a kit's stay (`temperatures`)."""
+
+    readings: int
+    min_c: float
+    max_c: float
+    mkt_c: float
+    """Mean kinetic temperature, time-weighted by the logging interval."""
+
+
+def temperatures(store: Store, unit_id: str, start: int, end: int) -> StayTemperatures | None:
     """Logger readings of a unit over a stay: count, min, max and time-weighted MKT."""
     rows = store.execute(
         "SELECT t, temp_c FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ? ORDER BY t",
@@ -222,6 +232,21 @@ def photo_status(store: Store, ref: str) -> str:
 
 
 # -- time left outside a monitored unit ------------------------------------------------------
+
+
+class ClockView(TypedDict):
+    """A kit's custody clock outside a monitored unit as `coldchain status --json` shows it (`Clock.as_dict`)."""
+
+    kit: str
+    lot: str | None
+    location: str
+    since: str
+    deadline: str
+    allowed_min: int
+    minutes_left: int
+    over_limit: bool
+    bedside: bool
+    step: str
 
 
 @dataclass(frozen=True)
@@ -254,7 +279,7 @@ class Clock:
     def over(self) -> bool:
         return self.left_s < 0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ClockView:
         return {
             "kit": self.kit,
             "lot": self.lot,

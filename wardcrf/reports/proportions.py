@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from .stats import z_score
 
@@ -99,9 +99,20 @@ class Proportion:
         }
 
 
-def difference(a: Proportion, b: Proportion, level: float = 0.95, method: str = "newcombe") -> dict[str, Any]:
+class Difference(TypedDict):
+    """A difference of two proportions with its interval (`difference`)."""
+
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    method: str
+    reason: str
+    """Why there is no estimate ("" when there is one)."""
+
+
+def difference(a: Proportion, b: Proportion, level: float = 0.95, method: str = "newcombe") -> Difference:
     """p_a − p_b with its interval (`method`: newcombe or wald); none when either arm has nobody."""
-    out: dict[str, Any] = {
+    out: Difference = {
         "estimate": None,
         "lower": None,
         "upper": None,

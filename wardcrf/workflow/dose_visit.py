@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from .. import protocol as protocols
 from ..clock import zone
@@ -108,6 +108,16 @@ class DayCheck:
     minutes_outside: int = 0
 
 
+class VisitWarning(TypedDict):
+    """A soft warning of one part of a visit: the part, and the warning as its record's event keeps it
+    (`plausibility.SoftWarning.as_json`)."""
+
+    part: str
+    code: str
+    fields: list[str]
+    message: str
+
+
 @dataclass
 class DoseVisit:
     """What a dose visit records (or, for a dry run, would record)."""
@@ -123,7 +133,7 @@ class DoseVisit:
     ae_expected: list[str]
     events: dict[str, str] = field(default_factory=dict)  # part -> event id; empty for a dry run
     saved: bool = False
-    warnings: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[VisitWarning] = field(default_factory=list)
     """Soft warnings (`wardcrf.plausibility`) of the visit's records: part, code, fields, message."""
 
 
@@ -246,7 +256,7 @@ def record_dose_visit(
         "post_dose_check": _fixed(post_dose_check, "post_dose_check", {"dose": number}),
     }
     events: dict[str, str] = {}
-    warned: list[dict[str, Any]] = []
+    warned: list[VisitWarning] = []
     told = len(session.warnings)
     dose_data: dict[str, Any] = {}
     try:
@@ -265,7 +275,7 @@ def record_dose_visit(
                 except WardError as exc:
                     raise VisitPartRefused(part, exc) from exc
                 events[part] = ev.id
-                warned += [{"part": part, **w} for w in ev.body.get("warnings") or []]
+                warned += [cast(VisitWarning, {"part": part, **w}) for w in ev.body.get("warnings") or []]
                 if part == "dose":
                     dose_data = dict(ev.body["data"])
             visit = _visit(session, p.id, dose_data, raws["post_dose_check"], before["deviations"])
