@@ -216,6 +216,17 @@ def screen_models() -> dict[str, Any]:
     return dict(sorted(models.items()))
 
 
+def untyped_returns() -> list[str]:
+    """The core functions the screens call whose return type holds Any (each should be a read model)."""
+    out = []
+    for obj in screen_calls():
+        if not _is_model(obj):
+            returns = _hints(obj).get("return")
+            if returns is not None and holds_any(returns):
+                out.append(f"{obj.__module__}.{obj.__qualname__} -> {_text(returns)}")
+    return sorted(out)
+
+
 def untyped_fields(models: dict[str, Any]) -> list[str]:
     """`module.Model.field: annotation` for every field typed Any or holding it."""
     out = []
@@ -235,9 +246,11 @@ def main(argv: list[str]) -> int:
     if "--fields" in argv:
         models = screen_models()
         found = untyped_fields(models)
+        returns = untyped_returns()
         if show:
-            print("\n".join(found))
+            print("\n".join(found + returns))
         print(f"{len(found)} untyped fields in the {len(models)} read models the screens reach")
+        print(f"{len(returns)} functions the screens call return a type holding Any")
         return 0
     folders = [a for a in argv if not a.startswith("--")] or ["wardcrf", "sync", "photos"]
     found = dict_returns(folders)

@@ -65,6 +65,72 @@ UNTYPED_FIELDS_ALLOWED = {
 }
 
 
+AS_JSON = "the `--json` line of a typed dataclass: the dataclass is the model, this is its JSON"
+SDTM_ROW = (
+    "an SDTM dataset row keyed by its domain's variables (SDTMIG 3.4: AE, TS, TA, TE, TI, TV...), written "
+    "as CDISC Dataset-JSON 1.1 and SAS XPT; the variables differ per domain and define.xml lists them"
+)
+REPORT_DOCUMENT = (
+    "not typed yet: the report's JSON document (`report ... --format json`), assembled from the typed "
+    "statistics (stats.Description, stats.Kruskal, proportions.Difference, SignedRank, KaplanMeier)"
+)
+
+EXPORT_DICTS_ALLOWED = {
+    "wardcrf/exports/csv_export.py as_json": AS_JSON,
+    "wardcrf/exports/odm.py as_json": AS_JSON,
+    "wardcrf/exports/plaintext.py as_json": AS_JSON,
+    "wardcrf/exports/sdtm/__init__.py as_json": AS_JSON,
+    "wardcrf/reports/audit_pdf.py as_json": AS_JSON,
+    "wardcrf/reports/audit_review.py as_json": AS_JSON,
+    "wardcrf/reports/desk.py as_json": AS_JSON,
+    "wardcrf/reports/proportions.py as_json": AS_JSON,
+    "wardcrf/reports/stats.py as_json": AS_JSON,
+    "wardcrf/reports/survival.py as_json": AS_JSON,
+    "wardcrf/exports/dataset.py _canonical_ids": RECORD_VALUES,
+    "wardcrf/exports/dataset.py users": "a `users` table row (SELECT *); the ODM writer adds users known only "
+    "from the log to a copy (odm._admin_data, in d16's duplicates work this session)",
+    "wardcrf/exports/odm_events.py study_events": "CDISC ODM 1.3.2 StudyEventRef attributes (XML attributes)",
+    "wardcrf/exports/sdtm/ae.py ae_row": SDTM_ROW,
+    "wardcrf/exports/sdtm/ae.py variables": SDTM_ROW,
+    "wardcrf/exports/sdtm/build.py add": SDTM_ROW,
+    "wardcrf/exports/sdtm/build.py timing": SDTM_ROW + " (the timing variables --DTC, --DY, VISITNUM...)",
+    "wardcrf/exports/sdtm/engine_design.py ti_rows": SDTM_ROW,
+    "wardcrf/exports/sdtm/engine_design.py trial_rows": SDTM_ROW,
+    "wardcrf/exports/sdtm/trial.py ts_rows": SDTM_ROW,
+    "wardcrf/exports/sdtm/trial.py _ts": SDTM_ROW,
+    "wardcrf/exports/sdtm/trial.py design_rows": SDTM_ROW,
+    "wardcrf/exports/sdtm/trial.py design_tables": SDTM_ROW,
+    "wardcrf/exports/sdtm/trial.py ti_rows": SDTM_ROW,
+    "wardcrf/exports/sdtm/files.py dataset_json": "a CDISC Dataset-JSON 1.1 document "
+    "(wardcrf/exports/sdtm/schemas/dataset.schema.json)",
+    "wardcrf/exports/sdtm/define.py _value_level": "Define-XML 2.1 value-level metadata, built as XML",
+    "wardcrf/reports/audit_pdf.py _trails": "a custody record's kit records as `coldchain.custody_record` "
+    "builds them (its JSON document, in l16's import-edge work this session)",
+    "wardcrf/reports/endpoints.py analyse": REPORT_DOCUMENT,
+    "wardcrf/reports/endpoints.py _proportion": REPORT_DOCUMENT,
+    "wardcrf/reports/endpoints.py _mortality": REPORT_DOCUMENT,
+    "wardcrf/reports/endpoints.py _time_to_event": REPORT_DOCUMENT,
+    "wardcrf/reports/endpoints.py _paired": REPORT_DOCUMENT,
+    "wardcrf/reports/engine_endpoints.py compute": REPORT_DOCUMENT,
+    "wardcrf/reports/outcomes.py _methods": REPORT_DOCUMENT,
+    "wardcrf/reports/outcomes.py compute": REPORT_DOCUMENT,
+    "wardcrf/reports/outcomes.py _endpoint": REPORT_DOCUMENT,
+    "wardcrf/reports/outcomes.py outcomes": REPORT_DOCUMENT,
+    "wardcrf/reports/safety.py compute": REPORT_DOCUMENT,
+}
+
+
+def test_every_dict_an_export_or_report_still_builds_has_its_reason():
+    """The exports' and reports' writers read typed models; a function there returning dict[str, Any]
+    is named here with why the dict is the format (or that it is not typed yet)."""
+    found = {
+        f"{line.split(':')[0]} {line.split(' ')[1]}"
+        for line in _tool().dict_returns(["wardcrf/exports", "wardcrf/reports"])
+    }
+    assert not sorted(found - set(EXPORT_DICTS_ALLOWED)), sorted(found - set(EXPORT_DICTS_ALLOWED))
+    assert not sorted(set(EXPORT_DICTS_ALLOWED) - found), "typed now: drop them from EXPORT_DICTS_ALLOWED"
+
+
 def test_the_count_of_functions_returning_dict_any_only_goes_down():
     found = _tool().dict_returns(["wardcrf", "sync", "photos"])
     assert len(found) <= DICT_RETURNS_CEILING, (
@@ -94,6 +160,8 @@ def test_every_untyped_field_a_screen_reaches_has_its_reason():
     assert not unexplained, "untyped fields a screen reaches:\n" + "\n".join(untyped[k] for k in unexplained)
     typed_since = sorted(set(UNTYPED_FIELDS_ALLOWED) - set(untyped))
     assert not typed_since, f"typed now (drop them from UNTYPED_FIELDS_ALLOWED): {typed_since}"
+    # and every core function a screen calls returns a type without Any
+    assert tool.untyped_returns() == []
 
 
 class _Inner(TypedDict):
