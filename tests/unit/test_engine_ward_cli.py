@@ -424,6 +424,9 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     # the worklist and the ward list read the same engine: infusion 3's vitals after it are owed
     r = w.run("today", "--json")
     assert r.code == 0, r.err
+    from wardcrf.workflow.status import Worklist
+
+    assert_shape(json.loads(r.out), Worklist)  # the worklist is typed, its items too (issue #16)
     mine = [i for i in json.loads(r.out)["items"] if i["participant"] == pid]
     assert {
         "what": f"vitals after infusion (administration {s3.number})",
@@ -678,7 +681,7 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     shown = json.loads(r.out)
     # blinded: the kit, never an arm or a product (the schedule is the one every arm shares)
     assert (shown["arm"], shown["kit"]) == (None, kit)
-    from wardcrf.workflow.status import ParticipantSummary
+    from wardcrf.workflow.status import ParticipantSummary, Worklist
 
     assert_shape({k: v for k, v in shown.items() if k != "sdv"}, ParticipantSummary)  # issue #16
     assert "tecovirimat" not in r.out.lower() and "placebo" not in r.out.lower(), r.out
@@ -704,6 +707,11 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
     assert shown["status"] == "enrolled, no longer eligible" and shown["failed_criteria"] == ["midaz"]
     assert (shown["next_dose"]["state"], shown["next_dose"]["hold"]) == ("held", "no longer eligible: midaz")
+    worklist = json.loads(w.run("today", "--json").out)
+    assert_shape(worklist, Worklist)  # a held item carries its hold (issue #16)
+    assert [i["hold"] for i in worklist["items"] if i["participant"] == pid and "hold" in i] == [
+        "no longer eligible: midaz"
+    ]
     nxt = slots[[s.number for s in slots].index(shown["next_dose"]["dose"])]
     r = _tablets(w, pid, kit, max(nxt.opens, w.now - timedelta(minutes=1)))
     assert r.code == 1 and "no longer meets the criteria (failed: midaz)" in r.err, r.err

@@ -388,7 +388,9 @@ def test_post_dose_check_asks_explicitly_and_once_per_dose(ward):
     with pytest.raises(ValidationFailed, match="events: required"):
         ward.submit("post_dose_check", participant=P1, dose="1", time=at(day, 10))
     ward.submit("post_dose_check", participant=P1, dose="1", events="fever,diarrhoea", time=at(day, 10))
-    items = [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == P1]
+    worklist = workflow.today(ward.clin)
+    assert_shape(worklist, status.Worklist)  # issue #16
+    items = [i["what"] for i in worklist["items"] if i["participant"] == P1]
     assert "adverse event form for fever reported after dose 1" in items
     assert "adverse event form for diarrhoea reported after dose 1" in items
     ward.submit(
@@ -506,7 +508,9 @@ def test_reported_event_without_ae_is_an_open_item_in_show_and_today(ward, cli):
     check = _checked(ward, "fever")  # the check itself is always saved
     info = workflow.show(ward.clin, P1)
     assert [(m["event"], m["dose"], m["check"]) for m in info["ae_expected"]] == [("fever", 1, check.id)]
-    items = [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == P1]
+    worklist = workflow.today(ward.clin)
+    assert_shape(worklist, status.Worklist)  # issue #16
+    items = [i["what"] for i in worklist["items"] if i["participant"] == P1]
     assert "adverse event form for fever reported after dose 1" in items
     r = cli("participant", "show", P1, user="clinician")
     assert r.code == 0

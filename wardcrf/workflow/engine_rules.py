@@ -53,7 +53,7 @@ from .base import FormRule, Participant, RuleContext
 from .gatefacts import site_facts
 
 if TYPE_CHECKING:
-    from .status import AdministrationLine, ParticipantSummary
+    from .status import AdministrationLine, ParticipantSummary, WorklistItem
 from .participants import check_consent
 
 ENROLLMENT, CONSENT, AE = "enrollment", "consent", "ae"
@@ -973,7 +973,7 @@ def _age(m: Model, p: Participant, records: Mapping[str, Sequence[Rec]]) -> int 
     return int(found) if isinstance(found, Decimal) else None
 
 
-def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, Any]]:
+def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistItem]:
     """`wardcrf today`'s participant items on a format-2 ward: each participant's next administration
     (its worklist words), the `before` assessments it owes, and the `after` assessments owed."""
     from .base import participant_from_row
@@ -982,7 +982,7 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, A
     assert m is not None
     site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
     local_today = at.astimezone(zone(site_zone)).date()
-    items: list[dict[str, Any]] = []
+    items: list[WorklistItem] = []
     for row in store.rows("SELECT * FROM participants WHERE enrollment_event IS NOT NULL ORDER BY number"):
         p = participant_from_row(row)
         s = summary(store, proto, p, at)
@@ -991,15 +991,15 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, A
             nd["state"] in ("overdue", "window closing", "due now", "held")
             or datetime.fromisoformat(nd["due"]).date() == local_today
         ):
-            items.append(
-                {
-                    "participant": p.id,
-                    "what": nd["what"],
-                    "due": nd["due"],
-                    "state": nd["state"],
-                    **({"hold": nd["hold"]} if nd.get("hold") else {}),
-                }
-            )
+            item: WorklistItem = {
+                "participant": p.id,
+                "what": nd["what"],
+                "due": nd["due"],
+                "state": nd["state"],
+            }
+            if nd.get("hold"):
+                item["hold"] = nd["hold"]
+            items.append(item)
             if nd["state"] != "held":
                 items.extend(_before_owed(store, m, p, nd, at, site_zone))
         labels = {str(a["code"]): str(a.get("label", a["code"])) for a in m.data.get("dose_assessments", ())}
@@ -1019,12 +1019,12 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, A
 
 
 def _before_owed(
-    store: Store, m: Model, p: Participant, nd: Mapping[str, Any], at: datetime, site_zone: str
-) -> list[dict[str, Any]]:
+    store: Store, m: Model, p: Participant, nd: schedule.NextDose, at: datetime, site_zone: str
+) -> list[WorklistItem]:
     """The `before` assessments the next administration `nd` still needs, as worklist items."""
     recs = eligibility.participant_records(store, m, p.id)
     snap = Snapshot(records=recs, now=at, zone=zone(site_zone))
-    out = []
+    out: list[WorklistItem] = []
     for a in m.data.get("dose_assessments", ()):
         regimen = nd.get("regimen")  # "blinded": the twins' assessments are every arm's
         if a.get("when") != "before" or (

@@ -527,7 +527,33 @@ def show(session: Session, pid: str) -> ParticipantSummary:
     return summary(session.store, pid)
 
 
-TodaySource = Callable[[Store, datetime], list[dict[str, Any]]]
+class _WorklistHold(TypedDict, total=False):
+    hold: str
+    """Why a held dose cannot be given now (the gates' refusals)."""
+
+
+class WorklistItem(_WorklistHold):
+    """One thing due or overdue on the ward (`today`; a feature's `TodaySource` adds its own)."""
+
+    participant: str | None
+    """None: an item of the ward's, not of one participant (a kit to move into a storage unit)."""
+    what: str
+    due: str | None
+    """Local time (or date); None when owed now, with no time of its own."""
+    state: str
+    """overdue, window closing, due now, upcoming, held, pending or due."""
+
+
+class Worklist(TypedDict):
+    """What is due or overdue now on this ward, most urgent first (`today`; `wardcrf today`)."""
+
+    now: str
+    zone: str
+    dsmg_hold: str | None
+    items: list[WorklistItem]
+
+
+TodaySource = Callable[[Store, datetime], list[WorklistItem]]
 today_sources: list[TodaySource] = []
 
 
@@ -542,7 +568,7 @@ def register_today_source(fn: TodaySource) -> TodaySource:
     return fn
 
 
-def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
+def today(session: Session, at: datetime | None = None) -> Worklist:
     """What is due or overdue now on this ward, most urgent first."""
     session.require("record.read", what="read the ward's worklist")
     store = session.store
@@ -551,7 +577,7 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     ward_zone = proto.schedule.zone or _site_zone(store) or "UTC"
     tz = zone(ward_zone)
     local_today = at.astimezone(tz).date()
-    items: list[dict[str, Any]] = []
+    items: list[WorklistItem] = []
     if proto.engine is not None:  # a format-2 version of its own: the engine's worklist
         from .engine_rules import today_items
 
@@ -566,15 +592,15 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
             nd["state"] in ("overdue", "window closing", "due now", "held")
             or datetime.fromisoformat(nd["due"]).date() == local_today
         ):
-            items.append(
-                {
-                    "participant": pid,
-                    "what": f"dose {nd['dose']}",
-                    "due": nd["due"],
-                    "state": nd["state"],
-                    **({"hold": nd["hold"]} if nd.get("hold") else {}),
-                }
-            )
+            dose_item: WorklistItem = {
+                "participant": pid,
+                "what": f"dose {nd['dose']}",
+                "due": nd["due"],
+                "state": nd["state"],
+            }
+            if nd.get("hold"):
+                dose_item["hold"] = nd["hold"]
+            items.append(dose_item)
             pre = [
                 v
                 for v in records_of(store, pid, "vitals")
