@@ -377,13 +377,52 @@ def local_text(store: Store, t: int) -> str:
 # -- the chain --------------------------------------------------------------------------
 
 
+class SignatureCheck(TypedDict):
+    """One e-signature over a receipt or handover and whether it holds (`transfer_checks`)."""
+
+    user: str
+    name: str
+    meaning: str
+    signed_at: str
+    state: str
+    """valid, or changed since signed."""
+
+
+class PhotoCheck(TypedDict):
+    """A photo of a paper sheet attached to a receipt or handover and whether it is intact."""
+
+    ref: str
+    sha256: str
+    state: str
+    """ok, missing, altered or unavailable (`photo_status`)."""
+
+
+class LinkDetail(TypedDict, total=False):
+    """What a link of the chain adds, by its kind: a receipt or handover (`event_id`, `at`, the
+    locations, `condition`, `signatures`, `photos`), a stay (`location`, `start`, `end`,
+    `temperatures` in a monitored unit) or a thaw (`event_id`, `start`, `end`, `reconstitution`)."""
+
+    event_id: str
+    at: str
+    from_location: str
+    to_location: str
+    condition: str | None
+    signatures: list[SignatureCheck]
+    photos: list[PhotoCheck]
+    location: str
+    start: str
+    end: str
+    temperatures: StayTemperatures
+    reconstitution: str | None
+
+
 @dataclass
 class Link:
     kind: str  # receipt, handover, stay, thaw
     what: str
     ok: bool
     problems: list[str] = field(default_factory=list)
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: LinkDetail = field(default_factory=lambda: LinkDetail())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -418,12 +457,12 @@ class Chain:
 
 def transfer_checks(
     store: Store, t: dict[str, Any]
-) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[str], list[SignatureCheck], list[PhotoCheck]]:
     """(problems, signature states, photo states) for one receipt or handover."""
     label = f"{t['kind']} {t['event_id']}"
     problems: list[str] = []
     sigs = signatures.for_target(store, t["event_id"])
-    sig_out = [
+    sig_out: list[SignatureCheck] = [
         {
             "user": s.user,
             "name": s.full_name,
@@ -437,7 +476,7 @@ def transfer_checks(
         if not s.valid:
             problems.append(f"{label}: signature of {s.user} ({s.meaning}) changed since signed")
     photos = json.loads(t["photos"])
-    photo_out = [
+    photo_out: list[PhotoCheck] = [
         {"ref": p, "sha256": p.removeprefix("sha256:"), "state": photo_status(store, p)} for p in photos
     ]
     for p in photo_out:
@@ -501,7 +540,7 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
             continue
         loc = t["to_location"]
         stay_probs: list[str] = []
-        detail: dict[str, Any] = {"location": loc, "start": iso_z(t["at"]), "end": iso_z(end)}
+        detail: LinkDetail = {"location": loc, "start": iso_z(t["at"]), "end": iso_z(end)}
         if is_unit(store, loc):
             gap = coverage_problem(store, loc, t["at"], end)
             if gap:
