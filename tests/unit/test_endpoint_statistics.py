@@ -18,7 +18,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typed_support import assert_shape
+from typed_support import assert_shape, shape_problems
 
 from wardcrf.reports import endpoints, proportions, stats, survival
 from wardcrf.reports.endpoints import Outcome, Settings
@@ -220,6 +220,8 @@ def test_mortality_by_day_per_arm_against_the_reference_arm():
     assert set(comp) == {("M", "Z"), ("R", "Z")}
     assert comp[("M", "Z")]["estimate"] == pytest.approx(1 / 4 - 4 / 5)
     assert comp[("R", "Z")]["estimate"] is None and comp[("R", "Z")]["reason"]
+    assert_shape(res, endpoints.EndpointResult)  # the report's writers read typed results (issue #16)
+    assert not shape_problems(res["arms"], dict[str, endpoints.MortalityArm])
 
 
 def test_proportion_time_to_event_and_paired_endpoints_per_arm():
@@ -255,6 +257,16 @@ def test_proportion_time_to_event_and_paired_endpoints_per_arm():
     )
     arm = paired["arms"]["ARM"]
     assert (arm["n"], arm["pairs"]) == (4, 3) and arm["wilcoxon"]["p"] == pytest.approx(0.25)
+    # each kind is its EndpointResult, its arms and comparisons of that kind's types (issue #16)
+    for result, arm_type in (
+        (prop, endpoints.ProportionArm),
+        (tte, endpoints.SurvivalArm),
+        (paired, endpoints.PairedArm),
+    ):
+        assert_shape(result, endpoints.EndpointResult)
+        assert not shape_problems(result["arms"], dict[str, arm_type]), result["kind"]
+    assert not shape_problems(tte["comparisons"], list[endpoints.LogRankComparison])
+    assert not shape_problems(prop["comparisons"], list[endpoints.DifferenceComparison])
 
 
 def test_unknown_arm_and_kind_are_refused_by_name():

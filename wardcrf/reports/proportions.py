@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from .stats import z_score
 
@@ -72,6 +72,17 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float] 
 INTERVALS = {"wilson": wilson, "clopper-pearson": clopper_pearson}
 
 
+class ProportionJson(TypedDict):
+    """A proportion with its interval as the report's JSON shows it (`Proportion.as_json`)."""
+
+    k: int
+    n: int
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    method: str
+
+
 @dataclass(frozen=True)
 class Proportion:
     k: int
@@ -87,7 +98,7 @@ class Proportion:
     def interval(self) -> tuple[float, float] | None:
         return INTERVALS[self.method](self.k, self.n, self.level)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> ProportionJson:
         ci = self.interval
         return {
             "k": self.k,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TypedDict
 
 QUARTILE_METHODS: dict[str, tuple[str, str]] = {
     # key -> (numpy.percentile method, description)
@@ -84,6 +84,22 @@ def describe(values: Sequence[float], method: str = "hf6") -> Description:
     return {"n": len(values), "median": float(np.median(arr)), "q1": float(q1), "q3": float(q3)}
 
 
+class SignedRankJson(TypedDict):
+    """A signed-rank test as the report's JSON shows it (`SignedRank.as_json`)."""
+
+    n_pairs: int
+    n_zero: int
+    n_nonzero: int
+    w_plus: float | None
+    w_minus: float | None
+    statistic: float | None
+    p: float | None
+    p_text: str
+    method: str
+    exact: bool
+    ties: bool
+
+
 @dataclass(frozen=True)
 class SignedRank:
     n_pairs: int
@@ -97,7 +113,7 @@ class SignedRank:
     exact: bool
     ties: bool
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> SignedRankJson:
         return {
             "n_pairs": self.n_pairs,
             "n_zero": self.n_zero,
