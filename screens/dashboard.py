@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
     from wardcrf.audit import TrailEntry
     from wardcrf.coldchain.reports import ExcursionView, FreezerPanel
+    from wardcrf.engine.schedule import NextDose
     from wardcrf.site import Session
     from wardcrf.workflow.status import DsmgGate, SafetyEvent, SafetyOverview, WardPage, WardRow
 
@@ -123,7 +124,7 @@ def span(minutes: int) -> str:
     return f"{minutes // (24 * 60)}d {minutes % (24 * 60) // 60}h"
 
 
-def next_dose_text(nd: dict[str, Any], now: datetime) -> Text:
+def next_dose_text(nd: NextDose, now: datetime) -> Text:
     """'#2 in 3h 05m' / '#2 due now, 25m left' / '#2 overdue 1d 2h' / '#2 held'.
 
     The due time itself is on the participant's screen; here, what a nurse

@@ -436,8 +436,10 @@ class DoseWizard(UnsavedWork):
         """Deviations and the verdict first (what must be read before saving), then what is saved."""
         if self.step != len(STEPS) - 1:
             return ""
-        nd = self.summary.get("next_dose") or {}
-        lines = [f"[b]{escape(t('dose.review_title', n=nd.get('dose', '?'), pid=self.participant))}[/b]"]
+        nd = self.summary.get("next_dose")
+        lines = [
+            f"[b]{escape(t('dose.review_title', n=nd['dose'] if nd else '?', pid=self.participant))}[/b]"
+        ]
         if self.checking_review:
             lines.append(t("dose.review_checking"))
         elif self.preview_error:
@@ -469,14 +471,14 @@ class DoseWizard(UnsavedWork):
         return "\n".join(lines)
 
     def _deviation_lines(self, visit: Any) -> list[str]:
-        nd = self.summary.get("next_dose") or {}
+        nd = self.summary.get("next_dose")
         timing = [d for d in visit.deviations if d.get("kind") in ("early dose", "late dose")]
         other = [d for d in visit.deviations if d not in timing]
         lines = []
         if timing or other:
             lines.append("[b]" + t("dose.review_deviations") + "[/b]")
         else:
-            window = nd.get("window") or [visit.due, visit.due]
+            window = nd["window"] if nd else [visit.due, visit.due]
             lines.append(
                 "[green]"
                 + escape(

@@ -30,7 +30,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from wardcrf import protocol as protocols
-from wardcrf.workflow.dsmg import DsmgBoard, GateState
+from wardcrf.workflow.dsmg import BoardParticipant, DecisionSignature, DsmgBoard, GateState
 
 from . import times
 from .errors import message_of
@@ -56,6 +56,8 @@ def _time(iso: str | None) -> str:
 
 if TYPE_CHECKING:
     from wardcrf.sync.registry import HubDecision
+
+    from wardcrf.workflow.safety import Decision
 
 
 class Board(DsmgBoard):
@@ -238,7 +240,7 @@ class DsmgScreen(Screen[None]):
             self.selected = str(event.row_key.value)
             self._show_detail()
 
-    def _participant(self) -> dict[str, Any] | None:
+    def _participant(self) -> BoardParticipant | None:
         if self.board is None or self.selected is None:
             return None
         return next((p for p in self.board["participants"] if p["participant"] == self.selected), None)
@@ -254,7 +256,7 @@ class DsmgScreen(Screen[None]):
         p = self._participant()
         box.update(self._detail_text(p) if p else Text(""))
 
-    def _detail_text(self, p: dict[str, Any]) -> Text:
+    def _detail_text(self, p: BoardParticipant) -> Text:
         out = Text()
         head = p["participant"] + (f" · {t('dsmg.sentinel')}" if p["sentinel"] else "")
         out.append(head, style="bold")
@@ -335,10 +337,11 @@ class DsmgScreen(Screen[None]):
         if not p["decisions"]:
             out.append(t("dsmg.decisions_none"), style="dim")
         for d in reversed(p["decisions"]):
-            self._decision_line(out, d)
+            self._decision_line(out, d, d["signatures"])
         return out
 
-    def _decision_line(self, out: Text, d: dict[str, Any]) -> None:
+    def _decision_line(self, out: Text, d: Decision, sigs: list[DecisionSignature]) -> None:
+        """One decision and its e-signatures (none: unsigned)."""
         out.append(
             t(
                 "dsmg.decision_line",
@@ -350,7 +353,6 @@ class DsmgScreen(Screen[None]):
         )
         if d.get("change"):
             out.append(" · " + t("dsmg.change", change=d["change"]))
-        sigs = d.get("signatures") or []
         out.append(" · ")
         if sigs:
             out.append(
@@ -379,7 +381,8 @@ class DsmgScreen(Screen[None]):
         by_event = {d["event"]: d for p in self.board["participants"] for d in p["decisions"]}
         for d in reversed(decisions):
             out.append(f"{d['participant']} ", style="bold")
-            self._decision_line(out, by_event.get(d["event"], d))
+            signed = by_event.get(d["event"])
+            self._decision_line(out, d, signed["signatures"] if signed else [])
         for h in self.board["hub_decisions"]:
             out.append(
                 t("dsmg.hub_decision", time=_time(h["ts"]), decision=h["decision"], detail=h["detail"]) + "\n"

@@ -36,9 +36,18 @@ from .widgets.status import StatusBar
 from .widgets.tables import WardTable
 
 if TYPE_CHECKING:
+    from wardcrf.engine.schedule import Deviation
     from wardcrf.workflow.status import ParticipantSummary
 
 _SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
+
+
+def deviation_item(d: Deviation) -> str:
+    """A deviation on the participant's summary line: its kind and the dose (format 1) or
+    administration (format 2) it concerns; one about no dose (ineligible after enrollment, a
+    protocol's declared deviation) is its kind alone."""
+    n = d.get("dose", d.get("number"))
+    return d["kind"] if n is None else f"{d['kind']} {n}"
 
 
 def _what(e: audit.TrailEntry) -> str:
@@ -199,11 +208,7 @@ class ParticipantScreen(Screen[None]):
             lines.append(
                 t(
                     "participant.deviations",
-                    # format 1 names the dose; format 2 the administration's number (or the record only)
-                    items="; ".join(
-                        f"{d['kind']} {d.get('dose', d.get('number', ''))}".rstrip()
-                        for d in summary["deviations"]
-                    ),
+                    items="; ".join(deviation_item(d) for d in summary["deviations"]),
                 )
             )
         self.query_one("#p-summary", Static).update("\n".join(lines))

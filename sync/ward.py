@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from wardcrf import devicekeys
 from wardcrf.errors import Refused, UsageError
@@ -201,13 +201,30 @@ class LastReceipt(TypedDict):
     at: str
 
 
+class LastExport(TypedDict):
+    """The last USB export as `export_usb` records it (the `last_export` sync state)."""
+
+    at: str
+    files: int
+
+
+class HubProbe(TypedDict):
+    """The background sync's last probe as `SyncService` records it (the `probe` sync state)."""
+
+    state: str
+    """offline, syncing, synced or error."""
+    at: str
+    detail: str
+    url: str
+
+
 class SyncStatus(TypedDict):
     """What the sync panel, the dashboard's sync panel and `sync status` show (`status`)."""
 
     device: str
     hub: str | None
     hub_url: str | None
-    last_export: dict[str, Any] | None
+    last_export: LastExport | None
     """The last USB export as recorded (``at``, ``files``), None before the first."""
     last_receipt: LastReceipt | None
     events_pending: int
@@ -215,7 +232,7 @@ class SyncStatus(TypedDict):
     photos_pending: int
     bundles_unreceipted: int
     hub_bundles_applied: int
-    hub_reachability: dict[str, Any] | None
+    hub_reachability: HubProbe | None
     """The background sync's last probe as recorded (``state``, ``at``, ``detail``, ``url``)."""
     state: str
     hub_notices: list[str]
@@ -252,14 +269,14 @@ def status(session: Session) -> SyncStatus:
         "device": me,
         "hub": hub["device"] if hub else None,
         "hub_url": hub["url"] if hub else None,
-        "last_export": json.loads(last_export) if last_export else None,
+        "last_export": cast(LastExport, json.loads(last_export)) if last_export else None,
         "last_receipt": {"seq": rec[0], "at": rec[1]} if rec else None,
         "events_pending": pending_events,
         "events_only_at_hub": only_at_hub,
         "photos_pending": pending_photos,
         "bundles_unreceipted": outbox.unreceipted(store, hub["device"]) if hub else 0,
         "hub_bundles_applied": last_hub_bundle(store),
-        "hub_reachability": json.loads(probe) if probe else None,
+        "hub_reachability": cast(HubProbe, json.loads(probe)) if probe else None,
         "state": sync_label(store),
         "hub_notices": json.loads(get_state(store, "hub_notices") or "[]"),
         "open_queries": [q for q in registry.queries(store) if q["status"] != "closed"],

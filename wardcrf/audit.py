@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from . import appendonly, eventlog
 from .errors import UsageError
@@ -131,6 +131,14 @@ def verify(session: Session) -> VerifyReport:
     return report
 
 
+class FieldChange(TypedDict):
+    """One field an amendment changed (`TrailEntry.changes`): the values as the records store them."""
+
+    field: str
+    old: Any
+    new: Any
+
+
 @dataclass
 class TrailEntry:
     event_id: str
@@ -143,7 +151,7 @@ class TrailEntry:
     type: str
     subject: str | None
     summary: str
-    changes: list[dict[str, Any]]
+    changes: list[FieldChange]
     reason: str | None
     body: dict[str, Any] = field(default_factory=dict)
     site: str = ""
@@ -170,10 +178,10 @@ def shown_value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
-def _summary(e: eventlog.Event) -> tuple[str, list[dict[str, Any]]]:
+def _summary(e: eventlog.Event) -> tuple[str, list[FieldChange]]:
     b = e.body
     if e.type == "record.amended":
-        changes = [
+        changes: list[FieldChange] = [
             {"field": f, "old": c.get("old"), "new": c.get("new")} for f, c in sorted(b["changes"].items())
         ]
         return f"amended {b.get('form')} record {e.amends}", changes

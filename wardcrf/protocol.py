@@ -55,6 +55,7 @@ from .text import excerpt as _excerpt
 if TYPE_CHECKING:
     from .engine.model import Model
     from .features import Registry
+    from .plausibility import WarningRule
     from .site import Session
 
 DEFAULT_PROTOCOL = "mexcovid.toml"
@@ -325,7 +326,7 @@ class Protocol:
     source: str
     sha256: str
     filename: str
-    warnings: tuple[Any, ...] = ()  # plausibility.WarningRule: the soft warnings this trial declares
+    warnings: tuple[WarningRule, ...] = ()  # the soft warnings this trial declares
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # [analysis]: the stated methods
     review: ReviewPlan = field(default_factory=ReviewPlan)  # [audit_review]: what the trail review flags
     trial: Trial = field(default_factory=Trial)

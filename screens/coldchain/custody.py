@@ -228,12 +228,16 @@ class CustodyScreen(Screen[None]):
                         + "\n",
                         style="" if ok else "red",
                     )
-                for p in d["photos"]:
-                    ok = p["state"] == "ok"
+                for photo in d["photos"]:
+                    ok = photo["state"] == "ok"
                     out.append(
                         INDENT * 2
                         + ("✓ " if ok else "✗ ")
-                        + t("cc.photo_line", sha=p["sha256"][:12], state=domain_word("cc_photo", p["state"]))
+                        + t(
+                            "cc.photo_line",
+                            sha=photo["sha256"][:12],
+                            state=domain_word("cc_photo", photo["state"]),
+                        )
                         + "\n",
                         style="" if ok else "red",
                     )

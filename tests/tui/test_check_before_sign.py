@@ -199,3 +199,28 @@ async def test_a_receipt_does_not_default_to_a_place_outside_a_unit(app_for, sit
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await _open(pilot, "r")
         assert screen.query_one("#cc-to").value == "FRZ-1"  # the site's one storage unit
+
+
+async def test_the_participant_screen_names_a_deviation_about_no_dose(app_for, site, tmp_path):
+    """An enrolled participant's screening amended so that they fail the criteria: the deviation has
+    no dose, and the screen read `d['dose']` of every deviation (a KeyError; typing it found it)."""
+    from tui_helpers import enroll
+
+    from wardcrf import workflow
+    from wardcrf.workflow.base import get_participant
+
+    pid = enroll(site, tmp_path)
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        p = get_participant(s.store, pid)
+        assert p is not None and p.screening_event
+        workflow.amend(s, p.screening_event, {"dob": "1930-01-01"}, reason="date of birth misread")
+    finally:
+        s.close()
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        shown = str(app.screen.query_one("#p-summary", Static).content)
+        assert "ineligible after enrollment" in shown, shown

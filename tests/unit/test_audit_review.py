@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from typed_support import assert_shape
 from wf_support import PASSWORD, make_ward
 from wf_support import site as site  # the workflow template site: a protocol, users of every role
 
@@ -189,6 +190,7 @@ def test_the_review_is_signed_and_listed_and_written(ward, tmp_path):
     e = rev.sign(ward.session("auditor"), done, password=PASSWORD, note="nothing to follow up")
     again = _review(ward)
     (past,) = again.past
+    assert_shape(past, rev.PastReview)  # the typed model the PDF and JSON writers read (issue #16)
     assert past["event"] == e.id and past["reviewer"] == "auditor"
     assert "— reviewed —" in past["signed"] and past["note"] == "nothing to follow up"
     pdf = rev.write_pdf(again, tmp_path / "review.pdf")

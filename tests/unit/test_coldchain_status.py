@@ -16,6 +16,7 @@ from test_coldchain_custody import (
     setup_kits,
     to_bedside,
 )
+from typed_support import assert_shape
 
 from wardcrf import records
 from wardcrf.coldchain import custody, reports, services
@@ -281,3 +282,17 @@ def test_the_screens_read_models_have_exactly_their_typed_keys(ph, tmp_path):
     assert report["current"] is not None and set(report["current"]) == keys(reports.CurrentStay)
     lot = services.registered_lot(ph, "LOT1")
     assert lot is not None and set(lot) == keys(services.LotInfo) and lot["kits"] == ["K001", "K002"]
+    # and all the way down: a kit's stay temperatures, the custody clocks outside a unit, a disposition
+    assert_shape(report, reports.KitReport)  # the chain's links too: each detail is a LinkDetail
+    assert report["current"]["temperatures"] is not None
+    kinds = {link.kind for link in report["chain"].links}
+    assert {"receipt", "handover", "stay"} <= kinds, kinds
+    assert any(link.detail.get("signatures") for link in report["chain"].links)
+    assert_shape(panel, reports.FreezerPanel)
+    assert panel["outside_units"], "K001 went to the bedside: its custody clock runs"
+    services.record_disposition(
+        ph, excursion["id"], decision="release", reason="door ajar 1 min", kits=["K002"]
+    )
+    [excursion] = reports.excursions(ph)
+    assert_shape(excursion, reports.ExcursionView)
+    assert [k["disposition"] is not None for k in excursion["kits"]] == [False, True]

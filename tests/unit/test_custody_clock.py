@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from typed_support import assert_shape
 
 from wardcrf import workflow
 from wardcrf.clock import now_utc
@@ -183,7 +184,9 @@ def test_at_the_bedside_the_clock_runs_to_the_dose(ph):
 def test_today_lists_kits_on_the_clock(ph, session_for):
     arrived = (now_utc() - timedelta(minutes=10)).replace(microsecond=0)
     receive(ph, arrived)
-    items = [i for i in workflow.today(session_for("clinician"))["items"] if "kit" in i["what"]]
+    worklist = workflow.today(session_for("clinician"))
+    assert_shape(worklist, workflow.status.Worklist)  # the cold chain's items are WorklistItems (issue #16)
+    items = [i for i in worklist["items"] if "kit" in i["what"]]
     assert items == [
         {
             "participant": None,

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typed_support import assert_shape
 from wf_support import PASSWORD, TZ, Staff, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, records, workflow
@@ -86,6 +87,10 @@ def test_dry_run_saves_nothing_and_explains_a_late_dose(ward):
     late = [d for d in visit.deviations if d["kind"] == "late dose"]
     assert late and late[0]["dose"] == 1 and late[0]["minutes_outside"] == 24 * 60 - 120
     assert visit.window == "late"
+    # The dose wizard reads the visit: each deviation is a `Deviation` (its window and minutes outside
+    # included), no key its type does not name (issue #16).
+    assert_shape(visit, dose_visit.DoseVisit)
+    assert set(late[0]) == {"kind", "dose", "due", "given", "event", "window_minutes", "minutes_outside"}
 
 
 def test_refused_post_dose_vitals_roll_back_the_whole_visit(ward):

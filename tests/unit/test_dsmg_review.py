@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from typed_support import assert_shape
 from wf_support import PASSWORD, Staff, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, protocol, signatures
@@ -139,6 +140,43 @@ def test_review_lists_every_participant_and_marks_sentinels(ward):
 
     assert set(board) == set(get_type_hints(dsmg.DsmgBoard))
     assert set(board["gate"]) == set(get_type_hints(dsmg.GateState))
+
+
+def test_the_board_is_typed_all_the_way_down(ward):
+    """What the DSMG screen reads (issue #16): each participant's safety summary, its SAEs, vitals flags
+    and signed decisions, and the gate's sentinel state and decisions, are the TypedDicts `DsmgBoard`
+    declares, with no key their types do not name."""
+    day1 = today() - timedelta(days=9)
+    ward.dose(P1, 1, day1)
+    _ae(
+        ward,
+        term="Pneumothorax",
+        grade="3",
+        serious="yes",
+        hospitalization="yes",
+        onset=d(7),
+        first_known=d(7),
+    )
+    ward.submit(
+        "vitals",
+        participant=P1,
+        timepoint="post_dose",
+        dose="1",
+        time=at(day1, 10),
+        temp="39.8",
+        pulse="80",
+        resp="18",
+        oxysat="96",
+        reason="confirmed on repeat",
+        confirm=True,
+    )
+    dsmg.decide(ward.dsmg, P1, {"decision": "continue", "rationale": "no concern"}, password=PASSWORD)
+    board = dsmg.review(ward.dsmg, today=today())
+    assert_shape(board, dsmg.DsmgBoard)
+    [p] = [p for p in board["participants"] if p["participant"] == P1]
+    assert p["saes"] and p["aes"] and p["vitals_flags"] and p["sentinel"] is True
+    assert p["decisions"][-1]["signatures"][0]["meaning"] == "approved"
+    assert board["gate"]["latest"] is not None and board["gate"]["sentinel"]["sentinels"] == [P1]
 
 
 def test_decide_records_the_decision_with_the_members_signature(ward):

@@ -18,8 +18,9 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typed_support import assert_shape, shape_problems
 
-from wardcrf.reports import endpoints, proportions, survival
+from wardcrf.reports import endpoints, proportions, stats, survival
 from wardcrf.reports.endpoints import Outcome, Settings
 
 # Freireich et al. (1963), as Gehan (1965): weeks in remission; False = censored.
@@ -219,6 +220,8 @@ def test_mortality_by_day_per_arm_against_the_reference_arm():
     assert set(comp) == {("M", "Z"), ("R", "Z")}
     assert comp[("M", "Z")]["estimate"] == pytest.approx(1 / 4 - 4 / 5)
     assert comp[("R", "Z")]["estimate"] is None and comp[("R", "Z")]["reason"]
+    assert_shape(res, endpoints.EndpointResult)  # the report's writers read typed results (issue #16)
+    assert not shape_problems(res["arms"], dict[str, endpoints.MortalityArm])
 
 
 def test_proportion_time_to_event_and_paired_endpoints_per_arm():
@@ -254,6 +257,16 @@ def test_proportion_time_to_event_and_paired_endpoints_per_arm():
     )
     arm = paired["arms"]["ARM"]
     assert (arm["n"], arm["pairs"]) == (4, 3) and arm["wilcoxon"]["p"] == pytest.approx(0.25)
+    # each kind is its EndpointResult, its arms and comparisons of that kind's types (issue #16)
+    for result, arm_type in (
+        (prop, endpoints.ProportionArm),
+        (tte, endpoints.SurvivalArm),
+        (paired, endpoints.PairedArm),
+    ):
+        assert_shape(result, endpoints.EndpointResult)
+        assert not shape_problems(result["arms"], dict[str, arm_type]), result["kind"]
+    assert not shape_problems(tte["comparisons"], list[endpoints.LogRankComparison])
+    assert not shape_problems(prop["comparisons"], list[endpoints.DifferenceComparison])
 
 
 def test_unknown_arm_and_kind_are_refused_by_name():
@@ -274,3 +287,26 @@ def test_the_settings_come_from_the_protocols_analysis_table():
         for ep in m.data.get("analysis", {}).get("endpoints", ()):
             res = endpoints.analyse(ep, arms, [], s)  # an empty trial: every arm present, nothing computed
             assert set(res["arms"]) == set(arms)
+
+
+def test_the_statistics_the_report_writers_read_are_typed_in_each_branch():
+    """`describe`, `kruskal` and `difference` feed the outcomes and endpoints reports' writers: each is
+    its TypedDict whether it computes or says why not (issue #16)."""
+    assert_shape(stats.describe([1.0, 2.0, 4.0]), stats.Description)
+    assert stats.describe([]) == {"n": 0, "median": None, "q1": None, "q3": None}
+    computed = stats.kruskal({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0], "c": []})
+    assert_shape(computed, stats.Kruskal)
+    assert computed["groups"] == {"a": 3, "b": 3} and "note" not in computed and computed["H"] is not None
+    not_computed = stats.kruskal({"a": [1.0], "b": []})
+    assert_shape(not_computed, stats.Kruskal)
+    assert not_computed["note"] == "not computed: fewer than two groups with values"
+    for method in ("newcombe", "wald"):
+        assert_shape(
+            proportions.difference(
+                proportions.Proportion(3, 10), proportions.Proportion(1, 10), method=method
+            ),
+            proportions.Difference,
+        )
+    nobody = proportions.difference(proportions.Proportion(3, 10), proportions.Proportion(0, 0))
+    assert_shape(nobody, proportions.Difference)
+    assert nobody["estimate"] is None and nobody["reason"] == "an arm has no participant: no difference"

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from site_users import PASSWORD
 from synckit import card_of, connect, open_
+from typed_support import assert_shape
 from wardcrf.sync import hub, ward
 from wf_support import photo_file, ready_kit_on
 
@@ -423,6 +424,9 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     # the worklist and the ward list read the same engine: infusion 3's vitals after it are owed
     r = w.run("today", "--json")
     assert r.code == 0, r.err
+    from wardcrf.workflow.status import Worklist
+
+    assert_shape(json.loads(r.out), Worklist)  # the worklist is typed, its items too (issue #16)
     mine = [i for i in json.loads(r.out)["items"] if i["participant"] == pid]
     assert {
         "what": f"vitals after infusion (administration {s3.number})",
@@ -458,6 +462,9 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     ]
     r = w.run("report", "endpoints", "--format", "json", user="auditor")
     assert r.code == 0, r.err
+    from wardcrf.reports.engine_endpoints import EndpointsReport
+
+    assert_shape(json.loads(r.out), EndpointsReport)  # typed down to each arm (issue #16)
     got = {e["code"]: e for e in json.loads(r.out)["endpoints"]}
     mortality = got["mortality_d28"]
     assert mortality["primary"] is True
@@ -677,6 +684,9 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     shown = json.loads(r.out)
     # blinded: the kit, never an arm or a product (the schedule is the one every arm shares)
     assert (shown["arm"], shown["kit"]) == (None, kit)
+    from wardcrf.workflow.status import ParticipantSummary, Worklist
+
+    assert_shape({k: v for k, v in shown.items() if k != "sdv"}, ParticipantSummary)  # issue #16
     assert "tecovirimat" not in r.out.lower() and "placebo" not in r.out.lower(), r.out
     by_number = {a["number"]: a for a in shown["administrations"]}
     assert [by_number[s.number]["state"] for s in (s1, s2, s3, s4, s5)] == [
@@ -700,6 +710,11 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
     assert shown["status"] == "enrolled, no longer eligible" and shown["failed_criteria"] == ["midaz"]
     assert (shown["next_dose"]["state"], shown["next_dose"]["hold"]) == ("held", "no longer eligible: midaz")
+    worklist = json.loads(w.run("today", "--json").out)
+    assert_shape(worklist, Worklist)  # a held item carries its hold (issue #16)
+    assert [i["hold"] for i in worklist["items"] if i["participant"] == pid and "hold" in i] == [
+        "no longer eligible: midaz"
+    ]
     nxt = slots[[s.number for s in slots].index(shown["next_dose"]["dose"])]
     r = _tablets(w, pid, kit, max(nxt.opens, w.now - timedelta(minutes=1)))
     assert r.code == 1 and "no longer meets the criteria (failed: midaz)" in r.err, r.err
@@ -1187,6 +1202,12 @@ def test_a_dose_assessment_outside_its_window_is_a_deviation(cli, tmp_path: Path
     late = _vitals(w, pid, "post_infusion", 1, t + timedelta(hours=3, minutes=30))
     assert late.code == 0, late.err
     shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
+    # a format-2 summary is the participant screen's ParticipantSummary all the way down: its
+    # administrations, next dose and the engine's deviations (code, number, detail) (issue #16)
+    from wardcrf.workflow.status import ParticipantSummary
+
+    assert_shape({k: v for k, v in shown.items() if k != "sdv"}, ParticipantSummary)
+    assert shown["administrations"] and shown["cumulative_dose"]
     windows = [d for d in shown["deviations"] if d["code"] == "vitals_window"]
     assert [(d["number"], d["detail"]) for d in windows] == [
         (1, "vitals before infusion 1 h 30 min before the administration (within 1 h)"),

@@ -335,10 +335,17 @@ def test_exports_report_progress_over_every_record(ward, tmp_path):
         ds = Dataset.for_session(s)
         export_csv(ds, tmp_path / "csv", progress)
         n_records, n_events = ds.count_records(), s.store.scalar("SELECT count(*) FROM events")
+        site_row = ds.site_row
     finally:
         s.close()
     assert progress.tasks == [("records", n_records), ("audit trail", n_events)]
     assert progress.done == n_records + n_events
+    # every writer names the site from the typed `SiteRow` (issue #16): its keys are the columns read
+    from typed_support import assert_shape
+
+    from wardcrf.exports.dataset import SiteRow
+
+    assert_shape(site_row, SiteRow)
 
 
 def test_arrival_names_the_sync_bundle_an_event_came_in():

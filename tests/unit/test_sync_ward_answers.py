@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from hub_delivery import deliver
-from synckit import add_notes, connect, make_hub, make_ward, open_
+from synckit import add_notes, connect, free_port, make_hub, make_ward, open_
+from typed_support import assert_shape
 from wardcrf.sync import registry, service, ward
 from wf_support import Staff, _copy_site
 from wf_support import make_ward as wf_ward
@@ -38,6 +39,27 @@ def test_export_reports_progress_per_bundle(pair, tmp_path: Path) -> None:
         s.close()
     assert len(res.files) == 1
     assert seen == [(0, 1, res.files[0].name), (1, 1, "")]
+
+
+def test_sync_status_after_an_export_and_a_probe_is_typed_all_the_way_down(pair, tmp_path: Path) -> None:
+    """The sync panel reads the last export and the last probe as their writers stored them (issue #16)."""
+    from wardcrf.sync.transport import Client
+
+    w, _ = pair
+    add_notes(w, 1)
+    s = open_(w)
+    try:
+        ward.export(s, tmp_path)
+        probe = service.SyncService(
+            s, Client(f"http://127.0.0.1:{free_port()}", attempts=1, connect_timeout=1)
+        )
+        assert probe.run_once() is False  # nothing listens there: offline, and recorded
+        st = ward.status(s)
+    finally:
+        s.close()
+    assert_shape(st, ward.SyncStatus)
+    assert st["last_export"] is not None and st["last_export"]["files"] == 1
+    assert st["hub_reachability"] is not None and st["hub_reachability"]["state"] == "offline"
 
 
 def test_export_to_a_folder_that_cannot_be_written_is_refused_in_one_line(pair) -> None:

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typed_support import assert_shape, shape_problems
 from wf_support import TZ, Staff, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, workflow
@@ -387,7 +388,9 @@ def test_post_dose_check_asks_explicitly_and_once_per_dose(ward):
     with pytest.raises(ValidationFailed, match="events: required"):
         ward.submit("post_dose_check", participant=P1, dose="1", time=at(day, 10))
     ward.submit("post_dose_check", participant=P1, dose="1", events="fever,diarrhoea", time=at(day, 10))
-    items = [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == P1]
+    worklist = workflow.today(ward.clin)
+    assert_shape(worklist, status.Worklist)  # issue #16
+    items = [i["what"] for i in worklist["items"] if i["participant"] == P1]
     assert "adverse event form for fever reported after dose 1" in items
     assert "adverse event form for diarrhoea reported after dose 1" in items
     ward.submit(
@@ -505,7 +508,9 @@ def test_reported_event_without_ae_is_an_open_item_in_show_and_today(ward, cli):
     check = _checked(ward, "fever")  # the check itself is always saved
     info = workflow.show(ward.clin, P1)
     assert [(m["event"], m["dose"], m["check"]) for m in info["ae_expected"]] == [("fever", 1, check.id)]
-    items = [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == P1]
+    worklist = workflow.today(ward.clin)
+    assert_shape(worklist, status.Worklist)  # issue #16
+    items = [i["what"] for i in worklist["items"] if i["participant"] == P1]
     assert "adverse event form for fever reported after dose 1" in items
     r = cli("participant", "show", P1, user="clinician")
     assert r.code == 0
@@ -616,6 +621,57 @@ def test_screening_corrected_to_ineligible_after_enrollment_is_flagged_and_block
     workflow.amend(ward.clin, _screening_event(ward), {"dob": "1965-05-01"}, reason="checked the ID card")
     assert ward.dose(P1, 2, day0 + timedelta(days=2)).id
     assert status.summary(ward.clin.store, P1)["status"] == "in treatment"
+
+
+def test_the_summary_is_typed_all_the_way_down_late_missing_and_ineligible(ward, site):
+    """What the participant screen, the dose wizard and the ward list read (issue #16): the next dose
+    (held, with why), each kind of format-1 deviation, an AE form expected and the sign-off are the
+    TypedDicts the summary declares, with no key their types do not name."""
+    from wardcrf.screens.participant import deviation_item
+
+    from wardcrf.engine.schedule import Deviation, NextDose
+    from wardcrf.workflow import safety
+
+    day0 = date.fromisoformat(status.summary(ward.clin.store, P1)["enrolled_on"])
+    ward.dose(P1, 1, day0 + timedelta(days=1), hh=11, mm=30)  # late; doses 2.. are missed by today
+    ward.submit(
+        "post_dose_check", participant=P1, dose="1", events="fever", time=at(day0 + timedelta(days=1), 12)
+    )
+    workflow.amend(ward.clin, _screening_event(ward), {"dob": "1930-01-01"}, reason="date of birth misread")
+
+    info = status.summary(ward.clin.store, P1)
+    assert_shape(info, status.ParticipantSummary)
+    kinds = {d["kind"] for d in info["deviations"]}
+    assert kinds == {"late dose", "missing dose", "ineligible after enrollment"}
+    assert info["next_dose"] is not None and info["next_dose"]["hold"].startswith("no longer eligible")
+    assert set(info["next_dose"]) == set(NextDose.__required_keys__) | {"hold"}
+    assert [a["event"] for a in info["ae_expected"]] == ["fever"]
+    assert set(info["signoff"]) == {"state"}
+    # a key the type does not name is found, as is one it requires that the read leaves out
+    assert shape_problems({**info["deviations"][0], "extra": 1}, Deviation) == [
+        "$: Deviation has no key 'extra'"
+    ]
+    assert shape_problems({"dose": 1}, Deviation) == ["$: Deviation lacks 'kind'"]
+    # the participant screen names each deviation: with its dose when it has one (it crashed on the
+    # eligibility deviation, which has none, before the types said `dose` is not always there)
+    assert [deviation_item(d) for d in info["deviations"] if d["kind"] != "missing dose"] == [
+        "late dose 1",
+        "ineligible after enrollment",
+    ]
+    [row] = [r for r in workflow.list_participants(ward.clin) if r["id"] == P1]
+    assert_shape(row, status.WardRow)
+    assert row["next_dose"] == info["next_dose"]
+    # a signed casebook's sign-off names who, when and the printed signature
+    _ae(
+        ward,
+        dose="1",
+        onset=(day0 + timedelta(days=1)).isoformat(),
+        end=(day0 + timedelta(days=2)).isoformat(),
+    )
+    ward.submit("signoff", who=ward.inv, participant=P1)
+    signed = status.summary(ward.clin.store, P1)["signoff"]
+    assert_shape(signed, safety.Signoff)
+    assert set(signed) == set(safety.Signoff.__required_keys__) | set(safety.Signoff.__optional_keys__)
 
 
 def test_participant_show_prints_the_eligibility_deviation(ward, site, cli):

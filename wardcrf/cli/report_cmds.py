@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +28,7 @@ OutOption = Annotated[
 ]
 
 
-def _emit(data: dict[str, Any], doc: Any, fmt: Format, out: Path | None) -> None:
+def _emit(data: Mapping[str, Any], doc: Any, fmt: Format, out: Path | None) -> None:
     from .. import text as text_rule
     from ..reports import render
 

@@ -32,7 +32,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import evidence, ids, kits, signatures
 from ..errors import Refused
@@ -193,7 +193,17 @@ def coverage_problem(store: Store, unit_id: str, start: int, end: int) -> str | 
     return None
 
 
-def temperatures(store: Store, unit_id: str, start: int, end: int) -> dict[str, Any] | None:
+class StayTemperatures(TypedDict):
+    """A unit's logger readings over a kit's stay (`temperatures`)."""
+
+    readings: int
+    min_c: float
+    max_c: float
+    mkt_c: float
+    """Mean kinetic temperature, time-weighted by the logging interval."""
+
+
+def temperatures(store: Store, unit_id: str, start: int, end: int) -> StayTemperatures | None:
     """Logger readings of a unit over a stay: count, min, max and time-weighted MKT."""
     rows = store.execute(
         "SELECT t, temp_c FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ? ORDER BY t",
@@ -222,6 +232,21 @@ def photo_status(store: Store, ref: str) -> str:
 
 
 # -- time left outside a monitored unit ------------------------------------------------------
+
+
+class ClockView(TypedDict):
+    """A kit's custody clock outside a monitored unit as `coldchain status --json` shows it (`Clock.as_dict`)."""
+
+    kit: str
+    lot: str | None
+    location: str
+    since: str
+    deadline: str
+    allowed_min: int
+    minutes_left: int
+    over_limit: bool
+    bedside: bool
+    step: str
 
 
 @dataclass(frozen=True)
@@ -254,7 +279,7 @@ class Clock:
     def over(self) -> bool:
         return self.left_s < 0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ClockView:
         return {
             "kit": self.kit,
             "lot": self.lot,
@@ -350,13 +375,52 @@ def local_text(store: Store, t: int) -> str:
 # -- the chain --------------------------------------------------------------------------
 
 
+class SignatureCheck(TypedDict):
+    """One e-signature over a receipt or handover and whether it holds (`transfer_checks`)."""
+
+    user: str
+    name: str
+    meaning: str
+    signed_at: str
+    state: str
+    """valid, or changed since signed."""
+
+
+class PhotoCheck(TypedDict):
+    """A photo of a paper sheet attached to a receipt or handover and whether it is intact."""
+
+    ref: str
+    sha256: str
+    state: str
+    """ok, missing, altered or unavailable (`photo_status`)."""
+
+
+class LinkDetail(TypedDict, total=False):
+    """What a link of the chain adds, by its kind: a receipt or handover (`event_id`, `at`, the
+    locations, `condition`, `signatures`, `photos`), a stay (`location`, `start`, `end`,
+    `temperatures` in a monitored unit) or a thaw (`event_id`, `start`, `end`, `reconstitution`)."""
+
+    event_id: str
+    at: str
+    from_location: str
+    to_location: str
+    condition: str | None
+    signatures: list[SignatureCheck]
+    photos: list[PhotoCheck]
+    location: str
+    start: str
+    end: str
+    temperatures: StayTemperatures
+    reconstitution: str | None
+
+
 @dataclass
 class Link:
     kind: str  # receipt, handover, stay, thaw
     what: str
     ok: bool
     problems: list[str] = field(default_factory=list)
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: LinkDetail = field(default_factory=lambda: LinkDetail())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -391,12 +455,12 @@ class Chain:
 
 def transfer_checks(
     store: Store, t: dict[str, Any]
-) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[str], list[SignatureCheck], list[PhotoCheck]]:
     """(problems, signature states, photo states) for one receipt or handover."""
     label = f"{t['kind']} {t['event_id']}"
     problems: list[str] = []
     sigs = signatures.for_target(store, t["event_id"])
-    sig_out = [
+    sig_out: list[SignatureCheck] = [
         {
             "user": s.user,
             "name": s.full_name,
@@ -410,7 +474,7 @@ def transfer_checks(
         if not s.valid:
             problems.append(f"{label}: signature of {s.user} ({s.meaning}) changed since signed")
     photos = json.loads(t["photos"])
-    photo_out = [
+    photo_out: list[PhotoCheck] = [
         {"ref": p, "sha256": p.removeprefix("sha256:"), "state": photo_status(store, p)} for p in photos
     ]
     for p in photo_out:
@@ -474,7 +538,7 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
             continue
         loc = t["to_location"]
         stay_probs: list[str] = []
-        detail: dict[str, Any] = {"location": loc, "start": iso_z(t["at"]), "end": iso_z(end)}
+        detail: LinkDetail = {"location": loc, "start": iso_z(t["at"]), "end": iso_z(end)}
         if is_unit(store, loc):
             gap = coverage_problem(store, loc, t["at"], end)
             if gap:

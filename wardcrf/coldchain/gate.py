@@ -8,7 +8,7 @@ installs it), so a dose can never be recorded without its custody check, and
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..store import Store
 from . import config, custody
@@ -17,14 +17,15 @@ from .loggers import get_zone
 
 if TYPE_CHECKING:
     from ..features import Registry
+    from ..workflow.status import WorklistItem
 
 
-def kits_on_the_clock(store: Store, at: datetime) -> list[dict[str, Any]]:
+def kits_on_the_clock(store: Store, at: datetime) -> list[WorklistItem]:
     """`today` items: kits outside a monitored unit, one item per place and arrival, with their deadline."""
     groups: dict[tuple[str, int, int], list[custody.Clock]] = {}
     for c in custody.outside_units(store, int(at.timestamp())):
         groups.setdefault((c.location, c.since, c.allowed_s), []).append(c)
-    items = []
+    items: list[WorklistItem] = []
     for (where, since, allowed), clocks in groups.items():
         kits = ", ".join(c.kit for c in clocks)
         deadline = custody.local_text(store, since + allowed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from .. import ids
 from ..clock import now_utc
@@ -18,9 +18,20 @@ if TYPE_CHECKING:
 # -- the read models the screens, the dashboard and `coldchain ... --json` show ------------------
 
 
+class Disposition(TypedDict):
+    """A kit's disposition after an excursion (a `cc_dispositions` row)."""
+
+    kit_id: str
+    decision: str
+    """release or discard."""
+    reason: str
+    by_user: str | None
+    event_id: str
+
+
 class AffectedKit(TypedDict):
     kit: str
-    disposition: dict[str, Any] | None
+    disposition: Disposition | None
     """The `cc_dispositions` row (decision, reason, by_user, event_id), None while awaited."""
 
 
@@ -143,12 +154,19 @@ class UnitReadings(TypedDict):
     summary: ReadingsSummary | None
 
 
+class OutsideUnit(custody.ClockView):
+    """A kit outside a monitored unit with its custody time left (`outside_units`)."""
+
+    deadline_local: str
+    """The deadline in site time, zone marked."""
+
+
 class FreezerPanel(TypedDict):
     """The dashboard's freezer panel (`freezers`)."""
 
     units: list[UnitStatus]
     receipt_excursions: list[ExcursionView]
-    outside_units: list[dict[str, Any]]
+    outside_units: list[OutsideUnit]
 
 
 class CurrentStay(TypedDict):
@@ -156,7 +174,7 @@ class CurrentStay(TypedDict):
 
     location: str
     since: int
-    temperatures: dict[str, Any] | None
+    temperatures: custody.StayTemperatures | None
     """`custody.temperatures`: count, min, max and MKT over the stay (None: no logger readings)."""
 
 
@@ -201,7 +219,7 @@ def excursion_view(store: Store, x: dict[str, Any]) -> ExcursionView:
     """One `cc_excursions` row with its affected kits and their dispositions."""
     kits = custody.affected_kits(store, x)
     disp = {
-        r["kit_id"]: r
+        r["kit_id"]: cast(Disposition, r)
         for r in store.rows(
             "SELECT kit_id, decision, reason, by_user, event_id FROM cc_dispositions WHERE excursion_id = ?",
             (x["excursion_id"],),
@@ -267,7 +285,7 @@ def status(session: Session) -> dict[str, Any]:
     }
 
 
-def outside_units(store: Store, now: int | None = None) -> list[dict[str, Any]]:
+def outside_units(store: Store, now: int | None = None) -> list[OutsideUnit]:
     """Kits outside a monitored unit with the custody time left before the limit, soonest first.
 
     For the dashboard's countdown, `coldchain status` and `today`: each
@@ -277,7 +295,7 @@ def outside_units(store: Store, now: int | None = None) -> list[dict[str, Any]]:
     """
     t = int(now_utc().timestamp()) if now is None else now
     return [
-        {**c.as_dict(), "deadline_local": custody.local_text(store, c.deadline)}
+        OutsideUnit(**c.as_dict(), deadline_local=custody.local_text(store, c.deadline))
         for c in custody.outside_units(store, t)
     ]
 

@@ -149,7 +149,7 @@ def next_and_missing(
     arm: str | None = None,
     site_zone: str | None = None,
     facts: Mapping[str, bool] | None = None,
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+) -> tuple[schedule.NextDose | None, list[schedule.Deviation]]:
     """The next administration to give (number, due, window, state: upcoming, due now, window closing,
     overdue or held) and one `missing dose` item per administration past its window and not given.
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from wardcrf.engine.model import Administration, Model, Regimen
@@ -289,9 +289,7 @@ def next_to_give(rows: Sequence[SlotState]) -> SlotState | None:
     return next((r for r in rows if r.state not in (GIVEN, NOT_GIVEN, MISSED)), None)
 
 
-def dose_view(
-    rows: Sequence[SlotState], at: datetime, zone: str
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+def dose_view(rows: Sequence[SlotState], at: datetime, zone: str) -> tuple[NextDose | None, list[Deviation]]:
     """The next dose and the doses past their window, in the JSON shape `workflow.status` shows today.
 
     `{"dose", "due", "window": [opens, closes], "state", "hold"?}` with local
@@ -306,7 +304,7 @@ def dose_view(
         return t.astimezone(tz).isoformat(timespec="minutes")
 
     nxt = next_to_give(rows)
-    view: dict[str, Any] | None = None
+    view: NextDose | None = None
     if nxt is not None:
         s = nxt.slot
         view = {
@@ -317,7 +315,7 @@ def dose_view(
         }
         if nxt.hold:
             view["hold"] = nxt.hold
-    missing = [
+    missing: list[Deviation] = [
         {
             "kind": "missing dose",
             "dose": r.slot.number,
@@ -329,6 +327,59 @@ def dose_view(
         if r.filled_by is None and at > r.slot.closes
     ]
     return view, missing
+
+
+class _NextDoseExtras(TypedDict, total=False):
+    """What a next dose may add (`total=False`: Python 3.11 cannot see `NotRequired` in a string annotation)."""
+
+    hold: str
+    """Why it cannot be given now (the gates' refusals, `; `-joined); present only when `state` is held."""
+    what: str
+    """A format-2 administration's worklist words (`workflow.engine_rules.summary`)."""
+    regimen: str
+    """A format-2 administration's regimen ("blinded" on a blinded ward)."""
+
+
+class NextDose(_NextDoseExtras):
+    """The administration the ward gives next (`dose_view`; the participant screen, the ward list, the
+    dose wizard, `participant show --json`)."""
+
+    dose: int
+    due: str
+    """Local time to the minute (a date for a day-only administration)."""
+    window: list[str]
+    """[opens, closes], local times to the minute (a list: the JSON shape)."""
+    state: str
+    """A timing word: upcoming, due now, window closing, overdue or held."""
+
+
+class _DeviationDetails(TypedDict, total=False):
+    """What a deviation names besides its kind; which keys depends on the kind."""
+
+    code: str
+    """A format-2 protocol's deviation (or rule) code."""
+    dose: int
+    """Format 1's dose number (early, late or missing dose)."""
+    number: int
+    """A format-2 administration's number."""
+    due: str
+    given: str | None
+    event: str | None
+    """The record that shows it (None for a dose never given)."""
+    failed: list[str]
+    """The eligibility criteria failed (ineligible after enrollment)."""
+    detail: str
+    window_minutes: int
+    """The dose window either side of the due time (the dose wizard's early/late deviations)."""
+    minutes_outside: int
+
+
+class Deviation(_DeviationDetails):
+    """A protocol deviation a participant's record shows now (`participant show`, the participant
+    screen, the dose wizard's review): computed from the records, never stored."""
+
+    kind: str
+    """In the ward's words: "late dose", "missing dose", a format-2 protocol's label..."""
 
 
 def prescribed(adm: Administration, weight_kg: Decimal | float | None) -> Decimal:

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from .. import ids
 from .. import protocol as protocols
@@ -103,6 +103,17 @@ LEFT JOIN events le ON le.id = r.last_event
 """
 
 
+class SiteRow(TypedDict):
+    """Whose database an export is read from (the `site` table): every writer names the site."""
+
+    site: str
+    device: str
+    device_name: str
+    kind: str
+    """ward or hub."""
+    zone: str
+
+
 @dataclass
 class Dataset:
     """What an export reads. Open with `Dataset.for_session` (checks permission)."""
@@ -120,11 +131,11 @@ class Dataset:
     # -- site and protocol ---------------------------------------------------------------
 
     @cached_property
-    def site_row(self) -> dict[str, Any]:
+    def site_row(self) -> SiteRow:
         rows = self.store.rows("SELECT site, device, device_name, kind, zone FROM site WHERE id = 1")
         if not rows:
             raise Refused("this database has no site identity (not initialised)")
-        return rows[0]
+        return cast(SiteRow, rows[0])
 
     @property
     def is_hub(self) -> bool:

@@ -36,7 +36,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from .. import eventlog
@@ -110,7 +110,7 @@ class Review:
     checked: int
     method: list[str]
     findings: list[Finding] = field(default_factory=list)
-    past: list[dict[str, Any]] = field(default_factory=list)
+    past: list[PastReview] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         c = Counter(f.kind for f in self.findings)
@@ -390,9 +390,23 @@ def _is_entry(e: Event) -> bool:
     )
 
 
-def past_reviews(store: Any) -> list[dict[str, Any]]:
+class PastReview(TypedDict):
+    """A signed audit-trail review of this site (`past_reviews`): listed by every later review."""
+
+    event: str
+    since: str | None
+    until: str | None
+    reviewer: str | None
+    recorded_at: str
+    findings: int
+    signed: str
+    """The printed signature: name (user) — meaning — time."""
+    note: str | None
+
+
+def past_reviews(store: Any) -> list[PastReview]:
     """Every signed review of this site: period, reviewer, when, counts, and whether the signature holds."""
-    out = []
+    out: list[PastReview] = []
     for e in eventlog.iter_events(store, "type = ?", (EVENT_REVIEWED,)):
         b = e.body
         out.append(

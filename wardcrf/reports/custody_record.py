@@ -150,7 +150,7 @@ def _has_table(store: Store, name: str) -> bool:
 
 
 def _parties(
-    ctx: _Context, t: dict[str, Any], sigs: list[dict[str, Any]], photos: list[str]
+    ctx: _Context, t: dict[str, Any], sigs: list[custody.SignatureCheck], photos: list[str]
 ) -> list[dict[str, Any]]:
     """Both parties of a step: the e-signature of each with an account, the paper sheet for others."""
     out = []

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from . import proportions, stats, survival
 from .proportions import Proportion
@@ -104,15 +104,97 @@ def _split(arms: Sequence[str], outcomes: Iterable[Outcome]) -> tuple[dict[str, 
     return by, unassigned
 
 
+class PairedArm(TypedDict):
+    """One arm of a `paired_change` endpoint: before and after, and the signed-rank test."""
+
+    n: int
+    pairs: int
+    before: stats.Description
+    after: stats.Description
+    wilcoxon: stats.SignedRankJson
+
+
+class ProportionArm(proportions.ProportionJson):
+    """One arm of a `proportion` endpoint."""
+
+    unknown: int
+    """Participants whose event is not known (left out of k/n)."""
+
+
+class KmPoint(TypedDict):
+    estimate: float
+    lower: float
+    upper: float
+
+
+class MortalityArm(proportions.ProportionJson):
+    """One arm of a `mortality` endpoint: dead by `day` of those known, and the Kaplan–Meier estimate."""
+
+    day: int
+    censored_before_day: int
+    no_follow_up: int
+    kaplan_meier: KmPoint | None
+
+
+class SurvivalArm(survival.KaplanMeierJson):
+    """One arm of a `time_to_event` endpoint."""
+
+    no_follow_up: int
+
+
+class DifferenceComparison(proportions.Difference):
+    """Two arms of a proportion or mortality endpoint compared."""
+
+    arm: str
+    against: str
+
+
+class LogRankComparison(TypedDict):
+    """Two arms of a time-to-event endpoint compared."""
+
+    arm: str
+    against: str
+    log_rank: survival.LogRankJson
+
+
+class _TimeToEvent(TypedDict):
+    horizon_days: float | None
+    arms: dict[str, SurvivalArm]
+    log_rank: survival.LogRankJson
+    """Every arm at once: are the curves all alike?"""
+    comparisons: list[LogRankComparison]
+
+
+class _EndpointParts(TypedDict, total=False):
+    """What an endpoint's result holds by its kind (`analyse`)."""
+
+    arms: dict[str, PairedArm] | dict[str, ProportionArm] | dict[str, MortalityArm] | dict[str, SurvivalArm]
+    comparisons: list[DifferenceComparison] | list[LogRankComparison]
+    horizon_days: float | None
+    log_rank: survival.LogRankJson
+
+
+class EndpointResult(_EndpointParts):
+    """One endpoint's results per arm, its comparisons, and what was left out (`analyse`; the endpoints
+    report's writers)."""
+
+    code: str
+    kind: str
+    """paired_change, proportion, mortality or time_to_event."""
+    primary: bool
+    not_assigned: int
+    level: float
+
+
 def analyse(
     endpoint: Mapping[str, Any], arms: Sequence[str], outcomes: Iterable[Outcome], settings: Settings
-) -> dict[str, Any]:
+) -> EndpointResult:
     """One endpoint's results per arm, its comparisons, and what was left out and why."""
     kind = endpoint.get("kind", "paired_change")
     if kind not in KINDS:
         raise ValueError(f"endpoint kind {kind!r}: one of {', '.join(KINDS)}")
     by, unassigned = _split(arms, outcomes)
-    out: dict[str, Any] = {
+    out: EndpointResult = {
         "code": endpoint.get("code") or f"{endpoint.get('form')}.{endpoint.get('field')}",
         "kind": kind,
         "primary": bool(endpoint.get("primary")),
@@ -123,31 +205,35 @@ def analyse(
         out["arms"] = {a: _paired(os, settings) for a, os in by.items()}
         return out
     if kind == "time_to_event":
-        out.update(_time_to_event(endpoint, arms, by, settings))
+        tte = _time_to_event(endpoint, arms, by, settings)
+        out["horizon_days"], out["arms"] = tte["horizon_days"], tte["arms"]
+        out["log_rank"], out["comparisons"] = tte["log_rank"], tte["comparisons"]
         return out
+    props: dict[str, tuple[Proportion, ProportionArm]] | dict[str, tuple[Proportion, MortalityArm]]
     if kind == "proportion":
         props = {a: _proportion([o.met for o in os], settings) for a, os in by.items()}
+        out["arms"] = {a: p[1] for a, p in props.items()}
     else:
         props = {a: _mortality(os, int(endpoint["day"]), settings) for a, os in by.items()}
-    out["arms"] = {a: p[1] for a, p in props.items()}
+        out["arms"] = {a: p[1] for a, p in props.items()}
     out["comparisons"] = [
-        {
-            "arm": a,
-            "against": b,
+        DifferenceComparison(
+            arm=a,
+            against=b,
             **proportions.difference(props[a][0], props[b][0], settings.level, settings.difference_ci),
-        }
+        )
         for a, b in comparisons(endpoint, arms)
     ]
     return out
 
 
-def _proportion(met: list[bool | None], settings: Settings) -> tuple[Proportion, dict[str, Any]]:
+def _proportion(met: list[bool | None], settings: Settings) -> tuple[Proportion, ProportionArm]:
     known = [m for m in met if m is not None]
     p = Proportion(sum(known), len(known), settings.level, settings.proportion_ci)
-    return p, {**p.as_json(), "unknown": len(met) - len(known)}
+    return p, ProportionArm(**p.as_json(), unknown=len(met) - len(known))
 
 
-def _mortality(os: list[Outcome], day: int, settings: Settings) -> tuple[Proportion, dict[str, Any]]:
+def _mortality(os: list[Outcome], day: int, settings: Settings) -> tuple[Proportion, MortalityArm]:
     followed = [(float(o.time), o.event) for o in os if o.time is not None]
     dead = sum(1 for t, e in followed if e and t <= day)
     alive = sum(1 for t, e in followed if not (e and t <= day) and t >= day)
@@ -157,18 +243,18 @@ def _mortality(os: list[Outcome], day: int, settings: Settings) -> tuple[Proport
         [t for t, _ in followed], [e for _, e in followed], settings.level, settings.survival_ci
     )
     s, lo, hi = km.survival_at(day)
-    return p, {
+    return p, MortalityArm(
         **p.as_json(),
-        "day": day,
-        "censored_before_day": len(followed) - known,
-        "no_follow_up": len(os) - len(followed),
-        "kaplan_meier": {"estimate": 1 - s, "lower": 1 - hi, "upper": 1 - lo} if followed else None,
-    }
+        day=day,
+        censored_before_day=len(followed) - known,
+        no_follow_up=len(os) - len(followed),
+        kaplan_meier=KmPoint(estimate=1 - s, lower=1 - hi, upper=1 - lo) if followed else None,
+    )
 
 
 def _time_to_event(
     endpoint: Mapping[str, Any], arms: Sequence[str], by: dict[str, list[Outcome]], settings: Settings
-) -> dict[str, Any]:
+) -> _TimeToEvent:
     from ..engine.model import duration
 
     horizon = duration(endpoint["horizon"]).total_seconds() / 86400 if "horizon" in endpoint else None
@@ -187,16 +273,16 @@ def _time_to_event(
     kms = {a: survival.kaplan_meier(t, e, settings.level, settings.survival_ci) for a, (t, e) in data.items()}
     return {
         "horizon_days": horizon,
-        "arms": {a: {**kms[a].as_json(), "no_follow_up": missing[a]} for a in arms},
+        "arms": {a: SurvivalArm(**kms[a].as_json(), no_follow_up=missing[a]) for a in arms},
         "log_rank": survival.logrank(data).as_json(),  # every arm: are the curves all alike?
         "comparisons": [
-            {"arm": a, "against": b, "log_rank": survival.logrank({a: data[a], b: data[b]}).as_json()}
+            LogRankComparison(arm=a, against=b, log_rank=survival.logrank({a: data[a], b: data[b]}).as_json())
             for a, b in comparisons(endpoint, arms)
         ],
     }
 
 
-def _paired(os: list[Outcome], settings: Settings) -> dict[str, Any]:
+def _paired(os: list[Outcome], settings: Settings) -> PairedArm:
     both = [(o.before, o.after) for o in os if o.before is not None and o.after is not None]
     before = [float(b) for b, _ in both if b is not None]
     after = [float(a) for _, a in both if a is not None]

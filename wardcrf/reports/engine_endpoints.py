@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import protocol as protocols
 from ..clock import now_utc, zone
@@ -37,7 +37,40 @@ if TYPE_CHECKING:
     from ..site import Session
 
 
-def compute(session: Session, at: datetime | None = None) -> dict[str, Any]:
+class ProtocolRef(TypedDict):
+    id: str
+    version: str
+
+
+class Methods(TypedDict):
+    """The analysis' stated methods (the protocol's `[analysis]`, or the defaults)."""
+
+    ci_level: float
+    proportion_ci: str
+    difference_ci: str
+    survival_ci: str
+
+
+class EndpointNote(TypedDict):
+    """An endpoint this report does not compute, and where it is (format 1's paired change)."""
+
+    code: str | None
+    kind: str
+    note: str
+
+
+class EndpointsReport(TypedDict):
+    """`wardcrf report endpoints`: every declared endpoint per arm (`compute`; `document` writes it)."""
+
+    protocol: ProtocolRef
+    at: str
+    participants: int
+    blinded: bool
+    methods: Methods
+    endpoints: list[endpoints.EndpointResult | EndpointNote]
+
+
+def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
     """Every endpoint of the active format-2 version, per arm, with what was left out and why."""
     from ..workflow.base import participant_from_row
     from ..workflow.engine_rules import plan_inputs
@@ -68,7 +101,7 @@ def compute(session: Session, at: datetime | None = None) -> dict[str, Any]:
         records = eligibility.participant_records(store, m, p.id)
         snap = Snapshot(records=records, now=at, zone=tz, anchors=anchors, anchor_day=m.calendar.anchor_day)
         people.append((p.id, None if blinded else arm, anchors, snap))
-    results = []
+    results: list[endpoints.EndpointResult | EndpointNote] = []
     for ep in analysis.get("endpoints", ()):
         if ep.get("kind") == "paired_change":
             results.append(

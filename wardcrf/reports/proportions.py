@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from .stats import z_score
 
@@ -72,6 +72,17 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float] 
 INTERVALS = {"wilson": wilson, "clopper-pearson": clopper_pearson}
 
 
+class ProportionJson(TypedDict):
+    """A proportion with its interval as the report's JSON shows it (`Proportion.as_json`)."""
+
+    k: int
+    n: int
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    method: str
+
+
 @dataclass(frozen=True)
 class Proportion:
     k: int
@@ -87,7 +98,7 @@ class Proportion:
     def interval(self) -> tuple[float, float] | None:
         return INTERVALS[self.method](self.k, self.n, self.level)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> ProportionJson:
         ci = self.interval
         return {
             "k": self.k,
@@ -99,9 +110,20 @@ class Proportion:
         }
 
 
-def difference(a: Proportion, b: Proportion, level: float = 0.95, method: str = "newcombe") -> dict[str, Any]:
+class Difference(TypedDict):
+    """A difference of two proportions with its interval (`difference`)."""
+
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    method: str
+    reason: str
+    """Why there is no estimate ("" when there is one)."""
+
+
+def difference(a: Proportion, b: Proportion, level: float = 0.95, method: str = "newcombe") -> Difference:
     """p_a − p_b with its interval (`method`: newcombe or wald); none when either arm has nobody."""
-    out: dict[str, Any] = {
+    out: Difference = {
         "estimate": None,
         "lower": None,
         "upper": None,

@@ -13,7 +13,7 @@ treatment that are not yet due are no deviation.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Refused
 from ..exports.dataset import Dataset, number, value_text
@@ -21,8 +21,11 @@ from ..protocol import tr
 from ..workflow import status
 from .render import Doc, Table
 
+if TYPE_CHECKING:
+    from ..engine.schedule import Deviation
 
-def _missed_doses(ds: Dataset, pid: str) -> list[dict[str, Any]] | None:
+
+def _missed_doses(ds: Dataset, pid: str) -> list[Deviation] | None:
     """Doses whose window has closed without a dose record, now; None when no enrollment is known here."""
     try:
         info = status.summary(ds.store, pid)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 QUARTILE_METHODS: dict[str, tuple[str, str]] = {
     # key -> (numpy.percentile method, description)
@@ -63,7 +63,16 @@ def format_p(p: float | None) -> str:
     return f"p = {min(p, 1.0):.4f}"
 
 
-def describe(values: Sequence[float], method: str = "hf6") -> dict[str, Any]:
+class Description(TypedDict):
+    """n, median and quartiles of a sample (`describe`); None without values."""
+
+    n: int
+    median: float | None
+    q1: float | None
+    q3: float | None
+
+
+def describe(values: Sequence[float], method: str = "hf6") -> Description:
     """n, median, first and third quartile by `method` (a `QUARTILE_METHODS` key)."""
     import numpy as np
 
@@ -73,6 +82,22 @@ def describe(values: Sequence[float], method: str = "hf6") -> dict[str, Any]:
     arr = np.asarray(values, dtype=float)
     q1, q3 = np.percentile(arr, [25, 75], method=np_method)  # type: ignore[call-overload]
     return {"n": len(values), "median": float(np.median(arr)), "q1": float(q1), "q3": float(q3)}
+
+
+class SignedRankJson(TypedDict):
+    """A signed-rank test as the report's JSON shows it (`SignedRank.as_json`)."""
+
+    n_pairs: int
+    n_zero: int
+    n_nonzero: int
+    w_plus: float | None
+    w_minus: float | None
+    statistic: float | None
+    p: float | None
+    p_text: str
+    method: str
+    exact: bool
+    ties: bool
 
 
 @dataclass(frozen=True)
@@ -88,7 +113,7 @@ class SignedRank:
     exact: bool
     ties: bool
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> SignedRankJson:
         return {
             "n_pairs": self.n_pairs,
             "n_zero": self.n_zero,
@@ -206,12 +231,28 @@ def _normal_p(ranks: list[float], w_plus: float, n_zero: int) -> float:
     return float(min(1.0, 2 * norm.sf(abs(z))))
 
 
-def kruskal(groups: dict[str, list[float]]) -> dict[str, Any]:
+class _KruskalNote(TypedDict, total=False):
+    note: str
+    """Why H was not computed (fewer than two groups with values, all values identical)."""
+
+
+class Kruskal(_KruskalNote):
+    """A Kruskal–Wallis H test across groups (`kruskal`)."""
+
+    groups: dict[str, int]
+    """Each group with values and how many."""
+    H: float | None
+    p: float | None
+    p_text: str
+    method: str
+
+
+def kruskal(groups: dict[str, list[float]]) -> Kruskal:
     """Kruskal–Wallis H across groups (tie-corrected, as SciPy computes it)."""
     from scipy import stats
 
     used = {k: v for k, v in groups.items() if v}
-    out: dict[str, Any] = {
+    out: Kruskal = {
         "groups": {k: len(v) for k, v in used.items()},
         "H": None,
         "p": None,

@@ -28,7 +28,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, cast
 
 from .stats import z_score
 
@@ -37,6 +37,44 @@ CI_METHODS = {
     "plain": "Greenwood variance, plain (linear) interval clipped to [0, 1]",
 }
 LOGRANK_METHOD = "log-rank (Mantel-Haenszel), chi-square with k-1 degrees of freedom"
+
+
+class StepJson(TypedDict):
+    """One `Step` as the report's JSON shows it."""
+
+    time: float
+    at_risk: int
+    events: int
+    censored: int
+    survival: float
+    std_err: float
+    lower: float
+    upper: float
+
+
+class KaplanMeierJson(TypedDict):
+    """A Kaplan–Meier estimate as the report's JSON shows it (`KaplanMeier.as_json`)."""
+
+    n: int
+    events: int
+    median: float | None
+    level: float
+    method: str
+    steps: list[StepJson]
+
+
+class LogRankJson(TypedDict):
+    """A log-rank test as the report's JSON shows it (`LogRank.as_json`)."""
+
+    groups: list[str]
+    empty: list[str]
+    observed: list[float]
+    expected: list[float]
+    statistic: float | None
+    df: int
+    p: float | None
+    reason: str
+    method: str
 
 
 @dataclass(frozen=True)
@@ -74,14 +112,14 @@ class KaplanMeier:
     def median(self) -> float | None:
         return next((s.time for s in self.steps if s.survival <= 0.5), None)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> KaplanMeierJson:
         return {
             "n": self.n,
             "events": self.events,
             "median": self.median,
             "level": self.level,
             "method": f"Kaplan-Meier; {CI_METHODS[self.ci]}",
-            "steps": [s.__dict__ for s in self.steps],
+            "steps": [cast(StepJson, s.__dict__) for s in self.steps],
         }
 
 
@@ -151,7 +189,7 @@ class LogRank:
     p: float | None
     reason: str  # why there is no test ('' when there is one)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> LogRankJson:
         return {
             "groups": list(self.groups),
             "empty": list(self.empty),

@@ -32,10 +32,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from .. import protocol as protocols
 from ..clock import zone
+from ..engine.schedule import Deviation
 from ..errors import Refused, ValidationFailed, WardError
 from ..registration import require_installed
 from . import amendments, service, status
@@ -107,6 +108,16 @@ class DayCheck:
     minutes_outside: int = 0
 
 
+class VisitWarning(TypedDict):
+    """A soft warning of one part of a visit: the part, and the warning as its record's event keeps it
+    (`plausibility.SoftWarning.as_json`)."""
+
+    part: str
+    code: str
+    fields: list[str]
+    message: str
+
+
 @dataclass
 class DoseVisit:
     """What a dose visit records (or, for a dry run, would record)."""
@@ -118,11 +129,11 @@ class DoseVisit:
     window_minutes: int
     start: str
     end: str
-    deviations: list[dict[str, Any]]
+    deviations: list[Deviation]
     ae_expected: list[str]
     events: dict[str, str] = field(default_factory=dict)  # part -> event id; empty for a dry run
     saved: bool = False
-    warnings: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[VisitWarning] = field(default_factory=list)
     """Soft warnings (`wardcrf.plausibility`) of the visit's records: part, code, fields, message."""
 
 
@@ -245,7 +256,7 @@ def record_dose_visit(
         "post_dose_check": _fixed(post_dose_check, "post_dose_check", {"dose": number}),
     }
     events: dict[str, str] = {}
-    warned: list[dict[str, Any]] = []
+    warned: list[VisitWarning] = []
     told = len(session.warnings)
     dose_data: dict[str, Any] = {}
     try:
@@ -264,7 +275,7 @@ def record_dose_visit(
                 except WardError as exc:
                     raise VisitPartRefused(part, exc) from exc
                 events[part] = ev.id
-                warned += [{"part": part, **w} for w in ev.body.get("warnings") or []]
+                warned += [cast(VisitWarning, {"part": part, **w}) for w in ev.body.get("warnings") or []]
                 if part == "dose":
                     dose_data = dict(ev.body["data"])
             visit = _visit(session, p.id, dose_data, raws["post_dose_check"], before["deviations"])
@@ -297,20 +308,20 @@ def _visit(
     pid: str,
     dose_data: dict[str, Any],
     check_raw: Mapping[str, Any],
-    before: list[dict[str, Any]],
+    before: list[Deviation],
 ) -> DoseVisit:
     """The visit as recorded, with the deviations it leaves (computed after the records, in the transaction)."""
     sched = amendments.protocol_of(session.store, require_participant(session.store, pid)).schedule
     after = status.summary(session.store, pid)["deviations"]
     number = int(dose_data["dose_number"])
     known = {(d.get("kind"), d.get("dose")) for d in before if d.get("kind") != "missing dose"}
-    deviations = []
+    deviations: list[Deviation] = []
     for d in after:
         key = (d.get("kind"), d.get("dose"))
         if d.get("kind") in ("early dose", "late dose") and d.get("dose") == number:
             deviations.append(_timing(d, sched.window_minutes))
         elif key not in known:
-            deviations.append(dict(d))
+            deviations.append(d.copy())
     events = check_raw.get("events") or []
     if isinstance(events, str):
         events = [e.strip() for e in events.split(",") if e.strip()]
@@ -327,8 +338,9 @@ def _visit(
     )
 
 
-def _timing(d: dict[str, Any], window_minutes: int) -> dict[str, Any]:
+def _timing(d: Deviation, window_minutes: int) -> Deviation:
     """An early/late deviation with how far outside the window, in minutes."""
+    assert d["given"] is not None  # an early or late dose was given
     due = datetime.fromisoformat(d["due"])
     given = datetime.fromisoformat(d["given"])
     win = timedelta(minutes=window_minutes)

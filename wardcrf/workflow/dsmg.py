@@ -28,7 +28,7 @@ from ..errors import AuthError
 from ..eventlog import Event
 from ..store import Store
 from . import dosing, safety
-from .participants import sentinel_state
+from .participants import SentinelState, sentinel_state
 
 if TYPE_CHECKING:
     from ..site import Session
@@ -38,9 +38,17 @@ DECISION_MEANING = "approved"
 """A DSMG member signs their decision as its approver (21 CFR 11.50 meaning)."""
 
 
-def _relatedness(store: Store) -> dict[str, dict[str, Any]]:
+class Relatedness(TypedDict):
+    """The latest DSMG review of one adverse event (`_relatedness`)."""
+
+    review: str
+    relatedness: str | None
+    unexpected: str | None
+
+
+def _relatedness(store: Store) -> dict[str, Relatedness]:
     """AE event id -> the latest DSMG review of it (relatedness, unexpected, record)."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Relatedness] = {}
     for event_id, data in store.execute(
         "SELECT r.event_id, r.data FROM records r JOIN events e ON e.id = r.event_id"
         " WHERE r.form = 'dsmg_ae_review' ORDER BY e.pos"
@@ -55,11 +63,26 @@ def _relatedness(store: Store) -> dict[str, dict[str, Any]]:
     return out
 
 
-def vitals_flags(store: Store, proto: protocols.Protocol, pid: str) -> list[dict[str, Any]]:
+class VitalsFlag(TypedDict):
+    """A vital sign recorded outside the protocol's expected (soft) range (`vitals_flags`)."""
+
+    event: str
+    time: str
+    timepoint: str | None
+    dose: int | None
+    sign: str
+    """The vitals field: temp, pulse, resp, oxysat, sysbp or diabp."""
+    value: float
+    low: float
+    high: float
+    unit: str | None
+
+
+def vitals_flags(store: Store, proto: protocols.Protocol, pid: str) -> list[VitalsFlag]:
     """Every vital sign recorded outside the protocol's expected (soft) range, oldest first."""
     fields = proto.form("vitals").fields
     ranges = {name: fields[name].soft for name in VITAL_SIGNS if name in fields and fields[name].soft}
-    flags = []
+    flags: list[VitalsFlag] = []
     for row in store.rows("SELECT * FROM vitals WHERE participant = ? ORDER BY time, event_id", (pid,)):
         for name, soft in ranges.items():
             value = row.get(name)
@@ -81,9 +104,89 @@ def vitals_flags(store: Store, proto: protocols.Protocol, pid: str) -> list[dict
     return flags
 
 
+class SafetyAe(TypedDict):
+    """One adverse event as the DSMG reviews it (`ParticipantSafety.aes`)."""
+
+    event: str
+    term: str
+    onset: str | None
+    end: str | None
+    grade: int | None
+    serious: bool
+    causality: str | None
+    outcome: str | None
+
+
+class SaeReview(TypedDict):
+    """A serious adverse event: its expedited report and the DSMG's relatedness review."""
+
+    event: str
+    term: str
+    onset: str | None
+    grade: int | None
+    outcome: str | None
+    report_due: str | None
+    report_overdue: bool
+    relatedness: str | None
+    unexpected: str | None
+    awaiting_review: bool
+
+
+class DecisionSignature(TypedDict):
+    """An e-signature over a DSMG decision (`decision_signatures`)."""
+
+    user: str
+    full_name: str
+    meaning: str
+    at: str
+    valid: bool
+    """False: the decision changed since it was signed."""
+
+
+class SignedDecision(safety.Decision):
+    """A DSMG decision with its e-signatures (`ParticipantSafety.decisions`)."""
+
+    signatures: list[DecisionSignature]
+
+
+class ParticipantSafety(TypedDict):
+    """One participant's safety data as the DSMG reviews it (`participant_safety`)."""
+
+    participant: str
+    doses_given: int
+    doses_planned: int
+    cumulative_particles: float
+    particles_unit: str
+    aes: list[SafetyAe]
+    aes_total: int
+    aes_by_grade: dict[str, int]
+    """Grade ("?" when not graded) -> count, by grade."""
+    aes_serious: int
+    aes_by_causality: dict[str, int]
+    """Causality ("not assessed" when none) -> count."""
+    saes: list[SaeReview]
+    sae_reports_overdue: int
+    saes_awaiting_review: int
+    vitals_flags: list[VitalsFlag]
+    decisions: list[SignedDecision]
+    latest_decision: str | None
+
+
+class BoardParticipant(ParticipantSafety):
+    """A participant's line of the DSMG board (`review`)."""
+
+    sentinel: bool
+    """Whether they are one of the protocol's sentinel participants."""
+
+
 def participant_safety(
-    store: Store, proto: protocols.Protocol, pid: str, *, today: date, reviews: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    store: Store,
+    proto: protocols.Protocol,
+    pid: str,
+    *,
+    today: date,
+    reviews: dict[str, Relatedness] | None = None,
+) -> ParticipantSafety:
     """One participant's safety data as the DSMG reviews it (reads projections only).
 
     `today` (the ward's local day) decides which expedited reports are overdue;
@@ -94,7 +197,7 @@ def participant_safety(
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
     by_grade = Counter(str(a["grade"]) if a["grade"] is not None else "?" for a in aes)
     by_causality = Counter(a["causality"] or "not assessed" for a in aes)
-    saes = []
+    saes: list[SaeReview] = []
     for a in aes:
         if not a["serious"]:
             continue
@@ -114,9 +217,10 @@ def participant_safety(
                 "awaiting_review": review is None,
             }
         )
-    decisions = safety.decisions(store, participant=pid)
-    for d in decisions:
-        d["signatures"] = decision_signatures(store, d["event"])
+    decisions = [
+        SignedDecision(**d, signatures=decision_signatures(store, d["event"]))
+        for d in safety.decisions(store, participant=pid)
+    ]
     return {
         "participant": pid,
         "doses_given": len(doses),
@@ -154,11 +258,11 @@ class GateState(TypedDict):
 
     hold: str | None
     """Why dosing and enrollment are held (a stop, an alter awaiting its protocol version), or None."""
-    sentinel: dict[str, Any]
+    sentinel: SentinelState
     """`participants.sentinel_state`: the sentinels and those still waiting for a "continue"."""
-    latest: dict[str, Any] | None
+    latest: safety.Decision | None
     """The decision that governs (`safety.decisions`' last)."""
-    decisions: list[dict[str, Any]]
+    decisions: list[safety.Decision]
     saes_awaiting_review: int
 
 
@@ -167,7 +271,7 @@ class DsmgBoard(TypedDict):
     with ``sentinel`` (whether they are one)."""
 
     gate: GateState
-    participants: list[dict[str, Any]]
+    participants: list[BoardParticipant]
 
 
 def gate_state(store: Store, proto: protocols.Protocol) -> GateState:
@@ -196,11 +300,12 @@ def review(session: Session, *, today: date) -> DsmgBoard:
     reviews = _relatedness(store)
     ids = [r[0] for r in store.execute("SELECT id FROM participants ORDER BY number")]
     sentinels = set(sentinel_state(store, proto.sentinel_participants)["sentinels"])
-    people = []
-    for pid in ids:
-        s = participant_safety(store, proto, pid, today=today, reviews=reviews)
-        s["sentinel"] = pid in sentinels
-        people.append(s)
+    people = [
+        BoardParticipant(
+            **participant_safety(store, proto, pid, today=today, reviews=reviews), sentinel=pid in sentinels
+        )
+        for pid in ids
+    ]
     return {"gate": gate_state(store, proto), "participants": people}
 
 
@@ -242,7 +347,7 @@ def decide(
     return event
 
 
-def decision_signatures(store: Store, event_id: str) -> list[dict[str, Any]]:
+def decision_signatures(store: Store, event_id: str) -> list[DecisionSignature]:
     """The e-signatures over one decision record (valid, or changed since signed)."""
     from .. import signatures
 

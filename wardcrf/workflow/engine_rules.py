@@ -53,7 +53,7 @@ from .base import FormRule, Participant, RuleContext
 from .gatefacts import site_facts
 
 if TYPE_CHECKING:
-    from .status import ParticipantSummary
+    from .status import AdministrationLine, ParticipantSummary, WorklistItem
 from .participants import check_consent
 
 ENROLLMENT, CONSENT, AE = "enrollment", "consent", "ae"
@@ -738,9 +738,9 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     snap = Snapshot(
         records=records, now=at, zone=zone(site_zone), anchors=anchors, anchor_day=m.calendar.anchor_day
     )
-    administrations: list[dict[str, Any]] = []
-    deviations: list[dict[str, Any]] = []
-    next_item: dict[str, Any] | None = None
+    administrations: list[AdministrationLine] = []
+    deviations: list[schedule.Deviation] = []
+    next_item: schedule.NextDose | None = None
     declared = list(m.data.get("deviations", ()))
     kinds = {str(d.get("kind")): d for d in declared if d.get("kind")}
     planned = 0
@@ -778,7 +778,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                 for st in states:
                     s = st.slot
                     rec = by_event.get(st.filled_by.record or "") if st.filled_by else None
-                    item = {
+                    item: AdministrationLine = {
                         "number": s.number,
                         "regimen": "blinded" if kit else regimen,
                         "administration": adm.code,
@@ -973,7 +973,7 @@ def _age(m: Model, p: Participant, records: Mapping[str, Sequence[Rec]]) -> int 
     return int(found) if isinstance(found, Decimal) else None
 
 
-def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, Any]]:
+def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistItem]:
     """`wardcrf today`'s participant items on a format-2 ward: each participant's next administration
     (its worklist words), the `before` assessments it owes, and the `after` assessments owed."""
     from .amendments import protocols_of
@@ -982,7 +982,7 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, A
     assert proto.engine is not None
     site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
     local_today = at.astimezone(zone(site_zone)).date()
-    items: list[dict[str, Any]] = []
+    items: list[WorklistItem] = []
     people = [
         participant_from_row(row)
         for row in store.rows("SELECT * FROM participants WHERE enrollment_event IS NOT NULL ORDER BY number")
@@ -999,15 +999,15 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, A
             nd["state"] in ("overdue", "window closing", "due now", "held")
             or datetime.fromisoformat(nd["due"]).date() == local_today
         ):
-            items.append(
-                {
-                    "participant": p.id,
-                    "what": nd["what"],
-                    "due": nd["due"],
-                    "state": nd["state"],
-                    **({"hold": nd["hold"]} if nd.get("hold") else {}),
-                }
-            )
+            item: WorklistItem = {
+                "participant": p.id,
+                "what": nd["what"],
+                "due": nd["due"],
+                "state": nd["state"],
+            }
+            if nd.get("hold"):
+                item["hold"] = nd["hold"]
+            items.append(item)
             if nd["state"] != "held":
                 items.extend(_before_owed(store, m, p, nd, at, site_zone))
         labels = {str(a["code"]): str(a.get("label", a["code"])) for a in m.data.get("dose_assessments", ())}
@@ -1027,12 +1027,12 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[dict[str, A
 
 
 def _before_owed(
-    store: Store, m: Model, p: Participant, nd: Mapping[str, Any], at: datetime, site_zone: str
-) -> list[dict[str, Any]]:
+    store: Store, m: Model, p: Participant, nd: schedule.NextDose, at: datetime, site_zone: str
+) -> list[WorklistItem]:
     """The `before` assessments the next administration `nd` still needs, as worklist items."""
     recs = eligibility.participant_records(store, m, p.id)
     snap = Snapshot(records=recs, now=at, zone=zone(site_zone))
-    out = []
+    out: list[WorklistItem] = []
     for a in m.data.get("dose_assessments", ()):
         regimen = nd.get("regimen")  # "blinded": the twins' assessments are every arm's
         if a.get("when") != "before" or (
@@ -1103,12 +1103,12 @@ def _ended(m: Model, records: Mapping[str, Sequence[Rec]], tz: Any) -> Ended:
 
 def _assessment_windows(
     m: Model, snap: Snapshot, d: Mapping[str, Any], given: Mapping[int, tuple[datetime, datetime]]
-) -> list[dict[str, Any]]:
+) -> list[schedule.Deviation]:
     """Deviation kind `assessment_window`: a dose assessment taken longer than its `within` before the
     administration's start (`before`) or after its end (`after`)."""
     from ..engine.model import duration
 
-    out: list[dict[str, Any]] = []
+    out: list[schedule.Deviation] = []
     for a in m.data.get("dose_assessments", ()):
         if not a.get("within") or a.get("when") not in ("before", "after"):
             continue
@@ -1143,7 +1143,7 @@ def _label(text: Any) -> str:
     return str(text)
 
 
-def _deviation(d: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
+def _deviation(d: Mapping[str, Any], item: AdministrationLine) -> schedule.Deviation:
     return {
         "kind": _label(d.get("label", d["code"])),
         "code": d["code"],

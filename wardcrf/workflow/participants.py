@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import audit, users
 from ..clock import zone
@@ -374,7 +374,17 @@ def sentinel_gate(store: Store, sentinels: int, pid: str) -> None:
             )
 
 
-def sentinel_state(store: Store, sentinels: int) -> dict[str, Any]:
+class SentinelState(TypedDict):
+    """The sentinel gate (`sentinel_state`): enrollment past the sentinels waits for a DSMG "continue"."""
+
+    sentinels: list[str]
+    """The first participants enrolled, up to the protocol's number of sentinels."""
+    waiting_for_dsmg: list[str]
+    """Sentinels still without a DSMG "continue" decision about them."""
+    open: bool
+
+
+def sentinel_state(store: Store, sentinels: int) -> SentinelState:
     enrolled = enrolled_in_order(store)
     waiting = [
         s for s in enrolled[:sentinels] if not safety.decisions(store, participant=s, decision="continue")

@@ -64,9 +64,21 @@ def dsmg_form(store: Store) -> tuple[str, str, dict[str, str]]:
     return str(dsmg.get("form", "dsmg_decision")), str(dsmg.get("field", "decision")), codes
 
 
-def decisions(
-    store: Store, *, participant: str | None = None, decision: str | None = None
-) -> list[dict[str, Any]]:
+class Decision(TypedDict):
+    """A recorded DSMG decision (`decisions`): the dashboard's gate panel, the DSMG board."""
+
+    event: str
+    participant: str
+    decision: str
+    """continue, stop or alter (a format-2 protocol's own code when it names none of them)."""
+    time: str | None
+    pos: int
+    """The decision's place in the event log (an alter holds until a protocol loaded after it)."""
+    rationale: str | None
+    change: str | None
+
+
+def decisions(store: Store, *, participant: str | None = None, decision: str | None = None) -> list[Decision]:
     """DSMG decisions in log order: event, participant, decision, time, pos.
 
     `decision` is one of `continue`, `stop`, `alter`, whatever codes the protocol's form records them
@@ -81,7 +93,7 @@ def decisions(
     if participant:
         sql += " AND r.subject = ?"
         params.append(f"participant:{participant}")
-    out = []
+    out: list[Decision] = []
     for event_id, subject, data, pos in store.execute(sql + " ORDER BY e.pos", params):
         d = json.loads(data)
         said = codes.get(str(d.get(field)), d.get(field))
@@ -256,7 +268,19 @@ def _ae_hook(store: Store, rec: Record) -> None:
 # -- prespecified events reported after a dose ----------------------------------------------
 
 
-def expected_aes(store: Store, pid: str) -> list[dict[str, Any]]:
+class ExpectedAe(TypedDict):
+    """A prespecified event a post-dose check reported that has no adverse event form yet (`expected_aes`)."""
+
+    event: str
+    """The prespecified event's code."""
+    dose: int | None
+    check: str
+    """The post-dose check's event."""
+    time: str | None
+    detail: str
+
+
+def expected_aes(store: Store, pid: str) -> list[ExpectedAe]:
     """Prespecified events reported in a post-dose check that have no adverse event form yet.
 
     The post-dose check asks "which prespecified inhalation-associated events
@@ -274,7 +298,7 @@ def expected_aes(store: Store, pid: str) -> list[dict[str, Any]]:
     check or AE is reflected at once.
     """
     aes = [a for a in records_of(store, pid, "ae") if a.get("prespecified") not in (None, "no")]
-    out: list[dict[str, Any]] = []
+    out: list[ExpectedAe] = []
     for check in records_of(store, pid, "post_dose_check"):
         dose = check.get("dose")
         day = str(check.get("time") or "")[:10]  # the ward's local date, as stored with its offset
@@ -334,7 +358,25 @@ def signoff_check(session: Session, participant: str | None) -> Participant:
     return p
 
 
-def signoff_state(store: Store, participant: str) -> dict[str, Any]:
+class _SignedOff(TypedDict, total=False):
+    """Who approved the casebook last (absent when nobody has)."""
+
+    by: str
+    full_name: str
+    at: str
+    event: str
+    manifestation: str
+    """The printed signature (21 CFR 11.50): name, date/time, meaning."""
+
+
+class Signoff(_SignedOff):
+    """A casebook's sign-off (`signoff_state`)."""
+
+    state: str
+    """not signed, signed, or changed since signed."""
+
+
+def signoff_state(store: Store, participant: str) -> Signoff:
     """'not signed', 'signed' or 'changed since signed', from the latest approval."""
     from .. import signatures
 

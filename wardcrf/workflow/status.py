@@ -17,7 +17,7 @@ from .. import protocol as protocols
 from .. import text
 from ..clock import zone
 from ..engine import due
-from ..engine.schedule import Given
+from ..engine.schedule import Deviation, Given, NextDose
 from ..errors import Refused
 from ..registration import require_installed
 from ..store import Store
@@ -48,7 +48,7 @@ def status_of(p: Participant, consent_ok: bool, doses_given: int, planned: int) 
 
 def dose_schedule(
     store: Store, proto: protocols.Protocol, p: Participant, given: list[str], holds: list[str], at: datetime
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+) -> tuple[NextDose | None, list[Deviation]]:
     """The next dose (number, due time, window, state) and the doses already missed, from the engine.
 
     `given`: the start times of the participant's doses, in dose order.
@@ -103,6 +103,28 @@ class DoseLine(TypedDict):
     event: str
 
 
+class AdministrationLine(TypedDict):
+    """One slot of a format-2 participant's schedule and what fills it (`FormatTwoExtras.administrations`)."""
+
+    number: int
+    regimen: str
+    """"blinded" on a blinded ward."""
+    administration: str
+    product: str
+    """"blinded" on a blinded ward."""
+    day: int
+    due: str
+    state: str
+    timing: str | None
+    """on_time, early or late, for a slot given."""
+    event: str | None
+
+
+class CumulativeDose(TypedDict):
+    value: float
+    unit: str
+
+
 class FormatTwoExtras(TypedDict, total=False):
     """What a format-2 version of its own adds to a participant's summary (workflow/engine_rules.summary).
 
@@ -115,9 +137,10 @@ class FormatTwoExtras(TypedDict, total=False):
     arm: str | None
     """The allocated arm; None when blinded (then `kit`) or not randomized."""
     kit: str
-    administrations: list[dict[str, Any]]
+    administrations: list[AdministrationLine]
     """Each slot of the arm's schedule: number, regimen, administration, product, day, due, state..."""
-    cumulative_dose: list[dict[str, Any]]
+    cumulative_dose: list[CumulativeDose]
+    """The doses given, summed per unit."""
 
 
 class ParticipantSummary(FormatTwoExtras):
@@ -135,15 +158,15 @@ class ParticipantSummary(FormatTwoExtras):
     doses_given: int
     doses_planned: int
     doses: list[DoseLine]
-    next_dose: dict[str, Any] | None
+    next_dose: NextDose | None
     """`dose_schedule`'s next dose (number, due time, window, state), None when none is planned."""
     post_dose_vitals_due: list[int]
     cumulative_particles: float
-    deviations: list[dict[str, Any]]
+    deviations: list[Deviation]
     open_aes: list[safety.OpenAe]
     adverse_events: int
-    ae_expected: list[dict[str, Any]]
-    signoff: dict[str, Any]
+    ae_expected: list[safety.ExpectedAe]
+    signoff: safety.Signoff
     dsmg_hold: str | None
 
 
@@ -161,7 +184,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSu
         return engine_summary(store, proto, p, at)
     consent_ok, consent_why = consent_state(store, p, proto.consent.witnesses)
     doses = dosing.doses_of(store, pid)
-    deviations: list[dict[str, Any]] = []
+    deviations: list[Deviation] = []
     for d in doses:
         if d["window"] in ("early", "late"):
             deviations.append(
@@ -257,7 +280,7 @@ class WardRow(TypedDict):
     doses_given: int
     doses_planned: int
     cumulative_particles: float
-    next_dose: dict[str, Any] | None
+    next_dose: NextDose | None
     """The next dose as `dose_schedule` gives it (due time, window, holds), None when none is planned."""
     post_dose_vitals_due: list[int]
     """Doses given whose post-dose vitals are owed."""
@@ -513,7 +536,33 @@ def show(session: Session, pid: str) -> ParticipantSummary:
     return summary(session.store, pid)
 
 
-TodaySource = Callable[[Store, datetime], list[dict[str, Any]]]
+class _WorklistHold(TypedDict, total=False):
+    hold: str
+    """Why a held dose cannot be given now (the gates' refusals)."""
+
+
+class WorklistItem(_WorklistHold):
+    """One thing due or overdue on the ward (`today`; a feature's `TodaySource` adds its own)."""
+
+    participant: str | None
+    """None: an item of the ward's, not of one participant (a kit to move into a storage unit)."""
+    what: str
+    due: str | None
+    """Local time (or date); None when owed now, with no time of its own."""
+    state: str
+    """overdue, window closing, due now, upcoming, held, pending or due."""
+
+
+class Worklist(TypedDict):
+    """What is due or overdue now on this ward, most urgent first (`today`; `wardcrf today`)."""
+
+    now: str
+    zone: str
+    dsmg_hold: str | None
+    items: list[WorklistItem]
+
+
+TodaySource = Callable[[Store, datetime], list[WorklistItem]]
 today_sources: list[TodaySource] = []
 
 
@@ -528,7 +577,7 @@ def register_today_source(fn: TodaySource) -> TodaySource:
     return fn
 
 
-def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
+def today(session: Session, at: datetime | None = None) -> Worklist:
     """What is due or overdue now on this ward, most urgent first."""
     session.require("record.read", what="read the ward's worklist")
     store = session.store
@@ -537,7 +586,7 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
     ward_zone = proto.schedule.zone or _site_zone(store) or "UTC"
     tz = zone(ward_zone)
     local_today = at.astimezone(tz).date()
-    items: list[dict[str, Any]] = []
+    items: list[WorklistItem] = []
     if proto.engine is not None:  # a format-2 version of its own: the engine's worklist
         from .engine_rules import today_items
 
@@ -559,15 +608,15 @@ def today(session: Session, at: datetime | None = None) -> dict[str, Any]:
             nd["state"] in ("overdue", "window closing", "due now", "held")
             or datetime.fromisoformat(nd["due"]).date() == local_today
         ):
-            items.append(
-                {
-                    "participant": pid,
-                    "what": f"dose {nd['dose']}",
-                    "due": nd["due"],
-                    "state": nd["state"],
-                    **({"hold": nd["hold"]} if nd.get("hold") else {}),
-                }
-            )
+            dose_item: WorklistItem = {
+                "participant": pid,
+                "what": f"dose {nd['dose']}",
+                "due": nd["due"],
+                "state": nd["state"],
+            }
+            if nd.get("hold"):
+                dose_item["hold"] = nd["hold"]
+            items.append(dose_item)
             pre = [
                 v
                 for v in records_of(store, pid, "vitals")
@@ -726,7 +775,7 @@ class LastDecision(TypedDict):
     event: str
     participant: str
     decision: str
-    time: str
+    time: str | None
 
 
 class DsmgGate(TypedDict):

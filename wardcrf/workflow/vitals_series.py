@@ -31,7 +31,7 @@ class Measure:
     """One vital sign: its field name, protocol label (per language) and unit."""
 
     name: str
-    label: Any  # the protocol text: a string or {language: text}
+    label: protocols.Text  # the protocol's words, per language (`protocols.tr`)
     unit: str
     soft: tuple[float, float] | None
     pre: list[float | None] = field(default_factory=list)  # index i: dose i + 1
