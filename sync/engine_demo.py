@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wardcrf import users
 from wardcrf.clock import now_utc, pinned, zone
@@ -44,6 +44,9 @@ from wardcrf.errors import Refused
 from wardcrf.site import Session, Site
 
 from . import hub, registry, ward
+
+if TYPE_CHECKING:
+    from wardcrf.workflow.status import AdministrationLine
 
 ZONE = "Africa/Kinshasa"
 SITE = "KIN01"
@@ -412,7 +415,7 @@ class _Story:
         else:
             self._plan_doses(pid, str(got.kit))
 
-    def _slots(self, pid: str) -> list[dict[str, Any]]:
+    def _slots(self, pid: str) -> list[AdministrationLine]:
         from wardcrf.workflow import status
 
         return list(status.summary(self.s["clinician"].store, pid)["administrations"])
@@ -490,7 +493,7 @@ class _Story:
         self.timeline.at(end + timedelta(minutes=5), given)
         self.timeline.at(end + timedelta(minutes=25), post)
 
-    def _prescribed(self, pid: str, item: dict[str, Any]) -> Any:
+    def _prescribed(self, pid: str, item: AdministrationLine) -> Any:
         from wardcrf.workflow import administration_visit
 
         p = administration_visit.plan(self.s["clinician"], pid)

@@ -52,6 +52,7 @@ from .base import get_participant, now, require_participant
 from .gatefacts import site_facts
 
 if TYPE_CHECKING:
+    from ..engine.schedule import Deviation
     from ..site import Session
 
 INFUSION, TABLETS, INHALATION, OTHER = "infusion", "tablets", "inhalation", "other"
@@ -164,7 +165,7 @@ class AdministrationVisit:
     end: str | None
     dose: dict[str, Any] | None
     prescribed: dict[str, Any] | None
-    deviations: list[dict[str, Any]]
+    deviations: list[Deviation]
     events: dict[str, str] = field(default_factory=dict)  # part -> event id; empty for a dry run
     saved: bool = False
 
@@ -651,7 +652,7 @@ def _fixed(raw: Mapping[str, Any], part: str, a: Assessment) -> dict[str, Any]:
 
 
 def _visit(
-    session: Session, p: AdministrationPlan, data: Mapping[str, Any], before: list[dict[str, Any]]
+    session: Session, p: AdministrationPlan, data: Mapping[str, Any], before: list[Deviation]
 ) -> AdministrationVisit:
     """The visit as recorded, with the deviations it leaves (computed in the transaction, after the records)."""
     r = p.roles
