@@ -206,8 +206,8 @@ class AdministrationWizard(UnsavedWork):
         return min(MAX_LABEL, label_width(labels))
 
     def _units_label(self) -> str:
-        s = self.plan.strength or {}
-        return t("adm.units_label", strength=s.get("value", ""), unit=s.get("unit", "")) + " *"
+        s = self.plan.strength
+        return t("adm.units_label", strength=s["value"] if s else "", unit=s["unit"] if s else "") + " *"
 
     def compose(self) -> ComposeResult:
         p = self.plan
@@ -329,9 +329,11 @@ class AdministrationWizard(UnsavedWork):
         from wardcrf.errors import ValidationFailed
         from wardcrf.workflow.administration_visit import dose_from_units
 
-        s = self.plan.strength or {}
+        s = self.plan.strength
         expected = t("adm.units_expected", n=self.plan.units) if self.plan.units else ""
-        head = t("adm.units_help", strength=s.get("value", ""), unit=s.get("unit", ""), expected=expected)
+        head = t(
+            "adm.units_help", strength=s["value"] if s else "", unit=s["unit"] if s else "", expected=expected
+        )
         if not self.units.strip():
             return escape(head)
         try:
@@ -340,7 +342,10 @@ class AdministrationWizard(UnsavedWork):
             return escape(head) + "\n[b red]" + escape(t("adm.units_bad")) + "[/]"
         value = next(iter(got.values()))
         return (
-            escape(head) + "\n[b]" + escape(t("adm.units_dose", value=value, unit=s.get("unit", ""))) + "[/]"
+            escape(head)
+            + "\n[b]"
+            + escape(t("adm.units_dose", value=value, unit=s["unit"] if s else ""))
+            + "[/]"
         )
 
     def _review_text(self) -> str:

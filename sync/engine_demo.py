@@ -498,7 +498,7 @@ class _Story:
 
         p = administration_visit.plan(self.s["clinician"], pid)
         assert p.number == item["number"], (p.number, item)
-        return (p.prescribed or {}).get("value")
+        return p.prescribed["value"] if p.prescribed else None
 
     def _plan_doses(self, pid: str, kit: str) -> None:
         """The bottle received from the trial's pharmacy and, for a patient of an earlier day, handed to the
@@ -554,7 +554,7 @@ class _Story:
                 "kit_id": kit,
                 "time": taken.isoformat(),
                 "not_given": False,
-                "dose_mg": (p.prescribed or {}).get("value"),
+                "dose_mg": p.prescribed["value"] if p.prescribed else None,
                 "preparation": "whole" if p.prescribed and p.prescribed["value"] >= 200 else "opened",
                 "with_food": True,
             },

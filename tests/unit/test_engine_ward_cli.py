@@ -684,9 +684,13 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     shown = json.loads(r.out)
     # blinded: the kit, never an arm or a product (the schedule is the one every arm shares)
     assert (shown["arm"], shown["kit"]) == (None, kit)
+    from wardcrf.workflow.amendments import VersionState
     from wardcrf.workflow.status import ParticipantSummary, Worklist
 
-    assert_shape({k: v for k, v in shown.items() if k != "sdv"}, ParticipantSummary)  # issue #16
+    # the summary, then what `show` adds: the governing version and each amendment (issue #16)
+    versions = {k: shown[k] for k in ("protocol", "amendments")}
+    assert_shape({k: v for k, v in shown.items() if k not in ("sdv", "amendments")}, ParticipantSummary)
+    assert_shape(versions, VersionState)
     assert "tecovirimat" not in r.out.lower() and "placebo" not in r.out.lower(), r.out
     by_number = {a["number"]: a for a in shown["administrations"]}
     assert [by_number[s.number]["state"] for s in (s1, s2, s3, s4, s5)] == [
@@ -1204,9 +1208,11 @@ def test_a_dose_assessment_outside_its_window_is_a_deviation(cli, tmp_path: Path
     shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
     # a format-2 summary is the participant screen's ParticipantSummary all the way down: its
     # administrations, next dose and the engine's deviations (code, number, detail) (issue #16)
+    from wardcrf.workflow.amendments import VersionState
     from wardcrf.workflow.status import ParticipantSummary
 
-    assert_shape({k: v for k, v in shown.items() if k != "sdv"}, ParticipantSummary)
+    assert_shape({k: v for k, v in shown.items() if k not in ("sdv", "amendments")}, ParticipantSummary)
+    assert_shape({k: shown[k] for k in ("protocol", "amendments")}, VersionState)
     assert shown["administrations"] and shown["cumulative_dose"]
     windows = [d for d in shown["deviations"] if d["code"] == "vitals_window"]
     assert [(d["number"], d["detail"]) for d in windows] == [

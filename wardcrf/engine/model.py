@@ -35,7 +35,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wardcrf import protocol as format1
@@ -142,6 +142,14 @@ def duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is longer than {MAX_DURATION.days} days")
     value = _UNIT[m.group(3)] * amount
     return -value if m.group(1) == "-" else value
+
+
+class Quantity(TypedDict):
+    """An amount with its unit, as a protocol writes one (`{ value = 50, unit = "mg" }`): a product's
+    strength, a prescribed dose, a dose recorded."""
+
+    value: float
+    unit: str
 
 
 @dataclass(frozen=True)

@@ -38,14 +38,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import ids
 from .. import protocol as protocols
 from ..clock import zone
 from ..engine import eligibility, gates, interpreter
 from ..engine.interpreter import Snapshot
-from ..engine.model import Administration, Model
+from ..engine.model import Administration, Model, Quantity
 from ..errors import Refused, ValidationFailed, WardError
 from . import amendments, engine_rules, service, status
 from .base import get_participant, now, require_participant
@@ -118,9 +118,9 @@ class AdministrationPlan:
     due: str
     window: tuple[str, str]
     state: str
-    prescribed: dict[str, Any] | None
+    prescribed: Quantity | None
     prescribed_how: str
-    strength: dict[str, Any] | None  # per unit (tablets, capsules)
+    strength: Quantity | None  # per unit (tablets, capsules)
     units: int | None  # the prescribed dose in units of `strength`, when whole
     duration: str | None  # an infusion's declared duration ("60min", "2h")
     product_fields: tuple[str, ...]
@@ -163,8 +163,8 @@ class AdministrationVisit:
     timing: str | None
     start: str
     end: str | None
-    dose: dict[str, Any] | None
-    prescribed: dict[str, Any] | None
+    dose: Quantity | None
+    prescribed: Quantity | None
     deviations: list[Deviation]
     events: dict[str, str] = field(default_factory=dict)  # part -> event id; empty for a dry run
     saved: bool = False
@@ -312,7 +312,10 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
             product_fields.append(name)
     prescribed = engine_rules._prescribed(m, adm, replace(snap, participant={"id": p.id}))
     product = _product(m, adm.product)
-    strength = dict(product["strength"]) if kind == TABLETS and product.get("strength") else None
+    # the protocol file is schema-checked on load: a strength is `{ value, unit }`
+    strength = (
+        cast(Quantity, dict(product["strength"])) if kind == TABLETS and product.get("strength") else None
+    )
     units = None
     if strength and prescribed and Decimal(str(strength["value"])) > 0:
         q = Decimal(str(prescribed["value"])) / Decimal(str(strength["value"]))
@@ -668,7 +671,9 @@ def _visit(
         timing=data.get(r.get("window", "")),
         start=str(data.get(r.get("start", ""), "")),
         end=str(data[r["end"]]) if r.get("end") and data.get(r["end"]) else None,
-        dose=dose if isinstance(dose, dict) else None,
+        dose=cast(Quantity, dose)
+        if isinstance(dose, dict)
+        else None,  # a quantity field holds `{ value, unit }`
         prescribed=data.get(r.get("prescribed", "")) or p.prescribed,
         deviations=new,
     )

@@ -30,7 +30,7 @@ it plans for their arm (`wardcrf protocol diff` shows the differences).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import protocol as protocols
 from .. import text
@@ -47,6 +47,29 @@ if TYPE_CHECKING:
     from ..store import Store
 
 EVENT = "protocol.applied"
+
+
+class GoverningVersion(TypedDict):
+    """The version a participant is on and how they came to it: enrollment, an amendment, or the
+    active one (not enrolled yet)."""
+
+    id: str
+    version: str
+    since: str
+
+
+AppliedAmendment = TypedDict(
+    "AppliedAmendment", {"event": str, "from": str, "to": str, "reason": str, "by": str, "at": str}
+)
+"""One amendment applied to a participant (`from` is a keyword: the functional form)."""
+
+
+class VersionState(TypedDict):
+    """What `participant show` adds about versions: the governing one and every amendment, oldest first."""
+
+    protocol: GoverningVersion
+    amendments: list[AppliedAmendment]
+
 MAX_REASON = 2000
 
 
@@ -270,7 +293,7 @@ def history(store: Store, participant: str) -> list[dict[str, Any]]:
     )
 
 
-def version_of(session: Session, participant: str) -> dict[str, Any]:
+def version_of(session: Session, participant: str) -> VersionState:
     """For `participant show`: the version a participant is on, how they came to it, and every amendment."""
     session.require("record.read", what="read participants")
     p = require_participant(session.store, participant)
