@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 from wardcrf.coldchain import services
 
 from ..i18n import t
+from ..widgets.fields import FieldSpec
 from .shared import now_text
-from .transfer import FieldSpec, TransferScreen
+from .transfer import TransferScreen
 
 
 class HandoverScreen(TransferScreen):
@@ -34,11 +35,11 @@ class HandoverScreen(TransferScreen):
         FieldSpec("to_external", "cc.f_to_external", hint="cc.h_external"),
         FieldSpec("condition", "cc.f_condition"),
         FieldSpec("photos", "cc.f_photos", kind="photos", hint="cc.h_photo"),
-        FieldSpec("sign_later", "cc.f_sign_later", kind="yesno"),
+        FieldSpec("sign_later", "cc.f_sign_later", kind="boolean"),
     )
 
     def defaults(self) -> dict[str, Any]:
-        return {"at": now_text(self.ward), "from_user": self.ward.user, "sign_later": "no"}
+        return {"at": now_text(self.ward), "from_user": self.ward.user, "sign_later": False}
 
     def parties(self) -> list[tuple[str, str]]:
         out = []

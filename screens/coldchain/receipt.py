@@ -23,9 +23,21 @@ from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import UsageError
 
-from ..i18n import t
+from ..i18n import language, t
+from ..widgets.fields import FieldSpec
 from .shared import now_text
-from .transfer import FieldSpec, TransferScreen
+from .transfer import TransferScreen
+
+
+def whole_kits(f: FieldSpec, value: Any) -> str:
+    """The quantity stated: a whole number of kits (the service checks it equals the kits scanned)."""
+    text = str(value or "").strip()
+    return "" if text.isdigit() else t("cc.bad_quantity", value=text)
+
+
+def yes_or_no(f: FieldSpec, value: Any) -> str:
+    """An arrival check the person must answer: never left blank (blank is not "no")."""
+    return "" if value in (True, False) else t("cc.say_yes_no", field=f.label_in(language()))
 
 
 class ReceiptScreen(TransferScreen):
@@ -39,13 +51,13 @@ class ReceiptScreen(TransferScreen):
         FieldSpec("expiry", "cc.f_expiry", hint="cc.h_date"),
         FieldSpec("release_ref", "cc.f_release_ref"),
         FieldSpec("kits", "cc.f_kits", kind="kits", hint="cc.h_scan"),
-        FieldSpec("quantity", "cc.f_quantity"),
+        FieldSpec("quantity", "cc.f_quantity", check=whole_kits),
         FieldSpec("shipper", "cc.f_shipper"),
         FieldSpec("at", "cc.f_received_at", hint="cc.h_time"),
         FieldSpec("to", "cc.f_to", hint="cc.h_location"),
-        FieldSpec("dry_ice", "cc.f_dry_ice", kind="yesno"),
-        FieldSpec("intact", "cc.f_intact", kind="yesno"),
-        FieldSpec("frozen", "cc.f_frozen", kind="yesno"),
+        FieldSpec("dry_ice", "cc.f_dry_ice", kind="boolean", check=yes_or_no),
+        FieldSpec("intact", "cc.f_intact", kind="boolean", check=yes_or_no),
+        FieldSpec("frozen", "cc.f_frozen", kind="boolean", check=yes_or_no),
         FieldSpec("condition", "cc.f_arrival", hint="cc.h_arrival"),
         FieldSpec("logger_serial", "cc.f_logger_serial"),
         FieldSpec("logger_file", "cc.f_logger_file", kind="path", hint="cc.h_browse"),
@@ -53,7 +65,7 @@ class ReceiptScreen(TransferScreen):
         FieldSpec("courier_user", "cc.f_courier_user"),
         FieldSpec("received_by", "cc.f_received_by"),
         FieldSpec("photos", "cc.f_photos", kind="photos", hint="cc.h_photo"),
-        FieldSpec("sign_later", "cc.f_sign_later", kind="yesno"),
+        FieldSpec("sign_later", "cc.f_sign_later", kind="boolean"),
     )
 
     @dataclass
@@ -70,7 +82,7 @@ class ReceiptScreen(TransferScreen):
             "at": now_text(self.ward),
             "to": default_to or "",
             "received_by": self.ward.user,
-            "sign_later": "no",
+            "sign_later": False,
         }
 
     @on(Input.Submitted, "#cc-lot")
@@ -101,15 +113,6 @@ class ReceiptScreen(TransferScreen):
     def what(self) -> str:
         kits = self.values.get("kits") or []
         return t("cc.receipt_what", shipper=self.text("shipper"), lot=ids.key(self.text("lot")), n=len(kits))
-
-    def precheck(self) -> str | None:
-        if not self.text("quantity").isdigit():
-            return t("cc.bad_quantity", value=self.text("quantity"))
-        labels = {f.name: f.label for f in self.FIELDS}
-        for name in ("dry_ice", "intact", "frozen"):
-            if self.values.get(name) not in ("yes", "no"):
-                return t("cc.say_yes_no", field=t(labels[name]))
-        return None
 
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
         return self.ward.call(services.receive_lot, **self.arguments(), passwords=passwords)
