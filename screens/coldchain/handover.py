@@ -22,7 +22,6 @@ from .transfer import TransferScreen
 class HandoverScreen(TransferScreen):
     """Record a custody change (pharmacist, clinician, investigator)."""
 
-    CSS_PATH = "handover.tcss"
     TITLE_ID = "cc.handover"
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("kits", "cc.f_kits", kind="kits", hint="cc.h_scan"),

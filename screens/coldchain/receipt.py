@@ -24,7 +24,7 @@ from wardcrf.coldchain import services
 from wardcrf.errors import UsageError
 
 from ..i18n import language, t
-from ..widgets.fields import FieldSpec
+from ..widgets.fields import FieldSpec, whole_number
 from .shared import now_text
 from .transfer import TransferScreen
 
@@ -32,7 +32,7 @@ from .transfer import TransferScreen
 def whole_kits(f: FieldSpec, value: Any) -> str:
     """The quantity stated: a whole number of kits (the service checks it equals the kits scanned)."""
     text = str(value or "").strip()
-    return "" if text.isdigit() else t("cc.bad_quantity", value=text)
+    return "" if whole_number(text) else t("cc.bad_quantity", value=text)
 
 
 def yes_or_no(f: FieldSpec, value: Any) -> str:
@@ -43,7 +43,6 @@ def yes_or_no(f: FieldSpec, value: Any) -> str:
 class ReceiptScreen(TransferScreen):
     """Receive a shipment of kits (pharmacist, clinician, investigator)."""
 
-    CSS_PATH = "receipt.tcss"
     TITLE_ID = "cc.receipt"
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("lot", "cc.f_lot", hint="cc.h_lot"),
@@ -123,7 +122,7 @@ class ReceiptScreen(TransferScreen):
     def arguments(self) -> dict[str, Any]:
         """The receipt as `services.receive_lot` takes it (without the passwords)."""
         quantity_text = self.text("quantity")
-        if not quantity_text.isdigit():
+        if not whole_number(quantity_text):
             raise UsageError(f"quantity {quantity_text!r} is not a whole number of kits")
         quantity = int(quantity_text)
         flags = {name: self.flag(name) for name in ("dry_ice", "intact", "frozen")}

@@ -35,7 +35,6 @@ TIME_FIELDS = ("start", "end")
 class ThawScreen(TransferScreen):
     """Record a kit's thaw and reconstitution (pharmacist, clinician, investigator)."""
 
-    CSS_PATH = "thaw.tcss"
     TITLE_ID = "cc.thaw"
     AUTO_FOCUS = "#cc-kit"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+n", "stamp", "key.cc_now")]

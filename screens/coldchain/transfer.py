@@ -48,6 +48,7 @@ class TransferScreen(FieldForm):
     (`__init_subclass__`), not when a pharmacist first opens it.
     """
 
+    CSS_PATH = "transfer.tcss"  # beside this module (every custody form lives in coldchain/)
     AUTO_FOCUS = "#cc-form Input"
     BODY_ID = "cc-form"
     MESSAGE_ID = "cc-form-message"

@@ -11,6 +11,7 @@ refuse, shown as it words it, with nothing typed lost.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,16 +23,26 @@ from wardcrf.coldchain import config, reports, services
 
 from ..i18n import language, t
 from ..ward import Ward
-from ..widgets.fields import FieldSpec
+from ..widgets.fields import FieldSpec, whole_number
 from .transfer import TransferScreen
 
 NUMBER_FIELDS = ("low", "high", "target")
 
 
 def number(text: str) -> float | None:
-    """A °C value as typed (blank: None, the protocol's; a decimal comma is read as a point)."""
+    """A °C value as typed (blank: None, the protocol's; a decimal comma is read as a point).
+
+    Raises ValueError for anything else: words, "nan", "inf", digits of other scripts.
+    """
     text = text.strip().replace(",", ".").replace("−", "-")
-    return float(text) if text else None
+    if not text:
+        return None
+    if not text.isascii():
+        raise ValueError(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
 
 
 def temperature(f: FieldSpec, value: Any) -> str:
@@ -47,13 +58,12 @@ def temperature(f: FieldSpec, value: Any) -> str:
 def minutes(f: FieldSpec, value: Any) -> str:
     """The logging interval: a whole number of minutes (the service checks its bounds)."""
     text = str(value or "").strip()
-    return "" if text.isdigit() else t("cc.bad_interval", value=text)
+    return "" if whole_number(text) else t("cc.bad_interval", value=text)
 
 
 class UnitScreen(TransferScreen):
     """Register a storage unit (pharmacist, admin: `coldchain.configure`)."""
 
-    CSS_PATH = "unit.tcss"
     TITLE_ID = "cc.unit_add"
     AUTO_FOCUS = "#cc-unit"
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (

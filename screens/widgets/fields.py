@@ -211,6 +211,11 @@ def blank(value: Any) -> bool:
     return value in (None, "", [])
 
 
+def whole_number(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` alone takes "²" and "٣", which `int` then refuses or reads."""
+    return text.isascii() and text.isdigit()
+
+
 class FieldGroup(Vertical):
     """Rows for some fields of one form: a protocol form's (`form`), or a screen's own (`specs`)."""
 
@@ -490,7 +495,8 @@ class FieldGroup(Vertical):
         """Enter moves on, like Tab: barcode scanners end each code with Enter.
 
         In a ``kit`` field it first shows the id as the domain stores it; an id
-        that is not one is refused there and the cursor stays for the next scan.
+        that is not one is refused there, and the cursor stays with the refused
+        scan selected, so the next scan replaces it (as in a kit list).
         """
         f = self.spec(self.name_of(event.input.id))
         if f is not None and f.kind == "kit" and event.value.strip():
@@ -499,6 +505,7 @@ class FieldGroup(Vertical):
             except WardError as exc:
                 problem = message_of(exc)
                 self.mark(f.name, problem)
+                event.input.select_all()  # refused, the cursor stays: the next scan replaces it
                 self.post_message(self.Scanned(self, f.name, problem))
                 return
             self.mark(f.name, "")
