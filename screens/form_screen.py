@@ -118,13 +118,6 @@ class FormScreen(FieldForm):
             id=id,
         )
 
-    @property
-    def group(self) -> FieldGroup:
-        return self.query_one("#form-fields", FieldGroup)
-
-    def _group_of(self, name: str) -> FieldGroup | None:
-        return self.group_of(name)
-
     # -- fields outside the groups (the CT grid's cells share the `field-` ids) ---------
     def focused_field(self) -> str | None:
         fid = self.focused.id if self.focused is not None else None
