@@ -36,6 +36,9 @@ from ..i18n import t
 from ..ward import Ward
 from ..widgets.fields import FieldGroup, FieldSpec
 
+MAX_LABEL = 24
+"""The custody forms' label column, at most (they are laid out for 80 columns with no unit column)."""
+
 SIGNING_HOOKS = ("parties", "what", "submit")
 """What every transfer screen says itself: who signs, what they sign, how it is saved."""
 
@@ -100,6 +103,7 @@ class TransferScreen(FieldForm):
             problems=self.problems,
             stem="cc",
             units=False,
+            max_label=MAX_LABEL,
             kit_rule=self.kit_rule,
             scan_gap_s=self.scan_gap_s,
             id="cc-fields",

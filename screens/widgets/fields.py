@@ -21,7 +21,7 @@ Values are checked as they are typed, each by its own check: a protocol field
 by the same validator the service uses (`wardcrf.forms.check`, one field at a
 time: a hard-range value is refused on the spot with the allowed range; a
 soft-range value is marked and the reason is asked on save), a screen's own
-field by its `check`. `check_own()` runs the screens' own checks over every
+field by its `check`. `check_own()` runs the screen's own checks over every
 field, blanks included (before anything is signed or saved); `check_all()`
 checks a protocol step (blanks against `required`). A problem is shown under
 its field and the row's label turns red (`mark`).
@@ -263,13 +263,16 @@ class FieldGroup(Vertical):
         stem: str = "field",
         units: bool = True,
         label_cells: int | None = None,
+        max_label: int = MAX_LABEL,
         photo_notes: dict[str, str] | None = None,
         kit_rule: ids.Rule | None = None,
         scan_gap_s: float | None = None,
         id: str | None = None,
     ) -> None:
         """`form`: the protocol form whose fields (`names`, default every enterable one) are laid
-        out; or `specs`: a screen's own fields. `units`: a unit column beside the widgets.
+        out; or `specs`: a screen's own fields. `units`: a unit column beside the widgets;
+        `label_cells`: a label column shared with rows outside the group, else as wide as the
+        widest label up to `max_label` cells.
         `kit_rule`, `scan_gap_s`: the site's kit id rule and the scanner profile's gap, for
         ``kits`` lists."""
         super().__init__(id=id)
@@ -282,6 +285,7 @@ class FieldGroup(Vertical):
         self.stem = stem
         self.units = units
         self.label_cells = label_cells  # a label column shared with rows outside the group
+        self.max_label = max_label
         self.photo_notes: dict[str, str] = photo_notes if photo_notes is not None else {}
         """What the photo picker found for a chosen file (`@path` -> "name · JPEG 640×480 · 52 KB")."""
         self.kit_rule = kit_rule
@@ -340,7 +344,7 @@ class FieldGroup(Vertical):
     def compose(self) -> ComposeResult:
         lang = language()
         labels = {f.name: f.label_in(lang) + (" *" if f.required else "") for f in self.fields}
-        width = self.label_cells or min(MAX_LABEL, label_width(list(labels.values())))
+        width = self.label_cells or min(self.max_label, label_width(list(labels.values())))
         for f in self.fields:
             with Horizontal(classes=self._role_classes("row"), id=f"{self.prefix}row-{f.name}"):
                 yield Label(pad(labels[f.name], width), classes=self._role_classes("label"))
