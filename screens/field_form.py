@@ -23,7 +23,9 @@ framework's, the same for every form:
 - **F4** picks a file for the focused (or first) photo or path field: the
   photo picker for a protocol photo field, the path dialog for a custody
   form's photo list or file (`browse`).
-- **Saving** (`ctrl+s`, `save_flow`): the screen's own checks
+- **Saving** (`ctrl+s`, `save_flow`): what is saved is read as the save
+  begins (`freeze`: the service runs in a thread while the person may still
+  type); the screen's own checks
   (`FieldGroup.check_own`) → when anyone signs, every rule checked before a
   password is asked (`rehearse`, in a thread) → each signer signs in the
   signature dialog in their own name → the service runs in a thread and the

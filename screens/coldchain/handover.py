@@ -49,7 +49,7 @@ class HandoverScreen(TransferScreen):
         return out
 
     def what(self) -> str:
-        kits = self.values.get("kits") or []
+        kits = self.items("kits")
         return t("cc.handover_what", kits=", ".join(kits), src=self.text("from"), dst=self.text("to"))
 
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
@@ -61,7 +61,7 @@ class HandoverScreen(TransferScreen):
     def arguments(self) -> dict[str, Any]:
         """The handover as `services.record_handover` takes it (without the passwords)."""
         return dict(
-            kits=list(self.values.get("kits") or []),
+            kits=self.items("kits"),
             at=self.text("at"),
             from_location=self.text("from"),
             to_location=self.text("to"),
@@ -70,5 +70,5 @@ class HandoverScreen(TransferScreen):
             to_user=self.text("to_user") or None,
             to_external=self.text("to_external") or None,
             condition=self.text("condition"),
-            photos=list(self.values.get("photos") or []),
+            photos=self.items("photos"),
         )

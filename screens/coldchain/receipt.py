@@ -110,7 +110,7 @@ class ReceiptScreen(TransferScreen):
         return out
 
     def what(self) -> str:
-        kits = self.values.get("kits") or []
+        kits = self.items("kits")
         return t("cc.receipt_what", shipper=self.text("shipper"), lot=ids.key(self.text("lot")), n=len(kits))
 
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
@@ -133,7 +133,7 @@ class ReceiptScreen(TransferScreen):
             expiry=self.text("expiry"),
             release_ref=self.text("release_ref"),
             quantity=quantity,
-            kits=list(self.values.get("kits") or []),
+            kits=self.items("kits"),
             shipper_id=self.text("shipper"),
             received_at=self.text("at"),
             to_location=self.text("to"),
@@ -145,6 +145,6 @@ class ReceiptScreen(TransferScreen):
             product_frozen=flags["frozen"],
             logger_serial=self.text("logger_serial") or None,
             logger_file=Path(logger_file).expanduser() if logger_file else None,
-            photos=list(self.values.get("photos") or []),
+            photos=self.items("photos"),
             condition=self.text("condition"),
         )

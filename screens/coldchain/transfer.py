@@ -74,6 +74,8 @@ class TransferScreen(FieldForm):
         """The site's kit id rule (the protocol's format, if it declares one): each scan is checked at once."""
         self.scan_gap_s = ward.call(scanner.profile).gap_s
         """This laptop's scanner profile: the quiet gap that ends a scan in the list fields (None: Enter)."""
+        self.submission: dict[str, Any] | None = None
+        """What the save running now saves, read as it started (the service runs in a thread)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -117,11 +119,23 @@ class TransferScreen(FieldForm):
         # "cc.receipt" -> "coldchain.receipt": the draft's form name
         return "coldchain." + self.TITLE_ID.removeprefix("cc."), ""
 
+    # -- what is saved: as typed when ctrl+s was pressed ---------------------------------
+    def freeze(self) -> None:
+        self.submission = {k: list(v) if isinstance(v, list) else v for k, v in self.values.items()}
+
+    def _saving_values(self) -> dict[str, Any]:
+        """While a save runs, what it saves (`freeze`); else what is typed."""
+        return self.submission if self.saving and self.submission is not None else self.values
+
     def text(self, name: str) -> str:
-        return str(self.values.get(name) or "").strip()
+        return str(self._saving_values().get(name) or "").strip()
 
     def flag(self, name: str) -> bool:
-        return self.values.get(name) in (True, "yes")
+        return self._saving_values().get(name) in (True, "yes")
+
+    def items(self, name: str) -> list[str]:
+        """A list field's entries (kits, photos)."""
+        return list(self._saving_values().get(name) or [])
 
     def set_value(self, name: str, value: str) -> None:
         self.values[name] = value

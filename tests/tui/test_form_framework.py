@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import pytest
 from cc_helpers import cold_chain_site
-from test_coldchain import fill, open_home, scan, text, until
+from test_coldchain import fill, open_home, scan, sign, text, until
 from test_coldchain_thaw import bedside_kit, open_thaw, open_unit
 from textual.widgets import Input, Static
 from tui_helpers import settle
+from wardcrf.screens.coldchain.handover import HandoverScreen
+from wardcrf.screens.coldchain.home import ColdChainScreen
 from wardcrf.screens.coldchain.receipt import ReceiptScreen
 from wardcrf.screens.dialogs.sign import SignatureDialog
 from wardcrf.screens.widgets.entry_list import EntryList
 from wardcrf.screens.widgets.fields import FieldGroup, FieldSpec, whole_number
 
 from wardcrf import protocol
-from wardcrf.coldchain import services
+from wardcrf.coldchain import custody, services
 
 ARRIVAL = {"dry_ice": "yes", "intact": "yes", "frozen": "yes"}
 
@@ -126,6 +128,33 @@ async def test_the_services_field_problems_are_marked_on_a_custody_form(app_for,
         assert screen.focused is screen.query_one("#cc-expiry", Input)
         assert pilot.app.screen is screen
     assert services.lot_info(session_for("auditor").store, "LOT8") is None
+
+
+# -- what is saved is what was on the screen when ctrl+s was pressed ---------------------------
+
+
+async def test_a_custody_form_saves_what_was_typed_when_its_save_began(app_for, site, tmp_path, session_for):
+    """The service runs in a thread while the person may still type: the save takes a copy."""
+    cold_chain_site(site, tmp_path, pending=False)
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_home(pilot)
+        await pilot.press("h")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, HandoverScreen)
+        await scan(pilot, screen.query_one("#cc-kits", EntryList), "K001")
+        fill(screen, at="2020-03-16 08:50", to="bedside:P-001", to_user="clinician", sign_later="yes")
+        fill(screen, **{"from": "FRZ-1"})
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(pilot.app.screen, SignatureDialog))
+        # typed under the signature dialog, after the save began: not part of this save
+        fill(screen, to="bedside:P-002", condition="changed meanwhile")
+        screen.remember()
+        await sign(pilot)
+        await until(pilot, lambda: isinstance(pilot.app.screen, ColdChainScreen))
+    last = custody.last_step(session_for("auditor").store, "K001")
+    assert last["to_location"] == "bedside:P-001"
 
 
 # -- one scanned kit id: refused at the scan, marked, the cursor stays --------------------------
