@@ -52,6 +52,7 @@ from wardcrf.errors import WardError
 
 from .errors import message_of
 from .i18n import domain_word, label_width, language, pad, t
+from .keys import LANGUAGE
 from .unsaved import UnsavedWork, closing_draft, without_blanks
 from .ward import Ward
 from .widgets.fields import MAX_LABEL, FieldGroup, is_soft
@@ -92,7 +93,7 @@ class AdministrationWizard(UnsavedWork):
         Binding("ctrl+t", "stamp_now", "dose.key_now", priority=True),
         Binding("ctrl+s", "save", "dose.key_save", priority=True),
         Binding("escape", "back", "key.back"),
-        Binding("f2", "app.next_language", "key.language"),
+        LANGUAGE,
     ]
 
     @dataclass

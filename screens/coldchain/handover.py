@@ -14,14 +14,14 @@ from typing import Any, ClassVar
 from wardcrf.coldchain import services
 
 from ..i18n import t
+from ..widgets.fields import FieldSpec
 from .shared import now_text
-from .transfer import FieldSpec, TransferScreen
+from .transfer import TransferScreen
 
 
 class HandoverScreen(TransferScreen):
     """Record a custody change (pharmacist, clinician, investigator)."""
 
-    CSS_PATH = "handover.tcss"
     TITLE_ID = "cc.handover"
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("kits", "cc.f_kits", kind="kits", hint="cc.h_scan"),
@@ -34,11 +34,11 @@ class HandoverScreen(TransferScreen):
         FieldSpec("to_external", "cc.f_to_external", hint="cc.h_external"),
         FieldSpec("condition", "cc.f_condition"),
         FieldSpec("photos", "cc.f_photos", kind="photos", hint="cc.h_photo"),
-        FieldSpec("sign_later", "cc.f_sign_later", kind="yesno"),
+        FieldSpec("sign_later", "cc.f_sign_later", kind="boolean"),
     )
 
     def defaults(self) -> dict[str, Any]:
-        return {"at": now_text(self.ward), "from_user": self.ward.user, "sign_later": "no"}
+        return {"at": now_text(self.ward), "from_user": self.ward.user, "sign_later": False}
 
     def parties(self) -> list[tuple[str, str]]:
         out = []
@@ -49,7 +49,7 @@ class HandoverScreen(TransferScreen):
         return out
 
     def what(self) -> str:
-        kits = self.values.get("kits") or []
+        kits = self.items("kits")
         return t("cc.handover_what", kits=", ".join(kits), src=self.text("from"), dst=self.text("to"))
 
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
@@ -61,7 +61,7 @@ class HandoverScreen(TransferScreen):
     def arguments(self) -> dict[str, Any]:
         """The handover as `services.record_handover` takes it (without the passwords)."""
         return dict(
-            kits=list(self.values.get("kits") or []),
+            kits=self.items("kits"),
             at=self.text("at"),
             from_location=self.text("from"),
             to_location=self.text("to"),
@@ -70,5 +70,5 @@ class HandoverScreen(TransferScreen):
             to_user=self.text("to_user") or None,
             to_external=self.text("to_external") or None,
             condition=self.text("condition"),
-            photos=list(self.values.get("photos") or []),
+            photos=self.items("photos"),
         )

@@ -23,15 +23,26 @@ from wardcrf import ids
 from wardcrf.coldchain import services
 from wardcrf.errors import UsageError
 
-from ..i18n import t
+from ..i18n import language, t
+from ..widgets.fields import FieldSpec, whole_number
 from .shared import now_text
-from .transfer import FieldSpec, TransferScreen
+from .transfer import TransferScreen
+
+
+def whole_kits(f: FieldSpec, value: Any) -> str:
+    """The quantity stated: a whole number of kits (the service checks it equals the kits scanned)."""
+    text = str(value or "").strip()
+    return "" if whole_number(text) else t("cc.bad_quantity", value=text)
+
+
+def yes_or_no(f: FieldSpec, value: Any) -> str:
+    """An arrival check the person must answer: never left blank (blank is not "no")."""
+    return "" if value in (True, False) else t("cc.say_yes_no", field=f.label_in(language()))
 
 
 class ReceiptScreen(TransferScreen):
     """Receive a shipment of kits (pharmacist, clinician, investigator)."""
 
-    CSS_PATH = "receipt.tcss"
     TITLE_ID = "cc.receipt"
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("lot", "cc.f_lot", hint="cc.h_lot"),
@@ -39,13 +50,13 @@ class ReceiptScreen(TransferScreen):
         FieldSpec("expiry", "cc.f_expiry", hint="cc.h_date"),
         FieldSpec("release_ref", "cc.f_release_ref"),
         FieldSpec("kits", "cc.f_kits", kind="kits", hint="cc.h_scan"),
-        FieldSpec("quantity", "cc.f_quantity"),
+        FieldSpec("quantity", "cc.f_quantity", check=whole_kits),
         FieldSpec("shipper", "cc.f_shipper"),
         FieldSpec("at", "cc.f_received_at", hint="cc.h_time"),
         FieldSpec("to", "cc.f_to", hint="cc.h_location"),
-        FieldSpec("dry_ice", "cc.f_dry_ice", kind="yesno"),
-        FieldSpec("intact", "cc.f_intact", kind="yesno"),
-        FieldSpec("frozen", "cc.f_frozen", kind="yesno"),
+        FieldSpec("dry_ice", "cc.f_dry_ice", kind="boolean", check=yes_or_no),
+        FieldSpec("intact", "cc.f_intact", kind="boolean", check=yes_or_no),
+        FieldSpec("frozen", "cc.f_frozen", kind="boolean", check=yes_or_no),
         FieldSpec("condition", "cc.f_arrival", hint="cc.h_arrival"),
         FieldSpec("logger_serial", "cc.f_logger_serial"),
         FieldSpec("logger_file", "cc.f_logger_file", kind="path", hint="cc.h_browse"),
@@ -53,7 +64,7 @@ class ReceiptScreen(TransferScreen):
         FieldSpec("courier_user", "cc.f_courier_user"),
         FieldSpec("received_by", "cc.f_received_by"),
         FieldSpec("photos", "cc.f_photos", kind="photos", hint="cc.h_photo"),
-        FieldSpec("sign_later", "cc.f_sign_later", kind="yesno"),
+        FieldSpec("sign_later", "cc.f_sign_later", kind="boolean"),
     )
 
     @dataclass
@@ -70,7 +81,7 @@ class ReceiptScreen(TransferScreen):
             "at": now_text(self.ward),
             "to": default_to or "",
             "received_by": self.ward.user,
-            "sign_later": "no",
+            "sign_later": False,
         }
 
     @on(Input.Submitted, "#cc-lot")
@@ -99,17 +110,8 @@ class ReceiptScreen(TransferScreen):
         return out
 
     def what(self) -> str:
-        kits = self.values.get("kits") or []
+        kits = self.items("kits")
         return t("cc.receipt_what", shipper=self.text("shipper"), lot=ids.key(self.text("lot")), n=len(kits))
-
-    def precheck(self) -> str | None:
-        if not self.text("quantity").isdigit():
-            return t("cc.bad_quantity", value=self.text("quantity"))
-        labels = {f.name: f.label for f in self.FIELDS}
-        for name in ("dry_ice", "intact", "frozen"):
-            if self.values.get(name) not in ("yes", "no"):
-                return t("cc.say_yes_no", field=t(labels[name]))
-        return None
 
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
         return self.ward.call(services.receive_lot, **self.arguments(), passwords=passwords)
@@ -120,7 +122,7 @@ class ReceiptScreen(TransferScreen):
     def arguments(self) -> dict[str, Any]:
         """The receipt as `services.receive_lot` takes it (without the passwords)."""
         quantity_text = self.text("quantity")
-        if not quantity_text.isdigit():
+        if not whole_number(quantity_text):
             raise UsageError(f"quantity {quantity_text!r} is not a whole number of kits")
         quantity = int(quantity_text)
         flags = {name: self.flag(name) for name in ("dry_ice", "intact", "frozen")}
@@ -131,7 +133,7 @@ class ReceiptScreen(TransferScreen):
             expiry=self.text("expiry"),
             release_ref=self.text("release_ref"),
             quantity=quantity,
-            kits=list(self.values.get("kits") or []),
+            kits=self.items("kits"),
             shipper_id=self.text("shipper"),
             received_at=self.text("at"),
             to_location=self.text("to"),
@@ -143,6 +145,6 @@ class ReceiptScreen(TransferScreen):
             product_frozen=flags["frozen"],
             logger_serial=self.text("logger_serial") or None,
             logger_file=Path(logger_file).expanduser() if logger_file else None,
-            photos=list(self.values.get("photos") or []),
+            photos=self.items("photos"),
             condition=self.text("condition"),
         )

@@ -1,23 +1,20 @@
-"""Pieces the cold-chain screens share: times and signatures.
+"""Pieces the cold-chain screens share: times.
 
-The scanned-entry list is `widgets/entry_list.py`, the path picker `dialogs/path.py`.
-
-- `collect_passwords`: asks each in-system party to sign in the signature
-  dialog. The dialog checks the password right away (`Site.verify_password`,
-  which counts failures toward lockout like a login), so a wrong password
-  keeps the dialog open; the service re-verifies it inside the save.
+The scanned-entry list is `widgets/entry_list.py`, the path picker
+`dialogs/path.py`; the custody forms' signatures are the form framework's
+(`FieldForm.collect_signatures`, screens/field_form.py: the dialog checks each
+password right away, `Site.verify_password`, which counts failures toward
+lockout like a login; the service re-verifies it inside the save).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wardcrf.clock import zone
 
 if TYPE_CHECKING:
-    from textual.screen import Screen
-
     from ..ward import Ward
 
 
@@ -48,30 +45,3 @@ def yes_no(value: str) -> bool | None:
     if v in ("n", "no", "0", "false", "否"):
         return False
     return None
-
-
-# -- signatures --------------------------------------------------------------------------
-
-
-async def collect_passwords(
-    screen: Screen[Any], ward: Ward, what: str, parties: list[tuple[str, str]]
-) -> dict[str, str] | None:
-    """Each (user, meaning) signs in the dialog; returns their passwords, or None if one cancels."""
-    from ..dialogs.sign import SignatureDialog
-
-    passwords: dict[str, str] = {}
-    for user, meaning in parties:
-        if not user or user in passwords:
-            continue
-
-        def check(signer: str, password: str) -> str:
-            ward.call(lambda s: ward.site.verify_password(s, signer, password))
-            return password
-
-        got = await screen.app.push_screen_wait(
-            SignatureDialog(what=what, meaning=meaning, signer=user, sign=check)
-        )
-        if got is None:
-            return None
-        passwords[user] = got
-    return passwords

@@ -4,7 +4,8 @@ The protocol requires a recorded thaw before a dose (the dose gate checks
 it), so the ward nurse or pharmacist records it here rather than at the
 CLI. The kit id is scanned (a burst of keys ending with Enter, normalised
 by the domain's own `scanned_id`, so what the field shows is what is
-stored) or carried over from the custody view. The end defaults to now;
+stored; a ``kit`` field of the form framework: an id that is not one is
+refused at the scan and the cursor stays) or carried over from the custody view. The end defaults to now;
 `ctrl+n` stamps the focused time field with now. The service
 (`services.record_thaw`) runs in a worker and refuses an unknown kit, a kit
 not at the bedside at the thaw's start, a kit already thawed (never
@@ -16,19 +17,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from textual import on
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
 from wardcrf import ids
 from wardcrf.coldchain import services
-from wardcrf.errors import WardError
 
-from ..errors import message_of
 from ..i18n import t
 from ..ward import Ward
+from ..widgets.fields import FieldSpec
 from .shared import now_text
-from .transfer import FieldSpec, TransferScreen, kit_id
+from .transfer import TransferScreen
 
 TIME_FIELDS = ("start", "end")
 
@@ -36,12 +35,11 @@ TIME_FIELDS = ("start", "end")
 class ThawScreen(TransferScreen):
     """Record a kit's thaw and reconstitution (pharmacist, clinician, investigator)."""
 
-    CSS_PATH = "thaw.tcss"
     TITLE_ID = "cc.thaw"
     AUTO_FOCUS = "#cc-kit"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+n", "stamp", "key.cc_now")]
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
-        FieldSpec("kit", "cc.f_kit", hint="cc.h_scan_one"),
+        FieldSpec("kit", "cc.f_kit", kind="kit", hint="cc.h_scan_one"),
         FieldSpec("start", "cc.f_thaw_start", hint="cc.h_time_now"),
         FieldSpec("end", "cc.f_thaw_end", hint="cc.h_time_now"),
         FieldSpec("reconstitution", "cc.f_reconstitution", hint="cc.h_reconstitution"),
@@ -58,22 +56,6 @@ class ThawScreen(TransferScreen):
     def on_mount(self) -> None:
         if self.text("kit"):
             self.query_one("#cc-start", Input).focus()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return action != "browse"  # no file to pick on this form: F4 is not offered
-
-    @on(Input.Submitted, "#cc-kit")
-    def _kit_scanned(self, event: Input.Submitted) -> None:
-        """The scanner's Enter: show the id as the domain will store it, or why it is not one."""
-        if not event.value.strip():
-            return
-        try:
-            event.input.value = kit_id(event.value)
-        except WardError as exc:
-            event.prevent_default()  # stay on the kit field for the next scan
-            self._say(message_of(exc), refusal=True)
-            return
-        self._say("")
 
     def action_stamp(self) -> None:
         """Put now in the focused time field (the end when none is focused), ctrl+n."""

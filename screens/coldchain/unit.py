@@ -11,6 +11,7 @@ refuse, shown as it words it, with nothing typed lost.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,34 +21,60 @@ from textual.widgets import Input
 
 from wardcrf.coldchain import config, reports, services
 
-from ..i18n import t
+from ..i18n import language, t
 from ..ward import Ward
-from .transfer import FieldSpec, TransferScreen
+from ..widgets.fields import FieldSpec, whole_number
+from .transfer import TransferScreen
 
 NUMBER_FIELDS = ("low", "high", "target")
 
 
 def number(text: str) -> float | None:
-    """A °C value as typed (blank: None, the protocol's; a decimal comma is read as a point)."""
+    """A °C value as typed (blank: None, the protocol's; a decimal comma is read as a point).
+
+    Raises ValueError for anything else: words, "nan", "inf", digits of other scripts.
+    """
     text = text.strip().replace(",", ".").replace("−", "-")
-    return float(text) if text else None
+    if not text:
+        return None
+    if not text.isascii():
+        raise ValueError(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def temperature(f: FieldSpec, value: Any) -> str:
+    """A °C limit or target as typed: a number, or blank for the protocol's."""
+    text = str(value or "").strip()
+    try:
+        number(text)
+    except ValueError:
+        return t("cc.bad_number", field=f.label_in(language()), value=text)
+    return ""
+
+
+def minutes(f: FieldSpec, value: Any) -> str:
+    """The logging interval: a whole number of minutes (the service checks its bounds)."""
+    text = str(value or "").strip()
+    return "" if whole_number(text) else t("cc.bad_interval", value=text)
 
 
 class UnitScreen(TransferScreen):
     """Register a storage unit (pharmacist, admin: `coldchain.configure`)."""
 
-    CSS_PATH = "unit.tcss"
     TITLE_ID = "cc.unit_add"
     AUTO_FOCUS = "#cc-unit"
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("unit", "cc.f_unit_id", hint="cc.h_unit_id"),
         FieldSpec("name", "cc.f_unit_name", hint="cc.h_unit_name"),
         FieldSpec("location", "cc.f_unit_location", hint="cc.h_unit_location"),
-        FieldSpec("low", "cc.f_low", hint="cc.h_protocol"),
-        FieldSpec("high", "cc.f_high", hint="cc.h_protocol"),
-        FieldSpec("target", "cc.f_target", hint="cc.h_protocol"),
+        FieldSpec("low", "cc.f_low", hint="cc.h_protocol", check=temperature),
+        FieldSpec("high", "cc.f_high", hint="cc.h_protocol", check=temperature),
+        FieldSpec("target", "cc.f_target", hint="cc.h_protocol", check=temperature),
         FieldSpec("zone", "cc.f_zone", hint="cc.h_site_zone"),
-        FieldSpec("interval", "cc.f_interval", hint="cc.h_interval"),
+        FieldSpec("interval", "cc.f_interval", hint="cc.h_interval", check=minutes),
     )
 
     @dataclass
@@ -70,9 +97,6 @@ class UnitScreen(TransferScreen):
 
     def relabelled(self) -> None:
         self._show_defaults()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return action != "browse"  # no file to pick on this form: F4 is not offered
 
     @work(thread=True, exclusive=True, group="cc-unit-defaults")
     def load_defaults(self) -> None:
@@ -104,17 +128,6 @@ class UnitScreen(TransferScreen):
 
     def what(self) -> str:
         return t("cc.unit_add")
-
-    def precheck(self) -> str | None:
-        labels = {f.name: f.label for f in self.FIELDS}
-        for name in NUMBER_FIELDS:
-            try:
-                number(self.text(name))
-            except ValueError:
-                return t("cc.bad_number", field=t(labels[name]), value=self.text(name))
-        if not self.text("interval").isdigit():
-            return t("cc.bad_interval", value=self.text("interval"))
-        return None
 
     def submit(self, passwords: dict[str, str]) -> services.Recorded:
         event = self.ward.call(

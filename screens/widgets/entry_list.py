@@ -82,8 +82,9 @@ class EntryList(Widget):
         placeholder: str = "",
         gap_s: float | None = None,
         id: str | None = None,
+        classes: str | None = None,
     ) -> None:
-        super().__init__(id=id)
+        super().__init__(id=id, classes=classes)
         self.gap_s = gap_s
         """The scanner profile's quiet gap that ends a scan, in seconds (None: Enter only)."""
         self.normalise = normalise or (lambda raw: raw.strip())

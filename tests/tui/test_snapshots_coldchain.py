@@ -98,3 +98,24 @@ def test_coldchain_chart(snap_compare, app_for, site, tmp_path, size):
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=chart)
+
+
+# The custody forms are the form framework's (issue 16): these pin their rows as they were
+# before it (checked identical to the screens' own rows then), and a marked field.
+@pytest.mark.parametrize("form", ["receipt", "handover", "receipt_marked"])
+def test_coldchain_custody_form(snap_compare, app_for, site, tmp_path, form):
+    cold_chain_site(site, tmp_path, pending=False)
+    app = app_for("pharmacist")
+
+    async def opened(pilot):
+        await _home(pilot)
+        await pilot.press("h" if form == "handover" else "r")
+        await settle(pilot)
+        if form == "receipt_marked":
+            screen = pilot.app.screen
+            screen.query_one("#cc-quantity").value = "two"
+            await pilot.press("ctrl+s")
+            await _until(pilot, lambda: screen.query_one("#row-quantity").has_class("-invalid"))
+            await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=opened)
