@@ -629,7 +629,7 @@ class AdministrationWizard(UnsavedWork):
         if ":" not in key:
             return set()
         group = self.query_one(f"#group-{self.step}", FieldGroup)
-        return {group.wid(f.name) for f in group.fields if f.type == "datetime"}
+        return {group.wid(f.name) for f in group.fields if f.field is not None and f.field.type == "datetime"}
 
     def _now_text(self) -> str:
         return self.ward.local_now().strftime("%Y-%m-%d %H:%M")
@@ -661,7 +661,8 @@ class AdministrationWizard(UnsavedWork):
             return {}
         # An assessment's time left blank is stamped when the step is left: what is saved is what is shown.
         for f in group.fields:
-            if ":" in self.steps[self.step].key and f.type == "datetime" and not group.values.get(f.name):
+            is_time = f.field is not None and f.field.type == "datetime"
+            if ":" in self.steps[self.step].key and is_time and not group.values.get(f.name):
                 group.set_value(f.name, self._now_text())
         problems = group.check_all()
         if self.steps[self.step].key in (
