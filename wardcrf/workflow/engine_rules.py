@@ -41,6 +41,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import ids, roles, users
+from .. import protocol as protocols
 from ..clock import zone
 from ..engine import eligibility, gates, interpreter, schedule
 from ..engine.interpreter import EvalError, Rec, Snapshot
@@ -53,6 +54,7 @@ from .base import FormRule, Participant, RuleContext
 from .gatefacts import site_facts
 
 if TYPE_CHECKING:
+    from ..eventlog import Event
     from .status import ParticipantSummary
 from .participants import check_consent
 
@@ -72,6 +74,27 @@ def rule_for(proto: Protocol, form: str) -> FormRule:
     if form in _administration_forms(m):
         return FormRule(action="dose.record", check=_checked)
     return FormRule(check=_checked)
+
+
+def import_actions(store: Store, event: Event, form: str) -> tuple[str, str] | None:
+    """(submit, amend) actions a record of `form` needed where it was made, for sync's check on import
+    (`authority.form_actions_of`): under the format-2 version named by the event (loaded here, exactly),
+    what `rule_for` requires of a form it declares — an administration form `dose.record`, the
+    eligibility form `participant.screen`, the `[dsmg] form` `dsmg.decide`. None for format 1, a
+    version not loaded here, or a form the version does not declare (the names decide: the cold
+    chain's forms, `signoff`)."""
+    ref = event.protocol
+    if not ref or form == "signoff":
+        return None
+    try:
+        proto = protocols.loaded_version(store, str(ref.get("id", "")), str(ref.get("version", "")))
+    except Refused:
+        return None
+    m = proto.engine
+    if m is None or form not in m.data.get("forms", {}):
+        return None
+    rule = rule_for(proto, form)
+    return rule.action, rule.amend_action
 
 
 def _eligibility_form(m: Model) -> str:
