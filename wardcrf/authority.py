@@ -181,6 +181,12 @@ _TABLE: tuple[EventType, ...] = (
     ),
     EventType("coldchain.logger_imported", Origin.WARD, ("coldchain.record",)),
     EventType("query.answered", Origin.WARD, ("record.comment",), what="of a query raised to the same site"),
+    EventType(
+        "query.opened",
+        Origin.WARD,
+        tuple(dict.fromkeys(_SUBMIT + _AMEND)),
+        what="a protocol rule of severity query on a record of the same site, with its save",
+    ),
     EventType("sync.hub_set", Origin.WARD, ("sync.configure",), what="the hub this laptop trusts"),
     EventType("sync.recipient_added", Origin.WARD, ("sync.configure",), what="who can read the bundles"),
     EventType(
@@ -452,6 +458,15 @@ def _verified(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
     return (f"verifies record {target}", sites.site_of_event(target)) if isinstance(target, str) else None
 
 
+def _opened(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
+    target = e.body.get("target_event")
+    return (
+        (f"opens a query on record {target}", sites.site_of_event(target))
+        if isinstance(target, str)
+        else None
+    )
+
+
 def _answered(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
     query = e.body.get("query")
     return (f"answers query {query}", sites.query_site(query)) if isinstance(query, str) else None
@@ -464,6 +479,7 @@ _REFERENCES: dict[str, Reference] = {
     "signature.applied": _signed,
     "sdv.verified": _verified,
     "query.answered": _answered,
+    "query.opened": _opened,
 }
 
 

@@ -11,6 +11,8 @@ nothing is applied. Before, every undeclared name took `record.submit`.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -130,3 +132,168 @@ def test_the_eligibility_form_of_a_format_2_version_is_amended_only_by_who_scree
         Refused, match=r"role pharmacist may not amend 'screening' records .*participant\.screen"
     ):
         _to_the_hub(palm)
+
+
+# -- [[rules]] of severity `query`: saved, and a data query opened on the field ------------------------
+
+QUERY_RULE = """[[rules]]
+code = "pulse_check"
+on = "vitals"
+check = "pulse < 140"
+field = "pulse"
+severity = "query"
+message = "pulse {pulse}/min at or above 140: please check the source"
+
+[[rules]]"""
+
+
+@pytest.fixture
+def palm_query(cli, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Ward:
+    source = model.shipped_source("palm.toml").replace("[[rules]]", QUERY_RULE, 1)
+    return _ward(cli, tmp_path, monkeypatch, "palm-query", source)
+
+
+def _vitals(w: Ward, pid: str, pulse: int):
+    return w.run(
+        "submit",
+        "vitals",
+        "--participant",
+        pid,
+        "timepoint=daily",
+        f"time={w.now.isoformat()}",
+        "temp=37.2",
+        f"pulse={pulse}",
+        "resp=18",
+        "sysbp=120",
+        "diabp=70",
+        "oxysat=97",
+    )
+
+
+def _queries(w: Ward) -> list[dict[str, Any]]:
+    r = w.run("sync", "status", "--json", user="auditor")
+    assert r.code == 0, r.err
+    return list(json.loads(r.out)["open_queries"])
+
+
+def test_a_query_rule_saves_the_record_and_opens_a_query_on_its_field(palm_query: Ward) -> None:
+    w = palm_query
+    pid = _participant(w)
+    # accept: a pulse the rule allows opens nothing
+    r = _vitals(w, pid, 96)
+    assert r.code == 0, r.err
+    assert _queries(w) == []
+    # the rule fails: the record is saved, and a query is opened on `pulse`, raised by the rule
+    r = _vitals(w, pid, 150)
+    assert r.code == 0, r.err
+    record = r.out.strip()
+    (q,) = _queries(w)
+    assert q["target_event"] == record and q["field"] == "pulse" and q["status"] == "open"
+    assert q["question"] == "pulse 150/min at or above 140: please check the source"
+    assert q["raised_by"] == "rule:pulse_check"
+    # an amendment that still fails the rule does not open a second query on the record
+    r = w.run("amend", record, "pulse=155", "--reason", "re-read the monitor")
+    assert r.code == 0, r.err
+    assert [x["query_id"] for x in _queries(w)] == [q["query_id"]]
+    # one that passes leaves it for a person: answered on the ward, closed at the hub
+    r = w.run("amend", record, "pulse=115", "--reason", "transcription: 115 on the chart")
+    assert r.code == 0, r.err
+    assert [(x["query_id"], x["status"]) for x in _queries(w)] == [(q["query_id"], "open")]
+    r = w.run("sync", "answer-query", q["query_id"], "--answer", "115 on the chart; amended")
+    assert r.code == 0, r.err
+    assert [x["status"] for x in _queries(w)] == ["answered"]
+    # the hub lists it with the record, and its coordinator closes it
+    assert all(x.ok for x in _to_the_hub(w))  # type: ignore[attr-defined]
+    rows = _hub_rows(w, "SELECT query_id, site, target_event, field, status, raised_by FROM sync_queries")
+    assert rows == [
+        {
+            "query_id": q["query_id"],
+            "site": "KIN01",
+            "target_event": record,
+            "field": "pulse",
+            "status": "answered",
+            "raised_by": "rule:pulse_check",
+        }
+    ]
+    assert w.hub is not None
+    hs = open_(w.hub, "coordinator")
+    try:
+        from wardcrf.sync import registry
+
+        registry.close_query(hs, q["query_id"], "source checked")
+    finally:
+        hs.close()
+    assert _hub_rows(w, "SELECT status FROM sync_queries") == [{"status": "closed"}]
+
+
+def test_a_query_rule_on_another_sites_record_is_refused_at_the_hub(palm_query: Ward) -> None:
+    """`query.opened` names the record it is about: a ward's query on a record it does not hold is
+    refused whole, as its answers and amendments are."""
+    w = palm_query
+    pid = _participant(w)
+    assert all(x.ok for x in _to_the_hub(w))  # type: ignore[attr-defined]
+    (hub,) = _hub_rows(w, "SELECT site, device FROM site WHERE id = 1")
+    assert hub["site"] != "KIN01"
+    body = {"site": "KIN01", "target_event": f"{hub['device']}-1", "field": "pulse", "question": "?", "rule": "x"}
+    append_raw(w.site(), "query.opened", body, subject=f"participant:{pid}", role="clinician", user="clinician")
+    with pytest.raises(Refused, match=r"opens a query on record .* of site"):
+        _to_the_hub(w)
+    assert _hub_rows(w, "SELECT * FROM sync_queries") == []
+
+
+def test_a_query_opened_by_a_role_that_may_not_write_records_is_refused_at_the_hub(palm_query: Ward) -> None:
+    w = palm_query
+    pid = _participant(w)
+    r = _vitals(w, pid, 150)
+    assert r.code == 0, r.err
+    body = {"site": "KIN01", "target_event": r.out.strip(), "field": "pulse", "question": "?", "rule": "x"}
+    append_raw(w.site(), "query.opened", body, subject=f"participant:{pid}", role="auditor", user="auditor")
+    with pytest.raises(Refused, match=r"role auditor may not originate query\.opened"):
+        _to_the_hub(w)
+    assert _hub_rows(w, "SELECT * FROM sync_queries") == []
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('field = "nope"', "rules[0].field: 'nope' is not a field of form 'vitals' (omit it for the whole form)"),
+        ('field = "pulse\\u0007"', "rules[0].field: character U+0007 (BELL)"),
+        ('field = "pulse"\nseverity = "ask"', "rules[0].severity: 'ask' is not allowed (allowed: 'refuse', "),
+        ('field = "pulse"\non_query = "x"', "rules[0].on_query: unknown key 'on_query'"),
+    ],
+)
+def test_a_malformed_query_rule_is_refused_with_its_file_and_line(line: str, says: str) -> None:
+    rule = f'[[rules]]\ncode = "q1"\non = "vitals"\ncheck = "pulse < 140"\n{line}\nmessage = "m"\n\n[[rules]]'
+    if "severity" not in line:
+        rule = rule.replace('message = "m"', 'severity = "query"\nmessage = "m"')
+    source = model.shipped_source("palm.toml").replace("[[rules]]", rule, 1)
+    with pytest.raises(model.ProtocolFileError) as refused:
+        model.parse(source, "bad.toml")
+    start = source[: source.index('code = "q1"')].count("\n") + 1  # the rule's first line
+    got = re.search(r"bad\.toml:(\d+): ", str(refused.value))
+    assert got is not None and start - 1 <= int(got.group(1)) <= start + 6, str(refused.value)
+    assert says in str(refused.value)
+
+
+def test_a_query_rules_question_quoting_long_text_is_cut_to_its_limit(cli, tmp_path, monkeypatch) -> None:
+    """A message quoting free text (up to 2,000 characters, twice) opens a query whose question is the
+    first 2,000 characters, marked as cut; the record is saved whole."""
+    rule = QUERY_RULE.replace('on = "vitals"', 'on = "dsmg_decision"').replace(
+        'check = "pulse < 140"\nfield = "pulse"', 'check = "decision != \'alter\'"\nfield = "rationale"'
+    )
+    rule = rule.replace(
+        'message = "pulse {pulse}/min at or above 140: please check the source"',
+        'message = "alter: {rationale} / {rationale}"',
+    )
+    source = model.shipped_source("palm.toml").replace("[[rules]]", rule, 1)
+    w = _ward(cli, tmp_path, monkeypatch, "palm-long", source)
+    pid = _participant(w)
+    long = "x" * 1990
+    r = w.run(
+        "submit", "dsmg_decision", "--participant", pid, "decision=alter", f"rationale={long}", "change=y",
+        user="dsmg",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (q,) = _queries(w)
+    assert len(q["question"]) == 2000 and q["question"].startswith("alter: xxx") and q["question"].endswith("…")
+    assert q["field"] == "rationale"
