@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from forge import append_raw
+from site_users import PASSWORD
 from synckit import open_
 from test_engine_ward_cli import Ward, _to_the_hub, _ward
 
@@ -237,8 +239,16 @@ def test_a_query_rule_on_another_sites_record_is_refused_at_the_hub(palm_query: 
     assert all(x.ok for x in _to_the_hub(w))  # type: ignore[attr-defined]
     (hub,) = _hub_rows(w, "SELECT site, device FROM site WHERE id = 1")
     assert hub["site"] != "KIN01"
-    body = {"site": "KIN01", "target_event": f"{hub['device']}-1", "field": "pulse", "question": "?", "rule": "x"}
-    append_raw(w.site(), "query.opened", body, subject=f"participant:{pid}", role="clinician", user="clinician")
+    body = {
+        "site": "KIN01",
+        "target_event": f"{hub['device']}-1",
+        "field": "pulse",
+        "question": "?",
+        "rule": "x",
+    }
+    append_raw(
+        w.site(), "query.opened", body, subject=f"participant:{pid}", role="clinician", user="clinician"
+    )
     with pytest.raises(Refused, match=r"opens a query on record .* of site"):
         _to_the_hub(w)
     assert _hub_rows(w, "SELECT * FROM sync_queries") == []
@@ -259,7 +269,10 @@ def test_a_query_opened_by_a_role_that_may_not_write_records_is_refused_at_the_h
 @pytest.mark.parametrize(
     ("line", "says"),
     [
-        ('field = "nope"', "rules[0].field: 'nope' is not a field of form 'vitals' (omit it for the whole form)"),
+        (
+            'field = "nope"',
+            "rules[0].field: 'nope' is not a field of form 'vitals' (omit it for the whole form)",
+        ),
         ('field = "pulse\\u0007"', "rules[0].field: character U+0007 (BELL)"),
         ('field = "pulse"\nseverity = "ask"', "rules[0].severity: 'ask' is not allowed (allowed: 'refuse', "),
         ('field = "pulse"\non_query = "x"', "rules[0].on_query: unknown key 'on_query'"),
@@ -298,5 +311,82 @@ def test_a_query_rules_question_quoting_long_text_is_cut_to_its_limit(cli, tmp_p
     )  # fmt: skip
     assert r.code == 0, r.err
     (q,) = _queries(w)
-    assert len(q["question"]) == 2000 and q["question"].startswith("alter: xxx") and q["question"].endswith("…")
+    assert (
+        len(q["question"]) == 2000 and q["question"].startswith("alter: xxx") and q["question"].endswith("…")
+    )
     assert q["field"] == "rationale"
+
+
+# -- [[warnings]] on a format-2 ward: shown at save, kept with the record, nothing blocked ---------------
+
+WARNINGS = """
+[[warnings]]
+code = "vitals_ahead"
+rule = "future_time"
+form = "vitals"
+reason = "{field} {time} is {minutes} min ahead of this laptop's clock"
+
+[[warnings]]
+code = "short_infusion"
+rule = "duration_below"
+form = "infusion"
+from = "start"
+to = "end"
+minutes_of = "regimen.mab114.duration"
+fraction = 0.5
+reason = "the infusion lasted {minutes} min, far shorter than the regimen's {expected} min"
+"""
+
+
+def _with_warnings(extra: str = WARNINGS) -> str:
+    return model.shipped_source("palm.toml").replace("[[rules]]", extra.strip() + "\n\n[[rules]]", 1)
+
+
+def test_a_format_2_wards_warnings_are_shown_at_save_and_kept_never_refusing(
+    cli, tmp_path, monkeypatch
+) -> None:
+    from wardcrf.engine import ward
+
+    declared = ward.read(_with_warnings(), "palm-warn.toml").warnings
+    assert [(w.code, w.rule, w.form, w.minutes) for w in declared] == [
+        ("vitals_ahead", "future_time", "vitals", None),
+        ("short_infusion", "duration_below", "infusion", 30.0),  # half of MAb114's 60min
+    ]
+    w = _ward(cli, tmp_path, monkeypatch, "palm-warn", _with_warnings())
+    pid = _participant(w)
+    r = _vitals(w, pid, 96)  # accept: the time is now
+    assert r.code == 0 and "warning" not in r.err, r.err
+    r = w.run(
+        "submit", "vitals", "--participant", pid, "timepoint=daily",
+        f"time={(w.now + timedelta(minutes=4)).isoformat()}",
+        "temp=37.2", "pulse=96", "resp=18", "sysbp=120", "diabp=70", "oxysat=97",
+    )  # fmt: skip
+    assert r.code == 0, r.err  # saved: a warning never refuses
+    assert "warning:" in r.err and "min ahead of this laptop's clock" in r.err, r.err
+    s = w.site().unlock("auditor", PASSWORD)
+    try:
+        body = json.loads(s.store.scalar("SELECT line FROM events WHERE id = ?", (r.out.strip(),)))["body"]
+    finally:
+        s.close()
+    assert [x["code"] for x in body["warnings"]] == ["vitals_ahead"]
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (
+            ('minutes_of = "regimen.mab114.duration"', 'minutes_of = "regimen.nope.duration"'),
+            "warnings[1].minutes_of: regimen 'nope' is not declared",
+        ),
+        (('form = "vitals"', 'form = "nope"'), "warnings[0].form: unknown form 'nope'"),
+        (("{minutes} min ahead", "{expected} min ahead"), "warnings[0].reason"),
+    ],
+)
+def test_a_malformed_format_2_warning_is_refused_with_its_file_and_line(
+    cli, tmp_path, change: tuple[str, str], says: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(_with_warnings(WARNINGS.replace(*change)), "utf-8")
+    r = cli("protocol", "check", str(path))
+    assert r.code == 1 and says in r.err and re.search(r"bad\.toml:\d+: ", r.err), r.err
+    assert len(r.err.strip().splitlines()) >= 1 and "Traceback" not in r.err
