@@ -435,6 +435,19 @@ def _query_raised(store: Store, e: Event) -> None:
     )
 
 
+def _query_opened(store: Store, e: Event) -> None:
+    """A query a protocol rule opened on the ward with the record it is about (`query.opened`):
+    raised by ``rule:CODE``, on the site of the device that saved the record (its envelope)."""
+    b = e.body
+    if not _concerns_here(store, e.site):
+        return
+    store.execute(
+        "INSERT INTO sync_queries (query_id, site, target_event, field, question, status, raised_by)"
+        " VALUES (?,?,?,?,?,'open',?) ON CONFLICT(query_id) DO NOTHING",
+        (e.id, e.site, b["target_event"], b["field"], b["question"], f"rule:{b['rule']}"),
+    )
+
+
 def _query_answered(store: Store, e: Event) -> None:
     # Only a query raised to the answering device's own site (its envelope),
     # which import has already required (`wardcrf.authority`).
@@ -510,6 +523,7 @@ def register(registry: Registry) -> None:
     registry.projector(_hub_set, "sync.hub_set")
     registry.projector(_recipient, "sync.recipient_added")
     registry.projector(_query_raised, "query.raised")
+    registry.projector(_query_opened, "query.opened")
     registry.projector(_query_answered, "query.answered")
     registry.projector(_query_closed, "query.closed")
     registry.projector(_decision, "dsmg.decision")

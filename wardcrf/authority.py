@@ -181,6 +181,12 @@ _TABLE: tuple[EventType, ...] = (
     ),
     EventType("coldchain.logger_imported", Origin.WARD, ("coldchain.record",)),
     EventType("query.answered", Origin.WARD, ("record.comment",), what="of a query raised to the same site"),
+    EventType(
+        "query.opened",
+        Origin.WARD,
+        tuple(dict.fromkeys(_SUBMIT + _AMEND)),
+        what="a protocol rule of severity query on a record of the same site, with its save",
+    ),
     EventType("sync.hub_set", Origin.WARD, ("sync.configure",), what="the hub this laptop trusts"),
     EventType("sync.recipient_added", Origin.WARD, ("sync.configure",), what="who can read the bundles"),
     EventType(
@@ -350,8 +356,33 @@ def form_actions(form: str, *, submit: str, amend: str = "record.amend") -> None
 
 
 def actions_for(form: str) -> tuple[str, str]:
-    """(submit action, amend action) of a form."""
+    """(submit action, amend action) of a form, by its name (format 1's forms and the features')."""
     return _FORM_ACTIONS.get(form, DEFAULT_ACTIONS)
+
+
+FormActionsOf = Callable[["Store", "Event", str], "tuple[str, str] | None"]
+"""`fn(store, event, form)`: the (submit, amend) actions of `form` under the protocol version the
+record was captured under (`event.protocol`), or None when that version does not say."""
+_FORM_ACTIONS_OF: list[FormActionsOf] = []
+
+
+def form_actions_of(fn: FormActionsOf) -> None:
+    """Let `fn` decide a form's actions from the record's protocol version before the names do.
+
+    A format-2 version names its own forms (an administration form `infusion`, a DSMG
+    form `dsmg_decision`): the workflow answers with what its services require of them
+    (`workflow.engine_rules.rule_for`), so the hub refuses what the ward would have.
+    """
+    if fn not in _FORM_ACTIONS_OF:
+        _FORM_ACTIONS_OF.append(fn)
+
+
+def _actions_of(store: Store, e: Event, form: str) -> tuple[str, str]:
+    for fn in _FORM_ACTIONS_OF:
+        got = fn(store, e, form)
+        if got is not None:
+            return got
+    return actions_for(form)
 
 
 def _check_form_role(store: Store, e: Event) -> None:
@@ -364,7 +395,7 @@ def _check_form_role(store: Store, e: Event) -> None:
         form = held if held is not None else form  # the record's own form, not what the body claims
     if not isinstance(form, str):
         return  # the schema refuses it
-    submit, amend = actions_for(form)
+    submit, amend = _actions_of(store, e, form)
     action = submit if e.type == "record.submitted" else amend
     if not roles.allowed(e.role, action):
         verb = "submit" if e.type == "record.submitted" else "amend"
@@ -427,6 +458,15 @@ def _verified(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
     return (f"verifies record {target}", sites.site_of_event(target)) if isinstance(target, str) else None
 
 
+def _opened(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
+    target = e.body.get("target_event")
+    return (
+        (f"opens a query on record {target}", sites.site_of_event(target))
+        if isinstance(target, str)
+        else None
+    )
+
+
 def _answered(e: Event, sites: _DeviceSites) -> tuple[str, str | None] | None:
     query = e.body.get("query")
     return (f"answers query {query}", sites.query_site(query)) if isinstance(query, str) else None
@@ -439,6 +479,7 @@ _REFERENCES: dict[str, Reference] = {
     "signature.applied": _signed,
     "sdv.verified": _verified,
     "query.answered": _answered,
+    "query.opened": _opened,
 }
 
 

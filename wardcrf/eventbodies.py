@@ -315,6 +315,16 @@ class QueryRaised(_Body):
     question: Text
 
 
+class QueryOpened(_Body):
+    """A data query a protocol rule of severity `query` opened on the record saved with it (ward)."""
+
+    site: Name
+    target_event: EventId
+    field: Name
+    question: Text
+    rule: Name
+
+
 class QueryClosed(_Body):
     query: EventId
     note: Text | None = None
@@ -591,6 +601,7 @@ BODIES: dict[str, type[Struct]] = {
     "hub.user_change": UserChange,
     "dsmg.decision": Decision,
     "query.raised": QueryRaised,
+    "query.opened": QueryOpened,
     "query.closed": QueryClosed,
     "sync.fork_detected": BundleFlag,
     "sync.bundle_held": BundleHeld,

@@ -87,6 +87,10 @@ class Registry:
         """The `roles.py` actions that may submit and amend records of `form` (checked again on sync import)."""
         authority.form_actions(form, submit=submit, amend=amend)
 
+    def form_actions_of(self, fn: authority.FormActionsOf) -> None:
+        """`fn(store, event, form)`: a form's actions under the record's protocol version (format 2's names)."""
+        authority.form_actions_of(fn)
+
     def dose_gate(self, fn: dosing.DoseGate) -> None:
         """`fn(store, kit, start)` raises `Refused` when the kit may not be given now."""
         dosing.register_dose_gate(fn)

@@ -44,6 +44,8 @@ from . import evidence
 from .clock import zone
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .protocol import Form, Protocol, Schedule
     from .protocol_file import _Reader
     from .store import Store
@@ -144,9 +146,18 @@ _CODE_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 def parse_rules(
-    r: _Reader, data: dict[str, Any], forms: dict[str, Form], schedule: Schedule, product: dict[str, Any]
+    r: _Reader,
+    data: dict[str, Any],
+    forms: dict[str, Form],
+    schedule: Schedule,
+    product: dict[str, Any],
+    *,
+    regimens: Mapping[str, float | None] | None = None,
 ) -> tuple[WarningRule, ...]:
-    """The protocol's ``[[warnings]]``, validated with file:line; `DEFAULT_RULES` when it has none."""
+    """The protocol's ``[[warnings]]``, validated with file:line; `DEFAULT_RULES` when it has none.
+
+    `regimens` (a format-2 version: each regimen's code and its first administration's duration in
+    minutes, or None) lets ``minutes_of = "regimen.CODE.duration"`` name a threshold."""
     if "warnings" not in data:
         return default_rules(forms, schedule, product)
     raw = data["warnings"]
@@ -156,7 +167,7 @@ def parse_rules(
     out: list[WarningRule] = []
     seen: set[str] = set()
     for i, spec in enumerate(raw):
-        rule = _rule(r, spec, ("warnings", i), forms, schedule, product)
+        rule = _rule(r, spec, ("warnings", i), forms, schedule, product, regimens)
         if rule is None:
             continue
         if rule.code in seen:
@@ -194,6 +205,7 @@ def _rule(
     forms: dict[str, Form],
     schedule: Schedule,
     product: dict[str, Any],
+    regimens: Mapping[str, float | None] | None = None,
 ) -> WarningRule | None:
     if not isinstance(spec, dict):
         r.err(p, "must be a table { code = ..., rule = ..., form = ..., reason = ... }")
@@ -251,14 +263,19 @@ def _rule(
         if name and fields.get(name) != "datetime":
             r.err((*p, key), f"{name!r} is not a date-time field of {form}")
         ends.append(name)
-    minutes, expected = _threshold(r, spec, p, schedule, product)
+    minutes, expected = _threshold(r, spec, p, schedule, product, regimens)
     if not all(ends) or minutes is None:
         return None
     return WarningRule(code, rule, form, reason, ends[0], ends[1], minutes, expected)
 
 
 def _threshold(
-    r: _Reader, spec: dict[str, Any], p: tuple[str | int, ...], schedule: Schedule, product: dict[str, Any]
+    r: _Reader,
+    spec: dict[str, Any],
+    p: tuple[str | int, ...],
+    schedule: Schedule,
+    product: dict[str, Any],
+    regimens: Mapping[str, float | None] | None = None,
 ) -> tuple[float | None, float | None]:
     number = (int, float)
     if ("minutes" in spec) == ("minutes_of" in spec):
@@ -283,8 +300,18 @@ def _threshold(
         base: Any = schedule.duration_minutes
     elif ref.startswith("product.") and len(ref) > len("product."):
         base = product.get(ref.removeprefix("product."), default)
+    elif regimens is not None and (named := _REGIMEN_DURATION.fullmatch(ref)):
+        if named.group(1) not in regimens:
+            r.err(
+                (*p, "minutes_of"),
+                f"regimen {named.group(1)!r} is not declared (declared: {', '.join(regimens)})",
+            )
+            return None, None
+        found = regimens[named.group(1)]
+        base = found if found is not None else default
     else:
-        r.err((*p, "minutes_of"), f"{ref!r} is not 'schedule.duration_minutes' or 'product.<key>'")
+        also = ", 'regimen.<code>.duration'" if regimens is not None else ""
+        r.err((*p, "minutes_of"), f"{ref!r} is not 'schedule.duration_minutes'{also} or 'product.<key>'")
         return None, None
     if base is None:
         r.err((*p, "minutes_of"), f"the protocol does not state {ref}: give default_minutes")
@@ -293,6 +320,9 @@ def _threshold(
         r.err((*p, "minutes_of"), f"{ref} must be a number of minutes")
         return None, None
     return float(base) * float(fraction or 1.0), float(base)
+
+
+_REGIMEN_DURATION = re.compile(r"regimen\.([a-z][a-z0-9_]*)\.duration")
 
 
 def _placeholders(text: str) -> list[str]:

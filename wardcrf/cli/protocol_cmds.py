@@ -58,8 +58,10 @@ def check(
 
     read = loading.read_file(file)
     fmt = 1 if isinstance(read, protocol.Protocol) else 2
-    if fmt == 2:
-        protocol.forms_of(read.source, file.name)  # the fields as the ward reads them (ranges, choices)
+    if not isinstance(read, protocol.Protocol):
+        from ..engine import ward
+
+        ward.of(read, file.name)  # as the ward reads it: the fields (ranges, choices) and [[warnings]]
     info: dict[str, Any] = {
         "file": file.name,
         "format": fmt,

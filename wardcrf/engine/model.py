@@ -751,6 +751,12 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
         scope = expressions.Scope(forms, once, anchors, record=on)
         for problem in expressions.check(rule["check"], scope):
             r.err(("rules", i, "check"), problem)
+        field = rule.get("field")  # where the problem is shown, the query opened
+        if field is not None and field not in (forms[on].get("fields") or {}):
+            r.err(
+                ("rules", i, "field"),
+                f"{field!r} is not a field of form {on!r} (omit it for the whole form)",
+            )
     for name, form in forms.items():  # a field's expressions read the record being checked
         scope = expressions.Scope(forms, once, anchors, record=name)
         for fname, spec in form.get("fields", {}).items():

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import time
+from datetime import time, timedelta
 from typing import Any
 
 from wardcrf import protocol as format1
@@ -39,6 +39,8 @@ def of(m: Model, filename: str | None = None) -> format1.Protocol:
     head = data["protocol"]
     name = filename or f"{m.id.lower()}-{m.version}.toml"
     consent = data.get("consent", {})
+    forms = format1.forms_of(m.source, name)
+    schedule, product = _schedule(m), _product(m)
     return format1.Protocol(
         id=m.id,
         version=m.version,
@@ -51,14 +53,15 @@ def of(m: Model, filename: str | None = None) -> format1.Protocol:
             int(consent.get("min_photos", 1)),
             tuple(consent.get("doctor_roles", ("clinician", "investigator"))),
         ),
-        schedule=_schedule(m),
+        schedule=schedule,
         sentinel_participants=_sentinels(data),
         prespecified_events=tuple(
             format1.Choice(str(c["code"]), _text(c.get("label", c["code"])))
             for c in data.get("safety", {}).get("prespecified", ())
         ),
-        product=_product(m),
-        forms=format1.forms_of(m.source, name),
+        product=product,
+        forms=forms,
+        warnings=_warnings(m, name, forms, schedule, product),
         source=m.source,
         sha256=m.sha256,
         filename=name,
@@ -66,6 +69,28 @@ def of(m: Model, filename: str | None = None) -> format1.Protocol:
         trial=_trial(data),
         engine=m,
     )
+
+
+def _warnings(
+    m: Model, name: str, forms: dict[str, format1.Form], schedule: format1.Schedule, product: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The soft warnings (`[[warnings]]`, format 1's reader and rules; without the key, the built-in set):
+    shown at the moment of entry and kept with the record, never refusing (`wardcrf.plausibility`).
+    ``minutes_of = "regimen.CODE.duration"`` is that regimen's first administration's `duration`."""
+    from wardcrf import plausibility
+    from wardcrf.protocol_file import ProtocolFileError
+
+    data, r = format1.read_source(m.source, name)
+    r.languages = tuple(str(x) for x in data.get("protocol", {}).get("languages", ["en"]))
+    durations: dict[str, float | None] = {}
+    for reg in data.get("regimens", ()):
+        first: Mapping[str, Any] = next(iter(reg.get("administrations", ())), {})
+        given = first.get("duration")
+        durations[str(reg["code"])] = engine_model.duration(given) / timedelta(minutes=1) if given else None
+    rules = plausibility.parse_rules(r, data, forms, schedule, product, regimens=durations)
+    if r.problems:
+        raise ProtocolFileError(r.problems)
+    return rules
 
 
 def _text(value: Any) -> dict[str, str]:

@@ -8,7 +8,7 @@ Every form gets, in this order (docs/engine.md, section 4):
 1. the field keys the engine runs: `required_when`, `applies_when`, then
    `compute` (after `forms.check` validated types, ranges, choices, ids);
 2. the form's `[[rules]]` (`refuse`: the field's problem; `confirm`: needs
-   `--confirm --reason`; `deviation`/`query`: saved, listed);
+   `--confirm --reason`; `deviation`: saved, listed; `query`: saved, a data query opened by `open_queries`);
 3. `unique` on the form (`[]`: once per participant; fields: once per value);
 4. `[[dose_assessments]]` recorded on the form: one per administration, an
    `after` one only for an administration recorded;
@@ -41,6 +41,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import ids, roles, users
+from .. import protocol as protocols
 from ..clock import zone
 from ..engine import eligibility, gates, interpreter, schedule
 from ..engine.interpreter import EvalError, Rec, Snapshot
@@ -53,6 +54,7 @@ from .base import FormRule, Participant, RuleContext
 from .gatefacts import site_facts
 
 if TYPE_CHECKING:
+    from ..eventlog import Event
     from .status import AdministrationLine, ParticipantSummary, WorklistItem
 from .participants import check_consent
 
@@ -72,6 +74,27 @@ def rule_for(proto: Protocol, form: str) -> FormRule:
     if form in _administration_forms(m):
         return FormRule(action="dose.record", check=_checked)
     return FormRule(check=_checked)
+
+
+def import_actions(store: Store, event: Event, form: str) -> tuple[str, str] | None:
+    """(submit, amend) actions a record of `form` needed where it was made, for sync's check on import
+    (`authority.form_actions_of`): under the format-2 version named by the event (loaded here, exactly),
+    what `rule_for` requires of a form it declares — an administration form `dose.record`, the
+    eligibility form `participant.screen`, the `[dsmg] form` `dsmg.decide`. None for format 1, a
+    version not loaded here, or a form the version does not declare (the names decide: the cold
+    chain's forms, `signoff`)."""
+    ref = event.protocol
+    if not ref or form == "signoff":
+        return None
+    try:
+        proto = protocols.loaded_version(store, str(ref.get("id", "")), str(ref.get("version", "")))
+    except Refused:
+        return None
+    m = proto.engine
+    if m is None or form not in m.data.get("forms", {}):
+        return None
+    rule = rule_for(proto, form)
+    return rule.action, rule.amend_action
 
 
 def _eligibility_form(m: Model) -> str:
@@ -204,12 +227,74 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
             if severity == "refuse" or (severity == "confirm" and not ctx.confirmed):
                 more = "" if severity == "refuse" else " (confirm with --confirm --reason if it is right)"
                 ctx.problem(str(rule.get("field") or "_form"), words + more)
+            elif severity == "query":  # saved; `open_queries` opens its data query with the record
+                ctx.carry.setdefault(QUERIES, []).append(
+                    (str(rule["code"]), str(rule.get("field") or "_form"), words)
+                )
     except EvalError as exc:
         raise Refused(f"{m.id} {m.version}: form {ctx.form}: {exc}") from None
     if ctx.participant is not None and not ctx.problems:
         _unique(ctx, m, v)
         _assessment(ctx, m, snap)
     return computed
+
+
+QUESTION_LIMIT = 2000
+"""A rule-opened query's question at most (the rendered message; a hub coordinator's are free text)."""
+QUERIES = "rule_queries"
+"""`RuleContext.carry` key: (code, field, message) of each `query` rule the record fails."""
+
+
+def open_queries(ctx: RuleContext, saved: Event) -> list[Event]:
+    """Open a data query (`query.opened`) for each `[[rules]]` of severity `query` the record just saved
+    or amended fails, in the same transaction: on the record (an amendment's: the original record), the
+    rule's `field`, the rule's message as the question, raised by `rule:CODE`. Listed and answered as
+    the hub's queries are (`wardcrf query list`, `query answer`), closed by a person at the hub.
+
+    A query of the same rule on the same record still open (not closed at the hub) is not opened again:
+    an amendment that still fails the rule adds nothing; one that passes it closes nothing either (a
+    rule passing is not a person's review: the coordinator closes it, as OpenClinica's data manager
+    closes a discrepancy note). Once closed, a later amendment failing the rule again opens a new one.
+    """
+    fired: list[tuple[str, str, str]] = ctx.carry.get(QUERIES, [])
+    if not fired:
+        return []
+    target = ctx.amending or saved.id
+    held = _open_rule_queries(ctx.store, saved.subject, target)
+    out: list[Event] = []
+    for code, field_name, words in fired:
+        if code in held:
+            continue
+        held.add(code)
+        if len(words) > QUESTION_LIMIT:  # a message quoting long text fields: the start, marked as cut
+            words = words[: QUESTION_LIMIT - 1] + "…"
+        body = {
+            "site": ctx.session.ctx.site,
+            "target_event": target,
+            "field": field_name,
+            "question": words,
+            "rule": code,
+        }
+        out.append(ctx.session.append(type="query.opened", subject=saved.subject, body=body).event)
+    return out
+
+
+def _open_rule_queries(store: Store, subject: str | None, target: str) -> set[str]:
+    """The rule codes of `query.opened` events on `target` not closed by a `query.closed` (from the log)."""
+    opened: dict[str, str] = {}
+    for (line,) in store.execute(
+        "SELECT line FROM events WHERE type = 'query.opened' AND subject IS ? ORDER BY pos", (subject,)
+    ):
+        e = json.loads(line)
+        if e["body"].get("target_event") == target:
+            opened[str(e["id"])] = str(e["body"].get("rule"))
+    if not opened:
+        return set()
+    closed = {
+        json.loads(line)["body"].get("query")
+        for (line,) in store.execute("SELECT line FROM events WHERE type = 'query.closed'")
+    }
+    return {code for qid, code in opened.items() if qid not in closed}
 
 
 def _stored(value: Any, spec: Mapping[str, Any]) -> Any:

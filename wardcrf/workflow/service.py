@@ -257,6 +257,10 @@ def submit(
             )
             if form == "consent":
                 sign_consent(rctx, event)
+            if rctx.protocol.engine is not None:
+                from .engine_rules import open_queries
+
+                open_queries(rctx, event)
             if rule.after:
                 rule.after(rctx, event)
     except AuthError as exc:
@@ -343,7 +347,12 @@ def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: s
     extra.update(plausibility.noted(rec.form, touched, session.warnings))
     # The amendment itself is captured under the site's active protocol version.
     session.protocol = protocols.active(session.store).ref
-    return records.amend(session, event_id, changes, reason.strip(), extra=extra or None)
+    event = records.amend(session, event_id, changes, reason.strip(), extra=extra or None)
+    if proto.engine is not None:
+        from .engine_rules import open_queries
+
+        open_queries(rctx, event)
+    return event
 
 
 def _signoff(
