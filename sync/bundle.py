@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO, Literal, cast
 
 import msgspec
 
@@ -1072,7 +1072,8 @@ def verify(
         if held is not None:
             held.close()
         raise
-    v.source, v.identities = (cipher if held is None else held), list(identities)
+    v.source = cipher if isinstance(cipher, bytes) else cast(BinaryIO, held)
+    v.identities = list(identities)
     return v
 
 

@@ -129,3 +129,25 @@ def test_a_stream_broken_midway_applies_nothing_and_leaves_no_file(photo_bundle,
         assert not incoming.exists() or os.listdir(incoming) == []
     finally:
         hs.close()
+
+
+def test_parts_are_read_again_one_by_one_and_checked_against_what_was_verified(photo_bundle) -> None:
+    from wardcrf.sync import bundle, hub
+
+    h, f, photos, _keys = photo_bundle
+    hs = open_(h)
+    try:
+        v = hub.verify(hs.store, f, f.with_name(f.name + ".minisig").read_bytes(), f.name)
+        try:
+            assert {d: size for d, (_ext, size) in v.photos.items()} == {d: len(p) for d, p in photos.items()}
+            got = {name: bundle.sha256(data) for name, data in v.parts()}
+            assert sorted(got.values()) == sorted(photos)
+            # Bytes that differ from the verified digest (a source changed since) are refused, not applied.
+            member = sorted(v.digests)[0]
+            v.digests[member] = "0" * 64
+            with pytest.raises(Refused, match="changed since it was verified"):
+                list(v.parts())
+        finally:
+            v.close()
+    finally:
+        hs.close()
