@@ -21,10 +21,11 @@ import io
 import json
 import re
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, BinaryIO, Literal
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO, Literal, cast
 
 import msgspec
 
@@ -465,14 +466,58 @@ class Verified:
     manifest_bytes: bytes
     manifest_sha: str
     lines: list[str]
-    photos: dict[str, tuple[str, bytes]]
+    # Photo sha256 -> (extension, size). The bytes are not held: `parts()` reads them.
+    photos: dict[str, tuple[str, int]]
     signer: Signer
     report: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    # Logger files: sha256 -> (original file name, bytes), hash-checked.
-    evidence: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    # Logger files: sha256 -> (original file name, member name), hash-checked; bytes from `parts()`.
+    evidence: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Member name -> offset of its data in the decrypted archive.
     offsets: dict[str, int] = field(default_factory=dict)
+    # Photo and logger-file members -> their SHA-256 as verified (SHA256SUMS and the name).
+    digests: dict[str, str] = field(default_factory=dict)
+    # Where the verified ciphertext is read again from, and the identities that open it.
+    # (An open file when verified from one: a spooled bundle is renamed into place before the apply reads it.)
+    source: bytes | BinaryIO = b""
+    identities: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release the verified file, if it was verified from one (the importer is done with it)."""
+        if not isinstance(self.source, bytes):
+            self.source.close()
+
+    def parts(self) -> Iterator[tuple[str, bytes]]:
+        """(member name, bytes) of each photo and logger file, one at a time, in archive order.
+
+        The archive is decrypted again as a stream (`_DecryptStream`); only
+        the member being handed out is in memory, never the bundle or all its
+        photos. Each is hashed again against the digest verified before, so
+        a source changed since (a file rewritten under the importer) is
+        refused rather than applied.
+        """
+        if not self.digests:
+            return
+        what = f"bundle {self.device}/{self.bundle_seq}"
+        left = dict(self.digests)
+        with _DecryptStream(self.source, self.identities, what) as stream:
+            try:
+                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                    for info in tar:
+                        want = left.pop(info.name, None)
+                        if want is None:
+                            continue
+                        data = _member_bytes(tar, info, what)
+                        if sha256(data) != want:
+                            raise Refused(f"{what}: {info.name} changed since it was verified")
+                        yield info.name, data
+                        if not left:
+                            break
+            except (tarfile.TarError, EOFError, ValueError) as exc:
+                stream.check()
+                raise Refused(f"{what}: the archive changed since it was verified ({exc})") from None
+        if left:
+            raise Refused(f"{what}: {sorted(left)[0]} is missing since the bundle was verified")
 
     @property
     def device(self) -> str:
@@ -515,60 +560,256 @@ class Manifest(msgspec.Struct, kw_only=True):
 
 
 def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
+    """The whole plaintext (a hub re-encrypting a kept bundle); import streams instead (`_DecryptStream`)."""
     import pyrage
 
-    try:
-        ids = [pyrage.x25519.Identity.from_str(i) for i in identities]
-    except Exception:
-        raise Refused(f"{what}: the age identity is not valid (AGE-SECRET-KEY-1...)") from None
+    ids = _identities(identities, what)
     try:
         return bytes(pyrage.decrypt(cipher, ids))
     except Exception as exc:
-        text = str(exc).lower()
-        if "no matching keys" in text or "no identity matched" in text:
-            raise Refused(
-                f"{what}: cannot decrypt: this age identity is not a recipient of the bundle"
-            ) from None
-        raise Refused(f"{what}: cannot decrypt (truncated, damaged or not an age file)") from None
+        raise _decrypt_refusal(exc, what) from None
 
 
-def _decrypt_while(check: Callable[[], object], cipher: bytes, identities: list[str], what: str) -> bytes:
-    """`decrypt`, on a second core while `check()` (the outer signature) runs here; check first.
+def _decrypt_refusal(exc: BaseException, what: str) -> Refused:
+    text = str(exc).lower()
+    if "no matching keys" in text or "no identity matched" in text:
+        return Refused(f"{what}: cannot decrypt: this age identity is not a recipient of the bundle")
+    return Refused(f"{what}: cannot decrypt (truncated, damaged or not an age file)")
 
-    The signature's BLAKE2b prehash releases the GIL for the whole file, and
-    pyrage holds it while it decrypts, so the order matters: the worker waits
-    for `go`, which is set just before `check()` reaches the prehash (a few
-    microseconds of parsing, well inside the interpreter's 5 ms switch
-    interval); the worker then takes the GIL the prehash let go of. Started
-    the other way round, pyrage held the GIL first and the two ran one after
-    the other (measured: 0.50 s against 0.33 s for 134 MB). The outcome is
-    what the sequential order gives: a bad signature is reported before
-    anything about the decryption, and nothing is applied either way.
-    """
-    import threading
 
-    out: list[bytes] = []
-    failed: list[BaseException] = []
-    go = threading.Event()
+def _identities(identities: list[str], what: str) -> list[Any]:
+    import pyrage
 
-    def run() -> None:
-        go.wait()
-        try:
-            out.append(decrypt(cipher, identities, what))
-        except BaseException as exc:  # re-raised below, after the signature's verdict
-            failed.append(exc)
-
-    worker = threading.Thread(target=run, name="bundle-decrypt", daemon=True)
-    worker.start()
     try:
-        go.set()
-        check()
-    finally:
-        go.set()
-        worker.join()
-    if failed:
-        raise failed[0]
-    return out[0]
+        return [pyrage.x25519.Identity.from_str(i) for i in identities]
+    except Exception:
+        raise Refused(f"{what}: the age identity is not valid (AGE-SECRET-KEY-1...)") from None
+
+
+class _Stopped(Exception):
+    """The reader of a `_DecryptStream` went away: the decryption stops."""
+
+
+class _DecryptStream(io.RawIOBase):
+    """The plaintext of an age file, read while a worker thread decrypts it; never held whole.
+
+    pyrage decrypts into a writer (`decrypt_io`); the worker hands what it
+    writes, in batches of `BATCH`, through a queue of `DEPTH` batches to the
+    reader here, so at most a few hundred KiB of plaintext are in memory
+    whatever the bundle's size. age authenticates each 64 KiB chunk and the
+    end of the stream, so a damaged or truncated file fails at the chunk
+    concerned or at the end: `check()` (called by `close()`, after the last
+    byte was read) raises that as a refusal, and a reader must not act on
+    what it read before `check()` passed. `source` is the ciphertext in
+    memory or a file to read it from.
+    """
+
+    BATCH = 128 * 1024
+    DEPTH = 2
+
+    def __init__(self, source: bytes | Path | BinaryIO, identities: list[str], what: str) -> None:
+        import queue
+        import threading
+
+        self._ids = _identities(identities, what)
+        self._what = what
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.DEPTH)
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        self._stop = False
+        self.error: Refused | None = None
+        self.total = 0
+        self._pending: list[bytes] = []
+        self._pending_len = 0
+        self._src: BinaryIO
+        if isinstance(source, bytes):
+            self._src = io.BytesIO(source)
+        elif isinstance(source, Path):
+            self._src = open(source, "rb")  # noqa: SIM115 (closed by stop())
+        else:  # an open file: read from its start, left open for the next reader
+            self._src = open(source.fileno(), "rb", closefd=False)  # noqa: SIM115
+            self._src.seek(0)
+        self._thread = threading.Thread(target=self._run, name="bundle-decrypt", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> _DecryptStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # The worker's side: pyrage calls write().
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self._stop:
+            raise _Stopped
+        chunk = bytes(data)
+        self._pending.append(chunk)
+        self._pending_len += len(chunk)
+        if self._pending_len >= self.BATCH:
+            self._flush()
+        return len(chunk)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._queue.put(b"".join(self._pending))
+            self._pending, self._pending_len = [], 0
+
+    def _run(self) -> None:
+        import pyrage
+
+        try:
+            pyrage.decrypt_io(self._src, self, self._ids)
+            self._flush()
+        except BaseException as exc:  # handed to the reader by check(); never lost
+            if not self._stop:
+                self.error = _decrypt_refusal(exc, self._what)
+        finally:
+            self._pending = []
+            self._queue.put(None)
+
+    # The reader's side.
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        while self._pos >= len(self._buf):
+            if self._eof:
+                return 0
+            item = self._queue.get()
+            if item is None:
+                self._eof = True
+                return 0
+            self._buf, self._pos = item, 0
+        n = min(len(buf), len(self._buf) - self._pos)
+        buf[:n] = memoryview(self._buf)[self._pos : self._pos + n]
+        self._pos += n
+        self.total += n
+        return n
+
+    def check(self) -> None:
+        """Read to the end and wait for the worker; raise its refusal (damaged, truncated, wrong key)."""
+        while self.readinto(bytearray(self.BATCH)):
+            pass
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Stop the worker (unblocking it) and release the source; safe to call twice."""
+        self._stop = True
+        while not self._eof:
+            if self._queue.get() is None:
+                self._eof = True
+        self._thread.join()
+        self._buf = b""
+        self._src.close()
+
+
+_PIECE = 64 * 1024
+
+
+def _member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo, what: str) -> bytes:
+    """A member's data from a streamed archive, all of it or a refusal."""
+    # In pieces: tarfile's stream mode joins and slices what one read asks for, three copies of it.
+    f = tar.extractfile(info)
+    pieces, n = [], 0
+    while f is not None and n < info.size and (piece := f.read(min(_PIECE, info.size - n))):
+        pieces.append(piece)
+        n += len(piece)
+    data = b"".join(pieces) if len(pieces) != 1 else pieces[0]
+    del pieces
+    if len(data) != info.size:
+        raise Refused(f"{what}: member {info.name!r} declares {info.size} bytes, more than the archive holds")
+    return data
+
+
+def _member_sha(tar: tarfile.TarFile, info: tarfile.TarInfo, what: str) -> str:
+    """The SHA-256 of a member's data, read in pieces (a photo is never held here)."""
+    f = tar.extractfile(info)
+    h, n = hashlib.sha256(), 0
+    while f is not None and (piece := f.read(_PIECE)):
+        h.update(piece)
+        n += len(piece)
+    if n != info.size:
+        raise Refused(f"{what}: member {info.name!r} declares {info.size} bytes, more than the archive holds")
+    return h.hexdigest()
+
+
+def _check_member(info: tarfile.TarInfo, what: str, seen: Any) -> None:
+    """Refuse a member that is not a regular, whitelisted, flat file met once (before its data is read)."""
+    name = info.name
+    if name.startswith("/"):
+        raise Refused(f"{what}: member {name!r} has an absolute path")
+    if ".." in name.split("/"):
+        raise Refused(f"{what}: member {name!r} climbs out with '..'")
+    if info.issym() or info.islnk():
+        raise Refused(f"{what}: member {name!r} is a link; only regular files are allowed")
+    if info.ischr() or info.isblk() or info.isfifo():
+        raise Refused(f"{what}: member {name!r} is a device or fifo; only regular files are allowed")
+    if not info.isreg():
+        raise Refused(f"{what}: member {name!r} is not a regular file")
+    if name not in (MANIFEST, EVENTS, SUMS, SUMS_SIG) and not (
+        _PHOTO_RE.match(name) or _EVIDENCE_RE.match(name)
+    ):
+        raise Refused(f"{what}: member {name!r} is not an allowed bundle member")
+    if name in seen:
+        raise Refused(f"{what}: member {name!r} appears twice")
+    if info.size < 0:
+        raise Refused(f"{what}: member {name!r} declares {info.size} bytes, more than the archive holds")
+
+
+# The small members are read whole; over their limit they are refused before a byte is read.
+_SMALL_LIMITS = {
+    MANIFEST: ("manifest.json is larger than {n} bytes", "manifest_bytes"),
+    SUMS: ("SHA256SUMS or its signature is larger than {n} bytes", "sums_bytes"),
+    SUMS_SIG: ("SHA256SUMS or its signature is larger than {n} bytes", "sums_bytes"),
+}
+
+
+@dataclass
+class _Streamed:
+    """What one streamed pass over an archive found: small members whole, the others by digest."""
+
+    members: dict[str, bytes] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
+
+
+def _read_stream(stream: _DecryptStream, what: str) -> _Streamed:
+    """`read_archive` over a decrypting stream: every member checked, photos and logger files hashed, not kept."""
+    out = _Streamed()
+    count = 0
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for info in tar:
+                count += 1
+                if count > LIMITS.members:
+                    raise Refused(f"{what}: the archive has more than {LIMITS.members} members")
+                _check_member(info, what, out.sizes)
+                name = info.name
+                out.sizes[name] = info.size
+                out.offsets[name] = info.offset_data
+                if name.startswith(("photos/", "evidence/")):
+                    out.digests[name] = _member_sha(tar, info, what)
+                    continue
+                limit = _SMALL_LIMITS.get(name)
+                if limit is not None:
+                    n = getattr(LIMITS, limit[1])
+                    if info.size > n:
+                        raise Refused(f"{what}: " + limit[0].format(n=n))
+                out.members[name] = _member_bytes(tar, info, what)
+    except (tarfile.TarError, EOFError, ValueError) as exc:
+        if stream.total == 0:
+            raise Refused(f"{what}: archive is empty") from None
+        raise Refused(f"{what}: archive is truncated or not a tar file ({exc})") from None
+    if count == 0:
+        raise Refused(f"{what}: archive is empty")
+    return out
 
 
 def read_archive(plain: bytes, what: str, offsets: dict[str, int] | None = None) -> dict[str, Any]:
@@ -592,23 +833,8 @@ def read_archive(plain: bytes, what: str, offsets: dict[str, int] | None = None)
     view = memoryview(plain)
     for info in infos:
         name = info.name
-        if name.startswith("/"):
-            raise Refused(f"{what}: member {name!r} has an absolute path")
-        if ".." in name.split("/"):
-            raise Refused(f"{what}: member {name!r} climbs out with '..'")
-        if info.issym() or info.islnk():
-            raise Refused(f"{what}: member {name!r} is a link; only regular files are allowed")
-        if info.ischr() or info.isblk() or info.isfifo():
-            raise Refused(f"{what}: member {name!r} is a device or fifo; only regular files are allowed")
-        if not info.isreg():
-            raise Refused(f"{what}: member {name!r} is not a regular file")
-        if name not in (MANIFEST, EVENTS, SUMS, SUMS_SIG) and not (
-            _PHOTO_RE.match(name) or _EVIDENCE_RE.match(name)
-        ):
-            raise Refused(f"{what}: member {name!r} is not an allowed bundle member")
-        if name in members:
-            raise Refused(f"{what}: member {name!r} appears twice")
-        if info.size < 0 or info.offset_data + info.size > len(plain):
+        _check_member(info, what, members)
+        if info.offset_data + info.size > len(plain):
             raise Refused(f"{what}: member {name!r} declares {info.size} bytes, more than the archive holds")
         start = info.offset_data
         if offsets is not None:
@@ -760,7 +986,7 @@ def check_manifest(m: dict[str, Any]) -> str | None:
 
 
 def verify(
-    cipher: bytes,
+    cipher: bytes | Path,
     outer_sig: bytes,
     lookup: Callable[[str], Signer | None],
     identities: list[str],
@@ -770,33 +996,102 @@ def verify(
 ) -> Verified:
     """Every check of BUNDLE-FORMAT.md "Rules on import"; raises `Refused` on the first failure.
 
-    `lookup(key_id)` returns the registered signer for a minisign key id, or
-    None: keys come from the importer's registry, never from the bundle.
-    `relay`, when given, names who may sign the outer layer instead of the
-    device: the hub re-encrypting a device's original archive for a
-    replacement laptop. The inner signature must still be the device's own.
+    `cipher` is the `.tar.age` bytes, or a file holding them (read as a
+    stream: the hub verifies its own spooled copy). `lookup(key_id)` returns
+    the registered signer for a minisign key id, or None: keys come from the
+    importer's registry, never from the bundle. `relay`, when given, names
+    who may sign the outer layer instead of the device: the hub
+    re-encrypting a device's original archive for a replacement laptop. The
+    inner signature must still be the device's own.
+
+    Nothing is held whole: the outer signature's prehash reads the
+    ciphertext on a second thread while the archive is decrypted as a
+    stream and walked member by member; photos and logger files are hashed
+    as they pass and only their digests kept (`Verified.parts` reads them
+    again for the apply). The verdicts keep the sequential order: a bad
+    signature is reported first, then a failed decryption (which age
+    reports at the damaged chunk or the end), then the archive's trouble.
     """
-    if not cipher:
+    import threading
+
+    size = len(cipher) if isinstance(cipher, bytes) else _file_size(cipher, what)
+    if not size:
         raise Refused(f"{what}: file is empty")
-    if len(cipher) > LIMITS.bundle_bytes:
+    if size > LIMITS.bundle_bytes:
         raise Refused(f"{what}: the bundle is larger than {LIMITS.bundle_bytes // (1024 * 1024)} MiB")
     outer = signing.parse(outer_sig, f"{what} (.minisig)")
     outer_signer = (relay or lookup)(outer.key_id)
     if outer_signer is None:
         raise Refused(f"{what}: signed by unregistered key {outer.key_id}; register the device card first")
-    plain = _decrypt_while(
-        lambda: signing.verify(outer_signer.sign_public, cipher, outer_sig, f"{what} (.minisig)"),
-        cipher,
-        identities,
-        what,
-    )
+    sig_failed: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            if isinstance(cipher, Path):
+                with open(cipher, "rb") as fh:
+                    signing.verify(outer_signer.sign_public, _Chunks(fh), outer_sig, f"{what} (.minisig)")
+            else:
+                signing.verify(outer_signer.sign_public, cipher, outer_sig, f"{what} (.minisig)")
+        except BaseException as exc:  # re-raised below, first
+            sig_failed.append(exc)
+
+    # Opened before anything reads it: `Verified.parts` reads this same file later, wherever it is moved.
+    held = open(cipher, "rb") if isinstance(cipher, Path) else None  # noqa: SIM115
+    checker = threading.Thread(target=check, name="bundle-outer-signature", daemon=True)
+    checker.start()
+    found: _Streamed | None = None
+    archive_failed: Refused | None = None
+    decrypt_failed: Refused | None = None
     try:
-        return _verify_signed(plain, outer, outer_signer, lookup, what, relay is not None)
-    except SignedRefusal:
-        raise
+        with _DecryptStream(cipher if held is None else held, identities, what) as stream:
+            try:
+                found = _read_stream(stream, what)
+            except Refused as exc:
+                archive_failed = exc
+            stream.check()
     except Refused as exc:
-        # Refused behind a good signature: the importer knows which device sent it.
-        raise SignedRefusal(exc.message, outer_signer) from None
+        decrypt_failed = exc
+    finally:
+        checker.join()
+    try:
+        if sig_failed:
+            raise sig_failed[0]
+        if decrypt_failed is not None:
+            raise decrypt_failed
+        try:
+            if archive_failed is not None:
+                raise archive_failed
+            assert found is not None
+            v = _verify_signed(found, outer, outer_signer, lookup, what, relay is not None)
+        except SignedRefusal:
+            raise
+        except Refused as exc:
+            # Refused behind a good signature: the importer knows which device sent it.
+            raise SignedRefusal(exc.message, outer_signer) from None
+    except BaseException:
+        if held is not None:
+            held.close()
+        raise
+    v.source = cipher if isinstance(cipher, bytes) else cast(BinaryIO, held)
+    v.identities = list(identities)
+    return v
+
+
+class _Chunks:
+    """A file read in 1 MiB pieces whatever size is asked (minisign's prehash asks for 8 KiB)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+
+    def read(self, _n: int = -1) -> bytes:
+        return self._fh.read(1 << 20)
+
+
+def _file_size(path: Path, what: str) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise Refused(f"{what}: cannot read the bundle ({exc.strerror})") from None
 
 
 class SignedRefusal(Refused):
@@ -808,7 +1103,7 @@ class SignedRefusal(Refused):
 
 
 def _verify_signed(
-    plain: bytes,
+    found: _Streamed,
     outer: signing.ParsedSignature,
     outer_signer: Signer,
     lookup: Callable[[str], Signer | None],
@@ -818,32 +1113,32 @@ def _verify_signed(
     """`verify` once the outer signature is good and the archive decrypted."""
     report = [f"outer signature: good, key {outer_signer.key_id} (device {outer_signer.device})"]
     report.append("decrypted with the given age identity")
-    offsets: dict[str, int] = {}
-    members = read_archive(plain, what, offsets)
+    members = found.members  # the small ones, whole; photos and logger files by digest
     for need in (MANIFEST, EVENTS, SUMS, SUMS_SIG):
         if need not in members:
             raise Refused(f"{what}: archive lacks {need}")
-    report.append(f"archive: {len(members)} regular members, names whitelisted")
+    report.append(f"archive: {len(found.sizes)} regular members, names whitelisted")
     signer = outer_signer
     if relayed:
         inner_id = signing.parse(members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)").key_id
-        found = lookup(inner_id)
-        if found is None:
+        inner_signer = lookup(inner_id)
+        if inner_signer is None:
             raise Refused(f"{what}: archive signed by unregistered key {inner_id}")
-        signer = found
+        signer = inner_signer
     if len(members[SUMS]) > LIMITS.sums_bytes or len(members[SUMS_SIG]) > LIMITS.sums_bytes:
         raise Refused(f"{what}: SHA256SUMS or its signature is larger than {LIMITS.sums_bytes} bytes")
     inner = signing.verify(
         signer.sign_public, members[SUMS], members[SUMS_SIG], f"{what} (SHA256SUMS.minisig)"
     )
     sums = _parse_sums(members[SUMS], what)
-    for name in members:
+    for name in found.sizes:
         if name not in (SUMS, SUMS_SIG) and name not in sums:
             raise Refused(f"{what}: member {name} is not listed in SHA256SUMS")
     for name, digest in sums.items():
-        if name not in members:
+        if name not in found.sizes:
             raise Refused(f"{what}: SHA256SUMS lists {name}, which the archive lacks")
-        if sha256(members[name]) != digest:
+        actual = found.digests[name] if name in found.digests else sha256(members[name])
+        if actual != digest:
             raise Refused(f"{what}: {name} does not match its SHA-256 in SHA256SUMS (changed)")
     report.append(f"SHA256SUMS: signature good, {len(sums)} members match")
     manifest_bytes = members[MANIFEST]
@@ -882,13 +1177,13 @@ def _verify_signed(
     report.append(
         f"events: {len(lines)} lines, seq {m['events']['first']}-{m['events']['last']}, chain intact"
     )
-    photos: dict[str, tuple[str, bytes]] = {}
-    for name, data in members.items():
+    photos: dict[str, tuple[str, int]] = {}
+    for name in found.digests:
         pm = _PHOTO_RE.match(name)
         if pm:
             if sums[name] != pm.group(1):  # the bytes were hashed against SHA256SUMS above
                 raise Refused(f"{what}: {name} is not named by the SHA-256 of its bytes")
-            photos[pm.group(1)] = (pm.group(2), data)
+            photos[pm.group(1)] = (pm.group(2), found.sizes[name])
     refs = set(photo_refs(lines))
     if sorted(photos) != sorted(m.get("photos") or []):
         raise Refused(f"{what}: photo members differ from the manifest's photo list")
@@ -900,25 +1195,40 @@ def _verify_signed(
         raise Refused(f"{what}: photo {extra[0]} is not referenced by any event in the bundle")
     if photos:
         report.append(f"photos: {len(photos)} originals, each named by its SHA-256")
-    evidence = _check_evidence(members, sums, lines, m, what)
+    evidence = _check_evidence(found.digests, sums, lines, m, what)
     if evidence:
         report.append(f"logger files: {len(evidence)}, each named by its SHA-256")
-    return Verified(m, manifest_bytes, manifest_sha, lines, photos, signer, report, events, evidence, offsets)
+    return Verified(
+        m,
+        manifest_bytes,
+        manifest_sha,
+        lines,
+        photos,
+        signer,
+        report,
+        events,
+        evidence,
+        found.offsets,
+        dict(found.digests),
+    )
 
 
 def _check_evidence(
-    members: dict[str, Any], sums: dict[str, str], lines: list[str], m: dict[str, Any], what: str
-) -> dict[str, tuple[str, bytes]]:
-    """Logger-file members: named by their SHA-256, exactly those the manifest lists and the events cite."""
-    carried: dict[str, Any] = {}
-    for name, data in members.items():
+    parts: dict[str, str], sums: dict[str, str], lines: list[str], m: dict[str, Any], what: str
+) -> dict[str, tuple[str, str]]:
+    """Logger-file members: named by their SHA-256, exactly those the manifest lists and the events cite.
+
+    Returns sha256 -> (the file name the events cite, the member that carries it).
+    """
+    carried: dict[str, str] = {}
+    for name in parts:
         em = _EVIDENCE_RE.match(name)
         if em:
             if sums[name] != em.group(1):  # the bytes were hashed against SHA256SUMS already
                 raise Refused(f"{what}: {name} is not named by the SHA-256 of its bytes")
             if em.group(1) in carried:
                 raise Refused(f"{what}: logger file {em.group(1)} is carried twice")
-            carried[em.group(1)] = data
+            carried[em.group(1)] = name
     listed = m.get("evidence") or []
     if not isinstance(listed, list) or sorted(carried) != sorted(listed):
         raise Refused(f"{what}: logger-file members differ from the manifest's evidence list")

@@ -147,12 +147,13 @@ class Spool:
     out.
     """
 
-    def __init__(self, files_dir: Path, cipher: bytes, sig: bytes) -> None:
+    def __init__(self, files_dir: Path, cipher: bytes | Path, sig: bytes) -> None:
         self._dir = files_dir / ".incoming"
         self._cipher = self._dir / f"{os.getpid()}-{threading.get_ident()}-{id(self):x}.tar.age"
         self._sig = self._cipher.with_name(self._cipher.name + ".minisig")
         self._failed: BaseException | None = None
         self._done = False
+        self.copy: Path | None = None  # a file source, copied: what the importer verifies
         fds: list[int] = []
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +161,9 @@ class Spool:
             for path in (self._cipher, self._sig):
                 fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
             _write_all(fds[1], sig)
+            if isinstance(cipher, Path):
+                _copy_into(fds[0], cipher)
+                self.copy = self._cipher
         except BaseException as exc:  # raised again by place(); never lost
             self._failed = exc
         writing = threading.Event()
@@ -169,11 +173,12 @@ class Spool:
         self._thread.start()
         writing.wait(timeout=1.0)  # only ordering: the write goes on without us either way
 
-    def _write(self, fds: list[int], cipher: bytes, writing: threading.Event) -> None:
+    def _write(self, fds: list[int], cipher: bytes | Path, writing: threading.Event) -> None:
         try:
             writing.set()
             if self._failed is None:
-                _write_all(fds[0], cipher)
+                if isinstance(cipher, bytes):
+                    _write_all(fds[0], cipher)
                 for fd in fds:
                     os.fsync(fd)
         except BaseException as exc:  # raised again by place(); never lost
@@ -210,6 +215,17 @@ class Spool:
         return self._done
 
 
+def _copy_into(fd: int, source: Path) -> None:
+    """Copy a bundle file into the spool in 1 MiB pieces; past the size limit the rest is left (verify refuses it)."""
+    from .bundle import LIMITS
+
+    left = LIMITS.bundle_bytes + 1
+    with open(source, "rb") as fh:
+        while left > 0 and (piece := fh.read(min(1 << 20, left))):
+            _write_all(fd, piece)
+            left -= len(piece)
+
+
 def kept_path(files_dir: Path, recorded: str) -> Path:
     """A kept bundle named by a ledger row (`sync_applied.file`, `sync_held.file`), under this site's own folder.
 
@@ -222,7 +238,7 @@ def kept_path(files_dir: Path, recorded: str) -> Path:
 
 
 def _keep(
-    files_dir: Path, kind: str, v: Verified, cipher: bytes, sig: bytes, spool: Spool | None = None
+    files_dir: Path, kind: str, v: Verified, cipher: bytes | Path, sig: bytes, spool: Spool | None = None
 ) -> Path:
     name = bundle_name(v.manifest["site"], v.device, v.bundle_seq)
     if kind != "applied":
@@ -232,7 +248,7 @@ def _keep(
         spool.place(path)
         return path
     atomic_write(path.with_name(path.name + ".minisig"), sig)
-    atomic_write(path, cipher)
+    atomic_write(path, cipher if isinstance(cipher, bytes) else Path(cipher).read_bytes())
     return path
 
 
@@ -252,7 +268,7 @@ def last_applied(store: Store, device: str) -> tuple[int, str]:
 def accept(
     store: Store,
     v: Verified,
-    cipher: bytes,
+    cipher: bytes | Path,
     sig: bytes,
     files_dir: Path,
     *,
@@ -287,7 +303,7 @@ def accept(
 def _record_held(
     store: Store,
     v: Verified,
-    cipher: bytes,
+    cipher: bytes | Path,
     sig: bytes,
     files_dir: Path,
     reason: str,
@@ -320,7 +336,7 @@ def _record_held(
 def _fork(
     store: Store,
     v: Verified,
-    cipher: bytes,
+    cipher: bytes | Path,
     sig: bytes,
     files_dir: Path,
     detail: str,
@@ -342,7 +358,7 @@ def _fork(
 def _hold(
     store: Store,
     v: Verified,
-    cipher: bytes,
+    cipher: bytes | Path,
     sig: bytes,
     files_dir: Path,
     hold: ingest.HoldForCoordinator,
@@ -364,7 +380,7 @@ def _hold(
 def _accept_one(
     store: Store,
     v: Verified,
-    cipher: bytes,
+    cipher: bytes | Path,
     sig: bytes,
     files_dir: Path,
     on_fork: ForkHook | None,
@@ -497,7 +513,7 @@ def _continues_past_head(store: Store, v: Verified) -> bool:
 def _apply_new_tail(
     store: Store,
     v: Verified,
-    cipher: bytes,
+    cipher: bytes | Path,
     sig: bytes,
     files_dir: Path,
     spool: Spool | None,
@@ -531,7 +547,7 @@ def _apply_new_tail(
 
 
 def _replay(
-    store: Store, v: Verified, cipher: bytes, sig: bytes, files_dir: Path, spool: Spool | None
+    store: Store, v: Verified, cipher: bytes | Path, sig: bytes, files_dir: Path, spool: Spool | None
 ) -> Outcome:
     """A re-export of events held here: nothing changes; the ledger learns the bundle seq if it is the next.
 
@@ -573,9 +589,7 @@ def _events_of(v: Verified) -> list[eventlog.Event]:
     return v.events
 
 
-def _apply(
-    store: Store, v: Verified, path: Path, archive_photos: bool = False, *, after: int = 0
-) -> Outcome:
+def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False, *, after: int = 0) -> Outcome:
     """Photos, logger files, events, after-ingest hooks and the ledger row: one transaction.
 
     `after`: the events up to this seq are held here already (a straddling
@@ -586,15 +600,22 @@ def _apply(
     first = m["events"]["first"]
     kept = f"{path.parent.name}/{path.name}"  # relative to the sync folder
     with store.transaction():
-        for digest, (ext, data) in sorted(v.photos.items()):
+        # Photos and logger files one at a time, read again from the verified
+        # bundle as a stream (`Verified.parts`): never all of them in memory.
+        cited = {member: (digest, name) for digest, (name, member) in v.evidence.items()}
+        for member, data in v.parts():
+            if member in cited:
+                digest, name = cited[member]
+                evidencestore.save(store, digest, name, data)
+                continue
+            digest = v.digests[member]
             # The photo store skips a photo it holds already (by its name);
             # reading a held one back to re-hash it here would decide nothing.
             if archive_photos:
-                member = f"photos/{digest}.{ext}"
                 photostore.archive_original(
                     store,
                     digest,
-                    bytes(data),
+                    data,
                     bundle=kept,
                     member=member,
                     offset=v.offsets[member],
@@ -602,9 +623,7 @@ def _apply(
                     bundle_seq=bseq,
                 )
             else:
-                photostore.save_original(store, digest, ext, bytes(data))
-        for digest, (name, data) in sorted(v.evidence.items()):
-            evidencestore.save(store, digest, name, data)
+                photostore.save_original(store, digest, v.photos[digest][0], data)
         events = [e for e in _events_of(v) if e.seq > after] if after else _events_of(v)
         eventlog.ingest_many(store, events)
         ingest.after_ingest(store, events)

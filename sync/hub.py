@@ -72,7 +72,7 @@ def _identity(store: Store) -> str:
     return keys.age_identity
 
 
-def verify(store: Store, cipher: bytes, sig: bytes, what: str = "bundle") -> bundle.Verified:
+def verify(store: Store, cipher: bytes | Path, sig: bytes, what: str = "bundle") -> bundle.Verified:
     return bundle.verify(cipher, sig, registry.hub_lookup(store), [_identity(store)], what)
 
 
@@ -86,8 +86,11 @@ class ImportResult:
         return self.outcome.ok
 
 
-def import_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "bundle") -> ImportResult:
-    """Verify and apply one ward bundle (see `engine`); returns the outcome and a signed receipt."""
+def import_bundle(session: Session, cipher: bytes | Path, sig: bytes, what: str = "bundle") -> ImportResult:
+    """Verify and apply one ward bundle (see `engine`); returns the outcome and a signed receipt.
+
+    `cipher` is the bundle's bytes (an HTTP push) or its file (`import_file`).
+    """
     session.require("hub.manage", what="import bundles")
     require_hub(session)
     store = session.store
@@ -110,7 +113,7 @@ def _import_pragmas(store: Store) -> None:
     store.execute("PRAGMA cache_size = -262144")
 
 
-def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Outcome:
+def _apply(session: Session, cipher: bytes | Path, sig: bytes, what: str) -> engine.Outcome:
     """Verify one bundle and apply it (inside the caller's transaction or savepoint).
 
     Anything but a refusal that escapes here is an error no check foresaw:
@@ -131,12 +134,15 @@ def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Out
         ) from exc
 
 
-def _verify_and_accept(session: Session, cipher: bytes, sig: bytes, what: str) -> engine.Outcome:
+def _verify_and_accept(session: Session, cipher: bytes | Path, sig: bytes, what: str) -> engine.Outcome:
     store = session.store
     # The bundle goes to disk (kept if applied or held) while it is verified.
+    # A file is copied first and verified from the hub's own copy, so what is
+    # kept is what was checked, even if the file changes meanwhile.
     spool = engine.Spool(files_dir(session), cipher, sig) if cipher else None
+    v: bundle.Verified | None = None
     try:
-        v = verify(store, cipher, sig, what)
+        v = verify(store, spool.copy if spool is not None and spool.copy else cipher, sig, what)
 
         def on_fork(st: Store, fv: bundle.Verified, detail: str) -> None:
             applied = st.scalar(
@@ -193,6 +199,8 @@ def _verify_and_accept(session: Session, cipher: bytes, sig: bytes, what: str) -
         except Refused as exc:
             raise bundle.SignedRefusal(exc.message, v.signer) from None
     finally:
+        if v is not None:
+            v.close()
         if spool is not None:
             spool.discard()
 
@@ -283,9 +291,9 @@ def import_files(
                     item = FileImport(path)
                     group.append(item)
                     try:
-                        cipher, sig = read_pair(path)
+                        sig = read_sig(path)
                         with store.transaction():  # a savepoint: this bundle, all or nothing
-                            outcome = _apply(session, cipher, sig, path.name)
+                            outcome = _apply(session, path, sig, path.name)
                         item.result = ImportResult(outcome, None)
                     except WardError as exc:
                         item.refused = str(exc)
@@ -302,12 +310,24 @@ def import_files(
 
 
 def import_file(session: Session, path: Path) -> ImportResult:
-    cipher, sig = read_pair(path)
-    return import_bundle(session, cipher, sig, path.name)
+    """`import_bundle` of a file: copied into the spool and verified from that copy as a stream, never read whole."""
+    path = Path(path)
+    return import_bundle(session, path, read_sig(path), path.name)
 
 
 def read_pair(path: Path) -> tuple[bytes, bytes]:
     """A bundle file and its `.minisig` beside it."""
+    path = Path(path)
+    sig = read_sig(path)
+    try:
+        cipher = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    return cipher, sig
+
+
+def read_sig(path: Path) -> bytes:
+    """The `.minisig` beside a bundle file, once the file's name and size pass (the bundle is not read)."""
     path = Path(path)
     if not path.name.endswith(".tar.age"):
         raise UsageError(
@@ -325,11 +345,7 @@ def read_pair(path: Path) -> tuple[bytes, bytes]:
         sig = sig_path.read_bytes() if sig_path.stat().st_size <= 64 * 1024 else b""
     except OSError:
         raise Refused(f"{path.name}: signature file {sig_path.name} is missing") from None
-    try:
-        cipher = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    return cipher, sig
+    return sig
 
 
 def outbound(session: Session, ward_device: str, *, after: int | None = None) -> list[dict[str, Any]]:

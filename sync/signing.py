@@ -104,8 +104,8 @@ def parse(sig_bytes: bytes, what: str) -> ParsedSignature:
     return ParsedSignature(key_id, sig.trusted_comment, True, sig_bytes)
 
 
-def verify(public_b64: str, data: bytes, sig_bytes: bytes, what: str) -> ParsedSignature:
-    """Check a prehashed signature over `data` with one public key; returns it parsed."""
+def verify(public_b64: str, data: bytes | Any, sig_bytes: bytes, what: str) -> ParsedSignature:
+    """Check a prehashed signature over `data` (bytes, or a reader hashed as it is read) with one public key."""
     import minisign
 
     parsed = parse(sig_bytes, what)

@@ -121,7 +121,9 @@ def test_verify_requires_exactly_the_files_a_registered_extractor_finds() -> Non
         verify()
     features.Registry().carried_file(NEW_FEATURE)
     v = verify()
-    assert v.evidence == {digest: ("fridge.csv", LOG)}
+    member = f"evidence/{digest}.csv"
+    assert v.evidence == {digest: ("fridge.csv", member)}
+    assert dict(v.parts()) == {member: LOG}  # the bytes, read again from the verified bundle
     # And the cited file must travel: a bundle without it is refused.
     with pytest.raises(Refused, match="which the bundle lacks"):
         _sealed([line], {})()
