@@ -38,6 +38,7 @@ from textual.widgets import Input, Static
 
 from wardcrf import protocol as protocols
 from wardcrf.errors import ValidationFailed, WardError
+from wardcrf.workflow import service as form_service
 
 from .errors import message_of
 from .i18n import language, t
@@ -88,7 +89,8 @@ class FormScreen(UnsavedWork):
         """The field to put the cursor in when the form opens (a draft reopened where it was left)."""
         self.form_name = form
         self.participant = participant
-        self.proto = ward.call(protocols.active_for)
+        # the participant's version (enrolled under it or amended to it): the form their record is checked by
+        self.proto = ward.call(form_service.protocol_for, participant, form)
         self.form = self.proto.form(form)
         self.values: dict[str, Any] = dict(initial or {})
         self.problems: dict[str, str] = {}

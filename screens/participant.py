@@ -257,7 +257,7 @@ class ParticipantScreen(Screen[None]):
         from .dose_wizard import DoseWizard
 
         try:
-            if self.ward.call(administration_visit.uses_engine):  # a format-2 regimen drives the wizard
+            if self.ward.call(administration_visit.uses_engine, self.participant):  # their version decides
                 from .administration_wizard import AdministrationWizard
 
                 wizard: Any = AdministrationWizard(self.ward, self.participant)

@@ -294,15 +294,17 @@ def _project_eligibility(store: Store, rec: Record, names: dict[str, str]) -> No
 def _eligibility_form_hook(store: Store, rec: Record) -> None:
     """A format-2 version's eligibility form named other than `screening` projects the same facts.
 
-    Asked of the version active when the record is projected (on a replay, the version active at that
-    point of the log), so `db rebuild` derives the same rows.
+    Asked of the version governing the participant when the record is projected (`amendments.protocol_of`:
+    the active one before enrollment, then theirs; on a replay, as it stood at that point of the log), so
+    `db rebuild` derives the same rows.
     """
     if rec.form in _FORMAT1_FORMS or not (rec.subject or "").startswith("participant:"):
         return
-    from .. import protocol as protocols
+    from .amendments import protocol_of
+    from .base import get_participant
 
     try:
-        proto = protocols.active(store)
+        proto = protocol_of(store, get_participant(store, (rec.subject or "").removeprefix("participant:")))
     except Refused:
         return
     el = proto.engine.data.get("eligibility", {}) if proto.engine is not None else {}

@@ -365,6 +365,19 @@ def _signoff(
     return sign_off(session, p.id, password=password_for(session.user), note=str(note) if note else None)
 
 
+def protocol_for(session: Session, participant: str | None, form: str | None = None) -> protocols.Protocol:
+    """The version whose forms a screen shows for `participant` (None: the site's active one): the version
+    their submissions are checked against (`_governing`), so the form a clinician fills is the one checked.
+
+    Refused, naming the amendment, for a form their version does not have.
+    """
+    session.require("record.read", what="read the protocol")
+    if form is not None:
+        return _governing(session, form, participant)
+    p = get_participant(session.store, participant) if participant else None
+    return amendments.protocol_of(session.store, p)
+
+
 def _governing(session: Session, form: str, participant: str | None) -> protocols.Protocol:
     """The version a submission is checked against and captured under: the participant's once they are
     enrolled (`amendments`: enrolled under it, or moved to it by an amendment), else the active one.
