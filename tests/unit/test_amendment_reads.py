@@ -7,13 +7,14 @@ until an investigator applies the amendment to the first.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from test_protocol_amendments import FOLLOWUP, MEX, P1, _apply, _load, _load_1_1, _version
-from wf_support import _copy_site, at, make_ward, today
+from wf_support import PASSWORD, _copy_site, at, make_ward, today
 
 from wardcrf.errors import Refused
 from wardcrf.site import Site
@@ -101,3 +102,117 @@ def test_the_wizard_question_needs_a_signed_in_reader(session_for):
     s.role = "nobody"  # type: ignore[misc]
     with pytest.raises(Exception, match="may not"):
         administration_visit.uses_engine(s, P1)
+
+
+# -- a format-2 version of its own (PALM): the SAE clock is the participant's version's --------------
+
+
+def _palm_clock(version: str, other: str) -> str:
+    from wardcrf.engine import model
+
+    src = model.shipped_source("palm.toml").replace('version = "1.0"', f'version = "{version}"', 1)
+    old = 'sae_clock = { fatal_or_life_threatening = "7d", other = "15d" }'
+    assert old in src
+    return src.replace(old, f'sae_clock = {{ fatal_or_life_threatening = "7d", other = "{other}" }}', 1)
+
+
+def _serious_ae(w, pid: str) -> str:
+    day = w.now.date()
+    r = w.run(
+        "submit",
+        "ae",
+        "--participant",
+        pid,
+        "term=Hypotension",
+        f"onset={day}",
+        "grade=3",
+        "serious=yes",
+        "hospitalization=yes",
+        "causality=not_related",
+        "outcome=recovering",
+        f"first_known={day}",
+        "--confirm",
+        "--reason",
+        "a second episode",
+    )
+    assert r.code == 0, r.err
+    s = w.site().unlock("auditor", PASSWORD)
+    try:
+        return str(
+            s.store.scalar(
+                "SELECT report_due FROM adverse_events WHERE participant = ? ORDER BY rowid DESC LIMIT 1", (pid,)
+            )
+        )
+    finally:
+        s.close()
+
+
+def _enrolled(w) -> str:
+    pid = w.consent()
+    assert w.screen(pid).code == 0
+    r = w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}")
+    assert r.code == 0, r.err
+    return pid
+
+
+def test_each_participant_gets_their_versions_sae_clock(cli, tmp_path, monkeypatch):
+    from test_engine_ward_cli import _ward
+
+    w = _ward(cli, tmp_path, monkeypatch, "palm")
+    first = _enrolled(w)  # under PALM 1.0: a serious event is reported within 15 days
+    path = tmp_path / "palm-1.1.toml"
+    path.write_text(_palm_clock("1.1", "10d"), "utf-8")
+    r = w.run("protocol", "load", str(path), user="investigator")
+    assert r.code == 0, r.err
+    second = _enrolled(w)  # under PALM 1.1: within 10 days
+    day = w.now.date()
+    assert _serious_ae(w, first) == str(day + timedelta(days=15))
+    assert _serious_ae(w, second) == str(day + timedelta(days=10))
+    r = w.run("protocol", "apply", first, "1.1", "--reason", "amendment 1 approved", user="investigator")
+    assert r.code == 0, r.err
+    assert _serious_ae(w, first) == str(day + timedelta(days=10))
+
+
+def test_an_eligibility_record_amended_after_a_newer_version_is_projected_by_the_participants_version(
+    cli, tmp_path, monkeypatch
+):
+    """PALM 1.0 names its eligibility form `eligibility_check`; 1.1 (active now) names another. A laboratory
+    correction to an enrolled 1.0 participant's eligibility record still updates their eligibility."""
+    from test_engine_ward_cli import _ward
+
+    from wardcrf.engine import model
+
+    v1 = model.shipped_source("palm.toml").replace("screening", "eligibility_check")
+    w = _ward(cli, tmp_path, monkeypatch, "palm-renamed", source=v1)
+    day = w.now.date().isoformat()
+    pid = w.consent()
+    r = w.run(
+        "submit",
+        "eligibility_check",
+        "--participant",
+        pid,
+        f"date={day}",
+        "age=34",
+        "sex=F",
+        "pregnant=no",
+        "weight=62",
+        f"symptom_onset={day}",
+        "ct_np=20",
+        "ebov_pcr_positive=yes",
+        "prior_ebov_therapeutic=no",
+    )
+    assert r.code == 0, r.err
+    checked = r.out.strip()
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={day}").code == 0
+    path = tmp_path / "palm-1.1.toml"
+    v2 = v1.replace('version = "1.0"', 'version = "1.1"', 1).replace("eligibility_check", "eligibility_review")
+    path.write_text(v2, "utf-8")
+    r = w.run("protocol", "load", str(path), user="investigator")
+    assert r.code == 0, r.err
+    r = w.run("amend", checked, "ebov_pcr_positive=no", "--reason", "PCR result corrected by the laboratory")
+    assert r.code == 0, r.err
+    shown = json.loads(w.run("participant", "show", pid, "--json", user="auditor").out)
+    assert shown["protocol"]["version"] == "1.0"
+    assert (shown["eligible"], shown["failed_criteria"]) == (False, ["pcr"])
+    r = w.run("db", "rebuild", "--check", user="admin")
+    assert r.code == 0, r.out + r.err
