@@ -242,7 +242,7 @@ class ParticipantScreen(Screen[None]):
         self.query_one("#p-signatures", Static).update("\n".join(sig_lines))
 
     def _protocol_line(self, version: dict[str, Any]) -> str:
-        """"Protocol: ID VERSION (enrolled under / amended on DATE)": the version their forms and rules follow."""
+        """ "Protocol: ID VERSION (enrolled under / amended on DATE)": the version their forms and rules follow."""
         pr = version["protocol"]
         if pr["since"] == "amendment" and version["amendments"]:
             how = t("participant.amended_on", date=self._local(version["amendments"][-1]["at"])[:10])

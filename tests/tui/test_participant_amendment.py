@@ -85,7 +85,9 @@ async def test_a_refused_amendment_is_shown_in_the_domains_words_and_nothing_cha
         assert "Protocol: MEXCOVID 1.0 (enrolled under)" in _summary(app)
 
 
-async def test_other_roles_do_not_get_the_action_and_the_service_refuses_them(app_for, site, tmp_path) -> None:
+async def test_other_roles_do_not_get_the_action_and_the_service_refuses_them(
+    app_for, site, tmp_path
+) -> None:
     pid = enroll(site, tmp_path)
     _load_1_1(site)
     app = app_for("clinician")

@@ -140,7 +140,8 @@ def _serious_ae(w, pid: str) -> str:
     try:
         return str(
             s.store.scalar(
-                "SELECT report_due FROM adverse_events WHERE participant = ? ORDER BY rowid DESC LIMIT 1", (pid,)
+                "SELECT report_due FROM adverse_events WHERE participant = ? ORDER BY rowid DESC LIMIT 1",
+                (pid,),
             )
         )
     finally:
@@ -205,7 +206,9 @@ def test_an_eligibility_record_amended_after_a_newer_version_is_projected_by_the
     checked = r.out.strip()
     assert w.run("submit", "enrollment", "--participant", pid, f"date={day}").code == 0
     path = tmp_path / "palm-1.1.toml"
-    v2 = v1.replace('version = "1.0"', 'version = "1.1"', 1).replace("eligibility_check", "eligibility_review")
+    v2 = v1.replace('version = "1.0"', 'version = "1.1"', 1).replace(
+        "eligibility_check", "eligibility_review"
+    )
     path.write_text(v2, "utf-8")
     r = w.run("protocol", "load", str(path), user="investigator")
     assert r.code == 0, r.err
