@@ -219,3 +219,16 @@ def test_an_eligibility_record_amended_after_a_newer_version_is_projected_by_the
     assert (shown["eligible"], shown["failed_criteria"]) == (False, ["pcr"])
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.out + r.err
+
+
+def test_the_dsmg_board_plans_each_participants_doses_by_their_version(cli, tmp_path, session_for):
+    from wardcrf.workflow import dsmg
+
+    _load_1_1(cli, tmp_path)  # 1.1 plans four doses, 1.0 five
+    second = _enroll_second(session_for, tmp_path)
+    board = dsmg.review(session_for("dsmg"), today=today())
+    planned = {p["participant"]: p["doses_planned"] for p in board["participants"]}
+    assert (planned[P1], planned[second]) == (5, 4)
+    assert _apply(cli, P1, "1.1").code == 0
+    board = dsmg.review(session_for("dsmg"), today=today())
+    assert {p["participant"]: p["doses_planned"] for p in board["participants"]}[P1] == 4

@@ -208,7 +208,7 @@ def submit(
     day) in between the check and the write.
     """
     if form == "signoff":
-        proto = protocols.active(session.store)
+        proto = _governing(session, form, participant)  # their version's sign-off form
         session.require(rule_for(form).action, what=f"submit {form} forms")
         return _signoff(session, proto, raw, participant, password_for)
     asked: dict[str, str] = {}
