@@ -104,3 +104,44 @@ async def test_other_roles_do_not_get_the_action_and_the_service_refuses_them(
         await settle(pilot)
         assert "role clinician may not apply a protocol amendment" in _notes(app)
         assert "Protocol: MEXCOVID 1.0 (enrolled under)" in _summary(app)
+
+
+FOLLOWUP = """
+[forms.followup]
+label = { en = "Day 28 follow-up call", zh = "第28天随访电话" }
+
+[forms.followup.fields.date]
+type = "date"
+required = true
+label = { en = "Date of the call", zh = "日期" }
+"""
+
+
+async def test_the_form_picker_and_form_screen_show_the_participants_version(app_for, site, tmp_path) -> None:
+    """1.1 (active) adds a follow-up form; the participant enrolled under 1.0 is offered 1.0's forms."""
+    from wardcrf.screens.form_picker import forms_for
+    from wardcrf.screens.form_screen import FormScreen
+
+    from wardcrf.errors import Refused
+
+    pid = enroll(site, tmp_path)
+    s = site.unlock("investigator", PASSWORD)
+    try:
+        source = MEX.replace('version = "1.0"', 'version = "1.1"', 1) + FOLLOWUP
+        protocol.load(s, protocol.parse(source, "next.toml"))
+    finally:
+        s.close()
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        theirs = [name for name, _label in forms_for(app.ward, who=pid)]
+        active = [name for name, _label in forms_for(app.ward)]
+        assert "followup" in active and "followup" not in theirs and "vitals" in theirs
+        assert FormScreen(app.ward, "vitals", pid).proto.version == "1.0"
+        assert FormScreen(app.ward, "vitals", None).proto.version == "1.1"
+        try:
+            FormScreen(app.ward, "followup", pid)
+        except Refused as exc:
+            assert f"{pid} is on protocol MEXCOVID 1.0, which has no followup form" in str(exc)
+        else:
+            raise AssertionError("a form their version lacks was opened")
