@@ -82,6 +82,14 @@ async def test_a_refused_amendment_is_shown_in_the_domains_words_and_nothing_cha
         await pilot.press("ctrl+s")  # no reason
         await settle(pilot)
         assert "needs a reason" in _notes(app)
+        await pilot.press("p")
+        await settle(pilot)
+        await _type(pilot, app, "#amend-version", "1.1")
+        await _type(pilot, app, "#amend-reason", "approved\x1b[2J")  # hostile: a terminal escape
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "reason: character U+001B" in _notes(app)
+        assert "\x1b" not in _notes(app)
         assert "Protocol: MEXCOVID 1.0 (enrolled under)" in _summary(app)
 
 
