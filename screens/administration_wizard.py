@@ -49,6 +49,7 @@ from wardcrf import protocol as protocols
 from wardcrf import scanner
 from wardcrf.clock import zone
 from wardcrf.errors import WardError
+from wardcrf.workflow import service as form_service
 
 from .errors import message_of
 from .i18n import domain_word, label_width, language, pad, t
@@ -117,7 +118,7 @@ class AdministrationWizard(UnsavedWork):
 
         self.ward = ward
         self.participant = participant
-        self.proto = ward.call(protocols.active_for)
+        self.proto = ward.call(form_service.protocol_for, participant)  # their version's forms
         self.plan: AdministrationPlan = ward.call(administration_visit.plan, participant)
         p = self.plan
         self.steps = (

@@ -52,6 +52,7 @@ from wardcrf import protocol as protocols
 from wardcrf import scanner
 from wardcrf.clock import zone
 from wardcrf.errors import WardError
+from wardcrf.workflow import service as form_service
 
 from .errors import message_of
 from .i18n import domain_word, label_width, language, pad, t
@@ -178,7 +179,7 @@ class DoseWizard(UnsavedWork):
 
         self.ward = ward
         self.participant = participant
-        self.proto = ward.call(protocols.active_for)
+        self.proto = ward.call(form_service.protocol_for, participant)  # their version's forms
         self.summary: ParticipantSummary = ward.call(workflow.show, participant)
         self.step = 0
         self.kit_raw = ""

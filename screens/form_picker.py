@@ -20,11 +20,13 @@ from .ward import Ward
 from .widgets.footer import WardFooter
 
 
-def forms_for(ward: Ward, *, participant: bool = True) -> list[tuple[str, str]]:
-    """(form name, translated label) of the participant forms this role may submit."""
+def forms_for(ward: Ward, *, participant: bool = True, who: str | None = None) -> list[tuple[str, str]]:
+    """(form name, translated label) of the participant forms this role may submit; with `who`, the forms of
+    that participant's protocol version (enrolled under it or amended to it), else the active version's."""
+    from wardcrf.workflow import service
     from wardcrf.workflow.base import rule_for
 
-    proto = ward.call(protocols.active_for)
+    proto = ward.call(service.protocol_for, who)
     out = []
     for name, form in proto.forms.items():
         rule = rule_for(name)
@@ -68,7 +70,7 @@ class FormPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(t("picker.title", participant=self.participant), classes="dialog-title")
-            choices = forms_for(self.ward)
+            choices = forms_for(self.ward, who=self.participant)
             if choices:
                 yield OptionList(*[Option(Text(label), id=name) for name, label in choices], id="forms")
             else:

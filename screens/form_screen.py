@@ -36,6 +36,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
 from wardcrf import protocol as protocols
+from wardcrf.workflow import service as form_service
 
 from .field_form import FieldForm, Signers
 from .i18n import language, t
@@ -80,7 +81,8 @@ class FormScreen(FieldForm):
         super().__init__(ward, initial, focus=focus)
         self.form_name = form
         self.participant = participant
-        self.proto = ward.call(protocols.active_for)
+        # the participant's version (enrolled under it or amended to it): the form their record is checked by
+        self.proto = ward.call(form_service.protocol_for, participant, form)
         self.form = self.proto.form(form)
         self.submission: dict[str, Any] = {}
         """What this save sends the service (`freeze`, as the save starts)."""

@@ -75,6 +75,7 @@ class ParticipantScreen(Screen[None]):
         Binding("v", "form('vitals')", "key.vitals"),
         Binding("c", "vitals_chart", "dose.key_chart"),
         Binding("r", "randomize", "randomize.key"),
+        Binding("p", "apply_amendment", "amend.key"),
         BACK,
         LANGUAGE,
     ]
@@ -87,6 +88,8 @@ class ParticipantScreen(Screen[None]):
         entries: list[audit.TrailEntry]
         sigs: list[signatures.SignatureState]
         randomizable: bool
+        version: dict[str, Any]
+        """`amendments.version_of`: the protocol version they are on, how, and every amendment applied."""
 
     @dataclass
     class FactorsNeeded(Message):
@@ -106,6 +109,13 @@ class ParticipantScreen(Screen[None]):
         shown: str
 
     @dataclass
+    class AmendmentDone(Message):
+        """An amendment was applied (`ok`) or refused: the line to show."""
+
+        text: str
+        ok: bool
+
+    @dataclass
     class RandomizeRefused(Message):
         """Randomization was refused (`allocating`: at the allocation, not before): the one line."""
 
@@ -119,6 +129,7 @@ class ParticipantScreen(Screen[None]):
         self.entries: list[audit.TrailEntry] = []
         self.summary: ParticipantSummary | None = None
         self.randomizable = False
+        self.version: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, self.participant)
@@ -142,12 +153,15 @@ class ParticipantScreen(Screen[None]):
             return self.ward.can("dose.record")
         if action == "randomize":
             return self.randomizable  # offered only where a list waits and this participant has no entry
+        if action == "apply_amendment":
+            return self.ward.can("protocol.apply")  # the investigator's; the service refuses anyone else too
         return True
 
     @work(thread=True, exclusive=True, group="participant")
     def load(self) -> None:
         from wardcrf import workflow
         from wardcrf.randomization import service as randomization
+        from wardcrf.workflow import amendments
 
         pid = self.participant
         subject = f"participant:{pid}"
@@ -156,13 +170,15 @@ class ParticipantScreen(Screen[None]):
             entries = self.ward.call(lambda s: list(audit.trail(s, subject=subject)))
             sigs = self.ward.call(signatures.of_subject, subject)
             randomizable = self.ward.call(randomization.randomizable, pid)
+            version = self.ward.call(amendments.version_of, pid)
         except Exception as exc:
             self.post_message(Refused(message_of(exc)))
             return
-        self.post_message(self.Loaded(summary, entries, sigs, randomizable))
+        self.post_message(self.Loaded(summary, entries, sigs, randomizable, version))
 
     @on(Loaded)
     def _on_loaded(self, message: Loaded) -> None:
+        self.version = message.version
         self._fill(message.summary, message.entries, message.sigs)
         self._offer_randomize(message.randomizable)
 
@@ -204,6 +220,8 @@ class ParticipantScreen(Screen[None]):
             ),
             next_text,
         ]
+        if self.version is not None:
+            lines.append(self._protocol_line(self.version))
         if summary.get("deviations"):
             lines.append(
                 t(
@@ -227,6 +245,61 @@ class ParticipantScreen(Screen[None]):
         if not sigs:
             sig_lines.append("  " + t("participant.no_signatures"))
         self.query_one("#p-signatures", Static).update("\n".join(sig_lines))
+
+    def _protocol_line(self, version: dict[str, Any]) -> str:
+        """ "Protocol: ID VERSION (enrolled under / amended on DATE)": the version their forms and rules follow."""
+        pr = version["protocol"]
+        if pr["since"] == "amendment" and version["amendments"]:
+            how = t("participant.amended_on", date=self._local(version["amendments"][-1]["at"])[:10])
+        elif pr["since"] == "enrollment":
+            how = t("participant.enrolled_under")
+        else:
+            how = t("participant.active_version")
+        return t("participant.protocol", id=pr["id"], version=pr["version"], how=how)
+
+    def action_apply_amendment(self) -> None:
+        """Ask the version and the reason, then apply through the service (investigator; refusals in its words)."""
+        from .dialogs.amendment import AmendmentDialog
+
+        pr = (self.version or {}).get("protocol") or {}
+        current = f"{pr.get('id', '')} {pr.get('version', '')}".strip()
+
+        def chosen(answer: tuple[str, str] | None) -> None:
+            if answer is not None:
+                self._apply_amendment(*answer)
+
+        self.app.push_screen(AmendmentDialog(self.participant, current), chosen)
+
+    @work(thread=True, exclusive=True, group="amendment")
+    def _apply_amendment(self, version: str, reason: str) -> None:
+        from wardcrf.workflow import amendments
+
+        try:
+            event = self.ward.call(amendments.apply, self.participant, version, reason)
+        except Exception as exc:
+            self.post_message(self.AmendmentDone(message_of(exc), ok=False))
+            return
+        b = event.body
+        self.post_message(
+            self.AmendmentDone(
+                t(
+                    "amend.applied",
+                    participant=b["participant"],
+                    id=b["protocol_id"],
+                    from_version=b["from_version"],
+                    to_version=b["to_version"],
+                ),
+                ok=True,
+            )
+        )
+
+    @on(AmendmentDone)
+    def _on_amendment(self, message: AmendmentDone) -> None:
+        if message.ok:
+            self.notify(message.text, timeout=15)
+            self.load()
+        else:
+            self.notify(message.text, severity="error", timeout=30)
 
     def _local(self, ts: str) -> str:
         """A stored UTC time as the ward's local time, to the minute."""
@@ -262,7 +335,7 @@ class ParticipantScreen(Screen[None]):
         from .dose_wizard import DoseWizard
 
         try:
-            if self.ward.call(administration_visit.uses_engine):  # a format-2 regimen drives the wizard
+            if self.ward.call(administration_visit.uses_engine, self.participant):  # their version decides
                 from .administration_wizard import AdministrationWizard
 
                 wizard: Any = AdministrationWizard(self.ward, self.participant)

@@ -98,6 +98,7 @@ def _administration_kit_use(store: Store, key: str, exclude: str | None) -> KitU
     """A format-2 version's administration record naming the kit (its forms are not format 1's `dose`), so the
     cold chain sees a vial given by an infusion as used (not left at the bedside past its limit)."""
     try:
+        # the active version's forms; an older version's renamed administration forms are not searched
         m = protocols.active(store).engine
     except Refused:
         return None

@@ -63,7 +63,7 @@ def _soft_warnings(session: Session, form: str, values: dict[str, Any]) -> list[
     loaded: none declared.
     """
     try:
-        proto = protocols.active(session.store)
+        proto = protocols.active(session.store)  # a cold-chain record belongs to no participant: the site's
     except Refused:
         return []
     return plausibility.evaluate(

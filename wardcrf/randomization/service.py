@@ -146,10 +146,9 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
     if store.one("SELECT 1 FROM participants WHERE id = ?", (pid,)) is None:
         raise Refused(f"unknown participant {pid} at this site")
     _protocol_gates(store, pid)
-    lists_here = store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,))
-    if not lists_here:
-        raise Refused(NO_LIST)
+    _lists_for(store, device, None)  # none at all: said first
     _already_randomized(store, pid)  # said before the levels are computed (and again inside the transaction)
+    lists_here = _lists_for(store, device, pid)
     current = lists_here[-1]
     factors = json.loads(current.get("factors") or "[]")
     snap = levels_mod.snapshot(store, pid) if factors else None
@@ -163,8 +162,9 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
             " LEFT JOIN rand_allocations a"
             "   ON a.list_id = e.list_id AND a.stratum = e.stratum AND a.position = e.position"
             " WHERE l.device = ? AND e.stratum = ? AND a.participant IS NULL"
+            f" AND l.list_id IN ({','.join('?' * len(lists_here))})"
             " ORDER BY l.issued_at, l.rowid, e.position LIMIT 1",
-            (device, stratum),
+            (device, stratum, *[str(r["list_id"]) for r in lists_here]),
         )
         if entry is not None:
             list_id, position, sealed, digest, list_key, reveal = entry
@@ -202,6 +202,43 @@ def _already_randomized(store: Store, pid: str) -> None:
         raise Refused(f"{pid} is already randomized (list {taken[0]}, stratum {taken[1]}, entry {taken[2]})")
 
 
+def _lists_for(store: Store, device: str, pid: str | None) -> list[dict[str, Any]]:
+    """The laptop's lists a participant is allocated from, oldest first: those issued for the protocol version
+    they are on (`amendments.protocol_of`: enrolled under it, or amended to it).
+
+    A list is made at the hub from one version's design (arms, ratio, strata). A participant on PALM 1.0 is
+    never allocated from a list issued for 1.1 (it may hold an arm 1.0 does not plan): refused, naming both,
+    until the hub sends a list for their version or an investigator applies the amendment to them. Lists
+    of another protocol only (a laptop whose lists name no version of the participant's protocol) are
+    used as they come. An allocation is never moved: a participant amended after it keeps their arm
+    (`amendments` refuses a version without it).
+    """
+    lists_here = store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,))
+    if not lists_here:
+        raise Refused(NO_LIST)
+    if pid is None:
+        return lists_here
+    from ..workflow.amendments import protocol_of
+    from ..workflow.base import get_participant
+
+    p = get_participant(store, pid)
+    if p is None:
+        return lists_here
+    proto = protocol_of(store, p)
+    same = [r for r in lists_here if r["protocol_id"] == proto.id]
+    theirs = [r for r in same if r["protocol_version"] == proto.version]
+    if theirs:
+        return theirs
+    if same:
+        issued = sorted({str(r["protocol_version"]) for r in same})
+        raise Refused(
+            f"{p.id} is on protocol {proto.id} {proto.version}; this laptop's allocation lists were issued for "
+            f"{proto.id} {', '.join(issued)}: ask the coordinator for a list for {proto.version}, or an "
+            f"investigator applies the amendment first (`wardcrf protocol apply {p.id} VERSION --reason ...`)"
+        )
+    return lists_here
+
+
 def _protocol_gates(store: Store, pid: str) -> None:
     """A format-2 version's gates before `randomize` (eligibility, a DSMG hold...), in its words."""
     from ..clock import now_utc
@@ -236,16 +273,12 @@ def factors_needed(session: Session, participant: str | None = None) -> dict[str
     """
     session.require("randomization.allocate", what="randomize participants")
     _site, device, _kind = own_identity(session.store)
-    lst = session.store.rows(
-        "SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1", (device,)
-    )
-    if not lst:
-        raise Refused(NO_LIST)
+    pid = ids.normalise("participant", participant) if participant is not None else None
+    lst = _lists_for(session.store, device, pid)[-1:]  # the latest list the participant is allocated from
     every = _factors(lst[0])
     declared = {str(f["code"]): f for f in json.loads(lst[0].get("factors") or "[]")}
     if not declared:
         return every
-    pid = ids.normalise("participant", participant) if participant is not None else None
     snap = levels_mod.snapshot(session.store, pid) if pid is not None else None
     out: dict[str, list[str]] = {}
     for name, codes in every.items():
@@ -259,13 +292,14 @@ def levels_known(session: Session, participant: str) -> list[tuple[str, str, str
     """(factor, level, source) of each factor the participant's records already give, for the dialog to show."""
     session.require("randomization.allocate", what="randomize participants")
     _site, device, _kind = own_identity(session.store)
-    row = session.store.one(
-        "SELECT factors FROM rand_lists WHERE device = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1", (device,)
-    )
-    factors = json.loads(row[0]) if row and row[0] else []
+    pid = ids.normalise("participant", participant)
+    try:
+        lst = _lists_for(session.store, device, pid)[-1]
+    except Refused:
+        return []  # no list for them: `factors_needed` and `allocate` say why
+    factors = json.loads(lst["factors"]) if lst.get("factors") else []
     if not factors:
         return []
-    pid = ids.normalise("participant", participant)
     return levels_mod.known(factors, levels_mod.snapshot(session.store, pid), pid)
 
 

@@ -77,7 +77,7 @@ def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
 
     session.require("export.data", what="export or report the trial's data")
     store = session.store
-    proto = protocols.active(store)
+    proto = protocols.active(store)  # the trial's analysis: the active version declares the endpoints
     m = proto.engine
     if m is None:
         raise Refused(

@@ -179,10 +179,12 @@ class _DryRun(Exception):
 # -- the plan ------------------------------------------------------------------------------------
 
 
-def uses_engine(session: Session) -> bool:
-    """Whether the active version is a format-2 version of its own (its administrations drive the wizard)."""
+def uses_engine(session: Session, participant: str | None = None) -> bool:
+    """Whether the version governing `participant` (theirs once enrolled, else the active one) is a
+    format-2 version of its own: its administrations drive the wizard, otherwise the dose wizard does."""
     session.require("record.read", what="read the protocol")
-    return protocols.active(session.store).engine is not None
+    p = get_participant(session.store, participant) if participant else None
+    return amendments.protocol_of(session.store, p).engine is not None
 
 
 def _model(session: Session, participant: str) -> tuple[protocols.Protocol, Model]:

@@ -296,15 +296,20 @@ def review(session: Session, *, today: date) -> DsmgBoard:
     """The DSMG review board: the gate and every participant's safety summary."""
     session.require("record.read", what="read safety data")
     store = session.store
-    proto = protocols.active(store)
+    from .amendments import protocols_of
+    from .base import participant_from_row
+
+    proto = protocols.active(store)  # the gate and the sentinels are the site's
     reviews = _relatedness(store)
-    ids = [r[0] for r in store.execute("SELECT id FROM participants ORDER BY number")]
+    enrolled = [participant_from_row(r) for r in store.rows("SELECT * FROM participants ORDER BY number")]
+    theirs = protocols_of(store, enrolled)  # each participant's doses planned: their version's
     sentinels = set(sentinel_state(store, proto.sentinel_participants)["sentinels"])
     people = [
         BoardParticipant(
-            **participant_safety(store, proto, pid, today=today, reviews=reviews), sentinel=pid in sentinels
+            **participant_safety(store, theirs.get(p.id, proto), p.id, today=today, reviews=reviews),
+            sentinel=p.id in sentinels,
         )
-        for pid in ids
+        for p in enrolled
     ]
     return {"gate": gate_state(store, proto), "participants": people}
 

@@ -294,8 +294,12 @@ def _project_eligibility(store: Store, rec: Record, names: dict[str, str]) -> No
 def _eligibility_form_hook(store: Store, rec: Record) -> None:
     """A format-2 version's eligibility form named other than `screening` projects the same facts.
 
-    Asked of the version active when the record is projected (on a replay, the version active at that
-    point of the log), so `db rebuild` derives the same rows.
+    The form is the eligibility form of the active version, or else of an earlier version of the same
+    protocol (newest first): a participant enrolled under that version and not amended stays on it, and a
+    correction to their eligibility record made after a newer version was loaded must still reach their
+    eligibility. Asked of the versions loaded when the record is projected (on a replay, those loaded at
+    that point of the log; the `protocols` projection, not the events, so `db rebuild --check`, which
+    replays into a copy holding projections only, derives the same rows).
     """
     if rec.form in _FORMAT1_FORMS or not (rec.subject or "").startswith("participant:"):
         return
@@ -305,9 +309,25 @@ def _eligibility_form_hook(store: Store, rec: Record) -> None:
         proto = protocols.active(store)
     except Refused:
         return
+    names = _eligibility_names(proto, rec.form)
+    if names is None:
+        for (version,) in store.execute(
+            "SELECT version FROM protocols WHERE protocol_id = ? AND version != ? ORDER BY rowid DESC",
+            (proto.id, proto.version),
+        ):
+            names = _eligibility_names(protocols.loaded_version(store, proto.id, str(version)), rec.form)
+            if names is not None:
+                break
+    if names is not None:
+        _project_eligibility(store, rec, names)
+
+
+def _eligibility_names(proto: Any, form: str) -> dict[str, str] | None:
+    """A format-2 version's `[eligibility]` field names when `form` is its eligibility form, else None."""
     el = proto.engine.data.get("eligibility", {}) if proto.engine is not None else {}
-    if el.get("form") == rec.form:
-        _project_eligibility(store, rec, {k: str(el[k]) for k in ("date", "eligible", "failed") if k in el})
+    if el.get("form") != form:
+        return None
+    return {k: str(el[k]) for k in ("date", "eligible", "failed") if k in el}
 
 
 def _format1_forms() -> frozenset[str]:

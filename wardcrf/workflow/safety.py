@@ -54,7 +54,7 @@ def dsmg_form(store: Store) -> tuple[str, str, dict[str, str]]:
     from .. import protocol as protocols
 
     try:
-        m = protocols.active(store).engine
+        m = protocols.active(store).engine  # the DSMG decides for the site, under its active version
     except Refused:
         m = None
     dsmg = m.data.get("dsmg", {}) if m is not None else {}

@@ -208,7 +208,7 @@ def submit(
     day) in between the check and the write.
     """
     if form == "signoff":
-        proto = protocols.active(session.store)
+        proto = _governing(session, form, participant)  # their version's sign-off form
         session.require(rule_for(form).action, what=f"submit {form} forms")
         return _signoff(session, proto, raw, participant, password_for)
     asked: dict[str, str] = {}
@@ -372,6 +372,19 @@ def _signoff(
     p = require_participant(session.store, participant)
     note = raw.get("note")
     return sign_off(session, p.id, password=password_for(session.user), note=str(note) if note else None)
+
+
+def protocol_for(session: Session, participant: str | None, form: str | None = None) -> protocols.Protocol:
+    """The version whose forms a screen shows for `participant` (None: the site's active one): the version
+    their submissions are checked against (`_governing`), so the form a clinician fills is the one checked.
+
+    Refused, naming the amendment, for a form their version does not have.
+    """
+    session.require("record.read", what="read the protocol")
+    if form is not None:
+        return _governing(session, form, participant)
+    p = get_participant(session.store, participant) if participant else None
+    return amendments.protocol_of(session.store, p)
 
 
 def _governing(session: Session, form: str, participant: str | None) -> protocols.Protocol:

@@ -581,6 +581,7 @@ def today(session: Session, at: datetime | None = None) -> Worklist:
     """What is due or overdue now on this ward, most urgent first."""
     session.require("record.read", what="read the ward's worklist")
     store = session.store
+    # the ward's zone and kind; `today_items` reads each participant's version
     proto = protocols.active(store)
     at = at or now()
     ward_zone = proto.schedule.zone or _site_zone(store) or "UTC"
@@ -738,6 +739,7 @@ def safety_overview(session: Session, at: datetime | None = None) -> SafetyOverv
     """
     session.require("record.read", what="read adverse events")
     store = session.store
+    # the ward's zone only: each SAE's due date was set by the version its record was captured under
     proto = protocols.active(store)
     local_today = (at or now()).astimezone(zone(proto.schedule.zone or _site_zone(store) or "UTC")).date()
     pending = {r["event_id"] for r in safety.review_list(store)}
@@ -801,7 +803,7 @@ def dsmg_gate(session: Session) -> DsmgGate:
     """
     session.require("record.read", what="read DSMG decisions")
     store = session.store
-    proto = protocols.active(store)
+    proto = protocols.active(store)  # the sentinel gate is the site's
     decided = safety.decisions(store)
     last = decided[-1] if decided else None
     held = safety.hold(store)

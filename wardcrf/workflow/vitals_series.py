@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import protocol as protocols
+from . import amendments
 from .base import require_participant
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def vitals_by_dose(session: Session, participant: str) -> VitalsSeries:
     """Pre- and post-dose values of each vital sign across the scheduled doses."""
     session.require("record.read", what="read participants")
     p = require_participant(session.store, participant)
-    proto = protocols.active(session.store)
+    proto = amendments.protocol_of(session.store, p)  # their version's ranges and schedule, not the site's
     planned = proto.schedule.doses
     form = proto.form("vitals")
     measures = []

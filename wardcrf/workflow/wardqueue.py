@@ -72,6 +72,7 @@ def _utc(moment: datetime) -> str:
 def _model(store: Store) -> Any:
     """The engine's model of the active version (`engine.due` places each participant's next dose)."""
     try:
+        # the page's window, the site's; `derive` reads each participant's version for their row
         return due.model_for(protocols.active(store))
     except Refused:
         return None  # no protocol yet: no due times (loading one recomputes every row)
@@ -117,7 +118,7 @@ _UPSERT = (
 def _format_2(store: Store) -> protocols.Protocol | None:
     """The active version when it is a format-2 version of its own (its rows come from the engine)."""
     try:
-        proto = protocols.active(store)
+        proto = protocols.active(store)  # which kind of rows the site keeps, not one participant's
     except Refused:
         return None
     return proto if proto.engine is not None else None
