@@ -37,6 +37,7 @@ from .widgets.tables import WardTable
 
 if TYPE_CHECKING:
     from wardcrf.engine.schedule import Deviation
+    from wardcrf.workflow.amendments import VersionState
     from wardcrf.workflow.status import ParticipantSummary
 
 _SIGNED = re.compile(r"^signed \S+ as (?P<meaning>.+) \((?P<name>.*)\)$")
@@ -88,7 +89,7 @@ class ParticipantScreen(Screen[None]):
         entries: list[audit.TrailEntry]
         sigs: list[signatures.SignatureState]
         randomizable: bool
-        version: dict[str, Any]
+        version: VersionState
         """`amendments.version_of`: the protocol version they are on, how, and every amendment applied."""
 
     @dataclass
@@ -129,7 +130,7 @@ class ParticipantScreen(Screen[None]):
         self.entries: list[audit.TrailEntry] = []
         self.summary: ParticipantSummary | None = None
         self.randomizable = False
-        self.version: dict[str, Any] | None = None
+        self.version: VersionState | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, self.participant)
@@ -246,7 +247,7 @@ class ParticipantScreen(Screen[None]):
             sig_lines.append("  " + t("participant.no_signatures"))
         self.query_one("#p-signatures", Static).update("\n".join(sig_lines))
 
-    def _protocol_line(self, version: dict[str, Any]) -> str:
+    def _protocol_line(self, version: VersionState) -> str:
         """ "Protocol: ID VERSION (enrolled under / amended on DATE)": the version their forms and rules follow."""
         pr = version["protocol"]
         if pr["since"] == "amendment" and version["amendments"]:
@@ -261,8 +262,8 @@ class ParticipantScreen(Screen[None]):
         """Ask the version and the reason, then apply through the service (investigator; refusals in its words)."""
         from .dialogs.amendment import AmendmentDialog
 
-        pr = (self.version or {}).get("protocol") or {}
-        current = f"{pr.get('id', '')} {pr.get('version', '')}".strip()
+        pr = self.version["protocol"] if self.version else None
+        current = f"{pr['id']} {pr['version']}" if pr else ""
 
         def chosen(answer: tuple[str, str] | None) -> None:
             if answer is not None:

@@ -18,6 +18,7 @@ from . import amendments
 from .base import require_participant
 
 if TYPE_CHECKING:
+    from .. import protocol as protocols
     from ..site import Session
 
 MEASURES = ("oxysat", "temp", "pulse", "resp", "sysbp", "diabp")
