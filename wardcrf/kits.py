@@ -58,6 +58,17 @@ class KitUse:
         return f"kit {self.kit} was already used for {self.participant} dose {self.dose_number} ({self.event_id})"
 
 
+@dataclass(frozen=True)
+class KitCheck:
+    """A scan step's verdict on one kit: usable now for the participant's next dose or administration, or
+    the reason it is not; the lot the cold chain knows it by. Both wizards' services answer with it."""
+
+    kit: str
+    ok: bool
+    reason: str | None = None
+    lot: str | None = None
+
+
 def kit_use(
     store: Store, kit: str, *, exclude: str | None = None, participant: str | None = None
 ) -> KitUse | None:

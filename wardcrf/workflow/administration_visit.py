@@ -47,6 +47,7 @@ from ..engine import eligibility, gates, interpreter
 from ..engine.interpreter import Snapshot
 from ..engine.model import Administration, Model, Quantity
 from ..errors import Refused, ValidationFailed, WardError
+from ..kits import KitCheck as KitCheck  # the scan step's verdict, shared with the other wizard
 from . import amendments, engine_rules, service, status
 from .base import get_participant, now, require_participant
 from .gatefacts import site_facts
@@ -140,16 +141,6 @@ class AdministrationPlan:
             + [("administration", self.form)]
             + [(f"after:{a.code}", a.form) for a in self.after]
         )
-
-
-@dataclass(frozen=True)
-class KitCheck:
-    """The scan step's verdict on one kit: usable now for this administration, or the reason it is not."""
-
-    kit: str
-    ok: bool
-    reason: str | None = None
-    lot: str | None = None
 
 
 @dataclass

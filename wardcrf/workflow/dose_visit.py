@@ -38,6 +38,7 @@ from .. import protocol as protocols
 from ..clock import zone
 from ..engine.schedule import Deviation
 from ..errors import Refused, ValidationFailed, WardError
+from ..kits import KitCheck as KitCheck  # the scan step's verdict, shared with the other wizard
 from ..registration import require_installed
 from . import amendments, service, status
 from .base import now, require_participant
@@ -76,16 +77,6 @@ class VisitPartRefused(Refused):
         self.problems: dict[str, str] = dict(getattr(cause, "problems", {}) or {})
         super().__init__(f"{PART_WORDS[part]}: {cause.message}; nothing of this dose visit was saved")
         self.exit_code = cause.exit_code
-
-
-@dataclass
-class KitCheck:
-    """The scan step's verdict on one kit: usable now, or the reason it is not."""
-
-    kit: str
-    ok: bool
-    reason: str | None = None
-    lot: str | None = None
 
 
 @dataclass
