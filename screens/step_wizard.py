@@ -173,6 +173,11 @@ class StepWizard(UnsavedWork):
         raise NotImplementedError
 
     def parts(self) -> dict[str, Any]:
+        """The records' typed values as the service takes them."""
+        raise NotImplementedError
+
+    def remember(self) -> None:
+        """Collect everything typed into `values` (before a step move, a recompose, a draft)."""
         raise NotImplementedError
 
     def _review_text(self) -> str:
