@@ -282,13 +282,8 @@ class AdministrationWizard(StepWizard):
                 lines.append("[b yellow]⚠ " + escape(t("adm.deviations", items=items)) + "[/]")
             else:
                 lines.append("[green]" + escape(t("adm.no_deviation")) + "[/]")
-        soft = self._soft_items()
-        if soft:
-            lines.append("[yellow]" + escape(t("dose.soft_values", items="; ".join(soft))) + "[/]")
-        if self.preview is not None and not self.checking_review and not self.preview_error:
-            lines.append("[b green]" + escape(t("adm.ready")) + "[/]")
-        lines.append("")
-        kit = self.kit.kit if self.kit is not None else self.kit_raw.strip()
+        lines += self._review_verdict("adm.ready")
+        kit = self._review_kit()
         lines.append(f"[b]{escape(t('dose.review_kit'))}:[/b] {escape(kit)}")
         if p.kind == "tablets":
             lines.append(f"[b]{escape(self._units_label().rstrip(' *'))}:[/b] {escape(self.units)}")

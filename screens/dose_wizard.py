@@ -353,13 +353,8 @@ class DoseWizard(StepWizard):
             if self.preview.ae_expected:
                 events = ", ".join(self._event_labels(self.preview.ae_expected))
                 lines.append("[b yellow]" + escape(t("dose.ae_expected", events=events)) + "[/]")
-        soft = self._soft_items()
-        if soft:
-            lines.append("[yellow]" + escape(t("dose.soft_values", items="; ".join(soft))) + "[/]")
-        if self.preview is not None and not self.checking_review and not self.preview_error:
-            lines.append("[b green]" + escape(t("dose.ready")) + "[/]")
-        lines.append("")
-        kit = self.kit.kit if self.kit is not None else self.kit_raw.strip()
+        lines += self._review_verdict("dose.ready")
+        kit = self._review_kit()
         vitals = [n for n in self.proto.form("vitals").fields if n not in FIXED_VITALS]
         rows = [
             (

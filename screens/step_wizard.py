@@ -197,6 +197,21 @@ class StepWizard(UnsavedWork):
             return "[green]" + escape(t("dose.kit_ok", kit=self.kit.kit, lot=self.kit.lot or "—")) + "[/]"
         return "[b red]" + escape(t("dose.kit_refused", reason=self.kit.reason)) + "[/]"
 
+    def _review_verdict(self, ready: str) -> list[str]:
+        """The review's closing lines: the soft values a reason is asked for, `ready` once the dry run passed."""
+        lines = []
+        soft = self._soft_items()
+        if soft:
+            lines.append("[yellow]" + escape(t("dose.soft_values", items="; ".join(soft))) + "[/]")
+        if self.preview is not None and not self.checking_review and not self.preview_error:
+            lines.append("[b green]" + escape(t(ready)) + "[/]")
+        lines.append("")
+        return lines
+
+    def _review_kit(self) -> str:
+        """The kit as checked (else as scanned)."""
+        return self.kit.kit if self.kit is not None else self.kit_raw.strip()
+
     # -- layout ------------------------------------------------------------------------------
     def _group(
         self,
