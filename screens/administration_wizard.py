@@ -319,11 +319,9 @@ class AdministrationWizard(StepWizard):
 
     # -- values ----------------------------------------------------------------------------
     def remember(self) -> None:
+        super().remember()
         if not self.is_mounted:
             return
-        for g in self.groups():
-            g.remember()
-        self.kit_raw = self.query_one("#kit-scan", Input).value
         units = self.query("#adm-units")
         if units:
             self.units = units.first(Input).value

@@ -436,14 +436,6 @@ class DoseWizard(StepWizard):
         self.query_one("#ae-note", Static).update(self._ae_text())
 
     # -- values ----------------------------------------------------------------------
-    def remember(self) -> None:
-        """Collect everything typed (before a recompose: language switch)."""
-        if not self.is_mounted:
-            return
-        for g in self.groups():
-            g.remember()
-        self.kit_raw = self.query_one("#kit-scan", Input).value
-
     def typed(self) -> dict[str, Any]:
         self.remember()
         out: dict[str, Any] = {"kit": self.kit_raw.strip()}

@@ -177,8 +177,12 @@ class StepWizard(UnsavedWork):
         raise NotImplementedError
 
     def remember(self) -> None:
-        """Collect everything typed into `values` (before a step move, a recompose, a draft)."""
-        raise NotImplementedError
+        """Collect everything typed into `values` (before a step move, a recompose: language switch)."""
+        if not self.is_mounted:
+            return
+        for g in self.groups():
+            g.remember()
+        self.kit_raw = self.query_one("#kit-scan", Input).value
 
     def _review_text(self) -> str:
         raise NotImplementedError
