@@ -34,36 +34,29 @@ through services: the plan, the kit check and the record are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
-from textual.widgets import ContentSwitcher, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from wardcrf import protocol as protocols
-from wardcrf import scanner
-from wardcrf.clock import zone
 from wardcrf.errors import WardError
-from wardcrf.workflow import service as form_service
 
 from .errors import message_of
 from .i18n import domain_word, label_width, language, pad, t
-from .keys import LANGUAGE
-from .unsaved import UnsavedWork, closing_draft, without_blanks
+from .step_wizard import StepWizard
+from .unsaved import without_blanks
 from .ward import Ward
 from .widgets.fields import MAX_LABEL, FieldGroup, is_soft
 from .widgets.footer import WardFooter
 from .widgets.scan_field import ScanField
-from .widgets.status import StatusBar
-from .widgets.typeahead import focus_now, hold_keys, release_keys
+from .widgets.typeahead import focus_now, hold_keys
 
 if TYPE_CHECKING:
-    from wardcrf.workflow.administration_visit import AdministrationPlan, AdministrationVisit, KitCheck
+    from wardcrf.workflow.administration_visit import AdministrationPlan, KitCheck
 
 ADMINISTRATION = "administration"
 DRAFT_FORM = "administration_visit"
@@ -83,42 +76,13 @@ class Step:
     tab: str
 
 
-class AdministrationWizard(UnsavedWork):
+class AdministrationWizard(StepWizard):
     """Give one participant their next administration of a format-2 regimen, step by step."""
 
-    CSS_PATH = "dose_wizard.tcss"
-    AUTO_FOCUS = "#kit-scan"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+n", "next_step", "dose.key_next", priority=True),
-        Binding("ctrl+b", "previous_step", "dose.key_previous", priority=True),
-        Binding("ctrl+t", "stamp_now", "dose.key_now", priority=True),
-        Binding("ctrl+s", "save", "dose.key_save", priority=True),
-        Binding("escape", "back", "key.back"),
-        LANGUAGE,
-    ]
-
-    @dataclass
-    class KitChecked(Message):
-        raw: str
-        kit: KitCheck | None
-        error: str | None
-
-    @dataclass
-    class Reviewed(Message):
-        visit: AdministrationVisit | None
-        error: WardError | None
-
-    @dataclass
-    class KeysFree(Message):
-        reason: str
-
     def __init__(self, ward: Ward, participant: str, *, draft: dict[str, Any] | None = None) -> None:
-        super().__init__()
+        super().__init__(ward, participant)
         from wardcrf.workflow import administration_visit
 
-        self.ward = ward
-        self.participant = participant
-        self.proto = ward.call(form_service.protocol_for, participant)  # their version's forms
         self.plan: AdministrationPlan = ward.call(administration_visit.plan, participant)
         p = self.plan
         self.steps = (
@@ -128,8 +92,7 @@ class AdministrationWizard(UnsavedWork):
             + [Step(f"after:{a.code}", a.label) for a in p.after]
             + [Step("review", t("adm.tab_review"))]
         )
-        self.step = 0
-        self.values: dict[str, dict[str, Any]] = {ADMINISTRATION: {}}
+        self.values[ADMINISTRATION] = {}
         for a in (*p.before, *p.after):
             self.values[self._part(a.code, a in p.before)] = {}
         form = self.proto.form(p.form)
@@ -141,22 +104,7 @@ class AdministrationWizard(UnsavedWork):
         if p.prescribed and dose_field in p.product_fields:
             self.values[ADMINISTRATION][dose_field] = str(p.prescribed["value"])
         self.units = str(p.units) if p.units else ""
-        self.problems: dict[str, dict[str, str]] = {g: {} for g in self._group_ids()}
-        self.kit_raw = ""
-        self.kit: Any = None
-        self.kit_error: str | None = None
-        self.preview: Any = None
-        self.preview_error: str | None = None
-        self.checking_review = False
-        self.saving = False
-        self.saved: Any = None
-        self.message = ""
-        self.message_refusal = False
-        self.scan_gap_s = ward.call(scanner.profile).gap_s
-        self._checks = 0
-        self._next_when_checked = False
-        self._resume: tuple[int, str | None] | None = None
-        """A draft's step and field, gone back to once its kit is checked again."""
+        self.problems.update({g: {} for g in self.group_ids()})
         if draft:
             self._restore(draft)
 
@@ -165,17 +113,32 @@ class AdministrationWizard(UnsavedWork):
     def _part(code: str, before: bool) -> str:
         return f"{'before' if before else 'after'}:{code}"
 
-    def _group_ids(self) -> list[str]:
+    def step_key(self, i: int) -> str:
+        return self.steps[i].key
+
+    def step_tab(self, i: int) -> str:
+        return self.steps[i].tab
+
+    def step_count(self) -> int:
+        return len(self.steps)
+
+    def wizard_title(self) -> str:
+        return t("adm.title")
+
+    def head_text(self) -> str:
+        return self._plan_text()
+
+    def group_ids(self) -> list[str]:
         return ["group-product", "group-given"] + [
             f"group-{i}" for i, s in enumerate(self.steps) if ":" in s.key
         ]
 
-    def _group_part(self, gid: str) -> str:
+    def group_part(self, gid: str) -> str:
         if gid in ("group-product", "group-given"):
             return ADMINISTRATION
         return self.steps[int(gid.removeprefix("group-"))].key
 
-    def _group_step(self, gid: str) -> int:
+    def group_step(self, gid: str) -> int:
         if gid == "group-product":
             return 0
         if gid == "group-given":
@@ -185,21 +148,6 @@ class AdministrationWizard(UnsavedWork):
     def _assessment(self, key: str) -> Any:
         kind, _, code = key.partition(":")
         return next(a for a in (self.plan.before if kind == "before" else self.plan.after) if a.code == code)
-
-    def _group(
-        self, form: str, names: list[str], part: str, gid: str, prefix: str, label_cells: int | None = None
-    ) -> FieldGroup:
-        return FieldGroup(
-            self.proto.form(form),
-            label_cells=label_cells,
-            zone=self.ward.session.ctx.zone,
-            user=self.ward.user,
-            values=self.values[part],
-            problems=self.problems[gid],
-            names=names,
-            prefix=prefix,
-            id=gid,
-        )
 
     def _product_width(self) -> int:
         f = self.proto.form(self.plan.form).fields
@@ -211,51 +159,35 @@ class AdministrationWizard(UnsavedWork):
         s = self.plan.strength
         return t("adm.units_label", strength=s["value"] if s else "", unit=s["unit"] if s else "") + " *"
 
-    def compose(self) -> ComposeResult:
+    def compose_steps(self) -> ComposeResult:
         p = self.plan
-        yield StatusBar(self.ward, f"{t('adm.title')} · {self.participant}")
-        yield Static(self._steps_text(), id="wizard-steps")
-        yield Static(self._plan_text(), id="wizard-dose")
         width = self._product_width()
-        with ContentSwitcher(initial=f"step-{self.step}", id="wizard-body"):
-            for i, step in enumerate(self.steps):
-                with VerticalScroll(id=f"step-{i}", classes="step"):
-                    if step.key == "kit":
-                        yield Static(t("adm.kit_help"), classes="muted")
-                        with Horizontal(classes="field-row", id="row-kit"):
-                            yield Label(pad(t("dose.kit_label") + " *", width), classes="field-label")
-                            yield ScanField(
-                                value=self.kit_raw,
-                                placeholder=t("dose.kit_hint"),
-                                id="kit-scan",
-                                classes="field-input",
-                                compact=True,
-                                gap_s=self.scan_gap_s,
-                            )
-                        yield Static(self._kit_text(), id="kit-status")
-                        yield Static(t("adm.product_help"), classes="muted step-note")
-                        if p.kind == "tablets":
-                            with Horizontal(classes="field-row", id="row-units"):
-                                yield Label(pad(self._units_label(), width), classes="field-label")
-                                yield Input(
-                                    value=self.units, id="adm-units", classes="field-input", compact=True
-                                )
-                            yield Static(self._units_text(), id="units-status", classes="muted")
-                        yield self._group(
-                            p.form, list(p.product_fields), ADMINISTRATION, "group-product", "adm-", width
-                        )
-                    elif step.key == "given":
-                        help_id = {"infusion": "adm.infusion_help", "tablets": "adm.tablets_help"}.get(
-                            p.kind, "adm.given_help"
-                        )
-                        yield Static(t(help_id), classes="muted")
-                        yield self._group(p.form, list(p.time_fields), ADMINISTRATION, "group-given", "adm-")
-                    elif step.key == "review":
-                        yield Static(self._review_text(), id="review")
-                    else:
-                        a = self._assessment(step.key)
-                        yield Static(t("adm.assessment_help", label=a.label), classes="muted")
-                        yield self._group(a.form, list(a.fields), step.key, f"group-{i}", f"a{i}-")
+        for i, step in enumerate(self.steps):
+            with VerticalScroll(id=f"step-{i}", classes="step"):
+                if step.key == "kit":
+                    yield Static(t("adm.kit_help"), classes="muted")
+                    yield from self._kit_row(width)
+                    yield Static(t("adm.product_help"), classes="muted step-note")
+                    if p.kind == "tablets":
+                        with Horizontal(classes="field-row", id="row-units"):
+                            yield Label(pad(self._units_label(), width), classes="field-label")
+                            yield Input(value=self.units, id="adm-units", classes="field-input", compact=True)
+                        yield Static(self._units_text(), id="units-status", classes="muted")
+                    yield self._group(
+                        p.form, list(p.product_fields), ADMINISTRATION, "group-product", "adm-", width
+                    )
+                elif step.key == "given":
+                    help_id = {"infusion": "adm.infusion_help", "tablets": "adm.tablets_help"}.get(
+                        p.kind, "adm.given_help"
+                    )
+                    yield Static(t(help_id), classes="muted")
+                    yield self._group(p.form, list(p.time_fields), ADMINISTRATION, "group-given", "adm-")
+                elif step.key == "review":
+                    yield Static(self._review_text(), id="review")
+                else:
+                    a = self._assessment(step.key)
+                    yield Static(t("adm.assessment_help", label=a.label), classes="muted")
+                    yield self._group(a.form, list(a.fields), step.key, f"group-{i}", f"a{i}-")
         yield Static(
             self.message, id="wizard-message", classes="refusal" if self.message_refusal else "muted"
         )
@@ -266,20 +198,6 @@ class AdministrationWizard(UnsavedWork):
         if self._resume is not None and self.kit_raw.strip():
             self._check_scanned()  # a reopened draft: its kit checked again, now (then its step)
         self.mark_clean()
-
-    def relabelled(self) -> None:
-        self._focus_step()
-
-    # -- texts -----------------------------------------------------------------------------
-    def _steps_text(self) -> str:
-        names = [
-            f"[reverse]{escape(s.tab)}[/]" if i == self.step else escape(s.tab)
-            for i, s in enumerate(self.steps)
-        ]
-        return f"[b]{t('dose.step', n=self.step + 1, total=len(self.steps))}[/b] · " + " › ".join(names)
-
-    def _local(self, iso: str, fmt: str = "%m-%d %H:%M") -> str:
-        return datetime.fromisoformat(iso).astimezone(zone(self.ward.session.ctx.zone)).strftime(fmt)
 
     def _plan_text(self) -> str:
         p = self.plan
@@ -315,17 +233,6 @@ class AdministrationWizard(UnsavedWork):
         if p.refusal:
             lines.append("[b red]" + escape(t("adm.refused", reason=p.refusal)) + "[/]")
         return "\n".join(lines)
-
-    def _kit_text(self) -> str:
-        if self.kit_error:
-            return "[b red]" + escape(self.kit_error) + "[/]"
-        if not self.kit_raw.strip():
-            return t("dose.kit_waiting")
-        if self.kit is None:
-            return t("dose.kit_checking", kit=escape(self.kit_raw.strip()))
-        if self.kit.ok:
-            return "[green]" + escape(t("dose.kit_ok", kit=self.kit.kit, lot=self.kit.lot or "—")) + "[/]"
-        return "[b red]" + escape(t("dose.kit_refused", reason=self.kit.reason)) + "[/]"
 
     def _units_text(self) -> str:
         from wardcrf.errors import ValidationFailed
@@ -375,13 +282,8 @@ class AdministrationWizard(UnsavedWork):
                 lines.append("[b yellow]⚠ " + escape(t("adm.deviations", items=items)) + "[/]")
             else:
                 lines.append("[green]" + escape(t("adm.no_deviation")) + "[/]")
-        soft = self._soft_items()
-        if soft:
-            lines.append("[yellow]" + escape(t("dose.soft_values", items="; ".join(soft))) + "[/]")
-        if self.preview is not None and not self.checking_review and not self.preview_error:
-            lines.append("[b green]" + escape(t("adm.ready")) + "[/]")
-        lines.append("")
-        kit = self.kit.kit if self.kit is not None else self.kit_raw.strip()
+        lines += self._review_verdict("adm.ready")
+        kit = self._review_kit()
         lines.append(f"[b]{escape(t('dose.review_kit'))}:[/b] {escape(kit)}")
         if p.kind == "tablets":
             lines.append(f"[b]{escape(self._units_label().rstrip(' *'))}:[/b] {escape(self.units)}")
@@ -412,32 +314,14 @@ class AdministrationWizard(UnsavedWork):
         for gid, problems in self.problems.items():
             for name, problem in problems.items():
                 if is_soft(problem):
-                    out.append(f"{self.steps[self._group_step(gid)].tab} · {name}: {problem.split(';')[0]}")
+                    out.append(f"{self.steps[self.group_step(gid)].tab} · {name}: {problem.split(';')[0]}")
         return out
 
-    def _refresh_texts(self) -> None:
-        self.query_one("#wizard-steps", Static).update(self._steps_text())
-        self.query_one("#wizard-dose", Static).update(self._plan_text())
-        self.query_one("#kit-status", Static).update(self._kit_text())
-        self.query_one("#review", Static).update(self._review_text())
-
-    def _say(self, text: str, *, refusal: bool = False) -> None:
-        self.message, self.message_refusal = text, refusal
-        line = self.query_one("#wizard-message", Static)
-        line.update(escape(text))
-        line.set_class(refusal, "refusal")
-        line.set_class(not refusal, "muted")
-
     # -- values ----------------------------------------------------------------------------
-    def groups(self) -> list[FieldGroup]:
-        return list(self.query(FieldGroup).results(FieldGroup))
-
     def remember(self) -> None:
+        super().remember()
         if not self.is_mounted:
             return
-        for g in self.groups():
-            g.remember()
-        self.kit_raw = self.query_one("#kit-scan", Input).value
         units = self.query("#adm-units")
         if units:
             self.units = units.first(Input).value
@@ -455,9 +339,6 @@ class AdministrationWizard(UnsavedWork):
     def draft_key(self) -> tuple[str, str] | None:
         return DRAFT_FORM, f"participant:{self.participant}"
 
-    def draft_fields(self) -> dict[str, Any]:
-        return {**self.typed(), "wizard.step": self.step}
-
     def _restore(self, draft: dict[str, Any]) -> None:
         """Reopened from a draft: the values back (of the parts this administration still has); its step
         once the kit is checked again."""
@@ -471,14 +352,6 @@ class AdministrationWizard(UnsavedWork):
                 self.values[part][field_] = value
         step = draft.get("wizard.step")
         self._resume = (min(step, len(self.steps) - 2) if isinstance(step, int) and step > 0 else 0, None)
-
-    def resume_at(self, field_: str | None) -> None:
-        """The field the draft's cursor was in (focused when its step is reached)."""
-        if self._resume is not None:
-            self._resume = (self._resume[0], field_)
-
-    def focused_field(self) -> str | None:
-        return self.focused.id if self.focused is not None and self.focused.id else None
 
     def parts(self) -> dict[str, Any]:
         """The records' typed values as `administration_visit.record` takes them."""
@@ -551,12 +424,8 @@ class AdministrationWizard(UnsavedWork):
         finally:
             self.post_message(self.KeysFree(reason))
 
-    @on(KeysFree)
-    def _on_keys_free(self, message: KeysFree) -> None:
-        release_keys(self, message.reason)
-
-    @on(KitChecked)
-    def _on_kit_checked(self, message: KitChecked) -> None:
+    @on(StepWizard.KitChecked)
+    def _on_kit_checked(self, message: StepWizard.KitChecked) -> None:
         if message.raw != self.kit_raw or not self.is_mounted:
             return
         self.kit, self.kit_error = message.kit, message.error
@@ -612,18 +481,6 @@ class AdministrationWizard(UnsavedWork):
         scan.select_all()
 
     # -- steps -----------------------------------------------------------------------------
-    def _focus_step(self) -> None:
-        body = self.query_one(f"#step-{self.step}")
-        fields = [w for w in body.query(".field-input") if w.focusable]
-        stamped = self._stamped_ids()
-        for widget in fields:
-            if widget.id in stamped:
-                continue  # stamped with the time now when the step is left
-            if not isinstance(widget, Input) or not widget.value:
-                focus_now(widget)
-                return
-        focus_now(fields[0] if fields else body)
-
     def _stamped_ids(self) -> set[str]:
         """The date-time inputs of this assessment step (stamped now when left blank)."""
         key = self.steps[self.step].key
@@ -632,22 +489,10 @@ class AdministrationWizard(UnsavedWork):
         group = self.query_one(f"#group-{self.step}", FieldGroup)
         return {group.wid(f.name) for f in group.fields if f.field is not None and f.field.type == "datetime"}
 
-    def _now_text(self) -> str:
-        return self.ward.local_now().strftime("%Y-%m-%d %H:%M")
-
-    def _go(self, step: int) -> None:
-        self.remember()
-        self.step = step
-        self.query_one("#wizard-body", ContentSwitcher).current = f"step-{step}"
-        key = self.steps[step].key
+    def entering(self, key: str) -> None:
         start = self.plan.roles.get("start")
         if key == "given" and start and not self.values[ADMINISTRATION].get(start):
             self.query_one("#group-given", FieldGroup).set_value(start, self._now_text())
-        self._refresh_texts()
-        self._focus_step()
-        self.refresh_bindings()
-        if key == "review":
-            self.run_review()
 
     def _step_group(self) -> FieldGroup | None:
         key = self.steps[self.step].key
@@ -680,191 +525,43 @@ class AdministrationWizard(UnsavedWork):
                     group.mark(f.name, "required")
         return {k: v for k, v in problems.items() if not is_soft(v)}
 
-    def action_next_step(self) -> None:
-        """ctrl+n: on once the step passes its checks (the kit: the gates of now and the kit's answer)."""
-        if self.saving or self.step >= len(self.steps) - 1:
-            return
-        self.remember()
-        if self.steps[self.step].key == "kit":
-            if self.plan.refusal:
-                self._say(t("adm.refused", reason=self.plan.refusal), refusal=True)
-                return
-            if self.kit is None and not self.kit_error and self.kit_raw.strip():
-                self._say(t("dose.kit_pending"))
-                self._next_when_checked = True
-                self._check_scanned()
-                return
-            if self.kit is None or not self.kit.ok:
-                self._say(t("dose.kit_needed"), refusal=True)
-                focus_now(self.query_one("#kit-scan", Input))
-                return
-            if self.plan.kind == "tablets":
-                from wardcrf.errors import ValidationFailed
-                from wardcrf.workflow.administration_visit import dose_from_units
+    def gate_refusal(self) -> str | None:
+        return t("adm.refused", reason=self.plan.refusal) if self.plan.refusal else None
 
-                try:
-                    dose_from_units(self.plan, self.units)
-                except ValidationFailed:
-                    self._say(t("adm.units_bad"), refusal=True)
-                    focus_now(self.query_one("#adm-units", Input))
-                    return
-        problems = self._step_problems()
-        if problems:
-            self._say(t("dose.fix_first"), refusal=True)
-            group = self._step_group()
-            if group is not None:
-                group.focus_field(next(iter(problems)))
-            return
-        self._say("")
-        self._go(self.step + 1)
+    def check_now(self) -> None:
+        self._check_scanned()
 
-    def action_previous_step(self) -> None:
-        if self.saving or self.step == 0:
-            return
-        self._say("")
-        self._go(self.step - 1)
+    def kit_step_ready(self) -> bool:
+        """Tablets: the count given must make a dose."""
+        if self.plan.kind == "tablets":
+            from wardcrf.errors import ValidationFailed
+            from wardcrf.workflow.administration_visit import dose_from_units
 
-    def action_stamp_now(self) -> None:
-        focused = self.focused
-        for g in self.groups():
-            name = g.name_of(focused.id if focused else None)
-            if name and g.form.fields[name].type == "datetime":
-                g.set_value(name, self._now_text())
-                return
-        self._say(t("dose.not_a_time"), refusal=True)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "next_step":
-            return self.step < len(self.steps) - 1
-        if action == "previous_step":
-            return self.step > 0
+            try:
+                dose_from_units(self.plan, self.units)
+            except ValidationFailed:
+                self._say(t("adm.units_bad"), refusal=True)
+                focus_now(self.query_one("#adm-units", Input))
+                return False
         return True
 
     # -- review and save -------------------------------------------------------------------
-    def run_review(self) -> None:
-        hold_keys(self, "adm-review")
-        self.checking_review, self.preview, self.preview_error = True, None, None
-        self.query_one("#review", Static).update(self._review_text())
-        self._review_worker(self.parts(), self._soft_parts())
-
-    @work(thread=True, exclusive=True, group="adm-review")
-    def _review_worker(self, parts: dict[str, Any], soft: set[str]) -> None:
+    def dry_run(self, parts: dict[str, Any], soft_parts: set[str]) -> Any:
         from wardcrf.workflow import administration_visit
 
-        try:
-            try:
-                got = self.ward.call(
-                    administration_visit.record,
-                    self.participant,
-                    reasons={p: "(review only: not saved)" for p in soft},
-                    dry_run=True,
-                    **parts,
-                )
-                error = None
-            except WardError as exc:
-                got, error = None, exc
-            self.post_message(self.Reviewed(got, error))
-        finally:
-            self.post_message(self.KeysFree("adm-review"))
+        return self.ward.call(
+            administration_visit.record,
+            self.participant,
+            reasons={p: "(review only: not saved)" for p in soft_parts},
+            dry_run=True,
+            **parts,
+        )
 
-    @on(Reviewed)
-    def _on_reviewed(self, message: Reviewed) -> None:
-        self.checking_review = False
-        self.preview = message.visit
-        self.preview_error = message_of(message.error) if message.error else None
-        if message.error is not None:
-            self._mark_refusal(message.error, go=False)
-        if self.is_mounted:
-            self.query_one("#review", Static).update(self._review_text())
-
-    def _soft_parts(self) -> set[str]:
-        return {
-            self._group_part(g)
-            for g, probs in self.problems.items()
-            if any(is_soft(p) for p in probs.values())
-        }
-
-    def _mark_refusal(self, exc: WardError, *, go: bool) -> None:
-        """Mark the fields the refused part names; with `go`, move to the first such step."""
-        part = getattr(exc, "part", None)
-        problems: dict[str, str] = getattr(exc, "problems", {}) or {}
-        if part is None or not problems:
-            return
-        first = None
-        for gid in self._group_ids():
-            if self._group_part(gid) != part:
-                continue
-            group = self.query_one(f"#{gid}", FieldGroup)
-            hit = {k: v for k, v in problems.items() if any(f.name == k for f in group.fields)}
-            for name, why in hit.items():
-                group.mark(name, why)
-            if hit and first is None:
-                first = self._group_step(gid)
-        if go and first is not None:
-            self._go(first)
-
-    def action_save(self) -> None:
-        """ctrl+s: on the review step, save; before it, go to the review first."""
-        if self.saving or self.saved is not None:
-            return
-        if self.steps[self.step].key != "review":
-            while self.steps[self.step].key != "review":
-                before = self.step
-                self.action_next_step()
-                if self.step == before:
-                    return
-            return
-        if self.checking_review:
-            return
-        self.saving = True
-        self.save_flow()
-
-    @work(exclusive=True, group="form-save")
-    async def save_flow(self) -> None:
-        try:
-            parts = self.parts()
-            reasons: dict[str, str] = {}
-            soft = self._soft_items()
-            if soft:
-                from .dialogs.reason import ReasonDialog
-
-                reason = await self.app.push_screen_wait(
-                    ReasonDialog(title=t("form.soft_title"), changes=soft)
-                )
-                if reason is None:
-                    self._say(t("form.not_saved_cancelled"))
-                    return
-                reasons = dict.fromkeys(self._soft_parts(), reason)
-            self._say(t("dose.saving"))
-            result = await self._record(parts, reasons)
-            if isinstance(result, WardError):
-                self._say(t("dose.refused", reason=message_of(result)), refusal=True)
-                self.preview, self.preview_error = None, message_of(result)
-                self.query_one("#review", Static).update(self._review_text())
-                self._mark_refusal(result, go=True)
-                return
-            self.saved = result
-            self.app.notify(t("adm.saved", n=result.number, pid=self.participant))
-            self.dismiss(result)
-        finally:
-            self.saving = False
-
-    async def _record(self, parts: dict[str, Any], reasons: dict[str, str]) -> Any:
+    def save_call(self, s: Any, parts: dict[str, Any], reasons: dict[str, str]) -> Any:
         from wardcrf.workflow import administration_visit
 
-        key = self.draft_key() if self.keeps_drafts else None
+        return administration_visit.record(s, self.participant, reasons=reasons, **parts)
 
-        def call() -> Any:
-            try:
-                return self.ward.call(
-                    lambda s: closing_draft(
-                        s,
-                        key,
-                        lambda: administration_visit.record(s, self.participant, reasons=reasons, **parts),
-                    )
-                )
-            except WardError as exc:
-                return exc
-
-        worker = self.run_worker(call, thread=True, group="adm-submit")
-        return await worker.wait()
+    async def after_save(self, result: Any) -> None:
+        self.app.notify(t("adm.saved", n=result.number, pid=self.participant))
+        self.dismiss(result)

@@ -42,28 +42,25 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import ContentSwitcher, Input, Label, SelectionList, Static
+from textual.widgets import Input, SelectionList, Static
 
 from wardcrf import protocol as protocols
-from wardcrf import scanner
 from wardcrf.clock import zone
 from wardcrf.errors import WardError
-from wardcrf.workflow import service as form_service
 
 from .errors import message_of
-from .i18n import domain_word, label_width, language, pad, t
-from .keys import LANGUAGE
-from .unsaved import UnsavedWork, closing_draft, without_blanks
+from .i18n import domain_word, label_width, language, t
+from .step_wizard import StepWizard
+from .unsaved import without_blanks
 from .ward import Ward
 from .widgets.fields import MAX_LABEL, FieldGroup, is_soft
 from .widgets.footer import WardFooter
 from .widgets.scan_field import ScanField
-from .widgets.status import StatusBar
-from .widgets.typeahead import focus_now, hold_keys, release_keys
+from .widgets.typeahead import focus_now, hold_keys
 
 if TYPE_CHECKING:
     from wardcrf.workflow.dose_visit import DayCheck, DoseVisit, KitCheck
@@ -131,19 +128,10 @@ def _duration(minutes: int) -> str:
     return t("dose.hours_minutes", h=h, m=m) if h else t("dose.minutes", m=m)
 
 
-class DoseWizard(UnsavedWork):
+class DoseWizard(StepWizard):
     """Give one participant their next dose, step by step."""
 
-    CSS_PATH = "dose_wizard.tcss"
-    AUTO_FOCUS = "#kit-scan"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+n", "next_step", "dose.key_next", priority=True),
-        Binding("ctrl+b", "previous_step", "dose.key_previous", priority=True),
-        Binding("ctrl+t", "stamp_now", "dose.key_now", priority=True),
-        Binding("ctrl+s", "save", "dose.key_save", priority=True),
-        Binding("escape", "back", "key.back"),
-        LANGUAGE,
-    ]
+    HIGHLIGHT_FIRST_CHOICE = True
 
     @dataclass
     class DayChecked(Message):
@@ -152,40 +140,12 @@ class DoseWizard(UnsavedWork):
         day: DayCheck | None
         error: str | None
 
-    @dataclass
-    class KitChecked(Message):
-        """The scanned kit checked for this participant (`raw`: as scanned), or the one line refusing it."""
-
-        raw: str
-        kit: KitCheck | None
-        error: str | None
-
-    @dataclass
-    class Reviewed(Message):
-        """The dry run of the whole visit (nothing saved), or the refusal naming its part."""
-
-        visit: DoseVisit | None
-        error: WardError | None
-
-    @dataclass
-    class KeysFree(Message):
-        """The decision the keys typed ahead waited for is shown: let them run (`reason`: the hold)."""
-
-        reason: str
-
     def __init__(self, ward: Ward, participant: str, *, draft: dict[str, Any] | None = None) -> None:
-        super().__init__()
+        super().__init__(ward, participant)
         from wardcrf import workflow
 
-        self.ward = ward
-        self.participant = participant
-        self.proto = ward.call(form_service.protocol_for, participant)  # their version's forms
         self.summary: ParticipantSummary = ward.call(workflow.show, participant)
-        self.step = 0
-        self.kit_raw = ""
-        self.kit: Any = None  # the last KitCheck for kit_raw
-        self.kit_error: str | None = None
-        self.values: dict[str, dict[str, Any]] = {"dose": {}, "pre": {}, "post": {}, "check": {}}
+        self.values.update({"dose": {}, "pre": {}, "post": {}, "check": {}})
         # Drop-downs show the protocol's default (diluent, nebulizer): what will be saved is on screen.
         for name, f in self.proto.form("dose").fields.items():
             if f.type == "choice" and f.default is not None and not f.computed:
@@ -193,26 +153,38 @@ class DoseWizard(UnsavedWork):
         # The protocol's dose and volume are constants of the trial: shown filled in, saved as shown.
         for name, constant in protocol_constants(self.proto).items():
             self.values["dose"].setdefault(name, constant)
-        self.problems: dict[str, dict[str, str]] = {g: {} for g in PART_OF_GROUP}
-        self.preview: Any = None  # DoseVisit of the last dry run
-        self.preview_error: str | None = None
-        self.checking_review = False
-        self.saving = False
-        self.saved: Any = None
-        self.message = ""
-        self.message_refusal = False
+        self.problems.update({g: {} for g in PART_OF_GROUP})
         self._scan_timer: Timer | None = None
-        self.scan_gap_s = ward.call(scanner.profile).gap_s
-        """This laptop's scanner profile: the quiet gap that ends a scan (None: codes end on Enter)."""
         self.day: Any = None  # the DayCheck of today's rules (None: not answered yet)
         self.day_error: str | None = None
-        self._checks = 0  # each kit check holds the keys typed after it under its own name
-        self._resume: tuple[int, str | None] | None = None
-        """A draft's step and field, gone back to once its kit is checked again."""
-        self._next_when_checked = False
         self._move_when_checked = False
         if draft:
             self._restore(draft)
+
+    # -- structure -------------------------------------------------------------------
+    def step_key(self, i: int) -> str:
+        return STEPS[i]
+
+    def step_tab(self, i: int) -> str:
+        return t(STEP_TABS[STEPS[i]])
+
+    def step_count(self) -> int:
+        return len(STEPS)
+
+    def wizard_title(self) -> str:
+        return t("dose.title")
+
+    def head_text(self) -> str:
+        return self._dose_text()
+
+    def group_ids(self) -> list[str]:
+        return list(PART_OF_GROUP)
+
+    def group_part(self, gid: str) -> str:
+        return PART_OF_GROUP[gid]
+
+    def group_step(self, gid: str) -> int:
+        return STEP_OF_GROUP[gid]
 
     # -- layout ----------------------------------------------------------------------
     def _product_width(self) -> int:
@@ -224,75 +196,35 @@ class DoseWizard(UnsavedWork):
         ]
         return min(MAX_LABEL, label_width(labels))
 
-    def _group(
-        self,
-        form: str,
-        names: list[str],
-        values: str,
-        gid: str,
-        prefix: str,
-        *,
-        label_cells: int | None = None,
-    ) -> FieldGroup:
-        return FieldGroup(
-            self.proto.form(form),
-            label_cells=label_cells,
-            zone=self.ward.session.ctx.zone,
-            user=self.ward.user,
-            values=self.values[values],
-            problems=self.problems[gid],
-            names=names,
-            prefix=prefix,
-            id=gid,
-        )
-
-    def compose(self) -> ComposeResult:
-        yield StatusBar(self.ward, f"{t('dose.title')} · {self.participant}")
-        yield Static(self._steps_text(), id="wizard-steps")
-        yield Static(self._dose_text(), id="wizard-dose")
+    def compose_steps(self) -> ComposeResult:
         vitals = [n for n in self.proto.form("vitals").fields if n not in FIXED_VITALS]
-        with ContentSwitcher(initial=f"step-{self.step}", id="wizard-body"):
-            with VerticalScroll(id="step-0", classes="step"):
-                yield Static(t("dose.scan_help"), classes="muted")
-                with Horizontal(classes="field-row", id="row-kit"):
-                    yield Label(pad(t("dose.kit_label") + " *", self._product_width()), classes="field-label")
-                    yield ScanField(
-                        value=self.kit_raw,
-                        placeholder=t("dose.kit_hint"),
-                        id="kit-scan",
-                        classes="field-input",
-                        compact=True,
-                        gap_s=self.scan_gap_s,
-                    )
-                yield Static(self._kit_text(), id="kit-status")
-                yield Static(t("dose.product_help"), classes="muted step-note")
-                yield self._group(
-                    "dose",
-                    PRODUCT_FIELDS,
-                    "dose",
-                    "group-product",
-                    "dose-",
-                    label_cells=self._product_width(),
-                )
-            with VerticalScroll(id="step-1", classes="step"):
-                yield Static(t("dose.pre_help"), classes="muted")
-                yield self._group("vitals", vitals, "pre", "group-pre", "pre-")
-            with VerticalScroll(id="step-2", classes="step"):
-                yield Static(t("dose.times_help"), classes="muted")
-                yield self._group("dose", TIME_FIELDS, "dose", "group-times", "dose-")
-            with VerticalScroll(id="step-3", classes="step"):
-                yield Static(t("dose.post_help"), classes="muted")
-                yield self._group("vitals", vitals, "post", "group-post", "post-")
-            with VerticalScroll(id="step-4", classes="step"):
-                yield Static(t("dose.events_help"), classes="muted")
-                yield self._group("post_dose_check", ["events"], "check", "group-events", "check-")
-                yield Static(self._ae_text(), id="ae-note")
-            with VerticalScroll(id="step-5", classes="step"):
-                yield Static(self._review_text(), id="review")
-        yield Static(
-            self.message, id="wizard-message", classes="refusal" if self.message_refusal else "muted"
-        )
-        yield WardFooter()
+        with VerticalScroll(id="step-0", classes="step"):
+            yield Static(t("dose.scan_help"), classes="muted")
+            yield from self._kit_row(self._product_width())
+            yield Static(t("dose.product_help"), classes="muted step-note")
+            yield self._group(
+                "dose",
+                PRODUCT_FIELDS,
+                "dose",
+                "group-product",
+                "dose-",
+                label_cells=self._product_width(),
+            )
+        with VerticalScroll(id="step-1", classes="step"):
+            yield Static(t("dose.pre_help"), classes="muted")
+            yield self._group("vitals", vitals, "pre", "group-pre", "pre-")
+        with VerticalScroll(id="step-2", classes="step"):
+            yield Static(t("dose.times_help"), classes="muted")
+            yield self._group("dose", TIME_FIELDS, "dose", "group-times", "dose-")
+        with VerticalScroll(id="step-3", classes="step"):
+            yield Static(t("dose.post_help"), classes="muted")
+            yield self._group("vitals", vitals, "post", "group-post", "post-")
+        with VerticalScroll(id="step-4", classes="step"):
+            yield Static(t("dose.events_help"), classes="muted")
+            yield self._group("post_dose_check", ["events"], "check", "group-events", "check-")
+            yield Static(self._ae_text(), id="ae-note")
+        with VerticalScroll(id="step-5", classes="step"):
+            yield Static(self._review_text(), id="review")
 
     def on_mount(self) -> None:
         self._focus_step()
@@ -320,10 +252,6 @@ class DoseWizard(UnsavedWork):
     def _on_day_checked(self, message: DayChecked) -> None:
         self._day_checked(message.day, message.error)
 
-    @on(KeysFree)
-    def _on_keys_free(self, message: KeysFree) -> None:
-        release_keys(self, message.reason)
-
     def _day_checked(self, got: Any, error: str | None) -> None:
         self.day, self.day_error = got, error
         if self.is_mounted:
@@ -337,22 +265,7 @@ class DoseWizard(UnsavedWork):
             return str(self.day.reason)
         return None
 
-    def relabelled(self) -> None:
-        """After a language switch recomposed the screen: back to the same step and field."""
-        self._focus_step()
-
     # -- texts -----------------------------------------------------------------------
-    def _steps_text(self) -> str:
-        names = []
-        for i, name in enumerate(STEPS):
-            label = t(STEP_TABS[name])
-            names.append(f"[reverse]{label}[/]" if i == self.step else label)
-        head = t("dose.step", n=self.step + 1, total=len(STEPS))
-        return f"[b]{head}[/b] · " + " › ".join(names)
-
-    def _local(self, iso: str, fmt: str = "%m-%d %H:%M") -> str:
-        return datetime.fromisoformat(iso).astimezone(zone(self.ward.session.ctx.zone)).strftime(fmt)
-
     def _dose_text(self) -> str:
         text = self._next_dose_text()
         refusal = self._day_refusal()
@@ -386,17 +299,6 @@ class DoseWizard(UnsavedWork):
             end=self._local(nd["window"][1], "%H:%M"),
             state=domain_word("state", nd["state"]),
         )
-
-    def _kit_text(self) -> str:
-        if self.kit_error:
-            return "[b red]" + escape(self.kit_error) + "[/]"
-        if not self.kit_raw.strip():
-            return t("dose.kit_waiting")
-        if self.kit is None:
-            return t("dose.kit_checking", kit=escape(self.kit_raw.strip()))
-        if self.kit.ok:
-            return "[green]" + escape(t("dose.kit_ok", kit=self.kit.kit, lot=self.kit.lot or "—")) + "[/]"
-        return "[b red]" + escape(t("dose.kit_refused", reason=self.kit.reason)) + "[/]"
 
     def _event_labels(self, codes: list[Any]) -> list[str]:
         f = self.proto.form("post_dose_check").fields["events"]
@@ -451,13 +353,8 @@ class DoseWizard(UnsavedWork):
             if self.preview.ae_expected:
                 events = ", ".join(self._event_labels(self.preview.ae_expected))
                 lines.append("[b yellow]" + escape(t("dose.ae_expected", events=events)) + "[/]")
-        soft = self._soft_items()
-        if soft:
-            lines.append("[yellow]" + escape(t("dose.soft_values", items="; ".join(soft))) + "[/]")
-        if self.preview is not None and not self.checking_review and not self.preview_error:
-            lines.append("[b green]" + escape(t("dose.ready")) + "[/]")
-        lines.append("")
-        kit = self.kit.kit if self.kit is not None else self.kit_raw.strip()
+        lines += self._review_verdict("dose.ready")
+        kit = self._review_kit()
         vitals = [n for n in self.proto.form("vitals").fields if n not in FIXED_VITALS]
         rows = [
             (
@@ -535,31 +432,10 @@ class DoseWizard(UnsavedWork):
         return out
 
     def _refresh_texts(self) -> None:
-        self.query_one("#wizard-steps", Static).update(self._steps_text())
-        self.query_one("#wizard-dose", Static).update(self._dose_text())
-        self.query_one("#kit-status", Static).update(self._kit_text())
+        super()._refresh_texts()
         self.query_one("#ae-note", Static).update(self._ae_text())
-        self.query_one("#review", Static).update(self._review_text())
-
-    def _say(self, text: str, *, refusal: bool = False) -> None:
-        self.message, self.message_refusal = text, refusal
-        line = self.query_one("#wizard-message", Static)
-        line.update(escape(text))
-        line.set_class(refusal, "refusal")
-        line.set_class(not refusal, "muted")
 
     # -- values ----------------------------------------------------------------------
-    def groups(self) -> list[FieldGroup]:
-        return list(self.query(FieldGroup).results(FieldGroup))
-
-    def remember(self) -> None:
-        """Collect everything typed (before a recompose: language switch)."""
-        if not self.is_mounted:
-            return
-        for g in self.groups():
-            g.remember()
-        self.kit_raw = self.query_one("#kit-scan", Input).value
-
     def typed(self) -> dict[str, Any]:
         self.remember()
         out: dict[str, Any] = {"kit": self.kit_raw.strip()}
@@ -571,12 +447,6 @@ class DoseWizard(UnsavedWork):
     def draft_key(self) -> tuple[str, str] | None:
         return "dose_visit", f"participant:{self.participant}"
 
-    def draft_fields(self) -> dict[str, Any]:
-        return {**self.typed(), "wizard.step": self.step}
-
-    def focused_field(self) -> str | None:
-        return self.focused.id if self.focused is not None and self.focused.id else None
-
     def _restore(self, draft: dict[str, Any]) -> None:
         """Reopened from a draft: the values back; the step once the kit is checked again."""
         for name, value in draft.items():
@@ -587,11 +457,6 @@ class DoseWizard(UnsavedWork):
                 self.values[part][field] = value
         step = draft.get("wizard.step")
         self._resume = (int(step) if isinstance(step, int) else 0, None)
-
-    def resume_at(self, field: str | None) -> None:
-        """The field the draft's cursor was in (focused when its step is reached)."""
-        if self._resume is not None:
-            self._resume = (self._resume[0], field)
 
     def parts(self) -> dict[str, Any]:
         """The four records' typed values, as `record_dose_visit` takes them."""
@@ -698,8 +563,8 @@ class DoseWizard(UnsavedWork):
             got, error = None, message_of(exc)
         self.post_message(self.KitChecked(raw, got, error))
 
-    @on(KitChecked)
-    def _on_kit_checked(self, message: KitChecked) -> None:
+    @on(StepWizard.KitChecked)
+    def _on_kit_checked(self, message: StepWizard.KitChecked) -> None:
         self._kit_checked(message.raw, message.kit, message.error)
 
     def _parse_time(self, text: str) -> datetime:
@@ -754,38 +619,13 @@ class DoseWizard(UnsavedWork):
         scan.select_all()
 
     # -- steps -----------------------------------------------------------------------
-    def _focus_step(self) -> None:
-        """The step's first field still to fill (a vitals time is stamped on leaving: skipped)."""
-        body = self.query_one(f"#step-{self.step}")
-        fields = [w for w in body.query(".field-input") if w.focusable]
-        for widget in fields:
-            if widget.id in ("pre-field-time", "post-field-time"):
-                continue
-            if isinstance(widget, SelectionList) and widget.highlighted is None and widget.option_count:
-                widget.highlighted = 0  # Enter (or space) ticks the first choice at once
-            if not isinstance(widget, Input) or not widget.value:
-                focus_now(widget)
-                return
-        if fields:
-            focus_now(fields[0])
-        else:
-            focus_now(body)
+    def _stamped_ids(self) -> set[str]:
+        """A vitals time is stamped on leaving its step: skipped by the focus."""
+        return {"pre-field-time", "post-field-time"}
 
-    def _go(self, step: int) -> None:
-        self.remember()
-        self.step = step
-        self.query_one("#wizard-body", ContentSwitcher).current = f"step-{step}"
-        if STEPS[step] == "times" and not self.values["dose"].get("start"):
+    def entering(self, key: str) -> None:
+        if key == "times" and not self.values["dose"].get("start"):
             self.query_one("#group-times", FieldGroup).set_value("start", self._now_text())
-        self._refresh_texts()
-        # Now, in the key's handler: the keys typed behind ctrl+n belong to the new step.
-        self._focus_step()
-        self.refresh_bindings()
-        if STEPS[step] == "review":
-            self.run_review()
-
-    def _now_text(self) -> str:
-        return self.ward.local_now().strftime("%Y-%m-%d %H:%M")
 
     def _step_problems(self) -> dict[str, str]:
         """Hard problems (not soft ranges) of the current step's fields, marked on screen."""
@@ -805,219 +645,51 @@ class DoseWizard(UnsavedWork):
         problems = group.check_all()
         return {k: v for k, v in problems.items() if not is_soft(v)}
 
-    def action_next_step(self) -> None:
-        """Go on (ctrl+n) once this step's fields pass their checks; nothing typed is lost either way."""
-        if self.saving or self.step >= len(STEPS) - 1:
-            return
-        self.remember()
-        if STEPS[self.step] == "kit":
-            refusal = self._day_refusal()
-            if refusal:
-                self._say(t("dose.day_refused", reason=refusal), refusal=True)
-                return
-            if self.kit is None and not self.kit_error and self.kit_raw.strip():
-                # Checked now; the keys typed behind ctrl+n wait for the answer and the step.
-                self._say(t("dose.kit_pending"))
-                self._next_when_checked = True
-                self._check_scanned(entered=True)
-                return
-            if self.kit is None or not self.kit.ok:
-                self._say(t("dose.kit_needed"), refusal=True)
-                self.query_one("#kit-scan").focus()
-                return
-        problems = self._step_problems()
-        if problems:
-            self._say(t("dose.fix_first"), refusal=True)
-            self._focus_problem(problems)
-            return
-        self._say("")
-        self._go(self.step + 1)
+    def gate_refusal(self) -> str | None:
+        refusal = self._day_refusal()
+        return t("dose.day_refused", reason=refusal) if refusal else None
 
-    def _focus_problem(self, problems: dict[str, str]) -> None:
-        """The first marked field of this step takes the focus (where the correction is typed)."""
-        for group in self.query_one(f"#step-{self.step}").query(FieldGroup):
-            for f in group.fields:
-                if f.name in problems:
-                    group.focus_field(f.name)
-                    return
-
-    def action_previous_step(self) -> None:
-        """Back one step (ctrl+b), keeping everything."""
-        if self.saving or self.step == 0:
-            return
-        self._say("")
-        self._go(self.step - 1)
-
-    def action_stamp_now(self) -> None:
-        """Put the time now into the focused time field (ctrl+t)."""
-        focused = self.focused
-        for g in self.groups():
-            name = g.name_of(focused.id if focused else None)
-            if name and g.form.fields[name].type == "datetime":
-                g.set_value(name, self._now_text())
-                return
-        self._say(t("dose.not_a_time"), refusal=True)
+    def check_now(self) -> None:
+        self._check_scanned(entered=True)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stamp_now":
             return STEPS[self.step] in ("pre", "times", "post")
-        if action == "next_step":
-            return self.step < len(STEPS) - 1
-        if action == "previous_step":
-            return self.step > 0
-        return True
+        return super().check_action(action, parameters)
 
     @on(SelectionList.SelectedChanged, "#check-field-events")
     def _events_changed(self) -> None:
         self.call_after_refresh(lambda: self.query_one("#ae-note", Static).update(self._ae_text()))
 
     # -- review (dry run) ------------------------------------------------------------
-    def run_review(self) -> None:
-        """The dry run; keys typed meanwhile (ctrl+s) wait for its verdict."""
-        hold_keys(self, "dose-review")
-        self._reviewing()
-        # What is on screen now is what is reviewed: read here, on the UI thread.
-        self._review_worker(self.parts(), self._soft_parts())
-
-    @work(thread=True, exclusive=True, group="dose-review")
-    def _review_worker(self, parts: dict[str, Any], soft_parts: set[str]) -> None:
-        try:
-            self._dry_run(parts, soft_parts)
-        finally:  # handled after the verdict, never before
-            self.post_message(self.KeysFree("dose-review"))
-
-    def _dry_run(self, parts: dict[str, Any], soft_parts: set[str]) -> None:
+    def dry_run(self, parts: dict[str, Any], soft_parts: set[str]) -> Any:
         from wardcrf.workflow import dose_visit
 
-        try:
-            got: DoseVisit | None = self.ward.call(
-                dose_visit.record_dose_visit,
-                self.participant,
-                reasons={p: "(review only: not saved)" for p in soft_parts},
-                dry_run=True,
-                **parts,
-            )
-            error = None
-        except WardError as exc:
-            got, error = None, exc
-        self.post_message(self.Reviewed(got, error))
-
-    @on(Reviewed)
-    def _on_reviewed(self, message: Reviewed) -> None:
-        self._reviewed(message.visit, message.error)
-
-    def _reviewing(self) -> None:
-        self.checking_review, self.preview, self.preview_error = True, None, None
-        self.query_one("#review", Static).update(self._review_text())
-
-    def _reviewed(self, got: Any, error: WardError | None) -> None:
-        self.checking_review = False
-        self.preview = got
-        self.preview_error = message_of(error) if error else None
-        if error is not None:
-            self._mark_refusal(error, go=False)
-        if self.is_mounted:
-            self.query_one("#review", Static).update(self._review_text())
-
-    def _soft_parts(self) -> set[str]:
-        return {
-            PART_OF_GROUP[g] for g, probs in self.problems.items() if any(is_soft(p) for p in probs.values())
-        }
-
-    def _mark_refusal(self, exc: WardError, *, go: bool) -> None:
-        """Mark the fields a refused part names; with `go`, move to the first such step."""
-        part = getattr(exc, "part", None)
-        problems: dict[str, str] = getattr(exc, "problems", {}) or {}
-        if part is None or not problems:
-            return
-        first_step = None
-        for gid, gpart in PART_OF_GROUP.items():
-            if gpart != part:
-                continue
-            group = self.query_one(f"#{gid}", FieldGroup)
-            hit = {k: v for k, v in problems.items() if any(f.name == k for f in group.fields)}
-            if not hit:
-                continue
-            for name, why in hit.items():
-                group.mark(name, why)
-            if first_step is None:
-                first_step = STEP_OF_GROUP[gid]
-        if go and first_step is not None:
-            self._go(first_step)
+        got: DoseVisit = self.ward.call(
+            dose_visit.record_dose_visit,
+            self.participant,
+            reasons={p: "(review only: not saved)" for p in soft_parts},
+            dry_run=True,
+            **parts,
+        )
+        return got
 
     # -- save ------------------------------------------------------------------------
-    def action_save(self) -> None:
-        """ctrl+s: on the review step, save the visit; before it, go to the review first."""
-        if self.saving or self.saved is not None:
-            return
-        if STEPS[self.step] != "review":
-            while STEPS[self.step] != "review":
-                before = self.step
-                self.action_next_step()
-                if self.step == before:
-                    return  # this step needs correcting first
-            self.refresh_bindings()
-            return
-        if self.checking_review:
-            return
-        self.saving = True
-        self.save_flow()
-
-    @work(exclusive=True, group="form-save")
-    async def save_flow(self) -> None:
-        try:
-            parts = self.parts()
-            reasons: dict[str, str] = {}
-            soft = self._soft_items()
-            if soft:
-                from .dialogs.reason import ReasonDialog
-
-                reason = await self.app.push_screen_wait(
-                    ReasonDialog(title=t("form.soft_title"), changes=soft)
-                )
-                if reason is None:
-                    self._say(t("form.not_saved_cancelled"))
-                    return
-                reasons = {p: reason for p in self._soft_parts()}
-            self._say(t("dose.saving"))
-            result = await self._record(parts, reasons)
-            if isinstance(result, WardError):
-                self._say(t("dose.refused", reason=message_of(result)), refusal=True)
-                self.preview, self.preview_error = None, message_of(result)
-                self.query_one("#review", Static).update(self._review_text())
-                self._mark_refusal(result, go=True)
-                return
-            self.saved = result
-            self.app.notify(t("dose.saved", n=result.dose_number, pid=self.participant))
-            if result.ae_expected:
-                labels = self._event_labels(result.ae_expected)
-                open_now = await self.app.push_screen_wait(AeOffer(result.dose_number, labels))
-                if open_now:
-                    self._open_ae_forms(result)
-                    return
-            self.dismiss(result)
-        finally:
-            self.saving = False
-
-    async def _record(self, parts: dict[str, Any], reasons: dict[str, str]) -> Any:
+    def save_call(self, s: Any, parts: dict[str, Any], reasons: dict[str, str]) -> Any:
         from wardcrf.workflow import dose_visit
 
-        key = self.draft_key() if self.keeps_drafts else None
+        return dose_visit.record_dose_visit(s, self.participant, reasons=reasons, **parts)
 
-        def call() -> Any:
-            try:
-                return self.ward.call(
-                    lambda s: closing_draft(
-                        s,
-                        key,
-                        lambda: dose_visit.record_dose_visit(s, self.participant, reasons=reasons, **parts),
-                    )
-                )
-            except WardError as exc:
-                return exc
-
-        worker = self.run_worker(call, thread=True, group="dose-submit")
-        return await worker.wait()
+    async def after_save(self, result: Any) -> None:
+        """Saved: say so; checked events offer their AE forms."""
+        self.app.notify(t("dose.saved", n=result.dose_number, pid=self.participant))
+        if result.ae_expected:
+            labels = self._event_labels(result.ae_expected)
+            open_now = await self.app.push_screen_wait(AeOffer(result.dose_number, labels))
+            if open_now:
+                self._open_ae_forms(result)
+                return
+        self.dismiss(result)
 
     def _open_ae_forms(self, visit: Any) -> None:
         """Replace the wizard with one AE form per checked event, one after the other."""
