@@ -47,7 +47,9 @@ def _imports(tree: ast.AST, module: str) -> dict[str, str]:
                 out[alias.asname or alias.name] = f"{base}.{alias.name}"
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                out[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                out[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
     return out
 
 
@@ -131,7 +133,9 @@ def _local_def(tree: ast.AST, fn: ast.AST) -> ast.FunctionDef | None:
 def _params_here(tree: ast.AST, call: ast.Call) -> set[str]:
     """Parameter names of the function that encloses `call`."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(sub is call for sub in ast.walk(node)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+            sub is call for sub in ast.walk(node)
+        ):
             inner = _params_here_in(node, call)
             if inner is not None:
                 return inner
@@ -149,9 +153,43 @@ def _params_here_in(fn: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call) 
     return {a.arg for a in fn.args.args}
 
 
+def _session_methods() -> dict[str, list[ScreenCall]]:
+    """Screen methods that take the session after `self` (`def save_call(self, s, ...)`): the services each
+    hands it to, resolved in its own module.
+
+    A base screen may call `self.save_call(s, ...)` inside a `ward.call` (screens/step_wizard.py); every
+    subclass's method of that name is then walked, so the services behind the hook are checked too.
+    """
+    out: dict[str, list[ScreenCall]] = {}
+    for path, module in screen_modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = _imports(tree, module)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or len(node.args.args) < 2:
+                continue
+            if node.args.args[0].arg != "self":
+                continue
+            param = node.args.args[1].arg
+            for sub in ast.walk(node):
+                if (
+                    isinstance(sub, ast.Call)
+                    and sub.args
+                    and isinstance(sub.args[0], ast.Name)
+                    and sub.args[0].id == param
+                ):
+                    head, _, rest = (_dotted(sub.func) or "").partition(".")
+                    if head in names:
+                        where = f"screens/{path.relative_to(SCREENS)}:{sub.lineno}"
+                        out.setdefault(node.name, []).append(
+                            ScreenCall(where, names[head] + (f".{rest}" if rest else ""))
+                        )
+    return out
+
+
 def screen_calls() -> list[ScreenCall]:
     """Every function a screen hands the session to, resolved to its dotted name."""
     out = []
+    methods = _session_methods()
     for path, module in screen_modules():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = _imports(tree, module)
@@ -161,6 +199,8 @@ def screen_calls() -> list[ScreenCall]:
             site_method = (name or "").removeprefix("self.").removeprefix("ward.site.")
             if name and name.removeprefix("self.").startswith("ward.site.") and "." not in site_method:
                 out.append(ScreenCall(where, f"wardcrf.site.Site.{site_method}"))  # Site's own services
+            elif head == "self" and rest in methods:
+                out.extend(methods[rest])  # a hook each subclass defines: what every definition calls
             elif head in names:
                 out.append(ScreenCall(where, names[head] + (f".{rest}" if rest else "")))
             else:  # a local function or a variable: not a service anyone can check

@@ -541,6 +541,7 @@ def record(
     dose computed from the product's strength. `reasons` maps a part to the reason for its soft-range values.
     Raises `PartRefused` naming the part that failed; nothing is saved then.
     """
+    session.require("dose.record", what="record doses")
     pl = plan(session, participant)
     if pl.refusal:
         raise Refused(pl.refusal)

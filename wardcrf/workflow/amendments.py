@@ -268,6 +268,7 @@ def apply(session: Session, participant: str | None, version: str, reason: str |
 
     Checked and written under one write lock; the event is captured under the version applied.
     """
+    session.require("protocol.apply", what="apply a protocol amendment to a participant")
     with session.store.transaction():
         body = check_apply(session, participant, version, reason)
         why = body.pop("reason")
