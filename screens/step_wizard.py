@@ -18,6 +18,7 @@ the gates of the kit step, the kit check, the dry run and the service saving.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -51,7 +52,11 @@ REVIEW_HOLD = "wizard-review"
 
 
 class StepWizard(UnsavedWork):
-    """A guided flow of steps over shared `FieldGroup`s, ending in a review and one save."""
+    """A guided flow of steps over shared `FieldGroup`s, ending in a review and one save.
+
+    Each wizard defines the abstract hooks below: its steps, its groups, its kit-step gate, the dry run
+    and the service that saves (`DoseWizard`, `AdministrationWizard`).
+    """
 
     CSS_PATH = "dose_wizard.tcss"
     AUTO_FOCUS = "#kit-scan"
@@ -113,45 +118,49 @@ class StepWizard(UnsavedWork):
         self._next_when_checked = False
 
     # -- what a wizard says about itself ---------------------------------------------------
+    @abstractmethod
     def step_key(self, i: int) -> str:
         """The key of step `i` (`kit` first, `review` last)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step_tab(self, i: int) -> str:
         """The step indicator's label of step `i`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step_count(self) -> int:
-        raise NotImplementedError
+        """How many steps the wizard has, the kit step and the review included."""
 
+    @abstractmethod
     def wizard_title(self) -> str:
-        raise NotImplementedError
+        """The screen's title (the status bar's words)."""
 
+    @abstractmethod
     def head_text(self) -> str:
         """What is given and when, under the step indicator."""
-        raise NotImplementedError
 
+    @abstractmethod
     def compose_steps(self) -> ComposeResult:
         """One `VerticalScroll(id=f"step-{i}", classes="step")` per step."""
-        raise NotImplementedError
 
+    @abstractmethod
     def group_ids(self) -> list[str]:
-        raise NotImplementedError
+        """The ids of the field groups on every step, in the order they are shown."""
 
+    @abstractmethod
     def group_part(self, gid: str) -> str:
         """The record (the service's part) a field group's values go to."""
-        raise NotImplementedError
 
+    @abstractmethod
     def group_step(self, gid: str) -> int:
-        raise NotImplementedError
+        """The step a field group is on."""
 
+    @abstractmethod
     def gate_refusal(self) -> str | None:
         """Why the kit step may not be left whatever is typed (the message line's words), or None."""
-        raise NotImplementedError
 
+    @abstractmethod
     def check_now(self) -> None:
         """ctrl+n on a scanned kit not checked yet: check it, the keys typed behind waiting."""
-        raise NotImplementedError
 
     def kit_step_ready(self) -> bool:
         """The kit step's own checks beyond the kit (said and focused when not)."""
@@ -160,21 +169,21 @@ class StepWizard(UnsavedWork):
     def entering(self, key: str) -> None:
         """A step is reached (before its texts and focus)."""
 
+    @abstractmethod
     def dry_run(self, parts: dict[str, Any], soft_parts: set[str]) -> Any:
         """The whole visit run through the rules without saving (in a worker thread)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def save_call(self, s: Any, parts: dict[str, Any], reasons: dict[str, str]) -> Any:
         """The service saving every record (in the draft-closing transaction)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def after_save(self, result: Any) -> None:
         """Saved: say so and close."""
-        raise NotImplementedError
 
+    @abstractmethod
     def parts(self) -> dict[str, Any]:
         """The records' typed values as the service takes them."""
-        raise NotImplementedError
 
     def remember(self) -> None:
         """Collect everything typed into `values` (before a step move, a recompose: language switch)."""
@@ -184,11 +193,13 @@ class StepWizard(UnsavedWork):
             g.remember()
         self.kit_raw = self.query_one("#kit-scan", Input).value
 
+    @abstractmethod
     def _review_text(self) -> str:
-        raise NotImplementedError
+        """The review step's account of the visit as it would be saved (the last dry run's answer)."""
 
+    @abstractmethod
     def _soft_items(self) -> list[str]:
-        raise NotImplementedError
+        """The values outside their soft ranges, in words, for the reason the save asks."""
 
     def _kit_text(self) -> str:
         if self.kit_error:
@@ -352,8 +363,9 @@ class StepWizard(UnsavedWork):
         if key == "review":
             self.run_review()
 
+    @abstractmethod
     def _step_problems(self) -> dict[str, str]:
-        raise NotImplementedError
+        """The current step's problems (field id -> why), checked as the step is left."""
 
     def action_next_step(self) -> None:
         """Go on (ctrl+n) once this step's fields pass their checks; nothing typed is lost either way."""
