@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from wardcrf.workflow.status import AdministrationLine
 
 ZONE = "Africa/Kinshasa"
+MORNING_ROUND_ENDS = 10
+"""Local hour by which the demo's morning round (randomizations, bottles to the bedside) is done."""
 SITE = "KIN01"
 USERS = (
     ("clinician", "Dr Jeanne Mbuyi", "clinician"),
@@ -119,7 +121,10 @@ def seed(data_dir: Path, trial: Model, password: str, *, hub_dir: Path | None = 
     if trial.id not in ("PALM", "PALM007"):
         raise Refused(f"{trial.id} has no demo (demos: MEXCOVID, PALM, PALM007)")
     real_now = now_utc()
-    today = real_now.astimezone(zone(ZONE)).date()
+    # The ward's working day: the last whose morning round (randomizations from 07:00, the bedside after)
+    # is over. Seeded just after local midnight, "this morning" would lie in the future and its steps be
+    # dropped (`Timeline.cap`), leaving a bottle dispensed from a lot never received.
+    today = (real_now.astimezone(zone(ZONE)) - timedelta(hours=MORNING_ROUND_ENDS)).date()
     start = _local(today - timedelta(days=5), 9)
     with tempfile.TemporaryDirectory(prefix="wardcrf-demo-") as tmp_name:
         tmp = Path(tmp_name)
