@@ -72,23 +72,30 @@ def _report(rec: services.Recorded, what: str) -> None:
 
 def _signed_step(
     data_dir: Path | None,
+    kind: str,
+    kits: list[str],
     record: Callable[..., services.Recorded],
-    step: dict[str, Any],
     parties: Callable[[Session], list[str | None]],
     sign_later: bool,
-    what: str,
+    photos: list[str] | None,
+    condition: str | None,
+    **fields: Any,
 ) -> None:
-    """Record a custody step (receipt, handover) that its parties sign, and say what was recorded.
+    """Record a custody step (`kind`: receipt, handover) of `kits` that its parties sign; say what was recorded.
 
-    The one owner of the order this module promises: every rule of the step is
-    checked first (`services.preflight`, nothing kept), then the `parties` present
-    (given the signed-in session) are asked for their passwords, then the step is
-    saved with their signatures; a refusal never follows a password.
+    Every custody step carries its kits, the photos of the sheet a party without an
+    account signed, and a condition note: they are passed on to `record` here, once;
+    `fields` are the rest of the step, in `record`'s keyword names. The one owner of
+    the order this module promises: every rule of the step is checked first
+    (`services.preflight`, nothing kept), then the `parties` present (given the
+    signed-in session) are asked for their passwords, then the step is saved with
+    their signatures; a refusal never follows a password.
     """
+    step: dict[str, Any] = dict(kits=kits, photos=photos or [], condition=condition, **fields)
     with session(data_dir) as s:
         services.preflight(s, record, **step)  # check before anyone signs
         rec = record(s, **step, passwords=_passwords(s, parties(s), sign_later))
-    _report(rec, what)
+    _report(rec, f"{kind} of {len(kits)} kit(s)")
 
 
 @app.command("add-unit")
@@ -196,9 +203,16 @@ def receive(
     data_dir: DataDirOption = None,
 ) -> None:
     """Receive a shipment: arrival condition, logger, delivery sheet photo, both signatures."""
-    receipt: dict[str, Any] = dict(
+    _signed_step(
+        data_dir,
+        "receipt",
+        kit,
+        services.receive_shipment,
+        lambda s: [courier_user, received_by or s.user],
+        sign_later,
+        photo,
+        condition,
         shipper_id=shipper,
-        kits=kit,
         received_at=at,
         to_location=to,
         delivered_by_external=courier,
@@ -209,16 +223,6 @@ def receive(
         product_frozen=frozen,
         logger_serial=logger_serial,
         logger_file=logger_file,
-        photos=photo or [],
-        condition=condition,
-    )
-    _signed_step(
-        data_dir,
-        services.receive_shipment,
-        receipt,
-        lambda s: [courier_user, received_by or s.user],
-        sign_later,
-        f"receipt of {len(kit)} kit(s)",
     )
 
 
@@ -248,8 +252,15 @@ def handover(
     data_dir: DataDirOption = None,
 ) -> None:
     """Record a custody change, signed by each party with an account."""
-    handed: dict[str, Any] = dict(
-        kits=kit,
+    _signed_step(
+        data_dir,
+        "handover",
+        kit,
+        services.record_handover,
+        lambda s: [from_user, to_user],
+        sign_later,
+        photo,
+        condition,
         at=at,
         from_location=from_location,
         to_location=to_location,
@@ -257,16 +268,6 @@ def handover(
         from_external=from_external,
         to_user=to_user,
         to_external=to_external,
-        condition=condition,
-        photos=photo or [],
-    )
-    _signed_step(
-        data_dir,
-        services.record_handover,
-        handed,
-        lambda s: [from_user, to_user],
-        sign_later,
-        f"handover of {len(kit)} kit(s)",
     )
 
 
