@@ -15,6 +15,7 @@ protocol file, for trial-design datasets).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,31 @@ def _start_end(
     )
 
 
+def _observation(
+    klass: str,
+    domain: str,
+    label: str,
+    structure: str,
+    keys: tuple[str, ...],
+    variables: tuple[Var, ...],
+    dates: tuple[Var, ...],
+) -> Domain:
+    """A subject-level Events or Interventions domain (`klass`), its variables in SDTMIG's order.
+
+    The identifiers (STUDYID, DOMAIN, USUBJID, --SEQ, --SPID) come first and the
+    timing last: EPOCH, then the domain's `dates`. Stated once here for the domains
+    that follow that order (DS, AE, CM, MH, HO), so each declares only what is its
+    own: its topic variable and qualifiers (`variables`) and its dates.
+    """
+    return Domain(
+        domain, label, structure, klass, keys, (*_ids(domain), _spid(domain), *variables, _EPOCH, *dates)
+    )
+
+
+_events = partial(_observation, "EVENTS")
+"""An Events domain (DS, AE, MH, HO: its topic variable is --TERM), as `_observation` declares it."""
+
+
 DOMAINS: dict[str, Domain] = {}
 
 
@@ -155,20 +181,18 @@ _add(
     )
 )
 _add(
-    Domain(
+    _events(
         "DS",
         "Disposition",
         "One record per disposition status or protocol milestone per subject",
-        "EVENTS",
         ("STUDYID", "USUBJID", "DSSTDTC", "DSDECOD"),
         (
-            *_ids("DS"),
-            _spid("DS"),
             Var("DSTERM", "Reported Term for the Disposition Event", core="Req", form="disposition"),
             Var("DSDECOD", "Standardized Disposition Term", core="Req", form="disposition"),
             Var("DSCAT", "Category for Disposition Event", core="Exp", codelist="DSCAT", origin="Assigned"),
             Var("DSSCAT", "Subcategory for Disposition Event", form="disposition"),
-            _EPOCH,
+        ),
+        (
             Var(
                 "DSSTDTC",
                 "Start Date/Time of Disposition Event",
@@ -323,15 +347,12 @@ _MEDDRA = (
     ("AEHLGTCD", "High Level Group Term Code", "Num"),
 )
 _add(
-    Domain(
+    _events(
         "AE",
         "Adverse Events",
         "One record per adverse event per subject",
-        "EVENTS",
         ("STUDYID", "USUBJID", "AEDECOD", "AESTDTC"),
         (
-            *_ids("AE"),
-            _spid("AE"),
             Var("AETERM", "Reported Term for the Adverse Event", core="Req", form="ae"),
             *(Var(n, lbl, t, "Req" if n == "AEDECOD" else "Exp", origin="Assigned") for n, lbl, t in _MEDDRA),
             Var("AECAT", "Category for Adverse Event", origin="Assigned"),
@@ -352,21 +373,18 @@ _add(
             Var("AESLIFE", "Is Life Threatening", codelist="NY", form="ae"),
             Var("AESMIE", "Other Medically Important Serious Event", codelist="NY", form="ae"),
             Var("AETOXGR", "Standard Toxicity Grade", form="ae"),
-            _EPOCH,
-            *_start_end("AE", "Adverse Event", form="ae"),
         ),
+        _start_end("AE", "Adverse Event", form="ae"),
     )
 )
 _add(
-    Domain(
+    _observation(
+        "INTERVENTIONS",
         "CM",
         "Concomitant/Prior Medications",
         "One record per recorded intervention occurrence or constant-dosing interval per subject",
-        "INTERVENTIONS",
         ("STUDYID", "USUBJID", "CMTRT", "CMSTDTC"),
         (
-            *_ids("CM"),
-            _spid("CM"),
             Var("CMTRT", "Reported Name of Drug, Med, or Therapy", core="Req", form="conmed"),
             Var("CMDECOD", "Standardized Medication Name", origin="Assigned"),
             Var("CMCAT", "Category for Medication", form="conmed"),
@@ -374,45 +392,40 @@ _add(
             Var("CMCLASCD", "Medication Class Code", origin="Assigned"),
             Var("CMDOSE", "Dose per Administration", "Num", form="conmed"),
             Var("CMDOSU", "Dose Units", form="conmed"),
-            _EPOCH,
-            *_start_end("CM", "Medication", form="conmed"),
         ),
+        _start_end("CM", "Medication", form="conmed"),
     )
 )
 _add(
-    Domain(
+    _events(
         "MH",
         "Medical History",
         "One record per medical history event per subject",
-        "EVENTS",
         ("STUDYID", "USUBJID", "MHCAT", "MHTERM"),
         (
-            *_ids("MH"),
-            _spid("MH"),
             Var("MHTERM", "Reported Term for the Medical History", core="Req", form="demographics"),
             Var("MHDECOD", "Dictionary-Derived Term", origin="Assigned"),
             Var("MHCAT", "Category for Medical History", origin="Protocol"),
             Var("MHPRESP", "Medical History Event Pre-Specified", codelist="NY", origin="Protocol"),
             Var("MHOCCUR", "Medical History Occurrence", codelist="NY", form="demographics"),
-            _EPOCH,
+        ),
+        (
             Var("MHSTDTC", "Start Date/Time of Medical History Event", datatype=_DTC, form="demographics"),
             Var("MHSTDY", "Study Day of Start of Medical History", "Num", origin="Derived"),
         ),
     )
 )
 _add(
-    Domain(
+    _events(
         "HO",
         "Healthcare Encounters",
         "One record per healthcare encounter per subject",
-        "EVENTS",
         ("STUDYID", "USUBJID", "HOTERM", "HOSTDTC"),
         (
-            *_ids("HO"),
-            _spid("HO"),
             Var("HOTERM", "Reported Term for Healthcare Encounter", core="Req", origin="Assigned"),
             Var("HODECOD", "Standardized Healthcare Encounter Name", origin="Assigned"),
-            _EPOCH,
+        ),
+        (
             Var(
                 "HOSTDTC",
                 "Start Date/Time of Healthcare Encounter",
