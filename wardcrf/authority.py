@@ -111,6 +111,12 @@ _SUBMIT = (
 )
 _AMEND = ("record.amend", "participant.screen", "dsmg.decide", "casebook.signoff")
 
+
+def _governed(origin: Origin, actions: tuple[str, ...], notes: dict[str, str]) -> tuple[EventType, ...]:
+    """Rows one authority governs: each event type in `notes` (name: what) with `origin` and `actions`."""
+    return tuple(EventType(name, origin, actions, what=what) for name, what in notes.items())
+
+
 _TABLE: tuple[EventType, ...] = (
     # -- a site's own accounts, protocol and administration (ward or hub) --------------
     EventType("site.initialized", Origin.SITE, ("user.manage",), what="a data directory is created"),
@@ -189,29 +195,21 @@ _TABLE: tuple[EventType, ...] = (
     ),
     EventType("sync.hub_set", Origin.WARD, ("sync.configure",), what="the hub this laptop trusts"),
     EventType("sync.recipient_added", Origin.WARD, ("sync.configure",), what="who can read the bundles"),
-    EventType(
-        "randomization.allocated",
+    *_governed(
         Origin.WARD,
         ("randomization.allocate",),
-        what="the next entry of the participant's stratum (arm, or a kit number if blinded)",
+        {
+            "randomization.allocated": "the next entry of the participant's stratum (arm, or a kit number if blinded)",
+            "randomization.stratum_exhausted": "a stratum's list ran out; tells the hub",
+        },
     ),
-    EventType(
-        "randomization.stratum_exhausted",
-        Origin.WARD,
-        ("randomization.allocate",),
-        what="a stratum's list ran out; tells the hub",
-    ),
-    EventType(
-        "randomization.unblinding_key",
+    *_governed(
         Origin.WARD,
         ("randomization.unblind",),
-        what="the laptop's unblinding recipient, whose secret only unblinding roles' key slots carry",
-    ),
-    EventType(
-        "randomization.unblinded",
-        Origin.WARD,
-        ("randomization.unblind",),
-        what="emergency unblinding of one participant, reason and e-signature",
+        {
+            "randomization.unblinding_key": "the laptop's unblinding recipient, whose secret only unblinding roles' key slots carry",
+            "randomization.unblinded": "emergency unblinding of one participant, reason and e-signature",
+        },
     ),
     # -- the coordinator's hub only ------------------------------------------------------
     EventType("hub.device_registered", Origin.HUB, ("hub.manage",), what="trust a device's keys"),
@@ -229,17 +227,13 @@ _TABLE: tuple[EventType, ...] = (
         ("randomization.make",),
         what="a sealed, signed allocation list for one ward laptop; its SHA-256",
     ),
-    EventType(
-        "randomization.trial_unblinded",
+    *_governed(
         Origin.HUB,
         ("randomization.export",),
-        what="a blinded trial unblinded at the hub, with a reason",
-    ),
-    EventType(
-        "randomization.exported",
-        Origin.HUB,
-        ("randomization.export",),
-        what="the statistician's unblinded export: file, rows, SHA-256",
+        {
+            "randomization.trial_unblinded": "a blinded trial unblinded at the hub, with a reason",
+            "randomization.exported": "the statistician's unblinded export: file, rows, SHA-256",
+        },
     ),
 )
 
