@@ -18,6 +18,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+DictionaryArg = Annotated[str, typer.Argument(help="meddra or whodrug.")]
+VersionOption = Annotated[
+    str | None, typer.Option("--version", help="Dictionary version (default: the one loaded).")
+]
+
 
 def shown(text: Any) -> str:
     """Text from records or dictionaries, safe for a terminal: controls spelled out (<U+001B>), markup escaped."""
@@ -28,7 +33,7 @@ def shown(text: Any) -> str:
 
 @app.command("load")
 def load(
-    dictionary: Annotated[str, typer.Argument(help="meddra or whodrug.")],
+    dictionary: DictionaryArg,
     directory: Annotated[
         Path, typer.Argument(help="Folder of the distribution files (MedAscii, or the B3 .txt files).")
     ],
@@ -129,11 +134,9 @@ def queue(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
 
 @app.command("search")
 def search(
-    dictionary: Annotated[str, typer.Argument(help="meddra or whodrug.")],
+    dictionary: DictionaryArg,
     text: Annotated[str, typer.Argument(help="Part of a term or drug name.")],
-    version: Annotated[
-        str | None, typer.Option("--version", help="Dictionary version (default: the one loaded).")
-    ] = None,
+    version: VersionOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="At most this many results.")] = 20,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
@@ -188,9 +191,7 @@ def code(
     field: Annotated[
         str | None, typer.Option("--field", help="The coded field, when the form has several.")
     ] = None,
-    version: Annotated[
-        str | None, typer.Option("--version", help="Dictionary version (default: the one loaded).")
-    ] = None,
+    version: VersionOption = None,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why the coding changes (re-coding only).")
     ] = None,
