@@ -127,6 +127,10 @@ async def test_the_other_party_signs_later_wrong_password_keeps_the_dialog(
 # -- receipt ------------------------------------------------------------------------------
 
 
+ARRIVED_FROZEN = dict(expiry="2021-06-30", at="2020-03-16 08:30", dry_ice="yes", intact="yes", frozen="yes")
+"""What the receipt tests' shipments share: the lot's expiry, the arrival, and every arrival check passed."""
+
+
 def fill(screen, **values) -> None:
     for name, value in values.items():
         w = screen.query_one(f"#cc-{name}")
@@ -165,16 +169,12 @@ async def test_receipt_of_a_new_lot_signed_by_receiver_and_courier(app_for, site
         assert "already listed" in str(kits.query_one(".entry-problem", Static).content)
         fill(
             screen,
+            **ARRIVED_FROZEN,
             lot="lot2",
             product="haMSC-Exos",
-            expiry="2021-06-30",
             release_ref="QP-2",
             quantity="2",
             shipper="SH2",
-            at="2020-03-16 08:30",
-            dry_ice="yes",
-            intact="yes",
-            frozen="yes",
             condition="-72 °C on the display",
             logger_file=str(logger),
             courier_user="coordinator",
@@ -211,17 +211,13 @@ async def test_receipt_refused_by_the_domain_saves_nothing_and_keeps_the_values(
         await scan(pilot, screen.query_one("#cc-kits", EntryList), "K301")
         fill(
             screen,
+            **ARRIVED_FROZEN,
             lot="LOT3",
             product="p",
-            expiry="2021-06-30",
             release_ref="QP-3",
             quantity="1",
             shipper="SH3",
-            at="2020-03-16 08:30",
             to="pharmacy",  # no unit registered: the receipt names its place (issue 14, finding 7)
-            dry_ice="yes",
-            intact="yes",
-            frozen="yes",
             logger_serial="LG-3",
             courier="Zhou Ming, SF courier",
         )
