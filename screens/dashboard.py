@@ -58,7 +58,7 @@ from wardcrf.clock import zone
 
 from .errors import message_of
 from .i18n import domain_word, t
-from .keys import LANGUAGE
+from .keys import LANGUAGE, RELOAD
 from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.places import PLACES, by_name, offered
@@ -195,7 +195,7 @@ class DashboardScreen(Screen[None]):
         Binding("right_square_bracket", "cycle(1)", "dash.key_next_panel", key_display="]"),
         Binding("left_square_bracket", "cycle(-1)", "dash.key_previous_panel", key_display="[", show=False),
         LANGUAGE,
-        Binding("r", "reload", "key.reload"),
+        RELOAD,
         Binding("u", "drafts", "key.drafts"),
     ]
 

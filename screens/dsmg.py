@@ -35,7 +35,7 @@ from wardcrf.workflow.dsmg import BoardParticipant, DecisionSignature, DsmgBoard
 from . import times
 from .errors import message_of
 from .i18n import label_width, language, pad, t
-from .keys import BACK, LANGUAGE
+from .keys import BACK, LANGUAGE, RELOAD
 from .results import Refused, post_outcome
 from .unsaved import UnsavedWork
 from .ward import Ward
@@ -75,7 +75,7 @@ class DsmgScreen(Screen[None]):
         Binding("d", "decide", "dsmg.key_decide"),
         Binding("e", "review_sae", "dsmg.key_review_sae"),
         Binding("h", "toggle_history", "dsmg.key_history"),
-        Binding("r", "reload", "key.reload"),
+        RELOAD,
         LANGUAGE,
         BACK,
     ]

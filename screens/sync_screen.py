@@ -37,7 +37,7 @@ from .dialogs.discard import AsksBeforeDiscarding
 from .dialogs.path import PathDialog
 from .errors import message_of
 from .i18n import label_width, pad, t
-from .keys import BACK, LANGUAGE
+from .keys import BACK, LANGUAGE, RELOAD
 from .results import Refused, post_outcome
 from .unsaved import without_blanks
 from .ward import Ward
@@ -70,7 +70,7 @@ class SyncScreen(Screen[None]):
         Binding("i", "import_file", "sync.key_import"),
         Binding("a", "answer", "sync.key_answer"),
         Binding("m", "amend_answer", "sync.key_amend"),
-        Binding("r", "reload", "key.reload"),
+        RELOAD,
         LANGUAGE,
         BACK,
     ]
