@@ -52,6 +52,15 @@ if TYPE_CHECKING:
 PUSH_OPTIONS: dict[str, Any] = {"attempts": 2, "backoff": 0.5, "connect_timeout": 5.0, "timeout": 60.0}
 """A person is waiting: two tries, five seconds to connect, then the offline message."""
 
+_TRANSFER_KEYS = (
+    Binding("e", "export", "sync.key_export"),
+    Binding("p", "push", "sync.key_push"),
+    Binding("g", "pull", "sync.key_pull"),
+    Binding("i", "import_file", "sync.key_import"),
+)
+"""The keys that move bundles (USB export, push, pull, import): offered to roles with `sync.export`."""
+_TRANSFER_ACTIONS = frozenset(b.action for b in _TRANSFER_KEYS)
+
 
 def _time(iso: str | None) -> str:
     """A time from the domain (UTC) as the ward's local time, zone marked (issue 14)."""
@@ -64,10 +73,7 @@ class SyncScreen(Screen[None]):
     CSS_PATH = "sync_screen.tcss"
     AUTO_FOCUS = "#queries"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("e", "export", "sync.key_export"),
-        Binding("p", "push", "sync.key_push"),
-        Binding("g", "pull", "sync.key_pull"),
-        Binding("i", "import_file", "sync.key_import"),
+        *_TRANSFER_KEYS,
         Binding("a", "answer", "sync.key_answer"),
         Binding("m", "amend_answer", "sync.key_amend"),
         RELOAD,
@@ -140,7 +146,7 @@ class SyncScreen(Screen[None]):
             self.load()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("export", "push", "pull", "import_file"):
+        if action in _TRANSFER_ACTIONS:
             return self.ward.can("sync.export")
         if action == "answer":
             return self.ward.can("record.comment")
