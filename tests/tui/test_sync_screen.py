@@ -140,6 +140,30 @@ async def test_roles_without_sync_export_are_not_offered_sync(app_for, site, hub
                 app.ward.call(sync_ward.export, Path("/tmp"))
 
 
+class _Permits:
+    """The one thing `SyncScreen.check_action` asks of the ward: may the user do this action?"""
+
+    def __init__(self, *actions: str) -> None:
+        self.actions = set(actions)
+
+    def can(self, action: str) -> bool:
+        return action in self.actions
+
+
+def test_every_key_that_moves_bundles_is_offered_only_with_sync_export():
+    """Export, push, pull and import all move data: each is offered with `sync.export`, none without."""
+    moving = {"export", "push", "pull", "import_file"}
+    keys = {b.key: b.action for b in SyncScreen.BINDINGS if b.action in moving}
+    assert keys == {"e": "export", "p": "push", "g": "pull", "i": "import_file"}
+    with_export = SyncScreen(_Permits("sync.export", "record.comment"))
+    without = SyncScreen(_Permits("record.comment", "record.amend"))
+    for action in moving:
+        assert with_export.check_action(action, ()) is True, action
+        assert without.check_action(action, ()) is False, action
+    assert without.check_action("answer", ()) is True  # answering a query needs only record.comment
+    assert without.check_action("reload", ()) is True
+
+
 async def test_pull_brings_a_query_that_is_answered_and_pushed_back(app_for, site, hub_site):
     from wardcrf.sync import registry
 
