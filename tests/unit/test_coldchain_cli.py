@@ -281,6 +281,7 @@ def test_sign_later_then_sign(cli, tmp_path):
         user="pharmacist",
     )
     assert r.code == 0 and "awaiting signature: clinician (received)" in r.out
+    assert "Recorded handover of 1 kit(s) — event" in r.out
     ev = r.out.split("event ")[1].split()[0]
     assert cli("audit", "handovers", user="auditor").code == 1
     assert cli("coldchain", "sign", ev, user="clinician").code == 0
@@ -402,6 +403,7 @@ def test_receive_from_external_courier_with_photo_and_transit_log(cli, tmp_path)
     assert r.code == 1 and "differs from the serial in the file (100800001215)" in r.err
     r = cli(*args, "--logger-file", str(transit), "--photo", f"@{sheet}", user="pharmacist")
     assert r.code == 0, r.err
+    assert "Recorded receipt of 1 kit(s) — event" in r.out
     assert "transit log shows 1 excursion(s) above -15.0 °C" in r.out
     exc = json.loads(cli("coldchain", "excursions", "--json").out)
     assert (
