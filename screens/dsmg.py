@@ -79,6 +79,17 @@ class DsmgScreen(Screen[None]):
         LANGUAGE,
         BACK,
     ]
+    #: The board's columns as message ids, one per cell `_fill` writes; translated
+    #: when the screen is composed, in the language in use then.
+    COLUMNS = (
+        "col.participant",
+        "dsmg.col_doses",
+        "dsmg.col_aes",
+        "dsmg.col_g3",
+        "dsmg.col_saes",
+        "dsmg.col_flags",
+        "dsmg.col_decision",
+    )
 
     @dataclass
     class Loaded(Message):
@@ -101,16 +112,7 @@ class DsmgScreen(Screen[None]):
         with Vertical(id="dsmg"):
             yield Static("", id="dsmg-gate")
             yield Static(t("dsmg.participants"), classes="section-title")
-            yield WardTable.listing(
-                "dsmg-participants",
-                t("col.participant"),
-                t("dsmg.col_doses"),
-                t("dsmg.col_aes"),
-                t("dsmg.col_g3"),
-                t("dsmg.col_saes"),
-                t("dsmg.col_flags"),
-                t("dsmg.col_decision"),
-            )
+            yield WardTable.listing("dsmg-participants", *map(t, self.COLUMNS))
             yield Static(
                 t("dsmg.history") if self.show_history else t("dsmg.detail"),
                 id="dsmg-detail-title",

@@ -80,6 +80,14 @@ class SyncScreen(Screen[None]):
         LANGUAGE,
         BACK,
     ]
+    #: The data queries' columns as message ids, translated when the screen is composed.
+    COLUMNS = (
+        "sync.col_query",
+        "sync.col_record",
+        "sync.col_field",
+        "sync.col_status",
+        "sync.col_question",
+    )
 
     @dataclass
     class Loaded(Message):
@@ -115,14 +123,7 @@ class SyncScreen(Screen[None]):
         with Vertical(id="sync"):
             yield Static("", id="sync-status")
             yield Static(t("sync.queries"), classes="section-title")
-            yield WardTable.listing(
-                "queries",
-                t("sync.col_query"),
-                t("sync.col_record"),
-                t("sync.col_field"),
-                t("sync.col_status"),
-                t("sync.col_question"),
-            )
+            yield WardTable.listing("queries", *map(t, self.COLUMNS))
             yield ProgressBar(id="sync-progress", show_eta=False)
             yield Static("", id="sync-message")
         yield WardFooter()

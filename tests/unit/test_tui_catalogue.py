@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 from pathlib import Path
@@ -24,15 +25,39 @@ def test_every_message_has_every_language_with_same_placeholders():
         assert all(v.strip() for v in entry.values()), mid
 
 
+def _column_ids(text: str) -> set[str]:
+    """The message ids of a screen's `COLUMNS` tuples (a list's headers, declared as data)."""
+    ids: set[str] = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id.endswith("COLUMNS") for target in node.targets
+        ):
+            ids |= {
+                c.value
+                for c in ast.walk(node.value)
+                if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            }
+    return ids
+
+
 def test_every_id_used_in_screens_exists():
     used: set[str] = set()
-    for path in SCREENS.glob("*.py"):
+    columns: set[str] = set()
+    for path in SCREENS.rglob("*.py"):
         text = path.read_text("utf-8")
         used |= set(re.findall(r"""\bt\(\s*["']([a-z_]+\.[a-z_.]+)["']""", text))
         used |= set(re.findall(r"""Binding\([^)]*["'](key\.[a-z_]+)["']""", text))
-    missing = sorted(m for m in used if m not in i18n.catalogue())
+        columns |= _column_ids(text)
+    missing = sorted(m for m in used | columns if m not in i18n.catalogue())
     assert not missing
     assert len(used) > 30
+    assert {"dsmg.col_decision", "sync.col_question"} <= columns
+
+
+def test_a_column_id_missing_from_the_catalogue_is_found():
+    found = _column_ids('X_COLUMNS = ("col.participant", "no_such.column")\nOTHER = ("not.a_column",)')
+    assert found == {"col.participant", "no_such.column"}
+    assert "no_such.column" not in i18n.catalogue()
 
 
 def test_lookup_falls_back_and_formats():
