@@ -185,6 +185,11 @@ def _select(
     return sel
 
 
+# The selection of before/after values, shared with a format-2 ward's paired endpoints (`engine_endpoints`).
+Participant = _Participant
+select = _select
+
+
 def _endpoint_unit(ds: Dataset, ep: Endpoint) -> str:
     for fd in ds.form_fields(ep.form):
         if fd.name == ep.field:
