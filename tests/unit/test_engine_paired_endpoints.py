@@ -248,3 +248,65 @@ def test_paired_change_per_arm_through_the_cli(cli, tmp_path: Path, monkeypatch)
     assert r.code == 0 and "creat_change (paired_change)" in r.out, r.err
     assert ("Left out:" in r.out) == (outside is not None)
     assert f"{tied}: {counts[tied]} pairs of {counts[tied]}" in r.out
+
+
+def test_a_blinded_ward_pairs_values_but_splits_no_arm(cli, tmp_path: Path, monkeypatch) -> None:
+    """PALM007 (double blind) with a paired endpoint: the participant's pair is counted as not assigned, no
+    arm is analysed on the ward (the hub analyses after unblinding), as for the other kinds."""
+    from datetime import datetime
+
+    from test_engine_ward_cli import _tablets, _ward
+    from wf_support import ready_kit_on
+
+    from wardcrf.engine import schedule
+
+    text = (Path(model.__file__).parent.parent / "protocols" / "engine" / "palm007.toml").read_text("utf-8")
+    old = '[analysis]\nci_level = 0.95\nproportion_ci = "wilson"\ndifference_ci = "newcombe"\n\n'
+    choice = '  { code = "baseline", label = { en = "Baseline", fr = "Inclusion" } },\n'
+    assert text.count(old) == 1 and text.count(choice) == 1
+    text = text.replace(old, ANALYSIS, 1).replace(
+        choice, choice + '  { code = "post_treatment", label = "After treatment" },\n', 1
+    )
+    w = _ward(cli, tmp_path, monkeypatch, "palm007", source=text)
+    pid = w.consent()
+    assert w.screen(pid).code == 0
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
+    r = w.run("randomize", pid)
+    assert r.code == 0, r.err
+    kit = r.out.split("randomized: kit ", 1)[1].split()[0]
+    m = model.parse(text, "palm007-paired.toml")
+    facts = {"screening.weight < 120": True, "screening.weight >= 120": False}
+    plan = schedule.plan(
+        m, {"randomization": w.now}, arm="TECOVIRIMAT", zone="Africa/Kinshasa", conditions=facts
+    )
+    s1 = next(
+        s for adms in plan.values() for _a, ss in adms for s in ss if s.closes > w.now + timedelta(minutes=30)
+    )
+    t1: datetime = max(s1.opens, w.now) + timedelta(minutes=15)
+    w.at(t1 + timedelta(minutes=30))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    ready_kit_on(w.site(), kit, t1.isoformat(), w.root)
+    assert _tablets(w, pid, kit, t1).code == 0
+    day = t1.astimezone(KIN).date()
+    for on, tp, value in ((day, "baseline", "90"), (day + timedelta(days=3), "post_treatment", "70")):
+        w.at(max(w.now, datetime.combine(on, t1.astimezone(KIN).timetz()) + timedelta(hours=1)))
+        r = w.run(
+            "submit",
+            "labs",
+            "--participant",
+            pid,
+            f"date={on.isoformat()}",
+            f"timepoint={tp}",
+            f"creat={value}",
+        )
+        assert r.code == 0, r.err
+    r = w.run("report", "endpoints", "--format", "json", user="auditor", WARDCRF_FAKE_NOW=w.now.isoformat())
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    got = next(e for e in out["endpoints"] if e["code"] == "creat_change")
+    assert out["blinded"] is True and got["not_assigned"] == 1
+    assert {a: (x["n"], x["pairs"]) for a, x in got["arms"].items()} == {
+        "TECOVIRIMAT": (0, 0),
+        "PLACEBO": (0, 0),
+    }
+    assert got["excluded"] == [] and set(got["improved"].values()) == {0}
