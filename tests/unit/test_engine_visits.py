@@ -90,6 +90,9 @@ def test_a_visit_per_administration_is_accepted_and_declared_with_its_arms(palm_
         ("num = 20\n", ""),
         ('epoch = "TREATMENT"\nrepeat = { per', 'epoch = "TREATMENT"\ntype = "common"\nrepeat = { per'),
         ('{ per = "administration"', '{ per = "day"'),
+        ('label = "ZMAPP INFUSION {n}"', 'label = "ZMAPP\\u0007INFUSION {n}"'),  # a control character
+        ('label = "ZMAPP INFUSION {n}"', 'label = "' + "Z" * 300 + ' {n}"'),  # oversized
+        ('regimen = "zmapp"', 'regimen = "zmapp\\nx"'),
     ],
 )
 def test_a_malformed_visit_per_administration_is_refused_in_one_line_naming_the_file_and_line(
@@ -315,6 +318,9 @@ def test_a_palm_ward_runs_its_visits_per_infusion_through_the_cli(cli, tmp_path:
     assert r.code == 0, r.err
     v1 = show(pid)["visits"][0]
     assert (v1["state"], v1["owed"]) == ("done", [])
+    r = w.run("participant", "show", pid, user="auditor")
+    assert r.code == 0 and "visit ZMAPP INFUSION 1 (" in r.out and "— done" in r.out, r.out
+    assert "visit ZMAPP INFUSION 3 (" in r.out and "owed: labs" in r.out
     assert "visits_owed" not in next(
         x for x in json.loads(w.run("participant", "list", "--json").out) if x["id"] == pid
     )
