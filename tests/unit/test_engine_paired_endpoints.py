@@ -248,6 +248,9 @@ def test_paired_change_per_arm_through_the_cli(cli, tmp_path: Path, monkeypatch)
     assert r.code == 0 and "creat_change (paired_change)" in r.out, r.err
     assert ("Left out:" in r.out) == (outside is not None)
     assert f"{tied}: {counts[tied]} pairs of {counts[tied]}" in r.out
+    # format 1's outcomes report is not this trial's: refused in one line naming the report that is
+    r = w.run("report", "outcomes", "--format", "json", user="auditor")
+    assert r.code == 1 and "wardcrf report endpoints" in r.err and len(r.err.strip().splitlines()) == 1, r.err
 
 
 def test_a_blinded_ward_pairs_values_but_splits_no_arm(cli, tmp_path: Path, monkeypatch) -> None:
