@@ -93,6 +93,7 @@ def test_a_visit_per_administration_is_accepted_and_declared_with_its_arms(palm_
         ('label = "ZMAPP INFUSION {n}"', 'label = "ZMAPP\\u0007INFUSION {n}"'),  # a control character
         ('label = "ZMAPP INFUSION {n}"', 'label = "' + "Z" * 300 + ' {n}"'),  # oversized
         ('regimen = "zmapp"', 'regimen = "zmapp\\nx"'),
+        ('forms = ["infusion", "labs"]', 'arms = ["ZMAPP", "RDV"]\nforms = ["infusion", "labs"]'),
     ],
 )
 def test_a_malformed_visit_per_administration_is_refused_in_one_line_naming_the_file_and_line(
@@ -370,3 +371,28 @@ def test_a_palm_ward_runs_its_visits_per_infusion_through_the_cli(cli, tmp_path:
     assert 'StudyEventOID="SE.ZINF" StudyEventRepeatKey="2"' not in odm
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.out + r.err
+
+
+def test_a_placebo_twin_has_the_visit_of_the_regimen_it_repeats() -> None:
+    """PALM007 (double blind): the placebo regimen is `same_as` tecovirimat, so a visit per tecovirimat
+    dose is every arm's, and a blinded ward (which schedules the first arm) and the hub agree."""
+    text = (Path(model.__file__).parent.parent / "protocols" / "engine" / "palm007.toml").read_text("utf-8")
+    visit = (
+        '[[visits]]\ncode = "DOSEV"\nnum = 40\nlabel = "DOSE {n}"\nepoch = "TREATMENT"\n'
+        'repeat = { per = "administration", regimen = "tecovirimat" }\nforms = ["treatment"]\n\n'
+    )
+    m = model.parse(text.replace(UNS, visit + UNS, 1), "palm007-visits.toml")
+    (v,) = visits.declared(m)
+    assert v.arms == ("TECOVIRIMAT", "PLACEBO") and v.twins == {"tecovirimat", "placebo"}
+    facts = {"screening.weight < 120": True, "screening.weight >= 120": False}
+    for arm in ("TECOVIRIMAT", "PLACEBO"):
+        plan = schedule.plan(
+            m, {"randomization": RANDOMIZED}, arm=arm, zone="Africa/Kinshasa", conditions=facts
+        )
+        placed = [
+            (reg, adm, schedule.states(adm, slots, [], RANDOMIZED))
+            for reg, adms in plan.items()
+            for adm, slots in adms
+        ]
+        found = visits.occurrences(m, placed, KIN, arm=arm)
+        assert len(found) == 28 and found[-1].name == "DOSE 28" and found[-1].num == 67

@@ -59,6 +59,7 @@ class PerAdministration:
     forms: tuple[Entry, ...]
     worklist: bool
     arms: tuple[str, ...]  # the arms that have it: the visit's `arms` (or every arm) having the regimen
+    twins: frozenset[str] = frozenset()  # the regimen and its `same_as` placebo twins: one schedule
 
     def number(self, n: int) -> float | int:
         """VISITNUM of the occurrence of administration `n` (1-based across the regimen)."""
@@ -78,7 +79,11 @@ def declared(model: Model) -> tuple[PerAdministration, ...]:
         if "per" not in repeat:
             continue
         regimen = str(repeat["regimen"])
-        having = tuple(a.code for a in model.arms if regimen in a.regimens)
+        twins = frozenset(
+            {regimen}
+            | {str(r["code"]) for r in model.data.get("regimens", ()) if r.get("same_as") == regimen}
+        )
+        having = tuple(a.code for a in model.arms if twins & set(a.regimens))
         listed = tuple(v.get("arms") or having)
         arms = tuple(a for a in listed if a in having)
         entries = tuple(
@@ -98,6 +103,7 @@ def declared(model: Model) -> tuple[PerAdministration, ...]:
                 forms=entries,
                 worklist=bool(v.get("worklist", True)),
                 arms=arms,
+                twins=twins,
             )
         )
     return tuple(out)
@@ -138,7 +144,7 @@ def occurrences(
         if arm is not None and arm not in v.arms:
             continue
         for regimen, _adm, st in rows:
-            if regimen != v.regimen:
+            if regimen not in v.twins:
                 continue
             s = st.slot
             filled = st.filled_by
@@ -169,11 +175,11 @@ def occurrences(
     return out
 
 
-def _assessments(model: Model, regimen: str, form: str) -> list[Mapping[str, Any]]:
+def _assessments(model: Model, regimens: frozenset[str], form: str) -> list[Mapping[str, Any]]:
     return [
         a
         for a in model.data.get("dose_assessments", ())
-        if a.get("form") == form and (not a.get("regimens") or regimen in a["regimens"])
+        if a.get("form") == form and (not a.get("regimens") or regimens & set(a["regimens"]))
     ]
 
 
@@ -203,7 +209,7 @@ def place(
                 return occ
             continue
         linked = False
-        for a in _assessments(model, v.regimen, rec.form):
+        for a in _assessments(model, v.twins, rec.form):
             if a.get("match") and not _true(str(a["match"]), snap, rec):
                 continue
             n = rec.values.get(str(a.get("link", "")))
@@ -253,7 +259,7 @@ def owed(
         skip = _recording_forms(model, v.regimen) | {
             str(a.get("form"))
             for a in model.data.get("dose_assessments", ())
-            if not a.get("regimens") or v.regimen in a["regimens"]
+            if not a.get("regimens") or v.twins & set(a["regimens"])
         }
         for entry in v.forms:
             if not entry.required or entry.form in skip or entry.form in filled.get((v.code, occ.n), set()):
