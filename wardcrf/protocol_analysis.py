@@ -138,6 +138,41 @@ def parse(r: _Reader, data: dict[str, Any], forms: dict[str, Form]) -> AnalysisP
     return AnalysisPlan(quartiles, paired, zeros, windows, tuple(endpoints))
 
 
+FORMAT2_KEYS = frozenset({"kind", "code", "primary"})  # what a format-2 endpoint adds to format 1's
+
+
+def paired_endpoints(r: _Reader, data: dict[str, Any], forms: dict[str, Form]) -> AnalysisPlan:
+    """A format-2 file's ``[analysis]`` as far as its `paired_change` endpoints need it (engine.ward): the
+    methods, the two windows and each paired endpoint, validated as format 1 validates them and named by
+    their place in the file; the other kinds are the engine's (`reports.engine_endpoints`)."""
+    t = data.get("analysis")
+    if not isinstance(t, dict):
+        return AnalysisPlan()
+    p: tuple[str | int, ...] = ("analysis",)
+    defaults = _default_windows()
+    windows = {name: _window(r, t.get(name), (*p, name), defaults[name]) for name in defaults}
+    found: list[Endpoint] = []
+    seen: set[tuple[str, str]] = set()
+    for i, spec in enumerate(t.get("endpoints") or ()):
+        if not isinstance(spec, dict) or spec.get("kind", "paired_change") != "paired_change":
+            continue
+        own = {k: v for k, v in spec.items() if k not in FORMAT2_KEYS}
+        ep = _endpoint(r, own, (*p, "endpoints", i), forms, windows)
+        if ep is None:
+            continue
+        if (ep.form, ep.field) in seen:
+            r.err((*p, "endpoints", i), f"{ep.form}.{ep.field} is listed twice")
+        seen.add((ep.form, ep.field))
+        found.append(ep)
+    return AnalysisPlan(
+        str(t.get("quartiles", "hf6")),
+        str(t.get("paired_test", "wilcoxon-exact")),
+        str(t.get("zero_differences", "wilcox")),
+        windows,
+        tuple(found),
+    )
+
+
 def _choice(
     r: _Reader, t: dict[str, Any], key: str, p: tuple[str | int, ...], allowed: tuple[str, ...], default: str
 ) -> str:

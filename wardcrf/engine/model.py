@@ -468,6 +468,7 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
             r.err(("visits", i, "anchor"), f"anchor {visit['anchor']!r} is not declared ({_list(anchors)})")
         if "window" in visit:
             _window(r, ("visits", i, "window"), visit["window"])
+        _per_administration(r, i, visit, regimens, data)
         for j, form in enumerate(visit.get("forms", [])):
             name = form.get("form") if isinstance(form, dict) else form
             if name not in forms:
@@ -483,6 +484,43 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
             r.err(("anchors", i, "field"), f"form {anchor['form']} has no field {anchor.get('field')!r}")
     _strata(r, data, forms)
     _names(r, data)
+
+
+def _per_administration(
+    r: _Reader, i: int, visit: dict[str, Any], regimens: set[str], data: dict[str, Any]
+) -> None:
+    """A visit that repeats per administration (`repeat = { per = "administration", regimen = R }`) is
+    placed by R's schedule: one occurrence per administration, due and windowed with it, numbered with it."""
+    repeat = visit.get("repeat")
+    if not isinstance(repeat, dict) or "per" not in repeat:
+        return
+    p: Path_ = ("visits", i)
+    if repeat.get("regimen") not in regimens:
+        r.err(
+            (*p, "repeat", "regimen"),
+            f"regimen {repeat.get('regimen')!r} is not declared ({_list(regimens)})",
+        )
+    if visit.get("type", "scheduled") != "scheduled":
+        r.err((*p, "type"), "a visit that repeats per administration is scheduled (its administrations are)")
+    if "num" not in visit:
+        r.err(p, "num is required: the first occurrence's VISITNUM (the next ones num + step, ...)")
+    for key in ("anchor", "day", "window"):
+        if key in visit:
+            r.err(
+                (*p, key),
+                "a visit that repeats per administration is due and windowed with each administration of "
+                f"regimen {repeat.get('regimen')}: remove {key}",
+            )
+    twins = {repeat.get("regimen")} | {
+        reg.get("code") for reg in data.get("regimens", []) if reg.get("same_as") == repeat.get("regimen")
+    }
+    for j, arm in enumerate(visit.get("arms", [])):
+        listed = next((a for a in data.get("arms", []) if a.get("code") == arm), None)
+        if listed is not None and not twins & set(listed.get("regimens", [])):
+            r.err(
+                (*p, "arms", j),
+                f"arm {arm} has no regimen {repeat.get('regimen')}: it can have no such visit",
+            )
 
 
 def _strata(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 from wardcrf import protocol as format1
 from wardcrf.engine import model as engine_model
 from wardcrf.engine.model import Model
+from wardcrf.protocol_analysis import AnalysisPlan
 
 
 def read(source: str, filename: str = "<protocol>") -> format1.Protocol:
@@ -62,6 +63,7 @@ def of(m: Model, filename: str | None = None) -> format1.Protocol:
         product=product,
         forms=forms,
         warnings=_warnings(m, name, forms, schedule, product),
+        analysis=_analysis(m, name, forms),
         source=m.source,
         sha256=m.sha256,
         filename=name,
@@ -91,6 +93,20 @@ def _warnings(
     if r.problems:
         raise ProtocolFileError(r.problems)
     return rules
+
+
+def _analysis(m: Model, name: str, forms: dict[str, format1.Form]) -> AnalysisPlan:
+    """The `paired_change` endpoints and their windows (`[analysis]`), validated against the forms as format
+    1 validates its endpoints: `wardcrf report endpoints` reads them (`reports.engine_endpoints`)."""
+    from wardcrf import protocol_analysis
+    from wardcrf.protocol_file import ProtocolFileError
+
+    data, r = format1.read_source(m.source, name)
+    r.languages = tuple(str(x) for x in data.get("protocol", {}).get("languages", ["en"]))
+    plan = protocol_analysis.paired_endpoints(r, data, forms)
+    if r.problems:
+        raise ProtocolFileError(r.problems)
+    return plan
 
 
 def _text(value: Any) -> dict[str, str]:

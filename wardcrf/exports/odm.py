@@ -549,7 +549,13 @@ def _visit_events(
     from zoneinfo import ZoneInfo
 
     from .sdtm.build import record_dtc
-    from .sdtm.engine_visits import anchors_of, occurrence_of, occurrences
+    from .sdtm.engine_visits import (
+        administration_occurrence,
+        anchors_of,
+        occurrence_of,
+        occurrences,
+        per_administration,
+    )
 
     zone = ZoneInfo(str(ds.site_row.get("zone") or "UTC"))
     by_form: dict[str, list[ProvenancedRecord]] = {}
@@ -557,10 +563,17 @@ def _visit_events(
         by_form.setdefault(rec.form, []).append(rec)
     anchors = anchors_of(ds.store, pid, by_form, model, zone)
     found = occurrences(model, anchors)
+    per = per_administration(ds.store, pid, by_form, model, zone)
     out: dict[str, tuple[str, int | None]] = {}
     for rec in recs:
         when = record_dtc(rec, ds.protocol_for(rec))
         if len(when) < 10:
+            continue
+        by_administration = administration_occurrence(
+            model, per, rec.form, rec.data, rec.event_id, date.fromisoformat(when[:10])
+        )
+        if by_administration is not None:  # one StudyEventData per administration, keyed by its number
+            out[rec.event_id] = (by_administration.visit.code, by_administration.n)
             continue
         occ = occurrence_of(
             model, found, rec.form, rec.data, date.fromisoformat(when[:10]), set(), zone, anchors

@@ -13,10 +13,19 @@ and endpoints"):
 * `time_to_event`: `event_at` (a date: the event happened then), else
   `censor_at` (known free of it then), in days from the origin.
 
+* `paired_change`: the endpoint's `form`.`field` before and after treatment,
+  each participant's value chosen by `[analysis.baseline]` and
+  `[analysis.post_treatment]` (the record's `timepoint_field` labels the
+  visit, its `date_field` is the sample date, counted from the participant's
+  first or last administration given; `regimen_complete` against the
+  administrations their arm schedules; `evaluable`): the selection of format
+  1's outcomes report (`outcomes.select`), the Wilcoxon signed-rank test of
+  `stats.signed_rank` per arm (`endpoints.analyse`), the values left out
+  listed with the reason.
+
 The arm is the allocated one. On a blinded ward the arm is not known, so no
 endpoint is split by arm: every participant is counted as not assigned and
 the report says the trial is blinded (the hub analyses after unblinding).
-`paired_change` endpoints are format 1's outcomes report (`report outcomes`).
 """
 
 from __future__ import annotations
@@ -51,12 +60,28 @@ class Methods(TypedDict):
     survival_ci: str
 
 
-class EndpointNote(TypedDict):
-    """An endpoint this report does not compute, and where it is (format 1's paired change)."""
+class PairedValue(TypedDict):
+    """One participant's value of a paired endpoint: used, or left out and why."""
 
-    code: str | None
-    kind: str
-    note: str
+    participant: str
+    record: str
+    visit: str
+    """baseline or post_treatment."""
+    date: str | None
+    value: float
+    reason: str
+
+
+class PairedEndpoint(endpoints.EndpointResult):
+    """A `paired_change` endpoint: per arm before/after and the signed-rank test, "improved in k of n", and
+    the values left out with their reason."""
+
+    form: str
+    field: str
+    improves: str
+    improved: dict[str, int]
+    """Per arm: participants whose value moved strictly in the favourable direction."""
+    excluded: list[PairedValue]
 
 
 class EndpointsReport(TypedDict):
@@ -67,7 +92,7 @@ class EndpointsReport(TypedDict):
     participants: int
     blinded: bool
     methods: Methods
-    endpoints: list[endpoints.EndpointResult | EndpointNote]
+    endpoints: list[endpoints.EndpointResult | PairedEndpoint]
 
 
 def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
@@ -95,20 +120,19 @@ def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
     for row in store.rows("SELECT * FROM participants WHERE enrollment_event IS NOT NULL ORDER BY number"):
         p = participant_from_row(row)
         anchors, arm = plan_inputs(store, m, p, site_zone)
+        arm_of_schedule = arm  # blinded: the first arm, whose schedule the others repeat
         allocated = store.one("SELECT arm FROM rand_allocations WHERE participant = ?", (p.id,))
         if len(arms) > 1:
             arm = str(allocated[0]) if allocated and allocated[0] else None
         records = eligibility.participant_records(store, m, p.id)
         snap = Snapshot(records=records, now=at, zone=tz, anchors=anchors, anchor_day=m.calendar.anchor_day)
-        people.append((p.id, None if blinded else arm, anchors, snap))
-    results: list[endpoints.EndpointResult | EndpointNote] = []
+        people.append((p.id, None if blinded else arm, anchors, snap, arm_of_schedule))
+    results: list[endpoints.EndpointResult | PairedEndpoint] = []
     for ep in analysis.get("endpoints", ()):
-        if ep.get("kind") == "paired_change":
-            results.append(
-                {"code": ep.get("code"), "kind": "paired_change", "note": "format 1's outcomes report"}
-            )
+        if ep.get("kind", "paired_change") == "paired_change":
+            results.append(_paired(session, proto, m, ep, arms, people, settings, tz))
             continue
-        outcomes = [_outcome(m, ep, arm, anchors, snap, tz) for _pid, arm, anchors, snap in people]
+        outcomes = [_outcome(m, ep, arm, anchors, snap, tz) for _pid, arm, anchors, snap, _s in people]
         results.append(endpoints.analyse(ep, arms, outcomes, settings))
     return {
         "protocol": {"id": m.id, "version": m.version},
@@ -123,6 +147,77 @@ def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
         },
         "endpoints": results,
     }
+
+
+def _paired(
+    session: Session,
+    proto: protocols.Protocol,
+    m: Any,
+    ep: Mapping[str, Any],
+    arms: list[str],
+    people: list[tuple[str, str | None, Any, Snapshot, str | None]],
+    settings: endpoints.Settings,
+    tz: Any,
+) -> PairedEndpoint:
+    """A `paired_change` endpoint per arm: each participant's before and after values chosen as format 1's
+    outcomes report chooses them, the signed-rank test per arm (module docstring)."""
+    from ..engine import due
+    from ..exports.dataset import Dataset
+    from .outcomes import Participant, select
+
+    spec = next(e for e in proto.analysis.endpoints if (e.form, e.field) == (ep.get("form"), ep.get("field")))
+    ds = Dataset.for_session(session)
+    outcomes: list[endpoints.Outcome] = []
+    excluded: list[PairedValue] = []
+    improved = dict.fromkeys(arms, 0)
+    for pid, arm, _anchors, snap, scheduled in people:
+        given = sorted(_administered(m, snap, tz))
+        if not given:  # the analysis population: participants who received an administration
+            outcomes.append(endpoints.Outcome(arm))
+            continue
+        planned = due.planned(m, scheduled) if scheduled is not None or len(m.arms) == 1 else len(given)
+        sel = select(
+            spec,
+            proto.analysis.windows,
+            {pid: Participant(pid, dose_dates=given)},
+            {pid: list(ds.records(participant=pid))},
+            planned,
+            str(tz.key),
+        )
+        excluded.extend(PairedValue(**x) for x in sel.excluded)  # type: ignore[typeddict-item]
+        b, a = sel.used["baseline"].get(pid), sel.used["post_treatment"].get(pid)
+        outcomes.append(endpoints.Outcome(arm, before=b.value if b else None, after=a.value if a else None))
+        if (
+            arm is not None
+            and a
+            and b
+            and ((a.value > b.value) if spec.improves == "up" else (a.value < b.value))
+        ):
+            improved[arm] = improved.get(arm, 0) + 1
+    result = endpoints.analyse(ep, arms, outcomes, settings)
+    return {
+        **result,
+        "form": spec.form,
+        "field": spec.field,
+        "improves": spec.improves,
+        "improved": improved,
+        "excluded": excluded,
+    }
+
+
+def _administered(m: Any, snap: Snapshot, tz: Any) -> set[date]:
+    """Local dates of the participant's administrations given (any regimen: the start of each record)."""
+    out: set[date] = set()
+    for regimen in m.regimens.values():
+        for adm in regimen.administrations:
+            roles = adm.record
+            for rec in snap.records.get(str(roles.get("form")), ()):
+                if rec.values.get(str(roles.get("not_given", ""))) is True:
+                    continue
+                day = _day(rec.values.get(str(roles.get("start", ""))), tz)
+                if day is not None:
+                    out.add(day)
+    return out
 
 
 def _day(value: Any, tz: Any) -> date | None:
@@ -190,10 +285,15 @@ def document(data: Mapping[str, Any]) -> Doc:
         )
     for ep in data["endpoints"]:
         sec = doc.section(f"{ep['code']} ({ep['kind']}{', primary' if ep.get('primary') else ''})")
-        if ep.get("note"):
-            sec.text.append(str(ep["note"]))
-            continue
         for arm, res in (ep.get("arms") or {}).items():
+            if ep["kind"] == "paired_change":
+                w = res["wilcoxon"]
+                sec.text.append(
+                    f"{arm}: {res['pairs']} pairs of {res['n']}; before median {_num(res['before']['median'])}, "
+                    f"after median {_num(res['after']['median'])}; {ep['improves']} in "
+                    f"{ep['improved'].get(arm, 0)} of {res['pairs']}; {w['method']}, p {w['p_text']}"
+                )
+                continue
             shown = {k: v for k, v in res.items() if not isinstance(v, dict | list)}
             sec.text.append(f"{arm}: " + ", ".join(f"{k} {_num(v)}" for k, v in shown.items()))
         for c in ep.get("comparisons") or []:
@@ -204,6 +304,8 @@ def document(data: Mapping[str, Any]) -> Doc:
                 f"{c['arm']} vs {c['against']}: " + ", ".join(f"{k} {_num(v)}" for k, v in shown.items())
             )
         sec.text.append(f"Not assigned to an arm: {ep.get('not_assigned', 0)}")
+        for x in ep.get("excluded") or []:
+            sec.text.append(f"Left out: {x['participant']} {x['visit']} {x['date'] or ''}: {x['reason']}")
     return doc
 
 

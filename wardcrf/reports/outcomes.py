@@ -30,6 +30,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ..clock import zone
+from ..errors import Refused
 from ..exports.dataset import Dataset, ProvenancedRecord, number, value_text
 from ..protocol import Protocol, tr
 from ..protocol_analysis import Endpoint, Window
@@ -185,6 +186,11 @@ def _select(
     return sel
 
 
+# The selection of before/after values, shared with a format-2 ward's paired endpoints (`engine_endpoints`).
+Participant = _Participant
+select = _select
+
+
 def _endpoint_unit(ds: Dataset, ep: Endpoint) -> str:
     for fd in ds.form_fields(ep.form):
         if fd.name == ep.field:
@@ -221,6 +227,11 @@ def _methods(proto: Protocol, quartiles: str, paired_test: str, overridden: list
 def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | None = None) -> dict[str, Any]:
     """Every number of the outcomes report, as data (the JSON output)."""
     proto = ds.active_protocol
+    if proto.engine is not None:  # a format-2 version of its own: its endpoints, paired ones included
+        raise Refused(
+            f"{proto.id} {proto.version} is a format-2 protocol: its endpoints, paired before/after ones"
+            " included, are the endpoints report (wardcrf report endpoints)"
+        )
     plan = proto.analysis
     overridden = []
     if quartiles and quartiles != plan.quartiles:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from .. import ids, roles, users
 from .. import protocol as protocols
 from ..clock import zone
-from ..engine import eligibility, gates, interpreter, schedule
+from ..engine import eligibility, gates, interpreter, schedule, visits
 from ..engine.interpreter import EvalError, Rec, Snapshot
 from ..engine.model import Administration, Model
 from ..errors import Refused
@@ -55,7 +55,7 @@ from .gatefacts import site_facts
 
 if TYPE_CHECKING:
     from ..eventlog import Event
-    from .status import AdministrationLine, ParticipantSummary, WorklistItem
+    from .status import AdministrationLine, ParticipantSummary, VisitLine, WorklistItem
 from .participants import check_consent
 
 ENROLLMENT, CONSENT, AE = "enrollment", "consent", "ae"
@@ -833,6 +833,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     cumulative: dict[str, float] = {}
     owed: list[int] = []
     given_times: dict[int, tuple[datetime, datetime]] = {}
+    placed_all: list[tuple[str, Administration, list[schedule.SlotState]]] = []
     if arm is not None and p.enrollment_event:
         from ..engine import due
 
@@ -859,6 +860,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                     for reg, adm, states in rows
                 ]
             planned += sum(len(states) for _r, _a, states in rows)  # the administrations that apply to them
+            placed_all.extend(rows)
             for regimen, adm, states in rows:
                 for st in states:
                     s = st.slot
@@ -950,6 +952,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                 words = interpreter.render(str(rule.get("message") or rule["code"]), snap.with_record(r))
                 deviations.append({"kind": words, "code": rule["code"], "event": r.event_id})
     given = sum(1 for a in administrations if a["state"] == schedule.GIVEN)
+    visit_lines = _visit_lines(m, placed_all, records, snap, at, zone(site_zone), arm)
     if not consent_ok or p.eligible is None:
         status = "consented"
     elif not p.eligible:
@@ -991,6 +994,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         "deviations": deviations,
         "post_dose_vitals_due": owed,
         "cumulative_dose": [{"value": v, "unit": u} for u, v in cumulative.items()],
+        "visits": visit_lines,
         # the ward list's key (format 1's name): the cumulative dose in the regimen's one unit, 0 for several
         "cumulative_particles": next(iter(cumulative.values())) if len(cumulative) == 1 else 0.0,
         "age": _age(m, p, records),
@@ -1002,6 +1006,44 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     }
     if kit:
         out["kit"] = kit  # blinded: the kit, never the arm
+    return out
+
+
+def _visit_lines(
+    m: Model,
+    placed: Sequence[tuple[str, Administration, Sequence[schedule.SlotState]]],
+    records: Mapping[str, Sequence[Rec]],
+    snap: Snapshot,
+    at: datetime,
+    tz: Any,
+    arm: str | None,
+) -> list[VisitLine]:
+    """Each occurrence of the visits that repeat per administration (`engine.visits`), with the forms owed."""
+    found = visits.occurrences(m, placed, tz, arm=arm)
+    if not found:
+        return []
+    owed: dict[tuple[str, int], list[visits.Owed]] = {}
+    for o in visits.owed(m, found, records, snap, at, tz):
+        owed.setdefault((o.occurrence.visit.code, o.occurrence.n), []).append(o)
+    out: list[VisitLine] = []
+    for occ in found:
+        mine = owed.get((occ.visit.code, occ.n), [])
+        when = occ.at or occ.due or occ.opens
+        state = occ.state if occ.at is None else mine[0].state if mine else "done"
+        out.append(
+            {
+                "visit": occ.visit.code,
+                "number": occ.n,
+                "visitnum": float(occ.num),
+                "name": occ.name,
+                "due": when.astimezone(tz).isoformat(timespec="minutes")
+                if occ.at or occ.due
+                else occ.local_date.isoformat(),
+                "state": state,
+                "event": occ.record,
+                "owed": [o.form for o in mine],
+            }
+        )
     return out
 
 
@@ -1095,6 +1137,24 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistIte
             items.append(item)
             if nd["state"] != "held":
                 items.extend(_before_owed(store, m, p, nd, at, site_zone))
+        for v in s.get(
+            "visits", ()
+        ):  # the forms a per-administration visit owes: due, overdue, or missed today
+            shown = [d for d in visits.declared(m) if d.code == v["visit"]]
+            if not v["owed"] or (shown and not shown[0].worklist):
+                continue
+            if v["state"] in ("due now", "window closing", "overdue", "held") or (
+                v["state"] == "missed" and v["due"][:10] == local_today.isoformat()
+            ):
+                for form in v["owed"]:
+                    items.append(
+                        {
+                            "participant": p.id,
+                            "what": f"{form} ({v['name']})",
+                            "due": v["due"],
+                            "state": v["state"],
+                        }
+                    )
         labels = {str(a["code"]): str(a.get("label", a["code"])) for a in m.data.get("dose_assessments", ())}
         recs = eligibility.participant_records(store, m, p.id)
         snap = Snapshot(records=recs, now=at, zone=zone(site_zone))

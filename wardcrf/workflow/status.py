@@ -120,6 +120,27 @@ class AdministrationLine(TypedDict):
     event: str | None
 
 
+class VisitLine(TypedDict):
+    """One occurrence of a visit that repeats per administration (`FormatTwoExtras.visits`; `engine.visits`)."""
+
+    visit: str
+    """The visit's code (ODM SE.CODE)."""
+    number: int
+    """The administration it goes with, numbered across the regimen (ODM StudyEventRepeatKey)."""
+    visitnum: float
+    name: str
+    """SDTM VISIT: the label with {n} and {day} filled."""
+    due: str
+    """Local time (or date) it is due, or took place once its administration is recorded."""
+    state: str
+    """Before its administration is recorded, the administration's timing word (upcoming, due now, window
+    closing, overdue, held, missed); once it is, "done", or "due now" / "overdue" while forms are owed."""
+    event: str | None
+    """The administration record it goes with."""
+    owed: list[str]
+    """Required forms it lists that no record placed in it fills."""
+
+
 class CumulativeDose(TypedDict):
     value: float
     unit: str
@@ -141,6 +162,8 @@ class FormatTwoExtras(TypedDict, total=False):
     """Each slot of the arm's schedule: number, regimen, administration, product, day, due, state..."""
     cumulative_dose: list[CumulativeDose]
     """The doses given, summed per unit."""
+    visits: list[VisitLine]
+    """Each occurrence of the visits that repeat per administration (`[[visits]] repeat.per`)."""
 
 
 class ParticipantSummary(FormatTwoExtras):
@@ -269,7 +292,12 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSu
     }
 
 
-class WardRow(TypedDict):
+class _WardRowExtras(TypedDict, total=False):
+    visits_owed: list[str]
+    """Format 2: the forms the per-administration visits owe now (`VisitLine.owed`, named with the visit)."""
+
+
+class WardRow(_WardRowExtras):
     """One participant's line of the ward list (dashboard, ward list, `participant list --json`)."""
 
     id: str
@@ -303,6 +331,19 @@ class WardPage(TypedDict):
 
 def list_row(s: ParticipantSummary) -> WardRow:
     """One participant's line of the ward list, from their `summary`."""
+    row = _list_row(s)
+    owed = [
+        f"{v['name']}: {f} ({v['state']})"
+        for v in s.get("visits", ())
+        if v["state"] in ("due now", "window closing", "overdue")
+        for f in v["owed"]
+    ]
+    if owed:
+        row["visits_owed"] = owed
+    return row
+
+
+def _list_row(s: ParticipantSummary) -> WardRow:
     return WardRow(
         id=s["id"],
         status=s["status"],

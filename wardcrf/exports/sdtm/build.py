@@ -417,9 +417,17 @@ class _Subject:
         visit_forms = {"labs", "ct_score", "vitals", "dose", "post_dose_check", *BASELINE_FORMS}
         found: list[engine_visits.Occurrence] = []
         anchors: dict[str, date | None] = {}
+        per: engine_visits.PerAdministration | None = None
         if self.model is not None:
             anchors = self._engine_anchors()
             found = engine_visits.occurrences(self.model, anchors)
+            per = engine_visits.per_administration(
+                self.ds.store,
+                self.pid,
+                self.by_form,
+                self.model,
+                ZoneInfo(str(self.ds.site_row.get("zone") or "UTC")),
+            )
             visit_forms = {
                 str(f if isinstance(f, str) else f["form"])
                 for v in self.model.data.get("visits", ())
@@ -432,7 +440,15 @@ class _Subject:
                 continue
             for rec in recs:
                 when = record_dtc(rec, self.proto_of(rec))
-                if self.model is not None:
+                if self.model is not None and per is not None and len(when) >= 10:
+                    by_administration = engine_visits.administration_occurrence(
+                        self.model, per, form, rec.data, rec.event_id, date.fromisoformat(when[:10])
+                    )
+                else:
+                    by_administration = None
+                if by_administration is not None:
+                    name: str | None = by_administration.name  # the visit as TV names it
+                elif self.model is not None:
                     occ = (
                         engine_visits.occurrence_of(
                             self.model,

@@ -200,21 +200,7 @@ def _visits(model: Model) -> Iterator[Visit]:
         arms = tuple(v.get("arms", ()))
         step = float(v.get("repeat", {}).get("step", 1))
         if "repeat" in v and "per" in v["repeat"]:
-            regimen = model.regimens[v["repeat"]["regimen"]]
-            for adm in regimen.administrations:
-                s = adm.schedule
-                for i in range(min(s.count_max, MAX_REPEAT_VISITS)):
-                    day = slot_day(adm, i)
-                    yield Visit(
-                        _num(v["num"] + i * step),
-                        v["label"].replace("{n}", str(i + 1)).replace("{day}", str(day)),
-                        v["epoch"],
-                        _study_day(model, s.anchor, day),
-                        f"{regimen.label}: administration {i + 1}, due on day {day} after "
-                        f"{anchor_text(s.anchor).lower()}",
-                        arms=arms,
-                        code=v["code"],
-                    )
+            yield from _per_administration(model, v)
             continue
         if "repeat" in v:
             every = max(1, duration(v["repeat"]["every"]).days)
@@ -233,6 +219,35 @@ def _visits(model: Model) -> Iterator[Visit]:
                 f"{where}, {window}" if window else where,
                 arms=arms,
                 code=v["code"],
+            )
+
+
+def _per_administration(model: Model, v: Mapping[str, Any]) -> Iterator[Visit]:
+    """One planned occurrence per scheduled administration of the visit's regimen, numbered across the
+    regimen as the schedule numbers them (`engine.visits`); only in the arms that have the regimen."""
+    from ...engine import visits
+
+    declared = next(d for d in visits.declared(model) if d.code == v["code"])
+    regimen = model.regimens[declared.regimen]
+    every = {a.code for a in model.arms}
+    arms = () if set(declared.arms) == every else declared.arms
+    if not declared.arms:
+        return
+    n = 0
+    for adm in regimen.administrations:
+        s = adm.schedule
+        for i in range(min(s.count_max, MAX_REPEAT_VISITS)):
+            n += 1
+            day = slot_day(adm, i)
+            yield Visit(
+                _num(declared.number(n)),
+                declared.name(n, day),
+                declared.epoch,
+                _study_day(model, s.anchor, day),
+                f"{regimen.label}: administration {n}, due on day {day} after "
+                f"{anchor_text(s.anchor).lower()}, with its window",
+                arms=arms,
+                code=declared.code,
             )
 
 

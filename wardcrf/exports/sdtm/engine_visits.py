@@ -12,7 +12,9 @@ visit before it, as format 1's derived design does).
 Anchors, per participant: `consent` (the consent's time), `enrollment` (its
 date), `randomization` (the allocation's time), `first_dose` (the first
 administration given). Visits that repeat per administration of a regimen
-(`repeat.per`) are not placed here (no shipped file has one).
+(`repeat.per`) are placed by `engine.visits` (`per_administration`, `administration_occurrence`): one
+occurrence per scheduled administration, taking the administration, its dose assessments and the
+visit's forms of its day, tried before the calendar visits.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ...engine import interpreter
+from ...clock import now_utc
+from ...engine import due, interpreter, visits
 from ...engine.interpreter import EvalError, Rec, Snapshot
 from ...engine.model import Model, duration
 
@@ -168,3 +171,61 @@ def _holds(
         return interpreter.truth(condition, snap) is True
     except EvalError:
         return False
+
+
+@dataclass(frozen=True)
+class PerAdministration:
+    """A participant's occurrences of the visits that repeat per administration, and what places records."""
+
+    found: tuple[visits.Occurrence, ...]
+    snap: Snapshot
+
+
+def per_administration(
+    store: Any, pid: str, by_form: Mapping[str, Sequence[Any]], model: Model, zone: ZoneInfo
+) -> PerAdministration:
+    """The occurrences of a participant's per-administration visits (`engine.visits`), from their records
+    (`rec.data`, `rec.event_id`) and allocation: the schedule of the arm allocated (blinded: the first
+    arm's, which the others repeat; one arm: that arm)."""
+    now = now_utc().astimezone(zone)
+    if not visits.declared(model):
+        return PerAdministration((), Snapshot(records={}, now=now, zone=zone))
+    row = store.one("SELECT arm, ts FROM rand_allocations WHERE participant = ?", (pid,))
+    arm: str | None = None
+    anchors: dict[str, date | datetime | None] = dict(anchors_of(store, pid, by_form, model, zone))
+    if row is not None:
+        arm = str(row[0]) if row[0] else (model.arms[0].code if model.arms else None)
+        anchors["randomization"] = datetime.fromisoformat(str(row[1]).replace("Z", "+00:00"))
+    elif len(model.arms) == 1:
+        arm = model.arms[0].code
+    forms = model.data.get("forms", {})
+    records = {
+        form: [
+            Rec(form, interpreter.typed_values(forms.get(form, {}).get("fields", {}), r.data), r.event_id, i)
+            for i, r in enumerate(recs)
+        ]
+        for form, recs in by_form.items()
+    }
+    snap = Snapshot(
+        records=records, now=now, zone=zone, anchors=anchors, anchor_day=model.calendar.anchor_day
+    )
+    if arm is None:
+        return PerAdministration((), snap)
+    try:
+        facts = due.conditions(model, snap, arm)
+    except EvalError:
+        facts = {}
+    raw = {form: [(r.event_id, r.data) for r in recs] for form, recs in by_form.items()}
+    placed = visits.placed_of(model, anchors, arm, zone.key, raw, facts, now)
+    return PerAdministration(tuple(visits.occurrences(model, placed, zone, arm=arm)), snap)
+
+
+def administration_occurrence(
+    model: Model, per: PerAdministration, form: str, data: Mapping[str, Any], event_id: str, when: date
+) -> visits.Occurrence | None:
+    """The per-administration visit occurrence a record belongs to, or None (then the calendar visits)."""
+    if not per.found:
+        return None
+    fields = model.data.get("forms", {}).get(form, {}).get("fields", {})
+    rec = Rec(form, interpreter.typed_values(fields, data), event_id, 0)
+    return visits.place(model, per.found, rec, when, per.snap)

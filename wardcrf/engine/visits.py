@@ -1,0 +1,323 @@
+"""Visits that repeat per administration of a regimen (docs/protocol.md, `[[visits]]`).
+
+`repeat = { per = "administration", regimen = R }` makes one occurrence per
+scheduled administration of R (MEXCOVID's DOSE 1–5): the occurrence is due
+and windowed with its administration (the slot `engine.schedule` places), it
+is numbered with it (VISITNUM `num`, `num + step`, ... by the administration's
+number across the regimen; VISIT the label with `{n}` and `{day}` filled),
+and once the administration is recorded the occurrence moves with it: it took
+place at the administration's start, and the forms it lists are due that
+local day. An arm without R has none of its occurrences.
+
+A record belongs to an occurrence when its form is R's recording form and it
+is the record that fills the occurrence's slot; when it is a dose assessment
+of R linked to the occurrence's administration (`link`, `match`); otherwise
+when the visit lists its form (its `when`, if any, holding) and it was taken
+on the occurrence's local day. The ward's list of what is due (`owed`), SDTM
+(SV, VISITNUM) and ODM (StudyEventData) all place records here.
+
+Pure: the caller gives the slots' states (`schedule.states`, through the
+ward's `engine_rules.place` or the exports), the records and the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from wardcrf.engine import interpreter, schedule
+from wardcrf.engine.interpreter import EvalError, Rec, Snapshot
+from wardcrf.engine.model import Administration, Model
+
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A form the visit lists: its `when` (a record expression binding a record to the visit) and whether
+    it is owed (`required`, default true)."""
+
+    form: str
+    when: str | None = None
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class PerAdministration:
+    """A declared visit that repeats per administration of `regimen`."""
+
+    code: str
+    num: float
+    step: float
+    label: str
+    epoch: str
+    regimen: str
+    forms: tuple[Entry, ...]
+    worklist: bool
+    arms: tuple[str, ...]  # the arms that have it: the visit's `arms` (or every arm) having the regimen
+    twins: frozenset[str] = frozenset()  # the regimen and its `same_as` placebo twins: one schedule
+
+    def number(self, n: int) -> float | int:
+        """VISITNUM of the occurrence of administration `n` (1-based across the regimen)."""
+        value = round(self.num + (n - 1) * self.step, 4)
+        return int(value) if value == int(value) else value
+
+    def name(self, n: int, day: int) -> str:
+        """VISIT of the occurrence of administration `n` on protocol day `day`."""
+        return self.label.replace("{n}", str(n)).replace("{day}", str(day))
+
+
+def declared(model: Model) -> tuple[PerAdministration, ...]:
+    """The protocol's visits that repeat per administration, in declared order."""
+    out: list[PerAdministration] = []
+    for v in model.data.get("visits", ()):
+        repeat = v.get("repeat") or {}
+        if "per" not in repeat:
+            continue
+        regimen = str(repeat["regimen"])
+        twins = frozenset(
+            {regimen}
+            | {str(r["code"]) for r in model.data.get("regimens", ()) if r.get("same_as") == regimen}
+        )
+        having = tuple(a.code for a in model.arms if twins & set(a.regimens))
+        listed = tuple(v.get("arms") or having)
+        arms = tuple(a for a in listed if a in having)
+        entries = tuple(
+            Entry(f)
+            if isinstance(f, str)
+            else Entry(str(f["form"]), f.get("when"), bool(f.get("required", True)))
+            for f in v.get("forms", ())
+        )
+        out.append(
+            PerAdministration(
+                code=str(v["code"]),
+                num=float(v["num"]),
+                step=float(repeat.get("step", 1)),
+                label=str(v["label"]),
+                epoch=str(v.get("epoch", "")),
+                regimen=regimen,
+                forms=entries,
+                worklist=bool(v.get("worklist", True)),
+                arms=arms,
+                twins=twins,
+            )
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One occurrence of a per-administration visit: administration `n` of the visit's regimen."""
+
+    visit: PerAdministration
+    n: int
+    num: float | int
+    name: str
+    day: int  # the administration's protocol day
+    due: datetime | None  # the administration's due time (None: due on a day)
+    opens: datetime  # when its forms are due from: the slot's window, or the administration's start once recorded
+    closes: datetime  # ... until: the window's end, or the end of the local day it was recorded on
+    state: str  # the administration's: upcoming, due now, window closing, overdue, held, missed, given, not given
+    record: str | None  # the administration record's event
+    at: datetime | None  # when the administration started (None: not recorded)
+    local_date: date  # the day it took place (or is due)
+
+
+def occurrences(
+    model: Model,
+    placed: Iterable[tuple[str, Administration, Sequence[schedule.SlotState]]],
+    zone: ZoneInfo,
+    *,
+    arm: str | None = None,
+) -> list[Occurrence]:
+    """Every occurrence of the protocol's per-administration visits for a participant whose administrations
+    are `placed` (regimen, administration, each slot's state), in visit then administration order.
+
+    `arm`: the participant's (None: a blinded or single arm; the slots given decide)."""
+    rows = [(reg, adm, st) for reg, adm, states in placed for st in states]
+    out: list[Occurrence] = []
+    for v in declared(model):
+        if arm is not None and arm not in v.arms:
+            continue
+        for regimen, _adm, st in rows:
+            if regimen not in v.twins:
+                continue
+            s = st.slot
+            filled = st.filled_by
+            if filled is not None:
+                at: datetime | None = filled.start
+                local = filled.start.astimezone(zone)
+                opens = filled.start
+                closes = datetime.combine(local.date() + timedelta(days=1), time(0), zone) - _TICK
+                day = local.date()
+            else:
+                at, opens, closes, day = None, s.opens, s.closes, s.date
+            out.append(
+                Occurrence(
+                    visit=v,
+                    n=s.number,
+                    num=v.number(s.number),
+                    name=v.name(s.number, s.day),
+                    day=s.day,
+                    due=s.due,
+                    opens=opens,
+                    closes=closes,
+                    state=st.state,
+                    record=filled.record if filled is not None else None,
+                    at=at,
+                    local_date=day,
+                )
+            )
+    return out
+
+
+def _assessments(model: Model, regimens: frozenset[str], form: str) -> list[Mapping[str, Any]]:
+    return [
+        a
+        for a in model.data.get("dose_assessments", ())
+        if a.get("form") == form and (not a.get("regimens") or regimens & set(a["regimens"]))
+    ]
+
+
+def _recording_forms(model: Model, regimen: str) -> set[str]:
+    reg = model.regimens.get(regimen)
+    return {str(a.record.get("form")) for a in reg.administrations} if reg is not None else set()
+
+
+def _true(expr: str, snap: Snapshot, rec: Rec) -> bool:
+    try:
+        return interpreter.truth(expr, snap.with_record(rec)) is True
+    except EvalError:
+        return False
+
+
+def place(
+    model: Model, found: Sequence[Occurrence], rec: Rec, day: date | None, snap: Snapshot
+) -> Occurrence | None:
+    """The occurrence record `rec` (taken on local `day`) belongs to, or None (docstring of the module)."""
+    for occ in found:
+        v = occ.visit
+        entry = next((e for e in v.forms if e.form == rec.form), None)
+        if entry is None or (entry.when is not None and not _true(entry.when, snap, rec)):
+            continue
+        if rec.form in _recording_forms(model, v.regimen):
+            if occ.record is not None and occ.record == rec.event_id:
+                return occ
+            continue
+        linked = False
+        for a in _assessments(model, v.twins, rec.form):
+            if a.get("match") and not _true(str(a["match"]), snap, rec):
+                continue
+            n = rec.values.get(str(a.get("link", "")))
+            if isinstance(n, Decimal | int):
+                linked = True
+                if int(n) == occ.n:
+                    return occ
+        if not linked and day is not None and day == occ.local_date:
+            return occ
+    return None
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A form an occurrence lists and has not received: its state on the ward's list."""
+
+    occurrence: Occurrence
+    form: str
+    state: str  # upcoming, due now, window closing, overdue, held, missed
+
+
+def owed(
+    model: Model,
+    found: Sequence[Occurrence],
+    records: Mapping[str, Sequence[Rec]],
+    snap: Snapshot,
+    at: datetime,
+    zone: ZoneInfo,
+) -> list[Owed]:
+    """The required forms each occurrence lists that no record placed in it fills, with their state at `at`.
+
+    The administration itself and its dose assessments are the administration's items (the next dose, the
+    assessments owed before and after it), not repeated here. Before the administration is recorded the
+    forms share its state (upcoming, due now, window closing, overdue, held; missed when it is); once it is
+    recorded they are due that day and overdue after it."""
+    filled: dict[tuple[str, int], set[str]] = {}
+    for form, recs in records.items():
+        for rec in recs:
+            taken = rec.when()
+            local = taken.astimezone(zone).date() if isinstance(taken, datetime) else taken
+            occ = place(model, found, rec, local, snap)
+            if occ is not None:
+                filled.setdefault((occ.visit.code, occ.n), set()).add(form)
+    out: list[Owed] = []
+    for occ in found:
+        v = occ.visit
+        skip = _recording_forms(model, v.regimen) | {
+            str(a.get("form"))
+            for a in model.data.get("dose_assessments", ())
+            if not a.get("regimens") or v.twins & set(a["regimens"])
+        }
+        for entry in v.forms:
+            if not entry.required or entry.form in skip or entry.form in filled.get((v.code, occ.n), set()):
+                continue
+            out.append(Owed(occ, entry.form, _state(occ, at)))
+    return out
+
+
+def _state(occ: Occurrence, at: datetime) -> str:
+    if occ.at is None:
+        return occ.state  # the administration's own word: its visit is due (or missed) with it
+    if at < occ.opens:
+        return schedule.UPCOMING
+    return schedule.DUE_NOW if at <= occ.closes else schedule.OVERDUE
+
+
+def placed_of(
+    model: Model,
+    anchors: Mapping[str, date | datetime | None],
+    arm: str | None,
+    site_zone: str,
+    records: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]],
+    facts: Mapping[str, bool],
+    at: datetime,
+) -> list[tuple[str, Administration, list[schedule.SlotState]]]:
+    """The states of every slot of the arm's administrations from the administration records (`records`:
+    form -> (event id, stored data) in log order), as the ward places them (`engine_rules.place`): the
+    exports' view of a participant's schedule."""
+    plan = schedule.plan(model, anchors, arm=arm, zone=site_zone, conditions=facts)
+    out: list[tuple[str, Administration, list[schedule.SlotState]]] = []
+    for form in sorted(
+        {str(a.record.get("form")) for r in model.regimens.values() for a in r.administrations}
+    ):
+        givens: list[schedule.Given] = []
+        for event_id, data in records.get(form, ()):
+            roles = next(
+                a.record
+                for r in model.regimens.values()
+                for a in r.administrations
+                if a.record.get("form") == form
+            )
+            when = data.get(roles.get("start", "")) or data.get(roles.get("due", ""))
+            if not when:
+                continue
+            givens.append(
+                schedule.Given(
+                    datetime.fromisoformat(str(when)),
+                    not_given=data.get(roles.get("not_given", "")) is True,
+                    record=event_id,
+                )
+            )
+        givens.sort(key=lambda g: g.start)
+        taken = 0
+        for regimen, adms in plan.items():
+            for adm, slots in adms:
+                if adm.record.get("form") != form or not slots:
+                    continue
+                rows = schedule.states(adm, slots, givens[taken : taken + len(slots)], at)
+                taken += sum(1 for r in rows if r.filled_by is not None)
+                out.append((regimen, adm, rows))
+    return out
