@@ -121,6 +121,20 @@ def test_the_check_follows_an_infusion_given_once_and_none_stands_alone(
     r = _check(w, pid, n, "nothing,infusion_reaction", after)
     _one_line(r)
     assert "'nothing' cannot be combined with events" in r.err
+    r = _check(w, pid, n, "fever", after)  # not one of the check's codes
+    _one_line(r)
+    assert "reactions" in r.err and "fever" in r.err
+    r = w.run(
+        "submit",
+        palm_safety.CHECK_FORM,
+        "--participant",
+        pid,
+        f"infusion={n}",
+        f"asked_at={after.isoformat()}\x07",  # a control character
+        "reactions=nothing",
+    )
+    _one_line(r)
+    assert "asked_at" in r.err and "\x07" not in r.err
     r = _check(w, pid, n, "nothing", start + timedelta(hours=1))  # before the infusion ended
     _one_line(r)
     assert f"before administration {n} ended" in r.err
@@ -311,6 +325,10 @@ def test_a_serious_ae_stays_on_the_dsmg_list_until_a_review_names_it(
     r = _review(w, pid, "EV-NOT-A-RECORD")
     _one_line(r)
     assert "is not an adverse event record of" in r.err
+    for hostile in (f"{sae}\x1b[2J", "E" * 5000, f"{sae}\n{sae}"):  # control characters, oversized
+        r = _review(w, pid, hostile)
+        _one_line(r)
+        assert "sae" in r.err and "\x1b" not in r.err and len(r.err) < 1000, r.err
     assert _awaiting(w) == [sae]
     # accepted: off the list
     r = _review(w, pid, sae)
