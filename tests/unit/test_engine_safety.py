@@ -493,3 +493,42 @@ def test_the_shipped_files_load_with_their_declarations() -> None:
     assert m.data["safety"]["dsmg_review"]["form"] == "dsmg_ae_review"
     for name in ("palm.toml", "palm007.toml"):
         assert "check" not in model.shipped(name).data["safety"]
+
+
+def _after(source: str, header: str, old: str, new: str) -> str:
+    """`old` replaced by `new` at its first occurrence after `header`."""
+    at = source.index(header)
+    return source[:at] + source[at:].replace(old, new, 1)
+
+
+def test_the_ae_link_and_the_ae_codes_are_checked(cli, tmp_path: Path) -> None:
+    source = palm_safety.source()
+    cases = {
+        "link": (
+            source.replace('ae_link = "infusion"', 'ae_link = "infusion_no"', 1),
+            "ae_link = ",
+            "form ae has no field 'infusion_no'",
+        ),
+        "codes": (
+            _after(
+                source,
+                "[forms.ae.fields.prespecified]",
+                '  { code = "infusion_reaction"',
+                '  { code = "rash", label = { en = "Rash" } },\n  { code = "infusion_reaction"',
+            ),
+            "prespecified = [",
+            "differ from the choices of ae.prespecified besides 'no' (rash, infusion_reaction)",
+        ),
+    }
+    for name, (bad, line, problem) in cases.items():
+        assert bad != source, name
+        path = tmp_path / f"{name}.toml"
+        path.write_text(bad, "utf-8")
+        r = cli("protocol", "check", str(path))
+        _one_line(r)
+        at = next(i for i, text in enumerate(bad.splitlines(), 1) if text.startswith(line))
+        assert f" {name}.toml:{at}: safety." in r.err and problem in r.err, (name, r.err)
+    path = tmp_path / "good.toml"
+    path.write_text(source, "utf-8")
+    r = cli("protocol", "check", str(path))
+    assert r.code == 0, r.err
