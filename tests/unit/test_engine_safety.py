@@ -348,6 +348,19 @@ def test_a_serious_ae_stays_on_the_dsmg_list_until_a_review_names_it(
     assert [(x["event"], x["relatedness"], x["unexpected"], x["awaiting_review"]) for x in saes] == [
         (sae, "related", "no", False)
     ]
+    # the exports read it too: SDTM SUPPAE's DSMG relatedness, the safety report's DSMG assessment
+    out = w.root / "sdtm"
+    r = w.run("export", "sdtm", "--out", str(out), user="auditor")
+    assert r.code == 0, r.err
+    supp = json.loads((out / "suppae.json").read_text("utf-8"))
+    cols = [c["name"] for c in supp["columns"]]
+    assert {"AERELDSM": "RELATED", "AEUNXDSM": "N"}.items() <= {
+        row[cols.index("QNAM")]: row[cols.index("QVAL")] for row in supp["rows"]
+    }.items()
+    r = w.run("report", "safety", "--format", "json", user="auditor")
+    assert r.code == 0, r.err
+    reported = next(a for a in json.loads(r.out)["adverse_events"] if a["record"] == sae)
+    assert [x["relatedness"] for x in reported["dsmg"]] == ["related"] and reported["dose"] == n
 
 
 def test_a_review_keeps_the_dsmg_permission_at_the_hub(ward: Ward, monkeypatch: pytest.MonkeyPatch) -> None:
