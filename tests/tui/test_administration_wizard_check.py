@@ -212,3 +212,48 @@ async def test_the_check_is_kept_in_the_draft_and_reopened_at_its_step(ward) -> 
         assert again.steps[again.step].key == "after:post_infusion_check"
         assert again.query_one(f"#a{i}-field-reactions", SelectionList).selected == ["infusion_reaction"]
         assert again.query_one(f"#a{i - 1}-field-temp", Input).value == "37.6"
+
+
+async def test_the_dsmg_board_opens_the_declared_review_form_for_a_serious_ae(ward) -> None:
+    """`e` on the DSMG board: the protocol's `[safety] dsmg_review` form, naming the SAE awaiting review."""
+    from datetime import date
+
+    from wardcrf.screens.dsmg import DsmgScreen
+
+    from wardcrf.workflow import dsmg
+
+    site, _pid, _kit = ward
+    s = site.unlock("dsmg", PASSWORD)
+    try:
+        pid = dsmg.review(s, today=date(2020, 3, 16))["participants"][0]["participant"]  # the board's first
+    finally:
+        s.close()
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        sae = workflow.submit(
+            s,
+            "ae",
+            {
+                "term": "Anaphylaxis",
+                "onset": "2020-03-15",
+                "grade": "4",
+                "serious": "yes",
+                "life_threatening": "yes",
+                "causality": "possibly_related",
+                "outcome": "recovering",
+                "first_known": "2020-03-15",
+            },
+            participant=pid,
+        ).id
+    finally:
+        s.close()
+    app = make_app(site.data_dir, ward=Ward(site, site.unlock("dsmg", PASSWORD)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, DsmgScreen), app.screen
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen) and app.screen.form_name == palm_safety.REVIEW_FORM
+        assert app.screen.values == {"sae": sae}
