@@ -17,7 +17,12 @@ roles of its fields, the dose assessments owed before and after it.
    own form, its fixed values (timepoint, administration number) filled in.
 3. Given — an infusion's start, stop, final rate and interruptions (with
    why, when interrupted and restarted); tablets' time; `ctrl+t` stamps now.
-4. Each `after` dose assessment.
+4. Each `after` dose assessment. When the protocol declares a `[safety]
+   check` (a question asked after each administration), its step is the
+   check: the first choice highlighted (Enter or space ticks it), its `none`
+   code standing alone, and each event ticked announced as expecting an AE
+   form (`expect_ae`); after saving, those forms are offered, filled with the
+   event's prespecified code and the administration's number.
 5. Review: the whole administration is run through the rules without saving
    (`record(dry_run=True)`): the timing against the window, the dose given
    against the prescribed one, the deviations it records; `ctrl+s` saves all
@@ -34,13 +39,14 @@ through services: the plan, the kit check and the record are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label, SelectionList, Static
 
 from wardcrf import protocol as protocols
 from wardcrf.errors import WardError
@@ -78,6 +84,10 @@ class Step:
 
 class AdministrationWizard(StepWizard):
     """Give one participant their next administration of a format-2 regimen, step by step."""
+
+    HIGHLIGHT_FIRST_CHOICE = (
+        True  # a checklist (the post-administration check) taking the cursor: Enter ticks
+    )
 
     def __init__(self, ward: Ward, participant: str, *, draft: dict[str, Any] | None = None) -> None:
         super().__init__(ward, participant)
@@ -149,6 +159,56 @@ class AdministrationWizard(StepWizard):
         kind, _, code = key.partition(":")
         return next(a for a in (self.plan.before if kind == "before" else self.plan.after) if a.code == code)
 
+    # -- the post-administration check (`[safety] check`) ---------------------------------------
+    def _is_check(self, key: str) -> bool:
+        c = self.plan.check
+        return c is not None and key == f"after:{c.code}"
+
+    def _check_labels(self, codes: list[Any]) -> list[str]:
+        c = self.plan.check
+        assert c is not None
+        f = self.proto.form(c.form).fields[c.field]
+        out = []
+        for code in codes:
+            choice = f.choice(code)
+            out.append(protocols.tr(choice.label, language()) if choice else str(code))
+        return out
+
+    def _none_label(self) -> str:
+        c = self.plan.check
+        return self._check_labels([c.none])[0] if c is not None else ""
+
+    def _checked_events(self) -> list[str]:
+        c = self.plan.check
+        if c is None:
+            return []
+        named = self.values.get(f"after:{c.code}", {}).get(c.field) or []
+        return [str(x) for x in named if str(x) != c.none]
+
+    def _ae_text(self) -> str:
+        c = self.plan.check
+        events = self._checked_events()
+        if c is None or not c.expect_ae or not events:
+            return ""
+        labels = ", ".join(self._check_labels(events))
+        return "[b yellow]" + escape(t("dose.ae_expected", events=labels)) + "[/]"
+
+    @on(SelectionList.SelectedChanged)
+    def _check_ticked(self, event: SelectionList.SelectedChanged) -> None:
+        c = self.plan.check
+        if c is None or not self.is_mounted:
+            return
+        i = next((n for n, s in enumerate(self.steps) if s.key == f"after:{c.code}"), None)
+        if i is None or event.selection_list.id != f"a{i}-field-{c.field}":
+            return
+        named = [str(x) for x in event.selection_list.selected]
+        self.values[f"after:{c.code}"][c.field] = named
+        self.query_one("#check-ae", Static).update(self._ae_text())
+        if c.none in named and len(named) > 1:  # said as it is ticked (the field's own check has just run)
+            self.query_one(f"#group-{i}", FieldGroup).mark(
+                c.field, t("adm.check_none_alone", none=self._none_label())
+            )
+
     def _product_width(self) -> int:
         f = self.proto.form(self.plan.form).fields
         labels = [t("dose.kit_label") + " *", self._units_label()]
@@ -186,8 +246,15 @@ class AdministrationWizard(StepWizard):
                     yield Static(self._review_text(), id="review")
                 else:
                     a = self._assessment(step.key)
-                    yield Static(t("adm.assessment_help", label=a.label), classes="muted")
+                    if self._is_check(step.key):
+                        yield Static(
+                            t("adm.check_help", label=a.label, none=self._none_label()), classes="muted"
+                        )
+                    else:
+                        yield Static(t("adm.assessment_help", label=a.label), classes="muted")
                     yield self._group(a.form, list(a.fields), step.key, f"group-{i}", f"a{i}-")
+                    if self._is_check(step.key):
+                        yield Static(self._ae_text(), id="check-ae")
         yield Static(
             self.message, id="wizard-message", classes="refusal" if self.message_refusal else "muted"
         )
@@ -277,6 +344,9 @@ class AdministrationWizard(StepWizard):
                 else "—"
             )
             lines.append(escape(t("adm.dose_line", given=given, prescribed=pres)))
+            if v.ae_expected:
+                labels = ", ".join(self._check_labels(v.ae_expected))
+                lines.append("[b yellow]" + escape(t("dose.ae_expected", events=labels)) + "[/]")
             if v.deviations:
                 items = "; ".join(str(d.get("kind", d.get("code", ""))) for d in v.deviations)
                 lines.append("[b yellow]⚠ " + escape(t("adm.deviations", items=items)) + "[/]")
@@ -511,6 +581,12 @@ class AdministrationWizard(StepWizard):
             if ":" in self.steps[self.step].key and is_time and not group.values.get(f.name):
                 group.set_value(f.name, self._now_text())
         problems = group.check_all()
+        c = self.plan.check
+        if c is not None and self._is_check(self.steps[self.step].key):
+            named = [str(x) for x in group.values.get(c.field) or []]
+            if c.none in named and len(named) > 1:  # the engine's rule, said on the step
+                problems[c.field] = t("adm.check_none_alone", none=self._none_label())
+                group.mark(c.field, problems[c.field])
         if self.steps[self.step].key in (
             "kit",
             "given",
@@ -563,5 +639,50 @@ class AdministrationWizard(StepWizard):
         return administration_visit.record(s, self.participant, reasons=reasons, **parts)
 
     async def after_save(self, result: Any) -> None:
+        """Saved: say so; the events the check named offer their AE forms (`expect_ae`)."""
+        from .dose_wizard import AeOffer
+
         self.app.notify(t("adm.saved", n=result.number, pid=self.participant))
+        if result.ae_expected:
+            labels = self._check_labels(result.ae_expected)
+            text = t("adm.ae_offer", what=self.plan.what, events=", ".join(labels))
+            if await self.app.push_screen_wait(AeOffer(result.number, labels, text=text)):
+                self._open_ae_forms(result, labels)
+                return
         self.dismiss(result)
+
+    def _open_ae_forms(self, visit: Any, labels: list[str]) -> None:
+        """Replace the wizard with one AE form per event the check named, one after the other: the event's
+        prespecified code, the administration's number (`[safety] ae_link`), the onset its day."""
+        from wardcrf.clock import zone
+
+        from .form_screen import FormScreen
+
+        c = self.plan.check
+        assert c is not None
+        app, ward, pid = self.app, self.ward, self.participant
+        ended = visit.end or visit.start
+        onset = ""
+        if ended:
+            onset = datetime.fromisoformat(ended).astimezone(zone(ward.session.ctx.zone)).date().isoformat()
+        ae_fields = self.proto.form("ae").fields
+        codes = (
+            {str(x.code) for x in ae_fields["prespecified"].choices} if "prespecified" in ae_fields else set()
+        )
+        queue = list(zip(visit.ae_expected, labels, strict=True))
+
+        def next_form(_result: Any = None) -> None:
+            if not queue:
+                return
+            code, label = queue.pop(0)
+            initial = {"term": label}
+            if onset:
+                initial["onset"] = onset
+            if c.ae_link and c.ae_link in ae_fields:
+                initial[c.ae_link] = str(visit.number)
+            if code in codes:
+                initial["prespecified"] = code
+            app.push_screen(FormScreen(ward, "ae", pid, initial=initial), next_form)
+
+        self.dismiss(visit)
+        next_form()

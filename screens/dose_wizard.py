@@ -723,15 +723,16 @@ class AeOffer(ModalScreen[bool]):
         Binding("escape", "later", "dose.key_later"),
     ]
 
-    def __init__(self, dose_number: int, events: list[str]) -> None:
+    def __init__(self, dose_number: int, events: list[str], *, text: str | None = None) -> None:
         super().__init__()
         self.dose_number = dose_number
         self.events = events
+        self.text = text  # the administration wizard's words ("after infusion 2"), else the dose's
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(t("dose.ae_offer_title"), classes="dialog-title")
-            yield Static(t("dose.ae_offer", n=self.dose_number, events=", ".join(self.events)))
+            yield Static(self.text or t("dose.ae_offer", n=self.dose_number, events=", ".join(self.events)))
             yield Static(t("dose.ae_offer_keys"), classes="muted")
         yield WardFooter()
 

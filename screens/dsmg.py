@@ -431,12 +431,16 @@ class DsmgScreen(Screen[None]):
         if not waiting:
             self._say(t("dsmg.no_sae_waiting", participant=p["participant"]), True)
             return
+        from wardcrf.workflow import dsmg
+
         from .form_screen import FormScreen
 
+        declared = self.ward.call(dsmg.sae_review_form)  # the protocol's review form, by its declaration
+        if declared is None:
+            return
+        form, ae_field = declared
         self.app.push_screen(
-            FormScreen(
-                self.ward, "dsmg_ae_review", p["participant"], initial={"ae_event": waiting[0]["event"]}
-            )
+            FormScreen(self.ward, form, p["participant"], initial={ae_field: waiting[0]["event"]})
         )
 
     def _say(self, text: str, refusal: bool = False) -> None:

@@ -483,6 +483,7 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
         elif anchor.get("field") not in form.get("fields", {}):
             r.err(("anchors", i, "field"), f"form {anchor['form']} has no field {anchor.get('field')!r}")
     _strata(r, data, forms)
+    _safety(r, data, forms)
     _names(r, data)
 
 
@@ -521,6 +522,99 @@ def _per_administration(
                 (*p, "arms", j),
                 f"arm {arm} has no regimen {repeat.get('regimen')}: it can have no such visit",
             )
+
+
+def _choice_codes(spec: Mapping[str, Any]) -> list[str]:
+    return [str(c.get("code")) for c in spec.get("choices", []) if isinstance(c, dict)]
+
+
+def _safety(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:
+    """`[safety]`: the AE link, the post-administration check and the DSMG review name forms, fields and
+    codes of this file (docs/protocol.md, "`[dsmg]`, `[disposition]`, `[safety]`")."""
+    safety = data.get("safety")
+    if not isinstance(safety, dict):
+        return
+    ae_fields: dict[str, Any] = (forms.get("ae") or {}).get("fields", {})
+    prespecified = _codes(safety.get("prespecified"))
+    link = safety.get("ae_link")
+    if link is not None and link not in ae_fields:
+        r.err(("safety", "ae_link"), f"form ae has no field {link!r}")
+    if prespecified and "prespecified" in ae_fields:
+        listed = [c for c in _choice_codes(ae_fields["prespecified"]) if c != "no"]
+        if sorted(listed) != sorted(prespecified):
+            r.err(
+                ("safety", "prespecified"),
+                f"the prespecified codes ({', '.join(prespecified)}) differ from the choices of "
+                f"ae.prespecified besides 'no' ({', '.join(listed) or 'none'})",
+            )
+    check = safety.get("check")
+    if isinstance(check, dict):
+        _safety_check(r, data, forms, check, prespecified, ae_fields)
+    review = safety.get("dsmg_review")
+    if isinstance(review, dict):
+        p: Path_ = ("safety", "dsmg_review")
+        form = forms.get(review["form"])
+        if form is None:
+            r.err((*p, "form"), f"form {review['form']!r} is not declared")
+            return
+        fields = form.get("fields", {})
+        for key in ("ae_field", "relatedness", "unexpected"):
+            name = review.get(key)
+            if name is not None and name not in fields:
+                r.err((*p, key), f"form {review['form']} has no field {name!r}")
+        ae_field = fields.get(review["ae_field"])
+        if ae_field is not None and ae_field.get("type") != "text":
+            r.err((*p, "ae_field"), f"{review['form']}.{review['ae_field']} names an AE record: a text field")
+
+
+def _safety_check(
+    r: _Reader,
+    data: dict[str, Any],
+    forms: dict[str, Any],
+    check: dict[str, Any],
+    prespecified: list[str],
+    ae_fields: Mapping[str, Any],
+) -> None:
+    p: Path_ = ("safety", "check")
+    form = forms.get(check["form"])
+    if form is None:
+        r.err((*p, "form"), f"form {check['form']!r} is not declared")
+        return
+    fields = form.get("fields", {})
+    spec = fields.get(check["field"])
+    if spec is None:
+        r.err((*p, "field"), f"form {check['form']} has no field {check['field']!r}")
+    elif spec.get("type") != "choice" or not spec.get("multiple"):
+        r.err((*p, "field"), f"{check['form']}.{check['field']} is not a multiple-choice field")
+    else:
+        codes = _choice_codes(spec)
+        events = [c for c in codes if c != check["none"]]
+        if check["none"] not in codes:
+            r.err(
+                (*p, "none"),
+                f"{check['none']!r} is not a code of {check['form']}.{check['field']} ({', '.join(codes)})",
+            )
+        elif sorted(events) != sorted(prespecified):
+            r.err(
+                (*p, "field"),
+                f"the choices of {check['form']}.{check['field']} besides {check['none']!r} "
+                f"({', '.join(events) or 'none'}) differ from [safety] prespecified ({', '.join(prespecified) or 'none'})",
+            )
+    if check["link"] not in fields:
+        r.err((*p, "link"), f"form {check['form']} has no field {check['link']!r}")
+    elif not any(
+        da.get("form") == check["form"] and da.get("when") == "after" and da.get("link") == check["link"]
+        for da in data.get("dose_assessments", [])
+    ):
+        r.err(
+            p,
+            f"the check is asked after each administration: declare a [[dose_assessments]] with "
+            f'form = {check["form"]!r}, when = "after", link = {check["link"]!r}',
+        )
+    if check.get("expect_ae") and "prespecified" not in ae_fields:
+        r.err(
+            (*p, "expect_ae"), "an expected AE is recorded with its code: form ae has no field 'prespecified'"
+        )
 
 
 def _strata(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:

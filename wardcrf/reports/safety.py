@@ -45,13 +45,24 @@ def compute(ds: Dataset) -> dict[str, Any]:
     reviews: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_dose: dict[str, dict[int, int]] = {code: defaultdict(int) for code in pre_labels}
     checks_by_dose: dict[str, dict[int, int]] = {code: defaultdict(int) for code in pre_labels}
-    for rec in ds.records("dsmg_ae_review"):
+    # the forms by their declaration on a format-2 version (`[safety] check`, `dsmg_review`, `ae_link`)
+    review_form, ae_field, rel, unexp = "dsmg_ae_review", "ae_event", "relatedness", "unexpected"
+    check_form, check_field, check_link, ae_link = "post_dose_check", "events", "dose", "dose"
+    if proto.engine is not None:
+        declared = proto.engine.data.get("safety", {})
+        review = declared.get("dsmg_review") or {}
+        review_form, ae_field = str(review.get("form", "")), str(review.get("ae_field", ""))
+        rel, unexp = str(review.get("relatedness", "")), str(review.get("unexpected", ""))
+        check = declared.get("check") or {}
+        check_form, check_field = str(check.get("form", "")), str(check.get("field", ""))
+        check_link, ae_link = str(check.get("link", "")), str(declared.get("ae_link", ""))
+    for rec in ds.records(review_form) if review_form else ():
         d = rec.data
-        reviews[value_text(d.get("ae_event"))].append(
+        reviews[value_text(d.get(ae_field))].append(
             {
                 "record": rec.event_id,
-                "relatedness": value_text(d.get("relatedness")),
-                "unexpected": d.get("unexpected"),
+                "relatedness": value_text(d.get(rel)),
+                "unexpected": d.get(unexp),
                 "comment": value_text(d.get("comment")),
                 "by": ds.full_name(rec.created_by),
                 "at": rec.created_at,
@@ -102,7 +113,7 @@ def compute(ds: Dataset) -> dict[str, Any]:
         for r in recs:
             if r.form == "ae":
                 d = r.data
-                dose = number(d.get("dose"))
+                dose = number(d.get(ae_link)) if ae_link else None
                 pre = value_text(d.get("prespecified"))
                 if pre in by_dose and dose is not None:
                     by_dose[pre][int(dose)] += 1
@@ -138,9 +149,9 @@ def compute(ds: Dataset) -> dict[str, Any]:
                         "amended": r.amended,
                     }
                 )
-            elif r.form == "post_dose_check":
-                dose = number(r.data.get("dose"))
-                for code in r.data.get("events") or []:
+            elif check_form and r.form == check_form:
+                dose = number(r.data.get(check_link))
+                for code in r.data.get(check_field) or []:
                     if str(code) in checks_by_dose and dose is not None:
                         checks_by_dose[str(code)][int(dose)] += 1
     total_doses = sum(e["doses"] for e in exposure)

@@ -102,6 +102,20 @@ class Assessment:
 
 
 @dataclass(frozen=True)
+class SafetyCheck:
+    """`[safety] check` asked after this administration: the `after` assessment that is the check (its step
+    `after:CODE`), the field naming the events seen, the code meaning none, and whether each event named
+    expects an AE form (`expect_ae`) carrying the administration's number in `ae_link`."""
+
+    code: str
+    form: str
+    field: str
+    none: str
+    expect_ae: bool
+    ae_link: str | None
+
+
+@dataclass(frozen=True)
 class AdministrationPlan:
     """What the wizard asks for the participant's next administration (see the module doc)."""
 
@@ -132,6 +146,7 @@ class AdministrationPlan:
     before: tuple[Assessment, ...]
     after: tuple[Assessment, ...]
     refusal: str | None  # the first gate refusing now, in the protocol's words (None: may go on)
+    check: SafetyCheck | None = None  # the post-administration check the protocol declares, if any
 
     @property
     def parts(self) -> list[tuple[str, str]]:
@@ -159,6 +174,8 @@ class AdministrationVisit:
     deviations: list[Deviation]
     events: dict[str, str] = field(default_factory=dict)  # part -> event id; empty for a dry run
     saved: bool = False
+    ae_expected: list[str] = field(default_factory=list)
+    """The events the check named that expect an AE form each (`[safety] check` with `expect_ae`)."""
 
 
 class _DryRun(Exception):
@@ -338,9 +355,30 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
         time_fields=tuple(time_fields),
         required=_required_when_given(fields_, roles_, snap),
         before=_assessments(m, regimen, number, "before"),
-        after=_assessments(m, regimen, number, "after"),
+        after=(after := _assessments(m, regimen, number, "after")),
         refusal=_refusal(session, proto, m, p.id, regimen, number, snap),
+        check=_safety_check(m, after),
     )
+
+
+def _safety_check(m: Model, after: tuple[Assessment, ...]) -> SafetyCheck | None:
+    """The `after` assessment that is `[safety] check` (its form, linked by the check's `link`), if any."""
+    declared = m.data.get("safety", {})
+    c = declared.get("check")
+    if not c:
+        return None
+    for a in after:
+        if a.form == c["form"] and str(c["link"]) in a.fixed:
+            link = declared.get("ae_link")
+            return SafetyCheck(
+                a.code,
+                a.form,
+                str(c["field"]),
+                str(c["none"]),
+                bool(c.get("expect_ae")),
+                None if link is None else str(link),
+            )
+    return None
 
 
 def _required_when_given(
@@ -575,6 +613,7 @@ def record(
     before_summary = status.summary(session.store, pl.participant)
     events: dict[str, str] = {}
     data: dict[str, Any] = {}
+    checked: dict[str, Any] = {}
     try:
         with session.store.transaction():
             for part, form in pl.parts:
@@ -594,7 +633,13 @@ def record(
                 if part == "administration":
                     data = dict(ev.body["data"])
                     _same_slot(pl, data)
+                elif pl.check is not None and part == f"after:{pl.check.code}":
+                    checked = dict(ev.body["data"])
             visit = _visit(session, pl, data, before_summary["deviations"])
+            c = pl.check
+            if c is not None and c.expect_ae:  # the events the check saved names, as validated
+                named = checked.get(c.field) or []
+                visit.ae_expected = [str(x) for x in named if str(x) != c.none]
             if dry_run:
                 raise _DryRun(visit)
     except _DryRun as done:

@@ -17,7 +17,6 @@ logged), so an unsigned decision never gates the trial.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
 from datetime import date
@@ -48,18 +47,17 @@ class Relatedness(TypedDict):
 
 def _relatedness(store: Store) -> dict[str, Relatedness]:
     """AE event id -> the latest DSMG review of it (relatedness, unexpected, record)."""
+    declared = safety.review_form(store)  # format 1's dsmg_ae_review, or `[safety] dsmg_review`
+    if declared is None:
+        return {}
+    _form, _ae, rel, unexp = declared
     out: dict[str, Relatedness] = {}
-    for event_id, data in store.execute(
-        "SELECT r.event_id, r.data FROM records r JOIN events e ON e.id = r.event_id"
-        " WHERE r.form = 'dsmg_ae_review' ORDER BY e.pos"
-    ):
-        d = json.loads(data)
-        if d.get("ae_event"):
-            out[str(d["ae_event"])] = {
-                "review": event_id,
-                "relatedness": d.get("relatedness"),
-                "unexpected": d.get("unexpected"),
-            }
+    for event_id, ae, d in safety.reviews(store):
+        out[ae] = {
+            "review": event_id,
+            "relatedness": d.get(rel) if rel else None,
+            "unexpected": d.get(unexp) if unexp else None,
+        }
     return out
 
 
@@ -193,6 +191,7 @@ def participant_safety(
     `reviews` may be passed when summarising many participants at once.
     """
     reviews = _relatedness(store) if reviews is None else reviews
+    owed = safety.review_form(store) is not None  # a format-2 version may declare no review of SAEs
     doses = dosing.doses_of(store, pid)
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
     by_grade = Counter(str(a["grade"]) if a["grade"] is not None else "?" for a in aes)
@@ -214,7 +213,7 @@ def participant_safety(
                 "report_overdue": bool(due) and date.fromisoformat(due) < today,
                 "relatedness": review["relatedness"] if review else None,
                 "unexpected": review["unexpected"] if review else None,
-                "awaiting_review": review is None,
+                "awaiting_review": review is None and owed,
             }
         )
     decisions = [
@@ -312,6 +311,14 @@ def review(session: Session, *, today: date) -> DsmgBoard:
         for p in enrolled
     ]
     return {"gate": gate_state(store, proto), "participants": people}
+
+
+def sae_review_form(session: Session) -> tuple[str, str] | None:
+    """(form, field naming the AE) on which the DSMG reviews a serious AE here (format 1's
+    `dsmg_ae_review`, a format-2 version's `[safety] dsmg_review`), or None when the version declares none."""
+    session.require("record.read", what="read safety data")
+    declared = safety.review_form(session.store)
+    return None if declared is None else (declared[0], declared[1])
 
 
 def decide(

@@ -69,7 +69,7 @@ def rule_for(proto: Protocol, form: str) -> FormRule:
         return FormRule(action="consent.record", needs_consent=False, check=_consent)
     if form == _eligibility_form(m) or form == ENROLLMENT:
         return FormRule(action="participant.screen", amend_action="participant.screen", check=_checked)
-    if form == str(m.data.get("dsmg", {}).get("form", "")):
+    if form in (str(m.data.get("dsmg", {}).get("form", "")), _review_form(m)):
         return FormRule(action="dsmg.decide", amend_action="dsmg.decide", check=_checked)
     if form in _administration_forms(m):
         return FormRule(action="dose.record", check=_checked)
@@ -95,6 +95,11 @@ def import_actions(store: Store, event: Event, form: str) -> tuple[str, str] | N
         return None
     rule = rule_for(proto, form)
     return rule.action, rule.amend_action
+
+
+def _review_form(m: Model) -> str:
+    """`[safety] dsmg_review`'s form: the DSMG's judgement of a serious AE (its permissions are the DSMG's)."""
+    return str((m.data.get("safety", {}).get("dsmg_review") or {}).get("form", ""))
 
 
 def _eligibility_form(m: Model) -> str:
@@ -193,6 +198,10 @@ def _checked(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
         computed.update(safety.check_ae(ctx, merged) or {})
         computed.update(_sae_clock(m, {**merged, **computed}))
         _ae_link(ctx, m, merged)
+    if ctx.form == (safety.check_of(m) or {}).get("form"):  # `[safety] check`, by its declaration
+        safety.check_none_alone(ctx, m, merged)
+    if ctx.form == _review_form(m):
+        safety.check_review(ctx, m, merged)
     return computed
 
 
@@ -340,9 +349,7 @@ def _assessment(ctx: RuleContext, m: Model, snap: Snapshot) -> None:
     rec = snap.record
     assert rec is not None
     for a in m.data.get("dose_assessments", ()):
-        if a.get("form") != ctx.form or not a.get("match"):
-            continue
-        if interpreter.truth(str(a["match"]), snap) is not True:
+        if a.get("form") != ctx.form or not _matches(a, snap):
             continue
         link = str(a.get("link", ""))
         n = rec.values.get(link)
@@ -351,7 +358,7 @@ def _assessment(ctx: RuleContext, m: Model, snap: Snapshot) -> None:
         for other in snap.records.get(ctx.form, ()):
             if other is rec or other.values.get(link) != n:
                 continue
-            if interpreter.truth(str(a["match"]), snap.with_record(other)) is True:
+            if _matches(a, snap.with_record(other)):
                 words = a.get("duplicate") or (
                     f"{a.get('label', a['code'])} of administration {n} are already recorded ({other.event_id}); "
                     "amend that record instead"
@@ -364,6 +371,11 @@ def _assessment(ctx: RuleContext, m: Model, snap: Snapshot) -> None:
             )
         elif a.get("when") == "after":
             _not_before_end(ctx, m, rec, int(n), str(a.get("label", a["code"])))
+
+
+def _matches(a: Mapping[str, Any], snap: Snapshot) -> bool:
+    """Whether the snapshot's record is the dose assessment `a`: its `match`, or any record of its form."""
+    return not a.get("match") or interpreter.truth(str(a["match"]), snap) is True
 
 
 def _not_before_end(ctx: RuleContext, m: Model, rec: Rec, n: int, label: str) -> None:
@@ -708,8 +720,7 @@ def _before_assessments(
         found = [
             r
             for r in snap.records.get(str(a["form"]), ())
-            if r.values.get(link) == Decimal(placed.slot.number)
-            and interpreter.truth(str(a["match"]), snap.with_record(r)) is True
+            if r.values.get(link) == Decimal(placed.slot.number) and _matches(a, snap.with_record(r))
         ]
         if not found:
             raise Refused(
@@ -999,7 +1010,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         "cumulative_particles": next(iter(cumulative.values())) if len(cumulative) == 1 else 0.0,
         "age": _age(m, p, records),
         "open_aes": safety.open_ae_lines(store, aes),
-        "ae_expected": [],  # format 1's post-dose check; a format-2 `[safety] check` is not run yet
+        "ae_expected": safety.expected_aes(store, p.id, proto),  # `[safety] check` with `expect_ae`
         "signoff": safety.signoff_state(store, p.id),
         "adverse_events": len(aes),
         "dsmg_hold": safety.hold(store),
@@ -1168,6 +1179,16 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistIte
                     "state": "overdue",
                 }
             )
+        for missing in s["ae_expected"]:  # `[safety] check` with `expect_ae`: the AE form owed
+            items.append(
+                {
+                    "participant": p.id,
+                    "what": f"adverse event form for {missing['event']} reported after administration "
+                    f"{missing['dose']}",
+                    "due": missing["time"],
+                    "state": "overdue",
+                }
+            )
     return items
 
 
@@ -1186,8 +1207,7 @@ def _before_owed(
             continue
         link = str(a.get("link", ""))
         done = any(
-            r.values.get(link) == Decimal(int(nd["dose"]))
-            and interpreter.truth(str(a["match"]), snap.with_record(r)) is True
+            r.values.get(link) == Decimal(int(nd["dose"])) and _matches(a, snap.with_record(r))
             for r in recs.get(str(a["form"]), ())
         )
         if not done:
@@ -1264,7 +1284,7 @@ def _assessment_windows(
             taken = _time_of(m, rec)
             if n is None or not isinstance(taken, datetime) or int(n) not in given:
                 continue
-            if interpreter.truth(str(a["match"]), snap.with_record(rec)) is not True:
+            if not _matches(a, snap.with_record(rec)):
                 continue
             start, end = given[int(n)]
             gap = start - taken if a["when"] == "before" else taken - end

@@ -31,7 +31,11 @@ from ..store import Store
 from .base import RULES, FormRule, Participant, RuleContext, records_of, require_participant, rule
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..engine.model import Model
     from ..features import Registry
+    from ..protocol import Protocol
     from ..site import Session
 
 SERIOUS_CRITERIA = (
@@ -153,6 +157,80 @@ def check_dsmg_decision(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+FORMAT1_REVIEW = ("dsmg_ae_review", "ae_event", "relatedness", "unexpected")
+
+
+def review_form(store: Store) -> tuple[str, str, str | None, str | None] | None:
+    """(form, AE field, relatedness field, unexpected field) of the DSMG's review of a serious AE under the
+    active version: format 1's `dsmg_ae_review`; a format-2 version's `[safety] dsmg_review`, or None when it
+    declares none (no review is owed)."""
+    from .. import protocol as protocols
+
+    try:
+        m = protocols.active(store).engine  # the DSMG reviews for the site, under its active version
+    except Refused:
+        m = None
+    if m is None:
+        return FORMAT1_REVIEW
+    declared = m.data.get("safety", {}).get("dsmg_review")
+    if not declared:
+        return None
+    rel, unexp = declared.get("relatedness"), declared.get("unexpected")
+    return (
+        str(declared["form"]),
+        str(declared["ae_field"]),
+        None if rel is None else str(rel),
+        None if unexp is None else str(unexp),
+    )
+
+
+def reviews(store: Store) -> list[tuple[str, str, dict[str, Any]]]:
+    """(review record, AE event id named, the review's values) of every DSMG review, in log order."""
+    declared = review_form(store)
+    if declared is None:
+        return []
+    form, ae_field = declared[0], declared[1]
+    out = []
+    for event_id, data in store.execute(
+        "SELECT r.event_id, r.data FROM records r JOIN events e ON e.id = r.event_id"
+        " WHERE r.form = ? ORDER BY e.pos",
+        (form,),
+    ):
+        d = json.loads(data)
+        if d.get(ae_field):
+            out.append((str(event_id), str(d[ae_field]), d))
+    return out
+
+
+def check_review(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
+    """`[safety] dsmg_review` on a format-2 ward: the record names a serious AE of its participant."""
+    from .. import text
+
+    p = ctx.participant
+    assert p is not None
+    field = str(m.data["safety"]["dsmg_review"]["ae_field"])
+    named = v.get(field)
+    if named in (None, ""):
+        return  # `required` is the form's
+    theirs = [
+        str(r[0])
+        for r in ctx.store.execute(
+            "SELECT event_id FROM adverse_events WHERE participant = ? AND serious = 1 ORDER BY event_id",
+            (p.id,),
+        )
+    ]
+    listed = f"their serious adverse events: {', '.join(theirs)}" if theirs else "none recorded"
+    row = ctx.store.one("SELECT participant, serious FROM adverse_events WHERE event_id = ?", (str(named),))
+    if row is None:
+        ctx.problem(field, f"{text.excerpt(str(named))} is not an adverse event record of {p.id} ({listed})")
+    elif row[0] != p.id:
+        ctx.problem(field, f"{named} is an adverse event of {row[0]}, not {p.id} ({listed})")
+    elif not row[1]:
+        ctx.problem(
+            field, f"{named} is not a serious adverse event: the DSMG reviews serious ones ({listed})"
+        )
+
+
 @rule("dsmg_ae_review", action="dsmg.decide", amend_action="dsmg.decide")
 def check_ae_review(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     p = ctx.participant
@@ -168,11 +246,11 @@ def check_ae_review(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
 
 
 def review_list(store: Store) -> list[dict[str, Any]]:
-    """Serious adverse events awaiting the DSMG's relatedness judgement."""
-    reviewed = {
-        json.loads(d).get("ae_event")
-        for (d,) in store.execute("SELECT data FROM records WHERE form = 'dsmg_ae_review'")
-    }
+    """Serious adverse events awaiting the DSMG's relatedness judgement: until a review record names them
+    (format 1's `dsmg_ae_review`; a format-2 version's `[safety] dsmg_review`, none owed without one)."""
+    if review_form(store) is None:
+        return []
+    reviewed = {ae for _event, ae, _values in reviews(store)}
     return [
         r
         for r in store.rows("SELECT * FROM adverse_events WHERE serious = 1 ORDER BY first_known, event_id")
@@ -280,7 +358,80 @@ class ExpectedAe(TypedDict):
     detail: str
 
 
-def expected_aes(store: Store, pid: str) -> list[ExpectedAe]:
+def check_of(m: Model | None) -> Mapping[str, Any] | None:
+    """`[safety] check` of a format-2 version (None: it declares none)."""
+    if m is None:
+        return None
+    return m.data.get("safety", {}).get("check") or None
+
+
+def check_none_alone(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
+    """`[safety] check`: its `none` code is the whole answer or not given."""
+    c = check_of(m)
+    assert c is not None
+    name, none = str(c["field"]), str(c["none"])
+    events = v.get(name) or []
+    if none in events and len(events) > 1:
+        ctx.problem(name, f"{none!r} cannot be combined with events: either {none!r} or the events seen")
+
+
+def expected_aes(store: Store, pid: str, proto: Protocol | None = None) -> list[ExpectedAe]:
+    """Prespecified events reported in a post-administration check that have no adverse event form yet.
+
+    Format 1 below (`post_dose_check`); a format-2 version (the participant's, or `proto`) by its
+    `[safety] check` with `expect_ae` (`_expected_declared`).
+    """
+    if proto is None:
+        from .amendments import protocol_of
+        from .base import get_participant
+
+        proto = protocol_of(store, get_participant(store, pid))
+    if proto.engine is not None:
+        return _expected_declared(store, pid, proto.engine)
+    return _expected_format1(store, pid)
+
+
+def _expected_declared(store: Store, pid: str, m: Model) -> list[ExpectedAe]:
+    """`[safety] check` with `expect_ae`: each event a check record names, other than `none`, unless an AE of
+    that `prespecified` code names the same administration (`[safety] ae_link`) or was ongoing on the day
+    the check was asked (its form's first date-time field, local date as stored)."""
+    c = check_of(m)
+    if c is None or not c.get("expect_ae"):
+        return []
+    form, name, none, link = str(c["form"]), str(c["field"]), str(c["none"]), str(c["link"])
+    ae_link = m.data.get("safety", {}).get("ae_link")
+    fields = m.data.get("forms", {}).get(form, {}).get("fields", {})
+    when = next((n for n, f in fields.items() if f.get("type") == "datetime"), None)
+    label = next(
+        (str(a.get("label", form)) for a in m.data.get("dose_assessments", ()) if a.get("form") == form), form
+    )
+    aes = [a for a in records_of(store, pid, "ae") if a.get("prespecified") not in (None, "no")]
+    if ae_link:
+        aes = [{**a, "dose": a.get(str(ae_link))} for a in aes]
+    else:
+        aes = [{k: v for k, v in a.items() if k != "dose"} for a in aes]
+    out: list[ExpectedAe] = []
+    for check in records_of(store, pid, form):
+        n = check.get(link)
+        day = str(check.get(when) or "")[:10] if when else ""
+        for code in check.get(name) or []:
+            if code == none or any(_covers(ae, code, n, day) for ae in aes):
+                continue
+            named = f" {ae_link}={n}" if ae_link else ""
+            out.append(
+                {
+                    "event": code,
+                    "dose": n,
+                    "check": check["_event"],
+                    "time": check.get(when) if when else None,
+                    "detail": f"AE form expected: {code} reported in the {label} of {link} {n} "
+                    f"({check['_event']}); record an adverse event with prespecified={code}{named}",
+                }
+            )
+    return out
+
+
+def _expected_format1(store: Store, pid: str) -> list[ExpectedAe]:
     """Prespecified events reported in a post-dose check that have no adverse event form yet.
 
     The post-dose check asks "which prespecified inhalation-associated events
@@ -348,7 +499,20 @@ def signoff_check(session: Session, participant: str | None) -> Participant:
     """
     session.require("casebook.signoff", what="sign off casebooks")
     p = require_participant(session.store, participant)
-    missing = expected_aes(session.store, p.id)
+    from .amendments import protocol_of
+
+    proto = protocol_of(session.store, p)
+    missing = expected_aes(session.store, p.id, proto)
+    if missing and proto.engine is not None:
+        c = check_of(proto.engine)
+        assert c is not None
+        link, ae_link = str(c["link"]), proto.engine.data.get("safety", {}).get("ae_link")
+        what = ", ".join(f"{m['event']} after {link} {m['dose']} ({m['check']})" for m in missing)
+        named = f", {ae_link}=..." if ae_link else ""
+        raise Refused(
+            f"cannot sign off {p.id}: adverse event form(s) expected for prespecified events reported "
+            f"in {c['form']} records: {what}; record them (form ae, prespecified=...{named}) first"
+        )
     if missing:
         what = ", ".join(f"{m['event']} after dose {m['dose']} ({m['check']})" for m in missing)
         raise Refused(

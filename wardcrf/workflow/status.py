@@ -286,7 +286,7 @@ def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSu
         "open_aes": safety.open_ae_lines(store, aes),
         "adverse_events": len(aes),
         # prespecified events reported after a dose without their AE form (an open item; blocks sign-off)
-        "ae_expected": safety.expected_aes(store, pid),
+        "ae_expected": safety.expected_aes(store, pid, proto),
         "signoff": safety.signoff_state(store, pid),
         "dsmg_hold": hold,
     }
@@ -556,7 +556,7 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
                 "deviations": deviations + len(missing),
                 "open_aes": open_aes[p.id],
                 # only participants with a post-dose check can owe an AE form for a prespecified event
-                "ae_expected": len(safety.expected_aes(store, p.id)) if p.id in checked else 0,
+                "ae_expected": len(safety.expected_aes(store, p.id, proto)) if p.id in checked else 0,
                 "signoff": safety.signoff_state(store, p.id)["state"] if p.id in approved else "not signed",
             }
         )

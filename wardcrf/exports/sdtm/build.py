@@ -227,7 +227,7 @@ def build(
         design = replace(design, arms=arms)
     out = _Rows(proto.id)
     built = Built(out.rows, dictionary_versions=coding.dictionary_versions, design=design)
-    reviews = _dsmg_reviews(ds)
+    reviews = _dsmg_reviews(ds, model)
     pids = ds.participants()
     progress.start("participants", len(pids))
     for pid in pids:
@@ -270,13 +270,25 @@ def recorded_allocations(ds: Dataset) -> dict[str, str]:
     }
 
 
-def _dsmg_reviews(ds: Dataset) -> dict[str, ProvenancedRecord]:
-    """AE record id -> the DSMG's latest review of it."""
-    out: dict[str, ProvenancedRecord] = {}
-    for rec in ds.records("dsmg_ae_review"):
-        target = value_text(rec.data.get("ae_event"))
+Review = tuple[ProvenancedRecord, str, str]
+"""The DSMG's review of an AE: its record, and the names of its relatedness and unexpected fields."""
+
+
+def _dsmg_reviews(ds: Dataset, model: Model | None = None) -> dict[str, Review]:
+    """AE record id -> the DSMG's latest review of it: format 1's `dsmg_ae_review`, or the form a format-2
+    version declares (`[safety] dsmg_review`; none declared: no reviews)."""
+    form, ae_field, rel, unexp = "dsmg_ae_review", "ae_event", "relatedness", "unexpected"
+    if model is not None:
+        declared = model.data.get("safety", {}).get("dsmg_review")
+        if not declared:
+            return {}
+        form, ae_field = str(declared["form"]), str(declared["ae_field"])
+        rel, unexp = str(declared.get("relatedness", "")), str(declared.get("unexpected", ""))
+    out: dict[str, Review] = {}
+    for rec in ds.records(form):
+        target = value_text(rec.data.get(ae_field))
         if target:
-            out[target] = rec
+            out[target] = (rec, rel, unexp)
     return out
 
 
@@ -291,7 +303,7 @@ class _Subject:
         out: _Rows,
         built: Built,
         coding: ae_map.Coding,
-        reviews: dict[str, ProvenancedRecord],
+        reviews: dict[str, Review],
         pid: str,
         by_form: dict[str, list[ProvenancedRecord]],
         administrations: Mapping[str, Mapping[str, str]] | None = None,
@@ -850,11 +862,12 @@ class _Subject:
             for qnam, value in supp.items():
                 self.out.supp(row, qnam, ae_map.SUPP_LABELS[qnam], value)
             self.out.protocol_supp(row, rec, p)
-            review = self.reviews.get(rec.event_id)
-            if review is not None:
-                rel = value_text(review.data.get("relatedness")).upper()
+            found = self.reviews.get(rec.event_id)
+            if found is not None:
+                review, rel_field, unexpected_field = found
+                rel = value_text(review.data.get(rel_field)).upper() if rel_field else ""
                 self.out.supp(row, "AERELDSM", ae_map.SUPP_LABELS["AERELDSM"], rel, "Assigned")
-                unexpected = review.data.get("unexpected")
+                unexpected = review.data.get(unexpected_field) if unexpected_field else None
                 self.out.supp(
                     row, "AEUNXDSM", ae_map.SUPP_LABELS["AEUNXDSM"], ae_map.yn(unexpected), "Assigned"
                 )
