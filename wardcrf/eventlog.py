@@ -23,7 +23,7 @@ from . import authority, behind, canonical, text
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
 from .registration import require_installed
-from .store import DatabaseError, IntegrityError, Store, translate_error
+from .store import Store
 
 # Every key of an event line besides "prev". Absent optional values are null,
 # so every line has the same keys and readers need no special cases.
@@ -393,16 +393,11 @@ def ingest_many(store: Store, events: Iterable[Event]) -> int:
             (e.id, e.device, e.seq, e.prev, e.hash, e.hlc, e.ts, e.user, e.type, e.subject, e.amends, e.line)
             for e in batch
         ]
-        try:
-            store.conn.executemany(
-                "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
-        except (DatabaseError, OSError) as exc:
-            if isinstance(exc, IntegrityError):
-                raise
-            raise translate_error(exc, store.path) from exc
+        store.executemany(
+            'INSERT INTO events (id, device, seq, prev, hash, hlc, ts, "user", type, subject, amends, line)'
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
         with owned_bodies(), store.batched_inserts():
             for event in batch:
                 _write(store, event, insert=False)
@@ -448,7 +443,7 @@ def _flush_heads(store: Store) -> None:
         store.execute(
             "INSERT INTO chain_heads (device, seq, hash, hlc) VALUES (?,?,?,?)"
             " ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
-            " hlc = max(chain_heads.hlc, excluded.hlc)",
+            " hlc = CASE WHEN excluded.hlc > chain_heads.hlc THEN excluded.hlc ELSE chain_heads.hlc END",
             (device, seq, hash_, hlc),
         )
 
@@ -458,7 +453,7 @@ def _write(
 ) -> None:
     if insert:
         store.execute(
-            "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)"
+            'INSERT INTO events (id, device, seq, prev, hash, hlc, ts, "user", type, subject, amends, line)'
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 event.id,
@@ -541,7 +536,7 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
     problems: dict[str, ChainProblem] = {}
     n = 0
     cur = store.execute(
-        "SELECT id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line, pos"
+        'SELECT id, device, seq, prev, hash, hlc, ts, "user", type, subject, amends, line, pos'
         " FROM events ORDER BY device, seq"
     )
     device: str | None = None
