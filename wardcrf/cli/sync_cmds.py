@@ -307,13 +307,39 @@ def hub_init(
     admin: Annotated[str, typer.Option("--admin", help="User name of the hub's first administrator.")],
     site: Annotated[str, typer.Option("--site", help="The hub's own site code.")] = "HUB",
     name: Annotated[str, typer.Option("--name", help="A name for the hub machine.")] = "hub",
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            envvar="WARDCRF_HUB_DATABASE",
+            help="Keep the wards' events, the ledger and the transparency log in this PostgreSQL database"
+            " (a libpq DSN or postgresql:// URL, an empty database; docs/hub-postgres.md). Default: SQLCipher.",
+        ),
+    ] = None,
 ) -> None:
-    """Create a coordinator hub: its own encrypted database and key pair."""
+    """Create a coordinator hub: its own encrypted database and key pair (and its PostgreSQL store, with --database)."""
     from ..sync import hub
 
-    password = ask_new_password(env="WARDCRF_PASSWORD", who=f"hub admin {admin}")
-    res = hub.init(resolve_data_dir(data_dir), admin=admin, password=password, site=site, name=name)
-    console.print(f"Created hub {site} (device {res.device}) in {data_dir}", highlight=False)
+    if database is not None and database.strip():
+        from ..sync import pghub
+        from ..sync.pgstore import describe
+
+        pghub.check_reachable(database)  # before the password prompt: a typo costs nothing
+        password = ask_new_password(env="WARDCRF_PASSWORD", who=f"hub admin {admin}")
+        res = pghub.init(
+            resolve_data_dir(data_dir), database, admin=admin, password=password, site=site, name=name
+        )
+        console.print(f"Created hub {site} (device {res.device}) in {data_dir}", highlight=False)
+        console.print(
+            f"Its wards' events, ledger and transparency log go to the {describe(database)};"
+            f" the DSN, without any password, is kept in {data_dir / pghub.DATABASE_FILE}"
+            " (passwords: ~/.pgpass or WARDCRF_HUB_DATABASE)",
+            highlight=False,
+        )
+    else:
+        password = ask_new_password(env="WARDCRF_PASSWORD", who=f"hub admin {admin}")
+        res = hub.init(resolve_data_dir(data_dir), admin=admin, password=password, site=site, name=name)
+        console.print(f"Created hub {site} (device {res.device}) in {data_dir}", highlight=False)
     console.print("\n[bold red]Recovery key — shown once. Store it apart from this machine:[/]")
     console.print(f"\n    [bold]{res.recovery_key}[/]\n", highlight=False)
 
