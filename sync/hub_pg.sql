@@ -171,3 +171,27 @@ REVOKE ALL ON events, chain_heads FROM PUBLIC;
 GRANT SELECT, INSERT ON events TO wardcrf_import;
 GRANT SELECT, INSERT, UPDATE ON chain_heads TO wardcrf_import;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO wardcrf_import;
+
+-- migration: 0004-device-registry
+-- The devices this hub trusts, as its SQLCipher file's registry projects them
+-- (`sync_devices`, from the hub's own device.* events, which stay in that file
+-- with the keys): copied here before each import (`sync/pghub.py`), so the
+-- checks made where data enters (who may originate what, which site a device
+-- speaks for) and the receipts read it beside the ledger, in one transaction.
+CREATE TABLE sync_devices (
+    device text PRIMARY KEY,
+    site text NOT NULL,
+    name text NOT NULL,
+    kind text NOT NULL,
+    sign_public text NOT NULL,
+    key_id text NOT NULL,
+    age_recipient text NOT NULL,
+    status text NOT NULL CHECK (status IN ('active', 'flagged', 'retired')),
+    flag_reason text,
+    replaces text,
+    registered_event text NOT NULL,
+    updated_event text NOT NULL
+);
+CREATE INDEX sync_devices_key ON sync_devices (key_id);
+REVOKE ALL ON sync_devices FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON sync_devices TO wardcrf_import;

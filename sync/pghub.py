@@ -23,13 +23,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from wardcrf import audit, eventlog
 from wardcrf.errors import Refused, StoreError, UsageError
 from wardcrf.site import InitResult, Session
+from wardcrf.store import Store
+from wardcrf.tlog import merkle
 
-from . import engine, pgledger
+from . import engine, hublog, pgledger
 from .pgstore import PgStore, _psycopg, describe
 
 DATABASE_FILE = "hub-database"
@@ -121,24 +124,25 @@ def check_reachable(dsn: str) -> str:
     return kept
 
 
-def init(data_dir: Path, dsn: str, **hub_args: Any) -> InitResult:
-    """A hub whose ward data lives in PostgreSQL: the hub's directory, the schema, the hub's identity there.
+def attach(
+    data_dir: Path, dsn: str, create: Callable[[], InitResult], admin: str, password: str
+) -> InitResult:
+    """A hub whose ward data lives in PostgreSQL: `create()` makes the hub's directory, then the schema
+    and the hub's identity go to the database and its DSN (password removed) to ``hub-database``.
 
     Nothing is left behind when a step fails: the server is checked before
-    the directory is made, and a directory made here is removed again if
-    the database then refuses the schema or the identity.
+    the directory is made, and what `create` made is removed again if the
+    database then refuses the schema or the identity.
     """
-    from . import hub
-
     kept = check_reachable(dsn)
     data_dir = Path(data_dir)
     before = set(os.listdir(data_dir)) if data_dir.is_dir() else None
-    res = hub.init(data_dir, **hub_args)
+    res = create()
     try:
         store = PgStore(dsn)
         try:
             store.migrate()
-            session = res.site.unlock(hub_args["admin"], hub_args["password"])
+            session = res.site.unlock(admin, password)
             try:
                 with store.transaction():
                     store.lock("wardcrf.hub-init")
@@ -159,3 +163,105 @@ def init(data_dir: Path, dsn: str, **hub_args: Any) -> InitResult:
                     shutil.rmtree(target) if target.is_dir() else target.unlink()
         raise
     return res
+
+
+REGISTRY_COLUMNS = (
+    "device",
+    "site",
+    "name",
+    "kind",
+    "sign_public",
+    "key_id",
+    "age_recipient",
+    "status",
+    "flag_reason",
+    "replaces",
+    "registered_event",
+    "updated_event",
+)
+
+
+def mirror_registry(src: Store, dst: PgStore) -> int:
+    """Copy the hub's device registry (its file's `sync_devices`) to PostgreSQL; the rows copied.
+
+    Registered, flagged or retired in the hub's file (its own events) is what
+    the database then holds, before a bundle is checked against it there.
+    Rows are written in device order, so two importers copying at once wait
+    for each other's rows and never for each other's locks in a circle.
+    """
+    cols = ", ".join(REGISTRY_COLUMNS)
+    rows = src.execute(f"SELECT {cols} FROM sync_devices ORDER BY device").fetchall()
+    if not rows:
+        return 0
+    with dst.transaction():
+        dst.executemany(
+            f"INSERT INTO sync_devices ({cols}) VALUES ({', '.join('?' * len(REGISTRY_COLUMNS))})"
+            " ON CONFLICT (device) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in REGISTRY_COLUMNS[1:])
+            + " WHERE ("
+            + ", ".join(f"sync_devices.{c}" for c in REGISTRY_COLUMNS[1:])
+            + ") IS DISTINCT FROM ("
+            + ", ".join(f"excluded.{c}" for c in REGISTRY_COLUMNS[1:])
+            + ")",
+            rows,
+        )
+    return len(rows)
+
+
+LOG_TRIGGERS = {
+    "events": ("events_no_update", "events_no_truncate"),
+    "tlog_leaves": ("tlog_leaves_no_update", "tlog_leaves_no_truncate"),
+    "tlog_nodes": ("tlog_nodes_no_update", "tlog_nodes_no_truncate"),
+    "tlog_checkpoints": ("tlog_checkpoints_no_update", "tlog_checkpoints_no_truncate"),
+}
+"""The append-only tables of hub_pg.sql and their triggers (row: UPDATE/DELETE; statement: TRUNCATE)."""
+
+
+def audit_checks(session: Session) -> list[audit.CheckResult]:
+    """`audit verify` at a PostgreSQL hub: every chain re-hashed from the database's rows, its triggers, its log.
+
+    Nothing for a hub on SQLCipher alone (its file's checks cover it). The
+    same chain check as the file's (`eventlog.verify_chains`): each stored
+    line hashed again, linked to its predecessor, agreeing with its columns,
+    in log order, ending at its chain head; so a row a superuser changed with
+    the triggers disabled is found. A trigger missing or disabled is a
+    problem too (it is not put back from here: the import role cannot, and
+    the owner should see how it happened first).
+    """
+    if not configured(session.site.data_dir):
+        return []
+    store = open_ledger(session)
+    try:
+        n, problems = eventlog.verify_chains(store)
+        where = f"PostgreSQL ({store.name})"
+        chains = audit.CheckResult(f"event chains in {where}", n, [str(p) for p in problems])
+        found = {
+            (str(r[0]), str(r[1])): str(r[2])
+            for r in store.execute(
+                "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+                " WHERE NOT t.tgisinternal AND c.relname IN ('events', 'tlog_leaves', 'tlog_nodes', 'tlog_checkpoints')"
+            )
+        }
+        missing = []
+        for table, names in LOG_TRIGGERS.items():
+            for name in names:
+                state = found.get((table, name))
+                if state is None:
+                    missing.append(f"{name} on {table} is missing: the table is not append-only")
+                elif state == "D":
+                    missing.append(f"{name} on {table} is disabled: the table is not append-only")
+        triggers = audit.CheckResult(
+            f"append-only triggers in {where}", sum(len(v) for v in LOG_TRIGGERS.values()), missing
+        )
+        size = hublog.StoreNodes(store).size
+        tree: list[str] = []
+        if size:
+            leaves = merkle.Tree()
+            for (leaf,) in store.execute("SELECT leaf FROM tlog_leaves ORDER BY idx"):
+                leaves.append_hash(bytes.fromhex(leaf))
+            if leaves.size != size or merkle.root(leaves) != merkle.root(hublog.StoreNodes(store)):
+                tree.append("the transparency log's stored tree is not the tree of its leaves (altered)")
+        log = audit.CheckResult(f"transparency log in {where}", size, tree)
+        return [chains, triggers, log]
+    finally:
+        store.close()

@@ -86,6 +86,15 @@ def describe(dsn: str) -> str:
 class PgStore(Queries):
     """An open connection to a hub ledger on PostgreSQL (`wardcrf.sqlstore.SqlStore`)."""
 
+    holds_projections = False
+    """The event log, the ledger and the transparency log; no projection tables yet (issue 19)."""
+
+    # What `wardcrf.eventlog` keeps per transaction, as on `wardcrf.store.Store` (`_init_heads`).
+    pending_heads: dict[str, tuple[int, str, str]]
+    _heads_stack: list[dict[str, tuple[int, str, str]]]
+    before_commit: list[Any]
+    after_commit: list[Any]
+
     def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
         psycopg = _psycopg()
         self.name = describe(dsn)
@@ -148,10 +157,10 @@ class PgStore(Queries):
 
     # -- what the event log keeps per transaction (`wardcrf.eventlog`) ------------
     def _init_heads(self) -> None:
-        self.pending_heads: dict[str, tuple[int, str, str]] = {}
-        self._heads_stack: list[dict[str, tuple[int, str, str]]] = []
-        self.before_commit: list[Any] = []
-        self.after_commit: list[Any] = []
+        self.pending_heads = {}
+        self._heads_stack = []
+        self.before_commit = []
+        self.after_commit = []
 
     @contextlib.contextmanager
     def batched_inserts(self) -> Iterator[None]:

@@ -272,6 +272,7 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
         for table in (
             "events",
             "chain_heads",
+            "sync_devices",
             "sync_applied",
             "sync_held",
             "tlog_leaves",

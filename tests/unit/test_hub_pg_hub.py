@@ -7,10 +7,12 @@ runs on both (the SQLCipher hub is the default).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pgserver
 import pytest
@@ -142,3 +144,287 @@ def test_a_dsn_file_naming_another_hubs_database_is_refused(pg_server, tmp_path,
     finally:
         session.close()
     assert os.environ.get("WARDCRF_HUB_DATABASE") is None
+
+
+# -- hub import into PostgreSQL, and the same on SQLCipher ------------------------------------
+
+
+def _make_hub(engine: str, root: Path, request: pytest.FixtureRequest) -> Site:
+    """A hub on `engine` with a coordinator, as `synckit.make_hub` makes the SQLCipher one."""
+    from synckit import make_hub
+    from wardcrf.sync import hub
+
+    from wardcrf import users
+
+    if engine == "sqlcipher":
+        return make_hub(root)
+    dsn = request.getfixturevalue("pg_server").new_database()
+    res = hub.init(root / "hub", admin="admin", password=PASSWORD, database=dsn)
+    s = res.site.unlock("admin", PASSWORD)
+    try:
+        users.add_user(s, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
+    finally:
+        s.close()
+    return res.site
+
+
+@pytest.fixture(params=ENGINES)
+def pair(request: pytest.FixtureRequest, tmp_path: Path):
+    from synckit import connect, make_ward
+
+    h = _make_hub(request.param, tmp_path, request)
+    w = make_ward(tmp_path)
+    connect(w, h)
+    return request.param, w, h
+
+
+@contextlib.contextmanager
+def _ledger(h: Site):
+    """The hub's session and the store its wards' data is in (its file, or its PostgreSQL database)."""
+    from synckit import open_
+    from wardcrf.sync import hub
+
+    s = open_(h)
+    try:
+        with hub.ledger_store(s) as store:
+            yield s, store
+    finally:
+        s.close()
+
+
+def _bundles(w: Site, root: Path, n: int, tag: str = "") -> list[Path]:
+    """`n` consecutive bundles of a ward (its first holds its own start: site, admin, protocol)."""
+    from synckit import add_notes, open_
+    from test_sync_roundtrip import export
+
+    files = []
+    for i in range(n):
+        add_notes(w, 3, text=f"{tag}batch {i}")
+        files.append(export(w, root / f"{tag}u{i}")[-1])
+        s = open_(w)
+        try:
+            s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
+        finally:
+            s.close()
+    return files
+
+
+def _ward_head(w: Site) -> tuple[str, int, str]:
+    from synckit import open_
+
+    s = open_(w)
+    try:
+        dev = s.ctx.device
+        row = s.store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (dev,))
+        return dev, int(row[0]), str(row[1])
+    finally:
+        s.close()
+
+
+def test_real_ward_bundles_import_once_with_chains_checked_and_signed_receipts(pair, tmp_path):
+    from wardcrf.sync import hub
+
+    from wardcrf import eventlog
+
+    engine, w, h = pair
+    files = _bundles(w, tmp_path, 3)
+    device, head, head_hash = _ward_head(w)
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, files)
+        assert [i.result.outcome.status for i in items if i.result] == ["applied"] * 3, [
+            i.refused for i in items
+        ]
+        assert store.holds_projections is (engine == "sqlcipher")
+        assert store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (device,)) == (head, head_hash)
+        assert store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == head
+        assert store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,)) == 3
+        assert store.scalar("SELECT count(*) FROM tlog_leaves") == 3
+        checked, problems = eventlog.verify_chains(store)
+        assert problems == [] and checked >= head
+        # The receipt, signed by the hub, names the ward's last event as held.
+        _name, data, _sig = items[-1].result.receipt
+        assert f'"seq":{head}' in data.decode() and head_hash in data.decode()
+        if engine == "postgresql":
+            # The wards' events are in PostgreSQL, not in the hub's file.
+            assert s.store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
+        # Replay: the same files again change nothing.
+        again = hub.import_files(s, files)
+        assert [i.result.outcome.status for i in again if i.result] == ["already"] * 3
+        assert store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == head
+        assert store.scalar("SELECT count(*) FROM sync_applied") == 3
+
+
+def test_a_gap_is_held_then_applied_when_it_fills(pair, tmp_path):
+    from wardcrf.sync import hub
+
+    _engine, w, h = pair
+    files = _bundles(w, tmp_path, 3)
+    device, head, _ = _ward_head(w)
+    with _ledger(h) as (s, store):
+        first = hub.import_files(s, [files[0], files[2]])
+        assert [i.result.outcome.status for i in first] == ["applied", "held"]
+        assert store.scalar("SELECT reason FROM sync_held WHERE device = ?", (device,)) == "gap"
+        last = hub.import_file(s, files[1])
+        assert last.outcome.status == "applied" and last.outcome.released == [3]
+        assert store.scalar("SELECT max(seq) FROM events WHERE device = ?", (device,)) == head
+
+
+def test_a_fork_is_held_and_flagged_on_both_engines(pair, tmp_path):
+    import shutil
+
+    from synckit import add_notes
+    from test_sync_roundtrip import export
+    from wardcrf.sync import hub
+
+    _engine, w, h = pair
+    old = tmp_path / "old-copy"
+    shutil.copytree(w.data_dir, old)
+    add_notes(w, 2)
+    f1 = export(w, tmp_path / "u1")[0]
+    shutil.rmtree(w.data_dir)
+    shutil.copytree(old, w.data_dir)
+    add_notes(w, 2, text="after restore")
+    f1b = export(w, tmp_path / "u2")[0]
+    device = _ward_head(w)[0]
+    with _ledger(h) as (s, store):
+        assert hub.import_file(s, f1).outcome.status == "applied"
+        res = hub.import_file(s, f1b)
+        assert res.outcome.status == "fork" and "FORK" in res.outcome.message
+        assert store.one("SELECT bundle_seq, reason FROM sync_held WHERE device = ?", (device,)) == (
+            1,
+            "fork",
+        )
+        # The hub's own event flags the device in its registry, and the receipt (read from the ledger's store) says so.
+        assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.fork_detected'") == 1
+        assert store.scalar("SELECT status FROM sync_devices WHERE device = ?", (device,)) == "flagged"
+        assert b'"fork"' in res.receipt[1] or b"fork" in res.receipt[1]
+        # The applied version is what the log holds; the held one is kept beside it.
+        assert len(list((h.data_dir / "sync" / "held").glob("*.tar.age"))) == 1
+        assert hub.import_file(s, f1b).outcome.status == "fork"
+        assert store.scalar("SELECT count(*) FROM sync_held") == 1
+
+
+def test_a_bundle_that_needs_projections_is_refused_whole_at_a_postgresql_hub(pair, tmp_path):
+    """A user deactivated at the ward has projections (and checks reading them): refused on PostgreSQL, named."""
+    from synckit import open_
+    from wardcrf.sync import hub
+
+    from wardcrf import users
+
+    engine, w, h = pair
+    first = _bundles(w, tmp_path, 1)
+    s = open_(w)
+    try:
+        users.add_user(s, "n.nurse", "Nia Nurse", "clinician", PASSWORD)
+        users.deactivate(s, "n.nurse", "left the ward")
+    finally:
+        s.close()
+    second = _bundles(w, tmp_path, 1, tag="b")
+    device = _ward_head(w)[0]
+    with _ledger(h) as (hs, store):
+        items = hub.import_files(hs, first + second)
+        if engine == "sqlcipher":
+            assert [i.result.outcome.status for i in items if i.result] == ["applied", "applied"]
+            return
+        assert items[0].result is not None and items[0].result.outcome.status == "applied"
+        assert items[1].result is None
+        assert "user.deactivated events need projections" in items[1].refused
+        assert "import it at a SQLCipher hub" in items[1].refused
+        # Nothing of it applied; the coordinator sees the refusal in the hub's own log.
+        assert store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,)) == 1
+        assert store.scalar("SELECT count(*) FROM events WHERE type = 'user.deactivated'") == 0
+        assert hs.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1
+
+
+def _cli_import(h: Site, files: list[Path], monkeypatch, *extra: str):
+    return run("hub", "import", *map(str, files), "-d", str(h.data_dir), *extra, monkeypatch=monkeypatch)
+
+
+def test_audit_verify_at_a_postgresql_hub_rehashes_its_chains_and_finds_a_superusers_edit(
+    pg_server, tmp_path, monkeypatch
+):
+    import psycopg
+    from synckit import connect, make_ward
+
+    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
+    w = make_ward(tmp_path)
+    connect(w, h)
+    files = _bundles(w, tmp_path, 2)
+    device = _ward_head(w)[0]
+    code, out, err = _cli_import(h, files, monkeypatch)
+    assert code == 0 and out.count("ok ") == 2, (out, err)
+    code, out, err = run("audit", "verify", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, (out, err)
+    assert "ok event chains in PostgreSQL" in out and "ok append-only triggers in PostgreSQL" in out
+    assert "ok transparency log in PostgreSQL" in out
+    dsn = (h.data_dir / "hub-database").read_text().strip()
+    # The owner (a superuser here) goes around the triggers and edits one ward event's line.
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("ALTER TABLE events DISABLE TRIGGER events_no_update")
+        admin.execute(
+            "UPDATE events SET line = replace(line, 'batch 0', 'batch X') WHERE device = %s AND seq = 5",
+            (device,),
+        )
+    code, out, err = run("audit", "verify", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 1 and err.count("\n") == 1, (code, out, err)
+    assert f"device {device} seq 5: stored line does not match its hash (edited)" in out
+    assert "events_no_update on events is disabled" in out
+    assert "Traceback" not in err
+
+
+class _Req:
+    """`getfixturevalue` for a test that already holds the server."""
+
+    def __init__(self, server: pgserver.Server) -> None:
+        self.server = server
+
+    def getfixturevalue(self, name: str) -> pgserver.Server:
+        assert name == "pg_server"
+        return self.server
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_path):
+    """20 `wardcrf hub import` processes, each given the same bundles of two wards at once."""
+    import json
+    import subprocess
+
+    from synckit import WARDCRF_MAIN, connect, make_ward, subprocess_env
+
+    _engine, w, h = pair
+    w2 = make_ward(tmp_path, name="lap2", site="WUH02")
+    connect(w2, h)
+    files = _bundles(w, tmp_path, 3) + _bundles(w2, tmp_path, 3, tag="w2")
+    heads = [_ward_head(w), _ward_head(w2)]
+    env = {**subprocess_env(), "WARDCRF_BUSY_TIMEOUT_MS": "300000"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WARDCRF_MAIN, "hub", "import", *map(str, files), "-d", str(h.data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(20)
+    ]
+    applied: dict[str, int] = {}
+    for p in procs:
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, (out[-2000:], err[-2000:])
+        for line in out.splitlines():
+            if line.startswith("ok ") and " applied: events " in line:
+                name = line.split()[1].rstrip(":")
+                applied[name] = applied.get(name, 0) + 1
+    assert applied == {f.name: 1 for f in files}, json.dumps(applied)
+    with _ledger(h) as (_s, store):
+        assert store.scalar("SELECT count(*) FROM sync_applied") == 6
+        assert store.scalar("SELECT count(*) FROM tlog_leaves") == 6
+        for device, head, head_hash in heads:
+            assert store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (device,)) == (
+                head,
+                head_hash,
+            )
+            assert store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == head
+        from wardcrf import eventlog
+
+        assert eventlog.verify_chains(store)[1] == []

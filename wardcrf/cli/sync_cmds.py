@@ -326,8 +326,13 @@ def hub_init(
 
         pghub.check_reachable(database)  # before the password prompt: a typo costs nothing
         password = ask_new_password(env="WARDCRF_PASSWORD", who=f"hub admin {admin}")
-        res = pghub.init(
-            resolve_data_dir(data_dir), database, admin=admin, password=password, site=site, name=name
+        res = hub.init(
+            resolve_data_dir(data_dir),
+            admin=admin,
+            password=password,
+            site=site,
+            name=name,
+            database=database,
         )
         console.print(f"Created hub {site} (device {res.device}) in {data_dir}", highlight=False)
         console.print(
