@@ -458,10 +458,16 @@ def status(session: Session) -> dict[str, Any]:
     session.require("audit.read", what="read hub status")
     require_hub(session)
     store = session.store
+    with ledger_store(session) as ledger:
+        return _status(session, store, ledger)
+
+
+def _status(session: Session, store: Store, ledger: SqlStore) -> dict[str, Any]:
+    """`status`: the registry, refusals and projections from the hub's file; chains and ledger from `ledger`."""
     devs = []
     for d in registry.devices(store):
-        head = store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (d["device"],))
-        last = store.one(
+        head = ledger.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (d["device"],))
+        last = ledger.one(
             "SELECT bundle_seq, applied_at FROM sync_applied WHERE device = ?"
             " ORDER BY bundle_seq DESC LIMIT 1",
             (d["device"],),
@@ -479,7 +485,7 @@ def status(session: Session) -> dict[str, Any]:
                 "last_receipt_seq": head[0] if head else 0,
             }
         )
-    held = store.rows(
+    held = ledger.rows(
         "SELECT device, bundle_seq, reason, detail, received_at FROM sync_held"
         " WHERE resolved_at IS NULL ORDER BY device, bundle_seq"
     )
@@ -516,10 +522,11 @@ def clashes(session: Session) -> list[dict[str, Any]]:
     """Bundles held because they would merge two participants under one id (unresolved)."""
     session.require("audit.read", what="list participant-id clashes")
     require_hub(session)
-    return session.store.rows(
-        "SELECT device, bundle_seq, detail, file, received_at FROM sync_held"
-        " WHERE reason = 'clash' AND resolved_at IS NULL ORDER BY device, bundle_seq"
-    )
+    with ledger_store(session) as ledger:
+        return ledger.rows(
+            "SELECT device, bundle_seq, detail, file, received_at FROM sync_held"
+            " WHERE reason = 'clash' AND resolved_at IS NULL ORDER BY device, bundle_seq"
+        )
 
 
 # -- replacement laptop ---------------------------------------------------------------
@@ -528,6 +535,13 @@ def clashes(session: Session) -> list[dict[str, Any]]:
 def restore_list(session: Session, new_device: str) -> list[dict[str, Any]]:
     """Original bundles of the new device's site, in apply order, for a replacement laptop."""
     require_hub(session)
+    from . import pghub
+
+    if pghub.configured(session.site.data_dir):
+        raise UsageError(
+            "sync restore: this hub keeps its wards' data in PostgreSQL, where restoring a replacement"
+            " laptop does not run yet (issue 19, docs/hub-postgres.md); nothing sent"
+        )
     store = session.store
     with LOCK:
         dev = registry.device(store, new_device)

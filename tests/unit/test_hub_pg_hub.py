@@ -241,6 +241,8 @@ def test_real_ward_bundles_import_once_with_chains_checked_and_signed_receipts(p
         assert store.scalar("SELECT count(*) FROM tlog_leaves") == 3
         checked, problems = eventlog.verify_chains(store)
         assert problems == [] and checked >= head
+        mine = next(d for d in hub.status(s)["devices"] if d["device"] == device)
+        assert (mine["events"], mine["last_bundle"], mine["status"]) == (head, 3, "active")
         # The receipt, signed by the hub, names the ward's last event as held.
         _name, data, _sig = items[-1].result.receipt
         assert f'"seq":{head}' in data.decode() and head_hash in data.decode()
@@ -302,6 +304,9 @@ def test_a_fork_is_held_and_flagged_on_both_engines(pair, tmp_path):
         assert len(list((h.data_dir / "sync" / "held").glob("*.tar.age"))) == 1
         assert hub.import_file(s, f1b).outcome.status == "fork"
         assert store.scalar("SELECT count(*) FROM sync_held") == 1
+        st = hub.status(s)
+        assert [(f["device"], f["bundle_seq"]) for f in st["forks"]] == [(device, 1)]
+        assert next(d for d in st["devices"] if d["device"] == device)["status"] == "flagged"
 
 
 def test_a_bundle_that_needs_projections_is_refused_whole_at_a_postgresql_hub(pair, tmp_path):
@@ -428,3 +433,84 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
         from wardcrf import eventlog
 
         assert eventlog.verify_chains(store)[1] == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("export", "csv", "--out"),
+        ("export", "sqlite", "--out"),
+        ("report", "safety", "--out"),
+        ("db", "rebuild"),
+    ],
+)
+def test_commands_that_read_only_the_hubs_file_refuse_at_a_postgresql_hub(
+    pg_server, tmp_path, monkeypatch, command
+):
+    """An export or a rebuild would see the hub's own events only: refused in one line, never half a dataset."""
+    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
+    args = [*command, str(tmp_path / "out")] if command[-1] == "--out" else list(command)
+    code, out, err = run(*args, "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 2 and err.count("\n") == 1, (code, out, err)
+    assert "keeps its wards' data in PostgreSQL" in err and "does not run yet" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_restoring_a_replacement_laptop_from_a_postgresql_hub_is_refused_not_empty(pg_server, tmp_path):
+    """The kept bundles' ledger is in PostgreSQL: restore says it does not run there yet, never 'nothing to restore'."""
+    from synckit import connect, make_ward, open_
+    from wardcrf.sync import hub
+
+    from wardcrf.errors import UsageError
+
+    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
+    w = make_ward(tmp_path)
+    connect(w, h)
+    with _ledger(h) as (s, _store):
+        hub.import_files(s, _bundles(w, tmp_path, 1))
+    s = open_(h)
+    try:
+        with pytest.raises(UsageError, match="keeps its wards' data in PostgreSQL, where restoring"):
+            hub.restore_list(s, _ward_head(w)[0])
+    finally:
+        s.close()
+
+
+def test_an_importer_logged_in_as_the_import_role_imports_and_cannot_alter_what_it_imported(
+    pg_server, tmp_path, monkeypatch
+):
+    """`WARDCRF_HUB_DATABASE` names a login role granted wardcrf_import: bundles apply; its rows stay as written."""
+    import psycopg
+    from synckit import connect, make_ward
+
+    from wardcrf.errors import StoreError
+
+    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
+    w = make_ward(tmp_path)
+    connect(w, h)
+    owner = (h.data_dir / "hub-database").read_text().strip()
+    login = "worker_" + os.urandom(4).hex()
+    with psycopg.connect(owner, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {login} LOGIN")
+        admin.execute(f"GRANT wardcrf_import TO {login}")
+    worker = owner.replace("user=postgres", f"user={login}")
+    monkeypatch.setenv("WARDCRF_HUB_DATABASE", worker)
+    files = _bundles(w, tmp_path, 2)
+    code, out, err = _cli_import(h, files, monkeypatch)
+    assert code == 0 and out.count("ok ") == 2, (out, err)
+    code, out, err = run("audit", "verify", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and "ok event chains in PostgreSQL" in out, (out, err)
+    store = _pg(worker)
+    try:
+        for sql in (
+            "UPDATE events SET line = line",
+            "DELETE FROM events",
+            "TRUNCATE events",
+            "ALTER TABLE events DISABLE TRIGGER events_no_update",
+            "DELETE FROM sync_applied",
+        ):
+            with pytest.raises(StoreError, match=r"permission denied|must be owner"):
+                store.execute(sql)
+        assert store.scalar("SELECT count(*) FROM sync_applied") == 2
+    finally:
+        store.close()
