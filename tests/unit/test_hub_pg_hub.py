@@ -442,6 +442,7 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
         ("export", "sqlite", "--out"),
         ("report", "safety", "--out"),
         ("db", "rebuild"),
+        ("hub", "serve", "--port", "1"),
     ],
 )
 def test_commands_that_read_only_the_hubs_file_refuse_at_a_postgresql_hub(
