@@ -32,6 +32,7 @@ from typing import BinaryIO, TypeVar
 from wardcrf import authority, eventlog, ingest
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
+from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
 from . import evidencestore, photostore
@@ -257,7 +258,7 @@ HoldHook = Callable[[Store, Verified, ingest.HoldForCoordinator], None]
 Reverify = Callable[[bytes, bytes], Verified]
 
 
-def last_applied(store: Store, device: str) -> tuple[int, str]:
+def last_applied(store: SqlStore, device: str) -> tuple[int, str]:
     row = store.one(
         "SELECT bundle_seq, manifest_sha FROM sync_applied WHERE device = ? ORDER BY bundle_seq DESC LIMIT 1",
         (device,),

@@ -442,7 +442,6 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
         ("export", "sqlite", "--out"),
         ("report", "safety", "--out"),
         ("db", "rebuild"),
-        ("hub", "serve", "--port", "1"),
     ],
 )
 def test_commands_that_read_only_the_hubs_file_refuse_at_a_postgresql_hub(
@@ -515,3 +514,65 @@ def test_an_importer_logged_in_as_the_import_role_imports_and_cannot_alter_what_
         assert store.scalar("SELECT count(*) FROM sync_applied") == 2
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_two_hub_serve_workers_on_one_postgresql_hub_apply_every_push_once(pg_server, tmp_path):
+    """Two `hub serve` processes over one PostgreSQL hub; each of ten wards' bundles pushed to both at once.
+
+    20 pushes start together: every bundle is applied by exactly one worker (the other answers
+    "already"), the receipt either worker gives names the ward's whole chain, and the chains verify.
+    """
+    import threading
+    from collections import Counter
+
+    from synckit import HubServer, add_notes, connect, make_ward
+    from test_sync_roundtrip import export
+    from wardcrf.sync.transport import Client
+
+    from wardcrf import eventlog
+
+    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
+    wards = [make_ward(tmp_path, name=f"lap{i:02d}") for i in range(10)]
+    files = []
+    for w in wards:
+        connect(w, h)
+        add_notes(w, 3)
+        files.append(export(w, tmp_path / f"out-{w.data_dir.name}")[-1])
+    servers = [HubServer(h.data_dir), HubServer(h.data_dir)]
+    start = threading.Barrier(2 * len(files))
+    said: Counter[tuple[str, str]] = Counter()
+    errors: list[BaseException] = []
+    tally = threading.Lock()
+
+    def push(server: HubServer, f: Path) -> None:
+        try:
+            cipher, sig = f.read_bytes(), f.with_name(f.name + ".minisig").read_bytes()
+            start.wait(60)
+            status = Client(server.url, timeout=120).push(f.name, cipher, sig)["status"]
+            with tally:
+                said[(f.name, status)] += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=(server, f)) for f in files for server in servers]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert not errors, errors
+        assert said == Counter(
+            {(f.name, "applied"): 1 for f in files} | {(f.name, "already"): 1 for f in files}
+        )
+        for i, w in enumerate(wards):
+            device, head, head_hash = _ward_head(w)
+            data, _sig = Client(servers[i % 2].url).receipt(device)
+            assert f'"seq":{head}' in data.decode() and head_hash in data.decode()
+    finally:
+        for server in servers:
+            server.stop()
+    with _ledger(h) as (_s, store):
+        assert store.scalar("SELECT count(*) FROM sync_applied") == 10
+        assert store.scalar("SELECT count(*) FROM tlog_leaves") == 10
+        assert eventlog.verify_chains(store)[1] == []

@@ -509,7 +509,7 @@ def serve(
 
     if not 1 <= max_body_mb <= 64 * 1024:
         raise UsageError("--max-body-mb must be 1 to 65536")
-    with session(data_dir, file_only="hub serve") as s:
+    with session(data_dir) as s:
         server.serve(s, host, port, max_body=max_body_mb * 1024 * 1024)
 
 
