@@ -447,7 +447,8 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
         engine.atomic_write(Path(to_dir) / (name + ".minisig"), sig)
         engine.atomic_write(Path(to_dir) / name, cipher)
         out.append(Path(to_dir) / name)
-    name, data, rsig = receipts.make(session.store, ward_device, signer)
+    with ledger_store(session) as ledger:
+        name, data, rsig = receipts.make(ledger, ward_device, signer)
     engine.atomic_write(Path(to_dir) / (name + ".minisig"), rsig)
     engine.atomic_write(Path(to_dir) / name, data)
     out.append(Path(to_dir) / name)

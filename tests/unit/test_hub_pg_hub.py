@@ -576,3 +576,39 @@ def test_two_hub_serve_workers_on_one_postgresql_hub_apply_every_push_once(pg_se
         assert store.scalar("SELECT count(*) FROM sync_applied") == 10
         assert store.scalar("SELECT count(*) FROM tlog_leaves") == 10
         assert eventlog.verify_chains(store)[1] == []
+
+
+def test_hub_log_and_a_usb_receipt_come_from_the_database_at_a_postgresql_hub(
+    pg_server, tmp_path, monkeypatch
+):
+    """`hub log` writes the database's checkpoint chain (verified offline with the printed key);
+    `hub export` writes a receipt naming the ward's head as the database holds it."""
+    from synckit import connect, make_ward
+
+    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
+    w = make_ward(tmp_path)
+    connect(w, h)
+    for i in range(2):
+        code, out, err = _cli_import(h, _bundles(w, tmp_path, 1, tag=f"r{i}"), monkeypatch)
+        assert code == 0, (out, err)
+    device, head, head_hash = _ward_head(w)
+    chain = tmp_path / "chain.json"
+    code, out, err = run("hub", "log", "-d", str(h.data_dir), "--out", str(chain), monkeypatch=monkeypatch)
+    assert code == 0, err
+    vkey = out.split("verifier key: ")[1].strip()
+    code, out, err = run("audit", "verify-log", str(chain), "--key", vkey, monkeypatch=monkeypatch)
+    assert code == 0, (out, err)
+    from wardcrf.sync import hublog
+
+    assert [c.size for c in hublog.verify_offline(chain.read_bytes(), vkey)] == [1, 2]
+    usb = tmp_path / "usb"
+    code, out, err = run(
+        "hub", "export", "--device", device, "--to", str(usb), "-d", str(h.data_dir), monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    receipt = next(p for p in usb.iterdir() if p.name.endswith(".json"))
+    assert f'"seq":{head}' in receipt.read_text() and head_hash in receipt.read_text()
+    # Its ledger is on the server already: copying it there again is refused, nothing done.
+    code, out, err = run("hub", "copy-to-postgres", "-d", str(h.data_dir), "--database", "host=/nowhere dbname=x",
+                         monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 2 and "in PostgreSQL already" in err, (code, out, err)

@@ -450,7 +450,8 @@ def hub_log(
         raise UsageError(f"--out {out}: exists; the chain is never written over another file")
     with session(data_dir) as s:
         hub.require_hub(s)
-        data, vkey = hublog.chain_for_auditor(s)
+        with hub.ledger_store(s) as ledger:
+            data, vkey = hublog.chain_for_auditor(s, ledger)
     engine.atomic_write(out, data)
     console.print(f"wrote {out}", highlight=False)
     console.print(f"verifier key: {vkey}", highlight=False)
@@ -476,6 +477,12 @@ def hub_copy_to_postgres(
     with session(data_dir) as s:
         s.require("hub.manage", what="copy the hub's ledger to PostgreSQL")
         hub.require_hub(s)
+        from ..sync import pghub
+
+        if pghub.configured(s.site.data_dir):
+            raise UsageError(
+                "this hub keeps its ledger and log in PostgreSQL already (hub-database); nothing copied"
+            )
         dst = PgStore(database)
         try:
             dst.migrate()
