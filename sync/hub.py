@@ -4,7 +4,10 @@ A hub is a wardcrf site of kind 'hub' with its own encrypted database and
 key pair. Ward events are merged into its projections through
 `eventlog.ingest` (the same projectors as on the ward), so the hub sees
 every site's records, amendments and conflicts. Imports are serialised by a
-process-wide lock (one SQLCipher connection per hub process).
+process-wide lock (one SQLCipher connection per hub process). A hub made with
+a PostgreSQL database (`pghub`) keeps what wards send there instead
+(`ledger_store`), where several processes import at once under per-device
+advisory locks.
 """
 
 from __future__ import annotations
@@ -102,10 +105,11 @@ def ledger_store(session: Session) -> Iterator[SqlStore]:
 
 def _registry_changed(session: Session, store: SqlStore) -> None:
     """A fork or a clash flagged a device in the hub's file: the receipt, read from `store`, says so too."""
-    if store is not session.store:
-        from . import pghub
+    from . import pghub
+    from .pgstore import PgStore
 
-        pghub.mirror_registry(session.store, store)  # type: ignore[arg-type]
+    if isinstance(store, PgStore):
+        pghub.mirror_registry(session.store, store)
 
 
 def _identity(store: Store) -> str:
