@@ -32,6 +32,7 @@ from typing import BinaryIO, TypeVar
 from wardcrf import authority, eventlog, ingest
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
+from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
 from . import evidencestore, photostore
@@ -257,7 +258,7 @@ HoldHook = Callable[[Store, Verified, ingest.HoldForCoordinator], None]
 Reverify = Callable[[bytes, bytes], Verified]
 
 
-def last_applied(store: Store, device: str) -> tuple[int, str]:
+def last_applied(store: SqlStore, device: str) -> tuple[int, str]:
     row = store.one(
         "SELECT bundle_seq, manifest_sha FROM sync_applied WHERE device = ? ORDER BY bundle_seq DESC LIMIT 1",
         (device,),
@@ -289,7 +290,13 @@ def accept(
     # Who may say what, before anything is decided or kept: a bundle carrying an
     # event its device may not originate is refused whole (`wardcrf.authority`).
     name = bundle_name(v.manifest["site"], v.device, v.bundle_seq)
+    if store.in_transaction:
+        # A device's bundles apply in order and once: what follows reads its ledger rows and chain
+        # head and writes after them (nothing to take on SQLite, whose writer is already alone).
+        store.lock(f"device:{v.device}")
     authority.check_import(store, _events_of(v), v.signer.kind, name)
+    if not store.holds_projections:
+        check_log_only(v, name)
     outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool, on_hold, archive_photos)
     if outcome.status == "applied" and reverify is not None:
         outcome.released = _release_held(
@@ -298,6 +305,44 @@ def accept(
         if outcome.released:
             outcome.message += f"; then applied held bundle(s) {', '.join(map(str, outcome.released))}"
     return outcome
+
+
+DEFERRED_PROJECTIONS = frozenset({"user.added", "protocol.loaded", "sync.hub_set"})
+"""Types a store without projections applies anyway, because no check of an import reads what they
+project at a hub: the users directory and the protocols wards loaded (reference data, built once
+projections run there) and a ward's choice of hub (which projects nothing at a hub: another site's).
+Every other type with projections of its own is refused by `check_log_only`."""
+
+
+def check_log_only(v: Verified, name: str) -> None:
+    """Refuse, before anything is decided or kept, a bundle a store without projections cannot apply whole.
+
+    A PostgreSQL hub (`SqlStore.holds_projections` false) keeps the event log,
+    the ledger and the transparency log. Records, participants, doses,
+    readings, allocations and the rest are projections, and the rules that
+    hold a bundle for a coordinator (a participant-id clash, a record before
+    its consent, a kit used twice) read them: applying such a bundle without
+    them would accept what the SQLCipher hub holds. So it is refused, naming
+    the types, and never half applied.
+    """
+    if v.photos or v.evidence:
+        raise Refused(
+            f"{name}: carries {len(v.photos)} photo(s) and {len(v.evidence)} logger file(s), which a PostgreSQL"
+            " hub does not archive yet (issue 19); nothing applied: import it at a SQLCipher hub"
+        )
+    needs = sorted(
+        {
+            e.type
+            for e in _events_of(v)
+            if e.type not in DEFERRED_PROJECTIONS and eventlog.has_projections(e.type)
+        }
+    )
+    if needs:
+        shown = ", ".join(needs[:6]) + (f" and {len(needs) - 6} more" if len(needs) > 6 else "")
+        raise Refused(
+            f"{name}: its {shown} events need projections and the checks that read them, which a PostgreSQL"
+            " hub does not run yet (issue 19); nothing applied: import it at a SQLCipher hub"
+        )
 
 
 def _record_held(
@@ -625,11 +670,15 @@ def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False, 
             else:
                 photostore.save_original(store, digest, v.photos[digest][0], data)
         events = [e for e in _events_of(v) if e.seq > after] if after else _events_of(v)
-        eventlog.ingest_many(store, events)
-        ingest.after_ingest(store, events)
+        # A store without projections took only bundles that need none (`check_log_only`).
+        eventlog.ingest_many(store, events, project=store.holds_projections)
+        if store.holds_projections:
+            ingest.after_ingest(store, events)
         store.execute(
-            "INSERT OR REPLACE INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
-            " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
+            " file, applied_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (device, bundle_seq) DO UPDATE SET"
+            " manifest_sha = excluded.manifest_sha, first_seq = excluded.first_seq, last_seq = excluded.last_seq,"
+            " chain_last = excluded.chain_last, file = excluded.file, applied_at = excluded.applied_at",
             (
                 dev,
                 bseq,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import pending
+from . import pending, pghub
 from . import registry as device_registry
 
 if TYPE_CHECKING:
@@ -14,3 +14,4 @@ if TYPE_CHECKING:
 def register(registry: Registry) -> None:
     device_registry.register(registry)
     pending.register(registry)
+    registry.audit_site_check(pghub.audit_checks)

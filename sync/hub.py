@@ -4,20 +4,25 @@ A hub is a wardcrf site of kind 'hub' with its own encrypted database and
 key pair. Ward events are merged into its projections through
 `eventlog.ingest` (the same projectors as on the ward), so the hub sees
 every site's records, amendments and conflicts. Imports are serialised by a
-process-wide lock (one SQLCipher connection per hub process).
+process-wide lock (one SQLCipher connection per hub process). A hub made with
+a PostgreSQL database (`pghub`) keeps what wards send there instead
+(`ledger_store`), where several processes import at once under per-device
+advisory locks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from wardcrf import devicekeys, ingest, records
 from wardcrf.errors import InternalError, Refused, UsageError, WardError
 from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
+from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
 from . import bundle, engine, hublog, outbox, receipts, registry
@@ -35,19 +40,32 @@ def init(
     full_name: str | None = None,
     zone_name: str = DEFAULT_ZONE,
     protocol_file: Any = None,
+    database: str | None = None,
 ) -> InitResult:
-    """A hub; `protocol_file` (a read file of either format) is its trial's protocol instead of the shipped default."""
-    return Site.init(
-        data_dir,
-        site=site,
-        device_name=name,
-        admin=admin,
-        password=password,
-        admin_full_name=full_name,
-        zone_name=zone_name,
-        kind="hub",
-        protocol_file=protocol_file,
-    )
+    """A hub; `protocol_file` (a read file of either format) is its trial's protocol instead of the shipped default.
+
+    With `database` (a PostgreSQL DSN) what wards send is kept there (`pghub`); nothing is created
+    when the database cannot be used.
+    """
+
+    def create() -> InitResult:
+        return Site.init(
+            data_dir,
+            site=site,
+            device_name=name,
+            admin=admin,
+            password=password,
+            admin_full_name=full_name,
+            zone_name=zone_name,
+            kind="hub",
+            protocol_file=protocol_file,
+        )
+
+    if database is None:
+        return create()
+    from . import pghub
+
+    return pghub.attach(data_dir, database, create, admin, password)
 
 
 def require_hub(session: Session) -> None:
@@ -62,6 +80,36 @@ def files_dir(session: Session) -> Path:
 def kept_file(session: Session, recorded: str) -> Path:
     """The kept bundle a ledger row names, under this hub's own folder (`engine.kept_path`)."""
     return engine.kept_path(files_dir(session), recorded)
+
+
+@contextlib.contextmanager
+def ledger_store(session: Session) -> Iterator[SqlStore]:
+    """Where this hub keeps what wards send: its SQLCipher file, or its PostgreSQL database (`pghub`).
+
+    On PostgreSQL the hub's device registry (a projection of the hub's own
+    events, in its file) is copied there first, so the checks where data
+    enters and the receipts read it beside the ledger.
+    """
+    from . import pghub
+
+    if not pghub.configured(session.site.data_dir):
+        yield session.store
+        return
+    store = pghub.open_ledger(session)
+    try:
+        pghub.mirror_registry(session.store, store)
+        yield store
+    finally:
+        store.close()
+
+
+def _registry_changed(session: Session, store: SqlStore) -> None:
+    """A fork or a clash flagged a device in the hub's file: the receipt, read from `store`, says so too."""
+    from . import pghub
+    from .pgstore import PgStore
+
+    if isinstance(store, PgStore):
+        pghub.mirror_registry(session.store, store)
 
 
 def _identity(store: Store) -> str:
@@ -93,27 +141,28 @@ def import_bundle(session: Session, cipher: bytes | Path, sig: bytes, what: str 
     """
     session.require("hub.manage", what="import bundles")
     require_hub(session)
-    store = session.store
     signer = devicekeys.signer(session)
-    with LOCK:
+    with LOCK, ledger_store(session) as store:
         _import_pragmas(store)
         try:
             with store.transaction():  # this bundle alone, all or nothing
-                outcome = _apply(session, cipher, sig, what)
+                outcome = _apply(session, store, cipher, sig, what)
         except Refused as exc:
             record_refusal(session, what, exc)
             raise
         hublog.sign_checkpoint(store, signer)
+        _registry_changed(session, store)
         return ImportResult(outcome, receipts.make(store, outcome.device, signer))
 
 
-def _import_pragmas(store: Store) -> None:
+def _import_pragmas(store: SqlStore) -> None:
     # A hub's indexes outgrow SQLite's default 2 MB page cache after a few
     # hundred thousand events; 256 MB keeps large imports off the disk.
-    store.execute("PRAGMA cache_size = -262144")
+    if isinstance(store, Store):
+        store.execute("PRAGMA cache_size = -262144")
 
 
-def _apply(session: Session, cipher: bytes | Path, sig: bytes, what: str) -> engine.Outcome:
+def _apply(session: Session, store: SqlStore, cipher: bytes | Path, sig: bytes, what: str) -> engine.Outcome:
     """Verify one bundle and apply it (inside the caller's transaction or savepoint).
 
     Anything but a refusal that escapes here is an error no check foresaw:
@@ -121,9 +170,9 @@ def _apply(session: Session, cipher: bytes | Path, sig: bytes, what: str) -> eng
     rolls it back), so one hostile file never stops an import or a server.
     """
     try:
-        outcome = _verify_and_accept(session, cipher, sig, what)
+        outcome = _verify_and_accept(session, store, cipher, sig, what)
         # In the same savepoint: a bundle is applied or held together with its leaf, or neither.
-        hublog.log_bundle(session.store, outcome.device, outcome.bundle_seq, outcome.status)
+        hublog.log_bundle(store, outcome.device, outcome.bundle_seq, outcome.status)
         return outcome
     except WardError:
         raise  # a refusal, or the hub's own trouble (disk full): not the bundle's fault
@@ -134,7 +183,10 @@ def _apply(session: Session, cipher: bytes | Path, sig: bytes, what: str) -> eng
         ) from exc
 
 
-def _verify_and_accept(session: Session, cipher: bytes | Path, sig: bytes, what: str) -> engine.Outcome:
+def _verify_and_accept(
+    session: Session, ledger: SqlStore, cipher: bytes | Path, sig: bytes, what: str
+) -> engine.Outcome:
+    """Verify against the hub's registry and keys (its file), then decide and apply in `ledger`."""
     store = session.store
     # The bundle goes to disk (kept if applied or held) while it is verified.
     # A file is copied first and verified from the hub's own copy, so what is
@@ -144,7 +196,7 @@ def _verify_and_accept(session: Session, cipher: bytes | Path, sig: bytes, what:
     try:
         v = verify(store, spool.copy if spool is not None and spool.copy else cipher, sig, what)
 
-        def on_fork(st: Store, fv: bundle.Verified, detail: str) -> None:
+        def on_fork(st: SqlStore, fv: bundle.Verified, detail: str) -> None:
             applied = st.scalar(
                 "SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?",
                 (fv.device, fv.bundle_seq),
@@ -166,7 +218,7 @@ def _verify_and_accept(session: Session, cipher: bytes | Path, sig: bytes, what:
         def reverify(c: bytes, s: bytes) -> bundle.Verified:
             return verify(store, c, s, "held bundle")
 
-        def on_hold(st: Store, hv: bundle.Verified, hold: ingest.HoldForCoordinator) -> None:
+        def on_hold(st: SqlStore, hv: bundle.Verified, hold: ingest.HoldForCoordinator) -> None:
             session.append(
                 type="sync.bundle_held",
                 subject=f"device:{hv.device}",
@@ -182,8 +234,11 @@ def _verify_and_accept(session: Session, cipher: bytes | Path, sig: bytes, what:
             )
 
         try:
+            # A PgStore offers all the engine uses of a Store: the statements and locks of
+            # `SqlStore` and the event log's per-transaction heads; the engine's annotations
+            # name the SQLCipher store it was written for.
             return engine.accept(
-                store,
+                cast(Store, ledger),
                 v,
                 cipher,
                 sig,
@@ -275,11 +330,14 @@ def import_files(
             raise UsageError(
                 f"{Path(path).name} is not a bundle (expected a .tar.age file with its .minisig beside it)"
             )
-    store = session.store
     signer = devicekeys.signer(session)
     out: list[FileImport] = []
-    with LOCK:
+    with LOCK, ledger_store(session) as store:
         _import_pragmas(store)
+        if not isinstance(store, Store):
+            # Many writers: one bundle per transaction, so an importer never holds one device's
+            # lock while it waits for another's (two importers would wait on each other).
+            group_seconds = 0.0
         i = 0
         while i < len(names):
             group: list[FileImport] = []
@@ -293,13 +351,14 @@ def import_files(
                     try:
                         sig = read_sig(path)
                         with store.transaction():  # a savepoint: this bundle, all or nothing
-                            outcome = _apply(session, path, sig, path.name)
+                            outcome = _apply(session, store, path, sig, path.name)
                         item.result = ImportResult(outcome, None)
                     except WardError as exc:
                         item.refused = str(exc)
                         if isinstance(exc, Refused):
                             record_refusal(session, path.name, exc)
             hublog.sign_checkpoint(store, signer)  # the group is durable: sign the tree it grew
+            _registry_changed(session, store)
             for item in group:
                 if item.result is not None:
                     item.result.receipt = receipts.make(store, item.result.outcome.device, signer)
@@ -392,7 +451,8 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
         engine.atomic_write(Path(to_dir) / (name + ".minisig"), sig)
         engine.atomic_write(Path(to_dir) / name, cipher)
         out.append(Path(to_dir) / name)
-    name, data, rsig = receipts.make(session.store, ward_device, signer)
+    with ledger_store(session) as ledger:
+        name, data, rsig = receipts.make(ledger, ward_device, signer)
     engine.atomic_write(Path(to_dir) / (name + ".minisig"), rsig)
     engine.atomic_write(Path(to_dir) / name, data)
     out.append(Path(to_dir) / name)
@@ -403,10 +463,16 @@ def status(session: Session) -> dict[str, Any]:
     session.require("audit.read", what="read hub status")
     require_hub(session)
     store = session.store
+    with ledger_store(session) as ledger:
+        return _status(session, store, ledger)
+
+
+def _status(session: Session, store: Store, ledger: SqlStore) -> dict[str, Any]:
+    """`status`: the registry, refusals and projections from the hub's file; chains and ledger from `ledger`."""
     devs = []
     for d in registry.devices(store):
-        head = store.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (d["device"],))
-        last = store.one(
+        head = ledger.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (d["device"],))
+        last = ledger.one(
             "SELECT bundle_seq, applied_at FROM sync_applied WHERE device = ?"
             " ORDER BY bundle_seq DESC LIMIT 1",
             (d["device"],),
@@ -424,7 +490,7 @@ def status(session: Session) -> dict[str, Any]:
                 "last_receipt_seq": head[0] if head else 0,
             }
         )
-    held = store.rows(
+    held = ledger.rows(
         "SELECT device, bundle_seq, reason, detail, received_at FROM sync_held"
         " WHERE resolved_at IS NULL ORDER BY device, bundle_seq"
     )
@@ -461,10 +527,11 @@ def clashes(session: Session) -> list[dict[str, Any]]:
     """Bundles held because they would merge two participants under one id (unresolved)."""
     session.require("audit.read", what="list participant-id clashes")
     require_hub(session)
-    return session.store.rows(
-        "SELECT device, bundle_seq, detail, file, received_at FROM sync_held"
-        " WHERE reason = 'clash' AND resolved_at IS NULL ORDER BY device, bundle_seq"
-    )
+    with ledger_store(session) as ledger:
+        return ledger.rows(
+            "SELECT device, bundle_seq, detail, file, received_at FROM sync_held"
+            " WHERE reason = 'clash' AND resolved_at IS NULL ORDER BY device, bundle_seq"
+        )
 
 
 # -- replacement laptop ---------------------------------------------------------------
@@ -473,6 +540,13 @@ def clashes(session: Session) -> list[dict[str, Any]]:
 def restore_list(session: Session, new_device: str) -> list[dict[str, Any]]:
     """Original bundles of the new device's site, in apply order, for a replacement laptop."""
     require_hub(session)
+    from . import pghub
+
+    if pghub.configured(session.site.data_dir):
+        raise UsageError(
+            "sync restore: this hub keeps its wards' data in PostgreSQL, where restoring a replacement"
+            " laptop does not run yet (issue 19, docs/hub-postgres.md); nothing sent"
+        )
     store = session.store
     with LOCK:
         dev = registry.device(store, new_device)

@@ -376,10 +376,14 @@ def dumps_chain(doc: dict[str, Any]) -> bytes:
 # -- services (role-checked) ---------------------------------------------------------------
 
 
-def chain_for_auditor(session: Any) -> tuple[bytes, str]:
-    """At the hub, any role that may verify: (the checkpoint chain as JSON, the hub's vkey)."""
+def chain_for_auditor(session: Any, store: SqlStore | None = None) -> tuple[bytes, str]:
+    """At the hub, any role that may verify: (the checkpoint chain as JSON, the hub's vkey).
+
+    `store` is where the hub keeps its log (`hub.ledger_store`: its file, or its PostgreSQL database).
+    """
     session.require("audit.verify", what="export the hub's checkpoint chain")
-    return dumps_chain(export_chain(session.store)), own_verifier(session.store).vkey
+    held = session.store if store is None else store
+    return dumps_chain(export_chain(held)), own_verifier(held).vkey
 
 
 def verify_offline(data: bytes, vkey: str, since: str | None = None) -> list[checkpoint.Checkpoint]:

@@ -55,7 +55,7 @@ def copy(src: Store, dst: PgStore) -> Copied:
     """Bring `dst` (a migrated PostgreSQL ledger) up to the hub `src`; one transaction, all or nothing."""
     with dst.transaction():
         dst.lock("tlog")
-        _identity(src, dst)
+        copy_identity(src, dst)
         before = hublog.StoreNodes(dst).size
         size = hublog.StoreNodes(src).size
         # What the copy already holds must be the hub's, row for row: every leaf and every stored
@@ -116,7 +116,7 @@ def copy(src: Store, dst: PgStore) -> Copied:
         )
 
 
-def _identity(src: Store, dst: SqlStore) -> None:
+def copy_identity(src: Store, dst: SqlStore) -> None:
     """The copy names the hub it is a copy of (its log's origin); a copy of another hub is refused."""
     site = src.one("SELECT id, site, device, device_name, kind, zone, created_at FROM site WHERE id = 1")
     if site is None or site[4] != "hub":

@@ -86,6 +86,15 @@ def describe(dsn: str) -> str:
 class PgStore(Queries):
     """An open connection to a hub ledger on PostgreSQL (`wardcrf.sqlstore.SqlStore`)."""
 
+    holds_projections = False
+    """The event log, the ledger and the transparency log; no projection tables yet (issue 19)."""
+
+    # What `wardcrf.eventlog` keeps per transaction, as on `wardcrf.store.Store` (`_init_heads`).
+    pending_heads: dict[str, tuple[int, str, str]]
+    _heads_stack: list[dict[str, tuple[int, str, str]]]
+    before_commit: list[Any]
+    after_commit: list[Any]
+
     def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
         psycopg = _psycopg()
         self.name = describe(dsn)
@@ -94,6 +103,7 @@ class PgStore(Queries):
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the {self.name}: {_first_line(exc)}") from None
         self._depth = 0
+        self._init_heads()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -102,28 +112,66 @@ class PgStore(Queries):
     # -- transactions ------------------------------------------------------------
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PgStore]:
-        """All writes inside commit together or not at all; nested use is a savepoint."""
+        """All writes inside commit together or not at all; nested use is a savepoint.
+
+        As on SQLCipher (`wardcrf.store.Store.transaction`): the chain heads the
+        event log touched (`pending_heads`) are forgotten with a rolled-back
+        savepoint, and the outermost transaction runs `before_commit` hooks
+        inside it (the event log writes its chain heads there) and
+        `after_commit` hooks once it committed.
+        """
         psycopg = _psycopg()
+        outermost = self._depth == 0
         try:
             tx = self.conn.transaction()
             tx.__enter__()
         except psycopg.Error as exc:
             raise self._error(exc) from None
         self._depth += 1
+        self._heads_stack.append(dict(self.pending_heads))
         try:
             yield self
+            if outermost:
+                for hook in self.before_commit:
+                    hook(self)
         except BaseException as exc:
             self._depth -= 1
+            self.pending_heads = self._heads_stack.pop()
             with contextlib.suppress(Exception):
                 tx.__exit__(type(exc), exc, exc.__traceback__)
             raise
         self._depth -= 1
+        self._heads_stack.pop()
         try:
             tx.__exit__(None, None, None)
         except psycopg.errors.IntegrityError:
+            self.pending_heads = {}
             raise
         except psycopg.Error as exc:
+            self.pending_heads = {}
             raise self._error(exc) from None
+        if outermost:
+            self.pending_heads = {}
+            for hook in self.after_commit:
+                hook(self)
+
+    # -- what the event log keeps per transaction (`wardcrf.eventlog`) ------------
+    def _init_heads(self) -> None:
+        self.pending_heads = {}
+        self._heads_stack = []
+        self.before_commit = []
+        self.after_commit = []
+
+    @contextlib.contextmanager
+    def batched_inserts(self) -> Iterator[None]:
+        """`Store.batched_inserts`: here every `insert` runs at once (the server takes it in one round trip)."""
+        yield
+
+    def insert(self, sql: str, params: Any) -> None:
+        self.execute(sql, params)
+
+    def flush(self) -> None:
+        """Nothing collected to write (`batched_inserts` collects nothing here)."""
 
     @property
     def in_transaction(self) -> bool:

@@ -24,6 +24,7 @@ from wardcrf.canonical import dumps
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.devicekeys import DeviceSigner
 from wardcrf.errors import Refused
+from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
 from . import bundle, hublog, signing
@@ -35,7 +36,7 @@ def receipt_name(site: str, device: str) -> str:
     return f"{site}-{device}-receipt.json"
 
 
-def make(store: Store, device: str, signer: DeviceSigner) -> tuple[str, bytes, bytes]:
+def make(store: SqlStore, device: str, signer: DeviceSigner) -> tuple[str, bytes, bytes]:
     """Hub: (file name, JSON bytes, .minisig bytes) of the receipt for one ward device.
 
     `signer` is the hub's `devicekeys.signer(session)` (a role that may sign).

@@ -50,7 +50,8 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
         with hub.LOCK:
             if registry.device(store, dev) is None:
                 raise Refused(f"unknown device {dev}")
-            seq, sha = engine.last_applied(store, dev)
+            with hub.ledger_store(session) as ledger:  # the hub's file, or its PostgreSQL database
+                seq, sha = engine.last_applied(ledger, dev)
             return {"device": dev, "bundle_seq": seq, "manifest": sha}
 
     async def state(request: Request) -> JSONResponse:
@@ -120,8 +121,8 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
         return b"".join(parts)
 
     def _receipt(dev: str) -> dict[str, str]:
-        with hub.LOCK:
-            _, data, sig = receipts.make(store, dev, signer)
+        with hub.LOCK, hub.ledger_store(session) as ledger:
+            _, data, sig = receipts.make(ledger, dev, signer)
         return {"data": base64.b64encode(data).decode(), "sig": base64.b64encode(sig).decode()}
 
     async def receipt(request: Request) -> JSONResponse:

@@ -34,6 +34,18 @@ class CheckResult:
 
 Check = Callable[[Store], CheckResult]
 _CHECKS: list[tuple[str, Check]] = []
+SiteCheck = Callable[["Session"], list[CheckResult]]
+_SITE_CHECKS: list[SiteCheck] = []
+
+
+def register_site_check(fn: SiteCheck) -> SiteCheck:
+    """Add checks of what a site keeps beside its file (a PostgreSQL hub's database) to `audit verify`.
+
+    `fn(session)` returns its results, none when the site keeps nothing there.
+    """
+    if fn not in _SITE_CHECKS:
+        _SITE_CHECKS.append(fn)
+    return fn
 
 
 def register_check(name: str) -> Callable[[Check], Check]:
@@ -128,6 +140,8 @@ def verify(session: Session) -> VerifyReport:
         for r in report.results:
             if r.name == TRIGGERS:
                 r.problems = repaired
+    for fn in _SITE_CHECKS:
+        report.results.extend(fn(session))
     return report
 
 

@@ -23,7 +23,8 @@ from . import authority, behind, canonical, text
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
 from .registration import require_installed
-from .store import DatabaseError, IntegrityError, Store, translate_error
+from .sqlstore import SqlStore
+from .store import Store
 
 # Every key of an event line besides "prev". Absent optional values are null,
 # so every line has the same keys and readers need no special cases.
@@ -169,6 +170,11 @@ def projectors_for(type_: str) -> list[Projector]:
     if fns is None:
         fns = _FOR_TYPE[type_] = _own_projectors(type_) + _EVERY
     return fns
+
+
+def has_projections(type_: str) -> bool:
+    """Does the type build projection rows of its own (beyond the every-event indexes)?"""
+    return bool(_own_projectors(type_))
 
 
 def _own_projectors(type_: str) -> list[Projector]:
@@ -365,7 +371,7 @@ def owned_bodies() -> Iterator[None]:
         _BODIES_OWNED.reset(token)
 
 
-def ingest_many(store: Store, events: Iterable[Event]) -> int:
+def ingest_many(store: Store, events: Iterable[Event], *, project: bool = True) -> int:
     """`ingest` for a run of events (a verified sync bundle), in one transaction.
 
     The same continuity check per event, then one multi-row insert and the
@@ -374,6 +380,10 @@ def ingest_many(store: Store, events: Iterable[Event]) -> int:
     changes nothing they see that a rebuild would not; it saves a
     savepoint and a statement round-trip per event when a hub imports a
     backlog of a million events. Returns the number written.
+
+    `project=False` writes the events and their chain heads only: a store
+    that keeps no projections (a PostgreSQL hub, `SqlStore.holds_projections`),
+    whose importer refuses beforehand what would need them (`sync.engine`).
     """
     batch = list(events)
     with store.transaction():
@@ -393,19 +403,14 @@ def ingest_many(store: Store, events: Iterable[Event]) -> int:
             (e.id, e.device, e.seq, e.prev, e.hash, e.hlc, e.ts, e.user, e.type, e.subject, e.amends, e.line)
             for e in batch
         ]
-        try:
-            store.conn.executemany(
-                "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
-        except (DatabaseError, OSError) as exc:
-            if isinstance(exc, IntegrityError):
-                raise
-            raise translate_error(exc, store.path) from exc
+        store.executemany(
+            'INSERT INTO events (id, device, seq, prev, hash, hlc, ts, "user", type, subject, amends, line)'
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
         with owned_bodies(), store.batched_inserts():
             for event in batch:
-                _write(store, event, insert=False)
+                _write(store, event, insert=False, projectors=None if project else [])
     return len(batch)
 
 
@@ -448,7 +453,7 @@ def _flush_heads(store: Store) -> None:
         store.execute(
             "INSERT INTO chain_heads (device, seq, hash, hlc) VALUES (?,?,?,?)"
             " ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
-            " hlc = max(chain_heads.hlc, excluded.hlc)",
+            " hlc = CASE WHEN excluded.hlc > chain_heads.hlc THEN excluded.hlc ELSE chain_heads.hlc END",
             (device, seq, hash_, hlc),
         )
 
@@ -458,7 +463,7 @@ def _write(
 ) -> None:
     if insert:
         store.execute(
-            "INSERT INTO events (id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line)"
+            'INSERT INTO events (id, device, seq, prev, hash, hlc, ts, "user", type, subject, amends, line)'
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 event.id,
@@ -528,7 +533,7 @@ class ChainProblem:
 _COLUMNS = ("id", "device", "seq", "prev", "hash", "hlc", "ts", "user", "type", "subject", "amends")
 
 
-def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
+def verify_chains(store: SqlStore) -> tuple[int, list[ChainProblem]]:
     """Check every device chain; returns (events checked, first problem per device).
 
     Catches rows edited, deleted, inserted or reordered by anyone who went
@@ -541,7 +546,7 @@ def verify_chains(store: Store) -> tuple[int, list[ChainProblem]]:
     problems: dict[str, ChainProblem] = {}
     n = 0
     cur = store.execute(
-        "SELECT id, device, seq, prev, hash, hlc, ts, user, type, subject, amends, line, pos"
+        'SELECT id, device, seq, prev, hash, hlc, ts, "user", type, subject, amends, line, pos'
         " FROM events ORDER BY device, seq"
     )
     device: str | None = None

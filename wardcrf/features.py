@@ -123,6 +123,10 @@ class Registry:
         """`fn(store)` is one named integrity check of `audit verify`."""
         audit.register_check(name)(fn)
 
+    def audit_site_check(self, fn: audit.SiteCheck) -> None:
+        """`fn(session)`: `audit verify`'s checks of what the site keeps beside its file (a PostgreSQL hub)."""
+        audit.register_site_check(fn)
+
     def derived_index(self, fn: projections.DerivedIndex, *tables: str) -> None:
         """`fn(target, source)` re-derives `tables` from stored evidence (`db rebuild`, `--check`)."""
         projections.derived_index(*tables)(fn)

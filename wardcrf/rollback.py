@@ -163,4 +163,8 @@ class Status:
 
 
 def status(store: Store, counter: Counter) -> Status:
-    return Status(database_value(store), counter.read())
+    """The file first, then the database: the file is written only after the commit whose value it
+    holds, so a database read after it is never below it, however many processes commit meanwhile
+    (read the other way round, a commit between the two reads looked like a rollback)."""
+    recorded = counter.read()
+    return Status(database_value(store), recorded)

@@ -36,6 +36,10 @@ class Cursor(Protocol):
 class SqlStore(Protocol):
     """An open store: nested transactions, statements, and named write locks."""
 
+    holds_projections: bool
+    """True where the projection tables live beside the event log (SQLCipher). A PostgreSQL
+    hub holds the log, the ledger and the transparency log only, so far (docs/hub-postgres.md)."""
+
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """All writes inside commit together or not at all; nested use is a savepoint."""
         ...

@@ -222,6 +222,9 @@ def connect(path: Path, key: bytes | None, *, readonly: bool = False) -> sqlciph
 class Store(Queries):
     """An open, unlocked database with transactions that nest (savepoints)."""
 
+    holds_projections = True
+    """The whole schema: the event log and every projection (`SqlStore.holds_projections`)."""
+
     def __init__(self, path: Path, key: bytes | None, *, readonly: bool = False) -> None:
         self.path = path
         self.conn = connect(path, key, readonly=readonly)

@@ -19,7 +19,8 @@ from typing import Any
 from wardcrf.sync import hublog
 from wardcrf.sync.pgstore import PgStore
 
-from wardcrf.clock import iso_utc, now_utc
+from wardcrf import canonical, eventlog
+from wardcrf.clock import HLC, iso_utc, now_utc
 from wardcrf.devicekeys import DeviceSigner
 from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
@@ -106,6 +107,67 @@ def apply_step(store: SqlStore, device: str, bundle_seq: int, manifest_sha: str)
         return "fork"
 
 
+def note_events(device: str, first: int, count: int, prev: str = canonical.GENESIS) -> list[eventlog.Event]:
+    """`count` real event lines of a ward device's chain from seq `first` (after `prev`): scratch notes.
+
+    Canonical lines, chained and hashed as a ward writes them, of a type
+    with no projections: the event log's own rules (continuity, hashes,
+    append-only) are what these exercise, on either engine.
+    """
+    out = []
+    for seq in range(first, first + count):
+        fields = {
+            "amends": None,
+            "body": {},
+            "device": device,
+            "hlc": HLC(1_790_000_000_000 + seq, 0).encode(),
+            "id": f"{device}-{seq}",
+            "protocol": None,
+            "reason": None,
+            "role": "nurse",
+            "seq": seq,
+            "site": "WUH01",
+            "subject": "site:WUH01",
+            "ts": "2026-12-06T10:00:00Z",
+            "type": "note.added",
+            "tz": "+00:00",
+            "user": "n.nurse",
+            "zone": "UTC",
+        }
+        event = eventlog.Event.from_line(canonical.event_line(prev, fields))
+        out.append(event)
+        prev = event.hash
+    return out
+
+
+def ingest_step(store: SqlStore, device: str, bundle_seq: int, per_bundle: int = 5) -> str:
+    """A bundle's events appended to the log with its ledger row and log leaf, exactly once.
+
+    Under the device's lock: a bundle already applied answers "already";
+    else its events (`per_bundle` notes continuing the device's chain) go
+    through `eventlog.ingest_many`, which checks they continue the chain
+    as the log holds it, in the same transaction as the ledger row.
+    """
+    with store.transaction():
+        store.lock(f"device:{device}")
+        if store.scalar(
+            "SELECT 1 FROM sync_applied WHERE device = ? AND bundle_seq = ?", (device, bundle_seq)
+        ):
+            return "already"
+        first = (bundle_seq - 1) * per_bundle + 1
+        prev = eventlog.head(store, device)[1]
+        events = note_events(device, first, per_bundle, prev)
+        eventlog.ingest_many(store, events)
+        store.execute(
+            "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
+            " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
+            (device, bundle_seq, f"{device}-{bundle_seq}".ljust(64, "0"), first, first + per_bundle - 1,
+             events[-1].hash, None, iso_utc(now_utc())),
+        )  # fmt: skip
+        hublog.log_bundle(store, device, bundle_seq, "applied")
+        return "applied"
+
+
 def worker(spec: dict[str, Any]) -> None:
     """One importing process: apply its bundles in order, print each outcome, sign a checkpoint.
 
@@ -125,11 +187,19 @@ def worker(spec: dict[str, Any]) -> None:
                     print("paused", flush=True)
                     sys.stdin.readline()
                     raise SystemExit(3)
-            print(json.dumps([device, seq, apply_step(store, device, seq, sha)]), flush=True)
+            step = (
+                ingest_step(store, device, seq) if spec.get("events") else apply_step(store, device, seq, sha)
+            )
+            print(json.dumps([device, seq, step]), flush=True)
         hublog.sign_checkpoint(store, signer)
     finally:
         store.close()
 
 
 if __name__ == "__main__":
+    import scratch_events  # noqa: F401  (note.added, declared for the event log)
+
+    from wardcrf import features
+
+    features.install()
     worker(json.loads(sys.argv[1]))

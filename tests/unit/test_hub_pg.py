@@ -25,9 +25,9 @@ from ledgerkit import Where
 from wardcrf.sync import hublog
 from wardcrf.sync.pgstore import PgStore, describe, to_pg
 
-from wardcrf import devicekeys
+from wardcrf import devicekeys, eventlog
 from wardcrf.devicekeys import DeviceSigner
-from wardcrf.errors import StoreError
+from wardcrf.errors import Refused, StoreError
 from wardcrf.store import Store
 from wardcrf.tlog import checkpoint, merkle
 
@@ -156,14 +156,16 @@ def test_truncate_of_the_log_is_refused_on_postgresql(pg_server, tmp_path, signe
         store.close()
 
 
-def _spawn(where: Where, signer: DeviceSigner, bundles, pause_after=None) -> subprocess.Popen:
+def _spawn(where: Where, signer: DeviceSigner, bundles, pause_after=None, events=False) -> subprocess.Popen:
     spec = {
         "where": where.__dict__,
         "signer": {k: getattr(signer, k) for k in ("device", "key_id", "sign_public", "minisign_secret")},
         "bundles": bundles,
         "pause_after": pause_after,
+        "events": events,
     }
-    env = {**os.environ, "WARDCRF_BUSY_TIMEOUT_MS": "300000", "PYTHONPATH": str(HERE)}
+    path = os.pathsep.join((str(HERE), str(HERE.parent)))
+    env = {**os.environ, "WARDCRF_BUSY_TIMEOUT_MS": "300000", "PYTHONPATH": path}
     return subprocess.Popen(
         [sys.executable, str(HERE / "ledgerkit.py"), json.dumps(spec)],
         stdin=subprocess.PIPE,
@@ -268,6 +270,9 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
         lite.migrate()
         types = {"INTEGER": "bigint", "TEXT": "text", "BLOB": "bytea"}
         for table in (
+            "events",
+            "chain_heads",
+            "sync_devices",
             "sync_applied",
             "sync_held",
             "tlog_leaves",
@@ -412,3 +417,157 @@ def test_a_hubs_ledger_copies_to_postgresql_with_the_same_history_and_grows_with
     monkeypatch.setenv("WARDCRF_HUB_DATABASE", f"host={tmp_path} dbname=x user=postgres password=s3cret")
     code, out, err = run("hub", "copy-to-postgres", "-d", str(h.data_dir), monkeypatch=monkeypatch)
     assert code in (1, 2) and err.count("\n") == 1 and "s3cret" not in err and "Traceback" not in err, err
+
+
+# -- the event log on both engines ------------------------------------------------------------
+
+
+def _log(store) -> list[tuple]:
+    return [
+        tuple(r)
+        for r in store.execute(
+            'SELECT id, device, seq, prev, hash, hlc, ts, "user", type, subject, amends, line'
+            " FROM events ORDER BY device, seq"
+        )
+    ]
+
+
+def test_the_event_log_appends_checks_and_verifies_alike_on_both_engines(request, tmp_path, signer):
+    """The same events through `eventlog.ingest_many`: the same rows and heads, every chain verifies."""
+    seen = {}
+    for engine in ENGINES:
+        store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+        try:
+            for seq in (1, 2, 3):
+                for dev in ("lap1", "lap2"):
+                    assert ledgerkit.ingest_step(store, dev, seq) == "applied"
+            assert ledgerkit.ingest_step(store, "lap1", 2) == "already"
+            # An event that does not continue the chain as held here is refused, nothing written.
+            stray = ledgerkit.note_events("lap1", 17, 1, "f" * 64)
+            with pytest.raises(Refused, match="does not continue device lap1's chain"), store.transaction():
+                eventlog.ingest_many(store, stray)
+            heads = sorted(tuple(r) for r in store.execute("SELECT device, seq, hash, hlc FROM chain_heads"))
+            seen[engine] = (_log(store), heads, eventlog.verify_chains(store))
+        finally:
+            store.close()
+    assert seen["sqlcipher"] == seen["postgresql"]
+    log, heads, (checked, problems) = seen["postgresql"]
+    assert checked == len(log) == 30 and problems == []
+    assert [h[:2] for h in heads] == [("lap1", 15), ("lap2", 15)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE events SET line = line",
+        "UPDATE events SET type = 'note.test' WHERE seq = 2",
+        "DELETE FROM events WHERE seq = 5",
+        "DELETE FROM events",
+    ],
+)
+def test_the_event_log_refuses_update_and_delete_on_both_engines(where, sql):
+    store = where.open()
+    try:
+        ledgerkit.ingest_step(store, "lap1", 1)
+        with pytest.raises(Exception, match="append-only"), store.transaction():
+            store.execute(sql)
+        assert store.scalar("SELECT count(*) FROM events") == 5
+        assert eventlog.verify_chains(store) == (5, [])
+    finally:
+        store.close()
+
+
+def test_truncate_of_the_event_log_is_refused_on_postgresql(pg_server, signer):
+    store = ledgerkit.create(Where("postgresql", dsn=pg_server.new_database()), signer)
+    try:
+        ledgerkit.ingest_step(store, "lap1", 1)
+        with pytest.raises(Exception, match="append-only"):
+            store.execute("TRUNCATE events")
+        assert store.scalar("SELECT count(*) FROM events") == 5
+    finally:
+        store.close()
+
+
+def test_the_import_role_appends_events_but_cannot_alter_them(pg_server, signer):
+    """A login role granted wardcrf_import appends events and moves chain heads; never UPDATE/DELETE/TRUNCATE."""
+    import psycopg
+
+    dsn = pg_server.new_database()
+    ledgerkit.create(Where("postgresql", dsn=dsn), signer).close()
+    login = "worker_" + os.urandom(4).hex()
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {login} LOGIN")
+        admin.execute(f"GRANT wardcrf_import TO {login}")
+    store = PgStore(dsn.replace("user=postgres", f"user={login}"))
+    try:
+        assert [ledgerkit.ingest_step(store, "lap1", n) for n in (1, 2)] == ["applied", "applied"]
+        for sql in (
+            "UPDATE events SET line = line",
+            "DELETE FROM events",
+            "TRUNCATE events",
+            "DELETE FROM chain_heads",
+            "ALTER TABLE events DISABLE TRIGGER events_no_update",
+            "DROP TRIGGER events_no_update ON events",
+        ):
+            with pytest.raises(StoreError, match=r"permission denied|must be owner"):
+                store.execute(sql)
+        assert eventlog.verify_chains(store) == (10, [])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "what"),
+    [
+        ("UPDATE events SET line = replace(line, 'n.nurse', 'x.nurse') WHERE seq = 3", "edited"),
+        ("UPDATE events SET \"user\" = 'x.nurse' WHERE seq = 4", "column user differs"),
+        ("DELETE FROM events WHERE seq = 7", "missing event"),
+        ("DELETE FROM events WHERE seq = 10", "events deleted at the end"),
+    ],
+)
+def test_a_row_a_superuser_altered_around_the_triggers_is_found_on_postgresql(
+    pg_server, signer, tamper, what
+):
+    """The chain check re-hashes every line from the PostgreSQL rows: a change made with the triggers off shows."""
+    store = ledgerkit.create(Where("postgresql", dsn=pg_server.new_database()), signer)
+    try:
+        for n in (1, 2):
+            ledgerkit.ingest_step(store, "lap1", n)
+            ledgerkit.ingest_step(store, "lap2", n)
+        assert eventlog.verify_chains(store) == (20, [])
+        store.execute("ALTER TABLE events DISABLE TRIGGER events_no_update")
+        store.execute(tamper + " AND device = 'lap1'")
+        store.execute("ALTER TABLE events ENABLE TRIGGER events_no_update")
+        _checked, problems = eventlog.verify_chains(store)
+        assert [p.device for p in problems] == ["lap1"] and what in problems[0].what, problems
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_importers_append_each_bundles_events_exactly_once(where, signer):
+    """20 processes append the same devices' bundles of events at once: each chain is written once, unbroken."""
+    devices = [f"lap{i}" for i in range(4)]
+    bundles = [[d, seq, ""] for seq in range(1, 4) for d in devices]
+    # Each process pushes every bundle, a device's in order, the devices in a rotated order.
+    procs = [
+        _spawn(where, signer, [[d, seq, ""] for seq in range(1, 4) for d in devices[n % 4 :] + devices[: n % 4]],
+               events=True)
+        for n in range(20)
+    ]  # fmt: skip
+    outcomes: Counter[tuple[str, int, str]] = Counter()
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+        for line in out.splitlines():
+            d, seq, what = json.loads(line)
+            outcomes[(d, seq, what)] += 1
+    store = where.open()
+    try:
+        assert eventlog.verify_chains(store) == (len(bundles) * 5, [])
+        assert store.scalar("SELECT count(*) FROM sync_applied") == len(bundles)
+        assert _check_tree(store) == len(bundles)
+    finally:
+        store.close()
+    for d, seq, _ in bundles:
+        assert outcomes[(d, seq, "applied")] == 1 and outcomes[(d, seq, "already")] == 19, (d, seq)

@@ -300,3 +300,33 @@ def test_accept_rollback_is_refused_when_there_is_none(site, cli):
 def test_roles_without_db_raw_key_cannot_print_it(cli):
     res = cli("db", "raw-key", user="auditor")
     assert res.code == 1 and res.err.count("\n") == 1 and "db raw" not in res.out, res.output
+
+
+def test_a_sign_in_while_another_process_commits_is_not_taken_for_a_rollback(site, admin, monkeypatch):
+    """Another process (here `admin`) commits and writes the counter file between this sign-in's two reads.
+
+    The file trails the database (it is written after each commit), so read first it is never above
+    a database read after it: the sign-in goes ahead. Read the other way round, the commit between
+    the reads made the file look newer than the database (20 `hub import` processes hit it).
+    """
+    from site_users import PASSWORD
+
+    from wardcrf import rollback
+    from wardcrf.site import Site
+
+    real_read = rollback.Counter.read
+    raced = []
+
+    def read_while_another_commits(self):
+        if not raced:
+            raced.append(True)
+            with admin.store.transaction():
+                admin.append(type="note.added", subject=f"site:{admin.ctx.site}", body={})
+        return real_read(self)
+
+    monkeypatch.setattr(rollback.Counter, "read", read_while_another_commits)
+    late = Site.open(site.data_dir).unlock("admin", PASSWORD)
+    try:
+        assert raced and late.store.scalar("SELECT count(*) FROM events WHERE type = 'note.added'") == 1
+    finally:
+        late.close()

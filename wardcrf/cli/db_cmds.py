@@ -84,7 +84,7 @@ def rebuild(
     as_json: JsonOption = False,
 ) -> None:
     """Re-derive every projection table from the event log (or --check that they match)."""
-    with session(data_dir) as s:
+    with session(data_dir, file_only="db rebuild") as s:
         if check:
             n, diffs = dbadmin.check_projections(s)
             if as_json:

@@ -90,7 +90,7 @@ def csv_(
     from ..exports.csv_export import export_csv
     from ..exports.dataset import Dataset
 
-    with session(data_dir) as s, progress_bar(quiet or as_json) as p:
+    with session(data_dir, file_only="export") as s, progress_bar(quiet or as_json) as p:
         result = export_csv(Dataset.for_session(s), out, p)
     _done(result, as_json, "CSV export written")
 
@@ -103,7 +103,7 @@ def odm(
     from ..exports.dataset import Dataset
     from ..exports.odm import export_odm
 
-    with session(data_dir) as s, progress_bar(quiet or as_json) as p:
+    with session(data_dir, file_only="export") as s, progress_bar(quiet or as_json) as p:
         result = export_odm(Dataset.for_session(s), out, p, model=_engine_model(s))
     _done(result, as_json, "ODM 1.3.2 written")
 
@@ -140,7 +140,7 @@ def sdtm(
 
     if out is None and not check:
         raise UsageError("give --out DIR to write the datasets, --check to check them, or both")
-    with session(data_dir) as s:
+    with session(data_dir, file_only="export") as s:
         ds = Dataset.for_session(s)
         if out is not None:
             prepare_dir(out)  # refuse a used directory before any work
@@ -201,7 +201,7 @@ def sqlite(
     """A plain, UNENCRYPTED SQLite copy for analysis tools (asks for confirmation; recorded in the log)."""
     from ..exports.plaintext import export_sqlite
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="export") as s:
         s.require("export.plaintext", what="export an unencrypted copy of the data")
         confirmed = yes
         if not confirmed and sys.stdin.isatty():

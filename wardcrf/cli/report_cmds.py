@@ -90,7 +90,7 @@ def outcomes(
     from ..exports.dataset import Dataset
     from ..reports import outcomes as rep
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="report") as s:
         data = rep.compute(
             Dataset.for_session(s),
             quartiles=quartiles.value if quartiles else None,
@@ -104,7 +104,7 @@ def endpoints_(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: D
     """A format-2 protocol's declared endpoints per arm, from the records (mortality, proportions, time to event)."""
     from ..reports import engine_endpoints as rep
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="report") as s:
         data = rep.compute(s)
     _emit(data, rep.document(data), fmt, out)
 
@@ -115,7 +115,7 @@ def safety(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataD
     from ..exports.dataset import Dataset
     from ..reports import safety as rep
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="report") as s:
         data = rep.compute(Dataset.for_session(s))
     _emit(data, rep.document(data), fmt, out)
 
@@ -150,7 +150,7 @@ def audit_pdf(
     from ..exports.dataset import Dataset
     from ..reports import audit_pdf as rep
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="report") as s:
         result = rep.build(
             Dataset.for_session(s),
             out,
@@ -203,7 +203,7 @@ def audit_review(
         raise UsageError(f"--out {out.name}: write a .pdf or a .json file")
     if out is not None and out.exists():
         raise UsageError(f"--out {out}: exists; a review is never written over another file")
-    with session(data_dir) as s:
+    with session(data_dir, file_only="report") as s:
         done = rev.review(s, since, until)
         if sign:
             rev.sign(s, done, password=ask_password("Password to sign the review"), note=note)

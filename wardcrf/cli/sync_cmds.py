@@ -307,13 +307,44 @@ def hub_init(
     admin: Annotated[str, typer.Option("--admin", help="User name of the hub's first administrator.")],
     site: Annotated[str, typer.Option("--site", help="The hub's own site code.")] = "HUB",
     name: Annotated[str, typer.Option("--name", help="A name for the hub machine.")] = "hub",
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            envvar="WARDCRF_HUB_DATABASE",
+            help="Keep the wards' events, the ledger and the transparency log in this PostgreSQL database"
+            " (a libpq DSN or postgresql:// URL, an empty database; docs/hub-postgres.md). Default: SQLCipher.",
+        ),
+    ] = None,
 ) -> None:
-    """Create a coordinator hub: its own encrypted database and key pair."""
+    """Create a coordinator hub: its own encrypted database and key pair (and its PostgreSQL store, with --database)."""
     from ..sync import hub
 
-    password = ask_new_password(env="WARDCRF_PASSWORD", who=f"hub admin {admin}")
-    res = hub.init(resolve_data_dir(data_dir), admin=admin, password=password, site=site, name=name)
-    console.print(f"Created hub {site} (device {res.device}) in {data_dir}", highlight=False)
+    if database is not None and database.strip():
+        from ..sync import pghub
+        from ..sync.pgstore import describe
+
+        pghub.check_reachable(database)  # before the password prompt: a typo costs nothing
+        password = ask_new_password(env="WARDCRF_PASSWORD", who=f"hub admin {admin}")
+        res = hub.init(
+            resolve_data_dir(data_dir),
+            admin=admin,
+            password=password,
+            site=site,
+            name=name,
+            database=database,
+        )
+        console.print(f"Created hub {site} (device {res.device}) in {data_dir}", highlight=False)
+        console.print(
+            f"Its wards' events, ledger and transparency log go to the {describe(database)};"
+            f" the DSN, without any password, is kept in {data_dir / pghub.DATABASE_FILE}"
+            " (passwords: ~/.pgpass or WARDCRF_HUB_DATABASE)",
+            highlight=False,
+        )
+    else:
+        password = ask_new_password(env="WARDCRF_PASSWORD", who=f"hub admin {admin}")
+        res = hub.init(resolve_data_dir(data_dir), admin=admin, password=password, site=site, name=name)
+        console.print(f"Created hub {site} (device {res.device}) in {data_dir}", highlight=False)
     console.print("\n[bold red]Recovery key — shown once. Store it apart from this machine:[/]")
     console.print(f"\n    [bold]{res.recovery_key}[/]\n", highlight=False)
 
@@ -419,7 +450,8 @@ def hub_log(
         raise UsageError(f"--out {out}: exists; the chain is never written over another file")
     with session(data_dir) as s:
         hub.require_hub(s)
-        data, vkey = hublog.chain_for_auditor(s)
+        with hub.ledger_store(s) as ledger:
+            data, vkey = hublog.chain_for_auditor(s, ledger)
     engine.atomic_write(out, data)
     console.print(f"wrote {out}", highlight=False)
     console.print(f"verifier key: {vkey}", highlight=False)
@@ -445,6 +477,12 @@ def hub_copy_to_postgres(
     with session(data_dir) as s:
         s.require("hub.manage", what="copy the hub's ledger to PostgreSQL")
         hub.require_hub(s)
+        from ..sync import pghub
+
+        if pghub.configured(s.site.data_dir):
+            raise UsageError(
+                "this hub keeps its ledger and log in PostgreSQL already (hub-database); nothing copied"
+            )
         dst = PgStore(database)
         try:
             dst.migrate()

@@ -1,0 +1,267 @@
+"""A hub whose event log, ledger and transparency log live in PostgreSQL (`wardcrf hub init --database`).
+
+The hub's directory is made as for every hub (`hub.init`): its SQLCipher
+file keeps what must never leave the coordinator's machine — the users and
+their key slots, the sealed signing and age keys, the trial's protocol, the
+device registry and the hub's own events (registrations, forks flagged,
+refusals). What wards send goes to PostgreSQL: their events (chains checked
+as on SQLCipher), the chain heads, the bundle ledger (applied, held), the
+transparency log and what receipts are made from — through the same code
+(`sync.engine`, `wardcrf.eventlog`, `sync.hublog`, `sync.receipts`) on a
+`PgStore`.
+
+Where the database is: ``HUB_DIR/hub-database`` holds its DSN with any
+password removed (a password is never written by wardcrf; it goes in
+``~/.pgpass``, a service file, or ``WARDCRF_HUB_DATABASE`` in the importing
+process's environment, which, when set, is used instead of the file). The
+database must hold this hub's identity (site, device): a DSN naming another
+hub's database is refused, never written to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from wardcrf import audit, eventlog
+from wardcrf.errors import Refused, StoreError, UsageError
+from wardcrf.site import InitResult, Session
+from wardcrf.store import Store
+from wardcrf.tlog import merkle
+
+from . import engine, hublog, pgledger
+from .pgstore import PgStore, _psycopg, describe
+
+DATABASE_FILE = "hub-database"
+ENV = "WARDCRF_HUB_DATABASE"
+MAX_DSN = 4096
+
+
+def password_free(dsn: str) -> str:
+    """The DSN without its password (kept in a file, shown nowhere): a libpq key=value string."""
+    if len(dsn) > MAX_DSN:
+        raise UsageError(f"--database: longer than {MAX_DSN} characters; give a DSN or a postgresql:// URL")
+    if any(ord(c) < 32 or ord(c) == 127 for c in dsn):
+        raise UsageError("--database: holds a control character (a DSN is one line of printable text)")
+    psycopg = _psycopg()
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        # libpq's message may quote the whole string, password included: not repeated here.
+        raise UsageError(
+            "--database: libpq cannot parse it; give a DSN (host=... dbname=... user=...)"
+            " or a postgresql://user@host:port/dbname URL"
+        ) from None
+    parts.pop("password", None)
+    return str(make_conninfo("", **{k: v for k, v in parts.items() if v is not None}))
+
+
+def configured(data_dir: Path) -> bool:
+    """Does this hub keep its ward data in PostgreSQL?"""
+    return (Path(data_dir) / DATABASE_FILE).is_file()
+
+
+def dsn_of(data_dir: Path) -> str:
+    """The DSN the hub's importing process connects with: `WARDCRF_HUB_DATABASE`, else the hub's file."""
+    env = os.environ.get(ENV, "").strip()
+    if env:
+        return env
+    try:
+        return (Path(data_dir) / DATABASE_FILE).read_text("utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read {Path(data_dir) / DATABASE_FILE}: {exc.strerror}") from None
+
+
+def open_ledger(session: Session) -> PgStore:
+    """The hub's PostgreSQL store, checked to be this hub's (its site row names this hub)."""
+    from . import registry
+
+    store = PgStore(dsn_of(session.site.data_dir))
+    try:
+        _, device, _kind = registry.own_site(session.store)[:3]
+        held = store.one("SELECT site, device FROM site WHERE id = 1")
+    except BaseException:
+        store.close()
+        raise
+    if held is None or held[1] != device:
+        store.close()
+        raise Refused(
+            f"the {store.name} is not this hub's"
+            f" ({'no hub' if held is None else f'hub {held[0]}/{held[1]}'} there, this hub is {device});"
+            " nothing read or written"
+        )
+    return store
+
+
+def check_reachable(dsn: str) -> str:
+    """Before anything is created: the DSN parses, psycopg is installed, the server answers, the database is free.
+
+    Returns the password-free DSN to keep. Every failure is a `UsageError` (exit 2), one line.
+    """
+    kept = password_free(dsn)
+    try:
+        store = PgStore(dsn)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        holds = store.scalar("SELECT to_regclass('site') IS NOT NULL") and store.one(
+            "SELECT site, device FROM site WHERE id = 1"
+        )
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        store.close()
+    if holds:
+        raise UsageError(
+            f"the {describe(dsn)} already holds hub {holds[0]}/{holds[1]}'s log;"
+            " a new hub needs an empty database (CREATE DATABASE ...)"
+        )
+    return kept
+
+
+def attach(
+    data_dir: Path, dsn: str, create: Callable[[], InitResult], admin: str, password: str
+) -> InitResult:
+    """A hub whose ward data lives in PostgreSQL: `create()` makes the hub's directory, then the schema
+    and the hub's identity go to the database and its DSN (password removed) to ``hub-database``.
+
+    Nothing is left behind when a step fails: the server is checked before
+    the directory is made, and what `create` made is removed again if the
+    database then refuses the schema or the identity.
+    """
+    kept = check_reachable(dsn)
+    data_dir = Path(data_dir)
+    before = set(os.listdir(data_dir)) if data_dir.is_dir() else None
+    res = create()
+    try:
+        store = PgStore(dsn)
+        try:
+            store.migrate()
+            session = res.site.unlock(admin, password)
+            try:
+                with store.transaction():
+                    store.lock("wardcrf.hub-init")
+                    pgledger.copy_identity(session.store, store)
+            finally:
+                session.close()
+        finally:
+            store.close()
+        engine.atomic_write(data_dir / DATABASE_FILE, (kept + "\n").encode())
+        os.chmod(data_dir / DATABASE_FILE, 0o600)
+    except BaseException:
+        if before is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:  # only what this init made: the folder held other files before
+            for name in set(os.listdir(data_dir)) - before:
+                target = data_dir / name
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(target) if target.is_dir() else target.unlink()
+        raise
+    return res
+
+
+REGISTRY_COLUMNS = (
+    "device",
+    "site",
+    "name",
+    "kind",
+    "sign_public",
+    "key_id",
+    "age_recipient",
+    "status",
+    "flag_reason",
+    "replaces",
+    "registered_event",
+    "updated_event",
+)
+
+
+def mirror_registry(src: Store, dst: PgStore) -> int:
+    """Copy the hub's device registry (its file's `sync_devices`) to PostgreSQL; the rows copied.
+
+    Registered, flagged or retired in the hub's file (its own events) is what
+    the database then holds, before a bundle is checked against it there.
+    Rows are written in device order, so two importers copying at once wait
+    for each other's rows and never for each other's locks in a circle.
+    """
+    cols = ", ".join(REGISTRY_COLUMNS)
+    rows = src.execute(f"SELECT {cols} FROM sync_devices ORDER BY device").fetchall()
+    if not rows:
+        return 0
+    with dst.transaction():
+        dst.executemany(
+            f"INSERT INTO sync_devices ({cols}) VALUES ({', '.join('?' * len(REGISTRY_COLUMNS))})"
+            " ON CONFLICT (device) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in REGISTRY_COLUMNS[1:])
+            + " WHERE ("
+            + ", ".join(f"sync_devices.{c}" for c in REGISTRY_COLUMNS[1:])
+            + ") IS DISTINCT FROM ("
+            + ", ".join(f"excluded.{c}" for c in REGISTRY_COLUMNS[1:])
+            + ")",
+            rows,
+        )
+    return len(rows)
+
+
+LOG_TRIGGERS = {
+    "events": ("events_no_update", "events_no_truncate"),
+    "tlog_leaves": ("tlog_leaves_no_update", "tlog_leaves_no_truncate"),
+    "tlog_nodes": ("tlog_nodes_no_update", "tlog_nodes_no_truncate"),
+    "tlog_checkpoints": ("tlog_checkpoints_no_update", "tlog_checkpoints_no_truncate"),
+}
+"""The append-only tables of hub_pg.sql and their triggers (row: UPDATE/DELETE; statement: TRUNCATE)."""
+
+
+def audit_checks(session: Session) -> list[audit.CheckResult]:
+    """`audit verify` at a PostgreSQL hub: every chain re-hashed from the database's rows, its triggers, its log.
+
+    Nothing for a hub on SQLCipher alone (its file's checks cover it). The
+    same chain check as the file's (`eventlog.verify_chains`): each stored
+    line hashed again, linked to its predecessor, agreeing with its columns,
+    in log order, ending at its chain head; so a row a superuser changed with
+    the triggers disabled is found. A trigger missing or disabled is a
+    problem too (it is not put back from here: the import role cannot, and
+    the owner should see how it happened first).
+    """
+    if not configured(session.site.data_dir):
+        return []
+    store = open_ledger(session)
+    try:
+        n, problems = eventlog.verify_chains(store)
+        where = f"PostgreSQL ({store.name})"
+        chains = audit.CheckResult(f"event chains in {where}", n, [str(p) for p in problems])
+        found = {
+            (str(r[0]), str(r[1])): str(r[2])
+            for r in store.execute(
+                "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+                " WHERE NOT t.tgisinternal AND c.relname IN ('events', 'tlog_leaves', 'tlog_nodes', 'tlog_checkpoints')"
+            )
+        }
+        missing = []
+        for table, names in LOG_TRIGGERS.items():
+            for name in names:
+                state = found.get((table, name))
+                if state is None:
+                    missing.append(f"{name} on {table} is missing: the table is not append-only")
+                elif state == "D":
+                    missing.append(f"{name} on {table} is disabled: the table is not append-only")
+        triggers = audit.CheckResult(
+            f"append-only triggers in {where}", sum(len(v) for v in LOG_TRIGGERS.values()), missing
+        )
+        size = hublog.StoreNodes(store).size
+        tree: list[str] = []
+        if size:
+            leaves = merkle.Tree()
+            for (leaf,) in store.execute("SELECT leaf FROM tlog_leaves ORDER BY idx"):
+                leaves.append_hash(bytes.fromhex(leaf))
+            if leaves.size != size or merkle.root(leaves) != merkle.root(hublog.StoreNodes(store)):
+                tree.append("the transparency log's stored tree is not the tree of its leaves (altered)")
+        log = audit.CheckResult(f"transparency log in {where}", size, tree)
+        return [chains, triggers, log]
+    finally:
+        store.close()
