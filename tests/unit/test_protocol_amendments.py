@@ -427,3 +427,50 @@ def test_refused_when_the_doses_given_do_not_fit_the_new_schedule(cli, tmp_path,
     r = _apply(cli, P1, "1.2")  # two given, two planned: it fits
     assert r.code == 0, r.err
     assert _show(cli)["doses_planned"] == 2
+
+
+def _versions_of_record(w, record: str) -> list[tuple[str, str]]:
+    """(event type, version) of a record's submission and of each correction, in log order."""
+    r = w.run("log", "--json", "--type", "record.", user="auditor")
+    assert r.code == 0, r.err
+    return [
+        (e["type"], e["protocol"]["version"])
+        for e in json.loads(r.out)
+        if record in (e["event_id"], e.get("amends"))
+    ]
+
+
+def test_a_correction_is_captured_under_the_version_of_the_record_it_corrects(cli, tmp_path, monkeypatch):
+    """PALM 1.0 and 1.1 loaded (1.1 active). A 1.0 record corrected, before and after the participant moves
+    to 1.1: each correction's event names 1.0, the version the record was captured and checked under."""
+    from test_engine_ward_cli import _ward
+
+    w = _ward(cli, tmp_path, monkeypatch, "palm")
+    pid = w.consent()
+    assert w.screen(pid).code == 0
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
+    r = _palm_vitals(w, pid, "35.5")  # 1.0's range (1.1 refuses below 36)
+    assert r.code == 0, r.err
+    record = _event_id(r.out)
+    path = tmp_path / "palm-1.1.toml"
+    path.write_text(_palm_version("1.1"), "utf-8")
+    assert w.run("protocol", "load", str(path), user="investigator").code == 0
+
+    r = w.run("amend", record, "temp=35.6", "--reason", "thermometer read again")
+    assert r.code == 0, r.err  # checked under 1.0: 35.6 C is in its range
+    assert _versions_of_record(w, record) == [("record.submitted", "1.0"), ("record.amended", "1.0")]
+
+    r = w.run("protocol", "apply", pid, "1.1", "--reason", "amendment 1 approved", user="investigator")
+    assert r.code == 0, r.err
+    r = w.run("amend", record, "temp=35.7", "--reason", "transcription corrected")
+    assert r.code == 0, r.err  # still the record's version, not the participant's new one nor the active one
+    assert _versions_of_record(w, record) == [
+        ("record.submitted", "1.0"),
+        ("record.amended", "1.0"),
+        ("record.amended", "1.0"),
+    ]
+    # a value the record's version refuses is refused, nothing saved
+    r = w.run("amend", record, "temp=29", "--reason", "typo")
+    assert r.code == 1 and "temp" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert len(_versions_of_record(w, record)) == 3
+
