@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .. import ids, roles, users
+from .. import ids, kits, roles, users
 from .. import protocol as protocols
 from ..clock import zone
 from ..engine import eligibility, gates, interpreter, schedule
@@ -637,24 +637,6 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
     return out
 
 
-def kit_uses(store: Store, m: Model) -> list[tuple[str, str, str]]:
-    """(kit key, participant, record) of every administration record on the site that names a kit."""
-    out: list[tuple[str, str, str]] = []
-    for form in sorted(_administration_forms(m)):
-        field_ = _roles(m, form).get("kit")
-        if not field_:
-            continue
-        for event_id, subject, data in store.execute(
-            "SELECT event_id, subject, data FROM records WHERE form = ? ORDER BY rowid", (form,)
-        ).fetchall():
-            kit = json.loads(data).get(field_)
-            if kit not in (None, ""):
-                out.append(
-                    (ids.key(str(kit)), str(subject or "").removeprefix("participant:"), str(event_id))
-                )
-    return out
-
-
 def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None) -> bool:
     """A kit's use as its product says (`kit.use`): `administration`, once; `course`, one participant's
     course (never another participant's). Returns whether this is the kit's first administration."""
@@ -668,9 +650,8 @@ def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None
     course = bool(products) and all(uses.get(x) == "course" for x in products)
     key = ids.key(kit)
     first = True
-    for used, who, event_id in kit_uses(ctx.store, m):
-        if used != key or event_id == ctx.amending:
-            continue
+    for use in kits.administration_uses(ctx.store, key, exclude=ctx.amending):  # every version's records
+        who, event_id = use.participant, use.event_id
         if who != p.id:
             ctx.problem(
                 field_, f"kit {key} belongs to {who} ({event_id}): a kit is never given to two participants"
