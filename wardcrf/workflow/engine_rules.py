@@ -600,6 +600,8 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
                 "then (before the first, after the course, or past the late limit)"
             )
         placed = found
+        if not _not_days_early(ctx, placed, start, roles_["start"], snap):
+            return out
     s = placed.slot
     local = zone(m.calendar.zone or ctx.zone)
     due_at = (s.due or s.opens).astimezone(local)
@@ -662,6 +664,26 @@ def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None
             return False
         first = False
     return first
+
+
+def _not_days_early(ctx: RuleContext, placed: Placed, start: datetime, field_: str, snap: Snapshot) -> bool:
+    """Whether the start is not before the earliest its slot takes (`schedule.earliest_start`); else the
+    problem, naming the slot and its window. One rule for the CLI, the administration wizard and a
+    correction: the schedule would file such a start as the slot's early administration, days ahead."""
+    s, local = placed.slot, zone(ctx.zone)
+    earliest = schedule.earliest_start(s, local)
+    if start >= earliest:
+        return True
+    adm = placed.administration
+    what = interpreter.render(adm.worklist, snap, {"n": str(s.number)}) if adm.worklist else ""
+    ctx.problem(
+        field_,
+        f"{start.astimezone(local).isoformat(timespec='minutes')} is before "
+        f"{what or f'administration {s.number}'} (window {s.opens.astimezone(local).isoformat(timespec='minutes')}"
+        f" to {s.closes.astimezone(local).isoformat(timespec='minutes')}): the earliest start it takes is "
+        f"{earliest.astimezone(local).isoformat(timespec='minutes')}",
+    )
+    return False
 
 
 def _prescribed(m: Model, adm: Administration, snap: Snapshot) -> Any:
