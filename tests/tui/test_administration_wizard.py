@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,9 @@ def _seed(tmp_path_factory, name: str) -> tuple[Path, dict[str, str]]:
     from wardcrf.sync import engine_demo
 
     data = tmp_path_factory.mktemp(f"{name}-template") / "site"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
-        got = engine_demo.seed(data, model.shipped(f"{name}.toml"), PASSWORD)
+    got = engine_demo.seed(
+        data, model.shipped(f"{name}.toml"), PASSWORD, now=datetime.fromisoformat(FAKE_NOW)
+    )
     return data, got.ready
 
 
