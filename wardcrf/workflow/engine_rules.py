@@ -600,6 +600,8 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
                 "then (before the first, after the course, or past the late limit)"
             )
         placed = found
+        if ctx.amending is None:
+            _spacing(ctx, m, placed, start, roles_)  # a second one that day is named as such first
         if not _not_days_early(ctx, placed, start, roles_["start"], snap):
             return out
     s = placed.slot
@@ -625,8 +627,6 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
         "kit_first_use": first_use,
     }
     if not not_given and ctx.amending is None:
-        if start is not None:
-            _spacing(ctx, m, placed, start, roles_)
         _before_assessments(ctx, m, snap, placed, start)
         _after_owed(ctx, m, snap, s.number)
         if not ctx.problems:
