@@ -144,24 +144,26 @@ MIGRATION = "0541-administration-kits"
 """The migration creating `administration_kits`; a site upgraded through it is filled once (`fill`)."""
 
 _KIT_FIELDS: WeakKeyDictionary[Store, dict[tuple[str, str], Mapping[str, str]]] = WeakKeyDictionary()
-"""Per store: a loaded version's administration forms -> their kit field (a version's file never changes)."""
+"""Per store: the administration forms -> kit field of the version a record names. A loaded version's file
+never changes; what stands in for a version not loaded here (the active one) changes only when a version is
+loaded, which clears the store's entries (`_protocol_loaded`). So a replay or a hub import asks no query
+per record."""
 
 
 def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str]:
     """The administration forms of the version `ref` names and the field each records the kit in.
 
     The version a record was captured under (`protocol.version`: the active one when it is not loaded
-    here); none for a format-1 version (its doses are the `doses` projection's).
+    here); none for a format-1 version or its re-encoding (their doses are the `doses` projection's).
     """
-    key = (str(ref.get("id", "")), str(ref.get("version", ""))) if ref else None
+    key = (str(ref.get("id", "")), str(ref.get("version", ""))) if ref else ("", "")
     known = _KIT_FIELDS.setdefault(store, {})
-    if key is not None and key in known:
+    if key in known:
         return known[key]
     try:
-        proto = protocols.version(store, ref)
+        m = protocols.version(store, ref).engine
     except Refused:  # no protocol loaded: nothing to read a record under
         return {}
-    m = proto.engine
     fields = (
         {
             str(a.record["form"]): str(a.record["kit"])
@@ -172,9 +174,12 @@ def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str
         if m is not None
         else {}
     )
-    if key is not None and key == (proto.id, proto.version):  # never cache the active one standing in
-        known[key] = fields
+    known[key] = fields
     return fields
+
+
+def _protocol_loaded(store: Store, _e: Event) -> None:
+    _KIT_FIELDS.pop(store, None)  # the active version (standing in for unknown ones) may have changed
 
 
 def _row(event_id: str, subject: str | None, form: str, field_: str, kit: object) -> tuple[object, ...]:
@@ -231,5 +236,6 @@ def fill(store: Store) -> int:
 
 def register(registry: Registry) -> None:
     """Plug the kit projection in (`wardcrf.features`), after the records' own projectors."""
+    registry.projector(_protocol_loaded, "protocol.loaded")
     registry.projector(_submitted, "record.submitted")
     registry.projector(_amended, "record.amended")
