@@ -1281,8 +1281,8 @@ def test_a_start_days_before_its_slot_is_refused_and_one_in_its_window_saved(
     """The schedule would file a start days before a slot as its early administration: `submit` refuses it
     in one line naming the infusion and its window (the rule is the engine's `_administration`, which the
     wizard's save runs too); nothing saved. ZMapp (days 1, 4, 7): infusion 1 started inside its window is
-    saved on time; one started on day 2 (infusion 2 is due on day 4) is refused, as is one typed two days
-    before infusion 1."""
+    saved on time; one started on day 2 (infusion 2 is due on day 4) is refused, as are one typed two days
+    before infusion 1 and a correction moving infusion 1's start to the day before."""
     w = _ward(cli, tmp_path, monkeypatch, "palm")
     pid = None
     for _ in range(8):  # a block of at most 8 holds every arm
@@ -1336,6 +1336,13 @@ def test_a_start_days_before_its_slot_is_refused_and_one_in_its_window_saved(
     assert _vitals(w, pid, "pre_infusion", 1, t - timedelta(minutes=20)).code == 0
     r = _infusion(w, pid, "VIAL-0301", t, "3100")
     assert r.code == 0, r.err
+    assert [(x["infusion_number"], x["window"]) for x in infusions()] == [(s1.number, "on_time")]
+    # a correction moving the start a day before the slot is refused the same way; the record unchanged
+    moved = s1.opens.astimezone(KIN) - timedelta(days=1) + timedelta(hours=10)
+    r2 = w.run(
+        "amend", r.out.strip().splitlines()[0], f"start={moved.isoformat()}", "--reason", "hour corrected"
+    )
+    refused(r2, moved, s1)
     assert [(x["infusion_number"], x["window"]) for x in infusions()] == [(s1.number, "on_time")]
     assert _vitals(w, pid, "post_infusion", 1, t + timedelta(hours=2, minutes=15)).code == 0
 
