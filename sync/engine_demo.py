@@ -27,7 +27,8 @@ receives the ward's bundles at the end (as `wardcrf demo --hub`).
 
 The clock is explicit: `seed(..., now=)` is the moment of seeding (the CLI
 passes the real clock, `clock.now_utc()`; tests pin it): nothing here reads the
-real clock, every step runs pinned at its own time (`Timeline`), never after `now`. The working day is the last whose morning round is over
+real clock, every step runs pinned at its own time (`Timeline`), never after
+`now`. The working day is the last whose morning round is over
 (`MORNING_ROUND_ENDS`): between local midnight and 10:00 the newest patients
 were admitted yesterday morning, and the list of the moment holds what a ward
 expects then: yesterday's infusions given, today's due (the night before the
