@@ -1040,3 +1040,20 @@ CREATE TABLE protocol_applications (
     applied_at TEXT NOT NULL
 );
 CREATE INDEX protocol_applications_participant ON protocol_applications (participant);
+
+-- migration: 0541-administration-kits
+-- The kit each format-2 administration record names (issue 17; wardcrf/kits.py): "kit already used" on a
+-- format-2 site is one indexed lookup, not a pass over the records, and each record is read under the
+-- version it was captured under (its administration forms and their `kit` field), so a kit given under an
+-- older version whose form a newer one renamed is still found. One row per administration record (kit_id
+-- NULL when it names none: not given); corrections of the kit update it. A projection: `db rebuild`
+-- replays it from the log; a site upgraded through this migration is filled from its records
+-- (`kits.fill`, run by `Site.unlock_key`).
+CREATE TABLE administration_kits (
+    event_id TEXT PRIMARY KEY,
+    participant TEXT NOT NULL,
+    form TEXT NOT NULL,
+    field TEXT NOT NULL,
+    kit_id TEXT
+);
+CREATE INDEX administration_kits_kit ON administration_kits (kit_id) WHERE kit_id IS NOT NULL;

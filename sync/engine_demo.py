@@ -10,13 +10,13 @@ describes (`Timeline`: the audit-trail review reads a ward that typed as it
 worked):
 
 * PALM (Ebola; four open-label arms; infusions by weight): eight patients
-  consented, screened (weight, Ct), enrolled and randomized over the last
-  three days and this morning, so every arm holds two; every infusion due on
-  an earlier day given (vials received into the freezer and handed to the
-  bedside, vitals before and after), the infusions due today left due with
-  their vial at the bedside, so the guided administration (`d` on the
-  participant) has something to give; one screen failure (RT-PCR negative),
-  one patient screened and not yet enrolled.
+  consented, screened (weight, Ct), enrolled and randomized over the three
+  days before the working day and its morning, so every arm holds two; every
+  infusion due on a day before the local one given on its day (vials received
+  into the freezer and handed to the bedside, vitals before and after), those
+  due on the local day left due with their vial at the bedside, so the guided
+  administration (`d` on the participant) has something to give; one screen
+  failure (RT-PCR negative), one patient screened and not yet enrolled.
 * PALM007 (mpox; tecovirimat or placebo, double blind; capsules every 12 h by
   weight band): four patients randomized (a kit number each, the bottle
   dispensed from the pharmacy and handed to the bedside), every dose whose
@@ -24,6 +24,15 @@ worked):
 
 The hub used is a temporary one unless `hub_dir` is given, where it stays and
 receives the ward's bundles at the end (as `wardcrf demo --hub`).
+
+The clock is explicit: `seed(..., now=)` is the moment of seeding (the CLI
+passes the real clock, `clock.now_utc()`; tests pin it): nothing here reads the
+real clock, every step runs pinned at its own time (`Timeline`), never after
+`now`. The working day is the last whose morning round is over
+(`MORNING_ROUND_ENDS`): between local midnight and 10:00 the newest patients
+were admitted yesterday morning, and the list of the moment holds what a ward
+expects then: yesterday's infusions given, today's due (the night before the
+morning round), tablets due in a window closed by then given, none overdue.
 """
 
 from __future__ import annotations
@@ -116,15 +125,19 @@ def _page(directory: Path, name: str, trial: str) -> Path:
     return path
 
 
-def seed(data_dir: Path, trial: Model, password: str, *, hub_dir: Path | None = None) -> EngineDemo:
-    """Create the demo ward of `trial` (PALM or PALM007) in `data_dir`; see the module doc."""
+def seed(
+    data_dir: Path, trial: Model, password: str, *, now: datetime, hub_dir: Path | None = None
+) -> EngineDemo:
+    """Create the demo ward of `trial` (PALM or PALM007) in `data_dir`, as it stands at `now` (the moment
+    of seeding, with its zone: the CLI's real clock, a test's pinned instant); see the module doc."""
     if trial.id not in ("PALM", "PALM007"):
         raise Refused(f"{trial.id} has no demo (demos: MEXCOVID, PALM, PALM007)")
-    real_now = now_utc()
+    if now.tzinfo is None:
+        raise ValueError("`now` must carry its zone")
     # The ward's working day: the last whose morning round (randomizations from 07:00, the bedside after)
     # is over. Seeded just after local midnight, "this morning" would lie in the future and its steps be
     # dropped (`Timeline.cap`), leaving a bottle dispensed from a lot never received.
-    today = (real_now.astimezone(zone(ZONE)) - timedelta(hours=MORNING_ROUND_ENDS)).date()
+    today = (now.astimezone(zone(ZONE)) - timedelta(hours=MORNING_ROUND_ENDS)).date()
     start = _local(today - timedelta(days=5), 9)
     with tempfile.TemporaryDirectory(prefix="wardcrf-demo-") as tmp_name:
         tmp = Path(tmp_name)
@@ -142,18 +155,19 @@ def seed(data_dir: Path, trial: Model, password: str, *, hub_dir: Path | None = 
             result = EngineDemo(Path(data_dir), made.recovery_key)
             _people(made.site, password)
             _list_from_hub(made.site, trial, password, hub_dir or tmp / "hub", tmp)
-        sessions = {u: made.site.unlock(u, password) for u in ("clinician", "investigator", "pharmacist")}
-        try:
-            timeline = Timeline(cap=real_now)
-            story = _Story(trial, sessions, password, tmp, timeline, result, today)
-            story.plan()
-            timeline.run()
-            result.events = int(sessions["clinician"].store.scalar("SELECT count(*) FROM events"))
-        finally:
-            for s in sessions.values():
-                s.close()
-        if hub_dir is not None:
-            result.hub_events = _feed_hub(made.site, hub_dir, password, tmp)
+        with pinned(now):  # the sign-ins and the hub's import: at the moment of seeding, as the steps before
+            sessions = {u: made.site.unlock(u, password) for u in ("clinician", "investigator", "pharmacist")}
+            try:
+                timeline = Timeline(cap=now)
+                story = _Story(trial, sessions, password, tmp, timeline, result, today)
+                story.plan()
+                timeline.run()
+                result.events = int(sessions["clinician"].store.scalar("SELECT count(*) FROM events"))
+            finally:
+                for s in sessions.values():
+                    s.close()
+            if hub_dir is not None:
+                result.hub_events = _feed_hub(made.site, hub_dir, password, tmp)
     return result
 
 
@@ -426,18 +440,20 @@ class _Story:
         return list(status.summary(self.s["clinician"].store, pid)["administrations"])
 
     def _plan_infusions(self, pid: str) -> None:
-        """Every infusion due on an earlier day given at 11:00 (vitals before and after); today's left due,
-        its vial at the bedside for 11:00 (or within the hour, when seeded later)."""
+        """Every infusion due on a day before the local one (the moment of seeding's, not the working day's:
+        before the morning round is over, yesterday's infusions were given yesterday) given at 11:00 on its
+        day, vitals before and after; those of the local day left due, the vial at the bedside."""
+        local_day = self.timeline.cap.astimezone(zone(ZONE)).date()
         for item in self._slots(pid):
-            due = datetime.fromisoformat(item["due"])
+            due = datetime.fromisoformat(item["due"]).astimezone(zone(ZONE))
             n = int(item["number"])
             self.vials += 1
             kit = f"VIAL-{self.vials:04d}"
-            if due.date() < self.today:
+            if due.date() < local_day:
                 start = _local(due.date(), 11)
                 self._to_bedside(kit, start)
                 self._infusion(pid, n, kit, start)
-            elif due.date() == self.today:
+            elif due.date() == local_day:
                 self._to_bedside(kit, self.timeline.cap + timedelta(minutes=10))
                 self.result.ready[pid] = kit
                 break  # given at the bedside, with the guided administration

@@ -146,6 +146,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("photos", photos.register),
     Feature("protocols", protocol.register),
     Feature("format-2 protocols", engine_loading.register),
+    Feature("kit use", kits.register),
     Feature("workflow", workflow.register),
     Feature("cold chain", coldchain.register),
     Feature("sync", sync.register),

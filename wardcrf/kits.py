@@ -8,21 +8,30 @@ workflow (the workflow's dose visit reads the cold chain's custody): the
 question is about the kit, and both ask it of the same query.
 
 The answer reads the `doses` projection, which the workflow's dose hook keeps
-(`workflow.dosing`), and the course-kit answers a feature registers
-(`Registry.course_kit`: randomization's "this kit serves one participant's
-whole course").
+(`workflow.dosing`), the `administration_kits` projection kept here (a format-2
+version's administration records: each read under the version it was captured
+under, its administration forms and their `kit` role), and the course-kit
+answers a feature registers (`Registry.course_kit`: randomization's "this kit
+serves one participant's whole course"). Every answer is one indexed lookup by
+the kit's key: its cost does not grow with the site's records.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from . import ids
 from . import protocol as protocols
 from .errors import Refused
+from .eventlog import Event
 from .store import Store
+
+if TYPE_CHECKING:
+    from .features import Registry
 
 CourseKit = Callable[[Store, str], str | None]
 """`holder(store, kit)`: the participant whose allocated kit serves their whole course, or None."""
@@ -108,24 +117,125 @@ def kit_use(
 def _administration_kit_use(store: Store, key: str, exclude: str | None) -> KitUse | None:
     """A format-2 version's administration record naming the kit (its forms are not format 1's `dose`), so the
     cold chain sees a vial given by an infusion as used (not left at the bedside past its limit)."""
+    uses = administration_uses(store, key, exclude=exclude, limit=1)
+    return uses[0] if uses else None
+
+
+def administration_uses(
+    store: Store, kit: str, *, exclude: str | None = None, limit: int | None = None
+) -> list[KitUse]:
+    """The format-2 administration records naming `kit` (as typed, stored or scanned), oldest first.
+
+    Every loaded version's records, each read under the version it was captured under: a kit given under
+    an older version (whose administration form, or its kit field, a newer one renamed) is found after the
+    newer one is loaded. One indexed lookup (`administration_kits_kit`). `exclude`: the record being amended.
+    """
+    rows = store.execute(
+        "SELECT participant, event_id FROM administration_kits WHERE kit_id = ? AND event_id != ?"
+        " ORDER BY rowid LIMIT ?",
+        (ids.key(kit), exclude or "", -1 if limit is None else limit),
+    ).fetchall()
+    return [KitUse(ids.key(kit), str(r[0]), None, str(r[1])) for r in rows]
+
+
+# -- the projection: the kit each format-2 administration record names ---------------------------
+
+MIGRATION = "0541-administration-kits"
+"""The migration creating `administration_kits`; a site upgraded through it is filled once (`fill`)."""
+
+_KIT_FIELDS: WeakKeyDictionary[Store, dict[tuple[str, str], Mapping[str, str]]] = WeakKeyDictionary()
+"""Per store: the administration forms -> kit field of the version a record names. A loaded version's file
+never changes; what stands in for a version not loaded here (the active one) changes only when a version is
+loaded, which clears the store's entries (`_protocol_loaded`). So a replay or a hub import asks no query
+per record."""
+
+
+def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The administration forms of the version `ref` names and the field each records the kit in.
+
+    The version a record was captured under (`protocol.version`: the active one when it is not loaded
+    here); none for a format-1 version or its re-encoding (their doses are the `doses` projection's).
+    """
+    key = (str(ref.get("id", "")), str(ref.get("version", ""))) if ref else ("", "")
+    known = _KIT_FIELDS.setdefault(store, {})
+    if key in known:
+        return known[key]
     try:
-        # the active version's forms; an older version's renamed administration forms are not searched
-        m = protocols.active(store).engine
-    except Refused:
-        return None
-    if m is None:
-        return None
-    kit_fields = {
-        str(a.record["form"]): str(a.record["kit"])
-        for r in m.regimens.values()
-        for a in r.administrations
-        if a.record.get("kit")
-    }
-    for form, field_ in sorted(kit_fields.items()):
-        for event_id, subject, data in store.execute(
-            "SELECT event_id, subject, data FROM records WHERE form = ? ORDER BY rowid", (form,)
+        m = protocols.version(store, ref).engine
+    except Refused:  # no protocol loaded: nothing to read a record under
+        return {}
+    fields = (
+        {
+            str(a.record["form"]): str(a.record["kit"])
+            for r in m.regimens.values()
+            for a in r.administrations
+            if a.record.get("kit")
+        }
+        if m is not None
+        else {}
+    )
+    known[key] = fields
+    return fields
+
+
+def _protocol_loaded(store: Store, _e: Event) -> None:
+    _KIT_FIELDS.pop(store, None)  # the active version (standing in for unknown ones) may have changed
+
+
+def _row(event_id: str, subject: str | None, form: str, field_: str, kit: object) -> tuple[object, ...]:
+    key = ids.key(kit) if kit not in (None, "") else None
+    return (event_id, str(subject or "").removeprefix("participant:"), form, field_, key or None)
+
+
+_INSERT = "INSERT INTO administration_kits (event_id, participant, form, field, kit_id) VALUES (?,?,?,?,?)"
+
+
+def _submitted(store: Store, e: Event) -> None:
+    form = str(e.body.get("form", ""))
+    field_ = _kit_fields(store, e.protocol).get(form)
+    if field_ is None:
+        return
+    store.insert(_INSERT, _row(e.id, e.subject, form, field_, (e.body.get("data") or {}).get(field_)))
+
+
+def _amended(store: Store, e: Event) -> None:
+    """A correction of an administration record's kit: the record's current value (the records projection
+    ran first and resolved concurrent corrections by HLC)."""
+    row = store.one("SELECT field FROM administration_kits WHERE event_id = ?", (e.amends,))
+    if row is None or row[0] not in (e.body.get("changes") or {}):
+        return
+    data = store.scalar("SELECT data FROM records WHERE event_id = ?", (e.amends,))
+    kit = json.loads(str(data)).get(row[0]) if data is not None else None
+    key = ids.key(kit) if kit not in (None, "") else None
+    store.execute("UPDATE administration_kits SET kit_id = ? WHERE event_id = ?", (key or None, e.amends))
+
+
+def fill(store: Store) -> int:
+    """Project every record already on the site (a site upgraded through `MIGRATION`); returns the rows.
+
+    Each record under the version its submission was captured under, with its current values.
+    """
+    n = 0
+    with store.transaction():
+        for event_id, form, subject, data, pid, version in store.execute(
+            "SELECT r.event_id, r.form, r.subject, r.data, json_extract(e.line, '$.protocol.id'),"
+            " json_extract(e.line, '$.protocol.version') FROM records r JOIN events e ON e.id = r.event_id"
+            " WHERE NOT EXISTS (SELECT 1 FROM administration_kits k WHERE k.event_id = r.event_id)"
+            " ORDER BY e.pos"
         ).fetchall():
-            kit = json.loads(data).get(field_)
-            if kit not in (None, "") and ids.key(str(kit)) == key and event_id != (exclude or ""):
-                return KitUse(key, str(subject or "").removeprefix("participant:"), None, str(event_id))
-    return None
+            ref = {"id": str(pid), "version": str(version)} if pid is not None else None
+            field_ = _kit_fields(store, ref).get(str(form))
+            if field_ is None:
+                continue
+            store.execute(
+                _INSERT, _row(str(event_id), subject, str(form), field_, json.loads(data).get(field_))
+            )
+            n += 1
+    return n
+
+
+def register(registry: Registry) -> None:
+    """Plug the kit projection in (`wardcrf.features`), after the records' own projectors."""
+    registry.projector(_protocol_loaded, "protocol.loaded")
+    registry.projector(_submitted, "record.submitted")
+    registry.projector(_amended, "record.amended")

@@ -27,6 +27,7 @@ PROJECTION_TABLES = [
     "protocols",
     "protocol_encodings",
     "protocol_applications",
+    "administration_kits",
     "photos",
     "photo_bindings",
     "participants",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, registration, roles, rollback, sessionkeys
+from . import eventlog, kits, registration, roles, rollback, sessionkeys
 from .clock import iso_utc, now_utc, zone
 from .errors import AuthError, PermissionDenied, Refused, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
@@ -282,8 +282,10 @@ class Site:
         registration.require_installed()
         store = Store(self.db_path, key)
         try:
-            store.migrate()
+            upgraded = kits.MIGRATION in store.migrate()
             rollback.attach(store, self._counter(key))
+            if upgraded:
+                kits.fill(store)  # the administration records an upgraded site already holds
         except BaseException:
             store.close()
             raise

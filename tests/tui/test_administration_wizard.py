@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,9 @@ def _seed(tmp_path_factory, name: str) -> tuple[Path, dict[str, str]]:
     from wardcrf.sync import engine_demo
 
     data = tmp_path_factory.mktemp(f"{name}-template") / "site"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
-        got = engine_demo.seed(data, model.shipped(f"{name}.toml"), PASSWORD)
+    got = engine_demo.seed(
+        data, model.shipped(f"{name}.toml"), PASSWORD, now=datetime.fromisoformat(FAKE_NOW)
+    )
     return data, got.ready
 
 
@@ -377,13 +378,13 @@ async def test_capsules_early_are_a_deviation_and_outside_the_course_refused(pal
         assert "early dose" in _text(wiz, "#review")
         await pilot.press("ctrl+b")
         await settle(pilot)
-        time.value = "2020-03-10 08:00"  # days before the course began: no slot takes it
+        time.value = "2020-03-10 08:00"  # days before the course began: the service refuses it (as `submit`)
         await pilot.press("ctrl+n")
         await settle(pilot)
-        assert wiz.preview is None and "falls to administration 1" in (wiz.preview_error or ""), (
-            wiz.preview_error
-        )
-        assert "falls to administration 1" in wiz.problems["group-given"]["time"]
+        refused = "2020-03-10T08:00+01:00 is before dose 1 (window "
+        assert wiz.preview is None and refused in (wiz.preview_error or ""), wiz.preview_error
+        assert refused in wiz.problems["group-given"]["time"]
+        assert "the earliest start it takes is" in wiz.problems["group-given"]["time"]
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert wiz.saved is None

@@ -11,6 +11,7 @@ screen: tests/tui/test_administration_wizard.py.
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,7 @@ def _template(tmp_path_factory) -> Path:
     from wardcrf.sync import engine_demo
 
     data = tmp_path_factory.mktemp("palm007") / "site"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WARDCRF_FAKE_NOW", SEEDED)
-        engine_demo.seed(data, model.shipped("palm007.toml"), PASSWORD)
+    engine_demo.seed(data, model.shipped("palm007.toml"), PASSWORD, now=datetime.fromisoformat(SEEDED))
     return data
 
 

@@ -1273,3 +1273,84 @@ def test_the_dsmg_form_and_its_codes_are_the_protocols(cli, tmp_path: Path, monk
     # the clinician may not record the DSMG's decision: its form's action is the DSMG's
     r = w.run("submit", "dsmb_review", "--participant", pid, "decision=halt", "rationale=x")
     assert r.code == 1 and "clinician" in r.err
+
+
+def test_a_start_days_before_its_slot_is_refused_and_one_in_its_window_saved(
+    cli, tmp_path: Path, monkeypatch
+):
+    """The schedule would file a start days before a slot as its early administration: `submit` refuses it
+    in one line naming the infusion and its window (the rule is the engine's `_administration`, which the
+    wizard's save runs too); nothing saved. ZMapp (days 1, 4, 7): infusion 1 started inside its window is
+    saved on time; one started on day 2 (infusion 2 is due on day 4) is refused, as are one typed two days
+    before infusion 1 and a correction moving infusion 1's start to the day before."""
+    w = _ward(cli, tmp_path, monkeypatch, "palm")
+    pid = None
+    for _ in range(8):  # a block of at most 8 holds every arm
+        pid = w.consent()
+        assert w.screen(pid).code == 0
+        assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date()}").code == 0
+        r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
+        assert r.code == 0, r.err
+        if r.out.split("randomized: arm ", 1)[1].split()[0] == "ZMAPP":
+            break
+    else:
+        raise AssertionError("no ZMAPP allocation in a block of 8")
+    assert pid is not None
+    plan = schedule.plan(
+        model.shipped("palm.toml"), {"randomization": w.now}, arm="ZMAPP", zone=str(KIN), conditions={}
+    )
+    s1, s2, _s3 = sorted((s for adms in plan.values() for _a, ss in adms for s in ss), key=lambda s: s.number)
+
+    def window(s) -> str:
+        return (
+            f"(window {s.opens.astimezone(KIN).isoformat(timespec='minutes')} to "
+            f"{s.closes.astimezone(KIN).isoformat(timespec='minutes')}): the earliest start it takes is "
+            f"{s.opens.astimezone(KIN).isoformat(timespec='minutes')}"
+        )
+
+    def refused(r, start: datetime, s) -> None:
+        lines = [ln for ln in r.err.splitlines() if ln.strip()]
+        assert r.code == 1 and len(lines) == 1 and "Traceback" not in r.err, r.err
+        assert (
+            f"start: {start.isoformat(timespec='minutes')} is before ZMapp infusion {s.number} " in lines[0]
+        )
+        assert window(s) in lines[0], lines[0]
+
+    def infusions() -> list[dict]:
+        site = w.site().unlock("auditor", PASSWORD)
+        try:
+            return [
+                json.loads(x[0])
+                for x in site.store.execute("SELECT data FROM records WHERE form = 'infusion'")
+            ]
+        finally:
+            site.close()
+
+    t = max(s1.opens, w.now) + timedelta(hours=2)
+    w.at(t + timedelta(hours=5))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    ready_kit_on(w.site(), "VIAL-0301", t.isoformat(), w.root)
+    early = s1.opens.astimezone(KIN) - timedelta(days=2) + timedelta(hours=10)
+    refused(_infusion(w, pid, "VIAL-0301", early, "3100"), early, s1)
+    assert infusions() == []
+    assert _vitals(w, pid, "pre_infusion", 1, t - timedelta(minutes=20)).code == 0
+    r = _infusion(w, pid, "VIAL-0301", t, "3100")
+    assert r.code == 0, r.err
+    assert [(x["infusion_number"], x["window"]) for x in infusions()] == [(s1.number, "on_time")]
+    # a correction moving the start a day before the slot is refused the same way; the record unchanged
+    moved = s1.opens.astimezone(KIN) - timedelta(days=1) + timedelta(hours=10)
+    r2 = w.run(
+        "amend", r.out.strip().splitlines()[0], f"start={moved.isoformat()}", "--reason", "hour corrected"
+    )
+    refused(r2, moved, s1)
+    assert [(x["infusion_number"], x["window"]) for x in infusions()] == [(s1.number, "on_time")]
+    assert _vitals(w, pid, "post_infusion", 1, t + timedelta(hours=2, minutes=15)).code == 0
+
+    # day 2: infusion 2 is due on day 4; a start now would be filed as its early administration
+    t2 = t + timedelta(days=1)
+    w.at(t2 + timedelta(hours=3))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    ready_kit_on(w.site(), "VIAL-0302", t2.isoformat(), w.root)
+    assert _vitals(w, pid, "pre_infusion", 2, t2 - timedelta(minutes=20)).code == 0
+    refused(_infusion(w, pid, "VIAL-0302", t2, "3100"), t2.astimezone(KIN), s2)
+    assert len(infusions()) == 1

@@ -427,3 +427,196 @@ def test_refused_when_the_doses_given_do_not_fit_the_new_schedule(cli, tmp_path,
     r = _apply(cli, P1, "1.2")  # two given, two planned: it fits
     assert r.code == 0, r.err
     assert _show(cli)["doses_planned"] == 2
+
+
+def _versions_of_record(w, record: str) -> list[tuple[str, str]]:
+    """(event type, version) of a record's submission and of each correction, in log order."""
+    r = w.run("log", "--json", "--type", "record.", user="auditor")
+    assert r.code == 0, r.err
+    return [
+        (e["type"], e["protocol"]["version"])
+        for e in json.loads(r.out)
+        if record in (e["event_id"], e.get("amends"))
+    ]
+
+
+def test_a_correction_is_captured_under_the_version_of_the_record_it_corrects(cli, tmp_path, monkeypatch):
+    """PALM 1.0 and 1.1 loaded (1.1 active). A 1.0 record corrected, before and after the participant moves
+    to 1.1: each correction's event names 1.0, the version the record was captured and checked under."""
+    from test_engine_ward_cli import _ward
+
+    w = _ward(cli, tmp_path, monkeypatch, "palm")
+    pid = w.consent()
+    assert w.screen(pid).code == 0
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
+    r = _palm_vitals(w, pid, "35.5")  # 1.0's range (1.1 refuses below 36)
+    assert r.code == 0, r.err
+    record = _event_id(r.out)
+    path = tmp_path / "palm-1.1.toml"
+    path.write_text(_palm_version("1.1"), "utf-8")
+    assert w.run("protocol", "load", str(path), user="investigator").code == 0
+
+    r = w.run("amend", record, "temp=35.6", "--reason", "thermometer read again")
+    assert r.code == 0, r.err  # checked under 1.0: 35.6 C is in its range
+    assert _versions_of_record(w, record) == [("record.submitted", "1.0"), ("record.amended", "1.0")]
+
+    r = w.run("protocol", "apply", pid, "1.1", "--reason", "amendment 1 approved", user="investigator")
+    assert r.code == 0, r.err
+    r = w.run("amend", record, "temp=35.7", "--reason", "transcription corrected")
+    assert r.code == 0, r.err  # still the record's version, not the participant's new one nor the active one
+    assert _versions_of_record(w, record) == [
+        ("record.submitted", "1.0"),
+        ("record.amended", "1.0"),
+        ("record.amended", "1.0"),
+    ]
+    # a value the record's version refuses is refused, nothing saved
+    r = w.run("amend", record, "temp=29", "--reason", "typo")
+    assert r.code == 1 and "temp" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert len(_versions_of_record(w, record)) == 3
+
+
+def _palm_perfusion(version: str) -> str:
+    """PALM `version` whose administration form is `perfusion` (1.0: `infusion`), its kit field `vial_id`."""
+    from wardcrf.engine import model
+
+    src = model.shipped_source("palm.toml").replace('version = "1.0"', f'version = "{version}"', 1)
+    for old, new in (
+        ('form = "infusion"', 'form = "perfusion"'),
+        ('on = "infusion"', 'on = "perfusion"'),
+        ('kit = "kit_id"', 'kit = "vial_id"'),
+        ("[forms.infusion.fields.kit_id]", "[forms.perfusion.fields.vial_id]"),
+        ("[forms.infusion", "[forms.perfusion"),
+    ):
+        assert old in src, old
+        src = src.replace(old, new)
+    return src
+
+
+def _enrolled_and_randomized(w) -> str:
+    pid = w.consent()
+    assert w.screen(pid).code == 0
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
+    r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
+    assert r.code == 0, r.err
+    return pid
+
+
+def test_a_kit_given_under_an_older_version_is_refused_to_another_participant_on_a_newer_one(
+    cli, tmp_path, monkeypatch
+):
+    """A vial given to A under PALM 1.0 (form `infusion`, field `kit_id`); 1.1 renames both (`perfusion`,
+    `vial_id`) and B moves to it: the vial is refused to B, at the scan and at the save, named as A's; the
+    cold chain sees it used. Another vial is accepted. The lookup is one indexed search by the kit."""
+    from datetime import timedelta
+
+    from site_users import PASSWORD
+    from test_engine_ward_cli import _infusion, _vitals, _ward
+    from wf_support import ready_kit_on
+
+    from wardcrf import kits
+    from wardcrf.engine import schedule as sched
+    from wardcrf.workflow import administration_visit
+
+    w = _ward(cli, tmp_path, monkeypatch, "palm")
+    a, b = _enrolled_and_randomized(w), _enrolled_and_randomized(w)
+    first = min(
+        s.opens
+        for adms in sched.plan(
+            model_palm(), {"randomization": w.now}, arm="ZMAPP", zone="Africa/Kinshasa", conditions={}
+        ).values()
+        for _adm, ss in adms
+        for s in ss
+    )
+    start = max(first, w.now) + timedelta(minutes=30)
+    w.at(start + timedelta(hours=3))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    ready_kit_on(w.site(), "VIAL-0001", start.isoformat(), w.root)
+    assert _vitals(w, a, "pre_infusion", 1, start - timedelta(minutes=20)).code == 0
+    r = _infusion(w, a, "VIAL-0001", start, "3100")
+    assert r.code == 0, r.err
+    given_to_a = r.out.strip().splitlines()[0]
+
+    path = tmp_path / "palm-1.1.toml"
+    path.write_text(_palm_perfusion("1.1"), "utf-8")
+    assert w.run("protocol", "load", str(path), user="investigator").code == 0
+    r = w.run("protocol", "apply", b, "1.1", "--reason", "amendment 1 approved", user="investigator")
+    assert r.code == 0, r.err
+    assert _vitals(w, b, "pre_infusion", 1, start - timedelta(minutes=10)).code == 0
+
+    def perfusion(kit: str):
+        return w.run(
+            "submit",
+            "perfusion",
+            "--participant",
+            b,
+            f"vial_id={kit}",
+            "lot=LOT-P1",
+            "dose_mg=3100",
+            "volume=250",
+            "rate=125",
+            f"start={start.isoformat()}",
+            f"end={(start + timedelta(hours=2)).isoformat()}",
+        )
+
+    r = perfusion("vial-0001")  # as typed in lower case: the same kit
+    _refused(r, 1, f"kit VIAL-0001 belongs to {a}")
+    s = Site.open(w.dir).unlock("clinician", PASSWORD)
+    try:
+        scanned = administration_visit.check_kit(s, b, "VIAL-0001", start)
+        assert not scanned.ok and f"belongs to {a}" in str(scanned.reason)
+        use = kits.kit_use(s.store, "VIAL-0001")  # the cold chain's question: used, by A
+        assert use is not None and use.participant == a
+        # one indexed search by the kit's key, whatever else the site holds
+        seen: list[str] = []
+        s.store.conn.set_trace_callback(seen.append)
+        try:
+            kits.administration_uses(s.store, "VIAL-0001")
+        finally:
+            s.store.conn.set_trace_callback(None)
+        (sql,) = [q for q in seen if "administration_kits" in q]
+        plan = " ".join(str(row[3]) for row in s.store.conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "SEARCH administration_kits USING INDEX administration_kits_kit (kit_id=?)" in plan, plan
+        assert "SCAN" not in plan, plan
+    finally:
+        s.close()
+
+    ready_kit_on(w.site(), "VIAL-0002", start.isoformat(), w.root)
+    r = perfusion("VIAL-0002")
+    assert r.code == 0, r.err
+    # A's vial corrected (a label misread): the lookup follows the record's current kit
+    r = w.run("amend", given_to_a, "kit_id=VIAL-0003", "--reason", "vial label misread at the bedside")
+    assert r.code == 0, r.err
+    s = Site.open(w.dir).unlock("admin", PASSWORD)
+    try:
+        assert kits.kit_use(s.store, "VIAL-0001") is None
+        assert [u.participant for u in kits.administration_uses(s.store, "VIAL-0003")] == [a]
+        assert [u.participant for u in kits.administration_uses(s.store, "VIAL-0002")] == [b]
+        # a site upgraded through the migration is filled from its records: the same rows
+        rows = "SELECT event_id, participant, form, field, kit_id FROM administration_kits ORDER BY event_id"
+        before = s.store.rows(rows)
+        assert {(x["participant"], x["form"], x["field"], x["kit_id"]) for x in before} == {
+            (a, "infusion", "kit_id", "VIAL-0003"),
+            (b, "perfusion", "vial_id", "VIAL-0002"),
+        }
+        with s.store.transaction():
+            s.store.execute("DELETE FROM administration_kits")
+        assert kits.fill(s.store) == 2 and s.store.rows(rows) == before
+        # as the site was before the migration: opened again, it is migrated and filled
+        with s.store.transaction():
+            s.store.execute("DROP TABLE administration_kits")
+            s.store.execute("DELETE FROM schema_migrations WHERE name = ?", (kits.MIGRATION,))
+    finally:
+        s.close()
+    s = Site.open(w.dir).unlock("auditor", PASSWORD)
+    try:
+        assert s.store.rows(rows) == before
+    finally:
+        s.close()
+    r = w.run("db", "rebuild", "--check", user="admin")  # the projection replays from the log
+    assert r.code == 0, r.out + r.err
+
+
+def model_palm():
+    from wardcrf.engine import model
+
+    return model.shipped("palm.toml")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..clock import now_utc
 from ..errors import UsageError
 from .common import DataDirOption, console, resolve_data_dir
 
@@ -93,7 +94,7 @@ def _engine_demo(target: Path, chosen: Any, password: str, hub_dir: Path | None,
     from ..sync import engine_demo
 
     started = time.monotonic()
-    result = engine_demo.seed(target, chosen, password, hub_dir=hub_dir)
+    result = engine_demo.seed(target, chosen, password, now=now_utc(), hub_dir=hub_dir)  # the real clock
     took = time.monotonic() - started
     arms = ", ".join(f"{pid} {arm}" for pid, arm in result.arms.items())
     console.print(

@@ -90,6 +90,13 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone).astimezone(UTC)
 
 
+def earliest_start(slot: Slot, zone: ZoneInfo) -> datetime:
+    """The earliest start a slot takes as its (early) administration: its window's opening, or the start of
+    its local day when that is sooner. A start before it is refused by the recording service, never filed
+    as the slot's early administration days ahead (a date typed wrong, or another slot's administration)."""
+    return min(slot.opens, local_midnight(slot.date, zone))
+
+
 def _anchor_date(anchors: Mapping[str, date | datetime | None], name: str, zone: ZoneInfo) -> date | None:
     value = anchors.get(name)
     if value is None:

@@ -40,7 +40,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import ids
+from .. import ids, kits
 from .. import protocol as protocols
 from ..clock import zone
 from ..engine import eligibility, gates, interpreter
@@ -498,9 +498,8 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
         str(x["code"]): str((x.get("kit") or {}).get("use", "administration")) for x in m.data["products"]
     }
     first = True
-    for used, who, event_id in engine_rules.kit_uses(session.store, m):
-        if used != key:
-            continue
+    for use in kits.administration_uses(session.store, key):
+        who, event_id = use.participant, use.event_id
         if who != p.id:
             return KitCheck(
                 kit,

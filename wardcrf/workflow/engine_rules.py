@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .. import ids, roles, users
+from .. import ids, kits, roles, users
 from .. import protocol as protocols
 from ..clock import zone
 from ..engine import eligibility, gates, interpreter, schedule, visits
@@ -612,6 +612,10 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
                 "then (before the first, after the course, or past the late limit)"
             )
         placed = found
+        if ctx.amending is None:
+            _spacing(ctx, m, placed, start, roles_)  # a second one that day is named as such first
+        if not _not_days_early(ctx, placed, start, roles_["start"], snap):
+            return out
     s = placed.slot
     local = zone(m.calendar.zone or ctx.zone)
     due_at = (s.due or s.opens).astimezone(local)
@@ -635,8 +639,6 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
         "kit_first_use": first_use,
     }
     if not not_given and ctx.amending is None:
-        if start is not None:
-            _spacing(ctx, m, placed, start, roles_)
         _before_assessments(ctx, m, snap, placed, start)
         _after_owed(ctx, m, snap, s.number)
         if not ctx.problems:
@@ -646,24 +648,6 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
                     m, snap, f"dose:{placed.regimen}", facts_, participant=p.id, administration=administration
                 )
             )
-    return out
-
-
-def kit_uses(store: Store, m: Model) -> list[tuple[str, str, str]]:
-    """(kit key, participant, record) of every administration record on the site that names a kit."""
-    out: list[tuple[str, str, str]] = []
-    for form in sorted(_administration_forms(m)):
-        field_ = _roles(m, form).get("kit")
-        if not field_:
-            continue
-        for event_id, subject, data in store.execute(
-            "SELECT event_id, subject, data FROM records WHERE form = ? ORDER BY rowid", (form,)
-        ).fetchall():
-            kit = json.loads(data).get(field_)
-            if kit not in (None, ""):
-                out.append(
-                    (ids.key(str(kit)), str(subject or "").removeprefix("participant:"), str(event_id))
-                )
     return out
 
 
@@ -680,9 +664,8 @@ def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None
     course = bool(products) and all(uses.get(x) == "course" for x in products)
     key = ids.key(kit)
     first = True
-    for used, who, event_id in kit_uses(ctx.store, m):
-        if used != key or event_id == ctx.amending:
-            continue
+    for use in kits.administration_uses(ctx.store, key, exclude=ctx.amending):  # every version's records
+        who, event_id = use.participant, use.event_id
         if who != p.id:
             ctx.problem(
                 field_, f"kit {key} belongs to {who} ({event_id}): a kit is never given to two participants"
@@ -693,6 +676,26 @@ def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None
             return False
         first = False
     return first
+
+
+def _not_days_early(ctx: RuleContext, placed: Placed, start: datetime, field_: str, snap: Snapshot) -> bool:
+    """Whether the start is not before the earliest its slot takes (`schedule.earliest_start`); else the
+    problem, naming the slot and its window. One rule for the CLI, the administration wizard and a
+    correction: the schedule would file such a start as the slot's early administration, days ahead."""
+    s, local = placed.slot, zone(ctx.zone)
+    earliest = schedule.earliest_start(s, local)
+    if start >= earliest:
+        return True
+    adm = placed.administration
+    what = interpreter.render(adm.worklist, snap, {"n": str(s.number)}) if adm.worklist else ""
+    ctx.problem(
+        field_,
+        f"{start.astimezone(local).isoformat(timespec='minutes')} is before "
+        f"{what or f'administration {s.number}'} (window {s.opens.astimezone(local).isoformat(timespec='minutes')}"
+        f" to {s.closes.astimezone(local).isoformat(timespec='minutes')}): the earliest start it takes is "
+        f"{earliest.astimezone(local).isoformat(timespec='minutes')}",
+    )
+    return False
 
 
 def _prescribed(m: Model, adm: Administration, snap: Snapshot) -> Any:

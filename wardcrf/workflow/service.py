@@ -345,8 +345,9 @@ def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: s
     # Only what this correction touches: a warning the original record already carried is not news.
     touched = [w for w in warnings if set(w.fields) & set(changes)]
     extra.update(plausibility.noted(rec.form, touched, session.warnings))
-    # The amendment itself is captured under the site's active protocol version.
-    session.protocol = protocols.active(session.store).ref
+    # The correction is captured under the version its record was captured and is checked under (not the
+    # site's active one, nor the participant's newer one): one version per record for exports and audits.
+    session.protocol = proto.ref
     event = records.amend(session, event_id, changes, reason.strip(), extra=extra or None)
     if proto.engine is not None:
         from .engine_rules import open_queries
