@@ -1040,3 +1040,11 @@ CREATE TABLE protocol_applications (
     applied_at TEXT NOT NULL
 );
 CREATE INDEX protocol_applications_participant ON protocol_applications (participant);
+
+-- migration: 0550-coldchain-products
+-- Each lot belongs to a product of the protocol (`coldchain.lot` record's `product_code`, issue 17);
+-- NULL for a lot recorded before products were told apart: it has the protocol's first product.
+-- An excursion judged against one product's range (its storage differs from the unit's) names it;
+-- NULL: judged against the unit's own range. Projections: `db rebuild` replays them from the log.
+ALTER TABLE cc_lots ADD COLUMN product_code TEXT;
+ALTER TABLE cc_excursions ADD COLUMN product TEXT;
