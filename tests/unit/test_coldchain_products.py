@@ -333,6 +333,29 @@ def test_the_gate_checks_the_product_the_administration_gives(palm, ph, tmp_path
     assert custody.location_at(ph.store, "M1", int((DOSE - timedelta(hours=2)).timestamp())) == "CC-2-8"
 
 
+def test_the_protocols_custody_gate_asks_for_the_administrations_product(palm, ph, tmp_path) -> None:
+    """The engine's `custody` gate (PALM's names every product) passes the administration's product on."""
+    from dataclasses import fields
+
+    from wardcrf import protocol
+    from wardcrf.workflow.base import Participant
+    from wardcrf.workflow.gatefacts import site_facts
+
+    scenario.ready_kit(ph, SIGNERS, "Z1", DOSE, workdir=tmp_path, product="ZMAPP")
+    nobody = Participant(**{f.name: None for f in fields(Participant)})
+    facts = site_facts(ph.store, protocol.active(ph.store), nobody)
+    assert facts.custody is not None
+    (gate,) = [g for g in protocol.active(ph.store).engine.data["gates"] if g["kind"] == "custody"]
+
+    def ask(product: str, named: list[str] | None = None) -> str | None:
+        adm = {"kit": "Z1", "start": DOSE, "product": product, "kit_first_use": True}
+        return facts.custody({"gate": {**gate, "products": named or gate["products"]}, "administration": adm})
+
+    assert ask("ZMAPP") is None
+    assert ask("MAB114") == "custody gate: kit Z1 is ZMAPP (lot LOT-Z1); this administration gives MAB114"
+    assert ask("MAB114", ["ZMAPP"]) is None  # a product the gate does not name is not under custody
+
+
 def test_a_product_given_as_it_comes_needs_no_thaw(admin, ph, tmp_path) -> None:
     loading.load(admin, model.shipped("palm007.toml"))
     scenario.ready_kit(ph, SIGNERS, "K000001", DOSE, workdir=tmp_path, product="TECOVIRIMAT")

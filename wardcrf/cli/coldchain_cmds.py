@@ -448,7 +448,7 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "where", "span (UTC)", "min…max °C", "kits awaiting", "dispositions")
+    table = Table("id", "where", "span (UTC)", "min…max °C", "lots", "kits awaiting", "dispositions")
     for x in rows:
         decided = [k["disposition"]["decision"] for k in x["kits"] if k["disposition"]]
         done = ", ".join(f"{decided.count(d)} {d}d" for d in ("release", "discard") if d in decided)
@@ -457,6 +457,7 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
             x["unit"] or f"receipt {x['receipt']}",
             f"{x['start']} … {x['end']} ({x['duration_min']} min){' open' if x['open'] else ''}",
             f"{x['min_c']} … {x['max_c']}",
+            ", ".join(x["lots"]) + (f" ({x['product']})" if x["product"] else "") or "—",
             ", ".join(x["awaiting_disposition"]) or "—",
             done or "—",
         )
