@@ -135,10 +135,15 @@ def test_a_protocol_with_one_product_defaults_to_it(ph) -> None:
     lot(ph, "L1", "haMSC-Exos 2.0e8 particles", ["K1"])  # the label's wording
     lot(ph, "L2", "", ["K2"])  # nothing named: the one product
     rows = ph.store.rows("SELECT lot, product, product_code FROM cc_lots ORDER BY lot")
+    # The one product is implied: the record stays as it always was (no product_code).
     assert [(r["product"], r["product_code"]) for r in rows] == [
-        ("haMSC-Exos 2.0e8 particles", "haMSC-Exos"),
-        ("haMSC-Exos", "haMSC-Exos"),
+        ("haMSC-Exos 2.0e8 particles", None),
+        ("haMSC-Exos", None),
     ]
+    assert {config.product_of_lot(ph.store, r["lot"]).code for r in rows} == {"haMSC-Exos"}
+    # A frozen product's receipt records no arrival_expected either: checked as it always was.
+    services.add_unit(ph, "FRZ-1", name="freezer", location="ward")
+    assert "arrival_expected" not in receive(ph, ["K1"], "FRZ-1", frozen=True).event.body["data"]
 
 
 def test_receiving_a_registered_lot_as_another_product_is_refused(palm, ph) -> None:

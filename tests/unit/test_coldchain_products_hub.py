@@ -64,7 +64,7 @@ def pair(tmp_path: Path) -> dict[str, Any]:
     return {"hub": h, "ward": w, "root": tmp_path}
 
 
-def test_a_lot_with_its_product_and_one_recorded_before_products_both_apply_at_the_hub(pair) -> None:
+def test_a_lot_with_its_product_code_and_one_without_both_apply_at_the_hub(pair) -> None:
     h, w, root = pair["hub"], pair["ward"], pair["root"]
     s = open_(w, "pharmacist")
     try:
@@ -76,13 +76,17 @@ def test_a_lot_with_its_product_and_one_recorded_before_products_both_apply_at_t
     append_raw(
         w,
         "record.submitted",
-        {"form": services.FORM_LOT, "data": {"lot": "OLD", "kits": ["K2"], **LOT}},
-        subject="lot:OLD",
+        {
+            "form": services.FORM_LOT,
+            "data": {"lot": "CODED", "kits": ["K2"], "product_code": "haMSC-Exos", **LOT},
+        },
+        subject="lot:CODED",
         user="pharmacist",
         role="pharmacist",
     )
     _import_all(h, _export(w, root / "b1"))
-    assert _hub_lots(h) == {"NEW": ("haMSC-Exos", "haMSC-Exos"), "OLD": (None, "haMSC-Exos")}
+    # A one-product protocol's lot records no code (as before): the protocol's first product.
+    assert _hub_lots(h) == {"NEW": (None, "haMSC-Exos"), "CODED": ("haMSC-Exos", "haMSC-Exos")}
 
 
 @pytest.mark.parametrize(

@@ -172,9 +172,8 @@ def add_lot(
             s, lot, product=product, expiry=expiry, release_ref=release_ref, kits=scanned, quantity=quantity
         )
     data = event.body["data"]
-    console.print(
-        f"Registered lot {data['lot']} ({data['product_code']}) with {len(data['kits'])} kit(s) — event {event.id}"
-    )
+    code = f" ({data['product_code']})" if "product_code" in data else ""  # several products: which one
+    console.print(f"Registered lot {data['lot']}{code} with {len(data['kits'])} kit(s) — event {event.id}")
 
 
 @app.command("receive")

@@ -30,6 +30,9 @@ class Column:
     label: str
     description: str
     unit: str = ""
+    when_present: bool = False
+    """A column exports carry only when some record holds it (a product-aware field a one-product trial never
+    writes: its files keep the columns they always had)."""
 
 
 _AT = "UTC ISO 8601 (Z)"
@@ -91,7 +94,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
             "product_code",
             "text",
             "Product code",
-            "the protocol's product the lot belongs to (its storage range, excursion limits and preparation); blank before products were told apart: the protocol's first",
+            "the protocol's product the lot belongs to (its storage range, excursion limits and preparation), written when the protocol declares several; blank: the protocol's first (its only one)",
+            when_present=True,
         ),
         Column("expiry", "date", "Expiry", "expiry date (blank when not labelled)"),
         Column(
@@ -112,7 +116,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
             "arrival_expected",
             "json",
             "Arrival expected",
-            "what the kits' product should arrive as: dry_ice (true, or null when not checked) and frozen (true or false), from its storage range (JSON); blank before products were told apart: dry ice and frozen",
+            "what the kits' product should arrive as: dry_ice (true, or null when not checked) and frozen (true or false), from its storage range (JSON); blank: a frozen product's (dry ice, frozen)",
+            when_present=True,
         ),
         Column(
             "logger_serial", "text", "Transit logger", "serial number of the shipper's temperature logger"
@@ -144,6 +149,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
             "json",
             "Products judged",
             "products stored at another range than the unit's, each judged by its own: product, low_c, high_c (JSON); blank when the protocol's products share one range",
+            when_present=True,
         ),
     ),
     FORM_THAW: (

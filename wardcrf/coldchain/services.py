@@ -283,7 +283,7 @@ def add_unit(
         try:
             stored = config.product_named(session.store, product)
         except ValueError as exc:
-            raise UsageError(f"--product: {exc}") from None
+            raise UsageError(f"{exc} (--product)") from None
     lim = config.limits(session.store, stored)
     low = lim.low_c if low_c is None else low_c
     high = lim.high_c if high_c is None else high_c
@@ -382,15 +382,16 @@ def add_lot(
         if row:
             raise Refused(f"kit {k} is already registered in lot {row[0]}")
     assert declared is not None
-    data = {
+    data: dict[str, Any] = {
         "lot": lot,
         "product": product,
-        "product_code": declared.code,
         "expiry": exp.isoformat() if exp else "",
         "release_ref": release_ref,
         "quantity": quantity,
         "kits": kit_ids,
     }
+    if len(config.products(store)) > 1:  # one product: implied, and the record stays as it always was
+        data["product_code"] = declared.code
     return records.submit(session, FORM_LOT, data, subject=f"lot:{lot}")
 
 
@@ -514,7 +515,7 @@ def receive_shipment(
         "dry_ice_present": dry_ice,
         "container_intact": container_intact,
         "product_frozen": product_frozen,
-        "arrival_expected": expected,
+        **({} if expected == ARRIVAL_FROZEN else {"arrival_expected": expected}),
         "logger_serial": logger["serial"] if logger else (logger_serial or "").strip(),
         "logger": logger,
         "photos": photo_refs,
@@ -554,11 +555,16 @@ def _shipment_product(store: Store, kits: list[str]) -> config.Product:
     return next(iter(first.values()))
 
 
+ARRIVAL_FROZEN: dict[str, bool | None] = {"dry_ice": True, "frozen": True}
+"""What a receipt recorded without `arrival_expected` was checked against (a frozen product)."""
+
+
 def arrival_expected(product: config.Product) -> dict[str, bool | None]:
     """What the product should arrive as: a frozen product on dry ice and frozen; any other not frozen
-    (dry ice not checked). Recorded with the receipt, so the check replays the same way."""
+    (dry ice not checked). Recorded with the receipt when not a frozen product's, so the check replays
+    the same way."""
     if product.frozen:
-        return {"dry_ice": True, "frozen": True}
+        return dict(ARRIVAL_FROZEN)
     return {"dry_ice": None, "frozen": False}
 
 
@@ -567,7 +573,7 @@ def arrival_failures(
 ) -> list[str]:
     """The arrival checks that failed, in words (a receipt recorded before products were told apart
     expected dry ice and a frozen product)."""
-    exp = expected or {"dry_ice": True, "frozen": True}
+    exp = expected or ARRIVAL_FROZEN
     failed = []
     if exp.get("dry_ice") is True and not dry_ice:
         failed.append("no dry ice")
