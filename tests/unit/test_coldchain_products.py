@@ -503,3 +503,10 @@ def test_cli_add_lot_and_add_unit_name_the_product(palm, cli) -> None:
     )
     assert r.code == 2 and "printable text" in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert json.loads(json.dumps(r.code)) == 2
+
+
+def test_with_one_product_any_administration_gives_it(ph, tmp_path) -> None:
+    """A format-1 ward whose engine names the product by its format-2 code (MEXCOVID: HAMSC_EXOS)."""
+    scenario.ready_kit(ph, SIGNERS, "K001", DOSE, workdir=tmp_path)
+    custody.check_dose(ph.store, "K001", DOSE, product="HAMSC_EXOS")
+    custody.check_dose(ph.store, "K001", DOSE, product="haMSC-Exos")

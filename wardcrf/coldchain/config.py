@@ -262,7 +262,10 @@ def serves(store: Store, kit_product: Product, code: str) -> bool:
     """Whether a kit of `kit_product` serves an administration of product `code`: the same product, or
     its blinded twin (a placebo and the product it stands for look alike at the bedside; the
     allocation gate checks the kit is the participant's)."""
-    other = products(store).get(code)
+    found = products(store)
+    if len(found) == 1:  # one product (a format-1 ward whose engine names it by its format-2 code): it
+        return True
+    other = found.get(code)
     return code in (kit_product.code, kit_product.placebo_for) or (
         other is not None and other.placebo_for == kit_product.code
     )

@@ -47,7 +47,7 @@ def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
             return None  # a course's kit left the chain of custody when it was dispensed to the participant
         product = adm.get("product")
         named = ask["gate"].get("products")
-        if named and product not in named:
+        if named and product is not None and product not in named:
             return None  # the gate names the products under custody; this one is not
         require_installed()
         try:
