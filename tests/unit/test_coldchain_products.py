@@ -240,11 +240,11 @@ def _stock(ph, tmp_path):
 
 def test_a_fridge_and_a_freezer_are_each_judged_by_their_products_range(palm, ph, tmp_path) -> None:
     _stock(ph, tmp_path)
-    services.import_logger(ph, log_file(tmp_path, "frz.txt", [-20.0] * 12), "FRZ-1")
+    frz = services.import_logger(ph, log_file(tmp_path, "frz.txt", [-20.0] * 12), "FRZ-1").event
     services.import_logger(ph, log_file(tmp_path, "frg.txt", [5.0] * 12), "FRG-1")
     # The freezer is out of a 2-8 °C product's range all the time: judged (the event says so) ...
-    body = ph.store.rows("SELECT summary FROM cc_logger_files WHERE unit_id = 'FRZ-1'")
-    assert body
+    judged = {j["product"]: len(j["excursions"]) for j in frz.body["products"]}
+    assert judged == {"RDV": 1, "MAB114": 1, "REGNEB3": 1} and frz.body["excursions"] == []
     mab = [x for x in excursion_rows(ph.store) if x["product"] == "MAB114" and x["unit_id"] == "FRZ-1"]
     assert len(mab) == 1 and mab[0]["is_open"] == 1
     # ... but no MAb114 kit was in it: nothing to show, nothing quarantined.
