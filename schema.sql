@@ -1057,3 +1057,11 @@ CREATE TABLE administration_kits (
     kit_id TEXT
 );
 CREATE INDEX administration_kits_kit ON administration_kits (kit_id) WHERE kit_id IS NOT NULL;
+
+-- migration: 0550-coldchain-products
+-- Each lot belongs to a product of the protocol (`coldchain.lot` record's `product_code`, issue 17);
+-- NULL for a lot recorded before products were told apart: it has the protocol's first product.
+-- An excursion judged against one product's range (its storage differs from the unit's) names it;
+-- NULL: judged against the unit's own range. Projections: `db rebuild` replays them from the log.
+ALTER TABLE cc_lots ADD COLUMN product_code TEXT;
+ALTER TABLE cc_excursions ADD COLUMN product TEXT;

@@ -12,11 +12,14 @@ worked):
 * PALM (Ebola; four open-label arms; infusions by weight): eight patients
   consented, screened (weight, Ct), enrolled and randomized over the three
   days before the working day and its morning, so every arm holds two; every
-  infusion due on a day before the local one given on its day (vials received
-  into the freezer and handed to the bedside, vitals before and after), those
-  due on the local day left due with their vial at the bedside, so the guided
-  administration (`d` on the participant) has something to give; one screen
-  failure (RT-PCR negative), one patient screened and not yet enrolled.
+  infusion due on a day before the local one given on its day (a lot of vials
+  of each product received into the unit its storage range asks for — ZMapp
+  into the -20 °C freezer, MAb114 and REGN-EB3 into a 2-8 °C refrigerator,
+  remdesivir into a 2-30 °C one — and handed to the bedside, vitals before and
+  after), those due on the local day left due with their vial at the bedside,
+  so the guided administration (`d` on the participant) has something to
+  give; one screen failure (RT-PCR negative), one patient screened and not
+  yet enrolled.
 * PALM007 (mpox; tecovirimat or placebo, double blind; capsules every 12 h by
   weight band): four patients randomized (a kit number each, the bottle
   dispensed from the pharmacy and handed to the bedside), every dose whose
@@ -296,9 +299,9 @@ class _Story:
         self.trial, self.s, self.password, self.tmp = trial, sessions, password, tmp
         self.timeline, self.result, self.today = timeline, result, today
         self.passwords = {u: password for u, _n, _r in USERS}
-        self.vials = 0
-        self.stored: dict[str, datetime] = {}  # lot -> when its kits went into the freezer
-        self.lot_of: dict[str, str] = {}  # a dispensed bottle -> its lot (PALM's vials: "lot")
+        self.vials: dict[str, int] = {}  # product -> vials of its lot used so far
+        self.stored: dict[str, datetime] = {}  # lot -> when its kits went into their unit
+        self.lot_of: dict[str, str] = {}  # a vial or dispensed bottle -> its lot
 
     @property
     def palm(self) -> bool:
@@ -318,20 +321,37 @@ class _Story:
             self.timeline.at(base, functools.partial(self._admit, n, pt, base))
 
     # -- the cold chain --------------------------------------------------------------------------
-    VIALS = 40
+    VIALS = 12  # per product
+
+    @staticmethod
+    def _lot(product: str) -> str:
+        return f"PALM-{product}-2018-11"
 
     def _vials_arrive(self) -> None:
+        """One lot of each product, each received into the unit its storage range asks for."""
         from wardcrf.coldchain import scenario
 
-        got = scenario.receive_and_store(
-            self.s["pharmacist"],
-            self.passwords,
-            lot="PALM-LOT-2018-11",
-            kits=[f"VIAL-{k:04d}" for k in range(1, self.VIALS + 1)],
-            received_at=now_utc() - timedelta(minutes=20),
-            workdir=self.tmp,
-        )
-        self.stored["lot"] = got.stored_at
+        for product in sorted({str(p["code"]) for p in self.trial.data.get("products", ())}):
+            lot = self._lot(product)
+            got = scenario.receive_and_store(
+                self.s["pharmacist"],
+                self.passwords,
+                lot=lot,
+                kits=[f"VIAL-{product}-{k:04d}" for k in range(1, self.VIALS + 1)],
+                received_at=now_utc() - timedelta(minutes=20),
+                workdir=self.tmp,
+                product=product,
+            )
+            self.stored[lot] = got.stored_at
+
+    def _vial(self, pid: str) -> str:
+        """The next vial of the product the participant's arm gives (its lot noted)."""
+        arm = self.result.arms[pid]
+        product = self.trial.regimens_of(arm)[0].administrations[0].product
+        self.vials[product] = self.vials.get(product, 0) + 1
+        kit = f"VIAL-{product}-{self.vials[product]:04d}"
+        self.lot_of[kit] = self._lot(product)
+        return kit
 
     def _to_bedside(self, kit: str, start: datetime) -> None:
         from wardcrf.coldchain import scenario
@@ -345,7 +365,7 @@ class _Story:
                 start,
                 bedside=self.s["clinician"],
                 workdir=self.tmp,
-                since=self.stored[self.lot_of.get(kit, "lot")] - timedelta(minutes=30),
+                since=self.stored[self.lot_of[kit]] - timedelta(minutes=30),
             ),
         )
 
@@ -447,8 +467,7 @@ class _Story:
         for item in self._slots(pid):
             due = datetime.fromisoformat(item["due"]).astimezone(zone(ZONE))
             n = int(item["number"])
-            self.vials += 1
-            kit = f"VIAL-{self.vials:04d}"
+            kit = self._vial(pid)
             if due.date() < local_day:
                 start = _local(due.date(), 11)
                 self._to_bedside(kit, start)
@@ -485,7 +504,7 @@ class _Story:
                 pid,
                 {
                     "kit_id": kit,
-                    "lot": "PALM-LOT-2018-11",
+                    "lot": self.lot_of[kit],
                     "not_given": False,
                     "dose_mg": dose,
                     "volume": 250,

@@ -247,6 +247,22 @@ class LoggerSpan(_Body):
     open: bool | None = None
 
 
+ProductCode = Annotated[str, Meta(pattern=r"^[^\x00-\x1f\x7f-\x9f]{1,200}$")]
+"""A protocol's product code (format 1: its product's name): printable, no control characters."""
+
+
+class JudgedRange(_Body):
+    """A product stored at another range than its unit's, judged by its own (issue 17)."""
+
+    product: ProductCode
+    low_c: Number
+    high_c: Number
+
+
+class JudgedSeries(JudgedRange):
+    excursions: list[LoggerSpan] = []
+
+
 class LoggerImported(_Body):
     unit_id: Name
     sha256: Hex64
@@ -259,6 +275,7 @@ class LoggerImported(_Body):
     high_c: Number
     serial: Annotated[str, Meta(max_length=200)] | None = None
     excursions: list[LoggerSpan] = []
+    products: list[JudgedSeries] = []
 
 
 class QueryAnswered(_Body):
@@ -694,11 +711,20 @@ class LotData(_Data):
     release_ref: Annotated[str, Meta(max_length=500)]
     quantity: Count
     kits: list[Name] | None = None
+    product_code: ProductCode | None = None  # absent before products were told apart: the protocol's first
 
 
 class TransitLogger(_Data):
     excursions: list[LoggerSpan] | None = None
     high_c: Number | None = None
+    low_c: Number | None = None
+
+
+class ArrivalExpected(_Data):
+    """What a receipt's product should arrive as (absent before products were told apart: dry ice, frozen)."""
+
+    dry_ice: bool | None = None
+    frozen: bool | None = None
 
 
 class TransferData(_Data):
@@ -712,6 +738,7 @@ class TransferData(_Data):
     condition: Scalar = None
     kits: list[Name] | None = None
     logger: TransitLogger | None = None
+    arrival_expected: ArrivalExpected | None = None
 
 
 class ReadingData(_Data):
@@ -720,6 +747,7 @@ class ReadingData(_Data):
     temp_c: Number
     low_c: Number
     high_c: Number
+    products: list[JudgedRange] | None = None
 
 
 class ThawData(_Data):

@@ -162,6 +162,8 @@ class ExcursionsScreen(Screen[None]):
         table.clear()
         for i, x in enumerate(self.rows):
             where = x["unit"] or t("cc.receipt_short", kind=domain_word("cc_exkind", x["kind"]))
+            if x["product"]:
+                where += f" ({x['product']})"  # judged against that product's range, not the unit's
             minmax = "—" if x["min_c"] is None else f"{x['min_c']:g} … {x['max_c']:g} °C"
             table.add_row(
                 where,
@@ -196,6 +198,8 @@ class ExcursionsScreen(Screen[None]):
             )
             + (" · " + t("cc.still_open") if x["open"] else ""),
         ]
+        if x["product"] or len(x["lots"]) > 1:  # which lots: one a product's range judged, or several
+            lines.append(t("cc.excursion_lots", lots=", ".join(x["lots"])))
         for k in x["kits"]:
             d = k["disposition"]
             state = (

@@ -20,10 +20,12 @@ from textual.message import Message
 from textual.widgets import Input
 
 from wardcrf import ids
+from wardcrf import protocol as protocols
 from wardcrf.coldchain import services
 from wardcrf.errors import UsageError
 
-from ..i18n import language, t
+from ..i18n import catalogue, language, t
+from ..ward import Ward
 from ..widgets.fields import FieldSpec, whole_number
 from .shared import now_text
 from .transfer import TransferScreen
@@ -73,6 +75,38 @@ class ReceiptScreen(TransferScreen):
 
         info: services.LotInfo
 
+    def __init__(
+        self, ward: Ward, initial: dict[str, Any] | None = None, *, focus: str | None = None
+    ) -> None:
+        self.products = ward.call(services.products_for)
+        """The protocol's products a lot may belong to: a choice when there are several."""
+        super().__init__(ward, initial, focus=focus)
+
+    @property
+    def choosing_product(self) -> bool:
+        return len(self.products) > 1
+
+    def form_fields(self) -> list[FieldSpec]:
+        """The receipt's fields; with several products, the lot's product is chosen from them (code,
+        name and storage range), never typed."""
+        if not self.choosing_product:
+            return list(self.FIELDS)
+        choice = FieldSpec(
+            "product",
+            kind="choice",
+            field=protocols.Field(
+                name="product",
+                type="choice",
+                label=catalogue()["cc.f_product"],
+                required=True,
+                choices=tuple(
+                    protocols.Choice(p["code"], {"en": f"{p['code']}: {p['name']} ({p['range']})"})
+                    for p in self.products
+                ),
+            ),
+        )
+        return [choice if f.name == "product" else f for f in self.FIELDS]
+
     def defaults(self) -> dict[str, Any]:
         # The site's one storage unit, else blank: the person names the place (never a silent
         # "pharmacy", which starts a custody clock nobody knows about; issue 14, finding 7).
@@ -99,7 +133,8 @@ class ReceiptScreen(TransferScreen):
     @on(LotKnown)
     def _lot_known(self, message: LotKnown) -> None:
         info = message.info
-        for name in ("product", "expiry", "release_ref"):
+        self.set_value("product", info["product_code"] if self.choosing_product else info["product"])
+        for name in ("expiry", "release_ref"):
             self.set_value(name, str(info[name]))
         self._say(t("cc.lot_known", lot=info["lot"], n=len(info["kits"]), kits=", ".join(info["kits"])))
 
@@ -127,9 +162,11 @@ class ReceiptScreen(TransferScreen):
         quantity = int(quantity_text)
         flags = {name: self.flag(name) for name in ("dry_ice", "intact", "frozen")}
         logger_file = self.text("logger_file").removeprefix("@")
+        chosen = self.text("product")
         return dict(
             lot=self.text("lot"),
-            product=self.text("product"),
+            product=chosen,
+            product_code=(chosen or None) if self.choosing_product else None,
             expiry=self.text("expiry"),
             release_ref=self.text("release_ref"),
             quantity=quantity,

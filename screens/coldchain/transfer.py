@@ -99,7 +99,7 @@ class TransferScreen(FieldForm):
 
     def compose_fields(self) -> ComposeResult:
         yield FieldGroup(
-            specs=self.FIELDS,
+            specs=tuple(self.form_fields()),
             zone=self.ward.session.ctx.zone,
             user=self.ward.user,
             values=self.values,

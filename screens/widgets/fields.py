@@ -472,7 +472,14 @@ class FieldGroup(Vertical):
         return out
 
     def set_value(self, name: str, value: str) -> None:
-        """Put text into a field's input (a stamped time, a lot's label data); it is checked as typed."""
+        """Put text into a field's input (a stamped time, a lot's label data), or choose the option with that
+        code in a drop-down (a registered lot's product); it is checked as typed."""
+        spec = next((f for f in self.fields if f.name == name), None)
+        if spec is not None and spec.kind == "choice":
+            if any(str(c.code) == value for c in spec.choices):
+                self.query_one(f"#{self.wid(name)}", Select).value = value
+                self.values[name] = value
+            return
         widget = self.query_one(f"#{self.wid(name)}", Input)
         widget.value = value
         self.values[name] = value

@@ -236,6 +236,11 @@ def _vitals(w: Ward, pid: str, timepoint: str, n: int, when: datetime):
     )
 
 
+def _product(arm: str) -> str:
+    """The product a PALM arm's infusions give (the vial the cold chain must have received)."""
+    return model.shipped("palm.toml").regimens_of(arm)[0].administrations[0].product
+
+
 def _infusion(w: Ward, pid: str, kit: str, start: datetime, dose_mg: str, *more: str):
     return w.run(
         "submit",
@@ -325,7 +330,7 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     start = max(s1.opens, w.now) + timedelta(minutes=30)
     w.at(start + timedelta(hours=3))
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    ready_kit_on(w.site(), "VIAL-0001", start.isoformat(), w.root)
+    ready_kit_on(w.site(), "VIAL-0001", start.isoformat(), w.root, _product(arm))
     r = _infusion(w, pid, "VIAL-0001", start, "3100")
     assert r.code == 1 and "vitals before infusion" in r.err, r.err
     assert _vitals(w, pid, "pre_infusion", 1, start - timedelta(minutes=20)).code == 0
@@ -346,7 +351,7 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     start3 = s3.opens + timedelta(hours=9)
     w.at(start3 + timedelta(hours=3))
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    ready_kit_on(w.site(), "VIAL-0003", start3.isoformat(), w.root)
+    ready_kit_on(w.site(), "VIAL-0003", start3.isoformat(), w.root, _product(arm))
     assert _vitals(w, pid, "pre_infusion", 3, start3 - timedelta(minutes=20)).code == 0
     r = _infusion(w, pid, "VIAL-0003", start3, "3100", "interruptions=1")
     assert r.code == 1 and "interruption_note" in r.err  # required_when interruptions > 0
@@ -913,7 +918,7 @@ def test_palm_the_engines_rules_accept_and_refuse_each_in_one_line(
     err = one_line(_infusion(w, pid, "VIAL-0404", t, "3100"))
     assert "custody gate" in err or "after the start" in err
     assert count("infusion") == 0
-    ready_kit_on(w.site(), "VIAL-0101", t.isoformat(), w.root)
+    ready_kit_on(w.site(), "VIAL-0101", t.isoformat(), w.root, _product(arm))
     # vitals "before" the infusion taken after its start are refused; corrected by an amendment, accepted
     assert "after the start" in one_line(_infusion(w, pid, "VIAL-0101", t, "3100"))
     r = w.run(
@@ -930,7 +935,9 @@ def test_palm_the_engines_rules_accept_and_refuse_each_in_one_line(
     # a second infusion the same day: one a day (per_day), or no slot at all for a single infusion
     w.at(t + timedelta(hours=5))
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    ready_kit_on(w.site(), "VIAL-0102", (t + timedelta(hours=2, minutes=40)).isoformat(), w.root)
+    ready_kit_on(
+        w.site(), "VIAL-0102", (t + timedelta(hours=2, minutes=40)).isoformat(), w.root, _product(arm)
+    )
     assert _vitals(w, pid, "pre_infusion", 2, t + timedelta(hours=2, minutes=20)).code == 0
     err = one_line(_infusion(w, pid, "VIAL-0102", t + timedelta(hours=2, minutes=40), "3100"))
     assert ("the protocol allows 1 a day" in err) if arm in ("ZMAPP", "RDV") else ("takes a record" in err), (
@@ -1195,11 +1202,13 @@ def test_a_dose_assessment_outside_its_window_is_a_deviation(cli, tmp_path: Path
     pid = w.consent()
     assert w.screen(pid).code == 0
     assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date()}").code == 0
-    assert w.run("randomize", pid, "--stratum", "ct_np=HIGH").code == 0
+    r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
+    assert r.code == 0
+    arm = r.out.split("randomized: arm ", 1)[1].split()[0]
     t = w.now + timedelta(hours=2)
     w.at(t + timedelta(hours=5))
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    ready_kit_on(w.site(), "VIAL-0201", t.isoformat(), w.root)
+    ready_kit_on(w.site(), "VIAL-0201", t.isoformat(), w.root, _product(arm))
     assert _vitals(w, pid, "pre_infusion", 1, t - timedelta(minutes=90)).code == 0
     r = _infusion(w, pid, "VIAL-0201", t, "3100")
     assert r.code == 0, r.err

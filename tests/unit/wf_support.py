@@ -149,7 +149,7 @@ class Staff:
         if self.clin.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (scenario.UNIT,)) is None:
             services.add_unit(self.session("pharmacist"), scenario.UNIT, name="freezer", location="ward")
 
-    def custody(self, kit: str, start: str) -> None:
+    def custody(self, kit: str, start: str, product: str | None = None) -> None:
         """Give a kit a complete cold chain up to the bedside before its dose (the custody gate).
 
         A kit already known keeps its record (reuse is the workflow's refusal to test); an id
@@ -165,6 +165,7 @@ class Staff:
             return
         if clin.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit_id,)):
             return
+        scenario.ensure_unit(self.session("pharmacist"), scenario.product_of(clin, product))
         signers = {u: PASSWORD for u in ("clinician", "clinician2", "investigator")}
         scenario.ready_kit(
             clin,
@@ -174,6 +175,7 @@ class Staff:
             clinician="clinician2",
             workdir=self.tmp,
             bedside=clin,
+            product=product,
         )
 
     def continue_(self, pid: str):
@@ -195,8 +197,9 @@ class Staff:
         return pid, day0
 
 
-def ready_kit_on(site: Site, kit: str, start: str, tmp: Path) -> None:
-    """Complete cold chain for `kit` before a dose at `start`, on a site the CLI tests drive."""
+def ready_kit_on(site: Site, kit: str, start: str, tmp: Path, product: str | None = None) -> None:
+    """Complete cold chain for `kit` (of `product`, default the protocol's first) before a dose at
+    `start`, on a site the CLI tests drive."""
     opened: list[Session] = []
 
     def open_(user: str) -> Session:
@@ -206,7 +209,7 @@ def ready_kit_on(site: Site, kit: str, start: str, tmp: Path) -> None:
     try:
         ward = Staff(open_, tmp)
         ward.freezer()
-        ward.custody(kit, start)
+        ward.custody(kit, start, product)
     finally:
         for s in opened:
             s.close()
@@ -279,4 +282,3 @@ def evening_on_the_ward(monkeypatch: Any) -> None:
     from datetime import time as clock_time
 
     monkeypatch.setenv("WARDCRF_FAKE_NOW", datetime.combine(today(), clock_time(20, 0), TZ).isoformat())
-

@@ -118,6 +118,13 @@ def add_unit(
         str | None, typer.Option("--zone", help="Zone of its logger's clock (default: site).")
     ] = None,
     interval: Annotated[int, typer.Option("--interval", help="Logging interval in minutes.")] = 5,
+    product: Annotated[
+        str | None,
+        typer.Option(
+            "--product",
+            help="The product it stores (code or name): its range is the default (else the protocol's first).",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Register a monitored storage unit with its allowed range."""
@@ -132,14 +139,23 @@ def add_unit(
             target_c=target,
             zone=zone,
             interval_minutes=interval,
+            product=product,
         )
-    console.print(f"Registered unit {unit} — event {event.id}")
+    data = event.body["data"]
+    console.print(f"Registered unit {unit} ({data['low_c']} … {data['high_c']} °C) — event {event.id}")
 
 
 @app.command("add-lot")
 def add_lot(
     lot: Annotated[str, typer.Argument(help="Lot number as on the label.")],
-    product: Annotated[str, typer.Option("--product", help="Product name and strength.")],
+    product: Annotated[
+        str,
+        typer.Option(
+            "--product",
+            help="The protocol's product, by code or name (one of several: required; the protocol's only one:"
+            " any label wording).",
+        ),
+    ],
     expiry: Annotated[str, typer.Option("--expiry", help="Expiry date, yyyy-mm-dd.")],
     release_ref: Annotated[str, typer.Option("--release-ref", help="Manufacturer's release reference (QP).")],
     quantity: Annotated[int, typer.Option("--quantity", help="Number of kits, checked against the ids.")],
@@ -163,7 +179,8 @@ def add_lot(
             s, lot, product=product, expiry=expiry, release_ref=release_ref, kits=scanned, quantity=quantity
         )
     data = event.body["data"]
-    console.print(f"Registered lot {data['lot']} with {len(data['kits'])} kit(s) — event {event.id}")
+    code = f" ({data['product_code']})" if "product_code" in data else ""  # several products: which one
+    console.print(f"Registered lot {data['lot']}{code} with {len(data['kits'])} kit(s) — event {event.id}")
 
 
 @app.command("receive")
@@ -431,7 +448,7 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "where", "span (UTC)", "min…max °C", "kits awaiting", "dispositions")
+    table = Table("id", "where", "span (UTC)", "min…max °C", "lots", "kits awaiting", "dispositions")
     for x in rows:
         decided = [k["disposition"]["decision"] for k in x["kits"] if k["disposition"]]
         done = ", ".join(f"{decided.count(d)} {d}d" for d in ("release", "discard") if d in decided)
@@ -440,6 +457,7 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
             x["unit"] or f"receipt {x['receipt']}",
             f"{x['start']} … {x['end']} ({x['duration_min']} min){' open' if x['open'] else ''}",
             f"{x['min_c']} … {x['max_c']}",
+            ", ".join(x["lots"]) + (f" ({x['product']})" if x["product"] else "") or "—",
             ", ".join(x["awaiting_disposition"]) or "—",
             done or "—",
         )

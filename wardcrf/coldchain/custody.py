@@ -99,12 +99,36 @@ def stays(store: Store, kit: str, until: int | None = None) -> list[Stay]:
     return out
 
 
-def affected_kits(store: Store, exc: dict[str, Any]) -> list[str]:
-    """Kits an excursion quarantines: those in the unit during its span, or the receipt's kits."""
-    if exc["scope"] == "receipt":
-        row = store.one("SELECT kits FROM cc_transfers WHERE event_id = ?", (exc["receipt_event"],))
-        return list(json.loads(row[0])) if row else []
-    kits = []
+def judges(store: Store, exc: dict[str, Any], kit: str) -> bool:
+    """Whether an excursion in a unit was judged against this kit's product's range.
+
+    One judged against a product's own range (`product` set) touches that
+    product's kits; one against the unit's own range touches the kits whose
+    product is stored at that range — every kit when the protocol's products
+    share one range (as before products were told apart).
+    """
+    if exc.get("scope") == "receipt":
+        return True
+    product = config.product_of_kit(store, kit)
+    if exc.get("product"):
+        return bool(exc["product"] == product.code)
+    if config.single_range(store):
+        return True
+    unit = store.one("SELECT low_c, high_c FROM cc_units WHERE unit_id = ?", (exc["unit_id"],))
+    return unit is None or (float(unit[0]), float(unit[1])) == product.range_c
+
+
+def tolerated(store: Store, exc: dict[str, Any], kit: str) -> bool:
+    """An excursion this kit's product tolerates (`excursion.max_minutes`): closed and no longer than that."""
+    if exc.get("scope") == "receipt" or exc.get("is_open"):
+        return False
+    allowed = config.product_of_kit(store, kit).tolerated_s
+    return allowed > 0 and exc["end_t"] - exc["start_t"] <= allowed
+
+
+def in_unit_during(store: Store, exc: dict[str, Any], *, judged_only: bool = True) -> list[str]:
+    """Kits in the excursion's unit at any time during its span (by the custody records, whenever they
+    were entered); `judged_only`: only those whose product it was judged against (`judges`)."""
     candidates = [
         r[0]
         for r in store.execute(
@@ -113,13 +137,40 @@ def affected_kits(store: Store, exc: dict[str, Any]) -> list[str]:
             (exc["unit_id"], exc["unit_id"]),
         )
     ]
+    out = []
     for kit in candidates:
+        if judged_only and not judges(store, exc, kit):
+            continue
         for st in stays(store, kit):
             end = st.end if st.end is not None else float("inf")
             if st.location == exc["unit_id"] and st.start <= exc["end_t"] and end >= exc["start_t"]:
-                kits.append(kit)
+                out.append(kit)
                 break
-    return kits
+    return out
+
+
+def relevant(store: Store, exc: dict[str, Any]) -> bool:
+    """Whether an excursion is one to show: a receipt's or a unit's own, always; one judged against a
+    product's range, when a kit of that product was in the unit during it (a -20 °C freezer is out of
+    a 2-8 °C product's range all the time, which matters only to kits of that product stored there)."""
+    if exc.get("scope") == "receipt" or not exc.get("product"):
+        return True
+    return bool(in_unit_during(store, exc))
+
+
+def lots_of(store: Store, kits: list[str]) -> list[str]:
+    """The lots of `kits`, each once, sorted (which lots an excursion touches)."""
+    found = {lot_of(store, k) for k in kits}
+    return sorted(x for x in found if x is not None)
+
+
+def affected_kits(store: Store, exc: dict[str, Any]) -> list[str]:
+    """Kits an excursion quarantines: those in the unit during its span whose product it was judged
+    against (`judges`) and whose product does not tolerate it, or the receipt's kits."""
+    if exc["scope"] == "receipt":
+        row = store.one("SELECT kits FROM cc_transfers WHERE event_id = ?", (exc["receipt_event"],))
+        return list(json.loads(row[0])) if row else []
+    return [k for k in in_unit_during(store, exc) if not tolerated(store, exc, k)]
 
 
 def excursions_for(store: Store, kit: str) -> list[dict[str, Any]]:
@@ -142,6 +193,8 @@ def excursions_for(store: Store, kit: str) -> list[dict[str, Any]]:
         if x["excursion_id"] in seen:
             continue
         seen.add(x["excursion_id"])
+        if not judges(store, x, kit) or tolerated(store, x, kit):
+            continue
         disp = store.rows(
             "SELECT decision, reason, by_user, event_id FROM cc_dispositions WHERE excursion_id = ? AND kit_id = ?",
             (x["excursion_id"], kit),
@@ -304,7 +357,6 @@ def outside_units(store: Store, now: int) -> list[Clock]:
     Kits at disposal or returned, discarded, or already given (`kit_use`)
     have no clock. One query finds each kit's last step up to `now`.
     """
-    lim = config.limits(store)
     rows = store.execute(
         "SELECT kit_id, event_id, at, to_location, lot FROM ("
         " SELECT c.kit_id, t.event_id, t.at, t.to_location, k.lot, row_number() OVER"
@@ -318,7 +370,8 @@ def outside_units(store: Store, now: int) -> list[Clock]:
     for kit, step, at, where, lot in rows:
         if where.startswith(ENDED) or is_discarded(store, kit) or kits.kit_use(store, kit) is not None:
             continue
-        allowed = lim.bedside_s if config.is_bedside(where) else lim.transit_s
+        product = config.product_of_lot(store, lot)
+        allowed = product.bedside_s if config.is_bedside(where) else product.transit_s
         out.append(Clock(kit, lot, where, at, allowed, at + allowed - now, step))
     out.sort(key=lambda c: (c.deadline, c.kit))
     return out
@@ -332,7 +385,16 @@ def clock_warning(store: Store, kits: list[str], where: str, since: int, now: in
     """
     if is_unit(store, where) or where.startswith(ENDED):
         return None
-    lim = config.limits(store)
+    # Kits of several products: the strictest allowance is the deadline to meet.
+    found = [config.product_of_kit(store, k) for k in kits] or [config.first_product(store)]
+    lim = config.Limits(
+        found[0].low_c,
+        found[0].high_c,
+        found[0].target_c,
+        min(p.transit_s for p in found),
+        min(p.bedside_s for p in found),
+        found[0].source,
+    )
     names = ", ".join(kits[:3]) + (f" and {len(kits) - 3} more" if len(kits) > 3 else "")
     n = f"{len(kits)} kit(s) ({names})"
     if config.is_bedside(where):
@@ -497,7 +559,7 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
     lot_row = store.one("SELECT lot FROM cc_kits WHERE kit_id = ?", (kit,))
     if lot_row is None:
         return Chain(kit, None, [], [f"kit {kit} is not registered in any lot"])
-    lim = config.limits(store)
+    lim = config.limits(store, config.product_of_lot(store, str(lot_row[0])))
     links: list[Link] = []
     problems: list[str] = []
     rows = [s for s in steps(store, kit) if when is None or s["at"] <= when]
@@ -602,16 +664,22 @@ def used_by(store: Store, kit: str) -> str | None:
     return use.event_id if use else None
 
 
-def dose_problems(store: Store, kit: str, when: Any, *, used: bool = True) -> list[str]:
+def dose_problems(
+    store: Store, kit: str, when: Any, *, used: bool = True, product: str | None = None
+) -> list[str]:
     """Every reason `kit` cannot be used for a dose at `when`, first the most basic.
 
     `used=False` leaves out "already used" (the gate: its callers asked it already).
+    `product`: the product the administration gives (its code); a kit of another product is refused.
     """
     t = _epoch(store, when)
     c = chain(store, kit, t)
     if c.lot is None:
         return c.problems
     problems = list(c.problems)
+    declared = config.product_of_lot(store, c.lot)
+    if product is not None and not config.serves(store, declared, product):
+        problems.insert(0, f"kit {kit} is {declared.code} (lot {c.lot}); this administration gives {product}")
     where = location_at(store, kit, t)
     if where is None or not config.is_bedside(where):
         msg = f"kit {kit} is at {where!r}, not at the bedside (record the handover)"
@@ -619,13 +687,18 @@ def dose_problems(store: Store, kit: str, when: Any, *, used: bool = True) -> li
             problems.insert(0, msg)
     else:
         arrived = max(s["at"] for s in steps(store, kit) if s["at"] <= t)
-        thaw = store.one(
-            "SELECT event_id FROM cc_thaws WHERE kit_id = ? AND start_t >= ? AND end_t <= ?",
-            (kit, arrived, t),
-        )
-        if thaw is None:
-            problems.append(f"kit {kit} has no thaw/reconstitution record at the bedside before {iso_z(t)}")
-        allowed = config.limits(store).bedside_s
+        if declared.steps:  # a product with nothing to prepare (capsules) is given as it comes
+            thaw = store.one(
+                "SELECT event_id, end_t FROM cc_thaws WHERE kit_id = ? AND start_t >= ? AND end_t <= ?",
+                (kit, arrived, t),
+            )
+            if thaw is None:
+                problems.append(
+                    f"kit {kit} has no thaw/reconstitution record at the bedside before {iso_z(t)}"
+                )
+            else:
+                problems += _preparation_late(kit, declared, int(thaw[1]), t)
+        allowed = declared.bedside_s
         if t - arrived > allowed:
             problems.append(
                 f"kit {kit} reached the bedside {(t - arrived) // 60} min before the dose (allowed {allowed // 60} min)"
@@ -642,13 +715,27 @@ def dose_problems(store: Store, kit: str, when: Any, *, used: bool = True) -> li
     return problems
 
 
-def check_dose(store: Store, kit_id: str, when: Any) -> None:
+def _preparation_late(kit: str, product: config.Product, ended: int, dose: int) -> list[str]:
+    """The product's preparation steps whose `within` the time from the preparation's end to the dose
+    exceeds (one preparation record covers every step: it ends with the last)."""
+    late = [s for s in product.steps if s.within_s is not None and dose - ended > s.within_s]
+    return [
+        f"kit {kit} was prepared {(dose - ended) // 60} min before the dose: {product.code} step "
+        f"{s.code!r} ({s.label}) must end within {s.within_s // 60} min of it"
+        for s in late[:1]
+        if s.within_s is not None
+    ]
+
+
+def check_dose(store: Store, kit_id: str, when: Any, *, product: str | None = None) -> None:
     """The pre-dose custody gate: returns, or raises `Refused` naming the broken link.
 
     Not "already used": the dose rule and the scan step ask `kit_use` before any gate.
+    `product`: the product the administration gives, when the caller knows it (a format-2
+    administration): a kit of another product is refused.
     """
     kit = ids.key(kit_id)
-    problems = dose_problems(store, kit, when, used=False)
+    problems = dose_problems(store, kit, when, used=False, product=product)
     if problems:
         more = (
             f" (and {len(problems) - 1} more: `wardcrf coldchain custody {kit_id}`)"

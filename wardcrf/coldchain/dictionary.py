@@ -30,6 +30,9 @@ class Column:
     label: str
     description: str
     unit: str = ""
+    when_present: bool = False
+    """A column exports carry only when some record holds it (a product-aware field a one-product trial never
+    writes: its files keep the columns they always had)."""
 
 
 _AT = "UTC ISO 8601 (Z)"
@@ -87,6 +90,13 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     FORM_LOT: (
         Column("lot", "text", "Lot", "manufacturer's lot number"),
         Column("product", "text", "Product", "product name and strength as labelled"),
+        Column(
+            "product_code",
+            "text",
+            "Product code",
+            "the protocol's product the lot belongs to (its storage range, excursion limits and preparation), written when the protocol declares several; blank: the protocol's first (its only one)",
+            when_present=True,
+        ),
         Column("expiry", "date", "Expiry", "expiry date (blank when not labelled)"),
         Column(
             "release_ref", "text", "Release reference", "the qualified person's release certificate reference"
@@ -102,6 +112,13 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("dry_ice_present", "boolean", "Dry ice present", "dry ice still present on arrival"),
         Column("container_intact", "boolean", "Container intact", "shipper and seals intact on arrival"),
         Column("product_frozen", "boolean", "Product frozen", "product still frozen on arrival"),
+        Column(
+            "arrival_expected",
+            "json",
+            "Arrival expected",
+            "what the kits' product should arrive as: dry_ice (true, or null when not checked) and frozen (true or false), from its storage range (JSON); blank: a frozen product's (dry ice, frozen)",
+            when_present=True,
+        ),
         Column(
             "logger_serial", "text", "Transit logger", "serial number of the shipper's temperature logger"
         ),
@@ -127,6 +144,13 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("temp_c", "number", "Temperature", "temperature read from the unit's display", "C"),
         Column("low_c", "number", "Lowest allowed", "the unit's lower limit when read", "C"),
         Column("high_c", "number", "Highest allowed", "the unit's upper limit when read", "C"),
+        Column(
+            "products",
+            "json",
+            "Products judged",
+            "products stored at another range than the unit's, each judged by its own: product, low_c, high_c (JSON); blank when the protocol's products share one range",
+            when_present=True,
+        ),
     ),
     FORM_THAW: (
         Column("kit_id", "text", "Kit", "the kit thawed"),

@@ -27,6 +27,7 @@ from .services import (
     FORM_RECEIPT,
     FORM_THAW,
     FORM_UNIT,
+    arrival_failures,
 )
 
 if TYPE_CHECKING:
@@ -62,9 +63,17 @@ def _lot(store: Store, rec: Record) -> None:
     store.execute("DELETE FROM cc_lots WHERE event_id = ?", (rec.event_id,))
     store.execute("DELETE FROM cc_kits WHERE event_id = ?", (rec.event_id,))
     store.execute(
-        "INSERT OR REPLACE INTO cc_lots (lot, product, expiry, release_ref, quantity, event_id)"
-        " VALUES (?,?,?,?,?,?)",
-        (ids.key(d["lot"]), d["product"], d["expiry"], d["release_ref"], d["quantity"], rec.event_id),
+        "INSERT OR REPLACE INTO cc_lots (lot, product, expiry, release_ref, quantity, event_id, product_code)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (
+            ids.key(d["lot"]),
+            d["product"],
+            d["expiry"],
+            d["release_ref"],
+            d["quantity"],
+            rec.event_id,
+            d.get("product_code"),  # absent before products were told apart: the protocol's first
+        ),
     )
     for kit in d.get("kits") or []:
         store.execute(
@@ -118,15 +127,12 @@ def _receipt(store: Store, rec: Record) -> None:
     _transfer(store, rec, "receipt")
     d = rec.data
     store.execute("DELETE FROM cc_excursions WHERE source_event = ?", (rec.event_id,))
-    failed = [
-        name
-        for key, name in (
-            ("dry_ice_present", "no dry ice"),
-            ("container_intact", "container damaged"),
-            ("product_frozen", "product not frozen"),
-        )
-        if not d.get(key)
-    ]
+    failed = arrival_failures(
+        d.get("arrival_expected"),
+        d.get("dry_ice_present"),
+        d.get("container_intact"),
+        d.get("product_frozen"),
+    )
     at = epoch(d["at"])
     if failed:
         store.execute(
@@ -159,7 +165,9 @@ def _receipt(store: Store, rec: Record) -> None:
                 e["max_c"],
                 int(bool(e.get("open"))),
                 rec.event_id,
-                f"transit log above {logger.get('high_c')} °C",
+                f"transit log above {logger.get('high_c')} °C"
+                if logger.get("low_c") is None
+                else f"transit log outside {logger.get('low_c')} … {logger.get('high_c')} °C",
             ),
         )
 
@@ -177,6 +185,26 @@ def _reading(store: Store, rec: Record) -> None:
         "INSERT INTO cc_manual_readings (event_id, unit_id, at, temp_c, by_user) VALUES (?,?,?,?,?)",
         (rec.event_id, d["unit_id"], at, d["temp_c"], rec.created_by),
     )
+    for judged in d.get("products") or ():  # a product stored at another range, judged by its own
+        if judged["low_c"] <= d["temp_c"] <= judged["high_c"]:
+            continue
+        store.execute(
+            "INSERT OR REPLACE INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
+            " max_c, is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,0,?,?,?)",
+            (
+                f"{d['unit_id']}/{d['at']}/manual/{judged['product']}",
+                "unit",
+                "manual",
+                d["unit_id"],
+                at,
+                at,
+                d["temp_c"],
+                d["temp_c"],
+                rec.event_id,
+                f"manual reading outside {judged['low_c']} … {judged['high_c']} °C ({judged['product']})",
+                judged["product"],
+            ),
+        )
     if not (d["low_c"] <= d["temp_c"] <= d["high_c"]):
         store.execute(
             "INSERT OR REPLACE INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
@@ -242,29 +270,38 @@ def _logger_imported(store: Store, e: Event) -> None:
             json.dumps(s, sort_keys=True),
         ),
     )
-    for x in b.get("excursions") or []:
-        xid = f"{b['unit_id']}/{x['start']}"
-        # A later file may extend an excursion that an earlier one saw open.
-        store.execute(
-            "INSERT INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c, max_c, is_open,"
-            " source_event, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT(excursion_id) DO UPDATE SET end_t = max(end_t, excluded.end_t),"
-            " min_c = min(min_c, excluded.min_c), max_c = max(max_c, excluded.max_c),"
-            " is_open = excluded.is_open, source_event = excluded.source_event",
-            (
-                xid,
-                "unit",
-                "logger",
-                b["unit_id"],
-                epoch(x["start"]),
-                epoch(x["end"]),
-                x["min_c"],
-                x["max_c"],
-                int(bool(x.get("open"))),
-                e.id,
-                f"logger outside {b['low_c']} … {b['high_c']} °C",
-            ),
-        )
+    series = [(None, b["low_c"], b["high_c"], b.get("excursions") or [])]
+    # Products stored at another range than the unit's, each judged by its own (absent before products
+    # were told apart, and when the protocol's products share one range).
+    series += [
+        (j["product"], j["low_c"], j["high_c"], j.get("excursions") or []) for j in b.get("products") or []
+    ]
+    for product, low, high, found in series:
+        for x in found:
+            xid = f"{b['unit_id']}/{x['start']}" + (f"/{product}" if product else "")
+            detail = f"logger outside {low} … {high} °C" + (f" ({product})" if product else "")
+            # A later file may extend an excursion that an earlier one saw open.
+            store.execute(
+                "INSERT INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c, max_c,"
+                " is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(excursion_id) DO UPDATE SET end_t = max(end_t, excluded.end_t),"
+                " min_c = min(min_c, excluded.min_c), max_c = max(max_c, excluded.max_c),"
+                " is_open = excluded.is_open, source_event = excluded.source_event",
+                (
+                    xid,
+                    "unit",
+                    "logger",
+                    b["unit_id"],
+                    epoch(x["start"]),
+                    epoch(x["end"]),
+                    x["min_c"],
+                    x["max_c"],
+                    int(bool(x.get("open"))),
+                    e.id,
+                    detail,
+                    product,
+                ),
+            )
 
 
 def register(registry: Registry) -> None:

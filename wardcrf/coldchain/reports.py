@@ -50,6 +50,10 @@ class ExcursionView(TypedDict):
     max_c: float
     open: bool
     detail: str | None
+    product: str | None
+    """The product whose range it was judged against; None: the unit's own range (or a receipt)."""
+    lots: list[str]
+    """The lots of the kits it touches."""
     kits: list[AffectedKit]
     awaiting_disposition: list[str]
 
@@ -212,6 +216,7 @@ def excursions(session: Session) -> list[ExcursionView]:
     return [
         excursion_view(store, x)
         for x in store.rows("SELECT * FROM cc_excursions ORDER BY start_t, excursion_id")
+        if custody.relevant(store, x)
     ]
 
 
@@ -238,6 +243,8 @@ def excursion_view(store: Store, x: dict[str, Any]) -> ExcursionView:
             "max_c": x["max_c"],
             "open": bool(x["is_open"]),
             "detail": x["detail"],
+            "product": x.get("product"),
+            "lots": custody.lots_of(store, kits),
             "kits": [{"kit": k, "disposition": disp.get(k)} for k in kits],
             "awaiting_disposition": [k for k in kits if k not in disp],
         }
@@ -399,6 +406,8 @@ def unit_status(store: Store, *, now: int | None = None) -> list[UnitStatus]:
             "SELECT * FROM cc_excursions WHERE scope = 'unit' AND unit_id = ? ORDER BY start_t, excursion_id",
             (uid,),
         ):
+            if not custody.relevant(store, x):
+                continue
             view = excursion_view(store, x)
             still_open = still_open or view["open"]
             if view["open"] or view["awaiting_disposition"]:
@@ -556,6 +565,7 @@ def unit_readings(
             "SELECT * FROM cc_excursions WHERE unit_id = ? AND start_t <= ? AND end_t >= ? ORDER BY start_t",
             (unit_id, hi_t, lo_t),
         )
+        if custody.relevant(store, x)
     ]
     summary: ReadingsSummary | None = None
     if times:

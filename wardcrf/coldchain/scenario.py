@@ -60,6 +60,52 @@ def freezer_temp(t: datetime) -> float:
     return -20.0 + (((t.hour * 60 + t.minute) // STEP_MIN) % 12 - 6) * 0.15
 
 
+def product_of(session: Session, product: str | None) -> config.Product:
+    """The product a scenario's lot belongs to: the code given, else the protocol's first."""
+    found = config.products(session.store)
+    if product is None:
+        return next(iter(found.values()))
+    if product not in found:
+        raise ValueError(f"unknown product {product!r} (declared: {', '.join(found)})")
+    return found[product]
+
+
+def unit_for(product: config.Product) -> tuple[str, str]:
+    """(unit id, name) of the monitored place a product is stored in: the -20 °C freezer for a frozen
+    product, else a unit kept at the product's own range (a 2-8 °C refrigerator, a 15-30 °C cabinet)."""
+    if product.frozen:
+        return UNIT, "-20 °C freezer, isolation unit"
+    return f"CC-{product.low_c:g}-{product.high_c:g}", f"{product.low_c:g}-{product.high_c:g} °C storage"
+
+
+def unit_temp(unit: dict[str, float] | None, t: datetime) -> float:
+    """A unit's wobble around the middle of its range (the freezer's: `freezer_temp`)."""
+    if unit is None or unit["high_c"] < 0:
+        return freezer_temp(t)
+    centre = (unit["low_c"] + unit["high_c"]) / 2
+    return round(centre + (((t.hour * 60 + t.minute) // STEP_MIN) % 12 - 6) * 0.15, 2)
+
+
+def ensure_unit(pharmacist: Session, product: config.Product) -> str:
+    """The unit `product` is stored in (`unit_for`), registered first when new (a pharmacist's task)."""
+    unit, name = unit_for(product)
+    if pharmacist.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (unit,)) is None:
+        location = "ward 3 clean room" if product.frozen else "ward 3 pharmacy"
+        if unit == UNIT and product.frozen:
+            services.add_unit(pharmacist, unit, name=name, location=location)
+        else:
+            services.add_unit(
+                pharmacist,
+                unit,
+                name=name,
+                location=location,
+                low_c=product.low_c,
+                high_c=product.high_c,
+                target_c=product.target_c,
+            )
+    return unit
+
+
 @dataclass
 class Received:
     lot: str
@@ -79,32 +125,50 @@ def receive_and_store(
     expiry: str | None = None,
     workdir: Path | None = None,
     custodian: str = "investigator",
+    product: str | None = None,
 ) -> Received:
-    """Register the lot, receive it from the courier and put it in the freezer (15 min later)."""
+    """Register the lot, receive it from the courier and put it in its product's unit (15 min later).
+
+    `product`: the protocol's product code (default its first): a frozen one
+    travels on dry ice into the -20 °C freezer, any other on cool packs into
+    a unit kept at its range (`unit_for`).
+    """
     work = _workdir(workdir)
     zone = _zone(pharmacist)
-    if pharmacist.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (UNIT,)) is None:
-        services.add_unit(
-            pharmacist, UNIT, name="-20 °C freezer, isolation unit", location="ward 3 clean room"
-        )
+    declared = product_of(pharmacist, product)
+    unit = ensure_unit(pharmacist, declared)
     expiry = expiry or (received_at + timedelta(days=730)).date().isoformat()  # shelf life: two years
     services.add_lot(
         pharmacist,
         lot,
-        product="haMSC-Exos 2.0e8 particles",
+        product="haMSC-Exos 2.0e8 particles" if declared.name.startswith("haMSC") else declared.name,
         expiry=expiry,
         release_ref=f"QP-REL-{lot}",
         kits=list(kits),
         quantity=len(kits),
+        product_code=declared.code,
     )
     depart = (
         (received_at - timedelta(hours=20)).astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
     )
-    transit = samples.series(depart, 10, [-72.0 + (i % 5) * 0.4 for i in range(120)])
     transit_file = work / f"transit-{lot}.txt"
-    transit_file.write_bytes(
-        samples.fridgetag(transit, serial="100800001215", interval_min=10, low=-90, high=-15)
-    )
+    if declared.frozen:
+        transit = samples.series(depart, 10, [-72.0 + (i % 5) * 0.4 for i in range(120)])
+        transit_file.write_bytes(
+            samples.fridgetag(transit, serial="100800001215", interval_min=10, low=-90, high=-15)
+        )
+    else:
+        centre = (declared.low_c + declared.high_c) / 2
+        transit = samples.series(depart, 10, [round(centre + (i % 5) * 0.2, 2) for i in range(120)])
+        transit_file.write_bytes(
+            samples.fridgetag(
+                transit,
+                serial="100800001215",
+                interval_min=10,
+                low=int(declared.low_c),
+                high=int(declared.high_c),
+            )
+        )
     photo = sheet_photo(work, f"delivery {lot}")
     receipt = services.receive_shipment(
         pharmacist,
@@ -113,12 +177,12 @@ def receive_and_store(
         received_at=received_at.isoformat(),
         to_location="pharmacy",
         delivered_by_external=COURIER,
-        dry_ice=True,
+        dry_ice=declared.frozen,
         container_intact=True,
-        product_frozen=True,
+        product_frozen=declared.frozen,
         logger_file=transit_file,
         photos=[f"@{photo}"],
-        condition="dry ice present, seals intact",
+        condition="dry ice present, seals intact" if declared.frozen else "cool packs, seals intact",
         passwords=passwords,
     )
     stored_at = received_at + timedelta(minutes=15)
@@ -127,12 +191,12 @@ def receive_and_store(
         kits=list(kits),
         at=stored_at.isoformat(),
         from_location="pharmacy",
-        to_location=UNIT,
+        to_location=unit,
         from_user=pharmacist.user,
         to_user=custodian,
         passwords=passwords,
-        condition="frozen, labels intact",
-        photos=[f"@{sheet_photo(work, f'handover {lot} pharmacy to {UNIT}')}"],
+        condition="frozen, labels intact" if declared.frozen else "cold, labels intact",
+        photos=[f"@{sheet_photo(work, f'handover {lot} pharmacy to {unit}')}"],
     )
     return Received(
         services.scanned_id(pharmacist.store, lot, "lot"),
@@ -150,15 +214,17 @@ def download_freezer_log(
     since: datetime | None = None,
     workdir: Path | None = None,
     excursion: tuple[datetime, int] | None = None,
+    unit: str = UNIT,
 ) -> str | None:
-    """Import the freezer's readings up to `until`, from the last download (and from `since`
-    when that is earlier than anything imported, as a separate file).
+    """Import a unit's (the freezer's) readings up to `until`, from the last download (and from
+    `since` when that is earlier than anything imported, as a separate file).
 
-    `excursion`: (start, minutes) during which the log reads -13.5 °C. Returns
-    the last import event id, or None when there was nothing new.
+    `excursion`: (start, minutes) during which the log reads -13.5 °C (in a
+    unit above 0 °C: 1.5 °C above its range). Returns the last import event
+    id, or None when there was nothing new.
     """
     zone = _zone(pharmacist)
-    row = pharmacist.store.one("SELECT min(t), max(t) FROM cc_readings WHERE unit_id = ?", (UNIT,))
+    row = pharmacist.store.one("SELECT min(t), max(t) FROM cc_readings WHERE unit_id = ?", (unit,))
     first, last = row if row else (None, None)
     end = until.astimezone(zone).replace(tzinfo=None)
     event = None
@@ -166,11 +232,16 @@ def download_freezer_log(
         start = since.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
         start -= timedelta(minutes=start.minute % STEP_MIN)
         upto = end if first is None else datetime.fromtimestamp(first, zone).replace(tzinfo=None)
-        event = _import_span(pharmacist, start, upto, workdir, excursion)
+        event = _import_span(pharmacist, start, upto, workdir, excursion, unit)
     if last is not None:
         event = (
             _import_span(
-                pharmacist, datetime.fromtimestamp(last, zone).replace(tzinfo=None), end, workdir, excursion
+                pharmacist,
+                datetime.fromtimestamp(last, zone).replace(tzinfo=None),
+                end,
+                workdir,
+                excursion,
+                unit,
             )
             or event
         )
@@ -185,8 +256,11 @@ def _import_span(
     end: datetime,
     workdir: Path | None,
     excursion: tuple[datetime, int] | None,
+    unit: str = UNIT,
 ) -> str | None:
     zone = _zone(pharmacist)
+    rows = pharmacist.store.rows("SELECT low_c, high_c FROM cc_units WHERE unit_id = ?", (unit,))
+    rng = rows[0] if rows else None
     stamps = []
     t = start
     while t <= end:
@@ -194,17 +268,21 @@ def _import_span(
         t += timedelta(minutes=STEP_MIN)
     if len(stamps) < 2:
         return None
-    temps = [freezer_temp(s) for s in stamps]
+    temps = [unit_temp(rng, s) for s in stamps]
     if excursion:
         hot_from = excursion[0].astimezone(zone).replace(tzinfo=None)
         hot_to = hot_from + timedelta(minutes=excursion[1])
-        temps = [-13.5 if hot_from <= s < hot_to else v for s, v in zip(stamps, temps, strict=True)]
-    path = _workdir(workdir) / f"FRZ-1-{stamps[0]:%Y%m%d%H%M}-{stamps[-1]:%Y%m%d%H%M}.txt"
-    path.write_bytes(samples.fridgetag(samples.series(stamps[0], STEP_MIN, temps), serial="130500109088"))
+        hot = -13.5 if rng is None or rng["high_c"] < 0 else rng["high_c"] + 1.5
+        temps = [hot if hot_from <= s < hot_to else v for s, v in zip(stamps, temps, strict=True)]
+    path = _workdir(workdir) / f"{unit}-{stamps[0]:%Y%m%d%H%M}-{stamps[-1]:%Y%m%d%H%M}.txt"
+    alarm = {} if rng is None or rng["high_c"] < 0 else {"low": rng["low_c"], "high": rng["high_c"]}
+    path.write_bytes(
+        samples.fridgetag(samples.series(stamps[0], STEP_MIN, temps), serial="130500109088", **alarm)
+    )
     digest = evidence.sha256_hex(path.read_bytes())
     if pharmacist.store.one("SELECT 1 FROM cc_logger_files WHERE sha256 = ?", (digest,)):
         return None
-    return services.import_logger(pharmacist, path, UNIT).event.id
+    return services.import_logger(pharmacist, path, unit).event.id
 
 
 def to_bedside(
@@ -218,28 +296,40 @@ def to_bedside(
     workdir: Path | None = None,
     since: datetime | None = None,
 ) -> str:
-    """45 min before the dose: download the log, hand the kit to the bedside, thaw it (-40 … -15 min)."""
+    """45 min before the dose: download the log of the kit's unit, hand the kit to the bedside, and
+    thaw or prepare it (-40 … -15 min) when its product declares preparation steps."""
     out = when - timedelta(minutes=45)
-    download_freezer_log(pharmacist, out, since=since, workdir=workdir)
+    key = services.scanned_id(pharmacist.store, kit)
+    product = config.product_of_kit(pharmacist.store, key)
+    last = pharmacist.store.rows(
+        "SELECT t.to_location FROM cc_custody c JOIN cc_transfers t USING (event_id) WHERE c.kit_id = ?"
+        " ORDER BY t.at DESC, t.event_id DESC LIMIT 1",
+        (key,),
+    )
+    unit = last[0]["to_location"] if last else unit_for(product)[0]
+    download_freezer_log(pharmacist, out, since=since, workdir=workdir, unit=unit)
     h = services.record_handover(
         pharmacist,
         kits=[kit],
         at=out.isoformat(),
-        from_location=UNIT,
+        from_location=unit,
         to_location="bedside",
         from_user=pharmacist.user,
         to_user=clinician,
         passwords=passwords,
-        condition="frozen",
-        photos=[f"@{sheet_photo(_workdir(workdir), f'handover {kit} {UNIT} to bedside')}"],
+        condition="frozen" if product.frozen else "cold",
+        photos=[f"@{sheet_photo(_workdir(workdir), f'handover {kit} {unit} to bedside')}"],
     )
-    services.record_thaw(
-        bedside or pharmacist,
-        kit,
-        start=(out + timedelta(minutes=5)).isoformat(),
-        end=(out + timedelta(minutes=30)).isoformat(),
-        reconstitution="diluted with normal saline to 6 ml",
-    )
+    if product.steps:
+        services.record_thaw(
+            bedside or pharmacist,
+            kit,
+            start=(out + timedelta(minutes=5)).isoformat(),
+            end=(out + timedelta(minutes=30)).isoformat(),
+            reconstitution="diluted with normal saline to 6 ml"
+            if product.frozen
+            else "; ".join(s.label for s in product.steps),
+        )
     return h.event.id
 
 
@@ -264,8 +354,10 @@ def ready_kits(
     workdir: Path | None = None,
     excursion: tuple[datetime, int] | None = None,
     bedside: Session | None = None,
+    product: str | None = None,
 ) -> ReadyKits:
-    """Make `kits` dosable at `dose_times` (aware datetimes, one per kit).
+    """Make `kits` (of `product`, default the protocol's first) dosable at `dose_times` (aware
+    datetimes, one per kit).
 
     `excursion`: (start, minutes) of a short excursion in the freezer log.
     `bedside`: the session of whoever thaws (default: the pharmacist's).
@@ -276,7 +368,14 @@ def ready_kits(
     work = _workdir(workdir)
     arrive = received_at or (min(dose_times) - timedelta(days=1, hours=1))
     got = receive_and_store(
-        pharmacist, passwords, lot=lot, kits=kits, received_at=arrive, expiry=expiry, workdir=work
+        pharmacist,
+        passwords,
+        lot=lot,
+        kits=kits,
+        received_at=arrive,
+        expiry=expiry,
+        workdir=work,
+        product=product,
     )
     handovers = [got.stored]
     if excursion:
@@ -286,6 +385,7 @@ def ready_kits(
             since=got.stored_at - timedelta(minutes=30),
             workdir=work,
             excursion=excursion,
+            unit=unit_for(product_of(pharmacist, product))[0],
         )
     for kit, when in sorted(zip(got.kits, dose_times, strict=True), key=lambda p: p[1]):
         handovers.append(
@@ -312,8 +412,10 @@ def ready_kit(
     clinician: str = "clinician",
     workdir: Path | None = None,
     bedside: Session | None = None,
+    product: str | None = None,
 ) -> ReadyKits:
-    """One kit with complete custody for a dose at `when` (its own lot ``LOT-<kit>``)."""
+    """One kit (of `product`, default the protocol's first) with complete custody for a dose at `when`
+    (its own lot ``LOT-<kit>``)."""
     kit = services.scanned_id(pharmacist.store, kit)
     if pharmacist.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit,)):
         raise ValueError(f"kit {kit} already has a custody record")
@@ -326,4 +428,5 @@ def ready_kit(
         clinician=clinician,
         workdir=workdir,
         bedside=bedside,
+        product=product,
     )

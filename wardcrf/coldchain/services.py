@@ -268,15 +268,23 @@ def add_unit(
     target_c: float | None = None,
     zone: str | None = None,
     interval_minutes: int = config.DEFAULT_INTERVAL_MINUTES,
+    product: str | None = None,
 ) -> Event:
-    """Register a monitored storage unit; its range defaults to the protocol's."""
+    """Register a monitored storage unit; its range defaults to `product`'s (its code or name), else the
+    protocol's first product's."""
     session.require("coldchain.configure", what="register storage units")
     unit_id = unit_id.strip()
     if not _UNIT_RE.match(unit_id) or unit_id.lower().startswith(config.BEDSIDE):
         raise UsageError(f"unit id {unit_id!r} is invalid: 1-40 letters, digits, '.', '_', '-'")
     if session.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (unit_id,)):
         raise Refused(f"storage unit {unit_id} is already registered")
-    lim = config.limits(session.store)
+    stored: config.Product | None = None
+    if product is not None and product.strip():
+        try:
+            stored = config.product_named(session.store, product)
+        except ValueError as exc:
+            raise UsageError(f"{exc} (--product)") from None
+    lim = config.limits(session.store, stored)
     low = lim.low_c if low_c is None else low_c
     high = lim.high_c if high_c is None else high_c
     if low >= high:
@@ -299,6 +307,34 @@ def add_unit(
     return records.submit(session, FORM_UNIT, data, subject=f"unit:{unit_id}")
 
 
+def lot_product(store: Store, raw: str | None, problems: dict[str, str]) -> config.Product | None:
+    """The declared product a lot belongs to, as the person named it (code or name); a protocol with
+    one product defaults to it. An unknown product, or none named when several are declared, is a
+    problem on the `product` field (None returned)."""
+    try:
+        return config.product_named(store, raw)
+    except ValueError as exc:
+        problems["product"] = str(exc)
+        return None
+
+
+def products_for(session: Session) -> list[ProductChoice]:
+    """The products a lot may belong to under the version in force (the receipt form's choice)."""
+    session.require("record.read", what="read the protocol's products")
+    return [
+        ProductChoice(code=p.code, name=p.name, range=p.range_text())
+        for p in config.products(session.store).values()
+    ]
+
+
+class ProductChoice(TypedDict):
+    """A product a lot may belong to: its code, name and storage range (`products_for`)."""
+
+    code: str
+    name: str
+    range: str
+
+
 def add_lot(
     session: Session,
     lot: str,
@@ -308,12 +344,25 @@ def add_lot(
     release_ref: str,
     kits: list[str],
     quantity: int,
+    product_code: str | None = None,
 ) -> Event:
-    """Register a lot and its kits (ids as scanned). `quantity` must equal the kits scanned."""
+    """Register a lot and its kits (ids as scanned). `quantity` must equal the kits scanned.
+
+    The lot belongs to a product of the protocol: `product_code` when given
+    (exactly a declared code), else the product `product` names (its code or
+    name; a protocol with one product takes any label wording as its).
+    """
     session.require("coldchain.record", what="record lots and kits")
     lot = scanned_id(session.store, lot, "lot")
     problems: dict[str, str] = {}
-    product = _text(product, "product", problems)
+    declared = lot_product(session.store, product_code if product_code is not None else product, problems)
+    if product_code is not None and declared is not None and declared.code != product_code.strip():
+        declared = None
+        problems["product"] = (
+            f"unknown product code {product_code.strip()[:60]!r} "
+            f"(the protocol declares: {', '.join(config.products(session.store))})"
+        )
+    product = (product or "").strip() or (declared.name if declared else "")
     release_ref = _text(release_ref, "release_ref", problems)
     try:
         exp = date.fromisoformat(expiry.strip())
@@ -332,7 +381,8 @@ def add_lot(
         row = store.one("SELECT lot FROM cc_kits WHERE kit_id = ?", (k,))
         if row:
             raise Refused(f"kit {k} is already registered in lot {row[0]}")
-    data = {
+    assert declared is not None
+    data: dict[str, Any] = {
         "lot": lot,
         "product": product,
         "expiry": exp.isoformat() if exp else "",
@@ -340,6 +390,8 @@ def add_lot(
         "quantity": quantity,
         "kits": kit_ids,
     }
+    if len(config.products(store)) > 1:  # one product: implied, and the record stays as it always was
+        data["product_code"] = declared.code
     return records.submit(session, FORM_LOT, data, subject=f"lot:{lot}")
 
 
@@ -400,7 +452,9 @@ def receive_shipment(
         raise Refused(
             f"the courier {from_name} has no account here: attach a photo of the delivery sheet they signed (--photo)"
         )
-    lim = config.limits(store)
+    product = _shipment_product(store, kit_ids)
+    lim = config.limits(store, product)
+    transit_low = None if product.frozen else lim.low_c  # dry ice is far below any frozen range
     logger: dict[str, Any] | None = None
     warnings: list[str] = []
     if logger_file is not None:
@@ -410,7 +464,7 @@ def receive_shipment(
         serial = (logger_serial or "").strip() or log.serial
         if logger_serial and log.serial and logger_serial.strip() != log.serial:
             raise Refused(f"logger serial {logger_serial} differs from the serial in the file ({log.serial})")
-        s = analysis.summarize(log.times, log.temps, log.interval, None, lim.high_c)
+        s = analysis.summarize(log.times, log.temps, log.interval, transit_low, lim.high_c)
         logger = {
             "sha256": digest,
             "name": logger_file.name,
@@ -424,6 +478,7 @@ def receive_shipment(
             "max_c": s.maximum,
             "mkt_c": round(s.mkt, 3),
             "high_c": lim.high_c,
+            **({"low_c": transit_low} if transit_low is not None else {}),
             "excursions": [
                 {
                     "start": iso_z(e.start),
@@ -437,12 +492,12 @@ def receive_shipment(
             "gaps": [{"start": iso_z(g.start), "end": iso_z(g.end)} for g in s.gaps],
         }
         if s.excursions:
-            warnings.append(
-                f"transit log shows {len(s.excursions)} excursion(s) above {lim.high_c} °C: kits quarantined"
-            )
+            limit = f"above {lim.high_c} °C" if transit_low is None else f"outside {product.range_text()}"
+            warnings.append(f"transit log shows {len(s.excursions)} excursion(s) {limit}: kits quarantined")
     elif not (logger_serial or "").strip():
         raise UsageError("give the shipper's logger serial (--logger-serial) or its file (--logger-file)")
-    if not (dry_ice and container_intact and product_frozen):
+    expected = arrival_expected(product)
+    if arrival_failures(expected, dry_ice, container_intact, product_frozen):
         warnings.append("arrival condition failed: the kits are quarantined until a disposition is recorded")
     clock = custody.clock_warning(store, kit_ids, to_loc, at, int(now_utc().timestamp()))
     if clock:
@@ -460,6 +515,7 @@ def receive_shipment(
         "dry_ice_present": dry_ice,
         "container_intact": container_intact,
         "product_frozen": product_frozen,
+        **({} if expected == ARRIVAL_FROZEN else {"arrival_expected": expected}),
         "logger_serial": logger["serial"] if logger else (logger_serial or "").strip(),
         "logger": logger,
         "photos": photo_refs,
@@ -472,6 +528,62 @@ def receive_shipment(
             session, event, [(from_user, "handed over"), (to_user, "received")], passwords or {}
         )
     return Recorded(event, pending, warnings, _clocks(store, event, kit_ids))
+
+
+def _shipment_product(store: Store, kits: list[str]) -> config.Product:
+    """The product whose range a shipment is checked against: its kits' one storage range.
+
+    Kits of products stored at different temperatures travel in different
+    shippers (a frozen one on dry ice, a refrigerated one on cool packs), each
+    with its own logger: one receipt holding both is refused.
+    """
+    by_range: dict[tuple[float, float], list[str]] = {}
+    first: dict[tuple[float, float], config.Product] = {}
+    for k in kits:
+        p = config.product_of_kit(store, k)
+        by_range.setdefault(p.range_c, []).append(k)
+        first.setdefault(p.range_c, p)
+    if len(by_range) > 1:
+        listing = "; ".join(
+            f"{first[r].code} {first[r].range_text()}: {', '.join(ks[:3])}{' ...' if len(ks) > 3 else ''}"
+            for r, ks in by_range.items()
+        )
+        raise Refused(
+            f"these kits are stored at different temperatures ({listing}): they travel in separate "
+            "shippers; receive each shipper on its own"
+        )
+    return next(iter(first.values()))
+
+
+ARRIVAL_FROZEN: dict[str, bool | None] = {"dry_ice": True, "frozen": True}
+"""What a receipt recorded without `arrival_expected` was checked against (a frozen product)."""
+
+
+def arrival_expected(product: config.Product) -> dict[str, bool | None]:
+    """What the product should arrive as: a frozen product on dry ice and frozen; any other not frozen
+    (dry ice not checked). Recorded with the receipt when not a frozen product's, so the check replays
+    the same way."""
+    if product.frozen:
+        return dict(ARRIVAL_FROZEN)
+    return {"dry_ice": None, "frozen": False}
+
+
+def arrival_failures(
+    expected: dict[str, Any] | None, dry_ice: Any, container_intact: Any, product_frozen: Any
+) -> list[str]:
+    """The arrival checks that failed, in words (a receipt recorded before products were told apart
+    expected dry ice and a frozen product)."""
+    exp = expected or ARRIVAL_FROZEN
+    failed = []
+    if exp.get("dry_ice") is True and not dry_ice:
+        failed.append("no dry ice")
+    if not container_intact:
+        failed.append("container damaged")
+    if exp.get("frozen") is True and not product_frozen:
+        failed.append("product not frozen")
+    if exp.get("frozen") is False and product_frozen:
+        failed.append("product frozen (it is stored above 0 °C)")
+    return failed
 
 
 def record_handover(
@@ -617,6 +729,7 @@ def receive_lot(
     release_ref: str,
     quantity: int,
     kits: list[str],
+    product_code: str | None = None,
     **receipt: Any,
 ) -> Recorded:
     """Register a lot (unless it is already) and receive its kits: all or nothing.
@@ -641,8 +754,17 @@ def receive_lot(
                 release_ref=release_ref,
                 kits=kit_ids,
                 quantity=quantity,
+                product_code=product_code,
             )
         else:
+            registered = config.product_of_lot(store, lot_id)
+            if product_code and product_code.strip() != registered.code:
+                raise ValidationFailed(
+                    {
+                        "product": f"lot {lot_id} is registered as {registered.code}, not {product_code.strip()[:60]}"
+                    },
+                    form=FORM_LOT,
+                )
             if quantity != len(kit_ids):
                 raise ValidationFailed(
                     {"quantity": f"{quantity} stated but {len(kit_ids)} kit id(s) scanned; they must agree"},
@@ -673,6 +795,8 @@ class LotInfo(TypedDict):
 
     lot: str
     product: str
+    product_code: str
+    """The protocol's product it belongs to (a lot recorded before products were told apart: the first)."""
     expiry: str
     release_ref: str | None
     quantity: int
@@ -692,6 +816,7 @@ def lot_info(store: Store, lot: str) -> LotInfo | None:
     return LotInfo(
         lot=row["lot"],
         product=row["product"],
+        product_code=config.product_of_lot(store, row["lot"]).code,
         expiry=row["expiry"],
         release_ref=row["release_ref"],
         quantity=row["quantity"],
@@ -764,34 +889,21 @@ def import_logger(session: Session, path: Path, unit_id: str, *, fmt: str | None
         )
         new = store.scalar("SELECT count(*) FROM cc_readings WHERE unit_id = ?", (unit_id,)) - before
         store.execute("DELETE FROM temp.cc_incoming")
-        # Excursions are found in the unit's merged series, from the last
-        # in-range reading before this file, so an excursion that began in an
-        # earlier file keeps its start (and its id).
-        first, last = log.times[0], log.times[-1]
-        since = store.scalar(
-            "SELECT max(t) FROM cc_readings WHERE unit_id = ? AND t < ? AND temp_c BETWEEN ? AND ?",
-            (unit_id, first, low, high),
-        )
-        lo_t = since if since is not None else first
-        nxt = store.scalar(
-            "SELECT min(t) FROM cc_readings WHERE unit_id = ? AND t > ? AND temp_c BETWEEN ? AND ?",
-            (unit_id, last, low, high),
-        )
-        hi_t = nxt if nxt is not None else last
-        times: Sequence[int]
-        temps: Sequence[float]
-        if lo_t == first and hi_t == last:
-            times, temps = log.times, log.temps
-        else:
-            rows = store.execute(
-                "SELECT t, temp_c FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ? ORDER BY t",
-                (unit_id, lo_t, hi_t),
-            ).fetchall()
-            times = [r[0] for r in rows]
-            temps = [r[1] for r in rows]
+        times, temps = _merged(store, unit_id, log.times, log.temps, low, high)
         s = analysis.summarize(log.times, log.temps, interval, low, high)
         merged_exc = analysis.excursions(times, temps, low, high)
         merged_gaps = analysis.gaps(times, interval)
+        judged = []  # each product stored at another range than the unit's, judged by its own
+        for p in _other_ranges(store, unit):
+            p_times, p_temps = _merged(store, unit_id, log.times, log.temps, p.low_c, p.high_c)
+            judged.append(
+                {
+                    "product": p.code,
+                    "low_c": p.low_c,
+                    "high_c": p.high_c,
+                    "excursions": _excursion_items(analysis.excursions(p_times, p_temps, p.low_c, p.high_c)),
+                }
+            )
         summary = {
             "readings": s.readings,
             "first": iso_z(s.first),
@@ -816,21 +928,72 @@ def import_logger(session: Session, path: Path, unit_id: str, *, fmt: str | None
             "device_flagged": log.device_flagged,
             "converted_from": log.unit_converted,
             "summary": summary,
-            "excursions": [
-                {
-                    "start": iso_z(e.start),
-                    "end": iso_z(e.end),
-                    "min_c": e.minimum,
-                    "max_c": e.maximum,
-                    "readings": e.readings,
-                    "open": e.open,
-                }
-                for e in merged_exc
-            ],
+            "excursions": _excursion_items(merged_exc),
             "gaps": [{"start": iso_z(g.start), "end": iso_z(g.end)} for g in merged_gaps],
         }
+        if judged:
+            body["products"] = judged
         event = session.append(type=EVENT_LOGGER, subject=f"unit:{unit_id}", body=body).event
     return ImportResult(event, s.readings, int(new), body)
+
+
+def _merged(
+    store: Store,
+    unit_id: str,
+    file_times: Sequence[int],
+    file_temps: Sequence[float],
+    low: float,
+    high: float,
+) -> tuple[Sequence[int], Sequence[float]]:
+    """The unit's merged series around a new file, judged against `low … high`.
+
+    Excursions are found in the unit's merged series, from the last in-range
+    reading before this file, so an excursion that began in an earlier file
+    keeps its start (and its id).
+    """
+    first, last = file_times[0], file_times[-1]
+    since = store.scalar(
+        "SELECT max(t) FROM cc_readings WHERE unit_id = ? AND t < ? AND temp_c BETWEEN ? AND ?",
+        (unit_id, first, low, high),
+    )
+    lo_t = since if since is not None else first
+    nxt = store.scalar(
+        "SELECT min(t) FROM cc_readings WHERE unit_id = ? AND t > ? AND temp_c BETWEEN ? AND ?",
+        (unit_id, last, low, high),
+    )
+    hi_t = nxt if nxt is not None else last
+    if lo_t == first and hi_t == last:
+        return file_times, file_temps
+    rows = store.execute(
+        "SELECT t, temp_c FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ? ORDER BY t",
+        (unit_id, lo_t, hi_t),
+    ).fetchall()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def _excursion_items(found: Sequence[analysis.Excursion]) -> list[dict[str, Any]]:
+    return [
+        {
+            "start": iso_z(e.start),
+            "end": iso_z(e.end),
+            "min_c": e.minimum,
+            "max_c": e.maximum,
+            "readings": e.readings,
+            "open": e.open,
+        }
+        for e in found
+    ]
+
+
+def _other_ranges(store: Store, unit: dict[str, Any]) -> list[config.Product]:
+    """The products a unit's readings are also judged against: those whose storage range is not the
+    unit's own (none when the protocol's products share one range: the unit's range judges all, as
+    before products were told apart). Every such product is judged, whether or not its lots are
+    recorded there yet: custody steps may be entered after the logger file."""
+    if config.single_range(store):
+        return []
+    own = (unit["low_c"], unit["high_c"])
+    return [p for p in config.products(store).values() if p.range_c != own]
 
 
 def record_reading(session: Session, unit_id: str, *, at: str | int, temp_c: float) -> Event:
@@ -847,6 +1010,9 @@ def record_reading(session: Session, unit_id: str, *, at: str | int, temp_c: flo
         "low_c": unit["low_c"],
         "high_c": unit["high_c"],
     }
+    others = _other_ranges(session.store, unit)
+    if others:
+        data["products"] = [{"product": p.code, "low_c": p.low_c, "high_c": p.high_c} for p in others]
     return records.submit(session, FORM_READING, data, subject=f"unit:{unit_id}")
 
 
@@ -873,6 +1039,12 @@ def record_thaw(
         )
     if store.one("SELECT event_id FROM cc_thaws WHERE kit_id = ?", (kit,)):
         raise Refused(f"kit {kit} was already thawed; a thawed kit is never refrozen")
+    product = config.product_of_kit(store, kit)
+    if not product.steps:
+        raise Refused(
+            f"kit {kit} is {product.code} ({product.name}), which the protocol gives as it comes: "
+            "no thaw or preparation to record"
+        )
     data = {
         "kit_id": kit,
         "start": iso_z(t0),
@@ -883,6 +1055,18 @@ def record_thaw(
     # A thaw is one record; its soft warnings (shorter than the product's minimum) go to the session.
     soft = plausibility.noted(FORM_THAW, _soft_warnings(session, FORM_THAW, data), session.warnings)
     return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]), extra=soft)
+
+
+def _froze(store: Store, exc: dict[str, Any], kit: str) -> str | None:
+    """Why a kit may not be released: its product (stored above 0 °C) must be discarded once frozen
+    (`excursion.freezing = "discard"`) and this excursion went below 0 °C; else None."""
+    product = config.product_of_kit(store, kit)
+    if product.freezing != "discard" or product.frozen or exc.get("min_c") is None or exc["min_c"] >= 0:
+        return None
+    return (
+        f"kit {kit} is {product.code}, which the protocol says to discard once frozen, and excursion "
+        f"{exc['excursion_id']} went down to {exc['min_c']} °C: release refused (record discard)"
+    )
 
 
 def record_disposition(
@@ -923,6 +1107,9 @@ def record_disposition(
             raise Refused(f"kit {k} was not affected by excursion {excursion_id}")
         if k not in open_kits:
             raise Refused(f"kit {k} already has a disposition for excursion {excursion_id}")
+        froze = _froze(store, exc[0], k)
+        if froze and decision == "release":
+            raise Refused(froze)
     data = {
         "excursion_id": excursion_id,
         "kits": chosen,

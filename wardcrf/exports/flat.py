@@ -91,7 +91,15 @@ def form_columns(ds: Dataset, form: str) -> list[FormColumn]:
         return cols
     from ..coldchain.dictionary import COLUMNS as COLDCHAIN
 
-    return [FormColumn(c.name, c.name, "value", catalogue=c) for c in COLDCHAIN.get(form, ())]
+    return [
+        FormColumn(c.name, c.name, "value", catalogue=c)
+        for c in COLDCHAIN.get(form, ())
+        if not c.when_present
+        or ds.store.one(
+            "SELECT 1 FROM records r, json_each(r.data) j WHERE r.form = ? AND j.key = ? LIMIT 1",
+            (form, c.name),
+        )
+    ]
 
 
 def undeclared(ds: Dataset, form: str, cols: list[FormColumn]) -> list[FormColumn]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import ids, roles, users
 from ..audit import CheckResult
@@ -40,7 +40,14 @@ from .base import Participant, RuleContext, records_of, rule
 if TYPE_CHECKING:
     from ..features import Registry
 
-DoseGate = Callable[[Store, str, datetime], None]
+
+class DoseGate(Protocol):
+    """`gate(store, kit_id, when, product=None)` raises `Refused` with the reason; `product` is the
+    code of the product the administration gives, when the caller knows it (format 2)."""
+
+    def __call__(self, store: Store, kit_id: str, when: datetime, *, product: str | None = None) -> None: ...
+
+
 dose_gates: list[DoseGate] = []
 
 

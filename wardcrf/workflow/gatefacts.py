@@ -45,10 +45,14 @@ def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
         kit, start = adm.get("kit"), adm.get("start")
         if not kit or not isinstance(start, datetime) or adm.get("kit_first_use") is False:
             return None  # a course's kit left the chain of custody when it was dispensed to the participant
+        product = adm.get("product")
+        named = ask["gate"].get("products")
+        if named and product is not None and product not in named:
+            return None  # the gate names the products under custody; this one is not
         require_installed()
         try:
             for gate in dosing.dose_gates:
-                gate(store, str(kit), start)
+                gate(store, str(kit), start, product=str(product) if product else None)
         except Refused as exc:
             return exc.message
         return None
