@@ -57,13 +57,19 @@ def _enrolled(w: Ward) -> tuple[str, schedule.Slot]:
     return pid, next(s for adms in plan.values() for _adm, ss in adms for s in ss)
 
 
+def _product(slot: schedule.Slot) -> str:
+    """The product the slot's administration gives: the vial the cold chain must have received."""
+    regimen = palm_safety.trial().regimens[slot.regimen]
+    return next(a.product for a in regimen.administrations if a.code == slot.administration)
+
+
 def _given(w: Ward, monkeypatch: pytest.MonkeyPatch, kit: str = "VIAL-0001") -> tuple[str, int, datetime]:
     """A participant whose first infusion is given, with its vitals before and after."""
     pid, slot = _enrolled(w)
     start = max(slot.opens, w.now) + timedelta(minutes=30)
     w.at(start + timedelta(hours=3))
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    ready_kit_on(w.site(), kit, start.isoformat(), w.root)
+    ready_kit_on(w.site(), kit, start.isoformat(), w.root, _product(slot))
     assert _vitals(w, pid, "pre_infusion", slot.number, start - timedelta(minutes=20)).code == 0
     r = _infusion(w, pid, kit, start, "3100")
     assert r.code == 0, r.err
