@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import palm_safety
@@ -40,7 +41,7 @@ def _template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     data = tmp_path_factory.mktemp("palm-safety-template") / "site"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
-        got = engine_demo.seed(data, palm_safety.trial(), PASSWORD)
+        got = engine_demo.seed(data, palm_safety.trial(), PASSWORD, now=datetime.fromisoformat(FAKE_NOW))
     return data, got.ready
 
 
