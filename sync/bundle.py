@@ -305,11 +305,14 @@ class _HashingSink(io.RawIOBase):
 
     BATCH = 4 << 20
 
-    def __init__(self, out: BinaryIO | None = None) -> None:
+    def __init__(self, out: BinaryIO | None = None, *, inline: bool = False) -> None:
         import queue
         import threading
 
         self._out = out
+        # `inline`: hashed here as each chunk is written, nothing kept (a restore, where
+        # memory matters more than the few percent the worker saves).
+        self._inline = inline and out is not None
         self.hasher = hashlib.blake2b()
         self.chunks: list[bytes] = []
         self._pending: list[bytes] = []
@@ -338,6 +341,9 @@ class _HashingSink(io.RawIOBase):
             except OSError as exc:  # pyrage wraps what it gets: kept to be raised as it is
                 self.write_error = exc
                 raise
+            if self._inline:
+                self.hasher.update(chunk)
+                return len(chunk)
         self._pending.append(chunk)
         self._pending_len += len(chunk)
         if self._pending_len >= self.BATCH:
@@ -390,12 +396,18 @@ def encrypt_parts(parts: list[bytes], recipients: list[str]) -> tuple[bytes, byt
 
 
 def _encrypt_into(parts: list[bytes], recipients: list[str], out: BinaryIO | None) -> _HashingSink:
+    return _encrypt_stream(io.BufferedReader(_PartsReader(parts), 1 << 20), recipients, out)
+
+
+def _encrypt_stream(
+    plain: BinaryIO, recipients: list[str], out: BinaryIO | None, *, inline: bool = False
+) -> _HashingSink:
     import pyrage
 
     recips = _recipients(recipients)
-    sink = _HashingSink(out)
+    sink = _HashingSink(out, inline=inline)
     try:
-        pyrage.encrypt_io(io.BufferedReader(_PartsReader(parts), 1 << 20), sink, recips)
+        pyrage.encrypt_io(plain, sink, recips)
     except BaseException:
         sink.abandon()
         if sink.write_error is not None:
@@ -568,6 +580,52 @@ def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
         return bytes(pyrage.decrypt(cipher, ids))
     except Exception as exc:
         raise _decrypt_refusal(exc, what) from None
+
+
+def reencrypt_into(
+    source: Path, identities: list[str], recipients: list[str], out: BinaryIO, what: str
+) -> tuple[bytes, bytes]:
+    """A kept bundle's archive encrypted again to `recipients`, written to `out` as it is made.
+
+    Returns (its manifest.json, the BLAKE2b-512 prehash of the new ciphertext,
+    for the relay's signature). The archive is decrypted as a stream
+    (`_DecryptStream`) straight into age's encryptor: neither the plaintext
+    nor either ciphertext is held whole. The manifest is read first, by a
+    short pass that stops once it is found (a bundle writes it first). A
+    damaged or truncated file is refused as `decrypt` refuses it, after the
+    whole of it was read; `out` then holds nothing the caller may keep.
+    """
+    manifest = _first_manifest(source, identities, what)
+    with _DecryptStream(source, identities, what) as stream:
+        # Hashed as written (an export's 4 MiB batches would outweigh a small bundle).
+        plain = cast(BinaryIO, io.BufferedReader(stream, 256 * 1024))
+        sink = _encrypt_stream(plain, recipients, out, inline=True)
+        stream.check()  # age's verdict on the whole file: nothing is kept before it
+    return manifest, sink.hasher.digest()
+
+
+def _first_manifest(source: Path, identities: list[str], what: str) -> bytes:
+    """manifest.json of an archive, read from its decrypting stream up to that member only."""
+    seen: dict[str, int] = {}
+    with _DecryptStream(source, identities, what) as stream:
+        try:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for info in tar:
+                    _check_member(info, what, seen)
+                    seen[info.name] = info.size
+                    if len(seen) > LIMITS.members:
+                        raise Refused(f"{what}: the archive has more than {LIMITS.members} members")
+                    if info.name == MANIFEST:
+                        if info.size > LIMITS.manifest_bytes:
+                            raise Refused(
+                                f"{what}: manifest.json is larger than {LIMITS.manifest_bytes} bytes"
+                            )
+                        return _member_bytes(tar, info, what)
+        except (tarfile.TarError, EOFError, ValueError) as exc:
+            stream.check()
+            raise Refused(f"{what}: archive is truncated or not a tar file ({exc})") from None
+        stream.check()
+    raise Refused(f"{what}: archive lacks {MANIFEST}")
 
 
 def _decrypt_refusal(exc: BaseException, what: str) -> Refused:
