@@ -306,8 +306,22 @@ def _keep(
         spool.place(path)
         return path
     atomic_write(path.with_name(path.name + ".minisig"), sig)
-    atomic_write(path, cipher if isinstance(cipher, bytes) else Path(cipher).read_bytes())
+    if isinstance(cipher, bytes):
+        atomic_write(path, cipher)
+    else:  # a file: copied in pieces, never read whole
+
+        def copy(fh: BinaryIO, source: Path = Path(cipher)) -> None:
+            _copy_into(fh.fileno(), source)
+
+        atomic_write_stream(path, copy)
     return path
+
+
+def _unkeep(path: Path) -> None:
+    """Remove a kept bundle and its signature that the ledger does not name (rolled back)."""
+    for stale in (path.with_name(path.name + ".minisig"), path):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 ForkHook = Callable[[Store, Verified, str], None]
@@ -531,11 +545,12 @@ def _accept_one(
     try:
         return _apply(store, v, path, archive_photos)
     except ingest.HoldForCoordinator as hold:
-        # Rolled back whole; the copy under applied/ names nothing in the ledger.
-        for stale in (path.with_name(path.name + ".minisig"), path):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-        return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
+        # Rolled back whole; the copy under applied/ names nothing in the ledger. It is
+        # what is held (the spooled source may be gone), then removed from applied/.
+        try:
+            return _hold(store, v, path, sig, files_dir, hold, on_hold)
+        finally:
+            _unkeep(path)
 
 
 def _holds_same_events(store: Store, v: Verified) -> bool:
@@ -589,10 +604,10 @@ def _apply_new_tail(
     try:
         out = _apply(store, v, path, archive_photos, after=head_seq)
     except ingest.HoldForCoordinator as hold:
-        for stale in (path.with_name(path.name + ".minisig"), path):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-        return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
+        try:
+            return _hold(store, v, path, sig, files_dir, hold, on_hold)
+        finally:
+            _unkeep(path)
     ev = v.manifest["events"]
     return Outcome(
         "applied",
