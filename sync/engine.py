@@ -326,7 +326,7 @@ def _unkeep(path: Path) -> None:
 
 ForkHook = Callable[[Store, Verified, str], None]
 HoldHook = Callable[[Store, Verified, ingest.HoldForCoordinator], None]
-Reverify = Callable[[bytes, bytes], Verified]
+Reverify = Callable[[bytes | Path, bytes], Verified]
 
 
 def last_applied(store: Store, device: str) -> tuple[int, str]:
@@ -744,12 +744,15 @@ def _release_held(
             break
         path = kept_path(files_dir, row[1])
         try:
-            cipher = path.read_bytes()
+            # Verified from its file as a stream, like any import: never read whole.
             sig = path.with_name(path.name + ".minisig").read_bytes()
-            v = reverify(cipher, sig)
-            out = _accept_one(
-                store, v, cipher, sig, files_dir, on_fork, on_hold=on_hold, archive_photos=archive_photos
-            )
+            v = reverify(path, sig)
+            try:
+                out = _accept_one(
+                    store, v, path, sig, files_dir, on_fork, on_hold=on_hold, archive_photos=archive_photos
+                )
+            finally:
+                v.close()
         except (OSError, Refused) as exc:
             with store.transaction():
                 store.execute(

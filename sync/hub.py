@@ -172,7 +172,7 @@ def _verify_and_accept(
                 },
             )
 
-        def reverify(c: bytes, s: bytes) -> bundle.Verified:
+        def reverify(c: bytes | Path, s: bytes) -> bundle.Verified:
             return verify(store, c, s, "held bundle")
 
         def on_hold(st: Store, hv: bundle.Verified, hold: ingest.HoldForCoordinator) -> None:

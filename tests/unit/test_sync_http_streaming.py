@@ -241,3 +241,51 @@ def test_the_same_bundle_pushed_concurrently_is_applied_exactly_once(served) -> 
     assert hs.store.scalar("SELECT count(*) FROM photo_archive") == len(photos)
     assert len(list((h.data_dir / "sync" / "applied").glob(f"*{keys.device}*.tar.age"))) == 1
     assert _incoming(h) == []
+
+
+def test_a_real_server_removes_the_spool_file_of_a_connection_dropped_midway(photo_bundle) -> None:  # noqa: F811
+    """Over a socket: half the body arrives, then the client is gone. The server notices, refuses it,
+    removes what it had written; the same bundle pushed whole afterwards is applied."""
+    import socket
+    import time
+
+    import httpx
+    from synckit import HubServer
+
+    h, f, _photos, keys = photo_bundle
+    data = f.read_bytes()
+    sig = base64.b64encode(f.with_name(f.name + ".minisig").read_bytes())
+    server = HubServer(h.data_dir)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                f"POST /v1/bundles/{f.name} HTTP/1.1\r\nHost: hub\r\nContent-Length: {len(data)}\r\n".encode()
+                + b"X-Wardcrf-Minisig: "
+                + sig
+                + b"\r\n\r\n"
+            )
+            sock.sendall(data[: len(data) // 2])
+            incoming = h.data_dir / "sync" / ".incoming"
+            for _ in range(300):  # bounded: the server has begun writing the spool file
+                if _incoming(h):
+                    break
+                time.sleep(0.05)
+            assert [p for p in _incoming(h) if p.endswith(".tar.age")], "the body was not being spooled"
+        for _ in range(300):  # bounded: the server noticed the client went away and removed the file
+            if not _incoming(h):
+                break
+            time.sleep(0.05)
+        assert _incoming(h) == [], os.listdir(incoming)
+        answer = httpx.post(
+            f"{server.url}/v1/bundles/{f.name}", content=data, headers={"X-Wardcrf-Minisig": sig.decode()},
+            timeout=60,
+        )  # fmt: skip
+        assert answer.status_code == 200 and answer.json()["status"] == "applied", answer.text
+    finally:
+        server.stop()
+    hs = open_(h)
+    try:
+        assert hs.store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (keys.device,)) == 1
+    finally:
+        hs.close()
+    assert _incoming(h) == []
