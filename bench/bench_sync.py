@@ -2,6 +2,7 @@
 incremental export on a large site, hub import of many devices.
 
     python bench/bench_sync.py [--quick]
+    python bench/bench_sync.py memory [--quick] [--runs N] [--baseline-python PY] [--only push,restore,import]
 
 Rows follow bench/run.py: "ratio" is wardcrf's cost over the baseline's cost,
 wall and CPU (CPU includes child processes such as `age` and `sha256sum`).
@@ -13,6 +14,9 @@ them through the (device, seq) index, tar them with a manifest, age-encrypt
 to the hub, write and fsync the file); the 100-device import vs `sha256sum`
 of the same files, group of bundles by group of bundles. The peak RSS of a
 hub import of the photo-heavy bundle is read from /proc in a fresh process.
+`memory` reads the peak RSS of an HTTP push, a restore export and a file
+import the same way, alternated with the code before when given an
+interpreter that runs it (docs/performance.md, issue #19).
 """
 
 from __future__ import annotations
@@ -561,6 +565,147 @@ def bench_hub_many_devices(root: Path, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+# -- peak RSS of the three paths that used to hold a bundle (issue #19), before/after ------------
+
+_MEMORY_SCRIPT = """
+import base64, os, socket, subprocess, sys, threading, time, pathlib
+from wardcrf import features
+from wardcrf.site import Site
+from wardcrf.sync import hub
+features.install()
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+
+what, data_dir, f, password = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3]), sys.argv[4]
+s = Site.open(data_dir).unlock("admin", password)
+sig = f.with_name(f.name + ".minisig").read_bytes()
+if what == "push":  # `hub serve` on a socket; curl streams the file from disk (its memory is its own)
+    import uvicorn
+    from wardcrf.sync import server
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(server.app(s), log_level="warning"))
+    threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not srv.started:
+        time.sleep(0.05)
+    resting = status("VmRSS:")
+    open("/proc/self/clear_refs", "w").write("5")
+    out = subprocess.run(
+        ["curl", "-sS", "-X", "POST", "-T", str(f), "-H", "X-Wardcrf-Minisig: " + base64.b64encode(sig).decode(),
+         "-H", "Content-Type: application/octet-stream", "http://127.0.0.1:%d/v1/bundles/%s" % (port, f.name)],
+        check=True, capture_output=True, text=True).stdout
+    assert '"applied"' in out, out[:300]
+    peak = status("VmHWM:")
+    srv.should_exit = True
+elif what == "restore":  # `hub export --restore` to a directory, for the site's replacement laptop
+    resting = status("VmRSS:")
+    open("/proc/self/clear_refs", "w").write("5")
+    out = hub.outbound_files(s, sys.argv[5], pathlib.Path(sys.argv[6]), restore=True)
+    assert any(p.parent.name == "restore" for p in out), out
+    peak = status("VmHWM:")
+else:  # "import": `hub import FILE`
+    resting = status("VmRSS:")
+    open("/proc/self/clear_refs", "w").write("5")
+    res = hub.import_file(s, f)
+    assert res.outcome.status == "applied", res.outcome.message
+    peak = status("VmHWM:")
+print(resting, peak)
+"""
+
+
+def memory(
+    root: Path, quick: bool, baseline_python: str | None, runs: int, only: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Peak RSS (VmHWM) of an HTTP push, a restore export and a file import, each in a fresh process.
+
+    Bundles: two photo-heavy ones (13.5 MB: 5 photos; 133.6 MB: 40 photos, as
+    `bench_import_vs_sha256sum` builds them; `quick`: the small one only) and
+    an event-heavy one (30,000 events, no photos). "push": `hub serve` on a
+    socket in the measured process, curl uploading the file (`-T`, streamed);
+    "restore": `hub export --restore` of that bundle alone for a replacement
+    laptop; "import": `hub import FILE`. With `baseline_python`, an
+    interpreter whose `wardcrf` is the code before (e.g. a venv over a
+    checkout of main), every measurement alternates with the same one run by
+    it, the order flipped each round; each run gets a fresh copy of the hub.
+    `only` picks some of push, restore, import.
+    """
+    from wardcrf.sync import bundle, hub
+
+    hs_site, hs = _hub(root / "pristine")
+    hub_keys = devicekeys.load(hs.store, hs.ctx.device)
+    new_keys = devicekeys.generate("NEWLAP01")  # the replacement laptop a restore is for
+    _register(hs, new_keys, "WUH01")
+    cases: list[tuple[str, Path]] = []
+    shapes = [(5, 2_000_000, 200)] if quick else [(5, 2_000_000, 200), (40, 2_500_000, 200)]
+    shapes.append((0, 0, 30_000))
+    for n, (n_photos, size, n_events) in enumerate(shapes):
+        keys = devicekeys.generate(f"MEMDEV{n:02d}")
+        _register(hs, keys, "WUH01")
+        photos = {}
+        for i in range(n_photos):
+            data = _jpeg(size, 1000 * n + i)
+            photos[bundle.sha256(data)] = ("jpg", data)
+        lines = _chain(keys.device, "WUH01", n_events, photos=list(photos))
+        manifest = _manifest(keys, "WUH01", lines, list(photos), [hub_keys.age_recipient])
+        name, cipher, sig = bundle.seal(manifest, lines, photos, keys.sign_secret)
+        f = root / name
+        f.write_bytes(cipher)
+        (root / (name + ".minisig")).write_bytes(sig)
+        cases.append((f"{len(cipher) / 1e6:.1f} MB, {n_photos} photos, {n_events} events", f))
+        del photos, cipher, lines
+    hs.store.checkpoint()
+    hs.close()
+    # A restore needs its bundle kept at the hub: per bundle, a copy of the hub that applied it
+    # (and only it: `hub export --restore` sends every kept bundle of the site).
+    kept: dict[Path, Path] = {}
+    for n, (_label, f) in enumerate(cases):
+        kept[f] = root / f"kept{n}" / "hub"
+        shutil.copytree(hs_site.data_dir, kept[f])
+        ks = Site.open(kept[f]).unlock("admin", PASSWORD)
+        try:
+            assert hub.import_file(ks, f).outcome.status == "applied"
+            ks.store.checkpoint()
+        finally:
+            ks.close()
+    pythons = [("ours", sys.executable)] + ([("before", baseline_python)] if baseline_python else [])
+    rows = []
+    for what in only or ("push", "restore", "import"):
+        for label, f in cases:
+            seen: dict[str, list[tuple[int, int]]] = {k: [] for k, _ in pythons}
+            for r in range(runs):
+                for key, py in pythons if r % 2 == 0 else list(reversed(pythons)):
+                    run_dir = root / f"run-{what}-{key}-{r}"
+                    src = kept[f] if what == "restore" else hs_site.data_dir
+                    shutil.copytree(src, run_dir / "hub")
+                    out = subprocess.run(
+                        [py, "-c", _MEMORY_SCRIPT, what, str(run_dir / "hub"), str(f), PASSWORD,
+                         new_keys.device, str(run_dir / "stick")],
+                        check=True, capture_output=True, text=True,
+                    ).stdout.split()  # fmt: skip
+                    seen[key].append((int(out[-2]), int(out[-1])))
+                    shutil.rmtree(run_dir)
+            size = f.stat().st_size
+            for key, got in seen.items():
+                peaks = [p for _, p in got]
+                rows.append(
+                    {
+                        "name": f"peak RSS, {what}, {label} [{key}]",
+                        "value": max(peaks) / 1e6,
+                        "unit": "MB",
+                        "baseline": size / 1e6,
+                        "ratio": max(peaks) / size,
+                        "target": "the bundle is not held: peak − resting well under the bundle",
+                        "runs": [(round(a / 1e6, 1), round(b / 1e6, 1)) for a, b in got],
+                        "load": loadavg(),
+                    }
+                )
+    return rows
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     features.install()  # a benchmark is a program: it installs the features before it opens a site
     rows: list[dict[str, Any]] = []
@@ -578,7 +723,21 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["memory"]:
+    # python bench/bench_sync.py memory [--quick] [--runs N] [--baseline-python PY] [--only push,restore,import]
+    features.install()
+    args = sys.argv[2:]
+    base = args[args.index("--baseline-python") + 1] if "--baseline-python" in args else None
+    n_runs = int(args[args.index("--runs") + 1]) if "--runs" in args else 2
+    only = tuple(args[args.index("--only") + 1].split(",")) if "--only" in args else ()
+    with tempfile.TemporaryDirectory(prefix="bench-sync-memory-") as tmp:
+        for row in memory(Path(tmp), "--quick" in args, base, n_runs, only):
+            print(
+                f"{row['name']}: peak {row['value']:,.1f} MB | bundle {row['baseline']:,.1f} MB "
+                f"| runs (resting, peak) MB {row['runs']} | load {row['load']}",
+                flush=True,
+            )
+elif __name__ == "__main__":
     for row in run(quick="--quick" in sys.argv):
         print(
             f"{row['name']}: {row['value']:,.3f} {row['unit']} | baseline {row['baseline']:,.3f} "

@@ -16,6 +16,7 @@ inner signature as the first time; only the age layer differs.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
@@ -305,11 +306,14 @@ class _HashingSink(io.RawIOBase):
 
     BATCH = 4 << 20
 
-    def __init__(self, out: BinaryIO | None = None) -> None:
+    def __init__(self, out: BinaryIO | None = None, *, inline: bool = False) -> None:
         import queue
         import threading
 
         self._out = out
+        # `inline`: hashed here as each chunk is written, nothing kept (a restore, where
+        # memory matters more than the few percent the worker saves).
+        self._inline = inline and out is not None
         self.hasher = hashlib.blake2b()
         self.chunks: list[bytes] = []
         self._pending: list[bytes] = []
@@ -338,6 +342,9 @@ class _HashingSink(io.RawIOBase):
             except OSError as exc:  # pyrage wraps what it gets: kept to be raised as it is
                 self.write_error = exc
                 raise
+            if self._inline:
+                self.hasher.update(chunk)
+                return len(chunk)
         self._pending.append(chunk)
         self._pending_len += len(chunk)
         if self._pending_len >= self.BATCH:
@@ -390,12 +397,18 @@ def encrypt_parts(parts: list[bytes], recipients: list[str]) -> tuple[bytes, byt
 
 
 def _encrypt_into(parts: list[bytes], recipients: list[str], out: BinaryIO | None) -> _HashingSink:
+    return _encrypt_stream(io.BufferedReader(_PartsReader(parts), 1 << 20), recipients, out)
+
+
+def _encrypt_stream(
+    plain: BinaryIO, recipients: list[str], out: BinaryIO | None, *, inline: bool = False
+) -> _HashingSink:
     import pyrage
 
     recips = _recipients(recipients)
-    sink = _HashingSink(out)
+    sink = _HashingSink(out, inline=inline)
     try:
-        pyrage.encrypt_io(io.BufferedReader(_PartsReader(parts), 1 << 20), sink, recips)
+        pyrage.encrypt_io(plain, sink, recips)
     except BaseException:
         sink.abandon()
         if sink.write_error is not None:
@@ -568,6 +581,52 @@ def decrypt(cipher: bytes, identities: list[str], what: str) -> bytes:
         return bytes(pyrage.decrypt(cipher, ids))
     except Exception as exc:
         raise _decrypt_refusal(exc, what) from None
+
+
+def reencrypt_into(
+    source: Path, identities: list[str], recipients: list[str], out: BinaryIO, what: str
+) -> tuple[bytes, bytes]:
+    """A kept bundle's archive encrypted again to `recipients`, written to `out` as it is made.
+
+    Returns (its manifest.json, the BLAKE2b-512 prehash of the new ciphertext,
+    for the relay's signature). The archive is decrypted as a stream
+    (`_DecryptStream`) straight into age's encryptor: neither the plaintext
+    nor either ciphertext is held whole. The manifest is read first, by a
+    short pass that stops once it is found (a bundle writes it first). A
+    damaged or truncated file is refused as `decrypt` refuses it, after the
+    whole of it was read; `out` then holds nothing the caller may keep.
+    """
+    manifest = _first_manifest(source, identities, what)
+    with _DecryptStream(source, identities, what) as stream:
+        # Hashed as written (an export's 4 MiB batches would outweigh a small bundle).
+        plain = cast(BinaryIO, io.BufferedReader(stream, 256 * 1024))
+        sink = _encrypt_stream(plain, recipients, out, inline=True)
+        stream.check()  # age's verdict on the whole file: nothing is kept before it
+    return manifest, sink.hasher.digest()
+
+
+def _first_manifest(source: Path, identities: list[str], what: str) -> bytes:
+    """manifest.json of an archive, read from its decrypting stream up to that member only."""
+    seen: dict[str, int] = {}
+    with _DecryptStream(source, identities, what) as stream:
+        try:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for info in tar:
+                    _check_member(info, what, seen)
+                    seen[info.name] = info.size
+                    if len(seen) > LIMITS.members:
+                        raise Refused(f"{what}: the archive has more than {LIMITS.members} members")
+                    if info.name == MANIFEST:
+                        if info.size > LIMITS.manifest_bytes:
+                            raise Refused(
+                                f"{what}: manifest.json is larger than {LIMITS.manifest_bytes} bytes"
+                            )
+                        return _member_bytes(tar, info, what)
+        except (tarfile.TarError, EOFError, ValueError) as exc:
+            stream.check()
+            raise Refused(f"{what}: archive is truncated or not a tar file ({exc})") from None
+        stream.check()
+    raise Refused(f"{what}: archive lacks {MANIFEST}")
 
 
 def _decrypt_refusal(exc: BaseException, what: str) -> Refused:
@@ -778,6 +837,83 @@ class _Streamed:
     digests: dict[str, str] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
+    events: _EventLines | None = None
+
+
+@dataclass
+class _EventLines:
+    """events.jsonl as read line by line from the stream: the lines, and what the checks need to know.
+
+    Nothing is refused while reading: the verdicts keep their order
+    (signatures and checksums first), so what a line-by-line read finds is
+    noted here and `_verify_signed` refuses it where it always did.
+    """
+
+    lines: list[str] = field(default_factory=list)
+    count: int = 0  # lines, the last one counted even without its newline
+    sha: str = ""
+    not_utf8: bool = False
+    ends_newline: bool = False
+    # (line number, its first bytes) of a line too long to keep: longer in bytes than
+    # four times the limit, so longer in characters than the limit. Later lines are not kept.
+    long_line: tuple[int, bytes] | None = None
+
+
+def _read_events(tar: tarfile.TarFile, info: tarfile.TarInfo, what: str) -> _EventLines:
+    """events.jsonl line by line: hashed as it passes, each line decoded and kept, never the member whole.
+
+    A line is read up to four times `LIMITS.event_line_bytes` bytes (a line
+    within the limit in characters is at most that); beyond, it is hashed and
+    checked as UTF-8 in passing and only its head kept. Past `LIMITS.events`
+    lines, or once a line is not UTF-8, no line is kept: the refusal is certain.
+    """
+    out = _EventLines()
+    f = tar.extractfile(info)
+    cap = 4 * LIMITS.event_line_bytes + 1
+    h = hashlib.sha256()
+    n = 0
+    keep = True
+    while f is not None and n < info.size and (raw := f.readline(cap)):
+        n += len(raw)
+        h.update(raw)
+        out.count += 1
+        complete = raw.endswith(b"\n")
+        if not complete and len(raw) >= cap:  # a line longer than any kept one: read through, not kept
+            head = raw[:256]
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            try:
+                decoder.decode(raw)
+                while not complete and n < info.size and (raw := f.readline(cap)):
+                    n += len(raw)
+                    h.update(raw)
+                    complete = raw.endswith(b"\n")
+                    decoder.decode(raw)
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                out.not_utf8 = True
+                keep = False
+            if keep:
+                out.long_line = (out.count, head)
+                keep = False
+            out.ends_newline = complete
+            continue
+        out.ends_newline = complete
+        try:
+            line = (raw[:-1] if complete else raw).decode("utf-8")
+        except UnicodeDecodeError:
+            out.not_utf8 = True
+            keep = False
+            out.lines = []
+            continue
+        if out.count > LIMITS.events:
+            keep = False
+            out.lines = []
+        if keep:
+            out.lines.append(line)
+    if n != info.size:
+        raise Refused(f"{what}: member {info.name!r} declares {info.size} bytes, more than the archive holds")
+    out.sha = h.hexdigest()
+    return out
 
 
 def _read_stream(stream: _DecryptStream, what: str) -> _Streamed:
@@ -796,6 +932,9 @@ def _read_stream(stream: _DecryptStream, what: str) -> _Streamed:
                 out.offsets[name] = info.offset_data
                 if name.startswith(("photos/", "evidence/")):
                     out.digests[name] = _member_sha(tar, info, what)
+                    continue
+                if name == EVENTS:
+                    out.events = _read_events(tar, info, what)
                     continue
                 limit = _SMALL_LIMITS.get(name)
                 if limit is not None:
@@ -882,11 +1021,19 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
 
     Returns the parsed events (each line is parsed once, here).
     """
+    return _check_chain(lines, m, what, len(lines), None)
+
+
+def _check_chain(
+    lines: list[str], m: dict[str, Any], what: str, count: int, long_line: tuple[int, bytes] | None
+) -> list[Event]:
+    """`check_chain` of lines read from a stream: `count` lines in all, the kept ones in `lines`, and
+    `long_line` the one not kept for its length (the lines after it were not kept either)."""
     ev = m.get("events") or {}
-    if not lines:
+    if not count:
         raise Refused(f"{what}: events.jsonl holds no events")
-    if ev.get("count") != len(lines):
-        raise Refused(f"{what}: manifest says {ev.get('count')} events, events.jsonl has {len(lines)}")
+    if ev.get("count") != count:
+        raise Refused(f"{what}: manifest says {ev.get('count')} events, events.jsonl has {count}")
     prev = m.get("chain_first_prev")
     seq = ev.get("first")
     if not isinstance(prev, str) or not _HEX64.match(prev) or not isinstance(seq, int):
@@ -964,6 +1111,11 @@ def check_chain(lines: list[str], m: dict[str, Any], what: str) -> list[Event]:
         )
         prev = h
         seq += 1
+    if long_line is not None:  # every line before it passed: refused as the loop refuses it
+        n, first_bytes = long_line
+        if not first_bytes.startswith(('{"prev":"' + prev + '",').encode()):
+            raise Refused(f"{what}: chain broken at line {n}: prev is not the previous event's hash")
+        raise Refused(f"{what}: event line {n} is larger than {LIMITS.event_line_bytes} bytes")
     if seq - 1 != ev.get("last"):
         raise Refused(f"{what}: manifest says events end at {ev.get('last')}, events.jsonl ends at {seq - 1}")
     if prev != m.get("chain_last"):
@@ -1115,8 +1267,9 @@ def _verify_signed(
     report.append("decrypted with the given age identity")
     members = found.members  # the small ones, whole; photos and logger files by digest
     for need in (MANIFEST, EVENTS, SUMS, SUMS_SIG):
-        if need not in members:
+        if need not in members and not (need == EVENTS and found.events is not None):
             raise Refused(f"{what}: archive lacks {need}")
+    assert found.events is not None
     report.append(f"archive: {len(found.sizes)} regular members, names whitelisted")
     signer = outer_signer
     if relayed:
@@ -1137,7 +1290,10 @@ def _verify_signed(
     for name, digest in sums.items():
         if name not in found.sizes:
             raise Refused(f"{what}: SHA256SUMS lists {name}, which the archive lacks")
-        actual = found.digests[name] if name in found.digests else sha256(members[name])
+        if name == EVENTS:
+            actual = found.events.sha
+        else:
+            actual = found.digests[name] if name in found.digests else sha256(members[name])
         if actual != digest:
             raise Refused(f"{what}: {name} does not match its SHA-256 in SHA256SUMS (changed)")
     report.append(f"SHA256SUMS: signature good, {len(sums)} members match")
@@ -1164,18 +1320,18 @@ def _verify_signed(
         raise Refused(f"{what}: the signed trusted comment does not match the manifest")
     if not outer.trusted_comment.endswith(f"manifest={manifest_sha}"):
         raise Refused(f"{what}: the outer signature was made for another manifest")
-    try:
-        text = members[EVENTS].decode("utf-8")
-    except UnicodeDecodeError:
-        raise Refused(f"{what}: events.jsonl is not UTF-8") from None
-    if not text.endswith("\n"):
+    # Read line by line as the archive streamed past (`_read_events`); refused here, in this order.
+    read = found.events
+    if read.not_utf8:
+        raise Refused(f"{what}: events.jsonl is not UTF-8")
+    if not read.ends_newline:
         raise Refused(f"{what}: events.jsonl does not end with a newline (truncated?)")
-    lines = text[:-1].split("\n")
-    if len(lines) > LIMITS.events:
+    if read.count > LIMITS.events:
         raise Refused(f"{what}: events.jsonl holds more than {LIMITS.events} events")
-    events = check_chain(lines, m, what)
+    lines = read.lines
+    events = _check_chain(lines, m, what, read.count, read.long_line)
     report.append(
-        f"events: {len(lines)} lines, seq {m['events']['first']}-{m['events']['last']}, chain intact"
+        f"events: {read.count} lines, seq {m['events']['first']}-{m['events']['last']}, chain intact"
     )
     photos: dict[str, tuple[str, int]] = {}
     for name in found.digests:

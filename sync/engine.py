@@ -22,6 +22,7 @@ its manifest hash; with `chain_heads` it decides what a verified bundle is:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -118,7 +119,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -148,9 +149,12 @@ class Spool:
     out.
     """
 
-    def __init__(self, files_dir: Path, cipher: bytes | Path, sig: bytes) -> None:
+    def __init__(self, files_dir: Path, cipher: bytes | Path, sig: bytes, *, received: bool = False) -> None:
+        """`received`: `cipher` is a file `Receiver` already wrote into the spool (an HTTP push): it is
+        adopted as it is, not copied, and removed with the rest if the bundle is not kept."""
         self._dir = files_dir / ".incoming"
-        self._cipher = self._dir / f"{os.getpid()}-{threading.get_ident()}-{id(self):x}.tar.age"
+        adopt = received and isinstance(cipher, Path)
+        self._cipher = cipher if isinstance(cipher, Path) and adopt else self._dir / _spool_name(self)
         self._sig = self._cipher.with_name(self._cipher.name + ".minisig")
         self._failed: BaseException | None = None
         self._done = False
@@ -159,11 +163,14 @@ class Spool:
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
             _sweep_incoming(self._dir)
-            for path in (self._cipher, self._sig):
-                fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            fds.append(
+                os.open(self._cipher, os.O_WRONLY if adopt else os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            )
+            fds.append(os.open(self._sig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
             _write_all(fds[1], sig)
             if isinstance(cipher, Path):
-                _copy_into(fds[0], cipher)
+                if not adopt:
+                    _copy_into(fds[0], cipher)
                 self.copy = self._cipher
         except BaseException as exc:  # raised again by place(); never lost
             self._failed = exc
@@ -216,6 +223,57 @@ class Spool:
         return self._done
 
 
+_SPOOLED = itertools.count(1)
+
+
+def _spool_name(owner: object) -> str:
+    """A fresh spool file name: the pid first (`_sweep_incoming` removes a dead importer's files)."""
+    return f"{os.getpid()}-{threading.get_ident()}-{next(_SPOOLED)}-{id(owner):x}.tar.age"
+
+
+class Receiver:
+    """A pushed bundle written into the spool (`sync/.incoming/`) as its body arrives, never held whole.
+
+    The HTTP server hands each piece to `write` (refused past `limit`);
+    `finish` makes it the file the hub verifies and applies (`Spool` with
+    `received=True` adopts it, so it is neither copied nor read whole);
+    `discard` removes it (refused, cut short, aborted). A killed server's
+    half-written files are swept like any spool file (named by its pid).
+    """
+
+    def __init__(self, files_dir: Path, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        incoming = files_dir / ".incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        _sweep_incoming(incoming)
+        self.path = incoming / _spool_name(self)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def write(self, data: bytes | bytearray) -> None:
+        """Append one piece of the body; refused (nothing kept) if the body passes the limit."""
+        if self._fd is None:
+            raise RuntimeError("the received bundle is closed")
+        if self.size + len(data) > self.limit:
+            self.discard()
+            raise Refused(f"bundle larger than {self.limit} bytes")
+        _write_all(self._fd, data)
+        self.size += len(data)
+
+    def finish(self) -> Path:
+        """The complete body's file (closed; `Spool` fsyncs it while the bundle is verified)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the file unless the importer kept it (moved under applied/ or held/); safe to call twice."""
+        self.finish()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
 def _copy_into(fd: int, source: Path) -> None:
     """Copy a bundle file into the spool in 1 MiB pieces; past the size limit the rest is left (verify refuses it)."""
     from .bundle import LIMITS
@@ -249,13 +307,27 @@ def _keep(
         spool.place(path)
         return path
     atomic_write(path.with_name(path.name + ".minisig"), sig)
-    atomic_write(path, cipher if isinstance(cipher, bytes) else Path(cipher).read_bytes())
+    if isinstance(cipher, bytes):
+        atomic_write(path, cipher)
+    else:  # a file: copied in pieces, never read whole
+
+        def copy(fh: BinaryIO, source: Path = Path(cipher)) -> None:
+            _copy_into(fh.fileno(), source)
+
+        atomic_write_stream(path, copy)
     return path
+
+
+def _unkeep(path: Path) -> None:
+    """Remove a kept bundle and its signature that the ledger does not name (rolled back)."""
+    for stale in (path.with_name(path.name + ".minisig"), path):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 ForkHook = Callable[[Store, Verified, str], None]
 HoldHook = Callable[[Store, Verified, ingest.HoldForCoordinator], None]
-Reverify = Callable[[bytes, bytes], Verified]
+Reverify = Callable[[bytes | Path, bytes], Verified]
 
 
 def last_applied(store: SqlStore, device: str) -> tuple[int, str]:
@@ -518,11 +590,12 @@ def _accept_one(
     try:
         return _apply(store, v, path, archive_photos)
     except ingest.HoldForCoordinator as hold:
-        # Rolled back whole; the copy under applied/ names nothing in the ledger.
-        for stale in (path.with_name(path.name + ".minisig"), path):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-        return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
+        # Rolled back whole; the copy under applied/ names nothing in the ledger. It is
+        # what is held (the spooled source may be gone), then removed from applied/.
+        try:
+            return _hold(store, v, path, sig, files_dir, hold, on_hold)
+        finally:
+            _unkeep(path)
 
 
 def _holds_same_events(store: Store, v: Verified) -> bool:
@@ -576,10 +649,10 @@ def _apply_new_tail(
     try:
         out = _apply(store, v, path, archive_photos, after=head_seq)
     except ingest.HoldForCoordinator as hold:
-        for stale in (path.with_name(path.name + ".minisig"), path):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-        return _hold(store, v, cipher, sig, files_dir, hold, on_hold)
+        try:
+            return _hold(store, v, path, sig, files_dir, hold, on_hold)
+        finally:
+            _unkeep(path)
     ev = v.manifest["events"]
     return Outcome(
         "applied",
@@ -720,12 +793,15 @@ def _release_held(
             break
         path = kept_path(files_dir, row[1])
         try:
-            cipher = path.read_bytes()
+            # Verified from its file as a stream, like any import: never read whole.
             sig = path.with_name(path.name + ".minisig").read_bytes()
-            v = reverify(cipher, sig)
-            out = _accept_one(
-                store, v, cipher, sig, files_dir, on_fork, on_hold=on_hold, archive_photos=archive_photos
-            )
+            v = reverify(path, sig)
+            try:
+                out = _accept_one(
+                    store, v, path, sig, files_dir, on_fork, on_hold=on_hold, archive_photos=archive_photos
+                )
+            finally:
+                v.close()
         except (OSError, Refused) as exc:
             with store.transaction():
                 store.execute(

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from wardcrf import devicekeys, ingest, records
 from wardcrf.errors import InternalError, Refused, UsageError, WardError
@@ -134,10 +134,14 @@ class ImportResult:
         return self.outcome.ok
 
 
-def import_bundle(session: Session, cipher: bytes | Path, sig: bytes, what: str = "bundle") -> ImportResult:
+def import_bundle(
+    session: Session, cipher: bytes | Path, sig: bytes, what: str = "bundle", *, received: bool = False
+) -> ImportResult:
     """Verify and apply one ward bundle (see `engine`); returns the outcome and a signed receipt.
 
-    `cipher` is the bundle's bytes (an HTTP push) or its file (`import_file`).
+    `cipher` is the bundle's bytes, or its file (`import_file`). `received`:
+    the file is an HTTP push already written into the hub's spool as it
+    arrived (`engine.Receiver`); it is verified and kept as it is, not copied.
     """
     session.require("hub.manage", what="import bundles")
     require_hub(session)
@@ -146,7 +150,7 @@ def import_bundle(session: Session, cipher: bytes | Path, sig: bytes, what: str 
         _import_pragmas(store)
         try:
             with store.transaction():  # this bundle alone, all or nothing
-                outcome = _apply(session, store, cipher, sig, what)
+                outcome = _apply(session, store, cipher, sig, what, received=received)
         except Refused as exc:
             record_refusal(session, what, exc)
             raise
@@ -162,7 +166,9 @@ def _import_pragmas(store: SqlStore) -> None:
         store.execute("PRAGMA cache_size = -262144")
 
 
-def _apply(session: Session, store: SqlStore, cipher: bytes | Path, sig: bytes, what: str) -> engine.Outcome:
+def _apply(
+    session: Session, store: SqlStore, cipher: bytes | Path, sig: bytes, what: str, *, received: bool = False
+) -> engine.Outcome:
     """Verify one bundle and apply it (inside the caller's transaction or savepoint).
 
     Anything but a refusal that escapes here is an error no check foresaw:
@@ -170,7 +176,7 @@ def _apply(session: Session, store: SqlStore, cipher: bytes | Path, sig: bytes, 
     rolls it back), so one hostile file never stops an import or a server.
     """
     try:
-        outcome = _verify_and_accept(session, store, cipher, sig, what)
+        outcome = _verify_and_accept(session, store, cipher, sig, what, received)
         # In the same savepoint: a bundle is applied or held together with its leaf, or neither.
         hublog.log_bundle(store, outcome.device, outcome.bundle_seq, outcome.status)
         return outcome
@@ -184,14 +190,15 @@ def _apply(session: Session, store: SqlStore, cipher: bytes | Path, sig: bytes, 
 
 
 def _verify_and_accept(
-    session: Session, ledger: SqlStore, cipher: bytes | Path, sig: bytes, what: str
+    session: Session, ledger: SqlStore, cipher: bytes | Path, sig: bytes, what: str, received: bool = False
 ) -> engine.Outcome:
     """Verify against the hub's registry and keys (its file), then decide and apply in `ledger`."""
     store = session.store
     # The bundle goes to disk (kept if applied or held) while it is verified.
     # A file is copied first and verified from the hub's own copy, so what is
-    # kept is what was checked, even if the file changes meanwhile.
-    spool = engine.Spool(files_dir(session), cipher, sig) if cipher else None
+    # kept is what was checked, even if the file changes meanwhile. An HTTP
+    # push is already in the spool, written there as it arrived: it is adopted.
+    spool = engine.Spool(files_dir(session), cipher, sig, received=received) if cipher else None
     v: bundle.Verified | None = None
     try:
         v = verify(store, spool.copy if spool is not None and spool.copy else cipher, sig, what)
@@ -215,7 +222,7 @@ def _verify_and_accept(
                 },
             )
 
-        def reverify(c: bytes, s: bytes) -> bundle.Verified:
+        def reverify(c: bytes | Path, s: bytes) -> bundle.Verified:
             return verify(store, c, s, "held bundle")
 
         def on_hold(st: SqlStore, hv: bundle.Verified, hold: ingest.HoldForCoordinator) -> None:
@@ -442,10 +449,17 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
     out: list[Path] = []
     if restore:
         for item in restore_list(session, ward_device):
-            name, cipher, sig = restore_bundle(session, ward_device, item["device"], item["bundle_seq"])
-            engine.atomic_write(Path(to_dir) / "restore" / (name + ".minisig"), sig)
-            engine.atomic_write(Path(to_dir) / "restore" / name, cipher)
-            out.append(Path(to_dir) / "restore" / name)
+            # Streamed into its file (signature first, beside it, before the bundle takes its name).
+            dest = Path(to_dir) / "restore" / kept_file(session, item["file"]).name
+
+            def produce(fh: BinaryIO, item: dict[str, Any] = item) -> bytes:
+                return restore_bundle_into(session, ward_device, item["device"], item["bundle_seq"], fh)[1]
+
+            def sign_beside(sig: bytes, dest: Path = dest) -> None:
+                engine.atomic_write(dest.with_name(dest.name + ".minisig"), sig)
+
+            engine.atomic_write_stream(dest, produce, sign_beside)
+            out.append(dest)
     for row in outbound(session, ward_device):
         name, cipher, sig = outbox.materialize(session.store, row, signer)
         engine.atomic_write(Path(to_dir) / (name + ".minisig"), sig)
@@ -563,11 +577,28 @@ def restore_list(session: Session, new_device: str) -> list[dict[str, Any]]:
 def restore_bundle(
     session: Session, new_device: str, device: str, bundle_seq: int
 ) -> tuple[str, bytes, bytes]:
-    """A device's original archive, re-encrypted to the new laptop and signed by the hub.
+    """A device's original archive, re-encrypted to the new laptop and signed by the hub (in memory).
+
+    `restore_bundle_into` writes it to a file instead; this holds the new
+    ciphertext once (the kept bundle and the plaintext are streamed).
+    """
+    import io
+
+    buf = io.BytesIO()
+    name, sig = restore_bundle_into(session, new_device, device, bundle_seq, buf)
+    return name, buf.getvalue(), sig
+
+
+def restore_bundle_into(
+    session: Session, new_device: str, device: str, bundle_seq: int, out: BinaryIO
+) -> tuple[str, bytes]:
+    """A device's original archive, re-encrypted to the new laptop, written to `out`; returns (name, hub's signature).
 
     The archive (manifest, events, photos, SHA256SUMS and the device's own
     signature over it) is unchanged, so the new laptop checks origin against
-    the device key it learns from the hub's registry events.
+    the device key it learns from the hub's registry events. It is decrypted
+    as a stream straight into the new encryption (`bundle.reencrypt_into`):
+    nothing of the bundle is held whole, whatever its size.
     """
     store = session.store
     signer = devicekeys.signer(session)
@@ -582,16 +613,17 @@ def restore_bundle(
             raise Refused(f"no bundle {bundle_seq} of device {device} for {new_device}")
         path = kept_file(session, row[0])
         try:
-            cipher = path.read_bytes()
+            with open(path, "rb"):
+                pass
         except OSError as exc:
             raise Refused(
                 f"the hub's kept bundle {path.name} cannot be read ({exc.strerror or exc}); "
                 "restore the hub's sync/applied folder from its backup"
             ) from None
-        plain = bundle.decrypt(cipher, [_identity(store)], path.name)
-        manifest = bundle.read_archive(plain, path.name)[bundle.MANIFEST]
-        cipher = bundle.encrypt(plain, [dev["age_recipient"]])
+        manifest, digest = bundle.reencrypt_into(
+            path, [_identity(store)], [dev["age_recipient"]], out, path.name
+        )
         comment = f"{bundle.FORMAT} file={path.name} relay={signer.device} manifest={bundle.sha256(manifest)}"
         from . import signing
 
-        return path.name, cipher, signing.sign(signer.minisign_secret, cipher, comment)
+        return path.name, signing.sign_digest(signer.minisign_secret, digest, comment)

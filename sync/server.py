@@ -11,7 +11,8 @@ exactly once.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from wardcrf.errors import Refused, WardError
 
@@ -29,8 +30,8 @@ MAX_BODY = LIMITS.bundle_bytes
 def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
     hub.require_hub(session)
@@ -60,8 +61,8 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
         except WardError as exc:
             return err(404, str(exc))
 
-    def _push(name: str, cipher: bytes, sig: bytes) -> tuple[int, dict[str, Any]]:
-        res = hub.import_bundle(session, cipher, sig, name)
+    def _push(name: str, received: engine.Receiver, sig: bytes) -> tuple[int, dict[str, Any]]:
+        res = hub.import_bundle(session, received.finish(), sig, name, received=True)
         body: dict[str, Any] = {"status": res.outcome.status, "message": res.outcome.message}
         if res.receipt:
             rname, data, rsig = res.receipt
@@ -77,24 +78,34 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
         sig_b64 = request.headers.get(SIG_HEADER)
         if not sig_b64:
             return err(400, f"missing {SIG_HEADER} header (the bundle's .minisig, base64)")
-        body = await _read_body(request, max_body)
+        body = await _receive(request, max_body)
         if isinstance(body, JSONResponse):
             return body
-        cipher = body
         try:
             sig = base64.b64decode(sig_b64, validate=True)
-            status, answer = await run_in_threadpool(_push, name, cipher, sig)
+            status, answer = await run_in_threadpool(_push, name, body, sig)
         except (WardError, ValueError) as exc:
             return err(422, str(exc))
+        finally:
+            # Kept (moved under applied/ or held/) or not: nothing of this push stays in the spool.
+            await run_in_threadpool(body.discard)
         return JSONResponse(answer, status_code=status)
 
-    async def _read_body(request: Request, limit: int) -> bytes | JSONResponse:
-        """The body, read while it streams and cut off at `limit` (chunked or not).
+    # The body goes to the spool file in pieces of about this size (one write each, off the event loop).
+    write_piece = 256 * 1024
 
-        A Content-Length over the limit is refused before a byte is read; a
-        chunked body, or one longer than it said, is refused as soon as the
-        running count passes the limit. Starlette then answers and the server
-        closes the connection rather than reading the rest.
+    async def _receive(request: Request, limit: int) -> engine.Receiver | JSONResponse:
+        """The body, written into the hub's spool while it streams and cut off at `limit` (chunked or not).
+
+        Never held whole: each piece goes to `sync/.incoming/` as it arrives
+        (`engine.Receiver`), and the hub verifies and applies that file as
+        `hub import` does a file. A Content-Length over the limit is refused
+        before a byte is read; a chunked body, or one longer than it said, is
+        refused as soon as the running count passes the limit (or its
+        Content-Length); a body that ends short of its Content-Length, or
+        whose client goes away, is refused. Whatever was written is removed.
+        Starlette then answers and the server closes the connection rather
+        than reading the rest.
         """
         too_big = (
             f"bundle larger than the hub accepts ({limit // (1024 * 1024)} MiB, hub serve --max-body-mb)"
@@ -106,19 +117,52 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
             return JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"})
 
         declared = request.headers.get("content-length")
+        expected: int | None = None
         if declared is not None:
             if not declared.isdigit():
                 return refuse(400, "Content-Length is not a number")
-            if int(declared) > limit:
+            expected = int(declared)
+            if expected > limit:
                 return refuse(413, too_big)
-        parts: list[bytes] = []
+        try:
+            received = await run_in_threadpool(engine.Receiver, hub.files_dir(session), limit)
+        except OSError as exc:
+            return refuse(507, f"the hub cannot store the bundle ({exc.strerror or exc}); nothing kept")
+        answer: JSONResponse | None = None
+        pending = bytearray()
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                return refuse(413, too_big)
-            parts.append(chunk)
-        return b"".join(parts)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    answer = refuse(413, too_big)
+                    break
+                if expected is not None and size > expected:
+                    answer = refuse(400, f"the body is longer than its Content-Length ({expected} bytes)")
+                    break
+                pending += chunk
+                if len(pending) >= write_piece:
+                    await run_in_threadpool(received.write, pending)
+                    pending = bytearray()
+            if answer is None:
+                if pending:
+                    await run_in_threadpool(received.write, pending)
+                if expected is not None and size < expected:
+                    answer = refuse(
+                        400,
+                        f"the body ended after {size} of the {expected} bytes its Content-Length declares",
+                    )
+        except ClientDisconnect:
+            answer = refuse(400, f"the client went away after {size} bytes of the bundle; nothing kept")
+        except OSError as exc:
+            answer = refuse(507, f"the hub cannot store the bundle ({exc.strerror or exc}); nothing kept")
+        except BaseException:
+            received.discard()  # cancelled (the server stopping): no await left to make
+            raise
+        if answer is not None:
+            await run_in_threadpool(received.discard)
+            return answer
+        return received
 
     def _receipt(dev: str) -> dict[str, str]:
         with hub.LOCK, hub.ledger_store(session) as ledger:
@@ -183,18 +227,40 @@ def app(session: Session, *, max_body: int = MAX_BODY) -> Any:
         except WardError as exc:
             return err(404, str(exc))
 
+    def _restore(dev: str, source: str, seq: int) -> tuple[BinaryIO, int, bytes]:
+        """The re-encrypted bundle in an unnamed temporary file beside the hub's bundles (gone once closed)."""
+        import tempfile
+
+        where = hub.files_dir(session)
+        where.mkdir(parents=True, exist_ok=True)
+        fh = tempfile.TemporaryFile(dir=where)  # noqa: SIM115 (closed by the response, or below)
+        try:
+            _name, sig = hub.restore_bundle_into(session, dev, source, seq, fh)
+            size = fh.tell()
+            fh.seek(0)
+        except BaseException:
+            fh.close()
+            raise
+        return fh, size, sig
+
+    def _pieces(fh: BinaryIO) -> Iterator[bytes]:
+        try:
+            while piece := fh.read(1 << 20):
+                yield piece
+        finally:
+            fh.close()
+
     async def restore_fetch(request: Request) -> Response:
         p = request.path_params
         try:
-            _name, cipher, sig = await run_in_threadpool(
-                hub.restore_bundle, session, p["device"], p["source"], int(p["seq"])
-            )
+            fh, size, sig = await run_in_threadpool(_restore, p["device"], p["source"], int(p["seq"]))
         except (WardError, ValueError) as exc:
             return err(404, str(exc))
-        return Response(
-            cipher,
+        # Streamed from the file in pieces: the bundle is never in the server's memory.
+        return StreamingResponse(
+            _pieces(fh),
             media_type="application/octet-stream",
-            headers={SIG_HEADER: base64.b64encode(sig).decode()},
+            headers={SIG_HEADER: base64.b64encode(sig).decode(), "Content-Length": str(size)},
         )
 
     return Starlette(

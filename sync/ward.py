@@ -157,7 +157,7 @@ def apply_hub_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "h
     keys = devicekeys.load(store, session.ctx.device)
     assert keys is not None
 
-    def verify(c: bytes, s: bytes) -> bundle.Verified:
+    def verify(c: bytes | Path, s: bytes) -> bundle.Verified:
         return bundle.verify(c, s, hub_signer(store), [keys.age_identity], what)
 
     v = verify(cipher, sig)
@@ -300,7 +300,7 @@ def apply_restored(
         )
         return Signer(*row) if row else None
 
-    def verify(c: bytes, s: bytes) -> bundle.Verified:
+    def verify(c: bytes | Path, s: bytes) -> bundle.Verified:
         return bundle.verify(c, s, device_lookup, [keys.age_identity], what, relay=hub_signer(store))
 
     v = verify(cipher, sig)
