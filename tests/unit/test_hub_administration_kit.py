@@ -85,7 +85,9 @@ def test_a_vial_given_on_two_wards_is_held_at_the_hub_and_released_once_correcte
     hs = open_(wa.hub, "coordinator")
     try:
         # nothing of B's bundle merged: the vial's one use is A's
-        assert [(u.participant, u.event_id) for u in kits.administration_uses(hs.store, VIAL)] == [(a, given_a)]
+        assert [(u.participant, u.event_id) for u in kits.administration_uses(hs.store, VIAL)] == [
+            (a, given_a)
+        ]
         [row] = hs.store.rows("SELECT reason, file, resolved_at FROM sync_held")
         assert row["reason"] == "kit" and row["resolved_at"] is None
         assert [x["reason"] for x in hub.status(hs)["held_rules"]] == ["kit"]
