@@ -117,5 +117,9 @@ def test_a_vial_given_on_two_wards_is_held_at_the_hub_and_released_once_correcte
         assert hub.import_file(hs, held_file).outcome.status == "applied"
         assert [u.participant for u in kits.administration_uses(hs.store, VIAL)] == [b]
         assert [u.participant for u in kits.administration_uses(hs.store, "VIAL-0502")] == [a]
+        # the hold is resolved: no longer listed for the coordinator
+        [row] = hs.store.rows("SELECT reason, detail, resolved_at FROM sync_held")
+        assert row["resolved_at"] is not None and row["detail"].endswith("; released: applied")
+        assert hub.status(hs)["held_rules"] == []
     finally:
         hs.close()
