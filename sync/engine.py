@@ -763,6 +763,13 @@ def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False, 
                 iso_utc(now_utc()),
             ),
         )
+        # A bundle held for the coordinator (a kit given twice, ...) imported again once its conflict was
+        # corrected: its hold is resolved, no longer listed (a gap's row is `_release_held`'s).
+        store.execute(
+            "UPDATE sync_held SET resolved_at = ?, detail = detail || '; released: applied' WHERE device = ?"
+            " AND bundle_seq = ? AND manifest_sha = ? AND reason != 'gap' AND resolved_at IS NULL",
+            (iso_utc(now_utc()), dev, bseq, v.manifest_sha),
+        )
     return Outcome(
         "applied",
         dev,

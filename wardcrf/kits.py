@@ -138,6 +138,28 @@ def administration_uses(
     return [KitUse(ids.key(kit), str(r[0]), None, str(r[1])) for r in rows]
 
 
+def administration_record_kit(store: Store, event: Event) -> tuple[str, str, str] | None:
+    """(kit key, participant, the administration record's id) when `event` records a format-2 administration
+    record's kit, or corrects it; else None. Asked after the event is projected (a hub's after-ingest hook,
+    `dosing.hold_kit_given_twice`): the answer is the projection's row, the record read under the version it
+    was captured under (`_submitted`) and its current kit after concurrent corrections (`_amended`).
+    One primary-key lookup per record event; none for any other event."""
+    if event.type == "record.submitted":
+        record = event.id
+    elif event.type == "record.amended" and event.amends:
+        record = event.amends
+    else:
+        return None
+    row = store.one(
+        "SELECT field, participant, kit_id FROM administration_kits WHERE event_id = ?", (record,)
+    )
+    if row is None or row[2] is None:
+        return None
+    if event.type == "record.amended" and row[0] not in (event.body.get("changes") or {}):
+        return None  # a correction of another field: the kit is the record's, already asked about
+    return str(row[2]), str(row[1]), record
+
+
 # -- the projection: the kit each format-2 administration record names ---------------------------
 
 MIGRATION = "0541-administration-kits"

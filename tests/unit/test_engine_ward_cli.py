@@ -118,9 +118,18 @@ class Ward:
         return self.run("submit", "screening", "--participant", pid, *(f"{k}={v}" for k, v in values.items()))
 
 
-def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str | None = None) -> Ward:
+def _ward(
+    cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    source: str | None = None,
+    *,
+    site: str = "KIN01",
+    trial_hub: Site | None = None,
+) -> Ward:
     """`wardcrf init --protocol NAME` (or a file holding `source`), its people, and an allocation list from
-    the trial's hub."""
+    the trial's hub (a new one, or `trial_hub`: another site's ward of the same trial made it)."""
     w = Ward(cli, tmp_path, name)
     given = name
     if source is not None:
@@ -130,7 +139,7 @@ def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sourc
     r = w.cli(
         "init",
         "--site",
-        "KIN01",
+        site,
         "--device",
         "etc-laptop1",
         "--admin",
@@ -158,12 +167,14 @@ def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sourc
         s.close()
     trial = model.parse(source, given) if source is not None else model.shipped(f"{name}.toml")
     # The trial's hub (its protocol, not the shipped default) makes the list for this laptop.
-    h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD, protocol_file=trial).site
-    hs = open_(h, "admin")
-    try:
-        users.add_user(hs, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
-    finally:
-        hs.close()
+    h = trial_hub
+    if h is None:
+        h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD, protocol_file=trial).site
+        hs = open_(h, "admin")
+        try:
+            users.add_user(hs, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
+        finally:
+            hs.close()
     connect(w.site(), h)
     device = card_of(w.site()).device
     w.hub = h
@@ -173,7 +184,7 @@ def _ward(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sourc
     assert all(r.ok for r in _to_the_hub(w))
     hs = open_(h, "coordinator")
     try:
-        service.make_list(hs, trial, "KIN01", device, 8)
+        service.make_list(hs, trial, site, device, 8)
     finally:
         hs.close()
     stick = tmp_path / "stick"

@@ -492,13 +492,14 @@ def _palm_perfusion(version: str) -> str:
     return src
 
 
-def _enrolled_and_randomized(w) -> str:
+def _enrolled_and_randomized(w) -> tuple[str, str]:
+    """(participant, the arm allocated: random, so a vial's product is the arm's)."""
     pid = w.consent()
     assert w.screen(pid).code == 0
     assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
     r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
     assert r.code == 0, r.err
-    return pid
+    return pid, r.out.split("randomized: arm ", 1)[1].split()[0]
 
 
 def test_a_kit_given_under_an_older_version_is_refused_to_another_participant_on_a_newer_one(
@@ -510,7 +511,7 @@ def test_a_kit_given_under_an_older_version_is_refused_to_another_participant_on
     from datetime import timedelta
 
     from site_users import PASSWORD
-    from test_engine_ward_cli import _infusion, _vitals, _ward
+    from test_engine_ward_cli import _infusion, _product, _vitals, _ward
     from wf_support import ready_kit_on
 
     from wardcrf import kits
@@ -518,7 +519,7 @@ def test_a_kit_given_under_an_older_version_is_refused_to_another_participant_on
     from wardcrf.workflow import administration_visit
 
     w = _ward(cli, tmp_path, monkeypatch, "palm")
-    a, b = _enrolled_and_randomized(w), _enrolled_and_randomized(w)
+    (a, arm_a), (b, arm_b) = _enrolled_and_randomized(w), _enrolled_and_randomized(w)
     first = min(
         s.opens
         for adms in sched.plan(
@@ -530,7 +531,7 @@ def test_a_kit_given_under_an_older_version_is_refused_to_another_participant_on
     start = max(first, w.now) + timedelta(minutes=30)
     w.at(start + timedelta(hours=3))
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    ready_kit_on(w.site(), "VIAL-0001", start.isoformat(), w.root)
+    ready_kit_on(w.site(), "VIAL-0001", start.isoformat(), w.root, _product(arm_a))
     assert _vitals(w, a, "pre_infusion", 1, start - timedelta(minutes=20)).code == 0
     r = _infusion(w, a, "VIAL-0001", start, "3100")
     assert r.code == 0, r.err
@@ -580,7 +581,7 @@ def test_a_kit_given_under_an_older_version_is_refused_to_another_participant_on
     finally:
         s.close()
 
-    ready_kit_on(w.site(), "VIAL-0002", start.isoformat(), w.root)
+    ready_kit_on(w.site(), "VIAL-0002", start.isoformat(), w.root, _product(arm_b))
     r = perfusion("VIAL-0002")
     assert r.code == 0, r.err
     # A's vial corrected (a label misread): the lookup follows the record's current kit

@@ -30,7 +30,7 @@ from ..errors import Refused, ValidationFailed
 from ..eventlog import Event
 from ..forms import plain
 from ..ingest import HoldForCoordinator
-from ..kits import course_holder, kit_use
+from ..kits import administration_record_kit, administration_uses, course_holder, kit_use
 from ..records import Record
 from ..registration import require_installed
 from ..store import Store
@@ -98,8 +98,16 @@ def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
     clash: both kept, the device flagged, the ward told at its next sync.
     The question is asked of the one source, `kit_use`, after the bundle's
     events are projected, so a kit used twice inside one bundle is caught too.
+
+    A format-2 version's administration record (or a correction of its kit)
+    is asked of the `administration_kits` projection (`wardcrf.kits`: each
+    record read under the version it was captured under): held when another
+    participant's record gave the same kit. The same participant's records
+    are not a conflict here (a course kit serves all of them; a correction
+    of their own record is not another use).
     """
     for event in events:
+        _hold_administration_kit(store, event)
         dosed = _dose_kit(event)
         if dosed is None:
             continue
@@ -121,6 +129,31 @@ def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
                 "used_by_event": used.event_id,
             },
         )
+
+
+def _hold_administration_kit(store: Store, event: Event) -> None:
+    """Hold the bundle when `event` gives a format-2 administration record a kit another participant's
+    administration record already gave (`kits.administration_uses`, one indexed lookup)."""
+    given = administration_record_kit(store, event)
+    if given is None:
+        return
+    kit, pid, record = given
+    other = next((u for u in administration_uses(store, kit, exclude=record) if u.participant != pid), None)
+    if other is None:
+        return
+    raise HoldForCoordinator(
+        "kit",
+        f"administration record {record} from device {event.device} gives kit {kit} to {pid}; the same "
+        f"kit was given to {other.participant} ({other.event_id}): a kit is never given to two "
+        "participants; not merged",
+        body={
+            "kit": kit,
+            "participant": pid,
+            "event": event.id,
+            "used_by_participant": other.participant,
+            "used_by_event": other.event_id,
+        },
+    )
 
 
 def _kits_used_once(store: Store) -> CheckResult:
