@@ -75,11 +75,24 @@ def _owed(m: model.Model, arm: str, at: datetime, recs: list[Rec]) -> dict[str, 
 
 def test_the_d28_forms_are_owed_across_the_window_closing_on_its_last_day_and_overdue_after() -> None:
     m = _model()
-    d28 = next(o for o in visits.dated(m, {"randomization": RANDOMIZED}, KIN, arm="RDV") if o.visit.code == "D28")
-    assert (d28.target, d28.opens, d28.closes, d28.num) == (D28, D28 - timedelta(days=1), D28 + timedelta(3), 16)
+    d28 = next(
+        o for o in visits.dated(m, {"randomization": RANDOMIZED}, KIN, arm="RDV") if o.visit.code == "D28"
+    )
+    assert (d28.target, d28.opens, d28.closes, d28.num) == (
+        D28,
+        D28 - timedelta(days=1),
+        D28 + timedelta(3),
+        16,
+    )
     states = {
         day: (_owed(m, "RDV", _at(day), [])["DAY 28"].state, _owed(m, "RDV", _at(day), [])["DAY 28"].owed)
-        for day in (D28 - timedelta(days=2), D28 - timedelta(days=1), D28, D28 + timedelta(3), D28 + timedelta(4))
+        for day in (
+            D28 - timedelta(days=2),
+            D28 - timedelta(days=1),
+            D28,
+            D28 + timedelta(3),
+            D28 + timedelta(4),
+        )
     }
     assert states == {
         D28 - timedelta(days=2): ("upcoming", ("vital_status",)),
@@ -106,9 +119,15 @@ def test_worklist_false_and_required_false_are_not_listed_and_arms_are_honoured(
     zmapp = _owed(m, "ZMAPP", at, [])
     assert "ZMAPP DAY 14" in zmapp and zmapp["ZMAPP DAY 14"].state == "window closing"
     assert "ZMAPP DAY 14" not in rdv  # the arm restriction
-    assert not any(d.visit.code == "D14Z" for d in visits.dated(m, {"randomization": RANDOMIZED}, KIN, arm=None))
-    assert "DAY 21" in {o.name for o in visits.dated(m, {"randomization": RANDOMIZED}, KIN, arm="RDV", worklist_only=False)}
-    assert not any(o.visit.code == "D21" for o in visits.dated(m, {"randomization": RANDOMIZED}, KIN, arm="RDV"))
+    assert not any(
+        d.visit.code == "D14Z" for d in visits.dated(m, {"randomization": RANDOMIZED}, KIN, arm=None)
+    )
+    assert "DAY 21" in {
+        o.name for o in visits.dated(m, {"randomization": RANDOMIZED}, KIN, arm="RDV", worklist_only=False)
+    }
+    assert not any(
+        o.visit.code == "D21" for o in visits.dated(m, {"randomization": RANDOMIZED}, KIN, arm="RDV")
+    )
     day14 = rdv["DAY 14"]  # INPT repeats daily: vitals required, labs and PCR `required = false`
     assert (day14.occurrence.num, day14.owed, day14.state) == (15, ("vitals",), "window closing")
 
