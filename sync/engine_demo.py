@@ -19,7 +19,10 @@ worked):
   after), those due on the local day left due with their vial at the bedside,
   so the guided administration (`d` on the participant) has something to
   give; one screen failure (RT-PCR negative), one patient screened and not
-  yet enrolled.
+  yet enrolled. Every randomized patient's daily ward round (the calendar
+  visit INPT: vitals; PALM007's also lesions, and its baseline labs at
+  screening) is recorded for each inpatient day before the local one, so the
+  ward's list owes only today's (docs/engine.md, calendar visits).
 * PALM007 (mpox; tecovirimat or placebo, double blind; capsules every 12 h by
   weight band): four patients randomized (a kit number each, the bottle
   dispensed from the pharmacy and handed to the bedside), every dose whose
