@@ -185,3 +185,28 @@ def test_palm_day_28_through_the_cli(cli, tmp_path: Path, monkeypatch) -> None:
     assert show()["DAY 28"]["state"] == "done" and show()["DAY 28"]["owed"] == []
     items = json.loads(w.run("today", "--json").out)["items"]
     assert not any(i["what"] == "vital_status (DAY 28)" for i in items)
+
+
+BAD = {
+    "no day": 'anchor = "randomization"\n',
+    "a window not a duration": 'anchor = "randomization"\nday = 3\nwindow = ["x", "1d"]\n',
+    "an anchor not declared": 'anchor = "nowhere"\nday = 3\n',
+    "an oversized repeat": 'anchor = "randomization"\nday = 3\nrepeat = { every = "1d", count = 100000 }\n',
+    "a control character in the label": 'anchor = "randomization"\nday = 3\nlabel = "DAY\\u0007"\n',
+}
+
+
+def test_a_malformed_calendar_visit_is_refused_at_load_naming_the_file_and_line() -> None:
+    """What `dated` reads (`day`, `window`, `anchor`, `repeat`) is checked when the file is read: a ward never
+    meets a calendar visit it cannot date."""
+    import pytest
+
+    from wardcrf.protocol_file import ProtocolFileError
+
+    text = (Path(model.__file__).parent.parent / "protocols" / "engine" / "palm.toml").read_text("utf-8")
+    for why, body in BAD.items():
+        label = "" if "label" in body else 'label = "X"\n'
+        visit = f'[[visits]]\ncode = "X"\nnum = 40\n{label}epoch = "FOLLOW-UP"\n{body}forms = ["vital_status"]\n\n'
+        with pytest.raises(ProtocolFileError, match=r"x\.toml:\d+: visits\[4\]") as got:
+            model.parse(text.replace(UNS, visit + UNS), "x.toml")
+        assert "\n" not in str(got.value).strip(), why
