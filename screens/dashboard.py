@@ -671,9 +671,13 @@ class DashboardScreen(Screen[None]):
             owed = r.get("post_dose_vitals_due") or []
             # Text cells, not str: a str cell is parsed as console markup, which
             # is much of the cost of listing 1,000 participants (and an id is not markup).
+            nxt = next_dose_text(nd, now) if nd else Text("")
+            visits = r.get("visits_owed") or []  # format 2: the forms visits owe now (`status.list_row`)
+            if visits:
+                nxt.append(("; " if nxt.plain else "") + "; ".join(visits), style="bold yellow")
             table.add_row(
                 Text(r["id"]),
-                next_dose_text(nd, now) if nd else Text(""),
+                nxt,
                 Text(t("dash.vitals_owed", doses=" ".join(f"#{n}" for n in owed)), style="bold yellow")
                 if owed
                 else Text(""),

@@ -19,7 +19,10 @@ worked):
   after), those due on the local day left due with their vial at the bedside,
   so the guided administration (`d` on the participant) has something to
   give; one screen failure (RT-PCR negative), one patient screened and not
-  yet enrolled.
+  yet enrolled. Every randomized patient's daily ward round (the calendar
+  visit INPT: vitals; PALM007's also lesions, and its baseline labs at
+  screening) is recorded for each inpatient day before the local one, so the
+  ward's list owes only today's (docs/engine.md, calendar visits).
 * PALM007 (mpox; tecovirimat or placebo, double blind; capsules every 12 h by
   weight band): four patients randomized (a kit number each, the bottle
   dispensed from the pharmacy and handed to the bedside), every dose whose
@@ -443,16 +446,51 @@ class _Story:
                 "investigator_excludes": False,
             }
         self._submit("screening", pid, values)
+        if not self.palm:  # PALM007's screening visit also takes the baseline labs
+            self._submit(
+                "labs",
+                pid,
+                {"timepoint": "baseline", "date": day.isoformat(), "hgb": 12.1, "alt": 28, "creat": 70},
+            )
 
     def _randomize(self, pid: str, pt: Patient) -> None:
         from wardcrf.randomization import service
 
         got = service.allocate(self.s["investigator"], pid, {"ct_np": "HIGH"} if self.palm else None)
         self.result.arms[pid] = got.arm or f"kit {got.kit}"
+        self._rounds(pid)
         if self.palm:
             self._plan_infusions(pid)
         else:
             self._plan_doses(pid, str(got.kit))
+
+    def _rounds(self, pid: str) -> None:
+        """The daily ward round of every inpatient day before the local one (the calendar visits counted from
+        randomization, `engine.visits.dated`): the forms they require, at 16:00, after the day's doses."""
+        from wardcrf.engine import visits
+
+        local_day = self.timeline.cap.astimezone(zone(ZONE)).date()
+        for occ in visits.dated(self.trial, {"randomization": now_utc()}, zone(ZONE), arm=None):
+            if occ.visit.anchor != "randomization" or occ.closes >= local_day:
+                continue
+            at = _local(occ.opens, 16)
+            for entry in occ.visit.forms:
+                if entry.required and entry.form in ("vitals", "lesions"):
+                    self.timeline.at(at, functools.partial(self._round, pid, entry.form, at))
+
+    def _round(self, pid: str, form: str, at: datetime) -> None:
+        if form == "lesions":
+            values: dict[str, Any] = {
+                "date": at.date().isoformat(),
+                "total": 40,
+                "active": 12,
+                "mucosal_active": False,
+            }
+        elif self.palm:
+            values = {"timepoint": "daily", "time": at.isoformat(), "temp": 37.9, "pulse": 94, "resp": 20}
+        else:
+            values = {"date": at.date().isoformat(), "temp": 37.4, "pulse": 88, "resp": 18}
+        self._submit(form, pid, values)
 
     def _slots(self, pid: str) -> list[AdministrationLine]:
         from wardcrf.workflow import status

@@ -109,9 +109,10 @@ def _print_summary(info: dict[str, Any]) -> None:
         nd = info["next_dose"]
         why = f" ({nd['hold']})" if nd.get("hold") else ""
         console.print(f"next: dose {nd['dose']} due {nd['due']} — {nd['state']}{why}", highlight=False)
-    for v in info.get("visits", ()):  # format 2: the visits that repeat per administration
+    for v in info.get("visits", ()):  # format 2: visits per administration, then calendar visits
         owed = f"; owed: {', '.join(v['owed'])}" if v["owed"] and v["state"] != "missed" else ""
-        console.print(f"  visit {v['name']} ({v['due']}) — {v['state']}{owed}", highlight=False)
+        span = f", window {v['window'][0]} to {v['window'][1]}" if v.get("window") else ""
+        console.print(f"  visit {v['name']} ({v['due']}{span}) — {v['state']}{owed}", highlight=False)
     for dv in info["deviations"]:
         if "dose" in dv:
             console.print(

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from wardcrf.engine import interpreter, schedule
 from wardcrf.engine.interpreter import EvalError, Rec, Snapshot
-from wardcrf.engine.model import Administration, Model
+from wardcrf.engine.model import Administration, Model, duration
 
 _TICK = timedelta(microseconds=1)
 
@@ -320,4 +320,177 @@ def placed_of(
                 rows = schedule.states(adm, slots, givens[taken : taken + len(slots)], at)
                 taken += sum(1 for r in rows if r.filled_by is not None)
                 out.append((regimen, adm, rows))
+    return out
+
+
+# -- calendar visits ----------------------------------------------------------------------------------------
+# A visit with `anchor` + `day` + `window` (and `repeat = { every, count }`): occurrence i (1-based) is due on
+# the anchor's local date + day + (i-1)·every - anchor_day, across its window. Its required forms not yet
+# recorded are owed: due now inside the window, window closing on its last day, overdue once it has closed
+# (docs/protocol.md: "missing once the window closes is an overdue item"). The ward's list; SV places the
+# same records (`exports/sdtm/engine_visits.py`: a record inside the window, its form listed, `when` holding).
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A declared visit counted from an anchor (`anchor`, `day`, `window`, `repeat = { every, count }`)."""
+
+    code: str
+    num: float
+    label: str
+    anchor: str
+    day: int
+    before: timedelta  # the window, as offsets from the visit's date
+    after: timedelta
+    every: int  # days between occurrences
+    count: int
+    repeats: bool
+    forms: tuple[Entry, ...]
+    worklist: bool
+    arms: tuple[str, ...]  # empty: every arm
+
+
+def calendar(model: Model) -> tuple[Calendar, ...]:
+    """The protocol's scheduled visits counted from an anchor, in declared order."""
+    out: list[Calendar] = []
+    for v in model.data.get("visits", ()):
+        repeat = v.get("repeat") or {}
+        if v.get("type") in ("unscheduled", "common") or "per" in repeat or "anchor" not in v:
+            continue
+        before, after = (duration(str(w)) for w in v.get("window", ("0d", "0d")))
+        out.append(
+            Calendar(
+                code=str(v["code"]),
+                num=float(v.get("num", 0)),
+                label=str(v["label"]),
+                anchor=str(v["anchor"]),
+                day=int(v["day"]),
+                before=before,
+                after=after,
+                every=max(1, duration(str(repeat["every"])).days) if repeat else 1,
+                count=int(repeat["count"]) if repeat else 1,
+                repeats=bool(repeat),
+                forms=tuple(
+                    Entry(f)
+                    if isinstance(f, str)
+                    else Entry(str(f["form"]), f.get("when"), bool(f.get("required", True)))
+                    for f in v.get("forms", ())
+                ),
+                worklist=bool(v.get("worklist", True)),
+                arms=tuple(str(a) for a in v.get("arms", ()) or ()),
+            )
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Dated:
+    """One occurrence of a calendar visit for a participant: local dates."""
+
+    visit: Calendar
+    n: int  # 1, 2, ... (1 for a visit that does not repeat)
+    num: float | int  # VISITNUM: num + (n-1) for a repeat, as TV numbers it
+    name: str
+    day: int  # protocol day
+    target: date
+    opens: date
+    closes: date
+
+
+def dated(
+    model: Model,
+    anchors: Mapping[str, date | datetime | None],
+    zone: ZoneInfo,
+    *,
+    arm: str | None,
+    worklist_only: bool = True,
+) -> list[Dated]:
+    """Every occurrence of the calendar visits whose anchor has happened, in declared then date order.
+
+    A visit with `arms` is the arm's only (`arm` None: a participant not allocated has none of them);
+    `worklist = false` visits are left out with `worklist_only` (the ward's list)."""
+    out: list[Dated] = []
+    for v in calendar(model):
+        if worklist_only and not v.worklist:
+            continue
+        if v.arms and (arm is None or arm not in v.arms):
+            continue
+        start = anchors.get(v.anchor)
+        if start is None:
+            continue
+        first = start.astimezone(zone).date() if isinstance(start, datetime) else start
+        for i in range(v.count):
+            day = v.day + i * v.every
+            target = first + timedelta(days=day - model.calendar.anchor_day)
+            value = round(v.num + i, 4) if v.repeats else v.num
+            out.append(
+                Dated(
+                    visit=v,
+                    n=i + 1,
+                    num=int(value) if value == int(value) else value,
+                    name=v.label.replace("{day}", str(day)).replace("{n}", str(i + 1)),
+                    day=day,
+                    target=target,
+                    opens=target + timedelta(days=v.before.days),
+                    closes=target + timedelta(days=v.after.days),
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class DatedOwed:
+    """A calendar occurrence on the ward's list: the required forms it lists that no record fills."""
+
+    occurrence: Dated
+    owed: tuple[str, ...]
+    filled: tuple[str, ...]  # the forms recorded in it (required or not)
+    state: str  # upcoming, due now, window closing, overdue; done when nothing is owed
+
+
+def dated_owed(
+    found: Sequence[Dated],
+    records: Mapping[str, Sequence[Rec]],
+    snap: Snapshot,
+    at: datetime,
+    zone: ZoneInfo,
+    *,
+    taken: frozenset[str] = frozenset(),
+) -> list[DatedOwed]:
+    """Each occurrence with what it owes at `at`. A record fills the first occurrence (declared order) whose
+    window holds its local date, whose visit lists its form and whose `when` holds; `taken` (event ids) are
+    records another visit took (a visit per administration)."""
+    filled: dict[int, set[str]] = {}
+    for form, recs in records.items():
+        for rec in recs:
+            if rec.event_id in taken:
+                continue
+            when = rec.when()
+            if when is None:
+                continue
+            local = when.astimezone(zone).date() if isinstance(when, datetime) else when
+            for i, occ in enumerate(found):
+                entry = next((e for e in occ.visit.forms if e.form == form), None)
+                if entry is None or not occ.opens <= local <= occ.closes:
+                    continue
+                if entry.when is not None and not _true(entry.when, snap, rec):
+                    continue
+                filled.setdefault(i, set()).add(form)
+                break
+    today = at.astimezone(zone).date()
+    out: list[DatedOwed] = []
+    for i, occ in enumerate(found):
+        got = filled.get(i, set())
+        owed = tuple(e.form for e in occ.visit.forms if e.required and e.form not in got)
+        if today < occ.opens:
+            state = schedule.UPCOMING
+        elif not owed:
+            state = "done"
+        elif today > occ.closes:
+            state = schedule.OVERDUE
+        elif today == occ.closes:
+            state = schedule.WINDOW_CLOSING
+        else:
+            state = schedule.DUE_NOW
+        out.append(DatedOwed(occ, owed, tuple(sorted(got)), state))
     return out

@@ -967,6 +967,8 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                 deviations.append({"kind": words, "code": rule["code"], "event": r.event_id})
     given = sum(1 for a in administrations if a["state"] == schedule.GIVEN)
     visit_lines = _visit_lines(m, placed_all, records, snap, at, zone(site_zone), arm)
+    if p.enrollment_event and not (ended.study_over and ended.treatment_end is None):
+        visit_lines += _calendar_lines(m, placed_all, records, snap, at, zone(site_zone), arm, ended)
     if not consent_ok or p.eligible is None:
         status = "consented"
     elif not p.eligible:
@@ -1059,6 +1061,49 @@ def _visit_lines(
             }
         )
     return out
+
+
+def _calendar_lines(
+    m: Model,
+    placed: Sequence[tuple[str, Administration, Sequence[schedule.SlotState]]],
+    records: Mapping[str, Sequence[Rec]],
+    snap: Snapshot,
+    at: datetime,
+    tz: Any,
+    arm: str | None,
+    ended: Ended,
+) -> list[VisitLine]:
+    """Each occurrence of the calendar visits (`anchor` + `day` + `window`; `engine.visits.dated`) on the
+    ward's list, with the required forms owed. After the end of the study nothing that opens later is."""
+    found = visits.dated(m, snap.anchors, tz, arm=arm)
+    if ended.study_over and ended.treatment_end is not None:
+        end = ended.treatment_end
+        found = [occ for occ in found if occ.opens <= end]
+    if not found:
+        return []
+    per = visits.occurrences(m, placed, tz, arm=arm)
+    taken: set[str] = set()
+    if per:  # records a visit per administration takes are not a calendar visit's
+        for recs in records.values():
+            for rec in recs:
+                when = rec.when()
+                local = when.astimezone(tz).date() if isinstance(when, datetime) else when
+                if visits.place(m, per, rec, local, snap) is not None:
+                    taken.add(rec.event_id)
+    return [
+        {
+            "visit": d.occurrence.visit.code,
+            "number": d.occurrence.n,
+            "visitnum": float(d.occurrence.num),
+            "name": d.occurrence.name,
+            "due": d.occurrence.target.isoformat(),
+            "state": d.state,
+            "event": None,
+            "owed": list(d.owed),
+            "window": [d.occurrence.opens.isoformat(), d.occurrence.closes.isoformat()],
+        }
+        for d in visits.dated_owed(found, records, snap, at, tz, taken=frozenset(taken))
+    ]
 
 
 def queue_row(store: Store, proto: Protocol, p: Participant) -> tuple[int | None, datetime | None, int]:

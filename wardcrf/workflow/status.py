@@ -120,23 +120,33 @@ class AdministrationLine(TypedDict):
     event: str | None
 
 
-class VisitLine(TypedDict):
-    """One occurrence of a visit that repeats per administration (`FormatTwoExtras.visits`; `engine.visits`)."""
+class _CalendarWindow(TypedDict, total=False):
+    window: list[str]
+    """A calendar visit's window: its first and last local dates (inclusive)."""
+
+
+class VisitLine(_CalendarWindow):
+    """One occurrence of a visit on a format-2 ward (`FormatTwoExtras.visits`; `engine.visits`): a visit that
+    repeats per administration, or a calendar visit (`anchor` + `day` + `window`, `worklist` true)."""
 
     visit: str
     """The visit's code (ODM SE.CODE)."""
     number: int
-    """The administration it goes with, numbered across the regimen (ODM StudyEventRepeatKey)."""
+    """The administration it goes with, numbered across the regimen (ODM StudyEventRepeatKey); a calendar
+    visit's occurrence, 1, 2, ... (1 when it does not repeat)."""
     visitnum: float
     name: str
     """SDTM VISIT: the label with {n} and {day} filled."""
     due: str
-    """Local time (or date) it is due, or took place once its administration is recorded."""
+    """Local time (or date) it is due, or took place once its administration is recorded; a calendar
+    visit's date (its `day` from the anchor)."""
     state: str
     """Before its administration is recorded, the administration's timing word (upcoming, due now, window
-    closing, overdue, held, missed); once it is, "done", or "due now" / "overdue" while forms are owed."""
+    closing, overdue, held, missed); once it is, "done", or "due now" / "overdue" while forms are owed.
+    A calendar visit: upcoming before its window, due now in it, window closing on its last day, overdue
+    after it while a required form is owed, done when none is."""
     event: str | None
-    """The administration record it goes with."""
+    """The administration record it goes with (None for a calendar visit)."""
     owed: list[str]
     """Required forms it lists that no record placed in it fills."""
 

@@ -1,0 +1,90 @@
+"""The ward queue on a format-2 ward shows what calendar visits owe (issue #17; Pilot).
+
+PALM's daily inpatient visit (INPT, `anchor = "randomization"`, `window = ["0d", "0d"]`) owes `vitals` every
+day of the stay (the demo records the days before): the dashboard's participants panel (the ward queue, `workflow.ward_page` →
+`status.list_row`, the same `visits_owed` as `participant list --json`) shows it in the row's next
+column; recorded, it is gone. Keys are sent in a burst (`tui_helpers.burst`); every wait is on a
+condition (`settle`), never on the clock.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+from tui_helpers import PASSWORD, burst, settle
+from wardcrf.screens.app import make_app
+from wardcrf.screens.dashboard import DashboardScreen
+from wardcrf.screens.ward import Ward
+
+from wardcrf import workflow
+from wardcrf.engine import model
+from wardcrf.site import Site
+
+FAKE_NOW = "2020-03-16T01:00:00Z"  # the suite's clock (conftest): 02:00 in Kinshasa
+DUE = re.compile(r"DAY (\d+): vitals \(window closing\)")  # today's inpatient day: its window is the day
+
+
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    from wardcrf.sync import engine_demo
+
+    data = tmp_path_factory.mktemp("palm-visits-template") / "site"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
+        got = engine_demo.seed(
+            data, model.shipped("palm.toml"), PASSWORD, now=datetime.fromisoformat(FAKE_NOW)
+        )
+    return data, got.ready
+
+
+@pytest.fixture
+def palm_ward(_template, tmp_path) -> tuple[Site, str]:
+    """The PALM demo (randomized participants, yesterday's rounds recorded); one randomized this morning."""
+    template, ready = _template
+    data = tmp_path / "site"
+    shutil.copytree(template, data, ignore=shutil.ignore_patterns("*.lock"))
+    assert ready, "the demo randomizes a participant this morning"
+    return Site.open(data), sorted(ready)[0]
+
+
+def _row(screen: DashboardScreen, pid: str) -> list[str]:
+    table = screen.query_one("#participants", DataTable)
+    return [str(c) for c in table.get_row(pid)]
+
+
+async def test_the_ward_queue_shows_the_daily_visits_vitals_until_they_are_recorded(palm_ward) -> None:
+    site, pid = palm_ward
+    ward = Ward(site, site.unlock("clinician", PASSWORD))
+    app = make_app(site.data_dir, ward=ward)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, DashboardScreen)
+        due = DUE.search(_row(screen, pid)[1])
+        assert due is not None, _row(screen, pid)
+        table = screen.query_one("#participants", DataTable)
+        shown = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert not [c for c in shown if "(overdue)" in c], shown  # the days before: rounds recorded
+        # a burst: to the next panels and back to the queue, then reload, before the app looks at the first
+        await burst(pilot, "right_square_bracket", "right_square_bracket", "1", "r")
+        await settle(pilot)
+        assert screen.current == "participants"
+        assert due.group(0) in _row(screen, pid)[1], _row(screen, pid)
+        c = site.unlock("clinician", PASSWORD)
+        try:
+            workflow.submit(
+                c,
+                "vitals",
+                {"timepoint": "daily", "time": "2020-03-16T01:55:00+01:00", "temp": "37.9", "pulse": "90"},
+                participant=pid,
+            )
+        finally:
+            c.close()
+        await burst(pilot, "r")
+        await settle(pilot)
+        assert f"DAY {due.group(1)}: vitals" not in _row(screen, pid)[1], _row(screen, pid)
