@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypedDict, cast
 
 from wardcrf import devicekeys, ingest, records
 from wardcrf.errors import InternalError, Refused, UsageError, WardError
@@ -473,7 +473,21 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
     return out
 
 
-def status(session: Session) -> dict[str, Any]:
+class HubStatus(TypedDict):
+    """`hub status --json`: each device's chain and last bundle, what is held or refused, the open work."""
+
+    devices: list[dict[str, Any]]
+    refused: list[dict[str, Any]]
+    gaps_held: list[dict[str, Any]]
+    forks: list[dict[str, Any]]
+    clashes: list[dict[str, Any]]
+    held_rules: list[dict[str, Any]]
+    conflicts: int
+    reading_conflicts: int
+    open_queries: int
+
+
+def status(session: Session) -> HubStatus:
     session.require("audit.read", what="read hub status")
     require_hub(session)
     store = session.store
@@ -481,7 +495,7 @@ def status(session: Session) -> dict[str, Any]:
         return _status(session, store, ledger)
 
 
-def _status(session: Session, store: Store, ledger: SqlStore) -> dict[str, Any]:
+def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
     """`status`: the registry, refusals and projections from the hub's file; chains and ledger from `ledger`."""
     devs = []
     for d in registry.devices(store):

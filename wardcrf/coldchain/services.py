@@ -971,7 +971,18 @@ def _merged(
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
-def _excursion_items(found: Sequence[analysis.Excursion]) -> list[dict[str, Any]]:
+class ExcursionFound(TypedDict):
+    """An excursion a reading or logger file shows, as `add-readings --json` reports it (times UTC)."""
+
+    start: str
+    end: str
+    min_c: float
+    max_c: float
+    readings: int
+    open: bool
+
+
+def _excursion_items(found: Sequence[analysis.Excursion]) -> list[ExcursionFound]:
     return [
         {
             "start": iso_z(e.start),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 from ..errors import Confirmable, Refused
 from ..eventlog import Event
@@ -184,8 +184,16 @@ def review_form(store: Store) -> tuple[str, str, str | None, str | None] | None:
     )
 
 
-def reviews(store: Store) -> list[tuple[str, str, dict[str, Any]]]:
-    """(review record, AE event id named, the review's values) of every DSMG review, in log order."""
+class Review(NamedTuple):
+    """A DSMG review record: its event, the AE event it names, and its values (the protocol's review form)."""
+
+    record: str
+    ae: str
+    values: dict[str, Any]
+
+
+def reviews(store: Store) -> list[Review]:
+    """Every DSMG review, in log order."""
     declared = review_form(store)
     if declared is None:
         return []
@@ -198,7 +206,7 @@ def reviews(store: Store) -> list[tuple[str, str, dict[str, Any]]]:
     ):
         d = json.loads(data)
         if d.get(ae_field):
-            out.append((str(event_id), str(d[ae_field]), d))
+            out.append(Review(str(event_id), str(d[ae_field]), d))
     return out
 
 
