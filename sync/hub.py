@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 from wardcrf import devicekeys, ingest, records
 from wardcrf.errors import InternalError, Refused, UsageError, WardError
@@ -243,11 +243,8 @@ def _verify_and_accept(
             )
 
         try:
-            # A PgStore offers all the engine uses of a Store: the statements and locks of
-            # `SqlStore` and the event log's per-transaction heads; the engine's annotations
-            # name the SQLCipher store it was written for.
             return engine.accept(
-                cast(Store, ledger),
+                ledger,
                 v,
                 cipher,
                 sig,
