@@ -662,3 +662,42 @@ def test_a_fork_whose_bundle_failed_after_it_was_flagged_is_recorded_once_on_re_
         # Imported again, still one.
         assert hub.import_file(s, f1b).outcome.status == "fork"
         assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.fork_detected'") == 1
+
+
+def test_the_registry_is_copied_to_postgresql_only_when_the_hubs_registry_changed(pair, monkeypatch):
+    """Each `hub serve` request opens `ledger_store`: an unchanged registry costs no statement on the server."""
+    from synckit import open_
+    from wardcrf.sync import hub, registry
+    from wardcrf.sync.pgstore import PgStore
+
+    engine, w, h = pair
+    if engine != "postgresql":
+        pytest.skip("the registry is copied to a PostgreSQL hub only")
+    written: list[int] = []
+    real = PgStore.executemany
+
+    def counting(self, sql, rows):
+        rows = list(rows)
+        if "sync_devices" in sql:
+            written.append(len(rows))
+        return real(self, sql, rows)
+
+    monkeypatch.setattr(PgStore, "executemany", counting)
+    device = _ward_head(w)[0]
+    s = open_(h)
+    try:
+        for _ in range(3):
+            with hub.ledger_store(s) as store:
+                assert store.scalar("SELECT status FROM sync_devices WHERE device = ?", (device,)) == "active"
+        assert len(written) <= 1  # the first request of this process copies it; the next two nothing
+        written.clear()
+        registry.retire_device(s, device, "laptop lost")
+        with hub.ledger_store(s) as store:
+            assert store.scalar("SELECT status FROM sync_devices WHERE device = ?", (device,)) == "retired"
+        assert len(written) == 1 and written[0] >= 1
+        written.clear()
+        with hub.ledger_store(s) as store:
+            pass
+        assert written == []
+    finally:
+        s.close()
