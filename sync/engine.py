@@ -325,8 +325,8 @@ def _unkeep(path: Path) -> None:
             stale.unlink()
 
 
-ForkHook = Callable[[Store, Verified, str], None]
-HoldHook = Callable[[Store, Verified, ingest.HoldForCoordinator], None]
+ForkHook = Callable[[SqlStore, Verified, str], None]
+HoldHook = Callable[[SqlStore, Verified, ingest.HoldForCoordinator], None]
 Reverify = Callable[[bytes | Path, bytes], Verified]
 
 
@@ -339,7 +339,7 @@ def last_applied(store: SqlStore, device: str) -> tuple[int, str]:
 
 
 def accept(
-    store: Store,
+    store: SqlStore,
     v: Verified,
     cipher: bytes | Path,
     sig: bytes,
@@ -366,9 +366,10 @@ def accept(
         # A device's bundles apply in order and once: what follows reads its ledger rows and chain
         # head and writes after them (nothing to take on SQLite, whose writer is already alone).
         store.lock(f"device:{v.device}")
-    authority.check_import(store, _events_of(v), v.signer.kind, name)
     if not store.holds_projections:
+        # First: the authority check reads projections (a record's form) such a store lacks.
         check_log_only(v, name)
+    authority.check_import(store, _events_of(v), v.signer.kind, name)
     outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool, on_hold, archive_photos)
     if outcome.status == "applied" and reverify is not None:
         outcome.released = _release_held(
@@ -418,7 +419,7 @@ def check_log_only(v: Verified, name: str) -> None:
 
 
 def _record_held(
-    store: Store,
+    store: SqlStore,
     v: Verified,
     cipher: bytes | Path,
     sig: bytes,
@@ -451,7 +452,7 @@ def _record_held(
 
 
 def _fork(
-    store: Store,
+    store: SqlStore,
     v: Verified,
     cipher: bytes | Path,
     sig: bytes,
@@ -473,7 +474,7 @@ def _fork(
 
 
 def _hold(
-    store: Store,
+    store: SqlStore,
     v: Verified,
     cipher: bytes | Path,
     sig: bytes,
@@ -495,7 +496,7 @@ def _hold(
 
 
 def _accept_one(
-    store: Store,
+    store: SqlStore,
     v: Verified,
     cipher: bytes | Path,
     sig: bytes,
@@ -598,7 +599,7 @@ def _accept_one(
             _unkeep(path)
 
 
-def _holds_same_events(store: Store, v: Verified) -> bool:
+def _holds_same_events(store: SqlStore, v: Verified) -> bool:
     """Does this copy hold exactly the bundle's events already (a replay by content)?
 
     The chain hash of the bundle's last event commits to every event before
@@ -612,7 +613,7 @@ def _holds_same_events(store: Store, v: Verified) -> bool:
     return held is not None and held == v.manifest["chain_last"]
 
 
-def _continues_past_head(store: Store, v: Verified) -> bool:
+def _continues_past_head(store: SqlStore, v: Verified) -> bool:
     """Does the bundle hold this copy's last event of the device, unchanged, and events after it?
 
     A ward restored from a copy taken before an export, which then recorded
@@ -629,7 +630,7 @@ def _continues_past_head(store: Store, v: Verified) -> bool:
 
 
 def _apply_new_tail(
-    store: Store,
+    store: SqlStore,
     v: Verified,
     cipher: bytes | Path,
     sig: bytes,
@@ -665,7 +666,7 @@ def _apply_new_tail(
 
 
 def _replay(
-    store: Store, v: Verified, cipher: bytes | Path, sig: bytes, files_dir: Path, spool: Spool | None
+    store: SqlStore, v: Verified, cipher: bytes | Path, sig: bytes, files_dir: Path, spool: Spool | None
 ) -> Outcome:
     """A re-export of events held here: nothing changes; the ledger learns the bundle seq if it is the next.
 
@@ -707,7 +708,9 @@ def _events_of(v: Verified) -> list[eventlog.Event]:
     return v.events
 
 
-def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False, *, after: int = 0) -> Outcome:
+def _apply(
+    store: SqlStore, v: Verified, path: Path, archive_photos: bool = False, *, after: int = 0
+) -> Outcome:
     """Photos, logger files, events, after-ingest hooks and the ledger row: one transaction.
 
     `after`: the events up to this seq are held here already (a straddling
@@ -717,21 +720,26 @@ def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False, 
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     first = m["events"]["first"]
     kept = f"{path.parent.name}/{path.name}"  # relative to the sync folder
+    # Photos, logger files and projections live in the SQLCipher store; a store without them
+    # took only bundles that carry and need none (`check_log_only`).
+    projected = store if isinstance(store, Store) else None
     with store.transaction():
         # Photos and logger files one at a time, read again from the verified
         # bundle as a stream (`Verified.parts`): never all of them in memory.
         cited = {member: (digest, name) for digest, (name, member) in v.evidence.items()}
         for member, data in v.parts():
+            if projected is None:
+                raise Refused(f"{kept}: carries photos or logger files, which this store does not keep")
             if member in cited:
                 digest, name = cited[member]
-                evidencestore.save(store, digest, name, data)
+                evidencestore.save(projected, digest, name, data)
                 continue
             digest = v.digests[member]
             # The photo store skips a photo it holds already (by its name);
             # reading a held one back to re-hash it here would decide nothing.
             if archive_photos:
                 photostore.archive_original(
-                    store,
+                    projected,
                     digest,
                     data,
                     bundle=kept,
@@ -741,12 +749,12 @@ def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False, 
                     bundle_seq=bseq,
                 )
             else:
-                photostore.save_original(store, digest, v.photos[digest][0], data)
+                photostore.save_original(projected, digest, v.photos[digest][0], data)
         events = [e for e in _events_of(v) if e.seq > after] if after else _events_of(v)
         # A store without projections took only bundles that need none (`check_log_only`).
         eventlog.ingest_many(store, events, project=store.holds_projections)
-        if store.holds_projections:
-            ingest.after_ingest(store, events)
+        if projected is not None and store.holds_projections:
+            ingest.after_ingest(projected, events)
         store.execute(
             "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
             " file, applied_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (device, bundle_seq) DO UPDATE SET"
@@ -780,7 +788,7 @@ def _apply(store: Store, v: Verified, path: Path, archive_photos: bool = False, 
 
 
 def _release_held(
-    store: Store,
+    store: SqlStore,
     device: str,
     files_dir: Path,
     reverify: Reverify,

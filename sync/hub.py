@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypedDict, cast
+from typing import Any, BinaryIO, TypedDict
 
 from wardcrf import devicekeys, ingest, records
 from wardcrf.errors import InternalError, Refused, UsageError, WardError
@@ -208,7 +208,8 @@ def _verify_and_accept(
                 "SELECT manifest_sha FROM sync_applied WHERE device = ? AND bundle_seq = ?",
                 (fv.device, fv.bundle_seq),
             )
-            session.append(
+            _append_once(
+                session,
                 type="sync.fork_detected",
                 subject=f"device:{fv.device}",
                 body={
@@ -226,7 +227,8 @@ def _verify_and_accept(
             return verify(store, c, s, "held bundle")
 
         def on_hold(st: SqlStore, hv: bundle.Verified, hold: ingest.HoldForCoordinator) -> None:
-            session.append(
+            _append_once(
+                session,
                 type="sync.bundle_held",
                 subject=f"device:{hv.device}",
                 body={
@@ -241,11 +243,8 @@ def _verify_and_accept(
             )
 
         try:
-            # A PgStore offers all the engine uses of a Store: the statements and locks of
-            # `SqlStore` and the event log's per-transaction heads; the engine's annotations
-            # name the SQLCipher store it was written for.
             return engine.accept(
-                cast(Store, ledger),
+                ledger,
                 v,
                 cipher,
                 sig,
@@ -265,6 +264,28 @@ def _verify_and_accept(
             v.close()
         if spool is not None:
             spool.discard()
+
+
+def _append_once(session: Session, *, type: str, subject: str, body: dict[str, Any]) -> None:
+    """Append the hub's flag of a held bundle (fork, hold) to its file, once per (kind, device, bundle, manifest).
+
+    At a SQLCipher hub the ledger is the hub's file and this append shares the
+    bundle's transaction. At a PostgreSQL hub it commits in the file while the
+    bundle's PostgreSQL transaction is still open: if that transaction then
+    fails, or the process is killed before it commits, the flag stays (the
+    hub did see the fork, and the device stays flagged) and nothing of the
+    bundle is kept. Importing it again holds it and finds its flag recorded
+    already, so the fork is recorded exactly once, never zero times (the file
+    commits first) and never twice.
+    """
+    store = session.store
+    if store.one(
+        "SELECT 1 FROM events WHERE subject = ? AND type = ?"
+        " AND json_extract(line, '$.body.bundle_seq') = ? AND json_extract(line, '$.body.held_manifest') = ?",
+        (subject, type, body["bundle_seq"], body["held_manifest"]),
+    ):
+        return
+    session.append(type=type, subject=subject, body=body)
 
 
 def record_refusal(session: Session, what: str, exc: Refused) -> None:

@@ -21,6 +21,7 @@ hub's database is refused, never written to.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -181,6 +182,10 @@ REGISTRY_COLUMNS = (
 )
 
 
+_MIRRORED: dict[tuple[str, str], str] = {}
+"""(hub file, database) -> digest of the registry this process last copied there and saw commit."""
+
+
 def mirror_registry(src: Store, dst: PgStore) -> int:
     """Copy the hub's device registry (its file's `sync_devices`) to PostgreSQL; the rows copied.
 
@@ -188,11 +193,22 @@ def mirror_registry(src: Store, dst: PgStore) -> int:
     the database then holds, before a bundle is checked against it there.
     Rows are written in device order, so two importers copying at once wait
     for each other's rows and never for each other's locks in a circle.
+
+    A `hub serve` worker calls this for every request: when the registry is
+    the one this process last copied to this database (a digest of its rows,
+    read from the local file), nothing is sent to the server. Only the hub's
+    own events change the registry, and every process copies the file's
+    current rows, so a copy another worker made is never older than the file.
     """
     cols = ", ".join(REGISTRY_COLUMNS)
     rows = src.execute(f"SELECT {cols} FROM sync_devices ORDER BY device").fetchall()
     if not rows:
         return 0
+    key = (str(src.path), dst.name)
+    digest = hashlib.sha256(repr([tuple(r) for r in rows]).encode()).hexdigest()
+    if _MIRRORED.get(key) == digest:
+        return 0
+    outermost = not dst.in_transaction
     with dst.transaction():
         dst.executemany(
             f"INSERT INTO sync_devices ({cols}) VALUES ({', '.join('?' * len(REGISTRY_COLUMNS))})"
@@ -205,6 +221,8 @@ def mirror_registry(src: Store, dst: PgStore) -> int:
             + ")",
             rows,
         )
+    if outermost:  # committed: an enclosing transaction could still roll the copy back
+        _MIRRORED[key] = digest
     return len(rows)
 
 

@@ -371,7 +371,7 @@ def owned_bodies() -> Iterator[None]:
         _BODIES_OWNED.reset(token)
 
 
-def ingest_many(store: Store, events: Iterable[Event], *, project: bool = True) -> int:
+def ingest_many(store: SqlStore, events: Iterable[Event], *, project: bool | None = None) -> int:
     """`ingest` for a run of events (a verified sync bundle), in one transaction.
 
     The same continuity check per event, then one multi-row insert and the
@@ -381,10 +381,13 @@ def ingest_many(store: Store, events: Iterable[Event], *, project: bool = True) 
     savepoint and a statement round-trip per event when a hub imports a
     backlog of a million events. Returns the number written.
 
-    `project=False` writes the events and their chain heads only: a store
-    that keeps no projections (a PostgreSQL hub, `SqlStore.holds_projections`),
-    whose importer refuses beforehand what would need them (`sync.engine`).
+    `project=False` writes the events and their chain heads only, as a store
+    that keeps no projections (a PostgreSQL hub, `SqlStore.holds_projections`)
+    always does: its importer refuses beforehand what would need them
+    (`sync.engine`). The default projects where the store keeps projections.
     """
+    if project is None:
+        project = store.holds_projections
     batch = list(events)
     with store.transaction():
         heads: dict[str, tuple[int, str]] = {}
@@ -414,7 +417,7 @@ def ingest_many(store: Store, events: Iterable[Event], *, project: bool = True) 
     return len(batch)
 
 
-def head(store: Store, device: str) -> tuple[int, str]:
+def head(store: SqlStore, device: str) -> tuple[int, str]:
     """(seq, hash) of a device's last event, including the open transaction's; (0, GENESIS) if none.
 
     Chain heads are written to `chain_heads` once, when the outermost
@@ -425,7 +428,7 @@ def head(store: Store, device: str) -> tuple[int, str]:
     return (h[0], h[1]) if h else (0, canonical.GENESIS)
 
 
-def _head(store: Store, device: str) -> tuple[int, str, str] | None:
+def _head(store: SqlStore, device: str) -> tuple[int, str, str] | None:
     """(seq, hash, hlc) of a device's last event, including this transaction's appends."""
     pending = store.pending_heads.get(device)
     if pending is not None:
@@ -437,7 +440,7 @@ def _head(store: Store, device: str) -> tuple[int, str, str] | None:
 _TOP = "\x00top"  # pseudo-device key caching max(hlc) for the open transaction
 
 
-def _top_hlc(store: Store) -> str | None:
+def _top_hlc(store: SqlStore) -> str | None:
     cached = store.pending_heads.get(_TOP)
     if cached is not None:
         return cached[2]
@@ -445,7 +448,7 @@ def _top_hlc(store: Store) -> str | None:
     return str(top) if top else None
 
 
-def _flush_heads(store: Store) -> None:
+def _flush_heads(store: SqlStore) -> None:
     """Write the chain heads touched in this transaction, just before it commits."""
     for device, (seq, hash_, hlc) in store.pending_heads.items():
         if device == _TOP:
@@ -459,7 +462,7 @@ def _flush_heads(store: Store) -> None:
 
 
 def _write(
-    store: Store, event: Event, *, insert: bool = True, projectors: list[Projector] | None = None
+    store: SqlStore, event: Event, *, insert: bool = True, projectors: list[Projector] | None = None
 ) -> None:
     if insert:
         store.execute(
@@ -488,7 +491,15 @@ def _write(
         store.pending_heads[_TOP] = (0, "", event.hlc)
     elif _TOP not in store.pending_heads:
         store.pending_heads[_TOP] = (0, "", top)
-    for fn in projectors_for(event.type) if projectors is None else projectors:
+    fns = projectors_for(event.type) if projectors is None else projectors
+    if not fns:
+        return
+    if not isinstance(store, Store):
+        # A store without projections is given `projectors=[]` (`ingest_many` projects nothing there).
+        raise TypeError(
+            f"{event.type}: projections asked of a store that keeps none (SqlStore.holds_projections)"
+        )
+    for fn in fns:
         fn(store, event)
 
 

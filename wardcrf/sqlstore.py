@@ -71,6 +71,22 @@ class SqlStore(Protocol):
 
     def close(self) -> None: ...
 
+    # What the event log (`wardcrf.eventlog`) keeps per transaction, on both engines.
+    pending_heads: dict[str, tuple[int, str, str]]
+    """Chain heads touched in the open transaction; a rolled-back savepoint forgets its own."""
+    before_commit: list[Any]
+    """Hooks the outermost transaction runs inside it, just before its COMMIT."""
+    after_commit: list[Any]
+    """Hooks the outermost transaction runs once it committed."""
+
+    def batched_inserts(self) -> contextlib.AbstractContextManager[None]:
+        """`insert`s made inside may be collected and written together (SQLCipher) or at once."""
+        ...
+
+    def insert(self, sql: str, params: Any) -> None: ...
+
+    def flush(self) -> None: ...
+
 
 class _Executes(Protocol):
     def execute(self, sql: str, params: Any = ()) -> Any: ...

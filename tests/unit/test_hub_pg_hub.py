@@ -612,3 +612,92 @@ def test_hub_log_and_a_usb_receipt_come_from_the_database_at_a_postgresql_hub(
     code, out, err = run("hub", "copy-to-postgres", "-d", str(h.data_dir), "--database", "host=/nowhere dbname=x",
                          monkeypatch=monkeypatch)  # fmt: skip
     assert code == 2 and "in PostgreSQL already" in err, (code, out, err)
+
+
+def test_a_fork_whose_bundle_failed_after_it_was_flagged_is_recorded_once_on_re_import(
+    pair, tmp_path, monkeypatch
+):
+    """The fork event goes to the hub's file, the held row to the ledger: a failure between the two
+    (a later step raising, or the process killed before the ledger commits) and a re-import record
+    the fork once, with its one held row."""
+    import shutil
+
+    from synckit import add_notes
+    from test_sync_roundtrip import export
+    from wardcrf.sync import hub, hublog
+
+    from wardcrf.errors import WardError
+
+    _engine, w, h = pair
+    old = tmp_path / "old-copy"
+    shutil.copytree(w.data_dir, old)
+    add_notes(w, 2)
+    f1 = export(w, tmp_path / "u1")[0]
+    shutil.rmtree(w.data_dir)
+    shutil.copytree(old, w.data_dir)
+    add_notes(w, 2, text="after restore")
+    f1b = export(w, tmp_path / "u2")[0]
+    device = _ward_head(w)[0]
+    with _ledger(h) as (s, store):
+        assert hub.import_file(s, f1).outcome.status == "applied"
+        # The step after the engine flagged the fork (its transparency-log leaf) fails: on PostgreSQL
+        # the fork event is already in the hub's file, as it would be after a SIGKILL before COMMIT.
+        real = hublog.log_bundle
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("disk went away")
+
+        monkeypatch.setattr(hublog, "log_bundle", broken)
+        with pytest.raises(WardError, match="disk went away"):
+            hub.import_file(s, f1b)
+        assert store.scalar("SELECT count(*) FROM sync_held") == 0
+        monkeypatch.setattr(hublog, "log_bundle", real)
+        res = hub.import_file(s, f1b)
+        assert res.outcome.status == "fork"
+        assert store.rows(
+            "SELECT bundle_seq, reason, resolved_at FROM sync_held WHERE device = ?", (device,)
+        ) == [{"bundle_seq": 1, "reason": "fork", "resolved_at": None}]
+        assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.fork_detected'") == 1
+        assert store.scalar("SELECT status FROM sync_devices WHERE device = ?", (device,)) == "flagged"
+        # Imported again, still one.
+        assert hub.import_file(s, f1b).outcome.status == "fork"
+        assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.fork_detected'") == 1
+
+
+def test_the_registry_is_copied_to_postgresql_only_when_the_hubs_registry_changed(pair, monkeypatch):
+    """Each `hub serve` request opens `ledger_store`: an unchanged registry costs no statement on the server."""
+    from synckit import open_
+    from wardcrf.sync import hub, registry
+    from wardcrf.sync.pgstore import PgStore
+
+    engine, w, h = pair
+    if engine != "postgresql":
+        pytest.skip("the registry is copied to a PostgreSQL hub only")
+    written: list[int] = []
+    real = PgStore.executemany
+
+    def counting(self, sql, rows):
+        rows = list(rows)
+        if "sync_devices" in sql:
+            written.append(len(rows))
+        return real(self, sql, rows)
+
+    monkeypatch.setattr(PgStore, "executemany", counting)
+    device = _ward_head(w)[0]
+    s = open_(h)
+    try:
+        for _ in range(3):
+            with hub.ledger_store(s) as store:
+                assert store.scalar("SELECT status FROM sync_devices WHERE device = ?", (device,)) == "active"
+        assert len(written) <= 1  # the first request of this process copies it; the next two nothing
+        written.clear()
+        registry.retire_device(s, device, "laptop lost")
+        with hub.ledger_store(s) as store:
+            assert store.scalar("SELECT status FROM sync_devices WHERE device = ?", (device,)) == "retired"
+        assert len(written) == 1 and written[0] >= 1
+        written.clear()
+        with hub.ledger_store(s) as store:
+            pass
+        assert written == []
+    finally:
+        s.close()
