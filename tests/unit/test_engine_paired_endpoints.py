@@ -124,7 +124,7 @@ def test_a_malformed_paired_endpoint_is_refused_by_protocol_check_in_one_line(
 
 def test_paired_change_per_arm_through_the_cli(cli, tmp_path: Path, monkeypatch) -> None:
     from scipy import stats as scipy_stats
-    from test_engine_ward_cli import _infusion, _vitals, _ward
+    from test_engine_ward_cli import _infusion, _product, _vitals, _ward
     from typed_support import assert_shape
     from wf_support import ready_kit_on
 
@@ -164,7 +164,7 @@ def test_paired_change_per_arm_through_the_cli(cli, tmp_path: Path, monkeypatch)
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
     for i, (pid, arm) in enumerate(people):
         kit = f"VIAL-{i + 1:04d}"
-        ready_kit_on(w.site(), kit, start.isoformat(), w.root)
+        ready_kit_on(w.site(), kit, start.isoformat(), w.root, _product(arm))
         assert _vitals(w, pid, "pre_infusion", 1, start - timedelta(minutes=20)).code == 0
         r = _infusion(w, pid, kit, start, DOSE[arm])
         assert r.code == 0, r.err
