@@ -20,6 +20,11 @@ def _palm(session_for) -> None:
     loading.load(session_for("admin"), model.shipped("palm.toml"))
 
 
+ARRIVED_COLD = dict(expiry="2021-06-30", at="2020-03-16 08:30", dry_ice="no", intact="yes", frozen="no")
+"""A 2-8 °C shipment as it should arrive (the refrigerated counterpart of test_coldchain's ARRIVED_FROZEN):
+cool packs, no dry ice, intact, not frozen."""
+
+
 async def test_receipt_chooses_the_lots_product_among_several(app_for, site, tmp_path, session_for):
     _palm(session_for)
     ph = session_for("pharmacist")
@@ -38,17 +43,13 @@ async def test_receipt_chooses_the_lots_product_among_several(app_for, site, tmp
         await scan(pilot, screen.query_one("#cc-kits", EntryList), "M201")
         fill(
             screen,
+            **ARRIVED_COLD,
             lot="LM2",
             product="MAB114",
-            expiry="2021-06-30",
             release_ref="QP-2",
             quantity="1",
             shipper="SH2",
-            at="2020-03-16 08:30",
             to="FRG-1",
-            dry_ice="no",
-            intact="yes",
-            frozen="no",
             logger_serial="LG-2",
             courier_user="coordinator",
         )
