@@ -261,8 +261,41 @@ def test_lock_outside_a_transaction_is_a_bug_on_both_engines(where):
         store.close()
 
 
+def _unique_keys_lite(store: Store, table: str) -> set[tuple[str, ...]]:
+    """The column sets a SQLite table keeps unique: its primary key (a rowid alias included) and every
+    unique constraint or index."""
+    keys = {
+        tuple(
+            r[1]
+            for r in sorted(store.execute(f"PRAGMA table_info({table})").fetchall(), key=lambda r: r[5])
+            if r[5]
+        )
+    } - {()}
+    for index in store.execute(f"PRAGMA index_list({table})").fetchall():
+        if index[2]:  # unique
+            keys.add(tuple(r[2] for r in store.execute(f"PRAGMA index_info({index[1]})").fetchall()))
+    return keys
+
+
+def _unique_keys_pg(store: PgStore, table: str) -> set[tuple[str, ...]]:
+    """The column sets a PostgreSQL table keeps unique (primary key, unique constraints and indexes)."""
+    rows = store.rows(
+        "SELECT x.indexrelid::regclass::text AS name, a.attname AS col, k.n AS n"
+        " FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid"
+        " CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, n)"
+        " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum"
+        " WHERE t.relname = ? AND x.indisunique ORDER BY 1, 3",
+        (table,),
+    )
+    keys: dict[str, list[str]] = {}
+    for r in rows:
+        keys.setdefault(r["name"], []).append(r["col"])
+    return {tuple(cols) for cols in keys.values()}
+
+
 def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path):
-    """Every ledger table has the same columns, in the same order, with matching types and NOT NULLs."""
+    """Every ledger table has the same columns, in the same order, with matching types and NOT NULLs,
+    and keeps the same column sets unique (a duplicate one engine refuses, the other must refuse too)."""
     pg = PgStore(pg_server.new_database())
     lite = Store(tmp_path / "s.db", os.urandom(32))
     try:
@@ -294,6 +327,7 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
                 )
             ]
             assert got == want, table
+            assert _unique_keys_pg(pg, table) == _unique_keys_lite(lite, table), table
         # The PostgreSQL hub holds the public halves of its keys only.
         lite_keys = [r[1] for r in lite.execute("PRAGMA table_info(device_keys)").fetchall()]
         pg_keys = [
