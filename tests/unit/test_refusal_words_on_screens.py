@@ -37,6 +37,7 @@ CLI_ONLY = {
     "wardcrf.reports.audit_pdf": "`wardcrf report audit-pdf` only",
     "wardcrf.reports.audit_review": "`wardcrf report review` only",
     "wardcrf.backup": "`wardcrf db backup/restore` only",
+    "wardcrf.sync.pghub": "a PostgreSQL hub is made with `wardcrf hub init --database` and run from the command line",
 }
 RAISED = {
     "WardError", "Refused", "ValidationFailed", "PermissionDenied", "InternalError",

@@ -59,6 +59,7 @@ def test_dose_computes_number_day_window_and_cumulative_particles(ward):
         "kit",
         "administrations",
         "cumulative_dose",
+        "visits",
     }
     assert set(info["consent"]) == set(get_type_hints(status.ConsentState))
     assert all(set(d) == set(get_type_hints(status.DoseLine)) for d in info["doses"]) and info["doses"]

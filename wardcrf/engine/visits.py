@@ -1,7 +1,7 @@
 """Visits that repeat per administration of a regimen (docs/protocol.md, `[[visits]]`).
 
 `repeat = { per = "administration", regimen = R }` makes one occurrence per
-scheduled administration of R (MEXCOVID's DOSE 1–5): the occurrence is due
+scheduled administration of R (a daily dose's DOSE 1–5): the occurrence is due
 and windowed with its administration (the slot `engine.schedule` places), it
 is numbered with it (VISITNUM `num`, `num + step`, ... by the administration's
 number across the regimen; VISIT the label with `{n}` and `{day}` filled),
