@@ -186,42 +186,35 @@ def _reading(store: Store, rec: Record) -> None:
         (rec.event_id, d["unit_id"], at, d["temp_c"], rec.created_by),
     )
     for judged in d.get("products") or ():  # a product stored at another range, judged by its own
-        if judged["low_c"] <= d["temp_c"] <= judged["high_c"]:
-            continue
-        store.execute(
-            "INSERT OR REPLACE INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
-            " max_c, is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,0,?,?,?)",
-            (
-                f"{d['unit_id']}/{d['at']}/manual/{judged['product']}",
-                "unit",
-                "manual",
-                d["unit_id"],
-                at,
-                at,
-                d["temp_c"],
-                d["temp_c"],
-                rec.event_id,
-                f"manual reading outside {judged['low_c']} … {judged['high_c']} °C ({judged['product']})",
-                judged["product"],
-            ),
-        )
+        if not (judged["low_c"] <= d["temp_c"] <= judged["high_c"]):
+            _manual_excursion(store, rec, at, judged["low_c"], judged["high_c"], judged["product"])
     if not (d["low_c"] <= d["temp_c"] <= d["high_c"]):
-        store.execute(
-            "INSERT OR REPLACE INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
-            " max_c, is_open, source_event, detail) VALUES (?,?,?,?,?,?,?,?,0,?,?)",
-            (
-                f"{d['unit_id']}/{d['at']}/manual",
-                "unit",
-                "manual",
-                d["unit_id"],
-                at,
-                at,
-                d["temp_c"],
-                d["temp_c"],
-                rec.event_id,
-                f"manual reading outside {d['low_c']} … {d['high_c']} °C",
-            ),
-        )
+        _manual_excursion(store, rec, at, d["low_c"], d["high_c"])
+
+
+def _manual_excursion(
+    store: Store, rec: Record, at: int, low_c: float, high_c: float, product: str | None = None
+) -> None:
+    """A manual reading outside a range: the unit's own (`product` None), or a product's kept there."""
+    d = rec.data
+    named = f"/{product}" if product else ""
+    store.execute(
+        "INSERT OR REPLACE INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
+        " max_c, is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,0,?,?,?)",
+        (
+            f"{d['unit_id']}/{d['at']}/manual{named}",
+            "unit",
+            "manual",
+            d["unit_id"],
+            at,
+            at,
+            d["temp_c"],
+            d["temp_c"],
+            rec.event_id,
+            f"manual reading outside {low_c} … {high_c} °C" + (f" ({product})" if product else ""),
+            product,
+        ),
+    )
 
 
 def _thaw(store: Store, rec: Record) -> None:
