@@ -20,6 +20,7 @@ import codecs
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 from collections.abc import Callable, Iterator
@@ -661,10 +662,19 @@ class _DecryptStream(io.RawIOBase):
     byte was read) raises that as a refusal, and a reader must not act on
     what it read before `check()` passed. `source` is the ciphertext in
     memory or a file to read it from.
+
+    A ciphertext of at most `INLINE` bytes (a ward's usual bundle: a few
+    records, no photo) is decrypted in one call on the caller's thread: a
+    worker thread and its queue cost more than the decryption itself there,
+    and holding up to 1 MiB is within what a bundle's checks hold anyway.
+    The reader sees the same stream either way, and a failure the same
+    way, at `check()` (what it read before is then empty, so the archive
+    walk finds an empty archive; the decryption's refusal is reported first).
     """
 
     BATCH = 128 * 1024
     DEPTH = 2
+    INLINE = 1 << 20
 
     def __init__(self, source: bytes | Path | BinaryIO, identities: list[str], what: str) -> None:
         import queue
@@ -689,8 +699,21 @@ class _DecryptStream(io.RawIOBase):
         else:  # an open file: read from its start, left open for the next reader
             self._src = open(source.fileno(), "rb", closefd=False)  # noqa: SIM115
             self._src.seek(0)
+        self._thread: threading.Thread | None = None
+        if _source_size(source) <= self.INLINE:
+            self._decrypt_inline(source if isinstance(source, bytes) else self._src.read())
+            return
         self._thread = threading.Thread(target=self._run, name="bundle-decrypt", daemon=True)
         self._thread.start()
+
+    def _decrypt_inline(self, cipher: bytes) -> None:
+        import pyrage
+
+        try:
+            self._buf = pyrage.decrypt(cipher, self._ids)
+        except BaseException as exc:  # raised by check(), as the worker's would be
+            self.error = _decrypt_refusal(exc, self._what)
+        self._eof = True
 
     def __enter__(self) -> _DecryptStream:
         return self
@@ -753,7 +776,8 @@ class _DecryptStream(io.RawIOBase):
         """Read to the end and wait for the worker; raise its refusal (damaged, truncated, wrong key)."""
         while self.readinto(bytearray(self.BATCH)):
             pass
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self.error is not None:
             raise self.error
 
@@ -763,9 +787,19 @@ class _DecryptStream(io.RawIOBase):
         while not self._eof:
             if self._queue.get() is None:
                 self._eof = True
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         self._buf = b""
         self._src.close()
+
+
+def _source_size(source: bytes | Path | BinaryIO) -> int:
+    """The ciphertext's size in bytes (a file's from its metadata, not by reading it)."""
+    if isinstance(source, bytes):
+        return len(source)
+    if isinstance(source, Path):
+        return source.stat().st_size
+    return os.fstat(source.fileno()).st_size
 
 
 _PIECE = 64 * 1024
@@ -1189,8 +1223,13 @@ def verify(
 
     # Opened before anything reads it: `Verified.parts` reads this same file later, wherever it is moved.
     held = open(cipher, "rb") if isinstance(cipher, Path) else None  # noqa: SIM115
-    checker = threading.Thread(target=check, name="bundle-outer-signature", daemon=True)
-    checker.start()
+    # A small bundle's signature is checked here, first: a second thread costs more than it saves.
+    checker: threading.Thread | None = None
+    if size <= _DecryptStream.INLINE:
+        check()
+    else:
+        checker = threading.Thread(target=check, name="bundle-outer-signature", daemon=True)
+        checker.start()
     found: _Streamed | None = None
     archive_failed: Refused | None = None
     decrypt_failed: Refused | None = None
@@ -1204,7 +1243,8 @@ def verify(
     except Refused as exc:
         decrypt_failed = exc
     finally:
-        checker.join()
+        if checker is not None:
+            checker.join()
     try:
         if sig_failed:
             raise sig_failed[0]

@@ -26,6 +26,17 @@ pytest temp directory) with another session's tests on the same machine.
         --out docs/suite-timing/4e9ef71-eea3bc3.csv --stop-at 01:25
     .venv/bin/python tools/suite_timing.py --summarize docs/suite-timing/4e9ef71-eea3bc3.csv
 
+Per-file processes pay pytest's and the conftest's start-up once per file, which a real run pays
+once per worker; and a session fixture built once per process (the workflow templates) is rebuilt
+for every file. `--together ROUNDS` measures the other way round, like a real run: all selected
+files in ONE pytest process per side, ROUNDS times, alternating A,B / B,A round by round; the
+summary gives each side's median CPU over the rounds and their ratio. `--skip-failed-in CSV` leaves
+out the files that failed on either side of an earlier per-file run, so both sides run tests that
+pass:
+
+    nice -n 10 .venv/bin/python tools/suite_timing.py 4e9ef71 HEAD --together 3 \\
+        --skip-failed-in docs/suite-timing/4e9ef71-HEAD.csv --out docs/suite-timing/4e9ef71-HEAD-together.csv
+
 Rows are written (and flushed) as each run ends, so a run stopped early still leaves its results;
 `--stop-at HH:MM` (UTC) starts no new pair of runs that would not end by then, which keeps the
 covered files a deterministic prefix of the sorted list. The summary is printed and written beside
@@ -197,14 +208,16 @@ def junit_counts(path: Path) -> dict[str, int]:
     return counts
 
 
-def run_one(side: Side, path: str, scratch: Path, logs: Path, timeout: float) -> dict[str, object]:
-    """One pytest process over one file; its CPU (with children), wall, exit and counts."""
+def run_one(
+    side: Side, path: str, scratch: Path, logs: Path, timeout: float, files: list[str] | None = None
+) -> dict[str, object]:
+    """One pytest process over one file (or `files`, labelled `path`); its CPU (with children), wall, exit and counts."""
     shutil.rmtree(scratch, ignore_errors=True)
     env = private_env(scratch)
     junit = scratch / "junit.xml"
     cmd = [
         str(side.python), "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
-        f"--junitxml={junit}", path,
+        f"--junitxml={junit}", *(files if files is not None else [path]),
     ]  # fmt: skip
     load = os.getloadavg()
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -311,6 +324,67 @@ def summarize(rows: list[dict[str, str]], meta: dict[str, object]) -> dict[str, 
     return summary
 
 
+def summarize_together(rows: list[dict[str, str]], meta: dict[str, object]) -> dict[str, object]:
+    """Median CPU and wall per side over the rounds in which both sides ran every test and passed."""
+    rounds: dict[str, dict[str, dict[str, str]]] = {}
+    for row in rows:
+        rounds.setdefault(row["pair"], {})[row["side"]] = row
+    ok = [
+        r
+        for r in rounds.values()
+        if "A" in r and "B" in r and r["A"]["exit"] == "0" and r["B"]["exit"] == "0"
+    ]
+
+    def median(side: str, field: str) -> float | None:
+        values = [float(r[side][field]) for r in ok]
+        return round(statistics.median(values), 2) if values else None
+
+    cpu_a, cpu_b = median("A", "cpu_s"), median("B", "cpu_s")
+    wall_a, wall_b = median("A", "wall_s"), median("B", "wall_s")
+    loads = [float(r["load1"]) for r in rows]
+    return {
+        **meta,
+        "rounds_run": len(rounds),
+        "rounds_passed_both_sides": len(ok),
+        "tests_per_round_A": int(ok[0]["A"]["tests"]) if ok else None,
+        "tests_per_round_B": int(ok[0]["B"]["tests"]) if ok else None,
+        "cpu_s_A_each_round": [float(r["A"]["cpu_s"]) for r in ok],
+        "cpu_s_B_each_round": [float(r["B"]["cpu_s"]) for r in ok],
+        "cpu_median_s_A": cpu_a,
+        "cpu_median_s_B": cpu_b,
+        "cpu_ratio_B_over_A": round(cpu_b / cpu_a, 3) if cpu_a and cpu_b else None,
+        "cpu_round_ratios": [round(float(r["B"]["cpu_s"]) / float(r["A"]["cpu_s"]), 3) for r in ok],
+        "wall_median_s_A": wall_a,
+        "wall_median_s_B": wall_b,
+        "wall_ratio_B_over_A": round(wall_b / wall_a, 3) if wall_a and wall_b else None,
+        "load1_min": min(loads) if loads else None,
+        "load1_max": max(loads) if loads else None,
+        "failed_rounds": sorted(p for p, r in rounds.items() if r not in ok),
+    }
+
+
+def report_together(summary: dict[str, object]) -> str:
+    s = summary
+    return "\n".join(
+        [
+            f"A = {s.get('A')}  B = {s.get('B')}  ({len(s.get('selected_files') or [])} files in one process per side)",
+            f"rounds passed on both sides: {s['rounds_passed_both_sides']} of {s['rounds_run']};"
+            f" tests per round A {s['tests_per_round_A']}, B {s['tests_per_round_B']}",
+            f"CPU  s, median: A {s['cpu_median_s_A']}  B {s['cpu_median_s_B']}  B/A {s['cpu_ratio_B_over_A']}"
+            f"  (per round B/A {s['cpu_round_ratios']})",
+            f"wall s, median: A {s['wall_median_s_A']}  B {s['wall_median_s_B']}  B/A {s['wall_ratio_B_over_A']}",
+            f"1-minute load at run start: {s['load1_min']}-{s['load1_max']} (2-core machine)",
+            f"failed rounds: {s['failed_rounds'] or 'none'}",
+        ]
+    )
+
+
+def failed_files(csv_path: Path) -> set[str]:
+    """The files that did not pass on both sides of an earlier per-file run."""
+    with csv_path.open(newline="") as fh:
+        return {row["file"] for row in csv.DictReader(fh) if row["exit"] != "0"}
+
+
 def report(summary: dict[str, object]) -> str:
     s = summary
     lines = [
@@ -351,6 +425,47 @@ def stop_time(text: str | None) -> dt.datetime | None:
     return at if at > now else at + dt.timedelta(days=1)
 
 
+def run_together(
+    args: argparse.Namespace,
+    sides: list[Side],
+    files: list[str],
+    scratch: Path,
+    logs: Path,
+    meta: dict[str, object],
+    out: Path,
+) -> int:
+    """`--together`: every selected file in one process per side, round after round, alternating."""
+    deadline = stop_time(args.stop_at)
+    label = f"(together: {len(files)} files)"
+    rows: list[dict[str, str]] = []
+    last_round = 0.0
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        for index in range(args.together):
+            if deadline and dt.datetime.now(dt.UTC) + dt.timedelta(seconds=last_round) > deadline:
+                print(f"stop-at reached: {index} of {args.together} rounds run", flush=True)
+                break
+            order = sides if index % 2 == 0 else sides[::-1]
+            t0 = time.perf_counter()
+            for position, side in enumerate(order):
+                row = run_one(side, label, scratch, logs, args.timeout, files=files)
+                row.update(pair=index, order=position)
+                writer.writerow(row)
+                fh.flush()
+                rows.append({k: str(v) for k, v in row.items()})
+                print(
+                    f"round {index} {side.label} cpu {row['cpu_s']}s wall {row['wall_s']}s"
+                    f" exit {row['exit']} tests {row['tests']} failed {row['failed']} load {row['load1']}",
+                    flush=True,
+                )
+            last_round = time.perf_counter() - t0
+    summary = summarize_together(rows, meta)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(report_together(summary))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("a", nargs="?", help="the 'before' commit")
@@ -368,14 +483,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-collect", action="store_true", help="skip counting each side's whole suite")
     parser.add_argument("--setup-only", action="store_true", help="make the worktrees and venvs, then stop")
     parser.add_argument("--summarize", type=Path, help="print the summary of an existing CSV and stop")
+    parser.add_argument(
+        "--together", type=int, metavar="ROUNDS", help="all files in one process per side, ROUNDS times"
+    )
+    parser.add_argument(
+        "--skip-failed-in", type=Path, metavar="CSV", help="leave out files that failed in this per-file run"
+    )
     args = parser.parse_args(argv)
 
     if args.summarize:
         meta_path = args.summarize.with_suffix(".json")
         saved = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         with args.summarize.open(newline="") as fh:
-            summary = summarize(list(csv.DictReader(fh)), saved)
-        print(report(summary))
+            rows_read = list(csv.DictReader(fh))
+        if saved.get("mode") == "together":
+            print(report_together(summarize_together(rows_read, saved)))
+        else:
+            print(report(summarize(rows_read, saved)))
         return 0
     if not (args.a and args.b and (args.out or args.setup_only)):
         parser.error("give two commits and --out (or --setup-only, or --summarize CSV)")
@@ -399,6 +523,11 @@ def main(argv: list[str] | None = None) -> int:
         for f in chosen["identical"]
         if not args.under or any(f.startswith(u.rstrip("/") + "/") for u in args.under)
     ]
+    skipped: list[str] = []
+    if args.skip_failed_in:
+        failed = failed_files(args.skip_failed_in)
+        skipped = [f for f in files if f in failed]
+        files = [f for f in files if f not in failed]
     if args.limit is not None:
         files = files[: args.limit]
     scratch = args.work / f"{args.prefix}runs-{os.getpid()}"
@@ -411,7 +540,10 @@ def main(argv: list[str] | None = None) -> int:
         "only_B_files": len(chosen["only_b"]),
         "support_files_that_differ": chosen["support_differs"],
         "selected_files": files,
-        "command": "python -m pytest -q -n 0 -p no:cacheprovider --junitxml=J FILE",
+        "skipped_as_failed_before": skipped,
+        "mode": "together" if args.together else "per-file",
+        "command": "python -m pytest -q -n 0 -p no:cacheprovider --junitxml=J "
+        + ("FILE FILE ... (all selected)" if args.together else "FILE"),
         "python": sys.version.split()[0],
         "nice": os.nice(0),
     }
@@ -429,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     logs = out.with_name(out.stem + "-logs")
     deadline = stop_time(args.stop_at)
     rows: list[dict[str, str]] = []
+    if args.together:
+        return run_together(args, sides, files, scratch, logs, meta, out)
     last_pair = 0.0
     with out.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)

@@ -176,3 +176,42 @@ def test_stop_at_takes_hh_mm_and_refuses_anything_else(capsys):
         else:
             raise AssertionError(f"--stop-at {bad!r} was accepted")
         assert "give HH:MM" in capsys.readouterr().err
+
+
+def test_together_rounds_give_medians_over_rounds_both_sides_passed():
+    """`--together`: one process per side per round; a round counts only when both sides passed."""
+    tool = _tool()
+    rows = []
+    for pair, (a, b, b_exit) in enumerate(
+        [(100.0, 90.0, 0), (110.0, 95.0, 0), (105.0, 99.0, 0), (1.0, 500.0, 1)]
+    ):
+        rows.append({**_row("(together: 2 files)", "A", a, a * 2, tests=40), "pair": str(pair)})
+        rows.append({**_row("(together: 2 files)", "B", b, b * 2, b_exit, tests=40), "pair": str(pair)})
+    summary = tool.summarize_together(rows, {"A": "a", "B": "b", "selected_files": ["t1", "t2"]})
+    assert summary["rounds_run"] == 4 and summary["rounds_passed_both_sides"] == 3
+    assert (summary["cpu_median_s_A"], summary["cpu_median_s_B"]) == (105.0, 95.0)
+    assert summary["cpu_ratio_B_over_A"] == round(95 / 105, 3)
+    assert summary["cpu_round_ratios"] == [0.9, round(95 / 110, 3), round(99 / 105, 3)]
+    assert summary["wall_ratio_B_over_A"] == round(190 / 210, 3)
+    assert summary["failed_rounds"] == ["3"]
+    assert summary["tests_per_round_A"] == 40
+    assert "B/A 0.905" in tool.report_together(summary)
+
+
+def test_together_with_no_round_passed_gives_no_ratio():
+    tool = _tool()
+    rows = [
+        {**_row("x", "A", 1.0, 1.0, exit_status=1), "pair": "0"},
+        {**_row("x", "B", 1.0, 1.0), "pair": "0"},
+    ]
+    summary = tool.summarize_together(rows, {})
+    assert summary["cpu_ratio_B_over_A"] is None and summary["failed_rounds"] == ["0"]
+
+
+def test_files_that_failed_in_a_per_file_run_are_read_from_its_rows(tmp_path: Path):
+    tool = _tool()
+    out = tmp_path / "rows.csv"
+    out.write_text(
+        "file,side,exit\ntests/a.py,A,0\ntests/a.py,B,0\ntests/b.py,A,0\ntests/b.py,B,1\ntests/c.py,A,2\n"
+    )
+    assert tool.failed_files(out) == {"tests/b.py", "tests/c.py"}

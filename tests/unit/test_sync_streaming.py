@@ -151,3 +151,73 @@ def test_parts_are_read_again_one_by_one_and_checked_against_what_was_verified(p
             v.close()
     finally:
         hs.close()
+
+
+@pytest.fixture
+def small_bundle(tmp_path: Path):
+    """(hub site, bundle file, the ward's device keys): one record, no photo, far under 1 MiB."""
+    h = make_hub(tmp_path)
+    w = make_ward(tmp_path)
+    connect(w, h)
+    a = open_(w)
+    users.add_user(a, "clinician", "Cli Nician", "clinician", PASSWORD)
+    keys = devicekeys.signer(a)
+    a.close()
+    c = open_(w, "clinician")
+    try:
+        records.submit(c, "consent", {"note": "small \u2603 bundle"}, subject="participant:WUH01-001")
+    finally:
+        c.close()
+    (f,) = export(w, tmp_path / "usb")
+    return h, f, keys
+
+
+def _verdict(hs, f: Path, what: str) -> str:
+    from wardcrf.sync import hub
+
+    sig = f.with_name(f.name + ".minisig").read_bytes()
+    try:
+        v = hub.verify(hs.store, f, sig, what)
+    except Refused as exc:
+        return f"refused: {exc.message}"
+    try:
+        return "verified: " + "|".join(name for name, _data in v.parts()) + f" events {len(v.events)}"
+    finally:
+        v.close()
+
+
+@pytest.mark.parametrize("damage", ["none", "truncated", "flipped", "tail cut", "not age", "bad signature"])
+def test_a_small_bundle_decrypted_in_one_call_gets_the_streamed_verdict(
+    small_bundle, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `_DecryptStream.INLINE` bytes no worker thread decrypts; the verdict is the streamed one, word for word."""
+    from wardcrf.sync import bundle
+
+    h, f, keys = small_bundle
+    cipher = f.read_bytes()
+    assert len(cipher) <= bundle._DecryptStream.INLINE
+    middle = len(cipher) // 2
+    damaged = {
+        "none": cipher,
+        "truncated": cipher[:middle],
+        "flipped": cipher[:middle] + bytes([cipher[middle] ^ 0x01]) + cipher[middle + 1 :],
+        "tail cut": cipher[:-1],
+        "not age": b"\x00not an age file\x1b[2J" * 20,
+        "bad signature": cipher,
+    }[damage]
+    _resigned(f, keys, damaged)
+    if damage == "bad signature":
+        f.write_bytes(cipher[:-1] + bytes([cipher[-1] ^ 0x01]))  # the signature no longer matches
+    hs = open_(h)
+    try:
+        inline = _verdict(hs, f, "b.tar.age")
+        monkeypatch.setattr(bundle._DecryptStream, "INLINE", -1)  # every size streamed, on threads
+        streamed = _verdict(hs, f, "b.tar.age")
+    finally:
+        hs.close()
+    assert inline == streamed
+    if damage == "none":
+        assert inline.startswith("verified: ") and "events" in inline
+    else:
+        assert inline.startswith("refused: b.tar.age"), inline
+        assert ("(.minisig): bad signature" in inline) == (damage == "bad signature"), inline
