@@ -9,10 +9,13 @@ error in one line (set WARDCRF_DEBUG=1 for the traceback).
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sys
 
 import typer
+import typer.core
+import typer.main
 
 from .. import __version__, features, text
 from ..errors import EXIT_REFUSED, WardError
@@ -113,11 +116,27 @@ def _say(message: str, prefix: str = "wardcrf: error: ") -> None:
     print(prefix + text.one_line(message), file=sys.stderr)
 
 
+@functools.cache
+def _command() -> typer.core.TyperGroup:
+    """The click command tree typer builds from `app`, built once per process.
+
+    `app(...)` builds it again on every call, reading the type hints of every
+    command's parameters (about 200 functions): over 100 ms, more than most
+    commands take. A process runs the command line once, but whatever calls
+    `main` repeatedly in one process (the test suite, a script) paid it each
+    time. The tree holds no state of an invocation: click makes a new context
+    for each `main` call.
+    """
+    command = typer.main.get_command(app)
+    assert isinstance(command, typer.core.TyperGroup)  # an app of sub-commands
+    return command
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn user-facing failures into one line."""
     try:
         # Not click's standalone mode: its usage errors are a multi-line panel; ours are one line.
-        code = app(args=argv, prog_name="wardcrf", standalone_mode=False)
+        code = _command().main(args=argv, prog_name="wardcrf", standalone_mode=False)
     except typer.TyperException as exc:  # bad arguments: typer's click raises these
         message = " ".join(exc.format_message().split())
         if not message:  # a group called without a command: its help is already printed
