@@ -29,6 +29,7 @@ from wardcrf.errors import Refused, VerificationFailed
 from wardcrf.eventlog import Event
 from wardcrf.evidence import REF_PREFIX, digest_of, is_reference
 from wardcrf.records import Record
+from wardcrf.sqlstore import common_dialect
 from wardcrf.store import Store
 
 from . import archive
@@ -167,6 +168,7 @@ def _last_author(store: Store, rec: Record) -> tuple[str | None, str]:
     return row[0], row[1]
 
 
+@common_dialect
 def _bindings(store: Store, rec: Record) -> None:
     current = references_in(rec.data)
     if not current and rec.version == 1:

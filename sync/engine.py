@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from wardcrf import authority, eventlog, ingest
+from wardcrf import authority, eventlog, ingest, records
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
-from wardcrf.sqlstore import SqlStore
+from wardcrf.sqlstore import SqlStore, is_portable
 from wardcrf.store import Store
 
 from . import evidencestore, photostore
@@ -367,8 +367,8 @@ def accept(
         # head and writes after them (nothing to take on SQLite, whose writer is already alone).
         store.lock(f"device:{v.device}")
     if not store.holds_projections:
-        # First: the authority check reads projections (a record's form) such a store lacks.
-        check_log_only(v, name)
+        # First: nothing runs on such a store that its engine does not speak.
+        check_portable(store, v, name)
     authority.check_import(store, _events_of(v), v.signer.kind, name)
     outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool, on_hold, archive_photos)
     if outcome.status == "applied" and reverify is not None:
@@ -380,42 +380,82 @@ def accept(
     return outcome
 
 
-DEFERRED_PROJECTIONS = frozenset({"user.added", "protocol.loaded", "sync.hub_set"})
-"""Types a store without projections applies anyway, because no check of an import reads what they
-project at a hub: the users directory and the protocols wards loaded (reference data, built once
-projections run there) and a ward's choice of hub (which projects nothing at a hub: another site's).
-Every other type with projections of its own is refused by `check_log_only`."""
+DEFERRED_PROJECTIONS = frozenset({"sync.hub_set"})
+"""Types a store without every projection applies without theirs, because they project nothing at a
+hub: a ward's choice of hub (another site's; its projector keeps this site's own). Every other type
+runs its projectors, which must be `common_dialect` there (`check_portable`)."""
+
+RECORD_TYPES = ("record.submitted", "record.amended")
 
 
-def check_log_only(v: Verified, name: str) -> None:
-    """Refuse, before anything is decided or kept, a bundle a store without projections cannot apply whole.
+def check_portable(store: SqlStore, v: Verified, name: str) -> None:
+    """Refuse, before anything is decided or kept, a bundle a store without every projection cannot apply whole.
 
     A PostgreSQL hub (`SqlStore.holds_projections` false) keeps the event log,
-    the ledger and the transparency log. Records, participants, doses,
-    readings, allocations and the rest are projections, and the rules that
-    hold a bundle for a coordinator (a participant-id clash, a record before
-    its consent, a kit used twice) read them: applying such a bundle without
-    them would accept what the SQLCipher hub holds. So it is refused, naming
-    the types, and never half applied.
+    the ledger, the transparency log and the projections whose code is declared
+    `common_dialect` (the form records', their amendments and signatures, the
+    protocols they were captured under, and the rules that hold a bundle for a
+    coordinator: a participant-id clash, a record before its consent or its
+    enrollment, a kit used twice). A bundle with an event whose projectors, or
+    a record of a form whose hooks, or an import check that reads it, are not
+    yet in that dialect is refused whole, naming the types and forms, and never
+    half applied (what would run is what the SQLCipher hub runs, or nothing).
     """
     if v.photos or v.evidence:
         raise Refused(
             f"{name}: carries {len(v.photos)} photo(s) and {len(v.evidence)} logger file(s), which a PostgreSQL"
             " hub does not archive yet (issue 19); nothing applied: import it at a SQLCipher hub"
         )
-    needs = sorted(
-        {
-            e.type
-            for e in _events_of(v)
-            if e.type not in DEFERRED_PROJECTIONS and eventlog.has_projections(e.type)
-        }
-    )
-    if needs:
-        shown = ", ".join(needs[:6]) + (f" and {len(needs) - 6} more" if len(needs) > 6 else "")
-        raise Refused(
-            f"{name}: its {shown} events need projections and the checks that read them, which a PostgreSQL"
-            " hub does not run yet (issue 19); nothing applied: import it at a SQLCipher hub"
+    events = _events_of(v)
+    types: set[str] = set()
+    forms: set[str] = set()
+    submitted = {e.id: e.body.get("form") for e in events if e.type == "record.submitted"}
+    for e in events:
+        if e.type in DEFERRED_PROJECTIONS:
+            continue
+        if not all(is_portable(fn) for fn in eventlog.projectors_for(e.type)):
+            types.add(e.type)
+            continue
+        if e.type in RECORD_TYPES:
+            form = _form_of(store, e, submitted)
+            if isinstance(form, str) and not all(is_portable(h) for h in records.hooks_for(form)):
+                forms.add(form)
+    present = {e.type for e in events}
+    checks = [fn for fn in ingest.hooks_for(present) if not is_portable(fn)]
+    if not (types or forms or checks):
+        return
+    parts = []
+    if types:
+        parts.append(f"its {_some(sorted(types))} events need projections")
+    if forms:
+        parts.append(
+            f"its records of form(s) {_some([repr(f[:60]) for f in sorted(forms)])} need projections"
         )
+    if checks:
+        parts.append(f"its events need the import check(s) {_some([_named(fn) for fn in checks])}")
+    raise Refused(
+        f"{name}: {' and '.join(parts)} and the checks that read them, which a PostgreSQL hub does not run"
+        " yet (issue 19, docs/hub-postgres.md); nothing applied: import it at a SQLCipher hub"
+    )
+
+
+def _form_of(store: SqlStore, e: eventlog.Event, submitted: dict[str, object]) -> object:
+    """The form a record event projects as: a correction's record's own form (held here or in the bundle)."""
+    if e.type == "record.amended" and e.amends:
+        held = store.scalar("SELECT form FROM records WHERE event_id = ?", (e.amends,))
+        if held is not None:
+            return held
+        if e.amends in submitted:
+            return submitted[e.amends]
+    return e.body.get("form")
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+
+def _named(fn: object) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
 
 
 def _record_held(
@@ -720,8 +760,8 @@ def _apply(
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     first = m["events"]["first"]
     kept = f"{path.parent.name}/{path.name}"  # relative to the sync folder
-    # Photos, logger files and projections live in the SQLCipher store; a store without them
-    # took only bundles that carry and need none (`check_log_only`).
+    # Photos and logger files live in the SQLCipher store; a store without them took only
+    # bundles that carry none (`check_portable`).
     projected = store if isinstance(store, Store) else None
     with store.transaction():
         # Photos and logger files one at a time, read again from the verified
@@ -751,10 +791,11 @@ def _apply(
             else:
                 photostore.save_original(projected, digest, v.photos[digest][0], data)
         events = [e for e in _events_of(v) if e.seq > after] if after else _events_of(v)
-        # A store without projections took only bundles that need none (`check_log_only`).
-        eventlog.ingest_many(store, events, project=store.holds_projections)
-        if projected is not None and store.holds_projections:
-            ingest.after_ingest(projected, events)
+        # A store without every projection took only bundles whose projectors and checks it runs
+        # (`check_portable`); its reference data's types are written without their projectors.
+        unprojected = () if store.holds_projections else DEFERRED_PROJECTIONS
+        eventlog.ingest_many(store, events, unprojected=unprojected)
+        ingest.after_ingest(store, events)
         store.execute(
             "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
             " file, applied_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (device, bundle_seq) DO UPDATE SET"

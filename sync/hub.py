@@ -13,6 +13,7 @@ advisory locks.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -517,7 +518,8 @@ def status(session: Session) -> HubStatus:
 
 
 def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
-    """`status`: the registry, refusals and projections from the hub's file; chains and ledger from `ledger`."""
+    """`status`: the registry, refusals and queries from the hub's file; chains, ledger and the wards'
+    records (their conflicting amendments) from `ledger` (the same store at a SQLCipher hub)."""
     devs = []
     for d in registry.devices(store):
         head = ledger.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (d["device"],))
@@ -553,15 +555,60 @@ def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
         "forks": [h for h in held if h["reason"] == "fork"],
         "clashes": [h for h in held if h["reason"] == "clash"],
         "held_rules": [h for h in held if h["reason"] not in ("gap", "fork", "clash")],
-        "conflicts": len(records.conflicts(store)),
+        "conflicts": len(records.conflicts(ledger)),
         "reading_conflicts": len(reading_conflicts(session)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
     }
 
 
 def conflicts(session: Session) -> list[dict[str, Any]]:
+    """Concurrent amendments of one field from two devices, where the wards' records are (`ledger_store`)."""
     session.require("audit.read", what="list conflicts")
-    return records.conflicts(session.store)
+    with ledger_store(session) as ledger:
+        return records.conflicts(ledger)
+
+
+MAX_LISTED = 100_000
+"""`records_list` returns at most this many records at once (`limit` pages past it)."""
+
+
+def records_list(
+    session: Session,
+    *,
+    form: str | None = None,
+    participant: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """The wards' records as this hub holds them (current values after amendments), oldest first.
+
+    Read where the wards' records are (`ledger_store`: the hub's file, or its
+    PostgreSQL database), so the listing is the same on both engines: event
+    id, form, subject, who and when, the version (1 + amendments applied), the
+    last event that changed it and its values.
+    """
+    session.require("record.read", what="list the wards' records")
+    require_hub(session)
+    if not 0 < limit <= MAX_LISTED or offset < 0:
+        raise UsageError(f"--limit: 1 to {MAX_LISTED} records at a time (--offset pages on), not {limit}")
+    where: list[str] = []
+    params: list[Any] = []
+    if form is not None:
+        where.append("form = ?")
+        params.append(form)
+    if participant is not None:
+        where.append("subject = ?")
+        params.append(f"participant:{participant}")
+    sql = (
+        "SELECT event_id, form, subject, created_at, created_by, version, last_event, data FROM records"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY created_at, event_id LIMIT ? OFFSET ?"
+    )
+    with ledger_store(session) as ledger:
+        rows = ledger.rows(sql, (*params, limit, offset))
+    for r in rows:
+        r["data"] = json.loads(r["data"])
+    return rows
 
 
 def reading_conflicts(session: Session) -> list[dict[str, Any]]:

@@ -1,10 +1,12 @@
 -- The hub's ledger on PostgreSQL 15+ (`wardcrf.sync.pgstore`): the same tables,
 -- columns and append-only rules as their SQLCipher twins in wardcrf/schema.sql
 -- (whose append-only triggers come from wardcrf/store.py APPEND_ONLY;
--- tests/pg/test_pg_schema.py keeps the two in step). Applied by NAME in file
--- order like schema.sql, each migration once, recorded in schema_migrations.
--- Types: INTEGER -> bigint, TEXT -> text, BLOB -> bytea; an INTEGER PRIMARY KEY
--- that SQLite numbers itself -> an identity column.
+-- tests/unit/test_hub_pg.py::test_the_postgresql_schema_keeps_in_step_with_sqlcipher
+-- keeps the two in step). Applied by NAME in file order like schema.sql, each
+-- migration once, recorded in schema_migrations. Types: INTEGER -> bigint,
+-- TEXT -> text, BLOB -> bytea, REAL -> double precision; an INTEGER PRIMARY KEY
+-- that SQLite numbers itself -> an identity column. The database sorts text by
+-- code point as SQLite does (C collation: `PgStore.check_collation`).
 
 -- migration: 0001-hub-ledger
 -- The hub's identity: its site and device (the log's origin line). The keys'
@@ -195,3 +197,269 @@ CREATE TABLE sync_devices (
 CREATE INDEX sync_devices_key ON sync_devices (key_id);
 REVOKE ALL ON sync_devices FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE ON sync_devices TO wardcrf_import;
+
+-- migration: 0005-form-records
+-- The form records' projections (wardcrf/schema.sql's tables of the same names; the step test
+-- `test_the_postgresql_schema_keeps_in_step_with_sqlcipher` compares columns, types, NOT NULLs
+-- and unique keys): what the projectors and hooks declared `common_dialect` write and read when
+-- a ward's records, their amendments and signatures, and the protocols they were captured under
+-- are imported (docs/hub-postgres.md). REAL -> double precision. "end" and "window" are reserved
+-- words here: the code quotes them (so does SQLite). Where the code orders rows by SQLite's
+-- implicit rowid (insertion order: the latest version loaded, a participant's latest amendment,
+-- a kit's first administration record), the twin has an explicit `rowid` identity column in its
+-- place (the step test leaves it out of the comparison). The import role reads, inserts and
+-- updates them; none of this code deletes a row, so DELETE is not granted.
+CREATE TABLE records (
+    event_id text PRIMARY KEY,
+    form text NOT NULL,
+    subject text,
+    data text NOT NULL,
+    field_hlc text NOT NULL,
+    created_at text NOT NULL,
+    created_by text,
+    last_event text NOT NULL,
+    last_hlc text NOT NULL,
+    version bigint NOT NULL DEFAULT 1,
+    rowid bigint GENERATED ALWAYS AS IDENTITY
+);
+CREATE INDEX records_form ON records (form, subject);
+CREATE INDEX records_subject ON records (subject);
+CREATE TABLE amendments (
+    event_id text NOT NULL,
+    target_event text NOT NULL,
+    field text NOT NULL,
+    old_value text,
+    new_value text,
+    reason text NOT NULL,
+    user_id text,
+    ts text NOT NULL,
+    PRIMARY KEY (event_id, field)
+);
+CREATE INDEX amendments_target ON amendments (target_event);
+CREATE TABLE signatures (
+    event_id text PRIMARY KEY,
+    target_event text NOT NULL,
+    subject text,
+    signed_hash text NOT NULL,
+    meaning text NOT NULL,
+    user_id text NOT NULL,
+    full_name text NOT NULL,
+    signed_at text NOT NULL
+);
+CREATE INDEX signatures_target ON signatures (target_event);
+CREATE INDEX signatures_subject ON signatures (subject);
+CREATE TABLE protocols (
+    protocol_id text NOT NULL,
+    version text NOT NULL,
+    sha256 text NOT NULL,
+    source text NOT NULL,
+    loaded_event text NOT NULL,
+    active bigint NOT NULL DEFAULT 0,
+    rowid bigint GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (protocol_id, version)
+);
+-- Read (format-2 re-encodings), never written here: `protocol.reencoded` is not ported yet.
+CREATE TABLE protocol_encodings (
+    protocol_id text NOT NULL,
+    version text NOT NULL,
+    sha256 text NOT NULL,
+    reencodes text NOT NULL,
+    source text NOT NULL,
+    loaded_event text NOT NULL,
+    PRIMARY KEY (protocol_id, version)
+);
+-- Read (a participant's latest amendment applied), never written here: `protocol.applied` is not ported yet.
+CREATE TABLE protocol_applications (
+    event_id text PRIMARY KEY,
+    participant text NOT NULL,
+    protocol_id text NOT NULL,
+    from_version text NOT NULL,
+    to_version text NOT NULL,
+    reason text NOT NULL,
+    applied_by text,
+    applied_at text NOT NULL,
+    rowid bigint GENERATED ALWAYS AS IDENTITY
+);
+CREATE INDEX protocol_applications_participant ON protocol_applications (participant);
+CREATE TABLE participants (
+    id text PRIMARY KEY,
+    number bigint NOT NULL,
+    consent_event text,
+    consent_time text,
+    consent_version text,
+    screening_event text,
+    screening_date text,
+    sex text,
+    dob text,
+    eligible bigint,
+    failed_criteria text,
+    enrollment_event text,
+    enrolled_on text
+);
+CREATE TABLE doses (
+    event_id text PRIMARY KEY,
+    participant text NOT NULL,
+    dose_number bigint,
+    kit_id text,
+    lot text,
+    particles double precision,
+    volume_ml double precision,
+    start text,
+    "end" text,
+    given_by text,
+    day bigint,
+    due text,
+    "window" text
+);
+CREATE INDEX doses_participant ON doses (participant, dose_number);
+CREATE INDEX doses_kit ON doses (kit_id);
+CREATE TABLE vitals (
+    event_id text PRIMARY KEY,
+    participant text NOT NULL,
+    timepoint text,
+    dose bigint,
+    time text,
+    temp double precision,
+    pulse bigint,
+    resp bigint,
+    oxysat bigint,
+    sysbp bigint,
+    diabp bigint
+);
+CREATE INDEX vitals_participant ON vitals (participant, time);
+CREATE TABLE adverse_events (
+    event_id text PRIMARY KEY,
+    participant text NOT NULL,
+    term text,
+    prespecified text,
+    onset text,
+    "end" text,
+    grade bigint,
+    serious bigint,
+    causality text,
+    outcome text,
+    first_known text,
+    report_due text
+);
+CREATE INDEX adverse_events_participant ON adverse_events (participant);
+CREATE TABLE administration_kits (
+    event_id text PRIMARY KEY,
+    participant text NOT NULL,
+    form text NOT NULL,
+    field text NOT NULL,
+    kit_id text,
+    rowid bigint GENERATED ALWAYS AS IDENTITY
+);
+CREATE INDEX administration_kits_kit ON administration_kits (kit_id) WHERE kit_id IS NOT NULL;
+CREATE TABLE photo_bindings (
+    record_event text NOT NULL,
+    field text NOT NULL,
+    sha256 text NOT NULL,
+    bound_event text NOT NULL,
+    bound_by text,
+    bound_at text NOT NULL,
+    unbound_event text,
+    unbound_by text,
+    unbound_at text,
+    PRIMARY KEY (record_event, field, sha256, bound_event)
+);
+CREATE INDEX photo_bindings_sha ON photo_bindings (sha256);
+CREATE TABLE photo_first_refs (
+    device text NOT NULL,
+    sha256 text NOT NULL,
+    seq bigint NOT NULL,
+    ordinal bigint NOT NULL,
+    PRIMARY KEY (device, sha256)
+);
+CREATE INDEX photo_first_refs_seq ON photo_first_refs (device, seq, ordinal);
+CREATE TABLE ward_queue (
+    participant text PRIMARY KEY,
+    next_dose bigint,
+    next_due text,
+    held bigint NOT NULL DEFAULT 0,
+    vitals_owed bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX ward_queue_due ON ward_queue (held, next_due) WHERE next_due IS NOT NULL;
+CREATE INDEX ward_queue_owed ON ward_queue (participant) WHERE vitals_owed > 0;
+CREATE INDEX ward_queue_rest ON ward_queue (participant) WHERE next_due IS NULL AND vitals_owed = 0;
+CREATE INDEX ward_queue_waiting ON ward_queue (participant) WHERE next_due IS NOT NULL AND vitals_owed = 0;
+CREATE TABLE counters (
+    name text PRIMARY KEY,
+    value bigint NOT NULL
+);
+-- Read (a course kit's holder, `kits.course_holder`), never written here: randomization is not ported yet.
+CREATE TABLE rand_lists (
+    list_id text PRIMARY KEY,
+    site text NOT NULL,
+    device text NOT NULL,
+    protocol_id text NOT NULL,
+    protocol_version text NOT NULL,
+    protocol_sha256 text NOT NULL,
+    reveal text NOT NULL CHECK (reveal IN ('arm', 'kit')),
+    list_sha256 text NOT NULL,
+    stratify_by text NOT NULL,
+    strata text NOT NULL,
+    list_key text NOT NULL,
+    unblind_key text,
+    unblinding text NOT NULL,
+    event_id text NOT NULL,
+    issued_at text NOT NULL,
+    factors text NOT NULL DEFAULT '[]',
+    unblind_recipient text,
+    kit_use text NOT NULL DEFAULT 'administration'
+);
+CREATE TABLE rand_allocations (
+    participant text PRIMARY KEY,
+    list_id text NOT NULL,
+    stratum text NOT NULL,
+    position bigint NOT NULL,
+    kit text,
+    arm text,
+    event_id text NOT NULL,
+    device text NOT NULL,
+    ts text NOT NULL,
+    UNIQUE (list_id, stratum, position)
+);
+-- The users directory (`users._user_added`): the wards' people, by name and role, for reports; a
+-- ward's account events (locks, failed logins, deactivations) change only this site's own accounts,
+-- which a hub's database has none of (the hub's accounts are in its file, with their key slots).
+CREATE TABLE users (
+    id text PRIMARY KEY,
+    username text NOT NULL UNIQUE,
+    full_name text NOT NULL,
+    role text NOT NULL,
+    active bigint NOT NULL DEFAULT 1,
+    locked bigint NOT NULL DEFAULT 0,
+    failed_logins bigint NOT NULL DEFAULT 0,
+    language text NOT NULL DEFAULT 'en',
+    created_event text NOT NULL,
+    updated_event text NOT NULL
+);
+-- A hub made before this migration applied `protocol.loaded` and `user.added` without their
+-- projections (every other type with projections was refused): their rows are derived here from those
+-- events, in log order, as the projectors (`protocol._loaded`, `users._user_added`) would have written
+-- them (the first load of a version kept, the last version loaded active; the first user of a name
+-- kept, active only when of this hub's own site).
+INSERT INTO protocols (protocol_id, version, sha256, source, loaded_event, active)
+SELECT b ->> 'protocol_id', b ->> 'version', b ->> 'sha256', b ->> 'source', id, 0
+FROM (SELECT id, pos, (line::json) -> 'body' AS b FROM events WHERE type = 'protocol.loaded') AS loaded
+ORDER BY pos
+ON CONFLICT (protocol_id, version) DO NOTHING;
+UPDATE protocols SET active = 1
+FROM (SELECT (line::json) -> 'body' AS b FROM events WHERE type = 'protocol.loaded' ORDER BY pos DESC LIMIT 1) AS latest
+WHERE protocols.protocol_id = latest.b ->> 'protocol_id' AND protocols.version = latest.b ->> 'version';
+INSERT INTO users (id, username, full_name, role, active, locked, failed_logins, language, created_event,
+    updated_event)
+SELECT b ->> 'username', b ->> 'username', b ->> 'full_name', b ->> 'role',
+    CASE WHEN added.site = (SELECT site FROM site WHERE id = 1) THEN 1 ELSE 0 END, 0, 0, 'en', id, id
+FROM (SELECT id, pos, (line::json) ->> 'site' AS site, (line::json) -> 'body' AS b FROM events
+      WHERE type = 'user.added') AS added
+ORDER BY pos
+ON CONFLICT DO NOTHING;
+REVOKE ALL ON users, records, amendments, signatures, protocols, protocol_encodings, protocol_applications,
+    participants, doses, vitals, adverse_events, administration_kits, photo_bindings, photo_first_refs,
+    ward_queue, counters, rand_lists, rand_allocations FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON users, records, amendments, signatures, protocols, protocol_encodings,
+    protocol_applications, participants, doses, vitals, adverse_events, administration_kits, photo_bindings,
+    photo_first_refs, ward_queue, counters, rand_lists, rand_allocations TO wardcrf_import;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO wardcrf_import;

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wardcrf.eventlog import Event
+from wardcrf.sqlstore import common_dialect
 from wardcrf.store import Store
 
 from .bundle import photo_refs
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from wardcrf.features import Registry
 
 
+@common_dialect
 def _index_photo_refs(store: Store, e: Event) -> None:
     line = e.line
     if "sha256:" not in line and e.type != "photo.imported":
@@ -36,10 +38,10 @@ def _index_photo_refs(store: Store, e: Event) -> None:
     for digest in photo_refs([line]):
         store.execute(
             "INSERT INTO photo_first_refs (device, sha256, seq, ordinal)"
-            " SELECT ?1, ?2, ?3, coalesce((SELECT ordinal FROM photo_first_refs WHERE device = ?1"
+            " SELECT ?, ?, ?, coalesce((SELECT ordinal FROM photo_first_refs WHERE device = ?"
             " ORDER BY seq DESC, ordinal DESC LIMIT 1), 0) + 1"
-            " WHERE NOT EXISTS (SELECT 1 FROM photo_first_refs WHERE device = ?1 AND sha256 = ?2)",
-            (e.device, digest, e.seq),
+            " WHERE NOT EXISTS (SELECT 1 FROM photo_first_refs WHERE device = ? AND sha256 = ?)",
+            (e.device, digest, e.seq, e.device, e.device, digest),
         )
 
 

@@ -110,6 +110,7 @@ def check_reachable(dsn: str) -> str:
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     try:
+        store.check_collation()
         holds = store.scalar("SELECT to_regclass('site') IS NOT NULL") and store.one(
             "SELECT site, device FROM site WHERE id = 1"
         )
@@ -148,6 +149,7 @@ def attach(
                 with store.transaction():
                     store.lock("wardcrf.hub-init")
                     pgledger.copy_identity(session.store, store)
+                    copy_own_protocols(session.store, store)
             finally:
                 session.close()
         finally:
@@ -164,6 +166,26 @@ def attach(
                     shutil.rmtree(target) if target.is_dir() else target.unlink()
         raise
     return res
+
+
+def copy_own_protocols(src: Store, dst: PgStore) -> int:
+    """The protocol versions the hub loaded itself (at `hub init`), copied to the database first.
+
+    A SQLCipher hub's `protocols` projection holds its own versions before
+    any ward's, in that order; wards' records are then checked and projected
+    against them. Copied at `hub init --database`, the database's projection
+    starts as the file's does, and a ward loading the same version then
+    leaves both with the same rows. Returns the rows copied.
+    """
+    rows = src.execute(
+        "SELECT protocol_id, version, sha256, source, loaded_event, active FROM protocols ORDER BY rowid"
+    ).fetchall()
+    dst.executemany(
+        "INSERT INTO protocols (protocol_id, version, sha256, source, loaded_event, active)"
+        " VALUES (?,?,?,?,?,?) ON CONFLICT (protocol_id, version) DO NOTHING",
+        rows,
+    )
+    return len(rows)
 
 
 REGISTRY_COLUMNS = (

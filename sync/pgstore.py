@@ -27,6 +27,8 @@ from wardcrf.sqlstore import Queries
 from wardcrf.store import migrations
 
 SCHEMA_FILE = "hub_pg.sql"
+C_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
+"""libc collations that order text by code point, as SQLite's BINARY does (`PgStore.check_collation`)."""
 
 
 def schema_text() -> str:
@@ -87,7 +89,9 @@ class PgStore(Queries):
     """An open connection to a hub ledger on PostgreSQL (`wardcrf.sqlstore.SqlStore`)."""
 
     holds_projections = False
-    """The event log, the ledger and the transparency log; no projection tables yet (issue 19)."""
+    """Not every projection: the event log, the ledger, the transparency log and the projections whose
+    code is `common_dialect` (the form records', migration 0005); `sync.engine.check_portable` refuses
+    by name a bundle that needs any other."""
 
     # What `wardcrf.eventlog` keeps per transaction, as on `wardcrf.store.Store` (`_init_heads`).
     pending_heads: dict[str, tuple[int, str, str]]
@@ -183,6 +187,10 @@ class PgStore(Queries):
             raise RuntimeError(f"lock({name!r}) outside a transaction")
         self.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
 
+    def has_table(self, name: str) -> bool:
+        """`SqlStore.has_table`: PostgreSQL's catalogue (the search path's schema)."""
+        return self.scalar("SELECT to_regclass(?) IS NOT NULL", (name,)) is True
+
     # -- queries -----------------------------------------------------------------
     def execute(self, sql: str, params: Any = ()) -> Any:
         psycopg = _psycopg()
@@ -207,6 +215,27 @@ class PgStore(Queries):
         return StoreError(f"{self.name}: {_first_line(exc)}")
 
     # -- schema ------------------------------------------------------------------
+    def check_collation(self) -> None:
+        """Refuse a database whose text order is not SQLite's (byte / code point order): `UsageError`.
+
+        The projections order and compare text (a record's clock, the first dose
+        of a kit, the latest version loaded): under a language's collation
+        (``en_US.UTF-8``, ICU) PostgreSQL would order some of them otherwise than
+        the SQLCipher hub and the wards, and the same bundle would project
+        differently. So the database is made with the C collation
+        (docs/hub-postgres.md).
+        """
+        row = self.one(
+            "SELECT datcollate, datlocprovider FROM pg_database WHERE datname = current_database()"
+        )
+        if row is None or (row[0] in C_COLLATIONS and row[1] == "c"):
+            return
+        raise UsageError(
+            f"the {self.name} sorts text by {row[0]!r} ({'ICU' if row[1] == 'i' else 'libc'}), not by code point"
+            " as SQLite does; create it with CREATE DATABASE ... TEMPLATE template0 LOCALE_PROVIDER libc"
+            " LC_COLLATE 'C' LC_CTYPE 'C' (docs/hub-postgres.md); nothing written"
+        )
+
     def applied_migrations(self) -> list[str]:
         if self.scalar("SELECT to_regclass('schema_migrations')") is None:
             return []
@@ -218,6 +247,7 @@ class PgStore(Queries):
         Two hub processes starting at once both call this: the advisory lock
         makes the second wait, then find nothing left to apply.
         """
+        self.check_collation()
         applied = []
         for name, sql in migrations(schema_text()):
             with self.transaction():

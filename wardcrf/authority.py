@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from . import roles
 from .errors import Refused
 from .registration import require_installed
+from .sqlstore import NotPortable, common_dialect, is_portable, portable
 
 if TYPE_CHECKING:
     from .eventlog import Event
@@ -303,13 +304,11 @@ def check_import(store: SqlStore, events: Iterable[Event], kind: str, what: str 
     'hub'); the chain check has already tied every event's envelope (device,
     site) to that device. Nothing is written here.
     """
-    from .store import Store
-
     require_installed()  # the features declare their forms' actions
     sites = _DeviceSites(store)
-    # A record's form and its protocol version are projections: a store without them (a PostgreSQL
-    # hub) refuses record events whole before this check (`sync.engine.check_log_only`).
-    projected = store if isinstance(store, Store) else None
+    # A record's form and its protocol version are projections, read in the common dialect (a
+    # PostgreSQL hub holds them too).
+    check_form_role = portable(_check_form_role)
     for e in events:
         t = EVENT_TYPES.get(e.type)
         if t is None:
@@ -323,8 +322,7 @@ def check_import(store: SqlStore, events: Iterable[Event], kind: str, what: str 
             )
         try:
             _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
-            if projected is not None:
-                _check_form_role(projected, e)
+            check_form_role(store, e)
         except Refused as exc:
             raise Refused(f"{what}: event {e.id}: {exc}; refused, nothing applied") from None
         # The hub speaks for every site (it already sends HUB-only events about any of them, and
@@ -380,12 +378,15 @@ def form_actions_of(fn: FormActionsOf) -> None:
 
 def _actions_of(store: Store, e: Event, form: str) -> tuple[str, str]:
     for fn in _FORM_ACTIONS_OF:
+        if not is_portable(fn) and not store.holds_projections:
+            raise NotPortable(f"{getattr(fn, '__qualname__', fn)!s} is not declared common_dialect")
         got = fn(store, e, form)
         if got is not None:
             return got
     return actions_for(form)
 
 
+@common_dialect
 def _check_form_role(store: Store, e: Event) -> None:
     """A record's role must be one its form allows (`form_actions`), as the services require."""
     if e.type not in ("record.submitted", "record.amended") or e.role is None:

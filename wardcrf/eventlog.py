@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +23,7 @@ from . import authority, behind, canonical, text
 from .clock import FAR_AHEAD, HLC, ZERO, iso_utc, now_utc, parse_iso, utc_offset, wall_millis, zone
 from .errors import Refused
 from .registration import require_installed
-from .sqlstore import SqlStore
+from .sqlstore import SqlStore, portable
 from .store import Store
 
 # Every key of an event line besides "prev". Absent optional values are null,
@@ -371,7 +371,9 @@ def owned_bodies() -> Iterator[None]:
         _BODIES_OWNED.reset(token)
 
 
-def ingest_many(store: SqlStore, events: Iterable[Event], *, project: bool | None = None) -> int:
+def ingest_many(
+    store: SqlStore, events: Iterable[Event], *, project: bool = True, unprojected: Collection[str] = ()
+) -> int:
     """`ingest` for a run of events (a verified sync bundle), in one transaction.
 
     The same continuity check per event, then one multi-row insert and the
@@ -381,13 +383,13 @@ def ingest_many(store: SqlStore, events: Iterable[Event], *, project: bool | Non
     savepoint and a statement round-trip per event when a hub imports a
     backlog of a million events. Returns the number written.
 
-    `project=False` writes the events and their chain heads only, as a store
-    that keeps no projections (a PostgreSQL hub, `SqlStore.holds_projections`)
-    always does: its importer refuses beforehand what would need them
-    (`sync.engine`). The default projects where the store keeps projections.
+    `project=False` writes the events and their chain heads only;
+    `unprojected` names types written without their projectors (a PostgreSQL
+    hub's reference data, `sync.engine.DEFERRED_PROJECTIONS`). On a store
+    other than SQLCipher (`SqlStore.holds_projections` false) only projectors
+    declared `common_dialect` run: its importer refuses beforehand, by name,
+    a bundle that needs any other (`sync.engine.check_portable`).
     """
-    if project is None:
-        project = store.holds_projections
     batch = list(events)
     with store.transaction():
         heads: dict[str, tuple[int, str]] = {}
@@ -413,7 +415,8 @@ def ingest_many(store: SqlStore, events: Iterable[Event], *, project: bool | Non
         )
         with owned_bodies(), store.batched_inserts():
             for event in batch:
-                _write(store, event, insert=False, projectors=None if project else [])
+                run = project and event.type not in unprojected
+                _write(store, event, insert=False, projectors=None if run else [])
     return len(batch)
 
 
@@ -495,10 +498,11 @@ def _write(
     if not fns:
         return
     if not isinstance(store, Store):
-        # A store without projections is given `projectors=[]` (`ingest_many` projects nothing there).
-        raise TypeError(
-            f"{event.type}: projections asked of a store that keeps none (SqlStore.holds_projections)"
-        )
+        # Another engine (a PostgreSQL hub) runs only code whose SQL it speaks (`common_dialect`);
+        # anything else raises `NotPortable` before it runs (its importer refused such a bundle already).
+        for runner in [portable(fn) for fn in fns]:
+            runner(store, event)
+        return
     for fn in fns:
         fn(store, event)
 

@@ -115,9 +115,10 @@ class Registry:
         """Which events cite files a sync bundle must carry beside them, and where (`sync/bundle.py`)."""
         carried.add(extractor)
 
-    def after_ingest(self, fn: ingest.AfterIngest) -> None:
-        """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored."""
-        ingest.after_ingest_hook(fn)
+    def after_ingest(self, fn: ingest.AfterIngest, *types: str) -> None:
+        """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored
+        (with `types`: only for a bundle holding an event of one of them)."""
+        ingest.after_ingest_hook(fn, *types)
 
     def audit_check(self, name: str, fn: audit.Check) -> None:
         """`fn(store)` is one named integrity check of `audit verify`."""

@@ -22,16 +22,19 @@ kept, never dropped, the device is told).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from .errors import Refused
 from .eventlog import Event
 from .registration import require_installed
+from .sqlstore import SqlStore, portable
 from .store import Store
 
 AfterIngest = Callable[[Store, Sequence[Event]], None]
 _HOOKS: list[AfterIngest] = []
+_TYPES: dict[AfterIngest, frozenset[str]] = {}
+"""Hooks that look only at some event types: they run for a bundle holding one of them."""
 
 
 class HoldForCoordinator(Refused):
@@ -48,15 +51,33 @@ class HoldForCoordinator(Refused):
         self.body = body or {}
 
 
-def after_ingest_hook(fn: AfterIngest) -> AfterIngest:
-    """Register a function called with every run of events a sync bundle brought."""
+def after_ingest_hook(fn: AfterIngest, *types: str) -> AfterIngest:
+    """Register a function called with every run of events a sync bundle brought
+    (with `types`: only with a run holding an event of one of them)."""
     if fn not in _HOOKS:
         _HOOKS.append(fn)
+    if types:
+        _TYPES[fn] = frozenset(types)
     return fn
 
 
-def after_ingest(store: Store, events: Sequence[Event]) -> None:
-    """Run every registered hook on the events just ingested (inside their transaction)."""
+def hooks_for(types: Collection[str]) -> list[AfterIngest]:
+    """The hooks a run of events of these types runs, in registration order."""
     require_installed()
-    for fn in list(_HOOKS):
+    return [fn for fn in _HOOKS if fn not in _TYPES or not _TYPES[fn].isdisjoint(types)]
+
+
+def after_ingest(store: SqlStore, events: Sequence[Event]) -> None:
+    """Run every registered hook on the events just ingested (inside their transaction).
+
+    On another engine than SQLCipher (a PostgreSQL hub) only hooks declared
+    `common_dialect` run; one that is not raises `NotPortable` before it runs
+    (its importer refused such a bundle by name already, `sync.engine.check_portable`).
+    """
+    hooks = hooks_for({e.type for e in events})
+    if not isinstance(store, Store):
+        for runner in [portable(fn) for fn in hooks]:
+            runner(store, events)
+        return
+    for fn in hooks:
         fn(store, events)

@@ -28,6 +28,7 @@ from . import ids
 from . import protocol as protocols
 from .errors import Refused
 from .eventlog import Event
+from .sqlstore import common_dialect
 from .store import Store
 
 if TYPE_CHECKING:
@@ -130,10 +131,11 @@ def administration_uses(
     an older version (whose administration form, or its kit field, a newer one renamed) is found after the
     newer one is loaded. One indexed lookup (`administration_kits_kit`). `exclude`: the record being amended.
     """
+    # rowid: insertion order (PostgreSQL's twin has a `rowid` identity column); no LIMIT -1 there.
     rows = store.execute(
         "SELECT participant, event_id FROM administration_kits WHERE kit_id = ? AND event_id != ?"
-        " ORDER BY rowid LIMIT ?",
-        (ids.key(kit), exclude or "", -1 if limit is None else limit),
+        " ORDER BY rowid" + ("" if limit is None else " LIMIT ?"),
+        (ids.key(kit), exclude or "", *(() if limit is None else (limit,))),
     ).fetchall()
     return [KitUse(ids.key(kit), str(r[0]), None, str(r[1])) for r in rows]
 
@@ -200,6 +202,7 @@ def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str
     return fields
 
 
+@common_dialect
 def _protocol_loaded(store: Store, _e: Event) -> None:
     _KIT_FIELDS.pop(store, None)  # the active version (standing in for unknown ones) may have changed
 
@@ -212,6 +215,7 @@ def _row(event_id: str, subject: str | None, form: str, field_: str, kit: object
 _INSERT = "INSERT INTO administration_kits (event_id, participant, form, field, kit_id) VALUES (?,?,?,?,?)"
 
 
+@common_dialect
 def _submitted(store: Store, e: Event) -> None:
     form = str(e.body.get("form", ""))
     field_ = _kit_fields(store, e.protocol).get(form)
@@ -220,6 +224,7 @@ def _submitted(store: Store, e: Event) -> None:
     store.insert(_INSERT, _row(e.id, e.subject, form, field_, (e.body.get("data") or {}).get(field_)))
 
 
+@common_dialect
 def _amended(store: Store, e: Event) -> None:
     """A correction of an administration record's kit: the record's current value (the records projection
     ran first and resolved concurrent corrections by HLC)."""

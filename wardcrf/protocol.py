@@ -49,6 +49,7 @@ from .protocol_file import (
 )
 from .protocol_review import ReviewPlan
 from .protocol_review import parse as parse_review
+from .sqlstore import common_dialect
 from .store import Store
 from .text import excerpt as _excerpt
 
@@ -1093,6 +1094,7 @@ def record_loaded(store: Store, ctx: Any, author: Any, protocol: Protocol) -> Ev
     ).event
 
 
+@common_dialect
 def _loaded(store: Store, e: Event) -> None:
     b = e.body
     store.execute("UPDATE protocols SET active = 0 WHERE active = 1")

@@ -27,6 +27,7 @@ from . import text
 from .canonical import dumps
 from .errors import Refused, UsageError
 from .eventlog import Event, bodies_owned, get
+from .sqlstore import SqlStore, common_dialect, portable
 from .store import Store
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def record_hook(fn: FormHook) -> FormHook:
     return fn
 
 
-def load(store: Store, event_id: str) -> Record | None:
+def load(store: SqlStore, event_id: str) -> Record | None:
     rows = store.rows("SELECT * FROM records WHERE event_id = ?", (event_id,))
     return Record.from_row(rows[0]) if rows else None
 
@@ -176,8 +177,11 @@ def history(store: Store, event_id: str) -> list[dict[str, Any]]:
     )
 
 
-def conflicts(store: Store) -> list[dict[str, Any]]:
-    """Pairs of amendments of the same field made on different devices, neither seeing the other."""
+def conflicts(store: SqlStore) -> list[dict[str, Any]]:
+    """Pairs of amendments of the same field made on different devices, neither seeing the other.
+
+    Either engine: a PostgreSQL hub's records are in its database (`sync.hub.conflicts`).
+    """
     return store.rows(
         """
         SELECT a.target_event, a.field, a.event_id AS first_event, b.event_id AS second_event,
@@ -186,13 +190,13 @@ def conflicts(store: Store) -> list[dict[str, Any]]:
           ON a.target_event = b.target_event AND a.field = b.field AND a.event_id < b.event_id
         JOIN events ea ON ea.id = a.event_id JOIN events eb ON eb.id = b.event_id
         WHERE ea.device != eb.device
-          AND a.old_value IS b.old_value
+          AND (a.old_value = b.old_value OR (a.old_value IS NULL AND b.old_value IS NULL))
         ORDER BY a.target_event, a.field
         """
     )
 
 
-def _run_hooks(store: Store, event_id: str, rec: Record | None = None) -> None:
+def _run_hooks(store: SqlStore, event_id: str, rec: Record | None = None) -> None:
     """Run the form's hooks and the record hooks on the record's current state.
 
     `rec`, when the caller has just written the row, is that state (saves
@@ -208,12 +212,22 @@ def _run_hooks(store: Store, event_id: str, rec: Record | None = None) -> None:
         from .eventbodies import require_form_data
 
         require_form_data(event_id, rec.form, rec.data)
-    for hook in _FORM_HOOKS.get(rec.form, []):
-        hook(store, rec)
-    for hook in _RECORD_HOOKS:
+    hooks = hooks_for(rec.form)
+    if not isinstance(store, Store):
+        # Another engine (a PostgreSQL hub) runs only hooks whose SQL it speaks (`common_dialect`).
+        for runner in [portable(hook) for hook in hooks]:
+            runner(store, rec)
+        return
+    for hook in hooks:
         hook(store, rec)
 
 
+def hooks_for(form: str) -> list[FormHook]:
+    """The hooks a record of `form` runs: the form's own, then the record hooks (`_run_hooks`)."""
+    return [*_FORM_HOOKS.get(form, []), *_RECORD_HOOKS]
+
+
+@common_dialect
 def _submitted(store: Store, e: Event) -> None:
     data = e.body.get("data") or {}
     data_json = dumps(data)
@@ -249,6 +263,7 @@ def _submitted(store: Store, e: Event) -> None:
     _run_hooks(store, e.id, rec)
 
 
+@common_dialect
 def _amended(store: Store, e: Event) -> None:
     row = store.one("SELECT data, field_hlc, last_hlc FROM records WHERE event_id = ?", (e.amends,))
     if row is None:
@@ -273,10 +288,11 @@ def _amended(store: Store, e: Event) -> None:
         if field_hlc.get(field, "") <= e.hlc:
             data[field] = change.get("new")
             field_hlc[field] = e.hlc
+    # The later clock, compared here: code point order, as SQLite's max() compares text.
     store.execute(
-        "UPDATE records SET data = ?, field_hlc = ?, last_event = ?, last_hlc = max(last_hlc, ?),"
+        "UPDATE records SET data = ?, field_hlc = ?, last_event = ?, last_hlc = ?,"
         " version = version + 1 WHERE event_id = ?",
-        (dumps(data), dumps(field_hlc), e.id, e.hlc, e.amends),
+        (dumps(data), dumps(field_hlc), e.id, max(str(row[2]), e.hlc), e.amends),
     )
     _run_hooks(store, str(e.amends))
 

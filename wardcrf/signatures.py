@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import roles
 from .errors import Refused, UsageError
 from .eventlog import Author, Event, append
+from .sqlstore import common_dialect
 from .store import Store
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ def _state(store: Store, row: dict[str, Any]) -> SignatureState:
     )
 
 
+@common_dialect
 def _applied(store: Store, e: Event) -> None:
     b = e.body
     store.insert(

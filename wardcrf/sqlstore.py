@@ -8,9 +8,11 @@ ledger — runs unchanged on both, so the two engines cannot drift apart in
 what they accept or sign.
 
 The SQL such code sends is the common subset of SQLite and PostgreSQL:
-``?`` placeholders (the PostgreSQL store translates them), no ``rowid``, no
-``INSERT OR REPLACE`` (``ON CONFLICT`` instead), an alias on every subquery
-in FROM. `lock` is the one place the engines differ in kind: SQLite has one
+``?`` placeholders (the PostgreSQL store translates them), no ``rowid`` (but
+on the few tables whose PostgreSQL twin has a ``rowid`` column for it), no
+``INSERT OR REPLACE`` (``ON CONFLICT`` instead: `upsert`), an alias on every
+subquery in FROM. Projectors and hooks written so are declared
+`common_dialect`; a PostgreSQL hub runs those and no others (`portable`). `lock` is the one place the engines differ in kind: SQLite has one
 writer at a time (``BEGIN IMMEDIATE`` holds the database's write lock until
 the commit), PostgreSQL has many, and serialises writers of one device or of
 the log with a transaction-scoped advisory lock.
@@ -19,8 +21,8 @@ the log with a transaction-scoped advisory lock.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
 
 class Cursor(Protocol):
@@ -37,8 +39,13 @@ class SqlStore(Protocol):
     """An open store: nested transactions, statements, and named write locks."""
 
     holds_projections: bool
-    """True where the projection tables live beside the event log (SQLCipher). A PostgreSQL
-    hub holds the log, the ledger and the transparency log only, so far (docs/hub-postgres.md)."""
+    """True where every projection table lives beside the event log (SQLCipher). A PostgreSQL
+    hub holds the log, the ledger, the transparency log and the projections whose code is
+    declared `common_dialect` (the form records', docs/hub-postgres.md)."""
+
+    def has_table(self, name: str) -> bool:
+        """Does this database hold a table of that name (the engines' catalogues differ)?"""
+        ...
 
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """All writes inside commit together or not at all; nested use is a savepoint."""
@@ -111,3 +118,60 @@ class Queries:
         cur = self.execute(sql, params)
         names = [d[0] for d in cur.description or ()]  # DB-API: a column's name is its first item
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+# -- code whose SQL both engines run ----------------------------------------------------------
+
+A = TypeVar("A")
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+_COMMON: set[object] = set()
+
+
+class NotPortable(TypeError):
+    """Code not declared `common_dialect` was asked to run on a store that is not SQLCipher (a bug:
+    the importer refuses such a bundle by name before anything runs, `sync.engine.check_portable`)."""
+
+
+def common_dialect(fn: F) -> F:
+    """Declare a projector, form hook or after-ingest hook whose SQL is in the common dialect.
+
+    The common dialect: ``?`` placeholders (never ``?1``), ``INSERT ... ON CONFLICT (...) DO
+    UPDATE/NOTHING`` (`upsert`) instead of ``INSERT OR REPLACE/IGNORE``, JSON read in Python,
+    no ``PRAGMA`` or ``sqlite_master`` (`SqlStore.has_table`), the reserved words ``"end"``,
+    ``"window"`` and ``"user"`` quoted, scalar ``max(a, b)`` compared in Python, ``IS NOT
+    DISTINCT FROM`` (or ``=`` with both ``IS NULL``) for ``IS``. ``ORDER BY rowid`` is allowed only on the tables whose
+    PostgreSQL twin has a ``rowid`` identity column (sync/hub_pg.sql says which). Such code
+    runs on a PostgreSQL hub's store as well as on SQLCipher; everything it calls must
+    hold to the same dialect (tests/unit/test_hub_pg_records.py runs it on both).
+    """
+    _COMMON.add(fn)
+    return fn
+
+
+def is_portable(fn: object) -> bool:
+    return fn in _COMMON
+
+
+def portable(fn: Callable[[Any, A], R]) -> Callable[[SqlStore, A], R]:
+    """`fn`, checked to be `common_dialect`, as code any `SqlStore` may be given to.
+
+    Raises `NotPortable` otherwise: never runs SQLite-only SQL on another engine.
+    """
+    if fn not in _COMMON:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise NotPortable(f"{getattr(fn, '__module__', '?')}.{name} is not declared common_dialect")
+    return fn
+
+
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """SQLite's ``INSERT OR REPLACE`` of one row, for a table whose only unique key is `key`,
+    in the dialect both engines run: ``INSERT ... ON CONFLICT (key) DO UPDATE SET`` every other
+    column to the new row's value (the same row as a replace leaves). Quote reserved names
+    (``"end"``) in `columns` as the SQL needs them."""
+    rest = [c for c in columns if c not in key]
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT ({', '.join(key)}) DO "
+        + ("UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in rest) if rest else "NOTHING")
+    )

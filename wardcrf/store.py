@@ -417,6 +417,10 @@ class Store(Queries):
         if not self.in_transaction:
             raise RuntimeError(f"lock({name!r}) outside a transaction")
 
+    def has_table(self, name: str) -> bool:
+        """`SqlStore.has_table`: SQLite's catalogue."""
+        return self.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+
     # -- schema ------------------------------------------------------------------
     def applied_migrations(self) -> list[str]:
         exists = self.scalar(

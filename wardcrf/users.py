@@ -15,6 +15,7 @@ from .errors import Refused, UsageError
 from .eventlog import Author, DeviceContext, Event, append
 from .keyslots import LOCKOUT_AFTER, check_password_rules
 from .names import check_name as _check_name
+from .sqlstore import common_dialect
 from .store import Store
 
 if TYPE_CHECKING:
@@ -231,6 +232,7 @@ def _foreign(store: Store, e: Event) -> bool:
     return e.site != store.scalar("SELECT site FROM site WHERE id = 1")
 
 
+@common_dialect
 def _user_added(store: Store, e: Event) -> None:
     b = e.body
     # Another site's user is a directory entry here (full name and role for
@@ -244,18 +246,21 @@ def _user_added(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _user_deactivated(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
     store.execute("UPDATE users SET active = 0, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
+@common_dialect
 def _user_locked(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
     store.execute("UPDATE users SET locked = 1, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
+@common_dialect
 def _user_unlocked(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
@@ -265,18 +270,21 @@ def _user_unlocked(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _login_failed(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
     store.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (e.body["username"],))
 
 
+@common_dialect
 def _password_changed(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
     store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
 
 
+@common_dialect
 def _language_set(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return
@@ -286,6 +294,7 @@ def _language_set(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _password_reset(store: Store, e: Event) -> None:
     if _foreign(store, e):
         return

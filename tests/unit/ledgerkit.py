@@ -140,6 +140,101 @@ def note_events(device: str, first: int, count: int, prev: str = canonical.GENES
     return out
 
 
+def chain(
+    device: str, first: int, steps: list[dict[str, Any]], prev: str = canonical.GENESIS
+) -> list[eventlog.Event]:
+    """Real event lines of a ward device's chain from seq `first`: each step's fields over a clinician's
+    defaults (type, subject, body, role, user, amends, reason), chained and hashed as a ward writes them."""
+    out = []
+    for i, step in enumerate(steps):
+        seq = first + i
+        fields = {
+            "amends": None,
+            "body": {},
+            "device": device,
+            "hlc": HLC(1_790_000_000_000 + seq * 1000, 0).encode(),
+            "id": f"{device}-{seq}",
+            "protocol": {"id": "MEXCOVID", "version": "1.0"},
+            "reason": None,
+            "role": "clinician",
+            "seq": seq,
+            "site": "WUH01",
+            "subject": None,
+            "ts": f"2026-12-06T{8 + seq // 60 % 12:02d}:{seq % 60:02d}:00Z",
+            "tz": "+08:00",
+            "user": "clin",
+            "zone": "Asia/Shanghai",
+            **step,
+        }
+        event = eventlog.Event.from_line(canonical.event_line(prev, fields))
+        out.append(event)
+        prev = event.hash
+    return out
+
+
+def participant_of(device: str) -> str:
+    """The participant a scratch ward device enrolls: one of its own (`WUH01-<its number>`)."""
+    return f"WUH01-{int(''.join(c for c in device if c.isdigit()) or 0) + 1:03d}"
+
+
+def record_steps(device: str, bundle_seq: int, first: int) -> list[dict[str, Any]]:
+    """A MEXCOVID participant's path, a bundle at a time, as the ward's services record it:
+
+    1. the protocol loaded, the consent (creating the participant) signed by the clinician and two
+       witnesses, the screening (eligible);
+    2. the enrollment, a negative skin test, pre-dose vitals, dose 1, post-dose vitals;
+    3. an adverse event, and a correction of the post-dose pulse (with its reason).
+    """
+    from wardcrf.protocol import default_protocol
+
+    pid = participant_of(device)
+    subject = f"participant:{pid}"
+
+    def record(form: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"type": "record.submitted", "subject": subject, "body": {"form": form, "data": data, **extra}}
+
+    if bundle_seq == 1:
+        p = default_protocol()
+        consent = f"{device}-{first + 1}"
+        signers = [("clin", "Cathy Clinician", "clinician"), ("inv", "Ivan Investigator", "investigator"),
+                   ("clin2", "Chen Clinician", "clinician")]  # fmt: skip
+        return [
+            {"type": "protocol.loaded", "subject": f"protocol:{p.id}", "role": "admin", "user": "admin",
+             "protocol": None, "body": {"protocol_id": p.id, "version": p.version, "sha256": p.sha256,
+                                        "filename": p.filename, "source": p.source}},
+            record("consent", {"consenter": "participant", "form_version": "1.0", "time": "2026-12-06T08:30:00+08:00",
+                               "witness_1": "inv", "witness_2": "clin2", "photos": []}, creates_participant=True),
+            *[{"type": "signature.applied", "subject": subject, "user": u, "role": role,
+               "body": {"target": consent, "signed_hash": "c" * 64, "meaning": "witnessed", "signer": u,
+                        "full_name": name}} for u, name, role in signers],
+            record("screening", {"date": "2026-12-06", "dob": "1961-03-04", "sex": "F", "pcr_confirmed": True,
+                                 "pcr_date": "2026-12-04", "severity": "severe", "eligible": True,
+                                 "failed_criteria": []}),
+        ]  # fmt: skip
+    if bundle_seq == 2:
+        kit = f"EXO-{device.upper()}"
+        return [
+            record("enrollment", {"date": "2026-12-06"}),
+            record("skin_test", {"time": "2026-12-06T15:00:00+08:00", "result": "negative", "wheal": 3}),
+            record("vitals", {"timepoint": "pre_dose", "dose": 1, "time": "2026-12-07T08:45:00+08:00",
+                              "temp": 36.8, "pulse": 82, "resp": 20, "oxysat": 95, "sysbp": 128, "diabp": 78}),
+            record("dose", {"dose_number": 1, "kit_id": kit, "lot": "HAMSC-2003-01", "particles": 2.0e8,
+                            "volume": 6, "start": "2026-12-07T09:00:00+08:00", "end": "2026-12-07T09:30:00+08:00",
+                            "given_by": "clin", "day": 1, "due": "2026-12-07T09:00:00+08:00", "window": "on_time"}),
+            record("vitals", {"timepoint": "post_dose", "dose": 1, "time": "2026-12-07T10:15:00+08:00",
+                              "temp": 37.4, "pulse": 88, "resp": 20, "oxysat": 96}),
+        ]  # fmt: skip
+    post_vitals = f"{device}-{first - 1}"
+    return [
+        record("ae", {"term": "Low-grade fever after inhalation", "prespecified": "fever", "dose": 1,
+                      "onset": "2026-12-07", "end": "2026-12-08", "grade": 1, "serious": False,
+                      "causality": "possible", "action": "none", "outcome": "recovered",
+                      "first_known": "2026-12-07"}),
+        {"type": "record.amended", "subject": subject, "amends": post_vitals, "reason": "misread the monitor",
+         "body": {"form": "vitals", "changes": {"pulse": {"old": 88, "new": 86}}}},
+    ]  # fmt: skip
+
+
 def ingest_step(store: SqlStore, device: str, bundle_seq: int, per_bundle: int = 5) -> str:
     """A bundle's events appended to the log with its ledger row and log leaf, exactly once.
 
@@ -158,14 +253,39 @@ def ingest_step(store: SqlStore, device: str, bundle_seq: int, per_bundle: int =
         prev = eventlog.head(store, device)[1]
         events = note_events(device, first, per_bundle, prev)
         eventlog.ingest_many(store, events)
-        store.execute(
-            "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
-            " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
-            (device, bundle_seq, f"{device}-{bundle_seq}".ljust(64, "0"), first, first + per_bundle - 1,
-             events[-1].hash, None, iso_utc(now_utc())),
-        )  # fmt: skip
-        hublog.log_bundle(store, device, bundle_seq, "applied")
-        return "applied"
+        return _ledger_row(store, device, bundle_seq, first, events)
+
+
+def records_step(store: SqlStore, device: str, bundle_seq: int) -> str:
+    """`ingest_step` with a participant's records (`record_steps`): projected, and the import's
+    after-ingest checks run, in the bundle's transaction, exactly once."""
+    from wardcrf import ingest
+
+    with store.transaction():
+        store.lock(f"device:{device}")
+        if store.scalar(
+            "SELECT 1 FROM sync_applied WHERE device = ? AND bundle_seq = ?", (device, bundle_seq)
+        ):
+            return "already"
+        seq, prev = eventlog.head(store, device)
+        events = chain(device, seq + 1, record_steps(device, bundle_seq, seq + 1), prev)
+        eventlog.ingest_many(store, events)
+        ingest.after_ingest(store, events)
+        return _ledger_row(store, device, bundle_seq, seq + 1, events)
+
+
+def _ledger_row(
+    store: SqlStore, device: str, bundle_seq: int, first: int, events: list[eventlog.Event]
+) -> str:
+    """The bundle's ledger row and log leaf, in the caller's transaction."""
+    store.execute(
+        "INSERT INTO sync_applied (device, bundle_seq, manifest_sha, first_seq, last_seq, chain_last,"
+        " file, applied_at) VALUES (?,?,?,?,?,?,?,?)",
+        (device, bundle_seq, f"{device}-{bundle_seq}".ljust(64, "0"), first, first + len(events) - 1,
+         events[-1].hash, None, iso_utc(now_utc())),
+    )  # fmt: skip
+    hublog.log_bundle(store, device, bundle_seq, "applied")
+    return "applied"
 
 
 def worker(spec: dict[str, Any]) -> None:
@@ -187,9 +307,12 @@ def worker(spec: dict[str, Any]) -> None:
                     print("paused", flush=True)
                     sys.stdin.readline()
                     raise SystemExit(3)
-            step = (
-                ingest_step(store, device, seq) if spec.get("events") else apply_step(store, device, seq, sha)
-            )
+            if spec.get("records"):
+                step = records_step(store, device, seq)
+            elif spec.get("events"):
+                step = ingest_step(store, device, seq)
+            else:
+                step = apply_step(store, device, seq, sha)
             print(json.dumps([device, seq, step]), flush=True)
         hublog.sign_checkpoint(store, signer)
     finally:

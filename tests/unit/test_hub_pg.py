@@ -293,6 +293,10 @@ def _unique_keys_pg(store: PgStore, table: str) -> set[tuple[str, ...]]:
     return {tuple(cols) for cols in keys.values()}
 
 
+ROWID_TWINS = ("records", "protocols", "protocol_applications", "administration_kits")
+"""Tables the common-dialect code orders by SQLite's rowid: their PostgreSQL twin has a `rowid` identity column."""
+
+
 def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path):
     """Every ledger table has the same columns, in the same order, with matching types and NOT NULLs,
     and keeps the same column sets unique (a duplicate one engine refuses, the other must refuse too)."""
@@ -301,7 +305,7 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
     try:
         pg.migrate()
         lite.migrate()
-        types = {"INTEGER": "bigint", "TEXT": "text", "BLOB": "bytea"}
+        types = {"INTEGER": "bigint", "TEXT": "text", "BLOB": "bytea", "REAL": "double precision"}
         for table in (
             "events",
             "chain_heads",
@@ -313,6 +317,22 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
             "tlog_checkpoints",
             "tlog_sent",
             "site",
+            # The form records' projections (0005-form-records).
+            *ROWID_TWINS,
+            "users",
+            "amendments",
+            "signatures",
+            "protocol_encodings",
+            "participants",
+            "doses",
+            "vitals",
+            "adverse_events",
+            "photo_bindings",
+            "photo_first_refs",
+            "ward_queue",
+            "counters",
+            "rand_lists",
+            "rand_allocations",
         ):
             want = [
                 (r[1], types[r[2]], bool(r[3]) or bool(r[5]))
@@ -326,6 +346,16 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
                     (table,),
                 )
             ]
+            if table in ROWID_TWINS:  # SQLite's implicit rowid, made a column: last, numbered by the engine
+                assert got[-1] == ("rowid", "bigint", True), table
+                assert (
+                    pg.scalar(
+                        "SELECT is_identity FROM information_schema.columns WHERE table_name = ? AND column_name = 'rowid'",
+                        (table,),
+                    )
+                    == "YES"
+                ), table
+                got = got[:-1]
             assert got == want, table
             assert _unique_keys_pg(pg, table) == _unique_keys_lite(lite, table), table
         # The PostgreSQL hub holds the public halves of its keys only.

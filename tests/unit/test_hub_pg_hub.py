@@ -8,6 +8,7 @@ runs on both (the SQLCipher hub is the default).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import sys
@@ -310,34 +311,46 @@ def test_a_fork_is_held_and_flagged_on_both_engines(pair, tmp_path):
 
 
 def test_a_bundle_that_needs_projections_is_refused_whole_at_a_postgresql_hub(pair, tmp_path):
-    """A user deactivated at the ward has projections (and checks reading them): refused on PostgreSQL, named."""
+    """A scanner profile set at the ward has a projection not yet in the common dialect: refused on
+    PostgreSQL, named, nothing of it kept. A user added and deactivated before it (the users directory,
+    ported) applies on both engines, with the same directory row."""
     from synckit import open_
     from wardcrf.sync import hub
 
-    from wardcrf import users
+    from wardcrf import scanner, users
 
     engine, w, h = pair
-    first = _bundles(w, tmp_path, 1)
     s = open_(w)
     try:
         users.add_user(s, "n.nurse", "Nia Nurse", "clinician", PASSWORD)
         users.deactivate(s, "n.nurse", "left the ward")
     finally:
         s.close()
+    first = _bundles(w, tmp_path, 1)
+    s = open_(w)
+    try:
+        scanner.set_profile(s, "gap", 80)
+    finally:
+        s.close()
     second = _bundles(w, tmp_path, 1, tag="b")
     device = _ward_head(w)[0]
     with _ledger(h) as (hs, store):
         items = hub.import_files(hs, first + second)
+        # Another site's user: a directory entry, never an active account here.
+        assert store.rows("SELECT full_name, role, active FROM users WHERE id = 'n.nurse'") == [
+            {"full_name": "Nia Nurse", "role": "clinician", "active": 0}
+        ]
+        assert store.scalar("SELECT count(*) FROM events WHERE type = 'user.deactivated'") == 1
         if engine == "sqlcipher":
             assert [i.result.outcome.status for i in items if i.result] == ["applied", "applied"]
             return
         assert items[0].result is not None and items[0].result.outcome.status == "applied"
         assert items[1].result is None
-        assert "user.deactivated events need projections" in items[1].refused
+        assert "device.scanner_set events need projections" in items[1].refused
         assert "import it at a SQLCipher hub" in items[1].refused
         # Nothing of it applied; the coordinator sees the refusal in the hub's own log.
         assert store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,)) == 1
-        assert store.scalar("SELECT count(*) FROM events WHERE type = 'user.deactivated'") == 0
+        assert store.scalar("SELECT count(*) FROM events WHERE type = 'device.scanner_set'") == 0
         assert hs.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1
 
 
@@ -701,3 +714,216 @@ def test_the_registry_is_copied_to_postgresql_only_when_the_hubs_registry_change
         assert written == []
     finally:
         s.close()
+
+
+# -- a ward's form records at a PostgreSQL hub (0005-form-records) ----------------------------
+
+
+def _ward_records(w: Site, root: Path, *, tag: str = "r") -> tuple[list[Path], str]:
+    """A participant's consent (signed by the clinician and two witnesses), screening, enrollment, skin test,
+    vitals around dose 1, the dose and an adverse event, then a correction: two bundles of the ward's own
+    records, as its clinicians write them (no photo: a bundle with one is refused at a PostgreSQL hub)."""
+    from synckit import open_
+    from test_sync_roundtrip import export
+
+    from wardcrf import signatures, users
+
+    s = open_(w)
+    try:
+        for name, full, role in (("clin", "Cathy Clinician", "clinician"), ("inv", "Ivan Investigator", "investigator"),
+                                 ("clin2", "Chen Clinician", "clinician")):  # fmt: skip
+            users.add_user(s, name, full, role, PASSWORD)
+    finally:
+        s.close()
+    subject = "participant:WUH01-001"
+    c = open_(w, "clin")
+    try:
+
+        def record(form: str, data: dict, **extra) -> str:
+            body = {"form": form, "data": data, **extra}
+            return c.append(type="record.submitted", subject=subject, body=body).event.id
+
+        consent = record("consent", {"consenter": "participant", "form_version": "1.0",
+                                     "time": "2026-12-06T08:30:00+08:00", "witness_1": "inv", "witness_2": "clin2",
+                                     "photos": []}, creates_participant=True)  # fmt: skip
+        for who, meaning in (("clin", "authored"), ("inv", "witnessed"), ("clin2", "witnessed")):
+            signatures.sign(c, target=consent, meaning=meaning, signer=who, password=PASSWORD)
+        record(
+            "screening",
+            {
+                "date": "2026-12-06",
+                "dob": "1961-03-04",
+                "sex": "F",
+                "pcr_confirmed": True,
+                "pcr_date": "2026-12-04",
+                "severity": "severe",
+                "eligible": True,
+                "failed_criteria": [],
+            },
+        )
+        record("enrollment", {"date": "2026-12-06"})
+        record("skin_test", {"time": "2026-12-06T15:00:00+08:00", "result": "negative", "wheal": 3})
+        record(
+            "vitals",
+            {
+                "timepoint": "pre_dose",
+                "dose": 1,
+                "time": "2026-12-07T08:45:00+08:00",
+                "temp": 36.8,
+                "pulse": 82,
+                "resp": 20,
+                "oxysat": 95,
+                "sysbp": 128,
+                "diabp": 78,
+            },
+        )
+        record(
+            "dose",
+            {
+                "dose_number": 1,
+                "kit_id": "EXO-0001",
+                "lot": "HAMSC-2003-01",
+                "particles": 2.0e8,
+                "volume": 6,
+                "start": "2026-12-07T09:00:00+08:00",
+                "end": "2026-12-07T09:30:00+08:00",
+            },
+        )
+        post = record("vitals", {"timepoint": "post_dose", "dose": 1, "time": "2026-12-07T10:15:00+08:00",
+                                 "temp": 37.4, "pulse": 88, "resp": 20, "oxysat": 96})  # fmt: skip
+    finally:
+        c.close()
+    first = export(w, root / f"{tag}1")
+    s = open_(w)
+    try:  # as if the hub's receipt came back: the next export holds only what is new
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
+    finally:
+        s.close()
+    c = open_(w, "clin")
+    try:
+        c.append(type="record.submitted", subject=subject, body={"form": "ae", "data": {
+            "term": "Low-grade fever [red]after[/red] inhalation", "prespecified": "fever", "dose": 1, "onset": "2026-12-07",
+            "end": "2026-12-08", "grade": 1, "serious": False, "outcome": "recovered"}})  # fmt: skip
+        c.append(type="record.amended", subject=subject, amends=post, reason="misread the monitor",
+                 body={"form": "vitals", "changes": {"pulse": {"old": 88, "new": 86}}})  # fmt: skip
+    finally:
+        c.close()
+    return first + export(w, root / f"{tag}2"), post
+
+
+def test_a_wards_records_push_to_either_hub_and_the_coordinators_queries_read_them(
+    pair, tmp_path, monkeypatch
+):
+    """Consent to adverse event, in two bundles: applied at a PostgreSQL hub as at a SQLCipher one, replayed
+    as "already", and `hub records`, `hub status` and `hub conflicts` read the same projections."""
+    from wardcrf.sync import hub
+
+    engine, w, h = pair
+    files, post = _ward_records(w, tmp_path)
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, files)
+        assert [i.result.outcome.status for i in items if i.result] == ["applied"] * len(files), [
+            i.refused for i in items
+        ]
+        assert [i.result.outcome.status for i in hub.import_files(s, files) if i.result] == ["already"] * len(
+            files
+        )
+        listed = hub.records_list(s)
+        assert [r["form"] for r in listed] == [
+            "consent", "screening", "enrollment", "skin_test", "vitals", "dose", "vitals", "ae",
+        ]  # fmt: skip
+        vitals = next(r for r in listed if r["event_id"] == post)
+        assert (vitals["version"], vitals["data"]["pulse"]) == (2, 86)
+        assert [r["form"] for r in hub.records_list(s, form="vitals")] == ["vitals", "vitals"]
+        assert hub.records_list(s, participant="WUH01-999") == []
+        participant = store.rows("SELECT eligible, enrolled_on FROM participants WHERE id = 'WUH01-001'")
+        assert participant == [{"eligible": 1, "enrolled_on": "2026-12-06"}]
+        assert store.scalar("SELECT count(*) FROM signatures") == 3
+        # The hub's own version first (loaded at `hub init`, copied to the database there), the ward's
+        # load of the same version leaving it active: the same `protocols` rows on both engines.
+        own = s.store.scalar("SELECT id FROM events WHERE type = 'protocol.loaded' ORDER BY pos LIMIT 1")
+        assert own.startswith(s.ctx.device)
+        assert store.rows(
+            "SELECT protocol_id, version, loaded_event, active FROM protocols ORDER BY rowid"
+        ) == [{"protocol_id": "MEXCOVID", "version": "1.0", "loaded_event": own, "active": 1}]
+        assert store.scalar('SELECT "end" FROM doses') == "2026-12-07T09:30:00+08:00"
+        assert hub.status(s)["conflicts"] == 0 and hub.conflicts(s) == []
+        if engine == "postgresql":
+            # The wards' records are in PostgreSQL, not in the hub's file.
+            assert s.store.scalar("SELECT count(*) FROM records") == 0
+    code, out, err = run(
+        "hub", "records", "-d", str(h.data_dir), "--form", "ae", "--json", monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    assert [r["data"]["term"] for r in json.loads(out)] == ["Low-grade fever [red]after[/red] inhalation"]
+    # Printed for a terminal: a ward's text is shown as typed, never taken for the console's markup.
+    code, out, err = run("hub", "records", "-d", str(h.data_dir), "--form", "ae", monkeypatch=monkeypatch)
+    assert code == 0 and "[red]after[/red]" in out, (out, err)
+    code, out, err = run("hub", "records", "-d", str(h.data_dir), "--limit", "0", monkeypatch=monkeypatch)
+    assert code == 2 and err.count("\n") == 1 and "--limit" in err, (code, out, err)
+
+
+def test_a_record_out_of_sequence_is_held_at_either_hub(pair, tmp_path):
+    """A dose recorded before the participant's consent was signed: the bundle is held for the coordinator
+    (reason sequencing), nothing of it merged, on PostgreSQL as on SQLCipher."""
+    from synckit import open_
+    from test_sync_roundtrip import export
+    from wardcrf.sync import hub
+
+    _engine, w, h = pair
+    s = open_(w)
+    try:
+        from wardcrf import users
+
+        users.add_user(s, "clin", "Cathy Clinician", "clinician", PASSWORD)
+    finally:
+        s.close()
+    c = open_(w, "clin")
+    try:
+        c.append(type="record.submitted", subject="participant:WUH01-001", body={"form": "dose", "data": {
+            "dose_number": 1, "kit_id": "EXO-0009", "start": "2026-12-07T09:00:00+08:00"}})  # fmt: skip
+    finally:
+        c.close()
+    files = export(w, tmp_path / "seq")
+    device = _ward_head(w)[0]
+    with _ledger(h) as (s, store):
+        outcomes = [i.result.outcome.status for i in hub.import_files(s, files) if i.result]
+        assert outcomes[-1] == "sequencing", outcomes
+        assert store.one("SELECT reason FROM sync_held WHERE device = ?", (device,)) == ("sequencing",)
+        assert store.scalar("SELECT count(*) FROM doses") == 0
+        assert store.scalar("SELECT count(*) FROM events WHERE type = 'record.submitted'") == 0
+        assert hub.status(s)["held_rules"][0]["reason"] == "sequencing"
+
+
+def test_a_cold_chain_record_is_refused_by_name_at_a_postgresql_hub(pair, tmp_path):
+    """A form whose hooks are not in the common dialect yet (the cold chain's): refused whole, named."""
+    from synckit import open_
+    from test_sync_roundtrip import export
+    from wardcrf.sync import hub
+
+    engine, w, h = pair
+    s = open_(w)
+    try:
+        from wardcrf import users
+
+        users.add_user(s, "ph", "Pat Pharmacist", "pharmacist", PASSWORD)
+    finally:
+        s.close()
+    c = open_(w, "ph")
+    try:
+        c.append(type="record.submitted", subject="unit:FRZ-1", body={"form": "coldchain.unit", "data": {
+            "unit_id": "FRZ-1", "name": "Pharmacy freezer", "location": "pharmacy", "low_c": -90, "high_c": -60,
+            "zone": "Asia/Shanghai", "interval_s": 300}})  # fmt: skip
+    finally:
+        c.close()
+    files = export(w, tmp_path / "cc")
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, files)
+        if engine == "sqlcipher":
+            assert all(i.result is not None for i in items), [i.refused for i in items]
+            return
+        assert items[-1].result is None and "records of form(s) 'coldchain.unit' need projections" in (
+            items[-1].refused or ""
+        )
+        assert store.scalar("SELECT count(*) FROM records") == 0
+        assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1

@@ -566,6 +566,48 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     )
 
 
+@hub_app.command("records")
+def hub_records(
+    data_dir: HubDirOption,
+    form: Annotated[
+        str | None, typer.Option("--form", help="Only records of this form, e.g. vitals.")
+    ] = None,
+    participant: Annotated[
+        str | None, typer.Option("--participant", help="Only this participant's records, e.g. WUH01-001.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many records.")] = 1000,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many first.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """The wards' records as the hub holds them (current values), oldest first: on SQLCipher or PostgreSQL alike."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..sync import hub
+    from ..text import for_terminal
+
+    def shown(value: object) -> str:  # ward input: no terminal controls, no rich markup
+        return escape(for_terminal(str(value)))
+
+    with session(data_dir) as s:
+        rows = hub.records_list(s, form=form, participant=participant, limit=limit, offset=offset)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("No records.")
+        return
+    table = Table("record", "form", "subject", "by", "at", "version", "values")
+    for r in rows:
+        values = ", ".join(f"{k}={v}" for k, v in r["data"].items())
+        table.add_row(
+            *(shown(r[c] or "") for c in ("event_id", "form", "subject", "created_by", "created_at")),
+            str(r["version"]),
+            shown(values[:200]),
+        )
+    console.print(table, highlight=False)
+
+
 @hub_app.command("conflicts")
 def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     """Concurrent amendments of one field from two devices (the later by HLC is shown), then

@@ -140,5 +140,5 @@ def readings_of(store: Store, digest: str) -> list[dict[str, Any]]:
 
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
-    registry.after_ingest(reindex_events)
+    registry.after_ingest(reindex_events, EVENT_LOGGER)  # it reads nothing else
     registry.derived_index(reindex_all, "cc_readings", "cc_reading_conflicts")

@@ -33,6 +33,7 @@ from ..ingest import HoldForCoordinator
 from ..kits import administration_record_kit, administration_uses, course_holder, kit_use
 from ..records import Record
 from ..registration import require_installed
+from ..sqlstore import common_dialect, upsert
 from ..store import Store
 from . import safety
 from .base import Participant, RuleContext, records_of, rule
@@ -88,6 +89,7 @@ def _dose_kit(event: Event) -> tuple[str, str] | None:
     return None
 
 
+@common_dialect
 def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook: a dose arriving with a kit another dose already used is not merged.
 
@@ -333,11 +335,19 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_DOSE_UPSERT = upsert(
+    "doses",
+    ("event_id", "participant", "dose_number", "kit_id", "lot", "particles", "volume_ml", "start", '"end"',
+     "given_by", "day", "due", '"window"'),
+    ("event_id",),
+)  # fmt: skip
+
+
+@common_dialect
 def _dose_hook(store: Store, rec: Record) -> None:
     d = rec.data
     store.insert(
-        "INSERT OR REPLACE INTO doses (event_id, participant, dose_number, kit_id, lot, particles, volume_ml,"
-        " start, end, given_by, day, due, window) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        _DOSE_UPSERT,
         (
             rec.event_id,
             (rec.subject or "").removeprefix("participant:"),
@@ -419,11 +429,30 @@ def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+_VITALS_UPSERT = upsert(
+    "vitals",
+    (
+        "event_id",
+        "participant",
+        "timepoint",
+        "dose",
+        "time",
+        "temp",
+        "pulse",
+        "resp",
+        "oxysat",
+        "sysbp",
+        "diabp",
+    ),
+    ("event_id",),
+)
+
+
+@common_dialect
 def _vitals_hook(store: Store, rec: Record) -> None:
     d = rec.data
     store.insert(
-        "INSERT OR REPLACE INTO vitals (event_id, participant, timepoint, dose, time, temp, pulse, resp, oxysat,"
-        " sysbp, diabp) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        _VITALS_UPSERT,
         (
             rec.event_id,
             (rec.subject or "").removeprefix("participant:"),

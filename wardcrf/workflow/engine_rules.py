@@ -48,6 +48,7 @@ from ..engine.interpreter import EvalError, Rec, Snapshot
 from ..engine.model import Administration, Model
 from ..errors import Refused
 from ..protocol import Protocol
+from ..sqlstore import common_dialect
 from ..store import Store
 from . import safety
 from .base import FormRule, Participant, RuleContext
@@ -76,6 +77,7 @@ def rule_for(proto: Protocol, form: str) -> FormRule:
     return FormRule(check=_checked)
 
 
+@common_dialect
 def import_actions(store: Store, event: Event, form: str) -> tuple[str, str] | None:
     """(submit, amend) actions a record of `form` needed where it was made, for sync's check on import
     (`authority.form_actions_of`): under the format-2 version named by the event (loaded here, exactly),

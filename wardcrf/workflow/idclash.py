@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..eventlog import Event
 from ..ingest import HoldForCoordinator
+from ..sqlstore import common_dialect
 from ..store import Store
 
 if TYPE_CHECKING:
@@ -44,8 +45,7 @@ def _device_of(store: Store, event_id: str) -> str:
 
 
 def _is_replacement(store: Store, device: str) -> bool:
-    present = store.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_devices'")
-    if present is None:
+    if not store.has_table("sync_devices"):
         return False
     return bool(store.scalar("SELECT replaces FROM sync_devices WHERE device = ?", (device,)))
 
@@ -74,6 +74,7 @@ def clash_of(store: Store, event: Event) -> dict[str, str] | None:
     }
 
 
+@common_dialect
 def hold_participant_clashes(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook: refuse to merge two participants allocated the same id."""
     for event in events:

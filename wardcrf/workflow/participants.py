@@ -29,6 +29,7 @@ from ..errors import Refused
 from ..eventlog import Event
 from ..ingest import HoldForCoordinator
 from ..records import Record
+from ..sqlstore import common_dialect
 from ..store import Store
 from . import safety
 from .base import RuleContext, records_of, rule
@@ -211,6 +212,7 @@ def signed_consent(rows: list[tuple[str, str]], witnesses: int = 2) -> bool:
     return bool(authored) and len(witnessed) >= witnesses
 
 
+@common_dialect
 def _consent_hook(store: Store, rec: Record) -> None:
     pid = (rec.subject or "").removeprefix("participant:")
     row = store.one("SELECT consent_event FROM participants WHERE id = ?", (pid,))
@@ -266,6 +268,7 @@ def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@common_dialect
 def _screening_hook(store: Store, rec: Record) -> None:
     _project_eligibility(store, rec, {})
 
@@ -291,6 +294,7 @@ def _project_eligibility(store: Store, rec: Record, names: dict[str, str]) -> No
     )
 
 
+@common_dialect
 def _eligibility_form_hook(store: Store, rec: Record) -> None:
     """A format-2 version's eligibility form named other than `screening` projects the same facts.
 
@@ -312,6 +316,7 @@ def _eligibility_form_hook(store: Store, rec: Record) -> None:
     names = _eligibility_names(proto, rec.form)
     if names is None:
         for (version,) in store.execute(
+            # rowid: load order (PostgreSQL's twin has a `rowid` identity column)
             "SELECT version FROM protocols WHERE protocol_id = ? AND version != ? ORDER BY rowid DESC",
             (proto.id, proto.version),
         ):
@@ -416,6 +421,7 @@ def sentinel_state(store: Store, sentinels: int) -> SentinelState:
     }
 
 
+@common_dialect
 def _enrollment_hook(store: Store, rec: Record) -> None:
     pid = (rec.subject or "").removeprefix("participant:")
     store.execute(
@@ -520,6 +526,7 @@ def _consent_first(store: Store) -> audit.CheckResult:
     return audit.CheckResult("consent sequencing", checked, [p for _, p in problems])
 
 
+@common_dialect
 def hold_records_before_consent(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook: a bundle whose records break consent-first is held, not merged.
 

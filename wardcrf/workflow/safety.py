@@ -27,6 +27,7 @@ from ..errors import Confirmable, Refused
 from ..eventlog import Event
 from ..forms import plain
 from ..records import Record
+from ..sqlstore import common_dialect, upsert
 from ..store import Store
 from .base import RULES, FormRule, Participant, RuleContext, records_of, require_participant, rule
 
@@ -329,11 +330,19 @@ def check_ae(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     return {"report_due": None} if ctx.amending else {}
 
 
+_AE_UPSERT = upsert(
+    "adverse_events",
+    ("event_id", "participant", "term", "prespecified", "onset", '"end"', "grade", "serious", "causality",
+     "outcome", "first_known", "report_due"),
+    ("event_id",),
+)  # fmt: skip
+
+
+@common_dialect
 def _ae_hook(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute(
-        "INSERT OR REPLACE INTO adverse_events (event_id, participant, term, prespecified, onset, end, grade,"
-        " serious, causality, outcome, first_known, report_due) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        _AE_UPSERT,
         (
             rec.event_id,
             (rec.subject or "").removeprefix("participant:"),

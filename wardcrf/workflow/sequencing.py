@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from .. import audit
 from ..eventlog import Event
+from ..sqlstore import common_dialect
 from ..store import Store
 from .participants import hold_on_problems
 
@@ -89,6 +90,7 @@ def _enrolled_first(store: Store) -> audit.CheckResult:
     return audit.CheckResult("enrollment sequencing", checked, [p for _, p in problems])
 
 
+@common_dialect
 def hold_records_out_of_order(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook: a bundle enrolling before screening or dosing before enrollment is held."""
     hold_on_problems(store, events, order_problems)

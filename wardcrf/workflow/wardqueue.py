@@ -30,6 +30,7 @@ so the cost follows them, not the site's history.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from ..engine import due
 from ..errors import Refused
 from ..eventlog import Event
 from ..records import Record
+from ..sqlstore import common_dialect
 from ..store import Store
 
 if TYPE_CHECKING:
@@ -57,11 +59,41 @@ SELECT p.id, p.enrolled_on, p.enrollment_event, p.eligible,
     WHERE d.participant = p.id AND d.dose_number IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM vitals v WHERE v.participant = p.id
                         AND v.timepoint = 'post_dose' AND v.dose = d.dose_number)),
-  EXISTS (SELECT 1 FROM records r WHERE r.form = 'skin_test' AND r.subject = 'participant:' || p.id
-            AND json_extract(r.data, '$.result') = 'positive'),
   EXISTS (SELECT 1 FROM ward_queue q WHERE q.participant = p.id)
 FROM participants p
 """
+"""A participant's state (`_row` adds whether a skin test was positive: `_positive`, read in Python,
+where the engines' JSON functions differ)."""
+
+_SKIN_TESTS = "SELECT subject, data FROM records WHERE form = 'skin_test'"
+
+
+def _positive(rows: Any) -> set[str]:
+    """The subjects among (subject, data) skin-test rows with a positive result (data's `result`)."""
+    out: set[str] = set()
+    for subject, data in rows:
+        try:
+            values = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(values, dict) and values.get("result") == "positive":
+            out.add(str(subject))
+    return out
+
+
+def _state(store: Store, where: str = "", params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """`_STATE` rows, each with whether the participant's skin test was positive inserted before its last
+    column (the row's shape `_row` reads)."""
+    rows = store.execute(_STATE + where, params).fetchall()
+    if not rows:
+        return []
+    if where:
+        subjects = ["participant:" + str(r[0]) for r in rows]
+        marks = ",".join("?" * len(subjects))
+        positive = _positive(store.execute(_SKIN_TESTS + f" AND subject IN ({marks})", subjects).fetchall())
+    else:
+        positive = _positive(store.execute(_SKIN_TESTS).fetchall())
+    return [(*r[:-1], "participant:" + str(r[0]) in positive, r[-1]) for r in rows]
 
 
 def _utc(moment: datetime) -> str:
@@ -157,14 +189,15 @@ def _queue_row(store: Store, proto: protocols.Protocol | None, state: tuple[Any,
 
 def refresh(store: Store, pid: str) -> None:
     """Recompute one participant's queue row from the projections (and count a new participant)."""
-    state = store.one(_STATE + " WHERE p.id = ?", (pid,))
-    if state is None:
+    states = _state(store, " WHERE p.id = ?", (pid,))
+    if not states:
         return  # a record about a participant this site does not hold
+    state = states[0]
     store.execute(_UPSERT, _queue_row(store, _theirs(store, pid), state))
     if not state[-1]:
         store.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1)"
-            " ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
             (PARTICIPANTS,),
         )
 
@@ -182,16 +215,14 @@ def derive(target: Store, source: Store) -> int:
         active = None
     people = [participant_from_row(r) for r in target.rows("SELECT * FROM participants")]
     theirs = protocols_of(target, people, log=source) if active is not None else {}
-    rows = [
-        _queue_row(target, theirs.get(str(state[0]), active), state)
-        for state in target.execute(_STATE).fetchall()
-    ]
+    rows = [_queue_row(target, theirs.get(str(state[0]), active), state) for state in _state(target)]
     target.conn.executemany(_UPSERT, rows)
     if rows:
         target.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (PARTICIPANTS, len(rows)))
     return len(rows)
 
 
+@common_dialect
 def _after_record(store: Store, rec: Record) -> None:
     """Runs after the form's own hooks (this module is imported after theirs)."""
     if projections.replaying():
@@ -205,6 +236,7 @@ def _after_record(store: Store, rec: Record) -> None:
         refresh(store, rec.subject.removeprefix("participant:"))
 
 
+@common_dialect
 def _after_any_record(store: Store, rec: Record) -> None:
     """A format-2 version's records: any participant form can move the row (its administration forms,
     its assessments, its eligibility form); format 1 keeps `_after_record`'s forms."""
@@ -214,6 +246,7 @@ def _after_any_record(store: Store, rec: Record) -> None:
         refresh(store, rec.subject.removeprefix("participant:"))
 
 
+@common_dialect
 def _allocated(store: Store, e: Event) -> None:
     """An allocation sets the arm whose schedule the row follows (after randomization's own projector)."""
     if e.type != "randomization.allocated" or projections.replaying():
@@ -223,6 +256,7 @@ def _allocated(store: Store, e: Event) -> None:
         refresh(store, pid)
 
 
+@common_dialect
 def _model_changed(store: Store, _e: Event) -> None:
     """A protocol version moves every due time: recompute every row (rare; O(participants))."""
     if projections.replaying():
