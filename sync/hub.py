@@ -590,7 +590,10 @@ def records_list(
     session.require("record.read", what="list the wards' records")
     require_hub(session)
     if not 0 < limit <= MAX_LISTED or offset < 0:
-        raise UsageError(f"--limit: 1 to {MAX_LISTED} records at a time (--offset pages on), not {limit}")
+        raise UsageError(
+            f"a page of the wards' records holds 1 to {MAX_LISTED} records from an offset of 0 or more;"
+            f" not {limit} from {offset}"
+        )
     where: list[str] = []
     params: list[Any] = []
     if form is not None:

@@ -589,6 +589,8 @@ def hub_records(
     def shown(value: object) -> str:  # ward input: no terminal controls, no rich markup
         return escape(for_terminal(str(value)))
 
+    if not 0 < limit <= hub.MAX_LISTED or offset < 0:
+        raise UsageError(f"--limit: 1 to {hub.MAX_LISTED} records at a time (--offset pages on), not {limit}")
     with session(data_dir) as s:
         rows = hub.records_list(s, form=form, participant=participant, limit=limit, offset=offset)
     if as_json:
