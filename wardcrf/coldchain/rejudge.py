@@ -62,8 +62,8 @@ def judge_loaded(session: Session, previous: Any | None) -> list[Event]:
     if store.scalar("SELECT kind FROM site WHERE id = 1") == "hub":
         return []
     current = config.active_protocol(store)
-    added = added_products(previous, current)
-    if not added:
+    added = added_products(previous, current) if current is not None else []
+    if current is None or not added:
         return []
     events: list[Event] = []
     for unit in store.rows("SELECT unit_id, low_c, high_c FROM cc_units ORDER BY unit_id"):
