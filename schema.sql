@@ -1065,3 +1065,21 @@ CREATE INDEX administration_kits_kit ON administration_kits (kit_id) WHERE kit_i
 -- NULL: judged against the unit's own range. Projections: `db rebuild` replays them from the log.
 ALTER TABLE cc_lots ADD COLUMN product_code TEXT;
 ALTER TABLE cc_excursions ADD COLUMN product TEXT;
+
+-- migration: 0560-coldchain-preparations
+-- A kit prepared at the pharmacy (`coldchain.preparation` record, issue 17: a product's preparation step
+-- declared `at = "pharmacy"`): when, by whom, the steps, the declared fields' values and the prepared
+-- product's use-by (its end + the shortest `within`; NULL when the protocol states none). The bedside
+-- administration's custody gate requires it. A projection: `db rebuild` replays it from the log.
+CREATE TABLE cc_preparations (
+    event_id TEXT PRIMARY KEY,
+    kit_id TEXT NOT NULL,
+    product TEXT NOT NULL,
+    steps TEXT NOT NULL,
+    start_t INTEGER NOT NULL,
+    end_t INTEGER NOT NULL,
+    use_by_t INTEGER,
+    by_user TEXT,
+    field_values TEXT NOT NULL
+);
+CREATE INDEX cc_preparations_kit ON cc_preparations (kit_id);

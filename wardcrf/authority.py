@@ -110,6 +110,7 @@ _SUBMIT = (
     "coldchain.record",
     "coldchain.configure",
     "coldchain.disposition",
+    "coldchain.prepare",
 )
 _AMEND = ("record.amend", "participant.screen", "dsmg.decide", "casebook.signoff")
 
@@ -134,6 +135,12 @@ _TABLE: tuple[EventType, ...] = (
     EventType("protocol.loaded", Origin.SITE, ("protocol.load",)),
     EventType(
         "protocol.reencoded", Origin.SITE, ("protocol.load",), what="a format-2 file of a loaded version"
+    ),
+    EventType(
+        "coldchain.readings_judged",
+        Origin.SITE,
+        ("protocol.load",),
+        what="a unit's readings judged against the products a newly loaded protocol version adds",
     ),
     EventType("db.backup_made", Origin.SITE, ("db.backup",)),
     EventType("db.restored", Origin.SITE, ("db.restore",), keyless=True),

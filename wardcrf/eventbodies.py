@@ -278,6 +278,27 @@ class LoggerImported(_Body):
     products: list[JudgedSeries] = []
 
 
+class ManualJudged(_Body):
+    """A manual reading judged against a product's range after it was recorded."""
+
+    event: EventId
+    at: Instant
+    temp_c: Number
+
+
+class ProductJudged(JudgedSeries):
+    manual: list[ManualJudged] = []
+
+
+class ReadingsJudged(_Body):
+    """A unit's readings judged against the products a newly loaded protocol version adds (issue 17)."""
+
+    unit_id: Name
+    protocol_id: Name
+    version: Name
+    products: Annotated[list[ProductJudged], Meta(min_length=1, max_length=200)]
+
+
 class QueryAnswered(_Body):
     query: EventId
     answer: Text
@@ -610,6 +631,7 @@ BODIES: dict[str, type[Struct]] = {
     "signature.applied": SignatureApplied,
     "photo.imported": PhotoImported,
     "coldchain.logger_imported": LoggerImported,
+    "coldchain.readings_judged": ReadingsJudged,
     "query.answered": QueryAnswered,
     "sync.hub_set": HubSet,
     "sync.recipient_added": RecipientAdded,
@@ -758,6 +780,19 @@ class ThawData(_Data):
     reconstitution: Scalar = None
 
 
+class PreparationData(_Data):
+    """A kit prepared at the pharmacy (`coldchain.services.record_preparation`)."""
+
+    kit_id: Name
+    product: ProductCode
+    start: Instant
+    end: Instant
+    by: Name
+    steps: Annotated[list[Name], Meta(min_length=1, max_length=50)]
+    values: dict[Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")], Any] = {}
+    use_by: Instant | None = None
+
+
 class DispositionData(_Data):
     excursion_id: Annotated[str, Meta(max_length=300)]
     decision: Literal["release", "discard"]
@@ -773,6 +808,7 @@ FORM_DATA: dict[str, type[Struct]] = {
     "coldchain.handover": TransferData,
     "coldchain.reading": ReadingData,
     "coldchain.thaw": ThawData,
+    "coldchain.preparation": PreparationData,
     "coldchain.disposition": DispositionData,
 }
 """Forms whose projections (`records.form_hook`) read fields by name; other forms' data is any JSON.

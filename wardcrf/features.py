@@ -83,6 +83,10 @@ class Registry:
         """`fn(source, filename)` reads a stored format-2 version as the ward's `Protocol` (`protocol.active`)."""
         protocol.read_format_2_with(fn)
 
+    def after_protocol_load(self, fn: protocol.AfterLoad) -> None:
+        """`fn(session, previous)` runs in a protocol load's transaction once the new version is active."""
+        protocol.after_load(fn)
+
     def form_actions(self, form: str, *, submit: str, amend: str = "record.amend") -> None:
         """The `roles.py` actions that may submit and amend records of `form` (checked again on sync import)."""
         authority.form_actions(form, submit=submit, amend=amend)

@@ -44,6 +44,7 @@ PROJECTION_TABLES = [
     "cc_excursions",
     "cc_dispositions",
     "cc_thaws",
+    "cc_preparations",
     "sync_devices",
     "sync_hub",
     "sync_recipients",

@@ -1055,11 +1055,38 @@ def loaded_versions(store: Store) -> list[dict[str, Any]]:
     )
 
 
+AfterLoad = Callable[[Any, Protocol | None], object]
+"""`fn(session, previous)`: work a feature does in the load's transaction once a version is active (the
+cold chain judges the readings already imported against the products it adds); `previous` is the version
+active before, None on a site that had none."""
+_AFTER_LOAD: list[AfterLoad] = []
+
+
+def after_load(fn: AfterLoad) -> None:
+    if fn not in _AFTER_LOAD:
+        _AFTER_LOAD.append(fn)
+
+
 def load(session: Any, protocol: Protocol) -> Event:
-    """Load a protocol version into the site (admin, investigator) and make it active."""
+    """Load a protocol version into the site (admin, investigator) and make it active.
+
+    The features' `after_load` work runs in the same transaction: all of it is saved, or none.
+    """
     session.require("protocol.load", what="load protocol files")
-    event = record_loaded(session.store, session.ctx, session.author, protocol)
-    session.protocol = protocol.ref
+    try:
+        previous: Protocol | None = active(session.store)
+    except Refused:
+        previous = None
+    before = session.protocol
+    try:
+        with session.store.transaction():
+            event = record_loaded(session.store, session.ctx, session.author, protocol)
+            session.protocol = protocol.ref
+            for fn in _AFTER_LOAD:
+                fn(session, previous)
+    except BaseException:
+        session.protocol = before
+        raise
     return event
 
 

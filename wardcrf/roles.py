@@ -83,6 +83,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "coldchain.record": frozenset({"pharmacist", "clinician", "investigator"}),
     "coldchain.disposition": frozenset({"pharmacist", "investigator"}),
     "coldchain.configure": frozenset({"pharmacist", "admin"}),
+    # a step the protocol does at the pharmacy (`at = "pharmacy"`: dilute, reconstitute), e-signed
+    "coldchain.prepare": frozenset({"pharmacist"}),
     # sync and hub
     "sync.export": frozenset({"admin", "coordinator", "clinician", "investigator", "pharmacist"}),
     "sync.configure": frozenset({"admin", "coordinator"}),

@@ -203,6 +203,20 @@ class CustodyScreen(Screen[None]):
                     )
                     + "\n"
                 )
+            elif link.kind == "preparation":
+                use_by = d.get("use_by")
+                out.append(
+                    INDENT
+                    + "✓ "
+                    + t(
+                        "cc.preparation_line",
+                        who=link.what,
+                        start=local_time(ward, d["start"]),
+                        end=local_time(ward, d["end"]),
+                        use_by=t("cc.use_by", time=local_time(ward, use_by)) if use_by else "",
+                    )
+                    + "\n"
+                )
             else:
                 out.append(
                     f"{mark}{domain_word('cc_kind', link.kind)} {local_time(ward, d['at'])} · {link.what}\n",

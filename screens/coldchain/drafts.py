@@ -1,7 +1,7 @@
 """The cold-chain screens that keep drafts, and how each reopens one (`draft_openers`).
 
 Called once by the drafts screen (`drafts_screen.DRAFT_OPENERS`): a receipt, a
-handover, a thaw or a new unit is reopened on its transfer screen, a manual
+handover, a thaw, a preparation at the pharmacy or a new unit is reopened on its transfer screen, a manual
 temperature reading on the readings screen of its unit.
 """
 
@@ -15,6 +15,7 @@ from wardcrf.coldchain import services
 from ..draft_openers import DraftOpeners, unit_of
 from ..ward import Ward
 from .handover import HandoverScreen
+from .preparation import PreparationScreen
 from .readings import ReadingsScreen
 from .receipt import ReceiptScreen
 from .thaw import ThawScreen
@@ -25,6 +26,7 @@ TRANSFER_SCREENS: dict[str, tuple[type[TransferScreen], str]] = {
     "coldchain.receipt": (ReceiptScreen, "cc.receipt"),
     "coldchain.handover": (HandoverScreen, "cc.handover"),
     "coldchain.thaw": (ThawScreen, "cc.thaw"),
+    "coldchain.preparation": (PreparationScreen, "cc.preparation"),
     "coldchain.unit_add": (UnitScreen, "cc.unit_add"),
 }
 """A cold-chain draft's form -> (its screen, the title's message id)."""

@@ -5,7 +5,8 @@ domain (`reports.unit_status`: in range / open excursion / unmonitored),
 kits are counted by state (`reports.kit_states`), and receipts or handovers
 still missing a party's signature are listed (`reports.pending_signatures`):
 the party signs here with `s`, in their own name and password. A kit's
-thaw (`t`) and a new storage unit (`u`) are recorded from here too. Everything
+thaw (`t`), its preparation at the pharmacy (`p`, pharmacist) and a new
+storage unit (`u`) are recorded from here too. Everything
 is loaded in a thread worker; every action is a key in the footer, offered
 only to roles the domain would allow (it refuses anyway).
 """
@@ -23,7 +24,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from wardcrf.coldchain import reports
+from wardcrf.coldchain import reports, services
 
 from ..i18n import domain_word, t
 from ..keys import BACK, LANGUAGE
@@ -42,6 +43,7 @@ ACTION_PERMISSION = {
     "handover": "coldchain.record",
     "readings": "coldchain.record",
     "thaw": "coldchain.record",
+    "prepare": "coldchain.prepare",
     "add_unit": "coldchain.configure",
     "sign": "signature.sign",
 }
@@ -59,6 +61,7 @@ class ColdChainScreen(Screen[None]):
         Binding("s", "sign", "key.cc_sign"),
         Binding("m", "readings", "key.cc_readings"),
         Binding("t", "thaw", "key.cc_thaw"),
+        Binding("p", "prepare", "key.cc_prepare"),
         Binding("u", "add_unit", "key.cc_add_unit"),
         Binding("e", "excursions", "key.cc_excursions"),
         Binding("k", "custody", "key.cc_custody"),
@@ -81,6 +84,8 @@ class ColdChainScreen(Screen[None]):
         self.units: list[reports.UnitStatus] = []
         self.kits: list[reports.KitState] = []
         self.pending: list[reports.PendingSignature] = []
+        self.prepares = bool(ward.call(services.pharmacy_products))
+        """Whether the protocol in force prepares any product at the pharmacy (then `p` records it)."""
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.ward, t("place.coldchain"))
@@ -115,6 +120,8 @@ class ColdChainScreen(Screen[None]):
         self.load()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "prepare" and not self.prepares:
+            return False  # the protocol prepares nothing at the pharmacy: no key for it
         permission = ACTION_PERMISSION.get(action)
         if permission is not None:
             return self.ward.can(permission)
@@ -237,6 +244,12 @@ class ColdChainScreen(Screen[None]):
         from .thaw import ThawScreen
 
         self.app.push_screen(ThawScreen(self.ward))
+
+    def action_prepare(self) -> None:
+        """Record a kit's preparation at the pharmacy (pharmacist, signed)."""
+        from .preparation import PreparationScreen
+
+        self.app.push_screen(PreparationScreen(self.ward))
 
     def action_add_unit(self) -> None:
         """Register a storage unit (pharmacist, admin)."""

@@ -47,6 +47,8 @@ UNTYPED_FIELDS_ALLOWED = {
     + EVENT_BODY
     + ": eventbodies.LoggerImported)",
     "wardcrf.drafts.Draft.fields": RECORD_VALUES,
+    "wardcrf.coldchain.custody.LinkDetail.values": "the fields a protocol declares for a preparation at the "
+    "pharmacy, as recorded (" + RECORD_VALUES + ")",
     "wardcrf.workflow.administration_visit.Assessment.fixed": "the values a dose assessment's `match` fixes ("
     + RECORD_VALUES
     + ")",
@@ -120,6 +122,7 @@ EXPORT_DICTS_ALLOWED = {
     "wardcrf/reports/custody_record.py _kits": CUSTODY_RECORD,
     "wardcrf/reports/custody_record.py _logger_files": CUSTODY_RECORD,
     "wardcrf/reports/custody_record.py _parties": CUSTODY_RECORD,
+    "wardcrf/reports/custody_record.py _preparations": CUSTODY_RECORD,
     "wardcrf/reports/custody_record.py _stay": CUSTODY_RECORD,
     "wardcrf/reports/custody_record.py _step": CUSTODY_RECORD,
     "wardcrf/reports/custody_record.py _thaws": CUSTODY_RECORD,

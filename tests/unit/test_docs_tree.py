@@ -184,6 +184,7 @@ KIND_WORDS = {
     "audit_check": "check",
     "audit_site_check": "check",
     "derived_index": "derived index",
+    "after_protocol_load": "after a protocol load",
 }
 
 

@@ -511,3 +511,78 @@ def test_an_investigators_protocol_amendment_reaches_the_hub(trial) -> None:
             "reason": "amendment 1 approved; re-consented",
         }
     ]
+
+
+# -- a preparation at the pharmacy (issue 17): the pharmacist's record -----------------------------
+
+PREPARED = {
+    "kit_id": "Z1",
+    "product": "ZMAPP",
+    "steps": ["thaw", "dilute"],
+    "start": "2020-03-16T00:00:00Z",
+    "end": "2020-03-16T00:30:00Z",
+    "by": "pharmacist1",
+    "values": {"volume_ml": {"value": 250.0, "unit": "mL"}, "diluent": "saline"},
+    "use_by": "2020-03-16T08:30:00Z",
+}
+
+
+@pytest.mark.parametrize("role", ["clinician", "investigator"])
+def test_a_nurses_preparation_at_the_pharmacy_is_refused_at_the_hub(trial, role) -> None:
+    """Only a pharmacist records a kit's preparation at the pharmacy (`coldchain.prepare`): a ward nurse's
+    (or investigator's) record of it, written into the laptop's chain, gets the bundle refused whole."""
+    h, w1, root = trial["hub"], trial["w1"], trial["root"]
+    append_raw(
+        w1,
+        "record.submitted",
+        {"form": "coldchain.preparation", "data": {**PREPARED, "by": f"{role}1"}},
+        subject="lot:LZ1",
+        role=role,
+        user=f"{role}1",
+    )
+    with pytest.raises(
+        Refused,
+        match=rf"role {role} may not submit 'coldchain\.preparation' records \(allowed: pharmacist "
+        r"\(coldchain\.prepare\)\)",
+    ):
+        for f in export(w1, root / "forged"):
+            hub_import(h, f)
+    assert hub_rows(h, "SELECT * FROM cc_preparations") == []
+
+
+def test_a_pharmacists_preparation_at_the_pharmacy_reaches_the_hub(trial) -> None:
+    h, w1, root = trial["hub"], trial["w1"], trial["root"]
+    event = append_raw(
+        w1,
+        "record.submitted",
+        {"form": "coldchain.preparation", "data": PREPARED},
+        subject="lot:LZ1",
+        role="pharmacist",
+        user="pharmacist1",
+    )
+    statuses = [hub_import(h, f).outcome.status for f in export(w1, root / "genuine")]
+    assert "applied" in statuses and set(statuses) <= {"applied", "already"}, statuses
+    rows = hub_rows(
+        h, "SELECT event_id, kit_id, product, by_user, use_by_t - end_t AS within FROM cc_preparations"
+    )
+    assert rows == [
+        {"event_id": event, "kit_id": "Z1", "product": "ZMAPP", "by_user": "pharmacist1", "within": 8 * 3600}
+    ]
+
+
+def test_a_preparation_whose_data_is_malformed_is_refused_at_the_hub(trial) -> None:
+    """Hostile: a preparation without its steps, or with a field name no protocol could declare."""
+    h, w1, root = trial["hub"], trial["w1"], trial["root"]
+    bad = {**PREPARED, "steps": [], "values": {"Volume ML\x1b": 1}}
+    append_raw(
+        w1,
+        "record.submitted",
+        {"form": "coldchain.preparation", "data": bad},
+        subject="lot:LZ1",
+        role="pharmacist",
+        user="pharmacist1",
+    )
+    with pytest.raises(Refused, match=r"coldchain\.preparation data"):
+        for f in export(w1, root / "forged"):
+            hub_import(h, f)
+    assert hub_rows(h, "SELECT * FROM cc_preparations") == []

@@ -366,6 +366,52 @@ def thaw(
     console.print(f"Recorded thaw of {event.body['data']['kit_id']} — event {event.id}")
 
 
+@app.command("prepare")
+def prepare(
+    kit: Annotated[str, typer.Argument(help="Kit id (scanner input is fine).")],
+    start: Annotated[str, typer.Option("--start", help="Preparation start, ISO 8601.")],
+    end: Annotated[str, typer.Option("--end", help="Preparation end, ISO 8601.")],
+    values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A field the protocol asks with the step, name=value (repeat), e.g. --set volume_ml=250.",
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record the steps the protocol does at the pharmacy (pharmacist), signed with your password.
+
+    Every rule is checked first; only then is your password asked for (WARDCRF_PASSWORD or a prompt).
+    """
+    from .form_cmds import parse_pairs
+
+    fields = parse_pairs(values)
+    with session(data_dir) as s:
+        services.record_preparation(s, kit, start=start, end=end, values=fields, dry_run=True)
+        rec = services.record_preparation(
+            s,
+            kit,
+            start=start,
+            end=end,
+            values=fields,
+            password=ask_password("Your password, to sign", env="WARDCRF_PASSWORD"),
+        )
+    d = rec.event.body["data"]
+    if as_json:
+        print_json({"event": rec.event.id, **d, "warnings": rec.warnings})
+        return
+    use_by = f"; use by {d['use_by']}" if d.get("use_by") else ""
+    console.print(
+        f"Recorded preparation of {d['kit_id']} ({d['product']}: {', '.join(d['steps'])}) at the pharmacy, "
+        f"signed by {d['by']}{use_by} — event {rec.event.id}",
+        highlight=False,
+    )
+    for w in rec.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
 @app.command("disposition")
 def disposition(
     excursion: Annotated[str, typer.Argument(help="Excursion id (see `coldchain excursions`).")],
@@ -419,6 +465,17 @@ def custody_cmd(
                     )
                 elif ln.kind == "thaw":
                     console.print(f"  thaw {d['start']} … {d['end']} — {ln.what}", highlight=False)
+                elif ln.kind == "preparation":
+                    use_by = f", use by {d['use_by']}" if d.get("use_by") else ""
+                    shown = ", ".join(
+                        f"{k}={v['value']} {v['unit']}" if isinstance(v, dict) else f"{k}={v}"
+                        for k, v in (d.get("values") or {}).items()
+                    )
+                    console.print(
+                        f"  preparation {d['event_id']} {d['start']} … {d['end']}: {ln.what}"
+                        f" ({', '.join(d.get('steps') or [])}{'; ' + shown if shown else ''}){use_by}",
+                        highlight=False,
+                    )
                 else:
                     console.print(
                         f"  {ln.kind} {d['event_id']} {d['at']}: {ln.what} "

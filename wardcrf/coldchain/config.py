@@ -25,7 +25,8 @@ from __future__ import annotations
 import importlib
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..store import Store
@@ -39,6 +40,7 @@ DEFAULT_INTERVAL_MINUTES = 5
 FUTURE_TOLERANCE_S = 300
 
 BEDSIDE = "bedside"
+PHARMACY = "pharmacy"
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Step:
     label: str
     at: str  # bedside or pharmacy
     within_s: int | None  # the step must end at most this long before the administration starts
+    fields: tuple[tuple[str, Mapping[str, Any]], ...] = field(default=(), compare=False)
+    """What the pharmacist records with a step at the pharmacy (`fields = { volume = { type = "number",
+    unit = "mL", hard = [..] } }`), as the protocol declares them (schema-checked on load)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,23 @@ class Product:
 
     def range_text(self) -> str:
         return f"{_num(self.low_c)} … {_num(self.high_c)} °C"
+
+    @property
+    def pharmacy_steps(self) -> tuple[Step, ...]:
+        """The steps the pharmacist prepares and records (`at = "pharmacy"`) before the kit goes to the bedside."""
+        return tuple(s for s in self.steps if s.at == PHARMACY)
+
+    @property
+    def bedside_steps(self) -> tuple[Step, ...]:
+        """The steps recorded at the bedside (the thaw record), as before pharmacy steps existed."""
+        return tuple(s for s in self.steps if s.at != PHARMACY)
+
+    @property
+    def use_within_s(self) -> int | None:
+        """How long a product prepared at the pharmacy may wait for its administration: the shortest
+        `within` of its pharmacy steps (None: the protocol states no use-within)."""
+        limits_ = [s.within_s for s in self.pharmacy_steps if s.within_s is not None]
+        return min(limits_) if limits_ else None
 
 
 def _num(x: float) -> str:
@@ -143,6 +165,11 @@ def _active(store: Store) -> Any | None:
         return protocol_mod.active(store)
     except Exception:  # no protocol loaded yet: the default applies
         return None
+
+
+def active_protocol(store: Store) -> Any | None:
+    """The version in force (`protocol.Protocol`), or None when none is loaded."""
+    return _active(store)
 
 
 def _format1_product(product: dict[str, Any], source: str, *, found: bool = True) -> Product:
@@ -184,6 +211,7 @@ def _format2_product(p: Any, source: str) -> Product:
                 _label(s.get("label"), str(s["code"])),
                 str(s.get("at", BEDSIDE)),
                 _seconds(s["within"], 0) if s.get("within") else None,
+                tuple((str(name), dict(spec)) for name, spec in (s.get("fields") or {}).items()),
             )
             for s in p.get("preparation") or ()
         ),
@@ -198,7 +226,11 @@ def products(store: Store) -> dict[str, Product]:
     A format-2 version: its ``[[products]]``; a format-1 version: its one
     ``[product]``; no protocol: the built-in MEXCOVID default.
     """
-    active = _active(store)
+    return products_of(_active(store))
+
+
+def products_of(active: Any | None) -> dict[str, Product]:
+    """The products of a protocol version (`protocol.Protocol`; None: the built-in default), by code."""
     if active is None:
         default = _format1_product({}, "built-in MEXCOVID default", found=False)
         return {default.code: default}

@@ -319,6 +319,9 @@ class Clock:
     allowed_s: int
     left_s: int
     step: str  # the receipt or handover that brought it there
+    prepared: bool = False
+    """Prepared at the pharmacy: off the bedside its limit is the prepared product's use-by, not the
+    transit allowance (its cold chain ended when the preparation started)."""
 
     @property
     def deadline(self) -> int:
@@ -372,7 +375,17 @@ def outside_units(store: Store, now: int) -> list[Clock]:
             continue
         product = config.product_of_lot(store, lot)
         allowed = product.bedside_s if config.is_bedside(where) else product.transit_s
-        out.append(Clock(kit, lot, where, at, allowed, at + allowed - now, step))
+        prepared = store.one(
+            "SELECT use_by_t FROM cc_preparations WHERE kit_id = ? AND start_t <= ? ORDER BY end_t LIMIT 1",
+            (kit, now),
+        )
+        if prepared is not None:  # its use-by governs once prepared; at the bedside, whichever comes first
+            if prepared[0] is None and not config.is_bedside(where):
+                continue  # no use-within stated: no clock until it reaches the bedside
+            if prepared[0] is not None:
+                until_use_by = int(prepared[0]) - at
+                allowed = min(allowed, until_use_by) if config.is_bedside(where) else until_use_by
+        out.append(Clock(kit, lot, where, at, allowed, at + allowed - now, step, prepared is not None))
     out.sort(key=lambda c: (c.deadline, c.kit))
     return out
 
@@ -407,6 +420,19 @@ def clock_warning(store: Store, kits: list[str], where: str, since: int, now: in
             f"{n} at {where}: dose by {when} ({_left(deadline, now)} of the {allowed // 60} min at the bedside), "
             "or they can no longer be dosed"
         )
+    prepared = [
+        store.one(
+            "SELECT use_by_t FROM cc_preparations WHERE kit_id = ? AND start_t <= ? ORDER BY end_t LIMIT 1",
+            (k, since),
+        )
+        for k in kits
+    ]
+    if kits and all(p is not None for p in prepared):  # their cold chain ended: their use-by governs
+        limits_ = [int(p[0]) for p in prepared if p is not None and p[0] is not None]
+        if not limits_:
+            return None
+        use_by = local_text(store, min(limits_))
+        return f"{n} at {where!r}, prepared at the pharmacy: give them by {use_by} (the preparation's use-within)"
     allowed = lim.transit_s
     deadline = since + allowed
     when = local_text(store, deadline)
@@ -460,7 +486,8 @@ class PhotoCheck(TypedDict):
 class LinkDetail(TypedDict, total=False):
     """What a link of the chain adds, by its kind: a receipt or handover (`event_id`, `at`, the
     locations, `condition`, `signatures`, `photos`), a stay (`location`, `start`, `end`,
-    `temperatures` in a monitored unit) or a thaw (`event_id`, `start`, `end`, `reconstitution`)."""
+    `temperatures` in a monitored unit), a thaw (`event_id`, `start`, `end`, `reconstitution`) or a
+    preparation at the pharmacy (`event_id`, `start`, `end`, `use_by`, `steps`, `values`)."""
 
     event_id: str
     at: str
@@ -474,11 +501,14 @@ class LinkDetail(TypedDict, total=False):
     end: str
     temperatures: StayTemperatures
     reconstitution: str | None
+    use_by: str | None
+    steps: list[str]
+    values: dict[str, Any]
 
 
 @dataclass
 class Link:
-    kind: str  # receipt, handover, stay, thaw
+    kind: str  # receipt, handover, stay, thaw, preparation
     what: str
     ok: bool
     problems: list[str] = field(default_factory=list)
@@ -563,8 +593,13 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
     links: list[Link] = []
     problems: list[str] = []
     rows = [s for s in steps(store, kit) if when is None or s["at"] <= when]
-    # Once thawing starts the cold chain ends: later stays (bedside -> disposal) are not checked.
-    thawed = store.scalar("SELECT min(start_t) FROM cc_thaws WHERE kit_id = ?", (kit,))
+    # Once thawing or a preparation at the pharmacy starts the cold chain ends: later stays (pharmacy ->
+    # bedside -> disposal) are not checked; the prepared product's use-within and the bedside allowance are.
+    thawed = store.scalar(
+        "SELECT min(s) FROM (SELECT min(start_t) AS s FROM cc_thaws WHERE kit_id = ?"
+        " UNION ALL SELECT min(start_t) FROM cc_preparations WHERE kit_id = ?)",
+        (kit, kit),
+    )
     if not rows or rows[0]["kind"] != "receipt":
         problems.append(f"kit {kit} has no shipment receipt")
     prev_to: str | None = None
@@ -644,6 +679,23 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
                 },
             )
         )
+    for pr in store.rows("SELECT * FROM cc_preparations WHERE kit_id = ? ORDER BY start_t", (kit,)):
+        links.append(
+            Link(
+                "preparation",
+                f"prepared at the pharmacy by {pr['by_user']}",
+                True,
+                [],
+                {
+                    "event_id": pr["event_id"],
+                    "start": iso_z(pr["start_t"]),
+                    "end": iso_z(pr["end_t"]),
+                    "use_by": iso_z(pr["use_by_t"]) if pr["use_by_t"] is not None else None,
+                    "steps": json.loads(pr["steps"]),
+                    "values": json.loads(pr["field_values"]),
+                },
+            )
+        )
     return Chain(kit, lot_row[0], links, problems)
 
 
@@ -687,7 +739,9 @@ def dose_problems(
             problems.insert(0, msg)
     else:
         arrived = max(s["at"] for s in steps(store, kit) if s["at"] <= t)
-        if declared.steps:  # a product with nothing to prepare (capsules) is given as it comes
+        if declared.pharmacy_steps:  # prepared at the pharmacy before it came: the pharmacist's signed record
+            problems += pharmacy_problems(store, kit, declared, t)
+        if declared.bedside_steps:  # a product with nothing to prepare (capsules) is given as it comes
             thaw = store.one(
                 "SELECT event_id, end_t FROM cc_thaws WHERE kit_id = ? AND start_t >= ? AND end_t <= ?",
                 (kit, arrived, t),
@@ -715,10 +769,43 @@ def dose_problems(
     return problems
 
 
+def pharmacy_problems(store: Store, kit: str, product: config.Product, t: int) -> list[str]:
+    """Why `kit` may not be given at `t` for want of its preparation at the pharmacy (`at = "pharmacy"`):
+    none recorded before `t`, not signed by its pharmacist (or changed since signed), or its use-within
+    passed. Empty when the product declares no such step or the preparation is in order."""
+    steps_ = product.pharmacy_steps
+    if not steps_:
+        return []
+    named = ", ".join(f"{s.code!r} ({s.label})" for s in steps_)
+    prep = store.one(
+        "SELECT event_id, end_t, use_by_t, by_user FROM cc_preparations WHERE kit_id = ? ORDER BY end_t LIMIT 1",
+        (kit,),
+    )
+    if prep is None or int(prep[1]) > t:
+        return [
+            f"kit {kit} has no preparation at the pharmacy before {iso_z(t)}: {product.code} step {named} is "
+            f"prepared and signed by the pharmacist first (`wardcrf coldchain prepare {kit}`)"
+        ]
+    event_id, ended, use_by, by = str(prep[0]), int(prep[1]), prep[2], prep[3]
+    out = []
+    sigs = signatures.for_target(store, event_id)
+    if not any(s.user == by and s.meaning == "authored" and s.valid for s in sigs):
+        state = "changed since signed" if any(s.user == by for s in sigs) else "not signed"
+        out.append(f"kit {kit}: its preparation at the pharmacy {event_id} is {state} by {by}")
+    if use_by is not None and t > int(use_by):
+        within = product.use_within_s
+        out.append(
+            f"kit {kit} was prepared at the pharmacy at {iso_z(ended)} ({event_id}): its use-within"
+            + (f" ({within // 60} min)" if within is not None else "")
+            + f" passed at {iso_z(int(use_by))}, before {iso_z(t)}"
+        )
+    return out
+
+
 def _preparation_late(kit: str, product: config.Product, ended: int, dose: int) -> list[str]:
-    """The product's preparation steps whose `within` the time from the preparation's end to the dose
-    exceeds (one preparation record covers every step: it ends with the last)."""
-    late = [s for s in product.steps if s.within_s is not None and dose - ended > s.within_s]
+    """The product's bedside preparation steps whose `within` the time from the preparation's end to the dose
+    exceeds (one preparation record covers every bedside step: it ends with the last)."""
+    late = [s for s in product.bedside_steps if s.within_s is not None and dose - ended > s.within_s]
     return [
         f"kit {kit} was prepared {(dose - ended) // 60} min before the dose: {product.code} step "
         f"{s.code!r} ({s.label}) must end within {s.within_s // 60} min of it"

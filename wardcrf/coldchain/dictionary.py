@@ -2,7 +2,7 @@
 
 Cold-chain records are not protocol forms: `services` writes them (a
 storage unit, a lot, a shipment receipt, a handover, a manual reading, a
-thaw, a disposition after an excursion). The CSV export describes their
+thaw, a preparation at the pharmacy, a disposition after an excursion). The CSV export describes their
 columns from this catalogue; a test checks that every column the demo's
 records produce is described here, so a new field cannot reach an export
 undocumented.
@@ -16,6 +16,7 @@ from .services import (
     FORM_DISPOSITION,
     FORM_HANDOVER,
     FORM_LOT,
+    FORM_PREPARATION,
     FORM_READING,
     FORM_RECEIPT,
     FORM_THAW,
@@ -158,6 +159,32 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("end", "datetime", "Thaw ended", f"{_AT}"),
         Column("by", "text", "Thawed by (user)", "wardcrf user name of who thawed it"),
         Column("reconstitution", "text", "Reconstitution", "how the product was reconstituted"),
+    ),
+    FORM_PREPARATION: (
+        Column("kit_id", "text", "Kit", "the kit prepared at the pharmacy"),
+        Column("product", "text", "Product", "the protocol's product code of the kit's lot"),
+        Column(
+            "steps",
+            "list",
+            "Steps",
+            "the product's preparation steps done at the pharmacy (their codes), joined by ';'",
+        ),
+        Column("start", "datetime", "Preparation started", f"{_AT}"),
+        Column("end", "datetime", "Preparation ended", f"{_AT}"),
+        Column("by", "text", "Prepared by (user)", "wardcrf user name of the pharmacist, who signed it"),
+        Column(
+            "values",
+            "json",
+            "Preparation fields",
+            "the fields the protocol asks with the steps (e.g. the diluted volume), as recorded (JSON)",
+        ),
+        Column(
+            "use_by",
+            "datetime",
+            "Use by",
+            f"the end plus the shortest use-within of the steps, {_AT}; blank when the protocol states none",
+            when_present=True,
+        ),
     ),
     FORM_DISPOSITION: (
         Column("excursion_id", "text", "Excursion", "the excursion decided on (<unit>/<start UTC>)"),

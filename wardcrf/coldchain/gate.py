@@ -22,16 +22,18 @@ if TYPE_CHECKING:
 
 def kits_on_the_clock(store: Store, at: datetime) -> list[WorklistItem]:
     """`today` items: kits outside a monitored unit, one item per place and arrival, with their deadline."""
-    groups: dict[tuple[str, int, int], list[custody.Clock]] = {}
+    groups: dict[tuple[str, int, int, bool], list[custody.Clock]] = {}
     for c in custody.outside_units(store, int(at.timestamp())):
-        groups.setdefault((c.location, c.since, c.allowed_s), []).append(c)
+        groups.setdefault((c.location, c.since, c.allowed_s, c.prepared), []).append(c)
     items: list[WorklistItem] = []
-    for (where, since, allowed), clocks in groups.items():
+    for (where, since, allowed, _prepared), clocks in groups.items():
         kits = ", ".join(c.kit for c in clocks)
         deadline = custody.local_text(store, since + allowed)
         over = clocks[0].over
         if clocks[0].bedside:
             what = f"dose with kit {kits} at {where} by {deadline} ({allowed // 60} min at the bedside)"
+        elif clocks[0].prepared:
+            what = f"give prepared kit(s) {kits} from {where} by {deadline} (the preparation's use-within)"
         else:
             what = f"move kit(s) {kits} from {where} into a monitored storage unit by {deadline} ({allowed // 60} min)"
         if over:

@@ -18,11 +18,13 @@ from ..canonical import dumps
 from ..eventlog import Event
 from ..records import Record
 from ..store import Store
+from .rejudge import EVENT_JUDGED
 from .services import (
     EVENT_LOGGER,
     FORM_DISPOSITION,
     FORM_HANDOVER,
     FORM_LOT,
+    FORM_PREPARATION,
     FORM_READING,
     FORM_RECEIPT,
     FORM_THAW,
@@ -233,6 +235,75 @@ def _thaw(store: Store, rec: Record) -> None:
     )
 
 
+def _preparation(store: Store, rec: Record) -> None:
+    d = rec.data
+    store.execute(
+        "INSERT OR REPLACE INTO cc_preparations (event_id, kit_id, product, steps, start_t, end_t, use_by_t,"
+        " by_user, field_values) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            rec.event_id,
+            ids.key(d["kit_id"]),
+            d["product"],
+            dumps(d.get("steps") or []),
+            epoch(d["start"]),
+            epoch(d["end"]),
+            epoch(d["use_by"]) if d.get("use_by") else None,
+            d.get("by"),
+            dumps(d.get("values") or {}),
+        ),
+    )
+
+
+def _readings_judged(store: Store, e: Event) -> None:
+    """A unit's readings imported before a protocol version added products, judged by those products'
+    ranges when the version was loaded: the same excursion rows an import judging them would have written
+    (same ids, so a later file extending one keeps it)."""
+    b = e.body
+    unit = b["unit_id"]
+    for judged in b["products"]:
+        product, low, high = judged["product"], judged["low_c"], judged["high_c"]
+        for x in judged.get("excursions") or []:
+            store.execute(
+                "INSERT INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c, max_c,"
+                " is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(excursion_id) DO UPDATE SET end_t = max(end_t, excluded.end_t),"
+                " min_c = min(min_c, excluded.min_c), max_c = max(max_c, excluded.max_c)",
+                (
+                    f"{unit}/{x['start']}/{product}",
+                    "unit",
+                    "logger",
+                    unit,
+                    epoch(x["start"]),
+                    epoch(x["end"]),
+                    x["min_c"],
+                    x["max_c"],
+                    int(bool(x.get("open"))),
+                    e.id,
+                    f"logger outside {low} … {high} °C ({product})",
+                    product,
+                ),
+            )
+        for m in judged.get("manual") or []:
+            at = epoch(m["at"])
+            store.execute(
+                "INSERT OR IGNORE INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
+                " max_c, is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,0,?,?,?)",
+                (
+                    f"{unit}/{m['at']}/manual/{product}",
+                    "unit",
+                    "manual",
+                    unit,
+                    at,
+                    at,
+                    m["temp_c"],
+                    m["temp_c"],
+                    e.id,
+                    f"manual reading outside {low} … {high} °C ({product})",
+                    product,
+                ),
+            )
+
+
 def _disposition(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_dispositions WHERE event_id = ?", (rec.event_id,))
@@ -305,5 +376,7 @@ def register(registry: Registry) -> None:
     registry.form_hook(_handover, FORM_HANDOVER)
     registry.form_hook(_reading, FORM_READING)
     registry.form_hook(_thaw, FORM_THAW)
+    registry.form_hook(_preparation, FORM_PREPARATION)
     registry.form_hook(_disposition, FORM_DISPOSITION)
     registry.projector(_logger_imported, EVENT_LOGGER)
+    registry.projector(_readings_judged, EVENT_JUDGED)

@@ -681,7 +681,11 @@ def _current_stay(store: Store, kit: str, now: int) -> CurrentStay | None:
     only; the stay still running is shown here, and judged by the dose gate.
     """
     last = custody.last_step(store, kit)
-    if last is None or store.one("SELECT 1 FROM cc_thaws WHERE kit_id = ?", (kit,)):
+    if (
+        last is None
+        or store.one("SELECT 1 FROM cc_thaws WHERE kit_id = ?", (kit,))
+        or store.one("SELECT 1 FROM cc_preparations WHERE kit_id = ?", (kit,))
+    ):
         return None
     temps = custody.temperatures(store, last["to_location"], last["at"], now)
     return {"location": last["to_location"], "since": last["at"], "temperatures": temps}

@@ -8,8 +8,9 @@ step signed by each party with an account; nothing bypassed):
   the shipper's transit logger file), hand the kits into the freezer;
 - `download_freezer_log`: import the freezer logger's readings up to a time
   (as the pharmacist does each morning), optionally with a short excursion;
-- `to_bedside`: download the log, hand one kit to the bedside before its
-  dose and record its thaw;
+- `to_bedside`: download the log, prepare the kit at the pharmacy when its
+  product says so (signed), hand it to the bedside before its dose and
+  record its thaw when its product has steps at the bedside;
 - `ready_kits` / `ready_kit`: all of the above for given dose times.
 """
 
@@ -308,6 +309,15 @@ def to_bedside(
     )
     unit = last[0]["to_location"] if last else unit_for(product)[0]
     download_freezer_log(pharmacist, out, since=since, workdir=workdir, unit=unit)
+    if product.pharmacy_steps:  # prepared by the pharmacist (-40 … -5 min before the handover), signed
+        services.record_preparation(
+            pharmacist,
+            kit,
+            start=(out - timedelta(minutes=40)).isoformat(),
+            end=(out - timedelta(minutes=5)).isoformat(),
+            values=preparation_values(product),
+            password=passwords[pharmacist.user],
+        )
     h = services.record_handover(
         pharmacist,
         kits=[kit],
@@ -320,7 +330,7 @@ def to_bedside(
         condition="frozen" if product.frozen else "cold",
         photos=[f"@{sheet_photo(_workdir(workdir), f'handover {kit} {unit} to bedside')}"],
     )
-    if product.steps:
+    if product.bedside_steps:
         services.record_thaw(
             bedside or pharmacist,
             kit,
@@ -331,6 +341,24 @@ def to_bedside(
             else "; ".join(s.label for s in product.steps),
         )
     return h.event.id
+
+
+def preparation_values(product: config.Product) -> dict[str, object]:
+    """Plausible values of the fields the protocol asks with `product`'s pharmacy steps: a number at its
+    range's midpoint (1 without one), a choice's first code, a text naming the step."""
+    out: dict[str, object] = {}
+    for step in product.pharmacy_steps:
+        for name, spec in step.fields:
+            kind = spec["type"]
+            if kind in ("number", "integer"):
+                lo, hi = spec.get("hard") or (1, 1)
+                mid = (float(lo) + float(hi)) / 2
+                out[name] = int(mid) if kind == "integer" else mid
+            elif kind == "choice":
+                out[name] = spec["choices"][0]["code"]
+            else:
+                out[name] = step.label[:100]
+    return out
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 Records (amendable with a reason, signable, shown in the audit trail):
 ``coldchain.unit``, ``coldchain.lot``, ``coldchain.receipt``,
-``coldchain.handover``, ``coldchain.reading``, ``coldchain.thaw`` and
-``coldchain.disposition``. A logger import is one ``coldchain.logger_imported``
+``coldchain.handover``, ``coldchain.reading``, ``coldchain.thaw``,
+``coldchain.preparation`` (a step the protocol does at the pharmacy, by the
+pharmacist, e-signed) and ``coldchain.disposition``. A logger import is one ``coldchain.logger_imported``
 event carrying the file's SHA-256, what was found (excursions, gaps, MKT)
 and the range it was checked against; the file itself is evidence.
 
@@ -14,7 +15,7 @@ site's zone (a unit's zone for its readings). Records hold UTC.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,6 +26,8 @@ from .. import protocol as protocols
 from ..clock import now_utc
 from ..errors import Refused, UsageError, ValidationFailed
 from ..eventlog import Event
+from ..forms import Context
+from ..forms import check as check_fields
 from ..store import Store
 from . import analysis, config, custody, evidence, loggers
 from .loggers import iso_z, parse_when
@@ -38,6 +41,7 @@ FORM_RECEIPT = "coldchain.receipt"
 FORM_HANDOVER = "coldchain.handover"
 FORM_READING = "coldchain.reading"
 FORM_THAW = "coldchain.thaw"
+FORM_PREPARATION = "coldchain.preparation"
 FORM_DISPOSITION = "coldchain.disposition"
 
 # Who may write each cold-chain form (checked again on records from other devices, `authority`);
@@ -46,7 +50,10 @@ FORM_ACTIONS = {
     FORM_UNIT: "coldchain.configure",
     **dict.fromkeys((FORM_LOT, FORM_RECEIPT, FORM_HANDOVER, FORM_READING, FORM_THAW), "coldchain.record"),
     FORM_DISPOSITION: "coldchain.disposition",
+    FORM_PREPARATION: "coldchain.prepare",
 }
+# Who may correct each form's records, where it is not `record.amend`: a preparation is the pharmacist's.
+AMEND_ACTIONS = {FORM_PREPARATION: "coldchain.prepare"}
 EVENT_LOGGER = "coldchain.logger_imported"
 
 _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
@@ -901,7 +908,7 @@ def import_logger(session: Session, path: Path, unit_id: str, *, fmt: str | None
                     "product": p.code,
                     "low_c": p.low_c,
                     "high_c": p.high_c,
-                    "excursions": _excursion_items(analysis.excursions(p_times, p_temps, p.low_c, p.high_c)),
+                    "excursions": excursion_items(analysis.excursions(p_times, p_temps, p.low_c, p.high_c)),
                 }
             )
         summary = {
@@ -928,7 +935,7 @@ def import_logger(session: Session, path: Path, unit_id: str, *, fmt: str | None
             "device_flagged": log.device_flagged,
             "converted_from": log.unit_converted,
             "summary": summary,
-            "excursions": _excursion_items(merged_exc),
+            "excursions": excursion_items(merged_exc),
             "gaps": [{"start": iso_z(g.start), "end": iso_z(g.end)} for g in merged_gaps],
         }
         if judged:
@@ -982,7 +989,7 @@ class ExcursionFound(TypedDict):
     open: bool
 
 
-def _excursion_items(found: Sequence[analysis.Excursion]) -> list[ExcursionFound]:
+def excursion_items(found: Sequence[analysis.Excursion]) -> list[ExcursionFound]:
     return [
         {
             "start": iso_z(e.start),
@@ -1056,6 +1063,13 @@ def record_thaw(
             f"kit {kit} is {product.code} ({product.name}), which the protocol gives as it comes: "
             "no thaw or preparation to record"
         )
+    if not product.bedside_steps:
+        steps = ", ".join(s.code for s in product.pharmacy_steps)
+        raise Refused(
+            f"kit {kit} is {product.code} ({product.name}), which the protocol prepares at the pharmacy "
+            f"({steps}): the pharmacist records it (`wardcrf coldchain prepare {kit}`); nothing to record "
+            "at the bedside"
+        )
     data = {
         "kit_id": kit,
         "start": iso_z(t0),
@@ -1066,6 +1080,155 @@ def record_thaw(
     # A thaw is one record; its soft warnings (shorter than the product's minimum) go to the session.
     soft = plausibility.noted(FORM_THAW, _soft_warnings(session, FORM_THAW, data), session.warnings)
     return records.submit(session, FORM_THAW, data, subject=_subject(store, [kit]), extra=soft)
+
+
+def preparation_form(product: config.Product) -> protocols.Form:
+    """The fields a pharmacist records with `product`'s steps at the pharmacy, as the protocol declares them
+    (`preparation = [{ ..., at = "pharmacy", fields = { ... } }]`), checked by the forms' one checker."""
+    fields: dict[str, protocols.Field] = {}
+    for step in product.pharmacy_steps:
+        for name, spec in step.fields:
+            label = spec.get("label")
+            fields[name] = protocols.Field(
+                name=name,
+                type=str(spec["type"]),
+                label=dict(label) if isinstance(label, Mapping) else {"en": str(label or name)},
+                unit=spec.get("unit"),
+                required=bool(spec.get("required", True)),
+                hard=(float(spec["hard"][0]), float(spec["hard"][1])) if spec.get("hard") else None,
+                choices=tuple(
+                    protocols.Choice(
+                        c["code"],
+                        dict(c["label"]) if isinstance(c["label"], Mapping) else {"en": str(c["label"])},
+                    )
+                    for c in spec.get("choices") or ()
+                ),
+                max_length=int(spec.get("max_length", MAX_PREPARATION_TEXT)),
+            )
+    return protocols.Form(
+        FORM_PREPARATION, {"en": f"Preparation of {product.code} at the pharmacy"}, {}, "kit", fields
+    )
+
+
+@dataclass(frozen=True)
+class PreparationField:
+    """A field the protocol asks with a product's steps at the pharmacy (the preparation screen's rows)."""
+
+    product: str
+    field: protocols.Field
+
+
+def pharmacy_products(session: Session) -> list[str]:
+    """The codes of the products of the version in force with steps at the pharmacy (`at = "pharmacy"`)."""
+    session.require("record.read", what="read the protocol's preparation steps")
+    return [p.code for p in config.products(session.store).values() if p.pharmacy_steps]
+
+
+def preparation_fields(session: Session) -> list[PreparationField]:
+    """Every field the version in force asks with its products' steps at the pharmacy, in declared order."""
+    session.require("record.read", what="read the protocol's preparation steps")
+    return [
+        PreparationField(p.code, f)
+        for p in config.products(session.store).values()
+        for f in preparation_form(p).fields.values()
+    ]
+
+
+MAX_PREPARATION_TEXT = 200
+"""A text field of a preparation holds at most this many characters unless the protocol says fewer or more."""
+
+
+def record_preparation(
+    session: Session,
+    kit_id: str,
+    *,
+    start: str | int,
+    end: str | int,
+    values: Mapping[str, Any] | None = None,
+    password: str | None = None,
+    dry_run: bool = False,
+) -> Recorded:
+    """The steps the protocol does at the pharmacy (`at = "pharmacy"`), by the signed-in pharmacist: the kit,
+    when, the step's declared fields (the diluted volume...), and the prepared product's use-by (its end +
+    the shortest `within`). Signed ("authored") with the pharmacist's password in the same transaction.
+
+    `dry_run`: every rule checked, nothing kept and nobody asked to sign (check before you sign). Refused:
+    another role; an unknown kit; a product with nothing to prepare at the pharmacy; an end not after the
+    start; a kit at the bedside, discarded or already given; a kit already prepared; a field the protocol
+    does not declare, out of its range or missing.
+    """
+    session.require("coldchain.prepare", what="record a preparation at the pharmacy")
+    store = session.store
+    kit = scanned_id(store, kit_id)
+    _kit_rows(store, [kit])
+    product = config.product_of_kit(store, kit)
+    steps = product.pharmacy_steps
+    if not steps:
+        how = (
+            "at the bedside (`wardcrf coldchain thaw`)"
+            if product.steps
+            else "as it comes: nothing to prepare"
+        )
+        raise Refused(f"kit {kit} is {product.code} ({product.name}), which the protocol prepares {how}")
+    t0, t1 = _when(start, store), _when(end, store)
+    if t1 <= t0:
+        raise UsageError("the preparation's end must be after its start")
+    done = store.one(
+        "SELECT event_id, by_user, end_t FROM cc_preparations WHERE kit_id = ? ORDER BY end_t LIMIT 1", (kit,)
+    )
+    if done is not None:
+        raise Refused(
+            f"kit {kit} was already prepared at the pharmacy ({done[0]}, by {done[1]}, "
+            f"ended {iso_z(int(done[2]))}): a kit is prepared once"
+        )
+    where = custody.location_at(store, kit, t0)
+    if where is None:
+        raise Refused(f"kit {kit} has no custody step before {iso_z(t0)}: receive it before preparing it")
+    for at, place in ((t0, where), (t1, custody.location_at(store, kit, t1) or where)):
+        if config.is_bedside(place) or place.startswith(("disposal", "return")):
+            raise Refused(
+                f"kit {kit} is at {place!r} at {iso_z(at)}: {product.code} is prepared at the pharmacy, "
+                "before the kit goes to the bedside"
+            )
+    if custody.is_discarded(store, kit):
+        raise Refused(f"kit {kit} was discarded after an excursion: it is never prepared")
+    used = custody.used_by(store, kit)
+    if used:
+        raise Refused(f"kit {kit} was already given ({used}): it is not prepared again")
+    form = preparation_form(product)
+    vctx = Context(now=now_utc(), zone=config.site_zone(store), user=session.user)
+    checked = check_fields(form, dict(values or {}), vctx)
+    checked.raise_if_problems(FORM_PREPARATION)
+    within = product.use_within_s
+    data: dict[str, Any] = {
+        "kit_id": kit,
+        "product": product.code,
+        "steps": [s.code for s in steps],
+        "start": iso_z(t0),
+        "end": iso_z(t1),
+        "by": session.user,
+        "values": checked.values,
+    }
+    warnings: list[str] = []
+    if within is not None:
+        data["use_by"] = iso_z(t1 + within)
+        if t1 + within < int(now_utc().timestamp()):
+            warnings.append(
+                f"kit {kit}: the prepared product's use-within ({within // 60} min) passed at "
+                f"{iso_z(t1 + within)}: it can no longer be given"
+            )
+    if not dry_run and not (password or "").strip():
+        raise UsageError("the pharmacist signs the preparation: give your password")
+    try:
+        with store.transaction():
+            event = records.submit(session, FORM_PREPARATION, data, subject=_subject(store, [kit]))
+            recorded = Recorded(event, [], warnings)
+            if dry_run:
+                raise _Rehearsed(recorded)
+            signatures.sign(session, target=event.id, meaning="authored", password=str(password))
+    except _Rehearsed as rehearsed:
+        return rehearsed.recorded
+    return recorded
 
 
 def _froze(store: Store, exc: dict[str, Any], kit: str) -> str | None:

@@ -482,9 +482,49 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
             r.err(("anchors", i, "form"), f"form {anchor.get('form')!r} is not declared")
         elif anchor.get("field") not in form.get("fields", {}):
             r.err(("anchors", i, "field"), f"form {anchor['form']} has no field {anchor.get('field')!r}")
+    for i, product in enumerate(data.get("products", [])):
+        _preparation(r, i, product)
     _strata(r, data, forms)
     _safety(r, data, forms)
     _names(r, data)
+
+
+def _preparation(r: _Reader, i: int, product: dict[str, Any]) -> None:
+    """A preparation step at the pharmacy is recorded by the pharmacist against a kit of the cold chain
+    (`coldchain.services.record_preparation`), so its product is under custody (`storage`); its `fields` are
+    what that record asks (the diluted volume, ...): a number's range in order, a choice with its choices."""
+    for j, step in enumerate(product.get("preparation", [])):
+        p: Path_ = ("products", i, "preparation", j)
+        at = step.get("at", "bedside")
+        if at == "pharmacy" and "storage" not in product:
+            r.err(
+                (*p, "at"),
+                f"a step at the pharmacy is recorded against a kit in the cold chain: product "
+                f"{product.get('code')} needs storage = {{ min_c, max_c }}",
+            )
+        fields = step.get("fields") or {}
+        if fields and at != "pharmacy":
+            r.err(
+                (*p, "fields"),
+                'fields are recorded with a preparation at the pharmacy (at = "pharmacy"); '
+                "a step at the bedside records its start and end",
+            )
+        for name, spec in fields.items():
+            q: Path_ = (*p, "fields", name)
+            ftype = spec.get("type")
+            numeric = ftype in ("number", "integer")
+            if "hard" in spec and not numeric:
+                r.err((*q, "hard"), f"ranges apply to number and integer fields, not {ftype}")
+            elif "hard" in spec and spec["hard"][0] > spec["hard"][1]:
+                r.err((*q, "hard"), f"the range's low end {spec['hard'][0]} is above its high end")
+            if "unit" in spec and not numeric:
+                r.err((*q, "unit"), f"units apply to number and integer fields, not {ftype}")
+            if ftype == "choice" and not spec.get("choices"):
+                r.err(q, "a choice field needs choices = [{ code = ..., label = ... }, ...]")
+            if spec.get("choices") and ftype != "choice":
+                r.err((*q, "choices"), f"choices apply to choice fields, not {ftype}")
+            if "max_length" in spec and ftype != "text":
+                r.err((*q, "max_length"), f"max_length applies to text fields, not {ftype}")
 
 
 def _per_administration(

@@ -102,6 +102,7 @@ class CustodyPages:
         self.stays(rec)
         self.excursions(rec)
         self.thaws(rec)
+        self.preparations(rec)
         self.dose(rec)
         self.trail(rec)
 
@@ -233,6 +234,28 @@ class CustodyPages:
                 + f" - event {th['event_id']}",
                 8.5,
             )
+
+    def preparations(self, rec: dict[str, Any]) -> None:
+        """A kit prepared at the pharmacy (a step the protocol does there); nothing drawn when none was."""
+        if not rec.get("preparations"):
+            return
+        d = self.doc
+        d.heading("Preparation at the pharmacy", 12)
+        for pr in rec["preparations"]:
+            shown = ", ".join(
+                f"{k} {v['value']} {v['unit']}" if isinstance(v, dict) else f"{k} {v}"
+                for k, v in pr["values"].items()
+            )
+            d.line(
+                f"{pr['product']} ({', '.join(pr['steps'])}) prepared by {pr['by_name']} ({pr['by']}) from "
+                f"{_short(pr['start'])} to {_short(pr['end'])}"
+                + (f"; {shown}" if shown else "")
+                + (f"; use by {_short(pr['use_by'])}" if pr["use_by"] else "")
+                + f" - event {pr['event_id']}",
+                8.5,
+            )
+            for s in pr["signed"]:
+                d.line(f"    signed: {s}", 8)
 
     def dose(self, rec: dict[str, Any]) -> None:
         d = self.doc

@@ -12,7 +12,8 @@ the ward or at the hub:
   re-hashed now), or how long it was outside a monitored unit;
 - every excursion that touched the kit with its disposition (who decided,
   why, when);
-- the thaw, and the dose record that used the kit;
+- the thaw, its preparation at the pharmacy (steps, the protocol's fields,
+  use-by, the pharmacist's e-signature), and the dose record that used the kit;
 - every photo with its SHA-256 and a status re-hashed as the record is made
   (intact, MISSING, MISMATCH);
 - how each record reached this database: created here, or the sync bundle
@@ -39,7 +40,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import eventlog, ids
+from .. import eventlog, ids, signatures
 from ..clock import iso_utc, now_utc, zone
 from ..coldchain import config, custody, evidence
 from ..errors import Refused
@@ -342,6 +343,28 @@ def _thaws(ctx: _Context, kit: str) -> list[dict[str, Any]]:
     ]
 
 
+def _preparations(ctx: _Context, kit: str) -> list[dict[str, Any]]:
+    out = []
+    for pr in ctx.store.rows("SELECT * FROM cc_preparations WHERE kit_id = ? ORDER BY start_t", (kit,)):
+        sigs = signatures.for_target(ctx.store, pr["event_id"])
+        out.append(
+            {
+                "event_id": pr["event_id"],
+                "product": pr["product"],
+                "steps": json.loads(pr["steps"]),
+                "start": ctx.when(pr["start_t"]),
+                "end": ctx.when(pr["end_t"]),
+                "use_by": ctx.when(pr["use_by_t"]) if pr["use_by_t"] is not None else None,
+                "values": json.loads(pr["field_values"]),
+                "by": pr["by_user"],
+                "by_name": ctx.full_name(pr["by_user"]),
+                "signed": [s.manifestation() for s in sigs],
+                "arrival": ctx.arrival(pr["event_id"]),
+            }
+        )
+    return out
+
+
 def _use(ctx: _Context, kit: str) -> dict[str, Any] | None:
     event_id = custody.used_by(ctx.store, kit)
     if event_id is None:
@@ -424,10 +447,12 @@ def kit_record(store: Store, kit: str, *, ctx: _Context | None = None) -> dict[s
         )
         lot = row[0] if row else {"lot": chain.lot}
     thaws = _thaws(ctx, kit)
+    prepared = _preparations(ctx, kit)
     excursions = _excursions(ctx, kit)
     use = _use(ctx, kit)
     dispositions = [x["disposition"]["event_id"] for x in excursions if x["disposition"]]
     record_events = [s["event_id"] for s in steps] + [t["event_id"] for t in thaws] + dispositions
+    record_events += [p["event_id"] for p in prepared]
     record_events += [use["event_id"]] if use else []
     # every other record that names the kit (one query owns that)
     record_events += [
@@ -444,6 +469,7 @@ def kit_record(store: Store, kit: str, *, ctx: _Context | None = None) -> dict[s
         "stays": stays,
         "excursions": excursions,
         "thaws": thaws,
+        "preparations": prepared,
         "dose": use,
         "photos": photos,
         "photos_not_intact": [p["sha256"] for p in photos if p["status"] != "intact"],
