@@ -2,7 +2,9 @@
 
 Opened from the audit screen (`d` on a trail entry about a record). The
 record's values are shown as the casebook prints them (labels, choice
-labels, units: `reports.desk`), each with its SDV state (verified, changed
+labels, units: `reports.desk`, under the protocol version the record was
+captured under; when that version is not loaded on this laptop, a line says
+so and the values are shown as stored), each with its SDV state (verified, changed
 since verified, unverified); beside them, every photograph bound to the
 record now or formerly, re-hashed as it is listed, and the highlighted one
 drawn (in real pixels where the terminal speaks a graphics protocol:
@@ -34,7 +36,7 @@ from textual.widgets import DataTable, Static
 from wardcrf import sdv
 from wardcrf import text as text_rule
 
-from .errors import message_of
+from .errors import for_screen, message_of
 from .i18n import t
 from .keys import BACK, LANGUAGE
 from .photo_view import ExportDialog, PhotoImage, decode, human_size
@@ -93,6 +95,8 @@ class DeskScreen(Screen[None]):
         yield StatusBar(self.ward, t("place.desk"))
         yield Static(t("desk.loading"), id="desk-title", classes="section-title")
         yield Static("", id="desk-state")
+        # the record's version is not loaded here: said before the values, which are shown as stored
+        yield Static("", id="desk-notice", classes="refusal")
         with Container(id="desk-body"):
             with Vertical(id="desk-record"):
                 yield Static(t("desk.record_title"), classes="section-title")
@@ -187,6 +191,9 @@ class DeskScreen(Screen[None]):
             detail = verification.summary().removeprefix(sdv.CHANGED.upper() + ": ")
             state.append("  " + text_rule.for_terminal(detail), style="dim")
         self.query_one("#desk-state", Static).update(state)
+        notice = self.query_one("#desk-notice", Static)
+        notice.update(Text(text_rule.for_terminal(for_screen(found.notice or ""))))  # no CLI clause
+        notice.set_class(bool(found.notice), "-shown")
         self._fill_fields()
         photos = self.query_one("#desk-photos", DataTable)
         photos.clear()

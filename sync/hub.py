@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypedDict
 
-from wardcrf import devicekeys, ingest, records
+from wardcrf import devicekeys, ingest, protocol, records
 from wardcrf.errors import InternalError, Refused, UsageError, WardError
 from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 from wardcrf.sqlstore import SqlStore
@@ -463,6 +463,10 @@ def outbound(session: Session, ward_device: str, *, after: int | None = None) ->
         return outbox.pending(store, ward_device)
 
 
+RESTORE_ORDER = "ORDER"
+"""In `restore/`: the bundles' file names, one a line, in the order the hub applied them."""
+
+
 def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore: bool = False) -> list[Path]:
     """Write every pending hub bundle for a ward to a directory (USB); with `restore`,
     also the site's original bundles for a replacement laptop (in `restore/`)."""
@@ -470,6 +474,7 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
     signer = devicekeys.signer(session)
     out: list[Path] = []
     if restore:
+        order: list[str] = []
         for item in restore_list(session, ward_device):
             # Streamed into its file (signature first, beside it, before the bundle takes its name).
             dest = Path(to_dir) / "restore" / kept_file(session, item["file"]).name
@@ -482,6 +487,11 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
 
             engine.atomic_write_stream(dest, produce, sign_beside)
             out.append(dest)
+            order.append(dest.name)
+        if order:
+            # The order this hub applied them in (`restore_list`), which their names (device, seq) do not
+            # keep: `restore.complete` follows it. Only an order: each bundle is verified as it is applied.
+            engine.atomic_write(Path(to_dir) / "restore" / RESTORE_ORDER, ("\n".join(order) + "\n").encode())
     for row in outbound(session, ward_device):
         name, cipher, sig = outbox.materialize(session.store, row, signer)
         engine.atomic_write(Path(to_dir) / (name + ".minisig"), sig)
@@ -507,6 +517,8 @@ class HubStatus(TypedDict):
     conflicts: int
     reading_conflicts: int
     open_queries: int
+    protocol_conflicts: list[dict[str, Any]]
+    """Versions loaded with different files under one id and version (`protocol.content_conflicts`)."""
 
 
 def status(session: Session) -> HubStatus:
@@ -558,6 +570,8 @@ def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
         "conflicts": len(records.conflicts(ledger)),
         "reading_conflicts": len(reading_conflicts(session)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
+        # one version loaded with different files by different laptops: their records are read under one
+        "protocol_conflicts": protocol.content_conflicts(store),
     }
 
 
@@ -637,7 +651,13 @@ def clashes(session: Session) -> list[dict[str, Any]]:
 
 
 def restore_list(session: Session, new_device: str) -> list[dict[str, Any]]:
-    """Original bundles of the new device's site, in apply order, for a replacement laptop."""
+    """Original bundles of the new device's site, in the order this hub applied them, for a replacement laptop.
+
+    The hub's order, not device by device: a laptop that was itself restored records under a protocol
+    version another device's bundle loaded (its own chain holds no `protocol.loaded` of it), and the hub
+    applied that bundle first. Device by device, the new laptop would read such records before their
+    version arrives. Each device's bundles stay in their chain's order (the hub applied them so).
+    """
     require_hub(session)
     from . import pghub
 
@@ -654,7 +674,8 @@ def restore_list(session: Session, new_device: str) -> list[dict[str, Any]]:
         return store.rows(
             "SELECT a.device, a.bundle_seq, a.file FROM sync_applied a"
             " JOIN sync_devices d ON d.device = a.device"
-            " WHERE d.site = ? AND a.device != ? ORDER BY a.device, a.bundle_seq",
+            " LEFT JOIN events e ON e.device = a.device AND e.seq = a.first_seq"
+            " WHERE d.site = ? AND a.device != ? ORDER BY coalesce(e.pos, 0), a.device, a.bundle_seq",
             (dev["site"], new_device),
         )
 

@@ -24,7 +24,7 @@ from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 
 from . import registry, ward
 from .cards import Card
-from .hub import read_pair
+from .hub import RESTORE_ORDER, read_pair
 from .transport import Client
 
 
@@ -74,10 +74,28 @@ def complete(session: Session, *, client: Client | None = None, from_dir: Path |
         lines.append(ward.import_file(session, f))
     for f in sorted(Path(from_dir).glob("*.tar.age")):
         lines.append(ward.import_file(session, f))
-    for f in sorted((Path(from_dir) / "restore").glob("*.tar.age")):
+    for f in _in_hub_order(Path(from_dir) / "restore"):
         cipher, sig = read_pair(f)
         lines.append(_apply(session, cipher, sig, f.name))
     return lines
+
+
+def _in_hub_order(folder: Path) -> list[Path]:
+    """The original bundles in the order the hub applied them (its `ORDER` file), then any it does not list.
+
+    Not by name (device, then seq): a laptop that was itself restored recorded under a protocol version
+    another device's bundle loaded, so that bundle must come first, as it did at the hub. A line naming no
+    bundle file here is skipped; every bundle is verified as it is applied, whatever the order says.
+    """
+    files = {f.name: f for f in folder.glob("*.tar.age")}
+    listed: list[Path] = []
+    order = folder / RESTORE_ORDER
+    if order.is_file() and order.stat().st_size <= 64 * len(files) + 4096:
+        for name in order.read_text("utf-8", errors="replace").splitlines():
+            f = files.pop(name.strip(), None)
+            if f is not None:
+                listed.append(f)
+    return listed + sorted(files.values())
 
 
 def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> str:

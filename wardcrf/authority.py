@@ -29,7 +29,7 @@ signing device, never from the body.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -316,6 +316,9 @@ def check_import(store: SqlStore, events: Iterable[Event], kind: str, what: str 
     # A record's form and its protocol version are projections, read in the common dialect (a
     # PostgreSQL hub holds them too).
     check_form_role = portable(_check_form_role)
+    # Versions this run loads before its records (a device's first bundle carries its site's first
+    # `protocol.loaded`, then records under it): checked under them, not under the names' defaults.
+    arriving: dict[tuple[str, str], str] = {}
     for e in events:
         t = EVENT_TYPES.get(e.type)
         if t is None:
@@ -329,7 +332,7 @@ def check_import(store: SqlStore, events: Iterable[Event], kind: str, what: str 
             )
         try:
             _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
-            check_form_role(store, e)
+            check_form_role(store, e, arriving)
         except Refused as exc:
             raise Refused(f"{what}: event {e.id}: {exc}; refused, nothing applied") from None
         # The hub speaks for every site (it already sends HUB-only events about any of them, and
@@ -337,6 +340,8 @@ def check_import(store: SqlStore, events: Iterable[Event], kind: str, what: str 
         # site: its events naming another site's participants or records are refused. Checking
         # the hub's events too stopped every ward from applying the hub's chain (one chain for all
         # wards) once a hub monitor had verified one record.
+        if e.type == "protocol.loaded" and isinstance(e.body.get("source"), str):
+            arriving[(str(e.body.get("protocol_id")), str(e.body.get("version")))] = e.body["source"]
         if t.origin is not Origin.HUB and kind == "ward":
             problem = _about_other_site(e, sites)
             if problem:
@@ -366,9 +371,13 @@ def actions_for(form: str) -> tuple[str, str]:
     return _FORM_ACTIONS.get(form, DEFAULT_ACTIONS)
 
 
-FormActionsOf = Callable[["Store", "Event", str], "tuple[str, str] | None"]
-"""`fn(store, event, form)`: the (submit, amend) actions of `form` under the protocol version the
-record was captured under (`event.protocol`), or None when that version does not say."""
+Arriving = Mapping[tuple[str, str], str]
+"""(protocol id, version) -> source of the versions a run of imported events loads before its records."""
+
+FormActionsOf = Callable[["Store", "Event", str, Arriving], "tuple[str, str] | None"]
+"""`fn(store, event, form, arriving)`: the (submit, amend) actions of `form` under the protocol version
+the record was captured under (`event.protocol`: loaded here, or loaded earlier in the same run of
+imported events, `arriving`), or None when that version does not say."""
 _FORM_ACTIONS_OF: list[FormActionsOf] = []
 
 
@@ -383,18 +392,18 @@ def form_actions_of(fn: FormActionsOf) -> None:
         _FORM_ACTIONS_OF.append(fn)
 
 
-def _actions_of(store: Store, e: Event, form: str) -> tuple[str, str]:
+def _actions_of(store: Store, e: Event, form: str, arriving: Arriving) -> tuple[str, str]:
     for fn in _FORM_ACTIONS_OF:
         if not is_portable(fn) and not store.holds_projections:
             raise NotPortable(f"{getattr(fn, '__qualname__', fn)!s} is not declared common_dialect")
-        got = fn(store, e, form)
+        got = fn(store, e, form, arriving)
         if got is not None:
             return got
     return actions_for(form)
 
 
 @common_dialect
-def _check_form_role(store: Store, e: Event) -> None:
+def _check_form_role(store: Store, e: Event, arriving: Arriving) -> None:
     """A record's role must be one its form allows (`form_actions`), as the services require."""
     if e.type not in ("record.submitted", "record.amended") or e.role is None:
         return
@@ -404,7 +413,7 @@ def _check_form_role(store: Store, e: Event) -> None:
         form = held if held is not None else form  # the record's own form, not what the body claims
     if not isinstance(form, str):
         return  # the schema refuses it
-    submit, amend = _actions_of(store, e, form)
+    submit, amend = _actions_of(store, e, form, arriving)
     action = submit if e.type == "record.submitted" else amend
     if not roles.allowed(e.role, action):
         verb = "submit" if e.type == "record.submitted" else "amend"

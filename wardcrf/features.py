@@ -92,7 +92,7 @@ class Registry:
         authority.form_actions(form, submit=submit, amend=amend)
 
     def form_actions_of(self, fn: authority.FormActionsOf) -> None:
-        """`fn(store, event, form)`: a form's actions under the record's protocol version (format 2's names)."""
+        """`fn(store, event, form, arriving)`: a form's actions under the record's version (format 2's names)."""
         authority.form_actions_of(fn)
 
     def dose_gate(self, fn: dosing.DoseGate) -> None:

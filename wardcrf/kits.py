@@ -169,16 +169,19 @@ MIGRATION = "0541-administration-kits"
 
 _KIT_FIELDS: WeakKeyDictionary[Store, dict[tuple[str, str], Mapping[str, str]]] = WeakKeyDictionary()
 """Per store: the administration forms -> kit field of the version a record names. A loaded version's file
-never changes; what stands in for a version not loaded here (the active one) changes only when a version is
-loaded, which clears the store's entries (`_protocol_loaded`). So a replay or a hub import asks no query
+never changes; a version not loaded here (no fields) changes only when a version is loaded, which clears
+the store's entries (`_protocol_loaded`). So a replay or a hub import asks no query
 per record."""
 
 
 def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str]:
     """The administration forms of the version `ref` names and the field each records the kit in.
 
-    The version a record was captured under (`protocol.version`: the active one when it is not loaded
-    here); none for a format-1 version or its re-encoding (their doses are the `doses` projection's).
+    The version a record was captured under (`protocol.version`), exactly; none for a format-1 version
+    or its re-encoding (their doses are the `doses` projection's), and none for a version not loaded here:
+    the active one's administration forms and kit field are not the record's. Bundles arrive in an order
+    where a version precedes its records (a device's chain; a restore in the hub's order), so this only
+    leaves out a record whose version never reached this device; `db rebuild` reads it once it has.
     """
     key = (str(ref.get("id", "")), str(ref.get("version", ""))) if ref else ("", "")
     known = _KIT_FIELDS.setdefault(store, {})
@@ -186,7 +189,7 @@ def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str
         return known[key]
     try:
         m = protocols.version(store, ref).engine
-    except Refused:  # no protocol loaded: nothing to read a record under
+    except Refused:  # no protocol loaded, or not the record's version: nothing to read the record under
         return {}
     fields = (
         {
@@ -204,7 +207,7 @@ def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str
 
 @common_dialect
 def _protocol_loaded(store: Store, _e: Event) -> None:
-    _KIT_FIELDS.pop(store, None)  # the active version (standing in for unknown ones) may have changed
+    _KIT_FIELDS.pop(store, None)  # a version not loaded before (no fields remembered) may be now
 
 
 def _row(event_id: str, subject: str | None, form: str, field_: str, kit: object) -> tuple[object, ...]:

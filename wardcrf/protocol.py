@@ -1023,16 +1023,97 @@ def _loaded_protocol(store: Store, where: str, params: tuple[Any, ...], sha: str
     return parse_cached(str(source), f"{name} (loaded)")
 
 
-def version(store: Store, ref: Mapping[str, str] | None) -> Protocol:
-    """The protocol version an event was captured under (the active one if unknown)."""
-    if ref:
-        key = (ref.get("id"), ref.get("version"))
-        row = store.one(
-            "SELECT sha256, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?", key
+class VersionNotLoaded(Refused):
+    """An event names a protocol version this device has not loaded (it came by sync or a restore before
+    the version's `protocol.loaded`, or from a laptop that loaded a version this one never did).
+
+    Never stood in for by another version: its forms, labels, choices and ranges are unknown here, so a
+    record captured under it is shown as stored, not validated, not amended and not exported
+    (docs/protocol.md, "A record's own version").
+    """
+
+    def __init__(self, protocol_id: str, version_: str) -> None:
+        self.protocol_id = protocol_id
+        self.version = version_
+        super().__init__(
+            f"protocol {_excerpt(protocol_id)} {_excerpt(version_)} is not loaded on this laptop "
+            "(load it with `wardcrf protocol load FILE`)"
         )
-        if row is not None:
-            return _loaded_protocol(store, "protocol_id = ? AND version = ?", key, row[0], row[1])
-    return active(store)
+
+    @property
+    def named(self) -> str:
+        """The version as a sentence names it: its id and version, e.g. ``TRIAL 1.2``."""
+        return f"{_excerpt(self.protocol_id)} {_excerpt(self.version)}"
+
+
+def version(store: Store, ref: Mapping[str, str] | None) -> Protocol:
+    """The protocol version an event was captured under, exactly.
+
+    An event that names no version (none was loaded when it was written) is read under the active one.
+    An event naming a version not loaded here raises `VersionNotLoaded`: never the active one instead,
+    which would read the record with another version's labels, choices and ranges.
+    """
+    if not ref:
+        return active(store)
+    key = (str(ref.get("id", "")), str(ref.get("version", "")))
+    row = store.one("SELECT sha256, protocol_id FROM protocols WHERE protocol_id = ? AND version = ?", key)
+    if row is None:
+        raise VersionNotLoaded(*key)
+    return _loaded_protocol(store, "protocol_id = ? AND version = ?", key, row[0], row[1])
+
+
+def record_not_loaded(record_id: str, missing: VersionNotLoaded, consequence: str) -> str:
+    """The one line for a record whose version is not loaded here: which record, which version, what
+    follows (`consequence`: shown as stored, not amended, not exported) and how to load it."""
+    return (
+        f"record {record_id} was captured under {missing.named}, which is not loaded on this laptop: "
+        f"{consequence}; load it with `wardcrf protocol load FILE`"
+    )
+
+
+def captured_under(store: Store, event_id: str) -> dict[str, str] | None:
+    """The version an event names ({"id", "version"}), read from its line; None when it names none."""
+    row = store.one(
+        "SELECT json_extract(line, '$.protocol.id'), json_extract(line, '$.protocol.version')"
+        " FROM events WHERE id = ?",
+        (event_id,),
+    )
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return {"id": str(row[0]), "version": str(row[1])}
+
+
+SHOWN_AS_STORED = "shown as stored, not validated"
+
+
+def record_definition(
+    store: Store, event_id: str, form: str
+) -> tuple[Form | None, dict[str, str] | None, str | None]:
+    """The form a record was captured under, the version its event names, and the notice when that
+    version is not loaded here (then no form: the record is read as stored, field codes and stored
+    values, never under the active version's labels, choices and units). No protocol loaded at all:
+    no form and no notice."""
+    ref = captured_under(store, event_id)
+    try:
+        proto = version(store, ref)
+    except VersionNotLoaded as missing:
+        return None, ref, record_not_loaded(event_id, missing, SHOWN_AS_STORED)
+    except Refused:  # no protocol loaded on this site: nothing to label with
+        return None, ref, None
+    return proto.forms.get(form), ref, None
+
+
+def is_loaded(store: Store, ref: Mapping[str, str] | None) -> bool:
+    """Whether the version `ref` names is loaded on this device (an event naming none: yes, the active)."""
+    if not ref:
+        return True
+    return (
+        store.one(
+            "SELECT 1 FROM protocols WHERE protocol_id = ? AND version = ?",
+            (str(ref.get("id", "")), str(ref.get("version", ""))),
+        )
+        is not None
+    )
 
 
 def loaded_version(store: Store, protocol_id: str, version_: str) -> Protocol:
@@ -1065,6 +1146,50 @@ _AFTER_LOAD: list[AfterLoad] = []
 def after_load(fn: AfterLoad) -> None:
     if fn not in _AFTER_LOAD:
         _AFTER_LOAD.append(fn)
+
+
+def content_conflicts(store: Store) -> list[dict[str, Any]]:
+    """Versions loaded with different files under one id and version, by different devices (a hub's log).
+
+    One laptop refuses a second file under a loaded version ("already loaded with different content"),
+    but two laptops can each load their own file as the same version. The `protocols` projection keeps the first
+    file a store received, and events name only the id and version, so the other laptop's records are
+    read under a file they were not entered under. Said, not guessed: each conflict lists every file
+    (SHA-256) with the devices that loaded it, and which one this store reads records under (`held`).
+    """
+    files: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for pid, ver, sha, device in store.execute(
+        "SELECT json_extract(line, '$.body.protocol_id'), json_extract(line, '$.body.version'),"
+        " json_extract(line, '$.body.sha256'), device FROM events WHERE type = 'protocol.loaded' ORDER BY pos"
+    ):
+        devices = files.setdefault((str(pid), str(ver)), {}).setdefault(str(sha), [])
+        if device not in devices:
+            devices.append(str(device))
+    out = []
+    for (pid, ver), by_sha in files.items():
+        if len(by_sha) < 2:
+            continue
+        held = store.scalar("SELECT sha256 FROM protocols WHERE protocol_id = ? AND version = ?", (pid, ver))
+        out.append(
+            {
+                "protocol_id": pid,
+                "version": ver,
+                "held": str(held) if held is not None else None,
+                "files": [{"sha256": sha, "devices": devices} for sha, devices in by_sha.items()],
+            }
+        )
+    return out
+
+
+def conflict_line(c: Mapping[str, Any]) -> str:
+    """One line for a `content_conflicts` entry."""
+    files = "; ".join(f"sha256:{str(f['sha256'])[:12]}… by {', '.join(f['devices'])}" for f in c["files"])
+    held = f"sha256:{str(c['held'])[:12]}…" if c.get("held") else "none"
+    return (
+        f"{_excerpt(str(c['protocol_id']))} {_excerpt(str(c['version']))} was loaded with different files "
+        f"({files}): every record of it is read here under {held}; compare the files (`wardcrf protocol "
+        "diff`) before trusting the other laptops' records, and give a changed file a new version"
+    )
 
 
 def load(session: Any, protocol: Protocol) -> Event:

@@ -234,6 +234,8 @@ class RecordSdv:
     state: str
     fields: list[FieldSdv]
     marks: list[Mark]
+    notice: str | None = None
+    """Set when the record's version is not loaded here (`protocol.record_not_loaded`)."""
 
     @property
     def changed_fields(self) -> list[str]:
@@ -264,6 +266,7 @@ class RecordSdv:
             "state": self.state,
             "fields": [f.as_json() for f in self.fields],
             "marks": [m.as_json() for m in self.marks],
+            **({"notice": self.notice} if self.notice else {}),
         }
 
 
@@ -286,15 +289,14 @@ def _marks(store: Store, record_id: str) -> list[Mark]:
     ]
 
 
-def _field_order(store: Store, rec: Record) -> list[str]:
+def _field_order(store: Store, rec: Record) -> tuple[list[str], str | None]:
+    """The record's fields in its form's order, under the version it was captured under, and the notice
+    when that version is not loaded here (then in stored order: no other version's form stands in)."""
     from . import protocol
 
-    try:
-        form = protocol.active(store).forms.get(rec.form)
-    except Refused:
-        form = None
+    form, _ref, notice = protocol.record_definition(store, rec.event_id, rec.form)
     names = [n for n in (form.fields if form else {}) if n in rec.data]
-    return names + [n for n in rec.data if n not in names]
+    return names + [n for n in rec.data if n not in names], notice
 
 
 def record_status(store: Store, record_id: str) -> RecordSdv:
@@ -307,7 +309,8 @@ def record_status(store: Store, record_id: str) -> RecordSdv:
         (rec.event_id,),
     )
     out = []
-    for name in _field_order(store, rec):
+    order, notice = _field_order(store, rec)
+    for name in order:
         covering = [m for m in marks if name in m.values]
         if not covering:
             out.append(FieldSdv(name, UNVERIFIED))
@@ -325,7 +328,7 @@ def record_status(store: Store, record_id: str) -> RecordSdv:
         state = PARTLY
     else:
         state = UNVERIFIED
-    return RecordSdv(rec.event_id, rec.form, rec.subject, state, out, marks)
+    return RecordSdv(rec.event_id, rec.form, rec.subject, state, out, marks, notice)
 
 
 def record(session: Session, record_id: str) -> RecordSdv:

@@ -60,6 +60,21 @@ def progress_bar(quiet: bool) -> Iterator[Any]:
         yield _RichProgress(p)
 
 
+def _warn_conflicts(s: Any) -> None:
+    """A version loaded with different files by different laptops (`protocol.content_conflicts`): the export
+    is written (every record read under the file this database holds), and the line says so on stderr,
+    loud, as for uncoded terms: a sponsor's reviewer must not miss it."""
+    from rich.markup import escape
+
+    from .. import protocol
+
+    for c in protocol.content_conflicts(s.store):
+        err_console.print(
+            f"[bold red]protocol conflict:[/] {escape(for_terminal(protocol.conflict_line(c)))}",
+            highlight=False,
+        )
+
+
 def _done(result: Any, as_json: bool, what: str) -> None:
     uncoded = getattr(result, "uncoded", 0)
     if uncoded:
@@ -92,6 +107,7 @@ def csv_(
 
     with session(data_dir, file_only="export") as s, progress_bar(quiet or as_json) as p:
         result = export_csv(Dataset.for_session(s), out, p)
+        _warn_conflicts(s)
     _done(result, as_json, "CSV export written")
 
 
@@ -105,6 +121,7 @@ def odm(
 
     with session(data_dir, file_only="export") as s, progress_bar(quiet or as_json) as p:
         result = export_odm(Dataset.for_session(s), out, p, model=_engine_model(s))
+        _warn_conflicts(s)
     _done(result, as_json, "ODM 1.3.2 written")
 
 
@@ -147,6 +164,7 @@ def sdtm(
         with progress_bar(quiet or as_json) as p:
             pkg = package(ds, p, model=_engine_model(s))
             result = write_package(ds, pkg, out) if out is not None else None
+        _warn_conflicts(s)
     if result is not None:
         _done(result, as_json and not check, "SDTM datasets written")
         _warn_sdtm(result.uncoded_ae, result.transliterated)
@@ -210,6 +228,7 @@ def sqlite(
             )
         with progress_bar(quiet or as_json) as p:
             result = export_sqlite(s, out, confirmed=confirmed, progress=p)
+        _warn_conflicts(s)
     _done(result, as_json, "unencrypted SQLite copy written")
     if not as_json:
         err_console.print(

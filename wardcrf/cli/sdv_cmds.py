@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .. import sdv
@@ -80,6 +81,8 @@ def show_cmd(
         print_json(st.as_json())
         return
     console.print(f"[bold]{st.form} record {st.event_id}[/] — {st.state}", highlight=False)
+    if st.notice:  # its version is not loaded here: field names and stored values, no other version's form
+        console.print(f"[bold yellow]{escape(st.notice)}[/]", highlight=False)
     console.print(f"  {st.summary()}", highlight=False)
     for f in st.fields:
         mark = f" (by {f.mark.full_name}, {f.mark.at})" if f.mark else ""

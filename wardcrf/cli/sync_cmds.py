@@ -525,6 +525,7 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     """Devices, last bundle and receipt per device, gaps held, forks, bundles refused, conflicts, open queries."""
     from rich.markup import escape
 
+    from .. import protocol
     from ..sync import hub
 
     with session(data_dir) as s:
@@ -559,6 +560,8 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
             f"[bold red]REFUSED[/] {r['device']} {r['file']} at {r['at']}: {escape(r['reason'])}",
             highlight=False,
         )
+    for c in st["protocol_conflicts"]:
+        console.print(f"[bold red]PROTOCOL CONFLICT[/] {escape(protocol.conflict_line(c))}", highlight=False)
     console.print(
         f"conflicts: {st['conflicts']}; conflicting logger readings: {st['reading_conflicts']}; "
         f"open queries: {st['open_queries']}",

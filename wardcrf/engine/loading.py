@@ -183,7 +183,8 @@ def _filename(m: model.Model) -> str:
 
 
 def model_of(store: Store, ref: Mapping[str, str] | None) -> model.Model:
-    """The engine's model of a version (the active one if `ref` is None or unknown).
+    """The engine's model of a version (the active one if `ref` is None; `VersionNotLoaded` for a version
+    not loaded here, never the active one instead).
 
     The format-2 re-encoding when one is loaded, else format 1 upgraded.
     """

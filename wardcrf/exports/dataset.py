@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from .. import ids
+from .. import ids, text
 from .. import protocol as protocols
 from ..errors import Refused
 from ..protocol import Field, Form, Protocol
@@ -125,8 +125,52 @@ class Dataset:
 
     @classmethod
     def for_session(cls, session: Session, action: str = "export.data") -> Dataset:
+        """The dataset for a signed-in user; refused when a record's version is not loaded here
+        (`require_versions`), before anything is written."""
         session.require(action, what="export or report the trial's data")
-        return cls(session.store, action)
+        ds = cls(session.store, action)
+        ds.require_versions()
+        return ds
+
+    def unloaded_versions(self) -> list[tuple[str, str, int, str]]:
+        """(protocol id, version, records, first record) for each version records were captured under
+        that is not loaded here, in the order their first record was written."""
+        return [
+            (str(r[0]), str(r[1]), int(r[2]), str(r[3]))
+            for r in self.store.execute(
+                "SELECT v.pid, v.ver, count(*), min(v.pos_id) FROM ("
+                " SELECT json_extract(e.line, '$.protocol.id') AS pid,"
+                "  json_extract(e.line, '$.protocol.version') AS ver,"
+                "  printf('%020d %s', e.pos, e.id) AS pos_id"
+                " FROM records r JOIN events e ON e.id = r.event_id) v"
+                " LEFT JOIN protocols p ON p.protocol_id = v.pid AND p.version = v.ver"
+                " WHERE v.pid IS NOT NULL AND v.ver IS NOT NULL AND p.protocol_id IS NULL"
+                " GROUP BY v.pid, v.ver ORDER BY min(v.pos_id)"
+            )
+        ]
+
+    def require_versions(self) -> None:
+        """Refuse, naming them, when records were captured under a protocol version not loaded here.
+
+        A sponsor's reviewer reads every value of an export under the metadata of the version it was
+        entered under (its labels, codes, units, CDISC names, which fields were asked). Another
+        version standing in would relabel silently; dropping the records would lose data without a
+        word. So the export is not written, and the line says which version to load (docs/exports.md,
+        "A record's own version").
+        """
+        missing = self.unloaded_versions()
+        if not missing:
+            return
+        named = "; ".join(
+            f"{n} record(s) were captured under {text.excerpt(pid)} {text.excerpt(ver)} "
+            f"(first: {first.split(' ', 1)[1]})"
+            for pid, ver, n, first in missing
+        )
+        raise Refused(
+            f"{named}, which {'is' if len(missing) == 1 else 'are'} not loaded on this laptop: they cannot be "
+            "read under their own version and no other version stands in; load it with "
+            "`wardcrf protocol load FILE` and run this again; nothing was written"
+        )
 
     # -- site and protocol ---------------------------------------------------------------
 

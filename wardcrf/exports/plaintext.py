@@ -79,6 +79,7 @@ def export_sqlite(
     if not out.parent.is_dir():
         raise UsageError(f"directory {out.parent} does not exist")
     src = session.store
+    Dataset(src).require_versions()  # its form tables are typed by each record's own version
     tables = [
         (name, sql)
         for name, sql in src.execute(

@@ -41,6 +41,11 @@ class Desk:
     fields: list[DeskField]
     photos: list[RecordPhoto]
     verification: sdv.RecordSdv
+    protocol: dict[str, str] | None = None
+    """The version the record was captured under ({"id", "version"}; None: captured before any)."""
+    notice: str | None = None
+    """Set when that version is not loaded here: the record is shown as stored (field codes, stored
+    values), not with another version's labels (`protocol.record_not_loaded`)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +53,8 @@ class Desk:
             "form": self.form,
             "form_label": self.form_label,
             "subject": self.subject,
+            "protocol": self.protocol,
+            "notice": self.notice,
             "fields": [f.__dict__ for f in self.fields],
             "photos": [p.as_json() for p in self.photos],
             "sdv": self.verification.as_json(),
@@ -58,7 +65,8 @@ def desk(session: Session, record_id: str) -> Desk:
     """Everything the audit screen shows about one record (permission: record.read)."""
     session.require("record.read", what="view records")
     rec = records.load_for_amendment(session.store, record_id)
-    form = protocol.active(session.store).forms.get(rec.form)
+    # the record's own version, never the active one; shown as stored when it is not loaded here
+    form, ref, notice = protocol.record_definition(session.store, rec.event_id, rec.form)
     fields = dict(form.fields) if form else {}
     verification = sdv.record_status(session.store, rec.event_id)
     states = {f.name: f.state for f in verification.fields}
@@ -80,4 +88,6 @@ def desk(session: Session, record_id: str) -> Desk:
         ],
         evidence.photos().record_photos(session, rec.event_id),
         verification,
+        ref,
+        notice,
     )

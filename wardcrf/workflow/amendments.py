@@ -70,6 +70,7 @@ class VersionState(TypedDict):
     protocol: GoverningVersion
     amendments: list[AppliedAmendment]
 
+
 MAX_REASON = 2000
 
 
@@ -97,14 +98,23 @@ def participant_ref(store: Store, p: Participant) -> dict[str, str] | None:
 def protocol_of(store: Store, p: Participant | None) -> Protocol:
     """The version whose forms and rules govern a participant: theirs once enrolled, else the active one.
 
-    A version the participant is on but this site has not loaded (a ward that has not received it
-    yet) falls back to the active one, as `protocol.version` does for records.
+    A version the participant is on but this laptop has not loaded (their enrollment came by sync or a
+    restore before the version's `protocol.loaded`) is refused in one line naming it: their forms,
+    schedule and rules are that version's, and no other version stands in for it (`protocol.version`).
     """
     ref = participant_ref(store, p) if p is not None else None
     active = protocols.active(store)
     if ref is None or (ref["id"], ref["version"]) == (active.id, active.version):
         return active
-    return protocols.version(store, ref)
+    try:
+        return protocols.version(store, ref)
+    except protocols.VersionNotLoaded as missing:
+        assert p is not None
+        raise Refused(
+            f"{p.id} is on {missing.named}, which is not loaded on this laptop: their forms, schedule and "
+            "rules are that version's, so nothing is shown, checked or saved for them under another one; "
+            "load it with `wardcrf protocol load FILE`"
+        ) from None
 
 
 def protocols_of(store: Store, people: list[Participant], *, log: Store | None = None) -> dict[str, Protocol]:
@@ -135,8 +145,12 @@ def protocols_of(store: Store, people: list[Participant], *, log: Store | None =
             refs[str(pid)] = (str(pr), str(ver))
     out: dict[str, Protocol] = {}
     for pid, (pr, ver) in refs.items():
-        if (pr, ver) != (active.id, active.version):
+        if (pr, ver) != (active.id, active.version) and protocols.is_loaded(
+            store, {"id": pr, "version": ver}
+        ):
             out[pid] = protocols.version(store, {"id": pr, "version": ver})
+    # A version not loaded here is left out: the ward's lists keep the participant under the active one
+    # (`participant show` and every form, wizard and save for them refuse, naming it: `protocol_of`).
     return out
 
 

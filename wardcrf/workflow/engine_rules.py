@@ -46,7 +46,7 @@ from ..clock import zone
 from ..engine import eligibility, gates, interpreter, schedule, visits
 from ..engine.interpreter import EvalError, Rec, Snapshot
 from ..engine.model import Administration, Model
-from ..errors import Refused
+from ..errors import Refused, UsageError
 from ..protocol import Protocol
 from ..sqlstore import common_dialect
 from ..store import Store
@@ -78,20 +78,30 @@ def rule_for(proto: Protocol, form: str) -> FormRule:
 
 
 @common_dialect
-def import_actions(store: Store, event: Event, form: str) -> tuple[str, str] | None:
+def import_actions(
+    store: Store, event: Event, form: str, arriving: Mapping[tuple[str, str], str] | None = None
+) -> tuple[str, str] | None:
     """(submit, amend) actions a record of `form` needed where it was made, for sync's check on import
-    (`authority.form_actions_of`): under the format-2 version named by the event (loaded here, exactly),
-    what `rule_for` requires of a form it declares — an administration form `dose.record`, the
-    eligibility form `participant.screen`, the `[dsmg] form` `dsmg.decide`. None for format 1, a
-    version not loaded here, or a form the version does not declare (the names decide: the cold
-    chain's forms, `signoff`)."""
+    (`authority.form_actions_of`): under the format-2 version named by the event (loaded here, exactly,
+    or loaded by an earlier event of the same bundle, `arriving`: a ward's first bundle loads its site's
+    first version and records under it), what `rule_for` requires of a form it declares — an
+    administration form `dose.record`, the eligibility form `participant.screen`, the `[dsmg] form`
+    `dsmg.decide`. None for format 1, a version neither loaded here nor in the bundle, or a form the
+    version does not declare (the names decide: the cold chain's forms, `signoff`)."""
     ref = event.protocol
     if not ref or form == "signoff":
         return None
-    try:
-        proto = protocols.loaded_version(store, str(ref.get("id", "")), str(ref.get("version", "")))
-    except Refused:
-        return None
+    key = (str(ref.get("id", "")), str(ref.get("version", "")))
+    if protocols.is_loaded(store, ref):
+        proto = protocols.loaded_version(store, *key)
+    else:
+        source = (arriving or {}).get(key)
+        if source is None:
+            return None
+        try:
+            proto = protocols.parse_cached(source, f"{key[0]} {key[1]} (arriving)")
+        except (Refused, UsageError, ValueError):
+            return None  # the bundle's own load of it is refused where it is projected
     m = proto.engine
     if m is None or form not in m.data.get("forms", {}):
         return None

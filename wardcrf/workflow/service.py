@@ -296,7 +296,18 @@ def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: s
     rec = records.load_for_amendment(session.store, event_id)
     original = get(session.store, event_id)
     assert original is not None
-    proto = protocols.version(session.store, original.protocol)
+    try:
+        proto = protocols.version(session.store, original.protocol)
+    except protocols.VersionNotLoaded as missing:
+        # Never checked against another version (the active one's ranges and choices are not the ones
+        # the record was entered under): refused before anything is asked or written.
+        raise Refused(
+            protocols.record_not_loaded(
+                event_id,
+                missing,
+                "it cannot be checked against its own forms, so it is not amended here; nothing was saved",
+            )
+        ) from None
     definition = proto.form(rec.form) if rec.form in proto.forms else None
     if definition is None:
         raise Refused(

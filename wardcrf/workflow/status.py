@@ -203,13 +203,20 @@ class ParticipantSummary(FormatTwoExtras):
     dsmg_hold: str | None
 
 
-def summary(store: Store, pid: str, at: datetime | None = None) -> ParticipantSummary:
-    """Everything a ward needs to know about one participant now."""
+def summary(
+    store: Store, pid: str, at: datetime | None = None, proto: protocols.Protocol | None = None
+) -> ParticipantSummary:
+    """Everything a ward needs to know about one participant now.
+
+    `proto`: the version to read them under when the caller has it (the ward list's `protocols_of`);
+    else theirs, refused by name when it is not loaded here (`amendments.protocol_of`).
+    """
     p = get_participant(store, pid)
     if p is None:
         raise Refused(f"unknown participant {text.excerpt(pid)} (see `wardcrf participant list`)")
     pid = p.id  # as stored, whatever case or padding was typed
-    proto = amendments.protocol_of(store, p)  # theirs once enrolled, not necessarily the active one
+    if proto is None:
+        proto = amendments.protocol_of(store, p)  # theirs once enrolled, not necessarily the active one
     at = at or now()
     if proto.engine is not None:  # a format-2 version of its own: the engine's view of the record
         from .engine_rules import summary as engine_summary
@@ -579,7 +586,7 @@ def _list_row_of(store: Store, proto: protocols.Protocol, p: Participant, at: da
         from .engine_rules import summary as engine_summary
 
         return list_row(engine_summary(store, proto, p, at))
-    return list_row(summary(store, p.id, at))
+    return list_row(summary(store, p.id, at, proto))
 
 
 def show(session: Session, pid: str) -> ParticipantSummary:

@@ -170,14 +170,20 @@ def _engine_row(store: Store, proto: protocols.Protocol, state: tuple[Any, ...])
 
 
 def _theirs(store: Store, pid: str) -> protocols.Protocol | None:
-    """The version a participant is on (`amendments`: their enrollment's, or the one applied to them)."""
-    from .amendments import protocol_of
+    """The version a participant is on (`amendments`: their enrollment's, or the one applied to them), as
+    `derive` reads it (`protocols_of`): a version not loaded here leaves them under the active one until it
+    is (loading it recomputes every row), so a rebuild's rows equal these."""
+    from .amendments import protocols_of
     from .base import get_participant
 
     try:
-        return protocol_of(store, get_participant(store, pid))
+        active = protocols.active(store)
     except Refused:
         return None  # no protocol yet: no due times (loading one recomputes every row)
+    p = get_participant(store, pid)
+    if p is None:
+        return active
+    return protocols_of(store, [p]).get(p.id, active)
 
 
 def _queue_row(store: Store, proto: protocols.Protocol | None, state: tuple[Any, ...]) -> tuple[Any, ...]:
