@@ -398,11 +398,6 @@ def check_log_only(v: Verified, name: str) -> None:
     them would accept what the SQLCipher hub holds. So it is refused, naming
     the types, and never half applied.
     """
-    if v.photos or v.evidence:
-        raise Refused(
-            f"{name}: carries {len(v.photos)} photo(s) and {len(v.evidence)} logger file(s), which a PostgreSQL"
-            " hub does not archive yet (issue 19); nothing applied: import it at a SQLCipher hub"
-        )
     needs = sorted(
         {
             e.type
@@ -410,11 +405,18 @@ def check_log_only(v: Verified, name: str) -> None:
             if e.type not in DEFERRED_PROJECTIONS and eventlog.has_projections(e.type)
         }
     )
+    parts = []
     if needs:
         shown = ", ".join(needs[:6]) + (f" and {len(needs) - 6} more" if len(needs) > 6 else "")
+        held = ingest.holds_reading(needs)
+        checks = f" ({'; '.join(held)})" if held else ""
+        parts.append(f"its {shown} events need projections and the checks that read them{checks}")
+    if v.photos or v.evidence:
+        parts.append(f"it carries {len(v.photos)} photo(s) and {len(v.evidence)} logger file(s)")
+    if parts:
         raise Refused(
-            f"{name}: its {shown} events need projections and the checks that read them, which a PostgreSQL"
-            " hub does not run yet (issue 19); nothing applied: import it at a SQLCipher hub"
+            f"{name}: {', and '.join(parts)}, which a PostgreSQL hub does not run or archive yet (issue 19);"
+            " nothing applied: import it at a SQLCipher hub"
         )
 
 

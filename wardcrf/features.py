@@ -115,9 +115,13 @@ class Registry:
         """Which events cite files a sync bundle must carry beside them, and where (`sync/bundle.py`)."""
         carried.add(extractor)
 
-    def after_ingest(self, fn: ingest.AfterIngest) -> None:
-        """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored."""
-        ingest.after_ingest_hook(fn)
+    def after_ingest(
+        self, fn: ingest.AfterIngest, *, holds: str | None = None, reads: tuple[str, ...] = ()
+    ) -> None:
+        """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored; `holds`
+        says what it holds for the coordinator, reading events of the `reads` types (named by an importer
+        that cannot run it)."""
+        ingest.after_ingest_hook(fn, holds=holds, reads=reads)
 
     def audit_check(self, name: str, fn: audit.Check) -> None:
         """`fn(store)` is one named integrity check of `audit verify`."""

@@ -22,7 +22,7 @@ kept, never dropped, the device is told).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .errors import Refused
@@ -32,6 +32,8 @@ from .store import Store
 
 AfterIngest = Callable[[Store, Sequence[Event]], None]
 _HOOKS: list[AfterIngest] = []
+_HOLDS: dict[AfterIngest, tuple[str, frozenset[str]]] = {}
+"""Per hook that may hold a bundle: what it holds, in people's words, and the event types it reads."""
 
 
 class HoldForCoordinator(Refused):
@@ -48,11 +50,24 @@ class HoldForCoordinator(Refused):
         self.body = body or {}
 
 
-def after_ingest_hook(fn: AfterIngest) -> AfterIngest:
-    """Register a function called with every run of events a sync bundle brought."""
+def after_ingest_hook(fn: AfterIngest, *, holds: str | None = None, reads: Iterable[str] = ()) -> AfterIngest:
+    """Register a function called with every run of events a sync bundle brought.
+
+    `holds`: what the hook holds for the coordinator (e.g. "a kit given twice"), read from events of the
+    `reads` types; an importer that cannot run the hook (a PostgreSQL hub, without projections) names it
+    when it refuses such a bundle (`holds_reading`).
+    """
     if fn not in _HOOKS:
         _HOOKS.append(fn)
+    if holds is not None:
+        _HOLDS[fn] = (holds, frozenset(reads))
     return fn
+
+
+def holds_reading(types: Iterable[str]) -> list[str]:
+    """What the registered hooks would hold for the coordinator, reading events of `types` (hook order)."""
+    wanted = set(types)
+    return [what for fn in _HOOKS if fn in _HOLDS for what, reads in [_HOLDS[fn]] if reads & wanted]
 
 
 def after_ingest(store: Store, events: Sequence[Event]) -> None:

@@ -259,4 +259,8 @@ def register(registry: Registry) -> None:
     registry.projector(_unblinded, "randomization.unblinded")
     registry.allocation_gate(check_allocated_kit)
     registry.course_kit(course_kit_holder)
-    registry.after_ingest(hold_allocations_off_the_list)
+    registry.after_ingest(
+        hold_allocations_off_the_list,
+        holds="an allocation off the list",
+        reads=("randomization.allocated",),
+    )

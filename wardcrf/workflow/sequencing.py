@@ -97,4 +97,8 @@ def hold_records_out_of_order(store: Store, events: Sequence[Event]) -> None:
 def register(registry: Registry) -> None:
     """The enrollment-sequencing audit check and its hold at sync import."""
     registry.audit_check("enrollment sequencing", _enrolled_first)
-    registry.after_ingest(hold_records_out_of_order)
+    registry.after_ingest(
+        hold_records_out_of_order,
+        holds="an enrollment or a dose out of sequence",
+        reads=("record.submitted", "record.amended"),
+    )
