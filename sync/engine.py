@@ -432,9 +432,11 @@ def check_portable(store: SqlStore, v: Verified, name: str) -> None:
             f"its records of form(s) {_some([repr(f[:60]) for f in sorted(forms)])} need projections"
         )
     if checks:
-        parts.append(f"its events need the import check(s) {_some([_named(fn) for fn in checks])}")
+        parts.append(f"its events need the import check(s) {_some([ingest.described(fn) for fn in checks])}")
+    held = ingest.holds_reading(present)
+    reading = f" ({'; '.join(held)})" if held else ""
     raise Refused(
-        f"{name}: {' and '.join(parts)} and the checks that read them, which a PostgreSQL hub does not run"
+        f"{name}: {' and '.join(parts)} and the checks that read them{reading}, which a PostgreSQL hub does not run"
         " yet (issue 19, docs/hub-postgres.md); nothing applied: import it at a SQLCipher hub"
     )
 
@@ -452,10 +454,6 @@ def _form_of(store: SqlStore, e: eventlog.Event, submitted: dict[str, object]) -
 
 def _some(names: list[str]) -> str:
     return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-
-
-def _named(fn: object) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
 
 
 def _record_held(

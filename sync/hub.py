@@ -647,6 +647,21 @@ def clashes(session: Session) -> list[dict[str, Any]]:
         )
 
 
+def held_rules(session: Session) -> list[dict[str, Any]]:
+    """Bundles held unmerged by a domain rule (a kit given twice, a record out of sequence, ...), unresolved.
+
+    Each row's `detail` names what the coordinator resolves (for a kit: the kit, both participants, both
+    records and both devices); `hub status --json` lists the same under "held_rules".
+    """
+    session.require("audit.read", what="list bundles held for the coordinator")
+    require_hub(session)
+    with ledger_store(session) as ledger:
+        return ledger.rows(
+            "SELECT device, bundle_seq, reason, detail, file, received_at FROM sync_held"
+            " WHERE reason NOT IN ('gap', 'fork', 'clash') AND resolved_at IS NULL ORDER BY device, bundle_seq"
+        )
+
+
 # -- replacement laptop ---------------------------------------------------------------
 
 

@@ -119,10 +119,11 @@ class Registry:
         """Which events cite files a sync bundle must carry beside them, and where (`sync/bundle.py`)."""
         carried.add(extractor)
 
-    def after_ingest(self, fn: ingest.AfterIngest, *types: str) -> None:
-        """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored
-        (with `types`: only for a bundle holding an event of one of them)."""
-        ingest.after_ingest_hook(fn, *types)
+    def after_ingest(self, fn: ingest.AfterIngest, *types: str, holds: str | None = None) -> None:
+        """`fn(store, events)` runs inside a sync bundle's transaction after its events are stored (with
+        `types`: only for a bundle holding an event of one of them, the types it reads); `holds` says what
+        it holds for the coordinator, in people's words (named by an importer that cannot run it)."""
+        ingest.after_ingest_hook(fn, *types, holds=holds)
 
     def audit_check(self, name: str, fn: audit.Check) -> None:
         """`fn(store)` is one named integrity check of `audit verify`."""

@@ -22,7 +22,7 @@ kept, never dropped, the device is told).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from .errors import Refused
@@ -35,6 +35,8 @@ AfterIngest = Callable[[Store, Sequence[Event]], None]
 _HOOKS: list[AfterIngest] = []
 _TYPES: dict[AfterIngest, frozenset[str]] = {}
 """Hooks that look only at some event types: they run for a bundle holding one of them."""
+_HOLDS: dict[AfterIngest, str] = {}
+"""Per hook that may hold a bundle: what it holds, in people's words."""
 
 
 class HoldForCoordinator(Refused):
@@ -51,14 +53,31 @@ class HoldForCoordinator(Refused):
         self.body = body or {}
 
 
-def after_ingest_hook(fn: AfterIngest, *types: str) -> AfterIngest:
-    """Register a function called with every run of events a sync bundle brought
-    (with `types`: only with a run holding an event of one of them)."""
+def after_ingest_hook(fn: AfterIngest, *types: str, holds: str | None = None) -> AfterIngest:
+    """Register a function called with every run of events a sync bundle brought (with `types`: only
+    with a run holding an event of one of them).
+
+    `holds`: what the hook holds for the coordinator (e.g. "a kit given twice"); an importer that cannot
+    run the hook (a PostgreSQL hub, for a hook not yet in the common dialect) names it when it refuses
+    such a bundle (`described`, `holds_reading`).
+    """
     if fn not in _HOOKS:
         _HOOKS.append(fn)
     if types:
         _TYPES[fn] = frozenset(types)
+    if holds is not None:
+        _HOLDS[fn] = holds
     return fn
+
+
+def described(fn: AfterIngest) -> str:
+    """A hook in people's words when it holds something for the coordinator, else its qualified name."""
+    return _HOLDS.get(fn) or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
+
+
+def holds_reading(types: Iterable[str]) -> list[str]:
+    """What the registered hooks would hold for the coordinator, run for events of `types` (hook order)."""
+    return [_HOLDS[fn] for fn in hooks_for(set(types)) if fn in _HOLDS]
 
 
 def hooks_for(types: Collection[str]) -> list[AfterIngest]:

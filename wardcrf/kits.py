@@ -65,7 +65,8 @@ class KitUse:
     event_id: str
 
     def __str__(self) -> str:
-        return f"kit {self.kit} was already used for {self.participant} dose {self.dose_number} ({self.event_id})"
+        dose = f" dose {self.dose_number}" if self.dose_number is not None else ""
+        return f"kit {self.kit} was already used for {self.participant}{dose} ({self.event_id})"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,9 @@ def kit_use(
     A kit allocated for a whole course (a blinded trial whose products say
     `kit = { use = "course" }`) is not used up by its participant's doses:
     asked for that `participant`, only a dose of someone else counts. Asked
-    for anyone else, or without a participant, every dose counts.
+    for anyone else, or without a participant, every dose counts. A format-2
+    version's administration record naming the kit counts too (after the
+    format-1 doses): one kit is used once whatever version recorded it.
 
     The one answer to "kit already used": the dose rule, the scan step, the
     custody gate and the cold-chain kit states all ask here. The `doses`
@@ -104,20 +107,26 @@ def kit_use(
             " AND participant != ? ORDER BY start, event_id LIMIT 1",
             (k, exclude or "", holder),
         )
-        return KitUse(k, row[0], row[1], row[2]) if row else None
+        if row is not None:
+            return KitUse(k, row[0], row[1], row[2])
+        return next(
+            (u for u in administration_uses(store, k, exclude=exclude) if u.participant != holder), None
+        )
     row = store.one(
         "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?"
         " ORDER BY start, event_id LIMIT 1",
         (k, exclude or ""),
     )
-    if row is None and participant is None:
+    if row is None:
         return _administration_kit_use(store, k, exclude)
-    return KitUse(k, row[0], row[1], row[2]) if row else None
+    return KitUse(k, row[0], row[1], row[2])
 
 
 def _administration_kit_use(store: Store, key: str, exclude: str | None) -> KitUse | None:
     """A format-2 version's administration record naming the kit (its forms are not format 1's `dose`), so the
-    cold chain sees a vial given by an infusion as used (not left at the bedside past its limit)."""
+    cold chain sees a vial given by an infusion as used (not left at the bedside past its limit), and a
+    format-1 dose (a participant still on a format-1 version, another's kit) is refused a kit an
+    administration record of a format-2 version gave."""
     uses = administration_uses(store, key, exclude=exclude, limit=1)
     return uses[0] if uses else None
 
@@ -162,26 +171,83 @@ def administration_record_kit(store: Store, event: Event) -> tuple[str, str, str
     return str(row[2]), str(row[1]), record
 
 
+def dose_uses(store: Store, kit: str, *, exclude: str | None = None) -> list[KitUse]:
+    """The format-1 dose records (the `doses` projection) naming `kit`, oldest first; `exclude` is the record asked about.
+
+    A record that is a format-2 version's administration record too (a version of its own whose
+    administration form is named `dose`, so both projections index it) is left to `administration_uses`,
+    which reads it under its version (a course kit, the kit's corrections).
+    """
+    rows = store.execute(
+        "SELECT d.participant, d.dose_number, d.event_id FROM doses d WHERE d.kit_id = ? AND d.event_id != ?"
+        " AND NOT EXISTS (SELECT 1 FROM administration_kits k WHERE k.event_id = d.event_id)"
+        " ORDER BY d.start, d.event_id",
+        (ids.key(kit), exclude or ""),
+    ).fetchall()
+    return [KitUse(ids.key(kit), str(r[0]), r[1], str(r[2])) for r in rows]
+
+
+def is_administration_record(store: Store, record: str) -> bool:
+    """Whether `record` (a record's event id) is a format-2 administration record (`administration_kits`)."""
+    return store.one("SELECT 1 FROM administration_kits WHERE event_id = ?", (record,)) is not None
+
+
+def course_record(store: Store, record: str) -> bool:
+    """Whether the administration record `record` gives a kit that serves its participant's whole course.
+
+    Read under the version its submission was captured under: its form gives only products whose kit
+    is one per course (`[[products]] kit = { use = "course" }`, as the ward's `kit.use` rule reads it).
+    A participant's later administrations reuse such a kit; any other kit is used once.
+    """
+    row = store.one(
+        "SELECT k.form, e.line FROM administration_kits k JOIN events e ON e.id = k.event_id"
+        " WHERE k.event_id = ?",
+        (record,),
+    )
+    if row is None:
+        return False
+    return str(row[0]) in _version_kits(store, Event.from_line(str(row[1])).protocol).course
+
+
+def device_of(store: Store, event_id: str) -> str:
+    """The device that recorded `event_id` (the hub names both laptops of a kit given twice)."""
+    found = store.scalar("SELECT device FROM events WHERE id = ?", (event_id,))
+    return str(found) if found is not None else "?"
+
+
 # -- the projection: the kit each format-2 administration record names ---------------------------
 
 MIGRATION = "0541-administration-kits"
 """The migration creating `administration_kits`; a site upgraded through it is filled once (`fill`)."""
 
-_KIT_FIELDS: WeakKeyDictionary[Store, dict[tuple[str, str], Mapping[str, str]]] = WeakKeyDictionary()
+
+@dataclass(frozen=True)
+class _VersionKits:
+    """What one version says of its administration records' kits: each form's kit field, and the forms
+    whose every product is one kit for a participant's whole course (`[[products]] kit = { use = "course" }`)."""
+
+    fields: Mapping[str, str]
+    course: frozenset[str]
+
+
+_KIT_FIELDS: WeakKeyDictionary[Store, dict[tuple[str, str], _VersionKits]] = WeakKeyDictionary()
 """Per store: the administration forms -> kit field of the version a record names. A loaded version's file
 never changes; a version not loaded here (no fields) changes only when a version is loaded, which clears
 the store's entries (`_protocol_loaded`). So a replay or a hub import asks no query
 per record."""
 
 
-def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str]:
-    """The administration forms of the version `ref` names and the field each records the kit in.
+def _version_kits(store: Store, ref: Mapping[str, str] | None) -> _VersionKits:
+    """The administration forms of the version `ref` names, the field each records the kit in, and which
+    of them give only course kits.
 
     The version a record was captured under (`protocol.version`), exactly; none for a format-1 version
     or its re-encoding (their doses are the `doses` projection's), and none for a version not loaded here:
     the active one's administration forms and kit field are not the record's. Bundles arrive in an order
     where a version precedes its records (a device's chain; a restore in the hub's order), so this only
     leaves out a record whose version never reached this device; `db rebuild` reads it once it has.
+    A form is a course kit's when every product its administrations give says `kit.use = "course"` (a
+    form giving a single-use product too is not: a second use of its kit is then a coordinator's question).
     """
     key = (str(ref.get("id", "")), str(ref.get("version", ""))) if ref else ("", "")
     known = _KIT_FIELDS.setdefault(store, {})
@@ -190,19 +256,31 @@ def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str
     try:
         m = protocols.version(store, ref).engine
     except Refused:  # no protocol loaded, or not the record's version: nothing to read the record under
-        return {}
-    fields = (
-        {
-            str(a.record["form"]): str(a.record["kit"])
-            for r in m.regimens.values()
-            for a in r.administrations
-            if a.record.get("kit")
+        return _VersionKits({}, frozenset())
+    if m is None:
+        found = _VersionKits({}, frozenset())
+    else:
+        uses = {
+            str(x.get("code")): str((x.get("kit") or {}).get("use", "administration"))
+            for x in m.data.get("products", ())
         }
-        if m is not None
-        else {}
-    )
-    known[key] = fields
-    return fields
+        products: dict[str, set[str]] = {}
+        fields: dict[str, str] = {}
+        for r in m.regimens.values():
+            for a in r.administrations:
+                if a.record.get("kit"):
+                    form = str(a.record["form"])
+                    fields[form] = str(a.record["kit"])
+                    products.setdefault(form, set()).add(str(a.product))
+        course = frozenset(f for f, ps in products.items() if ps and all(uses.get(x) == "course" for x in ps))
+        found = _VersionKits(fields, course)
+    known[key] = found
+    return found
+
+
+def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The administration forms of the version `ref` names and the field each records the kit in."""
+    return _version_kits(store, ref).fields
 
 
 @common_dialect

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 
 class Cursor(Protocol):
@@ -122,7 +122,7 @@ class Queries:
 
 # -- code whose SQL both engines run ----------------------------------------------------------
 
-A = TypeVar("A")
+P = ParamSpec("P")
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 _COMMON: set[object] = set()
@@ -153,7 +153,7 @@ def is_portable(fn: object) -> bool:
     return fn in _COMMON
 
 
-def portable(fn: Callable[[Any, A], R]) -> Callable[[SqlStore, A], R]:
+def portable(fn: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[SqlStore, P], R]:
     """`fn`, checked to be `common_dialect`, as code any `SqlStore` may be given to.
 
     Raises `NotPortable` otherwise: never runs SQLite-only SQL on another engine.

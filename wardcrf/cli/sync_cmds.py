@@ -552,7 +552,7 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         )
     for c in st["held_rules"]:
         console.print(
-            f"[bold red]HELD ({c['reason']})[/] {c['device']} bundle {c['bundle_seq']}: {c['detail']}",
+            f"[bold red]HELD ({c['reason']})[/] {c['device']} bundle {c['bundle_seq']}: {escape(c['detail'])}",
             highlight=False,
         )
     for r in st["refused"]:
@@ -617,13 +617,18 @@ def hub_records(
 def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     """Concurrent amendments of one field from two devices (the later by HLC is shown), then
     bundles held unmerged because two laptops allocated the same participant id (`hub status
-    --json` lists those under "clashes"), then logger readings two devices' files disagree on."""
+    --json` lists those under "clashes"), then bundles held by a rule (a kit given twice: the kit,
+    both participants, records and devices; "held_rules" in `hub status --json`), then logger
+    readings two devices' files disagree on."""
+    from rich.markup import escape
+
     from ..coldchain.loggers import iso_z
     from ..sync import hub
 
     with session(data_dir) as s:
         rows = hub.conflicts(s)
         clashes = hub.clashes(s)
+        held = hub.held_rules(s)
         readings = hub.reading_conflicts(s)
     if as_json:
         print_json(rows)
@@ -639,6 +644,11 @@ def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
     for c in clashes:
         console.print(
             f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
+        )
+    for c in held:
+        console.print(
+            f"[bold red]HELD ({c['reason']})[/] {c['device']} bundle {c['bundle_seq']}: {escape(c['detail'])}",
+            highlight=False,
         )
     for r in readings:
         console.print(

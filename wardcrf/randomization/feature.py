@@ -259,4 +259,6 @@ def register(registry: Registry) -> None:
     registry.projector(_unblinded, "randomization.unblinded")
     registry.allocation_gate(check_allocated_kit)
     registry.course_kit(course_kit_holder)
-    registry.after_ingest(hold_allocations_off_the_list, "randomization.allocated")  # it reads nothing else
+    registry.after_ingest(
+        hold_allocations_off_the_list, "randomization.allocated", holds="an allocation off the list"
+    )  # it reads nothing else

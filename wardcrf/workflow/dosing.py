@@ -30,7 +30,17 @@ from ..errors import Refused, ValidationFailed
 from ..eventlog import Event
 from ..forms import plain
 from ..ingest import HoldForCoordinator
-from ..kits import administration_record_kit, administration_uses, course_holder, kit_use
+from ..kits import (
+    KitUse,
+    administration_record_kit,
+    administration_uses,
+    course_holder,
+    course_record,
+    device_of,
+    dose_uses,
+    is_administration_record,
+    kit_use,
+)
 from ..records import Record
 from ..registration import require_installed
 from ..sqlstore import common_dialect, upsert
@@ -99,14 +109,21 @@ def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
     is held whole for the coordinator (reason ``kit``), like a participant
     clash: both kept, the device flagged, the ward told at its next sync.
     The question is asked of the one source, `kit_use`, after the bundle's
-    events are projected, so a kit used twice inside one bundle is caught too.
+    events are projected, so a kit used twice inside one bundle is caught too
+    (the same queries `kit_use` makes: `kits.dose_uses`, `kits.administration_uses`).
 
     A format-2 version's administration record (or a correction of its kit)
     is asked of the `administration_kits` projection (`wardcrf.kits`: each
     record read under the version it was captured under): held when another
-    participant's record gave the same kit. The same participant's records
-    are not a conflict here (a course kit serves all of them; a correction
-    of their own record is not another use).
+    participant's record gave the same kit, or when the same participant's
+    other record did and the kit is single-use (`kits.course_record`: a
+    course kit serves all of one participant's records; a correction of
+    their own record is not another use). The two formats are compared too:
+    a format-1 dose record and a format-2 administration record naming one
+    kit (a participant amended from a format-1 version to a format-2 one, or
+    two participants on different versions) are a double use, unless the
+    randomization list allocated that kit to that participant for the whole
+    course (`kits.course_holder`).
     """
     for event in events:
         _hold_administration_kit(store, event)
@@ -114,48 +131,120 @@ def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
         if dosed is None:
             continue
         kit, record = dosed
+        if is_administration_record(store, record):
+            continue  # a format-2 version's form named `dose`: asked above, under its version
         pid = (event.subject or "").removeprefix("participant:")
-        used = kit_use(store, kit, exclude=record, participant=pid)
-        if used is None:
-            continue
-        raise HoldForCoordinator(
-            "kit",
-            f"dose record {record} from device {event.device} gives kit {used.kit} to {pid}; the same "
-            f"kit was given to {used.participant} dose {used.dose_number} ({used.event_id}): "
-            "one kit, one dose; not merged",
-            body={
-                "kit": used.kit,
-                "participant": pid,
-                "event": event.id,
-                "used_by_participant": used.participant,
-                "used_by_event": used.event_id,
-            },
+        used = next((u for u in dose_uses(store, kit, exclude=record) if not _course(store, u, pid)), None)
+        if used is not None:
+            raise HoldForCoordinator(
+                "kit",
+                f"dose record {record} from device {event.device} gives kit {_shown(used.kit)} to {pid}; the same "
+                f"kit was given to {used.participant} dose {used.dose_number} ({used.event_id}) on device "
+                f"{device_of(store, used.event_id)}: one kit, one dose; not merged",
+                body=_held(used.kit, pid, event, record, used, store),
+            )
+        key = ids.key(kit)
+        other = next(
+            (u for u in administration_uses(store, key, exclude=record) if not _course(store, u, pid)), None
         )
+        if other is not None:
+            raise HoldForCoordinator(
+                "kit",
+                f"dose record {record} from device {event.device} gives kit {_shown(key)} to {pid}; the same kit was "
+                f"given to {other.participant} ({other.event_id}) on device {device_of(store, other.event_id)} "
+                "by an administration record of a format-2 version: one kit, one dose, whatever the "
+                "protocol version; not merged",
+                body=_held(
+                    key, pid, event, record, other, store, across="format 1 dose, format 2 administration"
+                ),
+            )
+
+
+SHOWN_KIT = 64
+"""Characters of a kit id a hold's one line shows (a bundle's kit field is the ward's, not bounded here)."""
+
+
+def _shown(kit: str) -> str:
+    """The kit as a hold's line names it: whole when short, else its start and its length."""
+    return kit if len(kit) <= SHOWN_KIT else f"{kit[:SHOWN_KIT]}… ({len(kit)} characters)"
+
+
+def _course(store: Store, use: KitUse, participant: str) -> bool:
+    """Across the formats: the same participant's use of a kit the randomization list allocated them for
+    their whole course (`kits.course_holder`) is not another use; anything else is."""
+    if use.participant != participant:
+        return False
+    holder = course_holder(store, use.kit)
+    return holder is not None and ids.same(holder, participant)
+
+
+def _held(
+    kit: str,
+    pid: str,
+    event: Event,
+    record: str,
+    used: KitUse,
+    store: Store,
+    *,
+    across: str | None = None,
+) -> dict[str, Any]:
+    """The `sync.bundle_held` body of a kit given twice: the kit, both participants, records and devices."""
+    body: dict[str, Any] = {
+        "kit": kit,
+        "participant": pid,
+        "event": event.id,
+        "record": record,
+        "record_device": event.device,
+        "used_by_participant": used.participant,
+        "used_by_event": used.event_id,
+        "used_by_device": device_of(store, used.event_id),
+    }
+    if across is not None:
+        body["formats"] = across
+    return body
 
 
 def _hold_administration_kit(store: Store, event: Event) -> None:
-    """Hold the bundle when `event` gives a format-2 administration record a kit another participant's
-    administration record already gave (`kits.administration_uses`, one indexed lookup)."""
+    """Hold the bundle when `event` gives a format-2 administration record a kit already given: by another
+    participant's administration record, by the same participant's other record when the kit is
+    single-use (not a course kit under both records' versions), or by a format-1 dose record.
+    One indexed lookup per projection (`kits.administration_uses`, `kits.dose_uses`)."""
     given = administration_record_kit(store, event)
     if given is None:
         return
     kit, pid, record = given
-    other = next((u for u in administration_uses(store, kit, exclude=record) if u.participant != pid), None)
-    if other is None:
-        return
-    raise HoldForCoordinator(
-        "kit",
-        f"administration record {record} from device {event.device} gives kit {kit} to {pid}; the same "
-        f"kit was given to {other.participant} ({other.event_id}): a kit is never given to two "
-        "participants; not merged",
-        body={
-            "kit": kit,
-            "participant": pid,
-            "event": event.id,
-            "used_by_participant": other.participant,
-            "used_by_event": other.event_id,
-        },
-    )
+    uses = administration_uses(store, kit, exclude=record)
+    other = next((u for u in uses if u.participant != pid), None)
+    if other is not None:
+        raise HoldForCoordinator(
+            "kit",
+            f"administration record {record} from device {event.device} gives kit {_shown(kit)} to {pid}; the same "
+            f"kit was given to {other.participant} ({other.event_id}) on device "
+            f"{device_of(store, other.event_id)}: a kit is never given to two participants; not merged",
+            body=_held(kit, pid, event, record, other, store),
+        )
+    course = bool(uses) and course_record(store, record)
+    again = next((u for u in uses if not (course and course_record(store, u.event_id))), None)
+    if again is not None:
+        raise HoldForCoordinator(
+            "kit",
+            f"administration record {record} from device {event.device} gives kit {_shown(kit)} to {pid}; the same "
+            f"kit was already given to {pid} ({again.event_id}) on device {device_of(store, again.event_id)}:"
+            " a single-use kit (not one kit for the course) is given once; not merged",
+            body=_held(kit, pid, event, record, again, store),
+        )
+    dosed = next((u for u in dose_uses(store, kit, exclude=record) if not _course(store, u, pid)), None)
+    if dosed is not None:
+        raise HoldForCoordinator(
+            "kit",
+            f"administration record {record} from device {event.device} gives kit {_shown(kit)} to {pid}; the same "
+            f"kit was given to {dosed.participant} dose {dosed.dose_number} ({dosed.event_id}) on device "
+            f"{device_of(store, dosed.event_id)} by a dose record of a format-1 version: one kit, one dose, "
+            "whatever the protocol version; not merged",
+            body=_held(
+                kit, pid, event, record, dosed, store, across="format 2 administration, format 1 dose"
+            ),
+        )
 
 
 def _kits_used_once(store: Store) -> CheckResult:
@@ -503,4 +592,9 @@ def register(registry: Registry) -> None:
     registry.audit_check("kits used once", _kits_used_once)
     registry.form_hook(_dose_hook, "dose")
     registry.form_hook(_vitals_hook, "vitals")
-    registry.after_ingest(hold_kit_given_twice)
+    registry.after_ingest(
+        hold_kit_given_twice,
+        "record.submitted",
+        "record.amended",
+        holds="a kit given twice (two participants, a single-use kit twice, or across protocol formats)",
+    )

@@ -687,6 +687,18 @@ def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None
             ctx.problem(field_, f"kit {key} was already used ({event_id}): one kit, one administration")
             return False
         first = False
+    # A format-1 version's dose record (a participant still on it, or this one before an amendment moved
+    # them): one kit, one use whatever the version; a kit the list allocated to them for the course excepted.
+    holder = kits.course_holder(ctx.store, key)
+    for use in kits.dose_uses(ctx.store, key, exclude=ctx.amending):
+        if use.participant == p.id and holder is not None and ids.same(holder, p.id):
+            first = False
+            continue
+        ctx.problem(
+            field_,
+            f"{use}, a dose record of a format-1 version: one kit, one administration, whatever the version",
+        )
+        return False
     return first
 
 

@@ -92,4 +92,8 @@ def hold_participant_clashes(store: Store, events: Sequence[Event]) -> None:
 
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
-    registry.after_ingest(hold_participant_clashes)
+    registry.after_ingest(
+        hold_participant_clashes,
+        "record.submitted",
+        holds="a participant id allocated by two laptops",
+    )

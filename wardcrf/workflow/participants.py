@@ -577,4 +577,9 @@ def register(registry: Registry) -> None:
     registry.record_hook(_eligibility_form_hook)
     registry.form_hook(_enrollment_hook, "enrollment")
     registry.audit_check("consent sequencing", _consent_first)
-    registry.after_ingest(hold_records_before_consent)
+    registry.after_ingest(
+        hold_records_before_consent,
+        "record.submitted",
+        "record.amended",
+        holds="a record before its consent",
+    )

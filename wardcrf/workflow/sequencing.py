@@ -99,4 +99,9 @@ def hold_records_out_of_order(store: Store, events: Sequence[Event]) -> None:
 def register(registry: Registry) -> None:
     """The enrollment-sequencing audit check and its hold at sync import."""
     registry.audit_check("enrollment sequencing", _enrolled_first)
-    registry.after_ingest(hold_records_out_of_order)
+    registry.after_ingest(
+        hold_records_out_of_order,
+        "record.submitted",
+        "record.amended",
+        holds="an enrollment or a dose out of sequence",
+    )
