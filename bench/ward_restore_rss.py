@@ -115,6 +115,7 @@ def _peak_kib(tree: Path, args: list[str]) -> tuple[int, float]:
         env=env,
         capture_output=True,
         text=True,
+        cwd=tree,  # not a checkout: `python -c` puts the working directory first on sys.path
     )
     if res.returncode != 0:
         raise SystemExit(f"wardcrf {' '.join(args)} failed ({res.returncode}): {res.stderr[-2000:]}")
@@ -128,7 +129,7 @@ def _which(tree: Path) -> str:
     code = "import wardcrf.sync.ward as w; print(w.__file__)"
     env = {**os.environ, "PYTHONPATH": str(tree)}
     return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tree
     ).stdout.strip()
 
 
