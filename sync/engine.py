@@ -25,7 +25,7 @@ import contextlib
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -221,6 +221,42 @@ class Spool:
     @property
     def placed(self) -> bool:
         return self._done
+
+    @property
+    def failed(self) -> BaseException | None:
+        """What went wrong while the bundle was copied or written here (raised again by `place`), if anything."""
+        return self._failed
+
+
+@contextlib.contextmanager
+def spooled_verify(
+    files_dir: Path, cipher: bytes | Path, sig: bytes, verify: Reverify, what: str, *, received: bool = False
+) -> Iterator[tuple[Verified, Spool]]:
+    """A bundle copied into `files_dir`/.incoming and verified from that copy as a stream; (verdict, spool).
+
+    What the hub's import does (`hub._verify_and_accept`), for a ward's imports
+    (`sync import`, `sync restore --from`): a file is copied in 1 MiB pieces,
+    then verified from the copy (so what is kept is what was checked, even if
+    the USB stick's file changes meanwhile) and never read whole. Hand the
+    spool to `accept`; whatever it did not keep is removed on the way out, and
+    the verified file released. `received`: the file was streamed into the
+    spool already (`Receiver`): adopted, not copied.
+    """
+    spool = Spool(files_dir, cipher, sig, received=received)
+    v: Verified | None = None
+    try:
+        if isinstance(cipher, Path) and spool.copy is None:
+            exc = spool.failed
+            reason = getattr(exc, "strerror", None) or exc
+            raise Refused(
+                f"{what}: cannot copy it into {files_dir / '.incoming'} ({reason}); nothing applied"
+            )
+        v = verify(spool.copy if spool.copy is not None else cipher, sig)
+        yield v, spool
+    finally:
+        if v is not None:
+            v.close()
+        spool.discard()
 
 
 _SPOOLED = itertools.count(1)

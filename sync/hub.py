@@ -27,6 +27,7 @@ from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
 from . import bundle, engine, hublog, outbox, receipts, registry
+from .pgstore import PgStore
 
 LOCK = threading.RLock()
 
@@ -96,18 +97,41 @@ def ledger_store(session: Session) -> Iterator[SqlStore]:
     if not pghub.configured(session.site.data_dir):
         yield session.store
         return
-    store = pghub.open_ledger(session)
-    try:
+    with pghub.ledger(session) as store:  # `hub serve`'s pool lends it, else a connection of its own
         pghub.mirror_registry(session.store, store)
         yield store
-    finally:
-        store.close()
+
+
+@contextlib.contextmanager
+def ledger_reader(session: Session) -> Iterator[SqlStore]:
+    """The ledger for a request that reads it only (`hub serve`'s device state and receipts).
+
+    On SQLCipher, under the hub lock (one connection to the hub's file, shared
+    by the server's threads). On PostgreSQL the lock is held only while the
+    hub's file is read and the registry copied (`ledger_store`); the database
+    is then read outside it, on the worker's pooled connection, in one
+    REPEATABLE READ snapshot: a ward asking for its receipt does not wait for
+    another ward's import, and sees one committed state. The lock is taken
+    before the connection, as an import does, so the two never wait for each
+    other in a circle.
+    """
+    from . import pghub
+
+    if not pghub.configured(session.site.data_dir):
+        with LOCK:
+            yield session.store
+        return
+    with contextlib.ExitStack() as stack:
+        with LOCK:
+            store = stack.enter_context(ledger_store(session))
+        assert isinstance(store, PgStore)
+        with store.snapshot():
+            yield store
 
 
 def _registry_changed(session: Session, store: SqlStore) -> None:
     """A fork or a clash flagged a device in the hub's file: the receipt, read from `store`, says so too."""
     from . import pghub
-    from .pgstore import PgStore
 
     if isinstance(store, PgStore):
         pghub.mirror_registry(session.store, store)
@@ -401,17 +425,6 @@ def import_file(session: Session, path: Path) -> ImportResult:
     """`import_bundle` of a file: copied into the spool and verified from that copy as a stream, never read whole."""
     path = Path(path)
     return import_bundle(session, path, read_sig(path), path.name)
-
-
-def read_pair(path: Path) -> tuple[bytes, bytes]:
-    """A bundle file and its `.minisig` beside it."""
-    path = Path(path)
-    sig = read_sig(path)
-    try:
-        cipher = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    return cipher, sig
 
 
 def read_sig(path: Path) -> bytes:

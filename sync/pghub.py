@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from wardcrf import audit, eventlog
@@ -34,7 +34,7 @@ from wardcrf.store import Store
 from wardcrf.tlog import merkle
 
 from . import engine, hublog, pgledger
-from .pgstore import PgStore, _psycopg, describe
+from .pgstore import PgPool, PgStore, _psycopg, describe
 
 DATABASE_FILE = "hub-database"
 ENV = "WARDCRF_HUB_DATABASE"
@@ -80,23 +80,80 @@ def dsn_of(data_dir: Path) -> str:
 
 def open_ledger(session: Session) -> PgStore:
     """The hub's PostgreSQL store, checked to be this hub's (its site row names this hub)."""
-    from . import registry
-
     store = PgStore(dsn_of(session.site.data_dir))
     try:
-        _, device, _kind = registry.own_site(session.store)[:3]
-        held = store.one("SELECT site, device FROM site WHERE id = 1")
+        _check_identity(session, store)
     except BaseException:
         store.close()
         raise
+    return store
+
+
+def _check_identity(session: Session, store: PgStore) -> None:
+    from . import registry
+
+    _, device, _kind = registry.own_site(session.store)[:3]
+    held = store.one("SELECT site, device FROM site WHERE id = 1")
     if held is None or held[1] != device:
-        store.close()
         raise Refused(
             f"the {store.name} is not this hub's"
             f" ({'no hub' if held is None else f'hub {held[0]}/{held[1]}'} there, this hub is {device});"
             " nothing read or written"
         )
-    return store
+
+
+_POOLS: dict[str, PgPool] = {}
+"""Hub directory -> the pool its `hub serve` worker opened (`pooled`); `ledger` lends from it."""
+
+
+def _pool_key(session: Session) -> str:
+    return str(Path(session.site.data_dir).resolve())
+
+
+@contextlib.contextmanager
+def pooled(session: Session, size: int, *, timeout: float = 30.0) -> Iterator[PgPool | None]:
+    """`hub serve`'s connections to a PostgreSQL hub: one bounded pool for this worker, closed at the end.
+
+    Opened (the database checked to answer and to be this hub's, else one
+    line says why) before the server answers anything; while it is open,
+    every `ledger_store` of this hub in this process borrows from it instead
+    of connecting. None, and nothing opened, for a hub on SQLCipher alone.
+    """
+    if not configured(session.site.data_dir):
+        yield None
+        return
+    # One connection first, closed again: the server answers and holds this hub's log, or one line says why.
+    open_ledger(session).close()
+    pool = PgPool(
+        dsn_of(session.site.data_dir),
+        size,
+        timeout=timeout,
+        application_name=f"wardcrf hub serve {os.getpid()}",
+    )
+    key = _pool_key(session)
+    _POOLS[key] = pool
+    try:
+        yield pool
+    finally:
+        if _POOLS.get(key) is pool:
+            del _POOLS[key]
+        pool.close()
+
+
+@contextlib.contextmanager
+def ledger(session: Session) -> Iterator[PgStore]:
+    """The hub's PostgreSQL store: lent by this process's pool when `hub serve` opened one, else connected
+    (and closed after) for this use alone, as `hub import` and the other commands do."""
+    pool = _POOLS.get(_pool_key(session))
+    if pool is not None:
+        with pool.store() as store:
+            yield store
+        return
+    store = open_ledger(session)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def check_reachable(dsn: str) -> str:

@@ -106,12 +106,26 @@ class PgStore(Queries):
             self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the {self.name}: {_first_line(exc)}") from None
+        self._owned = True
         self._depth = 0
         self._init_heads()
 
+    @classmethod
+    def adopt(cls, conn: Any, name: str) -> PgStore:
+        """A store on a connection lent by a `PgPool` (autocommit, outside a transaction); `close` leaves it open."""
+        self = cls.__new__(cls)
+        self.name = name
+        self.conn = conn
+        self._owned = False
+        self._depth = 0
+        self._init_heads()
+        return self
+
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()
+        """Close the connection this store opened (a pooled one goes back to its pool instead, `PgPool.store`)."""
+        if self._owned:
+            with contextlib.suppress(Exception):
+                self.conn.close()
 
     # -- transactions ------------------------------------------------------------
     @contextlib.contextmanager
@@ -158,6 +172,19 @@ class PgStore(Queries):
             self.pending_heads = {}
             for hook in self.after_commit:
                 hook(self)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[PgStore]:
+        """A transaction whose reads all see one committed state (REPEATABLE READ).
+
+        For the reads `hub serve` makes beside an import (`hub.ledger_reader`):
+        a receipt's chain heads, ledger rows and log proofs come from the same
+        moment, never half of a bundle another process was committing.
+        """
+        with self.transaction():
+            if self._depth == 1:
+                self.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield self
 
     # -- what the event log keeps per transaction (`wardcrf.eventlog`) ------------
     def _init_heads(self) -> None:
@@ -270,3 +297,100 @@ class PgStore(Queries):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+DEFAULT_POOL_SIZE = 4
+"""Connections one `hub serve` worker keeps to the hub's database at most (`--pool-size`, WARDCRF_HUB_POOL_SIZE)."""
+
+MAX_POOL_SIZE = 64
+
+
+class PgPool:
+    """A bounded pool of connections to the hub's database for one `hub serve` worker (psycopg_pool).
+
+    At most `size` connections are open at once (one is opened at start, more
+    as requests need them); a request waits up to `timeout` seconds for one,
+    then is answered that the database is busy. A connection goes back to the
+    pool when its request ends, however it ends: one returned inside a
+    transaction is rolled back first (so its transaction-scoped advisory
+    locks, the per-device ones, are released as when a connection closes);
+    one that broke (the server restarted, the backend was terminated) is
+    discarded and replaced, and every connection is checked when it is lent,
+    so one killed while idle is replaced before a request gets it. `close`
+    closes them all (`hub serve` shutting down).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        size: int = DEFAULT_POOL_SIZE,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: int = 10,
+        application_name: str = "wardcrf hub serve",
+    ) -> None:
+        psycopg = _psycopg()
+        try:
+            from psycopg_pool import ConnectionPool, PoolTimeout
+        except ImportError:
+            raise UsageError(
+                "hub serve on a PostgreSQL hub needs psycopg_pool: install wardcrf with the postgres extra"
+                " (pip install 'wardcrf[postgres]')"
+            ) from None
+        if not 1 <= size <= MAX_POOL_SIZE:
+            raise UsageError(f"the pool size must be 1 to {MAX_POOL_SIZE} connections (got {size})")
+        self.name = describe(dsn)
+        self.size = size
+        self.timeout = timeout
+        self._timeout_error = PoolTimeout
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=size,
+            open=False,
+            timeout=timeout,
+            check=ConnectionPool.check_connection,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": connect_timeout,
+                "application_name": application_name,
+            },
+            name="wardcrf-hub",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except (PoolTimeout, psycopg.Error) as exc:
+            self._pool.close()
+            raise StoreError(f"cannot connect to the {self.name}: {_first_line(exc)}") from None
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[PgStore]:
+        """A `PgStore` on a pooled connection, returned to the pool when the block ends (raised or not)."""
+        from psycopg_pool import PoolClosed
+
+        try:
+            conn = self._pool.getconn()
+        except self._timeout_error:
+            raise StoreError(
+                f"the {self.name} is busy: no connection of this worker's {self.size} came free within"
+                f" {self.timeout:g} s (hub serve --pool-size); try again"
+            ) from None
+        except PoolClosed:
+            raise StoreError(
+                f"the connections to the {self.name} are closed (hub serve is stopping)"
+            ) from None
+        try:
+            yield PgStore.adopt(conn, self.name)
+        finally:
+            self._pool.putconn(conn)  # rolled back if left in a transaction; discarded if broken
+
+    def stats(self) -> dict[str, int]:
+        """psycopg_pool's counters (connections_num: opened so far, returns_bad, connections_lost, pool_size, ...)."""
+        return dict(self._pool.get_stats())
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._pool.closed)
+
+    def close(self) -> None:
+        self._pool.close()

@@ -24,7 +24,7 @@ from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 
 from . import registry, ward
 from .cards import Card
-from .hub import RESTORE_ORDER, read_pair
+from .hub import RESTORE_ORDER, read_sig
 from .transport import Client
 
 
@@ -62,9 +62,18 @@ def complete(session: Session, *, client: Client | None = None, from_dir: Path |
             raise Refused(
                 "the hub holds no bundles of this site for this laptop (is it registered with --replaces?)"
             )
+        spool = session.site.data_dir / "sync"
         for item in items:
-            cipher, sig = client.restore_fetch(session.ctx.device, item["device"], int(item["bundle_seq"]))
-            lines.append(_apply(session, cipher, sig, f"{item['device']} bundle {item['bundle_seq']}"))
+            # Streamed into this laptop's spool as it arrives, then verified from there: never held whole.
+            path, sig = client.restore_fetch_into(
+                session.ctx.device, item["device"], int(item["bundle_seq"]), spool
+            )
+            try:
+                lines.append(
+                    _apply(session, path, sig, f"{item['device']} bundle {item['bundle_seq']}", received=True)
+                )
+            finally:
+                path.unlink(missing_ok=True)  # kept (moved under applied/) or refused: never left behind
         return lines
     if from_dir is None:
         raise Refused(
@@ -75,8 +84,8 @@ def complete(session: Session, *, client: Client | None = None, from_dir: Path |
     for f in sorted(Path(from_dir).glob("*.tar.age")):
         lines.append(ward.import_file(session, f))
     for f in _in_hub_order(Path(from_dir) / "restore"):
-        cipher, sig = read_pair(f)
-        lines.append(_apply(session, cipher, sig, f.name))
+        # Streamed from the stick into the laptop's spool and verified there: never read whole.
+        lines.append(_apply(session, f, read_sig(f), f.name))
     return lines
 
 
@@ -98,8 +107,8 @@ def _in_hub_order(folder: Path) -> list[Path]:
     return listed + sorted(files.values())
 
 
-def _apply(session: Session, cipher: bytes, sig: bytes, what: str) -> str:
-    out = ward.apply_restored(session, cipher, sig, what)
+def _apply(session: Session, cipher: bytes | Path, sig: bytes, what: str, *, received: bool = False) -> str:
+    out = ward.apply_restored(session, cipher, sig, what, received=received)
     if not out.ok:
         raise Refused(out.message)
     return out.message

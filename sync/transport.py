@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 from typing import Any
 
 from wardcrf.errors import Refused, WardError
@@ -106,9 +107,50 @@ class Client:
     def restore_list(self, device: str) -> list[dict[str, Any]]:
         return list(self._json(self._request("GET", f"/v1/devices/{device}/restore"))["bundles"])
 
-    def restore_fetch(self, device: str, source: str, bundle_seq: int) -> tuple[bytes, bytes]:
-        resp = self._request("GET", f"/v1/devices/{device}/restore/{source}/{bundle_seq}")
-        if resp.status_code != 200:
-            self._json(resp)
-            raise Refused(f"hub did not return bundle {bundle_seq} of {source}")
-        return resp.content, base64.b64decode(resp.headers[SIG_HEADER])
+    def restore_fetch_into(
+        self, device: str, source: str, bundle_seq: int, files_dir: Path
+    ) -> tuple[Path, bytes]:
+        """A device's bundle for a replacement laptop, streamed into the laptop's spool; (its file, the hub's signature).
+
+        The body goes to `files_dir`/.incoming in pieces as it arrives
+        (`engine.Receiver`, refused past the bundle size limit), never held
+        whole; the caller verifies and applies that file and it is removed
+        unless kept. Retried like every request; a partial file is removed
+        before each retry.
+        """
+        import httpx
+
+        from .bundle import LIMITS
+        from .engine import Receiver
+
+        path = f"/v1/devices/{device}/restore/{source}/{bundle_seq}"
+        last: Exception | None = None
+        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+        for attempt in range(self.attempts):
+            received = Receiver(files_dir, LIMITS.bundle_bytes)
+            try:
+                with httpx.Client(timeout=timeout) as http, http.stream("GET", self.url + path) as resp:
+                    if resp.status_code >= 500:
+                        raise httpx.HTTPStatusError(
+                            f"hub error {resp.status_code}", request=resp.request, response=resp
+                        )
+                    if resp.status_code != 200:
+                        resp.read()
+                        self._json(resp)
+                        raise Refused(f"hub did not return bundle {bundle_seq} of {source}")
+                    sig = base64.b64decode(resp.headers.get(SIG_HEADER, ""))
+                    for piece in resp.iter_bytes(256 * 1024):  # pieces as they arrive, a few at most held
+                        received.write(piece)
+                return received.finish(), sig
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                received.discard()
+                last = exc
+                if attempt + 1 < self.attempts:
+                    time.sleep(self.backoff * (2**attempt))
+            except BaseException:
+                received.discard()
+                raise
+        raise Offline(
+            f"hub at {self.url} is unreachable ({type(last).__name__}: {last}); nothing was lost, "
+            "the restore can be run again"
+        )

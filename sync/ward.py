@@ -149,8 +149,15 @@ def apply_receipt(session: Session, data: bytes, sig: bytes) -> str:
     return receipts.record(session.store, body, hub)
 
 
-def apply_hub_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "hub bundle") -> engine.Outcome:
-    """Verify a hub -> ward bundle with the hub's registered key and apply it."""
+def apply_hub_bundle(
+    session: Session, cipher: bytes | Path, sig: bytes, what: str = "hub bundle"
+) -> engine.Outcome:
+    """Verify a hub -> ward bundle with the hub's registered key and apply it.
+
+    `cipher` is the bundle's bytes (HTTP pull) or its file (`sync import`): a
+    file is copied into the laptop's spool and verified from the copy as a
+    stream, never read whole (`engine.spooled_verify`).
+    """
     session.require("sync.export", what="import hub bundles")
     require_ward(session)
     store = session.store
@@ -160,10 +167,11 @@ def apply_hub_bundle(session: Session, cipher: bytes, sig: bytes, what: str = "h
     def verify(c: bytes | Path, s: bytes) -> bundle.Verified:
         return bundle.verify(c, s, hub_signer(store), [keys.age_identity], what)
 
-    v = verify(cipher, sig)
-    if v.manifest.get("to") not in (None, session.ctx.device):
-        raise Refused(f"{what} is addressed to device {v.manifest.get('to')}, not this laptop")
-    out = engine.accept(store, v, cipher, sig, session.site.data_dir / "sync", reverify=verify)
+    files_dir = session.site.data_dir / "sync"
+    with engine.spooled_verify(files_dir, cipher, sig, verify, what) as (v, spool):
+        if v.manifest.get("to") not in (None, session.ctx.device):
+            raise Refused(f"{what} is addressed to device {v.manifest.get('to')}, not this laptop")
+        out = engine.accept(store, v, cipher, sig, files_dir, reverify=verify, spool=spool)
     set_state(store, "last_hub_bundle", json.dumps({"at": _now(), "bundle_seq": v.bundle_seq}))
     return out
 
@@ -179,10 +187,11 @@ def import_file(session: Session, path: Path) -> str:
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
         return apply_receipt(session, data, sig)
-    from .hub import read_pair
+    from .hub import read_sig
 
-    cipher, sig = read_pair(path)
-    out = apply_hub_bundle(session, cipher, sig, path.name)
+    # The name and size are checked and the signature read; the bundle itself is streamed, never read whole.
+    sig = read_sig(path)
+    out = apply_hub_bundle(session, path, sig, path.name)
     if not out.ok:
         raise Refused(out.message)
     return out.message
@@ -284,10 +293,21 @@ def status(session: Session) -> SyncStatus:
 
 
 def apply_restored(
-    session: Session, cipher: bytes, sig: bytes, what: str = "restored bundle"
+    session: Session,
+    cipher: bytes | Path,
+    sig: bytes,
+    what: str = "restored bundle",
+    *,
+    received: bool = False,
 ) -> engine.Outcome:
     """A device's original bundle relayed by the hub (replacement laptop): hub outer
-    signature, device inner signature checked against the registry from the hub's chain."""
+    signature, device inner signature checked against the registry from the hub's chain.
+
+    A file (`sync restore --from`) is copied into the laptop's spool and verified
+    from the copy as a stream, its photos stored one at a time: never the bundle whole.
+    `received`: the file is already in the spool, streamed there from the hub
+    (`Client.restore_fetch_into`): it is adopted, not copied.
+    """
     session.require("sync.configure", what="restore site data from the hub")
     require_ward(session)
     store = session.store
@@ -303,10 +323,11 @@ def apply_restored(
     def verify(c: bytes | Path, s: bytes) -> bundle.Verified:
         return bundle.verify(c, s, device_lookup, [keys.age_identity], what, relay=hub_signer(store))
 
-    v = verify(cipher, sig)
-    if v.manifest["site"] != session.ctx.site:
-        raise Refused(f"{what} belongs to site {v.manifest['site']}, this laptop is {session.ctx.site}")
-    return engine.accept(store, v, cipher, sig, session.site.data_dir / "sync", reverify=verify)
+    files_dir = session.site.data_dir / "sync"
+    with engine.spooled_verify(files_dir, cipher, sig, verify, what, received=received) as (v, spool):
+        if v.manifest["site"] != session.ctx.site:
+            raise Refused(f"{what} belongs to site {v.manifest['site']}, this laptop is {session.ctx.site}")
+        return engine.accept(store, v, cipher, sig, files_dir, reverify=verify, spool=spool)
 
 
 def sync_label(store: Store) -> str:

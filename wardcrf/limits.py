@@ -31,6 +31,7 @@ def rows() -> list[Limit]:
     from .coldchain import loggers
     from .photos import validate as photos
     from .sync.bundle import LIMITS
+    from .sync.server import BodyTimeouts
 
     return [
         Limit(
@@ -38,6 +39,17 @@ def rows() -> list[Limit]:
             _size(LIMITS.bundle_bytes),
             "a bundle file, or an HTTP push body counted while it streams, chunked or not "
             "(`hub serve --max-body-mb`)",
+        ),
+        Limit(
+            "sync.server.BodyTimeouts.idle",
+            f"{BodyTimeouts.idle:g} s",
+            "the longest pause in an HTTP push body (`hub serve --body-idle-timeout`; then 408, nothing kept)",
+        ),
+        Limit(
+            "sync.server.BodyTimeouts.min_rate",
+            f"{BodyTimeouts.min_rate:,} bytes/s",
+            "the slowest average of an HTTP push body after its first idle-timeout seconds "
+            "(`hub serve --body-min-rate`; 0: off)",
         ),
         Limit("sync.bundle.LIMITS.members", f"{LIMITS.members:,}", "members of a bundle's archive"),
         Limit("sync.bundle.LIMITS.manifest_bytes", _size(LIMITS.manifest_bytes), "a bundle's manifest"),

@@ -92,8 +92,9 @@ def subprocess_env(user: str = "admin") -> dict[str, str]:
     }
 
 
-def serve_process(hub_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    """`wardcrf hub serve` on loopback in a subprocess, with the tests' scratch event types declared."""
+def serve_process(hub_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    """`wardcrf hub serve` on loopback in a subprocess, with the tests' scratch event types declared
+    (`extra`: more options, e.g. ``--pool-size 2``)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -105,6 +106,7 @@ def serve_process(hub_dir: Path, port: int) -> subprocess.Popen[bytes]:
             str(hub_dir),
             "--port",
             str(port),
+            *extra,
         ],
         env=subprocess_env(),
         stdout=subprocess.PIPE,
@@ -115,10 +117,10 @@ def serve_process(hub_dir: Path, port: int) -> subprocess.Popen[bytes]:
 class HubServer:
     """`wardcrf hub serve` in a subprocess on loopback; stops by itself when the test ends."""
 
-    def __init__(self, hub_dir: Path) -> None:
+    def __init__(self, hub_dir: Path, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = serve_process(hub_dir, self.port)
+        self.proc = serve_process(hub_dir, self.port, *extra)
         self.wait_ready()
 
     def wait_ready(self) -> None:

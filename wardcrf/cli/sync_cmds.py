@@ -510,14 +510,44 @@ def serve(
             "--max-body-mb", help="Largest bundle accepted in one push, MiB (read while it streams)."
         ),
     ] = 512,
+    body_idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-idle-timeout",
+            envvar="WARDCRF_HUB_BODY_IDLE_TIMEOUT",
+            help="Longest pause in a push body, seconds; then it is cut (408), nothing kept.",
+        ),
+    ] = 60.0,
+    body_min_rate: Annotated[
+        int,
+        typer.Option(
+            "--body-min-rate",
+            envvar="WARDCRF_HUB_BODY_MIN_RATE",
+            help="Slowest average a push body may arrive at after its first idle-timeout seconds, bytes/s (0: off).",
+        ),
+    ] = 1024,
+    pool_size: Annotated[
+        int,
+        typer.Option(
+            "--pool-size",
+            envvar="WARDCRF_HUB_POOL_SIZE",
+            help="A PostgreSQL hub: most connections this worker opens to the database (1-64).",
+        ),
+    ] = 4,
 ) -> None:
     """Serve wards over HTTP (push, pull, receipts). TLS is left to a reverse proxy (docs/sync.md)."""
     from ..sync import server
+    from ..sync.pgstore import MAX_POOL_SIZE
 
     if not 1 <= max_body_mb <= 64 * 1024:
         raise UsageError("--max-body-mb must be 1 to 65536")
+    if not 1 <= pool_size <= MAX_POOL_SIZE:
+        raise UsageError(f"--pool-size must be 1 to {MAX_POOL_SIZE} connections per worker")
+    timeouts = server.BodyTimeouts(body_idle_timeout, body_min_rate)  # refused in one line when out of range
     with session(data_dir) as s:
-        server.serve(s, host, port, max_body=max_body_mb * 1024 * 1024)
+        server.serve(
+            s, host, port, max_body=max_body_mb * 1024 * 1024, timeouts=timeouts, pool_size=pool_size
+        )
 
 
 @hub_app.command("status")
@@ -739,7 +769,7 @@ def verify_bundle(
     """Verify a bundle standalone, as an auditor: signatures, archive, checksums, chain, photos."""
     from ..sync import bundle
     from ..sync.cards import Card
-    from ..sync.hub import read_pair
+    from ..sync.hub import read_sig
 
     card = Card.read(device_card)
     try:
@@ -752,12 +782,13 @@ def verify_bundle(
         raise UsageError(f"cannot read {identity}: {exc.strerror}") from None
     if not ids:
         raise UsageError(f"{identity} holds no age identity (AGE-SECRET-KEY-1... line)")
-    cipher, sig = read_pair(file)
+    sig = read_sig(file)  # the bundle itself is verified as a stream from its file, never read whole
     signer = bundle.Signer(card.device, card.site, card.sign_public, card.key_id)
     try:
-        v = bundle.verify(cipher, sig, lambda k: signer if k == card.key_id else None, ids, file.name)
+        v = bundle.verify(file, sig, lambda k: signer if k == card.key_id else None, ids, file.name)
     except Refused as exc:
         raise VerificationFailed(f"bundle verification failed: {exc}") from None
+    v.close()
     if as_json:
         print_json(
             {"ok": True, "manifest": v.manifest, "manifest_sha256": v.manifest_sha, "report": v.report}
