@@ -492,7 +492,7 @@ def _anchor(r: _Reader, i: int, anchor: Mapping[str, Any], forms: Mapping[str, A
             (*p, "name"),
             f"{anchor['name']!r} is a built-in anchor (the ward dates it itself): give this one another name",
         )
-    form = forms.get(anchor.get("form"), {})
+    form = forms.get(str(anchor.get("form")), {})
     if not form:
         r.err((*p, "form"), f"form {anchor.get('form')!r} is not declared")
         return

@@ -1113,7 +1113,7 @@ def _calendar_lines(
                 local = when.astimezone(tz).date() if isinstance(when, datetime) else when
                 if visits.place(m, per, rec, local, snap) is not None:
                     taken.add(rec.event_id)
-    return [
+    lines: list[VisitLine] = [
         {
             "visit": d.occurrence.visit.code,
             "number": d.occurrence.n,
@@ -1126,7 +1126,8 @@ def _calendar_lines(
             "window": [d.occurrence.opens.isoformat(), d.occurrence.closes.isoformat()],
         }
         for d in visits.dated_owed(found, records, snap, at, tz, taken=frozenset(taken))
-    ] + pending
+    ]
+    return lines + pending
 
 
 NOT_PLACED = "not yet placed"
