@@ -1083,3 +1083,15 @@ CREATE TABLE cc_preparations (
     field_values TEXT NOT NULL
 );
 CREATE INDEX cc_preparations_kit ON cc_preparations (kit_id);
+
+-- migration: 0570-ward-queue-visits
+-- The ward queue counts the visit forms a participant owes like any other due work (issue 17;
+-- wardcrf/workflow/wardqueue.py): `visit_due` is the moment (UTC) from which the earliest visit form the
+-- participant owes is due — a calendar visit's window opening (the local midnight of its first day), or
+-- the start of an administration whose visit still owes a form; `visit_until` the earliest end of such a
+-- window (the queue's order); both NULL when no visit owes anything. A derived index like the rest of the
+-- row: `db rebuild` re-derives it, and a site upgraded through this migration re-derives its rows when it
+-- is opened (`projections.rederive_after`).
+ALTER TABLE ward_queue ADD COLUMN visit_due TEXT;
+ALTER TABLE ward_queue ADD COLUMN visit_until TEXT;
+CREATE INDEX ward_queue_visits ON ward_queue (visit_due) WHERE visit_due IS NOT NULL;

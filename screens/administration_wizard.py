@@ -299,6 +299,13 @@ class AdministrationWizard(StepWizard):
             lines.append(escape(t("adm.duration", duration=p.duration)))
         if p.refusal:
             lines.append("[b red]" + escape(t("adm.refused", reason=p.refusal)) + "[/]")
+        if p.visits:  # the visit forms owed now: the same items as the ward's worklist ("FORM (VISIT)")
+            items = "; ".join(
+                f"{v.what} — {domain_word('state', v.state)}"
+                + (t("adm.visit_with_this") if v.with_this else "")
+                for v in p.visits
+            )
+            lines.append("[b yellow]" + escape(t("adm.visits_owed", items=items)) + "[/]")
         return "\n".join(lines)
 
     def _units_text(self) -> str:

@@ -51,6 +51,18 @@ def deviation_item(d: Deviation) -> str:
     return d["kind"] if n is None else f"{d['kind']} {n}"
 
 
+def visit_items(summary: ParticipantSummary) -> list[str]:
+    """A format-2 participant's visits worth a look: the forms owed now (due, closing, overdue) and the
+    calendar visits not yet placed, with what will date them ("day 8 after first dose")."""
+    out: list[str] = []
+    for v in summary.get("visits", ()):
+        if v.get("placed_from"):
+            out.append(f"{v['name']} — {v['placed_from']} — {domain_word('state', v['state'])}")
+        elif v["owed"] and v["state"] in ("due now", "window closing", "overdue"):
+            out.append(f"{v['name']}: {', '.join(v['owed'])} ({domain_word('state', v['state'])})")
+    return out
+
+
 def _what(e: audit.TrailEntry) -> str:
     """One timeline line: the form and its values, or who signed and why."""
     if e.type == "record.submitted":
@@ -221,6 +233,9 @@ class ParticipantScreen(Screen[None]):
             ),
             next_text,
         ]
+        visits = visit_items(summary)
+        if visits:
+            lines.append(t("participant.visits", items="; ".join(visits)))
         if self.version is not None:
             lines.append(self._protocol_line(self.version))
         if summary.get("deviations"):

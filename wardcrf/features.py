@@ -133,9 +133,14 @@ class Registry:
         """`fn(session)`: `audit verify`'s checks of what the site keeps beside its file (a PostgreSQL hub)."""
         audit.register_site_check(fn)
 
-    def derived_index(self, fn: projections.DerivedIndex, *tables: str) -> None:
-        """`fn(target, source)` re-derives `tables` from stored evidence (`db rebuild`, `--check`)."""
+    def derived_index(
+        self, fn: projections.DerivedIndex, *tables: str, migrations: tuple[str, ...] = ()
+    ) -> None:
+        """`fn(target, source)` re-derives `tables` from stored evidence (`db rebuild`, `--check`), and on a
+        site upgraded through one of `migrations` (a column only the derivation fills) at sign-in."""
         projections.derived_index(*tables)(fn)
+        for name in migrations:
+            projections.rederive_when_migrated(name, fn)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,37 @@ def derived_index(*tables: str) -> Callable[[DerivedIndex], DerivedIndex]:
     return register
 
 
+REDERIVED_AFTER: dict[str, list[DerivedIndex]] = {}
+"""migration name -> the derived indexes a store re-derives once it has applied that migration (a column
+added to an index that only a derivation fills: `rederive_after`)."""
+
+
+def rederive_when_migrated(migration: str, fn: DerivedIndex) -> None:
+    """Add (`features.Registry.derived_index(..., migrations=...)`): re-derive `fn` after `migration`."""
+    found = REDERIVED_AFTER.setdefault(migration, [])
+    if fn not in found:
+        found.append(fn)
+
+
+def rederive_after(store: Store, applied: list[str]) -> int:
+    """Re-derive, from the store itself, the indexes a migration just `applied` asks for (a site upgraded
+    at sign-in, `Site.unlock_key`); returns how many were. One its data refuses (a protocol that no longer
+    loads) keeps its rows as they were, each in its own transaction: the sign-in goes on, and `db rebuild`
+    names the refusal."""
+    fns: list[DerivedIndex] = []
+    for name in applied:
+        fns += [fn for fn in REDERIVED_AFTER.get(name, ()) if fn not in fns]
+    done = 0
+    for fn in fns:
+        try:
+            with store.transaction():
+                fn(store, store)
+            done += 1
+        except Refused:
+            continue
+    return done
+
+
 def derived_tables() -> list[str]:
     return [t for tables, _fn in DERIVED_INDEXES for t in tables]
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import eventlog, kits, registration, roles, rollback, sessionkeys
+from . import eventlog, kits, projections, registration, roles, rollback, sessionkeys
 from .clock import iso_utc, now_utc, zone
 from .errors import AuthError, PermissionDenied, Refused, UsageError
 from .eventlog import AppendResult, Author, DeviceContext
@@ -282,10 +282,11 @@ class Site:
         registration.require_installed()
         store = Store(self.db_path, key)
         try:
-            upgraded = kits.MIGRATION in store.migrate()
+            applied = store.migrate()
             rollback.attach(store, self._counter(key))
-            if upgraded:
+            if kits.MIGRATION in applied:
                 kits.fill(store)  # the administration records an upgraded site already holds
+            projections.rederive_after(store, applied)  # an index a migration widened (the ward queue)
         except BaseException:
             store.close()
             raise

@@ -11,6 +11,7 @@ of a patient randomized yesterday is due. Every wait is on a condition
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -197,6 +198,42 @@ async def test_an_infusion_is_given_step_by_step_and_keys_land_in_their_steps(mo
         "pre_infusion": 37.9,
         "post_infusion": 37.6,
     }
+
+
+OWED_HERE = re.compile(
+    r"vitals \(DAY (\d+)\) — window closing \(filled by this administration's assessments\)"
+)
+
+
+async def test_the_wizard_lists_the_visit_forms_owed_and_saving_fills_them(palm) -> None:
+    """The day's inpatient visit (INPT, a calendar visit) owes vitals: the participant screen lists it, the
+    wizard says the administration's own assessments fill it, and once the whole administration, sent in a
+    burst, is saved it is owed no more."""
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        summary = _text(app.screen, "#p-summary")
+        day = re.search(r"DAY (\d+): vitals \(window closing\)", summary)
+        assert day is not None and "Visits: " in summary, summary
+        await burst(pilot, "d")
+        await settle(pilot)
+        wiz = app.screen
+        assert isinstance(wiz, AdministrationWizard), app.screen
+        owed = [(v.what, v.state, v.with_this) for v in wiz.plan.visits]
+        assert (f"vitals (DAY {day.group(1)})", "window closing", True) in owed
+        text = _text(wiz, "#wizard-dose")
+        head = OWED_HERE.search(text)
+        assert "Visit forms owed: " in text and head is not None and head.group(1) == day.group(1), text
+        await burst(pilot, *kit, *INFUSION_KEYS)  # the vial's label and the whole administration at once
+        await settle(pilot)
+        assert wiz.saved is not None, (wiz.message, wiz.step, wiz.problems, wiz.preview_error)
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen)
+        after = _text(app.screen, "#p-summary")
+        assert f"DAY {day.group(1)}: vitals" not in after, after
 
 
 async def _to_given_step(pilot, wiz, kit: str) -> None:

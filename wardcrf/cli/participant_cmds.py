@@ -110,6 +110,9 @@ def _print_summary(info: dict[str, Any]) -> None:
         why = f" ({nd['hold']})" if nd.get("hold") else ""
         console.print(f"next: dose {nd['dose']} due {nd['due']} — {nd['state']}{why}", highlight=False)
     for v in info.get("visits", ()):  # format 2: visits per administration, then calendar visits
+        if v.get("placed_from"):  # its anchor's event has not happened: no date yet
+            console.print(f"  visit {v['name']} ({v['placed_from']}) — {v['state']}", highlight=False)
+            continue
         owed = f"; owed: {', '.join(v['owed'])}" if v["owed"] and v["state"] != "missed" else ""
         span = f", window {v['window'][0]} to {v['window'][1]}" if v.get("window") else ""
         console.print(f"  visit {v['name']} ({v['due']}{span}) — {v['state']}{owed}", highlight=False)

@@ -12,7 +12,8 @@ import typer
 from .common import DataDirOption, console, print_json, session
 
 app = typer.Typer(
-    help="Reports from recorded data: outcomes, safety, audit copy (PDF).", no_args_is_help=True
+    help="Reports from recorded data: outcomes, endpoints, visits, safety, audit copy (PDF).",
+    no_args_is_help=True,
 )
 
 
@@ -103,6 +104,17 @@ def outcomes(
 def endpoints_(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataDirOption = None) -> None:
     """A format-2 protocol's declared endpoints per arm, from the records (mortality, proportions, time to event)."""
     from ..reports import engine_endpoints as rep
+
+    with session(data_dir, file_only="report") as s:
+        data = rep.compute(s)
+    _emit(data, rep.document(data), fmt, out)
+
+
+@app.command("visits")
+def visits_(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataDirOption = None) -> None:
+    """A format-2 protocol's visits now: the forms each participant owes (overdue, window closing, due now,
+    upcoming) and the visits not yet placed (their anchor's event has not happened)."""
+    from ..reports import visits as rep
 
     with session(data_dir, file_only="report") as s:
         data = rep.compute(s)

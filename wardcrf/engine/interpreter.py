@@ -22,7 +22,7 @@ declaration: never a traceback, never a guess.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -547,6 +547,11 @@ class _Eval:
         if not isinstance(r, Rec):
             raise EvalError(col, f"event_id() takes a record, not {_kind(r)}")
         return r.event_id
+
+
+def in_record_order(recs: Iterable[Rec]) -> list[Rec]:
+    """Records by their record date (`Rec.when`; undated last), ties in log order: `first()` and `last()`'s order."""
+    return sorted(recs, key=_record_key)
 
 
 def _record_key(r: Rec) -> tuple[int, Any, int]:

@@ -477,11 +477,7 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
         if da.get("form") not in forms:
             r.err(("dose_assessments", i, "form"), f"form {da.get('form')!r} is not declared")
     for i, anchor in enumerate(data.get("anchors", [])):
-        form = forms.get(anchor.get("form"), {})
-        if not form:
-            r.err(("anchors", i, "form"), f"form {anchor.get('form')!r} is not declared")
-        elif anchor.get("field") not in form.get("fields", {}):
-            r.err(("anchors", i, "field"), f"form {anchor['form']} has no field {anchor.get('field')!r}")
+        _anchor(r, i, anchor, forms)
     for i, product in enumerate(data.get("products", [])):
         _preparation(r, i, product)
     _strata(r, data, forms)
@@ -525,6 +521,36 @@ def _preparation(r: _Reader, i: int, product: dict[str, Any]) -> None:
                 r.err((*q, "choices"), f"choices apply to choice fields, not {ftype}")
             if "max_length" in spec and ftype != "text":
                 r.err((*q, "max_length"), f"max_length applies to text fields, not {ftype}")
+
+
+def _anchor(r: _Reader, i: int, anchor: Mapping[str, Any], forms: Mapping[str, Any]) -> None:
+    """A declared anchor (`[[anchors]]`): a new name, the date or datetime field of a declared form, and
+    which record gives it when the form can be recorded more than once (`pick`)."""
+    p: Path_ = ("anchors", i)
+    if anchor.get("name") in expressions.BUILTIN_ANCHORS:
+        r.err(
+            (*p, "name"),
+            f"{anchor['name']!r} is a built-in anchor (the ward dates it itself): give this one another name",
+        )
+    form = forms.get(str(anchor.get("form")), {})
+    if not form:
+        r.err((*p, "form"), f"form {anchor.get('form')!r} is not declared")
+        return
+    field_ = form.get("fields", {}).get(anchor.get("field"))
+    if field_ is None:
+        r.err((*p, "field"), f"form {anchor['form']} has no field {anchor.get('field')!r}")
+    elif field_.get("type") not in ("date", "datetime"):
+        r.err(
+            (*p, "field"),
+            f"{anchor['form']}.{anchor['field']} is a {field_.get('type', 'text')} field: an anchor is a date "
+            "or datetime field",
+        )
+    if "pick" not in anchor and not _once(form) and anchor.get("form") != "enrollment":
+        r.err(
+            (*p, "form"),
+            f"form {anchor['form']} can be recorded more than once: say which record dates the anchor "
+            '(pick = "first" or "last", with an optional where)',
+        )
 
 
 def _per_administration(
@@ -900,6 +926,13 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                     entry.get("when"),
                     expressions.Scope(forms, once, anchors, record=entry["form"]),
                 )
+    for i, anchor in enumerate(data.get("anchors", [])):
+        if anchor.get("form") in forms:
+            check(
+                ("anchors", i, "where"),
+                anchor.get("where"),
+                expressions.Scope(forms, once, anchors, record=anchor["form"]),
+            )
     for i, da in enumerate(data.get("dose_assessments", [])):
         if da.get("form") in forms:
             scope = expressions.Scope(forms, once, anchors, record=da["form"])

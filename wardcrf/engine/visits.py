@@ -494,3 +494,125 @@ def dated_owed(
             state = schedule.DUE_NOW
         out.append(DatedOwed(occ, owed, tuple(sorted(got)), state))
     return out
+
+
+# -- the participant's timeline: what a calendar visit counts from ------------------------------------------
+# docs/protocol.md, "Anchors": the ward knows consent, enrollment and randomization from its projections; the
+# rest come from the participant's records here. A visit whose anchor has not happened is not yet placed
+# (`waiting`): the ward says so, with the day it will be counted from, never leaves it out silently.
+
+ANCHOR_WORDS = {
+    "consent": "consent",
+    "screening": "screening",
+    "enrollment": "enrollment",
+    "randomization": "randomization",
+    "first_dose": "first dose",
+    "last_dose": "last dose",
+    "treatment_end": "end of treatment",
+    "end_of_study": "end of study",
+    "death": "death",
+}
+
+
+def anchor_words(name: str) -> str:
+    """An anchor as the ward says it: a built-in's words, a declared anchor's name with spaces."""
+    return ANCHOR_WORDS.get(name, name.replace("_", " "))
+
+
+def _administration_starts(model: Model, records: Mapping[str, Sequence[Rec]]) -> list[datetime]:
+    """The start of every administration recorded as given (not `not_given`), of any regimen."""
+    roles = {str(a.record.get("form")): a.record for r in model.regimens.values() for a in r.administrations}
+    starts: list[datetime] = []
+    for form, role in roles.items():
+        for rec in records.get(form, ()):
+            if rec.values.get(str(role.get("not_given", ""))) is True:
+                continue
+            began = rec.values.get(str(role.get("start", "")))
+            if isinstance(began, datetime):
+                starts.append(began)
+    return starts
+
+
+def _dated_value(value: Any) -> date | datetime | None:
+    return value if isinstance(value, date) else None  # a datetime is a date too
+
+
+def timeline(
+    model: Model, snap: Snapshot, *, course_end: date | None = None
+) -> dict[str, date | datetime | None]:
+    """The participant's anchors: `snap.anchors` (what the ward knows: consent, enrollment, randomization)
+    with those the records in `snap` give.
+
+    * `screening`: the eligibility form's date;
+    * `first_dose`: the start of the first administration given (of any regimen; `not_given` ones are not);
+    * `last_dose` and `treatment_end` only once the course is over (`course_end`: the caller's end of
+      treatment, a local date): the latest start, and `course_end`;
+    * each `[[anchors]]`: `field` of the first record (`pick = "last"`: the last, by record date) of `form`
+      whose `where` holds and whose field holds a date or datetime; blank until one does.
+    """
+    out: dict[str, date | datetime | None] = dict(snap.anchors)
+    el = model.data.get("eligibility", {})
+    held = snap.records.get(str(el.get("form", "")), ())
+    if "screening" not in out and held:
+        out["screening"] = _dated_value(held[-1].values.get(str(el.get("date", ""))))
+    starts = _administration_starts(model, snap.records)
+    out["first_dose"] = min(starts) if starts else None
+    if course_end is not None:
+        out["last_dose"] = max(starts) if starts else None
+        out.setdefault("treatment_end", course_end)
+    for a in model.data.get("anchors", ()):
+        name, form, field_ = str(a["name"]), str(a["form"]), str(a["field"])
+        found: list[tuple[Rec, date | datetime]] = []
+        for rec in interpreter.in_record_order(snap.records.get(form, ())):
+            value = _dated_value(rec.values.get(field_))
+            if value is None:
+                continue
+            if a.get("where") and not _true(str(a["where"]), snap, rec):
+                continue
+            found.append((rec, value))
+        if found:
+            out[name] = found[-1][1] if a.get("pick") == "last" else found[0][1]
+        else:
+            out[name] = None
+    return out
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A calendar visit whose anchor has not happened: not yet placed, and what it will be counted from."""
+
+    visit: Calendar
+    name: str  # its first occurrence's VISIT
+    num: float | int
+    words: str  # "day 8 after first dose" (a repeat: "days 1 to 14 after ...")
+
+
+def waiting(
+    model: Model,
+    anchors: Mapping[str, date | datetime | None],
+    *,
+    arm: str | None,
+    worklist_only: bool = True,
+) -> list[Waiting]:
+    """The calendar visits `dated` leaves out because their anchor is blank, in declared order (the same
+    `arms` and `worklist` rules)."""
+    out: list[Waiting] = []
+    for v in calendar(model):
+        if worklist_only and not v.worklist:
+            continue
+        if v.arms and (arm is None or arm not in v.arms):
+            continue
+        if anchors.get(v.anchor) is not None:
+            continue
+        last = v.day + (v.count - 1) * v.every
+        days = f"days {v.day} to {last}" if v.repeats and v.count > 1 else f"day {v.day}"
+        num = round(v.num, 4)
+        out.append(
+            Waiting(
+                visit=v,
+                name=v.label.replace("{day}", str(v.day)).replace("{n}", "1"),
+                num=int(num) if num == int(num) else num,
+                words=f"{days} after {anchor_words(v.anchor)}",
+            )
+        )
+    return out

@@ -31,12 +31,13 @@ the report says the trial is blinded (the hub analyses after unblinding).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import protocol as protocols
 from ..clock import now_utc, zone
-from ..engine import eligibility, interpreter
+from ..engine import eligibility, interpreter, visits
 from ..engine.interpreter import EvalError, Snapshot
 from ..errors import Refused
 from . import endpoints
@@ -126,6 +127,8 @@ def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
             arm = str(allocated[0]) if allocated and allocated[0] else None
         records = eligibility.participant_records(store, m, p.id)
         snap = Snapshot(records=records, now=at, zone=tz, anchors=anchors, anchor_day=m.calendar.anchor_day)
+        anchors = visits.timeline(m, snap)  # first dose, screening, declared anchors: an endpoint's `from`
+        snap = replace(snap, anchors=anchors)
         people.append((p.id, None if blinded else arm, anchors, snap, arm_of_schedule))
     results: list[endpoints.EndpointResult | PairedEndpoint] = []
     for ep in analysis.get("endpoints", ()):

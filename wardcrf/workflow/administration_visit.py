@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import ids, kits
 from .. import protocol as protocols
 from ..clock import zone
-from ..engine import eligibility, gates, interpreter
+from ..engine import eligibility, gates, interpreter, visits
 from ..engine.interpreter import Snapshot
 from ..engine.model import Administration, Model, Quantity
 from ..errors import Refused, ValidationFailed, WardError
@@ -116,6 +116,22 @@ class SafetyCheck:
 
 
 @dataclass(frozen=True)
+class VisitItem:
+    """A form a visit owes the participant now, listed beside the administration (`status.VisitLine`)."""
+
+    form: str
+    visit: str  # VISIT: the occurrence's name ("DAY 28")
+    state: str  # due now, window closing, overdue (or the administration's own word for its visit)
+    due: str  # local date or time
+    with_this: bool  # a form this administration records (an assessment before or after it) fills it today
+
+    @property
+    def what(self) -> str:
+        """As `wardcrf today` says it: "FORM (VISIT)"."""
+        return f"{self.form} ({self.visit})"
+
+
+@dataclass(frozen=True)
 class AdministrationPlan:
     """What the wizard asks for the participant's next administration (see the module doc)."""
 
@@ -147,6 +163,9 @@ class AdministrationPlan:
     after: tuple[Assessment, ...]
     refusal: str | None  # the first gate refusing now, in the protocol's words (None: may go on)
     check: SafetyCheck | None = None  # the post-administration check the protocol declares, if any
+    visits: tuple[
+        VisitItem, ...
+    ] = ()  # the visit forms owed now (and with this administration), most urgent first
 
     @property
     def parts(self) -> list[tuple[str, str]]:
@@ -273,6 +292,31 @@ def _snapshot(session: Session, m: Model, pid: str, at: datetime) -> tuple[Snaps
     return snap, arm
 
 
+_URGENT = ("overdue", "window closing", "due now")
+
+
+def _visit_items(
+    lines: Any, number: int, regimen: str, m: Model, forms_here: set[str]
+) -> tuple[VisitItem, ...]:
+    """The forms the participant's visits owe now (a calendar visit due now, closing or overdue; a visit per
+    administration owing a form, or the one going with administration `number` of `regimen`), overdue first;
+    `forms_here`: the forms this administration records (a visit open now is filled with them)."""
+    per = {v.code: v.twins for v in visits.declared(m)}
+    out: list[VisitItem] = []
+    for v in lines:
+        mine = v["number"] == number and regimen in per.get(v["visit"], frozenset())
+        if not v["owed"] or not (v["state"] in _URGENT or mine):
+            continue
+        if v["state"] == "missed":
+            continue
+        for form in v["owed"]:
+            # the administration's assessments, taken now, fill a visit open now (not one whose window closed)
+            here = form in forms_here and v["state"] != "overdue"
+            out.append(VisitItem(form, v["name"], v["state"], v["due"], here))
+    rank = {s: i for i, s in enumerate(_URGENT)}
+    return tuple(sorted(out, key=lambda i: (rank.get(i.state, len(rank)), i.due)))
+
+
 def _next(
     session: Session, m: Model, pid: str, at: datetime
 ) -> tuple[str, Administration, int, dict[str, Any], Snapshot]:
@@ -297,7 +341,7 @@ def _next(
                     and item["administration"] == adm.code
                     and (item["regimen"] in (regimen.code, "blinded"))
                 ):
-                    return regimen.code, adm, number, dict(nd), snap
+                    return regimen.code, adm, number, {**nd, "_visits": summary.get("visits", [])}, snap
     raise Refused(f"{pid}: administration {number} is in none of the arm's regimens")  # pragma: no cover
 
 
@@ -358,6 +402,13 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
         after=(after := _assessments(m, regimen, number, "after")),
         refusal=_refusal(session, proto, m, p.id, regimen, number, snap),
         check=_safety_check(m, after),
+        visits=_visit_items(
+            nd.get("_visits", []),
+            number,
+            regimen,
+            m,
+            {a.form for a in (*_assessments(m, regimen, number, "before"), *after)},
+        ),
     )
 
 

@@ -146,7 +146,7 @@ def _snapshot(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> tuple[Snapsho
         record=rec,
         anchor_day=m.calendar.anchor_day,
     )
-    return snap, rec
+    return replace(snap, anchors=visits.timeline(m, snap)), rec
 
 
 def plan_inputs(
@@ -861,6 +861,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     snap = Snapshot(
         records=records, now=at, zone=zone(site_zone), anchors=anchors, anchor_day=m.calendar.anchor_day
     )
+    snap = replace(snap, anchors=visits.timeline(m, snap))  # first dose, screening, declared anchors
     administrations: list[AdministrationLine] = []
     deviations: list[schedule.Deviation] = []
     next_item: schedule.NextDose | None = None
@@ -992,7 +993,9 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     given = sum(1 for a in administrations if a["state"] == schedule.GIVEN)
     visit_lines = _visit_lines(m, placed_all, records, snap, at, zone(site_zone), arm)
     if p.enrollment_event and not (ended.study_over and ended.treatment_end is None):
-        visit_lines += _calendar_lines(m, placed_all, records, snap, at, zone(site_zone), arm, ended)
+        course_end = _course_end(placed_all, ended, zone(site_zone))
+        dated_snap = replace(snap, anchors=visits.timeline(m, snap, course_end=course_end))
+        visit_lines += _calendar_lines(m, placed_all, records, dated_snap, at, zone(site_zone), arm, ended)
     if not consent_ok or p.eligible is None:
         status = "consented"
     elif not p.eligible:
@@ -1098,13 +1101,33 @@ def _calendar_lines(
     ended: Ended,
 ) -> list[VisitLine]:
     """Each occurrence of the calendar visits (`anchor` + `day` + `window`; `engine.visits.dated`) on the
-    ward's list, with the required forms owed. After the end of the study nothing that opens later is."""
+    ward's list, with the required forms owed, then those whose anchor has not happened ("not yet placed",
+    with the day they will be counted from; `engine.visits.waiting`). After the end of the study nothing
+    that opens later is owed, and nothing is waiting."""
     found = visits.dated(m, snap.anchors, tz, arm=arm)
     if ended.study_over and ended.treatment_end is not None:
         end = ended.treatment_end
         found = [occ for occ in found if occ.opens <= end]
+    pending: list[VisitLine] = (
+        []
+        if ended.study_over
+        else [
+            {
+                "visit": w.visit.code,
+                "number": 1,
+                "visitnum": float(w.num),
+                "name": w.name,
+                "due": "",
+                "state": NOT_PLACED,
+                "event": None,
+                "owed": [],
+                "placed_from": w.words,
+            }
+            for w in visits.waiting(m, snap.anchors, arm=arm)
+        ]
+    )
     if not found:
-        return []
+        return pending
     per = visits.occurrences(m, placed, tz, arm=arm)
     taken: set[str] = set()
     if per:  # records a visit per administration takes are not a calendar visit's
@@ -1114,7 +1137,7 @@ def _calendar_lines(
                 local = when.astimezone(tz).date() if isinstance(when, datetime) else when
                 if visits.place(m, per, rec, local, snap) is not None:
                     taken.add(rec.event_id)
-    return [
+    lines: list[VisitLine] = [
         {
             "visit": d.occurrence.visit.code,
             "number": d.occurrence.n,
@@ -1128,25 +1151,97 @@ def _calendar_lines(
         }
         for d in visits.dated_owed(found, records, snap, at, tz, taken=frozenset(taken))
     ]
+    return lines + pending
 
 
-def queue_row(store: Store, proto: Protocol, p: Participant) -> tuple[int | None, datetime | None, int]:
-    """(number, due time, after-assessments owed) of the participant's first administration without a
-    record, for the ward queue: from the projections alone, whatever the clock (`wardqueue`)."""
+NOT_PLACED = "not yet placed"
+"""A calendar visit's state while its anchor has not happened (no date yet; `VisitLine.placed_from`)."""
+
+
+def _course_end(
+    placed: Sequence[tuple[str, Administration, Sequence[schedule.SlotState]]], ended: Ended, tz: Any
+) -> date | None:
+    """The local date treatment ended, once it has: the disposition's end of treatment (or of the study),
+    else the day after the last administration once every one placed is recorded (given or not given) or
+    missed. None while an administration remains to give, or none is placed. (The ward queue places the
+    slots at the end of time, where every one not recorded is missed: the date this gives once the course
+    has run out, which is when a visit counted from it can open.)"""
+    if ended.treatment_end is not None:
+        return ended.treatment_end
+    states = [st for _r, _a, rows in placed for st in rows]
+    settled = (schedule.GIVEN, schedule.NOT_GIVEN, schedule.MISSED)
+    if not states or any(st.filled_by is None and st.state not in settled for st in states):
+        return None
+    days = [
+        st.filled_by.start.astimezone(tz).date() if st.filled_by is not None else st.slot.date
+        for st in states
+    ]
+    return max(days) + timedelta(days=1)
+
+
+def _visit_due(
+    m: Model,
+    placed: Sequence[tuple[str, Administration, Sequence[schedule.SlotState]]],
+    records: Mapping[str, Sequence[Rec]],
+    snap: Snapshot,
+    tz: Any,
+    arm: str | None,
+    ended: Ended,
+) -> tuple[datetime, datetime] | None:
+    """For the ward queue, whatever the clock: (from, until) in UTC — the earliest moment from which a visit
+    form the participant owes is due, and the earliest end of such a visit's window (the queue's order) —
+    over the calendar visits' windows (local midnight of the first day to the midnight after the last) with
+    a required form not recorded, and the administrations recorded whose visit still owes a form (their
+    start to the midnight after their day). None when no visit owes anything (or none is placed yet)."""
+    spans: list[tuple[datetime, datetime]] = []
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
+
+    for line in _calendar_lines(m, placed, records, snap, _END_OF_TIME, tz, arm, ended):
+        if line["owed"] and line.get("window"):
+            first, last = (date.fromisoformat(d) for d in line["window"])
+            spans.append((midnight(first), midnight(last + timedelta(days=1))))
+    found = visits.occurrences(m, placed, tz, arm=arm)
+    for o in visits.owed(m, found, records, snap, _END_OF_TIME, tz) if found else ():
+        occ = o.occurrence
+        if occ.at is not None and occ.visit.worklist:
+            spans.append((occ.opens.astimezone(UTC), midnight(occ.local_date + timedelta(days=1))))
+    if not spans:
+        return None
+    return min(a for a, _ in spans), min(b for _, b in spans)
+
+
+def queue_row(
+    store: Store, proto: Protocol, p: Participant
+) -> tuple[int | None, datetime | None, int, tuple[datetime, datetime] | None]:
+    """(number, due time, after-assessments owed, visit forms due (from, until)) of the participant's first
+    administration without a record and the visits they owe (`_visit_due`), for the ward queue: from the
+    projections alone, whatever the clock (`wardqueue`)."""
     from ..engine import due
 
     m = proto.engine
     assert m is not None
     site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
     anchors, arm = plan_inputs(store, m, p, site_zone)
-    if arm is None or not p.enrollment_event:
-        return None, None, 0
+    if not p.enrollment_event:
+        return None, None, 0, None
     records = eligibility.participant_records(store, m, p.id)
-    snap = Snapshot(records=records, now=datetime.now(UTC), zone=zone(site_zone), anchors=anchors)
+    tz = zone(site_zone)
+    snap = Snapshot(
+        records=records, now=datetime.now(UTC), zone=tz, anchors=anchors, anchor_day=m.calendar.anchor_day
+    )
+    snap = replace(snap, anchors=visits.timeline(m, snap))
+    ended = _ended(m, records, tz)
+    no_visits = ended.study_over and ended.treatment_end is None  # as `summary` lists them
+    if (
+        arm is None
+    ):  # not allocated yet: no administration, but a visit may be owed (one counted from consent)
+        return None, None, 0, None if no_visits else _visit_due(m, [], records, snap, tz, arm, ended)
     facts = due.conditions(m, snap, arm)
-    ended = _ended(m, records, zone(site_zone))
     first: schedule.Slot | None = None
     given: list[int] = []
+    placed_all: list[tuple[str, Administration, list[schedule.SlotState]]] = []
     for form in sorted(_administration_forms(m)):
         stored = [
             {**json.loads(d), "_event": e}
@@ -1157,16 +1252,29 @@ def queue_row(store: Store, proto: Protocol, p: Participant) -> tuple[int | None
             ).fetchall()
         ]
         rows, _ = place(m, form, anchors, arm, site_zone, stored, None, _END_OF_TIME, facts)
+        if ended.treatment_end is not None:
+            rows = [
+                (
+                    reg,
+                    adm,
+                    [st for st in states if st.filled_by is not None or not ended.after(st.slot.opens)],
+                )
+                for reg, adm, states in rows
+            ]
+        placed_all.extend(rows)
         for _regimen, _adm, states in rows:
             for st in states:
-                if st.filled_by is None and ended.after(st.slot.opens):
-                    continue  # after the end of treatment: not due
                 if st.filled_by is None and (first is None or st.slot.opens < first.opens):
                     first = st.slot
                 elif st.filled_by is not None and not st.filled_by.not_given:
                     given.append(st.slot.number)
     owed = len(gates.owed_after(m, snap, sorted(given)))
-    return (first.number, first.due or first.opens, owed) if first else (None, None, owed)
+    course_end = _course_end(placed_all, ended, tz)
+    dated_snap = replace(snap, anchors=visits.timeline(m, snap, course_end=course_end))
+    visit_due = None if no_visits else _visit_due(m, placed_all, records, dated_snap, tz, arm, ended)
+    if first is None:
+        return None, None, owed, visit_due
+    return first.number, first.due or first.opens, owed, visit_due
 
 
 _END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)

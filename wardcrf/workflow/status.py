@@ -123,6 +123,9 @@ class AdministrationLine(TypedDict):
 class _CalendarWindow(TypedDict, total=False):
     window: list[str]
     """A calendar visit's window: its first and last local dates (inclusive)."""
+    placed_from: str
+    """A calendar visit not yet placed (state "not yet placed", `due` empty): the day its anchor's event
+    will date it from, e.g. "day 8 after first dose"."""
 
 
 class VisitLine(_CalendarWindow):
@@ -144,7 +147,8 @@ class VisitLine(_CalendarWindow):
     """Before its administration is recorded, the administration's timing word (upcoming, due now, window
     closing, overdue, held, missed); once it is, "done", or "due now" / "overdue" while forms are owed.
     A calendar visit: upcoming before its window, due now in it, window closing on its last day, overdue
-    after it while a required form is owed, done when none is."""
+    after it while a required form is owed, done when none is; "not yet placed" while its anchor's event
+    (a first dose, a declared anchor) has not happened."""
     event: str | None
     """The administration record it goes with (None for a calendar visit)."""
     owed: list[str]
@@ -414,11 +418,13 @@ def ward_page(
     """A page of the ward list in ward order, with the totals its title shows.
 
     What needs doing soonest comes first: overdue (longest first), due now
-    (least time left first), post-dose vitals owed, upcoming (soonest first),
-    held, then everyone else by id. Returns ``{"total", "attention",
-    "offset", "rows"}``: `rows` are `list_row`s (the same as `list_rows`
-    gives) of `limit` participants from `offset` (None: all); `total` is
-    every participant on the site and `attention` those due now, overdue or
+    (least time left first) — a dose, or a visit form whose window has opened
+    (a format-2 version's visits) — post-dose vitals owed, upcoming doses,
+    then upcoming visits (soonest first), held, then everyone else by id.
+    Returns ``{"total", "attention", "offset", "rows"}``: `rows` are
+    `list_row`s (the same as `list_rows` gives) of `limit` participants from
+    `offset` (None: all); `total` is every participant on the site and
+    `attention` those with a dose or a visit form due now or overdue, or
     owing post-dose vitals. The order and totals come from the indexed ward
     queue (`wardqueue`), so the first screen costs the same on a site of
     45,000 participants as on one of 500.

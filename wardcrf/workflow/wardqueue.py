@@ -12,7 +12,14 @@ row holding what the order depends on besides the clock:
 - `held`: a hold of the participant's own (no longer eligible after
   enrollment, a positive skin test); a DSMG hold holds everyone and is read
   at the time of asking;
-- `vitals_owed`: doses given whose post-dose vitals are not recorded.
+- `vitals_owed`: doses given whose post-dose vitals are not recorded;
+- `visit_due`, `visit_until` (a format-2 version's visits): from when the
+  earliest visit form the participant owes is due (a calendar visit's window
+  opening, an administration recorded whose visit still owes a form), and the
+  earliest end of such a window; NULL when no visit owes anything. A
+  participant owing only a visit form is due work like a dose: raised in the
+  order and counted in the attention once the window has opened, never
+  before (`engine_rules._visit_due`).
 
 The row is recomputed from the projections (`participants`, `doses`,
 `vitals`, skin-test records) by a form hook after each record that can
@@ -46,6 +53,9 @@ from ..store import Store
 
 if TYPE_CHECKING:
     from ..features import Registry
+
+MIGRATION = "0570-ward-queue-visits"
+"""The migration that added the visit columns: a site upgraded through it re-derives every row."""
 
 PARTICIPANTS = "participants"
 """The `counters` row holding the number of participants on the site."""
@@ -111,7 +121,7 @@ def _model(store: Store) -> Any:
 
 
 def _row(state: tuple[Any, ...], model: Any) -> tuple[Any, ...]:
-    """(participant, next_dose, next_due, held, vitals_owed) from a `_STATE` row."""
+    """(participant, next_dose, next_due, held, vitals_owed, visit_due, visit_until) from a `_STATE` row."""
     pid, enrolled_on, enrollment_event, eligible, given, owed, positive, _known = state
     next_dose = next_due = None
     day0 = _day(enrolled_on)
@@ -122,7 +132,7 @@ def _row(state: tuple[Any, ...], model: Any) -> tuple[Any, ...]:
         slot = due.slot(model, {"enrollment": day0}, next_dose)
         next_due = _utc(slot.due or slot.opens) if slot is not None else None
     held = int(bool(positive) or (bool(enrollment_event) and eligible == 0))
-    return pid, next_dose, next_due, held, owed
+    return pid, next_dose, next_due, held, owed, None, None  # format 1 declares no visits
 
 
 def _day(value: Any) -> date | None:
@@ -141,9 +151,11 @@ def _day(value: Any) -> date | None:
 
 
 _UPSERT = (
-    "INSERT INTO ward_queue (participant, next_dose, next_due, held, vitals_owed) VALUES (?,?,?,?,?)"
+    "INSERT INTO ward_queue (participant, next_dose, next_due, held, vitals_owed, visit_due, visit_until)"
+    " VALUES (?,?,?,?,?,?,?)"
     " ON CONFLICT (participant) DO UPDATE SET next_dose = excluded.next_dose,"
-    " next_due = excluded.next_due, held = excluded.held, vitals_owed = excluded.vitals_owed"
+    " next_due = excluded.next_due, held = excluded.held, vitals_owed = excluded.vitals_owed,"
+    " visit_due = excluded.visit_due, visit_until = excluded.visit_until"
 )
 
 
@@ -158,15 +170,24 @@ def _format_2(store: Store) -> protocols.Protocol | None:
 
 def _engine_row(store: Store, proto: protocols.Protocol, state: tuple[Any, ...]) -> tuple[Any, ...]:
     """A format-2 participant's row: the first administration without a record in the schedule of the arm
-    allocated, its due time, a hold of their own (ineligible after enrollment), `after` assessments owed."""
+    allocated, its due time, a hold of their own (ineligible after enrollment), `after` assessments owed,
+    and the visit forms owed (from, until)."""
     from .base import get_participant
     from .engine_rules import queue_row
 
     pid, _enrolled_on, enrollment_event, eligible = state[:4]
     p = get_participant(store, pid)
-    number, due_at, owed = queue_row(store, proto, p) if p is not None else (None, None, 0)
+    number, due_at, owed, span = queue_row(store, proto, p) if p is not None else (None, None, 0, None)
     held = int(bool(enrollment_event) and eligible == 0)
-    return pid, number, _utc(due_at) if due_at is not None else None, held, owed
+    return (
+        pid,
+        number,
+        _utc(due_at) if due_at is not None else None,
+        held,
+        owed,
+        _utc(span[0]) if span is not None else None,
+        _utc(span[1]) if span is not None else None,
+    )
 
 
 def _theirs(store: Store, pid: str) -> protocols.Protocol | None:
@@ -298,34 +319,56 @@ class Page:
 
 
 def _segments(at: datetime, window_minutes: int, dsmg_hold: bool) -> list[tuple[str, tuple[Any, ...]]]:
-    """(WHERE ... ORDER BY, params) of the ward order's segments, most urgent first.
+    """(WHERE ... ORDER BY, params) of the ward order's segments, most urgent first (disjoint; together
+    every row).
 
-    Overdue and due now are one range (`next_due` up to now + the window,
-    earliest first: the longest overdue, then the least time left); then
-    post-dose vitals owed; upcoming (soonest first); held; the rest. A DSMG
-    hold puts every next dose in "held".
+    Due work first, one range: a dose overdue or due now (`next_due` up to now + the window) or a visit form
+    owed whose window has opened (`visit_due` up to now), ordered by the dose's due time or the visit's
+    window end, whichever is earlier (the longest overdue, then the least time left); then post-dose
+    vitals owed; doses upcoming (soonest first); visits upcoming (their window opening soonest first);
+    held; the rest. A DSMG hold puts every next dose in "held": the vitals owed come first, then the visit
+    forms due (by their window's end), then the participants with a next dose, then the rest.
     """
     limit = _utc(at + timedelta(minutes=window_minutes))
+    now = _utc(at)
+    dose_now = "(held = 0 AND next_due IS NOT NULL AND next_due <= ?)"
+    visit_now = "(visit_due IS NOT NULL AND visit_due <= ?)"
     if dsmg_hold:
         return [
             ("vitals_owed > 0 ORDER BY participant", ()),
-            ("next_due IS NOT NULL AND vitals_owed = 0 ORDER BY participant", ()),
-            ("next_due IS NULL AND vitals_owed = 0 ORDER BY participant", ()),
+            (f"vitals_owed = 0 AND {visit_now} ORDER BY visit_until, participant", (now,)),
+            (
+                f"next_due IS NOT NULL AND vitals_owed = 0 AND NOT {visit_now} ORDER BY participant",
+                (now,),
+            ),
+            (f"next_due IS NULL AND vitals_owed = 0 AND NOT {visit_now} ORDER BY participant", (now,)),
         ]
     return [
-        ("held = 0 AND next_due IS NOT NULL AND next_due <= ? ORDER BY next_due, participant", (limit,)),
         (
-            "vitals_owed > 0 AND NOT (held = 0 AND next_due IS NOT NULL AND next_due <= ?)"
-            " ORDER BY participant",
-            (limit,),
+            f"({dose_now} OR {visit_now}) ORDER BY min("
+            "CASE WHEN held = 0 AND next_due <= ? THEN next_due ELSE '~' END,"
+            " CASE WHEN visit_due <= ? THEN visit_until ELSE '~' END), participant",
+            (limit, now, limit, now),
         ),
         (
-            "held = 0 AND next_due IS NOT NULL AND next_due > ? AND vitals_owed = 0"
+            f"vitals_owed > 0 AND NOT {dose_now} AND NOT {visit_now} ORDER BY participant",
+            (limit, now),
+        ),
+        (
+            f"held = 0 AND next_due IS NOT NULL AND next_due > ? AND vitals_owed = 0 AND NOT {visit_now}"
             " ORDER BY next_due, participant",
-            (limit,),
+            (limit, now),
         ),
-        ("held = 1 AND next_due IS NOT NULL AND vitals_owed = 0 ORDER BY participant", ()),
-        ("next_due IS NULL AND vitals_owed = 0 ORDER BY participant", ()),
+        (
+            "visit_due IS NOT NULL AND visit_due > ? AND vitals_owed = 0"
+            " AND NOT (held = 0 AND next_due IS NOT NULL) ORDER BY visit_due, participant",
+            (now,),
+        ),
+        (
+            "held = 1 AND next_due IS NOT NULL AND vitals_owed = 0 AND visit_due IS NULL ORDER BY participant",
+            (),
+        ),
+        ("next_due IS NULL AND vitals_owed = 0 AND visit_due IS NULL ORDER BY participant", ()),
     ]
 
 
@@ -343,11 +386,13 @@ def page(store: Store, at: datetime, offset: int, limit: int | None, *, dsmg_hol
     for i, (where, params) in enumerate(segments):
         last = i == len(segments) - 1
         cond = where.split(" ORDER BY ")[0]
+        cond_params = params[: cond.count("?")]  # the order's own parameters follow the condition's
         sizes.append(
-            None if last else int(store.scalar(f"SELECT count(*) FROM ward_queue WHERE {cond}", params))
+            None if last else int(store.scalar(f"SELECT count(*) FROM ward_queue WHERE {cond}", cond_params))
         )
-    # Due now or overdue, or owing post-dose vitals (under a DSMG hold nothing is due: the vitals only).
-    attention = (sizes[0] or 0) if dsmg_hold else (sizes[0] or 0) + (sizes[1] or 0)
+    # Due now or overdue (a dose or a visit form), or owing post-dose vitals (under a DSMG hold no dose is
+    # due: the vitals and the visit forms).
+    attention = (sizes[0] or 0) + (sizes[1] or 0)  # the first two segments, with or without a DSMG hold
     ids: list[str] = []
     skip = offset
     for (where, params), size in zip(segments, sizes, strict=True):
@@ -366,7 +411,7 @@ def page(store: Store, at: datetime, offset: int, limit: int | None, *, dsmg_hol
 
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
-    registry.derived_index(derive, "ward_queue", "counters")
+    registry.derived_index(derive, "ward_queue", "counters", migrations=(MIGRATION,))
     registry.form_hook(_after_record, *_FORMS)
     registry.record_hook(_after_any_record)
     registry.every_event_projector(_allocated)

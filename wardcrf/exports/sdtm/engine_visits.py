@@ -11,8 +11,8 @@ visit before it, as format 1's derived design does).
 
 Anchors, per participant: `consent` (the consent's time), `enrollment` (its
 date), `randomization` (the allocation's time), `first_dose` (the first
-administration given). Visits that repeat per administration of a regimen
-(`repeat.per`) are placed by `engine.visits` (`per_administration`, `administration_occurrence`): one
+administration given), and the protocol's `[[anchors]]` (`engine.visits.timeline`).
+Visits that repeat per administration of a regimen (`repeat.per`) are placed by `engine.visits` (`per_administration`, `administration_occurrence`): one
 occurrence per scheduled administration, taking the administration, its dose assessments and the
 visit's forms of its day, tried before the calendar visits.
 """
@@ -131,12 +131,39 @@ def anchors_of(
                 began = day(rec.data.get(roles.get("start", "")))
                 if began is not None:
                     starts.append(began)
-    return {
+    out: dict[str, date | None] = {
         "consent": day(consent[0].data.get("time")) if consent else None,
         "enrollment": day(enrolled[-1].data.get("date")) if enrolled else None,
         "randomization": day(row[0]) if row is not None else None,
         "first_dose": min(starts) if starts else None,
     }
+    out.update(_declared_anchors(model, by_form, zone))
+    return out
+
+
+def _declared_anchors(
+    model: Model, by_form: Mapping[str, Sequence[Any]], zone: ZoneInfo
+) -> dict[str, date | None]:
+    """The protocol's `[[anchors]]` as local dates, read from the records as the ward reads them
+    (`engine.visits.timeline`: the first or last record of the form whose `where` holds)."""
+    declared = model.data.get("anchors", ())
+    if not declared:
+        return {}
+    forms = model.data.get("forms", {})
+    typed: dict[str, list[Rec]] = {}
+    for name in {str(a["form"]) for a in declared}:
+        fields = forms.get(name, {}).get("fields", {})
+        typed[name] = [
+            Rec(name, interpreter.typed_values(fields, rec.data), str(getattr(rec, "event_id", "")), i)
+            for i, rec in enumerate(by_form.get(name, ()))
+        ]
+    snap = Snapshot(records=typed, now=now_utc(), zone=zone, anchor_day=model.calendar.anchor_day)
+    got = visits.timeline(model, snap)
+    out: dict[str, date | None] = {}
+    for a in declared:
+        value = got.get(str(a["name"]))
+        out[str(a["name"])] = value.astimezone(zone).date() if isinstance(value, datetime) else value
+    return out
 
 
 def _schedule_anchors(model: Model, form: str) -> set[str]:
