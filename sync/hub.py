@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypedDict
+from typing import Any, BinaryIO, TypedDict, cast
 
 from wardcrf import devicekeys, ingest, protocol, records
 from wardcrf.errors import InternalError, Refused, UsageError, WardError
@@ -518,6 +518,31 @@ def outbound_files(session: Session, ward_device: str, to_dir: Path, *, restore:
     return out
 
 
+class HeldRule(TypedDict):
+    """A bundle held unmerged by a domain rule (`sync_held` row): `detail` names what the coordinator resolves."""
+
+    device: str
+    bundle_seq: int
+    reason: str
+    detail: str
+    file: str | None
+    received_at: str
+
+
+class HubRecord(TypedDict):
+    """One ward record as the hub holds it (`hub records`): current values after its amendments."""
+
+    event_id: str
+    form: str
+    subject: str | None
+    created_at: str
+    created_by: str | None
+    version: int
+    last_event: str
+    data: dict[str, Any]
+    """A record's values, keyed by the protocol's field names: the fields are data, not code."""
+
+
 class HubStatus(TypedDict):
     """`hub status --json`: each device's chain and last bundle, what is held or refused, the open work."""
 
@@ -526,11 +551,11 @@ class HubStatus(TypedDict):
     gaps_held: list[dict[str, Any]]
     forks: list[dict[str, Any]]
     clashes: list[dict[str, Any]]
-    held_rules: list[dict[str, Any]]
+    held_rules: list[HeldRule]
     conflicts: int
     reading_conflicts: int
     open_queries: int
-    protocol_conflicts: list[dict[str, Any]]
+    protocol_conflicts: list[protocol.ContentConflict]
     """Versions loaded with different files under one id and version (`protocol.content_conflicts`)."""
 
 
@@ -579,7 +604,7 @@ def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
         "gaps_held": [h for h in held if h["reason"] == "gap"],
         "forks": [h for h in held if h["reason"] == "fork"],
         "clashes": [h for h in held if h["reason"] == "clash"],
-        "held_rules": [h for h in held if h["reason"] not in ("gap", "fork", "clash")],
+        "held_rules": cast(list[HeldRule], [h for h in held if h["reason"] not in ("gap", "fork", "clash")]),
         "conflicts": len(records.conflicts(ledger)),
         "reading_conflicts": len(reading_conflicts(session)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
@@ -606,7 +631,7 @@ def records_list(
     participant: str | None = None,
     limit: int = 1000,
     offset: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[HubRecord]:
     """The wards' records as this hub holds them (current values after amendments), oldest first.
 
     Read where the wards' records are (`ledger_store`: the hub's file, or its
@@ -638,7 +663,7 @@ def records_list(
         rows = ledger.rows(sql, (*params, limit, offset))
     for r in rows:
         r["data"] = json.loads(r["data"])
-    return rows
+    return cast(list[HubRecord], rows)
 
 
 def reading_conflicts(session: Session) -> list[dict[str, Any]]:
@@ -660,7 +685,7 @@ def clashes(session: Session) -> list[dict[str, Any]]:
         )
 
 
-def held_rules(session: Session) -> list[dict[str, Any]]:
+def held_rules(session: Session) -> list[HeldRule]:
     """Bundles held unmerged by a domain rule (a kit given twice, a record out of sequence, ...), unresolved.
 
     Each row's `detail` names what the coordinator resolves (for a kit: the kit, both participants, both
@@ -669,9 +694,12 @@ def held_rules(session: Session) -> list[dict[str, Any]]:
     session.require("audit.read", what="list bundles held for the coordinator")
     require_hub(session)
     with ledger_store(session) as ledger:
-        return ledger.rows(
-            "SELECT device, bundle_seq, reason, detail, file, received_at FROM sync_held"
-            " WHERE reason NOT IN ('gap', 'fork', 'clash') AND resolved_at IS NULL ORDER BY device, bundle_seq"
+        return cast(
+            list[HeldRule],
+            ledger.rows(
+                "SELECT device, bundle_seq, reason, detail, file, received_at FROM sync_held"
+                " WHERE reason NOT IN ('gap', 'fork', 'clash') AND resolved_at IS NULL ORDER BY device, bundle_seq"
+            ),
         )
 
 

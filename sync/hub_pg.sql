@@ -463,3 +463,11 @@ GRANT SELECT, INSERT, UPDATE ON users, records, amendments, signatures, protocol
     protocol_applications, participants, doses, vitals, adverse_events, administration_kits, photo_bindings,
     photo_first_refs, ward_queue, counters, rand_lists, rand_allocations TO wardcrf_import;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO wardcrf_import;
+
+-- migration: 0006-ward-queue-visits
+-- schema.sql's 0570-ward-queue-visits (issue 17): the ward queue counts the visit forms a participant
+-- owes like any other due work; `visit_due` and `visit_until` are derived with the row (NULL when no
+-- visit owes anything), so a hub made before this migration has nothing to fill.
+ALTER TABLE ward_queue ADD COLUMN visit_due text;
+ALTER TABLE ward_queue ADD COLUMN visit_until text;
+CREATE INDEX ward_queue_visits ON ward_queue (visit_due) WHERE visit_due IS NOT NULL;

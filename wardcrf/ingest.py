@@ -22,7 +22,7 @@ kept, never dropped, the device is told).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import Refused
@@ -46,11 +46,11 @@ class HoldForCoordinator(Refused):
     `body` what the importer records in its event about it.
     """
 
-    def __init__(self, reason: str, detail: str, body: dict[str, Any] | None = None) -> None:
+    def __init__(self, reason: str, detail: str, body: Mapping[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-        self.body = body or {}
+        self.body: dict[str, Any] = dict(body or {})
 
 
 def after_ingest_hook(fn: AfterIngest, *types: str, holds: str | None = None) -> AfterIngest:

@@ -30,7 +30,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from . import ids
 from .errors import Refused, UsageError
@@ -1148,7 +1148,23 @@ def after_load(fn: AfterLoad) -> None:
         _AFTER_LOAD.append(fn)
 
 
-def content_conflicts(store: Store) -> list[dict[str, Any]]:
+class LoadedFile(TypedDict):
+    """One file loaded under a version, and the devices that loaded it."""
+
+    sha256: str
+    devices: list[str]
+
+
+class ContentConflict(TypedDict):
+    """A version loaded with different files by different devices; `held` is the file records are read under."""
+
+    protocol_id: str
+    version: str
+    held: str | None
+    files: list[LoadedFile]
+
+
+def content_conflicts(store: Store) -> list[ContentConflict]:
     """Versions loaded with different files under one id and version, by different devices (a hub's log).
 
     One laptop refuses a second file under a loaded version ("already loaded with different content"),
@@ -1165,7 +1181,7 @@ def content_conflicts(store: Store) -> list[dict[str, Any]]:
         devices = files.setdefault((str(pid), str(ver)), {}).setdefault(str(sha), [])
         if device not in devices:
             devices.append(str(device))
-    out = []
+    out: list[ContentConflict] = []
     for (pid, ver), by_sha in files.items():
         if len(by_sha) < 2:
             continue

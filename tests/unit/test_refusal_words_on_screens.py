@@ -38,6 +38,8 @@ CLI_ONLY = {
     "wardcrf.reports.audit_review": "`wardcrf report review` only",
     "wardcrf.backup": "`wardcrf db backup/restore` only",
     "wardcrf.sync.pghub": "a PostgreSQL hub is made with `wardcrf hub init --database` and run from the command line",
+    "wardcrf.sync.server": "the hub's HTTP server is started with `wardcrf hub serve` only (its flags' limits)",
+    "wardcrf.reports.visits": "`wardcrf report visits` only (the ward's screens show visits from the engine)",
 }
 RAISED = {
     "WardError", "Refused", "ValidationFailed", "PermissionDenied", "InternalError",

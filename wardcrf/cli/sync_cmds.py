@@ -580,9 +580,9 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         console.print(
             f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
         )
-    for c in st["held_rules"]:
+    for h in st["held_rules"]:
         console.print(
-            f"[bold red]HELD ({c['reason']})[/] {c['device']} bundle {c['bundle_seq']}: {escape(c['detail'])}",
+            f"[bold red]HELD ({h['reason']})[/] {h['device']} bundle {h['bundle_seq']}: {escape(h['detail'])}",
             highlight=False,
         )
     for r in st["refused"]:
@@ -590,8 +590,8 @@ def hub_status(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
             f"[bold red]REFUSED[/] {r['device']} {r['file']} at {r['at']}: {escape(r['reason'])}",
             highlight=False,
         )
-    for c in st["protocol_conflicts"]:
-        console.print(f"[bold red]PROTOCOL CONFLICT[/] {escape(protocol.conflict_line(c))}", highlight=False)
+    for pc in st["protocol_conflicts"]:
+        console.print(f"[bold red]PROTOCOL CONFLICT[/] {escape(protocol.conflict_line(pc))}", highlight=False)
     console.print(
         f"conflicts: {st['conflicts']}; conflicting logger readings: {st['reading_conflicts']}; "
         f"open queries: {st['open_queries']}",
@@ -675,9 +675,9 @@ def hub_conflicts(data_dir: HubDirOption, as_json: JsonOption = False) -> None:
         console.print(
             f"[bold red]CLASH[/] {c['device']} bundle {c['bundle_seq']} held: {c['detail']}", highlight=False
         )
-    for c in held:
+    for h in held:
         console.print(
-            f"[bold red]HELD ({c['reason']})[/] {c['device']} bundle {c['bundle_seq']}: {escape(c['detail'])}",
+            f"[bold red]HELD ({h['reason']})[/] {h['device']} bundle {h['bundle_seq']}: {escape(h['detail'])}",
             highlight=False,
         )
     for r in readings:

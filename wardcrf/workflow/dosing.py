@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from .. import ids, roles, users
 from ..audit import CheckResult
@@ -178,6 +178,20 @@ def _course(store: Store, use: KitUse, participant: str) -> bool:
     return holder is not None and ids.same(holder, participant)
 
 
+class KitHeldBody(TypedDict, total=False):
+    """The `sync.bundle_held` body of a kit given twice (`formats` only across protocol formats)."""
+
+    kit: str
+    participant: str
+    event: str
+    record: str
+    record_device: str
+    used_by_participant: str | None
+    used_by_event: str
+    used_by_device: str | None
+    formats: str
+
+
 def _held(
     kit: str,
     pid: str,
@@ -187,9 +201,9 @@ def _held(
     store: Store,
     *,
     across: str | None = None,
-) -> dict[str, Any]:
+) -> KitHeldBody:
     """The `sync.bundle_held` body of a kit given twice: the kit, both participants, records and devices."""
-    body: dict[str, Any] = {
+    body: KitHeldBody = {
         "kit": kit,
         "participant": pid,
         "event": event.id,
