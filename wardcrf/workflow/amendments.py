@@ -30,6 +30,7 @@ it plans for their arm (`wardcrf protocol diff` shows the differences).
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import protocol as protocols
@@ -129,11 +130,12 @@ def protocols_of(store: Store, people: list[Participant], *, log: Store | None =
     refs: dict[str, tuple[str, str]] = {}
     enrolled = {p.enrollment_event: p.id for p in people if p.enrollment_event}
     for chunk in _chunks(list(enrolled), 500):
-        for event_id, pr, ver in events.execute(
-            "SELECT id, json_extract(line, '$.protocol.id'), json_extract(line, '$.protocol.version')"
-            f" FROM events WHERE id IN ({','.join('?' * len(chunk))})",
-            chunk,
+        # The line read in Python, not with SQLite's json_extract: a PostgreSQL hub's ward queue asks too.
+        for event_id, line in events.execute(
+            f"SELECT id, line FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk
         ):
+            ref = json.loads(line).get("protocol") or {}
+            pr, ver = ref.get("id"), ref.get("version")
             if pr is not None and ver is not None:
                 refs[enrolled[str(event_id)]] = (str(pr), str(ver))
     for chunk in _chunks([p.id for p in people], 500):
