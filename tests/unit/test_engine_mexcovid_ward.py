@@ -320,3 +320,99 @@ def test_the_sentinel_gate_names_the_sentinel_waiting_for_a_dsmg_continue(ward):
     )
     ward.continue_(p1)
     assert ward.enroll(p2, today() - timedelta(days=2)).id
+
+
+# -- what a rule, a computed field and a declared deviation say ---------------------------------------------
+
+
+def test_a_rule_without_a_field_is_the_forms_problem_and_names_the_participant(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit("labs", participant=pid, timepoint="baseline", date=day0.isoformat())
+    assert set(info.value.problems) == {"labs"}
+    assert info.value.problems["labs"].startswith("enter at least one laboratory value")
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit("labs", participant=pid, timepoint="post_treatment", date=day0.isoformat(), crp="3")
+    assert info.value.problems == {
+        "timepoint": f"no dose recorded for {pid}; 'post_treatment' follows the last dose"
+    }
+    assert ward.submit("labs", participant=pid, timepoint="baseline", date=day0.isoformat(), crp="3").id
+
+
+def test_applies_when_refuses_nothing_and_a_rule_still_does(ward):
+    """`applies_when` only says when a blank is "not applicable"; MEXCOVID's rules refuse a surrogate's
+    name on the participant's own consent."""
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    ev = ward.submit(  # an end date with an outcome "recovering": accepted, as format 1 did
+        "ae",
+        participant=pid,
+        term="Cough",
+        onset=day0.isoformat(),
+        end=(day0 + timedelta(days=1)).isoformat(),
+        grade="1",
+        serious="no",
+        causality="possible",
+        outcome="recovering",
+        first_known=day0.isoformat(),
+    )
+    assert ev.body["data"]["end"] == (day0 + timedelta(days=1)).isoformat()
+    with pytest.raises(ValidationFailed) as info:
+        ward.consent(surrogate_name="Someone Else")
+    assert info.value.problems == {"surrogate_name": "only for a surrogate's consent (consenter=surrogate)"}
+
+
+def test_a_sum_counts_whole_number_choice_codes_and_skips_the_others(ward):
+    from wardcrf.workflow import clinical
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    scores = dict.fromkeys(clinical.CT_SEGMENTS, "2")
+    scores["r_upper_apical"] = "ne"
+    ev = ward.submit(
+        "ct_score",
+        participant=pid,
+        timepoint="baseline",
+        date=day0.isoformat(),
+        lesion_form="ground_glass",
+        **scores,
+    )
+    assert (ev.body["data"]["total"], ev.body["data"]["evaluable_segments"]) == (34, 17)
+    clear = dict.fromkeys(clinical.CT_SEGMENTS, "0")
+    ev = ward.submit("ct_score", participant=pid, timepoint="other", date=day0.isoformat(), **clear)
+    assert (ev.body["data"]["total"], ev.body["data"]["evaluable_segments"]) == (0, 18)
+
+
+def test_a_declared_participant_deviation_is_listed_with_its_record_and_printed(ward, cli):
+    from wardcrf import workflow
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    ward.dose(pid, 1, day0 + timedelta(days=1))
+    assert not [
+        d
+        for d in workflow.show(ward.clin, pid)["deviations"]
+        if d.get("code") == "dosed_after_positive_skin_test"
+    ]
+    positive = ward.skin(pid, day0, result="positive")
+    [dev] = [
+        d
+        for d in workflow.show(ward.clin, pid)["deviations"]
+        if d.get("code") == "dosed_after_positive_skin_test"
+    ]
+    assert (dev["kind"], dev["event"]) == ("dosed after a positive skin test", positive.id)
+    r = cli("participant", "show", pid, user="clinician")
+    assert r.code == 0, r.err
+    assert f"deviation: dosed after a positive skin test ({positive.id})" in r.out
+
+
+def test_a_slot_whose_window_closed_without_a_record_is_a_missing_dose(ward, cli):
+    from wardcrf import workflow
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    ward.dose(pid, 1, day0 + timedelta(days=1))
+    info = workflow.show(ward.clin, pid)
+    assert [d["number"] for d in info["deviations"] if d["kind"] == "missing dose"] == [2, 3, 4, 5]
+    assert info["next_dose"]["state"] == "overdue"  # still to give, late (late_until = course_end)
+    ward.dose(pid, 2, day0 + timedelta(days=3))  # given late: no longer missing
+    info = workflow.show(ward.clin, pid)
+    assert [d["number"] for d in info["deviations"] if d["kind"] == "missing dose"] == [3, 4, 5]
+    r = cli("participant", "show", pid, user="clinician")
+    assert r.code == 0 and "deviation: missing dose 3 (due " in r.out, r.output

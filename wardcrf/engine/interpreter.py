@@ -22,6 +22,7 @@ declaration: never a traceback, never a guess.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -125,6 +126,9 @@ def _typed(ftype: str, multiple: bool, value: Any) -> Value:
     except (ValueError, InvalidOperation, TypeError):
         return None
     return value if isinstance(value, str) else str(value)
+
+
+_WHOLE = re.compile(r"-?[0-9]{1,18}")
 
 
 def _code(v: Any) -> str:
@@ -500,7 +504,15 @@ class _Eval:
             self.on_blank = saved
 
     def _numbers(self, args: tuple[Node, ...]) -> list[Decimal]:
-        return [v for v in (self.visit(a) for a in args) if isinstance(v, Decimal)]
+        """The arguments that hold a number: numbers, and choice codes that are whole numbers (a score's `2`;
+        codes are stored as text, `_code`); blanks and other codes (`ne`) are skipped."""
+        out: list[Decimal] = []
+        for v in (self.visit(a) for a in args):
+            if isinstance(v, Decimal):
+                out.append(v)
+            elif isinstance(v, str) and _WHOLE.fullmatch(v):
+                out.append(Decimal(v))
+        return out
 
     def f_sum(self, args: tuple[Node, ...], col: int) -> Value:
         return sum(self._numbers(args), Decimal(0))

@@ -210,29 +210,31 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
     fields = m.data.get("forms", {}).get(ctx.form, {}).get("fields", {})
     snap, _rec = _snapshot(ctx, m, v)
     try:
+        computed: dict[str, Any] = {}
+        for name, spec in fields.items():  # first: `required_when` and the rules read the computed values
+            if spec.get("compute"):
+                computed[name] = _stored(interpreter.value_of(str(spec["compute"]), snap), spec)
+        if computed:
+            snap, _rec = _snapshot(ctx, m, {**v, **computed})
         for name, spec in fields.items():
-            blank = v.get(name) in (None, "", [])
+            blank = v.get(name) in (None, "", []) and computed.get(name) in (None, "", [])
             when, message = _required_when(spec.get("required_when"))
             if when and blank and interpreter.truth(when, snap) is True:
                 ctx.problem(name, interpreter.render(message, snap) if message else f"required when {when}")
-            if (
-                spec.get("applies_when")
-                and not blank
-                and interpreter.truth(str(spec["applies_when"]), snap) is False
-            ):
-                ctx.problem(name, f"does not apply here (only when {spec['applies_when']}); leave it blank")
-        computed: dict[str, Any] = {}
-        for name, spec in fields.items():
-            if spec.get("compute"):
-                computed[name] = _stored(interpreter.value_of(str(spec["compute"]), snap), spec)
+            # `applies_when` says when a blank is "not applicable" (exports code it NA); it refuses nothing:
+            # a value where it does not apply is a `[[rules]]` check (docs/protocol.md, "[forms.NAME]").
         for rule in m.data.get("rules", ()):
             if rule.get("on") != ctx.form or interpreter.truth(str(rule["check"]), snap) is not False:
                 continue
-            words = interpreter.render(str(rule.get("message") or f"refused by rule {rule['code']}"), snap)
+            words = interpreter.render(
+                str(rule.get("message") or f"refused by rule {rule['code']}"),
+                snap,
+                {"participant": ctx.participant.id} if ctx.participant else {},
+            )
             severity = str(rule.get("severity", "refuse"))
             if severity == "refuse" or (severity == "confirm" and not ctx.confirmed):
                 more = "" if severity == "refuse" else " (confirm with --confirm --reason if it is right)"
-                ctx.problem(str(rule.get("field") or "_form"), words + more)
+                ctx.problem(str(rule.get("field") or ctx.form), words + more)  # no field: the form's problem
             elif severity == "query":  # saved; `open_queries` opens its data query with the record
                 ctx.carry.setdefault(QUERIES, []).append(
                     (str(rule["code"]), str(rule.get("field") or "_form"), words)
@@ -1085,7 +1087,11 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                     administrations.append(item)
                     if st.timing in ("early", "late") and st.timing in kinds:
                         deviations.append(_deviation(kinds[st.timing], item))
-                    if (st.state in (schedule.MISSED, schedule.NOT_GIVEN)) and "missed" in kinds:
+                    # `missed`: a slot whose window closed without a record (overdue or missed), or not given
+                    window_closed = st.filled_by is None and s.closes < at
+                    if "missed" in kinds and (
+                        st.state in (schedule.MISSED, schedule.NOT_GIVEN) or window_closed
+                    ):
                         deviations.append(_deviation(kinds["missed"], item))
                     if rec is not None and "wrong_dose" in kinds and st.state == schedule.GIVEN:
                         wrong = _wrong_dose(kinds["wrong_dose"], rec, roles_)
@@ -1134,6 +1140,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                                 "event": r.event_id,
                             }
                         )
+        deviations.extend(_declared_deviations(m, declared, records, snap))
         if "assessment_window" in kinds:
             deviations.extend(_assessment_windows(m, snap, kinds["assessment_window"], given_times))
         given_numbers = sorted(a["number"] for a in administrations if a["state"] == schedule.GIVEN)
@@ -1141,7 +1148,13 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         if p.eligible is False and "ineligible_after_enrollment" in kinds:
             d = kinds["ineligible_after_enrollment"]
             deviations.append(
-                {"kind": _label(d.get("label", d["code"])), "code": d["code"], "failed": p.failed_criteria}
+                {
+                    "kind": _label(d.get("label", d["code"])),
+                    "code": d["code"],
+                    "failed": p.failed_criteria,
+                    "detail": f"failed: {', '.join(p.failed_criteria)}; {p.screening_event}",
+                    "event": p.screening_event,
+                }
             )
         if next_item is not None:
             facts_ = site_facts(store, proto, p)
@@ -1548,11 +1561,37 @@ def _label(text: Any) -> str:
     return str(text)
 
 
+def _declared_deviations(
+    m: Model, declared: Sequence[Mapping[str, Any]], records: Mapping[str, Sequence[Rec]], snap: Snapshot
+) -> list[schedule.Deviation]:
+    """The declared deviations (`when`, no built-in `kind`) other than those on an administration form (listed
+    with the administrations): with `on = FORM` one per record of FORM its `when` holds for; without, one for
+    the participant when `when` holds, naming the record its `record` expression finds (docs/protocol.md)."""
+    out: list[schedule.Deviation] = []
+    on_administrations = _administration_forms(m)
+    for d in declared:
+        if d.get("kind") or not d.get("when") or d.get("on") in on_administrations:
+            continue
+        kind = _label(d.get("label", d["code"]))
+        if d.get("on"):
+            for r in records.get(str(d["on"]), ()):
+                if interpreter.truth(str(d["when"]), snap.with_record(r)) is True:
+                    out.append({"kind": kind, "code": d["code"], "event": r.event_id, "detail": r.event_id})
+            continue
+        if interpreter.truth(str(d["when"]), snap) is not True:
+            continue
+        found = interpreter.value_of(str(d["record"]), snap) if d.get("record") else None
+        event = found.event_id if isinstance(found, Rec) else None
+        out.append({"kind": kind, "code": d["code"], "event": event, **({"detail": event} if event else {})})
+    return out
+
+
 def _deviation(d: Mapping[str, Any], item: AdministrationLine) -> schedule.Deviation:
     return {
         "kind": _label(d.get("label", d["code"])),
         "code": d["code"],
         "number": item["number"],
+        "due": item["due"],
         "event": item["event"],
     }
 
