@@ -22,7 +22,6 @@ declaration: never a traceback, never a guess.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -128,7 +127,10 @@ def _typed(ftype: str, multiple: bool, value: Any) -> Value:
     return value if isinstance(value, str) else str(value)
 
 
-_WHOLE = re.compile(r"-?[0-9]{1,18}")
+def _whole(text: str) -> bool:
+    """A choice code that is a whole number (`2`, `-1`): ASCII digits, at most 18."""
+    digits = text[1:] if text.startswith("-") else text
+    return 0 < len(digits) <= 18 and digits.isascii() and digits.isdigit()
 
 
 def _code(v: Any) -> str:
@@ -510,7 +512,7 @@ class _Eval:
         for v in (self.visit(a) for a in args):
             if isinstance(v, Decimal):
                 out.append(v)
-            elif isinstance(v, str) and _WHOLE.fullmatch(v):
+            elif isinstance(v, str) and _whole(v):
                 out.append(Decimal(v))
         return out
 

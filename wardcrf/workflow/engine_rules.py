@@ -124,6 +124,7 @@ def _snapshot(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> tuple[Snapsho
             records[form] = [r for r in recs if r.event_id != ctx.amending]
     records.setdefault(ctx.form, []).append(rec)
     anchors, arm = plan_inputs(ctx.store, m, p, ctx.zone) if p is not None else ({}, None)
+    anchors = {**anchors, **_dose_anchors(m, records, rec)}
     site = ctx.store.scalar("SELECT site FROM site WHERE id = 1")
     snap = Snapshot(
         records=records,
@@ -135,6 +136,23 @@ def _snapshot(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> tuple[Snapsho
         anchor_day=m.calendar.anchor_day,
     )
     return snap, rec
+
+
+def _dose_anchors(m: Model, records: Mapping[str, Sequence[Rec]], in_hand: Rec) -> dict[str, datetime]:
+    """The built-in anchors `@first_dose` and `@last_dose`: the first and last start of an administration
+    recorded as given (on any regimen's recording form), the record in hand left out."""
+    starts: list[datetime] = []
+    for r in m.regimens.values():
+        for adm in r.administrations:
+            roles_ = adm.record
+            for rec in records.get(str(roles_.get("form")), ()):
+                start = rec.values.get(str(roles_.get("start", "")))
+                if rec is in_hand or not isinstance(start, datetime):
+                    continue
+                if roles_.get("not_given") and rec.values.get(str(roles_["not_given"])) is True:
+                    continue
+                starts.append(start)
+    return {"first_dose": min(starts), "last_dose": max(starts)} if starts else {}
 
 
 def plan_inputs(
@@ -214,8 +232,10 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
         for name, spec in fields.items():  # first: `required_when` and the rules read the computed values
             if spec.get("compute"):
                 computed[name] = _stored(interpreter.value_of(str(spec["compute"]), snap), spec)
-        if computed:
+        if computed and not ctx.problems:  # values refused by their type or range compute nothing reliable
             snap, _rec = _snapshot(ctx, m, {**v, **computed})
+        elif ctx.problems:
+            computed = {}
         for name, spec in fields.items():
             blank = v.get(name) in (None, "", []) and computed.get(name) in (None, "", [])
             when, message = _required_when(spec.get("required_when"))
