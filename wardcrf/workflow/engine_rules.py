@@ -1602,7 +1602,10 @@ def _declared_deviations(
             continue
         found = interpreter.value_of(str(d["record"]), snap) if d.get("record") else None
         event = found.event_id if isinstance(found, Rec) else None
-        out.append({"kind": kind, "code": d["code"], "event": event, **({"detail": event} if event else {})})
+        line: schedule.Deviation = {"kind": kind, "code": d["code"], "event": event}
+        if event:
+            line["detail"] = event
+        out.append(line)
     return out
 
 
