@@ -339,26 +339,11 @@ def test_a_rule_without_a_field_is_the_forms_problem_and_names_the_participant(w
     assert ward.submit("labs", participant=pid, timepoint="baseline", date=day0.isoformat(), crp="3").id
 
 
-def test_applies_when_refuses_nothing_and_a_rule_still_does(ward):
-    """`applies_when` only says when a blank is "not applicable"; MEXCOVID's rules refuse a surrogate's
-    name on the participant's own consent."""
-    pid, day0 = ward.enrolled_participant(days_ago=8)
-    ev = ward.submit(  # an end date with an outcome "recovering": accepted, as format 1 did
-        "ae",
-        participant=pid,
-        term="Cough",
-        onset=day0.isoformat(),
-        end=(day0 + timedelta(days=1)).isoformat(),
-        grade="1",
-        serious="no",
-        causality="possible",
-        outcome="recovering",
-        first_known=day0.isoformat(),
-    )
-    assert ev.body["data"]["end"] == (day0 + timedelta(days=1)).isoformat()
+def test_a_surrogates_name_on_the_participants_own_consent_is_refused_by_the_declared_rule(ward):
     with pytest.raises(ValidationFailed) as info:
         ward.consent(surrogate_name="Someone Else")
-    assert info.value.problems == {"surrogate_name": "only for a surrogate's consent (consenter=surrogate)"}
+    assert "surrogate_name" in info.value.problems
+    assert ward.consent(consenter="surrogate", surrogate_name="Someone Else", surrogate_relationship="spouse")
 
 
 def test_a_sum_counts_whole_number_choice_codes_and_skips_the_others(ward):

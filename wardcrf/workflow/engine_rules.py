@@ -241,8 +241,12 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
             when, message = _required_when(spec.get("required_when"))
             if when and blank and interpreter.truth(when, snap) is True:
                 ctx.problem(name, interpreter.render(message, snap) if message else f"required when {when}")
-            # `applies_when` says when a blank is "not applicable" (exports code it NA); it refuses nothing:
-            # a value where it does not apply is a `[[rules]]` check (docs/protocol.md, "[forms.NAME]").
+            if (
+                spec.get("applies_when")
+                and not blank
+                and interpreter.truth(str(spec["applies_when"]), snap) is False
+            ):
+                ctx.problem(name, f"does not apply here (only when {spec['applies_when']}); leave it blank")
         for rule in m.data.get("rules", ()):
             if rule.get("on") != ctx.form or interpreter.truth(str(rule["check"]), snap) is not False:
                 continue
