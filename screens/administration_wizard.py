@@ -33,7 +33,7 @@ protocol requires, assessments an earlier administration still owes) are
 asked when the wizard opens and refuse in the protocol's words on top, before
 anything is typed; going on from the kit step is refused with them. Screens go
 through services: the plan, the kit check and the record are
-`administration_visit`'s. Format 1 (MEXCOVID) keeps `dose_wizard.DoseWizard`.
+`administration_visit`'s. Format 1 keeps `dose_wizard.DoseWizard`.
 """
 
 from __future__ import annotations

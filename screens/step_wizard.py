@@ -1,6 +1,6 @@
 """The step-wizard machinery both bedside wizards share (issue 16): one owner.
 
-`dose_wizard.DoseWizard` (format 1, MEXCOVID's dose) and
+`dose_wizard.DoseWizard` (format 1's dose visit) and
 `administration_wizard.AdministrationWizard` (format 2, a regimen's next
 administration) are `StepWizard`s. The base owns what is the same in both:
 the keys (`ctrl+n` / `ctrl+b` between steps, `ctrl+t` stamps now, `ctrl+s`

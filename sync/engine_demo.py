@@ -137,7 +137,7 @@ def seed(
     """Create the demo ward of `trial` (PALM or PALM007) in `data_dir`, as it stands at `now` (the moment
     of seeding, with its zone: the CLI's real clock, a test's pinned instant); see the module doc."""
     if trial.id not in ("PALM", "PALM007"):
-        raise Refused(f"{trial.id} has no demo (demos: MEXCOVID, PALM, PALM007)")
+        raise Refused(f"{trial.id} has no format-2 demo ward here (seeded here: PALM, PALM007)")
     if now.tzinfo is None:
         raise ValueError("`now` must carry its zone")
     # The ward's working day: the last whose morning round (randomizations from 07:00, the bedside after)

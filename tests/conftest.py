@@ -57,10 +57,32 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "site"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--mexcovid-engine",
+        action="store_true",
+        help="start the tests' MEXCOVID sites (the template site, export_support's wards and hubs) on "
+        "MEXCOVID's format-2 re-encoding as a version of its own (wardcrf/protocols/engine/mexcovid.toml "
+        "without `reencodes`), so the ward's rules are the engine's: the MEXCOVID tests then measure what "
+        "the engine still lacks (issue 17; tests/mexcovid_engine.py)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--mexcovid-engine", default=False):
+        import mexcovid_engine
+
+        mexcovid_engine.ACTIVE = True
+
+
 @pytest.fixture(scope="session")
 def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """Built once per test run (key derivation is deliberately slow); copied per test."""
+    """Built once per test run (key derivation is deliberately slow); copied per test. With
+    `--mexcovid-engine`, on MEXCOVID's format-2 re-encoding as a version of its own."""
     data_dir = tmp_path_factory.mktemp("template") / "site"
+    import mexcovid_engine
+
+    engine = mexcovid_engine.site_protocol()  # None: the shipped default (format 1)
     result = Site.init(
         data_dir,
         site="WUH01",
@@ -68,6 +90,7 @@ def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
         admin="admin",
         password=PASSWORD,
         admin_full_name="Ada Admin",
+        protocol_file=engine,
     )
     s = result.site.unlock("admin", PASSWORD)
     try:

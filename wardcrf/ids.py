@@ -371,8 +371,9 @@ def _merged(text: str, rule: Rule, known: Sequence[str]) -> list[str]:
     """The ids `text` seems to be made of when it is several run together, else []."""
     if rule.format is not None and not rule.format.fullmatch(text):
         return _split_by_format(text, rule.format)
-    # One id under the format, or no format: a format as loose as the built-in rule (MEXCOVID's
-    # kit_id pattern) matches ids run together too, so the shapes are still compared.
+    # One id under the format, or no format: a format as loose as the built-in rule (a protocol's
+    # kit id pattern such as `^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$`) matches ids run together too, so the
+    # shapes are still compared.
     if not text.isascii():
         return []
     for other in known:

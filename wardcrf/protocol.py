@@ -626,8 +626,9 @@ def forms_of(source: str, filename: str) -> dict[str, Form]:
     plain = {
         name: {
             **form,
-            "fields": {
+            "fields": {  # a `compute` field is computed: refused as input (`forms.check`), filled by the engine
                 fname: {k: v for k, v in spec.items() if k not in FORMAT2_FIELD_KEYS}
+                | ({"computed": True} if "compute" in spec else {})
                 for fname, spec in (form.get("fields") or {}).items()
             },
         }

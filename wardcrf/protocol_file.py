@@ -22,7 +22,7 @@ from .errors import Refused
 # (a file an admin was sent, a hub's bundle): these keep a hostile or broken one
 # from exhausting the parser or filling every screen and report it is shown on.
 MAX_FILE_BYTES = 1024 * 1024
-"""A whole file (the shipped MEXCOVID protocol is 43 KB)."""
+"""A whole file (the largest shipped protocol file is about 72 KB)."""
 MAX_NESTING = 16
 """Arrays and inline tables inside one another (the shipped protocol uses 2)."""
 MAX_LABEL_CHARS = 200

@@ -365,6 +365,8 @@ def make_ward(
     data_dir: Any, site: str = "WUH01", *, prefix: str = "", n: int | None = None, start: int = 1
 ) -> CohortSite:
     """A ward with one user per role (named `<prefix><role>`) and the cohort recorded on it."""
+    import mexcovid_engine
+
     from wardcrf import users
     from wardcrf.site import Site
 
@@ -376,6 +378,7 @@ def make_ward(
         admin=admin,
         password=PASSWORD,
         admin_full_name=f"{site} Admin",
+        protocol_file=mexcovid_engine.site_protocol(),  # None: the shipped default
     )
     a = result.site.unlock(admin, PASSWORD)
     names = {"admin": admin}
@@ -408,6 +411,8 @@ def make_hub(data_dir: Any, wards: list[Any]) -> Any:
     Sync's own tests cover bundles, signatures and receipts; this gives the
     exports what a hub holds after sync: the wards' events, their projections.
     """
+    import mexcovid_engine
+
     from wardcrf import eventlog
     from wardcrf.site import Site
 
@@ -419,6 +424,7 @@ def make_hub(data_dir: Any, wards: list[Any]) -> Any:
         password=PASSWORD,
         admin_full_name="Hub Admin",
         kind="hub",
+        protocol_file=mexcovid_engine.site_protocol(),  # None: the shipped default
     )
     hub = Site.open(data_dir).unlock("hubadmin", PASSWORD)
     try:

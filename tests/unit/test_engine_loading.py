@@ -66,7 +66,7 @@ HOSTILE = [
     (
         "unknown key in a criterion",
         MEX2.replace("[[criteria]]\n", "[[criteria]]\nweigth = 3\n", 1),
-        r":219: criteria\[0\]\.weigth: unknown key",
+        r":225: criteria\[0\]\.weigth: unknown key",
     ),
     (
         "bad expression",

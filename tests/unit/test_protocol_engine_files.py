@@ -128,6 +128,18 @@ def test_an_unknown_key_in_the_second_administration_is_named_at_its_line() -> N
     ), problems
 
 
+def test_an_unknown_refusal_key_is_named_at_its_line() -> None:
+    src = _source("mexcovid.toml").replace(
+        "refusals = { course_complete", 'refusals = { too_late = "x", course_complete', 1
+    )
+    line = _line_of(src, "too_late")
+    problems = _refusal(src, "mexcovid.toml")
+    assert any(
+        p.startswith(f"mexcovid.toml:{line}: regimens[0].administrations[0].refusals.too_late: unknown key")
+        for p in problems
+    ), problems
+
+
 def test_an_arm_naming_an_undeclared_regimen_is_refused_at_its_line() -> None:
     src = _source("palm.toml").replace('regimens = ["remdesivir"]', 'regimens = ["remdesivr"]')
     line = _line_of(src, '"remdesivr"')
@@ -483,6 +495,30 @@ def test_hostile_values_in_schedules_and_doses_are_refused_or_read_never_a_crash
             'worklist = "dose {n}"',
             'worklist = "dose {m}"',
             "regimens[0].administrations[0].worklist",
+        ),
+        (  # an administration's `refusals`: its own names, and the participant's expressions
+            "mexcovid.toml",
+            "dose {n} is refused",
+            "dose {m} is refused",
+            "regimens[0].administrations[0].refusals.course_complete",
+        ),
+        (
+            "mexcovid.toml",
+            "{date(@enrollment)} (dose 1",
+            "{date(@enrolment)} (dose 1",
+            "regimens[0].administrations[0].refusals.before_first_day",
+        ),
+        (  # a dose assessment's `refusals`: its own names, and the record's fields
+            "mexcovid.toml",
+            "is dose {next}, not {n}",
+            "is dose {nxt}, not {n}",
+            "dose_assessments[0].refusals.not_next",
+        ),
+        (  # a field's `required_when = { when, message }`: the message reads the record being checked
+            "mexcovid.toml",
+            'message = "required for {timepoint} vitals',
+            'message = "required for {timepont} vitals',
+            "forms.vitals.fields.dose.required_when.message",
         ),
     ],
 )

@@ -1,4 +1,4 @@
-"""`wardcrf demo`: a complete demo site (MEXCOVID, or a shipped format-2 trial), seeded through the ward's own services."""
+"""`wardcrf demo`: a complete demo site (the default protocol's cohort, or a shipped format-2 trial), seeded through the ward's own services."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def demo(
         typer.Option(
             "--protocol",
             help="A shipped format-2 protocol to start the site with (mexcovid, palm, palm007): "
-            "mexcovid seeds MEXCOVID's cohort; palm and palm007 a ward of that trial, randomized from a "
+            "mexcovid seeds the first trial's cohort; palm and palm007 a ward of that trial, randomized from a "
             "list its hub issued.",
         ),
     ] = None,

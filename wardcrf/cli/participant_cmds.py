@@ -117,12 +117,15 @@ def _print_summary(info: dict[str, Any]) -> None:
         span = f", window {v['window'][0]} to {v['window'][1]}" if v.get("window") else ""
         console.print(f"  visit {v['name']} ({v['due']}{span}) — {v['state']}{owed}", highlight=False)
     for dv in info["deviations"]:
-        if "dose" in dv:
+        n = dv.get("dose", dv.get("number"))  # format 1's dose, a format-2 administration's number
+        if n is not None:
+            due = f" (due {dv['due']})" if dv.get("due") else ""
+            console.print(f"[yellow]deviation:[/] {dv['kind']} {n}{due}", highlight=False)
+        else:  # about no administration: what shows it (a protocol's declared deviation may name no record)
+            why = dv.get("detail") or dv.get("event")
             console.print(
-                f"[yellow]deviation:[/] {dv['kind']} {dv['dose']} (due {dv['due']})", highlight=False
+                f"[yellow]deviation:[/] {dv['kind']}" + (f" ({why})" if why else ""), highlight=False
             )
-        else:
-            console.print(f"[yellow]deviation:[/] {dv['kind']} ({dv['detail']})", highlight=False)
     for ae in info["open_aes"]:
         extra = " SERIOUS" if ae["serious"] else ""
         console.print(f"open AE {ae['event']}: {ae['term']} grade {ae['grade']}{extra}", highlight=False)

@@ -8,7 +8,7 @@ max_c, target_c }``, ``excursion = { max_minutes, freezing }``, ``custody =
 one ``[product]`` (``storage_min_c / storage_max_c / storage_target_c``,
 ``max_transit_minutes``, ``max_bedside_minutes``; its one preparation step is
 the thaw at the bedside). When no protocol is loaded, or it states no
-range, the MEXCOVID values below apply (target −20 °C, excursion outside
+range, the built-in values below apply (target −20 °C, excursion outside
 −25 … −15 °C). A unit may be registered with its own range; the protocol's
 first product's is the default (`limits`).
 
@@ -50,7 +50,7 @@ class Limits:
     target_c: float | None
     transit_s: int
     bedside_s: int
-    source: str  # "protocol <id> <version>" or "built-in MEXCOVID default"
+    source: str  # "protocol <id> <version>" or "built-in default"
 
 
 def limits(store: Store, product: Product | None = None) -> Limits:
@@ -63,7 +63,7 @@ def _limits_of(product: dict[str, Any], source: str, *, found: bool) -> Limits:
     low = product.get("storage_min_c", DEFAULT_LOW_C)
     high = product.get("storage_max_c", DEFAULT_HIGH_C)
     if "storage_min_c" not in product and "storage_max_c" not in product:
-        source = "built-in MEXCOVID default" if not found else source + " (range: built-in default)"
+        source = "built-in default" if not found else source + " (range: built-in default)"
     return Limits(
         low_c=float(low),
         high_c=float(high),
@@ -224,7 +224,7 @@ def products(store: Store) -> dict[str, Product]:
     """The products of the protocol version in force, by code, in declared order (never empty).
 
     A format-2 version: its ``[[products]]``; a format-1 version: its one
-    ``[product]``; no protocol: the built-in MEXCOVID default.
+    ``[product]``; no protocol: the built-in default (the first trial's −20 °C range).
     """
     return products_of(_active(store))
 
@@ -232,7 +232,7 @@ def products(store: Store) -> dict[str, Product]:
 def products_of(active: Any | None) -> dict[str, Product]:
     """The products of a protocol version (`protocol.Protocol`; None: the built-in default), by code."""
     if active is None:
-        default = _format1_product({}, "built-in MEXCOVID default", found=False)
+        default = _format1_product({}, "built-in default", found=False)
         return {default.code: default}
     source = f"protocol {active.id} {active.version}"
     model = getattr(active, "engine", None)

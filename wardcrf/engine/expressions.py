@@ -600,11 +600,11 @@ def template_holes(text: str) -> list[str]:
     return holes
 
 
-def check_template(text: str, scope: Scope) -> list[str]:
-    """Problems of every hole of a template that is not a provided name."""
+def check_template(text: str, scope: Scope, provided: frozenset[str] = PROVIDED) -> list[str]:
+    """Problems of every hole of a template that is not a provided name (`provided`: the kind's names)."""
     out: list[str] = []
     for hole in template_holes(text):
-        if hole in PROVIDED:
+        if hole in provided:
             continue
         out.extend(f"{{{hole}}}: {p}" for p in check(hole, scope))
     return out

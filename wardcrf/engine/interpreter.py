@@ -127,6 +127,12 @@ def _typed(ftype: str, multiple: bool, value: Any) -> Value:
     return value if isinstance(value, str) else str(value)
 
 
+def _whole(text: str) -> bool:
+    """A choice code that is a whole number (`2`, `-1`): ASCII digits, at most 18."""
+    digits = text[1:] if text.startswith("-") else text
+    return 0 < len(digits) <= 18 and digits.isascii() and digits.isdigit()
+
+
 def _code(v: Any) -> str:
     """Choice codes compare as text: `1` and `'1'` are one code (codes are strings or integers)."""
     if isinstance(v, (float, Decimal)) and v == int(v):
@@ -500,7 +506,15 @@ class _Eval:
             self.on_blank = saved
 
     def _numbers(self, args: tuple[Node, ...]) -> list[Decimal]:
-        return [v for v in (self.visit(a) for a in args) if isinstance(v, Decimal)]
+        """The arguments that hold a number: numbers, and choice codes that are whole numbers (a score's `2`;
+        codes are stored as text, `_code`); blanks and other codes (`ne`) are skipped."""
+        out: list[Decimal] = []
+        for v in (self.visit(a) for a in args):
+            if isinstance(v, Decimal):
+                out.append(v)
+            elif isinstance(v, str) and _whole(v):
+                out.append(Decimal(v))
+        return out
 
     def f_sum(self, args: tuple[Node, ...], col: int) -> Value:
         return sum(self._numbers(args), Decimal(0))

@@ -49,6 +49,29 @@ EXPRESSION_FORMAT = "wardcrf-expression"
 DURATION_FORMAT = "wardcrf-duration"
 SHIPPED = ("mexcovid.toml", "palm.toml", "palm007.toml")
 
+REFUSAL_NAMES = {
+    "course_complete": expressions.PROVIDED | {"n", "planned"},
+    "per_day": expressions.PROVIDED | {"n", "record", "date", "per_day"},
+    "before_first_day": expressions.PROVIDED | {"date", "first_day"},
+    "kit_used": expressions.PROVIDED | {"kit", "holder", "n", "record"},
+}
+"""An administration's `refusals`: the engine's built-in refusals it words (docs/protocol.md, "Recording"),
+and the names each provides besides the participant's expressions: `{n}` the administration number (the
+one refused after a complete course; the other one's on a full day or a used kit), `{planned}` the
+course's number of administrations, `{record}` the other record, `{date}` the local date of the start,
+`{per_day}` the day's limit, `{first_day}` the local date of the first administration's day, `{kit}` the
+kit's key and `{holder}` the participant who had it."""
+
+ASSESSMENT_REFUSAL_NAMES = {
+    "not_given": expressions.PROVIDED | {"n", "time"},
+    "before_end": expressions.PROVIDED | {"n", "time", "end"},
+    "not_next": expressions.PROVIDED | {"n", "time", "next"},
+    "after_start": expressions.PROVIDED | {"n", "time", "start"},
+}
+"""A dose assessment's `refusals` (docs/protocol.md, "[[dose_assessments]]") and the names each provides:
+`{n}` the administration it names, `{time}` when it was taken, `{end}`/`{start}` the administration's,
+`{next}` the administration to give next."""
+
 Path_ = tuple[str | int, ...]
 
 
@@ -871,10 +894,12 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
             for problem in expressions.check(text, scope):
                 r.err(path, problem)
 
-    def template(path: Path_, text: Any, scope: expressions.Scope) -> None:
+    def template(
+        path: Path_, text: Any, scope: expressions.Scope, provided: frozenset[str] = expressions.PROVIDED
+    ) -> None:
         """A message's `{...}` holes: names the kind provides, or expressions of the same context."""
         if isinstance(text, str):
-            for problem in expressions.check_template(text, scope):
+            for problem in expressions.check_template(text, scope, provided):
                 r.err(path, problem)
 
     criteria = expressions.Scope(forms, once, anchors, criteria=True)
@@ -918,6 +943,10 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
             check((*p, "schedule", "stop_when"), adm.get("schedule", {}).get("stop_when"), participant)
             check((*p, "dose", "weight"), adm.get("dose", {}).get("weight"), participant)
             template((*p, "worklist"), adm.get("worklist"), participant)
+            for key, text in (adm.get("refusals") or {}).items():
+                template(
+                    (*p, "refusals", key), text, participant, REFUSAL_NAMES.get(key, expressions.PROVIDED)
+                )
     for i, visit in enumerate(data.get("visits", [])):
         for j, entry in enumerate(visit.get("forms", [])):
             if isinstance(entry, dict) and entry.get("form") in forms:
@@ -938,6 +967,9 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
             scope = expressions.Scope(forms, once, anchors, record=da["form"])
             check(("dose_assessments", i, "match"), da.get("match"), scope)
             template(("dose_assessments", i, "duplicate"), da.get("duplicate"), scope)
+            for key, text in (da.get("refusals") or {}).items():
+                names = ASSESSMENT_REFUSAL_NAMES.get(key, expressions.PROVIDED)
+                template(("dose_assessments", i, "refusals", key), text, scope, names)
     for i, dev in enumerate(data.get("deviations", [])):
         on = dev.get("on")
         if on is not None and on not in forms:
@@ -971,6 +1003,8 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                 if isinstance(text, str):
                     for problem in expressions.check(text, scope):
                         r.err(("forms", name, "fields", fname, key), problem)
+                if isinstance(value, dict):  # `required_when = { when, message }`: the refusal's template
+                    template(("forms", name, "fields", fname, key, "message"), value.get("message"), scope)
     _eligibility(r, data, forms)
 
 

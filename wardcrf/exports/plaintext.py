@@ -20,7 +20,7 @@ codes and names stay, in `codings`). Triggers are copied too, so the copy's
 event log stays append-only.
 
 For analysis, the copy also holds one flat, typed table per form, named
-after the form (``labs``, ``ct_score``, ``coldchain_handover``): the same
+after the form (``labs``, ``coldchain_handover``): the same
 columns as the CSV export's form file (`flat`), numbers as REAL or INTEGER,
 booleans 1/0, blanks NULL with the reason in ``<field>_missing``, so
 ``SELECT crp FROM labs`` works in datasette, pandas and R. A projection table

@@ -1,1 +1,1 @@
-"""Protocol files shipped with wardcrf (MEXCOVID is the default)."""
+"""Protocol files shipped with wardcrf (`protocol.default_protocol()` names the default)."""

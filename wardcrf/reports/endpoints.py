@@ -5,7 +5,7 @@ is analysed; this module turns participant-level outcomes into the per-arm
 results the outcomes report prints, with each method named:
 
 * `paired_change`: before/after per arm, the Wilcoxon signed-rank test of
-  `stats.signed_rank` (exact with ties by default, as MEXCOVID's report);
+  `stats.signed_rank` (exact with ties by default, as format 1's outcomes report);
 * `proportion`: k of n per arm with its interval (`proportions`: Wilson by
   default, or Clopper–Pearson), and the difference between arms with its
   interval (Newcombe by default, or Wald);

@@ -1,6 +1,6 @@
 """A format-2 administration at the bedside, driven by the participant's regimen (issue 17).
 
-The MEXCOVID dose wizard records format 1's four forms (`dose_visit`). A
+The format-1 dose wizard records format 1's four forms (`dose_visit`). A
 format-2 version of its own declares its administrations instead: the
 product, the route, the dose (fixed, per kg or by weight band, from a
 recorded weight, rounded and capped), the form that records it and the
@@ -28,7 +28,7 @@ next administration, as the engine places it, into what a guided flow asks:
   `dry_run=True` runs the same and rolls back (the review step). A refusal
   names the part (`PartRefused.part`) and its field problems.
 
-Format 1 (and the MEXCOVID re-encoding) keeps `dose_visit`.
+Format 1 (and a format-2 re-encoding of a format-1 version) keeps `dose_visit`.
 """
 
 from __future__ import annotations

@@ -136,6 +136,7 @@ def _snapshot(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> tuple[Snapsho
             records[form] = [r for r in recs if r.event_id != ctx.amending]
     records.setdefault(ctx.form, []).append(rec)
     anchors, arm = plan_inputs(ctx.store, m, p, ctx.zone) if p is not None else ({}, None)
+    anchors = {**anchors, **_dose_anchors(m, records, rec)}
     site = ctx.store.scalar("SELECT site FROM site WHERE id = 1")
     snap = Snapshot(
         records=records,
@@ -147,6 +148,23 @@ def _snapshot(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> tuple[Snapsho
         anchor_day=m.calendar.anchor_day,
     )
     return replace(snap, anchors=visits.timeline(m, snap)), rec
+
+
+def _dose_anchors(m: Model, records: Mapping[str, Sequence[Rec]], in_hand: Rec) -> dict[str, datetime]:
+    """The built-in anchors `@first_dose` and `@last_dose`: the first and last start of an administration
+    recorded as given (on any regimen's recording form), the record in hand left out."""
+    starts: list[datetime] = []
+    for r in m.regimens.values():
+        for adm in r.administrations:
+            roles_ = adm.record
+            for rec in records.get(str(roles_.get("form")), ()):
+                start = rec.values.get(str(roles_.get("start", "")))
+                if rec is in_hand or not isinstance(start, datetime):
+                    continue
+                if roles_.get("not_given") and rec.values.get(str(roles_["not_given"])) is True:
+                    continue
+                starts.append(start)
+    return {"first_dose": min(starts), "last_dose": max(starts)} if starts else {}
 
 
 def plan_inputs(
@@ -222,32 +240,37 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
     fields = m.data.get("forms", {}).get(ctx.form, {}).get("fields", {})
     snap, _rec = _snapshot(ctx, m, v)
     try:
+        computed: dict[str, Any] = {}
+        for name, spec in fields.items():  # first: `required_when` and the rules read the computed values
+            if spec.get("compute"):
+                computed[name] = _stored(interpreter.value_of(str(spec["compute"]), snap), spec)
+        if computed and not ctx.problems:  # values refused by their type or range compute nothing reliable
+            snap, _rec = _snapshot(ctx, m, {**v, **computed})
+        elif ctx.problems:
+            computed = {}
         for name, spec in fields.items():
-            blank = v.get(name) in (None, "", [])
-            if (
-                spec.get("required_when")
-                and blank
-                and interpreter.truth(str(spec["required_when"]), snap) is True
-            ):
-                ctx.problem(name, f"required when {spec['required_when']}")
+            blank = v.get(name) in (None, "", []) and computed.get(name) in (None, "", [])
+            when, message = _required_when(spec.get("required_when"))
+            if when and blank and interpreter.truth(when, snap) is True:
+                ctx.problem(name, interpreter.render(message, snap) if message else f"required when {when}")
             if (
                 spec.get("applies_when")
                 and not blank
                 and interpreter.truth(str(spec["applies_when"]), snap) is False
             ):
                 ctx.problem(name, f"does not apply here (only when {spec['applies_when']}); leave it blank")
-        computed: dict[str, Any] = {}
-        for name, spec in fields.items():
-            if spec.get("compute"):
-                computed[name] = _stored(interpreter.value_of(str(spec["compute"]), snap), spec)
         for rule in m.data.get("rules", ()):
             if rule.get("on") != ctx.form or interpreter.truth(str(rule["check"]), snap) is not False:
                 continue
-            words = interpreter.render(str(rule.get("message") or f"refused by rule {rule['code']}"), snap)
+            words = interpreter.render(
+                str(rule.get("message") or f"refused by rule {rule['code']}"),
+                snap,
+                {"participant": ctx.participant.id} if ctx.participant else {},
+            )
             severity = str(rule.get("severity", "refuse"))
             if severity == "refuse" or (severity == "confirm" and not ctx.confirmed):
                 more = "" if severity == "refuse" else " (confirm with --confirm --reason if it is right)"
-                ctx.problem(str(rule.get("field") or "_form"), words + more)
+                ctx.problem(str(rule.get("field") or ctx.form), words + more)  # no field: the form's problem
             elif severity == "query":  # saved; `open_queries` opens its data query with the record
                 ctx.carry.setdefault(QUERIES, []).append(
                     (str(rule["code"]), str(rule.get("field") or "_form"), words)
@@ -255,9 +278,16 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
     except EvalError as exc:
         raise Refused(f"{m.id} {m.version}: form {ctx.form}: {exc}") from None
     if ctx.participant is not None and not ctx.problems:
-        _unique(ctx, m, v)
+        _unique(ctx, m, v, snap)
         _assessment(ctx, m, snap)
     return computed
+
+
+def _required_when(spec: Any) -> tuple[str | None, str | None]:
+    """(condition, message template) of a field's `required_when`: `"EXPR"` or `{ when, message }`."""
+    if isinstance(spec, Mapping):
+        return str(spec["when"]), (str(spec["message"]) if spec.get("message") else None)
+    return (str(spec), None) if spec else (None, None)
 
 
 QUESTION_LIMIT = 2000
@@ -340,26 +370,44 @@ def _others(ctx: RuleContext, form: str) -> list[dict[str, Any]]:
     return [{**json.loads(d), "_event": e} for e, d in rows if e != ctx.amending]
 
 
-def _unique(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
+def _unique(ctx: RuleContext, m: Model, v: Mapping[str, Any], snap: Snapshot) -> None:
+    """`unique` on the form: `[fields]`, or `{ fields, when, message }` — only records for which `when` holds
+    count (the one in hand and the earlier ones), and the clash is refused in `message` when given."""
     spec = m.data.get("forms", {}).get(ctx.form, {}).get("unique")
     if spec is None:
         return
     keys = list(spec.get("fields", ()) if isinstance(spec, Mapping) else spec)
+    when = str(spec["when"]) if isinstance(spec, Mapping) and spec.get("when") else None
+    message = str(spec["message"]) if isinstance(spec, Mapping) and spec.get("message") else None
     p = ctx.participant
     assert p is not None
+    if when and interpreter.truth(when, snap) is not True:
+        return
+    fields = m.data.get("forms", {}).get(ctx.form, {}).get("fields", {})
     for other in _others(ctx, ctx.form):
-        if all(json.dumps(other.get(k)) == json.dumps(v.get(k)) for k in keys):
-            same = f" for {', '.join(f'{k} {v.get(k)}' for k in keys)}" if keys else ""
-            raise Refused(
-                f"{p.id} already has {'an' if ctx.form[0] in 'aeiou' else 'a'} {ctx.form} record{same} ({other['_event']}); "
-                "correct it with `wardcrf amend` instead"
-            )
+        if not all(json.dumps(other.get(k)) == json.dumps(v.get(k)) for k in keys):
+            continue
+        if when:
+            theirs = Rec(ctx.form, interpreter.typed_values(fields, other), str(other["_event"]), 0)
+            if interpreter.truth(when, snap.with_record(theirs)) is not True:
+                continue
+        if message:
+            raise Refused(interpreter.render(message, snap, {"participant": p.id, "record": other["_event"]}))
+        same = f" for {', '.join(f'{k} {v.get(k)}' for k in keys)}" if keys else ""
+        raise Refused(
+            f"{p.id} already has {'an' if ctx.form[0] in 'aeiou' else 'a'} {ctx.form} record{same} ({other['_event']}); "
+            "correct it with `wardcrf amend` instead"
+        )
 
 
 def _assessment(ctx: RuleContext, m: Model, snap: Snapshot) -> None:
-    """A dose assessment recorded on this form: one per administration; `after` needs the administration."""
+    """A dose assessment recorded on this form: one per administration (a second is refused, naming the
+    first); an `after` one needs its administration recorded and may not precede its end; a `before` one
+    names the next administration, or one recorded that it precedes. Each refusal in the assessment's
+    `refusals` (or `duplicate`) words when declared, else the engine's (docs/protocol.md)."""
     rec = snap.record
     assert rec is not None
+    p = ctx.participant
     for a in m.data.get("dose_assessments", ()):
         if a.get("form") != ctx.form or not _matches(a, snap):
             continue
@@ -367,22 +415,56 @@ def _assessment(ctx: RuleContext, m: Model, snap: Snapshot) -> None:
         n = rec.values.get(link)
         if n is None:
             continue
+        label = str(a.get("label", a["code"]))
         for other in snap.records.get(ctx.form, ()):
             if other is rec or other.values.get(link) != n:
                 continue
             if _matches(a, snap.with_record(other)):
-                words = a.get("duplicate") or (
-                    f"{a.get('label', a['code'])} of administration {n} are already recorded ({other.event_id}); "
-                    "amend that record instead"
+                provided = {"n": str(n), "record": other.event_id, "participant": p.id if p else ""}
+                raise Refused(
+                    interpreter.render(str(a["duplicate"]), snap, provided)
+                    if a.get("duplicate")
+                    else f"{label} of administration {n} are already recorded "
+                    f"({other.event_id}); amend that record instead"
                 )
-                ctx.problem(link, str(words))
-                return
-        if a.get("when") == "after" and int(n) not in _given_numbers(ctx, m):
-            ctx.problem(
-                link, f"administration {n} is not recorded as given: {a.get('label', a['code'])} follow it"
-            )
-        elif a.get("when") == "after":
-            _not_before_end(ctx, m, rec, int(n), str(a.get("label", a["code"])))
+        given = _given_times(ctx, m)
+        time_field = _time_field(m, ctx.form)
+        when = _time_of(m, rec)
+        words = {"n": str(n), "participant": p.id if p else "", "time": _minutes(when)}
+        number = int(n)
+        if a.get("when") == "after":
+            if number not in given:
+                ctx.problem(
+                    link,
+                    _assessment_words(a, "not_given", snap, words)
+                    or f"administration {n} is not recorded as given: {label} follow it",
+                )
+            elif isinstance(when, datetime) and when < given[number][1]:
+                ended = given[number][1]
+                ctx.problem(
+                    time_field,
+                    _assessment_words(a, "before_end", snap, {**words, "end": _minutes(ended)})
+                    or f"{_minutes(when)} is before administration {number} ended ({given[number][2]}): "
+                    f"{label} follow it",
+                )
+        elif a.get("when") == "before":
+            if number in given:
+                began = given[number][0]
+                if isinstance(when, datetime) and when > began:
+                    ctx.problem(
+                        time_field,
+                        _assessment_words(a, "after_start", snap, {**words, "start": _minutes(began)})
+                        or f"{_minutes(when)} is after administration {number} started ({_minutes(began)}): "
+                        f"{label} precede it",
+                    )
+                continue
+            upcoming = _next_number(m, a, set(given))
+            if upcoming is not None and number != upcoming:
+                ctx.problem(
+                    link,
+                    _assessment_words(a, "not_next", snap, {**words, "next": str(upcoming)})
+                    or f"the next administration is {upcoming}, not {number}: {label} precede it",
+                )
 
 
 def _matches(a: Mapping[str, Any], snap: Snapshot) -> bool:
@@ -390,25 +472,50 @@ def _matches(a: Mapping[str, Any], snap: Snapshot) -> bool:
     return not a.get("match") or interpreter.truth(str(a["match"]), snap) is True
 
 
-def _not_before_end(ctx: RuleContext, m: Model, rec: Rec, n: int, label: str) -> None:
-    """An `after` assessment is taken after its administration ended (or started, with no end recorded)."""
-    when = _time_of(m, rec)
-    if not isinstance(when, datetime):
-        return
+def _assessment_words(
+    a: Mapping[str, Any], key: str, snap: Snapshot, provided: Mapping[str, str]
+) -> str | None:
+    """The dose assessment's `refusals.KEY` with its holes filled, or None (the engine's words)."""
+    text = (a.get("refusals") or {}).get(key)
+    return interpreter.render(str(text), snap, provided) if text else None
+
+
+def _minutes(when: Any) -> str:
+    return when.isoformat(timespec="minutes") if isinstance(when, datetime) else str(when or "")
+
+
+def _time_field(m: Model, form: str) -> str:
+    """The field an assessment's time refusal is shown on: its form's first date-time field."""
+    fields = m.data.get("forms", {}).get(form, {}).get("fields", {})
+    return next((k for k, f in fields.items() if f.get("type") == "datetime"), "_form")
+
+
+def _given_times(ctx: RuleContext, m: Model) -> dict[int, tuple[datetime, datetime, str]]:
+    """number -> (start, end or start, the end as stored) of the participant's administrations given."""
+    out: dict[int, tuple[datetime, datetime, str]] = {}
     for form in _administration_forms(m):
         roles_ = _roles(m, form)
         for r in _others(ctx, form):
-            if r.get(roles_.get("number", "")) != n or r.get(roles_.get("not_given", "")) is True:
+            n = r.get(roles_.get("number", ""))
+            start = r.get(roles_.get("start", ""))
+            if r.get(roles_.get("not_given", "")) is True or not isinstance(n, int) or not start:
                 continue
-            ended = r.get(roles_.get("end", "")) or r.get(roles_.get("start", ""))
-            if ended and when < datetime.fromisoformat(str(ended)):
-                fields = m.data["forms"][rec.form]["fields"]
-                field_ = next((k for k, f in fields.items() if f.get("type") == "datetime"), "_form")
-                ctx.problem(
-                    field_,
-                    f"{when.isoformat(timespec='minutes')} is before administration {n} ended ({ended}): "
-                    f"{label} follow it",
-                )
+            ended = r.get(roles_.get("end", "")) or start
+            out[n] = (ctx.local(str(start)), ctx.local(str(ended)), str(ended))
+    return out
+
+
+def _next_number(m: Model, a: Mapping[str, Any], given: set[int]) -> int | None:
+    """The administration a `before` assessment may name when not yet given: with `numbering = "given"` the
+    next to give (one more than those given); with slot numbering, None (any later slot: a missed one keeps
+    its number)."""
+    regimens = set(a.get("regimens") or m.regimens)
+    numbering = {
+        adm.numbering for code in regimens if code in m.regimens for adm in m.regimens[code].administrations
+    }
+    if numbering != {"given"}:
+        return None
+    return len(given) + 1
 
 
 def _given_numbers(ctx: RuleContext, m: Model) -> set[int]:
@@ -589,11 +696,11 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
         )
     kit = v.get(roles_.get("kit", ""))
     first_use = True
+    snap, _rec = _snapshot(ctx, m, v)
     if kit:
-        first_use = _kit_rule(ctx, m, roles_["kit"], str(kit), arm)
+        first_use = _kit_rule(ctx, m, roles_["kit"], str(kit), arm, snap)
     if ctx.problems:
         return out
-    snap, _rec = _snapshot(ctx, m, v)
     from ..engine import due
 
     facts = due.conditions(m, Snapshot(**{**snap.__dict__, "record": None}), arm)
@@ -617,16 +724,17 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
         if start is None:
             return out
         new = schedule.Given(start, record="(this record)")
-        _rows, found = place(m, ctx.form, anchors, arm, ctx.zone, others, new, ctx.now, facts)
+        rows, found = place(m, ctx.form, anchors, arm, ctx.zone, others, new, ctx.now, facts)
         if found is None:
+            _course_complete(m, rows, snap, p.id)
             raise Refused(
                 f"{start.isoformat(timespec='minutes')}: no administration of {p.id}'s schedule takes a record "
                 "then (before the first, after the course, or past the late limit)"
             )
         placed = found
         if ctx.amending is None:
-            _spacing(ctx, m, placed, start, roles_)  # a second one that day is named as such first
-        if not _not_days_early(ctx, placed, start, roles_["start"], snap):
+            _spacing(ctx, m, placed, start, roles_, snap)  # a second one that day is named as such first
+        if not _not_days_early(ctx, m, placed, start, roles_["start"], snap, rows):
             return out
     s = placed.slot
     local = zone(m.calendar.zone or ctx.zone)
@@ -663,7 +771,7 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
     return out
 
 
-def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None) -> bool:
+def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None, snap: Snapshot) -> bool:
     """A kit's use as its product says (`kit.use`): `administration`, once; `course`, one participant's
     course (never another participant's). Returns whether this is the kit's first administration."""
     p = ctx.participant
@@ -678,6 +786,10 @@ def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None
     first = True
     for use in kits.administration_uses(ctx.store, key, exclude=ctx.amending):  # every version's records
         who, event_id = use.participant, use.event_id
+        said = None if course else _kit_used(ctx, m, arm, key, who, event_id, snap)
+        if said:
+            ctx.problem(field_, said)
+            return False
         if who != p.id:
             ctx.problem(
                 field_, f"kit {key} belongs to {who} ({event_id}): a kit is never given to two participants"
@@ -702,15 +814,102 @@ def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None
     return first
 
 
-def _not_days_early(ctx: RuleContext, placed: Placed, start: datetime, field_: str, snap: Snapshot) -> bool:
+def _refusal(
+    m: Model, regimen: str, adm: Administration, key: str, snap: Snapshot, **provided: str
+) -> str | None:
+    """The administration's `refusals.KEY` with its holes filled (`model.REFUSAL_NAMES`), or None when the
+    protocol leaves that refusal in the engine's words. A placebo regimen (`same_as`) words it as its twin."""
+    raw = {str(r["code"]): r for r in m.data.get("regimens", ())}
+    spec = raw.get(regimen, {})
+    spec = raw.get(str(spec.get("same_as", regimen)), spec)
+    for a in spec.get("administrations", ()):
+        if a.get("code") == adm.code and (a.get("refusals") or {}).get(key):
+            return interpreter.render(str(a["refusals"][key]), snap, provided)
+    return None
+
+
+def _course_complete(
+    m: Model, rows: Sequence[tuple[str, Administration, list[schedule.SlotState]]], snap: Snapshot, pid: str
+) -> None:
+    """Refused in the administration's `refusals.course_complete` when every slot of the course on this form is
+    filled (the record in hand took none); nothing when the protocol leaves it in the engine's words."""
+    planned = sum(len(rs) for _r, _a, rs in rows)
+    filled = sum(1 for _r, _a, rs in rows for r in rs if r.filled_by is not None)
+    if not rows or filled < planned:
+        return
+    regimen, adm, _rs = rows[-1]
+    said = _refusal(
+        m, regimen, adm, "course_complete", snap, participant=pid, n=str(planned + 1), planned=str(planned)
+    )
+    if said:
+        raise Refused(said)
+
+
+def _kit_used(
+    ctx: RuleContext, m: Model, arm: str | None, key: str, holder: str, event_id: str, snap: Snapshot
+) -> str | None:
+    """A kit of a product used once per administration, already given: the `refusals.kit_used` of the
+    administration recorded on this form, naming who had it, which administration and the record."""
+    for regimen in m.regimens_of(arm):
+        for adm in regimen.administrations:
+            if adm.record.get("form") != ctx.form:
+                continue
+            row = ctx.store.one("SELECT data FROM records WHERE event_id = ?", (event_id,))
+            data = json.loads(row[0]) if row else {}
+            number = data.get(adm.record.get("number", ""), "")
+            return _refusal(
+                m,
+                regimen.code,
+                adm,
+                "kit_used",
+                snap,
+                participant=ctx.participant.id if ctx.participant else "",
+                kit=key,
+                holder=holder,
+                n=str(number),
+                record=event_id,
+            )
+    return None
+
+
+def _not_days_early(
+    ctx: RuleContext,
+    m: Model,
+    placed: Placed,
+    start: datetime,
+    field_: str,
+    snap: Snapshot,
+    rows: Sequence[tuple[str, Administration, list[schedule.SlotState]]] = (),
+) -> bool:
     """Whether the start is not before the earliest its slot takes (`schedule.earliest_start`); else the
-    problem, naming the slot and its window. One rule for the CLI, the administration wizard and a
+    problem, naming the slot and its window (or, before the regimen's first day, in the administration's
+    `refusals.before_first_day` when declared). One rule for the CLI, the administration wizard and a
     correction: the schedule would file such a start as the slot's early administration, days ahead."""
     s, local = placed.slot, zone(ctx.zone)
     earliest = schedule.earliest_start(s, local)
     if start >= earliest:
         return True
     adm = placed.administration
+    firsts = [r.slot for reg, _a, rs in rows if reg == placed.regimen for r in rs]
+    first = min(firsts, key=lambda x: x.number) if firsts else s
+    on = start.astimezone(zone(m.calendar.zone or ctx.zone)).date()
+    said = (
+        _refusal(
+            m,
+            placed.regimen,
+            adm,
+            "before_first_day",
+            snap,
+            participant=ctx.participant.id if ctx.participant else "",
+            date=on.isoformat(),
+            first_day=first.date.isoformat(),
+        )
+        if on < first.date
+        else None
+    )
+    if said:
+        ctx.problem(field_, said)
+        return False
     what = interpreter.render(adm.worklist, snap, {"n": str(s.number)}) if adm.worklist else ""
     ctx.problem(
         field_,
@@ -770,12 +969,15 @@ def _time_of(m: Model, rec: Rec) -> Any:
     return rec.values.get(name) if name else None
 
 
-def _spacing(ctx: RuleContext, m: Model, placed: Placed, start: datetime, roles_: Mapping[str, str]) -> None:
+def _spacing(
+    ctx: RuleContext, m: Model, placed: Placed, start: datetime, roles_: Mapping[str, str], snap: Snapshot
+) -> None:
     """`min_spacing` and `per_day` of the administration: refused when a given record is too close, or the
     local day already holds `per_day` of them."""
     spec = placed.administration.schedule
     local = zone(m.calendar.zone or ctx.zone)
     same_day = 0
+    last: dict[str, Any] = {}
     for other in _others(ctx, ctx.form):
         if other.get(roles_.get("not_given", "")) is True or not other.get(roles_.get("start", "")):
             continue
@@ -786,8 +988,24 @@ def _spacing(ctx: RuleContext, m: Model, placed: Placed, start: datetime, roles_
                 f"administration of {t.astimezone(start.tzinfo).isoformat(timespec='minutes')} "
                 f"({other['_event']}); the protocol's least spacing is {_hours(spec.min_spacing)}"
             )
-        same_day += t.astimezone(local).date() == start.astimezone(local).date()
+        if t.astimezone(local).date() == start.astimezone(local).date():
+            same_day += 1
+            last = other
     if same_day + 1 > spec.per_day:
+        said = _refusal(
+            m,
+            placed.regimen,
+            placed.administration,
+            "per_day",
+            snap,
+            participant=ctx.participant.id if ctx.participant else "",
+            n=str(last.get(roles_.get("number", ""), "")),
+            record=str(last.get("_event", "")),
+            date=start.astimezone(local).date().isoformat(),
+            per_day=str(spec.per_day),
+        )
+        if said:
+            raise Refused(said)
         raise Refused(
             f"{start.astimezone(local).date()} already holds {same_day} administration(s) of "
             f"{placed.regimen}: the protocol allows {spec.per_day} a day"
@@ -918,7 +1136,11 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                     administrations.append(item)
                     if st.timing in ("early", "late") and st.timing in kinds:
                         deviations.append(_deviation(kinds[st.timing], item))
-                    if (st.state in (schedule.MISSED, schedule.NOT_GIVEN)) and "missed" in kinds:
+                    # `missed`: a slot whose window closed without a record (overdue or missed), or not given
+                    window_closed = st.filled_by is None and s.closes < at
+                    if "missed" in kinds and (
+                        st.state in (schedule.MISSED, schedule.NOT_GIVEN) or window_closed
+                    ):
                         deviations.append(_deviation(kinds["missed"], item))
                     if rec is not None and "wrong_dose" in kinds and st.state == schedule.GIVEN:
                         wrong = _wrong_dose(kinds["wrong_dose"], rec, roles_)
@@ -967,6 +1189,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                                 "event": r.event_id,
                             }
                         )
+        deviations.extend(_declared_deviations(m, declared, records, snap))
         if "assessment_window" in kinds:
             deviations.extend(_assessment_windows(m, snap, kinds["assessment_window"], given_times))
         given_numbers = sorted(a["number"] for a in administrations if a["state"] == schedule.GIVEN)
@@ -974,7 +1197,13 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         if p.eligible is False and "ineligible_after_enrollment" in kinds:
             d = kinds["ineligible_after_enrollment"]
             deviations.append(
-                {"kind": _label(d.get("label", d["code"])), "code": d["code"], "failed": p.failed_criteria}
+                {
+                    "kind": _label(d.get("label", d["code"])),
+                    "code": d["code"],
+                    "failed": p.failed_criteria,
+                    "detail": f"failed: {', '.join(p.failed_criteria)}; {p.screening_event}",
+                    "event": p.screening_event,
+                }
             )
         if next_item is not None:
             facts_ = site_facts(store, proto, p)
@@ -1488,11 +1717,40 @@ def _label(text: Any) -> str:
     return str(text)
 
 
+def _declared_deviations(
+    m: Model, declared: Sequence[Mapping[str, Any]], records: Mapping[str, Sequence[Rec]], snap: Snapshot
+) -> list[schedule.Deviation]:
+    """The declared deviations (`when`, no built-in `kind`) other than those on an administration form (listed
+    with the administrations): with `on = FORM` one per record of FORM its `when` holds for; without, one for
+    the participant when `when` holds, naming the record its `record` expression finds (docs/protocol.md)."""
+    out: list[schedule.Deviation] = []
+    on_administrations = _administration_forms(m)
+    for d in declared:
+        if d.get("kind") or not d.get("when") or d.get("on") in on_administrations:
+            continue
+        kind = _label(d.get("label", d["code"]))
+        if d.get("on"):
+            for r in records.get(str(d["on"]), ()):
+                if interpreter.truth(str(d["when"]), snap.with_record(r)) is True:
+                    out.append({"kind": kind, "code": d["code"], "event": r.event_id, "detail": r.event_id})
+            continue
+        if interpreter.truth(str(d["when"]), snap) is not True:
+            continue
+        found = interpreter.value_of(str(d["record"]), snap) if d.get("record") else None
+        event = found.event_id if isinstance(found, Rec) else None
+        line: schedule.Deviation = {"kind": kind, "code": d["code"], "event": event}
+        if event:
+            line["detail"] = event
+        out.append(line)
+    return out
+
+
 def _deviation(d: Mapping[str, Any], item: AdministrationLine) -> schedule.Deviation:
     return {
         "kind": _label(d.get("label", d["code"])),
         "code": d["code"],
         "number": item["number"],
+        "due": item["due"],
         "event": item["event"],
     }
 

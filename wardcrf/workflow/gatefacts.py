@@ -2,7 +2,7 @@
 
 The engine decides which gate applies, when, and in what words; the owners of
 the facts keep their rules: consent signatures (`participants.consent_state`),
-DSMG decisions (`safety.hold`), the sentinel gate (`participants.sentinel_state`)
+DSMG decisions (`safety.hold`), the sentinel gate (`participants.sentinel_gate`)
 the cold chain's registered dose gates (`dosing.dose_gates`: custody) and randomization's allocation
 gates (`dosing.allocation_gates`: a blinded kit must be the participant's).
 """
@@ -20,7 +20,7 @@ from ..registration import require_installed
 from ..store import Store
 from . import dosing, safety
 from .base import Participant
-from .participants import consent_state, sentinel_state
+from .participants import consent_state, sentinel_gate
 
 
 def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
@@ -35,10 +35,11 @@ def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
 
     def sentinel(ask: Mapping[str, Any]) -> str | None:
         n = int(ask["gate"].get("participants", proto.sentinel_participants))
-        state = sentinel_state(store, n)
-        if state["open"] or p.id in state["sentinels"]:
-            return None
-        return f"enrollment waits for the DSMG's review of {', '.join(state['waiting_for_dsmg'])}"
+        try:  # the owner's rule and words: the first sentinel still without a DSMG "continue"
+            sentinel_gate(store, n, p.id)
+        except Refused as exc:
+            return exc.message
+        return None
 
     def custody(ask: Mapping[str, Any]) -> str | None:
         adm = ask.get("administration") or {}

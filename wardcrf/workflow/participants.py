@@ -462,8 +462,8 @@ def consent_problems(
     store: Store, subjects: Iterable[str] | None = None
 ) -> tuple[int, list[tuple[str, str]]]:
     """(records checked, [(event id, problem)]): participant records written before a consent
-    signed by its doctor and the witnesses its protocol version asks for (three distinct users
-    for MEXCOVID), in log order, for `subjects` (every participant if None).
+    signed by its doctor and the witnesses its protocol version asks for (`[consent] witnesses`:
+    with two, three distinct users), in log order, for `subjects` (every participant if None).
 
     The services refuse anything else; this finds records that reached the
     log another way (an edited import, a bug). `audit verify` runs it over

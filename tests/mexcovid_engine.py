@@ -1,0 +1,41 @@
+"""MEXCOVID 1.0 as a format-2 version of its own: the ward's rules are then the engine's (issue 17).
+
+The shipped `wardcrf/protocols/engine/mexcovid.toml` lists `reencodes`, so a site
+loading it keeps format 1's workflow. Removed from the file, the list is what
+`protocol load` itself tells a user to remove to load it "as a version of its
+own" (`engine.loading._cannot_run`): same id and version, another SHA-256, and
+`Site.init(protocol_file=...)` (as `wardcrf init --protocol FILE`) starts a site
+on it. `pytest --mexcovid-engine` builds the shared template site this way, so
+the MEXCOVID workflow tests measure what the engine and the re-encoding still
+lack (notes/mx18.md); `test_engine_mexcovid_ward.py` runs on it always.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wardcrf.engine import loading, model
+
+_REENCODES = re.compile(r"\nreencodes = \[.*?\n\]\n", re.S)
+
+ACTIVE = False
+"""Set by `pytest --mexcovid-engine` (tests/conftest.py `pytest_configure`): the sites the tests make with
+the shipped default protocol (the shared template, `export_support`'s wards and hubs) start on `own_version`."""
+
+
+def own_version_source() -> str:
+    source, n = _REENCODES.subn("\n", model.shipped_source("mexcovid.toml"), count=1)
+    assert n == 1, "the re-encoding's `reencodes` list moved: update tests/mexcovid_engine.py"
+    return source
+
+
+def own_version() -> model.Model:
+    m = loading.parse(own_version_source(), "mexcovid.toml")
+    assert isinstance(m, model.Model) and not loading.reencodes(m)
+    return m
+
+
+def site_protocol() -> model.Model | None:
+    """What a test's `Site.init(protocol_file=...)` starts a MEXCOVID site with: None (the shipped default,
+    format 1) unless `--mexcovid-engine` is given."""
+    return own_version() if ACTIVE else None

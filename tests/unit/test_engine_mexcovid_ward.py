@@ -1,0 +1,403 @@
+"""MEXCOVID 1.0 run by the engine (a format-2 version of its own, `tests/mexcovid_engine.py`): the
+declarations the re-encoding gives its messages in are the ones the ward refuses with (issue 17).
+
+Each case is a generic part of the format (docs/protocol.md) that MEXCOVID's file uses with the words
+its format-1 tests read: a field's `required_when = { when, message }`, a form's `unique = { fields,
+when, message }`, a dose assessment's `duplicate`. Accepted and refused, on a site started with
+`Site.init(protocol_file=...)` as `wardcrf init --protocol FILE` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import mexcovid_engine
+import pytest
+from site_users import ROLE_USERS
+from wf_support import PASSWORD, Staff, _copy_site, at, make_ward, today
+
+from wardcrf import protocol, users
+from wardcrf.engine import loading
+from wardcrf.errors import Refused, ValidationFailed
+from wardcrf.site import Session, Site
+
+# The oxygen form's clash declared only for days with oxygen given (`unique.when`): room air twice a day
+# is accepted, a second record of support is refused in the declaration's words.
+OXYGEN_UNIQUE = (
+    'unique = { fields = ["date"], message = "oxygen support for {participant} on {date} is already recorded '
+    '({record}); one record per day: amend it instead" }'
+)
+OXYGEN_UNIQUE_WHEN = OXYGEN_UNIQUE.replace(
+    'fields = ["date"],', 'fields = ["date"], when = "support != \'room_air\'",'
+)
+
+
+def _template(root: Path, source: str) -> Path:
+    m = loading.parse(source, "mexcovid.toml")
+    result = Site.init(
+        root / "site",
+        site="WUH01",
+        device_name="lap1",
+        admin="admin",
+        password=PASSWORD,
+        admin_full_name="Ada Admin",
+        protocol_file=m,
+    )
+    s = result.site.unlock("admin", PASSWORD)
+    try:
+        for role in ROLE_USERS:
+            users.add_user(s, role, f"{role.title()} User", role, PASSWORD)
+        users.add_user(s, "clinician2", "Second Doctor", "clinician", PASSWORD)
+        s.store.checkpoint()
+    finally:
+        s.close()
+    return root / "site"
+
+
+@pytest.fixture(scope="session")
+def _mex_engine_template(tmp_path_factory) -> Path:
+    return _template(tmp_path_factory.mktemp("mexengine"), mexcovid_engine.own_version_source())
+
+
+@pytest.fixture(scope="session")
+def _mex_engine_when_template(tmp_path_factory) -> Path:
+    source = mexcovid_engine.own_version_source()
+    assert OXYGEN_UNIQUE in source
+    return _template(
+        tmp_path_factory.mktemp("mexenginewhen"), source.replace(OXYGEN_UNIQUE, OXYGEN_UNIQUE_WHEN, 1)
+    )
+
+
+@pytest.fixture
+def site(data_dir: Path, _mex_engine_template: Path) -> Site:
+    return _copy_site(_mex_engine_template, data_dir)
+
+
+@pytest.fixture
+def ward(session_for, tmp_path) -> Staff:
+    return make_ward(session_for, tmp_path)
+
+
+@pytest.fixture
+def ward_on(tmp_path) -> Iterator[Callable[[Path], Staff]]:
+    """A ward on a copy of another template (a variant of the file), its sessions closed after the test."""
+    opened: list[Session] = []
+
+    def make(template: Path) -> Staff:
+        copy = _copy_site(template, tmp_path / f"variant{len(opened)}" / "site")
+
+        def open_(user: str) -> Session:
+            opened.append(Site.open(copy.data_dir).unlock(user, PASSWORD))
+            return opened[-1]
+
+        return Staff(open_, tmp_path / "pages")
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+def test_the_site_runs_mexcovid_1_0_as_a_format_2_version_of_its_own(ward):
+    active = protocol.active(ward.clin.store)
+    assert (active.id, active.version) == ("MEXCOVID", "1.0")
+    assert active.engine is not None and not loading.reencodes(active.engine)
+
+
+# -- required_when = { when, message } ----------------------------------------------------------------
+
+
+def test_a_required_when_message_is_the_refusal_with_its_holes_filled(ward):
+    pid = ward.consent()
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit(
+            "vitals", participant=pid, timepoint="pre_dose", temp="37.1", pulse="88", resp="20", oxysat="95"
+        )
+    assert info.value.problems == {"dose": "required for pre_dose vitals: which dose (1 to 5)"}
+
+
+def test_a_required_when_that_does_not_hold_requires_nothing(ward):
+    pid = ward.consent()
+    ev = ward.submit("vitals", participant=pid, temp="37.1", pulse="88", resp="20", oxysat="95")
+    assert ev.body["data"]["timepoint"] == "unscheduled" and "dose" not in ev.body["data"]
+
+
+def test_a_required_when_without_a_message_says_its_condition(tmp_path, ward_on):
+    """`required_when = "EXPR"` (no table): the default words name the condition."""
+    source = mexcovid_engine.own_version_source()
+    old = (
+        "required_when = { when = \"timepoint in ['pre_dose', 'post_dose']\", "
+        'message = "required for {timepoint} vitals: which dose (1 to 5)" }'
+    )
+    assert old in source
+    w = ward_on(
+        _template(
+            tmp_path / "plain",
+            source.replace(old, "required_when = \"timepoint in ['pre_dose', 'post_dose']\"", 1),
+        )
+    )
+    pid = w.consent()
+    with pytest.raises(ValidationFailed) as info:
+        w.submit(
+            "vitals", participant=pid, timepoint="post_dose", temp="37.1", pulse="88", resp="20", oxysat="95"
+        )
+    assert info.value.problems == {"dose": "required when timepoint in ['pre_dose', 'post_dose']"}
+
+
+# -- unique = { fields, when, message } -------------------------------------------------------------------
+
+
+def test_a_once_per_participant_form_is_refused_a_second_time_in_its_words(ward):
+    pid = ward.consent()
+    first = ward.screen(pid)
+    with pytest.raises(Refused) as info:
+        ward.screen(pid)
+    assert str(info.value) == (
+        f"{pid} was already screened (record {first.id}); correct it with `wardcrf amend`, "
+        "an id is never screened twice"
+    )
+
+
+def test_one_record_per_value_names_the_value_and_the_record(ward):
+    pid = ward.consent()
+    day = today() - timedelta(days=2)
+    first = ward.submit("oxygen", participant=pid, date=day.isoformat(), support="nasal_cannula", flow="3")
+    ward.submit("oxygen", participant=pid, date=(day + timedelta(days=1)).isoformat(), support="room_air")
+    with pytest.raises(Refused) as info:
+        ward.submit("oxygen", participant=pid, date=day.isoformat(), support="room_air")
+    assert str(info.value) == (
+        f"oxygen support for {pid} on {day.isoformat()} is already recorded ({first.id}); "
+        "one record per day: amend it instead"
+    )
+
+
+def test_unique_when_counts_only_the_records_it_holds_for(_mex_engine_when_template, ward_on):
+    w = ward_on(_mex_engine_when_template)
+    pid = w.consent()
+    day = (today() - timedelta(days=2)).isoformat()
+    w.submit("oxygen", participant=pid, date=day, support="room_air")
+    w.submit("oxygen", participant=pid, date=day, support="room_air")  # `when` false: not counted
+    first = w.submit("oxygen", participant=pid, date=day, support="hfnc", flow="40", fio2="50")
+    w.submit("oxygen", participant=pid, date=day, support="room_air")  # the one in hand: `when` false
+    with pytest.raises(Refused, match=rf"on {day} is already recorded \({first.id}\); one record per day"):
+        w.submit("oxygen", participant=pid, date=day, support="niv", flow="30", fio2="60")
+
+
+# -- a dose assessment's `duplicate` --------------------------------------------------------------------------
+
+
+VITALS = {"temp": "37.1", "pulse": "88", "resp": "20", "oxysat": "95", "sysbp": "120", "diabp": "80"}
+
+
+def _vitals(ward: Staff, pid: str, timepoint: str, n: int, when: str):
+    return ward.submit("vitals", participant=pid, timepoint=timepoint, dose=str(n), time=when, **VITALS)
+
+
+def test_a_second_pre_dose_record_of_a_dose_is_refused_in_the_declared_words(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    first = _vitals(ward, pid, "pre_dose", 1, at(day1, 8))
+    with pytest.raises(Refused) as info:
+        _vitals(ward, pid, "pre_dose", 1, at(day1, 8, 10))
+    assert str(info.value) == (
+        f"pre-dose vitals for dose 1 of {pid} are already recorded ({first.id}); amend that record "
+        f"with a reason (wardcrf amend {first.id} --reason ...), or record a repeat measurement as "
+        "timepoint=unscheduled"
+    )
+    ward.submit("vitals", participant=pid, time=at(day1, 8, 10), **VITALS)  # a repeat: unscheduled
+
+
+# -- a dose assessment's `refusals` ---------------------------------------------------------------------------
+
+
+def test_an_after_assessment_of_an_administration_not_given_is_refused_in_not_given_words(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    with pytest.raises(ValidationFailed) as info:
+        _vitals(ward, pid, "post_dose", 1, at(day1, 10))
+    assert info.value.problems == {
+        "dose": f"dose 1 has not been recorded for {pid}; post-dose vitals follow it"
+    }
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit("post_dose_check", participant=pid, dose="1", events="none", time=at(day1, 10))
+    assert info.value.problems == {"dose": f"dose 1 has not been recorded for {pid}"}
+
+
+def test_an_after_assessment_before_the_end_is_refused_in_before_end_words(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    ward.dose(pid, 1, day1)  # 09:00 to 09:30
+    with pytest.raises(ValidationFailed) as info:
+        _vitals(ward, pid, "post_dose", 1, at(day1, 9, 20))
+    assert info.value.problems == {
+        "time": f"{at(day1, 9, 20)[:16]}+08:00 is before dose 1 ended ({at(day1, 9, 30)[:16]}+08:00); "
+        "post-dose vitals follow the dose"
+    }
+    assert _vitals(ward, pid, "post_dose", 1, at(day1, 9, 45)).id
+
+
+def test_a_before_assessment_names_the_next_administration_in_not_next_words(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    with pytest.raises(ValidationFailed) as info:
+        _vitals(ward, pid, "pre_dose", 3, at(day1, 8))
+    assert info.value.problems == {"dose": f"the next dose for {pid} is dose 1, not 3"}
+    assert _vitals(ward, pid, "pre_dose", 1, at(day1, 8)).id
+    ward.dose(pid, 1, day1)
+    assert _vitals(ward, pid, "pre_dose", 2, at(day1 + timedelta(days=1), 8)).id  # now the next is 2
+
+
+def test_a_before_assessment_after_its_administration_started_is_refused_in_after_start_words(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    ward.dose(pid, 1, day1)  # 09:00, with no pre-dose vitals (not blocking in MEXCOVID)
+    with pytest.raises(ValidationFailed) as info:
+        _vitals(ward, pid, "pre_dose", 1, at(day1, 9, 10))
+    assert info.value.problems == {
+        "time": f"{at(day1, 9, 10)[:16]}+08:00 is after dose 1 started ({at(day1, 9)[:16]}+08:00); "
+        "pre-dose vitals precede it"
+    }
+    assert _vitals(ward, pid, "pre_dose", 1, at(day1, 8, 40)).id  # taken before it: accepted late
+
+
+# -- an administration's `refusals`: the engine's built-in refusals in the trial's words ----------------------
+
+
+def test_a_full_course_then_one_more_is_refused_in_course_complete_words(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    for n in range(1, 6):
+        ev = ward.dose(pid, n, day0 + timedelta(days=n))
+        assert ev.body["data"]["dose_number"] == n
+    with pytest.raises(Refused) as info:
+        ward.dose(pid, 6, day0 + timedelta(days=6))
+    assert str(info.value) == f"{pid} has had all 5 doses; dose 6 is refused"
+
+
+def test_a_second_administration_the_same_day_is_refused_in_per_day_words(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    first = ward.dose(pid, 1, day0 + timedelta(days=1))
+    with pytest.raises(Refused) as info:
+        ward.dose(pid, 2, day0 + timedelta(days=1), hh=17)
+    day1 = (day0 + timedelta(days=1)).isoformat()
+    assert str(info.value) == f"{pid} already had dose 1 on {day1} (record {first.id}); one dose per day"
+    assert (
+        ward.dose(pid, 2, day0 + timedelta(days=2)).body["data"]["dose_number"] == 2
+    )  # the next day: accepted
+
+
+def test_a_start_before_the_first_day_is_refused_in_before_first_day_words(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    with pytest.raises(ValidationFailed) as info:
+        ward.dose(pid, 1, day0)
+    assert info.value.problems == {
+        "start": f"{day0.isoformat()} is not after the enrollment day {day0.isoformat()} (dose 1 is on day 1)"
+    }
+    assert ward.dose(pid, 1, day0 + timedelta(days=1), hh=0, mm=5).body["data"]["window"] == "early"
+
+
+def test_a_kit_given_before_is_refused_in_kit_used_words(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    first = ward.dose(pid, 1, day0 + timedelta(days=1), kit="EXO-0001")
+    with pytest.raises(ValidationFailed) as info:
+        ward.dose(pid, 2, day0 + timedelta(days=2), kit="EXO-0001")
+    assert info.value.problems == {"kit_id": f"kit EXO-0001 was already used for {pid} dose 1 ({first.id})"}
+    assert ward.dose(pid, 2, day0 + timedelta(days=2), kit="EXO-0002").body["data"]["kit_id"] == "EXO-0002"
+
+
+# -- the sentinel gate: its owner's words ----------------------------------------------------------------------
+
+
+def test_the_sentinel_gate_names_the_sentinel_waiting_for_a_dsmg_continue(ward):
+    p1, _ = ward.enrolled_participant()
+    p2 = ward.consent()
+    ward.screen(p2)
+    with pytest.raises(Refused) as info:
+        ward.enroll(p2, today() - timedelta(days=2))
+    assert str(info.value) == (
+        f"sentinel rule: {p2} cannot be enrolled until a DSMG member records a 'continue' decision on "
+        f"{p1}'s safety data"
+    )
+    ward.continue_(p1)
+    assert ward.enroll(p2, today() - timedelta(days=2)).id
+
+
+# -- what a rule, a computed field and a declared deviation say ---------------------------------------------
+
+
+def test_a_rule_without_a_field_is_the_forms_problem_and_names_the_participant(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit("labs", participant=pid, timepoint="baseline", date=day0.isoformat())
+    assert set(info.value.problems) == {"labs"}
+    assert info.value.problems["labs"].startswith("enter at least one laboratory value")
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit("labs", participant=pid, timepoint="post_treatment", date=day0.isoformat(), crp="3")
+    assert info.value.problems == {
+        "timepoint": f"no dose recorded for {pid}; 'post_treatment' follows the last dose"
+    }
+    assert ward.submit("labs", participant=pid, timepoint="baseline", date=day0.isoformat(), crp="3").id
+
+
+def test_a_surrogates_name_on_the_participants_own_consent_is_refused_by_the_declared_rule(ward):
+    with pytest.raises(ValidationFailed) as info:
+        ward.consent(surrogate_name="Someone Else")
+    assert "surrogate_name" in info.value.problems
+    assert ward.consent(consenter="surrogate", surrogate_name="Someone Else", surrogate_relationship="spouse")
+
+
+def test_a_sum_counts_whole_number_choice_codes_and_skips_the_others(ward):
+    from wardcrf.workflow import clinical
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    scores = dict.fromkeys(clinical.CT_SEGMENTS, "2")
+    scores["r_upper_apical"] = "ne"
+    ev = ward.submit(
+        "ct_score",
+        participant=pid,
+        timepoint="baseline",
+        date=day0.isoformat(),
+        lesion_form="ground_glass",
+        **scores,
+    )
+    assert (ev.body["data"]["total"], ev.body["data"]["evaluable_segments"]) == (34, 17)
+    clear = dict.fromkeys(clinical.CT_SEGMENTS, "0")
+    ev = ward.submit("ct_score", participant=pid, timepoint="other", date=day0.isoformat(), **clear)
+    assert (ev.body["data"]["total"], ev.body["data"]["evaluable_segments"]) == (0, 18)
+
+
+def test_a_declared_participant_deviation_is_listed_with_its_record_and_printed(ward, cli):
+    from wardcrf import workflow
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    ward.dose(pid, 1, day0 + timedelta(days=1))
+    assert not [
+        d
+        for d in workflow.show(ward.clin, pid)["deviations"]
+        if d.get("code") == "dosed_after_positive_skin_test"
+    ]
+    positive = ward.skin(pid, day0, result="positive")
+    [dev] = [
+        d
+        for d in workflow.show(ward.clin, pid)["deviations"]
+        if d.get("code") == "dosed_after_positive_skin_test"
+    ]
+    assert (dev["kind"], dev["event"]) == ("dosed after a positive skin test", positive.id)
+    r = cli("participant", "show", pid, user="clinician")
+    assert r.code == 0, r.err
+    assert f"deviation: dosed after a positive skin test ({positive.id})" in r.out
+
+
+def test_a_slot_whose_window_closed_without_a_record_is_a_missing_dose(ward, cli):
+    from wardcrf import workflow
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    ward.dose(pid, 1, day0 + timedelta(days=1))
+    info = workflow.show(ward.clin, pid)
+    assert [d["number"] for d in info["deviations"] if d["kind"] == "missing dose"] == [2, 3, 4, 5]
+    assert info["next_dose"]["state"] == "overdue"  # still to give, late (late_until = course_end)
+    ward.dose(pid, 2, day0 + timedelta(days=3))  # given late: no longer missing
+    info = workflow.show(ward.clin, pid)
+    assert [d["number"] for d in info["deviations"] if d["kind"] == "missing dose"] == [3, 4, 5]
+    r = cli("participant", "show", pid, user="clinician")
+    assert r.code == 0 and "deviation: missing dose 3 (due " in r.out, r.output
