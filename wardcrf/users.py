@@ -246,59 +246,45 @@ def _user_added(store: Store, e: Event) -> None:
     )
 
 
+def _own_account(store: Store, e: Event, assignments: str, *values: object) -> None:
+    """`UPDATE users SET <assignments>` for the account an event names, when it is of this site."""
+    if not _foreign(store, e):
+        store.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*values, e.body["username"]))
+
+
 @common_dialect
 def _user_deactivated(store: Store, e: Event) -> None:
-    if _foreign(store, e):
-        return
-    store.execute("UPDATE users SET active = 0, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
+    _own_account(store, e, "active = 0, updated_event = ?", e.id)
 
 
 @common_dialect
 def _user_locked(store: Store, e: Event) -> None:
-    if _foreign(store, e):
-        return
-    store.execute("UPDATE users SET locked = 1, updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
+    _own_account(store, e, "locked = 1, updated_event = ?", e.id)
 
 
 @common_dialect
 def _user_unlocked(store: Store, e: Event) -> None:
-    if _foreign(store, e):
-        return
-    store.execute(
-        "UPDATE users SET locked = 0, failed_logins = 0, updated_event = ? WHERE id = ?",
-        (e.id, e.body["username"]),
-    )
+    _own_account(store, e, "locked = 0, failed_logins = 0, updated_event = ?", e.id)
 
 
 @common_dialect
 def _login_failed(store: Store, e: Event) -> None:
-    if _foreign(store, e):
-        return
-    store.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (e.body["username"],))
+    _own_account(store, e, "failed_logins = failed_logins + 1")
 
 
 @common_dialect
 def _password_changed(store: Store, e: Event) -> None:
-    if _foreign(store, e):
-        return
-    store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
+    _own_account(store, e, "updated_event = ?", e.id)
 
 
 @common_dialect
 def _language_set(store: Store, e: Event) -> None:
-    if _foreign(store, e):
-        return
-    store.execute(
-        "UPDATE users SET language = ?, updated_event = ? WHERE id = ?",
-        (e.body["language"], e.id, e.body["username"]),
-    )
+    _own_account(store, e, "language = ?, updated_event = ?", e.body["language"], e.id)
 
 
 @common_dialect
 def _password_reset(store: Store, e: Event) -> None:
-    if _foreign(store, e):
-        return
-    store.execute("UPDATE users SET updated_event = ? WHERE id = ?", (e.id, e.body["username"]))
+    _own_account(store, e, "updated_event = ?", e.id)
 
 
 def register(registry: Registry) -> None:
