@@ -515,6 +515,7 @@ def serve(
         typer.Option(
             "--body-idle-timeout",
             envvar="WARDCRF_HUB_BODY_IDLE_TIMEOUT",
+            parser=finite_number,
             help="Longest pause in a push body, seconds; then it is cut (408), nothing kept.",
         ),
     ] = 60.0,
