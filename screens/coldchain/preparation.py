@@ -32,10 +32,8 @@ from wardcrf.coldchain import services
 from ..i18n import t
 from ..ward import Ward
 from ..widgets.fields import FieldSpec
-from .shared import now_text
+from .shared import now_text, stamped_field
 from .transfer import TransferScreen
-
-TIME_FIELDS = ("start", "end")
 
 
 class PreparationScreen(TransferScreen):
@@ -88,8 +86,7 @@ class PreparationScreen(TransferScreen):
     def action_stamp(self) -> None:
         """Put now in the focused time field (the end when none is focused), ctrl+n."""
         focused = self.focused
-        name = next((n for n in TIME_FIELDS if focused is not None and focused.id == f"cc-{n}"), "end")
-        self.set_value(name, now_text(self.ward))
+        self.set_value(stamped_field(focused.id if focused is not None else None), now_text(self.ward))
 
     def parties(self) -> list[tuple[str, str]]:
         return [(self.ward.user, "authored")]  # the pharmacist who prepared it signs it

@@ -38,6 +38,11 @@ def now_text(ward: Ward) -> str:
     return ward.local_now().strftime("%Y-%m-%d %H:%M")
 
 
+def stamped_field(focused_id: str | None, fields: tuple[str, ...] = ("start", "end")) -> str:
+    """Which time field ctrl+n stamps with now: the focused one of `fields`, else the last (the end)."""
+    return next((n for n in fields if focused_id == f"cc-{n}"), fields[-1])
+
+
 def yes_no(value: str) -> bool | None:
     v = value.strip().lower()
     if v in ("y", "yes", "1", "true", "是"):
