@@ -1074,8 +1074,11 @@ def _calendar_lines(
     ended: Ended,
 ) -> list[VisitLine]:
     """Each occurrence of the calendar visits (`anchor` + `day` + `window`; `engine.visits.dated`) on the
-    ward's list, with the required forms owed. After the end of the study nothing that opens later is."""
-    found = visits.dated(m, snap.anchors, tz, arm=arm)
+    ward's list, with the required forms owed. After the end of the study nothing that opens later is.
+    A visit counted from `first_dose` is dated from the first administration given (`visits.first_dose`,
+    the anchor SDTM's SV counts from too)."""
+    anchors = {**snap.anchors, "first_dose": visits.first_dose(m, records)}
+    found = visits.dated(m, anchors, tz, arm=arm)
     if ended.study_over and ended.treatment_end is not None:
         end = ended.treatment_end
         found = [occ for occ in found if occ.opens <= end]
