@@ -120,42 +120,51 @@ def expand(
     """Every slot of one administration, from the anchor's date, in due order."""
     spec = adm.schedule
     before, after = adm.window
-    per_day = min(spec.per_day, len(spec.times)) if spec.times else spec.per_day
+    per_day = _per_day(adm)
     slots: list[Slot] = []
-    k = 0
-    while len(slots) < spec.count_max:
-        day = spec.first_day + k * spec.every_days
+    for index, day in enumerate(slot_days(adm)):
         on = anchor + timedelta(days=day - anchor_day)
-        for i in range(per_day):
-            if len(slots) == spec.count_max:
-                break
-            if spec.times:
-                due: datetime | None = datetime.combine(on, spec.times[i], zone).astimezone(UTC)
-                assert due is not None
-                opens, closes = due + before, due + after
-            else:
-                due = None
-                opens = local_midnight(on, zone) + before
-                closes = local_midnight(on + timedelta(days=1), zone) + after - _TICK
-            number = first_number + len(slots)
-            # default: the last quarter of the window as it falls (a day's window is the whole day)
-            closing = adm.closing if adm.closing is not None else (closes - opens) / 4
-            slots.append(
-                Slot(
-                    regimen=regimen,
-                    administration=adm.code,
-                    number=number,
-                    day=day,
-                    date=on,
-                    due=due,
-                    opens=opens,
-                    closes=closes,
-                    closing_from=closes - closing if closing > timedelta(0) else closes + _TICK,
-                    required=len(slots) < spec.count_min,
-                )
+        i = index % per_day
+        if spec.times:
+            due: datetime | None = datetime.combine(on, spec.times[i], zone).astimezone(UTC)
+            assert due is not None
+            opens, closes = due + before, due + after
+        else:
+            due = None
+            opens = local_midnight(on, zone) + before
+            closes = local_midnight(on + timedelta(days=1), zone) + after - _TICK
+        number = first_number + len(slots)
+        # default: the last quarter of the window as it falls (a day's window is the whole day)
+        closing = adm.closing if adm.closing is not None else (closes - opens) / 4
+        slots.append(
+            Slot(
+                regimen=regimen,
+                administration=adm.code,
+                number=number,
+                day=day,
+                date=on,
+                due=due,
+                opens=opens,
+                closes=closes,
+                closing_from=closes - closing if closing > timedelta(0) else closes + _TICK,
+                required=len(slots) < spec.count_min,
             )
-        k += 1
+        )
     return slots
+
+
+def _per_day(adm: Administration) -> int:
+    spec = adm.schedule
+    return max(1, min(spec.per_day, len(spec.times)) if spec.times else spec.per_day)
+
+
+def slot_days(adm: Administration) -> list[int]:
+    """The day of each of an administration's slots (all `count` of them, the most a variable course
+    has), on its anchor's day numbering: `first_day`, then every `every` days, `per_day` (or one per time)
+    on each. What `expand` places and TV plans (`exports/sdtm/engine_design.py`)."""
+    spec = adm.schedule
+    per_day = _per_day(adm)
+    return [spec.first_day + (i // per_day) * spec.every_days for i in range(spec.count_max)]
 
 
 def plan(

@@ -324,30 +324,35 @@ def placed_of(
 
 
 # -- calendar visits ----------------------------------------------------------------------------------------
-# A visit with `anchor` + `day` + `window` (and `repeat = { every, count }`): occurrence i (1-based) is due on
-# the anchor's local date + day + (i-1)·every - anchor_day, across its window. Its required forms not yet
-# recorded are owed: due now inside the window, window closing on its last day, overdue once it has closed
-# (docs/protocol.md: "missing once the window closes is an overdue item"). The ward's list; SV places the
-# same records (`exports/sdtm/engine_visits.py`: a record inside the window, its form listed, `when` holding).
+# A visit with `anchor` + `day` + `window` (and `repeat = { every, count, step }`). This section owns their
+# placement for every reader (docs/engine.md, "one owner per concept"): `planned` is what TV lists (occurrence
+# n on day `day + (n-1)·every`, VISITNUM `num + (n-1)·step`, VISIT the label filled); `dated` puts a
+# participant's occurrences on local dates (the anchor's local date + day - anchor_day, across the window);
+# `dated_place` says which occurrence a record belongs to; `first_dose` is the `first_dose` anchor. The ward's
+# list (`dated_owed`, `workflow/engine_rules._calendar_lines`), SDTM (SV, VISITNUM in every domain) and ODM
+# (StudyEventData) read them (`exports/sdtm/engine_visits.py`).
 
 
 @dataclass(frozen=True)
 class Calendar:
-    """A declared visit counted from an anchor (`anchor`, `day`, `window`, `repeat = { every, count }`)."""
+    """A declared visit counted from an anchor (`anchor`, `day`, `window`, `repeat = { every, count, step }`)."""
 
     code: str
     num: float
     label: str
+    epoch: str
     anchor: str
     day: int
     before: timedelta  # the window, as offsets from the visit's date
     after: timedelta
     every: int  # days between occurrences
     count: int
+    step: float  # VISITNUM between occurrences
     repeats: bool
     forms: tuple[Entry, ...]
     worklist: bool
     arms: tuple[str, ...]  # empty: every arm
+    window: tuple[str, str] | None  # as written (None: no `window`), for TV's TVSTRL
 
 
 def calendar(model: Model) -> tuple[Calendar, ...]:
@@ -357,18 +362,21 @@ def calendar(model: Model) -> tuple[Calendar, ...]:
         repeat = v.get("repeat") or {}
         if v.get("type") in ("unscheduled", "common") or "per" in repeat or "anchor" not in v:
             continue
-        before, after = (duration(str(w)) for w in v.get("window", ("0d", "0d")))
+        window = v.get("window")
+        before, after = (duration(str(w)) for w in (window or ("0d", "0d")))
         out.append(
             Calendar(
                 code=str(v["code"]),
                 num=float(v.get("num", 0)),
                 label=str(v["label"]),
+                epoch=str(v.get("epoch", "")),
                 anchor=str(v["anchor"]),
                 day=int(v["day"]),
                 before=before,
                 after=after,
                 every=max(1, duration(str(repeat["every"])).days) if repeat else 1,
                 count=int(repeat["count"]) if repeat else 1,
+                step=float(repeat.get("step", 1)),
                 repeats=bool(repeat),
                 forms=tuple(
                     Entry(f)
@@ -378,8 +386,39 @@ def calendar(model: Model) -> tuple[Calendar, ...]:
                 ),
                 worklist=bool(v.get("worklist", True)),
                 arms=tuple(str(a) for a in v.get("arms", ()) or ()),
+                window=(str(window[0]), str(window[1])) if window else None,
             )
         )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One planned occurrence of a calendar visit, before any participant: a TV row of each arm that has it."""
+
+    visit: Calendar
+    n: int  # 1, 2, ... (1 for a visit that does not repeat)
+    num: float | int  # VISITNUM: num + (n-1)·step (2, not 2.0)
+    name: str  # VISIT: the label with {day} and {n} filled
+    day: int  # the day counted from the visit's anchor, on [calendar] anchor_day's numbering
+
+
+def planned(model: Model) -> tuple[Planned, ...]:
+    """Every planned occurrence of the calendar visits, in declared then occurrence order (every arm's)."""
+    out: list[Planned] = []
+    for v in calendar(model):
+        for i in range(v.count):
+            day = v.day + i * v.every
+            value = round(v.num + i * v.step, 4)
+            out.append(
+                Planned(
+                    visit=v,
+                    n=i + 1,
+                    num=int(value) if value == int(value) else value,
+                    name=v.label.replace("{day}", str(day)).replace("{n}", str(i + 1)),
+                    day=day,
+                )
+            )
     return tuple(out)
 
 
@@ -389,7 +428,7 @@ class Dated:
 
     visit: Calendar
     n: int  # 1, 2, ... (1 for a visit that does not repeat)
-    num: float | int  # VISITNUM: num + (n-1) for a repeat, as TV numbers it
+    num: float | int  # VISITNUM: num + (n-1)·step, as TV numbers it
     name: str
     day: int  # protocol day
     target: date
@@ -410,7 +449,8 @@ def dated(
     A visit with `arms` is the arm's only (`arm` None: a participant not allocated has none of them);
     `worklist = false` visits are left out with `worklist_only` (the ward's list)."""
     out: list[Dated] = []
-    for v in calendar(model):
+    for p in planned(model):
+        v = p.visit
         if worklist_only and not v.worklist:
             continue
         if v.arms and (arm is None or arm not in v.arms):
@@ -419,23 +459,69 @@ def dated(
         if start is None:
             continue
         first = start.astimezone(zone).date() if isinstance(start, datetime) else start
-        for i in range(v.count):
-            day = v.day + i * v.every
-            target = first + timedelta(days=day - model.calendar.anchor_day)
-            value = round(v.num + i, 4) if v.repeats else v.num
-            out.append(
-                Dated(
-                    visit=v,
-                    n=i + 1,
-                    num=int(value) if value == int(value) else value,
-                    name=v.label.replace("{day}", str(day)).replace("{n}", str(i + 1)),
-                    day=day,
-                    target=target,
-                    opens=target + timedelta(days=v.before.days),
-                    closes=target + timedelta(days=v.after.days),
-                )
+        target = first + timedelta(days=p.day - model.calendar.anchor_day)
+        out.append(
+            Dated(
+                visit=v,
+                n=p.n,
+                num=p.num,
+                name=p.name,
+                day=p.day,
+                target=target,
+                opens=target + timedelta(days=v.before.days),
+                closes=target + timedelta(days=v.after.days),
             )
+        )
     return out
+
+
+def first_dose(model: Model, records: Mapping[str, Sequence[Rec]]) -> datetime | None:
+    """The `first_dose` anchor: the earliest start of an administration given (a record of a regimen's
+    recording form with a start, not marked not given), or None before any (`timeline` counts the same)."""
+    starts = _administration_starts(model, records)
+    return min(starts) if starts else None
+
+
+def _administered_from(model: Model, form: str) -> set[str] | None:
+    """The anchors the administrations recorded on `form` are scheduled from (None: not a recording form)."""
+    found = [
+        a.schedule.anchor
+        for r in model.regimens.values()
+        for a in r.administrations
+        if a.record.get("form") == form
+    ]
+    return set(found) if found else None
+
+
+def dated_place(
+    found: Sequence[Dated],
+    rec: Rec,
+    local: date,
+    snap: Snapshot,
+    *,
+    administrations: Model | None = None,
+) -> int | None:
+    """The index in `found` of the calendar occurrence record `rec`, taken on local date `local`, belongs to:
+    the first (declared order) whose window holds `local`, whose visit lists the record's form and whose
+    `when` for it holds; None: no planned occurrence (unscheduled).
+
+    `administrations` (the model; SDTM, so that EX has a VISITNUM): a record of an administration belongs
+    instead to the first occurrence whose window holds it among the visits counted from the anchor its
+    schedule counts from, whichever forms they list. A record outside every window is in none: it is
+    unscheduled, and the occurrence it missed stays owed (docs/protocol.md)."""
+    anchors = _administered_from(administrations, rec.form) if administrations is not None else None
+    for i, occ in enumerate(found):
+        if not occ.opens <= local <= occ.closes:
+            continue
+        if anchors is not None:
+            if occ.visit.anchor in anchors:
+                return i
+            continue
+        entry = next((e for e in occ.visit.forms if e.form == rec.form), None)
+        if entry is None or (entry.when is not None and not _true(entry.when, snap, rec)):
+            continue
+        return i
+    return None
 
 
 @dataclass(frozen=True)
@@ -469,14 +555,9 @@ def dated_owed(
             if when is None:
                 continue
             local = when.astimezone(zone).date() if isinstance(when, datetime) else when
-            for i, occ in enumerate(found):
-                entry = next((e for e in occ.visit.forms if e.form == form), None)
-                if entry is None or not occ.opens <= local <= occ.closes:
-                    continue
-                if entry.when is not None and not _true(entry.when, snap, rec):
-                    continue
+            i = dated_place(found, rec, local, snap)
+            if i is not None:
                 filled.setdefault(i, set()).add(form)
-                break
     today = at.astimezone(zone).date()
     out: list[DatedOwed] = []
     for i, occ in enumerate(found):
@@ -556,7 +637,7 @@ def timeline(
     if "screening" not in out and held:
         out["screening"] = _dated_value(held[-1].values.get(str(el.get("date", ""))))
     starts = _administration_starts(model, snap.records)
-    out["first_dose"] = min(starts) if starts else None
+    out["first_dose"] = first_dose(model, snap.records)
     if course_end is not None:
         out["last_dose"] = max(starts) if starts else None
         out.setdefault("treatment_end", course_end)

@@ -545,38 +545,32 @@ def _visit_events(
     ds: Dataset, model: Model, pid: str, recs: list[ProvenancedRecord]
 ) -> dict[str, tuple[str, int | None]]:
     """Record -> (visit code, repeat key) of a format-2 participant's records that a visit lists
-    (`sdtm.engine_visits`: the occurrence whose window holds the record); the rest stay in the Casebook."""
+    (`sdtm.engine_visits.place`, the engine's placement: the occurrence whose window holds the record); the
+    rest stay in the Casebook."""
     from zoneinfo import ZoneInfo
 
     from .sdtm.build import record_dtc
-    from .sdtm.engine_visits import (
-        administration_occurrence,
-        anchors_of,
-        occurrence_of,
-        occurrences,
-        per_administration,
-    )
+    from .sdtm.engine_visits import of_participant, place
 
     zone = ZoneInfo(str(ds.site_row.get("zone") or "UTC"))
     by_form: dict[str, list[ProvenancedRecord]] = {}
     for rec in recs:
         by_form.setdefault(rec.form, []).append(rec)
-    anchors = anchors_of(ds.store, pid, by_form, model, zone)
-    found = occurrences(model, anchors)
-    per = per_administration(ds.store, pid, by_form, model, zone)
+    found = of_participant(ds.store, pid, by_form, model, zone)
     out: dict[str, tuple[str, int | None]] = {}
     for rec in recs:
         when = record_dtc(rec, ds.protocol_for(rec))
         if len(when) < 10:
             continue
-        by_administration = administration_occurrence(
-            model, per, rec.form, rec.data, rec.event_id, date.fromisoformat(when[:10])
-        )
-        if by_administration is not None:  # one StudyEventData per administration, keyed by its number
-            out[rec.event_id] = (by_administration.visit.code, by_administration.n)
-            continue
-        occ = occurrence_of(
-            model, found, rec.form, rec.data, date.fromisoformat(when[:10]), set(), zone, anchors
+        # a visit per administration: one StudyEventData per administration, keyed by its number
+        occ = place(
+            model,
+            found,
+            rec.form,
+            rec.data,
+            rec.event_id,
+            date.fromisoformat(when[:10]),
+            administrations=False,
         )
         if occ is not None:
             out[rec.event_id] = (occ.code, occ.repeat)

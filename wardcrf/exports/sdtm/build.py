@@ -413,64 +413,40 @@ class _Subject:
                 return f"DOSE {n}"
         return None
 
-    def _engine_anchors(self) -> dict[str, date | None]:
-        """The participant's anchors as local dates (format 2's visits count from them)."""
-        assert self.model is not None
-        zone_name = str(self.ds.site_row.get("zone") or "UTC")
-        return engine_visits.anchors_of(
-            self.ds.store, self.pid, self.by_form, self.model, ZoneInfo(zone_name)
-        )
-
     def _assign_visits(self) -> dict[str, tuple[float, str, str]]:
-        """Visit name -> (VISITNUM, VISIT, EPOCH) of the visits that happened; fills `record_visit`."""
+        """Visit name -> (VISITNUM, VISIT, EPOCH) of the visits that happened; fills `record_visit`.
+
+        Format 2: the engine places each record (`engine_visits.place`, the occurrence TV names)."""
         self.record_visit: dict[str, str] = {}
         dates: dict[str, list[str]] = defaultdict(list)
         unscheduled: list[tuple[str, ProvenancedRecord]] = []
         visit_forms = {"labs", "ct_score", "vitals", "dose", "post_dose_check", *BASELINE_FORMS}
-        found: list[engine_visits.Occurrence] = []
-        anchors: dict[str, date | None] = {}
-        per: engine_visits.PerAdministration | None = None
+        found: engine_visits.Visits | None = None
         if self.model is not None:
-            anchors = self._engine_anchors()
-            found = engine_visits.occurrences(self.model, anchors)
-            per = engine_visits.per_administration(
-                self.ds.store,
-                self.pid,
-                self.by_form,
-                self.model,
-                ZoneInfo(str(self.ds.site_row.get("zone") or "UTC")),
-            )
+            zone = ZoneInfo(str(self.ds.site_row.get("zone") or "UTC"))
+            found = engine_visits.of_participant(self.ds.store, self.pid, self.by_form, self.model, zone)
             visit_forms = {
                 str(f if isinstance(f, str) else f["form"])
                 for v in self.model.data.get("visits", ())
                 for f in v.get("forms", ())
             }
             visit_forms |= set(self.roles)
-        zone = ZoneInfo(str(self.ds.site_row.get("zone") or "UTC"))
         for form, recs in self.by_form.items():
             if form not in visit_forms:
                 continue
             for rec in recs:
                 when = record_dtc(rec, self.proto_of(rec))
-                if self.model is not None and per is not None and len(when) >= 10:
-                    by_administration = engine_visits.administration_occurrence(
-                        self.model, per, form, rec.data, rec.event_id, date.fromisoformat(when[:10])
-                    )
-                else:
-                    by_administration = None
-                if by_administration is not None:
-                    name: str | None = by_administration.name  # the visit as TV names it
-                elif self.model is not None:
+                name: str | None
+                if self.model is not None and found is not None:
                     occ = (
-                        engine_visits.occurrence_of(
+                        engine_visits.place(
                             self.model,
                             found,
                             form,
                             rec.data,
+                            rec.event_id,
                             date.fromisoformat(when[:10]),
-                            set(self.roles),
-                            zone,
-                            anchors,
+                            administrations=True,
                         )
                         if len(when) >= 10
                         else None

@@ -12,7 +12,9 @@ translates, with the rules SDTMIG 3.4 (section 7) gives, into the same
 * visits: every scheduled visit (`type = "unscheduled"` is not planned and
   has no TV row), a repeat expanded into its VISITNUMs (`num`, `num + step`,
   ...), the label's `{day}`/`{n}` filled, the window stated in TVSTRL (TV
-  has no window variables);
+  has no window variables) -- the engine's plan, not computed here
+  (`engine.visits.planned` for a calendar visit, `schedule.slot_days` for a
+  visit per administration), so TV, the ward's list and SV agree;
 * VISITDY (planned study day, day 1 = first dose, no day 0) only where the
   protocol fixes the visit relative to the first dose: the visit's anchor is
   the anchor of every arm's first administration, or `first_dose`; a visit
@@ -33,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ... import cdisc
+from ...engine import schedule
 from ...engine.model import Administration, Model, duration
 from ...errors import Refused
 from ...protocol import tr
@@ -101,15 +104,8 @@ def _treatment_days(adms: list[Administration]) -> int | None:
     if len({a.schedule.anchor for a in adms}) != 1:
         return None
     first = min(a.schedule.first_day for a in adms)
-    last = max(slot_day(a, a.schedule.count_max - 1) for a in adms)
+    last = max((schedule.slot_days(a) or [a.schedule.first_day])[-1] for a in adms)
     return last - first + 1
-
-
-def slot_day(adm: Administration, index: int) -> int:
-    """The day (counted from the administration's anchor) of its slot `index` (0-based)."""
-    s = adm.schedule
-    per_day = max(1, min(s.per_day, len(s.times)) if s.times else s.per_day)
-    return s.first_day + (index // per_day) * s.every_days
 
 
 def _element_code(text: str, taken: set[str]) -> str:
@@ -194,31 +190,32 @@ def _window_text(window: Any) -> str:
 
 
 def _visits(model: Model) -> Iterator[Visit]:
+    """TV's planned visits in declared order: a calendar visit's occurrences as the engine plans them
+    (`engine.visits.planned`: days, VISITNUMs, names), a visit per administration's as its regimen's
+    schedule does."""
+    from ...engine import visits
+
+    by_code: dict[str, list[visits.Planned]] = {}
+    for p in visits.planned(model):
+        by_code.setdefault(p.visit.code, []).append(p)
     for v in model.data.get("visits", ()):
         if v.get("type") in ("unscheduled", "common"):
             continue
-        arms = tuple(v.get("arms", ()))
-        step = float(v.get("repeat", {}).get("step", 1))
         if "repeat" in v and "per" in v["repeat"]:
             yield from _per_administration(model, v)
             continue
-        if "repeat" in v:
-            every = max(1, duration(v["repeat"]["every"]).days)
-            count = min(int(v["repeat"]["count"]), MAX_REPEAT_VISITS)
-        else:
-            every, count = 1, 1
-        for i in range(count):
-            day = int(v["day"]) + i * every
-            where = f"Day {day} after {anchor_text(v['anchor']).lower()}"
-            window = _window_text(v.get("window"))
+        for p in by_code.get(str(v["code"]), ()):
+            c = p.visit
+            where = f"Day {p.day} after {anchor_text(c.anchor).lower()}"
+            window = _window_text(c.window)
             yield Visit(
-                _num(v["num"] + i * step),
-                v["label"].replace("{day}", str(day)).replace("{n}", str(i + 1)),
-                v["epoch"],
-                _study_day(model, v["anchor"], day),
+                p.num,
+                p.name,
+                c.epoch,
+                _study_day(model, c.anchor, p.day),
                 f"{where}, {window}" if window else where,
-                arms=arms,
-                code=v["code"],
+                arms=c.arms,
+                code=c.code,
             )
 
 
@@ -236,9 +233,8 @@ def _per_administration(model: Model, v: Mapping[str, Any]) -> Iterator[Visit]:
     n = 0
     for adm in regimen.administrations:
         s = adm.schedule
-        for i in range(min(s.count_max, MAX_REPEAT_VISITS)):
+        for day in schedule.slot_days(adm)[:MAX_REPEAT_VISITS]:
             n += 1
-            day = slot_day(adm, i)
             yield Visit(
                 _num(declared.number(n)),
                 declared.name(n, day),
