@@ -97,9 +97,7 @@ def test_mexcovid_not_enrolled_and_course_complete_have_no_next_dose() -> None:
 
 def _today_none():
     sched = protocol.default_protocol().schedule
-    return dose_schedule(
-        SimpleNamespace(enrolled_on=None), 0, [], sched, datetime(2020, 3, 20, tzinfo=UTC)
-    )  # type: ignore[arg-type]
+    return dose_schedule(SimpleNamespace(enrolled_on=None), 0, [], sched, datetime(2020, 3, 20, tzinfo=UTC))  # type: ignore[arg-type]
 
 
 def test_mexcovid_a_missed_dose_stays_overdue_until_the_course_ends() -> None:
@@ -486,3 +484,89 @@ def test_a_due_time_that_happens_twice_is_the_first() -> None:
     slots = schedule.expand(_daily("01:30", ("-1h", "+1h")), "r", date(2026, 10, 31), anchor_day=0, zone=ny)
     assert slots[0].due is not None and slots[0].due.astimezone(ny).strftime("%H:%M %Z") == "01:30 EDT"
     assert slots[0].closes - slots[0].opens == timedelta(hours=2)
+
+
+# -- the night the clocks skip: a day's due times keep their order and spacing ------------------
+
+
+def _twice_daily(
+    first: time, second: time, width_minutes: int = 0, spacing_minutes: int = 0
+) -> Administration:
+    return Administration(
+        code="a",
+        product="P",
+        route="ORAL",
+        frequency="BID",
+        dose=Dose(unit="mg", fixed=Decimal(1)),
+        schedule=ScheduleSpec(
+            anchor="randomization",
+            first_day=1,
+            every_days=1,
+            count_min=6,
+            count_max=6,
+            times=(first, second),
+            per_day=2,
+            min_spacing=timedelta(minutes=spacing_minutes),
+        ),
+        window=(timedelta(0), timedelta(minutes=width_minutes)),
+        closing=None,
+        late_until="window",
+        numbering="slot",
+        worklist="dose {n}",
+        record={},
+    )
+
+
+SYDNEY = ZoneInfo("Australia/Sydney")  # 2026-10-04 02:00 AEST becomes 03:00 AEDT
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        # the skipped time falls later by the gap (RFC 5545); the next one comes after it, `min_spacing`
+        # (30 minutes here) after it
+        (time(2, 0), time(3, 0), ["03:00", "03:30"]),
+        (time(2, 30), time(3, 0), ["03:30", "04:00"]),
+        (time(2, 30), time(3, 45), ["03:30", "04:00"]),
+        (time(2, 30), time(4, 15), ["03:30", "04:15"]),
+        # nothing near the gap moves
+        (time(8, 0), time(20, 0), ["08:00", "20:00"]),
+        (time(1, 0), time(3, 30), ["01:00", "03:30"]),
+    ],
+)
+def test_on_the_night_the_clocks_skip_a_days_due_times_keep_order_and_spacing(
+    first: time, second: time, expected: list[str]
+) -> None:
+    adm = _twice_daily(first, second, spacing_minutes=30)
+    slots = schedule.expand(adm, "r", date(2026, 10, 3), anchor_day=0, zone=SYDNEY)
+    night = [s for s in slots if s.date == date(2026, 10, 4)]
+    assert [s.due.astimezone(SYDNEY).strftime("%H:%M") for s in night] == expected  # type: ignore[union-attr]
+    # the other days are read off the wall clock as stated
+    other = [s for s in slots if s.date != date(2026, 10, 4)]
+    assert {s.due.astimezone(SYDNEY).time() for s in other} == {first, second}  # type: ignore[union-attr]
+    for a, b in itertools.pairwise(slots):
+        assert a.due < b.due  # type: ignore[operator]
+        assert a.closes < b.opens
+        assert b.due - a.due >= timedelta(minutes=30)  # type: ignore[operator]
+
+
+def test_a_skipped_time_without_min_spacing_still_comes_before_the_next_and_windows_stay_apart() -> None:
+    adm = _twice_daily(time(2, 0), time(3, 0), width_minutes=0)
+    night = [s for s in schedule.expand(adm, "r", date(2026, 10, 3), anchor_day=0, zone=SYDNEY) if s.day == 1]
+    first, second = night
+    assert first.due.astimezone(SYDNEY).strftime("%H:%M") == "03:00"  # type: ignore[union-attr]
+    assert first.due < second.due and first.closes < second.opens  # type: ignore[operator]
+    assert second.due - first.due == timedelta(microseconds=1)  # type: ignore[operator]
+
+
+def test_when_the_clocks_go_back_a_23_hour_gap_between_days_moves_nothing() -> None:
+    adm = _twice_daily(time(2, 30), time(14, 30), width_minutes=30)
+    slots = schedule.expand(adm, "r", date(2026, 4, 4), anchor_day=0, zone=SYDNEY)  # 03:00 becomes 02:00
+    assert [s.due.astimezone(SYDNEY).strftime("%d %H:%M") for s in slots] == [  # type: ignore[union-attr]
+        "05 02:30",
+        "05 14:30",
+        "06 02:30",
+        "06 14:30",
+        "07 02:30",
+        "07 14:30",
+    ]

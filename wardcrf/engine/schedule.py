@@ -126,7 +126,7 @@ def expand(
         on = anchor + timedelta(days=day - anchor_day)
         i = index % per_day
         if spec.times:
-            due: datetime | None = datetime.combine(on, spec.times[i], zone).astimezone(UTC)
+            due: datetime | None = _due(adm, on, i, zone, slots[-1] if slots else None)
             assert due is not None
             opens, closes = due + before, due + after
         else:
@@ -151,6 +151,24 @@ def expand(
             )
         )
     return slots
+
+
+def _due(adm: Administration, on: date, i: int, zone: ZoneInfo, previous: Slot | None) -> datetime:
+    """The instant of the day's i-th due time.
+
+    A wall-clock time the clocks skip is read with the offset before the gap (RFC 5545 3.3.5: 02:30
+    when 02:00 becomes 03:00 is 03:30), as the ward's clock would reach it. That alone can put a
+    skipped time at or after the next one (02:30 and 03:00 both become 03:30 and 03:00): two doses at
+    once, or out of order. So a due time moves later, only on such a night and only as far as the
+    protocol's own promises need: at least `min_spacing` after the one before, and its window opening
+    after the one before closes. Nothing else moves: 01:00 and 03:30 on that night are 1.5 h apart and
+    stay at 03:30 on the clock, and the evening dose stays at its stated time.
+    """
+    due = datetime.combine(on, adm.schedule.times[i], zone).astimezone(UTC)
+    if previous is not None and previous.due is not None:
+        before, after = adm.window
+        due = max(due, previous.due + max(adm.schedule.min_spacing, after - before + _TICK))
+    return due
 
 
 def _per_day(adm: Administration) -> int:
