@@ -30,8 +30,15 @@ SIGNERS = {u: PASSWORD for u in ("pharmacist", "investigator", "clinician", "coo
 def _template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     from wardcrf.sync import engine_demo
 
+    from wardcrf.randomization import lists
+
     data = tmp_path_factory.mktemp("palm-pharmacy") / "site"
-    got = engine_demo.seed(data, pharmacy_model(), PASSWORD, now=datetime.fromisoformat(SEEDED))
+    # The arms come from the hub's allocation list, drawn at random; which patient is due a ZMapp infusion
+    # this morning is then chance (about one seeding in two had none). This list makes KIN01-003's.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lists, "new_seed", lambda: bytes([1]) * 32)
+        mp.setattr(lists, "new_list_id", lambda: "LDEMO00000001")
+        got = engine_demo.seed(data, pharmacy_model(), PASSWORD, now=datetime.fromisoformat(SEEDED))
     return data, got.ready
 
 

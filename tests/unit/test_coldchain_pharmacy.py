@@ -445,3 +445,51 @@ def test_a_prepared_kit_waits_on_its_use_by_not_the_transit_allowance(ph, tmp_pa
     [item] = gate.kits_on_the_clock(ph.store, at)
     assert item["what"].startswith("give prepared kit(s) Z1 from pharmacy by 2020-03-16 16:00")
     assert item["state"] == "due now"
+
+
+def _at(h: int, m: int = 0) -> int:
+    return int(datetime(2020, 3, 16, h, m, tzinfo=ZONE).timestamp())
+
+
+def test_a_prepared_kit_handed_to_the_bedside_late_is_told_its_use_by_not_the_bedside_allowance(
+    ph, tmp_path
+) -> None:
+    """At 15:00 the bedside's 120 min would run to 17:00, but the dilution's use-by is 16:00: the handover
+    says 16:00 and why, as the kit's clock does."""
+    unit = stored(ph, tmp_path)
+    prepare(ph)
+    moved = services.record_handover(
+        ph,
+        kits=["Z1"],
+        at=iso(datetime(2020, 3, 16, 15, 0)),
+        from_location=unit,
+        to_location="bedside:PALM-001",
+        from_user="pharmacist",
+        to_user="clinician",
+        passwords=SIGNERS,
+    )
+    # recorded years later (the test's clock is today's): the use-by has passed, in those words
+    assert (
+        "1 kit(s) (Z1) at bedside:PALM-001: the preparation's use-by passed at 2020-03-16 16:00 +08:00; "
+        "they can no longer be dosed"
+    ) in moved.warnings
+    # recorded as it happens, at 15:10
+    assert custody.clock_warning(ph.store, ["Z1"], "bedside:PALM-001", _at(15), _at(15, 10)) == (
+        "1 kit(s) (Z1) at bedside:PALM-001: dose by 2020-03-16 16:00 +08:00 (50 min left; the preparation's "
+        "use-by comes before the 120 min at the bedside end), or they can no longer be dosed"
+    )
+    [clock] = custody.outside_units(ph.store, _at(15, 10))
+    assert clock.deadline == _at(16)
+
+
+def test_a_prepared_kit_handed_to_the_bedside_early_keeps_the_bedside_allowance(ph, tmp_path) -> None:
+    """At 08:15 the bedside's 120 min end at 10:15, before the 16:00 use-by: the allowance is what to meet."""
+    unit = stored(ph, tmp_path)
+    prepare(ph)
+    to_bedside(ph, "Z1", unit)
+    assert custody.clock_warning(ph.store, ["Z1"], "bedside:PALM-001", _at(8, 15), _at(8, 20)) == (
+        "1 kit(s) (Z1) at bedside:PALM-001: dose by 2020-03-16 10:15 +08:00 (115 min left of the 120 min at "
+        "the bedside), or they can no longer be dosed"
+    )
+    [clock] = custody.outside_units(ph.store, _at(8, 20))
+    assert clock.deadline == _at(10, 15)

@@ -375,17 +375,14 @@ def outside_units(store: Store, now: int) -> list[Clock]:
             continue
         product = config.product_of_lot(store, lot)
         allowed = product.bedside_s if config.is_bedside(where) else product.transit_s
-        prepared = store.one(
-            "SELECT use_by_t FROM cc_preparations WHERE kit_id = ? AND start_t <= ? ORDER BY end_t LIMIT 1",
-            (kit, now),
-        )
-        if prepared is not None:  # its use-by governs once prepared; at the bedside, whichever comes first
-            if prepared[0] is None and not config.is_bedside(where):
+        prepared, use_by = _preparation(store, kit, now)
+        if prepared:  # its use-by governs once prepared; at the bedside, whichever comes first
+            if use_by is None and not config.is_bedside(where):
                 continue  # no use-within stated: no clock until it reaches the bedside
-            if prepared[0] is not None:
-                until_use_by = int(prepared[0]) - at
+            if use_by is not None:
+                until_use_by = use_by - at
                 allowed = min(allowed, until_use_by) if config.is_bedside(where) else until_use_by
-        out.append(Clock(kit, lot, where, at, allowed, at + allowed - now, step, prepared is not None))
+        out.append(Clock(kit, lot, where, at, allowed, at + allowed - now, step, prepared))
     out.sort(key=lambda c: (c.deadline, c.kit))
     return out
 
@@ -410,9 +407,22 @@ def clock_warning(store: Store, kits: list[str], where: str, since: int, now: in
     )
     names = ", ".join(kits[:3]) + (f" and {len(kits) - 3} more" if len(kits) > 3 else "")
     n = f"{len(kits)} kit(s) ({names})"
+    prepared = [_preparation(store, k, since) for k in kits]
+    use_bys = [u for done, u in prepared if done and u is not None]
     if config.is_bedside(where):
         allowed = lim.bedside_s
         deadline = since + allowed
+        if use_bys and min(use_bys) < deadline:  # a kit prepared at the pharmacy must be given by its use-by
+            deadline = min(use_bys)
+            when = local_text(store, deadline)
+            if deadline < now:
+                return (
+                    f"{n} at {where}: the preparation's use-by passed at {when}; they can no longer be dosed"
+                )
+            return (
+                f"{n} at {where}: dose by {when} ({_left(deadline, now)}; the preparation's use-by comes before "
+                f"the {allowed // 60} min at the bedside end), or they can no longer be dosed"
+            )
         when = local_text(store, deadline)
         if deadline < now:
             return f"{n} at {where} since {local_text(store, since)}: the {allowed // 60} min allowed at the bedside before the dose ended at {when}; they can no longer be dosed"
@@ -420,18 +430,10 @@ def clock_warning(store: Store, kits: list[str], where: str, since: int, now: in
             f"{n} at {where}: dose by {when} ({_left(deadline, now)} of the {allowed // 60} min at the bedside), "
             "or they can no longer be dosed"
         )
-    prepared = [
-        store.one(
-            "SELECT use_by_t FROM cc_preparations WHERE kit_id = ? AND start_t <= ? ORDER BY end_t LIMIT 1",
-            (k, since),
-        )
-        for k in kits
-    ]
-    if kits and all(p is not None for p in prepared):  # their cold chain ended: their use-by governs
-        limits_ = [int(p[0]) for p in prepared if p is not None and p[0] is not None]
-        if not limits_:
+    if kits and all(done for done, _ in prepared):  # their cold chain ended: their use-by governs
+        if not use_bys:
             return None
-        use_by = local_text(store, min(limits_))
+        use_by = local_text(store, min(use_bys))
         return f"{n} at {where!r}, prepared at the pharmacy: give them by {use_by} (the preparation's use-within)"
     allowed = lim.transit_s
     deadline = since + allowed
@@ -446,6 +448,19 @@ def clock_warning(store: Store, kits: list[str], where: str, since: int, now: in
         f"{head}: move them into a storage unit by {when} ({_left(deadline, now)} of {allowed // 60} min), "
         "or they can never be dosed"
     )
+
+
+def _preparation(store: Store, kit: str, at: int) -> tuple[bool, int | None]:
+    """Whether `kit` was prepared at the pharmacy by `at`, and the prepared product's use-by (None when
+    its steps state no use-within). Once prepared the kit's cold chain has ended: the use-by is its clock
+    off the bedside, and at the bedside whichever comes first of it and the bedside allowance."""
+    row = store.one(
+        "SELECT use_by_t FROM cc_preparations WHERE kit_id = ? AND start_t <= ? ORDER BY end_t LIMIT 1",
+        (kit, at),
+    )
+    if row is None:
+        return False, None
+    return True, None if row[0] is None else int(row[0])
 
 
 def _left(deadline: int, now: int) -> str:

@@ -36,6 +36,12 @@ def new_seed() -> bytes:
     return secrets.token_bytes(32)
 
 
+def new_list_id() -> str:
+    """A new list's id ("L" and 12 hex digits from the CSPRNG). It names the list and, with the seed, keys
+    every stream `generate` draws from, so the two together are what makes one list."""
+    return "L" + secrets.token_hex(6).upper()
+
+
 class Stream:
     """Deterministic random integers from a seed, one independent stream per purpose."""
 

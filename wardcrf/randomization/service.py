@@ -12,7 +12,6 @@ takes the same entry; after it, the entry is taken once and for all.
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +94,7 @@ def make_list(session: Session, protocol: Model, site: str, device: str, per_str
         raise Refused(f"hub device {hub_device} has no keys")
     signer = devicekeys.signer(session)
     seed = lists.new_seed()
-    list_id = "L" + secrets.token_hex(6).upper()
+    list_id = lists.new_list_id()
     alloc = lists.generate(design, site, per_stratum, seed, list_id)
     body = sealing.seal(
         alloc,
