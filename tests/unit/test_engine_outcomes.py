@@ -36,27 +36,9 @@ proportion_ci = "wilson"
 difference_ci = "newcombe"
 
 [[analysis.characteristics]]
-code = "sex"
-label = "sex"
-value = "screening.sex"
-
-[[analysis.characteristics]]
-code = "weight"
+code = "weight_kg"
 label = "weight, kg <b>&amp;</b>"
-value = "screening.weight"
-
-[[analysis.characteristics]]
-code = "onset_to_screening_days"
-label = "symptom onset to screening, days"
-value = "days(screening.date - screening.symptom_onset)"
-
-[[analysis.series]]
-code = "vitals"
-label = "Vital signs around the infusions"
-form = "vitals"
-fields = ["temp", "oxysat"]
-points = ["pre_infusion_vitals", "post_infusion_vitals"]
-compare = "post_infusion_vitals"
+value = "round(screening.weight, 1)"
 
 [[analysis.endpoints]]
 code = "serious_ae"
@@ -85,9 +67,12 @@ def _source(analysis: str = ANALYSIS) -> str:
 def test_the_variant_loads_and_mexcovid_declares_format_1s_tables() -> None:
     m = model.parse(_source(), "palm-outcomes.toml")
     assert [c["code"] for c in m.data["analysis"]["characteristics"]] == [
+        "weight_kg",  # the variant's, then PALM's own
         "sex",
+        "age",
         "weight",
-        "onset_to_screening_days",
+        "onset_to_randomization_days",
+        "ct_np",
     ]
     mex = model.shipped("mexcovid.toml").data["analysis"]
     assert [c["code"] for c in mex["characteristics"]] == [
@@ -103,20 +88,24 @@ def test_the_variant_loads_and_mexcovid_declares_format_1s_tables() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "problem"),
     [
+        ('code = "weight_kg"', 'code = "n"', "'n' is the number of participants"),
+        ('code = "weight_kg"', 'code = "sex"', "'sex' is used twice"),
+        ('value = "round(screening.weight, 1)"', 'value = "screening.wieght"', "wieght"),
         (
-            'code = "weight"\nlabel = "weight',
-            'code = "n"\nlabel = "weight',
-            "'n' is the number of participants",
+            'fields = ["temp", "pulse", "oxysat"]',
+            'fields = ["temp", "timepoint"]',
+            "not a number or integer field",
         ),
-        ('code = "weight"\nlabel = "weight', 'code = "sex"\nlabel = "weight', "'sex' is used twice"),
-        ('value = "screening.weight"', 'value = "screening.wieght"', "wieght"),
-        ('fields = ["temp", "oxysat"]', 'fields = ["temp", "timepoint"]', "not a number or integer field"),
         ('points = ["pre_infusion_vitals",', 'points = ["pre_vitals",', "not a [[dose_assessments]] code"),
-        ('form = "vitals"\nfields', 'form = "labs"\nfields', "records form 'vitals', not 'labs'"),
+        (
+            'form = "vitals"\nfields = ["temp", "pulse", "oxysat"]',
+            'form = "labs"\nfields = ["creat"]',
+            "records form 'vitals', not 'labs'",
+        ),
         ('form = "vitals"\nfields', 'form = "vital"\nfields', "form 'vital' is not declared"),
-        ('value = "screening.weight"', 'value = "screening.weight\\u0007"', "U+0007"),
-        ('value = "screening.weight"', 'value = "' + "1 + " * 600 + '1"', "value"),
-        ('code = "weight"\nlabel = "weight', 'code = "Weight; DROP"\nlabel = "weight', "code"),
+        ('value = "round(screening.weight, 1)"', 'value = "screening.weight\\u0007"', "U+0007"),
+        ('value = "round(screening.weight, 1)"', 'value = "' + "1 + " * 600 + '1"', "value"),
+        ('code = "weight_kg"', 'code = "Weight; DROP"', "code"),
         ('compare = "post_infusion_vitals"', "compare = 3", "compare"),
     ],
 )
@@ -260,7 +249,8 @@ def test_palm_every_declared_endpoint_per_arm_through_the_cli(cli, tmp_path: Pat
     data = outcomes()
     d = data["demographics"]
     assert d["n"] == 8 and d["sex"] == {"F": 8} and d["weight"]["median"] == pytest.approx(62)
-    assert d["onset_to_screening_days"]["median"] == pytest.approx(3)
+    assert d["onset_to_randomization_days"]["median"] == pytest.approx(3)
+    assert d["weight_kg"] == d["weight"] and d["age"]["median"] == pytest.approx(34)
     assert {a: x["n"] for a, x in d["by_arm"].items()} == counts
     assert all(d["by_arm"][a]["sex"]["counts"] == {"F": counts[a]} for a in DOSE if counts[a])
     # every declared endpoint per arm: the endpoints report's numbers, one owner
@@ -283,7 +273,7 @@ def test_palm_every_declared_endpoint_per_arm_through_the_cli(cli, tmp_path: Pat
     assert set(got["time_to_death"]["arms"]) == set(DOSE)
     # vital signs across the infusions, per arm: infusion 1's values after it
     temp = next(s for group in data["series"] for s in group if s["field"] == "temp")
-    assert temp["title"] == "Vital signs around the infusions" and temp["unit"] == "C"
+    assert temp["title"] == "Vital signs before and after each infusion" and temp["unit"] == "C"
     for arm, x in temp["arms"].items():
         assert x["by_administration"]["administration 1"]["n"] == counts[arm]
         assert x["kruskal"]["p"] is None  # one administration with values: nothing to compare
@@ -296,7 +286,7 @@ def test_palm_every_declared_endpoint_per_arm_through_the_cli(cli, tmp_path: Pat
     html = out.read_text("utf-8")
     assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>" not in html and "&lt;b&gt;&amp;amp;&lt;/b&gt;" in html
-    assert html.count("<svg") == 2  # temperature and oxygen saturation across the infusions
+    assert html.count("<svg") == 3  # temperature, pulse and oxygen saturation across the infusions
     r = w.run("report", "outcomes", "--format", "md", user="auditor")
     assert r.code == 0, r.err
     assert "Death at 28 days (mortality, primary)" in r.out and "Log-rank test across every arm" in r.out

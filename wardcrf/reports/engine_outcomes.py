@@ -235,7 +235,7 @@ def _demographics(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(analysed), "characteristics": []}
     groups: dict[str, list[Person]] = {"all": analysed}
-    if len(pop.arms) > 1:
+    if len(pop.arms) > 1 and not pop.blinded:  # blinded: no arm is known on the ward
         out["by_arm"] = {a: {"n": sum(1 for p in analysed if p.arm == a)} for a in pop.arms}
         for a in pop.arms:
             groups[a] = [p for p in analysed if p.arm == a]
@@ -474,7 +474,7 @@ def document(data: Mapping[str, Any]) -> Doc:
 def _participants(doc: Doc, data: Mapping[str, Any], several: bool) -> None:
     d = data["demographics"]
     s = doc.section("Participants")
-    arms = [a["code"] for a in data["arms"]] if several else []
+    arms = [a["code"] for a in data["arms"]] if several and "by_arm" in d else []
     head = (
         ["characteristic", "all", *(_arm_label(data, a) for a in arms)]
         if arms
