@@ -421,9 +421,7 @@ def _linked(pop: Population, assessment: Mapping[str, Any], rec: Any, person: Pe
 
 
 def _arm_label(data: Mapping[str, Any], code: str) -> str:
-    for a in data["arms"]:
-        if a["code"] == code:
-            return f"{a['label']} ({code})" if a["label"] and a["label"] != code else code
+    """An arm as the tables name it: its code (the Participants section spells each out once)."""
     return code
 
 
@@ -440,19 +438,27 @@ def document(data: Mapping[str, Any]) -> Doc:
     )
     m = data["methods"]
     s = doc.section("Methods")
-    s.text += [
-        f"Methods from the {m['source']}.",
-        f"Continuous variables: {m['summary']}.",
-        *(f"Visit window, {t}." for t in m["windows"].values()),
-        *(f"Incomplete measurements, {t}." for t in m["incomplete"].values()),
-        "Per participant before and after; 'improved' means strictly in the endpoint's favourable direction "
-        "(stated per endpoint); a participant counts when both values exist.",
-        f"Paired endpoints before vs after: {m['paired']}; two-sided.",
-        "Endpoints across time points and measures across administrations: Kruskal–Wallis H test (tie-corrected).",
-        f"Proportions: {m['proportion_ci']} interval at {m['ci_level']:g}; differences between arms: "
-        f"{m['difference_ci']} interval; time to event: Kaplan–Meier ({m['survival_ci']} interval), log-rank test.",
-        "P-values below 0.0001 are given as p < 0.0001.",
-    ]
+    s.text += [f"Methods from the {m['source']}.", f"Continuous variables: {m['summary']}."]
+    if data["markers"]:
+        s.text += [
+            *(f"Visit window, {t}." for t in m["windows"].values()),
+            *(f"Incomplete measurements, {t}." for t in m["incomplete"].values()),
+            "Per participant before and after; 'improved' means strictly in the endpoint's favourable "
+            "direction (stated per endpoint); a participant counts when both values exist.",
+            f"Paired endpoints before vs after: {m['paired']}; two-sided.",
+        ]
+    if data["markers"] or data["series"]:
+        s.text.append(
+            "Endpoints across time points and measures across administrations: Kruskal–Wallis H test "
+            "(tie-corrected)."
+        )
+    if data["endpoints"]:
+        s.text.append(
+            f"Proportions: {m['proportion_ci']} interval at {m['ci_level']:g} confidence; differences between "
+            f"arms: {m['difference_ci']} interval; time to event: Kaplan–Meier ({m['survival_ci']} interval), "
+            "log-rank test."
+        )
+    s.text.append("P-values below 0.0001 are given as p < 0.0001.")
     if data["blinded"]:
         doc.section("Blinded").text.append(
             "The trial is blinded on this ward: no result is split by arm (the hub analyses after unblinding)."
@@ -474,6 +480,8 @@ def document(data: Mapping[str, Any]) -> Doc:
 def _participants(doc: Doc, data: Mapping[str, Any], several: bool) -> None:
     d = data["demographics"]
     s = doc.section("Participants")
+    if several:
+        s.text.append("Arms: " + "; ".join(f"{a['code']}, {a['label']}" for a in data["arms"]) + ".")
     arms = [a["code"] for a in data["arms"]] if several and "by_arm" in d else []
     head = (
         ["characteristic", "all", *(_arm_label(data, a) for a in arms)]
