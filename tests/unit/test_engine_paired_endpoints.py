@@ -323,3 +323,16 @@ def test_a_blinded_ward_pairs_values_but_splits_no_arm(cli, tmp_path: Path, monk
         "PLACEBO": (0, 0),
     }
     assert got["excluded"] == [] and set(got["improved"].values()) == {0}
+    # the outcomes report on the blinded ward: the pair is listed, no arm is analysed, no table is split by arm
+    r = w.run("report", "outcomes", "--format", "json", user="auditor", WARDCRF_FAKE_NOW=w.now.isoformat())
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    (marker,) = data["markers"]
+    assert data["blinded"] is True and "by_arm" not in data["demographics"]
+    assert data["demographics"]["n"] == 1 and data["demographics"]["sex"] == {"M": 1}
+    assert [(p["participant"], p["arm"], p["before"], p["after"]) for p in marker["participants"]] == [
+        (pid, None, 90.0, 70.0)
+    ]
+    assert marker["not_assigned"] == 1 and {x["n_paired"] for x in marker["arms"].values()} == {0}
+    r = w.run("report", "outcomes", user="auditor", WARDCRF_FAKE_NOW=w.now.isoformat())
+    assert r.code == 0 and "The trial is blinded on this ward" in r.out, r.err
