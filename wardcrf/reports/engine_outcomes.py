@@ -379,12 +379,8 @@ def _series(pop: Population, analysed: list[Person], item: Mapping[str, Any]) ->
                 f"administration {n}": [compared[p.id][n] for p in people if n in compared[p.id]]
                 for n in range(1, n_adm + 1)
             }
-            arms[arm] = {
-                "by_administration": {
-                    g: stats.describe(v, pop.settings.quartiles) for g, v in groups.items()
-                },
-                "kruskal": stats.kruskal(groups),
-            }
+            across = outcomes.across_groups(groups, pop.settings.quartiles)
+            arms[arm] = {"by_administration": across["by_group"], "kruskal": across["kruskal"]}
         out.append(
             {
                 "code": str(item["code"]),

@@ -303,11 +303,12 @@ def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | Non
         for d in range(1, doses_n + 1):
             after_dose = (series[2 * (d - 1) + 1] for series in vitals[k].values())
             groups[f"day {d}"] = [v for v in after_dose if v is not None]
+        across = across_groups(groups, quartiles)
         vital_tests[k] = {
             "label": label,
             "unit": vital_units.get(k, ""),
-            "after_inhalation_by_day": {g: stats.describe(v, quartiles) for g, v in groups.items()},
-            "kruskal": stats.kruskal(groups),
+            "after_inhalation_by_day": across["by_group"],
+            "kruskal": across["kruskal"],
         }
     return {
         "protocol": {"id": proto.id, "version": proto.version, "title": tr(proto.title)},
@@ -349,6 +350,22 @@ def _collect_vitals(
     for k, _ in VITALS:
         if any(v is not None for v in series[k]):
             vitals[k][pid] = series[k]
+
+
+class Across(TypedDict):
+    """One measure in several groups (the administrations): each described, Kruskal–Wallis across them."""
+
+    by_group: dict[str, stats.Description]
+    kruskal: stats.Kruskal
+
+
+def across_groups(groups: dict[str, list[float]], quartiles: str) -> Across:
+    """Median (IQR) per group and the Kruskal–Wallis H test across the groups: format 1's vital signs across
+    the dosing days and a format-2 version's `[[analysis.series]]` (`engine_outcomes`)."""
+    return {
+        "by_group": {g: stats.describe(v, quartiles) for g, v in groups.items()},
+        "kruskal": stats.kruskal(groups),
+    }
 
 
 class PairedRow(TypedDict):
