@@ -132,7 +132,10 @@ EXPORT_DICTS_ALLOWED = {
     "wardcrf/reports/custody_record.py build": CUSTODY_RECORD,
     "wardcrf/reports/custody_record.py kit_record": CUSTODY_RECORD,
     "wardcrf/reports/custody_record.py photo": CUSTODY_RECORD,
-    "wardcrf/reports/outcomes.py _methods": REPORT_DOCUMENT,
+    "wardcrf/reports/outcomes.py methods": REPORT_DOCUMENT,
+    "wardcrf/reports/engine_outcomes.py _demographics": "the participants table keyed by the protocol's "
+    "`[[analysis.characteristics]]` codes (data, not code; format 1's keys for MEXCOVID), beside the typed "
+    "rows (`Characteristic`)",
     "wardcrf/reports/outcomes.py compute": REPORT_DOCUMENT,
     "wardcrf/reports/outcomes.py _endpoint": REPORT_DOCUMENT,
     "wardcrf/reports/outcomes.py outcomes": REPORT_DOCUMENT,

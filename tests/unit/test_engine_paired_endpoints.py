@@ -248,9 +248,19 @@ def test_paired_change_per_arm_through_the_cli(cli, tmp_path: Path, monkeypatch)
     assert r.code == 0 and "creat_change (paired_change)" in r.out, r.err
     assert ("Left out:" in r.out) == (outside is not None)
     assert f"{tied}: {counts[tied]} pairs of {counts[tied]}" in r.out
-    # format 1's outcomes report is not this trial's: refused in one line naming the report that is
+    # the outcomes report reads the same numbers (one owner): per arm, and each participant with their arm
     r = w.run("report", "outcomes", "--format", "json", user="auditor")
-    assert r.code == 1 and "wardcrf report endpoints" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert r.code == 0, r.err
+    (marker,) = json.loads(r.out)["markers"]
+    for arm, res in got["arms"].items():
+        assert (
+            marker["arms"][arm]["wilcoxon"] == res["wilcoxon"]
+            and marker["arms"][arm]["n_paired"] == res["pairs"]
+        )
+    assert {p["participant"]: p["arm"] for p in marker["participants"]} == {
+        pid: arm for pid, arm in people if pid in {p["participant"] for p in marker["participants"]}
+    }
+    assert "n_paired" not in marker  # four arms: no pooled test across them
 
 
 def test_a_blinded_ward_pairs_values_but_splits_no_arm(cli, tmp_path: Path, monkeypatch) -> None:
@@ -313,3 +323,16 @@ def test_a_blinded_ward_pairs_values_but_splits_no_arm(cli, tmp_path: Path, monk
         "PLACEBO": (0, 0),
     }
     assert got["excluded"] == [] and set(got["improved"].values()) == {0}
+    # the outcomes report on the blinded ward: the pair is listed, no arm is analysed, no table is split by arm
+    r = w.run("report", "outcomes", "--format", "json", user="auditor", WARDCRF_FAKE_NOW=w.now.isoformat())
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    (marker,) = data["markers"]
+    assert data["blinded"] is True and "by_arm" not in data["demographics"]
+    assert data["demographics"]["n"] == 1 and data["demographics"]["sex"] == {"M": 1}
+    assert [(p["participant"], p["arm"], p["before"], p["after"]) for p in marker["participants"]] == [
+        (pid, None, 90.0, 70.0)
+    ]
+    assert marker["not_assigned"] == 1 and {x["n_paired"] for x in marker["arms"].values()} == {0}
+    r = w.run("report", "outcomes", user="auditor", WARDCRF_FAKE_NOW=w.now.isoformat())
+    assert r.code == 0 and "The trial is blinded on this ward" in r.out, r.err

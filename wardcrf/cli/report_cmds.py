@@ -87,17 +87,23 @@ def outcomes(
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """The paper's analyses: demographics, before/after per participant, Wilcoxon, Kruskal–Wallis."""
+    """The trial's analyses: the participants, before/after per participant (Wilcoxon, Kruskal–Wallis) and,
+    on a format-2 protocol, every declared endpoint per arm (proportions, mortality, time to event)."""
+    from .. import protocol as protocols
     from ..exports.dataset import Dataset
-    from ..reports import outcomes as rep
+    from ..reports import engine_outcomes, outcomes
 
+    q = quartiles.value if quartiles else None
+    t = paired_test.value if paired_test else None
+    data: Mapping[str, Any]
     with session(data_dir, file_only="report") as s:
-        data = rep.compute(
-            Dataset.for_session(s),
-            quartiles=quartiles.value if quartiles else None,
-            paired_test=paired_test.value if paired_test else None,
-        )
-    _emit(data, rep.document(data), fmt, out)
+        if protocols.active(s.store).engine is not None:  # format 2: from the protocol's declarations
+            f2 = engine_outcomes.compute(s, quartiles=q, paired_test=t)
+            data, doc = f2, engine_outcomes.document(f2)
+        else:
+            f1 = outcomes.compute(Dataset.for_session(s), quartiles=q, paired_test=t)
+            data, doc = f1, outcomes.document(f1)
+    _emit(data, doc, fmt, out)
 
 
 @app.command("endpoints")

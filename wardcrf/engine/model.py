@@ -506,6 +506,58 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
     _strata(r, data, forms)
     _safety(r, data, forms)
     _names(r, data)
+    _analysis_tables(r, data)
+
+
+def _analysis_tables(r: _Reader, data: dict[str, Any]) -> None:
+    """`[[analysis.characteristics]]` (participant expressions) and `[[analysis.series]]` (number fields of a
+    form recorded at declared dose assessments) name what exists: the outcomes report reads them."""
+    analysis = data.get("analysis") or {}
+    forms: dict[str, Any] = data.get("forms", {})
+    once = frozenset(name for name, f in forms.items() if _once(f) or name == "enrollment")
+    anchors = expressions.BUILTIN_ANCHORS | frozenset(_codes(data.get("anchors"), "name"))
+    participant = expressions.Scope(forms, once, anchors)
+    seen: set[str] = set()
+    for i, item in enumerate(analysis.get("characteristics", [])):
+        p: Path_ = ("analysis", "characteristics", i)
+        code = item["code"]
+        if code == "n":
+            r.err(
+                (*p, "code"), "'n' is the number of participants the report counts: name the characteristic"
+            )
+        elif code in seen:
+            r.err((*p, "code"), f"{code!r} is used twice: codes are unique")
+        seen.add(code)
+        for problem in expressions.check(item["value"], participant):
+            r.err((*p, "value"), problem)
+    assessments = {str(da.get("code")): da for da in data.get("dose_assessments", [])}
+    seen = set()
+    for i, item in enumerate(analysis.get("series", [])):
+        p = ("analysis", "series", i)
+        if item["code"] in seen:
+            r.err((*p, "code"), f"{item['code']!r} is used twice: codes are unique")
+        seen.add(item["code"])
+        form = item["form"]
+        if form not in forms:
+            r.err((*p, "form"), f"form {form!r} is not declared")
+            continue
+        fields = forms[form].get("fields") or {}
+        for j, name in enumerate(item["fields"]):
+            if (fields.get(name) or {}).get("type") not in ("number", "integer"):
+                numbers = sorted(f for f, spec in fields.items() if spec.get("type") in ("number", "integer"))
+                r.err(
+                    (*p, "fields", j),
+                    f"{name!r} is not a number or integer field of form {form!r} ({_list(set(numbers))})",
+                )
+        places: list[tuple[Path_, str]] = [((*p, "points", j), c) for j, c in enumerate(item["points"])]
+        for where, code in [*places, ((*p, "compare"), item["compare"])]:
+            da = assessments.get(code)
+            if da is None:
+                r.err(where, f"{code!r} is not a [[dose_assessments]] code ({_list(set(assessments))})")
+            elif da.get("form") != form:
+                r.err(where, f"dose assessment {code!r} records form {da.get('form')!r}, not {form!r}")
+            elif not da.get("link"):
+                r.err(where, f"dose assessment {code!r} has no `link`: its records name no administration")
 
 
 def _preparation(r: _Reader, i: int, product: dict[str, Any]) -> None:

@@ -4,8 +4,11 @@ The protocol's `[[analysis.endpoints]]` say what each endpoint is and how it
 is analysed; this module turns participant-level outcomes into the per-arm
 results the outcomes report prints, with each method named:
 
-* `paired_change`: before/after per arm, the Wilcoxon signed-rank test of
-  `stats.signed_rank` (exact with ties by default, as format 1's outcomes report);
+* `paired_change`: before/after per arm (median and IQR by the protocol's
+  quartiles), "improved in k of n", the Kruskal–Wallis H test of the values
+  before against those after, and the Wilcoxon signed-rank test of
+  `stats.signed_rank` (exact with ties by default); `paired_arm` is the one
+  owner of these numbers, format 1's outcomes report included;
 * `proportion`: k of n per arm with its interval (`proportions`: Wilson by
   default, or Clopper–Pearson), and the difference between arms with its
   interval (Newcombe by default, or Wald);
@@ -67,10 +70,12 @@ class Settings:
     survival_ci: str = "log-log"
     paired_test: str = "wilcoxon-exact"
     zeros: str = "wilcox"
+    quartiles: str = "hf6"
 
     @classmethod
     def of(cls, analysis: Mapping[str, Any]) -> Settings:
         return cls(
+            quartiles=analysis.get("quartiles", "hf6"),
             level=float(analysis.get("ci_level", 0.95)),
             proportion_ci=analysis.get("proportion_ci", "wilson"),
             difference_ci=analysis.get("difference_ci", "newcombe"),
@@ -105,12 +110,17 @@ def _split(arms: Sequence[str], outcomes: Iterable[Outcome]) -> tuple[dict[str, 
 
 
 class PairedArm(TypedDict):
-    """One arm of a `paired_change` endpoint: before and after, and the signed-rank test."""
+    """One arm of a `paired_change` endpoint: before and after, how many improved, and the tests."""
 
     n: int
     pairs: int
     before: stats.Description
+    """Of the participants with both values (as `after`)."""
     after: stats.Description
+    improved: int
+    """Participants whose value moved strictly in the endpoint's favourable direction."""
+    kruskal: stats.Kruskal
+    """Every value used before against every value used after (a participant with one of them counts)."""
     wilcoxon: stats.SignedRankJson
 
 
@@ -202,7 +212,8 @@ def analyse(
         "level": settings.level,
     }
     if kind == "paired_change":
-        out["arms"] = {a: _paired(os, settings) for a, os in by.items()}
+        improves = str(endpoint.get("improves", "down"))
+        out["arms"] = {a: paired_arm(os, improves, settings) for a, os in by.items()}
         return out
     if kind == "time_to_event":
         tte = _time_to_event(endpoint, arms, by, settings)
@@ -282,15 +293,26 @@ def _time_to_event(
     }
 
 
-def _paired(os: list[Outcome], settings: Settings) -> PairedArm:
-    both = [(o.before, o.after) for o in os if o.before is not None and o.after is not None]
-    before = [float(b) for b, _ in both if b is not None]
-    after = [float(a) for _, a in both if a is not None]
+def paired_arm(os: Sequence[Outcome], improves: str, settings: Settings) -> PairedArm:
+    """Before and after of one group of participants: medians (IQR) of those with both values, "improved in
+    k of n" (strictly in the `improves` direction, up or down), Kruskal–Wallis of every value before against
+    every value after, the signed-rank test of the pairs."""
+    both = [(float(o.before), float(o.after)) for o in os if o.before is not None and o.after is not None]
+    before = [b for b, _ in both]
+    after = [a for _, a in both]
+    improved = sum(1 for b, a in both if (a > b if improves == "up" else a < b))
     return {
         "n": len(os),
         "pairs": len(both),
-        "before": stats.describe(before),
-        "after": stats.describe(after),
+        "before": stats.describe(before, settings.quartiles),
+        "after": stats.describe(after, settings.quartiles),
+        "improved": improved,
+        "kruskal": stats.kruskal(
+            {
+                "baseline": [float(o.before) for o in os if o.before is not None],
+                "post_treatment": [float(o.after) for o in os if o.after is not None],
+            }
+        ),
         "wilcoxon": stats.signed_rank(
             before, after, test=settings.paired_test, zeros=settings.zeros
         ).as_json(),

@@ -31,19 +31,21 @@ the report says the trial is blinded (the hub analyses after unblinding).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, cast
+from zoneinfo import ZoneInfo
 
 from .. import protocol as protocols
 from ..clock import now_utc, zone
 from ..engine import eligibility, interpreter, visits
 from ..engine.interpreter import EvalError, Snapshot
 from ..errors import Refused
-from . import endpoints
+from . import endpoints, outcomes
 from .render import Doc
 
 if TYPE_CHECKING:
+    from ..engine.model import Model
     from ..site import Session
 
 
@@ -73,16 +75,26 @@ class PairedValue(TypedDict):
     reason: str
 
 
+class PairedParticipant(outcomes.PairedRow):
+    """One participant of a paired endpoint, with their arm (None: not assigned, or blinded)."""
+
+    arm: str | None
+
+
 class PairedEndpoint(endpoints.EndpointResult):
-    """A `paired_change` endpoint: per arm before/after and the signed-rank test, "improved in k of n", and
-    the values left out with their reason."""
+    """A `paired_change` endpoint: per arm before/after and the tests, "improved in k of n", each
+    participant's values, the values per visit, and the values left out with their reason."""
 
     form: str
     field: str
+    unit: str
     improves: str
     improved: dict[str, int]
     """Per arm: participants whose value moved strictly in the favourable direction."""
     excluded: list[PairedValue]
+    participants: list[PairedParticipant]
+    values: dict[str, outcomes.VisitCounts]
+    """baseline and post_treatment: values labelled, used, excluded, in the window but not selected."""
 
 
 class EndpointsReport(TypedDict):
@@ -96,8 +108,43 @@ class EndpointsReport(TypedDict):
     endpoints: list[endpoints.EndpointResult | PairedEndpoint]
 
 
-def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
-    """Every endpoint of the active format-2 version, per arm, with what was left out and why."""
+class Person(NamedTuple):
+    """One enrolled participant as the analyses read them."""
+
+    id: str
+    arm: str | None
+    """The allocated arm; None when not allocated, or on a blinded ward."""
+    anchors: Mapping[str, Any]
+    snap: Snapshot
+    scheduled: str | None
+    """The arm whose schedule they follow (blinded: the first arm, whose schedule the others repeat)."""
+
+
+@dataclass(frozen=True)
+class Population:
+    """The enrolled participants of a format-2 ward and what their analysis needs (`read`)."""
+
+    session: Session
+    proto: protocols.Protocol
+    model: Model
+    at: datetime
+    tz: ZoneInfo
+    arms: list[str]
+    blinded: bool
+    settings: endpoints.Settings
+    people: list[Person]
+
+
+def read(
+    session: Session,
+    at: datetime | None = None,
+    *,
+    quartiles: str | None = None,
+    paired_test: str | None = None,
+) -> Population:
+    """The active format-2 version's enrolled participants with their arm and records (refused on a format-1
+    version, and for a role that may not report the trial's data). `quartiles`/`paired_test` replace the
+    protocol's (a sensitivity analysis; the caller says so)."""
     from ..workflow.base import participant_from_row
     from ..workflow.engine_rules import plan_inputs
 
@@ -113,8 +160,12 @@ def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
     at = at or now_utc()
     site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
     tz = zone(site_zone)
-    analysis = m.data.get("analysis", {})
-    settings = endpoints.Settings.of(analysis)
+    settings = endpoints.Settings.of(m.data.get("analysis", {}))
+    settings = replace(
+        settings,
+        quartiles=quartiles or settings.quartiles,
+        paired_test=paired_test or settings.paired_test,
+    )
     arms = [a.code for a in m.arms]
     blinded = bool(store.one("SELECT 1 FROM rand_allocations WHERE arm IS NULL AND kit IS NOT NULL"))
     people = []
@@ -126,22 +177,40 @@ def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
         if len(arms) > 1:
             arm = str(allocated[0]) if allocated and allocated[0] else None
         records = eligibility.participant_records(store, m, p.id)
-        snap = Snapshot(records=records, now=at, zone=tz, anchors=anchors, anchor_day=m.calendar.anchor_day)
+        snap = Snapshot(
+            records=records,
+            now=at,
+            zone=tz,
+            anchors=anchors,
+            anchor_day=m.calendar.anchor_day,
+            participant={"id": p.id, "arm": None if blinded else arm},
+        )
         anchors = visits.timeline(m, snap)  # first dose, screening, declared anchors: an endpoint's `from`
         snap = replace(snap, anchors=anchors)
-        people.append((p.id, None if blinded else arm, anchors, snap, arm_of_schedule))
+        people.append(Person(p.id, None if blinded else arm, anchors, snap, arm_of_schedule))
+    return Population(session, proto, m, at, tz, arms, blinded, settings, people)
+
+
+def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
+    """Every endpoint of the active format-2 version, per arm, with what was left out and why."""
+    return report(read(session, at))
+
+
+def report(pop: Population) -> EndpointsReport:
+    """Every declared endpoint of `pop`'s version, per arm (`compute`; the outcomes report builds on it)."""
+    m, settings = pop.model, pop.settings
     results: list[endpoints.EndpointResult | PairedEndpoint] = []
-    for ep in analysis.get("endpoints", ()):
+    for ep in m.data.get("analysis", {}).get("endpoints", ()):
         if ep.get("kind", "paired_change") == "paired_change":
-            results.append(_paired(session, proto, m, ep, arms, people, settings, tz))
+            results.append(_paired(pop, ep))
             continue
-        outcomes = [_outcome(m, ep, arm, anchors, snap, tz) for _pid, arm, anchors, snap, _s in people]
-        results.append(endpoints.analyse(ep, arms, outcomes, settings))
+        outcomes_ = [_outcome(m, ep, p.arm, p.anchors, p.snap, pop.tz) for p in pop.people]
+        results.append(endpoints.analyse(ep, pop.arms, outcomes_, settings))
     return {
         "protocol": {"id": m.id, "version": m.version},
-        "at": at.astimezone(tz).isoformat(timespec="minutes"),
-        "participants": len(people),
-        "blinded": blinded,
+        "at": pop.at.astimezone(pop.tz).isoformat(timespec="minutes"),
+        "participants": len(pop.people),
+        "blinded": pop.blinded,
         "methods": {
             "ci_level": settings.level,
             "proportion_ci": settings.proportion_ci,
@@ -152,59 +221,65 @@ def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
     }
 
 
-def _paired(
-    session: Session,
-    proto: protocols.Protocol,
-    m: Any,
-    ep: Mapping[str, Any],
-    arms: list[str],
-    people: list[tuple[str, str | None, Any, Snapshot, str | None]],
-    settings: endpoints.Settings,
-    tz: Any,
-) -> PairedEndpoint:
-    """A `paired_change` endpoint per arm: each participant's before and after values chosen as format 1's
-    outcomes report chooses them, the signed-rank test per arm (module docstring)."""
-    from ..engine import due
-    from ..exports.dataset import Dataset
-    from .outcomes import Participant, select
+def given_dates(pop: Population, person: Person) -> list[date]:
+    """Local dates of the participant's administrations given, in order (empty: not in the analysis
+    population of the paired endpoints and the outcomes report)."""
+    return sorted(_administered(pop.model, person.snap, pop.tz))
 
+
+def planned(pop: Population, person: Person, given: int) -> int:
+    """How many administrations the participant's arm plans (blinded, several arms: those given)."""
+    from ..engine import due
+
+    m = pop.model
+    return due.planned(m, person.scheduled) if person.scheduled is not None or len(m.arms) == 1 else given
+
+
+def _paired(pop: Population, ep: Mapping[str, Any]) -> PairedEndpoint:
+    """A `paired_change` endpoint per arm: each participant's before and after values chosen as format 1's
+    outcomes report chooses them, the statistics of `endpoints.paired_arm` per arm (module docstring)."""
+    from ..exports.dataset import Dataset
+
+    proto = pop.proto
     spec = next(e for e in proto.analysis.endpoints if (e.form, e.field) == (ep.get("form"), ep.get("field")))
-    ds = Dataset.for_session(session)
-    outcomes: list[endpoints.Outcome] = []
-    excluded: list[PairedValue] = []
-    improved = dict.fromkeys(arms, 0)
-    for pid, arm, _anchors, snap, scheduled in people:
-        given = sorted(_administered(m, snap, tz))
+    ds = Dataset.for_session(pop.session)
+    outcomes_: list[endpoints.Outcome] = []
+    chosen = outcomes.Selection()
+    for person in pop.people:
+        given = given_dates(pop, person)
         if not given:  # the analysis population: participants who received an administration
-            outcomes.append(endpoints.Outcome(arm))
+            outcomes_.append(endpoints.Outcome(person.arm))
             continue
-        planned = due.planned(m, scheduled) if scheduled is not None or len(m.arms) == 1 else len(given)
-        sel = select(
+        sel = outcomes.select(
             spec,
             proto.analysis.windows,
-            {pid: Participant(pid, dose_dates=given)},
-            {pid: list(ds.records(participant=pid))},
-            planned,
-            str(tz.key),
+            {person.id: outcomes.Participant(person.id, dose_dates=given)},
+            {person.id: list(ds.records(participant=person.id))},
+            planned(pop, person, len(given)),
+            str(pop.tz.key),
         )
-        excluded.extend(PairedValue(**x) for x in sel.excluded)  # type: ignore[typeddict-item]
-        b, a = sel.used["baseline"].get(pid), sel.used["post_treatment"].get(pid)
-        outcomes.append(endpoints.Outcome(arm, before=b.value if b else None, after=a.value if a else None))
-        if (
-            arm is not None
-            and a
-            and b
-            and ((a.value > b.value) if spec.improves == "up" else (a.value < b.value))
-        ):
-            improved[arm] = improved.get(arm, 0) + 1
-    result = endpoints.analyse(ep, arms, outcomes, settings)
+        outcomes.merge(chosen, sel)
+        b, a = sel.used["baseline"].get(person.id), sel.used["post_treatment"].get(person.id)
+        outcomes_.append(
+            endpoints.Outcome(person.arm, before=b.value if b else None, after=a.value if a else None)
+        )
+    result = endpoints.analyse(ep, pop.arms, outcomes_, pop.settings)
+    arm_of = {p.id: p.arm for p in pop.people}
+    rows = [
+        PairedParticipant(**row, arm=arm_of.get(row["participant"]))
+        for row in outcomes.paired_rows(chosen, [p.id for p in pop.people], spec.improves)
+    ]
+    arms = cast("dict[str, endpoints.PairedArm]", result.get("arms") or {})
     return {
         **result,
         "form": spec.form,
         "field": spec.field,
+        "unit": outcomes.endpoint_unit(ds, spec),
         "improves": spec.improves,
-        "improved": improved,
-        "excluded": excluded,
+        "improved": {a: x["improved"] for a, x in arms.items()},
+        "excluded": [PairedValue(**x) for x in chosen.excluded],  # type: ignore[typeddict-item]
+        "participants": rows,
+        "values": outcomes.value_counts(chosen),
     }
 
 

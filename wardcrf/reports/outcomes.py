@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from ..clock import zone
 from ..errors import Refused
@@ -35,7 +35,7 @@ from ..exports.dataset import Dataset, ProvenancedRecord, number, value_text
 from ..protocol import Protocol, tr
 from ..protocol_analysis import Endpoint, Window
 from . import stats
-from .render import Doc, Table
+from .render import Doc, Section, Table
 
 VITALS = [
     ("temp", "Temperature"),
@@ -188,17 +188,18 @@ def _select(
 
 # The selection of before/after values, shared with a format-2 ward's paired endpoints (`engine_endpoints`).
 Participant = _Participant
+Selection = _Selection
 select = _select
 
 
-def _endpoint_unit(ds: Dataset, ep: Endpoint) -> str:
+def endpoint_unit(ds: Dataset, ep: Endpoint) -> str:
     for fd in ds.form_fields(ep.form):
         if fd.name == ep.field:
             return fd.unit or ""
     return ""
 
 
-def _methods(proto: Protocol, quartiles: str, paired_test: str, overridden: list[str]) -> dict[str, Any]:
+def methods(proto: Protocol, quartiles: str, paired_test: str, overridden: list[str]) -> dict[str, Any]:
     plan = proto.analysis
     out: dict[str, Any] = {
         "summary": f"median and interquartile range (25th–75th percentile; {stats.QUARTILE_METHODS[quartiles][1]})",
@@ -227,10 +228,10 @@ def _methods(proto: Protocol, quartiles: str, paired_test: str, overridden: list
 def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | None = None) -> dict[str, Any]:
     """Every number of the outcomes report, as data (the JSON output)."""
     proto = ds.active_protocol
-    if proto.engine is not None:  # a format-2 version of its own: its endpoints, paired ones included
+    if proto.engine is not None:  # a format-2 version: its declarations, read with the session
         raise Refused(
-            f"{proto.id} {proto.version} is a format-2 protocol: its endpoints, paired before/after ones"
-            " included, are the endpoints report (wardcrf report endpoints)"
+            f"{proto.id} {proto.version} is a format-2 protocol: its outcomes report is read from its"
+            " declarations (reports.engine_outcomes.compute, `wardcrf report outcomes`)"
         )
     plan = proto.analysis
     overridden = []
@@ -302,18 +303,19 @@ def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | Non
         for d in range(1, doses_n + 1):
             after_dose = (series[2 * (d - 1) + 1] for series in vitals[k].values())
             groups[f"day {d}"] = [v for v in after_dose if v is not None]
+        across = across_groups(groups, quartiles)
         vital_tests[k] = {
             "label": label,
             "unit": vital_units.get(k, ""),
-            "after_inhalation_by_day": {g: stats.describe(v, quartiles) for g, v in groups.items()},
-            "kruskal": stats.kruskal(groups),
+            "after_inhalation_by_day": across["by_group"],
+            "kruskal": across["kruskal"],
         }
     return {
         "protocol": {"id": proto.id, "version": proto.version, "title": tr(proto.title)},
         "site": ds.site_row["site"],
         "source": "hub" if ds.is_hub else "ward",
         "population": "participants with at least one recorded dose",
-        "methods": _methods(proto, quartiles, paired_test, overridden),
+        "methods": methods(proto, quartiles, paired_test, overridden),
         "demographics": demographics,
         "markers": endpoints,
         "vitals": vital_tests,
@@ -350,24 +352,67 @@ def _collect_vitals(
             vitals[k][pid] = series[k]
 
 
-def _endpoint(
-    ds: Dataset, ep: Endpoint, sel: _Selection, order: list[str], quartiles: str, paired_test: str, zeros: str
-) -> dict[str, Any]:
+class Across(TypedDict):
+    """One measure in several groups (the administrations): each described, Kruskal–Wallis across them."""
+
+    by_group: dict[str, stats.Description]
+    kruskal: stats.Kruskal
+
+
+def across_groups(groups: dict[str, list[float]], quartiles: str) -> Across:
+    """Median (IQR) per group and the Kruskal–Wallis H test across the groups: format 1's vital signs across
+    the dosing days and a format-2 version's `[[analysis.series]]` (`engine_outcomes`)."""
+    return {
+        "by_group": {g: stats.describe(v, quartiles) for g, v in groups.items()},
+        "kruskal": stats.kruskal(groups),
+    }
+
+
+class PairedRow(TypedDict):
+    """One participant of a paired endpoint: the values used before and after, and where they came from."""
+
+    participant: str
+    before: float | None
+    after: float | None
+    change: float | None
+    improved: bool | None
+    before_date: str | None
+    after_date: str | None
+    before_record: str | None
+    after_record: str | None
+    notes: list[str]
+
+
+class VisitCounts(TypedDict):
+    labelled: int
+    used: int
+    excluded: int
+    not_selected: int
+
+
+def merge(into: _Selection, sel: _Selection) -> None:
+    """Add one selection (e.g. one participant's, chosen against their own regimen) to another."""
+    for visit in ("baseline", "post_treatment"):
+        into.used[visit].update(sel.used[visit])
+        into.not_selected[visit] += sel.not_selected[visit]
+        into.candidates[visit] += sel.candidates[visit]
+    into.excluded.extend(sel.excluded)
+
+
+def paired_rows(sel: _Selection, order: list[str], improves: str) -> list[PairedRow]:
+    """Per participant (in `order`) with a value used before or after: both values, the change, improved."""
     base, post = sel.used["baseline"], sel.used["post_treatment"]
-    rows = []
-    both_b: list[float] = []
-    both_a: list[float] = []
+    rows: list[PairedRow] = []
     for pid in (x for x in order if x in base or x in post):
         b, a = base.get(pid), post.get(pid)
         change = (a.value - b.value) if a and b else None
-        improved = None if change is None else (change > 0 if ep.improves == "up" else change < 0)
         rows.append(
             {
                 "participant": pid,
                 "before": b.value if b else None,
                 "after": a.value if a else None,
                 "change": change,
-                "improved": improved,
+                "improved": None if change is None else (change > 0 if improves == "up" else change < 0),
                 "before_date": b.sampled.isoformat() if b and b.sampled else None,
                 "after_date": a.sampled.isoformat() if a and a.sampled else None,
                 "before_record": b.record if b else None,
@@ -375,11 +420,12 @@ def _endpoint(
                 "notes": [x.note for x in (b, a) if x and x.note],
             }
         )
-        if a and b:
-            both_b.append(b.value)
-            both_a.append(a.value)
-    k = sum(1 for r in rows if r["improved"])
-    counts = {
+    return rows
+
+
+def value_counts(sel: _Selection) -> dict[str, VisitCounts]:
+    """Per visit: values labelled for it, used (one per participant), excluded, in window but not selected."""
+    return {
         visit: {
             "labelled": sel.candidates[visit],
             "used": len(sel.used[visit]),
@@ -388,38 +434,132 @@ def _endpoint(
         }
         for visit in ("baseline", "post_treatment")
     }
+
+
+def _endpoint(
+    ds: Dataset, ep: Endpoint, sel: _Selection, order: list[str], quartiles: str, paired_test: str, zeros: str
+) -> dict[str, Any]:
+    from . import endpoints
+
+    base, post = sel.used["baseline"], sel.used["post_treatment"]
+    rows = paired_rows(sel, order, ep.improves)
+    group = endpoints.paired_arm(
+        [
+            endpoints.Outcome(
+                None,
+                before=base[r["participant"]].value if r["participant"] in base else None,
+                after=post[r["participant"]].value if r["participant"] in post else None,
+            )
+            for r in rows
+        ],
+        ep.improves,
+        endpoints.Settings(quartiles=quartiles, paired_test=paired_test, zeros=zeros),
+    )
+    k, n = group["improved"], group["pairs"]
     entry: dict[str, Any] = {
         "key": ep.field,
         "form": ep.form,
         "label": tr(ep.label),
-        "unit": _endpoint_unit(ds, ep),
+        "unit": endpoint_unit(ds, ep),
         "improves": ep.improves,
         "participants": rows,
-        "before": stats.describe(both_b, quartiles),
-        "after": stats.describe(both_a, quartiles),
+        "before": group["before"],
+        "after": group["after"],
         "improved": k,
-        "n_paired": len(both_b),
-        "summary": f"{ep.improves} in {k} of {len(both_b)}",
-        "values": counts,
+        "n_paired": n,
+        "summary": f"{ep.improves} in {k} of {n}",
+        "values": value_counts(sel),
         "excluded": sel.excluded,
-        "kruskal": stats.kruskal(
-            {"baseline": [v.value for v in base.values()], "post_treatment": [v.value for v in post.values()]}
-        ),
+        "kruskal": group["kruskal"],
     }
     if ep.paired_test:
-        entry["wilcoxon"] = stats.signed_rank(both_b, both_a, test=paired_test, zeros=zeros).as_json()
+        entry["wilcoxon"] = group["wilcoxon"]
     return entry
 
 
-def _miqr(d: dict[str, Any], unit: str = "") -> str:
+def miqr(d: dict[str, Any], unit: str = "") -> str:
     if not d.get("n"):
         return "—"
     u = f" {unit}" if unit else ""
     return f"{d['median']:.4g}{u} (IQR {d['q1']:.4g}–{d['q3']:.4g}), n={d['n']}"
 
 
-def _kw_text(kw: dict[str, Any]) -> str:
+def kw_text(kw: dict[str, Any]) -> str:
     return "—" if kw["p"] is None else f"H={kw['H']:.3f}, {stats.format_p(kw['p'])}"
+
+
+def paired_tables(s: Section, markers: list[dict[str, Any]]) -> None:
+    """The paired endpoints' values per visit, the values excluded and why, and each participant's values
+    (format 1's report and a format-2 version's: `engine_outcomes`)."""
+    count_rows = []
+    for e in markers:
+        for visit, c in e["values"].items():
+            count_rows.append(
+                [
+                    e["label"],
+                    visit.replace("_", "-"),
+                    c["labelled"],
+                    c["used"],
+                    c["excluded"],
+                    c["not_selected"],
+                ]
+            )
+    s.tables.append(
+        Table(
+            ["endpoint", "visit", "values labelled", "used", "excluded", "in window, not selected"],
+            count_rows,
+            caption="Values per visit: used (one per participant) and excluded by the stated rules",
+        )
+    )
+    excluded = [
+        [
+            e["label"],
+            x["participant"],
+            x["visit"].replace("_", "-"),
+            x["date"] or "—",
+            x["value"],
+            x["reason"],
+        ]
+        for e in markers
+        for x in e["excluded"]
+    ]
+    if excluded:
+        s.tables.append(
+            Table(
+                ["endpoint", "participant", "visit", "sample date", "value", "excluded because"],
+                excluded,
+                caption="Excluded values",
+            )
+        )
+    for e in markers:
+        several = len(e.get("arms") or {}) > 1
+        rows = [
+            [
+                f"{r['participant']} ({r.get('arm') or 'no arm'})" if several else r["participant"],
+                r["before"],
+                r["before_date"] or "—",
+                r["after"],
+                r["after_date"] or "—",
+                r["change"],
+                "—" if r["improved"] is None else "yes" if r["improved"] else "no",
+                "; ".join(r["notes"]) or "",
+            ]
+            for r in e["participants"]
+        ]
+        s.tables.append(
+            Table(
+                ["participant", "before", "sampled", "after", "sampled", "change", "improved", "note"],
+                rows,
+                caption=f"{e['label']} ({e['unit'] or 'no unit'}): "
+                + (
+                    f"improved in {e['improved']} of {e['n_paired']}"
+                    if "n_paired" in e
+                    else "; ".join(
+                        f"{a}: improved in {x['improved']} of {x['n_paired']}" for a, x in e["arms"].items()
+                    )
+                ),
+            )
+        )
 
 
 def document(data: dict[str, Any]) -> Doc:
@@ -451,9 +591,9 @@ def document(data: dict[str, Any]) -> Doc:
             [
                 ["participants", d["n"]],
                 ["sex", ", ".join(f"{k}: {v}" for k, v in d["sex"].items()) or "—"],
-                ["age, years", _miqr(d["age"])],
-                ["symptom onset to admission, days", _miqr(d["onset_to_admission_days"])],
-                ["symptom onset to first dose, days", _miqr(d["onset_to_first_dose_days"])],
+                ["age, years", miqr(d["age"])],
+                ["symptom onset to admission, days", miqr(d["onset_to_admission_days"])],
+                ["symptom onset to first dose, days", miqr(d["onset_to_first_dose_days"])],
             ],
         )
     )
@@ -465,10 +605,10 @@ def document(data: dict[str, Any]) -> Doc:
             [
                 e["label"],
                 e["unit"],
-                _miqr(e["before"]),
-                _miqr(e["after"]),
+                miqr(e["before"]),
+                miqr(e["after"]),
                 f"{word} (improved) in {e['improved']} of {e['n_paired']}",
-                _kw_text(e["kruskal"]),
+                kw_text(e["kruskal"]),
             ]
         )
     s.tables.append(
@@ -484,67 +624,7 @@ def document(data: dict[str, Any]) -> Doc:
             summary_rows,
         )
     )
-    count_rows = []
-    for e in data["markers"]:
-        for visit, c in e["values"].items():
-            count_rows.append(
-                [
-                    e["label"],
-                    visit.replace("_", "-"),
-                    c["labelled"],
-                    c["used"],
-                    c["excluded"],
-                    c["not_selected"],
-                ]
-            )
-    s.tables.append(
-        Table(
-            ["endpoint", "visit", "values labelled", "used", "excluded", "in window, not selected"],
-            count_rows,
-            caption="Values per visit: used (one per participant) and excluded by the stated rules",
-        )
-    )
-    excluded = [
-        [
-            e["label"],
-            x["participant"],
-            x["visit"].replace("_", "-"),
-            x["date"] or "—",
-            x["value"],
-            x["reason"],
-        ]
-        for e in data["markers"]
-        for x in e["excluded"]
-    ]
-    if excluded:
-        s.tables.append(
-            Table(
-                ["endpoint", "participant", "visit", "sample date", "value", "excluded because"],
-                excluded,
-                caption="Excluded values",
-            )
-        )
-    for e in data["markers"]:
-        rows = [
-            [
-                r["participant"],
-                r["before"],
-                r["before_date"] or "—",
-                r["after"],
-                r["after_date"] or "—",
-                r["change"],
-                "—" if r["improved"] is None else "yes" if r["improved"] else "no",
-                "; ".join(r["notes"]) or "",
-            ]
-            for r in e["participants"]
-        ]
-        s.tables.append(
-            Table(
-                ["participant", "before", "sampled", "after", "sampled", "change", "improved", "note"],
-                rows,
-                caption=f"{e['label']} ({e['unit'] or 'no unit'}): improved in {e['improved']} of {e['n_paired']}",
-            )
-        )
+    paired_tables(s, data["markers"])
     for e in data["markers"]:
         w = e.get("wilcoxon")
         if w is None:
@@ -578,9 +658,9 @@ def document(data: dict[str, Any]) -> Doc:
             [
                 v["label"],
                 v["unit"],
-                ", ".join(f"{g}: {_miqr(x)}" for g, x in v["after_inhalation_by_day"].items() if x["n"])
+                ", ".join(f"{g}: {miqr(x)}" for g, x in v["after_inhalation_by_day"].items() if x["n"])
                 or "—",
-                _kw_text(v["kruskal"]),
+                kw_text(v["kruskal"]),
             ]
         )
     s.tables.append(
