@@ -20,7 +20,9 @@ translates, with the rules SDTMIG 3.4 (section 7) gives, into the same
   the anchor of every arm's first administration, or `first_dose`; a visit
   anchored to consent or to a recorded date has no planned study day;
 * TI from `[[criteria]]`: IETESTCD the criterion's `ietestcd` or its code in
-  capitals (8 characters), TIRL the expression the engine evaluates.
+  capitals (8 characters), TIRL the criterion's `tirl` (the rule as the
+  protocol states it to a reviewer: printable ASCII, at most 200 characters,
+  checked when the file is read) or else the expression the engine evaluates.
 
 TS parameters from `[trial]`, the arms, products and administrations are in
 `trial.ts_rows`, which reads format 1 and format 2 through `TrialFacts`.
@@ -254,9 +256,9 @@ def _num(value: float) -> float:
 
 
 def ti_rows(model: Model) -> Iterator[dict[str, Any]]:
-    """One TI row per `[[criteria]]` entry, with the rule the engine evaluates."""
+    """One TI row per `[[criteria]]` entry: TIRL its declared `tirl`, else the rule the engine evaluates."""
     for c in model.data.get("criteria", ()):
-        rule = c.get("expr") or _parts(c)
+        rule = c.get("tirl") or c.get("expr") or _parts(c)
         yield {
             "STUDYID": model.id,
             "DOMAIN": "TI",
