@@ -425,9 +425,13 @@ class _Subject:
         if self.model is not None:
             zone = ZoneInfo(str(self.ds.site_row.get("zone") or "UTC"))
             found = engine_visits.of_participant(self.ds.store, self.pid, self.by_form, self.model, zone)
+            # Records of the forms a planned visit collects (and the administrations) are visits: placed,
+            # or unscheduled. A form only an unscheduled or common visit lists (conmeds, AEs, dispositions:
+            # any time) is no visit of its own: no SV row, no VISITNUM, as its domain has none.
             visit_forms = {
                 str(f if isinstance(f, str) else f["form"])
                 for v in self.model.data.get("visits", ())
+                if v.get("type") not in ("unscheduled", "common")
                 for f in v.get("forms", ())
             }
             visit_forms |= set(self.roles)
