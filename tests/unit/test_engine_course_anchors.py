@@ -257,46 +257,35 @@ def test_visits_counted_from_the_last_dose_and_the_end_of_treatment_are_in_sv_an
     r = give(w, pid, "VIAL-0001", start, "3100")
     assert r.code == 0, r.err
     assert _vitals(w, pid, "post_infusion", 1, start + timedelta(hours=2, minutes=15)).code == 0
-    # infusions 2 and 3 remain: the course is not over, so neither visit is placed yet (refused a date)
+    # infusions 2 and 3 remain: the course is not over, so neither visit is placed yet (no date, nothing owed)
     visits_now = shown()
     assert {visits_now[n]["state"] for n in ("DAY AFTER LAST DOSE", "END OF TREATMENT + 7")} == {
         "not yet placed"
     }
     assert visits_now["DAY AFTER LAST DOSE"]["placed_from"] == "day 2 after last dose"
 
-    # treatment stopped on day 2: the last dose is infusion 1 (day 1), treatment ended on day 2
-    w.at(on(2, 12))
-    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    r = w.run(
-        "submit",
-        "disposition",
-        "--participant",
-        pid,
-        "stage=end_of_treatment",
-        "status=adverse_event",
-        f"date={on(2).date().isoformat()}",
-        "reason=infusion reaction",
-    )
-    assert r.code == 0, r.err
-    visits_now = shown()
-    pld, eot = visits_now["DAY AFTER LAST DOSE"], visits_now["END OF TREATMENT + 7"]
-    assert (pld["state"], pld["due"], pld["visitnum"]) == ("due now", on(2).date().isoformat(), 15.8)
-    assert (eot["state"], eot["due"], eot["visitnum"]) == ("upcoming", on(9).date().isoformat(), 15.9)
-
+    # infusions 2 (day 4) and 3 (day 7, window to day 8) are missed: the course ended on day 8, the last dose
+    # is infusion 1 (day 1). The ward dates the visit after the last dose on day 2 (overdue by now) and the
+    # one 7 days after the end of treatment on day 15
     w.at(on(10))
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    for day in (3, 8):  # the last day of the first window, the first day of the second
-        r = w.run(
-            "submit",
-            "vital_status",
-            "--participant",
-            pid,
-            f"date={on(day).date().isoformat()}",
-            "status=alive",
-        )
-        assert r.code == 0, r.err
     visits_now = shown()
-    assert visits_now["DAY AFTER LAST DOSE"]["state"] == visits_now["END OF TREATMENT + 7"]["state"] == "done"
+    pld, eot = visits_now["DAY AFTER LAST DOSE"], visits_now["END OF TREATMENT + 7"]
+    assert (pld["state"], pld["due"], pld["visitnum"]) == ("overdue", on(2).date().isoformat(), 15.8)
+    assert (eot["state"], eot["due"], eot["visitnum"]) == ("upcoming", on(15).date().isoformat(), 15.9)
+
+    def status(day: int) -> None:
+        d = on(day).date().isoformat()
+        r = w.run("submit", "vital_status", "--participant", pid, f"date={d}", "status=alive")
+        assert r.code == 0, r.err
+
+    for day in (3, 5, 10):  # the last day of the first window; then in no window, in treatment and after it
+        status(day)
+    assert shown()["DAY AFTER LAST DOSE"]["state"] == "done"
+    w.at(on(16))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    status(14)  # the first day of the second window
+    assert shown()["END OF TREATMENT + 7"]["state"] == "done"
 
     out = w.root / "exports" / "sdtm"
     r = w.run("export", "sdtm", "--out", str(out), "--check", user="auditor")
@@ -309,13 +298,20 @@ def test_visits_counted_from_the_last_dose_and_the_end_of_treatment_are_in_sv_an
     )
     assert (sv["END OF TREATMENT + 7"]["VISITNUM"], sv["END OF TREATMENT + 7"]["SVSTDTC"]) == (
         15.9,
-        on(8).date().isoformat(),
+        on(14).date().isoformat(),
     )
     assert {sv[n]["SVPRESP"] for n in ("DAY AFTER LAST DOSE", "END OF TREATMENT + 7")} == {"Y"}
-    # the end-of-treatment disposition (day 2) is the only record no planned visit takes: PALM's D58 lists
-    # the disposition only at the end of the study
-    assert [(n, r["SVSTDTC"]) for n, r in sv.items() if n.startswith("UNSCHEDULED")] == [
-        ("UNSCHEDULED 2.01", on(2).date().isoformat())
+    assert (sv["END OF TREATMENT + 7"]["EPOCH"], sv["DAY AFTER LAST DOSE"]["EPOCH"]) == (
+        "FOLLOW-UP",
+        "FOLLOW-UP",
+    )
+    # the records in no window are unscheduled, in the epoch their date falls in: treatment lasts until the
+    # course ended (day 8, its last infusion missed), not the day after the last infusion given
+    assert [
+        (r["SVSTDTC"], r["EPOCH"], r["SVPRESP"]) for n, r in sv.items() if n.startswith("UNSCHEDULED")
+    ] == [
+        (on(5).date().isoformat(), "TREATMENT", ""),
+        (on(10).date().isoformat(), "FOLLOW-UP", ""),
     ]
     tv = {(r["ARMCD"], r["VISIT"], r["VISITNUM"]) for r in _rows(out, "tv")}
     assert ("ZMAPP", "DAY AFTER LAST DOSE", 15.8) in tv and ("ZMAPP", "END OF TREATMENT + 7", 15.9) in tv

@@ -59,6 +59,9 @@ class Visits:
     per: tuple[visits.Occurrence, ...]  # visits that repeat per administration
     dated: tuple[visits.Dated, ...]  # calendar visits whose anchor has happened
     snap: Snapshot  # the participant's typed records and anchors (for `when`)
+    # the day after the last administration once every one placed is recorded or missed, whatever the
+    # disposition says (`visits.course_end` without it); None while one remains
+    course_completed: date | None = None
 
 
 def _local_day(value: Any, zone: ZoneInfo) -> date | None:
@@ -166,9 +169,10 @@ def of_participant(
         anchor_day=model.calendar.anchor_day,
     )
     dated = tuple(visits.dated(model, snap.anchors, zone, arm=arm, worklist_only=False))
+    completed = visits.course_end(placed, None, zone)
     if arm is None or not visits.declared(model):
-        return Visits((), dated, snap)
-    return Visits(tuple(visits.occurrences(model, placed, zone, arm=arm)), dated, snap)
+        return Visits((), dated, snap, completed)
+    return Visits(tuple(visits.occurrences(model, placed, zone, arm=arm)), dated, snap, completed)
 
 
 def place(
