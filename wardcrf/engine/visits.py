@@ -341,7 +341,7 @@ class Calendar:
     num: float
     label: str
     epoch: str
-    anchor: str
+    anchor: str  # the anchor it is counted from (the first of `anchors`: TV's rule and study day)
     day: int
     before: timedelta  # the window, as offsets from the visit's date
     after: timedelta
@@ -353,6 +353,18 @@ class Calendar:
     worklist: bool
     arms: tuple[str, ...]  # empty: every arm
     window: tuple[str, str] | None  # as written (None: no `window`), for TV's TVSTRL
+    # `anchor = [A, B]`: counted from the first of these that has happened, in the order written (a
+    # participant who never reaches A, a screen failure never enrolled, has the visit counted from B)
+    anchors: tuple[str, ...] = ()
+
+    def start(self, known: Mapping[str, date | datetime | None]) -> date | datetime | None:
+        """The moment the visit is counted from for a participant whose anchors are `known` (None: none has
+        happened)."""
+        for name in self.anchors or (self.anchor,):
+            found = known.get(name)
+            if found is not None:
+                return found
+        return None
 
 
 def calendar(model: Model) -> tuple[Calendar, ...]:
@@ -364,13 +376,16 @@ def calendar(model: Model) -> tuple[Calendar, ...]:
             continue
         window = v.get("window")
         before, after = (duration(str(w)) for w in (window or ("0d", "0d")))
+        named = v["anchor"]
+        anchors = (str(named),) if isinstance(named, str) else tuple(str(a) for a in named)
         out.append(
             Calendar(
                 code=str(v["code"]),
                 num=float(v.get("num", 0)),
                 label=str(v["label"]),
                 epoch=str(v.get("epoch", "")),
-                anchor=str(v["anchor"]),
+                anchor=anchors[0],
+                anchors=anchors,
                 day=int(v["day"]),
                 before=before,
                 after=after,
@@ -455,7 +470,7 @@ def dated(
             continue
         if v.arms and (arm is None or arm not in v.arms):
             continue
-        start = anchors.get(v.anchor)
+        start = v.start(anchors)
         if start is None:
             continue
         first = start.astimezone(zone).date() if isinstance(start, datetime) else start
@@ -738,7 +753,7 @@ def waiting(
             continue
         if v.arms and (arm is None or arm not in v.arms):
             continue
-        if anchors.get(v.anchor) is not None:
+        if v.start(anchors) is not None:
             continue
         last = v.day + (v.count - 1) * v.every
         days = f"days {v.day} to {last}" if v.repeats and v.count > 1 else f"day {v.day}"

@@ -209,6 +209,8 @@ def _visits(model: Model) -> Iterator[Visit]:
         for p in by_code.get(str(v["code"]), ()):
             c = p.visit
             where = f"Day {p.day} after {anchor_text(c.anchor).lower()}"
+            if len(c.anchors) > 1:  # a participant who never reaches the first anchor: the next one
+                where += "".join(f" (else after {anchor_text(a).lower()})" for a in c.anchors[1:])
             window = _window_text(c.window)
             yield Visit(
                 p.num,
