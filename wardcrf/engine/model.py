@@ -488,7 +488,9 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
             _administration(r, (*p, "administrations", j), adm, products, anchors, forms)
     for i, visit in enumerate(data.get("visits", [])):
         named = visit.get("anchor")
-        several = "anchor" in visit and not isinstance(named, str)  # `anchor = [A, B]`: the first that happened
+        several = "anchor" in visit and not isinstance(
+            named, str
+        )  # `anchor = [A, B]`: the first that happened
         for j, anchor in enumerate(named if several else [named] if "anchor" in visit else []):
             if anchor not in anchors:
                 where: Path_ = ("visits", i, "anchor", j) if several else ("visits", i, "anchor")
