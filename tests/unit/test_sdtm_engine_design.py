@@ -216,9 +216,8 @@ def test_a_ward_exported_with_the_engine_design_checks_clean(engine_export):
     pkg, _ = engine_export
     assert {f.rule for f in check(pkg) if f.severity == "error"} == set()
     ti = {r["IETESTCD"]: r["TIRL"] for r in pkg.rows["TI"]}
-    assert (
-        ti["AGE"] == "years(screening.dob, @assessment) between 18 and 75"
-    )  # the engine's rule, not format 1's
+    # the criterion's declared `tirl` (the rule in the protocol's words, as format 1 words it), not the expression
+    assert ti["AGE"].startswith("AGE >= 18 and AGE <= 75") and "@assessment" not in ti["AGE"]
     # Every visit a subject record carries is a planned visit of TV (or unscheduled, numbered between).
     planned = {r["VISITNUM"] for r in pkg.rows["TV"]}
     assert {r["VISITNUM"] for r in pkg.rows["SV"] if float(r["VISITNUM"]).is_integer()} <= planned
@@ -408,3 +407,49 @@ def test_define_xml_of_a_multi_arm_design_validates_against_the_define_21_xsd(na
     assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(tmp_path / "define.xml"))) == []
     text = (tmp_path / "define.xml").read_text("utf-8")
     assert all(f'OID="IG.{ds}"' in text for ds in DESIGN) and m.id in text
+
+
+def test_ti_tirl_is_a_criterions_declared_tirl_else_the_expression_it_is_evaluated_by():
+    from wardcrf.exports.sdtm.engine_design import trial_rows
+
+    m = _palm_variant(
+        (
+            'expr = "screening.ebov_pcr_positive == true"',
+            'expr = "screening.ebov_pcr_positive == true"\ntirl = "EBOV RT-PCR positive at screening"',
+        )
+    )
+    ti = {r["IETESTCD"]: r["TIRL"] for r in trial_rows(m, DM, NOW, all_ended=True)["TI"]}
+    assert ti["PCR"] == "EBOV RT-PCR positive at screening"
+    # a criterion without `tirl` keeps the expression the engine evaluates (PALM's weight criterion)
+    assert ti["WEIGHT"] == _rows("palm.toml")["TI"][1]["TIRL"] and ti["WEIGHT"]
+    mex = {r["IETESTCD"]: r["TIRL"] for r in _rows("mexcovid.toml")["TI"]}
+    assert mex == {
+        "AGE": "AGE >= 18 and AGE <= 75 (completed years at screening and again on the enrollment day)",
+        "PCR": "screening.pcr_confirmed = true",
+        "SEVERITY": "screening.severity in (severe, critical)",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ('"EBOV\\u0007 positive"', "U+0007"),
+        ('"EBOV \u2265 1 copy"', "required form"),
+        ('"' + "X" * 201 + '"', "required form"),
+        ('""', "required form"),
+        ("3", "not of type 'string'"),
+    ],
+    ids=["control character", "not ASCII", "201 characters", "empty", "a number"],
+)
+def test_a_hostile_tirl_is_refused_naming_the_file_and_line(value, why):
+    from wardcrf.engine import model
+
+    src = model.shipped_source("palm.toml")
+    old = 'expr = "screening.ebov_pcr_positive == true"'
+    assert src.count(old) == 1
+    line = src[: src.index(old)].count("\n") + 2
+    with pytest.raises(model.ProtocolFileError) as err:
+        model.parse(src.replace(old, f"{old}\ntirl = {value}"), "variant.toml")
+    text = str(err.value)
+    assert f"variant.toml:{line}: criteria[" in text and ".tirl: " in text and why in text, text
+    assert "\n" not in text

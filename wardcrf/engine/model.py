@@ -487,8 +487,14 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
         for j, adm in enumerate(reg.get("administrations", [])):
             _administration(r, (*p, "administrations", j), adm, products, anchors, forms)
     for i, visit in enumerate(data.get("visits", [])):
-        if "anchor" in visit and visit["anchor"] not in anchors:
-            r.err(("visits", i, "anchor"), f"anchor {visit['anchor']!r} is not declared ({_list(anchors)})")
+        named = visit.get("anchor")
+        several = "anchor" in visit and not isinstance(
+            named, str
+        )  # `anchor = [A, B]`: the first that happened
+        for j, anchor in enumerate(named if several else [named] if "anchor" in visit else []):
+            if anchor not in anchors:
+                where: Path_ = ("visits", i, "anchor", j) if several else ("visits", i, "anchor")
+                r.err(where, f"anchor {anchor!r} is not declared ({_list(anchors)})")
         if "window" in visit:
             _window(r, ("visits", i, "window"), visit["window"])
         _per_administration(r, i, visit, regimens, data)

@@ -341,7 +341,7 @@ class Calendar:
     num: float
     label: str
     epoch: str
-    anchor: str
+    anchor: str  # the anchor it is counted from (the first of `anchors`: TV's rule and study day)
     day: int
     before: timedelta  # the window, as offsets from the visit's date
     after: timedelta
@@ -353,6 +353,18 @@ class Calendar:
     worklist: bool
     arms: tuple[str, ...]  # empty: every arm
     window: tuple[str, str] | None  # as written (None: no `window`), for TV's TVSTRL
+    # `anchor = [A, B]`: counted from the first of these that has happened, in the order written (a
+    # participant who never reaches A, a screen failure never enrolled, has the visit counted from B)
+    anchors: tuple[str, ...] = ()
+
+    def start(self, known: Mapping[str, date | datetime | None]) -> date | datetime | None:
+        """The moment the visit is counted from for a participant whose anchors are `known` (None: none has
+        happened)."""
+        for name in self.anchors or (self.anchor,):
+            found = known.get(name)
+            if found is not None:
+                return found
+        return None
 
 
 def calendar(model: Model) -> tuple[Calendar, ...]:
@@ -364,13 +376,16 @@ def calendar(model: Model) -> tuple[Calendar, ...]:
             continue
         window = v.get("window")
         before, after = (duration(str(w)) for w in (window or ("0d", "0d")))
+        named = v["anchor"]
+        anchors = (str(named),) if isinstance(named, str) else tuple(str(a) for a in named)
         out.append(
             Calendar(
                 code=str(v["code"]),
                 num=float(v.get("num", 0)),
                 label=str(v["label"]),
                 epoch=str(v.get("epoch", "")),
-                anchor=str(v["anchor"]),
+                anchor=anchors[0],
+                anchors=anchors,
                 day=int(v["day"]),
                 before=before,
                 after=after,
@@ -455,7 +470,7 @@ def dated(
             continue
         if v.arms and (arm is None or arm not in v.arms):
             continue
-        start = anchors.get(v.anchor)
+        start = v.start(anchors)
         if start is None:
             continue
         first = start.astimezone(zone).date() if isinstance(start, datetime) else start
@@ -614,6 +629,61 @@ def _administration_starts(model: Model, records: Mapping[str, Sequence[Rec]]) -
     return starts
 
 
+def treatment_ended(model: Model, records: Mapping[str, Sequence[Rec]], zone: ZoneInfo) -> date | None:
+    """The local date `[disposition]` records end treatment: the earliest dated record of the end of
+    treatment or of the study, or of any stage from a death record on (the ward reads it so: nothing is due
+    after it). None without one, or when the protocol declares no `[disposition]`."""
+    disp = model.data.get("disposition", {})
+    if not disp:
+        return None
+    stage, status, day_field = (str(disp.get(k, "")) for k in ("stage", "status", "date"))
+    ends = (disp.get("end_of_treatment"), disp.get("end_of_study"))
+    end: date | None = None
+    died = False
+    for rec in records.get(str(disp.get("form", "")), ()):
+        when = rec.values.get(day_field)
+        day = when.astimezone(zone).date() if isinstance(when, datetime) else when
+        died = died or rec.values.get(status) == disp.get("death")
+        if (rec.values.get(stage) in ends or died) and isinstance(day, date):
+            end = day if end is None or day < end else end
+    return end
+
+
+def course_end(
+    placed: Sequence[tuple[str, Administration, Sequence[schedule.SlotState]]],
+    ended: date | None,
+    zone: ZoneInfo,
+) -> date | None:
+    """The local date the course of treatment ended, once it has (`treatment_end`): `ended` (the
+    disposition's, `treatment_ended`), else the day after the last administration once every one `placed`
+    (`placed_of`'s states) is recorded (given or not given) or missed. None while one remains to give, or
+    none is placed."""
+    if ended is not None:
+        return ended
+    states = [st for _r, _a, rows in placed for st in rows]
+    settled = (schedule.GIVEN, schedule.NOT_GIVEN, schedule.MISSED)
+    if not states or any(st.filled_by is None and st.state not in settled for st in states):
+        return None
+    days = [
+        st.filled_by.start.astimezone(zone).date() if st.filled_by is not None else st.slot.date
+        for st in states
+    ]
+    return max(days) + timedelta(days=1)
+
+
+def course_anchors(
+    model: Model,
+    snap: Snapshot,
+    placed: Sequence[tuple[str, Administration, Sequence[schedule.SlotState]]],
+    zone: ZoneInfo,
+) -> dict[str, date | datetime | None]:
+    """`timeline` with the course's end: `last_dose` (the latest start given) and `treatment_end`
+    (`course_end`) once the course is over, blank before. What SV and ODM date the visits counted from them
+    by; the ward's list reads the same course end (docs/protocol.md, "Anchors")."""
+    ended = course_end(placed, treatment_ended(model, snap.records, zone), zone)
+    return timeline(model, snap, course_end=ended)
+
+
 def _dated_value(value: Any) -> date | datetime | None:
     return value if isinstance(value, date) else None  # a datetime is a date too
 
@@ -683,7 +753,7 @@ def waiting(
             continue
         if v.arms and (arm is None or arm not in v.arms):
             continue
-        if anchors.get(v.anchor) is not None:
+        if v.start(anchors) is not None:
             continue
         last = v.day + (v.count - 1) * v.every
         days = f"days {v.day} to {last}" if v.repeats and v.count > 1 else f"day {v.day}"

@@ -90,7 +90,9 @@ def _description(v: Any, nums: list[float]) -> str:
         shown = [str(n) for n in nums]
         parts.append(f"VISITNUM {shown[0]}" if len(shown) == 1 else f"VISITNUM {shown[0]} to {shown[-1]}")
     if "anchor" in v and "day" in v:
-        parts.append(f"day {v['day']} after {v['anchor']}")
+        named = v["anchor"]
+        anchor = named if isinstance(named, str) else ", else ".join(named)
+        parts.append(f"day {v['day']} after {anchor}")
     if "window" in v:
         parts.append(f"window {v['window'][0]} to {v['window'][1]}")
     rep = v.get("repeat", {})

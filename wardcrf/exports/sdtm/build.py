@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -336,11 +336,33 @@ class _Subject:
         eot = any(self._disp(r, "DSSCAT") == "STUDY TREATMENT" for r in self.dispositions)
         first = dtc(self._start(self.doses[0])) if self.doses else ""
         last = dtc(self._end(self.doses[-1]) or self._start(self.doses[-1])) if self.doses else ""
+        # Format 2: the participant's visits and anchors as the engine places them (`engine_visits`). The
+        # course is over when the engine's `treatment_end` is known (the disposition's end of treatment, or
+        # every administration of the participant's arm recorded or missed), not after format 1's count;
+        # FOLLOW-UP then begins when the course ended (the day after its last administration, given or
+        # missed, or the disposition's end of treatment if earlier), never before the day after the last
+        # dose given.
+        self.found: engine_visits.Visits | None = None
+        follow_up = ""
+        if model is not None:
+            zone = ZoneInfo(str(ds.site_row.get("zone") or "UTC"))
+            self.found = engine_visits.of_participant(ds.store, pid, by_form, model, zone)
+            ended = self.found.snap.anchors.get("treatment_end")
+            over = isinstance(ended, date)
+            if isinstance(ended, date) and self.doses:
+                ends = [ended.isoformat()[:10]]
+                if self.found.course_completed is not None:
+                    ends.append(self.found.course_completed.isoformat())
+                after_last = (date.fromisoformat(last[:10]) + timedelta(days=1)).isoformat()
+                follow_up = max(min(ends), after_last)
+        else:
+            over = len(self.doses) >= proto.schedule.doses or eot
         self.t = Timeline(
             consent=dtc(consent[0].data.get("time")) if consent else "",
             first_dose=first,
             last_dose=last,
-            treatment_over=bool(self.doses) and (len(self.doses) >= proto.schedule.doses or eot),
+            treatment_over=bool(self.doses) and over,
+            follow_up_from=follow_up,
         )
         self.visit_info = self._assign_visits()
 
@@ -421,13 +443,15 @@ class _Subject:
         dates: dict[str, list[str]] = defaultdict(list)
         unscheduled: list[tuple[str, ProvenancedRecord]] = []
         visit_forms = {"labs", "ct_score", "vitals", "dose", "post_dose_check", *BASELINE_FORMS}
-        found: engine_visits.Visits | None = None
+        found = self.found
         if self.model is not None:
-            zone = ZoneInfo(str(self.ds.site_row.get("zone") or "UTC"))
-            found = engine_visits.of_participant(self.ds.store, self.pid, self.by_form, self.model, zone)
+            # Records of the forms a planned visit collects (and the administrations) are visits: placed,
+            # or unscheduled. A form only an unscheduled or common visit lists (conmeds, AEs, dispositions:
+            # any time) is no visit of its own: no SV row, no VISITNUM, as its domain has none.
             visit_forms = {
                 str(f if isinstance(f, str) else f["form"])
                 for v in self.model.data.get("visits", ())
+                if v.get("type") not in ("unscheduled", "common")
                 for f in v.get("forms", ())
             }
             visit_forms |= set(self.roles)

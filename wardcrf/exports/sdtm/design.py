@@ -141,6 +141,9 @@ class Timeline:
     last_dose: str = ""  # RFXENDTC
     treatment_over: bool = False  # all doses given, or an end-of-treatment disposition
     visit_dates: dict[float, list[str]] = field(default_factory=dict)
+    # Format 2: the first day of FOLLOW-UP once treatment is over (the engine's end of treatment, not
+    # before the day after the last dose); "" = format 1's rule, the day after the last dose.
+    follow_up_from: str = ""
 
     def epoch(self, dtc: str) -> str:
         """The epoch a date/time falls in ('' before consent or when unknown).
@@ -155,6 +158,8 @@ class Timeline:
         first = self.first_dose if len(dtc) > 10 else self.first_dose[:10]
         if dtc < first:
             return SCREENING
+        if self.follow_up_from:
+            return FOLLOW_UP if dtc[:10] >= self.follow_up_from else TREATMENT
         if self.treatment_over and self.last_dose and dtc[:10] > self.last_dose[:10]:
             return FOLLOW_UP
         return TREATMENT

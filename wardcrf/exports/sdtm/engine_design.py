@@ -20,7 +20,9 @@ translates, with the rules SDTMIG 3.4 (section 7) gives, into the same
   the anchor of every arm's first administration, or `first_dose`; a visit
   anchored to consent or to a recorded date has no planned study day;
 * TI from `[[criteria]]`: IETESTCD the criterion's `ietestcd` or its code in
-  capitals (8 characters), TIRL the expression the engine evaluates.
+  capitals (8 characters), TIRL the criterion's `tirl` (the rule as the
+  protocol states it to a reviewer: printable ASCII, at most 200 characters,
+  checked when the file is read) or else the expression the engine evaluates.
 
 TS parameters from `[trial]`, the arms, products and administrations are in
 `trial.ts_rows`, which reads format 1 and format 2 through `TrialFacts`.
@@ -207,6 +209,8 @@ def _visits(model: Model) -> Iterator[Visit]:
         for p in by_code.get(str(v["code"]), ()):
             c = p.visit
             where = f"Day {p.day} after {anchor_text(c.anchor).lower()}"
+            if len(c.anchors) > 1:  # a participant who never reaches the first anchor: the next one
+                where += "".join(f" (else after {anchor_text(a).lower()})" for a in c.anchors[1:])
             window = _window_text(c.window)
             yield Visit(
                 p.num,
@@ -254,9 +258,9 @@ def _num(value: float) -> float:
 
 
 def ti_rows(model: Model) -> Iterator[dict[str, Any]]:
-    """One TI row per `[[criteria]]` entry, with the rule the engine evaluates."""
+    """One TI row per `[[criteria]]` entry: TIRL its declared `tirl`, else the rule the engine evaluates."""
     for c in model.data.get("criteria", ()):
-        rule = c.get("expr") or _parts(c)
+        rule = c.get("tirl") or c.get("expr") or _parts(c)
         yield {
             "STUDYID": model.id,
             "DOMAIN": "TI",

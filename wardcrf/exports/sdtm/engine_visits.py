@@ -18,8 +18,10 @@ ones TV gives it (`engine_design.design_from_model` reads the same plan).
 
 Anchors, per participant: `consent` (the consent's time), `enrollment` (its
 date), `randomization` (the allocation's time), `first_dose`
-(`visits.first_dose`: the first administration given), and the protocol's
-`[[anchors]]` (`engine.visits.timeline`). The arm: the allocation's (a blinded
+(`visits.first_dose`: the first administration given), `last_dose` and
+`treatment_end` once the course is over (`visits.course_anchors`: the
+disposition's end of treatment, or every administration recorded or missed),
+and the protocol's `[[anchors]]` (`engine.visits.timeline`). The arm: the allocation's (a blinded
 allocation: the first arm, whose schedule the others repeat, as the ward
 places it), a one-arm trial's only arm, else none (no arm-limited visit).
 """
@@ -57,6 +59,9 @@ class Visits:
     per: tuple[visits.Occurrence, ...]  # visits that repeat per administration
     dated: tuple[visits.Dated, ...]  # calendar visits whose anchor has happened
     snap: Snapshot  # the participant's typed records and anchors (for `when`)
+    # the day after the last administration once every one placed is recorded or missed, whatever the
+    # disposition says (`visits.course_end` without it); None while one remains
+    course_completed: date | None = None
 
 
 def _local_day(value: Any, zone: ZoneInfo) -> date | None:
@@ -147,16 +152,27 @@ def of_participant(
     snap = Snapshot(
         records=records, now=now, zone=zone, anchors=anchors, anchor_day=model.calendar.anchor_day
     )
-    dated = tuple(visits.dated(model, anchors, zone, arm=arm, worklist_only=False))
+    placed: list[tuple[str, Any, list[Any]]] = []
+    if arm is not None:
+        try:
+            facts = due.conditions(model, snap, arm)
+        except EvalError:
+            facts = {}
+        raw = {form: [(r.event_id, r.data) for r in recs] for form, recs in by_form.items()}
+        placed = visits.placed_of(model, anchors, arm, zone.key, raw, facts, now)
+    # `last_dose` and `treatment_end` once the course is over, as the ward dates the visits counted from them
+    snap = Snapshot(
+        records=records,
+        now=now,
+        zone=zone,
+        anchors=visits.course_anchors(model, snap, placed, zone),
+        anchor_day=model.calendar.anchor_day,
+    )
+    dated = tuple(visits.dated(model, snap.anchors, zone, arm=arm, worklist_only=False))
+    completed = visits.course_end(placed, None, zone)
     if arm is None or not visits.declared(model):
-        return Visits((), dated, snap)
-    try:
-        facts = due.conditions(model, snap, arm)
-    except EvalError:
-        facts = {}
-    raw = {form: [(r.event_id, r.data) for r in recs] for form, recs in by_form.items()}
-    placed = visits.placed_of(model, anchors, arm, zone.key, raw, facts, now)
-    return Visits(tuple(visits.occurrences(model, placed, zone, arm=arm)), dated, snap)
+        return Visits((), dated, snap, completed)
+    return Visits(tuple(visits.occurrences(model, placed, zone, arm=arm)), dated, snap, completed)
 
 
 def place(
