@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from wardcrf.errors import Refused, UsageError
 from wardcrf.evidence import reference
-from wardcrf.store import Store
+from wardcrf.sqlstore import SqlStore
 
 from . import store as pstore
 from .validate import FORMATS
@@ -95,12 +95,12 @@ _INFO_SQL = (
 )
 
 
-def get_info(store: Store, sha256_hex: str) -> PhotoInfo | None:
+def get_info(store: SqlStore, sha256_hex: str) -> PhotoInfo | None:
     rows = store.rows(_INFO_SQL + " WHERE p.sha256 = ?", (sha256_hex,))
     return _info(rows[0]) if rows else None
 
 
-def find(store: Store, token: str) -> str:
+def find(store: SqlStore, token: str) -> str:
     """The full hash of the stored photo `token` names: a full hash (with or
     without ``sha256:``) or a tray id / unique prefix of at least 8 hex digits."""
     t = token.strip().lower()

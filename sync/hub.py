@@ -129,6 +129,26 @@ def ledger_reader(session: Session) -> Iterator[SqlStore]:
             yield store
 
 
+@contextlib.contextmanager
+def photo_store(session: Session) -> Iterator[SqlStore]:
+    """Where this site's photo rows are: its file, or a PostgreSQL hub's database (read only here).
+
+    The photos' bytes are in the kept bundles either way, opened with the
+    identity in the hub's file (`wardcrf.photos.archive`); the `photo`
+    commands read, show, export and verify them from here.
+    """
+    from . import pghub
+
+    if not pghub.configured(session.site.data_dir):
+        yield session.store
+        return
+    store = pghub.open_ledger(session)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _registry_changed(session: Session, store: SqlStore) -> None:
     """A fork or a clash flagged a device in the hub's file: the receipt, read from `store`, says so too."""
     from . import pghub

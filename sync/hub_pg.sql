@@ -471,3 +471,48 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO wardcrf_import;
 ALTER TABLE ward_queue ADD COLUMN visit_due text;
 ALTER TABLE ward_queue ADD COLUMN visit_until text;
 CREATE INDEX ward_queue_visits ON ward_queue (visit_due) WHERE visit_due IS NOT NULL;
+
+-- migration: 0007-photos
+-- Photos at a PostgreSQL hub (issue 19): the photo metadata projection (`photos`, from photo.imported,
+-- `wardcrf.photos.store._imported`) and where each original sits in the kept bundle that brought it
+-- (`photo_archive`, schema.sql's 0080-photo-archive). The bytes never enter the database: they stay in
+-- the signed, age-encrypted bundles kept under the hub's `sync/applied/`, opened with the identity in the
+-- hub's SQLCipher file, and re-hashed on every read (`wardcrf.photos.archive`), as at a SQLCipher hub.
+-- Nothing to backfill: a bundle carrying photos or a photo.imported event was refused before this.
+-- `photo_archive` is insert-only (UPDATE, DELETE and TRUNCATE refused) like its twin; `photos` keeps the
+-- first import of a hash (ON CONFLICT DO NOTHING), so neither is ever updated by the import role.
+CREATE TABLE photos (
+    sha256 text PRIMARY KEY,
+    size bigint NOT NULL,
+    format text NOT NULL,
+    width bigint NOT NULL,
+    height bigint NOT NULL,
+    captured_at text,
+    camera text,
+    name text,
+    has_gps bigint NOT NULL DEFAULT 0,
+    imported_event text NOT NULL,
+    imported_at text NOT NULL,
+    imported_by text
+);
+CREATE TABLE photo_archive (
+    sha256 text PRIMARY KEY,
+    size bigint NOT NULL,
+    bundle text NOT NULL,
+    member text NOT NULL,
+    data_offset bigint NOT NULL,
+    device text NOT NULL,
+    bundle_seq bigint NOT NULL
+);
+CREATE FUNCTION wardcrf_photo_archive_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'photo originals are never changed or deleted (% on %)', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$$;
+CREATE TRIGGER photo_archive_no_update BEFORE UPDATE OR DELETE ON photo_archive
+    FOR EACH ROW EXECUTE FUNCTION wardcrf_photo_archive_append_only();
+CREATE TRIGGER photo_archive_no_truncate BEFORE TRUNCATE ON photo_archive
+    FOR EACH STATEMENT EXECUTE FUNCTION wardcrf_photo_archive_append_only();
+REVOKE ALL ON photos, photo_archive FROM PUBLIC;
+GRANT SELECT, INSERT ON photos, photo_archive TO wardcrf_import;

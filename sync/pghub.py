@@ -27,6 +27,8 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from wardcrf.photos import store as pstore
+
 from wardcrf import audit, eventlog
 from wardcrf.errors import Refused, StoreError, UsageError
 from wardcrf.site import InitResult, Session
@@ -310,6 +312,7 @@ LOG_TRIGGERS = {
     "tlog_leaves": ("tlog_leaves_no_update", "tlog_leaves_no_truncate"),
     "tlog_nodes": ("tlog_nodes_no_update", "tlog_nodes_no_truncate"),
     "tlog_checkpoints": ("tlog_checkpoints_no_update", "tlog_checkpoints_no_truncate"),
+    "photo_archive": ("photo_archive_no_update", "photo_archive_no_truncate"),
 }
 """The append-only tables of hub_pg.sql and their triggers (row: UPDATE/DELETE; statement: TRUNCATE)."""
 
@@ -336,7 +339,8 @@ def audit_checks(session: Session) -> list[audit.CheckResult]:
             (str(r[0]), str(r[1])): str(r[2])
             for r in store.execute(
                 "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-                " WHERE NOT t.tgisinternal AND c.relname IN ('events', 'tlog_leaves', 'tlog_nodes', 'tlog_checkpoints')"
+                " WHERE NOT t.tgisinternal AND c.relname IN ('events', 'tlog_leaves', 'tlog_nodes', 'tlog_checkpoints',"
+                " 'photo_archive')"
             )
         }
         missing = []
@@ -359,6 +363,10 @@ def audit_checks(session: Session) -> list[audit.CheckResult]:
             if leaves.size != size or merkle.root(leaves) != merkle.root(hublog.StoreNodes(store)):
                 tree.append("the transparency log's stored tree is not the tree of its leaves (altered)")
         log = audit.CheckResult(f"transparency log in {where}", size, tree)
-        return [chains, triggers, log]
+        # The wards' photos: every archived original read from its kept bundle (opened with the
+        # identity in the hub's file) and re-hashed, every recorded or bound photo held.
+        held, altered = pstore.verify_store(store, keys=session.store)
+        photos = audit.CheckResult(f"photo evidence in {where}", held, altered)
+        return [chains, triggers, log, photos]
     finally:
         store.close()

@@ -333,6 +333,9 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
             "counters",
             "rand_lists",
             "rand_allocations",
+            # Photos (0007-photos): their metadata and where each sits in a kept bundle.
+            "photos",
+            "photo_archive",
         ):
             want = [
                 (r[1], types[r[2]], bool(r[3]) or bool(r[5]))
