@@ -432,17 +432,13 @@ def check_portable(store: SqlStore, v: Verified, name: str) -> None:
     `common_dialect` (the form records', their amendments and signatures, the
     protocols they were captured under, and the rules that hold a bundle for a
     coordinator: a participant-id clash, a record before its consent or its
-    enrollment, a kit used twice), and the photos' rows (their bytes stay in the
-    kept bundle, as at a SQLCipher hub). A bundle with an event whose projectors, or
+    enrollment, a kit used twice), the photos' rows (their bytes stay in the
+    kept bundle, as at a SQLCipher hub), the cold chain's projections, logger
+    files and readings. A bundle with an event whose projectors, or
     a record of a form whose hooks, or an import check that reads it, are not
     yet in that dialect is refused whole, naming the types and forms, and never
     half applied (what would run is what the SQLCipher hub runs, or nothing).
     """
-    if v.evidence:
-        raise Refused(
-            f"{name}: carries {len(v.evidence)} logger file(s), which a PostgreSQL"
-            " hub does not archive yet (issue 19); nothing applied: import it at a SQLCipher hub"
-        )
     events = _events_of(v)
     types: set[str] = set()
     forms: set[str] = set()
@@ -795,9 +791,9 @@ def _apply(
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     first = m["events"]["first"]
     kept = f"{path.parent.name}/{path.name}"  # relative to the sync folder
-    # Logger files live in the SQLCipher store; a store without them took only bundles that
-    # carry none (`check_portable`). A hub archives photos on either engine: the row where the
-    # hub's wards' data is, the bytes left in the kept bundle; only a ward (SQLCipher) stores them.
+    # Logger files are kept where the events are (`cc_evidence`, on either engine). A hub archives
+    # photos on either engine: the row where the hub's wards' data is, the bytes left in the kept
+    # bundle; only a ward (SQLCipher) stores their bytes in its database.
     projected = store if isinstance(store, Store) else None
     with store.transaction():
         # Photos and logger files one at a time, read again from the verified
@@ -805,10 +801,8 @@ def _apply(
         cited = {member: (digest, name) for digest, (name, member) in v.evidence.items()}
         for member, data in v.parts():
             if member in cited:
-                if projected is None:
-                    raise Refused(f"{kept}: carries logger files, which this store does not keep")
                 digest, name = cited[member]
-                evidencestore.save(projected, digest, name, data)
+                evidencestore.save(store, digest, name, data)
                 continue
             digest = v.digests[member]
             # The photo store skips a photo it holds already (by its name);

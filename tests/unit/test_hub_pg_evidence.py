@@ -220,3 +220,294 @@ def test_a_photos_archive_row_cannot_be_changed_at_a_postgresql_hub(pg_server, t
             with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="never changed or deleted"):
                 conn.execute(sql)
         assert conn.execute("SELECT sha256 FROM photo_archive").fetchall() == [(sha,)]
+
+
+# -- the cold chain: its forms, logger files and readings (0008-cold-chain) ---------------------------
+
+COLD_CHAIN_ROWS = {
+    "cc_units": "unit_id",
+    "cc_lots": "lot",
+    "cc_kits": "kit_id",
+    "cc_transfers": "event_id",
+    "cc_custody": "event_id, kit_id",
+    "cc_logger_files": "event_id",
+    "cc_manual_readings": "event_id",
+    "cc_excursions": "excursion_id",
+    "cc_dispositions": "excursion_id, kit_id",
+    "cc_thaws": "event_id",
+    "cc_preparations": "event_id",
+    "cc_readings": "unit_id, t",
+    "cc_reading_conflicts": "unit_id, t, sha256",
+}
+
+
+def _cold_chain(store) -> dict[str, list[dict]]:
+    """Every cold-chain projection and index row, and the logger files (their bytes hashed; when the hub
+    stored them is its own), in one order on both engines."""
+    import hashlib
+
+    rows = {t: store.rows(f"SELECT * FROM {t} ORDER BY {key}") for t, key in COLD_CHAIN_ROWS.items()}
+    rows["cc_evidence"] = [
+        {
+            "sha256": r["sha256"],
+            "name": r["name"],
+            "size": r["size"],
+            "hashed": hashlib.sha256(bytes(r["data"])).hexdigest(),
+        }
+        for r in store.rows("SELECT sha256, name, size, data FROM cc_evidence ORDER BY sha256")
+    ]
+    return rows
+
+
+def _held(store) -> list[tuple[str, str]]:
+    """The kits an excursion holds (quarantined until a disposition), read from `store`'s projections."""
+    from wardcrf.coldchain import custody
+
+    return custody.quarantined_kits(store)
+
+
+def _ward_cold_chain(w: Site, root: Path) -> tuple[list[list[Path]], list[dict], list[list[tuple[str, str]]]]:
+    """A ward's pharmacy, in two exports: a shipment received (arrival checks, transit logger, signed sheet
+    photographed), stored, the freezer's logger file imported with a 15-minute excursion that quarantines
+    a kit, kits handed to the bedside and thawed; then the excursion's disposition (release) and a manual
+    reading out of range (a second excursion). Returns the bundles per export, the ward's rows after each,
+    and the kits held after each."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from test_sync_roundtrip import export
+
+    from wardcrf import users
+    from wardcrf.coldchain import reports, scenario, services
+
+    tz = ZoneInfo("Asia/Shanghai")
+    doses = [datetime(2020, 3, 17, 9, 0, tzinfo=tz), datetime(2020, 3, 18, 9, 0, tzinfo=tz)]
+    s = open_(w)
+    try:
+        for name, role in (
+            ("pharmacist", "pharmacist"),
+            ("investigator", "investigator"),
+            ("clinician", "clinician"),
+        ):
+            users.add_user(s, name, name.title(), role, PASSWORD)
+    finally:
+        s.close()
+    signers = {u: PASSWORD for u in ("pharmacist", "investigator", "clinician")}
+    exports, ward_rows, held = [], [], []
+    (root / "work").mkdir()
+    ph = open_(w, "pharmacist")
+    try:
+        scenario.ready_kits(ph, signers, lot="LOT-A1", kits=["KIT-1", "KIT-2"], dose_times=doses,
+                            workdir=root / "work", excursion=(doses[0] - timedelta(hours=10), 15))  # fmt: skip
+        ward_rows.append(_cold_chain(ph.store))
+        held.append(_held(ph.store))
+    finally:
+        ph.close()
+    exports.append(export(w, root / "cc1"))
+    s = open_(w)
+    try:  # as if the hub's receipt came back: the next export holds only what is new
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
+    finally:
+        s.close()
+    ph = open_(w, "pharmacist")
+    try:
+        xid = next(x["id"] for x in reports.excursions(ph) if x["kind"] == "logger")
+        services.record_disposition(
+            ph, xid, decision="release", reason="15 min at -13.5 °C: within stability data"
+        )
+        unit = ph.store.scalar("SELECT unit_id FROM cc_units ORDER BY unit_id LIMIT 1")
+        services.record_reading(ph, unit, at=(doses[1] + timedelta(hours=3)).isoformat(), temp_c=4.0)
+        ward_rows.append(_cold_chain(ph.store))
+        held.append(_held(ph.store))
+    finally:
+        ph.close()
+    exports.append(export(w, root / "cc2"))
+    return exports, ward_rows, held
+
+
+def test_the_cold_chain_pushed_to_either_hub_gives_the_wards_rows_and_holds(pair, tmp_path):  # noqa: F811
+    """Cold-chain forms, signed photographed sheets and logger files, in two exports: at a PostgreSQL hub
+    as at a SQLCipher one, every projection row, the readings index and the logger files are the ward's,
+    the same kits are held by the excursion and then released; a replay changes nothing."""
+    from wardcrf.sync import hub
+
+    engine, w, h = pair
+    exports, ward_rows, held = _ward_cold_chain(w, tmp_path)
+    assert ward_rows[0]["cc_excursions"] and ward_rows[0]["cc_readings"] and ward_rows[0]["cc_evidence"]
+    assert held[0] and held[1] == []  # the ward's own: a kit held by the excursion, then released
+    with _ledger(h) as (s, store):
+        for files, rows, kits in zip(exports, ward_rows, held, strict=True):
+            items = hub.import_files(s, files)
+            assert [i.result.outcome.status for i in items if i.result] == ["applied"] * len(files), [
+                i.refused for i in items
+            ]
+            got = _cold_chain(store)
+            for table in rows:
+                assert got[table] == rows[table], table
+            assert _held(store) == kits
+        again = [i.result.outcome.status for f in exports for i in hub.import_files(s, f) if i.result]
+        assert set(again) == {"already"}
+        assert _cold_chain(store) == ward_rows[-1]
+        if engine == "postgresql":
+            assert s.store.scalar("SELECT count(*) FROM cc_evidence") == 0  # in the database, not the file
+            assert s.store.scalar("SELECT count(*) FROM cc_excursions") == 0
+
+
+def _logger_bundle(w: Site, root: Path) -> tuple[list[Path], str]:
+    """A ward's freezer (`coldchain.unit`) and one logger file imported into it: (bundles, the file's sha256)."""
+    from datetime import datetime
+
+    from test_sync_roundtrip import export
+
+    from wardcrf import users
+    from wardcrf.coldchain import evidence, samples, services
+
+    s = open_(w)
+    try:
+        users.add_user(s, "pharmacist", "Pha Rmacist", "pharmacist", PASSWORD)
+    finally:
+        s.close()
+    raw = samples.fridgetag(
+        samples.series(datetime(2020, 3, 15, 8, 0), 5, [-20.0] * 30 + [-12.5] * 6 + [-20.0] * 30)
+    )
+    path = root / "ft.txt"
+    path.write_bytes(raw)
+    p = open_(w, "pharmacist")
+    try:
+        services.add_unit(p, "FRZ-1", name="freezer", location="ward 3")
+        services.import_logger(p, path, "FRZ-1")
+    finally:
+        p.close()
+    return export(w, root / "logger"), evidence.sha256_hex(raw)
+
+
+def test_a_logger_file_that_parses_differently_at_the_hub_is_refused_whole_on_either_engine(
+    pair,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """Other time-zone rules at the hub would shift the readings: the bundle is refused whole (no event, no
+    logger file, no reading, no unit), in the same words on both engines, and applies once they agree."""
+    from wardcrf.sync import hub
+
+    from wardcrf.coldchain import readings
+
+    _engine, w, h = pair
+    files, digest = _logger_bundle(w, tmp_path)
+    real = readings.loggers.parse
+
+    def shifted(raw: bytes, zone: str, *, fmt: str | None = None):
+        log = real(raw, zone, fmt=fmt)
+        for i in range(len(log.times)):
+            log.times[i] += 3600
+        return log
+
+    monkeypatch.setattr(readings.loggers, "parse", shifted)
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, files)
+        assert items[-1].result is None, items[-1]
+        assert "the file parsed here gives first" in (items[-1].refused or "")
+        assert "different time-zone rules" in (items[-1].refused or "")
+        for table in (
+            "cc_evidence",
+            "cc_readings",
+            "cc_logger_files",
+            "cc_units",
+            "cc_excursions",
+            "sync_applied",
+        ):
+            assert store.scalar(f"SELECT count(*) FROM {table}") == 0, table
+        assert store.scalar("SELECT count(*) FROM events WHERE type = 'coldchain.logger_imported'") == 0
+    monkeypatch.setattr(readings.loggers, "parse", real)
+    with _ledger(h) as (s, store):
+        assert [i.result.outcome.status for i in hub.import_files(s, files) if i.result] == ["applied"] * len(
+            files
+        )
+        assert len(readings.readings_of(store, digest)) == 66
+        assert store.scalar("SELECT count(*) FROM cc_evidence WHERE sha256 = ?", (digest,)) == 1
+
+
+def test_a_logger_file_altered_in_the_database_is_found_on_read_and_by_audit_verify(
+    pg_server,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """The logger files at a PostgreSQL hub are insert-only (UPDATE, DELETE, TRUNCATE refused); an owner who
+    disables the trigger and edits one: every read refuses it as altered, `audit verify` names the file and
+    the disabled trigger."""
+    import psycopg
+    from synckit import connect, make_ward
+    from test_hub_pg_hub import _Req
+    from wardcrf.sync import hub, pghub
+
+    from wardcrf.coldchain import evidence
+    from wardcrf.errors import VerificationFailed
+
+    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
+    w = make_ward(tmp_path)
+    connect(w, h)
+    files, digest = _logger_bundle(w, tmp_path)
+    with _ledger(h) as (s, _store):
+        assert all(i.result and i.result.outcome.status == "applied" for i in hub.import_files(s, files))
+    code, out, err = run("audit", "verify", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and "ok cold-chain logger files in PostgreSQL" in out, (out, err)
+    with psycopg.connect(pghub.dsn_of(h.data_dir), autocommit=True) as owner:
+        for sql in ("UPDATE cc_evidence SET name = 'x'", "DELETE FROM cc_evidence", "TRUNCATE cc_evidence"):
+            with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="never changed or deleted"):
+                owner.execute(sql)
+        owner.execute("ALTER TABLE cc_evidence DISABLE TRIGGER cc_evidence_no_update")
+        owner.execute("UPDATE cc_evidence SET data = overlay(data placing '9' from 40 for 1)")
+    with (
+        _ledger(h) as (_s, store),
+        pytest.raises(VerificationFailed, match=f"logger file sha256:{digest} was altered"),
+    ):
+        evidence.read(store, digest)
+    code, out, err = run("audit", "verify", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 1 and err.count("\n") == 1, (code, out, err)
+    assert f"logger file sha256:{digest} was altered" in out
+    assert "cc_evidence_no_update on cc_evidence is disabled" in out
+
+
+@pytest.mark.parametrize("engine", ["sqlcipher", "postgresql"])
+def test_an_excursion_seen_again_widens_as_sqlites_scalar_max_and_min_do(engine, request, tmp_path):
+    """`_EXCURSION_SEEN_AGAIN` (CASE, both dialects) against SQLite's own scalar max/min, which the code
+    used before: the same rows after each upsert, NULLs included (SQLite's max(x, NULL) is NULL)."""
+    import os
+
+    from wardcrf.coldchain.projections import _EXCURSION_SEEN_AGAIN
+    from wardcrf.store import Store
+
+    insert = (
+        "INSERT INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c, max_c, is_open,"
+        " source_event, detail) VALUES (?, 'unit', 'logger', 'FRZ-1', 0, ?, ?, ?, 0, 'e', 'd')"
+        " ON CONFLICT (excursion_id) DO UPDATE SET "
+    )
+    sqlite_own = "end_t = max(end_t, excluded.end_t), min_c = min(min_c, excluded.min_c), max_c = max(max_c, excluded.max_c)"
+    steps = [("a", 10, -12.0, -11.0), ("a", 5, -13.5, -10.0), ("a", 20, -11.0, -12.0),
+             ("b", 7, None, -9.0), ("b", 9, -10.0, None), ("c", 3, -10.0, -9.0), ("c", 3, -10.0, -9.0)]  # fmt: skip
+    want = Store(tmp_path / "want.db", os.urandom(32))
+    if engine == "sqlcipher":
+        got = Store(tmp_path / "got.db", os.urandom(32))
+    else:
+        from wardcrf.sync.pgstore import PgStore
+
+        got = PgStore(request.getfixturevalue("pg_server").new_database())
+    try:
+        for store in (want, got):
+            store.migrate()
+        for xid, end, low, high in steps:
+            want.execute(insert + sqlite_own, (xid, end, low, high))
+            got.execute(insert + _EXCURSION_SEEN_AGAIN, (xid, end, low, high))
+        query = "SELECT excursion_id, end_t, min_c, max_c FROM cc_excursions ORDER BY excursion_id"
+        assert (
+            got.rows(query)
+            == want.rows(query)
+            == [
+                {"excursion_id": "a", "end_t": 20, "min_c": -13.5, "max_c": -10.0},
+                {"excursion_id": "b", "end_t": 9, "min_c": None, "max_c": None},
+                {"excursion_id": "c", "end_t": 3, "min_c": -10.0, "max_c": -9.0},
+            ]
+        )
+    finally:
+        want.close()
+        got.close()
