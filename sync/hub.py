@@ -626,7 +626,7 @@ def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
         "clashes": [h for h in held if h["reason"] == "clash"],
         "held_rules": cast(list[HeldRule], [h for h in held if h["reason"] not in ("gap", "fork", "clash")]),
         "conflicts": len(records.conflicts(ledger)),
-        "reading_conflicts": len(reading_conflicts(session)),
+        "reading_conflicts": len(_reading_conflicts(ledger)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
         # one version loaded with different files by different laptops: their records are read under one
         "protocol_conflicts": protocol.content_conflicts(store),
@@ -687,11 +687,17 @@ def records_list(
 
 
 def reading_conflicts(session: Session) -> list[dict[str, Any]]:
-    """Logger readings two devices' files disagree on (the first file's value is the one indexed)."""
+    """Logger readings two devices' files disagree on (the first file's value is the one indexed), read
+    where the wards' readings are (`ledger_store`: the hub's file, or its PostgreSQL database)."""
     session.require("audit.read", what="list conflicting logger readings")
+    with ledger_store(session) as ledger:
+        return _reading_conflicts(ledger)
+
+
+def _reading_conflicts(ledger: SqlStore) -> list[dict[str, Any]]:
     from wardcrf.coldchain import readings
 
-    return readings.conflicts(session.store)
+    return readings.conflicts(ledger)
 
 
 def clashes(session: Session) -> list[dict[str, Any]]:

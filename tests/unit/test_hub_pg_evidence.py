@@ -511,3 +511,30 @@ def test_an_excursion_seen_again_widens_as_sqlites_scalar_max_and_min_do(engine,
     finally:
         want.close()
         got.close()
+
+
+def test_two_laptops_disagreeing_logger_files_are_listed_alike_at_either_hub(pair, tmp_path):  # noqa: F811
+    """Two laptops' files for one freezer disagree on 30 readings: the first file's values are indexed, the
+    other's listed (`hub conflicts`, `hub status`), read where the readings are, on both engines."""
+    from synckit import connect, make_ward
+    from test_sync_readings import _laptop_with_file
+    from test_sync_roundtrip import export
+    from wardcrf.sync import hub
+
+    _engine, a, h = pair
+    b = make_ward(tmp_path, "lap2")
+    connect(b, h)
+    da = _laptop_with_file(a, tmp_path, [-20.0] * 60)
+    db = _laptop_with_file(b, tmp_path, [-20.0] * 30 + [-18.0] * 30)
+    with _ledger(h) as (s, store):
+        for w, usb in ((a, "usb-a"), (b, "usb-b")):
+            items = hub.import_files(s, export(w, tmp_path / usb))
+            assert all(i.result and i.result.outcome.status == "applied" for i in items), [
+                i.refused for i in items
+            ]
+        assert store.scalar("SELECT count(*) FROM cc_readings WHERE sha256 = ?", (da,)) == 60
+        found = hub.reading_conflicts(s)
+        assert {(c["kept_temp_c"], c["kept_sha256"], c["temp_c"], c["sha256"]) for c in found} == {
+            (-20.0, da, -18.0, db)
+        }
+        assert len(found) == 30 and hub.status(s)["reading_conflicts"] == 30
