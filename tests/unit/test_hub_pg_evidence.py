@@ -538,3 +538,80 @@ def test_two_laptops_disagreeing_logger_files_are_listed_alike_at_either_hub(pai
             (-20.0, da, -18.0, db)
         }
         assert len(found) == 30 and hub.status(s)["reading_conflicts"] == 30
+
+
+_HOSTILE = (
+    'O\'Brien "freezer"; DROP TABLE cc_units; -- ? ?1 %s %(x)s $1 \\ \r\n\t 冰箱 e\u0301 \u00a0 ثلاجة 𝄞 '
+)
+HOSTILE = _HOSTILE + "x" * (500 - len(_HOSTILE))  # a unit's name: at most 500 characters
+
+
+@pytest.mark.parametrize(
+    ("product_code", "words"),
+    [("\x1b[2J", "product_code"), ("P" * 201, "product_code")],
+    ids=["control-characters", "oversized"],
+)
+def test_a_forged_cold_chain_record_is_refused_whole_at_either_hub(pair, tmp_path, product_code, words):  # noqa: F811
+    """A lot record a ward's own checks would refuse (control characters, 201 characters where a product
+    code goes), forged into a signed bundle: refused whole at the hub, naming the field, nothing kept,
+    alike on both engines."""
+    from forge import append_raw
+    from test_sync_roundtrip import export
+    from wardcrf.sync import hub
+
+    from wardcrf import users
+
+    _engine, w, h = pair
+    s = open_(w)
+    try:
+        users.add_user(s, "pharmacist", "Pat Pharm", "pharmacist", PASSWORD)
+    finally:
+        s.close()
+    append_raw(w, "record.submitted", {"form": "coldchain.lot", "data": {
+        "lot": "BAD", "kits": ["K9"], "product_code": product_code, "product": "vials", "expiry": "2021-03-31",
+        "release_ref": "QP", "quantity": 1}}, subject="lot:BAD", user="pharmacist", role="pharmacist")  # fmt: skip
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, export(w, tmp_path / "forged"))
+        assert items[-1].result is None and words in (items[-1].refused or ""), items[-1]
+        assert "\x1b" not in (items[-1].refused or "")
+        for table in ("cc_lots", "cc_kits", "records", "sync_applied"):
+            assert store.scalar(f"SELECT count(*) FROM {table}") == 0, table
+
+
+def test_hostile_cold_chain_text_round_trips_alike_at_either_hub(pair, tmp_path):  # noqa: F811
+    """Quotes, SQL, placeholders of both engines' drivers, line breaks, scripts, combining and astral
+    characters, at the longest a unit's name may be: kept byte for byte on both engines; one character
+    longer, forged past the ward's checks: refused whole, alike."""
+    from forge import append_raw
+    from test_sync_roundtrip import export
+    from wardcrf.sync import hub
+
+    from wardcrf import users
+
+    _engine, w, h = pair
+    s = open_(w)
+    try:
+        users.add_user(s, "ph", "Pat Pharmacist", "pharmacist", PASSWORD)
+    finally:
+        s.close()
+    c = open_(w, "ph")
+    try:
+        c.append(type="record.submitted", subject="unit:FRZ-9", body={"form": "coldchain.unit", "data": {
+            "unit_id": "FRZ-9", "name": HOSTILE, "location": HOSTILE[::-1], "low_c": -90, "high_c": -60,
+            "zone": "Asia/Shanghai", "interval_s": 300}})  # fmt: skip
+    finally:
+        c.close()
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, export(w, tmp_path / "hostile"))
+        assert all(i.result is not None for i in items), [i.refused for i in items]
+        assert store.rows("SELECT name, location FROM cc_units WHERE unit_id = 'FRZ-9'") == [
+            {"name": HOSTILE, "location": HOSTILE[::-1]}
+        ]
+    append_raw(w, "record.submitted", {"form": "coldchain.unit", "data": {
+        "unit_id": "FRZ-8", "name": HOSTILE + "x", "location": "pharmacy", "low_c": -90, "high_c": -60,
+        "zone": "Asia/Shanghai", "interval_s": 300}}, subject="unit:FRZ-8", user="ph", role="pharmacist")  # fmt: skip
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, export(w, tmp_path / "oversized"))
+        refused = [i.refused for i in items if i.result is None]
+        assert len(refused) == 1 and "name" in (refused[0] or ""), [i.refused for i in items]
+        assert store.rows("SELECT unit_id FROM cc_units") == [{"unit_id": "FRZ-9"}]
