@@ -615,3 +615,37 @@ def test_hostile_cold_chain_text_round_trips_alike_at_either_hub(pair, tmp_path)
         refused = [i.refused for i in items if i.result is None]
         assert len(refused) == 1 and "name" in (refused[0] or ""), [i.refused for i in items]
         assert store.rows("SELECT unit_id FROM cc_units") == [{"unit_id": "FRZ-9"}]
+
+
+def test_a_photo_whose_bytes_are_damaged_is_refused_whole_at_either_hub(pair, tmp_path):  # noqa: F811
+    """A PNG whose chunk checksum fails (a byte of its pixels changed before it was hashed and signed, which
+    the ward's own import would have refused), forged into a ward's bundle: the hub's structure check refuses
+    the bundle whole, naming the photo; no photo row, no archive row, no event, on both engines."""
+    from forge import append_raw
+    from test_sync_roundtrip import export
+    from wardcrf.photos.store import sha256_hex
+    from wardcrf.sync import hub
+
+    from wardcrf import users
+
+    _engine, w, h = pair
+    png = bytearray(_png(7))
+    png[png.index(b"IDAT") + 8] ^= 0xFF  # inside the image data: the chunk's CRC no longer matches
+    data = bytes(png)
+    sha = sha256_hex(data)
+    s = open_(w)
+    try:
+        users.add_user(s, "clin", "Cathy Clinician", "clinician", PASSWORD)
+        s.store.execute("INSERT INTO photo_blobs (sha256, size, data) VALUES (?,?,?)", (sha, len(data), data))
+    finally:
+        s.close()
+    append_raw(w, "photo.imported", {"sha256": sha, "size": len(data), "format": "PNG", "width": 64, "height": 48,
+               "captured_at": None, "camera": None, "has_gps": False, "name": "page.png"},
+               subject=f"photo:{sha}", user="clin", role="clinician")  # fmt: skip
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, export(w, tmp_path / "damaged"))
+        refused = [i.refused or "" for i in items if i.result is None]
+        assert len(refused) == 1 and f"photo sha256:{sha}" in refused[0], [i.refused for i in items]
+        for table in ("photos", "photo_archive", "sync_applied"):
+            assert store.scalar(f"SELECT count(*) FROM {table}") == 0, table
+        assert store.scalar("SELECT count(*) FROM events WHERE type = 'photo.imported'") == 0
