@@ -33,7 +33,7 @@ def verify(session: Session, store: SqlStore | None = None) -> VerifyResult:
     """Re-hash every stored original and check every record's photo references.
 
     `store`: where the photo rows are when not in the session's file (a
-    PostgreSQL hub's database, `sync.hub.photo_store`); the kept bundles are
+    PostgreSQL hub's database, `sync.hub.reading_store`); the kept bundles are
     opened with the identity in the file.
     """
     session.require("audit.verify", what="verify photo evidence")

@@ -34,7 +34,7 @@ def preview(session: Session, token: str, store: SqlStore | None = None) -> Prev
     them on import): the first view derives it, with the full validation of a
     local import, and keeps it in the preview cache (a derived display cache,
     not a record: no event). `store`: where the photo's rows are when not in
-    the session's file (a PostgreSQL hub's database, `sync.hub.photo_store`);
+    the session's file (a PostgreSQL hub's database, `sync.hub.reading_store`);
     the preview is cached in the file either way.
     """
     session.require("record.read", what="view photos")

@@ -130,12 +130,14 @@ def ledger_reader(session: Session) -> Iterator[SqlStore]:
 
 
 @contextlib.contextmanager
-def photo_store(session: Session) -> Iterator[SqlStore]:
-    """Where this site's photo rows are: its file, or a PostgreSQL hub's database (read only here).
+def reading_store(session: Session) -> Iterator[SqlStore]:
+    """Where this site's wards' rows are, for a command that reads them: its file, or a PostgreSQL hub's
+    database (a connection of its own; nothing is written through it).
 
-    The photos' bytes are in the kept bundles either way, opened with the
-    identity in the hub's file (`wardcrf.photos.archive`); the `photo`
-    commands read, show, export and verify them from here.
+    The `photo` commands read, show, export and verify photos from here (their
+    bytes are in the kept bundles either way, opened with the identity in the
+    hub's file: `wardcrf.photos.archive`); `coldchain excursions` lists the
+    wards' excursions from here.
     """
     from . import pghub
 

@@ -110,7 +110,7 @@ def test_a_mexcovid_consent_with_its_photo_applies_once_at_either_hub(pair, tmp_
             True,
         )
         assert store.scalar("SELECT count(*) FROM participants WHERE consent_event = ?", (consent,)) == 1
-        with hub.photo_store(s) as rows:
+        with hub.reading_store(s) as rows:
             data = originals.read_original(rows, sha, keys=s.store)
         assert bundle.sha256(data) == sha and len(data) == loc["size"]
         if engine == "postgresql":
@@ -150,7 +150,7 @@ def _tamper_kept_bundle(h: Site, sha: str) -> Path:
     from wardcrf import devicekeys
 
     with _ledger(h) as (s, _store):
-        with hub.photo_store(s) as rows:
+        with hub.reading_store(s) as rows:
             loc = rows.rows("SELECT bundle, data_offset FROM photo_archive WHERE sha256 = ?", (sha,))[0]
         identity = pyrage.x25519.Identity.from_str(devicekeys.load(s.store, s.ctx.device).age_identity)
     path = h.data_dir / "sync" / loc["bundle"]
@@ -174,7 +174,7 @@ def test_a_photo_altered_in_its_kept_bundle_is_refused_on_read_at_either_hub(pai
     with _ledger(h) as (s, _store):
         assert all(i.result and i.result.outcome.status == "applied" for i in hub.import_files(s, files))
     path = _tamper_kept_bundle(h, sha)
-    with _ledger(h) as (s, _store), hub.photo_store(s) as rows:
+    with _ledger(h) as (s, _store), hub.reading_store(s) as rows:
         with pytest.raises(
             VerificationFailed, match=f"photo sha256:{sha}: stored bytes do not match their hash"
         ):
@@ -191,7 +191,7 @@ def test_a_photo_altered_in_its_kept_bundle_is_refused_on_read_at_either_hub(pai
     code, text, err = run("audit", "verify", "-d", str(h.data_dir), monkeypatch=monkeypatch)
     assert code == 1 and sha in text + err, (text, err)
     path.unlink()
-    with _ledger(h) as (s, _store), hub.photo_store(s) as rows:
+    with _ledger(h) as (s, _store), hub.reading_store(s) as rows:
         assert originals.hash_status(rows, sha, keys=s.store) == (
             "MISSING",
             f"photo sha256:{sha}: the kept bundle {path.parent.name}/{path.name} that holds it is missing",
@@ -266,12 +266,21 @@ def _held(store) -> list[tuple[str, str]]:
     return custody.quarantined_kits(store)
 
 
-def _ward_cold_chain(w: Site, root: Path) -> tuple[list[list[Path]], list[dict], list[list[tuple[str, str]]]]:
+def _excursions(session, store=None) -> list[dict]:
+    """`coldchain excursions`: each excursion with the kits it holds, their lots and dispositions."""
+    from wardcrf.coldchain import reports
+
+    return [dict(x) for x in reports.excursions(session, store)]
+
+
+def _ward_cold_chain(
+    w: Site, root: Path
+) -> tuple[list[list[Path]], list[dict], list[list], list[list[dict]]]:
     """A ward's pharmacy, in two exports: a shipment received (arrival checks, transit logger, signed sheet
     photographed), stored, the freezer's logger file imported with a 15-minute excursion that quarantines
     a kit, kits handed to the bedside and thawed; then the excursion's disposition (release) and a manual
     reading out of range (a second excursion). Returns the bundles per export, the ward's rows after each,
-    and the kits held after each."""
+    the kits held after each and its excursions listed after each."""
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
@@ -293,7 +302,7 @@ def _ward_cold_chain(w: Site, root: Path) -> tuple[list[list[Path]], list[dict],
     finally:
         s.close()
     signers = {u: PASSWORD for u in ("pharmacist", "investigator", "clinician")}
-    exports, ward_rows, held = [], [], []
+    exports, ward_rows, held, listed = [], [], [], []
     (root / "work").mkdir()
     ph = open_(w, "pharmacist")
     try:
@@ -301,6 +310,7 @@ def _ward_cold_chain(w: Site, root: Path) -> tuple[list[list[Path]], list[dict],
                             workdir=root / "work", excursion=(doses[0] - timedelta(hours=10), 15))  # fmt: skip
         ward_rows.append(_cold_chain(ph.store))
         held.append(_held(ph.store))
+        listed.append(_excursions(ph))
     finally:
         ph.close()
     exports.append(export(w, root / "cc1"))
@@ -319,24 +329,25 @@ def _ward_cold_chain(w: Site, root: Path) -> tuple[list[list[Path]], list[dict],
         services.record_reading(ph, unit, at=(doses[1] + timedelta(hours=3)).isoformat(), temp_c=4.0)
         ward_rows.append(_cold_chain(ph.store))
         held.append(_held(ph.store))
+        listed.append(_excursions(ph))
     finally:
         ph.close()
     exports.append(export(w, root / "cc2"))
-    return exports, ward_rows, held
+    return exports, ward_rows, held, listed
 
 
-def test_the_cold_chain_pushed_to_either_hub_gives_the_wards_rows_and_holds(pair, tmp_path):  # noqa: F811
+def test_the_cold_chain_pushed_to_either_hub_gives_the_wards_rows_and_holds(pair, tmp_path, monkeypatch):  # noqa: F811
     """Cold-chain forms, signed photographed sheets and logger files, in two exports: at a PostgreSQL hub
     as at a SQLCipher one, every projection row, the readings index and the logger files are the ward's,
     the same kits are held by the excursion and then released; a replay changes nothing."""
     from wardcrf.sync import hub
 
     engine, w, h = pair
-    exports, ward_rows, held = _ward_cold_chain(w, tmp_path)
+    exports, ward_rows, held, listed = _ward_cold_chain(w, tmp_path)
     assert ward_rows[0]["cc_excursions"] and ward_rows[0]["cc_readings"] and ward_rows[0]["cc_evidence"]
     assert held[0] and held[1] == []  # the ward's own: a kit held by the excursion, then released
     with _ledger(h) as (s, store):
-        for files, rows, kits in zip(exports, ward_rows, held, strict=True):
+        for files, rows, kits, views in zip(exports, ward_rows, held, listed, strict=True):
             items = hub.import_files(s, files)
             assert [i.result.outcome.status for i in items if i.result] == ["applied"] * len(files), [
                 i.refused for i in items
@@ -345,12 +356,18 @@ def test_the_cold_chain_pushed_to_either_hub_gives_the_wards_rows_and_holds(pair
             for table in rows:
                 assert got[table] == rows[table], table
             assert _held(store) == kits
+            assert _excursions(s, store) == views  # as `coldchain excursions` lists them at the hub
         again = [i.result.outcome.status for f in exports for i in hub.import_files(s, f) if i.result]
         assert set(again) == {"already"}
         assert _cold_chain(store) == ward_rows[-1]
         if engine == "postgresql":
             assert s.store.scalar("SELECT count(*) FROM cc_evidence") == 0  # in the database, not the file
             assert s.store.scalar("SELECT count(*) FROM cc_excursions") == 0
+    code, out, err = run("coldchain", "excursions", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and json.loads(out) == json.loads(json.dumps(listed[-1])), (out, err)
+    assert {k["kit"] for x in listed[-1] for k in x["kits"]} and not any(
+        x["awaiting_disposition"] for x in listed[-1]
+    )
 
 
 def _logger_bundle(w: Site, root: Path) -> tuple[list[Path], str]:

@@ -507,7 +507,6 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
         ("report", "safety", "--out"),
         ("db", "rebuild"),
         # The cold chain's reports read the projections in the site's file (its rows are in the database).
-        ("coldchain", "excursions"),
         ("coldchain", "status"),
         ("coldchain", "custody", "KIT-1"),
         ("audit", "handovers"),

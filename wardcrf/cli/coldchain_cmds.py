@@ -500,8 +500,10 @@ def custody_cmd(
 @app.command("excursions")
 def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """List excursions with affected kits and their dispositions."""
-    with session(data_dir, file_only="coldchain excursions") as s:
-        rows = reports.excursions(s)
+    from wardcrf.sync import hub
+
+    with session(data_dir) as s, hub.reading_store(s) as held:
+        rows = reports.excursions(s, held)
     if as_json:
         print_json(rows)
         return

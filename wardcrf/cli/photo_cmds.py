@@ -179,7 +179,7 @@ def info(hash_: HashArg, data_dir: DataDirOption = None, as_json: JsonOption = F
     from wardcrf.photos import catalog, originals
     from wardcrf.sync import hub
 
-    with session(data_dir) as s, hub.photo_store(s) as rows:
+    with session(data_dir) as s, hub.reading_store(s) as rows:
         s.require("record.read", what="view photos")
         sha = catalog.find(rows, hash_)
         meta = catalog.get_info(rows, sha)
@@ -219,7 +219,7 @@ def show(
     from wardcrf.photos.render import HalfBlockImage, graphics_renderable
     from wardcrf.sync import hub
 
-    with session(data_dir) as s, hub.photo_store(s) as held:
+    with session(data_dir) as s, hub.reading_store(s) as held:
         sha = catalog.find(held, hash_)
         pv = viewing.preview(s, sha, held)
         meta = catalog.get_info(held, sha)
@@ -251,7 +251,7 @@ def export(
     from wardcrf.photos import viewing
     from wardcrf.sync import hub
 
-    with session(data_dir) as s, hub.photo_store(s) as rows:
+    with session(data_dir) as s, hub.reading_store(s) as rows:
         result = viewing.export_original(s, hash_, out, overwrite=force, store=rows)
     if as_json:
         print_json(
@@ -281,7 +281,7 @@ def verify(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     from wardcrf.photos import verify as photo_verify
     from wardcrf.sync import hub
 
-    with session(data_dir) as s, hub.photo_store(s) as rows:
+    with session(data_dir) as s, hub.reading_store(s) as rows:
         result = photo_verify.verify(s, rows)
     if as_json:
         print_json(result.as_json())
