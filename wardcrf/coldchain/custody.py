@@ -366,7 +366,7 @@ def outside_units(store: Store, now: int) -> list[Clock]:
         " SELECT c.kit_id, t.event_id, t.at, t.to_location, k.lot, row_number() OVER"
         " (PARTITION BY c.kit_id ORDER BY t.at DESC, t.event_id DESC) AS n"
         " FROM cc_custody c JOIN cc_transfers t USING (event_id) LEFT JOIN cc_kits k ON k.kit_id = c.kit_id"
-        " WHERE t.at <= ?) WHERE n = 1 AND to_location NOT IN (SELECT unit_id FROM cc_units)"
+        " WHERE t.at <= ?) AS latest WHERE n = 1 AND to_location NOT IN (SELECT unit_id FROM cc_units)"
         " ORDER BY at, kit_id",
         (now,),
     ).fetchall()
