@@ -135,6 +135,8 @@ def test_a_mexcovid_consent_with_its_photo_applies_once_at_either_hub(pair, tmp_
     assert code == 0 and json.loads(text)["hash_ok"] is True, (text, err)
     code, text, err = run("photo", "verify", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
     assert code == 0 and json.loads(text) == {"ok": True, "checked": 3, "problems": []}, (text, err)
+    code, text, err = run("photo", "list", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and [(p["sha256"], p["bound"]) for p in json.loads(text)] == [(sha, 1)], (text, err)
     code, text, err = run("audit", "verify", "-d", str(h.data_dir), monkeypatch=monkeypatch)
     assert code == 0, (text, err)
     if engine == "postgresql":

@@ -144,9 +144,10 @@ def list_(
 ) -> None:
     """List stored photos: tray id, format, pixels, capture time, camera, bindings."""
     from wardcrf.photos import catalog
+    from wardcrf.sync import hub
 
-    with session(data_dir) as s:
-        photos = catalog.list_photos(s, tray=tray)
+    with session(data_dir) as s, hub.reading_store(s) as held:
+        photos = catalog.list_photos(s, tray=tray, store=held)
     if as_json:
         print_json([p.as_json() for p in photos])
         return
