@@ -8,7 +8,10 @@ held the same evidence twice and made every import re-encrypt it page by
 page); ``photo_archive`` records where each one sits instead.
 
 A read decrypts the kept bundle with the hub's identity (kept inside the
-encrypted database) and slices the member out. The caller re-hashes the
+encrypted database) and slices the member out. At a hub whose wards' data is
+in PostgreSQL (docs/hub-postgres.md) the rows are in that database while the
+identity and the kept bundles stay with the hub's SQLCipher file: the rows
+are read from the one (`store`), the bundle opened with the other (`keys`). The caller re-hashes the
 bytes (`api.read_original`, `store.verify_store`), so a damaged, swapped or
 missing bundle file is caught on every read, as for any evidence.
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from wardcrf import devicekeys
 from wardcrf.errors import VerificationFailed
+from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
 
@@ -40,7 +44,7 @@ class Location:
 
 
 def record(
-    store: Store,
+    store: SqlStore,
     sha: str,
     size: int,
     bundle: str,
@@ -58,14 +62,14 @@ def record(
     return bool(cur.rowcount)
 
 
-def locate(store: Store, sha: str) -> Location | None:
+def locate(store: SqlStore, sha: str) -> Location | None:
     row = store.one(
         "SELECT sha256, size, bundle, member, data_offset FROM photo_archive WHERE sha256 = ?", (sha,)
     )
     return None if row is None else Location(*row)
 
 
-def locations(store: Store) -> list[Location]:
+def locations(store: SqlStore) -> list[Location]:
     """Every archived photo, grouped by bundle so that each bundle is decrypted once."""
     return [
         Location(*row)
@@ -75,16 +79,26 @@ def locations(store: Store) -> list[Location]:
     ]
 
 
-def read(store: Store, loc: Location) -> bytes:
-    """The bytes recorded at `loc`, read from disk now (not yet hash-checked: the caller does that)."""
+def read(keys: Store, loc: Location) -> bytes:
+    """The bytes recorded at `loc`, read from disk now (not yet hash-checked: the caller does that).
+
+    `keys`: the hub's SQLCipher file, which holds its age identity and beside
+    which the kept bundles are (`<data_dir>/sync/`), whichever store `loc` came from.
+    """
     try:
-        return _slice(_decrypted(store, loc.bundle), loc)
+        return _slice(_decrypted(keys, loc.bundle), loc)
     except _Unreadable as exc:
         raise VerificationFailed(f"photo sha256:{loc.sha256}: {exc}") from None
 
 
-def read_all(store: Store) -> Iterator[tuple[Location, bytes | VerificationFailed]]:
-    """(location, bytes or why they cannot be read) for every archived photo; each bundle decrypted once."""
+def read_all(
+    store: SqlStore, keys: Store | None = None
+) -> Iterator[tuple[Location, bytes | VerificationFailed]]:
+    """(location, bytes or why they cannot be read) for every archived photo; each bundle decrypted once.
+
+    The rows are read from `store`, the bundles opened with `keys` (the hub's file; `store` itself by default).
+    """
+    opener = keys if keys is not None else _file(store)
     plain: bytes | _Unreadable = b""
     current = None
     for loc in locations(store):
@@ -92,7 +106,7 @@ def read_all(store: Store) -> Iterator[tuple[Location, bytes | VerificationFaile
             if loc.bundle != current:
                 current = loc.bundle
                 try:
-                    plain = _decrypted(store, loc.bundle)
+                    plain = _decrypted(opener, loc.bundle)
                 except _Unreadable as exc:
                     plain = exc
             if isinstance(plain, _Unreadable):
@@ -100,6 +114,12 @@ def read_all(store: Store) -> Iterator[tuple[Location, bytes | VerificationFaile
             yield loc, _slice(plain, loc)
         except _Unreadable as exc:
             yield loc, VerificationFailed(f"photo sha256:{loc.sha256}: {exc}")
+
+
+def _file(store: SqlStore) -> Store:
+    if not isinstance(store, Store):
+        raise TypeError("the kept bundles are opened with the hub's SQLCipher file: pass it as `keys`")
+    return store
 
 
 class _Unreadable(Exception):

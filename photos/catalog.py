@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from wardcrf.errors import Refused, UsageError
 from wardcrf.evidence import reference
-from wardcrf.store import Store
+from wardcrf.sqlstore import SqlStore
 
 from . import store as pstore
 from .validate import FORMATS
@@ -95,12 +95,12 @@ _INFO_SQL = (
 )
 
 
-def get_info(store: Store, sha256_hex: str) -> PhotoInfo | None:
+def get_info(store: SqlStore, sha256_hex: str) -> PhotoInfo | None:
     rows = store.rows(_INFO_SQL + " WHERE p.sha256 = ?", (sha256_hex,))
     return _info(rows[0]) if rows else None
 
 
-def find(store: Store, token: str) -> str:
+def find(store: SqlStore, token: str) -> str:
     """The full hash of the stored photo `token` names: a full hash (with or
     without ``sha256:``) or a tray id / unique prefix of at least 8 hex digits."""
     t = token.strip().lower()
@@ -131,8 +131,11 @@ def find(store: Store, token: str) -> str:
     return hits[0]
 
 
-def list_photos(session: Session, *, tray: bool = False) -> list[PhotoInfo]:
-    """Every stored photo, oldest import first; `tray=True`: only those no record binds now."""
+def list_photos(session: Session, *, tray: bool = False, store: SqlStore | None = None) -> list[PhotoInfo]:
+    """Every stored photo, oldest import first; `tray=True`: only those no record binds now.
+
+    `store`: where the photo rows are when not in the session's file (a PostgreSQL hub's database,
+    `sync.hub.reading_store`)."""
     session.require("record.read", what="list photos")
     sql = _INFO_SQL
     if tray:
@@ -140,4 +143,5 @@ def list_photos(session: Session, *, tray: bool = False) -> list[PhotoInfo]:
             " WHERE NOT EXISTS (SELECT 1 FROM photo_bindings b WHERE b.sha256 = p.sha256"
             " AND b.unbound_event IS NULL)"
         )
-    return [_info(r) for r in session.store.rows(sql + " ORDER BY p.imported_at, p.sha256")]
+    rows = store if store is not None else session.store
+    return [_info(r) for r in rows.rows(sql + " ORDER BY p.imported_at, p.sha256")]

@@ -13,6 +13,7 @@ from typing import Any
 
 from wardcrf.errors import Refused, UsageError, VerificationFailed
 from wardcrf.evidence import INTACT, MISMATCH, MISSING, HashCheck
+from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
 from . import archive
@@ -25,15 +26,16 @@ from .validate import (
 )
 
 
-def read_original(store: Store, sha256_hex: str) -> bytes:
+def read_original(store: SqlStore, sha256_hex: str, *, keys: Store | None = None) -> bytes:
     """The original bytes of a stored photo, after checking they hash to their name.
 
     Raises `VerificationFailed` naming the photo when the bytes were altered
     (or are missing although the photo was imported); `Refused` when no such
-    photo exists. Never returns unchecked bytes.
+    photo exists. Never returns unchecked bytes. `keys`: the hub's SQLCipher
+    file when `store` is its PostgreSQL database (`archive`).
     """
     sha = sha256_hex.lower().removeprefix("sha256:")
-    data = pstore.get_blob(store, sha)
+    data = pstore.get_blob(store, sha, keys=keys)
     if data is None:
         if get_info(store, sha) is not None:
             raise VerificationFailed(f"photo sha256:{sha}: recorded as imported but its original is missing")
@@ -95,7 +97,7 @@ def store_original(
 
 
 def archive_original(
-    store: Store,
+    store: SqlStore,
     data: bytes,
     *,
     sha256: str,
@@ -141,10 +143,14 @@ def bundle_member(store: Store, sha256_hex: str) -> str:
     return f"photos/{sha256_hex}.{ext}"
 
 
-def sniff_extension(store: Store, sha: str) -> str:
+def sniff_extension(store: SqlStore, sha: str) -> str:
     from .validate import sniff
 
-    row = store.one("SELECT substr(data, 1, 32) FROM photo_blobs WHERE sha256 = ?", (sha,))
+    row = (
+        store.one("SELECT substr(data, 1, 32) FROM photo_blobs WHERE sha256 = ?", (sha,))
+        if store.holds_projections
+        else None
+    )
     if row is None:
         loc = archive.locate(store, sha)
         return loc.extension if loc is not None else "bin"
@@ -152,13 +158,13 @@ def sniff_extension(store: Store, sha: str) -> str:
     return FORMATS.get(fmt or "", "bin")
 
 
-def hash_status(store: Store, sha256_hex: str) -> tuple[str, str | None]:
+def hash_status(store: SqlStore, sha256_hex: str, *, keys: Store | None = None) -> tuple[str, str | None]:
     """(``intact`` | ``MISSING`` | ``MISMATCH``, the problem in one line) — re-hashed now."""
-    status, problem, _data = checked_original(store, sha256_hex)
+    status, problem, _data = checked_original(store, sha256_hex, keys=keys)
     return status, problem
 
 
-def checked_original(store: Store, sha256_hex: str) -> HashCheck:
+def checked_original(store: SqlStore, sha256_hex: str, *, keys: Store | None = None) -> HashCheck:
     """`hash_status` plus the bytes when they are intact: one read for a check and a thumbnail.
 
     Never raises for the evidence itself: a hub's kept bundle that is missing
@@ -167,7 +173,7 @@ def checked_original(store: Store, sha256_hex: str) -> HashCheck:
     """
     sha = sha256_hex.lower().removeprefix("sha256:")
     try:
-        data = pstore.get_blob(store, sha)
+        data = pstore.get_blob(store, sha, keys=keys)
     except VerificationFailed as exc:  # a kept bundle missing, altered or unreadable
         text = str(exc)
         return (MISSING if "missing" in text else MISMATCH), text, None

@@ -29,7 +29,7 @@ from wardcrf.errors import Refused, VerificationFailed
 from wardcrf.eventlog import Event
 from wardcrf.evidence import REF_PREFIX, digest_of, is_reference
 from wardcrf.records import Record
-from wardcrf.sqlstore import common_dialect
+from wardcrf.sqlstore import SqlStore, common_dialect
 from wardcrf.store import Store
 
 from . import archive
@@ -47,8 +47,14 @@ def sha256_hex(data: bytes) -> str:
 # -- originals -------------------------------------------------------------------------
 
 
-def has_blob(store: Store, sha: str) -> bool:
-    """Whether the original is held here: in the database, or (hub) in a kept bundle."""
+def has_blob(store: SqlStore, sha: str) -> bool:
+    """Whether the original is held here: in the database, or (hub) in a kept bundle.
+
+    A hub's PostgreSQL database (`holds_projections` false) has no ``photo_blobs``:
+    its photos are always in the kept bundles (`archive`).
+    """
+    if not store.holds_projections:
+        return store.one("SELECT 1 FROM photo_archive WHERE sha256 = ?", (sha,)) is not None
     return (
         store.one(
             "SELECT 1 FROM photo_blobs WHERE sha256 = ? UNION ALL SELECT 1 FROM photo_archive WHERE sha256 = ?",
@@ -73,17 +79,26 @@ def put_blob(store: Store, sha: str, data: bytes, *, hashed: bool = False) -> bo
     return True
 
 
-def get_blob(store: Store, sha: str) -> bytes | None:
+def get_blob(store: SqlStore, sha: str, *, keys: Store | None = None) -> bytes | None:
     """The stored bytes (not hash-checked here: `api.read_original` does), or None if not held.
 
     A photo a hub keeps in a bundle is read from that bundle now; a bundle
     that is missing or cannot be decrypted raises `VerificationFailed`.
+    `keys`: the hub's SQLCipher file when `store` is its PostgreSQL database
+    (the identity that opens the kept bundles stays in the file).
     """
-    row = store.one("SELECT data FROM photo_blobs WHERE sha256 = ?", (sha,))
-    if row is not None:
-        return bytes(row[0])
+    if store.holds_projections:
+        row = store.one("SELECT data FROM photo_blobs WHERE sha256 = ?", (sha,))
+        if row is not None:
+            return bytes(row[0])
     loc = archive.locate(store, sha)
-    return None if loc is None else archive.read(store, loc)
+    if loc is None:
+        return None
+    if keys is None:
+        if not isinstance(store, Store):
+            raise TypeError("a photo in a kept bundle is opened with the hub's SQLCipher file: pass `keys`")
+        keys = store
+    return archive.read(keys, loc)
 
 
 def put_preview(store: Store, sha: str, data: bytes, width: int, height: int) -> None:
@@ -103,6 +118,7 @@ def get_preview(store: Store, sha: str) -> tuple[bytes, int, int] | None:
 # -- metadata projection ---------------------------------------------------------------
 
 
+@common_dialect
 def _imported(store: Store, e: Event) -> None:
     b = e.body
     sha = b.get("sha256")
@@ -203,16 +219,22 @@ def _bindings(store: Store, rec: Record) -> None:
 # -- integrity -------------------------------------------------------------------------
 
 
-def verify_store(store: Store) -> tuple[int, list[str]]:
+def verify_store(store: SqlStore, *, keys: Store | None = None) -> tuple[int, list[str]]:
     """Re-hash every stored original; check every record reference resolves.
 
     Returns (items checked, problems), each problem naming the photo and,
-    for references, the record and field.
+    for references, the record and field. `store` may be a hub's PostgreSQL
+    database (its photos all in kept bundles), `keys` then the hub's file.
     """
     problems: list[str] = []
     checked = 0
     held: set[str] = set()
-    for sha, size, data in store.execute("SELECT sha256, size, data FROM photo_blobs ORDER BY sha256"):
+    blobs = (
+        store.execute("SELECT sha256, size, data FROM photo_blobs ORDER BY sha256")
+        if store.holds_projections
+        else ()
+    )
+    for sha, size, data in blobs:
         checked += 1
         held.add(sha)
         blob = bytes(data)
@@ -220,7 +242,7 @@ def verify_store(store: Store) -> tuple[int, list[str]]:
             problems.append(f"photo sha256:{sha}: stored bytes do not match their hash (altered)")
         elif len(blob) != size:
             problems.append(f"photo sha256:{sha}: stored size {size} differs from the bytes ({len(blob)})")
-    for loc, got in archive.read_all(store):
+    for loc, got in archive.read_all(store, keys):
         checked += 1
         held.add(loc.sha256)
         if isinstance(got, VerificationFailed):

@@ -13,6 +13,7 @@ from . import store as pstore
 
 if TYPE_CHECKING:
     from wardcrf.site import Session
+    from wardcrf.sqlstore import SqlStore
 
 
 @dataclass
@@ -28,8 +29,13 @@ class VerifyResult:
         return {"ok": self.ok, "checked": self.checked, "problems": self.problems}
 
 
-def verify(session: Session) -> VerifyResult:
-    """Re-hash every stored original and check every record's photo references."""
+def verify(session: Session, store: SqlStore | None = None) -> VerifyResult:
+    """Re-hash every stored original and check every record's photo references.
+
+    `store`: where the photo rows are when not in the session's file (a
+    PostgreSQL hub's database, `sync.hub.reading_store`); the kept bundles are
+    opened with the identity in the file.
+    """
     session.require("audit.verify", what="verify photo evidence")
-    checked, problems = pstore.verify_store(session.store)
+    checked, problems = pstore.verify_store(store if store is not None else session.store, keys=session.store)
     return VerifyResult(checked, problems)

@@ -23,20 +23,24 @@ from .validate import Preview, make_preview
 
 if TYPE_CHECKING:
     from wardcrf.site import Session
+    from wardcrf.sqlstore import SqlStore
 
 
-def preview(session: Session, token: str) -> Preview:
+def preview(session: Session, token: str, store: SqlStore | None = None) -> Preview:
     """The display preview of a stored photo, after verifying the original's hash.
 
     A photo whose original fails its hash is never shown (`VerificationFailed`).
     Photos that arrived by sync have no preview yet (the hub does not decode
     them on import): the first view derives it, with the full validation of a
     local import, and keeps it in the preview cache (a derived display cache,
-    not a record: no event).
+    not a record: no event). `store`: where the photo's rows are when not in
+    the session's file (a PostgreSQL hub's database, `sync.hub.reading_store`);
+    the preview is cached in the file either way.
     """
     session.require("record.read", what="view photos")
-    sha = find(session.store, token)
-    original = read_original(session.store, sha)
+    rows = store if store is not None else session.store
+    sha = find(rows, token)
+    original = read_original(rows, sha, keys=session.store)
     cached = pstore.get_preview(session.store, sha)
     if cached is not None:
         return Preview(*cached)
@@ -57,15 +61,21 @@ class ExportResult:
     has_gps: bool
 
 
-def export_original(session: Session, token: str, out: Path, *, overwrite: bool = False) -> ExportResult:
-    """Write the original bytes (hash-checked) to `out`; the file's SHA-256 is its name."""
+def export_original(
+    session: Session, token: str, out: Path, *, overwrite: bool = False, store: SqlStore | None = None
+) -> ExportResult:
+    """Write the original bytes (hash-checked) to `out`; the file's SHA-256 is its name.
+
+    `store`: where the photo's rows are when not in the session's file (`preview`).
+    """
     session.require("photo.export", what="export photos")
-    sha = find(session.store, token)
-    data = read_original(session.store, sha)
+    rows = store if store is not None else session.store
+    sha = find(rows, token)
+    data = read_original(rows, sha, keys=session.store)
     out = Path(out)
     if out.is_dir():
-        info = get_info(session.store, sha)
-        out = out / f"{sha}.{info.extension if info else sniff_extension(session.store, sha)}"
+        info = get_info(rows, sha)
+        out = out / f"{sha}.{info.extension if info else sniff_extension(rows, sha)}"
     if out.exists() and not overwrite:
         raise UsageError(f"{out} already exists; choose another name (or replace it: --force)")
     if not out.parent.is_dir():
@@ -83,5 +93,5 @@ def export_original(session: Session, token: str, out: Path, *, overwrite: bool 
         raise
     if pstore.sha256_hex(out.read_bytes()) != sha:
         raise VerificationFailed(f"{out}: written bytes do not hash to sha256:{sha} (disk error?)")
-    info = get_info(session.store, sha)
+    info = get_info(rows, sha)
     return ExportResult(out, sha, len(data), bool(info and info.has_gps))

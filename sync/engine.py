@@ -432,16 +432,13 @@ def check_portable(store: SqlStore, v: Verified, name: str) -> None:
     `common_dialect` (the form records', their amendments and signatures, the
     protocols they were captured under, and the rules that hold a bundle for a
     coordinator: a participant-id clash, a record before its consent or its
-    enrollment, a kit used twice). A bundle with an event whose projectors, or
+    enrollment, a kit used twice), the photos' rows (their bytes stay in the
+    kept bundle, as at a SQLCipher hub), the cold chain's projections, logger
+    files and readings. A bundle with an event whose projectors, or
     a record of a form whose hooks, or an import check that reads it, are not
     yet in that dialect is refused whole, naming the types and forms, and never
     half applied (what would run is what the SQLCipher hub runs, or nothing).
     """
-    if v.photos or v.evidence:
-        raise Refused(
-            f"{name}: carries {len(v.photos)} photo(s) and {len(v.evidence)} logger file(s), which a PostgreSQL"
-            " hub does not archive yet (issue 19); nothing applied: import it at a SQLCipher hub"
-        )
     events = _events_of(v)
     types: set[str] = set()
     forms: set[str] = set()
@@ -794,26 +791,25 @@ def _apply(
     dev, bseq, m = v.device, v.bundle_seq, v.manifest
     first = m["events"]["first"]
     kept = f"{path.parent.name}/{path.name}"  # relative to the sync folder
-    # Photos and logger files live in the SQLCipher store; a store without them took only
-    # bundles that carry none (`check_portable`).
+    # Logger files are kept where the events are (`cc_evidence`, on either engine). A hub archives
+    # photos on either engine: the row where the hub's wards' data is, the bytes left in the kept
+    # bundle; only a ward (SQLCipher) stores their bytes in its database.
     projected = store if isinstance(store, Store) else None
     with store.transaction():
         # Photos and logger files one at a time, read again from the verified
         # bundle as a stream (`Verified.parts`): never all of them in memory.
         cited = {member: (digest, name) for digest, (name, member) in v.evidence.items()}
         for member, data in v.parts():
-            if projected is None:
-                raise Refused(f"{kept}: carries photos or logger files, which this store does not keep")
             if member in cited:
                 digest, name = cited[member]
-                evidencestore.save(projected, digest, name, data)
+                evidencestore.save(store, digest, name, data)
                 continue
             digest = v.digests[member]
             # The photo store skips a photo it holds already (by its name);
             # reading a held one back to re-hash it here would decide nothing.
             if archive_photos:
                 photostore.archive_original(
-                    projected,
+                    store,
                     digest,
                     data,
                     bundle=kept,
@@ -822,6 +818,8 @@ def _apply(
                     device=dev,
                     bundle_seq=bseq,
                 )
+            elif projected is None:
+                raise Refused(f"{kept}: carries photos, which only a hub archives on this store")
             else:
                 photostore.save_original(projected, digest, v.photos[digest][0], data)
         events = [e for e in _events_of(v) if e.seq > after] if after else _events_of(v)

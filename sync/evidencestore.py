@@ -10,6 +10,7 @@ same transaction as the event.
 from __future__ import annotations
 
 from wardcrf.errors import Refused, VerificationFailed
+from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
 from . import bundle
@@ -26,8 +27,11 @@ def load(store: Store, digest: str, name: str) -> tuple[str, bytes]:
     return bundle.evidence_ext(name), data
 
 
-def save(store: Store, digest: str, name: str, data: bytes) -> None:
-    """Store a logger file that arrived in a verified bundle (idempotent by content)."""
+def save(store: SqlStore, digest: str, name: str, data: bytes) -> None:
+    """Store a logger file that arrived in a verified bundle (idempotent by content).
+
+    `store`: a ward's or a SQLCipher hub's file, or a PostgreSQL hub's database
+    (`cc_evidence` there too, docs/hub-postgres.md)."""
     from wardcrf.coldchain import evidence
 
     if evidence.status(store, digest) == "ok":

@@ -129,6 +129,28 @@ def ledger_reader(session: Session) -> Iterator[SqlStore]:
             yield store
 
 
+@contextlib.contextmanager
+def reading_store(session: Session) -> Iterator[SqlStore]:
+    """Where this site's wards' rows are, for a command that reads them: its file, or a PostgreSQL hub's
+    database (a connection of its own; nothing is written through it).
+
+    The `photo` commands read, show, export and verify photos from here (their
+    bytes are in the kept bundles either way, opened with the identity in the
+    hub's file: `wardcrf.photos.archive`); `coldchain excursions` lists the
+    wards' excursions from here.
+    """
+    from . import pghub
+
+    if not pghub.configured(session.site.data_dir):
+        yield session.store
+        return
+    store = pghub.open_ledger(session)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _registry_changed(session: Session, store: SqlStore) -> None:
     """A fork or a clash flagged a device in the hub's file: the receipt, read from `store`, says so too."""
     from . import pghub
@@ -606,7 +628,7 @@ def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
         "clashes": [h for h in held if h["reason"] == "clash"],
         "held_rules": cast(list[HeldRule], [h for h in held if h["reason"] not in ("gap", "fork", "clash")]),
         "conflicts": len(records.conflicts(ledger)),
-        "reading_conflicts": len(reading_conflicts(session)),
+        "reading_conflicts": len(_reading_conflicts(ledger)),
         "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
         # one version loaded with different files by different laptops: their records are read under one
         "protocol_conflicts": protocol.content_conflicts(store),
@@ -667,11 +689,17 @@ def records_list(
 
 
 def reading_conflicts(session: Session) -> list[dict[str, Any]]:
-    """Logger readings two devices' files disagree on (the first file's value is the one indexed)."""
+    """Logger readings two devices' files disagree on (the first file's value is the one indexed), read
+    where the wards' readings are (`ledger_store`: the hub's file, or its PostgreSQL database)."""
     session.require("audit.read", what="list conflicting logger readings")
+    with ledger_store(session) as ledger:
+        return _reading_conflicts(ledger)
+
+
+def _reading_conflicts(ledger: SqlStore) -> list[dict[str, Any]]:
     from wardcrf.coldchain import readings
 
-    return readings.conflicts(session.store)
+    return readings.conflicts(ledger)
 
 
 def clashes(session: Session) -> list[dict[str, Any]]:

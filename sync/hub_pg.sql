@@ -471,3 +471,213 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO wardcrf_import;
 ALTER TABLE ward_queue ADD COLUMN visit_due text;
 ALTER TABLE ward_queue ADD COLUMN visit_until text;
 CREATE INDEX ward_queue_visits ON ward_queue (visit_due) WHERE visit_due IS NOT NULL;
+
+-- migration: 0007-photos
+-- Photos at a PostgreSQL hub (issue 19): the photo metadata projection (`photos`, from photo.imported,
+-- `wardcrf.photos.store._imported`) and where each original sits in the kept bundle that brought it
+-- (`photo_archive`, schema.sql's 0080-photo-archive). The bytes never enter the database: they stay in
+-- the signed, age-encrypted bundles kept under the hub's `sync/applied/`, opened with the identity in the
+-- hub's SQLCipher file, and re-hashed on every read (`wardcrf.photos.archive`), as at a SQLCipher hub.
+-- Nothing to backfill: a bundle carrying photos or a photo.imported event was refused before this.
+-- `photo_archive` is insert-only (UPDATE, DELETE and TRUNCATE refused) like its twin; `photos` keeps the
+-- first import of a hash (ON CONFLICT DO NOTHING), so neither is ever updated by the import role.
+CREATE TABLE photos (
+    sha256 text PRIMARY KEY,
+    size bigint NOT NULL,
+    format text NOT NULL,
+    width bigint NOT NULL,
+    height bigint NOT NULL,
+    captured_at text,
+    camera text,
+    name text,
+    has_gps bigint NOT NULL DEFAULT 0,
+    imported_event text NOT NULL,
+    imported_at text NOT NULL,
+    imported_by text
+);
+CREATE TABLE photo_archive (
+    sha256 text PRIMARY KEY,
+    size bigint NOT NULL,
+    bundle text NOT NULL,
+    member text NOT NULL,
+    data_offset bigint NOT NULL,
+    device text NOT NULL,
+    bundle_seq bigint NOT NULL
+);
+CREATE FUNCTION wardcrf_photo_archive_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'photo originals are never changed or deleted (% on %)', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$$;
+CREATE TRIGGER photo_archive_no_update BEFORE UPDATE OR DELETE ON photo_archive
+    FOR EACH ROW EXECUTE FUNCTION wardcrf_photo_archive_append_only();
+CREATE TRIGGER photo_archive_no_truncate BEFORE TRUNCATE ON photo_archive
+    FOR EACH STATEMENT EXECUTE FUNCTION wardcrf_photo_archive_append_only();
+REVOKE ALL ON photos, photo_archive FROM PUBLIC;
+GRANT SELECT, INSERT ON photos, photo_archive TO wardcrf_import;
+
+-- migration: 0008-cold-chain
+-- The cold chain at a PostgreSQL hub (issue 19): its forms' projections (`wardcrf.coldchain.projections`:
+-- units, lots and kits, receipts and handovers with their custody steps, manual readings, excursions and
+-- their dispositions, thaws, preparations, the logger files imported), the logger files themselves
+-- (`cc_evidence`: kept byte for byte as on a SQLCipher hub, re-hashed on every read and by `audit verify`;
+-- insert-only) and the readings index re-derived from them at import (`cc_readings`,
+-- `cc_reading_conflicts`; `coldchain.readings.reindex_events`). The columns are schema.sql's, in its order
+-- (`product_code` and `product` last, as its 0550 added them). Nothing to backfill: a bundle carrying a
+-- cold-chain record, a logger import or a logger file was refused before this.
+CREATE TABLE cc_evidence (
+    sha256 text PRIMARY KEY,
+    name text NOT NULL,
+    size bigint NOT NULL,
+    data bytea NOT NULL,
+    stored_at text NOT NULL
+);
+CREATE TABLE cc_readings (
+    unit_id text NOT NULL,
+    t bigint NOT NULL,
+    temp_c double precision NOT NULL,
+    sha256 text NOT NULL,
+    PRIMARY KEY (unit_id, t)
+);
+CREATE TABLE cc_reading_conflicts (
+    unit_id text NOT NULL,
+    t bigint NOT NULL,
+    sha256 text NOT NULL,
+    temp_c double precision NOT NULL,
+    kept_sha256 text NOT NULL,
+    kept_temp_c double precision NOT NULL,
+    PRIMARY KEY (unit_id, t, sha256)
+);
+CREATE TABLE cc_units (
+    unit_id text PRIMARY KEY,
+    name text NOT NULL,
+    location text NOT NULL,
+    low_c double precision NOT NULL,
+    high_c double precision NOT NULL,
+    target_c double precision,
+    zone text NOT NULL,
+    interval_s bigint NOT NULL,
+    event_id text NOT NULL
+);
+CREATE TABLE cc_lots (
+    lot text PRIMARY KEY,
+    product text NOT NULL,
+    expiry text NOT NULL,
+    release_ref text NOT NULL,
+    quantity bigint NOT NULL,
+    event_id text NOT NULL,
+    product_code text
+);
+CREATE TABLE cc_kits (
+    kit_id text PRIMARY KEY,
+    lot text NOT NULL,
+    event_id text NOT NULL
+);
+CREATE INDEX cc_kits_lot ON cc_kits (lot);
+CREATE TABLE cc_transfers (
+    event_id text PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('receipt', 'handover')),
+    at bigint NOT NULL,
+    from_party text NOT NULL,
+    from_user text,
+    to_party text NOT NULL,
+    to_user text,
+    from_location text NOT NULL,
+    to_location text NOT NULL,
+    condition text,
+    photos text NOT NULL,
+    kits text NOT NULL,
+    details text NOT NULL
+);
+CREATE TABLE cc_custody (
+    event_id text NOT NULL,
+    kit_id text NOT NULL,
+    at bigint NOT NULL,
+    PRIMARY KEY (event_id, kit_id)
+);
+CREATE INDEX cc_custody_kit ON cc_custody (kit_id, at);
+CREATE TABLE cc_logger_files (
+    event_id text PRIMARY KEY,
+    sha256 text NOT NULL,
+    name text NOT NULL,
+    unit_id text,
+    format text NOT NULL,
+    serial text,
+    first_t bigint NOT NULL,
+    last_t bigint NOT NULL,
+    readings bigint NOT NULL,
+    summary text NOT NULL
+);
+CREATE TABLE cc_manual_readings (
+    event_id text PRIMARY KEY,
+    unit_id text NOT NULL,
+    at bigint NOT NULL,
+    temp_c double precision NOT NULL,
+    by_user text
+);
+CREATE TABLE cc_excursions (
+    excursion_id text PRIMARY KEY,
+    scope text NOT NULL CHECK (scope IN ('unit', 'receipt')),
+    kind text NOT NULL,
+    unit_id text,
+    receipt_event text,
+    start_t bigint NOT NULL,
+    end_t bigint NOT NULL,
+    min_c double precision,
+    max_c double precision,
+    is_open bigint NOT NULL DEFAULT 0,
+    source_event text NOT NULL,
+    detail text,
+    product text
+);
+CREATE INDEX cc_excursions_unit ON cc_excursions (unit_id, start_t);
+CREATE TABLE cc_dispositions (
+    excursion_id text NOT NULL,
+    kit_id text NOT NULL,
+    decision text NOT NULL CHECK (decision IN ('release', 'discard')),
+    reason text NOT NULL,
+    by_user text,
+    event_id text NOT NULL,
+    PRIMARY KEY (excursion_id, kit_id)
+);
+CREATE TABLE cc_thaws (
+    event_id text PRIMARY KEY,
+    kit_id text NOT NULL,
+    start_t bigint NOT NULL,
+    end_t bigint NOT NULL,
+    by_user text,
+    reconstitution text
+);
+CREATE INDEX cc_thaws_kit ON cc_thaws (kit_id);
+CREATE TABLE cc_preparations (
+    event_id text PRIMARY KEY,
+    kit_id text NOT NULL,
+    product text NOT NULL,
+    steps text NOT NULL,
+    start_t bigint NOT NULL,
+    end_t bigint NOT NULL,
+    use_by_t bigint,
+    by_user text,
+    field_values text NOT NULL
+);
+CREATE INDEX cc_preparations_kit ON cc_preparations (kit_id);
+CREATE FUNCTION wardcrf_cc_evidence_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'logger files are evidence and are never changed or deleted (% on %)', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$$;
+CREATE TRIGGER cc_evidence_no_update BEFORE UPDATE OR DELETE ON cc_evidence
+    FOR EACH ROW EXECUTE FUNCTION wardcrf_cc_evidence_append_only();
+CREATE TRIGGER cc_evidence_no_truncate BEFORE TRUNCATE ON cc_evidence
+    FOR EACH STATEMENT EXECUTE FUNCTION wardcrf_cc_evidence_append_only();
+-- The import role: logger files and the readings index are inserted only; the forms' projections are
+-- rewritten per record (a hook deletes the record's rows and inserts them again, so an amendment or a
+-- replay gives the same rows), hence DELETE on those, and on no other table.
+REVOKE ALL ON cc_evidence, cc_readings, cc_reading_conflicts, cc_units, cc_lots, cc_kits, cc_transfers,
+    cc_custody, cc_logger_files, cc_manual_readings, cc_excursions, cc_dispositions, cc_thaws,
+    cc_preparations FROM PUBLIC;
+GRANT SELECT, INSERT ON cc_evidence, cc_readings, cc_reading_conflicts TO wardcrf_import;
+GRANT SELECT, INSERT, UPDATE, DELETE ON cc_units, cc_lots, cc_kits, cc_transfers, cc_custody, cc_logger_files,
+    cc_manual_readings, cc_excursions, cc_dispositions, cc_thaws, cc_preparations TO wardcrf_import;

@@ -27,7 +27,10 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from wardcrf.photos import store as pstore
+
 from wardcrf import audit, eventlog
+from wardcrf.coldchain import evidence as cc_evidence
 from wardcrf.errors import Refused, StoreError, UsageError
 from wardcrf.site import InitResult, Session
 from wardcrf.store import Store
@@ -310,6 +313,8 @@ LOG_TRIGGERS = {
     "tlog_leaves": ("tlog_leaves_no_update", "tlog_leaves_no_truncate"),
     "tlog_nodes": ("tlog_nodes_no_update", "tlog_nodes_no_truncate"),
     "tlog_checkpoints": ("tlog_checkpoints_no_update", "tlog_checkpoints_no_truncate"),
+    "photo_archive": ("photo_archive_no_update", "photo_archive_no_truncate"),
+    "cc_evidence": ("cc_evidence_no_update", "cc_evidence_no_truncate"),
 }
 """The append-only tables of hub_pg.sql and their triggers (row: UPDATE/DELETE; statement: TRUNCATE)."""
 
@@ -336,7 +341,8 @@ def audit_checks(session: Session) -> list[audit.CheckResult]:
             (str(r[0]), str(r[1])): str(r[2])
             for r in store.execute(
                 "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-                " WHERE NOT t.tgisinternal AND c.relname IN ('events', 'tlog_leaves', 'tlog_nodes', 'tlog_checkpoints')"
+                " WHERE NOT t.tgisinternal AND c.relname IN ('events', 'tlog_leaves', 'tlog_nodes', 'tlog_checkpoints',"
+                " 'photo_archive', 'cc_evidence')"
             )
         }
         missing = []
@@ -359,6 +365,12 @@ def audit_checks(session: Session) -> list[audit.CheckResult]:
             if leaves.size != size or merkle.root(leaves) != merkle.root(hublog.StoreNodes(store)):
                 tree.append("the transparency log's stored tree is not the tree of its leaves (altered)")
         log = audit.CheckResult(f"transparency log in {where}", size, tree)
-        return [chains, triggers, log]
+        # The wards' photos: every archived original read from its kept bundle (opened with the
+        # identity in the hub's file) and re-hashed, every recorded or bound photo held.
+        held, altered = pstore.verify_store(store, keys=session.store)
+        photos = audit.CheckResult(f"photo evidence in {where}", held, altered)
+        # The wards' logger files kept in the database: re-hashed, each import's file present.
+        loggers = cc_evidence.check_files(store, f"cold-chain logger files in {where}")
+        return [chains, triggers, log, photos, loggers]
     finally:
         store.close()

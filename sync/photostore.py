@@ -10,6 +10,7 @@ from wardcrf.photos import originals
 from wardcrf.photos.validate import FORMATS, sniff
 
 from wardcrf.errors import Refused
+from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
 
@@ -43,7 +44,7 @@ def save_original(store: Store, digest: str, ext: str, data: bytes) -> None:
 
 
 def archive_original(
-    store: Store,
+    store: SqlStore,
     digest: str,
     data: bytes,
     *,
@@ -58,6 +59,8 @@ def archive_original(
     `bundle.verify` hashed the bytes against the signed SHA256SUMS; the
     photo store checks their structure and records the place
     (`wardcrf.photos.archive`). A photo held already is kept as it is.
+    `store` is where the hub keeps what wards send: its SQLCipher file, or
+    its PostgreSQL database (the row there, the bytes in the kept bundle alike).
     """
     originals.archive_original(
         store,

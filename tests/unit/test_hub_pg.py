@@ -297,6 +297,24 @@ ROWID_TWINS = ("records", "protocols", "protocol_applications", "administration_
 """Tables the common-dialect code orders by SQLite's rowid: their PostgreSQL twin has a `rowid` identity column."""
 
 
+COLD_CHAIN = (
+    "cc_evidence",
+    "cc_readings",
+    "cc_reading_conflicts",
+    "cc_units",
+    "cc_lots",
+    "cc_kits",
+    "cc_transfers",
+    "cc_custody",
+    "cc_logger_files",
+    "cc_manual_readings",
+    "cc_excursions",
+    "cc_dispositions",
+    "cc_thaws",
+    "cc_preparations",
+)
+
+
 def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path):
     """Every ledger table has the same columns, in the same order, with matching types and NOT NULLs,
     and keeps the same column sets unique (a duplicate one engine refuses, the other must refuse too)."""
@@ -333,6 +351,11 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
             "counters",
             "rand_lists",
             "rand_allocations",
+            # Photos (0007-photos): their metadata and where each sits in a kept bundle.
+            "photos",
+            "photo_archive",
+            # The cold chain (0008-cold-chain): its forms' projections, logger files and readings.
+            *COLD_CHAIN,
         ):
             want = [
                 (r[1], types[r[2]], bool(r[3]) or bool(r[5]))

@@ -506,6 +506,10 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
         ("export", "sqlite", "--out"),
         ("report", "safety", "--out"),
         ("db", "rebuild"),
+        # The cold chain's reports read the projections in the site's file (its rows are in the database).
+        ("coldchain", "status"),
+        ("coldchain", "custody", "KIT-1"),
+        ("audit", "handovers"),
     ],
 )
 def test_commands_that_read_only_the_hubs_file_refuse_at_a_postgresql_hub(
@@ -946,13 +950,14 @@ def test_a_record_out_of_sequence_is_held_at_either_hub(pair, tmp_path):
         assert hub.status(s)["held_rules"][0]["reason"] == "sequencing"
 
 
-def test_a_cold_chain_record_is_refused_by_name_at_a_postgresql_hub(pair, tmp_path):
-    """A form whose hooks are not in the common dialect yet (the cold chain's): refused whole, named."""
+def test_a_cold_chain_record_applies_alike_at_either_hub(pair, tmp_path):
+    """A cold-chain form (its hooks ported to the common dialect, 0008-cold-chain): applied on both
+    engines, the same unit row (tests/unit/test_hub_pg_evidence.py covers the whole chain)."""
     from synckit import open_
     from test_sync_roundtrip import export
     from wardcrf.sync import hub
 
-    engine, w, h = pair
+    _engine, w, h = pair
     s = open_(w)
     try:
         from wardcrf import users
@@ -962,19 +967,17 @@ def test_a_cold_chain_record_is_refused_by_name_at_a_postgresql_hub(pair, tmp_pa
         s.close()
     c = open_(w, "ph")
     try:
-        c.append(type="record.submitted", subject="unit:FRZ-1", body={"form": "coldchain.unit", "data": {
+        unit = c.append(type="record.submitted", subject="unit:FRZ-1", body={"form": "coldchain.unit", "data": {
             "unit_id": "FRZ-1", "name": "Pharmacy freezer", "location": "pharmacy", "low_c": -90, "high_c": -60,
-            "zone": "Asia/Shanghai", "interval_s": 300}})  # fmt: skip
+            "zone": "Asia/Shanghai", "interval_s": 300}}).event.id  # fmt: skip
     finally:
         c.close()
     files = export(w, tmp_path / "cc")
     with _ledger(h) as (s, store):
         items = hub.import_files(s, files)
-        if engine == "sqlcipher":
-            assert all(i.result is not None for i in items), [i.refused for i in items]
-            return
-        assert items[-1].result is None and "records of form(s) 'coldchain.unit' need projections" in (
-            items[-1].refused or ""
-        )
-        assert store.scalar("SELECT count(*) FROM records") == 0
-        assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1
+        assert all(i.result is not None for i in items), [i.refused for i in items]
+        assert store.rows("SELECT * FROM cc_units") == [
+            {"unit_id": "FRZ-1", "name": "Pharmacy freezer", "location": "pharmacy", "low_c": -90.0,
+             "high_c": -60.0, "target_c": None, "zone": "Asia/Shanghai", "interval_s": 300, "event_id": unit}
+        ]  # fmt: skip
+        assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 0

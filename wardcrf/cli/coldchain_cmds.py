@@ -438,7 +438,7 @@ def custody_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Show each kit's chain: handovers, who, where, when, temperatures, photos. Exit 1 if broken."""
-    with session(data_dir) as s:
+    with session(data_dir, file_only="coldchain custody") as s:
         when = parse_when(at, s.ctx.zone) if at else None
         chains = reports.custody_of(s, kit_or_lot, when=when)
     if len(chains) == 1 and chains[0].lot is None and not chains[0].links:
@@ -500,8 +500,10 @@ def custody_cmd(
 @app.command("excursions")
 def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """List excursions with affected kits and their dispositions."""
-    with session(data_dir) as s:
-        rows = reports.excursions(s)
+    from wardcrf.sync import hub
+
+    with session(data_dir) as s, hub.reading_store(s) as held:
+        rows = reports.excursions(s, held)
     if as_json:
         print_json(rows)
         return
@@ -524,7 +526,7 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
 @app.command("status")
 def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Units, last reading, open excursions, quarantined kits."""
-    with session(data_dir) as s:
+    with session(data_dir, file_only="coldchain status") as s:
         st = reports.status(s)
     if as_json:
         print_json(st)
@@ -558,7 +560,7 @@ def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
 
 def audit_handovers(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every receipt and handover: parties, signature states, photo hashes. Exit 1 if any fails."""
-    with session(data_dir) as s:
+    with session(data_dir, file_only="audit handovers") as s:
         report = reports.handover_audit(s)
     if as_json:
         print_json(report)

@@ -144,9 +144,10 @@ def list_(
 ) -> None:
     """List stored photos: tray id, format, pixels, capture time, camera, bindings."""
     from wardcrf.photos import catalog
+    from wardcrf.sync import hub
 
-    with session(data_dir) as s:
-        photos = catalog.list_photos(s, tray=tray)
+    with session(data_dir) as s, hub.reading_store(s) as held:
+        photos = catalog.list_photos(s, tray=tray, store=held)
     if as_json:
         print_json([p.as_json() for p in photos])
         return
@@ -177,13 +178,14 @@ def info(hash_: HashArg, data_dir: DataDirOption = None, as_json: JsonOption = F
     """Show a photo's metadata and whether its stored bytes match its hash."""
     from wardcrf.errors import WardError
     from wardcrf.photos import catalog, originals
+    from wardcrf.sync import hub
 
-    with session(data_dir) as s:
+    with session(data_dir) as s, hub.reading_store(s) as rows:
         s.require("record.read", what="view photos")
-        sha = catalog.find(s.store, hash_)
-        meta = catalog.get_info(s.store, sha)
+        sha = catalog.find(rows, hash_)
+        meta = catalog.get_info(rows, sha)
         try:
-            originals.read_original(s.store, sha)
+            originals.read_original(rows, sha, keys=s.store)
             problem = None
         except WardError as exc:
             problem = exc.message
@@ -216,11 +218,12 @@ def show(
     """Draw a photo in the terminal (after checking its hash; a mismatch is an error)."""
     from wardcrf.photos import catalog, viewing
     from wardcrf.photos.render import HalfBlockImage, graphics_renderable
+    from wardcrf.sync import hub
 
-    with session(data_dir) as s:
-        sha = catalog.find(s.store, hash_)
-        pv = viewing.preview(s, sha)
-        meta = catalog.get_info(s.store, sha)
+    with session(data_dir) as s, hub.reading_store(s) as held:
+        sha = catalog.find(held, hash_)
+        pv = viewing.preview(s, sha, held)
+        meta = catalog.get_info(held, sha)
     if meta:
         console.print(
             f"photo {meta.short_id} · {meta.format} {meta.width}x{meta.height} · "
@@ -247,9 +250,10 @@ def export(
 ) -> None:
     """Write the original bytes, unchanged; the file's SHA-256 equals the photo's name."""
     from wardcrf.photos import viewing
+    from wardcrf.sync import hub
 
-    with session(data_dir) as s:
-        result = viewing.export_original(s, hash_, out, overwrite=force)
+    with session(data_dir) as s, hub.reading_store(s) as rows:
+        result = viewing.export_original(s, hash_, out, overwrite=force, store=rows)
     if as_json:
         print_json(
             {
@@ -276,9 +280,10 @@ def verify(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     Exit 1 naming each problem.
     """
     from wardcrf.photos import verify as photo_verify
+    from wardcrf.sync import hub
 
-    with session(data_dir) as s:
-        result = photo_verify.verify(s)
+    with session(data_dir) as s, hub.reading_store(s) as rows:
+        result = photo_verify.verify(s, rows)
     if as_json:
         print_json(result.as_json())
     else:

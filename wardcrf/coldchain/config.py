@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..sqlstore import SqlStore
 from ..store import Store
 
 DEFAULT_LOW_C = -25.0
@@ -156,7 +157,7 @@ def _label(value: Any, code: str) -> str:
     return code
 
 
-def _active(store: Store) -> Any | None:
+def _active(store: SqlStore) -> Any | None:
     try:
         protocol_mod = importlib.import_module("wardcrf.protocol")
     except ImportError:  # a build without protocol files: the default applies
@@ -220,7 +221,7 @@ def _format2_product(p: Any, source: str) -> Product:
     )
 
 
-def products(store: Store) -> dict[str, Product]:
+def products(store: SqlStore) -> dict[str, Product]:
     """The products of the protocol version in force, by code, in declared order (never empty).
 
     A format-2 version: its ``[[products]]``; a format-1 version: its one
@@ -274,7 +275,7 @@ def product_named(store: Store, raw: str | None) -> Product:
     raise ValueError(f"unknown product {text!r} (the protocol declares: {choices})")
 
 
-def product_of_lot(store: Store, lot: str | None) -> Product:
+def product_of_lot(store: SqlStore, lot: str | None) -> Product:
     """A lot's product under the version in force; a lot recorded before products were named
     (or a product no longer declared) has the protocol's first product."""
     found = products(store)
@@ -285,7 +286,7 @@ def product_of_lot(store: Store, lot: str | None) -> Product:
     return next(iter(found.values()))
 
 
-def product_of_kit(store: Store, kit: str) -> Product:
+def product_of_kit(store: SqlStore, kit: str) -> Product:
     lot = store.scalar("SELECT lot FROM cc_kits WHERE kit_id = ?", (kit,))
     return product_of_lot(store, str(lot) if lot is not None else None)
 
@@ -303,7 +304,7 @@ def serves(store: Store, kit_product: Product, code: str) -> bool:
     )
 
 
-def single_range(store: Store) -> bool:
+def single_range(store: SqlStore) -> bool:
     """Whether every product shares one storage range (then each unit's own range judges every kit, as
     before products were told apart)."""
     return len({p.range_c for p in products(store).values()}) == 1

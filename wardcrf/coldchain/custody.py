@@ -36,6 +36,7 @@ from typing import Any, TypedDict
 
 from .. import evidence, ids, kits, signatures
 from ..errors import Refused
+from ..sqlstore import SqlStore
 from ..store import Store
 from . import analysis, config
 from .loggers import get_zone, iso_z, parse_when
@@ -43,7 +44,7 @@ from .loggers import get_zone, iso_z, parse_when
 # -- queries --------------------------------------------------------------------------
 
 
-def steps(store: Store, kit: str) -> list[dict[str, Any]]:
+def steps(store: SqlStore, kit: str) -> list[dict[str, Any]]:
     return store.rows(
         "SELECT t.* FROM cc_custody c JOIN cc_transfers t USING (event_id) WHERE c.kit_id = ?"
         " ORDER BY t.at, t.event_id",
@@ -51,7 +52,7 @@ def steps(store: Store, kit: str) -> list[dict[str, Any]]:
     )
 
 
-def lot_of(store: Store, kit: str) -> str | None:
+def lot_of(store: SqlStore, kit: str) -> str | None:
     """The lot a kit is registered in, or None for an unknown kit."""
     row = store.one("SELECT lot FROM cc_kits WHERE kit_id = ?", (kit,))
     return str(row[0]) if row else None
@@ -90,7 +91,7 @@ class Stay:
         }
 
 
-def stays(store: Store, kit: str, until: int | None = None) -> list[Stay]:
+def stays(store: SqlStore, kit: str, until: int | None = None) -> list[Stay]:
     out: list[Stay] = []
     rows = [s for s in steps(store, kit) if until is None or s["at"] <= until]
     for i, s in enumerate(rows):
@@ -99,7 +100,7 @@ def stays(store: Store, kit: str, until: int | None = None) -> list[Stay]:
     return out
 
 
-def judges(store: Store, exc: dict[str, Any], kit: str) -> bool:
+def judges(store: SqlStore, exc: dict[str, Any], kit: str) -> bool:
     """Whether an excursion in a unit was judged against this kit's product's range.
 
     One judged against a product's own range (`product` set) touches that
@@ -118,7 +119,7 @@ def judges(store: Store, exc: dict[str, Any], kit: str) -> bool:
     return unit is None or (float(unit[0]), float(unit[1])) == product.range_c
 
 
-def tolerated(store: Store, exc: dict[str, Any], kit: str) -> bool:
+def tolerated(store: SqlStore, exc: dict[str, Any], kit: str) -> bool:
     """An excursion this kit's product tolerates (`excursion.max_minutes`): closed and no longer than that."""
     if exc.get("scope") == "receipt" or exc.get("is_open"):
         return False
@@ -126,7 +127,7 @@ def tolerated(store: Store, exc: dict[str, Any], kit: str) -> bool:
     return allowed > 0 and exc["end_t"] - exc["start_t"] <= allowed
 
 
-def in_unit_during(store: Store, exc: dict[str, Any], *, judged_only: bool = True) -> list[str]:
+def in_unit_during(store: SqlStore, exc: dict[str, Any], *, judged_only: bool = True) -> list[str]:
     """Kits in the excursion's unit at any time during its span (by the custody records, whenever they
     were entered); `judged_only`: only those whose product it was judged against (`judges`)."""
     candidates = [
@@ -149,7 +150,7 @@ def in_unit_during(store: Store, exc: dict[str, Any], *, judged_only: bool = Tru
     return out
 
 
-def relevant(store: Store, exc: dict[str, Any]) -> bool:
+def relevant(store: SqlStore, exc: dict[str, Any]) -> bool:
     """Whether an excursion is one to show: a receipt's or a unit's own, always; one judged against a
     product's range, when a kit of that product was in the unit during it (a -20 °C freezer is out of
     a 2-8 °C product's range all the time, which matters only to kits of that product stored there)."""
@@ -158,13 +159,13 @@ def relevant(store: Store, exc: dict[str, Any]) -> bool:
     return bool(in_unit_during(store, exc))
 
 
-def lots_of(store: Store, kits: list[str]) -> list[str]:
+def lots_of(store: SqlStore, kits: list[str]) -> list[str]:
     """The lots of `kits`, each once, sorted (which lots an excursion touches)."""
     found = {lot_of(store, k) for k in kits}
     return sorted(x for x in found if x is not None)
 
 
-def affected_kits(store: Store, exc: dict[str, Any]) -> list[str]:
+def affected_kits(store: SqlStore, exc: dict[str, Any]) -> list[str]:
     """Kits an excursion quarantines: those in the unit during its span whose product it was judged
     against (`judges`) and whose product does not tolerate it, or the receipt's kits."""
     if exc["scope"] == "receipt":
@@ -365,7 +366,7 @@ def outside_units(store: Store, now: int) -> list[Clock]:
         " SELECT c.kit_id, t.event_id, t.at, t.to_location, k.lot, row_number() OVER"
         " (PARTITION BY c.kit_id ORDER BY t.at DESC, t.event_id DESC) AS n"
         " FROM cc_custody c JOIN cc_transfers t USING (event_id) LEFT JOIN cc_kits k ON k.kit_id = c.kit_id"
-        " WHERE t.at <= ?) WHERE n = 1 AND to_location NOT IN (SELECT unit_id FROM cc_units)"
+        " WHERE t.at <= ?) AS latest WHERE n = 1 AND to_location NOT IN (SELECT unit_id FROM cc_units)"
         " ORDER BY at, kit_id",
         (now,),
     ).fetchall()

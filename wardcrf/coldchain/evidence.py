@@ -4,6 +4,10 @@ A logger export is source data (ICH E6(R3)): wardcrf keeps the original
 file, addressed by its SHA-256, and every read re-hashes the bytes. `audit
 verify` re-hashes every stored file and checks that each import event's
 hash names a stored file.
+
+At a PostgreSQL hub (docs/hub-postgres.md) the logger files its wards send
+are kept in its database's `cc_evidence` the same way (insert-only there too),
+and every function here runs on that store as on the SQLCipher file.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..audit import CheckResult
 from ..clock import iso_utc, now_utc
 from ..errors import VerificationFailed
-from ..store import Store
+from ..sqlstore import SqlStore
 
 if TYPE_CHECKING:
     from ..features import Registry
@@ -24,17 +28,18 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def put(store: Store, name: str, data: bytes) -> str:
+def put(store: SqlStore, name: str, data: bytes) -> str:
     """Store a file (idempotent by content) and return its SHA-256."""
     digest = sha256_hex(data)
     store.execute(
-        "INSERT OR IGNORE INTO cc_evidence (sha256, name, size, data, stored_at) VALUES (?,?,?,?,?)",
+        "INSERT INTO cc_evidence (sha256, name, size, data, stored_at) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (sha256) DO NOTHING",
         (digest, name, len(data), data, iso_utc(now_utc())),
     )
     return digest
 
 
-def read(store: Store, digest: str) -> bytes:
+def read(store: SqlStore, digest: str) -> bytes:
     """The stored bytes, refused when they no longer hash to their address."""
     row = store.one("SELECT data FROM cc_evidence WHERE sha256 = ?", (digest,))
     if row is None:
@@ -45,7 +50,7 @@ def read(store: Store, digest: str) -> bytes:
     return data
 
 
-def status(store: Store, digest: str) -> str:
+def status(store: SqlStore, digest: str) -> str:
     """'ok', 'missing' or 'altered' for one stored file."""
     row = store.one("SELECT data FROM cc_evidence WHERE sha256 = ?", (digest,))
     if row is None:
@@ -53,10 +58,15 @@ def status(store: Store, digest: str) -> str:
     return "ok" if sha256_hex(bytes(row[0])) == digest else "altered"
 
 
-def _check(store: Store) -> CheckResult:
-    present = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    result = CheckResult("cold-chain logger files", 0)
-    if "cc_evidence" not in present:
+def _check(store: SqlStore) -> CheckResult:
+    return check_files(store, "cold-chain logger files")
+
+
+def check_files(store: SqlStore, title: str) -> CheckResult:
+    """Every stored logger file re-hashed, every import's file present (`audit verify`; at a PostgreSQL
+    hub, also on its database: `sync.pghub.audit_checks`)."""
+    result = CheckResult(title, 0)
+    if not store.has_table("cc_evidence"):
         return result
     for digest, data in store.execute("SELECT sha256, data FROM cc_evidence ORDER BY sha256"):
         result.checked += 1

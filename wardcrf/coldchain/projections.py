@@ -5,6 +5,13 @@ Every hook is keyed by the record's event id and rewrites that record's rows
 whole log in `db rebuild`, gives the same rows. No clock, no file access.
 Kit ids and lot numbers are stored as their comparison key (`wardcrf.ids.key`),
 whatever device or version wrote the event.
+
+Every hook and projector here is declared `common_dialect`: a PostgreSQL hub
+runs them too (docs/hub-postgres.md, `sync/hub_pg.sql` 0008-cold-chain). So
+SQLite's ``INSERT OR REPLACE`` is `sqlstore.upsert` (every table here has one
+unique key, its primary key, so the row left is the same), ``INSERT OR
+IGNORE`` is ``ON CONFLICT DO NOTHING``, and the scalar ``max``/``min`` that
+widen an excursion are `_wider` (a CASE both engines read alike).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from .. import ids
 from ..canonical import dumps
 from ..eventlog import Event
 from ..records import Record
+from ..sqlstore import common_dialect, upsert
 from ..store import Store
 from .rejudge import EVENT_JUDGED
 from .services import (
@@ -40,12 +48,71 @@ def epoch(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
+def _wider(fn: str, col: str) -> str:
+    """``col = max(col, excluded.col)`` (`fn` "max" or "min") of an excursion seen again, as SQLite's scalar
+    max/min gives it (NULL when either is NULL), in SQL PostgreSQL runs too (its max/min are aggregates)."""
+    held, new = f"cc_excursions.{col}", f"excluded.{col}"
+    op = ">" if fn == "max" else "<"
+    return f"{col} = CASE WHEN {held} IS NULL OR {new} IS NULL THEN NULL WHEN {new} {op} {held} THEN {new} ELSE {held} END"
+
+
+_EXCURSION_SEEN_AGAIN = ", ".join((_wider("max", "end_t"), _wider("min", "min_c"), _wider("max", "max_c")))
+
+_UNIT_SQL = upsert(
+    "cc_units",
+    ("unit_id", "name", "location", "low_c", "high_c", "target_c", "zone", "interval_s", "event_id"),
+    ("unit_id",),
+)
+_LOT_SQL = upsert(
+    "cc_lots",
+    ("lot", "product", "expiry", "release_ref", "quantity", "event_id", "product_code"),
+    ("lot",),
+)
+_KIT_SQL = upsert("cc_kits", ("kit_id", "lot", "event_id"), ("kit_id",))
+_MANUAL_EXCURSION_SQL = upsert(
+    "cc_excursions",
+    (
+        "excursion_id",
+        "scope",
+        "kind",
+        "unit_id",
+        "start_t",
+        "end_t",
+        "min_c",
+        "max_c",
+        "is_open",
+        "source_event",
+        "detail",
+        "product",
+    ),
+    ("excursion_id",),
+)
+_THAW_SQL = upsert(
+    "cc_thaws", ("event_id", "kit_id", "start_t", "end_t", "by_user", "reconstitution"), ("event_id",)
+)
+_PREPARATION_SQL = upsert(
+    "cc_preparations",
+    ("event_id", "kit_id", "product", "steps", "start_t", "end_t", "use_by_t", "by_user", "field_values"),
+    ("event_id",),
+)
+_DISPOSITION_SQL = upsert(
+    "cc_dispositions",
+    ("excursion_id", "kit_id", "decision", "reason", "by_user", "event_id"),
+    ("excursion_id", "kit_id"),
+)
+_LOGGER_FILE_SQL = upsert(
+    "cc_logger_files",
+    ("event_id", "sha256", "name", "unit_id", "format", "serial", "first_t", "last_t", "readings", "summary"),
+    ("event_id",),
+)
+
+
+@common_dialect
 def _unit(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_units WHERE event_id = ?", (rec.event_id,))
     store.execute(
-        "INSERT OR REPLACE INTO cc_units (unit_id, name, location, low_c, high_c, target_c, zone, interval_s,"
-        " event_id) VALUES (?,?,?,?,?,?,?,?,?)",
+        _UNIT_SQL,
         (
             d["unit_id"],
             d["name"],
@@ -60,13 +127,13 @@ def _unit(store: Store, rec: Record) -> None:
     )
 
 
+@common_dialect
 def _lot(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_lots WHERE event_id = ?", (rec.event_id,))
     store.execute("DELETE FROM cc_kits WHERE event_id = ?", (rec.event_id,))
     store.execute(
-        "INSERT OR REPLACE INTO cc_lots (lot, product, expiry, release_ref, quantity, event_id, product_code)"
-        " VALUES (?,?,?,?,?,?,?)",
+        _LOT_SQL,
         (
             ids.key(d["lot"]),
             d["product"],
@@ -78,10 +145,7 @@ def _lot(store: Store, rec: Record) -> None:
         ),
     )
     for kit in d.get("kits") or []:
-        store.execute(
-            "INSERT OR REPLACE INTO cc_kits (kit_id, lot, event_id) VALUES (?,?,?)",
-            (ids.key(kit), ids.key(d["lot"]), rec.event_id),
-        )
+        store.execute(_KIT_SQL, (ids.key(kit), ids.key(d["lot"]), rec.event_id))
 
 
 def _transfer(store: Store, rec: Record, kind: str) -> None:
@@ -125,6 +189,7 @@ def _transfer(store: Store, rec: Record, kind: str) -> None:
         store.execute("INSERT INTO cc_custody (event_id, kit_id, at) VALUES (?,?,?)", (rec.event_id, kit, at))
 
 
+@common_dialect
 def _receipt(store: Store, rec: Record) -> None:
     _transfer(store, rec, "receipt")
     d = rec.data
@@ -174,10 +239,12 @@ def _receipt(store: Store, rec: Record) -> None:
         )
 
 
+@common_dialect
 def _handover(store: Store, rec: Record) -> None:
     _transfer(store, rec, "handover")
 
 
+@common_dialect
 def _reading(store: Store, rec: Record) -> None:
     d = rec.data
     at = epoch(d["at"])
@@ -201,8 +268,7 @@ def _manual_excursion(
     d = rec.data
     named = f"/{product}" if product else ""
     store.execute(
-        "INSERT OR REPLACE INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
-        " max_c, is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,0,?,?,?)",
+        _MANUAL_EXCURSION_SQL,
         (
             f"{d['unit_id']}/{d['at']}/manual{named}",
             "unit",
@@ -212,6 +278,7 @@ def _manual_excursion(
             at,
             d["temp_c"],
             d["temp_c"],
+            0,
             rec.event_id,
             f"manual reading outside {low_c} … {high_c} °C" + (f" ({product})" if product else ""),
             product,
@@ -219,11 +286,11 @@ def _manual_excursion(
     )
 
 
+@common_dialect
 def _thaw(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute(
-        "INSERT OR REPLACE INTO cc_thaws (event_id, kit_id, start_t, end_t, by_user, reconstitution)"
-        " VALUES (?,?,?,?,?,?)",
+        _THAW_SQL,
         (
             rec.event_id,
             ids.key(d["kit_id"]),
@@ -235,11 +302,11 @@ def _thaw(store: Store, rec: Record) -> None:
     )
 
 
+@common_dialect
 def _preparation(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute(
-        "INSERT OR REPLACE INTO cc_preparations (event_id, kit_id, product, steps, start_t, end_t, use_by_t,"
-        " by_user, field_values) VALUES (?,?,?,?,?,?,?,?,?)",
+        _PREPARATION_SQL,
         (
             rec.event_id,
             ids.key(d["kit_id"]),
@@ -254,6 +321,7 @@ def _preparation(store: Store, rec: Record) -> None:
     )
 
 
+@common_dialect
 def _readings_judged(store: Store, e: Event) -> None:
     """A unit's readings imported before a protocol version added products, judged by those products'
     ranges when the version was loaded: the same excursion rows an import judging them would have written
@@ -266,8 +334,7 @@ def _readings_judged(store: Store, e: Event) -> None:
             store.execute(
                 "INSERT INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c, max_c,"
                 " is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(excursion_id) DO UPDATE SET end_t = max(end_t, excluded.end_t),"
-                " min_c = min(min_c, excluded.min_c), max_c = max(max_c, excluded.max_c)",
+                " ON CONFLICT (excursion_id) DO UPDATE SET " + _EXCURSION_SEEN_AGAIN,
                 (
                     f"{unit}/{x['start']}/{product}",
                     "unit",
@@ -286,8 +353,9 @@ def _readings_judged(store: Store, e: Event) -> None:
         for m in judged.get("manual") or []:
             at = epoch(m["at"])
             store.execute(
-                "INSERT OR IGNORE INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
-                " max_c, is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,0,?,?,?)",
+                "INSERT INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c,"
+                " max_c, is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,0,?,?,?)"
+                " ON CONFLICT (excursion_id) DO NOTHING",
                 (
                     f"{unit}/{m['at']}/manual/{product}",
                     "unit",
@@ -304,23 +372,23 @@ def _readings_judged(store: Store, e: Event) -> None:
             )
 
 
+@common_dialect
 def _disposition(store: Store, rec: Record) -> None:
     d = rec.data
     store.execute("DELETE FROM cc_dispositions WHERE event_id = ?", (rec.event_id,))
     for kit in d.get("kits") or []:
         store.execute(
-            "INSERT OR REPLACE INTO cc_dispositions (excursion_id, kit_id, decision, reason, by_user, event_id)"
-            " VALUES (?,?,?,?,?,?)",
+            _DISPOSITION_SQL,
             (d["excursion_id"], ids.key(kit), d["decision"], d["reason"], rec.created_by, rec.event_id),
         )
 
 
+@common_dialect
 def _logger_imported(store: Store, e: Event) -> None:
     b = e.body
     s = b["summary"]
     store.execute(
-        "INSERT OR REPLACE INTO cc_logger_files (event_id, sha256, name, unit_id, format, serial, first_t, last_t,"
-        " readings, summary) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        _LOGGER_FILE_SQL,
         (
             e.id,
             b["sha256"],
@@ -348,8 +416,7 @@ def _logger_imported(store: Store, e: Event) -> None:
             store.execute(
                 "INSERT INTO cc_excursions (excursion_id, scope, kind, unit_id, start_t, end_t, min_c, max_c,"
                 " is_open, source_event, detail, product) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(excursion_id) DO UPDATE SET end_t = max(end_t, excluded.end_t),"
-                " min_c = min(min_c, excluded.min_c), max_c = max(max_c, excluded.max_c),"
+                " ON CONFLICT (excursion_id) DO UPDATE SET " + _EXCURSION_SEEN_AGAIN + ","
                 " is_open = excluded.is_open, source_event = excluded.source_event",
                 (
                     xid,

@@ -22,6 +22,10 @@ value is listed in `cc_reading_conflicts`, never dropped unseen. Each re-parse i
 the summary the ward recorded (count, first, last, min, max): a machine
 whose time-zone rules differ from the ward's would shift local times, and
 that is refused, never indexed silently.
+
+`reindex_events` and what it calls are declared `common_dialect`: a
+PostgreSQL hub indexes the readings too (docs/hub-postgres.md); `store` is
+then that database, which keeps the logger files beside them (`cc_evidence`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Refused, VerificationFailed
 from ..eventlog import Event, iter_events
+from ..sqlstore import SqlStore, common_dialect
 from ..store import Store
 from . import evidence, loggers
 from .loggers import LoggerLog, iso_z
@@ -41,7 +46,7 @@ if TYPE_CHECKING:
 EVENT_LOGGER = "coldchain.logger_imported"
 
 
-def parse_again(store: Store, event: Event) -> LoggerLog:
+def parse_again(store: SqlStore, event: Event) -> LoggerLog:
     """The readings of the file a logger-import event cites, parsed as the ward parsed them."""
     b = event.body
     try:
@@ -70,7 +75,7 @@ def _same_as_recorded(event: Event, log: LoggerLog) -> None:
             )
 
 
-def index_event(target: Store, event: Event, source: Store | None = None) -> int:
+def index_event(target: SqlStore, event: Event, source: SqlStore | None = None) -> int:
     """Index one import's readings into `target` (file read from `source`); returns rows added.
 
     A reading the unit already has from another file keeps that file's value;
@@ -96,16 +101,19 @@ def index_event(target: Store, event: Event, source: Store | None = None) -> int
             fresh.append((unit, t, v, digest))
         elif kept[0] != v and kept[1] != digest:
             disagree.append((unit, t, digest, v, kept[1], kept[0]))
-    target.conn.executemany("INSERT INTO cc_readings (unit_id, t, temp_c, sha256) VALUES (?,?,?,?)", fresh)
-    target.conn.executemany(
-        "INSERT OR IGNORE INTO cc_reading_conflicts (unit_id, t, sha256, temp_c, kept_sha256, kept_temp_c)"
-        " VALUES (?,?,?,?,?,?)",
-        disagree,
-    )
+    if fresh:
+        target.executemany("INSERT INTO cc_readings (unit_id, t, temp_c, sha256) VALUES (?,?,?,?)", fresh)
+    if disagree:
+        target.executemany(
+            "INSERT INTO cc_reading_conflicts (unit_id, t, sha256, temp_c, kept_sha256, kept_temp_c)"
+            " VALUES (?,?,?,?,?,?) ON CONFLICT (unit_id, t, sha256) DO NOTHING",
+            disagree,
+        )
     return len(fresh)
 
 
-def reindex_events(store: Store, events: Sequence[Event]) -> None:
+@common_dialect
+def reindex_events(store: SqlStore, events: Sequence[Event]) -> None:
     """After-ingest hook: index the readings of every logger import a bundle brought."""
     for event in events:
         if event.type == EVENT_LOGGER:
@@ -119,7 +127,7 @@ def reindex_all(target: Store, source: Store) -> int:
     return sum(index_event(target, e, source) for e in _imports(source))
 
 
-def conflicts(store: Store) -> list[dict[str, Any]]:
+def conflicts(store: SqlStore) -> list[dict[str, Any]]:
     """Readings two logger files disagree on, per unit: (unit, time, kept value and file, other)."""
     return store.rows(
         "SELECT unit_id, t, kept_temp_c, kept_sha256, temp_c, sha256 FROM cc_reading_conflicts"
@@ -131,7 +139,7 @@ def _imports(store: Store) -> Iterable[Event]:
     return iter_events(store, "type = ?", (EVENT_LOGGER,))
 
 
-def readings_of(store: Store, digest: str) -> list[dict[str, Any]]:
+def readings_of(store: SqlStore, digest: str) -> list[dict[str, Any]]:
     """The indexed readings a file supplied (tests and reports compare ward and hub with it)."""
     return store.rows(
         "SELECT unit_id, t, temp_c FROM cc_readings WHERE sha256 = ? ORDER BY unit_id, t", (digest,)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from .. import ids
 from ..clock import now_utc
+from ..sqlstore import SqlStore
 from ..store import Store
 from . import analysis, config, custody, evidence
 from .loggers import iso_z
@@ -210,9 +211,15 @@ def custody_of(session: Session, kit_or_lot: str, *, when: int | None = None) ->
     return [custody.chain(store, k, when) for k in kits]
 
 
-def excursions(session: Session) -> list[ExcursionView]:
+def excursions(session: Session, store: SqlStore | None = None) -> list[ExcursionView]:
+    """Every excursion worth showing, with the kits it holds and their dispositions.
+
+    `store`: where the rows are when not in the session's file (a PostgreSQL
+    hub's database, `sync.hub.reading_store`; the functions this reads through
+    run there too: tests/unit/test_hub_pg_evidence.py).
+    """
     session.require("record.read", what="read excursions")
-    store = session.store
+    store = store if store is not None else session.store
     return [
         excursion_view(store, x)
         for x in store.rows("SELECT * FROM cc_excursions ORDER BY start_t, excursion_id")
@@ -220,7 +227,7 @@ def excursions(session: Session) -> list[ExcursionView]:
     ]
 
 
-def excursion_view(store: Store, x: dict[str, Any]) -> ExcursionView:
+def excursion_view(store: SqlStore, x: dict[str, Any]) -> ExcursionView:
     """One `cc_excursions` row with its affected kits and their dispositions."""
     kits = custody.affected_kits(store, x)
     disp = {

@@ -890,8 +890,8 @@ def import_logger(session: Session, path: Path, unit_id: str, *, fmt: str | None
             )
         before = store.scalar("SELECT count(*) FROM cc_readings WHERE unit_id = ?", (unit_id,))
         store.execute(
-            "INSERT OR IGNORE INTO cc_readings (unit_id, t, temp_c, sha256)"
-            " SELECT ?, t, temp_c, ? FROM temp.cc_incoming",
+            "INSERT INTO cc_readings (unit_id, t, temp_c, sha256)"
+            " SELECT ?, t, temp_c, ? FROM temp.cc_incoming WHERE true ON CONFLICT (unit_id, t) DO NOTHING",
             (unit_id, digest),
         )
         new = store.scalar("SELECT count(*) FROM cc_readings WHERE unit_id = ?", (unit_id,)) - before
