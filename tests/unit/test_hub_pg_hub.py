@@ -520,26 +520,6 @@ def test_commands_that_read_only_the_hubs_file_refuse_at_a_postgresql_hub(
     assert not (tmp_path / "out").exists()
 
 
-def test_restoring_a_replacement_laptop_from_a_postgresql_hub_is_refused_not_empty(pg_server, tmp_path):
-    """The kept bundles' ledger is in PostgreSQL: restore says it does not run there yet, never 'nothing to restore'."""
-    from synckit import connect, make_ward, open_
-    from wardcrf.sync import hub
-
-    from wardcrf.errors import UsageError
-
-    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
-    w = make_ward(tmp_path)
-    connect(w, h)
-    with _ledger(h) as (s, _store):
-        hub.import_files(s, _bundles(w, tmp_path, 1))
-    s = open_(h)
-    try:
-        with pytest.raises(UsageError, match="keeps its wards' data in PostgreSQL, where restoring"):
-            hub.restore_list(s, _ward_head(w)[0])
-    finally:
-        s.close()
-
-
 def test_an_importer_logged_in_as_the_import_role_imports_and_cannot_alter_what_it_imported(
     pg_server, tmp_path, monkeypatch
 ):

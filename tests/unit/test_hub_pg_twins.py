@@ -1,0 +1,257 @@
+"""One hub, two engines (issue 19): the same ward bundles at a SQLCipher hub and at its PostgreSQL twin.
+
+The twin is the SQLCipher hub's directory copied before any ward bundle
+arrived and attached to a fresh PostgreSQL database (as `hub init --database`
+attaches a new hub: schema, identity, the hub's own protocol versions). Both
+hold the same keys and registry, so a ward's bundles, encrypted to the hub,
+import into both; whatever the hub then produces from them — a replacement
+laptop's restore, a projection check, an export — must be the same on both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pgserver
+import pytest
+from synckit import PASSWORD, card_of, connect, make_hub, make_ward, open_
+from test_hub_pg_hub import _ward_records
+from test_sync_cli import run
+
+from wardcrf.site import Site
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[pgserver.Server]:
+    yield from pgserver.serve()
+
+
+def attach_twin(hub_dir: Path, to: Path, dsn: str) -> Site:
+    """`hub_dir` copied to `to` and attached to the empty database `dsn`, as `hub init --database` attaches."""
+    from wardcrf.sync import pghub, pgledger
+    from wardcrf.sync.pgstore import PgStore
+
+    shutil.copytree(hub_dir, to, ignore=shutil.ignore_patterns("*.lock"))
+    store = PgStore(dsn)
+    try:
+        store.migrate()
+        s = Site.open(to).unlock("admin", PASSWORD)
+        try:
+            with store.transaction():
+                store.lock("wardcrf.hub-init")
+                pgledger.copy_identity(s.store, store)
+                pghub.copy_own_protocols(s.store, store)
+        finally:
+            s.close()
+    finally:
+        store.close()
+    (to / pghub.DATABASE_FILE).write_text(pghub.password_free(dsn) + "\n")
+    return Site.open(to)
+
+
+@pytest.fixture
+def twins(pg_server: pgserver.Server, tmp_path: Path) -> tuple[Site, dict[str, Site]]:
+    """A ward registered at a hub, and that hub on each engine: (ward, {"sqlcipher": hub, "postgresql": twin})."""
+    h = make_hub(tmp_path)
+    w = make_ward(tmp_path)
+    connect(w, h)
+    pg = attach_twin(h.data_dir, tmp_path / "hub-pg", pg_server.new_database())
+    return w, {"sqlcipher": h, "postgresql": pg}
+
+
+def _import(h: Site, files: list[Path]) -> None:
+    from wardcrf.sync import hub
+
+    s = open_(h)
+    try:
+        items = hub.import_files(s, files)
+        assert [i.result.outcome.status for i in items if i.result] == ["applied"] * len(files), [
+            i.refused for i in items
+        ]
+    finally:
+        s.close()
+
+
+@contextlib.contextmanager
+def _session(site: Site) -> Iterator[object]:
+    s = open_(site)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _pushed(twins, tmp_path: Path) -> tuple[Site, dict[str, Site], str]:
+    """The ward's consent-to-AE records (two bundles, a correction) imported at both hubs."""
+    w, hubs = twins
+    files, post = _ward_records(w, tmp_path)
+    for h in hubs.values():
+        _import(h, files)
+    return w, hubs, post
+
+
+# -- sync restore: a replacement laptop ---------------------------------------------------------
+
+
+def _restored_rows(data_dir: Path, old_device: str) -> dict[str, list[tuple]]:
+    """What a replacement laptop got back of the dead laptop: its events and the projections they make."""
+    s = Site.open(data_dir).unlock("admin", PASSWORD)
+    try:
+        q = {
+            "events": "SELECT id, seq, hash, line FROM events WHERE device = ? ORDER BY seq",
+            "records": "SELECT event_id, form, subject, data, version, last_event FROM records"
+            " WHERE event_id LIKE ? || '%' ORDER BY event_id",
+            "amendments": "SELECT event_id, field, old_value, new_value FROM amendments"
+            " WHERE event_id LIKE ? || '%' ORDER BY event_id, field",
+            "signatures": "SELECT event_id, target_event, meaning, user_id, signed_hash FROM signatures"
+            " WHERE event_id LIKE ? || '%' ORDER BY event_id",
+            "participants": "SELECT id, eligible, enrolled_on FROM participants WHERE ? != '' ORDER BY id",
+            "doses": "SELECT participant, dose_number, kit_id, \"end\" FROM doses WHERE ? != '' ORDER BY 1, 2",
+        }
+        out = {k: [tuple(r) for r in s.store.execute(sql, (old_device,)).fetchall()] for k, sql in q.items()}
+        assert s.ctx.device != old_device
+        return out
+    finally:
+        s.close()
+
+
+def _new_laptop(h: Site, root: Path, old_device: str):
+    from wardcrf.sync import registry, restore
+
+    res, card = restore.provision(
+        root, site="WUH01", device_name="lap1b", admin="admin", password=PASSWORD, hub_card=card_of(h)
+    )
+    with _session(h) as hs:
+        registry.register_device(hs, card, replaces=old_device)
+    return res.site, card
+
+
+def test_a_replacement_laptop_restores_the_same_from_a_postgresql_hub_as_from_sqlcipher(
+    twins, tmp_path, monkeypatch
+):
+    """`hub export --restore` reads the kept bundles' ledger where it is (PostgreSQL at the twin), and the new
+    laptop gets the dead laptop's events, records, amendments and signatures back identically."""
+    w, hubs, _post = _pushed(twins, tmp_path)
+    with _session(w) as ws:
+        old_device = ws.ctx.device
+    got: dict[str, dict[str, list[tuple]]] = {}
+    orders = {}
+    for engine, h in hubs.items():
+        new, card = _new_laptop(h, tmp_path / f"new-{engine}", old_device)
+        stick = tmp_path / f"stick-{engine}"
+        code, out, err = run(
+            "hub", "export", "--device", card.device, "--to", str(stick), "--restore", "-d", str(h.data_dir),
+            monkeypatch=monkeypatch,
+        )  # fmt: skip
+        assert code == 0, (out, err)
+        orders[engine] = (stick / "restore" / "ORDER").read_text().split()
+        code, out, err = run(
+            "sync", "restore", "-d", str(new.data_dir), "--from", str(stick), monkeypatch=monkeypatch
+        )
+        assert code == 0, (out, err)
+        assert out.count("applied") >= 2, out
+        got[engine] = _restored_rows(new.data_dir, old_device)
+    assert orders["postgresql"] == orders["sqlcipher"] and len(orders["sqlcipher"]) == 2
+    assert got["postgresql"] == got["sqlcipher"]
+    rows = got["postgresql"]
+    assert len(rows["events"]) > 10 and len(rows["signatures"]) == 3 and len(rows["amendments"]) == 1
+    assert rows["participants"] == [("WUH01-001", 1, "2026-12-06")]
+    assert [r[1] for r in rows["records"]].count("vitals") == 2
+
+
+def test_a_replacement_laptop_restores_over_http_from_a_postgresql_hub(twins, tmp_path):
+    """The same over `hub serve` (its worker's pool): the restore list and each bundle come from the database."""
+    from synckit import HubServer
+    from wardcrf.sync import restore
+    from wardcrf.sync.transport import Client
+
+    w, hubs, _post = _pushed(twins, tmp_path)
+    with _session(w) as ws:
+        old_device = ws.ctx.device
+    expected = None
+    for engine, h in hubs.items():
+        new, _card = _new_laptop(h, tmp_path / f"new-{engine}", old_device)
+        server = HubServer(h.data_dir)
+        try:
+            with _session(new) as s:
+                lines = restore.complete(s, client=Client(server.url))  # type: ignore[arg-type]
+        finally:
+            server.stop()
+        assert sum(f"of device {old_device} applied" in line for line in lines) == 2, lines
+        rows = _restored_rows(new.data_dir, old_device)
+        expected = expected or rows
+        assert rows == expected, engine
+
+
+@pytest.mark.parametrize("engine", ["sqlcipher", "postgresql"])
+def test_restore_for_an_unknown_or_retired_device_is_refused_in_one_line(
+    twins, tmp_path, monkeypatch, engine
+):
+    """An unregistered laptop, or the dead laptop itself (retired by the replacement): refused, exit 1, one
+    line, nothing written — at a PostgreSQL hub as at SQLCipher."""
+    w, hubs, _post = _pushed(twins, tmp_path)
+    h = hubs[engine]
+    with _session(w) as ws:
+        old_device = ws.ctx.device
+    _new, card = _new_laptop(h, tmp_path / "new", old_device)
+    for device in ("NOSUCHDEVICE", old_device, "X" * 5000, "lap\x1b[2J"):
+        stick = tmp_path / "stick"
+        code, out, err = run(
+            "hub", "export", "--device", device, "--to", str(stick), "--restore", "-d", str(h.data_dir),
+            monkeypatch=monkeypatch,
+        )  # fmt: skip
+        assert code == 1 and err.count("\n") == 1, (device[:20], code, out, err)
+        assert "not an active registered device" in err and "Traceback" not in err
+        assert "\x1b" not in err
+        assert not (stick / "restore").exists()
+    # A bundle asked for by hand (HTTP's fetch): another site's device, or a bundle never applied.
+    from wardcrf.sync import hub
+
+    from wardcrf.errors import Refused
+
+    with _session(h) as hs:
+        for source, seq in ((old_device, 99), ("NOSUCHDEVICE", 1)):
+            with pytest.raises(Refused, match=f"no bundle {seq} of device"):
+                hub.restore_bundle(hs, card.device, source, seq)  # type: ignore[arg-type]
+
+
+def test_a_restore_written_for_another_laptop_is_refused_by_the_wrong_one(twins, tmp_path, monkeypatch):
+    """The site's bundles the PostgreSQL hub re-encrypted for one replacement laptop, given to another laptop
+    of the site (registered, with the hub's own bundles for it): encrypted to the first laptop's key, they
+    are refused in one line (exit 1), and nothing of the dead laptop's data is restored."""
+    from wardcrf.sync import registry, restore
+
+    w, hubs, _post = _pushed(twins, tmp_path)
+    h = hubs["postgresql"]
+    with _session(w) as ws:
+        old_device = ws.ctx.device
+    _first, card = _new_laptop(h, tmp_path / "first", old_device)
+    other, other_card = restore.provision(
+        tmp_path / "other", site="WUH01", device_name="lap1c", admin="admin", password=PASSWORD,
+        hub_card=card_of(h),
+    )  # fmt: skip
+    with _session(h) as hs:
+        registry.register_device(hs, other_card)
+    for device, stick, *extra in ((card.device, tmp_path / "first-stick", "--restore"),
+                                  (other_card.device, tmp_path / "stick")):  # fmt: skip
+        code, out, err = run(
+            "hub", "export", "--device", device, "--to", str(stick), *extra, "-d", str(h.data_dir),
+            monkeypatch=monkeypatch,
+        )  # fmt: skip
+        assert code == 0, err
+    shutil.copytree(tmp_path / "first-stick" / "restore", tmp_path / "stick" / "restore")
+    code, out, err = run(
+        "sync",
+        "restore",
+        "-d",
+        str(other.site.data_dir),
+        "--from",
+        str(tmp_path / "stick"),
+        monkeypatch=monkeypatch,
+    )
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (code, out, err)
+    assert "cannot decrypt: this age identity is not a recipient" in err, err
+    assert _restored_rows(other.site.data_dir, old_device)["events"] == []
