@@ -255,3 +255,113 @@ def test_a_restore_written_for_another_laptop_is_refused_by_the_wrong_one(twins,
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (code, out, err)
     assert "cannot decrypt: this age identity is not a recipient" in err, err
     assert _restored_rows(other.site.data_dir, old_device)["events"] == []
+
+
+# -- db rebuild --check -------------------------------------------------------------------------
+
+
+def _pg_admin(h: Site):
+    import psycopg
+
+    return psycopg.connect((h.data_dir / "hub-database").read_text().strip(), autocommit=True)
+
+
+def _check(h: Site, monkeypatch) -> tuple[int, str, str]:
+    return run("db", "rebuild", "--check", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+
+
+def test_db_rebuild_check_replays_the_postgresql_log_and_finds_what_differs_as_on_sqlcipher(
+    twins, tmp_path, monkeypatch
+):
+    """`db rebuild --check` at the PostgreSQL twin replays the database's log into temporary copies of its
+    projections: clean after import as at the SQLCipher hub (the hub's own protocol version, copied at
+    init, included); then the same edit made to the same row on each engine is named the same way, exit 1,
+    and the check writes nothing."""
+    import json
+
+    _w, hubs, post = _pushed(twins, tmp_path)
+    counts = {}
+    for engine, h in hubs.items():
+        code, out, err = _check(h, monkeypatch)
+        assert code == 0 and "Projections match the log" in out, (engine, out, err)
+        counts[engine] = int(out.split("(")[1].split()[0])
+    # The SQLCipher hub replays its own events and the wards'; the twin its own (file) plus the wards' (database).
+    assert counts["postgresql"] == counts["sqlcipher"] > 20
+    edits = [
+        "UPDATE participants SET eligible = 0 WHERE id = 'WUH01-001'",
+        f"UPDATE records SET version = 7 WHERE event_id = '{post}'",
+        "DELETE FROM signatures WHERE meaning = 'witnessed' AND user_id = 'inv'",
+        "UPDATE ward_queue SET vitals_owed = vitals_owed + 3",
+    ]
+    s = open_(hubs["sqlcipher"])
+    try:
+        for sql in edits:
+            s.store.execute(sql)
+    finally:
+        s.close()
+    with _pg_admin(hubs["postgresql"]) as admin:
+        for sql in edits:
+            admin.execute(sql)
+        before = admin.execute("SELECT count(*), sum(version) FROM records").fetchone()
+    found = {}
+    for engine, h in hubs.items():
+        code, out, err = run(
+            "db", "rebuild", "--check", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch
+        )
+        assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (engine, code, out, err)
+        found[engine] = json.loads(out)["differences"]
+    where = f" in PostgreSQL ({_pg_name(hubs['postgresql'])})"
+    assert [d.replace(where, "") for d in found["postgresql"]] == found["sqlcipher"]
+    assert all(where in d for d in found["postgresql"])
+    assert {d.split(",")[0] for d in found["sqlcipher"]} == {
+        "table participants", "table records", "table signatures", "table ward_queue",
+    }  # fmt: skip
+    assert "table participants, row WUH01-001: column eligible is 0, the log gives 1" in found["sqlcipher"]
+    with _pg_admin(hubs["postgresql"]) as admin:
+        assert admin.execute("SELECT count(*), sum(version) FROM records").fetchone() == before
+
+
+def _pg_name(h: Site) -> str:
+    from wardcrf.sync.pgstore import describe
+
+    return describe((h.data_dir / "hub-database").read_text().strip())
+
+
+def test_db_rebuild_check_at_a_postgresql_hub_finds_a_row_no_event_made_and_a_protocol_not_the_hubs(
+    twins, tmp_path, monkeypatch
+):
+    """A projection row inserted by hand, and a protocol version no event loaded (in neither the database's
+    log nor the hub's file): each named, exit 1. A log whose order was changed is not replayed at all."""
+    import json
+
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    h = hubs["postgresql"]
+    with _pg_admin(h) as admin:
+        admin.execute(
+            "INSERT INTO records (event_id, form, subject, data, field_hlc, created_at, created_by, last_event,"
+            " last_hlc, version) SELECT 'FORGED', form, subject, data, field_hlc, created_at, created_by, 'FORGED',"
+            " last_hlc, 1"
+            " FROM records LIMIT 1"
+        )
+        admin.execute(
+            "INSERT INTO protocols (protocol_id, version, sha256, source, loaded_event, active)"
+            " VALUES ('OTHER', '9', 'x', 'x', 'NOEVENT', 0)"
+        )
+    code, out, err = run("db", "rebuild", "--check", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 1 and err.count("\n") == 1 and "projections differ from the log" in err, (code, out, err)
+    found = json.loads(out)["differences"]
+    assert len(found) == 2, found
+    assert "table protocols in PostgreSQL" in found[0] and "row OTHER/9: loaded by no event" in found[0]
+    assert "table records in PostgreSQL" in found[1]
+    assert "row FORGED: present in the database but not derivable from the log" in found[1]
+    with _pg_admin(h) as admin:
+        admin.execute("ALTER TABLE events DISABLE TRIGGER USER")
+        admin.execute("UPDATE events SET pos = -pos WHERE seq = 3 AND device != (SELECT device FROM site)")
+        admin.execute("ALTER TABLE events ENABLE TRIGGER USER")
+    code, out, err = _check(h, monkeypatch)
+    assert (
+        code == 1 and err.count("\n") == 1 and "cannot be replayed" in err and "nothing was compared" in err
+    )
+    # A rebuild itself is not run at a PostgreSQL hub: one line, exit 2.
+    code, out, err = run("db", "rebuild", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 2 and err.count("\n") == 1 and "does not run yet" in err, (code, out, err)
