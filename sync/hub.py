@@ -103,6 +103,25 @@ def ledger_store(session: Session) -> Iterator[SqlStore]:
 
 
 @contextlib.contextmanager
+def wards_data(session: Session) -> Iterator[SqlStore]:
+    """Where the wards' data is, to read it only (an export): the site's file, or its PostgreSQL database.
+
+    On PostgreSQL, one READ ONLY, REPEATABLE READ transaction: the whole export reads one committed
+    state while importers go on, and writes nothing, so a read replica's DSN may be given instead of
+    the primary's (`WARDCRF_HUB_DATABASE`). The registry is not copied first (`ledger_store` does):
+    nothing here reads it.
+    """
+    from . import pghub
+
+    if not pghub.configured(session.site.data_dir):
+        yield session.store
+        return
+    with pghub.ledger(session) as store, store.snapshot():
+        store.execute("SET TRANSACTION READ ONLY")
+        yield store
+
+
+@contextlib.contextmanager
 def ledger_reader(session: Session) -> Iterator[SqlStore]:
     """The ledger for a request that reads it only (`hub serve`'s device state and receipts).
 

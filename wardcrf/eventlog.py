@@ -510,18 +510,18 @@ def _write(
 # -- reading -----------------------------------------------------------------------
 
 
-def get(store: Store, event_id: str) -> Event | None:
+def get(store: SqlStore, event_id: str) -> Event | None:
     line = store.scalar("SELECT line FROM events WHERE id = ?", (event_id,))
     return Event.from_line(line) if line is not None else None
 
 
-def iter_events(store: Store, where: str = "", params: Any = (), order: str = "pos") -> Iterator[Event]:
+def iter_events(store: SqlStore, where: str = "", params: Any = (), order: str = "pos") -> Iterator[Event]:
     sql = "SELECT line FROM events" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
     for (line,) in store.execute(sql, params):
         yield Event.from_line(line)
 
 
-def count(store: Store) -> int:
+def count(store: SqlStore) -> int:
     return int(store.scalar("SELECT count(*) FROM events") or 0)
 
 

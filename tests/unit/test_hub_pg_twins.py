@@ -365,3 +365,156 @@ def test_db_rebuild_check_at_a_postgresql_hub_finds_a_row_no_event_made_and_a_pr
     # A rebuild itself is not run at a PostgreSQL hub: one line, exit 2.
     code, out, err = run("db", "rebuild", "-d", str(h.data_dir), monkeypatch=monkeypatch)
     assert code == 2 and err.count("\n") == 1 and "does not run yet" in err, (code, out, err)
+
+
+# -- exports ------------------------------------------------------------------------------------
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_csv_export_at_a_postgresql_hub_is_byte_identical_to_the_sqlcipher_hubs(
+    twins, tmp_path, monkeypatch
+):
+    """`export csv` at the twin reads the wards' records, history, signatures and directory from PostgreSQL
+    and the hub's own events from its file, merged in the order the hub received them: every file,
+    SHA256SUMS included, is the SQLCipher hub's byte for byte, and `sha256sum -c` holds."""
+    import subprocess
+
+    _w, hubs, post = _pushed(twins, tmp_path)
+    out = {}
+    for engine, h in hubs.items():
+        code, stdout, err = run("export", "csv", "--out", str(tmp_path / f"csv-{engine}"), "-d", str(h.data_dir),
+                                monkeypatch=monkeypatch)  # fmt: skip
+        assert code == 0, (engine, stdout, err)
+        out[engine] = _files(tmp_path / f"csv-{engine}")
+    assert sorted(out["postgresql"]) == sorted(out["sqlcipher"])
+    for name, data in out["sqlcipher"].items():
+        assert out["postgresql"][name] == data, name
+    # What a sponsor's statistician reads: the ward's records (the correction applied), its audit trail.
+    vitals = out["postgresql"]["forms/vitals.csv"].decode("utf-8-sig")
+    assert post in vitals and ",86," in vitals
+    trail = out["postgresql"]["audit_trail.csv"].decode("utf-8-sig")
+    assert "misread the monitor" in trail
+    # The hub's own events (its file) before the ward's (the database), as the hub received them.
+    assert (
+        trail.index(",hub.device_registered,")
+        < trail.index(",sync.hub_set,")
+        < trail.index(",record.submitted,")
+    )
+    check = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "csv-postgresql", capture_output=True
+    )
+    assert check.returncode == 0, check.stdout
+
+
+def test_the_audit_trail_at_a_postgresql_hub_interleaves_the_hubs_own_events_as_received(
+    twins, tmp_path, monkeypatch
+):
+    """A laptop registered at the hub between a ward's two bundles: the hub's own event (in its file) sits
+    between the two bundles' events in the audit trail, where a SQLCipher hub's single log holds it. The
+    two hubs' registration events differ only in their time (and so their hash)."""
+    import csv
+    import io
+
+    from wardcrf.sync import registry
+
+    w, hubs = twins
+    files, _post = _ward_records(w, tmp_path)
+    lap2 = card_of(make_ward(tmp_path, name="lap2"))
+    first, rest = files[:-1], files[-1:]
+    for h in hubs.values():
+        _import(h, first)
+        with _session(h) as hs:
+            registry.register_device(hs, lap2)  # type: ignore[arg-type]
+        _import(h, rest)
+    with _session(hubs["sqlcipher"]) as hs:
+        hub_device = hs.ctx.device  # type: ignore[attr-defined]
+    trails = {}
+    for engine, h in hubs.items():
+        code, stdout, err = run("export", "csv", "--out", str(tmp_path / f"csv-{engine}"), "-d", str(h.data_dir),
+                                monkeypatch=monkeypatch)  # fmt: skip
+        assert code == 0, (engine, stdout, err)
+        text = (tmp_path / f"csv-{engine}" / "audit_trail.csv").read_text("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        for r in rows:
+            if r["device"] == hub_device and r["event_type"] == "hub.device_registered":
+                r["when_utc"] = r["when_local"] = r["event_hash"] = "-"
+        trails[engine] = rows
+    assert trails["postgresql"] == trails["sqlcipher"]
+    types = [r["event_type"] for r in trails["postgresql"]]
+    registered = [i for i, t in enumerate(types) if t == "hub.device_registered"]
+    assert len(registered) == 2 and types.index("record.submitted") < registered[1] < types.index(
+        "record.amended"
+    )
+
+
+def test_the_odm_export_at_a_postgresql_hub_is_the_sqlcipher_hubs_and_validates(twins, tmp_path, monkeypatch):
+    """`export odm` at the twin: byte for byte the SQLCipher hub's file but for its creation time (and the
+    file OID made from it); valid against the ODM 1.3.2 XSD and odmlib's strict loader, as the suite
+    checks the ward's; the three consent signatures and the correction's audit are there."""
+    import importlib.resources
+    import re
+    import xml.etree.ElementTree as ET
+
+    import xmlschema
+    from odmlib import loader, odm_loader
+
+    _w, hubs, post = _pushed(twins, tmp_path)
+    texts = {}
+    for engine, h in hubs.items():
+        path = tmp_path / f"{engine}.xml"
+        code, stdout, err = run(
+            "export", "odm", "--out", str(path), "-d", str(h.data_dir), monkeypatch=monkeypatch
+        )
+        assert code == 0, (engine, stdout, err)
+        texts[engine] = path.read_text("utf-8")
+    created = re.compile(r'(FileOID="[^"]*\.|CreationDateTime=")\d{4}-\d\d-\d\dT[\d:.]+Z"')
+    masked = {k: created.sub(r"\1-", v) for k, v in texts.items()}
+    assert masked["postgresql"] != texts["postgresql"]  # the creation time was there, and masked
+    assert masked["postgresql"] == masked["sqlcipher"]
+    path = tmp_path / "postgresql.xml"
+    xsd = importlib.resources.files("odmlib") / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd"
+    assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(path))) == []
+    ldr = loader.ODMLoader(odm_loader.XMLODMLoader())
+    ldr.open_odm_document(str(path))
+    odm = ldr.root()
+    assert odm.validate(collect_errors=True) == [] and odm.verify_order()
+    ns = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
+    root = ET.parse(path).getroot()
+    assert len(root.findall(".//odm:ClinicalData//odm:Signature", ns)) == 3
+    updates = root.findall(f".//odm:FormData[@FormRepeatKey='{post}'][@TransactionType='Update']", ns)
+    assert len(updates) == 1 and updates[0].find(".//odm:ReasonForChange", ns).text == "misread the monitor"
+
+
+def test_an_export_at_a_postgresql_hub_writes_nothing_and_reads_through_a_read_only_role(
+    twins, tmp_path, monkeypatch
+):
+    """The export reads one READ ONLY snapshot: through a role that may only SELECT (what a read replica
+    offers), given in WARDCRF_HUB_DATABASE, the CSV export is the same; a database that cannot be reached
+    is one line, no traceback, nothing written."""
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    h = hubs["postgresql"]
+    dsn = (h.data_dir / "hub-database").read_text().strip()
+    with _pg_admin(h) as admin:
+        admin.execute("CREATE ROLE export_reader LOGIN")
+        admin.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO export_reader")
+    code, out, err = run(
+        "export", "csv", "--out", str(tmp_path / "owner"), "-d", str(h.data_dir), monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    monkeypatch.setenv("WARDCRF_HUB_DATABASE", dsn.replace("user=postgres", "user=export_reader"))
+    code, out, err = run(
+        "export", "csv", "--out", str(tmp_path / "reader"), "-d", str(h.data_dir), monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    assert _files(tmp_path / "reader") == _files(tmp_path / "owner")
+    monkeypatch.setenv(
+        "WARDCRF_HUB_DATABASE", f"host={tmp_path}/nowhere dbname=x user=postgres connect_timeout=3"
+    )
+    code, out, err = run(
+        "export", "odm", "--out", str(tmp_path / "x.xml"), "-d", str(h.data_dir), monkeypatch=monkeypatch
+    )
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (code, out, err)  # StoreError
+    assert "cannot connect" in err and not (tmp_path / "x.xml").exists()
