@@ -559,7 +559,6 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
 @pytest.mark.parametrize(
     "command",
     [
-        ("export", "sdtm", "--out"),
         ("export", "sqlite", "--out"),
         ("report", "safety", "--out"),
         ("db", "rebuild"),

@@ -518,3 +518,58 @@ def test_an_export_at_a_postgresql_hub_writes_nothing_and_reads_through_a_read_o
     )
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (code, out, err)  # StoreError
     assert "cannot connect" in err and not (tmp_path / "x.xml").exists()
+
+
+def test_the_sdtm_export_at_a_postgresql_hub_is_the_sqlcipher_hubs(twins, tmp_path, monkeypatch):
+    """`export sdtm --check` at the twin: the XPT and Dataset-JSON datasets, define.xml and the conformance
+    report are the SQLCipher hub's but for the moment each was written (Dataset-JSON's and define.xml's
+    creation time, an XPT header's), valid as the suite validates a ward's (Dataset-JSON 1.1's schema,
+    define.xml's XSD), and `sha256sum -c` holds."""
+    import json
+    import re
+    import subprocess
+
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    out = {}
+    for engine, h in hubs.items():
+        code, stdout, err = run(
+            "export", "sdtm", "--check", "--out", str(tmp_path / f"sdtm-{engine}"), "-d", str(h.data_dir),
+            monkeypatch=monkeypatch,
+        )  # fmt: skip
+        assert code == 0, (engine, stdout[-2000:], err)
+        out[engine] = _files(tmp_path / f"sdtm-{engine}")
+    assert sorted(out["postgresql"]) == sorted(out["sqlcipher"])
+    assert {"dm.xpt", "ae.xpt", "dm.json", "define.xml", "conformance.txt"} <= set(out["postgresql"])
+    created = re.compile(
+        rb'("datasetJSONCreationDateTime": ?"|CreationDateTime=")[^"]+"'  # Dataset-JSON, define.xml
+        rb"|\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d"  # an XPT header's created and modified (07DEC26:07:01:20)
+    )
+    for name, data in out["sqlcipher"].items():
+        if name == "SHA256SUMS":
+            continue  # the hashes of files written at another moment
+        assert created.sub(b"-", out["postgresql"][name]) == created.sub(b"-", data), name
+    check = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "sdtm-postgresql", capture_output=True
+    )
+    assert check.returncode == 0, check.stdout
+    ae = json.loads(out["postgresql"]["ae.json"])
+    assert ae["records"] == 1 and any("Low-grade fever" in str(row) for row in ae["rows"])
+    # Validated as the suite validates a ward's: Dataset-JSON 1.1's schema, define.xml's XSD.
+    import importlib.resources
+
+    import jsonschema
+    import xmlschema
+
+    schema = json.loads(
+        (importlib.resources.files("wardcrf.exports.sdtm") / "schemas" / "dataset.schema.json").read_text(
+            "utf-8"
+        )
+    )
+    validator = jsonschema.Draft201909Validator(schema)
+    for name in (n for n in out["postgresql"] if n.endswith(".json")):
+        assert list(validator.iter_errors(json.loads(out["postgresql"][name]))) == [], name
+    xsd = importlib.resources.files("odmlib") / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
+    assert (
+        list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(tmp_path / "sdtm-postgresql" / "define.xml")))
+        == []
+    )

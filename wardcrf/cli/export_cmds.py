@@ -160,20 +160,18 @@ def sdtm(
     """
     from ..errors import UsageError
     from ..exports.csv_export import prepare_dir
-    from ..exports.dataset import Dataset
     from ..exports.sdtm import check as conformance
     from ..exports.sdtm import package, write_package
 
     if out is None and not check:
         raise UsageError("give --out DIR to write the datasets, --check to check them, or both")
-    with session(data_dir, file_only="export") as s:
-        ds = Dataset.for_session(s)
+    with session(data_dir) as s, _dataset(s) as ds:
         if out is not None:
             prepare_dir(out)  # refuse a used directory before any work
         with progress_bar(quiet or as_json) as p:
-            pkg = package(ds, p, model=_engine_model(s.store))
+            pkg = package(ds, p, model=_engine_model(ds.data))
             result = write_package(ds, pkg, out) if out is not None else None
-        _warn_conflicts(s)
+        _warn_conflicts(s, ds)
     if result is not None:
         _done(result, as_json and not check, "SDTM datasets written")
         _warn_sdtm(result.uncoded_ae, result.transliterated)
