@@ -8,7 +8,8 @@ connection (``CREATE TEMP TABLE ... (LIKE public.t INCLUDING ALL)``): the
 session's temporary schema comes first in PostgreSQL's search path, so the
 same `common_dialect` projectors that import ran write into the copies,
 while the stored tables stay readable as ``public.t``. The whole check is one
-transaction, rolled back at the end: nothing is written, whatever it finds.
+REPEATABLE READ transaction (the log and the tables as of one moment, while
+importers go on), rolled back at the end: nothing is written, whatever it finds.
 
 What the replay reproduces is how import built the rows: each bundle's
 events are visible to the projectors together (`eventlog.ingest_many`
@@ -65,7 +66,8 @@ def check_projections(session: Session) -> tuple[int, list[Difference]]:
                 " (run `wardcrf audit verify`)"
             )
         try:
-            with store.transaction():
+            # One snapshot: rows an importer commits meanwhile are neither replayed nor compared.
+            with store.snapshot():
                 n, diffs = _check(session, store)
                 raise _Discard(n, diffs)  # roll back: the copies go with the transaction
         except _Discard as done:

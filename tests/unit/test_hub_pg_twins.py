@@ -573,3 +573,43 @@ def test_the_sdtm_export_at_a_postgresql_hub_is_the_sqlcipher_hubs(twins, tmp_pa
         list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(tmp_path / "sdtm-postgresql" / "define.xml")))
         == []
     )
+
+
+def test_db_rebuild_check_at_a_postgresql_hub_reads_one_moment_while_a_bundle_is_imported(
+    twins, tmp_path, monkeypatch
+):
+    """A bundle committed by an importer while the check replays: the check reads the log and the tables as
+    of one moment (REPEATABLE READ), so it neither replays the new events nor sees their rows, and stays
+    clean; the next check includes them."""
+    from test_sync_roundtrip import export
+    from wardcrf.sync import pgcheck
+
+    w, hubs, _post = _pushed(twins, tmp_path)
+    h = hubs["postgresql"]
+    s = open_(w)
+    try:
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
+    finally:
+        s.close()
+    c = open_(w, "clin")
+    try:
+        c.append(type="record.submitted", subject="participant:WUH01-001", body={"form": "vitals", "data": {
+            "timepoint": "pre_dose", "dose": 2, "time": "2026-12-08T08:45:00+08:00", "temp": 36.9}})  # fmt: skip
+    finally:
+        c.close()
+    late = export(w, tmp_path / "late")
+    real = pgcheck._replay
+    imported = []
+
+    def replay_after_an_import(store, where):
+        _import(h, late)  # another connection commits while this check's snapshot is open
+        imported.append(True)
+        return real(store, where)
+
+    monkeypatch.setattr(pgcheck, "_replay", replay_after_an_import)
+    code, out, err = _check(h, monkeypatch)
+    assert imported and code == 0 and "Projections match the log" in out, (code, out, err)
+    before = int(out.split("(")[1].split()[0])
+    monkeypatch.setattr(pgcheck, "_replay", real)
+    code, out, err = _check(h, monkeypatch)
+    assert code == 0 and int(out.split("(")[1].split()[0]) == before + 1, (out, err)
