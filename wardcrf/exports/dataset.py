@@ -143,7 +143,7 @@ class Dataset:
     action: str = "export.data"
     wards: SqlStore | None = None
     """Where the wards' records, their history and the protocol versions are: `store` (None), or a
-    PostgreSQL hub's database (`sync.hub.ledger_store`)."""
+    PostgreSQL hub's database, read in one snapshot (`sync.hub.wards_data`)."""
     _protocol_cache: dict[tuple[str | None, str | None], Protocol] = field(default_factory=dict)
     _id_field_names: dict[str, list[str]] = field(default_factory=dict)
 
