@@ -613,3 +613,19 @@ def test_db_rebuild_check_at_a_postgresql_hub_reads_one_moment_while_a_bundle_is
     monkeypatch.setattr(pgcheck, "_replay", real)
     code, out, err = _check(h, monkeypatch)
     assert code == 0 and int(out.split("(")[1].split()[0]) == before + 1, (out, err)
+
+
+def test_an_export_at_a_postgresql_hub_refuses_records_of_a_version_it_does_not_hold(
+    twins, tmp_path, monkeypatch
+):
+    """The refusal a ward's export makes holds at the twin: records captured under a version the database
+    does not hold (its row removed by the owner) are named, nothing is written, exit 1, one line."""
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    h = hubs["postgresql"]
+    with _pg_admin(h) as admin:
+        admin.execute("DELETE FROM protocols")
+    for args in (("csv", "--out", str(tmp_path / "csv")), ("odm", "--out", str(tmp_path / "x.xml"))):
+        code, out, err = run("export", *args, "-d", str(h.data_dir), monkeypatch=monkeypatch)
+        assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (args, code, out, err)
+        assert "record(s) were captured under MEXCOVID 1.0" in err and "nothing was written" in err
+    assert not (tmp_path / "csv").exists() and not (tmp_path / "x.xml").exists()
