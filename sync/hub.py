@@ -103,6 +103,25 @@ def ledger_store(session: Session) -> Iterator[SqlStore]:
 
 
 @contextlib.contextmanager
+def wards_data(session: Session) -> Iterator[SqlStore]:
+    """Where the wards' data is, to read it only (an export): the site's file, or its PostgreSQL database.
+
+    On PostgreSQL, one READ ONLY, REPEATABLE READ transaction: the whole export reads one committed
+    state while importers go on, and writes nothing, so a read replica's DSN may be given instead of
+    the primary's (`WARDCRF_HUB_DATABASE`). The registry is not copied first (`ledger_store` does):
+    nothing here reads it.
+    """
+    from . import pghub
+
+    if not pghub.configured(session.site.data_dir):
+        yield session.store
+        return
+    with pghub.ledger(session) as store, store.snapshot():
+        store.execute("SET TRANSACTION READ ONLY")
+        yield store
+
+
+@contextlib.contextmanager
 def ledger_reader(session: Session) -> Iterator[SqlStore]:
     """The ledger for a request that reads it only (`hub serve`'s device state and receipts).
 
@@ -743,25 +762,21 @@ def restore_list(session: Session, new_device: str) -> list[dict[str, Any]]:
     version arrives. Each device's bundles stay in their chain's order (the hub applied them so).
     """
     require_hub(session)
-    from . import pghub
-
-    if pghub.configured(session.site.data_dir):
-        raise UsageError(
-            "sync restore: this hub keeps its wards' data in PostgreSQL, where restoring a replacement"
-            " laptop does not run yet (issue 19, docs/hub-postgres.md); nothing sent"
-        )
     store = session.store
     with LOCK:
         dev = registry.device(store, new_device)
         if dev is None or dev["status"] != "active":
             raise Refused(f"device {new_device} is not an active registered device")
-        return store.rows(
-            "SELECT a.device, a.bundle_seq, a.file FROM sync_applied a"
-            " JOIN sync_devices d ON d.device = a.device"
-            " LEFT JOIN events e ON e.device = a.device AND e.seq = a.first_seq"
-            " WHERE d.site = ? AND a.device != ? ORDER BY coalesce(e.pos, 0), a.device, a.bundle_seq",
-            (dev["site"], new_device),
-        )
+        # The ledger of kept bundles and the log order are where the wards' data is: the hub's file, or
+        # its PostgreSQL database (`ledger_store`, which copies the registry there first).
+        with ledger_store(session) as ledger:
+            return ledger.rows(
+                "SELECT a.device, a.bundle_seq, a.file FROM sync_applied a"
+                " JOIN sync_devices d ON d.device = a.device"
+                " LEFT JOIN events e ON e.device = a.device AND e.seq = a.first_seq"
+                " WHERE d.site = ? AND a.device != ? ORDER BY coalesce(e.pos, 0), a.device, a.bundle_seq",
+                (dev["site"], new_device),
+            )
 
 
 def restore_bundle(
@@ -794,11 +809,14 @@ def restore_bundle_into(
     signer = devicekeys.signer(session)
     with LOCK:
         dev = registry.device(store, new_device)
-        row = store.one(
-            "SELECT a.file FROM sync_applied a JOIN sync_devices d ON d.device = a.device"
-            " WHERE a.device = ? AND a.bundle_seq = ? AND d.site = ?",
-            (device, bundle_seq, dev["site"] if dev else ""),
-        )
+        row = None
+        if dev is not None and dev["status"] == "active":
+            with ledger_store(session) as ledger:  # the kept bundles' ledger (`restore_list`)
+                row = ledger.one(
+                    "SELECT a.file FROM sync_applied a JOIN sync_devices d ON d.device = a.device"
+                    " WHERE a.device = ? AND a.bundle_seq = ? AND d.site = ?",
+                    (device, bundle_seq, dev["site"]),
+                )
         if dev is None or row is None or not row[0]:
             raise Refused(f"no bundle {bundle_seq} of device {device} for {new_device}")
         path = kept_file(session, row[0])

@@ -23,7 +23,7 @@ from typing import Any
 
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import StoreError, UsageError
-from wardcrf.sqlstore import Queries
+from wardcrf.sqlstore import Queries, json_path
 from wardcrf.store import migrations
 
 SCHEMA_FILE = "hub_pg.sql"
@@ -217,6 +217,31 @@ class PgStore(Queries):
     def has_table(self, name: str) -> bool:
         """`SqlStore.has_table`: PostgreSQL's catalogue (the search path's schema)."""
         return self.scalar("SELECT to_regclass(?) IS NOT NULL", (name,)) is True
+
+    def stream(self, sql: str, params: Any = ()) -> Iterator[Any]:
+        """`SqlStore.stream`: a server-side cursor inside a transaction (2,000 rows a round trip); outside
+        one, the rows of `execute`."""
+        if not self.in_transaction:
+            yield from self.execute(sql, params)
+            return
+        psycopg = _psycopg()
+        PgStore._cursors += 1
+        cur = self.conn.cursor(name=f"wardcrf_stream_{PgStore._cursors}")
+        cur.itersize = 2000
+        try:
+            cur.execute(to_pg(sql), tuple(params))
+            yield from cur
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
+
+    _cursors = 0
+
+    def json_text(self, column: str, *path: str) -> str:
+        """`SqlStore.json_text`: PostgreSQL's ``#>>`` on the text read as ``json`` (keys kept as written)."""
+        return f"(({column})::json #>> '{{{','.join(json_path(path))}}}')"
 
     # -- queries -----------------------------------------------------------------
     def execute(self, sql: str, params: Any = ()) -> Any:

@@ -510,18 +510,18 @@ def _write(
 # -- reading -----------------------------------------------------------------------
 
 
-def get(store: Store, event_id: str) -> Event | None:
+def get(store: SqlStore, event_id: str) -> Event | None:
     line = store.scalar("SELECT line FROM events WHERE id = ?", (event_id,))
     return Event.from_line(line) if line is not None else None
 
 
-def iter_events(store: Store, where: str = "", params: Any = (), order: str = "pos") -> Iterator[Event]:
+def iter_events(store: SqlStore, where: str = "", params: Any = (), order: str = "pos") -> Iterator[Event]:
     sql = "SELECT line FROM events" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
     for (line,) in store.execute(sql, params):
         yield Event.from_line(line)
 
 
-def count(store: Store) -> int:
+def count(store: SqlStore) -> int:
     return int(store.scalar("SELECT count(*) FROM events") or 0)
 
 
@@ -640,7 +640,7 @@ def _out_of_order(seq: int) -> str:
     )
 
 
-def order_problem(store: Store) -> ChainProblem | None:
+def order_problem(store: SqlStore) -> ChainProblem | None:
     """The first event stored (by `pos`) before its predecessor in its own chain, if any.
 
     `pos` is the order everything replays in (`db rebuild`, bundles, exports);
@@ -649,7 +649,7 @@ def order_problem(store: Store) -> ChainProblem | None:
     """
     row = store.one(
         "SELECT device, seq FROM (SELECT device, seq, pos,"
-        " lag(pos) OVER (PARTITION BY device ORDER BY seq) AS before FROM events)"
+        " lag(pos) OVER (PARTITION BY device ORDER BY seq) AS before FROM events) AS o"
         " WHERE before > pos ORDER BY device, seq LIMIT 1"
     )
     return ChainProblem(row[0], row[1], _out_of_order(row[1])) if row else None

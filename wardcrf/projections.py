@@ -200,9 +200,15 @@ class Difference:
     table: str
     key: str
     what: str
+    where: str = ""
+    """Empty for the site's file; else the store the table is in (a PostgreSQL hub's database)."""
 
     def __str__(self) -> str:
-        return f"table {self.table}, row {self.key}: {self.what}"
+        return f"table {self.table}{' in ' + self.where if self.where else ''}, row {self.key}: {self.what}"
+
+
+Rows = dict[tuple[Any, ...], dict[str, Any]]
+"""A table's rows by their key (`_table_rows`)."""
 
 
 def _pk(store: Store, table: str) -> list[str]:
@@ -211,7 +217,7 @@ def _pk(store: Store, table: str) -> list[str]:
     return pk or [c["name"] for c in cols]
 
 
-def _table_rows(store: Store, table: str, pk: list[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+def _table_rows(store: Store, table: str, pk: list[str]) -> Rows:
     order = ", ".join(f"[{c}]" for c in pk)
     return {tuple(r[c] for c in pk): r for r in store.rows(f"SELECT * FROM [{table}] ORDER BY {order}")}
 
@@ -245,30 +251,28 @@ def check(store: Store, on_progress: Callable[[int], None] | None = None) -> tup
             if table in failed:
                 continue
             pk = _pk(store, table)
-            live = _table_rows(store, table, pk)
-            fresh = _table_rows(scratch, table, pk)
-            for key in sorted(set(live) | set(fresh), key=repr):
-                name = "/".join(str(k) for k in key)
-                if key not in fresh:
-                    diffs.append(
-                        Difference(table, name, "present in the database but not derivable from the log")
-                    )
-                    break
-                if key not in live:
-                    diffs.append(
-                        Difference(table, name, "derivable from the log but missing in the database")
-                    )
-                    break
-                if live[key] != fresh[key]:
-                    col = next(c for c in fresh[key] if live[key].get(c) != fresh[key][c])
-                    diffs.append(
-                        Difference(
-                            table,
-                            name,
-                            f"column {col} is {live[key].get(col)!r}, the log gives {fresh[key][col]!r}",
-                        )
-                    )
-                    break
+            found = first_difference(table, _table_rows(store, table, pk), _table_rows(scratch, table, pk))
+            if found is not None:
+                diffs.append(found)
         return n, diffs
     finally:
         scratch.close()
+
+
+def first_difference(table: str, live: Rows, fresh: Rows) -> Difference | None:
+    """The first row (by key) where a table as stored (`live`) and as the log gives it (`fresh`) differ.
+
+    Both engines' checks compare so (`db rebuild --check`; at a PostgreSQL hub, `sync.pgcheck`).
+    """
+    for key in sorted(set(live) | set(fresh), key=repr):
+        name = "/".join(str(k) for k in key)
+        if key not in fresh:
+            return Difference(table, name, "present in the database but not derivable from the log")
+        if key not in live:
+            return Difference(table, name, "derivable from the log but missing in the database")
+        if live[key] != fresh[key]:
+            col = next(c for c in fresh[key] if live[key].get(c) != fresh[key][c])
+            return Difference(
+                table, name, f"column {col} is {live[key].get(col)!r}, the log gives {fresh[key][col]!r}"
+            )
+    return None

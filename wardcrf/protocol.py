@@ -49,7 +49,7 @@ from .protocol_file import (
 )
 from .protocol_review import ReviewPlan
 from .protocol_review import parse as parse_review
-from .sqlstore import common_dialect
+from .sqlstore import SqlStore, common_dialect
 from .store import Store
 from .text import excerpt as _excerpt
 
@@ -981,7 +981,7 @@ def default_protocol() -> Protocol:
 # -- in a site ----------------------------------------------------------------------------
 
 
-def active(store: Store) -> Protocol:
+def active(store: SqlStore) -> Protocol:
     """The protocol new records are captured under; `Refused` if none is loaded."""
     row = store.one("SELECT sha256, protocol_id FROM protocols WHERE active = 1")
     if row is None:
@@ -1010,7 +1010,7 @@ def active_for(session: Session) -> Protocol:
     return active(session.store)
 
 
-def _loaded_protocol(store: Store, where: str, params: tuple[Any, ...], sha: str, name: str) -> Protocol:
+def _loaded_protocol(store: SqlStore, where: str, params: tuple[Any, ...], sha: str, name: str) -> Protocol:
     """A stored protocol, parsed once per content: its source (tens of KB) is read and hashed
     only until a parse is remembered under its stored SHA-256 (every form asks for it).
 
@@ -1047,7 +1047,7 @@ class VersionNotLoaded(Refused):
         return f"{_excerpt(self.protocol_id)} {_excerpt(self.version)}"
 
 
-def version(store: Store, ref: Mapping[str, str] | None) -> Protocol:
+def version(store: SqlStore, ref: Mapping[str, str] | None) -> Protocol:
     """The protocol version an event was captured under, exactly.
 
     An event that names no version (none was loaded when it was written) is read under the active one.
@@ -1165,7 +1165,7 @@ class ContentConflict(TypedDict):
     files: list[LoadedFile]
 
 
-def content_conflicts(store: Store) -> list[ContentConflict]:
+def content_conflicts(store: SqlStore, *, wards: SqlStore | None = None) -> list[ContentConflict]:
     """Versions loaded with different files under one id and version, by different devices (a hub's log).
 
     One laptop refuses a second file under a loaded version ("already loaded with different content"),
@@ -1175,18 +1175,24 @@ def content_conflicts(store: Store) -> list[ContentConflict]:
     (SHA-256) with the devices that loaded it, and which one this store reads records under (`held`).
     """
     files: dict[tuple[str, str], dict[str, list[str]]] = {}
-    for pid, ver, sha, device in store.execute(
-        "SELECT json_extract(line, '$.body.protocol_id'), json_extract(line, '$.body.version'),"
-        " json_extract(line, '$.body.sha256'), device FROM events WHERE type = 'protocol.loaded' ORDER BY pos"
-    ):
-        devices = files.setdefault((str(pid), str(ver)), {}).setdefault(str(sha), [])
-        if device not in devices:
-            devices.append(str(device))
+    for db in (
+        (store,) if wards is None else (store, wards)
+    ):  # a PostgreSQL hub: its own loads, then the wards'
+        for pid, ver, sha, device in db.execute(
+            f"SELECT {db.json_text('line', 'body', 'protocol_id')}, {db.json_text('line', 'body', 'version')},"
+            f" {db.json_text('line', 'body', 'sha256')}, device FROM events WHERE type = 'protocol.loaded'"
+            " ORDER BY pos"
+        ):
+            devices = files.setdefault((str(pid), str(ver)), {}).setdefault(str(sha), [])
+            if device not in devices:
+                devices.append(str(device))
     out: list[ContentConflict] = []
     for (pid, ver), by_sha in files.items():
         if len(by_sha) < 2:
             continue
-        held = store.scalar("SELECT sha256 FROM protocols WHERE protocol_id = ? AND version = ?", (pid, ver))
+        held = (wards or store).scalar(
+            "SELECT sha256 FROM protocols WHERE protocol_id = ? AND version = ?", (pid, ver)
+        )
         out.append(
             {
                 "protocol_id": pid,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import roles
 from .errors import Refused, UsageError
 from .eventlog import Author, Event, append
-from .sqlstore import common_dialect
+from .sqlstore import SqlStore, common_dialect
 from .store import Store
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 MEANINGS = ("authored", "reviewed", "approved", "witnessed", "handed over", "received")
 
 
-def content_hash(store: Store, target: str) -> str:
+def content_hash(store: SqlStore, target: str) -> str:
     """SHA-256 over the hashes of everything that makes up `target`.
 
     An event id covers that event and every amendment of it; a subject (such

@@ -47,6 +47,11 @@ class SqlStore(Protocol):
         """Does this database hold a table of that name (the engines' catalogues differ)?"""
         ...
 
+    def json_text(self, column: str, *path: str) -> str:
+        """SQL for the text at `path` (keys) in the JSON of `column`, NULL when absent (the engines'
+        JSON functions differ): for reading a string an event line or a record holds, in SQL."""
+        ...
+
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """All writes inside commit together or not at all; nested use is a savepoint."""
         ...
@@ -55,6 +60,10 @@ class SqlStore(Protocol):
     def in_transaction(self) -> bool: ...
 
     def execute(self, sql: str, params: Any = ()) -> Any: ...
+
+    def stream(self, sql: str, params: Any = ()) -> Iterator[Any]:
+        """The rows of a query, fetched as they are iterated, never all at once (an export's whole log)."""
+        ...
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
@@ -162,6 +171,13 @@ def portable(fn: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[SqlSt
         name = getattr(fn, "__qualname__", repr(fn))
         raise NotPortable(f"{getattr(fn, '__module__', '?')}.{name} is not declared common_dialect")
     return fn
+
+
+def json_path(path: Sequence[str]) -> Sequence[str]:
+    """`path` checked to be plain keys (`SqlStore.json_text` writes them into SQL)."""
+    if not path or not all(k.isidentifier() and k.isascii() for k in path):
+        raise ValueError(f"a JSON path of plain keys, not {list(path)!r}")
+    return path
 
 
 def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:

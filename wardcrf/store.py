@@ -28,7 +28,7 @@ import sqlcipher3
 
 from .clock import iso_utc, now_utc
 from .errors import StoreError, UsageError
-from .sqlstore import Queries
+from .sqlstore import Queries, json_path
 
 
 def _import_sqlite_utils() -> Any:
@@ -420,6 +420,14 @@ class Store(Queries):
     def has_table(self, name: str) -> bool:
         """`SqlStore.has_table`: SQLite's catalogue."""
         return self.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+
+    def stream(self, sql: str, params: Any = ()) -> Iterator[Any]:
+        """`SqlStore.stream`: SQLite's cursor steps through the rows as they are read."""
+        yield from self.execute(sql, params)
+
+    def json_text(self, column: str, *path: str) -> str:
+        """`SqlStore.json_text`: SQLite's ``json_extract``."""
+        return f"json_extract({column}, '$.{'.'.join(json_path(path))}')"
 
     # -- schema ------------------------------------------------------------------
     def applied_migrations(self) -> list[str]:

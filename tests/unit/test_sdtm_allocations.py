@@ -7,10 +7,9 @@ export of that database may state.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from rand_support import OPEN_FOUR, Trial, blinded_two_to_one, send_ward_bundle, site, trial
 
+from wardcrf.exports.dataset import Dataset
 from wardcrf.exports.sdtm.build import recorded_allocations
 from wardcrf.randomization import service, unblinded
 
@@ -18,7 +17,7 @@ __all__ = ["site", "trial"]
 
 
 def _arms(store) -> dict[str, str]:
-    return recorded_allocations(SimpleNamespace(store=store))
+    return recorded_allocations(Dataset(store))
 
 
 def test_an_open_label_allocation_gives_the_participant_its_arm(trial: Trial, session_for) -> None:

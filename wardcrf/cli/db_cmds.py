@@ -83,10 +83,18 @@ def rebuild(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-derive every projection table from the event log (or --check that they match)."""
-    with session(data_dir, file_only="db rebuild") as s:
+    """Re-derive every projection table from the event log (or --check that they match).
+
+    At a PostgreSQL hub, --check compares the database's projections with its log as well as the hub's
+    file's with its own (docs/hub-postgres.md); a rebuild there is refused.
+    """
+    with session(data_dir, file_only=None if check else "db rebuild") as s:
         if check:
+            from ..sync import pgcheck
+
             n, diffs = dbadmin.check_projections(s)
+            in_database, more = pgcheck.check_projections(s)
+            n, diffs = n + in_database, diffs + more
             if as_json:
                 print_json({"events": n, "ok": not diffs, "differences": [str(d) for d in diffs]})
             if diffs:

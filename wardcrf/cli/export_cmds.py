@@ -60,7 +60,18 @@ def progress_bar(quiet: bool) -> Iterator[Any]:
         yield _RichProgress(p)
 
 
-def _warn_conflicts(s: Any) -> None:
+@contextlib.contextmanager
+def _dataset(s: Any) -> Iterator[Any]:
+    """The export's dataset: the wards' records where this site keeps them (its file, or a PostgreSQL
+    hub's database read in one snapshot, `hub.wards_data`), checked for permission and loaded versions."""
+    from ..exports.dataset import Dataset
+    from ..sync import hub
+
+    with hub.wards_data(s) as wards:
+        yield Dataset.for_session(s, wards=wards)
+
+
+def _warn_conflicts(s: Any, ds: Any = None) -> None:
     """A version loaded with different files by different laptops (`protocol.content_conflicts`): the export
     is written (every record read under the file this database holds), and the line says so on stderr,
     loud, as for uncoded terms: a sponsor's reviewer must not miss it."""
@@ -68,7 +79,7 @@ def _warn_conflicts(s: Any) -> None:
 
     from .. import protocol
 
-    for c in protocol.content_conflicts(s.store):
+    for c in protocol.content_conflicts(s.store, wards=ds.wards if ds is not None else None):
         err_console.print(
             f"[bold red]protocol conflict:[/] {escape(for_terminal(protocol.conflict_line(c)))}",
             highlight=False,
@@ -103,11 +114,10 @@ def csv_(
 ) -> None:
     """One CSV per form (long format), a data dictionary, the audit trail and SHA256SUMS."""
     from ..exports.csv_export import export_csv
-    from ..exports.dataset import Dataset
 
-    with session(data_dir, file_only="export") as s, progress_bar(quiet or as_json) as p:
-        result = export_csv(Dataset.for_session(s), out, p)
-        _warn_conflicts(s)
+    with session(data_dir) as s, _dataset(s) as ds, progress_bar(quiet or as_json) as p:
+        result = export_csv(ds, out, p)
+        _warn_conflicts(s, ds)
     _done(result, as_json, "CSV export written")
 
 
@@ -116,21 +126,20 @@ def odm(
     out: OutFile, data_dir: DataDirOption = None, as_json: JsonOption = False, quiet: QuietOption = False
 ) -> None:
     """CDISC ODM 1.3.2 XML: metadata from the protocol, data with audit records and signatures."""
-    from ..exports.dataset import Dataset
     from ..exports.odm import export_odm
 
-    with session(data_dir, file_only="export") as s, progress_bar(quiet or as_json) as p:
-        result = export_odm(Dataset.for_session(s), out, p, model=_engine_model(s))
-        _warn_conflicts(s)
+    with session(data_dir) as s, _dataset(s) as ds, progress_bar(quiet or as_json) as p:
+        result = export_odm(ds, out, p, model=_engine_model(ds.data))
+        _warn_conflicts(s, ds)
     _done(result, as_json, "ODM 1.3.2 written")
 
 
-def _engine_model(s: Any) -> Any:
+def _engine_model(store: Any) -> Any:
     """The active version's model when it is a format-2 version of its own (its visits, arms and trial
     design go into the exports); None for a format-1 version, whose exports stay as they were."""
     from .. import protocol
 
-    return protocol.active(s.store).engine
+    return protocol.active(store).engine
 
 
 @app.command("sdtm")
@@ -151,20 +160,18 @@ def sdtm(
     """
     from ..errors import UsageError
     from ..exports.csv_export import prepare_dir
-    from ..exports.dataset import Dataset
     from ..exports.sdtm import check as conformance
     from ..exports.sdtm import package, write_package
 
     if out is None and not check:
         raise UsageError("give --out DIR to write the datasets, --check to check them, or both")
-    with session(data_dir, file_only="export") as s:
-        ds = Dataset.for_session(s)
+    with session(data_dir) as s, _dataset(s) as ds:
         if out is not None:
             prepare_dir(out)  # refuse a used directory before any work
         with progress_bar(quiet or as_json) as p:
-            pkg = package(ds, p, model=_engine_model(s))
+            pkg = package(ds, p, model=_engine_model(ds.data))
             result = write_package(ds, pkg, out) if out is not None else None
-        _warn_conflicts(s)
+        _warn_conflicts(s, ds)
     if result is not None:
         _done(result, as_json and not check, "SDTM datasets written")
         _warn_sdtm(result.uncoded_ae, result.transliterated)

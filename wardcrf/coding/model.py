@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..sqlstore import SqlStore
 from ..store import Store
 
 MEDDRA = "MedDRA"
@@ -227,16 +228,30 @@ class CodingIndex:
         return {d: sorted(v) for d, v in sorted(out.items())}
 
 
-def uncoded(store: Store, protocols: Iterable[Any], index: CodingIndex | None = None) -> list[Uncoded]:
-    """Every coded field with a verbatim and no valid coding, in log order."""
+def uncoded(
+    store: Store,
+    protocols: Iterable[Any],
+    index: CodingIndex | None = None,
+    *,
+    records: SqlStore | None = None,
+) -> list[Uncoded]:
+    """Every coded field with a verbatim and no valid coding, in log order.
+
+    `records`: where the records are when not in `store`, the site's file (a PostgreSQL hub's database;
+    the codings stay in the file). Their values are read in Python, as both engines can.
+    """
     index = index or CodingIndex.load(store)
     fields = coded_fields(protocols)
+    db = store if records is None else records
     out: list[Uncoded] = []
     for (form, field), dictionary in fields.items():
-        rows = store.execute(
-            "SELECT r.event_id, r.subject, json_extract(r.data, '$.' || ?) FROM records r"
-            " JOIN events e ON e.id = r.event_id WHERE r.form = ? ORDER BY e.pos",
-            (field, form),
+        rows = (
+            (event_id, subject, json.loads(data).get(field))
+            for event_id, subject, data in db.execute(
+                "SELECT r.event_id, r.subject, r.data FROM records r"
+                " JOIN events e ON e.id = r.event_id WHERE r.form = ? ORDER BY e.pos",
+                (form,),
+            )
         )
         for event_id, subject, value in rows:
             verbatim = verbatim_of(value).strip()

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import eventlog
 from ..clock import parse_iso, zone
 from ..errors import UsageError
 from ..protocol import Field, tr
@@ -260,7 +259,7 @@ def export_csv(ds: Dataset, out: Path, progress: Progress | None = None) -> CsvE
     result.files["coding.csv"] = write_coding(ds, out / "coding.csv")
     from ..coding import uncoded
 
-    result.uncoded = len(uncoded(ds.store, ds.protocol_versions))
+    result.uncoded = len(uncoded(ds.store, ds.protocol_versions, records=ds.data))
     result.files["audit_trail.csv"] = write_audit_trail(ds, out / "audit_trail.csv", progress)
     result.files["data_dictionary.csv"] = write_dictionary(ds, out / "data_dictionary.csv", layouts)
     write_checksums(out, list(result.files))
@@ -467,7 +466,7 @@ def audit_lines(ds: Dataset, where: str = "", params: Any = ()) -> Any:
     once per distinct time and zone (a device writes many events a second).
     """
     locals_: dict[tuple[str, str], str] = {}
-    for e in eventlog.iter_events(ds.store, where, params):
+    for e in ds.events(where, params):
         local = locals_.get((e.ts, e.zone))
         if local is None:
             local = parse_iso(e.ts).astimezone(zone(e.zone)).isoformat(timespec="seconds")
@@ -526,7 +525,7 @@ def _cell(v: Any) -> str:
 
 def write_audit_trail(ds: Dataset, path: Path, progress: Progress | None = None) -> int:
     progress = progress or NullProgress()
-    progress.start("audit trail", eventlog.count(ds.store))
+    progress.start("audit trail", ds.event_count())
     fh, w = _writer(path)
     n = 0
     last_event = None

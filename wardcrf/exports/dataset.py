@@ -6,23 +6,35 @@ the same export runs on either. Records are read in log order (`events.pos`)
 and streamed, so a site with tens of thousands of records never needs them
 all in memory at once.
 
+At a hub whose wards' data is in PostgreSQL (docs/hub-postgres.md) those
+tables are read there (`wards`), in the SQL both engines run, while the
+site's own file (`store`) keeps the hub's own events and what only it
+projects (codings, SDV marks, queries). The log is then the two logs merged
+in the order the hub received them (`events`): its own events by their
+time, each ward event by its bundle's `applied_at`, which is where a
+SQLCipher hub's single log puts them.
+
 Each record is read with the protocol version it was captured under (the
 event names it), so an old record keeps its old field definitions.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from .. import ids, text
+from .. import eventlog, ids, text
 from .. import protocol as protocols
 from ..errors import Refused
+from ..eventlog import Event
 from ..protocol import Field, Form, Protocol
 from ..records import Record
+from ..sqlstore import SqlStore
 from ..store import Store
 
 if TYPE_CHECKING:
@@ -91,12 +103,20 @@ class Signature:
         return "valid" if self.valid else "changed since signed"
 
 
-_RECORD_SQL = """
+_RECORD_COLUMNS = (
+    "event_id", "form", "subject", "data", "created_at", "created_by", "last_event", "version", "device",
+    "site", "protocol_id", "protocol_version", "last_ts", "last_user",
+)  # fmt: skip
+"""The columns `_record_sql` selects, in its order."""
+
+
+def _record_sql(store: SqlStore) -> str:
+    return f"""
 SELECT r.event_id, r.form, r.subject, r.data, r.created_at, r.created_by, r.last_event,
-       r.version, e.device, json_extract(e.line, '$.site') AS site,
-       json_extract(e.line, '$.protocol.id') AS protocol_id,
-       json_extract(e.line, '$.protocol.version') AS protocol_version,
-       le.ts AS last_ts, le.user AS last_user
+       r.version, e.device, {store.json_text("e.line", "site")} AS site,
+       {store.json_text("e.line", "protocol", "id")} AS protocol_id,
+       {store.json_text("e.line", "protocol", "version")} AS protocol_version,
+       le.ts AS last_ts, le."user" AS last_user
 FROM records r
 JOIN events e ON e.id = r.event_id
 LEFT JOIN events le ON le.id = r.last_event
@@ -119,35 +139,50 @@ class Dataset:
     """What an export reads. Open with `Dataset.for_session` (checks permission)."""
 
     store: Store
+    """The site's own file: its site row, its own events, and what only it projects (codings, SDV)."""
     action: str = "export.data"
+    wards: SqlStore | None = None
+    """Where the wards' records, their history and the protocol versions are: `store` (None), or a
+    PostgreSQL hub's database, read in one snapshot (`sync.hub.wards_data`)."""
     _protocol_cache: dict[tuple[str | None, str | None], Protocol] = field(default_factory=dict)
     _id_field_names: dict[str, list[str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.wards is self.store:
+            self.wards = None
+
     @classmethod
-    def for_session(cls, session: Session, action: str = "export.data") -> Dataset:
+    def for_session(
+        cls, session: Session, action: str = "export.data", *, wards: SqlStore | None = None
+    ) -> Dataset:
         """The dataset for a signed-in user; refused when a record's version is not loaded here
-        (`require_versions`), before anything is written."""
+        (`require_versions`), before anything is written. `wards`: where the wards' records are, when
+        not in the site's file (a PostgreSQL hub)."""
         session.require(action, what="export or report the trial's data")
-        ds = cls(session.store, action)
+        ds = cls(session.store, action, wards)
         ds.require_versions()
         return ds
+
+    @property
+    def data(self) -> SqlStore:
+        """The store the records, amendments, signatures, users and protocol versions are read from."""
+        return self.store if self.wards is None else self.wards
 
     def unloaded_versions(self) -> list[tuple[str, str, int, str]]:
         """(protocol id, version, records, first record) for each version records were captured under
         that is not loaded here, in the order their first record was written."""
-        return [
-            (str(r[0]), str(r[1]), int(r[2]), str(r[3]))
-            for r in self.store.execute(
-                "SELECT v.pid, v.ver, count(*), min(v.pos_id) FROM ("
-                " SELECT json_extract(e.line, '$.protocol.id') AS pid,"
-                "  json_extract(e.line, '$.protocol.version') AS ver,"
-                "  printf('%020d %s', e.pos, e.id) AS pos_id"
-                " FROM records r JOIN events e ON e.id = r.event_id) v"
-                " LEFT JOIN protocols p ON p.protocol_id = v.pid AND p.version = v.ver"
-                " WHERE v.pid IS NOT NULL AND v.ver IS NOT NULL AND p.protocol_id IS NULL"
-                " GROUP BY v.pid, v.ver ORDER BY min(v.pos_id)"
-            )
-        ]
+        db = self.data
+        found: dict[tuple[str, str], list[Any]] = {}
+        for pid, ver, eid in db.execute(
+            f"SELECT v.pid, v.ver, v.id FROM (SELECT {db.json_text('e.line', 'protocol', 'id')} AS pid,"
+            f" {db.json_text('e.line', 'protocol', 'version')} AS ver, e.id, e.pos"
+            " FROM records r JOIN events e ON e.id = r.event_id) AS v"
+            " LEFT JOIN protocols p ON p.protocol_id = v.pid AND p.version = v.ver"
+            " WHERE v.pid IS NOT NULL AND v.ver IS NOT NULL AND p.protocol_id IS NULL ORDER BY v.pos"
+        ):
+            seen = found.setdefault((str(pid), str(ver)), [0, str(eid)])
+            seen[0] += 1
+        return [(pid, ver, int(n), first) for (pid, ver), (n, first) in found.items()]
 
     def require_versions(self) -> None:
         """Refuse, naming them, when records were captured under a protocol version not loaded here.
@@ -162,8 +197,7 @@ class Dataset:
         if not missing:
             return
         named = "; ".join(
-            f"{n} record(s) were captured under {text.excerpt(pid)} {text.excerpt(ver)} "
-            f"(first: {first.split(' ', 1)[1]})"
+            f"{n} record(s) were captured under {text.excerpt(pid)} {text.excerpt(ver)} (first: {first})"
             for pid, ver, n, first in missing
         )
         raise Refused(
@@ -187,25 +221,104 @@ class Dataset:
 
     @cached_property
     def active_protocol(self) -> Protocol:
-        return protocols.active(self.store)
+        return protocols.active(self.data)
 
     @cached_property
     def protocol_versions(self) -> list[Protocol]:
         """Every protocol version loaded, oldest first (an old record keeps its definitions)."""
-        out = []
-        for row in self.store.rows(
-            "SELECT p.source, p.protocol_id FROM protocols p JOIN events e ON e.id = p.loaded_event"
-            " ORDER BY e.pos"
-        ):
-            out.append(protocols.parse_cached(row["source"], f"{row['protocol_id']} (loaded)"))
+        loaded = self.data.rows("SELECT source, protocol_id, loaded_event FROM protocols")
+        order = self._arrivals([r["loaded_event"] for r in loaded])
+        out = [
+            protocols.parse_cached(row["source"], f"{row['protocol_id']} (loaded)")
+            for row in sorted(
+                (r for r in loaded if r["loaded_event"] in order), key=lambda r: order[r["loaded_event"]]
+            )
+        ]
         return out or [self.active_protocol]
 
     def protocol_for(self, record: ProvenancedRecord) -> Protocol:
         key = (record.protocol_id, record.protocol_version)
         if key not in self._protocol_cache:
             ref = {"id": key[0], "version": key[1]} if key[0] else None
-            self._protocol_cache[key] = protocols.version(self.store, ref)  # type: ignore[arg-type]
+            self._protocol_cache[key] = protocols.version(self.data, ref)  # type: ignore[arg-type]
         return self._protocol_cache[key]
+
+    # -- the log, in the order this site received it ---------------------------------------
+
+    @cached_property
+    def _bundles(self) -> dict[str, tuple[list[int], list[str]]]:
+        """device -> (each applied bundle's first seq, its applied_at), in seq order (`wards` only)."""
+        out: dict[str, tuple[list[int], list[str]]] = {}
+        for device, first, at in self.data.execute(
+            "SELECT device, first_seq, applied_at FROM sync_applied WHERE first_seq IS NOT NULL"
+            " ORDER BY device, first_seq"
+        ):
+            firsts, times = out.setdefault(str(device), ([], []))
+            firsts.append(int(first))
+            times.append(str(at))
+        return out
+
+    def _received(self, device: str, seq: int) -> str:
+        """When this site applied the bundle holding a ward's event (`sync_applied.applied_at`)."""
+        firsts, times = self._bundles.get(device, ([], []))
+        i = bisect.bisect_right(firsts, seq) - 1
+        return times[i] if i >= 0 else ""
+
+    def _arrivals(self, event_ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        """Each event's place in the merged log (`events`): (when received, which log, position)."""
+        out: dict[str, tuple[str, int, int]] = {}
+        for i in range(0, len(event_ids), 500):
+            chunk = event_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for eid, ts, pos in self.store.execute(
+                f"SELECT id, ts, pos FROM events WHERE id IN ({marks})", chunk
+            ):
+                out[str(eid)] = (str(ts), 0, int(pos))
+            if self.wards is not None:
+                for eid, device, seq, pos in self.wards.execute(
+                    f"SELECT id, device, seq, pos FROM events WHERE id IN ({marks})", chunk
+                ):
+                    out.setdefault(str(eid), (self._received(str(device), int(seq)), 1, int(pos)))
+        if self.wards is None:  # one log: its order
+            return {k: ("", 0, v[2]) for k, v in out.items()}
+        return out
+
+    def events(self, where: str = "", params: Any = ()) -> Iterator[Event]:
+        """Every event (optionally `where`, on the `events` columns), in the order this site received them.
+
+        One log: its order (`pos`). A PostgreSQL hub's two logs are merged: the hub's own events at their
+        time, each ward's at its bundle's `applied_at` (the hub's first on a tie), each log kept in its own
+        order, as a SQLCipher hub's single log holds them.
+        """
+        if self.wards is None:
+            yield from eventlog.iter_events(self.store, where, params)
+            return
+        sql = (
+            "SELECT line, device, seq, ts FROM events"
+            + (f" WHERE {where}" if where else "")
+            + " ORDER BY pos"
+        )
+
+        def stream(store: SqlStore, own: bool) -> Iterator[tuple[str, Event]]:
+            last = ""
+            for line, device, seq, ts in store.stream(sql, params):
+                last = max(last, str(ts) if own else self._received(str(device), int(seq)))
+                yield last, Event.from_line(line)
+
+        for _at, e in heapq.merge(stream(self.store, True), stream(self.wards, False), key=lambda x: x[0]):
+            yield e
+
+    def logs(self) -> list[SqlStore]:
+        """The stores holding this site's events: its file, and a PostgreSQL hub's database."""
+        return [self.store] if self.wards is None else [self.store, self.wards]
+
+    def event_count(self) -> int:
+        return eventlog.count(self.store) + (eventlog.count(self.wards) if self.wards is not None else 0)
+
+    def event(self, event_id: str) -> Event | None:
+        """One event, from whichever log holds it."""
+        found = eventlog.get(self.data, event_id)
+        return found if found is not None or self.wards is None else eventlog.get(self.store, event_id)
 
     def form_fields(self, form: str) -> list[Field]:
         """The union of a form's fields over all loaded versions, newest definitions first."""
@@ -229,7 +342,7 @@ class Dataset:
 
     def forms_present(self) -> list[str]:
         """Forms with at least one record, in the active protocol's order, then others."""
-        present = {r[0] for r in self.store.execute("SELECT DISTINCT form FROM records")}
+        present = {r[0] for r in self.data.execute("SELECT DISTINCT form FROM records")}
         order = [f for f in self.active_protocol.forms if f in present]
         return order + sorted(present - set(order))
 
@@ -245,8 +358,8 @@ class Dataset:
 
     def count_records(self, form: str | None = None) -> int:
         if form:
-            return int(self.store.scalar("SELECT count(*) FROM records WHERE form = ?", (form,)) or 0)
-        return int(self.store.scalar("SELECT count(*) FROM records") or 0)
+            return int(self.data.scalar("SELECT count(*) FROM records WHERE form = ?", (form,)) or 0)
+        return int(self.data.scalar("SELECT count(*) FROM records") or 0)
 
     def records(
         self, form: str | None = None, *, subject: str | None = None, participant: str | None = None
@@ -261,11 +374,9 @@ class Dataset:
         if subject:
             where.append("r.subject = ?")
             params.append(subject)
-        sql = _RECORD_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.pos"
-        cur = self.store.execute(sql, params)
-        names = [d[0] for d in cur.description or ()]
-        for values in cur:
-            row = dict(zip(names, values, strict=True))
+        sql = _record_sql(self.data) + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.pos"
+        for values in self.data.stream(sql, params):
+            row = dict(zip(_RECORD_COLUMNS, values, strict=True))
             yield ProvenancedRecord(
                 event_id=row["event_id"],
                 form=row["form"],
@@ -319,7 +430,7 @@ class Dataset:
 
     def participants(self) -> list[str]:
         """Every participant id with at least one record, in order of first record."""
-        rows = self.store.execute(
+        rows = self.data.execute(
             "SELECT r.subject FROM records r JOIN events e ON e.id = r.event_id"
             " WHERE r.subject LIKE 'participant:%' GROUP BY r.subject ORDER BY min(e.pos)"
         )
@@ -327,7 +438,7 @@ class Dataset:
 
     def participant_exists(self, pid: str) -> bool:
         return (
-            self.store.one("SELECT 1 FROM events WHERE subject = ? LIMIT 1", (PARTICIPANT_PREFIX + pid,))
+            self.data.one("SELECT 1 FROM events WHERE subject = ? LIMIT 1", (PARTICIPANT_PREFIX + pid,))
             is not None
         )
 
@@ -339,7 +450,7 @@ class Dataset:
         if event_id:
             sql += " WHERE target_event = ?"
             params = (event_id,)
-        rows = self.store.rows(sql + " ORDER BY ts, event_id, field", params)
+        rows = self.data.rows(sql + " ORDER BY ts, event_id, field", params)
         return [
             Amendment(
                 r["event_id"],
@@ -361,34 +472,49 @@ class Dataset:
             groups.setdefault(a.event_id, []).append(a)
         order = {
             eid: pos
-            for eid, pos in self.store.execute("SELECT id, pos FROM events WHERE amends = ?", (event_id,))
+            for eid, pos in self.data.execute("SELECT id, pos FROM events WHERE amends = ?", (event_id,))
         }
         return [groups[k] for k in sorted(groups, key=lambda k: order.get(k, 0))]
 
     def signatures(self, *, target: str | None = None, subject: str | None = None) -> list[Signature]:
-        """Signatures with their current validity (content hash recomputed now)."""
+        """Signatures with their current validity (content hash recomputed now), in log order.
+
+        At a PostgreSQL hub, the wards' (the database) and the hub's own (its file) merged as received;
+        a signature's content hash is computed in the log holding what it signs.
+        """
         from .. import signatures as sigs
 
-        sql = (
-            "SELECT s.*, json_extract(e.line, '$.site') AS site FROM signatures s"
-            " JOIN events e ON e.id = s.event_id"
-        )
+        where = ""
         params: tuple[Any, ...] = ()
         if target:
-            sql += " WHERE s.target_event = ?"
+            where = " WHERE s.target_event = ?"
             params = (target,)
         elif subject:
-            sql += " WHERE s.subject = ? OR s.target_event = ?"
+            where = " WHERE s.subject = ? OR s.target_event = ?"
             params = (subject, subject)
+        found: list[tuple[SqlStore, dict[str, Any]]] = []
+        for db in reversed(self.logs()):  # the wards' first: one log's order when there is one
+            sql = (
+                f"SELECT s.*, {db.json_text('e.line', 'site')} AS site FROM signatures s"
+                " JOIN events e ON e.id = s.event_id"
+            )
+            found += [(db, r) for r in db.rows(sql + where + " ORDER BY e.pos", params)]
+        if self.wards is not None:
+            order = self._arrivals([r["event_id"] for _db, r in found])
+            never = ("~", 2, 0)
+            found.sort(key=lambda x: order.get(x[1]["event_id"], never))
         out = []
         hashes: dict[str, str] = {}
-        for r in self.store.rows(sql + " ORDER BY e.pos", params):
+        for db, r in found:
             t = r["target_event"]
             if t not in hashes:
-                try:
-                    hashes[t] = sigs.content_hash(self.store, t)
-                except Refused:
-                    hashes[t] = ""
+                hashes[t] = ""
+                for holder in dict.fromkeys([db, *self.logs()]):
+                    try:
+                        hashes[t] = sigs.content_hash(holder, t)
+                        break
+                    except Refused:
+                        continue
             out.append(
                 Signature(
                     r["event_id"],
@@ -406,7 +532,22 @@ class Dataset:
 
     @cached_property
     def users(self) -> dict[str, dict[str, Any]]:
-        return {r["username"]: r for r in self.store.rows("SELECT * FROM users ORDER BY username")}
+        """Every user by name. At a PostgreSQL hub: the hub's own (its file) and the wards' directory (the
+        database); a name in both is the one received first, as one log's projection keeps it."""
+        rows = {r["username"]: r for r in self.store.rows("SELECT * FROM users ORDER BY username")}
+        if self.wards is not None:
+            theirs = {r["username"]: r for r in self.wards.rows("SELECT * FROM users ORDER BY username")}
+            both = [u for u in rows if u in theirs]
+            order = self._arrivals(
+                [rows[u]["created_event"] for u in both] + [theirs[u]["created_event"] for u in both]
+            )
+            never = ("~", 2, 0)
+            for u, r in theirs.items():
+                if u not in rows or order.get(r["created_event"], never) < order.get(
+                    rows[u]["created_event"], never
+                ):
+                    rows[u] = r
+        return dict(sorted(rows.items()))
 
     def full_name(self, user: str | None) -> str:
         if not user:

@@ -91,27 +91,30 @@ def form_columns(ds: Dataset, form: str) -> list[FormColumn]:
         return cols
     from ..coldchain.dictionary import COLUMNS as COLDCHAIN
 
+    catalogue = COLDCHAIN.get(form, ())
+    present = _keys(ds, form) if any(c.when_present for c in catalogue) else {}
     return [
         FormColumn(c.name, c.name, "value", catalogue=c)
-        for c in COLDCHAIN.get(form, ())
-        if not c.when_present
-        or ds.store.one(
-            "SELECT 1 FROM records r, json_each(r.data) j WHERE r.form = ? AND j.key = ? LIMIT 1",
-            (form, c.name),
-        )
+        for c in catalogue
+        if not c.when_present or c.name in present
     ]
+
+
+def _keys(ds: Dataset, form: str) -> dict[str, None]:
+    """Every field name some record of the form holds, in the order first seen (records in insertion
+    order). Read in Python: both engines' stores answer it alike."""
+    seen: dict[str, None] = {}
+    for (data,) in ds.data.execute("SELECT data FROM records WHERE form = ? ORDER BY rowid", (form,)):
+        value = json.loads(data)
+        if isinstance(value, dict):
+            seen.update(dict.fromkeys(value))
+    return seen
 
 
 def undeclared(ds: Dataset, form: str, cols: list[FormColumn]) -> list[FormColumn]:
     """Fields some record of the form holds that no protocol or catalogue defines, in first-seen order."""
     known = {c.field for c in cols}
-    extra: dict[str, None] = {}
-    for (key,) in ds.store.execute(
-        "SELECT DISTINCT j.key FROM records r, json_each(r.data) j WHERE r.form = ?", (form,)
-    ):
-        if key not in known:
-            extra[key] = None
-    return [FormColumn(k, k, "value") for k in extra]
+    return [FormColumn(k, k, "value") for k in _keys(ds, form) if k not in known]
 
 
 class Asked:

@@ -299,7 +299,7 @@ def _changed_since_signed(s: Signature, what: str) -> str:
 def _sdv_context(ds: Dataset, fd: ET.Element, mark: sdv.Mark, verification: sdv.RecordSdv) -> None:
     """A source-data verification as a record's Context: its Signature ("verified"), what it compared,
     and "changed since verified" naming each field amended after it (the record's current SDV state)."""
-    ev = eventlog.get(ds.store, mark.event_id)
+    ev = ds.event(mark.event_id)
     el = _sub(fd, "Signature", {"ID": f"SIG.{_slug(mark.event_id)}"})
     _sub(el, "UserRef", {"UserOID": f"USR.{_slug(mark.user)}"})
     _sub(el, "LocationRef", {"LocationOID": f"LOC.{_slug(ev.site if ev else ds.site_row['site'])}"})
@@ -347,7 +347,7 @@ def form_data(
     original = rec.data
     groups = ds.amendment_events(rec.event_id) if rec.amended else []
     if groups:
-        e = eventlog.get(ds.store, rec.event_id)
+        e = ds.event(rec.event_id)
         original = (e.body.get("data") or {}) if e else rec.data
     known = [n for n in fields if n in original]
     ig = _sub(first, "ItemGroupData", {"ItemGroupOID": ig_oid, "TransactionType": "Insert"})
@@ -357,7 +357,7 @@ def form_data(
     # millisecond keep the log's order: a signature then the amendment it precedes).
     later: list[tuple[str, str, int, ET.Element]] = []
     for n, group in enumerate(groups):
-        ev = eventlog.get(ds.store, group[0].event_id)
+        ev = ds.event(group[0].event_id)
         fd = element("Update")
         _audit(
             fd,
@@ -377,7 +377,7 @@ def form_data(
         _signature(fd, s)
         if not s.valid:
             _annotation(fd, 1, _changed_since_signed(s, "record"))
-        signed = eventlog.get(ds.store, s.event_id)
+        signed = ds.event(s.event_id)
         later.append((s.signed_at, signed.hlc if signed else "", len(groups) + n, fd))
     if verification is not None:
         for n, mark in enumerate(verification.marks):
@@ -413,9 +413,10 @@ def export_odm(
     version_keys = [(p.id, p.version) for p in versions]
     own_engine = {(p.id, p.version): p.engine is not None for p in versions}
     forms_used: dict[tuple[str, str], set[str]] = {k: set() for k in version_keys}
-    for form, pid, ver in ds.store.execute(
-        "SELECT DISTINCT r.form, json_extract(e.line,'$.protocol.id'), json_extract(e.line,'$.protocol.version')"
-        " FROM records r JOIN events e ON e.id = r.event_id"
+    db = ds.data
+    for form, pid, ver in db.execute(
+        f"SELECT DISTINCT r.form, {db.json_text('e.line', 'protocol', 'id')},"
+        f" {db.json_text('e.line', 'protocol', 'version')} FROM records r JOIN events e ON e.id = r.event_id"
     ):
         forms_used[_version_key(pid, ver, forms_used, proto)].add(form)
     progress.start("records", ds.count_records())
@@ -456,7 +457,7 @@ def export_odm(
         verified = {t for (t,) in ds.store.execute("SELECT DISTINCT target_event FROM sdv_marks")}
         participant_records = {
             eid
-            for (eid,) in ds.store.execute("SELECT event_id FROM records WHERE subject LIKE 'participant:%'")
+            for (eid,) in ds.data.execute("SELECT event_id FROM records WHERE subject LIKE 'participant:%'")
         }
         active_key = (proto.id, proto.version)
         for key in version_keys:
@@ -556,7 +557,7 @@ def _visit_events(
     by_form: dict[str, list[ProvenancedRecord]] = {}
     for rec in recs:
         by_form.setdefault(rec.form, []).append(rec)
-    found = of_participant(ds.store, pid, by_form, model, zone)
+    found = of_participant(ds.data, pid, by_form, model, zone)
     out: dict[str, tuple[str, int | None]] = {}
     for rec in recs:
         when = record_dtc(rec, ds.protocol_for(rec))
@@ -590,7 +591,7 @@ def _write_audit_records(fh: IO[str], ds: Dataset, inline: set[str]) -> int:
     as an AuditRecord (ID = AR.<event id>)."""
     el = ET.Element("AuditRecords")
     n = 0
-    for e in eventlog.iter_events(ds.store, "type NOT IN (?,?,?)", _RECORD_TYPES):
+    for e in ds.events("type NOT IN (?,?,?)", _RECORD_TYPES):
         if e.id in inline:
             continue
         # ReasonForChange holds a person's reason, never the event type: the type and
@@ -613,10 +614,10 @@ def _what(e: eventlog.Event) -> str:
 
 def _signed_thing(ds: Dataset, s: Signature) -> str:
     """What a signature outside the participants' data signs, in words."""
-    row = ds.store.one("SELECT form, subject FROM records WHERE event_id = ?", (s.target,))
+    row = ds.data.one("SELECT form, subject FROM records WHERE event_id = ?", (s.target,))
     if row is not None:
         return f"{row[0]} record {s.target}" + (f" about {row[1]}" if row[1] else "")
-    if ds.store.one("SELECT 1 FROM events WHERE id = ?", (s.target,)):
+    if ds.event(s.target) is not None:
         return f"event {s.target}"
     return f"everything recorded about {s.target}"
 
@@ -649,11 +650,18 @@ def _write_standalone_signatures(fh: IO[str], ds: Dataset, sigs: list[Signature]
 def _admin_data(ds: Dataset, proto: Protocol, versions: list[Protocol]) -> str:
     admin = ET.Element("AdminData", {"StudyOID": _slug(proto.id)})
     people = dict(ds.users)
-    for (u,) in ds.store.execute("SELECT DISTINCT user FROM events WHERE user IS NOT NULL"):
-        people.setdefault(u, {"username": u, "full_name": u})
+    logs = ds.logs()
+    for db in logs:
+        for (u,) in db.execute('SELECT DISTINCT "user" FROM events WHERE "user" IS NOT NULL'):
+            people.setdefault(u, {"username": u, "full_name": u})
     people.setdefault("system", {"username": "system", "full_name": "wardcrf (no signed-in user)"})
     sites = sorted(
-        {s for (s,) in ds.store.execute("SELECT DISTINCT json_extract(line,'$.site') FROM events") if s}
+        {
+            s
+            for db in logs
+            for (s,) in db.execute(f"SELECT DISTINCT {db.json_text('line', 'site')} FROM events")
+            if s
+        }
         | {ds.site_row["site"]}
     )
     for name in sorted(people):
@@ -662,12 +670,11 @@ def _admin_data(ds: Dataset, proto: Protocol, versions: list[Protocol]) -> str:
         _sub(user, "LoginName", text=name)
         _sub(user, "DisplayName", text=u.get("full_name") or name)
         _sub(user, "FullName", text=u.get("full_name") or name)
-    loaded = {
-        (r["protocol_id"], r["version"]): r["loaded_at"][:10]
-        for r in ds.store.rows(
-            "SELECT p.protocol_id, p.version, e.ts AS loaded_at FROM protocols p JOIN events e ON e.id = p.loaded_event"
-        )
-    }
+    loaded = {}
+    for r in ds.data.rows("SELECT protocol_id, version, loaded_event FROM protocols"):
+        ev = ds.event(r["loaded_event"])
+        if ev is not None:
+            loaded[(r["protocol_id"], r["version"])] = ev.ts[:10]
     for s in sites:
         loc = _sub(admin, "Location", {"OID": f"LOC.{_slug(s)}", "Name": s, "LocationType": "Site"})
         for p in versions:
@@ -684,7 +691,10 @@ def _admin_data(ds: Dataset, proto: Protocol, versions: list[Protocol]) -> str:
 
     # "verified" is the source-data verification's meaning (wardcrf.sdv), not a signatures-table one.
     meanings = list(MEANINGS) + sorted(
-        ({m for (m,) in ds.store.execute("SELECT DISTINCT meaning FROM signatures")} | {sdv.MEANING})
+        (
+            {m for db in ds.logs() for (m,) in db.execute("SELECT DISTINCT meaning FROM signatures")}
+            | {sdv.MEANING}
+        )
         - set(MEANINGS)
     )
     for m in meanings:

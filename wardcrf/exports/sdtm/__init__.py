@@ -184,7 +184,8 @@ def write_package(ds: Dataset, pkg: Package, out: Path) -> SdtmExport:
 
 
 def _last_modified(ds: Dataset) -> str:
-    ts = ds.store.scalar("SELECT max(ts) FROM events")
+    latest = [t for db in ds.logs() if (t := db.scalar("SELECT max(ts) FROM events")) is not None]
+    ts = max(latest) if latest else None
     return str(ts).replace("Z", "+00:00") if ts else now_utc().isoformat(timespec="seconds")
 
 

@@ -257,14 +257,23 @@ def recorded_allocations(ds: Dataset) -> dict[str, str]:
     the trial is unblinded there (`randomization.trial_unblinded`): before
     that, the participant is allocated, to an arm the export shows as BLINDED.
     """
-    rows = ds.store.rows(
-        "SELECT a.participant, a.arm, (l.reveal = 'arm' OR EXISTS (SELECT 1 FROM events e"
-        " WHERE e.type = 'randomization.trial_unblinded' AND e.subject = 'protocol:' || l.protocol_id))"
-        " AS stated FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
+    # The trial unblinded at the hub: its own event, in whichever log holds it (a PostgreSQL hub's file).
+    unblinded = {
+        str(subject)
+        for db in ds.logs()
+        for (subject,) in db.execute(
+            "SELECT subject FROM events WHERE type = 'randomization.trial_unblinded'"
+        )
+    }
+    rows = ds.data.rows(
+        "SELECT a.participant, a.arm, l.reveal, l.protocol_id FROM rand_allocations a"
+        " JOIN rand_lists l ON l.list_id = a.list_id"
     )
     return {
         str(r["participant"]).removeprefix("participant:"): (
-            str(r["arm"]) if r["stated"] and r["arm"] is not None else BLINDED[0]
+            str(r["arm"])
+            if (r["reveal"] == "arm" or f"protocol:{r['protocol_id']}" in unblinded) and r["arm"] is not None
+            else BLINDED[0]
         )
         for r in rows
     }
@@ -346,7 +355,7 @@ class _Subject:
         follow_up = ""
         if model is not None:
             zone = ZoneInfo(str(ds.site_row.get("zone") or "UTC"))
-            self.found = engine_visits.of_participant(ds.store, pid, by_form, model, zone)
+            self.found = engine_visits.of_participant(ds.data, pid, by_form, model, zone)
             ended = self.found.snap.anchors.get("treatment_end")
             over = isinstance(ended, date)
             if isinstance(ended, date) and self.doses:
