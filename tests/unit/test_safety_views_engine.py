@@ -235,6 +235,10 @@ def test_palm_safety_report_counts_infusions_by_role_and_names_interruptions_and
     ]
     assert len(missed) == shown["doses_planned"] - 1
 
+    # `participant show` says the dose in the regimen's unit, not format 1's particles
+    text = w.run("participant", "show", pid, user="auditor").out
+    assert "doses 1/" in text and ", cumulative dose 3100 mg" in text and "particles" not in text
+
     data = json.loads(_report(w))
     [e] = [e for e in data["exposure"] if e["participant"] == pid]
     assert e["doses"] == 1 and e["cumulative_dose"] == [{"value": 3100.0, "unit": "mg"}]

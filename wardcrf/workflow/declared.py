@@ -15,6 +15,9 @@ trial: they ask here, and here reads the version's declarations.
 - `administration_forms`: the forms that record an administration, with the
   field of each role (`record = { form, dose, number, start, ... }` of every
   administration; format 1's dose form as `engine.protocol_v1.upgrade` reads it).
+- `format1_queue`: format 1's ward-queue forms and a participant's own hold
+  (`[ward_queue]` of format1-workflow.toml; a format-2 version's queue rows
+  come from the engine).
 - `exposure`: administrations given and planned and the cumulative dose per
   unit, from the records (never a typed total): a format-2 version's from the
   engine's summary of the participant (`engine_rules.summary`, the ward list's
@@ -63,6 +66,24 @@ def _format1() -> Mapping[str, Any]:
 
     text = resources.files("wardcrf.protocols").joinpath(FORMAT1_WORKFLOW).read_text("utf-8")
     return tomllib.loads(text)
+
+
+@dataclass(frozen=True)
+class Format1Queue:
+    """Format 1's ward queue (`[ward_queue]` of format1-workflow.toml): the forms whose records move a
+    participant's row, and the record that holds them (`hold_form`.`hold_field` == `hold_value`)."""
+
+    forms: tuple[str, ...]
+    hold_form: str
+    hold_field: str
+    hold_value: str
+
+
+def format1_queue() -> Format1Queue:
+    """Format 1's ward-queue declarations (a format-2 version's rows come from the engine)."""
+    q = _format1()["ward_queue"]
+    hold = q["hold"]
+    return Format1Queue(tuple(q["forms"]), str(hold["form"]), str(hold["field"]), str(hold["value"]))
 
 
 def _vital_signs_of(declared: Mapping[str, Any] | None) -> VitalSigns | None:

@@ -170,7 +170,9 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
 
     The same rules the dose record is checked against (`dosing.day_check`),
     so a refusal here is the refusal a save would give, before a kit is
-    scanned or a vital typed. A missing permission raises `PermissionDenied`.
+    scanned or a vital typed. A participant on a format-2 version of its own
+    gets the engine's answer instead (`_engine_day`: the administration
+    wizard's plan). A missing permission raises `PermissionDenied`.
     """
     from ..engine import due
     from .base import RuleContext
@@ -180,6 +182,8 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
     p = require_participant(session.store, participant)
     proto = amendments.protocol_of(session.store, p)  # their version (enrolled under it, or applied)
     start = (when or now()).astimezone(zone(session.ctx.zone))
+    if proto.engine is not None:
+        return _engine_day(session, p.id, start)
     ctx = RuleContext(session, proto, "dose", p, now())
     try:
         number = day_check(ctx, start)
@@ -196,6 +200,30 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
         window,
         outside,
     )
+
+
+def _engine_day(session: Session, pid: str, start: datetime) -> DayCheck:
+    """A format-2 version of its own: the administration wizard's plan of the next administration (the
+    protocol's gates and their words, its number, due time and window), never format 1's dose rules, so
+    both wizards say the same about the same participant."""
+    from .administration_visit import plan
+
+    at = start.isoformat(timespec="seconds")
+    try:
+        planned = plan(session, pid, start)
+    except Refused as exc:
+        return DayCheck(False, exc.message, start=at)
+    if planned.refusal:
+        return DayCheck(False, planned.refusal, start=at)
+    opens, closes = (datetime.fromisoformat(w) for w in planned.window)
+    if start < opens:
+        word, outside = "early", int((opens - start).total_seconds() // 60)
+    elif start > closes:
+        word, outside = "late", int((start - closes).total_seconds() // 60)
+    else:
+        word, outside = "on_time", 0
+    due_at = datetime.fromisoformat(planned.due)
+    return DayCheck(True, None, planned.number, due_at.isoformat(timespec="seconds"), at, word, outside)
 
 
 def _lot_of(session: Session, kit: str) -> str | None:
