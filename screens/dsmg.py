@@ -50,7 +50,10 @@ def _fmt_number(x: float) -> str:
 
 
 def _time(iso: str | None) -> str:
-    """A time from the domain (UTC) as the ward's local time, zone marked (issue 14)."""
+    """A time from the domain (UTC) as the ward's local time, zone marked (issue 14); a date (a vital sign
+    recorded once a day: `[safety] vital_signs` time is a date field) as it is."""
+    if iso and len(iso) == 10:
+        return iso
     return times.local(iso, marked=True) if iso else ""
 
 
