@@ -204,9 +204,17 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
 
 def _engine_day(session: Session, pid: str, start: datetime) -> DayCheck:
     """A format-2 version of its own: the administration wizard's plan of the next administration (the
-    protocol's gates and their words, its number, due time and window), never format 1's dose rules, so
-    both wizards say the same about the same participant."""
+    protocol's gates in its words), then the save's own rules of a start at `start` (`engine_rules`, as
+    `_administration` runs them: the course complete, a second one that day or too close, before the
+    first day or days early), and the slot the save would file it under (number, due time, timing) —
+    never format 1's dose rules, so both wizards and the save say the same about the same participant."""
+    from dataclasses import replace
+
+    from ..engine import due as engine_due
+    from ..engine import schedule
+    from . import engine_rules
     from .administration_visit import plan
+    from .base import RuleContext
 
     at = start.isoformat(timespec="seconds")
     try:
@@ -215,15 +223,39 @@ def _engine_day(session: Session, pid: str, start: datetime) -> DayCheck:
         return DayCheck(False, exc.message, start=at)
     if planned.refusal:
         return DayCheck(False, planned.refusal, start=at)
-    opens, closes = (datetime.fromisoformat(w) for w in planned.window)
-    if start < opens:
-        word, outside = "early", int((opens - start).total_seconds() // 60)
-    elif start > closes:
-        word, outside = "late", int((start - closes).total_seconds() // 60)
-    else:
-        word, outside = "on_time", 0
-    due_at = datetime.fromisoformat(planned.due)
-    return DayCheck(True, None, planned.number, due_at.isoformat(timespec="seconds"), at, word, outside)
+    p = require_participant(session.store, pid)
+    proto = amendments.protocol_of(session.store, p)
+    m = proto.engine
+    assert m is not None
+    roles_ = planned.roles
+    ctx = RuleContext(session, proto, planned.form, p, now())
+    snap, _rec = engine_rules._snapshot(ctx, m, {roles_["start"]: start.isoformat()})
+    anchors, arm = engine_rules.plan_inputs(ctx.store, m, p, ctx.zone)
+    facts = engine_due.conditions(m, replace(snap, record=None), arm)
+    given = schedule.Given(start, record="(this record)")
+    others = engine_rules._others(ctx, ctx.form)
+    rows, found = engine_rules.place(m, ctx.form, anchors, arm, ctx.zone, others, given, ctx.now, facts)
+    try:
+        if found is None:
+            engine_rules._course_complete(m, rows, snap, p.id)
+            return DayCheck(
+                False,
+                f"{start.isoformat(timespec='minutes')}: no administration of {p.id}'s schedule takes a "
+                "record then (before the first, after the course, or past the late limit)",
+                start=at,
+            )
+        engine_rules._spacing(ctx, m, found, start, roles_, snap)
+    except Refused as exc:
+        return DayCheck(False, exc.message, start=at)
+    if not engine_rules._not_days_early(ctx, m, found, start, roles_["start"], snap, rows):
+        return DayCheck(False, next(iter(ctx.problems.values())), start=at)
+    s = found.slot
+    local = zone(m.calendar.zone or ctx.zone)
+    due_at = (s.due or s.opens).astimezone(local)
+    word = found.timing or "on_time"
+    edge = s.closes if word == "late" else s.opens
+    outside = 0 if word == "on_time" else int(abs((start - edge).total_seconds()) // 60)
+    return DayCheck(True, None, s.number, due_at.isoformat(timespec="seconds"), at, word, outside)
 
 
 def _lot_of(session: Session, kit: str) -> str | None:
