@@ -287,3 +287,11 @@ def test_palm007_safety_report_leaves_out_doses_not_given_and_never_names_the_ar
         assert product not in text
     md = _report(w, "md")
     assert all(a.code not in md for a in m.arms) and all(p not in md for p in m.products)
+
+
+def test_vitals_order_by_the_instant_not_the_text_of_times_typed_in_other_zones() -> None:
+    """07:00 in Wuhan is 23:00 UTC the day before: it comes before 01:00 in Kinshasa that day (00:00 UTC)."""
+    wuhan, kinshasa = "2020-03-16T07:00:00+08:00", "2020-03-16T01:00:00+01:00"
+    assert sorted([kinshasa, wuhan], key=declared._instant) == [wuhan, kinshasa]
+    assert declared._instant("2020-03-16") == "2020-03-16"  # a daily record's date, as stored
+    assert declared._instant("not a time\x1b[2J") == "not a time\x1b[2J"  # never raises on stored junk

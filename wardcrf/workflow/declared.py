@@ -162,7 +162,7 @@ def vitals_rows(store: Store, proto: protocols.Protocol, pid: str) -> list[Vital
         time = raw.get(vs.time)
         out.append(
             (
-                str(time or ""),
+                _instant(time),
                 int(pos),
                 {
                     "event": rec.event_id,
@@ -175,6 +175,17 @@ def vitals_rows(store: Store, proto: protocols.Protocol, pid: str) -> list[Vital
             )
         )
     return [row for _t, _p, row in sorted(out, key=lambda x: (x[0], x[1]))]
+
+
+def _instant(value: Any) -> str:
+    """A sort key of a stored date or date-time: an aware time in UTC (times typed in other zones order by
+    the instant), a date or anything else as stored."""
+    text = str(value or "")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return moment.astimezone(UTC).isoformat() if moment.tzinfo is not None else text
 
 
 _FORMAT1_WHEN = {"pre_dose": "before", "post_dose": "after"}
