@@ -11,7 +11,8 @@ Tab between fields:
    kit known, not quarantined, discarded or used, chain complete, thawed at
    the bedside, temperatures covered), and says OK or the domain's reason
    beside the field. The product fields (lot — filled from the kit's lot —,
-   particles, volume, diluent, nebulizer) follow.
+   the dose, volume, diluent, nebulizer: `product_fields`, the dose form's
+   record roles) follow.
 2. Pre-dose vitals, 4. post-dose vitals, 3. start/end of the inhalation and
    5. the protocol's prespecified inhalation-event checklist are the
    protocol's own fields (`FieldGroup`, the same rows and inline checks as
@@ -51,6 +52,7 @@ from textual.widgets import Input, SelectionList, Static
 from wardcrf import protocol as protocols
 from wardcrf.clock import zone
 from wardcrf.errors import WardError
+from wardcrf.workflow import declared
 
 from .errors import message_of
 from .i18n import domain_word, label_width, language, t
@@ -90,7 +92,17 @@ Under the scanner profile ``enter`` (the default) that check only shows the answ
 ``gap`` the profile's own gap ends a scan instead (`ScanField`): a complete scan is checked
 like an Enter, and what a person typed and paused on is checked to show the answer only."""
 
-PRODUCT_FIELDS = ["lot", "particles", "volume", "diluent", "device"]
+PRODUCT_ROLES = ("lot", "dose", "volume")
+"""The product fields by their record role (format 1's dose form as the engine reads it: `declared`)."""
+FORMAT1_PRODUCT_EXTRAS = ("diluent", "device")  # format 1's dose form fields that are no record role
+
+
+def product_fields(proto: protocols.Protocol) -> list[str]:
+    """The dose form's product fields: lot, the dose, volume (by role), diluent and nebulizer."""
+    roles = declared.administration_forms(proto).get("dose", {})
+    return [roles[r] for r in PRODUCT_ROLES if r in roles] + list(FORMAT1_PRODUCT_EXTRAS)
+
+
 TIME_FIELDS = ["start", "end", "given_by", "interruptions", "interruption_note"]
 FIXED_VITALS = ("timepoint", "dose")  # filled in by the domain for this visit
 PART_OF_GROUP = {
@@ -111,13 +123,15 @@ STEP_OF_GROUP = {"group-product": 0, "group-pre": 1, "group-times": 2, "group-po
 
 
 def protocol_constants(proto: protocols.Protocol) -> dict[str, str]:
-    """The dose fields the protocol fixes (particles per dose, volume), as the fields show them."""
+    """The dose fields the protocol fixes (the dose per administration, volume), as the fields show them."""
     out: dict[str, str] = {}
     schedule = proto.schedule
     fields = proto.form("dose").fields
-    if schedule.particles_per_dose and "particles" in fields:
-        mantissa, exponent = f"{schedule.particles_per_dose:.1e}".split("e")
-        out["particles"] = f"{mantissa}e{int(exponent)}"
+    dose_field = declared.administration_forms(proto).get("dose", {}).get("dose")
+    fixed = declared.fixed_dose(proto)
+    if fixed and dose_field in fields:
+        mantissa, exponent = f"{fixed:.1e}".split("e")
+        out[str(dose_field)] = f"{mantissa}e{int(exponent)}"
     if schedule.volume_ml and "volume" in fields:
         out["volume"] = f"{schedule.volume_ml:g}"
     return out
@@ -144,6 +158,7 @@ class DoseWizard(StepWizard):
         super().__init__(ward, participant)
         from wardcrf import workflow
 
+        self.product_fields = product_fields(self.proto)
         self.summary: ParticipantSummary = ward.call(workflow.show, participant)
         self.values.update({"dose": {}, "pre": {}, "post": {}, "check": {}})
         # Drop-downs show the protocol's default (diluent, nebulizer): what will be saved is on screen.
@@ -192,7 +207,8 @@ class DoseWizard(StepWizard):
         f = self.proto.form("dose").fields
         labels = [t("dose.kit_label") + " *"]
         labels += [
-            protocols.tr(f[n].label, language()) + (" *" if f[n].required else "") for n in PRODUCT_FIELDS
+            protocols.tr(f[n].label, language()) + (" *" if f[n].required else "")
+            for n in self.product_fields
         ]
         return min(MAX_LABEL, label_width(labels))
 
@@ -204,7 +220,7 @@ class DoseWizard(StepWizard):
             yield Static(t("dose.product_help"), classes="muted step-note")
             yield self._group(
                 "dose",
-                PRODUCT_FIELDS,
+                self.product_fields,
                 "dose",
                 "group-product",
                 "dose-",
@@ -359,7 +375,7 @@ class DoseWizard(StepWizard):
         rows = [
             (
                 t("dose.review_kit"),
-                escape(kit) + " · " + self._values_line("dose", self.values["dose"], PRODUCT_FIELDS),
+                escape(kit) + " · " + self._values_line("dose", self.values["dose"], self.product_fields),
             ),
             (t("dose.step_pre"), self._values_line("vitals", self.values["pre"], vitals)),
             (t("dose.review_inhalation"), self._values_line("dose", self.values["dose"], TIME_FIELDS)),

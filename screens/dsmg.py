@@ -50,7 +50,10 @@ def _fmt_number(x: float) -> str:
 
 
 def _time(iso: str | None) -> str:
-    """A time from the domain (UTC) as the ward's local time, zone marked (issue 14)."""
+    """A time from the domain (UTC) as the ward's local time, zone marked (issue 14); a date (a vital sign
+    recorded once a day: `[safety] vital_signs` time is a date field) as it is."""
+    if iso and len(iso) == 10:
+        return iso
     return times.local(iso, marked=True) if iso else ""
 
 
@@ -268,8 +271,9 @@ class DsmgScreen(Screen[None]):
                 "dsmg.doses",
                 given=p["doses_given"],
                 planned=p["doses_planned"],
-                particles=_fmt_number(p["cumulative_particles"]),
-                unit=p["particles_unit"] or "",
+                cumulative=", ".join(
+                    f"{_fmt_number(c['value'])} {c['unit']}".strip() for c in p["cumulative_dose"]
+                ),
             )
         )
         out.append("\n")
@@ -309,15 +313,12 @@ class DsmgScreen(Screen[None]):
         if not flags:
             out.append(t("dsmg.vitals_none"), style="dim")
             out.append("\n")
-        vitals = self.proto.form("vitals")
         for f in flags:
+            vitals = self.proto.form(f["form"])  # the declared vital signs' form (`[safety] vital_signs`)
             sign = protocols.tr(vitals.fields[f["sign"]].label, language())
+            timepoints = vitals.fields["timepoint"].choices if "timepoint" in vitals.fields else []
             tp = next(
-                (
-                    protocols.tr(c.label, language())
-                    for c in vitals.fields["timepoint"].choices
-                    if str(c.code) == f["timepoint"]
-                ),
+                (protocols.tr(c.label, language()) for c in timepoints if str(c.code) == f["timepoint"]),
                 f["timepoint"] or "",
             )
             if f["dose"]:

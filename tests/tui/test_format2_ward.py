@@ -101,3 +101,50 @@ async def test_the_ward_app_runs_on_palm(palm_site) -> None:
         await pilot.press(*"50")
         await pilot.pause()
         assert "outside the allowed range 30 to 45" in str(form.query_one("#problem-temp").render())
+
+
+async def test_the_dsmg_board_on_palm_reads_its_declarations(palm_site) -> None:
+    """The DSMG screen on PALM: the dose in mg (none given yet), the declared vital signs flagged by PALM's
+    own labels and units, nothing of format 1's particles or vitals timepoints."""
+    from wardcrf.screens.dsmg import DsmgScreen
+
+    site, pid = palm_site
+    s = Site.open(site.data_dir).unlock("admin", PASSWORD)
+    try:
+        users.add_user(s, "dsmg", "Dee Esemgee", "dsmg", PASSWORD)
+    finally:
+        s.close()
+    c = Site.open(site.data_dir).unlock("clinician", PASSWORD)
+    try:
+        workflow.submit(
+            c,
+            "vitals",
+            {
+                "timepoint": "daily",
+                "time": "2020-03-16T01:45:00+01:00",
+                "temp": "41.0",
+                "pulse": "80",
+                "resp": "18",
+                "oxysat": "88",
+            },
+            participant=pid,
+            reason="rechecked",
+            confirm=True,
+        )
+    finally:
+        c.close()
+    ward = Ward(site, Site.open(site.data_dir).unlock("dsmg", PASSWORD))
+    app = make_app(site.data_dir, ward=ward)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        pilot.app.push_screen(DsmgScreen(pilot.app.ward))
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, DsmgScreen)
+        row = [str(c) for c in screen.query_one("#dsmg-participants", DataTable).get_row_at(0)]
+        assert row[0] == pid and row[5] == "2"  # two signs outside their soft range
+        detail = str(screen.query_one("#dsmg-detail").render())
+        vitals = model.shipped("palm.toml").data["forms"]["vitals"]["fields"]
+        assert "0 mg" in detail and "particles" not in detail
+        assert vitals["temp"]["label"]["en"] in detail and "41" in detail
+        assert vitals["oxysat"]["label"]["en"] in detail and "88" in detail

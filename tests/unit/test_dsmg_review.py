@@ -80,7 +80,7 @@ def test_summary_counts_doses_aes_by_grade_and_causality_and_flags_vitals(ward):
     )
     s = _summary(ward)
     assert (s["doses_given"], s["doses_planned"]) == (1, 5)
-    assert s["cumulative_particles"] == pytest.approx(2.0e8)
+    assert [(c["value"], c["unit"]) for c in s["cumulative_dose"]] == [(pytest.approx(2.0e8), "particles")]
     assert s["aes_total"] == 2 and s["aes_serious"] == 1
     assert s["aes_by_grade"] == {"2": 1, "3": 1}
     assert s["aes_by_causality"] == {"possible": 1, "unlikely": 1}

@@ -401,3 +401,34 @@ def test_a_slot_whose_window_closed_without_a_record_is_a_missing_dose(ward, cli
     assert [d["number"] for d in info["deviations"] if d["kind"] == "missing dose"] == [3, 4, 5]
     r = cli("participant", "show", pid, user="clinician")
     assert r.code == 0 and "deviation: missing dose 3 (due " in r.out, r.output
+
+
+# -- the wizards' first step says what the save says ----------------------------------------------------
+
+
+def test_the_day_check_and_the_wizards_plan_say_what_the_save_says(ward):
+    """On the re-encoding, `dose_visit.check_day` is the engine's (the administration wizard's plan, then the
+    save's own per-day and first-day rules in their declared words); the plan reads `required_when` tables."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from wardcrf.workflow import administration_visit, dose_visit
+
+    tz = ZoneInfo("Asia/Shanghai")
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    plan = administration_visit.plan(
+        ward.clin, pid, datetime(day1.year, day1.month, day1.day, 9, 30, tzinfo=tz)
+    )
+    assert plan.number == 1 and "interruption_note" not in plan.required  # `{ when = "interruptions > 0" }`
+    got = dose_visit.check_day(ward.clin, pid, datetime(day1.year, day1.month, day1.day, 13, 30, tzinfo=tz))
+    assert (got.ok, got.dose_number, got.window, got.minutes_outside) == (True, 1, "late", 150)
+    on_day0 = dose_visit.check_day(
+        ward.clin, pid, datetime(day0.year, day0.month, day0.day, 12, 0, tzinfo=tz)
+    )
+    assert not on_day0.ok and f"is not after the enrollment day {day0.isoformat()}" in str(on_day0.reason)
+    first = ward.dose(pid, 1, day1)
+    again = dose_visit.check_day(ward.clin, pid, datetime(day1.year, day1.month, day1.day, 18, 0, tzinfo=tz))
+    assert not again.ok and again.reason == (
+        f"{pid} already had dose 1 on {day1.isoformat()} (record {first.id}); one dose per day"
+    )

@@ -529,3 +529,74 @@ def test_message_holes_name_only_what_exists(name: str, old: str, new: str, wher
     line = _line_of(mutated, new)
     problems = _refusal(mutated, name)
     assert any(p.startswith(f"{name}:{line}: {where}: {{") for p in problems), problems
+
+
+# -- `[safety] vital_signs`: which fields the DSMG board and the vitals chart read ------------------
+
+VITALS_LINE = 'vital_signs = { form = "vitals", time = "time"'
+
+
+def test_the_shipped_files_declare_their_vital_signs() -> None:
+    """Accept: each shipped file names its vitals form, its time field and its signs, in reading order."""
+    for name, time_field in (("mexcovid.toml", "time"), ("palm.toml", "time"), ("palm007.toml", "date")):
+        declared = model.shipped(name).data["safety"]["vital_signs"]
+        assert declared["form"] == "vitals" and declared["time"] == time_field
+        assert set(declared["fields"]) == {"temp", "pulse", "resp", "sysbp", "diabp", "oxysat"}
+    assert model.shipped("mexcovid.toml").data["safety"]["vital_signs"]["fields"][0] == "oxysat"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ('form = "vitals", time = "time"', 'form = "vital", time = "time"', "form 'vital' is not declared"),
+        ('time = "time", fields', 'time = "infusion", fields', "vitals.infusion is a integer field"),
+        ('time = "time", fields', 'time = "when", fields', "form vitals has no field 'when'"),
+        ('fields = ["temp"', 'fields = ["timepoint"', "vitals.timepoint is a choice field"),
+        ('fields = ["temp"', 'fields = ["tmp"', "form vitals has no field 'tmp'"),
+    ],
+)
+def test_vital_signs_naming_what_is_not_a_sign_is_refused_at_its_line(
+    old: str, new: str, problem: str
+) -> None:
+    src = _source("palm.toml")
+    assert old in src
+    bad = src.replace(old, new, 1)
+    problems = _refusal(bad, "palm.toml")
+    line = _line_of(bad, "vital_signs = {")
+    assert any(p.startswith(f"palm.toml:{line}: safety.vital_signs") and problem in p for p in problems), (
+        problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "problem"),
+    [
+        ('vital_signs = { form = "vitals", time = "time", fields = [] }', "should be non-empty"),
+        ('vital_signs = { form = "vitals", time = "time", fields = ["temp", "temp"] }', "non-unique"),
+        ('vital_signs = { form = "vitals", time = "time", fields = ["te\\u0007mp"] }', "required form"),
+        ('vital_signs = { form = "vitals", time = "time", fields = "temp" }', "not of type 'array'"),
+        ('vital_signs = { form = "vitals", fields = ["temp"] }', "'time' is required"),
+        (
+            'vital_signs = { form = "vitals", time = "time", fields = ["temp"], colour = "red" }',
+            "unknown key 'colour'",
+        ),
+        (
+            'vital_signs = { form = "vitals", time = "time", fields = ['
+            + ", ".join(f'"f{i}"' for i in range(41))
+            + "] }",
+            "too long",
+        ),
+        ('vital_signs = { form = "' + "v" * 200 + '", time = "time", fields = ["temp"] }', "required form"),
+    ],
+)
+def test_hostile_vital_signs_are_refused_in_one_named_problem(new: str, problem: str) -> None:
+    """Hostile: an empty, repeated, oversized or control-character list, a wrong type, a missing or unknown key."""
+    src = _source("palm.toml")
+    start = src.index(VITALS_LINE)
+    end = src.index("\n", start)
+    bad = src[:start] + new + src[end:]
+    problems = _refusal(bad, "palm.toml")
+    line = _line_of(bad, "vital_signs = {")
+    assert any(p.startswith(f"palm.toml:{line}: safety.vital_signs") and problem in p for p in problems), (
+        problems
+    )

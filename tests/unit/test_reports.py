@@ -143,8 +143,8 @@ def test_safety_exposure_from_recorded_doses_and_every_ae_with_dsmg(ward):
     assert code == 0, err
     data = json.loads(out)
     assert data["totals"]["doses"] == 35 and data["totals"]["participants_dosed"] == 7
-    assert data["totals"]["particles"] == pytest.approx(7 * 5 * 2.0e8)
-    assert {e["cumulative_particles"] for e in data["exposure"]} == {1.0e9}
+    assert data["totals"]["cumulative_dose"] == [{"value": pytest.approx(7 * 5 * 2.0e8), "unit": "particles"}]
+    assert [c for e in data["exposure"] for c in e["cumulative_dose"]] == [{"value": 1.0e9, "unit": "particles"}] * 7
     aes = {a["term"]: a for a in data["adverse_events"]}
     pe = aes["Pulmonary embolism"]
     assert pe["serious"] and pe["grade"] == 3 and pe["serious_criteria"] == ["hospitalization"]

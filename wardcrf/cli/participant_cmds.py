@@ -64,7 +64,8 @@ def show(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One participant: state, doses given and due, deviations, open AEs, AE forms expected, particles, sign-off."""
+    """One participant: state, doses given and due, deviations, open AEs, AE forms expected, the cumulative
+    dose, sign-off."""
     from .. import sdv
 
     with session(data_dir) as s:
@@ -95,11 +96,13 @@ def _print_summary(info: dict[str, Any]) -> None:
         )
     if info["failed_criteria"]:
         console.print(f"screen failure: {', '.join(info['failed_criteria'])}", highlight=False)
-    console.print(
-        f"doses {info['doses_given']}/{info['doses_planned']}, cumulative particles "
-        f"{_particles(info['cumulative_particles'])}",
-        highlight=False,
+    cumulative = info.get("cumulative_dose")  # a format-2 version's: per unit of its regimens' doses
+    given = (
+        "cumulative dose " + (", ".join(f"{c['value']:g} {c['unit']}" for c in cumulative) or "0")
+        if cumulative is not None
+        else f"cumulative particles {_particles(info['cumulative_particles'])}"  # format 1's one product
     )
+    console.print(f"doses {info['doses_given']}/{info['doses_planned']}, {given}", highlight=False)
     for d in info["doses"]:
         console.print(
             f"  dose {d['dose']} day {d['day']} at {d['start']} ({d['window']}) kit {d['kit_id']}",

@@ -697,6 +697,9 @@ def _safety(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:
     check = safety.get("check")
     if isinstance(check, dict):
         _safety_check(r, data, forms, check, prespecified, ae_fields)
+    vital = safety.get("vital_signs")
+    if isinstance(vital, dict):
+        _vital_signs(r, forms, vital)
     review = safety.get("dsmg_review")
     if isinstance(review, dict):
         p: Path_ = ("safety", "dsmg_review")
@@ -712,6 +715,36 @@ def _safety(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:
         ae_field = fields.get(review["ae_field"])
         if ae_field is not None and ae_field.get("type") != "text":
             r.err((*p, "ae_field"), f"{review['form']}.{review['ae_field']} names an AE record: a text field")
+
+
+def _vital_signs(r: _Reader, forms: dict[str, Any], vital: dict[str, Any]) -> None:
+    """`[safety] vital_signs`: the vital signs the DSMG board flags against their soft range and the vitals
+    series plots around each administration: numeric fields of one declared form, with its date or datetime field."""
+    p: Path_ = ("safety", "vital_signs")
+    form = forms.get(vital["form"])
+    if form is None:
+        r.err((*p, "form"), f"form {vital['form']!r} is not declared")
+        return
+    fields = form.get("fields", {})
+    when = fields.get(vital["time"])
+    if when is None:
+        r.err((*p, "time"), f"form {vital['form']} has no field {vital['time']!r}")
+    elif when.get("type") not in ("date", "datetime"):
+        r.err(
+            (*p, "time"),
+            f"{vital['form']}.{vital['time']} is a {when.get('type', 'text')} field: when the signs were "
+            "measured is a date or datetime field",
+        )
+    for j, name in enumerate(vital["fields"]):
+        spec = fields.get(name)
+        if spec is None:
+            r.err((*p, "fields", j), f"form {vital['form']} has no field {name!r}")
+        elif spec.get("type") not in ("number", "integer"):
+            r.err(
+                (*p, "fields", j),
+                f"{vital['form']}.{name} is a {spec.get('type', 'text')} field: a vital sign is a number "
+                "or integer field",
+            )
 
 
 def _safety_check(

@@ -1,13 +1,20 @@
-"""Safety report: exposure, every adverse event with its assessments, inhalation events by dose.
+"""Safety report: exposure, every adverse event with its assessments, prespecified events by dose.
 
-Exposure is computed from the administrations recorded (count and sum of
-particles per dose record), never from a typed total: the paper's abstract
-misstates the cumulative dose, the records do not. Deviations are doses
-outside their window (``window`` early/late, computed when the dose was
-recorded), interrupted inhalations, and doses missed: a dose whose window
-closed with no dose record, as of the moment the report is made (the
-workflow's own rule, `workflow.status`). Doses of a participant still in
-treatment that are not yet due are no deviation.
+Exposure is computed from the administrations recorded (count, and the sum
+of each record's dose per unit), never from a typed total: the paper's
+abstract misstates the cumulative dose, the records do not. The records are
+those of the forms the protocol's administrations record on, read by role
+(`record = { form, dose, number, window, ... }`; a format-1 version's dose
+form as `engine.protocol_v1.upgrade` reads it: `workflow.declared`), so the
+report names no form or field of one trial. A record of a dose not given
+(`not_given`) is no exposure. Deviations are doses outside their window
+(the `window` role early/late, computed when the dose was recorded),
+interrupted administrations, and doses missed: a dose whose window closed
+with no dose record, as of the moment the report is made (the workflow's
+own rule, `workflow.status`: format 1's "missing dose", a format-2
+version's deviations of kind `missed`). Doses of a participant still in
+treatment that are not yet due are no deviation. On a blinded trial the
+report shows counts and doses, never an arm, regimen or product.
 """
 
 from __future__ import annotations
@@ -18,27 +25,38 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Refused
 from ..exports.dataset import Dataset, number, value_text
 from ..protocol import tr
-from ..workflow import status
+from ..workflow import declared, status
 from .render import Doc, Table
 
 if TYPE_CHECKING:
     from ..engine.schedule import Deviation
 
 
-def _missed_doses(ds: Dataset, pid: str) -> list[Deviation] | None:
-    """Doses whose window has closed without a dose record, now; None when no enrollment is known here."""
+FORMAT1_MISSED = "missing dose"  # format 1's deviation kind (`workflow.status`)
+
+
+def _missed_doses(ds: Dataset, pid: str, missed: frozenset[str]) -> list[Deviation] | None:
+    """Doses whose window has closed without a dose record, now; None when no enrollment is known here.
+
+    `missed`: the codes of the version's deviations of kind `missed` (format 2)."""
     try:
         info = status.summary(ds.store, pid)
     except Refused:
         return None
     if not info.get("enrolled_on"):
         return None
-    return [d for d in info["deviations"] if d.get("kind") == "missing dose"]
+    return [d for d in info["deviations"] if d.get("kind") == FORMAT1_MISSED or d.get("code") in missed]
+
+
+def _amount(total: dict[str, float]) -> str:
+    return ", ".join(f"{v:.3g} {u}".strip() for u, v in total.items()) or "0"
 
 
 def compute(ds: Dataset) -> dict[str, Any]:
     proto = ds.active_protocol
     sched = proto.schedule
+    # the number of administrations a participant is given: one regimen's; None when arms differ
+    planned = sched.doses if len(declared.model_of(proto).arms) == 1 else None
     pre_labels = {str(c.code): tr(c.label) for c in proto.prespecified_events}
     exposure: list[dict[str, Any]] = []
     aes = []
@@ -49,13 +67,13 @@ def compute(ds: Dataset) -> dict[str, Any]:
     review_form, ae_field, rel, unexp = "dsmg_ae_review", "ae_event", "relatedness", "unexpected"
     check_form, check_field, check_link, ae_link = "post_dose_check", "events", "dose", "dose"
     if proto.engine is not None:
-        declared = proto.engine.data.get("safety", {})
-        review = declared.get("dsmg_review") or {}
+        safety_ = proto.engine.data.get("safety", {})
+        review = safety_.get("dsmg_review") or {}
         review_form, ae_field = str(review.get("form", "")), str(review.get("ae_field", ""))
         rel, unexp = str(review.get("relatedness", "")), str(review.get("unexpected", ""))
-        check = declared.get("check") or {}
+        check = safety_.get("check") or {}
         check_form, check_field = str(check.get("form", "")), str(check.get("field", ""))
-        check_link, ae_link = str(check.get("link", "")), str(declared.get("ae_link", ""))
+        check_link, ae_link = str(check.get("link", "")), str(safety_.get("ae_link", ""))
     for rec in ds.records(review_form) if review_form else ():
         d = rec.data
         reviews[value_text(d.get(ae_field))].append(
@@ -68,45 +86,60 @@ def compute(ds: Dataset) -> dict[str, Any]:
                 "at": rec.created_at,
             }
         )
+    forms = declared.administration_forms(proto)  # form -> {role: field} of every administration
+    unit = declared.dose_unit(proto)
+    missed_codes = frozenset(
+        str(d["code"])
+        for d in (proto.engine.data.get("deviations", ()) if proto.engine is not None else ())
+        if d.get("kind") == "missed"
+    )
     for pid in ds.participants():
         recs = list(ds.records(participant=pid))
-        doses = [r for r in recs if r.form == "dose"]
+        doses = [
+            r
+            for r in recs
+            if r.form in forms
+            and not (forms[r.form].get("not_given") and r.data.get(forms[r.form]["not_given"]))
+        ]
         if not doses and not any(r.form == "ae" for r in recs):
             continue
-        particles = [number(r.data.get("particles")) for r in doses]
+        total: dict[str, float] = {}
         deviations = []
         for r in doses:
-            n = value_text(r.data.get("dose_number")) or "?"
-            w = value_text(r.data.get("window"))
+            roles = forms[r.form]
+
+            def role(name: str, r: Any = r, roles: Any = roles) -> Any:
+                return r.data.get(roles[name]) if name in roles else None
+
+            q = declared.quantity(role("dose"), unit)
+            if q is not None:
+                total[q[1]] = total.get(q[1], 0.0) + q[0]
+            n = value_text(role("number")) or "?"
+            w = value_text(role("window"))
             if w in ("early", "late"):
                 deviations.append(
-                    f"dose {n} {w} (due {value_text(r.data.get('due'))}, "
-                    f"given {value_text(r.data.get('start'))})"
+                    f"dose {n} {w} (due {value_text(role('due'))}, given {value_text(role('start'))})"
                 )
-            if r.data.get("interruptions"):
+            if role("interruptions"):
+                note = role("interruption_note")
                 deviations.append(
-                    f"dose {n} interrupted: {value_text(r.data.get('interruptions'))}"
-                    + (
-                        f" ({value_text(r.data.get('interruption_note'))})"
-                        if r.data.get("interruption_note")
-                        else ""
-                    )
+                    f"dose {n} interrupted: {value_text(role('interruptions'))}"
+                    + (f" ({value_text(note)})" if note else "")
                 )
-        missed = _missed_doses(ds, pid)
+        missed = _missed_doses(ds, pid, missed_codes)
         if missed is not None:
-            deviations += [f"dose {m['dose']} missed (due {m['due']})" for m in missed]
-        elif doses and len(doses) < sched.doses:
+            deviations += [f"dose {m.get('dose', m.get('number'))} missed (due {m['due']})" for m in missed]
+        elif doses and planned is not None and len(doses) < planned:
             # No enrollment here to know which doses fell due: say what is known, and why.
             deviations.append(
-                f"{len(doses)} of {sched.doses} scheduled doses recorded (no enrollment record here "
+                f"{len(doses)} of {planned} scheduled doses recorded (no enrollment record here "
                 "to tell which were due)"
             )
         exposure.append(
             {
                 "participant": pid,
                 "doses": len(doses),
-                "cumulative_particles": sum(p for p in particles if p is not None),
-                "unit": sched.particles_unit,
+                "cumulative_dose": [{"value": v, "unit": u} for u, v in (total or {unit: 0.0}).items()],
                 "deviations": deviations,
             }
         )
@@ -155,21 +188,26 @@ def compute(ds: Dataset) -> dict[str, Any]:
                     if str(code) in checks_by_dose and dose is not None:
                         checks_by_dose[str(code)][int(dose)] += 1
     total_doses = sum(e["doses"] for e in exposure)
+    given: dict[str, float] = {}
+    for e in exposure:
+        for c in e["cumulative_dose"]:
+            given[c["unit"]] = given.get(c["unit"], 0.0) + c["value"]
     return {
         "protocol": {"id": proto.id, "version": proto.version},
         "site": ds.site_row["site"],
         "source": "hub" if ds.is_hub else "ward",
         "schedule": {
-            "doses": sched.doses,
-            "particles_per_dose": sched.particles_per_dose,
-            "unit": sched.particles_unit,
+            # format 1's one regimen; a format-2 version's first arm's first administration (`engine.ward`)
+            "doses": planned,
+            "dose_per_administration": declared.fixed_dose(proto),
+            "unit": unit,
             "route": sched.route,
         },
         "exposure": exposure,
         "totals": {
             "participants_dosed": sum(1 for e in exposure if e["doses"]),
             "doses": total_doses,
-            "particles": sum(e["cumulative_particles"] for e in exposure),
+            "cumulative_dose": [{"value": v, "unit": u} for u, v in given.items()],
             "deviations": sum(len(e["deviations"]) for e in exposure),
         },
         "adverse_events": aes,
@@ -180,6 +218,8 @@ def compute(ds: Dataset) -> dict[str, Any]:
             "SELECT participant, kit, reason, detail, user, witness, site, ts, event_id"
             " FROM rand_unblindings ORDER BY ts, event_id"
         ),
+        # the AE form's own words for its prespecified events ("Prespecified inhalation-associated event")
+        "prespecified_heading": _heading(proto),
         "prespecified_by_dose": {
             code: {
                 "label": pre_labels[code],
@@ -191,6 +231,15 @@ def compute(ds: Dataset) -> dict[str, Any]:
     }
 
 
+def _heading(proto: Any) -> str:
+    """The section title: the `ae.prespecified` field's label, as a plural, "by dose"."""
+    field = proto.form("ae").fields.get("prespecified")
+    label = tr(field.label) if field is not None else ""
+    if not label:
+        return "Prespecified events by dose"
+    return f"{label}{'' if label.endswith('s') else 's'} by dose"
+
+
 def document(data: dict[str, Any]) -> Doc:
     doc = Doc(
         f"Safety — {data['protocol']['id']} version {data['protocol']['version']}",
@@ -199,19 +248,30 @@ def document(data: dict[str, Any]) -> Doc:
     t = data["totals"]
     sc = data["schedule"]
     s = doc.section("Exposure")
+    if sc["doses"] is None:
+        per = "each arm's regimen"
+    elif sc["dose_per_administration"] is not None:
+        per = f"{sc['doses']} × {sc['dose_per_administration']:.3g} {sc['unit']}"
+    else:
+        per = f"{sc['doses']} administrations, the dose by weight"
+    total = {c["unit"]: c["value"] for c in t["cumulative_dose"]} or {sc["unit"]: 0.0}
     s.text.append(
         f"{t['participants_dosed']} participants dosed, {t['doses']} doses recorded, "
-        f"{t['particles']:.3g} {sc['unit']} in total (schedule: {sc['doses']} × "
-        f"{sc['particles_per_dose']:.3g} {sc['unit']}, {sc['route']}); {t['deviations']} deviation(s)."
+        f"{_amount(total)} in total (schedule: {per}, {sc['route']}); {t['deviations']} deviation(s)."
     )
+    units = sorted({c["unit"] for e in data["exposure"] for c in e["cumulative_dose"]}) or [sc["unit"]]
+    one = len(units) == 1
     s.tables.append(
         Table(
-            ["participant", "doses", f"cumulative ({sc['unit']})", "deviations"],
+            ["participant", "doses", f"cumulative ({units[0]})" if one else "cumulative", "deviations"],
             [
                 [
                     e["participant"],
                     e["doses"],
-                    f"{e['cumulative_particles']:.3g}",
+                    ", ".join(
+                        f"{c['value']:.3g}" if one else f"{c['value']:.3g} {c['unit']}"
+                        for c in e["cumulative_dose"]
+                    ),
                     "; ".join(e["deviations"]) or "none",
                 ]
                 for e in data["exposure"]
@@ -265,8 +325,14 @@ def document(data: dict[str, Any]) -> Doc:
                 ],
             )
         )
-    s = doc.section("Prespecified inhalation-associated events by dose")
-    n = sc["doses"]
+    s = doc.section(data.get("prespecified_heading") or "Prespecified events by dose")
+    seen = [
+        int(d)
+        for v in data["prespecified_by_dose"].values()
+        for k in ("ae_records", "post_dose_checks")
+        for d in v[k]
+    ]
+    n = max([sc["doses"] or 1, *seen])
     rows = []
     for _code, v in data["prespecified_by_dose"].items():
         rows.append(

@@ -447,8 +447,10 @@ def _required_when_given(
         if f.get("required"):
             out.append(name)
         elif f.get("required_when"):
+            when = f["required_when"]  # an expression, or `{ when, message }` (docs/protocol.md)
+            text = when.get("when") if isinstance(when, Mapping) else when
             try:
-                if interpreter.truth(str(f["required_when"]), replace(snap, record=rec)) is True:
+                if interpreter.truth(str(text), replace(snap, record=rec)) is True:
                     out.append(name)
             except interpreter.EvalError:
                 continue

@@ -170,7 +170,9 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
 
     The same rules the dose record is checked against (`dosing.day_check`),
     so a refusal here is the refusal a save would give, before a kit is
-    scanned or a vital typed. A missing permission raises `PermissionDenied`.
+    scanned or a vital typed. A participant on a format-2 version of its own
+    gets the engine's answer instead (`_engine_day`: the administration
+    wizard's plan). A missing permission raises `PermissionDenied`.
     """
     from ..engine import due
     from .base import RuleContext
@@ -180,6 +182,8 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
     p = require_participant(session.store, participant)
     proto = amendments.protocol_of(session.store, p)  # their version (enrolled under it, or applied)
     start = (when or now()).astimezone(zone(session.ctx.zone))
+    if proto.engine is not None:
+        return _engine_day(session, p.id, start)
     ctx = RuleContext(session, proto, "dose", p, now())
     try:
         number = day_check(ctx, start)
@@ -196,6 +200,62 @@ def check_day(session: Session, participant: str, when: datetime | None = None) 
         window,
         outside,
     )
+
+
+def _engine_day(session: Session, pid: str, start: datetime) -> DayCheck:
+    """A format-2 version of its own: the administration wizard's plan of the next administration (the
+    protocol's gates in its words), then the save's own rules of a start at `start` (`engine_rules`, as
+    `_administration` runs them: the course complete, a second one that day or too close, before the
+    first day or days early), and the slot the save would file it under (number, due time, timing) —
+    never format 1's dose rules, so both wizards and the save say the same about the same participant."""
+    from dataclasses import replace
+
+    from ..engine import due as engine_due
+    from ..engine import schedule
+    from . import engine_rules
+    from .administration_visit import plan
+    from .base import RuleContext
+
+    at = start.isoformat(timespec="seconds")
+    try:
+        planned = plan(session, pid, start)
+    except Refused as exc:
+        return DayCheck(False, exc.message, start=at)
+    if planned.refusal:
+        return DayCheck(False, planned.refusal, start=at)
+    p = require_participant(session.store, pid)
+    proto = amendments.protocol_of(session.store, p)
+    m = proto.engine
+    assert m is not None
+    roles_ = planned.roles
+    ctx = RuleContext(session, proto, planned.form, p, now())
+    snap, _rec = engine_rules._snapshot(ctx, m, {roles_["start"]: start.isoformat()})
+    anchors, arm = engine_rules.plan_inputs(ctx.store, m, p, ctx.zone)
+    facts = engine_due.conditions(m, replace(snap, record=None), arm)
+    given = schedule.Given(start, record="(this record)")
+    others = engine_rules._others(ctx, ctx.form)
+    rows, found = engine_rules.place(m, ctx.form, anchors, arm, ctx.zone, others, given, ctx.now, facts)
+    try:
+        if found is None:
+            engine_rules._course_complete(m, rows, snap, p.id)
+            return DayCheck(
+                False,
+                f"{start.isoformat(timespec='minutes')}: no administration of {p.id}'s schedule takes a "
+                "record then (before the first, after the course, or past the late limit)",
+                start=at,
+            )
+        engine_rules._spacing(ctx, m, found, start, roles_, snap)
+    except Refused as exc:
+        return DayCheck(False, exc.message, start=at)
+    if not engine_rules._not_days_early(ctx, m, found, start, roles_["start"], snap, rows):
+        return DayCheck(False, next(iter(ctx.problems.values())), start=at)
+    s = found.slot
+    local = zone(m.calendar.zone or ctx.zone)
+    due_at = (s.due or s.opens).astimezone(local)
+    word = found.timing or "on_time"
+    edge = s.closes if word == "late" else s.opens
+    outside = 0 if word == "on_time" else int(abs((start - edge).total_seconds()) // 60)
+    return DayCheck(True, None, s.number, due_at.isoformat(timespec="seconds"), at, word, outside)
 
 
 def _lot_of(session: Session, kit: str) -> str | None:

@@ -2,12 +2,14 @@
 
 The DSMG looks at each participant's safety data before it lets the trial go
 on (the sentinel gate) or stops it. `participant_safety` gathers one
-participant's doses, adverse events (by grade, seriousness, causality),
-serious events with their expedited-report due dates and the DSMG's own
-relatedness reviews, vital signs outside the protocol's expected (soft)
-ranges, and the decisions recorded about them. `gate_state` says what the
-decisions mean for the ward now (a stop or an unresolved alter, the sentinel
-gate). Both only read the projections, so they can be asked at any time and
+participant's administrations (given, planned, the cumulative dose per
+unit), adverse events (by grade, seriousness, causality), serious events
+with their expedited-report due dates and the DSMG's own relatedness
+reviews, the declared vital signs (`[safety] vital_signs`, read through
+`workflow.declared`) outside their expected (soft) ranges, and the
+decisions recorded about them. `gate_state` says what the decisions mean
+for the ward now (a stop or an unresolved alter, the sentinel gate). Both
+only read the records and projections, so they can be asked at any time and
 always reflect the records as amended.
 
 `decide` records a `dsmg_decision` and the member's e-signature over it in
@@ -26,13 +28,13 @@ from .. import protocol as protocols
 from ..errors import AuthError
 from ..eventlog import Event
 from ..store import Store
-from . import dosing, safety
+from . import declared, safety
+from .declared import CumulativeDose
 from .participants import SentinelState, sentinel_state
 
 if TYPE_CHECKING:
     from ..site import Session
 
-VITAL_SIGNS = ("temp", "pulse", "resp", "oxysat", "sysbp", "diabp")
 DECISION_MEANING = "approved"
 """A DSMG member signs their decision as its approver (21 CFR 11.50 meaning)."""
 
@@ -68,8 +70,11 @@ class VitalsFlag(TypedDict):
     time: str
     timepoint: str | None
     dose: int | None
+    """The administration the measurement was before or after (its number), or None."""
+    form: str
+    """The form of the declared vital signs (`[safety] vital_signs`), whose field `sign` is."""
     sign: str
-    """The vitals field: temp, pulse, resp, oxysat, sysbp or diabp."""
+    """A field of `[safety] vital_signs` (format 1: the vitals form's temp, pulse, ...)."""
     value: float
     low: float
     high: float
@@ -77,21 +82,29 @@ class VitalsFlag(TypedDict):
 
 
 def vitals_flags(store: Store, proto: protocols.Protocol, pid: str) -> list[VitalsFlag]:
-    """Every vital sign recorded outside the protocol's expected (soft) range, oldest first."""
-    fields = proto.form("vitals").fields
-    ranges = {name: fields[name].soft for name in VITAL_SIGNS if name in fields and fields[name].soft}
+    """Every declared vital sign recorded outside the protocol's expected (soft) range, oldest first.
+
+    Within one record, the signs in the order the form declares its fields.
+    """
+    vs = declared.vital_signs(proto)
+    if vs is None or vs.form not in proto.forms:
+        return []
+    fields = proto.form(vs.form).fields
+    ranges = {name: f.soft for name, f in fields.items() if name in vs.fields and f.soft}
     flags: list[VitalsFlag] = []
-    for row in store.rows("SELECT * FROM vitals WHERE participant = ? ORDER BY time, event_id", (pid,)):
+    rows = declared.vitals_rows(store, proto, pid)
+    for row in sorted(rows, key=lambda r: (r["time"] or "", r["event"])):
         for name, soft in ranges.items():
-            value = row.get(name)
+            value = row["values"].get(name)
             assert soft is not None
             if value is not None and not soft[0] <= value <= soft[1]:
                 flags.append(
                     {
-                        "event": row["event_id"],
-                        "time": row["time"],
+                        "event": row["event"],
+                        "time": row["time"] or "",
                         "timepoint": row["timepoint"],
-                        "dose": row["dose"],
+                        "dose": row["number"],
+                        "form": vs.form,
                         "sign": name,
                         "value": value,
                         "low": soft[0],
@@ -153,8 +166,8 @@ class ParticipantSafety(TypedDict):
     participant: str
     doses_given: int
     doses_planned: int
-    cumulative_particles: float
-    particles_unit: str
+    cumulative_dose: list[CumulativeDose]
+    """The doses given, summed per unit, from the records (`declared.exposure`)."""
     aes: list[SafetyAe]
     aes_total: int
     aes_by_grade: dict[str, int]
@@ -192,7 +205,7 @@ def participant_safety(
     """
     reviews = _relatedness(store) if reviews is None else reviews
     owed = safety.review_form(store) is not None  # a format-2 version may declare no review of SAEs
-    doses = dosing.doses_of(store, pid)
+    exposure = declared.exposure(store, proto, pid)
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
     by_grade = Counter(str(a["grade"]) if a["grade"] is not None else "?" for a in aes)
     by_causality = Counter(a["causality"] or "not assessed" for a in aes)
@@ -222,10 +235,9 @@ def participant_safety(
     ]
     return {
         "participant": pid,
-        "doses_given": len(doses),
-        "doses_planned": proto.schedule.doses,
-        "cumulative_particles": sum(float(d["particles"] or 0) for d in doses),
-        "particles_unit": proto.schedule.particles_unit,
+        "doses_given": exposure["given"],
+        "doses_planned": exposure["planned"],
+        "cumulative_dose": exposure["cumulative"],
         "aes": [
             {
                 "event": a["event_id"],

@@ -23,6 +23,7 @@ from ..registration import require_installed
 from ..store import Store
 from . import amendments, dosing, safety
 from .base import Participant, get_participant, now, participant_from_row, records_of
+from .declared import CumulativeDose
 from .participants import age_on, consent_state, sentinel_state, signed_consent
 
 if TYPE_CHECKING:
@@ -153,11 +154,6 @@ class VisitLine(_CalendarWindow):
     """The administration record it goes with (None for a calendar visit)."""
     owed: list[str]
     """Required forms it lists that no record placed in it fills."""
-
-
-class CumulativeDose(TypedDict):
-    value: float
-    unit: str
 
 
 class FormatTwoExtras(TypedDict, total=False):

@@ -10,8 +10,9 @@ row holding what the order depends on besides the clock:
 - the next dose's number and due time (UTC; under the active protocol's
   modelule), NULL when none is due (not enrolled, or every dose given);
 - `held`: a hold of the participant's own (no longer eligible after
-  enrollment, a positive skin test); a DSMG hold holds everyone and is read
-  at the time of asking;
+  enrollment; format 1's record that holds them, a positive skin test:
+  `[ward_queue] hold` of format1-workflow.toml, `declared.format1_queue`);
+  a DSMG hold holds everyone and is read at the time of asking;
 - `vitals_owed`: doses given whose post-dose vitals are not recorded;
 - `visit_due`, `visit_until` (a format-2 version's visits): from when the
   earliest visit form the participant owes is due (a calendar visit's window
@@ -22,7 +23,7 @@ row holding what the order depends on besides the clock:
   before (`engine_rules._visit_due`).
 
 The row is recomputed from the projections (`participants`, `doses`,
-`vitals`, skin-test records) by a form hook after each record that can
+`vitals`, the records of format 1's hold) by a form hook after each record that can
 change it, in that record's transaction; a new protocol version recomputes
 every row (its modelule moves the due times). `counters` holds the number of
 participants. Both are derived from the projections alone: `db rebuild`
@@ -50,6 +51,7 @@ from ..eventlog import Event
 from ..records import Record
 from ..sqlstore import common_dialect
 from ..store import Store
+from . import declared
 
 if TYPE_CHECKING:
     from ..features import Registry
@@ -60,7 +62,11 @@ MIGRATION = "0570-ward-queue-visits"
 PARTICIPANTS = "participants"
 """The `counters` row holding the number of participants on the site."""
 
-_FORMS = ("consent", "screening", "enrollment", "dose", "vitals", "skin_test")
+
+def _forms() -> tuple[str, ...]:
+    """Format 1's forms whose records move a row (`declared.format1_queue`: format1-workflow.toml)."""
+    return declared.format1_queue().forms
+
 
 _STATE = """
 SELECT p.id, p.enrolled_on, p.enrollment_event, p.eligible,
@@ -72,37 +78,40 @@ SELECT p.id, p.enrolled_on, p.enrollment_event, p.eligible,
   EXISTS (SELECT 1 FROM ward_queue q WHERE q.participant = p.id)
 FROM participants p
 """
-"""A participant's state (`_row` adds whether a skin test was positive: `_positive`, read in Python,
-where the engines' JSON functions differ)."""
+"""A participant's state (`_row` adds whether a record holds them: `_held`, read in Python, where the
+engines' JSON functions differ)."""
 
-_SKIN_TESTS = "SELECT subject, data FROM records WHERE form = 'skin_test'"
+_HOLDING = "SELECT subject, data FROM records WHERE form = ?"
 
 
-def _positive(rows: Any) -> set[str]:
-    """The subjects among (subject, data) skin-test rows with a positive result (data's `result`)."""
+def _held(rows: Any, hold: declared.Format1Queue) -> set[str]:
+    """The subjects among (subject, data) rows of the hold form whose hold field has the holding value
+    (format 1: a positive skin test)."""
     out: set[str] = set()
     for subject, data in rows:
         try:
             values = json.loads(data)
         except ValueError:
             continue
-        if isinstance(values, dict) and values.get("result") == "positive":
+        if isinstance(values, dict) and values.get(hold.hold_field) == hold.hold_value:
             out.add(str(subject))
     return out
 
 
 def _state(store: Store, where: str = "", params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """`_STATE` rows, each with whether the participant's skin test was positive inserted before its last
-    column (the row's shape `_row` reads)."""
+    """`_STATE` rows, each with whether a record of format 1's hold holds the participant inserted before
+    its last column (the row's shape `_row` reads)."""
     rows = store.execute(_STATE + where, params).fetchall()
     if not rows:
         return []
+    hold = declared.format1_queue()
     if where:
         subjects = ["participant:" + str(r[0]) for r in rows]
         marks = ",".join("?" * len(subjects))
-        positive = _positive(store.execute(_SKIN_TESTS + f" AND subject IN ({marks})", subjects).fetchall())
+        sql = _HOLDING + f" AND subject IN ({marks})"
+        positive = _held(store.execute(sql, (hold.hold_form, *subjects)).fetchall(), hold)
     else:
-        positive = _positive(store.execute(_SKIN_TESTS).fetchall())
+        positive = _held(store.execute(_HOLDING, (hold.hold_form,)).fetchall(), hold)
     return [(*r[:-1], "participant:" + str(r[0]) in positive, r[-1]) for r in rows]
 
 
@@ -254,7 +263,7 @@ def _after_record(store: Store, rec: Record) -> None:
     """Runs after the form's own hooks (this module is imported after theirs)."""
     if projections.replaying():
         return  # `derive` writes every row once the replay is done
-    if rec.form in _FORMS and _format_2(store) is not None:
+    if rec.form in _forms() and _format_2(store) is not None:
         return  # a format-2 version's records: `_after_any_record` below (a participant on a format-1
         # version of a site now active under format 2 is refreshed there too)
     if rec.form == "vitals" and rec.version == 1 and rec.data.get("timepoint") != "post_dose":
@@ -412,7 +421,7 @@ def page(store: Store, at: datetime, offset: int, limit: int | None, *, dsmg_hol
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.derived_index(derive, "ward_queue", "counters", migrations=(MIGRATION,))
-    registry.form_hook(_after_record, *_FORMS)
+    registry.form_hook(_after_record, *_forms())
     registry.record_hook(_after_any_record)
     registry.every_event_projector(_allocated)
     registry.projector(_model_changed, "protocol.loaded")
