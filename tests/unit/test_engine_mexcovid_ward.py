@@ -759,3 +759,64 @@ def test_which_gates_take_the_product():
         def __call__(self, *args, **kwargs): ...
 
     assert takes_product(Opaque()) is False
+
+
+# -- format 1's applies_when table in a format-2 file: run, and checked at load ------------------------------
+
+FIO2 = '[forms.oxygen.fields.fio2]\ntype = "integer"\n'
+FIO2_TABLE = 'applies_when = { field = "support", in = ["hfnc", "niv", "imv", "ecmo"] }'
+
+
+def _fio2_under(table: str) -> tuple[str, int]:
+    """The re-encoding with the oxygen form's FiO2 under `applies_when = TABLE`, and that line."""
+    source = mexcovid_engine.own_version_source()
+    assert source.count(FIO2) == 1
+    at_ = source.index(FIO2) + len(FIO2)
+    return source[:at_] + f"applies_when = {table}\n" + source[at_:], source[:at_].count("\n") + 1
+
+
+@pytest.fixture(scope="session")
+def _mex_engine_table_template(tmp_path_factory) -> Path:
+    return _template(tmp_path_factory.mktemp("mexenginetable"), _fio2_under(FIO2_TABLE.split(" = ", 1)[1])[0])
+
+
+def test_an_applies_when_table_refuses_a_value_where_it_does_not_apply(_mex_engine_table_template, ward_on):
+    ward = ward_on(_mex_engine_table_template)
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit(
+            "oxygen", participant=pid, date=day0.isoformat(), support="nasal_cannula", flow="2", fio2="30"
+        )
+    assert info.value.problems == {
+        "fio2": "does not apply here (only when support in (hfnc, niv, imv, ecmo)); leave it blank"
+    }
+    assert ward.submit("oxygen", participant=pid, date=day0.isoformat(), support="nasal_cannula", flow="2").id
+    day1 = (day0 + timedelta(days=1)).isoformat()
+    ev = ward.submit("oxygen", participant=pid, date=day1, support="hfnc", flow="40", fio2="50")
+    assert ev.body["data"]["fio2"] == {"value": 50, "unit": "%"}
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ('{ field = "suport", in = ["hfnc"] }', "the form has no other field 'suport' to depend on"),
+        ('{ field = "fio2", in = ["hfnc"] }', "the form has no other field 'fio2' to depend on"),  # itself
+        (
+            '{ field = "support", in = ["hfnc"], not_in = ["room_air"] }',
+            "give exactly one of in = [...] or not_in = [...]",
+        ),
+        ('{ field = "support" }', "give exactly one of in = [...] or not_in = [...]"),
+        ('{ field = "support", in = [] }', "applies_when"),  # empty list: the schema's minItems
+        ('{ field = "support", in = ["hfnc"], when = "x" }', "applies_when"),  # unknown key
+    ],
+)
+def test_a_malformed_applies_when_table_is_refused_at_load_at_its_line(table, expected):
+    from wardcrf.engine import model
+
+    source, line = _fio2_under(table)
+    with pytest.raises(model.ProtocolFileError) as info:
+        model.parse(source, "mexcovid.toml")
+    assert any(
+        p.startswith(f"mexcovid.toml:{line}: forms.oxygen.fields.fio2.applies_when") and expected in p
+        for p in info.value.problems
+    ), info.value.problems

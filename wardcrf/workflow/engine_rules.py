@@ -255,12 +255,10 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
             when, message = _required_when(spec.get("required_when"))
             if when and blank and interpreter.truth(when, snap) is True:
                 ctx.problem(name, interpreter.render(message, snap) if message else f"required when {when}")
-            if (
-                spec.get("applies_when")
-                and not blank
-                and interpreter.truth(str(spec["applies_when"]), snap) is False
-            ):
-                ctx.problem(name, f"does not apply here (only when {spec['applies_when']}); leave it blank")
+            if spec.get("applies_when") and not blank:
+                holds, said = _applies(spec["applies_when"], snap, {**v, **computed})
+                if holds is False:
+                    ctx.problem(name, f"does not apply here (only when {said}); leave it blank")
         for rule in m.data.get("rules", ()):
             if rule.get("on") != ctx.form or interpreter.truth(str(rule["check"]), snap) is not False:
                 continue
@@ -283,6 +281,19 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
         _unique(ctx, m, v, snap)
         _assessment(ctx, m, snap)
     return computed
+
+
+def _applies(spec: Any, snap: Snapshot, values: Mapping[str, Any]) -> tuple[bool | None, str]:
+    """(whether the field applies, the condition as the refusal says it) of `applies_when`: an expression over
+    the record, or format 1's table `{ field, in / not_in }` over the record's values (None: unknown, the
+    controlling value is blank)."""
+    if isinstance(spec, Mapping):
+        from ..field_conditions import Condition
+
+        key = "in" if "in" in spec else "not_in"
+        cond = Condition(str(spec["field"]), tuple(spec[key]), negate=key == "not_in")
+        return cond.holds(values), cond.describe()
+    return interpreter.truth(str(spec), snap), str(spec)
 
 
 def _required_when(spec: Any) -> tuple[str | None, str | None]:
