@@ -820,3 +820,26 @@ def test_a_malformed_applies_when_table_is_refused_at_load_at_its_line(table, ex
         p.startswith(f"mexcovid.toml:{line}: forms.oxygen.fields.fio2.applies_when") and expected in p
         for p in info.value.problems
     ), info.value.problems
+
+
+# -- the built-in short-administration warning reads the administration's `duration` ----------------------------
+
+
+def test_an_administration_far_shorter_than_its_duration_is_saved_with_a_warning(ward):
+    from wardcrf.engine import ward as engine_ward
+
+    assert protocol.active(ward.clin.store).schedule.duration_minutes == 30  # `duration = "30min"`
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    short = ward.dose(pid, 1, day1, end=at(day1, 9, 5))  # 5 of 30 minutes: saved, told
+    assert [w["code"] for w in short.body["warnings"]] == ["short_inhalation"]
+    assert short.body["warnings"][0]["message"].startswith(
+        "the inhalation lasted 5 min, far shorter than the protocol's 30 min"
+    )
+    normal = ward.dose(pid, 2, day0 + timedelta(days=2))  # 30 minutes: no warning
+    assert "warnings" not in normal.body
+    # a file whose first administration states no duration: 0, and the built-in warning has no threshold
+    m = mexcovid_engine.own_version()
+    source = m.source.replace('duration = "30min"\n', "", 1)
+    assert source != m.source
+    assert engine_ward.of(loading.parse(source, "mexcovid.toml")).schedule.duration_minutes == 0
