@@ -95,8 +95,9 @@ class Registry:
         """`fn(store, event, form, arriving)`: a form's actions under the record's version (format 2's names)."""
         authority.form_actions_of(fn)
 
-    def dose_gate(self, fn: dosing.DoseGate) -> None:
-        """`fn(store, kit, start)` raises `Refused` when the kit may not be given now."""
+    def dose_gate(self, fn: dosing.AnyDoseGate) -> None:
+        """`fn(store, kit, start)` raises `Refused` when the kit may not be given now; a gate that also takes a
+        keyword `product` is told the product a format-2 administration gives (`dosing.call_dose_gate`)."""
         dosing.register_dose_gate(fn)
 
     def allocation_gate(self, fn: dosing.AllocationGate) -> None:

@@ -432,3 +432,445 @@ def test_the_day_check_and_the_wizards_plan_say_what_the_save_says(ward):
     assert not again.ok and again.reason == (
         f"{pid} already had dose 1 on {day1.isoformat()} (record {first.id}); one dose per day"
     )
+
+
+# -- the order and the words of an administration's refusals (notes/mxa.md: E1-E3) ---------------------------
+
+
+def test_the_same_administration_sent_twice_is_refused_as_a_second_that_day_not_by_its_kit(ward):
+    """The kit is asked after the day's refusals: a record submitted twice (same kit, same start) is named for
+    what it is, a second administration that day; the same kit on another day is refused by its kit."""
+    from wardcrf import eventlog
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    first = ward.dose(pid, 1, day1, kit="EXO-0001")
+    before = eventlog.count(ward.clin.store)
+    with pytest.raises(Refused) as info:
+        ward.dose(pid, 1, day1, kit="EXO-0001")
+    assert (
+        str(info.value)
+        == f"{pid} already had dose 1 on {day1.isoformat()} (record {first.id}); one dose per day"
+    )
+    with pytest.raises(ValidationFailed) as failed:
+        ward.dose(pid, 2, day0 + timedelta(days=2), kit="EXO-0001")
+    assert failed.value.problems == {"kit_id": f"kit EXO-0001 was already used for {pid} dose 1 ({first.id})"}
+    assert eventlog.count(ward.clin.store) == before
+    assert ward.dose(pid, 2, day0 + timedelta(days=2), kit="EXO-0002").body["data"]["dose_number"] == 2
+
+
+def test_an_administrations_own_field_checks_are_reported_with_the_forms_other_problems(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    with pytest.raises(ValidationFailed) as info:
+        ward.dose(pid, 1, day1, end=at(day1, 8), given_by="ghost", volume="abc")
+    problems = info.value.problems
+    assert set(problems) == {"end", "given_by", "volume"}
+    assert problems["given_by"] == "ghost is not an active user of this site"
+    assert problems["end"].startswith(f"{day1.isoformat()}T08:00+08:00 is before the start ")
+    with pytest.raises(ValidationFailed) as info:  # an auditor may not give a dose, whatever else is wrong
+        ward.dose(pid, 1, day1, given_by="auditor", volume="abc")
+    assert (
+        set(info.value.problems) == {"given_by", "volume"}
+        and "doses are given by" in (info.value.problems["given_by"])
+    )
+    ev = ward.dose(pid, 1, day1, given_by="clinician2")
+    assert ev.body["data"]["given_by"] == "clinician2"
+
+
+def test_the_dsmg_hold_is_refused_with_the_action_it_stops(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    ward.dose(pid, 1, day0 + timedelta(days=1))
+    second = ward.consent()
+    ward.screen(second)
+    stop = ward.submit("dsmg_decision", who=ward.dsmg, participant=pid, decision="stop", rationale="grade 4")
+    held = f"the DSMG recorded 'stop' ({stop.id}, about {pid}): all dosing and enrollment are halted"
+    with pytest.raises(Refused) as info:
+        ward.dose(pid, 2, day0 + timedelta(days=2))
+    assert str(info.value) == f"cannot record a dose: {held}"
+    with pytest.raises(Refused) as info:
+        ward.enroll(second, today() - timedelta(days=1))
+    assert str(info.value) == f"cannot enroll participants: {held}"
+    from wardcrf import workflow
+
+    assert workflow.show(ward.clin, pid)["next_dose"]["hold"] == "DSMG hold"  # the worklist's words unchanged
+    ward.continue_(pid)
+    assert ward.dose(pid, 2, day0 + timedelta(days=2)).body["data"]["dose_number"] == 2
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        ("dose", "record a dose"),
+        ("dose:exo_inhalation", "record a dose"),
+        ("enroll", "enroll participants"),
+        ("randomize", "randomize participants"),
+        ("form:labs", "record labs"),
+        ("signoff", "sign off casebooks"),
+        ("", "proceed"),
+        ("something_new", "something_new"),
+    ],
+)
+def test_a_gate_action_is_worded_as_what_cannot_be_done(action, words):
+    from wardcrf.workflow.gatefacts import action_words
+
+    assert action_words(action) == words
+
+
+# -- the worklist and the sign-off name what the protocol calls them (E4, E5) ---------------------------------
+
+
+def _owed_words(ward, pid):
+    from wardcrf import workflow
+
+    return [i["what"] for i in workflow.today(ward.clin)["items"] if i["participant"] == pid]
+
+
+def test_the_worklist_names_an_administration_by_its_worklist_text(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    ward.dose(pid, 1, day1)
+    owed = _owed_words(ward, pid)
+    assert "post-dose vitals (dose 1)" in owed and "post-dose prespecified events (dose 1)" in owed
+    assert not [w for w in owed if "administration" in w]
+    check = ward.submit("post_dose_check", participant=pid, dose="1", events="fever", time=at(day1, 10))
+    owed = _owed_words(ward, pid)
+    assert "adverse event form for fever reported after dose 1" in owed
+    assert "post-dose prespecified events (dose 1)" not in owed
+    from wardcrf import workflow
+
+    [expected] = workflow.show(ward.clin, pid)["ae_expected"]
+    assert expected["detail"] == (
+        f"AE form expected: fever reported after dose 1 ({check.id}); record an adverse event with "
+        "prespecified=fever dose=1"
+    )
+
+
+def test_the_sign_off_names_the_check_records_by_the_checks_label(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    ward.dose(pid, 1, day1)
+    check = ward.submit("post_dose_check", participant=pid, dose="1", events="fever", time=at(day1, 10))
+    with pytest.raises(Refused) as info:
+        ward.submit("signoff", who=ward.inv, participant=pid)
+    assert str(info.value) == (
+        f"cannot sign off {pid}: adverse event form(s) expected for prespecified events reported in post-dose "
+        f"checks: fever after dose 1 ({check.id}); record them (form ae, prespecified=..., dose=...) first"
+    )
+    ward.submit(
+        "ae",
+        participant=pid,
+        term="Fever",
+        prespecified="fever",
+        dose="1",
+        onset=day1.isoformat(),
+        grade="1",
+        serious="no",
+        causality="possible",
+        outcome="recovered",
+        end=day1.isoformat(),
+    )
+    assert ward.submit("signoff", who=ward.inv, participant=pid).id
+
+
+WORKLIST = 'worklist = "dose {n}"'
+CHECK_LABEL = ', label = "post-dose checks"'
+
+
+@pytest.fixture(scope="session")
+def _mex_engine_unworded_template(tmp_path_factory) -> Path:
+    """The re-encoding without the administration's `worklist` text and the check's `label`."""
+    source = mexcovid_engine.own_version_source()
+    assert source.count(WORKLIST) == 1 and source.count(CHECK_LABEL) == 1
+    return _template(
+        tmp_path_factory.mktemp("mexengineunworded"),
+        source.replace(WORKLIST, "", 1).replace(CHECK_LABEL, "", 1),
+    )
+
+
+def test_without_worklist_text_or_check_label_the_engines_own_words_stand(
+    _mex_engine_unworded_template, ward_on
+):
+    ward = ward_on(_mex_engine_unworded_template)
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    ward.dose(pid, 1, day1)
+    # an administration's `worklist` defaults to its code (docs/protocol.md): "daily", as its next dose item
+    owed = _owed_words(ward, pid)
+    assert "post-dose vitals (daily)" in owed and "daily" in owed
+    check = ward.submit("post_dose_check", participant=pid, dose="1", events="fever", time=at(day1, 10))
+    assert "adverse event form for fever reported after daily" in _owed_words(ward, pid)
+    with pytest.raises(Refused) as info:
+        ward.submit("signoff", who=ward.inv, participant=pid)
+    assert f"reported in post_dose_check records: fever after dose 1 ({check.id})" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ('""', "check.label"),  # empty
+        ("42", "check.label"),  # not text
+        ('"' + "x" * 2001 + '"', "check.label"),  # oversized
+        ('{ zh = "检查" }', "check.label"),  # no English
+    ],
+)
+def test_a_malformed_check_label_is_refused_at_load(label, expected):
+    from wardcrf.engine import model
+
+    source = model.shipped_source("mexcovid.toml").replace(
+        'label = "post-dose checks"', f"label = {label}", 1
+    )
+    with pytest.raises(model.ProtocolFileError) as info:
+        model.parse(source, "mexcovid.toml")
+    assert any(p.startswith("mexcovid.toml:") and expected in p for p in info.value.problems), (
+        info.value.problems
+    )
+
+
+def test_a_control_character_in_the_check_label_is_refused_at_load():
+    from wardcrf.engine import model
+
+    source = model.shipped_source("mexcovid.toml").replace(
+        'label = "post-dose checks"', 'label = "post-dose\\u0007checks"', 1
+    )
+    with pytest.raises(model.ProtocolFileError) as info:
+        model.parse(source, "mexcovid.toml")
+    assert any(p.startswith("mexcovid.toml:") for p in info.value.problems), info.value.problems
+
+
+# -- applies_when: a refusal on a format-2 ward; the re-encoding declares it where format 1 refuses (E8) -------
+
+
+def _ae_values(day0, **kw):
+    values = {
+        "term": "Fever",
+        "onset": day0.isoformat(),
+        "grade": "1",
+        "serious": "no",
+        "causality": "possible",
+        "outcome": "recovering",
+        "first_known": day0.isoformat(),
+    }
+    return {**values, **kw}
+
+
+def test_values_format_1_accepts_where_its_applies_when_fails_are_accepted(ward):
+    """Format 1's `applies_when` on these fields only codes a blank as not applicable; the re-encoding does
+    not declare it there (on a format-2 ward it would refuse the value), so the ward accepts them as before."""
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    ae = ward.submit("ae", participant=pid, **_ae_values(day0, end=day1.isoformat()))  # end while recovering
+    assert ae.body["data"]["end"] == day1.isoformat()
+    dose = ward.dose(pid, 1, day1, interruptions="0", interruption_note="paused to cough, no interruption")
+    assert dose.body["data"]["interruption_note"] == "paused to cough, no interruption"
+    vitals = ward.submit(
+        "vitals",
+        participant=pid,
+        timepoint="unscheduled",
+        dose="1",
+        time=at(day1, 14),
+        temp="36.8",
+        pulse="80",
+        resp="18",
+        oxysat="96",
+    )
+    assert vitals.body["data"]["dose"] == 1
+    decision = ward.submit(
+        "dsmg_decision",
+        who=ward.dsmg,
+        participant=pid,
+        decision="continue",
+        rationale="ok",
+        change="none asked",
+    )
+    assert decision.body["data"]["change"] == "none asked"
+
+
+def test_an_applies_when_the_re_encoding_keeps_still_refuses_and_the_ae_checks_are_reported_together(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    with pytest.raises(ValidationFailed) as info:  # oxygen flow on room air: format 1 refuses it too
+        ward.submit("oxygen", participant=pid, date=day0.isoformat(), support="room_air", flow="2")
+    assert "flow" in info.value.problems
+    with pytest.raises(ValidationFailed) as info:  # no applies_when problem stops the AE's own checks
+        ward.submit(
+            "ae",
+            participant=pid,
+            **_ae_values(day0, serious="yes", grade="5", end=(day0 - timedelta(days=2)).isoformat()),
+        )
+    problems = info.value.problems
+    assert "needs at least one criterion" in problems["serious"] and "before the onset" in problems["end"]
+
+
+# -- deviations and the recorded day as format 1 keyed them (T1) ------------------------------------------------
+
+
+def test_an_administrations_deviations_carry_its_dose_and_when_it_was_given(ward):
+    from wardcrf import workflow
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    late = ward.dose(pid, 1, day0 + timedelta(days=1), hh=11, mm=1)
+    [dev] = [d for d in workflow.show(ward.clin, pid)["deviations"] if d["kind"] == "late dose"]
+    assert (dev["dose"], dev["number"], dev["given"], dev["event"]) == (
+        1,
+        1,
+        late.body["data"]["start"],
+        late.id,
+    )
+    missing = [d for d in workflow.show(ward.clin, pid)["deviations"] if d["kind"] == "missing dose"]
+    assert [(d["dose"], d["number"], d["given"], d["event"]) for d in missing] == [
+        (n, n, None, None) for n in (2, 3, 4, 5)
+    ]
+
+
+def test_the_recorded_day_is_the_study_day_the_dose_was_given(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    on_time = ward.dose(pid, 1, day0 + timedelta(days=1))
+    assert (on_time.body["data"]["day"], on_time.body["data"]["window"]) == (1, "on_time")
+    late = ward.dose(pid, 2, day0 + timedelta(days=3))  # dose 2 was due on day 2
+    assert (late.body["data"]["dose_number"], late.body["data"]["day"], late.body["data"]["window"]) == (
+        2,
+        3,
+        "late",
+    )
+
+
+# -- a registered dose gate of either shape (T3) ----------------------------------------------------------------
+
+
+def test_a_dose_gate_of_the_plain_shape_is_asked_without_the_product_and_can_refuse(ward):
+    from wardcrf import workflow
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    calls: list[tuple] = []
+
+    def plain(store, kit_id, when):
+        calls.append(("plain", kit_id))
+        if kit_id == "EXO-WARM":
+            raise Refused(f"kit {kit_id} had a temperature excursion; quarantined")
+
+    def by_product(store, kit_id, when, *, product=None):
+        calls.append(("by_product", kit_id, product))
+
+    workflow.register_dose_gate(plain)
+    workflow.register_dose_gate(by_product)
+    try:
+        with pytest.raises(Refused, match="temperature excursion"):
+            ward.dose(pid, 1, day0 + timedelta(days=1), kit="EXO-WARM")
+        assert ward.dose(pid, 1, day0 + timedelta(days=1), kit="EXO-COLD").id
+    finally:
+        workflow.dose_gates.remove(plain)
+        workflow.dose_gates.remove(by_product)
+    assert ("plain", "EXO-COLD") in calls and ("by_product", "EXO-COLD", "HAMSC_EXOS") in calls
+
+
+def test_which_gates_take_the_product():
+    from wardcrf.workflow.dosing import takes_product
+
+    def plain(store, kit_id, when): ...
+
+    def keyword(store, kit_id, when, *, product=None): ...
+
+    def anything(store, kit_id, when, **more): ...
+
+    def positional(store, kit_id, when, product=None): ...
+
+    def other_name(store, kit_id, when, *, products=None): ...
+
+    assert [takes_product(g) for g in (plain, keyword, anything, positional, other_name)] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
+
+    class Opaque:  # a callable whose signature Python cannot read: asked in the plain shape, never a crash
+        __signature__ = "unreadable"
+
+        def __call__(self, *args, **kwargs): ...
+
+    assert takes_product(Opaque()) is False
+
+
+# -- format 1's applies_when table in a format-2 file: run, and checked at load ------------------------------
+
+FIO2 = '[forms.oxygen.fields.fio2]\ntype = "integer"\n'
+FIO2_TABLE = 'applies_when = { field = "support", in = ["hfnc", "niv", "imv", "ecmo"] }'
+
+
+def _fio2_under(table: str) -> tuple[str, int]:
+    """The re-encoding with the oxygen form's FiO2 under `applies_when = TABLE`, and that line."""
+    source = mexcovid_engine.own_version_source()
+    assert source.count(FIO2) == 1
+    at_ = source.index(FIO2) + len(FIO2)
+    return source[:at_] + f"applies_when = {table}\n" + source[at_:], source[:at_].count("\n") + 1
+
+
+@pytest.fixture(scope="session")
+def _mex_engine_table_template(tmp_path_factory) -> Path:
+    return _template(tmp_path_factory.mktemp("mexenginetable"), _fio2_under(FIO2_TABLE.split(" = ", 1)[1])[0])
+
+
+def test_an_applies_when_table_refuses_a_value_where_it_does_not_apply(_mex_engine_table_template, ward_on):
+    ward = ward_on(_mex_engine_table_template)
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    with pytest.raises(ValidationFailed) as info:
+        ward.submit(
+            "oxygen", participant=pid, date=day0.isoformat(), support="nasal_cannula", flow="2", fio2="30"
+        )
+    assert info.value.problems == {
+        "fio2": "does not apply here (only when support in (hfnc, niv, imv, ecmo)); leave it blank"
+    }
+    assert ward.submit("oxygen", participant=pid, date=day0.isoformat(), support="nasal_cannula", flow="2").id
+    day1 = (day0 + timedelta(days=1)).isoformat()
+    ev = ward.submit("oxygen", participant=pid, date=day1, support="hfnc", flow="40", fio2="50")
+    assert ev.body["data"]["fio2"] == {"value": 50, "unit": "%"}
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ('{ field = "suport", in = ["hfnc"] }', "the form has no other field 'suport' to depend on"),
+        ('{ field = "fio2", in = ["hfnc"] }', "the form has no other field 'fio2' to depend on"),  # itself
+        (
+            '{ field = "support", in = ["hfnc"], not_in = ["room_air"] }',
+            "give exactly one of in = [...] or not_in = [...]",
+        ),
+        ('{ field = "support" }', "give exactly one of in = [...] or not_in = [...]"),
+        ('{ field = "support", in = [] }', "applies_when"),  # empty list: the schema's minItems
+        ('{ field = "support", in = ["hfnc"], when = "x" }', "applies_when"),  # unknown key
+    ],
+)
+def test_a_malformed_applies_when_table_is_refused_at_load_at_its_line(table, expected):
+    from wardcrf.engine import model
+
+    source, line = _fio2_under(table)
+    with pytest.raises(model.ProtocolFileError) as info:
+        model.parse(source, "mexcovid.toml")
+    assert any(
+        p.startswith(f"mexcovid.toml:{line}: forms.oxygen.fields.fio2.applies_when") and expected in p
+        for p in info.value.problems
+    ), info.value.problems
+
+
+# -- the built-in short-administration warning reads the administration's `duration` ----------------------------
+
+
+def test_an_administration_far_shorter_than_its_duration_is_saved_with_a_warning(ward):
+    from wardcrf.engine import ward as engine_ward
+
+    assert protocol.active(ward.clin.store).schedule.duration_minutes == 30  # `duration = "30min"`
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    day1 = day0 + timedelta(days=1)
+    short = ward.dose(pid, 1, day1, end=at(day1, 9, 5))  # 5 of 30 minutes: saved, told
+    assert [w["code"] for w in short.body["warnings"]] == ["short_inhalation"]
+    assert short.body["warnings"][0]["message"].startswith(
+        "the inhalation lasted 5 min, far shorter than the protocol's 30 min"
+    )
+    normal = ward.dose(pid, 2, day0 + timedelta(days=2))  # 30 minutes: no warning
+    assert "warnings" not in normal.body
+    # a file whose first administration states no duration: 0, and the built-in warning has no threshold
+    m = mexcovid_engine.own_version()
+    source = m.source.replace('duration = "30min"\n', "", 1)
+    assert source != m.source
+    assert engine_ward.of(loading.parse(source, "mexcovid.toml")).schedule.duration_minutes == 0

@@ -107,6 +107,15 @@ def _show(w: Ward, pid: str) -> dict:
     return json.loads(r.out)
 
 
+def _worklist_words(w: Ward, pid: str, n: int) -> str:
+    """The worklist's words for the participant's administration `n` given: its `worklist` text, {n} filled."""
+    [line] = [a for a in _show(w, pid)["administrations"] if a["number"] == n and a["state"] == "given"]
+    regimen = palm_safety.trial().regimens[line["regimen"]]
+    adm = next(a for a in regimen.administrations if a.code == line["administration"])
+    assert adm.worklist
+    return adm.worklist.replace("{n}", str(n))
+
+
 def _signoff(w: Ward, pid: str):
     return w.run("submit", "signoff", "--participant", pid, user="investigator", WARDCRF_PASSWORD=PASSWORD)
 
@@ -174,9 +183,10 @@ def test_a_reaction_named_is_an_open_item_blocking_sign_off_until_its_ae(
     rows = json.loads(w.run("participant", "list", "--json").out)
     assert next(x for x in rows if x["id"] == pid)["ae_expected"] == 1
     items = json.loads(w.run("today", "--json").out)["items"]
+    words = _worklist_words(w, pid, n)  # the administration as the worklist names it ("ZMapp infusion 1")
     assert any(
         i["participant"] == pid
-        and i["what"] == f"adverse event form for infusion_reaction reported after administration {n}"
+        and i["what"] == f"adverse event form for infusion_reaction reported after {words}"
         for i in items
     ), items
     # the casebook cannot be signed off

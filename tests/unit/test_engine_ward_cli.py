@@ -445,8 +445,11 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert_shape(json.loads(r.out), Worklist)  # the worklist is typed, its items too (issue #16)
     mine = [i for i in json.loads(r.out)["items"] if i["participant"] == pid]
     mine = [i for i in mine if not i["what"].startswith("vitals (DAY ")]  # the daily round's (calendar visit)
+    # named as the worklist names the administration (its `worklist` text, "ZMapp infusion 3")
+    adm3 = next(a for a in m.regimens[s3.regimen].administrations if a.code == s3.administration)
+    assert adm3.worklist and "{n}" in adm3.worklist
     assert {
-        "what": f"vitals after infusion (administration {s3.number})",
+        "what": f"vitals after infusion ({adm3.worklist.replace('{n}', str(s3.number))})",
         "state": "overdue",
     }.items() <= mine[-1].items()
     r = w.run("participant", "list", "--json")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from typed_support import assert_shape, shape_problems
-from wf_support import TZ, Staff, _copy_site, at, make_ward, today
+from wf_support import TZ, Staff, _copy_site, at, make_ward, on_format_two, today
 
 from wardcrf import eventlog, workflow
 from wardcrf.errors import PermissionDenied, Refused, ValidationFailed
@@ -48,11 +48,14 @@ def test_dose_computes_number_day_window_and_cumulative_particles(ward):
     assert info["doses_given"] == 2 and info["status"] == "in treatment"
     assert info["cumulative_particles"] == pytest.approx(4.0e8)
     # The summary is a TypedDict (the participant screen and the dose wizard read it): exactly
-    # its required keys on a format-1 ward (the NotRequired ones are a format-2 version's extras),
-    # and those of its consent and dose lines.
+    # its required keys on a format-1 ward (the NotRequired ones are a format-2 version's extras:
+    # on a format-2 ward those of an open-label trial besides), and those of its consent and dose
+    # lines (a format-2 ward's dose lines are its administrations).
     from typing import get_type_hints
 
-    assert set(info) == set(status.ParticipantSummary.__required_keys__)
+    two = on_format_two(ward)
+    extras = {"protocol", "arm", "administrations", "cumulative_dose", "visits"} if two else set()
+    assert set(info) == set(status.ParticipantSummary.__required_keys__) | extras
     assert set(status.ParticipantSummary.__optional_keys__) == {
         "protocol",
         "arm",
@@ -62,7 +65,9 @@ def test_dose_computes_number_day_window_and_cumulative_particles(ward):
         "visits",
     }
     assert set(info["consent"]) == set(get_type_hints(status.ConsentState))
-    assert all(set(d) == set(get_type_hints(status.DoseLine)) for d in info["doses"]) and info["doses"]
+    lines = [a for a in info["administrations"] if a["event"]] if two else info["doses"]
+    line = status.AdministrationLine if two else status.DoseLine
+    assert all(set(d) == set(get_type_hints(line)) for d in lines) and lines
 
 
 def test_cumulative_particles_cannot_be_typed(ward):
@@ -645,7 +650,8 @@ def test_the_summary_is_typed_all_the_way_down_late_missing_and_ineligible(ward,
     kinds = {d["kind"] for d in info["deviations"]}
     assert kinds == {"late dose", "missing dose", "ineligible after enrollment"}
     assert info["next_dose"] is not None and info["next_dose"]["hold"].startswith("no longer eligible")
-    assert set(info["next_dose"]) == set(NextDose.__required_keys__) | {"hold"}
+    extras = {"what", "regimen"} if on_format_two(ward) else set()  # a format-2 version's (NextDose's type)
+    assert set(info["next_dose"]) == set(NextDose.__required_keys__) | {"hold"} | extras
     assert [a["event"] for a in info["ae_expected"]] == ["fever"]
     assert set(info["signoff"]) == {"state"}
     # a key the type does not name is found, as is one it requires that the read leaves out

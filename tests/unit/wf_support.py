@@ -47,6 +47,15 @@ def pw(_user: str) -> str:
     return PASSWORD
 
 
+def on_format_two(staff: Staff) -> bool:
+    """Whether the ward runs a format-2 version of its own (MEXCOVID's re-encoding under `pytest
+    --mexcovid-engine`): its summaries then carry the keys their types declare optional for format 2
+    (`status.FormatTwoExtras`, `NextDose.what`/`regimen`, a deviation's `code`/`number`), besides format 1's."""
+    from wardcrf import protocol
+
+    return protocol.active(staff.clin.store).engine is not None
+
+
 class Staff:
     """The ward's people as sessions, opened on first use (each unlock costs a key derivation)."""
 

@@ -48,9 +48,10 @@ FactCheck = Callable[[Mapping[str, Any]], str | None]
 class SiteFacts:
     """The answers of the parts of the site that own a gate kind's facts (None: that kind passes).
 
-    Each callable gets the gate's declaration and the administration in hand
-    (`{"gate": {...}, "administration": {...} | None}`) and returns the refusal
-    in its owner's words, or None.
+    Each callable gets the gate's declaration, the administration in hand and
+    the action the gate stands before (`{"gate": {...}, "administration":
+    {...} | None, "action": "dose:REGIMEN" | "enroll" | ...}`) and returns the
+    refusal in its owner's words, or None.
     """
 
     consent: FactCheck | None = None
@@ -100,7 +101,7 @@ def check(
     for gate in model.data.get("gates", ()):
         if not applies(gate, action):
             continue
-        refusal = _one(model, gate, snap, facts, participant, administration)
+        refusal = _one(model, gate, snap, facts, participant, administration, action)
         if refusal is not None:
             out.append(refusal)
     return out
@@ -128,6 +129,7 @@ def _one(
     facts: SiteFacts,
     participant: str,
     administration: Mapping[str, Any] | None,
+    action: str = "dose",
 ) -> Refusal | None:
     code, kind = str(gate["code"]), str(gate.get("kind", "require"))
     if administration is None and (_reads_administration(gate) or kind in ("custody", "allocation")):
@@ -145,7 +147,7 @@ def _one(
     ask: FactCheck | None = getattr(facts, kind, None)
     if ask is None:
         return None
-    said = ask({"gate": gate, "administration": administration})
+    said = ask({"gate": gate, "administration": administration, "action": action})
     if said is None:
         return None
     hold = _render(gate.get("hold"), snap, provided) if gate.get("hold") else DEFAULT_HOLDS.get(kind, said)

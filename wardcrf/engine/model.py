@@ -1094,9 +1094,23 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                 if isinstance(text, str):
                     for problem in expressions.check(text, scope):
                         r.err(("forms", name, "fields", fname, key), problem)
-                if isinstance(value, dict):  # `required_when = { when, message }`: the refusal's template
+                if key == "applies_when" and isinstance(value, dict):  # format 1's `{ field, in / not_in }`
+                    _condition_table(r, ("forms", name, "fields", fname, key), value, fname, form)
+                elif isinstance(value, dict):  # `required_when = { when, message }`: the refusal's template
                     template(("forms", name, "fields", fname, key, "message"), value.get("message"), scope)
     _eligibility(r, data, forms)
+
+
+def _condition_table(
+    r: _Reader, p: Path_, cond: Mapping[str, Any], own: str, form: Mapping[str, Any]
+) -> None:
+    """Format 1's `applies_when = { field, in / not_in }` in a format-2 file: another field of the same form,
+    and exactly one of `in` and `not_in` (the engine runs it: `workflow.engine_rules`)."""
+    fields = form.get("fields") or {}
+    if cond.get("field") == own or cond.get("field") not in fields:
+        r.err((*p, "field"), f"the form has no other field {cond.get('field')!r} to depend on")
+    if ("in" in cond) == ("not_in" in cond):
+        r.err(p, "give exactly one of in = [...] or not_in = [...]")
 
 
 def _eligibility(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:

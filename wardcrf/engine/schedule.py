@@ -393,11 +393,13 @@ class _DeviationDetails(TypedDict, total=False):
     code: str
     """A format-2 protocol's deviation (or rule) code."""
     dose: int
-    """Format 1's dose number (early, late or missing dose)."""
+    """The dose number of a deviation about one dose (early, late, missing dose); on a format-2 ward the
+    administration's `number` again, so that readers of either format find it under one key."""
     number: int
     """A format-2 administration's number."""
     due: str
     given: str | None
+    """When the dose was given, as recorded (None: not given)."""
     event: str | None
     """The record that shows it (None for a dose never given)."""
     failed: list[str]

@@ -156,13 +156,27 @@ def _schedule(m: Model) -> format1.Schedule:
         zone,
         int(max(-adm.window[0], adm.window[1]).total_seconds() // 60),
         0.0,
-        0,
+        _duration_minutes(m),
         "",
         adm.route,
         "",
         False,
         adm.frequency,
     )
+
+
+def _duration_minutes(m: Model) -> int:
+    """The first administration's `duration` in whole minutes, 0 when it states none: format 1's
+    `schedule.duration_minutes`, the built-in short-administration warning's threshold (`plausibility`)."""
+    for arm in m.arms:
+        for code in arm.regimens:
+            raw = {str(r["code"]): r for r in m.data.get("regimens", ())}
+            spec = raw.get(code, {})
+            spec = raw.get(str(spec.get("same_as", code)), spec)  # a placebo regimen: its twin's
+            first: Mapping[str, Any] = next(iter(spec.get("administrations", ())), {})
+            given = first.get("duration")
+            return int(engine_model.duration(str(given)) / timedelta(minutes=1)) if given else 0
+    return 0
 
 
 def _sentinels(data: Mapping[str, Any]) -> int:

@@ -42,7 +42,7 @@ from ..kits import KitCheck as KitCheck  # the scan step's verdict, shared with 
 from ..registration import require_installed
 from . import amendments, service, status
 from .base import now, require_participant
-from .dosing import allocation_gates, dose_gates, kit_use
+from .dosing import allocation_gates, call_dose_gate, dose_gates, kit_use
 
 if TYPE_CHECKING:
     from ..site import Session
@@ -159,7 +159,7 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
         for allocation_gate in allocation_gates:
             allocation_gate(session.store, participant, kit)
         for gate in dose_gates:
-            gate(session.store, kit, at)
+            call_dose_gate(gate, session.store, kit, at)
     except Refused as exc:
         return KitCheck(kit, False, exc.message, _lot_of(session, kit))
     return KitCheck(kit, True, None, _lot_of(session, kit))

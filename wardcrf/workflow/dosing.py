@@ -14,14 +14,17 @@ refuses (the cold chain registers one). Cumulative particles are always the
 sum of the recorded doses.
 
 `dose_gates` is the pluggable pre-dose check list: functions
-``(store, kit_id, when) -> None`` that raise `Refused` with the reason.
+``(store, kit_id, when) -> None``, or with a keyword ``product`` (the product a
+format-2 administration gives), that raise `Refused` with the reason
+(`call_dose_gate` asks each in the shape it was written in).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 from .. import ids, roles, users
 from ..audit import CheckResult
@@ -59,14 +62,43 @@ class DoseGate(Protocol):
     def __call__(self, store: Store, kit_id: str, when: datetime, *, product: str | None = None) -> None: ...
 
 
-dose_gates: list[DoseGate] = []
+PlainDoseGate = Callable[[Store, str, datetime], None]
+"""A gate that does not tell products apart: `gate(store, kit_id, when)` (`features.Registry.dose_gate`'s
+documented shape); it is called without `product`."""
+AnyDoseGate = DoseGate | PlainDoseGate
+
+dose_gates: list[AnyDoseGate] = []
 
 
-def register_dose_gate(gate: DoseGate) -> DoseGate:
+def register_dose_gate(gate: AnyDoseGate) -> AnyDoseGate:
     """Add a pre-dose check (idempotent, usable as a decorator)."""
     if gate not in dose_gates:
         dose_gates.append(gate)
     return gate
+
+
+def takes_product(gate: AnyDoseGate) -> bool:
+    """Whether a registered gate accepts the `product` keyword (a `DoseGate`), or is a `PlainDoseGate`."""
+    try:
+        params = inspect.signature(gate).parameters.values()
+    except (TypeError, ValueError):  # a callable without a signature Python can read: the plain shape
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD
+        or (p.name == "product" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        for p in params
+    )
+
+
+def call_dose_gate(
+    gate: AnyDoseGate, store: Store, kit_id: str, when: datetime, *, product: str | None = None
+) -> None:
+    """Ask one registered gate (raises `Refused`): with `product` when it is known and the gate takes it; a
+    gate of the plain shape is asked as it was written, `(store, kit_id, when)`, rather than crash."""
+    if product is not None and takes_product(gate):
+        cast(DoseGate, gate)(store, kit_id, when, product=product)
+    else:
+        cast(PlainDoseGate, gate)(store, kit_id, when)
 
 
 AllocationGate = Callable[[Store, str, str], None]
@@ -427,7 +459,7 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     if not ctx.amending:
         require_installed()  # the features' gates (the cold chain's custody)
         for gate in dose_gates:
-            gate(ctx.store, kit, start)
+            call_dose_gate(gate, ctx.store, kit, start)
     due_at, window, _ = due.placed(due.model_for(ctx.protocol), {"enrollment": enrolled}, number, start)
     return {
         "given_by": given_by,

@@ -215,6 +215,8 @@ def _checked(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     m = ctx.protocol.engine
     assert m is not None
     computed = _declared(ctx, m, v)
+    if ctx.form in _administration_forms(m):  # checks of its own fields: reported with any other problem
+        computed.update(_administration_fields(ctx, m, {**v, **computed}))
     if ctx.problems:
         return computed
     merged = {**v, **computed}
@@ -253,12 +255,10 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
             when, message = _required_when(spec.get("required_when"))
             if when and blank and interpreter.truth(when, snap) is True:
                 ctx.problem(name, interpreter.render(message, snap) if message else f"required when {when}")
-            if (
-                spec.get("applies_when")
-                and not blank
-                and interpreter.truth(str(spec["applies_when"]), snap) is False
-            ):
-                ctx.problem(name, f"does not apply here (only when {spec['applies_when']}); leave it blank")
+            if spec.get("applies_when") and not blank:
+                holds, said = _applies(spec["applies_when"], snap, {**v, **computed})
+                if holds is False:
+                    ctx.problem(name, f"does not apply here (only when {said}); leave it blank")
         for rule in m.data.get("rules", ()):
             if rule.get("on") != ctx.form or interpreter.truth(str(rule["check"]), snap) is not False:
                 continue
@@ -281,6 +281,19 @@ def _declared(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, Any]:
         _unique(ctx, m, v, snap)
         _assessment(ctx, m, snap)
     return computed
+
+
+def _applies(spec: Any, snap: Snapshot, values: Mapping[str, Any]) -> tuple[bool | None, str]:
+    """(whether the field applies, the condition as the refusal says it) of `applies_when`: an expression over
+    the record, or format 1's table `{ field, in / not_in }` over the record's values (None: unknown, the
+    controlling value is blank)."""
+    if isinstance(spec, Mapping):
+        from ..field_conditions import Condition
+
+        key = "in" if "in" in spec else "not_in"
+        cond = Condition(str(spec["field"]), tuple(spec[key]), negate=key == "not_in")
+        return cond.holds(values), cond.describe()
+    return interpreter.truth(str(spec), snap), str(spec)
 
 
 def _required_when(spec: Any) -> tuple[str | None, str | None]:
@@ -673,32 +686,12 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
             f"the schedule of {m.id} depends on the arm"
         )
     out: dict[str, Any] = {}
-    if "given_by" in roles_:
-        given_by = v.get(roles_["given_by"]) or ctx.session.user
-        user = users.get(ctx.store, given_by)
-        if user is None or not user["active"]:
-            ctx.problem(roles_["given_by"], f"{given_by} is not an active user of this site")
-        elif not roles.allowed(user["role"], "dose.record"):
-            allowed = ", ".join(r for r in roles.ROLES if roles.allowed(r, "dose.record"))
-            ctx.problem(
-                roles_["given_by"], f"{given_by} has the role {user['role']}; doses are given by: {allowed}"
-            )
-        out[roles_["given_by"]] = given_by
     not_given = v.get(roles_.get("not_given", "")) is True
     start_v = v.get(roles_.get("start", ""))
-    end_v = v.get(roles_.get("end", ""))
     start = ctx.local(str(start_v)) if start_v else None
-    end = ctx.local(str(end_v)) if end_v else None
-    if start and end and end < start:
-        ctx.problem(
-            roles_["end"],
-            f"{end.isoformat(timespec='minutes')} is before the start {start.isoformat(timespec='minutes')}",
-        )
     kit = v.get(roles_.get("kit", ""))
     first_use = True
     snap, _rec = _snapshot(ctx, m, v)
-    if kit:
-        first_use = _kit_rule(ctx, m, roles_["kit"], str(kit), arm, snap)
     if ctx.problems:
         return out
     from ..engine import due
@@ -736,12 +729,20 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
             _spacing(ctx, m, placed, start, roles_, snap)  # a second one that day is named as such first
         if not _not_days_early(ctx, m, placed, start, roles_["start"], snap, rows):
             return out
+    if kit:  # after the day's refusals: the same administration sent twice is refused as a second that day
+        first_use = _kit_rule(ctx, m, roles_["kit"], str(kit), arm, snap)
+        if ctx.problems:
+            return out
     s = placed.slot
     local = zone(m.calendar.zone or ctx.zone)
     due_at = (s.due or s.opens).astimezone(local)
+    # the study day it was given, counted as the schedule counts the slot's (a late one: a later day)
+    given_day = (
+        s.day if not_given or start is None else s.day + (start.astimezone(local).date() - s.date).days
+    )
     computed = {
         "number": s.number,
-        "day": s.day,
+        "day": given_day,
         "due": due_at.isoformat(timespec="seconds"),
         "window": placed.timing,
     }
@@ -767,6 +768,34 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
                 gates.check(
                     m, snap, f"dose:{placed.regimen}", facts_, participant=p.id, administration=administration
                 )
+            )
+    return out
+
+
+def _administration_fields(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> dict[str, Any]:
+    """The administration record's checks of its own fields, run whatever else is wrong with the record (the
+    form's other problems are reported with them): `given_by` an active user who may give doses (the user
+    recording, when blank), and the end not before the start. Returns `given_by` as saved."""
+    roles_ = _roles(m, ctx.form)
+    out: dict[str, Any] = {}
+    if "given_by" in roles_ and roles_["given_by"] not in ctx.problems:
+        given_by = v.get(roles_["given_by"]) or ctx.session.user
+        user = users.get(ctx.store, given_by)
+        if user is None or not user["active"]:
+            ctx.problem(roles_["given_by"], f"{given_by} is not an active user of this site")
+        elif not roles.allowed(user["role"], "dose.record"):
+            allowed = ", ".join(r for r in roles.ROLES if roles.allowed(r, "dose.record"))
+            ctx.problem(
+                roles_["given_by"], f"{given_by} has the role {user['role']}; doses are given by: {allowed}"
+            )
+        out[roles_["given_by"]] = given_by
+    start_v, end_v = v.get(roles_.get("start", "")), v.get(roles_.get("end", ""))
+    if start_v and end_v and not {roles_["start"], roles_["end"]} & set(ctx.problems):
+        start, end = ctx.local(str(start_v)), ctx.local(str(end_v))
+        if end < start:
+            ctx.problem(
+                roles_["end"],
+                f"{end.isoformat(timespec='minutes')} is before the start {start.isoformat(timespec='minutes')}",
             )
     return out
 
@@ -1134,18 +1163,25 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                         "event": rec["_event"] if rec else None,
                     }
                     administrations.append(item)
+                    started = (
+                        str(rec[roles_["start"]])
+                        if rec is not None and st.state == schedule.GIVEN and rec.get(roles_.get("start", ""))
+                        else None
+                    )
                     if st.timing in ("early", "late") and st.timing in kinds:
-                        deviations.append(_deviation(kinds[st.timing], item))
+                        deviations.append(_deviation(kinds[st.timing], item, started))
                     # `missed`: a slot whose window closed without a record (overdue or missed), or not given
                     window_closed = st.filled_by is None and s.closes < at
                     if "missed" in kinds and (
                         st.state in (schedule.MISSED, schedule.NOT_GIVEN) or window_closed
                     ):
-                        deviations.append(_deviation(kinds["missed"], item))
+                        deviations.append(_deviation(kinds["missed"], item, None))
                     if rec is not None and "wrong_dose" in kinds and st.state == schedule.GIVEN:
                         wrong = _wrong_dose(kinds["wrong_dose"], rec, roles_)
                         if wrong:
-                            deviations.append({**_deviation(kinds["wrong_dose"], item), "detail": wrong})
+                            deviations.append(
+                                {**_deviation(kinds["wrong_dose"], item, started), "detail": wrong}
+                            )
                     if next_item is None and st.state not in (
                         schedule.GIVEN,
                         schedule.NOT_GIVEN,
@@ -1154,9 +1190,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                         local = zone(site_zone)
                         next_item = {
                             "dose": s.number,
-                            "what": interpreter.render(adm.worklist, snap, {"n": str(s.number)})
-                            if adm.worklist
-                            else f"administration {s.number}",
+                            "what": _worklist_words(adm, snap, s.number),
                             "due": item["due"],
                             "window": [
                                 s.opens.astimezone(local).isoformat(timespec="minutes"),
@@ -1583,7 +1617,7 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistIte
             items.append(
                 {
                     "participant": p.id,
-                    "what": f"{labels[code]} (administration {n})",
+                    "what": f"{labels[code]} ({_given_words(m, snap, s['administrations'], n)})",
                     "due": None,
                     "state": "overdue",
                 }
@@ -1592,13 +1626,33 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistIte
             items.append(
                 {
                     "participant": p.id,
-                    "what": f"adverse event form for {missing['event']} reported after administration "
-                    f"{missing['dose']}",
+                    "what": f"adverse event form for {missing['event']} reported after "
+                    f"{_given_words(m, snap, s['administrations'], missing['dose'])}",
                     "due": missing["time"],
                     "state": "overdue",
                 }
             )
     return items
+
+
+def _worklist_words(adm: Administration, snap: Snapshot, n: int) -> str:
+    """How the worklist names administration number `n` of `adm`: its `worklist` text with `{n}` filled
+    ("dose 3", "ZMapp infusion 2"), or "administration N" when it declares none."""
+    return interpreter.render(adm.worklist, snap, {"n": str(n)}) if adm.worklist else f"administration {n}"
+
+
+def _given_words(m: Model, snap: Snapshot, lines: Sequence[AdministrationLine], n: Any) -> str:
+    """The worklist words of the participant's administration number `n` given (`_worklist_words` of the
+    administration whose slot it filled; on a blinded ward the regimen is hidden, its code names it)."""
+    for line in lines:
+        if line["number"] != n or line["state"] != schedule.GIVEN:
+            continue
+        regimens = sorted(m.regimens.values(), key=lambda r: r.code != line["regimen"])  # its own first
+        for regimen in regimens:
+            for adm in regimen.administrations:
+                if adm.code == line["administration"]:
+                    return _worklist_words(adm, snap, int(n))
+    return f"administration {n}"
 
 
 def _before_owed(
@@ -1703,6 +1757,7 @@ def _assessment_windows(
                         "kind": _label(d.get("label", d["code"])),
                         "code": d["code"],
                         "number": int(n),
+                        "dose": int(n),
                         "event": rec.event_id,
                         "detail": f"{a.get('label', a['code'])} {_hours(gap)} {a['when']} the administration "
                         f"(within {_hours(limit)})",
@@ -1745,12 +1800,16 @@ def _declared_deviations(
     return out
 
 
-def _deviation(d: Mapping[str, Any], item: AdministrationLine) -> schedule.Deviation:
+def _deviation(d: Mapping[str, Any], item: AdministrationLine, given: str | None) -> schedule.Deviation:
+    """A deviation of one administration: its number (`dose` too, the key format 1's readers and the dose
+    wizard read), when it was due, when it was given (None: not given) and the record that shows it."""
     return {
         "kind": _label(d.get("label", d["code"])),
         "code": d["code"],
         "number": item["number"],
+        "dose": item["number"],
         "due": item["due"],
+        "given": given,
         "event": item["event"],
     }
 

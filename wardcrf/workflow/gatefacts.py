@@ -22,6 +22,23 @@ from . import dosing, safety
 from .base import Participant
 from .participants import consent_state, sentinel_gate
 
+ACTION_WORDS = {
+    "dose": "record a dose",
+    "enroll": "enroll participants",
+    "randomize": "randomize participants",
+    "record": "record data",
+    "signoff": "sign off casebooks",
+}
+"""What a refusal says cannot be done, per gate action (`engine.gates`); `form:NAME` is "record NAME"."""
+
+
+def action_words(action: str) -> str:
+    """A gate's action as the refusal words it ("dose:REGIMEN" -> "record a dose", "form:labs" -> "record labs")."""
+    base, _, rest = action.partition(":")
+    if base == "form" and rest:
+        return f"record {rest}"
+    return ACTION_WORDS.get(base, base or "proceed")
+
 
 def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
     """The answers for participant `p` under `proto` (its consent rules and sentinel count)."""
@@ -30,8 +47,9 @@ def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
         ok, why = consent_state(store, p, proto.consent.witnesses)
         return None if ok else f"{p.id}: {why}"
 
-    def dsmg_hold(_: Mapping[str, Any]) -> str | None:
-        return safety.hold(store)
+    def dsmg_hold(ask: Mapping[str, Any]) -> str | None:
+        why = safety.hold(store)  # worded as the owner refuses (`safety.require_no_hold`): the action first
+        return f"cannot {action_words(str(ask.get('action') or ''))}: {why}" if why else None
 
     def sentinel(ask: Mapping[str, Any]) -> str | None:
         n = int(ask["gate"].get("participants", proto.sentinel_participants))
@@ -53,7 +71,7 @@ def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
         require_installed()
         try:
             for gate in dosing.dose_gates:
-                gate(store, str(kit), start, product=str(product) if product else None)
+                dosing.call_dose_gate(gate, store, str(kit), start, product=str(product) if product else None)
         except Refused as exc:
             return exc.message
         return None

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
@@ -32,8 +33,6 @@ from ..store import Store
 from .base import RULES, FormRule, Participant, RuleContext, records_of, require_participant, rule
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from ..engine.model import Model
     from ..features import Registry
     from ..protocol import Protocol
@@ -382,6 +381,14 @@ def check_of(m: Model | None) -> Mapping[str, Any] | None:
     return m.data.get("safety", {}).get("check") or None
 
 
+def check_records(c: Mapping[str, Any]) -> str:
+    """What the ward calls the `[safety] check`'s records: its `label` ("post-dose checks"), else "FORM records"."""
+    label = c.get("label")
+    if isinstance(label, Mapping):
+        label = label.get("en") or next(iter(label.values()), None)
+    return str(label) if label else f"{c['form']} records"
+
+
 def check_none_alone(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
     """`[safety] check`: its `none` code is the whole answer or not given."""
     c = check_of(m)
@@ -419,9 +426,6 @@ def _expected_declared(store: Store, pid: str, m: Model) -> list[ExpectedAe]:
     ae_link = m.data.get("safety", {}).get("ae_link")
     fields = m.data.get("forms", {}).get(form, {}).get("fields", {})
     when = next((n for n, f in fields.items() if f.get("type") == "datetime"), None)
-    label = next(
-        (str(a.get("label", form)) for a in m.data.get("dose_assessments", ()) if a.get("form") == form), form
-    )
     aes = [a for a in records_of(store, pid, "ae") if a.get("prespecified") not in (None, "no")]
     if ae_link:
         aes = [{**a, "dose": a.get(str(ae_link))} for a in aes]
@@ -441,7 +445,7 @@ def _expected_declared(store: Store, pid: str, m: Model) -> list[ExpectedAe]:
                     "dose": n,
                     "check": check["_event"],
                     "time": check.get(when) if when else None,
-                    "detail": f"AE form expected: {code} reported in the {label} of {link} {n} "
+                    "detail": f"AE form expected: {code} reported after {link} {n} "
                     f"({check['_event']}); record an adverse event with prespecified={code}{named}",
                 }
             )
@@ -528,7 +532,7 @@ def signoff_check(session: Session, participant: str | None) -> Participant:
         named = f", {ae_link}=..." if ae_link else ""
         raise Refused(
             f"cannot sign off {p.id}: adverse event form(s) expected for prespecified events reported "
-            f"in {c['form']} records: {what}; record them (form ae, prespecified=...{named}) first"
+            f"in {check_records(c)}: {what}; record them (form ae, prespecified=...{named}) first"
         )
     if missing:
         what = ", ".join(f"{m['event']} after dose {m['dose']} ({m['check']})" for m in missing)
