@@ -39,6 +39,7 @@ from .canonical import dumps
 from .errors import Refused, UsageError
 from .eventlog import Event
 from .records import Record, load_for_amendment
+from .sqlstore import common_dialect
 from .store import Store
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ def verify(
     return session.append(type=EVENT_SDV, subject=rec.subject, body=body).event
 
 
+@common_dialect
 def _verified(store: Store, e: Event) -> None:
     b = e.body
     store.execute(

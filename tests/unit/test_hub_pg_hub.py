@@ -310,47 +310,67 @@ def test_a_fork_is_held_and_flagged_on_both_engines(pair, tmp_path):
         assert next(d for d in st["devices"] if d["device"] == device)["status"] == "flagged"
 
 
-def test_a_bundle_that_needs_projections_is_refused_whole_at_a_postgresql_hub(pair, tmp_path):
-    """A scanner profile set at the ward has a projection not yet in the common dialect: refused on
-    PostgreSQL, named, nothing of it kept. A user added and deactivated before it (the users directory,
-    ported) applies on both engines, with the same directory row."""
+def test_a_bundle_that_needs_projections_is_refused_whole_at_a_postgresql_hub(pair, tmp_path, monkeypatch):
+    """A user added and deactivated (the users directory) and a scanner profile set at the ward (0009)
+    apply on both engines, with the same rows. An event whose projector is not in the common dialect —
+    here a projector added to `device.scanner_set` for the test, undeclared — is refused on PostgreSQL,
+    named, nothing of it kept; SQLCipher runs it."""
     from synckit import open_
     from wardcrf.sync import hub
 
-    from wardcrf import scanner, users
+    from wardcrf import eventlog, scanner, users
 
     engine, w, h = pair
     s = open_(w)
     try:
         users.add_user(s, "n.nurse", "Nia Nurse", "clinician", PASSWORD)
         users.deactivate(s, "n.nurse", "left the ward")
+        scanner.set_profile(s, "gap", 80)
     finally:
         s.close()
     first = _bundles(w, tmp_path, 1)
     s = open_(w)
     try:
-        scanner.set_profile(s, "gap", 80)
+        scanner.set_profile(s, "enter")
     finally:
         s.close()
     second = _bundles(w, tmp_path, 1, tag="b")
     device = _ward_head(w)[0]
+    ran: list[str] = []
+
+    def unported(store, e):  # SQL no one reviewed: never run on PostgreSQL
+        ran.append(e.id)
+
     with _ledger(h) as (hs, store):
-        items = hub.import_files(hs, first + second)
+        items = hub.import_files(hs, first)
+        assert [i.result.outcome.status for i in items if i.result] == ["applied"], [i.refused for i in items]
         # Another site's user: a directory entry, never an active account here.
         assert store.rows("SELECT full_name, role, active FROM users WHERE id = 'n.nurse'") == [
             {"full_name": "Nia Nurse", "role": "clinician", "active": 0}
         ]
         assert store.scalar("SELECT count(*) FROM events WHERE type = 'user.deactivated'") == 1
+        assert store.rows("SELECT device, ends, gap_ms FROM device_scanner") == [
+            {"device": device, "ends": "gap", "gap_ms": 80}
+        ]
+        monkeypatch.setattr(eventlog, "_PROJECTORS", {**eventlog._PROJECTORS})
+        monkeypatch.setitem(
+            eventlog._PROJECTORS,
+            "device.scanner_set",
+            [*eventlog._PROJECTORS["device.scanner_set"], unported],
+        )
+        monkeypatch.setattr(eventlog, "_FOR_TYPE", {})
+        items = hub.import_files(hs, second)
         if engine == "sqlcipher":
-            assert [i.result.outcome.status for i in items if i.result] == ["applied", "applied"]
+            assert [i.result.outcome.status for i in items if i.result] == ["applied"]
+            assert len(ran) == 1 and store.scalar("SELECT ends FROM device_scanner") == "enter"
             return
-        assert items[0].result is not None and items[0].result.outcome.status == "applied"
-        assert items[1].result is None
-        assert "device.scanner_set events need projections" in items[1].refused
-        assert "import it at a SQLCipher hub" in items[1].refused
+        assert items[0].result is None and ran == []
+        assert "device.scanner_set events need projections" in items[0].refused
+        assert "import it at a SQLCipher hub" in items[0].refused
         # Nothing of it applied; the coordinator sees the refusal in the hub's own log.
         assert store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,)) == 1
-        assert store.scalar("SELECT count(*) FROM events WHERE type = 'device.scanner_set'") == 0
+        assert store.scalar("SELECT count(*) FROM events WHERE type = 'device.scanner_set'") == 1
+        assert store.scalar("SELECT ends FROM device_scanner") == "gap"
         assert hs.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1
 
 
