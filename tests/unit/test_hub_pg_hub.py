@@ -164,6 +164,7 @@ def _make_hub(engine: str, root: Path, request: pytest.FixtureRequest) -> Site:
     s = res.site.unlock("admin", PASSWORD)
     try:
         users.add_user(s, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
+        users.add_user(s, "dsmg", "Dee Smg", "dsmg", PASSWORD)
     finally:
         s.close()
     return res.site
@@ -998,3 +999,98 @@ def test_a_cold_chain_record_is_refused_by_name_at_a_postgresql_hub(pair, tmp_pa
         )
         assert store.scalar("SELECT count(*) FROM records") == 0
         assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1
+
+
+def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either_hub(pair, tmp_path):
+    """After `hub init`: the hub loads MEXCOVID 1.1, its coordinator raises a query on a ward's record
+    (found where the wards' events are) and its DSMG sends a decision; the ward gets them in the hub's
+    bundle and answers. At a PostgreSQL hub the hub's own events are projected into the database before
+    the answer is imported (`pghub.mirror_own_events`): the same `protocols`, `sync_queries` and
+    `sync_decisions` rows as in a SQLCipher hub's file, and `hub status` counts the answered query."""
+    from synckit import open_
+    from test_sync_roundtrip import export
+    from wardcrf.sync import hub, registry, ward
+
+    from wardcrf import protocol
+    from wardcrf.errors import Refused
+
+    engine, w, h = pair
+    files, post = _ward_records(w, tmp_path)
+    device = _ward_head(w)[0]
+    with _ledger(h) as (s, _store):
+        assert all(i.result and i.result.outcome.status == "applied" for i in hub.import_files(s, files))
+    v11 = protocol.parse(
+        protocol.default_protocol().source.replace('version = "1.0"', 'version = "1.1"', 1),
+        "mexcovid-1.1.toml",
+    )
+    hs = open_(h)
+    try:
+        loaded = protocol.load(hs, v11)
+    finally:
+        hs.close()
+    hs = open_(h, "coordinator")
+    try:
+        with pytest.raises(Refused, match="has not received it"):
+            registry.raise_query(hs, "WUH01", f"{device}-999", "pulse", "which pulse?")
+        query = registry.raise_query(hs, "WUH01", post, "pulse", "Pulse 86 or 88? 'quoted'")
+    finally:
+        hs.close()
+    hs = open_(h, "dsmg")
+    try:
+        decision = registry.send_decision(hs, "WUH01", "continue enrolment", "no safety signal")
+    finally:
+        hs.close()
+    hs = open_(h, "coordinator")
+    try:
+        stick = tmp_path / "stick"
+        stick.mkdir()
+        hub.outbound_files(hs, device, stick)
+    finally:
+        hs.close()
+    s = open_(w)
+    try:
+        for f in sorted(stick.glob("*.tar.age")):
+            assert "applied" in ward.import_file(s, f)
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
+    finally:
+        s.close()
+    c = open_(w, "clin")
+    try:
+        answer = registry.answer_query(c, query.id, "86: re-read on the monitor")
+    finally:
+        c.close()
+    answered = export(w, tmp_path / "answer")
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, answered)
+        assert [i.result.outcome.status for i in items if i.result] == ["applied"] * len(answered), [
+            i.refused for i in items
+        ]
+        assert store.rows("SELECT version, loaded_event, active FROM protocols ORDER BY rowid")[1:] == [
+            {"version": "1.1", "loaded_event": loaded.id, "active": 1}
+        ]
+        assert store.rows("SELECT query_id, status, raised_by, answer_event FROM sync_queries") == [
+            {
+                "query_id": query.id,
+                "status": "answered",
+                "raised_by": "coordinator",
+                "answer_event": answer.id,
+            }
+        ]
+        assert store.rows("SELECT event_id, decision, decided_by FROM sync_decisions") == [
+            {"event_id": decision.id, "decision": "continue enrolment", "decided_by": "dsmg"}
+        ]
+        assert hub.status(s)["open_queries"] == 1
+        if engine == "postgresql":
+            # The hub's own events stay in its file; their projections are in the database too.
+            assert store.scalar("SELECT count(*) FROM events WHERE id = ?", (query.id,)) == 0
+            assert store.scalar("SELECT seq FROM hub_own_projected") == s.store.scalar(
+                "SELECT seq FROM chain_heads WHERE device = ?", (s.ctx.device,)
+            )
+    hs = open_(h, "coordinator")
+    try:
+        registry.close_query(hs, query.id, "accepted")
+    finally:
+        hs.close()
+    with _ledger(h) as (s, store):
+        assert store.scalar("SELECT status FROM sync_queries") == "closed"
+        assert hub.status(s)["open_queries"] == 0
