@@ -148,9 +148,11 @@ def ledger(session: Session) -> Iterator[PgStore]:
     pool = _POOLS.get(_pool_key(session))
     if pool is not None:
         with pool.store() as store:
+            store.beside = session.store
             yield store
         return
     store = open_ledger(session)
+    store.beside = session.store  # the hub's keys and own events stay in its file (`sqlstore.own_keys_store`)
     try:
         yield store
     finally:

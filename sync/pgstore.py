@@ -93,6 +93,10 @@ class PgStore(Queries):
     code is `common_dialect` (the form records', migration 0005); `sync.engine.check_portable` refuses
     by name a bundle that needs any other."""
 
+    beside: Any = None
+    """The hub's SQLCipher file this database works beside (`sync.pghub.ledger` sets it): its keys and
+    its own events, which never come here (`wardcrf.sqlstore.own_keys_store`)."""
+
     # What `wardcrf.eventlog` keeps per transaction, as on `wardcrf.store.Store` (`_init_heads`).
     pending_heads: dict[str, tuple[int, str, str]]
     _heads_stack: list[dict[str, tuple[int, str, str]]]

@@ -293,7 +293,7 @@ def _unique_keys_pg(store: PgStore, table: str) -> set[tuple[str, ...]]:
     return {tuple(cols) for cols in keys.values()}
 
 
-ROWID_TWINS = ("records", "protocols", "protocol_applications", "administration_kits")
+ROWID_TWINS = ("records", "protocols", "protocol_applications", "administration_kits", "rand_lists")
 """Tables the common-dialect code orders by SQLite's rowid: their PostgreSQL twin has a `rowid` identity column."""
 
 
@@ -331,7 +331,6 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
             "photo_first_refs",
             "ward_queue",
             "counters",
-            "rand_lists",
             "rand_allocations",
             # What a ward sends beside its records (0009-site-projections).
             "device_scanner",
@@ -340,6 +339,12 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
             "codings",
             "coding_dictionaries",
             "sdv_marks",
+            # Randomization (0011-randomization; `rand_lists` is a rowid twin above).
+            "rand_entries",
+            "rand_flags",
+            "rand_exhausted",
+            "rand_unblindings",
+            "rand_unblinding_keys",
         ):
             want = [
                 (r[1], types[r[2]], bool(r[3]) or bool(r[5]))

@@ -3,8 +3,9 @@
 A laptop's scanner profile, a monitor's source data verification, MedDRA
 codings and the dictionaries loaded, the queries a rule opens on the ward
 or the coordinator raises at the hub and the ward's answers, a DSMG
-decision, a protocol version's format-2 re-encoding and an amendment
-applied to a participant: their projectors are declared `common_dialect`
+decision, a protocol version's format-2 re-encoding, an amendment applied
+to a participant, a randomization stratum exhausted and an emergency
+unblinding (allocations against the hub's list: tests/unit/test_hub_pg_format2.py): their projectors are declared `common_dialect`
 and run on a PostgreSQL hub as on SQLCipher. The hub's own events (a query
 raised, a decision, a version it loads) stay in its SQLCipher file and are
 projected into the database by `pghub.mirror_own_events`, in the hub's log
@@ -52,6 +53,8 @@ PROJECTED = (
     "participants",
     "ward_queue",
     "counters",
+    "rand_exhausted",
+    "rand_unblindings",
 )
 """The tables compared: 0009's, the protocols' and the records' they read or move."""
 
@@ -156,6 +159,11 @@ def _ward_steps(device: str, query: str, records_of: dict[str, str]) -> list[dic
         {"type": "protocol.reencoded", "subject": "protocol:MEXCOVID", "role": "admin", "user": "admin",
          "protocol": None, "body": {"protocol_id": "MEXCOVID", "version": "1.1", "sha256": "e" * 64,
                                     "reencodes": v11["sha256"], "source": "[protocol]\nformat = 2\n"}},
+        {"type": "randomization.stratum_exhausted", "subject": f"participant:{pid}",
+         "body": {"stratum": "site=WUH01;sex=F", "participant": pid}},
+        {"type": "randomization.unblinded", "subject": f"participant:{pid}", "role": "investigator", "user": "inv",
+         "body": {"participant": pid, "arm": "ACTIVE", "kit": "K-7", "reason": "sae_management",
+                  "detail": "SAE: the team needs the arm; \"quoted\" 'twice'", "witness": "clin2"}},
         {"type": "protocol.applied", "subject": f"participant:{pid}", "role": "investigator", "user": "inv",
          "reason": "amendment 1 approved", "protocol": {"id": "MEXCOVID", "version": "1.1"},
          "body": {"participant": pid, "protocol_id": "MEXCOVID", "from_version": "1.0", "to_version": "1.1"}},
@@ -236,6 +244,10 @@ def test_site_projections_are_the_same_at_a_sqlcipher_and_a_postgresql_hub(reque
     assert [r[1] for r in lite["protocols"]] == ["1.0", "1.1"]
     assert [(r[1], r[3]) for r in lite["protocol_encodings"]] == [("1.1", _version_1_1()["sha256"])]
     assert [(r[1], r[3], r[4]) for r in lite["protocol_applications"]] == [("WUH01-002", "1.0", "1.1")]
+    assert [(r[2], r[3]) for r in lite["rand_exhausted"]] == [("WUH01-002", "WUH01")]
+    assert [(r[1], r[2], r[6], r[7]) for r in lite["rand_unblindings"]] == [
+        ("WUH01-002", "ACTIVE", "inv", "clin2")
+    ]
 
 
 def test_a_database_made_before_the_hubs_own_events_were_projected_skips_the_versions_it_holds(
