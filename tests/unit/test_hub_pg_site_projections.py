@@ -292,3 +292,44 @@ def test_a_database_made_before_the_hubs_own_events_were_projected_skips_the_ver
     finally:
         pg.close()
         hub_file.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"dictionary": "ICD-10"}, "unknown dictionary"),
+        ({"verbatim": "x" * 2001}, "body.verbatim must be a text of 1 to 2000 characters"),
+        ({"codes": {"pt_name": "only this"}}, "body.codes must hold exactly"),
+    ],
+)
+def test_a_bundle_with_a_malformed_coding_is_refused_whole_alike_on_both_engines(
+    request, tmp_path, signer, change, says
+):
+    """A coding from a ward is hostile input: a body of the wrong shape refuses its bundle on either engine,
+    with the same words, and nothing of the bundle (its scanner profile before it) is kept."""
+    from wardcrf.errors import Refused
+
+    seen = {}
+    for engine in ENGINES:
+        if engine == "sqlcipher":
+            store = _lite(tmp_path, signer)
+        else:
+            store = ledgerkit.create(
+                Where("postgresql", dsn=request.getfixturevalue("pg_server").new_database()), signer
+            )
+        try:
+            for seq in (1, 2, 3):
+                ledgerkit.records_step(store, "lap1", seq)
+            steps = _ward_steps("lap1", f"{HUB_DEVICE}-1", _records_of(store, "lap1"))[:3]
+            steps[2] = {**steps[2], "body": {**steps[2]["body"], **change}}
+            before = {t: _rows(store, t) for t in PROJECTED}
+            head = eventlog.head(store, "lap1")
+            with pytest.raises(Refused) as refused:
+                _apply(store, _next(store, "lap1", steps))
+            assert says in str(refused.value)
+            assert {t: _rows(store, t) for t in PROJECTED} == before
+            assert eventlog.head(store, "lap1") == head
+            seen[engine] = str(refused.value)
+        finally:
+            store.close()
+    assert seen["postgresql"] == seen["sqlcipher"]
