@@ -55,6 +55,7 @@ PROJECTED = (
     "counters",
     "rand_exhausted",
     "rand_unblindings",
+    "rand_unblinding_keys",
 )
 """The tables compared: 0009's, the protocols' and the records' they read or move."""
 
@@ -170,6 +171,26 @@ def _ward_steps(device: str, query: str, records_of: dict[str, str]) -> list[dic
     ]  # fmt: skip
 
 
+def _coding(records_of: dict[str, str], verbatim: str) -> dict[str, Any]:
+    codes = {k: (10037377 if t is int else k) for k, t in MEDDRA_CODES.items()}
+    return {"type": "coding.coded", "subject": "participant:WUH01-002", "role": "coder", "user": "cody",
+            "body": {"record": records_of["ae"], "form": "ae", "field": "term", "verbatim": verbatim,
+                     "dictionary": "MedDRA", "version": "27.1", "codes": codes, "replaces": None}}  # fmt: skip
+
+
+def _later_steps(records_of: dict[str, str]) -> list[dict[str, Any]]:
+    """lap1 again: its scanner set back to Enter, a newer unblinding recipient, the term re-coded."""
+    return [
+        {"type": "device.scanner_set", "subject": "device:lap1", "role": "admin", "user": "admin",
+         "body": {"ends": "enter", "gap_ms": None}},
+        {"type": "randomization.unblinding_key", "subject": "device:lap1", "role": "investigator", "user": "inv",
+         "body": {"device": "lap1", "recipient": "age1first"}},
+        {"type": "randomization.unblinding_key", "subject": "device:lap1", "role": "investigator", "user": "inv",
+         "body": {"device": "lap1", "recipient": "age1second"}},
+        _coding(records_of, "Low-grade fever after inhalation (re-coded)"),
+    ]  # fmt: skip
+
+
 def _hub_steps(records_of: dict[str, str]) -> list[dict[str, Any]]:
     """The hub's own events: a query on the ward's post-dose pulse, a DSMG decision, MEXCOVID 1.1 loaded."""
     return _hub(
@@ -224,6 +245,10 @@ def test_site_projections_are_the_same_at_a_sqlcipher_and_a_postgresql_hub(reque
                 assert ledger.scalar("SELECT count(*) FROM events WHERE device = ?", (HUB_DEVICE,)) == 0
             query = f"{HUB_DEVICE}-1"
             _apply(ledger, _next(ledger, "lap1", _ward_steps("lap1", query, records_of)))
+            _apply(ledger, _next(ledger, "lap1", _later_steps(records_of)))
+            # Another laptop's coding of the same term, made before lap1's (an older clock) and arriving
+            # after it: counted, not shown.
+            _apply(ledger, ledgerkit.chain("lap2", 1, [_coding(records_of, "lap2's older coding")]))
             seen[engine] = {t: _rows(ledger, t) for t in PROJECTED}
         finally:
             ledger.close()
@@ -233,13 +258,17 @@ def test_site_projections_are_the_same_at_a_sqlcipher_and_a_postgresql_hub(reque
     for table in PROJECTED:
         assert pg[table] == lite[table], table
     # What those rows say, once (they are equal).
-    assert lite["device_scanner"] == [("lap1", "gap", 80, "admin", lite["device_scanner"][0][4], "lap1-14")]
+    assert [r[:3] for r in lite["device_scanner"]] == [("lap1", "enter", None)]  # the later profile
     queries = {r[0]: r for r in lite["sync_queries"]}
     assert queries[f"{HUB_DEVICE}-1"][5] == "answered" and "line two" in queries[f"{HUB_DEVICE}-1"][8]
     assert queries["lap1-18"][5:7] == ("open", "rule:PULSE_HIGH")
     assert len(queries) == 3  # a hub projects every site's queries
     assert [r[2] for r in lite["sync_decisions"]] == ["continue enrolment"]
-    assert [(r[0], r[1], r[12]) for r in lite["codings"]] == [(records_of["ae"], "term", 1)]
+    # lap1's two codings and lap2's older one: the latest shown, all three counted.
+    assert [(r[0], r[1], r[5], r[7], r[12]) for r in lite["codings"]] == [
+        (records_of["ae"], "term", "Low-grade fever after inhalation (re-coded)", "27.1", 3)
+    ]
+    assert [r[:2] for r in lite["rand_unblinding_keys"]] == [("lap1", "age1second")]
     assert [(r[1], r[4]) for r in lite["sdv_marks"]] == [(records_of["screening"], "fields")]
     assert [r[1] for r in lite["protocols"]] == ["1.0", "1.1"]
     assert [(r[1], r[3]) for r in lite["protocol_encodings"]] == [("1.1", _version_1_1()["sha256"])]
@@ -333,3 +362,60 @@ def test_a_bundle_with_a_malformed_coding_is_refused_whole_alike_on_both_engines
         finally:
             store.close()
     assert seen["postgresql"] == seen["sqlcipher"]
+
+
+def test_two_importers_projecting_the_hubs_own_events_at_once_project_each_once(request, tmp_path, signer):
+    """Two importing processes start at once: the first projects the hub's own events under the advisory
+    lock `hub-own-events`; the second waits for it, then reads the marker and projects nothing (a coding
+    projected twice would count two codings, a version loaded twice would move the active one)."""
+    import threading
+    import time
+
+    where = Where("sqlcipher", path=str(tmp_path / "hub-file.db"), key_hex=os.urandom(32).hex())
+    hub_file = ledgerkit.create(where, signer)
+    dsn = request.getfixturevalue("pg_server").new_database()
+    first = ledgerkit.create(Where("postgresql", dsn=dsn), signer)
+    watcher = PgStore(dsn)
+    try:
+        steps = _hub([{**_coding({"ae": "lap1-20"}, "coded at the hub"), "user": "hc", "role": "coder"},
+                      {"type": "dsmg.decision", "subject": "site:WUH01", "role": "dsmg",
+                       "body": {"site": "WUH01", "decision": "continue", "detail": ""}}])  # fmt: skip
+        _apply(hub_file, _next(hub_file, HUB_DEVICE, steps))
+        pghub._PROJECTED.clear()
+        result: dict[str, Any] = {}
+
+        def second_importer() -> None:
+            src, dst = where.open(), PgStore(dsn)
+            try:
+                assert isinstance(src, Store)
+                result["projected"] = pghub.mirror_own_events(src, dst)
+            except BaseException as exc:  # reported to the test's thread
+                result["error"] = exc
+            finally:
+                dst.close()
+                src.close()
+
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        with first.transaction():
+            assert isinstance(hub_file, Store) and isinstance(first, PgStore)
+            assert pghub.mirror_own_events(hub_file, first) == 2
+            other = threading.Thread(target=second_importer)
+            other.start()
+            deadline = time.monotonic() + 120  # a bound on a condition, not a timing
+            while watcher.scalar(waiting) != 1:
+                assert other.is_alive() and time.monotonic() < deadline, result
+                time.sleep(0.05)
+        other.join(120)
+        assert not other.is_alive() and "error" not in result, result
+        assert result["projected"] == 0
+        assert first.rows("SELECT verbatim, codings FROM codings") == [
+            {"verbatim": "coded at the hub", "codings": 1}
+        ]
+        assert first.scalar("SELECT count(*) FROM sync_decisions") == 1
+    finally:
+        watcher.close()
+        first.close()
+        hub_file.close()
