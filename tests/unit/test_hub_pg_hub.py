@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pgserver
 import pytest
-from synckit import PASSWORD
+from synckit import PASSWORD, open_
 from test_sync_cli import run
 
 from wardcrf.site import Site
@@ -1094,3 +1094,38 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
     with _ledger(h) as (s, store):
         assert store.scalar("SELECT status FROM sync_queries") == "closed"
         assert hub.status(s)["open_queries"] == 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("coding", "queue"),
+        ("coding", "status"),
+        ("coding", "list"),
+        ("coding", "code", "rec-1", "--llt", "10037377"),
+        ("sdv", "show", "rec-1"),
+        ("sdv", "verify", "rec-1"),
+        ("report", "sdv"),
+    ],
+)
+def test_coding_and_sdv_at_a_postgresql_hub_refuse_in_one_line_not_an_empty_queue(
+    pg_server, tmp_path, monkeypatch, command
+):
+    """The wards' codings and SDV marks project into the database, but the coder's and the monitor's
+    commands read the records in the site's file: at a PostgreSQL hub (which holds the hub's own events
+    only) they would show an empty queue or an unknown record, so they say they do not run there yet
+    (one line, exit 2, nothing appended). At a ward or a SQLCipher hub they run as ever (test_coding, test_sdv)."""
+    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
+    s = open_(h)
+    try:
+        before = s.store.scalar("SELECT count(*) FROM events")
+    finally:
+        s.close()
+    code, out, err = run(*command, "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 2 and err.count("\n") == 1, (code, out, err)
+    assert f"wardcrf {command[0]} {command[1]}:" in err and "keeps its wards' data in PostgreSQL" in err
+    s = open_(h)
+    try:
+        assert s.store.scalar("SELECT count(*) FROM events") == before
+    finally:
+        s.close()

@@ -89,7 +89,7 @@ def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """How many terms are coded, uncoded, or need recoding because the verbatim changed."""
     from ..coding import service
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="coding status") as s:
         s.require("record.read", what="read the codings")
         st = service.status(s.store)
     if as_json:
@@ -111,7 +111,7 @@ def queue(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Verbatim terms waiting for a coder: never coded, or changed since they were coded."""
     from ..coding import service
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="coding queue") as s:
         s.require("record.read", what="read the coding queue")
         items = service.queue(s.store)
     listed = _print_items(
@@ -201,7 +201,7 @@ def code(
     """Code one verbatim term (coder). Re-coding an already coded term is an amendment: give --reason."""
     from ..coding import CodingIndex, service
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="coding code") as s:
         event = service.code(
             s, record, field=field, llt=llt, drug=drug, atc=atc, version=version, reason=reason
         )
@@ -220,7 +220,7 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every current coding: verbatim, standard term, codes, dictionary version, who and when."""
     from ..coding import service
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="coding list") as s:
         s.require("record.read", what="read the codings")
         items = service.codings(s.store)
     _print_items(

@@ -51,7 +51,7 @@ def verify_cmd(
     """Mark a record, or single fields, verified against the source photograph (monitor; e-signature "verified")."""
     if (record is None) == (participant is None or form is None) or (record and (participant or form)):
         raise UsageError("name the record: its event id, or --participant ID --form FORM (not both)")
-    with session(data_dir) as s:
+    with session(data_dir, file_only="sdv verify") as s:
         target = record or sdv.find_record(s.store, str(participant), str(form))
         password = ask_password("Your password, to sign as verified", env="WARDCRF_PASSWORD")
         event = sdv.verify(
@@ -75,7 +75,7 @@ def show_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """One record's verification state, field by field, and every verification made on it."""
-    with session(data_dir) as s:
+    with session(data_dir, file_only="sdv show") as s:
         st = sdv.record(s, record)
     if as_json:
         print_json(st.as_json())
@@ -98,7 +98,7 @@ def report_sdv(
     as_json: JsonOption = False,
 ) -> None:
     """Verified, partly verified, changed since verified and unverified records, per participant and form."""
-    with session(data_dir) as s:
+    with session(data_dir, file_only="report sdv") as s:
         data = sdv.overview(s, participant=participant)
     if as_json:
         print_json(data)
