@@ -1106,13 +1106,15 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
         ("sdv", "show", "rec-1"),
         ("sdv", "verify", "rec-1"),
         ("report", "sdv"),
+        ("report", "randomization"),
+        ("hub", "randomization", "export", "--protocol-id", "PALM007", "--out", "x.csv"),
     ],
 )
 def test_coding_and_sdv_at_a_postgresql_hub_refuse_in_one_line_not_an_empty_queue(
     pg_server, tmp_path, monkeypatch, command
 ):
-    """The wards' codings and SDV marks project into the database, but the coder's and the monitor's
-    commands read the records in the site's file: at a PostgreSQL hub (which holds the hub's own events
+    """The wards' codings, SDV marks and allocations project into the database, but the coder's and the
+    monitor's commands, the randomization report and the statistician's unblinded export read the site's file: at a PostgreSQL hub (which holds the hub's own events
     only) they would show an empty queue or an unknown record, so they say they do not run there yet
     (one line, exit 2, nothing appended). At a ward or a SQLCipher hub they run as ever (test_coding, test_sdv)."""
     h = _make_hub("postgresql", tmp_path, _Req(pg_server))
@@ -1123,9 +1125,54 @@ def test_coding_and_sdv_at_a_postgresql_hub_refuse_in_one_line_not_an_empty_queu
         s.close()
     code, out, err = run(*command, "-d", str(h.data_dir), monkeypatch=monkeypatch)
     assert code == 2 and err.count("\n") == 1, (code, out, err)
-    assert f"wardcrf {command[0]} {command[1]}:" in err and "keeps its wards' data in PostgreSQL" in err
+    named = " ".join(command[:3] if command[0] == "hub" else command[:2])
+    assert f"wardcrf {named}:" in err and "keeps its wards' data in PostgreSQL" in err
     s = open_(h)
     try:
         assert s.store.scalar("SELECT count(*) FROM events") == before
     finally:
         s.close()
+
+
+def test_a_blinded_list_is_sealed_to_the_unblinding_key_a_ward_sent_to_either_hub(pair, tmp_path):
+    """A blinded list needs the laptop's unblinding recipient, which its bundle brought to where the hub
+    keeps what wards send (its file, or its database): `randomization make` finds it there on both engines;
+    looked for in the hub's file alone at a PostgreSQL hub, the list is refused with the reason."""
+    from rand_support import blinded_two_to_one
+    from wardcrf.sync import hub
+
+    from wardcrf import users
+    from wardcrf.errors import Refused
+    from wardcrf.randomization import service
+
+    engine, w, h = pair
+    s = open_(w)
+    try:
+        users.add_user(s, "investigator", "Ivy Investigator", "investigator", PASSWORD)
+    finally:
+        s.close()
+    open_(w, "investigator").close()  # the first sign-in makes the laptop's unblinding key
+    files = _bundles(w, tmp_path, 1)
+    device = _ward_head(w)[0]
+    with _ledger(h) as (hs, store):
+        assert [i.result.outcome.status for i in hub.import_files(hs, files) if i.result] == ["applied"]
+        recipient = store.scalar("SELECT recipient FROM rand_unblinding_keys WHERE device = ?", (device,))
+        assert recipient and recipient.startswith("age1")
+    c = open_(h, "coordinator")
+    try:
+        if engine == "postgresql":
+            with pytest.raises(Refused, match="has not sent its unblinding key yet"):
+                service.make_list(c, blinded_two_to_one(), "WUH01", device, 6)
+        with hub.ledger_store(c) as wards:
+            made = service.make_list(c, blinded_two_to_one(), "WUH01", device, 6, wards=wards)
+        assert (
+            c.store.scalar("SELECT unblind_recipient FROM rand_lists WHERE list_id = ?", (made.list_id,))
+            == recipient
+        )
+    finally:
+        c.close()
+    with _ledger(h) as (_hs, store):  # the hub's list, projected where the allocations will be checked
+        assert (
+            store.scalar("SELECT unblind_recipient FROM rand_lists WHERE list_id = ?", (made.list_id,))
+            == recipient
+        )
