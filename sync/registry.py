@@ -296,16 +296,24 @@ def _recipient(store: Store, e: Event) -> None:
 # -- data queries and DSMG decisions (hub -> ward -> hub) --------------------------------
 
 
-def raise_query(session: Session, site: str, target_event: str, field: str, question: str) -> Event:
-    """Hub: ask a site about one field of one record."""
+def raise_query(
+    session: Session,
+    site: str,
+    target_event: str,
+    field: str,
+    question: str,
+    *,
+    wards: SqlStore | None = None,
+) -> Event:
+    """Hub: ask a site about one field of one record.
+
+    `wards`: where the hub keeps what its wards send (`hub.ledger_store`: its file, or its PostgreSQL
+    database), where the record must be; the hub's file when not given.
+    """
     session.require("query.raise", what="raise data queries")
     if not question.strip():
         raise UsageError("a query needs a question (--question)")
-    from .hub import ledger_store
-
-    with ledger_store(session) as ledger:  # where the wards' events are: the hub's file, or its database
-        held = ledger.one("SELECT 1 FROM events WHERE id = ?", (target_event,))
-    if held is None:
+    if (wards or session.store).one("SELECT 1 FROM events WHERE id = ?", (target_event,)) is None:
         raise Refused(f"unknown record {target_event} (the hub has not received it)")
     return session.append(
         type="query.raised",

@@ -1001,7 +1001,9 @@ def test_a_cold_chain_record_is_refused_by_name_at_a_postgresql_hub(pair, tmp_pa
         assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1
 
 
-def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either_hub(pair, tmp_path):
+def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either_hub(
+    pair, tmp_path, monkeypatch
+):
     """After `hub init`: the hub loads MEXCOVID 1.1, its coordinator raises a query on a ward's record
     (found where the wards' events are) and its DSMG sends a decision; the ward gets them in the hub's
     bundle and answers. At a PostgreSQL hub the hub's own events are projected into the database before
@@ -1012,7 +1014,6 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
     from wardcrf.sync import hub, registry, ward
 
     from wardcrf import protocol
-    from wardcrf.errors import Refused
 
     engine, w, h = pair
     files, post = _ward_records(w, tmp_path)
@@ -1028,13 +1029,16 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
         loaded = protocol.load(hs, v11)
     finally:
         hs.close()
-    hs = open_(h, "coordinator")
-    try:
-        with pytest.raises(Refused, match="has not received it"):
-            registry.raise_query(hs, "WUH01", f"{device}-999", "pulse", "which pulse?")
-        query = registry.raise_query(hs, "WUH01", post, "pulse", "Pulse 86 or 88? 'quoted'")
-    finally:
-        hs.close()
+    ask = ("hub", "raise-query", "-d", str(h.data_dir), "--site", "WUH01", "--field", "pulse", "--question")
+    code, out, err = run(
+        *ask, "which?", "--record", f"{device}-999", user="coordinator", monkeypatch=monkeypatch
+    )
+    assert code == 1 and "has not received it" in err and err.count("\n") == 1, (code, out, err)
+    code, out, err = run(
+        *ask, "Pulse 86 or 88? 'quoted'", "--record", post, user="coordinator", monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    query_id = out.split()[1]  # "Query <id> raised for WUH01."
     hs = open_(h, "dsmg")
     try:
         decision = registry.send_decision(hs, "WUH01", "continue enrolment", "no safety signal")
@@ -1056,7 +1060,7 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
         s.close()
     c = open_(w, "clin")
     try:
-        answer = registry.answer_query(c, query.id, "86: re-read on the monitor")
+        answer = registry.answer_query(c, query_id, "86: re-read on the monitor")
     finally:
         c.close()
     answered = export(w, tmp_path / "answer")
@@ -1070,7 +1074,7 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
         ]
         assert store.rows("SELECT query_id, status, raised_by, answer_event FROM sync_queries") == [
             {
-                "query_id": query.id,
+                "query_id": query_id,
                 "status": "answered",
                 "raised_by": "coordinator",
                 "answer_event": answer.id,
@@ -1082,13 +1086,13 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
         assert hub.status(s)["open_queries"] == 1
         if engine == "postgresql":
             # The hub's own events stay in its file; their projections are in the database too.
-            assert store.scalar("SELECT count(*) FROM events WHERE id = ?", (query.id,)) == 0
+            assert store.scalar("SELECT count(*) FROM events WHERE id = ?", (query_id,)) == 0
             assert store.scalar("SELECT seq FROM hub_own_projected") == s.store.scalar(
                 "SELECT seq FROM chain_heads WHERE device = ?", (s.ctx.device,)
             )
     hs = open_(h, "coordinator")
     try:
-        registry.close_query(hs, query.id, "accepted")
+        registry.close_query(hs, query_id, "accepted")
     finally:
         hs.close()
     with _ledger(h) as (s, store):
