@@ -31,6 +31,7 @@ from forge import append_raw
 from site_users import PASSWORD
 from synckit import open_
 from test_engine_ward_cli import Ward, _infusion, _vitals, _ward
+from test_sync_cli import run
 from wardcrf.sync import hub, ward
 
 from wardcrf import users
@@ -221,6 +222,21 @@ def test_a_palm_ward_projects_alike_at_a_sqlcipher_and_a_postgresql_hub(
     assert rows["rand_flags"] == []  # rolled back with its bundle
     assert [(k[1], k[2], k[4]) for k in rows["administration_kits"]] == [(pid, "infusion", "VIAL-0001")]
     assert held["postgresql"] == held["sqlcipher"] and len(held["sqlcipher"]) == 1
+    # `report randomization` at each hub: the same lists, counts per arm, and the held allocation.
+    reports = {}
+    for engine, at in (("sqlcipher", lite_hub), ("postgresql", pg_hub)):
+        code, out, err = run(
+            "report", "randomization", "--json", "-d", str(at.data_dir), monkeypatch=monkeypatch
+        )
+        assert code == 0, err
+        reports[engine] = json.loads(out)
+    assert reports["postgresql"]["held"] and [h["detail"] for h in reports["postgresql"]["held"]] == [
+        h["detail"] for h in reports["sqlcipher"]["held"]
+    ]
+    for key in ("lists", "unblindings", "exhausted"):
+        assert reports["postgresql"][key] == reports["sqlcipher"][key], key
+    [listed] = reports["postgresql"]["lists"]
+    assert sum(sum(st["by_arm"].values()) for st in listed["strata"]) == 1
     [h] = held["sqlcipher"]
     assert h["reason"] == "sequencing" and f"of {other}" in h["detail"]
     assert "out of order: entry 5 taken when entry 2 was the next" in h["detail"]

@@ -1110,7 +1110,6 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
         ("sdv", "show", "rec-1"),
         ("sdv", "verify", "rec-1"),
         ("report", "sdv"),
-        ("report", "randomization"),
         ("hub", "randomization", "export", "--protocol-id", "PALM007", "--out", "x.csv"),
     ],
 )
@@ -1118,7 +1117,7 @@ def test_coding_and_sdv_at_a_postgresql_hub_refuse_in_one_line_not_an_empty_queu
     pg_server, tmp_path, monkeypatch, command
 ):
     """The wards' codings, SDV marks and allocations project into the database, but the coder's and the
-    monitor's commands, the randomization report and the statistician's unblinded export read the site's file: at a PostgreSQL hub (which holds the hub's own events
+    monitor's commands and the statistician's unblinded export read the site's file: at a PostgreSQL hub (which holds the hub's own events
     only) they would show an empty queue or an unknown record, so they say they do not run there yet
     (one line, exit 2, nothing appended). At a ward or a SQLCipher hub they run as ever (test_coding, test_sdv)."""
     h = _make_hub("postgresql", tmp_path, _Req(pg_server))

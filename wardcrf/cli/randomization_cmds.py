@@ -176,9 +176,13 @@ def unblind(
 def report(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Allocations per stratum against the list (arms only for open label), unblindings, exhausted strata."""
     from ..randomization import report as rand_report
+    from ..sync.hub import ledger_store
 
-    with session(data_dir, file_only="report randomization") as s:
-        data = rand_report.summary(s)
+    with (
+        session(data_dir) as s,
+        ledger_store(s) as wards,
+    ):  # a PostgreSQL hub's allocations are in its database
+        data = rand_report.summary(s, wards=wards)
     if as_json:
         print_json(data)
         return
