@@ -1103,9 +1103,7 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
 @pytest.mark.parametrize(
     "command",
     [
-        ("coding", "queue"),
         ("coding", "status"),
-        ("coding", "list"),
         ("coding", "code", "rec-1", "--llt", "10037377"),
         ("sdv", "show", "rec-1"),
         ("sdv", "verify", "rec-1"),
@@ -1179,3 +1177,22 @@ def test_a_blinded_list_is_sealed_to_the_unblinding_key_a_ward_sent_to_either_hu
             store.scalar("SELECT unblind_recipient FROM rand_lists WHERE list_id = ?", (made.list_id,))
             == recipient
         )
+
+
+def test_the_coding_queue_and_list_at_either_hub_read_the_wards_terms(pair, tmp_path, monkeypatch):
+    """`coding queue` and `coding list` at the hub read where the wards' records and codings are: the ward's
+    adverse event term waits for a coder at a PostgreSQL hub as at a SQLCipher one."""
+    from wardcrf.sync import hub
+
+    _engine, w, h = pair
+    files, _post = _ward_records(w, tmp_path)
+    with _ledger(h) as (s, _store):
+        assert all(i.result and i.result.outcome.status == "applied" for i in hub.import_files(s, files))
+    code, out, err = run("coding", "queue", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    waiting = json.loads(out)
+    assert [(u["form"], u["field"], u["verbatim"], u["dictionary"]) for u in waiting] == [
+        ("ae", "term", "Low-grade fever [red]after[/red] inhalation", "MedDRA")
+    ]
+    code, out, err = run("coding", "list", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and json.loads(out) == [], (out, err)

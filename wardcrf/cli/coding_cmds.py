@@ -110,10 +110,11 @@ def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
 def queue(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Verbatim terms waiting for a coder: never coded, or changed since they were coded."""
     from ..coding import service
+    from ..sync.hub import ledger_store
 
-    with session(data_dir, file_only="coding queue") as s:
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
         s.require("record.read", what="read the coding queue")
-        items = service.queue(s.store)
+        items = service.queue(wards)
     listed = _print_items(
         items,
         as_json,
@@ -219,10 +220,11 @@ def code(
 def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every current coding: verbatim, standard term, codes, dictionary version, who and when."""
     from ..coding import service
+    from ..sync.hub import ledger_store
 
-    with session(data_dir, file_only="coding list") as s:
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's codings are in its database
         s.require("record.read", what="read the codings")
-        items = service.codings(s.store)
+        items = service.codings(wards)
     _print_items(
         items,
         as_json,

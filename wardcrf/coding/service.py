@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .. import protocol as protocols
 from ..errors import Refused, UsageError
 from ..eventlog import Event
+from ..sqlstore import SqlStore
 from ..store import Store
 from . import meddra, whodrug
 from .files import check_text
@@ -38,10 +39,10 @@ if TYPE_CHECKING:
 MAX_VERSION = 100
 
 
-def _protocols(store: Store) -> list[Any]:
-    rows = store.rows(
-        "SELECT p.source, p.protocol_id FROM protocols p JOIN events e ON e.id = p.loaded_event ORDER BY e.pos"
-    )
+def _protocols(store: SqlStore) -> list[Any]:
+    """The versions loaded, in load order (`rowid`: insertion order, a twin column on PostgreSQL, where a
+    hub's own loads are projected without their events)."""
+    rows = store.rows("SELECT source, protocol_id FROM protocols ORDER BY rowid")
     return [protocols.parse_cached(r["source"], f"{r['protocol_id']} (loaded)") for r in rows]
 
 
@@ -306,12 +307,14 @@ def code(
     return session.append(type=EVENT_CODED, subject=f"coding:{record}", body=body, reason=clean_reason).event
 
 
-def queue(store: Store) -> list[Uncoded]:
-    """Terms waiting for a coder, in the order they were recorded."""
+def queue(store: SqlStore) -> list[Uncoded]:
+    """Terms waiting for a coder, in the order they were recorded (either engine: a PostgreSQL hub's
+    database holds the wards' records and the versions loaded)."""
     return uncoded(store, _protocols(store))
 
 
-def codings(store: Store) -> list[Coding]:
+def codings(store: SqlStore) -> list[Coding]:
+    """Every current coding (either engine)."""
     return CodingIndex.load(store).all()
 
 
