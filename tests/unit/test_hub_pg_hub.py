@@ -1103,7 +1103,6 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
 @pytest.mark.parametrize(
     "command",
     [
-        ("coding", "status"),
         ("coding", "code", "rec-1", "--llt", "10037377"),
         ("sdv", "show", "rec-1"),
         ("sdv", "verify", "rec-1"),
@@ -1179,8 +1178,8 @@ def test_a_blinded_list_is_sealed_to_the_unblinding_key_a_ward_sent_to_either_hu
         )
 
 
-def test_the_coding_queue_and_list_at_either_hub_read_the_wards_terms(pair, tmp_path, monkeypatch):
-    """`coding queue` and `coding list` at the hub read where the wards' records and codings are: the ward's
+def test_the_coding_queue_list_and_status_at_either_hub_read_the_wards_terms(pair, tmp_path, monkeypatch):
+    """`coding queue`, `coding list` and `coding status` at the hub read where the wards' records and codings are: the ward's
     adverse event term waits for a coder at a PostgreSQL hub as at a SQLCipher one."""
     from wardcrf.sync import hub
 
@@ -1196,3 +1195,7 @@ def test_the_coding_queue_and_list_at_either_hub_read_the_wards_terms(pair, tmp_
     ]
     code, out, err = run("coding", "list", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
     assert code == 0 and json.loads(out) == [], (out, err)
+    code, out, err = run("coding", "status", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    st = json.loads(out)
+    assert (st["uncoded"], st["dictionaries"]["MedDRA"]["uncoded"], st["loaded_here"]) == (1, 1, [])

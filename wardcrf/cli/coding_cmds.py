@@ -88,10 +88,11 @@ def version(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None
 def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """How many terms are coded, uncoded, or need recoding because the verbatim changed."""
     from ..coding import service
+    from ..sync.hub import ledger_store
 
-    with session(data_dir, file_only="coding status") as s:
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
         s.require("record.read", what="read the codings")
-        st = service.status(s.store)
+        st = service.status(wards, local=s.store)
     if as_json:
         print_json(st)
         return

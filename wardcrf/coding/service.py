@@ -119,7 +119,7 @@ def load_dictionary(
     return Loaded(dictionary, version, language, n, {f.name: f.as_json() for f in files}, event.id)
 
 
-def loaded_versions(store: Store) -> list[dict[str, Any]]:
+def loaded_versions(store: SqlStore) -> list[dict[str, Any]]:
     """Dictionary versions whose terms are on this device, with who loaded them."""
     out = []
     for dictionary, table in ((MEDDRA, "coding_meddra"), (WHODRUG, "coding_whodrug")):
@@ -318,8 +318,12 @@ def codings(store: SqlStore) -> list[Coding]:
     return CodingIndex.load(store).all()
 
 
-def status(store: Store) -> dict[str, Any]:
-    """Counts per dictionary: coded, uncoded, recode (verbatim changed since coded); versions in use."""
+def status(store: SqlStore, *, local: Store | None = None) -> dict[str, Any]:
+    """Counts per dictionary: coded, uncoded, recode (verbatim changed since coded); versions in use.
+
+    `store`: where the records and codings are (a PostgreSQL hub's database, else the site's file);
+    `local`: the site's file, which alone holds the licensed terms (`loaded_here`); `store` when not given.
+    """
     index = CodingIndex.load(store)
     waiting = uncoded(store, _protocols(store), index)
     out: dict[str, Any] = {"uncoded": 0, "recode": 0, "dictionaries": {}}
@@ -334,5 +338,5 @@ def status(store: Store) -> dict[str, Any]:
         out["dictionaries"][d] = entry
         out["uncoded"] += entry["uncoded"]
         out["recode"] += entry["recode"]
-    out["loaded_here"] = loaded_versions(store)
+    out["loaded_here"] = loaded_versions(local if local is not None else store)
     return out
