@@ -1104,9 +1104,7 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
     "command",
     [
         ("coding", "code", "rec-1", "--llt", "10037377"),
-        ("sdv", "show", "rec-1"),
         ("sdv", "verify", "rec-1"),
-        ("report", "sdv"),
         ("hub", "randomization", "export", "--protocol-id", "PALM007", "--out", "x.csv"),
     ],
 )
@@ -1199,3 +1197,26 @@ def test_the_coding_queue_list_and_status_at_either_hub_read_the_wards_terms(pai
     assert code == 0, err
     st = json.loads(out)
     assert (st["uncoded"], st["dictionaries"]["MedDRA"]["uncoded"], st["loaded_here"]) == (1, 1, [])
+
+
+def test_sdv_show_and_report_at_either_hub_read_the_wards_records(pair, tmp_path, monkeypatch):
+    """`sdv show` and `report sdv` at the hub read the wards' records where they are (a PostgreSQL hub's
+    database): every record of the ward's participant listed, unverified, its fields in its form's order."""
+    from wardcrf.sync import hub
+
+    _engine, w, h = pair
+    files, post = _ward_records(w, tmp_path)
+    with _ledger(h) as (s, _store):
+        assert all(i.result and i.result.outcome.status == "applied" for i in hub.import_files(s, files))
+    code, out, err = run("report", "sdv", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["totals"]["records"] == 8 and report["totals"]["unverified"] == 8, report["totals"]
+    assert [r["form"] for r in report["records"]][:3] == ["consent", "screening", "enrollment"]
+    code, out, err = run("sdv", "show", post, "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["state"] == "unverified" and "notice" not in shown  # its version is loaded there
+    assert [f["field"] for f in shown["fields"]][:3] == ["timepoint", "dose", "time"]
+    code, out, err = run("sdv", "show", "nope-1", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 1 and err.count("\n") == 1, (code, out, err)
