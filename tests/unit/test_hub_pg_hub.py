@@ -1103,7 +1103,6 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
 @pytest.mark.parametrize(
     "command",
     [
-        ("coding", "code", "rec-1", "--llt", "10037377"),
         ("sdv", "verify", "rec-1"),
         ("hub", "randomization", "export", "--protocol-id", "PALM007", "--out", "x.csv"),
     ],
@@ -1176,10 +1175,15 @@ def test_a_blinded_list_is_sealed_to_the_unblinding_key_a_ward_sent_to_either_hu
         )
 
 
-def test_the_coding_queue_list_and_status_at_either_hub_read_the_wards_terms(pair, tmp_path, monkeypatch):
-    """`coding queue`, `coding list` and `coding status` at the hub read where the wards' records and codings are: the ward's
-    adverse event term waits for a coder at a PostgreSQL hub as at a SQLCipher one."""
+def test_the_coding_queue_list_status_and_code_at_either_hub_read_the_wards_terms(
+    pair, tmp_path, monkeypatch
+):
+    """`coding queue`, `coding list`, `coding status` and `coding code` at the hub read where the wards' records and
+    codings are: the ward's adverse event term waits for a coder at a PostgreSQL hub as at a SQLCipher one, and
+    once the hub's coder codes it, it is listed and leaves the queue."""
     from wardcrf.sync import hub
+
+    from wardcrf import users
 
     _engine, w, h = pair
     files, _post = _ward_records(w, tmp_path)
@@ -1197,6 +1201,52 @@ def test_the_coding_queue_list_and_status_at_either_hub_read_the_wards_terms(pai
     assert code == 0, err
     st = json.loads(out)
     assert (st["uncoded"], st["dictionaries"]["MedDRA"]["uncoded"], st["loaded_here"]) == (1, 1, [])
+    # The hub's coder loads MedDRA (licensed: in the hub's file only) and codes the ward's term: a hub event,
+    # in its file, projected where the wards' codings are.
+    import coding_support as cs
+
+    s = open_(h)
+    try:
+        users.add_user(s, "coder", "Cody Coder", "coder", PASSWORD)
+    finally:
+        s.close()
+    meddra = cs.write_meddra(tmp_path / "MedAscii")
+    code, out, err = run(
+        "coding", "load", "meddra", str(meddra), "-d", str(h.data_dir), user="coder", monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    ae = waiting[0]["record"]
+    code, out, err = run(
+        "coding",
+        "code",
+        "nope-1",
+        "--llt",
+        "10037377",
+        "-d",
+        str(h.data_dir),
+        user="coder",
+        monkeypatch=monkeypatch,
+    )
+    assert code == 1 and "unknown record" in err and err.count("\n") == 1, (code, out, err)
+    code, out, err = run(
+        "coding",
+        "code",
+        ae,
+        "--llt",
+        "10037377",
+        "-d",
+        str(h.data_dir),
+        user="coder",
+        monkeypatch=monkeypatch,
+    )
+    assert code == 0, err
+    code, out, err = run("coding", "list", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    assert [(c["record"], c["codes"]["llt_code"], c["coded_by"]) for c in json.loads(out)] == [
+        (ae, 10037377, "coder")
+    ]
+    code, out, err = run("coding", "queue", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and json.loads(out) == [], (out, err)
 
 
 def test_sdv_show_and_report_at_either_hub_read_the_wards_records(pair, tmp_path, monkeypatch):

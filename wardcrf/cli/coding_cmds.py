@@ -202,12 +202,15 @@ def code(
 ) -> None:
     """Code one verbatim term (coder). Re-coding an already coded term is an amendment: give --reason."""
     from ..coding import CodingIndex, service
+    from ..sync.hub import ledger_store
 
-    with session(data_dir, file_only="coding code") as s:
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
         event = service.code(
-            s, record, field=field, llt=llt, drug=drug, atc=atc, version=version, reason=reason
+            s, record, field=field, llt=llt, drug=drug, atc=atc, version=version, reason=reason, wards=wards
         )
-        coded = CodingIndex.load(s.store).latest(record, event.body["field"])
+        coded = CodingIndex.load(s.store).latest(
+            record, event.body["field"]
+        )  # projected where it was appended
     assert coded is not None
     _print_done(
         coded,

@@ -245,15 +245,23 @@ def code(
     atc: str | None = None,
     version: str | None = None,
     reason: str | None = None,
+    wards: SqlStore | None = None,
 ) -> Event:
-    """Code one record's verbatim term (a coder); re-coding needs a reason."""
+    """Code one record's verbatim term (a coder); re-coding needs a reason.
+
+    `wards`: where the records and codings are (a PostgreSQL hub's database, `sync.hub.ledger_store`); the
+    site's file when not given. The licensed terms are read from the site's file, where alone they are,
+    and the coding is appended there (a hub's own event, projected into its database before the next
+    import: `sync.pghub.mirror_own_events`).
+    """
     session.require("coding.code", what="code verbatim terms")
     store = session.store
-    row = store.one("SELECT form, subject, data FROM records WHERE event_id = ?", (record,))
+    held = wards if wards is not None else store
+    row = held.one("SELECT form, subject, data FROM records WHERE event_id = ?", (record,))
     if row is None:
         raise Refused(f"unknown record {record[:80]} (see `wardcrf coding queue`)")
     form, subject, data = row[0], row[1], json.loads(row[2])
-    fields = {f: d for (fm, f), d in coded_fields(_protocols(store)).items() if fm == form}
+    fields = {f: d for (fm, f), d in coded_fields(_protocols(held)).items() if fm == form}
     if not fields:
         raise Refused(f"record {record} is a {form} record, which has no coded field")
     if field is None:
@@ -281,7 +289,7 @@ def code(
                 f"{form}.{field} is coded with WHODrug: give --drug CODE (find it with `coding search`)"
             )
         codes = _whodrug_codes(store, version, drug, atc)
-    index = CodingIndex.load(store)
+    index = CodingIndex.load(held)
     current = index.latest(record, field)
     clean_reason = (reason or "").strip() or None
     if current is not None and current.verbatim == verbatim:
