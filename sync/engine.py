@@ -430,11 +430,12 @@ def check_portable(store: SqlStore, v: Verified, name: str) -> None:
     A PostgreSQL hub (`SqlStore.holds_projections` false) keeps the event log,
     the ledger, the transparency log and the projections whose code is declared
     `common_dialect` (the form records', their amendments and signatures, the
-    protocols they were captured under, and the rules that hold a bundle for a
-    coordinator: a participant-id clash, a record before its consent or its
-    enrollment, a kit used twice), the photos' rows (their bytes stay in the
-    kept bundle, as at a SQLCipher hub), the cold chain's projections, logger
-    files and readings. A bundle with an event whose projectors, or
+    protocols they were captured under, queries, coding, SDV, randomization,
+    amendments applied, and the rules that hold a bundle for a coordinator: a
+    participant-id clash, a record before its consent or its enrollment, a kit
+    used twice, an allocation off the list), the photos' rows (their bytes stay
+    in the kept bundle, as at a SQLCipher hub), the cold chain's projections,
+    logger files and readings. A bundle with an event whose projectors, or
     a record of a form whose hooks, or an import check that reads it, are not
     yet in that dialect is refused whole, naming the types and forms, and never
     half applied (what would run is what the SQLCipher hub runs, or nothing).

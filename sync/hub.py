@@ -90,7 +90,10 @@ def ledger_store(session: Session) -> Iterator[SqlStore]:
 
     On PostgreSQL the hub's device registry (a projection of the hub's own
     events, in its file) is copied there first, so the checks where data
-    enters and the receipts read it beside the ledger.
+    enters and the receipts read it beside the ledger; and the hub's own
+    events made since the last copy are projected there (`pghub.mirror_own_events`:
+    a protocol version it loaded, a query it raised), so a ward's events meet
+    what they meet in a SQLCipher hub's file.
     """
     from . import pghub
 
@@ -99,6 +102,7 @@ def ledger_store(session: Session) -> Iterator[SqlStore]:
         return
     with pghub.ledger(session) as store:  # `hub serve`'s pool lends it, else a connection of its own
         pghub.mirror_registry(session.store, store)
+        pghub.mirror_own_events(session.store, store)
         yield store
 
 
@@ -609,7 +613,7 @@ def status(session: Session) -> HubStatus:
 
 
 def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
-    """`status`: the registry, refusals and queries from the hub's file; chains, ledger and the wards'
+    """`status`: the registry and refusals from the hub's file; chains, ledger, queries and the wards'
     records (their conflicting amendments) from `ledger` (the same store at a SQLCipher hub)."""
     devs = []
     for d in registry.devices(store):
@@ -648,7 +652,8 @@ def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
         "held_rules": cast(list[HeldRule], [h for h in held if h["reason"] not in ("gap", "fork", "clash")]),
         "conflicts": len(records.conflicts(ledger)),
         "reading_conflicts": len(_reading_conflicts(ledger)),
-        "open_queries": len(registry.queries(store, "open")) + len(registry.queries(store, "answered")),
+        # the wards' answers are where their events are; the hub's own queries are projected there too
+        "open_queries": len(registry.queries(ledger, "open")) + len(registry.queries(ledger, "answered")),
         # one version loaded with different files by different laptops: their records are read under one
         "protocol_conflicts": protocol.content_conflicts(store),
     }

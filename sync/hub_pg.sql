@@ -681,3 +681,157 @@ REVOKE ALL ON cc_evidence, cc_readings, cc_reading_conflicts, cc_units, cc_lots,
 GRANT SELECT, INSERT ON cc_evidence, cc_readings, cc_reading_conflicts TO wardcrf_import;
 GRANT SELECT, INSERT, UPDATE, DELETE ON cc_units, cc_lots, cc_kits, cc_transfers, cc_custody, cc_logger_files,
     cc_manual_readings, cc_excursions, cc_dispositions, cc_thaws, cc_preparations TO wardcrf_import;
+
+-- migration: 0009-site-projections
+-- The projections of what a ward sends beside its records (wardcrf/schema.sql's tables of the same
+-- names; the step test compares them): a laptop's scanner profile (`device.scanner_set`), the queries
+-- raised to a site and its answers (`query.*`), the DSMG's decisions sent to a site (`dsmg.decision`),
+-- MedDRA/WHODrug codings and the dictionaries loaded (`coding.*`) and a monitor's source data
+-- verification (`sdv.verified`). Their projectors are declared `common_dialect` (docs/hub-postgres.md).
+-- `protocol_encodings` and `protocol_applications` (0005) are written now too (`protocol.reencoded`,
+-- `protocol.applied`). The import role reads, inserts and updates them, as the projectors do; no DELETE.
+CREATE TABLE device_scanner (
+    device text PRIMARY KEY,
+    ends text NOT NULL CHECK (ends IN ('enter', 'gap')),
+    gap_ms bigint,
+    set_by text NOT NULL,
+    set_at text NOT NULL,
+    set_event text NOT NULL
+);
+CREATE TABLE sync_queries (
+    query_id text PRIMARY KEY,
+    site text NOT NULL,
+    target_event text NOT NULL,
+    field text NOT NULL,
+    question text NOT NULL,
+    status text NOT NULL CHECK (status IN ('open', 'answered', 'closed')),
+    raised_by text,
+    answer_event text,
+    answer text,
+    closed_event text
+);
+CREATE INDEX sync_queries_site ON sync_queries (site, status);
+CREATE TABLE sync_decisions (
+    event_id text PRIMARY KEY,
+    site text NOT NULL,
+    decision text NOT NULL,
+    detail text NOT NULL,
+    decided_by text,
+    ts text NOT NULL
+);
+CREATE TABLE codings (
+    record_event text NOT NULL,
+    field text NOT NULL,
+    coding_event text NOT NULL,
+    subject text,
+    form text NOT NULL,
+    verbatim text NOT NULL,
+    dictionary text NOT NULL,
+    version text NOT NULL,
+    codes text NOT NULL,
+    coded_by text,
+    coded_at text NOT NULL,
+    hlc text NOT NULL,
+    codings bigint NOT NULL,
+    PRIMARY KEY (record_event, field)
+);
+CREATE TABLE coding_dictionaries (
+    dictionary text NOT NULL,
+    version text NOT NULL,
+    device text NOT NULL,
+    language text,
+    loaded_event text NOT NULL,
+    loaded_at text NOT NULL,
+    loaded_by text,
+    files text NOT NULL,
+    terms bigint NOT NULL,
+    PRIMARY KEY (dictionary, version, device)
+);
+CREATE TABLE sdv_marks (
+    event_id text PRIMARY KEY,
+    target_event text NOT NULL,
+    subject text,
+    form text NOT NULL,
+    scope text NOT NULL CHECK (scope IN ('record', 'fields')),
+    fields text NOT NULL,
+    value_hashes text NOT NULL,
+    sources text NOT NULL,
+    user_id text NOT NULL,
+    full_name text NOT NULL,
+    at text NOT NULL,
+    hlc text NOT NULL
+);
+CREATE INDEX sdv_marks_target ON sdv_marks (target_event, hlc);
+REVOKE ALL ON device_scanner, sync_queries, sync_decisions, codings, coding_dictionaries, sdv_marks FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON device_scanner, sync_queries, sync_decisions, codings, coding_dictionaries,
+    sdv_marks TO wardcrf_import;
+
+-- migration: 0010-hub-own-events
+-- The hub's own events stay in its SQLCipher file (with its keys); their projections are written here
+-- too (`pghub.mirror_own_events`): a protocol version the hub loads, a query it raises or closes, a DSMG
+-- decision it sends, its own people, so a ward's answer, record or amendment finds here what it finds
+-- in a SQLCipher hub's file. Projected in the hub's log order before each import, after the last seq
+-- already projected (this table; one row per hub device), under the advisory lock `hub-own-events`.
+-- A hub made before this migration had only its protocol versions copied (at `hub init --database`):
+-- the first run skips the `protocol.loaded` of a version held here already.
+CREATE TABLE hub_own_projected (
+    device text PRIMARY KEY,
+    seq bigint NOT NULL
+);
+REVOKE ALL ON hub_own_projected FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON hub_own_projected TO wardcrf_import;
+
+-- migration: 0011-randomization
+-- Randomization at a PostgreSQL hub (wardcrf/schema.sql's tables of the same names): the lists the hub
+-- made (its own `randomization.list_issued`, projected here by `pghub.mirror_own_events`) with their
+-- sealed entries, the wards' allocations checked against the hub's copy of the list (what is wrong with
+-- one goes to `rand_flags`, and `hold_allocations_off_the_list` holds its bundle), strata exhausted,
+-- emergency unblindings and the laptops' unblinding recipients. The hub's copy of a list is opened with
+-- the hub's age identity, read from its SQLCipher file (`sqlstore.own_keys_store`), never stored here.
+-- `rand_lists` (0005) gets its `rowid` twin: the lists are ordered by insertion where issued at once.
+-- "user" is a reserved word here: the code quotes it (so does SQLite).
+ALTER TABLE rand_lists ADD COLUMN rowid bigint GENERATED ALWAYS AS IDENTITY;
+CREATE TABLE rand_entries (
+    list_id text NOT NULL,
+    stratum text NOT NULL,
+    position bigint NOT NULL,
+    digest text NOT NULL,
+    sealed text NOT NULL,
+    arm_digest text,
+    arm_sealed text,
+    PRIMARY KEY (list_id, stratum, position)
+);
+CREATE TABLE rand_flags (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    event_id text NOT NULL,
+    participant text NOT NULL,
+    problem text NOT NULL
+);
+CREATE TABLE rand_exhausted (
+    event_id text PRIMARY KEY,
+    stratum text NOT NULL,
+    participant text NOT NULL,
+    site text NOT NULL,
+    ts text NOT NULL
+);
+CREATE TABLE rand_unblindings (
+    event_id text PRIMARY KEY,
+    participant text NOT NULL,
+    arm text NOT NULL,
+    kit text,
+    reason text NOT NULL,
+    detail text NOT NULL,
+    "user" text NOT NULL,
+    witness text,
+    site text NOT NULL,
+    ts text NOT NULL
+);
+CREATE TABLE rand_unblinding_keys (
+    device text PRIMARY KEY,
+    recipient text NOT NULL,
+    event_id text NOT NULL
+);
+REVOKE ALL ON rand_entries, rand_flags, rand_exhausted, rand_unblindings, rand_unblinding_keys FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON rand_entries, rand_flags, rand_exhausted, rand_unblindings, rand_unblinding_keys
+    TO wardcrf_import;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO wardcrf_import;

@@ -33,6 +33,7 @@ from wardcrf import audit, eventlog
 from wardcrf.coldchain import evidence as cc_evidence
 from wardcrf.errors import Refused, StoreError, UsageError
 from wardcrf.site import InitResult, Session
+from wardcrf.sqlstore import is_portable, portable
 from wardcrf.store import Store
 from wardcrf.tlog import merkle
 
@@ -150,9 +151,11 @@ def ledger(session: Session) -> Iterator[PgStore]:
     pool = _POOLS.get(_pool_key(session))
     if pool is not None:
         with pool.store() as store:
+            store.beside = session.store
             yield store
         return
     store = open_ledger(session)
+    store.beside = session.store  # the hub's keys and own events stay in its file (`sqlstore.own_keys_store`)
     try:
         yield store
     finally:
@@ -209,7 +212,7 @@ def attach(
                 with store.transaction():
                     store.lock("wardcrf.hub-init")
                     pgledger.copy_identity(session.store, store)
-                    copy_own_protocols(session.store, store)
+                    mirror_own_events(session.store, store)
             finally:
                 session.close()
         finally:
@@ -228,24 +231,70 @@ def attach(
     return res
 
 
-def copy_own_protocols(src: Store, dst: PgStore) -> int:
-    """The protocol versions the hub loaded itself (at `hub init`), copied to the database first.
+_PROJECTED: dict[tuple[str, str], int] = {}
+"""(hub file, database) -> the hub's own chain head this process last saw projected there (committed)."""
 
-    A SQLCipher hub's `protocols` projection holds its own versions before
-    any ward's, in that order; wards' records are then checked and projected
-    against them. Copied at `hub init --database`, the database's projection
-    starts as the file's does, and a ward loading the same version then
-    leaves both with the same rows. Returns the rows copied.
+OWN_EVENTS_LOCK = "hub-own-events"
+
+
+def mirror_own_events(src: Store, dst: PgStore) -> int:
+    """Project the hub's own events (its file's chain) into the database, in log order; the events projected.
+
+    The hub's own events stay in its file, with its keys; what they project
+    is what a ward's events meet at a SQLCipher hub, in the same tables: a
+    protocol version the hub loads (`protocol load` at the hub, after `hub
+    init --database` as at it), a query it raises or closes, a DSMG decision
+    it sends, its own people, its coders' codings. Each event after the last
+    one projected here (`hub_own_projected`) goes through its type's
+    projectors, which must all be `common_dialect` (the others' — device
+    registrations, flags, refusals — project the hub's registry, copied
+    by `mirror_registry`, and the ledger, which is here already); the
+    marker moves in the same transaction, under the advisory lock
+    `hub-own-events`, so two importers project each event once.
+
+    Called before every import and read (`hub.ledger_store`): when the hub's
+    chain head is the one this process last saw projected, nothing is sent.
+    A database made before migration 0010 holds the protocol versions `hub
+    init --database` copied and no marker: a version held already is not
+    loaded again (which would make it the active one).
     """
-    rows = src.execute(
-        "SELECT protocol_id, version, sha256, source, loaded_event, active FROM protocols ORDER BY rowid"
-    ).fetchall()
-    dst.executemany(
-        "INSERT INTO protocols (protocol_id, version, sha256, source, loaded_event, active)"
-        " VALUES (?,?,?,?,?,?) ON CONFLICT (protocol_id, version) DO NOTHING",
-        rows,
-    )
-    return len(rows)
+    from . import registry
+
+    device = str(registry.own_site(src)[1])
+    head = int(src.scalar("SELECT seq FROM chain_heads WHERE device = ?", (device,)) or 0)
+    key = (str(src.path), dst.name)
+    if _PROJECTED.get(key) == head:
+        return 0
+    outermost = not dst.in_transaction
+    done = 0
+    with dst.transaction():
+        dst.lock(OWN_EVENTS_LOCK)
+        marker = dst.scalar("SELECT seq FROM hub_own_projected WHERE device = ?", (device,))
+        after = int(marker or 0)
+        held: set[tuple[str, str]] = set()
+        if marker is None:
+            held = {(str(r[0]), str(r[1])) for r in dst.execute("SELECT protocol_id, version FROM protocols")}
+        if after < head:
+            for (line,) in src.execute(
+                "SELECT line FROM events WHERE device = ? AND seq > ? ORDER BY seq", (device, after)
+            ).fetchall():
+                e = eventlog.Event.from_line(line)
+                fns = eventlog.projectors_for(e.type)
+                if e.type in engine.DEFERRED_PROJECTIONS or not all(is_portable(fn) for fn in fns):
+                    continue
+                if e.type == "protocol.loaded" and (e.body.get("protocol_id"), e.body.get("version")) in held:
+                    continue
+                for fn in fns:
+                    portable(fn)(dst, e)
+                done += 1
+            dst.execute(
+                "INSERT INTO hub_own_projected (device, seq) VALUES (?, ?)"
+                " ON CONFLICT (device) DO UPDATE SET seq = excluded.seq",
+                (device, head),
+            )
+    if outermost:  # committed: an enclosing transaction could still roll it back
+        _PROJECTED[key] = head
+    return done
 
 
 REGISTRY_COLUMNS = (

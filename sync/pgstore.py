@@ -90,8 +90,13 @@ class PgStore(Queries):
 
     holds_projections = False
     """Not every projection: the event log, the ledger, the transparency log and the projections whose
-    code is `common_dialect` (the form records', migration 0005); `sync.engine.check_portable` refuses
-    by name a bundle that needs any other."""
+    code is `common_dialect` (the form records', migration 0005; queries, coding, SDV and the rest a ward
+    sends, 0009; randomization, 0011); `sync.engine.check_portable` refuses by name a bundle that needs
+    any other (the cold chain's)."""
+
+    beside: Any = None
+    """The hub's SQLCipher file this database works beside (`sync.pghub.ledger` sets it): its keys and
+    its own events, which never come here (`wardcrf.sqlstore.own_keys_store`)."""
 
     # What `wardcrf.eventlog` keeps per transaction, as on `wardcrf.store.Store` (`_init_heads`).
     pending_heads: dict[str, tuple[int, str, str]]

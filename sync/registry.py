@@ -20,6 +20,7 @@ from wardcrf import workflow
 from wardcrf.canonical import dumps
 from wardcrf.errors import Refused, UsageError
 from wardcrf.eventlog import Event
+from wardcrf.sqlstore import SqlStore, common_dialect
 from wardcrf.store import Store
 
 from .bundle import Signer
@@ -295,12 +296,24 @@ def _recipient(store: Store, e: Event) -> None:
 # -- data queries and DSMG decisions (hub -> ward -> hub) --------------------------------
 
 
-def raise_query(session: Session, site: str, target_event: str, field: str, question: str) -> Event:
-    """Hub: ask a site about one field of one record."""
+def raise_query(
+    session: Session,
+    site: str,
+    target_event: str,
+    field: str,
+    question: str,
+    *,
+    wards: SqlStore | None = None,
+) -> Event:
+    """Hub: ask a site about one field of one record.
+
+    `wards`: where the hub keeps what its wards send (`hub.ledger_store`: its file, or its PostgreSQL
+    database), where the record must be; the hub's file when not given.
+    """
     session.require("query.raise", what="raise data queries")
     if not question.strip():
         raise UsageError("a query needs a question (--question)")
-    if session.store.one("SELECT 1 FROM events WHERE id = ?", (target_event,)) is None:
+    if (wards or session.store).one("SELECT 1 FROM events WHERE id = ?", (target_event,)) is None:
         raise Refused(f"unknown record {target_event} (the hub has not received it)")
     return session.append(
         type="query.raised",
@@ -380,7 +393,7 @@ def close_query(session: Session, query_id: str, note: str) -> Event:
     return session.append(type="query.closed", subject=None, body={"query": query_id, "note": note}).event
 
 
-def queries(store: Store, status: str | None = None) -> list[DataQuery]:
+def queries(store: SqlStore, status: str | None = None) -> list[DataQuery]:
     """The data queries (with `status`: those in it), by id."""
     if status:
         rows = store.rows("SELECT * FROM sync_queries WHERE status = ? ORDER BY query_id", (status,))
@@ -424,6 +437,7 @@ def _concerns_here(store: Store, site: str) -> bool:
     return kind == "hub" or site == own
 
 
+@common_dialect
 def _query_raised(store: Store, e: Event) -> None:
     b = e.body
     if not _concerns_here(store, b["site"]):
@@ -435,6 +449,7 @@ def _query_raised(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _query_opened(store: Store, e: Event) -> None:
     """A query a protocol rule opened on the ward with the record it is about (`query.opened`):
     raised by ``rule:CODE``, on the site of the device that saved the record (its envelope)."""
@@ -448,6 +463,7 @@ def _query_opened(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _query_answered(store: Store, e: Event) -> None:
     # Only a query raised to the answering device's own site (its envelope),
     # which import has already required (`wardcrf.authority`).
@@ -463,6 +479,7 @@ def _query_answered(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _query_closed(store: Store, e: Event) -> None:
     store.execute(
         "UPDATE sync_queries SET status = 'closed', closed_event = ? WHERE query_id = ?",
@@ -470,6 +487,7 @@ def _query_closed(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _decision(store: Store, e: Event) -> None:
     b = e.body
     if not _concerns_here(store, b["site"]):

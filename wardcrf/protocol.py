@@ -21,6 +21,7 @@ the definition it was entered under.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -1073,15 +1074,16 @@ def record_not_loaded(record_id: str, missing: VersionNotLoaded, consequence: st
 
 
 def captured_under(store: Store, event_id: str) -> dict[str, str] | None:
-    """The version an event names ({"id", "version"}), read from its line; None when it names none."""
-    row = store.one(
-        "SELECT json_extract(line, '$.protocol.id'), json_extract(line, '$.protocol.version')"
-        " FROM events WHERE id = ?",
-        (event_id,),
-    )
-    if row is None or row[0] is None or row[1] is None:
+    """The version an event names ({"id", "version"}), read from its line; None when it names none.
+
+    The line is read in Python (either engine: a PostgreSQL hub's events too)."""
+    line = store.scalar("SELECT line FROM events WHERE id = ?", (event_id,))
+    if line is None:
         return None
-    return {"id": str(row[0]), "version": str(row[1])}
+    ref = json.loads(line).get("protocol")
+    if not isinstance(ref, dict) or ref.get("id") is None or ref.get("version") is None:
+        return None
+    return {"id": str(ref["id"]), "version": str(ref["version"])}
 
 
 SHOWN_AS_STORED = "shown as stored, not validated"

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from . import text
 from .errors import UsageError
+from .sqlstore import common_dialect
 
 if TYPE_CHECKING:
     from .eventlog import Event
@@ -154,6 +155,7 @@ def _read(store: Store, device: str) -> ScannerProfile:
     )
 
 
+@common_dialect
 def _scanner_set(store: Store, e: Event) -> None:
     b = e.body
     store.execute(

@@ -39,6 +39,7 @@ from .canonical import dumps
 from .errors import Refused, UsageError
 from .eventlog import Event
 from .records import Record, load_for_amendment
+from .sqlstore import SqlStore, common_dialect
 from .store import Store
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ def verify(
     return session.append(type=EVENT_SDV, subject=rec.subject, body=body).event
 
 
+@common_dialect
 def _verified(store: Store, e: Event) -> None:
     b = e.body
     store.execute(
@@ -331,19 +333,26 @@ def record_status(store: Store, record_id: str) -> RecordSdv:
     return RecordSdv(rec.event_id, rec.form, rec.subject, state, out, marks, notice)
 
 
-def record(session: Session, record_id: str) -> RecordSdv:
-    """`record_status` for a signed-in user (the audit screen's read model)."""
-    session.require("record.read", what="read source-data verification")
-    return record_status(session.store, record_id)
+def record(session: Session, record_id: str, *, wards: SqlStore | None = None) -> RecordSdv:
+    """`record_status` for a signed-in user (the audit screen's read model).
 
-
-def overview(session: Session, *, participant: str | None = None) -> dict[str, Any]:
-    """Counts per participant and form (verified, partly, changed since verified, unverified), and each record.
-
-    Records of participants only (the casebook); `participant` narrows it to one.
+    `wards`: where the records are (a PostgreSQL hub's database, `sync.hub.ledger_store`); the site's file
+    when not given. What it reads is in the common dialect (JSON read in Python).
     """
     session.require("record.read", what="read source-data verification")
-    store = session.store
+    store: Any = wards if wards is not None else session.store
+    return record_status(store, record_id)
+
+
+def overview(
+    session: Session, *, participant: str | None = None, wards: SqlStore | None = None
+) -> dict[str, Any]:
+    """Counts per participant and form (verified, partly, changed since verified, unverified), and each record.
+
+    Records of participants only (the casebook); `participant` narrows it to one. `wards`: as `record`.
+    """
+    session.require("record.read", what="read source-data verification")
+    store: Any = wards if wards is not None else session.store
     sql = "SELECT r.event_id, r.subject, r.form FROM records r JOIN events e ON e.id = r.event_id"
     params: tuple[Any, ...] = ()
     if participant:

@@ -180,6 +180,18 @@ def json_path(path: Sequence[str]) -> Sequence[str]:
     return path
 
 
+S = TypeVar("S")
+
+
+def own_keys_store(store: S) -> S:
+    """Where this hub's own keys and events are: the store itself on SQLCipher (one file holds all), or
+    the hub's SQLCipher file a PostgreSQL database works beside (`PgStore.beside`, set where the hub
+    opens its database, `sync.pghub.ledger`). A hub's secrets never go to a database server: the one
+    check that needs one (an allocation against the hub's own copy of its randomization list, opened
+    with the hub's age identity) reads it from the file."""
+    return getattr(store, "beside", None) or store
+
+
 def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     """SQLite's ``INSERT OR REPLACE`` of one row, for a table whose only unique key is `key`,
     in the dialect both engines run: ``INSERT ... ON CONFLICT (key) DO UPDATE SET`` every other

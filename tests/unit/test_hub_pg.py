@@ -293,7 +293,7 @@ def _unique_keys_pg(store: PgStore, table: str) -> set[tuple[str, ...]]:
     return {tuple(cols) for cols in keys.values()}
 
 
-ROWID_TWINS = ("records", "protocols", "protocol_applications", "administration_kits")
+ROWID_TWINS = ("records", "protocols", "protocol_applications", "administration_kits", "rand_lists")
 """Tables the common-dialect code orders by SQLite's rowid: their PostgreSQL twin has a `rowid` identity column."""
 
 
@@ -349,13 +349,25 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
             "photo_first_refs",
             "ward_queue",
             "counters",
-            "rand_lists",
             "rand_allocations",
             # Photos (0007-photos): their metadata and where each sits in a kept bundle.
             "photos",
             "photo_archive",
             # The cold chain (0008-cold-chain): its forms' projections, logger files and readings.
             *COLD_CHAIN,
+            # What a ward sends beside its records (0009-site-projections).
+            "device_scanner",
+            "sync_queries",
+            "sync_decisions",
+            "codings",
+            "coding_dictionaries",
+            "sdv_marks",
+            # Randomization (0011-randomization; `rand_lists` is a rowid twin above).
+            "rand_entries",
+            "rand_flags",
+            "rand_exhausted",
+            "rand_unblindings",
+            "rand_unblinding_keys",
         ):
             want = [
                 (r[1], types[r[2]], bool(r[3]) or bool(r[5]))

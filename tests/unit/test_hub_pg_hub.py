@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pgserver
 import pytest
-from synckit import PASSWORD
+from synckit import PASSWORD, open_
 from test_sync_cli import run
 
 from wardcrf.site import Site
@@ -164,6 +164,7 @@ def _make_hub(engine: str, root: Path, request: pytest.FixtureRequest) -> Site:
     s = res.site.unlock("admin", PASSWORD)
     try:
         users.add_user(s, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
+        users.add_user(s, "dsmg", "Dee Smg", "dsmg", PASSWORD)
     finally:
         s.close()
     return res.site
@@ -310,47 +311,67 @@ def test_a_fork_is_held_and_flagged_on_both_engines(pair, tmp_path):
         assert next(d for d in st["devices"] if d["device"] == device)["status"] == "flagged"
 
 
-def test_a_bundle_that_needs_projections_is_refused_whole_at_a_postgresql_hub(pair, tmp_path):
-    """A scanner profile set at the ward has a projection not yet in the common dialect: refused on
-    PostgreSQL, named, nothing of it kept. A user added and deactivated before it (the users directory,
-    ported) applies on both engines, with the same directory row."""
+def test_a_bundle_that_needs_projections_is_refused_whole_at_a_postgresql_hub(pair, tmp_path, monkeypatch):
+    """A user added and deactivated (the users directory) and a scanner profile set at the ward (0009)
+    apply on both engines, with the same rows. An event whose projector is not in the common dialect —
+    here a projector added to `device.scanner_set` for the test, undeclared — is refused on PostgreSQL,
+    named, nothing of it kept; SQLCipher runs it."""
     from synckit import open_
     from wardcrf.sync import hub
 
-    from wardcrf import scanner, users
+    from wardcrf import eventlog, scanner, users
 
     engine, w, h = pair
     s = open_(w)
     try:
         users.add_user(s, "n.nurse", "Nia Nurse", "clinician", PASSWORD)
         users.deactivate(s, "n.nurse", "left the ward")
+        scanner.set_profile(s, "gap", 80)
     finally:
         s.close()
     first = _bundles(w, tmp_path, 1)
     s = open_(w)
     try:
-        scanner.set_profile(s, "gap", 80)
+        scanner.set_profile(s, "enter")
     finally:
         s.close()
     second = _bundles(w, tmp_path, 1, tag="b")
     device = _ward_head(w)[0]
+    ran: list[str] = []
+
+    def unported(store, e):  # SQL no one reviewed: never run on PostgreSQL
+        ran.append(e.id)
+
     with _ledger(h) as (hs, store):
-        items = hub.import_files(hs, first + second)
+        items = hub.import_files(hs, first)
+        assert [i.result.outcome.status for i in items if i.result] == ["applied"], [i.refused for i in items]
         # Another site's user: a directory entry, never an active account here.
         assert store.rows("SELECT full_name, role, active FROM users WHERE id = 'n.nurse'") == [
             {"full_name": "Nia Nurse", "role": "clinician", "active": 0}
         ]
         assert store.scalar("SELECT count(*) FROM events WHERE type = 'user.deactivated'") == 1
+        assert store.rows("SELECT device, ends, gap_ms FROM device_scanner") == [
+            {"device": device, "ends": "gap", "gap_ms": 80}
+        ]
+        monkeypatch.setattr(eventlog, "_PROJECTORS", {**eventlog._PROJECTORS})
+        monkeypatch.setitem(
+            eventlog._PROJECTORS,
+            "device.scanner_set",
+            [*eventlog._PROJECTORS["device.scanner_set"], unported],
+        )
+        monkeypatch.setattr(eventlog, "_FOR_TYPE", {})
+        items = hub.import_files(hs, second)
         if engine == "sqlcipher":
-            assert [i.result.outcome.status for i in items if i.result] == ["applied", "applied"]
+            assert [i.result.outcome.status for i in items if i.result] == ["applied"]
+            assert len(ran) == 1 and store.scalar("SELECT ends FROM device_scanner") == "enter"
             return
-        assert items[0].result is not None and items[0].result.outcome.status == "applied"
-        assert items[1].result is None
-        assert "device.scanner_set events need projections" in items[1].refused
-        assert "import it at a SQLCipher hub" in items[1].refused
+        assert items[0].result is None and ran == []
+        assert "device.scanner_set events need projections" in items[0].refused
+        assert "import it at a SQLCipher hub" in items[0].refused
         # Nothing of it applied; the coordinator sees the refusal in the hub's own log.
         assert store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,)) == 1
-        assert store.scalar("SELECT count(*) FROM events WHERE type = 'device.scanner_set'") == 0
+        assert store.scalar("SELECT count(*) FROM events WHERE type = 'device.scanner_set'") == 1
+        assert store.scalar("SELECT ends FROM device_scanner") == "gap"
         assert hs.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1
 
 
@@ -1017,3 +1038,274 @@ def test_a_cold_chain_record_applies_alike_at_either_hub(pair, tmp_path):
              "high_c": -60.0, "target_c": None, "zone": "Asia/Shanghai", "interval_s": 300, "event_id": unit}
         ]  # fmt: skip
         assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 0
+
+
+def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either_hub(
+    pair, tmp_path, monkeypatch
+):
+    """After `hub init`: the hub loads MEXCOVID 1.1, its coordinator raises a query on a ward's record
+    (found where the wards' events are) and its DSMG sends a decision; the ward gets them in the hub's
+    bundle and answers. At a PostgreSQL hub the hub's own events are projected into the database before
+    the answer is imported (`pghub.mirror_own_events`): the same `protocols`, `sync_queries` and
+    `sync_decisions` rows as in a SQLCipher hub's file, and `hub status` counts the answered query."""
+    from synckit import open_
+    from test_sync_roundtrip import export
+    from wardcrf.sync import hub, registry, ward
+
+    from wardcrf import protocol
+
+    engine, w, h = pair
+    files, post = _ward_records(w, tmp_path)
+    device = _ward_head(w)[0]
+    with _ledger(h) as (s, _store):
+        assert all(i.result and i.result.outcome.status == "applied" for i in hub.import_files(s, files))
+    v11 = protocol.parse(
+        protocol.default_protocol().source.replace('version = "1.0"', 'version = "1.1"', 1),
+        "mexcovid-1.1.toml",
+    )
+    hs = open_(h)
+    try:
+        loaded = protocol.load(hs, v11)
+    finally:
+        hs.close()
+    ask = ("hub", "raise-query", "-d", str(h.data_dir), "--site", "WUH01", "--field", "pulse", "--question")
+    code, out, err = run(
+        *ask, "which?", "--record", f"{device}-999", user="coordinator", monkeypatch=monkeypatch
+    )
+    assert code == 1 and "has not received it" in err and err.count("\n") == 1, (code, out, err)
+    code, out, err = run(
+        *ask, "Pulse 86 or 88? 'quoted'", "--record", post, user="coordinator", monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    query_id = out.split()[1]  # "Query <id> raised for WUH01."
+    hs = open_(h, "dsmg")
+    try:
+        decision = registry.send_decision(hs, "WUH01", "continue enrolment", "no safety signal")
+    finally:
+        hs.close()
+    hs = open_(h, "coordinator")
+    try:
+        stick = tmp_path / "stick"
+        stick.mkdir()
+        hub.outbound_files(hs, device, stick)
+    finally:
+        hs.close()
+    s = open_(w)
+    try:
+        for f in sorted(stick.glob("*.tar.age")):
+            assert "applied" in ward.import_file(s, f)
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
+    finally:
+        s.close()
+    c = open_(w, "clin")
+    try:
+        answer = registry.answer_query(c, query_id, "86: re-read on the monitor")
+    finally:
+        c.close()
+    answered = export(w, tmp_path / "answer")
+    with _ledger(h) as (s, store):
+        items = hub.import_files(s, answered)
+        assert [i.result.outcome.status for i in items if i.result] == ["applied"] * len(answered), [
+            i.refused for i in items
+        ]
+        assert store.rows("SELECT version, loaded_event, active FROM protocols ORDER BY rowid")[1:] == [
+            {"version": "1.1", "loaded_event": loaded.id, "active": 1}
+        ]
+        assert store.rows("SELECT query_id, status, raised_by, answer_event FROM sync_queries") == [
+            {
+                "query_id": query_id,
+                "status": "answered",
+                "raised_by": "coordinator",
+                "answer_event": answer.id,
+            }
+        ]
+        assert store.rows("SELECT event_id, decision, decided_by FROM sync_decisions") == [
+            {"event_id": decision.id, "decision": "continue enrolment", "decided_by": "dsmg"}
+        ]
+        assert hub.status(s)["open_queries"] == 1
+        if engine == "postgresql":
+            # The hub's own events stay in its file; their projections are in the database too.
+            assert store.scalar("SELECT count(*) FROM events WHERE id = ?", (query_id,)) == 0
+            assert store.scalar("SELECT seq FROM hub_own_projected") == s.store.scalar(
+                "SELECT seq FROM chain_heads WHERE device = ?", (s.ctx.device,)
+            )
+    hs = open_(h, "coordinator")
+    try:
+        registry.close_query(hs, query_id, "accepted")
+    finally:
+        hs.close()
+    with _ledger(h) as (s, store):
+        assert store.scalar("SELECT status FROM sync_queries") == "closed"
+        assert hub.status(s)["open_queries"] == 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("sdv", "verify", "rec-1"),
+        ("hub", "randomization", "export", "--protocol-id", "PALM007", "--out", "x.csv"),
+    ],
+)
+def test_coding_and_sdv_at_a_postgresql_hub_refuse_in_one_line_not_an_empty_queue(
+    pg_server, tmp_path, monkeypatch, command
+):
+    """The wards' codings, SDV marks and allocations project into the database, but the coder's and the
+    monitor's commands and the statistician's unblinded export read the site's file: at a PostgreSQL hub (which holds the hub's own events
+    only) they would show an empty queue or an unknown record, so they say they do not run there yet
+    (one line, exit 2, nothing appended). At a ward or a SQLCipher hub they run as ever (test_coding, test_sdv)."""
+    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
+    s = open_(h)
+    try:
+        before = s.store.scalar("SELECT count(*) FROM events")
+    finally:
+        s.close()
+    code, out, err = run(*command, "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 2 and err.count("\n") == 1, (code, out, err)
+    named = " ".join(command[:3] if command[0] == "hub" else command[:2])
+    assert f"wardcrf {named}:" in err and "keeps its wards' data in PostgreSQL" in err
+    s = open_(h)
+    try:
+        assert s.store.scalar("SELECT count(*) FROM events") == before
+    finally:
+        s.close()
+
+
+def test_a_blinded_list_is_sealed_to_the_unblinding_key_a_ward_sent_to_either_hub(pair, tmp_path):
+    """A blinded list needs the laptop's unblinding recipient, which its bundle brought to where the hub
+    keeps what wards send (its file, or its database): `randomization make` finds it there on both engines;
+    looked for in the hub's file alone at a PostgreSQL hub, the list is refused with the reason."""
+    from rand_support import blinded_two_to_one
+    from wardcrf.sync import hub
+
+    from wardcrf import users
+    from wardcrf.errors import Refused
+    from wardcrf.randomization import service
+
+    engine, w, h = pair
+    s = open_(w)
+    try:
+        users.add_user(s, "investigator", "Ivy Investigator", "investigator", PASSWORD)
+    finally:
+        s.close()
+    open_(w, "investigator").close()  # the first sign-in makes the laptop's unblinding key
+    files = _bundles(w, tmp_path, 1)
+    device = _ward_head(w)[0]
+    with _ledger(h) as (hs, store):
+        assert [i.result.outcome.status for i in hub.import_files(hs, files) if i.result] == ["applied"]
+        recipient = store.scalar("SELECT recipient FROM rand_unblinding_keys WHERE device = ?", (device,))
+        assert recipient and recipient.startswith("age1")
+    c = open_(h, "coordinator")
+    try:
+        if engine == "postgresql":
+            with pytest.raises(Refused, match="has not sent its unblinding key yet"):
+                service.make_list(c, blinded_two_to_one(), "WUH01", device, 6)
+        with hub.ledger_store(c) as wards:
+            made = service.make_list(c, blinded_two_to_one(), "WUH01", device, 6, wards=wards)
+        assert (
+            c.store.scalar("SELECT unblind_recipient FROM rand_lists WHERE list_id = ?", (made.list_id,))
+            == recipient
+        )
+    finally:
+        c.close()
+    with _ledger(h) as (_hs, store):  # the hub's list, projected where the allocations will be checked
+        assert (
+            store.scalar("SELECT unblind_recipient FROM rand_lists WHERE list_id = ?", (made.list_id,))
+            == recipient
+        )
+
+
+def test_the_coding_queue_list_status_and_code_at_either_hub_read_the_wards_terms(
+    pair, tmp_path, monkeypatch
+):
+    """`coding queue`, `coding list`, `coding status` and `coding code` at the hub read where the wards' records and
+    codings are: the ward's adverse event term waits for a coder at a PostgreSQL hub as at a SQLCipher one, and
+    once the hub's coder codes it, it is listed and leaves the queue."""
+    from wardcrf.sync import hub
+
+    from wardcrf import users
+
+    _engine, w, h = pair
+    files, _post = _ward_records(w, tmp_path)
+    with _ledger(h) as (s, _store):
+        assert all(i.result and i.result.outcome.status == "applied" for i in hub.import_files(s, files))
+    code, out, err = run("coding", "queue", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    waiting = json.loads(out)
+    assert [(u["form"], u["field"], u["verbatim"], u["dictionary"]) for u in waiting] == [
+        ("ae", "term", "Low-grade fever [red]after[/red] inhalation", "MedDRA")
+    ]
+    code, out, err = run("coding", "list", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and json.loads(out) == [], (out, err)
+    code, out, err = run("coding", "status", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    st = json.loads(out)
+    assert (st["uncoded"], st["dictionaries"]["MedDRA"]["uncoded"], st["loaded_here"]) == (1, 1, [])
+    # The hub's coder loads MedDRA (licensed: in the hub's file only) and codes the ward's term: a hub event,
+    # in its file, projected where the wards' codings are.
+    import coding_support as cs
+
+    s = open_(h)
+    try:
+        users.add_user(s, "coder", "Cody Coder", "coder", PASSWORD)
+    finally:
+        s.close()
+    meddra = cs.write_meddra(tmp_path / "MedAscii")
+    code, out, err = run(
+        "coding", "load", "meddra", str(meddra), "-d", str(h.data_dir), user="coder", monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    ae = waiting[0]["record"]
+    code, out, err = run(
+        "coding",
+        "code",
+        "nope-1",
+        "--llt",
+        "10037377",
+        "-d",
+        str(h.data_dir),
+        user="coder",
+        monkeypatch=monkeypatch,
+    )
+    assert code == 1 and "unknown record" in err and err.count("\n") == 1, (code, out, err)
+    code, out, err = run(
+        "coding",
+        "code",
+        ae,
+        "--llt",
+        "10037377",
+        "-d",
+        str(h.data_dir),
+        user="coder",
+        monkeypatch=monkeypatch,
+    )
+    assert code == 0, err
+    code, out, err = run("coding", "list", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    assert [(c["record"], c["codes"]["llt_code"], c["coded_by"]) for c in json.loads(out)] == [
+        (ae, 10037377, "coder")
+    ]
+    code, out, err = run("coding", "queue", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and json.loads(out) == [], (out, err)
+
+
+def test_sdv_show_and_report_at_either_hub_read_the_wards_records(pair, tmp_path, monkeypatch):
+    """`sdv show` and `report sdv` at the hub read the wards' records where they are (a PostgreSQL hub's
+    database): every record of the ward's participant listed, unverified, its fields in its form's order."""
+    from wardcrf.sync import hub
+
+    _engine, w, h = pair
+    files, post = _ward_records(w, tmp_path)
+    with _ledger(h) as (s, _store):
+        assert all(i.result and i.result.outcome.status == "applied" for i in hub.import_files(s, files))
+    code, out, err = run("report", "sdv", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["totals"]["records"] == 8 and report["totals"]["unverified"] == 8, report["totals"]
+    assert [r["form"] for r in report["records"]][:3] == ["consent", "screening", "enrollment"]
+    code, out, err = run("sdv", "show", post, "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["state"] == "unverified" and "notice" not in shown  # its version is loaded there
+    assert [f["field"] for f in shown["fields"]][:3] == ["timepoint", "dose", "time"]
+    code, out, err = run("sdv", "show", "nope-1", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 1 and err.count("\n") == 1, (code, out, err)

@@ -302,15 +302,19 @@ def test_a_connection_killed_while_idle_in_the_pool_is_replaced_before_a_request
 
 
 def test_a_push_refused_inside_its_transaction_gives_back_its_connection_and_its_device_lock(
-    pooled_hub, tmp_path
+    pooled_hub, tmp_path, monkeypatch
 ) -> None:
     """A bundle refused after its device's advisory lock was taken (it needs projections a PostgreSQL hub
-    does not run yet: a laptop's scanner profile): 422; with a pool of one connection, the next requests
-    are still answered, and no advisory lock is left held."""
+    does not run: a laptop's scanner profile, given for the test a projector not declared common_dialect):
+    422; with a pool of one connection, the next requests are still answered, and no advisory lock is
+    left held."""
     from test_sync_http_streaming import _push
     from wardcrf.sync import pghub, server
 
-    from wardcrf import scanner
+    from wardcrf import eventlog, scanner
+
+    def unported(store, e):  # SQL no one reviewed: never run on PostgreSQL
+        raise AssertionError("ran on PostgreSQL")
 
     h, s, w, device, admin = pooled_hub
     ws = open_(w)
@@ -320,6 +324,12 @@ def test_a_push_refused_inside_its_transaction_gives_back_its_connection_and_its
         ws.close()
     (second,) = _bundles(w, tmp_path, 1, tag="b")
     sig = second.with_name(second.name + ".minisig").read_bytes()
+    # At the hub only (the ward projected its own profile already).
+    monkeypatch.setattr(eventlog, "_PROJECTORS", {**eventlog._PROJECTORS})
+    monkeypatch.setitem(
+        eventlog._PROJECTORS, "device.scanner_set", [*eventlog._PROJECTORS["device.scanner_set"], unported]
+    )
+    monkeypatch.setattr(eventlog, "_FOR_TYPE", {})
     with pghub.pooled(s, 1, timeout=5):
         app = server.app(s)
         status, answer = _push(app, second.name, sig, [second.read_bytes()])

@@ -88,10 +88,11 @@ def version(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None
 def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """How many terms are coded, uncoded, or need recoding because the verbatim changed."""
     from ..coding import service
+    from ..sync.hub import ledger_store
 
-    with session(data_dir) as s:
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
         s.require("record.read", what="read the codings")
-        st = service.status(s.store)
+        st = service.status(wards, local=s.store)
     if as_json:
         print_json(st)
         return
@@ -110,10 +111,11 @@ def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
 def queue(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Verbatim terms waiting for a coder: never coded, or changed since they were coded."""
     from ..coding import service
+    from ..sync.hub import ledger_store
 
-    with session(data_dir) as s:
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
         s.require("record.read", what="read the coding queue")
-        items = service.queue(s.store)
+        items = service.queue(wards)
     listed = _print_items(
         items,
         as_json,
@@ -200,12 +202,15 @@ def code(
 ) -> None:
     """Code one verbatim term (coder). Re-coding an already coded term is an amendment: give --reason."""
     from ..coding import CodingIndex, service
+    from ..sync.hub import ledger_store
 
-    with session(data_dir) as s:
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
         event = service.code(
-            s, record, field=field, llt=llt, drug=drug, atc=atc, version=version, reason=reason
+            s, record, field=field, llt=llt, drug=drug, atc=atc, version=version, reason=reason, wards=wards
         )
-        coded = CodingIndex.load(s.store).latest(record, event.body["field"])
+        coded = CodingIndex.load(s.store).latest(
+            record, event.body["field"]
+        )  # projected where it was appended
     assert coded is not None
     _print_done(
         coded,
@@ -219,10 +224,11 @@ def code(
 def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every current coding: verbatim, standard term, codes, dictionary version, who and when."""
     from ..coding import service
+    from ..sync.hub import ledger_store
 
-    with session(data_dir) as s:
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's codings are in its database
         s.require("record.read", what="read the codings")
-        items = service.codings(s.store)
+        items = service.codings(wards)
     _print_items(
         items,
         as_json,

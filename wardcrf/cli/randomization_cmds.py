@@ -51,10 +51,11 @@ def make(
 ) -> None:
     """Make a sealed, signed allocation list at the hub; it travels in the laptop's next hub bundle."""
     from ..randomization import service
+    from ..sync import hub
 
     model = _protocol(protocol)
-    with session(data_dir) as s:
-        made = service.make_list(s, model, site, device, per_stratum)
+    with session(data_dir) as s, hub.ledger_store(s) as wards:  # where the laptops' unblinding keys are
+        made = service.make_list(s, model, site, device, per_stratum, wards=wards)
     total = sum(made.strata.values())
     console.print(
         f"List {made.list_id} for {site}, laptop {device}: {total} entries in {len(made.strata)} strata "
@@ -93,7 +94,7 @@ def export_unblinded(
     """The statistician's unblinded export (admin, at the hub): participants joined to arms; logged."""
     from ..randomization import unblinded
 
-    with session(data_dir) as s:
+    with session(data_dir, file_only="hub randomization export") as s:
         x = unblinded.export(s, protocol_id, out)
     console.print(
         f"Wrote {x.rows} allocations of {protocol_id} to {x.out} (SHA-256 {x.sha256}); logged as event {x.event_id}.",
@@ -175,9 +176,13 @@ def unblind(
 def report(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Allocations per stratum against the list (arms only for open label), unblindings, exhausted strata."""
     from ..randomization import report as rand_report
+    from ..sync.hub import ledger_store
 
-    with session(data_dir) as s:
-        data = rand_report.summary(s)
+    with (
+        session(data_dir) as s,
+        ledger_store(s) as wards,
+    ):  # a PostgreSQL hub's allocations are in its database
+        data = rand_report.summary(s, wards=wards)
     if as_json:
         print_json(data)
         return

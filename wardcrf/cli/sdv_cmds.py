@@ -51,7 +51,7 @@ def verify_cmd(
     """Mark a record, or single fields, verified against the source photograph (monitor; e-signature "verified")."""
     if (record is None) == (participant is None or form is None) or (record and (participant or form)):
         raise UsageError("name the record: its event id, or --participant ID --form FORM (not both)")
-    with session(data_dir) as s:
+    with session(data_dir, file_only="sdv verify") as s:
         target = record or sdv.find_record(s.store, str(participant), str(form))
         password = ask_password("Your password, to sign as verified", env="WARDCRF_PASSWORD")
         event = sdv.verify(
@@ -75,8 +75,10 @@ def show_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """One record's verification state, field by field, and every verification made on it."""
-    with session(data_dir) as s:
-        st = sdv.record(s, record)
+    from ..sync.hub import ledger_store
+
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
+        st = sdv.record(s, record, wards=wards)
     if as_json:
         print_json(st.as_json())
         return
@@ -98,8 +100,10 @@ def report_sdv(
     as_json: JsonOption = False,
 ) -> None:
     """Verified, partly verified, changed since verified and unverified records, per participant and form."""
-    with session(data_dir) as s:
-        data = sdv.overview(s, participant=participant)
+    from ..sync.hub import ledger_store
+
+    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
+        data = sdv.overview(s, participant=participant, wards=wards)
     if as_json:
         print_json(data)
         return

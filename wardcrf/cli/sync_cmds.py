@@ -715,7 +715,15 @@ def raise_query(
     question: Annotated[str, typer.Option("--question", help="What the coordinator asks.")],
 ) -> None:
     """Ask a site about one field of a record; it travels in the next hub bundle."""
-    e = _to_site(data_dir, lambda s, registry: registry.raise_query(s, site, record, field, question))
+    from ..sync import hub
+
+    def raise_it(s: Session, registry: ModuleType) -> Event:
+        with hub.ledger_store(
+            s
+        ) as wards:  # the record is where the wards' events are: the file, or PostgreSQL
+            return registry.raise_query(s, site, record, field, question, wards=wards)
+
+    e = _to_site(data_dir, raise_it)
     console.print(f"Query {e.id} raised for {site}.", highlight=False)
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..sqlstore import SqlStore
-from ..store import Store
 
 MEDDRA = "MedDRA"
 WHODRUG = "WHODrug"
@@ -181,9 +180,9 @@ class CodingIndex:
         self._codings = codings
 
     @classmethod
-    def load(cls, store: Store) -> CodingIndex:
-        present = store.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'codings'")
-        if present is None:  # a database from before coding existed, opened read-only
+    def load(cls, store: SqlStore) -> CodingIndex:
+        """Every current coding, from either engine (its catalogue asked through `SqlStore.has_table`)."""
+        if not store.has_table("codings"):  # a database from before coding existed, opened read-only
             return cls({})
         out = {}
         for r in store.rows("SELECT * FROM codings"):
@@ -228,8 +227,23 @@ class CodingIndex:
         return {d: sorted(v) for d, v in sorted(out.items())}
 
 
+def field_value(data: str, field: str) -> Any:
+    """A record's field as SQLite's ``json_extract(data, '$.' || field)`` gave it, read in Python (both
+    engines): text and numbers as they are, true/false as 1/0, an object or a list as its compact JSON."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    value = doc.get(field) if isinstance(doc, dict) else None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
 def uncoded(
-    store: Store,
+    store: SqlStore,
     protocols: Iterable[Any],
     index: CodingIndex | None = None,
     *,
@@ -237,23 +251,21 @@ def uncoded(
 ) -> list[Uncoded]:
     """Every coded field with a verbatim and no valid coding, in log order.
 
-    `records`: where the records are when not in `store`, the site's file (a PostgreSQL hub's database;
-    the codings stay in the file). Their values are read in Python, as both engines can.
+    `records`: where the records are when not in `store` (a PostgreSQL hub's database, read beside the
+    hub's file). Their values are read in Python (`field_value`), as both engines can.
     """
     index = index or CodingIndex.load(store)
     fields = coded_fields(protocols)
     db = store if records is None else records
     out: list[Uncoded] = []
     for (form, field), dictionary in fields.items():
-        rows = (
-            (event_id, subject, json.loads(data).get(field))
-            for event_id, subject, data in db.execute(
-                "SELECT r.event_id, r.subject, r.data FROM records r"
-                " JOIN events e ON e.id = r.event_id WHERE r.form = ? ORDER BY e.pos",
-                (form,),
-            )
+        rows = db.execute(
+            "SELECT r.event_id, r.subject, r.data FROM records r"
+            " JOIN events e ON e.id = r.event_id WHERE r.form = ? ORDER BY e.pos",
+            (form,),
         )
-        for event_id, subject, value in rows:
+        for event_id, subject, data in rows:
+            value = field_value(data, field)
             verbatim = verbatim_of(value).strip()
             if not verbatim:
                 continue

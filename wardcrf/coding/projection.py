@@ -15,6 +15,7 @@ from .. import roles
 from ..canonical import dumps
 from ..errors import Refused
 from ..eventlog import Event
+from ..sqlstore import common_dialect
 from ..store import Store
 from .model import CODE_KEYS, DICTIONARIES
 
@@ -63,6 +64,7 @@ def check_coded(e: Event) -> dict[str, Any]:
     return b
 
 
+@common_dialect
 def _coded(store: Store, e: Event) -> None:
     b = check_coded(e)
     row = store.one(
@@ -101,6 +103,7 @@ def _coded(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _loaded(store: Store, e: Event) -> None:
     if not roles.allowed(e.role or "", "coding.dictionary"):
         raise Refused(f"event {e.id}: role {e.role} may not load dictionaries")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .. import protocol as protocols
 from ..errors import Refused, UsageError
 from ..eventlog import Event
+from ..sqlstore import SqlStore
 from ..store import Store
 from . import meddra, whodrug
 from .files import check_text
@@ -38,10 +39,10 @@ if TYPE_CHECKING:
 MAX_VERSION = 100
 
 
-def _protocols(store: Store) -> list[Any]:
-    rows = store.rows(
-        "SELECT p.source, p.protocol_id FROM protocols p JOIN events e ON e.id = p.loaded_event ORDER BY e.pos"
-    )
+def _protocols(store: SqlStore) -> list[Any]:
+    """The versions loaded, in load order (`rowid`: insertion order, a twin column on PostgreSQL, where a
+    hub's own loads are projected without their events)."""
+    rows = store.rows("SELECT source, protocol_id FROM protocols ORDER BY rowid")
     return [protocols.parse_cached(r["source"], f"{r['protocol_id']} (loaded)") for r in rows]
 
 
@@ -118,7 +119,7 @@ def load_dictionary(
     return Loaded(dictionary, version, language, n, {f.name: f.as_json() for f in files}, event.id)
 
 
-def loaded_versions(store: Store) -> list[dict[str, Any]]:
+def loaded_versions(store: SqlStore) -> list[dict[str, Any]]:
     """Dictionary versions whose terms are on this device, with who loaded them."""
     out = []
     for dictionary, table in ((MEDDRA, "coding_meddra"), (WHODRUG, "coding_whodrug")):
@@ -244,15 +245,23 @@ def code(
     atc: str | None = None,
     version: str | None = None,
     reason: str | None = None,
+    wards: SqlStore | None = None,
 ) -> Event:
-    """Code one record's verbatim term (a coder); re-coding needs a reason."""
+    """Code one record's verbatim term (a coder); re-coding needs a reason.
+
+    `wards`: where the records and codings are (a PostgreSQL hub's database, `sync.hub.ledger_store`); the
+    site's file when not given. The licensed terms are read from the site's file, where alone they are,
+    and the coding is appended there (a hub's own event, projected into its database before the next
+    import: `sync.pghub.mirror_own_events`).
+    """
     session.require("coding.code", what="code verbatim terms")
     store = session.store
-    row = store.one("SELECT form, subject, data FROM records WHERE event_id = ?", (record,))
+    held = wards if wards is not None else store
+    row = held.one("SELECT form, subject, data FROM records WHERE event_id = ?", (record,))
     if row is None:
         raise Refused(f"unknown record {record[:80]} (see `wardcrf coding queue`)")
     form, subject, data = row[0], row[1], json.loads(row[2])
-    fields = {f: d for (fm, f), d in coded_fields(_protocols(store)).items() if fm == form}
+    fields = {f: d for (fm, f), d in coded_fields(_protocols(held)).items() if fm == form}
     if not fields:
         raise Refused(f"record {record} is a {form} record, which has no coded field")
     if field is None:
@@ -280,7 +289,7 @@ def code(
                 f"{form}.{field} is coded with WHODrug: give --drug CODE (find it with `coding search`)"
             )
         codes = _whodrug_codes(store, version, drug, atc)
-    index = CodingIndex.load(store)
+    index = CodingIndex.load(held)
     current = index.latest(record, field)
     clean_reason = (reason or "").strip() or None
     if current is not None and current.verbatim == verbatim:
@@ -306,17 +315,23 @@ def code(
     return session.append(type=EVENT_CODED, subject=f"coding:{record}", body=body, reason=clean_reason).event
 
 
-def queue(store: Store) -> list[Uncoded]:
-    """Terms waiting for a coder, in the order they were recorded."""
+def queue(store: SqlStore) -> list[Uncoded]:
+    """Terms waiting for a coder, in the order they were recorded (either engine: a PostgreSQL hub's
+    database holds the wards' records and the versions loaded)."""
     return uncoded(store, _protocols(store))
 
 
-def codings(store: Store) -> list[Coding]:
+def codings(store: SqlStore) -> list[Coding]:
+    """Every current coding (either engine)."""
     return CodingIndex.load(store).all()
 
 
-def status(store: Store) -> dict[str, Any]:
-    """Counts per dictionary: coded, uncoded, recode (verbatim changed since coded); versions in use."""
+def status(store: SqlStore, *, local: Store | None = None) -> dict[str, Any]:
+    """Counts per dictionary: coded, uncoded, recode (verbatim changed since coded); versions in use.
+
+    `store`: where the records and codings are (a PostgreSQL hub's database, else the site's file);
+    `local`: the site's file, which alone holds the licensed terms (`loaded_here`); `store` when not given.
+    """
     index = CodingIndex.load(store)
     waiting = uncoded(store, _protocols(store), index)
     out: dict[str, Any] = {"uncoded": 0, "recode": 0, "dictionaries": {}}
@@ -331,5 +346,5 @@ def status(store: Store) -> dict[str, Any]:
         out["dictionaries"][d] = entry
         out["uncoded"] += entry["uncoded"]
         out["recode"] += entry["recode"]
-    out["loaded_here"] = loaded_versions(store)
+    out["loaded_here"] = loaded_versions(local if local is not None else store)
     return out

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from wardcrf import protocol as format1
 from wardcrf.errors import Refused
+from wardcrf.sqlstore import common_dialect
 
 if TYPE_CHECKING:  # the model's reader (jsonschema) is imported when a format-2 file is read, not at start-up
     from collections.abc import Mapping
@@ -204,6 +205,7 @@ def model_of(store: Store, ref: Mapping[str, str] | None) -> model.Model:
     return protocol_v1.upgrade(p)
 
 
+@common_dialect
 def _reencoded(store: Store, e: Event) -> None:
     b = e.body
     store.execute(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .. import devicekeys
 from ..errors import Refused
 from ..ingest import HoldForCoordinator
+from ..sqlstore import common_dialect, own_keys_store
 from . import sealing
 from .gate import check_allocated_kit, course_kit_holder
 from .service import own_identity
@@ -38,16 +39,18 @@ if TYPE_CHECKING:
 
 def _hub_public(store: Store, kind: str, device: str) -> str:
     if kind == "hub":
-        keys = devicekeys.load(store, device)
-        if keys is None:
+        # The public half only: a PostgreSQL hub's database holds it too (its `device_keys`), never a secret.
+        public = store.scalar("SELECT sign_public FROM device_keys WHERE device = ?", (device,))
+        if public is None:
             raise Refused(f"hub device {device} has no keys")
-        return keys.sign_public
+        return str(public)
     row = store.one("SELECT sign_public FROM sync_hub WHERE id = 1")
     if row is None:
         raise Refused("randomization list: this laptop trusts no hub yet (`wardcrf sync set-hub`); refused")
     return str(row[0])
 
 
+@common_dialect
 def _list_issued(store: Store, e: Event) -> None:
     b = e.body
     _site, device, kind = own_identity(store)
@@ -95,6 +98,7 @@ def _list_issued(store: Store, e: Event) -> None:
         )
 
 
+@common_dialect
 def _allocated(store: Store, e: Event) -> None:
     b = e.body
     _site, device, kind = own_identity(store)
@@ -135,16 +139,15 @@ def _hub_list(list_sha256: str, for_hub: str, identity: str) -> dict[tuple[str, 
 def _check_at_hub(store: Store, e: Event, hub_device: str) -> None:
     b = e.body
     problems: list[str] = []
-    source = store.one(
-        "SELECT l.device, ev.line FROM rand_lists l JOIN events ev ON ev.id = l.event_id WHERE l.list_id = ?",
-        (b["list"],),
-    )
+    source = store.one("SELECT device, event_id FROM rand_lists WHERE list_id = ?", (b["list"],))
     arm = None
-    if source is None:
+    own = own_keys_store(store)  # the list's event and the key that opens the hub's copy: the hub's file
+    line = None if source is None else own.scalar("SELECT line FROM events WHERE id = ?", (source[1],))
+    if source is None or line is None:
         problems.append(f"list {b['list']} was not made by this hub")
     else:
-        list_body = json.loads(source[1])["body"]
-        keys = devicekeys.load(store, hub_device)
+        list_body = json.loads(line)["body"]
+        keys = devicekeys.load(own, hub_device)
         entries = _hub_list(list_body["list_sha256"], list_body["for_hub"], keys.age_identity if keys else "")
         entry = entries.get((b["stratum"], int(b["position"])))
         if source[0] != e.device:
@@ -182,6 +185,7 @@ def _check_at_hub(store: Store, e: Event, hub_device: str) -> None:
         _take(store, e, arm)
 
 
+@common_dialect
 def _unblinding_key(store: Store, e: Event) -> None:
     """A laptop's unblinding recipient, from its own chain only; the latest one counts."""
     b = e.body
@@ -196,6 +200,7 @@ def _unblinding_key(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _exhausted(store: Store, e: Event) -> None:
     store.execute(
         "INSERT INTO rand_exhausted (event_id, stratum, participant, site, ts) VALUES (?,?,?,?,?)",
@@ -203,10 +208,11 @@ def _exhausted(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _unblinded(store: Store, e: Event) -> None:
     b = e.body
     store.execute(
-        "INSERT INTO rand_unblindings (event_id, participant, arm, kit, reason, detail, user, witness, site, ts)"
+        'INSERT INTO rand_unblindings (event_id, participant, arm, kit, reason, detail, "user", witness, site, ts)'
         " VALUES (?,?,?,?,?,?,?,?,?,?)",
         (
             e.id,
@@ -223,6 +229,7 @@ def _unblinded(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def hold_allocations_off_the_list(store: Store, events: Sequence[Event]) -> None:
     """After-ingest hook at the hub: a bundle carrying an allocation off its list is held whole, like a fork.
 

@@ -17,21 +17,27 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..site import Session
+    from ..sqlstore import SqlStore
 
 
-def summary(session: Session) -> dict[str, Any]:
-    """The report's data (the CLI renders it as text or JSON)."""
+def summary(session: Session, *, wards: SqlStore | None = None) -> dict[str, Any]:
+    """The report's data (the CLI renders it as text or JSON).
+
+    `wards`: where the hub keeps what its wards send (`sync.hub.ledger_store`: its file, or its
+    PostgreSQL database, which holds the hub's lists too); the site's file when not given. A list's
+    header is read from the hub's own event, in its file.
+    """
     session.require("record.read", what="read randomization reports")
     from .service import own_identity
     from .unblinded import is_unblinded
 
-    store = session.store
-    at_hub = own_identity(store)[2] == "hub"
+    store = wards if wards is not None else session.store
+    at_hub = own_identity(session.store)[2] == "hub"
     out_lists = []
     for lst in store.rows("SELECT * FROM rand_lists ORDER BY issued_at, rowid"):
         # The ward never holds a blinded arm; the hub shows them once the trial is unblinded.
         blinded = lst["reveal"] == "kit" and not (at_hub and is_unblinded(session, lst["protocol_id"]))
-        line = store.scalar("SELECT line FROM events WHERE id = ?", (lst["event_id"],))
+        line = session.store.scalar("SELECT line FROM events WHERE id = ?", (lst["event_id"],))
         header = json.loads(line)["body"] if line else {}
         ratio = {a["code"]: a["ratio"] for a in header.get("arms", [])}
         strata = []
@@ -65,7 +71,7 @@ def summary(session: Session) -> dict[str, Any]:
     return {
         "lists": out_lists,
         "unblindings": store.rows(
-            "SELECT participant, arm, kit, reason, detail, user, witness, site, ts, event_id"
+            'SELECT participant, arm, kit, reason, detail, "user", witness, site, ts, event_id'
             " FROM rand_unblindings ORDER BY ts"
         ),
         "exhausted": store.rows(

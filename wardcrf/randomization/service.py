@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import devicekeys, ids, unblindkeys
 from ..errors import Refused
+from ..sqlstore import SqlStore
 from . import levels as levels_mod
 from . import lists, sealing
 from .design import SITE, design_of
@@ -57,8 +58,21 @@ class Made:
     """Entries per stratum (whole blocks, so at least the number asked for)."""
 
 
-def make_list(session: Session, protocol: Model, site: str, device: str, per_stratum: int) -> Made:
-    """Generate, seal and sign a list for the ward laptop `device` of `site`; record it as a hub event."""
+def make_list(
+    session: Session,
+    protocol: Model,
+    site: str,
+    device: str,
+    per_stratum: int,
+    *,
+    wards: SqlStore | None = None,
+) -> Made:
+    """Generate, seal and sign a list for the ward laptop `device` of `site`; record it as a hub event.
+
+    `wards`: where the hub keeps what its wards send (`sync.hub.ledger_store`: its file, or its PostgreSQL
+    database), which holds the laptop's unblinding recipient a blinded list is sealed to; the hub's file
+    when not given.
+    """
     session.require("randomization.make", what="make allocation lists")
     store = session.store
     _, hub_device, kind = own_identity(store)
@@ -82,7 +96,7 @@ def make_list(session: Session, protocol: Model, site: str, device: str, per_str
         )
     unblind_recipient = None
     if design.blinded:
-        known = store.one("SELECT recipient FROM rand_unblinding_keys WHERE device = ?", (device,))
+        known = (wards or store).one("SELECT recipient FROM rand_unblinding_keys WHERE device = ?", (device,))
         if known is None:
             raise Refused(
                 f"laptop {device} has not sent its unblinding key yet: an investigator signs in on it once and"

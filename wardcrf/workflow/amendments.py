@@ -38,6 +38,7 @@ from .. import text
 from ..engine import due
 from ..errors import Refused, UsageError
 from ..eventlog import get
+from ..sqlstore import common_dialect
 from .base import Participant, get_participant, require_participant
 
 if TYPE_CHECKING:
@@ -339,6 +340,7 @@ def version_of(session: Session, participant: str) -> VersionState:
     }
 
 
+@common_dialect
 def _applied(store: Store, e: Event) -> None:
     b = e.body
     store.execute(

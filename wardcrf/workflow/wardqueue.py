@@ -301,6 +301,7 @@ def _model_changed(store: Store, _e: Event) -> None:
         refresh(store, pid)
 
 
+@common_dialect
 def _applied(store: Store, e: Event) -> None:
     """An amendment applied to a participant moves their due times to their new version's."""
     if projections.replaying():
