@@ -43,7 +43,7 @@ def attach_twin(hub_dir: Path, to: Path, dsn: str) -> Site:
             with store.transaction():
                 store.lock("wardcrf.hub-init")
                 pgledger.copy_identity(s.store, store)
-                pghub.copy_own_protocols(s.store, store)
+                pghub.mirror_own_events(s.store, store)
         finally:
             s.close()
     finally:
