@@ -148,3 +148,73 @@ def test_a_hostile_version_name_is_shown_as_text_not_markup(cli, session_for):
     r = cli("participant", "list", user="clinician")
     assert r.code == 0 and "\x1b[2J" not in r.out
     assert "[bold" in r.out  # printed as typed, not read as a style
+
+
+def test_a_format_2_participant_on_a_version_not_loaded_is_flagged_and_the_ward_computed(
+    cli, tmp_path, monkeypatch
+):
+    """PALM (format 2): the engine's rows and worklist leave them out, flagged; the other participant's
+    stand as the engine computes them."""
+    from site_users import PASSWORD
+    from test_engine_ward_cli import _ward
+
+    w = _ward(cli, tmp_path, monkeypatch, "palm")
+    people = []
+    for _ in range(2):
+        pid = w.consent()
+        assert w.screen(pid).code == 0
+        r = w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}")
+        assert r.code == 0, r.err
+        r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
+        assert r.code == 0, r.err
+        people.append(pid)
+    moved, other = people
+
+    def rows() -> dict[str, dict]:
+        r = w.run("participant", "list", "--json")
+        assert r.code == 0, r.err
+        return {row["id"]: row for row in json.loads(r.out)}
+
+    def today() -> list[dict]:
+        r = w.run("today", "--json")
+        assert r.code == 0, r.err
+        return json.loads(r.out)["items"]
+
+    before, items_before = rows(), today()
+    assert before[moved]["doses_planned"] > 0 and [i for i in items_before if i["participant"] == moved]
+    s = Site.open(w.dir).unlock("admin", PASSWORD)
+    try:
+        body = {"participant": moved, "protocol_id": "PALM", "from_version": "1.0", "to_version": "1.3"}
+        arrived_under(
+            s,
+            "",
+            {},
+            subject=f"participant:{moved}",
+            type="protocol.applied",
+            body=body,
+            version="1.3",
+            protocol_id="PALM",
+            user="investigator",
+            role="investigator",
+            site="KIN01",  # the ward `_ward` made: another of its laptops
+        )
+    finally:
+        s.close()
+    after = rows()
+    assert after[moved]["version_not_loaded"] == "PALM 1.3" and after[moved]["next_dose"] is None
+    assert after[moved]["status"] == "version not loaded" and "visits_owed" not in after[moved]
+    assert after[other] == before[other]
+    items = today()
+    assert [i for i in items if i["participant"] == moved] == [
+        {
+            "participant": moved,
+            "what": NOTICE.replace("MEXCOVID 1.2", "PALM 1.3"),
+            "due": None,
+            "state": "version not loaded",
+        }
+    ]
+    assert [i for i in items if i["participant"] == other] == [
+        i for i in items_before if i["participant"] == other
+    ]
+    r = w.run("db", "rebuild", "--check", user="admin")
+    assert r.code == 0, r.err
