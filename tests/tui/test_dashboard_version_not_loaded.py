@@ -45,7 +45,9 @@ def _applied_elsewhere(session_for) -> None:
 
 def _rows(screen) -> dict[str, list[str]]:
     table = screen.query_one("#participants", DataTable)
-    return {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
+    return {
+        str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)
+    }
 
 
 async def test_the_row_says_the_version_is_not_loaded_and_nothing_due_is_guessed(app_for, session_for):
