@@ -127,11 +127,16 @@ def protocols_of(store: Store, people: list[Participant], *, log: Store | None =
         return {}
     active = protocols.active(store)
     out: dict[str, Protocol] = {}
+    loaded: dict[tuple[str, str], Protocol | None] = {}  # one look-up per version named
     for pid, (pr, ver) in _refs_of(store, people, log or store).items():
-        if (pr, ver) != (active.id, active.version) and protocols.is_loaded(
-            store, {"id": pr, "version": ver}
-        ):
-            out[pid] = protocols.version(store, {"id": pr, "version": ver})
+        if (pr, ver) == (active.id, active.version):
+            continue
+        if (pr, ver) not in loaded:
+            ref = {"id": pr, "version": ver}
+            loaded[(pr, ver)] = protocols.version(store, ref) if protocols.is_loaded(store, ref) else None
+        theirs = loaded[(pr, ver)]
+        if theirs is not None:
+            out[pid] = theirs
     # A version not loaded here is left out: the ward's lists flag those participants (`not_loaded_of`) and
     # show nothing due for them; `participant show` and every form, wizard and save for them refuse,
     # naming it (`protocol_of`).
@@ -145,10 +150,13 @@ def not_loaded_of(store: Store, people: list[Participant], *, log: Store | None 
     `today` flag them and compute nothing due for them under another version."""
     if not people:
         return {}
+    refs = _refs_of(store, people, log or store)
+    # one look-up per version named, not per participant (a whole site's list asks)
+    missing = {v for v in set(refs.values()) if not protocols.is_loaded(store, {"id": v[0], "version": v[1]})}
     return {
         pid: f"{text.excerpt(pr)} {text.excerpt(ver)}"
-        for pid, (pr, ver) in _refs_of(store, people, log or store).items()
-        if not protocols.is_loaded(store, {"id": pr, "version": ver})
+        for pid, (pr, ver) in refs.items()
+        if (pr, ver) in missing
     }
 
 
