@@ -182,6 +182,8 @@ def test_a_format_2_participant_on_a_version_not_loaded_is_flagged_and_the_ward_
 
     before, items_before = rows(), today()
     assert before[moved]["doses_planned"] > 0 and [i for i in items_before if i["participant"] == moved]
+    r = w.run("report", "visits", "--out", str(tmp_path / "before.md"), user="admin")
+    assert r.code == 0, r.err  # accept: every participant's version is loaded
     s = Site.open(w.dir).unlock("admin", PASSWORD)
     try:
         body = {"participant": moved, "protocol_id": "PALM", "from_version": "1.0", "to_version": "1.3"}
@@ -216,5 +218,12 @@ def test_a_format_2_participant_on_a_version_not_loaded_is_flagged_and_the_ward_
     assert [i for i in items if i["participant"] == other] == [
         i for i in items_before if i["participant"] == other
     ]
+    # the visits report (their visits are their version's) refuses in one line, writing nothing
+    out = tmp_path / "visits.md"
+    r = w.run("report", "visits", "--out", str(out), user="admin")
+    lines = [ln for ln in r.err.splitlines() if ln.strip()]
+    assert r.code == 1 and len(lines) == 1 and "Traceback" not in r.err, (r.out, r.err)
+    assert f"{moved} is on PALM 1.3, which is not loaded on this laptop" in lines[0]
+    assert "nothing was written" in lines[0] and not out.exists()
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.err
