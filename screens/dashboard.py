@@ -672,6 +672,9 @@ class DashboardScreen(Screen[None]):
             # Text cells, not str: a str cell is parsed as console markup, which
             # is much of the cost of listing 1,000 participants (and an id is not markup).
             nxt = next_dose_text(nd, now) if nd else Text("")
+            named = r.get("version_not_loaded")  # their version's schedule is unknown here: said, not guessed
+            if named:
+                nxt = Text(t("dash.version_not_loaded", version=named), style="bold red")
             visits = r.get("visits_owed") or []  # format 2: the forms visits owe now (`status.list_row`)
             if visits:
                 nxt.append(("; " if nxt.plain else "") + "; ".join(visits), style="bold yellow")

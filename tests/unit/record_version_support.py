@@ -48,6 +48,7 @@ def arrived_under(
     body: dict[str, Any] | None = None,
     user: str = "clinician",
     role: str = "clinician",
+    site: str = "WUH01",
 ) -> str:
     """Ingest one event of `OTHER_LAPTOP` captured under PROTOCOL_ID VERSION; its id."""
     store = session.store
@@ -64,7 +65,7 @@ def arrived_under(
             "reason": None,
             "role": role,
             "seq": seq + 1,
-            "site": "WUH01",
+            "site": site,
             "subject": subject,
             "ts": now,
             "type": type,

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Column, Table
+from rich.text import Text
 
 from .. import workflow
 from ..workflow import amendments
@@ -42,14 +43,17 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     )
     for r in rows:
         nd = r["next_dose"]
+        unknown = r.get("notice")  # on a version not loaded here: its schedule is unknown, so it says so
         table.add_row(
             r["id"],
             r["status"],
             r["sex"] or "",
             str(r["age"] or ""),
             r["enrolled_on"] or "",
-            f"{r['doses_given']}/{r['doses_planned']}",
-            f"{nd['dose']} {nd['due'][5:16].replace('T', ' ')} {nd['state']}" if nd else "",
+            f"{r['doses_given']}/{'?' if unknown else r['doses_planned']}",
+            Text(unknown)
+            if unknown
+            else (f"{nd['dose']} {nd['due'][5:16].replace('T', ' ')} {nd['state']}" if nd else ""),
             str(r["deviations"] or ""),
             str(r["open_aes"] or ""),
             _particles(r["cumulative_particles"]),
@@ -169,7 +173,10 @@ def today(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     table = Table(Column("participant", no_wrap=True, min_width=width), "what", "due", "state")
     for i in info["items"]:
         state = f"{i['state']}: {i['hold']}" if i.get("hold") else i["state"]
-        table.add_row(i["participant"] or "—", i["what"], (i["due"] or "")[:16].replace("T", " "), state)
+        # Text, not markup: `what` can quote a version name that came by sync
+        table.add_row(
+            i["participant"] or "—", Text(i["what"]), (i["due"] or "")[:16].replace("T", " "), state
+        )
     console.print(table)
 
 

@@ -58,7 +58,7 @@ class VisitsReport(TypedDict):
 
 def compute(session: Session, at: datetime | None = None) -> VisitsReport:
     """Every enrolled participant's visits on a format-2 ward, at `at` (default now)."""
-    from ..workflow.amendments import protocols_of
+    from ..workflow.amendments import not_loaded_of, protocols_of
     from ..workflow.base import participant_from_row
     from ..workflow.engine_rules import NOT_PLACED, summary
 
@@ -76,6 +76,17 @@ def compute(session: Session, at: datetime | None = None) -> VisitsReport:
         participant_from_row(r)
         for r in store.rows("SELECT * FROM participants WHERE enrollment_event IS NOT NULL ORDER BY number")
     ]
+    unloaded = not_loaded_of(store, people)
+    if unloaded:
+        # Their visits are their version's: refused, as every report of records under such a version is
+        # (`Dataset.require_versions`), never listed under another version's schedule nor left out unsaid.
+        first, named = next(iter(unloaded.items()))
+        more = f" (and {len(unloaded) - 1} other participant(s))" if len(unloaded) > 1 else ""
+        raise Refused(
+            f"{first}{more} is on {named}, which is not loaded on this laptop: their visits are that "
+            "version's and no other version stands in; load it with `wardcrf protocol load FILE` and run "
+            "this again; nothing was written"
+        )
     theirs = protocols_of(store, people)  # each on their own version (amendments)
     counts: dict[str, int] = {}
     owed: list[VisitRow] = []

@@ -127,7 +127,51 @@ def protocols_of(store: Store, people: list[Participant], *, log: Store | None =
     if not people:
         return {}
     active = protocols.active(store)
-    events = log or store
+    out: dict[str, Protocol] = {}
+    loaded: dict[tuple[str, str], Protocol | None] = {}  # one look-up per version named
+    for pid, (pr, ver) in _refs_of(store, people, log or store).items():
+        if (pr, ver) == (active.id, active.version):
+            continue
+        if (pr, ver) not in loaded:
+            ref = {"id": pr, "version": ver}
+            loaded[(pr, ver)] = protocols.version(store, ref) if protocols.is_loaded(store, ref) else None
+        theirs = loaded[(pr, ver)]
+        if theirs is not None:
+            out[pid] = theirs
+    # A version not loaded here is left out: the ward's lists flag those participants (`not_loaded_of`) and
+    # show nothing due for them; `participant show` and every form, wizard and save for them refuse,
+    # naming it (`protocol_of`).
+    return out
+
+
+def not_loaded_of(store: Store, people: list[Participant], *, log: Store | None = None) -> dict[str, str]:
+    """The participants among `people` on a version this laptop has not loaded, each with the version
+    named (``MEXCOVID 1.2``): enrolled under it or moved to it by an amendment on another laptop, synced
+    here without the version's `protocol.loaded`. Their schedule is that version's, so the ward list and
+    `today` flag them and compute nothing due for them under another version."""
+    if not people:
+        return {}
+    refs = _refs_of(store, people, log or store)
+    # one look-up per version named, not per participant (a whole site's list asks)
+    missing = {v for v in set(refs.values()) if not protocols.is_loaded(store, {"id": v[0], "version": v[1]})}
+    return {
+        pid: f"{text.excerpt(pr)} {text.excerpt(ver)}"
+        for pid, (pr, ver) in refs.items()
+        if (pr, ver) in missing
+    }
+
+
+def not_loaded_notice(named: str) -> str:
+    """The ward's line for a participant on a version not loaded here (`not_loaded_of`)."""
+    return (
+        f"version {named} not loaded here: sync or load it (`wardcrf protocol load FILE`); "
+        "nothing due is shown for them until then"
+    )
+
+
+def _refs_of(store: Store, people: list[Participant], events: Store) -> dict[str, tuple[str, str]]:
+    """(protocol id, version) each enrolled participant is on: the latest amendment applied, else their
+    enrollment's version (`participant_ref` for many, in indexed queries)."""
     refs: dict[str, tuple[str, str]] = {}
     enrolled = {p.enrollment_event: p.id for p in people if p.enrollment_event}
     for chunk in _chunks(list(enrolled), 500):
@@ -146,15 +190,7 @@ def protocols_of(store: Store, people: list[Participant], *, log: Store | None =
             chunk,
         ):
             refs[str(pid)] = (str(pr), str(ver))
-    out: dict[str, Protocol] = {}
-    for pid, (pr, ver) in refs.items():
-        if (pr, ver) != (active.id, active.version) and protocols.is_loaded(
-            store, {"id": pr, "version": ver}
-        ):
-            out[pid] = protocols.version(store, {"id": pr, "version": ver})
-    # A version not loaded here is left out: the ward's lists keep the participant under the active one
-    # (`participant show` and every form, wizard and save for them refuse, naming it: `protocol_of`).
-    return out
+    return refs
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

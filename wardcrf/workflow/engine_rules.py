@@ -1557,7 +1557,7 @@ def _age(m: Model, p: Participant, records: Mapping[str, Sequence[Rec]]) -> int 
 def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistItem]:
     """`wardcrf today`'s participant items on a format-2 ward: each participant's next administration
     (its worklist words), the `before` assessments it owes, and the `after` assessments owed."""
-    from .amendments import protocols_of
+    from .amendments import not_loaded_of, protocols_of
     from .base import participant_from_row
 
     assert proto.engine is not None
@@ -1569,7 +1569,10 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistIte
         for row in store.rows("SELECT * FROM participants WHERE enrollment_event IS NOT NULL ORDER BY number")
     ]
     theirs = protocols_of(store, people)  # each on their own version (amendments)
+    unloaded = not_loaded_of(store, people)  # `status.today` says why nothing is listed for them
     for p in people:
+        if p.id in unloaded:
+            continue
         pproto = theirs.get(p.id, proto)
         if pproto.engine is None:
             continue  # a format-1 version's participant: `status.today` lists them

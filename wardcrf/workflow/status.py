@@ -312,6 +312,14 @@ def summary(
 class _WardRowExtras(TypedDict, total=False):
     visits_owed: list[str]
     """Format 2: the forms the per-administration visits owe now (`VisitLine.owed`, named with the visit)."""
+    version_not_loaded: str
+    """The version the participant is on (``MEXCOVID 1.2``) when this laptop has not loaded it: the row
+    then says so (`status` "version not loaded", `notice`) and holds only what is stored (open AEs,
+    sign-off; `doses_given` counts stored records of format 1's `dose` form: a format-2 version's
+    administration forms are its own, unknown here), nothing computed from a schedule (no next dose,
+    nothing owed, no planned count: 0)."""
+    notice: str
+    """With `version_not_loaded`: the one line a ward shows (`amendments.not_loaded_notice`)."""
 
 
 class WardRow(_WardRowExtras):
@@ -462,11 +470,19 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     ]
     # Participants on another version than the active one (enrolled under it, no amendment applied yet).
     theirs = amendments.protocols_of(store, people)
+    # ... and those on a version this laptop has not loaded: flagged, nothing computed under another one
+    unloaded = amendments.not_loaded_of(store, people)
     if proto.engine is not None or any(v.engine is not None for v in theirs.values()):
         # a format-2 version of its own: each row from the engine's summary of the participant's version
         rows = {p.id: p for p in people}
         order = only if only is not None else list(rows)
-        return [_list_row_of(store, theirs.get(pid, proto), rows[pid], at) for pid in order if pid in rows]
+        return [
+            _not_loaded_row(store, rows[pid], unloaded[pid])
+            if pid in unloaded
+            else _list_row_of(store, theirs.get(pid, proto), rows[pid], at)
+            for pid in order
+            if pid in rows
+        ]
     planned_of = {id(v): due.planned(due.model_for(v)) for v in [proto, *theirs.values()]}
     if only is not None:
         place = {pid: i for i, pid in enumerate(only)}
@@ -539,6 +555,9 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     out: list[WardRow] = []
     active = proto
     for p in people:
+        if p.id in unloaded:
+            out.append(_not_loaded_row(store, p, unloaded[p.id]))
+            continue
         proto = theirs.get(p.id, active)
         planned = planned_of[id(proto)]
         consent_ok = signed_consent(consent_signers.get(p.consent_event or "", []), proto.consent.witnesses)
@@ -582,6 +601,36 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     return out
 
 
+def _not_loaded_row(store: Store, p: Participant, named: str) -> WardRow:
+    """The ward-list row of a participant on a version not loaded here (`WardRow.version_not_loaded`):
+    what is stored about them, and the line saying why nothing due is shown."""
+    age = None
+    if p.dob_date and p.screening_date:
+        age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
+    given, particles = store.one(
+        "SELECT count(*), coalesce(sum(particles), 0) FROM doses WHERE participant = ?", (p.id,)
+    ) or (0, 0)
+    aes = store.rows("SELECT end, outcome FROM adverse_events WHERE participant = ?", (p.id,))
+    return WardRow(
+        id=p.id,
+        status="version not loaded",
+        sex=p.sex,
+        age=age,
+        enrolled_on=p.enrolled_on,
+        doses_given=int(given or 0),
+        doses_planned=0,
+        cumulative_particles=float(particles or 0),
+        next_dose=None,
+        post_dose_vitals_due=[],
+        deviations=0,
+        open_aes=sum(1 for a in aes if safety.is_open_ae(a)),
+        ae_expected=0,
+        signoff=safety.signoff_state(store, p.id)["state"],
+        version_not_loaded=named,
+        notice=amendments.not_loaded_notice(named),
+    )
+
+
 def _list_row_of(store: Store, proto: protocols.Protocol, p: Participant, at: datetime) -> WardRow:
     """One ward-list row from the summary of the participant's own version (either format)."""
     if proto.engine is not None:
@@ -610,7 +659,7 @@ class WorklistItem(_WorklistHold):
     due: str | None
     """Local time (or date); None when owed now, with no time of its own."""
     state: str
-    """overdue, window closing, due now, upcoming, held, pending or due."""
+    """overdue, window closing, due now, upcoming, held, pending, due or version not loaded."""
 
 
 class Worklist(TypedDict):
@@ -621,6 +670,10 @@ class Worklist(TypedDict):
     dsmg_hold: str | None
     items: list[WorklistItem]
 
+
+NOT_LOADED = "version not loaded"
+"""`today`'s state of a participant on a version not loaded here (`amendments.not_loaded_of`): their items
+cannot be computed, so one item says why, ranked after what is due now."""
 
 TodaySource = Callable[[Store, datetime], list[WorklistItem]]
 today_sources: list[TodaySource] = []
@@ -653,13 +706,24 @@ def today(session: Session, at: datetime | None = None) -> Worklist:
 
         items += today_items(store, proto, at)
     # the engine's timing words, most urgent first ("window closing" is a regimen's last part of its window)
-    rank = {"overdue": 0, "window closing": 1, "due now": 2, "upcoming": 3, "held": 4}
+    rank = {"overdue": 0, "window closing": 1, "due now": 2, NOT_LOADED: 3, "upcoming": 3, "held": 4}
     format_1 = proto.engine is None
-    pids = [str(r[0]) for r in store.execute("SELECT id FROM participants ORDER BY number").fetchall()]
+    people = [participant_from_row(r) for r in store.rows("SELECT * FROM participants ORDER BY number")]
+    # On a version not loaded here: one item saying so, nothing due computed under another version.
+    unloaded = amendments.not_loaded_of(store, people)
+    for pid, named in unloaded.items():
+        items.append(
+            {
+                "participant": pid,
+                "what": amendments.not_loaded_notice(named),
+                "due": None,
+                "state": NOT_LOADED,
+            }
+        )
+    pids = [p.id for p in people if p.id not in unloaded]
     if (
         not format_1
     ):  # only the participants still on a format-1 version (amendments); the engine lists the rest
-        people = [participant_from_row(r) for r in store.rows("SELECT * FROM participants ORDER BY number")]
         older = amendments.protocols_of(store, people)
         pids = [pid for pid in pids if pid in older and older[pid].engine is None]
     for pid in pids:

@@ -199,11 +199,16 @@ def _engine_row(store: Store, proto: protocols.Protocol, state: tuple[Any, ...])
     )
 
 
-def _theirs(store: Store, pid: str) -> protocols.Protocol | None:
+NOT_LOADED = object()
+"""`_theirs` of a participant on a version not loaded here: no due times (`_unplaced_row`)."""
+
+
+def _theirs(store: Store, pid: str) -> protocols.Protocol | object | None:
     """The version a participant is on (`amendments`: their enrollment's, or the one applied to them), as
-    `derive` reads it (`protocols_of`): a version not loaded here leaves them under the active one until it
-    is (loading it recomputes every row), so a rebuild's rows equal these."""
-    from .amendments import protocols_of
+    `derive` reads it (`protocols_of`); `NOT_LOADED` for a version not loaded here: their schedule is
+    unknown, so nothing is placed as due until it is (loading it recomputes every row), and a rebuild's
+    rows equal these."""
+    from .amendments import not_loaded_of, protocols_of
     from .base import get_participant
 
     try:
@@ -213,11 +218,25 @@ def _theirs(store: Store, pid: str) -> protocols.Protocol | None:
     p = get_participant(store, pid)
     if p is None:
         return active
+    if not_loaded_of(store, [p]):
+        return NOT_LOADED
     return protocols_of(store, [p]).get(p.id, active)
 
 
-def _queue_row(store: Store, proto: protocols.Protocol | None, state: tuple[Any, ...]) -> tuple[Any, ...]:
+def _unplaced_row(state: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row of a participant on a version not loaded here: nothing due, owed or held under another
+    version's schedule (the ward list flags them: `status.WardRow.version_not_loaded`); listed with the
+    rest."""
+    return state[0], None, None, 0, 0, None, None
+
+
+def _queue_row(
+    store: Store, proto: protocols.Protocol | object | None, state: tuple[Any, ...]
+) -> tuple[Any, ...]:
     """A participant's row under their version: the engine's for a format-2 version of its own."""
+    if proto is NOT_LOADED:
+        return _unplaced_row(state)
+    assert proto is None or isinstance(proto, protocols.Protocol)
     if proto is not None and proto.engine is not None:
         return _engine_row(store, proto, state)
     return _row(state, due.model_for(proto) if proto is not None else None)
@@ -242,7 +261,7 @@ def derive(target: Store, source: Store) -> int:
     """Every row and the counter in one pass over the projections (after a replay)."""
     target.execute("DELETE FROM ward_queue")
     target.execute("DELETE FROM counters")
-    from .amendments import protocols_of
+    from .amendments import not_loaded_of, protocols_of
     from .base import participant_from_row
 
     try:
@@ -250,7 +269,10 @@ def derive(target: Store, source: Store) -> int:
     except Refused:
         active = None
     people = [participant_from_row(r) for r in target.rows("SELECT * FROM participants")]
-    theirs = protocols_of(target, people, log=source) if active is not None else {}
+    theirs: dict[str, protocols.Protocol | object] = {}
+    if active is not None:
+        theirs.update(protocols_of(target, people, log=source))
+        theirs.update(dict.fromkeys(not_loaded_of(target, people, log=source), NOT_LOADED))
     rows = [_queue_row(target, theirs.get(str(state[0]), active), state) for state in _state(target)]
     target.conn.executemany(_UPSERT, rows)
     if rows:
