@@ -159,13 +159,23 @@ _UPSERT = (
 )
 
 
+def _active(store: Store) -> protocols.Protocol | None:
+    """The active version, None when none is loaded: read once per synced bundle, not twice per record
+    (`SqlStore.memoized`: forgotten as soon as anything may write `protocols`)."""
+
+    def read() -> protocols.Protocol | None:
+        try:
+            return protocols.active(store)
+        except Refused:
+            return None
+
+    return store.memoized("protocols.active", ("protocols",), read)
+
+
 def _format_2(store: Store) -> protocols.Protocol | None:
     """The active version when it is a format-2 version of its own (its rows come from the engine)."""
-    try:
-        proto = protocols.active(store)  # which kind of rows the site keeps, not one participant's
-    except Refused:
-        return None
-    return proto if proto.engine is not None else None
+    proto = _active(store)  # which kind of rows the site keeps, not one participant's
+    return proto if proto is not None and proto.engine is not None else None
 
 
 def _engine_row(store: Store, proto: protocols.Protocol, state: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -197,9 +207,8 @@ def _theirs(store: Store, pid: str) -> protocols.Protocol | None:
     from .amendments import protocols_of
     from .base import get_participant
 
-    try:
-        active = protocols.active(store)
-    except Refused:
+    active = _active(store)
+    if active is None:
         return None  # no protocol yet: no due times (loading one recomputes every row)
     p = get_participant(store, pid)
     if p is None:
