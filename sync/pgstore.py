@@ -181,6 +181,7 @@ class PgStore(InsertBatches, Queries):
         """
         psycopg = _psycopg()
         outermost = self._depth == 0
+        self.run_later()  # put-off work is the enclosing transaction's, never inside a savepoint
         self.flush()  # collected rows belong to the enclosing transaction, not this savepoint
         if outermost:
             self.forget_memo()  # what another process committed since is read afresh
@@ -193,6 +194,7 @@ class PgStore(InsertBatches, Queries):
         self._heads_stack.append(dict(self.pending_heads))
         try:
             yield self
+            self.run_later()
             self.flush()  # rows collected inside (`batched_inserts`) are this savepoint's
             if outermost:
                 for hook in self.before_commit:
@@ -202,6 +204,8 @@ class PgStore(InsertBatches, Queries):
             self.pending_heads = self._heads_stack.pop()
             self._drop_batches()
             self.forget_memo()  # a read may have seen the rolled-back writes
+            if outermost:
+                self._drop_later()  # (a savepoint's is kept: done later, it recomputes from what is left)
             with contextlib.suppress(Exception):
                 tx.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -282,7 +286,7 @@ class PgStore(InsertBatches, Queries):
 
     # -- queries -----------------------------------------------------------------
     def execute(self, sql: str, params: Any = ()) -> Any:
-        if self._deferred:
+        if self._deferred or self._later:
             self.flush_for(sql)  # collected rows first, if this may read or write their tables
         if self._memo:
             self._note_write(sql)
@@ -295,7 +299,7 @@ class PgStore(InsertBatches, Queries):
             raise self._error(exc) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        if self._deferred:
+        if self._deferred or self._later:
             self.flush_for(sql)
         if self._memo:
             self._note_write(sql)

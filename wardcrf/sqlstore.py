@@ -103,6 +103,10 @@ class SqlStore(Protocol):
         """A read remembered while a batch runs, until its tables may be written (`InsertBatches.memoized`)."""
         ...
 
+    def later(self, key: object, tables: Iterable[str], fn: Callable[[], None]) -> bool:
+        """Work put off to the batch's end, once per key (`InsertBatches.later`); False outside a batch."""
+        ...
+
 
 class _Executes(Protocol):
     def execute(self, sql: str, params: Any = ()) -> Any: ...
@@ -208,6 +212,42 @@ class InsertBatches:
         self._batching = False
         self._memo = {}
         self._memo_tables = frozenset()
+        self._later: dict[object, tuple[frozenset[str], Callable[[], None]]] = {}
+        self._later_tables: frozenset[str] = frozenset()
+
+    # -- work done once per batch instead of once per event -------------------------------------
+    def later(self, key: object, tables: Iterable[str], fn: Callable[[], None]) -> bool:
+        """Inside `batched_inserts`: run `fn` once, later, instead of now, and return True; outside, False
+        (the caller does the work now).
+
+        For upkeep a projector would repeat for every event of a bundle and whose result depends
+        only on the projections when it runs (the ward queue's row of a participant: recomputed
+        from their doses, vitals and records). Work under one `key` is done once. It is done
+        before any statement that may touch `tables` (what it writes: a reader sees its rows),
+        before a savepoint begins (never inside one a rollback could drop) and when a
+        transaction begins or ends, and when the batch ends; a rolled-back transaction drops it.
+        """
+        if not self._batching:
+            return False
+        if key not in self._later:
+            names = frozenset(t.lower() for t in tables)
+            self._later[key] = (names, fn)
+            if not names <= self._later_tables:
+                self._later_tables = self._later_tables | names
+        return True
+
+    def run_later(self) -> None:
+        """Do the work `later` put off, in the order it was first asked for."""
+        while self._later:
+            work = self._later
+            self._later = {}
+            self._later_tables = frozenset()
+            for _tables, fn in work.values():
+                fn()
+
+    def _drop_later(self) -> None:
+        self._later = {}
+        self._later_tables = frozenset()
 
     # -- reads remembered while a batch runs --------------------------------------------------
     def memoized(self, key: str, tables: Iterable[str], compute: Callable[[], R]) -> R:
@@ -255,9 +295,13 @@ class InsertBatches:
         self._batching = True
         try:
             yield
+            self.run_later()
         except BaseException:
             # Written as they would have been row by row (a caller may go on in this
             # transaction); a rolled-back savepoint drops them with its other writes.
+            with contextlib.suppress(Exception):
+                self.run_later()
+            self._drop_later()
             with contextlib.suppress(Exception):
                 self.flush()
             raise
@@ -299,7 +343,9 @@ class InsertBatches:
             self._write_batch(sql, rows)
 
     def flush_for(self, sql: str) -> None:
-        """Write the collected rows first if `sql` may touch their tables (`may_touch`)."""
+        """Do the put-off work and write the collected rows first, if `sql` may touch their tables (`may_touch`)."""
+        if self._later and may_touch(sql, self._later_tables):
+            self.run_later()
         if self._deferred and may_touch(sql, self._pending):
             self.flush()
 

@@ -273,6 +273,7 @@ class Store(InsertBatches, Queries):
         """
         conn = self.conn
         depth = self._depth
+        self.run_later()  # put-off work is the enclosing transaction's, never inside a savepoint
         self.flush()  # collected rows belong to the enclosing transaction, not this savepoint
         if depth == 0:
             self.forget_memo()  # what another process wrote since is read afresh
@@ -288,6 +289,7 @@ class Store(InsertBatches, Queries):
         self._heads_stack.append(dict(self.pending_heads))
         try:
             yield self
+            self.run_later()
             self.flush()  # rows collected inside (`batched_inserts`) are this savepoint's
             if depth == 0:
                 for hook in self.before_commit:
@@ -297,6 +299,8 @@ class Store(InsertBatches, Queries):
             self.pending_heads = self._heads_stack.pop()
             self._drop_batches()
             self.forget_memo()  # a read may have seen the rolled-back writes
+            if depth == 0:
+                self._drop_later()  # (a savepoint's is kept: done later, it recomputes from what is left)
             with contextlib.suppress(Exception):
                 if depth == 0:
                     conn.execute("ROLLBACK")
@@ -329,7 +333,7 @@ class Store(InsertBatches, Queries):
 
     # -- queries -----------------------------------------------------------------
     def execute(self, sql: str, params: Any = ()) -> sqlcipher3.Cursor:
-        if self._deferred:
+        if self._deferred or self._later:
             self.flush_for(sql)  # collected rows first, if this may read or write their tables
         if self._memo:
             self._note_write(sql)
@@ -342,7 +346,7 @@ class Store(InsertBatches, Queries):
 
     def executemany(self, sql: str, rows: Any) -> None:
         """One statement over many rows (after the rows `insert` collected, if it may touch them)."""
-        if self._deferred:
+        if self._deferred or self._later:
             self.flush_for(sql)
         if self._memo:
             self._note_write(sql)

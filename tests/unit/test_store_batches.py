@@ -193,3 +193,52 @@ def test_a_rolled_back_savepoint_forgets_what_was_read_inside_it(store):
             assert store.memoized("u.count", ("u",), read) == 1
             raise RuntimeError("refused")
         assert store.memoized("u.count", ("u",), read) == 0  # the rollback's state, not the memo's
+
+
+# -- work put off to the batch's end (`later`) -----------------------------------------------------
+
+
+def test_work_put_off_runs_once_per_key_when_the_batch_ends(store):
+    done: list[str] = []
+
+    def work(name: str) -> None:
+        done.append(name)
+        store.execute("INSERT OR REPLACE INTO u (k) VALUES (?)", (len(name),))
+
+    with store.transaction():
+        assert store.later("a", ("u",), lambda: work("a")) is False  # outside a batch: the caller does it
+        with store.batched_inserts():
+            for _ in range(3):
+                assert store.later("a", ("u",), lambda: work("a")) is True
+            assert store.later("bb", ("u",), lambda: work("bb")) is True
+            store.insert(INSERT, (1, "t is not u"))
+            assert done == []
+        assert done == ["a", "bb"]
+    assert count(store, "u") == 2
+
+
+def test_a_reader_of_its_tables_or_a_savepoint_has_the_work_done_first(store):
+    done: list[int] = []
+
+    def work() -> None:
+        done.append(1)
+        store.execute("INSERT INTO u (k) VALUES (?)", (len(done),))
+
+    with store.transaction(), store.batched_inserts():
+        store.later("w", ("u",), work)
+        assert store.scalar("SELECT count(*) FROM t") == 0 and done == []  # another table: still put off
+        assert store.scalar("SELECT count(*) FROM u") == 1  # its table: done first
+        store.later("w", ("u",), work)
+        with pytest.raises(RuntimeError), store.transaction():  # done before the savepoint, kept after it
+            raise RuntimeError("refused")
+        assert done == [1, 1] and count(store, "u") == 2
+
+
+def test_a_rolled_back_transaction_drops_the_work_put_off(store):
+    done: list[int] = []
+    with pytest.raises(RuntimeError), store.transaction(), store.batched_inserts():
+        store.later("w", ("u",), lambda: done.append(1))
+        raise RuntimeError("refused bundle")
+    with store.transaction():
+        pass
+    assert not store._later

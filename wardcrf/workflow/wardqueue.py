@@ -238,6 +238,15 @@ def refresh(store: Store, pid: str) -> None:
         )
 
 
+def _refresh(store: Store, pid: str) -> None:
+    """`refresh` after a projected event: at once, or inside a batch (a synced bundle) once per participant
+    when the batch ends (`SqlStore.later`) — before anything reads the queue or its counter. The row is a
+    function of the projections when it is computed (`derive` recomputes it so after a replay), so one
+    computation after a bundle's last record of a participant gives the row one per record gave."""
+    if not store.later(("ward_queue", pid), ("ward_queue", "counters"), lambda: refresh(store, pid)):
+        refresh(store, pid)
+
+
 def derive(target: Store, source: Store) -> int:
     """Every row and the counter in one pass over the projections (after a replay)."""
     target.execute("DELETE FROM ward_queue")
@@ -269,7 +278,7 @@ def _after_record(store: Store, rec: Record) -> None:
     if rec.form == "vitals" and rec.version == 1 and rec.data.get("timepoint") != "post_dose":
         return  # a new pre-dose or unmodeluled measurement owes nothing and pays nothing
     if rec.subject and rec.subject.startswith("participant:"):
-        refresh(store, rec.subject.removeprefix("participant:"))
+        _refresh(store, rec.subject.removeprefix("participant:"))
 
 
 @common_dialect
@@ -279,7 +288,7 @@ def _after_any_record(store: Store, rec: Record) -> None:
     if projections.replaying() or not (rec.subject and rec.subject.startswith("participant:")):
         return
     if _format_2(store) is not None:
-        refresh(store, rec.subject.removeprefix("participant:"))
+        _refresh(store, rec.subject.removeprefix("participant:"))
 
 
 @common_dialect
@@ -289,7 +298,7 @@ def _allocated(store: Store, e: Event) -> None:
         return
     pid = str((e.body or {}).get("participant") or "")
     if pid and _format_2(store) is not None:
-        refresh(store, pid)
+        _refresh(store, pid)
 
 
 @common_dialect
@@ -298,7 +307,7 @@ def _model_changed(store: Store, _e: Event) -> None:
     if projections.replaying():
         return
     for (pid,) in store.execute("SELECT id FROM participants").fetchall():
-        refresh(store, pid)
+        _refresh(store, pid)
 
 
 def _applied(store: Store, e: Event) -> None:
@@ -307,7 +316,7 @@ def _applied(store: Store, e: Event) -> None:
         return
     pid = str((e.body or {}).get("participant") or "")
     if pid:
-        refresh(store, pid)
+        _refresh(store, pid)
 
 
 # -- reading ------------------------------------------------------------------------------
