@@ -10,6 +10,8 @@ consents, signatures and vitals (`hub.import_files`, as `wardcrf hub import`).
 Prints each job's CPU per event and its top functions by own time and by
 cumulative time. A profiler's figures are inflated by its own overhead: it
 says WHERE the time goes; `bench/run.py` says how much (against baselines).
+Functions are timed in CPU time (the process's), so shares hold whatever the
+machine's load.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ JOBS = ("rebuild", "export", "verify", "import")
 
 
 def profile(name: str, fn: Callable[[], Any], per: int, top: int) -> None:
-    prof = cProfile.Profile()
+    # CPU time, not cProfile's default wall clock: on the shared machine the wall clock charges
+    # each function with the neighbours' time, and shares from two runs could not be compared.
+    prof = cProfile.Profile(time.process_time)
     t0 = time.process_time()
     prof.enable()
     fn()

@@ -45,6 +45,7 @@ SUITES = [
     "sweep",
     "tlog",
     "hub_engines",
+    "hub_batches",
     "randomization",
 ]
 

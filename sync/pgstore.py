@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from typing import Any
 
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import StoreError, UsageError
-from wardcrf.sqlstore import Queries, json_path
+from wardcrf.sqlstore import InsertBatches, Queries, json_path
 from wardcrf.store import migrations
 
 SCHEMA_FILE = "hub_pg.sql"
@@ -72,6 +73,46 @@ def to_pg(sql: str) -> str:
     return "".join(out)
 
 
+_PLAIN_INSERT = re.compile(
+    r"\s*INSERT\s+INTO\s+(\w+)\s*\(([^()]*)\)\s*VALUES\s*\(([^()]*)\)\s*", re.IGNORECASE
+)
+_LITERAL_INT = re.compile(r"-?\d+")
+COPY_MIN_ROWS = 16
+"""A batch this large goes by ``COPY``; a smaller one by pipelined ``executemany`` (COPY's
+start and end are two more round trips than a pipeline's one)."""
+
+
+@functools.lru_cache(maxsize=256)
+def copy_plan(sql: str) -> tuple[str, tuple[int | None, ...], tuple[int, ...]] | None:
+    """``COPY table (columns) FROM STDIN`` doing what a plain ``INSERT ... VALUES`` of one row does.
+
+    Returns (the COPY statement, per column the row's parameter index or None for a constant,
+    the constants) or None when the INSERT does more than insert (``ON CONFLICT``, ``RETURNING``,
+    an expression): only ``?`` and integer literals are taken, so the rows COPY writes are the
+    rows the INSERT would (tests/unit/test_store_batches.py compares them table by table).
+    """
+    m = _PLAIN_INSERT.fullmatch(sql)
+    if m is None:
+        return None
+    columns = [c.strip() for c in m.group(2).split(",")]
+    values = [v.strip() for v in m.group(3).split(",")]
+    if len(columns) != len(values) or not all(columns):
+        return None
+    index: list[int | None] = []
+    constants: list[int] = []
+    at = 0
+    for v in values:
+        if v == "?":
+            index.append(at)
+            at += 1
+        elif _LITERAL_INT.fullmatch(v):
+            index.append(None)
+            constants.append(int(v))
+        else:
+            return None
+    return f"COPY {m.group(1)} ({', '.join(columns)}) FROM STDIN", tuple(index), tuple(constants)
+
+
 def describe(dsn: str) -> str:
     """A DSN as it may be printed: host, port and database, never the password."""
     try:
@@ -85,7 +126,7 @@ def describe(dsn: str) -> str:
     return f"postgresql database {parts.get('dbname') or '(default)'} on {host}{port}"
 
 
-class PgStore(Queries):
+class PgStore(InsertBatches, Queries):
     """An open connection to a hub ledger on PostgreSQL (`wardcrf.sqlstore.SqlStore`)."""
 
     holds_projections = False
@@ -145,6 +186,10 @@ class PgStore(Queries):
         """
         psycopg = _psycopg()
         outermost = self._depth == 0
+        self.run_later()  # put-off work is the enclosing transaction's, never inside a savepoint
+        self.flush()  # collected rows belong to the enclosing transaction, not this savepoint
+        if outermost:
+            self.forget_memo()  # what another process committed since is read afresh
         try:
             tx = self.conn.transaction()
             tx.__enter__()
@@ -154,17 +199,25 @@ class PgStore(Queries):
         self._heads_stack.append(dict(self.pending_heads))
         try:
             yield self
+            self.run_later()
+            self.flush()  # rows collected inside (`batched_inserts`) are this savepoint's
             if outermost:
                 for hook in self.before_commit:
                     hook(self)
         except BaseException as exc:
             self._depth -= 1
             self.pending_heads = self._heads_stack.pop()
+            self._drop_batches()
+            self.forget_memo()  # a read may have seen the rolled-back writes
+            if outermost:
+                self._drop_later()  # (a savepoint's is kept: done later, it recomputes from what is left)
             with contextlib.suppress(Exception):
                 tx.__exit__(type(exc), exc, exc.__traceback__)
             raise
         self._depth -= 1
         self._heads_stack.pop()
+        if outermost:
+            self.forget_memo()
         try:
             tx.__exit__(None, None, None)
         except psycopg.errors.IntegrityError:
@@ -197,17 +250,30 @@ class PgStore(Queries):
         self._heads_stack = []
         self.before_commit = []
         self.after_commit = []
+        self._init_batches()
 
-    @contextlib.contextmanager
-    def batched_inserts(self) -> Iterator[None]:
-        """`Store.batched_inserts`: here every `insert` runs at once (the server takes it in one round trip)."""
-        yield
-
-    def insert(self, sql: str, params: Any) -> None:
-        self.execute(sql, params)
-
-    def flush(self) -> None:
-        """Nothing collected to write (`batched_inserts` collects nothing here)."""
+    def _write_batch(self, sql: str, rows: list[Any]) -> None:
+        """`InsertBatches`: one statement's collected rows in one round trip (pipelined ``executemany``),
+        or streamed by ``COPY`` when the batch is large and the INSERT only inserts (`copy_plan`)."""
+        plan = copy_plan(sql) if len(rows) >= COPY_MIN_ROWS else None
+        if plan is None:
+            self._executemany(sql, rows)
+            return
+        psycopg = _psycopg()
+        copy_sql, index, constants = plan
+        try:
+            with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                if not constants:
+                    for r in rows:
+                        copy.write_row(r)
+                else:
+                    for r in rows:
+                        more = iter(constants)
+                        copy.write_row([next(more) if i is None else r[i] for i in index])
+        except psycopg.errors.IntegrityError:
+            raise
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
 
     @property
     def in_transaction(self) -> bool:
@@ -250,6 +316,10 @@ class PgStore(Queries):
 
     # -- queries -----------------------------------------------------------------
     def execute(self, sql: str, params: Any = ()) -> Any:
+        if self._deferred or self._later:
+            self.flush_for(sql)  # collected rows first, if this may read or write their tables
+        if self._memo:
+            self._note_write(sql)
         psycopg = _psycopg()
         try:
             return self.conn.execute(to_pg(sql), tuple(params))
@@ -259,6 +329,13 @@ class PgStore(Queries):
             raise self._error(exc) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self._deferred or self._later:
+            self.flush_for(sql)
+        if self._memo:
+            self._note_write(sql)
+        self._executemany(sql, rows)
+
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         psycopg = _psycopg()
         try:
             with self.conn.cursor() as cur:

@@ -19,8 +19,9 @@ older than itself. Both amendments stay in the log; `conflicts` lists them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from . import text
@@ -227,6 +228,17 @@ def hooks_for(form: str) -> list[FormHook]:
     return [*_FORM_HOOKS.get(form, []), *_RECORD_HOOKS]
 
 
+def clock_json(fields: Iterable[str], hlc: str) -> str:
+    """``dumps({field: hlc for field in fields})``, the new record's field clock, spelled without building
+    the dict: the same bytes (sorted keys, each escaped as the canonical encoder escapes a string:
+    tests/unit/test_batched_projections.py), a third of the cost per record a hub imports."""
+    keys = sorted(fields)
+    if not keys:
+        return "{}"
+    value = ":" + encode_basestring(hlc)
+    return "{" + ",".join([encode_basestring(k) + value for k in keys]) + "}"
+
+
 @common_dialect
 def _submitted(store: Store, e: Event) -> None:
     data = e.body.get("data") or {}
@@ -239,7 +251,7 @@ def _submitted(store: Store, e: Event) -> None:
             e.body["form"],
             e.subject,
             data_json,
-            dumps({k: e.hlc for k in data}),
+            clock_json(data, e.hlc),
             e.ts,
             e.user,
             e.id,

@@ -21,8 +21,13 @@ the log with a transaction-scoped advisory lock.
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Cursor(Protocol):
@@ -96,12 +101,20 @@ class SqlStore(Protocol):
     """Hooks the outermost transaction runs once it committed."""
 
     def batched_inserts(self) -> contextlib.AbstractContextManager[None]:
-        """`insert`s made inside may be collected and written together (SQLCipher) or at once."""
+        """`insert`s made inside are collected and written in batches (`InsertBatches`)."""
         ...
 
     def insert(self, sql: str, params: Any) -> None: ...
 
     def flush(self) -> None: ...
+
+    def memoized(self, key: str, tables: Iterable[str], compute: Callable[[], R]) -> R:
+        """A read remembered while a batch runs, until its tables may be written (`InsertBatches.memoized`)."""
+        ...
+
+    def later(self, key: object, tables: Iterable[str], fn: Callable[[], None]) -> bool:
+        """Work put off to the batch's end, once per key (`InsertBatches.later`); False outside a batch."""
+        ...
 
 
 class _Executes(Protocol):
@@ -129,10 +142,231 @@ class Queries:
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
+# -- projection rows written in batches (a replay, a synced bundle) ---------------------------
+
+BATCH_ROWS = 2000
+"""Collected rows written at the latest once this many are held (memory stays bounded)."""
+
+_INSERT_INTO = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+[\"\[]?(\w+)", re.IGNORECASE)
+_DML = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
+
+
+@functools.lru_cache(maxsize=1024)
+def inserted_table(sql: str) -> str | None:
+    """The table a plain ``INSERT ... VALUES`` writes (lower case); None for any other statement
+    (one reading another table, ``INSERT ... SELECT``, is run at once, never collected)."""
+    m = _INSERT_INTO.match(sql)
+    if m is None or "select" in sql.lower():
+        return None
+    return m.group(1).lower()
+
+
+@functools.cache
+def _word(table: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w$])" + re.escape(table) + r"(?![\w$])")
+
+
+@functools.lru_cache(maxsize=8192)
+def may_touch(sql: str, tables: frozenset[str]) -> bool:
+    """Could `sql` read or write a row of `tables`? True unless it is a plain statement naming none of them.
+
+    Conservative by construction: a statement that is not ``SELECT``/``INSERT``/``UPDATE``/
+    ``DELETE``/``WITH`` (a ``PRAGMA``, a savepoint, DDL) always may; otherwise it may when it
+    names one of the tables as a word, in any case or quoting. Sound for this schema: it has
+    no views and no foreign keys, and its only triggers refuse UPDATE and DELETE of the
+    append-only tables without reading any other (tests/unit/test_store_batches.py holds
+    the schema to that).
+    """
+    head = sql.lstrip()[:6].upper()
+    if not head.startswith(_DML):
+        return True
+    low = sql.lower()
+    return any(t in low and _word(t).search(low) for t in tables)
+
+
+@functools.lru_cache(maxsize=8192)
+def may_write(sql: str, tables: frozenset[str]) -> bool:
+    """Could `sql` write a row of `tables`? `may_touch`, but a plain ``SELECT`` never writes."""
+    return sql.lstrip()[:6].upper() != "SELECT" and may_touch(sql, tables)
+
+
+class InsertBatches:
+    """`SqlStore.batched_inserts`, `insert` and `flush` for both engines: rows collected per statement.
+
+    Inside `batched_inserts` an `insert` only collects its row; the rows are written with one
+    `_write_batch` per statement (SQLite's ``executemany``, PostgreSQL's pipelined
+    ``executemany`` or ``COPY``) before any statement that may touch their table runs
+    (`may_touch`: a read of that table, a write to it, anything but plain DML), before a
+    savepoint begins or ends and before the commit; a rollback drops them with the rest.
+    So a reader never misses a row, and rows of one table keep the order they were
+    inserted in (a second statement into a table with rows pending writes them first).
+    What is gained: a projector's reads of *other* tables (the active protocol, a
+    participant) no longer force a write per event, so a bundle's rows go to the engine
+    in a few batches instead of one statement each.
+    """
+
+    _deferred: dict[str, list[Any]]
+    _deferred_tables: dict[str, str]
+    _pending: frozenset[str]
+    _deferred_rows: int
+    _batching: bool
+    _memo: dict[str, tuple[frozenset[str], Any]]
+    _memo_tables: frozenset[str]
+
+    def _init_batches(self) -> None:
+        self._deferred = {}  # sql -> rows, in first-use order
+        self._deferred_tables = {}  # table -> the one statement whose rows are pending for it
+        self._pending = frozenset()
+        self._deferred_rows = 0
+        self._batching = False
+        self._memo = {}
+        self._memo_tables = frozenset()
+        self._later: dict[object, tuple[frozenset[str], Callable[[], None]]] = {}
+        self._later_tables: frozenset[str] = frozenset()
+
+    # -- work done once per batch instead of once per event -------------------------------------
+    def later(self, key: object, tables: Iterable[str], fn: Callable[[], None]) -> bool:
+        """Inside `batched_inserts`: run `fn` once, later, instead of now, and return True; outside, False
+        (the caller does the work now).
+
+        For upkeep a projector would repeat for every event of a bundle and whose result depends
+        only on the projections when it runs (the ward queue's row of a participant: recomputed
+        from their doses, vitals and records). Work under one `key` is done once. It is done
+        before any statement that may touch `tables` (what it writes: a reader sees its rows),
+        before a savepoint begins (never inside one a rollback could drop) and when a
+        transaction begins or ends, and when the batch ends; a rolled-back transaction drops it.
+        """
+        if not self._batching:
+            return False
+        if key not in self._later:
+            names = frozenset(t.lower() for t in tables)
+            self._later[key] = (names, fn)
+            if not names <= self._later_tables:
+                self._later_tables = self._later_tables | names
+        return True
+
+    def run_later(self) -> None:
+        """Do the work `later` put off, in the order it was first asked for."""
+        while self._later:
+            work = self._later
+            self._later = {}
+            self._later_tables = frozenset()
+            for _tables, fn in work.values():
+                fn()
+
+    def _drop_later(self) -> None:
+        self._later = {}
+        self._later_tables = frozenset()
+
+    # -- reads remembered while a batch runs --------------------------------------------------
+    def memoized(self, key: str, tables: Iterable[str], compute: Callable[[], R]) -> R:
+        """`compute()`, remembered under `key` while `batched_inserts` runs, until anything may write `tables`.
+
+        For a read a projector repeats for every event of a bundle or a replay (the active
+        protocol: twice per record in the ward queue's upkeep) whose answer changes only when
+        its tables are written. Forgotten when a statement that may write one of `tables` runs
+        (`may_touch`, any statement but a SELECT), when a savepoint or the transaction is rolled
+        back, when a transaction begins or ends and when the batch ends: the value returned is
+        always what `compute()` would return now. Outside a batch it is not remembered at all.
+        An exception `compute` raises is not remembered.
+        """
+        if not self._batching:
+            return compute()
+        hit = self._memo.get(key)
+        if hit is not None:
+            return cast(R, hit[1])
+        value = compute()
+        names = frozenset(t.lower() for t in tables)
+        self._memo[key] = (names, value)
+        self._memo_tables = self._memo_tables | names
+        return value
+
+    def forget_memo(self) -> None:
+        """Forget every remembered read (`memoized`)."""
+        if self._memo:
+            self._memo = {}
+            self._memo_tables = frozenset()
+
+    def _note_write(self, sql: str) -> None:
+        """A statement runs: forget remembered reads of tables it may write."""
+        if self._memo and may_write(sql, self._memo_tables):
+            self.forget_memo()
+
+    def _write_batch(self, sql: str, rows: list[Any]) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def batched_inserts(self) -> Iterator[None]:
+        """Collect the `insert`s made inside; write them in batches (the class's doc says when)."""
+        if self._batching:
+            yield
+            return
+        self._batching = True
+        try:
+            yield
+            self.run_later()
+        except BaseException:
+            # Written as they would have been row by row (a caller may go on in this
+            # transaction); a rolled-back savepoint drops them with its other writes.
+            with contextlib.suppress(Exception):
+                self.run_later()
+            self._drop_later()
+            with contextlib.suppress(Exception):
+                self.flush()
+            raise
+        finally:
+            self._batching = False
+            self.forget_memo()
+        self.flush()
+
+    def insert(self, sql: str, params: Any) -> None:
+        """An INSERT of one row: collected inside `batched_inserts`, else run at once."""
+        if not self._batching:
+            self.execute(sql, params)  # type: ignore[attr-defined]
+            return
+        rows = self._deferred.get(sql)
+        if rows is None:
+            table = inserted_table(sql)
+            if table is None:
+                self.execute(sql, params)  # type: ignore[attr-defined]
+                return
+            if table in self._deferred_tables or (self._pending and may_touch(sql, self._pending)):
+                self.flush()  # another statement's rows for this table go first: the table's order holds
+            rows = self._deferred[sql] = []
+            self._deferred_tables[table] = sql
+            self._pending = frozenset(self._deferred_tables)
+        if self._memo:
+            self._note_write(sql)
+        rows.append(params)
+        self._deferred_rows += 1
+        if self._deferred_rows >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows `insert` collected (before anything that may read them, releases or commits)."""
+        if not self._deferred:
+            return
+        batches = self._deferred
+        self._drop_batches()
+        for sql, rows in batches.items():
+            self._write_batch(sql, rows)
+
+    def flush_for(self, sql: str) -> None:
+        """Do the put-off work and write the collected rows first, if `sql` may touch their tables (`may_touch`)."""
+        if self._later and may_touch(sql, self._later_tables):
+            self.run_later()
+        if self._deferred and may_touch(sql, self._pending):
+            self.flush()
+
+    def _drop_batches(self) -> None:
+        self._deferred = {}
+        self._deferred_tables = {}
+        self._pending = frozenset()
+        self._deferred_rows = 0
+
+
 # -- code whose SQL both engines run ----------------------------------------------------------
 
-P = ParamSpec("P")
-R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 _COMMON: set[object] = set()
 

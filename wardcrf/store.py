@@ -28,7 +28,7 @@ import sqlcipher3
 
 from .clock import iso_utc, now_utc
 from .errors import StoreError, UsageError
-from .sqlstore import Queries, json_path
+from .sqlstore import InsertBatches, Queries, json_path
 
 
 def _import_sqlite_utils() -> Any:
@@ -219,7 +219,7 @@ def connect(path: Path, key: bytes | None, *, readonly: bool = False) -> sqlciph
     return conn
 
 
-class Store(Queries):
+class Store(InsertBatches, Queries):
     """An open, unlocked database with transactions that nest (savepoints)."""
 
     holds_projections = True
@@ -243,12 +243,6 @@ class Store(Queries):
         self.after_commit: list[Any] = []
         self.changes_at_begin = 0
         self._init_batches()
-
-    def _init_batches(self) -> None:
-        # Inserts collected while `batched_inserts` is on: {sql: [params, ...]}, in first-use order.
-        self._deferred: dict[str, list[Any]] = {}
-        self._deferred_rows = 0
-        self._batching = False
 
     @classmethod
     def memory(cls) -> Store:
@@ -279,7 +273,10 @@ class Store(Queries):
         """
         conn = self.conn
         depth = self._depth
+        self.run_later()  # put-off work is the enclosing transaction's, never inside a savepoint
         self.flush()  # collected rows belong to the enclosing transaction, not this savepoint
+        if depth == 0:
+            self.forget_memo()  # what another process wrote since is read afresh
         try:
             if depth == 0:
                 conn.execute("BEGIN IMMEDIATE")
@@ -292,6 +289,7 @@ class Store(Queries):
         self._heads_stack.append(dict(self.pending_heads))
         try:
             yield self
+            self.run_later()
             self.flush()  # rows collected inside (`batched_inserts`) are this savepoint's
             if depth == 0:
                 for hook in self.before_commit:
@@ -300,6 +298,9 @@ class Store(Queries):
             self._depth -= 1
             self.pending_heads = self._heads_stack.pop()
             self._drop_batches()
+            self.forget_memo()  # a read may have seen the rolled-back writes
+            if depth == 0:
+                self._drop_later()  # (a savepoint's is kept: done later, it recomputes from what is left)
             with contextlib.suppress(Exception):
                 if depth == 0:
                     conn.execute("ROLLBACK")
@@ -309,6 +310,8 @@ class Store(Queries):
             raise
         self._depth -= 1
         self._heads_stack.pop()
+        if depth == 0:
+            self.forget_memo()
         try:
             if depth == 0:
                 conn.execute("COMMIT")
@@ -328,65 +331,12 @@ class Store(Queries):
     def in_transaction(self) -> bool:
         return self._depth > 0
 
-    # -- batched inserts (a replay, a synced batch) ---------------------------------
-    @contextlib.contextmanager
-    def batched_inserts(self) -> Iterator[None]:
-        """Run the `insert`s made inside as one `executemany` per statement, in order of first use.
-
-        A replay or a hub import runs the projectors of thousands of events
-        in one transaction; an insert a row at a time (a statement round trip
-        per projection row) was most of their SQL cost. Inside this context,
-        `insert` only collects the row. Nothing can read a row before it is
-        written: every other statement (`execute`, `one`, `scalar`, `rows`),
-        a savepoint's release and the commit write the collected rows first;
-        a rollback drops them with the rest. Collected rows are written grouped
-        by statement, so only inserts a reader could not tell apart are
-        reordered among themselves (rows of different statements); rows of
-        one statement keep their order.
-        """
-        if self._batching:
-            yield
-            return
-        self._batching = True
-        try:
-            yield
-        except BaseException:
-            # Written as they would have been row by row (a caller may go on in this
-            # transaction); a rolled-back savepoint drops them with its other writes.
-            with contextlib.suppress(Exception):
-                self.flush()
-            raise
-        finally:
-            self._batching = False
-        self.flush()
-
-    def insert(self, sql: str, params: Any) -> None:
-        """An INSERT of one row: collected inside `batched_inserts`, else run at once."""
-        if not self._batching:
-            self.execute(sql, params)
-            return
-        self._deferred.setdefault(sql, []).append(params)
-        self._deferred_rows += 1
-        if self._deferred_rows >= 2000:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the rows `insert` collected (before anything reads, releases or commits)."""
-        if not self._deferred:
-            return
-        batches = self._deferred
-        self._drop_batches()
-        for sql, rows in batches.items():
-            self._executemany(sql, rows)
-
-    def _drop_batches(self) -> None:
-        self._deferred = {}
-        self._deferred_rows = 0
-
     # -- queries -----------------------------------------------------------------
     def execute(self, sql: str, params: Any = ()) -> sqlcipher3.Cursor:
-        if self._deferred:
-            self.flush()
+        if self._deferred or self._later:
+            self.flush_for(sql)  # collected rows first, if this may read or write their tables
+        if self._memo:
+            self._note_write(sql)
         try:
             return self.conn.execute(sql, params)
         except sqlcipher3.IntegrityError:
@@ -395,8 +345,15 @@ class Store(Queries):
             raise translate_error(exc, self.path) from exc
 
     def executemany(self, sql: str, rows: Any) -> None:
-        """One statement over many rows (after the rows `insert` collected)."""
-        self.flush()
+        """One statement over many rows (after the rows `insert` collected, if it may touch them)."""
+        if self._deferred or self._later:
+            self.flush_for(sql)
+        if self._memo:
+            self._note_write(sql)
+        self._executemany(sql, rows)
+
+    def _write_batch(self, sql: str, rows: list[Any]) -> None:
+        """`InsertBatches`: one statement's collected rows, one ``executemany``."""
         self._executemany(sql, rows)
 
     def _executemany(self, sql: str, rows: Any) -> None:

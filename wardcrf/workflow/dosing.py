@@ -157,8 +157,10 @@ def hold_kit_given_twice(store: Store, events: Sequence[Event]) -> None:
     randomization list allocated that kit to that participant for the whole
     course (`kits.course_holder`).
     """
+    indexed = _indexed_records(store, events)
     for event in events:
-        _hold_administration_kit(store, event)
+        if _record_of(event) in indexed:
+            _hold_administration_kit(store, event)
         dosed = _dose_kit(event)
         if dosed is None:
             continue
@@ -248,6 +250,33 @@ def _held(
     if across is not None:
         body["formats"] = across
     return body
+
+
+def _record_of(event: Event) -> str | None:
+    """The record an event writes or corrects (`kits.administration_record_kit` asks about the same one)."""
+    if event.type == "record.submitted":
+        return event.id
+    if event.type == "record.amended":
+        return event.amends
+    return None
+
+
+def _indexed_records(store: Store, events: Sequence[Event]) -> set[str]:
+    """Which of the records `events` write or correct have a row in `administration_kits` (a format-2
+    administration record's kit): one query per 500 records instead of one per record a hub imports.
+    Only those can be held by `_hold_administration_kit`; every other record's lookup finds no row."""
+    wanted = sorted({r for r in map(_record_of, events) if r})
+    found: set[str] = set()
+    for at in range(0, len(wanted), 500):
+        chunk = wanted[at : at + 500]
+        found.update(
+            str(r[0])
+            for r in store.execute(
+                f"SELECT event_id FROM administration_kits WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        )
+    return found
 
 
 def _hold_administration_kit(store: Store, event: Event) -> None:

@@ -168,13 +168,23 @@ _UPSERT = (
 )
 
 
+def _active(store: Store) -> protocols.Protocol | None:
+    """The active version, None when none is loaded: read once per synced bundle, not twice per record
+    (`SqlStore.memoized`: forgotten as soon as anything may write `protocols`)."""
+
+    def read() -> protocols.Protocol | None:
+        try:
+            return protocols.active(store)
+        except Refused:
+            return None
+
+    return store.memoized("protocols.active", ("protocols",), read)
+
+
 def _format_2(store: Store) -> protocols.Protocol | None:
     """The active version when it is a format-2 version of its own (its rows come from the engine)."""
-    try:
-        proto = protocols.active(store)  # which kind of rows the site keeps, not one participant's
-    except Refused:
-        return None
-    return proto if proto.engine is not None else None
+    proto = _active(store)  # which kind of rows the site keeps, not one participant's
+    return proto if proto is not None and proto.engine is not None else None
 
 
 def _engine_row(store: Store, proto: protocols.Protocol, state: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -211,9 +221,8 @@ def _theirs(store: Store, pid: str) -> protocols.Protocol | object | None:
     from .amendments import not_loaded_of, protocols_of
     from .base import get_participant
 
-    try:
-        active = protocols.active(store)
-    except Refused:
+    active = _active(store)
+    if active is None:
         return None  # no protocol yet: no due times (loading one recomputes every row)
     p = get_participant(store, pid)
     if p is None:
@@ -257,6 +266,15 @@ def refresh(store: Store, pid: str) -> None:
         )
 
 
+def _refresh(store: Store, pid: str) -> None:
+    """`refresh` after a projected event: at once, or inside a batch (a synced bundle) once per participant
+    when the batch ends (`SqlStore.later`) — before anything reads the queue or its counter. The row is a
+    function of the projections when it is computed (`derive` recomputes it so after a replay), so one
+    computation after a bundle's last record of a participant gives the row one per record gave."""
+    if not store.later(("ward_queue", pid), ("ward_queue", "counters"), lambda: refresh(store, pid)):
+        refresh(store, pid)
+
+
 def derive(target: Store, source: Store) -> int:
     """Every row and the counter in one pass over the projections (after a replay)."""
     target.execute("DELETE FROM ward_queue")
@@ -291,7 +309,7 @@ def _after_record(store: Store, rec: Record) -> None:
     if rec.form == "vitals" and rec.version == 1 and rec.data.get("timepoint") != "post_dose":
         return  # a new pre-dose or unmodeluled measurement owes nothing and pays nothing
     if rec.subject and rec.subject.startswith("participant:"):
-        refresh(store, rec.subject.removeprefix("participant:"))
+        _refresh(store, rec.subject.removeprefix("participant:"))
 
 
 @common_dialect
@@ -301,7 +319,7 @@ def _after_any_record(store: Store, rec: Record) -> None:
     if projections.replaying() or not (rec.subject and rec.subject.startswith("participant:")):
         return
     if _format_2(store) is not None:
-        refresh(store, rec.subject.removeprefix("participant:"))
+        _refresh(store, rec.subject.removeprefix("participant:"))
 
 
 @common_dialect
@@ -311,7 +329,7 @@ def _allocated(store: Store, e: Event) -> None:
         return
     pid = str((e.body or {}).get("participant") or "")
     if pid and _format_2(store) is not None:
-        refresh(store, pid)
+        _refresh(store, pid)
 
 
 @common_dialect
@@ -320,7 +338,7 @@ def _model_changed(store: Store, _e: Event) -> None:
     if projections.replaying():
         return
     for (pid,) in store.execute("SELECT id FROM participants").fetchall():
-        refresh(store, pid)
+        _refresh(store, pid)
 
 
 @common_dialect
@@ -330,7 +348,7 @@ def _applied(store: Store, e: Event) -> None:
         return
     pid = str((e.body or {}).get("participant") or "")
     if pid:
-        refresh(store, pid)
+        _refresh(store, pid)
 
 
 # -- reading ------------------------------------------------------------------------------
