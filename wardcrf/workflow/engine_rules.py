@@ -1424,22 +1424,11 @@ NOT_PLACED = "not yet placed"
 def _course_end(
     placed: Sequence[tuple[str, Administration, Sequence[schedule.SlotState]]], ended: Ended, tz: Any
 ) -> date | None:
-    """The local date treatment ended, once it has: the disposition's end of treatment (or of the study),
-    else the day after the last administration once every one placed is recorded (given or not given) or
-    missed. None while an administration remains to give, or none is placed. (The ward queue places the
-    slots at the end of time, where every one not recorded is missed: the date this gives once the course
-    has run out, which is when a visit counted from it can open.)"""
-    if ended.treatment_end is not None:
-        return ended.treatment_end
-    states = [st for _r, _a, rows in placed for st in rows]
-    settled = (schedule.GIVEN, schedule.NOT_GIVEN, schedule.MISSED)
-    if not states or any(st.filled_by is None and st.state not in settled for st in states):
-        return None
-    days = [
-        st.filled_by.start.astimezone(tz).date() if st.filled_by is not None else st.slot.date
-        for st in states
-    ]
-    return max(days) + timedelta(days=1)
+    """The local date treatment ended, once it has (`engine.visits.course_end`, the one rule SV and ODM
+    date `treatment_end` by too). The ward queue places the slots at the end of time, where every one not
+    recorded is missed: the date this gives once the course has run out, which is when a visit counted
+    from it can open."""
+    return visits.course_end(placed, ended.treatment_end, tz)
 
 
 def _visit_due(
