@@ -69,7 +69,7 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
             str(r["open_aes"] or ""),
             _dose(r["cumulative_dose"])
             if "cumulative_dose" in r
-            else _particles(r.get("cumulative_particles", 0.0)) + (" particles" if engine else ""),
+            else _particles(x := r.get("cumulative_particles", 0.0)) + (" particles" if engine and x else ""),
             r["signoff"],
         )
     console.print(table)
