@@ -4,7 +4,8 @@ Left: the places this role may go, each with its key. Right: six panels,
 each filled by ONE domain call in its own thread worker, so a big site never
 freezes the first frame after sign-in:
 
-1. participants — day N of 5, next dose with its state and time left,
+1. participants — day N of 5 (format 1; a format-2 ward: doses given of
+   planned, under "Doses"), next dose with its state and time left,
    post-dose vitals still owed: the first screenful of the ward list from its
    indexed queue (`workflow.ward_page`), the next page fetched as the cursor
    nears the end of what is listed;
@@ -112,6 +113,13 @@ PANELS: tuple[Panel, ...] = (
     Panel("recent", "6", "dash.recent", ("col.time", "col.who", "col.what")),
 )
 PANEL_NAMES = tuple(p.name for p in PANELS)
+
+
+def participant_columns(doses: bool) -> tuple[str, ...]:
+    """The participants panel's columns (message ids): format 1's "Day" (N of the planned doses, one a
+    day), or a format-2 ward's "Doses" (given of planned; `WardPage.doses_column`)."""
+    columns = PANELS[0].columns
+    return tuple("dash.col_doses" if doses and c == "col.day" else c for c in columns)
 
 
 def span(minutes: int) -> str:
@@ -271,6 +279,8 @@ class DashboardScreen(Screen[None]):
         self._fill_round = 0  # a newer fill of the participants drops an older one's later pages
         self._listed: set[str] = set()
         """Participants in the table (a page fetched after the queue moved may repeat one)."""
+        self._doses_column = False
+        """The participants panel counts doses (a format-2 ward, `WardPage.doses_column`) instead of days."""
         self._total = 0
         """Participants on the site (the ward list's total)."""
         self._fill_at: datetime | None = None
@@ -616,7 +626,13 @@ class DashboardScreen(Screen[None]):
         participant by id does not depend on what is listed.
         """
         self._fill_at, page = message.got
-        self._table("participants")  # cleared
+        table = self._table("participants")  # cleared
+        if page["doses_column"] != self._doses_column:
+            # a format-2 ward counts doses given of planned: its days are the protocol's visit days (PALM's
+            # enrollment is DAY 1, ZMapp every 3 days), not format 1's "dose N is due on day N"
+            self._doses_column = page["doses_column"]
+            table.clear(columns=True)
+            table.add_columns(*[t(c) for c in participant_columns(self._doses_column)])
         self._fill_round += 1
         self._listed = set()
         self._fetching = False
@@ -663,10 +679,15 @@ class DashboardScreen(Screen[None]):
             self._listed.add(r["id"])
             day = ""
             enrolled_on = r["enrolled_on"]
-            if enrolled_on and r["doses_given"] < r["doses_planned"]:
-                # Enrollment is day 0; dose N is due on day N.
+            given, planned = r["doses_given"], r["doses_planned"]
+            if self._doses_column or "cumulative_dose" in r:  # a format-2 version's row: doses, not days
+                day = f"{given}/{planned}" if planned > 0 and given <= planned else str(given or "")
+                if day and not self._doses_column:  # under format 1's "Day" header: said to be doses
+                    day = t("dash.doses_cell", doses=day)
+            elif enrolled_on and given < planned:
+                # Format 1 (MEXCOVID, one dose a day): enrollment is day 0; dose N is due on day N.
                 n = (today - date.fromisoformat(enrolled_on)).days
-                day = f"{n}/{r['doses_planned']}"
+                day = f"{n}/{planned}"
             nd = r.get("next_dose")
             owed = r.get("post_dose_vitals_due") or []
             # Text cells, not str: a str cell is parsed as console markup, which

@@ -204,3 +204,39 @@ def test_span_reads_like_a_nurse_says_it():
     assert span(45) == "45m"
     assert span(185) == "3h 05m"
     assert span(-(2 * 24 * 60 + 4 * 60)) == "2d 4h"
+
+
+async def test_a_format1_ward_keeps_its_day_column_and_says_doses_for_a_format2_row(app_for):
+    """MEXCOVID's "Day" column stays (eyes D2 changed only format 2's): day N of the doses planned. A row
+    of a participant on a format-2 version of its own (an amendment back, a mixed ward) is counted in
+    doses, said so under that header ("2/3 doses"), never as a day."""
+    app = app_for("clinician")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, DashboardScreen)
+        table = screen.query_one("#participants", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert "Day" in labels and "Doses" not in labels, labels
+        row = {
+            "id": "WUH01-099",
+            "status": "in treatment",
+            "sex": "F",
+            "age": 50,
+            "enrolled_on": "2020-03-01",  # 15 days ago: format 1's arithmetic would say 15/3
+            "doses_given": 2,
+            "doses_planned": 3,
+            "next_dose": None,
+            "post_dose_vitals_due": [],
+            "deviations": 0,
+            "open_aes": 0,
+            "ae_expected": 0,
+            "signoff": "not signed",
+            "cumulative_dose": [{"value": 6200.0, "unit": "mg"}],
+        }
+        page = {"total": 3, "attention": 1, "offset": 2, "rows": [row], "doses_column": False}
+        screen.post_message(DashboardScreen.MoreParticipants(screen._fill_round, page))
+        await settle(pilot)
+        shown = {r[0]: r for r in cells(screen, "participants")}
+        assert shown["WUH01-099"][labels.index("Day")] == "2/3 doses"
+        assert shown[P1][labels.index("Day")] == "2/5"  # format 1's row: day 2 of 5, as before

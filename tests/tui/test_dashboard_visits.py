@@ -88,3 +88,38 @@ async def test_the_ward_queue_shows_the_daily_visits_vitals_until_they_are_recor
         await burst(pilot, "r")
         await settle(pilot)
         assert f"DAY {due.group(1)}: vitals" not in _row(screen, pid)[1], _row(screen, pid)
+
+
+async def test_a_format2_ward_counts_doses_given_of_planned_not_days(palm_ward) -> None:
+    """PALM's dashboard (eyes D2): format 1's "Day" (days since enrollment of the doses planned, MEXCOVID's
+    one dose a day) read "4/3" for a ZMapp patient with 2 of 3 infusions given. A format-2 ward's column
+    says "Doses" and counts doses given of planned, as `participant list` does; never above the plan."""
+    site, _ = palm_ward
+    ward = Ward(site, site.unlock("clinician", PASSWORD))
+    reader = site.unlock("clinician", PASSWORD)
+    try:
+        listed = {r["id"]: r for r in workflow.list_participants(reader)}
+    finally:
+        reader.close()
+    app = make_app(site.data_dir, ward=ward)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, DashboardScreen)
+        table = screen.query_one("#participants", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert "Doses" in labels and "Day" not in labels, labels
+        col = labels.index("Doses")
+        assert table.row_count == len(listed)
+        dosed = 0
+        for pid, r in listed.items():
+            cell = _row(screen, pid)[col]
+            given, planned = r["doses_given"], r["doses_planned"]
+            if planned:
+                assert cell == f"{given}/{planned}", (pid, cell, r)
+                n, d = (int(x) for x in cell.split("/"))
+                assert n <= d
+                dosed += given > 0
+            else:
+                assert cell in ("", str(given)), (pid, cell)
+        assert dosed, "the demo has given infusions"

@@ -246,3 +246,20 @@ def test_seeded_demo_is_consistent_at_any_hour(tmp_path, monkeypatch, fake_now, 
     finally:
         m.close()
     assert found.findings == [], [(f.kind, f.what) for f in found.findings[:5]]
+
+
+def test_a_format1_ward_list_keeps_mexcovids_cumulative_particles(demo_site, monkeypatch):
+    """The MEXCOVID (format 1) ward list is unchanged by format 2's cumulative dose (eyes D13): its one
+    product is counted in exosome particles, under "cumulative particles", and its rows have no
+    `cumulative_dose` (a format-2 row's key, per unit)."""
+    code, out, err = run(demo_site, "clinician", "participant", "list", "--json", monkeypatch=monkeypatch)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert rows and all("cumulative_dose" not in r and "cumulative_particles" in r for r in rows)
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = run(demo_site, "clinician", "participant", "list", monkeypatch=monkeypatch)
+    assert code == 0, err
+    assert "cumulative particles" in out and "cumulative dose" not in out, out
+    complete = next(r for r in rows if r["status"] == "treatment complete")
+    line = next(x for x in out.splitlines() if complete["id"] in x)
+    assert "1.00e+09" in line and " mg" not in line, line

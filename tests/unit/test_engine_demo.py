@@ -107,6 +107,36 @@ def test_palm007_demo_is_blinded_with_doses_given(cli, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["palm", "palm007"])
+def test_a_format2_ward_list_says_cumulative_dose_per_unit_never_particles(cli, tmp_path, name):
+    """`participant list` on PALM and PALM007 (eyes D13): the cumulative dose with its unit, as
+    `participant show` says it ("6200 mg" of ZMapp), not MEXCOVID's "cumulative particles" (6.20e+03)."""
+    target, _ = _demo(cli, tmp_path, name)
+    env = _at(target, SEEDED)
+    r = cli("participant", "list", "--json", user="clinician", env=env)
+    assert r.code == 0, r.err
+    rows = json.loads(r.out)
+    assert rows and all("cumulative_particles" not in p for p in rows)
+    dosed = [p for p in rows if p["doses_given"]]
+    assert dosed, "the demo has given doses"
+    said = {}
+    for p in rows:
+        shown = json.loads(cli("participant", "show", p["id"], "--json", user="clinician", env=env).out)
+        assert p["cumulative_dose"] == shown["cumulative_dose"]  # the same per-unit sums as `show`
+        said[p["id"]] = ", ".join(f"{c['value']:g} {c['unit']}" for c in shown["cumulative_dose"]) or "0"
+    for p in dosed:
+        assert p["cumulative_dose"] and all(
+            c["value"] > 0 and c["unit"] == "mg" for c in p["cumulative_dose"]
+        )
+    r = cli("participant", "list", user="clinician", env={**env, "COLUMNS": "250"})
+    assert r.code == 0, r.err
+    assert "cumulative dose" in r.out and "particles" not in r.out, r.out
+    lines = r.out.splitlines()
+    for p in dosed:  # e.g. "6200 mg" on the participant's own line
+        line = next(x for x in lines if p["id"] in x)
+        assert said[p["id"]] in line and "e+0" not in line, line
+
+
+@pytest.mark.parametrize("name", ["palm", "palm007"])
 def test_a_demo_is_not_seeded_over_a_site(cli, tmp_path, name):
     target = tmp_path / "taken"
     r = cli("init", "--site", "KIN01", "--device", "lap", "--admin", "admin", "--data-dir", str(target))

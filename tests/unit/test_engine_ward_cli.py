@@ -456,7 +456,12 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert r.code == 0, r.err
     row = next(x for x in json.loads(r.out) if x["id"] == pid)
     assert row["doses_given"] == 2 and row["post_dose_vitals_due"] == [s3.number] and row["deviations"] >= 2
-    assert row["cumulative_particles"] == 6200.0 if arm == "ZMAPP" else row["cumulative_particles"] > 0
+    # the cumulative dose per unit, as `participant show` has it; never format 1's particles (eyes D13)
+    assert "cumulative_particles" not in row and row["cumulative_dose"] == shown["cumulative_dose"]
+    if arm == "ZMAPP":
+        assert row["cumulative_dose"] == [{"value": 6200.0, "unit": "mg"}]
+    else:
+        assert row["cumulative_dose"] and all(c["value"] > 0 for c in row["cumulative_dose"])
     # the endpoints, read out of the records: the participant dies on day 8 (the primary end point, and
     # time to death); the other participants are followed for less than 28 days, censored alive
     day = w.now.date().isoformat()

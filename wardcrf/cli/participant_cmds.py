@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 import typer
@@ -19,11 +20,21 @@ def _particles(x: float) -> str:
     return f"{x:.2e}" if x else "0"
 
 
+def _dose(cumulative: Iterable[Mapping[str, Any]]) -> str:
+    """A format-2 cumulative dose, per unit (`6200 mg`; `400 mg, 12 mL` for several), 0 for none given."""
+    return ", ".join(f"{c['value']:g} {c['unit']}" for c in cumulative) or "0"
+
+
 @app.command("list")
 def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every participant with state, doses, deviations, open AEs and sign-off."""
+    from .. import protocol
+
     with session(data_dir) as s:
         rows = workflow.list_participants(s)
+        # a format-2 ward's products are dosed in mg, mL...: "cumulative dose" per unit, as `show` says;
+        # "cumulative particles" is format 1's (MEXCOVID's exosome particles)
+        engine = protocol.active(s.store).engine is not None or any("cumulative_dose" in r for r in rows)
     if as_json:
         print_json(rows)
         return
@@ -38,7 +49,7 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
         "next dose",
         "deviations",
         "open AEs",
-        "cumulative particles",
+        "cumulative dose" if engine else "cumulative particles",
         "sign-off",
     )
     for r in rows:
@@ -56,7 +67,9 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
             else (f"{nd['dose']} {nd['due'][5:16].replace('T', ' ')} {nd['state']}" if nd else ""),
             str(r["deviations"] or ""),
             str(r["open_aes"] or ""),
-            _particles(r["cumulative_particles"]),
+            _dose(r["cumulative_dose"])
+            if "cumulative_dose" in r
+            else _particles(x := r.get("cumulative_particles", 0.0)) + (" particles" if engine and x else ""),
             r["signoff"],
         )
     console.print(table)
@@ -102,7 +115,7 @@ def _print_summary(info: dict[str, Any]) -> None:
         console.print(f"screen failure: {', '.join(info['failed_criteria'])}", highlight=False)
     cumulative = info.get("cumulative_dose")  # a format-2 version's: per unit of its regimens' doses
     given = (
-        "cumulative dose " + (", ".join(f"{c['value']:g} {c['unit']}" for c in cumulative) or "0")
+        f"cumulative dose {_dose(cumulative)}"
         if cumulative is not None
         else f"cumulative particles {_particles(info['cumulative_particles'])}"  # format 1's one product
     )

@@ -310,6 +310,11 @@ def summary(
 
 
 class _WardRowExtras(TypedDict, total=False):
+    cumulative_particles: float
+    """Format 1 (MEXCOVID's one product): the exosome particles given. A format-2 row has `cumulative_dose`
+    instead (never both: a product in mg is not counted in particles)."""
+    cumulative_dose: list[CumulativeDose]
+    """Format 2: the doses given, summed per unit (`FormatTwoExtras.cumulative_dose`, as `participant show`)."""
     visits_owed: list[str]
     """Format 2: the forms the per-administration visits owe now (`VisitLine.owed`, named with the visit)."""
     version_not_loaded: str
@@ -332,7 +337,6 @@ class WardRow(_WardRowExtras):
     enrolled_on: str | None
     doses_given: int
     doses_planned: int
-    cumulative_particles: float
     next_dose: NextDose | None
     """The next dose as `dose_schedule` gives it (due time, window, holds), None when none is planned."""
     post_dose_vitals_due: list[int]
@@ -352,6 +356,9 @@ class WardPage(TypedDict):
     attention: int
     offset: int
     rows: list[WardRow]
+    doses_column: bool
+    """The active version is a format-2 version of its own: the ward counts doses given of planned (its
+    days are the protocol's visit days, not format 1's "enrollment is day 0, dose N on day N")."""
 
 
 def list_row(s: ParticipantSummary) -> WardRow:
@@ -369,7 +376,7 @@ def list_row(s: ParticipantSummary) -> WardRow:
 
 
 def _list_row(s: ParticipantSummary) -> WardRow:
-    return WardRow(
+    row = WardRow(
         id=s["id"],
         status=s["status"],
         sex=s["sex"],
@@ -377,7 +384,6 @@ def _list_row(s: ParticipantSummary) -> WardRow:
         enrolled_on=s["enrolled_on"],
         doses_given=s["doses_given"],
         doses_planned=s["doses_planned"],
-        cumulative_particles=s["cumulative_particles"],
         next_dose=s["next_dose"],
         post_dose_vitals_due=s["post_dose_vitals_due"],
         deviations=len(s["deviations"]),
@@ -385,6 +391,11 @@ def _list_row(s: ParticipantSummary) -> WardRow:
         ae_expected=len(s["ae_expected"]),
         signoff=s["signoff"]["state"],
     )
+    if "cumulative_dose" in s:  # a format-2 version's: per unit (its products are dosed in mg, mL...)
+        row["cumulative_dose"] = s["cumulative_dose"]
+    else:
+        row["cumulative_particles"] = s["cumulative_particles"]
+    return row
 
 
 def list_participants(session: Session) -> list[WardRow]:
@@ -425,7 +436,7 @@ def ward_page(
     (least time left first) — a dose, or a visit form whose window has opened
     (a format-2 version's visits) — post-dose vitals owed, upcoming doses,
     then upcoming visits (soonest first), held, then everyone else by id.
-    Returns ``{"total", "attention", "offset", "rows"}``: `rows` are
+    Returns ``{"total", "attention", "offset", "rows", "doses_column"}``: `rows` are
     `list_row`s (the same as `list_rows` gives) of `limit` participants from
     `offset` (None: all); `total` is every participant on the site and
     `attention` those with a dose or a visit form due now or overdue, or
@@ -440,7 +451,10 @@ def ward_page(
     at = at or now()
     got = wardqueue.page(store, at, max(0, offset), limit, dsmg_hold=safety.hold(store) is not None)
     rows = list_rows(store, at, only=got.ids) if got.ids else []
-    return WardPage(total=got.total, attention=got.attention, offset=offset, rows=rows)
+    doses_column = protocols.active(store).engine is not None
+    return WardPage(
+        total=got.total, attention=got.attention, offset=offset, rows=rows, doses_column=doses_column
+    )
 
 
 def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
