@@ -798,6 +798,20 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
         " yet; censored alive before day 58: 2; no follow-up: 0; Kaplan–Meier 1 − S at day 58: not estimable:"
         " nobody followed to day 58 yet",
     ]
+    r = w.run("report", "outcomes", user="auditor")  # the outcomes report reads the same: one group, no arm
+    assert r.code == 0, r.err
+    assert (
+        "| all participants | 0 of 0 | — | — | 2 | 0 | not estimable: nobody followed to day 58 yet |"
+        in r.out
+    )
+    for word in (
+        "| TECOVIRIMAT |",
+        "| PLACEBO |",
+        "Between arms",
+        "Log-rank test across every arm",
+        "Not assigned",
+    ):
+        assert word not in r.out, (word, r.out)
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.out + r.err
     # the ward's bundles reach the trial's hub, which reads the records with the same format-2 version
