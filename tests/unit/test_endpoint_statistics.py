@@ -310,3 +310,158 @@ def test_the_statistics_the_report_writers_read_are_typed_in_each_branch():
     nobody = proportions.difference(proportions.Proportion(3, 10), proportions.Proportion(0, 0))
     assert_shape(nobody, proportions.Difference)
     assert nobody["estimate"] is None and nobody["reason"] == "an arm has no participant: no difference"
+
+
+# -- the endpoints report in words (`wardcrf report endpoints`, default text) ----------------------
+
+METHODS = {"ci_level": 0.95, "proportion_ci": "wilson", "difference_ci": "newcombe", "survival_ci": "log-log"}
+
+
+def _text(results: list, blinded: bool = False) -> list[str]:
+    from wardcrf.reports import engine_endpoints
+
+    data = {
+        "protocol": {"id": "PALM", "version": "1"},
+        "at": "2026-12-07T08:00+01:00",
+        "participants": 4,
+        "blinded": blinded,
+        "methods": METHODS,
+        "endpoints": results,
+    }
+    return [t for s in engine_endpoints.document(data).sections for t in [f"## {s.title}", *s.text]]
+
+
+def test_the_endpoints_report_with_data_gives_each_number_in_words():
+    mortality = endpoints.analyse(
+        {"code": "mortality_d28", "kind": "mortality", "day": 28, "primary": True, "reference": "Z"},
+        ["Z", "R"],
+        [
+            Outcome("Z", time=30, event=False),
+            Outcome("Z", time=10, event=True),
+            Outcome("R", time=28, event=False),
+            Outcome("R", time=29, event=False),
+        ],
+        Settings(),
+    )
+    prop = endpoints.analyse(
+        {"code": "pcr_negative_d14", "kind": "proportion", "compare": ["Z", "R"]},
+        ["Z", "R"],
+        [Outcome("Z", met=True), Outcome("Z", met=False), Outcome("R", met=False), Outcome("R")],
+        Settings(),
+    )
+    tte = endpoints.analyse(
+        {"code": "time_to_death", "kind": "time_to_event", "compare": ["Z", "R"]},
+        ["Z", "R"],
+        [Outcome("Z", time=3, event=True), Outcome("Z", time=5), Outcome("R", time=4), Outcome("R")],
+        Settings(),
+    )
+    assert mortality["arms"]["Z"]["kaplan_meier"] is not None  # followed past day 28: estimated
+    assert mortality["arms"]["Z"]["kaplan_meier_reason"] == ""
+    assert _text([mortality, prop, tte]) == [
+        "## mortality_d28 (mortality, primary)",
+        "Z: dead by day 28: 1 of 2 evaluable, 50.0% (95% CI 9.5% to 90.5%); censored alive before day 28: 0;"
+        " no follow-up: 0; Kaplan–Meier 1 − S at day 28: 50.0% (95% CI 9.0% to 99.4%)",
+        "R: dead by day 28: 0 of 2 evaluable, 0.0% (95% CI 0.0% to 65.8%); censored alive before day 28: 0;"
+        " no follow-up: 0; Kaplan–Meier 1 − S at day 28: 0.0% (95% CI 0.0% to 0.0%)",
+        "R vs Z: difference -50.0% (95% CI -90.5% to 27.3%; Newcombe hybrid score interval (method 10) for the"
+        " difference of proportions)",
+        "Not assigned to an arm: 0",
+        "## pcr_negative_d14 (proportion)",
+        "Z: 1 of 2, 50.0% (95% CI 9.5% to 90.5%); outcome not known: 0",
+        "R: 0 of 1, 0.0% (95% CI 0.0% to 79.3%); outcome not known: 1",
+        "Z vs R: difference 50.0% (95% CI -39.1% to 90.5%; Newcombe hybrid score interval (method 10) for the"
+        " difference of proportions)",
+        "Not assigned to an arm: 0",
+        "## time_to_death (time to event)",
+        "Z: 2 followed, 1 with the event, 1 censored; no follow-up: 0; median 3 days",
+        "R: 1 followed, 0 with the event, 1 censored; no follow-up: 1; median not reached",
+        "Log-rank test across every arm: chi-square 0.500 on 1 df, p = 0.4795",
+        "Z vs R: log-rank test chi-square 0.500 on 1 df, p = 0.4795",
+        "Not assigned to an arm: 0",
+    ]
+
+
+def test_an_endpoint_without_data_yet_gives_no_estimate_and_the_true_reason():
+    """Both arms have participants, none followed to day 28 (all censored alive before it): no crude
+    proportion, no Kaplan–Meier 1 − S past the last follow-up (not a zero-width 0%), and the reason names
+    the arm and the day, never "an arm has no participant"."""
+    ep = {"code": "mortality_d28", "kind": "mortality", "day": 28, "reference": "Z"}
+    res = endpoints.analyse(
+        ep,
+        ["Z", "R", "M"],
+        [Outcome("Z", time=3), Outcome("Z", time=4), Outcome("R", time=5), Outcome("R")],
+        Settings(),
+    )
+    z = res["arms"]["Z"]
+    assert (z["n"], z["estimate"], z["censored_before_day"], z["kaplan_meier"]) == (0, None, 2, None)
+    assert z["kaplan_meier_reason"] == "nobody followed to day 28 yet"
+    assert res["arms"]["M"]["kaplan_meier_reason"] == "nobody followed yet"
+    reasons = {c["arm"]: c["reason"] for c in res["comparisons"]}
+    assert reasons == {
+        "R": "no participant of R evaluable at day 28 yet; no participant of Z evaluable at day 28 yet",
+        "M": "M has no participant; no participant of Z evaluable at day 28 yet",
+    }
+    prop = endpoints.analyse(
+        {"code": "pcr", "kind": "proportion", "compare": ["Z", "R"]},
+        ["Z", "R"],
+        [Outcome("Z", met=True), Outcome("R")],
+        Settings(),
+    )
+    assert prop["comparisons"][0]["reason"] == "no participant of R with a known outcome yet"
+    text = _text([res, prop])
+    assert text == [
+        "## mortality_d28 (mortality)",
+        "Z: dead by day 28: 0 of 0 evaluable, not estimable: no participant of Z evaluable at day 28 yet;"
+        " censored alive before day 28: 2; no follow-up: 0; Kaplan–Meier 1 − S at day 28: not estimable:"
+        " nobody followed to day 28 yet",
+        "R: dead by day 28: 0 of 0 evaluable, not estimable: no participant of R evaluable at day 28 yet;"
+        " censored alive before day 28: 1; no follow-up: 1; Kaplan–Meier 1 − S at day 28: not estimable:"
+        " nobody followed to day 28 yet",
+        "M: dead by day 28: 0 of 0 evaluable, not estimable: M has no participant; censored alive before day 28:"
+        " 0; no follow-up: 0; Kaplan–Meier 1 − S at day 28: not estimable: nobody followed yet",
+        "R vs Z: difference not estimable: no participant of R evaluable at day 28 yet; no participant of Z"
+        " evaluable at day 28 yet",
+        "M vs Z: difference not estimable: M has no participant; no participant of Z evaluable at day 28 yet",
+        "Not assigned to an arm: 0",
+        "## pcr (proportion)",
+        "Z: 1 of 1, 100.0% (95% CI 20.7% to 100.0%); outcome not known: 0",
+        "R: 0 of 0, not estimable: no participant of R with a known outcome yet; outcome not known: 1",
+        "Z vs R: difference not estimable: no participant of R with a known outcome yet",
+        "Not assigned to an arm: 0",
+    ]
+    assert not any(
+        "None" in t or "censored_before_day" in t or "_" in t.split(":", 1)[1]
+        for t in text
+        if not t.startswith("##")
+    )
+    # a death before the day with the curve at 0: Kaplan–Meier is known at the day (everyone at risk died)
+    dead = endpoints.analyse(ep, ["Z"], [Outcome("Z", time=2), Outcome("Z", time=4, event=True)], Settings())
+    assert dead["arms"]["Z"]["kaplan_meier"] == {"estimate": 1.0, "lower": 1.0, "upper": 1.0}
+
+
+def test_a_blinded_ward_gives_one_all_participants_line_per_endpoint_and_no_comparison():
+    from wardcrf.reports.engine_endpoints import ALL
+
+    everyone = [Outcome(ALL, time=3), Outcome(ALL, time=30, event=False), Outcome(ALL, time=9, event=True)]
+    tte = endpoints.analyse(
+        {"code": "lesion_resolution", "kind": "time_to_event", "primary": True}, [ALL], everyone, Settings()
+    )
+    mort = endpoints.analyse(
+        {"code": "mortality_d58", "kind": "mortality", "day": 58}, [ALL], everyone, Settings()
+    )
+    prop = endpoints.analyse(
+        {"code": "pcr_negative_d14", "kind": "proportion"}, [ALL], [Outcome(ALL)], Settings()
+    )
+    assert tte["comparisons"] == [] and tte["not_assigned"] == 0
+    assert _text([tte, mort, prop], blinded=True) == [
+        "## Blinded",
+        "The trial is blinded on this ward: no endpoint is split by arm (the hub analyses after unblinding).",
+        "## lesion_resolution (time to event, primary)",
+        "All participants: 3 followed, 1 with the event, 2 censored; no follow-up: 0; median 9 days",
+        "## mortality_d58 (mortality)",
+        "All participants: dead by day 58: 1 of 1 evaluable, 100.0% (95% CI 20.7% to 100.0%); censored alive"
+        " before day 58: 2; no follow-up: 0; Kaplan–Meier 1 − S at day 58: not estimable: nobody followed to"
+        " day 58 yet",
+        "## pcr_negative_d14 (proportion)",
+        "All participants: 0 of 0, not estimable: no participant with a known outcome yet; outcome not known: 1",
+    ]

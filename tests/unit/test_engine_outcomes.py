@@ -208,6 +208,14 @@ def test_palm_every_declared_endpoint_per_arm_through_the_cli(cli, tmp_path: Pat
     assert got["time_to_death"]["log_rank"]["p"] is None
     r = w.run("report", "outcomes", "--format", "md", user="auditor")
     assert r.code == 0 and "not computed" in r.out, r.err
+    r = w.run("report", "endpoints", user="auditor")  # the default text: words, never None or a key
+    assert r.code == 0, r.err
+    assert (
+        "ZMAPP: dead by day 28: 0 of 0 evaluable, not estimable: ZMAPP has no participant; censored alive"
+        " before day 28: 0; no follow-up: 0; Kaplan–Meier 1 − S at day 28: not estimable: nobody followed yet"
+    ) in r.out.splitlines()
+    assert "RDV vs ZMAPP: difference not estimable: RDV has no participant; ZMAPP has no participant" in r.out
+    assert "None" not in r.out and "censored_before_day" not in r.out and "no_follow_up" not in r.out
 
     day1 = w.now.date()
     people: list[tuple[str, str]] = []
@@ -270,6 +278,34 @@ def test_palm_every_declared_endpoint_per_arm_through_the_cli(cli, tmp_path: Pat
         "upper"
     ] + 1e-9
     assert got["time_to_death"]["arms"][dead_arm]["events"] == 1
+    # day 4 of 28, everyone else alive: nobody of another arm is evaluable at day 28 yet, and Kaplan–Meier
+    # is not estimated past the last follow-up (not a zero-width 0%)
+    r = w.run("report", "endpoints", user="auditor")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    for arm in DOSE:
+        if arm == dead_arm or not counts[arm]:
+            continue
+        x = got["mortality_d28"]["arms"][arm]
+        assert (x["n"], x["censored_before_day"], x["kaplan_meier"]) == (0, counts[arm], None)
+        assert (
+            f"{arm}: dead by day 28: 0 of 0 evaluable, not estimable: no participant of {arm} evaluable at day 28"
+            f" yet; censored alive before day 28: {counts[arm]}; no follow-up: 0; Kaplan–Meier 1 − S at day 28:"
+            " not estimable: nobody followed to day 28 yet"
+        ) in lines, r.out
+        if arm != "ZMAPP":  # the reason names the arm without anyone evaluable, never "no participant"
+            prefix = (
+                f"{arm} vs ZMAPP: difference not estimable: no participant of {arm} evaluable at day 28 yet"
+            )
+            assert any(ln.startswith(prefix) for ln in lines), r.out
+    dead_line = next(
+        x
+        for x in lines
+        if x.startswith(f"{dead_arm}: dead by day 28: 1 of 1 evaluable, 100.0% (95% CI 20.7% to 100.0%)")
+    )
+    assert "None" not in r.out and "an arm has no participant" not in r.out, dead_line
+    r = w.run("report", "outcomes", "--format", "md", user="auditor")
+    assert r.code == 0 and "nobody followed to day 28 yet" in r.out and "evaluable at day 28 yet" in r.out
     assert set(got["time_to_death"]["arms"]) == set(DOSE)
     # vital signs across the infusions, per arm: infusion 1's values after it
     temp = next(s for group in data["series"] for s in group if s["field"] == "temp")

@@ -245,7 +245,7 @@ def test_paired_change_per_arm_through_the_cli(cli, tmp_path: Path, monkeypatch)
     assert len(left_out) == (outside is not None)
     assert all("outside the post-treatment window" in x["reason"] for x in left_out)
     r = w.run("report", "endpoints", user="auditor")
-    assert r.code == 0 and "creat_change (paired_change)" in r.out, r.err
+    assert r.code == 0 and "creat_change (paired change)" in r.out, r.err
     assert ("Left out:" in r.out) == (outside is not None)
     assert f"{tied}: {counts[tied]} pairs of {counts[tied]}" in r.out
     # the outcomes report reads the same numbers (one owner): per arm, and each participant with their arm

@@ -782,7 +782,41 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     assert r.code == 0, r.err
     report = json.loads(r.out)
     assert report["blinded"] is True
-    assert all(e["not_assigned"] == report["participants"] for e in report["endpoints"])
+    for e in report["endpoints"]:  # one group of every participant, nothing compared
+        assert (list(e["arms"]), e["comparisons"], e["not_assigned"]) == (["all"], [], 0), e["code"]
+    assert (
+        report["endpoints"][0]["arms"]["all"]["n"] + report["endpoints"][0]["arms"]["all"]["no_follow_up"]
+        == report["participants"]
+    )
+    r = w.run("report", "endpoints", user="auditor")
+    assert r.code == 0, r.err
+    text = r.out
+    assert "no endpoint is split by arm" in text and "All participants: " in text
+    for word in ("TECOVIRIMAT", "PLACEBO", " vs ", "Not assigned", "None", "censored_before_day"):
+        assert word not in text, (word, text)
+    assert text.count("All participants: ") == len(report["endpoints"])
+    assert [x for x in text.splitlines() if x.startswith("All participants: ")] == [
+        "All participants: 0 followed, 0 with the event, 0 censored; no follow-up: 2;"
+        " median not estimable: nobody followed yet",
+        "All participants: 0 of 2, 0.0% (95% CI 0.0% to 65.8%); outcome not known: 0",
+        "All participants: dead by day 58: 0 of 0 evaluable, not estimable: no participant evaluable at day 58"
+        " yet; censored alive before day 58: 2; no follow-up: 0; Kaplan–Meier 1 − S at day 58: not estimable:"
+        " nobody followed to day 58 yet",
+    ]
+    r = w.run("report", "outcomes", user="auditor")  # the outcomes report reads the same: one group, no arm
+    assert r.code == 0, r.err
+    assert (
+        "| all participants | 0 of 0 | — | — | 2 | 0 | not estimable: nobody followed to day 58 yet |"
+        in r.out
+    )
+    for word in (
+        "| TECOVIRIMAT |",
+        "| PLACEBO |",
+        "Between arms",
+        "Log-rank test across every arm",
+        "Not assigned",
+    ):
+        assert word not in r.out, (word, r.out)
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.out + r.err
     # the ward's bundles reach the trial's hub, which reads the records with the same format-2 version

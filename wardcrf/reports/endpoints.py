@@ -17,7 +17,9 @@ results the outcomes report prints, with each method named:
   with the interval and the difference as for a proportion; participants
   censored alive before day N are counted and left out of that crude
   proportion, and the Kaplan–Meier estimate 1 − S(N), which uses them, is
-  given beside it;
+  given beside it when someone was followed to day N (or the curve reached
+  0), else not, with the reason: past the last follow-up S is not known;
+  a difference without an estimate says which arm has nobody evaluable;
 * `time_to_event`: Kaplan–Meier per arm (events after `horizon` censored at
   the horizon), the median, the log-rank test across every arm, and one per
   compared pair (`survival`).
@@ -144,6 +146,9 @@ class MortalityArm(proportions.ProportionJson):
     censored_before_day: int
     no_follow_up: int
     kaplan_meier: KmPoint | None
+    kaplan_meier_reason: str
+    """Why there is no Kaplan–Meier estimate at `day` ("" when there is one): nobody followed, or nobody
+    followed to the day while the curve is above 0 (the estimate past the last follow-up is not known)."""
 
 
 class SurvivalArm(survival.KaplanMeierJson):
@@ -227,15 +232,26 @@ def analyse(
     else:
         props = {a: _mortality(os, int(endpoint["day"]), settings) for a, os in by.items()}
         out["arms"] = {a: p[1] for a, p in props.items()}
-    out["comparisons"] = [
-        DifferenceComparison(
-            arm=a,
-            against=b,
-            **proportions.difference(props[a][0], props[b][0], settings.level, settings.difference_ci),
-        )
-        for a, b in comparisons(endpoint, arms)
-    ]
+    day = int(endpoint["day"]) if kind == "mortality" else None
+    compared: list[DifferenceComparison] = []
+    for a, b in comparisons(endpoint, arms):
+        diff = proportions.difference(props[a][0], props[b][0], settings.level, settings.difference_ci)
+        if diff["estimate"] is None:  # which arm has nobody evaluable, and why
+            diff["reason"] = "; ".join(no_estimate(x, len(by[x]), day) for x in (a, b) if props[x][0].n == 0)
+        compared.append(DifferenceComparison(arm=a, against=b, **diff))
+    out["comparisons"] = compared
     return out
+
+
+def no_estimate(arm: str | None, participants: int, day: int | None) -> str:
+    """Why a group gives no proportion (`arm` None: every participant): it has nobody, or nobody of it is
+    evaluable at `day` (mortality) or has a known outcome (proportion) yet."""
+    of = f" of {arm}" if arm else ""
+    if participants == 0:
+        return f"{arm} has no participant" if arm else "no participant"
+    if day is not None:
+        return f"no participant{of} evaluable at day {day} yet"
+    return f"no participant{of} with a known outcome yet"
 
 
 def _proportion(met: list[bool | None], settings: Settings) -> tuple[Proportion, ProportionArm]:
@@ -254,12 +270,19 @@ def _mortality(os: list[Outcome], day: int, settings: Settings) -> tuple[Proport
         [t for t, _ in followed], [e for _, e in followed], settings.level, settings.survival_ci
     )
     s, lo, hi = km.survival_at(day)
+    if not followed:
+        why = "nobody followed yet"
+    elif s > 0 and max(t for t, _ in followed) < day:  # past the last follow-up S is not known
+        why = f"nobody followed to day {day} yet"
+    else:
+        why = ""
     return p, MortalityArm(
         **p.as_json(),
         day=day,
         censored_before_day=len(followed) - known,
         no_follow_up=len(os) - len(followed),
-        kaplan_meier=KmPoint(estimate=1 - s, lower=1 - hi, upper=1 - lo) if followed else None,
+        kaplan_meier=None if why else KmPoint(estimate=1 - s, lower=1 - hi, upper=1 - lo),
+        kaplan_meier_reason=why,
     )
 
 

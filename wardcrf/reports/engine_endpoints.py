@@ -24,8 +24,10 @@ and endpoints"):
   listed with the reason.
 
 The arm is the allocated one. On a blinded ward the arm is not known, so no
-endpoint is split by arm: every participant is counted as not assigned and
-the report says the trial is blinded (the hub analyses after unblinding).
+endpoint is split by arm: a proportion, mortality or time-to-event endpoint
+is given once for all participants (under the arm key `all`, nothing
+compared), a paired one counts everyone as not assigned, and the report
+says the trial is blinded (the hub analyses after unblinding).
 """
 
 from __future__ import annotations
@@ -41,12 +43,16 @@ from ..clock import now_utc, zone
 from ..engine import eligibility, interpreter, visits
 from ..engine.interpreter import EvalError, Snapshot
 from ..errors import Refused
-from . import endpoints, outcomes
+from . import endpoints, outcomes, proportions, stats, survival
 from .render import Doc
 
 if TYPE_CHECKING:
     from ..engine.model import Model
     from ..site import Session
+
+
+ALL = "all"
+"""The one group of a blinded ward's endpoints (every participant; no arm is known there)."""
 
 
 class ProtocolRef(TypedDict):
@@ -204,6 +210,11 @@ def report(pop: Population) -> EndpointsReport:
         if ep.get("kind", "paired_change") == "paired_change":
             results.append(_paired(pop, ep))
             continue
+        if pop.blinded:  # no arm is known: one group of every participant, nothing compared
+            ep = {k: v for k, v in ep.items() if k not in ("reference", "compare")}
+            outcomes_ = [_outcome(m, ep, ALL, p.anchors, p.snap, pop.tz) for p in pop.people]
+            results.append(endpoints.analyse(ep, [ALL], outcomes_, settings))
+            continue
         outcomes_ = [_outcome(m, ep, p.arm, p.anchors, p.snap, pop.tz) for p in pop.people]
         results.append(endpoints.analyse(ep, pop.arms, outcomes_, settings))
     return {
@@ -350,42 +361,114 @@ def _death_and_last_known(m: Any, snap: Snapshot, tz: Any) -> tuple[date | None,
 
 
 def document(data: Mapping[str, Any]) -> Doc:
-    """The report as a document (Markdown, HTML): each endpoint per arm with its interval and comparisons."""
+    """The report as a document (Markdown, HTML): each endpoint per arm (a blinded ward: all participants)
+    with its interval and comparisons, in words; "—" or "not estimable: <reason>" where there is no number."""
+    m = data["methods"]
     doc = Doc(
         f"Endpoints — {data['protocol']['id']} {data['protocol']['version']}",
         f"As of {data['at']}; {data['participants']} participants enrolled. "
-        f"Confidence level {data['methods']['ci_level']:g}; proportions {data['methods']['proportion_ci']}, "
-        f"differences {data['methods']['difference_ci']}.",
+        f"Confidence level {m['ci_level']:g}; proportions: {proportions.ONE_METHODS.get(m['proportion_ci'], m['proportion_ci'])}; "
+        f"differences: {proportions.DIFF_METHODS.get(m['difference_ci'], m['difference_ci'])}; "
+        f"time to event: Kaplan–Meier, {survival.CI_METHODS.get(m['survival_ci'], m['survival_ci'])}, log-rank test.",
     )
     if data["blinded"]:
         doc.section("Blinded").text.append(
             "The trial is blinded on this ward: no endpoint is split by arm (the hub analyses after unblinding)."
         )
     for ep in data["endpoints"]:
-        sec = doc.section(f"{ep['code']} ({ep['kind']}{', primary' if ep.get('primary') else ''})")
+        kind = ep["kind"]
+        sec = doc.section(
+            f"{ep['code']} ({kind.replace('_', ' ')}{', primary' if ep.get('primary') else ''})"
+        )
+        ci = f"{ep.get('level', m['ci_level']) * 100:g}% CI"
         for arm, res in (ep.get("arms") or {}).items():
-            if ep["kind"] == "paired_change":
+            name = _group(arm)
+            if kind == "paired_change":
                 w = res["wilcoxon"]
                 sec.text.append(
-                    f"{arm}: {res['pairs']} pairs of {res['n']}; before median {_num(res['before']['median'])}, "
+                    f"{name}: {res['pairs']} pairs of {res['n']}; before median {_num(res['before']['median'])}, "
                     f"after median {_num(res['after']['median'])}; {ep['improves']} in "
                     f"{ep['improved'].get(arm, 0)} of {res['pairs']}; {w['method']}, p {w['p_text']}"
                 )
-                continue
-            shown = {k: v for k, v in res.items() if not isinstance(v, dict | list)}
-            sec.text.append(f"{arm}: " + ", ".join(f"{k} {_num(v)}" for k, v in shown.items()))
+            elif kind == "proportion":
+                why = endpoints.no_estimate(_who(arm), res["n"] + res["unknown"], None)
+                sec.text.append(
+                    f"{name}: {res['k']} of {res['n']}, {_estimate(res, ci, why)}; outcome not known: {res['unknown']}"
+                )
+            elif kind == "mortality":
+                day = res["day"]
+                km = res.get("kaplan_meier")
+                total = res["n"] + res["censored_before_day"] + res["no_follow_up"]
+                sec.text.append(
+                    f"{name}: dead by day {day}: {res['k']} of {res['n']} evaluable, "
+                    f"{_estimate(res, ci, endpoints.no_estimate(_who(arm), total, day))}; "
+                    f"censored alive before day {day}: {res['censored_before_day']}; "
+                    f"no follow-up: {res['no_follow_up']}; Kaplan–Meier 1 − S at day {day}: "
+                    + (
+                        _estimate(km, ci, "")
+                        if km
+                        else f"not estimable: {res.get('kaplan_meier_reason') or 'nobody followed yet'}"
+                    )
+                )
+            else:
+                censored = res["n"] - res["events"]
+                median = (
+                    f"median {_num(res['median'])} days"
+                    if res.get("median") is not None
+                    else "median not reached"
+                    if res["n"]
+                    else "median not estimable: nobody followed yet"
+                )
+                sec.text.append(
+                    f"{name}: {res['n']} followed, {res['events']} with the event, {censored} censored; "
+                    f"no follow-up: {res['no_follow_up']}; {median}"
+                )
+        if kind == "time_to_event" and len(ep.get("arms") or {}) > 1:
+            sec.text.append(f"Log-rank test across every arm: {_logrank(ep.get('log_rank') or {})}")
         for c in ep.get("comparisons") or []:
-            shown = {
-                k: v for k, v in c.items() if k not in ("arm", "against") and not isinstance(v, dict | list)
-            }
-            sec.text.append(
-                f"{c['arm']} vs {c['against']}: " + ", ".join(f"{k} {_num(v)}" for k, v in shown.items())
-            )
-        sec.text.append(f"Not assigned to an arm: {ep.get('not_assigned', 0)}")
+            pair = f"{_group(c['arm'])} vs {_group(c['against'])}"
+            if "log_rank" in c:
+                sec.text.append(f"{pair}: log-rank test {_logrank(c['log_rank'])}")
+            elif c.get("estimate") is None:
+                sec.text.append(f"{pair}: difference not estimable: {c.get('reason') or 'no participant'}")
+            else:
+                sec.text.append(f"{pair}: difference {_pct(c['estimate'])} ({ci} {_ci(c)}; {c['method']})")
+        if not data["blinded"] or kind == "paired_change":
+            sec.text.append(f"Not assigned to an arm: {ep.get('not_assigned', 0)}")
         for x in ep.get("excluded") or []:
             sec.text.append(f"Left out: {x['participant']} {x['visit']} {x['date'] or ''}: {x['reason']}")
     return doc
 
 
+def _who(arm: str) -> str | None:
+    return None if arm == ALL else arm
+
+
+def _group(arm: str) -> str:
+    return "All participants" if arm == ALL else arm
+
+
+def _estimate(x: Mapping[str, Any], ci: str, why: str) -> str:
+    """A proportion with its interval, or "not estimable" with the reason."""
+    if x.get("estimate") is None:
+        return f"not estimable: {why}"
+    return f"{_pct(x['estimate'])} ({ci} {_ci(x)})"
+
+
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{100 * float(v):.1f}%"
+
+
+def _ci(x: Mapping[str, Any]) -> str:
+    lo, hi = x.get("lower"), x.get("upper")
+    return "—" if lo is None or hi is None else f"{_pct(lo)} to {_pct(hi)}"
+
+
+def _logrank(lr: Mapping[str, Any]) -> str:
+    if lr.get("p") is None:
+        return f"not computed ({lr.get('reason') or 'no events'})"
+    return f"chi-square {lr['statistic']:.3f} on {lr['df']} df, {stats.format_p(lr['p'])}"
+
+
 def _num(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -417,8 +417,9 @@ def _linked(pop: Population, assessment: Mapping[str, Any], rec: Any, person: Pe
 
 
 def _arm_label(data: Mapping[str, Any], code: str) -> str:
-    """An arm as the tables name it: its code (the Participants section spells each out once)."""
-    return code
+    """An arm as the tables name it: its code (the Participants section spells each out once); a blinded
+    ward's one group of every participant (`engine_endpoints.ALL`) in words."""
+    return "all participants" if code == engine_endpoints.ALL else code
 
 
 def document(data: Mapping[str, Any]) -> Doc:
@@ -586,7 +587,9 @@ def _endpoint_section(doc: Doc, data: Mapping[str, Any], ep: Mapping[str, Any]) 
                 row += [
                     x["censored_before_day"],
                     x["no_follow_up"],
-                    f"{_pct(km['estimate'])} ({_pct(km['lower'])}–{_pct(km['upper'])})" if km else "—",
+                    f"{_pct(km['estimate'])} ({_pct(km['lower'])}–{_pct(km['upper'])})"
+                    if km
+                    else f"not estimable: {x.get('kaplan_meier_reason') or 'nobody followed yet'}",
                 ]
             else:
                 row.append(x["unknown"])
@@ -633,13 +636,14 @@ def _endpoint_section(doc: Doc, data: Mapping[str, Any], ep: Mapping[str, Any]) 
                 caption=f"Kaplan–Meier per arm{f', to day {horizon:g}' if horizon else ''}",
             )
         )
-        lr = ep.get("log_rank") or {}
-        sec.text.append(f"Log-rank test across every arm: {_logrank(lr)}.")
+        if len(arms) > 1:  # a blinded ward's one group: nothing to compare
+            sec.text.append(f"Log-rank test across every arm: {_logrank(ep.get('log_rank') or {})}.")
         for c in ep.get("comparisons") or []:
             sec.text.append(
                 f"{_arm_label(data, c['arm'])} vs {_arm_label(data, c['against'])}: {_logrank(c['log_rank'])}."
             )
-    sec.text.append(f"Not assigned to an arm: {ep.get('not_assigned', 0)}.")
+    if not data["blinded"]:
+        sec.text.append(f"Not assigned to an arm: {ep.get('not_assigned', 0)}.")
 
 
 def _series_section(
