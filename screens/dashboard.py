@@ -815,6 +815,10 @@ class DashboardScreen(Screen[None]):
     def _sync_state(self, state: str) -> str:
         if state.startswith("synced "):
             return t("dash.synced_at", at=self._local(state.removeprefix("synced ")))
+        from wardcrf.sync.ward import RECEIVED_UP_TO
+
+        if state.startswith(RECEIVED_UP_TO):
+            return t("dash.received_up_to", seq=state.removeprefix(RECEIVED_UP_TO))
         return domain_word("dash_sync", state)
 
     @on(GateLoaded)

@@ -286,7 +286,7 @@ def status(session: Session) -> SyncStatus:
         "bundles_unreceipted": outbox.unreceipted(store, hub["device"]) if hub else 0,
         "hub_bundles_applied": last_hub_bundle(store),
         "hub_reachability": cast(HubProbe, json.loads(probe)) if probe else None,
-        "state": sync_label(store),
+        "state": sync_label(store, receipted),
         "hub_notices": json.loads(get_state(store, "hub_notices") or "[]"),
         "open_queries": [q for q in registry.queries(store) if q["status"] != "closed"],
     }
@@ -330,8 +330,11 @@ def apply_restored(
         return engine.accept(store, v, cipher, sig, files_dir, reverify=verify, spool=spool)
 
 
-def sync_label(store: Store) -> str:
-    """What the dashboard shows: 'no hub', 'offline', 'syncing' or 'synced <time>'.
+def sync_label(store: Store, receipted: int = 0) -> str:
+    """What the dashboard shows: 'no hub', 'offline', 'syncing', 'synced <time>', or
+    'received by the hub up to #<seq>' when no online sync has run but the hub's
+    receipt (a USB bundle's, or a one-off `sync push`'s) covers this laptop's events
+    up to `receipted`; 'not synced yet' only when the hub has acknowledged nothing.
 
     Read from the state the `SyncService` (TUI worker or `sync watch`) last wrote.
     """
@@ -339,6 +342,10 @@ def sync_label(store: Store) -> str:
         return "no hub"
     probe = get_state(store, "probe")
     if not probe:
-        return "not synced yet"
+        return f"{RECEIVED_UP_TO}{receipted}" if receipted else "not synced yet"
     p = json.loads(probe)
     return f"synced {p['at']}" if p["state"] == "synced" else str(p["state"])
+
+
+RECEIVED_UP_TO = "received by the hub up to #"
+"""The prefix of `sync_label` when only a receipt says the hub has this laptop's events."""

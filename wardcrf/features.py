@@ -108,6 +108,10 @@ class Registry:
         """`fn(store, kit)`: the participant whose allocated kit serves their whole course, or None."""
         kits.register_course_kit(fn)
 
+    def kit_holder(self, fn: kits.KitHolder) -> None:
+        """`fn(store, kit)`: the participant the records reserve a kit for (e.g. allocated it), or None."""
+        kits.register_kit_holder(fn)
+
     def today_source(self, fn: status.TodaySource) -> None:
         """`fn(store, at)` adds items to the ward's worklist (`workflow.status.today`)."""
         status.register_today_source(fn)

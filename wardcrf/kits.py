@@ -55,6 +55,27 @@ def course_holder(store: Store, kit: str) -> str | None:
     return None
 
 
+KitHolder = Callable[[Store, str], str | None]
+"""`holder(store, kit)`: the participant a kit is reserved for by the records (an allocation), or None."""
+kit_holders: list[KitHolder] = []
+
+
+def register_kit_holder(fn: KitHolder) -> KitHolder:
+    """Add an answer to "whom is this kit for?" (randomization: the kit a participant was allocated)."""
+    if fn not in kit_holders:
+        kit_holders.append(fn)
+    return fn
+
+
+def holder(store: Store, kit: str) -> str | None:
+    """The participant the records reserve `kit` for (e.g. their randomized kit), or None: nobody's yet."""
+    for fn in kit_holders:
+        found = fn(store, kit)
+        if found is not None:
+            return found
+    return None
+
+
 @dataclass(frozen=True)
 class KitUse:
     """A dose record that used a kit: who received it, which dose, which record."""

@@ -84,3 +84,17 @@ async def test_a_panel_result_arriving_while_the_screen_is_rebuilt_is_dropped_no
         assert isinstance(app.screen, DashboardScreen)
         assert app.screen.query_one("#sync") is not None
     assert app._exception is None
+
+
+def test_the_sync_panel_says_the_hub_received_the_events_a_receipt_covers():
+    """A receipt by file (no online sync ever ran) is not "not synced yet" (sync.ward.sync_label)."""
+    state = DashboardScreen._sync_state  # the panel's wording of `sync.ward.status`'s state
+    try:
+        i18n.set_language("en")
+        assert state(None, "received by the hub up to #241") == "received by the hub up to #241"  # type: ignore[arg-type]
+        assert state(None, "not synced yet") == "not synced yet"  # type: ignore[arg-type]
+        i18n.set_language("zh")
+        assert state(None, "received by the hub up to #241") == "中心已收到至 #241"  # type: ignore[arg-type]
+        assert state(None, "not synced yet") == "尚未同步"  # type: ignore[arg-type]
+    finally:
+        i18n.set_language("en")

@@ -181,6 +181,49 @@ def test_at_the_bedside_the_clock_runs_to_the_dose(ph):
     assert reports.outside_units(ph.store) == []
 
 
+def test_today_lists_each_bedside_kit_on_its_own_row_under_the_participant_it_is_for(
+    ph, session_for, monkeypatch
+):
+    """Two vials at the bedside are two rows: a nurse reads which vial goes to whom (eyes D5)."""
+    from wardcrf import kits
+
+    services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
+    arrived = (now_utc() - timedelta(minutes=40)).replace(microsecond=0)
+    receive(ph, arrived, to="FRZ-1")
+    out = arrived + timedelta(minutes=5)
+    services.record_handover(
+        ph,
+        kits=["K001", "K002"],
+        at=out.isoformat(),
+        from_location="FRZ-1",
+        to_location="bedside",
+        from_user="pharmacist",
+        to_user="clinician",
+        passwords=SIGNERS,
+    )
+    by = local(out + timedelta(minutes=120))
+    due = (out + timedelta(minutes=120)).astimezone(TZ).isoformat(timespec="minutes")
+
+    def rows() -> list[tuple[str | None, str]]:
+        items = workflow.today(session_for("clinician"))["items"]
+        return [(i["participant"], i["what"]) for i in items if "kit" in i["what"]]
+
+    # the records reserve neither kit for anyone: one row each, nobody named
+    assert rows() == [
+        (None, f"dose with kit K001 at bedside by {by} (120 min at the bedside)"),
+        (None, f"dose with kit K002 at bedside by {by} (120 min at the bedside)"),
+    ]
+    # the records reserve K002 for WUH01-003 (as randomization's allocated kit does): its row says so
+    monkeypatch.setattr(kits, "kit_holders", [lambda _store, kit: "WUH01-003" if kit == "K002" else None])
+    assert rows() == [
+        (None, f"dose with kit K001 at bedside by {by} (120 min at the bedside)"),
+        ("WUH01-003", f"dose with kit K002 at bedside by {by} (120 min at the bedside)"),
+    ]
+    assert all(
+        i["due"] == due for i in workflow.today(session_for("clinician"))["items"] if "kit" in i["what"]
+    )
+
+
 def test_today_lists_kits_on_the_clock(ph, session_for):
     arrived = (now_utc() - timedelta(minutes=10)).replace(microsecond=0)
     receive(ph, arrived)

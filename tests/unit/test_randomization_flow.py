@@ -402,6 +402,11 @@ def test_one_kit_for_the_course_serves_its_participants_later_doses_and_nobody_e
     kit = service.allocate(clin, pid).kit
     other_kit = service.allocate(clin, other).kit
     assert kit is not None and other_kit is not None
+    # whom each kit is for, as `today` names it beside a kit at the bedside (`kits.holder`)
+    from wardcrf import kits
+
+    assert kits.holder(clin.store, kit) == pid and kits.holder(clin.store, other_kit) == other
+    assert kits.holder(clin.store, "NO-SUCH-KIT") is None
     # before any dose: the kit is refused to the other participant (it is not theirs)
     assert f"kit {kit} is allocated to {pid}, not to {other}" in str(
         dose_visit.check_kit(clin, other, kit).reason

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,14 @@ def run(
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 0
     return code, out.getvalue(), err.getvalue()
+
+
+def _ward_local(at: str) -> str:
+    """A UTC stamp as `sync status` prints it for a ward in the default zone (Asia/Shanghai, +08:00)."""
+    from datetime import datetime, timedelta, timezone
+
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(timezone(timedelta(hours=8)))
+    return f"{moment:%Y-%m-%d %H:%M} +08:00"
 
 
 def test_usb_flow_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,11 +143,26 @@ def test_usb_flow_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     assert code == 0 and "already applied" in out
     receipt = next(usb.glob("*-receipt.json"))
+    exported = json.loads(wrun("sync", "status", "--json")[1])
+    assert exported["state"] == "not synced yet" and exported["last_receipt"] is None
+    code, out, _ = wrun("sync", "status")
+    export_at = _ward_local(exported["last_export"]["at"])
+    assert f"last export: {export_at} (1 file); last receipt: never\n" in out
+    assert "hub: not probed yet; state: not synced yet\n" in out
     code, out, err = wrun("sync", "import", str(receipt))
     assert code == 0 and "receipt" in out, err
     code, out, _ = wrun("sync", "status", "--json")
     st = json.loads(out)
     assert st["events_pending"] == 0 and st["bundles_unreceipted"] == 0
+    seq = st["last_receipt"]["seq"]
+    # The hub's receipt by file says it holds every event, though no online sync ever ran.
+    assert seq > 0 and st["state"] == f"received by the hub up to #{seq}"
+    code, out, _ = wrun("sync", "status")
+    assert code == 0
+    receipt_at = _ward_local(st["last_receipt"]["at"])
+    assert f"last export: {export_at} (1 file); last receipt: #{seq} at {receipt_at}\n" in out
+    assert f"hub: not probed yet; state: received by the hub up to #{seq}\n" in out
+    assert "{" not in out and not re.search(r"T\d\d:\d\d.*Z", out)  # no dict, no UTC stamp
     code, out, _ = run("hub", "status", "--data-dir", str(hub_dir), "--json", monkeypatch=monkeypatch)
     hs = json.loads(out)
     assert hs["devices"][0]["last_bundle"] == 1 and hs["forks"] == [] and hs["gaps_held"] == []

@@ -55,6 +55,11 @@ def markup_safe(value: str) -> str:
     return "".join(out)
 
 
+# The widest a table may be laid out when it is not going to a terminal (a cell
+# is never cut; this only bounds rich's layout arithmetic).
+_UNBOUNDED_WIDTH = 100_000
+
+
 class SafeConsole(Console):
     """A rich console that prints stored text as text, on one line when it is not a terminal.
 
@@ -64,6 +69,8 @@ class SafeConsole(Console):
     - Markup tags that are not the CLI's own styles are shown as typed.
     - A line is never wrapped when the output is not a terminal (a pipe, a
       log file): one message stays one line.
+    - A table is drawn at its full width when the output is not a terminal:
+      no cell is cut ("sta…") or wrapped to fit 80 columns, whatever COLUMNS says.
     """
 
     def render_str(self, text: str, *args: Any, markup: bool | None = None, **kwargs: Any) -> Any:
@@ -73,8 +80,25 @@ class SafeConsole(Console):
         return super().render_str(text, *args, markup=markup, **kwargs)
 
     def print(self, *objects: Any, soft_wrap: bool | None = None, **kwargs: Any) -> None:
-        super().print(
-            *objects, soft_wrap=(not self.is_terminal) if soft_wrap is None else soft_wrap, **kwargs
+        wide = 0 if self.is_terminal or kwargs.get("width") is not None else self._table_width(objects)
+        saved = self._width
+        if wide > self.width:
+            self._width = wide  # for this print only: rich lays a table out within the console's width
+        try:
+            super().print(
+                *objects, soft_wrap=(not self.is_terminal) if soft_wrap is None else soft_wrap, **kwargs
+            )
+        finally:
+            self._width = saved
+
+    def _table_width(self, objects: tuple[Any, ...]) -> int:
+        """The widest natural width of the tables among `objects` (0 if none): every cell whole."""
+        from rich.measure import Measurement
+        from rich.table import Table
+
+        options = self.options.update(width=_UNBOUNDED_WIDTH)
+        return max(
+            (Measurement.get(self, options, o).maximum for o in objects if isinstance(o, Table)), default=0
         )
 
     def _render_buffer(self, buffer: Any) -> str:

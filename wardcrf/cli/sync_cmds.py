@@ -144,6 +144,14 @@ def sync_import(
             console.print(ward.import_file(s, f), highlight=False)
 
 
+def _local(at: str, zone_name: str) -> str:
+    """A stored UTC stamp as the ward reads it: local minute and offset (2026-12-07 08:29 +01:00)."""
+    from ..clock import parse_iso, utc_offset, zone
+
+    moment = parse_iso(at)
+    return f"{moment.astimezone(zone(zone_name)):%Y-%m-%d %H:%M} {utc_offset(moment, zone_name)}"
+
+
 @sync_app.command("status")
 def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Last export, last receipt, events and photos pending, hub reachability; this laptop's scanner profile."""
@@ -153,6 +161,7 @@ def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     with session(data_dir) as s:
         st = ward.status(s)
         profile = scanner.profile(s)
+        zone_name = s.ctx.zone
     if as_json:
         print_json({**st, "scanner": profile.as_dict()})
         return
@@ -165,11 +174,20 @@ def status(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
         f"events pending: {st['events_pending']}, photos pending: {st['photos_pending']}, "
         f"bundles awaiting receipt: {st['bundles_unreceipted']}"
     )
-    console.print(
-        f"last export: {st['last_export'] or 'never'}; last receipt: {st['last_receipt'] or 'never'}",
-        highlight=False,
-    )
-    console.print(f"hub: {st['hub_reachability'] or 'not probed yet'}", highlight=False)
+    exp, rec, probe = st["last_export"], st["last_receipt"], st["hub_reachability"]
+    exported = "never"
+    if exp:
+        exported = f"{_local(exp['at'], zone_name)} ({exp['files']} file{'' if exp['files'] == 1 else 's'})"
+    receipted = f"#{rec['seq']} at {_local(rec['at'], zone_name)}" if rec else "never"
+    console.print(f"last export: {exported}; last receipt: {receipted}", highlight=False)
+    probed = "not probed yet"
+    if probe:
+        probed = f"{probe['state']} at {_local(probe['at'], zone_name)}"
+        probed += f" ({probe['detail']})" if probe["detail"] else ""
+    state = st["state"]
+    if state.startswith("synced "):
+        state = f"synced {_local(state.removeprefix('synced '), zone_name)}"
+    console.print(f"hub: {probed}; state: {state}", highlight=False)
     for n in st["hub_notices"]:
         console.print(f"[bold red]HUB NOTICE:[/] {n}", highlight=False)
     for q in st["open_queries"]:

@@ -28,7 +28,7 @@ from ..errors import Refused
 from ..ingest import HoldForCoordinator
 from ..sqlstore import common_dialect, own_keys_store
 from . import sealing
-from .gate import check_allocated_kit, course_kit_holder
+from .gate import allocated_kit_holder, check_allocated_kit, course_kit_holder
 from .service import own_identity
 
 if TYPE_CHECKING:
@@ -266,6 +266,7 @@ def register(registry: Registry) -> None:
     registry.projector(_unblinded, "randomization.unblinded")
     registry.allocation_gate(check_allocated_kit)
     registry.course_kit(course_kit_holder)
+    registry.kit_holder(allocated_kit_holder)
     registry.after_ingest(
         hold_allocations_off_the_list, "randomization.allocated", holds="an allocation off the list"
     )  # it reads nothing else

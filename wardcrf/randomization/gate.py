@@ -28,6 +28,16 @@ def course_kit_holder(store: Store, kit: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def allocated_kit_holder(store: Store, kit: str) -> str | None:
+    """The participant a randomization list allocated this kit to (a list that reveals kits), or None."""
+    row = store.one(
+        "SELECT a.participant FROM rand_allocations a JOIN rand_lists l ON l.list_id = a.list_id"
+        " WHERE a.kit = ? AND l.reveal = 'kit'",
+        (ids.key(kit),),
+    )
+    return None if row is None else str(row[0])
+
+
 def check_allocated_kit(store: Store, participant: str, kit: str) -> None:
     """Refuse a kit other than the participant's allocated one, and a kit allocated to someone else."""
     pid = ids.key(participant)
