@@ -615,6 +615,8 @@ def status(session: Session) -> HubStatus:
 def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
     """`status`: the registry and refusals from the hub's file; chains, ledger, queries and the wards'
     records (their conflicting amendments) from `ledger` (the same store at a SQLCipher hub)."""
+    from wardcrf.coldchain import readings as coldchain_readings  # the cold chain is a feature of its own
+
     devs = []
     for d in registry.devices(store):
         head = ledger.one("SELECT seq, hash FROM chain_heads WHERE device = ?", (d["device"],))
@@ -651,7 +653,7 @@ def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
         "clashes": [h for h in held if h["reason"] == "clash"],
         "held_rules": cast(list[HeldRule], [h for h in held if h["reason"] not in ("gap", "fork", "clash")]),
         "conflicts": len(records.conflicts(ledger)),
-        "reading_conflicts": len(_reading_conflicts(ledger)),
+        "reading_conflicts": len(coldchain_readings.conflicts(ledger)),
         # the wards' answers are where their events are; the hub's own queries are projected there too
         "open_queries": len(registry.queries(ledger, "open")) + len(registry.queries(ledger, "answered")),
         # one version loaded with different files by different laptops: their records are read under one
@@ -716,14 +718,10 @@ def reading_conflicts(session: Session) -> list[dict[str, Any]]:
     """Logger readings two devices' files disagree on (the first file's value is the one indexed), read
     where the wards' readings are (`ledger_store`: the hub's file, or its PostgreSQL database)."""
     session.require("audit.read", what="list conflicting logger readings")
-    with ledger_store(session) as ledger:
-        return _reading_conflicts(ledger)
-
-
-def _reading_conflicts(ledger: SqlStore) -> list[dict[str, Any]]:
     from wardcrf.coldchain import readings
 
-    return readings.conflicts(ledger)
+    with ledger_store(session) as ledger:
+        return readings.conflicts(ledger)
 
 
 def clashes(session: Session) -> list[dict[str, Any]]:

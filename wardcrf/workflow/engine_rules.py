@@ -772,14 +772,14 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
     return out
 
 
-def _administration_fields(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> dict[str, Any]:
+def _administration_fields(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> dict[str, str]:
     """The administration record's checks of its own fields, run whatever else is wrong with the record (the
     form's other problems are reported with them): `given_by` an active user who may give doses (the user
     recording, when blank), and the end not before the start. Returns `given_by` as saved."""
     roles_ = _roles(m, ctx.form)
-    out: dict[str, Any] = {}
+    out: dict[str, str] = {}
     if "given_by" in roles_ and roles_["given_by"] not in ctx.problems:
-        given_by = v.get(roles_["given_by"]) or ctx.session.user
+        given_by = str(v.get(roles_["given_by"]) or ctx.session.user)
         user = users.get(ctx.store, given_by)
         if user is None or not user["active"]:
             ctx.problem(roles_["given_by"], f"{given_by} is not an active user of this site")
