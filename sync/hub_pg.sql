@@ -835,3 +835,18 @@ REVOKE ALL ON rand_entries, rand_flags, rand_exhausted, rand_unblindings, rand_u
 GRANT SELECT, INSERT, UPDATE ON rand_entries, rand_flags, rand_exhausted, rand_unblindings, rand_unblinding_keys
     TO wardcrf_import;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO wardcrf_import;
+
+-- migration: 0012-hub-own-steps
+-- Where the hub's own events met the database's log: each run of `pghub.mirror_own_events` that projects
+-- something records the hub's seqs it projected (after `from_seq`, up to `seq`) and the last position
+-- (`events.pos`) committed then, under the advisory lock `hub-own-events`. `db rebuild --check` (`sync/pgcheck.py`) replays the hub's
+-- own events at those points of the log, as they were projected. Appended to only.
+CREATE TABLE hub_own_steps (
+    device text NOT NULL,
+    from_seq bigint NOT NULL,
+    seq bigint NOT NULL,
+    after_pos bigint NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+REVOKE ALL ON hub_own_steps FROM PUBLIC;
+GRANT SELECT, INSERT ON hub_own_steps TO wardcrf_import;

@@ -17,12 +17,14 @@ inserts a bundle's rows before projecting them), each record's hooks run as
 it arrives (the ward queue kept up per record, not derived once at the end),
 and `sync.engine.DEFERRED_PROJECTIONS` project nothing. Two things are not
 from the log and are treated as such: the registry's copy (`sync_devices`,
-from the hub's file) is not compared, and the protocol versions the hub
-loaded itself (copied from its file by `hub init --database`, their
-`protocol.loaded` events in the file) are taken as they are in the file
-before the replay. A `rowid` (insertion order, docs/hub-postgres.md) is
-compared as the row's rank in that order: a sequence skips numbers a rolled
-back bundle took, the order is what the code reads.
+from the hub's file) is not compared, and the hub's own events (in its file,
+projected into the database by `pghub.mirror_own_events` up to the marker
+`hub_own_projected`) are replayed from the file where each run projected
+them: after the log position it recorded (`hub_own_steps`); those projected
+before runs were recorded, before the whole log. A `rowid` (insertion
+order, docs/hub-postgres.md) is compared as the row's rank in that order: a
+sequence skips numbers a rolled back bundle took, the order is what the code
+reads.
 """
 
 from __future__ import annotations
@@ -95,8 +97,8 @@ def _check(session: Session, store: PgStore) -> tuple[int, list[Difference]]:
     store.execute(
         "CREATE TEMP TABLE events (LIKE public.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
     )
-    diffs = _seed_own_protocols(session, store, where)
-    n, failed = _replay(store, where)
+    diffs = _unloaded_protocols(session, store, where)
+    n, failed = _replay(store, where, _own_steps(session, store))
     if failed is not None:
         return n, [*diffs, failed]
     for t in names:
@@ -111,37 +113,83 @@ def _check(session: Session, store: PgStore) -> tuple[int, list[Difference]]:
     return n, diffs
 
 
-def _seed_own_protocols(session: Session, store: PgStore, where: str) -> list[Difference]:
-    """The hub's own protocol versions (`pghub.copy_own_protocols`, their load in the hub's file): put in
-    the copy first, as `hub init --database` put them, from the file. One the database holds but the
-    file does not is a difference."""
-    cols = "protocol_id, version, sha256, source, loaded_event, active"
-    own = store.rows(
-        f"SELECT {cols} FROM public.protocols p"
-        " WHERE NOT EXISTS (SELECT 1 FROM public.events e WHERE e.id = p.loaded_event) ORDER BY rowid"
-    )
-    diffs: list[Difference] = []
-    for row in own:
-        kept = session.store.one(
-            f"SELECT {cols} FROM protocols WHERE protocol_id = ? AND version = ? AND loaded_event = ?",
-            (row["protocol_id"], row["version"], row["loaded_event"]),
+def _unloaded_protocols(session: Session, store: PgStore, where: str) -> list[Difference]:
+    """A protocol version the database holds that no event loaded, in its log or the hub's file: named
+    as such (the replay would call it only "not derivable")."""
+    own = {str(r[0]) for r in session.store.execute("SELECT id FROM events WHERE type = 'protocol.loaded'")}
+    return [
+        Difference(
+            "protocols",
+            f"{row['protocol_id']}/{row['version']}",
+            "loaded by no event in this database's log, nor by the hub's own in its file",
+            where,
         )
-        if kept is None or kept[2:4] != (row["sha256"], row["source"]):
-            diffs.append(
-                Difference(
-                    "protocols",
-                    f"{row['protocol_id']}/{row['version']}",
-                    "loaded by no event in this database's log, and not the hub's own load in its file",
-                    where,
-                )
-            )
+        for row in store.rows(
+            "SELECT protocol_id, version, loaded_event FROM public.protocols p"
+            " WHERE NOT EXISTS (SELECT 1 FROM public.events e WHERE e.id = p.loaded_event) ORDER BY rowid"
+        )
+        if row["loaded_event"] not in own
+    ][:1]
+
+
+OwnStep = tuple[int, bool, list[eventlog.Event]]
+"""(the last log position committed when `pghub.mirror_own_events` projected them, first run, the events)."""
+
+
+def _own_steps(session: Session, store: PgStore) -> list[OwnStep]:
+    """The hub's own events the database holds the projections of (up to `hub_own_projected`), grouped
+    as `pghub.mirror_own_events` projected them, at the log position each run recorded (`hub_own_steps`).
+
+    Events projected before the runs were recorded (migration 0012) are
+    placed before the whole log, as `hub init --database` projects them.
+    """
+    from . import registry
+
+    device = str(registry.own_site(session.store)[1])
+    marker = store.scalar("SELECT seq FROM public.hub_own_projected WHERE device = ?", (device,))
+    if marker is None:
+        return []
+    runs = [
+        (int(r[0]), int(r[1]), int(r[2]))
+        for r in store.execute(
+            "SELECT from_seq, seq, after_pos FROM public.hub_own_steps WHERE device = ? AND seq <= ?"
+            " ORDER BY seq",
+            (device, marker),
+        )
+    ]
+    first = runs[0][0] if runs else int(marker)
+    plan: list[tuple[int, int, int]] = [(0, first, 0)] if first else []
+    plan += runs
+    return [
+        (after_pos, frm == 0, pghub.own_events(session.store, device, frm, upto))
+        for frm, upto, after_pos in plan
+    ]
+
+
+def _project_own(store: PgStore, step: OwnStep, where: str) -> Difference | None:
+    """One run of `pghub.mirror_own_events`, into the copies (a first run skips a version held already)."""
+    _pos, first, events = step
+    held = {(str(r[0]), str(r[1])) for r in store.execute("SELECT protocol_id, version FROM protocols")}
+    for e in events:
+        if (
+            first
+            and e.type == "protocol.loaded"
+            and (e.body.get("protocol_id"), e.body.get("version")) in held
+        ):
             continue
-        store.execute(f"INSERT INTO protocols ({cols}) VALUES (?,?,?,?,?,?)", kept)
-    return diffs
+        try:
+            for fn in eventlog.projectors_for(e.type):
+                portable(fn)(store, e)
+        except (WardError, NotPortable) as exc:
+            return Difference(
+                "events", e.id, f"the hub's own event cannot be replayed ({e.type}): {exc}", where
+            )
+    return None
 
 
-def _replay(store: PgStore, where: str) -> tuple[int, Difference | None]:
-    """Every event of the log, in its order, through the projectors import ran; (events, what failed)."""
+def _replay(store: PgStore, where: str, own: list[OwnStep]) -> tuple[int, Difference | None]:
+    """Every event of the log, in its order, through the projectors import ran, and the hub's own events
+    (`own`) where they were projected among them; (the log's events, what failed)."""
     bundles: dict[str, list[tuple[int, int]]] = {}
     for device, first, last in store.execute(
         "SELECT device, first_seq, last_seq FROM public.sync_applied WHERE first_seq IS NOT NULL"
@@ -161,13 +209,18 @@ def _replay(store: PgStore, where: str) -> tuple[int, Difference | None]:
                 (device, first, last),
             )
 
+    pending = list(reversed(own))
     n = 0
     cur: Any = store.conn.cursor(name="wardcrf_projection_check")
     cur.itersize = 2000
     try:
-        cur.execute("SELECT device, seq, line FROM public.events ORDER BY pos")
+        cur.execute("SELECT device, seq, line, pos FROM public.events ORDER BY pos")
         with eventlog.owned_bodies():
-            for device, seq, line in cur:
+            for device, seq, line, pos in cur:
+                while pending and pending[-1][0] < pos:
+                    failed = _project_own(store, pending.pop(), where)
+                    if failed is not None:
+                        return n, failed
                 show(str(device), int(seq))
                 event = eventlog.Event.from_line(line)
                 n += 1
@@ -180,6 +233,10 @@ def _replay(store: PgStore, where: str) -> tuple[int, Difference | None]:
                     return n, Difference(
                         "events", event.id, f"cannot be replayed ({event.type}): {exc}", where
                     )
+            while pending:
+                failed = _project_own(store, pending.pop(), where)
+                if failed is not None:
+                    return n, failed
     finally:
         cur.close()
     return n, None

@@ -275,16 +275,10 @@ def mirror_own_events(src: Store, dst: PgStore) -> int:
         if marker is None:
             held = {(str(r[0]), str(r[1])) for r in dst.execute("SELECT protocol_id, version FROM protocols")}
         if after < head:
-            for (line,) in src.execute(
-                "SELECT line FROM events WHERE device = ? AND seq > ? ORDER BY seq", (device, after)
-            ).fetchall():
-                e = eventlog.Event.from_line(line)
-                fns = eventlog.projectors_for(e.type)
-                if e.type in engine.DEFERRED_PROJECTIONS or not all(is_portable(fn) for fn in fns):
-                    continue
+            for e in own_events(src, device, after, head):
                 if e.type == "protocol.loaded" and (e.body.get("protocol_id"), e.body.get("version")) in held:
                     continue
-                for fn in fns:
+                for fn in eventlog.projectors_for(e.type):
                     portable(fn)(dst, e)
                 done += 1
             dst.execute(
@@ -292,9 +286,36 @@ def mirror_own_events(src: Store, dst: PgStore) -> int:
                 " ON CONFLICT (device) DO UPDATE SET seq = excluded.seq",
                 (device, head),
             )
+            # Where in the database's log this step fell (`pgcheck` replays it there): after every
+            # event committed now, under the lock that orders the steps.
+            dst.execute(
+                "INSERT INTO hub_own_steps (device, from_seq, seq, after_pos)"
+                " SELECT ?, ?, ?, coalesce(max(pos), 0) FROM events ON CONFLICT (device, seq) DO NOTHING",
+                (device, after, head),
+            )
     if outermost:  # committed: an enclosing transaction could still roll it back
         _PROJECTED[key] = head
     return done
+
+
+def own_events(src: Store, device: str, after: int, upto: int) -> list[eventlog.Event]:
+    """The hub's own events after seq `after` up to `upto` that the database projects, in log order.
+
+    Those whose projectors are all `common_dialect` and not deferred: the
+    others project the hub's registry (copied by `mirror_registry`) or the
+    ledger, which is in the database already.
+    """
+    found = []
+    for (line,) in src.execute(
+        "SELECT line FROM events WHERE device = ? AND seq > ? AND seq <= ? ORDER BY seq",
+        (device, after, upto),
+    ).fetchall():
+        e = eventlog.Event.from_line(line)
+        fns = eventlog.projectors_for(e.type)
+        if e.type in engine.DEFERRED_PROJECTIONS or not all(is_portable(fn) for fn in fns):
+            continue
+        found.append(e)
+    return found
 
 
 REGISTRY_COLUMNS = (

@@ -601,10 +601,10 @@ def test_db_rebuild_check_at_a_postgresql_hub_reads_one_moment_while_a_bundle_is
     real = pgcheck._replay
     imported = []
 
-    def replay_after_an_import(store, where):
+    def replay_after_an_import(*args):
         _import(h, late)  # another connection commits while this check's snapshot is open
         imported.append(True)
-        return real(store, where)
+        return real(*args)
 
     monkeypatch.setattr(pgcheck, "_replay", replay_after_an_import)
     code, out, err = _check(h, monkeypatch)
@@ -629,3 +629,111 @@ def test_an_export_at_a_postgresql_hub_refuses_records_of_a_version_it_does_not_
         assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (args, code, out, err)
         assert "record(s) were captured under MEXCOVID 1.0" in err and "nothing was written" in err
     assert not (tmp_path / "csv").exists() and not (tmp_path / "x.xml").exists()
+
+
+def test_db_rebuild_check_replays_the_hubs_own_events_where_they_met_the_log_and_finds_an_edit_they_feed(
+    twins, tmp_path, monkeypatch
+):
+    """The hub's own events after init — a protocol version it loads, a query its coordinator raises and
+    later closes, a DSMG decision — between ward bundles: the twin's check replays them (from the hub's
+    file, up to `hub_own_projected`) at the points of the database's log where `mirror_own_events` projected
+    them (`hub_own_steps`), so a clean hub checks clean, as the SQLCipher hub does. A row only the hub's own
+    events feed (`sync_queries`, `sync_decisions`), edited by hand, is then named the same on both engines."""
+    import json
+
+    from test_sync_roundtrip import export
+    from wardcrf.sync import registry
+
+    from wardcrf import protocol
+
+    w, hubs, post = _pushed(twins, tmp_path)
+    v11 = protocol.parse(
+        protocol.default_protocol().source.replace('version = "1.0"', 'version = "1.1"', 1),
+        "mexcovid-1.1.toml",
+    )
+    queries = {}
+    for engine, h in hubs.items():
+        hs = open_(h)
+        try:
+            protocol.load(hs, v11)
+        finally:
+            hs.close()
+        code, out, err = run("hub", "raise-query", "-d", str(h.data_dir), "--site", "WUH01", "--field", "pulse",
+                             "--question", "Pulse 86 or 88?", "--record", post, user="coordinator",
+                             monkeypatch=monkeypatch)  # fmt: skip
+        assert code == 0, (engine, err)
+        queries[engine] = out.split()[1]
+        hs = open_(h, "dsmg")
+        try:
+            registry.send_decision(hs, "WUH01", "continue enrolment", "no safety signal")
+        finally:
+            hs.close()
+    # A ward bundle after them: its import projects the hub's events first, then the bundle's.
+    s = open_(w)
+    try:
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
+    finally:
+        s.close()
+    c = open_(w, "clin")
+    try:
+        c.append(type="record.submitted", subject="participant:WUH01-001", body={"form": "vitals", "data": {
+            "timepoint": "pre_dose", "dose": 2, "time": "2026-12-08T08:45:00+08:00", "temp": 36.9}})  # fmt: skip
+    finally:
+        c.close()
+    late = export(w, tmp_path / "late")
+    for engine, h in hubs.items():
+        _import(h, late)
+        hs = open_(h, "coordinator")
+        try:
+            registry.close_query(hs, queries[engine], "accepted")
+        finally:
+            hs.close()
+        code, out, err = run(
+            "hub", "status", "-d", str(h.data_dir), monkeypatch=monkeypatch
+        )  # projects the close
+        assert code == 0, (engine, err)
+    pg = hubs["postgresql"]
+    with _pg_admin(pg) as admin:
+        assert admin.execute("SELECT status FROM sync_queries").fetchall() == [("closed",)]
+        assert admin.execute("SELECT version, active FROM protocols ORDER BY rowid").fetchall() == [
+            ("1.0", 0), ("1.1", 1),
+        ]  # fmt: skip
+        steps = admin.execute("SELECT count(*), count(DISTINCT after_pos) FROM hub_own_steps").fetchone()
+        assert steps[0] >= 3 and steps[1] >= 2, steps  # at init, before the late bundle, after it
+    counts = {}
+    for engine, h in hubs.items():
+        code, out, err = _check(h, monkeypatch)
+        assert code == 0 and "Projections match the log" in out, (engine, out, err)
+        counts[engine] = int(out.split("(")[1].split()[0])
+    assert counts["postgresql"] == counts["sqlcipher"]
+    edits = {
+        engine: [
+            f"UPDATE sync_queries SET status = 'open' WHERE query_id = '{queries[engine]}'",
+            "UPDATE sync_decisions SET decision = 'halt enrolment'",
+        ]
+        for engine in hubs
+    }
+    s = open_(hubs["sqlcipher"])
+    try:
+        for sql in edits["sqlcipher"]:
+            s.store.execute(sql)
+    finally:
+        s.close()
+    with _pg_admin(pg) as admin:
+        for sql in edits["postgresql"]:
+            admin.execute(sql)
+    found = {}
+    for engine, h in hubs.items():
+        code, out, err = run(
+            "db", "rebuild", "--check", "--json", "-d", str(h.data_dir), monkeypatch=monkeypatch
+        )
+        assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (engine, code, out, err)
+        found[engine] = json.loads(out)["differences"]
+    for engine, diffs in found.items():
+        assert {d.split(",")[0].split(" in ")[0] for d in diffs} == {
+            "table sync_queries", "table sync_decisions",
+        }, (engine, diffs)  # fmt: skip
+        assert any(
+            f"row {queries[engine]}: column status is 'open', the log gives 'closed'" in d for d in diffs
+        ), diffs
+    assert all(f" in PostgreSQL ({_pg_name(pg)})" in d for d in found["postgresql"])
