@@ -559,9 +559,12 @@ class AdministrationWizard(StepWizard):
 
     # -- steps -----------------------------------------------------------------------------
     def _stamped_ids(self) -> set[str]:
-        """The date-time inputs of this assessment step (stamped now when left blank)."""
+        """The safety check's time (stamped now when left blank): its step opens on the first choice.
+
+        A vitals step opens on its time, the first field on screen, as `ctrl+t Tab 37.2 Tab 90`
+        expects (eyes D6): ctrl+t stamps that time wherever the focus is and moves nothing."""
         key = self.steps[self.step].key
-        if ":" not in key:
+        if not self._is_check(key):
             return set()
         group = self.query_one(f"#group-{self.step}", FieldGroup)
         return {group.wid(f.name) for f in group.fields if f.field is not None and f.field.type == "datetime"}

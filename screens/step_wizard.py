@@ -412,14 +412,32 @@ class StepWizard(UnsavedWork):
         self._say("")
         self._go(self.step - 1)
 
+    def _step_times(self) -> list[tuple[FieldGroup, str]]:
+        """The current step's time fields (group, field name), in screen order."""
+        body = self.query_one(f"#step-{self.step}")
+        return [
+            (g, f.name)
+            for g in body.query(FieldGroup).results(FieldGroup)
+            for f in g.fields
+            if f.field is not None and f.field.type == "datetime"
+        ]
+
     def action_stamp_now(self) -> None:
-        """Put the time now into the focused time field (ctrl+t)."""
-        focused = self.focused
-        for g in self.groups():
-            name = g.name_of(focused.id if focused else None)
-            if name and g.form.fields[name].type == "datetime":
+        """Put the time now into a time field of this step (ctrl+t); the focus never moves.
+
+        The focused time field, else the step's only time field wherever the focus is (a vitals
+        step: its time). With several and the focus in none, refused: nothing stamped, nothing
+        moved, so the keys typed behind ctrl+t land where the focus already is (eyes D6)."""
+        focused = self.focused.id if self.focused is not None else None
+        times = self._step_times()
+        for g, name in times:
+            if g.name_of(focused) == name:
                 g.set_value(name, self._now_text())
                 return
+        if len(times) == 1:
+            g, name = times[0]
+            g.set_value(name, self._now_text())
+            return
         self._say(t("dose.not_a_time"), refusal=True)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

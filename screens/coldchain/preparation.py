@@ -41,7 +41,10 @@ class PreparationScreen(TransferScreen):
 
     TITLE_ID = "cc.preparation"
     AUTO_FOCUS = "#cc-kit"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+n", "stamp", "key.cc_now")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "stamp", "key.cc_now"),
+        Binding("ctrl+t", "stamp", "key.cc_now", show=False),  # the wizards' "time now" key too (eyes D10)
+    ]
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("kit", "cc.f_kit", kind="kit", hint="cc.h_scan_one"),
         FieldSpec("start", "cc.f_prep_start", hint="cc.h_time_now"),

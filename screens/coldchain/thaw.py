@@ -35,7 +35,10 @@ class ThawScreen(TransferScreen):
 
     TITLE_ID = "cc.thaw"
     AUTO_FOCUS = "#cc-kit"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+n", "stamp", "key.cc_now")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "stamp", "key.cc_now"),
+        Binding("ctrl+t", "stamp", "key.cc_now", show=False),  # the wizards' "time now" key too (eyes D10)
+    ]
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("kit", "cc.f_kit", kind="kit", hint="cc.h_scan_one"),
         FieldSpec("start", "cc.f_thaw_start", hint="cc.h_time_now"),

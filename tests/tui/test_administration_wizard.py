@@ -149,7 +149,8 @@ INFUSION_KEYS = (
     "tab",
     *"250",  # volume
     "ctrl+n",
-    *"37.9",  # vitals before (their time stamped on leaving)
+    "tab",  # vitals before: the step opens on its time (blank: stamped on leaving)
+    *"37.9",
     "tab",
     *"96",
     "tab",
@@ -163,7 +164,9 @@ INFUSION_KEYS = (
     "tab",
     *"line occluded, flushed and restarted",
     "ctrl+n",
-    *"37.6",  # vitals after
+    "ctrl+t",  # vitals after: their time now (the step's one time field)
+    "tab",
+    *"37.6",
     "tab",
     *"90",
     "ctrl+n",
@@ -483,3 +486,76 @@ async def test_typed_work_is_kept_as_a_draft_and_reopened_at_its_step(palm) -> N
         assert again.steps[again.step].key == "before:pre_infusion_vitals"
         assert again.query_one("#a1-field-temp", Input).value == "37.9"
         assert again.query_one("#adm-field-volume", Input).value == "250"
+
+
+VITALS_IDS = ("temp", "pulse", "resp", "sysbp", "diabp", "oxysat")
+
+
+async def _to_vitals_step(pilot, wiz, kit: str) -> None:
+    await burst(pilot, *kit, "enter", "tab", "tab", *"250", "ctrl+n")
+    assert wiz.steps[wiz.step].key == "before:pre_infusion_vitals", wiz.message
+
+
+def _vitals_values(wiz) -> dict[str, str]:
+    group = wiz.query_one(f"#group-{wiz.step}")
+    return {name: group.query_one(f"#a{wiz.step}-field-{name}", Input).value for name in VITALS_IDS}
+
+
+async def test_ctrl_t_then_tab_on_the_vitals_step_puts_each_value_in_its_own_field(palm) -> None:
+    """eyes D6: the vitals step's time, stamped with ctrl+t, then Tab to each value, typed in one burst."""
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await _to_vitals_step(pilot, wiz, kit)
+        fields = [f.name for f in wiz.query_one(f"#group-{wiz.step}").fields]
+        assert set(VITALS_IDS) <= set(fields), fields
+        keys = ["ctrl+t"]
+        for value in ("37.2", "90", "20", "110", "70", "97"):
+            keys += ["tab", *value]
+        await burst(pilot, *keys)
+        time = wiz.query_one(f"#a{wiz.step}-field-time", Input).value
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", time), time
+        assert _vitals_values(wiz) == dict(
+            zip(VITALS_IDS, ("37.2", "90", "20", "110", "70", "97"), strict=True)
+        )
+        assert wiz.message == ""  # nothing refused
+
+
+async def test_ctrl_t_stamps_the_steps_one_time_field_wherever_the_focus_is_and_keeps_the_focus(palm) -> None:
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await _to_vitals_step(pilot, wiz, kit)
+        await burst(pilot, "tab", *"37.2", "tab", "ctrl+t", *"90")
+        assert wiz.focused is not None and wiz.focused.id == f"a{wiz.step}-field-pulse"
+        assert wiz.query_one(f"#a{wiz.step}-field-time", Input).value  # stamped from the pulse field
+        assert _vitals_values(wiz)["temp"] == "37.2" and _vitals_values(wiz)["pulse"] == "90"
+        assert wiz.message == ""
+
+
+async def test_ctrl_t_outside_a_time_field_of_a_step_with_two_times_is_refused_and_moves_nothing(
+    palm,
+) -> None:
+    """The given step has a start and an end: ctrl+t in the rate names no time; the focus stays, Tab is Tab."""
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await _to_given_step(pilot, wiz, kit)
+        end = wiz.query_one("#adm-field-end", Input)
+        end.value = ""
+        wiz.query_one("#adm-field-rate", Input).focus()
+        await settle(pilot)
+        await burst(pilot, "ctrl+t", *"125")
+        assert wiz.message == "ctrl+t works in a time field." and wiz.message_refusal
+        assert wiz.focused is not None and wiz.focused.id == "adm-field-rate"
+        assert wiz.query_one("#adm-field-rate", Input).value == "125" and end.value == ""
+        following = wiz.focus_chain[wiz.focus_chain.index(wiz.focused) + 1]
+        await burst(pilot, "tab")
+        assert wiz.focused is following  # the typed Tab does what Tab does, no more
+        end.focus()
+        await settle(pilot)
+        await burst(pilot, "ctrl+t")  # in a time field: stamped, the focus kept
+        assert end.value and wiz.focused is end

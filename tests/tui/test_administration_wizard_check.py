@@ -91,7 +91,8 @@ TO_THE_CHECK = (
     "tab",
     *"250",  # volume
     "ctrl+n",
-    *"37.9",  # vitals before
+    "tab",  # vitals before: the step opens on its time (blank: stamped on leaving)
+    *"37.9",
     "tab",
     *"96",
     "tab",
@@ -101,7 +102,9 @@ TO_THE_CHECK = (
     "tab",
     *"125",  # rate
     "ctrl+n",
-    *"37.6",  # vitals after
+    "ctrl+t",  # vitals after: their time now
+    "tab",
+    *"37.6",
     "tab",
     *"90",
     "ctrl+n",  # the check: the cursor on its first choice, "None"

@@ -285,3 +285,18 @@ async def test_roles_without_the_permission_are_not_offered_the_keys(app_for, si
     store = session_for("auditor").store
     assert thaws(session_for("auditor")) == []
     assert store.one("SELECT 1 FROM cc_units WHERE unit_id = 'FRZ-5'") is None
+
+
+async def test_ctrl_t_stamps_now_on_the_thaw_screen_as_in_the_wizards(app_for, site, tmp_path):
+    """eyes D10: a nurse's "time now" key (ctrl+t in the wizards) works here too, beside ctrl+n."""
+    bedside_kit(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_thaw(pilot)
+        await pilot.press(*"k001", "enter")
+        await settle(pilot)
+        start = screen.query_one("#cc-start", Input)
+        assert screen.focused is start and start.value == ""
+        await pilot.press("ctrl+t")
+        assert start.value == "2020-03-16 09:00" and screen.focused is start
+        assert isinstance(pilot.app.screen, ThawScreen)  # not the custody view's ctrl+t (thaw)

@@ -507,3 +507,21 @@ async def test_keys_typed_while_the_review_runs_wait_for_its_verdict(dose_app, m
         assert not wiz.checking_review and wiz.preview_error is None
         assert wiz.saved is not None
         assert isinstance(app.screen, ParticipantScreen)
+
+
+async def test_ctrl_t_on_a_vitals_step_stamps_its_time_and_leaves_the_focus_where_it_is(dose_app):
+    """eyes D6 in the shared wizard: the vitals step's one time field is stamped from the temperature."""
+    from tui_helpers import burst
+
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        wiz = await _open(pilot)
+        await _scan(pilot, "KIT-A1")
+        await _next(pilot)
+        assert wiz.step == 1
+        temp = wiz.query_one("#pre-field-temp", Input)
+        assert wiz.focused is temp  # the time is skipped (stamped on leaving): the temperature first
+        await burst(pilot, "ctrl+t", *"37.1")
+        assert wiz.query_one("#pre-field-time", Input).value == "2020-03-16 09:00"
+        assert wiz.focused is temp and temp.value == "37.1"
+        assert wiz.message == ""
