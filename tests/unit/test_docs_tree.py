@@ -177,6 +177,7 @@ KIND_WORDS = {
     "dose_gate": "dose gate",
     "allocation_gate": "allocation gate",
     "course_kit": "course kit",
+    "kit_holder": "kit holder",
     "today_source": "worklist",
     "photo_evidence": "photo services",
     "carried_file": "a bundle carries",
