@@ -104,11 +104,11 @@ class Registry:
         """`fn(store, participant, kit)` raises `Refused` when the scanned kit is not the participant's allocated one."""
         dosing.register_allocation_gate(fn)
 
-    def course_kit(self, fn: kits.CourseKit) -> None:
+    def course_kit(self, fn: kits.KitAnswer) -> None:
         """`fn(store, kit)`: the participant whose allocated kit serves their whole course, or None."""
         kits.register_course_kit(fn)
 
-    def kit_holder(self, fn: kits.KitHolder) -> None:
+    def kit_holder(self, fn: kits.KitAnswer) -> None:
         """`fn(store, kit)`: the participant the records reserve a kit for (e.g. allocated it), or None."""
         kits.register_kit_holder(fn)
 

@@ -34,46 +34,39 @@ from .store import Store
 if TYPE_CHECKING:
     from .features import Registry
 
-CourseKit = Callable[[Store, str], str | None]
-"""`holder(store, kit)`: the participant whose allocated kit serves their whole course, or None."""
-course_kits: list[CourseKit] = []
+KitAnswer = Callable[[Store, str], str | None]
+"""`answer(store, kit)`: the participant the records tie `kit` to, or None."""
 
 
-def register_course_kit(fn: CourseKit) -> CourseKit:
-    """Add an answer to "whose course does this kit serve?" (randomization, issue 20: `kit.use = "course"`)."""
-    if fn not in course_kits:
-        course_kits.append(fn)
-    return fn
+class FirstAnswer:
+    """The features' answers to one question about a kit, asked in the order they registered: the first
+    that knows says (the core asks without importing the feature that knows, e.g. randomization)."""
+
+    def __init__(self) -> None:
+        self.answers: list[KitAnswer] = []
+
+    def register(self, fn: KitAnswer) -> KitAnswer:
+        if fn not in self.answers:
+            self.answers.append(fn)
+        return fn
+
+    def __call__(self, store: Store, kit: str) -> str | None:
+        for fn in self.answers:
+            found = fn(store, kit)
+            if found is not None:
+                return found
+        return None
 
 
-def course_holder(store: Store, kit: str) -> str | None:
-    """The participant a course kit is allocated to (their later doses reuse it), or None."""
-    for fn in course_kits:
-        holder = fn(store, kit)
-        if holder is not None:
-            return holder
-    return None
-
-
-KitHolder = Callable[[Store, str], str | None]
-"""`holder(store, kit)`: the participant a kit is reserved for by the records (an allocation), or None."""
-kit_holders: list[KitHolder] = []
-
-
-def register_kit_holder(fn: KitHolder) -> KitHolder:
-    """Add an answer to "whom is this kit for?" (randomization: the kit a participant was allocated)."""
-    if fn not in kit_holders:
-        kit_holders.append(fn)
-    return fn
-
-
-def holder(store: Store, kit: str) -> str | None:
-    """The participant the records reserve `kit` for (e.g. their randomized kit), or None: nobody's yet."""
-    for fn in kit_holders:
-        found = fn(store, kit)
-        if found is not None:
-            return found
-    return None
+course_kits = FirstAnswer()
+"""Whose course does this kit serve? (randomization, issue 20: `kit.use = "course"`; their later doses
+reuse it)."""
+kit_holders = FirstAnswer()
+"""Whom is this kit for? (randomization: the kit a participant was allocated; `today`'s bedside rows)."""
+register_course_kit = course_kits.register
+course_holder = course_kits
+register_kit_holder = kit_holders.register
+holder = kit_holders
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ def test_today_lists_each_bedside_kit_on_its_own_row_under_the_participant_it_is
         (None, f"dose with kit K002 at bedside by {by} (120 min at the bedside)"),
     ]
     # the records reserve K002 for WUH01-003 (as randomization's allocated kit does): its row says so
-    monkeypatch.setattr(kits, "kit_holders", [lambda _store, kit: "WUH01-003" if kit == "K002" else None])
+    monkeypatch.setattr(kits.kit_holders, "answers", [lambda _store, kit: "WUH01-003" if kit == "K002" else None])
     assert rows() == [
         (None, f"dose with kit K001 at bedside by {by} (120 min at the bedside)"),
         ("WUH01-003", f"dose with kit K002 at bedside by {by} (120 min at the bedside)"),
