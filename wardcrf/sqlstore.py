@@ -20,6 +20,7 @@ the log with a transaction-scoped advisory lock.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import re
@@ -190,7 +191,7 @@ def may_write(sql: str, tables: frozenset[str]) -> bool:
     return sql.lstrip()[:6].upper() != "SELECT" and may_touch(sql, tables)
 
 
-class InsertBatches:
+class InsertBatches(abc.ABC):
     """`SqlStore.batched_inserts`, `insert` and `flush` for both engines: rows collected per statement.
 
     Inside `batched_inserts` an `insert` only collects its row; the rows are written with one
@@ -292,8 +293,10 @@ class InsertBatches:
         if self._memo and may_write(sql, self._memo_tables):
             self.forget_memo()
 
+    @abc.abstractmethod
     def _write_batch(self, sql: str, rows: list[Any]) -> None:
-        raise NotImplementedError
+        """Write one statement's collected rows: each engine its own way (SQLite's `executemany`;
+        PostgreSQL's pipelined `executemany`, or `COPY` for a long plain insert)."""
 
     @contextlib.contextmanager
     def batched_inserts(self) -> Iterator[None]:
