@@ -562,7 +562,7 @@ class AdministrationWizard(StepWizard):
         """The safety check's time (stamped now when left blank): its step opens on the first choice.
 
         A vitals step opens on its time, the first field on screen, as `ctrl+t Tab 37.2 Tab 90`
-        expects (eyes D6): ctrl+t stamps that time wherever the focus is and moves nothing."""
+        expects: ctrl+t stamps that time wherever the focus is and moves nothing."""
         key = self.steps[self.step].key
         if not self._is_check(key):
             return set()

@@ -427,7 +427,7 @@ class StepWizard(UnsavedWork):
 
         The focused time field, else the step's only time field wherever the focus is (a vitals
         step: its time). With several and the focus in none, refused: nothing stamped, nothing
-        moved, so the keys typed behind ctrl+t land where the focus already is (eyes D6)."""
+        moved, so the keys typed behind ctrl+t land where the focus already is."""
         focused = self.focused.id if self.focused is not None else None
         times = self._step_times()
         for g, name in times:

@@ -37,7 +37,7 @@ class ThawScreen(TransferScreen):
     AUTO_FOCUS = "#cc-kit"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "stamp", "key.cc_now"),
-        Binding("ctrl+t", "stamp", "key.cc_now", show=False),  # the wizards' "time now" key too (eyes D10)
+        Binding("ctrl+t", "stamp", "key.cc_now", show=False),  # the wizards' "time now" key too
     ]
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("kit", "cc.f_kit", kind="kit", hint="cc.h_scan_one"),

@@ -502,7 +502,7 @@ def _vitals_values(wiz) -> dict[str, str]:
 
 
 async def test_ctrl_t_then_tab_on_the_vitals_step_puts_each_value_in_its_own_field(palm) -> None:
-    """eyes D6: the vitals step's time, stamped with ctrl+t, then Tab to each value, typed in one burst."""
+    """The vitals step's time, stamped with ctrl+t, then Tab to each value, typed in one burst."""
     site, pid, kit = _ready(palm)
     app = _app(site)
     async with app.run_test(size=(120, 45)) as pilot:

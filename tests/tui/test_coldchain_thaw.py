@@ -288,7 +288,7 @@ async def test_roles_without_the_permission_are_not_offered_the_keys(app_for, si
 
 
 async def test_ctrl_t_stamps_now_on_the_thaw_screen_as_in_the_wizards(app_for, site, tmp_path):
-    """eyes D10: a nurse's "time now" key (ctrl+t in the wizards) works here too, beside ctrl+n."""
+    """A nurse's "time now" key (ctrl+t in the wizards) works here too, beside ctrl+n."""
     bedside_kit(site, tmp_path)
     app = app_for("clinician")
     async with app.run_test(size=(80, 24)) as pilot:

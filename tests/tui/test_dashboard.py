@@ -207,7 +207,7 @@ def test_span_reads_like_a_nurse_says_it():
 
 
 async def test_a_format1_ward_keeps_its_day_column_and_says_doses_for_a_format2_row(app_for):
-    """MEXCOVID's "Day" column stays (eyes D2 changed only format 2's): day N of the doses planned. A row
+    """MEXCOVID's "Day" column stays (only format 2's changed): day N of the doses planned. A row
     of a participant on a format-2 version of its own (an amendment back, a mixed ward) is counted in
     doses, said so under that header ("2/3 doses"), never as a day."""
     app = app_for("clinician")

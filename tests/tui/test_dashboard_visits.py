@@ -91,7 +91,7 @@ async def test_the_ward_queue_shows_the_daily_visits_vitals_until_they_are_recor
 
 
 async def test_a_format2_ward_counts_doses_given_of_planned_not_days(palm_ward) -> None:
-    """PALM's dashboard (eyes D2): format 1's "Day" (days since enrollment of the doses planned, MEXCOVID's
+    """PALM's dashboard: format 1's "Day" (days since enrollment of the doses planned, MEXCOVID's
     one dose a day) read "4/3" for a ZMapp patient with 2 of 3 infusions given. A format-2 ward's column
     says "Doses" and counts doses given of planned, as `participant list` does; never above the plan."""
     site, _ = palm_ward

@@ -510,7 +510,7 @@ async def test_keys_typed_while_the_review_runs_wait_for_its_verdict(dose_app, m
 
 
 async def test_ctrl_t_on_a_vitals_step_stamps_its_time_and_leaves_the_focus_where_it_is(dose_app):
-    """eyes D6 in the shared wizard: the vitals step's one time field is stamped from the temperature."""
+    """In the shared wizard: the vitals step's one time field is stamped from the temperature."""
     from tui_helpers import burst
 
     app = dose_app("clinician")

@@ -184,7 +184,7 @@ def test_at_the_bedside_the_clock_runs_to_the_dose(ph):
 def test_today_lists_each_bedside_kit_on_its_own_row_under_the_participant_it_is_for(
     ph, session_for, monkeypatch
 ):
-    """Two vials at the bedside are two rows: a nurse reads which vial goes to whom (eyes D5)."""
+    """Two vials at the bedside are two rows: a nurse reads which vial goes to whom."""
     from wardcrf import kits
 
     services.add_unit(ph, "FRZ-1", name="freezer", location="ward 3")
@@ -214,7 +214,9 @@ def test_today_lists_each_bedside_kit_on_its_own_row_under_the_participant_it_is
         (None, f"dose with kit K002 at bedside by {by} (120 min at the bedside)"),
     ]
     # the records reserve K002 for WUH01-003 (as randomization's allocated kit does): its row says so
-    monkeypatch.setattr(kits.kit_holders, "answers", [lambda _store, kit: "WUH01-003" if kit == "K002" else None])
+    monkeypatch.setattr(
+        kits.kit_holders, "answers", [lambda _store, kit: "WUH01-003" if kit == "K002" else None]
+    )
     assert rows() == [
         (None, f"dose with kit K001 at bedside by {by} (120 min at the bedside)"),
         ("WUH01-003", f"dose with kit K002 at bedside by {by} (120 min at the bedside)"),

@@ -249,7 +249,7 @@ def test_seeded_demo_is_consistent_at_any_hour(tmp_path, monkeypatch, fake_now, 
 
 
 def test_a_format1_ward_list_keeps_mexcovids_cumulative_particles(demo_site, monkeypatch):
-    """The MEXCOVID (format 1) ward list is unchanged by format 2's cumulative dose (eyes D13): its one
+    """The MEXCOVID (format 1) ward list is unchanged by format 2's cumulative dose: its one
     product is counted in exosome particles, under "cumulative particles", and its rows have no
     `cumulative_dose` (a format-2 row's key, per unit)."""
     code, out, err = run(demo_site, "clinician", "participant", "list", "--json", monkeypatch=monkeypatch)

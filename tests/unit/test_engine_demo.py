@@ -108,7 +108,7 @@ def test_palm007_demo_is_blinded_with_doses_given(cli, tmp_path):
 
 @pytest.mark.parametrize("name", ["palm", "palm007"])
 def test_a_format2_ward_list_says_cumulative_dose_per_unit_never_particles(cli, tmp_path, name):
-    """`participant list` on PALM and PALM007 (eyes D13): the cumulative dose with its unit, as
+    """`participant list` on PALM and PALM007: the cumulative dose with its unit, as
     `participant show` says it ("6200 mg" of ZMapp), not MEXCOVID's "cumulative particles" (6.20e+03)."""
     target, _ = _demo(cli, tmp_path, name)
     env = _at(target, SEEDED)

@@ -456,7 +456,7 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     assert r.code == 0, r.err
     row = next(x for x in json.loads(r.out) if x["id"] == pid)
     assert row["doses_given"] == 2 and row["post_dose_vitals_due"] == [s3.number] and row["deviations"] >= 2
-    # the cumulative dose per unit, as `participant show` has it; never format 1's particles (eyes D13)
+    # the cumulative dose per unit, as `participant show` has it; never format 1's particles
     assert "cumulative_particles" not in row and row["cumulative_dose"] == shown["cumulative_dose"]
     if arm == "ZMAPP":
         assert row["cumulative_dose"] == [{"value": 6200.0, "unit": "mg"}]
