@@ -196,7 +196,7 @@ def languages(session: Session) -> tuple[str, ...]:
     from . import protocol
 
     try:
-        declared = protocol.active(session.store).languages  # type: ignore[arg-type]
+        declared = protocol.active(session.store).languages
     except Refused:
         declared = ()
     return tuple(dict.fromkeys(["en", *(x for x in declared if LANGUAGE_CODE.match(x))]))
