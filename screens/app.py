@@ -412,5 +412,5 @@ def _bad_language(language: str) -> str:
     shown = repr(language[:20]) + ("…" if len(language) > 20 else "")
     return (
         f"unknown language {shown}: give a language code ({', '.join(i18n.CATALOGUED)}, or one the ward's"
-        " protocol declares, e.g. fr)"
+        " protocol declares, e.g. pt)"
     )

@@ -1,4 +1,4 @@
-"""UI strings in English and Simplified Chinese, and CJK-aware padding.
+"""UI strings in English, Simplified Chinese and French, and CJK-aware padding.
 
 Why a TOML catalogue and not gettext: the ward laptop build has no
 compile step, a translator edits one file (`messages.toml`) where each
@@ -12,13 +12,14 @@ an unknown id is returned as-is so a typo shows on screen instead of
 crashing a clinician's form.
 
 Which languages a user may choose (docs/tui.md, "Language"): before sign-in, the
-languages these catalogues hold (`CATALOGUED`: English and 中文); once signed in,
-the languages the ward's protocol declares for its labels (`protocol.languages`,
-`offer`), in the protocol's order. A declared language these catalogues do not hold
-(PALM's `fr`) is offered all the same: the protocol's labels show in it and the
-screens' own words fall back, string by string, to English; the palette says so
-("Français — protocol labels; screens in English"). A language the catalogues
-hold but the protocol does not declare (中文 on PALM) is not offered on that ward.
+languages these catalogues hold (`CATALOGUED`: English, 中文, Français); once signed
+in, the languages the ward's protocol declares for its labels (`protocol.languages`,
+`offer`), in the protocol's order: MEXCOVID English and 中文, PALM and PALM007 (Kinshasa)
+English and Français. A declared language these catalogues do not hold (say `pt`) is
+offered all the same: the protocol's labels show in it and the screens' own words fall
+back, string by string, to English; the palette says so ("Language: Português
+(protocol labels; screens in English)"). A language the catalogues hold but the
+protocol does not declare (中文 on PALM, Français on MEXCOVID) is not offered on that ward.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 from rich.cells import cell_len
 
-CATALOGUED = ("en", "zh")
+CATALOGUED = ("en", "zh", "fr")
 """The languages these catalogues hold for every id (a test checks each id has each of them)."""
 LANGUAGES = CATALOGUED  # the name screens and tests used before protocol languages were offered
 LANGUAGE_NAMES = {

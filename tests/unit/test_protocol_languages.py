@@ -2,8 +2,8 @@
 MEXCOVID's choice (English, 中文) not imposed on a ward in Kinshasa; a language code from a protocol
 file is a code, never text that reaches a screen.
 
-The screens' own words exist in English and 中文 (screens/i18n.py CATALOGUED); a declared language
-without them (fr) shows the protocol's labels in it and falls back to English string by string.
+The screens' own words exist in English, 中文 and Français (screens/i18n.py CATALOGUED); a declared
+language without them (say pt) shows the protocol's labels in it and falls back to English string by string.
 """
 
 from __future__ import annotations
@@ -73,19 +73,31 @@ def test_a_hostile_language_is_refused_in_one_line_and_nothing_saved(session_for
     assert s.store.scalar("SELECT count(*) FROM events") == before
 
 
-def test_the_screens_offer_the_declared_languages_and_fall_back_to_english_per_string():
-    assert i18n.offered() == i18n.CATALOGUED == ("en", "zh")  # before sign-in
-    assert i18n.offer(("en", "fr")) == ("en", "fr")
+def test_the_screens_offer_the_declared_languages_in_their_words():
+    assert i18n.offered() == i18n.CATALOGUED == ("en", "zh", "fr")  # before sign-in
+    assert i18n.offer(("en", "fr")) == ("en", "fr")  # PALM007
     i18n.set_language("fr")
-    assert i18n.language() == "fr" and not i18n.has_catalogue("fr")
-    assert i18n.t("login.title") == "Sign in"  # no French catalogue: the screens' words in English
-    assert i18n.name_of("fr") == "Français" and i18n.name_of("xx") == "xx"
+    assert i18n.language() == "fr" and i18n.has_catalogue("fr")
+    assert i18n.t("login.title") == "Connexion" and i18n.t("palette.language", language="Français") == (
+        "Langue : Français"
+    )
     assert protocol.tr({"en": "Informed consent", "fr": "Consentement éclairé"}, i18n.language()) == (
         "Consentement éclairé"
     )
     with pytest.raises(ValueError, match="allowed: en, fr"):
         i18n.set_language("zh")
     assert i18n.offer(("en", "zh")) == ("en", "zh") and i18n.language() == "en"  # fr gone: English
+
+
+def test_a_declared_language_without_a_catalogue_falls_back_to_english_per_string():
+    assert i18n.offer(("en", "pt")) == ("en", "pt")
+    i18n.set_language("pt")
+    assert not i18n.has_catalogue("pt") and i18n.name_of("pt") == "Português" and i18n.name_of("xx") == "xx"
+    assert i18n.t("login.title") == "Sign in"  # the screens' words in English
+    assert protocol.tr({"en": "Informed consent", "pt": "Consentimento"}, i18n.language()) == "Consentimento"
+    assert (
+        protocol.tr({"en": "Informed consent"}, i18n.language()) == "Informed consent"
+    )  # a label without pt
 
 
 def test_the_screens_never_offer_a_code_that_is_not_a_language_code():
@@ -103,6 +115,9 @@ def test_one_file_is_one_file():
     assert i18n.t_count("sync.last_export", 0, time="08:29", files=0) == "Last export: 08:29 (0 files)"
     i18n.set_language("zh")
     assert i18n.t_count("dash.sync_export_value", 1, at="12-07", files=1) == "12-07（1 个文件）"
+    i18n.set_language("fr")
+    assert i18n.t_count("dash.sync_export_value", 1, at="12-07", files=1) == "12-07 (1 fichier)"
+    assert i18n.t_count("dash.sync_export_value", 3, at="12-07", files=3) == "12-07 (3 fichiers)"
 
 
 def _format1_with(languages: str) -> str:

@@ -16,9 +16,9 @@ from ..errors import UsageError
 from ..users import LANGUAGE_CODE
 from .common import DataDirOption, finite_number, resolve_data_dir
 
-LANGUAGES = ("en", "zh")
-"""The languages the screens' own words are written in (screens/i18n.py CATALOGUED); a protocol may declare
-more for its labels (PALM's fr): `--language fr` opens in it where the ward's protocol declares it."""
+LANGUAGES = ("en", "zh", "fr")
+"""The languages the screens' own words are written in (screens/i18n.py CATALOGUED, a test keeps them equal);
+a protocol may declare more for its labels, shown with the screens' words in English."""
 
 
 def open_tui(
@@ -34,7 +34,7 @@ def open_tui(
         shown = repr(language[:20]) + ("…" if len(language) > 20 else "")
         raise UsageError(
             f"unknown language {shown}: give a language code ({', '.join(LANGUAGES)}, or one the ward's"
-            " protocol declares, e.g. fr)"
+            " protocol declares, e.g. pt)"
         )
     if lock_after is not None and lock_after <= 0:
         raise UsageError("--lock-after must be a positive number of seconds")
@@ -65,9 +65,9 @@ def tui(
         typer.Option(
             "--language",
             "-l",
-            help="Interface language: en, zh, or a language the ward's protocol declares for its labels"
-            " (fr on PALM: labels in French, the screens' own words in English). Default: the user's saved"
-            " setting.",
+            help="Interface language: en, zh, fr, or another the ward's protocol declares for its labels"
+            " (the screens' own words then in English); after sign-in, only those the protocol declares."
+            " Default: the user's saved setting.",
             show_default=False,
         ),
     ] = None,
