@@ -156,3 +156,18 @@ def test_a_language_listed_twice_is_refused_at_load():
         protocol.parse(_format1_with('["en", "zh", "zh"]'), "m.toml")
     with pytest.raises(ProtocolFileError, match=r"protocol\.languages.*non-unique"):
         model.parse(_format2_with('["en", "fr", "fr"]'), "p.toml")
+
+
+@pytest.mark.parametrize("code", ["fr", "zh", "pt-BR"])
+def test_a_synced_language_choice_with_a_declared_code_is_accepted(code):
+    from wardcrf import eventbodies
+
+    assert eventbodies.check_body("user.language_set", {"username": "clinician", "language": code}) is None
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+def test_a_synced_language_choice_with_a_hostile_code_is_refused(bad):
+    """A `user.language_set` arriving in a bundle is checked like any event body (the language is shown)."""
+    from wardcrf import eventbodies
+
+    assert eventbodies.check_body("user.language_set", {"username": "clinician", "language": bad}) is not None
