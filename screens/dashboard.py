@@ -58,7 +58,7 @@ from textual.worker import get_current_worker
 from wardcrf.clock import zone
 
 from .errors import message_of
-from .i18n import domain_word, t
+from .i18n import domain_word, t, t_count
 from .keys import LANGUAGE, RELOAD
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -796,7 +796,14 @@ class DashboardScreen(Screen[None]):
             ),
             (
                 t("dash.sync_last_export"),
-                Text(t("dash.sync_export_value", at=self._local(export["at"]), files=export["files"]))
+                Text(
+                    t_count(
+                        "dash.sync_export_value",
+                        export["files"],
+                        at=self._local(export["at"]),
+                        files=export["files"],
+                    )
+                )
                 if export
                 else Text(t("dash.never"), style="dim"),
             ),
