@@ -798,7 +798,9 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     assert [x for x in text.splitlines() if x.startswith("All participants: ")] == [
         "All participants: 0 followed, 0 with the event, 0 censored; no follow-up: 2;"
         " median not estimable: nobody followed yet",
-        "All participants: 0 of 2, 0.0% (95% CI 0.0% to 65.8%); outcome not known: 0",
+        # read at day 15: before it no participant is evaluable (the PCR is not due), never "0 of 2"
+        "All participants: 0 of 0 evaluable at day 15, not estimable: no participant evaluable at day 15 yet;"
+        " outcome not known: 0; not yet evaluable (day 15 not over): 2",
         "All participants: dead by day 58: 0 of 0 evaluable, not estimable: no participant evaluable at day 58"
         " yet; censored alive before day 58: 2; no follow-up: 0; Kaplan–Meier 1 − S at day 58: not estimable:"
         " nobody followed to day 58 yet",

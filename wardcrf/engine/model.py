@@ -516,13 +516,20 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
 
 
 def _analysis_tables(r: _Reader, data: dict[str, Any]) -> None:
-    """`[[analysis.characteristics]]` (participant expressions) and `[[analysis.series]]` (number fields of a
-    form recorded at declared dose assessments) name what exists: the outcomes report reads them."""
+    """`[[analysis.characteristics]]` (participant expressions), `[[analysis.series]]` (number fields of a
+    form recorded at declared dose assessments) and each endpoint's `from` (an anchor) name what exists: the
+    reports read them."""
     analysis = data.get("analysis") or {}
     forms: dict[str, Any] = data.get("forms", {})
     once = frozenset(name for name, f in forms.items() if _once(f) or name == "enrollment")
     anchors = expressions.BUILTIN_ANCHORS | frozenset(_codes(data.get("anchors"), "name"))
     participant = expressions.Scope(forms, once, anchors)
+    for i, ep in enumerate(analysis.get("endpoints", [])):
+        if "from" in ep and ep["from"] not in anchors:  # the origin an endpoint's days are counted from
+            r.err(
+                ("analysis", "endpoints", i, "from"),
+                f"{ep['from']!r} is not an anchor ({_list(set(anchors))})",
+            )
     seen: set[str] = set()
     for i, item in enumerate(analysis.get("characteristics", [])):
         p: Path_ = ("analysis", "characteristics", i)

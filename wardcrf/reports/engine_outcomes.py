@@ -579,6 +579,9 @@ def _endpoint_section(doc: Doc, data: Mapping[str, Any], ep: Mapping[str, Any]) 
             head += ["censored alive before the day", "no follow-up", f"Kaplan–Meier 1 − S, {level}"]
         else:
             head += ["not known"]
+        day = arms and next(iter(arms.values())).get("day")
+        if kind == "proportion" and day:
+            head += [f"not yet evaluable (day {day} not over)"]
         rows = []
         for arm, x in arms.items():
             row = [_arm_label(data, arm), f"{x['k']} of {x['n']}", _pct(x.get("estimate")), _ci(x)]
@@ -593,16 +596,11 @@ def _endpoint_section(doc: Doc, data: Mapping[str, Any], ep: Mapping[str, Any]) 
                 ]
             else:
                 row.append(x["unknown"])
+                if day:
+                    row.append(x.get("not_yet_evaluable", 0))
             rows.append(row)
-        sec.tables.append(
-            Table(
-                head,
-                rows,
-                caption=f"by day {arms and next(iter(arms.values())).get('day')}"
-                if kind == "mortality"
-                else "",
-            )
-        )
+        caption = f"by day {day}" if kind == "mortality" else f"at day {day}" if day else ""
+        sec.tables.append(Table(head, rows, caption=caption))
         comp = [
             [
                 f"{_arm_label(data, c['arm'])} − {_arm_label(data, c['against'])}",
@@ -624,7 +622,11 @@ def _endpoint_section(doc: Doc, data: Mapping[str, Any], ep: Mapping[str, Any]) 
                 x["events"],
                 x["n"] - x["events"],
                 x.get("no_follow_up", 0),
-                _num(x.get("median")),
+                _num(x["median"])
+                if x.get("median") is not None
+                else "not reached"
+                if x["n"]
+                else "not estimable: nobody followed yet",
             ]
             for arm, x in arms.items()
         ]
