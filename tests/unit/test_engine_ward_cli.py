@@ -504,12 +504,10 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     # exports with the model: the trial design and visits are PALM's; ODM valid against the XSD; the audit
     out = w.root / "exports"
     r = w.run("export", "sdtm", "--out", str(out / "sdtm"), "--check", user="auditor")
-    errors = [line for line in r.out.splitlines() if "[error]" in line]
-    # The conformance rules pass, but for ZMapp's frequency: PALM writes "Q3D" for every third day, marked
-    # [U] in the file, and wardcrf's CDISC FREQ list does not hold it (a term for the sponsor to confirm).
-    assert r.code == (1 if errors else 0), r.out
-    assert all("EXDOSFRQ: 'Q3D' is not in CDISC CT FREQ" in line for line in errors), r.out
-    assert not errors or arm == "ZMAPP"
+    # The conformance rules pass: ZMapp's "Q3D" is the protocol's own term of the extensible FREQ codelist
+    # (palm.toml's frequency_extended), accepted and named in the report (eyes D9: it was "NOT clean").
+    assert r.code == 0 and "[error]" not in r.out and r.out.rstrip().endswith("clean"), r.out
+    assert "sponsor term of the extensible CDISC CT FREQ: 'Q3D' (Every 3 days)" in r.out, r.out
 
     def rows(name: str) -> list[dict[str, object]]:
         d = json.loads((out / "sdtm" / f"{name}.json").read_text("utf-8"))

@@ -268,6 +268,7 @@ class Administration:
     worklist: str
     record: Mapping[str, str]
     when: str | None = None
+    frequency_extended: str = ""  # a sponsor term of CDISC FREQ (extensible): what `frequency` means
 
 
 @dataclass(frozen=True)
@@ -888,6 +889,26 @@ def _window(r: _Reader, path: Path_, window: list[str]) -> None:
         r.err(path, f"the window opens ({window[0]}) after it closes ({window[1]})")
 
 
+def _frequency(r: _Reader, p: Path_, adm: Mapping[str, Any]) -> None:
+    """EXDOSFRQ is a term of CDISC's FREQ codelist (C71113), which is extensible: a frequency CDISC has no term
+    for is the sponsor's own, declared with its meaning (`frequency_extended`); define.xml then marks it
+    def:ExtendedValue and the SDTM check accepts it. A CDISC term declared as an extension is refused."""
+    from .. import cdisc
+
+    freq, meaning = str(adm.get("frequency", "")), str(adm.get("frequency_extended", "")).strip()
+    if freq in cdisc.FREQ and "frequency_extended" in adm:
+        r.err(
+            (*p, "frequency_extended"),
+            f"{freq!r} is a CDISC FREQ term: frequency_extended is for a term the codelist does not have",
+        )
+    elif freq not in cdisc.FREQ and not meaning:
+        r.err(
+            (*p, "frequency"),
+            f"{freq!r} is not a CDISC FREQ term ({', '.join(cdisc.FREQ)}): use one, or declare it a sponsor"
+            ' term of the extensible codelist with frequency_extended = "<what it means>"',
+        )
+
+
 def _administration(
     r: _Reader,
     p: Path_,
@@ -898,6 +919,7 @@ def _administration(
 ) -> None:
     if adm.get("product") not in products:
         r.err((*p, "product"), f"product {adm.get('product')!r} is not declared ({_list(products)})")
+    _frequency(r, p, adm)
     sched = adm.get("schedule", {})
     if sched.get("anchor") not in anchors:
         r.err(
@@ -1221,6 +1243,7 @@ def _administration_model(spec: Mapping[str, Any], product: str) -> Administrati
         product=product,
         route=spec.get("route", ""),
         frequency=spec.get("frequency", ""),
+        frequency_extended=str(spec.get("frequency_extended", "")),
         dose=_dose(spec["dose"]),
         schedule=_schedule(spec["schedule"]),
         window=(duration(window[0]), duration(window[1])),
