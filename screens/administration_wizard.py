@@ -273,7 +273,7 @@ class AdministrationWizard(StepWizard):
                 t(
                     "adm.next",
                     what=p.what,
-                    kind=t(f"adm.kind_{p.kind}"),
+                    kind=_kind_word(p.kind, p.dosage_form),
                     route=p.route.lower(),
                     due=self._local(p.due),
                     start=self._local(p.window[0]),
@@ -696,3 +696,14 @@ class AdministrationWizard(StepWizard):
 
         self.dismiss(visit)
         next_form()
+
+
+def _kind_word(kind: str, dosage_form: str) -> str:
+    """How the plan line names what is given: an oral solid by the product's declared dosage form
+    ("capsules" for a CAPSULE, "tablets" for a TABLET), else the kind ("tablets or capsules" when the form
+    is not shown, e.g. on a blinded ward whose products differ in form)."""
+    if kind == "tablets":
+        for unit in ("CAPSULE", "TABLET"):
+            if unit in dosage_form.upper():
+                return t(f"adm.form_{unit.lower()}")
+    return t(f"adm.kind_{kind}")

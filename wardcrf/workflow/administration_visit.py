@@ -166,6 +166,7 @@ class AdministrationPlan:
     visits: tuple[
         VisitItem, ...
     ] = ()  # the visit forms owed now (and with this administration), most urgent first
+    dosage_form: str = ""  # the product's CDISC dosage form (blinded: only one every product shares)
 
     @property
     def parts(self) -> list[tuple[str, str]]:
@@ -409,7 +410,17 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
             m,
             {a.form for a in (*_assessments(m, regimen, number, "before"), *after)},
         ),
+        dosage_form=shown_dosage_form(m, product, blinded),
     )
+
+
+def shown_dosage_form(m: Model, product: Mapping[str, Any], blinded: bool) -> str:
+    """The product's CDISC dosage form as the wizard names it ("CAPSULE"); on a blinded allocation only a form
+    every product of the protocol shares (a form that tells the products apart would unblind), else ""."""
+    form = str(product.get("dosage_form", "")).upper()
+    if blinded and len({str(x.get("dosage_form", "")).upper() for x in m.data.get("products", ())}) > 1:
+        return ""
+    return form
 
 
 def _safety_check(m: Model, after: tuple[Assessment, ...]) -> SafetyCheck | None:
