@@ -45,11 +45,16 @@ def screen_for(
     *,
     focus: str | None = None,
 ) -> Any:
-    """The screen that enters `form`: the CT score has its grid, every other form is generated."""
-    if form == "ct_score":
-        from .ct_grid import CTGridScreen
+    """The screen that enters `form`: a form whose version declares sections has its grid
+    (`form_sections.of`, docs/protocol.md "Sections: a scored grid"), every other form is generated."""
+    from wardcrf import form_sections
+    from wardcrf.workflow import service
 
-        return CTGridScreen(ward, participant, initial, focus=focus)
+    proto = ward.call(service.protocol_for, participant, form)
+    if form_sections.of(proto, form) is not None:
+        from .section_grid import SectionGridScreen
+
+        return SectionGridScreen(ward, form, participant, initial, focus=focus)
     from .form_screen import FormScreen
 
     return FormScreen(ward, form, participant, initial, focus=focus)
