@@ -18,6 +18,7 @@ from wardcrf import protocol as protocols
 from .i18n import language, t
 from .ward import Ward
 from .widgets.footer import WardFooter
+from .widgets.typeahead import WardOptionList
 
 
 def forms_for(ward: Ward, *, participant: bool = True, who: str | None = None) -> list[tuple[str, str]]:
@@ -77,7 +78,7 @@ class FormPicker(ModalScreen[str | None]):
             yield Static(t("picker.title", participant=self.participant), classes="dialog-title")
             choices = forms_for(self.ward, who=self.participant)
             if choices:
-                yield OptionList(*[Option(Text(label), id=name) for name, label in choices], id="forms")
+                yield WardOptionList(*[Option(Text(label), id=name) for name, label in choices], id="forms")
             else:
                 yield Static(t("picker.none", role=t("role." + self.ward.role)), classes="refusal")
         yield WardFooter()

@@ -6,7 +6,7 @@ is too narrow for the columns), titled with its label and, for a `sum = true`
 section, its live subtotal; each group a titled block of rows, one cell per
 field. In a titled group a field's label is shown without what the group's
 labels share ("Right upper lobe, apical" under "Right upper lobe" reads
-"apical"). MEXCOVID's chest CT score is one such form: the lungs as columns,
+"apical"). The first trial's chest CT score is one such form: the lungs as columns,
 the lobes as groups (format 1 declares the same grid as data,
 `wardcrf/protocols/format1-workflow.toml`).
 
@@ -278,16 +278,18 @@ class SectionGridScreen(FormScreen):
         parts += [f"{k} = {label}" for k, label in seen.items() if label]
         return ", ".join(parts)
 
-    def _section_text(self, section: form_sections.Section) -> str:
+    def _tally(self) -> form_sections.Tally:
+        return form_sections.tally(self.grid, self.form, self.values)
+
+    def _section_text(self, section: form_sections.Section, tally: form_sections.Tally | None = None) -> str:
         label = protocols.tr(section.label, language())
         if not section.sum:
             return label
-        tally = form_sections.tally(self.grid, self.form, self.values)
-        return f"{label} · {number(tally.subtotal(section.code))}"
+        return f"{label} · {number((tally or self._tally()).subtotal(section.code))}"
 
-    def _totals_text(self) -> str:
+    def _totals_text(self, tally: form_sections.Tally | None = None) -> str:
         lang = language()
-        tally = form_sections.tally(self.grid, self.form, self.values)
+        tally = tally or self._tally()
         parts = [f"{self._label(name, lang)} {number(value)}" for name, value in tally.computed]
         by_code = {s.code: s for s in self.grid.sections}
         parts += [f"{protocols.tr(by_code[code].label, lang)} {n}" for code, n in tally.subtotals]
@@ -300,10 +302,12 @@ class SectionGridScreen(FormScreen):
     def _show_totals(self) -> None:
         if not self.is_mounted:
             return
-        self.query_one("#grid-total", Static).update(self._totals_text())
+        tally = self._tally()  # once per key: the computed fields are evaluated here
+        self.query_one("#grid-total", Static).update(self._totals_text(tally))
         for section in self.grid.sections:
             if section.sum:
-                self.query_one(f"#section-title-{section.code}", Static).update(self._section_text(section))
+                title = self.query_one(f"#section-title-{section.code}", Static)
+                title.update(self._section_text(section, tally))
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit()

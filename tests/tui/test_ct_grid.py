@@ -282,3 +282,46 @@ async def test_roles_that_may_not_submit_get_no_grid(app_for, site, tmp_path, wa
     with pytest.raises((AuthError, Refused)) as refused:
         ward.call(workflow.submit, "ct_score", values, participant=pid)
     assert "ct_score" in str(refused.value) or "not allowed" in str(refused.value)
+
+
+async def test_scores_typed_in_one_burst_while_busy_land_in_their_segments(
+    app_for, site, tmp_path, monkeypatch
+):
+    """n (the picker), the CT form's place in it, Enter and the 18 scores, all posted before the app looks at
+    the first, while opening the form and checking each score are slow (test_section_grid.busy)."""
+    from test_section_grid import busy
+    from tui_helpers import burst
+
+    pid = enroll(site, tmp_path)
+    cells = segments(site)
+    app = app_for("clinician")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        labels = [str(o.prompt) for o in app.screen.query_one("#forms").options]
+        await pilot.press("escape")
+        await settle(pilot)
+        busy(monkeypatch)
+        await burst(pilot, "n", *["down"] * labels.index("Chest CT score"), "enter", *TYPED)
+        assert isinstance(app.screen, SectionGridScreen)
+        assert [_cell(app, s).value for s in cells] == ["ne" if c == "n" else int(c) for c in TYPED]
+        assert _total(app).startswith("Total score (0-72) 23 · Evaluable segments 17 · ")
+
+
+def test_the_ct_grid_100x30(snap_compare, app_for, site, tmp_path, fmt) -> None:
+    """The picture on each format: the same grid, each format's own titles."""
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+
+    async def typed(pilot):
+        await settle(pilot)
+        pilot.app.push_screen(SectionGridScreen(pilot.app.ward, "ct_score", pid))
+        await settle(pilot)
+        await pilot.press(*"21n30")  # five segments, one not evaluable
+        await pilot.press("right", "7")  # across to the left lung; refused on the spot
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=typed)

@@ -73,7 +73,7 @@ def ct_total(v: dict[str, Any], segments: tuple[str, ...] = CT_SEGMENTS) -> tupl
 
     A segment scores when it holds an integer 0-4; ``ne`` (not evaluable)
     and a blank count as nothing. Format 1's rule saves it; the grid shows the
-    same total live by the `compute` format1-workflow.toml gives `[grids.ct_score]`
+    same total live by the `compute` format1-workflow.toml gives its grid (`[grids]`)
     (`sum` and `count_numbers`, which skip blanks and `ne` alike).
     """
     scores = [v.get(s) for s in segments]
