@@ -48,7 +48,7 @@ def screen_for(
 ) -> Any:
     """The screen that enters `form`: a form whose version declares sections has its grid
     (`form_sections.of`, docs/protocol.md "Sections: a scored grid"), every other form is generated."""
-    from wardcrf import form_sections
+    from wardcrf.engine import form_sections
     from wardcrf.workflow import service
 
     proto = ward.call(service.protocol_for, participant, form)

@@ -1,6 +1,6 @@
 """A scored grid: any form that declares `sections` (docs/protocol.md, "Sections: a scored grid").
 
-Laid out only from the declaration (`wardcrf.form_sections.Grid`): each
+Laid out only from the declaration (`wardcrf.engine.form_sections.Grid`): each
 section a column side by side (or one block under another when the terminal
 is too narrow for the columns), titled with its label and, for a `sum = true`
 section, its live subtotal; each group a titled block of rows, one cell per
@@ -44,10 +44,10 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
-from wardcrf import form_sections
 from wardcrf import forms as validation
 from wardcrf import protocol as protocols
 from wardcrf.clock import now_utc
+from wardcrf.engine import form_sections
 
 from .form_screen import FormScreen
 from .i18n import label_width, language, pad, t

@@ -20,7 +20,8 @@ from wardcrf.screens.lock import LockScreen
 from wardcrf.screens.participant import ParticipantScreen
 from wardcrf.screens.section_grid import GridCell, SectionGridScreen, shared_prefix, without_prefix
 
-from wardcrf import form_sections, protocol, records, users
+from wardcrf import protocol, records, users
+from wardcrf.engine import form_sections
 from wardcrf.site import Site
 
 # Scores in the grid's typing order (right lung 10, then left lung 8): one `n`.

@@ -1,4 +1,4 @@
-"""A form's declared scored grid (`[[forms.NAME.sections]]`, wardcrf/form_sections.py): read, checked at load
+"""A form's declared scored grid (`[[forms.NAME.sections]]`, wardcrf/engine/form_sections.py): read, checked at load
 with FILE:LINE, and tallied as the cells are typed — for MEXCOVID's CT score in both formats and for a
 second protocol that names nothing of MEXCOVID (tests/grid_protocol.py)."""
 
@@ -10,8 +10,8 @@ from decimal import Decimal
 import grid_protocol
 import pytest
 
-from wardcrf import form_sections, protocol
-from wardcrf.engine import model, ward
+from wardcrf import protocol
+from wardcrf.engine import form_sections, model, ward
 from wardcrf.workflow.clinical import CT_SEGMENTS, ct_total
 
 

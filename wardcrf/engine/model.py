@@ -38,9 +38,9 @@ from types import MappingProxyType
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from wardcrf import form_sections, protocol_file, protocol_review
 from wardcrf import protocol as format1
-from wardcrf.engine import expressions
+from wardcrf import protocol_file, protocol_review
+from wardcrf.engine import expressions, form_sections
 from wardcrf.errors import Refused
 from wardcrf.protocol_review import ReviewPlan
 

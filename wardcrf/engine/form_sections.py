@@ -33,10 +33,10 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from .protocol_file import Text
+from ..protocol_file import Text
 
 if TYPE_CHECKING:
-    from .protocol import Form, Protocol
+    from ..protocol import Form, Protocol
 
 MAX_SECTIONS = 8
 """Sections of one form: columns side by side on a terminal."""
@@ -220,7 +220,11 @@ def shapes_of_spec(fields: Mapping[str, Any]) -> dict[str, Shape]:
     for name, spec in fields.items():
         if not isinstance(spec, Mapping):
             continue
-        codes = tuple(c.get("code") for c in spec.get("choices") or () if isinstance(c, Mapping))
+        codes: tuple[str | int, ...] = tuple(
+            c["code"]
+            for c in spec.get("choices") or ()
+            if isinstance(c, Mapping) and isinstance(c.get("code"), str | int)
+        )
         out[str(name)] = Shape(
             str(spec.get("type", "text")), bool(spec.get("multiple")), "compute" in spec, codes
         )
@@ -259,7 +263,7 @@ def build(form: str, sections: Sequence[Mapping[str, Any]], computed: Sequence[t
 @cache
 def format1_grids() -> Mapping[str, Mapping[str, Any]]:
     """`[grids]` of format1-workflow.toml: format 1's grids as declarations (form -> sections, compute)."""
-    from .protocol import FORMAT1_WORKFLOW
+    from ..protocol import FORMAT1_WORKFLOW
 
     text = resources.files("wardcrf.protocols").joinpath(FORMAT1_WORKFLOW).read_text("utf-8")
     grids: dict[str, Any] = tomllib.loads(text).get("grids", {})
@@ -334,7 +338,7 @@ def tally(grid: Grid, form: Form, values: Mapping[str, Any]) -> Tally:
 def _computed(grid: Grid, form: Form, values: Mapping[str, Any]) -> tuple[tuple[str, Decimal | None], ...]:
     if not grid.computed:
         return ()
-    from .engine import interpreter
+    from . import interpreter
 
     specs = {n: {"type": f.type, "multiple": f.multiple} for n, f in form.fields.items()}
     typed = {k: v for k, v in values.items() if k in specs}
