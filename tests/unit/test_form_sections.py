@@ -274,3 +274,23 @@ def test_format_1s_shipped_grid_passes_the_same_checks() -> None:
     text = {k: form_sections.Shape("text") for k in shapes}
     form_sections.check(lambda p, problem: problems.append(problem), (), decl["sections"], text)
     assert len(problems) == 18 and all("cannot be a cell" in p for p in problems)
+
+
+def test_protocol_load_refuses_a_hostile_grid_in_one_line_and_loads_nothing(cli, tmp_path) -> None:
+    """The command line: exit 1, the problem named at its line on stderr, no version loaded; the same file
+    with a sound grid loads."""
+    bad = grid_protocol.source(grid_protocol.SECTIONS.replace('"headache"]', '"headache", "fever"]'))
+    path = tmp_path / "gridtest.toml"
+    path.write_text(bad, encoding="utf-8")
+    r = cli("protocol", "load", str(path), user="admin")
+    line = _line_of(bad, '"headache", "fever"]')
+    assert r.code == 1 and "Traceback" not in r.output, r.output
+    assert (
+        f"gridtest.toml:{line}: forms.symptoms.sections[0].fields[3]: field 'fever' is laid out twice"
+        in r.err
+    )
+    assert "GRIDTEST" not in cli("protocol", "show").out
+    path.write_text(grid_protocol.source(), encoding="utf-8")
+    r = cli("protocol", "load", str(path), user="admin")
+    assert r.code == 0, r.err
+    assert "GRIDTEST" in cli("protocol", "show").out
