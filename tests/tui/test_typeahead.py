@@ -56,7 +56,7 @@ async def test_ct_scores_land_in_their_segments(mode, app_for, site, tmp_path):
         got = [_cell(app, s).value for s in CT_SEGMENTS]
         want = ["ne" if c == "n" else int(c) for c in CT_TYPED]
         assert got == want
-        assert str(app.screen.query_one("#ct-total", Static).content).startswith("Total 23/72")
+        assert str(app.screen.query_one("#grid-total", Static).content).startswith("Total score (0-72) 23 · ")
 
 
 # -- a generated form (vitals) ---------------------------------------------------------------

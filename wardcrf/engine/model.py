@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wardcrf import protocol as format1
 from wardcrf import protocol_file, protocol_review
-from wardcrf.engine import expressions
+from wardcrf.engine import expressions, form_sections
 from wardcrf.errors import Refused
 from wardcrf.protocol_review import ReviewPlan
 
@@ -512,6 +512,10 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
         _preparation(r, i, product)
     _strata(r, data, forms)
     _safety(r, data, forms)
+    for name, form in forms.items():
+        if "sections" in form:  # a scored grid (docs/protocol.md, "Sections: a scored grid")
+            fields = form_sections.shapes_of_spec(form.get("fields") or {})
+            form_sections.check(r.err, ("forms", name, "sections"), form["sections"], fields)
     _names(r, data)
     _analysis_tables(r, data)
 
