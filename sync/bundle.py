@@ -1148,6 +1148,7 @@ def _check_chain(
                 amends=obj["amends"],
                 protocol=obj["protocol"],
                 line=line,
+                spelled_alike=fast is not None,
             )
         )
         prev = h

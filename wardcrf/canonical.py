@@ -97,6 +97,16 @@ def canonical_fields(rest: str) -> dict[str, Any] | None:
     return fields
 
 
+def dumps_parsed(value: Any) -> str:
+    """`dumps(value)` for a value parsed from a line `canonical_fields` accepted, and not changed since.
+
+    Every float in such a line is spelled by msgspec as Python spells it (that is what accepting
+    it showed), and msgspec spells strings, integers, keys and nesting as `dumps` does; so any
+    part of the parsed object encodes here to the same bytes, at a fifth of the cost.
+    """
+    return _FAST_ENCODER.encode(value).decode()
+
+
 def line_hash(line: str) -> str:
     """SHA-256 (lowercase hex) of a line's UTF-8 bytes, without newline."""
     return hashlib.sha256(line.encode("utf-8")).hexdigest()
