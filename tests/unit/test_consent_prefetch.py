@@ -174,3 +174,44 @@ def test_consent_first_read_per_call_finds_what_it_found_per_participant(
         assert pid("lap6") in held and len([p for p in problems if p[1].startswith(pid("lap6"))]) == 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_participant_clashes_read_per_bundle_find_what_they_found_per_consent(
+    engine: str, request: pytest.FixtureRequest, tmp_path: Path, signer: DeviceSigner
+) -> None:
+    """`idclash.hold_participant_clashes` reads the participants a bundle's consents name at once: the same
+    clash (lap1 and lap01 both allocate WUH01-002) and the same silence for every other consent."""
+    from wardcrf.ingest import HoldForCoordinator
+    from wardcrf.workflow import idclash
+
+    if engine == "postgresql":
+        where = ledgerkit.Where("postgresql", dsn=request.getfixturevalue("pg_server").new_database())
+    else:
+        where = ledgerkit.Where("sqlcipher", path=str(tmp_path / "c.db"), key_hex=os.urandom(32).hex())
+    store = ledgerkit.create(where, signer)
+    try:
+        bundles = []
+        for device in ("lap1", "lap2", "lap3", "lap01"):
+            events = ledgerkit.chain(device, 1, ledgerkit.record_steps(device, 1, 1))
+            with store.transaction():
+                eventlog.ingest_many(store, events)
+            bundles.append(events)
+        every = [e for events in bundles for e in events]
+        creators = idclash._creators(
+            store, sorted({idclash._pid(e) for e in every if idclash._is_consent(e)})
+        )
+        got = [idclash.clash_of(store, e, creators) for e in every]
+        assert got == [idclash.clash_of(store, e) for e in every]
+        clashes = [c for c in got if c is not None]
+        assert (
+            len(clashes) == 1
+            and clashes[0]["device"] == "lap01"
+            and clashes[0]["created_by_device"] == "lap1"
+        )
+        for events in bundles[:3]:
+            idclash.hold_participant_clashes(store, events)  # accept: each the first of its participant
+        with pytest.raises(HoldForCoordinator, match="already created it"):
+            idclash.hold_participant_clashes(store, bundles[3])  # refuse: two people under one id
+    finally:
+        store.close()
