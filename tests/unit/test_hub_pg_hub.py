@@ -581,12 +581,7 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
     "command",
     [
         ("export", "sqlite", "--out"),
-        ("report", "safety", "--out"),
         ("db", "rebuild"),
-        # The cold chain's reports read the projections in the site's file (its rows are in the database).
-        ("coldchain", "status"),
-        ("coldchain", "custody", "KIT-1"),
-        ("audit", "handovers"),
     ],
 )
 def test_commands_that_read_only_the_hubs_file_refuse_at_a_postgresql_hub(

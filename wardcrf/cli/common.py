@@ -218,6 +218,20 @@ def session(data_dir: Path | None, *, file_only: str | None = None) -> Iterator[
         s.close()
 
 
+@contextlib.contextmanager
+def whole_hub(s: Session) -> Iterator[Session]:
+    """The signed-in session as a command reading the whole site sees it (a report, the cold chain's
+    custody, an SDV's record): itself, or at a hub whose wards' data is in PostgreSQL the same sign-in
+    over the hub's file and database read as one SQLCipher hub's file (`sync.hubview`), read-only:
+    what the command writes goes through `s`, to the hub's file."""
+    import dataclasses
+
+    from ..sync import hubview
+
+    with hubview.view(s) as store:
+        yield s if store is s.store else dataclasses.replace(s, store=store)
+
+
 def _not_yet_on_postgresql(site: Site, command: str) -> None:
     """docs/hub-postgres.md lists what does not run at a PostgreSQL hub yet; those commands say so here."""
     if (site.data_dir / "hub-database").is_file():
