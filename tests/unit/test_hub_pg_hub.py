@@ -1134,37 +1134,6 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
         assert hub.status(s)["open_queries"] == 0
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("sdv", "verify", "rec-1"),
-        ("hub", "randomization", "export", "--protocol-id", "PALM007", "--out", "x.csv"),
-    ],
-)
-def test_coding_and_sdv_at_a_postgresql_hub_refuse_in_one_line_not_an_empty_queue(
-    pg_server, tmp_path, monkeypatch, command
-):
-    """The wards' codings, SDV marks and allocations project into the database, but the coder's and the
-    monitor's commands and the statistician's unblinded export read the site's file: at a PostgreSQL hub (which holds the hub's own events
-    only) they would show an empty queue or an unknown record, so they say they do not run there yet
-    (one line, exit 2, nothing appended). At a ward or a SQLCipher hub they run as ever (test_coding, test_sdv)."""
-    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
-    s = open_(h)
-    try:
-        before = s.store.scalar("SELECT count(*) FROM events")
-    finally:
-        s.close()
-    code, out, err = run(*command, "-d", str(h.data_dir), monkeypatch=monkeypatch)
-    assert code == 2 and err.count("\n") == 1, (code, out, err)
-    named = " ".join(command[:3] if command[0] == "hub" else command[:2])
-    assert f"wardcrf {named}:" in err and "keeps its wards' data in PostgreSQL" in err
-    s = open_(h)
-    try:
-        assert s.store.scalar("SELECT count(*) FROM events") == before
-    finally:
-        s.close()
-
-
 def test_a_blinded_list_is_sealed_to_the_unblinding_key_a_ward_sent_to_either_hub(pair, tmp_path):
     """A blinded list needs the laptop's unblinding recipient, which its bundle brought to where the hub
     keeps what wards send (its file, or its database): `randomization make` finds it there on both engines;

@@ -10,9 +10,10 @@ fed the same bundles; what each command prints or writes must be the same.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
-from synckit import open_
+from synckit import PASSWORD, open_
 from test_hub_pg_twins import _pushed, pg_server, twins  # noqa: F401  (fixtures)
 from test_sync_cli import run
 
@@ -211,3 +212,184 @@ def test_the_cold_chain_reports_at_a_postgresql_hub_are_the_sqlcipher_hubs(twins
     refused = _both(hubs, tmp_path, monkeypatch, "coldchain", "custody", "KIT-404")
     assert refused["postgresql"] == refused["sqlcipher"]
     assert refused["postgresql"][0] == 1 and refused["postgresql"][2].count("\n") == 1, refused
+
+
+# -- sdv verify: the source photograph -------------------------------------------------------------
+
+
+def test_sdv_verify_at_a_postgresql_hub_checks_the_source_photograph_and_marks_as_at_sqlcipher(
+    twins, tmp_path, monkeypatch
+):
+    """A MEXCOVID consent with its signed page photographed, at both hubs: the monitor's `sdv verify`
+    finds the record and re-hashes its photograph in the kept bundle, appends its mark in the hub's own
+    log, and prints the same; then `sdv show` and `report sdv` see it. An unknown record and a photograph
+    that is not there are refused alike, one line, nothing appended."""
+    from test_hub_pg_evidence import _consent_with_photo
+    from test_hub_pg_twins import _import
+
+    from wardcrf import users
+
+    w, hubs = twins
+    files, sha, consent = _consent_with_photo(w, tmp_path)
+    for h in hubs.values():
+        _import(h, files)
+        s = open_(h)
+        try:
+            users.add_user(s, "monitor", "Mona Monitor", "monitor", PASSWORD)
+        finally:
+            s.close()
+
+    def own_events(engine: str) -> int:
+        s = open_(hubs[engine])
+        try:
+            return int(s.store.scalar("SELECT count(*) FROM events"))
+        finally:
+            s.close()
+
+    before = {e: own_events(e) for e in ENGINES}
+    for bad in (("sdv", "verify", "NOSUCH-1"), ("sdv", "verify", consent, "--source", "sha256:" + "0" * 64),
+                ("sdv", "verify", "x\x1b[2J" * 300)):  # fmt: skip
+        refused = _both(hubs, tmp_path, monkeypatch, *bad, user="monitor")
+        assert refused["postgresql"] == refused["sqlcipher"], (bad, refused)
+        code, _out, err = refused["postgresql"]
+        assert code in (1, 2) and err.count("\n") == 1 and "\x1b" not in err, (bad, err)
+    assert {e: own_events(e) for e in ENGINES} == before
+    got = _both(hubs, tmp_path, monkeypatch, "sdv", "verify", consent, "--note", "page 1 compared", "--json",
+                user="monitor")  # fmt: skip
+    assert got["sqlcipher"][0] == 0, got["sqlcipher"]
+    marks = {e: json.loads(got[e][1])["event"] for e in ENGINES}  # each hub's own next event
+
+    def same(printed: dict[str, tuple[int, str, str]]) -> dict[str, tuple[int, object, str]]:
+        """What each hub printed, its own mark's id and the moment it was made (its clock's) put aside."""
+
+        def timeless(v: object) -> object:
+            if isinstance(v, dict):
+                return {k: timeless(x) for k, x in v.items() if k not in ("at", "hlc")}
+            if isinstance(v, str):
+                return re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z", "<time>", v)
+            return [timeless(x) for x in v] if isinstance(v, list) else v
+
+        return {
+            e: (c, timeless(json.loads(out.replace(marks[e], "<mark>"))), err)
+            for e, (c, out, err) in printed.items()
+        }
+
+    assert same(got)["postgresql"] == same(got)["sqlcipher"]
+    done = json.loads(got["postgresql"][1])
+    assert done["state"] == "verified" and {e: own_events(e) for e in ENGINES} == {
+        e: n + 1 for e, n in before.items()
+    }
+    s = open_(hubs["postgresql"])
+    try:
+        mark = s.store.one("SELECT body FROM (SELECT json_extract(line, '$.body') AS body FROM events"
+                           " WHERE type = 'sdv.verified')")  # fmt: skip
+        assert mark is not None and f"sha256:{sha}" in mark[0]
+    finally:
+        s.close()
+    for args in (("sdv", "show", consent, "--json"), ("report", "sdv", "--json")):
+        shown = _both(hubs, tmp_path, monkeypatch, *args, user="monitor")
+        assert same(shown)["postgresql"] == same(shown)["sqlcipher"] and shown["postgresql"][0] == 0, args
+        assert marks["postgresql"] in shown["postgresql"][1]
+
+
+# -- a format-2 trial (PALM): the statistician's unblinded export, endpoints, visits ---------------
+
+
+def _palm_twins(cli, tmp_path, monkeypatch, pg_server):
+    """A PALM hub made with `--database`, its SQLCipher twin (the directory copied, `hub-database` removed),
+    and one participant through consent, eligibility, enrollment, randomization, vitals and an infusion,
+    imported at both (`test_hub_pg_format2`)."""
+    import shutil
+    from datetime import timedelta
+
+    from test_engine_ward_cli import _infusion, _vitals, _ward
+    from test_hub_pg_format2 import _consent, _export, _import, palm_for_a_postgresql_hub
+    from wardcrf.sync import hub
+
+    from wardcrf import users
+    from wardcrf.engine import model
+    from wardcrf.site import Site
+
+    source = palm_for_a_postgresql_hub()
+    trial = model.parse(source, "palm-pg.toml")
+    pg_dir = tmp_path / "pg-hub"
+    pg_hub = hub.init(
+        pg_dir, admin="admin", password=PASSWORD, protocol_file=trial, database=pg_server.new_database()
+    ).site
+    s = open_(pg_hub)
+    try:
+        users.add_user(s, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
+    finally:
+        s.close()
+    w = _ward(cli, tmp_path, monkeypatch, "palm", source, trial_hub=pg_hub)
+    first = sorted((tmp_path / "outbox").glob("*.tar.age"))
+    lite_dir = tmp_path / "lite-hub"
+    shutil.copytree(pg_dir, lite_dir, ignore=shutil.ignore_patterns("*.lock"))
+    (lite_dir / "hub-database").unlink()
+    lite_hub = Site.open(lite_dir)
+    assert _import(lite_hub, first) == ["applied"] * len(first)
+    s = open_(w.site())
+    try:
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
+    finally:
+        s.close()
+    pid = _consent(w)
+    assert w.screen(pid).code == 0
+    assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
+    assert w.run("randomize", pid, "--stratum", "ct_np=HIGH").code == 0
+    start = w.now + timedelta(hours=1)
+    w.at(start + timedelta(hours=3))
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    assert _vitals(w, pid, "pre_infusion", 1, start - timedelta(minutes=20)).code == 0
+    assert _infusion(w, pid, "VIAL-0001", start, "3100").code == 0
+    files = _export(w, tmp_path / "b2")
+    for h in (pg_hub, lite_hub):
+        assert _import(h, files) == ["applied"] * len(files)
+    return {"sqlcipher": lite_hub, "postgresql": pg_hub}, trial, pid
+
+
+def test_a_palm_hubs_unblinded_export_and_format_2_reports_at_a_postgresql_hub_are_the_sqlcipher_hubs(
+    cli, tmp_path, monkeypatch, pg_server
+):
+    """`hub randomization export` (the wards' allocations joined to the hub's sealed list) writes the same
+    CSV at both hubs and logs it in the hub's own file; `report endpoints`, `visits` and `outcomes` (the
+    engine's) print the same. An unknown protocol is refused alike in one line, no file written."""
+    hubs, trial, pid = _palm_twins(cli, tmp_path, monkeypatch, pg_server)
+    for engine in ENGINES:
+        (tmp_path / engine).mkdir()
+    refused = _both(hubs, tmp_path, monkeypatch, "hub", "randomization", "export", "--protocol-id", "NOSUCH",
+                    out="none.csv")  # fmt: skip
+    assert refused["postgresql"] == refused["sqlcipher"], refused
+    code, _out, err = refused["postgresql"]
+    assert code == 1 and err.count("\n") == 1 and "NOSUCH" in err, err
+    assert not (tmp_path / "postgresql" / "none.csv").exists()
+    got = _both(hubs, tmp_path, monkeypatch, "hub", "randomization", "export", "--protocol-id", trial.id,
+                out="arms.csv")  # fmt: skip
+    if got["sqlcipher"][0] == 1 and "still blinded" in got["sqlcipher"][2]:
+        for h in hubs.values():
+            code, out, err = run("hub", "randomization", "unblind-trial", "-d", str(h.data_dir), "--protocol-id",
+                                 trial.id, "--reason", "final analysis", monkeypatch=monkeypatch)  # fmt: skip
+            assert code == 0, (out, err)
+        got = _both(hubs, tmp_path, monkeypatch, "hub", "randomization", "export", "--protocol-id", trial.id,
+                    out="arms.csv")  # fmt: skip
+    for engine in ENGINES:
+        assert got[engine][0] == 0, (engine, got[engine])
+    csvs = {e: (tmp_path / e / "arms.csv").read_text() for e in ENGINES}
+    assert csvs["postgresql"] == csvs["sqlcipher"] and pid in csvs["postgresql"]
+    assert len(csvs["postgresql"].splitlines()) == 2  # the header and the one allocation
+    for h in hubs.values():
+        s = open_(h)
+        try:
+            assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'randomization.exported'") == 1
+        finally:
+            s.close()
+    for args in (
+        ("report", "endpoints", "--format", "json"),
+        ("report", "visits", "--format", "json"),
+        ("report", "outcomes", "--format", "json"),
+        ("report", "safety", "--format", "json"),
+    ):
+        printed = _both(hubs, tmp_path, monkeypatch, *args)
+        assert printed["sqlcipher"][0] == 0, (args, printed["sqlcipher"])
+        assert printed["postgresql"] == printed["sqlcipher"], args
+        assert pid in printed["postgresql"][1] or args[1] == "endpoints", args
