@@ -580,7 +580,6 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
 @pytest.mark.parametrize(
     "command",
     [
-        ("export", "sqlite", "--out"),
         ("db", "rebuild"),
     ],
 )

@@ -393,3 +393,59 @@ def test_a_palm_hubs_unblinded_export_and_format_2_reports_at_a_postgresql_hub_a
         assert printed["sqlcipher"][0] == 0, (args, printed["sqlcipher"])
         assert printed["postgresql"] == printed["sqlcipher"], args
         assert pid in printed["postgresql"][1] or args[1] == "endpoints", args
+
+
+# -- export sqlite --------------------------------------------------------------------------------
+
+
+def test_the_plain_sqlite_copy_of_a_postgresql_hub_holds_the_sqlcipher_hubs_tables(
+    twins, tmp_path, monkeypatch
+):
+    """`export sqlite` at the PostgreSQL twin writes the tables a SQLCipher hub's copy holds (the log, every
+    projection, one typed table per form) with the same rows, leaves out the same secrets, and is recorded
+    in the hub's own log; refused without confirmation and over an existing file, nothing written."""
+    import sqlite3
+
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    for engine in ENGINES:
+        (tmp_path / engine).mkdir()
+        (tmp_path / engine / "taken.sqlite").write_text("mine")
+    for bad, words in ((("export", "sqlite"), "confirm with --yes"),
+                       (("export", "sqlite", "--yes", "--out", "taken.sqlite"), "already exists")):  # fmt: skip
+        args = [a if a != "taken.sqlite" else "<taken>" for a in bad]
+        refused = {}
+        for engine, h in hubs.items():
+            argv = [str(tmp_path / engine / "taken.sqlite") if a == "<taken>" else a for a in args]
+            if "--out" not in argv:
+                argv += ["--out", str(tmp_path / engine / "plain.sqlite")]
+            refused[engine] = run(*argv, "-d", str(h.data_dir), monkeypatch=monkeypatch)
+        assert refused["postgresql"][0] == refused["sqlcipher"][0] == 2, refused
+        assert words in refused["postgresql"][2] and refused["postgresql"][2].count("\n") == 1
+        assert not (tmp_path / "postgresql" / "plain.sqlite").exists()
+    got = _both(hubs, tmp_path, monkeypatch, "export", "sqlite", "--yes", "--json", out="plain.sqlite")
+    tables = {}
+    for engine, (code, out, err) in got.items():
+        assert code == 0, (engine, out, err)
+        db = sqlite3.connect(tmp_path / engine / "plain.sqlite")
+        try:
+            names = [
+                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            ]
+            tables[engine] = {n: sorted(map(repr, db.execute(f'SELECT * FROM "{n}"'))) for n in names}
+        finally:
+            db.close()
+        s = open_(hubs[engine])
+        try:
+            [(body,)] = s.store.execute("SELECT line FROM events WHERE type = 'export.plaintext'").fetchall()
+            assert json.loads(body)["body"]["sha256"] == json.loads(out)["sha256"]
+        finally:
+            s.close()
+    for engine in ENGINES:
+        for t in IMPORT_HISTORY:
+            tables[engine].pop(t)
+    assert set(tables["postgresql"]) == set(tables["sqlcipher"])
+    differ = [t for t in tables["sqlcipher"] if tables["sqlcipher"][t] != tables["postgresql"][t]]
+    assert differ == [], differ
+    plain = tables["postgresql"]
+    assert "device_keys" not in plain and "coding_meddra" not in plain
+    assert len(plain["records"]) == 8 and len(plain["projection_vitals"]) == len(plain["vitals"]) == 2
