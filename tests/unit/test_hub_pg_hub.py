@@ -577,24 +577,6 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
         assert eventlog.verify_chains(store)[1] == []
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("db", "rebuild"),
-    ],
-)
-def test_commands_that_read_only_the_hubs_file_refuse_at_a_postgresql_hub(
-    pg_server, tmp_path, monkeypatch, command
-):
-    """An export or a rebuild would see the hub's own events only: refused in one line, never half a dataset."""
-    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
-    args = [*command, str(tmp_path / "out")] if command[-1] == "--out" else list(command)
-    code, out, err = run(*args, "-d", str(h.data_dir), monkeypatch=monkeypatch)
-    assert code == 2 and err.count("\n") == 1, (code, out, err)
-    assert "keeps its wards' data in PostgreSQL" in err and "does not run yet" in err
-    assert not (tmp_path / "out").exists()
-
-
 def test_an_importer_logged_in_as_the_import_role_imports_and_cannot_alter_what_it_imported(
     pg_server, tmp_path, monkeypatch
 ):

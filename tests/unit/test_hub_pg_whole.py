@@ -449,3 +449,122 @@ def test_the_plain_sqlite_copy_of_a_postgresql_hub_holds_the_sqlcipher_hubs_tabl
     plain = tables["postgresql"]
     assert "device_keys" not in plain and "coding_meddra" not in plain
     assert len(plain["records"]) == 8 and len(plain["projection_vitals"]) == len(plain["vitals"]) == 2
+
+
+# -- db rebuild -----------------------------------------------------------------------------------
+
+
+def _projections(h) -> dict[str, list]:
+    """The hub's projections read whole (`sync.hubview`), its log and import history aside."""
+    from wardcrf.sync import hubview
+
+    s = open_(h)
+    try:
+        with hubview.view(s) as store:
+            rows = _tables(store)
+    finally:
+        s.close()
+    for t in (*IMPORT_HISTORY, "events", "chain_heads"):
+        rows.pop(t)
+    return rows
+
+
+def test_db_rebuild_at_a_postgresql_hub_rewrites_its_projections_from_its_log_as_at_sqlcipher(
+    twins, tmp_path, monkeypatch
+):
+    """The same edits to the projections at both hubs (a superuser's at PostgreSQL); `db rebuild` at each
+    replays the log and writes back what it derives: the same count, the rows as imported, the check clean
+    after, the log untouched (its triggers on); recorded in the hub's own log."""
+    from test_hub_pg_twins import _check, _pg_admin
+
+    _w, hubs, post = _pushed(twins, tmp_path)
+    before = {e: _projections(h) for e, h in hubs.items()}
+    edits = [
+        "UPDATE participants SET eligible = 0 WHERE id = 'WUH01-001'",
+        f"UPDATE records SET version = 7 WHERE event_id = '{post}'",
+        "DELETE FROM signatures WHERE meaning = 'witnessed' AND user_id = 'inv'",
+        "UPDATE ward_queue SET vitals_owed = vitals_owed + 3",
+        "INSERT INTO sdv_marks (event_id, target_event, subject, form, scope, fields, value_hashes, sources,"
+        " user_id, full_name, at, hlc) VALUES ('FORGED-1', 'x', 'participant:WUH01-001', 'vitals', 'record',"
+        " '[]', '{}', '[]', 'mon', 'Mon', '2026-01-01T00:00:00Z', '0')",
+    ]
+    s = open_(hubs["sqlcipher"])
+    try:
+        for sql in edits:
+            s.store.execute(sql)
+    finally:
+        s.close()
+    with _pg_admin(hubs["postgresql"]) as db:
+        for sql in edits:
+            db.execute(sql)
+        log = db.execute("SELECT count(*), max(pos) FROM events").fetchone()
+    for h in hubs.values():
+        assert _check(h, monkeypatch)[0] == 1
+    got = _both(hubs, tmp_path, monkeypatch, "db", "rebuild")
+    assert got["sqlcipher"][0] == 0 and "Projections rebuilt from" in got["sqlcipher"][1], got["sqlcipher"]
+    assert got["postgresql"] == got["sqlcipher"]
+    for engine, h in hubs.items():
+        code, out, err = _check(h, monkeypatch)
+        assert code == 0 and "Projections match the log" in out, (engine, out, err)
+        after = _projections(h)
+        assert after == before[engine], [t for t in after if after[t] != before[engine].get(t)]
+        s = open_(h)
+        try:
+            assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'db.rebuilt'") == 1
+        finally:
+            s.close()
+    with _pg_admin(hubs["postgresql"]) as db:
+        assert db.execute("SELECT count(*), max(pos) FROM events").fetchone() == log
+        assert db.execute("SELECT eligible FROM participants").fetchall() == [(1,)]
+        assert not db.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass AND tgenabled = 'D'"
+        ).fetchall()
+
+
+def test_db_rebuild_at_a_postgresql_hub_is_refused_to_the_import_role_and_while_a_bundle_is_applied(
+    twins, tmp_path, monkeypatch
+):
+    """Connected as a login role granted wardcrf_import (which may not delete projection rows): one line,
+    exit 2. While an importer's transaction holds the log: one line, exit 1. Both change nothing (the edit
+    made stays, no `db.rebuilt` recorded); once the importer is gone, the rebuild runs."""
+    import os
+
+    from test_hub_pg_twins import _pg_admin
+
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    h = hubs["postgresql"]
+    owner = (h.data_dir / "hub-database").read_text().strip()
+    login = "worker_" + os.urandom(4).hex()
+    with _pg_admin(h) as db:
+        db.execute("UPDATE participants SET eligible = 0")
+        db.execute(f"CREATE ROLE {login} LOGIN")
+        db.execute(f"GRANT wardcrf_import TO {login}")
+
+    def unchanged() -> None:
+        with _pg_admin(h) as db:
+            assert db.execute("SELECT eligible FROM participants").fetchall() == [(0,)]
+        s = open_(h)
+        try:
+            assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'db.rebuilt'") == 0
+        finally:
+            s.close()
+
+    with monkeypatch.context() as m:
+        m.setenv("WARDCRF_HUB_DATABASE", owner.replace("user=postgres", f"user={login}"))
+        code, out, err = run("db", "rebuild", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 2 and err.count("\n") == 1 and "owner" in err and "import role" in err, (code, out, err)
+    unchanged()
+    importer = _pg_admin(h)
+    importer.autocommit = False
+    importer.execute("LOCK TABLE events IN ROW EXCLUSIVE MODE")  # as an import's INSERT holds it
+    try:
+        code, out, err = run("db", "rebuild", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+        assert code == 1 and err.count("\n") == 1 and "importer" in err, (code, out, err)
+        unchanged()
+    finally:
+        importer.rollback()
+        importer.close()
+    code, out, err = run("db", "rebuild", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0 and "Projections rebuilt from" in out, (out, err)
+    with _pg_admin(h) as db:
+        assert db.execute("SELECT eligible FROM participants").fetchall() == [(1,)]
