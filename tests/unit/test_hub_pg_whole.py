@@ -166,6 +166,18 @@ def _cold_chain_pushed(twins, tmp_path):
     return hubs
 
 
+def _timeless(value):
+    """A document with what each hub's clock stamped (when it was made, checked, each bundle applied: to the
+    millisecond, unlike the trial's data) and the file each hub kept a bundle in put aside."""
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items() if k not in ("file", "generated")}
+    if isinstance(value, list):
+        return [_timeless(v) for v in value]
+    if isinstance(value, str):
+        return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "<stamp>", value)
+    return value
+
+
 def _clockless(value):
     """A report with the minutes left on a kit's clock out of a unit (they run with the wall clock) taken out."""
     if isinstance(value, dict):
@@ -209,6 +221,13 @@ def test_the_cold_chain_reports_at_a_postgresql_hub_are_the_sqlcipher_hubs(twins
         _both(hubs, tmp_path, monkeypatch, "audit", "handovers", "--json")["postgresql"][1]
     )
     assert handovers["ok"] and handovers["transfers"] and handovers["logger_files"]
+    # The auditor's custody record of a kit (`report audit --kit`), as data: the same record at both.
+    got = _both(hubs, tmp_path, monkeypatch, "report", "audit", "--kit", "KIT-1", out="custody.json")
+    assert got["sqlcipher"][0] == 0, got["sqlcipher"]
+    records = {e: json.loads((tmp_path / e / "custody.json").read_text()) for e in ENGINES}
+    assert _timeless(records["postgresql"]) == _timeless(records["sqlcipher"]) and "KIT-1" in json.dumps(
+        records
+    )
     refused = _both(hubs, tmp_path, monkeypatch, "coldchain", "custody", "KIT-404")
     assert refused["postgresql"] == refused["sqlcipher"]
     assert refused["postgresql"][0] == 1 and refused["postgresql"][2].count("\n") == 1, refused
@@ -568,3 +587,20 @@ def test_db_rebuild_at_a_postgresql_hub_is_refused_to_the_import_role_and_while_
     assert code == 0 and "Projections rebuilt from" in out, (out, err)
     with _pg_admin(h) as db:
         assert db.execute("SELECT eligible FROM participants").fetchall() == [(1,)]
+
+
+def test_a_report_at_a_postgresql_hub_whose_schema_is_older_is_refused_in_one_line(
+    twins, tmp_path, monkeypatch
+):
+    """A database missing a column the hub's file has (an older schema, not migrated): the report is refused
+    in one line naming the table and column, nothing read or written; the SQLCipher twin prints as ever."""
+    from test_hub_pg_twins import _pg_admin
+
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    with _pg_admin(hubs["postgresql"]) as db:
+        db.execute("ALTER TABLE adverse_events DROP COLUMN outcome")
+    got = _both(hubs, tmp_path, monkeypatch, "report", "safety", "--format", "json")
+    assert got["sqlcipher"][0] == 0
+    code, out, err = got["postgresql"]
+    assert code == 1 and out == "" and err.count("\n") == 1, (code, out, err)
+    assert "lacks column outcome of table adverse_events" in err and "Traceback" not in err
