@@ -14,7 +14,8 @@ SQLCipher hub fed the same bundles would hold:
   the code a SQLCipher hub runs, unchanged);
 - `events`: the two logs merged in the order the hub received them
   (`Dataset.merged_rows`: its own events at their time, each ward event at
-  its bundle's `applied_at`, the hub's first on a tie), numbered in that order;
+  its bundle's `applied_at`, the hub's first on a tie), numbered in that order,
+  the hub's own up to those the snapshot holds the projections of;
 - `chain_heads`: the file's rows (the hub's own chain) and the database's (the wards');
 - `site`, `sync_devices` (the registry, which the database holds a copy of),
   `device_keys` (the hub's own keys; the database holds their public half) and
@@ -149,9 +150,21 @@ def _copy_rows(view: Store, insert: str, rows: Iterator[Any]) -> None:
 
 
 def _merged_events(ds: Any, cols: list[str]) -> Iterator[tuple[Any, ...]]:
-    """The two logs' rows merged as received (`Dataset.merged_rows`), `pos` renumbered in that order."""
+    """The two logs' rows merged as received (`Dataset.merged_rows`), `pos` renumbered in that order.
+
+    The hub's own events up to the one the snapshot's projections hold (`hub_own_projected`): one the hub
+    appended after they were projected (another process, meanwhile) is left for the next read, with its
+    projection, never shown without it.
+    """
+    from . import registry
+
+    device = str(registry.own_site(ds.store)[1])
+    marker = ds.wards.scalar("SELECT seq FROM hub_own_projected WHERE device = ?", (device,))
+    where, params = (
+        ("NOT (device = ? AND seq > ?)", (device, int(marker))) if marker is not None else ("", ())
+    )
     at = cols.index("pos")
-    for n, row in enumerate(ds.merged_rows(cols), start=1):
+    for n, row in enumerate(ds.merged_rows(cols, where, params), start=1):
         out = list(row)
         out[at] = n
         yield tuple(out)

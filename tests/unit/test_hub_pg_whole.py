@@ -604,3 +604,35 @@ def test_a_report_at_a_postgresql_hub_whose_schema_is_older_is_refused_in_one_li
     code, out, err = got["postgresql"]
     assert code == 1 and out == "" and err.count("\n") == 1, (code, out, err)
     assert "lacks column outcome of table adverse_events" in err and "Traceback" not in err
+
+
+def test_the_view_holds_the_hubs_own_events_with_their_projections_never_one_without_the_other(
+    twins, tmp_path
+):
+    """A hub event appended after the database last projected the hub's own (another process's, meanwhile)
+    is left out of a view made from that snapshot, with its projection; the next view (which projects
+    first) holds both."""
+    from wardcrf.sync import hub, hubview
+
+    from wardcrf import users
+
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    s = open_(hubs["postgresql"])
+    try:
+        users.add_user(
+            s, "late", "Lee Late", "monitor", PASSWORD
+        )  # in the hub's file only, not projected yet
+        late = s.store.scalar("SELECT id FROM events WHERE type = 'user.added' ORDER BY pos DESC LIMIT 1")
+        with hub.wards_data(s) as wards:
+            view = hubview.build(s.store, wards)
+        try:
+            assert view.one("SELECT 1 FROM events WHERE id = ?", (late,)) is None
+            assert view.one("SELECT 1 FROM users WHERE username = 'late'") is None
+        finally:
+            view.close()
+        with hubview.view(s) as view:
+            assert view.one("SELECT 1 FROM events WHERE id = ?", (late,)) is not None
+            assert view.one("SELECT 1 FROM users WHERE username = 'late'") is not None
+            assert view.execute("PRAGMA query_only").fetchone()[0] == 1
+    finally:
+        s.close()
