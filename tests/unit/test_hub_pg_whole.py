@@ -636,3 +636,48 @@ def test_the_view_holds_the_hubs_own_events_with_their_projections_never_one_wit
             assert view.execute("PRAGMA query_only").fetchone()[0] == 1
     finally:
         s.close()
+
+
+def test_an_import_started_while_db_rebuild_holds_the_log_waits_and_then_applies(twins, tmp_path):
+    """`db rebuild` holds the log IN EXCLUSIVE MODE until it commits: a `hub import` started meanwhile waits
+    on it (seen waiting in pg_locks, not timed), and applies its bundle once the rebuild is done."""
+    import threading
+    import time
+
+    from test_hub_pg_hub import _ward_records
+    from test_hub_pg_twins import _import, _pg_admin
+
+    w, hubs = twins
+    h = hubs["postgresql"]
+    files, _post = _ward_records(w, tmp_path)
+    _import(h, files[:1])
+    rebuild = _pg_admin(h)
+    watcher = _pg_admin(h)
+    result: dict[str, object] = {}
+
+    def importer() -> None:
+        try:
+            _import(h, files[1:])
+            result["done"] = True
+        except BaseException as exc:  # reported by the assertion below
+            result["error"] = exc
+
+    try:
+        rebuild.autocommit = False
+        rebuild.execute("LOCK TABLE events IN EXCLUSIVE MODE NOWAIT")  # as `pgcheck.rebuild_projections`
+        other = threading.Thread(target=importer)
+        other.start()
+        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted"
+        deadline = time.monotonic() + 120  # a bound on a condition, not a timing
+        while watcher.execute(waiting).fetchone() != (1,):
+            assert other.is_alive() and time.monotonic() < deadline, result
+            time.sleep(0.05)
+        assert "done" not in result
+        rebuild.rollback()
+        other.join(120)
+        assert not other.is_alive() and result == {"done": True}, result
+    finally:
+        rebuild.close()
+        watcher.close()
+    with _pg_admin(h) as db:
+        assert db.execute("SELECT count(*) FROM sync_applied").fetchone() == (2,)
