@@ -33,7 +33,7 @@ import bisect
 from typing import Any
 
 from wardcrf import eventlog, projections
-from wardcrf.errors import VerificationFailed, WardError
+from wardcrf.errors import Refused, StoreError, UsageError, VerificationFailed, WardError
 from wardcrf.projections import Difference
 from wardcrf.site import Session
 from wardcrf.sqlstore import NotPortable, portable
@@ -272,3 +272,122 @@ def _rows(store: PgStore, table: str, pk: list[str]) -> projections.Rows:
         for rank, r in enumerate(sorted(rows, key=lambda r: r["rowid"]), 1):
             r["rowid"] = rank
     return {tuple(r[c] for c in pk): r for r in rows}
+
+
+# -- `db rebuild` itself ---------------------------------------------------------------------------
+
+REBUILD_LOCK = "wardcrf.db-rebuild"
+
+
+def rebuild_projections(session: Session) -> int:
+    """`db rebuild` at a PostgreSQL hub: every projection the database's log derives rewritten from it; the
+    events replayed (0 at a hub without a database).
+
+    The same replay as the check (`_replay`: the log in its order, each bundle's
+    events visible together, the hub's own events where they were projected),
+    into the temporary copies; then, in the same transaction, each stored
+    table's rows replaced by its copy's (a `rowid` twin keeps the replay's
+    order, and its sequence continues after it). All of it commits or none.
+
+    A maintenance job, not an import:
+
+    - it runs as the database's owner: the import role may not delete
+      projection rows (`wardcrf_import`), so connected as it (or a role that may
+      only read) the rebuild is refused before anything is read — one line, exit 2;
+    - importers must be stopped: it takes the log and every table it rewrites
+      in EXCLUSIVE mode without waiting (`NOWAIT`), so while a bundle is being
+      applied (an importer's transaction holds the log) it is refused, one line,
+      exit 1, nothing changed; a `hub import` or `hub serve` push started while
+      it runs waits for it and then applies on the rebuilt rows; readers (an
+      export, a report) go on reading the rows as they were until it commits;
+    - the log is never written: `events`, the ledger and the transparency log
+      are only read (and their triggers stay enabled).
+    """
+    session.require("db.rebuild", what="rebuild projections")
+    if not pghub.configured(session.site.data_dir):
+        return 0
+    store = pghub.open_ledger(session)
+    try:
+        pghub.mirror_registry(session.store, store)
+        pghub.mirror_own_events(session.store, store)  # the hub's own events up to now are the log's too
+        problem = eventlog.order_problem(store)
+        if problem is not None:
+            raise VerificationFailed(
+                f"the event log in the {store.name} cannot be replayed: {problem}; nothing was rebuilt"
+                " (run `wardcrf audit verify`)"
+            )
+        names = [t for t in tables(store) if not _insert_only(store, t)]
+        denied = [
+            t for t in names if not store.scalar("SELECT has_table_privilege(?, 'DELETE')", (f"public.{t}",))
+        ]
+        if denied:
+            raise UsageError(
+                f"db rebuild at a PostgreSQL hub rewrites the projection rows, which this role may not"
+                f" delete (table {denied[0]}): connect as the database's owner (WARDCRF_HUB_DATABASE or"
+                " HUB_DIR/hub-database), not the import role; nothing was changed"
+            )
+        with store.transaction():
+            store.lock(REBUILD_LOCK)
+            store.lock(pghub.OWN_EVENTS_LOCK)  # no run of `mirror_own_events` meanwhile
+            try:
+                store.execute(
+                    "LOCK TABLE public.events, "
+                    + ", ".join(f"public.{t}" for t in names)
+                    + " IN EXCLUSIVE MODE NOWAIT"
+                )
+            except StoreError as exc:
+                if "could not obtain lock" not in str(exc) and "lock_not_available" not in str(exc):
+                    raise
+                raise Refused(
+                    "db rebuild: an importer is applying a bundle now (hub import or hub serve): stop the"
+                    " importing processes and run this again; nothing was changed"
+                ) from None
+            where = f"PostgreSQL ({store.name})"
+            for t in names:
+                store.execute(f"CREATE TEMP TABLE {t} (LIKE public.{t} INCLUDING ALL) ON COMMIT DROP")
+            store.execute(
+                "CREATE TEMP TABLE events (LIKE public.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+                " INCLUDING INDEXES) ON COMMIT DROP"
+            )
+            n, failed = _replay(store, where, _own_steps(session, store))
+            if failed is not None:
+                raise VerificationFailed(f"db rebuild: {failed}; nothing was changed")
+            for t in names:
+                _replace(store, t)
+        return n
+    finally:
+        store.close()
+
+
+def _insert_only(store: PgStore, table: str) -> bool:
+    """Does a trigger refuse every DELETE of `table` (evidence kept as received, `photo_archive`, `cc_evidence`)?"""
+    return bool(
+        store.scalar(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(?) AND NOT tgisinternal"
+            " AND tgenabled <> 'D' AND (tgtype::int & 8) <> 0",  # a trigger on DELETE
+            (f"public.{table}",),
+        )
+    )
+
+
+def _replace(store: PgStore, table: str) -> None:
+    """`public.table`'s rows replaced by the replay's (`pg_temp.table`), a `rowid` twin's sequence after them."""
+    cols = [
+        str(r[0])
+        for r in store.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0"
+            " AND NOT attisdropped ORDER BY attnum",
+            (f"public.{table}",),
+        )
+    ]
+    listed = ", ".join(f'"{c}"' for c in cols)
+    store.execute(f"DELETE FROM public.{table}")
+    store.execute(
+        f"INSERT INTO public.{table} ({listed}) OVERRIDING SYSTEM VALUE SELECT {listed} FROM pg_temp.{table}"
+    )
+    if "rowid" in cols:
+        store.execute(
+            "SELECT setval(pg_get_serial_sequence(?, 'rowid'),"
+            f" coalesce((SELECT max(rowid) FROM public.{table}), 0) + 1, false)",
+            (f"public.{table}",),
+        )

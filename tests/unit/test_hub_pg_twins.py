@@ -362,9 +362,11 @@ def test_db_rebuild_check_at_a_postgresql_hub_finds_a_row_no_event_made_and_a_pr
     assert (
         code == 1 and err.count("\n") == 1 and "cannot be replayed" in err and "nothing was compared" in err
     )
-    # A rebuild itself is not run at a PostgreSQL hub: one line, exit 2.
+    # Nor is it rebuilt from: one line, exit 1, the forged rows left for the auditor to see.
     code, out, err = run("db", "rebuild", "-d", str(h.data_dir), monkeypatch=monkeypatch)
-    assert code == 2 and err.count("\n") == 1 and "does not run yet" in err, (code, out, err)
+    assert code == 1 and err.count("\n") == 1 and "nothing was rebuilt" in err, (code, out, err)
+    with _pg_admin(h) as admin:
+        assert admin.execute("SELECT count(*) FROM records WHERE event_id = 'FORGED'").fetchone() == (1,)
 
 
 # -- exports ------------------------------------------------------------------------------------
