@@ -24,11 +24,6 @@ from test_sync_cli import run
 from wardcrf.site import Site
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
-
-
 def attach_twin(hub_dir: Path, to: Path, dsn: str) -> Site:
     """`hub_dir` copied to `to` and attached to the empty database `dsn`, as `hub init --database` attaches."""
     from wardcrf.sync import pghub, pgledger
