@@ -16,6 +16,10 @@ is then an expected failure **only** when it failed on the command's own refusal
 export sqlite does not run yet (issue 19, docs/hub-postgres.md)"): any other failure is reported
 as a failure, and a pass as "now runs at a PostgreSQL hub: remove the mark" (a strict xfail), so
 the mark is removed when the command lands.
+
+``@pytest.mark.pg_gap("what differs")`` marks a test whose PostgreSQL run finds something a PostgreSQL
+hub does not do as a SQLCipher one does, outside that list (a strict xfail naming it): each is in
+the notes for the lead, to be fixed where the code is, then the mark removed.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ def pg_server() -> Iterator[pgserver.Server]:
 @pytest.fixture(params=HUB_ENGINES)
 def hub_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The engine this run's hubs keep their wards' data in (see the module's docstring)."""
+    gap = request.node.get_closest_marker("pg_gap")
+    if request.param == "postgresql" and gap is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"at a PostgreSQL hub: {gap.args[0]}"))
     if request.param == "postgresql":
         server: pgserver.Server = request.getfixturevalue("pg_server")
         from wardcrf.sync import hub

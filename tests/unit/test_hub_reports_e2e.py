@@ -18,6 +18,8 @@ import pytest
 from wardcrf.cli import main
 from wardcrf.workflow import demo
 
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
+
 HUB_PASSWORD = "hub-password-1"
 
 
@@ -40,6 +42,7 @@ def run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.pg_not_yet("report")
 def test_demo_ward_to_hub_then_exports_and_audit_copy(tmp_path: Path) -> None:
     pytest.importorskip("pypdf")
     from pypdf import PdfReader
