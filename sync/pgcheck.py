@@ -37,7 +37,7 @@ from wardcrf import eventlog, projections
 from wardcrf.errors import VerificationFailed, WardError
 from wardcrf.projections import Difference
 from wardcrf.site import Session
-from wardcrf.sqlstore import NotPortable, portable
+from wardcrf.sqlstore import NotPortable, is_portable, portable
 
 from . import engine, pghub
 from .pgstore import PgStore
@@ -102,6 +102,15 @@ def _check(session: Session, store: PgStore) -> tuple[int, list[Difference]]:
     n, failed = _replay(store, where, _own_steps(session, store))
     if failed is not None:
         return n, [*diffs, failed]
+    # Derived indexes (the cold chain's readings, from the logger files), as SQLite's check derives
+    # them after its replay: into the copies, from the replayed log and evidence (first in the path).
+    for derived, derive in projections.DERIVED_INDEXES:
+        if not is_portable(derive):
+            continue  # kept up by the hooks the replay ran (the ward queue), not derived at a hub
+        try:
+            derive(store, store)  # type: ignore[arg-type]
+        except WardError as exc:
+            diffs += [Difference(t, "-", f"cannot be re-derived: {exc}", where) for t in derived]
     for t in names:
         if any(d.table == t for d in diffs):
             continue  # the first difference per table, as on SQLite
