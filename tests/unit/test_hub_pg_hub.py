@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pgserver
@@ -23,11 +22,6 @@ from test_sync_cli import run
 from wardcrf.site import Site
 
 ENGINES = ("sqlcipher", "postgresql")
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
 
 
 def _pg(dsn: str):
