@@ -343,7 +343,10 @@ class DashboardScreen(Screen[None]):
                             table = WardTable(
                                 id=p.name, cursor_type="row", zebra_stripes=True, classes="panel-table"
                             )
-                            table.add_columns(*[t(c) for c in p.columns])
+                            # the participants' columns as the ward's format gives them, also when the
+                            # screen is composed again (a language switch) after a format-2 page came
+                            columns = participant_columns(self._doses_column) if p is PANELS[0] else p.columns
+                            table.add_columns(*[t(c) for c in columns])
                             yield table
                 yield Static("", id="dash-drafts", classes="warning")
                 yield Static("", id="dash-message", classes="muted")

@@ -125,6 +125,27 @@ async def test_format2_dashboard_at_100x30_after_a_burst_of_panel_keys(demo_ward
         _check_rows_on_screen(app, listed)
 
 
+async def test_format2_dashboard_keeps_its_columns_across_a_language_switch(demo_ward) -> None:
+    """F2 composes the dashboard again: its participants table kept format 1's six columns while the rows of a
+    format-2 ward carry seven ("More values provided than there are columns")."""
+    ward = Ward(demo_ward, demo_ward.unlock("clinician", PASSWORD))
+    app = make_app(demo_ward.data_dir, ward=ward)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await burst(pilot, "f2", "r")
+        await settle(pilot)
+        table = app.screen.query_one("#participants", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[-1] == "访视待填表单" and "给药次数" in labels, labels
+        assert table.row_count and all(
+            len(table.get_row_at(i)) == len(labels) for i in range(table.row_count)
+        )
+        await burst(pilot, "f2")
+        await settle(pilot)
+        labels = [str(c.label) for c in app.screen.query_one("#participants", DataTable).columns.values()]
+        assert labels[-1] == "Visit forms owed", labels
+
+
 def test_visits_text_names_each_visit_once() -> None:
     owed = [
         "DAY 4: vitals (window closing)",
