@@ -113,6 +113,9 @@ class AdministrationWizard(StepWizard):
         dose_field = p.roles.get("dose")
         if p.prescribed and dose_field in p.product_fields:
             self.values[ADMINISTRATION][dose_field] = str(p.prescribed["value"])
+        volume_field = p.roles.get("volume")
+        if p.volume and volume_field in p.product_fields:  # the volume the protocol declares, as the dose
+            self.values[ADMINISTRATION][volume_field] = _amount(p.volume["value"])
         self.units = str(p.units) if p.units else ""
         self.problems.update({g: {} for g in self.group_ids()})
         if draft:
