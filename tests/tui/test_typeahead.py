@@ -163,6 +163,7 @@ DOSE_KEYS = (
     *"KIT-A1",
     "enter",  # the scanner's Enter: the kit is checked, the product is pre-filled
     "ctrl+n",
+    "tab",  # the vitals step opens on its time: Tab leaves it blank (stamped on leaving)
     *"36.8",
     "tab",
     *"88",
@@ -173,6 +174,8 @@ DOSE_KEYS = (
     "ctrl+n",
     "ctrl+t",  # the inhalation ends now
     "ctrl+n",
+    "ctrl+t",  # the post-dose vitals' time now (the focus stays on it)
+    "tab",
     *"36.9",
     "tab",
     *"86",

@@ -167,6 +167,9 @@ class AdministrationPlan:
         VisitItem, ...
     ] = ()  # the visit forms owed now (and with this administration), most urgent first
     dosage_form: str = ""  # the product's CDISC dosage form (blinded: only one every product shares)
+    volume: Quantity | None = None
+    """The volume the administration declares (`volume = { value, unit }`: MEXCOVID's 6 mL after
+    dilution), filled in as the prescribed dose is; None when the protocol leaves it to the ward (PALM)."""
 
     @property
     def parts(self) -> list[tuple[str, str]]:
@@ -396,6 +399,7 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
         strength=strength,
         units=units,
         duration=str(_administration_data(m, regimen, adm.code).get("duration") or "") or None,
+        volume=_declared_volume(_administration_data(m, regimen, adm.code)),
         product_fields=tuple(product_fields),
         time_fields=tuple(time_fields),
         required=_required_when_given(fields_, roles_, snap),
@@ -466,6 +470,17 @@ def _required_when_given(
             except interpreter.EvalError:
                 continue
     return tuple(out)
+
+
+def _declared_volume(data: Mapping[str, Any]) -> Quantity | None:
+    v = data.get("volume")
+    if (
+        not isinstance(v, Mapping)
+        or not isinstance(v.get("value"), int | float)
+        or isinstance(v.get("value"), bool)
+    ):
+        return None
+    return cast(Quantity, {"value": v["value"], "unit": str(v.get("unit") or "")})
 
 
 def _administration_data(m: Model, regimen: str, code: str) -> Mapping[str, Any]:
