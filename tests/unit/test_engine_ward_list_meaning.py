@@ -251,3 +251,38 @@ def test_a_hostile_cumulative_name_is_refused_at_load(name):
     assert any(p.startswith("mexcovid.toml:") and "cumulative" in p for p in info.value.problems), (
         info.value.problems
     )
+
+
+# -- status: the course given is "treatment complete", whatever the disposition recorded after it ---------
+
+
+def test_a_participant_given_the_whole_course_is_treatment_complete_after_the_end_of_study(ward):
+    done, d0 = ward.enrolled_participant(days_ago=9)
+    for n in range(1, 6):
+        ward.dose(done, n, d0 + timedelta(days=n))
+    ward.submit(
+        "disposition",
+        participant=done,
+        stage="end_of_study",
+        status="completed",
+        date=(d0 + timedelta(days=8)).isoformat(),
+        reason="discharged home",
+    )
+    row = _row(ward, done)
+    assert (row["status"], row["next_dose"], row["doses_given"]) == ("treatment complete", None, 5)
+
+
+def test_a_participant_off_study_before_the_course_ends_is_off_study(ward):
+    early, d0 = ward.enrolled_participant(days_ago=9)
+    ward.continue_(early)  # the sentinel
+    ward.dose(early, 1, d0 + timedelta(days=1))
+    ward.submit(
+        "disposition",
+        participant=early,
+        stage="end_of_study",
+        status="withdrawal_by_subject",
+        date=(d0 + timedelta(days=1)).isoformat(),  # the day of dose 1: nothing due after it
+        reason="asked to stop",
+    )
+    row = _row(ward, early)
+    assert (row["status"], row["next_dose"]) == ("off study (withdrawal_by_subject)", None)

@@ -90,23 +90,19 @@ def show(
     """One participant: state, doses given and due, deviations, open AEs, AE forms expected, the cumulative
     dose, sign-off."""
     from .. import sdv
-    from ..engine.model import cumulative_column
-    from ..workflow import service
 
     with session(data_dir) as s:
         info: dict[str, Any] = {**workflow.show(s, participant)}
         info["sdv"] = sdv.overview(s, participant=info["id"])["totals"]
-        model = service.protocol_for(s, info["id"]).engine  # their version's (enrolled under it, or applied)
-        column = cumulative_column(model) if model is not None else None
         # the version they are on (enrolled under it, or moved to it by an amendment) and each amendment
         info.update(amendments.version_of(s, info["id"]))
     if as_json:
         print_json(info)
         return
-    _print_summary(info, column)
+    _print_summary(info)
 
 
-def _print_summary(info: dict[str, Any], column: tuple[str, str] | None = None) -> None:
+def _print_summary(info: dict[str, Any]) -> None:
     console.print(f"[bold]{info['id']}[/] — {info['status']}", highlight=False)
     console.print(
         f"sex {info['sex'] or '?'}, age {info['age'] if info['age'] is not None else '?'}; "
@@ -124,9 +120,12 @@ def _print_summary(info: dict[str, Any], column: tuple[str, str] | None = None) 
     if info["failed_criteria"]:
         console.print(f"screen failure: {', '.join(info['failed_criteria'])}", highlight=False)
     cumulative = info.get("cumulative_dose")  # a format-2 version's: per unit of its regimens' doses
+    named = next(
+        (c for c in cumulative or () if c.get("column")), None
+    )  # the version's name (`dose.cumulative`)
     given = (
-        f"{column[0]} {_scientific(sum(c['value'] for c in cumulative if c['unit'] == column[1]))}"
-        if cumulative is not None and column is not None  # the version's own column name (`dose.cumulative`)
+        f"{named['column']} {_scientific(named['value'])}"
+        if named is not None
         else f"cumulative dose {_dose(cumulative)}"
         if cumulative is not None
         else f"cumulative particles {_scientific(info['cumulative_particles'])}"  # format 1's one product

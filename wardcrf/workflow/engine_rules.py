@@ -56,6 +56,7 @@ from .gatefacts import site_facts
 
 if TYPE_CHECKING:
     from ..eventlog import Event
+    from .declared import CumulativeDose
     from .status import AdministrationLine, ParticipantSummary, VisitLine, WorklistItem
 from .participants import check_consent
 
@@ -1145,7 +1146,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     next_item: schedule.NextDose | None = None
     declared = list(m.data.get("deviations", ()))
     kinds = {str(d.get("kind")): d for d in declared if d.get("kind")}
-    planned = 0
+    planned = course = 0
     ended = _ended(m, records, zone(site_zone))
     cumulative: dict[str, float] = {}
     owed: list[int] = []
@@ -1167,6 +1168,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
             ]
             by_event = {str(r["_event"]): r for r in stored}
             rows, _ = place(m, form, anchors, arm, site_zone, stored, None, at, facts)
+            course += sum(len(states) for _r, _a, states in rows)  # the whole course, before any end
             if ended.treatment_end is not None:  # after the end of treatment nothing more is due
                 rows = [
                     (
@@ -1300,6 +1302,8 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         status = "eligible, not enrolled"
     elif ended.died:
         status = "died"
+    elif course and given >= course:  # the whole course given: said so whatever the disposition says after it
+        status = "treatment complete"
     elif ended.study_over:
         status = f"off study ({ended.status})" if ended.status else "off study"
     elif arm is None:
@@ -1332,7 +1336,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         "next_dose": next_item,
         "deviations": deviations,
         "post_dose_vitals_due": owed,
-        "cumulative_dose": [{"value": v, "unit": u} for u, v in cumulative.items()],
+        "cumulative_dose": _cumulative(m, cumulative),
         "visits": visit_lines,
         # the ward list's key (format 1's name): the cumulative dose in the regimen's one unit, 0 for several
         "cumulative_particles": next(iter(cumulative.values())) if len(cumulative) == 1 else 0.0,
@@ -1345,6 +1349,23 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     }
     if kit:
         out["kit"] = kit  # blinded: the kit, never the arm
+    return out
+
+
+def _cumulative(m: Model, given: Mapping[str, float]) -> list[CumulativeDose]:
+    """The doses given per unit; the unit the version names a ward-list column for (`dose.cumulative`) is
+    listed even when nothing is given yet (0), with its column's name."""
+    from ..engine.model import cumulative_column
+
+    named = cumulative_column(m)
+    out: list[CumulativeDose] = [{"value": v, "unit": u} for u, v in given.items()]
+    if named is not None:
+        column, unit = named
+        mine = next((c for c in out if c["unit"] == unit), None)
+        if mine is None:
+            mine = {"value": 0.0, "unit": unit}
+            out.insert(0, mine)
+        mine["column"] = column
     return out
 
 

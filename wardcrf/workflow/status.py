@@ -363,10 +363,9 @@ class WardPage(TypedDict):
     days are the protocol's visit days, not format 1's "enrollment is day 0, dose N on day N")."""
 
 
-def list_row(s: ParticipantSummary, cumulative: tuple[str, str] | None = None) -> WardRow:
-    """One participant's line of the ward list, from their `summary`; `cumulative`: the (column, unit) a
-    format-2 version names its cumulative dose by (`engine.model.cumulative_column`)."""
-    row = _list_row(s, cumulative)
+def list_row(s: ParticipantSummary) -> WardRow:
+    """One participant's line of the ward list, from their `summary`."""
+    row = _list_row(s)
     owed = [
         f"{v['name']}: {f} ({v['state']})"
         for v in s.get("visits", ())
@@ -378,7 +377,7 @@ def list_row(s: ParticipantSummary, cumulative: tuple[str, str] | None = None) -
     return row
 
 
-def _list_row(s: ParticipantSummary, cumulative: tuple[str, str] | None = None) -> WardRow:
+def _list_row(s: ParticipantSummary) -> WardRow:
     row = WardRow(
         id=s["id"],
         status=s["status"],
@@ -394,10 +393,9 @@ def _list_row(s: ParticipantSummary, cumulative: tuple[str, str] | None = None) 
         ae_expected=len(s["ae_expected"]),
         signoff=s["signoff"]["state"],
     )
-    if "cumulative_dose" in s and cumulative is not None:  # the version names its one unit's column
-        name, unit = cumulative
-        given = sum(c["value"] for c in s["cumulative_dose"] if c["unit"] == unit)
-        row[name.replace(" ", "_")] = float(given)  # type: ignore[literal-required]  # the protocol's key
+    named = next((c for c in s.get("cumulative_dose", ()) if c.get("column")), None)
+    if named is not None:  # the version names its one unit's column (`dose.cumulative`)
+        row[named["column"].replace(" ", "_")] = float(named["value"])  # type: ignore[literal-required]
     elif "cumulative_dose" in s:  # a format-2 version's: per unit (its products are dosed in mg, mL...)
         row["cumulative_dose"] = s["cumulative_dose"]
     else:
@@ -655,10 +653,9 @@ def _not_loaded_row(store: Store, p: Participant, named: str) -> WardRow:
 def _list_row_of(store: Store, proto: protocols.Protocol, p: Participant, at: datetime) -> WardRow:
     """One ward-list row from the summary of the participant's own version (either format)."""
     if proto.engine is not None:
-        from ..engine.model import cumulative_column
         from .engine_rules import summary as engine_summary
 
-        return list_row(engine_summary(store, proto, p, at), cumulative_column(proto.engine))
+        return list_row(engine_summary(store, proto, p, at))
     return list_row(summary(store, p.id, at, proto))
 
 
