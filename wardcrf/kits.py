@@ -77,6 +77,8 @@ class KitUse:
     participant: str
     dose_number: int | None
     event_id: str
+    administration: bool = False
+    """A format-2 version's administration record (`administration_kits`), not a format-1 dose record only."""
 
     def __str__(self) -> str:
         dose = f" dose {self.dose_number}" if self.dose_number is not None else ""
@@ -117,23 +119,30 @@ def kit_use(
     holder = course_holder(store, k) if participant is not None and k else None
     if holder is not None and ids.same(holder, participant or ""):
         row = store.one(
-            "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?"
-            " AND participant != ? ORDER BY start, event_id LIMIT 1",
+            f"SELECT participant, dose_number, event_id, {_ALSO_ADMINISTRATION} FROM doses d"
+            " WHERE kit_id = ? AND event_id != ? AND participant != ? ORDER BY start, event_id LIMIT 1",
             (k, exclude or "", holder),
         )
         if row is not None:
-            return KitUse(k, row[0], row[1], row[2])
+            return KitUse(k, row[0], row[1], row[2], bool(row[3]))
         return next(
             (u for u in administration_uses(store, k, exclude=exclude) if u.participant != holder), None
         )
     row = store.one(
-        "SELECT participant, dose_number, event_id FROM doses WHERE kit_id = ? AND event_id != ?"
-        " ORDER BY start, event_id LIMIT 1",
+        f"SELECT participant, dose_number, event_id, {_ALSO_ADMINISTRATION} FROM doses d"
+        " WHERE kit_id = ? AND event_id != ? ORDER BY start, event_id LIMIT 1",
         (k, exclude or ""),
     )
     if row is None:
         return _administration_kit_use(store, k, exclude)
-    return KitUse(k, row[0], row[1], row[2])
+    return KitUse(k, row[0], row[1], row[2], bool(row[3]))
+
+
+_ALSO_ADMINISTRATION = (
+    "CASE WHEN EXISTS (SELECT 1 FROM administration_kits a WHERE a.event_id = d.event_id) THEN 1 ELSE 0 END"
+)
+"""A dose record that is a format-2 version's administration record too (a version of its own whose
+administration form is named `dose` is indexed by both projections): `KitUse.administration`."""
 
 
 def _administration_kit_use(store: Store, key: str, exclude: str | None) -> KitUse | None:
@@ -160,7 +169,7 @@ def administration_uses(
         " ORDER BY rowid" + ("" if limit is None else " LIMIT ?"),
         (ids.key(kit), exclude or "", *(() if limit is None else (limit,))),
     ).fetchall()
-    return [KitUse(ids.key(kit), str(r[0]), None, str(r[1])) for r in rows]
+    return [KitUse(ids.key(kit), str(r[0]), None, str(r[1]), True) for r in rows]
 
 
 def administration_record_kit(store: Store, event: Event) -> tuple[str, str, str] | None:

@@ -51,8 +51,13 @@ def test_palm_visits_become_study_events_with_the_forms_due_at_each():
 
 
 @pytest.fixture(scope="module")
-def engine_odm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from wardcrf.engine import model
+def engine_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bool]:
+    """The MEXCOVID ward's ODM export with the format-2 file's visits, and whether the ward's version is a
+    format-2 version of its own (`--mexcovid-engine`: its records are placed in visit occurrences) or
+    MEXCOVID 1.0 as stored, format 1's text run through its re-encoding (its records keep their version,
+    read as stored by the exports: the data stay in the Casebook)."""
+    from wardcrf import protocol
+    from wardcrf.engine import loading, model
     from wardcrf.exports.dataset import Dataset
     from wardcrf.exports.odm import export_odm
     from wardcrf.site import Site
@@ -61,10 +66,17 @@ def engine_odm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("odm-out") / "trial.xml"
     s = Site.open(ward.data_dir).unlock("coordinator", es.PASSWORD)
     try:
+        active = protocol.active(s.store).engine
+        runs = active is not None and not loading.reencodes(active)
         export_odm(Dataset.for_session(s), out, model=model.shipped("mexcovid.toml"))
     finally:
         s.close()
-    return out
+    return out, runs
+
+
+@pytest.fixture(scope="module")
+def engine_odm(engine_site: tuple[Path, bool]) -> Path:
+    return engine_site[0]
 
 
 def test_the_export_with_visit_events_validates_against_the_odm_xsd_and_odmlib(engine_odm):
@@ -79,7 +91,8 @@ def test_the_export_with_visit_events_validates_against_the_odm_xsd_and_odmlib(e
     assert odm.validate(collect_errors=True) == [] and odm.verify_order()
 
 
-def test_mexcovid_visits_are_events_beside_the_casebook_that_holds_the_data(engine_odm):
+def test_mexcovid_visits_are_events_beside_the_casebook_that_holds_the_data(engine_site):
+    engine_odm, runs_engine = engine_site
     root = ET.parse(engine_odm).getroot()
     mdv = root.find("o:Study/o:MetaDataVersion", NS)
     refs = [r.get("StudyEventOID") for r in mdv.findall("o:Protocol/o:StudyEventRef", NS)]
@@ -94,6 +107,26 @@ def test_mexcovid_visits_are_events_beside_the_casebook_that_holds_the_data(engi
         "o:Description/o:TranslatedText", namespaces=NS
     )
     assert [f.get("FormOID") for f in dose.findall("o:FormRef", NS)][:2] == ["F.dose", "F.vitals"]
-    # The data stay in the Casebook event.
-    events = {e.get("StudyEventOID") for e in root.iter("{http://www.cdisc.org/ns/odm/v1.3}StudyEventData")}
-    assert events == {"SE.CASEBOOK"}
+    o = "{http://www.cdisc.org/ns/odm/v1.3}"
+    events = {e.get("StudyEventOID") for e in root.iter(o + "StudyEventData")}
+    if not runs_engine:
+        # MEXCOVID 1.0 as stored, exported with its re-encoding's visits: the data stay in the Casebook event.
+        assert events == {"SE.CASEBOOK"}
+        return
+    # A format-2 version of its own: each record in the visit occurrence the engine placed it in
+    # (docs/engine.md, "One owner of visit placement"); a form no visit holds stays in the Casebook.
+    assert events <= set(refs) and {"SE.CASEBOOK", "SE.BASELINE", "SE.DOSE"} <= events
+    subjects = [x for x in root.iter(o + "SubjectData") if x.findall(o + "StudyEventData")]
+    assert len(subjects) == 2
+    for subject in subjects:  # (a SubjectData without events is another ClinicalData's: audit, signatures)
+        placed = {
+            (e.get("StudyEventOID"), e.get("StudyEventRepeatKey")): {
+                f.get("FormOID") for f in e.findall(o + "FormData")
+            }
+            for e in subject.findall(o + "StudyEventData")
+        }
+        once = {oid: forms for (oid, _k), forms in placed.items() if oid != "SE.DOSE"}
+        assert {"F.consent", "F.screening", "F.enrollment"} <= once["SE.BASELINE"], placed
+        assert "F.demographics" in once["SE.CASEBOOK"], placed
+        doses = sorted(int(k) for (oid, k), forms in placed.items() if oid == "SE.DOSE" and "F.dose" in forms)
+        assert doses == list(range(1, len(doses) + 1)) and doses  # dose N in the DOSE occurrence N

@@ -16,7 +16,7 @@ from .common import DataDirOption, JsonOption, console, print_json, session
 app = typer.Typer(help="Participants: list them, show one in full.", no_args_is_help=True)
 
 
-def _particles(x: float) -> str:
+def _scientific(x: float) -> str:
     return f"{x:.2e}" if x else "0"
 
 
@@ -29,12 +29,15 @@ def _dose(cumulative: Iterable[Mapping[str, Any]]) -> str:
 def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every participant with state, doses, deviations, open AEs and sign-off."""
     from .. import protocol
+    from ..engine.model import cumulative_column
 
     with session(data_dir) as s:
         rows = workflow.list_participants(s)
         # a format-2 ward's products are dosed in mg, mL...: "cumulative dose" per unit, as `show` says;
         # "cumulative particles" is format 1's (MEXCOVID's exosome particles)
-        engine = protocol.active(s.store).engine is not None or any("cumulative_dose" in r for r in rows)
+        model = protocol.active(s.store).engine
+        engine = model is not None or any("cumulative_dose" in r for r in rows)
+        column = cumulative_column(model) if model is not None else None  # the version's own column name
     if as_json:
         print_json(rows)
         return
@@ -49,7 +52,7 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
         "next dose",
         "deviations",
         "open AEs",
-        "cumulative dose" if engine else "cumulative particles",
+        column[0] if column else "cumulative dose" if engine else "cumulative particles",
         "sign-off",
     )
     for r in rows:
@@ -67,9 +70,12 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
             else (f"{nd['dose']} {nd['due'][5:16].replace('T', ' ')} {nd['state']}" if nd else ""),
             str(r["deviations"] or ""),
             str(r["open_aes"] or ""),
-            _dose(r["cumulative_dose"])
+            _scientific(float(r.get(column[0].replace(" ", "_"), 0.0)))  # type: ignore[arg-type]
+            if column and column[0].replace(" ", "_") in r
+            else _dose(r["cumulative_dose"])
             if "cumulative_dose" in r
-            else _particles(x := r.get("cumulative_particles", 0.0)) + (" particles" if engine and x else ""),
+            else _scientific(x := r.get("cumulative_particles", 0.0))
+            + (" particles" if engine and x else ""),
             r["signoff"],
         )
     console.print(table)
@@ -114,10 +120,15 @@ def _print_summary(info: dict[str, Any]) -> None:
     if info["failed_criteria"]:
         console.print(f"screen failure: {', '.join(info['failed_criteria'])}", highlight=False)
     cumulative = info.get("cumulative_dose")  # a format-2 version's: per unit of its regimens' doses
+    named = next(
+        (c for c in cumulative or () if c.get("column")), None
+    )  # the version's name (`dose.cumulative`)
     given = (
-        f"cumulative dose {_dose(cumulative)}"
+        f"{named['column']} {_scientific(named['value'])}"
+        if named is not None
+        else f"cumulative dose {_dose(cumulative)}"
         if cumulative is not None
-        else f"cumulative particles {_particles(info['cumulative_particles'])}"  # format 1's one product
+        else f"cumulative particles {_scientific(info['cumulative_particles'])}"  # format 1's one product
     )
     console.print(f"doses {info['doses_given']}/{info['doses_planned']}, {given}", highlight=False)
     for d in info["doses"]:

@@ -107,6 +107,17 @@ def check(
     return out
 
 
+def vitals_owed(model: Model, snap: Snapshot, given: Sequence[int]) -> list[tuple[str, int]]:
+    """The post-administration vital signs owed: `owed_after` of the assessments recorded on the form
+    `[safety] vital_signs` declares (none when it declares none). What the ward list and the ward queue
+    call `post_dose_vitals_due`; the other `after` assessments (a post-dose check) are owed on the
+    worklist (`today`) and before the next administration, not here."""
+    vital = (model.data.get("safety") or {}).get("vital_signs")
+    if not isinstance(vital, Mapping) or not vital.get("form"):
+        return []
+    return owed_after(model, snap, given, form=str(vital["form"]))
+
+
 def holds(model: Model, snap: Snapshot, facts: SiteFacts, *, participant: str) -> list[str]:
     """The worklist's words for what holds the participant's next administration now, in declared order."""
     return [r.hold for r in check(model, snap, "dose", facts, participant=participant) if r.hold]
@@ -213,11 +224,14 @@ def _eligibility(
     return Refusal(code, "eligibility", message, _render(gate.get("hold"), snap, words) or None, rec.event_id)
 
 
-def owed_after(model: Model, snap: Snapshot, given: Sequence[int]) -> list[tuple[str, int]]:
-    """(assessment code, administration number) of every `after` dose assessment not recorded yet."""
+def owed_after(
+    model: Model, snap: Snapshot, given: Sequence[int], *, form: str | None = None
+) -> list[tuple[str, int]]:
+    """(assessment code, administration number) of every `after` dose assessment not recorded yet (only
+    those recorded on `form` when given)."""
     out: list[tuple[str, int]] = []
     for a in model.data.get("dose_assessments", ()):
-        if a.get("when") != "after":
+        if a.get("when") != "after" or (form is not None and a.get("form") != form):
             continue
         link = str(a.get("link", ""))
         done: set[int] = set()

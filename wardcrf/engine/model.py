@@ -487,6 +487,7 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
                 r.err((*p, "products", key), f"product {product!r} is not declared ({_list(products)})")
         for j, adm in enumerate(reg.get("administrations", [])):
             _administration(r, (*p, "administrations", j), adm, products, anchors, forms)
+    _cumulative_columns(r, data)
     for i, visit in enumerate(data.get("visits", [])):
         named = visit.get("anchor")
         several = "anchor" in visit and not isinstance(
@@ -727,6 +728,56 @@ def _safety(r: _Reader, data: dict[str, Any], forms: dict[str, Any]) -> None:
         ae_field = fields.get(review["ae_field"])
         if ae_field is not None and ae_field.get("type") != "text":
             r.err((*p, "ae_field"), f"{review['form']}.{review['ae_field']} names an AE record: a text field")
+
+
+RESERVED_CUMULATIVE = frozenset({"cumulative dose"})
+"""`dose.cumulative` names a ward-list column and key of its own; "cumulative dose" is the per-unit list's."""
+
+
+def _cumulative_columns(r: _Reader, data: Mapping[str, Any]) -> None:
+    """`dose.cumulative`: one name for one unit across the version's administrations (the ward list shows the
+    course's cumulative dose of that unit under it), and every administration dosed in a version that names one
+    dosed in that unit (its column would leave the others out)."""
+    named: tuple[str, str, Path_] | None = None
+    unnamed: list[tuple[str, Path_]] = []
+    for i, reg in enumerate(data.get("regimens", [])):
+        for j, adm in enumerate(reg.get("administrations", [])):
+            dose = adm.get("dose")
+            if not isinstance(dose, Mapping):
+                continue
+            p: Path_ = ("regimens", i, "administrations", j, "dose", "cumulative")
+            name, unit = dose.get("cumulative"), str(dose.get("unit", ""))
+            if name is None:
+                unnamed.append((unit, p))
+                continue
+            if name in RESERVED_CUMULATIVE:
+                r.err(p, f"{name!r} is the ward list's per-unit column: name this unit's column otherwise")
+            elif named is None:
+                named = (str(name), unit, p)
+            elif (str(name), unit) != named[:2]:
+                r.err(
+                    p,
+                    f"{name!r} in {unit} differs from {named[0]!r} in {named[1]} (line {r.line(named[2])}): "
+                    "one cumulative column, one unit",
+                )
+    other = next((u for u in unnamed if named is not None and u[0] != named[1]), None)
+    if named is not None and other is not None:
+        r.err(
+            named[2],
+            f"the ward list's {named[0]!r} counts {named[1]}, but an administration is dosed in {other[0]} "
+            f"(line {r.line(other[1])}): every dose in one unit, or no cumulative column",
+        )
+
+
+def cumulative_column(m: Model) -> tuple[str, str] | None:
+    """(column name, unit) the ward list shows the cumulative dose under (`dose.cumulative`), or None: then
+    the per-unit `cumulative_dose`. Its JSON key is the name with `_` for spaces (`cumulative_particles`)."""
+    for regimen in m.data.get("regimens", ()):
+        for adm in regimen.get("administrations", ()):
+            dose = adm.get("dose") or {}
+            if dose.get("cumulative"):
+                return str(dose["cumulative"]), str(dose["unit"])
+    return None
 
 
 def _vital_signs(r: _Reader, forms: dict[str, Any], vital: dict[str, Any]) -> None:

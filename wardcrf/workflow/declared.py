@@ -44,7 +44,13 @@ if TYPE_CHECKING:
     from .. import protocol as protocols
 
 
-class CumulativeDose(TypedDict):
+class _CumulativeColumn(TypedDict, total=False):
+    column: str
+    """The ward list's name for this unit's sum when the version names one (`dose.cumulative`:
+    "cumulative particles"); the list then shows it under that name (`status.list_row`)."""
+
+
+class CumulativeDose(_CumulativeColumn):
     """The doses given of one unit, summed."""
 
     value: float

@@ -56,6 +56,7 @@ from .gatefacts import site_facts
 
 if TYPE_CHECKING:
     from ..eventlog import Event
+    from .declared import CumulativeDose
     from .status import AdministrationLine, ParticipantSummary, VisitLine, WorklistItem
 from .participants import check_consent
 
@@ -812,6 +813,8 @@ def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None
     products = {a.product for r in m.regimens_of(arm) for a in r.administrations}
     course = bool(products) and all(uses.get(x) == "course" for x in products)
     key = ids.key(kit)
+    if not course:
+        return _kit_once(ctx, m, field_, key, arm, snap)
     first = True
     for use in kits.administration_uses(ctx.store, key, exclude=ctx.amending):  # every version's records
         who, event_id = use.participant, use.event_id
@@ -841,6 +844,35 @@ def _kit_rule(ctx: RuleContext, m: Model, field_: str, kit: str, arm: str | None
         )
         return False
     return first
+
+
+def _kit_once(ctx: RuleContext, m: Model, field_: str, key: str, arm: str | None, snap: Snapshot) -> bool:
+    """A kit of a product used once per administration: refused when any record used it before (a format-2
+    administration record of any version, or a format-1 dose record), asked once of the one answer to "kit
+    already used" (`kits.kit_use`, as the scan step and format 1's dose rule ask). Returns True (its first
+    use) when it is not refused."""
+    from . import dosing  # `dosing.kit_use` is `kits.kit_use`: one name for every rule that asks
+
+    p = ctx.participant
+    assert p is not None
+    use = dosing.kit_use(ctx.store, key, exclude=ctx.amending, participant=p.id)
+    if use is None:
+        return True
+    if not use.administration:
+        ctx.problem(
+            field_,
+            f"{use}, a dose record of a format-1 version: one kit, one administration, whatever the version",
+        )
+    elif said := _kit_used(ctx, m, arm, key, use.participant, use.event_id, snap):
+        ctx.problem(field_, said)
+    elif use.participant != p.id:
+        ctx.problem(
+            field_,
+            f"kit {key} belongs to {use.participant} ({use.event_id}): a kit is never given to two participants",
+        )
+    else:
+        ctx.problem(field_, f"kit {key} was already used ({use.event_id}): one kit, one administration")
+    return False
 
 
 def _refusal(
@@ -1114,7 +1146,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     next_item: schedule.NextDose | None = None
     declared = list(m.data.get("deviations", ()))
     kinds = {str(d.get("kind")): d for d in declared if d.get("kind")}
-    planned = 0
+    planned = course = 0
     ended = _ended(m, records, zone(site_zone))
     cumulative: dict[str, float] = {}
     owed: list[int] = []
@@ -1136,6 +1168,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
             ]
             by_event = {str(r["_event"]): r for r in stored}
             rows, _ = place(m, form, anchors, arm, site_zone, stored, None, at, facts)
+            course += sum(len(states) for _r, _a, states in rows)  # the whole course, before any end
             if ended.treatment_end is not None:  # after the end of treatment nothing more is due
                 rows = [
                     (
@@ -1227,7 +1260,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         if "assessment_window" in kinds:
             deviations.extend(_assessment_windows(m, snap, kinds["assessment_window"], given_times))
         given_numbers = sorted(a["number"] for a in administrations if a["state"] == schedule.GIVEN)
-        owed = sorted({n for _code, n in gates.owed_after(m, snap, given_numbers)})
+        owed = sorted({n for _code, n in gates.vitals_owed(m, snap, given_numbers)})
         if p.eligible is False and "ineligible_after_enrollment" in kinds:
             d = kinds["ineligible_after_enrollment"]
             deviations.append(
@@ -1259,7 +1292,9 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         course_end = _course_end(placed_all, ended, zone(site_zone))
         dated_snap = replace(snap, anchors=visits.timeline(m, snap, course_end=course_end))
         visit_lines += _calendar_lines(m, placed_all, records, dated_snap, at, zone(site_zone), arm, ended)
-    if not consent_ok or p.eligible is None:
+    if not consent_ok:  # a consent without its signatures or witnesses (`consent_state`), as format 1 says
+        status = "consent incomplete"
+    elif p.eligible is None:
         status = "consented"
     elif not p.eligible:
         status = "enrolled, no longer eligible" if p.enrollment_event else "screen failure"
@@ -1267,6 +1302,8 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         status = "eligible, not enrolled"
     elif ended.died:
         status = "died"
+    elif course and given >= course:  # the whole course given: said so whatever the disposition says after it
+        status = "treatment complete"
     elif ended.study_over:
         status = f"off study ({ended.status})" if ended.status else "off study"
     elif arm is None:
@@ -1299,7 +1336,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         "next_dose": next_item,
         "deviations": deviations,
         "post_dose_vitals_due": owed,
-        "cumulative_dose": [{"value": v, "unit": u} for u, v in cumulative.items()],
+        "cumulative_dose": _cumulative(m, cumulative),
         "visits": visit_lines,
         # the ward list's key (format 1's name): the cumulative dose in the regimen's one unit, 0 for several
         "cumulative_particles": next(iter(cumulative.values())) if len(cumulative) == 1 else 0.0,
@@ -1312,6 +1349,23 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     }
     if kit:
         out["kit"] = kit  # blinded: the kit, never the arm
+    return out
+
+
+def _cumulative(m: Model, given: Mapping[str, float]) -> list[CumulativeDose]:
+    """The doses given per unit; the unit the version names a ward-list column for (`dose.cumulative`) is
+    listed even when nothing is given yet (0), with its column's name."""
+    from ..engine.model import cumulative_column
+
+    named = cumulative_column(m)
+    out: list[CumulativeDose] = [{"value": v, "unit": u} for u, v in given.items()]
+    if named is not None:
+        column, unit = named
+        mine = next((c for c in out if c["unit"] == unit), None)
+        if mine is None:
+            mine = {"value": 0.0, "unit": unit}
+            out.insert(0, mine)
+        mine["column"] = column
     return out
 
 
@@ -1464,12 +1518,38 @@ def _visit_due(
     return min(a for a, _ in spans), min(b for _, b in spans)
 
 
-def queue_row(
-    store: Store, proto: Protocol, p: Participant
-) -> tuple[int | None, datetime | None, int, tuple[datetime, datetime] | None]:
-    """(number, due time, after-assessments owed, visit forms due (from, until)) of the participant's first
-    administration without a record and the visits they owe (`_visit_due`), for the ward queue: from the
-    projections alone, whatever the clock (`wardqueue`)."""
+@dataclass(frozen=True)
+class QueueRow:
+    """What the ward queue keeps of a format-2 participant (`queue_row`)."""
+
+    number: int | None
+    """The first administration without a record (None: none to give)."""
+    due: datetime | None
+    owed: int
+    """`after` assessments owed on the `[safety] vital_signs` form (`gates.vitals_owed`)."""
+    visit_due: tuple[datetime, datetime] | None
+    """The visit forms owed: from, until (`_visit_due`)."""
+    held: bool = False
+    """A gate of the participant's own holds their next administration (`own_holds`)."""
+
+
+def own_holds(m: Model, snap: Snapshot, participant: str, arm: str | None) -> list[str]:
+    """The holds of the participant's next administration decided by their own records alone: the gates
+    before `dose` of kinds `require` and `eligibility` (a positive skin test, no longer eligible). A DSMG
+    hold is the site's (the queue reads it when asked); sentinel, consent, custody and allocation are the
+    site's facts or need the administration in hand, so they are not a participant's own."""
+    return gates.holds(
+        m,
+        replace(snap, participant={"id": participant, "arm": arm}),
+        gates.SiteFacts(),
+        participant=participant,
+    )
+
+
+def queue_row(store: Store, proto: Protocol, p: Participant) -> QueueRow:
+    """The participant's first administration without a record (number, due time), the `after` assessments
+    on the vital signs form owed, the visits they owe (`_visit_due`: from, until) and whether a gate of their
+    own holds them, for the ward queue: from the projections alone, whatever the clock (`wardqueue`)."""
     from ..engine import due
 
     m = proto.engine
@@ -1477,7 +1557,7 @@ def queue_row(
     site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
     anchors, arm = plan_inputs(store, m, p, site_zone)
     if not p.enrollment_event:
-        return None, None, 0, None
+        return QueueRow(None, None, 0, None)
     records = eligibility.participant_records(store, m, p.id)
     tz = zone(site_zone)
     snap = Snapshot(
@@ -1489,7 +1569,9 @@ def queue_row(
     if (
         arm is None
     ):  # not allocated yet: no administration, but a visit may be owed (one counted from consent)
-        return None, None, 0, None if no_visits else _visit_due(m, [], records, snap, tz, arm, ended)
+        return QueueRow(
+            None, None, 0, None if no_visits else _visit_due(m, [], records, snap, tz, arm, ended)
+        )
     facts = due.conditions(m, snap, arm)
     first: schedule.Slot | None = None
     given: list[int] = []
@@ -1520,13 +1602,14 @@ def queue_row(
                     first = st.slot
                 elif st.filled_by is not None and not st.filled_by.not_given:
                     given.append(st.slot.number)
-    owed = len(gates.owed_after(m, snap, sorted(given)))
+    owed = len(gates.vitals_owed(m, snap, sorted(given)))
     course_end = _course_end(placed_all, ended, tz)
     dated_snap = replace(snap, anchors=visits.timeline(m, snap, course_end=course_end))
     visit_due = None if no_visits else _visit_due(m, placed_all, records, dated_snap, tz, arm, ended)
     if first is None:
-        return None, None, owed, visit_due
-    return first.number, first.due or first.opens, owed, visit_due
+        return QueueRow(None, None, owed, visit_due)
+    held = bool(own_holds(m, snap, p.id, arm))
+    return QueueRow(first.number, first.due or first.opens, owed, visit_due, held)
 
 
 _END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)

@@ -601,9 +601,15 @@ class OpenAe(TypedDict):
 def open_ae_lines(store: Store, aes: list[dict[str, Any]]) -> list[OpenAe]:
     """The participant's AEs still open (no end date, no final outcome), as the ward shows them.
 
-    `aes`: their `adverse_events` rows. One answer for format 1's summary and the engine's.
+    `aes`: their `adverse_events` rows. One answer for format 1's summary and the engine's. The reviews
+    are read only when one of them is serious (`review_list` restricted to theirs): the ward list asks this
+    per row, and a site-wide scan of the serious AEs per row would grow with the site.
     """
-    pending = {r["event_id"] for r in review_list(store)}
+    serious = [a["event_id"] for a in aes if a["serious"] and is_open_ae(a)]
+    pending: set[str] = set()
+    if serious and review_form(store) is not None:
+        reviewed = {ae for _event, ae, _values in reviews(store)}
+        pending = {e for e in serious if e not in reviewed}
     return [
         {
             "event": a["event_id"],

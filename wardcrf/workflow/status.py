@@ -312,7 +312,9 @@ def summary(
 class _WardRowExtras(TypedDict, total=False):
     cumulative_particles: float
     """Format 1 (MEXCOVID's one product): the exosome particles given. A format-2 row has `cumulative_dose`
-    instead (never both: a product in mg is not counted in particles)."""
+    instead (never both: a product in mg is not counted in particles), or, when the version names its one
+    unit's column (`dose.cumulative`, docs/protocol.md), that column's key (`cumulative particles` ->
+    `cumulative_particles`) holding the sum given in that unit."""
     cumulative_dose: list[CumulativeDose]
     """Format 2: the doses given, summed per unit (`FormatTwoExtras.cumulative_dose`, as `participant show`)."""
     visits_owed: list[str]
@@ -391,7 +393,10 @@ def _list_row(s: ParticipantSummary) -> WardRow:
         ae_expected=len(s["ae_expected"]),
         signoff=s["signoff"]["state"],
     )
-    if "cumulative_dose" in s:  # a format-2 version's: per unit (its products are dosed in mg, mL...)
+    named = next((c for c in s.get("cumulative_dose", ()) if c.get("column")), None)
+    if named is not None:  # the version names its one unit's column (`dose.cumulative`)
+        row[named["column"].replace(" ", "_")] = float(named["value"])  # type: ignore[literal-required]
+    elif "cumulative_dose" in s:  # a format-2 version's: per unit (its products are dosed in mg, mL...)
         row["cumulative_dose"] = s["cumulative_dose"]
     else:
         row["cumulative_particles"] = s["cumulative_particles"]

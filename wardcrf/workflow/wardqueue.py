@@ -192,21 +192,24 @@ def _format_2(store: Store) -> protocols.Protocol | None:
 
 def _engine_row(store: Store, proto: protocols.Protocol, state: tuple[Any, ...]) -> tuple[Any, ...]:
     """A format-2 participant's row: the first administration without a record in the schedule of the arm
-    allocated, its due time, a hold of their own (ineligible after enrollment), `after` assessments owed,
-    and the visit forms owed (from, until)."""
+    allocated, its due time, a hold of their own (ineligible after enrollment, or a gate their own records
+    decide: `engine_rules.own_holds`), post-administration vital signs owed, and the visit forms owed
+    (from, until)."""
     from .base import get_participant
     from .engine_rules import queue_row
 
     pid, _enrolled_on, enrollment_event, eligible = state[:4]
     p = get_participant(store, pid)
-    number, due_at, owed, span = queue_row(store, proto, p) if p is not None else (None, None, 0, None)
-    held = int(bool(enrollment_event) and eligible == 0)
+    q = queue_row(store, proto, p) if p is not None else None
+    if q is None:
+        return pid, None, None, int(bool(enrollment_event) and eligible == 0), 0, None, None
+    span = q.visit_due
     return (
         pid,
-        number,
-        _utc(due_at) if due_at is not None else None,
-        held,
-        owed,
+        q.number,
+        _utc(q.due) if q.due is not None else None,
+        int((bool(enrollment_event) and eligible == 0) or q.held),
+        q.owed,
         _utc(span[0]) if span is not None else None,
         _utc(span[1]) if span is not None else None,
     )
