@@ -14,7 +14,7 @@ import re
 
 import pytest
 from synckit import PASSWORD, open_
-from test_hub_pg_twins import _pushed, pg_server, twins  # noqa: F401  (fixtures)
+from test_hub_pg_twins import _pushed, twins  # noqa: F401  (fixtures; `pg_server` is the conftest's)
 from test_sync_cli import run
 
 ENGINES = ("sqlcipher", "postgresql")
