@@ -41,6 +41,25 @@ def _steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
 
 
+@pytest.fixture(autouse=True)
+def _patient_pilot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pilot waits for the screen to drain its messages as long as the machine needs, not 30 s.
+
+    `Pilot.press`, `click` and `run_test` wait for the screen with a 30 s wall-clock timeout
+    (`Pilot._wait_for_screen`); on a CI machine at load 45 on 2 cores a screen that opens the
+    audit trail took longer and raised `WaitForScreenTimeout` (stop 29's first CI). The wait is
+    on a condition (every widget's queue empty); the bound only stops a test that would hang.
+    """
+    from textual.pilot import Pilot
+
+    wait = Pilot._wait_for_screen
+
+    async def patient(self: Pilot, timeout: float = 30.0) -> bool:
+        return await wait(self, timeout=max(timeout, 600.0))
+
+    monkeypatch.setattr(Pilot, "_wait_for_screen", patient)
+
+
 @pytest.fixture
 def ward_for(site: Site, session_for):
     """`ward_for("auditor")` -> a signed-in Ward, as the app holds after login."""
