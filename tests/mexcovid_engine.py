@@ -7,7 +7,7 @@ own" (`engine.loading._cannot_run`): same id and version, another SHA-256, and
 `Site.init(protocol_file=...)` (as `wardcrf init --protocol FILE`) starts a site
 on it. `pytest --mexcovid-engine` builds the shared template site this way, so
 the MEXCOVID workflow tests measure what the engine and the re-encoding still
-lack (notes/mx18.md); `test_engine_mexcovid_ward.py` runs on it always.
+lack; `test_engine_mexcovid_ward.py` runs on it always.
 """
 
 from __future__ import annotations

@@ -357,7 +357,7 @@ async def test_capsules_are_counted_and_the_dose_recorded(palm007) -> None:
     async with app.run_test(size=(120, 45)) as pilot:
         wiz = await _wizard(pilot, pid)
         assert wiz.plan.kind == "tablets" and wiz.plan.units == 3 and wiz.plan.product == "blinded"
-        assert "(capsules, oral)" in wiz._plan_text()  # the product's dosage form, not "tablets" (eyes D14)
+        assert "(capsules, oral)" in wiz._plan_text()  # the product's dosage form, not "tablets"
         assert [s.key for s in wiz.steps] == ["kit", "given", "review"]
         await pilot.press(*kit, "enter")
         await settle(pilot)

@@ -365,7 +365,7 @@ async def test_a_wrong_password_keeps_the_decision_draft(app_for, site, tmp_path
 async def test_a_participant_on_a_version_not_loaded_is_flagged_and_nothing_planned(
     app_for, site, tmp_path, session_for
 ):
-    """wlv: the board read them under the active version (0/5); now 0/? and the line saying why."""
+    """Before, the board read them under the active version (0/5); now 0/? and the line saying why."""
     import sys
     from pathlib import Path
 

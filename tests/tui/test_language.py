@@ -134,7 +134,7 @@ def _language_commands(app) -> list[str]:
 
 
 async def test_palm007_offers_french_and_switching_shows_its_french_labels(palm007_site):
-    """eyes D12: PALM007's `fr` labels were selectable by nobody; 中文 (MEXCOVID's) was offered in Kinshasa."""
+    """Before: PALM007's `fr` labels were selectable by nobody; 中文 (MEXCOVID's) was offered in Kinshasa."""
     from wardcrf.screens.form_screen import FormScreen
 
     ward = Ward(palm007_site, palm007_site.unlock("clinician", PASSWORD))

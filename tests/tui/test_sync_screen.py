@@ -84,7 +84,7 @@ async def test_export_to_a_folder_lists_the_bundle_files(app_for, site, hub_site
         await open_dialog(pilot, "e")
         await _choose_path(pilot, "")  # the dialog remembers the last folder
         assert _text(app, "#sync-message").startswith("Wrote 1 bundle(s)")
-        await pilot.press("escape")  # the dashboard's sync panel says the same (eyes D11: "(1 files)")
+        await pilot.press("escape")  # the dashboard's sync panel says the same (it said "(1 files)")
         await settle(pilot)
         table = app.screen.query_one("#sync", DataTable)
         rows = {str(table.get_row_at(i)[0]): str(table.get_row_at(i)[1]) for i in range(table.row_count)}

@@ -1,4 +1,4 @@
-"""The administration wizard names an oral solid by the product's declared dosage form (eyes D14).
+"""The administration wizard names an oral solid by the product's declared dosage form.
 
 PALM007's tecovirimat and its placebo are `dosage_form = "CAPSULE"`: the
 plan line reads "dose 7 (capsules, oral)", not "tablets". A `TABLET`

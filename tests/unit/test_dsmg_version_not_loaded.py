@@ -1,4 +1,4 @@
-"""The DSMG board flags a participant on a protocol version not loaded here, as the ward list does (wlv).
+"""The DSMG board flags a participant on a protocol version not loaded here, as the ward list does.
 
 Found: `dsmg.review` read such a participant under the ACTIVE version (`protocols_of` leaves them out, the
 board fell back to the active one), so the DSMG saw doses planned by a schedule that is not theirs

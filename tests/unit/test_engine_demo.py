@@ -79,7 +79,7 @@ def test_palm_demo_has_every_arm_and_infusions_to_give(cli, tmp_path):
     items = json.loads(r.out)["items"]
     assert any("infusion" in i["what"] or "dose" in i["what"] for i in items), r.out
     assert not any("can no longer be dosed" in i["what"] for i in items)  # the vials given are used
-    # each vial at the bedside is its own row under the participant it was handed over for (eyes D5: the
+    # each vial at the bedside is its own row under the participant it was handed over for (before: the
     # kits were one row with participant "—"); the demo's closing line names the same pairs
     ready = dict(re.findall(r"(KIN01-\d{3}) \((VIAL-[A-Z0-9]+-\d{4})\)", out))
     assert ready, out

@@ -434,7 +434,7 @@ def test_the_day_check_and_the_wizards_plan_say_what_the_save_says(ward):
     )
 
 
-# -- the order and the words of an administration's refusals (notes/mxa.md: E1-E3) ---------------------------
+# -- the order and the words of an administration's refusals ---------------------------
 
 
 def test_the_same_administration_sent_twice_is_refused_as_a_second_that_day_not_by_its_kit(ward):

@@ -505,7 +505,7 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     out = w.root / "exports"
     r = w.run("export", "sdtm", "--out", str(out / "sdtm"), "--check", user="auditor")
     # The conformance rules pass: ZMapp's "Q3D" is the protocol's own term of the extensible FREQ codelist
-    # (palm.toml's frequency_extended), accepted and named in the report (eyes D9: it was "NOT clean").
+    # (palm.toml's frequency_extended), accepted and named in the report (it was "NOT clean").
     assert r.code == 0 and "[error]" not in r.out and r.out.rstrip().endswith("clean"), r.out
     assert "sponsor term of the extensible CDISC CT FREQ: 'Q3D' (Every 3 days)" in r.out, r.out
 

@@ -1,4 +1,4 @@
-"""The languages a ward offers come from its protocol (eyes D12): PALM007's `fr` labels selectable,
+"""The languages a ward offers come from its protocol: PALM007's `fr` labels selectable,
 MEXCOVID's choice (English, 中文) not imposed on a ward in Kinshasa; a language code from a protocol
 file is a code, never text that reaches a screen.
 

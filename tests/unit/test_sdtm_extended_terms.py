@@ -1,4 +1,4 @@
-"""A sponsor term of an extensible CDISC codelist: PALM's ZMapp "Q3D" in EXDOSFRQ (eyes D9).
+"""A sponsor term of an extensible CDISC codelist: PALM's ZMapp "Q3D" in EXDOSFRQ.
 
 CDISC's FREQ codelist (C71113) is extensible: a frequency without a
 published term is the sponsor's own, declared with its meaning. PALM

@@ -1,6 +1,6 @@
 """Upgrading re-derives a ward-queue row computed before participants on a version not loaded were flagged.
 
-Before issue 17's change (wlv), a participant moved by an amendment on another laptop to a version this
+Before issue 17's change, a participant moved by an amendment on another laptop to a version this
 laptop has not loaded got a `ward_queue` row computed under the ACTIVE version (a dose due, vitals owed),
 and nothing re-derived it until their next record. Migration `0580-ward-queue-version-not-loaded`
 (wardcrf/schema.sql) makes an upgraded site re-derive its queue when it is opened: the stale row is
