@@ -850,3 +850,16 @@ CREATE TABLE hub_own_steps (
 );
 REVOKE ALL ON hub_own_steps FROM PUBLIC;
 GRANT SELECT, INSERT ON hub_own_steps TO wardcrf_import;
+
+-- migration: 0013-sync-recipients
+-- Who can read a site's bundles (wardcrf/schema.sql's `sync_recipients`; `sync.recipient_added`). Its
+-- projector (`registry._recipient`, declared `common_dialect`) keeps this site's own recipients only, so a
+-- ward's event, applied here, projects nothing; the table is here so that it runs, as in a SQLCipher hub's
+-- file, and `db rebuild --check` compares it. The import role reads and inserts, as the projector does.
+CREATE TABLE sync_recipients (
+    age_recipient text PRIMARY KEY,
+    label text NOT NULL,
+    added_event text NOT NULL
+);
+REVOKE ALL ON sync_recipients FROM PUBLIC;
+GRANT SELECT, INSERT ON sync_recipients TO wardcrf_import;

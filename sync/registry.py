@@ -283,7 +283,10 @@ def _hub_set(store: Store, e: Event) -> None:
     )
 
 
+@common_dialect
 def _recipient(store: Store, e: Event) -> None:
+    # This site's own recipients only: at a hub a ward's `sync.recipient_added` (who may read that
+    # ward's bundles) projects nothing, on either engine (the table is there, 0013-sync-recipients).
     if e.site != own_site(store)[0]:
         return
     store.execute(

@@ -361,6 +361,8 @@ def test_the_postgresql_schema_keeps_in_step_with_sqlcipher(pg_server, tmp_path)
             "rand_exhausted",
             "rand_unblindings",
             "rand_unblinding_keys",
+            # Who can read a site's bundles (0013-sync-recipients).
+            "sync_recipients",
         ):
             want = [
                 (r[1], types[r[2]], bool(r[3]) or bool(r[5]))

@@ -49,10 +49,6 @@ def _ward_local(at: str) -> str:
     return f"{moment:%Y-%m-%d %H:%M} +08:00"
 
 
-@pytest.mark.pg_gap(
-    "a ward's `sync recipient add` (sync.recipient_added, registry._recipient not common_dialect) refuses"
-    " its bundle, though docs/hub-postgres.md says every shipped projector is"
-)
 def test_usb_flow_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pyrage
 
