@@ -656,8 +656,9 @@ def _status(session: Session, store: Store, ledger: SqlStore) -> HubStatus:
         "reading_conflicts": len(coldchain_readings.conflicts(ledger)),
         # the wards' answers are where their events are; the hub's own queries are projected there too
         "open_queries": len(registry.queries(ledger, "open")) + len(registry.queries(ledger, "answered")),
-        # one version loaded with different files by different laptops: their records are read under one
-        "protocol_conflicts": protocol.content_conflicts(store),
+        # one version loaded with different files by different laptops: their records are read under one;
+        # at a PostgreSQL hub the hub's own loads are in its file, the wards' in the database (as exports read)
+        "protocol_conflicts": protocol.content_conflicts(store, wards=None if ledger is store else ledger),
     }
 
 

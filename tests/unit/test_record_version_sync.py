@@ -219,9 +219,6 @@ def _ward_loading(tmp_path: Path, h: Site, name: str, source: str) -> str:
     return device
 
 
-@pytest.mark.pg_gap(
-    "`hub status` at a PostgreSQL hub lists no protocol-content conflict: it reads them from the hub's file"
-)
 def test_one_version_loaded_with_two_files_is_listed_at_the_hub_and_warned_on_export(
     tmp_path: Path, cli
 ) -> None:
