@@ -33,7 +33,7 @@ from typing import BinaryIO, TypeVar
 from wardcrf import authority, eventlog, ingest, records
 from wardcrf.clock import iso_utc, now_utc
 from wardcrf.errors import Refused
-from wardcrf.sqlstore import SqlStore, is_portable
+from wardcrf.sqlstore import NotPortable, SqlStore, is_portable
 from wardcrf.store import Store
 
 from . import evidencestore, photostore
@@ -402,10 +402,17 @@ def accept(
         # A device's bundles apply in order and once: what follows reads its ledger rows and chain
         # head and writes after them (nothing to take on SQLite, whose writer is already alone).
         store.lock(f"device:{v.device}")
-    if not store.holds_projections:
-        # First: nothing runs on such a store that its engine does not speak.
+    # Authority first, on both engines: a forged hub event is refused as one its device may not send,
+    # never as one a PostgreSQL hub cannot project. The check reads in the common dialect (`authority`);
+    # a check a feature added that does not is refused by name below, as what it reads is not held.
+    try:
+        authority.check_import(store, _events_of(v), v.signer.kind, name)
+    except NotPortable:
         check_portable(store, v, name)
-    authority.check_import(store, _events_of(v), v.signer.kind, name)
+        raise
+    if not store.holds_projections:
+        # Then what passed authority: nothing is applied on such a store that its engine does not speak.
+        check_portable(store, v, name)
     outcome = _accept_one(store, v, cipher, sig, files_dir, on_fork, spool, on_hold, archive_photos)
     if outcome.status == "applied" and reverify is not None:
         outcome.released = _release_held(

@@ -75,10 +75,6 @@ def attacker_card(root: Path) -> dict[str, Any]:
     return card_of(rogue).as_dict()
 
 
-@pytest.mark.pg_gap(
-    "a ward bundle forging hub.device_registered is refused as 'needs projections ... does not run yet'"
-    " (sync.engine.check_portable runs before authority.check_import), not as one its device 'may not' send"
-)
 def test_attack_forged_registration_and_decision_are_refused_and_nothing_applied(trial) -> None:
     """The attack as found: a ward bundle continuing lap1's chain replaces XYZ02's laptop by
     the attacker's key and sends XYZ02 a 'stop enrolment' decision."""
