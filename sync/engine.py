@@ -404,12 +404,16 @@ def accept(
         store.lock(f"device:{v.device}")
     # Authority first, on both engines: a forged hub event is refused as one its device may not send,
     # never as one a PostgreSQL hub cannot project. The check reads in the common dialect (`authority`);
-    # a check a feature added that does not is refused by name below, as what it reads is not held.
+    # a hook a feature added to it that does not (a form's actions) refuses the bundle by name, never
+    # runs, as what `check_portable` refuses.
     try:
         authority.check_import(store, _events_of(v), v.signer.kind, name)
-    except NotPortable:
+    except NotPortable as exc:
         check_portable(store, v, name)
-        raise
+        raise Refused(
+            f"{name}: the authority check of its records ({exc}) does not run at a PostgreSQL hub yet"
+            " (issue 19, docs/hub-postgres.md); nothing applied: import it at a SQLCipher hub"
+        ) from None
     if not store.holds_projections:
         # Then what passed authority: nothing is applied on such a store that its engine does not speak.
         check_portable(store, v, name)

@@ -369,6 +369,67 @@ def test_a_bundle_that_needs_projections_is_refused_whole_at_a_postgresql_hub(pa
         assert hs.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1
 
 
+def test_an_authority_hook_not_in_the_common_dialect_refuses_its_bundle_by_name_at_a_postgresql_hub(
+    pair, tmp_path, monkeypatch
+):
+    """The authority check runs first on both engines (a forged hub event is refused as one its device may
+    not send, `test_sync_authority.py`). A hook it calls that is not in the common dialect — here a form's
+    actions decided by one added for the test, undeclared — never runs on PostgreSQL: the bundle is refused
+    in one line naming it, nothing of it kept, the refusal in the hub's own log; SQLCipher runs it."""
+    from synckit import open_
+    from wardcrf.sync import hub
+
+    from wardcrf import authority, records, users
+
+    engine, w, h = pair
+    first = _bundles(w, tmp_path, 1)
+    s = open_(w)
+    try:
+        users.add_user(s, "clinician", "Cleo Clinician", "clinician", PASSWORD)
+    finally:
+        s.close()
+    s = open_(w, "clinician")
+    try:
+        start = "2026-11-30T09:00:00+08:00"
+        records.submit(
+            s,
+            "dose",
+            {"kit_id": "KIT-X1", "start": start, "end": "2026-11-30T09:30:00+08:00", "dose_number": 1},
+            subject="participant:WUH01-001",
+        )
+    finally:
+        s.close()
+    second = _bundles(w, tmp_path, 1, tag="b")
+    device = _ward_head(w)[0]
+    asked: list[str] = []
+
+    def unported(store, e, form, arriving):  # SQL no one reviewed: never run on PostgreSQL
+        asked.append(form)
+        return None
+
+    with _ledger(h) as (hs, store):
+        items = hub.import_files(hs, first)
+        assert [i.result.outcome.status for i in items if i.result] == ["applied"], [i.refused for i in items]
+        monkeypatch.setattr(authority, "_FORM_ACTIONS_OF", [unported, *authority._FORM_ACTIONS_OF])
+        items = hub.import_files(hs, second)
+        if engine == "sqlcipher":
+            assert items[0].result is not None, items[0].refused
+            assert asked == ["dose"]
+            return
+        assert items[0].result is None and asked == []
+        refused = items[0].refused
+        assert "\n" not in refused and "unported is not declared common_dialect" in refused, refused
+        assert "does not run at a PostgreSQL hub yet" in refused and "import it at a SQLCipher hub" in refused
+        assert store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,)) == 1
+        assert (
+            store.scalar(
+                "SELECT count(*) FROM events WHERE type = 'record.submitted' AND device = ?", (device,)
+            )
+            == 0
+        )
+        assert hs.store.scalar("SELECT count(*) FROM events WHERE type = 'sync.bundle_refused'") == 1
+
+
 def test_a_bundle_giving_one_kit_twice_is_held_alike_on_both_engines(pair, tmp_path):
     """The kit-twice hold (two participants, a single-use kit twice, or across protocol formats) reads the
     kit projections, which a PostgreSQL hub keeps in the common dialect (`sqlstore.common_dialect`): the
