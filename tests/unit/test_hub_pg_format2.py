@@ -89,9 +89,11 @@ def _import(h: Site, files: list[Path]) -> list[str]:
         s.close()
 
 
-def test_a_palm_ward_projects_alike_at_a_sqlcipher_and_a_postgresql_hub(
-    cli, tmp_path, monkeypatch, pg_server
-):
+def palm_twins(cli, tmp_path, monkeypatch, pg_server) -> tuple[Site, Site, Ward, Any, str, Any]:
+    """Twin hubs (PostgreSQL, and its directory copied without the database) and a shipped-PALM ward
+    registered at both; one participant consented (its signed page photographed), eligible, enrolled,
+    randomized, vitals before and the infusion behind the custody gate recorded, not yet exported.
+    Returns (pg_hub, lite_hub, ward, trial, participant, infusion start)."""
     trial = model.shipped("palm.toml")
     pg_dir = tmp_path / "pg-hub"
     pg_hub = hub.init(
@@ -132,6 +134,13 @@ def test_a_palm_ward_projects_alike_at_a_sqlcipher_and_a_postgresql_hub(
     assert _vitals(w, pid, "pre_infusion", 1, start - timedelta(minutes=20)).code == 0
     r = _infusion(w, pid, "VIAL-0001", start, "3100")
     assert r.code == 0, r.err
+    return pg_hub, lite_hub, w, trial, pid, start
+
+
+def test_a_palm_ward_projects_alike_at_a_sqlcipher_and_a_postgresql_hub(
+    cli, tmp_path, monkeypatch, pg_server
+):
+    pg_hub, lite_hub, w, trial, pid, start = palm_twins(cli, tmp_path, monkeypatch, pg_server)
     assert _vitals(w, pid, "post_infusion", 1, start + timedelta(hours=2, minutes=15)).code == 0
     files = _export(w, tmp_path / "b2")
     assert _import(pg_hub, files) == ["applied"] * len(files)

@@ -315,57 +315,10 @@ def test_sdv_verify_at_a_postgresql_hub_checks_the_source_photograph_and_marks_a
 
 
 def _palm_twins(cli, tmp_path, monkeypatch, pg_server):
-    """A PALM hub made with `--database`, its SQLCipher twin (the directory copied, `hub-database` removed),
-    and one participant through consent (with its signed page photographed), eligibility, enrollment,
-    randomization, vitals and an infusion behind the custody gate, imported at both: the shipped PALM, as
-    `test_hub_pg_format2` runs it."""
-    import shutil
-    from datetime import timedelta
+    """`test_hub_pg_format2.palm_twins`, its bundles imported at both hubs."""
+    from test_hub_pg_format2 import _export, _import, palm_twins
 
-    from test_engine_ward_cli import _infusion, _product, _vitals, _ward
-    from test_hub_pg_format2 import _export, _import
-    from wardcrf.sync import hub
-    from wf_support import ready_kit_on
-
-    from wardcrf import users
-    from wardcrf.engine import model
-    from wardcrf.site import Site
-
-    trial = model.shipped("palm.toml")
-    pg_dir = tmp_path / "pg-hub"
-    pg_hub = hub.init(
-        pg_dir, admin="admin", password=PASSWORD, protocol_file=trial, database=pg_server.new_database()
-    ).site
-    s = open_(pg_hub)
-    try:
-        users.add_user(s, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)
-    finally:
-        s.close()
-    w = _ward(cli, tmp_path, monkeypatch, "palm", trial_hub=pg_hub)
-    first = sorted((tmp_path / "outbox").glob("*.tar.age"))
-    lite_dir = tmp_path / "lite-hub"
-    shutil.copytree(pg_dir, lite_dir, ignore=shutil.ignore_patterns("*.lock"))
-    (lite_dir / "hub-database").unlink()
-    lite_hub = Site.open(lite_dir)
-    assert _import(lite_hub, first) == ["applied"] * len(first)
-    s = open_(w.site())
-    try:
-        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
-    finally:
-        s.close()
-    pid = w.consent()
-    assert w.screen(pid).code == 0
-    assert w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}").code == 0
-    r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
-    assert r.code == 0, r.err
-    arm = r.out.split("randomized: arm ", 1)[1].split()[0]
-    start = w.now + timedelta(hours=1)
-    w.at(start + timedelta(hours=3))
-    monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
-    ready_kit_on(w.site(), "VIAL-0001", start.isoformat(), w.root, _product(arm))  # the custody gate
-    assert _vitals(w, pid, "pre_infusion", 1, start - timedelta(minutes=20)).code == 0
-    r = _infusion(w, pid, "VIAL-0001", start, "3100")
-    assert r.code == 0, r.err
+    pg_hub, lite_hub, w, trial, pid, _start = palm_twins(cli, tmp_path, monkeypatch, pg_server)
     files = _export(w, tmp_path / "b2")
     for h in (pg_hub, lite_hub):
         assert _import(h, files) == ["applied"] * len(files)
