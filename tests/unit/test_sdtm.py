@@ -665,6 +665,31 @@ def test_define_xml_validates_against_the_define_21_xsd_and_describes_every_data
     assert (out / "protocol.toml").exists()
 
 
+def test_define_xml_is_spelled_the_same_after_another_library_registers_an_odm_prefix(
+    site, exported, tmp_path, monkeypatch
+):
+    """ElementTree's prefix map is process-global. odmlib's parser registers ``odm`` for ODM 1.3;
+    when it had run earlier in the same process, define.xml came out as ``<odm:ODM …>`` (a CI
+    failure: a test searching for ``<CodeList`` found none)."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    monkeypatch.setattr(ET, "_namespace_map", dict(ET._namespace_map))  # the global map comes back after
+    ET.register_namespace("odm", "http://www.cdisc.org/ns/odm/v1.3")
+    ET.register_namespace("d21", "http://www.cdisc.org/ns/def/v2.1")
+    out = tmp_path / "again"
+    code, _stdout, err = es.run_cli(site, "export", "sdtm", "--out", str(out))
+    assert code == 0, err
+    again = (out / "define.xml").read_text("utf-8")
+    assert again.splitlines()[1].startswith("<ODM xmlns=")
+    assert "<odm:" not in again and "<d21:" not in again and "<def:Standards>" in again
+
+    def unstamped(text: str) -> str:
+        return re.sub(r'CreationDateTime="[^"]*"', "", text)
+
+    assert unstamped(again) == unstamped((exported[0] / "define.xml").read_text("utf-8"))
+
+
 def test_dataset_json_validates_against_cdiscs_schema(exported):
     import jsonschema
 

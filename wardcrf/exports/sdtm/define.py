@@ -29,9 +29,6 @@ DEF = "http://www.cdisc.org/ns/def/v2.1"
 XLINK = "http://www.w3.org/1999/xlink"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 MDV_OID = "MDV.SDTM"
-ET.register_namespace("", ODM)
-ET.register_namespace("def", DEF)
-ET.register_namespace("xlink", XLINK)
 
 CODELIST_NAMES = {
     "NY": "No Yes Response",
@@ -270,7 +267,7 @@ def write(path: Path, ds: Dataset, pkg: Any, columns: dict[str, list[Var]]) -> N
         leaf, f"{{{DEF}}}title"
     ).text = f"Protocol file {pkg.study} {proto.version} (the CRF definition)"
     ET.indent(root)
-    path.write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+    path.write_bytes(_serialise(root))
     (path.parent / "protocol.toml").write_text(proto.source, encoding="utf-8")
 
 
@@ -410,3 +407,17 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _serialise(root: ET.Element) -> bytes:
+    """define.xml's bytes with ODM as the default namespace and the def: and xlink: prefixes.
+
+    ElementTree's prefix map is process-global: a library that registers its own prefix for a
+    URI (odmlib's parser registers ``odm`` for ODM 1.3) changed how this file was spelled when it
+    ran after this module's import. So the prefixes are registered at the moment of writing.
+    (``tostring(default_namespace=…)`` is no way out: it refuses the unqualified attributes.)
+    """
+    ET.register_namespace("", ODM)
+    ET.register_namespace("def", DEF)
+    ET.register_namespace("xlink", XLINK)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
