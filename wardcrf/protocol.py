@@ -923,6 +923,31 @@ def read_format_2_with(reader: Format2Reader) -> None:
     _FORMAT2[:] = [reader]
 
 
+Format1Through = Callable[[Protocol], "Protocol | None"]
+_THROUGH: list[Format1Through] = []
+_READ_THROUGH: dict[str, Protocol] = {}
+
+
+def read_format_1_through(reader: Format1Through) -> None:
+    """How a stored format-1 version is run by the engine through its format-2 re-encoding (`engine.loading`
+    plugs it in, `wardcrf.features`): `reader(p)` gives the ward's `Protocol` of the re-encoding, or None."""
+    _THROUGH[:] = [reader]
+    _READ_THROUGH.clear()
+
+
+def run_as(p: Protocol) -> Protocol:
+    """A stored version as the ward runs it: a format-1 version whose SHA-256 a shipped format-2 file lists in
+    its `reencodes` (MEXCOVID 1.0) is run by the engine on that file — the same id, version, SHA-256 and
+    source (its records' version reference and its exports' and audits' reading of the stored text do not
+    change), with `engine` and the forms of the format-2 file. Any other version as read."""
+    if p.engine is not None or not _THROUGH:
+        return p
+    hit = _READ_THROUGH.get(p.sha256)
+    if hit is None:
+        hit = _READ_THROUGH[p.sha256] = _THROUGH[0](p) or p
+    return hit
+
+
 def declared_format(source: str, filename: str = "<protocol>") -> int:
     """The format a file declares (`[protocol] format`); 1 when it says none. Reads within format 1's limits."""
     data, _ = read_source(source, filename)
@@ -1019,10 +1044,10 @@ def _loaded_protocol(store: SqlStore, where: str, params: tuple[Any, ...], sha: 
     that does not name its source (a row edited around wardcrf) never finds a parse here.
     """
     hit = _CACHE.get(sha)
-    if hit is not None:
-        return hit
-    source = store.scalar(f"SELECT source FROM protocols WHERE {where}", params)
-    return parse_cached(str(source), f"{name} (loaded)")
+    if hit is None:
+        source = store.scalar(f"SELECT source FROM protocols WHERE {where}", params)
+        hit = parse_cached(str(source), f"{name} (loaded)")
+    return run_as(hit)
 
 
 class VersionNotLoaded(Refused):
