@@ -759,7 +759,7 @@ def _cumulative_columns(r: _Reader, data: Mapping[str, Any]) -> None:
 
 def cumulative_column(m: Model) -> tuple[str, str] | None:
     """(column name, unit) the ward list shows the cumulative dose under (`dose.cumulative`), or None: then
-    the per-unit `cumulative_dose`. Its JSON key is the name with `_` for spaces (`cumulative_particles`)."""
+    the per-unit `cumulative_dose`. Its JSON key is the name with `_` for spaces (`cumulative tablets` -> `cumulative_tablets`)."""
     for regimen in m.data.get("regimens", ()):
         for adm in regimen.get("administrations", ()):
             dose = adm.get("dose") or {}
