@@ -1095,3 +1095,14 @@ CREATE INDEX cc_preparations_kit ON cc_preparations (kit_id);
 ALTER TABLE ward_queue ADD COLUMN visit_due TEXT;
 ALTER TABLE ward_queue ADD COLUMN visit_until TEXT;
 CREATE INDEX ward_queue_visits ON ward_queue (visit_due) WHERE visit_due IS NOT NULL;
+
+-- migration: 0580-ward-queue-version-not-loaded
+-- No table changes: a site upgraded through this migration re-derives its ward queue when it is opened
+-- (`projections.rederive_after`, registered by wardcrf/workflow/wardqueue.py). Before it, a participant on
+-- a protocol version this laptop has not loaded (issue 17: moved there by an amendment applied on another
+-- laptop) had a row computed under the ACTIVE version — a dose "due", vitals owed — which stayed until
+-- their next record, a protocol load or `db rebuild`; re-derived, the row places nothing due for them, as
+-- the ward list and `today` say. sync/hub_pg.sql has no counterpart: there is no column to add, and a
+-- PostgreSQL hub applies its migrations when it is made (`hub init --database`), never when it opens, so a
+-- migration there would re-derive nothing; a hub database made before this change keeps such a row until
+-- that participant's next record arrives (its `db rebuild` is refused, docs/hub-postgres.md).

@@ -113,6 +113,9 @@ class AdministrationWizard(StepWizard):
         dose_field = p.roles.get("dose")
         if p.prescribed and dose_field in p.product_fields:
             self.values[ADMINISTRATION][dose_field] = str(p.prescribed["value"])
+        volume_field = p.roles.get("volume")
+        if p.volume and volume_field in p.product_fields:  # the volume the protocol declares, as the dose
+            self.values[ADMINISTRATION][volume_field] = _amount(p.volume["value"])
         self.units = str(p.units) if p.units else ""
         self.problems.update({g: {} for g in self.group_ids()})
         if draft:
@@ -273,7 +276,7 @@ class AdministrationWizard(StepWizard):
                 t(
                     "adm.next",
                     what=p.what,
-                    kind=t(f"adm.kind_{p.kind}"),
+                    kind=_kind_word(p.kind, p.dosage_form),
                     route=p.route.lower(),
                     due=self._local(p.due),
                     start=self._local(p.window[0]),
@@ -544,16 +547,21 @@ class AdministrationWizard(StepWizard):
                 return
             group = self.query_one("#group-product", FieldGroup)
             group.remember()
-            empty = [f.name for f in group.fields if f.required and group.values.get(f.name) in (None, "")]
-            if empty:
-                group.focus_field(empty[0])
+            # The first field still empty: one the protocol requires of a dose given first (`plan.required`:
+            # PALM's volume), then any. Never a field already filled: the lot filled from the kit, selected
+            # on entering, was replaced by the volume typed next (the focus went to the first field).
+            blank = [f.name for f in group.fields if group.values.get(f.name) in (None, "")]
+            needed = [
+                n for f in group.fields if (n := f.name) in blank and (f.required or n in self.plan.required)
+            ]
+            if needed or blank:
+                group.focus_field((needed or blank)[0])
                 return
             if units:
                 focus_now(units.first(Input))
                 return
-            if group.fields:
-                group.focus_field(group.fields[0].name)
-                return
+        # Nothing left to fill (or a refused scan): the scan field keeps the focus, its text selected so the
+        # next scan replaces it; ctrl+n goes on.
         focus_now(scan)
         scan.select_all()
 
@@ -696,3 +704,14 @@ class AdministrationWizard(StepWizard):
 
         self.dismiss(visit)
         next_form()
+
+
+def _kind_word(kind: str, dosage_form: str) -> str:
+    """How the plan line names what is given: an oral solid by the product's declared dosage form
+    ("capsules" for a CAPSULE, "tablets" for a TABLET), else the kind ("tablets or capsules" when the form
+    is not shown, e.g. on a blinded ward whose products differ in form)."""
+    if kind == "tablets":
+        for unit in ("CAPSULE", "TABLET"):
+            if unit in dosage_form.upper():
+                return t(f"adm.form_{unit.lower()}")
+    return t(f"adm.kind_{kind}")

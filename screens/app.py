@@ -75,6 +75,8 @@ class WardApp(App[None]):
         self._last_input = self.idle_clock()
         self._start_language = language
         self._high_contrast = high_contrast
+        # before sign-in: the catalogues' languages and the one asked for (the protocol's come at sign-in)
+        i18n.offer(None if language is None else (*i18n.CATALOGUED, language))
         i18n.set_language(language or "en")
         self.background_sync: BackgroundSync | None = None
         self.sync_state: SyncChanged | None = None
@@ -108,14 +110,22 @@ class WardApp(App[None]):
         self._start_background_sync()
 
     def _apply_user_language(self) -> None:
-        """The signed-in user's saved language wins over the start-up default."""
-        if self.ward is None or self._start_language:
+        """Offer the ward protocol's languages; the signed-in user's saved one wins over the start-up
+        default. A language the protocol does not declare (a start-up `--language zh` on PALM) is
+        English, and the user is told so (i18n's module docstring)."""
+        if self.ward is None:
             return
         from wardcrf import users
 
         ward = self.ward
+        wanted = i18n.language()
+        i18n.offer(ward.call(users.languages))
+        if self._start_language:
+            if wanted not in i18n.offered():
+                self.notify(t("palette.language_not_declared", language=i18n.name_of(wanted)))
+            return
         lang = ward.call(users.own_language) or "en"
-        if lang in i18n.LANGUAGES:
+        if lang in i18n.offered():
             i18n.set_language(lang)
 
     # -- idle lock -------------------------------------------------------------------
@@ -255,8 +265,8 @@ class WardApp(App[None]):
 
     # -- language and theme ----------------------------------------------------------
     def action_next_language(self) -> None:
-        """Cycle the UI language (English ↔ 中文) and remember it for the user."""
-        languages = i18n.LANGUAGES
+        """Cycle the languages offered (the ward protocol's) and remember the choice for the user."""
+        languages = i18n.offered()
         nxt = languages[(languages.index(i18n.language()) + 1) % len(languages)]
         self.switch_language(nxt)
 
@@ -344,9 +354,12 @@ class WardApp(App[None]):
                     lambda name=place.name: self.open_place(name),
                 )
             yield SystemCommand(t("palette.lock"), t("palette.lock_help"), self.action_lock)
-        for lang in i18n.LANGUAGES:
+        for lang in i18n.offered():
             yield SystemCommand(
-                t("palette.language", language=i18n.LANGUAGE_NAMES[lang]),
+                t(
+                    "palette.language" if i18n.has_catalogue(lang) else "palette.language_labels_only",
+                    language=i18n.name_of(lang),
+                ),
                 t("palette.language_help"),
                 lambda lang=lang: self.switch_language(lang),
             )
@@ -370,10 +383,10 @@ def make_app(
 ) -> WardApp:
     """Build the app for a site directory (raises `UsageError` if it is not one)."""
     site = ward.site if ward is not None else Site.open(Path(data_dir))
-    if language is not None and language not in i18n.LANGUAGES:
+    if language is not None and not i18n.LANGUAGE_CODE.match(language):
         from wardcrf.errors import UsageError
 
-        raise UsageError(f"unknown language {language!r} (allowed: {', '.join(i18n.LANGUAGES)})")
+        raise UsageError(_bad_language(language))
     return WardApp(
         site,
         lock_after=lock_after if lock_after is not None else lock_after_from_env(),
@@ -393,3 +406,11 @@ def run_app(data_dir: Path, **kwargs: object) -> None:
 
     photo_protocol.prepare()
     make_app(data_dir, **kwargs).run()  # type: ignore[arg-type]
+
+
+def _bad_language(language: str) -> str:
+    shown = repr(language[:20]) + ("…" if len(language) > 20 else "")
+    return (
+        f"unknown language {shown}: give a language code ({', '.join(i18n.CATALOGUED)}, or one the ward's"
+        " protocol declares, e.g. pt)"
+    )

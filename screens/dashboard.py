@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -58,7 +59,7 @@ from textual.worker import get_current_worker
 from wardcrf.clock import zone
 
 from .errors import message_of
-from .i18n import domain_word, t
+from .i18n import domain_word, t, t_count
 from .keys import LANGUAGE, RELOAD
 from .ward import Ward
 from .widgets.footer import WardFooter
@@ -117,9 +118,37 @@ PANEL_NAMES = tuple(p.name for p in PANELS)
 
 def participant_columns(doses: bool) -> tuple[str, ...]:
     """The participants panel's columns (message ids): format 1's "Day" (N of the planned doses, one a
-    day), or a format-2 ward's "Doses" (given of planned; `WardPage.doses_column`)."""
+    day), or a format-2 ward's "Doses" (given of planned; `WardPage.doses_column`) and, last, the forms its
+    visits owe now: a row may owe several, and in the Next column they pushed Status off a 100-column
+    screen (it scrolls off to the right instead of the columns a nurse reads first)."""
     columns = PANELS[0].columns
-    return tuple("dash.col_doses" if doses and c == "col.day" else c for c in columns)
+    if not doses:
+        return columns
+    return (*("dash.col_doses" if c == "col.day" else c for c in columns), "dash.col_visits")
+
+
+_OWED = re.compile(r"(?P<visit>.+?): (?P<form>[^:]+) \((?P<state>[^()]+)\)")
+"""One of `WardRow.visits_owed`: "VISIT: form (state)" (`status.list_row`)."""
+
+
+def visits_text(owed: list[str], *, short: bool = False) -> str:
+    """The forms visits owe, one visit once: "DAY 4: vitals, lesions (window closing)"; the state word
+    translated (`[state_short]` on a small terminal: "closing")."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for item in owed:
+        m = _OWED.fullmatch(item)
+        if m is None:
+            groups.setdefault((item, ""), [])
+            continue
+        groups.setdefault((m["visit"], m["state"]), []).append(m["form"])
+    out = []
+    for (visit, state), forms in groups.items():
+        if not state:
+            out.append(visit)
+            continue
+        word = domain_word("state_short" if short else "state", state)
+        out.append(f"{visit}: {', '.join(forms)} ({word})")
+    return "; ".join(out)
 
 
 def span(minutes: int) -> str:
@@ -314,7 +343,10 @@ class DashboardScreen(Screen[None]):
                             table = WardTable(
                                 id=p.name, cursor_type="row", zebra_stripes=True, classes="panel-table"
                             )
-                            table.add_columns(*[t(c) for c in p.columns])
+                            # the participants' columns as the ward's format gives them, also when the
+                            # screen is composed again (a language switch) after a format-2 page came
+                            columns = participant_columns(self._doses_column) if p is PANELS[0] else p.columns
+                            table.add_columns(*[t(c) for c in columns])
                             yield table
                 yield Static("", id="dash-drafts", classes="warning")
                 yield Static("", id="dash-message", classes="muted")
@@ -697,9 +729,11 @@ class DashboardScreen(Screen[None]):
             if named:
                 nxt = Text(t("dash.version_not_loaded", version=named), style="bold red")
             visits = r.get("visits_owed") or []  # format 2: the forms visits owe now (`status.list_row`)
-            if visits:
-                nxt.append(("; " if nxt.plain else "") + "; ".join(visits), style="bold yellow")
-            table.add_row(
+            compact = self.has_class("-compact")
+            visits_cell = Text(visits_text(visits, short=compact), style="bold yellow")
+            if visits and not self._doses_column:  # a format-2 row on a format-1 ward: no column of its own
+                nxt.append(("; " if nxt.plain else "") + visits_cell.plain, style="bold yellow")
+            cells = [
                 Text(r["id"]),
                 nxt,
                 Text(t("dash.vitals_owed", doses=" ".join(f"#{n}" for n in owed)), style="bold yellow")
@@ -708,8 +742,10 @@ class DashboardScreen(Screen[None]):
                 Text(str(r["open_aes"] or "")),
                 Text(day),
                 Text(domain_word(status_words, r["status"])),
-                key=r["id"],
-            )
+            ]
+            if self._doses_column:
+                cells.append(visits_cell)
+            table.add_row(*cells, key=r["id"])
 
     @on(SafetyLoaded)
     @unless_rebuilt
@@ -796,7 +832,14 @@ class DashboardScreen(Screen[None]):
             ),
             (
                 t("dash.sync_last_export"),
-                Text(t("dash.sync_export_value", at=self._local(export["at"]), files=export["files"]))
+                Text(
+                    t_count(
+                        "dash.sync_export_value",
+                        export["files"],
+                        at=self._local(export["at"]),
+                        files=export["files"],
+                    )
+                )
                 if export
                 else Text(t("dash.never"), style="dim"),
             ),

@@ -16,8 +16,11 @@ Tab between fields:
 2. Pre-dose vitals, 4. post-dose vitals, 3. start/end of the inhalation and
    5. the protocol's prespecified inhalation-event checklist are the
    protocol's own fields (`FieldGroup`, the same rows and inline checks as
-   every generated form). `ctrl+t` stamps the time now; a blank vitals time
-   is stamped when the step is left, so what is saved is what was shown.
+   every generated form). A vitals step opens on its time, the first field
+   on screen, as the administration wizard's does (`ctrl+t Tab 37.2 Tab 90`
+   puts each value in its own field); `ctrl+t` anywhere on the step stamps
+   that time without moving the focus; a blank vitals time is stamped when
+   the step is left, so what is saved is what was shown.
 6. Review: the whole visit is run through the rules without saving
    (`record_dose_visit(dry_run=True)`), and the deviations it creates (an
    early or late dose, doses still missing) are explained in plain words
@@ -635,10 +638,6 @@ class DoseWizard(StepWizard):
         scan.select_all()
 
     # -- steps -----------------------------------------------------------------------
-    def _stamped_ids(self) -> set[str]:
-        """A vitals time is stamped on leaving its step: skipped by the focus."""
-        return {"pre-field-time", "post-field-time"}
-
     def entering(self, key: str) -> None:
         if key == "times" and not self.values["dose"].get("start"):
             self.query_one("#group-times", FieldGroup).set_value("start", self._now_text())

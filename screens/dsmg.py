@@ -184,7 +184,8 @@ class DsmgScreen(Screen[None]):
                 saes.stylize("bold red")
             table.add_row(
                 pid,
-                f"{p['doses_given']}/{p['doses_planned']}",
+                # on a version not loaded here nothing is planned: given/?, as the ward list says it
+                f"{p['doses_given']}/{'?' if p['version_not_loaded'] else p['doses_planned']}",
                 str(p["aes_total"] or ""),
                 str(g3 or ""),
                 saes,
@@ -266,11 +267,14 @@ class DsmgScreen(Screen[None]):
         head = p["participant"] + (f" · {t('dsmg.sentinel')}" if p["sentinel"] else "")
         out.append(head, style="bold")
         out.append(" · ")
+        if p["version_not_loaded"]:
+            out.append(t("dsmg.version_not_loaded", version=p["version_not_loaded"]), style="bold red")
+            out.append("\n")
         out.append(
             t(
                 "dsmg.doses",
                 given=p["doses_given"],
-                planned=p["doses_planned"],
+                planned="?" if p["version_not_loaded"] else p["doses_planned"],
                 cumulative=", ".join(
                     f"{_fmt_number(c['value'])} {c['unit']}".strip() for c in p["cumulative_dose"]
                 ),

@@ -18,6 +18,7 @@ from wardcrf import protocol as protocols
 from .i18n import language, t
 from .ward import Ward
 from .widgets.footer import WardFooter
+from .widgets.typeahead import WardOptionList
 
 
 def forms_for(ward: Ward, *, participant: bool = True, who: str | None = None) -> list[tuple[str, str]]:
@@ -45,11 +46,16 @@ def screen_for(
     *,
     focus: str | None = None,
 ) -> Any:
-    """The screen that enters `form`: the CT score has its grid, every other form is generated."""
-    if form == "ct_score":
-        from .ct_grid import CTGridScreen
+    """The screen that enters `form`: a form whose version declares sections has its grid
+    (`form_sections.of`, docs/protocol.md "Sections: a scored grid"), every other form is generated."""
+    from wardcrf.engine import form_sections
+    from wardcrf.workflow import service
 
-        return CTGridScreen(ward, participant, initial, focus=focus)
+    proto = ward.call(service.protocol_for, participant, form)
+    if form_sections.of(proto, form) is not None:
+        from .section_grid import SectionGridScreen
+
+        return SectionGridScreen(ward, form, participant, initial, focus=focus)
     from .form_screen import FormScreen
 
     return FormScreen(ward, form, participant, initial, focus=focus)
@@ -72,7 +78,7 @@ class FormPicker(ModalScreen[str | None]):
             yield Static(t("picker.title", participant=self.participant), classes="dialog-title")
             choices = forms_for(self.ward, who=self.participant)
             if choices:
-                yield OptionList(*[Option(Text(label), id=name) for name, label in choices], id="forms")
+                yield WardOptionList(*[Option(Text(label), id=name) for name, label in choices], id="forms")
             else:
                 yield Static(t("picker.none", role=t("role." + self.ward.role)), classes="refusal")
         yield WardFooter()

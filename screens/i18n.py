@@ -1,4 +1,4 @@
-"""UI strings in English and Simplified Chinese, and CJK-aware padding.
+"""UI strings in English, Simplified Chinese and French, and CJK-aware padding.
 
 Why a TOML catalogue and not gettext: the ward laptop build has no
 compile step, a translator edits one file (`messages.toml`) where each
@@ -10,10 +10,21 @@ live here: they come from the protocol file's own translations.
 `t("login.title")` looks up the current language, falling back to English;
 an unknown id is returned as-is so a typo shows on screen instead of
 crashing a clinician's form.
+
+Which languages a user may choose (docs/tui.md, "Language"): before sign-in, the
+languages these catalogues hold (`CATALOGUED`: English, 中文, Français); once signed
+in, the languages the ward's protocol declares for its labels (`protocol.languages`,
+`offer`), in the protocol's order: MEXCOVID English and 中文, PALM and PALM007 (Kinshasa)
+English and Français. A declared language these catalogues do not hold (say `pt`) is
+offered all the same: the protocol's labels show in it and the screens' own words fall
+back, string by string, to English; the palette says so ("Language: Português
+(protocol labels; screens in English)"). A language the catalogues hold but the
+protocol does not declare (中文 on PALM, Français on MEXCOVID) is not offered on that ward.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import cache
 from importlib import resources
@@ -21,10 +32,24 @@ from typing import Any
 
 from rich.cells import cell_len
 
-LANGUAGES = ("en", "zh")
-LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
+CATALOGUED = ("en", "zh", "fr")
+"""The languages these catalogues hold for every id (a test checks each id has each of them)."""
+LANGUAGES = CATALOGUED  # the name screens and tests used before protocol languages were offered
+LANGUAGE_NAMES = {
+    "en": "English",
+    "zh": "中文",
+    "fr": "Français",
+    "pt": "Português",
+    "es": "Español",
+    "sw": "Kiswahili",
+    "ln": "Lingála",
+}
+"""Each language's name in itself, for the palette; a code not listed is shown as the code."""
+LANGUAGE_CODE = re.compile(r"^[a-z]{2}(-[A-Za-z]{2,8})?$")
+"""A language code as a protocol file may declare one (format 2's schema: `protocol.languages`)."""
 
 _current = "en"
+_offered: tuple[str, ...] = CATALOGUED
 
 
 @cache
@@ -61,10 +86,43 @@ def catalogue() -> dict[str, dict[str, str]]:
     return out
 
 
+def offer(declared: tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """Offer the languages a ward's protocol declares (None: the catalogues' own, before sign-in).
+
+    English first, then the protocol's order; a code that is not a language code is left out
+    (the protocol readers refuse one at load; this is the last guard before it reaches a screen).
+    The current language is kept when still offered, else English. Returns what is offered.
+    """
+    global _offered, _current
+    if declared is None:
+        _offered = CATALOGUED
+    else:
+        codes = [c for c in declared if isinstance(c, str) and LANGUAGE_CODE.match(c)]
+        _offered = tuple(dict.fromkeys(["en", *codes]))
+    if _current not in _offered:
+        _current = "en"
+    return _offered
+
+
+def offered() -> tuple[str, ...]:
+    """The languages a user may choose now (`offer`)."""
+    return _offered
+
+
+def has_catalogue(language: str) -> bool:
+    """Whether the screens' own words exist in this language (else they show in English)."""
+    return language in CATALOGUED
+
+
+def name_of(language: str) -> str:
+    """The language's name in itself ("Français"), else its code."""
+    return LANGUAGE_NAMES.get(language, language)
+
+
 def set_language(language: str) -> None:
     global _current
-    if language not in LANGUAGES:
-        raise ValueError(f"unknown language {language!r} (allowed: {', '.join(LANGUAGES)})")
+    if language not in _offered:
+        raise ValueError(f"unknown language {language!r} (allowed: {', '.join(_offered)})")
     _current = language
 
 
@@ -79,6 +137,14 @@ def t(message_id: str, **values: Any) -> str:
         return message_id
     text = entry.get(_current) or entry["en"]
     return text.format(**values) if values else text
+
+
+def t_count(message_id: str, count: int, **values: Any) -> str:
+    """`t`, with the `<id>_one` form when `count` is one ("1 file", never "1 files"): English says one
+    for 1 only; a language without the form (中文 has no plural) reads the id itself."""
+    if count == 1 and f"{message_id}_one" in catalogue():
+        return t(f"{message_id}_one", **values)
+    return t(message_id, **values)
 
 
 def t_or(message_id: str, default: str) -> str:

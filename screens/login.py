@@ -80,9 +80,11 @@ class LoginScreen(Screen[Ward]):
         yield WardFooter()
 
     def on_mount(self) -> None:
+        # The focus starts in the user field (AUTO_FOCUS) even with a user name filled in (the demo's):
+        # its text selected, Enter keeps it and a name typed replaces it. With the focus in the
+        # password, a person typing their user name first, as every sign-in asks, typed it into the
+        # password and burned an attempt towards the lockout.
         self.query_one("#busy").display = False
-        if self.initial_user:
-            self.query_one("#password", Input).focus()
 
     @on(Input.Changed, "#password")
     def _typing_password(self) -> None:

@@ -36,7 +36,7 @@ from . import times
 from .dialogs.discard import AsksBeforeDiscarding
 from .dialogs.path import PathDialog
 from .errors import message_of
-from .i18n import label_width, pad, t
+from .i18n import label_width, pad, t, t_count
 from .keys import BACK, LANGUAGE, RELOAD
 from .results import Refused, post_outcome
 from .unsaved import without_blanks
@@ -204,7 +204,9 @@ class SyncScreen(Screen[None]):
         )
         exp = st["last_export"]
         out.append(
-            t("sync.last_export", time=_time(exp["at"]), files=exp["files"]) if exp else t("sync.no_export")
+            t_count("sync.last_export", exp["files"], time=_time(exp["at"]), files=exp["files"])
+            if exp
+            else t("sync.no_export")
         )
         out.append(" · ")
         rec = st["last_receipt"]

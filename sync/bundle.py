@@ -1075,25 +1075,32 @@ def _check_chain(
     device, site = m["device"], m["site"]
     events: list[Event] = []
     loads, encode, line_hash = _DECODER.decode, _ENCODER.encode, canonical.line_hash
+    fast_fields = canonical.canonical_fields
     for n, line in enumerate(lines, 1):
         head = '{"prev":"' + prev + '",'
         if not line.startswith(head):
             raise Refused(f"{what}: chain broken at line {n}: prev is not the previous event's hash")
         if len(line) > LIMITS.event_line_bytes:
             raise Refused(f"{what}: event line {n} is larger than {LIMITS.event_line_bytes} bytes")
-        try:
-            obj = loads(line)
-            fields = dict(obj)
-            del fields["prev"]
-            # The canonical spelling (`canonical.event_line`), with NaN and
-            # Infinity already refused by the decoder.
-            canon = line == head + encode(fields)[1:]
-        except RecursionError:
-            raise Refused(f"{what}: event line {n} is nested too deeply to read") from None
-        except (ValueError, TypeError, KeyError):
-            canon = False
-        if not canon:
-            raise Refused(f"{what}: event line {n} is not canonical JSON")
+        # The canonical spelling (`canonical.event_line`): shown cheaply where it can be
+        # (`canonical.canonical_fields` accepts only lines the standard library spells
+        # byte for byte), else decided, and any refusal worded, by the standard library.
+        fast = fast_fields(line[len(head) :])
+        if fast is not None:
+            obj = {"prev": prev, **fast}
+        else:
+            try:
+                obj = loads(line)
+                fields = dict(obj)
+                del fields["prev"]
+                # NaN and Infinity are already refused by the decoder.
+                canon = line == head + encode(fields)[1:]
+            except RecursionError:
+                raise Refused(f"{what}: event line {n} is nested too deeply to read") from None
+            except (ValueError, TypeError, KeyError):
+                canon = False
+            if not canon:
+                raise Refused(f"{what}: event line {n} is not canonical JSON")
         if obj.keys() != _EVENT_KEYS:
             raise Refused(f"{what}: event line {n} has missing or unknown keys")
         problem = eventbodies.check_envelope(obj) or eventbodies.check_body(obj["type"], obj["body"] or {})
@@ -1141,6 +1148,7 @@ def _check_chain(
                 amends=obj["amends"],
                 protocol=obj["protocol"],
                 line=line,
+                spelled_alike=fast is not None,
             )
         )
         prev = h

@@ -356,7 +356,7 @@ class _Story:
         self.lot_of[kit] = self._lot(product)
         return kit
 
-    def _to_bedside(self, kit: str, start: datetime) -> None:
+    def _to_bedside(self, kit: str, start: datetime, pid: str) -> None:
         from wardcrf.coldchain import scenario
 
         self.timeline.at(
@@ -369,6 +369,7 @@ class _Story:
                 bedside=self.s["clinician"],
                 workdir=self.tmp,
                 since=self.stored[self.lot_of[kit]] - timedelta(minutes=30),
+                participant=pid,
             ),
         )
 
@@ -508,10 +509,10 @@ class _Story:
             kit = self._vial(pid)
             if due.date() < local_day:
                 start = _local(due.date(), 11)
-                self._to_bedside(kit, start)
+                self._to_bedside(kit, start, pid)
                 self._infusion(pid, n, kit, start)
             elif due.date() == local_day:
-                self._to_bedside(kit, self.timeline.cap + timedelta(minutes=10))
+                self._to_bedside(kit, self.timeline.cap + timedelta(minutes=10), pid)
                 self.result.ready[pid] = kit
                 break  # given at the bedside, with the guided administration
 
@@ -611,7 +612,7 @@ class _Story:
                 else due + timedelta(minutes=10)
             )
             if first:
-                self._to_bedside(kit, taken)
+                self._to_bedside(kit, taken, pid)
                 first = False
             self.timeline.at(
                 taken + timedelta(minutes=5),

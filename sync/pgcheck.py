@@ -21,7 +21,8 @@ from the hub's file) is not compared, and the hub's own events (in its file,
 projected into the database by `pghub.mirror_own_events` up to the marker
 `hub_own_projected`) are replayed from the file where each run projected
 them: after the log position it recorded (`hub_own_steps`); those projected
-before runs were recorded, before the whole log. A `rowid` (insertion
+before runs were recorded (migration 0012), after the ward bundles applied
+before their time, as the exports merge the two logs. A `rowid` (insertion
 order, docs/hub-postgres.md) is compared as the row's rank in that order: a
 sequence skips numbers a rolled back bundle took, the order is what the code
 reads.
@@ -33,10 +34,10 @@ import bisect
 from typing import Any
 
 from wardcrf import eventlog, projections
-from wardcrf.errors import VerificationFailed, WardError
+from wardcrf.errors import Refused, StoreError, UsageError, VerificationFailed, WardError
 from wardcrf.projections import Difference
 from wardcrf.site import Session
-from wardcrf.sqlstore import NotPortable, portable
+from wardcrf.sqlstore import NotPortable, is_portable, portable
 
 from . import engine, pghub
 from .pgstore import PgStore
@@ -101,6 +102,15 @@ def _check(session: Session, store: PgStore) -> tuple[int, list[Difference]]:
     n, failed = _replay(store, where, _own_steps(session, store))
     if failed is not None:
         return n, [*diffs, failed]
+    # Derived indexes (the cold chain's readings, from the logger files), as SQLite's check derives
+    # them after its replay: into the copies, from the replayed log and evidence (first in the path).
+    for derived, derive in projections.DERIVED_INDEXES:
+        if not is_portable(derive):
+            continue  # kept up by the hooks the replay ran (the ward queue), not derived at a hub
+        try:
+            derive(store, store)  # type: ignore[arg-type]
+        except WardError as exc:
+            diffs += [Difference(t, "-", f"cannot be re-derived: {exc}", where) for t in derived]
     for t in names:
         if any(d.table == t for d in diffs):
             continue  # the first difference per table, as on SQLite
@@ -141,7 +151,7 @@ def _own_steps(session: Session, store: PgStore) -> list[OwnStep]:
     as `pghub.mirror_own_events` projected them, at the log position each run recorded (`hub_own_steps`).
 
     Events projected before the runs were recorded (migration 0012) are
-    placed before the whole log, as `hub init --database` projects them.
+    placed by their time (`_unrecorded_steps`).
     """
     from . import registry
 
@@ -158,12 +168,42 @@ def _own_steps(session: Session, store: PgStore) -> list[OwnStep]:
         )
     ]
     first = runs[0][0] if runs else int(marker)
-    plan: list[tuple[int, int, int]] = [(0, first, 0)] if first else []
-    plan += runs
-    return [
+    steps = _unrecorded_steps(store, pghub.own_events(session.store, device, 0, first)) if first else []
+    return steps + [
         (after_pos, frm == 0, pghub.own_events(session.store, device, frm, upto))
-        for frm, upto, after_pos in plan
+        for frm, upto, after_pos in runs
     ]
+
+
+def _unrecorded_steps(store: PgStore, events: list[eventlog.Event]) -> list[OwnStep]:
+    """The hub's own events projected before migration 0012 recorded where (`hub_own_steps`), placed as
+    the exports merge the two logs (`exports.dataset.Dataset.events`): each after the ward bundles
+    applied before its time (`sync_applied.applied_at`), the hub's first on a tie. The import that
+    followed an own event projected it first (`hub.ledger_store`), so that is where it met the log; a
+    database upgraded to 0012 with versions loaded at the hub between ward bundles checks clean.
+
+    Only the first step is replayed as a first run (a version the copies hold already not loaded
+    again): `mirror_own_events`' first run at a database made before 0010.
+    """
+    applied = [
+        (str(at), int(pos))
+        for at, pos in store.execute(
+            "SELECT a.applied_at, e.pos FROM public.sync_applied a JOIN public.events e"
+            " ON e.device = a.device AND e.seq = a.last_seq WHERE a.first_seq IS NOT NULL ORDER BY a.applied_at"
+        )
+    ]
+    times = [at for at, _pos in applied]
+    reached = [0]  # reached[i]: the last log position of the first i bundles applied
+    for _at, pos in applied:
+        reached.append(max(reached[-1], pos))
+    steps: list[OwnStep] = []
+    for e in events:
+        after_pos = reached[bisect.bisect_left(times, e.ts)]
+        if steps and steps[-1][0] == after_pos:
+            steps[-1][2].append(e)
+        else:
+            steps.append((after_pos, not steps, [e]))
+    return steps
 
 
 def _project_own(store: PgStore, step: OwnStep, where: str) -> Difference | None:
@@ -185,6 +225,27 @@ def _project_own(store: PgStore, step: OwnStep, where: str) -> Difference | None
                 "events", e.id, f"the hub's own event cannot be replayed ({e.type}): {exc}", where
             )
     return None
+
+
+COMMIT_ORDER = (
+    "SELECT e.device, e.seq, e.line, e.pos FROM public.events e"
+    " LEFT JOIN public.sync_applied a ON a.device = e.device AND e.seq BETWEEN a.first_seq AND a.last_seq"
+    " LEFT JOIN (SELECT device, bundle_seq, max(idx) AS leaf FROM public.tlog_leaves GROUP BY 1, 2) t"
+    " ON t.device = a.device AND t.bundle_seq = a.bundle_seq"
+    " ORDER BY coalesce(t.leaf, min(t.leaf) OVER (ORDER BY e.pos ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING))"
+    " NULLS LAST, e.pos"
+)
+"""The log in the order its bundles were committed, each bundle's events in their order (`pos`).
+
+Two importers at once take their events' positions as they insert them, and
+project and commit in another order: lap1's bundle may hold the lower
+positions and commit after lap2's, its rows projected after lap2's (a
+`rowid` is insertion order; the protocol version it loads is the active one).
+Commit order is the transparency log's: an importing transaction appends its
+bundle's leaf under the lock `tlog`, held until it commits, so the leaf's
+index orders the bundles. An event no bundle's leaf names (none wardcrf
+makes) goes before the next one committed after it in the log; with no
+leaves at all, the log order."""
 
 
 def _replay(store: PgStore, where: str, own: list[OwnStep]) -> tuple[int, Difference | None]:
@@ -214,9 +275,10 @@ def _replay(store: PgStore, where: str, own: list[OwnStep]) -> tuple[int, Differ
     cur: Any = store.conn.cursor(name="wardcrf_projection_check")
     cur.itersize = 2000
     try:
-        cur.execute("SELECT device, seq, line, pos FROM public.events ORDER BY pos")
+        cur.execute(COMMIT_ORDER)
         with eventlog.owned_bodies():
             for device, seq, line, pos in cur:
+                # A run goes before the first event committed after it (past its position).
                 while pending and pending[-1][0] < pos:
                     failed = _project_own(store, pending.pop(), where)
                     if failed is not None:
@@ -272,3 +334,122 @@ def _rows(store: PgStore, table: str, pk: list[str]) -> projections.Rows:
         for rank, r in enumerate(sorted(rows, key=lambda r: r["rowid"]), 1):
             r["rowid"] = rank
     return {tuple(r[c] for c in pk): r for r in rows}
+
+
+# -- `db rebuild` itself ---------------------------------------------------------------------------
+
+REBUILD_LOCK = "wardcrf.db-rebuild"
+
+
+def rebuild_projections(session: Session) -> int:
+    """`db rebuild` at a PostgreSQL hub: every projection the database's log derives rewritten from it; the
+    events replayed (0 at a hub without a database).
+
+    The same replay as the check (`_replay`: the log in its order, each bundle's
+    events visible together, the hub's own events where they were projected),
+    into the temporary copies; then, in the same transaction, each stored
+    table's rows replaced by its copy's (a `rowid` twin keeps the replay's
+    order, and its sequence continues after it). All of it commits or none.
+
+    A maintenance job, not an import:
+
+    - it runs as the database's owner: the import role may not delete
+      projection rows (`wardcrf_import`), so connected as it (or a role that may
+      only read) the rebuild is refused before anything is read — one line, exit 2;
+    - importers must be stopped: it takes the log and every table it rewrites
+      in EXCLUSIVE mode without waiting (`NOWAIT`), so while a bundle is being
+      applied (an importer's transaction holds the log) it is refused, one line,
+      exit 1, nothing changed; a `hub import` or `hub serve` push started while
+      it runs waits for it and then applies on the rebuilt rows; readers (an
+      export, a report) go on reading the rows as they were until it commits;
+    - the log is never written: `events`, the ledger and the transparency log
+      are only read (and their triggers stay enabled).
+    """
+    session.require("db.rebuild", what="rebuild projections")
+    if not pghub.configured(session.site.data_dir):
+        return 0
+    store = pghub.open_ledger(session)
+    try:
+        pghub.mirror_registry(session.store, store)
+        pghub.mirror_own_events(session.store, store)  # the hub's own events up to now are the log's too
+        problem = eventlog.order_problem(store)
+        if problem is not None:
+            raise VerificationFailed(
+                f"the event log in the {store.name} cannot be replayed: {problem}; nothing was rebuilt"
+                " (run `wardcrf audit verify`)"
+            )
+        names = [t for t in tables(store) if not _insert_only(store, t)]
+        denied = [
+            t for t in names if not store.scalar("SELECT has_table_privilege(?, 'DELETE')", (f"public.{t}",))
+        ]
+        if denied:
+            raise UsageError(
+                f"db rebuild at a PostgreSQL hub rewrites the projection rows, which this role may not"
+                f" delete (table {denied[0]}): connect as the database's owner (WARDCRF_HUB_DATABASE or"
+                " HUB_DIR/hub-database), not the import role; nothing was changed"
+            )
+        with store.transaction():
+            store.lock(REBUILD_LOCK)
+            store.lock(pghub.OWN_EVENTS_LOCK)  # no run of `mirror_own_events` meanwhile
+            try:
+                store.execute(
+                    "LOCK TABLE public.events, "
+                    + ", ".join(f"public.{t}" for t in names)
+                    + " IN EXCLUSIVE MODE NOWAIT"
+                )
+            except StoreError as exc:
+                if "could not obtain lock" not in str(exc) and "lock_not_available" not in str(exc):
+                    raise
+                raise Refused(
+                    "db rebuild: an importer is applying a bundle now (hub import or hub serve): stop the"
+                    " importing processes and run this again; nothing was changed"
+                ) from None
+            where = f"PostgreSQL ({store.name})"
+            for t in names:
+                store.execute(f"CREATE TEMP TABLE {t} (LIKE public.{t} INCLUDING ALL) ON COMMIT DROP")
+            store.execute(
+                "CREATE TEMP TABLE events (LIKE public.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+                " INCLUDING INDEXES) ON COMMIT DROP"
+            )
+            n, failed = _replay(store, where, _own_steps(session, store))
+            if failed is not None:
+                raise VerificationFailed(f"db rebuild: {failed}; nothing was changed")
+            for t in names:
+                _replace(store, t)
+        return n
+    finally:
+        store.close()
+
+
+def _insert_only(store: PgStore, table: str) -> bool:
+    """Does a trigger refuse every DELETE of `table` (evidence kept as received, `photo_archive`, `cc_evidence`)?"""
+    return bool(
+        store.scalar(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(?) AND NOT tgisinternal"
+            " AND tgenabled <> 'D' AND (tgtype::int & 8) <> 0",  # a trigger on DELETE
+            (f"public.{table}",),
+        )
+    )
+
+
+def _replace(store: PgStore, table: str) -> None:
+    """`public.table`'s rows replaced by the replay's (`pg_temp.table`), a `rowid` twin's sequence after them."""
+    cols = [
+        str(r[0])
+        for r in store.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0"
+            " AND NOT attisdropped ORDER BY attnum",
+            (f"public.{table}",),
+        )
+    ]
+    listed = ", ".join(f'"{c}"' for c in cols)
+    store.execute(f"DELETE FROM public.{table}")
+    store.execute(
+        f"INSERT INTO public.{table} ({listed}) OVERRIDING SYSTEM VALUE SELECT {listed} FROM pg_temp.{table}"
+    )
+    if "rowid" in cols:
+        store.execute(
+            "SELECT setval(pg_get_serial_sequence(?, 'rowid'),"
+            f" coalesce((SELECT max(rowid) FROM public.{table}), 0) + 1, false)",
+            (f"public.{table}",),
+        )

@@ -214,6 +214,21 @@ def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _screens_language_reset() -> Iterator[None]:
+    """Each test starts with the catalogues' languages offered and English chosen.
+
+    `screens.i18n` keeps the offered languages and the current one per process (one app per
+    process in use); a test whose app signed in on a PALM ward (en, fr offered) left a later
+    test in the same worker unable to choose zh (it failed under `-n 2`).
+    """
+    yield
+    from wardcrf.screens import i18n
+
+    i18n.offer(None)
+    i18n.set_language("en")
+
+
+@pytest.fixture(autouse=True)
 def _no_ambient_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for k in list(os.environ):
         if k.startswith("WARDCRF_"):

@@ -78,6 +78,9 @@ OUT = (
 )
 ROUTE = ("RESPIRATORY (INHALATION)", "INTRAVENOUS", "ORAL", "SUBCUTANEOUS", "INTRAMUSCULAR", "NASAL")
 FREQ = ("QD", "BID", "TID", "QID", "ONCE", "Q2D", "QOD", "PRN", "CONTINUOUS")
+# Codelists CDISC publishes as extensible ("Codelist Extensible: Yes"): a sponsor may add a term when no
+# published one has its meaning, declared in define.xml (def:ExtendedValue="Yes"). FREQ is C71113.
+EXTENSIBLE = frozenset({"FREQ"})
 NRIND = ("LOW", "NORMAL", "HIGH", "ABNORMAL")
 ND = ("NOT DONE",)
 DSCAT = ("DISPOSITION EVENT", "PROTOCOL MILESTONE", "OTHER EVENT")

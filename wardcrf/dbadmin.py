@@ -16,9 +16,11 @@ def check_projections(session: Session) -> tuple[int, list[Difference]]:
     return projections.check(session.store)
 
 
-def rebuild_projections(session: Session) -> int:
+def rebuild_projections(session: Session, *, also: int = 0) -> int:
+    """Rebuild the site's file's projections and record it; the events replayed, `also` (a PostgreSQL
+    hub's database's, rebuilt before: `sync.pgcheck.rebuild_projections`) included."""
     session.require("db.rebuild", what="rebuild projections")
-    n = projections.rebuild(session.store)
+    n = projections.rebuild(session.store) + also
     session.append(type="db.rebuilt", subject=f"site:{session.ctx.site}", body={"events": n})
     return n
 

@@ -130,7 +130,7 @@ class PasswordReset(_Body):
 
 class LanguageSet(_Body):
     username: Name
-    language: Annotated[str, Meta(pattern=r"^[a-z]{2}$")]
+    language: Annotated[str, Meta(pattern=r"^[a-z]{2}(-[A-Za-z]{2,8})?$")]  # a protocol's declared code
 
 
 class LoginFailed(_Body):

@@ -74,10 +74,22 @@ class Event:
     amends: str | None
     protocol: dict[str, str] | None
     line: str
+    spelled_alike: bool = field(default=False, repr=False, compare=False)
+    """The line was shown canonical by `canonical.canonical_fields`: msgspec spells every value parsed
+    from it as the canonical encoder does (`canonical.dumps_parsed`), so a projector may re-encode a
+    part of the body that cheaply. False for an event built by a caller (`append`) or read otherwise."""
 
     @classmethod
     def from_line(cls, line: str) -> Event:
-        obj = json.loads(line)
+        # A stored or synced line is canonical: shown so cheaply (and then parsed by msgspec, to the
+        # value the standard library reads) where it can be, else read by the standard library.
+        prev = line[9:73]
+        fast = (
+            canonical.canonical_fields(line[75:])
+            if line.startswith('{"prev":"') and line[73:75] == '",' and prev.isalnum() and prev.isascii()
+            else None
+        )
+        obj = {"prev": prev, **fast} if fast is not None else json.loads(line)
         if not isinstance(obj, dict):
             raise ValueError("event line is not a JSON object")
         if len(obj) != len(_LINE_KEYS) or not _LINE_KEYS.issuperset(obj):
@@ -106,6 +118,7 @@ class Event:
             amends=obj["amends"],
             protocol=obj["protocol"],
             line=line,
+            spelled_alike=fast is not None,
         )
 
     @property

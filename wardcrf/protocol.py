@@ -352,6 +352,7 @@ class Protocol:
 
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_LANGUAGE_RE = re.compile(r"^[a-z]{2}(-[A-Za-z]{2,8})?$")  # format 2's schema for protocol.languages
 
 
 def parse(source: str, filename: str = "<protocol>") -> Protocol:
@@ -363,6 +364,12 @@ def parse(source: str, filename: str = "<protocol>") -> Protocol:
         r.languages = tuple(langs)
         if "en" not in langs:
             r.err(("protocol", "languages"), 'must include "en"')
+        for i, code in enumerate(langs):  # shown on screens and in the palette: a code, never free text
+            if not _LANGUAGE_RE.match(code):
+                shown = repr(code[:20]) + ("…" if len(code) > 20 else "")
+                r.err(("protocol", "languages", i), f"{shown} is not a language code (e.g. fr, zh, pt-BR)")
+        if len(set(langs)) != len(langs):
+            r.err(("protocol", "languages"), "a language is listed twice")
     else:
         r.err(("protocol", "languages"), "must be a list of language codes")
     pid = r.get(head, "id", ("protocol",), str, default="")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
-from . import text
+from . import canonical, text
 from .canonical import dumps
 from .errors import Refused, UsageError
 from .eventlog import Event, bodies_owned, get
@@ -242,7 +242,10 @@ def clock_json(fields: Iterable[str], hlc: str) -> str:
 @common_dialect
 def _submitted(store: Store, e: Event) -> None:
     data = e.body.get("data") or {}
-    data_json = dumps(data)
+    # A synced or replayed record's data is as parsed from its line, which msgspec was shown to spell
+    # as the canonical encoder does (`Event.spelled_alike`); this projector is the record type's first.
+    owned = bodies_owned()
+    data_json = canonical.dumps_parsed(data) if owned and e.spelled_alike else dumps(data)
     store.insert(
         "INSERT INTO records (event_id, form, subject, data, field_hlc, created_at, created_by,"
         " last_event, last_hlc, version) VALUES (?,?,?,?,?,?,?,?,?,1)",
@@ -266,7 +269,7 @@ def _submitted(store: Store, e: Event) -> None:
         event_id=e.id,
         form=e.body["form"],
         subject=e.subject,
-        data=data if bodies_owned() else json.loads(data_json),
+        data=data if owned else json.loads(data_json),
         created_at=e.ts,
         created_by=e.user,
         last_event=e.id,

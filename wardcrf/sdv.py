@@ -61,7 +61,9 @@ def _record(store: Store, record_id: str) -> Record:
 
 
 def _sources(session: Session, rec: Record, given: list[str] | None) -> list[str]:
-    """The photographs compared: those named, else the record's own; each must re-hash intact now."""
+    """The photographs compared: those named, else the record's own; each must re-hash intact now.
+
+    `session`: the sign-in reading the site (`verify`'s `reading`)."""
     from . import evidence as refs
 
     store = session.store
@@ -124,6 +126,7 @@ def verify(
     fields: list[str] | None = None,
     sources: list[str] | None = None,
     note: str | None = None,
+    reading: Session | None = None,
 ) -> Event:
     """Mark a record (or the named fields) verified against its source photograph, as the signed-in monitor.
 
@@ -131,9 +134,14 @@ def verify(
     appends one ``sdv.verified`` event. Refuses unknown records and fields,
     a record with no photograph when none is named, and a photograph that
     does not re-hash intact. Nothing is saved on a refusal.
+
+    `reading`: the same sign-in over where the record and its photographs are
+    (a PostgreSQL hub read whole, `cli.common.whole_hub`); `session` when not
+    given. The event is appended through `session`, to the site's own log.
     """
     session.require("sdv.mark", what="mark records source-verified")
-    store = session.store
+    reading = reading or session
+    store = reading.store
     rec = _record(store, record_id)
     if fields:
         unknown = [f for f in fields if f not in rec.data]
@@ -147,7 +155,7 @@ def verify(
         names = list(rec.data)
     if not names:
         raise Refused(f"record {rec.event_id} has no values to verify")
-    chosen = _sources(session, rec, sources)
+    chosen = _sources(reading, rec, sources)
     session.site.verify_password(session, session.user, password)
     from . import users
 

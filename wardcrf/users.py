@@ -8,6 +8,7 @@ database; it only lets the login tell them they are deactivated, see
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from . import roles, sessionkeys, text, unblindkeys
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from .features import Registry
     from .site import Session
 
-LANGUAGES = ("en", "zh")
+LANGUAGE_CODE = re.compile(r"^[a-z]{2}(-[A-Za-z]{2,8})?$")
+"""A language code (format 2's schema for `protocol.languages`; format 1 is held to the same at load)."""
 
 
 def get(store: Store, username: str) -> dict[str, Any] | None:
@@ -187,9 +189,24 @@ def unlock(session: Session, username: str, reason: str = "unlocked by admin") -
     return event
 
 
+def languages(session: Session) -> tuple[str, ...]:
+    """The languages a user of this ward may choose: those the active protocol declares for its labels
+    (`protocol.languages`, English first), English alone when no protocol is loaded. The screens' own
+    words may be in fewer (docs/tui.md, "Language"): they fall back to English string by string."""
+    from . import protocol
+
+    try:
+        declared = protocol.active(session.store).languages
+    except Refused:
+        declared = ()
+    return tuple(dict.fromkeys(["en", *(x for x in declared if LANGUAGE_CODE.match(x))]))
+
+
 def set_language(session: Session, language: str) -> Event:
-    if language not in LANGUAGES:
-        raise UsageError(f"unknown language {language!r} (allowed: {', '.join(LANGUAGES)})")
+    allowed = languages(session)
+    if language not in allowed:
+        shown = repr(language[:20]) + ("…" if len(language) > 20 else "")
+        raise UsageError(f"unknown language {shown}: this ward's protocol declares {', '.join(allowed)}")
     return session.append(
         type="user.language_set",
         subject=f"user:{session.user}",

@@ -6,7 +6,7 @@ is prepared there before its kit goes to the bedside; the bedside
 administration's custody gate then requires this record (signed, within the
 prepared product's use-within) and no longer asks for a thaw at the bedside.
 
-The kit is scanned (Enter), the start and end typed (`ctrl+n`: now), then the
+The kit is scanned (Enter), the start and end typed (`ctrl+t`: now), then the
 fields the protocol asks with the steps (the diluted volume, the diluent...):
 every product's declared fields are laid out at once, each labelled with its
 unit and, when several products declare some, its product, so keys typed in a
@@ -41,10 +41,9 @@ class PreparationScreen(TransferScreen):
 
     TITLE_ID = "cc.preparation"
     AUTO_FOCUS = "#cc-kit"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+n", "stamp", "key.cc_now"),
-        Binding("ctrl+t", "stamp", "key.cc_now", show=False),  # the wizards' "time now" key too
-    ]
+    # ctrl+t: "time now", the one key for it on every screen (the wizards' too), shown in the footer.
+    # Not ctrl+n: that is "next step" in the wizards, and here it overwrote a typed time.
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+t", "stamp", "key.cc_now")]
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("kit", "cc.f_kit", kind="kit", hint="cc.h_scan_one"),
         FieldSpec("start", "cc.f_prep_start", hint="cc.h_time_now"),
@@ -87,7 +86,7 @@ class PreparationScreen(TransferScreen):
             self.query_one("#cc-start", Input).focus()
 
     def action_stamp(self) -> None:
-        """Put now in the focused time field (the end when none is focused), ctrl+n."""
+        """Put now in the focused time field (the end when none is focused), ctrl+t."""
         focused = self.focused
         self.set_value(stamped_field(focused.id if focused is not None else None), now_text(self.ward))
 

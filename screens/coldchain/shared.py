@@ -39,7 +39,7 @@ def now_text(ward: Ward) -> str:
 
 
 def stamped_field(focused_id: str | None, fields: tuple[str, ...] = ("start", "end")) -> str:
-    """Which time field ctrl+n stamps with now: the focused one of `fields`, else the last (the end)."""
+    """Which time field ctrl+t stamps with now: the focused one of `fields`, else the last (the end)."""
     return next((n for n in fields if focused_id == f"cc-{n}"), fields[-1])
 
 

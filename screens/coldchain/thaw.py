@@ -6,7 +6,7 @@ CLI. The kit id is scanned (a burst of keys ending with Enter, normalised
 by the domain's own `scanned_id`, so what the field shows is what is
 stored; a ``kit`` field of the form framework: an id that is not one is
 refused at the scan and the cursor stays) or carried over from the custody view. The end defaults to now;
-`ctrl+n` stamps the focused time field with now. The service
+`ctrl+t` stamps the focused time field with now. The service
 (`services.record_thaw`) runs in a worker and refuses an unknown kit, a kit
 not at the bedside at the thaw's start, a kit already thawed (never
 refrozen) and an end not after the start; the refusal is shown as it words
@@ -35,10 +35,9 @@ class ThawScreen(TransferScreen):
 
     TITLE_ID = "cc.thaw"
     AUTO_FOCUS = "#cc-kit"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+n", "stamp", "key.cc_now"),
-        Binding("ctrl+t", "stamp", "key.cc_now", show=False),  # the wizards' "time now" key too
-    ]
+    # ctrl+t: "time now", the one key for it on every screen (the wizards' too), shown in the footer.
+    # Not ctrl+n: that is "next step" in the wizards, and here it overwrote a typed time.
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+t", "stamp", "key.cc_now")]
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = (
         FieldSpec("kit", "cc.f_kit", kind="kit", hint="cc.h_scan_one"),
         FieldSpec("start", "cc.f_thaw_start", hint="cc.h_time_now"),
@@ -59,7 +58,7 @@ class ThawScreen(TransferScreen):
             self.query_one("#cc-start", Input).focus()
 
     def action_stamp(self) -> None:
-        """Put now in the focused time field (the end when none is focused), ctrl+n."""
+        """Put now in the focused time field (the end when none is focused), ctrl+t."""
         focused = self.focused
         self.set_value(stamped_field(focused.id if focused is not None else None), now_text(self.ward))
 

@@ -273,6 +273,25 @@ class WardInput(Input):
         return self
 
 
+class WardOptionList(OptionList):
+    """Textual's OptionList, for type-ahead: Enter chooses the highlighted option at once.
+
+    Textual's Enter posts `OptionSelected` to the list and its screen acts on
+    it later, after the keys typed behind the Enter: in the form picker, the
+    scores typed after choosing a form went to the picker instead of the form
+    it opens. Delivered now, a choice that closes the screen has closed it
+    before the next key is run, which then waits for the screen that opens.
+    """
+
+    async def action_select(self) -> None:
+        highlighted = self.highlighted
+        if highlighted is None:
+            return
+        option = self._options[highlighted]
+        if not option.disabled:
+            await deliver_now(self.OptionSelected(self, option, highlighted), self)
+
+
 class WardSelectionList(SelectionList[Any]):
     """Textual's SelectionList, for type-ahead: Enter ticks the highlighted choice at once.
 

@@ -48,6 +48,7 @@ def test_dose_wizard_in_the_real_app(tmp_path: Path) -> None:
         # type in takes the focus at once (issue 14: no pause needed before typing).
         term.keys("C-n")
         term.wait_for("Step 2/6")
+        term.keys("Tab")  # the step opens on its time: left blank, stamped on leaving
         for value in ("36.8", "88", "20", "95"):
             term.type(value)
             term.keys("Tab")
@@ -56,6 +57,7 @@ def test_dose_wizard_in_the_real_app(tmp_path: Path) -> None:
         term.keys("C-t")  # the inhalation ends now (the focus is on its end)
         term.keys("C-n")
         term.wait_for("Step 4/6")
+        term.keys("C-t", "Tab")  # the time now (the focus stays on it), then the values
         for value in ("36.9", "86", "19", "97"):
             term.type(value)
             term.keys("Tab")

@@ -39,6 +39,7 @@ DOSE = [
     *"KIT-A1",
     "enter",
     "ctrl+n",
+    "tab",  # the vitals step opens on its time: Tab leaves it blank (stamped on leaving)
     *"36.8",
     "tab",
     *"88",
@@ -49,6 +50,8 @@ DOSE = [
     "ctrl+n",
     "ctrl+t",
     "ctrl+n",
+    "ctrl+t",  # the post-dose vitals' time now (the focus stays on it)
+    "tab",
     *"36.9",
     "tab",
     *"86",

@@ -24,10 +24,10 @@ from textual.screen import Screen
 from textual.widgets import Input, Select, Static
 from wardcrf.screens.app import WardApp
 from wardcrf.screens.coldchain.receipt import ReceiptScreen
-from wardcrf.screens.ct_grid import CTGridScreen, SegmentCell
 from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.login import LoginScreen
+from wardcrf.screens.section_grid import GridCell, SectionGridScreen
 from wardcrf.screens.ward import Ward, sign_in
 from wardcrf.screens.widgets.entry_list import EntryList
 
@@ -76,7 +76,7 @@ class Harness(WardApp):
             await self.push_screen(LoginScreen(self.site), self._logged_in)
         else:
             screen: Screen[Any] = {
-                "ct": lambda: CTGridScreen(self.ward, PARTICIPANT),
+                "ct": lambda: SectionGridScreen(self.ward, "ct_score", PARTICIPANT),
                 "vitals": lambda: FormScreen(self.ward, "vitals", PARTICIPANT),
                 "dose": lambda: DoseWizard(self.ward, PARTICIPANT),
                 "receipt": lambda: ReceiptScreen(self.ward),
@@ -93,7 +93,7 @@ class Harness(WardApp):
     def values(self) -> dict[str, Any]:
         screen = self.screen
         if self.flow == "ct":
-            return {s: screen.query_one(f"#field-{s}", SegmentCell).value for s in CT_SEGMENTS}
+            return {s: screen.query_one(f"#field-{s}", GridCell).value for s in CT_SEGMENTS}
         if self.flow == "vitals":
             return {n: screen.query_one(f"#field-{n}", Input).value for n in VITALS}
         if self.flow == "receipt":

@@ -64,7 +64,11 @@ def app_for(site: Site, ward_for):
 
 @pytest.fixture(scope="session")
 def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The shared template site, but built under the fixed clock (stable snapshots)."""
+    """The shared template site, but built under the fixed clock (stable snapshots). With
+    `pytest --mexcovid-engine`, on MEXCOVID's format-2 re-encoding as a version of its own
+    (tests/mexcovid_engine.py), as the unit tests' template is."""
+    import mexcovid_engine
+
     from wardcrf import users
 
     data_dir = tmp_path_factory.mktemp("tui-template") / "site"
@@ -77,6 +81,7 @@ def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
             admin="admin",
             password=PASSWORD,
             admin_full_name="Ada Admin",
+            protocol_file=mexcovid_engine.site_protocol(),
         )
         s = result.site.unlock("admin", PASSWORD)
         try:

@@ -101,3 +101,44 @@ def dose_app(dose_site):
         return make_app(dose_site.data_dir, ward=ward, **kwargs)
 
     return make
+
+
+class Driver:
+    """How a test reaches the next dose's fields, whichever wizard `d` opened: format 1's `DoseWizard` or, for
+    MEXCOVID on its format-2 re-encoding (`pytest --mexcovid-engine`), the `AdministrationWizard` its regimen
+    drives. Same user flow (scan, vitals before, times, vitals after, the event check, review), the same six
+    steps; only the widgets' ids differ. A test asks for a part ("dose", "pre", "post", "check") and a field."""
+
+    def __init__(self, wiz) -> None:
+        from wardcrf.screens.dose_wizard import DoseWizard
+
+        self.wiz = wiz
+        self.engine = not isinstance(wiz, DoseWizard)
+
+    def _prefix(self, part: str) -> str:
+        if not self.engine:
+            return f"{part}-"
+        if part == "dose":
+            return "adm-"
+        keys = [s.key for s in self.wiz.steps]
+        check = self.wiz.plan.check
+        check_key = f"after:{check.code}" if check is not None else None
+        if part == "pre":
+            i = next(i for i, k in enumerate(keys) if k.startswith("before:"))
+        elif part == "post":
+            i = next(i for i, k in enumerate(keys) if k.startswith("after:") and k != check_key)
+        else:  # the event check
+            i = keys.index(check_key)
+        return f"a{i}-"
+
+    def field(self, part: str, name: str) -> str:
+        """The id of a part's field (`dose`, `pre`, `post`, `check`), without '#'."""
+        return f"{self._prefix(part)}field-{name}"
+
+    def problem(self, part: str, name: str) -> str:
+        return f"{self._prefix(part)}problem-{name}"
+
+    @property
+    def ae_note(self) -> str:
+        """The line under the event check naming the AE forms expected."""
+        return "check-ae" if self.engine else "ae-note"

@@ -145,9 +145,7 @@ def _ready(palm) -> tuple[Site, str, str]:
 
 INFUSION_KEYS = (
     "enter",  # the vial's Enter: checked, the lot filled; the dose is the prescribed one already
-    "tab",
-    "tab",
-    *"250",  # volume
+    *"250",  # volume: the first field still empty takes the focus (not the lot filled from the kit)
     "ctrl+n",
     "tab",  # vitals before: the step opens on its time (blank: stamped on leaving)
     *"37.9",
@@ -359,6 +357,7 @@ async def test_capsules_are_counted_and_the_dose_recorded(palm007) -> None:
     async with app.run_test(size=(120, 45)) as pilot:
         wiz = await _wizard(pilot, pid)
         assert wiz.plan.kind == "tablets" and wiz.plan.units == 3 and wiz.plan.product == "blinded"
+        assert "(capsules, oral)" in wiz._plan_text()  # the product's dosage form, not "tablets" (eyes D14)
         assert [s.key for s in wiz.steps] == ["kit", "given", "review"]
         await pilot.press(*kit, "enter")
         await settle(pilot)
@@ -492,7 +491,7 @@ VITALS_IDS = ("temp", "pulse", "resp", "sysbp", "diabp", "oxysat")
 
 
 async def _to_vitals_step(pilot, wiz, kit: str) -> None:
-    await burst(pilot, *kit, "enter", "tab", "tab", *"250", "ctrl+n")
+    await burst(pilot, *kit, "enter", *"250", "ctrl+n")
     assert wiz.steps[wiz.step].key == "before:pre_infusion_vitals", wiz.message
 
 
@@ -559,3 +558,27 @@ async def test_ctrl_t_outside_a_time_field_of_a_step_with_two_times_is_refused_a
         await settle(pilot)
         await burst(pilot, "ctrl+t")  # in a time field: stamped, the focus kept
         assert end.value and wiz.focused is end
+
+
+@pytest.mark.parametrize("mode", ["burst", "press"])
+async def test_after_the_scan_the_volume_typed_lands_in_the_volume_not_over_the_lot_from_the_kit(
+    palm, mode
+) -> None:
+    """The accepted scan fills the lot from the kit; the focus goes to the first field still empty (PALM's
+    volume, which the protocol requires of an infusion given), so the volume typed behind the scan's Enter
+    never replaces the lot (it did: the focus went to the lot, selected on entering)."""
+    site, pid, kit = _ready(palm)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        keys = [*kit, "enter", *"250"]
+        if mode == "burst":
+            await burst(pilot, *keys)
+        else:
+            for key in keys:
+                await pilot.press(key)
+            await settle(pilot)
+        assert wiz.kit is not None and wiz.kit.ok, wiz.message
+        assert wiz.query_one("#adm-field-lot", Input).value == wiz.kit.lot
+        assert wiz.query_one("#adm-field-volume", Input).value == "250"
+        assert wiz.focused is wiz.query_one("#adm-field-volume", Input)

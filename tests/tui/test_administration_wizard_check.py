@@ -87,9 +87,7 @@ def _records(site: Site, pid: str, form: str) -> list[dict]:
 
 TO_THE_CHECK = (
     "enter",  # the vial's Enter: checked, the lot filled; the dose is the prescribed one already
-    "tab",
-    "tab",
-    *"250",  # volume
+    *"250",  # volume: the first field still empty takes the focus (not the lot filled from the kit)
     "ctrl+n",
     "tab",  # vitals before: the step opens on its time (blank: stamped on leaving)
     *"37.9",

@@ -155,8 +155,8 @@ async def test_no_preparation_key_when_the_protocol_prepares_nothing_at_the_phar
         assert isinstance(pilot.app.screen, ColdChainScreen)
 
 
-def test_ctrl_n_stamps_the_focused_time_field_else_the_end():
-    """The thaw and preparation screens share one rule for ctrl+n (`shared.stamped_field`)."""
+def test_ctrl_t_stamps_the_focused_time_field_else_the_end():
+    """The thaw and preparation screens share one rule for ctrl+t (`shared.stamped_field`)."""
     from wardcrf.screens.coldchain.shared import stamped_field
 
     assert stamped_field("cc-start") == "start"

@@ -12,7 +12,7 @@ import pytest
 from cc_helpers import PASSWORD, cold_chain_site, iso
 from test_coldchain import fill, open_home, text, until
 from textual.widgets import Input
-from tui_helpers import settle
+from tui_helpers import burst, screen_text, settle
 from wardcrf.screens.coldchain.custody import CustodyScreen
 from wardcrf.screens.coldchain.home import ColdChainScreen
 from wardcrf.screens.coldchain.thaw import ThawScreen
@@ -78,7 +78,7 @@ async def test_thaw_scanned_at_the_bedside_is_recorded(app_for, site, tmp_path, 
         assert screen.query_one("#cc-kit", Input).value == "K001"
         assert screen.focused is screen.query_one("#cc-start", Input)
         await pilot.press(*"2020-03-16 08:42", "enter")
-        await pilot.press("ctrl+n")  # stamps the focused time field (the end): now
+        await pilot.press("ctrl+t")  # stamps the focused time field (the end): now
         assert screen.query_one("#cc-end", Input).value == "2020-03-16 09:00"
         fill(screen, reconstitution="3 ml saline, inverted 10 times")
         await pilot.press("ctrl+s")
@@ -288,7 +288,7 @@ async def test_roles_without_the_permission_are_not_offered_the_keys(app_for, si
 
 
 async def test_ctrl_t_stamps_now_on_the_thaw_screen_as_in_the_wizards(app_for, site, tmp_path):
-    """A nurse's "time now" key (ctrl+t in the wizards) works here too, beside ctrl+n."""
+    """A nurse's "time now" key is ctrl+t here as in the wizards, and the footer shows it."""
     bedside_kit(site, tmp_path)
     app = app_for("clinician")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -297,6 +297,22 @@ async def test_ctrl_t_stamps_now_on_the_thaw_screen_as_in_the_wizards(app_for, s
         await settle(pilot)
         start = screen.query_one("#cc-start", Input)
         assert screen.focused is start and start.value == ""
+        assert "^t Time now" in screen_text(pilot.app).splitlines()[-1]  # the footer
         await pilot.press("ctrl+t")
         assert start.value == "2020-03-16 09:00" and screen.focused is start
         assert isinstance(pilot.app.screen, ThawScreen)  # not the custody view's ctrl+t (thaw)
+
+
+async def test_ctrl_n_is_not_time_now_on_the_thaw_screen(app_for, site, tmp_path):
+    """ctrl+n is the wizards' "next step": here it stamps nothing over a typed time (a burst of keys)."""
+    bedside_kit(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_thaw(pilot)
+        await burst(
+            pilot, *"k001", "enter", *"2020-03-16 08:42", "ctrl+n", "tab", *"2020-03-16 08:50", "ctrl+n"
+        )
+        assert screen.query_one("#cc-start", Input).value == "2020-03-16 08:42"
+        assert screen.query_one("#cc-end", Input).value == "2020-03-16 08:50"
+        assert isinstance(pilot.app.screen, ThawScreen)
+        assert "^n" not in screen_text(pilot.app).splitlines()[-1]

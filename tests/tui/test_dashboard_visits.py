@@ -3,7 +3,7 @@
 PALM's daily inpatient visit (INPT, `anchor = "randomization"`, `window = ["0d", "0d"]`) owes `vitals` every
 day of the stay (the demo records the days before): the dashboard's participants panel (the ward queue, `workflow.ward_page` →
 `status.list_row`, the same `visits_owed` as `participant list --json`) shows it in the row's next
-column; recorded, it is gone. Keys are sent in a burst (`tui_helpers.burst`); every wait is on a
+last column ("Visit forms owed"); recorded, it is gone. Keys are sent in a burst (`tui_helpers.burst`); every wait is on a
 condition (`settle`), never on the clock.
 """
 
@@ -65,16 +65,16 @@ async def test_the_ward_queue_shows_the_daily_visits_vitals_until_they_are_recor
         await settle(pilot)
         screen = pilot.app.screen
         assert isinstance(screen, DashboardScreen)
-        due = DUE.search(_row(screen, pid)[1])
+        due = DUE.search(_row(screen, pid)[-1])  # the visit forms owed: the last column
         assert due is not None, _row(screen, pid)
         table = screen.query_one("#participants", DataTable)
-        shown = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        shown = [str(table.get_row_at(i)[-1]) for i in range(table.row_count)]
         assert not [c for c in shown if "(overdue)" in c], shown  # the days before: rounds recorded
         # a burst: to the next panels and back to the queue, then reload, before the app looks at the first
         await burst(pilot, "right_square_bracket", "right_square_bracket", "1", "r")
         await settle(pilot)
         assert screen.current == "participants"
-        assert due.group(0) in _row(screen, pid)[1], _row(screen, pid)
+        assert due.group(0) in _row(screen, pid)[-1], _row(screen, pid)
         c = site.unlock("clinician", PASSWORD)
         try:
             workflow.submit(
@@ -87,7 +87,7 @@ async def test_the_ward_queue_shows_the_daily_visits_vitals_until_they_are_recor
             c.close()
         await burst(pilot, "r")
         await settle(pilot)
-        assert f"DAY {due.group(1)}: vitals" not in _row(screen, pid)[1], _row(screen, pid)
+        assert f"DAY {due.group(1)}: vitals" not in _row(screen, pid)[-1], _row(screen, pid)
 
 
 async def test_a_format2_ward_counts_doses_given_of_planned_not_days(palm_ward) -> None:

@@ -119,7 +119,8 @@ async def test_focus_after_correct_the_marked_fields_goes_to_the_first_marked(do
     app = dose_app("clinician")
     async with app.run_test(size=(100, 40)) as pilot:
         wiz = await _wizard(pilot)
-        await burst(pilot, *"KIT-A1", "enter", "ctrl+n", *"36.8", "tab", *"999", "tab")  # pulse out of range
+        # pulse out of range (the vitals step opens on its time: Tab to the temperature first)
+        await burst(pilot, *"KIT-A1", "enter", "ctrl+n", "tab", *"36.8", "tab", *"999", "tab")
         await burst(pilot, "ctrl+n")
         assert wiz.step == 1 and "Correct the marked fields" in _text(app, "#wizard-message")
         assert app.focused is wiz.query_one("#pre-field-pulse")

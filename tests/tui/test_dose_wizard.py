@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dose_support import P1, P2
+import mexcovid_engine
+import pytest
+from dose_support import P1, P2, Driver
 from textual.widgets import Input, SelectionList, Static
-from tui_helpers import PASSWORD, settle
+from tui_helpers import PASSWORD, burst, settle
+from wardcrf.screens.administration_wizard import AdministrationWizard
 from wardcrf.screens.dialogs.reason import ReasonDialog
 from wardcrf.screens.dose_wizard import AeOffer, DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.lock import LockScreen
 from wardcrf.screens.participant import ParticipantScreen
+from wardcrf.screens.step_wizard import StepWizard
 from wardcrf.screens.vitals_chart import VitalsChart
 
 from wardcrf import records, workflow
@@ -19,15 +23,26 @@ def _text(app, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).content)
 
 
-async def _open(pilot, pid: str = P1) -> DoseWizard:
+async def _open(pilot, pid: str = P1) -> StepWizard:
+    """`d` on the participant: format 1's dose wizard, or on the engine (`--mexcovid-engine`) the administration
+    wizard; the tests drive either through `Driver` (the same user flow, other widget ids)."""
     app = pilot.app
     await settle(pilot)
     app.push_screen(ParticipantScreen(app.ward, pid))
     await settle(pilot)
     await pilot.press("d")
     await settle(pilot)
-    assert isinstance(app.screen, DoseWizard)
+    assert isinstance(app.screen, StepWizard)
+    assert isinstance(app.screen, AdministrationWizard) == mexcovid_engine.ACTIVE
     return app.screen
+
+
+def _d(pilot) -> Driver:
+    return Driver(pilot.app.screen)
+
+
+def _id(pilot, part: str, name: str) -> str:
+    return _d(pilot).field(part, name)
 
 
 async def _scan(pilot, code: str, *, enter: bool = True) -> None:
@@ -38,13 +53,16 @@ async def _scan(pilot, code: str, *, enter: bool = True) -> None:
 
 
 async def _type(pilot, widget_id: str, text: str) -> None:
+    """Type into a field: `widget_id` is "part:name" (`Driver.field`) or a plain id."""
+    if ":" in widget_id:
+        widget_id = _id(pilot, *widget_id.split(":"))
     pilot.app.screen.query_one(f"#{widget_id}").focus()
     await pilot.press(*text)
 
 
 async def _vitals(pilot, prefix: str, *, temp="36.8", pulse="88", resp="20", oxysat="95") -> None:
     for name, value in (("temp", temp), ("pulse", pulse), ("resp", resp), ("oxysat", oxysat)):
-        await _type(pilot, f"{prefix}-field-{name}", value)
+        await _type(pilot, f"{prefix}:{name}", value)
     await pilot.pause()
 
 
@@ -54,30 +72,30 @@ async def _next(pilot) -> None:
 
 
 async def _choose_events(pilot, *codes: str) -> None:
-    events = pilot.app.screen.query_one("#check-field-events", SelectionList)
+    events = pilot.app.screen.query_one(f"#{_id(pilot, 'check', 'events')}", SelectionList)
     for code in codes:
         events.select(code)
     await pilot.pause()
 
 
 async def _to_review(
-    pilot, wiz: DoseWizard, *, kit: str = "KIT-A1", events=("none",), post_time=None
+    pilot, wiz: StepWizard, *, kit: str = "KIT-A1", events=("none",), post_time=None
 ) -> None:
     await _scan(pilot, kit)
     assert wiz.kit is not None and wiz.kit.ok, _text(pilot.app, "#kit-status")
-    await _type(pilot, "dose-field-particles", "2.0e8")
-    await _type(pilot, "dose-field-volume", "6")
+    await _type(pilot, "dose:particles", "2.0e8")
+    await _type(pilot, "dose:volume", "6")
     await _next(pilot)
     assert wiz.step == 1
     await _vitals(pilot, "pre")
     await _next(pilot)
     assert wiz.step == 2
-    await _type(pilot, "dose-field-end", "")
+    await _type(pilot, "dose:end", "")
     await pilot.press("ctrl+t")
     await _next(pilot)
     assert wiz.step == 3
     if post_time:
-        await _type(pilot, "post-field-time", post_time)
+        await _type(pilot, "post:time", post_time)
     await _vitals(pilot, "post", oxysat="97")
     await _next(pilot)
     assert wiz.step == 4
@@ -91,44 +109,56 @@ async def test_main_path_records_the_whole_visit(dose_app, dose_site):
     async with app.run_test(size=(100, 40)) as pilot:
         wiz = await _open(pilot)
         assert "Step 1/6" in _text(app, "#wizard-steps")
-        assert "Dose 1 of 5" in _text(app, "#wizard-dose")
+        engine = _d(pilot).engine  # the administration wizard says it in the engine's words
+        assert ("dose 1 (inhalation" if engine else "Dose 1 of 5") in _text(app, "#wizard-dose")
         await _scan(pilot, "KIT-A1")
         status = _text(app, "#kit-status")
         assert "✓ Kit KIT-A1 (lot LOT-A)" in status
-        assert app.screen.query_one("#dose-field-lot", Input).value == "LOT-A"  # from the kit
+        assert app.screen.query_one(f"#{_id(pilot, 'dose', 'lot')}", Input).value == "LOT-A"  # from the kit
         # Issue 14 (finding 6): not to the lot the scan filled; the product is complete
         # (particles and volume are the protocol's, pre-filled), so the scan field keeps it.
-        assert app.screen.query_one("#dose-field-particles", Input).value == "2.0e8"
-        assert app.screen.query_one("#dose-field-volume", Input).value == "6"
+        particles = app.screen.query_one(f"#{_id(pilot, 'dose', 'particles')}", Input).value
+        assert (
+            float(particles) == 2.0e8
+        )  # the protocol's dose (format 1 writes "2.0e8", the engine 200000000)
+        assert app.screen.query_one(f"#{_id(pilot, 'dose', 'volume')}", Input).value == "6"
         assert app.screen.focused is app.screen.query_one("#kit-scan")
-        await _type(pilot, "dose-field-particles", "2.0e8")
-        await _type(pilot, "dose-field-volume", "6")
+        await _type(pilot, "dose:particles", "2.0e8")
+        await _type(pilot, "dose:volume", "6")
         await _next(pilot)
         assert "Step 2/6" in _text(app, "#wizard-steps")
         await _vitals(pilot, "pre")
         await _next(pilot)
-        assert app.screen.query_one("#pre-field-time", Input).value == "2020-03-16 09:00"  # stamped
-        assert app.screen.query_one("#dose-field-start", Input).value == "2020-03-16 09:00"
-        app.screen.query_one("#dose-field-end").focus()
+        assert (
+            app.screen.query_one(f"#{_id(pilot, 'pre', 'time')}", Input).value == "2020-03-16 09:00"
+        )  # stamped
+        assert app.screen.query_one(f"#{_id(pilot, 'dose', 'start')}", Input).value == "2020-03-16 09:00"
+        app.screen.query_one(f"#{_id(pilot, 'dose', 'end')}").focus()
         await pilot.press("ctrl+t")
-        assert app.screen.query_one("#dose-field-end", Input).value == "2020-03-16 09:00"
+        assert app.screen.query_one(f"#{_id(pilot, 'dose', 'end')}", Input).value == "2020-03-16 09:00"
         await _next(pilot)
         await _vitals(pilot, "post", oxysat="97")
         await _next(pilot)
         await _choose_events(pilot, "none")
-        assert _text(app, "#ae-note") == ""
+        assert _text(app, f"#{_d(pilot).ae_note}") == ""
         await _next(pilot)
         review = _text(app, "#review")
-        assert "No deviation: dose 1 starts inside its window (07:00–11:00)" in review
+        if engine:
+            assert "Timing: on time" in review and "No deviation." in review
+        else:
+            assert "No deviation: dose 1 starts inside its window (07:00–11:00)" in review
         assert "Ready: ctrl+s saves" in review
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert isinstance(app.screen, ParticipantScreen)
-        assert wiz.saved is not None and wiz.saved.window == "on_time"
+        assert wiz.saved is not None
+        assert (wiz.saved.timing if engine else wiz.saved.window) == "on_time"
     s = dose_site.unlock("auditor", PASSWORD)
     try:
         shown = workflow.show(s, P1)
-        assert shown["doses_given"] == 1 and shown["doses"][0]["kit_id"] == "KIT-A1"
+        assert shown["doses_given"] == 1
+        [dose] = records.for_subject(s.store, f"participant:{P1}", "dose")  # either format's dose record
+        assert dose.data["kit_id"] == "KIT-A1"
         vitals = records.for_subject(s.store, f"participant:{P1}", "vitals")
         assert sorted((v.data["timepoint"], v.data["dose"]) for v in vitals) == [
             ("post_dose", 1),
@@ -158,11 +188,14 @@ async def test_unknown_kit_refused_inline_and_step_blocked(dose_app):
     app = dose_app("clinician")
     async with app.run_test(size=(100, 40)) as pilot:
         wiz = await _open(pilot)
-        await _scan(pilot, "KIT-ZZZ9", enter=False)  # no Enter: checked once the keys stop
-        assert "✗ Not usable: custody gate: kit KIT-ZZZ9 is not registered in any lot" in _text(
-            app, "#kit-status"
-        )
+        await _scan(pilot, "KIT-ZZZ9", enter=False)  # no Enter
+        refused = "✗ Not usable: custody gate: kit KIT-ZZZ9 is not registered in any lot"
+        if not _d(pilot).engine:  # format 1's wizard shows the answer once the keys stop; the other on ctrl+n
+            assert refused in _text(app, "#kit-status")
         await _next(pilot)
+        if _d(pilot).engine:  # that ctrl+n started the check ("still being checked"): once more, answered
+            await _next(pilot)
+        assert refused in _text(app, "#kit-status")
         assert wiz.step == 0
         assert "Scan a kit the custody check accepts" in _text(app, "#wizard-message")
         assert app.screen.query_one("#kit-scan", Input).value == "KIT-ZZZ9"
@@ -182,15 +215,18 @@ async def test_hard_range_vital_refused_inline_and_kept(dose_app):
     async with app.run_test(size=(100, 40)) as pilot:
         wiz = await _open(pilot)
         await _scan(pilot, "KIT-A1")
-        await _type(pilot, "dose-field-particles", "2.0e8")
-        await _type(pilot, "dose-field-volume", "6")
+        await _type(pilot, "dose:particles", "2.0e8")
+        await _type(pilot, "dose:volume", "6")
         await _next(pilot)
         await _vitals(pilot, "pre", temp="50")
-        assert _text(app, "#pre-problem-temp") == "50 C is outside the allowed range 30 to 45 C"
+        assert (
+            _text(app, f"#{_d(pilot).problem('pre', 'temp')}")
+            == "50 C is outside the allowed range 30 to 45 C"
+        )
         await _next(pilot)
         assert wiz.step == 1
         assert "Correct the marked fields" in _text(app, "#wizard-message")
-        assert app.screen.query_one("#pre-field-temp", Input).value == "50"
+        assert app.screen.query_one(f"#{_id(pilot, 'pre', 'temp')}", Input).value == "50"
 
 
 async def test_late_dose_deviation_explained_before_saving(dose_app, dose_site):
@@ -200,14 +236,18 @@ async def test_late_dose_deviation_explained_before_saving(dose_app, dose_site):
         assert "overdue" in _text(app, "#wizard-dose")
         await _to_review(pilot, wiz, kit="KIT-L1")
         review = _text(app, "#review")
-        assert (
-            "Dose 1 was due 2020-03-15 09:00 (window until 11:00). Starting it 2020-03-16 09:00 is"
-            " 22 h 0 min after the window closed: it will be recorded as a LATE dose" in review
-        )
+        engine = _d(pilot).engine
+        if engine:  # the administration wizard's review: the timing against the window
+            assert "Timing: LATE, after its window (a deviation)" in review, review
+        else:
+            assert (
+                "Dose 1 was due 2020-03-15 09:00 (window until 11:00). Starting it 2020-03-16 09:00 is"
+                " 22 h 0 min after the window closed: it will be recorded as a LATE dose" in review
+            )
         assert wiz.saved is None  # explained, not saved
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert wiz.saved is not None and wiz.saved.window == "late"
+        assert wiz.saved is not None and (wiz.saved.timing if engine else wiz.saved.window) == "late"
     s = dose_site.unlock("auditor", PASSWORD)
     try:
         assert [d["kind"] for d in workflow.show(s, P2)["deviations"]] == ["late dose"]
@@ -221,14 +261,16 @@ async def test_refusal_at_review_and_save_keeps_everything(dose_app, dose_site):
         wiz = await _open(pilot)
         await _to_review(pilot, wiz, post_time="2020-03-16 08:00")  # before the dose ended
         review = _text(app, "#review")
-        assert "Not ready to save: post-dose vitals: vitals not saved: time:" in review
+        # format 1: "Not ready to save: ...", the administration wizard: "Not ready: ..."
+        assert "Not ready" in review and "post-dose vitals: vitals not saved: time:" in review
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert isinstance(app.screen, DoseWizard) and wiz.saved is None
-        assert "nothing of this dose visit was saved" in _text(app, "#wizard-message")
+        assert app.screen is wiz and wiz.saved is None
+        said = _text(app, "#wizard-message")  # "... of this dose visit" / "... of this administration"
+        assert "nothing of this" in said and "was saved" in said, said
         assert wiz.step == 3  # back at the post-dose vitals, the time marked
-        assert "before dose 1 ended" in _text(app, "#post-problem-time")
-        assert app.screen.query_one("#post-field-oxysat", Input).value == "97"
+        assert "before dose 1 ended" in _text(app, f"#{_d(pilot).problem('post', 'time')}")
+        assert app.screen.query_one(f"#{_id(pilot, 'post', 'oxysat')}", Input).value == "97"
         assert app.screen.query_one("#kit-scan", Input).value == "KIT-A1"
     s = dose_site.unlock("auditor", PASSWORD)
     try:
@@ -243,14 +285,14 @@ async def test_soft_range_asks_one_reason_on_save(dose_app, dose_site):
     async with app.run_test(size=(100, 40)) as pilot:
         wiz = await _open(pilot)
         await _scan(pilot, "KIT-A1")
-        await _type(pilot, "dose-field-particles", "2.0e8")
-        await _type(pilot, "dose-field-volume", "6")
+        await _type(pilot, "dose:particles", "2.0e8")
+        await _type(pilot, "dose:volume", "6")
         await _next(pilot)
         await _vitals(pilot, "pre", pulse="135")
-        assert "expected range" in _text(app, "#pre-problem-pulse")
+        assert "expected range" in _text(app, f"#{_d(pilot).problem('pre', 'pulse')}")
         await _next(pilot)
         assert wiz.step == 2  # soft values do not block
-        await _type(pilot, "dose-field-end", "")
+        await _type(pilot, "dose:end", "")
         await pilot.press("ctrl+t")
         await _next(pilot)
         await _vitals(pilot, "post")
@@ -284,12 +326,12 @@ async def test_checked_events_offer_the_ae_form(dose_app):
     async with app.run_test(size=(100, 40)) as pilot:
         wiz = await _open(pilot)
         await _scan(pilot, "KIT-A1")
-        await _type(pilot, "dose-field-particles", "2.0e8")
-        await _type(pilot, "dose-field-volume", "6")
+        await _type(pilot, "dose:particles", "2.0e8")
+        await _type(pilot, "dose:volume", "6")
         await _next(pilot)
         await _vitals(pilot, "pre")
         await _next(pilot)
-        await _type(pilot, "dose-field-end", "")
+        await _type(pilot, "dose:end", "")
         await pilot.press("ctrl+t")
         await _next(pilot)
         await _vitals(pilot, "post")
@@ -297,7 +339,7 @@ async def test_checked_events_offer_the_ae_form(dose_app):
         await _choose_events(pilot, "cough")
         await settle(pilot)
         assert "An adverse event form is expected for each event checked: Cough after inhalation" in _text(
-            app, "#ae-note"
+            app, f"#{_d(pilot).ae_note}"
         )
         await _next(pilot)
         await pilot.press("ctrl+s")
@@ -316,26 +358,26 @@ async def test_lock_and_language_switch_keep_the_wizard(dose_app):
     async with app.run_test(size=(100, 40)) as pilot:
         wiz = await _open(pilot)
         await _scan(pilot, "KIT-A1")
-        await _type(pilot, "dose-field-particles", "2.0e8")
-        await _type(pilot, "dose-field-volume", "6")
+        await _type(pilot, "dose:particles", "2.0e8")
+        await _type(pilot, "dose:volume", "6")
         await _next(pilot)
-        await _type(pilot, "pre-field-temp", "37.1")
+        await _type(pilot, "pre:temp", "37.1")
         await pilot.press("ctrl+l")
         await settle(pilot)
         assert isinstance(app.screen, LockScreen)
         await pilot.press(*PASSWORD, "enter")
         await settle(pilot)
         assert app.screen is wiz and wiz.step == 1
-        assert wiz.query_one("#pre-field-temp", Input).value == "37.1"
+        assert wiz.query_one(f"#{_id(pilot, 'pre', 'temp')}", Input).value == "37.1"
         await pilot.press("f2")
         await settle(pilot)
         assert wiz.step == 1 and "第 2/6 步" in _text(app, "#wizard-steps")
-        assert wiz.query_one("#pre-field-temp", Input).value == "37.1"
+        assert wiz.query_one(f"#{_id(pilot, 'pre', 'temp')}", Input).value == "37.1"
         assert wiz.query_one("#kit-scan", Input).value == "KIT-A1"
         assert "✓ 药盒 KIT-A1" in _text(app, "#kit-status")
         await pilot.press("ctrl+b")
         await settle(pilot)
-        assert wiz.query_one("#dose-field-particles", Input).value == "2.0e8"
+        assert wiz.query_one(f"#{_id(pilot, 'dose', 'particles')}", Input).value == "2.0e8"
 
 
 async def test_role_without_dosing_is_not_offered_and_the_domain_refuses(dose_app):
@@ -428,7 +470,7 @@ async def test_gap_scanner_profile_checks_a_kit_burst_with_no_enter_like_an_ente
         await until(pilot, lambda: wiz.kit is not None and wiz.kit.ok)
         await settle(pilot)
         assert scan.value == "KIT-A1" and "✓ Kit KIT-A1 (lot LOT-A)" in _text(app, "#kit-status")
-        assert wiz.query_one("#dose-field-lot", Input).value == "LOT-A"
+        assert wiz.query_one(f"#{_id(pilot, 'dose', 'lot')}", Input).value == "LOT-A"
 
 
 async def test_gap_scanner_profile_only_shows_the_answer_for_a_kit_typed_slowly(dose_app, dose_site):
@@ -471,16 +513,9 @@ async def test_keys_typed_while_the_review_runs_wait_for_its_verdict(dose_app, m
 
     from tui_helpers import key_event, keys_run
 
-    from wardcrf.workflow import dose_visit
+    from wardcrf.workflow import administration_visit, dose_visit
 
-    real = dose_visit.record_dose_visit
     running, go_on = threading.Event(), threading.Event()
-
-    def gated(session, participant, **kwargs):
-        if kwargs.get("dry_run"):
-            running.set()
-            assert go_on.wait(60), "the test never let the review finish"  # a bound, not a timing
-        return real(session, participant, **kwargs)
 
     app = dose_app("clinician")
     async with app.run_test(size=(100, 40)) as pilot:
@@ -489,7 +524,19 @@ async def test_keys_typed_while_the_review_runs_wait_for_its_verdict(dose_app, m
         await pilot.press("ctrl+b")
         await settle(pilot)
         assert wiz.step == 4
-        monkeypatch.setattr(dose_visit, "record_dose_visit", gated)
+        # the service the wizard's review calls: format 1's dose visit, or the engine's administration
+        module, name = (
+            (administration_visit, "record") if _d(pilot).engine else (dose_visit, "record_dose_visit")
+        )
+        real = getattr(module, name)
+
+        def gated(session, participant, **kwargs):
+            if kwargs.get("dry_run"):
+                running.set()
+                assert go_on.wait(60), "the test never let the review finish"  # a bound, not a timing
+            return real(session, participant, **kwargs)
+
+        monkeypatch.setattr(module, name, gated)
         for key in ("ctrl+n", "ctrl+s"):  # to the review, and save: typed together
             event = key_event(key)
             event.set_sender(app)
@@ -509,19 +556,61 @@ async def test_keys_typed_while_the_review_runs_wait_for_its_verdict(dose_app, m
         assert isinstance(app.screen, ParticipantScreen)
 
 
-async def test_ctrl_t_on_a_vitals_step_stamps_its_time_and_leaves_the_focus_where_it_is(dose_app):
-    """In the shared wizard: the vitals step's one time field is stamped from the temperature."""
-    from tui_helpers import burst
+VITALS_TYPED = {"temp": "37.2", "pulse": "90", "resp": "20", "oxysat": "97", "sysbp": "110", "diabp": "70"}
 
+
+def _vitals_burst(pilot) -> tuple[list[str], dict[str, str]]:
+    """`ctrl+t`, then Tab and a value for each vital sign the step shows, in the order the focus goes, and
+    `ctrl+n`: what a nurse typed in one burst (a new user's pass, D6: each value landed one field down)."""
+    wiz = pilot.app.screen
+    ids = {n: _id(pilot, "pre", n) for n in VITALS_TYPED}
+    chain = [w.id for w in wiz.focus_chain]
+    names = sorted((n for n, i in ids.items() if i in chain), key=lambda n: chain.index(ids[n]))
+    keys = ["ctrl+t"]
+    for n in names:
+        keys += ["tab", *VITALS_TYPED[n]]
+    return [*keys, "ctrl+n"], {n: VITALS_TYPED[n] for n in names}
+
+
+@pytest.mark.parametrize("mode", ["burst", "press"])
+async def test_ctrl_t_tab_and_the_vitals_land_each_in_its_own_field(dose_app, mode):
+    """The vitals step opens on its time (the first field on screen), in either wizard; `ctrl+t` stamps it and
+    keeps the focus there, so `Tab 37.2 Tab 90 ...` puts each value in its field. As a burst (every key posted
+    before the app looks at the first: a busy laptop) and key by key (the app idle between keys)."""
     app = dose_app("clinician")
     async with app.run_test(size=(100, 40)) as pilot:
         wiz = await _open(pilot)
         await _scan(pilot, "KIT-A1")
         await _next(pilot)
         assert wiz.step == 1
-        temp = wiz.query_one("#pre-field-temp", Input)
-        assert wiz.focused is temp  # the time is skipped (stamped on leaving): the temperature first
+        time = wiz.query_one(f"#{_id(pilot, 'pre', 'time')}", Input)
+        assert wiz.focused is time  # predictable: the step's first field, its time
+        keys, want = _vitals_burst(pilot)
+        assert len(want) >= 4, want
+        if mode == "burst":
+            await burst(pilot, *keys)
+        else:
+            for key in keys:
+                await pilot.press(key)
+            await settle(pilot)
+        assert wiz.step == 2, wiz.message  # every value in range: on to the times
+        assert time.value == "2020-03-16 09:00"
+        got = {n: wiz.query_one(f"#{_id(pilot, 'pre', n)}", Input).value for n in want}
+        assert got == want
+
+
+async def test_ctrl_t_on_a_vitals_step_stamps_its_time_and_leaves_the_focus_where_it_is(dose_app):
+    """In the shared wizard: the vitals step's one time field is stamped from the temperature."""
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        wiz = await _open(pilot)
+        await _scan(pilot, "KIT-A1")
+        await _next(pilot)
+        assert wiz.step == 1
+        temp = wiz.query_one(f"#{_id(pilot, 'pre', 'temp')}", Input)
+        await burst(pilot, "tab")  # from the time, blank, to the temperature
+        assert wiz.focused is temp
         await burst(pilot, "ctrl+t", *"37.1")
-        assert wiz.query_one("#pre-field-time", Input).value == "2020-03-16 09:00"
+        assert wiz.query_one(f"#{_id(pilot, 'pre', 'time')}", Input).value == "2020-03-16 09:00"
         assert wiz.focused is temp and temp.value == "37.1"
         assert wiz.message == ""

@@ -360,3 +360,38 @@ async def test_a_wrong_password_keeps_the_decision_draft(app_for, site, tmp_path
         assert safety.decisions(app.ward.session.store, participant=pid) == []
         kept = _decision_draft(site, pid)
         assert kept is not None and kept.fields["rationale"] == "two grade 3 events"
+
+
+async def test_a_participant_on_a_version_not_loaded_is_flagged_and_nothing_planned(
+    app_for, site, tmp_path, session_for
+):
+    """wlv: the board read them under the active version (0/5); now 0/? and the line saying why."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+    from record_version_support import arrived_under
+
+    pid = enroll(site, tmp_path)
+    add_sae(site, pid)
+    body = {"participant": pid, "protocol_id": "MEXCOVID", "from_version": "1.0", "to_version": "1.2"}
+    arrived_under(
+        session_for("admin"),
+        "",
+        {},
+        subject=f"participant:{pid}",
+        type="protocol.applied",
+        body=body,
+        user="investigator",
+        role="investigator",
+    )
+    app = app_for("dsmg")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_board(pilot)
+        table = app.screen.query_one("#dsmg-participants", DataTable)
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row == [f"{pid} ★", "0/?", "1", "1", "1", "1", ""]  # the SAE and the flagged vitals kept
+        detail = " ".join(_text(app, "#dsmg-detail").split())
+        assert "version MEXCOVID 1.2 not loaded here: nothing planned is shown for them" in detail
+        assert "doses 0/? ·" in detail
+        assert "SAE Pneumothorax (onset 2020-03-15, grade 3)" in detail

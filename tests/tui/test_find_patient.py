@@ -90,6 +90,7 @@ DOSE_FROM_DASHBOARD: list[object] = [
     (VALUE, "KIT-A1"),
     "enter",  # the scanner's Enter: checked, the product pre-filled
     "ctrl+n",
+    "tab",  # the vitals step opens on its time: left blank, stamped on leaving
     (VALUE, "36.8"),
     "tab",
     (VALUE, "88"),
@@ -100,6 +101,7 @@ DOSE_FROM_DASHBOARD: list[object] = [
     "ctrl+n",
     "ctrl+t",  # the inhalation ends now
     "ctrl+n",
+    "tab",
     (VALUE, "36.9"),
     "tab",
     (VALUE, "86"),
@@ -124,7 +126,7 @@ async def test_a_full_dose_from_the_dashboard_takes_at_most_20_keys(dose_app, do
             keys.append(str(step))
             extra += 1
     assert extra <= 20, extra  # the bound
-    assert extra == 17, extra  # what docs/tui.md promises: a change here is a change there
+    assert extra == 19, extra  # what docs/tui.md promises: a change here is a change there
     app = dose_app("clinician")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import OptionList, Static
-from tui_helpers import settle, sign_in
+from tui_helpers import PASSWORD, screen_text, settle, sign_in
 from wardcrf.screens import i18n
+from wardcrf.screens.app import make_app
 from wardcrf.screens.dashboard import DashboardScreen
+from wardcrf.screens.ward import Ward
 
 from wardcrf import users
+from wardcrf.site import Site
 
 
 async def test_switch_language_at_runtime_is_saved_for_user(app_for, session_for):
@@ -98,3 +102,95 @@ def test_the_sync_panel_says_the_hub_received_the_events_a_receipt_covers():
         assert state(None, "not synced yet") == "尚未同步"  # type: ignore[arg-type]
     finally:
         i18n.set_language("en")
+
+
+@pytest.fixture
+def palm007_site(tmp_path) -> Site:
+    from wardcrf.engine import model
+
+    made = Site.init(
+        tmp_path / "p7",
+        site="KIN01",
+        device_name="etc-laptop1",
+        admin="admin",
+        password=PASSWORD,
+        zone_name="Africa/Kinshasa",
+        protocol_file=model.shipped("palm007.toml"),
+    )
+    s = made.site.unlock("admin", PASSWORD)
+    try:
+        users.add_user(s, "clinician", "Clinician", "clinician", PASSWORD)
+    finally:
+        s.close()
+    return made.site
+
+
+def _language_commands(app) -> list[str]:
+    return [
+        c.title
+        for c in app.get_system_commands(app.screen)
+        if c.title.startswith(("Language", "语言", "Langue"))
+    ]
+
+
+async def test_palm007_offers_french_and_switching_shows_its_french_labels(palm007_site):
+    """eyes D12: PALM007's `fr` labels were selectable by nobody; 中文 (MEXCOVID's) was offered in Kinshasa."""
+    from wardcrf.screens.form_screen import FormScreen
+
+    ward = Ward(palm007_site, palm007_site.unlock("clinician", PASSWORD))
+    app = make_app(palm007_site.data_dir, ward=ward)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert _language_commands(app) == ["Language: English", "Language: Français"]
+        app.push_screen(FormScreen(app.ward, "consent"))
+        await settle(pilot)
+        assert "Informed consent" in screen_text(app)
+        await pilot.press("f2")  # cycles the protocol's languages: en -> fr
+        await settle(pilot)
+        assert i18n.language() == "fr"
+        shown = screen_text(app)
+        assert "Consentement éclairé" in shown and "Consentement donné par" in shown  # the protocol's French
+        assert "Informed consent" not in shown
+        assert "obligatoire" in shown and "Échap revient sans enregistrer" in shown  # the screen's own words
+        assert _language_commands(app) == ["Langue : English", "Langue : Français"]
+        await pilot.press("f2")  # and back: never to 中文, which PALM007 does not declare
+        await settle(pilot)
+        assert i18n.language() == "en"
+    admin = palm007_site.unlock("admin", PASSWORD)
+    try:
+        row = users.get(admin.store, "clinician")
+    finally:
+        admin.close()
+    assert row is not None and row["language"] == "en"  # each switch saved for the user, the last one en
+
+
+async def test_mexcovid_offers_its_own_languages_and_not_french(app_for):
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert _language_commands(app) == ["Language: English", "Language: 中文"]
+
+
+async def test_a_start_up_language_the_protocol_does_not_declare_is_english_and_said(palm007_site):
+    ward = Ward(palm007_site, palm007_site.unlock("clinician", PASSWORD))
+    app = make_app(palm007_site.data_dir, ward=ward, language="zh")
+    # Kept as told, not read back from the toasts: a toast expires after 5 s of wall time, which a
+    # busy machine spends before `settle` returns (it failed so under load).
+    told: list[str] = []
+    notify = app.notify
+    app.notify = lambda message, *a, **kw: (told.append(str(message)), notify(message, *a, **kw))[1]  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert i18n.language() == "en"
+        assert any("中文 is not a language this ward's protocol declares" in m for m in told), told
+
+
+@pytest.mark.parametrize("bad", ["fr\x1b[31m", "../x", "[bold]fr", "a" * 300])
+def test_a_hostile_start_up_language_is_refused_in_one_line(palm007_site, bad):
+    from wardcrf.errors import UsageError
+
+    with pytest.raises(UsageError) as refused:
+        make_app(palm007_site.data_dir, language=bad)
+    assert (
+        "\n" not in str(refused.value) and "\x1b" not in str(refused.value) and len(str(refused.value)) < 160
+    )

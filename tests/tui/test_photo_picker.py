@@ -243,7 +243,7 @@ def test_screens_load_no_pillow_until_a_photo_is_shown() -> None:
 
     code = (
         "import sys\n"
-        "import wardcrf.screens.app, wardcrf.screens.ct_grid, wardcrf.screens.photo_picker\n"
+        "import wardcrf.screens.app, wardcrf.screens.section_grid, wardcrf.screens.photo_picker\n"
         "import wardcrf.screens.audit_screen, wardcrf.screens.photo_view, wardcrf.screens.form_screen\n"
         "print(sorted(m for m in sys.modules if m == 'PIL' or m.startswith('PIL.')))\n"
     )

@@ -15,8 +15,8 @@ import pytest
 from test_audit_photos import _tamper, consent_with_two_pages
 from test_photo_picker import T0, page
 from tui_helpers import enroll, settle
-from wardcrf.screens.ct_grid import CTGridScreen
 from wardcrf.screens.form_screen import FormScreen
+from wardcrf.screens.section_grid import SectionGridScreen
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -29,7 +29,7 @@ def test_ct_grid(snap_compare, app_for, site, tmp_path, size, language):
 
     async def open_grid(pilot):
         await settle(pilot)
-        pilot.app.push_screen(CTGridScreen(pilot.app.ward, pid))
+        pilot.app.push_screen(SectionGridScreen(pilot.app.ward, "ct_score", pid))
         await settle(pilot)
         await pilot.press(*"21n30")  # five segments, one not evaluable
         await pilot.press("7")  # refused on the spot

@@ -3,6 +3,7 @@ on loopback, offline messages, importing files, answering the hub's data queries
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -76,10 +77,18 @@ async def test_export_to_a_folder_lists_the_bundle_files(app_for, site, hub_site
         assert files[0] in message
         assert not app.screen.query_one("#sync-progress").display
         assert "Last export: 2020-03-16" in _text(app, "#sync-status")
+        assert re.search(
+            r"Last export: 2020-03-16 [^(]*\(1 file\)", _text(app, "#sync-status")
+        )  # not "1 files"
         # Again: the same unreceipted bundle is written again (the hub has no receipt yet).
         await open_dialog(pilot, "e")
         await _choose_path(pilot, "")  # the dialog remembers the last folder
         assert _text(app, "#sync-message").startswith("Wrote 1 bundle(s)")
+        await pilot.press("escape")  # the dashboard's sync panel says the same (eyes D11: "(1 files)")
+        await settle(pilot)
+        table = app.screen.query_one("#sync", DataTable)
+        rows = {str(table.get_row_at(i)[0]): str(table.get_row_at(i)[1]) for i in range(table.row_count)}
+        assert re.fullmatch(r"03-16 \d\d:\d\d \(1 file\)", rows["Last export"]), rows
 
 
 async def test_export_to_an_unwritable_or_missing_folder_is_refused_in_one_line(app_for, site, hub_site):

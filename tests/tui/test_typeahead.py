@@ -56,7 +56,7 @@ async def test_ct_scores_land_in_their_segments(mode, app_for, site, tmp_path):
         got = [_cell(app, s).value for s in CT_SEGMENTS]
         want = ["ne" if c == "n" else int(c) for c in CT_TYPED]
         assert got == want
-        assert str(app.screen.query_one("#ct-total", Static).content).startswith("Total 23/72")
+        assert str(app.screen.query_one("#grid-total", Static).content).startswith("Total score (0-72) 23 · ")
 
 
 # -- a generated form (vitals) ---------------------------------------------------------------
@@ -163,6 +163,7 @@ DOSE_KEYS = (
     *"KIT-A1",
     "enter",  # the scanner's Enter: the kit is checked, the product is pre-filled
     "ctrl+n",
+    "tab",  # the vitals step opens on its time: Tab leaves it blank (stamped on leaving)
     *"36.8",
     "tab",
     *"88",
@@ -173,6 +174,8 @@ DOSE_KEYS = (
     "ctrl+n",
     "ctrl+t",  # the inhalation ends now
     "ctrl+n",
+    "ctrl+t",  # the post-dose vitals' time now (the focus stays on it)
+    "tab",
     *"36.9",
     "tab",
     *"86",

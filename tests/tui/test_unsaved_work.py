@@ -14,12 +14,12 @@ from dose_support import P1
 from textual.widgets import Input
 from tui_helpers import PASSWORD, burst, enroll, settle
 from wardcrf.screens.coldchain.receipt import ReceiptScreen
-from wardcrf.screens.ct_grid import CTGridScreen
 from wardcrf.screens.dialogs.discard import DiscardDialog
 from wardcrf.screens.dialogs.quit import QuitDialog
 from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.participant import ParticipantScreen
+from wardcrf.screens.section_grid import SectionGridScreen
 
 from wardcrf import drafts
 
@@ -113,7 +113,7 @@ async def test_esc_on_a_scored_ct_grid_asks(answer, app_for, site, tmp_path):
         if answer == "n":
             assert app.screen is grid and grid.values["r_upper_apical"] == 3
         else:
-            assert not isinstance(app.screen, CTGridScreen)
+            assert not isinstance(app.screen, SectionGridScreen)
 
 
 async def test_ctrl_q_in_a_typed_dose_wizard_keeps_the_draft_and_asks(dose_app, dose_site):

@@ -54,6 +54,7 @@ class Server:
     root: Path
     bin: Path
     user: pwd.struct_passwd | None
+    template: str = ""
 
     @property
     def admin_dsn(self) -> str:
@@ -84,13 +85,30 @@ class Server:
             )
             raise RuntimeError(f"{args[0]} failed ({res.returncode}): {res.stderr.strip()[-1000:]}\n{log}")
 
-    def new_database(self) -> str:
+    def new_database(self, *, migrated: bool = False) -> str:
+        """A fresh empty database; `migrated`: one holding the whole schema of `hub_pg.sql` already,
+        copied from a template migrated once per server (what `hub init --database` would create,
+        without its identity): the hub suite's PostgreSQL runs make one per test."""
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
+        template = self._migrated_template() if migrated else "template0"
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
         return self.dsn(name)
+
+    def _migrated_template(self) -> str:
+        if not self.template:
+            from wardcrf.sync.pgstore import PgStore
+
+            dsn = self.new_database()
+            store = PgStore(dsn)
+            try:
+                store.migrate()
+            finally:
+                store.close()  # CREATE DATABASE ... TEMPLATE needs it unconnected
+            self.template = dsn.split("dbname=")[1].split()[0]
+        return self.template
 
 
 def start(*, durable: bool = False) -> Server:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ledgerkit
-import pgserver
 import pytest
 from ledgerkit import Where
 from test_hub_pg_records import HOSTILE, PROJECTED, _rows
@@ -32,11 +30,6 @@ from wardcrf.sqlstore import SqlStore
 
 ENGINES = ("sqlcipher", "postgresql")
 DEVICES = [f"lap{i}" for i in range(1, 21)]
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
 
 
 @pytest.fixture(scope="module")

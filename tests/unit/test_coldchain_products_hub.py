@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from forge import append_raw
+from hub_engines import ledger
 from synckit import PASSWORD, connect, make_hub, make_ward, open_
 from wardcrf.sync import hub, ward
 
@@ -17,6 +18,8 @@ from wardcrf import protocol, users
 from wardcrf.coldchain import config, services
 from wardcrf.errors import Refused
 from wardcrf.site import Site
+
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
 
 
 def _export(w: Site, to: Path) -> list[Path]:
@@ -38,14 +41,11 @@ def _import_all(h: Site, files: list[Path]) -> None:
 
 
 def _hub_lots(h: Site) -> dict[str, Any]:
-    s = open_(h)
-    try:
+    with ledger(h) as (_s, store):
         return {
-            r["lot"]: (r["product_code"], config.product_of_lot(s.store, r["lot"]).code)
-            for r in s.store.rows("SELECT lot, product_code FROM cc_lots")
+            r["lot"]: (r["product_code"], config.product_of_lot(store, r["lot"]).code)
+            for r in store.rows("SELECT lot, product_code FROM cc_lots")
         }
-    finally:
-        s.close()
 
 
 LOT = {"product": "vials", "expiry": "2021-03-31", "release_ref": "QP", "quantity": 1}

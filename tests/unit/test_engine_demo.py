@@ -13,6 +13,7 @@ site: tests/tui/test_administration_wizard.py.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -78,6 +79,13 @@ def test_palm_demo_has_every_arm_and_infusions_to_give(cli, tmp_path):
     items = json.loads(r.out)["items"]
     assert any("infusion" in i["what"] or "dose" in i["what"] for i in items), r.out
     assert not any("can no longer be dosed" in i["what"] for i in items)  # the vials given are used
+    # each vial at the bedside is its own row under the participant it was handed over for (eyes D5: the
+    # kits were one row with participant "—"); the demo's closing line names the same pairs
+    ready = dict(re.findall(r"(KIN01-\d{3}) \((VIAL-[A-Z0-9]+-\d{4})\)", out))
+    assert ready, out
+    bedside = [i for i in items if "at bedside" in i["what"]]
+    assert sorted((i["participant"], i["what"].split()[3]) for i in bedside) == sorted(ready.items())
+    assert all(i["what"].startswith(f"dose with kit {ready[i['participant']]} at bedside:") for i in bedside)
     r = cli("audit", "verify", "--json", user="auditor", env=env)
     assert r.code == 0 and json.loads(r.out)["ok"] is True, r.out
 

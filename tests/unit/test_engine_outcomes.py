@@ -310,10 +310,34 @@ def test_palm_every_declared_endpoint_per_arm_through_the_cli(cli, tmp_path: Pat
     # vital signs across the infusions, per arm: infusion 1's values after it
     temp = next(s for group in data["series"] for s in group if s["field"] == "temp")
     assert temp["title"] == "Vital signs before and after each infusion" and temp["unit"] == "C"
+    assert temp["points"] == ["vitals before infusion", "vitals after infusion"]
+    assert temp["compared"] == "vitals after infusion"
     for arm, x in temp["arms"].items():
         assert x["by_administration"]["administration 1"]["n"] == counts[arm]
         assert x["kruskal"]["p"] is None  # one administration with values: nothing to compare
+        # before AND after each infusion (it showed the values after only)
+        assert list(x["by_point"]) == temp["points"]
+        for point in temp["points"]:
+            assert x["by_point"][point]["administration 1"]["n"] == counts[arm]
+            assert x["by_point"][point]["administration 2"]["n"] == 0  # not given yet
+        assert x["by_point"]["vitals after infusion"] == x["by_administration"]
     assert temp["participants"][dead][:2] == [38.2, 38.2]
+    # the time to death censors where mortality does: nobody "no follow-up" beside "censored alive"
+    for arm in DOSE:
+        ttd, mort = got["time_to_death"]["arms"][arm], got["mortality_d28"]["arms"][arm]
+        assert ttd["no_follow_up"] == mort["no_follow_up"] == 0
+        assert ttd["n"] == mort["n"] + mort["censored_before_day"] == counts[arm]
+    r = w.run("report", "outcomes", "--format", "md", user="auditor")
+    assert r.code == 0, r.err
+    rows = [x for x in r.out.splitlines() if x.startswith("| Temperature |")]
+    arm = next(a for a in DOSE if counts[a])
+    assert (
+        f"| Temperature | {arm} | C | vitals before infusion | administration 1: 38.2 (IQR 38.2–38.2), n={counts[arm]} | not compared (the protocol compares vitals after infusion) |"
+        in rows
+    ), rows
+    after = next(x for x in rows if x.startswith(f"| Temperature | {arm} | C | vitals after infusion |"))
+    assert after.endswith("| not computed: fewer than two groups with values |"), after  # "—" said why
+    assert "| — |" not in "\n".join(rows)
 
     # the HTML escapes what the protocol supplies; Markdown names each endpoint and its kind
     out = tmp_path / "outcomes.html"

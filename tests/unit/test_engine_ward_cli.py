@@ -504,12 +504,10 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
     # exports with the model: the trial design and visits are PALM's; ODM valid against the XSD; the audit
     out = w.root / "exports"
     r = w.run("export", "sdtm", "--out", str(out / "sdtm"), "--check", user="auditor")
-    errors = [line for line in r.out.splitlines() if "[error]" in line]
-    # The conformance rules pass, but for ZMapp's frequency: PALM writes "Q3D" for every third day, marked
-    # [U] in the file, and wardcrf's CDISC FREQ list does not hold it (a term for the sponsor to confirm).
-    assert r.code == (1 if errors else 0), r.out
-    assert all("EXDOSFRQ: 'Q3D' is not in CDISC CT FREQ" in line for line in errors), r.out
-    assert not errors or arm == "ZMAPP"
+    # The conformance rules pass: ZMapp's "Q3D" is the protocol's own term of the extensible FREQ codelist
+    # (palm.toml's frequency_extended), accepted and named in the report (eyes D9: it was "NOT clean").
+    assert r.code == 0 and "[error]" not in r.out and r.out.rstrip().endswith("clean"), r.out
+    assert "sponsor term of the extensible CDISC CT FREQ: 'Q3D' (Every 3 days)" in r.out, r.out
 
     def rows(name: str) -> list[dict[str, object]]:
         d = json.loads((out / "sdtm" / f"{name}.json").read_text("utf-8"))
@@ -798,7 +796,9 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     assert [x for x in text.splitlines() if x.startswith("All participants: ")] == [
         "All participants: 0 followed, 0 with the event, 0 censored; no follow-up: 2;"
         " median not estimable: nobody followed yet",
-        "All participants: 0 of 2, 0.0% (95% CI 0.0% to 65.8%); outcome not known: 0",
+        # read at day 15: before it no participant is evaluable (the PCR is not due), never "0 of 2"
+        "All participants: 0 of 0 evaluable at day 15, not estimable: no participant evaluable at day 15 yet;"
+        " outcome not known: 0; not yet evaluable (day 15 not over): 2",
         "All participants: dead by day 58: 0 of 0 evaluable, not estimable: no participant evaluable at day 58"
         " yet; censored alive before day 58: 2; no follow-up: 0; Kaplan–Meier 1 − S at day 58: not estimable:"
         " nobody followed to day 58 yet",

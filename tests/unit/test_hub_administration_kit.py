@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from synckit import open_
+from hub_engines import ledger
 from test_engine_ward_cli import Ward, _infusion, _product, _to_the_hub, _vitals, _ward
 from wardcrf.sync import hub
 from wf_support import ready_kit_on
@@ -49,6 +49,7 @@ def _applied(results) -> bool:
     return "applied" in got and set(got) <= {"applied", "already"}
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub
 def test_a_vial_given_on_two_wards_is_held_at_the_hub_and_released_once_corrected(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,29 +83,21 @@ def test_a_vial_given_on_two_wards_is_held_at_the_hub_and_released_once_correcte
         and f"gives kit {VIAL} to {b}; the same kit was given to {a} ({given_a})" in held.message
     ), held.message
     assert "a kit is never given to two participants; not merged" in held.message
-    hs = open_(wa.hub, "coordinator")
-    try:
+    with ledger(wa.hub, "coordinator") as (hs, wards):
         # nothing of B's bundle merged: the vial's one use is A's
-        assert [(u.participant, u.event_id) for u in kits.administration_uses(hs.store, VIAL)] == [
-            (a, given_a)
-        ]
-        [row] = hs.store.rows("SELECT reason, file, resolved_at FROM sync_held")
+        assert [(u.participant, u.event_id) for u in kits.administration_uses(wards, VIAL)] == [(a, given_a)]
+        [row] = wards.rows("SELECT reason, file, resolved_at FROM sync_held")
         assert row["reason"] == "kit" and row["resolved_at"] is None
         assert [x["reason"] for x in hub.status(hs)["held_rules"]] == ["kit"]
-        [ev] = hs.store.rows("SELECT line FROM events WHERE type = 'sync.bundle_held'")
+        [ev] = hs.store.rows("SELECT line FROM events WHERE type = 'sync.bundle_held'")  # the hub's own
         body = json.loads(ev["line"])["body"]
         assert (body["kit"], body["participant"], body["used_by_participant"]) == (VIAL, b, a)
         assert body["used_by_event"] == given_a
         assert not [p for p in audit.verify(hs).problems if "kit" in p and VIAL in p]
-    finally:
-        hs.close()
     held_file = Path(row["file"])
-    hs = open_(wa.hub, "admin")
-    try:
+    with ledger(wa.hub, "admin") as (hs, wards):
         assert hub.import_file(hs, held_file).outcome.status == "kit"  # again: still held, once
-        assert hs.store.scalar("SELECT count(*) FROM sync_held") == 1
-    finally:
-        hs.close()
+        assert wards.scalar("SELECT count(*) FROM sync_held") == 1
 
     # The coordinator's question to the wards: A's vial was misread. A corrects it on its laptop; the
     # correction reaches the hub, and B's held bundle, imported again, is applied.
@@ -112,14 +105,11 @@ def test_a_vial_given_on_two_wards_is_held_at_the_hub_and_released_once_correcte
     r = wa.run("amend", given_a, "kit_id=VIAL-0502", "--reason", "vial label misread at the bedside")
     assert r.code == 0, r.err
     assert _applied(_to_the_hub(wa))
-    hs = open_(wa.hub, "admin")
-    try:
+    with ledger(wa.hub, "admin") as (hs, wards):
         assert hub.import_file(hs, held_file).outcome.status == "applied"
-        assert [u.participant for u in kits.administration_uses(hs.store, VIAL)] == [b]
-        assert [u.participant for u in kits.administration_uses(hs.store, "VIAL-0502")] == [a]
+        assert [u.participant for u in kits.administration_uses(wards, VIAL)] == [b]
+        assert [u.participant for u in kits.administration_uses(wards, "VIAL-0502")] == [a]
         # the hold is resolved: no longer listed for the coordinator
-        [row] = hs.store.rows("SELECT reason, detail, resolved_at FROM sync_held")
+        [row] = wards.rows("SELECT reason, detail, resolved_at FROM sync_held")
         assert row["resolved_at"] is not None and row["detail"].endswith("; released: applied")
         assert hub.status(hs)["held_rules"] == []
-    finally:
-        hs.close()

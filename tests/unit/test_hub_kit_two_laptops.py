@@ -34,6 +34,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger
 from site_users import ROLE_USERS
 from synckit import PASSWORD, card_of, connect, make_hub, open_
 from test_sync_roundtrip import export, hub_import
@@ -177,8 +178,9 @@ def _ward_a(site: Site, cli, tmp_path: Path, *, course: bool = False) -> _Laptop
 
 
 @pytest.fixture
-def laptops(request, site: Site, cli, tmp_path: Path):
-    """A (the template's ward, 2.0 loaded, WUH01-002 enrolled under it) and B restored from the hub."""
+def laptops(request, site: Site, cli, tmp_path: Path, hub_engine: str):
+    """A (the template's ward, 2.0 loaded, WUH01-002 enrolled under it) and B restored from the hub (at a
+    SQLCipher and at a PostgreSQL hub: `hub_engine`)."""
     h = make_hub(tmp_path)
     connect(site, h)
     a = _ward_a(site, cli, tmp_path, course=bool(getattr(request, "param", False)))
@@ -200,18 +202,19 @@ def _applied(results) -> bool:
 
 
 def _hub_rows(h: Site, sql: str, params: tuple = ()) -> list[dict]:
-    s = open_(h)
-    try:
-        return s.store.rows(sql, params)
-    finally:
-        s.close()
+    """Rows where the hub keeps what its wards send (its file, or its PostgreSQL database)."""
+    with ledger(h) as (_s, store):
+        return store.rows(sql, params)
 
 
 def _held_events(h: Site) -> list[dict]:
-    return [
-        json.loads(r["line"])["body"]
-        for r in _hub_rows(h, "SELECT line FROM events WHERE type = 'sync.bundle_held'")
-    ]
+    """The hub's own `sync.bundle_held` events (in its file, on either engine)."""
+    s = open_(h)
+    try:
+        rows = s.store.rows("SELECT line FROM events WHERE type = 'sync.bundle_held'")
+    finally:
+        s.close()
+    return [json.loads(r["line"])["body"] for r in rows]
 
 
 def _replayed_still_held_once(pair: Pair) -> None:
@@ -248,15 +251,12 @@ def test_one_participant_given_one_single_use_kit_on_two_laptops_is_held_and_rel
     assert "\n" not in held.message
 
     # nothing of the held bundle merged: the kit's one use is the first laptop's record
-    hs = open_(pair.hub, "coordinator")
-    try:
-        assert [(u.participant, u.event_id) for u in kits.administration_uses(hs.store, KIT)] == [
+    with ledger(pair.hub, "coordinator") as (hs, wards):
+        assert [(u.participant, u.event_id) for u in kits.administration_uses(wards, KIT)] == [
             (P2, given[first])
         ]
         assert [x["reason"] for x in hub.status(hs)["held_rules"]] == ["kit"]
         assert [(x["device"], x["reason"]) for x in hub.held_rules(hs)] == [(dev_second, "kit")]
-    finally:
-        hs.close()
     [body] = _held_events(pair.hub)
     assert (body["kit"], body["participant"], body["used_by_participant"]) == (KIT, P2, P2)
     assert (body["record"], body["record_device"]) == (given[second], dev_second)
@@ -283,13 +283,10 @@ def test_one_participant_given_one_single_use_kit_on_two_laptops_is_held_and_rel
     assert _applied(pair.send(first))
     [row] = _hub_rows(pair.hub, "SELECT file FROM sync_held")
     assert hub_import(pair.hub, Path(row["file"])).outcome.status == "applied"
-    hs = open_(pair.hub, "coordinator")
-    try:
-        assert [u.event_id for u in kits.administration_uses(hs.store, KIT)] == [given[second]]
-        assert [u.event_id for u in kits.administration_uses(hs.store, "KIT-S2")] == [given[first]]
+    with ledger(pair.hub, "coordinator") as (hs, wards):
+        assert [u.event_id for u in kits.administration_uses(wards, KIT)] == [given[second]]
+        assert [u.event_id for u in kits.administration_uses(wards, "KIT-S2")] == [given[first]]
         assert hub.status(hs)["held_rules"] == [] and hub.held_rules(hs) == []
-    finally:
-        hs.close()
     [row] = _hub_rows(pair.hub, "SELECT resolved_at, detail FROM sync_held")
     assert row["resolved_at"] is not None and row["detail"].endswith("; released: applied")
 
@@ -304,15 +301,12 @@ def test_a_course_kit_given_to_its_participant_across_days_on_two_laptops_is_app
     second = "b" if first == "a" else "a"
     assert _applied(pair.send(first))
     assert _applied(pair.send(second))
-    hs = open_(pair.hub, "coordinator")
-    try:
-        uses = kits.administration_uses(hs.store, KIT)
+    with ledger(pair.hub, "coordinator") as (hs, wards):
+        uses = kits.administration_uses(wards, KIT)
         assert sorted(u.event_id for u in uses) == sorted(given.values()) and {
             u.participant for u in uses
         } == {P2}
         assert hub.held_rules(hs) == []
-    finally:
-        hs.close()
     assert _hub_rows(pair.hub, "SELECT id FROM sync_held") == []
 
 
@@ -324,14 +318,11 @@ def test_different_kits_on_two_laptops_and_both_formats_are_applied(laptops: Pai
     b2 = _inhalation(pair.b, P2, 8, "KIT-B1")  # the same participant's next inhalation, its own kit
     assert _applied(pair.send("b"))
     assert _applied(pair.send("a"))
-    hs = open_(pair.hub, "coordinator")
-    try:
-        assert [u.event_id for u in kits.dose_uses(hs.store, "KIT-F1")] == [a1]
-        assert [u.event_id for u in kits.administration_uses(hs.store, "KIT-A1")] == [a2]
-        assert [u.event_id for u in kits.administration_uses(hs.store, "KIT-B1")] == [b2]
+    with ledger(pair.hub, "coordinator") as (hs, wards):
+        assert [u.event_id for u in kits.dose_uses(wards, "KIT-F1")] == [a1]
+        assert [u.event_id for u in kits.administration_uses(wards, "KIT-A1")] == [a2]
+        assert [u.event_id for u in kits.administration_uses(wards, "KIT-B1")] == [b2]
         assert hub.held_rules(hs) == []
-    finally:
-        hs.close()
 
 
 # -- a format-1 dose and a format-2 administration naming one kit ------------------------------------
@@ -378,13 +369,10 @@ def test_one_kit_given_under_format_1_and_under_format_2_is_held(laptops: Pair, 
     assert {body["record"], body["used_by_event"]} == {dose, record}
     assert {body["record_device"], body["used_by_device"]} == {dev_a, dev_b}
     # nothing of the held bundle merged: the kit's one use is the first laptop's
-    hs = open_(pair.hub, "coordinator")
-    try:
-        doses = [u.event_id for u in kits.dose_uses(hs.store, KIT)]
-        administered = [u.event_id for u in kits.administration_uses(hs.store, KIT)]
+    with ledger(pair.hub, "coordinator") as (_hs, wards):
+        doses = [u.event_id for u in kits.dose_uses(wards, KIT)]
+        administered = [u.event_id for u in kits.administration_uses(wards, KIT)]
         assert (doses, administered) == (([dose], []) if first == "a" else ([], [record]))
-    finally:
-        hs.close()
     _replayed_still_held_once(pair)
 
 
@@ -416,6 +404,7 @@ def test_one_laptop_refuses_a_kit_given_under_the_other_format(site: Site, cli, 
         a.close()
 
 
+@pytest.mark.usefixtures("hub_engine")
 def test_a_hostile_kit_id_given_twice_is_held_in_one_short_line_and_printed_as_text(
     site: Site, cli, tmp_path: Path
 ) -> None:

@@ -15,11 +15,9 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import ledgerkit
-import pgserver
 import pytest
 from ledgerkit import Where
 from wardcrf.sync import hublog
@@ -33,11 +31,6 @@ from wardcrf.tlog import checkpoint, merkle
 
 ENGINES = ("sqlcipher", "postgresql")
 HERE = Path(__file__).parent
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from synckit import PASSWORD, open_
-from test_hub_pg_hub import _ledger, _make_hub, pair, pg_server  # noqa: F401  (fixtures)
+from test_hub_pg_hub import _ledger, _make_hub, pair  # noqa: F401  (fixtures)
 from test_sync_cli import run
 
 from wardcrf.site import Site
@@ -200,7 +200,7 @@ def test_a_photo_altered_in_its_kept_bundle_is_refused_on_read_at_either_hub(pai
         )
 
 
-def test_a_photos_archive_row_cannot_be_changed_at_a_postgresql_hub(pg_server, tmp_path):  # noqa: F811
+def test_a_photos_archive_row_cannot_be_changed_at_a_postgresql_hub(pg_server, tmp_path):
     """`photo_archive` is insert-only on PostgreSQL as on SQLCipher: UPDATE, DELETE and TRUNCATE refused."""
     import psycopg
     from synckit import connect, make_ward
@@ -447,7 +447,7 @@ def test_a_logger_file_that_parses_differently_at_the_hub_is_refused_whole_on_ei
 
 
 def test_a_logger_file_altered_in_the_database_is_found_on_read_and_by_audit_verify(
-    pg_server,  # noqa: F811
+    pg_server,
     tmp_path,
     monkeypatch,
 ):

@@ -9,30 +9,27 @@ allocation off the list, held at both. The hub's own list reaches
 PostgreSQL through `pghub.mirror_own_events`; the allocation is checked
 against the hub's copy of the list, opened with the key in the hub's file.
 
-The shipped PALM's consent needs a photograph of the signed page and its
-infusions the cold chain's custody of the vial, neither of which a
-PostgreSQL hub takes yet (docs/hub-postgres.md): the ward here runs PALM
-with the photograph optional and no custody gate, every other declaration
-as shipped.
+The ward runs PALM as shipped: its consent carries the photograph of the
+signed page, and its infusion the cold chain's custody of the vial (the
+freezer, its logger file, the handover to the ward), so both reach the
+PostgreSQL hub with the records that need them.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pgserver
-import pytest
 from forge import append_raw
 from site_users import PASSWORD
 from synckit import open_
-from test_engine_ward_cli import Ward, _infusion, _vitals, _ward
+from test_engine_ward_cli import Ward, _infusion, _product, _vitals, _ward
 from test_sync_cli import run
 from wardcrf.sync import hub, ward
+from wf_support import ready_kit_on
 
 from wardcrf import users
 from wardcrf.engine import model
@@ -52,33 +49,10 @@ COMPARED = (
     "counters",
     "protocols",
     "users",
+    "photos",
+    "cc_kits",
+    "cc_custody",
 )
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
-
-
-def palm_for_a_postgresql_hub() -> str:
-    """Shipped PALM, its consent photograph optional and its infusions without the custody gate."""
-    source = model.shipped_source("palm.toml")
-    swaps = [
-        ("min_photos = 1\n", "min_photos = 0\n"),
-        (
-            '[forms.consent.fields.photos]\ntype = "photo"\nrequired = true\nmin_items = 1\n',
-            '[forms.consent.fields.photos]\ntype = "photo"\nrequired = false\n',
-        ),
-        (
-            '[[gates]]\ncode = "custody"\nkind = "custody"\nbefore = ["dose"]\n'
-            'products = ["ZMAPP", "RDV", "MAB114", "REGNEB3"]\n\n',
-            "",
-        ),
-    ]
-    for old, new in swaps:
-        assert old in source, old
-        source = source.replace(old, new, 1)
-    return source
 
 
 def _columns(store: SqlStore, table: str) -> list[str]:
@@ -89,21 +63,6 @@ def _columns(store: SqlStore, table: str) -> list[str]:
 def _rows(store: SqlStore, table: str, columns: list[str]) -> list[tuple[Any, ...]]:
     cols = ", ".join(f'"{c}"' for c in columns)
     return sorted((tuple(r) for r in store.execute(f"SELECT {cols} FROM {table}")), key=repr)
-
-
-def _consent(w: Ward) -> str:
-    r = w.run(
-        "submit",
-        "consent",
-        "consenter=participant",
-        "form_version=1.0",
-        "witness_1=investigator",
-        f"time={(w.now - timedelta(minutes=30)).isoformat()}",
-        "--json",
-        WARDCRF_PASSWORD_INVESTIGATOR=PASSWORD,
-    )
-    assert r.code == 0, r.err
-    return str(json.loads(r.out)["participant"])
 
 
 def _export(w: Ward, to: Path) -> list[Path]:
@@ -133,8 +92,7 @@ def _import(h: Site, files: list[Path]) -> list[str]:
 def test_a_palm_ward_projects_alike_at_a_sqlcipher_and_a_postgresql_hub(
     cli, tmp_path, monkeypatch, pg_server
 ):
-    source = palm_for_a_postgresql_hub()
-    trial = model.parse(source, "palm-pg.toml")
+    trial = model.shipped("palm.toml")
     pg_dir = tmp_path / "pg-hub"
     pg_hub = hub.init(
         pg_dir, admin="admin", password=PASSWORD, protocol_file=trial, database=pg_server.new_database()
@@ -145,7 +103,7 @@ def test_a_palm_ward_projects_alike_at_a_sqlcipher_and_a_postgresql_hub(
     finally:
         s.close()
     # The ward registered, its unblinding key sent, the list made at the hub and delivered (`_ward`).
-    w = _ward(cli, tmp_path, monkeypatch, "palm", source, trial_hub=pg_hub)
+    w = _ward(cli, tmp_path, monkeypatch, "palm", trial_hub=pg_hub)
     first = sorted((tmp_path / "outbox").glob("*.tar.age"))
     # The twin: the same hub on SQLCipher alone (its file holds the list it made, with its projections).
     lite_dir = tmp_path / "lite-hub"
@@ -160,15 +118,17 @@ def test_a_palm_ward_projects_alike_at_a_sqlcipher_and_a_postgresql_hub(
         s.close()
 
     # A participant: consent, eligible, enrolled, randomized, vitals before, the infusion, vitals after.
-    pid = _consent(w)
+    pid = w.consent()
     assert w.screen(pid).code == 0
     r = w.run("submit", "enrollment", "--participant", pid, f"date={w.now.date().isoformat()}")
     assert r.code == 0, r.err
     r = w.run("randomize", pid, "--stratum", "ct_np=HIGH")
     assert r.code == 0, r.err
+    arm = r.out.split("randomized: arm ", 1)[1].split()[0]
     start = w.now + timedelta(hours=1)
     w.at(start + timedelta(hours=3))
     monkeypatch.setenv("WARDCRF_FAKE_NOW", w.now.isoformat())
+    ready_kit_on(w.site(), "VIAL-0001", start.isoformat(), w.root, _product(arm))  # the custody gate
     assert _vitals(w, pid, "pre_infusion", 1, start - timedelta(minutes=20)).code == 0
     r = _infusion(w, pid, "VIAL-0001", start, "3100")
     assert r.code == 0, r.err
@@ -178,7 +138,7 @@ def test_a_palm_ward_projects_alike_at_a_sqlcipher_and_a_postgresql_hub(
     assert _import(lite_hub, files) == ["applied"] * len(files)
 
     # An allocation off the list: the next participant given entry 5 of the stratum, not entry 2.
-    other = _consent(w)
+    other = w.consent()
     s = open_(w.site())
     try:
         genuine = json.loads(
@@ -221,6 +181,8 @@ def test_a_palm_ward_projects_alike_at_a_sqlcipher_and_a_postgresql_hub(
     assert [r[1] for r in rows["protocols"]] == [trial.version]
     assert rows["rand_flags"] == []  # rolled back with its bundle
     assert [(k[1], k[2], k[4]) for k in rows["administration_kits"]] == [(pid, "infusion", "VIAL-0001")]
+    assert len(rows["photos"]) >= 1  # the consent's signed page among them, the same at both hubs
+    assert "VIAL-0001" in repr(rows["cc_kits"]) and rows["cc_custody"]  # the vial's custody, handed over
     assert held["postgresql"] == held["sqlcipher"] and len(held["sqlcipher"]) == 1
     # `report randomization` at each hub: the same lists, counts per arm, and the held allocation.
     reports = {}

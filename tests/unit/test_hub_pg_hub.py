@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pgserver
@@ -23,11 +22,6 @@ from test_sync_cli import run
 from wardcrf.site import Site
 
 ENGINES = ("sqlcipher", "postgresql")
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
 
 
 def _pg(dsn: str):
@@ -577,30 +571,6 @@ def test_twenty_concurrent_hub_imports_apply_each_bundle_exactly_once(pair, tmp_
         assert eventlog.verify_chains(store)[1] == []
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("export", "sqlite", "--out"),
-        ("report", "safety", "--out"),
-        ("db", "rebuild"),
-        # The cold chain's reports read the projections in the site's file (its rows are in the database).
-        ("coldchain", "status"),
-        ("coldchain", "custody", "KIT-1"),
-        ("audit", "handovers"),
-    ],
-)
-def test_commands_that_read_only_the_hubs_file_refuse_at_a_postgresql_hub(
-    pg_server, tmp_path, monkeypatch, command
-):
-    """An export or a rebuild would see the hub's own events only: refused in one line, never half a dataset."""
-    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
-    args = [*command, str(tmp_path / "out")] if command[-1] == "--out" else list(command)
-    code, out, err = run(*args, "-d", str(h.data_dir), monkeypatch=monkeypatch)
-    assert code == 2 and err.count("\n") == 1, (code, out, err)
-    assert "keeps its wards' data in PostgreSQL" in err and "does not run yet" in err
-    assert not (tmp_path / "out").exists()
-
-
 def test_an_importer_logged_in_as_the_import_role_imports_and_cannot_alter_what_it_imported(
     pg_server, tmp_path, monkeypatch
 ):
@@ -1137,37 +1107,6 @@ def test_the_hubs_own_version_query_and_decision_meet_the_wards_answer_at_either
     with _ledger(h) as (s, store):
         assert store.scalar("SELECT status FROM sync_queries") == "closed"
         assert hub.status(s)["open_queries"] == 0
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("sdv", "verify", "rec-1"),
-        ("hub", "randomization", "export", "--protocol-id", "PALM007", "--out", "x.csv"),
-    ],
-)
-def test_coding_and_sdv_at_a_postgresql_hub_refuse_in_one_line_not_an_empty_queue(
-    pg_server, tmp_path, monkeypatch, command
-):
-    """The wards' codings, SDV marks and allocations project into the database, but the coder's and the
-    monitor's commands and the statistician's unblinded export read the site's file: at a PostgreSQL hub (which holds the hub's own events
-    only) they would show an empty queue or an unknown record, so they say they do not run there yet
-    (one line, exit 2, nothing appended). At a ward or a SQLCipher hub they run as ever (test_coding, test_sdv)."""
-    h = _make_hub("postgresql", tmp_path, _Req(pg_server))
-    s = open_(h)
-    try:
-        before = s.store.scalar("SELECT count(*) FROM events")
-    finally:
-        s.close()
-    code, out, err = run(*command, "-d", str(h.data_dir), monkeypatch=monkeypatch)
-    assert code == 2 and err.count("\n") == 1, (code, out, err)
-    named = " ".join(command[:3] if command[0] == "hub" else command[:2])
-    assert f"wardcrf {named}:" in err and "keeps its wards' data in PostgreSQL" in err
-    s = open_(h)
-    try:
-        assert s.store.scalar("SELECT count(*) FROM events") == before
-    finally:
-        s.close()
 
 
 def test_a_blinded_list_is_sealed_to_the_unblinding_key_a_ward_sent_to_either_hub(pair, tmp_path):

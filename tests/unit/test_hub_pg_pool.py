@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pgserver
@@ -24,11 +23,6 @@ from test_hub_pg_hub import _bundles, _ledger, _make_hub, _Req, _ward_head
 from test_sync_cli import run
 
 from wardcrf.errors import UsageError
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
 
 
 def _dbname(h) -> str:

@@ -19,12 +19,10 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ledgerkit
-import pgserver
 import pytest
 from ledgerkit import Where
 from wardcrf.sync.pgstore import PgStore
@@ -56,11 +54,6 @@ PROJECTED = (
     "counters",
 )
 """The tables the form records' projectors write on a PostgreSQL hub (hub_pg.sql 0005)."""
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
 
 
 @pytest.fixture(scope="module")

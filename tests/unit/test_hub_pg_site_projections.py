@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ledgerkit
-import pgserver
 import pytest
 from ledgerkit import HUB_DEVICE, HUB_SITE, Where
 from wardcrf.sync import pghub
@@ -58,11 +56,6 @@ PROJECTED = (
     "rand_unblinding_keys",
 )
 """The tables compared: 0009's, the protocols' and the records' they read or move."""
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
 
 
 @pytest.fixture(scope="module")

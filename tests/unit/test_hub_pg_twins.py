@@ -24,11 +24,6 @@ from test_sync_cli import run
 from wardcrf.site import Site
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[pgserver.Server]:
-    yield from pgserver.serve()
-
-
 def attach_twin(hub_dir: Path, to: Path, dsn: str) -> Site:
     """`hub_dir` copied to `to` and attached to the empty database `dsn`, as `hub init --database` attaches."""
     from wardcrf.sync import pghub, pgledger
@@ -362,9 +357,11 @@ def test_db_rebuild_check_at_a_postgresql_hub_finds_a_row_no_event_made_and_a_pr
     assert (
         code == 1 and err.count("\n") == 1 and "cannot be replayed" in err and "nothing was compared" in err
     )
-    # A rebuild itself is not run at a PostgreSQL hub: one line, exit 2.
+    # Nor is it rebuilt from: one line, exit 1, the forged rows left for the auditor to see.
     code, out, err = run("db", "rebuild", "-d", str(h.data_dir), monkeypatch=monkeypatch)
-    assert code == 2 and err.count("\n") == 1 and "does not run yet" in err, (code, out, err)
+    assert code == 1 and err.count("\n") == 1 and "nothing was rebuilt" in err, (code, out, err)
+    with _pg_admin(h) as admin:
+        assert admin.execute("SELECT count(*) FROM records WHERE event_id = 'FORGED'").fetchone() == (1,)
 
 
 # -- exports ------------------------------------------------------------------------------------
@@ -737,3 +734,287 @@ def test_db_rebuild_check_replays_the_hubs_own_events_where_they_met_the_log_and
             f"row {queries[engine]}: column status is 'open', the log gives 'closed'" in d for d in diffs
         ), diffs
     assert all(f" in PostgreSQL ({_pg_name(pg)})" in d for d in found["postgresql"])
+
+
+def _version(v: str):
+    from wardcrf import protocol
+
+    return protocol.parse(
+        protocol.default_protocol().source.replace('version = "1.0"', f'version = "{v}"', 1),
+        f"mexcovid-{v}.toml",
+    )
+
+
+def _load(site: Site, v: str) -> None:
+    from wardcrf import protocol
+
+    s = open_(site)
+    try:
+        protocol.load(s, _version(v))
+    finally:
+        s.close()
+
+
+def _ward_bundle(w: Site, to: Path) -> list[Path]:
+    """The ward's events since its last bundle (the earlier ones as if receipted)."""
+    from test_sync_roundtrip import export
+
+    s = open_(w)
+    try:
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")
+    finally:
+        s.close()
+    return export(w, to)
+
+
+def _versions(h: Site) -> list[tuple[str, int]]:
+    """(version, active) of the protocol versions where the hub's wards' data is, in insertion order."""
+    from wardcrf.sync import hub
+
+    s = open_(h)
+    try:
+        with hub.ledger_store(s) as store:
+            return [
+                (str(v), int(a))
+                for v, a in store.execute("SELECT version, active FROM protocols ORDER BY rowid")
+            ]
+    finally:
+        s.close()
+
+
+def _pg_check(h: Site, place=None) -> list[str]:
+    """`db rebuild --check` of the database, with the own-event runs' positions moved by `place` (a test of
+    the test: a replay putting them elsewhere must be found out)."""
+    from wardcrf.sync import pgcheck
+
+    s = open_(h)
+    try:
+        if place is None:
+            return [str(d) for d in pgcheck.check_projections(s)[1]]
+        real = pgcheck._own_steps
+        pgcheck._own_steps = lambda session, store: [
+            (p if first else place(p), first, e) for p, first, e in real(session, store)
+        ]  # the run at init stays first: the others move
+        try:
+            return [str(d) for d in pgcheck.check_projections(s)[1]]
+        finally:
+            pgcheck._own_steps = real
+    finally:
+        s.close()
+
+
+def ALL_FIRST(_pos: int) -> int:
+    return 0
+
+
+def ALL_LAST(_pos: int) -> int:
+    return 2**62
+
+
+def test_db_rebuild_check_replays_a_version_the_hub_loads_between_two_wards_loads_at_its_place(
+    twins, tmp_path, monkeypatch
+):
+    """The ward loads 1.2, the hub then 1.1, the ward then 1.3: the latest loaded is the active one and a
+    version's rank is its place in that order, so the projection depends on where the hub's own load met
+    the log. The twins agree row for row and both check clean; a replay of the hub's own events before the
+    whole log (1.1 ranked before 1.2), or after it (1.1 active), is found out: the check proves the
+    position, not only that the own events were replayed."""
+    w, hubs, _post = _pushed(twins, tmp_path)
+    _load(w, "1.2")
+    first = _ward_bundle(w, tmp_path / "a")
+    for h in hubs.values():
+        _import(h, first)
+        _load(h, "1.1")
+    _load(w, "1.3")
+    later = _ward_bundle(w, tmp_path / "c")
+    for h in hubs.values():
+        _import(h, later)  # its import projects the hub's 1.1 first, after the first bundle
+    want = [("1.0", 0), ("1.2", 0), ("1.1", 0), ("1.3", 1)]
+    assert _versions(hubs["sqlcipher"]) == _versions(hubs["postgresql"]) == want
+    for engine, h in hubs.items():
+        code, out, err = _check(h, monkeypatch)
+        assert code == 0 and "Projections match the log" in out, (engine, out, err)
+    pg = hubs["postgresql"]
+    assert _pg_check(pg) == []
+    for place in (ALL_FIRST, ALL_LAST):
+        found = _pg_check(pg, place)
+        assert len(found) == 1 and "table protocols in PostgreSQL" in found[0], (place.__name__, found)
+        assert "row MEXCOVID/1.1: column " in found[0], (place.__name__, found)
+
+
+def test_a_database_at_0010_holding_data_upgrades_to_0012_and_its_own_events_check_where_they_met_the_log(
+    request, tmp_path, monkeypatch
+):
+    """A hub whose database was made at migration 0010 (own events projected, marked, no runs recorded),
+    holding the ward's records, two ward loads and one of the hub's between them and a query it raised,
+    is upgraded by `migrate` to 0012: 0011 and 0012 apply to the tables holding data, nothing projected
+    changes, the check is clean (the unrecorded own events placed by their time among the bundles applied,
+    not all before the log, which would rank the hub's 1.1 before the ward's 1.2), and the next run of the
+    hub's own events is recorded from where the marker stood."""
+    from wardcrf.sync import pgstore
+    from wardcrf.sync.pgstore import PgStore
+
+    full = pgstore.schema_text()
+    names = [name for name, _sql in pgstore.migrations(full)]
+    monkeypatch.setattr(
+        pgstore, "schema_text", lambda: full[: full.index("-- migration: 0011-randomization")]
+    )
+    real = PgStore.execute
+
+    monkeypatch.setattr(PgStore, "execute", lambda self, sql, params=(): real(self, sql, params)
+                        if not sql.startswith("INSERT INTO hub_own_steps") else None)  # fmt: skip
+    w, hubs = request.getfixturevalue("twins")
+    pg = hubs["postgresql"]
+    files, post = _ward_records(w, tmp_path)
+    _import(pg, files)
+    _load(w, "1.2")
+    _import(pg, _ward_bundle(w, tmp_path / "a"))
+    _load(pg, "1.1")
+    code, out, err = run("hub", "raise-query", "-d", str(pg.data_dir), "--site", "WUH01", "--field", "pulse",
+                         "--question", "Pulse 86 or 88?", "--record", post, user="coordinator",
+                         monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 0, err
+    query = out.split()[1]
+    _load(w, "1.3")
+    _import(pg, _ward_bundle(w, tmp_path / "c"))
+    with _pg_admin(pg) as admin:
+        applied = [r[0] for r in admin.execute("SELECT name FROM schema_migrations ORDER BY applied_order")]
+        assert applied == names[: names.index("0011-randomization")]
+        marker = admin.execute("SELECT seq FROM hub_own_projected").fetchone()[0]
+        before = {t: admin.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                  for t in ("protocols", "sync_queries", "records", "events")}  # fmt: skip
+
+    monkeypatch.setattr(pgstore, "schema_text", lambda: full)
+    monkeypatch.setattr(PgStore, "execute", real)
+    store = PgStore((pg.data_dir / "hub-database").read_text().strip())
+    try:
+        assert store.migrate() == names[names.index("0011-randomization") :]
+    finally:
+        store.close()
+    with _pg_admin(pg) as admin:
+        after = {t: admin.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in before}
+        assert after == before
+        assert admin.execute("SELECT count(*) FROM hub_own_steps").fetchone() == (0,)
+    assert _versions(pg) == [("1.0", 0), ("1.2", 0), ("1.1", 0), ("1.3", 1)]
+    code, out, err = _check(pg, monkeypatch)
+    assert code == 0 and "Projections match the log" in out, (out, err)
+    found = _pg_check(pg, ALL_FIRST)  # what the check did before: every unrecorded own event first
+    assert len(found) == 1 and "row MEXCOVID/1.1: column " in found[0], found
+    # The hub goes on: its next own event (the query closed) is projected and its run recorded.
+    from wardcrf.sync import registry
+
+    hs = open_(pg, "coordinator")
+    try:
+        registry.close_query(hs, query, "accepted")
+    finally:
+        hs.close()
+    code, out, err = run("hub", "status", "-d", str(pg.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, err
+    with _pg_admin(pg) as admin:
+        [(frm, seq)] = admin.execute("SELECT from_seq, seq FROM hub_own_steps").fetchall()
+        assert frm == marker and seq > marker
+        assert admin.execute("SELECT status FROM sync_queries").fetchall() == [("closed",)]
+    code, out, err = _check(pg, monkeypatch)
+    assert code == 0 and "Projections match the log" in out, (out, err)
+
+
+PAUSED_IMPORT = """
+import sys, time, pathlib
+import scratch_events  # noqa: F401
+from wardcrf import eventlog
+from wardcrf.cli import main
+
+paused, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+write = eventlog._write
+
+
+def _write(*args, **kw):
+    # The bundle's events are in the log (their positions taken); hold before projecting them.
+    if not paused.exists():
+        paused.write_text("paused")
+        deadline = time.monotonic() + 120  # a bound on a condition, not a timing
+        while not go.exists():
+            if time.monotonic() > deadline:
+                raise SystemExit("never released")
+            time.sleep(0.05)
+    return write(*args, **kw)
+
+
+eventlog._write = _write
+main(["hub", "import", "--data-dir", sys.argv[3], *sys.argv[4:]])
+"""
+
+
+def test_two_wards_bundles_imported_at_once_commit_out_of_their_log_order_and_the_hub_stays_consistent(
+    request, tmp_path, monkeypatch
+):
+    """Two devices' bundles applied at once at a PostgreSQL hub: lap1's takes its log positions first, then
+    waits before projecting (a process paused by the test, not by a clock); lap2's is imported whole and
+    commits meanwhile; lap1's then projects and commits. So the log order (`events.pos`) and the order the
+    rows were projected (`rowid`) disagree across the two devices: lap1 loaded 1.2 first in the log, lap2's
+    1.3 was projected first and lap1's 1.2 made active after it, as commit order says.
+
+    What reads the two orders: the receipts and the transparency log (each bundle once, its leaf in commit
+    order), the export's audit trail (each ward's events at its bundle's `applied_at`, so lap2's before
+    lap1's), and `db rebuild --check`, which must re-derive these rows: it is clean."""
+    import subprocess
+    import sys
+    import time
+
+    from synckit import subprocess_env
+    from wardcrf.sync import hub
+
+    pg_server = request.getfixturevalue("pg_server")
+    h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD, database=pg_server.new_database()).site
+    w1, w2 = make_ward(tmp_path, "lap1"), make_ward(tmp_path, "lap2", "WUH02")
+    connect(w1, h)
+    connect(w2, h)
+    for w in (w1, w2):
+        _import(h, _ward_bundle(w, tmp_path / f"start-{w.data_dir.name}"))
+    _load(w1, "1.2")
+    _load(w2, "1.3")
+    a = _ward_bundle(w1, tmp_path / "a")
+    b = _ward_bundle(w2, tmp_path / "b")
+    paused, go = tmp_path / "paused", tmp_path / "go"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_IMPORT, str(paused), str(go), str(h.data_dir), *map(str, a)],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120  # a bound on a condition, not a timing
+        while not paused.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        _import(h, b)  # whole, committed, while lap1's bundle holds its log positions
+        go.write_text("go")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "applied" in out, (out, err)
+    with _pg_admin(h) as admin:
+        dev = {
+            str(r[0]): str(r[1])
+            for r in admin.execute("SELECT site, device FROM sync_devices WHERE site IN ('WUH01', 'WUH02')")
+        }
+        # The log order: lap1's bundle took its positions first ...
+        first_pos = dict(admin.execute(
+            "SELECT device, min(pos) FROM events WHERE type = 'protocol.loaded' AND device IN (%s, %s)"
+            " GROUP BY device", (dev["WUH01"], dev["WUH02"])).fetchall())  # fmt: skip
+        assert first_pos[dev["WUH01"]] < first_pos[dev["WUH02"]]
+        # ... but lap2's was projected and committed first: its leaf, its version's rowid, then lap1's.
+        leaves = [str(r[0]) for r in admin.execute("SELECT device FROM tlog_leaves ORDER BY idx").fetchall()]
+        assert leaves[-2:] == [dev["WUH02"], dev["WUH01"]]
+        versions = admin.execute("SELECT version, active FROM protocols ORDER BY rowid").fetchall()
+        assert versions[-2:] == [("1.3", 0), ("1.2", 1)], versions
+        assert admin.execute("SELECT count(*) FROM sync_applied WHERE first_seq IS NOT NULL").fetchone() == (
+            4,
+        )
+    code, out, err = _check(h, monkeypatch)
+    assert code == 0 and "Projections match the log" in out, (out, err)
+    code, out, err = run("audit", "verify", "-d", str(h.data_dir), monkeypatch=monkeypatch)
+    assert code == 0, (out, err)

@@ -18,6 +18,8 @@ import pytest
 from wardcrf.cli import main
 from wardcrf.workflow import demo
 
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
+
 HUB_PASSWORD = "hub-password-1"
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import pytest
 from conftest import PASSWORD
+from hub_engines import ledger
 from synckit import add_notes, connect, make_hub, make_ward, open_
 from wardcrf.sync import hub, ward
 
 from wardcrf import machine
 from wardcrf.errors import PermissionDenied, Refused, UsageError
 from wardcrf.site import Site
+
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
 
 
 def _elsewhere(monkeypatch) -> None:
@@ -95,9 +98,6 @@ def test_the_hub_is_told(tmp_path, monkeypatch):
     finally:
         s.close()
     monkeypatch.undo()  # the hub is its own computer
-    hs = open_(h)
-    try:
+    with ledger(h) as (hs, store):
         hub.import_file(hs, files[-1])
-        assert hs.store.scalar("SELECT count(*) FROM events WHERE type = 'device.moved'") == 1
-    finally:
-        hs.close()
+        assert store.scalar("SELECT count(*) FROM events WHERE type = 'device.moved'") == 1

@@ -36,6 +36,9 @@ FORM_SERVICES = {"wardcrf.workflow.submit", "wardcrf.workflow.preflight", "wardc
 NOT_ROLE_GATED = {
     "wardcrf.site.Site.verify_password": "authentication: checks a password, any signed-in user may be asked",
     "wardcrf.users.set_language": "the user's own display language (user.language_set: any role, authority.py)",
+    "wardcrf.users.languages": (
+        "the display languages the protocol declares, offered to any signed-in user to choose their own"
+    ),
     "wardcrf.drafts.mine": "a role without draft.keep has no drafts: an empty list, not a refusal",
     "wardcrf.randomization.service.randomizable": (
         "whether to offer the randomize key: False for a role without randomization.allocate, not a refusal "

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from forge import append_raw
+from hub_engines import ledger
 from synckit import PASSWORD, add_notes, card_of, connect, make_hub, make_ward, open_
 from wardcrf.sync import hub, registry, ward
 
@@ -47,8 +48,9 @@ def device_of(site: Site) -> str:
 
 
 @pytest.fixture
-def trial(tmp_path: Path) -> dict[str, Any]:
-    """A hub, a ward of WUH01 and a ward of XYZ02, each ward's first bundle applied."""
+def trial(tmp_path: Path, hub_engine: str) -> dict[str, Any]:
+    """A hub, a ward of WUH01 and a ward of XYZ02, each ward's first bundle applied (each test using it
+    runs at a SQLCipher and at a PostgreSQL hub: `hub_engine`)."""
     h = make_hub(tmp_path)
     w1 = make_ward(tmp_path, "lap1", "WUH01")
     w2 = make_ward(tmp_path, "lap2", "XYZ02")
@@ -62,11 +64,9 @@ def trial(tmp_path: Path) -> dict[str, Any]:
 
 
 def hub_rows(h: Site, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    s = open_(h)
-    try:
-        return s.store.rows(sql, params)
-    finally:
-        s.close()
+    """Rows where the hub keeps what its wards send (`hub.ledger_store`: its file, or its database)."""
+    with ledger(h) as (_s, store):
+        return store.rows(sql, params)
 
 
 def attacker_card(root: Path) -> dict[str, Any]:
@@ -75,6 +75,10 @@ def attacker_card(root: Path) -> dict[str, Any]:
     return card_of(rogue).as_dict()
 
 
+@pytest.mark.pg_gap(
+    "a ward bundle forging hub.device_registered is refused as 'needs projections ... does not run yet'"
+    " (sync.engine.check_portable runs before authority.check_import), not as one its device 'may not' send"
+)
 def test_attack_forged_registration_and_decision_are_refused_and_nothing_applied(trial) -> None:
     """The attack as found: a ward bundle continuing lap1's chain replaces XYZ02's laptop by
     the attacker's key and sends XYZ02 a 'stop enrolment' decision."""
@@ -163,11 +167,8 @@ def test_every_hub_only_type_in_a_ward_bundle_is_refused(
         target = hub_rows(
             h, "SELECT id FROM events WHERE device = ? ORDER BY seq DESC LIMIT 1", (device_of(w1),)
         )[0]["id"]
-        c = open_(h, "coordinator")
-        try:
-            q = registry.raise_query(c, "WUH01", target, "text", "which note?")
-        finally:
-            c.close()
+        with ledger(h, "coordinator") as (c, wards):
+            q = registry.raise_query(c, "WUH01", target, "text", "which note?", wards=wards)
         body["query"] = q.id
     before = hub_rows(h, "SELECT count(*) AS n FROM events")[0]["n"]
     append_raw(w1, etype, body, subject=subject)
@@ -188,11 +189,8 @@ def test_ward_answer_to_another_sites_query_is_refused(trial) -> None:
     target = hub_rows(
         h, "SELECT id FROM events WHERE device = ? ORDER BY seq DESC LIMIT 1", (device_of(w2),)
     )[0]["id"]
-    c = open_(h, "coordinator")
-    try:
-        q = registry.raise_query(c, "XYZ02", target, "text", "which note?")
-    finally:
-        c.close()
+    with ledger(h, "coordinator") as (c, wards):
+        q = registry.raise_query(c, "XYZ02", target, "text", "which note?", wards=wards)
     append_raw(
         w1,
         "query.answered",

@@ -17,6 +17,8 @@ from wardcrf import store as store_mod
 from wardcrf.errors import Refused, UsageError
 from wardcrf.store import Store
 
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
+
 
 @pytest.fixture
 def pair(tmp_path: Path):
@@ -64,7 +66,8 @@ def test_import_files_applies_consecutive_bundles_of_one_device_in_one_commit(pa
         _name, data, _sig = items[-1].result.receipt
         assert f'"seq":{head}' in data.decode()
         # chain_heads was written at commit, so the table agrees with the events.
-        assert hs.store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (device,)) == head
+        with hub.ledger_store(hs) as store:
+            assert store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (device,)) == head
     finally:
         hs.close()
     assert hub_events(h, device) == head
@@ -85,7 +88,8 @@ def test_import_files_refused_bundle_rolls_back_alone(pair, tmp_path: Path) -> N
         assert items[1].result is None and "bad signature" in (items[1].refused or "")
         # The third waits for the second (a gap), it is not applied past the refused one.
         assert items[2].result is not None and items[2].result.outcome.status == "held"
-        applied = hs.store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,))
+        with hub.ledger_store(hs) as store:
+            applied = store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,))
         assert applied == 1
         first = items[0].result.outcome.events
     finally:
@@ -103,7 +107,8 @@ def test_import_files_refuses_a_non_bundle_name_before_anything(pair, tmp_path: 
     try:
         with pytest.raises(UsageError, match="not a bundle"):
             hub.import_files(hs, [files[0], other])
-        assert hs.store.scalar("SELECT count(*) FROM sync_applied") == 0
+        with hub.ledger_store(hs) as store:
+            assert store.scalar("SELECT count(*) FROM sync_applied") == 0
     finally:
         hs.close()
 

@@ -15,11 +15,14 @@ from typing import Any
 
 import pytest
 from forge import append_raw
+from hub_engines import ledger
 from synckit import PASSWORD, connect, make_hub, open_
 from wardcrf.sync import hub, ward
 
 from wardcrf import audit, devicekeys
 from wardcrf.site import Site
+
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
 
 
 @pytest.fixture
@@ -72,16 +75,13 @@ def test_records_before_a_signed_consent_are_held_with_the_reason(demo_pair, tmp
         "WUH01-090: vitals record" in res.outcome.message
         and "no signed consent before it" in res.outcome.message
     )
-    s = open_(h)
-    try:
-        assert s.store.scalar("SELECT count(*) FROM participants WHERE id = 'WUH01-090'") == 0
+    with ledger(h) as (s, store):  # the wards' data where the hub keeps it
+        assert store.scalar("SELECT count(*) FROM participants WHERE id = 'WUH01-090'") == 0
         st = hub.status(s)
         assert [x["bundle_seq"] for x in st["held_rules"]] == [res.outcome.bundle_seq]
         assert audit.verify(s).ok, audit.verify(s).problems
-        device = s.store.scalar("SELECT device FROM sync_devices LIMIT 1")
-        _name, data, _sig = hub.receipts.make(s.store, device, devicekeys.signer(s))
-    finally:
-        s.close()
+        device = store.scalar("SELECT device FROM sync_devices WHERE kind != 'hub' LIMIT 1")
+        _name, data, _sig = hub.receipts.make(store, device, devicekeys.signer(s))
     assert b'"held_rules"' in data and b"no signed consent before it" in data
 
 
@@ -89,14 +89,11 @@ def test_genuine_records_after_their_consent_still_apply(demo_pair, tmp_path: Pa
     """Accept side: the demo's whole history (consents, then records) was applied by the fixture,
     and a new record on an enrolled participant, after its signed consent, applies."""
     w, h = demo_pair["ward"], demo_pair["hub"]
-    s = open_(h)
-    try:
-        pid = s.store.scalar(
+    with ledger(h) as (_s, store):
+        pid = store.scalar(
             "SELECT id FROM participants WHERE enrollment_event IS NOT NULL ORDER BY id LIMIT 1"
         )
-        assert s.store.scalar("SELECT count(*) FROM participants") >= 7
-    finally:
-        s.close()
+        assert store.scalar("SELECT count(*) FROM participants") >= 7
     append_raw(w, "record.submitted", {"form": "vitals", "data": {"timepoint": "extra"}},
                subject=f"participant:{pid}", role="clinician", user="clinician")  # fmt: skip
     res = hub_import(h, export(w, tmp_path / "usb")[-1])
@@ -128,13 +125,10 @@ def _held_for(h: Site, f: Path, pid: str, words: str) -> None:
     res = hub_import(h, f)
     assert res.outcome.status == "sequencing", res.outcome.message
     assert f"{pid}: " in res.outcome.message and words in res.outcome.message, res.outcome.message
-    s = open_(h)
-    try:
-        assert s.store.scalar("SELECT count(*) FROM participants WHERE id = ?", (pid,)) == 0
+    with ledger(h) as (s, store):
+        assert store.scalar("SELECT count(*) FROM participants WHERE id = ?", (pid,)) == 0
         assert [x["bundle_seq"] for x in hub.status(s)["held_rules"]] == [res.outcome.bundle_seq]
         assert audit.verify(s).ok, audit.verify(s).problems
-    finally:
-        s.close()
 
 
 @pytest.mark.parametrize("screening", [None, {"date": "2026-11-01", "eligible": False}])

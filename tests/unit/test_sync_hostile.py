@@ -25,6 +25,8 @@ from wardcrf.sync.transport import SIG_HEADER
 
 from wardcrf.site import Site
 
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
+
 
 def export(w: Site, to: Path) -> list[Path]:
     to.mkdir(exist_ok=True)

@@ -6,13 +6,16 @@ import threading
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger
 from synckit import HubServer, add_notes, connect, free_port, make_hub, make_ward, open_, serve_process
 from wardcrf.sync import hub, registry, service, ward
 from wardcrf.sync.transport import Client, Offline
 
 
 @pytest.fixture
-def served(tmp_path: Path):
+def served(tmp_path: Path, hub_engine: str):
+    """A hub serving over HTTP and a ward registered there (at a SQLCipher and a PostgreSQL hub: the
+    twenty concurrent pushes at PostgreSQL are test_hub_pg_hub's and test_hub_pg_pool's)."""
     h = make_hub(tmp_path)
     w = make_ward(tmp_path)
     connect(w, h)
@@ -36,11 +39,8 @@ def test_push_pull_round_trip_with_query_back_to_the_ward(served) -> None:
     finally:
         s.close()
     server.stop()
-    hs = open_(h, "coordinator")
-    try:
-        q = registry.raise_query(hs, "WUH01", record_id, "text", "Is this note complete?")
-    finally:
-        hs.close()
+    with ledger(h, "coordinator") as (hs, wards):
+        q = registry.raise_query(hs, "WUH01", record_id, "text", "Is this note complete?", wards=wards)
     server.__init__(h.data_dir)  # restart on a new port
     s = open_(w)
     try:
@@ -63,13 +63,11 @@ def test_push_pull_round_trip_with_query_back_to_the_ward(served) -> None:
     finally:
         c.close()
     server.stop()
-    hs = open_(h, "coordinator")
-    try:
-        assert registry.queries(hs.store, "answered")[0]["query_id"] == q.id
+    with ledger(h, "coordinator") as (hs, wards):
+        assert registry.queries(wards, "answered")[0]["query_id"] == q.id
         registry.close_query(hs, q.id, "accepted")
+    with ledger(h, "coordinator") as (hs, _wards):
         assert hub.status(hs)["open_queries"] == 0
-    finally:
-        hs.close()
     server.__init__(h.data_dir)
 
 

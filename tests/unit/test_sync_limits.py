@@ -17,6 +17,8 @@ from wardcrf.sync import bundle, hub, ward
 
 from wardcrf.errors import InternalError, Refused
 
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
+
 
 @pytest.fixture
 def pair(tmp_path: Path):

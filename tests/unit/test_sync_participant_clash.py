@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger
 from synckit import PASSWORD, HubServer, add_notes, card_of, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
 from wardcrf.sync import hub, registry, restore, service, ward
@@ -22,6 +23,8 @@ from wardcrf import users
 from wardcrf.eventlog import Event
 from wardcrf.site import Site
 from wardcrf.workflow import idclash
+
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
 
 DOCTORS = (("clinician", "clinician"), ("clinician2", "clinician"), ("investigator", "investigator"))
 
@@ -66,11 +69,8 @@ def two_laptops(tmp_path: Path):
 
 
 def _hub_rows(h: Site, sql: str, params: tuple = ()) -> list[dict]:
-    s = open_(h)
-    try:
-        return s.store.rows(sql, params)
-    finally:
-        s.close()
+    with ledger(h) as (_s, store):
+        return store.rows(sql, params)
 
 
 def test_same_id_from_two_laptops_is_held_unmerged_and_both_are_kept(
@@ -216,17 +216,16 @@ def test_consents_recorded_before_the_marker(two_laptops, tmp_path: Path) -> Non
     (fa,) = export(a, tmp_path / "usb-a")
     hub_import(h, fa)
     dev_a, dev_b = card_of(a).device, card_of(b).device
-    hs = open_(h)
-    try:
-        assert idclash.clash_of(hs.store, _consent_event(dev_a, 99, {})) is None
-        clash = idclash.clash_of(hs.store, _consent_event(dev_b, 5, {}))
+    with ledger(h) as (hs, store):  # where the wards' participants are
+        assert idclash.clash_of(store, _consent_event(dev_a, 99, {})) is None
+        clash = idclash.clash_of(store, _consent_event(dev_b, 5, {}))
         assert clash is not None and clash["created_by_device"] == dev_a
-        assert idclash.clash_of(hs.store, _consent_event(dev_b, 5, {idclash.CREATES: False})) is None
-        assert idclash.clash_of(hs.store, _consent_event(dev_b, 5, {idclash.CREATES: True})) is not None
+        assert idclash.clash_of(store, _consent_event(dev_b, 5, {idclash.CREATES: False})) is None
+        assert idclash.clash_of(store, _consent_event(dev_b, 5, {idclash.CREATES: True})) is not None
+        # The registry is the hub's file's (a PostgreSQL hub copies it there when it changed).
         hs.store.execute("UPDATE sync_devices SET replaces = ? WHERE device = ?", (dev_a, dev_b))
-        assert idclash.clash_of(hs.store, _consent_event(dev_b, 5, {})) is None
-    finally:
-        hs.close()
+    with ledger(h) as (_hs, store):
+        assert idclash.clash_of(store, _consent_event(dev_b, 5, {})) is None
 
 
 def test_clash_over_http_is_a_409_and_the_ward_hears_of_it(two_laptops, tmp_path: Path) -> None:

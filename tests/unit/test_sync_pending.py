@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from wardcrf.photos import importing
 from wardcrf.sync import bundle, pending
 from wardcrf.sync import ward as sync_ward
 
 from wardcrf import projections, records
+
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
 
 
 def _jpeg(i: int) -> bytes:
@@ -119,7 +122,11 @@ def test_sync_panel_work_does_not_grow_with_unreceipted_events(session_for):
 
 def test_rebuild_check_covers_the_photo_index(session_for):
     s = session_for("clinician")
-    _consent(s, 1, [importing.import_bytes(s, "p.jpg", _jpeg(1)).ref, importing.import_bytes(s, "q.jpg", _jpeg(2)).ref])
+    _consent(
+        s,
+        1,
+        [importing.import_bytes(s, "p.jpg", _jpeg(1)).ref, importing.import_bytes(s, "q.jpg", _jpeg(2)).ref],
+    )
     assert not projections.check(s.store)[1]
     s.store.execute("UPDATE photo_first_refs SET ordinal = ordinal + 5 WHERE ordinal = 2")
     diffs = projections.check(s.store)[1]

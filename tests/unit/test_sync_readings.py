@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hub_engines import check_projections, ledger
 from synckit import PASSWORD, card_of, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
 from wardcrf.sync import hub, registry, restore
@@ -27,11 +28,9 @@ ROWS = "SELECT unit_id, t, temp_c, sha256 FROM cc_readings ORDER BY unit_id, t"
 
 
 def _rows(site: Site) -> list[dict[str, Any]]:
-    s = open_(site)
-    try:
-        return s.store.rows(ROWS)
-    finally:
-        s.close()
+    """The readings index of a ward, or of a hub where it keeps what its wards send."""
+    with ledger(site) as (_s, store):
+        return store.rows(ROWS)
 
 
 def _import(p, tmp: Path, name: str, raw: bytes, unit: str = "FRZ-1") -> str:
@@ -66,7 +65,8 @@ def _three_files(w: Site, tmp: Path) -> list[str]:
 
 
 @pytest.fixture
-def synced(tmp_path: Path):
+def synced(tmp_path: Path, hub_engine: str):
+    """A ward with three logger files exported, and a hub (SQLCipher or PostgreSQL: `hub_engine`)."""
     h = make_hub(tmp_path)
     w = make_ward(tmp_path)
     connect(w, h)
@@ -83,16 +83,14 @@ def test_hub_readings_equal_the_wards(synced) -> None:
     for f in files:
         assert hub_import(h, f).outcome.status == "applied"
     assert _rows(h) == ward_rows
-    hs = open_(h)
-    try:
+    with ledger(h) as (hs, store):
         for d in digests:
-            assert readings.readings_of(hs.store, d)  # each file supplied readings at the hub too
+            assert readings.readings_of(store, d)  # each file supplied readings at the hub too
         # The hub's projections and its readings index agree with a replay of its log and evidence.
-        assert projections.check(hs.store)[1] == []
-        projections.rebuild(hs.store)
-        assert hs.store.rows(ROWS) == ward_rows
-    finally:
-        hs.close()
+        assert check_projections(hs)[1] == []
+        if store is hs.store:  # `db rebuild` does not run at a PostgreSQL hub yet (docs/hub-postgres.md)
+            projections.rebuild(hs.store)
+            assert hs.store.rows(ROWS) == ward_rows
 
 
 def test_replacement_laptop_gets_the_readings_back(synced, tmp_path: Path) -> None:
@@ -141,15 +139,12 @@ def test_hub_refuses_readings_that_parse_differently_and_applies_nothing(
         Refused, match=r"logger import \S+: the file parsed here gives first .*different time-zone"
     ):
         hub_import(h, files[0])
-    hs = open_(h)
-    try:
+    with ledger(h) as (_hs, store):
         device = card_of(w).device
-        assert hs.store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
-        assert hs.store.scalar("SELECT count(*) FROM cc_evidence") == 0
-        assert hs.store.scalar("SELECT count(*) FROM cc_readings") == 0
-        assert hs.store.scalar("SELECT count(*) FROM sync_applied") == 0
-    finally:
-        hs.close()
+        assert store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
+        assert store.scalar("SELECT count(*) FROM cc_evidence") == 0
+        assert store.scalar("SELECT count(*) FROM cc_readings") == 0
+        assert store.scalar("SELECT count(*) FROM sync_applied") == 0
     monkeypatch.setattr(readings.loggers, "parse", real)
     assert hub_import(h, files[0]).outcome.status == "applied"  # the same bundle, once the rules agree
     assert _rows(h) == _rows(w)
@@ -187,6 +182,7 @@ def _laptop_with_file(w: Site, tmp: Path, temps: list[float]) -> str:
         p.close()
 
 
+@pytest.mark.usefixtures("hub_engine")
 @pytest.mark.parametrize("second", [[-20.0] * 60, [-20.0] * 30 + [-18.0] * 30], ids=["agree", "disagree"])
 def test_two_laptops_files_for_one_unit_meet_at_the_hub(tmp_path: Path, second: list[float], cli) -> None:
     """Overlapping files from two laptops: agreeing readings are indexed once; disagreeing ones are
@@ -200,16 +196,13 @@ def test_two_laptops_files_for_one_unit_meet_at_the_hub(tmp_path: Path, second: 
     for w, usb in ((a, "usb-a"), (b, "usb-b")):
         for f in export(w, tmp_path / usb):
             assert hub_import(h, f).outcome.status == "applied"
-    hs = open_(h)
-    try:
-        rows = hs.store.rows(ROWS)
+    with ledger(h) as (hs, store):
+        rows = store.rows(ROWS)
         assert len(rows) == 60 and {r["sha256"] for r in rows} == {da}
         assert all(r["temp_c"] == -20.0 for r in rows)
-        found = readings.conflicts(hs.store)
+        found = readings.conflicts(store)
         assert hub.status(hs)["reading_conflicts"] == len(found)
-        assert projections.check(hs.store)[1] == []
-    finally:
-        hs.close()
+        assert check_projections(hs)[1] == []
     r = cli("hub", "conflicts", "--data-dir", str(h.data_dir), user="admin")
     assert db != da  # two laptops, two files (different logger serials)
     if second == [-20.0] * 60:

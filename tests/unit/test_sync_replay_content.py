@@ -13,8 +13,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger
 from synckit import add_notes, connect, make_hub, make_ward, open_
 from wardcrf.sync import hub, ward
+
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
 
 
 @pytest.fixture
@@ -43,11 +46,8 @@ def hub_import(h, path: Path) -> hub.ImportResult:
 
 
 def hub_count(h, sql: str) -> int:
-    s = open_(h)
-    try:
-        return int(s.store.scalar(sql))
-    finally:
-        s.close()
+    with ledger(h) as (_s, store):
+        return int(store.scalar(sql))
 
 
 def restore(w, copy: Path) -> None:

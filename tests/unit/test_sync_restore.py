@@ -14,6 +14,8 @@ from wardcrf import records, users
 from wardcrf.errors import Refused
 from wardcrf.site import Site
 
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
+
 
 def _dead_ward(tmp_path: Path):
     h = make_hub(tmp_path)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from synckit import add_notes, connect, make_hub, make_ward, open_
 from wardcrf.sync import hub, ward
+
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
 
 
 def test_an_older_copy_of_the_database_is_reported_as_a_rollback(tmp_path: Path) -> None:
@@ -135,10 +138,11 @@ def test_an_admin_keeps_the_older_copy_with_a_reason_and_the_hub_is_told(tmp_pat
     try:
         for f in files:
             hub.import_file(hs, f)
-        told = hs.store.scalar(
-            "SELECT count(*) FROM sync_held WHERE device = ? AND reason = 'fork'",
-            (w.slots.device,),
-        )
+        with hub.ledger_store(hs) as store:
+            told = store.scalar(
+                "SELECT count(*) FROM sync_held WHERE device = ? AND reason = 'fork'",
+                (w.slots.device,),
+            )
     finally:
         hs.close()
     assert told, "the hub holds the kept copy's bundle as a fork, with the decision inside it"

@@ -6,10 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hub_engines import check_projections, ledger
 from synckit import add_notes, connect, make_hub, make_ward, open_
 from wardcrf.sync import hub, ward
 
 from wardcrf.errors import Refused
+
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
 
 
 @pytest.fixture
@@ -38,11 +41,8 @@ def hub_import(h, path: Path) -> hub.ImportResult:
 
 
 def hub_events(h, device: str) -> int:
-    s = open_(h)
-    try:
-        return int(s.store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)))
-    finally:
-        s.close()
+    with ledger(h) as (_s, store):
+        return int(store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)))
 
 
 def test_export_import_receipt_round_trip(pair, tmp_path: Path) -> None:
@@ -110,12 +110,9 @@ def test_gap_is_held_until_it_fills(pair, tmp_path: Path) -> None:
     s.close()
     res = hub_import(h, f1)
     assert res.outcome.status == "applied" and res.outcome.released == [2]
-    s = open_(h)
-    try:
+    with ledger(h) as (s, store):
         assert hub.status(s)["gaps_held"] == []
-        assert s.store.scalar("SELECT max(seq) FROM events WHERE device = ?", (device,)) == head
-    finally:
-        s.close()
+        assert store.scalar("SELECT max(seq) FROM events WHERE device = ?", (device,)) == head
 
 
 def test_fork_from_restored_backup_is_held_and_flagged(pair, tmp_path: Path) -> None:
@@ -272,13 +269,10 @@ def test_refused_bundle_applies_nothing(pair, tmp_path: Path) -> None:
     s.close()
     with pytest.raises(Refused, match="bad signature"):
         hub_import(h, f)
-    hs = open_(h)
-    try:
-        assert hs.store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
-        assert hs.store.scalar("SELECT count(*) FROM sync_applied") == 0
-        assert hs.store.scalar("SELECT count(*) FROM sync_held") == 0
-    finally:
-        hs.close()
+    with ledger(h) as (_hs, store):
+        assert store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
+        assert store.scalar("SELECT count(*) FROM sync_applied") == 0
+        assert store.scalar("SELECT count(*) FROM sync_held") == 0
 
 
 def test_ward_cannot_import_as_hub_and_hub_cannot_export(pair, tmp_path: Path) -> None:
@@ -309,15 +303,14 @@ def test_rebuild_check_reproduces_sync_projections_on_hub_and_ward(pair, tmp_pat
     w, h = pair
     add_notes(w, 2)
     assert hub_import(h, export(w, tmp_path / "usb")[0]).outcome.status == "applied"
-    hs = open_(h, "coordinator")
     s = open_(w)
-    registry.raise_query(hs, "WUH01", f"{s.ctx.device}-1", "site", "check?")
+    with ledger(h, "coordinator") as (hs, wards):
+        registry.raise_query(hs, "WUH01", f"{s.ctx.device}-1", "site", "check?", wards=wards)
     s.close()
-    hs.close()
     for site in (h, w):
         s = open_(site)
         try:
-            n, diffs = projections.check(s.store)
+            n, diffs = check_projections(s) if site is h else projections.check(s.store)
             assert n > 0 and diffs == [], diffs
         finally:
             s.close()

@@ -23,6 +23,8 @@ from wardcrf import devicekeys, records, users
 from wardcrf.errors import Refused
 from wardcrf.evidence import reference
 
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
+
 
 def _noise_png(seed: int, side: int = 600) -> bytes:
     """A real PNG of about 1.1 MB that does not compress (like a photo)."""
@@ -80,8 +82,9 @@ def test_hub_import_holds_one_part_at_a_time_not_the_bundle(photo_bundle) -> Non
         finally:
             tracemalloc.stop()
         assert res.outcome.status == "applied"
-        for sha, data in photos.items():
-            assert photo_originals.read_original(hs.store, sha) == data
+        with hub.ledger_store(hs) as store:  # the photos' rows where the wards' data is, keys in the file
+            for sha, data in photos.items():
+                assert photo_originals.read_original(store, sha, keys=hs.store) == data
     finally:
         hs.close()
     assert peak < bound, f"peak {peak} bytes traced for a {size}-byte bundle whose largest photo is {largest}"
@@ -117,12 +120,14 @@ def test_a_stream_broken_midway_applies_nothing_and_leaves_no_file(photo_bundle,
     hs = open_(h)
     try:
         before = _files(h.data_dir)
-        events = hs.store.scalar("SELECT count(*) FROM events WHERE device = ?", (keys.device,))
+        with hub.ledger_store(hs) as store:
+            events = store.scalar("SELECT count(*) FROM events WHERE device = ?", (keys.device,))
         with pytest.raises(Refused, match="cannot decrypt"):
             hub.import_file(hs, f)
-        assert hs.store.scalar("SELECT count(*) FROM events WHERE device = ?", (keys.device,)) == events
-        assert hs.store.scalar("SELECT count(*) FROM photo_archive") == 0
-        assert hs.store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (keys.device,)) == 0
+        with hub.ledger_store(hs) as store:
+            assert store.scalar("SELECT count(*) FROM events WHERE device = ?", (keys.device,)) == events
+            assert store.scalar("SELECT count(*) FROM photo_archive") == 0
+            assert store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (keys.device,)) == 0
         new = {p for p in _files(h.data_dir) - before if p.suffix not in ("", ".db-wal", ".db-shm")}
         assert not [p for p in new if "sync" in p.parts], new
         incoming = h.data_dir / "sync" / ".incoming"

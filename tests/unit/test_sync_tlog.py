@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hub_engines import ledger
 from insider import raw_key
 from synckit import add_notes, connect, make_hub, make_ward, open_
 from wardcrf.sync import hub, hublog, ward
@@ -68,6 +69,7 @@ def _hub_verifier(h) -> note.Verifier:
         hs.close()
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub
 def test_every_import_is_a_leaf_and_every_receipt_carries_a_verified_checkpoint(tmp_path):
     h, w = make_hub(tmp_path), make_ward(tmp_path)
     connect(w, h)
@@ -77,12 +79,9 @@ def test_every_import_is_a_leaf_and_every_receipt_carries_a_verified_checkpoint(
     msg2 = _round(tmp_path, w, h, tag="two")
     assert "rewritten" not in msg2 and "did not prove" not in msg2, msg2
     assert _seen(w)[0] == 2
-    hs = open_(h)
-    try:
-        leaves = hs.store.rows("SELECT idx, device, bundle_seq, status FROM tlog_leaves ORDER BY idx")
-        chain = hublog.export_chain(hs.store)
-    finally:
-        hs.close()
+    with ledger(h) as (_hs, store):
+        leaves = store.rows("SELECT idx, device, bundle_seq, status FROM tlog_leaves ORDER BY idx")
+        chain = hublog.export_chain(store)
     assert [(r["idx"], r["bundle_seq"], r["status"]) for r in leaves] == [
         (0, 1, "applied"),
         (1, 2, "applied"),
@@ -92,6 +91,7 @@ def test_every_import_is_a_leaf_and_every_receipt_carries_a_verified_checkpoint(
     assert [c.size for c in got] == [1, 2]
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub
 def test_a_replayed_bundle_adds_no_leaf(tmp_path):
     h, w = make_hub(tmp_path), make_ward(tmp_path)
     connect(w, h)
@@ -102,15 +102,12 @@ def test_a_replayed_bundle_adds_no_leaf(tmp_path):
         files = ward.export(s, tmp_path / "usb").files
     finally:
         s.close()
-    hs = open_(h)
-    try:
+    with ledger(h) as (hs, store):
         hub.import_file(hs, files[-1])
         again = hub.import_file(hs, files[-1])
         assert again.outcome.status == "already"
-        assert hs.store.scalar("SELECT count(*) FROM tlog_leaves") == 1
-        assert hs.store.scalar("SELECT count(*) FROM tlog_checkpoints") == 1
-    finally:
-        hs.close()
+        assert store.scalar("SELECT count(*) FROM tlog_leaves") == 1
+        assert store.scalar("SELECT count(*) FROM tlog_checkpoints") == 1
 
 
 def test_the_log_tables_are_append_only(tmp_path):
@@ -206,16 +203,14 @@ def test_an_auditors_kept_checkpoint_catches_a_rewritten_chain_offline(tmp_path)
         hublog.verify_chain(chain, v, since=kept)
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub
 def test_a_chain_with_a_broken_step_is_refused(tmp_path):
     h, w = make_hub(tmp_path), make_ward(tmp_path)
     connect(w, h)
     for tag in ("a", "b", "c"):
         _round(tmp_path, w, h, tag=tag)
-    hs = open_(h)
-    try:
-        doc = hublog.export_chain(hs.store)
-    finally:
-        hs.close()
+    with ledger(h) as (_hs, store):
+        doc = hublog.export_chain(store)
     v = _hub_verifier(h)
     hublog.verify_chain(hublog.dumps_chain(doc), v)
     doc["checkpoints"][2]["consistency"] = [base64.b64encode(b"\0" * 32).decode()]
@@ -229,6 +224,7 @@ def test_a_chain_with_a_broken_step_is_refused(tmp_path):
             hublog.verify_chain(bad, v)
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub
 def test_a_receipt_proof_is_an_offline_tlog_proof(tmp_path):
     """The proof in a receipt verifies with the C2SP format alone: leaf text, hub key, nothing else."""
     h, w = make_hub(tmp_path), make_ward(tmp_path)
@@ -247,6 +243,7 @@ def test_a_receipt_proof_is_an_offline_tlog_proof(tmp_path):
     assert got.checkpoint.size == 1
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub
 def test_hub_log_and_audit_verify_log_through_the_cli(tmp_path, monkeypatch):
     """The auditor's commands: `hub log --out` at the hub, `audit verify-log` anywhere, offline."""
     from test_sync_cli import run
@@ -260,11 +257,8 @@ def test_hub_log_and_audit_verify_log_through_the_cli(tmp_path, monkeypatch):
     assert code == 0, err
     vkey = out.split("verifier key: ")[1].strip()
     kept = tmp_path / "kept.note"
-    hs = open_(h)
-    try:
-        kept.write_text(hs.store.scalar("SELECT note FROM tlog_checkpoints WHERE size = 1"))
-    finally:
-        hs.close()
+    with ledger(h) as (_hs, store):
+        kept.write_text(store.scalar("SELECT note FROM tlog_checkpoints WHERE size = 1"))
     code, out, err = run(
         "audit", "verify-log", str(chain), "--key", vkey, "--since", str(kept), monkeypatch=monkeypatch
     )
@@ -394,6 +388,7 @@ def test_the_hubs_audit_review_lists_held_bundles(tmp_path):
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "verify-checkpoint.sh"
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub
 def test_an_auditor_checks_a_checkpoint_with_openssl_alone(tmp_path):
     """docs/verify-checkpoint.sh: the hub's signed checkpoint verified with standard tools (issue 21)."""
     import shutil
@@ -404,12 +399,9 @@ def test_an_auditor_checks_a_checkpoint_with_openssl_alone(tmp_path):
     h, w = make_hub(tmp_path), make_ward(tmp_path)
     connect(w, h)
     _round(tmp_path, w, h, tag="a")
-    hs = open_(h)
-    try:
-        signed = hs.store.scalar("SELECT note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1")
+    with ledger(h) as (hs, store):
+        signed = store.scalar("SELECT note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1")
         vkey = hublog.own_verifier(hs.store).vkey
-    finally:
-        hs.close()
 
     def check(text: str, key: str = vkey) -> subprocess.CompletedProcess[str]:
         f = tmp_path / "cp.note"

@@ -17,6 +17,8 @@ from wardcrf import eventlog
 from wardcrf.errors import PermissionDenied, Refused, UsageError
 from wardcrf.site import Site
 
+pytestmark = pytest.mark.usefixtures("hub_engine")  # each test at a SQLCipher and a PostgreSQL hub
+
 P1 = "WUH01-001"
 
 

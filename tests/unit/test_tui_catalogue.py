@@ -20,8 +20,8 @@ def _fields(text: str) -> set[str]:
 
 def test_every_message_has_every_language_with_same_placeholders():
     for mid, entry in i18n.catalogue().items():
-        assert set(entry) == set(i18n.LANGUAGES), mid
-        assert _fields(entry["en"]) == _fields(entry["zh"]), mid
+        assert set(entry) == set(i18n.CATALOGUED), mid
+        assert all(_fields(entry["en"]) == _fields(entry[lang]) for lang in i18n.CATALOGUED), mid
         assert all(v.strip() for v in entry.values()), mid
 
 
@@ -71,8 +71,14 @@ def test_lookup_falls_back_and_formats():
 
 
 def test_unknown_language_refused():
-    with pytest.raises(ValueError, match="allowed: en, zh"):
-        i18n.set_language("fr")
+    with pytest.raises(ValueError, match="allowed: en, zh, fr"):
+        i18n.set_language("pt")
+
+
+def test_the_command_line_knows_the_catalogued_languages():
+    from wardcrf.cli import tui_cmds
+
+    assert tui_cmds.LANGUAGES == i18n.CATALOGUED
 
 
 def test_pad_counts_cells_for_cjk():

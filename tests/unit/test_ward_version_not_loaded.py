@@ -218,6 +218,18 @@ def test_a_format_2_participant_on_a_version_not_loaded_is_flagged_and_the_ward_
     assert [i for i in items if i["participant"] == other] == [
         i for i in items_before if i["participant"] == other
     ]
+    # the DSMG board flags them too: nothing planned under PALM 1.0's schedule, the other one's line as before
+    from datetime import date
+
+    from wardcrf.workflow import dsmg
+
+    s = Site.open(w.dir).unlock("admin", PASSWORD)
+    try:
+        board = {p["participant"]: p for p in dsmg.review(s, today=date(2020, 3, 16))["participants"]}
+    finally:
+        s.close()
+    assert board[moved]["version_not_loaded"] == "PALM 1.3" and board[moved]["doses_planned"] == 0
+    assert board[other]["version_not_loaded"] is None and board[other]["doses_planned"] > 0
     # the visits report (their visits are their version's) refuses in one line, writing nothing
     out = tmp_path / "visits.md"
     r = w.run("report", "visits", "--out", str(out), user="admin")

@@ -24,7 +24,16 @@ from ..coldchain import reports, services
 from ..coldchain.loggers import parse_when
 from ..errors import Refused, UsageError, VerificationFailed
 from ..site import Session
-from .common import DataDirOption, JsonOption, ask_password, console, finite_number, print_json, session
+from .common import (
+    DataDirOption,
+    JsonOption,
+    ask_password,
+    console,
+    finite_number,
+    print_json,
+    session,
+    whole_hub,
+)
 
 app = typer.Typer(
     help="Cold chain: units, lots and kits, receipts, handovers, logger files, custody.", no_args_is_help=True
@@ -438,7 +447,7 @@ def custody_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Show each kit's chain: handovers, who, where, when, temperatures, photos. Exit 1 if broken."""
-    with session(data_dir, file_only="coldchain custody") as s:
+    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
         when = parse_when(at, s.ctx.zone) if at else None
         chains = reports.custody_of(s, kit_or_lot, when=when)
     if len(chains) == 1 and chains[0].lot is None and not chains[0].links:
@@ -526,7 +535,7 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
 @app.command("status")
 def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Units, last reading, open excursions, quarantined kits."""
-    with session(data_dir, file_only="coldchain status") as s:
+    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
         st = reports.status(s)
     if as_json:
         print_json(st)
@@ -560,7 +569,7 @@ def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
 
 def audit_handovers(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every receipt and handover: parties, signature states, photo hashes. Exit 1 if any fails."""
-    with session(data_dir, file_only="audit handovers") as s:
+    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
         report = reports.handover_audit(s)
     if as_json:
         print_json(report)

@@ -197,16 +197,14 @@ def ask_new_password(env: str = "WARDCRF_NEW_PASSWORD", who: str = "new user") -
 
 
 @contextlib.contextmanager
-def session(data_dir: Path | None, *, file_only: str | None = None) -> Iterator[Session]:
+def session(data_dir: Path | None) -> Iterator[Session]:
     """Open the site and sign in with WARDCRF_USER/WARDCRF_PASSWORD or prompts.
 
-    `file_only` names a command that reads the projections in the site's file
-    (an export, a report, a rebuild): refused at a hub whose wards' data is in
-    PostgreSQL, where that file holds the hub's own events only.
+    At a hub whose wards' data is in PostgreSQL the session's store is the hub's
+    file (its own events): a command reading the whole hub reads it through
+    `whole_hub` or `sync.hub.ledger_store`.
     """
     site = Site.open(resolve_data_dir(data_dir))
-    if file_only is not None:
-        _not_yet_on_postgresql(site, file_only)
     user = ask_username()
     password = ask_password()
     s = site.unlock(user, password)
@@ -218,13 +216,18 @@ def session(data_dir: Path | None, *, file_only: str | None = None) -> Iterator[
         s.close()
 
 
-def _not_yet_on_postgresql(site: Site, command: str) -> None:
-    """docs/hub-postgres.md lists what does not run at a PostgreSQL hub yet; those commands say so here."""
-    if (site.data_dir / "hub-database").is_file():
-        raise UsageError(
-            f"wardcrf {command}: this hub keeps its wards' data in PostgreSQL, where {command} does not"
-            " run yet (issue 19, docs/hub-postgres.md); nothing done"
-        )
+@contextlib.contextmanager
+def whole_hub(s: Session) -> Iterator[Session]:
+    """The signed-in session as a command reading the whole site sees it (a report, the cold chain's
+    custody, an SDV's record): itself, or at a hub whose wards' data is in PostgreSQL the same sign-in
+    over the hub's file and database read as one SQLCipher hub's file (`sync.hubview`), read-only:
+    what the command writes goes through `s`, to the hub's file."""
+    import dataclasses
+
+    from ..sync import hubview
+
+    with hubview.view(s) as store:
+        yield s if store is s.store else dataclasses.replace(s, store=store)
 
 
 def print_json(value: Any) -> None:

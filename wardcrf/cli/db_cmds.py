@@ -86,9 +86,10 @@ def rebuild(
     """Re-derive every projection table from the event log (or --check that they match).
 
     At a PostgreSQL hub, --check compares the database's projections with its log as well as the hub's
-    file's with its own (docs/hub-postgres.md); a rebuild there is refused.
+    file's with its own, and a rebuild rewrites both: the database's as its owner, with the importers
+    stopped (docs/hub-postgres.md).
     """
-    with session(data_dir, file_only=None if check else "db rebuild") as s:
+    with session(data_dir) as s:
         if check:
             from ..sync import pgcheck
 
@@ -102,7 +103,10 @@ def rebuild(
             if not as_json:
                 console.print(f"Projections match the log ({n} events replayed).")
         else:
-            n = dbadmin.rebuild_projections(s)
+            from ..sync import pgcheck
+
+            in_database = pgcheck.rebuild_projections(s)  # first: refused there, nothing is changed here
+            n = dbadmin.rebuild_projections(s, also=in_database)
             console.print(f"Projections rebuilt from {n} events.")
 
 

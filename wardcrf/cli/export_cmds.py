@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ..text import for_terminal
-from .common import DataDirOption, JsonOption, console, err_console, print_json, session
+from .common import DataDirOption, JsonOption, console, err_console, print_json, session, whole_hub
 
 app = typer.Typer(
     help="Export the trial's data: CSV, CDISC ODM 1.3.2, SDTM (XPT, Dataset-JSON, define.xml), a plain SQLite copy.",
@@ -226,16 +226,17 @@ def sqlite(
     """A plain, UNENCRYPTED SQLite copy for analysis tools (asks for confirmation; recorded in the log)."""
     from ..exports.plaintext import export_sqlite
 
-    with session(data_dir, file_only="export") as s:
+    with session(data_dir) as s:
         s.require("export.plaintext", what="export an unencrypted copy of the data")
         confirmed = yes
         if not confirmed and sys.stdin.isatty():
             confirmed = typer.confirm(
                 f"{out} will hold the trial's data WITHOUT encryption. Write it?", default=False
             )
-        with progress_bar(quiet or as_json) as p:
-            result = export_sqlite(s, out, confirmed=confirmed, progress=p)
-        _warn_conflicts(s)
+        # A PostgreSQL hub's file and database as one SQLCipher hub's file (`sync.hubview`): copied whole.
+        with whole_hub(s) as reading, progress_bar(quiet or as_json) as p:
+            result = export_sqlite(s, out, confirmed=confirmed, progress=p, reading=reading)
+            _warn_conflicts(reading)
     _done(result, as_json, "unencrypted SQLite copy written")
     if not as_json:
         err_console.print(

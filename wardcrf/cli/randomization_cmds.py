@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from .common import DataDirOption, JsonOption, ask_password, console, print_json, session
+from .common import DataDirOption, JsonOption, ask_password, console, print_json, session, whole_hub
 
 hub_app = typer.Typer(
     help="Allocation lists: made at the hub, sealed for one ward laptop.", no_args_is_help=True
@@ -94,8 +94,8 @@ def export_unblinded(
     """The statistician's unblinded export (admin, at the hub): participants joined to arms; logged."""
     from ..randomization import unblinded
 
-    with session(data_dir, file_only="hub randomization export") as s:
-        x = unblinded.export(s, protocol_id, out)
+    with session(data_dir) as s, whole_hub(s) as reading:  # a PostgreSQL hub's allocations: its database
+        x = unblinded.export(s, protocol_id, out, reading=reading)
     console.print(
         f"Wrote {x.rows} allocations of {protocol_id} to {x.out} (SHA-256 {x.sha256}); logged as event {x.event_id}.",
         highlight=False,

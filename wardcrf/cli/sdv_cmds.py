@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .. import sdv
 from ..errors import UsageError
-from .common import DataDirOption, JsonOption, ask_password, console, print_json, session
+from .common import DataDirOption, JsonOption, ask_password, console, print_json, session, whole_hub
 
 app = typer.Typer(
     help="Source-data verification: mark records verified against their photographs.", no_args_is_help=True
@@ -51,13 +51,18 @@ def verify_cmd(
     """Mark a record, or single fields, verified against the source photograph (monitor; e-signature "verified")."""
     if (record is None) == (participant is None or form is None) or (record and (participant or form)):
         raise UsageError("name the record: its event id, or --participant ID --form FORM (not both)")
-    with session(data_dir, file_only="sdv verify") as s:
-        target = record or sdv.find_record(s.store, str(participant), str(form))
-        password = ask_password("Your password, to sign as verified", env="WARDCRF_PASSWORD")
-        event = sdv.verify(
-            s, target, password=password, fields=field or None, sources=source or None, note=note
-        )
-        status = sdv.record_status(s.store, target)
+    from ..sync.hub import ledger_store
+
+    with session(data_dir) as s:
+        with whole_hub(s) as reading:  # a PostgreSQL hub's records and photographs: its file and database
+            target = record or sdv.find_record(reading.store, str(participant), str(form))
+            password = ask_password("Your password, to sign as verified", env="WARDCRF_PASSWORD")
+            event = sdv.verify(
+                s, target, password=password, fields=field or None, sources=source or None, note=note,
+                reading=reading,
+            )  # fmt: skip
+        with ledger_store(s) as wards:  # with the mark just made (the hub's own events projected there)
+            status = sdv.record(s, target, wards=wards)
     if as_json:
         print_json({"event": event.id, **status.as_json()})
         return

@@ -13,9 +13,12 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
+from ..users import LANGUAGE_CODE
 from .common import DataDirOption, finite_number, resolve_data_dir
 
-LANGUAGES = ("en", "zh")
+LANGUAGES = ("en", "zh", "fr")
+"""The languages the screens' own words are written in (screens/i18n.py CATALOGUED, a test keeps them equal);
+a protocol may declare more for its labels, shown with the screens' words in English."""
 
 
 def open_tui(
@@ -27,8 +30,12 @@ def open_tui(
     user: str | None = None,
 ) -> None:
     """Run the TUI on a site directory (also used by `wardcrf demo`)."""
-    if language is not None and language not in LANGUAGES:
-        raise UsageError(f"unknown language {language!r} (allowed: {', '.join(LANGUAGES)})")
+    if language is not None and not LANGUAGE_CODE.match(language):
+        shown = repr(language[:20]) + ("…" if len(language) > 20 else "")
+        raise UsageError(
+            f"unknown language {shown}: give a language code ({', '.join(LANGUAGES)}, or one the ward's"
+            " protocol declares, e.g. pt)"
+        )
     if lock_after is not None and lock_after <= 0:
         raise UsageError("--lock-after must be a positive number of seconds")
     from ..screens.app import run_app
@@ -58,7 +65,9 @@ def tui(
         typer.Option(
             "--language",
             "-l",
-            help="Interface language: en or zh (default: the user's saved setting).",
+            help="Interface language: en, zh, fr, or another the ward's protocol declares for its labels"
+            " (the screens' own words then in English); after sign-in, only those the protocol declares."
+            " Default: the user's saved setting.",
             show_default=False,
         ),
     ] = None,

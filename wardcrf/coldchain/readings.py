@@ -120,8 +120,10 @@ def reindex_events(store: SqlStore, events: Sequence[Event]) -> None:
             index_event(store, event)
 
 
+@common_dialect
 def reindex_all(target: Store, source: Store) -> int:
-    """Re-derive `target`'s readings from every logger import in `source`'s log, in log order."""
+    """Re-derive `target`'s readings from every logger import in `source`'s log, in log order (both
+    engines: `db rebuild --check` at a PostgreSQL hub derives them into its copies, `sync.pgcheck`)."""
     target.execute("DELETE FROM cc_readings")
     target.execute("DELETE FROM cc_reading_conflicts")
     return sum(index_event(target, e, source) for e in _imports(source))

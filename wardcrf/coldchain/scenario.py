@@ -296,9 +296,11 @@ def to_bedside(
     bedside: Session | None = None,
     workdir: Path | None = None,
     since: datetime | None = None,
+    participant: str | None = None,
 ) -> str:
     """45 min before the dose: download the log of the kit's unit, hand the kit to the bedside, and
-    thaw or prepare it (-40 … -15 min) when its product declares preparation steps."""
+    thaw or prepare it (-40 … -15 min) when its product declares preparation steps. With `participant`
+    the kit goes to `bedside:<participant>`, so the worklist says whose vial it is."""
     out = when - timedelta(minutes=45)
     key = services.scanned_id(pharmacist.store, kit)
     product = config.product_of_kit(pharmacist.store, key)
@@ -323,7 +325,7 @@ def to_bedside(
         kits=[kit],
         at=out.isoformat(),
         from_location=unit,
-        to_location="bedside",
+        to_location=f"bedside:{participant}" if participant else "bedside",
         from_user=pharmacist.user,
         to_user=clinician,
         passwords=passwords,

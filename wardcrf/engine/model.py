@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wardcrf import protocol as format1
 from wardcrf import protocol_file, protocol_review
-from wardcrf.engine import expressions
+from wardcrf.engine import expressions, form_sections
 from wardcrf.errors import Refused
 from wardcrf.protocol_review import ReviewPlan
 
@@ -268,6 +268,7 @@ class Administration:
     worklist: str
     record: Mapping[str, str]
     when: str | None = None
+    frequency_extended: str = ""  # a sponsor term of CDISC FREQ (extensible): what `frequency` means
 
 
 @dataclass(frozen=True)
@@ -512,18 +513,29 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
         _preparation(r, i, product)
     _strata(r, data, forms)
     _safety(r, data, forms)
+    for name, form in forms.items():
+        if "sections" in form:  # a scored grid (docs/protocol.md, "Sections: a scored grid")
+            fields = form_sections.shapes_of_spec(form.get("fields") or {})
+            form_sections.check(r.err, ("forms", name, "sections"), form["sections"], fields)
     _names(r, data)
     _analysis_tables(r, data)
 
 
 def _analysis_tables(r: _Reader, data: dict[str, Any]) -> None:
-    """`[[analysis.characteristics]]` (participant expressions) and `[[analysis.series]]` (number fields of a
-    form recorded at declared dose assessments) name what exists: the outcomes report reads them."""
+    """`[[analysis.characteristics]]` (participant expressions), `[[analysis.series]]` (number fields of a
+    form recorded at declared dose assessments) and each endpoint's `from` (an anchor) name what exists: the
+    reports read them."""
     analysis = data.get("analysis") or {}
     forms: dict[str, Any] = data.get("forms", {})
     once = frozenset(name for name, f in forms.items() if _once(f) or name == "enrollment")
     anchors = expressions.BUILTIN_ANCHORS | frozenset(_codes(data.get("anchors"), "name"))
     participant = expressions.Scope(forms, once, anchors)
+    for i, ep in enumerate(analysis.get("endpoints", [])):
+        if "from" in ep and ep["from"] not in anchors:  # the origin an endpoint's days are counted from
+            r.err(
+                ("analysis", "endpoints", i, "from"),
+                f"{ep['from']!r} is not an anchor ({_list(set(anchors))})",
+            )
     seen: set[str] = set()
     for i, item in enumerate(analysis.get("characteristics", [])):
         p: Path_ = ("analysis", "characteristics", i)
@@ -932,6 +944,26 @@ def _window(r: _Reader, path: Path_, window: list[str]) -> None:
         r.err(path, f"the window opens ({window[0]}) after it closes ({window[1]})")
 
 
+def _frequency(r: _Reader, p: Path_, adm: Mapping[str, Any]) -> None:
+    """EXDOSFRQ is a term of CDISC's FREQ codelist (C71113), which is extensible: a frequency CDISC has no term
+    for is the sponsor's own, declared with its meaning (`frequency_extended`); define.xml then marks it
+    def:ExtendedValue and the SDTM check accepts it. A CDISC term declared as an extension is refused."""
+    from .. import cdisc
+
+    freq, meaning = str(adm.get("frequency", "")), str(adm.get("frequency_extended", "")).strip()
+    if freq in cdisc.FREQ and "frequency_extended" in adm:
+        r.err(
+            (*p, "frequency_extended"),
+            f"{freq!r} is a CDISC FREQ term: frequency_extended is for a term the codelist does not have",
+        )
+    elif freq not in cdisc.FREQ and not meaning:
+        r.err(
+            (*p, "frequency"),
+            f"{freq!r} is not a CDISC FREQ term ({', '.join(cdisc.FREQ)}): use one, or declare it a sponsor"
+            ' term of the extensible codelist with frequency_extended = "<what it means>"',
+        )
+
+
 def _administration(
     r: _Reader,
     p: Path_,
@@ -942,6 +974,7 @@ def _administration(
 ) -> None:
     if adm.get("product") not in products:
         r.err((*p, "product"), f"product {adm.get('product')!r} is not declared ({_list(products)})")
+    _frequency(r, p, adm)
     sched = adm.get("schedule", {})
     if sched.get("anchor") not in anchors:
         r.err(
@@ -1265,6 +1298,7 @@ def _administration_model(spec: Mapping[str, Any], product: str) -> Administrati
         product=product,
         route=spec.get("route", ""),
         frequency=spec.get("frequency", ""),
+        frequency_extended=str(spec.get("frequency_extended", "")),
         dose=_dose(spec["dose"]),
         schedule=_schedule(spec["schedule"]),
         window=(duration(window[0]), duration(window[1])),

@@ -293,20 +293,32 @@ class Dataset:
         if self.wards is None:
             yield from eventlog.iter_events(self.store, where, params)
             return
+        for (line,) in self.merged_rows(["line"], where, params):
+            yield Event.from_line(line)
+
+    def merged_rows(self, columns: list[str], where: str = "", params: Any = ()) -> Iterator[tuple[Any, ...]]:
+        """`columns` of every event (optionally `where`) in the order this site received them (`events`);
+        one log's rows in its order, a PostgreSQL hub's two logs merged (`sync.hubview` numbers them so)."""
+        cols = ", ".join(f'"{c}"' for c in columns)
         sql = (
-            "SELECT line, device, seq, ts FROM events"
+            f"SELECT device, seq, ts, {cols} FROM events"
             + (f" WHERE {where}" if where else "")
             + " ORDER BY pos"
         )
+        if self.wards is None:
+            for row in self.store.stream(sql, params):
+                yield tuple(row[3:])
+            return
 
-        def stream(store: SqlStore, own: bool) -> Iterator[tuple[str, Event]]:
+        def stream(store: SqlStore, own: bool) -> Iterator[tuple[str, tuple[Any, ...]]]:
             last = ""
-            for line, device, seq, ts in store.stream(sql, params):
+            for row in store.stream(sql, params):
+                device, seq, ts = row[0], row[1], row[2]
                 last = max(last, str(ts) if own else self._received(str(device), int(seq)))
-                yield last, Event.from_line(line)
+                yield last, tuple(row[3:])
 
-        for _at, e in heapq.merge(stream(self.store, True), stream(self.wards, False), key=lambda x: x[0]):
-            yield e
+        for _at, row in heapq.merge(stream(self.store, True), stream(self.wards, False), key=lambda x: x[0]):
+            yield row
 
     def logs(self) -> list[SqlStore]:
         """The stores holding this site's events: its file, and a PostgreSQL hub's database."""

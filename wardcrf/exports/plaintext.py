@@ -63,9 +63,19 @@ class PlainExport:
 
 
 def export_sqlite(
-    session: Session, out: Path, *, confirmed: bool, progress: Progress | None = None
+    session: Session,
+    out: Path,
+    *,
+    confirmed: bool,
+    progress: Progress | None = None,
+    reading: Session | None = None,
 ) -> PlainExport:
-    """Write the plain copy and record it; refuses unless `confirmed`."""
+    """Write the plain copy and record it; refuses unless `confirmed`.
+
+    `reading`: the same sign-in over the database copied, when it is not the session's file (a PostgreSQL
+    hub read whole as one SQLCipher hub's file, `cli.common.whole_hub`); the export is recorded through
+    `session`, in the site's own log.
+    """
     session.require("export.plaintext", what="export an unencrypted copy of the data")
     if not confirmed:
         raise UsageError(
@@ -78,7 +88,7 @@ def export_sqlite(
         raise UsageError(f"{out} already exists; choose a new file name (an export never overwrites)")
     if not out.parent.is_dir():
         raise UsageError(f"directory {out.parent} does not exist")
-    src = session.store
+    src = (reading or session).store
     Dataset(src).require_versions()  # its form tables are typed by each record's own version
     tables = [
         (name, sql)

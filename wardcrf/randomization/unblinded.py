@@ -87,10 +87,15 @@ class Export:
     event_id: str
 
 
-def export(session: Session, protocol_id: str, out: Path) -> Export:
-    """Write participant-to-arm rows of every list of `protocol_id` (CSV), atomically, and log it."""
+def export(session: Session, protocol_id: str, out: Path, *, reading: Session | None = None) -> Export:
+    """Write participant-to-arm rows of every list of `protocol_id` (CSV), atomically, and log it.
+
+    `reading`: the same sign-in over where the wards' allocations are (a PostgreSQL hub read whole,
+    `cli.common.whole_hub`); `session` when not given. The export is logged through `session`.
+    """
     _hub_only(session, "write the unblinded export")
-    store = session.store
+    reading = reading or session
+    store = reading.store
     lists = store.rows(
         "SELECT l.*, ev.line FROM rand_lists l JOIN events ev ON ev.id = l.event_id WHERE l.protocol_id = ?"
         " ORDER BY l.issued_at, l.rowid",
@@ -98,7 +103,7 @@ def export(session: Session, protocol_id: str, out: Path) -> Export:
     )
     if not lists:
         raise Refused(f"no allocation list of protocol {protocol_id!r} at this hub")
-    if any(lst["reveal"] == "kit" for lst in lists) and not is_unblinded(session, protocol_id):
+    if any(lst["reveal"] == "kit" for lst in lists) and not is_unblinded(reading, protocol_id):
         raise Refused(
             f"trial {protocol_id} is still blinded: an admin unblinds it first "
             "(`wardcrf hub randomization unblind-trial`), then the export joins arms to participants"

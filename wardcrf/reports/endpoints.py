@@ -11,7 +11,10 @@ results the outcomes report prints, with each method named:
   owner of these numbers, format 1's outcomes report included;
 * `proportion`: k of n per arm with its interval (`proportions`: Wilson by
   default, or Clopper–Pearson), and the difference between arms with its
-  interval (Newcombe by default, or Wald);
+  interval (Newcombe by default, or Wald); an endpoint read at a `day`
+  counts in k of n only the participants whose day N is over (evaluable),
+  the others as "not yet evaluable" (an event not yet recorded before the
+  day is not yet false);
 * `mortality` by day N: deaths on or before day N among participants whose
   status at day N is known (dead by then, or followed to day N at least),
   with the interval and the difference as for a proportion; participants
@@ -51,6 +54,8 @@ class Outcome:
     """One participant's outcome for one endpoint.
 
     `met`: a proportion endpoint's event happened (None: not known).
+    `pending`: the endpoint's day is not over for the participant yet (not yet
+    evaluable: neither k nor n, whatever `met` says).
     `time`/`event`: days from the endpoint's origin to the event (`event`
     True) or to the last time the participant was known free of it (False);
     None when nothing is recorded. `before`/`after`: a paired endpoint's values.
@@ -58,6 +63,7 @@ class Outcome:
 
     arm: str | None
     met: bool | None = None
+    pending: bool = False
     time: float | None = None
     event: bool = False
     before: float | None = None
@@ -131,6 +137,10 @@ class ProportionArm(proportions.ProportionJson):
 
     unknown: int
     """Participants whose event is not known (left out of k/n)."""
+    day: int | None
+    """The endpoint's day (None: read whenever the report is made)."""
+    not_yet_evaluable: int
+    """Participants whose day `day` is not over yet (left out of k/n; 0 without a day)."""
 
 
 class KmPoint(TypedDict):
@@ -226,18 +236,22 @@ def analyse(
         out["log_rank"], out["comparisons"] = tte["log_rank"], tte["comparisons"]
         return out
     props: dict[str, tuple[Proportion, ProportionArm]] | dict[str, tuple[Proportion, MortalityArm]]
+    day = int(endpoint["day"]) if "day" in endpoint else None
     if kind == "proportion":
-        props = {a: _proportion([o.met for o in os], settings) for a, os in by.items()}
+        props = {a: _proportion(os, day, settings) for a, os in by.items()}
         out["arms"] = {a: p[1] for a, p in props.items()}
     else:
         props = {a: _mortality(os, int(endpoint["day"]), settings) for a, os in by.items()}
         out["arms"] = {a: p[1] for a, p in props.items()}
-    day = int(endpoint["day"]) if kind == "mortality" else None
     compared: list[DifferenceComparison] = []
     for a, b in comparisons(endpoint, arms):
         diff = proportions.difference(props[a][0], props[b][0], settings.level, settings.difference_ci)
         if diff["estimate"] is None:  # which arm has nobody evaluable, and why
-            diff["reason"] = "; ".join(no_estimate(x, len(by[x]), day) for x in (a, b) if props[x][0].n == 0)
+            diff["reason"] = "; ".join(
+                no_estimate(x, len(by[x]), _waiting_day(kind, day, by[x]))
+                for x in (a, b)
+                if props[x][0].n == 0
+            )
         compared.append(DifferenceComparison(arm=a, against=b, **diff))
     out["comparisons"] = compared
     return out
@@ -254,10 +268,25 @@ def no_estimate(arm: str | None, participants: int, day: int | None) -> str:
     return f"no participant{of} with a known outcome yet"
 
 
-def _proportion(met: list[bool | None], settings: Settings) -> tuple[Proportion, ProportionArm]:
-    known = [m for m in met if m is not None]
+def _waiting_day(kind: str, day: int | None, os: Sequence[Outcome]) -> int | None:
+    """The day a group's participants wait for (`no_estimate`): mortality's; a proportion's when one of them
+    is not yet evaluable at it (else their outcome is what is missing)."""
+    if kind == "mortality" or any(o.pending for o in os):
+        return day
+    return None
+
+
+def _proportion(
+    os: Sequence[Outcome], day: int | None, settings: Settings
+) -> tuple[Proportion, ProportionArm]:
+    """k of n of the participants evaluable (their day over, the event known): an event not recorded before
+    the day is not yet false, so a participant before it is in neither k nor n."""
+    ready = [o for o in os if not o.pending]
+    known = [bool(o.met) for o in ready if o.met is not None]
     p = Proportion(sum(known), len(known), settings.level, settings.proportion_ci)
-    return p, ProportionArm(**p.as_json(), unknown=len(met) - len(known))
+    return p, ProportionArm(
+        **p.as_json(), unknown=len(ready) - len(known), day=day, not_yet_evaluable=len(os) - len(ready)
+    )
 
 
 def _mortality(os: list[Outcome], day: int, settings: Settings) -> tuple[Proportion, MortalityArm]:

@@ -7,11 +7,17 @@ and endpoints"):
 * the origin is the endpoint's `from` anchor (randomization, enrollment,
   consent) of each participant, as the schedule reads it;
 * `proportion`: the endpoint's `event` expression (true, false or unknown);
+  with a `day`, only once the participant's study day N from `from` is over
+  (before it the participant is not yet evaluable: an event not yet recorded
+  is not yet false);
 * `mortality` by day N: death is the `[disposition]` record whose status is
   the declared `death` code, on its `death_date`; a participant not known
   dead is known alive up to the latest date of any of their records;
 * `time_to_event`: `event_at` (a date: the event happened then), else
-  `censor_at` (known free of it then), in days from the origin.
+  `censor_at` (known free of it then), in days from the origin; without a
+  `censor_at`, the latest date of any of the participant's records, the
+  rule `mortality` follows (a time to death and a death by day N then
+  censor each participant at the same date).
 
 * `paired_change`: the endpoint's `form`.`field` before and after treatment,
   each participant's value chosen by `[analysis.baseline]` and
@@ -324,6 +330,8 @@ def _outcome(
     kind = ep.get("kind")
     try:
         if kind == "proportion":
+            if "day" in ep and not _day_over(int(ep["day"]), origin, snap, tz):
+                return endpoints.Outcome(arm, pending=True)  # before its day the event is not yet false
             return endpoints.Outcome(arm, met=interpreter.truth(str(ep["event"]), snap))
         if origin is None:
             return endpoints.Outcome(arm)
@@ -335,10 +343,23 @@ def _outcome(
         event_at = _day(interpreter.value_of(str(ep["event_at"]), snap), tz)
         if event_at is not None:
             return endpoints.Outcome(arm, time=float((event_at - origin).days), event=True)
-        censor = _day(interpreter.value_of(str(ep["censor_at"]), snap), tz) if ep.get("censor_at") else None
+        if ep.get("censor_at"):
+            censor = _day(interpreter.value_of(str(ep["censor_at"]), snap), tz)
+        else:  # no censor_at: followed to the latest date of any record, as mortality counts (one rule)
+            censor = _death_and_last_known(m, snap, tz)[1]
         return endpoints.Outcome(arm, time=float((censor - origin).days) if censor else None)
     except EvalError as exc:
         raise Refused(f"{m.id} {m.version}: endpoint {ep.get('code')}: {exc}") from None
+
+
+def _day_over(day: int, origin: date | None, snap: Snapshot, tz: Any) -> bool:
+    """Whether the participant's study day `day` from `origin` is over (`[calendar] anchor_day` counting, as
+    `day_of`): from then on a proportion read at that day is evaluable. No origin yet: not evaluable."""
+    if origin is None:
+        return False
+    n = (snap.now.astimezone(tz).date() - origin).days
+    today = n if snap.anchor_day == 1 and n < 0 else n + snap.anchor_day
+    return today > day
 
 
 def _death_and_last_known(m: Any, snap: Snapshot, tz: Any) -> tuple[date | None, date | None]:
@@ -391,9 +412,15 @@ def document(data: Mapping[str, Any]) -> Doc:
                     f"{ep['improved'].get(arm, 0)} of {res['pairs']}; {w['method']}, p {w['p_text']}"
                 )
             elif kind == "proportion":
-                why = endpoints.no_estimate(_who(arm), res["n"] + res["unknown"], None)
+                day = res.get("day")
+                waiting = res.get("not_yet_evaluable", 0)
+                why = endpoints.no_estimate(
+                    _who(arm), res["n"] + res["unknown"] + waiting, day if waiting else None
+                )
                 sec.text.append(
-                    f"{name}: {res['k']} of {res['n']}, {_estimate(res, ci, why)}; outcome not known: {res['unknown']}"
+                    f"{name}: {res['k']} of {res['n']}{f' evaluable at day {day}' if day else ''}, "
+                    f"{_estimate(res, ci, why)}; outcome not known: {res['unknown']}"
+                    + (f"; not yet evaluable (day {day} not over): {waiting}" if day else "")
                 )
             elif kind == "mortality":
                 day = res["day"]

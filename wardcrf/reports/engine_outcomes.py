@@ -59,8 +59,12 @@ class Characteristic(TypedDict, total=False):
 
 
 class SeriesArm(TypedDict):
+    by_point: dict[str, dict[str, stats.Description]]
+    """Each of the series' points (its label: before, after each administration), per administration."""
     by_administration: dict[str, stats.Description]
+    """The compared point's values per administration (as `by_point[compared]`)."""
     kruskal: stats.Kruskal
+    """The compared point's values across the administrations."""
 
 
 class Series(TypedDict):
@@ -355,9 +359,13 @@ def _series(pop: Population, analysed: list[Person], item: Mapping[str, Any]) ->
         spec = fields.get(name, {})
         series: dict[str, list[float | None]] = {}
         compared: dict[str, dict[int, float]] = {}
+        at_points: dict[
+            str, list[dict[int, float]]
+        ] = {}  # per participant, per point: administration -> value
         for person in analysed:
             row: list[float | None] = [None] * width
             at_compare: dict[int, float] = {}
+            per_point: list[dict[int, float]] = [{} for _ in points]
             for rec in person.snap.records.get(str(item["form"]), ()):
                 x = rec.values.get(name)
                 if not isinstance(x, Decimal | int | float) or isinstance(x, bool):
@@ -366,12 +374,14 @@ def _series(pop: Population, analysed: list[Person], item: Mapping[str, Any]) ->
                     n = _linked(pop, a, rec, person)
                     if n is not None and 1 <= n <= n_adm:
                         row[(n - 1) * len(points) + j] = float(x)
+                        per_point[j][n] = float(x)
                 n = _linked(pop, compare, rec, person)
                 if n is not None and 1 <= n <= n_adm:
                     at_compare[n] = float(x)
             if any(v is not None for v in row):
                 series[person.id] = row
             compared[person.id] = at_compare
+            at_points[person.id] = per_point
         arms: dict[str, SeriesArm] = {}
         for arm in pop.arms if not pop.blinded else ["all"]:
             people = [p for p in analysed if pop.blinded or p.arm == arm]
@@ -380,7 +390,21 @@ def _series(pop: Population, analysed: list[Person], item: Mapping[str, Any]) ->
                 for n in range(1, n_adm + 1)
             }
             across = outcomes.across_groups(groups, pop.settings.quartiles)
-            arms[arm] = {"by_administration": across["by_group"], "kruskal": across["kruskal"]}
+            by_point = {
+                _point_label(a): {
+                    f"administration {n}": stats.describe(
+                        [at_points[p.id][j][n] for p in people if n in at_points[p.id][j]],
+                        pop.settings.quartiles,
+                    )
+                    for n in range(1, n_adm + 1)
+                }
+                for j, a in enumerate(points)
+            }
+            arms[arm] = {
+                "by_point": by_point,
+                "by_administration": across["by_group"],
+                "kruskal": across["kruskal"],
+            }
         out.append(
             {
                 "code": str(item["code"]),
@@ -388,14 +412,19 @@ def _series(pop: Population, analysed: list[Person], item: Mapping[str, Any]) ->
                 "label": _text(spec.get("label")) or name,
                 "field": name,
                 "unit": str(spec.get("unit") or ""),
-                "points": [_text(a.get("label")) or str(a.get("code")) for a in points],
-                "compared": _text(compare.get("label")) or str(compare.get("code")),
+                "points": [_point_label(a) for a in points],
+                "compared": _point_label(compare),
                 "administrations": n_adm,
                 "arms": arms,
                 "participants": series,
             }
         )
     return out
+
+
+def _point_label(assessment: Mapping[str, Any]) -> str:
+    """A dose assessment as the series names it: its label, or its code."""
+    return _text(assessment.get("label")) or str(assessment.get("code"))
 
 
 def _linked(pop: Population, assessment: Mapping[str, Any], rec: Any, person: Person) -> int | None:
@@ -579,6 +608,9 @@ def _endpoint_section(doc: Doc, data: Mapping[str, Any], ep: Mapping[str, Any]) 
             head += ["censored alive before the day", "no follow-up", f"Kaplan–Meier 1 − S, {level}"]
         else:
             head += ["not known"]
+        day = arms and next(iter(arms.values())).get("day")
+        if kind == "proportion" and day:
+            head += [f"not yet evaluable (day {day} not over)"]
         rows = []
         for arm, x in arms.items():
             row = [_arm_label(data, arm), f"{x['k']} of {x['n']}", _pct(x.get("estimate")), _ci(x)]
@@ -593,16 +625,11 @@ def _endpoint_section(doc: Doc, data: Mapping[str, Any], ep: Mapping[str, Any]) 
                 ]
             else:
                 row.append(x["unknown"])
+                if day:
+                    row.append(x.get("not_yet_evaluable", 0))
             rows.append(row)
-        sec.tables.append(
-            Table(
-                head,
-                rows,
-                caption=f"by day {arms and next(iter(arms.values())).get('day')}"
-                if kind == "mortality"
-                else "",
-            )
-        )
+        caption = f"by day {day}" if kind == "mortality" else f"at day {day}" if day else ""
+        sec.tables.append(Table(head, rows, caption=caption))
         comp = [
             [
                 f"{_arm_label(data, c['arm'])} − {_arm_label(data, c['against'])}",
@@ -624,7 +651,11 @@ def _endpoint_section(doc: Doc, data: Mapping[str, Any], ep: Mapping[str, Any]) 
                 x["events"],
                 x["n"] - x["events"],
                 x.get("no_follow_up", 0),
-                _num(x.get("median")),
+                _num(x["median"])
+                if x.get("median") is not None
+                else "not reached"
+                if x["n"]
+                else "not estimable: nobody followed yet",
             ]
             for arm, x in arms.items()
         ]
@@ -656,24 +687,34 @@ def _series_section(
     rows = []
     for x in group:
         for arm, a in x["arms"].items():
-            rows.append(
-                [
-                    x["label"],
-                    *([_arm_label(data, arm)] if several else []),
-                    x["unit"],
-                    ", ".join(f"{g}: {outcomes.miqr(d)}" for g, d in a["by_administration"].items() if d["n"])
-                    or "—",
-                    outcomes.kw_text(a["kruskal"]),
-                ]
-            )
+            by_point = a.get("by_point") or {x["compared"]: a["by_administration"]}
+            for point, values in by_point.items():
+                rows.append(
+                    [
+                        x["label"],
+                        *([_arm_label(data, arm)] if several else []),
+                        x["unit"],
+                        point,
+                        ", ".join(f"{g}: {outcomes.miqr(d)}" for g, d in values.items() if d["n"])
+                        or "no values yet",
+                        outcomes.kw_text(a["kruskal"])
+                        if point == x["compared"]
+                        else f"not compared (the protocol compares {x['compared']})",
+                    ]
+                )
+    s.text.append(
+        f"Median (IQR) per administration at each point; Kruskal–Wallis compares the values "
+        f"{first['compared']} across the administrations."
+    )
     s.tables.append(
         Table(
             [
                 "measure",
                 *(["arm"] if several else []),
                 "unit",
-                f"{first['compared']}, median (IQR) per administration",
-                "Kruskal–Wallis",
+                "when",
+                "median (IQR) per administration",
+                "Kruskal–Wallis across administrations",
             ],
             rows,
         )

@@ -485,7 +485,10 @@ def miqr(d: dict[str, Any], unit: str = "") -> str:
 
 
 def kw_text(kw: dict[str, Any]) -> str:
-    return "—" if kw["p"] is None else f"H={kw['H']:.3f}, {stats.format_p(kw['p'])}"
+    """H and p, or why the test was not computed (fewer than two groups with values, all values identical)."""
+    if kw["p"] is None:
+        return str(kw.get("note") or "not computed")
+    return f"H={kw['H']:.3f}, {stats.format_p(kw['p'])}"
 
 
 def paired_tables(s: Section, markers: list[dict[str, Any]]) -> None:

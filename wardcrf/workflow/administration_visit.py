@@ -166,6 +166,10 @@ class AdministrationPlan:
     visits: tuple[
         VisitItem, ...
     ] = ()  # the visit forms owed now (and with this administration), most urgent first
+    dosage_form: str = ""  # the product's CDISC dosage form (blinded: only one every product shares)
+    volume: Quantity | None = None
+    """The volume the administration declares (`volume = { value, unit }`: MEXCOVID's 6 mL after
+    dilution), filled in as the prescribed dose is; None when the protocol leaves it to the ward (PALM)."""
 
     @property
     def parts(self) -> list[tuple[str, str]]:
@@ -395,6 +399,7 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
         strength=strength,
         units=units,
         duration=str(_administration_data(m, regimen, adm.code).get("duration") or "") or None,
+        volume=_declared_volume(_administration_data(m, regimen, adm.code)),
         product_fields=tuple(product_fields),
         time_fields=tuple(time_fields),
         required=_required_when_given(fields_, roles_, snap),
@@ -409,7 +414,17 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
             m,
             {a.form for a in (*_assessments(m, regimen, number, "before"), *after)},
         ),
+        dosage_form=shown_dosage_form(m, product, blinded),
     )
+
+
+def shown_dosage_form(m: Model, product: Mapping[str, Any], blinded: bool) -> str:
+    """The product's CDISC dosage form as the wizard names it ("CAPSULE"); on a blinded allocation only a form
+    every product of the protocol shares (a form that tells the products apart would unblind), else ""."""
+    form = str(product.get("dosage_form", "")).upper()
+    if blinded and len({str(x.get("dosage_form", "")).upper() for x in m.data.get("products", ())}) > 1:
+        return ""
+    return form
 
 
 def _safety_check(m: Model, after: tuple[Assessment, ...]) -> SafetyCheck | None:
@@ -455,6 +470,17 @@ def _required_when_given(
             except interpreter.EvalError:
                 continue
     return tuple(out)
+
+
+def _declared_volume(data: Mapping[str, Any]) -> Quantity | None:
+    v = data.get("volume")
+    if (
+        not isinstance(v, Mapping)
+        or not isinstance(v.get("value"), int | float)
+        or isinstance(v.get("value"), bool)
+    ):
+        return None
+    return cast(Quantity, {"value": v["value"], "unit": str(v.get("unit") or "")})
 
 
 def _administration_data(m: Model, regimen: str, code: str) -> Mapping[str, Any]:

@@ -9,7 +9,6 @@ convalescent plasma records volume, titre and time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -73,55 +72,13 @@ def ct_total(v: dict[str, Any], segments: tuple[str, ...] = CT_SEGMENTS) -> tupl
     """(total score, evaluable segments) over the 18 segments (or a subset of them).
 
     A segment scores when it holds an integer 0-4; ``ne`` (not evaluable)
-    and a blank count as nothing. The form's rule and the TUI's live total
-    both call this, so the screen can never show a different total than the
-    one saved.
+    and a blank count as nothing. Format 1's rule saves it; the grid shows the
+    same total live by the `compute` format1-workflow.toml gives its grid (`[grids]`)
+    (`sum` and `count_numbers`, which skip blanks and `ne` alike).
     """
     scores = [v.get(s) for s in segments]
     evaluable = [s for s in scores if isinstance(s, int) and not isinstance(s, bool)]
     return sum(evaluable), len(evaluable)
-
-
-CT_LOBES: dict[str, dict[str, tuple[str, ...]]] = {
-    lung: {
-        lobe: tuple(s for s in CT_SEGMENTS if s.startswith(f"{lung[0]}_{lobe}_"))
-        for lobe in ("upper", "middle", "lower")
-        if any(s.startswith(f"{lung[0]}_{lobe}_") for s in CT_SEGMENTS)
-    }
-    for lung in ("right", "left")
-}
-"""Anatomy of the 18 segments: lung -> lobe -> segments, in reading order.
-
-Right lung: upper 3, middle 2, lower 5 (10); left lung: upper 4 (with the
-lingula), lower 4 (8) -- STANDARDS.md, "CT score".
-"""
-
-
-@dataclass(frozen=True)
-class CTSummary:
-    """The running score of a CT form, as entered so far."""
-
-    total: int
-    evaluable: int
-    right: int
-    left: int
-    not_evaluable: int
-    blank: int
-
-    @property
-    def complete(self) -> bool:
-        """Every segment has a score or ``ne``."""
-        return self.blank == 0
-
-
-def ct_summary(v: dict[str, Any]) -> CTSummary:
-    """Total, per-lung subtotals, segments not evaluable and segments still blank."""
-    total, evaluable = ct_total(v)
-    right, _ = ct_total(v, tuple(s for lobe in CT_LOBES["right"].values() for s in lobe))
-    left, _ = ct_total(v, tuple(s for lobe in CT_LOBES["left"].values() for s in lobe))
-    ne = sum(1 for s in CT_SEGMENTS if v.get(s) == NOT_EVALUABLE)
-    blank = sum(1 for s in CT_SEGMENTS if v.get(s) in (None, ""))
-    return CTSummary(total, evaluable, right, left, ne, blank)
 
 
 @rule("ct_score")

@@ -293,6 +293,14 @@ def exposure(store: Store, proto: protocols.Protocol, pid: str, at: datetime | N
             "planned": s["doses_planned"],
             "cumulative": cumulative or [{"value": 0.0, "unit": unit}],
         }
+    return recorded_exposure(store, proto, pid, planned=proto.schedule.doses)
+
+
+def recorded_exposure(store: Store, proto: protocols.Protocol, pid: str, *, planned: int = 0) -> Exposure:
+    """The administrations recorded for the participant and their doses summed per unit, read from the
+    records of the forms `proto` declares for administrations; nothing computed from a schedule (`planned`
+    as given). The DSMG board's line for a participant on a version not loaded here (`dsmg.review`)."""
+    unit = dose_unit(proto)
     given = 0
     totals: dict[str, float] = {}
     for form, roles in administration_forms(proto).items():
@@ -306,6 +314,6 @@ def exposure(store: Store, proto: protocols.Protocol, pid: str, at: datetime | N
                 totals[q[1]] = totals.get(q[1], 0.0) + q[0]
     return {
         "given": given,
-        "planned": proto.schedule.doses,
+        "planned": planned,
         "cumulative": [{"value": v, "unit": u} for u, v in totals.items()] or [{"value": 0.0, "unit": unit}],
     }

@@ -188,6 +188,13 @@ class BoardParticipant(ParticipantSafety):
 
     sentinel: bool
     """Whether they are one of the protocol's sentinel participants."""
+    version_not_loaded: str | None
+    """The version they are on (``PALM 1.3``) when this laptop has not loaded it (`amendments.not_loaded_of`),
+    else None. Then nothing is computed from a schedule: ``doses_planned`` is 0 (not known here) and
+    ``doses_given``/``cumulative_dose`` are the administrations recorded (`declared.recorded_exposure`);
+    their AEs, SAEs, vital-sign flags and decisions are shown as for everyone."""
+    notice: str | None
+    """The line saying so (`amendments.not_loaded_notice`), else None."""
 
 
 def participant_safety(
@@ -197,15 +204,22 @@ def participant_safety(
     *,
     today: date,
     reviews: dict[str, Relatedness] | None = None,
+    schedule_known: bool = True,
 ) -> ParticipantSafety:
     """One participant's safety data as the DSMG reviews it (reads projections only).
 
     `today` (the ward's local day) decides which expedited reports are overdue;
     `reviews` may be passed when summarising many participants at once.
+    `schedule_known=False`: the participant's own version is not loaded here, so their doses are the
+    administrations recorded and nothing is planned (`declared.recorded_exposure`).
     """
     reviews = _relatedness(store) if reviews is None else reviews
     owed = safety.review_form(store) is not None  # a format-2 version may declare no review of SAEs
-    exposure = declared.exposure(store, proto, pid)
+    exposure = (
+        declared.exposure(store, proto, pid)
+        if schedule_known
+        else declared.recorded_exposure(store, proto, pid)
+    )
     aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
     by_grade = Counter(str(a["grade"]) if a["grade"] is not None else "?" for a in aes)
     by_causality = Counter(a["causality"] or "not assessed" for a in aes)
@@ -307,18 +321,29 @@ def review(session: Session, *, today: date) -> DsmgBoard:
     """The DSMG review board: the gate and every participant's safety summary."""
     session.require("record.read", what="read safety data")
     store = session.store
-    from .amendments import protocols_of
+    from .amendments import not_loaded_notice, not_loaded_of, protocols_of
     from .base import participant_from_row
 
     proto = protocols.active(store)  # the gate and the sentinels are the site's
     reviews = _relatedness(store)
     enrolled = [participant_from_row(r) for r in store.rows("SELECT * FROM participants ORDER BY number")]
     theirs = protocols_of(store, enrolled)  # each participant's doses planned: their version's
+    # on a version not loaded here: flagged as the ward list flags them, nothing planned under another version
+    missing = not_loaded_of(store, enrolled)
     sentinels = set(sentinel_state(store, proto.sentinel_participants)["sentinels"])
     people = [
         BoardParticipant(
-            **participant_safety(store, theirs.get(p.id, proto), p.id, today=today, reviews=reviews),
+            **participant_safety(
+                store,
+                theirs.get(p.id, proto),
+                p.id,
+                today=today,
+                reviews=reviews,
+                schedule_known=p.id not in missing,
+            ),
             sentinel=p.id in sentinels,
+            version_not_loaded=missing.get(p.id),
+            notice=not_loaded_notice(missing[p.id]) if p.id in missing else None,
         )
         for p in enrolled
     ]

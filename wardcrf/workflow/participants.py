@@ -483,39 +483,61 @@ def consent_problems(
         params,
     ).fetchall()
     problems: list[tuple[str, str]] = []
-    first_valid: dict[str, int | None] = {}
+    first_valid = _first_valid_consents(store, where, params) if rows else {}
     for subject, form, event_id, pos in rows:
-        if subject not in first_valid:
-            first_valid[subject] = None
-            for cid, cpos in store.execute(
-                "SELECT r.event_id, e.pos FROM records r JOIN events e ON e.id = r.event_id"
-                " WHERE r.subject = ? AND r.form = 'consent' ORDER BY e.pos",
-                (subject,),
-            ):
-                signers = {
-                    u
-                    for (u,) in store.execute("SELECT user_id FROM signatures WHERE target_event = ?", (cid,))
-                }
-                if len(signers) >= 1 + _witnesses_of(store, cid):
-                    first_valid[subject] = cpos
-                    break
         if form == "consent":
             continue
-        start = first_valid[subject]
+        start = first_valid.get(subject)
         if start is None or pos < start:
             pid = subject.removeprefix("participant:")
             problems.append((event_id, f"{pid}: {form} record {event_id} has no signed consent before it"))
     return len(rows), problems
 
 
-def _witnesses_of(store: Store, consent_event: str) -> int:
-    """The witnesses the consent's protocol version asks for (`[consent] witnesses`; format 1's default 2)."""
-    from .. import protocol as protocols
-    from ..eventlog import get
+def _first_valid_consents(store: Store, where: str, params: tuple[str, ...]) -> dict[str, int]:
+    """subject -> log position of its first consent (in log order) signed by at least 1 + the witnesses
+    its protocol version asks for, distinct users; subjects without one are absent.
 
-    event = get(store, consent_event)
+    Read per call, not per participant: the consents of every subject `where` selects, their
+    signatures and each protocol version's witnesses in three reads (signatures 500 consents at a
+    time), where one participant at a time cost four statements each — on a PostgreSQL hub four
+    round trips per participant a bundle touches (tests/unit/test_consent_prefetch.py holds it to
+    the per-participant reading).
+    """
+    consents = store.execute(
+        "SELECT r.subject, r.event_id, e.pos, e.line FROM records r JOIN events e ON e.id = r.event_id"
+        f" WHERE {where} AND r.form = 'consent' ORDER BY e.pos",
+        params,
+    ).fetchall()
+    signers: dict[str, set[str]] = {}
+    ids = [row[1] for row in consents]
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        for target, user in store.execute(
+            f"SELECT target_event, user_id FROM signatures WHERE target_event IN ({','.join('?' * len(chunk))})",
+            tuple(chunk),
+        ):
+            signers.setdefault(target, set()).add(user)
+    witnesses: dict[object, int] = {}
+    first: dict[str, int] = {}
+    for subject, cid, cpos, line in consents:
+        if subject in first:
+            continue
+        ref = Event.from_line(line).protocol
+        key = tuple(sorted(ref.items())) if ref else None
+        if key not in witnesses:
+            witnesses[key] = _witnesses_under(store, ref)
+        if len(signers.get(cid, ())) >= 1 + witnesses[key]:
+            first[subject] = cpos
+    return first
+
+
+def _witnesses_under(store: Store, ref: dict[str, str] | None) -> int:
+    """The witnesses a consent's protocol version asks for (`[consent] witnesses`; format 1's default 2)."""
+    from .. import protocol as protocols
+
     try:
-        return protocols.version(store, event.protocol if event else None).consent.witnesses
+        return protocols.version(store, ref).consent.witnesses
     except Refused:
         return 2
 

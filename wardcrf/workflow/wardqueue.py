@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 
 MIGRATION = "0570-ward-queue-visits"
 """The migration that added the visit columns: a site upgraded through it re-derives every row."""
+MIGRATION_NOT_LOADED = "0580-ward-queue-version-not-loaded"
+"""A site upgraded through it re-derives every row: a row computed under the active version for a participant
+on a version not loaded here (before such rows were left unplaced) does not outlive the upgrade."""
 
 PARTICIPANTS = "participants"
 """The `counters` row holding the number of participants on the site."""
@@ -464,7 +467,7 @@ def page(store: Store, at: datetime, offset: int, limit: int | None, *, dsmg_hol
 
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
-    registry.derived_index(derive, "ward_queue", "counters", migrations=(MIGRATION,))
+    registry.derived_index(derive, "ward_queue", "counters", migrations=(MIGRATION, MIGRATION_NOT_LOADED))
     registry.form_hook(_after_record, *_forms())
     registry.record_hook(_after_any_record)
     registry.every_event_projector(_allocated)

@@ -51,6 +51,9 @@ class Package:
     created: datetime
     protocol_version: str
     design_source: str
+    extended_terms: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Codelist -> the protocol's own terms of that extensible CDISC codelist, with their meaning (format 2:
+    an administration's `frequency_extended`); define.xml marks them def:ExtendedValue, the check accepts them."""
 
     @property
     def names(self) -> list[str]:
@@ -133,7 +136,19 @@ def package(
         created,
         proto.version,
         built.design.source,
+        _extended_terms(model) if model is not None else {},
     )
+
+
+def _extended_terms(model: Model) -> dict[str, dict[str, str]]:
+    """The sponsor terms a format-2 protocol adds to CDISC's extensible FREQ codelist (C71113)."""
+    freq = {
+        a.frequency: a.frequency_extended
+        for r in model.regimens.values()
+        for a in r.administrations
+        if a.frequency_extended
+    }
+    return {"FREQ": freq} if freq else {}
 
 
 def export_sdtm(

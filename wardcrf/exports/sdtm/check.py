@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -67,7 +67,7 @@ def _run(rows: dict[str, list[dict[str, Any]]], pkg: Any) -> Iterator[Finding]:
     yield from _trc(rows)
     for name in names:
         yield from _variables(name, rows[name])
-        yield from _values(name, rows[name], dm)
+        yield from _values(name, rows[name], dm, getattr(pkg, "extended_terms", {}))
     yield from _visits(rows, names)
     yield from _epochs(rows, names)
     yield from _dm(rows, dm)
@@ -116,7 +116,14 @@ def _variables(name: str, data: list[dict[str, Any]]) -> Iterator[Finding]:
             yield Finding("WARDCRF-XPT5", "error", name, "name > 8 or label > 40 characters", variable=v.name)
 
 
-def _values(name: str, data: list[dict[str, Any]], dm: dict[str, dict[str, Any]]) -> Iterator[Finding]:
+def _values(
+    name: str,
+    data: list[dict[str, Any]],
+    dm: dict[str, dict[str, Any]],
+    extended: Mapping[str, Mapping[str, str]] | None = None,
+) -> Iterator[Finding]:
+    """Each value against its variable: required, ISO 8601, CDISC CT (or a sponsor term the protocol declares
+    for an extensible codelist: `extended`), ASCII for XPT, study days, start before end, unique --SEQ."""
     meta = domain(name)
     seqvar = f"{name}SEQ" if meta.klass != "TRIAL DESIGN" else ""  # TSSEQ: CORE-000154 above
     seqs: Counter[tuple[str, Any]] = Counter()
@@ -143,7 +150,8 @@ def _values(name: str, data: list[dict[str, Any]], dm: dict[str, dict[str, Any]]
                 )
             if v.codelist:
                 terms = getattr(cdisc, v.codelist)
-                if str(value) not in terms:
+                own = (extended or {}).get(v.codelist, {}) if v.codelist in cdisc.EXTENSIBLE else {}
+                if str(value) not in terms and str(value) not in own:
                     yield Finding(
                         "WARDCRF-CT",
                         "error",
@@ -351,6 +359,14 @@ def report(findings: list[Finding], pkg: Any) -> str:
         f"datasets: {', '.join(pkg.names)}",
         f"errors: {len(errors)}; pending: {len(pending)}",
     ]
+    for codelist, terms in sorted(
+        getattr(pkg, "extended_terms", {}).items()
+    ):  # a reviewer is told, not left to find
+        lines += [
+            f"sponsor term of the extensible CDISC CT {codelist}: {value!r} ({meaning}); define.xml:"
+            ' def:ExtendedValue="Yes"'
+            for value, meaning in sorted(terms.items())
+        ]
     lines += [f.line() for f in errors]
     lines += [f.line() for f in pending]
     lines.append("clean" if not errors else "NOT clean")
