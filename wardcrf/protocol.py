@@ -614,7 +614,17 @@ def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
 
 
 # Keys of a format-2 field that are expressions the engine runs, not format 1's field keys.
-FORMAT2_FIELD_KEYS = frozenset({"compute", "required_when", "applies_when"})
+FORMAT2_FIELD_KEYS = frozenset({"compute", "required_when", "applies_when", "exports_applies_when"})
+
+
+def _exports_condition(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A format-2 field's condition the exports code a blank by as not applicable (NA), in format 1's table
+    shape (`{ field, in / not_in }`, read as format 1's `applies_when`): its `exports_applies_when` (NA only),
+    or an `applies_when` written as that table. An `applies_when` expression is the engine's only (not coded)."""
+    for key in ("exports_applies_when", "applies_when"):
+        if isinstance(spec.get(key), Mapping):
+            return spec[key]
+    return None
 
 
 def forms_of(source: str, filename: str) -> dict[str, Form]:
@@ -623,7 +633,10 @@ def forms_of(source: str, filename: str) -> dict[str, Form]:
     Format 1's field reader builds each field from the same keys (types,
     ranges, choices, ids, CDISC names); the format-2 expressions
     (`required_when`, `applies_when`, `compute`) are left to the engine, which
-    runs them on every submission (`workflow.engine_rules`). The file was
+    runs them on every submission (`workflow.engine_rules`); a field's
+    `exports_applies_when`, or an `applies_when` written as format 1's table,
+    is also its `Field.applies_when`, so the exports code a blank NA where it
+    fails (`exports.missing`). The file was
     validated by the format-2 reader first; a problem here is still named
     `FILE:LINE: key.path: problem`.
     """
@@ -637,6 +650,7 @@ def forms_of(source: str, filename: str) -> dict[str, Form]:
             "fields": {  # a `compute` field is computed: refused as input (`forms.check`), filled by the engine
                 fname: {k: v for k, v in spec.items() if k not in FORMAT2_FIELD_KEYS}
                 | ({"computed": True} if "compute" in spec else {})
+                | ({"applies_when": cond} if (cond := _exports_condition(spec)) is not None else {})
                 for fname, spec in (form.get("fields") or {}).items()
             },
         }

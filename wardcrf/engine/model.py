@@ -1182,6 +1182,18 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                     _condition_table(r, ("forms", name, "fields", fname, key), value, fname, form)
                 elif isinstance(value, dict):  # `required_when = { when, message }`: the refusal's template
                     template(("forms", name, "fields", fname, key, "message"), value.get("message"), scope)
+            exported = spec.get(
+                "exports_applies_when"
+            )  # the exports' NA only: the engine refuses nothing by it
+            if isinstance(exported, dict):
+                where = ("forms", name, "fields", fname, "exports_applies_when")
+                _condition_table(r, where, exported, fname, form)
+                if "applies_when" in spec:
+                    r.err(
+                        where,
+                        "declare one of applies_when (refuses a value where it fails, and codes NA)"
+                        " and exports_applies_when (codes NA only)",
+                    )
     _eligibility(r, data, forms)
 
 
