@@ -41,3 +41,12 @@ def site_protocol() -> model.Model | None:
     """What a test's `Site.init(protocol_file=...)` starts a MEXCOVID site with: None (the shipped default:
     MEXCOVID 1.0 as stored, run on its re-encoding) unless `--mexcovid-engine` is given."""
     return own_version() if ACTIVE else None
+
+
+def runs_engine() -> bool:
+    """Whether a site the tests start with the shipped default runs MEXCOVID 1.0 on the engine: since the flip
+    it does (the stored format-1 text is run on its re-encoding, `protocol.run_as`), unless the test takes
+    `format1_mexcovid` (format 1, as before the flip); `--mexcovid-engine` always."""
+    from wardcrf import protocol
+
+    return ACTIVE or protocol.run_as(protocol.default_protocol()).engine is not None
