@@ -955,6 +955,60 @@ def test_a_field_declaring_both_applies_when_and_exports_applies_when_is_refused
     ), info.value.problems
 
 
+# -- `[safety] vital_signs` `timepoint`: a record no dose assessment holds is named by its own timepoint ------
+
+
+def test_an_unscheduled_vital_sign_out_of_range_is_named_by_its_timepoint_on_the_dsmg_board(ward):
+    from wardcrf.workflow import dsmg
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    ward.submit(
+        "vitals",
+        participant=pid,
+        time=at(day0 + timedelta(days=2), 10),
+        temp="39.8",
+        pulse="80",
+        resp="18",
+        oxysat="96",
+        reason="confirmed on repeat",
+        confirm=True,
+    )
+    store = ward.clin.store
+    [flag] = dsmg.participant_safety(store, protocol.active(store), pid, today=today())["vitals_flags"]
+    # no dose assessment holds it: the record's own timepoint (format 1's "Unscheduled" on the board)
+    assert (flag["sign"], flag["value"], flag["timepoint"], flag["dose"]) == (
+        "temp",
+        39.8,
+        "unscheduled",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("timepoint", "problem"),
+    [
+        ('"timepont"', "form vitals has no field 'timepont'"),
+        ('"temp"', "vitals.temp is a number field: the timepoint is a choice field"),
+        ("3", "safety.vital_signs.timepoint"),
+        ('"Time Point"', "safety.vital_signs.timepoint"),  # not a name
+    ],
+)
+def test_a_vital_signs_timepoint_that_is_not_a_choice_field_of_the_form_is_refused_at_load(
+    timepoint, problem
+):
+    from wardcrf.engine import model
+
+    source = mexcovid_engine.own_version_source()
+    declared = 'timepoint = "timepoint", fields = ["oxysat"'
+    assert source.count(declared) == 1
+    line = source[: source.index(declared)].count("\n") + 1
+    with pytest.raises(model.ProtocolFileError) as info:
+        model.parse(source.replace(declared, f'timepoint = {timepoint}, fields = ["oxysat"'), "mexcovid.toml")
+    assert any(p.startswith(f"mexcovid.toml:{line}: ") and problem in p for p in info.value.problems), (
+        info.value.problems
+    )
+
+
 # -- the built-in short-administration warning reads the administration's `duration` ----------------------------
 
 

@@ -798,6 +798,16 @@ def _vital_signs(r: _Reader, forms: dict[str, Any], vital: dict[str, Any]) -> No
             f"{vital['form']}.{vital['time']} is a {when.get('type', 'text')} field: when the signs were "
             "measured is a date or datetime field",
         )
+    said = vital.get("timepoint")  # optional: a choice field naming the record when no assessment holds it
+    if said is not None:
+        spec = fields.get(said)
+        if spec is None:
+            r.err((*p, "timepoint"), f"form {vital['form']} has no field {said!r}")
+        elif spec.get("type") != "choice":
+            r.err(
+                (*p, "timepoint"),
+                f"{vital['form']}.{said} is a {spec.get('type', 'text')} field: the timepoint is a choice field",
+            )
     for j, name in enumerate(vital["fields"]):
         spec = fields.get(name)
         if spec is None:
