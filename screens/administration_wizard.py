@@ -467,9 +467,12 @@ class AdministrationWizard(StepWizard):
 
     @on(ScanField.Quiet, "#kit-scan")
     def _kit_quiet(self, event: ScanField.Quiet) -> None:
+        """The keys stopped for the scanner profile's gap (profile ``gap`` only): a complete scan is checked
+        like an Enter (keys typed behind it wait, the focus follows the answer); a person's typing, paused,
+        is checked only to show the answer (the focus stays where they type), as the dose wizard does."""
         event.stop()
-        if event.value == self.kit_raw and self.kit is None and not self.kit_error and event.complete:
-            self._check_scanned()
+        if event.value == self.kit_raw and self.kit is None and not self.kit_error:
+            self._check_scanned(entered=event.complete)
 
     @on(Input.Submitted, "#kit-scan")
     def _kit_entered(self, event: Input.Submitted) -> None:
@@ -480,13 +483,17 @@ class AdministrationWizard(StepWizard):
             return
         self._check_scanned()
 
-    def _check_scanned(self) -> None:
-        """Check the scan now; the keys typed behind it wait for the answer (where the focus goes)."""
+    def _check_scanned(self, *, entered: bool = True) -> None:
+        """Check the scan now; the keys typed behind it wait for the answer (where the focus goes). Not
+        `entered` (a person's typing, paused under a gap profile): the answer is only shown, nothing held,
+        the focus left where it is."""
         raw = self.kit_raw
         if raw.strip() and self.kit is None:
             self._checks += 1
-            reason = f"kit-check-{self._checks}"
-            hold_keys(self, reason)
+            reason = f"kit-check-{self._checks}" if entered else ""
+            self._move_when_checked = entered
+            if reason:
+                hold_keys(self, reason)
             self.query_one("#kit-status", Static).update(self._kit_text())
             self.check_kit(raw, reason)
 
@@ -502,7 +509,8 @@ class AdministrationWizard(StepWizard):
                 got, error = None, message_of(exc)
             self.post_message(self.KitChecked(raw, got, error))
         finally:
-            self.post_message(self.KeysFree(reason))
+            if reason:
+                self.post_message(self.KeysFree(reason))
 
     @on(StepWizard.KitChecked)
     def _on_kit_checked(self, message: StepWizard.KitChecked) -> None:
@@ -535,7 +543,7 @@ class AdministrationWizard(StepWizard):
         self._next_when_checked = False
         if go_on:
             self.action_next_step()
-        elif self.step == 0:
+        elif self.step == 0 and self._move_when_checked:
             self._focus_after_scan()
 
     def _focus_after_scan(self) -> None:

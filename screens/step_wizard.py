@@ -116,6 +116,8 @@ class StepWizard(UnsavedWork):
         self._resume: tuple[int, str | None] | None = None
         """A draft's step and field, gone back to once its kit is checked again."""
         self._next_when_checked = False
+        self._move_when_checked = True
+        """The kit check running was an Enter's (or a complete scan's): the focus follows its answer."""
 
     # -- what a wizard says about itself ---------------------------------------------------
     @abstractmethod

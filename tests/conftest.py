@@ -63,8 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="start the tests' MEXCOVID sites (the template site, export_support's wards and hubs) on "
         "MEXCOVID's format-2 re-encoding as a version of its own (wardcrf/protocols/engine/mexcovid.toml "
-        "without `reencodes`), so the ward's rules are the engine's: the MEXCOVID tests then measure what "
-        "the engine still lacks (issue 17; tests/mexcovid_engine.py)",
+        "without `reencodes`, another SHA-256). Without it they hold MEXCOVID 1.0 as stored, which the "
+        "engine runs through the same file (issue 17; tests/mexcovid_engine.py)",
     )
 
 
@@ -82,7 +82,7 @@ def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     data_dir = tmp_path_factory.mktemp("template") / "site"
     import mexcovid_engine
 
-    engine = mexcovid_engine.site_protocol()  # None: the shipped default (format 1)
+    engine = mexcovid_engine.site_protocol()  # None: the shipped default (run on its re-encoding)
     result = Site.init(
         data_dir,
         site="WUH01",
@@ -100,6 +100,18 @@ def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     finally:
         s.close()
     return data_dir, result.recovery_key
+
+
+@pytest.fixture
+def format1_mexcovid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped MEXCOVID 1.0 run by format 1's workflow, as before the flip (`protocol.run_as` reads no
+    stored version through a re-encoding): for the tests of format 1 itself and of a format-1 version beside
+    a format-2 one (a kit given under each, a format-1 site refused a format-2 report). The sites and hubs
+    are the same; only how the stored format-1 text is run differs."""
+    from wardcrf import protocol
+
+    monkeypatch.setattr(protocol, "_THROUGH", [])
+    monkeypatch.setattr(protocol, "_READ_THROUGH", {})
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
-"""MEXCOVID 1.0 as a format-2 version of its own: the ward's rules are then the engine's (issue 17).
+"""MEXCOVID 1.0 as a format-2 version of its own (issue 17).
 
-The shipped `wardcrf/protocols/engine/mexcovid.toml` lists `reencodes`, so a site
-loading it keeps format 1's workflow. Removed from the file, the list is what
+Since the flip every MEXCOVID 1.0 site runs the engine: the stored format-1
+text is read through the shipped re-encoding (`protocol.run_as`), so the
+default test run is on the engine. `--mexcovid-engine` starts the sites on the
+re-encoding as a version of its own instead. Removed from the file, the list is what
 `protocol load` itself tells a user to remove to load it "as a version of its
 own" (`engine.loading._cannot_run`): same id and version, another SHA-256, and
 `Site.init(protocol_file=...)` (as `wardcrf init --protocol FILE`) starts a site
@@ -36,6 +38,15 @@ def own_version() -> model.Model:
 
 
 def site_protocol() -> model.Model | None:
-    """What a test's `Site.init(protocol_file=...)` starts a MEXCOVID site with: None (the shipped default,
-    format 1) unless `--mexcovid-engine` is given."""
+    """What a test's `Site.init(protocol_file=...)` starts a MEXCOVID site with: None (the shipped default:
+    MEXCOVID 1.0 as stored, run on its re-encoding) unless `--mexcovid-engine` is given."""
     return own_version() if ACTIVE else None
+
+
+def runs_engine() -> bool:
+    """Whether a site the tests start with the shipped default runs MEXCOVID 1.0 on the engine: since the flip
+    it does (the stored format-1 text is run on its re-encoding, `protocol.run_as`), unless the test takes
+    `format1_mexcovid` (format 1, as before the flip); `--mexcovid-engine` always."""
+    from wardcrf import protocol
+
+    return ACTIVE or protocol.run_as(protocol.default_protocol()).engine is not None

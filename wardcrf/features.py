@@ -83,6 +83,11 @@ class Registry:
         """`fn(source, filename)` reads a stored format-2 version as the ward's `Protocol` (`protocol.active`)."""
         protocol.read_format_2_with(fn)
 
+    def format1_run_as(self, fn: protocol.Format1Through) -> None:
+        """`fn(p)` gives the ward's `Protocol` a stored format-1 version is run as (its format-2 re-encoding), or
+        None (`protocol.run_as`)."""
+        protocol.read_format_1_through(fn)
+
     def after_protocol_load(self, fn: protocol.AfterLoad) -> None:
         """`fn(session, previous)` runs in a protocol load's transaction once the new version is active."""
         protocol.after_load(fn)

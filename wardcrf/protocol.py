@@ -614,7 +614,17 @@ def _forms(r: _Reader, data: dict[str, Any]) -> dict[str, Form]:
 
 
 # Keys of a format-2 field that are expressions the engine runs, not format 1's field keys.
-FORMAT2_FIELD_KEYS = frozenset({"compute", "required_when", "applies_when"})
+FORMAT2_FIELD_KEYS = frozenset({"compute", "required_when", "applies_when", "exports_applies_when"})
+
+
+def _exports_condition(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A format-2 field's condition the exports code a blank by as not applicable (NA), in format 1's table
+    shape (`{ field, in / not_in }`, read as format 1's `applies_when`): its `exports_applies_when` (NA only),
+    or an `applies_when` written as that table. An `applies_when` expression is the engine's only (not coded)."""
+    for key in ("exports_applies_when", "applies_when"):
+        if isinstance(spec.get(key), Mapping):
+            return spec[key]
+    return None
 
 
 def forms_of(source: str, filename: str) -> dict[str, Form]:
@@ -623,7 +633,10 @@ def forms_of(source: str, filename: str) -> dict[str, Form]:
     Format 1's field reader builds each field from the same keys (types,
     ranges, choices, ids, CDISC names); the format-2 expressions
     (`required_when`, `applies_when`, `compute`) are left to the engine, which
-    runs them on every submission (`workflow.engine_rules`). The file was
+    runs them on every submission (`workflow.engine_rules`); a field's
+    `exports_applies_when`, or an `applies_when` written as format 1's table,
+    is also its `Field.applies_when`, so the exports code a blank NA where it
+    fails (`exports.missing`). The file was
     validated by the format-2 reader first; a problem here is still named
     `FILE:LINE: key.path: problem`.
     """
@@ -637,6 +650,7 @@ def forms_of(source: str, filename: str) -> dict[str, Form]:
             "fields": {  # a `compute` field is computed: refused as input (`forms.check`), filled by the engine
                 fname: {k: v for k, v in spec.items() if k not in FORMAT2_FIELD_KEYS}
                 | ({"computed": True} if "compute" in spec else {})
+                | ({"applies_when": cond} if (cond := _exports_condition(spec)) is not None else {})
                 for fname, spec in (form.get("fields") or {}).items()
             },
         }
@@ -930,6 +944,31 @@ def read_format_2_with(reader: Format2Reader) -> None:
     _FORMAT2[:] = [reader]
 
 
+Format1Through = Callable[[Protocol], "Protocol | None"]
+_THROUGH: list[Format1Through] = []
+_READ_THROUGH: dict[str, Protocol] = {}
+
+
+def read_format_1_through(reader: Format1Through) -> None:
+    """How a stored format-1 version is run by the engine through its format-2 re-encoding (`engine.loading`
+    plugs it in, `wardcrf.features`): `reader(p)` gives the ward's `Protocol` of the re-encoding, or None."""
+    _THROUGH[:] = [reader]
+    _READ_THROUGH.clear()
+
+
+def run_as(p: Protocol) -> Protocol:
+    """A stored version as the ward runs it: a format-1 version whose SHA-256 a shipped format-2 file lists in
+    its `reencodes` (MEXCOVID 1.0) is run by the engine on that file — the same id, version, SHA-256 and
+    source (its records' version reference and its exports' and audits' reading of the stored text do not
+    change), with `engine` and the forms of the format-2 file. Any other version as read."""
+    if p.engine is not None or not _THROUGH:
+        return p
+    hit = _READ_THROUGH.get(p.sha256)
+    if hit is None:
+        hit = _READ_THROUGH[p.sha256] = _THROUGH[0](p) or p
+    return hit
+
+
 def declared_format(source: str, filename: str = "<protocol>") -> int:
     """The format a file declares (`[protocol] format`); 1 when it says none. Reads within format 1's limits."""
     data, _ = read_source(source, filename)
@@ -1026,10 +1065,10 @@ def _loaded_protocol(store: SqlStore, where: str, params: tuple[Any, ...], sha: 
     that does not name its source (a row edited around wardcrf) never finds a parse here.
     """
     hit = _CACHE.get(sha)
-    if hit is not None:
-        return hit
-    source = store.scalar(f"SELECT source FROM protocols WHERE {where}", params)
-    return parse_cached(str(source), f"{name} (loaded)")
+    if hit is None:
+        source = store.scalar(f"SELECT source FROM protocols WHERE {where}", params)
+        hit = parse_cached(str(source), f"{name} (loaded)")
+    return run_as(hit)
 
 
 class VersionNotLoaded(Refused):

@@ -6,6 +6,7 @@ the tables show on a ward with something in every panel (`dash_support`).
 
 from __future__ import annotations
 
+import mexcovid_engine
 import pytest
 from dash_support import P1, P2
 from textual.widgets import DataTable, Static
@@ -42,7 +43,15 @@ async def test_participants_panel_day_next_dose_and_post_dose_vitals(app_for):
         assert p1[1] == "#2 due now, 2h 00m left"
         assert p1[2] == "post #1"  # post-dose vitals after dose 1 still owed
         assert p1[3] == "1"  # the open SAE
-        assert p1[4] == "2/5" and p1[5] == "in treatment"
+        assert p1[5] == "in treatment"
+        labels = [str(c.label) for c in screen.query_one("#participants", DataTable).columns.values()]
+        if mexcovid_engine.runs_engine():
+            # MEXCOVID 1.0 on the engine (since the flip): a format-2 ward's column counts the doses given
+            # of those planned (dose 1 given of 5), never a study day; format 1's "Day 2/5" is the
+            # format-1 ward's (test_a_format1_ward_keeps_its_day_column_and_says_doses_for_a_format2_row)
+            assert labels[4] == "Doses" and p1[4] == "1/5"
+        else:
+            assert labels[4] == "Day" and p1[4] == "2/5"  # day 2 of 5
         assert rows[P2][5] == "consented" and rows[P2][1] == ""
         assert "2 listed, 1 need attention" in title(screen, "participants")
 
@@ -206,6 +215,7 @@ def test_span_reads_like_a_nurse_says_it():
     assert span(-(2 * 24 * 60 + 4 * 60)) == "2d 4h"
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # format 1's own dashboard column: MEXCOVID 1.0 by format 1
 async def test_a_format1_ward_keeps_its_day_column_and_says_doses_for_a_format2_row(app_for):
     """MEXCOVID's "Day" column stays (only format 2's changed): day N of the doses planned. A row
     of a participant on a format-2 version of its own (an amendment back, a mixed ward) is counted in

@@ -9,6 +9,7 @@ marked fields first" it stayed where it was.
 
 from __future__ import annotations
 
+import pytest
 from dose_support import P1, P2
 from textual.widgets import Input, Static
 from tui_helpers import PASSWORD, burst, settle
@@ -16,6 +17,12 @@ from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.participant import ParticipantScreen
 
 from wardcrf.workflow import dose_visit
+
+# Format 1's dose wizard's own step-1 day check (`dose_visit.check_day`) and its words: since the flip
+# MEXCOVID 1.0 opens the administration wizard, so these run on MEXCOVID 1.0 by format 1
+# (`format1_mexcovid`). The administration wizard's focus after a scan is tested in
+# test_administration_wizard; its step-1 refusals on MEXCOVID are not yet ported (notes/fl2.md).
+pytestmark = pytest.mark.usefixtures("format1_mexcovid")
 
 
 def _text(app, selector: str) -> str:

@@ -24,8 +24,9 @@ def _text(app, selector: str) -> str:
 
 
 async def _open(pilot, pid: str = P1) -> StepWizard:
-    """`d` on the participant: format 1's dose wizard, or on the engine (`--mexcovid-engine`) the administration
-    wizard; the tests drive either through `Driver` (the same user flow, other widget ids)."""
+    """`d` on the participant: on the engine (MEXCOVID 1.0 since the flip, `--mexcovid-engine`) the
+    administration wizard, on a format-1 ward (`format1_mexcovid`) format 1's dose wizard; the tests drive
+    either through `Driver` (the same user flow, other widget ids)."""
     app = pilot.app
     await settle(pilot)
     app.push_screen(ParticipantScreen(app.ward, pid))
@@ -33,7 +34,7 @@ async def _open(pilot, pid: str = P1) -> StepWizard:
     await pilot.press("d")
     await settle(pilot)
     assert isinstance(app.screen, StepWizard)
-    assert isinstance(app.screen, AdministrationWizard) == mexcovid_engine.ACTIVE
+    assert isinstance(app.screen, AdministrationWizard) == mexcovid_engine.runs_engine()
     return app.screen
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hub_delivery import deliver
 from tui_helpers import PASSWORD, burst, enroll, page_photo, settle
 from wardcrf.screens.dialogs.randomize import RandomizeDialog
@@ -85,6 +86,7 @@ async def test_blinded_randomize_in_a_burst_shows_a_kit_and_no_arm(app_for, site
         s.close()
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, PALM's list: rand_support.FORMAT1_WARD
 async def test_stratified_randomize_asks_each_level_and_esc_allocates_nothing(
     app_for, site, tmp_path
 ) -> None:
@@ -251,6 +253,7 @@ async def test_enrollment_offer_esc_leaves_it_for_later(app_for, site, tmp_path)
         s.close()
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, PALM's list: rand_support.FORMAT1_WARD
 async def test_the_dialog_shows_the_levels_the_records_give_and_asks_only_the_rest(
     app_for, site, tmp_path
 ) -> None:

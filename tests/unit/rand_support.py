@@ -16,6 +16,22 @@ from wardcrf.site import Session, Site
 
 __all__ = ["site"]
 
+FORMAT1_WARD = """Why the tests that dose or sync a participant allocated here take `format1_mexcovid` (decision, fl2).
+
+The fixture ward records MEXCOVID's forms (`wf_support.Staff`: consent, screening, doses), and its lists
+are made from another design (PALM007 2:1, PALM's four arms, or PALM's arms under MEXCOVID's id): the
+subject is the list, its delivery, allocation, the kit gate and the hub's checks, not a trial's schedule.
+A list of another protocol is used as it comes (`service._lists_for`). Format 1 never placed a participant
+by arm; the engine does, and since the flip MEXCOVID 1.0 runs on its format-2 file, which plans one arm
+(HAMSCEXO): a dose of a participant given TECOVIRIMAT or ZMAPP is refused on the ward and at the hub
+("arm 'TECOVIRIMAT' is not an arm of MEXCOVID 1.0") -- rightly: a real ward's version plans every arm its
+lists can give (the hub makes a list from that version's design). Moving the participant onto the list's
+protocol was rejected: a participant consented under MEXCOVID would silently follow another trial's
+schedule. So these tests keep the ward they were written for, MEXCOVID 1.0 run by format 1 (arms not
+placed). When format 1 is deleted they move to a ward started on the list's own protocol (PALM007/PALM),
+which needs Staff helpers for those protocols' forms.
+"""
+
 
 def blinded_two_to_one() -> model.Model:
     """PALM007 made 2:1 (tecovirimat:placebo) with blocks of 3 and 6: the issue's blinded 2:1 protocol."""

@@ -119,11 +119,29 @@ def test_no_plan_without_an_administration_due(ward) -> None:
         av.plan(s, failed)
 
 
-def test_a_format_1_site_is_told_its_wizard(site, session_for) -> None:
-    s = session_for("clinician")
-    assert av.uses_engine(s) is False
-    with pytest.raises(Refused, match="format-1 protocol"):
-        av.plan(s, "WUH01-001")
+@pytest.fixture(scope="module")
+def _format1_template(tmp_path_factory) -> Path:
+    """A site on a format-1 MEXCOVID that no shipped file re-encodes (a site's own edit of the text): format
+    1's workflow runs it. (The shipped MEXCOVID 1.0 is run on its format-2 file, `protocol.run_as`.)"""
+    from test_engine_mexcovid_ward import _template as engine_template
+
+    from wardcrf import protocol
+
+    edited = protocol.default_source() + "\n# a site's own edit of the format-1 file\n"
+    return engine_template(tmp_path_factory.mktemp("format1"), edited)
+
+
+def test_a_format_1_site_is_told_its_wizard(_format1_template, tmp_path) -> None:
+    from wf_support import _copy_site
+
+    copy = _copy_site(_format1_template, tmp_path / "site")
+    s = Site.open(copy.data_dir).unlock("clinician", PASSWORD)
+    try:
+        assert av.uses_engine(s) is False
+        with pytest.raises(Refused, match="format-1 protocol"):
+            av.plan(s, "WUH01-001")
+    finally:
+        s.close()
 
 
 def test_a_plan_needs_the_dose_permission(ward) -> None:

@@ -174,6 +174,7 @@ KIND_WORDS = {
     "form_actions": "form actions",
     "form_actions_of": "form actions",
     "protocol_reader": "reader",
+    "format1_run_as": "run as",
     "dose_gate": "dose gate",
     "allocation_gate": "allocation gate",
     "course_kit": "course kit",

@@ -504,6 +504,7 @@ def test_visits_from_the_first_dose_and_a_declared_anchor_through_the_cli(
     assert r.code == 0, r.out + r.err
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # a format-1 ward: the shipped MEXCOVID 1.0 by format 1
 def test_the_visits_report_refuses_a_format_1_ward_in_one_line(cli) -> None:
     r = cli("report", "visits", user="coordinator")
     assert r.code == 1 and "format-1 protocol, which declares no visits" in r.err, (r.out, r.err)

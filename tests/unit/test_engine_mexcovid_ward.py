@@ -799,8 +799,15 @@ FIO2_TABLE = 'applies_when = { field = "support", in = ["hfnc", "niv", "imv", "e
 
 
 def _fio2_under(table: str) -> tuple[str, int]:
-    """The re-encoding with the oxygen form's FiO2 under `applies_when = TABLE`, and that line."""
+    """The re-encoding with the oxygen form's FiO2 under `applies_when = TABLE`, and that line.
+
+    The re-encoding declares FiO2's condition for the exports only (`exports_applies_when`, format 1 accepts
+    a FiO2 on any support); the variant declares the refusing one instead (a field declares one of them)."""
     source = mexcovid_engine.own_version_source()
+    exported = next(
+        line for line in source.split("\n") if line.startswith('exports_applies_when = { field = "support"')
+    )
+    source = source.replace(exported + "\n", "", 1)
     assert source.count(FIO2) == 1
     at_ = source.index(FIO2) + len(FIO2)
     return source[:at_] + f"applies_when = {table}\n" + source[at_:], source[:at_].count("\n") + 1
@@ -851,6 +858,155 @@ def test_a_malformed_applies_when_table_is_refused_at_load_at_its_line(table, ex
         p.startswith(f"mexcovid.toml:{line}: forms.oxygen.fields.fio2.applies_when") and expected in p
         for p in info.value.problems
     ), info.value.problems
+
+
+# -- `exports_applies_when`: a blank coded NA in the exports where it fails, no value refused by it -----------
+
+
+def _ae_end() -> tuple[str, str]:
+    """The re-encoding's AE end date's `exports_applies_when` line, and the source."""
+    source = mexcovid_engine.own_version_source()
+    line = (
+        'exports_applies_when = { field = "outcome", in = ["recovered", "recovered_with_sequelae", "fatal"] }'
+    )
+    assert source.count(line) == 1
+    return line, source
+
+
+def test_exports_applies_when_codes_a_blank_na_where_it_fails_and_unk_where_it_holds():
+    from wardcrf.exports import missing
+
+    _line, source = _ae_end()
+    forms = protocol.forms_of(source, "mexcovid.toml")
+    end = forms["ae"].fields["end"]
+    assert end.applies_when is not None
+    assert end.applies_when.describe() == "outcome in (recovered, recovered_with_sequelae, fatal)"
+    assert missing.code(end, {"outcome": "not_recovered"}, asked=True) == "NA"  # ongoing: no end date
+    assert missing.code(end, {"outcome": "recovered"}, asked=True) == "UNK"  # resolved, end not recorded
+    assert missing.code(end, {"outcome": "recovered", "end": "2026-11-30"}, asked=True) == ""
+    # an `applies_when` written as format 1's table codes NA too (and the engine refuses a value by it)
+    name = forms["consent"].fields["surrogate_name"]
+    assert name.applies_when is not None
+    assert missing.code(name, {"consenter": "participant"}, asked=True) == "NA"
+
+
+def test_a_value_where_exports_applies_when_fails_is_accepted(ward):
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    ev = ward.submit(
+        "ae",
+        participant=pid,
+        term="Headache",
+        onset=day0.isoformat(),
+        end=(day0 + timedelta(days=1)).isoformat(),
+        outcome="not_recovered",
+        grade="1",
+        serious="false",
+        causality="unlikely",
+        action="none",
+    )
+    assert ev.body["data"]["end"] == (day0 + timedelta(days=1)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            '{ field = "outcom", in = ["recovered"] }',
+            "end.exports_applies_when.field: the form has no other field 'outcom' to depend on",
+        ),
+        (
+            '{ field = "end", in = ["recovered"] }',
+            "end.exports_applies_when.field: the form has no other field 'end' to depend on",
+        ),  # itself
+        (
+            '{ field = "outcome" }',
+            "end.exports_applies_when: give exactly one of in = [...] or not_in = [...]",
+        ),
+        ("\"outcome == 'recovered'\"", "end.exports_applies_when"),  # an expression: the exports read a table
+        ('{ field = "outcome", in = ["recovered"], when = "x" }', "end.exports_applies_when"),  # unknown key
+        ('{ field = "outcome", in = ["recovered\u0007"] }', "character U+0007 (BELL) is not allowed"),
+    ],
+)
+def test_a_malformed_exports_applies_when_is_refused_at_load_at_its_line(table, expected):
+    from wardcrf.engine import model
+
+    line_text, source = _ae_end()
+    line = source[: source.index(line_text)].count("\n") + 1
+    source = source.replace(line_text, f"exports_applies_when = {table}")
+    with pytest.raises((model.ProtocolFileError, protocol.ProtocolFileError)) as info:
+        loading.parse(source, "mexcovid.toml")
+    assert any(p.startswith(f"mexcovid.toml:{line}: ") and expected in p for p in info.value.problems), (
+        info.value.problems
+    )
+
+
+def test_a_field_declaring_both_applies_when_and_exports_applies_when_is_refused_at_load():
+    from wardcrf.engine import model
+
+    line_text, source = _ae_end()
+    line = source[: source.index(line_text)].count("\n") + 1
+    both = line_text + '\napplies_when = { field = "outcome", in = ["recovered"] }'
+    with pytest.raises(model.ProtocolFileError) as info:
+        model.parse(source.replace(line_text, both), "mexcovid.toml")
+    assert any(
+        p.startswith(f"mexcovid.toml:{line}: forms.ae.fields.end.exports_applies_when")
+        and "declare one of" in p
+        for p in info.value.problems
+    ), info.value.problems
+
+
+# -- `[safety] vital_signs` `timepoint`: a record no dose assessment holds is named by its own timepoint ------
+
+
+def test_an_unscheduled_vital_sign_out_of_range_is_named_by_its_timepoint_on_the_dsmg_board(ward):
+    from wardcrf.workflow import dsmg
+
+    pid, day0 = ward.enrolled_participant(days_ago=8)
+    ward.submit(
+        "vitals",
+        participant=pid,
+        time=at(day0 + timedelta(days=2), 10),
+        temp="39.8",
+        pulse="80",
+        resp="18",
+        oxysat="96",
+        reason="confirmed on repeat",
+        confirm=True,
+    )
+    store = ward.clin.store
+    [flag] = dsmg.participant_safety(store, protocol.active(store), pid, today=today())["vitals_flags"]
+    # no dose assessment holds it: the record's own timepoint (format 1's "Unscheduled" on the board)
+    assert (flag["sign"], flag["value"], flag["timepoint"], flag["dose"]) == (
+        "temp",
+        39.8,
+        "unscheduled",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("timepoint", "problem"),
+    [
+        ('"timepont"', "form vitals has no field 'timepont'"),
+        ('"temp"', "vitals.temp is a number field: the timepoint is a choice field"),
+        ("3", "safety.vital_signs.timepoint"),
+        ('"Time Point"', "safety.vital_signs.timepoint"),  # not a name
+    ],
+)
+def test_a_vital_signs_timepoint_that_is_not_a_choice_field_of_the_form_is_refused_at_load(
+    timepoint, problem
+):
+    from wardcrf.engine import model
+
+    source = mexcovid_engine.own_version_source()
+    declared = 'timepoint = "timepoint", fields = ["oxysat"'
+    assert source.count(declared) == 1
+    line = source[: source.index(declared)].count("\n") + 1
+    with pytest.raises(model.ProtocolFileError) as info:
+        model.parse(source.replace(declared, f'timepoint = {timepoint}, fields = ["oxysat"'), "mexcovid.toml")
+    assert any(p.startswith(f"mexcovid.toml:{line}: ") and problem in p for p in info.value.problems), (
+        info.value.problems
+    )
 
 
 # -- the built-in short-administration warning reads the administration's `duration` ----------------------------

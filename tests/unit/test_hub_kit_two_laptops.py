@@ -310,6 +310,7 @@ def test_a_course_kit_given_to_its_participant_across_days_on_two_laptops_is_app
     assert _hub_rows(pair.hub, "SELECT id FROM sync_held") == []
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID 1.0 by format 1, beside a format-2 version
 def test_different_kits_on_two_laptops_and_both_formats_are_applied(laptops: Pair) -> None:
     pair = laptops
     a1 = _dose(pair.a, P1, 9, "KIT-F1")  # format 1, on A
@@ -327,6 +328,7 @@ def test_different_kits_on_two_laptops_and_both_formats_are_applied(laptops: Pai
 # -- a format-1 dose and a format-2 administration naming one kit ------------------------------------
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID 1.0 by format 1, beside a format-2 version
 @pytest.mark.parametrize("first", ["a", "b"])
 @pytest.mark.parametrize("who", ["amended participant", "another participant"])
 def test_one_kit_given_under_format_1_and_under_format_2_is_held(laptops: Pair, first: str, who: str) -> None:
@@ -377,6 +379,7 @@ def test_one_kit_given_under_format_1_and_under_format_2_is_held(laptops: Pair, 
 # -- one laptop: the ward refuses what the hub would hold ----------------------------------------------
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID 1.0 by format 1, beside a format-2 version
 def test_one_laptop_refuses_a_kit_given_under_the_other_format(site: Site, cli, tmp_path: Path) -> None:
     """The ward's own rules compare the two formats too (`kits.kit_use`, the engine's `kit.use` rule), so a
     single laptop never makes the double use the hub would hold; another kit is accepted."""

@@ -10,6 +10,7 @@ import shutil
 import sys
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -248,6 +249,62 @@ def test_values_before_the_regimen_is_complete_are_excluded_and_counted(ward):
     )
 
 
+def test_a_participant_dosed_without_an_enrollment_is_analysed_but_not_counted_as_enrolled(ward):
+    """Format 1's analysis population ("at least one recorded dose"), on either format: WUH01-008's records
+    are entered as records, with no consent or enrollment."""
+    pid = "WUH01-008"
+    day0 = date(2020, 3, 25)
+    before = outcomes(ward)
+    assert before["demographics"]["n"] == 7 and pid not in {
+        r["participant"] for r in endpoint(before, "crp")["participants"]
+    }
+    submit(ward, "screening", pid, {"date": day0.isoformat(), "sex": "F", "age": es.u(50, "years")})
+    submit(ward, "labs", pid, {"timepoint": "baseline", "date": day0.isoformat(), "crp": es.u(40.0, "mg/L")})
+    data = outcomes(ward)
+    assert data["demographics"]["n"] == 7  # records without an administration given: not analysed
+    submit(
+        ward,
+        "dose",
+        pid,
+        {
+            "kit_id": "K1",
+            "particles": es.u(2.0e8, "particles"),
+            "start": es.at(day0 + timedelta(days=1)),
+            "dose_number": 1,
+        },
+    )
+    data = outcomes(ward)
+    assert data["demographics"]["n"] == 8 and data["demographics"]["sex"] == {
+        **before["demographics"]["sex"],
+        "F": before["demographics"]["sex"].get("F", 0) + 1,
+    }
+    assert row(endpoint(data, "crp"), pid)["before"] == 40.0
+    if data.get("format") == 2:  # format 1's report has no enrolled count
+        assert data["enrolled"] == before["enrolled"] == 7
+
+
+@pytest.mark.parametrize(
+    ("axis", "problem"),
+    [
+        ('""', "mexcovid.toml:623: analysis.series[0].axis"),
+        ("3", "mexcovid.toml:623: analysis.series[0].axis"),
+        ('{ zh = "剂量" }', "mexcovid.toml:623: analysis.series[0].axis"),  # no `en`
+        ('"' + "x" * 2001 + '"', "mexcovid.toml:623: analysis.series[0].axis"),
+        ('"dose\\u0007"', "U+0007"),
+    ],
+    ids=["empty", "number", "no-en", "oversized", "control-character"],
+)
+def test_a_malformed_series_axis_is_refused_at_load(axis, problem):
+    from wardcrf.engine import model
+
+    source = model.shipped_source("mexcovid.toml")
+    declared = 'axis = "dose (pre / post inhalation)"'
+    assert declared in source
+    with pytest.raises(model.ProtocolFileError) as info:
+        model.parse(source.replace(declared, f"axis = {axis}"), "mexcovid.toml")
+    assert any(problem in p for p in info.value.problems), info.value.problems
+
+
 def test_values_outside_the_window_or_conflicting_on_one_day_are_excluded_with_the_reason(ward):
     pid = "WUH01-001"
     last_dose = FIRST + timedelta(days=4)
@@ -338,14 +395,23 @@ def test_the_normal_approximation_is_named_when_chosen(ward):
 
 
 def test_reports_never_print_p_as_zero(ward):
+    """Both outcomes reports: format 1's, and the format-2 one MEXCOVID 1.0 runs on since the flip (the same
+    markers, `kruskal` and `wilcoxon` keys; `outcomes.compute` refuses a format-2 version)."""
+    from wardcrf import protocol
     from wardcrf.exports.dataset import Dataset
-    from wardcrf.reports import outcomes as rep
+    from wardcrf.reports import engine_outcomes
+    from wardcrf.reports import outcomes as format1
     from wardcrf.reports.render import markdown, to_html
     from wardcrf.site import Site
 
     s = Site.open(ward.data_dir).unlock("coordinator", es.PASSWORD)
     try:
-        data = rep.compute(Dataset.for_session(s))
+        if protocol.active(s.store).engine is not None:
+            rep: Any = engine_outcomes
+            data = dict(engine_outcomes.compute(s))
+        else:
+            rep = format1
+            data = format1.compute(Dataset.for_session(s))
     finally:
         s.close()
     endpoint(data, "crp")["kruskal"]["p"] = 3e-9

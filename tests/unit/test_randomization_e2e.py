@@ -16,6 +16,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from rand_support import PW, SEX_AND_AGE, Trial, bare_trial, blinded_two_to_one, palm_with_strata, site
 
 from wardcrf.engine import model
@@ -120,6 +121,7 @@ def _hub_report(cli, t: Trial) -> dict:
     return json.loads(res.out)
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
 def test_blinded_two_to_one_end_to_end_offline(cli, bare_trial: Trial, tmp_path: Path) -> None:
     t, stick = bare_trial, Stick(tmp_path)
     protocol = tmp_path / "palm007-2to1.toml"
@@ -208,6 +210,7 @@ def test_blinded_two_to_one_end_to_end_offline(cli, bare_trial: Trial, tmp_path:
     assert not lst["blinded"] and lst["strata"][0]["by_arm"] == dict(Counter(r["arm"] for r in rows.values()))
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
 def test_open_four_arm_stratified_end_to_end_offline(cli, bare_trial: Trial, tmp_path: Path) -> None:
     t, stick = bare_trial, Stick(tmp_path)
     protocol = tmp_path / "palm-by-sex.toml"

@@ -324,6 +324,7 @@ def test_sigkill_mid_allocation_leaves_nothing_and_the_next_allocation_takes_the
     assert (nxt.position, nxt.kit) == (2, entries[1]["kit"])
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
 def test_the_dose_gate_refuses_a_kit_other_than_the_allocated_one_before_any_signature(
     trial: Trial, session_for
 ) -> None:
@@ -380,6 +381,7 @@ def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(
     assert found.events == (u.event_id,) and found.who == "investigator"
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
 def test_one_kit_for_the_course_serves_its_participants_later_doses_and_nobody_else(
     trial: Trial, session_for
 ) -> None:

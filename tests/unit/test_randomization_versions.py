@@ -38,6 +38,7 @@ def _load_1_1(session_for) -> None:
     protocol.load(s, protocol.parse(_version(MEX, "1.1"), "next.toml"))
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
 def test_a_participant_is_allocated_only_from_a_list_for_their_version(trial: Trial, session_for) -> None:
     newer = trial.make(_design("1.1"), per_stratum=4)
     pid = _enrolled(trial)
@@ -56,6 +57,7 @@ def test_a_participant_is_allocated_only_from_a_list_for_their_version(trial: Tr
     assert a.list_id == older.list_id != newer.list_id
 
 
+@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
 def test_an_allocation_stands_across_versions_and_later_participants_draw_from_their_list(
     trial: Trial, session_for
 ) -> None:

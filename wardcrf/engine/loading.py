@@ -226,3 +226,19 @@ def register(registry: Registry) -> None:
     """Plug the re-encodings' projection and the reader of stored format-2 versions in (`wardcrf.features`)."""
     registry.projector(_reencoded, "protocol.reencoded")
     registry.protocol_reader(_read_stored)
+    registry.format1_run_as(_run_through)
+
+
+def _run_through(p: format1.Protocol) -> format1.Protocol | None:
+    """The ward's `Protocol` of the shipped format-2 file that re-encodes `p` (its SHA-256 in the file's
+    `reencodes`, same id and version), keeping `p`'s SHA-256 and source: the version stays the one stored,
+    run by the engine. None when no shipped file re-encodes it (then format 1 runs it)."""
+    from dataclasses import replace
+
+    from wardcrf.engine import model, ward
+
+    for name in model.SHIPPED:
+        m = model.shipped(name)
+        if (m.id, m.version) == (p.id, p.version) and p.sha256 in reencodes(m):
+            return replace(ward.of(m, f"{p.id.lower()}-{p.version}.toml"), sha256=p.sha256, source=p.source)
+    return None

@@ -798,6 +798,16 @@ def _vital_signs(r: _Reader, forms: dict[str, Any], vital: dict[str, Any]) -> No
             f"{vital['form']}.{vital['time']} is a {when.get('type', 'text')} field: when the signs were "
             "measured is a date or datetime field",
         )
+    said = vital.get("timepoint")  # optional: a choice field naming the record when no assessment holds it
+    if said is not None:
+        spec = fields.get(said)
+        if spec is None:
+            r.err((*p, "timepoint"), f"form {vital['form']} has no field {said!r}")
+        elif spec.get("type") != "choice":
+            r.err(
+                (*p, "timepoint"),
+                f"{vital['form']}.{said} is a {spec.get('type', 'text')} field: the timepoint is a choice field",
+            )
     for j, name in enumerate(vital["fields"]):
         spec = fields.get(name)
         if spec is None:
@@ -1182,6 +1192,18 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                     _condition_table(r, ("forms", name, "fields", fname, key), value, fname, form)
                 elif isinstance(value, dict):  # `required_when = { when, message }`: the refusal's template
                     template(("forms", name, "fields", fname, key, "message"), value.get("message"), scope)
+            exported = spec.get(
+                "exports_applies_when"
+            )  # the exports' NA only: the engine refuses nothing by it
+            if isinstance(exported, dict):
+                where = ("forms", name, "fields", fname, "exports_applies_when")
+                _condition_table(r, where, exported, fname, form)
+                if "applies_when" in spec:
+                    r.err(
+                        where,
+                        "declare one of applies_when (refuses a value where it fails, and codes NA)"
+                        " and exports_applies_when (codes NA only)",
+                    )
     _eligibility(r, data, forms)
 
 

@@ -130,6 +130,10 @@ class Person(NamedTuple):
     snap: Snapshot
     scheduled: str | None
     """The arm whose schedule they follow (blinded: the first arm, whose schedule the others repeat)."""
+    enrolled: bool = True
+    """False: records of an administration given without an enrollment (entered as records, not through the
+    ward's services): in the paired endpoints' and the outcomes report's analysis population ("received an
+    administration", format 1's "at least one recorded dose"), not in the enrolled count or other endpoints."""
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,43 @@ def read(
         anchors = visits.timeline(m, snap)  # first dose, screening, declared anchors: an endpoint's `from`
         snap = replace(snap, anchors=anchors)
         people.append(Person(p.id, None if blinded else arm, anchors, snap, arm_of_schedule))
+    people.extend(_dosed_not_enrolled(store, m, {p.id for p in people}, at, tz, blinded))
     return Population(session, proto, m, at, tz, arms, blinded, settings, people)
+
+
+def _dosed_not_enrolled(
+    store: Any, m: Model, enrolled: set[str], at: datetime, tz: ZoneInfo, blinded: bool
+) -> list[Person]:
+    """Participants with a record of an administration form but no enrollment, by id (`Person.enrolled`):
+    their schedule is the only arm's (several arms: none known), their anchors what their records give."""
+    forms = sorted(
+        {str(adm.record.get("form")) for r in m.regimens.values() for adm in r.administrations} - {"None"}
+    )
+    if not forms:
+        return []
+    marks = ", ".join("?" for _ in forms)
+    subjects = store.rows(
+        f"SELECT DISTINCT subject FROM records WHERE form IN ({marks}) AND subject LIKE 'participant:%'"
+        " ORDER BY subject",
+        tuple(forms),
+    )
+    arm = m.arms[0].code if len(m.arms) == 1 else None
+    out = []
+    for row in subjects:
+        pid = str(row["subject"]).removeprefix("participant:")
+        if pid in enrolled:
+            continue
+        snap = Snapshot(
+            records=eligibility.participant_records(store, m, pid),
+            now=at,
+            zone=tz,
+            anchors={},
+            anchor_day=m.calendar.anchor_day,
+            participant={"id": pid, "arm": None if blinded else arm},
+        )
+        anchors = visits.timeline(m, snap)
+        out.append(Person(pid, None if blinded else arm, anchors, replace(snap, anchors=anchors), arm, False))
+    return out
 
 
 def compute(session: Session, at: datetime | None = None) -> EndpointsReport:
@@ -218,15 +258,15 @@ def report(pop: Population) -> EndpointsReport:
             continue
         if pop.blinded:  # no arm is known: one group of every participant, nothing compared
             ep = {k: v for k, v in ep.items() if k not in ("reference", "compare")}
-            outcomes_ = [_outcome(m, ep, ALL, p.anchors, p.snap, pop.tz) for p in pop.people]
+            outcomes_ = [_outcome(m, ep, ALL, p.anchors, p.snap, pop.tz) for p in pop.people if p.enrolled]
             results.append(endpoints.analyse(ep, [ALL], outcomes_, settings))
             continue
-        outcomes_ = [_outcome(m, ep, p.arm, p.anchors, p.snap, pop.tz) for p in pop.people]
+        outcomes_ = [_outcome(m, ep, p.arm, p.anchors, p.snap, pop.tz) for p in pop.people if p.enrolled]
         results.append(endpoints.analyse(ep, pop.arms, outcomes_, settings))
     return {
         "protocol": {"id": m.id, "version": m.version},
         "at": pop.at.astimezone(pop.tz).isoformat(timespec="minutes"),
-        "participants": len(pop.people),
+        "participants": sum(1 for p in pop.people if p.enrolled),
         "blinded": pop.blinded,
         "methods": {
             "ci_level": settings.level,

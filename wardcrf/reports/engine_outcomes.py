@@ -79,6 +79,8 @@ class Series(TypedDict):
     points: list[str]
     """The dose assessments drawn per administration, in order (their labels)."""
     compared: str
+    axis: str
+    """The plots' horizontal axis title: the declaration's `axis`, else "administration (POINT / POINT)"."""
     administrations: int
     arms: dict[str, SeriesArm]
     participants: dict[str, list[float | None]]
@@ -212,7 +214,7 @@ def compute(
             for a in pop.model.data.get("arms", ())
         ],
         "blinded": pop.blinded,
-        "enrolled": len(pop.people),
+        "enrolled": sum(1 for p in pop.people if p.enrolled),
         "methods": methods,
         "demographics": _demographics(pop, analysed, analysis.get("characteristics", ())),
         "markers": markers,
@@ -414,6 +416,8 @@ def _series(pop: Population, analysed: list[Person], item: Mapping[str, Any]) ->
                 "unit": str(spec.get("unit") or ""),
                 "points": [_point_label(a) for a in points],
                 "compared": _point_label(compare),
+                "axis": _text(item.get("axis"))
+                or f"administration ({' / '.join(_point_label(a) for a in points)})",
                 "administrations": n_adm,
                 "arms": arms,
                 "participants": series,
@@ -731,7 +735,7 @@ def _series_section(
                 labels,
                 x["participants"],
                 x["unit"],
-                x_title=f"administration ({' / '.join(x['points'])})",
+                x_title=x["axis"],
                 y_title=f"{x['label']} ({x['unit']})" if x["unit"] else x["label"],
             )
         )

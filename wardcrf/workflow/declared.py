@@ -64,6 +64,9 @@ class VitalSigns:
     form: str
     time: str
     fields: tuple[str, ...]
+    timepoint: str | None = None
+    """A choice field of the form saying when the record was taken (`timepoint = FIELD`, optional): names a
+    format-2 record no dose assessment holds (an unscheduled measurement) by its code, as format 1 does."""
 
 
 @cache
@@ -95,7 +98,13 @@ def format1_queue() -> Format1Queue:
 def _vital_signs_of(declared: Mapping[str, Any] | None) -> VitalSigns | None:
     if not declared:
         return None
-    return VitalSigns(str(declared["form"]), str(declared["time"]), tuple(str(f) for f in declared["fields"]))
+    said = declared.get("timepoint")
+    return VitalSigns(
+        str(declared["form"]),
+        str(declared["time"]),
+        tuple(str(f) for f in declared["fields"]),
+        None if said is None else str(said),
+    )
 
 
 def vital_signs(proto: protocols.Protocol) -> VitalSigns | None:
@@ -111,7 +120,8 @@ class VitalsRow(TypedDict):
     event: str
     time: str | None
     timepoint: str | None
-    """What the record says it is: format 1's timepoint code; a format-2 dose assessment's label."""
+    """What the record says it is: format 1's timepoint code; a format-2 dose assessment's label, else the
+    code of the declared `timepoint` field (`VitalSigns.timepoint`)."""
     when: str | None
     """"before" or "after" the administration `number`; None when it is not an assessment of one."""
     number: int | None
@@ -165,6 +175,8 @@ def vitals_rows(store: Store, proto: protocols.Protocol, pid: str) -> list[Vital
                 continue
             when, timepoint, number = str(a.get("when")), str(a.get("label", a["code"])), int(n)
             break
+        if timepoint is None and vs.timepoint and raw.get(vs.timepoint) not in (None, ""):
+            timepoint = str(raw[vs.timepoint])  # no assessment holds it: the record's own timepoint code
         time = raw.get(vs.time)
         out.append(
             (
