@@ -798,6 +798,14 @@ def test_check_accepts_the_package_as_built(pkg):
         (lambda p: p.rows["AE"][0].update(USUBJID="MEXCOVID-NOBODY"), "CORE-000201 (CG0029)"),
         (lambda p: p.rows["CM"][0].update(CMSTDTC="2020-03-20", CMENDTC="2020-03-19"), "CORE-000718"),
         (lambda p: [r.pop("STUDYID") for r in p.rows["MH"]] and None, "CORE-000356 (CG0014)"),
+        (  # a sponsor term (not in CDISC CT) cited as CDISC CT in TS
+            lambda p: [r.update(TSVAL="Q3D") for r in p.rows["TS"] if r["TSPARMCD"] == "DOSFRQ"] and None,
+            "WARDCRF-TSCT",
+        ),
+        (
+            lambda p: [r.update(TSVAL="INHALED") for r in p.rows["TS"] if r["TSPARMCD"] == "ROUTE"] and None,
+            "WARDCRF-TSCT",
+        ),
     ],
 )
 def test_check_refuses_each_broken_rule(pkg, break_it, rule):

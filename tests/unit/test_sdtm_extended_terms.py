@@ -66,6 +66,14 @@ def test_the_palm_demo_exports_clean_with_q3d_a_declared_sponsor_term(cli, tmp_p
     assert meta.table_name == "EX"
     zmapp = {str(f) for f, trt in zip(df["EXDOSFRQ"], df["EXTRT"], strict=True) if "ZMapp" in str(trt)}
     assert zmapp == {"Q3D"}, set(zip(df["EXTRT"], df["EXDOSFRQ"], strict=True))
+    ts, _meta = pyreadstat.read_xport(str(out / "ts.xpt"))
+    dosfrq = {
+        str(v): (str(ref), str(ver))
+        for code, v, ref, ver in zip(ts["TSPARMCD"], ts["TSVAL"], ts["TSVCDREF"], ts["TSVCDVER"], strict=True)
+        if code == "DOSFRQ"
+    }
+    assert dosfrq["Q3D"] == ("", ""), dosfrq  # a sponsor term cites no reference terminology
+    assert all(ref == "CDISC CT" and ver for k, (ref, ver) in dosfrq.items() if k != "Q3D"), dosfrq
     schema = json.loads(
         (importlib.resources.files("wardcrf.exports.sdtm") / "schemas" / "dataset.schema.json").read_text(
             "utf-8"

@@ -26,6 +26,7 @@ from ... import cdisc
 from .design import study_day
 from .files import columns_for
 from .metadata import domain
+from .trial import CT
 
 ISO_DTC = re.compile(
     r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3])(:[0-5]\d(:[0-5]\d(\.\d+)?)?)?)?)?)?$"
@@ -74,6 +75,10 @@ def _run(rows: dict[str, list[dict[str, Any]]], pkg: Any) -> Iterator[Finding]:
     yield from _ae(rows, dm, pkg)
 
 
+TS_CODELISTS = {"DOSFRQ": "FREQ", "ROUTE": "ROUTE"}
+"""TS parameters whose value is a term of a CDISC codelist (`cdisc.<name>`) when the row cites CDISC CT."""
+
+
 def _trc(rows: dict[str, list[dict[str, Any]]]) -> Iterator[Finding]:
     ts = rows.get("TS", [])
     sstdtc = [r for r in ts if r.get("TSPARMCD") == "SSTDTC"]
@@ -93,6 +98,17 @@ def _trc(rows: dict[str, list[dict[str, Any]]]) -> Iterator[Finding]:
     for p in ("SDTIGVER", "SDTMVER"):
         if not any(r.get("TSPARMCD") == p for r in ts):
             yield Finding("WARDCRF-TSVER", "error", "TS", f"TS does not name the standard version ({p})")
+    for r in ts:
+        codelist = TS_CODELISTS.get(str(r.get("TSPARMCD") or ""))
+        if codelist and r.get("TSVCDREF") == CT and r.get("TSVAL") not in getattr(cdisc, codelist):
+            yield Finding(
+                "WARDCRF-TSCT",
+                "error",
+                "TS",
+                f"TSVAL {r.get('TSVAL')!r} of {r.get('TSPARMCD')} cites CDISC CT but is not a term of its"
+                f" {codelist} codelist (a sponsor term cites no reference terminology)",
+                variable="TSVCDREF",
+            )
 
 
 def _variables(name: str, data: list[dict[str, Any]]) -> Iterator[Finding]:

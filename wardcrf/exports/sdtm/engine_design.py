@@ -291,6 +291,22 @@ def trial_rows(
     }
 
 
+def _frequencies(adms: list[Administration]) -> dict[str, bool]:
+    """Each frequency the administrations use, and whether it is a sponsor term (an extension of FREQ)."""
+    out: dict[str, bool] = {}
+    for a in adms:
+        out[a.frequency] = out.get(a.frequency, False) or bool(a.frequency_extended)
+    return out
+
+
+def _dosfrq(value: str, sponsor: bool) -> Param:
+    """A DOSFRQ row. A sponsor term (`frequency_extended`, e.g. Q3D) is not in CDISC CT: its row cites no
+    reference terminology, where a published term cites CDISC CT and its version."""
+    if sponsor:
+        return ("DOSFRQ", "Dosing Frequency", value, "", "")
+    return ("DOSFRQ", "Dosing Frequency", value, CT, cdisc.CT_VERSION)
+
+
 def ts_params(model: Model) -> list[Param]:
     """TS parameters a format-2 file states: `[trial]`, products, routes, frequencies, endpoints."""
     d = model.data
@@ -308,10 +324,7 @@ def ts_params(model: Model) -> list[Param]:
             ("ROUTE", "Route of Administration", r, CT, cdisc.CT_VERSION)
             for r in dict.fromkeys(a.route for a in adms)
         ),
-        *(
-            ("DOSFRQ", "Dosing Frequency", f, CT, cdisc.CT_VERSION)
-            for f in dict.fromkeys(a.frequency for a in adms)
-        ),
+        *(_dosfrq(f, sponsor) for f, sponsor in _frequencies(adms).items()),
     ]
     # One dose and unit only when the trial has one administration of one fixed or per-kg dose:
     # TS cannot say which of several doses a DOSE row belongs to.
