@@ -273,6 +273,20 @@ class WardInput(Input):
         return self
 
 
+async def choose_now(options: OptionList) -> None:
+    """Enter on a list: the highlighted option's `OptionSelected`, delivered before the next key runs.
+
+    Textual posts it (to the list, or its screen acts on it later), so keys typed behind
+    the Enter ran first; each list below says what that lost.
+    """
+    highlighted = options.highlighted
+    if highlighted is None:
+        return
+    option = options._options[highlighted]
+    if not option.disabled:
+        await deliver_now(options.OptionSelected(options, option, highlighted), options)
+
+
 class WardOptionList(OptionList):
     """Textual's OptionList, for type-ahead: Enter chooses the highlighted option at once.
 
@@ -284,12 +298,7 @@ class WardOptionList(OptionList):
     """
 
     async def action_select(self) -> None:
-        highlighted = self.highlighted
-        if highlighted is None:
-            return
-        option = self._options[highlighted]
-        if not option.disabled:
-            await deliver_now(self.OptionSelected(self, option, highlighted), self)
+        await choose_now(self)
 
 
 class WardSelectionList(SelectionList[Any]):
@@ -301,12 +310,7 @@ class WardSelectionList(SelectionList[Any]):
     """
 
     async def action_select(self) -> None:
-        highlighted = self.highlighted
-        if highlighted is None:
-            return
-        option = self._options[highlighted]
-        if not option.disabled:
-            await deliver_now(self.OptionSelected(self, option, highlighted), self)
+        await choose_now(self)
 
 
 class WardSelectOverlay(SelectOverlay):
@@ -329,12 +333,7 @@ class WardSelectOverlay(SelectOverlay):
         return self
 
     async def action_select(self) -> None:
-        highlighted = self.highlighted
-        if highlighted is None:
-            return
-        option = self._options[highlighted]
-        if not option.disabled:
-            await deliver_now(self.OptionSelected(self, option, highlighted), self)
+        await choose_now(self)
 
     async def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
