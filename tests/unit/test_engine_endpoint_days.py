@@ -223,3 +223,37 @@ def test_a_declared_censor_at_still_wins() -> None:
     alive = Rec("vital_status", {"date": NOW.date(), "status": "alive"}, "vs", 2)
     snap = _snap({"vitals": vitals, "vital_status": [alive]}, randomized)
     assert _outcome(m, ttd, "ZMAPP", {"randomization": randomized}, snap, KIN).time == 4.0
+
+
+# -- a contact that did not reach the participant ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["palm", "palm007"])
+def test_a_vital_status_contact_that_did_not_reach_the_patient_does_not_show_them_alive(name: str) -> None:
+    """`[disposition] not_seen_alive`: before, any record's date counted, so "unknown (not reached)" on day 20
+    followed a patient last seen on day 3 to day 20 (a reviewer's finding: "known alive counts any record")."""
+    m = _model(name)
+    mort = next(e for e in m.data["analysis"]["endpoints"] if e["kind"] == "mortality")
+    randomized = NOW.date() - timedelta(days=30)
+    seen = [Rec("vitals", {"date": randomized + timedelta(days=3)}, "v3", 1)]
+
+    def followed(status: str) -> float | None:
+        contact = Rec("vital_status", {"date": randomized + timedelta(days=20), "status": status}, "vs", 2)
+        snap = _snap({"vitals": seen, "vital_status": [contact]}, randomized)
+        return _outcome(m, mort, ALL, {"randomization": randomized}, snap, KIN).time
+
+    assert followed("alive") == 20.0  # accepted: the contact saw them alive
+    assert followed("unknown") == 3.0  # refused as evidence: followed to the last record that did
+    assert followed("dead") == 3.0  # a death is the disposition's to record, with its date
+
+
+def test_without_not_seen_alive_every_record_still_counts() -> None:
+    source = (ENGINE / "palm.toml").read_text("utf-8")
+    line = "not_seen_alive = [{ form = \"vital_status\", when = \"status != 'alive'\" }]\n"
+    assert line in source
+    m = model.parse(source.replace(line, ""), "palm.toml")
+    mort = _endpoint(m, "mortality_d28")
+    randomized = NOW.date() - timedelta(days=30)
+    contact = Rec("vital_status", {"date": randomized + timedelta(days=20), "status": "unknown"}, "vs", 2)
+    snap = _snap({"vital_status": [contact]}, randomized)
+    assert _outcome(m, mort, ALL, {"randomization": randomized}, snap, KIN).time == 20.0

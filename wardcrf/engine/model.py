@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wardcrf import protocol as format1
 from wardcrf import protocol_file, protocol_review
-from wardcrf.engine import expressions, form_sections
+from wardcrf.engine import expressions, form_sections, record_roles
 from wardcrf.errors import Refused
 from wardcrf.protocol_review import ReviewPlan
 
@@ -513,6 +513,7 @@ def _references(r: _Reader, data: dict[str, Any]) -> None:
         _preparation(r, i, product)
     _strata(r, data, forms)
     _safety(r, data, forms)
+    record_roles.check(r.err, data, forms)
     for name, form in forms.items():
         if "sections" in form:  # a scored grid (docs/protocol.md, "Sections: a scored grid")
             fields = form_sections.shapes_of_spec(form.get("fields") or {})
@@ -1140,6 +1141,13 @@ def _names(r: _Reader, data: dict[str, Any]) -> None:
                     entry.get("when"),
                     expressions.Scope(forms, once, anchors, record=entry["form"]),
                 )
+    for i, entry in enumerate(data.get("disposition", {}).get("not_seen_alive", [])):
+        if entry.get("form") in forms:
+            check(
+                ("disposition", "not_seen_alive", i, "when"),
+                entry.get("when"),
+                expressions.Scope(forms, once, anchors, record=entry["form"]),
+            )
     for i, anchor in enumerate(data.get("anchors", [])):
         if anchor.get("form") in forms:
             check(

@@ -12,7 +12,9 @@ and endpoints"):
   is not yet false);
 * `mortality` by day N: death is the `[disposition]` record whose status is
   the declared `death` code, on its `death_date`; a participant not known
-  dead is known alive up to the latest date of any of their records;
+  dead is known alive up to the latest date of any of their records, but
+  those `[disposition] not_seen_alive` lists (a contact that did not reach
+  them);
 * `time_to_event`: `event_at` (a date: the event happened then), else
   `censor_at` (known free of it then), in days from the origin; without a
   `censor_at`, the latest date of any of the participant's records, the
@@ -403,7 +405,8 @@ def _day_over(day: int, origin: date | None, snap: Snapshot, tz: Any) -> bool:
 
 
 def _death_and_last_known(m: Any, snap: Snapshot, tz: Any) -> tuple[date | None, date | None]:
-    """(date of death from `[disposition]`, latest date of any record) of the participant."""
+    """(date of death from `[disposition]`, latest date of any record) of the participant; the records the
+    protocol says do not show the participant alive (`[disposition] not_seen_alive`) are not counted."""
     disp = m.data.get("disposition", {})
     died = None
     for rec in snap.records.get(str(disp.get("form", "")), ()):
@@ -411,14 +414,27 @@ def _death_and_last_known(m: Any, snap: Snapshot, tz: Any) -> tuple[date | None,
             died = _day(rec.values.get(str(disp.get("death_date", ""))), tz) or _day(
                 rec.values.get(str(disp.get("date", ""))), tz
             )
+    unseen = [(str(e["form"]), e.get("when")) for e in disp.get("not_seen_alive", ())]
     last: date | None = None
     for recs in snap.records.values():
         for rec in recs:
+            if any(rec.form == form and _holds(when, snap, rec) for form, when in unseen):
+                continue  # a contact that did not see the participant alive (`[disposition] not_seen_alive`)
             for v in rec.values.values():
                 d = _day(v, tz)
                 if d is not None and (last is None or d > last) and d <= snap.now.astimezone(tz).date():
                     last = d
     return died, last
+
+
+def _holds(when: str | None, snap: Snapshot, rec: Any) -> bool:
+    """A `not_seen_alive` entry's `when` over the record (none: every record of the form); unknown is false."""
+    if when is None:
+        return True
+    try:
+        return interpreter.truth(when, snap.with_record(rec)) is True
+    except EvalError:
+        return False
 
 
 def document(data: Mapping[str, Any]) -> Doc:
