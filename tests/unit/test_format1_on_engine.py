@@ -122,14 +122,12 @@ def _refused_at_load(cli, tmp_path, session_for, source: str, *words: str) -> li
 
 
 def test_a_format_1_change_the_engine_has_no_place_for_is_refused_at_load_at_its_line(cli, tmp_path, session_for):
-    source = _amendment("1.4")
-    old = '[[analysis.endpoints]]\nform = "labs"\nfield = "crp"\nimproves = "down"'
-    assert old in source
-    source = source.replace(old, old.replace('"down"', '"up"'), 1)
-    line = source[: source.index('field = "crp"')].count("\n") + 1  # the endpoint's table
-    lines = _refused_at_load(cli, tmp_path, session_for, source, "analysis.endpoints", "write this version in format 2")
-    assert any(f"bad.toml:" in ln and "analysis.endpoints" in ln for ln in lines)
-    assert all(ln.count("bad.toml:") <= 1 for ln in lines) and line > 0
+    """Format 1 ignored a table it did not know; the engine would ignore it too, silently: refused, at its line."""
+    source = _amendment("1.4", extra='\n[randomization]\nmethod = "blocks"\n')
+    line = source.splitlines().index('method = "blocks"') + 1
+    lines = _refused_at_load(cli, tmp_path, session_for, source, "write this version in format 2")
+    assert lines == [ln for ln in lines if ln.startswith("wardcrf: error:") or "bad.toml" in ln]
+    assert f"bad.toml:{line}: randomization.method: the engine's declarations have no place for this change" in "\n".join(lines)
 
 
 def test_a_format_1_form_the_engine_needs_is_refused_at_load_naming_the_declaration(cli, tmp_path, session_for):
