@@ -24,7 +24,10 @@ def _amendment(version: str = "1.1", *, extra: str = "") -> str:
     """MEXCOVID VERSION in format 1: temperature 36-45 C, relabelled; four doses at 08:00 within 1 h; age 21-75."""
     assert TEMP in MEX
     out = MEX.replace('version = "1.0"', f'version = "{version}"', 1).replace(
-        TEMP, TEMP.replace("[30, 45]", "[36, 45]").replace("[35.0,", "[36.5,").replace("Temperature", "Axillary temp")
+        TEMP,
+        TEMP.replace("[30, 45]", "[36, 45]")
+        .replace("[35.0,", "[36.5,")
+        .replace("Temperature", "Axillary temp"),
     )
     for old, new in (
         ("[schedule]\ndoses = 5", "[schedule]\ndoses = 4"),
@@ -48,7 +51,9 @@ def _versions(session_for) -> list[tuple[str, str]]:
     return [(r["protocol_id"], r["version"]) for r in protocol.loaded_versions(s.store)]
 
 
-def test_a_format_1_amendment_runs_on_the_engine_with_its_own_ranges_labels_and_schedule(cli, tmp_path, session_for):
+def test_a_format_1_amendment_runs_on_the_engine_with_its_own_ranges_labels_and_schedule(
+    cli, tmp_path, session_for
+):
     source = _amendment()
     r = _load(cli, tmp_path, source)
     assert r.code == 0, r.err
@@ -86,9 +91,14 @@ def test_arms_a_format_1_version_declares_each_run_the_one_regimen():
     source = MEX.replace('version = "1.0"', 'version = "1.2"', 1)
     old = 'arms = [{ code = "HAMSCEXO", label = "Nebulized haMSC-Exos 2.0x10^8 particles once daily, days 1-5" }]'
     assert old in source
-    source = source.replace(old, 'arms = [{ code = "LOW", label = "Low" }, { code = "HIGH", label = "High" }]', 1)
+    source = source.replace(
+        old, 'arms = [{ code = "LOW", label = "Low" }, { code = "HIGH", label = "High" }]', 1
+    )
     m = reencode_v1.reencode(protocol.parse(source, "arms.toml"))
-    assert [(a.code, a.regimens) for a in m.arms] == [("LOW", ("exo_inhalation",)), ("HIGH", ("exo_inhalation",))]
+    assert [(a.code, a.regimens) for a in m.arms] == [
+        ("LOW", ("exo_inhalation",)),
+        ("HIGH", ("exo_inhalation",)),
+    ]
 
 
 def test_switched_off_declarations_leave_the_engine_too():
@@ -121,16 +131,23 @@ def _refused_at_load(cli, tmp_path, session_for, source: str, *words: str) -> li
     return lines
 
 
-def test_a_format_1_change_the_engine_has_no_place_for_is_refused_at_load_at_its_line(cli, tmp_path, session_for):
+def test_a_format_1_change_the_engine_has_no_place_for_is_refused_at_load_at_its_line(
+    cli, tmp_path, session_for
+):
     """Format 1 ignored a table it did not know; the engine would ignore it too, silently: refused, at its line."""
     source = _amendment("1.4", extra='\n[randomization]\nmethod = "blocks"\n')
     line = source.splitlines().index('method = "blocks"') + 1
     lines = _refused_at_load(cli, tmp_path, session_for, source, "write this version in format 2")
     assert lines == [ln for ln in lines if ln.startswith("wardcrf: error:") or "bad.toml" in ln]
-    assert f"bad.toml:{line}: randomization.method: the engine's declarations have no place for this change" in "\n".join(lines)
+    assert (
+        f"bad.toml:{line}: randomization.method: the engine's declarations have no place for this change"
+        in "\n".join(lines)
+    )
 
 
-def test_a_format_1_form_the_engine_needs_is_refused_at_load_naming_the_declaration(cli, tmp_path, session_for):
+def test_a_format_1_form_the_engine_needs_is_refused_at_load_naming_the_declaration(
+    cli, tmp_path, session_for
+):
     """A field a declaration of the re-encoding reads, gone from the version: refused, at that field's form."""
     source = _amendment("1.5")
     old = "[forms.ct_score.fields.evaluable_segments]"
@@ -152,7 +169,9 @@ def test_a_format_1_form_the_engine_needs_is_refused_at_load_naming_the_declarat
     ],
     ids=["expression-injection", "oversized", "control-character", "unknown-key", "negative-window"],
 )
-def test_a_hostile_format_1_file_is_refused_at_load_and_nothing_is_saved(cli, tmp_path, session_for, old, new):
+def test_a_hostile_format_1_file_is_refused_at_load_and_nothing_is_saved(
+    cli, tmp_path, session_for, old, new
+):
     source = _amendment("1.6")
     assert old in source
     _refused_at_load(cli, tmp_path, session_for, source.replace(old, new, 1), "bad.toml")
@@ -168,7 +187,9 @@ def test_labels_with_toml_syntax_reach_the_engine_as_written():
 
 def test_a_stored_version_the_engine_cannot_run_is_still_read_as_stored():
     """Loaded before format 1 ran on the engine: exports and audits read it; `run_as` gives it as read."""
-    source = MEX.replace('version = "1.0"', 'version = "1.8"', 1).replace("duration_minutes = 30", "duration_minutes = 30\nold_key = 1", 1)
+    source = MEX.replace('version = "1.0"', 'version = "1.8"', 1).replace(
+        "duration_minutes = 30", "duration_minutes = 30\nold_key = 1", 1
+    )
     stored = protocol.parse(source, "old.toml")
     with pytest.raises(protocol.ProtocolFileError):
         reencode_v1.reencode(stored)

@@ -229,7 +229,10 @@ def declarations(p: format1.Protocol) -> tuple[dict[str, Any], list[tuple[str, s
     out["protocol"].pop("reencodes", None)  # the version itself, not a re-encoding of another
     old = {k: x for k, x in _leaves(pl.base_format1).items() if not k.startswith("forms.")}
     new = {k: x for k, x in _leaves(v).items() if not k.startswith("forms.")}
-    changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)} - {"protocol.id", "protocol.version"}
+    changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)} - {
+        "protocol.id",
+        "protocol.version",
+    }
     placed: set[str] = set()
     unplaced: list[tuple[str, str]] = []
     for t in pl.templates:
