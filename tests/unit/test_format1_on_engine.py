@@ -194,3 +194,16 @@ def test_a_stored_version_the_engine_cannot_run_is_still_read_as_stored():
     with pytest.raises(protocol.ProtocolFileError):
         reencode_v1.reencode(stored)
     assert protocol.run_as(stored) is stored
+
+
+def test_a_renamed_product_names_the_treatment_element_too():
+    source = MEX.replace('version = "1.0"', 'version = "1.9"', 1)
+    assert 'name = "haMSC-Exos"' in source
+    m = reencode_v1.reencode(
+        protocol.parse(source.replace('name = "haMSC-Exos"', 'name = "haMSC-Exos II"', 1), "p.toml")
+    )
+    assert m.data["products"][0]["name"] == "haMSC-Exos II"
+    assert [e["element"] for e in m.data["epochs"]] == ["Screening", "haMSC-Exos II", "Follow-up"]
+    assert (
+        m.data["products"][0]["code"] == model.shipped("mexcovid.toml").data["products"][0]["code"]
+    )  # a code stays
