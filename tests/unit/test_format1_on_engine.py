@@ -95,6 +95,7 @@ def test_arms_a_format_1_version_declares_each_run_the_one_regimen():
         old, 'arms = [{ code = "LOW", label = "Low" }, { code = "HIGH", label = "High" }]', 1
     )
     m = reencode_v1.reencode(protocol.parse(source, "arms.toml"))
+    assert m.regimens["exo_inhalation"].label == "Low"  # described as the first arm is
     assert [(a.code, a.regimens) for a in m.arms] == [
         ("LOW", ("exo_inhalation",)),
         ("HIGH", ("exo_inhalation",)),

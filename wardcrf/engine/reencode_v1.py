@@ -150,7 +150,7 @@ def _leaves(data: Any, prefix: str = "") -> dict[str, Any]:
 
 # -- the version's values put in ---------------------------------------------------------------
 
-_PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[a-z_]+)+)(?:\|(quoted|join))?\}")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[a-z_]+|\[\d+\])+)(?:\|(quoted|join))?\}")
 
 
 def _names(text: Any) -> set[str]:
@@ -237,9 +237,10 @@ def declarations(p: format1.Protocol) -> tuple[dict[str, Any], list[tuple[str, s
     unplaced: list[tuple[str, str]] = []
     for t in pl.templates:
         names = _names(t["text"])
-        if names & changed:
+        hit = {c for c in changed for n in names if n == c or n.startswith((c + ".", c + "["))}
+        if hit:
             _put(out, t["to"], _render(t["text"], v))
-            placed |= names & changed
+            placed |= hit
     removals: list[str] = []
     for d in pl.drops:
         if d["when"] in changed and get(v, d["when"]) == d["equals"]:
