@@ -717,7 +717,7 @@ class DashboardScreen(Screen[None]):
                 if day and not self._doses_column:  # under format 1's "Day" header: said to be doses
                     day = t("dash.doses_cell", doses=day)
             elif enrolled_on and given < planned:
-                # Format 1 (MEXCOVID, one dose a day): enrollment is day 0; dose N is due on day N.
+                # Format 1 (one dose a day): enrollment is day 0; dose N is due on day N.
                 n = (today - date.fromisoformat(enrolled_on)).days
                 day = f"{n}/{planned}"
             nd = r.get("next_dose")

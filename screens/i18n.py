@@ -14,12 +14,12 @@ crashing a clinician's form.
 Which languages a user may choose (docs/tui.md, "Language"): before sign-in, the
 languages these catalogues hold (`CATALOGUED`: English, 中文, Français); once signed
 in, the languages the ward's protocol declares for its labels (`protocol.languages`,
-`offer`), in the protocol's order: MEXCOVID English and 中文, PALM and PALM007 (Kinshasa)
+`offer`), in the protocol's order: mexcovid.toml English and 中文, PALM and PALM007 (Kinshasa)
 English and Français. A declared language these catalogues do not hold (say `pt`) is
 offered all the same: the protocol's labels show in it and the screens' own words fall
 back, string by string, to English; the palette says so ("Language: Português
 (protocol labels; screens in English)"). A language the catalogues hold but the
-protocol does not declare (中文 on PALM, Français on MEXCOVID) is not offered on that ward.
+protocol does not declare (中文 on PALM, Français on mexcovid.toml) is not offered on that ward.
 """
 
 from __future__ import annotations

@@ -944,29 +944,39 @@ def read_format_2_with(reader: Format2Reader) -> None:
     _FORMAT2[:] = [reader]
 
 
-Format1Through = Callable[[Protocol], "Protocol | None"]
+Format1Through = Callable[[Protocol, bool], "Protocol | None"]
 _THROUGH: list[Format1Through] = []
 _READ_THROUGH: dict[str, Protocol] = {}
 
 
 def read_format_1_through(reader: Format1Through) -> None:
     """How a stored format-1 version is run by the engine through its format-2 re-encoding (`engine.loading`
-    plugs it in, `wardcrf.features`): `reader(p)` gives the ward's `Protocol` of the re-encoding, or None."""
+    plugs it in, `wardcrf.features`): `reader(p, strict)` gives the ward's `Protocol` the engine runs `p` as;
+    when `p` cannot run on the engine it raises `ProtocolFileError` if `strict` (a file being loaded), else
+    gives None (a version stored before: read as stored)."""
     _THROUGH[:] = [reader]
     _READ_THROUGH.clear()
 
 
 def run_as(p: Protocol) -> Protocol:
-    """A stored version as the ward runs it: a format-1 version whose SHA-256 a shipped format-2 file lists in
-    its `reencodes` (MEXCOVID 1.0) is run by the engine on that file — the same id, version, SHA-256 and
-    source (its records' version reference and its exports' and audits' reading of the stored text do not
-    change), with `engine` and the forms of the format-2 file. Any other version as read."""
+    """A stored version as the ward runs it: every format-1 version is run by the engine — the one a shipped
+    format-2 file re-encodes (its SHA-256 in `reencodes`) on that file, any other on the same declarations
+    with its own forms, ranges, schedule and arms (`engine.reencode_v1`) — keeping the stored id, version,
+    SHA-256 and source (its records' version reference and its exports' and audits' reading of the stored
+    text do not change), with `engine` and the forms the engine reads. A format-2 version as read."""
     if p.engine is not None or not _THROUGH:
         return p
     hit = _READ_THROUGH.get(p.sha256)
     if hit is None:
-        hit = _READ_THROUGH[p.sha256] = _THROUGH[0](p) or p
+        hit = _READ_THROUGH[p.sha256] = _THROUGH[0](p, False) or p
     return hit
+
+
+def check_runs(p: Protocol) -> None:
+    """Refuse, before anything is saved, a format-1 file the engine cannot run (`ProtocolFileError`, each
+    problem at its line): `protocol load` and a new site's first protocol."""
+    if p.engine is None and _THROUGH:
+        _READ_THROUGH[p.sha256] = _THROUGH[0](p, True) or p
 
 
 def declared_format(source: str, filename: str = "<protocol>") -> int:
@@ -1269,6 +1279,7 @@ def load(session: Any, protocol: Protocol) -> Event:
     The features' `after_load` work runs in the same transaction: all of it is saved, or none.
     """
     session.require("protocol.load", what="load protocol files")
+    check_runs(protocol)
     try:
         previous: Protocol | None = active(session.store)
     except Refused:

@@ -121,8 +121,9 @@ def test_no_plan_without_an_administration_due(ward) -> None:
 
 @pytest.fixture(scope="module")
 def _format1_template(tmp_path_factory) -> Path:
-    """A site on a format-1 MEXCOVID that no shipped file re-encodes (a site's own edit of the text): format
-    1's workflow runs it. (The shipped MEXCOVID 1.0 is run on its format-2 file, `protocol.run_as`.)"""
+    """A site on a format-1 MEXCOVID that no shipped file re-encodes (a site's own edit of the text). Every
+    format-1 version runs on the engine now (`protocol.run_as`); the test below reads it with format 1's
+    workflow (`format1_mexcovid`), the only way a format-1 site is left."""
     from test_engine_mexcovid_ward import _template as engine_template
 
     from wardcrf import protocol
@@ -131,7 +132,7 @@ def _format1_template(tmp_path_factory) -> Path:
     return engine_template(tmp_path_factory.mktemp("format1"), edited)
 
 
-def test_a_format_1_site_is_told_its_wizard(_format1_template, tmp_path) -> None:
+def test_a_format_1_site_is_told_its_wizard(_format1_template, tmp_path, format1_mexcovid) -> None:
     from wf_support import _copy_site
 
     copy = _copy_site(_format1_template, tmp_path / "site")

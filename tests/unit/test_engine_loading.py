@@ -230,6 +230,22 @@ def test_init_refuses_a_protocol_it_cannot_run_before_anything_is_created(
     assert not target.exists()
 
 
+def test_init_refuses_a_format_1_file_the_engine_cannot_run_before_anything_is_created(
+    tmp_path, monkeypatch, capsys
+):
+    """Every format-1 version runs on the engine (docs/engine.md): one it cannot run is refused before the
+    site exists, at its line, as `protocol load` refuses it."""
+    text = protocol.default_source().replace('version = "1.0"', 'version = "2.0"', 1)
+    text += '\n[randomization]\nmethod = "blocks"\n'
+    code, err, target = _init(
+        tmp_path, monkeypatch, capsys, "--protocol", str(_write(tmp_path, "f1.toml", text))
+    )
+    assert code == 1, err
+    line = text.splitlines().index('method = "blocks"') + 1
+    assert f"f1.toml:{line}: randomization.method" in _one_line(err)
+    assert not target.exists()
+
+
 PALM = FILES["palm.toml"]
 HOSTILE_PALM = [
     (

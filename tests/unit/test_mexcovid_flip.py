@@ -1,6 +1,7 @@
 """MEXCOVID 1.0 runs on its format-2 file (issue 17, the flip): a stored format-1 version whose SHA-256 a
 shipped format-2 file lists in `reencodes` is run by the engine on that file, keeping its id, version,
-SHA-256 and stored text (`protocol.run_as`); any other format-1 file still runs format 1's workflow."""
+SHA-256 and stored text (`protocol.run_as`); any other format-1 file runs on the same declarations with its
+own values (test_format1_on_engine)."""
 
 from __future__ import annotations
 
@@ -42,14 +43,18 @@ def test_the_format_1_text_itself_still_reads_as_format_1():
     assert protocol.run_as(shipped) is run  # read once
 
 
-def test_a_format_1_file_no_shipped_file_re_encodes_runs_format_1():
+def test_a_format_1_file_no_shipped_file_re_encodes_runs_on_the_engine_too():
+    """Was: "... runs format 1". Since every format-1 version runs on the engine (tests/unit/
+    test_format1_on_engine.py), an edited copy and another version run on the re-encoding's declarations
+    with their own values, keeping their own hash and text."""
     edited = protocol.parse(protocol.default_source() + "\n# a site's own copy, edited\n", "mexcovid.toml")
     assert edited.sha256 != protocol.default_protocol().sha256
-    assert protocol.run_as(edited) is edited and edited.engine is None
+    run = protocol.run_as(edited)
+    assert run.engine is not None and (run.sha256, run.source) == (edited.sha256, edited.source)
     other = protocol.parse(
         protocol.default_source().replace('version = "1.0"', 'version = "1.1"', 1), "mexcovid-1.1.toml"
     )
-    assert protocol.run_as(other).engine is None  # another version: format 1's workflow
+    assert protocol.run_as(other).engine is not None and protocol.run_as(other).version == "1.1"
 
 
 def test_a_format_2_version_is_run_as_read():

@@ -94,6 +94,16 @@ def _event_id(out: str) -> str:
     return str(data.get("event") or data.get("id"))
 
 
+def test_the_format_1_amendment_is_run_by_the_engine_on_its_own_values(cli, tmp_path, session_for):
+    """1.1 is written in format 1: it runs on the engine (docs/engine.md, "Format 1 files") with its range
+    and its four doses, which the tests below assert as the user meets them."""
+    _load_1_1(cli, tmp_path)
+    p = protocol.loaded_version(session_for("auditor").store, "MEXCOVID", "1.1")
+    assert p.engine is not None and p.forms["vitals"].fields["temp"].hard == (36, 45)
+    (adm,) = p.engine.regimens["exo_inhalation"].administrations
+    assert adm.schedule.count_max == 4
+
+
 def test_an_enrolled_participant_stays_on_their_version_until_it_is_applied(cli, tmp_path):
     _load_1_1(cli, tmp_path)
     info = _show(cli)

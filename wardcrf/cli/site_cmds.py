@@ -31,8 +31,8 @@ def init(
         typer.Option(
             "--protocol",
             help="Start with this protocol file (format 1 or 2), or a shipped format-2 protocol by name "
-            "(mexcovid, palm, palm007), instead of the shipped default (MEXCOVID 1.0, run on its format-2 "
-            "file).",
+            "(mexcovid, palm, palm007), instead of the shipped default (`mexcovid`, its format-1 text run on its "
+            "format-2 file).",
         ),
     ] = None,
 ) -> None:

@@ -110,6 +110,7 @@ def first_protocol(read: format1.Protocol | model.Model | None) -> FirstProtocol
     if read is None:
         return FirstProtocol(format1.default_protocol())
     if isinstance(read, format1.Protocol):
+        format1.check_runs(read)  # refused before anything is created
         return FirstProtocol(read)
     if not reencodes(read):
         return FirstProtocol(ward_protocol(read))
@@ -229,16 +230,25 @@ def register(registry: Registry) -> None:
     registry.format1_run_as(_run_through)
 
 
-def _run_through(p: format1.Protocol) -> format1.Protocol | None:
-    """The ward's `Protocol` of the shipped format-2 file that re-encodes `p` (its SHA-256 in the file's
-    `reencodes`, same id and version), keeping `p`'s SHA-256 and source: the version stays the one stored,
-    run by the engine. None when no shipped file re-encodes it (then format 1 runs it)."""
+def _run_through(p: format1.Protocol, strict: bool) -> format1.Protocol | None:
+    """The ward's `Protocol` the engine runs format-1 version `p` as, keeping `p`'s SHA-256 and source (the
+    version stays the one stored): the shipped format-2 file that re-encodes it (its SHA-256 in the file's
+    `reencodes`, same id and version), else the same declarations with `p`'s own values
+    (`engine.reencode_v1`). When `p` cannot run on the engine: `ProtocolFileError` naming why at its lines
+    if `strict` (a file being loaded), else None (a version loaded before: read as stored)."""
     from dataclasses import replace
 
-    from wardcrf.engine import model, ward
+    from wardcrf.engine import model, reencode_v1, ward
+    from wardcrf.protocol_file import ProtocolFileError
 
     for name in model.SHIPPED:
         m = model.shipped(name)
         if (m.id, m.version) == (p.id, p.version) and p.sha256 in reencodes(m):
             return replace(ward.of(m, f"{p.id.lower()}-{p.version}.toml"), sha256=p.sha256, source=p.source)
-    return None
+    try:
+        m = reencode_v1.reencode(p)
+    except ProtocolFileError:
+        if strict:
+            raise
+        return None
+    return replace(ward.of(m, p.filename), sha256=p.sha256, source=p.source)

@@ -146,7 +146,7 @@ def protocols_of(store: Store, people: list[Participant], *, log: Store | None =
 
 def not_loaded_of(store: Store, people: list[Participant], *, log: Store | None = None) -> dict[str, str]:
     """The participants among `people` on a version this laptop has not loaded, each with the version
-    named (``MEXCOVID 1.2``): enrolled under it or moved to it by an amendment on another laptop, synced
+    named (``TRIAL 1.2``): enrolled under it or moved to it by an amendment on another laptop, synced
     here without the version's `protocol.loaded`. Their schedule is that version's, so the ward list and
     `today` flag them and compute nothing due for them under another version."""
     if not people:

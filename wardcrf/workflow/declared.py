@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 class _CumulativeColumn(TypedDict, total=False):
     column: str
     """The ward list's name for this unit's sum when the version names one (`dose.cumulative`:
-    "cumulative particles"); the list then shows it under that name (`status.list_row`)."""
+    e.g. "cumulative vials"); the list then shows it under that name (`status.list_row`)."""
 
 
 class CumulativeDose(_CumulativeColumn):

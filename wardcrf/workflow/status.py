@@ -320,7 +320,7 @@ class _WardRowExtras(TypedDict, total=False):
     visits_owed: list[str]
     """Format 2: the forms the per-administration visits owe now (`VisitLine.owed`, named with the visit)."""
     version_not_loaded: str
-    """The version the participant is on (``MEXCOVID 1.2``) when this laptop has not loaded it: the row
+    """The version the participant is on (``TRIAL 1.2``) when this laptop has not loaded it: the row
     then says so (`status` "version not loaded", `notice`) and holds only what is stored (open AEs,
     sign-off; `doses_given` counts stored records of format 1's `dose` form: a format-2 version's
     administration forms are its own, unknown here), nothing computed from a schedule (no next dose,
