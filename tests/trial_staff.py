@@ -210,15 +210,37 @@ class Recorder:
 
     def give(self, pid: str, n: int, kit: str, clock: Callable[[datetime], None]):
         """Administration `n` with `kit` at its slot's due time, the app's clock (`clock`) just after it; the
-        kit's cold chain complete first (the custody gate). The form is the trial's first regimen's."""
+        kit's cold chain complete first (the custody gate), in one transaction with the administration: a
+        refused one leaves no trace of its kit's preparation either. The form is the trial's first regimen's."""
         due = self.slot(pid, n).due
         clock(due + timedelta(minutes=10))
         adm = self.trial.regimens_of(self.trial.arms[0].code)[0].administrations[0]
-        self.custody(kit, due, adm.product)
-        return self.submit(str(adm.record["form"]), participant=pid, kit_id=kit, **GIVEN[self.trial.id](due))
+        self.storage(adm.product)
+        with self.clin.store.transaction():
+            self.custody(kit, due, adm.product)
+            return self.submit(
+                str(adm.record["form"]), participant=pid, kit_id=kit, **GIVEN[self.trial.id](due)
+            )
+
+    def given(self, pid: str) -> int:
+        """How many records of the trial's first administration form the participant has."""
+        adm = self.trial.regimens_of(self.trial.arms[0].code)[0].administrations[0]
+        return int(
+            self.clin.store.scalar(
+                "SELECT COUNT(*) FROM records WHERE subject = ? AND form = ?",
+                (f"participant:{pid}", str(adm.record["form"])),
+            )
+        )
+
+    def storage(self, product: str) -> None:
+        """The monitored unit `product` is stored in (registered once, by the pharmacist)."""
+        from wardcrf.coldchain import scenario
+
+        scenario.ensure_unit(self.session("pharmacist"), scenario.product_of(self.clin, product))
 
     def custody(self, kit: str, start: datetime, product: str) -> None:
-        """A complete cold chain for `kit` up to the bedside before `start` (nothing for a kit already known)."""
+        """A complete cold chain for `kit` up to the bedside before `start` (nothing for a kit already known;
+        its storage unit registered first, `storage`)."""
         from wardcrf.coldchain import scenario, services
         from wardcrf.errors import UsageError
 
@@ -229,7 +251,6 @@ class Recorder:
             return
         if clin.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit_id,)):
             return
-        scenario.ensure_unit(self.session("pharmacist"), scenario.product_of(clin, product))
         scenario.ready_kit(
             clin,
             {u: PASSWORD for u in ("clinician", "clinician2", "investigator")},
