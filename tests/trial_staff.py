@@ -269,4 +269,7 @@ class Recorder:
 
 
 def days_ago(n: int) -> date:
-    return datetime.now(KIN).date() - timedelta(days=n)
+    """`n` days before today at the ward, by the app's clock (a test may have set it: `WARDCRF_FAKE_NOW`)."""
+    from wardcrf.clock import now_utc
+
+    return now_utc().astimezone(KIN).date() - timedelta(days=n)

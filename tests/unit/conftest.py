@@ -16,16 +16,9 @@ from __future__ import annotations
 import pytest
 from hub_engines import hub_engine, not_yet_report, pg_server
 from site_users import ROLE_USERS
-from trial_staff import Templates
 from wf_support import PASSWORD, _wf_sentinel_template, _wf_template
 
 __all__ = ["PASSWORD", "ROLE_USERS", "_wf_sentinel_template", "_wf_template", "hub_engine", "pg_server"]
-
-
-@pytest.fixture(scope="session")
-def trial_templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
-    """Wards started on PALM and PALM007, built on first use once per test process (trial_staff.Templates)."""
-    return Templates(tmp_path_factory.mktemp("trials"))
 
 
 @pytest.hookimpl(hookwrapper=True)
