@@ -42,7 +42,8 @@ def open_four_source() -> str:
 
     The fixture ward records MEXCOVID's forms, which have no Ct: PALM's own
     `when` (screening.ct_np) can never be computed there, so these tests state
-    the level, as a protocol saying `asked = true` allows.
+    the level, as a protocol saying `asked = true` allows. On a PALM ward
+    (`@pytest.mark.ward("palm")`) the screening gives it; a level stated must agree.
     """
     source = model.shipped_source("palm.toml")
     marker = 'code = "ct_np"\n'
