@@ -115,8 +115,8 @@ def ward_marked(request: Any) -> str | None:
     return None if marker is None else str(marker.args[0])
 
 
-def photo(directory: Path, text: str) -> str:
-    """`@path` of a small JPEG of a signed page, different for every `text`."""
+def photo_file(directory: Path, text: str) -> Path:
+    """A small JPEG of a signed page, different for every `text` (Pillow)."""
     from PIL import Image, ImageDraw
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,12 @@ def photo(directory: Path, text: str) -> str:
     img = Image.new("RGB", (320, 240), "white")
     ImageDraw.Draw(img).text((10, 10), text, fill="black")
     img.save(path, "JPEG", quality=80)
-    return f"@{path}"
+    return path
+
+
+def photo(directory: Path, text: str) -> str:
+    """`@path` of `photo_file`, as a photo field takes it."""
+    return f"@{photo_file(directory, text)}"
 
 
 class Recorder:
