@@ -70,6 +70,32 @@ GIVEN: dict[str, Callable[[datetime], dict[str, str]]] = {
 """An administration given as prescribed at `when` (its form's fields besides `kit_id`), per trial."""
 
 
+VARIANTS: dict[str, Callable[[], str]] = {
+    "palm-levels": lambda: _gate_before(model.shipped_source("palm.toml"), "eligible", '["enroll"]'),
+    "palm007-kit-per-dose": lambda: model.shipped_source("palm007.toml").replace(
+        'kit = { use = "course" }', 'kit = { use = "administration" }'
+    ),
+}
+"""Test trials derived from a shipped one, by name. `palm-levels`: PALM whose eligibility gate is before
+enrollment only, so a participant consented and not yet screened may be randomized and the stratification
+factors computed from screening are found missing (a ward's version may randomize before screening ends).
+`palm007-kit-per-dose`: PALM007 whose products are one kit per administration, not one bottle per course."""
+
+
+def _gate_before(source: str, code: str, before: str) -> str:
+    marker = f'code = "{code}"\nkind = "eligibility"\nbefore = '
+    at = source.index(marker) + len(marker)
+    end = source.index("\n", at)
+    return source[:at] + before + source[end:]
+
+
+def trial_model(name: str) -> model.Model:
+    """The shipped trial `name` (palm, palm007) or a test variant of one (`VARIANTS`)."""
+    if name in VARIANTS:
+        return model.parse(VARIANTS[name](), f"{name}.toml")
+    return model.shipped(f"{name}.toml")
+
+
 def start(data_dir: Path, protocol: str) -> Site:
     """`wardcrf init --protocol NAME` for site WUH01 in Kinshasa, with one user per role and `clinician2`."""
     made = Site.init(
@@ -80,7 +106,7 @@ def start(data_dir: Path, protocol: str) -> Site:
         password=PASSWORD,
         admin_full_name="Ada Admin",
         zone_name=ZONE,
-        protocol_file=model.shipped(f"{protocol}.toml"),
+        protocol_file=trial_model(protocol),
     )
     s = made.site.unlock("admin", PASSWORD)
     try:
@@ -171,7 +197,7 @@ class Recorder:
             "consenter": "participant",
             "form_version": "1.0",
             "photos": photo(self.pages, f"consent page {self._photos}"),
-            "time": datetime.combine(day, time(8, 0), KIN).isoformat(),
+            "time": datetime.combine(day, time(0, 30), KIN).isoformat(),  # early: `day` may be today
             **{f"witness_{i + 1}": who for i, who in enumerate(self.WITNESSES[:witnesses])},
         }
         values.update(kw)

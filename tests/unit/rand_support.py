@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger
 from synckit import card_of, connect, make_hub, open_
-from trial_staff import Recorder, Templates, ward_marked
+from trial_staff import Recorder, Templates, trial_model, ward_marked
 from wardcrf.sync import hub, ward
 from wf_support import Staff, _copy_site
 
@@ -110,11 +111,8 @@ class Trial:
         A blinded list needs the laptop's unblinding key at the hub: the fixture
         publishes it (`publish_unblinding_key`).
         """
-        hs = self.hub_session()
-        try:
-            made = service.make_list(hs, protocol, "WUH01", self.device, per_stratum)
-        finally:
-            hs.close()
+        with ledger(self.hub_site, "coordinator") as (hs, wards):  # a PostgreSQL hub's wards' data: `wards`
+            made = service.make_list(hs, protocol, "WUH01", self.device, per_stratum, wards=wards)
         self.deliver()
         return made
 
@@ -125,14 +123,10 @@ class Trial:
         assert self.hub_knows_unblinding_key()
 
     def hub_knows_unblinding_key(self) -> bool:
-        hs = self.hub_session()
-        try:
+        with ledger(self.hub_site, "coordinator") as (_hs, wards):
             return (
-                hs.store.one("SELECT 1 FROM rand_unblinding_keys WHERE device = ?", (self.device,))
-                is not None
+                wards.one("SELECT 1 FROM rand_unblinding_keys WHERE device = ?", (self.device,)) is not None
             )
-        finally:
-            hs.close()
 
     def deliver(self) -> list[str]:
         """Every hub bundle waiting for the ward, imported on the ward."""
@@ -170,7 +164,7 @@ def bare_trial(request: pytest.FixtureRequest, site: Site, session_for, tmp_path
 
 def _registered(request: pytest.FixtureRequest, site: Site, session_for, tmp_path: Path) -> Trial:
     protocol = ward_marked(request)
-    trial = None if protocol is None else model.shipped(f"{protocol}.toml")
+    trial = None if protocol is None else trial_model(protocol)
     h = make_hub(tmp_path, trial)  # its protocol the ward's: a hub bundle carries the hub's versions
     connect(site, h)
     rec = None if protocol is None else Recorder(session_for, tmp_path / "pages")
