@@ -294,7 +294,8 @@ def _arms_planned(store: Store, pid: str, lists_here: list[dict[str, Any]]) -> l
     if fit:
         return fit
     lst = lists_here[-1]
-    unplanned = [a for a in arms[str(lst["list_id"])] if a not in planned] or ["nothing (its header names no arm)"]
+    named = arms[str(lst["list_id"])]
+    unplanned = [a for a in named if a not in planned] if named else ["nothing (its header names no arm)"]
     raise Refused(
         f"{p.id} is on {proto.id} {proto.version}, whose open arms are {', '.join(planned) or 'none'}; "
         f"allocation list {lst['list_id']} (made from {lst['protocol_id']} {lst['protocol_version']}) can "
