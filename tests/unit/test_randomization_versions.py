@@ -247,3 +247,17 @@ def test_a_blinded_refusal_names_no_arm_on_the_ward_nor_at_the_hub(
     assert "gives the arm of its kit (blinded: no arm named)" in text and "does not plan;" in text
     assert "TECOVIRIMAT" not in text and "PLACEBO" not in text
     assert _hub_allocations(trial) == 0
+
+
+def test_a_list_whose_header_names_no_arm_is_never_used(
+    trial: Trial, session_for, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hostile: a list whose signed header names no arm (only a hub key could sign one) fits no version."""
+    made = trial.make(_design("1.0"), per_stratum=4)
+    pid = _enrolled(trial)
+    monkeypatch.setattr(service, "list_arms", lambda _store, _lst: [])
+    with pytest.raises(
+        Refused, match=rf"list {made.list_id} \(made from PALM 1\.0\) can give nothing \(its header"
+    ):
+        service.allocate(session_for("clinician"), pid, {"ct_np": "HIGH"})
+    assert session_for("auditor").store.scalar("SELECT COUNT(*) FROM rand_allocations") == 0
