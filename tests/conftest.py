@@ -102,6 +102,14 @@ def _template_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     return data_dir, result.recovery_key
 
 
+@pytest.fixture(scope="session")
+def trial_templates(tmp_path_factory: pytest.TempPathFactory):
+    """Wards started on PALM and PALM007, built on first use once per test process (trial_staff.Templates)."""
+    from trial_staff import Templates
+
+    return Templates(tmp_path_factory.mktemp("trials"))
+
+
 @pytest.fixture
 def format1_mexcovid(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped MEXCOVID 1.0 run by format 1's workflow, as before the flip (`protocol.run_as` reads no

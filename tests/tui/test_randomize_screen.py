@@ -6,7 +6,8 @@ import json
 
 import pytest
 from hub_delivery import deliver
-from tui_helpers import PASSWORD, burst, enroll, page_photo, settle
+from trial_staff import Recorder, ward_marked
+from tui_helpers import PASSWORD, burst, enroll, settle
 from wardcrf.screens.dialogs.randomize import RandomizeDialog
 from wardcrf.screens.participant import ParticipantScreen
 
@@ -17,11 +18,29 @@ from wardcrf.site import Site
 ARMS = ("TECOVIRIMAT", "PLACEBO", "ZMAPP", "RDV", "MAB114", "REGNEB3")
 
 
+@pytest.fixture
+def site(site: Site, request: pytest.FixtureRequest, tmp_path, trial_templates) -> Site:
+    """The fixture site, or (`@pytest.mark.ward("palm")`) a ward started on the list's own trial."""
+    protocol = ward_marked(request)
+    return site if protocol is None else trial_templates.copy(protocol, tmp_path / "trial-site")
+
+
+def _enrolled_on_trial(site: Site, tmp_path, **screening: str) -> str:
+    """A participant of the ward's trial consented, screened eligible and enrolled through the services."""
+    rec = Recorder(lambda user: site.unlock(user, PASSWORD), tmp_path / "pages")
+    try:
+        return rec.enrolled(**screening)
+    finally:
+        rec.close()
+
+
 def _list_on(site: Site, tmp_path, protocol: str) -> None:
     """A real hub's signed list for this laptop, received as a hub bundle's event would be."""
     from wardcrf.sync import hub, registry, ward
 
-    h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD).site
+    h = hub.init(
+        tmp_path / "hub", admin="admin", password=PASSWORD, protocol_file=model.shipped(protocol)
+    ).site
     hs = h.unlock("admin", PASSWORD)
     ws = site.unlock("admin", PASSWORD)
     try:
@@ -44,13 +63,19 @@ def _list_on(site: Site, tmp_path, protocol: str) -> None:
 
 
 def _model(protocol: str) -> model.Model:
-    """A shipped protocol; PALM with its Ct factor asked (this ward's MEXCOVID forms record no Ct)."""
+    """A shipped protocol; PALM with its Ct factor asked (`ct_asked`)."""
     if protocol != "palm.toml":
         return model.shipped(protocol)
-    source = model.shipped_source(protocol)
-    return model.parse(
-        source.replace('code = "ct_np"\n', 'code = "ct_np"\nasked = true\n', 1), "palm-ct-asked.toml"
-    )
+    return model.parse(ct_asked(model.shipped_source(protocol)), "palm-ct-asked.toml")
+
+
+def ct_asked(source: str) -> str:
+    """PALM's Ct factor asked at randomization, its levels computed from nothing: the clinician states it."""
+    source = source.replace('code = "ct_np"\n', 'code = "ct_np"\nasked = true\n', 1)
+    for when in (', when = "screening.ct_np <= 22"', ', when = "screening.ct_np > 22"'):
+        assert when in source
+        source = source.replace(when, "", 1)
+    return source
 
 
 def _screen_text(app) -> str:
@@ -58,8 +83,9 @@ def _screen_text(app) -> str:
     return app.export_screenshot().replace("&#160;", " ")
 
 
+@pytest.mark.ward("palm007")  # PALM007's list, taken by a PALM007 participant
 async def test_blinded_randomize_in_a_burst_shows_a_kit_and_no_arm(app_for, site, tmp_path) -> None:
-    pid = enroll(site, tmp_path)
+    pid = _enrolled_on_trial(site, tmp_path)
     _list_on(site, tmp_path, "palm007.toml")
     app = app_for("clinician")
     async with app.run_test(size=(140, 40)) as pilot:
@@ -86,11 +112,11 @@ async def test_blinded_randomize_in_a_burst_shows_a_kit_and_no_arm(app_for, site
         s.close()
 
 
-@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, PALM's list: rand_support.FORMAT1_WARD
+@pytest.mark.ward("palm")  # PALM's list, taken by a PALM participant
 async def test_stratified_randomize_asks_each_level_and_esc_allocates_nothing(
     app_for, site, tmp_path
 ) -> None:
-    pid = enroll(site, tmp_path)
+    pid = _enrolled_on_trial(site, tmp_path)
     _list_on(site, tmp_path, "palm.toml")
     app = app_for("clinician")
     async with app.run_test(size=(140, 40)) as pilot:
@@ -141,42 +167,17 @@ async def test_no_list_no_randomize_key_and_an_auditor_never_sees_it(app_for, si
 
 
 def _screened(site, tmp_path) -> str:
-    """Consented and screened (eligible) through the services, not enrolled yet."""
-    from wardcrf import workflow
+    """A participant of the ward's trial consented and screened eligible today, not enrolled yet."""
+    from trial_staff import days_ago
 
-    s = site.unlock("clinician", PASSWORD)
+    rec = Recorder(lambda user: site.unlock(user, PASSWORD), tmp_path / "pages")
     try:
-        ev = workflow.submit(
-            s,
-            "consent",
-            {
-                "consenter": "participant",
-                "form_version": "1.0",
-                "time": "2020-03-10T10:00:00+08:00",
-                "witness_1": "investigator",
-                "witness_2": "clinician2",
-                "photos": page_photo(tmp_path / "page.jpg"),
-            },
-            password_for=lambda _user: PASSWORD,
-        )
-        pid = ev.subject.removeprefix("participant:")
-        workflow.submit(
-            s,
-            "screening",
-            {
-                "date": "2020-03-11",
-                "dob": "1965-05-01",
-                "sex": "M",
-                "pcr_confirmed": "yes",
-                "severity": "severe",
-            },
-            participant=pid,
-        )
-        return pid
+        return rec.eligible(days_ago(0))
     finally:
-        s.close()
+        rec.close()
 
 
+@pytest.mark.ward("palm007")  # PALM007's list, taken by a PALM007 participant
 async def test_saving_enrollment_offers_randomization_at_once_keys_in_a_burst(
     app_for, site, tmp_path
 ) -> None:
@@ -210,6 +211,7 @@ async def test_saving_enrollment_offers_randomization_at_once_keys_in_a_burst(
         s.close()
 
 
+@pytest.mark.ward("palm007")  # PALM007's enrollment form
 async def test_no_list_no_offer_after_enrollment(app_for, site, tmp_path) -> None:
     pid = _screened(site, tmp_path)
     app = app_for("clinician")
@@ -226,6 +228,7 @@ async def test_no_list_no_offer_after_enrollment(app_for, site, tmp_path) -> Non
         assert "saved" in shown.lower() and "randomized" not in shown
 
 
+@pytest.mark.ward("palm007")  # PALM007's list, taken by a PALM007 participant
 async def test_enrollment_offer_esc_leaves_it_for_later(app_for, site, tmp_path) -> None:
     from wardcrf.screens.form_screen import FormScreen
 
@@ -253,15 +256,14 @@ async def test_enrollment_offer_esc_leaves_it_for_later(app_for, site, tmp_path)
         s.close()
 
 
-@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, PALM's list: rand_support.FORMAT1_WARD
+@pytest.mark.ward("palm")  # PALM's list, taken by a PALM participant
 async def test_the_dialog_shows_the_levels_the_records_give_and_asks_only_the_rest(
     app_for, site, tmp_path
 ) -> None:
     """A list stratified by a computed factor (sex, from the screening) and an asked one (Ct)."""
     from wardcrf.sync import hub, registry
 
-    source = model.shipped_source("palm.toml")
-    source = source.replace('code = "ct_np"\n', 'code = "ct_np"\nasked = true\n', 1)
+    source = ct_asked(model.shipped_source("palm.toml"))
     source = source.replace(
         '[[strata]]\ncode = "ct_np"',
         '[[strata]]\ncode = "sex"\nlabel = "Sex"\nfield = "screening.sex"\n'
@@ -270,8 +272,10 @@ async def test_the_dialog_shows_the_levels_the_records_give_and_asks_only_the_re
     )
     source = source.replace('stratify_by = ["site", "ct_np"]', 'stratify_by = ["site", "sex", "ct_np"]', 1)
     both = model.parse(source, "palm-sex-ct.toml")
-    pid = enroll(site, tmp_path)  # screened as M
-    h = hub.init(tmp_path / "hub", admin="admin", password=PASSWORD).site
+    pid = _enrolled_on_trial(site, tmp_path, sex="M")
+    h = hub.init(
+        tmp_path / "hub", admin="admin", password=PASSWORD, protocol_file=model.shipped("palm.toml")
+    ).site
     hs, ws = h.unlock("admin", PASSWORD), site.unlock("admin", PASSWORD)
     try:
         card = registry.own_card(ws.store)
@@ -298,3 +302,35 @@ async def test_the_dialog_shows_the_levels_the_records_give_and_asks_only_the_re
         await settle(pilot)
         shown = " ".join(str(n.message) for n in app._notifications)
         assert f"{pid} randomized: arm " in shown and "site=WUH01;sex=M;ct_np=HIGH" in shown
+
+
+@pytest.mark.ward("palm")
+async def test_a_list_of_arms_the_participants_version_does_not_plan_is_refused_in_one_line_and_no_dialog(
+    app_for, site, tmp_path
+) -> None:
+    """A PALM participant and a PALM007 list on the laptop: `r` shows the service's refusal (the list's arms,
+    the version's; never which one the participant would get) and opens no dialog; nothing is allocated."""
+    pid = _enrolled_on_trial(site, tmp_path)
+    _list_on(site, tmp_path, "palm007.toml")
+    app = app_for("clinician")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, pid))
+        await settle(pilot)
+        assert app.screen.randomizable  # a list waits on the laptop: offered, and refused when asked
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, ParticipantScreen)
+        shown = [str(n.message) for n in app._notifications]
+        assert any(
+            m.startswith(f"{pid} is on PALM 1.0, whose open arms are ZMAPP, RDV, MAB114, REGNEB3;")
+            and m.endswith(
+                "can give TECOVIRIMAT, PLACEBO: nobody randomized; ask the coordinator for a list made from PALM 1.0"
+            )
+            for m in shown
+        ), shown
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        assert s.store.scalar("SELECT COUNT(*) FROM rand_allocations") == 0
+    finally:
+        s.close()

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger
 from synckit import card_of, connect, make_hub, open_
+from trial_staff import Recorder, Templates, trial_model, ward_marked
 from wardcrf.sync import hub, ward
-from wf_support import Staff, site
+from wf_support import Staff, _copy_site
 
 from wardcrf.engine import model
 from wardcrf.randomization import service
@@ -16,21 +18,16 @@ from wardcrf.site import Session, Site
 
 __all__ = ["site"]
 
-FORMAT1_WARD = """Why the tests that dose or sync a participant allocated here take `format1_mexcovid` (decision, fl2).
 
-The fixture ward records MEXCOVID's forms (`wf_support.Staff`: consent, screening, doses), and its lists
-are made from another design (PALM007 2:1, PALM's four arms, or PALM's arms under MEXCOVID's id): the
-subject is the list, its delivery, allocation, the kit gate and the hub's checks, not a trial's schedule.
-A list of another protocol is used as it comes (`service._lists_for`). Format 1 never placed a participant
-by arm; the engine does, and since the flip MEXCOVID 1.0 runs on its format-2 file, which plans one arm
-(HAMSCEXO): a dose of a participant given TECOVIRIMAT or ZMAPP is refused on the ward and at the hub
-("arm 'TECOVIRIMAT' is not an arm of MEXCOVID 1.0") -- rightly: a real ward's version plans every arm its
-lists can give (the hub makes a list from that version's design). Moving the participant onto the list's
-protocol was rejected: a participant consented under MEXCOVID would silently follow another trial's
-schedule. So these tests keep the ward they were written for, MEXCOVID 1.0 run by format 1 (arms not
-placed). When format 1 is deleted they move to a ward started on the list's own protocol (PALM007/PALM),
-which needs Staff helpers for those protocols' forms.
-"""
+@pytest.fixture
+def site(request: pytest.FixtureRequest, data_dir: Path, _wf_template, trial_templates: Templates) -> Site:
+    """The fixture site (MEXCOVID, `clinician2` added), or a ward started on the trial a test names with
+    `@pytest.mark.ward("palm007")`: a list is taken by participants of the protocol it was made from (the
+    ward refuses a list whose arms the participant's version does not plan)."""
+    protocol = ward_marked(request)
+    if protocol is None:
+        return _copy_site(_wf_template[0], data_dir)
+    return trial_templates.copy(protocol, data_dir)
 
 
 def blinded_two_to_one() -> model.Model:
@@ -46,7 +43,8 @@ def open_four_source() -> str:
 
     The fixture ward records MEXCOVID's forms, which have no Ct: PALM's own
     `when` (screening.ct_np) can never be computed there, so these tests state
-    the level, as a protocol saying `asked = true` allows.
+    the level, as a protocol saying `asked = true` allows. On a PALM ward
+    (`@pytest.mark.ward("palm")`) the screening gives it; a level stated must agree.
     """
     source = model.shipped_source("palm.toml")
     marker = 'code = "ct_np"\n'
@@ -99,6 +97,8 @@ class Trial:
     hub_site: Site
     wf: Staff
     tmp: Path
+    rec: Recorder | None = None
+    """The trial's own forms, on a ward started on PALM or PALM007 (`@pytest.mark.ward`)."""
     device: str = ""
     _stick: int = field(default=0)
 
@@ -111,11 +111,8 @@ class Trial:
         A blinded list needs the laptop's unblinding key at the hub: the fixture
         publishes it (`publish_unblinding_key`).
         """
-        hs = self.hub_session()
-        try:
-            made = service.make_list(hs, protocol, "WUH01", self.device, per_stratum)
-        finally:
-            hs.close()
+        with ledger(self.hub_site, "coordinator") as (hs, wards):  # a PostgreSQL hub's wards' data: `wards`
+            made = service.make_list(hs, protocol, "WUH01", self.device, per_stratum, wards=wards)
         self.deliver()
         return made
 
@@ -126,14 +123,10 @@ class Trial:
         assert self.hub_knows_unblinding_key()
 
     def hub_knows_unblinding_key(self) -> bool:
-        hs = self.hub_session()
-        try:
+        with ledger(self.hub_site, "coordinator") as (_hs, wards):
             return (
-                hs.store.one("SELECT 1 FROM rand_unblinding_keys WHERE device = ?", (self.device,))
-                is not None
+                wards.one("SELECT 1 FROM rand_unblinding_keys WHERE device = ?", (self.device,)) is not None
             )
-        finally:
-            hs.close()
 
     def deliver(self) -> list[str]:
         """Every hub bundle waiting for the ward, imported on the ward."""
@@ -152,25 +145,30 @@ class Trial:
             s.close()
 
     def participant(self) -> str:
-        return self.wf.consent()
+        """A new participant the ward may randomize: consented (and, on a PALM ward, screened eligible)."""
+        return self.wf.consent() if self.rec is None else self.rec.eligible()
 
 
 @pytest.fixture
-def trial(site: Site, session_for, tmp_path: Path) -> Trial:
-    h = make_hub(tmp_path)
-    connect(site, h)
-    t = Trial(site, h, Staff(session_for, tmp_path / "pages"), tmp_path)
-    t.device = card_of(site).device
+def trial(request: pytest.FixtureRequest, site: Site, session_for, tmp_path: Path) -> Trial:
+    t = _registered(request, site, session_for, tmp_path)
     t.publish_unblinding_key()
     return t
 
 
 @pytest.fixture
-def bare_trial(site: Site, session_for, tmp_path: Path) -> Trial:
+def bare_trial(request: pytest.FixtureRequest, site: Site, session_for, tmp_path: Path) -> Trial:
     """A ward registered at a hub, before any investigator signed in on it (no unblinding key yet)."""
-    h = make_hub(tmp_path)
+    return _registered(request, site, session_for, tmp_path)
+
+
+def _registered(request: pytest.FixtureRequest, site: Site, session_for, tmp_path: Path) -> Trial:
+    protocol = ward_marked(request)
+    trial = None if protocol is None else trial_model(protocol)
+    h = make_hub(tmp_path, trial)  # its protocol the ward's: a hub bundle carries the hub's versions
     connect(site, h)
-    t = Trial(site, h, Staff(session_for, tmp_path / "pages"), tmp_path)
+    rec = None if protocol is None else Recorder(session_for, tmp_path / "pages")
+    t = Trial(site, h, Staff(session_for, tmp_path / "pages"), tmp_path, rec=rec)
     t.device = card_of(site).device
     return t
 

@@ -21,8 +21,9 @@ def make_ward(root: Path, name: str = "lap1", site: str = "WUH01") -> Site:
     return res.site
 
 
-def make_hub(root: Path) -> Site:
-    res = hub.init(root / "hub", admin="admin", password=PASSWORD)
+def make_hub(root: Path, protocol_file: object = None) -> Site:
+    """A hub (its protocol the shipped default, or `protocol_file`: the trial its wards run) with a coordinator."""
+    res = hub.init(root / "hub", admin="admin", password=PASSWORD, protocol_file=protocol_file)
     s = res.site.unlock("admin", PASSWORD)
     try:
         users.add_user(s, "coordinator", "Coco Ordinator", "coordinator", PASSWORD)

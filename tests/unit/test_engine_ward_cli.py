@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from site_users import PASSWORD
 from synckit import card_of, connect, open_
+from trial_staff import ELIGIBLE
 from typed_support import assert_shape
 from wardcrf.sync import hub, ward
 from wf_support import photo_file, ready_kit_on
@@ -97,24 +98,7 @@ class Ward:
         return self.run("submit", "screening", "--participant", pid, *(f"{k}={v}" for k, v in values.items()))
 
     def screen007(self, pid: str, **kw: str):
-        values = {
-            "date": self.now.date().isoformat(),
-            "age": "29",
-            "sex": "M",
-            "weight": "62",
-            "pregnant": "not_applicable",
-            "pcr_positive": "yes",
-            "pcr_date": (self.now.date() - timedelta(days=1)).isoformat(),
-            "active_lesion": "yes",
-            "contraception": "agrees",
-            "inpatient_agreed": "yes",
-            "hb": "11.2",
-            "meglitinide": "no",
-            "midazolam_planned": "no",
-            "other_investigational": "no",
-            "investigator_excludes": "no",
-        }
-        values.update(kw)
+        values = {**ELIGIBLE["PALM007"](self.now.date()), **kw}
         return self.run("submit", "screening", "--participant", pid, *(f"{k}={v}" for k, v in values.items()))
 
 

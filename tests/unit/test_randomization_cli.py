@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from rand_support import Trial, open_four_source, send_ward_bundle, site, trial
 
 __all__ = ["site", "trial"]
+pytestmark = pytest.mark.ward("palm007")  # the blinded lists are PALM007's: taken by its participants
 
 PW = "test-password-1"
 
@@ -99,11 +101,13 @@ def test_an_exhausted_stratum_exits_1_in_one_line_naming_it(cli, trial: Trial) -
         hs.close()
 
 
+@pytest.mark.ward("palm-levels")  # PALM, randomized before screening ends
 def test_open_label_stratified_trial_shows_the_arm_and_counts_per_arm(cli, trial: Trial) -> None:
     assert _make(cli, trial, "palm", "4").code == 0
     trial.deliver()
-    pid = trial.participant()
-    # Shipped PALM computes the Ct level from screening.ct_np, which this ward has not recorded:
+    assert trial.rec is not None
+    pid = trial.rec.consent()
+    # Shipped PALM computes the Ct level from screening.ct_np, not recorded yet for this participant:
     # stating it is no substitute (the factor is not asked).
     res = cli("randomize", pid, "--stratum", "ct_np=HIGH", user="clinician")
     assert res.code == 1 and res.err.count("\n") == 1, res.err

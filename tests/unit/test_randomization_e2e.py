@@ -5,8 +5,9 @@ files on a stick (`sync export` / `hub import`, `hub export` / `sync import`),
 never a network: the list is made at the hub, carried to the ward, taken for
 enrolled participants, carried back, checked and reported at the hub, the
 trial unblinded there and the statistician's export written. Enrollment
-itself (consent with photographed pages and three e-signatures, screening)
-goes through the same services the CLI's `submit` calls (`wf_support.Staff`).
+itself (consent with photographed pages and e-signatures, screening) goes
+through the same services the CLI's `submit` calls, on a ward started on the
+list's own trial (`trial_staff.Recorder`: PALM007's forms, PALM's).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = ["bare_trial", "site"]
 
 OPEN_FOUR_BY_SEX = palm_with_strata(SEX_AND_AGE, '["site", "sex"]')
 """PALM (ZMapp, remdesivir, MAb114, REGN-EB3; 1:1:1:1) stratified by site and sex, the sex computed
-from the recorded screening (the fixture ward's MEXCOVID screening records it as PALM's does)."""
+from the recorded screening."""
 
 
 class Stick:
@@ -84,21 +85,9 @@ def _make(cli, t: Trial, protocol: Path, per_stratum: str):
 
 
 def _enrolled(t: Trial, n: int, sexes: tuple[str, ...] = ("M",)) -> list[str]:
-    """`n` participants consented, screened (sex by turns) and enrolled; the DSMG lets each next one in."""
-    from datetime import timedelta
-
-    from wf_support import today
-
-    pids = []
-    for i in range(n):
-        pid = t.wf.consent()
-        t.wf.screen(pid, sex=sexes[i % len(sexes)])
-        day0 = today() - timedelta(days=10)
-        t.wf.enroll(pid, day0)
-        t.wf.skin(pid, day0)
-        t.wf.continue_(pid)  # the sentinel gate: the DSMG's "continue" on each participant's safety data
-        pids.append(pid)
-    return pids
+    """`n` participants of the ward's trial consented, screened eligible (sex by turns) and enrolled."""
+    assert t.rec is not None
+    return [t.rec.enrolled(sex=sexes[i % len(sexes)]) for i in range(n)]
 
 
 def _hub_plain_entries(t: Trial) -> list[dict]:
@@ -121,7 +110,7 @@ def _hub_report(cli, t: Trial) -> dict:
     return json.loads(res.out)
 
 
-@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
+@pytest.mark.ward("palm007")
 def test_blinded_two_to_one_end_to_end_offline(cli, bare_trial: Trial, tmp_path: Path) -> None:
     t, stick = bare_trial, Stick(tmp_path)
     protocol = tmp_path / "palm007-2to1.toml"
@@ -210,7 +199,7 @@ def test_blinded_two_to_one_end_to_end_offline(cli, bare_trial: Trial, tmp_path:
     assert not lst["blinded"] and lst["strata"][0]["by_arm"] == dict(Counter(r["arm"] for r in rows.values()))
 
 
-@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
+@pytest.mark.ward("palm")
 def test_open_four_arm_stratified_end_to_end_offline(cli, bare_trial: Trial, tmp_path: Path) -> None:
     t, stick = bare_trial, Stick(tmp_path)
     protocol = tmp_path / "palm-by-sex.toml"

@@ -13,6 +13,28 @@ from wardcrf.errors import PermissionDenied, Refused
 from wardcrf.randomization import sealing, service
 
 __all__ = ["site", "trial"]
+# Wards of the lists' own trials: PALM007 (the blinded 2:1 lists); `palm-levels` (PALM, randomized before
+# screening ends) for the open four-arm lists, whose Ct level is stated for a participant not yet screened.
+pytestmark = pytest.mark.ward("palm007")
+
+
+def _consented(t: Trial) -> str:
+    """Consented, not screened yet: the Ct factor's level is stated (`palm-levels` randomizes before screening)."""
+    assert t.rec is not None
+    return t.rec.consent()
+
+
+def _events_but_the_protocols_arms(store) -> list[dict]:
+    """The ward's events, less what names every arm of the trial by design: the protocol versions loaded
+    (the file declares its arms) and a list's header (`arms`, as the file). An arm found elsewhere is a leak."""
+    out = []
+    for line in store.rows("SELECT line FROM events"):
+        event = json.loads(line["line"])
+        if event["type"] == "protocol.loaded":
+            continue
+        event["body"] = {k: v for k, v in (event["body"] or {}).items() if k != "arms"}
+        out.append(event)
+    return out
 
 
 def _hub_allocations(t: Trial) -> list[dict]:
@@ -39,6 +61,7 @@ def _hub_list(t: Trial, list_id: str) -> dict:
         hs.close()
 
 
+@pytest.mark.ward("palm-levels")
 def test_open_four_arm_stratified_list_is_followed_exactly_and_the_hub_agrees(
     trial: Trial, session_for
 ) -> None:
@@ -56,7 +79,7 @@ def test_open_four_arm_stratified_list_is_followed_exactly_and_the_hub_agrees(
     got = collections.defaultdict(list)
     for i in range(6):
         level = "HIGH" if i % 3 else "LOW"
-        a = service.allocate(clin, trial.participant(), {"ct_np": level})
+        a = service.allocate(clin, _consented(trial), {"ct_np": level})
         assert a.kit is None and a.arm is not None
         got[a.stratum].append(a.arm)
     for stratum, arms in got.items():
@@ -87,9 +110,7 @@ def test_blinded_two_to_one_reveals_a_kit_number_only_and_the_arm_stays_sealed(
     # nothing the ward holds in clear names the arm: its log, its projections
     # (the list's header names the protocol's arms and ratio, as the protocol file does; no entry does)
     store = clin.store
-    for line in store.rows("SELECT line FROM events"):
-        event = json.loads(line["line"])
-        event["body"] = {k: v for k, v in (event["body"] or {}).items() if k != "arms"}
+    for event in _events_but_the_protocols_arms(store):
         text = json.dumps(event)
         assert "TECOVIRIMAT" not in text and "PLACEBO" not in text, event["type"]
     for table in ("rand_allocations", "rand_entries", "rand_lists"):
@@ -151,10 +172,11 @@ def test_roles_other_than_the_allowed_ones_may_not_randomize_or_make_lists(trial
         hs.close()
 
 
+@pytest.mark.ward("palm-levels")
 def test_strata_levels_are_checked_against_the_list(trial: Trial, session_for) -> None:
     trial.make(OPEN_FOUR, per_stratum=4)
     clin = session_for("clinician")
-    pid = trial.participant()
+    pid = _consented(trial)
     with pytest.raises(
         Refused, match=r"stratum factor ct_np is asked at randomization: give its level \(one of HIGH, LOW\)"
     ):
@@ -200,10 +222,8 @@ def test_emergency_unblinding_reveals_one_arm_signed_and_witnessed_and_the_hub_l
     ]
     # no other participant's arm is revealed: the only event naming an arm is this unblinding
     naming = []
-    for line in store.rows("SELECT line FROM events"):
-        event = json.loads(line["line"])
-        body = {k: v for k, v in (event["body"] or {}).items() if k != "arms"}
-        if "TECOVIRIMAT" in json.dumps(body) or "PLACEBO" in json.dumps(body):
+    for event in _events_but_the_protocols_arms(store):
+        if "TECOVIRIMAT" in json.dumps(event["body"]) or "PLACEBO" in json.dumps(event["body"]):
             naming.append(event["id"])
     assert naming == [u.event_id]
     with pytest.raises(Refused, match="already unblinded"):
@@ -257,9 +277,10 @@ def test_an_auditor_or_a_clinician_may_not_unblind(trial: Trial, session_for) ->
             unblind(session_for(role), pids[0])
 
 
+@pytest.mark.ward("palm-levels")
 def test_an_open_label_participant_has_nothing_to_unblind(trial: Trial, session_for) -> None:
     trial.make(OPEN_FOUR, per_stratum=4)
-    pid = trial.participant()
+    pid = _consented(trial)
     service.allocate(session_for("clinician"), pid, {"ct_np": "LOW"})
     with pytest.raises(Refused, match="open label"):
         unblind(session_for("investigator"), pid, reason="other")
@@ -301,6 +322,8 @@ def test_sigkill_mid_allocation_leaves_nothing_and_the_next_allocation_takes_the
     for s in list(trial.wf._sessions.values()):
         s.close()
     trial.wf._sessions.clear()
+    assert trial.rec is not None
+    trial.rec.close()  # nothing of this process holds the database while the other allocates
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILL_ME, str(trial.ward_site.data_dir), pid],
         stdout=subprocess.PIPE,
@@ -324,29 +347,35 @@ def test_sigkill_mid_allocation_leaves_nothing_and_the_next_allocation_takes_the
     assert (nxt.position, nxt.kit) == (2, entries[1]["kit"])
 
 
-@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
+@pytest.mark.ward("palm007")
 def test_the_dose_gate_refuses_a_kit_other_than_the_allocated_one_before_any_signature(
-    trial: Trial, session_for
+    trial: Trial, session_for, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datetime import timedelta
-
-    from wardcrf.errors import ValidationFailed
     from wardcrf.workflow import dose_visit
 
+    assert trial.rec is not None
     trial.make(blinded_two_to_one(), per_stratum=3)
-    pid, day0 = trial.wf.enrolled_participant(10)
+    pid = trial.rec.enrolled()
     clin = session_for("clinician")
     allocated = service.allocate(clin, pid).kit
     assert allocated is not None
-    wrong = dose_visit.check_kit(clin, pid, "KIT-OTHER-1")
+    other = "K999999" if allocated != "K999999" else "K999998"  # another kit of the trial's format
+    wrong = dose_visit.check_kit(clin, pid, other)
     assert not wrong.ok and f"is not the kit allocated to {pid}: scan kit {allocated}" in str(wrong.reason)
     signed = clin.store.scalar("SELECT COUNT(*) FROM signatures")
-    with pytest.raises(ValidationFailed, match=f"kit_id: kit KIT-OTHER-1 is not the kit allocated to {pid}"):
-        trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit="KIT-OTHER-1")
+    with pytest.raises(
+        Refused, match=f"^kit {other} is not the kit allocated to {pid}: .*nothing was signed"
+    ):
+        trial.rec.give(pid, 1, other, _clock(monkeypatch))  # the engine's allocation gate
     assert clin.store.scalar("SELECT COUNT(*) FROM signatures") == signed
-    assert clin.store.scalar("SELECT COUNT(*) FROM doses WHERE participant = ?", (pid,)) == 0
-    trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit=allocated.lower())  # the allocated kit, as scanned
-    assert clin.store.scalar("SELECT COUNT(*) FROM doses WHERE participant = ?", (pid,)) == 1
+    assert trial.rec.given(pid) == 0
+    trial.rec.give(pid, 1, allocated.lower(), _clock(monkeypatch))  # the allocated kit, as scanned
+    assert trial.rec.given(pid) == 1
+
+
+def _clock(monkeypatch: pytest.MonkeyPatch):
+    """Sets the app's clock (`WARDCRF_FAKE_NOW`): an administration is recorded once its time has come."""
+    return lambda moment: monkeypatch.setenv("WARDCRF_FAKE_NOW", moment.isoformat())
 
 
 def test_make_refuses_an_unknown_laptop_another_sites_laptop_and_an_oversized_list(trial: Trial) -> None:
@@ -381,55 +410,49 @@ def test_the_audit_trail_review_lists_an_emergency_unblinding_with_its_event(
     assert found.events == (u.event_id,) and found.who == "investigator"
 
 
-@pytest.mark.usefixtures("format1_mexcovid")  # MEXCOVID forms, another design: rand_support.FORMAT1_WARD
+@pytest.mark.ward("palm007")
 def test_one_kit_for_the_course_serves_its_participants_later_doses_and_nobody_else(
-    trial: Trial, session_for
+    trial: Trial, session_for, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PALM007's bottle serves the 14 days (`kit = { use = "course" }`): the "kit used once" rule lets the
     allocated participant's later doses use it, and still refuses it to anyone else."""
-    from datetime import datetime, timedelta
+    from datetime import timedelta
 
-    from wf_support import at
-
-    from wardcrf import audit
+    from wardcrf import audit, kits
     from wardcrf.errors import ValidationFailed
     from wardcrf.workflow import dose_visit, dosing
 
+    rec = trial.rec
+    assert rec is not None
     made = trial.make(blinded_two_to_one(), per_stratum=3)
     assert _hub_list(trial, made.list_id)["document"]["header"]["kit_use"] == "course"
-    pid, day0 = trial.wf.enrolled_participant(10)
-    trial.wf.continue_(pid)  # the DSMG lets the next participant in after the sentinel
-    other, _ = trial.wf.enrolled_participant(10)
+    pid, other = rec.enrolled(), rec.enrolled()
     clin = session_for("clinician")
     kit = service.allocate(clin, pid).kit
     other_kit = service.allocate(clin, other).kit
     assert kit is not None and other_kit is not None
     # whom each kit is for, as `today` names it beside a kit at the bedside (`kits.holder`)
-    from wardcrf import kits
-
     assert kits.holder(clin.store, kit) == pid and kits.holder(clin.store, other_kit) == other
     assert kits.holder(clin.store, "NO-SUCH-KIT") is None
     # before any dose: the kit is refused to the other participant (it is not theirs)
     assert f"kit {kit} is allocated to {pid}, not to {other}" in str(
         dose_visit.check_kit(clin, other, kit).reason
     )
-    trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit=kit)
+    rec.give(pid, 1, kit, _clock(monkeypatch))
     assert dosing.kit_use(clin.store, kit, participant=pid) is None  # the same bottle for the next dose
     assert dosing.kit_use(clin.store, kit, participant=other) is not None
     # the scan step for the next dose (an hour later: the bottle is still at the bedside for custody)
-    soon = datetime.fromisoformat(at(day0 + timedelta(days=1), 10))
+    soon = rec.slot(pid, 1).due + timedelta(hours=1)
     assert dose_visit.check_kit(clin, pid, kit.lower(), when=soon).ok
-    # the dose form's rule: the kit is not "already used" for its own participant (the cold chain,
-    # which wants the bottle brought back to the bedside for this dose, is the only objection left)
-    with pytest.raises(Refused, match=r"custody gate: kit .* reached the bedside") as later:
-        trial.wf.dose(pid, 2, day0 + timedelta(days=2), kit=kit)
-    assert "already used" not in str(later.value)
+    # the dose form's rule: the kit is not "already used" for its own participant: dose 2 from the bottle
+    rec.give(pid, 2, kit, _clock(monkeypatch))
+    assert rec.given(pid) == 2
     refused = dose_visit.check_kit(clin, other, kit)
-    assert not refused.ok and f"kit {kit} was already used for {pid} dose 1" in str(refused.reason)
-    with pytest.raises(ValidationFailed, match=f"kit_id: kit {kit} was already used for {pid}"):
-        trial.wf.dose(other, 1, day0 + timedelta(days=1), kit=kit)
+    assert not refused.ok and f"kit {kit} was already used for {pid} (" in str(refused.reason)  # its record
+    with pytest.raises(ValidationFailed, match=f"kit_id: kit {kit} belongs to {pid} .*never given to two"):
+        rec.give(other, 1, kit, _clock(monkeypatch))
     check = next(r for r in audit.verify_store(clin.store).results if r.name == "kits used once")
-    assert check.problems == [] and check.checked == 1
+    assert check.problems == []  # (it counts format 1's `doses` only: the engine's records are not checked)
     send_ward_bundle(trial)  # the hub asks the same question of its own copy (its hold of a kit given twice)
     hs = trial.hub_session()
     try:
@@ -439,12 +462,12 @@ def test_one_kit_for_the_course_serves_its_participants_later_doses_and_nobody_e
         hs.close()
 
 
+@pytest.mark.ward("palm007-kit-per-dose")
 def test_a_kit_per_administration_is_still_used_once_by_its_own_participant(
-    trial: Trial, session_for
+    trial: Trial, session_for, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A blinded protocol whose products are one kit per administration keeps the rule whole."""
-    from datetime import timedelta
-
+    """A blinded protocol whose products are one kit per administration keeps the rule whole (the ward runs
+    that protocol: `palm007-kit-per-dose`)."""
     from wardcrf.errors import ValidationFailed
 
     source = blinded_two_to_one().source.replace(
@@ -455,9 +478,13 @@ def test_a_kit_per_administration_is_still_used_once_by_its_own_participant(
     per_dose = engine_model.parse(source, "palm007-kit-per-dose.toml")
     made = trial.make(per_dose, per_stratum=3)
     assert _hub_list(trial, made.list_id)["document"]["header"]["kit_use"] == "administration"
-    pid, day0 = trial.wf.enrolled_participant(10)
+    assert trial.rec is not None
+    pid = trial.rec.enrolled()
     clin = session_for("clinician")
     kit = service.allocate(clin, pid).kit
-    trial.wf.dose(pid, 1, day0 + timedelta(days=1), kit=kit)
-    with pytest.raises(ValidationFailed, match=f"kit {kit} was already used for {pid} dose 1"):
-        trial.wf.dose(pid, 2, day0 + timedelta(days=2), kit=kit)
+    assert kit is not None
+    trial.rec.give(pid, 1, kit, _clock(monkeypatch))
+    with pytest.raises(
+        ValidationFailed, match=f"kit_id: kit {kit} was already used .*one kit, one administration"
+    ):
+        trial.rec.give(pid, 2, kit, _clock(monkeypatch))

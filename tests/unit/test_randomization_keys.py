@@ -19,6 +19,7 @@ from wardcrf.randomization import sealing, service
 from wardcrf.site import Site
 
 __all__ = ["bare_trial", "site", "trial"]
+pytestmark = pytest.mark.ward("palm007")  # the blinded 2:1 lists are PALM007's: taken by its participants
 
 
 def _blinded(trial: Trial, session_for) -> tuple[str, dict]:

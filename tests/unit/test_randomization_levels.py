@@ -1,7 +1,8 @@
 """Stratum levels computed from the participant's records, as the protocol declares (issue 20).
 
-The fixture ward records MEXCOVID's forms; PALM's screening shares `sex`
-(M/F) and `age` with them, so a PALM variant stratified by those runs on it.
+The ward runs PALM (`palm-levels`: its eligibility gate before enrollment
+only, so a participant consented and not yet screened may be randomized);
+the lists are PALM variants stratified by its screening's `sex` and `age`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from wardcrf.errors import Refused
 from wardcrf.randomization import service
 
 __all__ = ["site", "trial"]
+pytestmark = pytest.mark.ward("palm-levels")
 
 COMPUTED = model.parse(_palm(SEX_AND_AGE, '["site", "sex", "age_band"]'), "palm-sex-age.toml")
 ASKED_AGE = model.parse(
@@ -32,6 +34,11 @@ OVERLAP = model.parse(
 )
 
 
+def _consented(trial: Trial) -> str:
+    assert trial.rec is not None
+    return trial.rec.consent()
+
+
 def _allocated_event(session, pid: str) -> dict:
     line = session.store.scalar(
         "SELECT e.line FROM rand_allocations a JOIN events e ON e.id = a.event_id WHERE a.participant = ?",
@@ -45,8 +52,8 @@ def test_levels_follow_from_the_recorded_fields_and_a_matching_statement_is_acce
 ) -> None:
     trial.make(COMPUTED, per_stratum=4)
     clin = session_for("clinician")
-    old_man = trial.participant()
-    trial.wf.screen(old_man, dob="1950-01-01", sex="M")
+    old_man = _consented(trial)
+    trial.rec.screen(old_man, age="75", sex="M")
     a = service.allocate(clin, old_man)
     assert a.stratum == "site=WUH01;sex=M;age_band=OLD"
     body = _allocated_event(clin, old_man)
@@ -54,8 +61,8 @@ def test_levels_follow_from_the_recorded_fields_and_a_matching_statement_is_acce
     assert body["computed"] == ["sex", "age_band"] and body["asked"] == []
     with pytest.raises(Refused, match=rf"{old_man} is already randomized"):  # not a quarrel about levels
         service.allocate(clin, old_man, {"age_band": "YOUNG"})
-    young_woman = trial.participant()
-    trial.wf.screen(young_woman, dob="1990-06-01", sex="F")
+    young_woman = _consented(trial)
+    trial.rec.screen(young_woman, age="36", sex="F")
     a = service.allocate(clin, young_woman, {"sex": "F", "age_band": "YOUNG", "site": "WUH01"})
     assert a.stratum == "site=WUH01;sex=F;age_band=YOUNG"
 
@@ -65,8 +72,8 @@ def test_a_stated_level_that_disagrees_with_the_records_is_refused_naming_both(
 ) -> None:
     trial.make(COMPUTED, per_stratum=4)
     clin = session_for("clinician")
-    pid = trial.participant()
-    trial.wf.screen(pid, dob="1950-01-01", sex="M")
+    pid = _consented(trial)
+    trial.rec.screen(pid, age="75", sex="M")
     with pytest.raises(
         Refused, match=rf"stratum factor sex: you gave F, but {pid}'s records give M \(screening.sex\)"
     ):
@@ -85,7 +92,7 @@ def test_a_stated_level_that_disagrees_with_the_records_is_refused_naming_both(
 def test_a_level_not_recorded_yet_is_refused_naming_the_missing_field(trial: Trial, session_for) -> None:
     trial.make(COMPUTED, per_stratum=4)
     clin = session_for("clinician")
-    pid = trial.participant()  # consented, not screened
+    pid = _consented(trial)  # consented, not screened
     with pytest.raises(
         Refused, match=rf"stratum factor sex cannot be computed for {pid}: screening.sex is not recorded"
     ):
@@ -103,7 +110,7 @@ def test_an_asked_factor_takes_the_stated_level_only_when_the_records_cannot_giv
 ) -> None:
     trial.make(ASKED_AGE, per_stratum=4)
     clin = session_for("clinician")
-    unscreened = trial.participant()
+    unscreened = _consented(trial)
     with pytest.raises(
         Refused, match=r"age_band is asked at randomization: give its level \(one of OLD, YOUNG\)"
     ):
@@ -112,8 +119,8 @@ def test_an_asked_factor_takes_the_stated_level_only_when_the_records_cannot_giv
     assert a.stratum == "site=WUH01;age_band=YOUNG"
     body = _allocated_event(clin, unscreened)
     assert body["asked"] == ["age_band"] and body["computed"] == []
-    screened = trial.participant()
-    trial.wf.screen(screened, dob="1950-01-01")
+    screened = _consented(trial)
+    trial.rec.screen(screened, age="75")
     with pytest.raises(Refused, match=r"you gave YOUNG, but .* records give OLD"):
         service.allocate(clin, screened, {"age_band": "YOUNG"})
     assert service.allocate(clin, screened).stratum == "site=WUH01;age_band=OLD"
@@ -122,8 +129,8 @@ def test_an_asked_factor_takes_the_stated_level_only_when_the_records_cannot_giv
 def test_levels_that_overlap_are_refused_naming_the_factor(trial: Trial, session_for) -> None:
     trial.make(OVERLAP, per_stratum=4)
     clin = session_for("clinician")
-    pid = trial.participant()
-    trial.wf.screen(pid, dob="1950-01-01")
+    pid = _consented(trial)
+    trial.rec.screen(pid, age="75")
     with pytest.raises(
         Refused, match=r"stratum factor age_band: levels OLD and YOUNG both hold .* exactly one must"
     ):

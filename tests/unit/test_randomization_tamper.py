@@ -15,6 +15,7 @@ from wardcrf.errors import Refused
 from wardcrf.randomization import sealing, service
 
 __all__ = ["site", "trial"]
+pytestmark = pytest.mark.ward("palm007")  # the blinded 2:1 lists are PALM007's: taken by its participants
 
 
 def _list_body(t: Trial) -> dict:

@@ -1,12 +1,13 @@
 """DM's arms from issue 20's allocations: open-label arms, blinded ones only once the trial is unblinded.
 
 Real lists made at a hub, carried in hub bundles, taken on the ward
-(rand_support's `trial`), then `recorded_allocations` reads what an SDTM
+(rand_support's `trial`, a ward of the list's own trial), then `recorded_allocations` reads what an SDTM
 export of that database may state.
 """
 
 from __future__ import annotations
 
+import pytest
 from rand_support import OPEN_FOUR, Trial, blinded_two_to_one, send_ward_bundle, site, trial
 
 from wardcrf.exports.dataset import Dataset
@@ -20,16 +21,18 @@ def _arms(store) -> dict[str, str]:
     return recorded_allocations(Dataset(store))
 
 
+@pytest.mark.ward("palm")
 def test_an_open_label_allocation_gives_the_participant_its_arm(trial: Trial, session_for) -> None:
     trial.make(OPEN_FOUR, per_stratum=4)
     clin = session_for("clinician")
     pid = trial.participant()
-    assert _arms(clin.store) == {}  # consented, not allocated: no arm
+    assert _arms(clin.store) == {}  # consented and screened, not allocated: no arm
     a = service.allocate(clin, pid, {"ct_np": "HIGH"})
     assert a.arm in {"ZMAPP", "RDV", "MAB114", "REGNEB3"}
     assert _arms(clin.store) == {a.participant: a.arm}
 
 
+@pytest.mark.ward("palm007")
 def test_a_blinded_allocation_is_blinded_until_the_trial_is_unblinded_at_the_hub(
     trial: Trial, session_for
 ) -> None:

@@ -7,7 +7,6 @@ day N at 09:00 Asia/Shanghai.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from site_users import PASSWORD
+from trial_staff import photo_file
 
 from wardcrf import users, workflow
 from wardcrf.site import Session, Site
@@ -29,18 +29,6 @@ def today() -> date:
 
 def at(day: date, hh: int = 9, mm: int = 0) -> str:
     return datetime(day.year, day.month, day.day, hh, mm, tzinfo=TZ).isoformat()
-
-
-def photo_file(directory: Path, text: str) -> Path:
-    """A small JPEG of a signed page, different for every `text` (Pillow)."""
-    from PIL import Image, ImageDraw
-
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / (hashlib.sha256(text.encode()).hexdigest()[:12] + ".jpg")
-    img = Image.new("RGB", (320, 240), "white")
-    ImageDraw.Draw(img).text((10, 10), text, fill="black")
-    img.save(path, "JPEG", quality=80)
-    return path
 
 
 def pw(_user: str) -> str:

@@ -29,7 +29,7 @@ from ..ingest import HoldForCoordinator
 from ..sqlstore import common_dialect, own_keys_store
 from . import sealing
 from .gate import allocated_kit_holder, check_allocated_kit, course_kit_holder
-from .service import own_identity
+from .service import open_arms, own_identity
 
 if TYPE_CHECKING:
     from ..eventlog import Event
@@ -156,6 +156,7 @@ def _check_at_hub(store: Store, e: Event, hub_device: str) -> None:
             problems.append(f"entry {b['position']} of stratum {b['stratum']} is not in list {b['list']}")
         else:
             arm = entry["arm"]
+            _refuse_unplanned(store, e, str(arm), str(list_body.get("reveal", "arm")))
             for key in ("arm", "kit"):
                 if key in b and b[key] is not None and b[key] != entry.get(key):
                     problems.append(f"the {key} shown ({b[key]}) is not the list's for that entry")
@@ -183,6 +184,33 @@ def _check_at_hub(store: Store, e: Event, hub_device: str) -> None:
         )
     if taken is None:
         _take(store, e, arm)
+
+
+def _refuse_unplanned(store: Store, e: Event, arm: str, reveal: str) -> None:
+    """The hub refuses the bundle of an allocation whose arm the participant's version does not plan (an open
+    arm of it), as the ward refuses the list (`service.allocate`): nothing of the bundle is merged. The arm is
+    named for an open-label list only: the hub's people read a blinded trial's counts, never an arm."""
+    from ..workflow.amendments import protocol_of
+    from ..workflow.base import get_participant
+
+    b = e.body
+    p = get_participant(store, str(b["participant"]))
+    if p is None:
+        return  # not a participant of this hub's records: the other checks speak
+    proto = protocol_of(store, p)
+    if proto.engine is None:
+        return  # a format-1 version places nobody by arm
+    planned = open_arms(proto.engine)
+    if arm in planned:
+        return
+    if reveal == "arm":
+        what, plans = f"arm {arm}", f" (open arms: {', '.join(planned) or 'none'})"
+    else:  # blinded: neither the arm nor the arms planned (with one left, they would name it)
+        what, plans = "the arm of its kit (blinded: no arm named)", ""
+    raise Refused(
+        f"allocation {e.id} of {p.id} from device {e.device} gives {what} from list {b['list']}, which "
+        f"{proto.id} {proto.version} (their version) does not plan{plans}; the bundle is refused, nothing merged"
+    )
 
 
 @common_dialect

@@ -161,7 +161,7 @@ def allocate(session: Session, participant: str, levels: dict[str, str] | None =
     _protocol_gates(store, pid)
     _lists_for(store, device, None)  # none at all: said first
     _already_randomized(store, pid)  # said before the levels are computed (and again inside the transaction)
-    lists_here = _lists_for(store, device, pid)
+    lists_here = _arms_planned(store, pid, _lists_for(store, device, pid))
     current = lists_here[-1]
     factors = json.loads(current.get("factors") or "[]")
     snap = levels_mod.snapshot(store, pid) if factors else None
@@ -252,6 +252,58 @@ def _lists_for(store: Store, device: str, pid: str | None) -> list[dict[str, Any
     return lists_here
 
 
+def list_arms(store: Store, lst: dict[str, Any]) -> list[str]:
+    """The arms a list can give, from its signed header (the protocol's open arms it was made from)."""
+    line = store.scalar("SELECT line FROM events WHERE id = ?", (lst["event_id"],))
+    if line is None:
+        raise Refused(f"randomization list {lst['list_id']}: its event {lst['event_id']} is not in this log")
+    return [str(a["code"]) for a in json.loads(line)["body"].get("arms", ())]
+
+
+def open_arms(m: Model) -> list[str]:
+    """The arms a format-2 version plans for new participants: its `[[arms]]` not `closed` (a closed arm keeps
+    the participants already on it and takes no one new)."""
+    return [str(a["code"]) for a in m.data.get("arms", ()) if not a.get("closed", False)]
+
+
+def _arms_planned(store: Store, pid: str, lists_here: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lists the participant may be allocated from: those whose every arm their version plans (an open
+    arm of it); refused, before any entry is opened, when no list is.
+
+    Checked on a list's arms (its signed header), never on the entry that would come next: the refusal is
+    the same whichever entry that is, so a blinded ward learns nothing of the arm the participant would have
+    had; it names only the protocol's arms, which every ward holds in the header and the protocol file. A
+    list that can give an arm the version does not plan (another trial's, or made from a file whose arms are
+    not the version's: a `closed` arm still open in it) is never used for them. A format-1 version places
+    nobody by arm (no check).
+    """
+    from ..workflow.amendments import protocol_of
+    from ..workflow.base import get_participant
+
+    p = get_participant(store, pid)
+    proto = protocol_of(store, p)
+    if proto.engine is None or p is None:
+        return lists_here
+    planned = open_arms(proto.engine)
+    arms = {str(lst["list_id"]): list_arms(store, lst) for lst in lists_here}
+    fit = [
+        lst
+        for lst in lists_here
+        if arms[str(lst["list_id"])] and set(arms[str(lst["list_id"])]) <= set(planned)
+    ]
+    if fit:
+        return fit
+    lst = lists_here[-1]
+    named = arms[str(lst["list_id"])]
+    unplanned = [a for a in named if a not in planned] if named else ["nothing (its header names no arm)"]
+    raise Refused(
+        f"{p.id} is on {proto.id} {proto.version}, whose open arms are {', '.join(planned) or 'none'}; "
+        f"allocation list {lst['list_id']} (made from {lst['protocol_id']} {lst['protocol_version']}) can "
+        f"give {', '.join(unplanned)}: nobody randomized; ask the coordinator for a list made from "
+        f"{proto.id} {proto.version}"
+    )
+
+
 def _protocol_gates(store: Store, pid: str) -> None:
     """A format-2 version's gates before `randomize` (eligibility, a DSMG hold...), in its words."""
     from ..clock import now_utc
@@ -287,7 +339,10 @@ def factors_needed(session: Session, participant: str | None = None) -> dict[str
     session.require("randomization.allocate", what="randomize participants")
     _site, device, _kind = own_identity(session.store)
     pid = ids.normalise("participant", participant) if participant is not None else None
-    lst = _lists_for(session.store, device, pid)[-1:]  # the latest list the participant is allocated from
+    lst = _lists_for(session.store, device, pid)
+    if pid is not None:
+        lst = _arms_planned(session.store, pid, lst)  # said before any level is asked
+    lst = lst[-1:]  # the latest list the participant is allocated from
     every = _factors(lst[0])
     declared = {str(f["code"]): f for f in json.loads(lst[0].get("factors") or "[]")}
     if not declared:
@@ -307,7 +362,7 @@ def levels_known(session: Session, participant: str) -> list[tuple[str, str, str
     _site, device, _kind = own_identity(session.store)
     pid = ids.normalise("participant", participant)
     try:
-        lst = _lists_for(session.store, device, pid)[-1]
+        lst = _arms_planned(session.store, pid, _lists_for(session.store, device, pid))[-1]
     except Refused:
         return []  # no list for them: `factors_needed` and `allocate` say why
     factors = json.loads(lst["factors"]) if lst.get("factors") else []
