@@ -26,12 +26,13 @@ def _tool():
     return module
 
 
-DICT_RETURNS_CEILING = 183
+DICT_RETURNS_CEILING = 185
 """Functions returning `dict[str, Any]` in wardcrf, sync and photos (211 before the nested types, 172
 after them; +10 written the same day beside that work: the protocol diff over TOML tables (5), the
 `--json` summary of a written export (1), amendments' check and history (2), the administration
 wizard's fixed values and next slot (2); then the allocation lists of a participant's version, rows of
-`rand_lists` (1)). Lower it as they are typed."""
+`rand_lists` (1; typed since: `randomization.service.ListRow`); then a format-1 file re-encoded over TOML
+tables (3: `engine.reencode_v1`, whose tables are the protocol file's own)). Lower it as they are typed."""
 
 RECORD_VALUES = "a record's values, keyed by the protocol's field names: the fields are data, not code"
 EVENT_BODY = (

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from .. import devicekeys, ids, unblindkeys
 from ..errors import Refused
@@ -215,7 +215,30 @@ def _already_randomized(store: Store, pid: str) -> None:
         raise Refused(f"{pid} is already randomized (list {taken[0]}, stratum {taken[1]}, entry {taken[2]})")
 
 
-def _lists_for(store: Store, device: str, pid: str | None) -> list[dict[str, Any]]:
+class ListRow(TypedDict):
+    """A row of `rand_lists`: a list issued to this laptop (schema.sql says what each column holds)."""
+
+    list_id: str
+    site: str
+    device: str
+    protocol_id: str
+    protocol_version: str
+    protocol_sha256: str
+    reveal: str
+    list_sha256: str
+    stratify_by: str
+    strata: str
+    list_key: str
+    unblind_key: str | None
+    unblinding: str
+    event_id: str
+    issued_at: str
+    factors: str  # JSON array of the factors' declarations ('[]' for a list made before they were sent)
+    unblind_recipient: str | None
+    kit_use: str
+
+
+def _lists_for(store: Store, device: str, pid: str | None) -> list[ListRow]:
     """The laptop's lists a participant is allocated from, oldest first: those issued for the protocol version
     they are on (`amendments.protocol_of`: enrolled under it, or amended to it).
 
@@ -226,7 +249,10 @@ def _lists_for(store: Store, device: str, pid: str | None) -> list[dict[str, Any
     used as they come. An allocation is never moved: a participant amended after it keeps their arm
     (`amendments` refuses a version without it).
     """
-    lists_here = store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,))
+    lists_here = cast(
+        list[ListRow],
+        store.rows("SELECT * FROM rand_lists WHERE device = ? ORDER BY issued_at, rowid", (device,)),
+    )
     if not lists_here:
         raise Refused(NO_LIST)
     if pid is None:
@@ -252,7 +278,7 @@ def _lists_for(store: Store, device: str, pid: str | None) -> list[dict[str, Any
     return lists_here
 
 
-def list_arms(store: Store, lst: dict[str, Any]) -> list[str]:
+def list_arms(store: Store, lst: ListRow) -> list[str]:
     """The arms a list can give, from its signed header (the protocol's open arms it was made from)."""
     line = store.scalar("SELECT line FROM events WHERE id = ?", (lst["event_id"],))
     if line is None:
@@ -266,7 +292,7 @@ def open_arms(m: Model) -> list[str]:
     return [str(a["code"]) for a in m.data.get("arms", ()) if not a.get("closed", False)]
 
 
-def _arms_planned(store: Store, pid: str, lists_here: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _arms_planned(store: Store, pid: str, lists_here: list[ListRow]) -> list[ListRow]:
     """The lists the participant may be allocated from: those whose every arm their version plans (an open
     arm of it); refused, before any entry is opened, when no list is.
 
@@ -317,7 +343,7 @@ def _protocol_gates(store: Store, pid: str) -> None:
         require_gates(store, proto, pid, "randomize", now_utc())
 
 
-def _factors(lst: dict[str, Any]) -> dict[str, list[str]]:
+def _factors(lst: ListRow) -> dict[str, list[str]]:
     """The list's stratification factors other than `site`, with their levels, in order."""
     declared: dict[str, list[str]] = {}
     for key in json.loads(lst["strata"]):
@@ -384,7 +410,7 @@ def randomizable(session: Session, participant: str) -> bool:
     return store.one("SELECT 1 FROM rand_allocations WHERE participant = ?", (ids.key(participant),)) is None
 
 
-def _stratum(lst: dict[str, Any], site: str, levels: dict[str, str]) -> str:
+def _stratum(lst: ListRow, site: str, levels: dict[str, str]) -> str:
     """The stratum key of the participant, checked against the strata the list holds."""
     stratify_by = json.loads(lst["stratify_by"])
     strata = json.loads(lst["strata"])
