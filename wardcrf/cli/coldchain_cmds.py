@@ -30,6 +30,7 @@ from .common import (
     ask_password,
     console,
     finite_number,
+    one_item,
     print_json,
     session,
     whole_hub,
@@ -447,7 +448,8 @@ def custody_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Show each kit's chain: handovers, who, where, when, temperatures, photos. Exit 1 if broken."""
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    # A PostgreSQL hub's database read for this kit's (or lot's) rows only (`one_item`), never copied.
+    with session(data_dir) as signed_in, one_item(signed_in) as s:
         when = parse_when(at, s.ctx.zone) if at else None
         chains = reports.custody_of(s, kit_or_lot, when=when)
     if len(chains) == 1 and chains[0].lot is None and not chains[0].links:
