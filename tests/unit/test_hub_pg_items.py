@@ -1,6 +1,6 @@
 # ruff: noqa: F811  (the twins fixture is imported from test_hub_pg_twins and named by each test)
 """The commands about one item (a kit, a lot, a record) at a PostgreSQL hub read that item's rows from the
-database itself, never a copy of the hub (issue 19; `sync.hubview.direct`, `cli.common.one_item`).
+database itself, never a copy of the hub (issue 19; `sync.hubview.direct`, `cli.common.in_place`).
 
 At twin hubs fed the same bundles they print what the SQLCipher hub prints, with the whole-hub copy
 (`hubview.build`) made to fail; they write nothing when the hub's own events are projected already, so a
@@ -67,6 +67,20 @@ def test_coldchain_custody_at_a_postgresql_hub_reads_the_kits_rows_never_a_copy_
         assert code == 1 and err.count("\n") == 1 and "\x1b" not in err and "\u202e" not in err, err
 
 
+def test_coldchain_status_and_handovers_at_a_postgresql_hub_query_the_database_never_a_copy_of_the_hub(
+    twins, tmp_path, monkeypatch, no_copy
+):
+    """The whole-hub cold-chain reports (`coldchain status`, `audit handovers`) read in place: the SQLCipher
+    twin's report, as JSON and as text (logger files and photographs re-hashed in the kept bundles)."""
+    hubs = _cold_chain_pushed(twins, tmp_path)
+    for args in (("coldchain", "status", "--json"), ("audit", "handovers", "--json"), ("audit", "handovers")):
+        got = _both(hubs, tmp_path, monkeypatch, *args)
+        assert got["sqlcipher"][0] == 0, got["sqlcipher"]
+        _same(got, args)
+    report = json.loads(_both(hubs, tmp_path, monkeypatch, "audit", "handovers", "--json")["postgresql"][1])
+    assert report["ok"] and report["transfers"] and report["logger_files"]
+
+
 def test_sdv_verify_at_a_postgresql_hub_reads_the_records_rows_never_a_copy_of_the_hub(
     twins, tmp_path, monkeypatch, no_copy
 ):
@@ -117,11 +131,11 @@ def _reader(h, monkeypatch) -> str:
     return dsn.replace("user=postgres", f"user={role}")
 
 
-def test_coldchain_custody_runs_through_a_role_that_may_only_select_and_refuses_when_the_hub_is_ahead(
+def test_the_cold_chain_reads_run_through_a_role_that_may_only_select_and_refuse_when_the_hub_is_ahead(
     twins, tmp_path, monkeypatch
 ):
-    """Through a SELECT-only role, `coldchain custody` prints what the owner's connection prints (nothing
-    written). When the hub has made an event of its own since (a user added) that the database does not
+    """Through a SELECT-only role, `coldchain custody`, `status` and `audit handovers` print what the owner's
+    connection prints (nothing written). When the hub has made an event of its own since (a user added) that the database does not
     project yet, that role is refused in one line naming the primary, nothing printed; once a command
     against the primary projected it, the role reads again."""
     from test_sync_cli import run
@@ -137,6 +151,15 @@ def test_coldchain_custody_runs_through_a_role_that_may_only_select_and_refuses_
     with monkeypatch.context() as m:
         m.setenv("WARDCRF_HUB_DATABASE", reader)
         assert run(*args, monkeypatch=monkeypatch) == owner
+    status = ("coldchain", "status", "--json", "-d", str(h.data_dir))
+    handovers = ("audit", "handovers", "--json", "-d", str(h.data_dir))
+    owners = [run(*a, monkeypatch=monkeypatch) for a in (status, handovers)]
+    with monkeypatch.context() as m:
+        m.setenv("WARDCRF_HUB_DATABASE", reader)
+        readers = [run(*a, monkeypatch=monkeypatch) for a in (status, handovers)]
+    assert [json.loads(o[1])["units" if i == 0 else "transfers"] for i, o in enumerate(readers)] == [
+        json.loads(o[1])["units" if i == 0 else "transfers"] for i, o in enumerate(owners)
+    ] and owners[1][0] == 0 == readers[1][0]
     s = open_(h)
     try:
         users.add_user(s, "pharm2", "Second Pharmacist", "pharmacist", PASSWORD)

@@ -30,10 +30,9 @@ from .common import (
     ask_password,
     console,
     finite_number,
-    one_item,
+    in_place,
     print_json,
     session,
-    whole_hub,
 )
 
 app = typer.Typer(
@@ -448,8 +447,8 @@ def custody_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Show each kit's chain: handovers, who, where, when, temperatures, photos. Exit 1 if broken."""
-    # A PostgreSQL hub's database read for this kit's (or lot's) rows only (`one_item`), never copied.
-    with session(data_dir) as signed_in, one_item(signed_in) as s:
+    # A PostgreSQL hub's database read for this kit's (or lot's) rows only (`in_place`), never copied.
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         when = parse_when(at, s.ctx.zone) if at else None
         chains = reports.custody_of(s, kit_or_lot, when=when)
     if len(chains) == 1 and chains[0].lot is None and not chains[0].links:
@@ -537,7 +536,8 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
 @app.command("status")
 def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Units, last reading, open excursions, quarantined kits."""
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    # A PostgreSQL hub's database queried where it is (its cold-chain tables), never copied.
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         st = reports.status(s)
     if as_json:
         print_json(st)
@@ -571,7 +571,8 @@ def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
 
 def audit_handovers(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every receipt and handover: parties, signature states, photo hashes. Exit 1 if any fails."""
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    # A PostgreSQL hub's database queried where it is (transfers, signatures, logger files), never copied.
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         report = reports.handover_audit(s)
     if as_json:
         print_json(report)

@@ -231,11 +231,11 @@ def whole_hub(s: Session) -> Iterator[Session]:
 
 
 @contextlib.contextmanager
-def one_item(s: Session) -> Iterator[Session]:
-    """The signed-in session as a command about one item (a record, a kit, a lot) sees it: itself, or at a
-    hub whose wards' data is in PostgreSQL the same sign-in over the database itself, read for that item's
-    rows only in one read-only snapshot (`sync.hubview.direct`; never a copy of the hub): what the command
-    writes goes through `s`, to the hub's file."""
+def in_place(s: Session) -> Iterator[Session]:
+    """The signed-in session as a command that queries the hub where its rows are sees it (one record, kit
+    or lot; the cold chain's status and handovers): itself, or at a hub whose wards' data is in PostgreSQL
+    the same sign-in over the database itself, in one read-only snapshot (`sync.hubview.direct`; never a
+    copy of the hub, unlike `whole_hub`): what the command writes goes through `s`, to the hub's file."""
     import dataclasses
 
     from ..sync import hubview

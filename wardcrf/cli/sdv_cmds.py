@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .. import sdv
 from ..errors import UsageError
-from .common import DataDirOption, JsonOption, ask_password, console, one_item, print_json, session
+from .common import DataDirOption, JsonOption, ask_password, console, in_place, print_json, session
 
 app = typer.Typer(
     help="Source-data verification: mark records verified against their photographs.", no_args_is_help=True
@@ -54,8 +54,8 @@ def verify_cmd(
     from ..sync.hub import ledger_store
 
     with session(data_dir) as s:
-        # A PostgreSQL hub's database read for this record's rows only (`one_item`), never copied.
-        with one_item(s) as reading:
+        # A PostgreSQL hub's database read for this record's rows only (`in_place`), never copied.
+        with in_place(s) as reading:
             target = record or sdv.find_record(reading.store, str(participant), str(form))
             password = ask_password("Your password, to sign as verified", env="WARDCRF_PASSWORD")
             event = sdv.verify(
