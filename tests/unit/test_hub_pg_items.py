@@ -99,7 +99,12 @@ def test_sdv_verify_at_a_postgresql_hub_reads_the_records_rows_never_a_copy_of_t
             users.add_user(s, "monitor", "Mona Monitor", "monitor", PASSWORD)
         finally:
             s.close()
-    for bad in (("sdv", "verify", "NOSUCH-1"), ("sdv", "verify", consent, "--source", "sha256:" + "0" * 64),
+    s = open_(hubs["postgresql"])
+    try:  # an event of the hub's own (its file's log, not the database's): named as at SQLCipher
+        own = str(s.store.scalar("SELECT id FROM events WHERE type = 'user.added' ORDER BY pos LIMIT 1"))
+    finally:
+        s.close()
+    for bad in (("sdv", "verify", "NOSUCH-1"), ("sdv", "verify", own), ("sdv", "verify", consent, "--source", "sha256:" + "0" * 64),
                 ("sdv", "verify", consent, "--field", "no_such_field"),
                 ("sdv", "verify", "--participant", "NOBODY", "--form", "consent"),
                 ("sdv", "verify", "x\x1b[2J" * 300)):  # fmt: skip
