@@ -87,6 +87,7 @@ def test_sdv_verify_at_a_postgresql_hub_reads_the_records_rows_never_a_copy_of_t
     """The monitor's `sdv verify` (by event id, and by participant and form) finds the record, re-hashes its
     photograph in the kept bundle and marks it, as at the SQLCipher twin; refusals alike."""
     from test_hub_pg_evidence import _consent_with_photo
+    from test_sync_cli import run
 
     from wardcrf import users
 
@@ -123,6 +124,17 @@ def test_sdv_verify_at_a_postgresql_hub_reads_the_records_rows_never_a_copy_of_t
             f.pop("verified_by")
     assert done["postgresql"] == done["sqlcipher"] and done["postgresql"]["state"] == "verified"
     assert done["postgresql"]["marks"][0]["sources"] == [f"sha256:{sha}"]
+    # `sdv show` and `report sdv` read in place too: through a role that may only SELECT (a replica), what
+    # the owner's connection reads.
+    h = hubs["postgresql"]
+    reader = _reader(h, monkeypatch)
+    for args in (("sdv", "show", consent, "--json"), ("report", "sdv", "--json")):
+        full = (*args, "-d", str(h.data_dir))
+        owner = run(*full, user="monitor", monkeypatch=monkeypatch)
+        with monkeypatch.context() as m:
+            m.setenv("WARDCRF_HUB_DATABASE", reader)
+            assert run(*full, user="monitor", monkeypatch=monkeypatch) == owner and owner[0] == 0, args
+        assert "verified" in owner[1]
 
 
 def _reader(h, monkeypatch) -> str:
