@@ -151,7 +151,7 @@ def _reader(h, monkeypatch) -> str:
 def test_the_cold_chain_reads_run_through_a_role_that_may_only_select_and_refuse_when_the_hub_is_ahead(
     twins, tmp_path, monkeypatch
 ):
-    """Through a SELECT-only role, `coldchain custody`, `status` and `audit handovers` print what the owner's
+    """Through a SELECT-only role, `coldchain custody`, `status`, `excursions` and `audit handovers` print what the owner's
     connection prints (nothing written). When the hub has made an event of its own since (a user added) that the database does not
     project yet, that role is refused in one line naming the primary, nothing printed; once a command
     against the primary projected it, the role reads again."""
@@ -170,10 +170,13 @@ def test_the_cold_chain_reads_run_through_a_role_that_may_only_select_and_refuse
         assert run(*args, monkeypatch=monkeypatch) == owner
     status = ("coldchain", "status", "--json", "-d", str(h.data_dir))
     handovers = ("audit", "handovers", "--json", "-d", str(h.data_dir))
+    excursions = ("coldchain", "excursions", "--json", "-d", str(h.data_dir))
     owners = [run(*a, monkeypatch=monkeypatch) for a in (status, handovers)]
     with monkeypatch.context() as m:
         m.setenv("WARDCRF_HUB_DATABASE", reader)
         readers = [run(*a, monkeypatch=monkeypatch) for a in (status, handovers)]
+        listed = run(*excursions, monkeypatch=monkeypatch)
+    assert listed == run(*excursions, monkeypatch=monkeypatch) and json.loads(listed[1]), listed
     assert [json.loads(o[1])["units" if i == 0 else "transfers"] for i, o in enumerate(readers)] == [
         json.loads(o[1])["units" if i == 0 else "transfers"] for i, o in enumerate(owners)
     ] and owners[1][0] == 0 == readers[1][0]

@@ -510,9 +510,10 @@ def custody_cmd(
 @app.command("excursions")
 def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """List excursions with affected kits and their dispositions."""
-    from wardcrf.sync import hub
+    from wardcrf.sync import hubview
 
-    with session(data_dir) as s, hub.reading_store(s) as held:
+    # A PostgreSQL hub's database queried in place, the hub's own events (a disposition made here) first.
+    with session(data_dir) as s, hubview.direct(s) as held:
         rows = reports.excursions(s, held)
     if as_json:
         print_json(rows)
