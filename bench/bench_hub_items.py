@@ -193,36 +193,39 @@ def run(
             load = [load0, loadavg()]
             for s in sessions.values():
                 s.close()
-            # `coldchain status` (a whole-hub report, now read in place) at the larger hub: peak RSS of a
-            # process of its own, in place vs through the whole copy vs the sign-in alone, in rotating order.
-            big = Path(tmp) / str(10 * n) / "hub"
-            ways = ["in place", "whole copy", "sign-in"]
-            rss: dict[str, list[int]] = {w: [] for w in ways}
+            # `coldchain status` (a whole-hub report, now read in place) at each hub: peak RSS of a process of
+            # its own, in place vs through the whole copy vs signed in and nothing read, in rotating order.
+            ways = [(size, how) for size in (n, 10 * n) for how in ("in place", "whole copy", "sign-in")]
+            rss: dict[tuple[int, str], list[int]] = {w: [] for w in ways}
             for i in range(3):
-                for how in ways[i:] + ways[:i]:
-                    rss[how].append(_peak_rss(big, how))
+                for size, how in ways[i:] + ways[:i]:
+                    rss[(size, how)].append(_peak_rss(Path(tmp) / str(size) / "hub", how))
             rss_load = [load[1], loadavg()]
     finally:
         pgserver.stop(server)
     med = {k: median(v) for k, v in runs.items()}
     peak = {w: sorted(v)[len(v) // 2] / 1024 for w, v in rss.items()}
-    rows: list[dict[str, Any]] = [
-        {
-            "name": f"coldchain status peak RSS at {10 * n:,} participants: in place vs the whole copy"
-            f" (signed in, nothing read: {peak['sign-in']:.0f} MiB)",
-            "value": peak["in place"],
-            "baseline": peak["whole copy"],
-            "ratio": (peak["in place"] - peak["sign-in"]) / max(peak["whole copy"] - peak["sign-in"], 1e-9),
-            "cpu": float("nan"),
-            "cpu_baseline": float("nan"),
-            "cpu_ratio": float("nan"),
-            "unit": "MiB",
-            "target": "the read's own memory (over the sign-in's) ≪ the copy's",
-            "baseline_name": "whole_hub (hubview.build)",
-            "runs": 3,
-            "load": rss_load,
-        }
-    ]
+    rows: list[dict[str, Any]] = []
+    for size in (n, 10 * n):
+        own = {how: peak[(size, how)] - peak[(size, "sign-in")] for how in ("in place", "whole copy")}
+        rows.append(
+            {
+                "name": f"coldchain status peak RSS at {size:,} participants ({size * EVENTS_PER_PARTICIPANT:,}"
+                f" events): in place vs the whole copy (signed in, nothing read: {peak[(size, 'sign-in')]:.0f} MiB;"
+                f" the read's own {own['in place']:.0f} vs {own['whole copy']:.0f} MiB)",
+                "value": peak[(size, "in place")],
+                "baseline": peak[(size, "whole copy")],
+                "ratio": own["in place"] / max(own["whole copy"], 1e-9),
+                "cpu": float("nan"),
+                "cpu_baseline": float("nan"),
+                "cpu_ratio": float("nan"),
+                "unit": "MiB",
+                "target": "the read's own memory ≪ the copy's, not growing with the hub",
+                "baseline_name": "whole_hub (hubview.build)",
+                "runs": 3,
+                "load": rss_load,
+            }
+        )
     for how, label in (("direct", "read where it is (in_place)"), ("whole", "hub copied whole (baseline)")):
         small, large = med[(n, how)], med[(10 * n, how)]
         rows.append(
