@@ -193,3 +193,8 @@ def test_the_cold_chain_reads_run_through_a_role_that_may_only_select_and_refuse
     with monkeypatch.context() as m:
         m.setenv("WARDCRF_HUB_DATABASE", reader)
         assert run(*args, monkeypatch=monkeypatch) == owner
+    # A database that cannot be reached: one line, exit 1, nothing printed.
+    with monkeypatch.context() as m:
+        m.setenv("WARDCRF_HUB_DATABASE", f"host={tmp_path}/nowhere dbname=x user=postgres connect_timeout=3")
+        code, out, err = run(*args, monkeypatch=monkeypatch)
+    assert code == 1 and out == "" and err.count("\n") == 1 and "cannot connect" in err, (code, out, err)
