@@ -46,6 +46,7 @@ SUITES = [
     "tlog",
     "hub_engines",
     "hub_batches",
+    "hub_items",
     "randomization",
 ]
 

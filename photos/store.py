@@ -29,7 +29,7 @@ from wardcrf.errors import Refused, VerificationFailed
 from wardcrf.eventlog import Event
 from wardcrf.evidence import REF_PREFIX, digest_of, is_reference
 from wardcrf.records import Record
-from wardcrf.sqlstore import SqlStore, common_dialect
+from wardcrf.sqlstore import SqlStore, common_dialect, own_keys_store
 from wardcrf.store import Store
 
 from . import archive
@@ -85,7 +85,8 @@ def get_blob(store: SqlStore, sha: str, *, keys: Store | None = None) -> bytes |
     A photo a hub keeps in a bundle is read from that bundle now; a bundle
     that is missing or cannot be decrypted raises `VerificationFailed`.
     `keys`: the hub's SQLCipher file when `store` is its PostgreSQL database
-    (the identity that opens the kept bundles stays in the file).
+    (the identity that opens the kept bundles stays in the file); when not
+    given, the file a hub's database works beside (`sqlstore.own_keys_store`).
     """
     if store.holds_projections:
         row = store.one("SELECT data FROM photo_blobs WHERE sha256 = ?", (sha,))
@@ -95,9 +96,10 @@ def get_blob(store: SqlStore, sha: str, *, keys: Store | None = None) -> bytes |
     if loc is None:
         return None
     if keys is None:
-        if not isinstance(store, Store):
+        own = own_keys_store(store)  # a hub's database read directly: the hub's file it works beside
+        if not isinstance(own, Store):
             raise TypeError("a photo in a kept bundle is opened with the hub's SQLCipher file: pass `keys`")
-        keys = store
+        keys = own
     return archive.read(keys, loc)
 
 

@@ -159,8 +159,8 @@ def reading_store(session: Session) -> Iterator[SqlStore]:
 
     The `photo` commands read, show, export and verify photos from here (their
     bytes are in the kept bundles either way, opened with the identity in the
-    hub's file: `wardcrf.photos.archive`); `coldchain excursions` lists the
-    wards' excursions from here.
+    hub's file: `wardcrf.photos.archive`). (The cold chain's reports read
+    through `hubview.direct`, which projects the hub's own events first.)
     """
     from . import pghub
 

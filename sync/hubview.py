@@ -43,6 +43,8 @@ from wardcrf.site import Session
 from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
 
+from .pgstore import PgStore
+
 FILE_TABLES = frozenset({"site", "sync_devices", "device_keys", "schema_migrations"})
 """Tables the database holds a copy of, or its own version of: the hub's file's rows are the hub's."""
 UNION_TABLES = frozenset({"chain_heads"})
@@ -168,6 +170,64 @@ def _merged_events(ds: Any, cols: list[str]) -> Iterator[tuple[Any, ...]]:
         out = list(row)
         out[at] = n
         yield tuple(out)
+
+
+def pending_own_events(session: Session, wards: SqlStore) -> list[Any]:
+    """The hub's own events its file holds and `wards` (its database) does not project yet, in log order.
+
+    Those after the marker the database holds (`hub_own_projected`) whose projections go there
+    (`pghub.own_events`): none when every hub command since the last import only read. Read, never written.
+    """
+    from . import pghub, registry
+
+    device = str(registry.own_site(session.store)[1])
+    head = int(session.store.scalar("SELECT seq FROM chain_heads WHERE device = ?", (device,)) or 0)
+    marker = wards.scalar("SELECT seq FROM hub_own_projected WHERE device = ?", (device,))
+    if marker is not None and int(marker) >= head:
+        return []
+    return pghub.own_events(session.store, device, int(marker or 0), head)
+
+
+def _may_project(wards: PgStore) -> bool:
+    """Can this connection project the hub's own events (a primary, a role that may write the projections)?"""
+    row = wards.one(
+        "SELECT pg_is_in_recovery(), has_table_privilege(current_user, 'hub_own_projected', 'INSERT')"
+    )
+    return row is not None and not row[0] and bool(row[1])
+
+
+@contextlib.contextmanager
+def direct(session: Session) -> Iterator[SqlStore]:
+    """Where a command about one item (a record, a kit, a lot) reads that item's rows: the hub's file at a
+    SQLCipher hub, else its PostgreSQL database itself, queried for those rows only (never copied).
+
+    The database is read in one READ ONLY, REPEATABLE READ transaction, on a connection of its own (or one
+    `hub serve`'s pool lends), whose `beside` is the hub's file (the keys that open the kept bundles). The
+    hub's own events its file holds and the database does not project yet (a protocol loaded, a query
+    raised since the last import) are projected first (`pghub.mirror_own_events`, as before every read);
+    when there are none nothing is written, so the command may run on a read replica or as a role that may
+    only SELECT. When there are some and this connection cannot write them (a replica, a read-only role),
+    it is refused in one line, nothing read: the database would answer without them.
+    """
+    from . import pghub
+
+    if not pghub.configured(session.site.data_dir):
+        yield session.store
+        return
+    with pghub.ledger(session) as wards:
+        pending = pending_own_events(session, wards)
+        if pending:
+            if not _may_project(wards):
+                raise Refused(
+                    f"the {wards.name} does not hold the hub's own last {len(pending)} event(s) yet"
+                    f" (the first: {pending[0].type} {pending[0].id}) and this connection may not write them"
+                    " (a read replica, or a role that may only read): run the command against the primary"
+                    " as the import role (or any hub command there first, e.g. `wardcrf hub status`)"
+                )
+            pghub.mirror_own_events(session.store, wards)
+        with wards.snapshot():
+            wards.execute("SET TRANSACTION READ ONLY")
+            yield wards
 
 
 @contextlib.contextmanager

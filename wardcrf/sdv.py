@@ -39,7 +39,7 @@ from .canonical import dumps
 from .errors import Refused, UsageError
 from .eventlog import Event
 from .records import Record, load_for_amendment
-from .sqlstore import SqlStore, common_dialect
+from .sqlstore import SqlStore, common_dialect, own_keys_store
 from .store import Store
 
 if TYPE_CHECKING:
@@ -57,7 +57,16 @@ def value_hash(value: Any) -> str:
 
 
 def _record(store: Store, record_id: str) -> Record:
-    return load_for_amendment(store, record_id)
+    """The record, or the refusal naming what `record_id` is. At a PostgreSQL hub read in place the hub's
+    own events are in its file, not the database's log: one of them is named as at a SQLCipher hub
+    ("... is a protocol.loaded event, not a form record"), not as unknown."""
+    try:
+        return load_for_amendment(store, record_id)
+    except Refused:
+        own = own_keys_store(store)
+        if own is store:
+            raise
+        return load_for_amendment(own, record_id)
 
 
 def _sources(session: Session, rec: Record, given: list[str] | None) -> list[str]:

@@ -1,9 +1,10 @@
 # ruff: noqa: F811  (the twins fixture is imported from test_hub_pg_twins and named by each test)
 """The commands that read a whole hub, at a PostgreSQL hub as at its SQLCipher twin (issue 19).
 
-Reports, the cold chain's custody, status and handovers, `sdv verify`, `hub
-randomization export` and `export sqlite` read the hub's file and database as
-one SQLCipher hub's file (`sync.hubview`). The twins (`test_hub_pg_twins`) are
+Reports, `hub randomization export` and `export sqlite` read the hub's file and
+database as one SQLCipher hub's file (`sync.hubview`); the cold chain's custody,
+status and handovers and `sdv verify` query the database in place
+(`hubview.direct`, `test_hub_pg_items`). The twins (`test_hub_pg_twins`) are
 fed the same bundles; what each command prints or writes must be the same.
 """
 

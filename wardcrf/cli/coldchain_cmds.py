@@ -30,9 +30,9 @@ from .common import (
     ask_password,
     console,
     finite_number,
+    in_place,
     print_json,
     session,
-    whole_hub,
 )
 
 app = typer.Typer(
@@ -447,7 +447,8 @@ def custody_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Show each kit's chain: handovers, who, where, when, temperatures, photos. Exit 1 if broken."""
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    # A PostgreSQL hub's database read for this kit's (or lot's) rows only (`in_place`), never copied.
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         when = parse_when(at, s.ctx.zone) if at else None
         chains = reports.custody_of(s, kit_or_lot, when=when)
     if len(chains) == 1 and chains[0].lot is None and not chains[0].links:
@@ -509,9 +510,10 @@ def custody_cmd(
 @app.command("excursions")
 def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """List excursions with affected kits and their dispositions."""
-    from wardcrf.sync import hub
+    from wardcrf.sync import hubview
 
-    with session(data_dir) as s, hub.reading_store(s) as held:
+    # A PostgreSQL hub's database queried in place, the hub's own events (a disposition made here) first.
+    with session(data_dir) as s, hubview.direct(s) as held:
         rows = reports.excursions(s, held)
     if as_json:
         print_json(rows)
@@ -535,7 +537,8 @@ def excursions_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) 
 @app.command("status")
 def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Units, last reading, open excursions, quarantined kits."""
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    # A PostgreSQL hub's database queried where it is (its cold-chain tables), never copied.
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         st = reports.status(s)
     if as_json:
         print_json(st)
@@ -569,7 +572,8 @@ def status_cmd(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
 
 def audit_handovers(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every receipt and handover: parties, signature states, photo hashes. Exit 1 if any fails."""
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    # A PostgreSQL hub's database queried where it is (transfers, signatures, logger files), never copied.
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         report = reports.handover_audit(s)
     if as_json:
         print_json(report)

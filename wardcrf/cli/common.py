@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -228,6 +228,20 @@ def whole_hub(s: Session) -> Iterator[Session]:
 
     with hubview.view(s) as store:
         yield s if store is s.store else dataclasses.replace(s, store=store)
+
+
+@contextlib.contextmanager
+def in_place(s: Session) -> Iterator[Session]:
+    """The signed-in session as a command that queries the hub where its rows are sees it (one record, kit
+    or lot; the cold chain's status and handovers): itself, or at a hub whose wards' data is in PostgreSQL
+    the same sign-in over the database itself, in one read-only snapshot (`sync.hubview.direct`; never a
+    copy of the hub, unlike `whole_hub`): what the command writes goes through `s`, to the hub's file."""
+    import dataclasses
+
+    from ..sync import hubview
+
+    with hubview.direct(s) as store:
+        yield s if store is s.store else dataclasses.replace(s, store=cast(Any, store))
 
 
 def print_json(value: Any) -> None:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .. import sdv
 from ..errors import UsageError
-from .common import DataDirOption, JsonOption, ask_password, console, print_json, session, whole_hub
+from .common import DataDirOption, JsonOption, ask_password, console, in_place, print_json, session
 
 app = typer.Typer(
     help="Source-data verification: mark records verified against their photographs.", no_args_is_help=True
@@ -51,17 +51,18 @@ def verify_cmd(
     """Mark a record, or single fields, verified against the source photograph (monitor; e-signature "verified")."""
     if (record is None) == (participant is None or form is None) or (record and (participant or form)):
         raise UsageError("name the record: its event id, or --participant ID --form FORM (not both)")
-    from ..sync.hub import ledger_store
+    from ..sync.hubview import direct
 
     with session(data_dir) as s:
-        with whole_hub(s) as reading:  # a PostgreSQL hub's records and photographs: its file and database
+        # A PostgreSQL hub's database read for this record's rows only (`in_place`), never copied.
+        with in_place(s) as reading:
             target = record or sdv.find_record(reading.store, str(participant), str(form))
             password = ask_password("Your password, to sign as verified", env="WARDCRF_PASSWORD")
             event = sdv.verify(
                 s, target, password=password, fields=field or None, sources=source or None, note=note,
                 reading=reading,
             )  # fmt: skip
-        with ledger_store(s) as wards:  # with the mark just made (the hub's own events projected there)
+        with direct(s) as wards:  # with the mark just made (the hub's own events projected there first)
             status = sdv.record(s, target, wards=wards)
     if as_json:
         print_json({"event": event.id, **status.as_json()})
@@ -80,9 +81,10 @@ def show_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """One record's verification state, field by field, and every verification made on it."""
-    from ..sync.hub import ledger_store
+    from ..sync.hubview import direct
 
-    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
+    # A PostgreSQL hub's records are in its database: read in place, one READ ONLY snapshot (a replica will do).
+    with session(data_dir) as s, direct(s) as wards:
         st = sdv.record(s, record, wards=wards)
     if as_json:
         print_json(st.as_json())
@@ -105,9 +107,10 @@ def report_sdv(
     as_json: JsonOption = False,
 ) -> None:
     """Verified, partly verified, changed since verified and unverified records, per participant and form."""
-    from ..sync.hub import ledger_store
+    from ..sync.hubview import direct
 
-    with session(data_dir) as s, ledger_store(s) as wards:  # a PostgreSQL hub's records are in its database
+    # A PostgreSQL hub's records are in its database: read in place, one READ ONLY snapshot (a replica will do).
+    with session(data_dir) as s, direct(s) as wards:
         data = sdv.overview(s, participant=participant, wards=wards)
     if as_json:
         print_json(data)

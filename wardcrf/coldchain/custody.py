@@ -231,7 +231,7 @@ def coverage_problem(store: Store, unit_id: str, start: int, end: int) -> str | 
     params = (unit_id, start - limit, end + limit)
     rows = store.execute(
         "SELECT t FROM (SELECT t FROM cc_readings WHERE unit_id = ? AND t BETWEEN ? AND ?"
-        " UNION SELECT at FROM cc_manual_readings WHERE unit_id = ? AND at BETWEEN ? AND ?) ORDER BY t",
+        " UNION SELECT at FROM cc_manual_readings WHERE unit_id = ? AND at BETWEEN ? AND ?) AS covered ORDER BY t",
         params + params,
     ).fetchall()
     times = [r[0] for r in rows]
@@ -613,7 +613,7 @@ def chain(store: Store, kit: str, when: int | None = None) -> Chain:
     # bedside -> disposal) are not checked; the prepared product's use-within and the bedside allowance are.
     thawed = store.scalar(
         "SELECT min(s) FROM (SELECT min(start_t) AS s FROM cc_thaws WHERE kit_id = ?"
-        " UNION ALL SELECT min(start_t) FROM cc_preparations WHERE kit_id = ?)",
+        " UNION ALL SELECT min(start_t) FROM cc_preparations WHERE kit_id = ?) AS started",
         (kit, kit),
     )
     if not rows or rows[0]["kind"] != "receipt":

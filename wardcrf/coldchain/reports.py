@@ -215,7 +215,7 @@ def excursions(session: Session, store: SqlStore | None = None) -> list[Excursio
     """Every excursion worth showing, with the kits it holds and their dispositions.
 
     `store`: where the rows are when not in the session's file (a PostgreSQL
-    hub's database, `sync.hub.reading_store`; the functions this reads through
+    hub's database, `sync.hubview.direct`; the functions this reads through
     run there too: tests/unit/test_hub_pg_evidence.py).
     """
     session.require("record.read", what="read excursions")
