@@ -137,6 +137,17 @@ def ledger(h: Any, user: str = "admin") -> Iterator[tuple[Any, Any]]:
         s.close()
 
 
+def nothing_applied(h: Any, device: str) -> None:
+    """Nothing of `device`'s bundles is at hub `h`: not its events, not its ledger rows, no photo, no kept
+    bundle (read where the hub keeps them, `ledger`)."""
+    with ledger(h) as (_s, store):
+        assert store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
+        assert store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,)) == 0
+        assert store.scalar("SELECT count(*) FROM photo_archive") == 0
+    applied = h.data_dir / "sync" / "applied"
+    assert not applied.exists() or not [p for p in applied.iterdir() if device in p.name]
+
+
 def check_projections(session: Any) -> tuple[int, list[Any]]:
     """`db rebuild --check` as the command runs it, on either engine: the hub's file against its log,
     and at a PostgreSQL hub its database against the database's log (`sync.pgcheck`)."""
