@@ -81,7 +81,7 @@ def test_hub_reads_photos_from_the_kept_bundle_without_a_second_copy(hub_with_ph
         # Insert-only, like the photos kept in the database.
         with pytest.raises(Exception, match="never changed"):
             held.execute("UPDATE photo_archive SET data_offset = 0")
-    with ledger(h) as (_hs, held), pytest.raises(Exception, match="never (changed or )?deleted"):
+    with ledger(h) as (_hs, held), pytest.raises(Exception, match=r"never (changed or )?deleted"):
         held.execute("DELETE FROM photo_archive")
 
 
