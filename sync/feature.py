@@ -15,3 +15,4 @@ def register(registry: Registry) -> None:
     device_registry.register(registry)
     pending.register(registry)
     registry.audit_site_check(pghub.audit_checks)
+    registry.backup_kept_elsewhere(pghub.photo_bundles)

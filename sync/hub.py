@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypedDict, cast
 
-from wardcrf import devicekeys, ingest, protocol, records
-from wardcrf.errors import InternalError, Refused, UsageError, WardError
+from wardcrf import devicekeys, ingest, projections, protocol, records
+from wardcrf.errors import ColumnTypeError, InternalError, Refused, UsageError, WardError
 from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 from wardcrf.sqlstore import SqlStore
 from wardcrf.store import Store
@@ -234,6 +234,18 @@ def _import_pragmas(store: SqlStore) -> None:
     # hundred thousand events; 256 MB keeps large imports off the disk.
     if isinstance(store, Store):
         store.execute("PRAGMA cache_size = -262144")
+        # A value its PostgreSQL column would refuse (a forged record's "fast" for a pulse) is refused
+        # here too, with PostgreSQL's words (`Store.check_value_types`): the engines agree on a bundle.
+        # The projections' tables, not the derived ones (ward queue, counters, readings index): those
+        # are computed from these.
+        store.check_value_types(projections.PROJECTION_TABLES, COMPUTED_COLUMNS)
+
+
+COMPUTED_COLUMNS = frozenset(
+    {"records.version", "protocols.active", "photo_first_refs.seq", "photo_first_refs.ordinal"}
+)
+"""Projected columns only wardcrf's code fills, never from a bundle's values: not checked at import
+(`Store.check_value_types`; a record's version is counted, a reference's position is its event's)."""
 
 
 def _apply(
@@ -329,11 +341,28 @@ def _verify_and_accept(
             raise
         except Refused as exc:
             raise bundle.SignedRefusal(exc.message, v.signer) from None
+        except ColumnTypeError as exc:
+            raise bundle.SignedRefusal(misfit(v, exc), v.signer) from None
     finally:
         if v is not None:
             v.close()
         if spool is not None:
             spool.discard()
+
+
+def misfit(v: bundle.Verified, exc: ColumnTypeError) -> str:
+    """The one line a bundle is refused with when one of its values does not fit its projected column.
+
+    The same words on both engines (PostgreSQL's, which a SQLCipher hub's check repeats): a ward
+    validates its records before saving them, so such a value comes from a bundle made by hand.
+    """
+    first = (exc.detail.splitlines() or [""])[0][:200]
+    detail = "".join(ch if ch.isprintable() else "?" for ch in first)
+    return (
+        f"{bundle.bundle_name(v.manifest['site'], v.device, v.bundle_seq)}: a value in it does not fit the"
+        f" type its projection keeps ({detail}); a ward's wardcrf refuses such a value before saving it,"
+        " so this bundle was not made by one; nothing applied"
+    )
 
 
 def _append_once(session: Session, *, type: str, subject: str, body: dict[str, Any]) -> None:

@@ -389,6 +389,20 @@ LOG_TRIGGERS = {
 """The append-only tables of hub_pg.sql and their triggers (row: UPDATE/DELETE; statement: TRUNCATE)."""
 
 
+def photo_bundles(session: Session) -> list[str]:
+    """The kept bundles (``applied/NAME``) a PostgreSQL hub's photo archive points to; none on SQLCipher alone.
+
+    `db backup` at the hub refuses to leave one out (`wardcrf.backup`): the photos' bytes are there only.
+    """
+    if not configured(session.site.data_dir):
+        return []
+    store = open_ledger(session)
+    try:
+        return [str(r[0]) for r in store.execute("SELECT DISTINCT bundle FROM photo_archive ORDER BY bundle")]
+    finally:
+        store.close()
+
+
 def audit_checks(session: Session) -> list[audit.CheckResult]:
     """`audit verify` at a PostgreSQL hub: every chain re-hashed from the database's rows, its triggers, its log.
 

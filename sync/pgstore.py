@@ -23,7 +23,7 @@ from importlib import resources
 from typing import Any
 
 from wardcrf.clock import iso_utc, now_utc
-from wardcrf.errors import StoreError, UsageError
+from wardcrf.errors import ColumnTypeError, StoreError, UsageError
 from wardcrf.sqlstore import InsertBatches, Queries, json_path
 from wardcrf.store import migrations
 
@@ -346,7 +346,12 @@ class PgStore(InsertBatches, Queries):
             raise self._error(exc) from None
 
     def _error(self, exc: BaseException) -> StoreError:
-        return StoreError(f"{self.name}: {_first_line(exc)}")
+        line = _first_line(exc)
+        if isinstance(exc, _psycopg().errors.DataError):
+            # A value that does not fit its column (a forged record's "fast" for a pulse): the data's
+            # fault, which the hub refuses its bundle for (`sync.hub`), as a SQLCipher hub does.
+            return ColumnTypeError(f"{self.name}: {line}", line)
+        return StoreError(f"{self.name}: {line}")
 
     # -- schema ------------------------------------------------------------------
     def check_collation(self) -> None:

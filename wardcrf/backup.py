@@ -22,6 +22,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,15 +92,32 @@ def _kept_bundles(data_dir: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def _check_kept(db_file: Path, key: bytes, kept: list[tuple[str, Path]]) -> None:
-    """Refuse a backup that would lose photos: every bundle the photo archive points to is in it."""
+KeptElsewhere = Callable[[Session], list[str]]
+"""`fn(session)`: the kept bundles (``applied/NAME``) photo rows kept beside the site's file point to."""
+
+_KEPT_ELSEWHERE: list[KeptElsewhere] = []
+
+
+def register_kept_elsewhere(fn: KeptElsewhere) -> KeptElsewhere:
+    """Add where else a site's photo archive is (a PostgreSQL hub's database) to the backup's check."""
+    if fn not in _KEPT_ELSEWHERE:
+        _KEPT_ELSEWHERE.append(fn)
+    return fn
+
+
+def _check_kept(db_file: Path, key: bytes, kept: list[tuple[str, Path]], elsewhere: list[str]) -> None:
+    """Refuse a backup that would lose photos: every bundle the photo archive points to is in it.
+
+    The archive is the file's and, at a PostgreSQL hub, the database's (`elsewhere`): the wards'
+    photos are there, their bytes in the kept bundles this backup carries.
+    """
     names = {arcname for arcname, _ in kept}
     store = Store(db_file, key)  # read-write so its WAL is read; nothing is written
     try:
         needed = [r[0] for r in store.execute("SELECT DISTINCT bundle FROM photo_archive ORDER BY bundle")]
     finally:
         store.close()
-    for rel in needed:
+    for rel in sorted({*needed, *elsewhere}):
         if f"sync/{rel}" not in names:
             raise VerificationFailed(
                 f"kept bundle sync/{rel}, which holds photo originals, is missing from this site; "
@@ -127,7 +145,7 @@ def backup(session: Session, to_dir: Path) -> BackupResult:
             slots_copy = tmp_path / SLOTS_FILENAME
             shutil.copyfile(session.site.slots.path, slots_copy)
             kept = _kept_bundles(session.site.data_dir)
-            _check_kept(copy, key, kept)
+            _check_kept(copy, key, kept, [rel for fn in _KEPT_ELSEWHERE for rel in fn(session)])
             partial = to_dir / (name + ".partial")
             with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
                 tar.add(copy, arcname=DB_FILENAME)

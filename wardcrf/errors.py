@@ -107,3 +107,16 @@ class StoreError(WardError):
     """The database could not be opened or written (locked, corrupt, disk full)."""
 
     exit_code = EXIT_REFUSED
+
+
+class ColumnTypeError(StoreError):
+    """A value written does not fit its column's type (text where an integer is kept): the data's fault.
+
+    PostgreSQL refuses such a value itself (a data exception); a SQLCipher hub's import checks it
+    with the same words (`sync.hub._install_type_checks`). `detail` is the engine's one line,
+    e.g. ``invalid input syntax for type bigint: "fast"``; the hub refuses the bundle with it.
+    """
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail

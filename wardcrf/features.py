@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from . import (
     audit,
     authority,
+    backup,
     carried,
     eventlog,
     evidence,
@@ -142,6 +143,11 @@ class Registry:
     def audit_site_check(self, fn: audit.SiteCheck) -> None:
         """`fn(session)`: `audit verify`'s checks of what the site keeps beside its file (a PostgreSQL hub)."""
         audit.register_site_check(fn)
+
+    def backup_kept_elsewhere(self, fn: backup.KeptElsewhere) -> None:
+        """`fn(session)`: the kept bundles a photo archive beside the site's file points to (a PostgreSQL
+        hub's), which `db backup` refuses to leave out, as it refuses for its file's."""
+        backup.register_kept_elsewhere(fn)
 
     def derived_index(
         self, fn: projections.DerivedIndex, *tables: str, migrations: tuple[str, ...] = ()

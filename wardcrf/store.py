@@ -19,7 +19,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import sqlcipher3
 
 from .clock import iso_utc, now_utc
-from .errors import StoreError, UsageError
+from .errors import ColumnTypeError, StoreError, UsageError
 from .sqlstore import InsertBatches, Queries, json_path
 
 
@@ -64,6 +64,33 @@ _MIGRATION_RE = re.compile(r"^-- migration: (\S+)\s*$", re.MULTILINE)
 DatabaseError = sqlcipher3.DatabaseError
 IntegrityError = sqlcipher3.IntegrityError
 OperationalError = sqlcipher3.OperationalError
+
+
+TYPE_MARK = "wardcrf value type: "
+"""How a `Store.check_value_types` trigger's refusal starts (then PostgreSQL's words for it)."""
+
+_PG_TYPE = {"INTEGER": "bigint", "REAL": "double precision"}
+"""What PostgreSQL's schema (`sync/hub_pg.sql`) keeps for a column of each SQLite affinity it checks."""
+
+
+def _affinity(declared: str) -> str:
+    """SQLite's column affinity of a declared type (https://sqlite.org/datatype3.html, 3.1)."""
+    t = declared.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if not t or "BLOB" in t:
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+
+
+def _type_error(exc: sqlcipher3.IntegrityError) -> ColumnTypeError:
+    """A `check_value_types` refusal (its message starts with `TYPE_MARK`) as `ColumnTypeError`."""
+    detail = str(exc)[len(TYPE_MARK) :]
+    return ColumnTypeError(f"the database refused a value: {detail}", detail)
 
 
 def schema_text() -> str:
@@ -225,6 +252,8 @@ class Store(InsertBatches, Queries):
     holds_projections = True
     """The whole schema: the event log and every projection (`SqlStore.holds_projections`)."""
 
+    _value_types_checked = False  # `check_value_types` made its triggers on this connection
+
     def __init__(self, path: Path, key: bytes | None, *, readonly: bool = False) -> None:
         self.path = path
         self.conn = connect(path, key, readonly=readonly)
@@ -339,7 +368,9 @@ class Store(InsertBatches, Queries):
             self._note_write(sql)
         try:
             return self.conn.execute(sql, params)
-        except sqlcipher3.IntegrityError:
+        except sqlcipher3.IntegrityError as exc:
+            if str(exc).startswith(TYPE_MARK):
+                raise _type_error(exc) from None
             raise
         except (sqlcipher3.DatabaseError, OSError) as exc:
             raise translate_error(exc, self.path) from exc
@@ -359,10 +390,62 @@ class Store(InsertBatches, Queries):
     def _executemany(self, sql: str, rows: Any) -> None:
         try:
             self.conn.executemany(sql, rows)
-        except sqlcipher3.IntegrityError:
+        except sqlcipher3.IntegrityError as exc:
+            if str(exc).startswith(TYPE_MARK):
+                raise _type_error(exc) from None
             raise
         except (sqlcipher3.DatabaseError, OSError) as exc:
             raise translate_error(exc, self.path) from exc
+
+    def check_value_types(self, tables: Iterable[str], computed: Collection[str] = ()) -> None:
+        """Refuse, on this connection, a value written into `tables` that PostgreSQL's column would refuse.
+
+        SQLite keeps text in an INTEGER or REAL column as sent (column affinity);
+        PostgreSQL's ``bigint`` and ``double precision`` refuse it. A hub's import
+        calls this so that a forged record carrying "fast" for a pulse is refused
+        alike on both engines (`ColumnTypeError`, with PostgreSQL's words). Text
+        that reads as a number ("82") is stored as the number by both, a real in an
+        integer column kept by both (PostgreSQL rounds it), NULL allowed: only what
+        stays text (or a blob) after affinity is refused. `computed` ("table.column")
+        names columns only wardcrf's own code fills (a record's version), left
+        unchecked, as is a rowid alias (SQLite refuses text there itself).
+
+        One TEMP trigger per table and kind (BEFORE INSERT, and BEFORE UPDATE OF
+        the checked columns), evaluated by SQLite itself with no Python per row,
+        made once per connection and never stored in the file: a ward's database
+        and a backup are unchanged.
+        """
+        if self._value_types_checked:
+            return  # made on this connection already (every import calls this; the tables do not change)
+        made = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_temp_master WHERE type = 'trigger'")}
+        for table in tables:
+            if f"wardcrf_types_{table}_insert" in made:
+                continue
+            info = list(self.conn.execute(f'PRAGMA main.table_info("{table}")'))
+            rowid = [r[1] for r in info if r[5]] if sum(1 for r in info if r[5]) == 1 else []
+            kept = [
+                (r[1], _PG_TYPE[_affinity(r[2])])
+                for r in info
+                if _affinity(r[2]) in _PG_TYPE
+                and f"{table}.{r[1]}" not in computed
+                and not (r[1] in rowid and r[2].upper() == "INTEGER")
+            ]
+            if not kept:
+                continue
+            misfit = " OR ".join(f"typeof(NEW.\"{c}\") IN ('text', 'blob')" for c, _t in kept)
+            which = " ".join(
+                f"WHEN typeof(NEW.\"{c}\") IN ('text', 'blob') THEN"
+                f" 'invalid input syntax for type {t}: \"' || CAST(NEW.\"{c}\" AS TEXT) || '\"'"
+                for c, t in kept
+            )
+            columns = ", ".join(f'"{c}"' for c, _t in kept)
+            for kind, op in (("insert", "INSERT"), ("update", f"UPDATE OF {columns}")):
+                self.conn.execute(
+                    f'CREATE TEMP TRIGGER IF NOT EXISTS "wardcrf_types_{table}_{kind}" BEFORE {op}'
+                    f' ON main."{table}" WHEN {misfit} BEGIN'
+                    f" SELECT RAISE(ABORT, '{TYPE_MARK}' || CASE {which} END); END"
+                )
+        self._value_types_checked = True
 
     def lock(self, name: str) -> None:
         """`SqlStore.lock`: nothing to take here, the transaction already holds the write lock.

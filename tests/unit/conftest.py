@@ -14,11 +14,19 @@ from __future__ import annotations
 
 # PASSWORD: `from conftest import PASSWORD` in a unit test module finds this conftest.
 import pytest
-from hub_engines import hub_engine, not_yet_report, pg_server
+from hub_engines import hub_engine, module_hub_engine, not_yet_report, pg_server
 from site_users import ROLE_USERS
 from wf_support import PASSWORD, _wf_sentinel_template, _wf_template
 
-__all__ = ["PASSWORD", "ROLE_USERS", "_wf_sentinel_template", "_wf_template", "hub_engine", "pg_server"]
+__all__ = [
+    "PASSWORD",
+    "ROLE_USERS",
+    "_wf_sentinel_template",
+    "_wf_template",
+    "hub_engine",
+    "module_hub_engine",
+    "pg_server",
+]
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -412,18 +412,19 @@ def make_hub(data_dir: Any, wards: list[Any]) -> Any:
     exports what a hub holds after sync: the wards' events, their projections.
     """
     import mexcovid_engine
+    from wardcrf.sync import hub as sync_hub
 
     from wardcrf import eventlog
     from wardcrf.site import Site
 
-    Site.init(
+    # `sync.hub.init`: under `hub_engines` a PostgreSQL hub (the wards' events go to its database).
+    sync_hub.init(
         data_dir,
         site="HUB",
-        device_name="hub1",
+        name="hub1",
         admin="hubadmin",
         password=PASSWORD,
-        admin_full_name="Hub Admin",
-        kind="hub",
+        full_name="Hub Admin",
         protocol_file=mexcovid_engine.site_protocol(),  # None: the shipped default
     )
     hub = Site.open(data_dir).unlock("hubadmin", PASSWORD)
@@ -435,9 +436,9 @@ def make_hub(data_dir: Any, wards: list[Any]) -> Any:
         for ward_dir, username in wards:
             ward = Site.open(ward_dir).unlock(username, PASSWORD)
             try:
-                with hub.store.transaction():
+                with sync_hub.ledger_store(hub) as held, held.transaction():
                     for e in eventlog.iter_events(ward.store, order="device, seq"):
-                        eventlog.ingest(hub.store, e)
+                        eventlog.ingest(held, e)
             finally:
                 ward.close()
     finally:

@@ -25,7 +25,10 @@ the notes for the lead, to be fixed where the code is, then the mark removed.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pgserver
@@ -43,6 +46,19 @@ def pg_server() -> Iterator[pgserver.Server]:
     yield from pgserver.serve()
 
 
+def _on_postgresql(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every hub made while `monkeypatch` holds is made on a fresh database of this process's server."""
+    server: pgserver.Server = request.getfixturevalue("pg_server")
+    from wardcrf.sync import hub
+
+    made = hub.init
+
+    def init(data_dir: Any, *, database: str | None = None, **kw: Any) -> Any:
+        return made(data_dir, database=database or server.new_database(migrated=True), **kw)
+
+    monkeypatch.setattr(hub, "init", init)
+
+
 @pytest.fixture(params=HUB_ENGINES)
 def hub_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The engine this run's hubs keep their wards' data in (see the module's docstring)."""
@@ -50,16 +66,40 @@ def hub_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     if request.param == "postgresql" and gap is not None:
         request.applymarker(pytest.mark.xfail(strict=True, reason=f"at a PostgreSQL hub: {gap.args[0]}"))
     if request.param == "postgresql":
-        server: pgserver.Server = request.getfixturevalue("pg_server")
-        from wardcrf.sync import hub
-
-        made = hub.init
-
-        def init(data_dir: Any, *, database: str | None = None, **kw: Any) -> Any:
-            return made(data_dir, database=database or server.new_database(migrated=True), **kw)
-
-        monkeypatch.setattr(hub, "init", init)
+        _on_postgresql(request, monkeypatch)
     return str(request.param)
+
+
+@pytest.fixture(scope="module", params=HUB_ENGINES)
+def module_hub_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """`hub_engine` for a module whose hubs are made once (a module-scoped fixture takes this one):
+    its tests run at the SQLCipher hubs, then at the PostgreSQL ones. No `pg_gap` here: mark a test's
+    difference on the test with `hub_engine` instead."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        if request.param == "postgresql":
+            _on_postgresql(request, monkeypatch)
+        yield str(request.param)
+
+
+def copy_hub(src: Path, dst: Path) -> None:
+    """Copy a hub's directory to `dst` as a second hub in the same state: at a PostgreSQL hub its database
+    too, on the same server (``CREATE DATABASE ... TEMPLATE``; no connection to it may be open), `dst`'s
+    ``hub-database`` naming the copy. The copy holds the same identity and keys: wards' bundles sealed to
+    the first hub open at it."""
+    from wardcrf.sync import pghub
+
+    shutil.copytree(src, dst)
+    kept = dst / pghub.DATABASE_FILE
+    if not kept.is_file():
+        return
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    parts = conninfo_to_dict(kept.read_text("utf-8").strip())
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(make_conninfo(**{**parts, "dbname": "postgres"}), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE {name} TEMPLATE "{parts["dbname"]}"')
+    kept.write_text(make_conninfo(**{**parts, "dbname": name}) + "\n", "utf-8")
 
 
 def engine_of(item: pytest.Item) -> str | None:
@@ -95,6 +135,17 @@ def ledger(h: Any, user: str = "admin") -> Iterator[tuple[Any, Any]]:
             yield s, store
     finally:
         s.close()
+
+
+def nothing_applied(h: Any, device: str) -> None:
+    """Nothing of `device`'s bundles is at hub `h`: not its events, not its ledger rows, no photo, no kept
+    bundle (read where the hub keeps them, `ledger`)."""
+    with ledger(h) as (_s, store):
+        assert store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
+        assert store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (device,)) == 0
+        assert store.scalar("SELECT count(*) FROM photo_archive") == 0
+    applied = h.data_dir / "sync" / "applied"
+    assert not applied.exists() or not [p for p in applied.iterdir() if device in p.name]
 
 
 def check_projections(session: Any) -> tuple[int, list[Any]]:

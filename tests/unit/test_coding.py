@@ -421,7 +421,10 @@ def test_coding_events_are_refused_from_roles_that_may_not_code_and_with_malform
         s.close()
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub (codings in its database)
 def test_codings_travel_to_the_hub_and_rebuild_identically(ward, meddra_dir, tmp_path):
+    from wardcrf.sync import hub as sync_hub
+
     from wardcrf import projections
     from wardcrf.coding import CodingIndex
     from wardcrf.site import Site
@@ -432,10 +435,14 @@ def test_codings_travel_to_the_hub_and_rebuild_identically(ward, meddra_dir, tmp
     hub = es.make_hub(tmp_path / "hub", [(ward.data_dir, "coder")])
     s = Site.open(hub).unlock("hubauditor", es.PASSWORD)
     try:
-        c = CodingIndex.load(s.store).get(pe, "term", verbatim="Pulmonary embolism")
-        assert (
-            c is not None and c.codes["soc_name"] == cs.RESP[1]
-        )  # no dictionary on the hub: the event says it all
+        with sync_hub.ledger_store(s) as held:  # where the hub keeps the wards' data
+            c = CodingIndex.load(held).get(pe, "term", verbatim="Pulmonary embolism")
+            assert (
+                c is not None and c.codes["soc_name"] == cs.RESP[1]
+            )  # no dictionary on the hub: the event says it all
+            assert (
+                not held.has_table("coding_meddra") or held.scalar("SELECT count(*) FROM coding_meddra") == 0
+            )
         assert s.store.scalar("SELECT count(*) FROM coding_meddra") == 0
     finally:
         s.close()

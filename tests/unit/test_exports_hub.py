@@ -1,4 +1,8 @@
-"""Exports and reports on a hub whose records came from two wards (the usual source)."""
+"""Exports and reports on a hub whose records came from two wards (the usual source).
+
+At a SQLCipher hub and at a PostgreSQL one (`hub_engines.module_hub_engine`: the hub is made once per
+engine), the wards' events ingested where the hub keeps them; the same files and reports from both.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import export_support as es
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hub(tmp_path_factory: pytest.TempPathFactory, module_hub_engine: str) -> Path:
     base = tmp_path_factory.mktemp("hub")
     w1 = es.make_ward(base / "w1", "WUH01", prefix="", n=4)
     w2 = es.make_ward(base / "w2", "WUH02", prefix="b", n=3, start=1)

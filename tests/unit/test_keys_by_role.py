@@ -159,6 +159,7 @@ def test_the_recovery_key_keeps_the_signing_key(site):
         s.close()
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub
 def test_export_still_works_for_a_clinician_and_the_hub_accepts_it(tmp_path: Path):
     h = make_hub(tmp_path)
     w = make_ward(tmp_path)
@@ -185,6 +186,7 @@ def test_export_still_works_for_a_clinician_and_the_hub_accepts_it(tmp_path: Pat
     assert res.receipt is not None  # signed by the hub's sealed key, for a coordinator
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub
 def test_an_auditor_cannot_export_bundles(tmp_path: Path):
     h = make_hub(tmp_path)
     w = make_ward(tmp_path)

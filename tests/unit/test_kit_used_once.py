@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger
 from synckit import connect, make_hub, open_
 from test_sync_roundtrip import export, hub_import
 from wardcrf.sync import hub
@@ -154,6 +155,7 @@ def _runs_engine(site) -> bool:
         s.close()
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub (`hub_engines.ledger`)
 def test_at_the_hub_a_second_dose_of_one_kit_is_held_whatever_its_spelling(
     site: Site, ward: Staff, tmp_path: Path
 ) -> None:
@@ -181,15 +183,14 @@ def test_at_the_hub_a_second_dose_of_one_kit_is_held_whatever_its_spelling(
     else:  # MEXCOVID 1.0 run on its format-2 file: its dose records are administration records
         assert "gives kit KIT-X1 to WUH01-002; the same kit was given to WUH01-001 (" in res.outcome.message
         assert "a kit is never given to two participants; not merged" in res.outcome.message
-    s = open_(h)
-    try:
+    with ledger(h) as (s, store):  # the wards' data where the hub keeps it; its own log in its file
         # nothing of the second bundle merged; the first dose is the kit's one use
-        rows = s.store.rows("SELECT participant, kit_id FROM doses ORDER BY participant")
+        rows = store.rows("SELECT participant, kit_id FROM doses ORDER BY participant")
         assert rows == [{"participant": P1, "kit_id": "KIT-X1"}]
-        use = kit_use(s.store, " kit-X1")
+        use = kit_use(store, " kit-X1")
         assert use is not None and use.participant == P1
         # kept and loud: held for the coordinator, in hub status, an event in the hub's log
-        [held] = s.store.rows("SELECT reason, file, resolved_at FROM sync_held")
+        [held] = store.rows("SELECT reason, file, resolved_at FROM sync_held")
         assert held["reason"] == "kit" and held["resolved_at"] is None
         assert Path(held["file"]).read_bytes() == second.read_bytes()
         assert [x["reason"] for x in hub.status(s)["held_rules"]] == ["kit"]
@@ -197,16 +198,12 @@ def test_at_the_hub_a_second_dose_of_one_kit_is_held_whatever_its_spelling(
         body = json.loads(ev["line"])["body"]
         assert (body["kit"], body["participant"], body["used_by_participant"]) == ("KIT-X1", P2, P1)
         assert not [p for p in audit.verify(s).problems if p.startswith("kits used once")]
-    finally:
-        s.close()
     assert hub_import(h, second).outcome.status == "kit"  # the same file again: still held, once
-    s = open_(h)
-    try:
-        assert s.store.scalar("SELECT count(*) FROM sync_held") == 1
-    finally:
-        s.close()
+    with ledger(h) as (_s, store):
+        assert store.scalar("SELECT count(*) FROM sync_held") == 1
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub (`hub_engines.ledger`)
 def test_one_bundle_dosing_one_kit_twice_is_held_whole(site: Site, ward: Staff, tmp_path: Path) -> None:
     h = make_hub(tmp_path)
     connect(site, h)
@@ -214,13 +211,11 @@ def test_one_bundle_dosing_one_kit_twice_is_held_whole(site: Site, ward: Staff, 
     _legacy_dose(site, P2, "KIT-X1", 10)
     outcomes = [hub_import(h, f).outcome.status for f in export(site, tmp_path / "usb")]
     assert "kit" in outcomes
-    s = open_(h)
-    try:
-        assert s.store.scalar("SELECT count(*) FROM doses WHERE kit_id = 'KIT-X1'") <= 1
-    finally:
-        s.close()
+    with ledger(h) as (_s, store):
+        assert store.scalar("SELECT count(*) FROM doses WHERE kit_id = 'KIT-X1'") <= 1
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub (`hub_engines.ledger`)
 def test_at_the_hub_an_amendment_giving_a_used_kit_is_held(site: Site, ward: Staff, tmp_path: Path) -> None:
     h = make_hub(tmp_path)
     connect(site, h)

@@ -174,9 +174,11 @@ def test_device_scanner_refuses_hostile_values_in_one_line_before_signing_in(cli
 # -- at the hub ----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("hub_engine")  # at a SQLCipher and a PostgreSQL hub (`hub_engines.ledger`)
 def test_the_hub_keeps_each_laptops_profile_and_applies_none_to_itself(tmp_path):
     """A ward's `device.scanner_set` travels in its bundle; the hub files it under that laptop."""
     from forge import append_raw
+    from hub_engines import ledger
     from synckit import connect, make_hub, make_ward, open_
     from wardcrf.sync import hub, ward
 
@@ -196,11 +198,12 @@ def test_the_hub_keeps_each_laptops_profile_and_applies_none_to_itself(tmp_path)
     try:
         for f in files:
             assert hub.import_file(hs, f).outcome.status == "applied"
-        rows = hs.store.rows("SELECT device, ends, gap_ms, set_by FROM device_scanner")
-        assert rows == [{"device": device, "ends": "gap", "gap_ms": 80, "set_by": "admin"}]
         assert scanner.profile(hs).ends == "enter"  # the hub's own is not the laptop's
     finally:
         hs.close()
+    with ledger(h) as (_hs, held):
+        rows = held.rows("SELECT device, ends, gap_ms, set_by FROM device_scanner")
+        assert rows == [{"device": device, "ends": "gap", "gap_ms": 80, "set_by": "admin"}]
     # A forged event outside the bounds (written around the service) is refused whole at the hub.
     append_raw(w, scanner.EVENT, {"device": device, "ends": "gap", "gap_ms": 5}, subject=f"device:{device}")
     s = open_(w)
@@ -214,6 +217,7 @@ def test_the_hub_keeps_each_laptops_profile_and_applies_none_to_itself(tmp_path)
         with pytest.raises(Refused, match=r"\(device.scanner_set\): body Expected `int` >= 30 - at `gap_ms`"):
             for f in forged:
                 hub.import_file(hs, f)
-        assert hs.store.rows("SELECT gap_ms FROM device_scanner") == [{"gap_ms": 80}]
     finally:
         hs.close()
+    with ledger(h) as (_hs, held):
+        assert held.rows("SELECT gap_ms FROM device_scanner") == [{"gap_ms": 80}]

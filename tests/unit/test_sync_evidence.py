@@ -1,4 +1,9 @@
-"""Cold-chain logger files travel with the events that cite them: ward -> hub -> replacement laptop."""
+"""Cold-chain logger files travel with the events that cite them: ward -> hub -> replacement laptop.
+
+The hub tests (those on `ward_export`) run at a SQLCipher hub and at a PostgreSQL one (`hub_engines`): the
+logger files and the wards' events are read where the hub keeps them (`hub_engines.ledger`), and the hub is
+audited as `audit verify` audits it (its file, and its database's logger files and chains).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger
 from synckit import PASSWORD, card_of, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
 from wardcrf.sync import bundle, hub, registry, restore, signing
@@ -42,13 +48,13 @@ def _logger_import(w: Site, tmp_path: Path) -> str:
 def _problems(site: Site) -> list[str]:
     s = open_(site)
     try:
-        return audit.verify_store(s.store).problems
+        return audit.verify(s).problems
     finally:
         s.close()
 
 
 @pytest.fixture
-def ward_export(tmp_path: Path):
+def ward_export(tmp_path: Path, hub_engine: str):
     h = make_hub(tmp_path)
     w = make_ward(tmp_path)
     connect(w, h)
@@ -69,12 +75,9 @@ def test_logger_file_round_trips_and_hub_audit_passes(ward_export, tmp_path: Pat
     assert v.manifest["evidence"] == [digest]
     assert v.evidence[digest][0] == "frz.txt"
     assert hub_import(h, f).outcome.status == "applied"
-    hs = open_(h)
-    try:
-        assert evidence.status(hs.store, digest) == "ok"
-        assert hs.store.scalar("SELECT name FROM cc_evidence WHERE sha256 = ?", (digest,)) == "frz.txt"
-    finally:
-        hs.close()
+    with ledger(h) as (_hs, held):
+        assert evidence.status(held, digest) == "ok"
+        assert held.scalar("SELECT name FROM cc_evidence WHERE sha256 = ?", (digest,)) == "frz.txt"
     assert _problems(h) == []
     # A replacement laptop restored from the hub gets the file back too.
     old_device = card_of(w).device
@@ -154,12 +157,9 @@ def _refused_whole(h: Site, w: Site, path: Path, match: str) -> None:
     device = card_of(w).device
     with pytest.raises(Refused, match=match):
         hub_import(h, path)
-    hs = open_(h)
-    try:
-        assert hs.store.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
-        assert hs.store.scalar("SELECT count(*) FROM cc_evidence") == 0
-    finally:
-        hs.close()
+    with ledger(h) as (_hs, held):
+        assert held.scalar("SELECT count(*) FROM events WHERE device = ?", (device,)) == 0
+        assert held.scalar("SELECT count(*) FROM cc_evidence") == 0
 
 
 def test_missing_logger_file_refuses_the_whole_bundle(ward_export) -> None:

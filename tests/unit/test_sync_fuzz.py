@@ -11,7 +11,11 @@ the checks behind the signatures. Every case must be refused with one line
 (`errors.InternalError`): the schemas and checks must catch it first.
 
 Each case is imported in a savepoint that is rolled back, so the hubs stay at
-the state the case was built for. Three targets cover the event types: the
+the state the case was built for. At a SQLCipher hub and at a PostgreSQL one
+(`hub_engines`): there the case's import runs in a transaction of the target's
+database too, rolled back with the file's; the PostgreSQL run draws an eighth
+of the cases (the checks before the store are the same code; what differs is
+where a mutation that passed them is applied, or refused). Three targets cover the event types: the
 ward's first bundle (site, users, protocol, cold-chain unit and lot) on an
 empty hub, its second (shipment receipt, handover, logger file, photos,
 signatures, disposition) and its eighth (consent to dose: clinical forms).
@@ -24,20 +28,24 @@ import copy
 import io
 import json
 import os
-import shutil
+import sys
 import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hub_engines import copy_hub
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from synckit import PASSWORD, card_of, connect, make_hub, open_
-from wardcrf.sync import bundle, hub, outbox, signing, ward
+from wardcrf.sync import bundle, hub, outbox, pghub, signing, ward
+from wardcrf.sync.pgstore import PgStore
 
 from wardcrf import authority, canonical, devicekeys, errors
 from wardcrf.errors import WardError
 from wardcrf.site import Session, Site
+from wardcrf.store import Store
 
 FUZZ_CASES = int(os.environ.get("WARDCRF_FUZZ_CASES", "2000"))
 TARGETS = (1, 2, 8)
@@ -52,6 +60,7 @@ class Target:
     lines: list[str]
     photos: dict[str, tuple[str, bytes]]
     evidence: dict[str, tuple[str, bytes]]
+    ledger: PgStore | None = None  # a PostgreSQL hub's database, on one connection kept open
 
 
 @dataclass
@@ -59,10 +68,11 @@ class Kit:
     targets: dict[int, Target]
     secret: str
     recipient: str
+    engine: str
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def kit(tmp_path_factory: pytest.TempPathFactory, module_hub_engine: str) -> Any:
     from wardcrf.workflow import demo
 
     root = tmp_path_factory.mktemp("fuzz")
@@ -91,12 +101,48 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Any:
             applied += 1
         hs.close()
         copy_dir = root / f"hub-at-{t}"
-        shutil.copytree(h.data_dir, copy_dir)
+        copy_hub(h.data_dir, copy_dir)
         m, lines, photos, evidence = parts[t]
-        targets[t] = Target(Site.open(copy_dir).unlock("admin", PASSWORD), m, lines, photos, evidence)
-    yield Kit(targets, signer.minisign_secret, card_of(h).age_recipient)
+        session = Site.open(copy_dir).unlock("admin", PASSWORD)
+        held = pghub.open_ledger(session) if pghub.configured(copy_dir) else None
+        if held is not None:
+            held._owned = False  # lent to every case's import, closed here once
+        targets[t] = Target(session, m, lines, photos, evidence, held)
+    with pytest.MonkeyPatch.context() as mp:
+        # At a PostgreSQL hub a case's import gets its target's one connection (and never closes it), in
+        # a transaction opened and rolled back with the file's (`test_...never_a_crash`, unchanged: its
+        # source seeds the derandomized draw); it draws an eighth of the cases.
+        lent = {id(t.session.store): t.ledger for t in targets.values() if t.ledger is not None}
+        mp.setattr(pghub, "open_ledger", lambda session: lent[id(session.store)])
+        for target in targets.values():
+            if target.ledger is not None:
+                mp.setattr(
+                    target.session.store, "transaction", _with_ledger(target.session.store, target.ledger)
+                )
+        if module_hub_engine == "postgresql":
+            mp.setattr(sys.modules[__name__], "FUZZ_CASES", max(FUZZ_CASES // 8, 100))
+        yield Kit(targets, signer.minisign_secret, card_of(h).age_recipient, module_hub_engine)
     for target in targets.values():
         target.session.close()
+        if target.ledger is not None:
+            target.ledger.conn.close()
+
+
+def _with_ledger(store: Store, held: PgStore) -> Callable[[], contextlib.AbstractContextManager[Store]]:
+    """`store.transaction` that, outermost, opens a transaction of the PostgreSQL hub's `held` too: what a
+    case's import writes there is rolled back with the file's savepoint."""
+    file_transaction = store.transaction
+
+    @contextlib.contextmanager
+    def transaction() -> Iterator[Store]:
+        if store.in_transaction:
+            with file_transaction() as st:
+                yield st
+        else:
+            with file_transaction() as st, held.transaction():
+                yield st
+
+    return transaction
 
 
 def registry_hub(s: Session) -> str:

@@ -5,6 +5,9 @@ On main only a Content-Length header was compared with the limit: a chunked
 refused. Measured here by what the server pulls, not by time: the ASGI app
 is driven with a body that counts every byte taken from it, and a real
 server is sent a chunked body over a socket while its memory is watched.
+At a SQLCipher hub and at a PostgreSQL one (`hub_engines`): the limits
+hold before anything is read from or written to where the hub keeps
+the wards' data, and `hub serve` at a PostgreSQL hub opens its pool first.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import pytest
 from synckit import make_hub, open_, subprocess_env
 
 CHUNK = 64 * 1024
+
+pytestmark = pytest.mark.usefixtures("hub_engine")
 
 
 def _run_push(app, headers: list[tuple[bytes, bytes]], total: int) -> tuple[int, int]:

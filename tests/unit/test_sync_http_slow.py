@@ -6,7 +6,9 @@ an average of at least the minimum rate. The tests set the timeout to a
 fraction of a second and wait on the server's answer, never on a clock: the
 ASGI app is driven with a body that stalls or trickles, and a real server is
 sent one over a raw socket. A slow but steady body (pauses well under the
-idle timeout, above the rate) is applied.
+idle timeout, above the rate) is applied. The hub tests run at a SQLCipher hub
+and at a PostgreSQL one (`hub_engines`), reading what was applied where the hub
+keeps it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import time
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger, nothing_applied
 from synckit import open_
 from test_sync_cli import run
-from test_sync_http_streaming import _nothing_applied
 from test_sync_streaming import photo_bundle  # noqa: F401  (fixture)
 
 from wardcrf.errors import UsageError
@@ -35,7 +37,7 @@ def _incoming(h) -> list[str]:
 
 
 @pytest.fixture
-def slow_hub(photo_bundle):  # noqa: F811
+def slow_hub(photo_bundle, hub_engine):  # noqa: F811
     """(hub site, its open session, bundle file, its signature, the ward's device keys)."""
     h, f, _photos, keys = photo_bundle
     hs = open_(h)
@@ -82,6 +84,7 @@ def test_out_of_range_timeouts_are_refused(idle: float, rate: int, says: str) ->
      (["--body-idle-timeout", "soon"], "--body-idle-timeout"), (["--pool-size", "0"], "--pool-size"),
      (["--pool-size", "65"], "--pool-size")],
 )  # fmt: skip
+@pytest.mark.usefixtures("hub_engine")
 def test_hub_serve_refuses_bad_timeouts_and_pool_sizes_in_one_line(tmp_path, monkeypatch, args, says) -> None:
     from synckit import make_hub
 
@@ -91,6 +94,7 @@ def test_hub_serve_refuses_bad_timeouts_and_pool_sizes_in_one_line(tmp_path, mon
     assert says in err and "Traceback" not in err
 
 
+@pytest.mark.usefixtures("hub_engine")
 def test_the_environment_sets_the_timeouts(tmp_path, monkeypatch) -> None:
     """WARDCRF_HUB_BODY_IDLE_TIMEOUT / _MIN_RATE reach the same checks as the flags."""
     from synckit import make_hub
@@ -147,7 +151,7 @@ def test_a_body_that_stops_arriving_is_cut_after_the_idle_timeout(slow_hub, afte
     assert "stopped arriving" in answer["error"] and f"after {after * 1000} bytes" in answer["error"]
     assert "--body-idle-timeout" in answer["error"] and "nothing kept" in answer["error"]
     assert _incoming(h) == []
-    _nothing_applied(hs, keys.device)
+    nothing_applied(h, keys.device)
 
 
 def _paced_push(app, name: str, sig: bytes, data: bytes, piece: int, pause: float) -> tuple[int, dict]:
@@ -193,7 +197,7 @@ def test_a_body_trickled_a_byte_at_a_time_is_cut_by_the_minimum_rate(slow_hub) -
     assert status == 408, answer
     assert "arrived too slowly" in answer["error"] and "--body-min-rate" in answer["error"]
     assert _incoming(h) == []
-    _nothing_applied(hs, keys.device)
+    nothing_applied(h, keys.device)
 
 
 def test_a_slow_but_steady_body_is_applied(slow_hub) -> None:
@@ -205,7 +209,8 @@ def test_a_slow_but_steady_body_is_applied(slow_hub) -> None:
     app = server.app(hs, timeouts=server.BodyTimeouts(idle=30.0, min_rate=1024))
     status, answer = _paced_push(app, f.name, sig, data, piece=64 * 1024, pause=0.005)
     assert status == 200 and answer["status"] == "applied", answer
-    assert hs.store.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (keys.device,)) == 1
+    with ledger(h) as (_s, held):
+        assert held.scalar("SELECT count(*) FROM sync_applied WHERE device = ?", (keys.device,)) == 1
     assert _incoming(h) == []
 
 
@@ -237,6 +242,7 @@ def _headers(f: Path, sig: bytes, length: int) -> bytes:
     )
 
 
+@pytest.mark.usefixtures("hub_engine")
 def test_a_real_server_cuts_a_socket_that_stops_sending(photo_bundle) -> None:  # noqa: F811
     from synckit import HubServer
 
@@ -251,13 +257,10 @@ def test_a_real_server_cuts_a_socket_that_stops_sending(photo_bundle) -> None:  
         assert _incoming(h) == []
     finally:
         server.stop()
-    hs = open_(h)
-    try:
-        _nothing_applied(hs, keys.device)
-    finally:
-        hs.close()
+    nothing_applied(h, keys.device)
 
 
+@pytest.mark.usefixtures("hub_engine")
 def test_a_real_server_cuts_a_socket_that_sends_a_byte_at_a_time(photo_bundle) -> None:  # noqa: F811
     from synckit import HubServer
 
@@ -282,8 +285,4 @@ def test_a_real_server_cuts_a_socket_that_sends_a_byte_at_a_time(photo_bundle) -
         assert _incoming(h) == []
     finally:
         server.stop()
-    hs = open_(h)
-    try:
-        _nothing_applied(hs, keys.device)
-    finally:
-        hs.close()
+    nothing_applied(h, keys.device)

@@ -1,4 +1,9 @@
-"""Photos travel with the events that reference them: ward -> hub -> replacement laptop."""
+"""Photos travel with the events that reference them: ward -> hub -> replacement laptop.
+
+The hub tests run at a SQLCipher hub and at a PostgreSQL one (`hub_engines`): the photos' rows are read
+where the hub keeps the wards' data (`hub_engines.ledger`), their bytes from the kept bundle, opened with
+the identity in the hub's file; the preview cache is in the hub's file on both.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hub_engines import ledger
 from synckit import PASSWORD, card_of, connect, make_hub, make_ward, open_
 from test_sync_roundtrip import export, hub_import
 from wardcrf.photos import catalog, importing, originals, viewing
@@ -27,6 +33,7 @@ def _png(seed: int) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.usefixtures("hub_engine")
 def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
     from wardcrf.sync import bundle, hub, registry, restore
 
@@ -54,19 +61,16 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
     )
     assert sorted(v.photos) == sorted(shas)
     assert hub_import(h, files[0]).outcome.status == "applied"
-    hs = open_(h)
-    try:
+    with ledger(h) as (hs, held):
         for s in shas:
-            assert bundle.sha256(originals.read_original(hs.store, s)) == s
-        # The hub does not render previews on import; the first view does, and keeps it.
+            assert bundle.sha256(originals.read_original(held, s, keys=hs.store)) == s
+        # The hub does not render previews on import; the first view does, and keeps it (in its file).
         assert hs.store.scalar("SELECT count(*) FROM photo_previews") == 0
-        first = viewing.preview(hs, shas[0])
+        first = viewing.preview(hs, shas[0], held)
         assert first.width == 64 and first.data[:3] == b"\xff\xd8\xff"
         assert hs.store.scalar("SELECT count(*) FROM photo_previews") == 1
-        assert viewing.preview(hs, shas[0]) == first
-        assert photo_verify.verify(hs).ok
-    finally:
-        hs.close()
+        assert viewing.preview(hs, shas[0], held) == first
+        assert photo_verify.verify(hs, held).ok
     # The laptop dies; its replacement gets events and photos back, verified.
     res, card = restore.provision(
         tmp_path / "new",
@@ -92,6 +96,7 @@ def test_photos_round_trip_ward_hub_replacement(tmp_path: Path) -> None:
         s.close()
 
 
+@pytest.mark.usefixtures("hub_engine")
 def test_heic_photo_round_trips_ward_to_hub(tmp_path: Path) -> None:
     """HEIC originals travel as photos/<sha256>.heic (an explicit addition to the bundle format)."""
     pytest.importorskip("pillow_heif")
@@ -125,13 +130,10 @@ def test_heic_photo_round_trips_ward_to_hub(tmp_path: Path) -> None:
     finally:
         hs.close()
     assert hub_import(h, files[0]).outcome.status == "applied"
-    hs = open_(h)
-    try:
-        assert bundle.sha256(originals.read_original(hs.store, info.sha256)) == info.sha256
-        assert catalog.get_info(hs.store, info.sha256).format == "HEIF"  # type: ignore[union-attr]
-        assert photo_verify.verify(hs).ok
-    finally:
-        hs.close()
+    with ledger(h) as (hs, held):
+        assert bundle.sha256(originals.read_original(held, info.sha256, keys=hs.store)) == info.sha256
+        assert catalog.get_info(held, info.sha256).format == "HEIF"  # type: ignore[union-attr]
+        assert photo_verify.verify(hs, held).ok
 
 
 def test_photo_of_another_format_is_not_a_bundle_member(tmp_path: Path) -> None:

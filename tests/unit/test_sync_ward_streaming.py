@@ -6,7 +6,9 @@ at a time, so memory follows the largest photo, not the bundle. Peak memory
 is traced Python allocations (`tracemalloc`). Hostile files (truncated, a
 member over its limit, a wrong signature, a file over the size limit) are
 refused in one line on stderr, exit 1, and nothing of them is applied or
-left behind.
+left behind. The hub the bundles come from is a SQLCipher hub and a PostgreSQL
+one (`hub_engines`): what it sends a replacement laptop is read where it keeps
+the wards' bundles; the laptop's side is the same.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from wardcrf.sync.cards import Card
 
 from wardcrf import devicekeys
 from wardcrf.site import Site
+
+pytestmark = pytest.mark.usefixtures("hub_engine")
 
 
 def _replacement(h: Site, old_device: str, root: Path) -> tuple[Site, Card]:
