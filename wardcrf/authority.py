@@ -316,6 +316,7 @@ def check_import(store: SqlStore, events: Iterable[Event], kind: str, what: str 
     # A record's form and its protocol version are projections, read in the common dialect (a
     # PostgreSQL hub holds them too).
     check_form_role = portable(_check_form_role)
+    check_values = portable(_check_values)
     # Versions this run loads before its records (a device's first bundle carries its site's first
     # `protocol.loaded`, then records under it): checked under them, not under the names' defaults.
     arriving: dict[tuple[str, str], str] = {}
@@ -333,6 +334,7 @@ def check_import(store: SqlStore, events: Iterable[Event], kind: str, what: str 
         try:
             _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
             check_form_role(store, e, arriving)
+            check_values(store, e, arriving)
         except Refused as exc:
             raise Refused(f"{what}: event {e.id}: {exc}; refused, nothing applied") from None
         # The hub speaks for every site (it already sends HUB-only events about any of them, and
@@ -402,17 +404,23 @@ def _actions_of(store: Store, e: Event, form: str, arriving: Arriving) -> tuple[
     return actions_for(form)
 
 
+def _record_form(store: Store, e: Event) -> str | None:
+    """The form of a record event: an amendment's is the record's own, not what its body claims."""
+    form = e.body.get("form")
+    if e.type == "record.amended" and e.amends:
+        held = store.scalar("SELECT form FROM records WHERE event_id = ?", (e.amends,))
+        form = held if held is not None else form
+    return form if isinstance(form, str) else None  # not text: the schema refuses it
+
+
 @common_dialect
 def _check_form_role(store: Store, e: Event, arriving: Arriving) -> None:
     """A record's role must be one its form allows (`form_actions`), as the services require."""
     if e.type not in ("record.submitted", "record.amended") or e.role is None:
         return
-    form = e.body.get("form")
-    if e.type == "record.amended" and e.amends:
-        held = store.scalar("SELECT form FROM records WHERE event_id = ?", (e.amends,))
-        form = held if held is not None else form  # the record's own form, not what the body claims
-    if not isinstance(form, str):
-        return  # the schema refuses it
+    form = _record_form(store, e)
+    if form is None:
+        return
     submit, amend = _actions_of(store, e, form, arriving)
     action = submit if e.type == "record.submitted" else amend
     if not roles.allowed(e.role, action):
@@ -421,6 +429,37 @@ def _check_form_role(store: Store, e: Event, arriving: Arriving) -> None:
             f"role {e.role} may not {verb} {form[:60]!r} records (allowed: "
             f"{', '.join(sorted(roles.PERMISSIONS.get(action, frozenset())))} ({action}))"
         )
+
+
+RecordValuesCheck = Callable[["Store", "Event", str, Arriving], "str | None"]
+"""`fn(store, event, form, arriving)`: what is wrong with the values a record event carries for `form`
+under the version it was captured under (`record_values.problem`), or None."""
+_RECORD_VALUES: list[RecordValuesCheck] = []
+
+
+def record_values_check(fn: RecordValuesCheck) -> None:
+    """Let `fn` refuse an imported record whose values are not its form's stored representation.
+
+    The services store what `forms.check` returns; a record arriving in a bundle was stored
+    elsewhere, so the workflow, which knows the record's version, checks it here, before any
+    projector reads it (`wardcrf/record_values.py` says why)."""
+    if fn not in _RECORD_VALUES:
+        _RECORD_VALUES.append(fn)
+
+
+@common_dialect
+def _check_values(store: Store, e: Event, arriving: Arriving) -> None:
+    if e.type not in ("record.submitted", "record.amended"):
+        return
+    form = _record_form(store, e)
+    if form is None:
+        return
+    for fn in _RECORD_VALUES:
+        if not is_portable(fn) and not store.holds_projections:
+            raise NotPortable(f"{getattr(fn, '__qualname__', fn)!s} is not declared common_dialect")
+        found = fn(store, e, form, arriving)
+        if found is not None:
+            raise Refused(found)
 
 
 class _DeviceSites:

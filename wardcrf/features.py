@@ -101,6 +101,10 @@ class Registry:
         """`fn(store, event, form, arriving)`: a form's actions under the record's version (format 2's names)."""
         authority.form_actions_of(fn)
 
+    def record_values_check(self, fn: authority.RecordValuesCheck) -> None:
+        """`fn(store, event, form, arriving)`: what is wrong with an imported record's values, or None."""
+        authority.record_values_check(fn)
+
     def dose_gate(self, fn: dosing.AnyDoseGate) -> None:
         """`fn(store, kit, start)` raises `Refused` when the kit may not be given now; a gate that also takes a
         keyword `product` is told the product a format-2 administration gives (`dosing.call_dose_gate`)."""

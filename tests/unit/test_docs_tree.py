@@ -173,6 +173,8 @@ KIND_WORDS = {
     "record_hook": "hook",
     "form_actions": "form actions",
     "form_actions_of": "form actions",
+    "record_values_check": "record values",
+    "backup_kept_elsewhere": "kept bundles",
     "protocol_reader": "reader",
     "format1_run_as": "run as",
     "dose_gate": "dose gate",

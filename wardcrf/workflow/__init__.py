@@ -40,9 +40,10 @@ def register(registry: Registry) -> None:
     """The workflow's form actions, hooks, checks and after-ingest holds (the ward queue's last: its hooks follow theirs)."""
     for form, rule in RULES.items():
         registry.form_actions(form, submit=rule.action, amend=rule.amend_action)
-    from .engine_rules import import_actions  # the engine's rules load on use (service._rule)
+    from .engine_rules import import_actions, import_values  # the engine's rules load on use (service._rule)
 
     registry.form_actions_of(import_actions)
+    registry.record_values_check(import_values)
     for module in (amendments, dosing, idclash, participants, safety, sequencing, wardqueue):
         module.register(registry)
 

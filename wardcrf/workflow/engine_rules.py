@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .. import ids, kits, roles, users
+from .. import ids, kits, record_values, roles, users
 from .. import protocol as protocols
 from ..clock import zone
 from ..engine import eligibility, gates, interpreter, schedule, visits
@@ -89,25 +89,61 @@ def import_actions(
     administration form `dose.record`, the eligibility form `participant.screen`, the `[dsmg] form`
     `dsmg.decide`. None for format 1, a version neither loaded here nor in the bundle, or a form the
     version does not declare (the names decide: the cold chain's forms, `signoff`)."""
-    ref = event.protocol
-    if not ref or form == "signoff":
+    if form == "signoff":
         return None
-    key = (str(ref.get("id", "")), str(ref.get("version", "")))
-    if protocols.is_loaded(store, ref):
-        proto = protocols.loaded_version(store, *key)
-    else:
-        source = (arriving or {}).get(key)
-        if source is None:
-            return None
-        try:
-            proto = protocols.parse_cached(source, f"{key[0]} {key[1]} (arriving)")
-        except (Refused, UsageError, ValueError):
-            return None  # the bundle's own load of it is refused where it is projected
-    m = proto.engine
-    if m is None or form not in m.data.get("forms", {}):
+    proto = version_of_import(store, event, arriving)
+    m = proto.engine if proto is not None else None
+    if proto is None or m is None or form not in m.data.get("forms", {}):
         return None
     rule = rule_for(proto, form)
     return rule.action, rule.amend_action
+
+
+@common_dialect
+def version_of_import(
+    store: Store, event: Event, arriving: Mapping[tuple[str, str], str] | None = None
+) -> protocols.Protocol | None:
+    """The version an imported record event was captured under: loaded here (exactly), or loaded by an
+    earlier event of the same bundle (`arriving`); None when it names none, or neither holds it."""
+    ref = event.protocol
+    if not ref:
+        return None
+    key = (str(ref.get("id", "")), str(ref.get("version", "")))
+    if protocols.is_loaded(store, ref):
+        return protocols.loaded_version(store, *key)
+    source = (arriving or {}).get(key)
+    if source is None:
+        return None
+    try:
+        return protocols.parse_cached(source, f"{key[0]} {key[1]} (arriving)")
+    except (Refused, UsageError, ValueError):
+        return None  # the bundle's own load of it is refused where it is projected
+
+
+@common_dialect
+def import_values(
+    store: Store, event: Event, form: str, arriving: Mapping[tuple[str, str], str] | None = None
+) -> str | None:
+    """What is wrong with an imported record's values under its version's form (`record_values.problem`:
+    each value in its field's stored representation), for sync's check on import
+    (`authority.record_values_check`); None when they are, or the version or form is not known here."""
+    proto = version_of_import(store, event, arriving)
+    declared = proto.forms.get(form) if proto is not None else None
+    if declared is None:
+        return None
+    values: Mapping[str, Any]
+    if event.type == "record.amended":
+        changes = event.body.get("changes")
+        values = (
+            {k: c.get("new") for k, c in changes.items() if isinstance(c, Mapping)}
+            if isinstance(changes, Mapping)
+            else {}
+        )
+    else:
+        data = event.body.get("data")
+        values = data if isinstance(data, Mapping) else {}
+    found = record_values.problem(declared, values)
+    return f"record {event.id[:40]}: {found}" if found else None
 
 
 def _review_form(m: Model) -> str:
