@@ -26,8 +26,8 @@ from wardcrf.site import Site
 from wardcrf.workflow import status, wardqueue
 
 VITAL_SIGNS = (
-    'vital_signs = { form = "vitals", time = "time", fields = ["oxysat", "temp", "pulse", "resp", "sysbp", '
-    '"diabp"] }\n'
+    'vital_signs = { form = "vitals", time = "time", timepoint = "timepoint", fields = ["oxysat", "temp", '
+    '"pulse", "resp", "sysbp", "diabp"] }\n'
 )
 
 

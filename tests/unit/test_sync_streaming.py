@@ -52,7 +52,7 @@ def photo_bundle(tmp_path: Path):
     c = open_(w, "clinician")
     photos = {}
     try:
-        for i in range(5):
+        for i in range(7):  # the bundle well over the bound below, whose fixed part has room for noise
             data = _noise_png(i)
             photos[importing.import_bytes(c, f"consent{i}.png", data).sha256] = data
         records.submit(
@@ -70,7 +70,9 @@ def test_hub_import_holds_one_part_at_a_time_not_the_bundle(photo_bundle) -> Non
     h, f, photos, _keys = photo_bundle
     largest = max(len(p) for p in photos.values())
     size = f.stat().st_size
-    bound = 3 * largest + (1 << 20)
+    # Three photos' worth (one read, one decrypted, one written) and 1.5 MiB fixed: what a worker of
+    # pytest-xdist allocates on its own thread while the import runs is traced too (±150 KB between runs).
+    bound = 3 * largest + (3 << 19)
     assert bound < 0.8 * size  # the bound means something: less than the bundle itself
     hs = open_(h)
     try:

@@ -33,6 +33,7 @@ Refusals are one line in the declaration's words; nothing is saved.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -57,7 +58,7 @@ from .gatefacts import site_facts
 if TYPE_CHECKING:
     from ..eventlog import Event
     from .declared import CumulativeDose
-    from .status import AdministrationLine, ParticipantSummary, VisitLine, WorklistItem
+    from .status import AdministrationLine, DoseLine, ParticipantSummary, VisitLine, WorklistItem
 from .participants import check_consent
 
 ENROLLMENT, CONSENT, AE = "enrollment", "consent", "ae"
@@ -114,8 +115,16 @@ def version_of_import(
     source = (arriving or {}).get(key)
     if source is None:
         return None
+    return _arriving_version(source, f"{key[0]} {key[1]} (arriving)")
+
+
+@functools.lru_cache(maxsize=16)
+def _arriving_version(source: str, name: str) -> protocols.Protocol | None:
+    """A version a bundle loads before its records, read once per bundle, not once per record: the
+    cache keys on the source string itself (whose hash Python keeps), where `parse_cached` encodes and
+    hashes its tens of KB on every call."""
     try:
-        return protocols.parse_cached(source, f"{key[0]} {key[1]} (arriving)")
+        return protocols.parse_cached(source, name)
     except (Refused, UsageError, ValueError):
         return None  # the bundle's own load of it is refused where it is projected
 
@@ -144,6 +153,27 @@ def import_values(
         values = data if isinstance(data, Mapping) else {}
     found = record_values.problem(declared, values)
     return f"record {event.id[:40]}: {found}" if found else None
+
+
+def _dose_line(
+    rec: Mapping[str, Any], roles_: Mapping[str, str], number: int, day: int, timing: str | None
+) -> DoseLine:
+    """An administration given, as `participant show` lists a dose: its slot, start, window, kit and the
+    amount given in the dose's unit (`amount`; `particles` is format 1's name for it, None here)."""
+    kit = rec.get(roles_.get("kit", ""))
+    dose_v = rec.get(roles_.get("dose", ""))
+    amount = dose_v.get("value") if isinstance(dose_v, Mapping) else dose_v
+    return {
+        "dose": number,
+        "start": str(rec.get(roles_.get("start", "")) or ""),
+        "day": day,
+        "window": str(rec.get(roles_.get("window", "")) or timing or ""),
+        "kit_id": str(kit) if kit else None,
+        "particles": None,
+        "amount": float(amount) if isinstance(amount, int | float) and not isinstance(amount, bool) else None,
+        "unit": str(dose_v.get("unit")) if isinstance(dose_v, Mapping) and dose_v.get("unit") else None,
+        "event": str(rec["_event"]),
+    }
 
 
 def _review_form(m: Model) -> str:
@@ -1187,6 +1217,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
     cumulative: dict[str, float] = {}
     owed: list[int] = []
     given_times: dict[int, tuple[datetime, datetime]] = {}
+    dose_lines: list[DoseLine] = []
     placed_all: list[tuple[str, Administration, list[schedule.SlotState]]] = []
     if arm is not None and p.enrollment_event:
         from ..engine import due
@@ -1276,6 +1307,7 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
                             datetime.fromisoformat(str(stopped)) if stopped else began,
                         )
                     if rec is not None and st.state == schedule.GIVEN:
+                        dose_lines.append(_dose_line(rec, roles_, s.number, s.day, st.timing))
                         dose_v = rec.get(roles_.get("dose", ""))
                         if isinstance(dose_v, dict) and isinstance(dose_v.get("value"), int | float):
                             unit = str(dose_v.get("unit") or adm.dose.unit)
@@ -1367,7 +1399,9 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         "arm": None if kit else arm,
         "doses_given": given,
         "doses_planned": planned,
-        "doses": [],  # format 1's dose lines; a format-2 record's are its `administrations`
+        "doses": sorted(
+            dose_lines, key=lambda d: (d["start"], d["dose"])
+        ),  # what was given, as format 1 lists it
         "administrations": administrations,
         "next_dose": next_item,
         "deviations": deviations,

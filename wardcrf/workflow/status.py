@@ -101,6 +101,10 @@ class DoseLine(TypedDict):
     window: str
     kit_id: str | None
     particles: float | None
+    """Format 1's name for the amount (its one product's particles); None on a format-2 version."""
+    amount: float | None
+    """The amount given, in `unit` (both formats)."""
+    unit: str | None
     event: str
 
 
@@ -290,6 +294,8 @@ def summary(
                 "window": d["window"],
                 "kit_id": d["kit_id"],
                 "particles": d["particles"],
+                "amount": d["particles"],
+                "unit": "particles" if d["particles"] is not None else None,
                 "event": d["event_id"],
             }
             for d in doses
