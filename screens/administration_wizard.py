@@ -48,6 +48,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, SelectionList, Static
 
+from wardcrf import amounts
 from wardcrf import protocol as protocols
 from wardcrf.errors import WardError
 
@@ -70,8 +71,22 @@ DRAFT_FORM = "administration_visit"
 
 
 def _amount(value: Any) -> str:
-    """A recorded amount as typed: 2950.0 is 2950."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """An amount filled into a field, saved as shown: 2950.0 is 2950, 2.0e8 particles 2.0e8 (`amounts.exact`)."""
+    return amounts.exact(value)
+
+
+def _duration_words(text: str) -> str:
+    """A declared duration ("30min", "2h", "90min") as the wizard says it: "30 min", "1 h 30 min"."""
+    from wardcrf.engine.model import duration
+
+    try:
+        minutes = int(duration(text).total_seconds() // 60)
+    except (ValueError, WardError):
+        return text
+    h, m = divmod(minutes, 60)
+    if h and m:
+        return t("dose.hours_minutes", h=h, m=m)
+    return t("adm.hours", h=h) if h else t("dose.minutes", m=m)
 
 
 @dataclass(frozen=True)
@@ -112,7 +127,7 @@ class AdministrationWizard(StepWizard):
                 self.values[ADMINISTRATION][name] = f.default
         dose_field = p.roles.get("dose")
         if p.prescribed and dose_field in p.product_fields:
-            self.values[ADMINISTRATION][dose_field] = str(p.prescribed["value"])
+            self.values[ADMINISTRATION][dose_field] = _amount(p.prescribed["value"])
         volume_field = p.roles.get("volume")
         if p.volume and volume_field in p.product_fields:  # the volume the protocol declares, as the dose
             self.values[ADMINISTRATION][volume_field] = _amount(p.volume["value"])
@@ -240,9 +255,11 @@ class AdministrationWizard(StepWizard):
                         p.form, list(p.product_fields), ADMINISTRATION, "group-product", "adm-", width
                     )
                 elif step.key == "given":
-                    help_id = {"infusion": "adm.infusion_help", "tablets": "adm.tablets_help"}.get(
-                        p.kind, "adm.given_help"
-                    )
+                    help_id = {
+                        "infusion": "adm.infusion_help",
+                        "tablets": "adm.tablets_help",
+                        "inhalation": "adm.inhalation_help",
+                    }.get(p.kind, "adm.given_help")
                     yield Static(t(help_id), classes="muted")
                     yield self._group(p.form, list(p.time_fields), ADMINISTRATION, "group-given", "adm-")
                 elif step.key == "review":
@@ -290,7 +307,7 @@ class AdministrationWizard(StepWizard):
                 escape(
                     t(
                         "adm.prescribed",
-                        value=p.prescribed["value"],
+                        value=amounts.shown(p.prescribed["value"]),
                         unit=p.prescribed["unit"],
                         how=p.prescribed_how,
                     )
@@ -298,8 +315,11 @@ class AdministrationWizard(StepWizard):
             )
         else:
             lines.append(escape(t("adm.no_prescribed", how=p.prescribed_how)))
-        if p.duration:
-            lines.append(escape(t("adm.duration", duration=p.duration)))
+        if p.duration and p.kind != "tablets":  # the route's own words (a tablet is not given "over" a time)
+            said = {"infusion": "adm.duration_infusion", "inhalation": "adm.duration_inhalation"}
+            lines.append(
+                escape(t(said.get(p.kind, "adm.duration_other"), duration=_duration_words(p.duration)))
+            )
         if p.refusal:
             lines.append("[b red]" + escape(t("adm.refused", reason=p.refusal)) + "[/]")
         if p.visits:  # the visit forms owed now: the same items as the ward's worklist ("FORM (VISIT)")
@@ -347,12 +367,8 @@ class AdministrationWizard(StepWizard):
             v = self.preview
             timing = t(f"adm.timing_{v.timing}") if v.timing in ("on_time", "early", "late") else "—"
             lines.append(escape(t("adm.timing", timing=timing)))
-            given = f"{_amount(v.dose['value'])} {v.dose['unit']}" if v.dose else "—"
-            pres = (
-                f"{_amount(v.prescribed['value'])} {v.prescribed['unit']}"
-                if isinstance(v.prescribed, dict)
-                else "—"
-            )
+            given = amounts.quantity(v.dose) if v.dose else "—"
+            pres = amounts.quantity(v.prescribed) if isinstance(v.prescribed, dict) else "—"
             lines.append(escape(t("adm.dose_line", given=given, prescribed=pres)))
             if v.ae_expected:
                 labels = ", ".join(self._check_labels(v.ae_expected))

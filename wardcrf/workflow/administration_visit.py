@@ -40,7 +40,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import ids, kits
+from .. import amounts, ids, kits
 from .. import protocol as protocols
 from ..clock import zone
 from ..engine import eligibility, gates, interpreter, visits
@@ -522,8 +522,8 @@ def _how(m: Model, adm: Administration, snap: Snapshot) -> str:
 
 
 def _num(v: Any) -> str:
-    d = Decimal(str(v))
-    return format(d.normalize(), "f") if d == d.to_integral() else format(d, "f")
+    """A number of the dose's words, every digit kept, as the wizard fills it in (`amounts.exact`: 2.0e8)."""
+    return amounts.exact(v)
 
 
 def _refusal(

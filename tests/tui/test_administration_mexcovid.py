@@ -1,0 +1,73 @@
+"""MEXCOVID's administration wizard (MEXCOVID 1.0 runs on its format-2 file since the flip): an inhalation
+said as an inhalation, its dose written as every amount is (`wardcrf.amounts`: 2.0e8 particles).
+
+The ward is the dose ward of `dose_support` (09:00 in Wuhan: WUH01-001's dose 1 due now, kit KIT-A1 at
+the bedside). Keys are sent in a burst (all posted before the app looks at the first) while the machine is
+busy (the plan and the kit check do real CPU work first); every wait is on a condition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import mexcovid_engine
+import pytest
+from dose_support import P1
+from textual.widgets import Input, Static
+from tui_helpers import burst, settle
+from wardcrf.screens.administration_wizard import AdministrationWizard
+from wardcrf.screens.participant import ParticipantScreen
+
+from wardcrf.workflow import administration_visit
+
+pytestmark = pytest.mark.skipif(
+    not mexcovid_engine.runs_engine(), reason="MEXCOVID runs format 1 here (format1_mexcovid)"
+)
+
+
+def busy(monkeypatch) -> None:
+    """A loaded laptop: the plan and the kit check do real CPU work first (no sleeps)."""
+
+    def slowed(fn):
+        def run(*args, **kwargs):
+            block = b"\0" * (4 << 20)
+            for _ in range(6):
+                hashlib.sha256(block).digest()
+            return fn(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(administration_visit, "plan", slowed(administration_visit.plan))
+    monkeypatch.setattr(administration_visit, "check_kit", slowed(administration_visit.check_kit))
+
+
+def _text(wiz, selector: str) -> str:
+    return str(wiz.query_one(selector, Static).render())
+
+
+async def _participant(pilot, pid: str = P1) -> None:
+    await settle(pilot)
+    pilot.app.push_screen(ParticipantScreen(pilot.app.ward, pid))
+    await settle(pilot)
+
+
+async def test_an_inhalation_is_said_as_one_and_its_dose_readably(dose_app, monkeypatch) -> None:
+    """`d`, the kit scanned and ctrl+n typed in one burst on a busy laptop: the head says the inhalation's
+    declared duration in an inhalation's words (never "Infused"), the dose as 2.0e8 particles, the field
+    filled with 2.0e8 (saved as shown), and the times step asks for the inhalation's start and end."""
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _participant(pilot)
+        busy(monkeypatch)
+        await burst(pilot, "d", *"KIT-A1", "enter", "ctrl+n")
+        wiz = app.screen
+        assert isinstance(wiz, AdministrationWizard), wiz
+        head = _text(wiz, "#wizard-dose")
+        assert "Inhaled over 30 min, as the protocol declares" in head, head
+        assert "Infused" not in head and "200000000" not in head, head
+        assert "Prescribed: 2.0e8 particles — 2.0e8 particles, fixed by the protocol" in head, head
+        assert wiz.query_one("#adm-field-particles", Input).value == "2.0e8"
+        assert wiz.kit is not None and wiz.kit.ok and wiz.step == 1  # the burst's ctrl+n ran after the check
+        i = next(n for n, step in enumerate(wiz.steps) if step.key == "given")
+        given = str(wiz.query_one(f"#step-{i}").query(Static).first().render())
+        assert given.startswith("Start and end of the inhalation"), given
