@@ -71,3 +71,54 @@ async def test_an_inhalation_is_said_as_one_and_its_dose_readably(dose_app, monk
         i = next(n for n, step in enumerate(wiz.steps) if step.key == "given")
         given = str(wiz.query_one(f"#step-{i}").query(Static).first().render())
         assert given.startswith("Start and end of the inhalation"), given
+
+
+def _kit_for(site, pid: str, kit: str, tmp_path) -> None:
+    """`kit` thawed at `pid`'s bedside (`bedside:<pid>`) for a dose at 08:50 in the ward."""
+    from datetime import datetime
+
+    from tui_helpers import PASSWORD
+
+    from wardcrf.coldchain import scenario
+
+    clin = site.unlock("clinician", PASSWORD)
+    try:
+        signers = {u: PASSWORD for u in ("clinician", "clinician2", "investigator")}
+        scenario.ready_kit(
+            clin,
+            signers,
+            kit,
+            datetime.fromisoformat("2020-03-16T08:50+08:00"),
+            clinician="clinician2",
+            workdir=tmp_path,
+            bedside=clin,
+            participant=pid,
+        )
+    finally:
+        clin.close()
+
+
+async def test_a_kit_at_another_participants_bedside_is_refused_at_the_scan(
+    dose_app, dose_site, monkeypatch, tmp_path
+) -> None:
+    """WUH01-002's vial scanned for WUH01-001, then ctrl+n, in one burst on a busy laptop: refused at the
+    scan in one line naming both participants, the wizard kept on the kit step with the scan selected (the
+    next scan replaces it); WUH01-001's own kit scanned next is accepted."""
+    from dose_support import P2
+
+    _kit_for(dose_site, P2, "KIT-P2", tmp_path)
+    _kit_for(dose_site, P1, "KIT-P1", tmp_path)
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _participant(pilot)
+        busy(monkeypatch)
+        await burst(pilot, "d", *"KIT-P2", "enter", "ctrl+n")
+        wiz = app.screen
+        assert isinstance(wiz, AdministrationWizard), wiz
+        status = _text(wiz, "#kit-status")
+        assert f"kit KIT-P2 was handed to {P2}'s bedside (bedside:{P2}), not {P1}'s" in status, status
+        assert wiz.step == 0 and wiz.kit is not None and not wiz.kit.ok
+        scan = wiz.query_one("#kit-scan", Input)
+        assert app.focused is scan and scan.selected_text == "KIT-P2"
+        await burst(pilot, *"KIT-P1", "enter")
+        assert wiz.kit is not None and wiz.kit.ok, _text(wiz, "#kit-status")
