@@ -83,7 +83,12 @@ def _duration_words(text: str) -> str:
         minutes = int(duration(text).total_seconds() // 60)
     except (ValueError, WardError):
         return text
-    h, m = divmod(minutes, 60)
+    return _hours_minutes(minutes)
+
+
+def _hours_minutes(minutes: int) -> str:
+    """90 -> "1 h 30 min", 120 -> "2 h", 30 -> "30 min" (in the UI's language)."""
+    h, m = divmod(max(0, minutes), 60)
     if h and m:
         return t("dose.hours_minutes", h=h, m=m)
     return t("adm.hours", h=h) if h else t("dose.minutes", m=m)
@@ -320,8 +325,10 @@ class AdministrationWizard(StepWizard):
             lines.append(
                 escape(t(said.get(p.kind, "adm.duration_other"), duration=_duration_words(p.duration)))
             )
-        if p.refusal:
-            lines.append("[b red]" + escape(t("adm.refused", reason=p.refusal)) + "[/]")
+        if p.refusal_now:
+            lines.append("[b red]" + escape(t("adm.refused", reason=p.refusal_now)) + "[/]")
+        elif p.now is not None and p.now.timing in ("early", "late"):  # said before anything is typed
+            lines.append("[b yellow]" + escape(self._timing_now(p.now)) + "[/]")
         if p.visits:  # the visit forms owed now: the same items as the ward's worklist ("FORM (VISIT)")
             items = "; ".join(
                 f"{v.what} — {domain_word('state', v.state)}"
@@ -330,6 +337,10 @@ class AdministrationWizard(StepWizard):
             )
             lines.append("[b yellow]" + escape(t("adm.visits_owed", items=items)) + "[/]")
         return "\n".join(lines)
+
+    def _timing_now(self, now: Any) -> str:
+        """`Starting now, dose 2 is 1 h 10 min after its window: it will be recorded as LATE (a deviation).`"""
+        return t(f"adm.{now.timing}_now", what=self.plan.what, by=_hours_minutes(now.minutes_outside))
 
     def _units_text(self) -> str:
         from wardcrf.errors import ValidationFailed
@@ -644,7 +655,7 @@ class AdministrationWizard(StepWizard):
         return {k: v for k, v in problems.items() if not is_soft(v)}
 
     def gate_refusal(self) -> str | None:
-        return t("adm.refused", reason=self.plan.refusal) if self.plan.refusal else None
+        return t("adm.refused", reason=self.plan.refusal_now) if self.plan.refusal_now else None
 
     def check_now(self) -> None:
         self._check_scanned()
