@@ -413,8 +413,23 @@ class AdministrationWizard(StepWizard):
             f = form.fields.get(name)
             if v in (None, "", []) or f is None:
                 continue
-            out.append(f"{protocols.tr(f.label, language())} {v}{(' ' + f.unit) if f.unit else ''}")
+            out.append(
+                f"{protocols.tr(f.label, language())} {self._shown(f, v)}{(' ' + f.unit) if f.unit else ''}"
+            )
         return escape(" · ".join(out))
+
+    @staticmethod
+    def _shown(f: Any, v: Any) -> str:
+        """A value as the person chose it: a choice by its label (*Normal saline*, not `normal_saline`; a
+        checklist's labels joined, not `['none']`), anything else as typed."""
+        if f.choices:
+            codes = v if isinstance(v, list) else [v]
+            labels = []
+            for code in codes:
+                c = f.choice(code)
+                labels.append(protocols.tr(c.label, language()) if c else str(code))
+            return ", ".join(labels)
+        return str(v)
 
     def _soft_items(self) -> list[str]:
         out = []
