@@ -158,7 +158,9 @@ class Staff:
         if self.clin.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (scenario.UNIT,)) is None:
             services.add_unit(self.session("pharmacist"), scenario.UNIT, name="freezer", location="ward")
 
-    def custody(self, kit: str, start: str, product: str | None = None, participant: str | None = None) -> None:
+    def custody(
+        self, kit: str, start: str, product: str | None = None, participant: str | None = None
+    ) -> None:
         """Give a kit a complete cold chain up to the bedside before its dose (the custody gate).
 
         A kit already known keeps its record (reuse is the workflow's refusal to test); an id
