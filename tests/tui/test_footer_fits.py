@@ -111,3 +111,21 @@ async def test_a_resize_lays_the_keys_out_again(dose_app) -> None:
         await settle(pilot)
         assert app.screen.query_one(WardFooter).region.height > 1
         _footer_whole(app)
+
+
+async def test_the_status_bar_never_cuts_the_time(dose_app, monkeypatch) -> None:
+    """At 80 columns the wizard's top line (site, screen, participant, user, role, time) was wider than the
+    bar and lost the time; now the year, then the role, give way. At 120 columns all of it is shown."""
+    from dose_support import P1
+    from wardcrf.screens.widgets.status import StatusBar
+
+    for size, whole in (((80, 24), False), ((120, 40), True)):
+        app = dose_app("clinician")
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            slow_panels(monkeypatch)
+            await burst(pilot, *P1, "enter", "d")
+            bar = str(app.screen.query_one(StatusBar).content)
+            assert bar.endswith("09:00") and len(bar) <= size[0] - 2, bar
+            assert ("(ward clinician) · 2020-03-16 09:00" in bar) == whole, bar
+            assert f"WUH01 · Administration · {P1} · Clinician User" in bar
