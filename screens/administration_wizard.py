@@ -235,7 +235,13 @@ class AdministrationWizard(StepWizard):
     def _product_width(self) -> int:
         f = self.proto.form(self.plan.form).fields
         labels = [t("dose.kit_label") + " *", self._units_label()]
-        labels += [protocols.tr(f[n].label, language()) for n in self.plan.product_fields if n in f]
+        # as the field group writes them: a required field's label ends with " *" (MEXCOVID's "Volume after
+        # dilution *" was one column wider than the width computed without it, its field out of line)
+        labels += [
+            protocols.tr(f[n].label, language()) + (" *" if f[n].required else "")
+            for n in self.plan.product_fields
+            if n in f
+        ]
         return min(MAX_LABEL, label_width(labels))
 
     def _units_label(self) -> str:
