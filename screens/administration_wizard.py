@@ -48,6 +48,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, SelectionList, Static
 
+from wardcrf import amounts
 from wardcrf import protocol as protocols
 from wardcrf.errors import WardError
 
@@ -70,8 +71,27 @@ DRAFT_FORM = "administration_visit"
 
 
 def _amount(value: Any) -> str:
-    """A recorded amount as typed: 2950.0 is 2950."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """An amount filled into a field, saved as shown: 2950.0 is 2950, 2.0e8 particles 2.0e8 (`amounts.exact`)."""
+    return amounts.exact(value)
+
+
+def _duration_words(text: str) -> str:
+    """A declared duration ("30min", "2h", "90min") as the wizard says it: "30 min", "1 h 30 min"."""
+    from wardcrf.engine.model import duration
+
+    try:
+        minutes = int(duration(text).total_seconds() // 60)
+    except (ValueError, WardError):
+        return text
+    return _hours_minutes(minutes)
+
+
+def _hours_minutes(minutes: int) -> str:
+    """90 -> "1 h 30 min", 120 -> "2 h", 30 -> "30 min" (in the UI's language)."""
+    h, m = divmod(max(0, minutes), 60)
+    if h and m:
+        return t("dose.hours_minutes", h=h, m=m)
+    return t("adm.hours", h=h) if h else t("dose.minutes", m=m)
 
 
 @dataclass(frozen=True)
@@ -112,7 +132,7 @@ class AdministrationWizard(StepWizard):
                 self.values[ADMINISTRATION][name] = f.default
         dose_field = p.roles.get("dose")
         if p.prescribed and dose_field in p.product_fields:
-            self.values[ADMINISTRATION][dose_field] = str(p.prescribed["value"])
+            self.values[ADMINISTRATION][dose_field] = _amount(p.prescribed["value"])
         volume_field = p.roles.get("volume")
         if p.volume and volume_field in p.product_fields:  # the volume the protocol declares, as the dose
             self.values[ADMINISTRATION][volume_field] = _amount(p.volume["value"])
@@ -215,7 +235,13 @@ class AdministrationWizard(StepWizard):
     def _product_width(self) -> int:
         f = self.proto.form(self.plan.form).fields
         labels = [t("dose.kit_label") + " *", self._units_label()]
-        labels += [protocols.tr(f[n].label, language()) for n in self.plan.product_fields if n in f]
+        # as the field group writes them: a required field's label ends with " *" (MEXCOVID's "Volume after
+        # dilution *" was one column wider than the width computed without it, its field out of line)
+        labels += [
+            protocols.tr(f[n].label, language()) + (" *" if f[n].required else "")
+            for n in self.plan.product_fields
+            if n in f
+        ]
         return min(MAX_LABEL, label_width(labels))
 
     def _units_label(self) -> str:
@@ -240,9 +266,11 @@ class AdministrationWizard(StepWizard):
                         p.form, list(p.product_fields), ADMINISTRATION, "group-product", "adm-", width
                     )
                 elif step.key == "given":
-                    help_id = {"infusion": "adm.infusion_help", "tablets": "adm.tablets_help"}.get(
-                        p.kind, "adm.given_help"
-                    )
+                    help_id = {
+                        "infusion": "adm.infusion_help",
+                        "tablets": "adm.tablets_help",
+                        "inhalation": "adm.inhalation_help",
+                    }.get(p.kind, "adm.given_help")
                     yield Static(t(help_id), classes="muted")
                     yield self._group(p.form, list(p.time_fields), ADMINISTRATION, "group-given", "adm-")
                 elif step.key == "review":
@@ -290,7 +318,7 @@ class AdministrationWizard(StepWizard):
                 escape(
                     t(
                         "adm.prescribed",
-                        value=p.prescribed["value"],
+                        value=amounts.shown(p.prescribed["value"]),
                         unit=p.prescribed["unit"],
                         how=p.prescribed_how,
                     )
@@ -298,10 +326,15 @@ class AdministrationWizard(StepWizard):
             )
         else:
             lines.append(escape(t("adm.no_prescribed", how=p.prescribed_how)))
-        if p.duration:
-            lines.append(escape(t("adm.duration", duration=p.duration)))
-        if p.refusal:
-            lines.append("[b red]" + escape(t("adm.refused", reason=p.refusal)) + "[/]")
+        if p.duration and p.kind != "tablets":  # the route's own words (a tablet is not given "over" a time)
+            said = {"infusion": "adm.duration_infusion", "inhalation": "adm.duration_inhalation"}
+            lines.append(
+                escape(t(said.get(p.kind, "adm.duration_other"), duration=_duration_words(p.duration)))
+            )
+        if p.refusal_now:
+            lines.append("[b red]" + escape(t("adm.refused", reason=p.refusal_now)) + "[/]")
+        elif p.now is not None and p.now.timing in ("early", "late"):  # said before anything is typed
+            lines.append("[b yellow]" + escape(self._timing_now(p.now)) + "[/]")
         if p.visits:  # the visit forms owed now: the same items as the ward's worklist ("FORM (VISIT)")
             items = "; ".join(
                 f"{v.what} — {domain_word('state', v.state)}"
@@ -310,6 +343,10 @@ class AdministrationWizard(StepWizard):
             )
             lines.append("[b yellow]" + escape(t("adm.visits_owed", items=items)) + "[/]")
         return "\n".join(lines)
+
+    def _timing_now(self, now: Any) -> str:
+        """`Starting now, dose 2 is 1 h 10 min after its window: it will be recorded as LATE (a deviation).`"""
+        return t(f"adm.{now.timing}_now", what=self.plan.what, by=_hours_minutes(now.minutes_outside))
 
     def _units_text(self) -> str:
         from wardcrf.errors import ValidationFailed
@@ -347,12 +384,8 @@ class AdministrationWizard(StepWizard):
             v = self.preview
             timing = t(f"adm.timing_{v.timing}") if v.timing in ("on_time", "early", "late") else "—"
             lines.append(escape(t("adm.timing", timing=timing)))
-            given = f"{_amount(v.dose['value'])} {v.dose['unit']}" if v.dose else "—"
-            pres = (
-                f"{_amount(v.prescribed['value'])} {v.prescribed['unit']}"
-                if isinstance(v.prescribed, dict)
-                else "—"
-            )
+            given = amounts.quantity(v.dose) if v.dose else "—"
+            pres = amounts.quantity(v.prescribed) if isinstance(v.prescribed, dict) else "—"
             lines.append(escape(t("adm.dose_line", given=given, prescribed=pres)))
             if v.ae_expected:
                 labels = ", ".join(self._check_labels(v.ae_expected))
@@ -386,8 +419,23 @@ class AdministrationWizard(StepWizard):
             f = form.fields.get(name)
             if v in (None, "", []) or f is None:
                 continue
-            out.append(f"{protocols.tr(f.label, language())} {v}{(' ' + f.unit) if f.unit else ''}")
+            out.append(
+                f"{protocols.tr(f.label, language())} {self._shown(f, v)}{(' ' + f.unit) if f.unit else ''}"
+            )
         return escape(" · ".join(out))
+
+    @staticmethod
+    def _shown(f: Any, v: Any) -> str:
+        """A value as the person chose it: a choice by its label (*Normal saline*, not `normal_saline`; a
+        checklist's labels joined, not `['none']`), anything else as typed."""
+        if f.choices:
+            codes = v if isinstance(v, list) else [v]
+            labels = []
+            for code in codes:
+                c = f.choice(code)
+                labels.append(protocols.tr(c.label, language()) if c else str(code))
+            return ", ".join(labels)
+        return str(v)
 
     def _soft_items(self) -> list[str]:
         out = []
@@ -628,7 +676,7 @@ class AdministrationWizard(StepWizard):
         return {k: v for k, v in problems.items() if not is_soft(v)}
 
     def gate_refusal(self) -> str | None:
-        return t("adm.refused", reason=self.plan.refusal) if self.plan.refusal else None
+        return t("adm.refused", reason=self.plan.refusal_now) if self.plan.refusal_now else None
 
     def check_now(self) -> None:
         self._check_scanned()

@@ -52,6 +52,7 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Input, SelectionList, Static
 
+from wardcrf import amounts
 from wardcrf import protocol as protocols
 from wardcrf.clock import zone
 from wardcrf.errors import WardError
@@ -133,8 +134,7 @@ def protocol_constants(proto: protocols.Protocol) -> dict[str, str]:
     dose_field = declared.administration_forms(proto).get("dose", {}).get("dose")
     fixed = declared.fixed_dose(proto)
     if fixed and dose_field in fields:
-        mantissa, exponent = f"{fixed:.1e}".split("e")
-        out[str(dose_field)] = f"{mantissa}e{int(exponent)}"
+        out[str(dose_field)] = amounts.exact(fixed)  # 2.0e8, as the other wizard fills it
     if schedule.volume_ml and "volume" in fields:
         out["volume"] = f"{schedule.volume_ml:g}"
     return out

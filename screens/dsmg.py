@@ -29,6 +29,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, Label, Select, Static
 
+from wardcrf import amounts
 from wardcrf import protocol as protocols
 from wardcrf.workflow.dsmg import BoardParticipant, DecisionSignature, DsmgBoard, GateState
 
@@ -46,7 +47,8 @@ from .widgets.typeahead import WardInput, WardSelect, focus_now
 
 
 def _fmt_number(x: float) -> str:
-    return f"{x:.1e}" if x >= 1e5 else f"{x:g}"
+    """A cumulative dose as every amount is written (`amounts.shown`: 1.0e9, 6200)."""
+    return amounts.shown(x)
 
 
 def _time(iso: str | None) -> str:

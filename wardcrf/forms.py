@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from . import ids
+from . import amounts, ids
 from . import text as text_rule
 from .clock import zone
 from .errors import Confirmable, ValidationFailed
@@ -163,11 +163,8 @@ def _default(f: Field, ctx: Context) -> Any:
 
 
 def _fmt(x: Any) -> str:
-    if isinstance(x, float):
-        if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
-            return f"{x:.3g}"
-        return f"{x:g}"
-    return str(x)
+    """A number as the ward reads it (`amounts.shown`: 2.0e8, 37.5), anything else as text."""
+    return amounts.shown(x) if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
 
 
 def _parse(f: Field, value: Any, ctx: Context) -> Any:

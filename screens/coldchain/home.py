@@ -295,13 +295,17 @@ class ColdChainScreen(Screen[None]):
         def sign(signer: str, password: str) -> Any:
             return ward.call(services.sign_transfer, p["event_id"], password, signer=signer)
 
-        what = t(
-            "cc.sign_what",
-            kind=domain_word("cc_kind", p["kind"]),
-            kits=", ".join(p["kits"]),
-            src=p["from_location"],
-            dst=p["to_location"],
-            time=local_time(ward, p["at"]),
+        what = (
+            t("cc.sign_what_preparation", kits=", ".join(p["kits"]), time=local_time(ward, p["at"]))
+            if p["kind"] == "preparation"  # signed again by its pharmacist (`services.sign_preparation`)
+            else t(
+                "cc.sign_what",
+                kind=domain_word("cc_kind", p["kind"]),
+                kits=", ".join(p["kits"]),
+                src=p["from_location"],
+                dst=p["to_location"],
+                time=local_time(ward, p["at"]),
+            )
         )
 
         def done(result: Any) -> None:

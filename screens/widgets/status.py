@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from textual.widgets import Static
 
 from ..i18n import t
@@ -31,12 +32,24 @@ class StatusBar(Static):
 
     def show(self) -> None:
         sync = self.sync_text()
-        # With the sync state shown, the year goes so the line still fits 80 columns.
-        now = self.ward.local_now().strftime("%m-%d %H:%M" if sync else "%Y-%m-%d %H:%M")
-        self.update(
-            f"{self.ward.session.ctx.site} · {self.title} · {self.ward.full_name}"
-            f" ({t('role.' + self.ward.role)}) · {now}{sync}"
-        )
+        local = self.ward.local_now()
+        who = f"{self.ward.session.ctx.site} · {self.title} · {self.ward.full_name}"
+        role = f" ({t('role.' + self.ward.role)})"
+        # The time is never cut: with the sync state shown the year goes; where the line is still wider than
+        # the bar (a participant's wizard at 80 columns), the year goes, then the role, then both.
+        lines = [
+            f"{who}{role} · {local:%Y-%m-%d %H:%M}{sync}",
+            f"{who}{role} · {local:%m-%d %H:%M}{sync}",
+            f"{who} · {local:%Y-%m-%d %H:%M}{sync}",
+            f"{who} · {local:%m-%d %H:%M}{sync}",
+        ]
+        if sync:
+            lines = lines[1::2]
+        room = (self.size.width or self.app.size.width) - 2
+        self.update(next((line for line in lines if cell_len(line) <= room), lines[-1]))
+
+    def on_resize(self) -> None:
+        self.show()
 
     def sync_text(self) -> str:
         """' · ⇅ offline / syncing / synced HH:MM' while the app syncs in the background."""

@@ -163,3 +163,44 @@ def test_ctrl_t_stamps_the_focused_time_field_else_the_end():
     assert stamped_field("cc-end") == "end"
     assert stamped_field("cc-kit") == "end"  # not a time field: the end
     assert stamped_field(None) == "end"  # nothing focused
+
+
+async def test_an_amended_preparation_is_signed_again_from_the_pending_list_in_a_burst(
+    app_for, site, tmp_path, session_for, monkeypatch
+):
+    """The preparation's record amended (its signature invalidated): the home lists it as pending, and the
+    pharmacist signs it again with `s` and the password typed in one burst while the home reloads slowly
+    (`services.sign_preparation`); the list empties and the signature holds."""
+    import hashlib
+
+    from wardcrf import records
+    from wardcrf.coldchain import reports
+
+    stocked(session_for, tmp_path)
+    ph = session_for("pharmacist")
+    rec = services.record_preparation(
+        ph, "Z1", start="2020-03-16T08:10", end="2020-03-16T08:40",
+        values={"volume_ml": "250", "diluent": "saline"}, password=PASSWORD,
+    )  # fmt: skip
+    records.amend(ph, rec.event.id, {"end": "2020-03-16T00:45:00Z"}, "the end was typed 5 min early")
+    real = reports.pending_signatures
+
+    def slow(store):
+        block = b"\0" * (4 << 20)
+        for _ in range(6):
+            hashlib.sha256(block).digest()
+        return real(store)
+
+    monkeypatch.setattr(reports, "pending_signatures", slow)
+    app = app_for("pharmacist")
+    async with app.run_test(size=(100, 30)) as pilot:
+        home = await open_home(pilot)
+        assert [p["kind"] for p in home.pending] == ["preparation"], home.pending
+        await burst(pilot, "s", *PASSWORD, "enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ColdChainScreen) and not home.pending)
+    s = session_for("auditor")
+    sigs = signatures.for_target(s.store, rec.event.id)
+    assert [(x.user, x.meaning, x.valid) for x in sigs] == [
+        ("pharmacist", "authored", False),
+        ("pharmacist", "authored", True),
+    ]

@@ -178,3 +178,13 @@ def test_format2_dashboard_at_100x30_picture(snap_compare, request, tmp_path, tr
     site = Site.open(data)
     app = make_app(data, ward=Ward(site, site.unlock("clinician", PASSWORD)))
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_format2_dashboard_french_80x24_picture(snap_compare, _palm, tmp_path) -> None:
+    """PALM's dashboard in French at 80 columns: every key of the footer whole, on the lines it needs
+    ("n Nouveau participant", cut to "Nouveau participan" on one line before; test_footer_fits)."""
+    data = tmp_path / "site"
+    shutil.copytree(_palm, data, ignore=shutil.ignore_patterns("*.lock"))
+    site = Site.open(data)
+    app = make_app(data, ward=Ward(site, site.unlock("clinician", PASSWORD)), language="fr")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)

@@ -21,7 +21,8 @@ from wardcrf.workflow import dose_visit
 # Format 1's dose wizard's own step-1 day check (`dose_visit.check_day`) and its words: since the flip
 # MEXCOVID 1.0 opens the administration wizard, so these run on MEXCOVID 1.0 by format 1
 # (`format1_mexcovid`). The administration wizard's focus after a scan is tested in
-# test_administration_wizard; its step-1 refusals on MEXCOVID are not yet ported (notes/fl2.md).
+# test_administration_wizard; its step-1 refusals on MEXCOVID (the engine's words) are in
+# test_administration_mexcovid.py. This file stays while format 1 runs (a format-1 file no shipped file re-encodes).
 pytestmark = pytest.mark.usefixtures("format1_mexcovid")
 
 

@@ -128,7 +128,7 @@ def test_photos_need_the_photo_store():
 
 
 def test_with_unit_renders_stored_values():
-    assert forms.with_unit({"value": 2.0e8, "unit": "particles"}, None) == "2e+08 particles"
+    assert forms.with_unit({"value": 2.0e8, "unit": "particles"}, None) == "2.0e8 particles"
     assert forms.with_unit(True, None) == "yes" and forms.with_unit(["a", "b"], None) == "a, b"
 
 

@@ -246,7 +246,7 @@ def test_palm_safety_report_counts_infusions_by_role_and_names_interruptions_and
     assert data["schedule"]["doses"] is None and data["schedule"]["unit"] == "mg"  # four arms, four regimens
     assert data["totals"]["cumulative_dose"] == [{"value": 3100.0, "unit": "mg"}]
     md = _report(w, "md")
-    assert "1 participants dosed, 1 doses recorded, 3.1e+03 mg in total (schedule: each arm's regimen" in md
+    assert "1 participants dosed, 1 doses recorded, 3100 mg in total (schedule: each arm's regimen" in md
     assert "## Prespecified events by dose" in md and "inhalation" not in md
 
 

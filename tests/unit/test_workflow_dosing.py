@@ -216,7 +216,7 @@ def test_end_before_start_and_unknown_giver_are_reported_together(ward):
     p = info.value.problems
     assert set(p) == {"end", "given_by", "volume", "particles"}
     assert p["volume"] == "'abc' is not a number"
-    assert p["particles"] == "2e+12 particles is outside the allowed range 1e+06 to 1e+10 particles"
+    assert p["particles"] == "2.0e12 particles is outside the allowed range 1.0e6 to 1.0e10 particles"
 
 
 def test_soft_range_dose_needs_confirmation_with_reason(ward):

@@ -146,7 +146,9 @@ class Staff:
         if self.clin.store.one("SELECT 1 FROM cc_units WHERE unit_id = ?", (scenario.UNIT,)) is None:
             services.add_unit(self.session("pharmacist"), scenario.UNIT, name="freezer", location="ward")
 
-    def custody(self, kit: str, start: str, product: str | None = None) -> None:
+    def custody(
+        self, kit: str, start: str, product: str | None = None, participant: str | None = None
+    ) -> None:
         """Give a kit a complete cold chain up to the bedside before its dose (the custody gate).
 
         A kit already known keeps its record (reuse is the workflow's refusal to test); an id
@@ -173,6 +175,7 @@ class Staff:
             workdir=self.tmp,
             bedside=clin,
             product=product,
+            participant=participant,
         )
 
     def continue_(self, pid: str):
@@ -194,7 +197,9 @@ class Staff:
         return pid, day0
 
 
-def ready_kit_on(site: Site, kit: str, start: str, tmp: Path, product: str | None = None) -> None:
+def ready_kit_on(
+    site: Site, kit: str, start: str, tmp: Path, product: str | None = None, participant: str | None = None
+) -> None:
     """Complete cold chain for `kit` (of `product`, default the protocol's first) before a dose at
     `start`, on a site the CLI tests drive."""
     opened: list[Session] = []
@@ -206,7 +211,7 @@ def ready_kit_on(site: Site, kit: str, start: str, tmp: Path, product: str | Non
     try:
         ward = Staff(open_, tmp)
         ward.freezer()
-        ward.custody(kit, start, product)
+        ward.custody(kit, start, product, participant)
     finally:
         for s in opened:
             s.close()

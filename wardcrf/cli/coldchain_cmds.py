@@ -299,10 +299,10 @@ def handover(
 
 @app.command("sign")
 def sign(
-    event_id: Annotated[str, typer.Argument(help="The receipt or handover event id.")],
+    event_id: Annotated[str, typer.Argument(help="The receipt, handover or preparation event id.")],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Sign a receipt or handover as the party you are in it."""
+    """Sign a receipt or handover as the party you are in it, or your preparation at the pharmacy again."""
     with session(data_dir) as s:
         event = services.sign_transfer(s, event_id, ask_password("Your password, to sign"))
     console.print(f"Signed {event_id} — event {event.id}")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from .. import workflow
+from .. import amounts, workflow
 from ..workflow import amendments
 from .common import DataDirOption, JsonOption, console, print_json, session
 
@@ -17,12 +17,13 @@ app = typer.Typer(help="Participants: list them, show one in full.", no_args_is_
 
 
 def _scientific(x: float) -> str:
-    return f"{x:.2e}" if x else "0"
+    """Format 1's cumulative particles as every amount is written (`amounts.shown`: 4.0e8)."""
+    return amounts.shown(x) if x else "0"
 
 
 def _dose(cumulative: Iterable[Mapping[str, Any]]) -> str:
     """A format-2 cumulative dose, per unit (`6200 mg`; `400 mg, 12 mL` for several), 0 for none given."""
-    return ", ".join(f"{c['value']:g} {c['unit']}" for c in cumulative) or "0"
+    return ", ".join(amounts.quantity(c) for c in cumulative) or "0"
 
 
 @app.command("list")

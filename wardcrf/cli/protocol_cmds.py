@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .. import protocol
+from .. import amounts, protocol
 from .common import DataDirOption, JsonOption, console, print_json, session
 
 app = typer.Typer(
@@ -234,7 +234,7 @@ def show(
     console.print(f"[bold]{p.id} {p.version}[/] — {info['title']}", highlight=False)
     s_ = p.schedule
     console.print(
-        f"Dose {s_.particles_per_dose:.2g} {s_.particles_unit} × {s_.doses}, daily at "
+        f"Dose {amounts.quantity(s_.particles_per_dose, s_.particles_unit)} × {s_.doses}, daily at "
         f"{info['schedule']['time']} {s_.zone} ±{s_.window_minutes} min; {s_.volume_ml:g} ml over "
         f"{s_.duration_minutes} min, {s_.device}, {s_.route}",
         highlight=False,
@@ -265,10 +265,11 @@ def _print_versions(versions: list[dict[str, Any]]) -> None:
 def _dose_text(adm: Any) -> str:
     d = adm.dose
     if d.fixed is not None:
-        return f"{d.fixed:g} {d.unit}"
+        return amounts.quantity(d.fixed, d.unit)
+    top = f" (max {amounts.shown(d.max)})" if d.max is not None else ""
     if d.per_kg is not None:
-        return f"{d.per_kg:g} {d.unit}/kg" + (f" (max {d.max:g})" if d.max is not None else "")
-    return f"{d.unit} by weight band" + (f" (max {d.max:g})" if d.max is not None else "")
+        return f"{amounts.quantity(d.per_kg, d.unit)}/kg{top}"
+    return f"{d.unit} by weight band{top}"
 
 
 def _schedule_text(adm: Any) -> str:

@@ -316,3 +316,11 @@ def site_zone(store: Store) -> str:
 
 def is_bedside(location: str) -> bool:
     return location == BEDSIDE or location.startswith(BEDSIDE + ":")
+
+
+def bedside_of(location: str) -> str | None:
+    """The participant a bedside place names (`bedside:WUH01-002` -> `WUH01-002`); None for a bedside that
+    names no one (`bedside`) and for any other place."""
+    if not location.startswith(BEDSIDE + ":"):
+        return None
+    return location.split(":", 1)[1].strip() or None

@@ -733,12 +733,20 @@ def used_by(store: Store, kit: str) -> str | None:
 
 
 def dose_problems(
-    store: Store, kit: str, when: Any, *, used: bool = True, product: str | None = None
+    store: Store,
+    kit: str,
+    when: Any,
+    *,
+    used: bool = True,
+    product: str | None = None,
+    participant: str | None = None,
 ) -> list[str]:
     """Every reason `kit` cannot be used for a dose at `when`, first the most basic.
 
     `used=False` leaves out "already used" (the gate: its callers asked it already).
     `product`: the product the administration gives (its code); a kit of another product is refused.
+    `participant`: whom the dose is for; a kit handed to another participant's bedside
+    (`bedside:<participant>`) is refused first (`other_bedside`).
     """
     t = _epoch(store, when)
     c = chain(store, kit, t)
@@ -749,6 +757,9 @@ def dose_problems(
     if product is not None and not config.serves(store, declared, product):
         problems.insert(0, f"kit {kit} is {declared.code} (lot {c.lot}); this administration gives {product}")
     where = location_at(store, kit, t)
+    other = other_bedside(kit, where, participant)
+    if other:
+        problems.insert(0, other)
     if where is None or not config.is_bedside(where):
         msg = f"kit {kit} is at {where!r}, not at the bedside (record the handover)"
         if where is not None:
@@ -783,6 +794,19 @@ def dose_problems(
         if use:
             problems.append(str(use))
     return problems
+
+
+def other_bedside(kit: str, where: str | None, participant: str | None) -> str | None:
+    """Why a kit at `where` may not be given to `participant`: it was handed to another participant's bedside
+    (`bedside:<participant>` names someone else). None when the place names them, names no one (`bedside`),
+    is not a bedside, or the dose's participant is not known. Ids compare as ids do (`ids.key`)."""
+    named = config.bedside_of(where) if where else None
+    if not named or participant is None or ids.key(named) == ids.key(participant):
+        return None
+    return (
+        f"kit {kit} was handed to {named}'s bedside ({where}), not {participant}'s: give it to {named}, "
+        f"or record its handover to bedside:{participant} first"
+    )
 
 
 def pharmacy_problems(store: Store, kit: str, product: config.Product, t: int) -> list[str]:
@@ -830,15 +854,18 @@ def _preparation_late(kit: str, product: config.Product, ended: int, dose: int) 
     ]
 
 
-def check_dose(store: Store, kit_id: str, when: Any, *, product: str | None = None) -> None:
+def check_dose(
+    store: Store, kit_id: str, when: Any, *, product: str | None = None, participant: str | None = None
+) -> None:
     """The pre-dose custody gate: returns, or raises `Refused` naming the broken link.
 
     Not "already used": the dose rule and the scan step ask `kit_use` before any gate.
     `product`: the product the administration gives, when the caller knows it (a format-2
-    administration): a kit of another product is refused.
+    administration): a kit of another product is refused. `participant`: whom the dose is for, when
+    the caller knows it: a kit handed to another participant's bedside is refused.
     """
     kit = ids.key(kit_id)
-    problems = dose_problems(store, kit, when, used=False, product=product)
+    problems = dose_problems(store, kit, when, used=False, product=product, participant=participant)
     if problems:
         more = (
             f" (and {len(problems) - 1} more: `wardcrf coldchain custody {kit_id}`)"

@@ -496,11 +496,13 @@ def kit_states(store: Store) -> list[KitState]:
 
 
 def pending_signatures(store: Store) -> list[PendingSignature]:
-    """Receipts and handovers still missing a party's valid signature, oldest first.
+    """Receipts, handovers and preparations at the pharmacy still missing a party's valid signature, oldest
+    first (the transfers, then the preparations).
 
     A party with an account must sign ("handed over" / "received"); a
     signature invalidated by a later amendment counts as missing (the party
-    signs again). The party signs with `services.sign_transfer`.
+    signs again). The party signs with `services.sign_transfer` (a preparation: its pharmacist,
+    `services.sign_preparation`).
     """
     from .. import signatures
 
@@ -530,6 +532,29 @@ def pending_signatures(store: Store) -> list[PendingSignature]:
                     "state": "changed since signed" if changed else "missing",
                 }
             )
+    # a preparation at the pharmacy whose pharmacist's signature is missing (an amendment invalidated it):
+    # the kit cannot be given until they sign it again (`services.sign_preparation`)
+    for pr in store.rows(
+        "SELECT event_id, kit_id, end_t, by_user FROM cc_preparations ORDER BY end_t, event_id"
+    ):
+        sigs = signatures.for_target(store, pr["event_id"])
+        by = pr["by_user"]
+        if any(s.user == by and s.meaning == "authored" and s.valid for s in sigs):
+            continue
+        out.append(
+            {
+                "event_id": pr["event_id"],
+                "kind": "preparation",
+                "at": iso_z(pr["end_t"]),
+                "user": by,
+                "party": by,
+                "meaning": "authored",
+                "kits": [pr["kit_id"]],
+                "from_location": None,
+                "to_location": None,
+                "state": "changed since signed" if any(s.user == by for s in sigs) else "missing",
+            }
+        )
     return out
 
 

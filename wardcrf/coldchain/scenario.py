@@ -385,9 +385,10 @@ def ready_kits(
     excursion: tuple[datetime, int] | None = None,
     bedside: Session | None = None,
     product: str | None = None,
+    participant: str | None = None,
 ) -> ReadyKits:
     """Make `kits` (of `product`, default the protocol's first) dosable at `dose_times` (aware
-    datetimes, one per kit).
+    datetimes, one per kit); with `participant` each is handed to `bedside:<participant>`.
 
     `excursion`: (start, minutes) of a short excursion in the freezer log.
     `bedside`: the session of whoever thaws (default: the pharmacist's).
@@ -428,6 +429,7 @@ def ready_kits(
                 bedside=bedside,
                 workdir=work,
                 since=got.stored_at - timedelta(minutes=30),
+                participant=participant,
             )
         )
     return ReadyKits(got.lot, got.kits, got.receipt, handovers)
@@ -443,9 +445,10 @@ def ready_kit(
     workdir: Path | None = None,
     bedside: Session | None = None,
     product: str | None = None,
+    participant: str | None = None,
 ) -> ReadyKits:
     """One kit (of `product`, default the protocol's first) with complete custody for a dose at `when`
-    (its own lot ``LOT-<kit>``)."""
+    (its own lot ``LOT-<kit>``); with `participant` handed to `bedside:<participant>`."""
     kit = services.scanned_id(pharmacist.store, kit)
     if pharmacist.store.one("SELECT 1 FROM cc_kits WHERE kit_id = ?", (kit,)):
         raise ValueError(f"kit {kit} already has a custody record")
@@ -459,4 +462,5 @@ def ready_kit(
         workdir=workdir,
         bedside=bedside,
         product=product,
+        participant=participant,
     )

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from .. import ids, plausibility, records, signatures, users
+from .. import ids, plausibility, records, roles, signatures, users
 from .. import protocol as protocols
 from ..clock import now_utc
 from ..errors import Refused, UsageError, ValidationFailed
@@ -675,8 +675,10 @@ def sign_transfer(session: Session, event_id: str, password: str, *, signer: str
     """
     who = (signer or session.user).strip()
     row = session.store.rows("SELECT * FROM cc_transfers WHERE event_id = ?", (event_id,))
+    if not row and _preparation_by(session.store, event_id) is not None:
+        return sign_preparation(session, event_id, password, signer=who)
     if not row:
-        raise Refused(f"{event_id} is not a receipt or handover")
+        raise Refused(f"{event_id} is not a receipt, handover or preparation")
     t = row[0]
     if who == t["from_user"]:
         meaning = "handed over"
@@ -688,6 +690,37 @@ def sign_transfer(session: Session, event_id: str, password: str, *, signer: str
         if sig.user == who and sig.meaning == meaning and sig.valid:
             raise Refused(f"{who} already signed {event_id} as {meaning}")
     return signatures.sign(session, target=event_id, meaning=meaning, signer=who, password=password)
+
+
+def _preparation_by(store: Store, event_id: str) -> str | None:
+    got = store.scalar("SELECT by_user FROM cc_preparations WHERE event_id = ?", (event_id.strip(),))
+    return None if got is None else str(got)
+
+
+def sign_preparation(session: Session, event_id: str, password: str, *, signer: str | None = None) -> Event:
+    """The pharmacist who recorded a preparation at the pharmacy signs it ("authored") afterwards: when its
+    signature was invalidated by an amendment of the record ("changed since signed"), the gate refuses the
+    kit until they sign it again. An audited event (`signature.applied`, their own password, on a shared
+    laptop without the session user signing out). Refused: anyone but the preparation's pharmacist, a
+    signer whose role may not prepare (`coldchain.prepare`), a preparation already validly signed by them.
+    """
+    store = session.store
+    by = _preparation_by(store, event_id)
+    if by is None:
+        raise Refused(f"{event_id} is not a preparation at the pharmacy")
+    who = (signer or session.user).strip()
+    if who != by:
+        raise Refused(
+            f"{who} did not record preparation {event_id}: only {by}, who prepared it, signs it (authored)"
+        )
+    user = users.get(store, who)
+    if user is None or not user["active"]:
+        raise Refused(f"{who} is not an active user of this site")
+    roles.require(str(user["role"]), "coldchain.prepare", what="sign a preparation at the pharmacy")
+    for sig in signatures.for_target(store, event_id):
+        if sig.user == who and sig.meaning == "authored" and sig.valid:
+            raise Refused(f"{who} already signed {event_id} as authored")
+    return signatures.sign(session, target=event_id, meaning="authored", signer=who, password=password)
 
 
 def default_receipt_location(store: Store) -> str | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from .. import amounts
 from ..errors import Refused
 from ..exports.dataset import Dataset, number, value_text
 from ..protocol import tr
@@ -49,7 +50,7 @@ def _missed_doses(ds: Dataset, pid: str, missed: frozenset[str]) -> list[Deviati
 
 
 def _amount(total: dict[str, float]) -> str:
-    return ", ".join(f"{v:.3g} {u}".strip() for u, v in total.items()) or "0"
+    return ", ".join(amounts.quantity(v, u) for u, v in total.items()) or "0"
 
 
 def compute(ds: Dataset) -> dict[str, Any]:
@@ -251,7 +252,7 @@ def document(data: dict[str, Any]) -> Doc:
     if sc["doses"] is None:
         per = "each arm's regimen"
     elif sc["dose_per_administration"] is not None:
-        per = f"{sc['doses']} × {sc['dose_per_administration']:.3g} {sc['unit']}"
+        per = f"{sc['doses']} × {amounts.quantity(sc['dose_per_administration'], sc['unit'])}"
     else:
         per = f"{sc['doses']} administrations, the dose by weight"
     total = {c["unit"]: c["value"] for c in t["cumulative_dose"]} or {sc["unit"]: 0.0}
@@ -269,7 +270,7 @@ def document(data: dict[str, Any]) -> Doc:
                     e["participant"],
                     e["doses"],
                     ", ".join(
-                        f"{c['value']:.3g}" if one else f"{c['value']:.3g} {c['unit']}"
+                        amounts.shown(c["value"]) if one else amounts.quantity(c)
                         for c in e["cumulative_dose"]
                     ),
                     "; ".join(e["deviations"]) or "none",

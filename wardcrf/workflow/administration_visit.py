@@ -40,7 +40,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import ids, kits
+from .. import amounts, ids, kits
 from .. import protocol as protocols
 from ..clock import zone
 from ..engine import eligibility, gates, interpreter, visits
@@ -167,6 +167,16 @@ class AdministrationPlan:
         VisitItem, ...
     ] = ()  # the visit forms owed now (and with this administration), most urgent first
     dosage_form: str = ""  # the product's CDISC dosage form (blinded: only one every product shares)
+    now: engine_rules.StartCheck | None = None
+    """What the administration rule says of this administration started now (the wizard's first step): its
+    refusal, or its timing (early, late: deviations it will carry). Not `refusal`: `record` checks the start
+    as typed (a dose given earlier, recorded now), the wizard refuses going on with it (`refusal_now`)."""
+
+    @property
+    def refusal_now(self) -> str | None:
+        """Why nothing can be given now: the gates' refusal, else the administration rule's of a start now."""
+        return self.refusal or (self.now.refusal if self.now is not None else None)
+
     volume: Quantity | None = None
     """The volume the administration declares (`volume = { value, unit }`: MEXCOVID's 6 mL after
     dilution), filled in as the prescribed dose is; None when the protocol leaves it to the ward (PALM)."""
@@ -379,6 +389,7 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
         q = Decimal(str(prescribed["value"])) / Decimal(str(strength["value"]))
         units = int(q) if q == q.to_integral() else None
     blinded = nd.get("regimen") == "blinded"
+    started = engine_rules.start_check(session, proto, p, str(roles_["form"]), at)
     return AdministrationPlan(
         participant=p.id,
         protocol=f"{m.id} {m.version}",
@@ -406,6 +417,7 @@ def plan(session: Session, participant: str, when: datetime | None = None) -> Ad
         before=_assessments(m, regimen, number, "before"),
         after=(after := _assessments(m, regimen, number, "after")),
         refusal=_refusal(session, proto, m, p.id, regimen, number, snap),
+        now=started,
         check=_safety_check(m, after),
         visits=_visit_items(
             nd.get("_visits", []),
@@ -522,8 +534,8 @@ def _how(m: Model, adm: Administration, snap: Snapshot) -> str:
 
 
 def _num(v: Any) -> str:
-    d = Decimal(str(v))
-    return format(d.normalize(), "f") if d == d.to_integral() else format(d, "f")
+    """A number of the dose's words, every digit kept, as the wizard fills it in (`amounts.exact`: 2.0e8)."""
+    return amounts.exact(v)
 
 
 def _refusal(

@@ -56,10 +56,19 @@ if TYPE_CHECKING:
 
 
 class DoseGate(Protocol):
-    """`gate(store, kit_id, when, product=None)` raises `Refused` with the reason; `product` is the
-    code of the product the administration gives, when the caller knows it (format 2)."""
+    """`gate(store, kit_id, when, product=None, participant=None)` raises `Refused` with the reason; `product`
+    is the code of the product the administration gives, `participant` whom it is for, when the caller knows
+    them (format 2). A gate may take either keyword, both or neither (`call_dose_gate`)."""
 
-    def __call__(self, store: Store, kit_id: str, when: datetime, *, product: str | None = None) -> None: ...
+    def __call__(
+        self,
+        store: Store,
+        kit_id: str,
+        when: datetime,
+        *,
+        product: str | None = None,
+        participant: str | None = None,
+    ) -> None: ...
 
 
 PlainDoseGate = Callable[[Store, str, datetime], None]
@@ -79,24 +88,37 @@ def register_dose_gate(gate: AnyDoseGate) -> AnyDoseGate:
 
 def takes_product(gate: AnyDoseGate) -> bool:
     """Whether a registered gate accepts the `product` keyword (a `DoseGate`), or is a `PlainDoseGate`."""
+    return takes(gate, "product")
+
+
+def takes(gate: AnyDoseGate, keyword: str) -> bool:
+    """Whether a registered gate accepts `keyword` (`product`, `participant`)."""
     try:
         params = inspect.signature(gate).parameters.values()
     except (TypeError, ValueError):  # a callable without a signature Python can read: the plain shape
         return False
     return any(
-        p.kind is p.VAR_KEYWORD
-        or (p.name == "product" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        p.kind is p.VAR_KEYWORD or (p.name == keyword and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
         for p in params
     )
 
 
 def call_dose_gate(
-    gate: AnyDoseGate, store: Store, kit_id: str, when: datetime, *, product: str | None = None
+    gate: AnyDoseGate,
+    store: Store,
+    kit_id: str,
+    when: datetime,
+    *,
+    product: str | None = None,
+    participant: str | None = None,
 ) -> None:
-    """Ask one registered gate (raises `Refused`): with `product` when it is known and the gate takes it; a
-    gate of the plain shape is asked as it was written, `(store, kit_id, when)`, rather than crash."""
-    if product is not None and takes_product(gate):
-        cast(DoseGate, gate)(store, kit_id, when, product=product)
+    """Ask one registered gate (raises `Refused`): with `product` and `participant` when they are known and
+    the gate takes them; a gate of the plain shape is asked as it was written, `(store, kit_id, when)`,
+    rather than crash."""
+    known = {"product": product, "participant": participant}
+    given = {k: v for k, v in known.items() if v is not None and takes(gate, k)}
+    if given:
+        cast(DoseGate, gate)(store, kit_id, when, **given)
     else:
         cast(PlainDoseGate, gate)(store, kit_id, when)
 

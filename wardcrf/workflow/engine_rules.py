@@ -839,6 +839,63 @@ def _administration(ctx: RuleContext, m: Model, v: dict[str, Any]) -> dict[str, 
     return out
 
 
+@dataclass(frozen=True)
+class StartCheck:
+    """What the administration rule says of an administration started at `start`, before anything else is
+    typed (the wizard's first step): the refusal in the protocol's words, or where the schedule files it."""
+
+    refusal: str | None
+    number: int | None = None  # the administration it would be
+    timing: str | None = None  # on_time, early, late
+    opens: datetime | None = None  # that administration's window
+    closes: datetime | None = None
+    start: datetime | None = None  # the start asked about
+
+    @property
+    def minutes_outside(self) -> int:
+        """How far outside its window the start is (0 on time)."""
+        if self.start is None or self.opens is None or self.closes is None:
+            return 0
+        if self.timing == "late":
+            return int((self.start - self.closes).total_seconds() // 60)
+        if self.timing == "early":
+            return int((self.opens - self.start).total_seconds() // 60)
+        return 0
+
+
+def start_check(session: Any, proto: Protocol, p: Participant, form: str, start: datetime) -> StartCheck:
+    """The administration rule's refusals of a record of `form` for `p` started at `start`, with nothing
+    else typed: the course already complete, a second one the day allows not (`per_day`), one closer than
+    the least spacing, one before the earliest start its slot takes (days early, before the first day), or
+    after the late limit — in the words `record` would refuse it with (the same functions); else the slot
+    it fills and its timing (early and late are deviations the record will carry)."""
+    m = proto.engine
+    assert m is not None
+    ctx = RuleContext(session=session, protocol=proto, form=form, participant=p, now=start)
+    roles_ = _roles(m, form)
+    anchors, arm = plan_inputs(ctx.store, m, p, ctx.zone)
+    snap, _rec = _snapshot(ctx, m, {})
+    from ..engine import due
+
+    facts = due.conditions(m, Snapshot(**{**snap.__dict__, "record": None}), arm)
+    new = schedule.Given(start, record="(this record)")
+    rows, found = place(m, form, anchors, arm, ctx.zone, _others(ctx, form), new, start, facts)
+    try:
+        if found is None:
+            _course_complete(m, rows, snap, p.id)
+            return StartCheck(
+                f"{start.isoformat(timespec='minutes')}: no administration of {p.id}'s schedule takes a record "
+                "then (before the first, after the course, or past the late limit)"
+            )
+        _spacing(ctx, m, found, start, roles_, snap)
+    except Refused as exc:
+        return StartCheck(exc.message)
+    if "start" in roles_ and not _not_days_early(ctx, m, found, start, roles_["start"], snap, rows):
+        return StartCheck(next(iter(ctx.problems.values())))
+    s = found.slot
+    return StartCheck(None, s.number, found.timing, s.opens, s.closes, start)
+
+
 def _administration_fields(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> dict[str, str]:
     """The administration record's checks of its own fields, run whatever else is wrong with the record (the
     form's other problems are reported with them): `given_by` an active user who may give doses (the user

@@ -71,7 +71,9 @@ def site_facts(store: Store, proto: Protocol, p: Participant) -> SiteFacts:
         require_installed()
         try:
             for gate in dosing.dose_gates:
-                dosing.call_dose_gate(gate, store, str(kit), start, product=str(product) if product else None)
+                dosing.call_dose_gate(
+                    gate, store, str(kit), start, product=str(product) if product else None, participant=p.id
+                )
         except Refused as exc:
             return exc.message
         return None
