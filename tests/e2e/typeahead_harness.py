@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input, Select, Static
+from wardcrf.screens.administration_wizard import ADMINISTRATION, AdministrationWizard
 from wardcrf.screens.app import WardApp
 from wardcrf.screens.coldchain.receipt import ReceiptScreen
 from wardcrf.screens.dose_wizard import DoseWizard
@@ -78,13 +79,23 @@ class Harness(WardApp):
             screen: Screen[Any] = {
                 "ct": lambda: SectionGridScreen(self.ward, "ct_score", PARTICIPANT),
                 "vitals": lambda: FormScreen(self.ward, "vitals", PARTICIPANT),
-                "dose": lambda: DoseWizard(self.ward, PARTICIPANT),
+                "dose": lambda: self._dose_wizard(),
                 "receipt": lambda: ReceiptScreen(self.ward),
             }[self.flow]()
             await self.push_screen(screen)
             if self.flow == "vitals":
                 screen.query_one("#field-temp", Input).focus()
         self._write({"ready": self.runs, "flow": self.flow})
+
+    def _dose_wizard(self) -> Screen[Any]:
+        """The wizard `d` opens on the participant's screen: the administration wizard when their version
+        runs on the engine (MEXCOVID 1.0 since the flip), format 1's dose wizard otherwise."""
+        from wardcrf.workflow import administration_visit
+
+        assert self.ward is not None
+        if self.ward.call(administration_visit.uses_engine, PARTICIPANT):
+            return AdministrationWizard(self.ward, PARTICIPANT)
+        return DoseWizard(self.ward, PARTICIPANT)
 
     def _logged_in(self, ward: Ward | None) -> None:
         self.login = ward
@@ -101,6 +112,19 @@ class Harness(WardApp):
             got["kits"] = screen.query_one("#cc-kits", EntryList).entries
             got["choices"] = {n: str(screen.query_one(f"#cc-{n}", Select).value) for n in CHOICES}
             return got
+        if self.flow == "dose" and isinstance(screen, AdministrationWizard):
+            screen.remember()
+            plan, adm = screen.plan, screen.values[ADMINISTRATION]
+            after = [a for a in plan.after if plan.check is None or a.code != plan.check.code]
+            check = screen.values.get(f"after:{plan.check.code}", {}) if plan.check is not None else {}
+            return {
+                "step": screen.step,
+                "kit": screen.kit.kit if screen.kit is not None else None,
+                "pre": {n: screen.values[f"before:{plan.before[0].code}"].get(n) for n in VITALS[:4]},
+                "post": {n: screen.values[f"after:{after[0].code}"].get(n) for n in VITALS[:4]},
+                "end": adm.get(plan.roles.get("end", "")),
+                "events": check.get(plan.check.field) if plan.check is not None else None,
+            }
         if self.flow == "dose":
             assert isinstance(screen, DoseWizard)
             screen.remember()

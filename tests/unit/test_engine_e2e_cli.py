@@ -136,16 +136,21 @@ def test_mexcovid_format_2_end_to_end_through_the_cli(cli, site, tmp_path):
     assert shown["next_dose"]["dose"] == 3 and shown["next_dose"]["state"] == "overdue"
 
     # the engine over the format-2 model says the same as the ward. The starts are read from the dose
-    # records as stored (the `doses` projection): `participant show`'s format-1 `doses` lines are empty
-    # since the flip runs this ward on the format-2 file (its `administrations` carry the slots, not the
-    # starts). The ward's next dose is format 2's: `due`'s keys, the same values, and the two keys a
-    # format-2 `NextDose` adds (`what`, `regimen`: the worklist's words and the regimen it belongs to).
+    # records as stored (the `doses` projection); `participant show` lists the same doses, with their kit
+    # and amount, on the engine as on format 1. The ward's next dose is format 2's: `due`'s keys, the same
+    # values, and the two keys a format-2 `NextDose` adds (`what`, `regimen`: the worklist's words and the
+    # regimen it belongs to).
     s = Site.open(site.data_dir).unlock("auditor", PASSWORD)
     try:
-        recorded = s.store.rows("SELECT start FROM doses WHERE participant = ? ORDER BY start", (pid,))
+        recorded = s.store.rows(
+            "SELECT start, kit_id, dose_number FROM doses WHERE participant = ? ORDER BY start", (pid,)
+        )
     finally:
         s.close()
     assert len(recorded) == 2
+    lines = [(d["dose"], d["start"], d["kit_id"]) for d in shown["doses"]]
+    assert lines == [(r["dose_number"], r["start"], r["kit_id"]) for r in recorded], lines
+    assert all(d["amount"] == 2.0e8 and d["unit"] == "particles" for d in shown["doses"]), shown["doses"]
     starts = [Given(datetime.fromisoformat(r["start"])) for r in recorded]
     nxt, missed = due.next_and_missing(m2, {"enrollment": day0}, starts, [], datetime.now(UTC))
     assert shown["next_dose"] == {**nxt, "what": "dose 3", "regimen": "exo_inhalation"}
