@@ -17,7 +17,7 @@ SIZES = [(80, 24), (120, 40)]
 
 # Pictures of format 1's dose wizard (its widget ids, its words): since the flip MEXCOVID 1.0 opens the
 # administration wizard, so these run on MEXCOVID 1.0 by format 1 (`format1_mexcovid`), the wizard they
-# picture, as long as format 1 exists. Pictures of MEXCOVID's administration wizard: not yet (notes/fl2.md).
+# picture, as long as format 1 exists. MEXCOVID's administration wizard has its own: test_snapshots_administration.py.
 pytestmark = pytest.mark.usefixtures("format1_mexcovid")
 
 
