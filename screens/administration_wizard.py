@@ -71,7 +71,7 @@ DRAFT_FORM = "administration_visit"
 
 
 def _amount(value: Any) -> str:
-    """An amount filled into a field, saved as shown: 2950.0 is 2950, 2.0e8 particles 2.0e8 (`amounts.exact`)."""
+    """An amount filled into a field, saved as shown: 2950.0 is 2950, 200000000.0 is 2.0e8 (`amounts.exact`)."""
     return amounts.exact(value)
 
 
@@ -235,7 +235,7 @@ class AdministrationWizard(StepWizard):
     def _product_width(self) -> int:
         f = self.proto.form(self.plan.form).fields
         labels = [t("dose.kit_label") + " *", self._units_label()]
-        # as the field group writes them: a required field's label ends with " *" (MEXCOVID's "Volume after
+        # as the field group writes them: a required field's label ends with " *" (a "Volume after
         # dilution *" was one column wider than the width computed without it, its field out of line)
         labels += [
             protocols.tr(f[n].label, language()) + (" *" if f[n].required else "")

@@ -1,8 +1,8 @@
 """Amounts as people read and type them: the one owner of how a dose (or any recorded number) is written.
 
-A dose of 2.0×10^8 particles printed as `200000000` is miscounted at the
+A dose of 2.0×10^8 cells printed as `200000000` is miscounted at the
 bedside (seven zeros or eight?), and `2e+08` or `2.00e+08` are a program's
-spellings. Format 1 wrote MEXCOVID's dose as `2.0e8`; every screen, report
+spellings. Format 1's wizard wrote its product's dose as `2.0e8`; every screen, report
 and command line now writes every amount the same way, whatever the trial and
 its unit (the unit always comes from the protocol):
 
@@ -12,7 +12,7 @@ its unit (the unit always comes from the protocol):
 - `exact(x)` — for a field filled in to be saved as shown (the prescribed
   dose in the wizard): the same form with every digit kept, so what is
   typed back is the value itself (`2.0e8` parses to 200000000.0);
-- `quantity(q)` / `quantity(value, unit)` — `2.0e8 particles`, `6200 mg`.
+- `quantity(q)` / `quantity(value, unit)` — `2.0e8 cells`, `6200 mg`.
 
 Nothing here rounds what is stored: exports and the audit trail keep the
 stored values.
@@ -80,7 +80,7 @@ def exact(x: Any) -> str:
 
 
 def quantity(value: Any, unit: str | None = None) -> str:
-    """`2.0e8 particles`, `6200 mg`, `6 mL`: a `{value, unit}` mapping, or a number and its unit."""
+    """`2.0e8 cells`, `6200 mg`, `6 mL`: a `{value, unit}` mapping, or a number and its unit."""
     if isinstance(value, Mapping):
         value, unit = value.get("value"), value.get("unit")
     return f"{shown(value)} {unit or ''}".strip()

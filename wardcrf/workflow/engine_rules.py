@@ -159,7 +159,7 @@ def _dose_line(
     rec: Mapping[str, Any], roles_: Mapping[str, str], number: int, day: int, timing: str | None
 ) -> DoseLine:
     """An administration given, as `participant show` lists a dose: its slot, start, window, kit and the
-    amount given in the dose's unit (`amount`; `particles` is format 1's name for it, None here)."""
+    amount given in the dose's unit (`amount`, `unit`)."""
     kit = rec.get(roles_.get("kit", ""))
     dose_v = rec.get(roles_.get("dose", ""))
     amount = dose_v.get("value") if isinstance(dose_v, Mapping) else dose_v
@@ -169,7 +169,6 @@ def _dose_line(
         "day": day,
         "window": str(rec.get(roles_.get("window", "")) or timing or ""),
         "kit_id": str(kit) if kit else None,
-        "particles": None,
         "amount": float(amount) if isinstance(amount, int | float) and not isinstance(amount, bool) else None,
         "unit": str(dose_v.get("unit")) if isinstance(dose_v, Mapping) and dose_v.get("unit") else None,
         "event": str(rec["_event"]),

@@ -92,7 +92,14 @@ class ConsentState(TypedDict):
     version: str | None
 
 
-class DoseLine(TypedDict):
+class _Format1DoseLine(TypedDict, total=False):
+    """What format 1's dose line adds (a base with `total=False`, as `FormatTwoExtras` says why)."""
+
+    particles: float | None
+    """Format 1's name for the amount (its one product's); not on a format-2 version's lines."""
+
+
+class DoseLine(_Format1DoseLine):
     """One dose given, as the participant screen lists it."""
 
     dose: int
@@ -100,8 +107,6 @@ class DoseLine(TypedDict):
     day: int | None
     window: str
     kit_id: str | None
-    particles: float | None
-    """Format 1's name for the amount (its one product's particles); None on a format-2 version."""
     amount: float | None
     """The amount given, in `unit` (both formats)."""
     unit: str | None
