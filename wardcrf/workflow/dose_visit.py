@@ -159,7 +159,7 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
         for allocation_gate in allocation_gates:
             allocation_gate(session.store, participant, kit)
         for gate in dose_gates:
-            call_dose_gate(gate, session.store, kit, at)
+            call_dose_gate(gate, session.store, kit, at, participant=participant)
     except Refused as exc:
         return KitCheck(kit, False, exc.message, _lot_of(session, kit))
     return KitCheck(kit, True, None, _lot_of(session, kit))

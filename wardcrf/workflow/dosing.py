@@ -510,7 +510,7 @@ def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     if not ctx.amending:
         require_installed()  # the features' gates (the cold chain's custody)
         for gate in dose_gates:
-            call_dose_gate(gate, ctx.store, kit, start)
+            call_dose_gate(gate, ctx.store, kit, start, participant=p.id)
     due_at, window, _ = due.placed(due.model_for(ctx.protocol), {"enrollment": enrolled}, number, start)
     return {
         "given_by": given_by,
