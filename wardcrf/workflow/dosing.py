@@ -349,21 +349,36 @@ def _kits_used_once(store: Store) -> CheckResult:
 
     The ward refuses a second dose with a used kit; this finds what the ward
     could not see: two laptops' doses of one kit merged at a hub, or doses
-    recorded before kit ids were normalised (``kit-x1`` and ``KIT-X1``).
+    recorded before kit ids were normalised (``kit-x1`` and ``KIT-X1``). Both
+    formats' records: format 1's `dose` records (`doses`) and a format-2
+    version's administration records (`administration_kits`; a record in both,
+    MEXCOVID's `dose` on the engine, counted once).
     """
-    dosed = int(store.scalar("SELECT count(DISTINCT kit_id) FROM doses WHERE kit_id IS NOT NULL") or 0)
-    problems = [
-        f"kit {kit} was given {n} times: {uses}"
-        for kit, n, uses, who in store.execute(
-            "SELECT kit_id, count(*), group_concat(participant || ' dose ' || coalesce(dose_number, '?')"
-            " || ' (' || event_id || ')', '; '), group_concat(DISTINCT participant)"
-            " FROM (SELECT * FROM doses ORDER BY start, event_id)"
-            " WHERE kit_id IS NOT NULL GROUP BY kit_id HAVING count(*) > 1 ORDER BY kit_id"
-        ).fetchall()
+    uses: dict[str, list[tuple[str, str, str]]] = {}  # kit -> (participant, which dose, record), oldest first
+    seen: set[str] = set()
+    for kit, pid, number, event in store.execute(
+        "SELECT kit_id, participant, dose_number, event_id FROM doses WHERE kit_id IS NOT NULL"
+        " ORDER BY start, event_id"
+    ).fetchall():
+        seen.add(str(event))
+        uses.setdefault(str(kit), []).append(
+            (str(pid), f"dose {number if number is not None else '?'}", str(event))
+        )
+    for kit, pid, event in store.execute(
+        "SELECT kit_id, participant, event_id FROM administration_kits WHERE kit_id IS NOT NULL ORDER BY rowid"
+    ).fetchall():
+        if str(event) not in seen:
+            uses.setdefault(str(kit), []).append((str(pid), "administration", str(event)))
+    problems = []
+    for kit in sorted(uses):
+        given = uses[kit]
+        who = {pid for pid, _n, _e in given}
         # a course kit given only to the participant it is allocated to is used as the protocol says
-        if not (who == course_holder(store, str(kit)) and "," not in str(who))
-    ]
-    return CheckResult("kits used once", dosed, problems)
+        if len(given) < 2 or (len(who) == 1 and course_holder(store, kit) in who):
+            continue
+        listed = "; ".join(f"{pid} {n} ({e})" for pid, n, e in given)
+        problems.append(f"kit {kit} was given {len(given)} times: {listed}")
+    return CheckResult("kits used once", len(uses), problems)
 
 
 def cumulative_particles(store: Store, pid: str) -> float:
