@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from forge import append_raw
 from hub_engines import ledger
-from synckit import connect, make_hub, make_ward, open_
-from wardcrf.sync import hub, ward
+from synckit import connect, make_hub, make_ward
+from test_sync_roundtrip import export, hub_import
 
 from wardcrf import protocol, record_values
 from wardcrf.errors import Refused
-from wardcrf.site import Site
 
 
 def _form(name: str) -> protocol.Form:
@@ -76,23 +75,6 @@ def test_values_that_are_not_the_fields_representation_are_named(
 # -- at the hub, on both engines -------------------------------------------------------------------
 
 
-def _export(w: Site, to: Path) -> list[Path]:
-    to.mkdir(exist_ok=True)
-    s = open_(w)
-    try:
-        return ward.export(s, to).files
-    finally:
-        s.close()
-
-
-def _import(h: Site, path: Path) -> hub.ImportResult:
-    s = open_(h)
-    try:
-        return hub.import_file(s, path)
-    finally:
-        s.close()
-
-
 @pytest.mark.usefixtures("hub_engine")
 @pytest.mark.parametrize(("value", "applied"), [(False, False), ("2020-03-16T08:00:00+08:00", True)])
 def test_a_forged_consent_time_is_refused_whole_and_a_stored_one_applied(
@@ -109,13 +91,13 @@ def test_a_forged_consent_time_is_refused_whole_and_a_stored_one_applied(
         user="admin",
         role="clinician",
     )
-    files = _export(w, tmp_path / "out")
+    files = export(w, tmp_path / "out")
     if applied:
-        assert all(_import(h, f).outcome.ok for f in files)
+        assert all(hub_import(h, f).outcome.ok for f in files)
     else:
         with pytest.raises(Refused) as refused:
             for f in files:
-                _import(h, f)
+                hub_import(h, f)
         line = str(refused.value)
         assert "consent.time holds true/false" in line and "nothing applied" in line, line
     with ledger(h) as (_s, store):
