@@ -227,42 +227,50 @@ def run(
             }
         )
     for how, label in (("direct", "read where it is (in_place)"), ("whole", "hub copied whole (baseline)")):
-        small, large = med[(n, how)], med[(10 * n, how)]
         rows.append(
-            {
-                "name": f"coldchain custody {KIT}, {label}: {n:,} vs {10 * n:,} participants",
-                "value": large.wall * 1000,
-                "baseline": small.wall * 1000,
-                "ratio": large.wall / small.wall,
-                "cpu": large.cpu * 1000,
-                "cpu_baseline": small.cpu * 1000,
-                "cpu_ratio": large.cpu / small.cpu,
-                "unit": "ms",
-                "target": "≈ 1 × (cost follows the kit)" if how == "direct" else "grows with the hub",
-                "baseline_name": f"the same at {n:,} participants",
-                "runs": repeat,
-                "load": load,
-            }
+            _timed_row(
+                f"coldchain custody {KIT}, {label}: {10 * n:,} vs {n:,} participants",
+                med[(10 * n, how)],
+                med[(n, how)],
+                "≈ 1 × (cost follows the kit)" if how == "direct" else "grows with the hub",
+                f"the same at {n:,} participants",
+                repeat,
+                load,
+            )
         )
     for size in (n, 10 * n):
-        d, w = med[(size, "direct")], med[(size, "whole")]
         rows.append(
-            {
-                "name": f"coldchain custody {KIT} at {size:,} participants: direct vs the whole copy",
-                "value": d.wall * 1000,
-                "baseline": w.wall * 1000,
-                "ratio": d.wall / w.wall,
-                "cpu": d.cpu * 1000,
-                "cpu_baseline": w.cpu * 1000,
-                "cpu_ratio": d.cpu / w.cpu,
-                "unit": "ms",
-                "target": "< 1",
-                "baseline_name": "whole_hub (hubview.build)",
-                "runs": repeat,
-                "load": load,
-            }
+            _timed_row(
+                f"coldchain custody {KIT} at {size:,} participants: direct vs the whole copy",
+                med[(size, "direct")],
+                med[(size, "whole")],
+                "< 1",
+                "whole_hub (hubview.build)",
+                repeat,
+                load,
+            )
         )
     return rows
+
+
+def _timed_row(
+    name: str, ours: Any, base: Any, target: str, baseline_name: str, runs: int, load: Any
+) -> dict[str, Any]:
+    """One report row of two medians (`.wall`, `.cpu`, seconds): ours against its baseline, in ms."""
+    return {
+        "name": name,
+        "value": ours.wall * 1000,
+        "baseline": base.wall * 1000,
+        "ratio": ours.wall / base.wall,
+        "cpu": ours.cpu * 1000,
+        "cpu_baseline": base.cpu * 1000,
+        "cpu_ratio": ours.cpu / base.cpu,
+        "unit": "ms",
+        "target": target,
+        "baseline_name": baseline_name,
+        "runs": runs,
+        "load": load,
+    }
 
 
 def main() -> None:
