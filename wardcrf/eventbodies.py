@@ -675,14 +675,13 @@ class _Data(Struct, forbid_unknown_fields=False, kw_only=True):
     pass
 
 
-class ClinicalData(_Data):
-    """What the clinical form hooks read: plain values or measurements, never nested data."""
+class _ClinicalScalars(_Data):
+    """What the clinical form hooks read besides measurements: plain values, never nested data."""
 
     dose_number: Scalar = None
     dose: Scalar = None
     kit_id: Scalar = None
     lot: Scalar = None
-    particles: Quantity | str = None
     volume: Quantity | str = None
     start: Scalar = None
     end: Scalar = None
@@ -692,12 +691,6 @@ class ClinicalData(_Data):
     window: Scalar = None
     timepoint: Scalar = None
     time: Scalar = None
-    temp: Quantity | str = None
-    pulse: Quantity | str = None
-    resp: Quantity | str = None
-    oxysat: Quantity | str = None
-    sysbp: Quantity | str = None
-    diabp: Quantity | str = None
     term: Scalar = None
     prespecified: Scalar = None
     onset: Scalar = None
@@ -713,6 +706,25 @@ class ClinicalData(_Data):
     dob: Scalar = None
     eligible: Scalar = None
     failed_criteria: list[Annotated[str, Meta(max_length=200)]] | None = None
+
+
+def _clinical_data() -> type[Struct]:
+    """`_ClinicalScalars` and the measurements the vitals and dose projections store (schema.sql's `vitals`
+    and `doses` columns): a number or a measurement each. Their names are format 1's vocabulary — its
+    vital signs and its dose form's amount field (format1-workflow.toml) — read as data, not listed here."""
+    from .protocols import format1_shape
+
+    shape = format1_shape()
+    measured = dict.fromkeys((*shape["safety"]["vital_signs"]["fields"], shape["record_roles"]["dose"]))
+    return msgspec.defstruct(
+        "ClinicalData",
+        [(name, Quantity | str, None) for name in measured if name not in _ClinicalScalars.__struct_fields__],
+        bases=(_ClinicalScalars,),
+        kw_only=True,
+    )
+
+
+ClinicalData = _clinical_data()
 
 
 class UnitData(_Data):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
@@ -50,6 +49,7 @@ from .protocol_file import (
 )
 from .protocol_review import ReviewPlan
 from .protocol_review import parse as parse_review
+from .protocols import format1_shape, format1_vocabulary
 from .sqlstore import SqlStore, common_dialect
 from .store import Store
 from .text import excerpt as _excerpt
@@ -93,14 +93,11 @@ CONTRACT: dict[str, dict[str, str]] = {
     },
 }
 
-FORMAT1_WORKFLOW = "format1-workflow.toml"
-
 
 @cache
 def format1_workflow_forms() -> Mapping[str, Mapping[str, str]]:
     """The forms and fields the format-1 workflow reads beyond `CONTRACT` (a data file, format 1's shape)."""
-    text = resources.files("wardcrf.protocols").joinpath(FORMAT1_WORKFLOW).read_text("utf-8")
-    forms: dict[str, dict[str, str]] = tomllib.loads(text)["forms"]
+    forms: dict[str, dict[str, str]] = format1_shape()["forms"]
     return MappingProxyType({name: MappingProxyType(dict(fields)) for name, fields in forms.items()})
 
 
@@ -237,8 +234,8 @@ class Form:
 @dataclass(frozen=True)
 class Schedule:
     doses: int
-    particles_per_dose: float
-    particles_unit: str
+    dose_amount: float  # format 1's file key: `format1_vocabulary()["keys"]["dose_amount"]`
+    dose_unit: str
     time: time
     zone: str
     window_minutes: int
@@ -247,7 +244,7 @@ class Schedule:
     device: str
     route: str
     diluent: str
-    skin_test_required: bool
+    pre_dose_check_required: bool
     frequency: str = "QD"  # CDISC dosing frequency (EXDOSFRQ)
 
 
@@ -255,7 +252,7 @@ class Schedule:
 class Eligibility:
     age_min: int
     age_max: int
-    pcr_required: bool
+    confirmation_required: bool  # the infection confirmed (format1-workflow.toml `[confirmation]`)
     severities: tuple[str, ...]
 
 
@@ -449,9 +446,8 @@ def _eligibility(r: _Reader, data: dict[str, Any]) -> Eligibility:
     if lo is not None and hi is not None and lo > hi:
         r.err((*p, "age_min"), f"minimum age {lo} is above maximum age {hi}")
     sev = r.get(t, "severity", p, list, default=[])
-    return Eligibility(
-        lo, hi, bool(r.get(t, "pcr_required", p, bool, default=True)), tuple(str(s) for s in sev)
-    )
+    confirmed = r.get(t, format1_vocabulary()["keys"]["confirmation_required"], p, bool, default=True)
+    return Eligibility(lo, hi, bool(confirmed), tuple(str(s) for s in sev))
 
 
 def _consent(r: _Reader, data: dict[str, Any]) -> ConsentRules:
@@ -491,10 +487,12 @@ def _schedule(r: _Reader, data: dict[str, Any]) -> Schedule:
     window = r.get(t, "window_minutes", p, int, default=120)
     if window is not None and not 0 <= window <= 720:
         r.err((*p, "window_minutes"), "must be between 0 and 720")
+    vocabulary = format1_vocabulary()
+    key, default_unit = vocabulary["keys"], vocabulary["defaults"]["dose_unit"]
     return Schedule(
         doses=doses,
-        particles_per_dose=float(r.get(t, "particles_per_dose", p, (int, float), default=0)),
-        particles_unit=r.get(t, "particles_unit", p, str, required=False, default="particles"),
+        dose_amount=float(r.get(t, key["dose_amount"], p, (int, float), default=0)),
+        dose_unit=r.get(t, key["dose_unit"], p, str, required=False, default=default_unit),
         time=due,
         zone=zone_name,
         window_minutes=window,
@@ -503,7 +501,7 @@ def _schedule(r: _Reader, data: dict[str, Any]) -> Schedule:
         device=r.get(t, "device", p, str, default=""),
         route=r.get(t, "route", p, str, default=""),
         diluent=r.get(t, "diluent", p, str, default=""),
-        skin_test_required=r.get(t, "skin_test_required", p, bool, default=True),
+        pre_dose_check_required=r.get(t, key["pre_dose_check_required"], p, bool, default=True),
         frequency=_frequency(r, t, p),
     )
 

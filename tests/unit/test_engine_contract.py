@@ -52,4 +52,4 @@ def test_the_trial_names_grep_counts_only_the_format_1_workflow():
         capture_output=True,
         text=True,
     ).stdout.split()
-    assert out == ["wardcrf/engine/protocol_v1.py"]  # format 1's [schedule] vocabulary, upgraded
+    assert out == []  # format 1's vocabulary is data (protocols/format1-workflow.toml)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wardcrf import projections, protocol
+from wardcrf import projections, protocol, protocols
 from wardcrf.errors import PermissionDenied, Refused
 from wardcrf.protocol import ProtocolFileError
 
@@ -16,11 +16,17 @@ def test_mexcovid_encodes_the_published_facts():
     assert (p.id, p.version) == ("MEXCOVID", "1.0")
     assert "NCT04276987" in p.registry
     assert (p.eligibility.age_min, p.eligibility.age_max) == (18, 75)
-    assert p.eligibility.pcr_required and set(p.eligibility.severities) == {"severe", "critical"}
+    assert p.eligibility.confirmation_required and set(p.eligibility.severities) == {"severe", "critical"}
     s = p.schedule
-    assert s.doses == 5 and s.particles_per_dose == 2.0e8 and s.time.hour == 9 and s.zone == "Asia/Shanghai"
+    assert (
+        s.doses == 5
+        and s.dose_amount == 2.0e8
+        and s.dose_unit == "particles"
+        and s.time.hour == 9
+        and s.zone == "Asia/Shanghai"
+    )
     assert s.window_minutes == 120 and s.volume_ml == 6 and s.duration_minutes == 30
-    assert s.route == "RESPIRATORY (INHALATION)" and s.skin_test_required
+    assert s.route == "RESPIRATORY (INHALATION)" and s.pre_dose_check_required
     assert p.sentinel_participants == 1 and p.consent.witnesses == 2 and p.consent.min_photos == 1
     assert p.product["storage_target_c"] == -20
     assert {c.code for c in p.prespecified_events} >= {"fever", "dyspnoea", "diarrhoea", "seizure"}
@@ -169,3 +175,33 @@ def test_protocol_cli_show_and_load(cli, tmp_path):
     assert "MEXCOVID 3.0" in r.out
     r = cli("protocol", "load", str(good), user="auditor")
     assert r.code == 1 and "may not load protocol files" in r.err
+
+
+def test_format1_keys_are_read_by_what_they_mean():
+    """A format-1 file's `[schedule]`/`[eligibility]` keys are format 1's vocabulary (format1-workflow.toml
+    `[keys]`): each reaches its meaning, and a file that names no unit gets the vocabulary's default."""
+    keys = protocols.format1_vocabulary()["keys"]
+    src = (
+        SRC.replace(f"{keys['confirmation_required']} = true", f"{keys['confirmation_required']} = false")
+        .replace(f"{keys['pre_dose_check_required']} = true", f"{keys['pre_dose_check_required']} = false")
+        .replace(f"{keys['dose_amount']} = 2.0e8", f"{keys['dose_amount']} = 3.5e8")
+    )
+    assert src.count("= false") >= 2 and "3.5e8" in src
+    p = protocol.parse(src, "amended.toml")
+    assert not p.eligibility.confirmation_required and not p.schedule.pre_dose_check_required
+    assert p.schedule.dose_amount == 3.5e8 and p.schedule.dose_unit == "particles"
+    unitless = "\n".join(line for line in SRC.splitlines() if not line.startswith(f"{keys['dose_unit']} ="))
+    assert (
+        protocol.parse(unitless, "u.toml").schedule.dose_unit
+        == protocols.format1_vocabulary()["defaults"]["dose_unit"]
+    )
+
+
+def test_a_format1_key_of_the_wrong_type_is_refused_at_its_line():
+    keys = protocols.format1_vocabulary()["keys"]
+    bad = SRC.replace(
+        f"{keys['pre_dose_check_required']} = true", f'{keys["pre_dose_check_required"]} = "yes"'
+    )
+    assert bad != SRC
+    with pytest.raises(ProtocolFileError, match=f"schedule.{keys['pre_dose_check_required']}"):
+        protocol.parse(bad, "bad.toml")

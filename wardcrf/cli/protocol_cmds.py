@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .. import amounts, protocol
+from .. import amounts, protocol, protocols
 from .common import DataDirOption, JsonOption, console, print_json, session
 
 app = typer.Typer(
@@ -196,6 +196,7 @@ def show(
     if p.engine is not None:
         _show_format_2(p, versions, as_json, lang)
         return
+    key = protocols.format1_vocabulary()["keys"]  # format 1's own spelling of its keys
     info: dict[str, Any] = {
         "id": p.id,
         "version": p.version,
@@ -206,12 +207,12 @@ def show(
         "eligibility": {
             "age_min": p.eligibility.age_min,
             "age_max": p.eligibility.age_max,
-            "pcr_required": p.eligibility.pcr_required,
+            key["confirmation_required"]: p.eligibility.confirmation_required,
             "severity": list(p.eligibility.severities),
         },
         "schedule": {
             "doses": p.schedule.doses,
-            "particles_per_dose": p.schedule.particles_per_dose,
+            key["dose_amount"]: p.schedule.dose_amount,
             "time": p.schedule.time.strftime("%H:%M"),
             "zone": p.schedule.zone,
             "window_minutes": p.schedule.window_minutes,
@@ -220,7 +221,7 @@ def show(
             "device": p.schedule.device,
             "route": p.schedule.route,
             "diluent": p.schedule.diluent,
-            "skin_test_required": p.schedule.skin_test_required,
+            key["pre_dose_check_required"]: p.schedule.pre_dose_check_required,
         },
         "sentinel_participants": p.sentinel_participants,
         "consent": {"witnesses": p.consent.witnesses, "min_photos": p.consent.min_photos},
@@ -234,13 +235,18 @@ def show(
     console.print(f"[bold]{p.id} {p.version}[/] — {info['title']}", highlight=False)
     s_ = p.schedule
     console.print(
-        f"Dose {amounts.quantity(s_.particles_per_dose, s_.particles_unit)} × {s_.doses}, daily at "
+        f"Dose {amounts.quantity(s_.dose_amount, s_.dose_unit)} × {s_.doses}, daily at "
         f"{info['schedule']['time']} {s_.zone} ±{s_.window_minutes} min; {s_.volume_ml:g} ml over "
         f"{s_.duration_minutes} min, {s_.device}, {s_.route}",
         highlight=False,
     )
+    confirmed = (
+        f"{protocols.format1_vocabulary()['confirmation']['short']}, "
+        if p.eligibility.confirmation_required
+        else ""
+    )
     console.print(
-        f"Eligibility: age {p.eligibility.age_min}–{p.eligibility.age_max}, PCR confirmed, "
+        f"Eligibility: age {p.eligibility.age_min}–{p.eligibility.age_max}, {confirmed}"
         f"{' or '.join(p.eligibility.severities)}; sentinel participants: {p.sentinel_participants}"
     )
     console.print(f"Forms: {', '.join(p.forms)}")

@@ -23,13 +23,11 @@ Nothing here names a form or a field: everything comes from the declaration.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -263,10 +261,9 @@ def build(form: str, sections: Sequence[Mapping[str, Any]], computed: Sequence[t
 @cache
 def format1_grids() -> Mapping[str, Mapping[str, Any]]:
     """`[grids]` of format1-workflow.toml: format 1's grids as declarations (form -> sections, compute)."""
-    from ..protocol import FORMAT1_WORKFLOW
+    from ..protocols import format1_shape
 
-    text = resources.files("wardcrf.protocols").joinpath(FORMAT1_WORKFLOW).read_text("utf-8")
-    grids: dict[str, Any] = tomllib.loads(text).get("grids", {})
+    grids: Mapping[str, Mapping[str, Any]] = format1_shape().get("grids", {})
     return grids
 
 

@@ -37,26 +37,10 @@ from wardcrf.engine.model import (
     ScheduleSpec,
     freeze,
 )
+from wardcrf.protocols import format1_vocabulary
 
 REGIMEN = "schedule"  # format 1's [schedule] table
 ADMINISTRATION = "dose"  # format 1's dose form
-
-# The dose form's fields as format 1's contract fixes them (protocol.CONTRACT["dose"]), by engine role.
-_RECORD_ROLES = {
-    "dose": "particles",
-    "start": "start",
-    "end": "end",
-    "kit": "kit_id",
-    "lot": "lot",
-    "given_by": "given_by",
-    "number": "dose_number",
-    "day": "day",
-    "due": "due",
-    "window": "window",
-    "volume": "volume",
-    "interruptions": "interruptions",
-    "interruption_note": "interruption_note",
-}
 
 
 ELIGIBILITY_FORM = "screening"  # format 1's eligibility record
@@ -77,13 +61,14 @@ def criteria(el: format1.Eligibility) -> list[dict[str, Any]]:
             "expr": f"years({ELIGIBILITY_FORM}.dob, @assessment) between {el.age_min} and {el.age_max}",
         }
     ]
-    if el.pcr_required:
+    if el.confirmation_required:
+        confirmation = format1_vocabulary()["confirmation"]
         out.append(
             {
                 "code": "pcr",
                 "category": "inclusion",
-                "label": "Infection confirmed by PCR",
-                "expr": f"{ELIGIBILITY_FORM}.pcr_confirmed == true",
+                "label": confirmation["label"],
+                "expr": f"{confirmation['form']}.{confirmation['field']} == true",
             }
         )
     levels = ", ".join(_literal(c) for c in el.severities)
@@ -110,7 +95,7 @@ def upgrade(p: format1.Protocol) -> Model:
     product = product_code(str(p.product.get("name", "")))
     record = {
         "form": ADMINISTRATION,
-        **{role: f for role, f in _RECORD_ROLES.items() if f in p.form("dose").fields},
+        **{role: f for role, f in format1_vocabulary()["record_roles"].items() if f in p.form("dose").fields},
     }
     window = timedelta(minutes=s.window_minutes)
     adm = Administration(
@@ -118,7 +103,7 @@ def upgrade(p: format1.Protocol) -> Model:
         product=product,
         route=s.route,
         frequency=s.frequency,
-        dose=Dose(unit=s.particles_unit, fixed=Decimal(str(s.particles_per_dose))),
+        dose=Dose(unit=s.dose_unit, fixed=Decimal(str(s.dose_amount))),
         schedule=ScheduleSpec(
             anchor="enrollment",
             first_day=1,

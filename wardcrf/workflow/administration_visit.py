@@ -178,8 +178,8 @@ class AdministrationPlan:
         return self.refusal or (self.now.refusal if self.now is not None else None)
 
     volume: Quantity | None = None
-    """The volume the administration declares (`volume = { value, unit }`: MEXCOVID's 6 mL after
-    dilution), filled in as the prescribed dose is; None when the protocol leaves it to the ward (PALM)."""
+    """The volume the administration declares (`volume = { value, unit }`: e.g. 6 mL after
+    dilution of an inhaled dose), filled in as the prescribed dose is; None when the protocol leaves it to the ward (PALM)."""
 
     @property
     def parts(self) -> list[tuple[str, str]]:

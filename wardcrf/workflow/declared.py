@@ -27,12 +27,9 @@ trial: they ask here, and here reads the version's declarations.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -69,12 +66,10 @@ class VitalSigns:
     format-2 record no dose assessment holds (an unscheduled measurement) by its code, as format 1 does."""
 
 
-@cache
 def _format1() -> Mapping[str, Any]:
-    from ..protocol import FORMAT1_WORKFLOW
+    from ..protocols import format1_shape
 
-    text = resources.files("wardcrf.protocols").joinpath(FORMAT1_WORKFLOW).read_text("utf-8")
-    return tomllib.loads(text)
+    return format1_shape()
 
 
 @dataclass(frozen=True)

@@ -404,7 +404,7 @@ def skin_test_gate(ctx: RuleContext, pid: str, start: datetime) -> None:
     positive = [t for t in tests if t.get("result") == "positive"]
     if positive:
         raise Refused(f"dosing is blocked: the skin test {positive[0]['_event']} was positive")
-    if not ctx.protocol.schedule.skin_test_required:
+    if not ctx.protocol.schedule.pre_dose_check_required:
         return
     before = [t for t in tests if t.get("result") == "negative" and ctx.local(t["time"]) <= start]
     if not before:

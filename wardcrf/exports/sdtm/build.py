@@ -697,7 +697,7 @@ class _Subject:
                 EXTRT=terms.treatment if terms else product,
                 EXDOSE=number(dose),
                 EXDOSU=(dose.get("unit") if isinstance(dose, dict) else None)
-                or (terms.unit if terms else sched.particles_unit),
+                or (terms.unit if terms else sched.dose_unit),
                 EXDOSFRM=(terms.dosage_form if terms else "") or DOSE_FORM,
                 EXDOSFRQ=terms.frequency if terms else p.schedule.frequency,
                 EXROUTE=terms.route if terms else sched.route,

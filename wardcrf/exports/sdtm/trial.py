@@ -78,8 +78,8 @@ def _format1_params(proto: Protocol) -> list[Param]:
         ("AGEMIN", "Planned Minimum Age of Subjects", f"P{proto.eligibility.age_min}Y", ISO8601, ""),
         ("AGEMAX", "Planned Maximum Age of Subjects", f"P{proto.eligibility.age_max}Y", ISO8601, ""),
         ("TRT", "Investigational Therapy or Treatment", proto.product.get("name"), "", ""),
-        ("DOSE", "Dose per Administration", value_text(sched.particles_per_dose), "", ""),
-        ("DOSU", "Dose Units", sched.particles_unit, "", ""),
+        ("DOSE", "Dose per Administration", value_text(sched.dose_amount), "", ""),
+        ("DOSU", "Dose Units", sched.dose_unit, "", ""),
         ("DOSFRQ", "Dosing Frequency", sched.frequency, CT, cdisc.CT_VERSION),
         ("ROUTE", "Route of Administration", sched.route, CT, cdisc.CT_VERSION),
         *_registry(proto.registry),
@@ -212,7 +212,7 @@ def ti_rows(proto: Protocol) -> Iterable[dict[str, Any]]:
     e = proto.eligibility
     rules = {
         "age": f"AGE >= {e.age_min} and AGE <= {e.age_max} (completed years at screening)",
-        "pcr": "screening.pcr_confirmed = true" if e.pcr_required else "",
+        "pcr": "screening.pcr_confirmed = true" if e.confirmation_required else "",
         "severity": "screening.severity in (" + ", ".join(e.severities) + ")",
     }
     for c in fd.choices if fd else ():
