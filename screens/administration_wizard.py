@@ -60,7 +60,7 @@ from .ward import Ward
 from .widgets.fields import MAX_LABEL, FieldGroup, is_soft
 from .widgets.footer import WardFooter
 from .widgets.scan_field import ScanField
-from .widgets.typeahead import focus_now, hold_keys
+from .widgets.typeahead import WardInput, focus_now, hold_keys
 
 if TYPE_CHECKING:
     from wardcrf.workflow.administration_visit import AdministrationPlan, KitCheck
@@ -94,6 +94,12 @@ def _hours_minutes(minutes: int) -> str:
     return t("adm.hours", h=h) if h else t("dose.minutes", m=m)
 
 
+def _steps_of(p: AdministrationPlan) -> tuple[Any, ...]:
+    """What the wizard's steps and fields are built from: a plan judged at another time with the same may
+    replace it (the administration number may differ: the slot the start falls in)."""
+    return (p.regimen, p.administration, p.form, [a.code for a in p.before], [a.code for a in p.after])
+
+
 @dataclass(frozen=True)
 class Step:
     """One step: its key (`kit`, `before:CODE`, `given`, `after:CODE`, `review`), tab label and groups."""
@@ -105,15 +111,34 @@ class Step:
 class AdministrationWizard(StepWizard):
     """Give one participant their next administration of a format-2 regimen, step by step."""
 
+    DEFAULT_CSS = """
+    .earlier-input { width: 1fr; }
+    .earlier-input:focus { background: $accent 25%; text-style: bold; }
+    """
+    """`Started at` looks like the fields beside it without being one of the step's `.field-input`s."""
+
     HIGHLIGHT_FIRST_CHOICE = (
         True  # a checklist (the post-administration check) taking the cursor: Enter ticks
     )
 
-    def __init__(self, ward: Ward, participant: str, *, draft: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ward: Ward,
+        participant: str,
+        *,
+        draft: dict[str, Any] | None = None,
+        started: str | None = None,
+    ) -> None:
+        """`started`: the start typed on step 1 of a wizard this one replaces (`_given_earlier`: at that time
+        the participant's next administration has other steps), judged at it from the start."""
         super().__init__(ward, participant)
         from wardcrf.workflow import administration_visit
 
-        self.plan: AdministrationPlan = ward.call(administration_visit.plan, participant)
+        self.plan: AdministrationPlan = (
+            ward.call(administration_visit.plan_given_at, participant, started)
+            if started
+            else ward.call(administration_visit.plan, participant)
+        )
         p = self.plan
         self.steps = (
             [Step("kit", t("adm.tab_kit"))]
@@ -137,7 +162,14 @@ class AdministrationWizard(StepWizard):
         if p.volume and volume_field in p.product_fields:  # the volume the protocol declares, as the dose
             self.values[ADMINISTRATION][volume_field] = _amount(p.volume["value"])
         self.units = str(p.units) if p.units else ""
+        self._started: datetime | None = None
+        """When the administration started, typed on step 1 (`_given_earlier`); None: now. The kit's
+        custody and use-by are judged then too."""
+        self._given_at: str | None = None
+        """The start typed on step 1 (`_given_earlier`), local "MM-DD HH:MM"; None: judged at now."""
         self.problems.update({g: {} for g in self.group_ids()})
+        if started:
+            self._adopt(p, started)
         if draft:
             self._restore(draft)
 
@@ -234,7 +266,7 @@ class AdministrationWizard(StepWizard):
 
     def _product_width(self) -> int:
         f = self.proto.form(self.plan.form).fields
-        labels = [t("dose.kit_label") + " *", self._units_label()]
+        labels = [t("adm.earlier_label"), t("dose.kit_label") + " *", self._units_label()]
         # as the field group writes them: a required field's label ends with " *" (a "Volume after
         # dilution *" was one column wider than the width computed without it, its field out of line)
         labels += [
@@ -254,6 +286,7 @@ class AdministrationWizard(StepWizard):
         for i, step in enumerate(self.steps):
             with VerticalScroll(id=f"step-{i}", classes="step"):
                 if step.key == "kit":
+                    yield from self._earlier_row(width)
                     yield Static(t("adm.kit_help"), classes="muted")
                     yield from self._kit_row(width)
                     yield Static(t("adm.product_help"), classes="muted step-note")
@@ -344,9 +377,72 @@ class AdministrationWizard(StepWizard):
             lines.append("[b yellow]" + escape(t("adm.visits_owed", items=items)) + "[/]")
         return "\n".join(lines)
 
+    # -- given earlier, recorded now ----------------------------------------------------------------
+    def _earlier_row(self, width: int) -> ComposeResult:
+        """`Started at`: blank, the administration is judged at now; typed (given earlier, recorded now: after
+        midnight, after its window closed, from paper), at that start (`_given_earlier`). Said in full when a
+        start now is refused and no gate refuses."""
+        p = self.plan
+        if p.refusal is None and p.now is not None and p.now.refusal is not None:
+            yield Static(t("adm.earlier_help"), classes="muted")
+        with Horizontal(classes="field-row", id="row-earlier"):
+            yield Label(pad(t("adm.earlier_label"), width), classes="field-label")
+            # not a `.field-input`: the step's focus and type-ahead keep going to the kit and the product
+            yield WardInput(  # its Enter judged before the keys typed behind it (the kit's scan) run
+                self._local(self._started.isoformat(), "%Y-%m-%d %H:%M") if self._started else "",
+                id="adm-earlier",
+                placeholder="HH:MM",
+                classes="earlier-input",
+                compact=True,
+            )
+
+    @on(Input.Submitted, "#adm-earlier")
+    def _given_earlier(self, event: Input.Submitted) -> None:
+        """Judge the administration at the start typed: step 1 goes on when that start is allowed, and the
+        start is filled into the step that records it (the record is judged at what is typed there). When
+        at that time the next administration has other steps (another regimen's, other assessments), this
+        wizard is replaced by one built for it, judged at the same start."""
+        event.stop()
+        from wardcrf.workflow import administration_visit
+
+        try:
+            plan = self.ward.call(administration_visit.plan_given_at, self.participant, event.value)
+        except WardError as exc:
+            self._say(message_of(exc), refusal=True)
+            return
+        if _steps_of(plan) != _steps_of(self.plan):
+            self.app.switch_screen(AdministrationWizard(self.ward, self.participant, started=event.value))
+            return
+        self.plan = plan
+        self._adopt(plan, event.value)
+        self._refresh_texts()
+        if plan.refusal_now:
+            self._say(t("adm.refused", reason=plan.refusal_now), refusal=True)
+        else:
+            self._say(t("adm.earlier_ok", at=self._given_at))
+            focus_now(self.query_one("#kit-scan", Input))
+        if self.kit_raw.strip():  # a kit scanned before: its custody and use-by judged at the start typed
+            self.kit, self.kit_error = None, None
+            self._check_scanned(entered=False)
+
+    def _adopt(self, plan: AdministrationPlan, typed: str) -> None:
+        """The plan judged at the start typed: remembered, and the start put where it is recorded."""
+        started = plan.now.start if plan.now is not None else None
+        self._started = started
+        self._given_at = self._local(started.isoformat()) if started is not None else typed.strip()[:40]
+        start = plan.roles.get("start")
+        if start and started is not None:
+            full = self._local(started.isoformat(), "%Y-%m-%d %H:%M")
+            self.values[ADMINISTRATION][start] = full
+            if self.is_mounted:
+                self.query_one("#group-given", FieldGroup).set_value(start, full)
+
     def _timing_now(self, now: Any) -> str:
         """`Starting now, dose 2 is 1 h 10 min after its window: it will be recorded as LATE (a deviation).`"""
-        return t(f"adm.{now.timing}_now", what=self.plan.what, by=_hours_minutes(now.minutes_outside))
+        by = _hours_minutes(now.minutes_outside)
+        if self._given_at is not None:
+            return t(f"adm.{now.timing}_at", what=self.plan.what, by=by, at=self._given_at)
+        return t(f"adm.{now.timing}_now", what=self.plan.what, by=by)
 
     def _units_text(self) -> str:
         from wardcrf.errors import ValidationFailed
@@ -551,7 +647,9 @@ class AdministrationWizard(StepWizard):
 
         try:
             try:
-                got: KitCheck | None = self.ward.call(administration_visit.check_kit, self.participant, raw)
+                got: KitCheck | None = self.ward.call(
+                    administration_visit.check_kit, self.participant, raw, self._started
+                )
                 error = None
             except WardError as exc:
                 got, error = None, message_of(exc)

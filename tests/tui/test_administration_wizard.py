@@ -582,3 +582,150 @@ async def test_after_the_scan_the_volume_typed_lands_in_the_volume_not_over_the_
         assert wiz.query_one("#adm-field-lot", Input).value == wiz.kit.lot
         assert wiz.query_one("#adm-field-volume", Input).value == "250"
         assert wiz.focused is wiz.query_one("#adm-field-volume", Input)
+
+
+# -- given earlier, recorded now: judged at the start typed on step 1 -----------------------------------
+
+AFTER_MIDNIGHT = "2020-03-16T23:15:00Z"  # 00:15 on the 17th in Kinshasa
+
+
+def _busy(monkeypatch) -> None:
+    """A loaded laptop: planning (now and at the start typed) and the kit check do real CPU work first."""
+    import hashlib
+
+    from wardcrf.workflow import administration_visit
+
+    def slowed(fn):
+        def run(*args, **kwargs):
+            for _ in range(6):
+                hashlib.sha256(b"\0" * (4 << 20)).digest()
+            return fn(*args, **kwargs)
+
+        return run
+
+    for name in ("plan", "plan_given_at", "check_kit"):
+        monkeypatch.setattr(administration_visit, name, slowed(getattr(administration_visit, name)))
+
+
+def _daily(palm) -> tuple[Site, str, str]:
+    """A patient whose remdesivir maintenance infusion is due today (daily, its window the day itself), with
+    their vial at the bedside (the demo's arms are randomized: looked up, not named)."""
+    site, ready = palm
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        from wardcrf.workflow import administration_visit
+
+        for pid, kit in sorted(ready.items()):
+            if administration_visit.plan(s, pid).administration == "maintenance":
+                return site, pid, kit
+    finally:
+        s.close()
+    raise AssertionError(f"the PALM demo has a maintenance infusion due today: {ready}")
+
+
+async def test_an_infusion_of_yesterday_recorded_after_midnight_is_judged_at_its_start(
+    palm, monkeypatch
+) -> None:
+    """A remdesivir maintenance infusion of the 16th given at 03:00 and recorded at 00:15 on the 17th (from
+    the ward's paper): judged *now* it would be the 17th's infusion. Its start typed on step 1, the vial
+    scanned and ctrl+n in one burst on a busy laptop: the wizard gives the 16th's, judges the vial's custody
+    at 03:00 (at the bedside since 01:25, reconstituted at 01:55: within their limits), goes on, and fills the start in where it is
+    recorded. The same vial typed as given at 23:30 is refused: its preparation had expired by then."""
+    site, pid, kit = _daily(palm)
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", AFTER_MIDNIGHT)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        tomorrows = wiz.plan.number
+        assert "due 03-17" in _text(wiz, "#wizard-dose")
+        wiz.query_one("#adm-earlier", Input).focus()
+        await settle(pilot)
+        _busy(monkeypatch)
+        await burst(pilot, *"2020-03-16 23:30", "enter", *kit, "enter", "ctrl+n")
+        assert wiz.plan.number == tomorrows - 1, _text(wiz, "#wizard-dose")
+        assert "due 03-16" in _text(wiz, "#wizard-dose")
+        assert wiz.kit is not None and not wiz.kit.ok and wiz.step == 0
+        assert "was prepared 1295 min before the dose" in _text(wiz, "#kit-status")
+        wiz.query_one("#adm-earlier", Input).focus()
+        await burst(pilot, *"2020-03-16 03:00", "enter")
+        assert wiz.kit is not None and wiz.kit.ok, _text(wiz, "#kit-status")
+        wiz.query_one("#adm-field-volume", Input).focus()
+        await burst(pilot, *"250", "ctrl+n")
+        assert wiz.step == 1, _text(wiz, "#wizard-message")
+        assert wiz.values["administration"][wiz.plan.roles["start"]] == "2020-03-16 03:00"
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("2020-03-17 09:00", "is after now (2020-03-17 00:15)"),  # not reached yet: not "given earlier"
+        ("at 23h\x1b[2J", "is not a start: type it as HH:MM or YYYY-MM-DD HH:MM"),  # control characters
+        ("2020-02-30 23:30", "is not a start: type it as HH:MM or YYYY-MM-DD HH:MM"),
+    ],
+)
+async def test_a_start_that_is_not_a_start_before_now_is_refused_and_changes_nothing(
+    palm, monkeypatch, typed, said
+) -> None:
+    site, _ready = palm
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", AFTER_MIDNIGHT)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, _daily(palm)[1])
+        before = (wiz.plan.number, _text(wiz, "#wizard-dose"))
+        wiz.query_one("#adm-earlier", Input).focus()
+        await settle(pilot)
+        _busy(monkeypatch)
+        await burst(pilot, *typed, "enter")
+        message = _text(wiz, "#wizard-message")
+        assert said in message and "\x1b" not in message, message
+        assert (wiz.plan.number, _text(wiz, "#wizard-dose")) == before and wiz.step == 0
+
+
+async def test_an_oversized_paste_is_refused_in_one_line(palm, monkeypatch) -> None:
+    site, _ready = palm
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", AFTER_MIDNIGHT)
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, _daily(palm)[1])
+        field = wiz.query_one("#adm-earlier", Input)
+        field.value = "9" * 100_000
+        await field.action_submit()
+        await settle(pilot)
+        message = _text(wiz, "#wizard-message")
+        assert "is not a start" in message and len(message) < 200 and wiz.step == 0, message
+
+
+@pytest.mark.parametrize(
+    ("now", "typed", "local"),
+    [
+        (AFTER_MIDNIGHT, "23:30", "2020-03-16 23:30"),  # 00:15 on the 17th: 23:30 was yesterday
+        (AFTER_MIDNIGHT, "00:05", "2020-03-17 00:05"),  # earlier today
+        (AFTER_MIDNIGHT, " 7:05 ", "2020-03-16 07:05"),  # one-digit hour, spaces around: 07:05 yesterday
+        (AFTER_MIDNIGHT, "2020-03-15 21:00", "2020-03-15 21:00"),
+    ],
+)
+def test_started_at_reads_the_wards_local_time(palm, monkeypatch, now, typed, local) -> None:
+    from wardcrf.workflow import administration_visit
+
+    site, _ready = palm
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", now)
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        at = administration_visit.started_at(s, typed)
+    finally:
+        s.close()
+    assert at.strftime("%Y-%m-%d %H:%M") == local and at.utcoffset() is not None
+
+
+@pytest.mark.parametrize("typed", ["", "25:00", "10h30", "2020-03-16T10:00", "\x00", "12:5"])
+def test_started_at_refuses_what_is_not_a_start(palm, typed) -> None:
+    from wardcrf.errors import Refused
+    from wardcrf.workflow import administration_visit
+
+    site, _ready = palm
+    s = site.unlock("clinician", PASSWORD)
+    try:
+        with pytest.raises(Refused, match="is not a start: type it as HH:MM or YYYY-MM-DD HH:MM"):
+            administration_visit.started_at(s, typed)
+    finally:
+        s.close()

@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
@@ -564,6 +564,49 @@ def _refusal(
                 f"record them before administration {number}"
             )
     return None
+
+
+# -- given earlier, recorded now ----------------------------------------------------------------
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_LOCAL = re.compile(r"^\d{4}-\d{2}-\d{2} \d{1,2}:\d{2}$")
+
+
+def started_at(session: Session, text: str) -> datetime:
+    """When an administration given earlier started, as typed on the ward: `HH:MM` (the latest such
+    moment not after now: at 00:10, 23:50 is yesterday's) or `YYYY-MM-DD HH:MM`, the ward's local time.
+
+    Refused, one line naming what is allowed: anything else, and a moment after now (a start not yet
+    reached is not "given earlier")."""
+    typed = text.strip()
+    tz = zone(session.ctx.zone)
+    at_now = now().astimezone(tz)
+    clock = _CLOCK.match(typed)
+    try:
+        if clock:
+            at = at_now.replace(hour=int(clock[1]), minute=int(clock[2]), second=0, microsecond=0)
+            if at > at_now:
+                at -= timedelta(days=1)  # the same wall time yesterday (aware arithmetic is wall time)
+        elif _LOCAL.match(typed):
+            at = datetime.strptime(typed, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+        else:
+            raise ValueError
+    except ValueError:
+        raise Refused(
+            f"{typed[:40]!r} is not a start: type it as HH:MM or YYYY-MM-DD HH:MM (the ward's time)"
+        ) from None
+    if at > at_now:
+        raise Refused(
+            f"{at.strftime('%Y-%m-%d %H:%M')} is after now ({at_now.strftime('%Y-%m-%d %H:%M')}): "
+            "an administration given earlier started before now"
+        )
+    return at
+
+
+def plan_given_at(session: Session, participant: str, text: str) -> AdministrationPlan:
+    """The wizard's plan judged at the start typed (`started_at`), not at now: a dose given before its
+    window closed (or before midnight) and recorded after is told what its record will be told."""
+    return plan(session, participant, when=started_at(session, text))
 
 
 # -- the kit -------------------------------------------------------------------------------------
