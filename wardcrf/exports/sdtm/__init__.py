@@ -106,6 +106,8 @@ def package(
     progress = progress or NullProgress()
     proto = ds.active_protocol
     coding = coding or ae_map.coding_for(ds.store)
+    if model is None:
+        model = proto.engine
     if model is not None:
         from . import engine_design
         from .build import recorded_allocations
