@@ -106,6 +106,16 @@ def test_a_stored_version_without_a_model_exports_valid_sdtm_with_its_records(wa
         assert list(validator.iter_errors(doc)) == [], name
     xsd = importlib.resources.files("odmlib") / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
     assert list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out / "define.xml"))) == []
+    # define.xml names the forms the collected values came from: those that fed the dataset
+    define = (out / "define.xml").read_text("utf-8")
+    for var, form in (
+        ("RSORRES", "ct_score"),
+        ("LBORRES", "labs"),
+        ("VSORRES", "vitals"),
+        ("EXDOSE", "dose"),
+    ):
+        item = define[define.index(f'Name="{var}"') :]
+        assert f"Protocol form '{form}' (protocol.toml, [forms.{form}])" in item[: item.index("</ItemDef>")]
 
 
 @pytest.mark.usefixtures("format1_mexcovid")

@@ -52,6 +52,8 @@ class Package:
     protocol_version: str
     design_source: str
     extended_terms: dict[str, dict[str, str]] = field(default_factory=dict)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    """Dataset -> the protocol forms its collected values came from (define.xml's def:Origin)."""
     """Codelist -> the protocol's own terms of that extensible CDISC codelist, with their meaning (format 2:
     an administration's `frequency_extended`); define.xml marks them def:ExtendedValue, the check accepts them."""
 
@@ -145,6 +147,7 @@ def package(
         proto.version,
         built.design.source,
         _extended_terms(model) if model is not None else {},
+        built.sources,
     )
 
 

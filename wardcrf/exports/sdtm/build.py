@@ -90,6 +90,14 @@ class Built:
     notes: list[str] = field(default_factory=list)
     ongoing: int = 0  # subjects without an end-of-study disposition, death or screen failure
     uncoded_cm: int = 0
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    """Dataset -> the protocol forms its collected values came from, in first-seen order (define.xml's
+    origin): the forms declaring its tests (VS, LB, RS), the administrations' forms (EX)."""
+
+    def source(self, dataset: str, form: str) -> None:
+        seen = self.sources.setdefault(dataset, [])
+        if form not in seen:
+            seen.append(form)
 
 
 def cdisc_fields(proto: Protocol, form: str) -> dict[str, list[Field]]:
@@ -701,6 +709,7 @@ class _Subject:
 
     def ex(self) -> None:
         for rec in self.doses:
+            self.built.source("EX", rec.form)
             p = self.proto_of(rec)
             terms = (
                 self.ex_terms.get((self.arm or "", rec.form))
@@ -754,6 +763,7 @@ class _Subject:
             for rec in recs:
                 tests = self._findings_tests(rec, prefix)
                 if tests:
+                    self.built.source(domain, rec.form)
                     p = self.proto_of(rec)
                     when = dtc(mapped(rec, cdisc_fields(p, rec.form), f"{domain}DTC")) or record_dtc(rec, p)
                     yield rec, when, tests
