@@ -754,6 +754,15 @@ class _Subject:
             if fd.cdisc and fd.cdisc.startswith(prefix + "=")
         ]
 
+    def declaring(self, *variables: str) -> Iterator[ProvenancedRecord]:
+        """Every record of a form whose fields (under the record's own version) declare one of `variables`
+        (`cdisc = "CMTRT"`): a domain reads what the forms declare for it, not a form by its name."""
+        for recs in self.by_form.values():
+            for rec in recs:
+                names = cdisc_fields(self.proto_of(rec), rec.form)
+                if any(v in names for v in variables):
+                    yield rec
+
     def findings(self, prefix: str) -> Iterator[tuple[ProvenancedRecord, str, list[tuple[Field, str]]]]:
         """(record, --DTC, its tests) of every record of a form whose fields declare `prefix=CODE` tests
         (`cdisc = "LBTESTCD=CRP"`): a domain is fed by what the forms declare, not by a form's name. --DTC is
@@ -923,7 +932,8 @@ class _Subject:
                 )
 
     def cm(self) -> None:
-        for rec in self.by_form.get("conmed", []):
+        for rec in self.declaring("CMTRT", "CMCAT"):
+            self.built.source("CM", rec.form)
             p = self.proto_of(rec)
             names = cdisc_fields(p, rec.form)
             cat_fd = first_field(names, "CMCAT")
@@ -957,7 +967,8 @@ class _Subject:
             self.out.protocol_supp(row, rec, p)
 
     def mh(self) -> None:
-        for rec in self.by_form.get("demographics", []):
+        for rec in self.declaring("MHTERM", "MHSTDTC"):
+            self.built.source("MH", rec.form)
             p = self.proto_of(rec)
             names = cdisc_fields(p, rec.form)
             onset = dtc(mapped(rec, names, "MHSTDTC"))
@@ -995,7 +1006,8 @@ class _Subject:
                     )
 
     def ho(self) -> None:
-        for rec in self.by_form.get("demographics", []):
+        for rec in self.declaring("HOSTDTC"):
+            self.built.source("HO", rec.form)
             names = cdisc_fields(self.proto_of(rec), rec.form)
             start = dtc(mapped(rec, names, "HOSTDTC"))
             if start:

@@ -382,15 +382,15 @@ _add(
         "One record per recorded intervention occurrence or constant-dosing interval per subject",
         ("STUDYID", "USUBJID", "CMTRT", "CMSTDTC"),
         (
-            Var("CMTRT", "Reported Name of Drug, Med, or Therapy", core="Req", form="conmed"),
+            Var("CMTRT", "Reported Name of Drug, Med, or Therapy", core="Req"),
             Var("CMDECOD", "Standardized Medication Name", origin="Assigned"),
-            Var("CMCAT", "Category for Medication", form="conmed"),
+            Var("CMCAT", "Category for Medication"),
             Var("CMCLAS", "Medication Class", origin="Assigned"),
             Var("CMCLASCD", "Medication Class Code", origin="Assigned"),
-            Var("CMDOSE", "Dose per Administration", "Num", form="conmed"),
-            Var("CMDOSU", "Dose Units", form="conmed"),
+            Var("CMDOSE", "Dose per Administration", "Num"),
+            Var("CMDOSU", "Dose Units"),
         ),
-        _start_end("CM", "Medication", form="conmed"),
+        _start_end("CM", "Medication"),
     )
 )
 _add(
@@ -400,14 +400,14 @@ _add(
         "One record per medical history event per subject",
         ("STUDYID", "USUBJID", "MHCAT", "MHTERM"),
         (
-            Var("MHTERM", "Reported Term for the Medical History", core="Req", form="demographics"),
+            Var("MHTERM", "Reported Term for the Medical History", core="Req"),
             Var("MHDECOD", "Dictionary-Derived Term", origin="Assigned"),
             Var("MHCAT", "Category for Medical History", origin="Protocol"),
             Var("MHPRESP", "Medical History Event Pre-Specified", codelist="NY", origin="Protocol"),
-            Var("MHOCCUR", "Medical History Occurrence", codelist="NY", form="demographics"),
+            Var("MHOCCUR", "Medical History Occurrence", codelist="NY"),
         ),
         (
-            Var("MHSTDTC", "Start Date/Time of Medical History Event", datatype=_DTC, form="demographics"),
+            Var("MHSTDTC", "Start Date/Time of Medical History Event", datatype=_DTC),
             Var("MHSTDY", "Study Day of Start of Medical History", "Num", origin="Derived"),
         ),
     )
@@ -428,7 +428,6 @@ _add(
                 "Start Date/Time of Healthcare Encounter",
                 core="Exp",
                 datatype=_DTC,
-                form="demographics",
             ),
             Var(
                 "HOENDTC",
