@@ -1250,6 +1250,22 @@ def test_an_eligibility_form_of_another_name_projects_the_participant(
     assert r.code == 1 and "screen failure" in r.err
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.out + r.err
+    # SDTM reads the eligibility record the protocol names: DM's screen failure with its sex and age, DS's
+    # SCREEN FAILURE with the failed criterion
+    out = tmp_path / "sdtm"
+    r = w.run("export", "sdtm", "--out", str(out), user="auditor")  # nobody allocated: no study start yet
+    assert r.code == 0, r.out + r.err
+
+    def rows(name: str) -> list[dict[str, object]]:
+        d = json.loads((out / f"{name}.json").read_text("utf-8"))
+        cols = [c["name"] for c in d["columns"]]
+        return [dict(zip(cols, row, strict=True)) for row in d["rows"]]
+
+    dm = {r["SUBJID"]: r for r in rows("dm")}
+    assert (dm[failing]["ARMNRS"], dm[failing]["SEX"], dm[failing]["AGE"]) == ("SCREEN FAILURE", "F", 34)
+    assert (dm[ok]["ARMNRS"], dm[ok]["SEX"]) == ("NOT ASSIGNED", "F")
+    ds = [r for r in rows("ds") if r["USUBJID"] == f"PALM-{failing}" and r["DSDECOD"] == "SCREEN FAILURE"]
+    assert len(ds) == 1 and "PCR" in str(ds[0]["DSTERM"]).upper(), ds
 
 
 @pytest.mark.usefixtures("format1_mexcovid")  # the fixture site's MEXCOVID 1.0 run by format 1

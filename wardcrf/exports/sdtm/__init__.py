@@ -122,7 +122,8 @@ def package(
     terms = engine_design.ex_terms(regimen)
     roles = {a.record["form"]: a.record for r in regimen.regimens.values() for a in r.administrations}
     arms = engine_design.design_from_model(model).arms if model is not None else None
-    built = build(ds, progress, coding, arms, recorded_allocations(ds), terms, roles, model)
+    eligibility = regimen.data.get("eligibility", {})
+    built = build(ds, progress, coding, arms, recorded_allocations(ds), terms, roles, model, eligibility)
     assert built.design is not None
     created = now_utc()
     rows = dict(built.rows)

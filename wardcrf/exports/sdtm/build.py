@@ -210,6 +210,7 @@ def build(
     ex_terms: Mapping[tuple[str, str], ExTerms] | None = None,
     administrations: Mapping[str, Mapping[str, str]] | None = None,
     model: Model | None = None,
+    eligibility: Mapping[str, Any] | None = None,
 ) -> Built:
     """The subject datasets; `arms`: the protocol's (format 2) arms, `allocations`: participant -> ARMCD.
 
@@ -221,6 +222,8 @@ def build(
     the participant's arm's administration recorded on the form.
     `administrations`: recording form -> its roles (`start`, `end`,
     `not_given`, ...): EX has one row per administration given on those forms.
+    `eligibility`: the protocol's `[eligibility]` (its form, and its `date`,
+    `eligible` and `failed` fields): DM's screen failures and DS's SCREEN FAILURE.
     `model` (the engine's: a format-2 version, or a format-1 one on its
     re-encoding): the design is the protocol's (its visits, named as TV names
     them), and each record's visit is the occurrence whose window holds it
@@ -248,7 +251,7 @@ def build(
         for rec in ds.records(participant=pid):
             by_form[rec.form].append(rec)
         subject = _Subject(
-            ds, proto, design, out, built, coding, reviews, pid, by_form, administrations, model
+            ds, proto, design, out, built, coding, reviews, pid, by_form, administrations, model, eligibility
         )
         subject.allocated = (allocations or {}).get(pid)
         subject.ex_terms = ex_terms or {}
@@ -330,8 +333,14 @@ class _Subject:
         by_form: dict[str, list[ProvenancedRecord]],
         administrations: Mapping[str, Mapping[str, str]] | None = None,
         model: Model | None = None,
+        eligibility: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
+        el = eligibility or {}
+        # The eligibility record: the protocol's `[eligibility] form` and its roles (not a form by name).
+        self.screening = by_form.get(str(el.get("form", "")), []) if el else []
+        self.el_date, self.el_eligible = str(el.get("date", "")), str(el.get("eligible", ""))
+        self.el_failed = str(el.get("failed", ""))
         self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
         self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
         self.allocated: str | None = None  # ARMCD of the participant's recorded allocation
@@ -561,12 +570,17 @@ class _Subject:
         self.ho()
         self.sv()
 
+    def _subject_value(self, var: str) -> Any:
+        """A subject characteristic (SEX, AGE, BRTHDTC) from the last record of a form declaring it."""
+        found = [(r, cdisc_fields(self.proto_of(r), r.form)) for r in self.declaring(var)]
+        return mapped(found[-1][0], found[-1][1], var) if found else None
+
     def dm(self) -> None:
         consent = self.by_form.get("consent", [])
-        screening = self.by_form.get("screening", [])
+        screening = self.screening
         enrolled = bool(self.by_form.get("enrollment"))
         scr = screening[-1].data if screening else {}
-        age = number(scr.get("age"))
+        age = number(self._subject_value("AGE"))
         arms = self.design.arms
         labels = dict(arms)
         planned: tuple[str, str] | None = None
@@ -581,7 +595,8 @@ class _Subject:
         if planned and actual:
             nrs = ""
         elif not planned and (not screening or not enrolled):
-            nrs = "SCREEN FAILURE" if screening and scr.get("eligible") is False else "NOT ASSIGNED"
+            failed = bool(screening) and scr.get(self.el_eligible) is False
+            nrs = "SCREEN FAILURE" if failed else "NOT ASSIGNED"
         elif planned:
             nrs = "ASSIGNED, NOT TREATED"
         else:
@@ -605,10 +620,10 @@ class _Subject:
             DTHDTC=death,
             DTHFL="Y" if death or self._fatal_ae() else "",
             SITEID=site,
-            BRTHDTC=value_text(scr.get("dob")),
+            BRTHDTC=value_text(self._subject_value("BRTHDTC")),
             AGE=int(age) if age is not None else None,
             AGEU="YEARS" if age is not None else "",
-            SEX=value_text(scr.get("sex")),
+            SEX=value_text(self._subject_value("SEX")),
             RACE="",
             ARMCD=planned[0] if planned else "",
             ARM=planned[1] if planned else "",
@@ -665,11 +680,12 @@ class _Subject:
                 DSSTDY=self.t.day(when),
             )
             self.out.protocol_supp(row, rec, self.proto_of(rec))
-        for rec in self.by_form.get("screening", [])[-1:]:
-            if rec.data.get("eligible") is False and not self.by_form.get("enrollment"):
-                when = dtc(rec.data.get("date"))
-                failed = rec.data.get("failed_criteria") or []
-                fd = self.proto_of(rec).forms["screening"].fields.get("failed_criteria")
+        for rec in self.screening[-1:]:
+            if rec.data.get(self.el_eligible) is False and not self.by_form.get("enrollment"):
+                when = dtc(rec.data.get(self.el_date))
+                failed = rec.data.get(self.el_failed) or []
+                form = self.proto_of(rec).forms.get(rec.form)
+                fd = form.fields.get(self.el_failed) if form else None
                 why = choice_text(fd, failed) if fd and failed else ""
                 self.out.add(
                     "DS",
@@ -831,9 +847,7 @@ class _Subject:
             row[f"{domain}LOBXFL"] = "Y"
 
     def lb(self) -> None:
-        sex = ""
-        for rec in self.by_form.get("screening", [])[-1:]:
-            sex = value_text(rec.data.get("sex"))
+        sex = value_text(self._subject_value("SEX"))
         rows: list[dict[str, Any]] = []
         for rec, when, tests in self.findings("LBTESTCD"):
             for fd, code in tests:
