@@ -360,8 +360,10 @@ class _Subject:
             key=lambda r: value_text(self._start(r)),
         )
         consent = by_form.get("consent", [])
+        # The disposition records: every form declaring DSDECOD (the protocol's disposition form), by date.
         self.dispositions = sorted(
-            by_form.get("disposition", []), key=lambda r: value_text(r.data.get("date"))
+            self.declaring("DSDECOD"),
+            key=lambda r: dtc(mapped(r, cdisc_fields(self.proto_of(r), r.form), "DSSTDTC")),
         )
         eot = any(self._disp(r, "DSSCAT") == "STUDY TREATMENT" for r in self.dispositions)
         first = dtc(self._start(self.doses[0])) if self.doses else ""
