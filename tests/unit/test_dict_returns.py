@@ -107,11 +107,9 @@ EXPORT_DICTS_ALLOWED = {
     "wardcrf/exports/sdtm/build.py timing": SDTM_ROW + " (the timing variables --DTC, --DY, VISITNUM...)",
     "wardcrf/exports/sdtm/engine_design.py ti_rows": SDTM_ROW,
     "wardcrf/exports/sdtm/engine_design.py trial_rows": SDTM_ROW,
-    "wardcrf/exports/sdtm/trial.py ts_rows": SDTM_ROW,
+    "wardcrf/exports/sdtm/engine_design.py stored_v1_rows": SDTM_ROW,
     "wardcrf/exports/sdtm/trial.py _ts": SDTM_ROW,
-    "wardcrf/exports/sdtm/trial.py design_rows": SDTM_ROW,
     "wardcrf/exports/sdtm/trial.py design_tables": SDTM_ROW,
-    "wardcrf/exports/sdtm/trial.py ti_rows": SDTM_ROW,
     "wardcrf/exports/sdtm/files.py dataset_json": "a CDISC Dataset-JSON 1.1 document "
     "(wardcrf/exports/sdtm/schemas/dataset.schema.json)",
     "wardcrf/exports/sdtm/define.py _value_level": "Define-XML 2.1 value-level metadata, built as XML",

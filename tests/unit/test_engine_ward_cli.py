@@ -516,6 +516,17 @@ def test_palm_runs_a_ward_end_to_end_through_the_cli(palm: Ward, monkeypatch: py
         for r in sv
     )
     assert {r["VISIT"] for r in ex} == {"DAY 1", f"DAY {s3.day}"}
+    # Every form feeds the domains its fields declare, whatever its name: the screening's weight is VS,
+    # its Ebola PCR Ct value LB, its symptom onset MH's primary diagnosis; define.xml names the forms.
+    vs = {(r["VSTESTCD"], r["VISIT"]): r for r in rows("vs") if r["USUBJID"] == f"PALM-{pid}"}
+    assert vs[("WEIGHT", "SCREENING")]["VSORRES"] == "62" and vs[("WEIGHT", "SCREENING")]["VSORRESU"] == "kg"
+    lb = {(r["LBTESTCD"], r["VISIT"]): r for r in rows("lb") if r["USUBJID"] == f"PALM-{pid}"}
+    assert lb[("EBOVCTNP", "SCREENING")]["LBORRES"] == "20"
+    mh = [r for r in rows("mh") if r["USUBJID"] == f"PALM-{pid}"]
+    assert [(r["MHCAT"], r["MHTERM"][:5]) for r in mh] == [("PRIMARY DIAGNOSIS", "Ebola")]
+    define = (out / "sdtm" / "define.xml").read_text("utf-8")
+    lborres = define[define.index('Name="LBORRES"') :]
+    assert "'screening'" in lborres[: lborres.index("</ItemDef>")]
     r = w.run("export", "odm", "--out", str(out / "odm.xml"), user="auditor")
     assert r.code == 0, r.err
     import importlib.resources
@@ -830,6 +841,31 @@ def test_palm007_runs_a_blinded_ward_end_to_end_through_the_cli(
     assert sorted(r["EXDOSE"] for r in mine) == [400, 600, 600, 600]
     r = w.run("audit", "verify", "--json", user="auditor")
     assert r.code == 0 and json.loads(r.out)["ok"] is True, r.out
+    # a lesion assessment, exported again: its counts are RS
+    r = w.run(
+        "submit",
+        "lesions",
+        "--participant",
+        pid,
+        f"date={w.now.date().isoformat()}",
+        "total=40",
+        "active=12",
+        "mucosal_active=no",
+    )
+    assert r.code == 0, r.err
+    r = w.run("export", "sdtm", "--out", str(out / "sdtm-lesions"), "--check", user="auditor")
+    assert r.code == 0, r.out
+    # the lesion counts are RS: the form declares RSTESTCD tests (a domain reads no form by its name)
+    rs = json.loads((out / "sdtm-lesions" / "rs.json").read_text("utf-8"))
+    rs_cols = [c["name"] for c in rs["columns"]]
+    lesions = {
+        row["RSTESTCD"]: row
+        for row in (dict(zip(rs_cols, r, strict=True)) for r in rs["rows"])
+        if row["USUBJID"] == f"PALM007-{pid}"
+    }
+    assert set(lesions) == {"LESTOT", "LESACT", "LESMUC", "LESRES"}
+    assert lesions["LESTOT"]["RSORRES"] == "40" and lesions["LESTOT"]["RSCAT"] == "MPOX LESION ASSESSMENT"
+    assert lesions["LESTOT"]["RSDTC"] == w.now.date().isoformat()
 
 
 def test_palm_the_engines_rules_accept_and_refuse_each_in_one_line(
@@ -1214,6 +1250,22 @@ def test_an_eligibility_form_of_another_name_projects_the_participant(
     assert r.code == 1 and "screen failure" in r.err
     r = w.run("db", "rebuild", "--check", user="admin")
     assert r.code == 0, r.out + r.err
+    # SDTM reads the eligibility record the protocol names: DM's screen failure with its sex and age, DS's
+    # SCREEN FAILURE with the failed criterion
+    out = tmp_path / "sdtm"
+    r = w.run("export", "sdtm", "--out", str(out), user="auditor")  # nobody allocated: no study start yet
+    assert r.code == 0, r.out + r.err
+
+    def rows(name: str) -> list[dict[str, object]]:
+        d = json.loads((out / f"{name}.json").read_text("utf-8"))
+        cols = [c["name"] for c in d["columns"]]
+        return [dict(zip(cols, row, strict=True)) for row in d["rows"]]
+
+    dm = {r["SUBJID"]: r for r in rows("dm")}
+    assert (dm[failing]["ARMNRS"], dm[failing]["SEX"], dm[failing]["AGE"]) == ("SCREEN FAILURE", "F", 34)
+    assert (dm[ok]["ARMNRS"], dm[ok]["SEX"]) == ("NOT ASSIGNED", "F")
+    ds = [r for r in rows("ds") if r["USUBJID"] == f"PALM-{failing}" and r["DSDECOD"] == "SCREEN FAILURE"]
+    assert len(ds) == 1 and "PCR" in str(ds[0]["DSTERM"]).upper(), ds
 
 
 @pytest.mark.usefixtures("format1_mexcovid")  # the fixture site's MEXCOVID 1.0 run by format 1

@@ -395,12 +395,16 @@ def _write(fh: IO[str], el: ET.Element, indent: int) -> None:
 def export_odm(
     ds: Dataset, out: Path, progress: Progress | None = None, model: Model | None = None
 ) -> OdmExport:
-    """The ODM file; `model`: the format-2 version of a loaded protocol version (its visits' events)."""
+    """The ODM file; `model`: the format-2 version of a loaded protocol version (its visits' events), by
+    default the active version's model (`protocol.run_as`: a format-1 version's re-encoding); none for a
+    stored format-1 version the engine cannot run, whose metadata has the Casebook event only."""
     progress = progress or NullProgress()
     out = Path(out)
     if out.exists() and out.is_dir():
         raise UsageError(f"{out} is a directory; give a file name for the ODM XML (e.g. trial.xml)")
     proto = ds.active_protocol
+    if model is None:  # the active version as the ward runs it: a format-1 one on its re-encoding's model
+        model = proto.engine
     versions = ds.protocol_versions
     site = ds.site_row
     tmp = out.with_name(out.name + ".part")

@@ -37,12 +37,18 @@ from ..protocol_analysis import Endpoint, Window
 from . import stats
 from .render import Doc, Section, Table
 
-VITALS = [
-    ("temp", "Temperature"),
-    ("pulse", "Heart rate"),
-    ("resp", "Respiratory rate"),
-    ("oxysat", "Oxygen saturation"),
-]
+
+def vital_signs(proto: Protocol) -> tuple[set[str], list[tuple[str, str]]]:
+    """The forms and (field, label) of the vital signs followed over the dosing days: every number field
+    that declares a vital-sign test (`cdisc = "VSTESTCD=..."`), labelled as the protocol labels it."""
+    forms: set[str] = set()
+    fields: dict[str, str] = {}
+    for form in proto.forms.values():
+        for fd in form.fields.values():
+            if fd.cdisc and fd.cdisc.startswith("VSTESTCD=") and fd.type in ("number", "integer"):
+                forms.add(form.name)
+                fields.setdefault(fd.name, tr(fd.label))
+    return forms, list(fields.items())
 
 
 @dataclass
@@ -247,7 +253,8 @@ def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | Non
     doses_n = proto.schedule.doses
     people: dict[str, _Participant] = {}
     recs_by: dict[str, list[ProvenancedRecord]] = {}
-    vitals: dict[str, dict[str, list[float | None]]] = {k: {} for k, _ in VITALS}
+    vs_forms, vs_fields = vital_signs(proto)
+    vitals: dict[str, dict[str, list[float | None]]] = {k: {} for k, _ in vs_fields}
     vital_units: dict[str, str] = {}
     for pid in ds.participants():
         recs = list(ds.records(participant=pid))
@@ -271,7 +278,7 @@ def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | Non
                 p.onset_to_first_dose = float((dose_dates[0] - onset).days)
         people[pid] = p
         recs_by[pid] = recs
-        _collect_vitals(recs, doses_n, pid, vitals, vital_units)
+        _collect_vitals(recs, doses_n, pid, vitals, vital_units, (vs_forms, vs_fields))
     plist = list(people.values())
     sexes = {s: sum(1 for p in plist if p.sex == s) for s in sorted({p.sex for p in plist if p.sex})}
     demographics = {
@@ -298,7 +305,7 @@ def compute(ds: Dataset, *, quartiles: str | None = None, paired_test: str | Non
         for ep in plan.endpoints
     ]
     vital_tests = {}
-    for k, label in VITALS:
+    for k, label in vs_fields:
         groups: dict[str, list[float]] = {}
         for d in range(1, doses_n + 1):
             after_dose = (series[2 * (d - 1) + 1] for series in vitals[k].values())
@@ -330,24 +337,28 @@ def _collect_vitals(
     pid: str,
     vitals: dict[str, dict[str, list[float | None]]],
     units: dict[str, str],
+    declared: tuple[set[str], list[tuple[str, str]]],
 ) -> None:
-    series: dict[str, list[float | None]] = {k: [None] * (2 * doses_n) for k, _ in VITALS}
+    """Each vital sign's values before and after each dose (`declared`: `vital_signs`), one series a
+    participant; a record is placed by its dose number and pre- or post-dose timepoint."""
+    forms, fields = declared
+    series: dict[str, list[float | None]] = {k: [None] * (2 * doses_n) for k, _ in fields}
     for r in recs:
-        if r.form != "vitals":
+        if r.form not in forms:
             continue
         d = number(r.data.get("dose"))
         tp = r.data.get("timepoint")
         if d is None or not 1 <= d <= doses_n or tp not in ("pre_dose", "post_dose"):
             continue
         slot = 2 * (int(d) - 1) + (0 if tp == "pre_dose" else 1)
-        for k, _ in VITALS:
+        for k, _ in fields:
             v = number(r.data.get(k))
             if v is not None:
                 series[k][slot] = v
                 raw = r.data.get(k)
                 if isinstance(raw, dict) and raw.get("unit"):
                     units.setdefault(k, raw["unit"])
-    for k, _ in VITALS:
+    for k, _ in fields:
         if any(v is not None for v in series[k]):
             vitals[k][pid] = series[k]
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import cdisc
 from ...clock import now_utc
+from ...engine import protocol_v1
 from ..csv_export import prepare_dir, write_checksums
 from ..dataset import Dataset
 from ..progress import NullProgress, Progress
@@ -32,7 +33,6 @@ from . import ae as ae_map
 from .build import build
 from .conform import Change, conform
 from .metadata import ORDER, domain
-from .trial import design_rows, ts_rows
 
 if TYPE_CHECKING:
     from ...engine.model import Model
@@ -52,6 +52,8 @@ class Package:
     protocol_version: str
     design_source: str
     extended_terms: dict[str, dict[str, str]] = field(default_factory=dict)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    """Dataset -> the protocol forms its collected values came from (define.xml's def:Origin)."""
     """Codelist -> the protocol's own terms of that extensible CDISC codelist, with their meaning (format 2:
     an administration's `frequency_extended`); define.xml marks them def:ExtendedValue, the check accepts them."""
 
@@ -98,24 +100,30 @@ def package(
 ) -> Package:
     """Build every dataset (subject, trial design, SUPP--) and make them fit SAS transport v5.
 
-    `model`: the format-2 version of the active protocol (the engine's), when
-    the site has one; TS, TA, TE, TV and TI then come from its declared arms,
-    epochs, visits and criteria (engine_design.py) instead of format 1's
-    derived design, and DM's arms from its arms and the recorded allocations.
+    `model`: the engine's model of the active version, by default the one the
+    ward runs (`protocol.run_as`: a format-2 version's own, a format-1
+    version's re-encoding); TS, TA, TE, TV and TI come from its declared arms,
+    epochs, visits and criteria (engine_design.py), DM's arms from its arms and
+    the recorded allocations, EX from its administrations. A stored format-1
+    version the engine cannot run has none: its regimen as `engine.protocol_v1`
+    reads its `[schedule]`, and the documented default design (design.py).
     """
     progress = progress or NullProgress()
     proto = ds.active_protocol
     coding = coding or ae_map.coding_for(ds.store)
-    if model is not None:
-        from . import engine_design
-        from .build import recorded_allocations
+    if model is None:
+        model = proto.engine
+    from . import engine_design
+    from .build import recorded_allocations
 
-        arms = engine_design.design_from_model(model).arms
-        terms = engine_design.ex_terms(model)
-        roles = {a.record["form"]: a.record for r in model.regimens.values() for a in r.administrations}
-        built = build(ds, progress, coding, arms, recorded_allocations(ds), terms, roles, model)
-    else:
-        built = build(ds, progress, coding)
+    # A stored format-1 version the engine cannot run has no model: its regimen and criteria as the engine
+    # reads its [schedule] and [eligibility] (`engine.protocol_v1`), and the documented default design.
+    regimen = model if model is not None else protocol_v1.upgrade(proto)
+    terms = engine_design.ex_terms(regimen)
+    roles = {a.record["form"]: a.record for r in regimen.regimens.values() for a in r.administrations}
+    arms = engine_design.design_from_model(model).arms if model is not None else None
+    eligibility = regimen.data.get("eligibility", {})
+    built = build(ds, progress, coding, arms, recorded_allocations(ds), terms, roles, model, eligibility)
     assert built.design is not None
     created = now_utc()
     rows = dict(built.rows)
@@ -123,8 +131,11 @@ def package(
     if model is not None:
         rows.update(engine_design.trial_rows(model, dm, created, all_ended=built.ongoing == 0))
     else:
-        rows["TS"] = ts_rows(proto, built.design, dm, created, all_ended=built.ongoing == 0)
-        rows.update(design_rows(proto, built.design))
+        rows.update(
+            engine_design.stored_v1_rows(
+                proto, regimen, built.design, dm, created, all_ended=built.ongoing == 0
+            )
+        )
     changes = conform(rows, proto.id)
     return Package(
         proto.id,
@@ -137,6 +148,7 @@ def package(
         proto.version,
         built.design.source,
         _extended_terms(model) if model is not None else {},
+        built.sources,
     )
 
 

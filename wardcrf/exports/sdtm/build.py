@@ -12,7 +12,7 @@ exported without code changes. Every row gets its EPOCH, VISITNUM/VISIT
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,10 +24,10 @@ from ..progress import NullProgress, Progress
 from . import ae as ae_map
 from . import engine_visits
 from .design import (
-    BASELINE_FORMS,
+    BASELINE,
     FOLLOW_UP,
+    POST_TREATMENT,
     SCREENING,
-    TIMEPOINT_VISITS,
     TREATMENT,
     Design,
     Timeline,
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from .engine_design import ExTerms
 
 CONSENT_TERM = "INFORMED CONSENT OBTAINED"
+# The tests a form's fields declare (`cdisc = "LBTESTCD=CRP"`): each feeds its domain, whatever the form.
+FINDINGS = ("VSTESTCD", "LBTESTCD", "RSTESTCD")
 TPT = {"pre_dose": ("PRE-DOSE", 1), "post_dose": ("POST-DOSE", 2)}
 VS_TESTS = {
     "TEMP": "Temperature",
@@ -63,7 +65,7 @@ LB_TESTS = {
     "AST": "Aspartate Aminotransferase",
     "CREAT": "Creatinine",
 }
-DOSE_FORM = "SUSPENSION"
+DOSE_FORM = "SUSPENSION"  # EXDOSFRM when the product declares no dosage form
 # Record date: the first of these fields a form has (documented in docs/exports.md).
 DATE_FIELDS = ("time", "date", "start", "onset")
 
@@ -88,6 +90,14 @@ class Built:
     notes: list[str] = field(default_factory=list)
     ongoing: int = 0  # subjects without an end-of-study disposition, death or screen failure
     uncoded_cm: int = 0
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    """Dataset -> the protocol forms its collected values came from, in first-seen order (define.xml's
+    origin): the forms declaring its tests (VS, LB, RS), the administrations' forms (EX)."""
+
+    def source(self, dataset: str, form: str) -> None:
+        seen = self.sources.setdefault(dataset, [])
+        if form not in seen:
+            seen.append(form)
 
 
 def cdisc_fields(proto: Protocol, form: str) -> dict[str, list[Field]]:
@@ -200,6 +210,7 @@ def build(
     ex_terms: Mapping[tuple[str, str], ExTerms] | None = None,
     administrations: Mapping[str, Mapping[str, str]] | None = None,
     model: Model | None = None,
+    eligibility: Mapping[str, Any] | None = None,
 ) -> Built:
     """The subject datasets; `arms`: the protocol's (format 2) arms, `allocations`: participant -> ARMCD.
 
@@ -207,22 +218,27 @@ def build(
     else the only arm of a one-arm trial once enrolled; a participant of a
     trial with several arms and no allocation is NOT ASSIGNED (SDTMIG 3.4
     ARMNRS). The actual arm is the planned one once a dose is recorded.
-    `ex_terms` (format 2): EXTRT, EXROUTE, EXDOSFRQ, EXDOSFRM and the default
-    EXDOSU of the participant's arm's administration recorded on the form.
-    `administrations` (format 2): recording form -> its roles (`start`, `end`,
+    `ex_terms`: EXTRT, EXROUTE, EXDOSFRQ, EXDOSFRM and the default EXDOSU of
+    the participant's arm's administration recorded on the form.
+    `administrations`: recording form -> its roles (`start`, `end`,
     `not_given`, ...): EX has one row per administration given on those forms.
-    `model` (format 2): the design is the protocol's (its visits, named as TV
-    names them), and each record's visit is the occurrence whose window holds
-    it (`engine_visits`).
+    `eligibility`: the protocol's `[eligibility]` (its form, and its `date`,
+    `eligible` and `failed` fields): DM's screen failures and DS's SCREEN FAILURE.
+    `model` (the engine's: a format-2 version, or a format-1 one on its
+    re-encoding): the design is the protocol's (its visits, named as TV names
+    them), and each record's visit is the occurrence whose window holds it
+    (`engine_visits`); without one (a stored format-1 version the engine cannot
+    run) the documented default (`design.design_of`).
     """
     progress = progress or NullProgress()
     coding = coding or ae_map.NoCoding()
     proto = ds.active_protocol
-    design = design_of(proto)
     if model is not None:
         from .engine_design import design_from_model
 
         design = design_from_model(model)
+    else:
+        design = design_of(proto)
     if arms is not None:
         design = replace(design, arms=arms)
     out = _Rows(proto.id)
@@ -235,7 +251,7 @@ def build(
         for rec in ds.records(participant=pid):
             by_form[rec.form].append(rec)
         subject = _Subject(
-            ds, proto, design, out, built, coding, reviews, pid, by_form, administrations, model
+            ds, proto, design, out, built, coding, reviews, pid, by_form, administrations, model, eligibility
         )
         subject.allocated = (allocations or {}).get(pid)
         subject.ex_terms = ex_terms or {}
@@ -317,18 +333,23 @@ class _Subject:
         by_form: dict[str, list[ProvenancedRecord]],
         administrations: Mapping[str, Mapping[str, str]] | None = None,
         model: Model | None = None,
+        eligibility: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
+        el = eligibility or {}
+        # The eligibility record: the protocol's `[eligibility] form` and its roles (not a form by name).
+        self.screening = by_form.get(str(el.get("form", "")), []) if el else []
+        self.el_date, self.el_eligible = str(el.get("date", "")), str(el.get("eligible", ""))
+        self.el_failed = str(el.get("failed", ""))
         self.ds, self.proto, self.design, self.out, self.built = ds, proto, design, out, built
         self.coding, self.reviews, self.pid, self.by_form = coding, reviews, pid, by_form
         self.allocated: str | None = None  # ARMCD of the participant's recorded allocation
         self.arm: str | None = None  # the planned ARMCD, once DM has it
         self.ex_terms: Mapping[tuple[str, str], ExTerms] = {}
         self.u = f"{proto.id}-{pid}"
-        # Format 1: the dose form; format 2: the administrations given on the regimens' recording forms.
-        self.roles: Mapping[str, Mapping[str, str]] = administrations or {
-            "dose": {"start": "start", "end": "end", "number": "dose_number"}
-        }
+        # The administrations given on the regimens' recording forms (the model's, or a stored format-1
+        # version's regimen as `engine.protocol_v1` reads its [schedule]): form -> its roles.
+        self.roles: Mapping[str, Mapping[str, str]] = administrations or {}
         self.doses = sorted(
             (
                 r
@@ -339,8 +360,10 @@ class _Subject:
             key=lambda r: value_text(self._start(r)),
         )
         consent = by_form.get("consent", [])
+        # The disposition records: every form declaring DSDECOD (the protocol's disposition form), by date.
         self.dispositions = sorted(
-            by_form.get("disposition", []), key=lambda r: value_text(r.data.get("date"))
+            self.declaring("DSDECOD"),
+            key=lambda r: dtc(mapped(r, cdisc_fields(self.proto_of(r), r.form), "DSSTDTC")),
         )
         eot = any(self._disp(r, "DSSCAT") == "STUDY TREATMENT" for r in self.dispositions)
         first = dtc(self._start(self.doses[0])) if self.doses else ""
@@ -419,29 +442,42 @@ class _Subject:
         names = " or ".join(dict.fromkeys(t.treatment for t in found))
         return replace(found[0], treatment=names)
 
+    def _form_terms(self, form: str) -> ExTerms | None:
+        """The EX terms of the first arm recording on `form`: a participant given an administration without
+        a planned arm (not enrolled, an arm code the regimen's upgrade does not name)."""
+        return next((t for (_arm, f), t in self.ex_terms.items() if f == form), None)
+
     def _start(self, rec: ProvenancedRecord) -> Any:
         return rec.data.get(self.roles.get(rec.form, {}).get("start", "start"))
 
     def _end(self, rec: ProvenancedRecord) -> Any:
         return rec.data.get(self.roles.get(rec.form, {}).get("end", "end"))
 
-    def _planned_visit(self, rec: ProvenancedRecord) -> str | None:
-        """The planned visit a record belongs to, or None (unscheduled / no visit)."""
+    def _number(self, rec: ProvenancedRecord) -> int | None:
+        """An administration's number: its `number` role, else its place among those given."""
+        n = rec.data.get(self.roles.get(rec.form, {}).get("number", ""))
+        if not isinstance(n, int):
+            n = self.doses.index(rec) + 1 if rec in self.doses else None
+        return n
+
+    def _planned_visit(self, rec: ProvenancedRecord, when: str) -> str | None:
+        """The default design's visit of a record (a version that declares no visits), or None
+        (unscheduled): by its date against the administrations, never by its form's name."""
         n_doses = self.proto.schedule.doses
-        if rec.form in BASELINE_FORMS:
-            return "BASELINE"
-        tp = value_text(rec.data.get("timepoint"))
-        if rec.form in ("labs", "ct_score") or tp in TIMEPOINT_VISITS:
-            return TIMEPOINT_VISITS.get(tp)
-        if rec.form == "dose":
-            n = rec.data.get("dose_number")
-            if not isinstance(n, int):
-                n = self.doses.index(rec) + 1 if rec in self.doses else None
-            return f"DOSE {n}" if isinstance(n, int) and 1 <= n <= n_doses else None
-        if rec.form in ("vitals", "post_dose_check"):
-            n = rec.data.get("dose")
-            if isinstance(n, int) and 1 <= n <= n_doses and tp != "unscheduled":
+        if rec.form in self.roles:
+            n = self._number(rec)
+            return f"DOSE {n}" if n is not None and 1 <= n <= n_doses else None
+        day = when[:10]
+        if not day:
+            return None
+        if not self.t.first_dose or day < self.t.first_dose[:10]:
+            return BASELINE
+        for dose in self.doses:
+            n = self._number(dose)
+            if dtc(self._start(dose))[:10] == day and n is not None and 1 <= n <= n_doses:
                 return f"DOSE {n}"
+        if self.t.treatment_over and day > self.t.last_dose[:10]:
+            return POST_TREATMENT
         return None
 
     def _assign_visits(self) -> dict[str, tuple[float, str, str]]:
@@ -451,7 +487,13 @@ class _Subject:
         self.record_visit: dict[str, str] = {}
         dates: dict[str, list[str]] = defaultdict(list)
         unscheduled: list[tuple[str, ProvenancedRecord]] = []
-        visit_forms = {"labs", "ct_score", "vitals", "dose", "post_dose_check", *BASELINE_FORMS}
+        # A version that declares no visits: consent, enrollment, the administrations and the forms that
+        # declare findings tests (VS, LB, RS) are visits.
+        visit_forms = {"consent", "enrollment", *self.roles} | {
+            form
+            for form, recs in self.by_form.items()
+            if any(self._findings_tests(r, p) for r in recs for p in FINDINGS)
+        }
         found = self.found
         if self.model is not None:
             # Records of the forms a planned visit collects (and the administrations) are visits: placed,
@@ -486,7 +528,7 @@ class _Subject:
                     )
                     name = occ.name if occ is not None else None  # the visit as TV names it
                 else:
-                    name = self._planned_visit(rec)
+                    name = self._planned_visit(rec, when)
                 if name:
                     self.record_visit[rec.event_id] = name
                     if when:
@@ -530,12 +572,17 @@ class _Subject:
         self.ho()
         self.sv()
 
+    def _subject_value(self, var: str) -> Any:
+        """A subject characteristic (SEX, AGE, BRTHDTC) from the last record of a form declaring it."""
+        found = [(r, cdisc_fields(self.proto_of(r), r.form)) for r in self.declaring(var)]
+        return mapped(found[-1][0], found[-1][1], var) if found else None
+
     def dm(self) -> None:
         consent = self.by_form.get("consent", [])
-        screening = self.by_form.get("screening", [])
+        screening = self.screening
         enrolled = bool(self.by_form.get("enrollment"))
         scr = screening[-1].data if screening else {}
-        age = number(scr.get("age"))
+        age = number(self._subject_value("AGE"))
         arms = self.design.arms
         labels = dict(arms)
         planned: tuple[str, str] | None = None
@@ -550,7 +597,8 @@ class _Subject:
         if planned and actual:
             nrs = ""
         elif not planned and (not screening or not enrolled):
-            nrs = "SCREEN FAILURE" if screening and scr.get("eligible") is False else "NOT ASSIGNED"
+            failed = bool(screening) and scr.get(self.el_eligible) is False
+            nrs = "SCREEN FAILURE" if failed else "NOT ASSIGNED"
         elif planned:
             nrs = "ASSIGNED, NOT TREATED"
         else:
@@ -574,10 +622,10 @@ class _Subject:
             DTHDTC=death,
             DTHFL="Y" if death or self._fatal_ae() else "",
             SITEID=site,
-            BRTHDTC=value_text(scr.get("dob")),
+            BRTHDTC=value_text(self._subject_value("BRTHDTC")),
             AGE=int(age) if age is not None else None,
             AGEU="YEARS" if age is not None else "",
-            SEX=value_text(scr.get("sex")),
+            SEX=value_text(self._subject_value("SEX")),
             RACE="",
             ARMCD=planned[0] if planned else "",
             ARM=planned[1] if planned else "",
@@ -634,11 +682,12 @@ class _Subject:
                 DSSTDY=self.t.day(when),
             )
             self.out.protocol_supp(row, rec, self.proto_of(rec))
-        for rec in self.by_form.get("screening", [])[-1:]:
-            if rec.data.get("eligible") is False and not self.by_form.get("enrollment"):
-                when = dtc(rec.data.get("date"))
-                failed = rec.data.get("failed_criteria") or []
-                fd = self.proto_of(rec).forms["screening"].fields.get("failed_criteria")
+        for rec in self.screening[-1:]:
+            if rec.data.get(self.el_eligible) is False and not self.by_form.get("enrollment"):
+                when = dtc(rec.data.get(self.el_date))
+                failed = rec.data.get(self.el_failed) or []
+                form = self.proto_of(rec).forms.get(rec.form)
+                fd = form.fields.get(self.el_failed) if form else None
                 why = choice_text(fd, failed) if fd and failed else ""
                 self.out.add(
                     "DS",
@@ -677,11 +726,14 @@ class _Subject:
             self.out.protocol_supp(row, rec, self.proto_of(rec))
 
     def ex(self) -> None:
-        sched = self.proto.schedule
-        product = str(self.proto.product.get("name") or "study treatment")
         for rec in self.doses:
+            self.built.source("EX", rec.form)
             p = self.proto_of(rec)
-            terms = self.ex_terms.get((self.arm or "", rec.form)) or self._blinded_terms(rec.form)
+            terms = (
+                self.ex_terms.get((self.arm or "", rec.form))
+                or self._blinded_terms(rec.form)
+                or self._form_terms(rec.form)
+            )
             names = cdisc_fields(p, rec.form)
             dose = mapped(rec, names, "EXDOSE")
             vamt = mapped(rec, names, "EXVAMT")
@@ -694,13 +746,13 @@ class _Subject:
                 self.u,
                 EXREFID=value_text(mapped(rec, names, "EXREFID")),
                 EXSPID=rec.event_id,
-                EXTRT=terms.treatment if terms else product,
+                EXTRT=terms.treatment if terms else "",
                 EXDOSE=number(dose),
                 EXDOSU=(dose.get("unit") if isinstance(dose, dict) else None)
-                or (terms.unit if terms else sched.dose_unit),
+                or (terms.unit if terms else _unit(dose, names, "EXDOSE")),
                 EXDOSFRM=(terms.dosage_form if terms else "") or DOSE_FORM,
-                EXDOSFRQ=terms.frequency if terms else p.schedule.frequency,
-                EXROUTE=terms.route if terms else sched.route,
+                EXDOSFRQ=terms.frequency if terms else "",
+                EXROUTE=terms.route if terms else "",
                 EXLOT=value_text(mapped(rec, names, "EXLOT")),
                 EXTRTV=choice_text(vehicle_fd, vehicle).upper() if vehicle_fd and vehicle else "",
                 EXVAMT=number(vamt),
@@ -720,19 +772,38 @@ class _Subject:
             if fd.cdisc and fd.cdisc.startswith(prefix + "=")
         ]
 
+    def declaring(self, *variables: str) -> Iterator[ProvenancedRecord]:
+        """Every record of a form whose fields (under the record's own version) declare one of `variables`
+        (`cdisc = "CMTRT"`): a domain reads what the forms declare for it, not a form by its name."""
+        for recs in self.by_form.values():
+            for rec in recs:
+                names = cdisc_fields(self.proto_of(rec), rec.form)
+                if any(v in names for v in variables):
+                    yield rec
+
+    def findings(self, prefix: str) -> Iterator[tuple[ProvenancedRecord, str, list[tuple[Field, str]]]]:
+        """(record, --DTC, its tests) of every record of a form whose fields declare `prefix=CODE` tests
+        (`cdisc = "LBTESTCD=CRP"`): a domain is fed by what the forms declare, not by a form's name. --DTC is
+        the field mapped to `--DTC`, else the record's date."""
+        domain = prefix[:2]
+        for recs in self.by_form.values():
+            for rec in recs:
+                tests = self._findings_tests(rec, prefix)
+                if tests:
+                    self.built.source(domain, rec.form)
+                    p = self.proto_of(rec)
+                    when = dtc(mapped(rec, cdisc_fields(p, rec.form), f"{domain}DTC")) or record_dtc(rec, p)
+                    yield rec, when, tests
+
     def vs(self) -> None:
-        recs = self.by_form.get("vitals", [])
-        dose_start = {
-            rec.data.get("dose_number") or i: dtc(self._start(rec)) for i, rec in enumerate(self.doses, 1)
-        }
+        dose_start = {self._number(rec) or i: dtc(self._start(rec)) for i, rec in enumerate(self.doses, 1)}
         rows: list[dict[str, Any]] = []
-        for rec in recs:
+        for rec, when, tests in self.findings("VSTESTCD"):
             d = rec.data
             tp = value_text(d.get("timepoint"))
             tpt, tptnum = TPT.get(tp, ("", None))
-            when = dtc(d.get("time"))
             n = d.get("dose")
-            for fd, code in self._findings_tests(rec, "VSTESTCD"):
+            for fd, code in tests:
                 v = d.get(fd.name)
                 if v is None:
                     continue
@@ -778,13 +849,10 @@ class _Subject:
             row[f"{domain}LOBXFL"] = "Y"
 
     def lb(self) -> None:
-        sex = ""
-        for rec in self.by_form.get("screening", [])[-1:]:
-            sex = value_text(rec.data.get("sex"))
+        sex = value_text(self._subject_value("SEX"))
         rows: list[dict[str, Any]] = []
-        for rec in self.by_form.get("labs", []):
-            when = dtc(rec.data.get("date"))
-            for fd, code in self._findings_tests(rec, "LBTESTCD"):
+        for rec, when, tests in self.findings("LBTESTCD"):
+            for fd, code in tests:
                 v = rec.data.get(fd.name)
                 if v is None:
                     continue
@@ -820,12 +888,10 @@ class _Subject:
 
     def rs(self) -> None:
         rows: list[dict[str, Any]] = []
-        for rec in self.by_form.get("ct_score", []):
+        for rec, when, tests in self.findings("RSTESTCD"):
             p = self.proto_of(rec)
-            names = cdisc_fields(p, rec.form)
-            when = dtc(mapped(rec, names, "RSDTC") or rec.data.get("date"))
             total_row = None
-            for fd, code in self._findings_tests(rec, "RSTESTCD"):
+            for fd, code in tests:
                 v = rec.data.get(fd.name)
                 if v is None:
                     continue
@@ -882,7 +948,8 @@ class _Subject:
                 )
 
     def cm(self) -> None:
-        for rec in self.by_form.get("conmed", []):
+        for rec in self.declaring("CMTRT", "CMCAT"):
+            self.built.source("CM", rec.form)
             p = self.proto_of(rec)
             names = cdisc_fields(p, rec.form)
             cat_fd = first_field(names, "CMCAT")
@@ -916,7 +983,8 @@ class _Subject:
             self.out.protocol_supp(row, rec, p)
 
     def mh(self) -> None:
-        for rec in self.by_form.get("demographics", []):
+        for rec in self.declaring("MHTERM", "MHSTDTC"):
+            self.built.source("MH", rec.form)
             p = self.proto_of(rec)
             names = cdisc_fields(p, rec.form)
             onset = dtc(mapped(rec, names, "MHSTDTC"))
@@ -954,7 +1022,8 @@ class _Subject:
                     )
 
     def ho(self) -> None:
-        for rec in self.by_form.get("demographics", []):
+        for rec in self.declaring("HOSTDTC"):
+            self.built.source("HO", rec.form)
             names = cdisc_fields(self.proto_of(rec), rec.form)
             start = dtc(mapped(rec, names, "HOSTDTC"))
             if start:

@@ -298,20 +298,28 @@ def _item_def(
         dictionary = "MedDRA" if var.name == "AEDECOD" else "WHODrug"
         if dictionary in pkg.dictionary_versions:
             ET.SubElement(item, f"{{{ODM}}}CodeListRef", {"CodeListOID": f"CL.{dictionary.upper()}"})
-    _origin(item, var)
+    _origin(item, var, (var.form,) if var.form else tuple(pkg.sources.get(dataset, ())))
     vl = f"VL.{dataset}.{var.name}"
     if vl in vlm["lists"]:
         ET.SubElement(item, f"{{{DEF}}}ValueListRef", {"ValueListOID": vl})
     return item
 
 
-def _origin(item: ET.Element, var: Var) -> None:
+def _origin(item: ET.Element, var: Var, forms: tuple[str, ...]) -> None:
+    """def:Origin; a collected value names the protocol form(s) it was entered on: the variable's own, else
+    the forms that fed its dataset in this export (the forms declaring its tests, the administrations')."""
     attrs = {"Type": var.origin}
     if var.origin == "Collected":
         attrs["Source"] = "Investigator"
     o = ET.SubElement(item, f"{{{DEF}}}Origin", attrs)
-    if var.origin == "Collected" and var.form:
-        _text(o, f"{{{ODM}}}Description", f"Protocol form '{var.form}' (protocol.toml, [forms.{var.form}])")
+    if var.origin == "Collected" and forms:
+        names = ", ".join(f"'{f}'" for f in forms)
+        tables = ", ".join(f"[forms.{f}]" for f in forms)
+        _text(
+            o,
+            f"{{{ODM}}}Description",
+            f"Protocol form{'s' if len(forms) > 1 else ''} {names} (protocol.toml, {tables})",
+        )
 
 
 def _length(var: Var, rows: Sequence[dict[str, Any]]) -> int:

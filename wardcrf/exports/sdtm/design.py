@@ -1,24 +1,26 @@
 """The trial's design as SDTM sees it: arms, elements, epochs, visits; a subject's timeline.
 
-Where the protocol declares arms (`[trial] arms`), they are used. Today's
-protocol format declares no visits or epochs (the trial-engine issue #17 will
-add them); until it does, the design is derived from the dose schedule by the
-documented default (docs/exports.md, "Trial design"):
+A format-2 protocol (and every format-1 version the engine runs, on its
+re-encoding) declares its epochs and visits: `engine_design` translates them.
+This module holds what both share (`Design`, `Timeline`) and the documented
+default for a version that declares none: a stored format-1 version the engine
+cannot run (docs/engine.md, "Every format-1 version on the engine"), derived
+from its `[schedule]` and its records, never from a form's name
+(docs/exports.md, "Trial design"):
 
 * one arm per declared arm, else one arm named after the product;
 * three elements and epochs: SCREENING (consent to the first dose),
   TREATMENT (the first dose to the end of the day of the last dose) and
   FOLLOW-UP (after it, to the end of study);
-* visits: 1 BASELINE (the enrollment day, study day -1), 1+n DOSE n for each
-  scheduled dose (study day n), `doses`+2 POST-TREATMENT; a record that
-  belongs to no planned visit is an unscheduled visit numbered after the
-  last planned visit before it (2.01, 2.02...).
+* visits: 1 BASELINE (study day -1: what was recorded before the first
+  administration's day), 1+n DOSE n for each scheduled administration (study
+  day n: the administration and what was recorded on its day), `doses`+2
+  POST-TREATMENT (what was recorded after the last administration's day once
+  treatment is over); anything else dated is an unscheduled visit numbered
+  after the last planned visit before it (2.01, 2.02...).
 
-A record's visit comes from its form: screening-visit forms are BASELINE,
-a `timepoint` of baseline / post_treatment / other, a dose number, or
-otherwise its date. Its epoch is its visit's epoch, else the epoch its
-date falls in. One function (`design_of`) and one class (`Timeline`) own
-these rules, so every domain, SV, TV and TA agree.
+A record's epoch is its visit's epoch, else the epoch its date falls in.
+`Timeline` owns these rules, so every domain, SV, TV and TA agree.
 """
 
 from __future__ import annotations
@@ -31,9 +33,7 @@ from datetime import date
 from ...protocol import Protocol
 
 SCREENING, TREATMENT, FOLLOW_UP = "SCREENING", "TREATMENT", "FOLLOW-UP"
-# Forms filled at the screening / baseline visit (before enrollment ends).
-BASELINE_FORMS = ("consent", "screening", "enrollment", "demographics", "skin_test")
-TIMEPOINT_VISITS = {"baseline": "BASELINE", "post_treatment": "POST-TREATMENT"}
+BASELINE, POST_TREATMENT = "BASELINE", "POST-TREATMENT"  # the default design's first and last visits
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def arm_code_from(name: str) -> str:
 
 
 def design_of(proto: Protocol) -> Design:
-    """The trial design: the protocol's arms if declared, the documented default otherwise."""
+    """The documented default design of a version that declares no visits (a stored format-1 version the
+    engine cannot run): the protocol's arms if declared, else one named after the product."""
     product = str(proto.product.get("name") or "study treatment")
     arms = tuple((a.code, a.label) for a in proto.trial.arms) or ((arm_code_from(product), product),)
     n = proto.schedule.doses
@@ -104,20 +105,16 @@ def design_of(proto: Protocol) -> Design:
         ),
         Element("FU", "Follow-up", FOLLOW_UP, "Day after the last dose", "End of study (disposition)"),
     )
-    visits = [
-        Visit(
-            1,
-            "BASELINE",
-            SCREENING,
-            -1,
-            "Enrollment day, the day before dose 1 (consent, screening, baseline)",
-        )
-    ]
+    visits = [Visit(1, BASELINE, SCREENING, -1, "Before the day of the first dose (screening, baseline)")]
     for d in range(1, n + 1):
         visits.append(
             Visit(1 + d, f"DOSE {d}", TREATMENT, d, f"Dose {d} of {n}, due on study day {d} at {when}")
         )
-    visits.append(Visit(n + 2, "POST-TREATMENT", FOLLOW_UP, None, "After the last dose: labs and imaging"))
+    visits.append(
+        Visit(
+            n + 2, POST_TREATMENT, FOLLOW_UP, None, "After the day of the last dose, once treatment is over"
+        )
+    )
     return Design(arms, elements, tuple(visits), "protocol" if proto.trial.arms else "default")
 
 

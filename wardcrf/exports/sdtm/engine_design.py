@@ -40,7 +40,7 @@ from ... import cdisc
 from ...engine import schedule
 from ...engine.model import Administration, Model, duration
 from ...errors import Refused
-from ...protocol import tr
+from ...protocol import Protocol, tr
 from .design import FOLLOW_UP, SCREENING, TREATMENT, Design, Element, Visit
 from .trial import CT, ISO8601, Param, _registry, _trial_params, _ts, design_tables
 
@@ -311,14 +311,28 @@ def ts_params(model: Model) -> list[Param]:
     """TS parameters a format-2 file states: `[trial]`, products, routes, frequencies, endpoints."""
     d = model.data
     t = d.get("trial", {})
-    products = {p["code"]: p for p in d.get("products", ())}
-    adms = _administrations(model)
-    used = list(dict.fromkeys(a.product for a in adms))
     out: list[Param] = [
         ("TITLE", "Trial Title", label(d["protocol"]["title"]), "", ""),
         *_trial_params(t),
         ("AGEMIN", "Planned Minimum Age of Subjects", t.get("age_min"), ISO8601, ""),
         ("AGEMAX", "Planned Maximum Age of Subjects", t.get("age_max"), ISO8601, ""),
+        *regimen_params(model),
+    ]
+    for e in d.get("analysis", {}).get("endpoints", ()):
+        text = _endpoint_text(d, e)
+        if e.get("primary"):
+            out.append(("OUTMSPRI", "Primary Outcome Measure", text, "", ""))
+        else:
+            out.append(("OUTMSSEC", "Secondary Outcome Measure", text, "", ""))
+    return [*out, *_registry(d["protocol"].get("registry", ()))]
+
+
+def regimen_params(model: Model) -> list[Param]:
+    """TRT per product given, ROUTE and DOSFRQ per distinct term, and DOSE/DOSU from the regimens' `Dose`."""
+    products = {p["code"]: p for p in model.data.get("products", ())}
+    adms = _administrations(model)
+    used = list(dict.fromkeys(a.product for a in adms))
+    out: list[Param] = [
         *(("TRT", "Investigational Therapy or Treatment", products[c]["name"], "", "") for c in used),
         *(
             ("ROUTE", "Route of Administration", r, CT, cdisc.CT_VERSION)
@@ -334,13 +348,34 @@ def ts_params(model: Model) -> list[Param]:
         value = int(amount) if amount is not None and amount == amount.to_integral() else amount
         unit = dose.unit if dose.fixed is not None else f"{dose.unit}/kg"
         out += [("DOSE", "Dose per Administration", value, "", ""), ("DOSU", "Dose Units", unit, "", "")]
-    for e in d.get("analysis", {}).get("endpoints", ()):
-        text = _endpoint_text(d, e)
-        if e.get("primary"):
-            out.append(("OUTMSPRI", "Primary Outcome Measure", text, "", ""))
-        else:
-            out.append(("OUTMSSEC", "Secondary Outcome Measure", text, "", ""))
-    return [*out, *_registry(d["protocol"].get("registry", ()))]
+    return out
+
+
+def stored_v1_rows(
+    proto: Protocol,
+    regimen: Model,
+    design: Design,
+    dm: list[dict[str, Any]],
+    now: datetime,
+    *,
+    all_ended: bool,
+) -> dict[str, list[dict[str, Any]]]:
+    """TS, TA, TE, TV and TI of a stored format-1 version the engine cannot run: `[protocol]`, `[trial]`, its
+    ages, its regimen and criteria as the engine reads its `[schedule]` and `[eligibility]`
+    (`engine.protocol_v1.upgrade`, `regimen`), and the documented default design (`design.design_of`)."""
+    params: list[Param] = [
+        ("TITLE", "Trial Title", tr(proto.title), "", ""),
+        *_trial_params(proto.trial),
+        ("AGEMIN", "Planned Minimum Age of Subjects", f"P{proto.eligibility.age_min}Y", ISO8601, ""),
+        ("AGEMAX", "Planned Maximum Age of Subjects", f"P{proto.eligibility.age_max}Y", ISO8601, ""),
+        *regimen_params(regimen),
+        *_registry(proto.registry),
+    ]
+    return {
+        "TS": _ts(proto.id, params, design, dm, now, all_ended=all_ended),
+        **design_tables(proto.id, design),
+        "TI": list(ti_rows(regimen)),
+    }
 
 
 def _endpoint_text(d: Mapping[str, Any], e: Mapping[str, Any]) -> str:

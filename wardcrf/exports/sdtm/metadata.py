@@ -26,7 +26,8 @@ class Var:
     core: str = "Perm"  # "Req", "Exp" or "Perm"
     codelist: str | None = None  # name of a codelist in wardcrf.cdisc (e.g. "NY")
     origin: str = "Collected"  # Collected | Derived | Assigned | Protocol
-    form: str | None = None  # the protocol form a collected value comes from
+    form: str | None = None  # the protocol form a collected value comes from; None: the forms that fed the
+    # dataset in this export (`Package.sources`: the forms declaring its tests, the administrations' forms)
     datatype: str | None = None  # Define-XML data type when not plain text/integer/float
 
 
@@ -213,20 +214,20 @@ _add(
         ("STUDYID", "USUBJID", "EXTRT", "EXSTDTC"),
         (
             *_ids("EX"),
-            Var("EXREFID", "Reference ID", form="dose"),
+            Var("EXREFID", "Reference ID"),
             _spid("EX"),
             Var("EXTRT", "Name of Treatment", core="Req", origin="Protocol"),
-            Var("EXDOSE", "Dose", "Num", "Exp", form="dose"),
-            Var("EXDOSU", "Dose Units", core="Exp", form="dose"),
+            Var("EXDOSE", "Dose", "Num", "Exp"),
+            Var("EXDOSU", "Dose Units", core="Exp"),
             Var("EXDOSFRM", "Dose Form", core="Exp", origin="Protocol"),
             Var("EXDOSFRQ", "Dosing Frequency per Interval", codelist="FREQ", origin="Protocol"),
             Var("EXROUTE", "Route of Administration", codelist="ROUTE", origin="Protocol"),
-            Var("EXLOT", "Lot Number", form="dose"),
-            Var("EXTRTV", "Treatment Vehicle", form="dose"),
-            Var("EXVAMT", "Treatment Vehicle Amount", "Num", form="dose"),
-            Var("EXVAMTU", "Treatment Vehicle Amount Units", form="dose"),
+            Var("EXLOT", "Lot Number"),
+            Var("EXTRTV", "Treatment Vehicle"),
+            Var("EXVAMT", "Treatment Vehicle Amount", "Num"),
+            Var("EXVAMTU", "Treatment Vehicle Amount Units"),
             *_timing("EX", visit=True, dtc=None),
-            *_start_end("EX", "Treatment", form="dose"),
+            *_start_end("EX", "Treatment"),
         ),
     )
 )
@@ -235,7 +236,6 @@ _add(
 def _findings(
     domain: str,
     label: str,
-    form: str,
     test: str,
     test_name: str,
     dtc_label: str,
@@ -251,8 +251,8 @@ def _findings(
         Var(f"{d}TEST", test_name if test_name else f"{test} Name", core="Req", origin="Assigned"),
         Var(f"{d}CAT", f"Category for {test}", core="Exp" if ranges else "Perm", origin="Assigned"),
         *extra_after_cat,
-        Var(f"{d}ORRES", "Result or Finding in Original Units", core="Exp", form=form),
-        Var(f"{d}ORRESU", "Original Units", core="Exp", form=form),
+        Var(f"{d}ORRES", "Result or Finding in Original Units", core="Exp"),
+        Var(f"{d}ORRESU", "Original Units", core="Exp"),
     ]
     if ranges:
         core_vars += [
@@ -272,7 +272,7 @@ def _findings(
         ]
     core_vars += [
         Var(f"{d}STAT", "Completion Status", codelist="ND", origin="Derived"),
-        Var(f"{d}REASND", "Reason Not Done", form=form),
+        Var(f"{d}REASND", "Reason Not Done"),
         Var(
             f"{d}LOBXFL", "Last Observation Before Exposure Flag", core="Exp", codelist="NY", origin="Derived"
         ),
@@ -291,7 +291,6 @@ def _findings(
 _vs = _findings(
     "VS",
     "Vital Signs",
-    "vitals",
     "Vital Signs Test",
     "Vital Signs Test Name",
     "Date/Time of Measurements",
@@ -306,7 +305,7 @@ _add(
         ("STUDYID", "USUBJID", "VSTESTCD", "VISITNUM", "VSTPTNUM"),
         (
             *_vs.variables,
-            Var("VSTPT", "Planned Time Point Name", origin="Assigned", form="vitals"),
+            Var("VSTPT", "Planned Time Point Name", origin="Assigned"),
             Var("VSTPTNUM", "Planned Time Point Number", "Num", origin="Derived"),
             Var("VSTPTREF", "Time Point Reference", origin="Derived"),
             Var("VSRFTDTC", "Date/Time of Reference Time Point", origin="Derived", datatype=_DTC),
@@ -317,7 +316,6 @@ _add(
     _findings(
         "LB",
         "Laboratory Test Results",
-        "labs",
         "Lab Test or Examination",
         "Lab Test or Examination Name",
         "Date/Time of Specimen Collection",
@@ -329,7 +327,6 @@ _add(
     _findings(
         "RS",
         "Disease Response and Clin Classification",
-        "ct_score",
         "Assessment",
         "Assessment Name",
         "Date/Time of Assessment",
@@ -385,15 +382,15 @@ _add(
         "One record per recorded intervention occurrence or constant-dosing interval per subject",
         ("STUDYID", "USUBJID", "CMTRT", "CMSTDTC"),
         (
-            Var("CMTRT", "Reported Name of Drug, Med, or Therapy", core="Req", form="conmed"),
+            Var("CMTRT", "Reported Name of Drug, Med, or Therapy", core="Req"),
             Var("CMDECOD", "Standardized Medication Name", origin="Assigned"),
-            Var("CMCAT", "Category for Medication", form="conmed"),
+            Var("CMCAT", "Category for Medication"),
             Var("CMCLAS", "Medication Class", origin="Assigned"),
             Var("CMCLASCD", "Medication Class Code", origin="Assigned"),
-            Var("CMDOSE", "Dose per Administration", "Num", form="conmed"),
-            Var("CMDOSU", "Dose Units", form="conmed"),
+            Var("CMDOSE", "Dose per Administration", "Num"),
+            Var("CMDOSU", "Dose Units"),
         ),
-        _start_end("CM", "Medication", form="conmed"),
+        _start_end("CM", "Medication"),
     )
 )
 _add(
@@ -403,14 +400,14 @@ _add(
         "One record per medical history event per subject",
         ("STUDYID", "USUBJID", "MHCAT", "MHTERM"),
         (
-            Var("MHTERM", "Reported Term for the Medical History", core="Req", form="demographics"),
+            Var("MHTERM", "Reported Term for the Medical History", core="Req"),
             Var("MHDECOD", "Dictionary-Derived Term", origin="Assigned"),
             Var("MHCAT", "Category for Medical History", origin="Protocol"),
             Var("MHPRESP", "Medical History Event Pre-Specified", codelist="NY", origin="Protocol"),
-            Var("MHOCCUR", "Medical History Occurrence", codelist="NY", form="demographics"),
+            Var("MHOCCUR", "Medical History Occurrence", codelist="NY"),
         ),
         (
-            Var("MHSTDTC", "Start Date/Time of Medical History Event", datatype=_DTC, form="demographics"),
+            Var("MHSTDTC", "Start Date/Time of Medical History Event", datatype=_DTC),
             Var("MHSTDY", "Study Day of Start of Medical History", "Num", origin="Derived"),
         ),
     )
@@ -431,7 +428,6 @@ _add(
                 "Start Date/Time of Healthcare Encounter",
                 core="Exp",
                 datatype=_DTC,
-                form="demographics",
             ),
             Var(
                 "HOENDTC",

@@ -1,10 +1,11 @@
-"""Trial-design datasets: TS (Trial Summary), TA, TE, TV (arms, elements, visits) and TI (criteria).
+"""Trial-design datasets: what TS (Trial Summary), TA, TE and TV share whatever the protocol's format.
 
 TS is what FDA's technical rejection criteria look for first (a submission
 without TS, or without a study start date in it, is refused). Its values
-come from the protocol file (`[protocol]`, `[trial]`, `[eligibility]`,
-`[schedule]`, `[product]`) and, for the dates and counts only the data
-know (study start, actual number of subjects), from the datasets built.
+come from the protocol's declarations (`engine_design`: `[protocol]`,
+`[trial]`, the arms' regimens, the criteria) and, for the dates and counts
+only the data know (study start, actual number of subjects), from the
+datasets built.
 Values that are CDISC controlled terms name the CT package and version
 in TSVCDREF/TSVCDVER, so TS itself states which terminology the
 submission uses; TSPARMCD SDTIGVER/SDTMVER name the SDTM versions.
@@ -17,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from ... import cdisc
-from ...protocol import Protocol, tr
 from ..dataset import value_text
 from .design import Design
 
@@ -33,13 +33,6 @@ def _yn(flag: bool | None) -> str | None:
 Param = tuple[str, str, Any, str, str]  # (TSPARMCD, TSPARM, value, TSVCDREF, TSVCDVER)
 # Parameters FDA's Technical Conformance Guide expects even without a value: the null flavour SDTMIG gives.
 NULL_FLAVOURS = {"AGEMAX": "PINF"}
-
-
-def ts_rows(
-    proto: Protocol, design: Design, dm: list[dict[str, Any]], now: datetime, *, all_ended: bool
-) -> list[dict[str, Any]]:
-    """TS rows of a format-1 protocol; `all_ended`: every subject has ended participation."""
-    return _ts(proto.id, _format1_params(proto), design, dm, now, all_ended=all_ended)
 
 
 def _trial_params(t: Any) -> list[Param]:
@@ -67,22 +60,6 @@ def _trial_params(t: Any) -> list[Param]:
             ("FCNTRY", "Planned Country of Investigational Sites", c, ISO3166, "")
             for c in get("countries") or ()
         ),
-    ]
-
-
-def _format1_params(proto: Protocol) -> list[Param]:
-    sched = proto.schedule
-    return [
-        ("TITLE", "Trial Title", tr(proto.title), "", ""),
-        *_trial_params(proto.trial),
-        ("AGEMIN", "Planned Minimum Age of Subjects", f"P{proto.eligibility.age_min}Y", ISO8601, ""),
-        ("AGEMAX", "Planned Maximum Age of Subjects", f"P{proto.eligibility.age_max}Y", ISO8601, ""),
-        ("TRT", "Investigational Therapy or Treatment", proto.product.get("name"), "", ""),
-        ("DOSE", "Dose per Administration", value_text(sched.dose_amount), "", ""),
-        ("DOSU", "Dose Units", sched.dose_unit, "", ""),
-        ("DOSFRQ", "Dosing Frequency", sched.frequency, CT, cdisc.CT_VERSION),
-        ("ROUTE", "Route of Administration", sched.route, CT, cdisc.CT_VERSION),
-        *_registry(proto.registry),
     ]
 
 
@@ -152,10 +129,6 @@ def _ny_code(text: str, ref: str) -> str:
     return {"Y": "C49488", "N": "C49487"}.get(text, "") if ref == CT else ""
 
 
-def design_rows(proto: Protocol, design: Design) -> dict[str, list[dict[str, Any]]]:
-    return {**design_tables(proto.id, design), "TI": list(ti_rows(proto))}
-
-
 def design_tables(study: str, design: Design) -> dict[str, list[dict[str, Any]]]:
     """TE, TA and TV of a design (either protocol format)."""
     base = {"STUDYID": study}
@@ -203,25 +176,3 @@ def design_tables(study: str, design: Design) -> dict[str, list[dict[str, Any]]]
         for v in design.visits_of(code)
     ]
     return {"TE": te, "TA": ta, "TV": tv}
-
-
-def ti_rows(proto: Protocol) -> Iterable[dict[str, Any]]:
-    """The protocol's named criteria (`screening.failed_criteria` choices) with their rule."""
-    scr = proto.forms.get("screening")
-    fd = scr.fields.get("failed_criteria") if scr else None
-    e = proto.eligibility
-    rules = {
-        "age": f"AGE >= {e.age_min} and AGE <= {e.age_max} (completed years at screening)",
-        "pcr": "screening.pcr_confirmed = true" if e.confirmation_required else "",
-        "severity": "screening.severity in (" + ", ".join(e.severities) + ")",
-    }
-    for c in fd.choices if fd else ():
-        yield {
-            "STUDYID": proto.id,
-            "DOMAIN": "TI",
-            "IETESTCD": str(c.code).upper()[:8],
-            "IETEST": tr(c.label)[:200],
-            "IECAT": "INCLUSION",
-            "TIRL": rules.get(str(c.code), ""),
-            "TIVERS": proto.version,
-        }
