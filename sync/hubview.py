@@ -84,6 +84,29 @@ def _pg_key(wards: SqlStore, table: str) -> list[str]:
     ]
 
 
+def require_columns(own: Store, wards: SqlStore) -> None:
+    """Refuse, in one line, a database lacking a column the hub's file has in a table both hold: its schema
+    is older than this wardcrf (not migrated). One query of the catalogue; nothing read of the trial."""
+    held: dict[str, set[str]] = {}
+    for table, column in wards.execute(
+        "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relkind = 'r'"
+        " AND a.attnum > 0 AND NOT a.attisdropped"
+    ):
+        held.setdefault(str(table), set()).add(str(column))
+    for (name,) in own.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ):
+        if name in FILE_TABLES or name not in held:
+            continue
+        missing = [c for c in _columns(own, str(name)) if c not in held[str(name)]]
+        if missing:
+            raise Refused(
+                f"the {getattr(wards, 'name', 'database')} lacks column {missing[0]} of table {name}:"
+                " its schema is older than this wardcrf (migrate it as its owner); nothing read"
+            )
+
+
 def build(own: Store, wards: SqlStore) -> Store:
     """The in-memory, read-only copy: `own` (the hub's file) and `wards` (its database) as one file."""
     from wardcrf.exports.dataset import Dataset
@@ -227,6 +250,7 @@ def direct(session: Session) -> Iterator[SqlStore]:
             pghub.mirror_own_events(session.store, wards)
         with wards.snapshot():
             wards.execute("SET TRANSACTION READ ONLY")
+            require_columns(session.store, wards)
             yield wards
 
 

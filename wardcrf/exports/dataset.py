@@ -159,7 +159,13 @@ class Dataset:
         (`require_versions`), before anything is written. `wards`: where the wards' records are, when
         not in the site's file (a PostgreSQL hub)."""
         session.require(action, what="export or report the trial's data")
-        ds = cls(session.store, action, wards)
+        beside = getattr(session.store, "beside", None)
+        if wards is None and beside is not None:
+            # A PostgreSQL hub read in place (`sync.hubview.direct`): the session's store is its database,
+            # whose `beside` is the hub's file (its site row and own events).
+            ds = cls(beside, action, session.store)
+        else:
+            ds = cls(session.store, action, wards)
         ds.require_versions()
         return ds
 

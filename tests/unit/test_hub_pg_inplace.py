@@ -1,0 +1,111 @@
+# ruff: noqa: F811  (the twins fixture is imported from test_hub_pg_twins and named by each test)
+"""The whole-hub reports at a PostgreSQL hub query its database where it is (issue 19; `sync.hubview.direct`,
+`cli.common.in_place`), beside the hub's own events in its file, never a copy of the hub (`hubview.build`).
+
+Each moved report is checked three ways: on one PostgreSQL hub, what it computes in place equals what it
+computes over the whole copy (both ways are still callable: `cli.common.whole_hub` builds the copy); its
+command at that hub, with the copy made to fail, prints what the SQLCipher twin prints; and the SQLCipher
+hub, where `in_place` is the hub's own file, prints what it printed before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from synckit import open_
+from test_hub_pg_twins import _pushed, twins  # noqa: F401  (fixtures; `pg_server` is the conftest's)
+from test_hub_pg_whole import _both, _palm_twins
+
+
+def _both_ways(h, compute: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """`compute(session)` at hub `h` over the whole copy and in place: (copy's, in place's)."""
+    from wardcrf.cli.common import in_place, whole_hub
+
+    s = open_(h)
+    try:
+        with whole_hub(s) as copy:
+            assert copy.store is not s.store  # a PostgreSQL hub: the copy was built
+            copied = compute(copy)
+        with in_place(s) as here:
+            assert getattr(here.store, "beside", None) is s.store  # the database, beside the hub's file
+            direct = compute(here)
+    finally:
+        s.close()
+    return copied, direct
+
+
+def _safety(s) -> Any:
+    from wardcrf.exports.dataset import Dataset
+    from wardcrf.reports import safety
+
+    return safety.compute(Dataset.for_session(s))
+
+
+def test_report_safety_in_place_is_the_whole_copys_and_the_sqlcipher_twins(twins, tmp_path, monkeypatch):
+    """`report safety` (exposure, AEs, deviations, unblindings) at a PostgreSQL hub: in place, the copy's
+    report; its command (the copy made to fail) prints the SQLCipher twin's, as JSON and Markdown."""
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    copied, direct = _both_ways(hubs["postgresql"], _safety)
+    assert direct == copied and direct["adverse_events"], direct
+    _copy_fails(monkeypatch)
+    for fmt in ("json", "md"):
+        got = _both(hubs, tmp_path, monkeypatch, "report", "safety", "--format", fmt)
+        assert got["sqlcipher"][0] == 0 and got["postgresql"] == got["sqlcipher"], (fmt, got)
+        assert "WUH01-001" in got["postgresql"][1]
+
+
+def _copy_fails(monkeypatch) -> None:
+    """From here on the whole-hub copy fails: a command that still makes one is caught."""
+    from wardcrf.sync import hubview
+
+    def refuse(*_a, **_k):
+        raise AssertionError("a report read in place copied the whole hub (hubview.build)")
+
+    monkeypatch.setattr(hubview, "build", refuse)
+
+
+def _outcomes(s) -> Any:
+    """What `report outcomes` computes: from a format-2 version's declarations, else format 1's analyses."""
+    from wardcrf import protocol
+    from wardcrf.exports.dataset import Dataset
+    from wardcrf.reports import engine_outcomes, outcomes
+
+    if protocol.active(s.store).engine is not None:
+        return engine_outcomes.compute(s)
+    return outcomes.compute(Dataset.for_session(s))
+
+
+def test_report_outcomes_in_place_is_the_whole_copys_and_the_sqlcipher_twins(twins, tmp_path, monkeypatch):
+    """`report outcomes` (the participants, before/after per participant, the declared endpoints per arm):
+    in place, the copy's numbers; its command (the copy made to fail) prints the SQLCipher twin's, as JSON
+    and HTML."""
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    copied, direct = _both_ways(hubs["postgresql"], _outcomes)
+    assert direct == copied and "WUH01-001" in json.dumps(direct), direct
+    _copy_fails(monkeypatch)
+    for fmt in ("json", "html"):
+        got = _both(hubs, tmp_path, monkeypatch, "report", "outcomes", "--format", fmt)
+        assert got["sqlcipher"][0] == 0 and got["postgresql"] == got["sqlcipher"], (fmt, got)
+
+
+def test_the_format_2_reports_in_place_are_the_whole_copys_and_the_sqlcipher_twins(
+    cli, tmp_path, monkeypatch, pg_server
+):
+    """A PALM hub (format 2: consent, eligibility, enrollment, an arm allocated from the hub's list, vitals,
+    an infusion): `report endpoints`, `visits`, `outcomes` and `safety` computed in place are the copy's
+    (the hub's own loads and list beside the wards' records); each command, the copy made to fail, prints
+    the SQLCipher twin's."""
+    from wardcrf.reports import engine_endpoints, engine_outcomes, visits
+
+    hubs, _trial, pid = _palm_twins(cli, tmp_path, monkeypatch, pg_server)
+    for compute in (engine_endpoints.compute, visits.compute, engine_outcomes.compute, _safety):
+        copied, direct = _both_ways(hubs["postgresql"], compute)
+        assert direct == copied, compute
+    _copy_fails(monkeypatch)
+    for report in ("endpoints", "visits", "outcomes", "safety"):
+        printed = _both(hubs, tmp_path, monkeypatch, "report", report, "--format", "json")
+        assert printed["sqlcipher"][0] == 0, (report, printed["sqlcipher"])
+        assert printed["postgresql"] == printed["sqlcipher"], report
+        assert pid in printed["postgresql"][1] or report == "endpoints", report
