@@ -19,11 +19,11 @@ from test_hub_pg_twins import _pushed, twins  # noqa: F401  (fixtures; `pg_serve
 from test_hub_pg_whole import _both, _palm_twins
 
 
-def _both_ways(h, compute: Callable[[Any], Any]) -> tuple[Any, Any]:
+def _both_ways(h, compute: Callable[[Any], Any], user: str = "admin") -> tuple[Any, Any]:
     """`compute(session)` at hub `h` over the whole copy and in place: (copy's, in place's)."""
     from wardcrf.cli.common import in_place, whole_hub
 
-    s = open_(h)
+    s = open_(h, user)
     try:
         with whole_hub(s) as copy:
             assert copy.store is not s.store  # a PostgreSQL hub: the copy was built
@@ -109,3 +109,36 @@ def test_the_format_2_reports_in_place_are_the_whole_copys_and_the_sqlcipher_twi
         assert printed["sqlcipher"][0] == 0, (report, printed["sqlcipher"])
         assert printed["postgresql"] == printed["sqlcipher"], report
         assert pid in printed["postgresql"][1] or report == "endpoints", report
+
+
+def test_report_audit_review_in_place_is_the_whole_copys_and_the_sqlcipher_twins(
+    twins, tmp_path, monkeypatch
+):
+    """The periodic audit-trail review reads the log in the order the hub received it: in place, the wards'
+    events (its database) and the hub's own (its file) merged, the copy's findings and counts; a review
+    signed then is listed by the next one read in place; the commands (the copy made to fail) print the
+    SQLCipher twin's but for the signed review's event and time."""
+    from wardcrf.reports import audit_review
+
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    copied, direct = _both_ways(
+        hubs["postgresql"],
+        lambda s: audit_review.review(s, "2000-01-01", "2099-12-31").as_json(),
+        "coordinator",
+    )
+    assert direct == copied and direct["events_checked"] > 20 and direct["findings"], direct
+    _copy_fails(monkeypatch)
+    window = ("report", "audit-review", "--from", "2000-01-01", "--to", "2099-12-31", "--json")
+    got = _both(hubs, tmp_path, monkeypatch, *window, user="coordinator")
+    assert got["sqlcipher"][0] == 0 and got["postgresql"] == got["sqlcipher"], got
+    signed = _both(hubs, tmp_path, monkeypatch, *window, "--sign", "--note", "seen", user="coordinator")
+    again = _both(hubs, tmp_path, monkeypatch, *window, user="coordinator")
+    for printed in (signed, again):
+        past = {}
+        for engine, (code, out, err) in printed.items():
+            assert code == 0, (engine, out, err)
+            past[engine] = [
+                {k: v for k, v in p.items() if k not in ("event", "recorded_at", "signed")}
+                for p in json.loads(out)["past_reviews"]
+            ]
+        assert past["postgresql"] == past["sqlcipher"] and [p["note"] for p in past["sqlcipher"]] == ["seen"]

@@ -223,11 +223,11 @@ def audit_review(
     if out is not None and out.exists():
         raise UsageError(f"--out {out}: exists; a review is never written over another file")
     with session(data_dir) as signed_in:
-        with whole_hub(signed_in) as s:
+        with in_place(signed_in) as s:  # a PostgreSQL hub's database queried where it is, beside its file
             done = rev.review(s, since, until)
         if sign:  # in the site's own log (a hub's file), then the reviews read again with it
             rev.sign(signed_in, done, password=ask_password("Password to sign the review"), note=note)
-            with whole_hub(signed_in) as s:
+            with in_place(signed_in) as s:
                 done.past = rev.past_reviews(s.store)
     if out is not None:
         (rev.write_pdf if out.suffix.lower() == ".pdf" else rev.write_json)(done, out)

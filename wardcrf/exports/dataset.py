@@ -159,15 +159,16 @@ class Dataset:
         (`require_versions`), before anything is written. `wards`: where the wards' records are, when
         not in the site's file (a PostgreSQL hub)."""
         session.require(action, what="export or report the trial's data")
-        beside = getattr(session.store, "beside", None)
-        if wards is None and beside is not None:
-            # A PostgreSQL hub read in place (`sync.hubview.direct`): the session's store is its database,
-            # whose `beside` is the hub's file (its site row and own events).
-            ds = cls(beside, action, session.store)
-        else:
-            ds = cls(session.store, action, wards)
+        ds = cls.over(session.store, action) if wards is None else cls(session.store, action, wards)
         ds.require_versions()
         return ds
+
+    @classmethod
+    def over(cls, store: SqlStore, action: str = "export.data") -> Dataset:
+        """The dataset of a site's store, unchecked: its file, or a PostgreSQL hub's database read in place
+        (`sync.hubview.direct`), whose `beside` is the hub's file (its site row and own events)."""
+        beside = getattr(store, "beside", None)
+        return cls(beside, action, store) if beside is not None else cls(cast(Store, store), action)
 
     @property
     def data(self) -> SqlStore:
