@@ -19,18 +19,22 @@ from test_hub_pg_twins import _pushed, twins  # noqa: F401  (fixtures; `pg_serve
 from test_hub_pg_whole import _both, _palm_twins
 
 
-def _both_ways(h, compute: Callable[[Any], Any], user: str = "admin") -> tuple[Any, Any]:
-    """`compute(session)` at hub `h` over the whole copy and in place: (copy's, in place's)."""
+def _both_ways(
+    h, compute: Callable[..., Any], user: str = "admin", *, signed_in: bool = False
+) -> tuple[Any, Any]:
+    """`compute(session)` at hub `h` over the whole copy and in place: (copy's, in place's). `signed_in`:
+    `compute(reading, session)`, the sign-in itself beside what it reads (a command that writes to the
+    hub's file)."""
     from wardcrf.cli.common import in_place, whole_hub
 
     s = open_(h, user)
     try:
         with whole_hub(s) as copy:
             assert copy.store is not s.store  # a PostgreSQL hub: the copy was built
-            copied = compute(copy)
+            copied = compute(copy, s) if signed_in else compute(copy)
         with in_place(s) as here:
             assert getattr(here.store, "beside", None) is s.store  # the database, beside the hub's file
-            direct = compute(here)
+            direct = compute(here, s) if signed_in else compute(here)
     finally:
         s.close()
     return copied, direct
@@ -142,3 +146,47 @@ def test_report_audit_review_in_place_is_the_whole_copys_and_the_sqlcipher_twins
                 for p in json.loads(out)["past_reviews"]
             ]
         assert past["postgresql"] == past["sqlcipher"] and [p["note"] for p in past["sqlcipher"]] == ["seen"]
+
+
+def test_the_unblinded_randomization_export_in_place_is_the_whole_copys_and_the_sqlcipher_twins(
+    cli, tmp_path, monkeypatch, pg_server
+):
+    """`hub randomization export` joins the wards' allocations (the database, in place) to the hub's sealed
+    list (opened with the identity in its file): the copy's CSV; blinded, refused alike in one line; its
+    command (the copy made to fail) writes the SQLCipher twin's CSV and logs it in the hub's file."""
+    from test_sync_cli import run
+
+    from wardcrf.errors import Refused
+    from wardcrf.randomization import unblinded
+
+    hubs, trial, pid = _palm_twins(cli, tmp_path, monkeypatch, pg_server)
+
+    names = iter(range(100))
+
+    def export(reading, s):
+        out = tmp_path / f"arms-{next(names)}.csv"
+        try:
+            unblinded.export(s, trial.id, out, reading=reading)
+        except Refused as exc:
+            return f"refused: {exc}"
+        return out.read_text()
+
+    copied, direct = _both_ways(hubs["postgresql"], export, signed_in=True)
+    assert direct == copied, (direct, copied)
+    if direct.startswith("refused:"):  # a blinded list: unblinded first, at both hubs
+        assert "still blinded" in direct
+        for h in hubs.values():
+            code, out, err = run("hub", "randomization", "unblind-trial", "-d", str(h.data_dir), "--protocol-id",
+                                 trial.id, "--reason", "final analysis", monkeypatch=monkeypatch)  # fmt: skip
+            assert code == 0, (out, err)
+        copied, direct = _both_ways(hubs["postgresql"], export, signed_in=True)
+        assert direct == copied
+    assert pid in direct and len(direct.splitlines()) == 2, direct
+    _copy_fails(monkeypatch)
+    got = _both(hubs, tmp_path, monkeypatch, "hub", "randomization", "export", "--protocol-id", trial.id,
+                out="arms.csv")  # fmt: skip
+    assert got["postgresql"][0] == 0 == got["sqlcipher"][0], got
+    assert (tmp_path / "postgresql" / "arms.csv").read_text() == (
+        tmp_path / "sqlcipher" / "arms.csv"
+    ).read_text()
+    assert (tmp_path / "postgresql" / "arms.csv").read_text() == direct
