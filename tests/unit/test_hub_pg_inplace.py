@@ -190,3 +190,103 @@ def test_the_unblinded_randomization_export_in_place_is_the_whole_copys_and_the_
         tmp_path / "sqlcipher" / "arms.csv"
     ).read_text()
     assert (tmp_path / "postgresql" / "arms.csv").read_text() == direct
+
+
+def _pdf_text(path) -> str:
+    """A PDF's text, up to its verification at printing time (which reads where each way's data is), with
+    the moments stamped to the millisecond (when it was printed) put aside."""
+    import re
+
+    import pypdf
+
+    text = "\n".join(page.extract_text() or "" for page in pypdf.PdfReader(path).pages)
+    return re.sub(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "<stamp>", text.split("Verification at printing time")[0]
+    )
+
+
+def test_report_audit_casebook_in_place_is_the_whole_copys_and_the_sqlcipher_twins(
+    twins, tmp_path, monkeypatch
+):
+    """The auditor's casebook of one participant (`report audit --participant`): in place, the copy's pages
+    (records, history, signatures, where each event came from, SDV state, photographs re-hashed) and counts;
+    its command (the copy made to fail) writes what the SQLCipher twin writes; an unknown participant is
+    refused alike, one line, no file."""
+    from wardcrf.exports.dataset import Dataset
+    from wardcrf.reports import audit_pdf
+
+    _w, hubs, _post = _pushed(twins, tmp_path)
+    names = iter(("copy.pdf", "in-place.pdf"))
+
+    def casebook(s):
+        out = tmp_path / next(names)
+        done = audit_pdf.build(
+            Dataset.for_session(s), out, printed_by="Ada Admin (admin)", participant="WUH01-001"
+        )
+        return {k: v for k, v in done.as_json().items() if k not in ("path", "out", "sha256")}, _pdf_text(out)
+
+    copied, direct = _both_ways(hubs["postgresql"], casebook)
+    assert direct == copied and "WUH01-001" in direct[1] and direct[0]["records"], direct[0]
+    _copy_fails(monkeypatch)
+    got = _both(
+        hubs, tmp_path, monkeypatch, "report", "audit", "-p", "WUH01-001", "--json", out="casebook.pdf"
+    )
+    result = {}
+    for engine, (code, out, err) in got.items():
+        assert code == 0, (engine, out, err)
+        result[engine] = {k: v for k, v in json.loads(out).items() if k not in ("path", "out", "sha256")}
+    assert result["postgresql"] == result["sqlcipher"] == copied[0], result
+    pages = {e: _pdf_text(tmp_path / e / "casebook.pdf") for e in ("sqlcipher", "postgresql")}
+    assert pages["postgresql"] == pages["sqlcipher"]
+    refused = _both(hubs, tmp_path, monkeypatch, "report", "audit", "-p", "WUH01-999", out="none.pdf")
+    assert refused["postgresql"] == refused["sqlcipher"] and refused["postgresql"][0] == 1, refused
+    assert not (tmp_path / "postgresql" / "none.pdf").exists()
+
+
+def test_report_audit_custody_records_in_place_are_the_whole_copys_and_the_sqlcipher_twins(
+    twins, tmp_path, monkeypatch
+):
+    """The custody record of a kit, a lot and a shipment (`report audit --kit/--lot/--shipment`, as JSON and
+    as PDF): in place, the copy's; each command (the copy made to fail) writes the SQLCipher twin's; an
+    unknown kit and a hostile id are refused alike in one line, no file written."""
+    from test_hub_pg_whole import _cold_chain_pushed, _timeless
+
+    from wardcrf.exports.dataset import Dataset
+    from wardcrf.reports import audit_pdf
+
+    hubs = _cold_chain_pushed(twins, tmp_path)
+    s = open_(hubs["sqlcipher"])
+    try:
+        receipt = str(
+            s.store.scalar("SELECT event_id FROM cc_transfers WHERE kind = 'receipt' ORDER BY at LIMIT 1")
+        )
+    finally:
+        s.close()
+    names = iter(range(1000))
+    for subject in ({"kit": "KIT-1"}, {"lot": "LOT-A1"}, {"shipment": receipt}):
+
+        def custody(s, subject=subject):
+            base = tmp_path / f"custody-{next(names)}"
+            ds = Dataset.for_session(s)
+            audit_pdf.build(ds, base.with_suffix(".json"), printed_by="Ada Admin (admin)", **subject)
+            pdf = audit_pdf.build(ds, base.with_suffix(".pdf"), printed_by="Ada Admin (admin)", **subject)
+            record = json.loads(base.with_suffix(".json").read_text())
+            return _timeless(record), _pdf_text(pdf.path)
+
+        copied, direct = _both_ways(hubs["postgresql"], custody)
+        assert direct[0] == copied[0] and "KIT-1" in json.dumps(direct[0]), subject
+        assert direct[1] == copied[1], subject
+    _copy_fails(monkeypatch)
+    for flag, value in (("--kit", "KIT-1"), ("--lot", "LOT-A1"), ("--shipment", receipt)):
+        got = _both(hubs, tmp_path, monkeypatch, "report", "audit", flag, value, out=f"{flag[2:]}.json")
+        assert got["sqlcipher"][0] == 0 == got["postgresql"][0], got
+        records = {
+            e: json.loads((tmp_path / e / f"{flag[2:]}.json").read_text())
+            for e in ("sqlcipher", "postgresql")
+        }
+        assert _timeless(records["postgresql"]) == _timeless(records["sqlcipher"]), flag
+    for bad in ("KIT-404", "x\x1b[2J\u202e" * 300):
+        refused = _both(hubs, tmp_path, monkeypatch, "report", "audit", "--kit", bad, out="bad.json")
+        assert refused["postgresql"] == refused["sqlcipher"] and refused["postgresql"][0] == 1, refused
+        assert refused["postgresql"][2].count("\n") == 1 and "\x1b" not in refused["postgresql"][2]
+        assert not (tmp_path / "postgresql" / "bad.json").exists()

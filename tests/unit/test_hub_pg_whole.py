@@ -224,7 +224,7 @@ def test_the_cold_chain_reports_at_a_postgresql_hub_are_the_sqlcipher_hubs(twins
     assert handovers["ok"] and handovers["transfers"] and handovers["logger_files"]
     # The auditor's custody record of a kit (`report audit --kit`), as data: the same record at both.
     got = _both(hubs, tmp_path, monkeypatch, "report", "audit", "--kit", "KIT-1", out="custody.json")
-    assert got["sqlcipher"][0] == 0, got["sqlcipher"]
+    assert got["sqlcipher"][0] == 0 == got["postgresql"][0], got
     records = {e: json.loads((tmp_path / e / "custody.json").read_text()) for e in ENGINES}
     assert _timeless(records["postgresql"]) == _timeless(records["sqlcipher"]) and "KIT-1" in json.dumps(
         records

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import DataDirOption, console, in_place, print_json, session, whole_hub
+from .common import DataDirOption, console, in_place, print_json, session
 
 app = typer.Typer(
     help="Reports from recorded data: outcomes, endpoints, visits, safety, audit copy (PDF).",
@@ -169,7 +169,8 @@ def audit_pdf(
     from ..exports.dataset import Dataset
     from ..reports import audit_pdf as rep
 
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    # A PostgreSQL hub's database queried where it is (`in_place`) for the subject's records and custody.
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         result = rep.build(
             Dataset.for_session(s),
             out,

@@ -422,15 +422,17 @@ class Dataset:
         (``kit-x1``) names ``KIT-X1``.
         """
         key = ids.key(kit)
-        found = {
-            eid
-            for (eid,) in self.store.execute(
-                "SELECT event_id FROM records WHERE upper(trim(json_extract(data, '$.kit_id'))) = ?"
-                " OR (json_type(data, '$.kits') = 'array' AND EXISTS ("
-                "   SELECT 1 FROM json_each(records.data, '$.kits') WHERE upper(trim(value)) = ?))",
-                (key, key),
-            )
-        }
+        found = set()
+        # Read where the records are, on either engine: the records holding a `kit_id` or a `kits` key at all
+        # (SQL both engines run), their values compared in Python.
+        for eid, data in self.data.execute(
+            "SELECT event_id, data FROM records WHERE data LIKE '%\"kit_id\"%' OR data LIKE '%\"kits\"%'"
+        ):
+            values = json.loads(data)
+            kits = values.get("kits")
+            named = [values.get("kit_id"), *(kits if isinstance(kits, list) else [])]
+            if any(isinstance(v, str) and ids.key(v) == key for v in named):
+                found.add(str(eid))
         return [r for r in self.records() if r.event_id in found] if found else []
 
     def _canonical_ids(self, form: str, data: dict[str, Any]) -> dict[str, Any]:
