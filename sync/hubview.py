@@ -5,10 +5,10 @@ one log in the order it received them, and the projections both feed. A
 PostgreSQL hub splits it: its file keeps its own events, its keys and its
 registry; the database keeps the wards' events, the ledger, the log and the
 projections of both (the hub's own events are projected there too,
-`pghub.mirror_own_events`). The reports, the cold chain's custody, status and
-handovers, `sdv verify`'s reads, `hub randomization export` and `export
-sqlite` read that whole: they read it here, through `view`, as the file a
-SQLCipher hub fed the same bundles would hold:
+`pghub.mirror_own_events`). `export sqlite` reads that whole: it reads it here,
+through `view`, as the file a SQLCipher hub fed the same bundles would hold (the
+reports, the cold chain's, `sdv` and `hub randomization export` read in place
+instead, through `direct`, below):
 
 - every table of the hub's file, with its schema (so the code reading it is
   the code a SQLCipher hub runs, unchanged);
