@@ -175,6 +175,13 @@ class Dataset:
         """The store the records, amendments, signatures, users and protocol versions are read from."""
         return self.store if self.wards is None else self.wards
 
+    @property
+    def projections(self) -> Store:
+        """`data`, for the readers typed on the SQLCipher store whose SQL both engines run (the participants'
+        status, SDV, photographs, custody): at a PostgreSQL hub read in place its database, which they
+        query the same way (docs/hub-postgres.md, "Read in place")."""
+        return cast(Store, self.data)
+
     def unloaded_versions(self) -> list[tuple[str, str, int, str]]:
         """(protocol id, version, records, first record) for each version records were captured under
         that is not loaded here, in the order their first record was written."""

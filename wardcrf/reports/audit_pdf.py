@@ -114,7 +114,7 @@ class _Writer:
             self.line(
                 "Reached this database: "
                 + evidence.arrival(
-                    ds.store if e.device == here else ds.data, e.device, e.seq, this_device=here
+                    ds.store if e.device == here else ds.projections, e.device, e.seq, this_device=here
                 ),
                 8.5,
             )
@@ -123,7 +123,7 @@ class _Writer:
             self.doc.badge(f"CHANGED SINCE FIRST ENTRY: {len(groups)} amendment(s), see below", alert=True)
         else:
             self.doc.badge("Unchanged since first entry.", alert=False)
-        verification = sdv.record_status(ds.data, rec.event_id)
+        verification = sdv.record_status(ds.projections, rec.event_id)
         self.doc.badge(verification.summary(), alert=verification.state == sdv.CHANGED)
         rows = []
         names = list(fields) + [k for k in rec.data if k not in fields]
@@ -159,7 +159,7 @@ class _Writer:
                 self.photo(printed_label(fd, name), str(ref))
 
     def photo(self, label: str, ref: str) -> None:
-        check = evidence.check_photo(self.ds.data, ref)
+        check = evidence.check_photo(self.ds.projections, ref)
         self.photos += 1
         self.line(f"Photo ({label}): SHA-256 {check.sha256}", 8.5, char_wrap=True)
         self.doc.badge(check.status, alert=check.verified is False)
@@ -257,7 +257,7 @@ def build(
         raise Refused(f"unknown participant {participant} (no events about participant:{participant} here)")
     kit = ids.key(kit) if kit else None  # as typed or scanned: one kit whatever the case
     record = (
-        custody_record.build(ds.data, printed_by=printed_by, kit=kit, lot=lot, shipment=shipment)
+        custody_record.build(ds.projections, printed_by=printed_by, kit=kit, lot=lot, shipment=shipment)
         if custody
         else None
     )

@@ -41,7 +41,7 @@ def _missed_doses(ds: Dataset, pid: str, missed: frozenset[str]) -> list[Deviati
 
     `missed`: the codes of the version's deviations of kind `missed` (format 2)."""
     try:
-        info = status.summary(ds.data, pid)
+        info = status.summary(ds.projections, pid)
     except Refused:
         return None
     if not info.get("enrolled_on"):
