@@ -1,4 +1,5 @@
-"""One kit's custody at a PostgreSQL hub: read where it is vs the hub copied whole, at N and 10×N participants.
+"""One kit's custody and `report safety` at a PostgreSQL hub: read where it is vs the hub copied whole, at N
+and 10×N participants.
 
     python bench/bench_hub_items.py [--participants N] [--repeat R]     (or: python bench/run.py --only hub_items)
 
@@ -14,7 +15,11 @@ work after sign-in (the key derivation of a sign-in is the same at any size and 
 - baseline: `cli.common.whole_hub` (the hub's file and database copied into memory, `sync.hubview.build`,
   what the command did before) and the same `custody_of`.
 
-All four (ours and baseline at each size) run in one loop, in rotating order, `repeat` times; medians of
+Then `report safety`'s work after sign-in, a whole-hub report (every participant's exposure, adverse
+events and deviations): `in_place` (the database queried beside the hub's file) against `whole_hub` (the
+copy, what it did before), the same `safety.compute`; both must give the same report.
+
+All eight (each read, ours and baseline, at each size) run in one loop, in rotating order, `repeat` times; medians of
 wall and CPU (this process's; the server's work is not in CPU, so wall is quoted beside it). Both must
 print the same chain. The figure to read is the growth: ours at 10×N over ours at N (≈ 1: the cost
 follows the kit), against the baseline's (≈ 10: the cost follows the hub). `uptime`'s load is printed
@@ -124,6 +129,21 @@ def _custody(session: Any, how: str) -> list[dict[str, Any]]:
         return [c.as_dict() for c in reports.custody_of(s, KIT)]
 
 
+def _safety(session: Any, how: str) -> dict[str, Any]:
+    """`report safety`'s work after sign-in (every participant's exposure, AEs, deviations): the whole-hub
+    report read in place (`in_place`, the database beside the hub's file) or through the whole copy."""
+    from wardcrf.cli.common import in_place, whole_hub
+    from wardcrf.exports.dataset import Dataset
+    from wardcrf.reports import safety
+
+    reader = in_place if how == "direct" else whole_hub
+    with reader(session) as s:
+        return safety.compute(Dataset.for_session(s))
+
+
+READS = {"custody": _custody, "safety": _safety}
+
+
 RSS_SCRIPT = """
 import gc, sys
 from wardcrf import features
@@ -176,20 +196,22 @@ def run(
                 (Path(tmp) / str(size)).mkdir()
                 hub_dir = _hub_with(Path(tmp) / str(size), server, size)
                 sessions[size] = Site.open(hub_dir).unlock("admin", PASSWORD)
-            for size, s in sessions.items():  # the same chain both ways (event ids differ between the hubs)
+            for size, s in sessions.items():  # the same chain, the same report both ways
                 direct, whole = (json.dumps(_custody(s, how)) for how in ("direct", "whole"))
                 assert direct == whole and KIT in direct, (
                     f"at {size}: the chain read directly is not the copy's"
                 )
-            runs: dict[tuple[int, str], list[Sample]] = {
-                k: [] for k in ((a, b) for a in sessions for b in ("direct", "whole"))
+                direct, whole = (json.dumps(_safety(s, how), default=str) for how in ("direct", "whole"))
+                assert direct == whole, f"at {size}: report safety in place is not the copy's"
+            runs: dict[tuple[str, int, str], list[Sample]] = {
+                k: [] for k in ((r, a, b) for r in READS for a in sessions for b in ("direct", "whole"))
             }
             load0 = loadavg()
             keys = list(runs)
             for i in range(repeat):
-                for size, how in keys[i % len(keys) :] + keys[: i % len(keys)]:  # rotating order
-                    sample, _ = once(lambda size=size, how=how: _custody(sessions[size], how))
-                    runs[(size, how)].append(sample)
+                for read, size, how in keys[i % len(keys) :] + keys[: i % len(keys)]:  # rotating order
+                    sample, _ = once(lambda read=read, size=size, how=how: READS[read](sessions[size], how))
+                    runs[(read, size, how)].append(sample)
             load = [load0, loadavg()]
             for s in sessions.values():
                 s.close()
@@ -230,26 +252,27 @@ def run(
         rows.append(
             _timed_row(
                 f"coldchain custody {KIT}, {label}: {10 * n:,} vs {n:,} participants",
-                med[(10 * n, how)],
-                med[(n, how)],
+                med[("custody", 10 * n, how)],
+                med[("custody", n, how)],
                 "≈ 1 × (cost follows the kit)" if how == "direct" else "grows with the hub",
                 f"the same at {n:,} participants",
                 repeat,
                 load,
             )
         )
-    for size in (n, 10 * n):
-        rows.append(
-            _timed_row(
-                f"coldchain custody {KIT} at {size:,} participants: direct vs the whole copy",
-                med[(size, "direct")],
-                med[(size, "whole")],
-                "< 1",
-                "whole_hub (hubview.build)",
-                repeat,
-                load,
+    for read, what in (("custody", f"coldchain custody {KIT}"), ("safety", "report safety")):
+        for size in (n, 10 * n):
+            rows.append(
+                _timed_row(
+                    f"{what} at {size:,} participants: in place vs the whole copy",
+                    med[(read, size, "direct")],
+                    med[(read, size, "whole")],
+                    "< 1",
+                    "whole_hub (hubview.build)",
+                    repeat,
+                    load,
+                )
             )
-        )
     return rows
 
 

@@ -47,6 +47,7 @@ SUITES = [
     "hub_engines",
     "hub_batches",
     "hub_items",
+    "pg_replay",
     "randomization",
 ]
 

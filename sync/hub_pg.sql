@@ -863,3 +863,32 @@ CREATE TABLE sync_recipients (
 );
 REVOKE ALL ON sync_recipients FROM PUBLIC;
 GRANT SELECT, INSERT ON sync_recipients TO wardcrf_import;
+
+-- migration: 0014-one-active-version
+-- One active protocol version, whoever loads at once (tests/unit/test_hub_pg_protocol_race.py). The
+-- projector of `protocol.loaded` (`wardcrf.protocol._loaded`) deactivates the versions it sees active, then
+-- inserts its own as active. A SQLCipher hub runs one writer at a time; here the hub's own load
+-- (`pghub.mirror_own_events`) and a ward's bundle, or two wards' bundles (each under its device's lock),
+-- project at once: neither saw the other's insert, and both ended active. So every statement writing
+-- `protocols` first takes the transaction-scoped advisory lock `wardcrf.protocol-active` (a second writer
+-- waits until the first commits), and a row made active deactivates every other in a statement of its
+-- own, which sees what committed meanwhile: the later load is the active one, as on SQLCipher.
+CREATE FUNCTION protocols_one_writer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('wardcrf.protocol-active', 0));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER protocols_one_writer BEFORE INSERT OR UPDATE ON protocols
+    FOR EACH STATEMENT EXECUTE FUNCTION protocols_one_writer();
+CREATE FUNCTION protocols_one_active() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.active = 1 THEN
+        UPDATE protocols SET active = 0
+        WHERE active = 1 AND NOT (protocol_id = NEW.protocol_id AND version = NEW.version);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER protocols_one_active BEFORE INSERT OR UPDATE OF active ON protocols
+    FOR EACH ROW EXECUTE FUNCTION protocols_one_active();

@@ -5,10 +5,10 @@ one log in the order it received them, and the projections both feed. A
 PostgreSQL hub splits it: its file keeps its own events, its keys and its
 registry; the database keeps the wards' events, the ledger, the log and the
 projections of both (the hub's own events are projected there too,
-`pghub.mirror_own_events`). The reports, the cold chain's custody, status and
-handovers, `sdv verify`'s reads, `hub randomization export` and `export
-sqlite` read that whole: they read it here, through `view`, as the file a
-SQLCipher hub fed the same bundles would hold:
+`pghub.mirror_own_events`). `export sqlite` reads that whole: it reads it here,
+through `view`, as the file a SQLCipher hub fed the same bundles would hold (the
+reports, the cold chain's, `sdv` and `hub randomization export` read in place
+instead, through `direct`, below):
 
 - every table of the hub's file, with its schema (so the code reading it is
   the code a SQLCipher hub runs, unchanged);
@@ -82,6 +82,29 @@ def _pg_key(wards: SqlStore, table: str) -> list[str]:
             (table,),
         )
     ]
+
+
+def require_columns(own: Store, wards: SqlStore) -> None:
+    """Refuse, in one line, a database lacking a column the hub's file has in a table both hold: its schema
+    is older than this wardcrf (not migrated). One query of the catalogue; nothing read of the trial."""
+    held: dict[str, set[str]] = {}
+    for table, column in wards.execute(
+        "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relkind = 'r'"
+        " AND a.attnum > 0 AND NOT a.attisdropped"
+    ):
+        held.setdefault(str(table), set()).add(str(column))
+    for (name,) in own.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ):
+        if name in FILE_TABLES or name not in held:
+            continue
+        missing = [c for c in _columns(own, str(name)) if c not in held[str(name)]]
+        if missing:
+            raise Refused(
+                f"the {getattr(wards, 'name', 'database')} lacks column {missing[0]} of table {name}:"
+                " its schema is older than this wardcrf (migrate it as its owner); nothing read"
+            )
 
 
 def build(own: Store, wards: SqlStore) -> Store:
@@ -227,6 +250,7 @@ def direct(session: Session) -> Iterator[SqlStore]:
             pghub.mirror_own_events(session.store, wards)
         with wards.snapshot():
             wards.execute("SET TRANSACTION READ ONLY")
+            require_columns(session.store, wards)
             yield wards
 
 

@@ -39,6 +39,9 @@ def open_ward_app(data_dir: str | Path | None = None) -> int:
         from .screens.app import run_app
 
         target = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+        from wardcrf.cli.tui_cmds import refuse_at_a_postgresql_hub
+
+        refuse_at_a_postgresql_hub(target)  # its screens would show none of the wards' data
         run_app(target, user=os.environ.get("WARDCRF_USER", ""))
     except WardError as exc:
         from wardcrf.text import one_line

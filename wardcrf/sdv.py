@@ -145,7 +145,7 @@ def verify(
     does not re-hash intact. Nothing is saved on a refusal.
 
     `reading`: the same sign-in over where the record and its photographs are
-    (a PostgreSQL hub read whole, `cli.common.whole_hub`); `session` when not
+    (a PostgreSQL hub's database read in place, `cli.common.in_place`); `session` when not
     given. The event is appended through `session`, to the site's own log.
     """
     session.require("sdv.mark", what="mark records source-verified")

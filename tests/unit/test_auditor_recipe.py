@@ -8,6 +8,10 @@ broken chain needed Python. Each attack bundle here is signed with the
 device's real key and encrypted to the auditor, so only the structural
 checks can catch it; the script must refuse it with the reason, before
 extracting anything, and wardcrf's own import must refuse it too.
+
+At a SQLCipher hub and at a PostgreSQL one (`hub_engines.module_hub_engine`: the hub is made once per
+engine): each attack bundle is sealed to the hub as well, and the hub's import refuses it whole, nothing
+of the laptop applied, where the hub keeps it (its file, or its database); the genuine bundle applies.
 """
 
 from __future__ import annotations
@@ -37,11 +41,11 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def genuine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def genuine(tmp_path_factory: pytest.TempPathFactory, module_hub_engine: str) -> dict[str, Any]:
     import pyrage
     from photo_samples import png_bytes
 
-    root = tmp_path_factory.mktemp("recipe")
+    root = tmp_path_factory.mktemp(f"recipe-{module_hub_engine}")
     h = make_hub(root)
     w = make_ward(root)
     connect(w, h)
@@ -79,7 +83,23 @@ def genuine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "members": members,
         "secret": secret,
         "recipient": str(auditor.to_public()),
+        "hub": h,
+        "hub_recipient": card_of(h).age_recipient,
+        "device": card_of(w).device,
     }
+
+
+def hub_import(g: dict[str, Any], f: Path) -> list[str]:
+    """`hub import` of one bundle file at the genuine bundle's hub: its status, or `refused: why`."""
+    from wardcrf.sync import hub
+
+    s = open_(g["hub"])
+    try:
+        return [
+            i.result.outcome.status if i.result else f"refused: {i.refused}" for i in hub.import_files(s, [f])
+        ]
+    finally:
+        s.close()
 
 
 def recipe(g: dict[str, Any], f: Path) -> subprocess.CompletedProcess[str]:
@@ -92,8 +112,8 @@ def recipe(g: dict[str, Any], f: Path) -> subprocess.CompletedProcess[str]:
 
 
 def seal(g: dict[str, Any], tar_bytes: bytes, name: str) -> Path:
-    """Encrypt to the auditor and sign the outer layer with the device's real key."""
-    cipher = bundle.encrypt(tar_bytes, [g["recipient"]])
+    """Encrypt to the auditor and the hub, and sign the outer layer with the device's real key."""
+    cipher = bundle.encrypt(tar_bytes, [g["recipient"], g["hub_recipient"]])
     manifest_sha = bundle.sha256(g["members"][bundle.MANIFEST])
     out = g["root"] / "attacks" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -231,6 +251,20 @@ def test_the_recipe_passes_a_genuine_bundle(genuine) -> None:
     r = recipe(genuine, genuine["file"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("bundle OK: ") and "chain intact" in r.stdout
+
+
+def test_the_hub_refuses_each_attack_whole_and_applies_the_genuine_bundle(genuine) -> None:
+    """Sealed to the hub too, each attack bundle is refused by `hub import` (one reason, nothing of the
+    laptop applied, on either engine); the genuine bundle then applies, and again is `already`."""
+    from hub_engines import nothing_applied
+
+    for attack, (make, _reason) in ATTACKS.items():
+        f = seal(genuine, make(genuine), "hub-" + attack.replace(" ", "-"))
+        (got,) = hub_import(genuine, f)
+        assert got.startswith("refused: ") and "\n" not in got, (attack, got)
+        nothing_applied(genuine["hub"], genuine["device"])
+    assert hub_import(genuine, genuine["file"]) == ["applied"]
+    assert hub_import(genuine, genuine["file"]) == ["already"]
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))

@@ -224,7 +224,7 @@ def test_the_cold_chain_reports_at_a_postgresql_hub_are_the_sqlcipher_hubs(twins
     assert handovers["ok"] and handovers["transfers"] and handovers["logger_files"]
     # The auditor's custody record of a kit (`report audit --kit`), as data: the same record at both.
     got = _both(hubs, tmp_path, monkeypatch, "report", "audit", "--kit", "KIT-1", out="custody.json")
-    assert got["sqlcipher"][0] == 0, got["sqlcipher"]
+    assert got["sqlcipher"][0] == 0 == got["postgresql"][0], got
     records = {e: json.loads((tmp_path / e / "custody.json").read_text()) for e in ENGINES}
     assert _timeless(records["postgresql"]) == _timeless(records["sqlcipher"]) and "KIT-1" in json.dumps(
         records
@@ -551,18 +551,24 @@ def test_db_rebuild_at_a_postgresql_hub_is_refused_to_the_import_role_and_while_
 def test_a_report_at_a_postgresql_hub_whose_schema_is_older_is_refused_in_one_line(
     twins, tmp_path, monkeypatch
 ):
-    """A database missing a column the hub's file has (an older schema, not migrated): the report is refused
-    in one line naming the table and column, nothing read or written; the SQLCipher twin prints as ever."""
+    """A database missing a column the hub's file has (an older schema, not migrated): a report is refused
+    in one line naming the table and column, through the whole copy (`audit-review`) and in place (`safety`,
+    whose query would not name it: `hubview.require_columns`); nothing written; the SQLCipher twin prints as
+    ever."""
     from test_hub_pg_twins import _pg_admin
 
     _w, hubs, _post = _pushed(twins, tmp_path)
     with _pg_admin(hubs["postgresql"]) as db:
         db.execute("ALTER TABLE adverse_events DROP COLUMN outcome")
-    got = _both(hubs, tmp_path, monkeypatch, "report", "safety", "--format", "json")
-    assert got["sqlcipher"][0] == 0
-    code, out, err = got["postgresql"]
-    assert code == 1 and out == "" and err.count("\n") == 1, (code, out, err)
-    assert "lacks column outcome of table adverse_events" in err and "Traceback" not in err
+    review = ("report", "audit-review", "--from", "2000-01-01", "--to", "2099-12-31", "--json")
+    for args in (review, ("report", "safety", "--format", "json")):
+        got = _both(
+            hubs, tmp_path, monkeypatch, *args, user="coordinator" if "audit-review" in args else "admin"
+        )
+        assert got["sqlcipher"][0] == 0
+        code, out, err = got["postgresql"]
+        assert code == 1 and out == "" and err.count("\n") == 1, (code, out, err)
+        assert "lacks column outcome of table adverse_events" in err and "Traceback" not in err, err
 
 
 def test_the_view_holds_the_hubs_own_events_with_their_projections_never_one_without_the_other(

@@ -218,8 +218,8 @@ def session(data_dir: Path | None) -> Iterator[Session]:
 
 @contextlib.contextmanager
 def whole_hub(s: Session) -> Iterator[Session]:
-    """The signed-in session as a command reading the whole site sees it (a report, the cold chain's
-    custody, an SDV's record): itself, or at a hub whose wards' data is in PostgreSQL the same sign-in
+    """The signed-in session as a command copying the whole site sees it (`export sqlite`): itself, or at a
+    hub whose wards' data is in PostgreSQL the same sign-in
     over the hub's file and database read as one SQLCipher hub's file (`sync.hubview`), read-only:
     what the command writes goes through `s`, to the hub's file."""
     import dataclasses
@@ -233,7 +233,7 @@ def whole_hub(s: Session) -> Iterator[Session]:
 @contextlib.contextmanager
 def in_place(s: Session) -> Iterator[Session]:
     """The signed-in session as a command that queries the hub where its rows are sees it (one record, kit
-    or lot; the cold chain's status and handovers): itself, or at a hub whose wards' data is in PostgreSQL
+    or lot; the cold chain's status and handovers; the reports): itself, or at a hub whose wards' data is in PostgreSQL
     the same sign-in over the database itself, in one read-only snapshot (`sync.hubview.direct`; never a
     copy of the hub, unlike `whole_hub`): what the command writes goes through `s`, to the hub's file."""
     import dataclasses

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from .common import DataDirOption, JsonOption, ask_password, console, print_json, session, whole_hub
+from .common import DataDirOption, JsonOption, ask_password, console, in_place, print_json, session
 
 hub_app = typer.Typer(
     help="Allocation lists: made at the hub, sealed for one ward laptop.", no_args_is_help=True
@@ -94,7 +94,8 @@ def export_unblinded(
     """The statistician's unblinded export (admin, at the hub): participants joined to arms; logged."""
     from ..randomization import unblinded
 
-    with session(data_dir) as s, whole_hub(s) as reading:  # a PostgreSQL hub's allocations: its database
+    # A PostgreSQL hub's allocations queried in its database (`in_place`); its sealed lists and keys in its file.
+    with session(data_dir) as s, in_place(s) as reading:
         x = unblinded.export(s, protocol_id, out, reading=reading)
     console.print(
         f"Wrote {x.rows} allocations of {protocol_id} to {x.out} (SHA-256 {x.sha256}); logged as event {x.event_id}.",

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import DataDirOption, console, print_json, session, whole_hub
+from .common import DataDirOption, console, in_place, print_json, session
 
 app = typer.Typer(
     help="Reports from recorded data: outcomes, endpoints, visits, safety, audit copy (PDF).",
@@ -96,7 +96,7 @@ def outcomes(
     q = quartiles.value if quartiles else None
     t = paired_test.value if paired_test else None
     data: Mapping[str, Any]
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         if protocols.active(s.store).engine is not None:  # format 2: from the protocol's declarations
             f2 = engine_outcomes.compute(s, quartiles=q, paired_test=t)
             data, doc = f2, engine_outcomes.document(f2)
@@ -111,7 +111,7 @@ def endpoints_(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: D
     """A format-2 protocol's declared endpoints per arm, from the records (mortality, proportions, time to event)."""
     from ..reports import engine_endpoints as rep
 
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         data = rep.compute(s)
     _emit(data, rep.document(data), fmt, out)
 
@@ -122,7 +122,7 @@ def visits_(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: Data
     upcoming) and the visits not yet placed (their anchor's event has not happened)."""
     from ..reports import visits as rep
 
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         data = rep.compute(s)
     _emit(data, rep.document(data), fmt, out)
 
@@ -133,7 +133,8 @@ def safety(fmt: FormatOption = Format.md, out: OutOption = None, data_dir: DataD
     from ..exports.dataset import Dataset
     from ..reports import safety as rep
 
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    # A PostgreSQL hub's database queried where it is (`in_place`), beside the hub's own events in its file.
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         data = rep.compute(Dataset.for_session(s))
     _emit(data, rep.document(data), fmt, out)
 
@@ -168,7 +169,8 @@ def audit_pdf(
     from ..exports.dataset import Dataset
     from ..reports import audit_pdf as rep
 
-    with session(data_dir) as signed_in, whole_hub(signed_in) as s:
+    # A PostgreSQL hub's database queried where it is (`in_place`) for the subject's records and custody.
+    with session(data_dir) as signed_in, in_place(signed_in) as s:
         result = rep.build(
             Dataset.for_session(s),
             out,
@@ -222,11 +224,11 @@ def audit_review(
     if out is not None and out.exists():
         raise UsageError(f"--out {out}: exists; a review is never written over another file")
     with session(data_dir) as signed_in:
-        with whole_hub(signed_in) as s:
+        with in_place(signed_in) as s:  # a PostgreSQL hub's database queried where it is, beside its file
             done = rev.review(s, since, until)
         if sign:  # in the site's own log (a hub's file), then the reviews read again with it
             rev.sign(signed_in, done, password=ask_password("Password to sign the review"), note=note)
-            with whole_hub(signed_in) as s:
+            with in_place(signed_in) as s:
                 done.past = rev.past_reviews(s.store)
     if out is not None:
         (rev.write_pdf if out.suffix.lower() == ".pdf" else rev.write_json)(done, out)

@@ -12,13 +12,33 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..errors import Refused, UsageError
 from ..users import LANGUAGE_CODE
 from .common import DataDirOption, finite_number, resolve_data_dir
 
 LANGUAGES = ("en", "zh", "fr")
 """The languages the screens' own words are written in (screens/i18n.py CATALOGUED, a test keeps them equal);
 a protocol may declare more for its labels, shown with the screens' words in English."""
+
+
+def refuse_at_a_postgresql_hub(data_dir: Path) -> None:
+    """Refuse the app at a hub whose wards' data is in PostgreSQL, before anything is shown (one line, exit 1).
+
+    Its screens read the signed-in session's store, which at such a hub is the hub's own file: its own
+    events, people and protocol versions, none of the wards' participants, adverse events, doses or cold
+    chain (those are in the database). The dashboard showed "0 listed" at a hub holding a thousand
+    participants, which a coordinator could take for nothing having arrived. The hub's commands read the
+    database (docs/hub-postgres.md); a SQLCipher hub's app reads its one file, which holds everything.
+    """
+    from ..sync import pghub
+
+    if pghub.configured(data_dir):
+        raise Refused(
+            "this hub keeps its wards' data in PostgreSQL, which the app's screens do not read yet (they would"
+            " show the hub's own file only: no participants, adverse events or cold chain); use the hub's"
+            " commands: `wardcrf hub status`, `wardcrf hub records`, `wardcrf report ...`, `wardcrf coldchain"
+            " status`"
+        )
 
 
 def open_tui(
@@ -30,6 +50,7 @@ def open_tui(
     user: str | None = None,
 ) -> None:
     """Run the TUI on a site directory (also used by `wardcrf demo`)."""
+    refuse_at_a_postgresql_hub(resolve_data_dir(data_dir))
     if language is not None and not LANGUAGE_CODE.match(language):
         shown = repr(language[:20]) + ("…" if len(language) > 20 else "")
         raise UsageError(

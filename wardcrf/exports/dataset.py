@@ -159,14 +159,28 @@ class Dataset:
         (`require_versions`), before anything is written. `wards`: where the wards' records are, when
         not in the site's file (a PostgreSQL hub)."""
         session.require(action, what="export or report the trial's data")
-        ds = cls(session.store, action, wards)
+        ds = cls.over(session.store, action) if wards is None else cls(session.store, action, wards)
         ds.require_versions()
         return ds
+
+    @classmethod
+    def over(cls, store: SqlStore, action: str = "export.data") -> Dataset:
+        """The dataset of a site's store, unchecked: its file, or a PostgreSQL hub's database read in place
+        (`sync.hubview.direct`), whose `beside` is the hub's file (its site row and own events)."""
+        beside = getattr(store, "beside", None)
+        return cls(beside, action, store) if beside is not None else cls(cast(Store, store), action)
 
     @property
     def data(self) -> SqlStore:
         """The store the records, amendments, signatures, users and protocol versions are read from."""
         return self.store if self.wards is None else self.wards
+
+    @property
+    def projections(self) -> Store:
+        """`data`, for the readers typed on the SQLCipher store whose SQL both engines run (the participants'
+        status, SDV, photographs, custody): at a PostgreSQL hub read in place its database, which they
+        query the same way (docs/hub-postgres.md, "Read in place")."""
+        return cast(Store, self.data)
 
     def unloaded_versions(self) -> list[tuple[str, str, int, str]]:
         """(protocol id, version, records, first record) for each version records were captured under
@@ -415,15 +429,17 @@ class Dataset:
         (``kit-x1``) names ``KIT-X1``.
         """
         key = ids.key(kit)
-        found = {
-            eid
-            for (eid,) in self.store.execute(
-                "SELECT event_id FROM records WHERE upper(trim(json_extract(data, '$.kit_id'))) = ?"
-                " OR (json_type(data, '$.kits') = 'array' AND EXISTS ("
-                "   SELECT 1 FROM json_each(records.data, '$.kits') WHERE upper(trim(value)) = ?))",
-                (key, key),
-            )
-        }
+        found = set()
+        # Read where the records are, on either engine: the records holding a `kit_id` or a `kits` key at all
+        # (SQL both engines run), their values compared in Python.
+        for eid, data in self.data.execute(
+            "SELECT event_id, data FROM records WHERE data LIKE '%\"kit_id\"%' OR data LIKE '%\"kits\"%'"
+        ):
+            values = json.loads(data)
+            kits = values.get("kits")
+            named = [values.get("kit_id"), *(kits if isinstance(kits, list) else [])]
+            if any(isinstance(v, str) and ids.key(v) == key for v in named):
+                found.add(str(eid))
         return [r for r in self.records() if r.event_id in found] if found else []
 
     def _canonical_ids(self, form: str, data: dict[str, Any]) -> dict[str, Any]:

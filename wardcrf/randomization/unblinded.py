@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .. import devicekeys, text
 from ..errors import Refused
+from ..sqlstore import SqlStore, own_keys_store
 from . import sealing
 from .service import own_identity
 
@@ -79,6 +80,16 @@ def is_unblinded(session: Session, protocol_id: str) -> bool:
     )
 
 
+def _line(own: SqlStore, store: SqlStore, event_id: str) -> str | None:
+    """The line of the event that made a list: in the hub's own log, else (a list a ward's event made) the
+    log `store` reads."""
+    for log in dict.fromkeys([own, store]):
+        line = log.scalar("SELECT line FROM events WHERE id = ?", (event_id,))
+        if line is not None:
+            return str(line)
+    return None
+
+
 @dataclass(frozen=True)
 class Export:
     out: Path
@@ -90,30 +101,32 @@ class Export:
 def export(session: Session, protocol_id: str, out: Path, *, reading: Session | None = None) -> Export:
     """Write participant-to-arm rows of every list of `protocol_id` (CSV), atomically, and log it.
 
-    `reading`: the same sign-in over where the wards' allocations are (a PostgreSQL hub read whole,
-    `cli.common.whole_hub`); `session` when not given. The export is logged through `session`.
+    `reading`: the same sign-in over where the wards' allocations are (a PostgreSQL hub's database read in
+    place, `cli.common.in_place`); `session` when not given. The lists, their sealed entries and the trial's
+    unblinding are the hub's own events (`session`'s file); the export is logged through `session`.
     """
     _hub_only(session, "write the unblinded export")
     reading = reading or session
     store = reading.store
+    own = own_keys_store(store)  # the hub's file: its keys, and the events that made its lists
     lists = store.rows(
-        "SELECT l.*, ev.line FROM rand_lists l JOIN events ev ON ev.id = l.event_id WHERE l.protocol_id = ?"
-        " ORDER BY l.issued_at, l.rowid",
-        (protocol_id,),
+        "SELECT * FROM rand_lists WHERE protocol_id = ? ORDER BY issued_at, rowid", (protocol_id,)
     )
+    lines = {lst["event_id"]: _line(own, store, lst["event_id"]) for lst in lists}
+    lists = [lst for lst in lists if lines[lst["event_id"]] is not None]
     if not lists:
         raise Refused(f"no allocation list of protocol {protocol_id!r} at this hub")
-    if any(lst["reveal"] == "kit" for lst in lists) and not is_unblinded(reading, protocol_id):
+    if any(lst["reveal"] == "kit" for lst in lists) and not is_unblinded(session, protocol_id):
         raise Refused(
             f"trial {protocol_id} is still blinded: an admin unblinds it first "
             "(`wardcrf hub randomization unblind-trial`), then the export joins arms to participants"
         )
-    keys = devicekeys.load(store, own_identity(store)[1])
+    keys = devicekeys.load(own, own_identity(own)[1])
     if keys is None:
         raise Refused("this hub has no keys")
     rows = []
     for lst in lists:
-        body = json.loads(lst["line"])["body"]
+        body = json.loads(str(lines[lst["event_id"]]))["body"]
         plain = sealing.hub_record(body, keys.age_identity)
         by_slot = {(e["stratum"], int(e["position"])): e for e in plain["document"]["entries"]}
         for a in store.rows(

@@ -105,12 +105,17 @@ class _Writer:
             f"device {rec.device}; protocol {rec.protocol_id or '?'} {rec.protocol_version or '?'}",
             8.5,
         )
-        e = eventlog.get(ds.store, rec.event_id)
+        e = ds.event(rec.event_id)
         if e is not None:
             self.line(f"Event hash sha256:{e.hash}", 8, char_wrap=True)
+            here = ds.site_row[
+                "device"
+            ]  # its own events' bundles are in its file, the wards' where their data is
             self.line(
                 "Reached this database: "
-                + evidence.arrival(ds.store, e.device, e.seq, this_device=ds.site_row["device"]),
+                + evidence.arrival(
+                    ds.store if e.device == here else ds.projections, e.device, e.seq, this_device=here
+                ),
                 8.5,
             )
         groups = ds.amendment_events(rec.event_id)
@@ -118,7 +123,7 @@ class _Writer:
             self.doc.badge(f"CHANGED SINCE FIRST ENTRY: {len(groups)} amendment(s), see below", alert=True)
         else:
             self.doc.badge("Unchanged since first entry.", alert=False)
-        verification = sdv.record_status(ds.store, rec.event_id)
+        verification = sdv.record_status(ds.projections, rec.event_id)
         self.doc.badge(verification.summary(), alert=verification.state == sdv.CHANGED)
         rows = []
         names = list(fields) + [k for k in rec.data if k not in fields]
@@ -154,7 +159,7 @@ class _Writer:
                 self.photo(printed_label(fd, name), str(ref))
 
     def photo(self, label: str, ref: str) -> None:
-        check = evidence.check_photo(self.ds.store, ref)
+        check = evidence.check_photo(self.ds.projections, ref)
         self.photos += 1
         self.line(f"Photo ({label}): SHA-256 {check.sha256}", 8.5, char_wrap=True)
         self.doc.badge(check.status, alert=check.verified is False)
@@ -252,7 +257,7 @@ def build(
         raise Refused(f"unknown participant {participant} (no events about participant:{participant} here)")
     kit = ids.key(kit) if kit else None  # as typed or scanned: one kit whatever the case
     record = (
-        custody_record.build(ds.store, printed_by=printed_by, kit=kit, lot=lot, shipment=shipment)
+        custody_record.build(ds.projections, printed_by=printed_by, kit=kit, lot=lot, shipment=shipment)
         if custody
         else None
     )
@@ -325,6 +330,13 @@ def build(
     pdf.add_page()
     w.heading("Verification at printing time", 13)
     report = audit.verify_store(ds.store)
+    if ds.wards is not None:  # a PostgreSQL hub read in place: the wards' chains re-hashed from its rows too
+        n, problems = eventlog.verify_chains(ds.wards)
+        report.results.append(
+            audit.CheckResult(
+                f"event chains in {getattr(ds.wards, 'name', 'the database')}", n, [str(p) for p in problems]
+            )
+        )
     for r in report.results:
         w.line(
             f"{r.name}: {r.checked} checked - "

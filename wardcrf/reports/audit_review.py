@@ -44,6 +44,7 @@ from ..canonical import dumps
 from ..clock import iso_utc, parse_iso
 from ..errors import UsageError
 from ..eventlog import Event
+from ..exports.dataset import Dataset
 from ..protocol import Protocol, active
 from ..site import Session
 
@@ -197,7 +198,9 @@ def review(session: Session, since: str, until: str) -> Review:
         "SELECT target_event, MIN(signed_at) FROM signatures GROUP BY target_event"
     ):
         signed[str(target)] = str(at)
-    for e in eventlog.iter_events(store, "ts >= ? AND ts < ?", (lo, hi)):
+    # The log in the order the site received it: at a PostgreSQL hub read in place, the wards' (its database)
+    # and the hub's own (its file) merged as a SQLCipher hub's one log holds them (`Dataset.events`).
+    for e in Dataset.over(store, "audit.review").events("ts >= ? AND ts < ?", (lo, hi)):
         out.checked += 1
         _check(e, proto, plan, out, per_user, per_participant, last_ts, signed)
     for who, evs in sorted(per_user.items()):
@@ -407,7 +410,7 @@ class PastReview(TypedDict):
 def past_reviews(store: Any) -> list[PastReview]:
     """Every signed review of this site: period, reviewer, when, counts, and whether the signature holds."""
     out: list[PastReview] = []
-    for e in eventlog.iter_events(store, "type = ?", (EVENT_REVIEWED,)):
+    for e in Dataset.over(store, "audit.review").events("type = ?", (EVENT_REVIEWED,)):
         b = e.body
         out.append(
             {

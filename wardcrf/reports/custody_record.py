@@ -147,7 +147,7 @@ class _Context:
 
 
 def _has_table(store: Store, name: str) -> bool:
-    return store.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+    return store.has_table(name)  # either engine's catalogue (a PostgreSQL hub read in place)
 
 
 def _parties(
@@ -192,9 +192,11 @@ def _parties(
 def _logger_files(ctx: _Context, unit: str, start: int, end: int) -> list[dict[str, Any]]:
     """The logger files whose readings cover [start, end] in `unit`, each re-hashed now."""
     rows = ctx.store.rows(
-        "SELECT DISTINCT r.sha256, f.name, f.event_id, f.serial FROM cc_readings r"
-        " LEFT JOIN cc_logger_files f ON f.sha256 = r.sha256"
-        " WHERE r.unit_id = ? AND r.t BETWEEN ? AND ? ORDER BY f.first_t, r.sha256",
+        # In the SQL both engines run (a PostgreSQL hub read in place): what DISTINCT orders by is selected, and
+        # a reading whose file is not held (no first_t) comes first on both, as SQLite orders NULL.
+        "SELECT DISTINCT r.sha256, f.name, f.event_id, f.serial, f.first_t IS NOT NULL AS held, f.first_t"
+        " FROM cc_readings r LEFT JOIN cc_logger_files f ON f.sha256 = r.sha256"
+        " WHERE r.unit_id = ? AND r.t BETWEEN ? AND ? ORDER BY held, f.first_t, r.sha256",
         (unit, start, end),
     )
     return [
@@ -394,7 +396,7 @@ def _trail(ctx: _Context, kit: str, event_ids: list[str]) -> list[dict[str, Any]
     marks = ",".join("?" for _ in event_ids)
     rows = ctx.store.rows(
         f"SELECT id FROM events WHERE id IN ({marks}) OR amends IN ({marks})"
-        f" OR (type = 'signature.applied' AND json_extract(line, '$.body.target') IN ({marks}))"
+        f" OR (type = 'signature.applied' AND {ctx.store.json_text('line', 'body', 'target')} IN ({marks}))"
         " ORDER BY pos",
         (*event_ids, *event_ids, *event_ids),
     )
@@ -543,7 +545,7 @@ def build(
         key = shipment.strip()
         receipts = store.rows(
             "SELECT event_id, kits, details, at FROM cc_transfers WHERE kind = 'receipt'"
-            " AND (event_id = ? OR json_extract(details, '$.shipper_id') = ?) ORDER BY at, event_id",
+            f" AND (event_id = ? OR {store.json_text('details', 'shipper_id')} = ?) ORDER BY at, event_id",
             (key, ids.key(key)),
         )
         if not receipts:

@@ -59,7 +59,7 @@ def _thumbnail(data: bytes) -> bytes | None:
 
 
 def _has_table(store: Store, name: str) -> bool:
-    return store.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+    return store.has_table(name)  # either engine's catalogue (a PostgreSQL hub read in place)
 
 
 def arrival(store: Store, device: str, seq: int, *, this_device: str) -> str:

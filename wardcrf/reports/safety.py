@@ -41,7 +41,7 @@ def _missed_doses(ds: Dataset, pid: str, missed: frozenset[str]) -> list[Deviati
 
     `missed`: the codes of the version's deviations of kind `missed` (format 2)."""
     try:
-        info = status.summary(ds.store, pid)
+        info = status.summary(ds.projections, pid)
     except Refused:
         return None
     if not info.get("enrolled_on"):
@@ -215,7 +215,7 @@ def compute(ds: Dataset) -> dict[str, Any]:
         "serious": sum(1 for a in aes if a["serious"]),
         # Emergency unblindings (issue 20) for the DSMG and the coordinator: who, why, when; the arm
         # itself stays in the unblinding event and `report randomization`.
-        "emergency_unblindings": ds.store.rows(
+        "emergency_unblindings": ds.data.rows(
             "SELECT participant, kit, reason, detail, user, witness, site, ts, event_id"
             " FROM rand_unblindings ORDER BY ts, event_id"
         ),
