@@ -137,13 +137,18 @@ def test_the_protocol_fills_in_what_follows_from_it(seeded):
     assert demo.dose_amount(demo.ward_protocol()) == 2.0e8
 
 
-def test_every_shipped_demo_file_reads_clean():
+def test_every_shipped_protocol_has_a_demo_file_that_reads_clean():
+    from wardcrf.sync import engine_demo
+
     for name in model.SHIPPED:
-        ward = demo.ward_protocol(model.shipped(name))
-        if demo_file.shipped_source(ward.id) is None:
-            continue
+        assert demo_file.shipped_source(model.shipped(name).id) is not None, name
+    for ward in (demo.ward_protocol(), demo.ward_protocol(model.shipped("mexcovid.toml"))):
         read = demo.read_demo(ward)
-        assert read.protocol == ward.id and read.participants
+        assert read.protocol == ward.id == "MEXCOVID" and len(read.participants) == 7
+    for name in ("palm.toml", "palm007.toml"):
+        trial = model.shipped(name)
+        read = engine_demo.read_demo(trial)
+        assert read.protocol == trial.id and read.participants and read.at_step("consent")
 
 
 # -- a hostile demo file: one line naming file:line, nothing created -----------------------------------
@@ -209,3 +214,100 @@ def test_another_protocols_file_and_unknown_keys_are_refused(tmp_path):
     assert "records[3].when: unknown key" in msg
     msg = _refused(tmp_path, _shipped().replace('at = "09:30"', 'at = "half past nine"', 1))
     assert "records[3].at: must be the time it is entered" in msg
+
+
+# -- the format-2 demo wards (sync/engine_demo.py): their trials' values from palm.toml / palm007.toml ---
+
+
+def _engine_source(name: str) -> str:
+    return resources.files("wardcrf.protocols").joinpath("demo", f"{name}.toml").read_text("utf-8")
+
+
+@pytest.fixture(scope="module")
+def palm007_ward(tmp_path_factory):
+    from wardcrf.sync import engine_demo
+
+    target = tmp_path_factory.mktemp("palm007") / "site"
+    now = "2026-03-16T14:00:00+01:00"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WARDCRF_FAKE_NOW", now)
+        result = engine_demo.seed(
+            target, model.shipped("palm007.toml"), "demo-pass-phrase", now=datetime.fromisoformat(now)
+        )
+    s = Site.open(target).unlock("auditor", "demo-pass-phrase")
+    try:
+        rows = [
+            (r[0], r[1], json.loads(r[2]))
+            for r in s.store.execute("SELECT subject, form, data FROM records ORDER BY rowid")
+        ]
+        lots = {r[0] for r in s.store.execute("SELECT product FROM cc_lots")}
+    finally:
+        s.close()
+    return result, rows, lots
+
+
+def test_the_palm007_ward_records_what_its_demo_file_says(palm007_ward):
+    result, rows, lots = palm007_ward
+    spec = tomllib.loads(_engine_source("palm007"))
+    assert len(result.participants) == len(spec["participants"])
+    timed = [(*r, "") for r in rows]
+    # the story consents patients in the order of their days: each is found by who they are
+    who = {
+        (d["sex"], _num(d["age"]), _num(d["weight"])): subject.removeprefix("participant:")
+        for subject, f, d in rows
+        if f == "screening"
+    }
+    for p in spec["participants"]:
+        pid = who[(p["sex"], p["age"], p["weight"])]
+        [consent] = _of(timed, pid, "consent")
+        assert {k: consent[k] for k in p["consent"]} == p["consent"]
+        [screening] = _of(timed, pid, "screening")
+        assert {k: screening[k] for k in p["screening"]} == p["screening"]
+        assert _of(timed, pid, "labs")[0]["timepoint"] == "baseline"
+        treatments = _of(timed, pid, "treatment")
+        assert all(t["preparation"] == p["preparation"] and t["with_food"] is True for t in treatments)
+        assert bool(treatments) == p.get("eligible", True)  # every dose whose window closed is given
+    rounds = [d for _s, f, d in rows if f == "lesions"]
+    assert rounds and all((_num(d["total"]), _num(d["active"])) == (40, 12) for d in rounds)
+    # a dose by weight band: the lot's label is the product's name alone
+    assert lots == {"tecovirimat"}
+
+
+def test_an_engine_demo_file_is_refused_before_anything_is_created(tmp_path):
+    from wardcrf.sync import engine_demo
+
+    palm = model.shipped("palm.toml")
+    now = datetime.fromisoformat("2026-03-16T14:00:00+01:00")
+    bad = {
+        "a form PALM does not declare": (
+            _engine_source("palm").replace('form = "infusion"', 'form = "infusoin"'),
+            "'infusoin' is not a form of PALM",
+        ),
+        "a field it does not declare": (
+            _engine_source("palm").replace("rate = 170", "rate_ml = 170"),
+            "'rate_ml' is not a field of form infusion",
+        ),
+        "a moment the story has not": (
+            _engine_source("palm").replace('step = "round"', 'step = "lunch"'),
+            "'lunch' is not a moment of this demo",
+        ),
+        "a record timed by the file": (
+            _engine_source("palm").replace('step = "enrollment"', 'step = "enrollment"\nat = "09:00"'),
+            "give its step, not at",
+        ),
+        "a user the story has not": (
+            _engine_source("palm").replace('step = "enrollment"', 'step = "enrollment"\nby = "dsmg"'),
+            "'dsmg' is not a demo user",
+        ),
+        "control characters": (
+            _engine_source("palm").replace("Parent of the patient", "Parent\\u0000"),
+            "hostile.toml:",
+        ),
+    }
+    for why, (text, expected) in bad.items():
+        target = tmp_path / why.replace(" ", "-")
+        with pytest.raises(demo_file.DemoFileError) as info:
+            engine_demo.seed(target, palm, "demo-pass-phrase", now=now, demo_source=("hostile.toml", text))
+        message = str(info.value)
+        assert expected in message and "\n" not in message and "hostile.toml:" in message, (why, message)
+        assert not target.exists(), why

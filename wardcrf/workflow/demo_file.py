@@ -47,9 +47,8 @@ MAX_RECORDS = 500
 MAX_DOSES = 100
 
 RECORD_KEYS = frozenset(
-    {"form", "day", "at", "by", "values", "fields_from", "each_dose", "administration", "if"}
+    {"form", "day", "at", "by", "values", "fields_from", "each_dose", "administration", "if", "step"}
 )
-PARTICIPANT_KEYS_USED = frozenset({"enrolled_days_ago", "age", "born", "doses", "records"})
 USERS = frozenset({"clinician", "investigator", "dsmg"})
 """Who enters a record (`by`): the sessions the seeder opens."""
 
@@ -85,6 +84,7 @@ class Record:
     each_dose: bool = False
     administration: bool = False
     only_if: str | None = None
+    step: str | None = None  # a seeder that times the records itself: the moment of its story it is for
     path: tuple[str | int, ...] = ()
 
 
@@ -97,6 +97,10 @@ class DemoFile:
     records: tuple[Record, ...] = ()
     own_records: tuple[tuple[Record, ...], ...] = ()  # each participant's own, in order
     supply: Mapping[str, Any] = field(default_factory=dict)
+
+    def at_step(self, step: str) -> tuple[Record, ...]:
+        """The records a seeder that times them itself enters at `step` of its story, in file order."""
+        return tuple(r for r in self.records if r.step == step)
 
 
 def name_for(protocol_id: str) -> str:
@@ -180,8 +184,10 @@ def render(value: Any, scope: Scope) -> Any:
     if name == "date":
         return (scope.day if arg is None else scope.days(arg)).isoformat()
     if name == "time":
-        if arg is None:
-            raise ValueError("{time} needs a time: {time:HH:MM}")
+        if arg is None:  # the moment a seeder that times its records gives (`sync.engine_demo`)
+            if "time" not in scope.values:
+                raise ValueError("{time} needs a time here: {time:HH:MM}")
+            return scope.values["time"]
         return scope.clock(arg).isoformat()
     if arg is not None:
         raise ValueError(f"{value!r}: only date and time take an argument")
@@ -220,11 +226,18 @@ def birth_date(age: int, born: str, day0: date) -> date:
 
 
 def read(
-    source: str, filename: str, ward: Any, *, given: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    source: str,
+    filename: str,
+    ward: Any,
+    *,
+    given: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+    steps: frozenset[str] | None = None,
+    users: frozenset[str] = USERS,
 ) -> DemoFile:
     """Read and check a demo file for the ward's protocol (`protocol.Protocol`, its forms); `given`: what
-    the seeder fills in for a participant, as a sample (any day, any kit). Every problem is named at its
-    line (`DemoFileError`); nothing is seeded from a refused file."""
+    the seeder fills in for a participant, as a sample (any day, any kit). `steps`: the moments of a
+    seeder that times the records itself (`sync.engine_demo`): each record names its `step` and has no
+    `at`. `users`: who may enter a record (`by`). Every problem is named at its line (`DemoFileError`); nothing is seeded from a refused file."""
     try:
         data, r = protocol_file.read_source(source, filename, _Reader)
     except protocol_file.ProtocolFileError as exc:  # its size, characters, nesting or TOML
@@ -242,8 +255,8 @@ def read(
     if not isinstance(people, list) or not people or len(people) > MAX_PARTICIPANTS:
         r.err(("participants",), f"give 1 to {MAX_PARTICIPANTS} [[participants]] tables")
         people = []
-    records = _records(r, data.get("records"), ("records",), ward)
-    if records and (records[0].each_dose or records[0].only_if):
+    records = _records(r, data.get("records"), ("records",), ward, steps, users)
+    if steps is None and records and (records[0].each_dose or records[0].only_if):
         r.err(("records", 0), "the first record registers the participant: it is entered once, for every one")
     own: list[tuple[Record, ...]] = []
     for i, p in enumerate(people):
@@ -251,7 +264,7 @@ def read(
             r.err(("participants", i), "must be a table")
             own.append(())
             continue
-        own.append(_records(r, p.get("records", []), ("participants", i, "records"), ward))
+        own.append(_records(r, p.get("records", []), ("participants", i, "records"), ward, steps, users))
         _check_participant(r, i, p)
     demo = DemoFile(
         protocol=str(data.get("protocol")),
@@ -270,7 +283,12 @@ def read(
 
 
 def _records(
-    r: protocol_file._Reader, raw: Any, path: tuple[str | int, ...], ward: Any
+    r: protocol_file._Reader,
+    raw: Any,
+    path: tuple[str | int, ...],
+    ward: Any,
+    steps: frozenset[str] | None,
+    users: frozenset[str],
 ) -> tuple[Record, ...]:
     if not isinstance(raw, list) or len(raw) > MAX_RECORDS:
         r.err(path, f"must be a list of at most {MAX_RECORDS} record tables")
@@ -290,7 +308,18 @@ def _records(
         if isinstance(day, bool) or not isinstance(day, int) or abs(day) > 3650:
             r.err((*here, "day"), "must be a whole number of days from day 0 (at most 3650 either way)")
             continue
-        at = rec.get("at")
+        step = rec.get("step")
+        if steps is not None:
+            if step not in steps:
+                r.err((*here, "step"), f"{step!r} is not a moment of this demo ({', '.join(sorted(steps))})")
+                continue
+            if "at" in rec or "day" in rec or rec.get("each_dose"):
+                r.err(here, "this demo times its records itself: give its step, not at, day or each_dose")
+                continue
+        elif step is not None:
+            r.err((*here, "step"), "this demo's records are timed by at and day, not by a step")
+            continue
+        at = rec.get("at", "00:00" if steps is not None else None)
         if not isinstance(at, str) or _CLOCK.match(at) is None:
             r.err(
                 (*here, "at"),
@@ -298,8 +327,8 @@ def _records(
             )
             continue
         by = rec.get("by", "clinician")
-        if by not in USERS:
-            r.err((*here, "by"), f"{by!r} is not a demo user who enters records ({', '.join(sorted(USERS))})")
+        if by not in users:
+            r.err((*here, "by"), f"{by!r} is not a demo user who enters records ({', '.join(sorted(users))})")
             continue
         values = rec.get("values", {})
         if not isinstance(values, dict):
@@ -333,6 +362,7 @@ def _records(
                 each_dose=flags["each_dose"],
                 administration=flags["administration"],
                 only_if=only_if,
+                step=step,
                 path=here,
             )
         )
