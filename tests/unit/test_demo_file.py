@@ -151,6 +151,23 @@ def test_every_shipped_protocol_has_a_demo_file_that_reads_clean():
         assert read.protocol == trial.id and read.participants and read.at_step("consent")
 
 
+def test_a_protocol_without_a_demo_file_is_refused_before_anything_is_created(tmp_path):
+    from wardcrf import protocol
+    from wardcrf.errors import Refused
+
+    source = protocol.default_protocol().source.replace('id = "MEXCOVID"', 'id = "OTHERTRIAL"', 1)
+    other = protocol.parse(source, "other.toml")
+    with pytest.raises(
+        Refused, match=r"OTHERTRIAL has no demo file \(wardcrf/protocols/demo/othertrial.toml\)"
+    ):
+        demo.seed(tmp_path / "site", protocol_file=other)
+    assert not (tmp_path / "site").exists()
+    # given a demo file, it must be that protocol's
+    with pytest.raises(demo_file.DemoFileError, match="names 'MEXCOVID'; this is the demo of 'OTHERTRIAL'"):
+        demo.seed(tmp_path / "site", protocol_file=other, demo_source=("other-demo.toml", _shipped()))
+    assert not (tmp_path / "site").exists()
+
+
 # -- a hostile demo file: one line naming file:line, nothing created -----------------------------------
 
 
