@@ -349,9 +349,15 @@ class _Story:
     # -- the cold chain --------------------------------------------------------------------------
     VIALS = 12  # per product
 
-    @staticmethod
-    def _lot(product: str) -> str:
-        return f"PALM-{product}-2018-11"
+    def _lot(self, product: str = "", kit: str = "") -> str:
+        """The lot a product's vials (PALM) or a patient's bottle (PALM007) come in: the demo file's
+        `[supply] lot`, its `{product}` / `{kit}` the product's code / the bottle's kit number."""
+        lot = str(self.demo.supply.get("lot", "LOT-{product}{kit}"))
+        return lot.replace("{product}", product).replace("{kit}", kit)
+
+    def _kit(self, product: str, k: int) -> str:
+        """A vial's id: the demo file's `[supply] kit_prefix`, its product and its number."""
+        return f"{self.demo.supply.get('kit_prefix', 'KIT-')}{product}-{k:04d}"
 
     def _vials_arrive(self) -> None:
         """One lot of each product, each received into the unit its storage range asks for."""
@@ -363,7 +369,7 @@ class _Story:
                 self.s["pharmacist"],
                 self.passwords,
                 lot=lot,
-                kits=[f"VIAL-{product}-{k:04d}" for k in range(1, self.VIALS + 1)],
+                kits=[self._kit(product, k) for k in range(1, self.VIALS + 1)],
                 received_at=now_utc() - timedelta(minutes=20),
                 workdir=self.tmp,
                 product=product,
@@ -375,7 +381,7 @@ class _Story:
         arm = self.result.arms[pid]
         product = self.trial.regimens_of(arm)[0].administrations[0].product
         self.vials[product] = self.vials.get(product, 0) + 1
-        kit = f"VIAL-{product}-{self.vials[product]:04d}"
+        kit = self._kit(product, self.vials[product])
         self.lot_of[kit] = self._lot(product)
         return kit
 
@@ -550,14 +556,14 @@ class _Story:
             got = scenario.receive_and_store(
                 self.s["pharmacist"],
                 self.passwords,
-                lot=f"TPOXX-{kit}",
+                lot=self._lot(kit=kit),
                 kits=[kit],
                 received_at=moment,
                 workdir=self.tmp,
             )
-            self.stored[f"TPOXX-{kit}"] = got.stored_at
+            self.stored[self._lot(kit=kit)] = got.stored_at
 
-        self.lot_of[kit] = f"TPOXX-{kit}"
+        self.lot_of[kit] = self._lot(kit=kit)
         self.timeline.at(moment + timedelta(minutes=30), arrive)
         first = True
         for item in slots:
