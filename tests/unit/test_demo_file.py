@@ -229,6 +229,10 @@ def test_another_protocols_file_and_unknown_keys_are_refused(tmp_path):
     assert "this is the demo of 'MEXCOVID'" in msg
     msg = _refused(tmp_path, _shipped().replace('at = "09:30"', 'at = "09:30"\nwhen = "later"', 1))
     assert "records[3].when: unknown key" in msg
+    msg = _refused(
+        tmp_path, _shipped().replace('sex = "M"\nage = 57', 'sex = "M"\nkit = "mine"\nage = 57', 1)
+    )
+    assert "participants[0].kit: 'kit' is a value the seeder gives" in msg
     msg = _refused(tmp_path, _shipped().replace('at = "09:30"', 'at = "half past nine"', 1))
     assert "records[3].at: must be the time it is entered" in msg
 

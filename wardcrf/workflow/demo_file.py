@@ -399,7 +399,13 @@ def _rehearse(
     exists and each field (`fields_from` too) is one its form declares, before anything is seeded."""
     zone = ZoneInfo("UTC")
     for i, p in enumerate(demo.participants):
-        scope = Scope(date(2020, 6, 1), date(2020, 6, 1), zone, {**given(p), **p})
+        sample = given(p)
+        for key in sorted(set(p) & set(sample)):
+            r.err(
+                ("participants", i, key),
+                f"{key!r} is a value the seeder gives; name the participant's otherwise",
+            )
+        scope = Scope(date(2020, 6, 1), date(2020, 6, 1), zone, {**sample, **p})
         doses = p.get("doses", [])
         for rec in (*demo.records, *demo.own_records[i]):
             where = f"participant {i + 1}"
