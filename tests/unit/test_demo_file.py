@@ -115,6 +115,7 @@ def test_values_are_the_files(seeded):
             assert d["kit_id"] == f"EXO-{kit:04d}" and d["lot"] == "HAMSC-2003-01"
             # the amount is the protocol's (its regimen's fixed dose), not the demo file's
             assert d["particles"] == {"unit": "particles", "value": 2.0e8}
+            assert d["volume"] == {"unit": "mL", "value": 6.0}  # the administration's declared volume
         oxygen = _of(rows, pid, "oxygen")
         assert [{k: _num(v) for k, v in o.items() if k != "date"} for o in oxygen] == [
             x["oxygen"] for x in p["doses"]
@@ -135,6 +136,9 @@ def test_the_protocol_fills_in_what_follows_from_it(seeded):
     _result, _rows, lots = seeded
     assert lots == {"HAMSC-2003-01": "haMSC-Exos 2.0e8 particles"}
     assert demo.dose_amount(demo.ward_protocol()) == 2.0e8
+    assert demo.dose_volume(demo.ward_protocol()) == 6.0
+    palm = demo.ward_protocol(model.shipped("palm.toml"))
+    assert demo.dose_amount(palm) is None and demo.dose_volume(palm) is None  # by weight, left to the ward
 
 
 def test_every_shipped_protocol_has_a_demo_file_that_reads_clean():

@@ -112,7 +112,7 @@ def _consent_page(directory: Path, pid_hint: str, title: str) -> Path:
     return path
 
 
-GIVEN = ("dob", "consent_page", "completed", "kit", "lot", "dose_amount", "dose_number")
+GIVEN = ("dob", "consent_page", "completed", "kit", "lot", "dose_amount", "dose_volume", "dose_number")
 """The values the seeder gives a demo file's records (docs/protocol.md, "A trial's demo file")."""
 
 
@@ -132,11 +132,15 @@ def read_demo(ward: protocols.Protocol, source: tuple[str, str] | None = None) -
             raise _no_demo(ward.id)
         source = (f"wardcrf/protocols/{demo_file.DIRECTORY}/{demo_file.name_for(ward.id)}", text)
     planned = ward.schedule.doses
-    amount = dose_amount(ward)
+    amount, volume = dose_amount(ward), dose_volume(ward)
 
     def given(p: Mapping[str, Any]) -> Mapping[str, Any]:
         sample: dict[str, Any] = dict.fromkeys(GIVEN, "")
-        return sample | {"completed": len(p.get("doses", ())) >= planned, "dose_amount": amount}
+        return sample | {
+            "completed": len(p.get("doses", ())) >= planned,
+            "dose_amount": amount,
+            "dose_volume": volume,
+        }
 
     return demo_file.read(source[1], source[0], ward, given=given)
 
@@ -165,6 +169,22 @@ def dose_amount(ward: protocols.Protocol) -> float | None:
         if a.dose.fixed is not None
     }
     return float(fixed.pop()) if len(fixed) == 1 else None
+
+
+def dose_volume(ward: protocols.Protocol) -> float | None:
+    """The volume every administration is given in, as the protocol declares it (`volume = { value,
+    unit }`: its regimens' one value), or None when it declares none or several."""
+    if ward.engine is None:
+        return None
+    found = {
+        float(v["value"])
+        for r in ward.engine.data.get("regimens", ())
+        for a in r.get("administrations", ())
+        if isinstance(v := a.get("volume"), Mapping)
+        and isinstance(v.get("value"), int | float)
+        and not isinstance(v.get("value"), bool)
+    }
+    return found.pop() if len(found) == 1 else None
 
 
 def seed(
@@ -343,7 +363,11 @@ def _seed_cohort(
     ids: dict[int, str] = {}
     zone_ = zone(DEFAULT_ZONE)
     title = f"INFORMED CONSENT - {active.id} v{active.version}"
-    given: dict[str, Any] = {"lot": str(demo.supply.get("lot", "")), "dose_amount": dose_amount(active)}
+    given: dict[str, Any] = {
+        "lot": str(demo.supply.get("lot", "")),
+        "dose_amount": dose_amount(active),
+        "dose_volume": dose_volume(active),
+    }
 
     def pw(_user: str) -> str:
         return password
