@@ -116,6 +116,8 @@ def test_values_are_the_files(seeded):
             # the amount is the protocol's (its regimen's fixed dose), not the demo file's
             assert d["particles"] == {"unit": "particles", "value": 2.0e8}
             assert d["volume"] == {"unit": "mL", "value": 6.0}  # the administration's declared volume
+            took = datetime.fromisoformat(d["end"]) - datetime.fromisoformat(d["start"])
+            assert took.total_seconds() == 30 * 60  # the regimen's duration
         oxygen = _of(rows, pid, "oxygen")
         assert [{k: _num(v) for k, v in o.items() if k != "date"} for o in oxygen] == [
             x["oxygen"] for x in p["doses"]

@@ -112,7 +112,17 @@ def _consent_page(directory: Path, pid_hint: str, title: str) -> Path:
     return path
 
 
-GIVEN = ("dob", "consent_page", "completed", "kit", "lot", "dose_amount", "dose_volume", "dose_number")
+GIVEN = (
+    "dob",
+    "consent_page",
+    "completed",
+    "kit",
+    "lot",
+    "dose_amount",
+    "dose_volume",
+    "dose_number",
+    "dose_end",
+)
 """The values the seeder gives a demo file's records (docs/protocol.md, "A trial's demo file")."""
 
 
@@ -183,6 +193,21 @@ def dose_volume(ward: protocols.Protocol) -> float | None:
         if isinstance(v := a.get("volume"), Mapping)
         and isinstance(v.get("value"), int | float)
         and not isinstance(v.get("value"), bool)
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def dose_duration(ward: protocols.Protocol) -> timedelta | None:
+    """How long every administration takes, as the protocol declares it (its regimens' one `duration`)."""
+    from ..engine.model import duration
+
+    if ward.engine is None:
+        return None
+    found = {
+        duration(str(a["duration"]))
+        for r in ward.engine.data.get("regimens", ())
+        for a in r.get("administrations", ())
+        if a.get("duration")
     }
     return found.pop() if len(found) == 1 else None
 
@@ -363,6 +388,7 @@ def _seed_cohort(
     ids: dict[int, str] = {}
     zone_ = zone(DEFAULT_ZONE)
     title = f"INFORMED CONSENT - {active.id} v{active.version}"
+    takes = dose_duration(active)
     given: dict[str, Any] = {
         "lot": str(demo.supply.get("lot", "")),
         "dose_amount": dose_amount(active),
@@ -401,10 +427,15 @@ def _seed_cohort(
                     i += 1
                 for d, dose in enumerate(doses, start=1):
                     kit += 1
-                    scope.values = {**scope.values, "dose_number": d, "kit": f"{prefix}{kit:04d}"}
                     scope.dose = dose
                     hh, mm = (int(x) for x in str(dose["start"]).split(":"))
                     scope.start = scope.at(day0 + timedelta(days=d), hh, mm)
+                    scope.values = {
+                        **scope.values,
+                        "dose_number": d,
+                        "kit": f"{prefix}{kit:04d}",
+                        "dose_end": (scope.start + takes).isoformat() if takes is not None else None,
+                    }
                     for rec in group:
                         scope.day = day0 + timedelta(days=d + rec.day)
                         if rec.administration and cold is not None:
