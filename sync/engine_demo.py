@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 from wardcrf import users
 from wardcrf.clock import now_utc, pinned, zone
 from wardcrf.engine.model import Model
-from wardcrf.errors import Refused
+from wardcrf.errors import Refused, WardError
 from wardcrf.site import Session, Site
 from wardcrf.workflow import demo_file
 
@@ -165,6 +165,32 @@ def seed(
     # dropped (`Timeline.cap`), leaving a bottle dispensed from a lot never received.
     today = (now.astimezone(zone(ZONE)) - timedelta(hours=MORNING_ROUND_ENDS)).date()
     start = _local(today - timedelta(days=5), 9)
+    from wardcrf.workflow.demo import remove_half_made
+
+    # Only a folder this call makes (new, or empty) is cleaned on a refusal: never a site or hub already there.
+    folders = [
+        (p, p.exists())
+        for p in (Path(data_dir), hub_dir)
+        if p is not None and (not p.exists() or not any(p.iterdir()))
+    ]
+    try:
+        return _seed(data_dir, trial, demo, password, now, hub_dir, today, start)
+    except WardError:  # a ward that refused part of its story is no demo: nothing is left
+        for folder, existed in folders:
+            remove_half_made(folder, existed)
+        raise
+
+
+def _seed(
+    data_dir: Path,
+    trial: Model,
+    demo: demo_file.DemoFile,
+    password: str,
+    now: datetime,
+    hub_dir: Path | None,
+    today: date,
+    start: datetime,
+) -> EngineDemo:
     with tempfile.TemporaryDirectory(prefix="wardcrf-demo-") as tmp_name:
         tmp = Path(tmp_name)
         with pinned(start):
@@ -425,7 +451,13 @@ class _Story:
         done = None
         for rec in self.demo.at_step(step):
             if form is None or rec.form == form:
-                done = self._submit(rec.form, pid, dict(demo_file.values_of(rec, scope)), who=rec.by)
+                values = dict(demo_file.values_of(rec, scope))
+                try:
+                    done = self._submit(rec.form, pid, values, who=rec.by)
+                except WardError as exc:  # the ward refused the file's values: its line and the patient
+                    raise demo_file.DemoFileError(
+                        [f"{rec.where}: {pid or 'a new patient'}: {rec.form}: {exc}"]
+                    ) from None
         return done
 
     def _admit(self, n: int, pt: Mapping[str, Any], at: datetime) -> None:

@@ -338,3 +338,69 @@ def test_an_engine_demo_file_is_refused_before_anything_is_created(tmp_path):
         message = str(info.value)
         assert expected in message and "\n" not in message and "hostile.toml:" in message, (why, message)
         assert not target.exists(), why
+
+
+def test_a_birthday_on_29_february_and_days_out_of_range():
+    from datetime import date
+
+    assert demo_file.birth_date(30, "02-29", date(2026, 3, 16)) == date(1996, 2, 29)
+    assert demo_file.birth_date(31, "02-29", date(2026, 3, 16)) == date(1995, 2, 28)
+    assert demo_file.birth_date(57, "06-04", date(2026, 3, 16)) == date(1968, 6, 4)  # not yet 58
+
+
+def test_a_day_too_far_is_refused(tmp_path):
+    msg = _refused(tmp_path, _shipped().replace("admission = -23", "admission = -99999999", 1))
+    assert "'admission' is not a whole number of days (at most 36500 either way)" in msg
+
+
+def test_a_value_the_ward_refuses_names_the_line_and_leaves_nothing(tmp_path, monkeypatch):
+    """The file reads clean but the ward refuses a record while seeding (a sex the form has no choice for):
+    one line naming the record's line and the participant, and the half-made site removed."""
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
+    text = _shipped()
+    third = text.index("[[participants]]  # 003")
+    text = text[:third] + text[third:].replace('sex = "M"', 'sex = "X"', 1)
+    line = text.splitlines().index('form = "screening"')  # the record's [[records]] header, the line before
+    msg = _refused(tmp_path, text)
+    assert msg.startswith(f"invalid demo file: hostile.toml:{line}: participant 3: screening: "), msg
+    assert "sex: 'X' is not one of: M, F" in msg
+
+
+def test_an_engine_ward_refusing_a_value_leaves_nothing_and_an_existing_site_is_untouched(tmp_path):
+    from wardcrf.sync import engine_demo
+
+    palm007 = model.shipped("palm007.toml")
+    now = datetime.fromisoformat("2026-03-16T14:00:00+01:00")
+    text = _engine_source("palm007").replace("hb = 11.4", "hb = -3", 1)
+    line = text.splitlines().index('step = "screening"')  # the record's [[records]] header
+    target = tmp_path / "ward"
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(demo_file.DemoFileError) as info:
+        mp.setenv("WARDCRF_FAKE_NOW", now.isoformat())
+        engine_demo.seed(target, palm007, "demo-pass-phrase", now=now, demo_source=("hostile.toml", text))
+    assert str(info.value).startswith(f"invalid demo file: hostile.toml:{line}: "), str(info.value)
+    assert ": screening: " in str(info.value) and "\n" not in str(info.value)
+    assert not target.exists()
+    # a folder that already holds something else is never cleaned: what was there stays
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine", "utf-8")
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(demo_file.DemoFileError):
+        mp.setenv("WARDCRF_FAKE_NOW", now.isoformat())
+        engine_demo.seed(busy, palm007, "demo-pass-phrase", now=now, demo_source=("hostile.toml", text))
+    assert (busy / "keep.txt").read_text("utf-8") == "mine"
+
+
+def test_a_refused_demo_in_a_folder_holding_other_files_removes_none_of_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", FAKE_NOW)
+    text = _shipped().replace('sex = "M"', 'sex = "X"', 1)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine", "utf-8")
+    with pytest.raises(demo_file.DemoFileError, match="participant 1: screening: "):
+        demo.seed(busy, demo_source=("hostile.toml", text))
+    assert (busy / "keep.txt").read_text("utf-8") == "mine"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(demo_file.DemoFileError):
+        demo.seed(empty, demo_source=("hostile.toml", text))
+    assert empty.is_dir() and not any(empty.iterdir())  # the empty folder given stays, empty

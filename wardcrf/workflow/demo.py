@@ -41,6 +41,7 @@ from typing import Any
 from .. import protocol as protocols
 from .. import users
 from ..clock import now_utc, pinned, zone
+from ..errors import WardError
 from ..site import DEFAULT_ZONE, Session, Site
 from . import demo_file, service
 
@@ -238,6 +239,9 @@ def seed(
         days=max(int(p.get("enrolled_days_ago") or 0) for p in demo.participants)
         + 3  # the site is set up before the shipment
     )
+    target = Path(data_dir)
+    existed = target.exists()
+    ours = not existed or not any(target.iterdir())  # only a folder this call fills is cleaned on a refusal
     with pinned(_when(first_day, 9)):
         init = Site.init(
             Path(data_dir),
@@ -268,10 +272,30 @@ def seed(
             _seed_cohort(demo, sessions, password, Path(tmp), result, timeline, cold, now_local)
             timeline.run()
         result.events = int(clin.store.scalar("SELECT count(*) FROM events"))
-    finally:
+    except BaseException:
         for s in (clin, inv, dsmg, ph):
             s.close()
+        if ours:
+            remove_half_made(target, existed)  # a demo the ward refused part of is no demo: nothing is left
+        raise
+    for s in (clin, inv, dsmg, ph):
+        s.close()
     return result
+
+
+def remove_half_made(target: Path, existed: bool) -> None:
+    """Remove the demo site a call created: its folder, or what it put in the empty folder it was given
+    (the caller checks the folder was new or empty: nothing else is ever removed)."""
+    import shutil
+
+    if not existed:
+        shutil.rmtree(target, ignore_errors=True)
+        return
+    for child in target.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 class Timeline:
@@ -469,4 +493,12 @@ def _plan(
         call = functools.partial(register, n, rec.form, who, values)
     else:
         call = functools.partial(submit, rec.form, n, who, values)
-    timeline.at(demo_file.entered_at(rec, scope), call)
+    timeline.at(demo_file.entered_at(rec, scope), functools.partial(_entered, rec, n, call))
+
+
+def _entered(rec: demo_file.Record, n: int, call: Callable[[], object]) -> None:
+    """Enter one record; the ward's refusal names the demo file's line and the participant."""
+    try:
+        call()
+    except WardError as exc:
+        raise demo_file.DemoFileError([f"{rec.where}: participant {n}: {rec.form}: {exc}"]) from None

@@ -28,6 +28,7 @@ expression and looked up, never evaluated.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ DIRECTORY = "demo"
 MAX_PARTICIPANTS = 200
 MAX_RECORDS = 500
 MAX_DOSES = 100
+MAX_DAYS = 36500
+"""Days from day 0 a value may name (`{date:name}`): a century either way."""
 
 RECORD_KEYS = frozenset(
     {"form", "day", "at", "by", "values", "fields_from", "each_dose", "administration", "if", "step"}
@@ -86,6 +89,7 @@ class Record:
     only_if: str | None = None
     step: str | None = None  # a seeder that times the records itself: the moment of its story it is for
     path: tuple[str | int, ...] = ()
+    where: str = ""  # file:line, for a refusal met while seeding
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,8 @@ class Scope:
         if m["n"] is not None:
             return self.day0 + timedelta(days=int(m["n"]))
         base = self.lookup(m["name"])
-        if isinstance(base, bool) or not isinstance(base, int):
-            raise ValueError(f"{m['name']!r} is not a whole number of days")
+        if isinstance(base, bool) or not isinstance(base, int) or abs(base) > MAX_DAYS:
+            raise ValueError(f"{m['name']!r} is not a whole number of days (at most {MAX_DAYS} either way)")
         return self.day0 + timedelta(days=base + int(m["delta"] or 0))
 
     def lookup(self, path: str) -> Any:
@@ -219,6 +223,8 @@ def birth_date(age: int, born: str, day0: date) -> date:
         raise ValueError(f"born {born!r} is not MM-DD")
     month, day = int(m["m"]), int(m["d"])
     year = day0.year - age - (1 if (month, day) > (day0.month, day0.day) else 0)
+    if (month, day) == (2, 29) and not calendar.isleap(year):
+        return date(year, 2, 28)  # born on 29 February: the year of birth has none
     return date(year, month, day)
 
 
@@ -364,6 +370,7 @@ def _records(
                 only_if=only_if,
                 step=step,
                 path=here,
+                where=f"{r.filename}:{r.line(here) or '?'}",
             )
         )
     return tuple(out)
