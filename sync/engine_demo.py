@@ -28,6 +28,15 @@ worked):
   dispensed from the pharmacy and handed to the bedside), every dose whose
   window has closed given with food, the next left due; one screen failure.
 
+What is recorded about the trial is data: the trial's demo file
+(`wardcrf/protocols/demo/palm.toml`, `palm007.toml`; read and checked by
+`workflow.demo_file` before anything is created, docs/protocol.md "A trial's
+demo file"): the patients (sex, age, weight, the day they were randomized,
+their screening answers and stratum) and, for each moment of the story
+(`STEPS`: consent, screening, enrollment, the daily round, the vitals around
+an infusion, an infusion, a dose), the forms and values entered. This module
+tells the story and times it.
+
 The hub used is a temporary one unless `hub_dir` is given, where it stays and
 receives the ward's bundles at the end (as `wardcrf demo --hub`).
 
@@ -46,7 +55,7 @@ from __future__ import annotations
 import functools
 import heapq
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -55,8 +64,9 @@ from typing import TYPE_CHECKING, Any
 from wardcrf import users
 from wardcrf.clock import now_utc, pinned, zone
 from wardcrf.engine.model import Model
-from wardcrf.errors import Refused
+from wardcrf.errors import Refused, WardError
 from wardcrf.site import Session, Site
+from wardcrf.workflow import demo_file
 
 from . import hub, registry, ward
 
@@ -118,11 +128,12 @@ def _local(day: date, hh: int, mm: int = 0) -> datetime:
 
 
 def _page(directory: Path, name: str, trial: str) -> Path:
+    """A photographed consent page; `trial`: the protocol's id and version as its title names them."""
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (640, 900), "white")
     draw = ImageDraw.Draw(img)
-    draw.text((40, 40), f"CONSENTEMENT ECLAIRE - {trial} v1.0", fill="black")
+    draw.text((40, 40), f"CONSENTEMENT ECLAIRE - {trial}", fill="black")
     draw.text((40, 80), f"Patient {name}", fill="black")
     for i, y in enumerate(range(140, 760, 24)):
         draw.line((40, y, 600 - (i * 11) % 140, y), fill=(90, 90, 90), width=2)
@@ -132,19 +143,54 @@ def _page(directory: Path, name: str, trial: str) -> Path:
 
 
 def seed(
-    data_dir: Path, trial: Model, password: str, *, now: datetime, hub_dir: Path | None = None
+    data_dir: Path,
+    trial: Model,
+    password: str,
+    *,
+    now: datetime,
+    hub_dir: Path | None = None,
+    demo_source: tuple[str, str] | None = None,
 ) -> EngineDemo:
     """Create the demo ward of `trial` (PALM or PALM007) in `data_dir`, as it stands at `now` (the moment
-    of seeding, with its zone: the CLI's real clock, a test's pinned instant); see the module doc."""
-    if trial.id not in ("PALM", "PALM007"):
-        raise Refused(f"{trial.id} has no format-2 demo ward here (seeded here: PALM, PALM007)")
+    of seeding, with its zone: the CLI's real clock, a test's pinned instant); see the module doc. What
+    is recorded comes from the trial's demo file (`demo_source`: (file name, text) instead of the
+    shipped one)."""
+    if trial.id not in STORIES:
+        raise Refused(f"{trial.id} has no format-2 demo ward here (seeded here: {', '.join(STORIES)})")
     if now.tzinfo is None:
         raise ValueError("`now` must carry its zone")
+    demo = read_demo(trial, demo_source)  # refused, each problem at its line, before anything is created
     # The ward's working day: the last whose morning round (randomizations from 07:00, the bedside after)
     # is over. Seeded just after local midnight, "this morning" would lie in the future and its steps be
     # dropped (`Timeline.cap`), leaving a bottle dispensed from a lot never received.
     today = (now.astimezone(zone(ZONE)) - timedelta(hours=MORNING_ROUND_ENDS)).date()
     start = _local(today - timedelta(days=5), 9)
+    from wardcrf.workflow.demo import remove_half_made
+
+    # Only a folder this call makes (new, or empty) is cleaned on a refusal: never a site or hub already there.
+    folders = [
+        (p, p.exists())
+        for p in (Path(data_dir), hub_dir)
+        if p is not None and (not p.exists() or not any(p.iterdir()))
+    ]
+    try:
+        return _seed(data_dir, trial, demo, password, now, hub_dir, today, start)
+    except WardError:  # a ward that refused part of its story is no demo: nothing is left
+        for folder, existed in folders:
+            remove_half_made(folder, existed)
+        raise
+
+
+def _seed(
+    data_dir: Path,
+    trial: Model,
+    demo: demo_file.DemoFile,
+    password: str,
+    now: datetime,
+    hub_dir: Path | None,
+    today: date,
+    start: datetime,
+) -> EngineDemo:
     with tempfile.TemporaryDirectory(prefix="wardcrf-demo-") as tmp_name:
         tmp = Path(tmp_name)
         with pinned(start):
@@ -165,7 +211,7 @@ def seed(
             sessions = {u: made.site.unlock(u, password) for u in ("clinician", "investigator", "pharmacist")}
             try:
                 timeline = Timeline(cap=now)
-                story = _Story(trial, sessions, password, tmp, timeline, result, today)
+                story = _Story(trial, demo, sessions, password, tmp, timeline, result, today)
                 story.plan()
                 timeline.run()
                 result.events = int(sessions["clinician"].store.scalar("SELECT count(*) FROM events"))
@@ -255,35 +301,36 @@ def _feed_hub(site: Site, hub_dir: Path, password: str, tmp: Path) -> int:
         hs.close()
 
 
-@dataclass(frozen=True)
-class Patient:
-    sex: str
-    age: int
-    weight: int
-    day: int  # days before today the patient is randomized (0: this morning)
-    eligible: bool = True
-    enrolled: bool = True
+STORIES = ("PALM", "PALM007")
+"""The trials whose story is told here: PALM's infusions, PALM007's capsules (each with its demo file)."""
+STEPS = frozenset(
+    {"consent", "screening", "enrollment", "round", "pre_infusion", "infusion", "post_infusion", "dose"}
+)
+"""The moments of the story a demo file's records are entered at (its `step`)."""
+GIVEN = ("signed", "consent_page", "date", "dob", "time", "dose_number", "kit", "lot", "dose", "start", "end")
+"""What the story gives a record's placeholders, besides the patient's own values."""
 
 
-PALM_PATIENTS = (
-    Patient("F", 34, 62, 3),
-    Patient("M", 41, 71, 3),
-    Patient("M", 12, 33, 2),
-    Patient("F", 27, 55, 2),
-    Patient("M", 52, 80, 1),
-    Patient("F", 8, 24, 1),
-    Patient("M", 30, 66, 0),
-    Patient("F", 45, 59, 0),
-    Patient("M", 23, 64, 1, eligible=False),  # RT-PCR negative: a screen failure
-    Patient("F", 38, 58, 0, enrolled=False),  # screened this morning, not yet enrolled
-)
-PALM007_PATIENTS = (
-    Patient("M", 29, 62, 2),
-    Patient("F", 24, 51, 1),
-    Patient("M", 9, 22, 1),
-    Patient("F", 33, 60, 0),
-    Patient("M", 40, 70, 1, eligible=False),  # no active lesion: a screen failure
-)
+def read_demo(trial: Model, source: tuple[str, str] | None = None) -> demo_file.DemoFile:
+    """The trial's demo file, checked against its forms (`DemoFileError` naming each problem at its line)."""
+    from wardcrf.workflow import demo as ward_demo
+
+    ward_p = ward_demo.ward_protocol(trial)
+    if source is None:
+        text = demo_file.shipped_source(trial.id)
+        if text is None:
+            raise Refused(
+                f"{trial.id} has no demo file ({demo_file.DIRECTORY}/{demo_file.name_for(trial.id)})"
+            )
+        source = (f"wardcrf/protocols/{demo_file.DIRECTORY}/{demo_file.name_for(trial.id)}", text)
+    return demo_file.read(
+        source[1],
+        source[0],
+        ward_p,
+        given=lambda _p: dict.fromkeys(GIVEN, ""),
+        steps=STEPS,
+        users=frozenset({"clinician", "investigator"}),
+    )
 
 
 class _Story:
@@ -292,6 +339,7 @@ class _Story:
     def __init__(
         self,
         trial: Model,
+        demo: demo_file.DemoFile,
         sessions: dict[str, Session],
         password: str,
         tmp: Path,
@@ -299,26 +347,27 @@ class _Story:
         result: EngineDemo,
         today: date,
     ) -> None:
-        self.trial, self.s, self.password, self.tmp = trial, sessions, password, tmp
+        self.trial, self.demo, self.s, self.password, self.tmp = trial, demo, sessions, password, tmp
         self.timeline, self.result, self.today = timeline, result, today
         self.passwords = {u: password for u, _n, _r in USERS}
         self.vials: dict[str, int] = {}  # product -> vials of its lot used so far
         self.stored: dict[str, datetime] = {}  # lot -> when its kits went into their unit
         self.lot_of: dict[str, str] = {}  # a vial or dispensed bottle -> its lot
+        self.patients: dict[str, Mapping[str, Any]] = {}  # participant -> the demo file's patient
 
     @property
     def palm(self) -> bool:
         return self.trial.id == "PALM"
 
     def plan(self) -> None:
-        patients = PALM_PATIENTS if self.palm else PALM007_PATIENTS
+        patients = self.demo.participants
         if self.palm:
             self.timeline.at(_local(self.today - timedelta(days=4), 10), self._vials_arrive)
         for n, pt in enumerate(patients, start=1):
-            day = self.today - timedelta(days=pt.day)
+            day = self.today - timedelta(days=int(pt["day"]))
             base = _local(day, 8 if self.palm else 7, 5 * n)
             if (
-                pt.day == 0
+                pt["day"] == 0
             ):  # this morning's patients are seen before the moment of seeding, whatever the hour
                 base = min(base, self.timeline.cap - timedelta(minutes=90 - 5 * n))
             self.timeline.at(base, functools.partial(self._admit, n, pt, base))
@@ -326,9 +375,15 @@ class _Story:
     # -- the cold chain --------------------------------------------------------------------------
     VIALS = 12  # per product
 
-    @staticmethod
-    def _lot(product: str) -> str:
-        return f"PALM-{product}-2018-11"
+    def _lot(self, product: str = "", kit: str = "") -> str:
+        """The lot a product's vials (PALM) or a patient's bottle (PALM007) come in: the demo file's
+        `[supply] lot`, its `{product}` / `{kit}` the product's code / the bottle's kit number."""
+        lot = str(self.demo.supply.get("lot", "LOT-{product}{kit}"))
+        return lot.replace("{product}", product).replace("{kit}", kit)
+
+    def _kit(self, product: str, k: int) -> str:
+        """A vial's id: the demo file's `[supply] kit_prefix`, its product and its number."""
+        return f"{self.demo.supply.get('kit_prefix', 'KIT-')}{product}-{k:04d}"
 
     def _vials_arrive(self) -> None:
         """One lot of each product, each received into the unit its storage range asks for."""
@@ -340,7 +395,7 @@ class _Story:
                 self.s["pharmacist"],
                 self.passwords,
                 lot=lot,
-                kits=[f"VIAL-{product}-{k:04d}" for k in range(1, self.VIALS + 1)],
+                kits=[self._kit(product, k) for k in range(1, self.VIALS + 1)],
                 received_at=now_utc() - timedelta(minutes=20),
                 workdir=self.tmp,
                 product=product,
@@ -352,7 +407,7 @@ class _Story:
         arm = self.result.arms[pid]
         product = self.trial.regimens_of(arm)[0].administrations[0].product
         self.vials[product] = self.vials.get(product, 0) + 1
-        kit = f"VIAL-{product}-{self.vials[product]:04d}"
+        kit = self._kit(product, self.vials[product])
         self.lot_of[kit] = self._lot(product)
         return kit
 
@@ -381,83 +436,56 @@ class _Story:
             self.s[who], form, values, participant=pid, password_for=lambda _u: self.password
         )
 
-    def _admit(self, n: int, pt: Patient, at: datetime) -> None:
-        page = _page(self.tmp, f"{n:03d}", self.trial.id)
+    def _step(
+        self,
+        step: str,
+        pid: str | None,
+        pt: Mapping[str, Any],
+        day: date,
+        form: str | None = None,
+        **given: Any,
+    ) -> Any:
+        """Enter the demo file's records of `step` (of `form` only, when given) for a patient on `day`,
+        their values filled in from the patient's and what the story gives; the last one's answer."""
+        scope = demo_file.Scope(day, day, zone(ZONE), {**self.patients.get(pid or "", {}), **pt, **given})
+        done = None
+        for rec in self.demo.at_step(step):
+            if form is None or rec.form == form:
+                values = dict(demo_file.values_of(rec, scope))
+                try:
+                    done = self._submit(rec.form, pid, values, who=rec.by)
+                except WardError as exc:  # the ward refused the file's values: its line and the patient
+                    raise demo_file.DemoFileError(
+                        [f"{rec.where}: {pid or 'a new patient'}: {rec.form}: {exc}"]
+                    ) from None
+        return done
+
+    def _admit(self, n: int, pt: Mapping[str, Any], at: datetime) -> None:
+        page = _page(self.tmp, f"{n:03d}", f"{self.trial.id} v{self.trial.version}")
         signed = at - timedelta(minutes=10)
-        done = self._submit(
-            "consent",
-            None,
-            {
-                "consenter": "participant" if pt.age >= 18 else "surrogate",
-                **(
-                    {}
-                    if pt.age >= 18
-                    else {"surrogate_name": "Parent of the patient", "surrogate_relationship": "parent"}
-                ),
-                "form_version": "1.0",
-                "time": signed.isoformat(),
-                "witness_1": "investigator",
-                "photos": f"@{page}",
-            },
-        )
+        day = at.date()
+        done = self._step("consent", None, pt, day, signed=signed.isoformat(), consent_page=f"@{page}")
         pid = (done.subject or "").removeprefix("participant:")
         self.result.participants.append(pid)
-        day = at.date()
+        self.patients[pid] = pt
         self.timeline.at(at + timedelta(minutes=15), lambda: self._screen(pid, pt, day))
-        if pt.eligible and pt.enrolled:
+        if pt.get("eligible", True) and pt.get("enrolled", True):
             self.timeline.at(
                 at + timedelta(minutes=25),
-                lambda: self._submit("enrollment", pid, {"date": day.isoformat()}),
+                lambda: self._step("enrollment", pid, pt, day, date=day.isoformat()),
             )
-            self.timeline.at(at + timedelta(minutes=30), lambda: self._randomize(pid, pt))
+            self.timeline.at(at + timedelta(minutes=30), lambda: self._randomize(pid))
 
-    def _screen(self, pid: str, pt: Patient, day: date) -> None:
-        born = date(day.year - pt.age, 1 + (len(pid) * 7 + pt.weight) % 12, 1 + pt.weight % 27)
-        if self.palm:
-            values: dict[str, Any] = {
-                "date": day.isoformat(),
-                "dob": born.isoformat(),
-                "age": pt.age,
-                "sex": pt.sex,
-                "pregnant": "no" if pt.sex == "F" and pt.age >= 12 else "not_applicable",
-                "weight": pt.weight,
-                "symptom_onset": (day - timedelta(days=4)).isoformat(),
-                "ebov_pcr_positive": pt.eligible,
-                "prior_ebov_therapeutic": False,
-            }
-            if pt.eligible:
-                values["ct_np"] = 18 + pt.weight % 4  # high viral load (22 or less): one stratum
-        else:
-            values = {
-                "date": day.isoformat(),
-                "dob": born.isoformat(),
-                "age": pt.age,
-                "sex": pt.sex,
-                "weight": pt.weight,
-                "pregnant": "no" if pt.sex == "F" and pt.age >= 12 else "not_applicable",
-                "pcr_positive": True,
-                "pcr_date": (day - timedelta(days=1)).isoformat(),
-                "active_lesion": pt.eligible,
-                "contraception": "agrees" if pt.age >= 12 else "not_applicable",
-                "inpatient_agreed": True,
-                "hb": 11.4,
-                "meglitinide": False,
-                "midazolam_planned": False,
-                "other_investigational": False,
-                "investigator_excludes": False,
-            }
-        self._submit("screening", pid, values)
-        if not self.palm:  # PALM007's screening visit also takes the baseline labs
-            self._submit(
-                "labs",
-                pid,
-                {"timepoint": "baseline", "date": day.isoformat(), "hgb": 12.1, "alt": 28, "creat": 70},
-            )
+    def _screen(self, pid: str, pt: Mapping[str, Any], day: date) -> None:
+        weight = int(pt["weight"])
+        born = date(day.year - int(pt["age"]), 1 + (len(pid) * 7 + weight) % 12, 1 + weight % 27)
+        self._step("screening", pid, pt, day, date=day.isoformat(), dob=born.isoformat())
 
-    def _randomize(self, pid: str, pt: Patient) -> None:
+    def _randomize(self, pid: str) -> None:
         from wardcrf.randomization import service
 
-        got = service.allocate(self.s["investigator"], pid, {"ct_np": "HIGH"} if self.palm else None)
+        strata = self.patients[pid].get("strata")  # the patient's stratum, as the demo file gives it
+        got = service.allocate(self.s["investigator"], pid, dict(strata) if strata else None)
         self.result.arms[pid] = got.arm or f"kit {got.kit}"
         self._rounds(pid)
         if self.palm:
@@ -471,27 +499,17 @@ class _Story:
         from wardcrf.engine import visits
 
         local_day = self.timeline.cap.astimezone(zone(ZONE)).date()
+        rounds = {r.form for r in self.demo.at_step("round")}  # what the demo file records on a round
         for occ in visits.dated(self.trial, {"randomization": now_utc()}, zone(ZONE), arm=None):
             if occ.visit.anchor != "randomization" or occ.closes >= local_day:
                 continue
             at = _local(occ.opens, 16)
             for entry in occ.visit.forms:
-                if entry.required and entry.form in ("vitals", "lesions"):
+                if entry.required and entry.form in rounds:
                     self.timeline.at(at, functools.partial(self._round, pid, entry.form, at))
 
     def _round(self, pid: str, form: str, at: datetime) -> None:
-        if form == "lesions":
-            values: dict[str, Any] = {
-                "date": at.date().isoformat(),
-                "total": 40,
-                "active": 12,
-                "mucosal_active": False,
-            }
-        elif self.palm:
-            values = {"timepoint": "daily", "time": at.isoformat(), "temp": 37.9, "pulse": 94, "resp": 20}
-        else:
-            values = {"date": at.date().isoformat(), "temp": 37.4, "pulse": 88, "resp": 18}
-        self._submit(form, pid, values)
+        self._step("round", pid, {}, at.date(), form, date=at.date().isoformat(), time=at.isoformat())
 
     def _slots(self, pid: str) -> list[AdministrationLine]:
         from wardcrf.workflow import status
@@ -518,55 +536,33 @@ class _Story:
 
     def _infusion(self, pid: str, n: int, kit: str, start: datetime) -> None:
         end = start + timedelta(hours=1, minutes=30)
-        vitals = {"temp": 38.1, "pulse": 98, "resp": 22, "sysbp": 112, "diabp": 70, "oxysat": 96}
+        day = start.astimezone(zone(ZONE)).date()
 
         def pre() -> None:
-            self._submit(
-                "vitals",
-                pid,
-                {
-                    "timepoint": "pre_infusion",
-                    "infusion": n,
-                    "time": (start - timedelta(minutes=20)).isoformat(),
-                    **vitals,
-                },
-            )
+            at = (start - timedelta(minutes=20)).isoformat()
+            self._step("pre_infusion", pid, {}, day, dose_number=n, time=at)
 
         def given() -> None:
             from wardcrf.workflow import status
 
             nd = status.summary(self.s["clinician"].store, pid)
             item = next(a for a in nd["administrations"] if a["number"] == n)
-            dose = self._prescribed(pid, item)
-            self._submit(
+            self._step(
                 "infusion",
                 pid,
-                {
-                    "kit_id": kit,
-                    "lot": self.lot_of[kit],
-                    "not_given": False,
-                    "dose_mg": dose,
-                    "volume": 250,
-                    "rate": 170,
-                    "start": start.isoformat(),
-                    "end": end.isoformat(),
-                    "interruptions": 0,
-                },
+                {},
+                day,
+                dose_number=n,
+                kit=kit,
+                lot=self.lot_of[kit],
+                dose=self._prescribed(pid, item),
+                start=start.isoformat(),
+                end=end.isoformat(),
             )
 
         def post() -> None:
-            self._submit(
-                "vitals",
-                pid,
-                {
-                    "timepoint": "post_infusion",
-                    "infusion": n,
-                    "time": (end + timedelta(minutes=20)).isoformat(),
-                    **vitals,
-                    "temp": 37.8,
-                    "pulse": 92,
-                },
-            )
+            at = (end + timedelta(minutes=20)).isoformat()
+            self._step("post_infusion", pid, {}, day, dose_number=n, time=at)
 
         self.timeline.at(start - timedelta(minutes=15), pre)
         self.timeline.at(end + timedelta(minutes=5), given)
@@ -592,14 +588,14 @@ class _Story:
             got = scenario.receive_and_store(
                 self.s["pharmacist"],
                 self.passwords,
-                lot=f"TPOXX-{kit}",
+                lot=self._lot(kit=kit),
                 kits=[kit],
                 received_at=moment,
                 workdir=self.tmp,
             )
-            self.stored[f"TPOXX-{kit}"] = got.stored_at
+            self.stored[self._lot(kit=kit)] = got.stored_at
 
-        self.lot_of[kit] = f"TPOXX-{kit}"
+        self.lot_of[kit] = self._lot(kit=kit)
         self.timeline.at(moment + timedelta(minutes=30), arrive)
         first = True
         for item in slots:
@@ -626,15 +622,12 @@ class _Story:
         from wardcrf.workflow import administration_visit
 
         p = administration_visit.plan(self.s["clinician"], pid)
-        self._submit(
-            "treatment",
+        self._step(
+            "dose",
             pid,
-            {
-                "kit_id": kit,
-                "time": taken.isoformat(),
-                "not_given": False,
-                "dose_mg": p.prescribed["value"] if p.prescribed else None,
-                "preparation": "whole" if p.prescribed and p.prescribed["value"] >= 200 else "opened",
-                "with_food": True,
-            },
+            {},
+            taken.astimezone(zone(ZONE)).date(),
+            kit=kit,
+            time=taken.isoformat(),
+            dose=p.prescribed["value"] if p.prescribed else None,
         )

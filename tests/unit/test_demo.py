@@ -190,9 +190,6 @@ def test_demo_ward_list_equals_per_participant_summaries(demo_site):
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-MID = demo.COHORT[-1]
-
-
 @pytest.mark.parametrize(
     ("local", "days_ago"),
     [
@@ -207,8 +204,11 @@ MID = demo.COHORT[-1]
 def test_mid_course_enrollment_follows_the_hour(local, days_ago):
     schedule = protocol.default_protocol().schedule
     now = datetime.fromisoformat(local).replace(tzinfo=TZ)
-    assert demo._enrolled_days_ago(MID, now, schedule) == days_ago
-    assert demo._enrolled_days_ago(demo.COHORT[0], now, schedule) == demo.COHORT[0].enrolled_days_ago
+    cohort = demo.cohort()  # the shipped demo file's (wardcrf/protocols/demo/mexcovid.toml)
+    mid, first = cohort[-1], cohort[0]
+    assert "enrolled_days_ago" not in mid and len(mid["doses"]) == 2
+    assert demo._enrolled_days_ago(mid, now, schedule) == days_ago
+    assert demo._enrolled_days_ago(first, now, schedule) == first["enrolled_days_ago"]
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from .. import amounts
 from . import config, evidence, samples, services
 
 if TYPE_CHECKING:
@@ -107,6 +108,28 @@ def ensure_unit(pharmacist: Session, product: config.Product) -> str:
     return unit
 
 
+def lot_label(session: Session, product: config.Product) -> str:
+    """What a lot's label says: the product's name and, when every administration of it gives the same
+    fixed dose, that dose with its unit as every amount is written (`amounts.quantity`: a product's name
+    then "2.0e8" and its unit); a dose by weight (or band) or several doses: the name alone."""
+    active = config.active_protocol(session.store)
+    model = getattr(active, "engine", None)
+    doses = (
+        {
+            (a.dose.fixed, a.dose.unit)
+            for r in model.regimens.values()
+            for a in r.administrations
+            if a.product == product.code
+        }
+        if model is not None
+        else set()
+    )
+    if len(doses) != 1 or next(iter(doses))[0] is None:
+        return product.name
+    [(fixed, unit)] = doses
+    return f"{product.name} {amounts.quantity(fixed, unit)}"
+
+
 @dataclass
 class Received:
     lot: str
@@ -142,7 +165,7 @@ def receive_and_store(
     services.add_lot(
         pharmacist,
         lot,
-        product="haMSC-Exos 2.0e8 particles" if declared.name.startswith("haMSC") else declared.name,
+        product=lot_label(pharmacist, declared),
         expiry=expiry,
         release_ref=f"QP-REL-{lot}",
         kits=list(kits),
