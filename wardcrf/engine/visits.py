@@ -195,14 +195,44 @@ def _true(expr: str, snap: Snapshot, rec: Rec) -> bool:
         return False
 
 
+class _Truths:
+    """`_true(expr, snap, rec)` for one record, each expression evaluated once.
+
+    Placing a record asks the same condition (a visit's `when` for the form, an assessment's `match`) of
+    every occurrence of a repeating visit; the answer depends only on the expression, the snapshot and
+    the record, which are the same for all of them, so it is computed once (and the record's snapshot,
+    `with_record`, built once) instead of once per occurrence: `db rebuild` re-derives every
+    participant's ward-queue row this way (`wardqueue.derive`)."""
+
+    __slots__ = ("_known", "_rec", "_snap", "_within")
+
+    def __init__(self, snap: Snapshot, rec: Rec) -> None:
+        self._snap, self._rec = snap, rec
+        self._within: Snapshot | None = None
+        self._known: dict[str, bool] = {}
+
+    def __call__(self, expr: str) -> bool:
+        hit = self._known.get(expr)
+        if hit is None:
+            if self._within is None:
+                self._within = self._snap.with_record(self._rec)
+            try:
+                hit = interpreter.truth(expr, self._within) is True
+            except EvalError:
+                hit = False
+            self._known[expr] = hit
+        return hit
+
+
 def place(
     model: Model, found: Sequence[Occurrence], rec: Rec, day: date | None, snap: Snapshot
 ) -> Occurrence | None:
     """The occurrence record `rec` (taken on local `day`) belongs to, or None (docstring of the module)."""
+    true = _Truths(snap, rec)
     for occ in found:
         v = occ.visit
         entry = next((e for e in v.forms if e.form == rec.form), None)
-        if entry is None or (entry.when is not None and not _true(entry.when, snap, rec)):
+        if entry is None or (entry.when is not None and not true(entry.when)):
             continue
         if rec.form in _recording_forms(model, v.regimen):
             if occ.record is not None and occ.record == rec.event_id:
@@ -210,7 +240,7 @@ def place(
             continue
         linked = False
         for a in _assessments(model, v.twins, rec.form):
-            if a.get("match") and not _true(str(a["match"]), snap, rec):
+            if a.get("match") and not true(str(a["match"])):
                 continue
             n = rec.values.get(str(a.get("link", "")))
             if isinstance(n, Decimal | int):
@@ -525,6 +555,7 @@ def dated_place(
     schedule counts from, whichever forms they list. A record outside every window is in none: it is
     unscheduled, and the occurrence it missed stays owed (docs/protocol.md)."""
     anchors = _administered_from(administrations, rec.form) if administrations is not None else None
+    true = _Truths(snap, rec)
     for i, occ in enumerate(found):
         if not occ.opens <= local <= occ.closes:
             continue
@@ -533,7 +564,7 @@ def dated_place(
                 return i
             continue
         entry = next((e for e in occ.visit.forms if e.form == rec.form), None)
-        if entry is None or (entry.when is not None and not _true(entry.when, snap, rec)):
+        if entry is None or (entry.when is not None and not true(entry.when)):
             continue
         return i
     return None
