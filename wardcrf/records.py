@@ -118,6 +118,7 @@ def _add(fn: Hook, forms: tuple[str, ...]) -> None:
     if not forms and fn not in _RECORD_HOOKS:
         _RECORD_HOOKS.append(fn)
     _FOR_FORM.clear()
+    _PLANS.clear()
 
 
 def load(store: SqlStore, event_id: str) -> Record | None:
@@ -248,14 +249,31 @@ def _run_hooks(store: SqlStore, event_id: str, rec: Record | None = None) -> Non
         for hook in hooks:
             portable(hook)
     target = cast(Store, store)  # either engine, from here on (checked above)
-    for hook in hooks:
-        tables = _BATCH_TABLES.get(hook)
-        if tables is None:
-            cast(FormHook, hook)(target, rec)
-            continue
-        batch = cast(BatchHook, hook)
-        if not store.later_each(("records.batch_hook", hook), tables, rec, functools.partial(batch, target)):
+    for each, batch, tables in _plan(rec.form):
+        if each is not None:
+            each(target, rec)
+        elif batch is not None and not store.later_each(
+            ("records.batch_hook", batch), tables, rec, functools.partial(batch, target)
+        ):
             batch(target, [rec])
+
+
+_PLANS: dict[str, tuple[tuple[FormHook | None, BatchHook | None, frozenset[str]], ...]] = {}
+
+
+def _plan(form: str) -> tuple[tuple[FormHook | None, BatchHook | None, frozenset[str]], ...]:
+    """`hooks_for(form)`, each as (a hook per record, or a batch hook and its tables): looked up once per form."""
+    plan = _PLANS.get(form)
+    if plan is None:
+        steps: list[tuple[FormHook | None, BatchHook | None, frozenset[str]]] = []
+        for hook in hooks_for(form):
+            tables = _BATCH_TABLES.get(hook)
+            if tables is None:
+                steps.append((cast(FormHook, hook), None, frozenset()))
+            else:
+                steps.append((None, cast(BatchHook, hook), tables))
+        plan = _PLANS[form] = tuple(steps)
+    return plan
 
 
 def hooks_for(form: str) -> list[Hook]:

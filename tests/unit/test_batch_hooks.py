@@ -161,6 +161,7 @@ def test_a_batch_hook_is_called_once_per_batch_with_every_record_in_log_order(tm
         records._BATCH_TABLES.pop(hook)
         records._FORM_HOOKS["vitals"].remove(hook)
         records._FOR_FORM.clear()
+        records._PLANS.clear()
 
 
 def test_a_write_to_a_table_a_batch_hook_reads_runs_it_first(tmp_path, signer):
@@ -184,3 +185,4 @@ def test_a_write_to_a_table_a_batch_hook_reads_runs_it_first(tmp_path, signer):
         records._BATCH_TABLES.pop(hook)
         records._FORM_HOOKS["skin_test"].remove(hook)
         records._FOR_FORM.clear()
+        records._PLANS.clear()
