@@ -5,10 +5,11 @@ per participant a bundle touched) are called once per batch with every record's 
 before anything touches the tables they read or write (`SqlStore.later_each`). What must hold: the
 tables are the same as when every event is applied on its own (its own transaction) and as when
 every hook runs record by record (no batch at all), on SQLCipher and on a real PostgreSQL server
-(`pgserver`); for one bundle in which a participant is touched by eleven records (consent, three
-signatures, screening, enrollment, skin test, vitals twice, a dose, an adverse event), a record is
-amended after it was submitted (the post-dose pulse, and the consent's photo pages: a binding
-unbound and another bound), and a second participant's records interleave with the first's. On
+(`pgserver`); for one bundle in which each participant is touched by thirteen events (consent,
+three signatures, screening, enrollment, skin test, vitals twice, a dose, an adverse event, two
+amendments), records are amended after they were submitted (the post-dose pulse, and the consent's
+photo pages: a binding unbound and another bound), and a second participant's records interleave
+with the first's. On
 SQLCipher `db rebuild --check` finds nothing to say of the batched import either.
 """
 
