@@ -471,8 +471,9 @@ def page(store: Store, at: datetime, offset: int, limit: int | None, *, dsmg_hol
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.derived_index(derive, "ward_queue", "counters", migrations=(MIGRATION, MIGRATION_NOT_LOADED))
-    # After every form's own hooks; it reads the active version (`protocols`) and puts each row off (`_refresh`).
-    registry.record_batch_hook(_after_records, tables=("protocols",))
+    # After every form's own hooks. It reads the active version (`protocols`) and writes, through `_refresh`,
+    # the queue and its counter: a reader of those inside a batch has it run first (and the rows it moves).
+    registry.record_batch_hook(_after_records, tables=("protocols", "ward_queue", "counters"))
     registry.every_event_projector(_allocated)
     registry.projector(_model_changed, "protocol.loaded")
     registry.projector(_applied, "protocol.applied")
