@@ -121,7 +121,9 @@ def _specs(fields: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[Any, bool
     if hit is None or hit[0] is not fields:
         if len(_SPECS) > 1024:
             _SPECS.clear()
-        table = {name: (spec.get("type", "text"), bool(spec.get("multiple"))) for name, spec in fields.items()}
+        table = {
+            name: (spec.get("type", "text"), bool(spec.get("multiple"))) for name, spec in fields.items()
+        }
         hit = _SPECS[id(fields)] = (fields, table)
     return hit[1]
 
