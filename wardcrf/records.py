@@ -10,6 +10,9 @@ The generic `records` projection holds each record's current values. Form
 specific projections (doses, vitals, handovers, ...) register a `form_hook`
 that is called with the record's current state after a submission and after
 every amendment, so they never need to know about amendments themselves.
+A projection that gains from seeing a synced bundle's (or a replay's) records
+together registers a batch hook instead (`add_batch_hook`: the ward queue's
+upkeep), called once per batch with every record's state in log order.
 
 Two devices amending one field concurrently: each field remembers the hybrid
 logical clock of the value it shows, and an amendment only replaces a value
