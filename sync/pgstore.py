@@ -210,7 +210,9 @@ class PgStore(InsertBatches, Queries):
             self._drop_batches()
             self.forget_memo()  # a read may have seen the rolled-back writes
             if outermost:
-                self._drop_later()  # (a savepoint's is kept: done later, it recomputes from what is left)
+                self._drop_later()
+            else:  # a savepoint's `later` work is kept (done later, it recomputes from what is left)
+                self._drop_later_items()  # but not records it was given from inside the savepoint
             with contextlib.suppress(Exception):
                 tx.__exit__(type(exc), exc, exc.__traceback__)
             raise

@@ -80,6 +80,12 @@ class Registry:
         """`fn(store, record)` sees every form's records, after the form's own hooks."""
         records.record_hook(fn)
 
+    def record_batch_hook(self, fn: records.BatchHook, *forms: str, tables: tuple[str, ...]) -> None:
+        """`fn(store, records)` projects a run of records at once (a synced bundle's, a replay's; `append`'s one),
+        for `forms` (none: every form, after the forms' own hooks); `tables`: every table it reads or writes
+        (`records.add_batch_hook`)."""
+        records.add_batch_hook(fn, *forms, tables=tables)
+
     def protocol_reader(self, fn: protocol.Format2Reader) -> None:
         """`fn(source, filename)` reads a stored format-2 version as the ward's `Protocol` (`protocol.active`)."""
         protocol.read_format_2_with(fn)

@@ -280,7 +280,7 @@ def _escaped(source: str, index: int) -> bool:
     return (index - 1 - k) % 2 == 1
 
 
-def _check_values(r: _Reader, data: dict[str, Any]) -> None:
+def _check_values(r: _Reader | _Found, data: dict[str, Any]) -> None:
     """Every number finite and every string within its limits, wherever it sits in the file.
 
     Iterative (the nesting is already bounded, but a walk should not depend on it).
@@ -317,15 +317,50 @@ def read_source(
     numbers) are collected in the reader, so every problem is named together.
     Format 2 (`wardcrf.engine.model`) reads through here with its own reader.
     """
-    problems = _scan_source(source, filename)
-    if problems:
-        raise ProtocolFileError(problems)
-    try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProtocolFileError([f"{filename}: not valid TOML: {exc}"]) from None
-    except RecursionError:  # the scan above should have said so; never a crash either way
-        raise ProtocolFileError([f"{filename}: nested too deeply to read"]) from None
+    hit = _READ.get(source)
+    if hit is None:
+        problems = _scan_source(source, filename)
+        if problems:
+            raise ProtocolFileError(problems)
+        try:
+            parsed = tomllib.loads(source)
+        except tomllib.TOMLDecodeError as exc:
+            raise ProtocolFileError([f"{filename}: not valid TOML: {exc}"]) from None
+        except RecursionError:  # the scan above should have said so; never a crash either way
+            raise ProtocolFileError([f"{filename}: nested too deeply to read"]) from None
+        found = _Found()
+        _check_values(found, parsed)
+        if len(_READ) >= _READ_KEPT:
+            _READ.clear()
+        hit = _READ[source] = (parsed, tuple(found.problems))
+    parsed, found_problems = hit
     r = reader(filename, source)
-    _check_values(r, data)  # its problems join the rest: every problem is named at once
-    return data, r
+    for path, problem in found_problems:  # its problems join the rest: every problem is named at once
+        r.err(path, problem)
+    return _copy(parsed), r
+
+
+_READ: dict[str, tuple[dict[str, Any], tuple[tuple[tuple[str | int, ...], str], ...]]] = {}
+"""`read_source`'s work by source text: the parsed TOML and its values' problems (a stored version is read
+four times by the process that first runs it: the engine's reader, the forms, the warnings, the analysis).
+Only a source that parsed is kept; each caller gets its own copy of the tables and its own reader."""
+_READ_KEPT = 16
+
+
+class _Found:
+    """`_check_values`'s problems, kept as (path, problem) to be told to each reader in its own words."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[tuple[str | int, ...], str]] = []
+
+    def err(self, path: tuple[str | int, ...], problem: str) -> None:
+        self.problems.append((path, problem))
+
+
+def _copy(value: Any) -> Any:
+    """A parsed TOML value, its tables and arrays copied (every other TOML value is immutable)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value

@@ -10,6 +10,9 @@ The generic `records` projection holds each record's current values. Form
 specific projections (doses, vitals, handovers, ...) register a `form_hook`
 that is called with the record's current state after a submission and after
 every amendment, so they never need to know about amendments themselves.
+A projection that gains from seeing a synced bundle's (or a replay's) records
+together registers a batch hook instead (`add_batch_hook`: the ward queue's
+upkeep), called once per batch with every record's state in log order.
 
 Two devices amending one field concurrently: each field remembers the hybrid
 logical clock of the value it shows, and an amendment only replaces a value
@@ -18,11 +21,12 @@ older than itself. Both amendments stay in the log; `conflicts` lists them.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import canonical, text
 from .canonical import dumps
@@ -64,8 +68,13 @@ class Record:
 
 
 FormHook = Callable[[Store, Record], None]
-_FORM_HOOKS: dict[str, list[FormHook]] = {}
-_RECORD_HOOKS: list[FormHook] = []
+BatchHook = Callable[[Store, Sequence[Record]], None]
+Hook = FormHook | BatchHook
+_FORM_HOOKS: dict[str, list[Hook]] = {}
+_RECORD_HOOKS: list[Hook] = []
+_BATCH_TABLES: dict[Hook, frozenset[str]] = {}
+"""Per hook that takes records in batches (`add_batch_hook`): every table it reads or writes."""
+_FOR_FORM: dict[str, list[Hook]] = {}  # form -> its hooks then the record hooks (`hooks_for`)
 
 
 def add_form_hook(fn: FormHook, *forms: str) -> None:
@@ -73,10 +82,7 @@ def add_form_hook(fn: FormHook, *forms: str) -> None:
 
     Hooks must be idempotent upserts keyed by the record's event id.
     """
-    for f in forms:
-        hooks = _FORM_HOOKS.setdefault(f, [])
-        if fn not in hooks:
-            hooks.append(fn)
+    _add(fn, forms)
 
 
 def record_hook(fn: FormHook) -> FormHook:
@@ -87,9 +93,35 @@ def record_hook(fn: FormHook) -> FormHook:
     contract as `form_hook`: deterministic, idempotent upserts keyed by the
     record's event id; runs after the form's own hooks.
     """
-    if fn not in _RECORD_HOOKS:
-        _RECORD_HOOKS.append(fn)
+    _add(fn, ())
     return fn
+
+
+def add_batch_hook(fn: BatchHook, *forms: str, tables: Iterable[str]) -> None:
+    """Add a projection that takes records in batches: `fn(store, records)`, for `forms` (none: every form,
+    after the forms' own hooks, as `record_hook`).
+
+    While a synced bundle or a replay is projected (`SqlStore.batched_inserts`) the records' states are
+    collected and `fn` is called once with all of them, in log order (a record amended in the same
+    bundle comes twice: as submitted, then as amended), before any statement that may touch `tables`
+    (every table `fn` reads or writes) and at the batch's end (`SqlStore.later_each`); outside a batch
+    (`append`) it is called at once with the one record. So `fn` must give for a run of records what it
+    gives for each of them in turn (the ward queue's upkeep: once per participant a bundle touched), and
+    never refuse (the record it would refuse was projected a while ago: refuse in a form hook).
+    """
+    _BATCH_TABLES[fn] = frozenset(t.lower() for t in tables)
+    _add(fn, forms)
+
+
+def _add(fn: Hook, forms: tuple[str, ...]) -> None:
+    for f in forms:
+        hooks = _FORM_HOOKS.setdefault(f, [])
+        if fn not in hooks:
+            hooks.append(fn)
+    if not forms and fn not in _RECORD_HOOKS:
+        _RECORD_HOOKS.append(fn)
+    _FOR_FORM.clear()
+    _PLANS.clear()
 
 
 def load(store: SqlStore, event_id: str) -> Record | None:
@@ -215,17 +247,44 @@ def _run_hooks(store: SqlStore, event_id: str, rec: Record | None = None) -> Non
         require_form_data(event_id, rec.form, rec.data)
     hooks = hooks_for(rec.form)
     if not isinstance(store, Store):
-        # Another engine (a PostgreSQL hub) runs only hooks whose SQL it speaks (`common_dialect`).
-        for runner in [portable(hook) for hook in hooks]:
-            runner(store, rec)
-        return
-    for hook in hooks:
-        hook(store, rec)
+        # Another engine (a PostgreSQL hub) runs only hooks whose SQL it speaks (`common_dialect`):
+        # `NotPortable` before any of them runs.
+        for hook in hooks:
+            portable(hook)
+    target = cast(Store, store)  # either engine, from here on (checked above)
+    for each, batch, tables in _plan(rec.form):
+        if each is not None:
+            each(target, rec)
+        elif batch is not None and not store.later_each(
+            ("records.batch_hook", batch), tables, rec, functools.partial(batch, target)
+        ):
+            batch(target, [rec])
 
 
-def hooks_for(form: str) -> list[FormHook]:
+_PLANS: dict[str, tuple[tuple[FormHook | None, BatchHook | None, frozenset[str]], ...]] = {}
+
+
+def _plan(form: str) -> tuple[tuple[FormHook | None, BatchHook | None, frozenset[str]], ...]:
+    """`hooks_for(form)`, each as (a hook per record, or a batch hook and its tables): looked up once per form."""
+    plan = _PLANS.get(form)
+    if plan is None:
+        steps: list[tuple[FormHook | None, BatchHook | None, frozenset[str]]] = []
+        for hook in hooks_for(form):
+            tables = _BATCH_TABLES.get(hook)
+            if tables is None:
+                steps.append((cast(FormHook, hook), None, frozenset()))
+            else:
+                steps.append((None, cast(BatchHook, hook), tables))
+        plan = _PLANS[form] = tuple(steps)
+    return plan
+
+
+def hooks_for(form: str) -> list[Hook]:
     """The hooks a record of `form` runs: the form's own, then the record hooks (`_run_hooks`)."""
-    return [*_FORM_HOOKS.get(form, []), *_RECORD_HOOKS]
+    hooks = _FOR_FORM.get(form)
+    if hooks is None:
+        hooks = _FOR_FORM[form] = [*_FORM_HOOKS.get(form, []), *_RECORD_HOOKS]
+    return hooks
 
 
 def clock_json(fields: Iterable[str], hlc: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class Cursor(Protocol):
@@ -115,6 +116,10 @@ class SqlStore(Protocol):
 
     def later(self, key: object, tables: Iterable[str], fn: Callable[[], None]) -> bool:
         """Work put off to the batch's end, once per key (`InsertBatches.later`); False outside a batch."""
+        ...
+
+    def later_each(self, key: object, tables: Iterable[str], item: T, fn: Callable[[list[T]], None]) -> bool:
+        """`item` added to the work put off under `key`, done once for all of them (`InsertBatches.later_each`)."""
         ...
 
 
@@ -224,6 +229,7 @@ class InsertBatches(abc.ABC):
         self._memo_tables = frozenset()
         self._later: dict[object, tuple[frozenset[str], Callable[[], None]]] = {}
         self._later_tables: frozenset[str] = frozenset()
+        self._later_items: dict[object, list[Any]] = {}  # `later_each`'s items, by key
 
     # -- work done once per batch instead of once per event -------------------------------------
     def later(self, key: object, tables: Iterable[str], fn: Callable[[], None]) -> bool:
@@ -246,18 +252,51 @@ class InsertBatches(abc.ABC):
                 self._later_tables = self._later_tables | names
         return True
 
+    def later_each(self, key: object, tables: Iterable[str], item: T, fn: Callable[[list[T]], None]) -> bool:
+        """Inside `batched_inserts`: add `item` to the work put off under `key` and return True; `fn` is
+        called once, later, with every item added under `key` since it last ran, in the order added
+        (`later` says when). Outside a batch False: the caller does the work for `item` now.
+
+        For a hook that takes a bundle's records at once (`records.add_batch_hook`): `tables` must name
+        every table `fn` reads or writes, so that no statement touches them between an item's adding and
+        `fn` (an `insert` into one of them, or any statement that may touch one, does the work first):
+        `fn` sees what it would have seen item by item. Unlike `later`'s work, which recomputes from
+        what is left, items added inside a savepoint that is rolled back are dropped with it.
+        """
+        if not self._batching:
+            return False
+        items = self._later_items.get(key)
+        if items is None:
+            items = self._later_items[key] = [item]
+            self._later.pop(key, None)
+            self.later(key, tables, lambda: fn(items))
+        else:
+            items.append(item)
+        return True
+
     def run_later(self) -> None:
         """Do the work `later` put off, in the order it was first asked for."""
         while self._later:
             work = self._later
             self._later = {}
             self._later_tables = frozenset()
+            self._later_items = {}
             for _tables, fn in work.values():
                 fn()
 
     def _drop_later(self) -> None:
         self._later = {}
         self._later_tables = frozenset()
+        self._later_items = {}
+
+    def _drop_later_items(self) -> None:
+        """A savepoint rolled back: forget `later_each`'s items (all added inside it: a savepoint begins
+        only after the put-off work is done); `later`'s work is kept (it recomputes from what is left)."""
+        if self._later_items:
+            for key in self._later_items:
+                self._later.pop(key, None)
+            self._later_items = {}
+            self._later_tables = frozenset().union(*(names for names, _fn in self._later.values()))
 
     # -- reads remembered while a batch runs --------------------------------------------------
     def memoized(self, key: str, tables: Iterable[str], compute: Callable[[], R]) -> R:
@@ -327,6 +366,8 @@ class InsertBatches(abc.ABC):
         if not self._batching:
             self.execute(sql, params)  # type: ignore[attr-defined]
             return
+        if self._later and may_touch(sql, self._later_tables):
+            self.run_later()  # put-off work that reads or writes this table sees it as it was
         rows = self._deferred.get(sql)
         if rows is None:
             table = inserted_table(sql)

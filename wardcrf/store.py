@@ -329,7 +329,9 @@ class Store(InsertBatches, Queries):
             self._drop_batches()
             self.forget_memo()  # a read may have seen the rolled-back writes
             if depth == 0:
-                self._drop_later()  # (a savepoint's is kept: done later, it recomputes from what is left)
+                self._drop_later()
+            else:  # a savepoint's `later` work is kept (done later, it recomputes from what is left)
+                self._drop_later_items()  # but not records it was given from inside the savepoint
             with contextlib.suppress(Exception):
                 if depth == 0:
                     conn.execute("ROLLBACK")

@@ -294,6 +294,33 @@ def test_a_label_over_the_limit_is_refused_naming_file_line_and_limit():
     ), exc.value
 
 
+def test_a_source_read_again_is_refused_in_the_same_words_naming_each_file():
+    """`read_source` keeps a parsed source (a stored version is read four times by the process that runs
+    it first): a second read of the same text refuses with the same problems, each naming the file it was
+    read as, and a caller changing the tables it was given changes nothing another read gets."""
+    long = "L" * (protocol_file.MAX_LABEL_CHARS + 1)
+    source = (
+        protocol.default_source()
+        .replace('label = { en = "Temperature"', f'label = {{ en = "{long}"', 1)
+        .replace("volume_ml = 6.0", "volume_ml = nan", 1)
+    )
+    said = []
+    for name in ("first.toml", "second.toml", "first.toml"):
+        with pytest.raises(Refused) as exc:
+            protocol.parse(source, name)
+        said.append(str(exc.value))
+    assert said[0] == said[2] and said[1] == said[0].replace("first.toml", "second.toml")
+    assert "temp.label.en" in said[0] and "volume_ml" in said[0] and "finite" in said[0]
+    good = protocol.default_source()
+    data, r = protocol_file.read_source(good, "good.toml")
+    assert r.problems == []
+    data["forms"]["vitals"]["fields"].clear()
+    data["protocol"]["id"] = "CHANGED"
+    again, _ = protocol_file.read_source(good, "good.toml")
+    assert again["forms"]["vitals"]["fields"] and again["protocol"]["id"] != "CHANGED"
+    assert protocol.parse(good, "good.toml").forms["vitals"].fields
+
+
 def test_a_label_with_an_escape_sequence_is_refused():
     source = protocol.default_source().replace(
         'label = { en = "Temperature"', 'label = { en = "Temp\\u001b[31m"', 1

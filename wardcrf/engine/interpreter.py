@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,11 +97,35 @@ def typed_values(fields: Mapping[str, Mapping[str, Any]], raw: Mapping[str, Any]
     A stored value that does not read as its type is blank (the form's own
     validation refused it when it was typed; an old record keeps its text).
     """
+    specs = _specs(fields) if isinstance(fields, MappingProxyType) else None
     out: dict[str, Value] = {}
     for name, value in raw.items():
-        spec = fields.get(name, {})
-        out[name] = _typed(spec.get("type", "text"), bool(spec.get("multiple")), value)
+        if specs is not None:
+            ftype, multiple = specs.get(name, _TEXT)
+        else:
+            spec = fields.get(name, {})
+            ftype, multiple = spec.get("type", "text"), bool(spec.get("multiple"))
+        out[name] = _typed(ftype, multiple, value)
     return out
+
+
+_TEXT = ("text", False)
+_SPECS: dict[int, tuple[Mapping[str, Mapping[str, Any]], dict[str, tuple[Any, bool]]]] = {}
+
+
+def _specs(fields: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[Any, bool]]:
+    """(type, multiple) by field name of a model's frozen form fields (`model.freeze`: read-only), worked
+    out once per form instead of once per value typed (a rebuild types every record of every
+    participant). Kept while the fields object lives (it is held here, so its id names no other)."""
+    hit = _SPECS.get(id(fields))
+    if hit is None or hit[0] is not fields:
+        if len(_SPECS) > 1024:
+            _SPECS.clear()
+        table = {
+            name: (spec.get("type", "text"), bool(spec.get("multiple"))) for name, spec in fields.items()
+        }
+        hit = _SPECS[id(fields)] = (fields, table)
+    return hit[1]
 
 
 def _typed(ftype: str, multiple: bool, value: Any) -> Value:

@@ -195,22 +195,80 @@ def _true(expr: str, snap: Snapshot, rec: Rec) -> bool:
         return False
 
 
+class _Truths:
+    """`_true(expr, snap, rec)` for one record, each expression evaluated once.
+
+    Placing a record asks the same condition (a visit's `when` for the form, an assessment's `match`) of
+    every occurrence of a repeating visit; the answer depends only on the expression, the snapshot and
+    the record, which are the same for all of them, so it is computed once (and the record's snapshot,
+    `with_record`, built once) instead of once per occurrence: `db rebuild` re-derives every
+    participant's ward-queue row this way (`wardqueue.derive`)."""
+
+    __slots__ = ("_known", "_rec", "_snap", "_within")
+
+    def __init__(self, snap: Snapshot, rec: Rec) -> None:
+        self._snap, self._rec = snap, rec
+        self._within: Snapshot | None = None
+        self._known: dict[str, bool] = {}
+
+    def __call__(self, expr: str) -> bool:
+        hit = self._known.get(expr)
+        if hit is None:
+            if self._within is None:
+                self._within = self._snap.with_record(self._rec)
+            try:
+                hit = interpreter.truth(expr, self._within) is True
+            except EvalError:
+                hit = False
+            self._known[expr] = hit
+        return hit
+
+
+_About = tuple[Entry | None, bool, list[Mapping[str, Any]]]
+
+
+def _about(model: Model, v: PerAdministration, form: str, known: dict[tuple[int, str], _About]) -> _About:
+    """What placing a record of `form` asks of visit `v`: its entry for the form (None: it lists none),
+    whether the form records the visit's administration, and the dose assessments on the form; worked
+    out once per visit and form (`known`, for as long as the visits of `found` live) instead of once per
+    occurrence and record."""
+    key = (id(v), form)
+    hit = known.get(key)
+    if hit is None:
+        entry = next((e for e in v.forms if e.form == form), None)
+        hit = known[key] = (
+            entry,
+            form in _recording_forms(model, v.regimen),
+            _assessments(model, v.twins, form) if entry is not None else [],
+        )
+    return hit
+
+
 def place(
-    model: Model, found: Sequence[Occurrence], rec: Rec, day: date | None, snap: Snapshot
+    model: Model,
+    found: Sequence[Occurrence],
+    rec: Rec,
+    day: date | None,
+    snap: Snapshot,
+    known: dict[tuple[int, str], _About] | None = None,
 ) -> Occurrence | None:
-    """The occurrence record `rec` (taken on local `day`) belongs to, or None (docstring of the module)."""
+    """The occurrence record `rec` (taken on local `day`) belongs to, or None (docstring of the module).
+    `known`: what was worked out of `found`'s visits for an earlier record (`_about`), to be kept by a
+    caller placing many."""
+    true = _Truths(snap, rec)
+    known = {} if known is None else known
     for occ in found:
         v = occ.visit
-        entry = next((e for e in v.forms if e.form == rec.form), None)
-        if entry is None or (entry.when is not None and not _true(entry.when, snap, rec)):
+        entry, recording, assessments = _about(model, v, rec.form, known)
+        if entry is None or (entry.when is not None and not true(entry.when)):
             continue
-        if rec.form in _recording_forms(model, v.regimen):
+        if recording:
             if occ.record is not None and occ.record == rec.event_id:
                 return occ
             continue
         linked = False
-        for a in _assessments(model, v.twins, rec.form):
-            if a.get("match") and not _true(str(a["match"]), snap, rec):
+        for a in assessments:
+            if a.get("match") and not true(str(a["match"])):
                 continue
             n = rec.values.get(str(a.get("link", "")))
             if isinstance(n, Decimal | int):
@@ -246,11 +304,12 @@ def owed(
     forms share its state (upcoming, due now, window closing, overdue, held; missed when it is); once it is
     recorded they are due that day and overdue after it."""
     filled: dict[tuple[str, int], set[str]] = {}
+    known: dict[tuple[int, str], _About] = {}
     for form, recs in records.items():
         for rec in recs:
             taken = rec.when()
             local = taken.astimezone(zone).date() if isinstance(taken, datetime) else taken
-            occ = place(model, found, rec, local, snap)
+            occ = place(model, found, rec, local, snap, known)
             if occ is not None:
                 filled.setdefault((occ.visit.code, occ.n), set()).add(form)
     out: list[Owed] = []
@@ -525,6 +584,7 @@ def dated_place(
     schedule counts from, whichever forms they list. A record outside every window is in none: it is
     unscheduled, and the occurrence it missed stays owed (docs/protocol.md)."""
     anchors = _administered_from(administrations, rec.form) if administrations is not None else None
+    true = _Truths(snap, rec)
     for i, occ in enumerate(found):
         if not occ.opens <= local <= occ.closes:
             continue
@@ -533,7 +593,7 @@ def dated_place(
                 return i
             continue
         entry = next((e for e in occ.visit.forms if e.form == rec.form), None)
-        if entry is None or (entry.when is not None and not _true(entry.when, snap, rec)):
+        if entry is None or (entry.when is not None and not true(entry.when)):
             continue
         return i
     return None

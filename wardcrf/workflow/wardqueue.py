@@ -39,6 +39,7 @@ so the cost follows them, not the site's history.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -305,27 +306,29 @@ def derive(target: Store, source: Store) -> int:
 
 
 @common_dialect
-def _after_record(store: Store, rec: Record) -> None:
-    """Runs after the form's own hooks (this module is imported after theirs)."""
+def _after_records(store: Store, recs: Sequence[Record]) -> None:
+    """The rows a run of records moves (a synced bundle's, once per participant; `append`'s one record),
+    after the forms' own hooks (a batch hook, `records.add_batch_hook`). A format-2 version's records: any
+    participant form can move the row (its administration forms, its assessments, its eligibility form);
+    format 1: its queue forms (`_forms`), but a new pre-dose or unmodelled measurement, which owes nothing
+    and pays nothing."""
     if projections.replaying():
         return  # `derive` writes every row once the replay is done
-    if rec.form in _forms() and _format_2(store) is not None:
-        return  # a format-2 version's records: `_after_any_record` below (a participant on a format-1
-        # version of a site now active under format 2 is refreshed there too)
-    if rec.form == "vitals" and rec.version == 1 and rec.data.get("timepoint") != "post_dose":
-        return  # a new pre-dose or unmodeluled measurement owes nothing and pays nothing
-    if rec.subject and rec.subject.startswith("participant:"):
-        _refresh(store, rec.subject.removeprefix("participant:"))
-
-
-@common_dialect
-def _after_any_record(store: Store, rec: Record) -> None:
-    """A format-2 version's records: any participant form can move the row (its administration forms,
-    its assessments, its eligibility form); format 1 keeps `_after_record`'s forms."""
-    if projections.replaying() or not (rec.subject and rec.subject.startswith("participant:")):
-        return
-    if _format_2(store) is not None:
-        _refresh(store, rec.subject.removeprefix("participant:"))
+    format_2 = _format_2(store) is not None  # the site's kind of rows, not one participant's
+    forms = _forms()
+    moved: dict[str, None] = {}
+    for rec in recs:
+        subject = rec.subject
+        if not (subject and subject.startswith("participant:")):
+            continue
+        if not format_2 and (
+            rec.form not in forms
+            or (rec.form == "vitals" and rec.version == 1 and rec.data.get("timepoint") != "post_dose")
+        ):
+            continue
+        moved[subject.removeprefix("participant:")] = None
+    for pid in moved:
+        _refresh(store, pid)
 
 
 @common_dialect
@@ -468,8 +471,9 @@ def page(store: Store, at: datetime, offset: int, limit: int | None, *, dsmg_hol
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.derived_index(derive, "ward_queue", "counters", migrations=(MIGRATION, MIGRATION_NOT_LOADED))
-    registry.form_hook(_after_record, *_forms())
-    registry.record_hook(_after_any_record)
+    # After every form's own hooks. It reads the active version (`protocols`) and writes, through `_refresh`,
+    # the queue and its counter: a reader of those inside a batch has it run first (and the rows it moves).
+    registry.record_batch_hook(_after_records, tables=("protocols", "ward_queue", "counters"))
     registry.every_event_projector(_allocated)
     registry.projector(_model_changed, "protocol.loaded")
     registry.projector(_applied, "protocol.applied")
