@@ -171,6 +171,7 @@ KIND_WORDS = {
     "every_event_projector": "every-event projector",
     "form_hook": "hook",
     "record_hook": "hook",
+    "record_batch_hook": "batch hook",
     "form_actions": "form actions",
     "form_actions_of": "form actions",
     "record_values_check": "record values",
