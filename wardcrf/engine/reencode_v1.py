@@ -274,9 +274,17 @@ def declarations(p: format1.Protocol) -> tuple[dict[str, Any], list[tuple[str, s
     return out, unplaced
 
 
-def reencode(p: format1.Protocol) -> model.Model:
-    """`p` as the engine's model, or `ProtocolFileError` with each problem at its line of `p`'s file."""
+def reencode(p: format1.Protocol, *, stored: bool = False) -> model.Model:
+    """`p` as the engine's model, or `ProtocolFileError` with each problem at its line of `p`'s file.
+
+    `stored`: `p` was loaded before format 1 ran on the engine, with format 1's leniency: a value the mapping
+    has no place for is one format 1's reader never read (a table it did not know, such as `[randomization]`,
+    an unknown `[schedule]` key; the mapping places every value it read), so it is ignored again, as format 1
+    ignored it, instead of refused; what the engine's reader refuses in the result is still refused. A file
+    being loaded (`stored` false) is refused for either."""
     data, unplaced = declarations(p)
+    if stored:
+        unplaced = []
     lines = p.source.splitlines()
     base = plan().base["protocol"]
     how = (
