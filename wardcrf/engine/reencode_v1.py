@@ -43,6 +43,8 @@ class Plan:
     """`format1-on-engine.toml`, read: the base declarations and where a format-1 value goes."""
 
     base: dict[str, Any]
+    base_file: str
+    """The shipped format-2 file the declarations are (`model.shipped(base_file)`)."""
     base_format1: dict[str, Any]
     sets: dict[str, list[str]]
     templates: list[dict[str, Any]]
@@ -56,12 +58,19 @@ def plan() -> Plan:
     spec = tomllib.loads(files.joinpath(PLAN_FILE).read_text("utf-8"))
     return Plan(
         base=tomllib.loads(model.shipped_source(spec["base"])),
+        base_file=str(spec["base"]),
         base_format1=tomllib.loads(files.joinpath(spec["base_format1"]).read_text("utf-8")),
         sets={k: list(v) for k, v in spec["set"].items()},
         templates=list(spec.get("templates", [])),
         drops=list(spec.get("drops", [])),
         arms=spec["arms"],
     )
+
+
+def base_model() -> model.Model:
+    """The shipped format-2 re-encoding every format-1 version runs on: by format 1's contract its forms
+    are a format-1 version's (what reads a stored version the engine cannot run asks it for their roles)."""
+    return model.shipped(plan().base_file)
 
 
 # -- key paths ---------------------------------------------------------------------------------
