@@ -33,7 +33,8 @@ protocol requires, assessments an earlier administration still owes) are
 asked when the wizard opens and refuse in the protocol's words on top, before
 anything is typed; going on from the kit step is refused with them. Screens go
 through services: the plan, the kit check and the record are
-`administration_visit`'s. Format 1 keeps `dose_wizard.DoseWizard`.
+`administration_visit`'s. Every version the engine runs opens it (format 1's own
+dose wizard is gone); a version it cannot run is refused before it opens.
 """
 
 from __future__ import annotations
@@ -812,7 +813,7 @@ class AdministrationWizard(StepWizard):
 
     async def after_save(self, result: Any) -> None:
         """Saved: say so; the events the check named offer their AE forms (`expect_ae`)."""
-        from .dose_wizard import AeOffer
+        from .ae_offer import AeOffer
 
         self.app.notify(t("adm.saved", n=result.number, pid=self.participant))
         if result.ae_expected:

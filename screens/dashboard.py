@@ -4,9 +4,9 @@ Left: the places this role may go, each with its key. Right: six panels,
 each filled by ONE domain call in its own thread worker, so a big site never
 freezes the first frame after sign-in:
 
-1. participants — day N of 5 (format 1; a format-2 ward: doses given of
-   planned, under "Doses"), next dose with its state and time left,
-   post-dose vitals still owed: the first screenful of the ward list from its
+1. participants — doses given of planned (under "Doses"), next dose with its
+   state and time left, post-dose vitals still owed, the forms visits owe
+   now: the first screenful of the ward list from its
    indexed queue (`workflow.ward_page`), the next page fetched as the cursor
    nears the end of what is listed;
 2. safety — open AEs and SAE report due dates (`workflow.safety_overview`);
@@ -40,7 +40,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from rich.text import Text
@@ -105,7 +105,15 @@ PANELS: tuple[Panel, ...] = (
         "participants",
         "1",
         "dash.participants",
-        ("col.participant", "col.next", "dash.col_vitals", "col.aes", "col.day", "col.status"),
+        (
+            "col.participant",
+            "col.next",
+            "dash.col_vitals",
+            "col.aes",
+            "dash.col_doses",
+            "col.status",
+            "dash.col_visits",
+        ),
     ),
     Panel("safety", "2", "dash.safety", ("col.participant", "dash.col_report", "dash.col_event")),
     Panel("freezer", "3", "dash.freezer", ("dash.col_unit", "dash.col_reading", "dash.col_excursion")),
@@ -114,17 +122,6 @@ PANELS: tuple[Panel, ...] = (
     Panel("recent", "6", "dash.recent", ("col.time", "col.who", "col.what")),
 )
 PANEL_NAMES = tuple(p.name for p in PANELS)
-
-
-def participant_columns(doses: bool) -> tuple[str, ...]:
-    """The participants panel's columns (message ids): format 1's "Day" (N of the planned doses, one a
-    day), or a format-2 ward's "Doses" (given of planned; `WardPage.doses_column`) and, last, the forms its
-    visits owe now: a row may owe several, and in the Next column they pushed Status off a 100-column
-    screen (it scrolls off to the right instead of the columns a nurse reads first)."""
-    columns = PANELS[0].columns
-    if not doses:
-        return columns
-    return (*("dash.col_doses" if c == "col.day" else c for c in columns), "dash.col_visits")
 
 
 _OWED = re.compile(r"(?P<visit>.+?): (?P<form>[^:]+) \((?P<state>[^()]+)\)")
@@ -308,8 +305,6 @@ class DashboardScreen(Screen[None]):
         self._fill_round = 0  # a newer fill of the participants drops an older one's later pages
         self._listed: set[str] = set()
         """Participants in the table (a page fetched after the queue moved may repeat one)."""
-        self._doses_column = False
-        """The participants panel counts doses (a format-2 ward, `WardPage.doses_column`) instead of days."""
         self._total = 0
         """Participants on the site (the ward list's total)."""
         self._fill_at: datetime | None = None
@@ -345,7 +340,7 @@ class DashboardScreen(Screen[None]):
                             )
                             # the participants' columns as the ward's format gives them, also when the
                             # screen is composed again (a language switch) after a format-2 page came
-                            columns = participant_columns(self._doses_column) if p is PANELS[0] else p.columns
+                            columns = p.columns
                             table.add_columns(*[t(c) for c in columns])
                             yield table
                 yield Static("", id="dash-drafts", classes="warning")
@@ -658,13 +653,7 @@ class DashboardScreen(Screen[None]):
         participant by id does not depend on what is listed.
         """
         self._fill_at, page = message.got
-        table = self._table("participants")  # cleared
-        if page["doses_column"] != self._doses_column:
-            # a format-2 ward counts doses given of planned: its days are the protocol's visit days (PALM's
-            # enrollment is DAY 1, ZMapp every 3 days), not format 1's "dose N is due on day N"
-            self._doses_column = page["doses_column"]
-            table.clear(columns=True)
-            table.add_columns(*[t(c) for c in participant_columns(self._doses_column)])
+        self._table("participants")  # cleared
         self._fill_round += 1
         self._listed = set()
         self._fetching = False
@@ -702,24 +691,16 @@ class DashboardScreen(Screen[None]):
 
     def _add_participants(self, rows: list[WardRow], now: datetime) -> None:
         table = self.query_one("#participants", DataTable)
-        today = now.date()
         # A small terminal gets the catalogue's short status words: whole, never cut mid-word.
         status_words = "status_short" if self.has_class("-compact") else "status"
         for r in rows:
             if r["id"] in self._listed:
                 continue  # the queue moved between two pages: listed once, where it was first
             self._listed.add(r["id"])
-            day = ""
-            enrolled_on = r["enrolled_on"]
+            # doses given of planned: a protocol's days are its visit days (PALM's enrollment is DAY 1,
+            # ZMapp every 3 days), so the ward counts doses
             given, planned = r["doses_given"], r["doses_planned"]
-            if self._doses_column or "cumulative_dose" in r:  # a format-2 version's row: doses, not days
-                day = f"{given}/{planned}" if planned > 0 and given <= planned else str(given or "")
-                if day and not self._doses_column:  # under format 1's "Day" header: said to be doses
-                    day = t("dash.doses_cell", doses=day)
-            elif enrolled_on and given < planned:
-                # Format 1 (one dose a day): enrollment is day 0; dose N is due on day N.
-                n = (today - date.fromisoformat(enrolled_on)).days
-                day = f"{n}/{planned}"
+            day = f"{given}/{planned}" if planned > 0 and given <= planned else str(given or "")
             nd = r.get("next_dose")
             owed = r.get("post_dose_vitals_due") or []
             # Text cells, not str: a str cell is parsed as console markup, which
@@ -728,11 +709,9 @@ class DashboardScreen(Screen[None]):
             named = r.get("version_not_loaded")  # their version's schedule is unknown here: said, not guessed
             if named:
                 nxt = Text(t("dash.version_not_loaded", version=named), style="bold red")
-            visits = r.get("visits_owed") or []  # format 2: the forms visits owe now (`status.list_row`)
+            visits = r.get("visits_owed") or []  # the forms visits owe now (`status.list_row`)
             compact = self.has_class("-compact")
             visits_cell = Text(visits_text(visits, short=compact), style="bold yellow")
-            if visits and not self._doses_column:  # a format-2 row on a format-1 ward: no column of its own
-                nxt.append(("; " if nxt.plain else "") + visits_cell.plain, style="bold yellow")
             cells = [
                 Text(r["id"]),
                 nxt,
@@ -742,9 +721,8 @@ class DashboardScreen(Screen[None]):
                 Text(str(r["open_aes"] or "")),
                 Text(day),
                 Text(domain_word(status_words, r["status"])),
+                visits_cell,
             ]
-            if self._doses_column:
-                cells.append(visits_cell)
             table.add_row(*cells, key=r["id"])
 
     @on(SafetyLoaded)

@@ -78,13 +78,9 @@ def form_title(ward: Ward, draft: drafts.Draft) -> str:
 def open_draft(ward: Ward, draft: drafts.Draft) -> Screen[Any]:
     """The screen of a draft, reopened with its values and the cursor where it was."""
     pid = participant_of(draft)
-    if draft.form == "dose_visit" and pid:
-        from .dose_wizard import DoseWizard
-
-        wizard = DoseWizard(ward, pid, draft=draft.fields)
-        wizard.resume_at(draft.focus)
-        return wizard
-    if draft.form == "administration_visit" and pid:
+    if draft.form in ("administration_visit", "dose_visit") and pid:
+        # "dose_visit": a draft of format 1's dose wizard (gone, every version runs on the engine), resumed in
+        # the administration wizard: the values whose names it shares are kept
         from .administration_wizard import AdministrationWizard
 
         regimen_wizard = AdministrationWizard(ward, pid, draft=draft.fields)

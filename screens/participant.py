@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -348,16 +348,15 @@ class ParticipantScreen(Screen[None]):
         """The guided dose (kit scan to review); the plain dose form stays under `n`."""
         from wardcrf.workflow import administration_visit
 
-        from .dose_wizard import DoseWizard
+        from .administration_wizard import AdministrationWizard
 
         try:
-            if self.ward.call(administration_visit.uses_engine, self.participant):  # their version decides
-                from .administration_wizard import AdministrationWizard
-
-                wizard: Any = AdministrationWizard(self.ward, self.participant)
-            else:
-                wizard = DoseWizard(self.ward, self.participant)
-        except Exception as exc:  # an unknown participant or a refusal to read
+            if not self.ward.call(
+                administration_visit.uses_engine, self.participant
+            ):  # their version decides
+                self.ward.call(administration_visit.plan, self.participant)  # refused: says why, in one line
+            wizard = AdministrationWizard(self.ward, self.participant)
+        except Exception as exc:  # an unknown participant, a version the engine cannot run, a refusal to read
             self.notify(message_of(exc), severity="error")
             return
         self.app.push_screen(wizard)

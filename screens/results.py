@@ -2,7 +2,7 @@
 
 A worker runs a service in a thread and posts its result to its screen as a
 typed message: each screen's own nested dataclasses (`SyncScreen.Loaded`,
-`DoseWizard.KitChecked`, ...), handled with `@on`. A refusal is the same for
+`StepWizard.KitChecked`, ...), handled with `@on`. A refusal is the same for
 all of them, the one line `errors.message_of` words, so it is one class: the
 screen handles `@on(Refused)` and shows the line where it shows refusals. A
 screen whose refusals differ by job (the trail or a photo, a panel of the

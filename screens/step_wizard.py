@@ -1,8 +1,9 @@
 """The step-wizard machinery both bedside wizards share (issue 16): one owner.
 
-`dose_wizard.DoseWizard` (format 1's dose visit) and
-`administration_wizard.AdministrationWizard` (format 2, a regimen's next
-administration) are `StepWizard`s. The base owns what is the same in both:
+`administration_wizard.AdministrationWizard` (a regimen's next administration,
+every version the engine runs) is a `StepWizard`; format 1's own dose wizard is
+gone (docs/engine.md, "Every format-1 version on the engine"). The base owns
+what a bedside wizard needs:
 the keys (`ctrl+n` / `ctrl+b` between steps, `ctrl+t` stamps now, `ctrl+s`
 saves, Esc asks before discarding, `unsaved.py`), the frame (status bar, the
 step indicator, the head text, one `ContentSwitcher` page per step, the
@@ -55,10 +56,10 @@ class StepWizard(UnsavedWork):
     """A guided flow of steps over shared `FieldGroup`s, ending in a review and one save.
 
     Each wizard defines the abstract hooks below: its steps, its groups, its kit-step gate, the dry run
-    and the service that saves (`DoseWizard`, `AdministrationWizard`).
+    and the service that saves (`AdministrationWizard`).
     """
 
-    CSS_PATH = "dose_wizard.tcss"
+    CSS_PATH = "step_wizard.tcss"
     AUTO_FOCUS = "#kit-scan"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "next_step", "dose.key_next", priority=True),

@@ -111,18 +111,6 @@ def trial_templates(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def format1_mexcovid(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shipped MEXCOVID 1.0 run by format 1's workflow, as before the flip (`protocol.run_as` reads no
-    stored version through a re-encoding): for the tests of format 1 itself and of a format-1 version beside
-    a format-2 one (a kit given under each, a format-1 site refused a format-2 report). The sites and hubs
-    are the same; only how the stored format-1 text is run differs."""
-    from wardcrf import protocol
-
-    monkeypatch.setattr(protocol, "_THROUGH", [])
-    monkeypatch.setattr(protocol, "_READ_THROUGH", {})
-
-
-@pytest.fixture
 def site(data_dir: Path, _template_site: tuple[Path, str]) -> Site:
     """An initialised site WUH01 with user `admin`, and one user per role named after it.
 

@@ -45,8 +45,8 @@ def site_protocol() -> model.Model | None:
 
 def runs_engine() -> bool:
     """Whether a site the tests start with the shipped default runs MEXCOVID 1.0 on the engine: since the flip
-    it does (the stored format-1 text is run on its re-encoding, `protocol.run_as`), unless the test takes
-    `format1_mexcovid` (format 1, as before the flip); `--mexcovid-engine` always."""
+    it does (the stored format-1 text is run on its re-encoding, `protocol.run_as`); `--mexcovid-engine`
+    starts it as a version of its own."""
     from wardcrf import protocol
 
     return ACTIVE or protocol.run_as(protocol.default_protocol()).engine is not None

@@ -25,7 +25,6 @@ from textual.widgets import Input, Select, Static
 from wardcrf.screens.administration_wizard import ADMINISTRATION, AdministrationWizard
 from wardcrf.screens.app import WardApp
 from wardcrf.screens.coldchain.receipt import ReceiptScreen
-from wardcrf.screens.dose_wizard import DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.login import LoginScreen
 from wardcrf.screens.section_grid import GridCell, SectionGridScreen
@@ -88,14 +87,10 @@ class Harness(WardApp):
         self._write({"ready": self.runs, "flow": self.flow})
 
     def _dose_wizard(self) -> Screen[Any]:
-        """The wizard `d` opens on the participant's screen: the administration wizard when their version
-        runs on the engine (MEXCOVID 1.0 since the flip), format 1's dose wizard otherwise."""
-        from wardcrf.workflow import administration_visit
-
+        """The wizard `d` opens on the participant's screen: the administration wizard MEXCOVID 1.0's regimen
+        drives (format 1's own dose wizard is gone)."""
         assert self.ward is not None
-        if self.ward.call(administration_visit.uses_engine, PARTICIPANT):
-            return AdministrationWizard(self.ward, PARTICIPANT)
-        return DoseWizard(self.ward, PARTICIPANT)
+        return AdministrationWizard(self.ward, PARTICIPANT)
 
     def _logged_in(self, ward: Ward | None) -> None:
         self.login = ward
@@ -124,17 +119,6 @@ class Harness(WardApp):
                 "post": {n: screen.values[f"after:{after[0].code}"].get(n) for n in VITALS[:4]},
                 "end": adm.get(plan.roles.get("end", "")),
                 "events": check.get(plan.check.field) if plan.check is not None else None,
-            }
-        if self.flow == "dose":
-            assert isinstance(screen, DoseWizard)
-            screen.remember()
-            return {
-                "step": screen.step,
-                "kit": screen.kit.kit if screen.kit is not None and screen.kit.ok else None,
-                "pre": {n: screen.values["pre"].get(n) for n in VITALS[:4]},
-                "post": {n: screen.values["post"].get(n) for n in VITALS[:4]},
-                "end": screen.values["dose"].get("end"),
-                "events": screen.values["check"].get("events"),
             }
         if self.flow == "login":
             return {"signed_in": self.login.user if self.login else None, "screen": type(screen).__name__}

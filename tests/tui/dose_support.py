@@ -104,20 +104,14 @@ def dose_app(dose_site):
 
 
 class Driver:
-    """How a test reaches the next dose's fields, whichever wizard `d` opened: format 1's `DoseWizard` or, for
-    MEXCOVID on its format-2 re-encoding (`pytest --mexcovid-engine`), the `AdministrationWizard` its regimen
-    drives. Same user flow (scan, vitals before, times, vitals after, the event check, review), the same six
-    steps; only the widgets' ids differ. A test asks for a part ("dose", "pre", "post", "check") and a field."""
+    """How a test reaches the next dose's fields in the `AdministrationWizard` MEXCOVID's regimen drives (scan,
+    vitals before, times, vitals after, the event check, review: six steps). A test asks for a part ("dose",
+    "pre", "post", "check") and a field."""
 
     def __init__(self, wiz) -> None:
-        from wardcrf.screens.dose_wizard import DoseWizard
-
         self.wiz = wiz
-        self.engine = not isinstance(wiz, DoseWizard)
 
     def _prefix(self, part: str) -> str:
-        if not self.engine:
-            return f"{part}-"
         if part == "dose":
             return "adm-"
         keys = [s.key for s in self.wiz.steps]
@@ -141,4 +135,4 @@ class Driver:
     @property
     def ae_note(self) -> str:
         """The line under the event check naming the AE forms expected."""
-        return "check-ae" if self.engine else "ae-note"
+        return "check-ae"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 
-import mexcovid_engine
-import pytest
 from dose_support import P1
 from textual.widgets import Input, Static
 from tui_helpers import burst, settle
@@ -19,10 +17,6 @@ from wardcrf.screens.administration_wizard import AdministrationWizard
 from wardcrf.screens.participant import ParticipantScreen
 
 from wardcrf.workflow import administration_visit
-
-pytestmark = pytest.mark.skipif(
-    not mexcovid_engine.runs_engine(), reason="MEXCOVID runs format 1 here (format1_mexcovid)"
-)
 
 
 def busy(monkeypatch) -> None:

@@ -22,8 +22,8 @@ import pytest
 from textual.widgets import Input, SelectionList
 from tui_helpers import PASSWORD, burst, settle
 from wardcrf.screens.administration_wizard import AdministrationWizard
+from wardcrf.screens.ae_offer import AeOffer
 from wardcrf.screens.app import make_app
-from wardcrf.screens.dose_wizard import AeOffer
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.participant import ParticipantScreen
 from wardcrf.screens.ward import Ward

@@ -1,10 +1,9 @@
 """The CT score on its grid: typed cells, the live total, `ne`, refusals, saving, nothing lost.
 
-Every test runs on a MEXCOVID site of each format: format 1 (the suite's template: the grid is format 1's
-declaration as data, `[grids.ct_score]` of wardcrf/protocols/format1-workflow.toml) and format 2 (the
-re-encoding as a version of its own, tests/mexcovid_engine.py: `[[forms.ct_score.sections]]` of
-wardcrf/protocols/engine/mexcovid.toml). The screen is the generic section grid either way
-(screens/section_grid.py); only the declaration's titles differ.
+Every test runs on a MEXCOVID site on the engine (the re-encoding as a version of its own,
+tests/mexcovid_engine.py: `[[forms.ct_score.sections]]` of wardcrf/protocols/engine/mexcovid.toml; the
+suite's template's MEXCOVID 1.0 runs on the same declarations). The screen is the generic section grid
+(screens/section_grid.py). Format 1's own grid declaration went with format 1's workflow.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ class Titles:
 
 
 TITLES = {
-    "format1": Titles("Right lung (R)", "Left lung (L)", ("右上叶", "右中叶", "右下叶", "左上叶", "左下叶")),
     "format2": Titles("Right lung", "Left lung", ("上叶", "中叶", "下叶", "上叶", "下叶")),
 }
 
@@ -67,7 +65,7 @@ def _format2_template(tmp_path_factory) -> Path:
     return data_dir
 
 
-@pytest.fixture(params=["format1", "format2"])
+@pytest.fixture(params=["format2"])
 def fmt(request) -> str:
     return str(request.param)
 
@@ -76,14 +74,12 @@ def fmt(request) -> str:
 def site(fmt, data_dir, _template_site, request) -> Site:
     import shutil
 
-    if fmt == "format1":  # since the flip the template's MEXCOVID 1.0 runs on the engine: format 1 as before
-        request.getfixturevalue("format1_mexcovid")
-    template = _template_site[0] if fmt == "format1" else request.getfixturevalue("_format2_template")
+    template = request.getfixturevalue("_format2_template")
     shutil.copytree(template, data_dir, ignore=shutil.ignore_patterns("*.lock"))
     opened = Site.open(data_dir)
     s = opened.unlock("admin", PASSWORD)
     try:
-        assert (protocol.active(s.store).engine is None) is (fmt == "format1")
+        assert protocol.active(s.store).engine is not None
     finally:
         s.close()
     return opened
@@ -315,7 +311,7 @@ async def test_scores_typed_in_one_burst_while_busy_land_in_their_segments(
 
 
 def test_the_ct_grid_100x30(snap_compare, app_for, site, tmp_path, fmt) -> None:
-    """The picture on each format: the same grid, each format's own titles."""
+    """The picture: the grid with the re-encoding's titles, a refusal on the spot."""
     pid = enroll(site, tmp_path)
     app = app_for("clinician")
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import mexcovid_engine
 import pytest
 from dose_support import P1, P2, Driver
 from textual.widgets import Input, SelectionList, Static
 from tui_helpers import PASSWORD, burst, settle
 from wardcrf.screens.administration_wizard import AdministrationWizard
+from wardcrf.screens.ae_offer import AeOffer
 from wardcrf.screens.dialogs.reason import ReasonDialog
-from wardcrf.screens.dose_wizard import AeOffer, DoseWizard
 from wardcrf.screens.form_screen import FormScreen
 from wardcrf.screens.lock import LockScreen
 from wardcrf.screens.participant import ParticipantScreen
@@ -24,9 +23,7 @@ def _text(app, selector: str) -> str:
 
 
 async def _open(pilot, pid: str = P1) -> StepWizard:
-    """`d` on the participant: on the engine (MEXCOVID 1.0 since the flip, `--mexcovid-engine`) the
-    administration wizard, on a format-1 ward (`format1_mexcovid`) format 1's dose wizard; the tests drive
-    either through `Driver` (the same user flow, other widget ids)."""
+    """`d` on the participant: the administration wizard MEXCOVID's regimen drives (`Driver` names its fields)."""
     app = pilot.app
     await settle(pilot)
     app.push_screen(ParticipantScreen(app.ward, pid))
@@ -34,7 +31,7 @@ async def _open(pilot, pid: str = P1) -> StepWizard:
     await pilot.press("d")
     await settle(pilot)
     assert isinstance(app.screen, StepWizard)
-    assert isinstance(app.screen, AdministrationWizard) == mexcovid_engine.runs_engine()
+    assert isinstance(app.screen, AdministrationWizard)
     return app.screen
 
 
@@ -110,8 +107,7 @@ async def test_main_path_records_the_whole_visit(dose_app, dose_site):
     async with app.run_test(size=(100, 40)) as pilot:
         wiz = await _open(pilot)
         assert "Step 1/6" in _text(app, "#wizard-steps")
-        engine = _d(pilot).engine  # the administration wizard says it in the engine's words
-        assert ("dose 1 (inhalation" if engine else "Dose 1 of 5") in _text(app, "#wizard-dose")
+        assert "dose 1 (inhalation" in _text(app, "#wizard-dose")
         await _scan(pilot, "KIT-A1")
         status = _text(app, "#kit-status")
         assert "✓ Kit KIT-A1 (lot LOT-A)" in status
@@ -119,9 +115,7 @@ async def test_main_path_records_the_whole_visit(dose_app, dose_site):
         # Issue 14 (finding 6): not to the lot the scan filled; the product is complete
         # (particles and volume are the protocol's, pre-filled), so the scan field keeps it.
         particles = app.screen.query_one(f"#{_id(pilot, 'dose', 'particles')}", Input).value
-        assert (
-            float(particles) == 2.0e8
-        )  # the protocol's dose (format 1 writes "2.0e8", the engine 200000000)
+        assert float(particles) == 2.0e8  # the protocol's dose
         assert app.screen.query_one(f"#{_id(pilot, 'dose', 'volume')}", Input).value == "6"
         assert app.screen.focused is app.screen.query_one("#kit-scan")
         await _type(pilot, "dose:particles", "2.0e8")
@@ -144,16 +138,13 @@ async def test_main_path_records_the_whole_visit(dose_app, dose_site):
         assert _text(app, f"#{_d(pilot).ae_note}") == ""
         await _next(pilot)
         review = _text(app, "#review")
-        if engine:
-            assert "Timing: on time" in review and "No deviation." in review
-        else:
-            assert "No deviation: dose 1 starts inside its window (07:00–11:00)" in review
+        assert "Timing: on time" in review and "No deviation." in review
         assert "Ready: ctrl+s saves" in review
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert isinstance(app.screen, ParticipantScreen)
         assert wiz.saved is not None
-        assert (wiz.saved.timing if engine else wiz.saved.window) == "on_time"
+        assert wiz.saved.timing == "on_time"
     s = dose_site.unlock("auditor", PASSWORD)
     try:
         shown = workflow.show(s, P1)
@@ -191,11 +182,8 @@ async def test_unknown_kit_refused_inline_and_step_blocked(dose_app):
         wiz = await _open(pilot)
         await _scan(pilot, "KIT-ZZZ9", enter=False)  # no Enter
         refused = "✗ Not usable: custody gate: kit KIT-ZZZ9 is not registered in any lot"
-        if not _d(pilot).engine:  # format 1's wizard shows the answer once the keys stop; the other on ctrl+n
-            assert refused in _text(app, "#kit-status")
         await _next(pilot)
-        if _d(pilot).engine:  # that ctrl+n started the check ("still being checked"): once more, answered
-            await _next(pilot)
+        await _next(pilot)  # that ctrl+n started the check ("still being checked"): once more, answered
         assert refused in _text(app, "#kit-status")
         assert wiz.step == 0
         assert "Scan a kit the custody check accepts" in _text(app, "#wizard-message")
@@ -237,18 +225,11 @@ async def test_late_dose_deviation_explained_before_saving(dose_app, dose_site):
         assert "overdue" in _text(app, "#wizard-dose")
         await _to_review(pilot, wiz, kit="KIT-L1")
         review = _text(app, "#review")
-        engine = _d(pilot).engine
-        if engine:  # the administration wizard's review: the timing against the window
-            assert "Timing: LATE, after its window (a deviation)" in review, review
-        else:
-            assert (
-                "Dose 1 was due 2020-03-15 09:00 (window until 11:00). Starting it 2020-03-16 09:00 is"
-                " 22 h 0 min after the window closed: it will be recorded as a LATE dose" in review
-            )
+        assert "Timing: LATE, after its window (a deviation)" in review, review
         assert wiz.saved is None  # explained, not saved
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert wiz.saved is not None and (wiz.saved.timing if engine else wiz.saved.window) == "late"
+        assert wiz.saved is not None and wiz.saved.timing == "late"
     s = dose_site.unlock("auditor", PASSWORD)
     try:
         assert [d["kind"] for d in workflow.show(s, P2)["deviations"]] == ["late dose"]
@@ -262,7 +243,6 @@ async def test_refusal_at_review_and_save_keeps_everything(dose_app, dose_site):
         wiz = await _open(pilot)
         await _to_review(pilot, wiz, post_time="2020-03-16 08:00")  # before the dose ended
         review = _text(app, "#review")
-        # format 1: "Not ready to save: ...", the administration wizard: "Not ready: ..."
         assert "Not ready" in review and "post-dose vitals: vitals not saved: time:" in review
         await pilot.press("ctrl+s")
         await settle(pilot)
@@ -393,7 +373,7 @@ async def test_role_without_dosing_is_not_offered_and_the_domain_refuses(dose_ap
         await settle(pilot)
         assert isinstance(app.screen, ParticipantScreen)
         # Pushed directly anyway: the scan is refused by the service.
-        app.push_screen(DoseWizard(app.ward, P1))
+        app.push_screen(AdministrationWizard(app.ward, P1))
         await settle(pilot)
         await _scan(pilot, "KIT-A1")
         assert "role auditor may not" in _text(app, "#kit-status")
@@ -508,13 +488,13 @@ async def test_gap_scanner_profile_only_shows_the_answer_for_a_kit_typed_slowly(
 
 
 async def test_keys_typed_while_the_review_runs_wait_for_its_verdict(dose_app, monkeypatch):
-    """The dry run is a worker that posts its verdict (`DoseWizard.Reviewed`); a ctrl+s typed
+    """The dry run is a worker that posts its verdict (`StepWizard.Reviewed`); a ctrl+s typed
     while it runs waits for it (the keys are held), then saves what was reviewed."""
     import threading
 
     from tui_helpers import key_event, keys_run
 
-    from wardcrf.workflow import administration_visit, dose_visit
+    from wardcrf.workflow import administration_visit
 
     running, go_on = threading.Event(), threading.Event()
 
@@ -525,10 +505,7 @@ async def test_keys_typed_while_the_review_runs_wait_for_its_verdict(dose_app, m
         await pilot.press("ctrl+b")
         await settle(pilot)
         assert wiz.step == 4
-        # the service the wizard's review calls: format 1's dose visit, or the engine's administration
-        module, name = (
-            (administration_visit, "record") if _d(pilot).engine else (dose_visit, "record_dose_visit")
-        )
+        module, name = administration_visit, "record"  # the service the wizard's review calls
         real = getattr(module, name)
 
         def gated(session, participant, **kwargs):

@@ -26,10 +26,8 @@ def test_login(snap_compare, app_for, size, language):
     assert snap_compare(app, press=[*"clinician"], terminal_size=size, run_before=_settled)
 
 
-# The dashboard pictures show a format-1 ward (the Day column): since the flip MEXCOVID 1.0 runs on the
-# engine, so they run on MEXCOVID 1.0 by format 1 (`format1_mexcovid`); a format-2 ward's dashboard is
-# pictured by test_dashboard_format2_small (PALM, PALM007).
-@pytest.mark.usefixtures("format1_mexcovid")
+# MEXCOVID 1.0's dashboard, on the engine (its Doses column); PALM's and PALM007's are pictured by
+# test_dashboard_format2_small.
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_dashboard(snap_compare, app_for, size, language):
@@ -82,7 +80,6 @@ def test_signature_dialog(snap_compare, app_for, size):
     assert snap_compare(app, terminal_size=size, run_before=open_dialog)
 
 
-@pytest.mark.usefixtures("format1_mexcovid")  # a format-1 ward's dashboard, as test_dashboard above
 def test_dashboard_high_contrast(snap_compare, app_for):
     app = app_for("clinician", high_contrast=True)
     assert snap_compare(app, terminal_size=(80, 24), run_before=_settled)

@@ -9,7 +9,6 @@ review the SVGs before committing.
 
 from __future__ import annotations
 
-import mexcovid_engine
 import pytest
 from dose_support import P1, Driver
 from textual.widgets import Input, SelectionList
@@ -20,10 +19,6 @@ from wardcrf.screens.participant import ParticipantScreen
 SIZES = [(100, 30), (80, 24)]
 SIZE_IDS = ["100x30", "80x24"]
 STEPS = ["kit", "before", "given", "after", "check", "review"]
-
-pytestmark = pytest.mark.skipif(
-    not mexcovid_engine.runs_engine(), reason="MEXCOVID runs format 1 here (format1_mexcovid)"
-)
 
 
 @pytest.fixture

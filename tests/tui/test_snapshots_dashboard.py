@@ -13,10 +13,8 @@ from tui_helpers import settle
 
 SIZES = [(80, 24), (120, 40)]
 
-# Pictures of a format-1 ward's dashboard (the Day column): since the flip MEXCOVID 1.0 runs on the engine
-# (its Doses column, visit forms owed last), so these run on MEXCOVID 1.0 by format 1 (`format1_mexcovid`);
-# a format-2 ward's dashboard is pictured by test_dashboard_format2_small (PALM, PALM007).
-pytestmark = pytest.mark.usefixtures("format1_mexcovid")
+# A busy MEXCOVID 1.0 ward's dashboard, on the engine (its Doses column, visit forms owed last); PALM's and
+# PALM007's are pictured by test_dashboard_format2_small.
 
 
 @pytest.fixture

@@ -21,10 +21,7 @@ from wardcrf.screens.section_grid import SectionGridScreen
 SIZES = [(80, 24), (120, 40)]
 
 
-# Pictures of format 1's CT grid (its declaration in format1-workflow.toml: "Right lung (R)", its lobes):
-# since the flip MEXCOVID 1.0 runs on the engine's grid (format 2's titles, tested with format 1's in
-# test_ct_grid), so these run on MEXCOVID 1.0 by format 1 (`format1_mexcovid`).
-@pytest.mark.usefixtures("format1_mexcovid")
+# MEXCOVID 1.0's CT grid, on the engine (its re-encoding's sections and titles).
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_ct_grid(snap_compare, app_for, site, tmp_path, size, language):

@@ -119,32 +119,6 @@ def test_no_plan_without_an_administration_due(ward) -> None:
         av.plan(s, failed)
 
 
-@pytest.fixture(scope="module")
-def _format1_template(tmp_path_factory) -> Path:
-    """A site on a format-1 MEXCOVID that no shipped file re-encodes (a site's own edit of the text). Every
-    format-1 version runs on the engine now (`protocol.run_as`); the test below reads it with format 1's
-    workflow (`format1_mexcovid`), the only way a format-1 site is left."""
-    from test_engine_mexcovid_ward import _template as engine_template
-
-    from wardcrf import protocol
-
-    edited = protocol.default_source() + "\n# a site's own edit of the format-1 file\n"
-    return engine_template(tmp_path_factory.mktemp("format1"), edited)
-
-
-def test_a_format_1_site_is_told_its_wizard(_format1_template, tmp_path, format1_mexcovid) -> None:
-    from wf_support import _copy_site
-
-    copy = _copy_site(_format1_template, tmp_path / "site")
-    s = Site.open(copy.data_dir).unlock("clinician", PASSWORD)
-    try:
-        assert av.uses_engine(s) is False
-        with pytest.raises(Refused, match="format-1 protocol"):
-            av.plan(s, "WUH01-001")
-    finally:
-        s.close()
-
-
 def test_a_plan_needs_the_dose_permission(ward) -> None:
     s, pid = ward
     auditor = Site.open(s.site.data_dir).unlock("auditor", PASSWORD)

@@ -504,8 +504,11 @@ def test_visits_from_the_first_dose_and_a_declared_anchor_through_the_cli(
     assert r.code == 0, r.out + r.err
 
 
-@pytest.mark.usefixtures("format1_mexcovid")  # a format-1 ward: the shipped MEXCOVID 1.0 by format 1
-def test_the_visits_report_refuses_a_format_1_ward_in_one_line(cli) -> None:
+def test_the_visits_report_refuses_a_format_1_ward_in_one_line(cli, tmp_path, monkeypatch) -> None:
+    from format1_stored import stored_before, unrunnable
+
+    # the active version: a format-1 MEXCOVID stored before the engine ran format 1, which it cannot run
+    stored_before(cli, tmp_path, monkeypatch, unrunnable("1.5"), "old.toml")
     r = cli("report", "visits", user="coordinator")
     assert r.code == 1 and "format-1 protocol, which declares no visits" in r.err, (r.out, r.err)
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err

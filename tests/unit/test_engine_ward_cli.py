@@ -1268,9 +1268,14 @@ def test_an_eligibility_form_of_another_name_projects_the_participant(
     assert len(ds) == 1 and "PCR" in str(ds[0]["DSTERM"]).upper(), ds
 
 
-@pytest.mark.usefixtures("format1_mexcovid")  # the fixture site's MEXCOVID 1.0 run by format 1
-def test_report_endpoints_refuses_a_format_1_site_and_a_role_without_export_in_one_line(cli) -> None:
-    r = cli("report", "endpoints", "--format", "json", user="auditor")  # the fixture site: format-1 MEXCOVID
+def test_report_endpoints_refuses_a_format_1_site_and_a_role_without_export_in_one_line(
+    cli, tmp_path: Path, monkeypatch
+) -> None:
+    from format1_stored import stored_before, unrunnable
+
+    # the active version: a format-1 MEXCOVID stored before the engine ran format 1, which it cannot run
+    stored_before(cli, tmp_path, monkeypatch, unrunnable("1.5"), "old.toml")
+    r = cli("report", "endpoints", "--format", "json", user="auditor")
     assert r.code == 1 and "format-1 protocol" in r.err and "report outcomes" in r.err
     assert len(r.err.strip().splitlines()) == 1
     r = cli("report", "endpoints", user="clinician")

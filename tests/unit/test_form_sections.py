@@ -1,5 +1,6 @@
 """A form's declared scored grid (`[[forms.NAME.sections]]`, wardcrf/engine/form_sections.py): read, checked at load
-with FILE:LINE, and tallied as the cells are typed — for MEXCOVID's CT score in both formats and for a
+with FILE:LINE, and tallied as the cells are typed — for MEXCOVID's CT score (its format-1 text run on the engine, and the re-encoding as a version of its
+own) and for a
 second protocol that names nothing of MEXCOVID (tests/grid_protocol.py)."""
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import pytest
 
 from wardcrf import protocol
 from wardcrf.engine import form_sections, model, ward
-from wardcrf.workflow.clinical import CT_SEGMENTS, ct_total
+from wardcrf.workflow.clinical import CT_SEGMENTS
 
 
 def _format2_mexcovid() -> protocol.Protocol:
     return ward.of(model.shipped("mexcovid.toml"))
+
+
+def _mexcovid_1_0() -> protocol.Protocol:
+    """The shipped format-1 MEXCOVID 1.0 as the ward runs it: on its re-encoding (`protocol.run_as`)."""
+    return protocol.run_as(protocol.default_protocol())
 
 
 def _refusal(source: str) -> list[str]:
@@ -33,8 +39,8 @@ def _line_of(source: str, needle: str, nth: int = 1) -> int:
 # -- accept ----------------------------------------------------------------------------------------
 
 
-def test_both_formats_lay_out_the_ct_score_as_two_lungs_of_lobes_in_the_forms_order() -> None:
-    one = form_sections.of(protocol.default_protocol(), "ct_score")
+def test_mexcovid_lays_out_the_ct_score_as_two_lungs_of_lobes_in_the_forms_order() -> None:
+    one = form_sections.of(_mexcovid_1_0(), "ct_score")
     two = form_sections.of(_format2_mexcovid(), "ct_score")
     assert one is not None and two is not None
     for grid in (one, two):
@@ -43,31 +49,27 @@ def test_both_formats_lay_out_the_ct_score_as_two_lungs_of_lobes_in_the_forms_or
         assert [len(g.fields) for g in grid.sections[0].groups] == [3, 2, 5]  # upper, middle, lower
         assert [len(g.fields) for g in grid.sections[1].groups] == [4, 4]  # upper with the lingula, lower
         assert [name for name, _ in grid.computed] == ["total", "evaluable_segments"]
-    # format 1's titles are its own (the grid it always showed); format 2's are the file's
-    assert protocol.tr(one.sections[0].groups[0].label) == "Right upper lobe"
+    # the re-encoding's titles, for the format-1 text run on it too
+    assert protocol.tr(one.sections[0].groups[0].label) == "Upper lobe"
     assert protocol.tr(two.sections[0].groups[0].label) == "Upper lobe"
 
 
 def test_a_form_without_sections_has_no_grid() -> None:
-    assert form_sections.of(protocol.default_protocol(), "vitals") is None
+    assert form_sections.of(_mexcovid_1_0(), "vitals") is None
     assert form_sections.of(_format2_mexcovid(), "vitals") is None
 
 
-def test_format_1s_grid_is_not_offered_for_a_form_that_lacks_its_fields() -> None:
-    """A format-1 file whose `ct_score` declares other fields gets the generated form, never a broken grid."""
-    p = protocol.default_protocol()
-    ct = p.forms["ct_score"]
-    fewer = protocol.Form(
-        ct.name, ct.label, ct.help, ct.subject, {k: ct.fields[k] for k in ("timepoint", "date")}
-    )
-    from dataclasses import replace
-
-    assert form_sections.of(replace(p, forms={**p.forms, "ct_score": fewer}), "ct_score") is None
+def test_a_version_the_engine_does_not_run_has_no_grid() -> None:
+    """A format-1 version read as stored (one the engine cannot run): its records are read field under
+    field; no grid of format 1's own is left."""
+    stored = protocol.default_protocol()
+    assert stored.engine is None
+    assert form_sections.of(stored, "ct_score") is None
 
 
-@pytest.mark.parametrize("fmt", ["format1", "format2"])
+@pytest.mark.parametrize("fmt", ["mexcovid 1.0", "format2"])
 def test_the_tally_is_the_saved_rule_subtotals_others_and_blanks(fmt: str) -> None:
-    p = protocol.default_protocol() if fmt == "format1" else _format2_mexcovid()
+    p = _mexcovid_1_0() if fmt == "mexcovid 1.0" else _format2_mexcovid()
     grid = form_sections.of(p, "ct_score")
     assert grid is not None
     v = {s: 0 for s in CT_SEGMENTS} | {
@@ -79,7 +81,6 @@ def test_the_tally_is_the_saved_rule_subtotals_others_and_blanks(fmt: str) -> No
     }
     t = form_sections.tally(grid, p.forms["ct_score"], v)
     assert dict(t.computed) == {"total": Decimal(9), "evaluable_segments": Decimal(16)}
-    assert (int(t.computed[0][1] or 0), int(t.computed[1][1] or 0)) == ct_total(v)  # format 1's saved rule
     assert (t.subtotal("right"), t.subtotal("left"), t.others, t.blank) == (6, 3, (("ne", 1),), 1)
     full = form_sections.tally(grid, p.forms["ct_score"], {s: 4 for s in CT_SEGMENTS})
     assert dict(full.computed)["total"] == 72 and full.blank == 0
@@ -264,10 +265,10 @@ def test_a_raw_control_character_in_a_section_is_refused_before_the_file_is_read
     assert len(problems) == 1 and problems[0].startswith(f"gridtest.toml:{line}: character U+001B"), problems
 
 
-def test_format_1s_shipped_grid_passes_the_same_checks() -> None:
-    decl = form_sections.format1_grids()["ct_score"]
+def test_mexcovids_shipped_grid_passes_the_same_checks() -> None:
+    decl = model.shipped("mexcovid.toml").data["forms"]["ct_score"]
     problems: list[str] = []
-    shapes = form_sections.shapes_of(protocol.default_protocol().forms["ct_score"])
+    shapes = form_sections.shapes_of(_format2_mexcovid().forms["ct_score"])
     form_sections.check(lambda p, problem: problems.append(f"{p}: {problem}"), (), decl["sections"], shapes)
     assert problems == []
     # and the same checks refuse it laid out against a form whose segments are text

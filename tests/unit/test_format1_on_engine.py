@@ -186,14 +186,28 @@ def test_labels_with_toml_syntax_reach_the_engine_as_written():
     assert m.data["forms"]["vitals"]["fields"]["temp"]["label"]["en"] == 'Temp "axillary" [C] = \\ { x }'
 
 
-def test_a_stored_version_the_engine_cannot_run_is_still_read_as_stored():
-    """Loaded before format 1 ran on the engine: exports and audits read it; `run_as` gives it as read."""
+def test_a_stored_version_format_1_loaded_runs_with_format_1s_leniency():
+    """Loaded before format 1 ran on the engine: a key format 1 never read is ignored again, as format 1
+    ignored it; the same file is refused at `protocol load` (above, "unknown-key")."""
     source = MEX.replace('version = "1.0"', 'version = "1.8"', 1).replace(
         "duration_minutes = 30", "duration_minutes = 30\nold_key = 1", 1
     )
     stored = protocol.parse(source, "old.toml")
-    with pytest.raises(protocol.ProtocolFileError):
+    with pytest.raises(protocol.ProtocolFileError, match="old_key"):
         reencode_v1.reencode(stored)
+    run = protocol.run_as(stored)
+    assert run.engine is not None and (run.sha256, run.source) == (stored.sha256, source)
+
+
+def test_a_stored_version_the_engine_cannot_run_is_still_read_as_stored():
+    """Loaded before format 1 ran on the engine, and still not runnable with format 1's leniency (a field a
+    declaration reads, gone): exports and audits read it; `run_as` gives it as read; no new record is saved
+    under it (tests/unit/test_format1_stored_versions.py)."""
+    source = MEX.replace('version = "1.0"', 'version = "1.8"', 1)
+    cut = source.index("[forms.labs.fields.wbc]")
+    stored = protocol.parse(source[:cut] + source[source.index("\n[", cut + 1) + 1 :], "old.toml")
+    with pytest.raises(protocol.ProtocolFileError):
+        reencode_v1.reencode(stored, stored=True)
     assert protocol.run_as(stored) is stored
 
 

@@ -3,8 +3,7 @@ anyone else, in one line naming both (the custody gate, `coldchain.custody.other
 
 PALM's demos and the worklist hand each vial to `bedside:<participant>` so a nurse knows whose it is; the
 gate accepted it for any participant. A kit at a bedside naming no one (`bedside`) is still any dose's.
-Run on MEXCOVID 1.0 as the engine runs it (its format-2 file), and by format 1's dose rule and wizard,
-which pass the participant to the gates too.
+Run on MEXCOVID 1.0 as the engine runs it (its format-2 file).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import mexcovid_engine
 import pytest
 from wf_support import Staff, _copy_site, at, ready_kit_on, today
 
@@ -21,10 +19,6 @@ from wardcrf.site import Site
 from wardcrf.workflow import administration_visit
 
 P1, P2 = "WUH01-001", "WUH01-002"
-
-pytestmark = pytest.mark.skipif(
-    not mexcovid_engine.runs_engine(), reason="format 1's dose rule (format1_mexcovid) is not the engine's"
-)
 
 
 @pytest.fixture
@@ -67,19 +61,6 @@ def test_a_kit_at_another_participants_bedside_is_refused_in_one_line(cli, site,
     ok = cli(*_dose(P2, "KIT-B2", at(day, 9, 5), at(day, 9, 30)), user="clinician")
     assert ok.code == 0, ok.err
     assert _doses(ward, P2) == 1
-
-
-def test_format_1s_dose_rule_and_wizard_refuse_it_too(cli, site, ward, tmp_path, format1_mexcovid) -> None:
-    from wardcrf.workflow import dose_visit
-
-    day = today() - timedelta(days=9)
-    ready_kit_on(site, "KIT-B3", at(day), tmp_path, participant=P2)
-    got = cli(*_dose(P1, "KIT-B3", at(day), at(day, 9, 25)), user="clinician")
-    assert got.code == 1 and f"kit KIT-B3 was handed to {P2}'s bedside" in got.err, got.err
-    assert _doses(ward, P1) == 0
-    check = dose_visit.check_kit(ward.clin, P1, "kit-b3", when=_when(day))
-    assert not check.ok and f"handed to {P2}'s bedside" in (check.reason or ""), check
-    assert dose_visit.check_kit(ward.clin, P2, "kit-b3", when=_when(day)).ok
 
 
 def test_a_kit_at_the_participants_own_bedside_or_a_bedside_naming_no_one_is_accepted(

@@ -17,12 +17,13 @@ app = typer.Typer(help="Participants: list them, show one in full.", no_args_is_
 
 
 def _scientific(x: float) -> str:
-    """Format 1's cumulative particles as every amount is written (`amounts.shown`: 4.0e8)."""
+    """A cumulative amount in the column the version names (`dose.cumulative`), as every amount is written
+    (`amounts.shown`: 4.0e8)."""
     return amounts.shown(x) if x else "0"
 
 
 def _dose(cumulative: Iterable[Mapping[str, Any]]) -> str:
-    """A format-2 cumulative dose, per unit (`6200 mg`; `400 mg, 12 mL` for several), 0 for none given."""
+    """A cumulative dose, per unit (`6200 mg`; `400 mg, 12 mL` for several), 0 for none given."""
     return ", ".join(amounts.quantity(c) for c in cumulative) or "0"
 
 
@@ -34,10 +35,9 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
 
     with session(data_dir) as s:
         rows = workflow.list_participants(s)
-        # a format-2 ward's products are dosed in mg, mL...: "cumulative dose" per unit, as `show` says;
-        # "cumulative particles" is format 1's (MEXCOVID's exosome particles)
+        # products are dosed in mg, mL...: "cumulative dose" per unit, as `show` says, unless the version
+        # names its one unit's column (`dose.cumulative`)
         model = protocol.active(s.store).engine
-        engine = model is not None or any("cumulative_dose" in r for r in rows)
         column = cumulative_column(model) if model is not None else None  # the version's own column name
     if as_json:
         print_json(rows)
@@ -53,7 +53,7 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
         "next dose",
         "deviations",
         "open AEs",
-        column[0] if column else "cumulative dose" if engine else "cumulative particles",
+        column[0] if column else "cumulative dose",
         "sign-off",
     )
     for r in rows:
@@ -73,10 +73,7 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
             str(r["open_aes"] or ""),
             _scientific(float(r.get(column[0].replace(" ", "_"), 0.0)))  # type: ignore[arg-type]
             if column and column[0].replace(" ", "_") in r
-            else _dose(r["cumulative_dose"])
-            if "cumulative_dose" in r
-            else _scientific(x := r.get("cumulative_particles", 0.0))
-            + (" particles" if engine and x else ""),
+            else _dose(r.get("cumulative_dose", ())),
             r["signoff"],
         )
     console.print(table)
@@ -120,7 +117,7 @@ def _print_summary(info: dict[str, Any]) -> None:
         )
     if info["failed_criteria"]:
         console.print(f"screen failure: {', '.join(info['failed_criteria'])}", highlight=False)
-    cumulative = info.get("cumulative_dose")  # a format-2 version's: per unit of its regimens' doses
+    cumulative = info.get("cumulative_dose", ())  # per unit of the regimens' doses
     named = next(
         (c for c in cumulative or () if c.get("column")), None
     )  # the version's name (`dose.cumulative`)
@@ -128,8 +125,6 @@ def _print_summary(info: dict[str, Any]) -> None:
         f"{named['column']} {_scientific(named['value'])}"
         if named is not None
         else f"cumulative dose {_dose(cumulative)}"
-        if cumulative is not None
-        else f"cumulative particles {_scientific(info['cumulative_particles'])}"  # format 1's one product
     )
     console.print(f"doses {info['doses_given']}/{info['doses_planned']}, {given}", highlight=False)
     for d in info["doses"]:

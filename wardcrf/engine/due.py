@@ -3,7 +3,7 @@
 The dashboard and the ward list (`workflow.status.summary`, `list_rows`),
 `wardcrf today`, the ward queue's order (`workflow.wardqueue`), the dose
 wizard's rules of the day (`workflow.dose_visit.check_day`) and the dose
-record's derived fields (`workflow.dosing.check_dose`) all read the
+record's derived fields (`workflow.engine_rules`) all read the
 participant's schedule from here, and the schedule comes from the protocol
 (`engine.schedule` over the version's model), never from a formula of one
 trial.

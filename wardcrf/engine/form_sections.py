@@ -13,10 +13,9 @@ where each cell sits and what is added up.
 
 Format 2 declares it in the protocol file, checked when the file is read
 (`check`, from `engine.model`: every problem `FILE:LINE: key.path: problem`).
-Format 1 has no such key: the grid its ward has always shown for the CT score
-is the same declaration as data, in `wardcrf/protocols/format1-workflow.toml`
-(`[grids.FORM]`: `sections` and the `compute` of what format 1's rule saves),
-checked against the version's form when it is asked for.
+A format-1 version runs on the engine's declarations (its re-encoding's
+sections); one the engine cannot run has no grid (its records are read field
+under field, and none is saved under it).
 
 Nothing here names a form or a field: everything comes from the declaration.
 """
@@ -27,7 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -258,21 +256,12 @@ def build(form: str, sections: Sequence[Mapping[str, Any]], computed: Sequence[t
     return Grid(form, tuple(out), tuple(computed))
 
 
-@cache
-def format1_grids() -> Mapping[str, Mapping[str, Any]]:
-    """`[grids]` of format1-workflow.toml: format 1's grids as declarations (form -> sections, compute)."""
-    from ..protocols import format1_shape
-
-    grids: Mapping[str, Mapping[str, Any]] = format1_shape().get("grids", {})
-    return grids
-
-
 def of(proto: Protocol, form: str) -> Grid | None:
     """The grid `form` declares in this version (None: a form laid out field under field).
 
-    Format 2: the file's `[[forms.NAME.sections]]` (checked when it was read)
-    and its fields' `compute`. Format 1: `[grids.NAME]` of format1-workflow.toml,
-    when every field it lays out is the version's and a cell can take it.
+    The file's `[[forms.NAME.sections]]` (checked when it was read) and its
+    fields' `compute`. None for a version the engine does not run (a format-1
+    version stored before the engine ran format 1 that it cannot run).
     """
     if proto.engine is not None:
         spec = proto.engine.data.get("forms", {}).get(form, {})
@@ -282,16 +271,7 @@ def of(proto: Protocol, form: str) -> Grid | None:
             (str(n), str(f["compute"])) for n, f in spec.get("fields", {}).items() if f.get("compute")
         ]
         return build(form, spec["sections"], computed)
-    decl = format1_grids().get(form)
-    if decl is None or form not in proto.forms:
-        return None
-    problems: list[str] = []
-    check(
-        lambda _p, problem: problems.append(problem), (), decl.get("sections"), shapes_of(proto.forms[form])
-    )
-    if problems:
-        return None
-    return build(form, decl["sections"], list((decl.get("compute") or {}).items()))
+    return None
 
 
 # -- what the grid shows as it is typed ------------------------------------------------------------

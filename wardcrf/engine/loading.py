@@ -234,8 +234,10 @@ def _run_through(p: format1.Protocol, strict: bool) -> format1.Protocol | None:
     """The ward's `Protocol` the engine runs format-1 version `p` as, keeping `p`'s SHA-256 and source (the
     version stays the one stored): the shipped format-2 file that re-encodes it (its SHA-256 in the file's
     `reencodes`, same id and version), else the same declarations with `p`'s own values
-    (`engine.reencode_v1`). When `p` cannot run on the engine: `ProtocolFileError` naming why at its lines
-    if `strict` (a file being loaded), else None (a version loaded before: read as stored)."""
+    (`engine.reencode_v1`; a version loaded before, `strict` false, with format 1's leniency: what format 1
+    ignored is ignored again). When `p` cannot run on the engine: `ProtocolFileError` naming why at its lines
+    if `strict` (a file being loaded), else None (a version loaded before: read as stored, its records
+    readable, no new record under it: `workflow.service`)."""
     from dataclasses import replace
 
     from wardcrf.engine import model, reencode_v1, ward
@@ -246,7 +248,7 @@ def _run_through(p: format1.Protocol, strict: bool) -> format1.Protocol | None:
         if (m.id, m.version) == (p.id, p.version) and p.sha256 in reencodes(m):
             return replace(ward.of(m, f"{p.id.lower()}-{p.version}.toml"), sha256=p.sha256, source=p.source)
     try:
-        m = reencode_v1.reencode(p)
+        m = reencode_v1.reencode(p, stored=not strict)
     except ProtocolFileError:
         if strict:
             raise

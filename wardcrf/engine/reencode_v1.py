@@ -43,6 +43,8 @@ class Plan:
     """`format1-on-engine.toml`, read: the base declarations and where a format-1 value goes."""
 
     base: dict[str, Any]
+    base_file: str
+    """The shipped format-2 file the declarations are (`model.shipped(base_file)`)."""
     base_format1: dict[str, Any]
     sets: dict[str, list[str]]
     templates: list[dict[str, Any]]
@@ -56,12 +58,19 @@ def plan() -> Plan:
     spec = tomllib.loads(files.joinpath(PLAN_FILE).read_text("utf-8"))
     return Plan(
         base=tomllib.loads(model.shipped_source(spec["base"])),
+        base_file=str(spec["base"]),
         base_format1=tomllib.loads(files.joinpath(spec["base_format1"]).read_text("utf-8")),
         sets={k: list(v) for k, v in spec["set"].items()},
         templates=list(spec.get("templates", [])),
         drops=list(spec.get("drops", [])),
         arms=spec["arms"],
     )
+
+
+def base_model() -> model.Model:
+    """The shipped format-2 re-encoding every format-1 version runs on: by format 1's contract its forms
+    are a format-1 version's (what reads a stored version the engine cannot run asks it for their roles)."""
+    return model.shipped(plan().base_file)
 
 
 # -- key paths ---------------------------------------------------------------------------------
@@ -274,9 +283,17 @@ def declarations(p: format1.Protocol) -> tuple[dict[str, Any], list[tuple[str, s
     return out, unplaced
 
 
-def reencode(p: format1.Protocol) -> model.Model:
-    """`p` as the engine's model, or `ProtocolFileError` with each problem at its line of `p`'s file."""
+def reencode(p: format1.Protocol, *, stored: bool = False) -> model.Model:
+    """`p` as the engine's model, or `ProtocolFileError` with each problem at its line of `p`'s file.
+
+    `stored`: `p` was loaded before format 1 ran on the engine, with format 1's leniency: a value the mapping
+    has no place for is one format 1's reader never read (a table it did not know, such as `[randomization]`,
+    an unknown `[schedule]` key; the mapping places every value it read), so it is ignored again, as format 1
+    ignored it, instead of refused; what the engine's reader refuses in the result is still refused. A file
+    being loaded (`stored` false) is refused for either."""
     data, unplaced = declarations(p)
+    if stored:
+        unplaced = []
     lines = p.source.splitlines()
     base = plan().base["protocol"]
     how = (

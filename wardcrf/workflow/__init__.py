@@ -10,15 +10,17 @@ Services (each takes a `Session`; permissions are checked inside):
 * `dose_gates` / `register_dose_gate`: pre-dose checks other features plug in
 * `register_today_source`: worklist items other features add to `today`
 
-Importing this package declares every form rule (`base.rule`); `register` plugs the
-workflow's projection hooks, checks and form actions in (`wardcrf.features`).
+A form's rule is the engine's, under the record's version (`engine_rules.rule_for`; format
+1's own rules are gone: every format-1 version runs on the engine, docs/engine.md);
+`register` plugs the workflow's projection hooks, checks and form actions in
+(`wardcrf.features`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import amendments, clinical, dosing, idclash, participants, safety, sequencing, status, wardqueue  # noqa: F401  (clinical: its rules)
+from . import amendments, dosing, idclash, participants, safety, sequencing, wardqueue
 from .base import RULES
 from .dosing import dose_gates, register_dose_gate
 from .service import amend, preflight, submit
@@ -40,8 +42,10 @@ def register(registry: Registry) -> None:
     """The workflow's form actions, hooks, checks and after-ingest holds (the ward queue's last: its hooks follow theirs)."""
     for form, rule in RULES.items():
         registry.form_actions(form, submit=rule.action, amend=rule.amend_action)
-    from .engine_rules import import_actions, import_values  # the engine's rules load on use (service._rule)
+    from .base import rule_by_name_with
+    from .engine_rules import import_actions, import_values, rule_by_name  # the engine's rules load on use
 
+    rule_by_name_with(rule_by_name)
     registry.form_actions_of(import_actions)
     registry.record_values_check(import_values)
     for module in (amendments, dosing, idclash, participants, safety, sequencing, wardqueue):

@@ -221,8 +221,8 @@ class _DryRun(Exception):
 
 
 def uses_engine(session: Session, participant: str | None = None) -> bool:
-    """Whether the version governing `participant` (theirs once enrolled, else the active one) is a
-    format-2 version of its own: its administrations drive the wizard, otherwise the dose wizard does."""
+    """Whether the engine runs the version governing `participant` (theirs once enrolled, else the active
+    one): its administrations drive the wizard; a version it cannot run has none (`plan` says why)."""
     session.require("record.read", what="read the protocol")
     p = get_participant(session.store, participant) if participant else None
     return amendments.protocol_of(session.store, p).engine is not None
@@ -231,13 +231,15 @@ def uses_engine(session: Session, participant: str | None = None) -> bool:
 def _model(session: Session, participant: str) -> tuple[protocols.Protocol, Model]:
     """The version governing the participant (theirs once enrolled, until an amendment moves them) and its model.
 
-    An unknown participant gets the active version's answer here, so a format-1 site is told its wizard
-    before the participant is looked up.
+    An unknown participant gets the active version's answer here, so a site on a version the engine cannot
+    run is told before the participant is looked up.
     """
     proto = amendments.protocol_of(session.store, get_participant(session.store, participant))
-    if proto.engine is None:
+    if proto.engine is None:  # a format-1 version stored before the engine ran format 1 (`service._runs`)
         raise Refused(
-            f"{proto.id} {proto.version} is a format-1 protocol: its doses are recorded by the dose wizard"
+            f"{proto.id} {proto.version} is a format-1 protocol the engine cannot run: no administration is "
+            "recorded under it; write the version in format 2, `wardcrf protocol load` it and "
+            "`wardcrf protocol apply PARTICIPANT VERSION --reason ...`"
         )
     return proto, proto.engine
 

@@ -222,6 +222,12 @@ def clean_reason(reason: str | None) -> str:
     return text.check(value, field="reason")
 
 
+def runs(proto: protocols.Protocol) -> bool:
+    """Whether the ward runs `proto`: the engine runs every version but a format-1 version stored before it
+    ran format 1 that it cannot run (`protocol.run_as` gives that one as stored)."""
+    return proto.engine is not None
+
+
 def check_apply(
     session: Session, participant: str | None, version: str, reason: str | None
 ) -> dict[str, Any]:
@@ -260,6 +266,11 @@ def check_apply(
             f"only moves to a newer version (loaded after {current.version})"
         )
     target = protocols.loaded_version(store, pid, wanted)
+    if not runs(target):  # a format-1 version stored before the engine ran format 1 (docs/engine.md)
+        raise Refused(
+            f"{pid} {wanted} is a format-1 version the engine cannot run: no record could be saved for {p.id} "
+            "under it; write it in format 2, `wardcrf protocol load` it and apply that version"
+        )
     _fits(store, p, current, target)
     return {
         "participant": p.id,
@@ -298,8 +309,6 @@ def _fits(store: Store, p: Participant, current: Protocol, target: Protocol) -> 
         return  # no arm yet: nothing was given against one
     planned = due.planned(model, arm if len(arms) > 1 else None)
     forms = {str(a.record.get("form")) for r in model.regimens_of(arm) for a in r.administrations}
-    if target.engine is None:
-        forms = {"dose"}  # format 1: its dose form
     if not forms & set(held):
         return  # nothing administered yet
     given = int(

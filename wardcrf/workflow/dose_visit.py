@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from .. import protocol as protocols
@@ -168,38 +168,20 @@ def check_kit(session: Session, participant: str, raw: str, when: datetime | Non
 def check_day(session: Session, participant: str, when: datetime | None = None) -> DayCheck:
     """The rules of the day for this participant's next dose starting at `when` (default now).
 
-    The same rules the dose record is checked against (`dosing.day_check`),
-    so a refusal here is the refusal a save would give, before a kit is
-    scanned or a vital typed. A participant on a format-2 version of its own
-    gets the engine's answer instead (`_engine_day`: the administration
-    wizard's plan). A missing permission raises `PermissionDenied`.
+    The engine's answer (`_engine_day`: the administration wizard's plan, then
+    the save's own rules of that start), so a refusal here is the refusal a
+    save would give, before a kit is scanned or a vital typed. A participant
+    on a version the engine cannot run (a format-1 version stored before it
+    ran format 1) is told so: nothing is saved under it. A missing permission
+    raises `PermissionDenied`.
     """
-    from ..engine import due
-    from .base import RuleContext
-    from .dosing import day_check
-
     session.require("dose.record", what="record doses")
     p = require_participant(session.store, participant)
     proto = amendments.protocol_of(session.store, p)  # their version (enrolled under it, or applied)
     start = (when or now()).astimezone(zone(session.ctx.zone))
-    if proto.engine is not None:
-        return _engine_day(session, p.id, start)
-    ctx = RuleContext(session, proto, "dose", p, now())
-    try:
-        number = day_check(ctx, start)
-    except Refused as exc:
-        return DayCheck(False, exc.message, start=start.isoformat(timespec="seconds"))
-    anchors = {"enrollment": date.fromisoformat(str(p.enrolled_on))}
-    due_at, window, outside = due.placed(due.model_for(proto), anchors, number, start)
-    return DayCheck(
-        True,
-        None,
-        number,
-        due_at.isoformat(timespec="seconds"),
-        start.isoformat(timespec="seconds"),
-        window,
-        outside,
-    )
+    if proto.engine is None:
+        return DayCheck(False, status.cannot_run(proto), start=start.isoformat(timespec="seconds"))
+    return _engine_day(session, p.id, start)
 
 
 def _engine_day(session: Session, pid: str, start: datetime) -> DayCheck:

@@ -1,17 +1,12 @@
-"""Dosing: skin test, the daily inhalation, vitals around it, and the post-dose check.
+"""Dosing's shared parts: the pre-dose gates, kits given once, and the dose and vitals projections.
 
-Schedule (from the protocol's ``[schedule]``): the enrollment day is day 0;
-dose N is due on day N at the scheduled local time (09:00 Asia/Shanghai for
-MEXCOVID) within ± `window_minutes` (default 120). A dose given outside its
-window is stored with ``window = early | late`` (a protocol deviation); a due
-dose whose window has closed without a record is reported as "missing" by
-`status`. The domain refuses: dosing before enrollment, without a negative
-skin test recorded before dose 1, after a positive skin test, under a DSMG
-stop or unresolved alter, a dose beyond the scheduled count, a second dose on
-the same local day, a kit already used (`wardcrf.kits.kit_use`, the one
-place that answers it), and anything a registered dose gate
-refuses (the cold chain registers one). Cumulative particles are always the
-sum of the recorded doses.
+The rules of an administration are the engine's (`engine_rules`: the protocol's
+regimens, gates and dose assessments); format 1's own dose, skin-test, vitals
+and post-dose-check rules are gone with its workflow (every format-1 version
+runs on the engine, docs/engine.md). What stays here is what every version
+shares: a kit is given once (`hold_kit_given_twice` at sync import, the
+`kits used once` audit check), and the `doses` and `vitals` projections the
+ward list, the exports and the reports read.
 
 `dose_gates` is the pluggable pre-dose check list: functions
 ``(store, kit_id, when) -> None``, or with a keyword ``product`` (the product a
@@ -23,13 +18,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
-from .. import ids, roles, users
+from .. import ids
 from ..audit import CheckResult
-from ..engine import due
-from ..errors import Refused, ValidationFailed
 from ..eventlog import Event
 from ..forms import plain
 from ..ingest import HoldForCoordinator
@@ -42,14 +36,13 @@ from ..kits import (
     device_of,
     dose_uses,
     is_administration_record,
-    kit_use,
+)
+from ..kits import (
+    kit_use as kit_use,  # `dosing.kit_use`: the one name every rule asks (engine_rules, dose_visit)
 )
 from ..records import Record
-from ..registration import require_installed
 from ..sqlstore import common_dialect, upsert
 from ..store import Store
-from . import safety
-from .base import Participant, RuleContext, records_of, rule
 
 if TYPE_CHECKING:
     from ..features import Registry
@@ -133,10 +126,6 @@ def register_allocation_gate(gate: AllocationGate) -> AllocationGate:
     if gate not in allocation_gates:
         allocation_gates.append(gate)
     return gate
-
-
-def doses_of(store: Store, pid: str) -> list[dict[str, Any]]:
-    return store.rows("SELECT * FROM doses WHERE participant = ? ORDER BY dose_number, start", (pid,))
 
 
 def _dose_kit(event: Event) -> tuple[str, str] | None:
@@ -350,9 +339,9 @@ def _kits_used_once(store: Store) -> CheckResult:
     The ward refuses a second dose with a used kit; this finds what the ward
     could not see: two laptops' doses of one kit merged at a hub, or doses
     recorded before kit ids were normalised (``kit-x1`` and ``KIT-X1``). Both
-    formats' records: format 1's `dose` records (`doses`) and a format-2
-    version's administration records (`administration_kits`; a record in both,
-    MEXCOVID's `dose` on the engine, counted once).
+    projections: the `doses` one and the administration records'
+    (`administration_kits`; a record in both, the first trial's dose form, counted
+    once).
     """
     uses: dict[str, list[tuple[str, str, str]]] = {}  # kit -> (participant, which dose, record), oldest first
     seen: set[str] = set()
@@ -381,329 +370,79 @@ def _kits_used_once(store: Store) -> CheckResult:
     return CheckResult("kits used once", len(uses), problems)
 
 
-def cumulative_particles(store: Store, pid: str) -> float:
-    """Total particles given: the sum of recorded doses, never a typed total."""
-    return float(store.scalar("SELECT coalesce(sum(particles), 0) FROM doses WHERE participant = ?", (pid,)))
+# -- the doses projection -----------------------------------------------------------------------
 
 
-# -- skin test ------------------------------------------------------------------------------
+DOSE_FORM, VITALS_FORM = "dose", "vitals"
+"""The forms these projections read: the first trial's, which every format-1 version has by its contract."""
+VITALS_NUMBER = "dose"
+"""The vitals field naming the administration they were taken around (format 1's contract)."""
+_DOSE_ROLES = ("number", "kit", "lot", "dose", "volume", "start", "end", "given_by", "day", "due", "window")
+_KEYED = ("kit", "lot")  # comparison keys: a dose stored as typed before ids were normalised compares equal
+_COLUMN_OF = {"volume": "volume_ml"}  # a column named otherwise than the field it holds
 
 
-@rule("skin_test", action="dose.record")
-def check_skin_test(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    p = ctx.participant
-    assert p is not None
-    first = ctx.store.one("SELECT start FROM doses WHERE participant = ? AND dose_number = 1", (p.id,))
-    if first and v.get("time") and ctx.local(v["time"]) > ctx.local(first[0]):
-        ctx.problem("time", f"after dose 1 ({first[0]}); the skin test precedes dose 1")
-    return {}
+@cache
+def _dose_projection() -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The `doses` upsert and (role, field) of what it reads, from the record roles of the dose
+    administration of the re-encoding every format-1 version runs on (`reencode_v1.base_model`): each
+    column is named after the field it holds (the amount's, the `dose` role's field), the volume's in mL.
+    Names come from the protocol, not from code; the schema's columns are never renamed."""
+    from ..engine import reencode_v1
+
+    m = reencode_v1.base_model()
+    record = next(
+        a.record for r in m.regimens.values() for a in r.administrations if a.record.get("form") == DOSE_FORM
+    )
+    fields = tuple((role, str(record[role])) for role in _DOSE_ROLES)
+    columns = [f'"{_COLUMN_OF.get(role, field)}"' for role, field in fields]
+    return upsert("doses", ("event_id", "participant", *columns), ("event_id",)), fields
 
 
-def skin_test_gate(ctx: RuleContext, pid: str, start: datetime) -> None:
-    tests = records_of(ctx.store, pid, "skin_test")
-    positive = [t for t in tests if t.get("result") == "positive"]
-    if positive:
-        raise Refused(f"dosing is blocked: the skin test {positive[0]['_event']} was positive")
-    if not ctx.protocol.schedule.pre_dose_check_required:
-        return
-    before = [t for t in tests if t.get("result") == "negative" and ctx.local(t["time"]) <= start]
-    if not before:
-        raise Refused(
-            f"no negative skin test recorded for {pid} before this dose; record the skin test before dose 1"
-        )
-
-
-# -- dose ---------------------------------------------------------------------------------------
-
-
-def _may_be_dosed(ctx: RuleContext, p: Participant) -> None:
-    """Enrolled, and still eligible (refused otherwise)."""
-    if not p.enrolled_on:
-        raise Refused(f"{p.id} is not enrolled; a dose needs an enrolled participant")
-    if p.eligible is False and not ctx.amending:
-        raise Refused(
-            f"{p.id} no longer meets the eligibility criteria (failed: {', '.join(p.failed_criteria)}) "
-            f"since the screening {p.screening_event} was corrected; no further dose is given. "
-            "If the correction is wrong, amend the screening; otherwise the investigator records the deviation"
-        )
-
-
-def _after_enrollment(ctx: RuleContext, start: datetime, enrolled: date) -> None:
-    if start.date() <= enrolled:
-        ctx.problem(
-            "start",
-            f"{start.date()} is not after the enrollment day {enrolled} (dose 1 is on day 1)",
-        )
-
-
-def day_rules(ctx: RuleContext, p: Participant, start: datetime, others: list[dict[str, Any]]) -> int:
-    """The rules of the day a dose starts on; returns its number (raises `Refused`).
-
-    No DSMG hold, doses left, a negative skin test before it, and one dose per
-    day. They depend only on the participant and the start, so the dose
-    wizard checks them when it opens (`dose_visit.check_day`), before anything
-    is typed, with the words the save would use.
-    """
-    if ctx.amending:
-        number = int(ctx.store.scalar("SELECT dose_number FROM doses WHERE event_id = ?", (ctx.amending,)))
-    else:
-        planned = due.planned(due.model_for(ctx.protocol))
-        safety.require_no_hold(ctx.store, "record a dose")
-        if len(others) >= planned:
-            raise Refused(f"{p.id} has had all {planned} doses; dose {len(others) + 1} is refused")
-        number = len(others) + 1
-        skin_test_gate(ctx, p.id, start)
-    for d in others:
-        if ctx.local(d["start"]).date() == start.date():
-            raise Refused(
-                f"{p.id} already had dose {d['dose_number']} on {start.date()} "
-                f"(record {d['event_id']}); one dose per day"
-            )
-    return number
-
-
-def day_check(ctx: RuleContext, start: datetime) -> int:
-    """Every rule of the dose's day for `ctx.participant` at `start` (raises `Refused`;
-    a problem with the start itself is a `ValidationFailed`); returns the dose number."""
-    p = ctx.participant
-    assert p is not None
-    _may_be_dosed(ctx, p)
-    _after_enrollment(ctx, start, date.fromisoformat(str(p.enrolled_on)))
-    if ctx.problems:
-        raise ValidationFailed(dict(ctx.problems), form="dose")
-    return day_rules(ctx, p, start, doses_of(ctx.store, p.id))
-
-
-@rule("dose", action="dose.record")
-def check_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    """Sequencing, count, one per day, kit not reused, gates; computes number, day and window."""
-    p = ctx.participant
-    assert p is not None
-    _may_be_dosed(ctx, p)
-    given_by = v.get("given_by") or ctx.session.user
-    user = users.get(ctx.store, given_by)
-    if user is None or not user["active"]:
-        ctx.problem("given_by", f"{given_by} is not an active user of this site")
-    elif not roles.allowed(user["role"], "dose.record"):
-        # the person named as giving the inhalation must be someone who may give it
-        allowed = ", ".join(r for r in roles.ROLES if roles.allowed(r, "dose.record"))
-        ctx.problem("given_by", f"{given_by} has the role {user['role']}; doses are given by: {allowed}")
-    v["given_by"] = given_by
-    if (v.get("interruptions") or 0) > 0 and not v.get("interruption_note"):
-        ctx.problem("interruption_note", "required when the inhalation was interrupted: what happened")
-    start = ctx.local(v["start"]) if v.get("start") else None
-    end = ctx.local(v["end"]) if v.get("end") else None
-    if start and end and end < start:
-        ctx.problem(
-            "end",
-            f"{end.isoformat(timespec='minutes')} is before the start {start.isoformat(timespec='minutes')}",
-        )
-    enrolled = date.fromisoformat(str(p.enrolled_on))
-    if start:
-        _after_enrollment(ctx, start, enrolled)
-    if ctx.problems or start is None:
-        return {}
-    others = [d for d in doses_of(ctx.store, p.id) if d["event_id"] != ctx.amending]
-    number = day_rules(ctx, p, start, others)
-    for d in others:
-        if d["dose_number"] < number and ctx.local(d["start"]) > start:
-            ctx.problem("start", f"before dose {d['dose_number']} ({d['start']})")
-        if d["dose_number"] > number and ctx.local(d["start"]) < start:
-            ctx.problem("start", f"after dose {d['dose_number']} ({d['start']})")
-    kit = str(v.get("kit_id") or "")
-    used = kit_use(ctx.store, kit, exclude=ctx.amending, participant=p.id)
-    if used:
-        ctx.problem("kit_id", str(used))
-    require_installed()  # the features' gates (randomization's allocated kit)
-    for allocation_gate in allocation_gates:
-        try:
-            allocation_gate(ctx.store, p.id, kit)
-        except Refused as exc:
-            ctx.problem("kit_id", exc.message)
-    if ctx.problems:
-        return {}
-    if not ctx.amending:
-        require_installed()  # the features' gates (the cold chain's custody)
-        for gate in dose_gates:
-            call_dose_gate(gate, ctx.store, kit, start, participant=p.id)
-    due_at, window, _ = due.placed(due.model_for(ctx.protocol), {"enrollment": enrolled}, number, start)
-    return {
-        "given_by": given_by,
-        "dose_number": number,
-        "day": (start.date() - enrolled).days,
-        "due": due_at.isoformat(timespec="seconds"),
-        "window": window,
-    }
-
-
-_DOSE_UPSERT = upsert(
-    "doses",
-    ("event_id", "participant", "dose_number", "kit_id", "lot", "particles", "volume_ml", "start", '"end"',
-     "given_by", "day", "due", '"window"'),
-    ("event_id",),
-)  # fmt: skip
+def amount_column() -> str:
+    """The `doses` column holding the amount given (the `dose` role's field; `_dose_projection`)."""
+    return dict(_dose_projection()[1])["dose"]
 
 
 @common_dialect
 def _dose_hook(store: Store, rec: Record) -> None:
     d = rec.data
-    store.insert(
-        _DOSE_UPSERT,
-        (
-            rec.event_id,
-            (rec.subject or "").removeprefix("participant:"),
-            d.get("dose_number"),
-            # Comparison keys: a dose stored as typed before ids were normalised compares equal.
-            ids.key(d.get("kit_id")) if d.get("kit_id") is not None else None,
-            ids.key(d.get("lot")) if d.get("lot") is not None else None,
-            plain(d.get("particles")),
-            plain(d.get("volume")),
-            d.get("start"),
-            d.get("end"),
-            d.get("given_by"),
-            d.get("day"),
-            d.get("due"),
-            d.get("window"),
-        ),
-    )
+    sql, fields = _dose_projection()
+    values: list[Any] = []
+    for role, field in fields:
+        v = d.get(field)
+        values.append(ids.key(v) if role in _KEYED and v is not None else plain(v))
+    store.insert(sql, (rec.event_id, (rec.subject or "").removeprefix("participant:"), *values))
 
 
-# -- vitals -------------------------------------------------------------------------------------
+# -- the vitals projection ----------------------------------------------------------------------
 
 
-@rule("vitals")
-def check_vitals(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    """Pre/post-dose vitals name their dose; post-dose vitals cannot precede the dose's end.
+@cache
+def _vitals_projection() -> tuple[str, tuple[str, ...]]:
+    """The `vitals` upsert and the fields it reads: the timepoint, the administration's number, the time and
+    the signs of the re-encoding's `[safety] vital_signs` (`reencode_v1.base_model`), each column named
+    after its field."""
+    from ..engine import reencode_v1
 
-    Each dose has one pre-dose and one post-dose vitals record (the protocol's
-    "before and after each inhalation"): a second one for the same dose is
-    refused with the first one's event id, because a wrong value is corrected
-    by amending that record (with a reason, kept in the audit trail) and a
-    repeat measurement is an unscheduled one. Two records for one timepoint
-    would leave the dose's safety data ambiguous in reports and exports.
-    """
-    p = ctx.participant
-    assert p is not None
-    tp, n = v.get("timepoint"), v.get("dose")
-    sys_, dia = plain(v.get("sysbp")), plain(v.get("diabp"))
-    if sys_ is not None and dia is not None and dia >= sys_:
-        ctx.problem("diabp", f"{dia} mmHg is not below the systolic {sys_} mmHg")
-    if tp in ("pre_dose", "post_dose"):
-        if n is None:
-            ctx.problem("dose", f"required for {tp} vitals: which dose (1 to {ctx.protocol.schedule.doses})")
-            return {}
-        earlier = ctx.store.one(
-            "SELECT event_id FROM vitals WHERE participant = ? AND timepoint = ? AND dose = ? AND event_id != ?",
-            (p.id, tp, n, ctx.amending or ""),
-        )
-        if earlier:
-            what = "pre-dose" if tp == "pre_dose" else "post-dose"
-            raise Refused(
-                f"{what} vitals for dose {n} of {p.id} are already recorded ({earlier[0]}); "
-                f"amend that record with a reason (wardcrf amend {earlier[0]} --reason ...), "
-                "or record a repeat measurement as timepoint=unscheduled"
-            )
-        dose = ctx.store.one(
-            "SELECT start, end, event_id FROM doses WHERE participant = ? AND dose_number = ?",
-            (p.id, n),
-        )
-        when = ctx.local(v["time"]) if v.get("time") else None
-        if tp == "post_dose":
-            if dose is None:
-                ctx.problem("dose", f"dose {n} has not been recorded for {p.id}; post-dose vitals follow it")
-            elif when and when < ctx.local(dose[1]):
-                ctx.problem(
-                    "time",
-                    f"{when.isoformat(timespec='minutes')} is before dose {n} ended "
-                    f"({ctx.local(dose[1]).isoformat(timespec='minutes')}); post-dose vitals follow the dose",
-                )
-        else:
-            given = int(ctx.store.scalar("SELECT count(*) FROM doses WHERE participant = ?", (p.id,)))
-            if dose is None and n != given + 1:
-                ctx.problem("dose", f"the next dose for {p.id} is dose {given + 1}, not {n}")
-            elif dose is not None and when and when > ctx.local(dose[0]):
-                ctx.problem(
-                    "time",
-                    f"{when.isoformat(timespec='minutes')} is after dose {n} started "
-                    f"({ctx.local(dose[0]).isoformat(timespec='minutes')}); pre-dose vitals precede it",
-                )
-    return {}
-
-
-_VITALS_UPSERT = upsert(
-    "vitals",
-    (
-        "event_id",
-        "participant",
-        "timepoint",
-        "dose",
-        "time",
-        "temp",
-        "pulse",
-        "resp",
-        "oxysat",
-        "sysbp",
-        "diabp",
-    ),
-    ("event_id",),
-)
+    vs = reencode_v1.base_model().data["safety"]["vital_signs"]
+    fields = (str(vs["timepoint"]), VITALS_NUMBER, str(vs["time"]), *map(str, vs["fields"]))
+    return upsert("vitals", ("event_id", "participant", *(f'"{f}"' for f in fields)), ("event_id",)), fields
 
 
 @common_dialect
 def _vitals_hook(store: Store, rec: Record) -> None:
     d = rec.data
-    store.insert(
-        _VITALS_UPSERT,
-        (
-            rec.event_id,
-            (rec.subject or "").removeprefix("participant:"),
-            d.get("timepoint"),
-            d.get("dose"),
-            d.get("time"),
-            plain(d.get("temp")),
-            plain(d.get("pulse")),
-            plain(d.get("resp")),
-            plain(d.get("oxysat")),
-            plain(d.get("sysbp")),
-            plain(d.get("diabp")),
-        ),
-    )
-
-
-# -- post-dose check of prespecified events -----------------------------------------------------
-
-
-@rule("post_dose_check")
-def check_post_dose(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    p = ctx.participant
-    assert p is not None
-    n, events = v.get("dose"), v.get("events") or []
-    if "none" in events and len(events) > 1:
-        ctx.problem("events", "'none' cannot be combined with events")
-    if n is not None:
-        dose = ctx.store.one("SELECT end FROM doses WHERE participant = ? AND dose_number = ?", (p.id, n))
-        if dose is None:
-            ctx.problem("dose", f"dose {n} has not been recorded for {p.id}")
-        elif v.get("time") and ctx.local(v["time"]) < ctx.local(dose[0]):
-            ctx.problem("time", f"before dose {n} ended ({dose[0]})")
-        earlier = [
-            r
-            for r in records_of(ctx.store, p.id, "post_dose_check", exclude=ctx.amending)
-            if r.get("dose") == n
-        ]
-        if earlier:
-            raise Refused(
-                f"the post-dose check for dose {n} is already recorded ({earlier[0]['_event']}); "
-                "amend it instead"
-            )
-    return {}
+    sql, fields = _vitals_projection()
+    values = [plain(d.get(f)) for f in fields]
+    store.insert(sql, (rec.event_id, (rec.subject or "").removeprefix("participant:"), *values))
 
 
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.audit_check("kits used once", _kits_used_once)
-    registry.form_hook(_dose_hook, "dose")
-    registry.form_hook(_vitals_hook, "vitals")
+    registry.form_hook(_dose_hook, DOSE_FORM)
+    registry.form_hook(_vitals_hook, VITALS_FORM)
     registry.after_ingest(
         hold_kit_given_twice,
         "record.submitted",

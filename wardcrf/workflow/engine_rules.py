@@ -88,16 +88,35 @@ def import_actions(
     or loaded by an earlier event of the same bundle, `arriving`: a ward's first bundle loads its site's
     first version and records under it), what `rule_for` requires of a form it declares — an
     administration form `dose.record`, the eligibility form `participant.screen`, the `[dsmg] form`
-    `dsmg.decide`. None for format 1, a version neither loaded here nor in the bundle, or a form the
-    version does not declare (the names decide: the cold chain's forms, `signoff`)."""
+    `dsmg.decide`. A format-1 version the engine cannot run (stored before it ran format 1) has, by
+    format 1's contract, the forms of the re-encoding every format-1 version runs on: that one's; so
+    has a record whose version is neither loaded here nor in the bundle (the first trial's form names
+    decide, as format 1's did). None for a form that declares none of them (the cold chain's forms,
+    `signoff`: their own names decide)."""
     if form == "signoff":
         return None
     proto = version_of_import(store, event, arriving)
+    if proto is None or proto.engine is None:
+        proto = _format1_base()
     m = proto.engine if proto is not None else None
     if proto is None or m is None or form not in m.data.get("forms", {}):
         return None
     rule = rule_for(proto, form)
     return rule.action, rule.amend_action
+
+
+def rule_by_name(form: str) -> FormRule | None:
+    """The rule of one of the first trial's forms as the engine runs it (`base.rule_for` by name), or None."""
+    base = _format1_base()
+    return rule_for(base, form) if form in base.forms else None
+
+
+@functools.cache
+def _format1_base() -> Protocol:
+    """The ward's `Protocol` of the shipped re-encoding every format-1 version runs on (`reencode_v1`)."""
+    from ..engine import reencode_v1, ward
+
+    return ward.of(reencode_v1.base_model())
 
 
 @common_dialect
@@ -124,7 +143,9 @@ def _arriving_version(source: str, name: str) -> protocols.Protocol | None:
     cache keys on the source string itself (whose hash Python keeps), where `parse_cached` encodes and
     hashes its tens of KB on every call."""
     try:
-        return protocols.parse_cached(source, name)
+        return protocols.run_as(
+            protocols.parse_cached(source, name)
+        )  # a format-1 version as the engine runs it
     except (Refused, UsageError, ValueError):
         return None  # the bundle's own load of it is refused where it is projected
 
@@ -1464,8 +1485,6 @@ def summary(store: Store, proto: Protocol, p: Participant, at: datetime) -> Part
         "post_dose_vitals_due": owed,
         "cumulative_dose": _cumulative(m, cumulative),
         "visits": visit_lines,
-        # the ward list's key (format 1's name): the cumulative dose in the regimen's one unit, 0 for several
-        "cumulative_particles": next(iter(cumulative.values())) if len(cumulative) == 1 else 0.0,
         "age": _age(m, p, records),
         "open_aes": safety.open_ae_lines(store, aes),
         "ae_expected": safety.expected_aes(store, p.id, proto),  # `[safety] check` with `expect_ae`
@@ -1758,7 +1777,6 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistIte
     from .amendments import not_loaded_of, protocols_of
     from .base import participant_from_row
 
-    assert proto.engine is not None
     site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
     local_today = at.astimezone(zone(site_zone)).date()
     items: list[WorklistItem] = []
@@ -1773,7 +1791,7 @@ def today_items(store: Store, proto: Protocol, at: datetime) -> list[WorklistIte
             continue
         pproto = theirs.get(p.id, proto)
         if pproto.engine is None:
-            continue  # a format-1 version's participant: `status.today` lists them
+            continue  # a version the engine cannot run: `status.today` says so
         m = pproto.engine
         s = summary(store, pproto, p, at)
         nd = s["next_dose"]

@@ -1,30 +1,26 @@
-"""Participants: consent, screening, enrollment, demographics, and the sentinel gate.
+"""Participants: consent, the participant projections, consent first, and the sentinel gate.
 
 The order is the law of the ward (Part 11 §11.10(f) operational sequencing):
-
-1. **Consent** creates the participant (a new site-prefixed id, never reused)
-   and is valid only with the consenting doctor's and two witnessing
-   doctors' e-signatures (three distinct users) and at least one photograph
-   of the signed pages. No other form is accepted for a participant before it.
-2. **Screening** records the facts; wardcrf evaluates the eligibility
-   checklist (age from date of birth at screening, PCR, severity) and stores
-   the result with the failed criteria. A screen failure is never enrolled.
-3. **Enrollment** (the day before dose 1) needs an eligible screening, age
-   still in range on the enrollment day, no DSMG stop or unresolved "alter",
-   and the **sentinel gate**: once the first participant(s) are enrolled, the
-   next one waits for a DSMG "continue" on each sentinel's safety data.
+consent creates the participant (a new site-prefixed id, never reused) and is
+valid only with the consenting doctor's and the `[consent] witnesses`
+doctors' e-signatures (`check_consent`, run by the engine's consent rule), and
+no other form is accepted for a participant before it. Eligibility,
+enrollment and the sentinel gate are the protocol's declarations, run by the
+engine (`engine_rules`: criteria, `[[gates]]`); format 1's own screening,
+enrollment and demographics rules are gone with its workflow (every format-1
+version runs on the engine, docs/engine.md). What stays here: the consent
+rule, the `participants` projection from consent, eligibility and enrollment
+records, the sentinel state, and consent-first at audit and sync import.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import audit, users
-from ..clock import zone
-from ..engine import due, eligibility
 from ..errors import Refused
 from ..eventlog import Event
 from ..ingest import HoldForCoordinator
@@ -32,7 +28,7 @@ from ..records import Record
 from ..sqlstore import common_dialect
 from ..store import Store
 from . import safety
-from .base import RuleContext, records_of, rule
+from .base import RuleContext, records_of
 
 if TYPE_CHECKING:
     from ..features import Registry
@@ -61,7 +57,6 @@ def _date(v: Any) -> date | None:
 # -- consent --------------------------------------------------------------------------
 
 
-@rule("consent", action="consent.record", needs_consent=False)
 def check_consent(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     """Surrogate details when a surrogate signs; the doctor and `[consent] witnesses` witnesses sign, all distinct."""
     if v.get("consenter") == "surrogate":
@@ -133,7 +128,9 @@ def _consent_still_first(ctx: RuleContext, new_time: datetime) -> None:
     """A corrected consent time may not follow a trial procedure already recorded (§11.10(f)).
 
     The participant's earliest consent after the correction is compared with
-    the screening and enrollment dates and every skin test and dose time.
+    the screening and enrollment dates and the times of the procedures the
+    version declares (`_procedures`: every administration, and the records a
+    gate requires before one, such as a pre-dose skin test).
     """
     p = ctx.participant
     assert p is not None
@@ -144,7 +141,7 @@ def _consent_still_first(ctx: RuleContext, new_time: datetime) -> None:
         procedures.append((date.fromisoformat(p.screening_date), "the screening"))
     if p.enrolled_on:
         procedures.append((date.fromisoformat(p.enrolled_on), "the enrollment"))
-    for form, key, label in (("skin_test", "time", "the skin test"), ("dose", "start", "dose")):
+    for form, key, label in _procedures(ctx.protocol):
         for r in records_of(ctx.store, p.id, form):
             if r.get(key):
                 procedures.append((ctx.local(r[key]), f"{label} {r['_event']}"))
@@ -158,6 +155,45 @@ def _consent_still_first(ctx: RuleContext, new_time: datetime) -> None:
                 "consent precedes every trial procedure",
             )
             return
+
+
+def _procedures(proto: Any) -> list[tuple[str, str, str]]:
+    """(form, time field, label) of the trial procedures a version declares, from its model: the forms a
+    `require` gate reads before an administration (their first date-time field), then each administration
+    form (its `start` role). Names come from the protocol, never from code."""
+    from ..engine import expressions
+
+    m = proto.engine
+    if m is None:
+        return []
+    forms = m.data.get("forms", {})
+    administered = {
+        str(a.record.get("form")): a.record for r in m.regimens.values() for a in r.administrations
+    }
+    out: list[tuple[str, str, str]] = []
+    for gate in m.data.get("gates", []):
+        if gate.get("kind") != "require" or not set(gate.get("before", [])) & set(administered):
+            continue
+        for text in (gate.get("require"), gate.get("refuse_if")):
+            names = [t.value for t in expressions.tokenize(str(text)) if t.kind == "name"] if text else []
+            for name in names:
+                fields = forms.get(name, {}).get("fields", {})
+                when = next((k for k, f in fields.items() if f.get("type") == "datetime"), None)
+                if name in administered or when is None or any(o[0] == name for o in out):
+                    continue
+                out.append((name, when, "the " + _label(forms[name], name)))
+    for form, record in administered.items():
+        start = record.get("start")
+        if isinstance(start, str) and form in forms:
+            out.append((form, start, _label(forms[form], form)))
+    return out
+
+
+def _label(form: Any, name: str) -> str:
+    from .. import protocol as protocols
+
+    label = form.get("label")
+    return (protocols.tr(label, "en") if isinstance(label, Mapping) else str(label or name)).lower()
 
 
 def sign_consent(ctx: RuleContext, event: Event) -> None:
@@ -236,36 +272,6 @@ def _consent_hook(store: Store, rec: Record) -> None:
 
 
 # -- screening ------------------------------------------------------------------------
-
-
-@rule("screening", action="participant.screen", amend_action="participant.screen")
-def check_screening(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate the inclusion checklist from the recorded facts."""
-    p = ctx.participant
-    assert p is not None
-    earlier = records_of(ctx.store, p.id, "screening", exclude=ctx.amending)
-    if earlier:
-        raise Refused(
-            f"{p.id} was already screened (record {earlier[0]['_event']}); "
-            "correct it with `wardcrf amend`, an id is never screened twice"
-        )
-    dob, day = _date(v.get("dob")), _date(v.get("date"))
-    if dob and day and dob > day:
-        ctx.problem("dob", f"{dob} is after the screening date {day}")
-        return {}
-    if day and p.consent_time and day < ctx.local(p.consent_time).date():
-        ctx.problem("date", f"{day} is before consent was given ({p.consent_time[:10]})")
-    if dob is None or day is None:
-        return {}
-    age = age_on(dob, day)
-    # The protocol's criteria, assessed by the engine (format 1's [eligibility] upgraded to criteria).
-    assessed = eligibility.of_record(due.model_for(ctx.protocol), v, on=day, now=ctx.now, zone=zone(ctx.zone))
-    failed = assessed.failed_codes
-    return {
-        "age": {"value": age, "unit": "years"},
-        "eligible": not failed,
-        "failed_criteria": failed,
-    }
 
 
 @common_dialect
@@ -347,36 +353,6 @@ _FORMAT1_FORMS = _format1_forms()  # forms whose projection is their own hook's 
 # -- enrollment -----------------------------------------------------------------------
 
 
-@rule("enrollment", action="participant.screen", amend_action="participant.screen")
-def check_enrollment(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    """Eligible, still in the age range, the sentinel gate open, no DSMG hold."""
-    p = ctx.participant
-    assert p is not None
-    if p.enrollment_event and p.enrollment_event != ctx.amending:
-        raise Refused(f"{p.id} is already enrolled (record {p.enrollment_event})")
-    if not p.screening_event:
-        raise Refused(f"{p.id} has not been screened; record the screening form first")
-    if not p.eligible:
-        raise Refused(
-            f"{p.id} is a screen failure (failed: {', '.join(p.failed_criteria)}); "
-            "a screen failure is never enrolled"
-        )
-    day = _date(v.get("date"))
-    if day and p.screening_date and day < date.fromisoformat(p.screening_date):
-        ctx.problem("date", f"{day} is before the screening date {p.screening_date}")
-    el = ctx.protocol.eligibility
-    if day and p.dob_date and not el.age_min <= age_on(p.dob_date, day) <= el.age_max:
-        ctx.problem(
-            "date",
-            f"on {day} the participant is {age_on(p.dob_date, day)}: outside the "
-            f"age range {el.age_min} to {el.age_max} (criteria must hold on the enrollment day)",
-        )
-    if ctx.amending is None:
-        safety.require_no_hold(ctx.store, "enroll participants")
-        sentinel_gate(ctx.store, ctx.protocol.sentinel_participants, p.id)
-    return {}
-
-
 def enrolled_in_order(store: Store) -> list[str]:
     return [
         r[0]
@@ -428,28 +404,6 @@ def _enrollment_hook(store: Store, rec: Record) -> None:
         "UPDATE participants SET enrollment_event = ?, enrolled_on = ? WHERE id = ?",
         (rec.event_id, rec.data.get("date"), pid),
     )
-
-
-# -- demographics ---------------------------------------------------------------------
-
-
-@rule("demographics")
-def check_demographics(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    p = ctx.participant
-    assert p is not None
-    earlier = records_of(ctx.store, p.id, "demographics", exclude=ctx.amending)
-    if earlier:
-        raise Refused(f"{p.id} already has demographics (record {earlier[0]['_event']}); amend it instead")
-    onset, adm = _date(v.get("symptom_onset")), _date(v.get("admission"))
-    if onset and adm and onset > adm:
-        ctx.problem("admission", f"{adm} is before the symptom onset {onset}")
-        return {}
-    comorb = v.get("comorbidities") or []
-    if "none" in comorb and len(comorb) > 1:
-        ctx.problem("comorbidities", "'none' cannot be combined with other comorbidities")
-    if onset and adm:
-        return {"onset_to_admission": {"value": (adm - onset).days, "unit": "days"}}
-    return {}
 
 
 # -- consent first: audit and import -----------------------------------------------------

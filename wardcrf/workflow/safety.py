@@ -30,7 +30,7 @@ from ..forms import plain
 from ..records import Record
 from ..sqlstore import common_dialect, upsert
 from ..store import Store
-from .base import RULES, FormRule, Participant, RuleContext, records_of, require_participant, rule
+from .base import RULES, FormRule, Participant, RuleContext, records_of, require_participant
 
 if TYPE_CHECKING:
     from ..engine.model import Model
@@ -150,28 +150,19 @@ def require_no_hold(store: Store, what: str) -> None:
         raise Refused(f"cannot {what}: {why}")
 
 
-@rule("dsmg_decision", action="dsmg.decide", amend_action="dsmg.decide")
-def check_dsmg_decision(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    if v.get("decision") == "alter" and not v.get("change"):
-        ctx.problem("change", "required for 'alter': record the change the DSMG asks for")
-    return {}
-
-
-FORMAT1_REVIEW = ("dsmg_ae_review", "ae_event", "relatedness", "unexpected")
-
-
 def review_form(store: Store) -> tuple[str, str, str | None, str | None] | None:
     """(form, AE field, relatedness field, unexpected field) of the DSMG's review of a serious AE under the
-    active version: format 1's `dsmg_ae_review`; a format-2 version's `[safety] dsmg_review`, or None when it
-    declares none (no review is owed)."""
+    active version: its `[safety] dsmg_review`, or None when it declares none (no review is owed). A
+    format-1 version the engine cannot run (stored before it ran format 1) reads its stored reviews with
+    the declaration of the re-encoding every format-1 version runs on (`reencode_v1.base_model`)."""
     from .. import protocol as protocols
+    from ..engine import reencode_v1
 
     try:
-        m = protocols.active(store).engine  # the DSMG reviews for the site, under its active version
+        proto = protocols.active(store)  # the DSMG reviews for the site, under its active version
     except Refused:
-        m = None
-    if m is None:
-        return FORMAT1_REVIEW
+        return None
+    m = proto.engine if proto.engine is not None else reencode_v1.base_model()
     declared = m.data.get("safety", {}).get("dsmg_review")
     if not declared:
         return None
@@ -239,23 +230,9 @@ def check_review(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
         )
 
 
-@rule("dsmg_ae_review", action="dsmg.decide", amend_action="dsmg.decide")
-def check_ae_review(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
-    p = ctx.participant
-    assert p is not None
-    ae = v.get("ae_event")
-    if ae:
-        row = ctx.store.one("SELECT participant, serious FROM adverse_events WHERE event_id = ?", (ae,))
-        if row is None:
-            ctx.problem("ae_event", f"{ae} is not an adverse event record")
-        elif row[0] != p.id:
-            ctx.problem("ae_event", f"{ae} is an adverse event of {row[0]}, not {p.id}")
-    return {}
-
-
 def review_list(store: Store) -> list[dict[str, Any]]:
     """Serious adverse events awaiting the DSMG's relatedness judgement: until a review record names them
-    (format 1's `dsmg_ae_review`; a format-2 version's `[safety] dsmg_review`, none owed without one)."""
+    (the version's `[safety] dsmg_review`, `review_form`; none owed without one)."""
     if review_form(store) is None:
         return []
     reviewed = {ae for _event, ae, _values in reviews(store)}
@@ -275,7 +252,6 @@ def report_due(first_known: date, fatal_or_life_threatening: bool) -> date:
     )
 
 
-@rule("ae")
 def check_ae(ctx: RuleContext, v: dict[str, Any]) -> dict[str, Any]:
     """Seriousness agrees with its criteria, grade 5 with death, dates in order."""
     p = ctx.participant
@@ -402,8 +378,9 @@ def check_none_alone(ctx: RuleContext, m: Model, v: Mapping[str, Any]) -> None:
 def expected_aes(store: Store, pid: str, proto: Protocol | None = None) -> list[ExpectedAe]:
     """Prespecified events reported in a post-administration check that have no adverse event form yet.
 
-    Format 1 below (`post_dose_check`); a format-2 version (the participant's, or `proto`) by its
-    `[safety] check` with `expect_ae` (`_expected_declared`).
+    The version's (the participant's, or `proto`) `[safety] check` with `expect_ae` (`_expected_declared`);
+    a format-1 version the engine cannot run reads its stored checks with the declaration of the
+    re-encoding every format-1 version runs on (`reencode_v1.base_model`).
     """
     if proto is None:
         from .amendments import protocol_of
@@ -412,7 +389,9 @@ def expected_aes(store: Store, pid: str, proto: Protocol | None = None) -> list[
         proto = protocol_of(store, get_participant(store, pid))
     if proto.engine is not None:
         return _expected_declared(store, pid, proto.engine)
-    return _expected_format1(store, pid)
+    from ..engine import reencode_v1
+
+    return _expected_declared(store, pid, reencode_v1.base_model())
 
 
 def _expected_declared(store: Store, pid: str, m: Model) -> list[ExpectedAe]:
@@ -447,44 +426,6 @@ def _expected_declared(store: Store, pid: str, m: Model) -> list[ExpectedAe]:
                     "time": check.get(when) if when else None,
                     "detail": f"AE form expected: {code} reported after {link} {n} "
                     f"({check['_event']}); record an adverse event with prespecified={code}{named}",
-                }
-            )
-    return out
-
-
-def _expected_format1(store: Store, pid: str) -> list[ExpectedAe]:
-    """Prespecified events reported in a post-dose check that have no adverse event form yet.
-
-    The post-dose check asks "which prespecified inhalation-associated events
-    occurred?"; each one named is a safety outcome of the trial and is recorded
-    as an AE (grade, seriousness, causality, outcome) -- the protocol's form
-    help says so. The check itself is always saved (the answer is data); what
-    is missing is shown as an open item (`participant show`, `today`) and the
-    casebook cannot be signed off until it is recorded.
-
-    A report is covered by an AE of the same `prespecified` code that either
-    names the same dose or was ongoing on the day of the check (onset on or
-    before it, no end or an end on or after it): a fever that began after
-    dose 2 and is still going when dose 3's check says "fever" is one event,
-    not two. Computed from the records at the time of asking, so an amended
-    check or AE is reflected at once.
-    """
-    aes = [a for a in records_of(store, pid, "ae") if a.get("prespecified") not in (None, "no")]
-    out: list[ExpectedAe] = []
-    for check in records_of(store, pid, "post_dose_check"):
-        dose = check.get("dose")
-        day = str(check.get("time") or "")[:10]  # the ward's local date, as stored with its offset
-        for code in check.get("events") or []:
-            if code == "none" or any(_covers(ae, code, dose, day) for ae in aes):
-                continue
-            out.append(
-                {
-                    "event": code,
-                    "dose": dose,
-                    "check": check["_event"],
-                    "time": check.get("time"),
-                    "detail": f"AE form expected: {code} reported after dose {dose} ({check['_event']}); "
-                    f"record an adverse event with prespecified={code} dose={dose}",
                 }
             )
     return out

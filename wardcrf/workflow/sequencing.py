@@ -1,7 +1,7 @@
 """The participant's path in log order: screened and eligible before enrollment, enrolled before a dose.
 
-The services refuse anything else (`participants.check_enrollment`,
-`dosing._may_be_dosed`), so on a ward these rules only find records that
+The services refuse anything else (the engine's enrollment and administration
+rules, `engine_rules`), so on a ward these rules only find records that
 reached the log another way: a rewritten and re-signed bundle, an edited
 import, a bug. Consent-first is its sibling in `participants`
 (`consent_problems`); both run in `audit verify` over the whole log and at

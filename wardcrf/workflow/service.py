@@ -81,6 +81,7 @@ def _prepare(
     store_photos: bool = False,
 ) -> Prepared:
     proto = _governing(session, form, participant)
+    _runs(proto, None)  # a participant's own version was refused by `_governing`, naming them
     definition = proto.form(form)
     rule = _rule(proto, form)
     session.require(rule.action, what=f"submit {form} forms")
@@ -308,6 +309,12 @@ def _amend(session: Session, event_id: str, raw: Mapping[str, Any], *, reason: s
                 "it cannot be checked against its own forms, so it is not amended here; nothing was saved",
             )
         ) from None
+    if proto.engine is None:
+        raise Refused(
+            f"record {event_id} was captured under protocol {proto.id} {proto.version}, {_CANNOT_RUN}: "
+            "its rules cannot be checked, so it is not amended here; it stays readable (participant show, "
+            "exports, audit verify); nothing was saved"
+        )
     definition = proto.form(rec.form) if rec.form in proto.forms else None
     if definition is None:
         raise Refused(
@@ -413,6 +420,7 @@ def _governing(session: Session, form: str, participant: str | None) -> protocol
     if p is None:
         return active  # `require_participant` names the unknown id
     theirs = amendments.protocol_of(session.store, p)
+    _runs(theirs, p.id)
     if theirs is active or theirs.sha256 == active.sha256:
         return active
     if form not in theirs.forms:
@@ -428,13 +436,33 @@ def _governing(session: Session, form: str, participant: str | None) -> protocol
     return theirs
 
 
-def _rule(proto: protocols.Protocol, form: str) -> FormRule:
-    """The rule of a form: the engine's for a format-2 version (`engine_rules`), else format 1's by name."""
-    if proto.engine is not None:
-        from .engine_rules import rule_for as engine_rule_for
+_CANNOT_RUN = "a format-1 version stored before the engine ran format 1, which the engine cannot run"
 
-        return engine_rule_for(proto, form)
-    return rule_for(form)
+
+def _runs(proto: protocols.Protocol, participant: str | None) -> None:
+    """Refuse a new record under a version the engine does not run (docs/engine.md, "Every format-1 version
+    on the engine"): a format-1 version stored before the engine ran format 1 that it cannot run even with
+    format 1's leniency (`protocol.run_as` gives it as stored). Its records stay readable; nothing is saved."""
+    if proto.engine is not None:
+        return
+    who = f"{text.excerpt(participant)} is on protocol" if participant else "the active protocol is"
+    move = (
+        f", `wardcrf protocol load` it and `wardcrf protocol apply {text.excerpt(participant)} VERSION --reason ...`"
+        if participant
+        else " and `wardcrf protocol load` it"
+    )
+    raise Refused(
+        f"{who} {proto.id} {proto.version}, {_CANNOT_RUN}: no new record is saved under it "
+        f"(its records stay readable); write the version in format 2{move}"
+    )
+
+
+def _rule(proto: protocols.Protocol, form: str) -> FormRule:
+    """The rule of a form under a version the engine runs (`engine_rules`; `_runs` refuses any other)."""
+    _runs(proto, None)
+    from .engine_rules import rule_for as engine_rule_for
+
+    return engine_rule_for(proto, form)
 
 
 def _clean(reason: str | None) -> str | None:

@@ -7,8 +7,6 @@ records as they are now, amendments included.
 
 from __future__ import annotations
 
-import json
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -16,71 +14,22 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from .. import protocol as protocols
 from .. import text
 from ..clock import zone
-from ..engine import due
-from ..engine.schedule import Deviation, Given, NextDose
+from ..engine.schedule import Deviation, NextDose
 from ..errors import Refused
 from ..registration import require_installed
 from ..store import Store
-from . import amendments, dosing, safety
-from .base import Participant, get_participant, now, participant_from_row, records_of
+from . import amendments, safety
+from .base import Participant, get_participant, now, participant_from_row
 from .declared import CumulativeDose
-from .participants import age_on, consent_state, sentinel_state, signed_consent
+from .participants import age_on, sentinel_state
 
 if TYPE_CHECKING:
     from ..site import Session
 
 
-def status_of(p: Participant, consent_ok: bool, doses_given: int, planned: int) -> str:
-    if not consent_ok:
-        return "consent incomplete"
-    if not p.screening_event:
-        return "consented"
-    if not p.eligible:
-        # an amended screening can make an enrolled participant ineligible: say so, never hide it
-        return "enrolled, no longer eligible" if p.enrollment_event else "screen failure"
-    if not p.enrollment_event:
-        return "eligible, not enrolled"
-    if doses_given == 0:
-        return "enrolled"
-    if doses_given < planned:
-        return "in treatment"
-    return "treatment complete"
-
-
-def dose_schedule(
-    store: Store, proto: protocols.Protocol, p: Participant, given: list[str], holds: list[str], at: datetime
-) -> tuple[NextDose | None, list[Deviation]]:
-    """The next dose (number, due time, window, state) and the doses already missed, from the engine.
-
-    `given`: the start times of the participant's doses, in dose order.
-    Shared by `summary` (one participant) and `list_rows` (the whole ward at
-    once), so both say the same thing about the same records; `engine.due`
-    owns the schedule.
-    """
-    model = due.model_for(proto)
-    anchors = {"enrollment": date.fromisoformat(p.enrolled_on) if p.enrolled_on else None}
-    records = [Given(datetime.fromisoformat(start)) for start in given]
-    return due.next_and_missing(model, anchors, records, holds, at, site_zone=_site_zone(store))
-
-
 def _site_zone(store: Store) -> str | None:
     z = store.scalar("SELECT zone FROM site WHERE id = 1")
     return None if z is None else str(z)
-
-
-def post_dose_vitals_due(doses_given: list[int], taken: set[int]) -> list[int]:
-    """Doses given whose post-dose vitals are not recorded yet (the ward owes them)."""
-    return sorted({n for n in doses_given if n is not None and n not in taken})
-
-
-def _post_dose_vitals_taken(store: Store, pid: str) -> set[int]:
-    return {
-        r[0]
-        for r in store.execute(
-            "SELECT dose FROM vitals WHERE participant = ? AND timepoint = 'post_dose' AND dose IS NOT NULL",
-            (pid,),
-        )
-    }
 
 
 class ConsentState(TypedDict):
@@ -92,14 +41,7 @@ class ConsentState(TypedDict):
     version: str | None
 
 
-class _Format1DoseLine(TypedDict, total=False):
-    """What format 1's dose line adds (a base with `total=False`, as `FormatTwoExtras` says why)."""
-
-    particles: float | None
-    """Format 1's name for the amount (its one product's); not on a format-2 version's lines."""
-
-
-class DoseLine(_Format1DoseLine):
+class DoseLine(TypedDict):
     """One dose given, as the participant screen lists it."""
 
     dose: int
@@ -108,7 +50,7 @@ class DoseLine(_Format1DoseLine):
     window: str
     kit_id: str | None
     amount: float | None
-    """The amount given, in `unit` (both formats)."""
+    """The amount given, in `unit`."""
     unit: str | None
     event: str
 
@@ -203,7 +145,6 @@ class ParticipantSummary(FormatTwoExtras):
     next_dose: NextDose | None
     """`dose_schedule`'s next dose (number, due time, window, state), None when none is planned."""
     post_dose_vitals_due: list[int]
-    cumulative_particles: float
     deviations: list[Deviation]
     open_aes: list[safety.OpenAe]
     adverse_events: int
@@ -227,107 +168,55 @@ def summary(
     if proto is None:
         proto = amendments.protocol_of(store, p)  # theirs once enrolled, not necessarily the active one
     at = at or now()
-    if proto.engine is not None:  # a format-2 version of its own: the engine's view of the record
-        from .engine_rules import summary as engine_summary
+    from .engine_rules import summary as engine_summary
 
+    if proto.engine is not None:  # every version the engine runs (format 1's through `protocol.run_as`)
         return engine_summary(store, proto, p, at)
-    consent_ok, consent_why = consent_state(store, p, proto.consent.witnesses)
-    doses = dosing.doses_of(store, pid)
-    deviations: list[Deviation] = []
-    for d in doses:
-        if d["window"] in ("early", "late"):
-            deviations.append(
-                {
-                    "kind": f"{d['window']} dose",
-                    "dose": d["dose_number"],
-                    "due": d["due"],
-                    "given": d["start"],
-                    "event": d["event_id"],
-                }
-            )
-    # Why the next dose cannot be given now: the same rules `dosing.check_dose` refuses by.
-    holds: list[str] = []
-    if p.enrollment_event and p.eligible is False:
-        deviations.append(
-            {
-                "kind": "ineligible after enrollment",
-                "failed": p.failed_criteria,
-                "detail": f"failed: {', '.join(p.failed_criteria)}; {p.screening_event}",
-                "event": p.screening_event,
-            }
-        )
-        holds.append(f"no longer eligible: {', '.join(p.failed_criteria)}")
-    positive = [t["_event"] for t in records_of(store, pid, "skin_test") if t.get("result") == "positive"]
-    if positive:
-        holds.append(f"positive skin test {positive[0]}")
-        if doses:
-            deviations.append(
-                {"kind": "dosed after a positive skin test", "detail": positive[0], "event": positive[0]}
-            )
-    hold = safety.hold(store)
-    if hold:
-        holds.insert(0, "DSMG hold")
-    next_dose, missing = dose_schedule(store, proto, p, [d["start"] for d in doses], holds, at)
-    deviations.extend(missing)
-    aes = store.rows("SELECT * FROM adverse_events WHERE participant = ? ORDER BY onset, event_id", (pid,))
-    age = None
-    if p.dob_date and p.screening_date:
-        age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
-    planned = due.planned(due.model_for(proto))
-    return {
-        "id": p.id,
-        "status": status_of(p, consent_ok, len(doses), planned),
-        "sex": p.sex,
-        "age": age,
-        "consent": {
-            "valid": consent_ok,
-            "detail": consent_why,
-            "event": p.consent_event,
-            "time": p.consent_time,
-            "version": p.consent_version,
-        },
-        "eligible": p.eligible,
-        "failed_criteria": p.failed_criteria,
-        "enrolled_on": p.enrolled_on,
-        "doses_given": len(doses),
-        "doses_planned": planned,
-        "doses": [
-            {
-                "dose": d["dose_number"],
-                "start": d["start"],
-                "day": d["day"],
-                "window": d["window"],
-                "kit_id": d["kit_id"],
-                "particles": d["particles"],
-                "amount": d["particles"],
-                "unit": "particles" if d["particles"] is not None else None,
-                "event": d["event_id"],
-            }
-            for d in doses
-        ],
-        "next_dose": next_dose,
-        "post_dose_vitals_due": post_dose_vitals_due(
-            [d["dose_number"] for d in doses], _post_dose_vitals_taken(store, pid)
-        ),
-        "cumulative_particles": dosing.cumulative_particles(store, pid),
-        "deviations": deviations,
-        "open_aes": safety.open_ae_lines(store, aes),
-        "adverse_events": len(aes),
-        # prespecified events reported after a dose without their AE form (an open item; blocks sign-off)
-        "ae_expected": safety.expected_aes(store, pid, proto),
-        "signoff": safety.signoff_state(store, pid),
-        "dsmg_hold": hold,
-    }
+    return _read_as_stored(store, proto, p, at)
+
+
+CANNOT_RUN = "cannot run"
+"""The worklist state of a participant on a version the engine cannot run (`today`)."""
+
+
+def cannot_run(proto: protocols.Protocol) -> str:
+    """The one line a ward shows for a participant on a version the engine cannot run."""
+    return (
+        f"protocol {proto.id} {proto.version} cannot run on this wardcrf (a format-1 version stored before "
+        "the engine ran format 1): nothing is due and no record is saved under it; write it in format 2, "
+        "`wardcrf protocol load` it and `wardcrf protocol apply` it to the participant"
+    )
+
+
+def _read_as_stored(
+    store: Store, proto: protocols.Protocol, p: Participant, at: datetime
+) -> ParticipantSummary:
+    """A participant on a format-1 version stored before the engine ran format 1 that the engine cannot
+    run (`protocol.run_as` gives it as stored; docs/engine.md): their records read with the declarations of
+    the re-encoding every format-1 version runs on (by format 1's contract the version's forms are its
+    forms: `reencode_v1.base_model`), under their own version's id and consent rules; nothing is due (no
+    record can be saved under it) and the status says why."""
+    from dataclasses import replace
+
+    from ..engine import reencode_v1, ward
+    from .engine_rules import summary as engine_summary
+
+    base = ward.of(reencode_v1.base_model())
+    reading = replace(base, id=proto.id, version=proto.version, consent=proto.consent)
+    s = engine_summary(store, reading, p, at)
+    s["protocol"] = {"id": proto.id, "version": proto.version}
+    s["status"] = f"{s['status']}; {CANNOT_RUN}: protocol {proto.id} {proto.version}"
+    s["next_dose"] = None
+    s["post_dose_vitals_due"] = []
+    return s
 
 
 class _WardRowExtras(TypedDict, total=False):
-    cumulative_particles: float
-    """Format 1 (MEXCOVID's one product): the exosome particles given. A format-2 row has `cumulative_dose`
-    instead (never both: a product in mg is not counted in particles), or, when the version names its one
-    unit's column (`dose.cumulative`, docs/protocol.md), that column's key (`cumulative particles` ->
-    `cumulative_particles`) holding the sum given in that unit."""
     cumulative_dose: list[CumulativeDose]
-    """Format 2: the doses given, summed per unit (`FormatTwoExtras.cumulative_dose`, as `participant show`)."""
+    """The doses given, summed per unit (`FormatTwoExtras.cumulative_dose`, as `participant show`); or, when
+    the version names its one unit's column (`dose.cumulative`, docs/protocol.md), that column's key instead
+    (the first trial's column gives its key, spaces as underscores: a name from the protocol, not the code)
+    holding the sum given in that unit."""
     visits_owed: list[str]
     """Format 2: the forms the per-administration visits owe now (`VisitLine.owed`, named with the visit)."""
     version_not_loaded: str
@@ -369,9 +258,6 @@ class WardPage(TypedDict):
     attention: int
     offset: int
     rows: list[WardRow]
-    doses_column: bool
-    """The active version is a format-2 version of its own: the ward counts doses given of planned (its
-    days are the protocol's visit days, not format 1's "enrollment is day 0, dose N on day N")."""
 
 
 def list_row(s: ParticipantSummary) -> WardRow:
@@ -407,10 +293,8 @@ def _list_row(s: ParticipantSummary) -> WardRow:
     named = next((c for c in s.get("cumulative_dose", ()) if c.get("column")), None)
     if named is not None:  # the version names its one unit's column (`dose.cumulative`)
         row[named["column"].replace(" ", "_")] = float(named["value"])  # type: ignore[literal-required]
-    elif "cumulative_dose" in s:  # a format-2 version's: per unit (its products are dosed in mg, mL...)
-        row["cumulative_dose"] = s["cumulative_dose"]
-    else:
-        row["cumulative_particles"] = s["cumulative_particles"]
+    else:  # per unit (products dosed in mg, mL...)
+        row["cumulative_dose"] = s.get("cumulative_dose", [])
     return row
 
 
@@ -452,7 +336,7 @@ def ward_page(
     (least time left first) — a dose, or a visit form whose window has opened
     (a format-2 version's visits) — post-dose vitals owed, upcoming doses,
     then upcoming visits (soonest first), held, then everyone else by id.
-    Returns ``{"total", "attention", "offset", "rows", "doses_column"}``: `rows` are
+    Returns ``{"total", "attention", "offset", "rows"}``: `rows` are
     `list_row`s (the same as `list_rows` gives) of `limit` participants from
     `offset` (None: all); `total` is every participant on the site and
     `attention` those with a dose or a visit form due now or overdue, or
@@ -467,10 +351,7 @@ def ward_page(
     at = at or now()
     got = wardqueue.page(store, at, max(0, offset), limit, dsmg_hold=safety.hold(store) is not None)
     rows = list_rows(store, at, only=got.ids) if got.ids else []
-    doses_column = protocols.active(store).engine is not None
-    return WardPage(
-        total=got.total, attention=got.attention, offset=offset, rows=rows, doses_column=doses_column
-    )
+    return WardPage(total=got.total, attention=got.attention, offset=offset, rows=rows)
 
 
 def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
@@ -481,17 +362,9 @@ def _in(column: str, values: list[str] | None) -> tuple[str, tuple[Any, ...]]:
 
 
 def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list[WardRow]:
-    """`list_row(summary(store, pid, at))` for every participant (or those in `only`, in that order),
-    in a handful of queries.
-
-    The dashboard lists the ward after every sign-in; asking `summary`
-    per participant costs about ten queries each (seconds on a big site).
-    This reads each projection once and applies the same rules (`status_of`,
-    `consent_state`, `dose_schedule`, `post_dose_vitals_due`, `safety.is_open_ae`);
-    a test compares the two on the demo site and a generated one. With
-    `only`, every query reads those participants' rows alone (a page of the
-    ward list: `ward_page`).
-    """
+    """`list_row(summary(store, pid, at))` for every participant (or those in `only`, in that order: a page
+    of the ward list, `ward_page`), each from the summary of their own version; a participant on a version
+    not loaded here gets the row saying so (`_not_loaded_row`)."""
     proto = protocols.active(store)
     by_id, ids = _in("id", only)
     people = [
@@ -502,133 +375,15 @@ def list_rows(store: Store, at: datetime, only: list[str] | None = None) -> list
     theirs = amendments.protocols_of(store, people)
     # ... and those on a version this laptop has not loaded: flagged, nothing computed under another one
     unloaded = amendments.not_loaded_of(store, people)
-    if proto.engine is not None or any(v.engine is not None for v in theirs.values()):
-        # a format-2 version of its own: each row from the engine's summary of the participant's version
-        rows = {p.id: p for p in people}
-        order = only if only is not None else list(rows)
-        return [
-            _not_loaded_row(store, rows[pid], unloaded[pid])
-            if pid in unloaded
-            else _list_row_of(store, theirs.get(pid, proto), rows[pid], at)
-            for pid in order
-            if pid in rows
-        ]
-    planned_of = {id(v): due.planned(due.model_for(v)) for v in [proto, *theirs.values()]}
-    if only is not None:
-        place = {pid: i for i, pid in enumerate(only)}
-        people.sort(key=lambda p: place[p.id])
-    if not people:
-        return []
-    by_participant, pids = _in("participant", only)
-    subjects = None if only is None else [f"participant:{pid}" for pid in only]
-    by_subject, subs = _in("subject", subjects)
-    consent_signers: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for target, user, meaning in store.execute(
-        "SELECT target_event, user_id, meaning FROM signatures"
-        f" WHERE target_event IN (SELECT consent_event FROM participants WHERE 1 = 1{by_id})",
-        ids,
-    ):
-        consent_signers[target].append((user, meaning))
-    doses: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in store.rows(
-        f"SELECT participant, dose_number, window, start FROM doses WHERE 1 = 1{by_participant}"
-        " ORDER BY dose_number, start",
-        pids,
-    ):
-        doses[r["participant"]].append(r)
-    particles = dict(
-        store.execute(
-            "SELECT participant, coalesce(sum(particles), 0) FROM doses"
-            f" WHERE 1 = 1{by_participant} GROUP BY participant",
-            pids,
-        )
-    )
-    post_taken: dict[str, set[int]] = defaultdict(set)
-    for pid, n in store.execute(
-        "SELECT participant, dose FROM vitals WHERE timepoint = 'post_dose' AND dose IS NOT NULL"
-        + by_participant,
-        pids,
-    ):
-        post_taken[pid].add(n)
-    first_positive: dict[str, str] = {}
-    for subject, event_id, data in store.execute(
-        "SELECT r.subject, r.event_id, r.data FROM records r JOIN events e ON e.id = r.event_id"
-        f" WHERE r.form = 'skin_test'{by_subject.replace('subject', 'r.subject')} ORDER BY e.pos",
-        subs,
-    ):
-        pid = (subject or "").removeprefix("participant:")
-        if pid not in first_positive and json.loads(data).get("result") == "positive":
-            first_positive[pid] = event_id
-    open_aes: Counter[str] = Counter(
-        a["participant"]
-        for a in store.rows(
-            f"SELECT participant, end, outcome FROM adverse_events WHERE 1 = 1{by_participant}", pids
-        )
-        if safety.is_open_ae(a)
-    )
-    by_target, targets = _in("target_event", subjects)
-    approved = {
-        t.removeprefix("participant:")
-        for (t,) in store.execute(
-            "SELECT DISTINCT target_event FROM signatures WHERE meaning = 'approved'"
-            f" AND target_event LIKE 'participant:%'{by_target}",
-            targets,
-        )
-    }
-    checked = {
-        (subject or "").removeprefix("participant:")
-        for (subject,) in store.execute(
-            f"SELECT DISTINCT subject FROM records WHERE form = 'post_dose_check'{by_subject}", subs
-        )
-    }
-    dsmg_hold = safety.hold(store)
-    out: list[WardRow] = []
-    active = proto
-    for p in people:
-        if p.id in unloaded:
-            out.append(_not_loaded_row(store, p, unloaded[p.id]))
-            continue
-        proto = theirs.get(p.id, active)
-        planned = planned_of[id(proto)]
-        consent_ok = signed_consent(consent_signers.get(p.consent_event or "", []), proto.consent.witnesses)
-        given = doses[p.id]
-        deviations = sum(1 for d in given if d["window"] in ("early", "late"))
-        holds: list[str] = []
-        if p.enrollment_event and p.eligible is False:
-            deviations += 1
-            holds.append(f"no longer eligible: {', '.join(p.failed_criteria)}")
-        if p.id in first_positive:
-            holds.append(f"positive skin test {first_positive[p.id]}")
-            if given:
-                deviations += 1
-        if dsmg_hold:
-            holds.insert(0, "DSMG hold")
-        next_dose, missing = dose_schedule(store, proto, p, [d["start"] for d in given], holds, at)
-        age = None
-        if p.dob_date and p.screening_date:
-            age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
-        out.append(
-            {
-                "id": p.id,
-                "status": status_of(p, consent_ok, len(given), planned),
-                "sex": p.sex,
-                "age": age,
-                "enrolled_on": p.enrolled_on,
-                "doses_given": len(given),
-                "doses_planned": planned,
-                "cumulative_particles": float(particles.get(p.id, 0)),
-                "next_dose": next_dose,
-                "post_dose_vitals_due": post_dose_vitals_due(
-                    [d["dose_number"] for d in given], post_taken[p.id]
-                ),
-                "deviations": deviations + len(missing),
-                "open_aes": open_aes[p.id],
-                # only participants with a post-dose check can owe an AE form for a prespecified event
-                "ae_expected": len(safety.expected_aes(store, p.id, proto)) if p.id in checked else 0,
-                "signoff": safety.signoff_state(store, p.id)["state"] if p.id in approved else "not signed",
-            }
-        )
-    return out
+    rows = {p.id: p for p in people}
+    order = only if only is not None else list(rows)
+    return [
+        _not_loaded_row(store, rows[pid], unloaded[pid])
+        if pid in unloaded
+        else _list_row_of(store, theirs.get(pid, proto), rows[pid], at)
+        for pid in order
+        if pid in rows
+    ]
 
 
 def _not_loaded_row(store: Store, p: Participant, named: str) -> WardRow:
@@ -637,11 +392,14 @@ def _not_loaded_row(store: Store, p: Participant, named: str) -> WardRow:
     age = None
     if p.dob_date and p.screening_date:
         age = age_on(p.dob_date, date.fromisoformat(p.screening_date))
-    given, particles = store.one(
-        "SELECT count(*), coalesce(sum(particles), 0) FROM doses WHERE participant = ?", (p.id,)
+    from ..engine.model import cumulative_column
+    from .dosing import amount_column
+
+    given, amount = store.one(
+        f'SELECT count(*), coalesce(sum("{amount_column()}"), 0) FROM doses WHERE participant = ?', (p.id,)
     ) or (0, 0)
     aes = store.rows("SELECT end, outcome FROM adverse_events WHERE participant = ?", (p.id,))
-    return WardRow(
+    row = WardRow(
         id=p.id,
         status="version not loaded",
         sex=p.sex,
@@ -649,7 +407,6 @@ def _not_loaded_row(store: Store, p: Participant, named: str) -> WardRow:
         enrolled_on=p.enrolled_on,
         doses_given=int(given or 0),
         doses_planned=0,
-        cumulative_particles=float(particles or 0),
         next_dose=None,
         post_dose_vitals_due=[],
         deviations=0,
@@ -659,14 +416,19 @@ def _not_loaded_row(store: Store, p: Participant, named: str) -> WardRow:
         version_not_loaded=named,
         notice=amendments.not_loaded_notice(named),
     )
+    # what was given, stored in the doses projection, under the column the ward list shows (the active
+    # version's `dose.cumulative`), else per unit: none known here
+    active = protocols.active(store).engine
+    column = cumulative_column(active) if active is not None else None
+    if column is not None:
+        row[column[0].replace(" ", "_")] = float(amount or 0)  # type: ignore[literal-required]
+    else:
+        row["cumulative_dose"] = []
+    return row
 
 
 def _list_row_of(store: Store, proto: protocols.Protocol, p: Participant, at: datetime) -> WardRow:
-    """One ward-list row from the summary of the participant's own version (either format)."""
-    if proto.engine is not None:
-        from .engine_rules import summary as engine_summary
-
-        return list_row(engine_summary(store, proto, p, at))
+    """One ward-list row from the summary of the participant's own version."""
     return list_row(summary(store, p.id, at, proto))
 
 
@@ -731,13 +493,19 @@ def today(session: Session, at: datetime | None = None) -> Worklist:
     tz = zone(ward_zone)
     local_today = at.astimezone(tz).date()
     items: list[WorklistItem] = []
-    if proto.engine is not None:  # a format-2 version of its own: the engine's worklist
-        from .engine_rules import today_items
+    from .engine_rules import today_items
 
-        items += today_items(store, proto, at)
+    items += today_items(store, proto, at)  # every participant on a version the engine runs
     # the engine's timing words, most urgent first ("window closing" is a regimen's last part of its window)
-    rank = {"overdue": 0, "window closing": 1, "due now": 2, NOT_LOADED: 3, "upcoming": 3, "held": 4}
-    format_1 = proto.engine is None
+    rank = {
+        "overdue": 0,
+        "window closing": 1,
+        "due now": 2,
+        NOT_LOADED: 3,
+        CANNOT_RUN: 3,
+        "upcoming": 3,
+        "held": 4,
+    }
     people = [participant_from_row(r) for r in store.rows("SELECT * FROM participants ORDER BY number")]
     # On a version not loaded here: one item saying so, nothing due computed under another version.
     unloaded = amendments.not_loaded_of(store, people)
@@ -750,75 +518,13 @@ def today(session: Session, at: datetime | None = None) -> Worklist:
                 "state": NOT_LOADED,
             }
         )
-    pids = [p.id for p in people if p.id not in unloaded]
-    if (
-        not format_1
-    ):  # only the participants still on a format-1 version (amendments); the engine lists the rest
-        older = amendments.protocols_of(store, people)
-        pids = [pid for pid in pids if pid in older and older[pid].engine is None]
-    for pid in pids:
-        s = summary(store, pid, at)
-        nd = s["next_dose"]
-        if nd and (
-            nd["state"] in ("overdue", "window closing", "due now", "held")
-            or datetime.fromisoformat(nd["due"]).date() == local_today
-        ):
-            dose_item: WorklistItem = {
-                "participant": pid,
-                "what": f"dose {nd['dose']}",
-                "due": nd["due"],
-                "state": nd["state"],
-            }
-            if nd.get("hold"):
-                dose_item["hold"] = nd["hold"]
-            items.append(dose_item)
-            pre = [
-                v
-                for v in records_of(store, pid, "vitals")
-                if v.get("timepoint") == "pre_dose" and v.get("dose") == nd["dose"]
-            ]
-            if not pre and nd["state"] != "held":
-                items.append(
-                    {
-                        "participant": pid,
-                        "what": f"pre-dose vitals (dose {nd['dose']})",
-                        "due": nd["due"],
-                        "state": nd["state"],
-                    }
-                )
-        for d in s["doses"]:
-            post = store.one(
-                "SELECT 1 FROM vitals WHERE participant = ? AND timepoint = 'post_dose' AND dose = ?",
-                (pid, d["dose"]),
-            )
-            if not post:
-                items.append(
-                    {
-                        "participant": pid,
-                        "what": f"post-dose vitals (dose {d['dose']})",
-                        "due": d["start"],
-                        "state": "overdue",
-                    }
-                )
-            asked = [c for c in records_of(store, pid, "post_dose_check") if c.get("dose") == d["dose"]]
-            if not asked:
-                items.append(
-                    {
-                        "participant": pid,
-                        "what": f"post-dose prespecified events (dose {d['dose']})",
-                        "due": d["start"],
-                        "state": "overdue",
-                    }
-                )
-        for missing in s["ae_expected"]:
-            items.append(
-                {
-                    "participant": pid,
-                    "what": f"adverse event form for {missing['event']} reported after dose {missing['dose']}",
-                    "due": missing["time"],
-                    "state": "overdue",
-                }
-            )
+    # On a version the engine cannot run (a format-1 version stored before it ran format 1): one item
+    # saying so; nothing is due under it.
+    theirs = amendments.protocols_of(store, [p for p in people if p.id not in unloaded])
+    for p in people:
+        version = theirs.get(p.id, proto)
+        if p.id not in unloaded and p.enrollment_event and version.engine is None:
+            items.append({"participant": p.id, "what": cannot_run(version), "due": None, "state": CANNOT_RUN})
     for ae in safety.review_list(store):
         items.append(
             {
