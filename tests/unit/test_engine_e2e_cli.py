@@ -5,9 +5,10 @@ records), then consent, eligibility pass and fail (the failed criterion named
 by code and label from the format-2 file), enrollment, the pre-dose check,
 administrations, a missed dose, an AE, `today`, and `audit verify`; the
 engine's answers over the format-2 model equal the ward's at every step.
-PALM and PALM007: checked by `protocol check`; they run a ward from `wardcrf
-init --protocol` (tests/unit/test_engine_ward_cli.py); their demo is not
-built yet (refused in one line, nothing created).
+PALM and PALM007: checked by `protocol check` here; each runs a ward end to
+end through the CLI from `wardcrf init --protocol` (consent to `audit verify`,
+tests/unit/test_engine_ward_cli.py), their demos are tests/unit/test_engine_demo.py,
+and an unknown demo is refused in one line, nothing created.
 """
 
 from __future__ import annotations
