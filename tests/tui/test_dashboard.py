@@ -6,7 +6,6 @@ the tables show on a ward with something in every panel (`dash_support`).
 
 from __future__ import annotations
 
-import mexcovid_engine
 import pytest
 from dash_support import P1, P2
 from textual.widgets import DataTable, Static
@@ -39,19 +38,14 @@ async def test_participants_panel_day_next_dose_and_post_dose_vitals(app_for):
         assert isinstance(screen, DashboardScreen)
         rows = {r[0]: r for r in cells(screen, "participants")}
         p1 = rows[P1]
-        # enrolled 03-14 (day 0), today 03-16: day 2 of 5; dose 2 due 09:00, window until 11:00
+        # enrolled 03-14, today 03-16: dose 2 due 09:00, window until 11:00
         assert p1[1] == "#2 due now, 2h 00m left"
         assert p1[2] == "post #1"  # post-dose vitals after dose 1 still owed
         assert p1[3] == "1"  # the open SAE
         assert p1[5] == "in treatment"
         labels = [str(c.label) for c in screen.query_one("#participants", DataTable).columns.values()]
-        if mexcovid_engine.runs_engine():
-            # MEXCOVID 1.0 on the engine (since the flip): a format-2 ward's column counts the doses given
-            # of those planned (dose 1 given of 5), never a study day; format 1's "Day 2/5" is the
-            # format-1 ward's (test_a_format1_ward_keeps_its_day_column_and_says_doses_for_a_format2_row)
-            assert labels[4] == "Doses" and p1[4] == "1/5"
-        else:
-            assert labels[4] == "Day" and p1[4] == "2/5"  # day 2 of 5
+        # the column counts the doses given of those planned (dose 1 given of 5), never a study day
+        assert labels[4] == "Doses" and p1[4] == "1/5"
         assert rows[P2][5] == "consented" and rows[P2][1] == ""
         assert "2 listed, 1 need attention" in title(screen, "participants")
 

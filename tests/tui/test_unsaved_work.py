@@ -94,7 +94,7 @@ async def test_esc_in_the_dose_wizard_after_a_scan_asks(dose_app):
         await pilot.press("d")
         await settle(pilot)
         wiz = app.screen
-        assert isinstance(wiz, StepWizard)  # the wizard the ward's format gives (test_dose_wizard._open)
+        assert isinstance(wiz, StepWizard)  # the administration wizard (test_dose_wizard._open)
         assert isinstance(wiz, AdministrationWizard) == mexcovid_engine.runs_engine()
         await burst(pilot, *"KIT-A1", "enter", "escape")
         assert isinstance(app.screen, DiscardDialog)
@@ -128,7 +128,7 @@ async def test_ctrl_q_in_a_typed_dose_wizard_keeps_the_draft_and_asks(dose_app, 
         await pilot.press("d")
         await settle(pilot)
         wiz = app.screen
-        assert isinstance(wiz, StepWizard)  # the wizard the ward's format gives (test_dose_wizard._open)
+        assert isinstance(wiz, StepWizard)  # the administration wizard (test_dose_wizard._open)
         assert isinstance(wiz, AdministrationWizard) == mexcovid_engine.runs_engine()
         await burst(pilot, *"KIT-A1", "enter", "ctrl+q")
         assert isinstance(app.screen, QuitDialog)

@@ -249,9 +249,9 @@ def test_seeded_demo_is_consistent_at_any_hour(tmp_path, monkeypatch, fake_now, 
 
 
 def test_a_format1_ward_list_keeps_mexcovids_cumulative_particles(demo_site, monkeypatch):
-    """The MEXCOVID (format 1) ward list is unchanged by format 2's cumulative dose: its one
-    product is counted in exosome particles, under "cumulative particles", and its rows have no
-    `cumulative_dose` (a format-2 row's key, per unit)."""
+    """The MEXCOVID ward list is as it always was: its one product is counted in exosome particles,
+    under the column its protocol names ("cumulative particles", `dose.cumulative`), and its rows have
+    no `cumulative_dose` (the per-unit key of a version naming no column)."""
     code, out, err = run(demo_site, "clinician", "participant", "list", "--json", monkeypatch=monkeypatch)
     assert code == 0, err
     rows = json.loads(out)
