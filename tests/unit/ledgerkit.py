@@ -11,6 +11,7 @@ device's lock, and the log leaf written in the same transaction.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,24 @@ class Where:
         if self.engine == "postgresql":
             return PgStore(self.dsn)
         return Store(Path(self.path), bytes.fromhex(self.key_hex))
+
+
+def hub_signer() -> DeviceSigner:
+    """A fresh hub signing identity (`HUB_DEVICE`) for a ledger `create` makes."""
+    from wardcrf import devicekeys
+
+    keys = devicekeys.generate(HUB_DEVICE)
+    return DeviceSigner(keys.device, keys.key_id, keys.sign_public, keys.sign_secret)
+
+
+def where_for(engine: str, tmp_path: Path, request: Any = None) -> Where:
+    """A new, empty place for a ledger on `engine`: a database of the session's PostgreSQL server
+    (`request`'s `pg_server` fixture), or a SQLCipher file under `tmp_path` with a random key."""
+    if engine == "postgresql":
+        return Where("postgresql", dsn=request.getfixturevalue("pg_server").new_database())
+    return Where(
+        "sqlcipher", path=str(tmp_path / f"hub-{os.urandom(4).hex()}.db"), key_hex=os.urandom(32).hex()
+    )
 
 
 def create(where: Where, signer: DeviceSigner) -> SqlStore:

@@ -16,13 +16,10 @@ SQLCipher `db rebuild --check` finds nothing to say of the batched import either
 from __future__ import annotations
 
 import contextlib
-import os
-from pathlib import Path
 from typing import Any
 
 import ledgerkit
 import pytest
-from ledgerkit import Where
 from test_hub_pg_records import PROJECTED, _rows
 
 from wardcrf import eventlog, ingest, projections, records
@@ -38,18 +35,7 @@ PAGE_1, PAGE_2 = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
 @pytest.fixture(scope="module")
 def signer() -> DeviceSigner:
-    from wardcrf import devicekeys
-
-    keys = devicekeys.generate(ledgerkit.HUB_DEVICE)
-    return DeviceSigner(keys.device, keys.key_id, keys.sign_public, keys.sign_secret)
-
-
-def _where(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Where:
-    if engine == "postgresql":
-        return Where("postgresql", dsn=request.getfixturevalue("pg_server").new_database())
-    return Where(
-        "sqlcipher", path=str(tmp_path / f"hub-{os.urandom(4).hex()}.db"), key_hex=os.urandom(32).hex()
-    )
+    return ledgerkit.hub_signer()
 
 
 def _device_steps(device: str) -> list[dict[str, Any]]:
@@ -110,7 +96,7 @@ def test_one_batch_gives_the_projections_of_one_event_at_a_time_on_both_engines(
     seen: dict[tuple[str, str], dict[str, list[tuple[Any, ...]]]] = {}
     for engine in ENGINES:
         for name, apply in PATHS.items():
-            store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+            store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
             try:
                 apply(store, _bundle(store))
                 seen[engine, name] = {table: _rows(store, table) for table in PROJECTED}
@@ -141,7 +127,7 @@ def test_a_batch_hook_is_called_once_per_batch_with_every_record_in_log_order(tm
 
     records.add_batch_hook(hook, "vitals", tables=("hook_notes",))  # a table nothing else touches
     try:
-        store = ledgerkit.create(_where("sqlcipher", tmp_path, None), signer)  # type: ignore[arg-type]
+        store = ledgerkit.create(ledgerkit.where_for("sqlcipher", tmp_path), signer)
         try:
             events = ledgerkit.chain("lap1", 1, _device_steps("lap1"))
             _one_batch(store, events[:13])
@@ -175,7 +161,7 @@ def test_a_write_to_a_table_a_batch_hook_reads_runs_it_first(tmp_path, signer):
 
     records.add_batch_hook(hook, "skin_test", tables=("vitals",))
     try:
-        store = ledgerkit.create(_where("sqlcipher", tmp_path, None), signer)  # type: ignore[arg-type]
+        store = ledgerkit.create(ledgerkit.where_for("sqlcipher", tmp_path), signer)
         try:
             events = ledgerkit.chain("lap1", 1, _device_steps("lap1"))
             _one_batch(store, events[:11])  # ... the skin test (seq 8), then vitals (seq 9) and (seq 11)
@@ -195,7 +181,7 @@ def test_the_ward_queue_read_inside_a_batch_holds_the_rows_its_records_move(
 ):
     """Inside a batch the ward queue's hook is put off, but not past a read of the queue or its counter: a
     projector or check reading them mid-batch sees the participant's row and count, as record by record."""
-    store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+    store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
     try:
         events = ledgerkit.chain("lap1", 1, _device_steps("lap1"))
         with store.transaction(), eventlog.owned_bodies(), store.batched_inserts():

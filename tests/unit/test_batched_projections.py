@@ -13,13 +13,10 @@ leaves nothing of either path.
 from __future__ import annotations
 
 import contextlib
-import os
-from pathlib import Path
 from typing import Any
 
 import ledgerkit
 import pytest
-from ledgerkit import Where
 from test_hub_pg_records import HOSTILE, PROJECTED, _rows
 from wardcrf.sync import pgstore
 
@@ -34,18 +31,7 @@ DEVICES = [f"lap{i}" for i in range(1, 21)]
 
 @pytest.fixture(scope="module")
 def signer() -> DeviceSigner:
-    from wardcrf import devicekeys
-
-    keys = devicekeys.generate(ledgerkit.HUB_DEVICE)
-    return DeviceSigner(keys.device, keys.key_id, keys.sign_public, keys.sign_secret)
-
-
-def _where(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Where:
-    if engine == "postgresql":
-        return Where("postgresql", dsn=request.getfixturevalue("pg_server").new_database())
-    return Where(
-        "sqlcipher", path=str(tmp_path / f"hub-{os.urandom(4).hex()}.db"), key_hex=os.urandom(32).hex()
-    )
+    return ledgerkit.hub_signer()
 
 
 def _one_by_one(store: SqlStore) -> None:
@@ -83,7 +69,7 @@ def test_batched_and_one_by_one_writes_give_the_same_tables_on_both_engines(requ
     seen: dict[tuple[str, str], dict[str, list[tuple[Any, ...]]]] = {}
     for engine in ENGINES:
         for path in ("batched", "one by one"):
-            store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+            store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
             try:
                 if path == "one by one":
                     _one_by_one(store)
@@ -141,7 +127,7 @@ def test_copy_writes_the_rows_the_inserts_write(pg_server):
 def test_a_run_refused_after_its_rows_were_collected_leaves_nothing(request, tmp_path, signer, engine):
     """The amendment of a record nobody holds comes after forty records' rows were collected: the run is
     refused and not one of them, nor its events or heads, is kept; the run without it applies whole."""
-    store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+    store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
     try:
         events = _bundles(store, 1)
         stray = ledgerkit.chain(

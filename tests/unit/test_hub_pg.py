@@ -23,7 +23,7 @@ from ledgerkit import Where
 from wardcrf.sync import hublog
 from wardcrf.sync.pgstore import PgStore, describe, to_pg
 
-from wardcrf import devicekeys, eventlog
+from wardcrf import eventlog
 from wardcrf.devicekeys import DeviceSigner
 from wardcrf.errors import Refused, StoreError
 from wardcrf.store import Store
@@ -35,22 +35,12 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(scope="module")
 def signer() -> DeviceSigner:
-    keys = devicekeys.generate(ledgerkit.HUB_DEVICE)
-    return DeviceSigner(keys.device, keys.key_id, keys.sign_public, keys.sign_secret)
-
-
-def _where(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Where:
-    if engine == "postgresql":
-        server = request.getfixturevalue("pg_server")
-        return Where("postgresql", dsn=server.new_database())
-    return Where(
-        "sqlcipher", path=str(tmp_path / f"hub-{os.urandom(4).hex()}.db"), key_hex=os.urandom(32).hex()
-    )
+    return ledgerkit.hub_signer()
 
 
 @pytest.fixture(params=ENGINES)
 def where(request: pytest.FixtureRequest, tmp_path: Path, signer: DeviceSigner) -> Where:
-    w = _where(request.param, tmp_path, request)
+    w = ledgerkit.where_for(request.param, tmp_path, request)
     ledgerkit.create(w, signer).close()
     return w
 
@@ -72,7 +62,7 @@ def test_both_engines_log_sign_and_prove_the_same_history_byte_for_byte(request,
     """Same steps on SQLCipher and PostgreSQL: same leaves, same tree, same signed checkpoints and receipts."""
     seen = {}
     for engine in ENGINES:
-        w = _where(engine, tmp_path, request)
+        w = ledgerkit.where_for(engine, tmp_path, request)
         store = ledgerkit.create(w, signer)
         try:
             trace = _script(store, signer)
@@ -530,7 +520,7 @@ def test_the_event_log_appends_checks_and_verifies_alike_on_both_engines(request
     """The same events through `eventlog.ingest_many`: the same rows and heads, every chain verifies."""
     seen = {}
     for engine in ENGINES:
-        store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+        store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
         try:
             for seq in (1, 2, 3):
                 for dev in ("lap1", "lap2"):

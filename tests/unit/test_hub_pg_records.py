@@ -27,7 +27,7 @@ import pytest
 from ledgerkit import Where
 from wardcrf.sync.pgstore import PgStore
 
-from wardcrf import devicekeys, eventlog, ingest, records
+from wardcrf import eventlog, ingest, records
 from wardcrf.devicekeys import DeviceSigner
 from wardcrf.errors import Refused
 from wardcrf.ingest import HoldForCoordinator
@@ -58,21 +58,12 @@ PROJECTED = (
 
 @pytest.fixture(scope="module")
 def signer() -> DeviceSigner:
-    keys = devicekeys.generate(ledgerkit.HUB_DEVICE)
-    return DeviceSigner(keys.device, keys.key_id, keys.sign_public, keys.sign_secret)
-
-
-def _where(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Where:
-    if engine == "postgresql":
-        return Where("postgresql", dsn=request.getfixturevalue("pg_server").new_database())
-    return Where(
-        "sqlcipher", path=str(tmp_path / f"hub-{os.urandom(4).hex()}.db"), key_hex=os.urandom(32).hex()
-    )
+    return ledgerkit.hub_signer()
 
 
 @pytest.fixture(params=ENGINES)
 def where(request: pytest.FixtureRequest, tmp_path: Path, signer: DeviceSigner) -> Where:
-    w = _where(request.param, tmp_path, request)
+    w = ledgerkit.where_for(request.param, tmp_path, request)
     ledgerkit.create(w, signer).close()
     return w
 
@@ -115,7 +106,7 @@ def test_the_same_records_project_the_same_rows_on_both_engines(request, tmp_pat
     queries (conflicts, the records listing)."""
     seen = {}
     for engine in ENGINES:
-        store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+        store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
         try:
             outcomes = [
                 ledgerkit.records_step(store, dev, seq) for seq in (1, 2, 3) for dev in ("lap1", "lap2")
@@ -184,7 +175,7 @@ def test_a_dose_before_enrollment_is_held_alike_on_both_engines(request, tmp_pat
     """The import's sequencing rule reads the projections: the same hold, the same words, nothing kept."""
     seen = {}
     for engine in ENGINES:
-        store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+        store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
         try:
             ledgerkit.records_step(store, "lap1", 1)
             before = _snapshot(store)
@@ -203,7 +194,7 @@ def test_a_participant_id_clash_is_held_alike_on_both_engines(request, tmp_path,
     """Two laptops allocate the same id to two people: the second consent is held on either engine."""
     seen = {}
     for engine in ENGINES:
-        store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+        store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
         try:
             ledgerkit.records_step(store, "lap1", 1)
             clash = ledgerkit.record_steps("lap1", 1, 1)[1]  # lap1's consent, WUH01-002, now from lap2
@@ -227,7 +218,7 @@ def test_the_users_directory_projects_the_same_on_both_engines(request, tmp_path
                 "body": {"username": username, **body}}  # fmt: skip
 
     for engine in ENGINES:
-        store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+        store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
         try:
             ward = [
                 user("user.added", "n.nurse", full_name="Nia Nurse", role="clinician"),
@@ -275,8 +266,8 @@ def test_a_hub_made_before_the_records_migration_gets_its_rows_from_its_log(
     ]  # fmt: skip
     old = pgstore.schema_text()
     monkeypatch.setattr(pgstore, "schema_text", lambda: old[: old.index("-- migration: 0005-form-records")])
-    pg = ledgerkit.create(_where("postgresql", tmp_path, request), signer)
-    lite = ledgerkit.create(_where("sqlcipher", tmp_path, request), signer)
+    pg = ledgerkit.create(ledgerkit.where_for("postgresql", tmp_path, request), signer)
+    lite = ledgerkit.create(ledgerkit.where_for("sqlcipher", tmp_path, request), signer)
     try:
         assert "0005-form-records" not in pg.applied_migrations()
         for store, project in ((pg, False), (lite, True)):
@@ -312,7 +303,7 @@ def test_hostile_record_text_round_trips_identically_on_both_engines(request, tm
     read back byte for byte, the same on both engines."""
     seen = {}
     for engine in ENGINES:
-        store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+        store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
         try:
             ledgerkit.records_step(store, "lap1", 1)
             ledgerkit.records_step(store, "lap1", 2)
