@@ -16,6 +16,8 @@ from wardcrf.screens.step_wizard import StepWizard
 from wardcrf.screens.vitals_chart import VitalsChart
 
 from wardcrf import records, workflow
+from wardcrf.errors import PermissionDenied
+from wardcrf.workflow import administration_visit
 
 
 def _text(app, selector: str) -> str:
@@ -372,11 +374,12 @@ async def test_role_without_dosing_is_not_offered_and_the_domain_refuses(dose_ap
         await pilot.press("d")
         await settle(pilot)
         assert isinstance(app.screen, ParticipantScreen)
-        # Opened directly anyway: the service refuses its plan (`dose.record`), before anything is shown.
-        from wardcrf.errors import PermissionDenied
-
+        # Opened directly anyway: the service refuses the plan before the wizard exists (no screen to
+        # scan a kit into), and the kit check too.
         with pytest.raises(PermissionDenied, match="role auditor may not record doses"):
             AdministrationWizard(app.ward, P1)
+        with pytest.raises(PermissionDenied, match="role auditor may not record doses"):
+            app.ward.call(administration_visit.check_kit, P1, "KIT-A1")
 
 
 async def test_pharmacist_is_not_offered_the_dose(dose_app):
@@ -493,8 +496,6 @@ async def test_keys_typed_while_the_review_runs_wait_for_its_verdict(dose_app, m
     import threading
 
     from tui_helpers import key_event, keys_run
-
-    from wardcrf.workflow import administration_visit
 
     running, go_on = threading.Event(), threading.Event()
 
