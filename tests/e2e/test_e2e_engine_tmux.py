@@ -206,12 +206,16 @@ def test_palm007_blinded_capsules_and_an_ae_in_the_real_app(tmp_path: Path, busy
         seen("Step 1/3")
         term.scan(kit + "\r")
         seen(f"Kit {kit}")
-        term.type("3")  # three capsules: the count, the first field still empty
-        seen("600 mg")
+        # The focus is on the first field still empty (how given); the count is prefilled with the
+        # prescribed one: counted again, key by key.
+        term.keys("BTab", "BSpace")
+        term.type("3")
+        seen("= 600 mg")
         term.keys("Tab")
         term.choose(1)  # capsules swallowed whole
         term.keys("Tab")
         term.choose(1)  # with food: yes
+        seen("Capsules swallowed whole")
         term.keys("C-n")
         seen("Step 2/3")
         term.keys("C-s")
@@ -219,6 +223,27 @@ def test_palm007_blinded_capsules_and_an_ae_in_the_real_app(tmp_path: Path, busy
         assert "Timing: on time" in shown and "Dose given 600 mg" in shown, shown
         term.keys("C-s")
         seen(f"{pid} ·")
+
+        # An adverse event, through the new-record picker (the forms in protocol order).
+        term.keys("n")
+        seen(f"New record for {pid}")
+        term.keys("Home", *["Down"] * 8, "Enter")  # Adverse event
+        seen("Event term")
+        term.type("Nausea")
+        term.keys("Tab")
+        term.type("2020-03-16")
+        term.keys("Tab", "Tab")  # no end date: ongoing
+        term.type("1")
+        term.keys("Tab")
+        term.choose(2)  # serious: no
+        term.keys(*["Tab"] * 7)  # the seriousness criteria keep their default (no)
+        term.choose(1)  # related
+        term.keys("Tab")
+        term.choose(2)  # recovering
+        term.keys("Tab")
+        term.type("2020-03-16")
+        term.keys("C-s")
+        seen(f"open AEs {len(before['open_aes']) + 1}")  # the participant again, one more AE open
     finally:
         term.close()
 
@@ -230,4 +255,8 @@ def test_palm007_blinded_capsules_and_an_ae_in_the_real_app(tmp_path: Path, busy
     dose = _submitted(data, MORNING, pid, "treatment")[-1]
     assert dose["kit_id"] == kit and dose["dose_mg"]["value"] == 600 and dose["window"] == "on_time", dose
     assert dose["preparation"] == "whole" and dose["with_food"] is True, dose
+    assert [a for a in after["open_aes"] if "Nausea" in json.dumps(a)], after["open_aes"]
+    ae = _submitted(data, MORNING, pid, "ae")[-1]
+    assert ae["term"] == "Nausea" and ae["grade"] == 1 and ae["serious"] is False, ae
+    assert ae["causality"] == "related" and ae["outcome"] == "recovering", ae
     _audit_verifies(data, MORNING)
