@@ -607,7 +607,9 @@ def started_at(session: Session, text: str) -> datetime:
 
 def plan_given_at(session: Session, participant: str, text: str) -> AdministrationPlan:
     """The wizard's plan judged at the start typed (`started_at`), not at now: a dose given before its
-    window closed (or before midnight) and recorded after is told what its record will be told."""
+    window closed (or before midnight) and recorded after is told what its record will be told. The role
+    first, before anything typed is read (as `plan`)."""
+    session.require("dose.record", what="record doses")
     return plan(session, participant, when=started_at(session, text))
 
 
