@@ -205,6 +205,14 @@ def _pdf_text(path) -> str:
     )
 
 
+def _printed_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One printing time for every PDF the test compares (their pages carry it to the minute): the app's
+    clock pinned at now, after the data was pushed. Two prints a minute apart otherwise differ."""
+    from wardcrf.clock import now_utc
+
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", now_utc().isoformat())
+
+
 def test_report_audit_casebook_in_place_is_the_whole_copys_and_the_sqlcipher_twins(
     twins, tmp_path, monkeypatch
 ):
@@ -216,6 +224,7 @@ def test_report_audit_casebook_in_place_is_the_whole_copys_and_the_sqlcipher_twi
     from wardcrf.reports import audit_pdf
 
     _w, hubs, _post = _pushed(twins, tmp_path)
+    _printed_now(monkeypatch)
     names = iter(("copy.pdf", "in-place.pdf"))
 
     def casebook(s):
@@ -262,6 +271,7 @@ def test_report_audit_custody_records_in_place_are_the_whole_copys_and_the_sqlci
         )
     finally:
         s.close()
+    _printed_now(monkeypatch)
     names = iter(range(1000))
     for subject in ({"kit": "KIT-1"}, {"lot": "LOT-A1"}, {"shipment": receipt}):
 
