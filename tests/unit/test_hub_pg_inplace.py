@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from synckit import open_
 from test_hub_pg_twins import _pushed, twins  # noqa: F401  (fixtures; `pg_server` is the conftest's)
 from test_hub_pg_whole import _both, _palm_twins
