@@ -50,3 +50,28 @@ def runs_engine() -> bool:
     from wardcrf import protocol
 
     return ACTIVE or protocol.run_as(protocol.default_protocol()).engine is not None
+
+
+# The chest CT's 18 segment fields in the first trial's form order (the `ct_score` form of mexcovid.toml):
+# the tests type and score them. Test data, not the product's: the product reads a trial's fields from its
+# protocol file.
+CT_SEGMENTS = (
+    "r_upper_apical",
+    "r_upper_posterior",
+    "r_upper_anterior",
+    "r_middle_lateral",
+    "r_middle_medial",
+    "r_lower_superior",
+    "r_lower_medial_basal",
+    "r_lower_anterior_basal",
+    "r_lower_lateral_basal",
+    "r_lower_posterior_basal",
+    "l_upper_apicoposterior",
+    "l_upper_anterior",
+    "l_upper_superior_lingular",
+    "l_upper_inferior_lingular",
+    "l_lower_superior",
+    "l_lower_anteromedial_basal",
+    "l_lower_lateral_basal",
+    "l_lower_posterior_basal",
+)

@@ -32,7 +32,6 @@ from wardcrf.screens.ward import Ward, sign_in
 from wardcrf.screens.widgets.entry_list import EntryList
 
 from wardcrf.site import Site
-from wardcrf.workflow.clinical import CT_SEGMENTS
 
 PARTICIPANT = "WUH01-001"
 VITALS = ("temp", "pulse", "resp", "oxysat", "sysbp", "diabp")
@@ -99,7 +98,8 @@ class Harness(WardApp):
     def values(self) -> dict[str, Any]:
         screen = self.screen
         if self.flow == "ct":
-            return {s: screen.query_one(f"#field-{s}", GridCell).value for s in CT_SEGMENTS}
+            assert isinstance(screen, SectionGridScreen)  # the segments in the form's order, as the grid lays them
+            return {s: screen.query_one(f"#field-{s}", GridCell).value for s in screen.grid.fields}
         if self.flow == "vitals":
             return {n: screen.query_one(f"#field-{n}", Input).value for n in VITALS}
         if self.flow == "receipt":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 from dose_support import P1
+from mexcovid_engine import CT_SEGMENTS
 from textual.widgets import Input, Static
 from tui_helpers import PASSWORD, burst, enroll, settle
 from wardcrf.screens.administration_wizard import AdministrationWizard
@@ -22,7 +23,6 @@ from wardcrf.screens.participant import ParticipantScreen
 from wardcrf.screens.widgets.entry_list import EntryList
 
 from wardcrf import records
-from wardcrf.workflow.clinical import CT_SEGMENTS
 
 MODES = ["press", "burst"]
 

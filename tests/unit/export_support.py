@@ -16,14 +16,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mexcovid_engine import CT_SEGMENTS
+
 from wardcrf import records, signatures
 from wardcrf.site import Session
-from wardcrf.workflow.clinical import CT_SEGMENTS
 
 PASSWORD = "test-password-1"
 TZ = ZoneInfo("Asia/Shanghai")
 
-SEGMENTS = list(CT_SEGMENTS)  # the CT form's segments, in its order (workflow.clinical owns them)
+SEGMENTS = list(CT_SEGMENTS)  # the CT form's segments, in its order (tests/mexcovid_engine.py)
 
 # Per participant: sex, age, onset->admission days, onset->first dose days,
 # (lym, crp, il6, ldh, alt, creat, ddimer) baseline and after, CT total before/after.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mexcovid_engine
 import pytest
+from mexcovid_engine import CT_SEGMENTS
 from site_users import ROLE_USERS
 from wf_support import PASSWORD, Staff, _copy_site, at, make_ward, today
 
@@ -347,10 +348,9 @@ def test_a_surrogates_name_on_the_participants_own_consent_is_refused_by_the_dec
 
 
 def test_a_sum_counts_whole_number_choice_codes_and_skips_the_others(ward):
-    from wardcrf.workflow import clinical
 
     pid, day0 = ward.enrolled_participant(days_ago=8)
-    scores = dict.fromkeys(clinical.CT_SEGMENTS, "2")
+    scores = dict.fromkeys(CT_SEGMENTS, "2")
     scores["r_upper_apical"] = "ne"
     ev = ward.submit(
         "ct_score",
@@ -361,7 +361,7 @@ def test_a_sum_counts_whole_number_choice_codes_and_skips_the_others(ward):
         **scores,
     )
     assert (ev.body["data"]["total"], ev.body["data"]["evaluable_segments"]) == (34, 17)
-    clear = dict.fromkeys(clinical.CT_SEGMENTS, "0")
+    clear = dict.fromkeys(CT_SEGMENTS, "0")
     ev = ward.submit("ct_score", participant=pid, timepoint="other", date=day0.isoformat(), **clear)
     assert (ev.body["data"]["total"], ev.body["data"]["evaluable_segments"]) == (0, 18)
 

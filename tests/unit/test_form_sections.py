@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import grid_protocol
 import pytest
+from mexcovid_engine import CT_SEGMENTS
 
 from wardcrf import protocol
 from wardcrf.engine import form_sections, model, ward
-from wardcrf.workflow.clinical import CT_SEGMENTS
 
 
 def _format2_mexcovid() -> protocol.Protocol:

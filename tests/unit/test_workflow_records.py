@@ -6,12 +6,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from mexcovid_engine import CT_SEGMENTS
 from wf_support import Staff, _copy_site, at, make_ward, today
 
 from wardcrf import eventlog, projections, records, workflow
 from wardcrf.errors import AuthError, PermissionDenied, Refused, UsageError, ValidationFailed
 from wardcrf.site import Site
-from wardcrf.workflow import clinical, safety
+from wardcrf.workflow import safety
 
 P1 = "WUH01-001"
 
@@ -136,7 +137,7 @@ def test_investigator_signoff_then_amendment_shows_changed_since_signed(ward):
 
 
 def test_ct_score_total_is_computed_from_18_segments(ward):
-    scores = dict.fromkeys(clinical.CT_SEGMENTS, "2")
+    scores = dict.fromkeys(CT_SEGMENTS, "2")
     scores["r_upper_apical"] = "ne"
     ev = ward.submit(
         "ct_score",
@@ -223,7 +224,7 @@ def test_demographics_dates_in_order_and_onset_to_admission_computed(ward):
 
 
 def test_amendment_revalidates_and_recomputes(ward):
-    scores = dict.fromkeys(clinical.CT_SEGMENTS, "1")
+    scores = dict.fromkeys(CT_SEGMENTS, "1")
     ev = ward.submit(
         "ct_score",
         participant=P1,
@@ -299,7 +300,7 @@ def test_preview_checks_without_saving(ward):
     from wardcrf.workflow import service
 
     before = eventlog.count(ward.clin.store)
-    scores = dict.fromkeys(clinical.CT_SEGMENTS, "3")
+    scores = dict.fromkeys(CT_SEGMENTS, "3")
     prep = service.preview(ward.clin, "ct_score", {"timepoint": "baseline", **scores}, participant=P1)
     assert prep.computed == {"total": 54, "evaluable_segments": 18}
     assert prep.problems == {
@@ -319,7 +320,7 @@ def test_lab_and_ct_timepoints_follow_the_doses(ward):
     with pytest.raises(ValidationFailed, match=r"date: .* is after dose 1"):
         ward.submit("labs", participant=P1, timepoint="baseline", date=d(2), crp="3")
     with pytest.raises(ValidationFailed, match=r"date: .* is before the last dose"):
-        scores = dict.fromkeys(clinical.CT_SEGMENTS, "0")
+        scores = dict.fromkeys(CT_SEGMENTS, "0")
         ward.submit("ct_score", participant=P1, timepoint="post_treatment", date=d(10), **scores)
     ward.submit("labs", participant=P1, timepoint="baseline", date=d(10), crp="30")
     ward.submit("labs", participant=P1, timepoint="post_treatment", date=d(2), crp="3")
