@@ -19,7 +19,7 @@ from typing import Any
 import ledgerkit
 import pgserver
 import pytest
-from test_batched_projections import DEVICES, ENGINES, _where
+from test_batched_projections import DEVICES, ENGINES
 from test_hub_pg_records import HOSTILE, PROJECTED, _rows
 
 from wardcrf import canonical, eventlog, ingest, projections
@@ -34,10 +34,7 @@ def pg_server() -> Iterator[pgserver.Server]:
 
 @pytest.fixture(scope="module")
 def signer() -> DeviceSigner:
-    from wardcrf import devicekeys
-
-    keys = devicekeys.generate(ledgerkit.HUB_DEVICE)
-    return DeviceSigner(keys.device, keys.key_id, keys.sign_public, keys.sign_secret)
+    return ledgerkit.hub_signer()
 
 
 NUMBERS = [
@@ -81,7 +78,7 @@ def test_msgspec_and_stdlib_parsing_give_the_same_tables_on_both_engines(
             with monkeypatch.context() as m:
                 if path == "stdlib":
                     m.setattr(canonical, "canonical_fields", lambda rest: None)
-                store = ledgerkit.create(_where(engine, tmp_path, request), signer)
+                store = ledgerkit.create(ledgerkit.where_for(engine, tmp_path, request), signer)
                 try:
                     seen[engine, path], alike = _import(store)
                 finally:
