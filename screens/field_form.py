@@ -56,6 +56,7 @@ from .ward import Ward
 from .widgets.fields import BROWSABLE, FieldGroup, FieldSpec, is_soft
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
+from .widgets.typeahead import SAVE_HOLD, hold_keys, release_keys
 
 Signers = list[tuple[str, str]]
 """(user, meaning) of each in-system party who signs as the form is saved."""
@@ -307,15 +308,19 @@ class FieldForm(UnsavedWork):
         if self.saving:
             return
         self.saving = True
+        # Held from this key on (the worker starts after the keys behind it would have run).
+        hold_keys(self, SAVE_HOLD)
         self.save_flow()
 
     @work(exclusive=True, group="form-save")
     async def save_flow(self) -> None:
+        """Keys typed behind ctrl+s wait for the verdict (screens/widgets/typeahead.py, 3)."""
         try:
             self.remember()
             self.freeze()
             problems = self.precheck()
             if problems:
+                release_keys(self, SAVE_HOLD, drop=True)
                 first = self.show_problems(problems) or next(iter(problems))
                 self._say(problems[first], refusal=True)
                 return
@@ -325,6 +330,8 @@ class FieldForm(UnsavedWork):
                 # Check before you sign: a refusal must come before anyone types a password.
                 self._say(t("form.checking"))
                 checked = await self._in_thread(self.rehearse, "form-preflight")
+                # Refused, or a password next: what was typed ahead goes nowhere.
+                release_keys(self, SAVE_HOLD, drop=True)
                 if isinstance(checked, WardError) and not only_confirmable(checked):
                     self.refused(checked)
                     return
@@ -333,12 +340,14 @@ class FieldForm(UnsavedWork):
                     self._say(t("form.not_saved_cancelled"))
                     return
                 passwords = got
+                hold_keys(self, SAVE_HOLD)
             result = await self._save(passwords, None)
             if only_confirmable(result):
                 assert isinstance(result, ValidationFailed)
                 from .dialogs.reason import ReasonDialog
 
                 soft = result.problems
+                release_keys(self, SAVE_HOLD)  # the reason dialog comes next: typed ahead, they are its
                 reason = await self.app.push_screen_wait(
                     ReasonDialog(
                         title=t("form.soft_title"),
@@ -348,13 +357,18 @@ class FieldForm(UnsavedWork):
                 if reason is None:
                     self._say(t("form.not_saved_cancelled"))
                     return
+                hold_keys(self, SAVE_HOLD)
                 result = await self._save(passwords, reason)
             if isinstance(result, WardError):
+                release_keys(self, SAVE_HOLD, drop=True)
                 self.refused(result)
                 return
+            # Saved: what was typed behind ctrl+s is for the screen underneath, once it is back.
+            release_keys(self, SAVE_HOLD)
             self.saved(result)
         finally:
             self.saving = False
+            release_keys(self, SAVE_HOLD, drop=True)  # ended any other way: nothing typed lands here
 
     async def collect_signatures(self, signers: Signers) -> dict[str, str] | None:
         """Each signer signs in the dialog in their own name; their passwords, or None if one cancels."""

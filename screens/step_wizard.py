@@ -46,7 +46,7 @@ from .widgets.fields import FieldGroup, is_soft
 from .widgets.footer import WardFooter
 from .widgets.scan_field import ScanField
 from .widgets.status import StatusBar
-from .widgets.typeahead import focus_now, hold_keys, release_keys
+from .widgets.typeahead import SAVE_HOLD, focus_now, hold_keys, release_keys
 
 REVIEW_HOLD = "wizard-review"
 """The keys typed while the review's dry run runs wait under this name."""
@@ -183,6 +183,10 @@ class StepWizard(UnsavedWork):
     @abstractmethod
     async def after_save(self, result: Any) -> None:
         """Saved: say so and close."""
+
+    def asks_after_save(self, result: Any) -> bool:
+        """Whether `after_save` asks a question before closing (the keys typed ahead are then dropped)."""
+        return False
 
     @abstractmethod
     def parts(self) -> dict[str, Any]:
@@ -523,10 +527,13 @@ class StepWizard(UnsavedWork):
         if self.checking_review:
             return
         self.saving = True
+        # Held from this key on (the worker starts after the keys behind it would have run).
+        hold_keys(self, SAVE_HOLD)
         self.save_flow()
 
     @work(exclusive=True, group="form-save")
     async def save_flow(self) -> None:
+        """Keys typed behind ctrl+s wait for the verdict (screens/widgets/typeahead.py, 3)."""
         try:
             parts = self.parts()
             reasons: dict[str, str] = {}
@@ -534,25 +541,32 @@ class StepWizard(UnsavedWork):
             if soft:
                 from .dialogs.reason import ReasonDialog
 
+                release_keys(self, SAVE_HOLD)  # the reason dialog comes next: typed ahead, they are its
                 reason = await self.app.push_screen_wait(
                     ReasonDialog(title=t("form.soft_title"), changes=soft)
                 )
                 if reason is None:
                     self._say(t("form.not_saved_cancelled"))
                     return
+                hold_keys(self, SAVE_HOLD)
                 reasons = dict.fromkeys(self._soft_parts(), reason)
             self._say(t("dose.saving"))
             result = await self._record(parts, reasons)
             if isinstance(result, WardError):
+                release_keys(self, SAVE_HOLD, drop=True)
                 self._say(t("dose.refused", reason=message_of(result)), refusal=True)
                 self.preview, self.preview_error = None, message_of(result)
                 self.query_one("#review", Static).update(self._review_text())
                 self._mark_refusal(result, go=True)
                 return
             self.saved = result
+            # Saved: what was typed behind ctrl+s is for the screen underneath, once it is back; a
+            # question the save asks is never answered by keys typed before it was shown.
+            release_keys(self, SAVE_HOLD, drop=self.asks_after_save(result))
             await self.after_save(result)
         finally:
             self.saving = False
+            release_keys(self, SAVE_HOLD, drop=True)  # ended any other way: nothing typed lands here
 
     async def _record(self, parts: dict[str, Any], reasons: dict[str, str]) -> Any:
         key = self.draft_key() if self.keeps_drafts else None

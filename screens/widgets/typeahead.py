@@ -28,6 +28,11 @@ The guarantee, by construction rather than by timing:
    decision made in a worker — a sign-in, a kit check. A holder that is
    refused may drop what was typed ahead of the refusal (`release(drop=True)`):
    keys meant for the next screen must not land in a password field.
+   A save (ctrl+s in a form or a wizard) holds them too (`SAVE_HOLD`), from
+   the key itself until its verdict: saved, they go to what comes next (the
+   screen underneath, an offer the save makes); a dialog the save needs (a
+   reason) gets them once it is built; a refusal, or a signature's password
+   field, drops them — they were typed for the screen after the save.
 
 Every flow this must hold for (CT grid, vitals form, dose wizard, receipt
 with a scanner burst, login) is tested with all keys posted before the app
@@ -123,6 +128,10 @@ def focus_now(widget: Widget) -> None:
         screen.set_focus(widget)
     else:
         widget.focus()
+
+
+SAVE_HOLD = "save"
+"""Keys typed behind ctrl+s wait under this name for the save's verdict (see the module doc, 3)."""
 
 
 def hold_keys(node: MessagePump, reason: str) -> None:

@@ -150,7 +150,8 @@ def test_palm_infusion_through_the_wizard_in_the_real_app(tmp_path: Path, busy: 
         shown = term.wait_for("Timing:")
         assert "Timing: on time" in shown, shown
         term.keys("C-s")
-        term.wait_for(f"{pid} ·")
+        # The participant again, the dose counted (the wizard's own header names the participant too).
+        term.wait_for(f"doses {before['doses_given'] + 1}/")
     finally:
         term.close()
 
@@ -222,7 +223,8 @@ def test_palm007_blinded_capsules_and_an_ae_in_the_real_app(tmp_path: Path, busy
         shown = seen("Timing:")
         assert "Timing: on time" in shown and "Dose given 600 mg" in shown, shown
         term.keys("C-s")
-        seen(f"{pid} ·")
+        # The participant again, the dose counted (the wizard's own header names the participant too).
+        seen(f"doses {before['doses_given'] + 1}/")
 
         # An adverse event, through the new-record picker (the forms in protocol order).
         term.keys("n")

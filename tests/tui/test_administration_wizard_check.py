@@ -259,3 +259,18 @@ async def test_the_dsmg_board_opens_the_declared_review_form_for_a_serious_ae(wa
         await settle(pilot)
         assert isinstance(app.screen, FormScreen) and app.screen.form_name == palm_safety.REVIEW_FORM
         assert app.screen.values == {"sae": sae}
+
+
+async def test_a_key_typed_behind_the_save_does_not_answer_the_ae_offer(ward) -> None:
+    """The offer is a question the save asks: Enter typed before it was shown must not open the forms."""
+    site, pid, kit = ward
+    app = _app(site)
+    async with app.run_test(size=(120, 45)) as pilot:
+        wiz = await _wizard(pilot, pid)
+        await burst(pilot, *kit, *TO_THE_CHECK, "down", "enter", "ctrl+n", "ctrl+s", "enter")
+        await settle(pilot)
+        assert wiz.saved is not None and wiz.saved.ae_expected == ["infusion_reaction"], wiz.message
+        assert isinstance(app.screen, AeOffer), app.screen  # still asking
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen) and app.screen.form_name == "ae", app.screen

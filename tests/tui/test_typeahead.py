@@ -339,3 +339,73 @@ async def test_a_drop_down_opened_again_at_once_stays_open_with_the_cursor(app_f
         assert select.value == "no"
         assert not select.expanded
         assert app.focused is screen.query_one("#cc-intact")
+
+
+# -- keys typed behind a save ---------------------------------------------------------------
+# ctrl+s saves in a worker; the keys typed behind it (the next screen's `n` for a new record) wait for
+# the verdict. In tmux on a busy laptop the `n` typed after a dose was saved reached the wizard, not
+# the participant screen, and the new-record picker never opened.
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_key_typed_behind_the_dose_wizards_save_reaches_the_participant(mode, dose_app, dose_site):
+    from wardcrf.screens.form_picker import FormPicker
+
+    app = dose_app("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(ParticipantScreen(app.ward, P1))
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        wiz = app.screen
+        assert isinstance(wiz, AdministrationWizard)
+        await send(pilot, mode, *DOSE_KEYS, "n")
+        await settle(pilot)
+        assert wiz.saved is not None, (wiz.message, wiz.step, wiz.problems)
+        assert isinstance(app.screen, FormPicker), app.screen
+        assert isinstance(app.screen_stack[-2], ParticipantScreen), app.screen_stack
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_key_typed_behind_a_forms_save_reaches_the_participant(mode, app_for, site, tmp_path):
+    from wardcrf.screens.form_picker import FormPicker
+
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await _vitals_at_temp(pilot, pid)
+        keys: list[str] = []
+        for text in ("36.8", "88", "20", "94", "128", "80"):
+            keys += [*text, "tab"]
+        await send(pilot, mode, *keys, "ctrl+s", "n")
+        await settle(pilot)
+        assert isinstance(app.screen, FormPicker), app.screen
+    s = site.unlock("auditor", PASSWORD)
+    try:
+        saved = records.for_subject(s.store, f"participant:{pid}", "vitals")
+    finally:
+        s.close()
+    assert [v.data["temp"]["value"] for v in saved] == [36.8]
+
+
+async def test_keys_typed_behind_a_refused_save_land_nowhere(app_for, site, tmp_path):
+    """Refused: the form stays with its refusal said, and what was typed for the screen after it (in
+    the same burst, before the refusal could be seen) is dropped, not typed into the field the cursor is
+    on. (Typed after the refusal is shown, keys go to the form as always.)"""
+    pid = enroll(site, tmp_path)
+    app = app_for("clinician")
+    async with app.run_test(size=(100, 40)) as pilot:
+        form = await _vitals_at_temp(pilot, pid)
+        await burst(pilot, *"36.8", "tab", *"abc", "ctrl+s", *"n5")
+        await settle(pilot)
+        assert app.screen is form
+        line = form.query_one(f"#{form.MESSAGE_ID}", Static)
+        assert line.has_class("refusal"), line.render()
+        assert value(app, "#field-temp") == "36.8"
+        assert value(app, "#field-pulse") == "abc", value(app, "#field-pulse")
+    s = site.unlock("auditor", PASSWORD)
+    try:
+        assert records.for_subject(s.store, f"participant:{pid}", "vitals") == []
+    finally:
+        s.close()
