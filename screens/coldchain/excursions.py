@@ -34,7 +34,7 @@ from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
 from ..widgets.tables import WardTable
-from ..widgets.typeahead import WardInput, WardSelect
+from ..widgets.typeahead import SAVE_HOLD, WardInput, WardSelect, hold_keys, release_keys
 from .shared import local_time
 
 DECISIONS = ("release", "discard")
@@ -146,10 +146,12 @@ class ExcursionsScreen(Screen[None]):
     @on(Disposed)
     def _on_disposed(self, message: Disposed) -> None:
         self._disposed(message.excursion, message.decision, message.kits)
+        release_keys(self, SAVE_HOLD)  # the reason field is cleared: what was typed behind goes on now
 
     @on(Refused)
     def _on_refused(self, message: Refused) -> None:
         self._say(message.text, True)
+        release_keys(self, SAVE_HOLD, drop=True)  # typed behind a refused disposition: meant for after it
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
@@ -241,6 +243,8 @@ class ExcursionsScreen(Screen[None]):
         if x["awaiting_disposition"] and not kits:
             self._say(t("cc.choose_kits"), True)
             return
+        # Keys typed behind ctrl+s wait: saving clears the reason field they would land in.
+        hold_keys(self, SAVE_HOLD)
         self.dispose(x["id"], str(select.value), reason, kits)
 
     @work(thread=True, exclusive=True, group="cc-dispose")

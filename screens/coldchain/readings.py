@@ -36,7 +36,7 @@ from ..unsaved import UnsavedWork, closing_draft, without_blanks
 from ..ward import Ward
 from ..widgets.footer import WardFooter
 from ..widgets.status import StatusBar
-from ..widgets.typeahead import WardInput, focus_now
+from ..widgets.typeahead import SAVE_HOLD, WardInput, focus_now, hold_keys, release_keys
 from .shared import local_time, now_text
 
 IMPORT_STAGES = 3  # read the file, parse and check it, store it
@@ -200,6 +200,7 @@ class ReadingsScreen(UnsavedWork):
     @on(Refused)
     def _on_refused(self, message: Refused) -> None:
         self._say(message.text, True)
+        release_keys(self, SAVE_HOLD, drop=True)  # typed behind a refused reading: meant for the next one
 
     @on(UnitsLoaded)
     def _units_loaded(self, message: UnitsLoaded) -> None:
@@ -276,6 +277,8 @@ class ReadingsScreen(UnsavedWork):
             self._say(t("cc.bad_temp", value=raw), True)
             return
         key = self.draft_key() if self.keeps_drafts else None  # read here, on the UI thread
+        # The next reading typed behind this one waits: saving clears the field it would land in.
+        hold_keys(self, SAVE_HOLD)
         self.save_reading(unit, self.query_one("#rd-at", Input).value.strip(), temp, key)
 
     @work(thread=True, exclusive=True, group="cc-reading")
@@ -295,6 +298,7 @@ class ReadingsScreen(UnsavedWork):
     @on(ReadingSaved)
     def _on_reading_saved(self, message: ReadingSaved) -> None:
         self._reading_saved(message.unit, message.temp, message.event_id)
+        release_keys(self, SAVE_HOLD)  # the field is empty now: the next reading goes into it
 
     def _reading_saved(self, unit: str, temp: float, event_id: str) -> None:
         self.query_one("#rd-temp", Input).value = ""

@@ -752,3 +752,78 @@ async def test_choosing_another_unit_moves_the_reading_draft_with_it(app_for, si
         await burst(pilot, "ctrl+s")
         await until(pilot, lambda: "Saved -19.5 °C for FRZ-2" in text(app, "#rd-message"))
         assert _reading_draft(site, "FRZ-2") is None and _reading_draft(site) is None
+
+
+async def test_readings_typed_one_behind_the_other_are_each_saved(app_for, site, session_for):
+    """A pharmacist typing readings from a paper log, Enter after each, faster than a busy laptop saves:
+    the second reading waited for the first's save (which empties the field) instead of being typed into
+    the field and then wiped by it."""
+    from tui_helpers import burst
+
+    ph = session_for("pharmacist")
+    add_unit_and_lot(ph)
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_home(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, ReadingsScreen) and screen.current_unit() == "FRZ-1"
+        screen.query_one("#rd-temp", Input).focus()
+        await burst(pilot, *"-19.5", "enter", *"-18", "enter", *"-21.25")
+        await until(pilot, lambda: "Saved -18 °C for FRZ-1" in text(app, "#rd-message"))
+        assert screen.query_one("#rd-temp", Input).value == "-21.25"  # the third, typed, not yet saved
+    s = session_for("auditor")
+    temps = [r[0] for r in s.store.execute("SELECT temp_c FROM cc_manual_readings ORDER BY rowid")]
+    assert temps == [-19.5, -18.0]
+
+
+async def test_keys_typed_behind_a_refused_reading_are_dropped(app_for, site, session_for):
+    from tui_helpers import burst
+
+    ph = session_for("pharmacist")
+    add_unit_and_lot(ph)
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_home(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        screen = pilot.app.screen
+        screen.query_one("#rd-temp", Input).focus()
+        await burst(pilot, *"-400", "enter", *"-18")  # -400 °C: not a plausible reading
+        await until(pilot, lambda: screen.query_one("#rd-message").has_class("refusal"))
+        await settle(pilot)
+        assert screen.query_one("#rd-temp", Input).value == "-400"  # kept to correct, nothing appended
+    s = session_for("auditor")
+    assert s.store.scalar("SELECT count(*) FROM cc_manual_readings") == 0
+
+
+async def test_a_reason_typed_behind_a_saved_disposition_is_kept(app_for, site, tmp_path, session_for):
+    """ctrl+s and the next kit's reason typed at once: saving clears the reason field, so what was typed
+    behind waits for it instead of being wiped; behind a refusal it is dropped, the reason kept to fix."""
+    from tui_helpers import burst
+
+    cold_chain_site(site, tmp_path)
+    app = app_for("pharmacist")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_home(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, ExcursionsScreen)
+        kits = screen.query_one("#ex-kits", SelectionList)
+        kits.deselect("K003")
+        screen.query_one("#ex-decision", Select).value = "discard"
+        reason = screen.query_one("#ex-reason", Input)
+        reason.focus()
+        await settle(pilot)
+        await burst(pilot, "ctrl+s", *"xyz")  # no reason: refused; "xyz" typed before it was read
+        await until(pilot, lambda: "needs a reason" in text(app, "#ex-message"))
+        await settle(pilot)
+        assert reason.value == ""
+        await burst(pilot, *"sponsor advice", "ctrl+s", *"next")
+        await until(pilot, lambda: "Recorded discard of K002" in text(app, "#ex-message"))
+        await settle(pilot)
+        assert reason.value == "next"
+    s = session_for("auditor")
+    assert custody.is_discarded(s.store, "K002")
