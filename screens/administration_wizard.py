@@ -47,6 +47,7 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.widgets import Input, Label, SelectionList, Static
 
 from wardcrf import amounts
@@ -61,7 +62,7 @@ from .ward import Ward
 from .widgets.fields import MAX_LABEL, FieldGroup, is_soft
 from .widgets.footer import WardFooter
 from .widgets.scan_field import ScanField
-from .widgets.typeahead import WardInput, focus_now, hold_keys
+from .widgets.typeahead import WardInput, focus_now, hold_keys, release_keys
 
 if TYPE_CHECKING:
     from wardcrf.workflow.administration_visit import AdministrationPlan, KitCheck
@@ -121,6 +122,16 @@ class AdministrationWizard(StepWizard):
     HIGHLIGHT_FIRST_CHOICE = (
         True  # a checklist (the post-administration check) taking the cursor: Enter ticks
     )
+
+    @dataclass
+    class Replanned(Message):
+        """The next administration planned at the start typed in `Started at` (`typed`), or the refusal;
+        `reason`: the name the keys typed behind its Enter wait under."""
+
+        typed: str
+        plan: Any
+        error: WardError | None
+        reason: str
 
     def __init__(
         self,
@@ -402,26 +413,52 @@ class AdministrationWizard(StepWizard):
         """Judge the administration at the start typed: step 1 goes on when that start is allowed, and the
         start is filled into the step that records it (the record is judged at what is typed there). When
         at that time the next administration has other steps (another regimen's, other assessments), this
-        wizard is replaced by one built for it, judged at the same start."""
+        wizard is replaced by one built for it, judged at the same start.
+
+        Planned in a thread (the schedule, the gates, the kit's custody are read): the keys typed behind the
+        Enter (the kit's scan) wait for the answer, as behind a kit check."""
         event.stop()
+        self._checks += 1
+        reason = f"earlier-{self._checks}"
+        hold_keys(self, reason)
+        self.plan_at(event.value, reason)
+
+    @work(thread=True, exclusive=True, group="earlier-start")
+    def plan_at(self, typed: str, reason: str) -> None:
         from wardcrf.workflow import administration_visit
 
         try:
-            plan = self.ward.call(administration_visit.plan_given_at, self.participant, event.value)
+            plan = self.ward.call(administration_visit.plan_given_at, self.participant, typed)
+            self.post_message(self.Replanned(typed, plan, None, reason))
         except WardError as exc:
-            self._say(message_of(exc), refusal=True)
+            self.post_message(self.Replanned(typed, None, exc, reason))
+        except BaseException:
+            self.post_message(self.KeysFree(reason))  # never leave the keys held behind a crash
+            raise
+
+    @on(Replanned)
+    def _on_replanned(self, message: Replanned) -> None:
+        if message.error is not None or not self.is_mounted:
+            if message.error is not None:
+                self._say(message_of(message.error), refusal=True)
+            # The start stays in its field to correct: a scan typed behind it must not be appended to it.
+            release_keys(self, message.reason, drop=True)
             return
+        plan, typed = message.plan, message.typed
         if _steps_of(plan) != _steps_of(self.plan):
-            self.app.switch_screen(AdministrationWizard(self.ward, self.participant, started=event.value))
+            self.app.switch_screen(AdministrationWizard(self.ward, self.participant, started=typed))
+            release_keys(self, message.reason)  # to the wizard built for that start, once it is built
             return
         self.plan = plan
-        self._adopt(plan, event.value)
+        self._adopt(plan, typed)
         self._refresh_texts()
-        if plan.refusal_now:
+        refused = bool(plan.refusal_now)
+        if refused:
             self._say(t("adm.refused", reason=plan.refusal_now), refusal=True)
         else:
             self._say(t("adm.earlier_ok", at=self._given_at))
             focus_now(self.query_one("#kit-scan", Input))
+        release_keys(self, message.reason, drop=refused)
         if self.kit_raw.strip():  # a kit scanned before: its custody and use-by judged at the start typed
             self.kit, self.kit_error = None, None
             self._check_scanned(entered=False)

@@ -675,10 +675,14 @@ async def test_a_start_that_is_not_a_start_before_now_is_refused_and_changes_not
         wiz.query_one("#adm-earlier", Input).focus()
         await settle(pilot)
         _busy(monkeypatch)
-        await burst(pilot, *typed, "enter")
+        # A scan typed behind the refused start (before the refusal could be read) lands nowhere: not in
+        # the start, left to correct, nor in the scan field.
+        await burst(pilot, *typed, "enter", *"KIT-9", "enter")
         message = _text(wiz, "#wizard-message")
         assert said in message and "\x1b" not in message, message
         assert (wiz.plan.number, _text(wiz, "#wizard-dose")) == before and wiz.step == 0
+        assert "KIT-9" not in wiz.query_one("#adm-earlier", Input).value
+        assert wiz.query_one("#kit-scan", Input).value == ""
 
 
 async def test_an_oversized_paste_is_refused_in_one_line(palm, monkeypatch) -> None:
