@@ -43,7 +43,7 @@ from .ward import Ward
 from .widgets.footer import WardFooter
 from .widgets.status import StatusBar
 from .widgets.tables import WardTable
-from .widgets.typeahead import WardInput, WardSelect, focus_now
+from .widgets.typeahead import SAVE_HOLD, WardInput, WardSelect, focus_now, hold_keys, release_keys
 
 
 def _fmt_number(x: float) -> str:
@@ -564,6 +564,9 @@ class DecisionDialog(UnsavedWork, ModalScreen[Any]):
             return
         self.busy = True
         self.query_one("#decision-problems", Static).update(t("dsmg_decision.checking"))
+        # Keys typed behind the key that signs wait for the check; a refusal or the password comes next,
+        # and neither is what they were typed for: dropped then (screens/widgets/typeahead.py, 3).
+        hold_keys(self, SAVE_HOLD)
         self.sign_flow(self.values())
 
     @work(exclusive=True, group="dsmg-decide")
@@ -583,6 +586,7 @@ class DecisionDialog(UnsavedWork, ModalScreen[Any]):
                     return exc
 
             checked = await self.run_worker(check, thread=True, group="dsmg-check").wait()
+            release_keys(self, SAVE_HOLD, drop=True)
             problems = self.query_one("#decision-problems", Static)
             if isinstance(checked, Exception):
                 problems.update(message_of(checked))
@@ -615,3 +619,4 @@ class DecisionDialog(UnsavedWork, ModalScreen[Any]):
             self.dismiss(event)
         finally:
             self.busy = False
+            release_keys(self, SAVE_HOLD, drop=True)  # ended any other way: nothing typed lands here

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import DataTable, Select, Static
+from textual.widgets import DataTable, Input, Select, Static
 from tui_helpers import PASSWORD, enroll, settle
 from wardcrf.screens.dialogs.sign import SignatureDialog
 from wardcrf.screens.dsmg import DecisionDialog, DsmgScreen
@@ -143,6 +143,34 @@ async def test_alter_without_its_change_is_refused_before_signing(app_for, site,
         await _fill_decision(pilot, 3, "two grade 3 events")  # alter
         assert isinstance(app.screen, DecisionDialog)
         assert "change: required for 'alter'" in _text(app, "#decision-problems")
+
+
+async def test_keys_typed_behind_the_signing_key_reach_neither_the_rationale_nor_the_password(
+    app_for, site, tmp_path
+):
+    """ctrl+s and more keys at once: they were typed for what comes after the decision; the check runs in
+    the background, then a refusal or the signature's password field comes instead — neither takes them."""
+    from tui_helpers import burst
+
+    enroll(site, tmp_path)
+    app = app_for("dsmg")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_board(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("enter")
+        await pilot.press(*["down"] * 3, "enter")  # alter, without its change: refused
+        await pilot.press("tab", *"two grade 3 events")
+        await burst(pilot, "ctrl+s", *"xyz")
+        await settle(pilot)
+        assert isinstance(app.screen, DecisionDialog)
+        assert "change: required for 'alter'" in _text(app, "#decision-problems")
+        assert app.screen.values()["rationale"] == "two grade 3 events", app.screen.values()
+        await pilot.press("tab", *"halve the dose")
+        await burst(pilot, "ctrl+s", *"abc")
+        await settle(pilot)
+        assert isinstance(app.screen, SignatureDialog), app.screen
+        assert app.screen.query_one("#sig-password", Input).value == "", "typed ahead into a password"
 
 
 async def test_other_roles_are_not_offered_the_board_and_the_domain_refuses(app_for, site, tmp_path):
