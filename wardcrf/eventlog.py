@@ -426,15 +426,15 @@ def ingest_many(
         # no projector reads them: they are this transaction's, written just before its commit).
         if batch:
             _note_heads(store, batch)
-        native = isinstance(store, Store)
+        native = store if isinstance(store, Store) else None
         with owned_bodies(), store.batched_inserts():
             for event in batch:
                 if not project or event.type in unprojected:
                     continue
                 fns = projectors_for(event.type)
-                if native:
+                if native is not None:
                     for fn in fns:
-                        fn(store, event)
+                        fn(native, event)
                 else:
                     # Another engine (a PostgreSQL hub) runs only code whose SQL it speaks
                     # (`common_dialect`); anything else raises `NotPortable` before it runs.
