@@ -1076,6 +1076,7 @@ def _check_chain(
     events: list[Event] = []
     loads, encode, line_hash = _DECODER.decode, _ENCODER.encode, canonical.line_hash
     fast_fields = canonical.canonical_fields
+    adopt = Event.adopt
     for n, line in enumerate(lines, 1):
         head = '{"prev":"' + prev + '",'
         if not line.startswith(head):
@@ -1127,30 +1128,8 @@ def _check_chain(
         if obj["id"] != f"{device}-{seq}":
             raise Refused(f"{what}: event line {n} has id {obj['id']!r}, expected {device}-{seq}")
         h = line_hash(line)
-        events.append(
-            Event(
-                id=obj["id"],
-                device=device,
-                seq=seq,
-                prev=prev,
-                hash=h,
-                hlc=obj["hlc"],
-                ts=obj["ts"],
-                tz=obj["tz"],
-                zone=obj["zone"],
-                site=site,
-                user=obj["user"],
-                role=obj["role"],
-                type=obj["type"],
-                subject=obj["subject"],
-                body=obj["body"] or {},
-                reason=obj["reason"],
-                amends=obj["amends"],
-                protocol=obj["protocol"],
-                line=line,
-                spelled_alike=fast is not None,
-            )
-        )
+        # Its device, site, seq and prev are the ones checked above.
+        events.append(adopt(obj, line, h, spelled_alike=fast is not None))
         prev = h
         seq += 1
     if long_line is not None:  # every line before it passed: refused as the loop refuses it

@@ -452,20 +452,29 @@ def check_portable(store: SqlStore, v: Verified, name: str) -> None:
     half applied (what would run is what the SQLCipher hub runs, or nothing).
     """
     events = _events_of(v)
-    types: set[str] = set()
-    forms: set[str] = set()
-    submitted = {e.id: e.body.get("form") for e in events if e.type == "record.submitted"}
-    for e in events:
-        if e.type in DEFERRED_PROJECTIONS:
-            continue
-        if not all(is_portable(fn) for fn in eventlog.projectors_for(e.type)):
-            types.add(e.type)
-            continue
-        if e.type in RECORD_TYPES:
-            form = _form_of(store, e, submitted)
-            if isinstance(form, str) and not all(is_portable(h) for h in records.hooks_for(form)):
-                forms.add(form)
     present = {e.type for e in events}
+    # Asked once per type and per form of the bundle, not once per event.
+    types = {
+        t
+        for t in present - DEFERRED_PROJECTIONS
+        if not all(is_portable(fn) for fn in eventlog.projectors_for(t))
+    }
+    forms: set[str] = set()
+    form_ok: dict[str, bool] = {}
+    submitted: dict[str, object] | None = None  # a correction's record, when not held here
+    for e in events:
+        if e.type not in RECORD_TYPES or e.type in types:
+            continue
+        if e.type == "record.amended" and submitted is None:
+            submitted = {x.id: x.body.get("form") for x in events if x.type == "record.submitted"}
+        form = _form_of(store, e, submitted or {})
+        if not isinstance(form, str):
+            continue
+        ok = form_ok.get(form)
+        if ok is None:
+            ok = form_ok[form] = all(is_portable(h) for h in records.hooks_for(form))
+        if not ok:
+            forms.add(form)
     checks = [fn for fn in ingest.hooks_for(present) if not is_portable(fn)]
     if not (types or forms or checks):
         return

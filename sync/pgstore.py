@@ -331,11 +331,13 @@ class PgStore(InsertBatches, Queries):
             raise self._error(exc) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Many rows of one statement: a long plain INSERT (a bundle's events) streamed by ``COPY``,
+        anything else pipelined (`_write_batch`): the same rows, without a bind and execute per row."""
         if self._deferred or self._later:
             self.flush_for(sql)
         if self._memo:
             self._note_write(sql)
-        self._executemany(sql, rows)
+        self._write_batch(sql, rows if isinstance(rows, list) else list(rows))
 
     def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         psycopg = _psycopg()

@@ -313,13 +313,30 @@ def check_import(store: SqlStore, events: Iterable[Event], kind: str, what: str 
     """
     require_installed()  # the features declare their forms' actions
     sites = _DeviceSites(store)
+    # Versions this run loads before its records (a device's first bundle carries its site's first
+    # `protocol.loaded`, then records under it): checked under them, not under the names' defaults.
+    arriving: dict[tuple[str, str], str] = {}
+    # A form's actions under one version, asked once per run, not once per record (`_actions_of`).
+    actions: ActionsMemo = {}
+    # Nothing is written here: the hooks' reads (a record's protocol version) are remembered for the
+    # run (`SqlStore.memoized`), read once per bundle, not once per record.
+    with store.batched_inserts():
+        _check_each(store, events, kind, what, sites, arriving, actions)
+
+
+def _check_each(
+    store: SqlStore,
+    events: Iterable[Event],
+    kind: str,
+    what: str,
+    sites: _DeviceSites,
+    arriving: dict[tuple[str, str], str],
+    actions: ActionsMemo,
+) -> None:
     # A record's form and its protocol version are projections, read in the common dialect (a
     # PostgreSQL hub holds them too).
     check_form_role = portable(_check_form_role)
     check_values = portable(_check_values)
-    # Versions this run loads before its records (a device's first bundle carries its site's first
-    # `protocol.loaded`, then records under it): checked under them, not under the names' defaults.
-    arriving: dict[tuple[str, str], str] = {}
     for e in events:
         t = EVENT_TYPES.get(e.type)
         if t is None:
@@ -333,7 +350,7 @@ def check_import(store: SqlStore, events: Iterable[Event], kind: str, what: str 
             )
         try:
             _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
-            check_form_role(store, e, arriving)
+            check_form_role(store, e, arriving, actions)
             check_values(store, e, arriving)
         except Refused as exc:
             raise Refused(f"{what}: event {e.id}: {exc}; refused, nothing applied") from None
@@ -376,10 +393,16 @@ def actions_for(form: str) -> tuple[str, str]:
 Arriving = Mapping[tuple[str, str], str]
 """(protocol id, version) -> source of the versions a run of imported events loads before its records."""
 
+ActionsMemo = dict[tuple[str, tuple[str, str] | None, str | None], tuple[str, str]]
+"""One run's answers of `_actions_of`: (form, (protocol id, version) or None, arriving source) -> actions."""
+
 FormActionsOf = Callable[["Store", "Event", str, Arriving], "tuple[str, str] | None"]
 """`fn(store, event, form, arriving)`: the (submit, amend) actions of `form` under the protocol version
 the record was captured under (`event.protocol`: loaded here, or loaded earlier in the same run of
-imported events, `arriving`), or None when that version does not say."""
+imported events, `arriving`), or None when that version does not say. The answer may depend on the
+form, the version the record names (its `id` and `version`), what `arriving` holds under that version,
+and the store, nothing else of the event: `check_import` asks once per (form, version, arriving source)
+in a run, in which nothing is written."""
 _FORM_ACTIONS_OF: list[FormActionsOf] = []
 
 
@@ -394,7 +417,31 @@ def form_actions_of(fn: FormActionsOf) -> None:
         _FORM_ACTIONS_OF.append(fn)
 
 
-def _actions_of(store: Store, e: Event, form: str, arriving: Arriving) -> tuple[str, str]:
+def _actions_of(
+    store: Store,
+    e: Event,
+    form: str,
+    arriving: Arriving,
+    memo: ActionsMemo | None = None,
+) -> tuple[str, str]:
+    """The (submit, amend) actions of a record's form: the hooks' (`form_actions_of`), else the names'.
+
+    `memo`, one run's (`check_import`): the answer under the same form, version and arriving source,
+    which is the same answer (`FormActionsOf`): a bundle's thousands of records of a few forms under
+    one version ask their version's model a few times, not once each (on PostgreSQL, not a round
+    trip each)."""
+    if memo is None:
+        return _ask_actions(store, e, form, arriving)
+    ref = e.protocol
+    version = (str(ref.get("id", "")), str(ref.get("version", ""))) if ref else None
+    key = (form, version, arriving.get(version) if version is not None else None)
+    got = memo.get(key)
+    if got is None:
+        got = memo[key] = _ask_actions(store, e, form, arriving)
+    return got
+
+
+def _ask_actions(store: Store, e: Event, form: str, arriving: Arriving) -> tuple[str, str]:
     for fn in _FORM_ACTIONS_OF:
         if not is_portable(fn) and not store.holds_projections:
             raise NotPortable(f"{getattr(fn, '__qualname__', fn)!s} is not declared common_dialect")
@@ -414,14 +461,19 @@ def _record_form(store: Store, e: Event) -> str | None:
 
 
 @common_dialect
-def _check_form_role(store: Store, e: Event, arriving: Arriving) -> None:
+def _check_form_role(
+    store: Store,
+    e: Event,
+    arriving: Arriving,
+    memo: ActionsMemo | None = None,
+) -> None:
     """A record's role must be one its form allows (`form_actions`), as the services require."""
     if e.type not in ("record.submitted", "record.amended") or e.role is None:
         return
     form = _record_form(store, e)
     if form is None:
         return
-    submit, amend = _actions_of(store, e, form, arriving)
+    submit, amend = _actions_of(store, e, form, arriving, memo)
     action = submit if e.type == "record.submitted" else amend
     if not roles.allowed(e.role, action):
         verb = "submit" if e.type == "record.submitted" else "amend"

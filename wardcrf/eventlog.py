@@ -98,28 +98,24 @@ class Event:
                 raise ValueError(f"event line lacks {', '.join(missing)}")
             extra = sorted(set(obj) - _LINE_KEYS)
             raise ValueError(f"event line has unknown keys {', '.join(extra)}")
-        return cls(
-            id=obj["id"],
-            device=obj["device"],
-            seq=obj["seq"],
-            prev=obj["prev"],
-            hash=canonical.line_hash(line),
-            hlc=obj["hlc"],
-            ts=obj["ts"],
-            tz=obj["tz"],
-            zone=obj["zone"],
-            site=obj["site"],
-            user=obj["user"],
-            role=obj["role"],
-            type=obj["type"],
-            subject=obj["subject"],
-            body=obj["body"] or {},
-            reason=obj["reason"],
-            amends=obj["amends"],
-            protocol=obj["protocol"],
-            line=line,
-            spelled_alike=fast is not None,
-        )
+        return cls.adopt(obj, line, canonical.line_hash(line), spelled_alike=fast is not None)
+
+    @classmethod
+    def adopt(cls, obj: dict[str, Any], line: str, hash_: str, *, spelled_alike: bool) -> Event:
+        """The event of a line's parsed object `obj`, whose keys were shown to be exactly the line's
+        (`prev` and `EVENT_KEYS`), with its `hash_`: `obj` becomes the event's attributes, with its body
+        (None read as {}), line, hash and `spelled_alike` added. The caller gives `obj` up.
+
+        The same event `Event(...)` builds field by field; the frozen dataclass's `__init__` sets each
+        of its twenty attributes through `object.__setattr__`, which cost a fifth of a hub's chain
+        check per line. The instance stays frozen: nothing assigns to it afterwards."""
+        obj["body"] = obj["body"] or {}
+        obj["hash"] = hash_
+        obj["line"] = line
+        obj["spelled_alike"] = spelled_alike
+        event = object.__new__(cls)
+        event.__dict__.update(obj)
+        return event
 
     @property
     def local_time(self) -> datetime:
@@ -426,11 +422,37 @@ def ingest_many(
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
+        # The chain heads and the newest clock, once for the run (what `_write` notes event by event;
+        # no projector reads them: they are this transaction's, written just before its commit).
+        if batch:
+            _note_heads(store, batch)
+        native = store if isinstance(store, Store) else None
         with owned_bodies(), store.batched_inserts():
             for event in batch:
-                run = project and event.type not in unprojected
-                _write(store, event, insert=False, projectors=None if run else [])
+                if not project or event.type in unprojected:
+                    continue
+                fns = projectors_for(event.type)
+                if native is not None:
+                    for fn in fns:
+                        fn(native, event)
+                else:
+                    # Another engine (a PostgreSQL hub) runs only code whose SQL it speaks
+                    # (`common_dialect`); anything else raises `NotPortable` before it runs.
+                    for runner in [portable(fn) for fn in fns]:
+                        runner(store, event)
     return len(batch)
+
+
+def _note_heads(store: SqlStore, batch: list[Event]) -> None:
+    """Note a run's chain heads and its newest clock for the commit (`_flush_heads`), as `_write` notes
+    one event's: each device's head is its last event of the run, the top clock the largest seen."""
+    if _flush_heads not in store.before_commit:
+        store.before_commit.append(_flush_heads)
+    for device, last in {e.device: e for e in batch}.items():
+        store.pending_heads[device] = (last.seq, last.hash, last.hlc)
+    newest = max(e.hlc for e in batch)
+    top = _top_hlc(store)
+    store.pending_heads[_TOP] = (0, "", newest if top is None or newest > top else top)
 
 
 def head(store: SqlStore, device: str) -> tuple[int, str]:

@@ -925,10 +925,10 @@ from wardcrf import eventlog
 from wardcrf.cli import main
 
 paused, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-write = eventlog._write
+noted = eventlog._note_heads
 
 
-def _write(*args, **kw):
+def _note_heads(*args, **kw):
     # The bundle's events are in the log (their positions taken); hold before projecting them.
     if not paused.exists():
         paused.write_text("paused")
@@ -937,10 +937,10 @@ def _write(*args, **kw):
             if time.monotonic() > deadline:
                 raise SystemExit("never released")
             time.sleep(0.05)
-    return write(*args, **kw)
+    return noted(*args, **kw)
 
 
-eventlog._write = _write
+eventlog._note_heads = _note_heads
 main(["hub", "import", "--data-dir", sys.argv[3], *sys.argv[4:]])
 """
 

@@ -129,8 +129,15 @@ def version_of_import(
     if not ref:
         return None
     key = (str(ref.get("id", "")), str(ref.get("version", "")))
-    if protocols.is_loaded(store, ref):
-        return protocols.loaded_version(store, *key)
+
+    def loaded() -> protocols.Protocol | None:
+        return protocols.loaded_version(store, *key) if protocols.is_loaded(store, ref) else None
+
+    # Read once per version while the import's check runs (`authority.check_import`, which writes
+    # nothing), not twice per record: on PostgreSQL each read is a round trip.
+    held = store.memoized(f"engine_rules.version_of_import {key!r}", ("protocols",), loaded)
+    if held is not None:
+        return held
     source = (arriving or {}).get(key)
     if source is None:
         return None
