@@ -311,10 +311,15 @@ def owed(
     filled: dict[tuple[str, int], set[str]] = {}
     known: dict[tuple[int, str], _About] = {}
     for form, recs in records.items():
+        # `place` passes over an occurrence whose visit lists no entry for the form: only the others are
+        # asked, in their order (the same first match), not every occurrence for every record
+        listing = [occ for occ in found if _about(model, occ.visit, form, known)[0] is not None]
+        if not listing:
+            continue
         for rec in recs:
             taken = rec.when()
             local = taken.astimezone(zone).date() if isinstance(taken, datetime) else taken
-            occ = place(model, found, rec, local, snap, known)
+            occ = place(model, listing, rec, local, snap, known)
             if occ is not None:
                 filled.setdefault((occ.visit.code, occ.n), set()).add(form)
     out: list[Owed] = []
