@@ -13,9 +13,12 @@ importers go on), rolled back at the end: nothing is written, whatever it finds.
 
 What the replay reproduces is how import built the rows: each bundle's
 events are visible to the projectors together (`eventlog.ingest_many`
-inserts a bundle's rows before projecting them), each record's hooks run as
-it arrives (the ward queue kept up per record, not derived once at the end),
-and `sync.engine.DEFERRED_PROJECTIONS` project nothing. Two things are not
+inserts a bundle's rows before projecting them) and are projected in one
+batch, as import projects them: the record hooks that take a batch are given
+the bundle's records together and the ward queue's row of each participant
+the bundle moves is computed once, at the bundle's end (kept up per bundle,
+not derived once at the end), and `sync.engine.DEFERRED_PROJECTIONS` project
+nothing. Two things are not
 from the log and are treated as such: the registry's copy (`sync_devices`,
 from the hub's file) is not compared, and the hub's own events (in its file,
 projected into the database by `pghub.mirror_own_events` up to the marker
@@ -31,6 +34,7 @@ reads.
 from __future__ import annotations
 
 import bisect
+import contextlib
 from typing import Any
 
 from wardcrf import eventlog, projections
@@ -252,9 +256,45 @@ makes) goes before the next one committed after it in the log; with no
 leaves at all, the log order."""
 
 
+class _Bundle:
+    """The batch one bundle's events are projected in (`SqlStore.batched_inserts`), as import projects
+    them (`eventlog.ingest_many`): the record hooks that take a batch are given its records together, and
+    put-off work (the ward queue's row of each participant the bundle moves) is done once, at its end."""
+
+    def __init__(self, store: PgStore) -> None:
+        self.store = store
+        self.span: tuple[str, int, int] | None = None
+        self.last = ""  # the last event projected in it: a failure at its end is named by it
+        self.kind = ""
+        self._open: contextlib.ExitStack | None = None
+
+    def enter(self, span: tuple[str, int, int]) -> None:
+        """Begin the batch of `span`'s events (after ending the one before)."""
+        if span == self.span and self._open is not None:
+            return
+        self.end()
+        self._open = contextlib.ExitStack()
+        self._open.enter_context(self.store.batched_inserts())
+        self.span = span
+
+    def end(self) -> None:
+        """End the batch: the work it put off is done now (and may raise what a projector raises)."""
+        opened, self._open, self.span = self._open, None, None
+        if opened is not None:
+            opened.close()
+
+    def abort(self, exc: BaseException) -> None:
+        """End the batch on a failure: its put-off work dropped, as a failing import's is."""
+        opened, self._open, self.span = self._open, None, None
+        if opened is not None:
+            with contextlib.suppress(Exception):
+                opened.__exit__(type(exc), exc, exc.__traceback__)
+
+
 def _replay(store: PgStore, where: str, own: list[OwnStep]) -> tuple[int, Difference | None]:
-    """Every event of the log, in its order, through the projectors import ran, and the hub's own events
-    (`own`) where they were projected among them; (the log's events, what failed)."""
+    """Every event of the log, in its order, through the projectors import ran, each bundle's in one batch
+    (`_Bundle`), and the hub's own events (`own`) where they were projected among them; (the log's
+    events, what failed)."""
     bundles: dict[str, list[tuple[int, int]]] = {}
     for device, first, last in store.execute(
         "SELECT device, first_seq, last_seq FROM public.sync_applied WHERE first_seq IS NOT NULL"
@@ -263,7 +303,7 @@ def _replay(store: PgStore, where: str, own: list[OwnStep]) -> tuple[int, Differ
         bundles.setdefault(str(device), []).append((int(first), int(last)))
     shown: set[tuple[str, int, int]] = set()
 
-    def show(device: str, seq: int) -> None:
+    def show(device: str, seq: int) -> tuple[str, int, int]:
         spans = bundles.get(device, [])
         i = bisect.bisect_right(spans, (seq, float("inf"))) - 1
         first, last = spans[i] if i >= 0 and spans[i][0] <= seq <= spans[i][1] else (seq, seq)
@@ -273,6 +313,16 @@ def _replay(store: PgStore, where: str, own: list[OwnStep]) -> tuple[int, Differ
                 "INSERT INTO pg_temp.events SELECT * FROM public.events WHERE device = ? AND seq BETWEEN ? AND ?",
                 (device, first, last),
             )
+        return device, first, last
+
+    batch = _Bundle(store)
+
+    def ended() -> Difference | None:
+        try:
+            batch.end()
+        except (WardError, NotPortable) as exc:
+            return Difference("events", batch.last, f"cannot be replayed ({batch.kind}): {exc}", where)
+        return None
 
     pending = list(reversed(own))
     n = 0
@@ -284,26 +334,37 @@ def _replay(store: PgStore, where: str, own: list[OwnStep]) -> tuple[int, Differ
             for device, seq, line, pos in cur:
                 # A run goes before the first event committed after it (past its position).
                 while pending and pending[-1][0] < pos:
-                    failed = _project_own(store, pending.pop(), where)
+                    failed = ended() or _project_own(store, pending.pop(), where)
                     if failed is not None:
                         return n, failed
-                show(str(device), int(seq))
+                span = show(str(device), int(seq))
                 event = eventlog.Event.from_line(line)
                 n += 1
                 if event.type in engine.DEFERRED_PROJECTIONS:
                     continue
+                if span != batch.span:
+                    failed = ended()
+                    if failed is not None:
+                        return n, failed
+                    batch.enter(span)
+                batch.last, batch.kind = event.id, event.type
                 try:
                     for fn in eventlog.projectors_for(event.type):
                         portable(fn)(store, event)
                 except (WardError, NotPortable) as exc:
+                    batch.abort(exc)
                     return n, Difference(
                         "events", event.id, f"cannot be replayed ({event.type}): {exc}", where
                     )
+            failed = ended()
+            if failed is not None:
+                return n, failed
             while pending:
                 failed = _project_own(store, pending.pop(), where)
                 if failed is not None:
                     return n, failed
     finally:
+        batch.abort(StoreError("the replay stopped"))
         cur.close()
     return n, None
 

@@ -16,7 +16,7 @@ own `message` when it declares one.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -167,16 +167,27 @@ def participant_records(store: Store, model: Model, pid: str) -> dict[str, list[
     projected, in log order, and amended in place), so a projection derived from this reads the same
     whether the log is there or being replayed into a scratch copy (`db rebuild --check`).
     """
-    forms = model.data.get("forms", {})
-    out: dict[str, list[Rec]] = {}
     rows = store.execute(
         "SELECT r.form, r.event_id, r.data, r.rowid FROM records r WHERE r.subject = ? ORDER BY r.rowid",
         (f"participant:{pid}",),
     ).fetchall()
-    for form, event_id, data, pos in rows:
+    return typed_records(
+        model, ((form, event_id, json.loads(data), pos) for form, event_id, data, pos in rows)
+    )
+
+
+def typed_records(
+    model: Model, rows: Iterable[tuple[str, str, Mapping[str, Any], int]]
+) -> dict[str, list[Rec]]:
+    """`participant_records` of rows already read and parsed: (form, event id, stored values, rowid), in
+    log order (the ward queue reads many participants' records in one query: `engine_rules.queue_reads`)."""
+    forms = model.data.get("forms", {})
+    out: dict[str, list[Rec]] = {}
+    for form, event_id, values, pos in rows:
         fields = forms.get(form, {}).get("fields", {})
-        values = interpreter.typed_values(fields, json.loads(data))
-        out.setdefault(form, []).append(Rec(form, values, event_id, int(pos)))
+        out.setdefault(form, []).append(
+            Rec(form, interpreter.typed_values(fields, values), event_id, int(pos))
+        )
     return out
 
 

@@ -236,7 +236,7 @@ def owed_after(
         link = str(a.get("link", ""))
         done: set[int] = set()
         for rec in snap.records.get(str(a["form"]), ()):
-            if a.get("match") and interpreter.truth(str(a["match"]), snap.with_record(rec)) is not True:
+            if a.get("match") and interpreter.record_truth(str(a["match"]), snap, rec) is not True:
                 continue
             n = rec.values.get(link)
             if n is not None:

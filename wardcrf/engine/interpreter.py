@@ -198,6 +198,91 @@ def _parsed(text: str) -> Node:
     return hit
 
 
+_OWN: dict[str, tuple[str, ...] | None] = {}
+_PURE = frozenset(
+    {"or", "and", "not", "cmp", "in", "between", "isblank", "neg", "num", "dur", "str", "bool", "list"}
+)
+"""Node kinds whose value is a function of their operands' alone (no anchor, form, function or clock)."""
+
+
+def own_fields(text: str) -> tuple[str, ...] | None:
+    """The fields of the record in hand an expression reads, when its value is a function of their values
+    alone: literals, bare field names (not `today`, `now`), comparisons and logic. None when it reads
+    anything else (an anchor, another form, a function, the clock, arithmetic) or does not parse.
+
+    Outside any enclosing record (`Snapshot.outer` empty) such an expression gives the same answer for
+    every record holding the same values in those fields, whoever's they are: placing records in visits
+    asks `timepoint == 'post_dose'` of every vital-signs record of every participant
+    (`engine.visits.place`), so the answer is kept by those values. Worked out once per expression."""
+    if text in _OWN:
+        return _OWN[text]
+    try:
+        tree = _parsed(text)
+    except Exception:  # a caller evaluating it meets the same error
+        return None
+    names: list[str] = []
+
+    def walk(node: Any) -> bool:
+        kind = node[0]
+        if kind == "name":
+            if node[1] in ("today", "now"):
+                return False
+            names.append(str(node[1]))
+            return True
+        if kind not in _PURE:
+            return False
+        if kind == "list":
+            return all(walk(item) for item in node[1])
+        return all(walk(part) for part in node[1:] if isinstance(part, tuple))
+
+    found = tuple(dict.fromkeys(names)) if walk(tree) else None
+    if len(_OWN) > 4096:
+        _OWN.clear()
+    _OWN[text] = found
+    return found
+
+
+def record_truth(
+    text: str, snap: Snapshot, rec: Rec, within: Callable[[], Snapshot] | None = None
+) -> bool | None:
+    """`truth(text, snap.with_record(rec))` (`within`: what builds that snapshot, for a caller keeping it).
+
+    An expression of the record's own fields alone (`own_fields`), asked outside any record, gives the same
+    answer for every record holding the same values in them: it is kept by those values (and the type of
+    each: `1` and `true` are not one value here), across records and participants. A type clash is not
+    kept: it is raised each time, as `truth` raises it."""
+    key = _own_key(text, snap, rec)
+    if key is not None:
+        hit = _TRUTHS.get(key, _UNKNOWN)
+        if hit is not _UNKNOWN:
+            return hit  # type: ignore[return-value]
+    got = truth(text, within() if within is not None else snap.with_record(rec))
+    if key is not None:
+        if len(_TRUTHS) > 4096:
+            _TRUTHS.clear()
+        _TRUTHS[key] = got
+    return got
+
+
+_TRUTHS: dict[tuple[Any, ...], bool | None] = {}
+_UNKNOWN = object()
+
+
+def _own_key(text: str, snap: Snapshot, rec: Rec) -> tuple[Any, ...] | None:
+    """(text, each field it reads: its value's type and value) when `record_truth`'s answer is a function
+    of those, else None."""
+    names = own_fields(text)
+    if names is None or snap.record is not None or snap.outer:
+        return None  # inside a record, a name may be an enclosing record's field
+    values = rec.values
+    key = (text, *((type(v), v) for v in map(values.get, names)))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def blanks_of(text: str, snap: Snapshot) -> list[str]:
     """The names (form.field, @anchor) an expression reads that are blank: what makes it not assessable."""
     out: list[str] = []

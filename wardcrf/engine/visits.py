@@ -202,7 +202,9 @@ class _Truths:
     every occurrence of a repeating visit; the answer depends only on the expression, the snapshot and
     the record, which are the same for all of them, so it is computed once (and the record's snapshot,
     `with_record`, built once) instead of once per occurrence: `db rebuild` re-derives every
-    participant's ward-queue row this way (`wardqueue.derive`)."""
+    participant's ward-queue row this way (`wardqueue.derive`). An expression of the record's own fields
+    alone (`timepoint == 'post_dose'`) is answered once for all records holding the same values in them
+    (`interpreter.record_truth`)."""
 
     __slots__ = ("_known", "_rec", "_snap", "_within")
 
@@ -211,13 +213,16 @@ class _Truths:
         self._within: Snapshot | None = None
         self._known: dict[str, bool] = {}
 
+    def _inside(self) -> Snapshot:
+        if self._within is None:
+            self._within = self._snap.with_record(self._rec)
+        return self._within
+
     def __call__(self, expr: str) -> bool:
         hit = self._known.get(expr)
         if hit is None:
-            if self._within is None:
-                self._within = self._snap.with_record(self._rec)
             try:
-                hit = interpreter.truth(expr, self._within) is True
+                hit = interpreter.record_truth(expr, self._snap, self._rec, self._inside) is True
             except EvalError:
                 hit = False
             self._known[expr] = hit
@@ -306,10 +311,15 @@ def owed(
     filled: dict[tuple[str, int], set[str]] = {}
     known: dict[tuple[int, str], _About] = {}
     for form, recs in records.items():
+        # `place` passes over an occurrence whose visit lists no entry for the form: only the others are
+        # asked, in their order (the same first match), not every occurrence for every record
+        listing = [occ for occ in found if _about(model, occ.visit, form, known)[0] is not None]
+        if not listing:
+            continue
         for rec in recs:
             taken = rec.when()
             local = taken.astimezone(zone).date() if isinstance(taken, datetime) else taken
-            occ = place(model, found, rec, local, snap, known)
+            occ = place(model, listing, rec, local, snap, known)
             if occ is not None:
                 filled.setdefault((occ.visit.code, occ.n), set()).add(form)
     out: list[Owed] = []
@@ -426,8 +436,21 @@ class Calendar:
         return None
 
 
+_CALENDARS: dict[int, tuple[Model, tuple[Calendar, ...]]] = {}
+
+
 def calendar(model: Model) -> tuple[Calendar, ...]:
-    """The protocol's scheduled visits counted from an anchor, in declared order."""
+    """The protocol's scheduled visits counted from an anchor, in declared order: worked out once per
+    model (it is immutable; held here, so its id names no other), not once per participant placed."""
+    hit = _CALENDARS.get(id(model))
+    if hit is None or hit[0] is not model:
+        if len(_CALENDARS) > 64:
+            _CALENDARS.clear()
+        hit = _CALENDARS[id(model)] = (model, _calendar(model))
+    return hit[1]
+
+
+def _calendar(model: Model) -> tuple[Calendar, ...]:
     out: list[Calendar] = []
     for v in model.data.get("visits", ()):
         repeat = v.get("repeat") or {}

@@ -262,18 +262,27 @@ def _dose_anchors(m: Model, records: Mapping[str, Sequence[Rec]], in_hand: Rec) 
 
 
 def plan_inputs(
-    store: Store, m: Model, p: Participant | None, site_zone: str
+    store: Store,
+    m: Model,
+    p: Participant | None,
+    site_zone: str,
+    allocations: Mapping[str, tuple[Any, ...]] | None = None,
 ) -> tuple[dict[str, date | datetime | None], str | None]:
     """(anchors, arm) of a participant's schedule: consent, enrollment and randomization as recorded, and the
     arm allocated (open label) — for a blinded allocation the first arm, whose schedule every arm repeats
-    (`same_as`); a single-arm trial's only arm."""
+    (`same_as`); a single-arm trial's only arm. `allocations`: the `rand_allocations` rows (arm, kit, ts)
+    by participant key already read for many participants (`QueueReads`), instead of one query here."""
     anchors: dict[str, date | datetime | None] = {}
     if p is None:
         return anchors, None
     if p.consent_time:
         anchors["consent"] = datetime.fromisoformat(p.consent_time)
     anchors["enrollment"] = p.enrolled_date
-    row = store.one("SELECT arm, kit, ts FROM rand_allocations WHERE participant = ?", (ids.key(p.id),))
+    key = ids.key(p.id)
+    if allocations is not None:
+        row = allocations.get(key)
+    else:
+        row = store.one("SELECT arm, kit, ts FROM rand_allocations WHERE participant = ?", (key,))
     arm: str | None = None
     if row is not None:
         anchors["randomization"] = datetime.fromisoformat(str(row[2]).replace("Z", "+00:00"))
@@ -1698,19 +1707,65 @@ def own_holds(m: Model, snap: Snapshot, participant: str, arm: str | None) -> li
     )
 
 
-def queue_row(store: Store, proto: Protocol, p: Participant) -> QueueRow:
+@dataclass(frozen=True)
+class QueueReads:
+    """What `queue_row` reads of the store, read for many participants in a few queries (`queue_reads`):
+    a rebuild derives every participant's row, and one query per participant for their records, one per
+    administration form and one for their allocation cost more than the row's own work."""
+
+    zone: str
+    """The site's zone (`site.zone`)."""
+    allocations: Mapping[str, tuple[Any, ...]]
+    """(arm, kit, ts) of `rand_allocations` by participant key."""
+    records: Mapping[str, Sequence[tuple[str, str, str, int]]]
+    """(form, event id, data, rowid) of each participant's records by subject, in the projection's order."""
+
+
+def queue_reads(store: Store, people: Sequence[Participant]) -> QueueReads:
+    """`QueueReads` of `people`: the site's zone, their allocations and their records, in queries of at most
+    500 participants each (the rows are those `queue_row` reads one participant at a time, in the same
+    order)."""
+    site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
+    allocations: dict[str, tuple[Any, ...]] = {}
+    records: dict[str, list[tuple[str, str, str, int]]] = {}
+    for i in range(0, len(people), 500):
+        chunk = people[i : i + 500]
+        keys = list(dict.fromkeys(ids.key(p.id) for p in chunk))
+        marks = ",".join("?" * len(keys))
+        for participant, arm, kit, ts in store.execute(
+            f"SELECT participant, arm, kit, ts FROM rand_allocations WHERE participant IN ({marks})", keys
+        ).fetchall():
+            allocations.setdefault(str(participant), (arm, kit, ts))
+        subjects = list(dict.fromkeys(p.subject for p in chunk))
+        marks = ",".join("?" * len(subjects))
+        for subject, form, event_id, data, pos in store.execute(
+            "SELECT r.subject, r.form, r.event_id, r.data, r.rowid FROM records r"
+            f" WHERE r.subject IN ({marks}) ORDER BY r.rowid",
+            subjects,
+        ).fetchall():
+            records.setdefault(str(subject), []).append((form, event_id, data, int(pos)))
+    return QueueReads(site_zone, allocations, records)
+
+
+def queue_row(store: Store, proto: Protocol, p: Participant, reads: QueueReads | None = None) -> QueueRow:
     """The participant's first administration without a record (number, due time), the `after` assessments
     on the vital signs form owed, the visits they owe (`_visit_due`: from, until) and whether a gate of their
-    own holds them, for the ward queue: from the projections alone, whatever the clock (`wardqueue`)."""
+    own holds them, for the ward queue: from the projections alone, whatever the clock (`wardqueue`).
+    `reads`: what it reads of the store, already read for many participants (`queue_reads`)."""
     from ..engine import due
 
     m = proto.engine
     assert m is not None
-    site_zone = str(store.scalar("SELECT zone FROM site WHERE id = 1") or "UTC")
-    anchors, arm = plan_inputs(store, m, p, site_zone)
+    if reads is None:
+        reads = queue_reads(store, [p])
+    site_zone = reads.zone
+    anchors, arm = plan_inputs(store, m, p, site_zone, reads.allocations)
     if not p.enrollment_event:
         return QueueRow(None, None, 0, None)
-    records = eligibility.participant_records(store, m, p.id)
+    # Each record's stored values parsed once: typed for the expressions, and as stored for placing the
+    # administrations (in the projection's order, as `eligibility.participant_records` reads them).
+    stored_all = [(f, e, json.loads(d), pos) for f, e, d, pos in reads.records.get(p.subject, ())]
+    records = eligibility.typed_records(m, stored_all)
     tz = zone(site_zone)
     snap = Snapshot(
         records=records, now=datetime.now(UTC), zone=tz, anchors=anchors, anchor_day=m.calendar.anchor_day
@@ -1729,14 +1784,7 @@ def queue_row(store: Store, proto: Protocol, p: Participant) -> QueueRow:
     given: list[int] = []
     placed_all: list[tuple[str, Administration, list[schedule.SlotState]]] = []
     for form in sorted(_administration_forms(m)):
-        stored = [
-            {**json.loads(d), "_event": e}
-            for e, d in store.execute(
-                "SELECT r.event_id, r.data FROM records r"
-                " WHERE r.subject = ? AND r.form = ? ORDER BY r.rowid",
-                (p.subject, form),
-            ).fetchall()
-        ]
+        stored = [{**values, "_event": e} for f, e, values, _pos in stored_all if f == form]
         rows, _ = place(m, form, anchors, arm, site_zone, stored, None, _END_OF_TIME, facts)
         if ended.treatment_end is not None:
             rows = [

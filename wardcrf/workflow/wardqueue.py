@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .. import projections
+from .. import ids, projections
 from .. import protocol as protocols
 from ..engine import due
 from ..errors import Refused
@@ -56,12 +56,17 @@ from . import declared
 
 if TYPE_CHECKING:
     from ..features import Registry
+    from .base import Participant
+    from .engine_rules import QueueReads
 
 MIGRATION = "0570-ward-queue-visits"
 """The migration that added the visit columns: a site upgraded through it re-derives every row."""
 MIGRATION_NOT_LOADED = "0580-ward-queue-version-not-loaded"
 """A site upgraded through it re-derives every row: a row computed under the active version for a participant
 on a version not loaded here (before such rows were left unplaced) does not outlive the upgrade."""
+
+_CHUNK = 500
+"""Participants whose rows `derive` reads together."""
 
 PARTICIPANTS = "participants"
 """The `counters` row holding the number of participants on the site."""
@@ -191,17 +196,25 @@ def _format_2(store: Store) -> protocols.Protocol | None:
     return proto if proto is not None and proto.engine is not None else None
 
 
-def _engine_row(store: Store, proto: protocols.Protocol, state: tuple[Any, ...]) -> tuple[Any, ...]:
+def _engine_row(
+    store: Store,
+    proto: protocols.Protocol,
+    state: tuple[Any, ...],
+    p: Participant | None = None,
+    reads: QueueReads | None = None,
+) -> tuple[Any, ...]:
     """A format-2 participant's row: the first administration without a record in the schedule of the arm
     allocated, its due time, a hold of their own (ineligible after enrollment, or a gate their own records
     decide: `engine_rules.own_holds`), post-administration vital signs owed, and the visit forms owed
-    (from, until)."""
+    (from, until). `p`, `reads`: the participant and what their row reads, already read with many others'
+    (`derive`)."""
     from .base import get_participant
     from .engine_rules import queue_row
 
     pid, _enrolled_on, enrollment_event, eligible = state[:4]
-    p = get_participant(store, pid)
-    q = queue_row(store, proto, p) if p is not None else None
+    if p is None:
+        p = get_participant(store, pid)
+    q = queue_row(store, proto, p, reads) if p is not None else None
     if q is None:
         return pid, None, None, int(bool(enrollment_event) and eligible == 0), 0, None, None
     span = q.visit_due
@@ -220,23 +233,20 @@ NOT_LOADED = object()
 """`_theirs` of a participant on a version not loaded here: no due times (`_unplaced_row`)."""
 
 
-def _theirs(store: Store, pid: str) -> protocols.Protocol | object | None:
-    """The version a participant is on (`amendments`: their enrollment's, or the one applied to them), as
+def _theirs(store: Store, people: list[Participant]) -> dict[str, protocols.Protocol | object | None]:
+    """The version each participant is on (`amendments`: their enrollment's, or the one applied to them), as
     `derive` reads it (`protocols_of`); `NOT_LOADED` for a version not loaded here: their schedule is
     unknown, so nothing is placed as due until it is (loading it recomputes every row), and a rebuild's
-    rows equal these."""
+    rows equal these. None for all when no version is loaded (no due times; loading one recomputes every
+    row)."""
     from .amendments import not_loaded_of, protocols_of
-    from .base import get_participant
 
     active = _active(store)
     if active is None:
-        return None  # no protocol yet: no due times (loading one recomputes every row)
-    p = get_participant(store, pid)
-    if p is None:
-        return active
-    if not_loaded_of(store, [p]):
-        return NOT_LOADED
-    return protocols_of(store, [p]).get(p.id, active)
+        return {}
+    unloaded = not_loaded_of(store, people)
+    theirs = protocols_of(store, [p for p in people if p.id not in unloaded])
+    return {p.id: NOT_LOADED if p.id in unloaded else theirs.get(p.id, active) for p in people}
 
 
 def _unplaced_row(state: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -247,38 +257,84 @@ def _unplaced_row(state: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _queue_row(
-    store: Store, proto: protocols.Protocol | object | None, state: tuple[Any, ...]
+    store: Store,
+    proto: protocols.Protocol | object | None,
+    state: tuple[Any, ...],
+    p: Participant | None = None,
+    reads: QueueReads | None = None,
 ) -> tuple[Any, ...]:
     """A participant's row under their version: the engine's for a format-2 version of its own."""
     if proto is NOT_LOADED:
         return _unplaced_row(state)
     assert proto is None or isinstance(proto, protocols.Protocol)
     if proto is not None and proto.engine is not None:
-        return _engine_row(store, proto, state)
+        return _engine_row(store, proto, state, p, reads)
     return _row(state, due.model_for(proto) if proto is not None else None)
 
 
 def refresh(store: Store, pid: str) -> None:
     """Recompute one participant's queue row from the projections (and count a new participant)."""
-    states = _state(store, " WHERE p.id = ?", (pid,))
-    if not states:
-        return  # a record about a participant this site does not hold
-    state = states[0]
-    store.execute(_UPSERT, _queue_row(store, _theirs(store, pid), state))
-    if not state[-1]:
-        store.execute(
-            "INSERT INTO counters (name, value) VALUES (?, 1)"
-            " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
-            (PARTICIPANTS,),
-        )
+    refresh_many(store, [pid])
+
+
+def refresh_many(store: Store, pids: Sequence[str]) -> None:
+    """Recompute these participants' queue rows from the projections (and count the new ones), reading
+    _CHUNK of them at a time: a synced bundle moves many participants' rows, each read in the same few
+    statements (a statement is a round trip to a PostgreSQL hub's server). A participant this site does
+    not hold (a record about someone else) has no row."""
+    from .base import get_participant, participant_from_row
+    from .engine_rules import queue_reads
+
+    wanted = list(dict.fromkeys(pids))
+    for i in range(0, len(wanted), _CHUNK):
+        chunk = wanted[i : i + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        states = _state(store, f" WHERE p.id IN ({marks})", tuple(chunk))
+        if not states:
+            continue
+        stored = {
+            str(r["id"]): participant_from_row(r)
+            for r in store.rows(f"SELECT * FROM participants WHERE id IN ({marks})", tuple(chunk))
+        }
+        found: dict[str, Participant | None] = {}
+        for state in states:
+            pid = str(state[0])
+            # `get_participant`'s row: the one stored under the id (a stored id is its own key)
+            found[pid] = stored.get(pid) if ids.key(pid) == pid else get_participant(store, pid)
+        people = [p for p in found.values() if p is not None]
+        theirs = _theirs(store, people)
+        active = _active(store)
+        engine = [
+            p
+            for p in people
+            if isinstance(proto := theirs.get(p.id, active), protocols.Protocol) and proto.engine is not None
+        ]
+        reads = queue_reads(store, engine) if engine else None
+        read = {p.id for p in engine}
+        rows = []
+        for state in states:
+            p = found[str(state[0])]
+            proto = theirs.get(p.id, active) if p is not None else active
+            rows.append(_queue_row(store, proto, state, p, reads if p is not None and p.id in read else None))
+        store.executemany(_UPSERT, rows)
+        new = sum(1 for state in states if not state[-1])
+        if new:
+            store.execute(
+                "INSERT INTO counters (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
+                (PARTICIPANTS, new),
+            )
 
 
 def _refresh(store: Store, pid: str) -> None:
     """`refresh` after a projected event: at once, or inside a batch (a synced bundle) once per participant
-    when the batch ends (`SqlStore.later`) — before anything reads the queue or its counter. The row is a
-    function of the projections when it is computed (`derive` recomputes it so after a replay), so one
-    computation after a bundle's last record of a participant gives the row one per record gave."""
-    if not store.later(("ward_queue", pid), ("ward_queue", "counters"), lambda: refresh(store, pid)):
+    when the batch ends (`SqlStore.later_each`), all the batch's participants together (`refresh_many`)
+    — before anything reads the queue or its counter. The row is a function of the projections when it
+    is computed (`derive` recomputes it so after a replay), so one computation after a bundle's last
+    record of a participant gives the row one per record gave."""
+    if not store.later_each(
+        ("ward_queue", "rows"), ("ward_queue", "counters"), pid, lambda pids: refresh_many(store, pids)
+    ):
         refresh(store, pid)
 
 
@@ -288,6 +344,7 @@ def derive(target: Store, source: Store) -> int:
     target.execute("DELETE FROM counters")
     from .amendments import not_loaded_of, protocols_of
     from .base import participant_from_row
+    from .engine_rules import queue_reads
 
     try:
         active: protocols.Protocol | None = protocols.active(target)
@@ -298,7 +355,32 @@ def derive(target: Store, source: Store) -> int:
     if active is not None:
         theirs.update(protocols_of(target, people, log=source))
         theirs.update(dict.fromkeys(not_loaded_of(target, people, log=source), NOT_LOADED))
-    rows = [_queue_row(target, theirs.get(str(state[0]), active), state) for state in _state(target)]
+    by_id = {p.id: p for p in people}
+    states = _state(target)
+    rows: list[tuple[Any, ...]] = []
+    # The engine's rows read each participant's records and allocation: read for _CHUNK participants at a
+    # time (a few queries, not several per participant; the memory of one chunk's records, not the site's).
+    for i in range(0, len(states), _CHUNK):
+        chunk = states[i : i + _CHUNK]
+        # (state, version, participant): `get_participant`'s row is the one stored under the id (a stored
+        # id is its own key); one that is not is looked up (and reads its own records) as a hook does
+        mine = [
+            (
+                state,
+                theirs.get(str(state[0]), active),
+                by_id.get(str(state[0])) if ids.key(str(state[0])) == state[0] else None,
+            )
+            for state in chunk
+        ]
+        engine = [
+            p
+            for _state_, proto, p in mine
+            if p is not None and isinstance(proto, protocols.Protocol) and proto.engine is not None
+        ]
+        reads = queue_reads(target, engine) if engine else None
+        rows += [
+            _queue_row(target, proto, state, p, reads if p is not None else None) for state, proto, p in mine
+        ]
     target.conn.executemany(_UPSERT, rows)
     if rows:
         target.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (PARTICIPANTS, len(rows)))
