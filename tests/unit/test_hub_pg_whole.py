@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
 from synckit import PASSWORD, open_
@@ -87,6 +88,9 @@ def _both(
 def test_a_report_at_a_postgresql_hub_is_the_sqlcipher_hubs(twins, tmp_path, monkeypatch, args):
     """Each report, fed the same bundles, prints the same at both hubs (not refused at PostgreSQL)."""
     _w, hubs, _post = _pushed(twins, tmp_path)
+    # A report prints when it was made, to the minute: both hubs' at the same moment (a minute turning
+    # between the two runs made them differ).
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", datetime.now(UTC).isoformat(timespec="seconds"))
     got = _both(hubs, tmp_path, monkeypatch, *args, user="coordinator" if "audit-review" in args else "admin")
     assert got["sqlcipher"][0] == 0, got["sqlcipher"]
     assert got["postgresql"] == got["sqlcipher"]
@@ -361,6 +365,7 @@ def test_a_palm_hubs_unblinded_export_and_format_2_reports_at_a_postgresql_hub_a
             assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'randomization.exported'") == 1
         finally:
             s.close()
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", datetime.now(UTC).isoformat(timespec="seconds"))  # both at one minute
     for args in (
         ("report", "endpoints", "--format", "json"),
         ("report", "visits", "--format", "json"),
