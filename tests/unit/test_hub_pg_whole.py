@@ -365,7 +365,8 @@ def test_a_palm_hubs_unblinded_export_and_format_2_reports_at_a_postgresql_hub_a
             assert s.store.scalar("SELECT count(*) FROM events WHERE type = 'randomization.exported'") == 1
         finally:
             s.close()
-    monkeypatch.setenv("WARDCRF_FAKE_NOW", datetime.now(UTC).isoformat(timespec="seconds"))  # both at one minute
+    # both at one minute (a report prints its time)
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", datetime.now(UTC).isoformat(timespec="seconds"))
     for args in (
         ("report", "endpoints", "--format", "json"),
         ("report", "visits", "--format", "json"),
