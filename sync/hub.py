@@ -238,8 +238,13 @@ def _import_pragmas(store: SqlStore) -> None:
         # here too, with PostgreSQL's words (`Store.check_value_types`): the engines agree on a bundle.
         # The projections' tables, not the derived ones (ward queue, counters, readings index): those
         # are computed from these.
-        store.check_value_types(projections.PROJECTION_TABLES, COMPUTED_COLUMNS)
+        store.check_value_types(projections.PROJECTION_TABLES, COMPUTED_COLUMNS, CHECKED_PER_BATCH)
 
+
+CHECKED_PER_BATCH = frozenset({"vitals", "doses"})
+"""Projected tables whose rows an import writes a run at a time (the vitals and dose records' batch hooks,
+`workflow.dosing`): their values are checked once per batch instead of by a trigger per row
+(`Store.check_value_types`'s `per_batch`; what is refused is the same)."""
 
 COMPUTED_COLUMNS = frozenset(
     {"records.version", "protocols.active", "photo_first_refs.seq", "photo_first_refs.ordinal"}
