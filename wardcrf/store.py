@@ -512,7 +512,8 @@ class Store(InsertBatches, Queries):
                 )
                 if table in per_batch:
                     defaults = {str(r[1]): r[4] for r in info}
-                    batched.setdefault(table, ([], {c: defaults[c] for c, _t in kept}))[0].append(create)
+                    checked = {c.lower(): defaults[c] for c, _t in kept}  # SQL's names ignore case
+                    batched.setdefault(table, ([], checked))[0].append(create)
                 elif f"wardcrf_types_{table}_{kind}" not in made:
                     self.conn.execute(create)
         self._per_batch = batched
@@ -537,7 +538,7 @@ class Store(InsertBatches, Queries):
         elif m is None or tail is None or m.group(1).lower() not in self._per_batch:
             plan = True
         else:
-            columns = [c.strip().strip('"`[]') for c in m.group(2).split(",")]
+            columns = [c.strip().strip('"`[]').lower() for c in m.group(2).split(",")]
             values = [v.strip() for v in m.group(3).split(",")]
             sets = [_SET_ROW.fullmatch(a) for a in (tail.group(3) or "").split(",") if a.strip()]
             checked = self._per_batch[m.group(1).lower()][1]

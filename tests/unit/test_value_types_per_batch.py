@@ -100,6 +100,13 @@ def _sqls() -> dict[str, Any]:
                 _vitals(1, **values),
             )
         ),
+        # SQL's names ignore case: a column spelled otherwise than the schema is the same column.
+        "columns spelled in capitals": lambda values: (
+            lambda s: s.execute(
+                f"INSERT INTO Vitals (EVENT_ID, participant, {cols.upper()}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                _vitals(1, **values),
+            )
+        ),
     }
 
 
