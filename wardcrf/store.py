@@ -90,6 +90,8 @@ _ROW_VALUES = re.compile(
 """What may follow a plain INSERT's values for `check_value_types`'s check per batch: nothing, or an upsert
 whose update sets columns (`_SET_ROW` says to which values)."""
 _SET_ROW = re.compile(r"""\s*"?(\w+)"?\s*=\s*excluded\."?(\w+)"?\s*;?\s*""", re.IGNORECASE)
+_TYPED_LITERAL = re.compile(r"NULL|[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.IGNORECASE)
+"""A literal in an INSERT's values no trigger refuses: NULL or a number (never text after affinity)."""
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 PerRow = Callable[[Sequence[Any]], Sequence[Any]]
@@ -282,9 +284,11 @@ class Store(InsertBatches, Queries):
     """The whole schema: the event log and every projection (`SqlStore.holds_projections`)."""
 
     _value_types_checked = False  # `check_value_types` made its triggers on this connection
-    _per_batch: dict[str, tuple[list[str], dict[str, str | None]]]
-    """`check_value_types`'s `per_batch` tables: their triggers' CREATEs and their checked columns' defaults."""
+    _per_batch: dict[str, tuple[list[tuple[str, str]], dict[str, str | None]]]
+    """`check_value_types`'s checked tables: (kind, CREATE) of the triggers made per statement, and the
+    checked columns' defaults."""
     _per_batch_tables: frozenset[str]
+    _no_update_trigger: frozenset[str]
     _per_batch_plans: dict[str, PerRow | bool]
 
     def __init__(self, path: Path, key: bytes | None, *, readonly: bool = False) -> None:
@@ -307,6 +311,7 @@ class Store(InsertBatches, Queries):
         self._init_batches()
         self._per_batch = {}  # none until `check_value_types` names some (a hub's import)
         self._per_batch_tables = frozenset()
+        self._no_update_trigger = frozenset()
         self._per_batch_plans = {}
 
     @classmethod
@@ -468,23 +473,25 @@ class Store(InsertBatches, Queries):
         made once per connection and never stored in the file: a ward's database
         and a backup are unchanged.
 
-        `per_batch`: tables whose rows an import writes in batches of values its code typed (the
-        vitals and doses of a bundle's records, one upsert per run of them). A trigger costs every
-        row it guards a sub-program's run, and an upsert's every row the UPDATE trigger's too, whether
-        either refuses or not (about 2 µs a vitals row each, docs/performance.md); so these tables get
-        none. Instead each plain ``INSERT ... VALUES (?, ...)`` into one of them (or such an upsert
-        whose update sets each column to the row's value) is checked once for its batch in Python,
-        whichever way it runs (`execute`, `executemany`, the rows `insert` collected): rows whose
-        checked values are all NULL, integers, reals or booleans are what the triggers let through,
-        and are written as they are; a batch holding anything else (text, a blob), and any other
-        statement that writes such a table, runs with the table's triggers made for that statement,
-        so that SQLite itself refuses exactly what it refused before, at the same row, in the same
-        words (tests/unit/test_value_types_per_batch.py).
+        A trigger costs every row it guards a sub-program's run, whether it refuses or not (about
+        2 µs a vitals row, docs/performance.md), and an upsert's every row the UPDATE trigger's too.
+        So no table keeps an INSERT trigger: each plain ``INSERT ... VALUES`` of ``?`` and number
+        or NULL literals (or such an upsert whose update sets each column to the row's value) is
+        checked once for its batch in Python, whichever way it runs (`execute`, `executemany`, the
+        rows `insert` collected): rows whose checked values are all NULL, integers, reals or
+        booleans are what the trigger lets through, and are written as they are; a batch holding
+        anything else (text, a blob, what SQLite cannot bind), and any other statement inserting
+        into a checked table (INSERT ... SELECT, text literals, expressions), runs with the INSERT
+        trigger made for that statement and dropped after, so that SQLite itself refuses exactly
+        what it refused before, at the same row, in the same words
+        (tests/unit/test_value_types_per_batch.py). The UPDATE triggers stay, but on `per_batch`:
+        tables written by upserts a run of records at a time (the vitals and doses of a bundle's
+        records), whose UPDATEs run with theirs made for them too.
         """
         if self._value_types_checked:
             return  # made on this connection already (every import calls this; the tables do not change)
         made = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_temp_master WHERE type = 'trigger'")}
-        batched: dict[str, tuple[list[str], dict[str, str | None]]] = {}
+        batched: dict[str, tuple[list[tuple[str, str]], dict[str, str | None]]] = {}
         for table in tables:
             info = list(self.conn.execute(f'PRAGMA main.table_info("{table}")'))
             rowid = [r[1] for r in info if r[5]] if sum(1 for r in info if r[5]) == 1 else []
@@ -504,37 +511,44 @@ class Store(InsertBatches, Queries):
                 for c, t in kept
             )
             columns = ", ".join(f'"{c}"' for c, _t in kept)
+            defaults = {str(r[1]): r[4] for r in info}
+            checked = {c.lower(): defaults[c] for c, _t in kept}  # SQL's names ignore case
+            batched[table] = ([], checked)
             for kind, op in (("insert", "INSERT"), ("update", f"UPDATE OF {columns}")):
                 create = (
                     f'CREATE TEMP TRIGGER IF NOT EXISTS "wardcrf_types_{table}_{kind}" BEFORE {op}'
                     f' ON main."{table}" WHEN {misfit} BEGIN'
                     f" SELECT RAISE(ABORT, '{TYPE_MARK}' || CASE {which} END); END"
                 )
-                if table in per_batch:
-                    defaults = {str(r[1]): r[4] for r in info}
-                    checked = {c.lower(): defaults[c] for c, _t in kept}  # SQL's names ignore case
-                    batched.setdefault(table, ([], checked))[0].append(create)
+                if kind == "insert" or table in per_batch:
+                    batched[table][0].append((kind, create))  # made for a statement that needs it
                 elif f"wardcrf_types_{table}_{kind}" not in made:
                     self.conn.execute(create)
         self._per_batch = batched
         self._per_batch_tables = frozenset(batched)
+        self._no_update_trigger = frozenset(t for t in batched if t in per_batch)
         self._per_batch_plans = {}
         self._value_types_checked = True
 
     def _per_batch_plan(self, sql: str) -> PerRow | bool:
-        """How `sql` is checked when it may write a `per_batch` table (`check_value_types`): a plain INSERT
-        of ``?`` values into one of them (an upsert's update setting each column to the row's value),
-        the getter of a row's values in its checked columns; False when it writes no value (a DELETE)
-        or none of the checked columns; True when it runs with the tables' triggers made for it (an
-        UPDATE, any other INSERT, one leaving a checked column to a default that is not a number).
-        Worked out once per statement."""
+        """How `sql` is checked when it may write a checked table (`check_value_types`): a plain INSERT of
+        ``?`` (and number or NULL literals) into one (an upsert's update setting each column to the row's
+        value), the getter of a row's values in its checked columns; False when it needs no check here (a
+        DELETE, an UPDATE of a table keeping its UPDATE trigger, an INSERT writing no checked column);
+        True when it runs with the triggers made for it (any other INSERT, one leaving a checked column
+        to a default that is not a number, an UPDATE of a `per_batch` table). Worked out once per statement."""
         plan = self._per_batch_plans.get(sql)
         if plan is not None:
             return plan
+        head = sql.lstrip()[:7].upper()
         m = _PLAIN_INSERT.match(sql)
         tail = _ROW_VALUES.fullmatch(m.group(4)) if m is not None else None
-        if sql.lstrip()[:6].upper() == "DELETE":
+        if head.startswith("DELETE"):
             plan = False
+        elif head.startswith("UPDATE"):
+            plan = bool(self._no_update_trigger) and may_write(sql, self._no_update_trigger)
+        elif not head.startswith(("INSERT", "REPLACE", "WITH")):
+            plan = False  # not DML (a pragma, a savepoint, DDL): it writes no row
         elif m is None or tail is None or m.group(1).lower() not in self._per_batch:
             plan = True
         else:
@@ -542,9 +556,12 @@ class Store(InsertBatches, Queries):
             values = [v.strip() for v in m.group(3).split(",")]
             sets = [_SET_ROW.fullmatch(a) for a in (tail.group(3) or "").split(",") if a.strip()]
             checked = self._per_batch[m.group(1).lower()][1]
-            at = [i for i, c in enumerate(columns) if c in checked]
+            params = [i for i, v in enumerate(values) if v == "?"]  # a column's value -> its parameter
+            at = [params.index(i) for i, c in enumerate(columns) if c in checked and values[i] == "?"]
             left = [d for c, d in checked.items() if c not in columns and d is not None]
-            if len(values) != len(columns) or any(v != "?" for v in values):
+            if len(values) != len(columns) or any(
+                v != "?" and not _TYPED_LITERAL.fullmatch(v) for v in values
+            ):
                 plan = True
             elif any(a is None or a.group(1) != a.group(2) for a in sets):
                 plan = True  # an update setting a column to anything but the row's own value
@@ -569,17 +586,18 @@ class Store(InsertBatches, Queries):
 
     @contextlib.contextmanager
     def _insert_triggers(self, sql: str) -> Iterator[None]:
-        """The triggers of the `per_batch` tables `sql` names, for as long as it runs (TEMP triggers made
-        and dropped inside the caller's transaction: a rollback leaves none either)."""
+        """The triggers made per statement (`check_value_types`) of the checked tables `sql` names, for as
+        long as it runs (TEMP triggers made and dropped inside the caller's transaction: a rollback
+        leaves none either)."""
         names = [t for t in self._per_batch if may_write(sql, frozenset({t}))]
         for table in names:
-            for create in self._per_batch[table][0]:
+            for _kind, create in self._per_batch[table][0]:
                 self.conn.execute(create)
         try:
             yield
         finally:
             for table in names:
-                for kind in ("insert", "update"):
+                for kind, _create in self._per_batch[table][0]:
                     self.conn.execute(f'DROP TRIGGER IF EXISTS temp."wardcrf_types_{table}_{kind}"')
 
     def lock(self, name: str) -> None:

@@ -1,12 +1,13 @@
-"""The value-type check of a SQLCipher hub's import, per batch (`Store.check_value_types`'s `per_batch`).
+"""The value-type check of a SQLCipher hub's import, per batch (`Store.check_value_types`).
 
-The tables whose rows an import writes a run at a time (the vitals and doses of a bundle's records)
-have no trigger; each plain INSERT into them is checked once for its batch, and a batch holding a value
-that is not NULL, an integer, a real or a boolean, or any other statement writing them, runs with the
-triggers made for that statement. What must hold: every statement, whatever its values, ends as it
-ends under the triggers — the same rows written, the same refusal in the same words at the same row —
-and no trigger is left behind on the connection (a TEMP trigger made for one statement is dropped, a
-rollback leaves none either).
+No checked table keeps an INSERT trigger, and the tables written by upserts a run of records at a time
+(`per_batch`: the vitals and doses of a bundle's records) no UPDATE trigger either: each plain INSERT
+is checked once for its batch, and a batch holding a value that is not NULL, an integer, a real or a
+boolean, or any other statement writing such a table, runs with the triggers made for that statement.
+What must hold: every statement, whatever its values, ends as it ends under the triggers alone (made
+once, as before this check per batch) — the same rows written, the same refusal in the same words at
+the same row — and no trigger made for a statement is left on the connection (a rollback leaves none
+either).
 """
 
 from __future__ import annotations
@@ -27,9 +28,16 @@ BY_TRIGGER = ("by trigger", frozenset())
 
 
 def _store(per_batch: frozenset[str]) -> Store:
+    """A store checking value types; `per_batch` empty: by the triggers alone, each made once for good
+    (what `check_value_types` made before it checked batches), the comparison's baseline."""
     store = Store.memory()
     store.migrate()
     store.check_value_types(projections.PROJECTION_TABLES, COMPUTED_COLUMNS, per_batch)
+    if not per_batch:
+        for made, _checked in store._per_batch.values():
+            for _kind, create in made:
+                store.conn.execute(create)
+        store._per_batch, store._per_batch_tables = {}, frozenset()
     return store
 
 
@@ -133,6 +141,41 @@ def test_a_batch_checked_once_ends_as_the_triggers_end_it(how, values):
     # Not one trigger on the tables checked per batch, after a refusal as after a write.
     assert [t for t in per_batch_outcome[2] if "vitals" in t or "doses" in t] == []
     assert "wardcrf_types_vitals_insert" in by_trigger[2]
+    assert [t for t in per_batch_outcome[2] if t.endswith("_insert")] == []  # no table keeps one
+
+
+def _every_checked_column() -> list[tuple[str, str]]:
+    store = _store(CHECKED_PER_BATCH)
+    try:
+        return [(t, c) for t, (_made, checked) in sorted(store._per_batch.items()) for c in checked]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("value", ["fast", "82", 82, None])
+def test_every_checked_column_of_every_table_refuses_as_its_trigger_did(value):
+    """Each checked column of each projected table, by a plain INSERT of that one value (the other columns
+    NULL): the same refusal (the column's type, or a NOT NULL the trigger never reached) or the same row."""
+    columns = _every_checked_column()
+    assert len({t for t, _c in columns}) > 10
+    seen = []
+    for _name, per_batch in (BY_TRIGGER, PER_BATCH):
+        store = _store(per_batch)
+        got = []
+        try:
+            for table, column in columns:
+                try:
+                    with store.transaction():
+                        store.execute(f'INSERT INTO {table} ("{column}") VALUES (?)', (value,))
+                    got.append((table, column, "written"))
+                except Exception as exc:  # the same exception either way is what is compared
+                    got.append((table, column, type(exc).__name__, str(exc)))
+            seen.append(got)
+        finally:
+            store.close()
+    assert seen[1] == seen[0]
+    if value == "fast":
+        assert all(r[2] == "ColumnTypeError" for r in seen[1]), seen[1]
 
 
 def test_text_is_refused_in_its_words_and_typed_values_are_written():
@@ -221,6 +264,6 @@ def test_the_vitals_and_dose_hooks_batches_are_checked_at_a_hub_and_refused_whol
         left = [r[0] for r in store.execute("SELECT name FROM sqlite_temp_master WHERE type = 'trigger'")]
         assert [
             t for t in left if "vitals" in t or "doses" in t
-        ] == [] and "wardcrf_types_participants_insert" in left
+        ] == [] and "wardcrf_types_participants_update" in left
     finally:
         store.close()
