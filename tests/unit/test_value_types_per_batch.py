@@ -12,11 +12,16 @@ either).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
-from wardcrf.sync.hub import CHECKED_PER_BATCH, COMPUTED_COLUMNS
+import wardcrf.photos as wardcrf_photos
+import wardcrf.sync as wardcrf_sync
+from wardcrf.sync.hub import CHECKED_PER_BATCH, COMPUTED_COLUMNS, UPDATED_IN_PLACE
 
+import wardcrf
 from wardcrf import projections
 from wardcrf.errors import ColumnTypeError
 from wardcrf.records import Record
@@ -267,3 +272,31 @@ def test_the_vitals_and_dose_hooks_batches_are_checked_at_a_hub_and_refused_whol
         ] == [] and "wardcrf_types_participants_update" in left
     finally:
         store.close()
+
+
+_UPDATE = re.compile(r"\bUPDATE\s+(?:OR\s+\w+\s+)?\"?(\w+)\"?\s+SET\b", re.IGNORECASE)
+_UPSERT = re.compile(
+    r"INTO\s+\"?(\w+)\"?[^;]*?ON\s+CONFLICT\s*\([^)]*\)\s*DO\s+UPDATE\s+SET\s+([^\"]*)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def test_the_tables_without_an_update_trigger_are_never_updated_in_place_by_the_code():
+    """`sync.hub.CHECKED_PER_BATCH` keeps no UPDATE trigger: an UPDATE of one of its tables, or an upsert
+    setting a value other than the row's own, would still be refused alike (it runs with the triggers made
+    for it) but would make and drop them each time. Every such statement in wardcrf's sources names a table
+    of `UPDATED_IN_PLACE` instead (or one the import does not check)."""
+    roots = {Path(m.__file__).parent for m in (wardcrf, wardcrf_sync, wardcrf_photos)}  # type: ignore[arg-type]
+    found: dict[str, set[str]] = {}
+    for path in sorted(p for root in roots for p in root.rglob("*.py")):
+        text = path.read_text("utf-8")
+        for m in _UPDATE.finditer(text):
+            found.setdefault(m.group(1).lower(), set()).add(path.name)
+        for m in _UPSERT.finditer(text):
+            sets = m.group(2).split('"')[0]
+            # what it sets, as far as the literal reads (a SET spelled elsewhere is not the row's own)
+            if not sets.strip() or any("excluded." not in a for a in sets.split(",") if "=" in a):
+                found.setdefault(m.group(1).lower(), set()).add(path.name)
+    assert {"participants", "sync_devices", "cc_excursions"} <= set(found)  # the scan finds them
+    assert {t: sorted(f) for t, f in found.items() if t in CHECKED_PER_BATCH} == {}
+    assert set(projections.PROJECTION_TABLES) >= UPDATED_IN_PLACE
