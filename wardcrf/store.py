@@ -468,14 +468,16 @@ class Store(InsertBatches, Queries):
         names columns only wardcrf's own code fills (a record's version), left
         unchecked, as is a rowid alias (SQLite refuses text there itself).
 
-        One TEMP trigger per table and kind (BEFORE INSERT, and BEFORE UPDATE OF
-        the checked columns), evaluated by SQLite itself with no Python per row,
-        made once per connection and never stored in the file: a ward's database
-        and a backup are unchanged.
+        The rule is one TEMP trigger per table and kind (BEFORE INSERT, and BEFORE
+        UPDATE OF the checked columns), evaluated by SQLite itself, worked out once
+        per connection and never stored in the file: a ward's database and a backup
+        are unchanged. Which of them stay on the connection, and which are made only
+        for a statement that needs them, follows.
 
         A trigger costs every row it guards a sub-program's run, whether it refuses or not (about
-        2 µs a vitals row, docs/performance.md), and an upsert's every row the UPDATE trigger's too.
-        So no table keeps an INSERT trigger: each plain ``INSERT ... VALUES`` of ``?`` and number
+        2 µs a vitals row, docs/performance.md), an upsert's every row the UPDATE trigger's too, and
+        the connection's every trigger the import's statements even where it guards none of their
+        rows (docs/performance.md, the fourth pass). So no table keeps an INSERT trigger: each plain ``INSERT ... VALUES`` of ``?`` and number
         or NULL literals (or such an upsert whose update sets each column to the row's value) is
         checked once for its batch in Python, whichever way it runs (`execute`, `executemany`, the
         rows `insert` collected): rows whose checked values are all NULL, integers, reals or
@@ -485,8 +487,8 @@ class Store(InsertBatches, Queries):
         trigger made for that statement and dropped after, so that SQLite itself refuses exactly
         what it refused before, at the same row, in the same words
         (tests/unit/test_value_types_per_batch.py). The UPDATE triggers stay, but on `per_batch`:
-        tables written by upserts a run of records at a time (the vitals and doses of a bundle's
-        records), whose UPDATEs run with theirs made for them too.
+        tables the code never updates in place (no UPDATE, no upsert setting another value than the
+        row's own: `sync.hub.CHECKED_PER_BATCH`), whose UPDATEs run with theirs made for them too.
         """
         if self._value_types_checked:
             return  # made on this connection already (every import calls this; the tables do not change)
