@@ -238,8 +238,32 @@ def _import_pragmas(store: SqlStore) -> None:
         # here too, with PostgreSQL's words (`Store.check_value_types`): the engines agree on a bundle.
         # The projections' tables, not the derived ones (ward queue, counters, readings index): those
         # are computed from these.
-        store.check_value_types(projections.PROJECTION_TABLES, COMPUTED_COLUMNS)
+        store.check_value_types(projections.PROJECTION_TABLES, COMPUTED_COLUMNS, CHECKED_PER_BATCH)
 
+
+UPDATED_IN_PLACE = frozenset(
+    {
+        "administration_kits",
+        "cc_excursions",
+        "codings",
+        "participants",
+        "photo_bindings",
+        "protocols",
+        "records",
+        "sync_devices",
+        "sync_queries",
+        "users",
+    }
+)
+"""Projected tables wardcrf's code changes with an UPDATE (or an upsert setting a value other than the
+row's own): they keep their UPDATE value-type trigger (tests/unit/test_value_types_per_batch.py holds
+the code to this list)."""
+
+CHECKED_PER_BATCH = frozenset(projections.PROJECTION_TABLES) - UPDATED_IN_PLACE
+"""Projected tables that keep no value-type trigger at all (`Store.check_value_types`'s `per_batch`):
+written by plain INSERTs and upserts whose values are checked once per batch; a trigger on the connection
+costs the import even where it never fires (docs/performance.md). Another statement writing one of them
+has the triggers made for it: what is refused is the same."""
 
 COMPUTED_COLUMNS = frozenset(
     {"records.version", "protocols.active", "photo_first_refs.seq", "photo_first_refs.ordinal"}

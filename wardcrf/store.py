@@ -19,8 +19,10 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from importlib import resources
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ import sqlcipher3
 
 from .clock import iso_utc, now_utc
 from .errors import ColumnTypeError, StoreError, UsageError
-from .sqlstore import InsertBatches, Queries, json_path
+from .sqlstore import InsertBatches, Queries, json_path, may_write
 
 
 def _import_sqlite_utils() -> Any:
@@ -73,6 +75,29 @@ _PG_TYPE = {"INTEGER": "bigint", "REAL": "double precision"}
 """What PostgreSQL's schema (`sync/hub_pg.sql`) keeps for a column of each SQLite affinity it checks."""
 
 
+_FITS = frozenset({type(None), int, float, bool})
+"""Python values no `check_value_types` trigger ever refuses: bound as NULL, an integer or a real, never
+text or a blob, whatever the column's affinity makes of them."""
+
+_PLAIN_INSERT = re.compile(
+    r"""\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(?:main\.)?["`\[]?(\w+)["`\]]?\s*\(([^)]*)\)\s*VALUES\s*\(([^)]*)\)(.*)""",
+    re.IGNORECASE | re.DOTALL,
+)
+_ROW_VALUES = re.compile(
+    r"""\s*(ON\s+CONFLICT\s*\([^()]*\)\s*DO\s+(NOTHING|UPDATE\s+SET\s+([\w\s",.=]+)))?\s*;?\s*""",
+    re.IGNORECASE,
+)
+"""What may follow a plain INSERT's values for `check_value_types`'s check per batch: nothing, or an upsert
+whose update sets columns (`_SET_ROW` says to which values)."""
+_SET_ROW = re.compile(r"""\s*"?(\w+)"?\s*=\s*excluded\."?(\w+)"?\s*;?\s*""", re.IGNORECASE)
+_TYPED_LITERAL = re.compile(r"NULL|[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.IGNORECASE)
+"""A literal in an INSERT's values no trigger refuses: NULL or a number (never text after affinity)."""
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+PerRow = Callable[[Sequence[Any]], Sequence[Any]]
+"""A row's values in the checked columns of a plain INSERT (`Store._per_batch_plan`)."""
+
+
 def _affinity(declared: str) -> str:
     """SQLite's column affinity of a declared type (https://sqlite.org/datatype3.html, 3.1)."""
     t = declared.upper()
@@ -91,6 +116,12 @@ def _type_error(exc: sqlcipher3.IntegrityError) -> ColumnTypeError:
     """A `check_value_types` refusal (its message starts with `TYPE_MARK`) as `ColumnTypeError`."""
     detail = str(exc)[len(TYPE_MARK) :]
     return ColumnTypeError(f"the database refused a value: {detail}", detail)
+
+
+def _one(at: int, row: Sequence[Any]) -> tuple[Any]:
+    """`row`'s value at `at`, as `itemgetter` of two or more gives its values (a plain INSERT's one
+    checked column)."""
+    return (row[at],)
 
 
 def schema_text() -> str:
@@ -253,6 +284,12 @@ class Store(InsertBatches, Queries):
     """The whole schema: the event log and every projection (`SqlStore.holds_projections`)."""
 
     _value_types_checked = False  # `check_value_types` made its triggers on this connection
+    _per_batch: dict[str, tuple[list[tuple[str, str]], dict[str, str | None]]]
+    """`check_value_types`'s checked tables: (kind, CREATE) of the triggers made per statement, and the
+    checked columns' defaults."""
+    _per_batch_tables: frozenset[str]
+    _no_update_trigger: frozenset[str]
+    _per_batch_plans: dict[str, PerRow | bool]
 
     def __init__(self, path: Path, key: bytes | None, *, readonly: bool = False) -> None:
         self.path = path
@@ -272,6 +309,10 @@ class Store(InsertBatches, Queries):
         self.after_commit: list[Any] = []
         self.changes_at_begin = 0
         self._init_batches()
+        self._per_batch = {}  # none until `check_value_types` names some (a hub's import)
+        self._per_batch_tables = frozenset()
+        self._no_update_trigger = frozenset()
+        self._per_batch_plans = {}
 
     @classmethod
     def memory(cls) -> Store:
@@ -369,6 +410,13 @@ class Store(InsertBatches, Queries):
         if self._memo:
             self._note_write(sql)
         try:
+            if (
+                self._per_batch_tables
+                and may_write(sql, self._per_batch_tables)
+                and self._checked_per_batch(sql, (params,))
+            ):
+                with self._insert_triggers(sql):
+                    return self.conn.execute(sql, params)
             return self.conn.execute(sql, params)
         except sqlcipher3.IntegrityError as exc:
             if str(exc).startswith(TYPE_MARK):
@@ -391,6 +439,12 @@ class Store(InsertBatches, Queries):
 
     def _executemany(self, sql: str, rows: Any) -> None:
         try:
+            if self._per_batch_tables and may_write(sql, self._per_batch_tables):
+                rows = rows if isinstance(rows, list | tuple) else list(rows)
+                if self._checked_per_batch(sql, rows):
+                    with self._insert_triggers(sql):
+                        self.conn.executemany(sql, rows)
+                    return
             self.conn.executemany(sql, rows)
         except sqlcipher3.IntegrityError as exc:
             if str(exc).startswith(TYPE_MARK):
@@ -399,7 +453,9 @@ class Store(InsertBatches, Queries):
         except (sqlcipher3.DatabaseError, OSError) as exc:
             raise translate_error(exc, self.path) from exc
 
-    def check_value_types(self, tables: Iterable[str], computed: Collection[str] = ()) -> None:
+    def check_value_types(
+        self, tables: Iterable[str], computed: Collection[str] = (), per_batch: Collection[str] = ()
+    ) -> None:
         """Refuse, on this connection, a value written into `tables` that PostgreSQL's column would refuse.
 
         SQLite keeps text in an INTEGER or REAL column as sent (column affinity);
@@ -412,17 +468,33 @@ class Store(InsertBatches, Queries):
         names columns only wardcrf's own code fills (a record's version), left
         unchecked, as is a rowid alias (SQLite refuses text there itself).
 
-        One TEMP trigger per table and kind (BEFORE INSERT, and BEFORE UPDATE OF
-        the checked columns), evaluated by SQLite itself with no Python per row,
-        made once per connection and never stored in the file: a ward's database
-        and a backup are unchanged.
+        The rule is one TEMP trigger per table and kind (BEFORE INSERT, and BEFORE
+        UPDATE OF the checked columns), evaluated by SQLite itself, worked out once
+        per connection and never stored in the file: a ward's database and a backup
+        are unchanged. Which of them stay on the connection, and which are made only
+        for a statement that needs them, follows.
+
+        A trigger costs every row it guards a sub-program's run, whether it refuses or not (about
+        2 µs a vitals row, docs/performance.md), an upsert's every row the UPDATE trigger's too, and
+        the connection's every trigger the import's statements even where it guards none of their
+        rows (docs/performance.md, the fourth pass). So no table keeps an INSERT trigger: each plain ``INSERT ... VALUES`` of ``?`` and number
+        or NULL literals (or such an upsert whose update sets each column to the row's value) is
+        checked once for its batch in Python, whichever way it runs (`execute`, `executemany`, the
+        rows `insert` collected): rows whose checked values are all NULL, integers, reals or
+        booleans are what the trigger lets through, and are written as they are; a batch holding
+        anything else (text, a blob, what SQLite cannot bind), and any other statement inserting
+        into a checked table (INSERT ... SELECT, text literals, expressions), runs with the INSERT
+        trigger made for that statement and dropped after, so that SQLite itself refuses exactly
+        what it refused before, at the same row, in the same words
+        (tests/unit/test_value_types_per_batch.py). The UPDATE triggers stay, but on `per_batch`:
+        tables the code never updates in place (no UPDATE, no upsert setting another value than the
+        row's own: `sync.hub.CHECKED_PER_BATCH`), whose UPDATEs run with theirs made for them too.
         """
         if self._value_types_checked:
             return  # made on this connection already (every import calls this; the tables do not change)
         made = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_temp_master WHERE type = 'trigger'")}
+        batched: dict[str, tuple[list[tuple[str, str]], dict[str, str | None]]] = {}
         for table in tables:
-            if f"wardcrf_types_{table}_insert" in made:
-                continue
             info = list(self.conn.execute(f'PRAGMA main.table_info("{table}")'))
             rowid = [r[1] for r in info if r[5]] if sum(1 for r in info if r[5]) == 1 else []
             kept = [
@@ -441,13 +513,94 @@ class Store(InsertBatches, Queries):
                 for c, t in kept
             )
             columns = ", ".join(f'"{c}"' for c, _t in kept)
+            defaults = {str(r[1]): r[4] for r in info}
+            checked = {c.lower(): defaults[c] for c, _t in kept}  # SQL's names ignore case
+            batched[table] = ([], checked)
             for kind, op in (("insert", "INSERT"), ("update", f"UPDATE OF {columns}")):
-                self.conn.execute(
+                create = (
                     f'CREATE TEMP TRIGGER IF NOT EXISTS "wardcrf_types_{table}_{kind}" BEFORE {op}'
                     f' ON main."{table}" WHEN {misfit} BEGIN'
                     f" SELECT RAISE(ABORT, '{TYPE_MARK}' || CASE {which} END); END"
                 )
+                if kind == "insert" or table in per_batch:
+                    batched[table][0].append((kind, create))  # made for a statement that needs it
+                elif f"wardcrf_types_{table}_{kind}" not in made:
+                    self.conn.execute(create)
+        self._per_batch = batched
+        self._per_batch_tables = frozenset(batched)
+        self._no_update_trigger = frozenset(t for t in batched if t in per_batch)
+        self._per_batch_plans = {}
         self._value_types_checked = True
+
+    def _per_batch_plan(self, sql: str) -> PerRow | bool:
+        """How `sql` is checked when it may write a checked table (`check_value_types`): a plain INSERT of
+        ``?`` (and number or NULL literals) into one (an upsert's update setting each column to the row's
+        value), the getter of a row's values in its checked columns; False when it needs no check here (a
+        DELETE, an UPDATE of a table keeping its UPDATE trigger, an INSERT writing no checked column);
+        True when it runs with the triggers made for it (any other INSERT, one leaving a checked column
+        to a default that is not a number, an UPDATE of a `per_batch` table). Worked out once per statement."""
+        plan = self._per_batch_plans.get(sql)
+        if plan is not None:
+            return plan
+        head = sql.lstrip()[:7].upper()
+        m = _PLAIN_INSERT.match(sql)
+        tail = _ROW_VALUES.fullmatch(m.group(4)) if m is not None else None
+        if head.startswith("DELETE"):
+            plan = False
+        elif head.startswith("UPDATE"):
+            plan = bool(self._no_update_trigger) and may_write(sql, self._no_update_trigger)
+        elif not head.startswith(("INSERT", "REPLACE", "WITH")):
+            plan = False  # not DML (a pragma, a savepoint, DDL): it writes no row
+        elif m is None or tail is None or m.group(1).lower() not in self._per_batch:
+            plan = True
+        else:
+            columns = [c.strip().strip('"`[]').lower() for c in m.group(2).split(",")]
+            values = [v.strip() for v in m.group(3).split(",")]
+            sets = [_SET_ROW.fullmatch(a) for a in (tail.group(3) or "").split(",") if a.strip()]
+            checked = self._per_batch[m.group(1).lower()][1]
+            params = [i for i, v in enumerate(values) if v == "?"]  # a column's value -> its parameter
+            at = [params.index(i) for i, c in enumerate(columns) if c in checked and values[i] == "?"]
+            left = [d for c, d in checked.items() if c not in columns and d is not None]
+            if len(values) != len(columns) or any(
+                v != "?" and not _TYPED_LITERAL.fullmatch(v) for v in values
+            ):
+                plan = True
+            elif any(a is None or a.group(1) != a.group(2) for a in sets):
+                plan = True  # an update setting a column to anything but the row's own value
+            elif any(not _NUMBER.fullmatch(str(d)) for d in left):
+                plan = True
+            elif not at:
+                plan = False
+            else:
+                plan = itemgetter(*at) if len(at) > 1 else functools.partial(_one, at[0])
+        self._per_batch_plans[sql] = plan
+        return plan
+
+    def _checked_per_batch(self, sql: str, rows: Sequence[Any]) -> bool:
+        """Whether `sql` over `rows` must run with the INSERT triggers made for it (`_per_batch_plan`)."""
+        plan = self._per_batch_plan(sql)
+        if isinstance(plan, bool):
+            return plan
+        try:
+            return not _FITS.issuperset(map(type, chain.from_iterable(map(plan, rows))))
+        except (IndexError, KeyError, TypeError):
+            return True  # a row not as the statement reads it: the engine says what is wrong with it
+
+    @contextlib.contextmanager
+    def _insert_triggers(self, sql: str) -> Iterator[None]:
+        """The triggers made per statement (`check_value_types`) of the checked tables `sql` names, for as
+        long as it runs (TEMP triggers made and dropped inside the caller's transaction: a rollback
+        leaves none either)."""
+        names = [t for t in self._per_batch if may_write(sql, frozenset({t}))]
+        for table in names:
+            for _kind, create in self._per_batch[table][0]:
+                self.conn.execute(create)
+        try:
+            yield
+        finally:
+            for table in names:
+                for kind, _create in self._per_batch[table][0]:
+                    self.conn.execute(f'DROP TRIGGER IF EXISTS temp."wardcrf_types_{table}_{kind}"')
 
     def lock(self, name: str) -> None:
         """`SqlStore.lock`: nothing to take here, the transaction already holds the write lock.

@@ -405,14 +405,24 @@ def amount_column() -> str:
 
 
 @common_dialect
-def _dose_hook(store: Store, rec: Record) -> None:
-    d = rec.data
+def _dose_rows(store: Store, recs: Sequence[Record]) -> None:
+    """The `doses` rows of a run of dose records (a batch hook, `records.add_batch_hook`): built in one pass,
+    written by one statement over them, in the order given (a record amended in the same batch comes twice:
+    its later state is the row that stays, as record by record). Nothing here refuses: the kit given twice
+    is asked after the rows are written (`hold_kit_given_twice`, whose reads of `doses` have this run first)."""
     sql, fields = _dose_projection()
-    values: list[Any] = []
-    for role, field in fields:
-        v = d.get(field)
-        values.append(ids.key(v) if role in _KEYED and v is not None else plain(v))
-    store.insert(sql, (rec.event_id, (rec.subject or "").removeprefix("participant:"), *values))
+    keyed = tuple(role in _KEYED for role, _field in fields)
+    names = tuple(field for _role, field in fields)
+    key = ids.key
+    rows = []
+    for rec in recs:
+        d = rec.data
+        values: list[Any] = [rec.event_id, (rec.subject or "").removeprefix("participant:")]
+        for k, field in zip(keyed, names, strict=True):
+            v = d.get(field)
+            values.append(key(v) if k and v is not None else plain(v))
+        rows.append(values)
+    store.executemany(sql, rows)
 
 
 # -- the vitals projection ----------------------------------------------------------------------
@@ -431,18 +441,27 @@ def _vitals_projection() -> tuple[str, tuple[str, ...]]:
 
 
 @common_dialect
-def _vitals_hook(store: Store, rec: Record) -> None:
-    d = rec.data
+def _vitals_rows(store: Store, recs: Sequence[Record]) -> None:
+    """The `vitals` rows of a run of vitals records (a batch hook, as `_dose_rows`): one pass, one statement."""
     sql, fields = _vitals_projection()
-    values = [plain(d.get(f)) for f in fields]
-    store.insert(sql, (rec.event_id, (rec.subject or "").removeprefix("participant:"), *values))
+    rows = [
+        [
+            rec.event_id,
+            (rec.subject or "").removeprefix("participant:"),
+            *[plain(rec.data.get(f)) for f in fields],
+        ]
+        for rec in recs
+    ]
+    store.executemany(sql, rows)
 
 
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.audit_check("kits used once", _kits_used_once)
-    registry.form_hook(_dose_hook, DOSE_FORM)
-    registry.form_hook(_vitals_hook, VITALS_FORM)
+    # Batch hooks: a synced bundle's or a replay's dose and vitals records are written in one statement per
+    # run of them, before anything reads or writes the table (the kit check's reads of `doses` included).
+    registry.record_batch_hook(_dose_rows, DOSE_FORM, tables=("doses",))
+    registry.record_batch_hook(_vitals_rows, VITALS_FORM, tables=("vitals",))
     registry.after_ingest(
         hold_kit_given_twice,
         "record.submitted",
