@@ -52,6 +52,7 @@ def test_report_safety_in_place_is_the_whole_copys_and_the_sqlcipher_twins(twins
     """`report safety` (exposure, AEs, deviations, unblindings) at a PostgreSQL hub: in place, the copy's
     report; its command (the copy made to fail) prints the SQLCipher twin's, as JSON and Markdown."""
     _w, hubs, _post = _pushed(twins, tmp_path)
+    _printed_now(monkeypatch)  # a report says when it was made, to the minute
     copied, direct = _both_ways(hubs["postgresql"], _safety)
     assert direct == copied and direct["adverse_events"], direct
     _copy_fails(monkeypatch)
@@ -87,6 +88,7 @@ def test_report_outcomes_in_place_is_the_whole_copys_and_the_sqlcipher_twins(twi
     in place, the copy's numbers; its command (the copy made to fail) prints the SQLCipher twin's, as JSON
     and HTML."""
     _w, hubs, _post = _pushed(twins, tmp_path)
+    _printed_now(monkeypatch)  # a report says when it was made, to the minute
     copied, direct = _both_ways(hubs["postgresql"], _outcomes)
     assert direct == copied and "WUH01-001" in json.dumps(direct), direct
     _copy_fails(monkeypatch)
@@ -105,6 +107,7 @@ def test_the_format_2_reports_in_place_are_the_whole_copys_and_the_sqlcipher_twi
     from wardcrf.reports import engine_endpoints, engine_outcomes, visits
 
     hubs, _trial, pid = _palm_twins(cli, tmp_path, monkeypatch, pg_server)
+    _printed_now(monkeypatch)  # a report says when it was made, to the minute
     for compute in (engine_endpoints.compute, visits.compute, engine_outcomes.compute, _safety):
         copied, direct = _both_ways(hubs["postgresql"], compute)
         assert direct == copied, compute
@@ -126,6 +129,7 @@ def test_report_audit_review_in_place_is_the_whole_copys_and_the_sqlcipher_twins
     from wardcrf.reports import audit_review
 
     _w, hubs, _post = _pushed(twins, tmp_path)
+    _printed_now(monkeypatch)  # a report says when it was made, to the minute
     copied, direct = _both_ways(
         hubs["postgresql"],
         lambda s: audit_review.review(s, "2000-01-01", "2099-12-31").as_json(),

@@ -128,6 +128,10 @@ def test_sdv_verify_at_a_postgresql_hub_reads_the_records_rows_never_a_copy_of_t
     # the owner's connection reads.
     h = hubs["postgresql"]
     reader = _reader(h, monkeypatch)
+    from wardcrf.clock import now_utc
+
+    # Both reads at one moment: a report may say when it was made, to the minute.
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", now_utc().isoformat())
     for args in (("sdv", "show", consent, "--json"), ("report", "sdv", "--json")):
         full = (*args, "-d", str(h.data_dir))
         owner = run(*full, user="monitor", monkeypatch=monkeypatch)
