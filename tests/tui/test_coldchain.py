@@ -407,15 +407,20 @@ async def test_manual_reading_refusals(app_for, site, tmp_path, session_for):
 # -- excursions and dispositions ---------------------------------------------------------------
 
 
+async def _excursions(pilot) -> ExcursionsScreen:
+    await open_home(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, ExcursionsScreen)
+    return screen
+
+
 async def test_excursion_list_and_disposition(app_for, site, tmp_path, session_for):
     cold_chain_site(site, tmp_path)
     app = app_for("pharmacist")
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_home(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        screen = pilot.app.screen
-        assert isinstance(screen, ExcursionsScreen)
+        screen = await _excursions(pilot)
         table = screen.query_one("#ex-table", DataTable)
         assert [str(c) for c in table.get_row_at(0)] == [
             "FRZ-1",
@@ -754,6 +759,17 @@ async def test_choosing_another_unit_moves_the_reading_draft_with_it(app_for, si
         assert _reading_draft(site, "FRZ-2") is None and _reading_draft(site) is None
 
 
+async def _readings(pilot) -> ReadingsScreen:
+    """The manual readings of FRZ-1, the cursor in the temperature."""
+    await open_home(pilot)
+    await pilot.press("m")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, ReadingsScreen) and screen.current_unit() == "FRZ-1"
+    screen.query_one("#rd-temp", Input).focus()
+    return screen
+
+
 async def test_readings_typed_one_behind_the_other_are_each_saved(app_for, site, session_for):
     """A pharmacist typing readings from a paper log, Enter after each, faster than a busy laptop saves:
     the second reading waited for the first's save (which empties the field) instead of being typed into
@@ -764,12 +780,7 @@ async def test_readings_typed_one_behind_the_other_are_each_saved(app_for, site,
     add_unit_and_lot(ph)
     app = app_for("pharmacist")
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_home(pilot)
-        await pilot.press("m")
-        await settle(pilot)
-        screen = pilot.app.screen
-        assert isinstance(screen, ReadingsScreen) and screen.current_unit() == "FRZ-1"
-        screen.query_one("#rd-temp", Input).focus()
+        screen = await _readings(pilot)
         await burst(pilot, *"-19.5", "enter", *"-18", "enter", *"-21.25")
         await until(pilot, lambda: "Saved -18 °C for FRZ-1" in text(app, "#rd-message"))
         assert screen.query_one("#rd-temp", Input).value == "-21.25"  # the third, typed, not yet saved
@@ -785,11 +796,7 @@ async def test_keys_typed_behind_a_refused_reading_are_dropped(app_for, site, se
     add_unit_and_lot(ph)
     app = app_for("pharmacist")
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_home(pilot)
-        await pilot.press("m")
-        await settle(pilot)
-        screen = pilot.app.screen
-        screen.query_one("#rd-temp", Input).focus()
+        screen = await _readings(pilot)
         await burst(pilot, *"-400", "enter", *"-18")  # -400 °C: not a plausible reading
         await until(pilot, lambda: screen.query_one("#rd-message").has_class("refusal"))
         await settle(pilot)
@@ -806,11 +813,7 @@ async def test_a_reason_typed_behind_a_saved_disposition_is_kept(app_for, site, 
     cold_chain_site(site, tmp_path)
     app = app_for("pharmacist")
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_home(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        screen = pilot.app.screen
-        assert isinstance(screen, ExcursionsScreen)
+        screen = await _excursions(pilot)
         kits = screen.query_one("#ex-kits", SelectionList)
         kits.deselect("K003")
         screen.query_one("#ex-decision", Select).value = "discard"

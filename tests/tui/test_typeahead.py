@@ -190,18 +190,24 @@ DOSE_KEYS = (
 )
 
 
+async def _dose_wizard(pilot) -> AdministrationWizard:
+    """P1's participant screen, then `d`: the administration wizard MEXCOVID 1.0's regimen drives."""
+    app = pilot.app
+    await settle(pilot)
+    app.push_screen(ParticipantScreen(app.ward, P1))
+    await settle(pilot)
+    await pilot.press("d")
+    await settle(pilot)
+    wiz = app.screen
+    assert isinstance(wiz, AdministrationWizard)
+    return wiz
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_dose_wizard_values_land_in_their_steps(mode, dose_app, dose_site):
     app = dose_app("clinician")
     async with app.run_test(size=(100, 40)) as pilot:
-        await settle(pilot)
-        app.push_screen(ParticipantScreen(app.ward, P1))
-        await settle(pilot)
-        await pilot.press("d")
-        await settle(pilot)
-        wiz = app.screen
-        # the administration wizard MEXCOVID 1.0's regimen drives: six steps
-        assert isinstance(wiz, AdministrationWizard)
+        wiz = await _dose_wizard(pilot)
         await send(pilot, mode, *DOSE_KEYS)
         assert wiz.saved is not None, (wiz.message, wiz.step, wiz.problems, wiz.values)
     s = dose_site.unlock("auditor", PASSWORD)
@@ -353,13 +359,7 @@ async def test_a_key_typed_behind_the_dose_wizards_save_reaches_the_participant(
 
     app = dose_app("clinician")
     async with app.run_test(size=(100, 40)) as pilot:
-        await settle(pilot)
-        app.push_screen(ParticipantScreen(app.ward, P1))
-        await settle(pilot)
-        await pilot.press("d")
-        await settle(pilot)
-        wiz = app.screen
-        assert isinstance(wiz, AdministrationWizard)
+        wiz = await _dose_wizard(pilot)
         await send(pilot, mode, *DOSE_KEYS, "n")
         await settle(pilot)
         assert wiz.saved is not None, (wiz.message, wiz.step, wiz.problems)
