@@ -137,18 +137,25 @@ def _ward_chain(device: str, n: int, respell: dict[int, Any] | None = None) -> l
     return lines
 
 
+def _manifest_of(lines: list[str], device: str) -> dict[str, Any]:
+    """A first bundle's manifest, its chain's part (a ward at WUH01)."""
+    return {
+        "events": {"count": len(lines), "first": 1, "last": len(lines)},
+        "chain_first_prev": canonical.GENESIS,
+        "chain_last": canonical.line_hash(lines[-1]),
+        "device": device,
+        "site": "WUH01",
+    }
+
+
 def _seal(root: Path, keys: devicekeys.DeviceKeys, hub_recipient: str, lines: list[str]) -> Path:
     m = {
+        **_manifest_of(lines, keys.device),  # the chain's part: what `check_chain` reads
         "format": bundle.FORMAT,
         "kind": "events",
-        "site": "WUH01",
-        "device": keys.device,
         "key_id": keys.key_id,
         "bundle_seq": 1,
         "prev_manifest": "",
-        "events": {"first": 1, "last": len(lines), "count": len(lines)},
-        "chain_first_prev": canonical.GENESIS,
-        "chain_last": canonical.line_hash(lines[-1]),
         "protocol": None,
         "created": "2026-12-07T00:00:00.000+00:00",
         "recipients": [hub_recipient],
@@ -234,16 +241,6 @@ def test_one_non_canonical_line_deep_in_a_bundle_refuses_it_in_one_line_with_not
 
 
 # -- the events the chain check builds --------------------------------------------------------------
-
-
-def _manifest_of(lines: list[str], device: str) -> dict[str, Any]:
-    return {
-        "events": {"count": len(lines), "first": 1, "last": len(lines)},
-        "chain_first_prev": canonical.GENESIS,
-        "chain_last": canonical.line_hash(lines[-1]),
-        "device": device,
-        "site": "WUH01",
-    }
 
 
 def test_the_chain_checks_events_are_those_built_field_by_field() -> None:
