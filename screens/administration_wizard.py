@@ -849,7 +849,8 @@ class AdministrationWizard(StepWizard):
         return administration_visit.record(s, self.participant, reasons=reasons, **parts)
 
     def asks_after_save(self, result: Any) -> bool:
-        """The events the check named are offered as AE forms: a yes/no no key typed ahead may answer."""
+        """The events the check named are offered as AE forms: a yes/no question, which no key typed ahead may
+        answer."""
         return bool(result.ae_expected)
 
     async def after_save(self, result: Any) -> None:
