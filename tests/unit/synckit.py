@@ -7,13 +7,54 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wardcrf.sync import hub, registry
+from wardcrf.sync import bundle, hub, registry
 from wardcrf.sync.cards import Card
 
-from wardcrf import users
+from wardcrf import canonical, users
 from wardcrf.site import Session, Site
 
 PASSWORD = "test-password-1"
+
+
+def first_manifest(
+    *,
+    device: str,
+    key_id: str,
+    recipients: list[str],
+    count: int,
+    chain_last: str,
+    site: str = "WUH01",
+    to: str = "HUB00001",
+    photos: tuple[str, ...] = (),
+    evidence: tuple[str, ...] | None = None,
+    created: str = "2026-01-01T00:00:00.000+00:00",
+) -> bytes:
+    """A device's first events bundle's manifest line (`bundle_seq` 1, its chain from genesis), as `bundle.seal` takes it.
+
+    One spelling for the tests that seal bundles by hand: a manifest key the format adds or renames is
+    changed here once. `count` and `chain_last` are given, not computed from lines, so a test can seal an
+    events file that is deliberately not a chain. `evidence` None leaves the key out (a bundle citing none).
+    """
+    m: dict[str, object] = {
+        "format": bundle.FORMAT,
+        "kind": "events",
+        "site": site,
+        "device": device,
+        "key_id": key_id,
+        "bundle_seq": 1,
+        "prev_manifest": "",
+        "events": {"first": 1, "last": count, "count": count},
+        "chain_first_prev": canonical.GENESIS,
+        "chain_last": chain_last,
+        "protocol": None,
+        "created": created,
+        "recipients": sorted(recipients),
+        "photos": sorted(photos),
+        "to": to,
+    }
+    if evidence is not None:
+        m["evidence"] = sorted(evidence)
+    return (canonical.dumps(m) + "\n").encode()
 
 
 def make_ward(root: Path, name: str = "lap1", site: str = "WUH01") -> Site:

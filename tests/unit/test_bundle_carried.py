@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 
 import pytest
+from synckit import first_manifest
 from test_sync_bundle import PNG, _chain
 from wardcrf.sync import bundle
 from wardcrf.sync.bundle import Signer
 
 from wardcrf import authority, canonical, carried, devicekeys, features
-from wardcrf.canonical import dumps
 from wardcrf.errors import Refused
 
 LOG = b"time,temp\n2026-01-01T00:00Z,4.1\n"
@@ -85,25 +85,15 @@ def test_a_new_features_photo_extractor_is_asked_too() -> None:
 
 def _sealed(lines: list[str], evidence: dict[str, tuple[str, bytes]]):
     keys, hub = devicekeys.generate("DEV00001"), devicekeys.generate("HUB00001")
-    m = {
-        "format": bundle.FORMAT,
-        "kind": "events",
-        "site": "WUH01",
-        "device": "DEV00001",
-        "key_id": keys.key_id,
-        "bundle_seq": 1,
-        "prev_manifest": "",
-        "events": {"first": 1, "last": len(lines), "count": len(lines)},
-        "chain_first_prev": canonical.GENESIS,
-        "chain_last": canonical.line_hash(lines[-1]),
-        "protocol": None,
-        "created": "2026-01-01T00:00:00.000+00:00",
-        "recipients": [hub.age_recipient],
-        "photos": [],
-        "evidence": sorted(evidence),
-        "to": "HUB00001",
-    }
-    _name, cipher, sig = bundle.seal((dumps(m) + "\n").encode(), lines, {}, keys.sign_secret, evidence)
+    manifest = first_manifest(
+        device="DEV00001",
+        key_id=keys.key_id,
+        recipients=[hub.age_recipient],
+        count=len(lines),
+        chain_last=canonical.line_hash(lines[-1]),
+        evidence=tuple(evidence),
+    )
+    _name, cipher, sig = bundle.seal(manifest, lines, {}, keys.sign_secret, evidence)
     signer = Signer("DEV00001", "WUH01", keys.sign_public, keys.key_id)
 
     def verify():

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import tarfile
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from synckit import first_manifest
 from wardcrf.sync import bundle, signing
 from wardcrf.sync.bundle import Signer
 
 from wardcrf import canonical, devicekeys, features
-from wardcrf.canonical import dumps
 from wardcrf.errors import Refused
 
 
@@ -62,30 +63,15 @@ def _chain(n: int, text=lambda seq: f"e{seq}") -> list[str]:
 
 def _seal(events: bytes, count: int, chain_last: str) -> tuple[bytes, bytes]:
     """(ciphertext, outer signature) of a bundle whose events.jsonl is exactly `events`."""
-    m = {
-        "format": bundle.FORMAT,
-        "kind": "events",
-        "site": "WUH01",
-        "device": "DEV00001",
-        "key_id": KEYS.key_id,
-        "bundle_seq": 1,
-        "prev_manifest": "",
-        "events": {"first": 1, "last": count, "count": count},
-        "chain_first_prev": canonical.GENESIS,
-        "chain_last": chain_last,
-        "protocol": None,
-        "created": "2026-01-01T00:00:00.000+00:00",
-        "recipients": [HUB.age_recipient],
-        "photos": [],
-        "to": "HUB00001",
-    }
-    manifest = (dumps(m) + "\n").encode()
+    manifest = first_manifest(
+        device="DEV00001", key_id=KEYS.key_id, recipients=[HUB.age_recipient], count=count, chain_last=chain_last
+    )
     manifest_sha = bundle.sha256(manifest)
     sums = "".join(
         f"{bundle.sha256(data)}  {name}\n"
         for name, data in sorted({"manifest.json": manifest, "events.jsonl": events}.items())
     ).encode()
-    sums_sig = signing.sign(KEYS.sign_secret, sums, bundle.trusted_comment(m, manifest_sha))
+    sums_sig = signing.sign(KEYS.sign_secret, sums, bundle.trusted_comment(json.loads(manifest), manifest_sha))
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, data in [("manifest.json", manifest), ("events.jsonl", events), ("SHA256SUMS", sums),

@@ -27,12 +27,11 @@ import ledgerkit
 import pgserver
 import pytest
 from hub_engines import ledger
-from synckit import PASSWORD, make_hub
+from synckit import PASSWORD, first_manifest, make_hub
 from wardcrf.sync import bundle, hub, registry
 from wardcrf.sync.cards import Card
 
 from wardcrf import authority, canonical, devicekeys, eventlog, features, roles
-from wardcrf.canonical import dumps
 from wardcrf.devicekeys import DeviceSigner
 from wardcrf.errors import Refused
 from wardcrf.site import Site
@@ -149,20 +148,16 @@ def _manifest_of(lines: list[str], device: str) -> dict[str, Any]:
 
 
 def _seal(root: Path, keys: devicekeys.DeviceKeys, hub_recipient: str, lines: list[str]) -> Path:
-    m = {
-        **_manifest_of(lines, keys.device),  # the chain's part: what `check_chain` reads
-        "format": bundle.FORMAT,
-        "kind": "events",
-        "key_id": keys.key_id,
-        "bundle_seq": 1,
-        "prev_manifest": "",
-        "protocol": None,
-        "created": "2026-12-07T00:00:00.000+00:00",
-        "recipients": [hub_recipient],
-        "photos": [],
-        "to": "HUB",
-    }
-    name, cipher, sig = bundle.seal((dumps(m) + "\n").encode(), lines, {}, keys.sign_secret)
+    manifest = first_manifest(
+        device=keys.device,
+        key_id=keys.key_id,
+        recipients=[hub_recipient],
+        count=len(lines),
+        chain_last=canonical.line_hash(lines[-1]),
+        to="HUB",
+        created="2026-12-07T00:00:00.000+00:00",
+    )
+    name, cipher, sig = bundle.seal(manifest, lines, {}, keys.sign_secret)
     (root / name).write_bytes(cipher)
     (root / (name + ".minisig")).write_bytes(sig)
     return root / name

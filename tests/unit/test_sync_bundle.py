@@ -11,11 +11,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from synckit import first_manifest
 from wardcrf.sync import bundle, signing
 from wardcrf.sync.bundle import Signer
 
 from wardcrf import canonical, devicekeys, features
-from wardcrf.canonical import dumps
 from wardcrf.errors import Refused
 
 
@@ -64,24 +64,14 @@ def kit():
     hub = devicekeys.generate("HUB00001")
     digest = bundle.sha256(PNG)
     lines = _chain("DEV00001", 4, photo=digest)
-    m = {
-        "format": bundle.FORMAT,
-        "kind": "events",
-        "site": "WUH01",
-        "device": "DEV00001",
-        "key_id": keys.key_id,
-        "bundle_seq": 1,
-        "prev_manifest": "",
-        "events": {"first": 1, "last": 4, "count": 4},
-        "chain_first_prev": canonical.GENESIS,
-        "chain_last": canonical.line_hash(lines[-1]),
-        "protocol": None,
-        "created": "2026-01-01T00:00:00.000+00:00",
-        "recipients": [hub.age_recipient],
-        "photos": [digest],
-        "to": "HUB00001",
-    }
-    manifest = (dumps(m) + "\n").encode()
+    manifest = first_manifest(
+        device="DEV00001",
+        key_id=keys.key_id,
+        recipients=[hub.age_recipient],
+        count=4,
+        chain_last=canonical.line_hash(lines[-1]),
+        photos=(digest,),
+    )
     photos = {digest: ("png", PNG)}
     name, cipher, sig = bundle.seal(manifest, lines, photos, keys.sign_secret)
     signer = Signer("DEV00001", "WUH01", keys.sign_public, keys.key_id)
