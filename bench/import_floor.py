@@ -34,7 +34,9 @@ round to round, on the same files:
 - the real import, `hub.import_files` (as `wardcrf hub import` runs it).
 
 On PostgreSQL (a throwaway server, fsync on, `tests/unit/pgserver.py`) the CPU of the storage
-floor and of the import is the client's plus the server's (as `import_ab.py` counts it).
+floor and of the import is the client's plus the server's (as `import_ab.py` counts it). On
+SQLCipher, whose engine runs in this process, the storage floor's CPU is also given table by table,
+and its COMMITs apart.
 
 `scale` — the real import on SQLCipher at each size (devices x events per device), one fresh
 interpreter per run, alternated with `sha256sum` (which goes first flips each round). The
@@ -312,21 +314,36 @@ Plan = list[list[tuple[str, str, list[tuple]]]]
 
 
 def _storage_floor(
-    engine: str, target: Any, plan: Plan, *, copy: bool = False, grouped: bool = False
+    engine: str,
+    target: Any,
+    plan: Plan,
+    *,
+    copy: bool = False,
+    grouped: bool = False,
+    spent: dict[str, float] | None = None,
 ) -> None:
     """Each bundle's rows by plain `executemany`, one transaction per bundle, committed.
 
     With `copy` (PostgreSQL), new rows go by COPY instead, as the import sends its events; with
-    `grouped` (SQLCipher), every bundle in one transaction, as the import's group commit holds them."""
+    `grouped` (SQLCipher), every bundle in one transaction, as the import's group commit holds them.
+    `spent` (SQLCipher, where the engine runs in this process) gathers the CPU per table and COMMIT."""
     if engine == "sqlcipher":
         conn = target
+        clock = time.process_time
         for i, writes in enumerate(plan):
             if i == 0 or not grouped:
                 conn.execute("BEGIN")
             for sql, _, rows in writes:
+                c0 = clock()
                 conn.executemany(sql, rows)
+                if spent is not None:
+                    table = sql.split('"')[1]
+                    spent[table] = spent.get(table, 0.0) + clock() - c0
             if i == len(plan) - 1 or not grouped:
+                c0 = clock()
                 conn.execute("COMMIT")
+                if spent is not None:
+                    spent["COMMIT"] = spent.get("COMMIT", 0.0) + clock() - c0
         return
     for writes in plan:
         with target.transaction(), target.cursor() as cur:
@@ -385,6 +402,7 @@ def once_floors(
             "events": float(devices * events),
             "rows": float(sum(len(rows) for writes in plan for _, _, rows in writes)),
         }
+        spent: dict[str, float] = {}
         for step in order.split(","):
             server = step in ("storage", "copy", "import") and pid
             s0 = _server_cpu(pid) if server else 0.0
@@ -396,7 +414,7 @@ def once_floors(
             elif step == "verify":
                 _verify(files, laptops, identity)
             elif step == "storage":
-                _storage_floor(engine, target, plan)
+                _storage_floor(engine, target, plan, spent=spent)
             elif step == "copy":
                 _storage_floor(engine, second_target, plan, copy=True)
             elif step == "grouped":
@@ -410,6 +428,12 @@ def once_floors(
             s1 = _server_cpu(pid) if server else 0.0
             own = k1 - k0 if step == "sha" else c1 - c0
             out[f"{step}_cpu"], out[f"{step}_wall"], out[f"{step}_server"] = own + s1 - s0, w1 - w0, s1 - s0
+        rows = {sql.split('"')[1]: 0 for writes in plan for sql, _, _ in writes}
+        for writes in plan:
+            for sql, _, r in writes:
+                rows[sql.split('"')[1]] += len(r)
+        out.update({f"table {t}": cpu for t, cpu in spent.items()})
+        out.update({f"rows {t}": float(n) for t, n in rows.items()})
         if engine != "sqlcipher":
             for st in stores:
                 st.close()
@@ -509,6 +533,20 @@ def floors(engine: str, rounds: int, devices: int, events: int) -> None:
                 f" wall {statistics.median(x[f'{step}_wall'] for x in runs) / n * 1e6:7.2f} µs/event;"
                 f" x sha256sum median {statistics.median(ratio):5.1f} ({', '.join(f'{x:.1f}' for x in ratio)})"
             )
+        if server is None:  # where the storage floor's CPU goes, table by table
+            tables = sorted((k for k in runs[0] if k.startswith("table ")), key=lambda k: -runs[0][k])
+            print("  storage floor by table (CPU per event of all events; rows):")
+            for k in tables:
+                name = k.split(" ", 1)[1]
+                rows = runs[0].get(f"rows {name}", 0.0)
+                print(
+                    f"    {name:18} {statistics.median(x[k] for x in runs) / n * 1e6:6.2f} µs/event"
+                    + (
+                        f"  {rows:7.0f} rows, {statistics.median(x[k] for x in runs) / rows * 1e6:5.1f} µs a row"
+                        if rows
+                        else ""
+                    )
+                )
     finally:
         if server is not None:
             import pgserver
