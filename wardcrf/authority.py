@@ -337,19 +337,26 @@ def _check_each(
     # PostgreSQL hub holds them too).
     check_form_role = portable(_check_form_role)
     check_values = portable(_check_values)
+    # (type, role) pairs this run has seen pass the type's origin and role checks, which read nothing
+    # else of the event (`kind` is the run's): asked once per pair, not once per event. Only a pass
+    # is remembered; an event that fails is refused on the spot, in the same words.
+    passed: set[tuple[str, str | None]] = set()
     for e in events:
         t = EVENT_TYPES.get(e.type)
         if t is None:
             raise Refused(
                 f"{what}: event {e.id} has type {e.type!r}, unknown to this importer; refused, nothing applied"
             )
-        if not _origin_allows(t.origin, kind):
+        seen = (e.type, e.role) in passed
+        if not seen and not _origin_allows(t.origin, kind):
             raise Refused(
                 f"{what}: event {e.id} is a {e.type}, which a {kind} device may not originate "
                 f"(allowed: {ORIGIN_TEXT[t.origin]}); refused, nothing applied"
             )
         try:
-            _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
+            if not seen:
+                _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
+                passed.add((e.type, e.role))
             check_form_role(store, e, arriving, actions)
             check_values(store, e, arriving)
         except Refused as exc:
