@@ -1077,6 +1077,7 @@ def _check_chain(
     loads, encode, line_hash = _DECODER.decode, _ENCODER.encode, canonical.line_hash
     fast_fields = canonical.canonical_fields
     adopt = Event.adopt
+    check_envelope, check_body = eventbodies.envelope_checker(), eventbodies.check_body
     for n, line in enumerate(lines, 1):
         head = '{"prev":"' + prev + '",'
         if not line.startswith(head):
@@ -1104,7 +1105,7 @@ def _check_chain(
                 raise Refused(f"{what}: event line {n} is not canonical JSON")
         if obj.keys() != _EVENT_KEYS:
             raise Refused(f"{what}: event line {n} has missing or unknown keys")
-        problem = eventbodies.check_envelope(obj) or eventbodies.check_body(obj["type"], obj["body"] or {})
+        problem = check_envelope(obj) or check_body(obj["type"], obj["body"] or {})
         if problem:
             t = obj["type"]
             named = (

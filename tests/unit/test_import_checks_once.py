@@ -16,10 +16,10 @@ from typing import Any
 import ledgerkit
 import pytest
 from test_import_parse_once import _fields
-
-from wardcrf import authority, canonical, eventlog, features
-from wardcrf.errors import Refused
 from wardcrf.sync import bundle
+
+from wardcrf import authority, canonical, eventbodies, eventlog, features
+from wardcrf.errors import Refused
 
 
 @pytest.fixture
@@ -62,3 +62,117 @@ def test_a_pass_in_one_run_does_not_carry_to_the_next(store: Any) -> None:
     authority.check_import(store, run, "hub", "b")  # accept: the hub's own
     with pytest.raises(Refused, match=r"^b: event hubx-1 is a dsmg\.decision, which a ward device may not"):
         authority.check_import(store, run, "ward", "b")
+
+
+# -- the envelope's per-device keys, once per combination in a bundle -------------------------------
+
+
+def _obj(n: int, **changed: Any) -> dict[str, Any]:
+    seq = n
+    f = _fields(
+        "lapa",
+        seq,
+        "record.submitted",
+        "participant:WUH01-001",
+        {"form": "vitals", "data": {}},
+        "u",
+        "clinician",
+    )
+    f.update(changed)
+    return {"prev": "0" * 64, **f}
+
+
+BAD_PER_DEVICE = {
+    "device": "lapa!",
+    "role": "wizard",
+    "site": "W" * 300,
+    "type": "t" * 101,
+    "tz": "+8:00",
+    "user": 7,
+    "zone": "Mars/Olympus",
+}
+GOOD_PER_DEVICE = {
+    "device": "lapb",
+    "role": "investigator",
+    "site": "WUH02",
+    "type": "signature.applied",
+    "tz": "+01:00",
+    "user": "v",
+    "zone": "Europe/Paris",
+}
+BAD_REST = {
+    "hlc": "1790000000001.0",
+    "ts": "yesterday",
+    "body": [1],
+    "seq": 0,
+    "amends": "not an id",
+    "protocol": {"id": ["x"]},
+    "reason": 5,
+    "subject": None,  # valid: a null subject
+    "id": "lapa-999",
+}
+
+
+@pytest.mark.parametrize("key", sorted(BAD_PER_DEVICE))
+def test_a_line_differing_in_one_per_device_key_is_checked_whole(key: str) -> None:
+    check = eventbodies.envelope_checker()
+    assert [check(_obj(s)) for s in range(1, 4)] == [None, None, None]
+    bad = _obj(4, **{key: BAD_PER_DEVICE[key]})
+    assert check(bad) == eventbodies.check_envelope(bad) is not None
+    good = _obj(5, **{key: GOOD_PER_DEVICE[key]})
+    if key == "device":
+        good["id"] = "lapb-5"
+    assert check(good) is eventbodies.check_envelope(good) is None
+    assert check(_obj(6)) is None  # the first combination still passes
+
+
+@pytest.mark.parametrize("key", sorted(BAD_REST))
+def test_a_line_of_a_known_combination_is_still_checked_in_the_rest_and_refused_in_the_whole_checks_words(
+    key: str,
+) -> None:
+    check = eventbodies.envelope_checker()
+    assert check(_obj(1)) is None
+    line = _obj(2, **{key: BAD_REST[key]})
+    assert check(line) == eventbodies.check_envelope(line)
+    assert (check(line) is None) == (key == "subject")
+    # a missing key, whatever the combination: the whole check's words
+    gone = _obj(3)
+    del gone[key]
+    assert check(gone) == eventbodies.check_envelope(gone) is not None
+
+
+def test_the_chain_check_refuses_a_bad_zone_deep_in_a_bundle_in_its_words() -> None:
+    lines, prev = [], canonical.GENESIS
+    for seq in range(1, 9):
+        o = _obj(seq)
+        del o["prev"]
+        if seq == 6:
+            o["zone"] = "Mars/Olympus"
+        lines.append(canonical.event_line(prev, o))
+        prev = canonical.line_hash(lines[-1])
+    m = {
+        "device": "lapa",
+        "site": "WUH01",
+        "chain_first_prev": canonical.GENESIS,
+        "chain_last": prev,
+        "events": {"count": 8, "first": 1, "last": 8},
+    }
+    assert (
+        len(
+            bundle.check_chain(
+                lines[:5],
+                {
+                    **m,
+                    "chain_last": canonical.line_hash(lines[4]),
+                    "events": {"count": 5, "first": 1, "last": 5},
+                },
+                "b",
+            )
+        )
+        == 5
+    )
+    with pytest.raises(Refused) as exc:
+        bundle.check_chain(lines, m, "b")
+    assert (
+        str(exc.value) == "b: event line 6 (record.submitted): zone 'Mars/Olympus' is not a known time zone"
+    )
