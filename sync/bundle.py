@@ -1078,12 +1078,13 @@ def _check_chain(
     fast_fields = canonical.canonical_fields
     adopt = Event.adopt
     check_envelope, check_body = eventbodies.envelope_checker(), eventbodies.check_body
+    may_hold_refused, longest = text_rule.may_hold_refused, LIMITS.event_line_bytes
     for n, line in enumerate(lines, 1):
         head = '{"prev":"' + prev + '",'
         if not line.startswith(head):
             raise Refused(f"{what}: chain broken at line {n}: prev is not the previous event's hash")
-        if len(line) > LIMITS.event_line_bytes:
-            raise Refused(f"{what}: event line {n} is larger than {LIMITS.event_line_bytes} bytes")
+        if len(line) > longest:
+            raise Refused(f"{what}: event line {n} is larger than {longest} bytes")
         # The canonical spelling (`canonical.event_line`): shown cheaply where it can be
         # (`canonical.canonical_fields` accepts only lines the standard library spells
         # byte for byte), else decided, and any refusal worded, by the standard library.
@@ -1112,7 +1113,7 @@ def _check_chain(
                 t if isinstance(t, str) and t in eventbodies.BODIES else repr(str(t)[:40])
             )  # never raw to a terminal
             raise Refused(f"{what}: event line {n} ({named}): {problem}")
-        if text_rule.may_hold_refused(line):
+        if may_hold_refused(line):
             # The floor every local append stands on (`eventlog._checked_line`): an event
             # holding a control, bidi or zero-width character was written around wardcrf.
             try:

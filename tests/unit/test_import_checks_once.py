@@ -20,6 +20,7 @@ from wardcrf.sync import bundle
 
 from wardcrf import authority, canonical, eventbodies, eventlog, features
 from wardcrf.errors import Refused
+from wardcrf.sqlstore import common_dialect
 
 
 @pytest.fixture
@@ -176,3 +177,45 @@ def test_the_chain_check_refuses_a_bad_zone_deep_in_a_bundle_in_its_words() -> N
     assert (
         str(exc.value) == "b: event line 6 (record.submitted): zone 'Mars/Olympus' is not a known time zone"
     )
+
+
+# -- a record's form read once for its role and its values -----------------------------------------
+
+
+def test_an_amendments_role_and_values_are_checked_under_the_held_records_form(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The amendment claims `infusion_x` in its body; the record it corrects is a `dsmg_x` record: the
+    role check and the values check both see `dsmg_x` (the form read once, for both)."""
+    with store.transaction():
+        store.execute(
+            "INSERT INTO records (event_id, form, subject, data, field_hlc, created_at, last_event, last_hlc)"
+            " VALUES ('lapz-1', 'dsmg_x', 'participant:WUH01-001', '{}', '{}', 't', 'lapz-1', 'h')"
+        )
+    seen: list[tuple[str, str]] = []
+
+    @common_dialect
+    def actions(st: Any, e: eventlog.Event, form: str, arriving: Any) -> tuple[str, str] | None:
+        seen.append(("actions", form))
+        return ("dsmg.decide", "dsmg.decide") if form == "dsmg_x" else None
+
+    @common_dialect
+    def values(st: Any, e: eventlog.Event, form: str, arriving: Any) -> str | None:
+        seen.append(("values", form))
+        return None
+
+    monkeypatch.setattr(authority, "_FORM_ACTIONS_OF", [actions])
+    monkeypatch.setattr(authority, "_RECORD_VALUES", [values])
+    f = _fields(
+        "lapa", 1, "record.amended", "participant:WUH01-001", {"form": "infusion_x", "data": {}}, "u", "dsmg"
+    )
+    f["amends"] = "lapz-1"
+    amendment = eventlog.Event.from_line(canonical.event_line("0" * 64, f))
+    authority.check_import(store, [amendment], "ward", "b")  # accept: the DSMG may amend its own form
+    assert seen == [("actions", "dsmg_x"), ("values", "dsmg_x")]
+    seen.clear()
+    f["role"] = "clinician"
+    by_clinician = eventlog.Event.from_line(canonical.event_line("0" * 64, f))
+    with pytest.raises(Refused, match=r"event lapa-1: role clinician may not amend 'dsmg_x' records"):
+        authority.check_import(store, [by_clinician], "ward", "b")
+    assert seen == [("actions", "dsmg_x")]  # refused before its values are asked
