@@ -93,6 +93,8 @@ def photo_refs(lines: list[str]) -> list[str]:
     writer ships exactly these, and an importer requires exactly these.
     """
     found = carried.extractors(carried.PHOTO)
+    if not _mentioned(lines, ["sha256:", *(x.marker for x in found)]):
+        return []
     seen: dict[str, None] = {}
     for line in lines:
         if "sha256:" in line:
@@ -101,6 +103,19 @@ def photo_refs(lines: list[str]) -> list[str]:
         for digest in _extracted(line, found):
             seen.setdefault(digest, None)
     return list(seen)
+
+
+def _mentioned(lines: list[str], needles: list[str]) -> bool:
+    """False only if no line holds any of `needles`: one scan of the lines joined, not a step per line.
+
+    A bundle of vitals cites no photo and no file; its thousands of lines need not each be looked
+    at twice in Python. Joined by newlines, a needle without one is found in the joined text exactly
+    when it is in one of the lines (no match can span the newline between two); a needle holding a
+    newline is never ruled out here (the caller looks line by line, as it always did)."""
+    if any("\n" in n for n in needles):
+        return True
+    text = "\n".join(lines)
+    return any(n in text for n in needles)
 
 
 def _extracted(line: str, found: list[carried.Extractor]) -> dict[str, str]:
@@ -132,6 +147,8 @@ def evidence_refs(lines: list[str]) -> dict[str, str]:
     them and an importer requires them.
     """
     found = carried.extractors(carried.FILE)
+    if not _mentioned(lines, [x.marker for x in found]):
+        return {}
     seen: dict[str, str] = {}
     for line in lines:
         for digest, name in _extracted(line, found).items():
