@@ -335,9 +335,9 @@ VOUCHED = frozenset(
     }
 )
 """`vouch_key` of each shipped file the JSON-schema check passes, as tests/unit/test_protocol_vouched.py
-re-runs it on every run of the suite. The check costs a process a quarter of a second (jsonschema's import
-and its walk over the file), once per process that reads the format-1 re-encoding: a hub importing one
-bundle pays it whole. A file not byte-identical to a vouched one (a user's, a bundle's, a shipped file
+re-runs it on every run of the suite. The check (jsonschema's import and its walk over the file) was 0.09 of
+the 0.145 s CPU a fresh process spends reading the format-1 re-encoding: a hub importing one bundle paid it
+whole. A file not byte-identical to a vouched one (a user's, a bundle's, a shipped file
 edited since) is checked as ever; so is every file once the schema's own text changes."""
 
 
