@@ -93,6 +93,8 @@ def photo_refs(lines: list[str]) -> list[str]:
     writer ships exactly these, and an importer requires exactly these.
     """
     found = carried.extractors(carried.PHOTO)
+    if not _mentioned(lines, ["sha256:", *(x.marker for x in found)]):
+        return []
     seen: dict[str, None] = {}
     for line in lines:
         if "sha256:" in line:
@@ -101,6 +103,19 @@ def photo_refs(lines: list[str]) -> list[str]:
         for digest in _extracted(line, found):
             seen.setdefault(digest, None)
     return list(seen)
+
+
+def _mentioned(lines: list[str], needles: list[str]) -> bool:
+    """False only if no line holds any of `needles`: one scan of the lines joined, not a step per line.
+
+    A bundle of vitals cites no photo and no file; its thousands of lines need not each be looked
+    at twice in Python. Joined by newlines, a needle without one is found in the joined text exactly
+    when it is in one of the lines (no match can span the newline between two); a needle holding a
+    newline is never ruled out here (the caller looks line by line, as it always did)."""
+    if any("\n" in n for n in needles):
+        return True
+    text = "\n".join(lines)
+    return any(n in text for n in needles)
 
 
 def _extracted(line: str, found: list[carried.Extractor]) -> dict[str, str]:
@@ -132,6 +147,8 @@ def evidence_refs(lines: list[str]) -> dict[str, str]:
     them and an importer requires them.
     """
     found = carried.extractors(carried.FILE)
+    if not _mentioned(lines, [x.marker for x in found]):
+        return {}
     seen: dict[str, str] = {}
     for line in lines:
         for digest, name in _extracted(line, found).items():
@@ -1077,12 +1094,14 @@ def _check_chain(
     loads, encode, line_hash = _DECODER.decode, _ENCODER.encode, canonical.line_hash
     fast_fields = canonical.canonical_fields
     adopt = Event.adopt
+    check_envelope, check_body = eventbodies.envelope_checker(), eventbodies.check_body
+    may_hold_refused, longest = text_rule.may_hold_refused, LIMITS.event_line_bytes
     for n, line in enumerate(lines, 1):
         head = '{"prev":"' + prev + '",'
         if not line.startswith(head):
             raise Refused(f"{what}: chain broken at line {n}: prev is not the previous event's hash")
-        if len(line) > LIMITS.event_line_bytes:
-            raise Refused(f"{what}: event line {n} is larger than {LIMITS.event_line_bytes} bytes")
+        if len(line) > longest:
+            raise Refused(f"{what}: event line {n} is larger than {longest} bytes")
         # The canonical spelling (`canonical.event_line`): shown cheaply where it can be
         # (`canonical.canonical_fields` accepts only lines the standard library spells
         # byte for byte), else decided, and any refusal worded, by the standard library.
@@ -1104,14 +1123,14 @@ def _check_chain(
                 raise Refused(f"{what}: event line {n} is not canonical JSON")
         if obj.keys() != _EVENT_KEYS:
             raise Refused(f"{what}: event line {n} has missing or unknown keys")
-        problem = eventbodies.check_envelope(obj) or eventbodies.check_body(obj["type"], obj["body"] or {})
+        problem = check_envelope(obj) or check_body(obj["type"], obj["body"] or {})
         if problem:
             t = obj["type"]
             named = (
                 t if isinstance(t, str) and t in eventbodies.BODIES else repr(str(t)[:40])
             )  # never raw to a terminal
             raise Refused(f"{what}: event line {n} ({named}): {problem}")
-        if text_rule.may_hold_refused(line):
+        if may_hold_refused(line):
             # The floor every local append stands on (`eventlog._checked_line`): an event
             # holding a control, bidi or zero-width character was written around wardcrf.
             try:

@@ -335,23 +335,28 @@ def _check_each(
 ) -> None:
     # A record's form and its protocol version are projections, read in the common dialect (a
     # PostgreSQL hub holds them too).
-    check_form_role = portable(_check_form_role)
-    check_values = portable(_check_values)
+    check_record = portable(_check_record)
+    # (type, role) pairs this run has seen pass the type's origin and role checks, which read nothing
+    # else of the event (`kind` is the run's): asked once per pair, not once per event. Only a pass
+    # is remembered; an event that fails is refused on the spot, in the same words.
+    passed: set[tuple[str, str | None]] = set()
     for e in events:
         t = EVENT_TYPES.get(e.type)
         if t is None:
             raise Refused(
                 f"{what}: event {e.id} has type {e.type!r}, unknown to this importer; refused, nothing applied"
             )
-        if not _origin_allows(t.origin, kind):
+        seen = (e.type, e.role) in passed
+        if not seen and not _origin_allows(t.origin, kind):
             raise Refused(
                 f"{what}: event {e.id} is a {e.type}, which a {kind} device may not originate "
                 f"(allowed: {ORIGIN_TEXT[t.origin]}); refused, nothing applied"
             )
         try:
-            _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
-            check_form_role(store, e, arriving, actions)
-            check_values(store, e, arriving)
+            if not seen:
+                _check_role(t, e.role, f"role {e.role} may not originate {e.type}")
+                passed.add((e.type, e.role))
+            check_record(store, e, arriving, actions)
         except Refused as exc:
             raise Refused(f"{what}: event {e.id}: {exc}; refused, nothing applied") from None
         # The hub speaks for every site (it already sends HUB-only events about any of them, and
@@ -460,25 +465,38 @@ def _record_form(store: Store, e: Event) -> str | None:
     return form if isinstance(form, str) else None  # not text: the schema refuses it
 
 
+_RECORD_TYPES = ("record.submitted", "record.amended")
+
+
 @common_dialect
-def _check_form_role(
+def _check_record(
     store: Store,
     e: Event,
     arriving: Arriving,
     memo: ActionsMemo | None = None,
 ) -> None:
-    """A record's role must be one its form allows (`form_actions`), as the services require."""
-    if e.type not in ("record.submitted", "record.amended") or e.role is None:
+    """A record's role for its form (`_check_form_role`), then its values (`_check_values`): its form
+    read once for both (an amendment's is a read of `records`; on PostgreSQL a round trip)."""
+    if e.type not in _RECORD_TYPES:
         return
     form = _record_form(store, e)
     if form is None:
         return
+    if e.role is not None:
+        _check_form_role(store, e, e.role, form, arriving, memo)
+    _check_values(store, e, form, arriving)
+
+
+def _check_form_role(
+    store: Store, e: Event, role: str, form: str, arriving: Arriving, memo: ActionsMemo | None
+) -> None:
+    """A record's role (`e.role`) must be one its form allows (`form_actions`), as the services require."""
     submit, amend = _actions_of(store, e, form, arriving, memo)
     action = submit if e.type == "record.submitted" else amend
-    if not roles.allowed(e.role, action):
+    if not roles.allowed(role, action):
         verb = "submit" if e.type == "record.submitted" else "amend"
         raise Refused(
-            f"role {e.role} may not {verb} {form[:60]!r} records (allowed: "
+            f"role {role} may not {verb} {form[:60]!r} records (allowed: "
             f"{', '.join(sorted(roles.PERMISSIONS.get(action, frozenset())))} ({action}))"
         )
 
@@ -499,13 +517,7 @@ def record_values_check(fn: RecordValuesCheck) -> None:
         _RECORD_VALUES.append(fn)
 
 
-@common_dialect
-def _check_values(store: Store, e: Event, arriving: Arriving) -> None:
-    if e.type not in ("record.submitted", "record.amended"):
-        return
-    form = _record_form(store, e)
-    if form is None:
-        return
+def _check_values(store: Store, e: Event, form: str, arriving: Arriving) -> None:
     for fn in _RECORD_VALUES:
         if not is_portable(fn) and not store.holds_projections:
             raise NotPortable(f"{getattr(fn, '__qualname__', fn)!s} is not declared common_dialect")

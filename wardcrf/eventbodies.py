@@ -21,8 +21,10 @@ only when something is validated, off the TUI's start-up path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -861,6 +863,52 @@ def check_envelope(obj: dict[str, Any]) -> str | None:
     if not _zone_ok(env.zone):
         return f"zone {env.zone[:64]!r} is not a known time zone"
     return None
+
+
+_PER_DEVICE = ("device", "role", "site", "type", "tz", "user", "zone")
+"""Envelope keys whose values a device's bundle repeats line after line (`envelope_checker`)."""
+
+_EnvelopeRest = msgspec.defstruct(
+    "EnvelopeRest",
+    [(f.name, Any if f.name in _PER_DEVICE else f.type) for f in msgspec.structs.fields(Envelope)],
+    forbid_unknown_fields=True,
+)
+"""`Envelope` with the per-device keys left untyped: every key still required, no other allowed."""
+
+
+def envelope_checker() -> Callable[[dict[str, Any]], str | None]:
+    """`check_envelope` for the lines of one bundle, checking the per-device keys once per combination.
+
+    A bundle's thousands of lines repeat one device, site, zone and a few types, roles and users;
+    their patterns and the zone lookup are half of the envelope check. Each key's verdict depends on
+    its value alone, so once a line with these values has passed the whole check, a line with the
+    same values passes iff the rest of it does (`_EnvelopeRest`, and the body and id checks). Only
+    a pass is remembered; a line failing anything is checked whole again (`check_envelope`), so
+    every refusal has the words the whole check gives. The values that passed are text or null:
+    no value of another type compares equal to them."""
+    passed: set[tuple[Any, ...]] = set()
+    per_device = itemgetter(*_PER_DEVICE)
+
+    def check(obj: dict[str, Any]) -> str | None:
+        try:
+            key = per_device(obj)
+            known = key in passed
+        except (KeyError, TypeError):  # a key missing, or a value that cannot be a key (a list)
+            return check_envelope(obj)
+        if not known:
+            problem = check_envelope(obj)
+            if problem is None:
+                passed.add(key)
+            return problem
+        try:
+            env: Any = msgspec.convert(obj, _EnvelopeRest)
+        except msgspec.ValidationError:
+            return check_envelope(obj)
+        if (env.body is not None and not isinstance(env.body, dict)) or env.id != f"{env.device}-{env.seq}":
+            return check_envelope(obj)
+        return None
+
+    return check
 
 
 def check_body(type_: str, body: dict[str, Any]) -> str | None:
