@@ -22,6 +22,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from wardcrf.engine import interpreter
 from wardcrf.engine.interpreter import EvalError, Rec, Snapshot
 from wardcrf.engine.model import Model
@@ -172,8 +174,25 @@ def participant_records(store: Store, model: Model, pid: str) -> dict[str, list[
         (f"participant:{pid}",),
     ).fetchall()
     return typed_records(
-        model, ((form, event_id, json.loads(data), pos) for form, event_id, data, pos in rows)
+        model, ((form, event_id, stored_values(data), pos) for form, event_id, data, pos in rows)
     )
+
+
+_DECODER = msgspec.json.Decoder()
+
+
+def stored_values(data: str | bytes) -> Any:
+    """A record's stored data (the `records` projection's JSON text) as `json.loads` reads it.
+
+    msgspec reads standard JSON to the same values as the standard library (objects as dicts, the last of
+    a repeated key kept, integers of any size, floats correctly rounded) in about a quarter of the time,
+    and every participant's records are read this way when `db rebuild` derives the ward queue. What
+    msgspec refuses and the standard library reads (NaN, Infinity, a number too large for a float, a lone
+    surrogate escape) is read by the standard library, to the same value as before."""
+    try:
+        return _DECODER.decode(data)
+    except msgspec.MsgspecError:
+        return json.loads(data)
 
 
 def typed_records(

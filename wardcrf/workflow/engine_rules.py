@@ -1767,7 +1767,9 @@ def queue_row(store: Store, proto: Protocol, p: Participant, reads: QueueReads |
         return QueueRow(None, None, 0, None)
     # Each record's stored values parsed once: typed for the expressions, and as stored for placing the
     # administrations (in the projection's order, as `eligibility.participant_records` reads them).
-    stored_all = [(f, e, json.loads(d), pos) for f, e, d, pos in reads.records.get(p.subject, ())]
+    stored_all = [
+        (f, e, eligibility.stored_values(d), pos) for f, e, d, pos in reads.records.get(p.subject, ())
+    ]
     records = eligibility.typed_records(m, stored_all)
     tz = zone(site_zone)
     snap = Snapshot(
