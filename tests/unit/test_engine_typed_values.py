@@ -231,3 +231,18 @@ def test_stored_data_that_is_not_json_is_refused_as_before(text) -> None:
         json.loads(text)
     with pytest.raises(ValueError):
         eligibility.stored_values(text)
+
+
+def test_two_versions_of_a_form_type_its_fields_each_by_its_own_declaration() -> None:
+    """The typers are chosen once per form of a version: a form whose field is a number in one version
+    and text in another types the same stored value by each one's declaration, in either order, however
+    often (the fields of a version live as long as it; the same names are not the same form)."""
+    as_number = freeze({"score": {"type": "number"}, "at": {"type": "datetime"}})
+    as_text = freeze({"score": {"type": "text"}, "at": {"type": "date"}})
+    raw = {"score": 40, "at": "2020-03-05T10:00:00+08:00"}
+    for _ in range(2):
+        assert interpreter.typed_values(as_number, raw) == {
+            "score": Decimal(40),
+            "at": datetime.fromisoformat("2020-03-05T10:00:00+08:00"),
+        }
+        assert interpreter.typed_values(as_text, raw) == {"score": "40", "at": date(2020, 3, 5)}
