@@ -249,3 +249,28 @@ def test_two_versions_of_one_visit_each_place_by_their_own_forms(two_visits, lab
     assert visits.owed(labs_at_dose, b, {"labs": [labs]}, snap, NOW, TZ) == []
     assert [o.form for o in visits.owed(two_visits, a, {"labs": [labs]}, snap, NOW, TZ)] == []
     assert [o.form for o in visits.owed(labs_at_dose, b, {}, snap, NOW, TZ)] == ["labs"]
+
+
+@pytest.fixture(scope="module")
+def mexcovid() -> model.Model:
+    return model.parse(_mexcovid(), "mexcovid.toml")
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_a_visit_listing_only_its_administrations_own_items_owes_nothing_as_written(mexcovid, data) -> None:
+    """MEXCOVID's DOSE 1-5 lists the dose, its vital signs and its post-dose check: the administration's
+    items, never the visit's. Whatever the records (a link that is no number aside: the rule as written
+    raises placing it), nothing is owed, as the rule as written gives, without placing any record."""
+    found = data.draw(_occurrences(mexcovid))
+    records: dict[str, list[Rec]] = {}
+    for rec in data.draw(_records()):
+        link = rec.values["dose"]
+        if not (isinstance(link, Decimal) and link.is_nan()):
+            records.setdefault(rec.form, []).append(rec)
+    snap = Snapshot(records=records, now=NOW, zone=TZ)
+    assert (
+        visits.owed(mexcovid, found, records, snap, NOW, TZ)
+        == _owed_as_written(mexcovid, found, records)
+        == []
+    )

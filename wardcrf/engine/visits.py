@@ -358,9 +358,16 @@ def owed(
     The administration itself and its dose assessments are the administration's items (the next dose, the
     assessments owed before and after it), not repeated here. Before the administration is recorded the
     forms share its state (upcoming, due now, window closing, overdue, held; missed when it is); once it is
-    recorded they are due that day and overdue after it."""
-    filled: dict[tuple[str, int], set[str]] = {}
+    recorded they are due that day and overdue after it.
+
+    A visit whose every required form is the administration's own item (MEXCOVID's DOSE 1-5: the dose, its
+    vital signs, its post-dose check) owes nothing whatever the records: when no visit of `found` can owe
+    a form, none is placed (a rebuild asks this of every participant)."""
     visits_of = list({id(occ.visit): occ.visit for occ in found}.values())
+    skips = {id(v): _administration_items(model, v) for v in visits_of}
+    if not any(e.required and e.form not in skips[id(v)] for v in visits_of for e in v.forms):
+        return []
+    filled: dict[tuple[str, int], set[str]] = {}
     for form, recs in records.items():
         # `place` passes over an occurrence whose visit lists no entry for the form: only the others are
         # asked, in their order (the same first match), not every occurrence for every record
@@ -377,21 +384,24 @@ def owed(
             if occ is not None:
                 filled.setdefault((occ.visit.code, occ.n), set()).add(form)
     out: list[Owed] = []
-    skips: dict[int, set[str]] = {}
     for occ in found:
         v = occ.visit
-        skip = skips.get(id(v))
-        if skip is None:  # the same for every occurrence of the visit
-            skip = skips[id(v)] = _recording_forms(model, v.regimen) | {
-                str(a.get("form"))
-                for a in model.data.get("dose_assessments", ())
-                if not a.get("regimens") or v.twins & set(a["regimens"])
-            }
+        skip = skips[id(v)]
         for entry in v.forms:
             if not entry.required or entry.form in skip or entry.form in filled.get((v.code, occ.n), set()):
                 continue
             out.append(Owed(occ, entry.form, _state(occ, at)))
     return out
+
+
+def _administration_items(model: Model, v: PerAdministration) -> set[str]:
+    """The forms of visit `v` that are its administration's own items, never owed by the visit: the
+    administration's recording form and the dose assessments' forms (`owed`)."""
+    return _recording_forms(model, v.regimen) | {
+        str(a.get("form"))
+        for a in model.data.get("dose_assessments", ())
+        if not a.get("regimens") or v.twins & set(a["regimens"])
+    }
 
 
 def _state(occ: Occurrence, at: datetime) -> str:
