@@ -246,3 +246,57 @@ def test_two_versions_of_a_form_type_its_fields_each_by_its_own_declaration() ->
             "at": datetime.fromisoformat("2020-03-05T10:00:00+08:00"),
         }
         assert interpreter.typed_values(as_text, raw) == {"score": "40", "at": date(2020, 3, 5)}
+
+
+# -- typed when first read: the same records ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mexcovid():
+    from pathlib import Path
+
+    from wardcrf.engine import model
+
+    text = (Path(model.__file__).parent.parent / "protocols" / "engine" / "mexcovid.toml").read_text("utf-8")
+    return model.parse(text, "mexcovid.toml")
+
+
+ROW_VALUES = st.fixed_dictionaries(
+    {
+        "timepoint": st.sampled_from(["pre_dose", "post_dose", "baseline", 3, None]),
+        "dose": st.sampled_from([1, 2, "2", None, 2.5]),
+        "time": st.sampled_from(["2020-03-05T10:00:00+08:00", "2020-03-05", "", None]),
+        "pulse": st.one_of(  # NaN aside: a record holding it is not equal to itself
+            st.none(),
+            st.integers(0, 300),
+            st.sampled_from(["80", "x", "", [], [1]]),
+            st.fixed_dictionaries({"value": st.integers(0, 300), "unit": st.just("beats/min")}),
+        ),
+    }
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["vitals", "dose", "screening", "labs", "not_a_form"]), ROW_VALUES),
+        max_size=10,
+    ),
+    asked=st.lists(st.sampled_from(["labs", "vitals", "dose", "screening", "not_a_form", "ae"]), max_size=6),
+)
+def test_records_typed_when_their_form_is_first_read_are_the_records_typed_at_once(
+    mexcovid, rows, asked
+) -> None:
+    parsed = [(form, f"e-{i}", values, i) for i, (form, values) in enumerate(rows)]
+    eager = eligibility.typed_records(mexcovid, parsed)
+    lazy = eligibility.TypedOnRead(mexcovid, parsed)
+    for form in asked:  # in any order, each form's records as typed at once, the same each time asked
+        assert (form in lazy) == (form in eager)
+        assert lazy.get(form) == eager.get(form) and lazy.get(form, ()) == eager.get(form, ())
+        if form in eager:
+            assert lazy[form] == eager[form] and lazy[form] is lazy[form]
+        else:
+            with pytest.raises(KeyError):
+                lazy[form]
+    assert list(lazy) == list(eager) and len(lazy) == len(eager)
+    assert dict(lazy.items()) == eager

@@ -16,7 +16,7 @@ own `message` when it declares one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -208,6 +208,44 @@ def typed_records(
             Rec(form, interpreter.typed_values(fields, values), event_id, int(pos))
         )
     return out
+
+
+class TypedOnRead(Mapping[str, list[Rec]]):
+    """`typed_records` of rows already read and parsed, each form's records typed when the form is first
+    read: the same records, in the same order, for every form read.
+
+    The ward queue's row reads a participant's records of a few forms (the administrations, the dose
+    assessments, the eligibility and disposition records, the forms a gate or an anchor names), and a
+    rebuild derives every participant's row: the records of a form no rule of the row reads (labs, CT
+    scores, demographics) are not typed. Iterating it, or asking for its items or values, types every
+    form, as `typed_records` does."""
+
+    __slots__ = ("_model", "_rows", "_typed")
+
+    def __init__(self, model: Model, rows: Iterable[tuple[str, str, Mapping[str, Any], int]]) -> None:
+        self._model = model
+        self._rows: dict[str, list[tuple[str, str, Mapping[str, Any], int]]] = {}
+        for row in rows:
+            self._rows.setdefault(row[0], []).append(row)
+        self._typed: dict[str, list[Rec]] = {}
+
+    def __getitem__(self, form: str) -> list[Rec]:
+        hit = self._typed.get(form)
+        if hit is None:
+            hit = self._typed[form] = typed_records(self._model, self._rows[form])[form]
+        return hit
+
+    def get(self, form: str, default: Any = None) -> Any:
+        return self[form] if form in self._rows else default
+
+    def __contains__(self, form: object) -> bool:
+        return form in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def snapshot(

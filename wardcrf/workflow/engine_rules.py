@@ -1765,12 +1765,13 @@ def queue_row(store: Store, proto: Protocol, p: Participant, reads: QueueReads |
     anchors, arm = plan_inputs(store, m, p, site_zone, reads.allocations)
     if not p.enrollment_event:
         return QueueRow(None, None, 0, None)
-    # Each record's stored values parsed once: typed for the expressions, and as stored for placing the
-    # administrations (in the projection's order, as `eligibility.participant_records` reads them).
+    # Each record's stored values parsed once: typed for the expressions (a form's records when a rule of
+    # the row first reads the form), and as stored for placing the administrations (in the projection's
+    # order, as `eligibility.participant_records` reads them).
     stored_all = [
         (f, e, eligibility.stored_values(d), pos) for f, e, d, pos in reads.records.get(p.subject, ())
     ]
-    records = eligibility.typed_records(m, stored_all)
+    records = eligibility.TypedOnRead(m, stored_all)  # the forms the row's rules read, typed
     tz = zone(site_zone)
     snap = Snapshot(
         records=records, now=datetime.now(UTC), zone=tz, anchors=anchors, anchor_day=m.calendar.anchor_day
