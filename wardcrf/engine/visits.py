@@ -360,9 +360,9 @@ def owed(
     forms share its state (upcoming, due now, window closing, overdue, held; missed when it is); once it is
     recorded they are due that day and overdue after it.
 
-    A visit whose every required form is the administration's own item (MEXCOVID's DOSE 1-5: the dose, its
-    vital signs, its post-dose check) owes nothing whatever the records: when no visit of `found` can owe
-    a form, none is placed (a rebuild asks this of every participant)."""
+    A visit whose every required form is the administration's own item (a daily dose's visit listing the
+    dose, its vital signs, its post-dose check) owes nothing whatever the records: when no visit of `found`
+    can owe a form, none is placed (a rebuild asks this of every participant)."""
     visits_of = list({id(occ.visit): occ.visit for occ in found}.values())
     skips = {id(v): _administration_items(model, v) for v in visits_of}
     if not any(e.required and e.form not in skips[id(v)] for v in visits_of for e in v.forms):
