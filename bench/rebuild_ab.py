@@ -10,7 +10,7 @@ copies the site, then alternates in one loop, three times each, exactly as
 `bench_sweep` does: `projections.rebuild` with the read + SHA-256 + JSON-parse floor
 (stdlib `sqlite3` on a plain copy of the same rows), and `export_csv` with its floor
 (per-form CSV, the audit-trail rows, SHA-256). `compare` runs OLD, NEW, NEW, OLD, ...
-and prints each side's CPU medians per event, the CPU ratio to the floor, and the load.
+and prints each side's CPU medians per event, the CPU ratio to the floor, the wall medians, and the load.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ def once(source: Path) -> dict[str, float]:
             "rebuild_floor_cpu": reb.base.cpu,
             "csv_cpu": csv.ours.cpu,
             "csv_floor_cpu": csv.base.cpu,
+            "rebuild_wall": reb.ours.wall,
+            "rebuild_floor_wall": reb.base.wall,
+            "csv_wall": csv.ours.wall,
+            "csv_floor_wall": csv.base.wall,
         }
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -109,7 +113,9 @@ def compare(source: Path, old: str, new: str, rounds: int) -> None:
             print(
                 f"  {side} {job}: CPU {statistics.median(x[f'{job}_cpu'] for x in runs) * 1e6:.1f} µs/event,"
                 f" floor {statistics.median(x[f'{job}_floor_cpu'] for x in runs) * 1e6:.1f} µs/event;"
-                f" CPU ratio median {statistics.median(ratio):.2f} ({', '.join(f'{x:.2f}' for x in ratio)})"
+                f" CPU ratio median {statistics.median(ratio):.2f} ({', '.join(f'{x:.2f}' for x in ratio)});"
+                f" wall {statistics.median(x[f'{job}_wall'] for x in runs) * 1e6:.1f} µs/event,"
+                f" floor {statistics.median(x[f'{job}_floor_wall'] for x in runs) * 1e6:.1f} µs/event"
             )
 
 

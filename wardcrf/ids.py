@@ -139,6 +139,11 @@ def clean(raw: object) -> str:
     Not validated and not upper-cased: what `key` and `normalise` start from.
     """
     text = raw if isinstance(raw, str) else ("" if raw is None else str(raw))
+    if text.isascii() and text.isprintable():
+        # The common case, a stored or scanned id of printable ASCII: it holds no control or format
+        # character (in ASCII, the non-printable characters are exactly the control ones) and NFKC leaves
+        # ASCII as it is, so only the trim is left to do; a projection keys every record's subject this way.
+        return text.strip()
     text = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf"))
     text = unicodedata.normalize("NFKC", text)
     # NFKC can expose new format characters (rare compatibility forms): drop again.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wardcrf import ids, protocol
 from wardcrf.errors import UsageError
@@ -232,3 +234,41 @@ def test_hostile_bursts_are_refused_without_work() -> None:
     assert "looks like 12 kit ids" in (ids.scan("".join(f"EXO-{i:04d}" for i in range(12)), EXO).error or "")
     assert "contains '\\x00'" not in (ids.scan("KIT\x00-1", KIT).error or "")  # NUL is noise, dropped
     assert ids.scan("KIT\x00-1", KIT).ids == ["KIT-1"]
+
+
+# -- clean: the printable-ASCII shortcut is the full rule's answer ---------------------------------
+
+
+def _clean_by_the_rule(raw: str) -> str:
+    """`ids.clean` as its docstring states it, every step taken (control and format characters dropped,
+    NFKC, dropped again, trimmed): what the shortcut for printable ASCII must equal."""
+    import unicodedata
+
+    def drop(text: str) -> str:
+        return "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf"))
+
+    return drop(unicodedata.normalize("NFKC", drop(raw))).strip()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "KIT-X1",  # printable ASCII: the shortcut
+        "  kit-x1 ",
+        "\x1dKIT-A1\r\n",  # ASCII with control characters: the full rule
+        "KIT\x7f-X1",  # DEL: ASCII, a control character
+        "\tKIT-X1\x0b",  # whitespace that is a control character
+        "ＫＩＴ－Ｘ１",  # not ASCII: NFKC
+        "KIT\u200b-X1",
+        "",
+    ],
+)
+def test_clean_is_the_full_rule_on_ascii_with_controls_and_on_other_text(raw: str) -> None:
+    assert ids.clean(raw) == _clean_by_the_rule(raw)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x3000), max_size=24))
+@settings(max_examples=500, deadline=None)
+def test_clean_equals_the_full_rule_for_any_text(raw: str) -> None:
+    assert ids.clean(raw) == _clean_by_the_rule(raw)
+    assert ids.key(raw) == _clean_by_the_rule(raw).upper()

@@ -84,3 +84,47 @@ def test_a_row_the_rebuild_would_not_derive_is_found(cli, tmp_path):
         assert [d.table for d in diffs] == ["ward_queue"] and pid in diffs[0].key
     finally:
         s.close()
+
+
+def test_an_amendment_moving_a_record_off_its_dose_moves_the_row_live_and_at_a_rebuild(
+    cli, tmp_path, monkeypatch
+):
+    """A record's conditions are answered from its values as they stand (`interpreter.record_truth` keeps
+    an answer by the values it reads, never by the record): amended from a dose's post-dose vital signs to
+    an unscheduled reading, the dose owes its post-dose vitals again, live, recomputed alone and at a
+    rebuild; amended back, it owes nothing. The record keeps its place in the projection (amended in
+    place), and the same values were answered before in the same process."""
+    target = tmp_path / "mexcovid"
+    env = {"WARDCRF_FAKE_NOW": SEEDED, "WARDCRF_DATA_DIR": str(target)}
+    r = cli("demo", "--no-tui", "--data-dir", str(target), "--password", PASSWORD, env=env)
+    assert r.code == 0, r.err
+    s = Site.open(target).unlock("admin", PASSWORD)
+    try:
+        store = s.store
+        pid, event = store.execute(
+            "SELECT q.participant, r.event_id FROM ward_queue q JOIN records r"
+            " ON r.subject = 'participant:' || q.participant AND r.form = 'vitals'"
+            " WHERE q.next_dose IS NOT NULL AND q.vitals_owed = 0 AND r.data LIKE '%\"post_dose\"%'"
+            " ORDER BY r.rowid DESC LIMIT 1"
+        ).fetchone()
+
+        def owed() -> int:
+            return int(store.scalar("SELECT vitals_owed FROM ward_queue WHERE participant = ?", (pid,)))
+
+        for timepoint, want in (("unscheduled", 1), ("post_dose", 0)):
+            r = cli(
+                "amend", event, f"timepoint={timepoint}", "--reason", "the reading's timepoint corrected",
+                user="clinician", env=env,
+            )  # fmt: skip
+            assert r.code == 0, r.err
+            live = _queue(store)
+            assert owed() == want
+            with store.transaction():
+                wardqueue.refresh(store, pid)
+            assert _queue(store) == live
+            monkeypatch.setattr(wardqueue, "_CHUNK", 2)
+            assert projections.rebuild(store) > 0
+            assert _queue(store) == live and owed() == want
+            assert projections.check(store)[1] == []
+    finally:
+        s.close()

@@ -97,58 +97,127 @@ def typed_values(fields: Mapping[str, Mapping[str, Any]], raw: Mapping[str, Any]
     A stored value that does not read as its type is blank (the form's own
     validation refused it when it was typed; an old record keeps its text).
     """
-    specs = _specs(fields) if isinstance(fields, MappingProxyType) else None
-    out: dict[str, Value] = {}
+    if isinstance(fields, MappingProxyType):
+        typers = _typers(fields)
+        out: dict[str, Value] = {}
+        for name, value in raw.items():
+            # blank (`_typed`'s first rule) here, without a call: most stored values are not
+            out[name] = (
+                None if value is None or value == "" or value == [] else typers.get(name, _as_text)(value)
+            )
+        return out
+    typed: dict[str, Value] = {}
     for name, value in raw.items():
-        if specs is not None:
-            ftype, multiple = specs.get(name, _TEXT)
-        else:
-            spec = fields.get(name, {})
-            ftype, multiple = spec.get("type", "text"), bool(spec.get("multiple"))
-        out[name] = _typed(ftype, multiple, value)
-    return out
+        spec = fields.get(name, {})
+        typed[name] = _typed(spec.get("type", "text"), bool(spec.get("multiple")), value)
+    return typed
 
 
-_TEXT = ("text", False)
-_SPECS: dict[int, tuple[Mapping[str, Mapping[str, Any]], dict[str, tuple[Any, bool]]]] = {}
+_TYPERS: dict[int, tuple[Mapping[str, Mapping[str, Any]], dict[str, Callable[[Any], Value]]]] = {}
 
 
-def _specs(fields: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[Any, bool]]:
-    """(type, multiple) by field name of a model's frozen form fields (`model.freeze`: read-only), worked
-    out once per form instead of once per value typed (a rebuild types every record of every
+def _typers(fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Callable[[Any], Value]]:
+    """The typer (`_typer`) of each field of a model's frozen form fields (`model.freeze`: read-only), by
+    name, worked out once per form instead of once per value typed (a rebuild types every record of every
     participant). Kept while the fields object lives (it is held here, so its id names no other)."""
-    hit = _SPECS.get(id(fields))
+    hit = _TYPERS.get(id(fields))
     if hit is None or hit[0] is not fields:
-        if len(_SPECS) > 1024:
-            _SPECS.clear()
+        if len(_TYPERS) > 1024:
+            _TYPERS.clear()
         table = {
-            name: (spec.get("type", "text"), bool(spec.get("multiple"))) for name, spec in fields.items()
+            name: _typer(spec.get("type", "text"), bool(spec.get("multiple")))
+            for name, spec in fields.items()
         }
-        hit = _SPECS[id(fields)] = (fields, table)
+        hit = _TYPERS[id(fields)] = (fields, table)
     return hit[1]
 
 
 def _typed(ftype: str, multiple: bool, value: Any) -> Value:
+    """A stored value as field type `ftype` (`multiple`: a choice of several) reads it: blank for nothing
+    stored, else its type's typer (`_typer`)."""
     if value is None or value == "" or value == []:
         return None
-    if isinstance(value, dict) and "value" in value:  # a stored quantity: {"value": 60, "unit": "kg"}
+    return _typer(ftype, multiple)(value)
+
+
+def _typer(ftype: Any, multiple: bool) -> Callable[[Any], Value]:
+    """The function typing a stored value that is not blank as a field of type `ftype` reads it, chosen once
+    per field, not per value: a stored quantity (`{"value": 60, "unit": "kg"}`) is its value; a value that
+    does not read as its type is blank; a field of no type the interpreter knows keeps its text."""
+    if ftype in ("number", "integer"):
+        return _as_number
+    if ftype == "boolean":
+        return _as_boolean
+    if ftype == "date":
+        return _as_date
+    if ftype == "datetime":
+        return _as_datetime
+    if ftype == "choice":
+        return _as_choices if multiple else _as_choice
+    return _as_text
+
+
+_NOT_READ = (ValueError, InvalidOperation, TypeError)
+"""What a stored value that does not read as its type raises while it is typed: it is blank."""
+
+
+def _as_number(value: Any) -> Value:
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    if type(value) is int:  # not a bool; an integer's Decimal is its text's, digit for digit
+        return Decimal(value)
+    try:
+        return None if isinstance(value, bool) else Decimal(str(value))
+    except _NOT_READ:
+        return None
+
+
+def _as_boolean(value: Any) -> Value:
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    return value if isinstance(value, bool) else None
+
+
+def _as_date(value: Any) -> Value:
+    if isinstance(value, dict) and "value" in value:
         value = value["value"]
     try:
-        if ftype in ("number", "integer"):
-            return None if isinstance(value, bool) else Decimal(str(value))
-        if ftype == "boolean":
-            return value if isinstance(value, bool) else None
-        if ftype == "date":
-            return date.fromisoformat(str(value)[:10])
-        if ftype == "datetime":
-            dt = datetime.fromisoformat(str(value))
-            return dt if dt.tzinfo is not None else None
-        if ftype == "choice" and multiple:
-            return tuple(_code(v) for v in value) if isinstance(value, list) else (_code(value),)
-        if ftype == "choice":
-            return _code(value)
-    except (ValueError, InvalidOperation, TypeError):
+        return date.fromisoformat(str(value)[:10])
+    except _NOT_READ:
         return None
+
+
+def _as_datetime(value: Any) -> Value:
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except _NOT_READ:
+        return None
+    return dt if dt.tzinfo is not None else None
+
+
+def _as_choices(value: Any) -> Value:
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    try:
+        return tuple(_code(v) for v in value) if isinstance(value, list) else (_code(value),)
+    except _NOT_READ:
+        return None
+
+
+def _as_choice(value: Any) -> Value:
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    try:
+        return _code(value)
+    except _NOT_READ:
+        return None
+
+
+def _as_text(value: Any) -> Value:
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
     return value if isinstance(value, str) else str(value)
 
 
@@ -275,7 +344,11 @@ def _own_key(text: str, snap: Snapshot, rec: Rec) -> tuple[Any, ...] | None:
     if names is None or snap.record is not None or snap.outer:
         return None  # inside a record, a name may be an enclosing record's field
     values = rec.values
-    key = (text, *((type(v), v) for v in map(values.get, names)))
+    if len(names) == 1:  # most conditions read one field (`timepoint == 'post_dose'`)
+        v = values.get(names[0])
+        key: tuple[Any, ...] = (text, (type(v), v))
+    else:
+        key = (text, *((type(v), v) for v in map(values.get, names)))
     try:
         hash(key)
     except TypeError:

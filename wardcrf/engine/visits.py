@@ -71,8 +71,21 @@ class PerAdministration:
         return self.label.replace("{n}", str(n)).replace("{day}", str(day))
 
 
+_DECLARED: dict[int, tuple[Model, tuple[PerAdministration, ...]]] = {}
+
+
 def declared(model: Model) -> tuple[PerAdministration, ...]:
-    """The protocol's visits that repeat per administration, in declared order."""
+    """The protocol's visits that repeat per administration, in declared order: worked out once per model (it
+    is immutable; held here, so its id names no other), not once per participant placed (`calendar`)."""
+    hit = _DECLARED.get(id(model))
+    if hit is None or hit[0] is not model:
+        if len(_DECLARED) > 64:
+            _DECLARED.clear()
+        hit = _DECLARED[id(model)] = (model, _declared(model))
+    return hit[1]
+
+
+def _declared(model: Model) -> tuple[PerAdministration, ...]:
     out: list[PerAdministration] = []
     for v in model.data.get("visits", ()):
         repeat = v.get("repeat") or {}
@@ -230,23 +243,59 @@ class _Truths:
 
 
 _About = tuple[Entry | None, bool, list[Mapping[str, Any]]]
+_ABOUTS: dict[int, tuple[Model, dict[tuple[int, str], tuple[PerAdministration, _About]]]] = {}
 
 
-def _about(model: Model, v: PerAdministration, form: str, known: dict[tuple[int, str], _About]) -> _About:
+def _about(model: Model, v: PerAdministration, form: str) -> _About:
     """What placing a record of `form` asks of visit `v`: its entry for the form (None: it lists none),
-    whether the form records the visit's administration, and the dose assessments on the form; worked
-    out once per visit and form (`known`, for as long as the visits of `found` live) instead of once per
-    occurrence and record."""
+    whether the form records the visit's administration, and the dose assessments on the form. A function
+    of the model, the visit and the form alone, so worked out once per model (it is immutable; held here,
+    so its id names no other) and kept with the visit it was worked out for (so a visit's id names no
+    other either), not once per participant, record and occurrence."""
+    hit = _ABOUTS.get(id(model))
+    if hit is None or hit[0] is not model:
+        if len(_ABOUTS) > 64:
+            _ABOUTS.clear()
+        hit = _ABOUTS[id(model)] = (model, {})
+    known = hit[1]
     key = (id(v), form)
-    hit = known.get(key)
-    if hit is None:
-        entry = next((e for e in v.forms if e.form == form), None)
-        hit = known[key] = (
-            entry,
-            form in _recording_forms(model, v.regimen),
-            _assessments(model, v.twins, form) if entry is not None else [],
-        )
-    return hit
+    found = known.get(key)
+    if found is not None and found[0] is v:
+        return found[1]
+    entry = next((e for e in v.forms if e.form == form), None)
+    about = (
+        entry,
+        form in _recording_forms(model, v.regimen),
+        _assessments(model, v.twins, form) if entry is not None else [],
+    )
+    if len(known) > 4096:
+        known.clear()
+    known[key] = (v, about)
+    return about
+
+
+_Asked = tuple[bool, tuple[Any, ...]] | None
+
+
+def _ask(model: Model, v: PerAdministration, rec: Rec, true: _Truths) -> _Asked:
+    """What visit `v` answers of record `rec`, the same for every occurrence of the visit: None when it
+    passes the record over (it lists no entry for the form, or the entry's `when` does not hold); else
+    whether the form records the visit's administration, and the administration numbers the record is
+    linked to (`link` of each dose assessment on the form whose `match` holds, in declared order, as
+    recorded: a number or an integer; none, not linked)."""
+    entry, recording, assessments = _about(model, v, rec.form)
+    if entry is None or (entry.when is not None and not true(entry.when)):
+        return None
+    if recording:
+        return True, ()
+    links: list[Any] = []
+    for a in assessments:
+        if a.get("match") and not true(str(a["match"])):
+            continue
+        n = rec.values.get(str(a.get("link", "")))
+        if isinstance(n, Decimal | int):
+            links.append(n)
+    return False, tuple(links)
 
 
 def place(
@@ -255,32 +304,34 @@ def place(
     rec: Rec,
     day: date | None,
     snap: Snapshot,
-    known: dict[tuple[int, str], _About] | None = None,
 ) -> Occurrence | None:
     """The occurrence record `rec` (taken on local `day`) belongs to, or None (docstring of the module).
-    `known`: what was worked out of `found`'s visits for an earlier record (`_about`), to be kept by a
-    caller placing many."""
+
+    In `found`'s order, the first occurrence whose visit does not pass the record over (`_ask`) and which
+    is, for a form recording the administration, the occurrence its record filled; for a record linked to
+    administrations, one of them; for any other record, the occurrence on its local day. What a visit
+    answers is asked once per record, not once per occurrence: every occurrence of a repeating visit
+    (five doses, five occurrences) asks the same."""
     true = _Truths(snap, rec)
-    known = {} if known is None else known
+    asked: dict[int, _Asked] = {}
     for occ in found:
         v = occ.visit
-        entry, recording, assessments = _about(model, v, rec.form, known)
-        if entry is None or (entry.when is not None and not true(entry.when)):
+        key = id(v)
+        if key in asked:
+            answer = asked[key]
+        else:
+            answer = asked[key] = _ask(model, v, rec, true)
+        if answer is None:
             continue
+        recording, links = answer
         if recording:
             if occ.record is not None and occ.record == rec.event_id:
                 return occ
             continue
-        linked = False
-        for a in assessments:
-            if a.get("match") and not true(str(a["match"])):
-                continue
-            n = rec.values.get(str(a.get("link", "")))
-            if isinstance(n, Decimal | int):
-                linked = True
-                if int(n) == occ.n:
-                    return occ
-        if not linked and day is not None and day == occ.local_date:
+        for n in links:
+            if int(n) == occ.n:
+                return occ
+        if not links and day is not None and day == occ.local_date:
             return occ
     return None
 
@@ -307,34 +358,50 @@ def owed(
     The administration itself and its dose assessments are the administration's items (the next dose, the
     assessments owed before and after it), not repeated here. Before the administration is recorded the
     forms share its state (upcoming, due now, window closing, overdue, held; missed when it is); once it is
-    recorded they are due that day and overdue after it."""
+    recorded they are due that day and overdue after it.
+
+    A visit whose every required form is the administration's own item (a daily dose's visit listing the
+    dose, its vital signs, its post-dose check) owes nothing whatever the records: when no visit of `found`
+    can owe a form, none is placed (a rebuild asks this of every participant)."""
+    visits_of = list({id(occ.visit): occ.visit for occ in found}.values())
+    skips = {id(v): _administration_items(model, v) for v in visits_of}
+    if not any(e.required and e.form not in skips[id(v)] for v in visits_of for e in v.forms):
+        return []
     filled: dict[tuple[str, int], set[str]] = {}
-    known: dict[tuple[int, str], _About] = {}
     for form, recs in records.items():
         # `place` passes over an occurrence whose visit lists no entry for the form: only the others are
         # asked, in their order (the same first match), not every occurrence for every record
-        listing = [occ for occ in found if _about(model, occ.visit, form, known)[0] is not None]
+        lists = {id(v) for v in visits_of if _about(model, v, form)[0] is not None}
+        if not lists:
+            continue
+        listing = [occ for occ in found if id(occ.visit) in lists]
         if not listing:
             continue
         for rec in recs:
             taken = rec.when()
             local = taken.astimezone(zone).date() if isinstance(taken, datetime) else taken
-            occ = place(model, listing, rec, local, snap, known)
+            occ = place(model, listing, rec, local, snap)
             if occ is not None:
                 filled.setdefault((occ.visit.code, occ.n), set()).add(form)
     out: list[Owed] = []
     for occ in found:
         v = occ.visit
-        skip = _recording_forms(model, v.regimen) | {
-            str(a.get("form"))
-            for a in model.data.get("dose_assessments", ())
-            if not a.get("regimens") or v.twins & set(a["regimens"])
-        }
+        skip = skips[id(v)]
         for entry in v.forms:
             if not entry.required or entry.form in skip or entry.form in filled.get((v.code, occ.n), set()):
                 continue
             out.append(Owed(occ, entry.form, _state(occ, at)))
     return out
+
+
+def _administration_items(model: Model, v: PerAdministration) -> set[str]:
+    """The forms of visit `v` that are its administration's own items, never owed by the visit: the
+    administration's recording form and the dose assessments' forms (`owed`)."""
+    return _recording_forms(model, v.regimen) | {
+        str(a.get("form"))
+        for a in model.data.get("dose_assessments", ())
+        if not a.get("regimens") or v.twins & set(a["regimens"])
+    }
 
 
 def _state(occ: Occurrence, at: datetime) -> str:
@@ -790,7 +857,7 @@ def timeline(
     if "screening" not in out and held:
         out["screening"] = _dated_value(held[-1].values.get(str(el.get("date", ""))))
     starts = _administration_starts(model, snap.records)
-    out["first_dose"] = first_dose(model, snap.records)
+    out["first_dose"] = min(starts) if starts else None  # `first_dose`, from the starts in hand
     if course_end is not None:
         out["last_dose"] = max(starts) if starts else None
         out.setdefault("treatment_end", course_end)

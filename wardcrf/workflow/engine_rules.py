@@ -1577,11 +1577,13 @@ def _calendar_lines(
     tz: Any,
     arm: str | None,
     ended: Ended,
+    per: Sequence[visits.Occurrence] | None = None,
 ) -> list[VisitLine]:
     """Each occurrence of the calendar visits (`anchor` + `day` + `window`; `engine.visits.dated`) on the
     ward's list, with the required forms owed, then those whose anchor has not happened ("not yet placed",
     with the day they will be counted from; `engine.visits.waiting`). After the end of the study nothing
-    that opens later is owed, and nothing is waiting."""
+    that opens later is owed, and nothing is waiting. `per`: the occurrences of the visits per
+    administration of `placed` (`engine.visits.occurrences`), when the caller has them already."""
     found = visits.dated(m, snap.anchors, tz, arm=arm)
     if ended.study_over and ended.treatment_end is not None:
         end = ended.treatment_end
@@ -1606,7 +1608,8 @@ def _calendar_lines(
     )
     if not found:
         return pending
-    per = visits.occurrences(m, placed, tz, arm=arm)
+    if per is None:
+        per = visits.occurrences(m, placed, tz, arm=arm)
     taken: set[str] = set()
     if per:  # records a visit per administration takes are not a calendar visit's
         for recs in records.values():
@@ -1665,11 +1668,11 @@ def _visit_due(
     def midnight(day: date) -> datetime:
         return datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
 
-    for line in _calendar_lines(m, placed, records, snap, _END_OF_TIME, tz, arm, ended):
+    found = visits.occurrences(m, placed, tz, arm=arm)  # read by both kinds of visit
+    for line in _calendar_lines(m, placed, records, snap, _END_OF_TIME, tz, arm, ended, found):
         if line["owed"] and line.get("window"):
             first, last = (date.fromisoformat(d) for d in line["window"])
             spans.append((midnight(first), midnight(last + timedelta(days=1))))
-    found = visits.occurrences(m, placed, tz, arm=arm)
     for o in visits.owed(m, found, records, snap, _END_OF_TIME, tz) if found else ():
         occ = o.occurrence
         if occ.at is not None and occ.visit.worklist:
@@ -1762,10 +1765,13 @@ def queue_row(store: Store, proto: Protocol, p: Participant, reads: QueueReads |
     anchors, arm = plan_inputs(store, m, p, site_zone, reads.allocations)
     if not p.enrollment_event:
         return QueueRow(None, None, 0, None)
-    # Each record's stored values parsed once: typed for the expressions, and as stored for placing the
-    # administrations (in the projection's order, as `eligibility.participant_records` reads them).
-    stored_all = [(f, e, json.loads(d), pos) for f, e, d, pos in reads.records.get(p.subject, ())]
-    records = eligibility.typed_records(m, stored_all)
+    # Each record's stored values parsed once: typed for the expressions (a form's records when a rule of
+    # the row first reads the form), and as stored for placing the administrations (in the projection's
+    # order, as `eligibility.participant_records` reads them).
+    stored_all = [
+        (f, e, eligibility.stored_values(d), pos) for f, e, d, pos in reads.records.get(p.subject, ())
+    ]
+    records = eligibility.TypedOnRead(m, stored_all)  # the forms the row's rules read, typed
     tz = zone(site_zone)
     snap = Snapshot(
         records=records, now=datetime.now(UTC), zone=tz, anchors=anchors, anchor_day=m.calendar.anchor_day
