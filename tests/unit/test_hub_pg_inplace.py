@@ -119,8 +119,15 @@ def test_the_format_2_reports_in_place_are_the_whole_copys_and_the_sqlcipher_twi
         assert pid in printed["postgresql"][1] or report == "endpoints", report
 
 
+@pytest.fixture
+def at_site_night(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Everything from the sites' making on at one moment of the ward's night (02:30 at +08:00): the review's
+    `unusual_hours` findings then come whatever hour the suite runs (it found none by day, and failed)."""
+    monkeypatch.setenv("WARDCRF_FAKE_NOW", "2026-12-07T18:30:00+00:00")
+
+
 def test_report_audit_review_in_place_is_the_whole_copys_and_the_sqlcipher_twins(
-    twins, tmp_path, monkeypatch
+    at_site_night, twins, tmp_path, monkeypatch
 ):
     """The periodic audit-trail review reads the log in the order the hub received it: in place, the wards'
     events (its database) and the hub's own (its file) merged, the copy's findings and counts; a review
