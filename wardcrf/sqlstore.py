@@ -153,6 +153,9 @@ class Queries:
 BATCH_ROWS = 2000
 """Collected rows written at the latest once this many are held (memory stays bounded)."""
 
+LATER_ITEMS = 10_000
+"""Items put off under one key (`later_each`: a replay's records) done at the latest once this many are held."""
+
 _INSERT_INTO = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+[\"\[]?(\w+)", re.IGNORECASE)
 _DML = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
 
@@ -260,7 +263,8 @@ class InsertBatches(abc.ABC):
         For a hook that takes a bundle's records at once (`records.add_batch_hook`): `tables` must name
         every table `fn` reads or writes, so that no statement touches them between an item's adding and
         `fn` (an `insert` into one of them, or any statement that may touch one, does the work first):
-        `fn` sees what it would have seen item by item. Unlike `later`'s work, which recomputes from
+        `fn` sees what it would have seen item by item; an item may name more tables than those before
+        it (`tables` of the work under `key` is the union of its items'). Unlike `later`'s work, which recomputes from
         what is left, items added inside a savepoint that is rolled back are dropped with it.
         """
         if not self._batching:
@@ -272,6 +276,16 @@ class InsertBatches(abc.ABC):
             self.later(key, tables, lambda: fn(items))
         else:
             items.append(item)
+            names, work = self._later[key]
+            if tables is not names and not (isinstance(tables, frozenset) and tables <= names):
+                # An item whose work reads or writes more tables than the items before it (the records'
+                # run of batch hooks: each form's own): every one of them now runs the work first.
+                more = frozenset(t.lower() for t in tables)
+                if not more <= names:
+                    self._later[key] = (names | more, work)
+                    self._later_tables = self._later_tables | more
+            if len(items) >= LATER_ITEMS:
+                self.run_later()  # memory stays bounded: done now, as a statement touching its tables would
         return True
 
     def run_later(self) -> None:
