@@ -189,20 +189,92 @@ def test_a_rolled_back_savepoint_leaves_nothing_of_its_corrections(tmp_path, sig
 
 @pytest.mark.parametrize("name", list(PATHS))
 def test_a_kit_given_twice_inside_one_run_is_held_as_before(tmp_path, signer, name):
-    """lap2's dose names lap1's kit, both in the one run: held for the coordinator on every path, and
-    nothing of the run stays; with its own kit (the test above) the same run is applied."""
-    first, run = _runs(kit="EXO-LAP1")
-    store = ledgerkit.create(ledgerkit.where_for("sqlcipher", tmp_path), signer)
-    try:
-        PATHS[name](store, first)
-        before = {table: _rows(store, table) for table in ("participants", "doses", "photo_bindings")}
-        if name == "one event at a time":
-            with pytest.raises(HoldForCoordinator, match="EXO-LAP1"):
-                for event in run:
-                    _one_batch(store, [event])
-        else:
+    """Both participants' doses in one run that starts with a vitals record (whose hooks do not write
+    doses), lap2's naming lap1's kit: held for the coordinator on every path, nothing of the run kept;
+    each with its own kit, the same run is applied."""
+    for kit, held in ((None, False), ("EXO-LAP1", True)):
+        lap1 = ledgerkit.chain("lap1", 1, _steps("lap1"))
+        lap2 = ledgerkit.chain("lap2", 1, _steps("lap2", kit=kit))
+        first, run = lap1[:9] + lap2[:8], [lap2[8], lap1[9], lap2[9], lap1[10], lap2[10]]
+        store = ledgerkit.create(ledgerkit.where_for("sqlcipher", tmp_path), signer)
+        try:
+            PATHS[name](store, first)
+            before = {table: _rows(store, table) for table in ("participants", "doses", "vitals")}
+            if not held:
+                PATHS[name](store, run)
+                assert sorted(r[3] for r in _rows(store, "doses")) == ["EXO-LAP1", "EXO-LAP2"]
+                continue
             with pytest.raises(HoldForCoordinator, match="EXO-LAP1"):
                 PATHS[name](store, run)
-            assert {table: _rows(store, table) for table in before} == before
+            if name != "one event at a time":
+                assert {table: _rows(store, table) for table in before} == before
+        finally:
+            store.close()
+
+
+def _corrections(w: Any, root: Any) -> list[Any]:
+    """The participant's consent, screening and enrollment corrected live and a second consent signed
+    after them, then corrected: one bundle holding records and their corrections together."""
+    from synckit import open_
+    from test_sync_roundtrip import export
+
+    s = open_(w)
+    try:
+        targets = dict(s.store.execute("SELECT form, event_id FROM records WHERE form IN"
+                                       " ('consent', 'screening', 'enrollment')").fetchall())  # fmt: skip
     finally:
-        store.close()
+        s.close()
+    subject = "participant:WUH01-001"
+    c = open_(w, "clin")
+    try:
+
+        def amend(form: str, changes: dict[str, Any], reason: str, target: str | None = None) -> None:
+            c.append(type="record.amended", subject=subject, amends=target or targets[form], reason=reason,
+                     body={"form": form, "changes": changes})  # fmt: skip
+
+        amend("consent", {"time": {"old": "2026-12-06T08:30:00+08:00", "new": "2026-12-06T08:20:00+08:00"}},
+              "the time was read off the wrong clock")  # fmt: skip
+        amend("screening", {"dob": {"old": "1961-03-04", "new": "1961-04-03"}}, "day and month swapped")
+        amend("enrollment", {"date": {"old": "2026-12-06", "new": "2026-12-07"}}, "enrolled the next morning")
+        again = c.append(type="record.submitted", subject=subject, body={"form": "consent", "data": {
+            "consenter": "participant", "form_version": "1.1", "time": "2026-12-09T08:00:00+08:00",
+            "witness_1": "inv", "witness_2": "clin2", "photos": []}}).event.id  # fmt: skip
+        amend("consent", {"form_version": {"old": "1.1", "new": "1.2"}}, "newer sheet", again)
+    finally:
+        c.close()
+    return export(w, root / "r3")
+
+
+@pytest.mark.usefixtures("hub_engine")
+def test_live_appends_replay_and_either_hub_hold_the_same_participants(tmp_path, hub_engine):
+    from hub_engines import ledger
+    from synckit import connect, make_hub, make_ward, open_
+    from test_hub_pg_hub import _ward_records
+    from wardcrf.sync import hub
+
+    tables = ("participants", "records", "amendments", "photo_bindings")
+    h = make_hub(tmp_path)
+    w = make_ward(tmp_path)
+    connect(w, h)
+    files, _post = _ward_records(w, tmp_path)
+    s = open_(w)
+    try:
+        s.store.execute("UPDATE sync_outbox SET receipted_at = 'test'")  # as if receipted
+    finally:
+        s.close()
+    files += _corrections(w, tmp_path)
+    s = open_(w)
+    try:
+        live = {table: _rows(s.store, table) for table in tables}
+        assert projections.check(s.store)[1] == []  # `db rebuild --check`: the ward's log replayed
+    finally:
+        s.close()
+    (row,) = live["participants"]
+    assert (row[3], row[4], row[8], row[12]) == ("2026-12-06T08:20:00+08:00", "1.0", "1961-04-03", "2026-12-07")
+    s = open_(h)
+    try:
+        assert [hub.import_file(s, f).outcome.status for f in files] == ["applied"] * len(files)
+    finally:
+        s.close()
+    with ledger(h) as (_s, store):
+        assert {table: _rows(store, table) for table in tables} == live, hub_engine
