@@ -53,7 +53,7 @@ class Record:
     created_by: str | None
     last_event: str
     version: int
-    data_json: str | None = dataclasses.field(default=None, compare=False, repr=False)
+    data_json: str | None = dataclasses.field(default=None, compare=False, repr=False, kw_only=True)
     """`data` as the projection stores it (its JSON text), where the state was read or written so: a hook
     can ask of the text what it would otherwise ask of every value (photo references: `photos.store`)."""
 
