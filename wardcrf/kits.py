@@ -19,10 +19,9 @@ the kit's key: its cost does not grow with the site's records.
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from . import ids
@@ -274,10 +273,9 @@ def _version_kits(store: Store, ref: Mapping[str, str] | None) -> _VersionKits:
     form giving a single-use product too is not: a second use of its kit is then a coordinator's question).
     """
     key = (str(ref.get("id", "")), str(ref.get("version", ""))) if ref else ("", "")
-    known = _known(store)
-    found = known.get(key)
-    if found is not None:
-        return found
+    known = _KIT_FIELDS.setdefault(store, {})
+    if key in known:
+        return known[key]
     try:
         m = protocols.version(store, ref).engine
     except Refused:  # no protocol loaded, or not the record's version: nothing to read the record under
@@ -303,21 +301,6 @@ def _version_kits(store: Store, ref: Mapping[str, str] | None) -> _VersionKits:
     return found
 
 
-_LAST: list[Any] = [None, None]
-"""The store `_version_kits` was last asked of (a weak reference) and its entries in `_KIT_FIELDS`: a replay or
-an import asks of one store for every record, and a weak dictionary's look-up makes a weak reference each time."""
-
-
-def _known(store: Store) -> dict[tuple[str, str], _VersionKits]:
-    """`_KIT_FIELDS`' entries of `store` (made empty if it has none)."""
-    last, known = _LAST
-    if last is not None and last() is store:
-        return cast(dict[tuple[str, str], _VersionKits], known)
-    known = _KIT_FIELDS.setdefault(store, {})
-    _LAST[:] = [weakref.ref(store), known]
-    return known
-
-
 def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str]:
     """The administration forms of the version `ref` names and the field each records the kit in."""
     return _version_kits(store, ref).fields
@@ -326,7 +309,6 @@ def _kit_fields(store: Store, ref: Mapping[str, str] | None) -> Mapping[str, str
 @common_dialect
 def _protocol_loaded(store: Store, _e: Event) -> None:
     _KIT_FIELDS.pop(store, None)  # a version not loaded before (no fields remembered) may be now
-    _LAST[:] = [None, None]
 
 
 def _row(event_id: str, subject: str | None, form: str, field_: str, kit: object) -> tuple[object, ...]:
