@@ -250,6 +250,8 @@ class InsertBatches(abc.ABC):
             return False
         if key not in self._later:
             names = frozenset(t.lower() for t in tables)
+            if names == tables:
+                names = tables  # the caller's own set: `later_each` knows an item naming it again at once
             self._later[key] = (names, fn)
             if not names <= self._later_tables:
                 self._later_tables = self._later_tables | names

@@ -59,15 +59,34 @@ def _steps(device: str, *, kit: str | None = None) -> list[dict[str, Any]]:
                                                   "time": "2026-12-09T08:00:00+08:00", "photos": [PAGE_1]}}}  # fmt: skip
     return [
         *steps,
-        _amend(subject, f"{device}-2", "consent",
-               {"time": {"old": "2026-12-06T08:30:00+08:00", "new": "2026-12-06T08:20:00+08:00"},
-                "photos": {"old": [PAGE_1], "new": [PAGE_2]}}, "the time was read off the wrong clock"),  # fmt: skip
-        _amend(subject, f"{device}-6", "screening", {"dob": {"old": "1961-03-04", "new": "1961-04-03"}},
-               "day and month swapped"),  # fmt: skip
-        _amend(subject, f"{device}-7", "enrollment", {"date": {"old": "2026-12-06", "new": "2026-12-07"}},
-               "enrolled the next morning"),  # fmt: skip
+        _amend(
+            subject,
+            f"{device}-2",
+            "consent",
+            {
+                "time": {"old": "2026-12-06T08:30:00+08:00", "new": "2026-12-06T08:20:00+08:00"},
+                "photos": {"old": [PAGE_1], "new": [PAGE_2]},
+            },
+            "the time was read off the wrong clock",
+        ),
+        _amend(
+            subject,
+            f"{device}-6",
+            "screening",
+            {"dob": {"old": "1961-03-04", "new": "1961-04-03"}},
+            "day and month swapped",
+        ),
+        _amend(
+            subject,
+            f"{device}-7",
+            "enrollment",
+            {"date": {"old": "2026-12-06", "new": "2026-12-07"}},
+            "enrolled the next morning",
+        ),
         again,
-        _amend(subject, f"{device}-15", "consent", {"form_version": {"old": "1.1", "new": "1.2"}}, "newer sheet"),
+        _amend(
+            subject, f"{device}-15", "consent", {"form_version": {"old": "1.1", "new": "1.2"}}, "newer sheet"
+        ),
     ]
 
 
@@ -270,7 +289,12 @@ def test_live_appends_replay_and_either_hub_hold_the_same_participants(tmp_path,
     finally:
         s.close()
     (row,) = live["participants"]
-    assert (row[3], row[4], row[8], row[12]) == ("2026-12-06T08:20:00+08:00", "1.0", "1961-04-03", "2026-12-07")
+    assert (row[3], row[4], row[8], row[12]) == (
+        "2026-12-06T08:20:00+08:00",
+        "1.0",
+        "1961-04-03",
+        "2026-12-07",
+    )
     s = open_(h)
     try:
         assert [hub.import_file(s, f).outcome.status for f in files] == ["applied"] * len(files)

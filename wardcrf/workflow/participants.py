@@ -365,9 +365,9 @@ def _write_rows(store: Store, created: dict[str, dict[str, Any]], changed: dict[
     shapes: dict[tuple[str, ...], list[list[Any]]] = {}
     for pid, row in changed.items():
         shapes.setdefault(tuple(row), []).append([*row.values(), pid])
-    for columns, rows in shapes.items():
+    for shape, rows in shapes.items():  # column names from this module's own dicts, never from a record
         store.executemany(
-            f"UPDATE participants SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?", rows
+            f"UPDATE participants SET {', '.join(f'{c} = ?' for c in shape)} WHERE id = ?", rows
         )
 
 
