@@ -12,7 +12,8 @@ that is called with the record's current state after a submission and after
 every amendment, so they never need to know about amendments themselves.
 A projection that gains from seeing a synced bundle's (or a replay's) records
 together registers a batch hook instead (`add_batch_hook`: the ward queue's
-upkeep), called once per batch with every record's state in log order.
+upkeep, the vitals and dose rows, the participants rows, the photo bindings),
+called once per run with every record's state in log order.
 
 Two devices amending one field concurrently: each field remembers the hybrid
 logical clock of the value it shows, and an amendment only replaces a value
@@ -94,7 +95,7 @@ def record_hook(fn: FormHook) -> FormHook:
     """Add a projection called for *every* form, after submission and each amendment.
 
     For cross-cutting projections that look at field values whatever the
-    form (photo bindings: any field holding ``sha256:`` references). Same
+    form (a batch hook is the cheaper kind: `add_batch_hook` with no form). Same
     contract as `form_hook`: deterministic, idempotent upserts keyed by the
     record's event id; runs after the form's own hooks.
     """
@@ -272,8 +273,9 @@ one item per record and run of its hooks, instead of one per record and hook."""
 
 def _run_batches(store: Store, items: list[tuple[Record, tuple[BatchHook, ...]]]) -> None:
     """Each batch hook called once with its records of the run, in log order; the hooks in the order the run
-    first asked for them (as with a key per hook). They never refuse, and their tables are their own
-    (`add_batch_hook`): which of two hooks goes first gives the same rows."""
+    first asked for them (as with a key per hook). They never refuse, and no two write one table (the
+    participants rows are one hook for that, `workflow.participants`): which of two goes first gives the
+    same rows."""
     by_hook: dict[BatchHook, list[Record]] = {}
     for rec, hooks in items:
         for hook in hooks:

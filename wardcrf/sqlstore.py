@@ -266,8 +266,9 @@ class InsertBatches(abc.ABC):
         every table `fn` reads or writes, so that no statement touches them between an item's adding and
         `fn` (an `insert` into one of them, or any statement that may touch one, does the work first):
         `fn` sees what it would have seen item by item; an item may name more tables than those before
-        it (`tables` of the work under `key` is the union of its items'). Unlike `later`'s work, which recomputes from
-        what is left, items added inside a savepoint that is rolled back are dropped with it.
+        it (the work under `key` has the union of its items' `tables`). Unlike `later`'s work, which
+        recomputes from what is left, items added inside a savepoint that is rolled back are dropped with
+        it. Once `LATER_ITEMS` items wait, the work is done at once.
         """
         if not self._batching:
             return False
