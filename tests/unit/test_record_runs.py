@@ -302,3 +302,37 @@ def test_live_appends_replay_and_either_hub_hold_the_same_participants(tmp_path,
         s.close()
     with ledger(h) as (_s, store):
         assert {table: _rows(store, table) for table in tables} == live, hub_engine
+
+
+def test_a_run_longer_than_later_items_is_done_in_parts_with_the_same_rows(tmp_path, signer, monkeypatch):
+    """Once `LATER_ITEMS` records wait, their work is done at once (memory stays bounded): a batch hook is
+    then called with the run in parts, each in log order, and the tables are those of one event at a time."""
+    from wardcrf import records, sqlstore
+
+    calls: list[list[str]] = []
+
+    def hook(store: Store, recs: Any) -> None:
+        calls.append([r.event_id for r in recs])
+
+    first, run = _runs()
+    seen = []
+    records.add_batch_hook(hook, "vitals", tables=("hook_notes",))  # a table nothing else touches
+    try:
+        for name, later_items in (("one event at a time", sqlstore.LATER_ITEMS), ("one batch", 3)):
+            monkeypatch.setattr(sqlstore, "LATER_ITEMS", later_items)
+            store = ledgerkit.create(ledgerkit.where_for("sqlcipher", tmp_path), signer)
+            try:
+                PATHS[name](store, first)
+                calls.clear()
+                PATHS[name](store, run)
+                seen.append({table: _rows(store, table) for table in PROJECTED})
+            finally:
+                store.close()
+    finally:
+        records._BATCH_TABLES.pop(hook)
+        records._FORM_HOOKS["vitals"].remove(hook)
+        records._FOR_FORM.clear()
+        records._PLANS.clear()
+    vitals = [e.id for e in run if e.type == "record.submitted" and e.body["form"] == "vitals"]
+    assert [rec for part in calls for rec in part] == vitals and len(calls) > 1
+    assert seen[0] == seen[1]
