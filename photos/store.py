@@ -13,8 +13,9 @@
 - ``photos`` — projection of ``photo.imported`` events (metadata).
 - ``photo_bindings`` — projection of every record field that holds
   ``sha256:`` references, with who bound each photo and when, and which
-  amendment unbound it. Driven by `records.record_hook`, so it works for any
-  form (consent, handover, ...) without knowing the form.
+  amendment unbound it. Driven by a batch hook for every form
+  (`records.add_batch_hook`), so it works for any form (consent, handover, ...)
+  without knowing the form.
 
 Projectors here are deterministic and idempotent (`db rebuild --check`).
 """
@@ -22,6 +23,7 @@ Projectors here are deterministic and idempotent (`db rebuild --check`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from wardcrf import audit
@@ -186,12 +188,28 @@ def _last_author(store: Store, rec: Record) -> tuple[str | None, str]:
     return row[0], row[1]
 
 
+def _may_reference(rec: Record) -> bool:
+    """Could the record's values hold a photo reference? False when the text it is stored as lacks the
+    prefix every reference starts with (JSON escapes none of its characters): most records hold none,
+    and one substring search of their text answers for all their values."""
+    return rec.data_json is None or REF_PREFIX in rec.data_json
+
+
 @common_dialect
-def _bindings(store: Store, rec: Record) -> None:
-    current = references_in(rec.data)
+def _bindings(store: Store, recs: Sequence[Record]) -> None:
+    """The bindings of a run of records (a batch hook, `records.add_batch_hook`), each in turn as its state
+    says, in log order: an amended record's earlier state binds, its later one unbinds and binds. A record
+    just submitted holding no reference is passed over without a query (its bindings are keyed by its own
+    event id and only this hook makes them)."""
+    for rec in recs:
+        if rec.version == 1 and not _may_reference(rec):
+            continue
+        _bind(store, rec)
+
+
+def _bind(store: Store, rec: Record) -> None:
+    current = references_in(rec.data) if _may_reference(rec) else set()
     if not current and rec.version == 1:
-        # A record just submitted has no bindings yet (they are keyed by its
-        # own event id and only this hook makes them): nothing to unbind.
         return
     active = {
         (r[0], r[1])
@@ -283,5 +301,9 @@ def _audit_check(store: Store) -> audit.CheckResult:
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
     registry.projector(_imported, "photo.imported")
-    registry.record_hook(_bindings)
+    # A batch hook: a bundle's or a replay's records are bound once their run ends, before anything reads
+    # or writes the bindings. Its other read, `_last_author`'s of `amendments`, asks for the row of the
+    # record state's own last event: written (insert-only, never updated) before that state reached the
+    # hook, and the same whenever it is read, so later amendments need not run the hook first.
+    registry.record_batch_hook(_bindings, tables=("photo_bindings",))
     registry.audit_check("photo evidence", _audit_check)

@@ -12,7 +12,8 @@ that is called with the record's current state after a submission and after
 every amendment, so they never need to know about amendments themselves.
 A projection that gains from seeing a synced bundle's (or a replay's) records
 together registers a batch hook instead (`add_batch_hook`: the ward queue's
-upkeep), called once per batch with every record's state in log order.
+upkeep, the vitals and dose rows, the participants rows, the photo bindings),
+called once per run with every record's state in log order.
 
 Two devices amending one field concurrently: each field remembers the hybrid
 logical clock of the value it shows, and an amendment only replaces a value
@@ -21,6 +22,7 @@ older than itself. Both amendments stay in the log; `conflicts` lists them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -52,6 +54,9 @@ class Record:
     created_by: str | None
     last_event: str
     version: int
+    data_json: str | None = dataclasses.field(default=None, compare=False, repr=False, kw_only=True)
+    """`data` as the projection stores it (its JSON text), where the state was read or written so: a hook
+    can ask of the text what it would otherwise ask of every value (photo references: `photos.store`)."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Record:
@@ -64,6 +69,7 @@ class Record:
             created_by=row["created_by"],
             last_event=row["last_event"],
             version=row["version"],
+            data_json=row["data"],
         )
 
 
@@ -89,7 +95,7 @@ def record_hook(fn: FormHook) -> FormHook:
     """Add a projection called for *every* form, after submission and each amendment.
 
     For cross-cutting projections that look at field values whatever the
-    form (photo bindings: any field holding ``sha256:`` references). Same
+    form (a batch hook is the cheaper kind: `add_batch_hook` with no form). Same
     contract as `form_hook`: deterministic, idempotent upserts keyed by the
     record's event id; runs after the form's own hooks.
     """
@@ -245,36 +251,63 @@ def _run_hooks(store: SqlStore, event_id: str, rec: Record | None = None) -> Non
         from .eventbodies import require_form_data
 
         require_form_data(event_id, rec.form, rec.data)
-    hooks = hooks_for(rec.form)
+    plan = _plan(rec.form)
     if not isinstance(store, Store):
         # Another engine (a PostgreSQL hub) runs only hooks whose SQL it speaks (`common_dialect`):
         # `NotPortable` before any of them runs.
-        for hook in hooks:
+        for hook in hooks_for(rec.form):
             portable(hook)
     target = cast(Store, store)  # either engine, from here on (checked above)
-    for each, batch, tables in _plan(rec.form):
+    for each, batch, tables in plan:
         if each is not None:
             each(target, rec)
-        elif batch is not None and not store.later_each(
-            ("records.batch_hook", batch), tables, rec, functools.partial(batch, target)
-        ):
-            batch(target, [rec])
+        elif not store.later_each(_RUN, tables, (rec, batch), functools.partial(_run_batches, target)):
+            for hook in batch:
+                hook(target, [rec])
 
 
-_PLANS: dict[str, tuple[tuple[FormHook | None, BatchHook | None, frozenset[str]], ...]] = {}
+_RUN = ("records.batch_hooks",)
+"""The one key (`SqlStore.later_each`) a batch's records are put off under, whatever their forms' batch hooks:
+one item per record and run of its hooks, instead of one per record and hook."""
 
 
-def _plan(form: str) -> tuple[tuple[FormHook | None, BatchHook | None, frozenset[str]], ...]:
-    """`hooks_for(form)`, each as (a hook per record, or a batch hook and its tables): looked up once per form."""
+def _run_batches(store: Store, items: list[tuple[Record, tuple[BatchHook, ...]]]) -> None:
+    """Each batch hook called once with its records of the run, in log order; the hooks in the order the run
+    first asked for them (as with a key per hook). They never refuse, and no two write one table (the
+    participants rows are one hook for that, `workflow.participants`): which of two goes first gives the
+    same rows."""
+    by_hook: dict[BatchHook, list[Record]] = {}
+    for rec, hooks in items:
+        for hook in hooks:
+            recs = by_hook.get(hook)
+            if recs is None:
+                by_hook[hook] = [rec]
+            else:
+                recs.append(rec)
+    for hook, recs in by_hook.items():
+        hook(store, recs)
+
+
+Step = tuple[FormHook | None, tuple[BatchHook, ...], frozenset[str]]
+_PLANS: dict[str, tuple[Step, ...]] = {}
+
+
+def _plan(form: str) -> tuple[Step, ...]:
+    """`hooks_for(form)` as steps, looked up once per form: a hook per record (run at once), or a run of
+    consecutive batch hooks with every table they read or write (put off together, `_run_hooks`). A batch
+    hook after a hook per record stays after it: the record hook's writes are what it may read."""
     plan = _PLANS.get(form)
     if plan is None:
-        steps: list[tuple[FormHook | None, BatchHook | None, frozenset[str]]] = []
+        steps: list[Step] = []
         for hook in hooks_for(form):
             tables = _BATCH_TABLES.get(hook)
             if tables is None:
-                steps.append((cast(FormHook, hook), None, frozenset()))
+                steps.append((cast(FormHook, hook), (), frozenset()))
+            elif steps and steps[-1][0] is None:
+                _each, batch, before = steps[-1]
+                steps[-1] = (None, (*batch, cast(BatchHook, hook)), before | tables)
             else:
-                steps.append((None, cast(BatchHook, hook), tables))
+                steps.append((None, (cast(BatchHook, hook),), tables))
         plan = _PLANS[form] = tuple(steps)
     return plan
 
@@ -290,12 +323,19 @@ def hooks_for(form: str) -> list[Hook]:
 def clock_json(fields: Iterable[str], hlc: str) -> str:
     """``dumps({field: hlc for field in fields})``, the new record's field clock, spelled without building
     the dict: the same bytes (sorted keys, each escaped as the canonical encoder escapes a string:
-    tests/unit/test_batched_projections.py), a third of the cost per record a hub imports."""
-    keys = sorted(fields)
+    tests/unit/test_batched_projections.py). The keys' part is spelled once per set of field names
+    (`_clock_keys`: a form's records mostly share theirs), so a record costs one join."""
+    keys = _clock_keys(tuple(fields))
     if not keys:
         return "{}"
     value = ":" + encode_basestring(hlc)
-    return "{" + ",".join([encode_basestring(k) + value for k in keys]) + "}"
+    return "{" + (value + ",").join(keys) + value + "}"
+
+
+@functools.lru_cache(maxsize=512)
+def _clock_keys(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The field names of `clock_json`, sorted and each spelled as a JSON string."""
+    return tuple(encode_basestring(k) for k in sorted(fields))
 
 
 @common_dialect
@@ -333,6 +373,7 @@ def _submitted(store: Store, e: Event) -> None:
         created_by=e.user,
         last_event=e.id,
         version=1,
+        data_json=data_json,
     )
     _run_hooks(store, e.id, rec)
 

@@ -153,6 +153,9 @@ class Queries:
 BATCH_ROWS = 2000
 """Collected rows written at the latest once this many are held (memory stays bounded)."""
 
+LATER_ITEMS = 10_000
+"""Items put off under one key (`later_each`: a replay's records) done at the latest once this many are held."""
+
 _INSERT_INTO = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+[\"\[]?(\w+)", re.IGNORECASE)
 _DML = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
 
@@ -247,6 +250,8 @@ class InsertBatches(abc.ABC):
             return False
         if key not in self._later:
             names = frozenset(t.lower() for t in tables)
+            if names == tables:
+                names = tables  # the caller's own set: `later_each` knows an item naming it again at once
             self._later[key] = (names, fn)
             if not names <= self._later_tables:
                 self._later_tables = self._later_tables | names
@@ -260,8 +265,10 @@ class InsertBatches(abc.ABC):
         For a hook that takes a bundle's records at once (`records.add_batch_hook`): `tables` must name
         every table `fn` reads or writes, so that no statement touches them between an item's adding and
         `fn` (an `insert` into one of them, or any statement that may touch one, does the work first):
-        `fn` sees what it would have seen item by item. Unlike `later`'s work, which recomputes from
-        what is left, items added inside a savepoint that is rolled back are dropped with it.
+        `fn` sees what it would have seen item by item; an item may name more tables than those before
+        it (the work under `key` has the union of its items' `tables`). Unlike `later`'s work, which
+        recomputes from what is left, items added inside a savepoint that is rolled back are dropped with
+        it. Once `LATER_ITEMS` items wait, the work is done at once.
         """
         if not self._batching:
             return False
@@ -272,6 +279,16 @@ class InsertBatches(abc.ABC):
             self.later(key, tables, lambda: fn(items))
         else:
             items.append(item)
+            names, work = self._later[key]
+            if tables is not names and not (isinstance(tables, frozenset) and tables <= names):
+                # An item whose work reads or writes more tables than the items before it (the records'
+                # run of batch hooks: each form's own): every one of them now runs the work first.
+                more = frozenset(t.lower() for t in tables)
+                if not more <= names:
+                    self._later[key] = (names | more, work)
+                    self._later_tables = self._later_tables | more
+            if len(items) >= LATER_ITEMS:
+                self.run_later()  # memory stays bounded: done now, as a statement touching its tables would
         return True
 
     def run_later(self) -> None:

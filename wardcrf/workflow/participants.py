@@ -248,89 +248,149 @@ def signed_consent(rows: list[tuple[str, str]], witnesses: int = 2) -> bool:
     return bool(authored) and len(witnessed) >= witnesses
 
 
-@common_dialect
-def _consent_hook(store: Store, rec: Record) -> None:
-    pid = (rec.subject or "").removeprefix("participant:")
-    row = store.one("SELECT consent_event FROM participants WHERE id = ?", (pid,))
-    if row is None:
-        store.execute(
-            "INSERT INTO participants (id, number, consent_event, consent_time, consent_version)"
-            " VALUES (?,?,?,?,?)",
-            (
-                pid,
-                _number_of(pid),
-                rec.event_id,
-                rec.data.get("time"),
-                rec.data.get("form_version"),
-            ),
-        )
-    elif row[0] in (None, rec.event_id):
-        store.execute(
-            "UPDATE participants SET consent_event = ?, consent_time = ?, consent_version = ? WHERE id = ?",
-            (rec.event_id, rec.data.get("time"), rec.data.get("form_version"), pid),
-        )
+def _consent_columns(rec: Record) -> dict[str, Any]:
+    """The participant's columns a consent record sets."""
+    return {"consent_event": rec.event_id, "consent_time": rec.data.get("time"),
+            "consent_version": rec.data.get("form_version")}  # fmt: skip
 
 
 # -- screening ------------------------------------------------------------------------
 
 
-@common_dialect
-def _screening_hook(store: Store, rec: Record) -> None:
-    _project_eligibility(store, rec, {})
-
-
-def _project_eligibility(store: Store, rec: Record, names: dict[str, str]) -> None:
+def _eligibility_columns(rec: Record, names: dict[str, str]) -> dict[str, Any]:
     """The participant's screening facts from their eligibility record; `names`: a format-2 version's
     `[eligibility]` field names (`date`, `eligible`, `failed`) where they differ from format 1's."""
     d = rec.data
-    pid = (rec.subject or "").removeprefix("participant:")
     eligible = d.get(names.get("eligible", "eligible"))
-    store.execute(
-        "UPDATE participants SET screening_event = ?, screening_date = ?, sex = ?, dob = ?, eligible = ?,"
-        " failed_criteria = ? WHERE id = ?",
-        (
-            rec.event_id,
-            d.get(names.get("date", "date")),
-            d.get("sex"),
-            d.get("dob"),
-            None if eligible is None else int(bool(eligible)),
-            json.dumps(d.get(names.get("failed", "failed_criteria")) or []),
-            pid,
-        ),
-    )
+    return {
+        "screening_event": rec.event_id,
+        "screening_date": d.get(names.get("date", "date")),
+        "sex": d.get("sex"),
+        "dob": d.get("dob"),
+        "eligible": None if eligible is None else int(bool(eligible)),
+        "failed_criteria": json.dumps(d.get(names.get("failed", "failed_criteria")) or []),
+    }
 
 
 @common_dialect
-def _eligibility_form_hook(store: Store, rec: Record) -> None:
-    """A format-2 version's eligibility form named other than `screening` projects the same facts.
+def _participant_rows(store: Store, recs: Sequence[Record]) -> None:
+    """The `participants` rows a run of records moves (a batch hook for every form, `records.add_batch_hook`):
+    consent creates the participant (their first consent; a later state of that consent, an amendment,
+    updates it, another consent leaves it), screening and enrollment records set their facts, and a
+    format-2 version's eligibility form named other than `screening` projects the screening facts too.
 
-    The form is the eligibility form of the active version, or else of an earlier version of the same
-    protocol (newest first): a participant enrolled under that version and not amended stays on it, and a
-    correction to their eligibility record made after a newer version was loaded must still reach their
-    eligibility. Asked of the versions loaded when the record is projected (on a replay, those loaded at
-    that point of the log; the `protocols` projection, not the events, so `db rebuild --check`, which
-    replays into a copy holding projections only, derives the same rows).
+    That eligibility form is the eligibility form of the active version, or else of an earlier version of
+    the same protocol (newest first): a participant enrolled under that version and not amended stays on
+    it, and a correction to their eligibility record made after a newer version was loaded must still
+    reach their eligibility. Asked of the versions loaded when the record is projected (on a replay, those
+    loaded at that point of the log; the `protocols` projection, not the events, so `db rebuild --check`,
+    which replays into a copy holding projections only, derives the same rows). A run loads no version (a
+    load writes `protocols`, which runs this hook first): each form's names are asked once per run.
+
+    One hook for the four, in log order (two hooks writing one table could not keep it): each record's
+    writes are folded into its participant's row in Python, the last write of a column winning as it would
+    row by row, and written at the run's end by one query for the rows there are and one statement per
+    shape of write. A record of another form of format 1, or not of a participant, is passed over.
     """
-    if rec.form in _FORMAT1_FORMS or not (rec.subject or "").startswith("participant:"):
+    moving: list[tuple[str, Record]] = []
+    for rec in recs:
+        subject = rec.subject or ""
+        if rec.form in _OWN_FORMS or (rec.form not in _FORMAT1_FORMS and subject.startswith("participant:")):
+            moving.append((subject.removeprefix("participant:"), rec))
+    if not moving:
         return
+    consent_of = _consent_events(store, list(dict.fromkeys(pid for pid, _rec in moving)))
+    created: dict[str, dict[str, Any]] = {}
+    changed: dict[str, dict[str, Any]] = {}
+
+    def update(pid: str, columns: dict[str, Any]) -> None:
+        """`UPDATE participants SET columns WHERE id = pid`, folded (no row: nothing, as the UPDATE)."""
+        if pid in created:
+            created[pid].update(columns)
+        elif pid in consent_of:
+            changed.setdefault(pid, {}).update(columns)
+
+    names_of: dict[str, dict[str, str] | None] = {}
+    for pid, rec in moving:
+        if rec.form == "consent":
+            if pid not in consent_of:
+                created[pid] = {"id": pid, "number": _number_of(pid), **_consent_columns(rec)}
+                consent_of[pid] = rec.event_id
+            elif consent_of[pid] in (None, rec.event_id):
+                update(pid, _consent_columns(rec))
+                consent_of[pid] = rec.event_id
+        elif rec.form == "screening":
+            update(pid, _eligibility_columns(rec, {}))
+        elif rec.form == "enrollment":
+            update(pid, {"enrollment_event": rec.event_id, "enrolled_on": rec.data.get("date")})
+        if rec.form in _FORMAT1_FORMS or not (rec.subject or "").startswith("participant:"):
+            continue
+        if rec.form in names_of:
+            names = names_of[rec.form]
+        else:
+            names = names_of[rec.form] = _eligibility_names_loaded(store, rec.form)
+        if names is not None:
+            update(pid, _eligibility_columns(rec, names))
+    _write_rows(store, created, changed)
+
+
+_OWN_FORMS = frozenset({"consent", "screening", "enrollment"})
+_ASK_AT_ONCE = 500
+"""Participants asked for in one query (SQLite's oldest builds take 999 parameters)."""
+
+
+def _consent_events(store: Store, pids: list[str]) -> dict[str, Any]:
+    """Each of `pids` that has a row: their consent event (None if the row has none)."""
+    held: dict[str, Any] = {}
+    for at in range(0, len(pids), _ASK_AT_ONCE):
+        some = pids[at : at + _ASK_AT_ONCE]
+        marks = ",".join("?" * len(some))
+        for pid, event in store.execute(
+            f"SELECT id, consent_event FROM participants WHERE id IN ({marks})", some
+        ).fetchall():
+            held[str(pid)] = event
+    return held
+
+
+def _write_rows(store: Store, created: dict[str, dict[str, Any]], changed: dict[str, dict[str, Any]]) -> None:
+    """The rows a run created, in the order it created them (one statement over the columns any of them
+    set; a column none set stays NULL, as when only the consent's were inserted), then the rows it changed,
+    one statement per set of columns changed."""
+    if created:
+        columns = list(dict.fromkeys(c for row in created.values() for c in row))
+        store.executemany(
+            f"INSERT INTO participants ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [[row.get(c) for c in columns] for row in created.values()],
+        )
+    shapes: dict[tuple[str, ...], list[list[Any]]] = {}
+    for pid, row in changed.items():
+        shapes.setdefault(tuple(row), []).append([*row.values(), pid])
+    for shape, rows in shapes.items():  # column names from this module's own dicts, never from a record
+        store.executemany(
+            f"UPDATE participants SET {', '.join(f'{c} = ?' for c in shape)} WHERE id = ?", rows
+        )
+
+
+def _eligibility_names_loaded(store: Store, form: str) -> dict[str, str] | None:
+    """`_eligibility_names` of the active version, else of the newest earlier version of its protocol that
+    has `form` as its eligibility form; None when none has (or no protocol is loaded)."""
     from .. import protocol as protocols
 
     try:
         proto = protocols.active(store)
     except Refused:
-        return
-    names = _eligibility_names(proto, rec.form)
+        return None
+    names = _eligibility_names(proto, form)
     if names is None:
         for (version,) in store.execute(
             # rowid: load order (PostgreSQL's twin has a `rowid` identity column)
             "SELECT version FROM protocols WHERE protocol_id = ? AND version != ? ORDER BY rowid DESC",
             (proto.id, proto.version),
-        ):
-            names = _eligibility_names(protocols.loaded_version(store, proto.id, str(version)), rec.form)
+        ).fetchall():
+            names = _eligibility_names(protocols.loaded_version(store, proto.id, str(version)), form)
             if names is not None:
                 break
-    if names is not None:
-        _project_eligibility(store, rec, names)
+    return names
 
 
 def _eligibility_names(proto: Any, form: str) -> dict[str, str] | None:
@@ -395,15 +455,6 @@ def sentinel_state(store: Store, sentinels: int) -> SentinelState:
         "waiting_for_dsmg": waiting,
         "open": len(enrolled) < sentinels or not waiting,
     }
-
-
-@common_dialect
-def _enrollment_hook(store: Store, rec: Record) -> None:
-    pid = (rec.subject or "").removeprefix("participant:")
-    store.execute(
-        "UPDATE participants SET enrollment_event = ?, enrolled_on = ? WHERE id = ?",
-        (rec.event_id, rec.data.get("date"), pid),
-    )
 
 
 # -- consent first: audit and import -----------------------------------------------------
@@ -548,10 +599,10 @@ def hold_on_problems(store: Store, events: Sequence[Event], problems_of: Problem
 
 def register(registry: Registry) -> None:
     """Plug this module's projections and checks in (`wardcrf.features`)."""
-    registry.form_hook(_consent_hook, "consent")
-    registry.form_hook(_screening_hook, "screening")
-    registry.record_hook(_eligibility_form_hook)
-    registry.form_hook(_enrollment_hook, "enrollment")
+    # One batch hook for every form (`records.add_batch_hook`): a bundle's or a replay's consents, screening,
+    # enrollment and format-2 eligibility records are projected once their run ends, before anything reads
+    # or writes `participants` (or loads a version: `protocols`).
+    registry.record_batch_hook(_participant_rows, tables=("participants", "protocols"))
     registry.audit_check("consent sequencing", _consent_first)
     registry.after_ingest(
         hold_records_before_consent,
