@@ -386,3 +386,20 @@ def test_a_receipt_names_each_device_of_the_site_with_its_last_applied_bundle(pa
     assert devices == expected
     assert sorted(d["bundle_seq"] for d in devices.values()) == [1, 2]
     assert all(d["manifest"] for d in devices.values())
+
+
+def test_a_receipt_reads_each_devices_last_bundle_by_its_key(tmp_path: Path) -> None:
+    # The last applied bundle of each device is found by the (device, bundle_seq) key, never by
+    # reading a device's bundles: the receipt's cost follows the site's devices, not its bundles.
+    from wardcrf.sync import receipts
+
+    w = make_ward(tmp_path)
+    s = open_(w)
+    try:
+        plan = " | ".join(
+            str(r[3]) for r in s.store.conn.execute("EXPLAIN QUERY PLAN " + receipts.HEADS_SQL, ("WUH01",))
+        )
+    finally:
+        s.close()
+    assert "SEARCH a USING INDEX sqlite_autoindex_sync_applied_1 (device=? AND bundle_seq=?)" in plan, plan
+    assert "SCAN a" not in plan and "SCAN sync_applied" not in plan and "SCAN h" not in plan, plan
