@@ -36,6 +36,20 @@ def receipt_name(site: str, device: str) -> str:
     return f"{site}-{device}-receipt.json"
 
 
+HEADS_SQL = (
+    "SELECT h.device, h.seq, h.hash, a.bundle_seq, a.manifest_sha FROM chain_heads h"
+    " JOIN sync_devices d ON d.device = h.device"
+    " LEFT JOIN sync_applied a ON a.device = h.device"
+    " AND a.bundle_seq = (SELECT max(bundle_seq) FROM sync_applied WHERE device = h.device)"
+    " WHERE d.site = ? ORDER BY h.device"
+)
+"""Every device of the site: its chain head and its last applied bundle, in one statement.
+
+A receipt names them all (the format), so its cost grows with the site's devices; one
+statement, each device's last bundle by the (device, bundle_seq) key, keeps that growth to
+rows read, not a query per device per import (issue 19)."""
+
+
 def make(store: SqlStore, device: str, signer: DeviceSigner) -> tuple[str, bytes, bytes]:
     """Hub: (file name, JSON bytes, .minisig bytes) of the receipt for one ward device.
 
@@ -47,21 +61,12 @@ def make(store: SqlStore, device: str, signer: DeviceSigner) -> tuple[str, bytes
         raise Refused(f"unknown device {device}")
     site, status = reg
     devices: dict[str, Any] = {}
-    for dev, seq, hash_ in store.execute(
-        "SELECT h.device, h.seq, h.hash FROM chain_heads h JOIN sync_devices d ON d.device = h.device"
-        " WHERE d.site = ? ORDER BY h.device",
-        (site,),
-    ):
-        last = store.one(
-            "SELECT bundle_seq, manifest_sha FROM sync_applied WHERE device = ?"
-            " ORDER BY bundle_seq DESC LIMIT 1",
-            (dev,),
-        )
+    for dev, seq, hash_, bundle_seq, manifest in store.execute(HEADS_SQL, (site,)):
         devices[dev] = {
             "seq": seq,
             "hash": hash_,
-            "bundle_seq": last[0] if last else 0,
-            "manifest": last[1] if last else "",
+            "bundle_seq": bundle_seq if bundle_seq is not None else 0,
+            "manifest": manifest if manifest is not None else "",
         }
     held = store.rows(
         "SELECT bundle_seq, reason, manifest_sha AS manifest, detail FROM sync_held"

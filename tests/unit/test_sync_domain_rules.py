@@ -173,3 +173,68 @@ def test_the_enrollment_rule_runs_in_audit_verify_and_passes_on_genuine_data(dem
         assert checked > 7 and problems == []
     finally:
         s.close()
+
+
+@pytest.mark.parametrize(("eligible", "status"), [(True, "applied"), (False, "sequencing")])
+def test_an_enrollment_is_judged_on_a_screening_from_an_earlier_bundle(
+    demo_pair, tmp_path: Path, eligible: bool, status: str
+) -> None:
+    # The import reads the screened participants' eligibility by id, for those its bundle touches:
+    # a screening the hub took in an earlier bundle still decides the enrollment in this one.
+    w, h = demo_pair["ward"], demo_pair["hub"]
+    pid = "WUH01-094"
+    _consented(w, pid)
+    _record(w, pid, "screening", {"date": "2026-11-01", "eligible": eligible})
+    assert hub_import(h, export(w, tmp_path / "usb1")[-1]).outcome.status == "applied"
+    _record(w, pid, "enrollment", {"date": "2026-11-02"})
+    res = hub_import(h, export(w, tmp_path / "usb2")[-1])
+    assert res.outcome.status == status, res.outcome.message
+    if not eligible:
+        assert f"{pid}: " in res.outcome.message and "did not find them eligible" in res.outcome.message
+
+
+def test_the_check_on_some_participants_finds_what_the_whole_log_finds_for_them(demo_pair) -> None:
+    from wardcrf import projections
+    from wardcrf.workflow import sequencing
+
+    w = demo_pair["ward"]
+    for pid, eligible in (("WUH01-095", True), ("WUH01-096", False)):
+        _consented(w, pid)
+        _record(w, pid, "screening", {"date": "2026-11-01", "eligible": eligible})
+        _record(w, pid, "enrollment", {"date": "2026-11-02"})
+    _consented(w, "WUH01-097")
+    _record(w, "WUH01-097", "dose", {"dose_number": 1})
+    s = open_(w)
+    try:
+        projections.rebuild(s.store)  # the forged records, projected as the log has them
+        _all, everyone = sequencing.order_problems(s.store)
+        assert len(everyone) == 2  # WUH01-096's enrollment, WUH01-097's dose
+        for pid in ("WUH01-095", "WUH01-096", "WUH01-097"):
+            subject = f"participant:{pid}"
+            _n, some = sequencing.order_problems(s.store, [subject])
+            assert some == [p for p in everyone if p[1].startswith(f"{pid}: ")]
+        _n, both = sequencing.order_problems(s.store, ["participant:WUH01-096", "participant:WUH01-097"])
+        assert both == everyone
+    finally:
+        s.close()
+
+
+def test_the_eligibility_read_at_import_looks_participants_up_by_id(demo_pair) -> None:
+    # Per bundle the check reads only the participants the bundle touches (their primary key),
+    # never every screened participant: its cost follows the bundle, not the hub (issue 19).
+    from wardcrf.workflow import sequencing
+
+    s = open_(demo_pair["ward"])
+    try:
+        sql, params = sequencing.eligibility_query(["participant:WUH01-001", "participant:WUH01-002"])
+        assert params == ("WUH01-001", "WUH01-002")
+        plan = " | ".join(str(r[3]) for r in s.store.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert "SEARCH participants USING" in plan and "(id=?)" in plan, plan
+        assert "SCAN participants" not in plan, plan
+        whole, none = sequencing.eligibility_query(None)  # `audit verify`: every participant, once
+        assert none == ()
+        assert "SCAN participants" in " ".join(
+            str(r[3]) for r in s.store.conn.execute("EXPLAIN QUERY PLAN " + whole)
+        )
+    finally:
+        s.close()

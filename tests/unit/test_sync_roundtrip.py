@@ -348,3 +348,58 @@ def test_a_held_bundle_is_released_after_the_hub_moved_to_another_folder(pair, t
     h2 = Site.open(moved)
     res = hub_import(h2, f1)
     assert res.outcome.status == "applied" and res.outcome.released == [2], res.outcome.message
+
+
+def test_a_receipt_names_each_device_of_the_site_with_its_last_applied_bundle(pair, tmp_path: Path) -> None:
+    # One statement reads every device's head and last bundle (issue 19): the receipt still says,
+    # per device, what a query per device said: its head, its highest applied bundle and that manifest.
+    import json
+
+    w, h = pair
+    w2 = make_ward(tmp_path, "lap2")
+    connect(w2, h)
+    add_notes(w, 2)
+    assert hub_import(h, export(w, tmp_path / "usb1")[-1]).outcome.status == "applied"
+    add_notes(w, 3)
+    second = export(w, tmp_path / "usb2")[-1]
+    assert second.name.endswith("-000002.tar.age")
+    assert hub_import(h, second).outcome.status == "applied"
+    add_notes(w2, 1)
+    res = hub_import(h, export(w2, tmp_path / "usb3")[-1])
+    assert res.outcome.status == "applied", res.outcome.message
+    devices = json.loads(res.receipt[1])["devices"]
+    with ledger(h) as (_s, store):
+        expected = {}
+        for dev, seq, hash_ in store.execute("SELECT device, seq, hash FROM chain_heads ORDER BY device"):
+            if store.scalar("SELECT site FROM sync_devices WHERE device = ?", (dev,)) != "WUH01":
+                continue
+            last = store.one(
+                "SELECT bundle_seq, manifest_sha FROM sync_applied WHERE device = ? ORDER BY bundle_seq DESC LIMIT 1",
+                (dev,),
+            )
+            expected[dev] = {
+                "seq": seq,
+                "hash": hash_,
+                "bundle_seq": last[0] if last else 0,
+                "manifest": last[1] if last else "",
+            }
+    assert devices == expected
+    assert sorted(d["bundle_seq"] for d in devices.values()) == [1, 2]
+    assert all(d["manifest"] for d in devices.values())
+
+
+def test_a_receipt_reads_each_devices_last_bundle_by_its_key(tmp_path: Path) -> None:
+    # The last applied bundle of each device is found by the (device, bundle_seq) key, never by
+    # reading a device's bundles: the receipt's cost follows the site's devices, not its bundles.
+    from wardcrf.sync import receipts
+
+    w = make_ward(tmp_path)
+    s = open_(w)
+    try:
+        plan = " | ".join(
+            str(r[3]) for r in s.store.conn.execute("EXPLAIN QUERY PLAN " + receipts.HEADS_SQL, ("WUH01",))
+        )
+    finally:
+        s.close()
+    assert "SEARCH a USING INDEX sqlite_autoindex_sync_applied_1 (device=? AND bundle_seq=?)" in plan, plan
+    assert "SCAN a" not in plan and "SCAN sync_applied" not in plan and "SCAN h" not in plan, plan

@@ -42,6 +42,7 @@ def order_problems(store: Store, subjects: Iterable[str] | None = None) -> tuple
     forms = (SCREENING, ENROLLMENT, *AFTER_ENROLLMENT)
     where = f"r.form IN ({','.join('?' * len(forms))})"
     params: list[str] = list(forms)
+    wanted: list[str] | None = None
     if subjects is not None:
         wanted = sorted(set(subjects))
         if not wanted:
@@ -56,11 +57,7 @@ def order_problems(store: Store, subjects: Iterable[str] | None = None) -> tuple
         f" WHERE {where} ORDER BY e.pos",
         tuple(params),
     ).fetchall()
-    eligible = dict(
-        store.execute(
-            "SELECT 'participant:' || id, eligible FROM participants WHERE screening_event IS NOT NULL"
-        ).fetchall()
-    )
+    eligible = dict(store.execute(*eligibility_query(wanted)).fetchall())
     screened: dict[str, int] = {}  # subject -> pos of the screening's last version
     enrolled: set[str] = set()
     problems: list[tuple[str, str]] = []
@@ -82,6 +79,20 @@ def order_problems(store: Store, subjects: Iterable[str] | None = None) -> tuple
         elif subject not in enrolled:
             problems.append((event_id, f"{pid}: {form} record {event_id} has no enrollment before it"))
     return len(rows), problems
+
+
+def eligibility_query(subjects: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+    """(SQL, parameters) reading `participant:ID` -> eligible for the screened among `subjects` (all if None).
+
+    At import the check runs per bundle on the participants the bundle touches: it
+    looks those up by primary key, so its cost follows the bundle, not the hub (reading
+    every screened participant per bundle grew with the hub's size; issue 19).
+    """
+    sql = "SELECT 'participant:' || id, eligible FROM participants WHERE screening_event IS NOT NULL"
+    if subjects is None:
+        return sql, ()
+    ids = tuple(s.removeprefix("participant:") for s in subjects)
+    return sql + f" AND id IN ({','.join('?' * len(ids))})", ids
 
 
 def _enrolled_first(store: Store) -> audit.CheckResult:
