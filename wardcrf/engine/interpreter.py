@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from wardcrf.engine import expressions
+from wardcrf.engine import expressions, memo
 from wardcrf.engine.expressions import Node
 
 Value = Any  # None (blank/unknown), bool, Decimal, str, date, datetime, timedelta, tuple (codes), Rec
@@ -120,16 +120,15 @@ def _typers(fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Callable[[Any]
     """The typer (`_typer`) of each field of a model's frozen form fields (`model.freeze`: read-only), by
     name, worked out once per form instead of once per value typed (a rebuild types every record of every
     participant). Kept while the fields object lives (it is held here, so its id names no other)."""
-    hit = _TYPERS.get(id(fields))
-    if hit is None or hit[0] is not fields:
-        if len(_TYPERS) > 1024:
-            _TYPERS.clear()
-        table = {
+    return memo.once_per(
+        _TYPERS,
+        fields,
+        lambda: {
             name: _typer(spec.get("type", "text"), bool(spec.get("multiple")))
             for name, spec in fields.items()
-        }
-        hit = _TYPERS[id(fields)] = (fields, table)
-    return hit[1]
+        },
+        limit=1024,
+    )
 
 
 def _typed(ftype: str, multiple: bool, value: Any) -> Value:

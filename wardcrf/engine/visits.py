@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from wardcrf.engine import interpreter, schedule
+from wardcrf.engine import interpreter, memo, schedule
 from wardcrf.engine.interpreter import EvalError, Rec, Snapshot
 from wardcrf.engine.model import Administration, Model, duration
 
@@ -77,12 +77,7 @@ _DECLARED: dict[int, tuple[Model, tuple[PerAdministration, ...]]] = {}
 def declared(model: Model) -> tuple[PerAdministration, ...]:
     """The protocol's visits that repeat per administration, in declared order: worked out once per model (it
     is immutable; held here, so its id names no other), not once per participant placed (`calendar`)."""
-    hit = _DECLARED.get(id(model))
-    if hit is None or hit[0] is not model:
-        if len(_DECLARED) > 64:
-            _DECLARED.clear()
-        hit = _DECLARED[id(model)] = (model, _declared(model))
-    return hit[1]
+    return memo.once_per(_DECLARED, model, lambda: _declared(model))
 
 
 def _declared(model: Model) -> tuple[PerAdministration, ...]:
@@ -252,12 +247,7 @@ def _about(model: Model, v: PerAdministration, form: str) -> _About:
     of the model, the visit and the form alone, so worked out once per model (it is immutable; held here,
     so its id names no other) and kept with the visit it was worked out for (so a visit's id names no
     other either), not once per participant, record and occurrence."""
-    hit = _ABOUTS.get(id(model))
-    if hit is None or hit[0] is not model:
-        if len(_ABOUTS) > 64:
-            _ABOUTS.clear()
-        hit = _ABOUTS[id(model)] = (model, {})
-    known = hit[1]
+    known: dict[tuple[int, str], tuple[PerAdministration, _About]] = memo.once_per(_ABOUTS, model, dict)
     key = (id(v), form)
     found = known.get(key)
     if found is not None and found[0] is v:
@@ -509,12 +499,7 @@ _CALENDARS: dict[int, tuple[Model, tuple[Calendar, ...]]] = {}
 def calendar(model: Model) -> tuple[Calendar, ...]:
     """The protocol's scheduled visits counted from an anchor, in declared order: worked out once per
     model (it is immutable; held here, so its id names no other), not once per participant placed."""
-    hit = _CALENDARS.get(id(model))
-    if hit is None or hit[0] is not model:
-        if len(_CALENDARS) > 64:
-            _CALENDARS.clear()
-        hit = _CALENDARS[id(model)] = (model, _calendar(model))
-    return hit[1]
+    return memo.once_per(_CALENDARS, model, lambda: _calendar(model))
 
 
 def _calendar(model: Model) -> tuple[Calendar, ...]:
