@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypedDict, cast
 
-from wardcrf import devicekeys, ingest, projections, protocol, records
+from wardcrf import devicekeys, gcfreeze, ingest, projections, protocol, records
 from wardcrf.errors import ColumnTypeError, InternalError, Refused, UsageError, WardError
 from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 from wardcrf.sqlstore import SqlStore
@@ -216,7 +216,7 @@ def import_bundle(
     session.require("hub.manage", what="import bundles")
     require_hub(session)
     signer = devicekeys.signer(session)
-    with LOCK, ledger_store(session) as store:
+    with LOCK, gcfreeze.long_lived_frozen(), ledger_store(session) as store:
         _import_pragmas(store)
         try:
             with store.transaction():  # this bundle alone, all or nothing
@@ -483,7 +483,7 @@ def import_files(
             )
     signer = devicekeys.signer(session)
     out: list[FileImport] = []
-    with LOCK, ledger_store(session) as store:
+    with LOCK, gcfreeze.long_lived_frozen(), ledger_store(session) as store:
         _import_pragmas(store)
         if not isinstance(store, Store):
             # Many writers: one bundle per transaction, so an importer never holds one device's
