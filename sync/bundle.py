@@ -105,17 +105,33 @@ def photo_refs(lines: list[str]) -> list[str]:
     return list(seen)
 
 
+_SCAN_BYTES = 256 * 1024
+"""How much of a bundle's lines `_mentioned` joins at once: a scan's memory stays a constant and a line,
+never a copy of events.jsonl (verify reads it as a stream; docs/sync.md, "How the bundle is read")."""
+
+
 def _mentioned(lines: list[str], needles: list[str]) -> bool:
-    """False only if no line holds any of `needles`: one scan of the lines joined, not a step per line.
+    """False only if no line holds any of `needles`: a scan of the lines joined a run at a time, not a
+    step per line.
 
     A bundle of vitals cites no photo and no file; its thousands of lines need not each be looked
     at twice in Python. Joined by newlines, a needle without one is found in the joined text exactly
-    when it is in one of the lines (no match can span the newline between two); a needle holding a
-    newline is never ruled out here (the caller looks line by line, as it always did)."""
+    when it is in one of the lines (no match can span the newline between two, and runs end at a
+    line's end); a needle holding a newline is never ruled out here (the caller looks line by line, as
+    it always did). Runs of about `_SCAN_BYTES`, so the joined text is never the whole file."""
     if any("\n" in n for n in needles):
         return True
-    text = "\n".join(lines)
-    return any(n in text for n in needles)
+    start, n = 0, len(lines)
+    while start < n:
+        end, size = start, 0
+        while end < n and size < _SCAN_BYTES:
+            size += len(lines[end]) + 1
+            end += 1
+        text = "\n".join(lines[start:end])
+        if any(needle in text for needle in needles):
+            return True
+        start = end
+    return False
 
 
 def _extracted(line: str, found: list[carried.Extractor]) -> dict[str, str]:

@@ -54,3 +54,17 @@ def test_a_marker_split_over_two_lines_is_no_mention() -> None:
         bundle._mentioned(["ab", "cd"], ["b\nc"]) is True
     )  # a needle with a newline: looked for line by line
     assert bundle._mentioned(["ab", "cd"], ["zz", "cd"]) is True
+
+
+@pytest.mark.parametrize("scan_bytes", [1, 50, 120, 4096])
+def test_a_reference_in_any_run_of_the_scan_is_found(monkeypatch: pytest.MonkeyPatch, scan_bytes: int) -> None:
+    """The scan joins a run of lines at a time (never the whole events.jsonl: verify reads it as a stream,
+    `test_bundle_events_stream`); a reference in any run, first, last or on a run's edge, is found, and a
+    marker split over the two lines at a run's edge is not one."""
+    monkeypatch.setattr(bundle, "_SCAN_BYTES", scan_bytes)
+    ref = _line("record.submitted", {"form": "consent", "data": {"pages": [f"sha256:{A}"]}})
+    few = VITALS[:40]
+    for at in range(len(few) + 1):
+        assert bundle.photo_refs([*few[:at], ref, *few[at:]]) == [A], at
+    assert bundle.photo_refs(few) == []
+    assert bundle._mentioned(["x" * 49 + "sha2", "56:" + A], ["sha256:"]) is False
