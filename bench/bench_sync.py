@@ -178,6 +178,35 @@ def _register(hs: Any, keys: devicekeys.DeviceKeys, site: str) -> None:
             "ward", site, keys.device, keys.device.lower(), keys.key_id, keys.sign_public, keys.age_recipient
         ),
     )
+def seal_bundles(
+    root: Path, hubs: list[Any], devices: int, events: int, prefix: str = "ABX"
+) -> tuple[list[Path], list[devicekeys.DeviceKeys]]:
+    """One events bundle per new ward laptop (`PREFIX00000`, ...): each laptop registered at every hub in
+    `hubs` (open sessions), its `_chain` of EVENTS events sealed to all of them, written to ROOT. The hub
+    import benches' bundles (`import_ab`, `import_floor`, `import_growth`), made one way."""
+    from wardcrf.sync import bundle
+
+    recipients = []
+    for hs in hubs:
+        keys_of = devicekeys.load(hs.store, hs.ctx.device)
+        assert keys_of is not None
+        recipients.append(keys_of.age_recipient)
+    root.mkdir(parents=True, exist_ok=True)
+    files, laptops = [], []
+    for i in range(devices):
+        keys = devicekeys.generate(f"{prefix}{i:05d}")
+        for hs in hubs:
+            _register(hs, keys, "WUH01")
+        lines = _chain(keys.device, "WUH01", events)
+        manifest = _manifest(keys, "WUH01", lines, [], recipients)
+        name, cipher, sig = bundle.seal(manifest, lines, {}, keys.sign_secret)
+        (root / name).write_bytes(cipher)
+        (root / (name + ".minisig")).write_bytes(sig)
+        files.append(root / name)
+        laptops.append(keys)
+    return files, laptops
+
+
 
 
 def bench_export_vs_age(root: Path, quick: bool) -> list[dict[str, Any]]:

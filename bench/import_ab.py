@@ -62,10 +62,10 @@ def _server_cpu(pid: int) -> float:
 def once(
     engine: str, devices: int, events: int, order: str, dsn: str = "", pid: int = 0, workers: int = 1
 ) -> dict[str, float]:
-    from bench_sync import PASSWORD, _chain, _manifest, _register
-    from wardcrf.sync import bundle, hub
+    from bench_sync import PASSWORD, seal_bundles
+    from wardcrf.sync import hub
 
-    from wardcrf import devicekeys, features
+    from wardcrf import features
 
     features.install()
     root = Path(tempfile.mkdtemp(prefix="bench-import-ab-"))
@@ -73,18 +73,7 @@ def once(
         res = hub.init(root / "hub", admin="admin", password=PASSWORD, database=dsn or None)
         hs = res.site.unlock("admin", PASSWORD)
         try:
-            keys_of = devicekeys.load(hs.store, hs.ctx.device)
-            assert keys_of is not None
-            files = []
-            for i in range(devices):
-                keys = devicekeys.generate(f"ABX{i:05d}")
-                _register(hs, keys, "WUH01")
-                lines = _chain(keys.device, "WUH01", events)
-                manifest = _manifest(keys, "WUH01", lines, [], [keys_of.age_recipient])
-                name, cipher, sig = bundle.seal(manifest, lines, {}, keys.sign_secret)
-                (root / name).write_bytes(cipher)
-                (root / (name + ".minisig")).write_bytes(sig)
-                files.append(root / name)
+            files, _laptops = seal_bundles(root, [hs], devices, events)
             out: dict[str, float] = {"events": float(devices * events)}
             if workers > 1:
                 hs.close()

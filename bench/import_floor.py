@@ -75,29 +75,9 @@ PG_STEPS = (*STEPS, "copy")  # PostgreSQL: the storage floor again, its new rows
 
 def _seal_bundles(root: Path, hubs: list[Any], devices: int, events: int) -> tuple[list[Path], list[Any]]:
     """`import_ab.once`'s bundles: one per laptop, registered at every hub in `hubs`, sealed to all of them."""
-    from bench_sync import _chain, _manifest, _register
-    from wardcrf.sync import bundle
+    from bench_sync import seal_bundles
 
-    from wardcrf import devicekeys
-
-    recipients = []
-    for hs in hubs:
-        keys_of = devicekeys.load(hs.store, hs.ctx.device)
-        assert keys_of is not None
-        recipients.append(keys_of.age_recipient)
-    files, laptops = [], []
-    for i in range(devices):
-        keys = devicekeys.generate(f"ABX{i:05d}")
-        for hs in hubs:
-            _register(hs, keys, "WUH01")
-        lines = _chain(keys.device, "WUH01", events)
-        manifest = _manifest(keys, "WUH01", lines, [], recipients)
-        name, cipher, sig = bundle.seal(manifest, lines, {}, keys.sign_secret)
-        (root / name).write_bytes(cipher)
-        (root / (name + ".minisig")).write_bytes(sig)
-        files.append(root / name)
-        laptops.append(keys)
-    return files, laptops
+    return seal_bundles(root, hubs, devices, events)
 
 
 def _hub(path: Path, dsn: str) -> Any:

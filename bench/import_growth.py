@@ -44,26 +44,10 @@ sys.path.insert(0, str(HERE.parent / "tests" / "unit"))
 
 
 def _seal(root: Path, hs: Any, prefix: str, devices: int, events: int) -> list[Path]:
-    """`import_floor._seal_bundles`, with a device prefix so the next bundles' laptops are new ones."""
-    from bench_sync import _chain, _manifest, _register
-    from wardcrf.sync import bundle
+    """`bench_sync.seal_bundles`, with a device prefix so the next bundles' laptops are new ones."""
+    from bench_sync import seal_bundles
 
-    from wardcrf import devicekeys
-
-    keys_of = devicekeys.load(hs.store, hs.ctx.device)
-    assert keys_of is not None
-    root.mkdir(parents=True, exist_ok=True)
-    files = []
-    for i in range(devices):
-        keys = devicekeys.generate(f"{prefix}{i:05d}")
-        _register(hs, keys, "WUH01")
-        lines = _chain(keys.device, "WUH01", events)
-        manifest = _manifest(keys, "WUH01", lines, [], [keys_of.age_recipient])
-        name, cipher, sig = bundle.seal(manifest, lines, {}, keys.sign_secret)
-        (root / name).write_bytes(cipher)
-        (root / (name + ".minisig")).write_bytes(sig)
-        files.append(root / name)
-    return files
+    return seal_bundles(root, [hs], devices, events, prefix)[0]
 
 
 def _import(hs: Any, files: list[Path]) -> None:
