@@ -168,20 +168,17 @@ def compare(
 
         server = pgserver.start(durable=True)
     try:
-        got: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
-        loads = [os.getloadavg()[0]]
-        for r in range(rounds):
-            sides = [("old", old), ("new", new)] if r % 2 == 0 else [("new", new), ("old", old)]
-            for side, python in sides:
-                order = "sha,import" if r % 2 == 0 else "import,sha"
-                args = [python, __file__, "once", engine, str(devices), str(events), order, str(workers)]
-                if server is not None:
-                    pid = (server.root / "data" / "postmaster.pid").read_text().split()[0]
-                    args += [server.new_database(), pid]
-                res = subprocess.run(args, check=True, capture_output=True, text=True, cwd="/")
-                got[side].append(json.loads(res.stdout.strip().splitlines()[-1]))
-                loads.append(os.getloadavg()[0])
-                print(side, r, got[side][-1], f"load {loads[-1]:.1f}", file=sys.stderr, flush=True)
+        from measure import two_trees
+
+        def argv(python: str, r: int) -> list[str]:
+            order = "sha,import" if r % 2 == 0 else "import,sha"
+            args = [python, __file__, "once", engine, str(devices), str(events), order, str(workers)]
+            if server is not None:
+                pid = (server.root / "data" / "postmaster.pid").read_text().split()[0]
+                args += [server.new_database(), pid]
+            return args
+
+        got, loads = two_trees(old, new, rounds, argv)
         n = devices * events
         print(
             f"hub import, {engine}, {workers} importing process(es), {devices} x {events:,} events,"

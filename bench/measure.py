@@ -19,8 +19,12 @@ never quoted without the load it was measured under.
 
 from __future__ import annotations
 
+import json
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,3 +168,27 @@ def seconds_row(name: str, seconds: float, baseline: float, *, target: str) -> d
         "ratio": round(seconds / baseline, 2),
         "target": target,
     }
+
+
+def two_trees(
+    old: str, new: str, rounds: int, argv: Callable[[str, int], list[str]]
+) -> tuple[dict[str, list[dict[str, Any]]], list[float]]:
+    """One measured process per side per round, two code trees alternated: OLD, NEW, NEW, OLD, ...
+
+    `old` and `new` are each tree's venv python (each imports `wardcrf` from its own tree; run from
+    `/` so neither picks up the other's source). `argv(python, round)` is the command of one measured
+    run, which prints its result as JSON on its last line. Returns each side's results, in round
+    order, and the 1-minute load before the first run and after each. Every `*_ab.py` and `compare`
+    bench runs its two trees through this, so the order that keeps neither side on a warmer machine
+    is written once.
+    """
+    got: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+    loads = [os.getloadavg()[0]]
+    for r in range(rounds):
+        sides = [("old", old), ("new", new)] if r % 2 == 0 else [("new", new), ("old", old)]
+        for side, python in sides:
+            res = subprocess.run(argv(python, r), check=True, capture_output=True, text=True, cwd="/")
+            got[side].append(json.loads(res.stdout.strip().splitlines()[-1]))
+            loads.append(os.getloadavg()[0])
+            print(side, r, got[side][-1], f"load {loads[-1]:.1f}", file=sys.stderr, flush=True)
+    return got, loads

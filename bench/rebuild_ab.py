@@ -16,10 +16,8 @@ and prints each side's CPU medians per event, the CPU ratio to the floor, the wa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -93,16 +91,9 @@ def once(source: Path) -> dict[str, float]:
 
 
 def compare(source: Path, old: str, new: str, rounds: int) -> None:
-    got: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
-    loads = [os.getloadavg()[0]]
-    for r in range(rounds):
-        for side, python in [("old", old), ("new", new)] if r % 2 == 0 else [("new", new), ("old", old)]:
-            res = subprocess.run(
-                [python, __file__, "once", str(source)], check=True, capture_output=True, text=True, cwd="/"
-            )
-            got[side].append(json.loads(res.stdout.strip().splitlines()[-1]))
-            loads.append(os.getloadavg()[0])
-            print(side, r, got[side][-1], f"load {loads[-1]:.1f}", file=sys.stderr, flush=True)
+    from measure import two_trees
+
+    got, loads = two_trees(old, new, rounds, lambda python, _r: [python, __file__, "once", str(source)])
     n = got["old"][0]["events"]
     print(f"db rebuild and CSV export @ {n:,.0f} events, {rounds} processes each, alternated; "
           f"1-min load {min(loads):.1f}-{max(loads):.1f}")  # fmt: skip

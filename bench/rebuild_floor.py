@@ -35,7 +35,6 @@ import os
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -145,18 +144,9 @@ def run(source: Path, rounds: int) -> dict[str, Any]:
 
 
 def compare(source: Path, old: str, new: str, processes: int, rounds: int) -> None:
-    got: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
-    for p in range(processes):
-        for side, python in [("old", old), ("new", new)] if p % 2 == 0 else [("new", new), ("old", old)]:
-            res = subprocess.run(
-                [python, __file__, "once", str(source), str(rounds)],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd="/",
-            )
-            got[side].append(json.loads(res.stdout.strip().splitlines()[-1]))
-            print(side, p, got[side][-1]["cpu_us"], f"load {got[side][-1]['load']}", file=sys.stderr, flush=True)
+    from measure import two_trees
+
+    got, _loads = two_trees(old, new, processes, lambda python, _p: [python, __file__, "once", str(source), str(rounds)])
     for side, runs in got.items():
         cpu = {k: statistics.median(r["cpu_us"][k] for r in runs) for k in runs[0]["cpu_us"]}
         wall = {k: statistics.median(r["wall_us"][k] for r in runs) for k in runs[0]["wall_us"]}

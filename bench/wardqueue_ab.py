@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -68,16 +66,9 @@ def once(source: Path) -> dict[str, object]:
 
 
 def compare(source: Path, old: str, new: str, rounds: int) -> None:
-    got: dict[str, list[dict[str, object]]] = {"old": [], "new": []}
-    loads = [os.getloadavg()[0]]
-    for r in range(rounds):
-        for side, python in [("old", old), ("new", new)] if r % 2 == 0 else [("new", new), ("old", old)]:
-            res = subprocess.run(
-                [python, __file__, "once", str(source)], check=True, capture_output=True, text=True, cwd="/"
-            )
-            got[side].append(json.loads(res.stdout.strip().splitlines()[-1]))
-            loads.append(os.getloadavg()[0])
-            print(side, r, got[side][-1], f"load {loads[-1]:.1f}", file=sys.stderr, flush=True)
+    from measure import two_trees
+
+    got, loads = two_trees(old, new, rounds, lambda python, _r: [python, __file__, "once", str(source)])
     digests = {str(x["rows"]) for runs in got.values() for x in runs}
     if len(digests) != 1:
         raise SystemExit(f"the two trees derived different rows: {sorted(digests)}")
