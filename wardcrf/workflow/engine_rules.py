@@ -1669,7 +1669,7 @@ def _visit_due(
         return datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
 
     # The occurrences, read by both kinds of visit: built here when a visit per administration can owe a
-    # form; else (MEXCOVID's DOSE visit lists only the dose's own items) `owed` is empty whatever they are,
+    # form; else (a daily dose's visit listing only the dose's own items) `owed` is empty whatever they are,
     # and the calendar lines build them only when a calendar visit is placed.
     found = visits.occurrences(m, placed, tz, arm=arm) if visits.can_owe(m) else None
     for line in _calendar_lines(m, placed, records, snap, _END_OF_TIME, tz, arm, ended, found):
