@@ -300,3 +300,51 @@ def test_records_typed_when_their_form_is_first_read_are_the_records_typed_at_on
                 lazy[form]
     assert list(lazy) == list(eager) and len(lazy) == len(eager)
     assert dict(lazy.items()) == eager
+
+
+# -- each value typed when first read: the same values ---------------------------------------------------
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    spec=st.fixed_dictionaries({"type": st.sampled_from(TYPES), "multiple": st.booleans()}),
+    raw=st.dictionaries(st.sampled_from(["a", "b", "c"]), VALUES, max_size=3),
+    asked=st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=6),
+)
+def test_values_typed_when_first_read_are_the_values_typed_at_once(spec, raw, asked) -> None:
+    fields = freeze({"a": {k: v for k, v in spec.items() if v is not None}, "b": {"type": "number"}})
+    want = {k: _outcome(interpreter.typed_values, fields, {k: v}) for k, v in raw.items()}
+    lazy = interpreter.values_on_read(fields)(raw)
+    for name in asked:  # in any order, each value as typed at once, the same each time asked
+        assert (name in lazy) == (name in raw)
+        if name not in raw:
+            assert lazy.get(name) is None and lazy.get(name, "absent") == "absent"
+            with pytest.raises(KeyError):
+                lazy[name]
+            continue
+        if want[name][0] == "raises":  # a value the rule cannot type raises as it did, when it is read
+            assert _outcome(lazy.get, name) == want[name]
+            continue
+        assert _same(lazy.get(name), want[name][1][name]) and _same(lazy[name], want[name][1][name])
+    assert list(lazy) == list(raw) and len(lazy) == len(raw)
+    if all(w[0] == "gives" for w in want.values()):
+        assert _same(dict(lazy.items()), interpreter.typed_values(fields, raw))
+
+
+def test_a_value_is_typed_only_when_read_and_what_is_not_a_record_s_object_at_once() -> None:
+    fields = freeze(
+        {"timepoint": {"type": "choice"}, "route": {"type": "choice"}, "dose": {"type": "integer"}}
+    )
+    lazy = interpreter.values_on_read(fields)({"timepoint": "post_dose", "route": math.inf, "dose": 2})
+    assert lazy.get("timepoint") == "post_dose" and lazy["dose"] == Decimal(2)
+    assert {k: lazy[k] for k in ("timepoint", "dose")} == {"timepoint": "post_dose", "dose": Decimal(2)}
+    with pytest.raises(OverflowError):  # as `typed_values` raises on it, once it is read
+        lazy.get("route")
+    with pytest.raises(OverflowError):
+        interpreter.typed_values(fields, {"route": math.inf})
+    # Fields that are not a model's (no typers chosen per form), or stored data that is not an object: typed
+    # at once, as `typed_values` types them.
+    plain = {"dose": {"type": "integer"}}
+    assert type(interpreter.values_on_read(plain)({"dose": 2})) is dict
+    assert interpreter.values_on_read(plain)({"dose": 2}) == {"dose": Decimal(2)}
+    assert type(interpreter.values_on_read(freeze(plain))(MappingProxyType({"dose": 2}))) is dict

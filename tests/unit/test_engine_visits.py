@@ -403,3 +403,63 @@ def test_a_placebo_twin_has_the_visit_of_the_regimen_it_repeats() -> None:
         ]
         found = visits.occurrences(m, placed, KIN, arm=arm)
         assert len(found) == 28 and found[-1].name == "DOSE 28" and found[-1].num == 67
+
+
+def test_the_ward_queue_builds_the_occurrences_for_its_visit_forms_only_where_a_visit_can_owe_one(
+    palm_visits, monkeypatch
+) -> None:
+    """`engine_rules._visit_due` (the ward queue's `visit_due`) builds a visit per administration's occurrences
+    only when one can owe a form (`visits.can_owe`): the same span either way."""
+    from wardcrf.workflow import engine_rules
+
+    only_its_own = model.parse(
+        _source(VISIT.replace('["infusion", "labs"]', '["infusion"]')), "palm-own.toml"
+    )
+    optional = model.parse(
+        _source(VISIT.replace('["infusion", "labs"]', '["infusion", { form = "labs", required = false }]')),
+        "palm-optional.toml",
+    )
+    assert visits.can_owe(palm_visits)
+    assert not visits.can_owe(only_its_own) and not visits.can_owe(optional)
+    shipped = Path(model.__file__).parent.parent / "protocols" / "engine"
+    for name in ("mexcovid.toml", "palm.toml", "palm007.toml"):  # no visit of theirs owes a form of its own
+        assert not visits.can_owe(model.parse((shipped / name).read_text("utf-8"), name))
+
+    late = RANDOMIZED + timedelta(days=1, hours=1)
+    at = RANDOMIZED + timedelta(days=6, hours=1)
+    snap = Snapshot(records={}, now=at, zone=KIN)  # no anchor: no calendar visit placed, only these
+
+    def span(m: model.Model) -> Any:
+        placed = _placed(m, "ZMAPP", [schedule.Given(late.astimezone(UTC), record="E1")], at)
+        return engine_rules._visit_due(m, placed, {}, snap, KIN, "ZMAPP", engine_rules.Ended())
+
+    owing = span(palm_visits)
+    assert owing is not None and owing[0] == late.astimezone(UTC)  # infusion 1's labs, from its start
+    assert span(only_its_own) is None and span(optional) is None
+    with monkeypatch.context() as mp:  # the occurrences always built: the same answers
+        mp.setattr(visits, "can_owe", lambda _m: True)
+        assert (span(palm_visits), span(only_its_own), span(optional)) == (owing, None, None)
+        mp.setattr(visits, "can_owe", lambda _m: False)  # what the shortcut would lose if it were wrong
+        assert span(palm_visits) != owing
+
+
+def test_the_timeline_of_starts_in_hand_is_the_timeline(palm_visits) -> None:
+    """`visits.timeline(..., starts=)` (the ward queue asks it twice of one participant's records) gives what
+    it gives reading the starts itself, before and after the course's end."""
+    m = palm_visits
+    roles = next(a.record for r in m.regimens.values() for a in r.administrations)
+    start, not_given = str(roles.get("start", "")), str(roles.get("not_given", ""))
+    form = str(roles["form"])
+    recs = [
+        Rec(form, {start: RANDOMIZED + timedelta(days=3)}, "E2", 2),
+        Rec(form, {start: RANDOMIZED + timedelta(days=1)}, "E1", 1),
+        Rec(form, {start: RANDOMIZED, **({not_given: True} if not_given else {})}, "E0", 0),
+    ]
+    for records in ({}, {form: recs}):
+        snap = Snapshot(records=records, now=RANDOMIZED, zone=KIN, anchors={"randomization": RANDOMIZED})
+        starts = visits.administration_starts(m, records)
+        for end in (None, date(2026, 3, 9)):
+            assert visits.timeline(m, snap, course_end=end, starts=starts) == visits.timeline(
+                m, snap, course_end=end
+            )
+    assert visits.administration_starts(m, {form: recs})[:2] == [recs[0].values[start], recs[1].values[start]]

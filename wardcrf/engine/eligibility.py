@@ -218,7 +218,9 @@ class TypedOnRead(Mapping[str, list[Rec]]):
     assessments, the eligibility and disposition records, the forms a gate or an anchor names), and a
     rebuild derives every participant's row: the records of a form no rule of the row reads (labs, CT
     scores, demographics) are not typed. Iterating it, or asking for its items or values, types every
-    form, as `typed_records` does."""
+    form, as `typed_records` does. Within a form, each record's values are typed as a rule reads them
+    (`interpreter.values_on_read`): a vital signs record is read for its time point and its administration,
+    not its five measurements."""
 
     __slots__ = ("_model", "_rows", "_typed")
 
@@ -232,7 +234,13 @@ class TypedOnRead(Mapping[str, list[Rec]]):
     def __getitem__(self, form: str) -> list[Rec]:
         hit = self._typed.get(form)
         if hit is None:
-            hit = self._typed[form] = typed_records(self._model, self._rows[form])[form]
+            typing = interpreter.values_on_read(
+                self._model.data.get("forms", {}).get(form, {}).get("fields", {})
+            )
+            hit = self._typed[form] = [
+                Rec(form, typing(values), event_id, int(pos))
+                for _form, event_id, values, pos in self._rows[form]
+            ]
         return hit
 
     def get(self, form: str, default: Any = None) -> Any:

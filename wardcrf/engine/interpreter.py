@@ -22,7 +22,8 @@ declaration: never a traceback, never a guess.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -111,6 +112,72 @@ def typed_values(fields: Mapping[str, Mapping[str, Any]], raw: Mapping[str, Any]
         spec = fields.get(name, {})
         typed[name] = _typed(spec.get("type", "text"), bool(spec.get("multiple")), value)
     return typed
+
+
+def values_on_read(
+    fields: Mapping[str, Mapping[str, Any]],
+) -> Callable[[Mapping[str, Any]], Mapping[str, Value]]:
+    """What types a record of a form with `fields` as `typed_values(fields, raw)` does, each value when it is
+    first read (`ValuesOnRead`): the same mapping, name for name and value for value, for any name asked.
+    The model's frozen fields only (their typers are chosen once per form); other fields, or stored data
+    that is not a JSON object, are typed at once, as `typed_values` types them."""
+    if not isinstance(fields, MappingProxyType):
+        return functools.partial(typed_values, fields)
+    typers = _typers(fields)
+
+    def typing(raw: Mapping[str, Any]) -> Mapping[str, Value]:
+        return ValuesOnRead(typers, raw) if type(raw) is dict else typed_values(fields, raw)
+
+    return typing
+
+
+_ABSENT = object()
+
+
+class ValuesOnRead(Mapping[str, Value]):
+    """A record's values typed one by one as a rule reads them (`typed_on_read`).
+
+    The ward queue's row reads two or three fields of a vital signs record (its
+    time point, the administration it follows) and a rebuild derives every
+    participant's row: typing the other values (temperature, pulse, pressures,
+    saturation: a `Decimal` each) was a third of the derive. A value, once typed,
+    is kept; a blank (nothing, "" or []) is None, as `typed_values` gives it."""
+
+    __slots__ = ("_raw", "_typed", "_typers")
+
+    def __init__(self, typers: Mapping[str, Callable[[Any], Value]], raw: dict[str, Any]) -> None:
+        self._typers = typers
+        self._raw = raw
+        self._typed: dict[str, Value] = {}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        hit = self._typed.get(name, _ABSENT)
+        if hit is not _ABSENT:
+            return hit
+        value = self._raw.get(name, _ABSENT)
+        if value is _ABSENT:
+            return default
+        typed = self._typed[name] = (
+            None if value is None or value == "" or value == [] else self._typers.get(name, _as_text)(value)
+        )
+        return typed
+
+    def __getitem__(self, name: str) -> Value:
+        if name not in self._raw:
+            raise KeyError(name)
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return f"ValuesOnRead({dict(self.items())!r})"
 
 
 _TYPERS: dict[int, tuple[Mapping[str, Mapping[str, Any]], dict[str, Callable[[Any], Value]]]] = {}

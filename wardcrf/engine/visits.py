@@ -384,6 +384,24 @@ def owed(
     return out
 
 
+_CAN_OWE: dict[int, tuple[Model, bool]] = {}
+
+
+def can_owe(model: Model) -> bool:
+    """Whether a visit per administration of `model` can owe a form (`owed`): one lists a required form
+    that is not its administration's own item. When none can, `owed` is empty whatever the records and
+    occurrences, and the ward queue does not build the occurrences for it. Worked out once per model."""
+    return memo.once_per(
+        _CAN_OWE,
+        model,
+        lambda: any(
+            e.required and e.form not in _administration_items(model, v)
+            for v in declared(model)
+            for e in v.forms
+        ),
+    )
+
+
 def _administration_items(model: Model, v: PerAdministration) -> set[str]:
     """The forms of visit `v` that are its administration's own items, never owed by the visit: the
     administration's recording form and the dose assessments' forms (`owed`)."""
@@ -627,7 +645,7 @@ def dated(
 def first_dose(model: Model, records: Mapping[str, Sequence[Rec]]) -> datetime | None:
     """The `first_dose` anchor: the earliest start of an administration given (a record of a regimen's
     recording form with a start, not marked not given), or None before any (`timeline` counts the same)."""
-    starts = _administration_starts(model, records)
+    starts = administration_starts(model, records)
     return min(starts) if starts else None
 
 
@@ -750,7 +768,7 @@ def anchor_words(name: str) -> str:
     return ANCHOR_WORDS.get(name, name.replace("_", " "))
 
 
-def _administration_starts(model: Model, records: Mapping[str, Sequence[Rec]]) -> list[datetime]:
+def administration_starts(model: Model, records: Mapping[str, Sequence[Rec]]) -> list[datetime]:
     """The start of every administration recorded as given (not `not_given`), of any regimen."""
     roles = {str(a.record.get("form")): a.record for r in model.regimens.values() for a in r.administrations}
     starts: list[datetime] = []
@@ -824,7 +842,11 @@ def _dated_value(value: Any) -> date | datetime | None:
 
 
 def timeline(
-    model: Model, snap: Snapshot, *, course_end: date | None = None
+    model: Model,
+    snap: Snapshot,
+    *,
+    course_end: date | None = None,
+    starts: Sequence[datetime] | None = None,
 ) -> dict[str, date | datetime | None]:
     """The participant's anchors: `snap.anchors` (what the ward knows: consent, enrollment, randomization)
     with those the records in `snap` give.
@@ -835,13 +857,17 @@ def timeline(
       treatment, a local date): the latest start, and `course_end`;
     * each `[[anchors]]`: `field` of the first record (`pick = "last"`: the last, by record date) of `form`
       whose `where` holds and whose field holds a date or datetime; blank until one does.
+
+    `starts`: `administration_starts(model, snap.records)`, when the caller has them (the ward queue asks
+    the timeline twice of the same records: before and after the course's end is known).
     """
     out: dict[str, date | datetime | None] = dict(snap.anchors)
     el = model.data.get("eligibility", {})
     held = snap.records.get(str(el.get("form", "")), ())
     if "screening" not in out and held:
         out["screening"] = _dated_value(held[-1].values.get(str(el.get("date", ""))))
-    starts = _administration_starts(model, snap.records)
+    if starts is None:
+        starts = administration_starts(model, snap.records)
     out["first_dose"] = min(starts) if starts else None  # `first_dose`, from the starts in hand
     if course_end is not None:
         out["last_dose"] = max(starts) if starts else None

@@ -1668,7 +1668,10 @@ def _visit_due(
     def midnight(day: date) -> datetime:
         return datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
 
-    found = visits.occurrences(m, placed, tz, arm=arm)  # read by both kinds of visit
+    # The occurrences, read by both kinds of visit: built here when a visit per administration can owe a
+    # form; else (a daily dose's visit listing only the dose's own items) `owed` is empty whatever they are,
+    # and the calendar lines build them only when a calendar visit is placed.
+    found = visits.occurrences(m, placed, tz, arm=arm) if visits.can_owe(m) else None
     for line in _calendar_lines(m, placed, records, snap, _END_OF_TIME, tz, arm, ended, found):
         if line["owed"] and line.get("window"):
             first, last = (date.fromisoformat(d) for d in line["window"])
@@ -1776,7 +1779,8 @@ def queue_row(store: Store, proto: Protocol, p: Participant, reads: QueueReads |
     snap = Snapshot(
         records=records, now=datetime.now(UTC), zone=tz, anchors=anchors, anchor_day=m.calendar.anchor_day
     )
-    snap = replace(snap, anchors=visits.timeline(m, snap))
+    starts = visits.administration_starts(m, records)  # the timeline's, asked twice below
+    snap = replace(snap, anchors=visits.timeline(m, snap, starts=starts))
     ended = _ended(m, records, tz)
     no_visits = ended.study_over and ended.treatment_end is None  # as `summary` lists them
     if (
@@ -1810,7 +1814,7 @@ def queue_row(store: Store, proto: Protocol, p: Participant, reads: QueueReads |
                     given.append(st.slot.number)
     owed = len(gates.vitals_owed(m, snap, sorted(given)))
     course_end = _course_end(placed_all, ended, tz)
-    dated_snap = replace(snap, anchors=visits.timeline(m, snap, course_end=course_end))
+    dated_snap = replace(snap, anchors=visits.timeline(m, snap, course_end=course_end, starts=starts))
     visit_due = None if no_visits else _visit_due(m, placed_all, records, dated_snap, tz, arm, ended)
     if first is None:
         return QueueRow(None, None, owed, visit_due)
