@@ -1106,3 +1106,11 @@ CREATE INDEX ward_queue_visits ON ward_queue (visit_due) WHERE visit_due IS NOT 
 -- PostgreSQL hub applies its migrations when it is made (`hub init --database`), never when it opens, so a
 -- migration there would re-derive nothing; a hub database made before this change keeps such a row until
 -- that participant's next record arrives (its `db rebuild` is refused, docs/hub-postgres.md).
+
+-- migration: 0590-coldchain-excursions-source
+-- A cold-chain reading's or a receipt's excursions are found by the record that raised them: each manual
+-- reading and each receipt (and each correction of one) first deletes the excursions its record raised before
+-- (`DELETE FROM cc_excursions WHERE source_event = ?`, wardcrf/coldchain/projections.py), which without
+-- this index read every excursion of the site, once per reading: a cost that grew with the site's
+-- history, in every `db rebuild` and hub import. A projection's index: nothing to fill.
+CREATE INDEX cc_excursions_source ON cc_excursions (source_event);

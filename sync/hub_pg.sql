@@ -892,3 +892,8 @@ END
 $$;
 CREATE TRIGGER protocols_one_active BEFORE INSERT OR UPDATE OF active ON protocols
     FOR EACH ROW EXECUTE FUNCTION protocols_one_active();
+
+-- migration: 0015-coldchain-excursions-source
+-- wardcrf/schema.sql's 0590: the excursions a cold-chain record raised, found by that record (each reading
+-- and receipt deletes its own before writing them again), by an index, not a pass over every excursion.
+CREATE INDEX cc_excursions_source ON cc_excursions (source_event);
