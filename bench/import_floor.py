@@ -1,7 +1,7 @@
 """The hub import's floors, and its cost per event at scale, each beside `sha256sum` in one loop (issue 19).
 
     python bench/import_floor.py floors [--engine sqlcipher|postgresql] [--rounds 3] [--devices 10] [--events 2000]
-    python bench/import_floor.py scale [--rounds 2] [--sizes 10x2000,100x1000,100x10000]
+    python bench/import_floor.py scale [--engine sqlcipher|postgresql] [--rounds 2] [--sizes 10x2000,100x1000,100x10000]
 
 Issue 19 asks for a hub import within 15x `sha256sum`'s CPU. `import_ab.py` measures the
 import; this says how much of it any import must pay, on the same bundles (`import_ab`'s
@@ -38,7 +38,8 @@ floor and of the import is the client's plus the server's (as `import_ab.py` cou
 SQLCipher, whose engine runs in this process, the storage floor's CPU is also given table by table,
 and its COMMITs apart.
 
-`scale` — the real import on SQLCipher at each size (devices x events per device), one fresh
+`scale` — the real import on SQLCipher (or, with `--engine postgresql`, a fresh database of one throwaway
+server, fsync on, its CPU the client's plus the server's as `floors` counts it) at each size (devices x events per device), one fresh
 interpreter per run, alternated with `sha256sum` (which goes first flips each round). The
 import is called twice: the first bundle alone, then the rest. The rest's CPU per bundle is
 the per-bundle cost; the first call's CPU minus one bundle's is what a process pays once on
@@ -424,8 +425,8 @@ def once_floors(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def once_scale(devices: int, events: int, order: str) -> dict[str, float]:
-    from import_ab import _children_cpu
+def once_scale(devices: int, events: int, order: str, dsn: str = "", pid: int = 0) -> dict[str, float]:
+    from import_ab import _children_cpu, _server_cpu
     from wardcrf.sync import hub
 
     from wardcrf import features
@@ -434,7 +435,7 @@ def once_scale(devices: int, events: int, order: str) -> dict[str, float]:
     startup = time.process_time()  # the interpreter and the modules imported before any work
     root = Path(tempfile.mkdtemp(prefix="bench-import-scale-"))
     try:
-        hs = _hub(root / "hub", "")
+        hs = _hub(root / "hub", dsn)
         try:
             files, _ = _seal_bundles(root, [hs], devices, events)
             out: dict[str, float] = {"events": float(devices * events), "startup_cpu": startup}
@@ -444,13 +445,20 @@ def once_scale(devices: int, events: int, order: str) -> dict[str, float]:
                     subprocess.run(["sha256sum", *map(str, files)], check=True, capture_output=True)
                     out["sha_cpu"], out["sha_wall"] = _children_cpu() - c0, time.perf_counter() - w0
                     continue
-                marks = [(time.process_time(), time.perf_counter())]
+                # On PostgreSQL each mark adds the server's CPU (read after its helpers finish, outside the wall).
+                server = [_server_cpu(pid) if pid else 0.0]
+                marks = [(time.process_time() + server[0], time.perf_counter())]
                 for part in (files[:1], files[1:]):
                     for item in hub.import_files(hs, part):
                         assert item.result is not None and item.result.outcome.status == "applied", (
                             item.refused
                         )
-                    marks.append((time.process_time(), time.perf_counter()))
+                    c, w = time.process_time(), time.perf_counter()
+                    if pid:
+                        time.sleep(0.2)  # the server's helpers finish what the commits started
+                        server.append(_server_cpu(pid))
+                    marks.append((c + (server[-1] if pid else 0.0), w))
+                out["server_cpu"] = server[-1] - server[0]
                 (c0, w0), (c1, w1), (c2, w2) = marks
                 per_bundle_cpu, per_bundle_wall = (c2 - c1) / (devices - 1), (w2 - w1) / (devices - 1)
                 out["cpu"], out["wall"] = c2 - c0, w2 - w0
@@ -534,14 +542,35 @@ def floors(engine: str, rounds: int, devices: int, events: int) -> None:
             pgserver.stop(server)
 
 
-def scale(rounds: int, sizes: list[tuple[int, int]]) -> None:
+def scale(rounds: int, sizes: list[tuple[int, int]], engine: str = "sqlcipher") -> None:
+    server = None
+    if engine == "postgresql":
+        import pgserver
+
+        server = pgserver.start(durable=True)
+    try:
+        _scale(rounds, sizes, engine, server)
+    finally:
+        if server is not None:
+            import pgserver
+
+            pgserver.stop(server)
+
+
+def _scale(rounds: int, sizes: list[tuple[int, int]], engine: str, server: Any) -> None:
     got: dict[tuple[int, int], list[dict[str, float]]] = {s: [] for s in sizes}
     loads: dict[tuple[int, int], list[float]] = {s: [] for s in sizes}
     for r in range(rounds):
         for devices, events in sizes:
             order = "sha,import" if r % 2 == 0 else "import,sha"
+            args = ["once-scale", str(devices), str(events), order]
+            if server is not None:  # a fresh database each run, dropped with the server at the end
+                args += [
+                    server.new_database(),
+                    (server.root / "data" / "postmaster.pid").read_text().split()[0],
+                ]
             load0 = os.getloadavg()[0]
-            got[(devices, events)].append(_run(["once-scale", str(devices), str(events), order]))
+            got[(devices, events)].append(_run(args))
             loads[(devices, events)] += [load0, os.getloadavg()[0]]
             print(
                 devices,
@@ -553,7 +582,8 @@ def scale(rounds: int, sizes: list[tuple[int, int]]) -> None:
                 flush=True,
             )
     print(
-        f"hub import on SQLCipher at each size, {rounds} rounds, sha256sum alternated (first each other round)"
+        f"hub import on {engine} at each size, {rounds} rounds, sha256sum alternated (first each other round)"
+        + ("; CPU = client + server (fsync on)" if server is not None else "")
     )
     for s in sizes:
         runs, n = got[s], s[0] * s[1]
@@ -569,7 +599,12 @@ def scale(rounds: int, sizes: list[tuple[int, int]]) -> None:
             f" once per process {statistics.median(x['fixed_cpu'] for x in runs):.2f} s CPU"
             f" ({fixed}), startup {statistics.median(x['startup_cpu'] for x in runs):.2f} s;"
             f" sha256sum {statistics.median(x['sha_cpu'] for x in runs) / n * 1e6:.2f} µs/event;"
-            f" load {min(loads[s]):.1f}-{max(loads[s]):.1f}"
+            + (
+                f" server {statistics.median(x['server_cpu'] for x in runs) / n * 1e6:.1f} µs/event;"
+                if server is not None
+                else ""
+            )
+            + f" load {min(loads[s]):.1f}-{max(loads[s]):.1f}"
         )
 
 
@@ -583,7 +618,8 @@ def main() -> None:
         print(json.dumps(once_floors(a[1], int(a[2]), int(a[3]), a[4], dsns, pid)))
         return
     if a and a[0] == "once-scale":
-        print(json.dumps(once_scale(int(a[1]), int(a[2]), a[3])))
+        dsn, pid = (a[4], int(a[5])) if len(a) > 4 else ("", 0)
+        print(json.dumps(once_scale(int(a[1]), int(a[2]), a[3], dsn, pid)))
         return
     opts = dict(zip(a[1::2], a[2::2], strict=False))
     if a and a[0] == "floors":
@@ -599,7 +635,7 @@ def main() -> None:
             tuple(int(x) for x in s.split("x"))
             for s in opts.get("--sizes", "10x2000,100x1000,100x10000").split(",")
         ]
-        scale(int(opts.get("--rounds", 2)), [(s[0], s[1]) for s in sizes])
+        scale(int(opts.get("--rounds", 2)), [(s[0], s[1]) for s in sizes], opts.get("--engine", "sqlcipher"))
         return
     raise SystemExit(__doc__)
 
