@@ -24,7 +24,7 @@ from wardcrf import devicekeys, gcfreeze, ingest, projections, protocol, records
 from wardcrf.errors import ColumnTypeError, InternalError, Refused, UsageError, WardError
 from wardcrf.site import DEFAULT_ZONE, InitResult, Session, Site
 from wardcrf.sqlstore import SqlStore
-from wardcrf.store import Store
+from wardcrf.store import LARGE_PAGE_CACHE_KIB, Store
 
 from . import bundle, engine, hublog, outbox, receipts, registry
 from .pgstore import PgStore
@@ -231,9 +231,9 @@ def import_bundle(
 
 def _import_pragmas(store: SqlStore) -> None:
     # A hub's indexes outgrow SQLite's default 2 MB page cache after a few
-    # hundred thousand events; 256 MB keeps large imports off the disk.
+    # hundred thousand events; 256 MB keeps large imports off the disk (the hub's process keeps it).
     if isinstance(store, Store):
-        store.execute("PRAGMA cache_size = -262144")
+        store.execute(f"PRAGMA cache_size = {-LARGE_PAGE_CACHE_KIB}")
         # A value its PostgreSQL column would refuse (a forged record's "fast" for a pulse) is refused
         # here too, with PostgreSQL's words (`Store.check_value_types`): the engines agree on a bundle.
         # The projections' tables, not the derived ones (ward queue, counters, readings index): those

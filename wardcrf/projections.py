@@ -177,7 +177,7 @@ def replay(store: Store, lines: Any, on_progress: Callable[[int], None] | None =
 def rebuild(store: Store, on_progress: Callable[[int], None] | None = None) -> int:
     """Clear and re-derive every projection table from the log, in one transaction."""
     _require_log_order(store, "nothing was rebuilt")
-    with store.transaction():
+    with store.large_page_cache(), store.transaction():
         for table in existing_tables(store):
             store.execute(f"DELETE FROM [{table}]")
         lines = (r[0] for r in store.conn.execute("SELECT line FROM events ORDER BY pos"))
